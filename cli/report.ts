@@ -1,0 +1,53 @@
+import type { TableOutcome } from '../lambdas/shared/locks.js';
+import type { StepEvent } from '../local/workflow.js';
+
+const formatBytes = (bytes: number) =>
+  bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
+
+export const formatNumber = (n: number) => n.toLocaleString('en-US');
+
+/** Prints a table's progress at most every `intervalMs` (and each failure), so a long run shows it is moving. */
+export function progressPrinter(
+  write: (line: string) => void,
+  intervalMs = 1000,
+): (event: StepEvent) => void {
+  const lastPrinted = new Map<string, number>();
+  return (event) => {
+    const payload = event.payload as { database?: string; table?: string };
+    const label = `${payload.database}/${payload.table}`;
+    if (event.error) {
+      write(`  ${label}: ${event.functionName} failed: ${event.error.name}`);
+      return;
+    }
+    if (event.functionName !== 'delete') return;
+    const now = Date.now();
+    if (now - (lastPrinted.get(label) ?? 0) < intervalMs) return;
+    lastPrinted.set(label, now);
+    const { progress } = event.result as { progress: { batches: number; rows: number } };
+    write(`  ${label}: ${progress.batches} batches, ${formatNumber(progress.rows)} rows archived so far`);
+  };
+}
+
+export interface TableReport {
+  outcome: TableOutcome;
+  rowsKept?: number;
+  archiveLocation?: string;
+}
+
+export function formatSummary(reports: TableReport[], seconds: number): string {
+  const lines = [`Summary (${seconds.toFixed(1)} s):`];
+  for (const { outcome, rowsKept, archiveLocation } of reports) {
+    const rate = seconds > 0 ? Math.round(outcome.rowsArchived / seconds) : 0;
+    lines.push(
+      `  ${outcome.database}/${outcome.table}: ${outcome.status}${outcome.reason ? ` (${outcome.reason})` : ''}`,
+    );
+    lines.push(
+      `    archived ${formatNumber(outcome.rowsArchived)} rows in ${outcome.batches} objects, ${formatBytes(outcome.bytesArchived)}` +
+        (rowsKept === undefined ? '' : `; kept ${formatNumber(rowsKept)} rows`) +
+        ` (~${formatNumber(rate)} rows/s)${outcome.budgetReached ? '; batch budget reached, the next run continues' : ''}`,
+    );
+    if (outcome.error) lines.push(`    error: ${outcome.error}`);
+    if (archiveLocation) lines.push(`    archives: ${archiveLocation}`);
+  }
+  return lines.join('\n');
+}

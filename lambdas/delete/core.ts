@@ -1,0 +1,102 @@
+import { deleteTransactionStatus, recordCommitted, tableLabel, withdrawBatch } from '../shared/batch.js';
+import { resolveTable } from '../shared/config.js';
+import { inTransaction } from '../shared/db.js';
+import type { StepDeps } from '../shared/deps.js';
+import { InvalidInputError, RowsChangedError } from '../shared/errors.js';
+import type { InFlight } from '../shared/locks.js';
+import { rowDigestFromSql } from '../shared/row-digest.js';
+import {
+  batchPredicateSql,
+  describeTable,
+  digestSelectSql,
+  qualifiedName,
+  rowLineSql,
+} from '../shared/table-sql.js';
+import type { DeleteInput, DeleteOutput } from './schema.js';
+
+class DigestMismatch extends Error {}
+
+/**
+ * Delete: in one transaction, deletes the verified batch's rows by a predicate that includes the cut-off day window
+ * and the key range, digesting exactly the rows it deleted (DELETE ... RETURNING). It commits only if count and
+ * digest equal the verified figures and the lease is still held; before COMMIT it stores the transaction id, so a
+ * later attempt can tell whether a delete whose acknowledgement was lost committed.
+ */
+export async function deleteBatch(input: DeleteInput, deps: StepDeps): Promise<DeleteOutput> {
+  const started = Date.now();
+  const state = await deps.locks.get(input.database, input.table);
+  const inFlight = state.inFlight;
+  if (!inFlight || !['verified', 'deleting'].includes(inFlight.stage)) {
+    throw new InvalidInputError(`no verified batch is in flight for ${input.database}/${input.table}`);
+  }
+  const done = (rowsDeleted: number): DeleteOutput => ({
+    archiveKey: inFlight.archiveKey,
+    rowsDeleted,
+    progress: {
+      batches: input.progress.batches + 1,
+      rows: input.progress.rows + rowsDeleted,
+      bytes: input.progress.bytes + inFlight.figures.compressedBytes,
+    },
+  });
+  const table = resolveTable(deps.config, input.database, input.table);
+  const db = await deps.database(input.database);
+  const expected = inFlight.figures;
+
+  const outcome = await db.withConnection(async (client) => {
+    if (inFlight.stage === 'deleting' && inFlight.deleteXid) {
+      // A previous attempt reached COMMIT; its outcome decides whether there is anything left to do.
+      if ((await deleteTransactionStatus(client, inFlight.deleteXid)) === 'committed')
+        return 'committed-before' as const;
+    }
+    const shape = await describeTable(client, table);
+    try {
+      await inTransaction(client, async () => {
+        const xid = await client.query<{ xid: string }>('SELECT pg_current_xact_id()::text AS xid');
+        const deleted = await client.query<{ rows: string; hi: string; lo: string }>(
+          `WITH deleted AS (
+             DELETE FROM ${qualifiedName(shape)} AS t WHERE ${batchPredicateSql(shape, inFlight.bounds)}
+             RETURNING md5(${rowLineSql(shape)}) AS h)
+           ${digestSelectSql('SELECT h FROM deleted')}`,
+        );
+        const row = deleted.rows[0] ?? { rows: '0', hi: '0', lo: '0' };
+        if (Number(row.rows) !== expected.rowCount || rowDigestFromSql(row) !== expected.rowDigest) {
+          throw new DigestMismatch(
+            `would delete ${row.rows} rows, the verified archive holds ${expected.rowCount}`,
+          );
+        }
+        const deleting: InFlight = { ...inFlight, stage: 'deleting', deleteXid: xid.rows[0]?.xid };
+        // Conditional on the lease: a holder whose lease was taken over fails here and rolls back (fencing).
+        await deps.locks.setInFlight(
+          input.database,
+          input.table,
+          input.lease,
+          deps.config.defaults.leaseSeconds,
+          deleting,
+          ['verified', 'deleting'],
+        );
+        await deps.fault('delete:beforeCommit');
+      });
+      return 'committed' as const;
+    } catch (error) {
+      if (error instanceof DigestMismatch) return error;
+      throw error;
+    }
+  });
+
+  if (outcome instanceof DigestMismatch) {
+    deps.telemetry.metric('RowsChanged', 'Count', 1, tableLabel(input));
+    await withdrawBatch(deps, input, inFlight, 'rows-changed');
+    throw new RowsChangedError(
+      `rows of ${input.database}/${input.table} changed after verification (${outcome.message}); rolled back, archive withdrawn`,
+    );
+  }
+  await deps.fault('delete:afterCommit');
+  await recordCommitted(deps, input, { ...inFlight, stage: 'deleting' });
+  deps.telemetry.metric('DeleteDuration', 'Milliseconds', Date.now() - started, tableLabel(input));
+  deps.telemetry.info('batch deleted', {
+    ...tableLabel(input),
+    rows: expected.rowCount,
+    archiveKey: inFlight.archiveKey,
+  });
+  return done(expected.rowCount);
+}

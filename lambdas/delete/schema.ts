@@ -1,0 +1,13 @@
+import { z } from 'zod';
+import { ProgressSchema, TableTaskSchema } from '../shared/table-task.js';
+
+export const DeleteInputSchema = TableTaskSchema.extend({ progress: ProgressSchema });
+export type DeleteInput = z.infer<typeof DeleteInputSchema>;
+
+export const DeleteOutputSchema = z.object({
+  archiveKey: z.string(),
+  rowsDeleted: z.number().int().nonnegative(),
+  /** The table's running totals for this execution, including this batch. */
+  progress: ProgressSchema,
+});
+export type DeleteOutput = z.infer<typeof DeleteOutputSchema>;

@@ -1,0 +1,256 @@
+import { randomUUID } from 'node:crypto';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import type pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
+import {
+  archiveKey,
+  type BatchBounds,
+  FORMAT_VERSION,
+  type Manifest,
+  manifestKeyFor,
+  stagingKey,
+  TOOL_NAME,
+  TOOL_VERSION,
+} from '../shared/archive-format.js';
+import { ByteFigures, CopyToJsonLines } from '../shared/archive-stream.js';
+import {
+  deleteTransactionStatus,
+  digestBatchInDatabase,
+  recordCommitted,
+  tableLabel,
+  tableLocation,
+  withdrawBatch,
+} from '../shared/batch.js';
+import { resolveTable } from '../shared/config.js';
+import type { StepDeps } from '../shared/deps.js';
+import type { InFlight } from '../shared/locks.js';
+import {
+  batchPredicateSql,
+  dayWindowSql,
+  describeTable,
+  keyOrderSql,
+  keyTextSql,
+  qualifiedName,
+  quoteIdent,
+  rowLineSql,
+  type TableShape,
+  timestampAsInstantSql,
+} from '../shared/table-sql.js';
+import type { ExportInput, ExportOutput } from './schema.js';
+
+const DAY_MS = 86_400_000;
+/** Rows before year 1 AD or at -infinity have no calendar day to partition by; they are never eligible. */
+const EARLIEST = '0001-01-01T00:00:00Z';
+
+/**
+ * Export: finishes or undoes a batch an earlier attempt left in flight, then streams the next batch of eligible
+ * rows (one UTC day of the timestamp column, the first `batchSize` keys of it) through gzip into a staging object,
+ * measuring everything the later steps check. Rows never pass through memory as a whole.
+ */
+export async function exportBatch(input: ExportInput, deps: StepDeps): Promise<ExportOutput> {
+  const table = resolveTable(deps.config, input.database, input.table);
+  const db = await deps.database(input.database);
+  const state = await deps.locks.get(input.database, input.table);
+  if (state.inFlight) {
+    const resumed = await settleInFlight(input, deps, state.inFlight);
+    if (resumed) return resumed;
+  }
+  const started = Date.now();
+  return db.withConnection(async (client) => {
+    const shape = await describeTable(client, table);
+    const next = await nextBatchBounds(client, shape, input.cutoff, table.batchSize);
+    if (!next) return { status: 'empty' as const };
+    const location = tableLocation(deps.config, table);
+    const staging = stagingKey(location, next.day, next.bounds.firstKey);
+    const write = { storageClass: 'STANDARD' as const, kmsKeyId: deps.config.s3.kmsKeyId };
+
+    const copy = client.query(
+      copyTo(
+        `COPY (SELECT ${rowLineSql(shape)}, to_char(${timestampAsInstantSql(shape)} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+                 FROM ${qualifiedName(shape)} AS t WHERE ${batchPredicateSql(shape, next.bounds)}
+                ORDER BY ${keyOrderSql(shape)}) TO STDOUT (FORMAT binary)`,
+      ),
+    );
+    const lines = new CopyToJsonLines();
+    const compressed = new ByteFigures();
+    const flowing = pipeline(
+      copy,
+      lines,
+      createGzip({ level: deps.config.defaults.compressionLevel }),
+      compressed,
+    );
+    const upload = deps.store.putStream(staging, compressed, write);
+    try {
+      await Promise.all([flowing, upload]);
+    } catch (error) {
+      copy.destroy();
+      compressed.destroy();
+      throw error;
+    }
+    const content = lines.figures();
+    if (content.rows === 0) {
+      // The rows went away between choosing the batch and copying it.
+      await deps.store.deleteKeys([staging]);
+      return { status: 'empty' as const };
+    }
+    const figures = {
+      rowCount: content.rows,
+      contentSha256: content.contentSha256,
+      compressedSha256: compressed.sha256(),
+      uncompressedBytes: content.uncompressedBytes,
+      compressedBytes: compressed.bytes,
+      rowDigest: content.rowDigest,
+    };
+    const dataKey = archiveKey(location, next.day, figures.contentSha256);
+    const manifest: Manifest = {
+      formatVersion: FORMAT_VERSION,
+      tool: { name: TOOL_NAME, version: TOOL_VERSION },
+      database: table.database,
+      schema: table.schema,
+      table: table.name,
+      columns: shape.columns,
+      keyColumns: shape.keyColumns.map((c) => c.name),
+      timestampColumn: shape.timestampColumn.name,
+      timestampType: shape.timestampKind,
+      timestampTimeZone: shape.timestampTimeZone,
+      day: next.day,
+      cutoff: input.cutoff,
+      bounds: next.bounds,
+      keyRange: { first: next.bounds.firstKey, last: next.bounds.lastKey },
+      timestampRange: { min: lines.minTimestamp ?? '', max: lines.maxTimestamp ?? '' },
+      figures,
+      compression: { format: 'gzip', level: deps.config.defaults.compressionLevel },
+      encoding: 'jsonl-pg-text',
+      runId: input.runId,
+      exportedAt: deps.now().toISOString(),
+      dataKey,
+    };
+    await deps.store.putText(manifestKeyFor(staging), JSON.stringify(manifest, null, 2), write);
+    await deps.fault('export:afterStaging');
+    const inFlight: InFlight = {
+      stage: 'exported',
+      batchId: randomUUID(),
+      runId: input.runId,
+      day: next.day,
+      cutoff: input.cutoff,
+      stagingKey: staging,
+      archiveKey: dataKey,
+      bounds: next.bounds,
+      figures,
+    };
+    await deps.locks.setInFlight(
+      input.database,
+      input.table,
+      input.lease,
+      deps.config.defaults.leaseSeconds,
+      inFlight,
+      'none',
+    );
+    deps.telemetry.metric('ExportDuration', 'Milliseconds', Date.now() - started, tableLabel(input));
+    deps.telemetry.info('batch exported', {
+      ...tableLabel(input),
+      day: next.day,
+      rows: figures.rowCount,
+      bytes: figures.compressedBytes,
+    });
+    return {
+      status: 'exported' as const,
+      day: next.day,
+      rows: figures.rowCount,
+      compressedBytes: figures.compressedBytes,
+      stagingKey: staging,
+      archiveKey: dataKey,
+    };
+  });
+}
+
+/**
+ * A batch left in flight by a crashed or failed attempt. Exported-only batches are discarded (nothing was
+ * published). Uploaded or verified ones are resumed. A batch whose delete was underway is looked up by its
+ * transaction id: committed means it is recorded, otherwise it is resumed, or withdrawn if its rows changed.
+ */
+async function settleInFlight(
+  input: ExportInput,
+  deps: StepDeps,
+  inFlight: InFlight,
+): Promise<ExportOutput | undefined> {
+  const resume: ExportOutput = {
+    status: 'resumed',
+    day: inFlight.day,
+    rows: inFlight.figures.rowCount,
+    compressedBytes: inFlight.figures.compressedBytes,
+    stagingKey: inFlight.stagingKey,
+    archiveKey: inFlight.archiveKey,
+  };
+  if (inFlight.stage === 'exported') {
+    await withdrawBatch(deps, input, inFlight, 'discarded');
+    return undefined;
+  }
+  if (inFlight.stage === 'uploaded' || inFlight.stage === 'verified') return resume;
+  const table = resolveTable(deps.config, input.database, input.table);
+  const db = await deps.database(input.database);
+  const settled = await db.withConnection(async (client) => {
+    const status = inFlight.deleteXid ? await deleteTransactionStatus(client, inFlight.deleteXid) : 'aborted';
+    if (status !== 'unknown') return status;
+    const now = await digestBatchInDatabase(client, await describeTable(client, table), inFlight.bounds);
+    if (now.rows === 0) return 'committed';
+    return now.rows === inFlight.figures.rowCount && now.rowDigest === inFlight.figures.rowDigest
+      ? 'aborted'
+      : 'changed';
+  });
+  if (settled === 'committed') {
+    await recordCommitted(deps, input, inFlight);
+    return undefined;
+  }
+  if (settled === 'changed') {
+    await withdrawBatch(deps, input, inFlight, 'rows-changed');
+    return undefined;
+  }
+  await deps.locks.setInFlight(
+    input.database,
+    input.table,
+    input.lease,
+    deps.config.defaults.leaseSeconds,
+    {
+      ...inFlight,
+      stage: 'verified',
+      deleteXid: undefined,
+    },
+    ['deleting'],
+  );
+  return resume;
+}
+
+/** The oldest eligible UTC day, and the key range of its first `batchSize` rows in key order. */
+export async function nextBatchBounds(
+  client: pg.ClientBase,
+  shape: TableShape,
+  cutoff: string,
+  batchSize: number,
+): Promise<{ day: string; bounds: BatchBounds } | undefined> {
+  const cutoffIso = new Date(cutoff).toISOString();
+  const oldest = await client.query<{ day: string | null }>(
+    `SELECT to_char(min(${timestampAsInstantSql(shape)}) AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day
+       FROM ${qualifiedName(shape)} AS t WHERE ${dayWindowSql(shape, EARLIEST, cutoffIso)}`,
+  );
+  const day = oldest.rows[0]?.day;
+  if (!day) return undefined;
+  const dayStart = Date.parse(`${day}T00:00:00Z`);
+  const from = new Date(dayStart).toISOString();
+  const to = new Date(Math.min(dayStart + DAY_MS, Date.parse(cutoffIso))).toISOString();
+  const keyColumns = shape.keyColumns.map((c) => `t.${quoteIdent(c.name)}`).join(', ');
+  const range = await client.query<{ first: string[] | null; last: string[] | null }>(
+    `WITH batch AS MATERIALIZED (
+       SELECT ${keyColumns} FROM ${qualifiedName(shape)} AS t
+        WHERE ${dayWindowSql(shape, from, to)}
+        ORDER BY ${keyOrderSql(shape)} LIMIT $1)
+     SELECT (SELECT ${keyTextSql(shape, 'b')} FROM batch AS b ORDER BY ${keyOrderSql(shape, 'ASC', 'b')} LIMIT 1) AS first,
+            (SELECT ${keyTextSql(shape, 'b')} FROM batch AS b ORDER BY ${keyOrderSql(shape, 'DESC', 'b')} LIMIT 1) AS last`,
+    [batchSize],
+  );
+  const first = range.rows[0]?.first;
+  const last = range.rows[0]?.last;
+  if (!first || !last) return undefined;
+  return { day, bounds: { from, to, firstKey: first, lastKey: last } };
+}

@@ -1,0 +1,20 @@
+import { z } from 'zod';
+import { TableTaskSchema } from '../shared/table-task.js';
+
+export const ExportInputSchema = TableTaskSchema;
+export type ExportInput = z.infer<typeof ExportInputSchema>;
+
+/** Pointers and counts only: the rows stay in S3. */
+export const ExportOutputSchema = z.discriminatedUnion('status', [
+  z.object({ status: z.literal('empty') }),
+  z.object({
+    /** `resumed`: a batch left in flight by an earlier attempt is carried on instead of exporting a new one. */
+    status: z.enum(['exported', 'resumed']),
+    day: z.string(),
+    rows: z.number().int().positive(),
+    compressedBytes: z.number().int().positive(),
+    stagingKey: z.string(),
+    archiveKey: z.string(),
+  }),
+]);
+export type ExportOutput = z.infer<typeof ExportOutputSchema>;

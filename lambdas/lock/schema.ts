@@ -1,0 +1,29 @@
+import { z } from 'zod';
+import { LeaseSchema } from '../shared/locks.js';
+import { ProgressSchema } from '../shared/table-task.js';
+
+const TableSchema = z.object({
+  runId: z.string().min(1),
+  database: z.string().min(1),
+  table: z.string().min(1),
+});
+
+export const LockInputSchema = z.discriminatedUnion('action', [
+  TableSchema.extend({ action: z.literal('acquire'), owner: z.string().min(1) }),
+  TableSchema.extend({
+    action: z.literal('release'),
+    lease: LeaseSchema,
+    progress: ProgressSchema,
+    budgetReached: z.boolean().default(false),
+    /** The Catch output ({Error, Cause}) when the table's run failed. */
+    error: z.object({ Error: z.string(), Cause: z.string().optional() }).optional(),
+  }),
+]);
+export type LockInput = z.infer<typeof LockInputSchema>;
+
+export const LockOutputSchema = z.union([
+  z.object({ acquired: z.literal(true), lease: LeaseSchema, expiresAt: z.number() }),
+  z.object({ acquired: z.literal(false), holder: z.string(), expiresAt: z.number() }),
+  z.object({ released: z.boolean(), status: z.enum(['succeeded', 'failed']) }),
+]);
+export type LockOutput = z.infer<typeof LockOutputSchema>;

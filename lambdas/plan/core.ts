@@ -1,0 +1,63 @@
+import { formatIssues, tableRef } from '../shared/config.js';
+import type { StepDeps } from '../shared/deps.js';
+import { ConfigError } from '../shared/errors.js';
+import { type Lane, type PlanInput, type PlanOutput, RunRequestSchema } from './schema.js';
+
+const DAY_MS = 86_400_000;
+/** Keeps the plan well inside the 256 KiB Step Functions payload limit, with room for the rest of the state. */
+export const MAX_PLAN_BYTES = 160 * 1024;
+
+/**
+ * Plan: applies the execution input's filters to the validated config, computes each table's cut-off from the
+ * execution's start time (so every retry of a step sees the same cut-off), and deals each database's tables into at
+ * most `maxConnections` lanes. Lanes run in parallel, tables within a lane one after another, which caps the
+ * connections the run opens per database whatever the global concurrency.
+ */
+export async function planRun(input: PlanInput, deps: StepDeps): Promise<PlanOutput> {
+  const parsed = RunRequestSchema.safeParse(input.request ?? {});
+  if (!parsed.success) throw new ConfigError(`execution input is invalid:\n${formatIssues(parsed.error)}`);
+  const request = parsed.data;
+  const { config } = deps;
+  const start = Date.parse(input.startTime);
+
+  const databases = config.databases.filter((db) => !request.database || db.name === request.database);
+  if (request.database && databases.length === 0) {
+    throw new ConfigError(
+      `database "${request.database}" is not in the config (known: ${config.databases.map((d) => d.name).join(', ')})`,
+    );
+  }
+  const wanted = new Set(request.tables ?? []);
+  const lanes: Lane[] = [];
+  let tableCount = 0;
+  for (const db of databases) {
+    const tables = db.tables.filter((t) => wanted.size === 0 || wanted.has(tableRef(t)));
+    for (const t of tables) wanted.delete(tableRef(t));
+    const laneCount = Math.min(db.maxConnections, tables.length);
+    const dbLanes: Lane[] = Array.from({ length: laneCount }, () => ({ database: db.name, tables: [] }));
+    tables.forEach((t, i) => {
+      const retentionDays = t.retentionDays ?? config.defaults.retentionDays;
+      dbLanes[i % laneCount]?.tables.push({
+        table: tableRef(t),
+        cutoff: new Date(start - retentionDays * DAY_MS).toISOString(),
+      });
+    });
+    lanes.push(...dbLanes);
+    tableCount += tables.length;
+  }
+  if (wanted.size > 0) throw new ConfigError(`tables not in the config: ${[...wanted].join(', ')}`);
+  const plan: PlanOutput = {
+    runId: input.runId,
+    maxConcurrency: config.run.maxConcurrency,
+    maxBatches: config.defaults.maxBatchesPerRun,
+    tableCount,
+    lanes,
+  };
+  const bytes = Buffer.byteLength(JSON.stringify(plan));
+  if (bytes > MAX_PLAN_BYTES) {
+    throw new ConfigError(
+      `the plan for ${tableCount} tables is ${bytes} bytes, over ${MAX_PLAN_BYTES}; split the run by database`,
+    );
+  }
+  deps.telemetry.info('run planned', { runId: input.runId, tables: tableCount, lanes: lanes.length });
+  return plan;
+}

@@ -1,0 +1,8 @@
+import { stepHandler } from '../shared/handler.js';
+import { planRun } from './core.js';
+import { PlanInputSchema, PlanOutputSchema } from './schema.js';
+
+export const createHandler = (getDeps?: Parameters<typeof stepHandler>[3]) =>
+  stepHandler('plan', { input: PlanInputSchema, output: PlanOutputSchema }, planRun, getDeps);
+
+export const handler = createHandler();

@@ -1,0 +1,34 @@
+import { z } from 'zod';
+
+/** The archive execution's input, as an operator types it in the console; every field is optional. */
+export const RunRequestSchema = z
+  .object({
+    /** Only this database. */
+    database: z.string().min(1).optional(),
+    /** Only these tables ("schema.name"). */
+    tables: z.array(z.string().min(1)).min(1).optional(),
+  })
+  .strict();
+export type RunRequest = z.infer<typeof RunRequestSchema>;
+
+export const PlanInputSchema = z.object({
+  request: z.unknown(),
+  runId: z.string().min(1),
+  startTime: z.iso.datetime({ offset: true }),
+});
+export type PlanInput = z.infer<typeof PlanInputSchema>;
+
+export const LaneTableSchema = z.object({ table: z.string(), cutoff: z.string() });
+
+/** Tables of one database processed one after another; a database gets at most maxConnections lanes. */
+export const LaneSchema = z.object({ database: z.string(), tables: z.array(LaneTableSchema).min(1) });
+
+export const PlanOutputSchema = z.object({
+  runId: z.string(),
+  maxConcurrency: z.number().int().positive(),
+  maxBatches: z.number().int().positive(),
+  tableCount: z.number().int().nonnegative(),
+  lanes: z.array(LaneSchema),
+});
+export type PlanOutput = z.infer<typeof PlanOutputSchema>;
+export type Lane = z.infer<typeof LaneSchema>;

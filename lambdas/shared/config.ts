@@ -1,0 +1,231 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from './errors.js';
+
+/** PostgreSQL truncates identifiers to NAMEDATALEN-1 bytes; a longer name would silently address another object. */
+const pgIdentifier = z
+  .string()
+  .min(1, 'must not be empty')
+  .refine(
+    (name) => Buffer.byteLength(name, 'utf8') <= 63,
+    'must be at most 63 bytes (PostgreSQL NAMEDATALEN)',
+  )
+  .refine((name) => !name.includes('\u0000'), 'must not contain NUL');
+
+/** Names that end up in S3 keys, DynamoDB keys and metric dimensions stay within a safe alphabet. */
+const logicalName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/, 'must be 1-63 characters of A-Z, a-z, 0-9, "_" or "-"');
+
+/**
+ * Classes an archive can be written in: verify must read the object back at once, so archival classes
+ * (GLACIER, DEEP_ARCHIVE) are reached through lifecycle transitions, never written directly.
+ */
+const storageClasses = [
+  'STANDARD',
+  'STANDARD_IA',
+  'ONEZONE_IA',
+  'INTELLIGENT_TIERING',
+  'GLACIER_IR',
+] as const;
+
+export const S3ConfigSchema = z
+  .object({
+    /** Bucket name. In AWS the stack creates it (a generated name when omitted); locally it names the bucket. */
+    bucket: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be a valid S3 bucket name')
+      .optional(),
+    /** Key prefix for every object the archiver writes; empty, or ends with "/". */
+    prefix: z
+      .string()
+      .default('')
+      .refine(
+        (p) => p === '' || (p.endsWith('/') && !p.startsWith('/')),
+        'must be empty or end with "/" and not start with "/"',
+      )
+      .refine(
+        (p) => !p.split('/').some((part) => part === '..' || part === '.'),
+        'must not contain "." or ".." segments',
+      ),
+    storageClass: z.enum(storageClasses).default('STANDARD'),
+    /** KMS key id or ARN for SSE-KMS. When omitted, archives use the bucket's default encryption. */
+    kmsKeyId: z.string().min(1).optional(),
+  })
+  .strict();
+
+export const DefaultsSchema = z
+  .object({
+    retentionDays: z.number().int().min(1).max(36500).default(365),
+    batchSize: z.number().int().min(1).max(5_000_000).default(50_000),
+    /** Batches one table may archive in one execution; the next scheduled run continues. Bounds execution history. */
+    maxBatchesPerRun: z.number().int().min(1).max(2000).default(200),
+    /** gzip level of archive objects (1 fastest .. 9 smallest). */
+    compressionLevel: z.number().int().min(1).max(9).default(6),
+    /** Lease length; every batch renews it, so it only needs to cover one step. */
+    leaseSeconds: z.number().int().min(60).max(86_400).default(900),
+    /** Upper bound for any single archiver statement, so it never runs away on production. */
+    statementTimeoutSeconds: z.number().int().min(1).max(3600).default(600),
+    /** How long the delete waits for row locks before giving up, so the archiver never blocks writers for long. */
+    lockTimeoutSeconds: z.number().int().min(1).max(600).default(5),
+  })
+  .strict();
+
+export const TableConfigSchema = z
+  .object({
+    schema: pgIdentifier.default('public'),
+    name: pgIdentifier,
+    timestampColumn: pgIdentifier,
+    /** Zone in which a `timestamp without time zone` column is expressed. Ignored for timestamptz. */
+    timestampTimeZone: z.string().min(1).default('UTC'),
+    /** Key columns; defaults to the table's primary key. Must identify a row uniquely and be NOT NULL. */
+    keyColumns: z.array(pgIdentifier).min(1).max(8).optional(),
+    retentionDays: z.number().int().min(1).max(36500).optional(),
+    batchSize: z.number().int().min(1).max(5_000_000).optional(),
+  })
+  .strict();
+
+const CredentialsSchema = z.union([
+  z.object({ secretArn: z.string().min(1) }).strict(),
+  z.object({ url: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL') }).strict(),
+  z
+    .object({ urlEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name') })
+    .strict(),
+]);
+
+export const DatabaseConfigSchema = z
+  .object({
+    name: logicalName,
+    /** Where the connection comes from: a Secrets Manager secret (RDS JSON shape), a URL, or a URL in an env var. */
+    credentials: CredentialsSchema,
+    /** TLS to the database: verify-full checks the certificate (RDS CA bundle); disable must be explicit. */
+    tls: z.enum(['verify-full', 'require', 'disable']).default('verify-full'),
+    /** Tables of this database archived at the same time, i.e. concurrent connections the archiver opens. */
+    maxConnections: z.number().int().min(1).max(32).default(2),
+    tables: z.array(TableConfigSchema).min(1, 'must list at least one table'),
+  })
+  .strict();
+
+export const ArchiverConfigSchema = z
+  .object({
+    s3: S3ConfigSchema,
+    defaults: DefaultsSchema.default(DefaultsSchema.parse({})),
+    run: z
+      .object({
+        /** Tables archived at the same time across all databases (Map MaxConcurrency). */
+        maxConcurrency: z.number().int().min(1).max(40).default(8),
+      })
+      .strict()
+      .default({ maxConcurrency: 8 }),
+    databases: z.array(DatabaseConfigSchema).min(1, 'must list at least one database'),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    const seenDatabases = new Set<string>();
+    config.databases.forEach((db, i) => {
+      if (seenDatabases.has(db.name)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['databases', i, 'name'],
+          message: `duplicate database name "${db.name}"`,
+        });
+      }
+      seenDatabases.add(db.name);
+      const seenTables = new Set<string>();
+      db.tables.forEach((t, j) => {
+        const ref = tableRef(t);
+        if (seenTables.has(ref)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['databases', i, 'tables', j],
+            message: `duplicate table ${ref}`,
+          });
+        }
+        seenTables.add(ref);
+      });
+    });
+  });
+
+export type S3Config = z.infer<typeof S3ConfigSchema>;
+export type Defaults = z.infer<typeof DefaultsSchema>;
+export type TableConfig = z.infer<typeof TableConfigSchema>;
+export type DatabaseConfig = z.infer<typeof DatabaseConfigSchema>;
+export type ArchiverConfig = z.infer<typeof ArchiverConfigSchema>;
+export type ArchiverConfigInput = z.input<typeof ArchiverConfigSchema>;
+
+/** A table with every default applied: what the steps work with. */
+export interface ResolvedTable {
+  database: string;
+  schema: string;
+  name: string;
+  ref: string;
+  timestampColumn: string;
+  timestampTimeZone: string;
+  keyColumns?: string[];
+  retentionDays: number;
+  batchSize: number;
+}
+
+/** "schema.name" as operators write it; used in execution input and summaries, never in SQL. */
+export function tableRef(table: { schema: string; name: string }): string {
+  return `${table.schema}.${table.name}`;
+}
+
+/** Formats zod issues as "path: reason" lines so operators can find the offending field. */
+export function formatIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => {
+      const path = issue.path.length > 0 ? issue.path.map(String).join('.') : '(root)';
+      return `${path}: ${issue.message}`;
+    })
+    .join('\n');
+}
+
+export function parseConfig(raw: unknown, source = 'config'): ArchiverConfig {
+  const result = ArchiverConfigSchema.safeParse(raw);
+  if (!result.success) {
+    throw new ConfigError(`${source} is invalid:\n${formatIssues(result.error)}`);
+  }
+  return result.data;
+}
+
+/** Reads a YAML (or JSON, which is YAML) config file and validates it. */
+export function loadConfigFile(path: string): ArchiverConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`cannot read config file ${path}: ${(error as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (error) {
+    throw new ConfigError(`${path} is not valid YAML: ${(error as Error).message}`);
+  }
+  return parseConfig(raw, path);
+}
+
+export function findDatabase(config: ArchiverConfig, database: string): DatabaseConfig {
+  const db = config.databases.find((d) => d.name === database);
+  if (!db) throw new ConfigError(`database "${database}" is not in the config`);
+  return db;
+}
+
+export function resolveTable(config: ArchiverConfig, database: string, ref: string): ResolvedTable {
+  const db = findDatabase(config, database);
+  const table = db.tables.find((t) => tableRef(t) === ref);
+  if (!table) throw new ConfigError(`table "${ref}" is not configured for database "${database}"`);
+  return {
+    database,
+    schema: table.schema,
+    name: table.name,
+    ref,
+    timestampColumn: table.timestampColumn,
+    timestampTimeZone: table.timestampTimeZone,
+    keyColumns: table.keyColumns,
+    retentionDays: table.retentionDays ?? config.defaults.retentionDays,
+    batchSize: table.batchSize ?? config.defaults.batchSize,
+  };
+}

@@ -1,0 +1,164 @@
+/**
+ * Error classes whose `name` is the contract the state machines' Retry and Catch match on.
+ * Transient errors are retried by the ASL; every other named error ends the table's run with nothing deleted
+ * that was not verified. test/statemachines checks that every name the ASL mentions is defined here.
+ */
+export abstract class ArchiverError extends Error {
+  abstract readonly retryable: boolean;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** The config file or an execution input failed validation; nothing was touched. */
+export class ConfigError extends ArchiverError {
+  readonly retryable = false;
+}
+
+/** A step's input payload failed its schema: a wiring bug, never retried. */
+export class InvalidInputError extends ArchiverError {
+  readonly retryable = false;
+}
+
+/** Missing table or column, wrong column type, or no usable key: the table is refused before any row moves. */
+export class TableNotUsableError extends ArchiverError {
+  readonly retryable = false;
+}
+
+/** Authentication or authorization against the database failed; retrying would not help. */
+export class DatabaseAccessError extends ArchiverError {
+  readonly retryable = false;
+}
+
+/** Connection refused/reset, server restart, timeouts, serialization conflicts: safe to retry. */
+export class DatabaseUnavailableError extends ArchiverError {
+  readonly retryable = true;
+}
+
+/** S3 could not be reached or answered with a server error: safe to retry. */
+export class StorageUnavailableError extends ArchiverError {
+  readonly retryable = true;
+}
+
+/** DynamoDB could not be reached or throttled us: safe to retry. */
+export class LockStoreUnavailableError extends ArchiverError {
+  readonly retryable = true;
+}
+
+/** This execution no longer holds the table's lease (expired and taken over): it must not delete. */
+export class LeaseLostError extends ArchiverError {
+  readonly retryable = false;
+}
+
+/** The archive object does not match its manifest (corrupted, truncated or tampered). Nothing is deleted. */
+export class ArchiveIntegrityError extends ArchiverError {
+  readonly retryable = false;
+}
+
+/** An object already exists under a write-once key with other content. Nothing is overwritten or deleted. */
+export class ArchiveConflictError extends ArchiverError {
+  readonly retryable = false;
+}
+
+/**
+ * The rows in the database no longer equal the archived batch (updated, inserted or deleted since export).
+ * The uncommitted archive is withdrawn and nothing is deleted; the next run archives the current rows.
+ */
+export class RowsChangedError extends ArchiverError {
+  readonly retryable = false;
+}
+
+/** A previous attempt's delete transaction is still open on the server; retry once it has ended. */
+export class DeleteInProgressError extends ArchiverError {
+  readonly retryable = true;
+}
+
+export const errorClasses = {
+  ConfigError,
+  InvalidInputError,
+  TableNotUsableError,
+  DatabaseAccessError,
+  DatabaseUnavailableError,
+  StorageUnavailableError,
+  LockStoreUnavailableError,
+  LeaseLostError,
+  ArchiveIntegrityError,
+  ArchiveConflictError,
+  RowsChangedError,
+  DeleteInProgressError,
+} as const;
+
+export type ArchiverErrorName = keyof typeof errorClasses;
+
+const transientPgCodes = new Set([
+  '08000',
+  '08001',
+  '08003',
+  '08004',
+  '08006',
+  '40001', // serialization_failure
+  '40P01', // deadlock_detected
+  '53300', // too_many_connections
+  '55P03', // lock_not_available (lock_timeout)
+  '57014', // query_canceled (statement_timeout)
+  '57P01', // admin_shutdown
+  '57P02',
+  '57P03', // cannot_connect_now
+]);
+const accessPgCodes = new Set(['28000', '28P01', '42501']);
+const missingObjectPgCodes = new Set(['42P01', '42703', '3F000']);
+const transientNodeCodes = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+]);
+
+/** Maps a driver error to a named archiver error; messages keep SQLSTATE but never row values. */
+export function classifyDatabaseError(error: unknown): Error {
+  if (error instanceof ArchiverError) return error;
+  const err = error as { code?: string; message?: string };
+  const code = err.code ?? '';
+  const message = `database error${code ? ` ${code}` : ''}: ${err.message ?? String(error)}`;
+  if (accessPgCodes.has(code)) return new DatabaseAccessError(message, { cause: error });
+  if (missingObjectPgCodes.has(code)) return new TableNotUsableError(message, { cause: error });
+  if (transientPgCodes.has(code) || transientNodeCodes.has(code) || code.startsWith('08')) {
+    return new DatabaseUnavailableError(message, { cause: error });
+  }
+  if (
+    /Connection terminated|connection timeout|timeout exceeded when trying to connect/i.test(
+      err.message ?? '',
+    )
+  ) {
+    return new DatabaseUnavailableError(message, { cause: error });
+  }
+  return error instanceof Error ? error : new Error(message);
+}
+
+/** Maps an AWS SDK error to a named archiver error when it is transient (network, 5xx, throttling). */
+export function classifyAwsError(error: unknown, kind: 's3' | 'dynamodb'): Error {
+  if (error instanceof ArchiverError) return error;
+  const err = error as {
+    name?: string;
+    code?: string;
+    message?: string;
+    $metadata?: { httpStatusCode?: number };
+  };
+  const status = err.$metadata?.httpStatusCode ?? 0;
+  const transient =
+    status >= 500 ||
+    status === 429 ||
+    transientNodeCodes.has(err.code ?? '') ||
+    /Throttl|TimeoutError|RequestTimeout|SlowDown|ServiceUnavailable|InternalError|socket hang up/i.test(
+      `${err.name ?? ''} ${err.message ?? ''}`,
+    );
+  if (!transient) return error instanceof Error ? error : new Error(String(error));
+  const message = `${kind} unavailable: ${err.name ?? 'Error'}: ${err.message ?? ''}`;
+  return kind === 's3'
+    ? new StorageUnavailableError(message, { cause: error })
+    : new LockStoreUnavailableError(message, { cause: error });
+}

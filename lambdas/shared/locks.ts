@@ -1,0 +1,302 @@
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { z } from 'zod';
+import { BatchBoundsSchema, BatchFiguresSchema } from './archive-format.js';
+import { classifyAwsError, LeaseLostError } from './errors.js';
+
+/** The lease a table's execution holds: owner (execution id) plus a fencing token that grows on every acquisition. */
+export const LeaseSchema = z.object({ owner: z.string().min(1), token: z.number().int().positive() });
+export type Lease = z.infer<typeof LeaseSchema>;
+
+/**
+ * The one batch of a table that may be between export and a committed delete. It lives on the lease item so
+ * that every change to it is conditioned on the lease, and a new holder can finish or undo it after a crash.
+ */
+export const InFlightSchema = z.object({
+  stage: z.enum(['exported', 'uploaded', 'verified', 'deleting']),
+  /** Unique per export; stored on the archive object so a withdrawal only ever removes this batch's object. */
+  batchId: z.string(),
+  runId: z.string(),
+  day: z.string(),
+  cutoff: z.string(),
+  stagingKey: z.string(),
+  archiveKey: z.string(),
+  bounds: BatchBoundsSchema,
+  figures: BatchFiguresSchema,
+  /** Transaction id of the delete, written before COMMIT: pg_xact_status() tells later whether it committed. */
+  deleteXid: z.string().optional(),
+});
+export type InFlight = z.infer<typeof InFlightSchema>;
+
+export interface TableState {
+  owner?: string;
+  token?: number;
+  expiresAt?: number;
+  inFlight?: InFlight;
+  totalRows: number;
+  totalBytes: number;
+  totalBatches: number;
+}
+
+export type AcquireResult =
+  | { acquired: true; lease: Lease; expiresAt: number }
+  | { acquired: false; holder: string; expiresAt: number };
+
+export interface TableOutcome {
+  database: string;
+  table: string;
+  status: 'succeeded' | 'skipped' | 'failed';
+  reason?: string;
+  rowsArchived: number;
+  bytesArchived: number;
+  batches: number;
+  /** True when eligible rows may remain because the per-run batch budget was used up. */
+  budgetReached: boolean;
+  error?: string;
+  finishedAt: string;
+}
+
+const isConditionFailure = (error: unknown) =>
+  (error as { name?: string }).name === 'ConditionalCheckFailedException';
+const OUTCOME_TTL_SECONDS = 90 * 24 * 3600;
+
+/** DynamoDB lock/progress table: leases, in-flight batches, per-table totals and per-run outcomes. */
+export class LockTable {
+  constructor(
+    private readonly ddb: DynamoDBDocumentClient,
+    private readonly tableName: string,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  private async call<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (error) {
+      if (isConditionFailure(error)) throw error;
+      throw classifyAwsError(error, 'dynamodb');
+    }
+  }
+
+  private static stateKey(database: string, table: string) {
+    return { pk: `TABLE#${database}#${table}`, sk: 'STATE' };
+  }
+
+  /** Takes the lease when it is free, expired (checked here: TTL deletion is not timely) or already ours. */
+  async acquire(
+    database: string,
+    table: string,
+    owner: string,
+    leaseSeconds: number,
+  ): Promise<AcquireResult> {
+    const now = this.now();
+    const expiresAt = now + leaseSeconds * 1000;
+    try {
+      const result = await this.call(() =>
+        this.ddb.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: LockTable.stateKey(database, table),
+            UpdateExpression:
+              'SET #owner = :owner, expiresAt = :expiresAt, acquiredAt = :now ADD #token :one',
+            ConditionExpression: 'attribute_not_exists(#owner) OR expiresAt < :now OR #owner = :owner',
+            ExpressionAttributeNames: { '#owner': 'owner', '#token': 'token' },
+            ExpressionAttributeValues: { ':owner': owner, ':expiresAt': expiresAt, ':now': now, ':one': 1 },
+            ReturnValues: 'ALL_NEW',
+          }),
+        ),
+      );
+      return { acquired: true, lease: { owner, token: Number(result.Attributes?.token) }, expiresAt };
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      const state = await this.get(database, table);
+      return { acquired: false, holder: state.owner ?? 'unknown', expiresAt: state.expiresAt ?? 0 };
+    }
+  }
+
+  async get(database: string, table: string): Promise<TableState> {
+    const result = await this.call(() =>
+      this.ddb.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: LockTable.stateKey(database, table),
+          ConsistentRead: true,
+        }),
+      ),
+    );
+    const item = result.Item ?? {};
+    return {
+      owner: item.owner as string | undefined,
+      token: item.token === undefined ? undefined : Number(item.token),
+      expiresAt: item.expiresAt === undefined ? undefined : Number(item.expiresAt),
+      inFlight: item.inFlight === undefined ? undefined : InFlightSchema.parse(item.inFlight),
+      totalRows: Number(item.totalRows ?? 0),
+      totalBytes: Number(item.totalBytes ?? 0),
+      totalBatches: Number(item.totalBatches ?? 0),
+    };
+  }
+
+  /**
+   * Changes the in-flight batch, only while `lease` is still held and unexpired, and renews the lease.
+   * `expectStage` guards against a stale step overwriting a later stage. Throws LeaseLostError otherwise.
+   */
+  async setInFlight(
+    database: string,
+    table: string,
+    lease: Lease,
+    leaseSeconds: number,
+    inFlight: InFlight,
+    /** Stages the current record may be in; 'none' requires that no batch is in flight. */
+    expectStage?: InFlight['stage'][] | 'none',
+  ): Promise<void> {
+    const now = this.now();
+    const values: Record<string, unknown> = {
+      ':owner': lease.owner,
+      ':token': lease.token,
+      ':now': now,
+      ':expiresAt': now + leaseSeconds * 1000,
+      ':inFlight': inFlight,
+    };
+    let condition = '#owner = :owner AND #token = :token AND expiresAt > :now';
+    if (expectStage === 'none') {
+      condition += ' AND attribute_not_exists(inFlight)';
+    } else if (expectStage) {
+      condition += ` AND inFlight.stage IN (${expectStage.map((_, i) => `:stage${i}`).join(', ')})`;
+      expectStage.forEach((stage, i) => {
+        values[`:stage${i}`] = stage;
+      });
+    }
+    await this.guarded(database, table, lease, () =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: LockTable.stateKey(database, table),
+          UpdateExpression: 'SET inFlight = :inFlight, expiresAt = :expiresAt',
+          ConditionExpression: condition,
+          ExpressionAttributeNames: { '#owner': 'owner', '#token': 'token' },
+          ExpressionAttributeValues: values,
+        }),
+      ),
+    );
+  }
+
+  /** Clears the in-flight batch, while holding the lease. `committed` adds its figures to the table's totals. */
+  async clearInFlight(
+    database: string,
+    table: string,
+    lease: Lease,
+    archiveKey: string | undefined,
+    committed?: { rows: number; bytes: number },
+  ): Promise<void> {
+    const values: Record<string, unknown> = { ':owner': lease.owner, ':token': lease.token };
+    let update = 'REMOVE inFlight';
+    let condition = '#owner = :owner AND #token = :token';
+    if (archiveKey) {
+      condition += ' AND inFlight.archiveKey = :archiveKey';
+      values[':archiveKey'] = archiveKey;
+    }
+    if (committed) {
+      update += ' SET lastArchiveKey = :archiveKey ADD totalRows :rows, totalBytes :bytes, totalBatches :one';
+      Object.assign(values, {
+        ':rows': committed.rows,
+        ':bytes': committed.bytes,
+        ':one': 1,
+        ':archiveKey': archiveKey,
+      });
+    }
+    await this.guarded(database, table, lease, () =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: LockTable.stateKey(database, table),
+          UpdateExpression: update,
+          ConditionExpression: condition,
+          ExpressionAttributeNames: { '#owner': 'owner', '#token': 'token' },
+          ExpressionAttributeValues: values,
+        }),
+      ),
+    );
+  }
+
+  /** Gives the lease up if it is still ours; a lease already taken over is left alone. */
+  async release(database: string, table: string, lease: Lease): Promise<boolean> {
+    try {
+      await this.call(() =>
+        this.ddb.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: LockTable.stateKey(database, table),
+            UpdateExpression: 'REMOVE #owner, expiresAt',
+            ConditionExpression: '#owner = :owner AND #token = :token',
+            ExpressionAttributeNames: { '#owner': 'owner', '#token': 'token' },
+            ExpressionAttributeValues: { ':owner': lease.owner, ':token': lease.token },
+          }),
+        ),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailure(error)) return false;
+      throw error;
+    }
+  }
+
+  private async guarded(
+    database: string,
+    table: string,
+    lease: Lease,
+    operation: () => Promise<unknown>,
+  ): Promise<void> {
+    try {
+      await this.call(operation);
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      const state = await this.get(database, table);
+      if (state.owner !== lease.owner || state.token !== lease.token) {
+        throw new LeaseLostError(
+          `lease on ${database}/${table} is no longer held by this execution (token ${lease.token}, now ${state.owner ?? 'nobody'} with token ${state.token ?? '-'})`,
+        );
+      }
+      if ((state.expiresAt ?? 0) <= this.now()) {
+        throw new LeaseLostError(`lease on ${database}/${table} expired before the step finished`);
+      }
+      throw new LeaseLostError(`in-flight batch of ${database}/${table} changed under this execution`);
+    }
+  }
+
+  async recordOutcome(runId: string, outcome: TableOutcome): Promise<void> {
+    await this.call(() =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { pk: `RUN#${runId}`, sk: `${outcome.database}#${outcome.table}` },
+          UpdateExpression: 'SET outcome = :outcome, #ttl = :ttl',
+          ExpressionAttributeNames: { '#ttl': 'ttl' },
+          ExpressionAttributeValues: {
+            ':outcome': outcome,
+            ':ttl': Math.floor(this.now() / 1000) + OUTCOME_TTL_SECONDS,
+          },
+        }),
+      ),
+    );
+  }
+
+  async listOutcomes(runId: string): Promise<TableOutcome[]> {
+    const outcomes: TableOutcome[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.call(() =>
+        this.ddb.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            KeyConditionExpression: 'pk = :pk',
+            ExpressionAttributeValues: { ':pk': `RUN#${runId}` },
+            ExclusiveStartKey: startKey,
+            ConsistentRead: true,
+          }),
+        ),
+      );
+      for (const item of page.Items ?? []) outcomes.push(item.outcome as TableOutcome);
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return outcomes;
+  }
+}

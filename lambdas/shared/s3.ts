@@ -1,0 +1,203 @@
+import type { Readable } from 'node:stream';
+import {
+  CopyObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  type S3Client,
+  type StorageClass,
+} from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { ArchiveConflictError, classifyAwsError } from './errors.js';
+
+/** How archives are written: storage class and SSE-KMS key come from the config. */
+export interface WriteOptions {
+  storageClass: StorageClass;
+  kmsKeyId?: string;
+}
+
+export interface ObjectHead {
+  size: number;
+  metadata: Record<string, string>;
+  storageClass?: string;
+}
+
+const isNotFound = (error: unknown): boolean => {
+  const err = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return err.name === 'NotFound' || err.name === 'NoSuchKey' || err.$metadata?.httpStatusCode === 404;
+};
+const isPreconditionFailed = (error: unknown): boolean => {
+  const err = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return err.name === 'PreconditionFailed' || err.$metadata?.httpStatusCode === 412;
+};
+
+const encryption = (options: WriteOptions) =>
+  options.kmsKeyId ? { ServerSideEncryption: 'aws:kms' as const, SSEKMSKeyId: options.kmsKeyId } : {};
+
+/** The archive bucket as the steps use it. Every SDK error leaves here classified (transient ones are named). */
+export class ArchiveStore {
+  constructor(
+    private readonly s3: S3Client,
+    readonly bucket: string,
+  ) {}
+
+  private async call<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation();
+    } catch (error) {
+      throw classifyAwsError(error, 's3');
+    }
+  }
+
+  /** Streams a body into an object with multipart upload; the caller hashes what flows through. */
+  async putStream(
+    key: string,
+    body: Readable,
+    options: WriteOptions & { partSizeBytes?: number },
+  ): Promise<void> {
+    await this.call(() =>
+      new Upload({
+        client: this.s3,
+        params: {
+          Bucket: this.bucket,
+          Key: key,
+          Body: body,
+          ContentType: 'application/x-ndjson',
+          ContentEncoding: 'gzip',
+          ...encryption(options),
+        },
+        partSize: options.partSizeBytes ?? 8 * 1024 * 1024,
+        queueSize: 2,
+        leavePartsOnError: false,
+      }).done(),
+    );
+  }
+
+  async head(key: string): Promise<ObjectHead | undefined> {
+    try {
+      const head = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      return {
+        size: head.ContentLength ?? 0,
+        metadata: head.Metadata ?? {},
+        storageClass: head.StorageClass,
+      };
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw classifyAwsError(error, 's3');
+    }
+  }
+
+  async getStream(key: string): Promise<Readable | undefined> {
+    try {
+      const object = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      return object.Body as Readable;
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw classifyAwsError(error, 's3');
+    }
+  }
+
+  async getText(key: string): Promise<string | undefined> {
+    try {
+      const object = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      return await (object.Body as { transformToString(): Promise<string> }).transformToString();
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw classifyAwsError(error, 's3');
+    }
+  }
+
+  /** Plain overwrite: only for staging objects, which a retried export replaces. */
+  async putText(key: string, body: string, options: WriteOptions): Promise<void> {
+    await this.call(() =>
+      this.s3.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: body,
+          ContentType: 'application/json',
+          ...encryption(options),
+        }),
+      ),
+    );
+  }
+
+  /**
+   * Writes an object once. An existing object with the same text is success (a retry); with other text it is an
+   * ArchiveConflictError. S3 enforces it with If-None-Match; the read first also covers servers without it.
+   */
+  async putTextOnce(key: string, body: string, options: WriteOptions): Promise<'written' | 'existed'> {
+    const existing = await this.getText(key);
+    if (existing !== undefined) return this.sameOrConflict(key, existing, body);
+    try {
+      await this.s3.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: body,
+          ContentType: 'application/json',
+          IfNoneMatch: '*',
+          StorageClass: options.storageClass,
+          ...encryption(options),
+        }),
+      );
+      return 'written';
+    } catch (error) {
+      if (!isPreconditionFailed(error)) throw classifyAwsError(error, 's3');
+      return this.sameOrConflict(key, (await this.getText(key)) ?? '', body);
+    }
+  }
+
+  private sameOrConflict(key: string, existing: string, body: string): 'existed' {
+    if (existing !== body)
+      throw new ArchiveConflictError(`s3://${this.bucket}/${key} exists with other content`);
+    return 'existed';
+  }
+
+  /** Server-side copy that never replaces an existing destination (If-None-Match: *). */
+  async copyOnce(
+    sourceKey: string,
+    destinationKey: string,
+    options: WriteOptions,
+    metadata: Record<string, string>,
+  ): Promise<void> {
+    await this.call(() =>
+      this.s3.send(
+        new CopyObjectCommand({
+          Bucket: this.bucket,
+          Key: destinationKey,
+          CopySource: `${this.bucket}/${sourceKey.split('/').map(encodeURIComponent).join('/')}`,
+          IfNoneMatch: '*',
+          MetadataDirective: 'REPLACE',
+          Metadata: metadata,
+          ContentType: 'application/x-ndjson',
+          ContentEncoding: 'gzip',
+          StorageClass: options.storageClass,
+          ...encryption(options),
+        }),
+      ),
+    );
+  }
+
+  async deleteKeys(keys: string[]): Promise<void> {
+    if (keys.length === 0) return;
+    const result = await this.call(() =>
+      this.s3.send(
+        new DeleteObjectsCommand({
+          Bucket: this.bucket,
+          Delete: { Objects: keys.map((Key) => ({ Key })), Quiet: true },
+        }),
+      ),
+    );
+    const failed = result.Errors ?? [];
+    if (failed.length > 0) {
+      throw classifyAwsError(
+        Object.assign(new Error(`could not delete ${failed.length} object(s): ${failed[0]?.Code}`), {
+          $metadata: { httpStatusCode: 503 },
+        }),
+        's3',
+      );
+    }
+  }
+}

@@ -1,0 +1,206 @@
+import pg from 'pg';
+import type { BatchBounds } from './archive-format.js';
+import type { ResolvedTable } from './config.js';
+import { TableNotUsableError } from './errors.js';
+
+/** Quotes an identifier for SQL; every schema, table and column name goes through here, never concatenated raw. */
+export const quoteIdent = (name: string): string => pg.escapeIdentifier(name);
+/** Quotes a string literal; used only where PostgreSQL accepts no bind parameters (COPY). */
+export const quoteLiteral = (value: string): string => pg.escapeLiteral(value);
+
+export interface ColumnInfo {
+  name: string;
+  /** format_type() output: a type name PostgreSQL itself quoted, safe to splice into a cast. */
+  type: string;
+  nullable: boolean;
+  generated: boolean;
+}
+
+export type TimestampKind = 'timestamptz' | 'timestamp';
+
+/** What the steps need to know about a table, read from the catalog and checked once per step. */
+export interface TableShape {
+  schema: string;
+  name: string;
+  columns: ColumnInfo[];
+  keyColumns: ColumnInfo[];
+  timestampColumn: ColumnInfo;
+  timestampKind: TimestampKind;
+  timestampTimeZone: string;
+}
+
+const timestampTypes: Record<string, TimestampKind> = {
+  'timestamp with time zone': 'timestamptz',
+  'timestamp without time zone': 'timestamp',
+};
+
+/**
+ * Reads and checks the table: it exists and is a table, the timestamp column is a timestamp, and the key
+ * columns are NOT NULL and unique (a primary key or a unique index without predicate or expressions).
+ */
+export async function describeTable(client: pg.ClientBase, table: ResolvedTable): Promise<TableShape> {
+  const where = `table "${table.schema}"."${table.name}" in database ${table.database}`;
+  const rel = await client.query<{ oid: number; relkind: string }>(
+    `SELECT c.oid, c.relkind FROM pg_catalog.pg_class c
+       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1 AND c.relname = $2`,
+    [table.schema, table.name],
+  );
+  const relation = rel.rows[0];
+  if (!relation) throw new TableNotUsableError(`${where} does not exist`);
+  if (relation.relkind !== 'r' && relation.relkind !== 'p') {
+    const kinds: Record<string, string> = { v: 'a view', m: 'a materialized view', f: 'a foreign table' };
+    throw new TableNotUsableError(
+      `${where} is ${kinds[relation.relkind] ?? 'not a table'}; only tables can be archived`,
+    );
+  }
+  const cols = await client.query<{ name: string; type: string; notnull: boolean; generated: string }>(
+    `SELECT attname AS name, pg_catalog.format_type(atttypid, atttypmod) AS type, attnotnull AS notnull,
+            attgenerated::text AS generated
+       FROM pg_catalog.pg_attribute
+      WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped
+      ORDER BY attnum`,
+    [relation.oid],
+  );
+  const columns: ColumnInfo[] = cols.rows.map((c) => ({
+    name: c.name,
+    type: c.type,
+    nullable: !c.notnull,
+    generated: c.generated !== '',
+  }));
+  const byName = new Map(columns.map((c) => [c.name, c]));
+
+  const timestampColumn = byName.get(table.timestampColumn);
+  if (!timestampColumn) throw new TableNotUsableError(`${where} has no column "${table.timestampColumn}"`);
+  const timestampKind = timestampTypes[timestampColumn.type];
+  if (!timestampKind) {
+    throw new TableNotUsableError(
+      `column "${table.timestampColumn}" of ${where} is ${timestampColumn.type}; it must be timestamptz or timestamp`,
+    );
+  }
+  if (timestampKind === 'timestamp') await checkTimeZone(client, table.timestampTimeZone);
+
+  const keyNames = table.keyColumns ?? (await primaryKey(client, relation.oid));
+  if (keyNames.length === 0) {
+    throw new TableNotUsableError(
+      `${where} has no primary key; set keyColumns to NOT NULL columns covered by a unique index`,
+    );
+  }
+  const keyColumns = keyNames.map((name) => {
+    const column = byName.get(name);
+    if (!column) throw new TableNotUsableError(`${where} has no key column "${name}"`);
+    if (column.nullable) throw new TableNotUsableError(`key column "${name}" of ${where} must be NOT NULL`);
+    return column;
+  });
+  if (table.keyColumns && !(await isUnique(client, relation.oid, keyNames))) {
+    throw new TableNotUsableError(
+      `key columns (${keyNames.join(', ')}) of ${where} are not covered by a primary key or unique index`,
+    );
+  }
+  return {
+    schema: table.schema,
+    name: table.name,
+    columns,
+    keyColumns,
+    timestampColumn,
+    timestampKind,
+    timestampTimeZone: table.timestampTimeZone,
+  };
+}
+
+async function primaryKey(client: pg.ClientBase, oid: number): Promise<string[]> {
+  const result = await client.query<{ name: string }>(
+    `SELECT a.attname AS name
+       FROM pg_catalog.pg_index i
+       CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+       JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+      WHERE i.indrelid = $1 AND i.indisprimary
+      ORDER BY k.ord`,
+    [oid],
+  );
+  return result.rows.map((r) => r.name);
+}
+
+/** True when some unique, non-partial, non-expression index uses only columns from `names`. */
+async function isUnique(client: pg.ClientBase, oid: number, names: string[]): Promise<boolean> {
+  const result = await client.query<{ ok: boolean }>(
+    `SELECT EXISTS (
+       SELECT 1 FROM pg_catalog.pg_index i
+        WHERE i.indrelid = $1 AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+          AND NOT EXISTS (
+            SELECT 1 FROM unnest(i.indkey[0:i.indnkeyatts - 1]) AS k(attnum)
+              JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+             WHERE a.attname <> ALL ($2::text[]))
+     ) AS ok`,
+    [oid, names],
+  );
+  return result.rows[0]?.ok === true;
+}
+
+async function checkTimeZone(client: pg.ClientBase, zone: string): Promise<void> {
+  const result = await client.query('SELECT 1 FROM pg_catalog.pg_timezone_names WHERE name = $1', [zone]);
+  if (result.rowCount === 0)
+    throw new TableNotUsableError(`timestampTimeZone "${zone}" is not a known time zone`);
+}
+
+export const qualifiedName = (shape: { schema: string; name: string }): string =>
+  `${quoteIdent(shape.schema)}.${quoteIdent(shape.name)}`;
+
+/**
+ * The archive line of a row, computed by PostgreSQL: a JSON object with every column's text representation
+ * (SQL NULL as JSON null). Text output is exact for every type under the session settings in db.ts, so restore
+ * reproduces each value with the type's own input function, and SQL can digest the very bytes the archive holds.
+ */
+export function rowLineSql(shape: TableShape, alias = 't'): string {
+  const keys = shape.columns.map((c) => quoteLiteral(c.name)).join(', ');
+  const values = shape.columns.map((c) => `${alias}.${quoteIdent(c.name)}::text`).join(', ');
+  return `json_object(ARRAY[${keys}]::text[], ARRAY[${values}]::text[])::text`;
+}
+
+/** The timestamp column compared with an instant given as ISO-8601 UTC text. */
+function timestampBound(shape: TableShape, isoLiteral: string): string {
+  const instant = `${isoLiteral}::timestamptz`;
+  return shape.timestampKind === 'timestamptz'
+    ? instant
+    : `(${instant} AT TIME ZONE ${quoteLiteral(shape.timestampTimeZone)})`;
+}
+
+/** The timestamp column as a timestamptz, whatever its declared type. */
+export function timestampAsInstantSql(shape: TableShape, alias = 't'): string {
+  const column = `${alias}.${quoteIdent(shape.timestampColumn.name)}`;
+  return shape.timestampKind === 'timestamptz'
+    ? column
+    : `(${column} AT TIME ZONE ${quoteLiteral(shape.timestampTimeZone)})`;
+}
+
+const keyTupleSql = (shape: TableShape, alias = 't'): string =>
+  `(${shape.keyColumns.map((c) => `${alias}.${quoteIdent(c.name)}`).join(', ')})`;
+
+const keyValueTupleSql = (shape: TableShape, values: string[]): string =>
+  `(${shape.keyColumns.map((c, i) => `${quoteLiteral(values[i] ?? '')}::${c.type}`).join(', ')})`;
+
+export const keyOrderSql = (shape: TableShape, direction: 'ASC' | 'DESC' = 'ASC', alias = 't'): string =>
+  shape.keyColumns.map((c) => `${alias}.${quoteIdent(c.name)} ${direction}`).join(', ');
+
+export const keyTextSql = (shape: TableShape, alias = 't'): string =>
+  `ARRAY[${shape.keyColumns.map((c) => `${alias}.${quoteIdent(c.name)}::text`).join(', ')}]::text[]`;
+
+/** Rows with the timestamp in [from, to): the eligible rows of one day. */
+export function dayWindowSql(shape: TableShape, from: string, to: string, alias = 't'): string {
+  const column = `${alias}.${quoteIdent(shape.timestampColumn.name)}`;
+  return `${column} >= ${timestampBound(shape, quoteLiteral(from))} AND ${column} < ${timestampBound(shape, quoteLiteral(to))}`;
+}
+
+/** A batch: the rows of one day window whose key lies in [first, last]. Literals only, so COPY can use it too. */
+export function batchPredicateSql(shape: TableShape, bounds: BatchBounds, alias = 't'): string {
+  const key = keyTupleSql(shape, alias);
+  return `${dayWindowSql(shape, bounds.from, bounds.to, alias)} AND ${key} >= ${keyValueTupleSql(shape, bounds.firstKey)} AND ${key} <= ${keyValueTupleSql(shape, bounds.lastKey)}`;
+}
+
+/** Count and order-independent digest (see row-digest.ts) of `lineSql` over the rows `fromSql` yields. */
+export function digestSelectSql(hashesSql: string): string {
+  return `SELECT count(*)::text AS rows,
+                 coalesce(sum(('x' || substr(h, 1, 16))::bit(64)::bigint::numeric), 0)::text AS hi,
+                 coalesce(sum(('x' || substr(h, 17, 16))::bit(64)::bigint::numeric), 0)::text AS lo
+            FROM (${hashesSql}) AS hashes`;
+}

@@ -1,0 +1,41 @@
+import type { StepDeps } from '../shared/deps.js';
+import type { SummaryInput, SummaryOutput } from './schema.js';
+
+export const MAX_TABLES_IN_SUMMARY = 100;
+
+/**
+ * Summary: totals of the run from the outcomes each table recorded. A table that recorded nothing (its execution
+ * died before releasing its lease) counts as failed, so a run can never look cleaner than it was.
+ */
+export async function summarizeRun(input: SummaryInput, deps: StepDeps): Promise<SummaryOutput> {
+  const outcomes = await deps.locks.listOutcomes(input.runId);
+  const count = (status: string) => outcomes.filter((o) => o.status === status).length;
+  const missing = Math.max(0, input.tableCount - outcomes.length);
+  const failedFirst = [...outcomes].sort(
+    (a, b) => Number(b.status === 'failed') - Number(a.status === 'failed'),
+  );
+  const summary: SummaryOutput = {
+    runId: input.runId,
+    tables: input.tableCount,
+    succeeded: count('succeeded'),
+    skipped: count('skipped'),
+    failed: count('failed') + missing,
+    rowsArchived: outcomes.reduce((sum, o) => sum + o.rowsArchived, 0),
+    bytesArchived: outcomes.reduce((sum, o) => sum + o.bytesArchived, 0),
+    batches: outcomes.reduce((sum, o) => sum + o.batches, 0),
+    perTable: failedFirst.slice(0, MAX_TABLES_IN_SUMMARY).map((o) => ({
+      database: o.database,
+      table: o.table,
+      status: o.status,
+      rowsArchived: o.rowsArchived,
+      bytesArchived: o.bytesArchived,
+      batches: o.batches,
+      budgetReached: o.budgetReached,
+      reason: o.reason,
+      error: o.error,
+    })),
+    perTableTruncated: outcomes.length > MAX_TABLES_IN_SUMMARY,
+  };
+  deps.telemetry.info('run summary', { ...summary, perTable: undefined });
+  return summary;
+}

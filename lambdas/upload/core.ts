@@ -1,0 +1,113 @@
+import { type Manifest, ManifestSchema, manifestKeyFor } from '../shared/archive-format.js';
+import { BATCH_ID_METADATA, withdrawBatch } from '../shared/batch.js';
+import type { StepDeps } from '../shared/deps.js';
+import { ArchiveConflictError, ArchiveIntegrityError, InvalidInputError } from '../shared/errors.js';
+import type { InFlight } from '../shared/locks.js';
+import type { WriteOptions } from '../shared/s3.js';
+import type { UploadInput, UploadOutput } from './schema.js';
+
+/** Object metadata that lets anyone holding only the object check it, and tells whose batch wrote it. */
+export function archiveMetadata(inFlight: InFlight): Record<string, string> {
+  return {
+    [BATCH_ID_METADATA]: inFlight.batchId,
+    'content-sha256': inFlight.figures.contentSha256,
+    'compressed-sha256': inFlight.figures.compressedSha256,
+    'row-count': String(inFlight.figures.rowCount),
+    'row-digest': inFlight.figures.rowDigest,
+  };
+}
+
+/**
+ * Upload: publishes the staged batch under its final, content-addressed key without ever replacing an existing
+ * object, writes the manifest sidecar once, and removes the staging objects. Every part is idempotent, so a retry
+ * after a crash at any point completes the same publication.
+ */
+export async function uploadBatch(input: UploadInput, deps: StepDeps): Promise<UploadOutput> {
+  const { store, config } = deps;
+  const state = await deps.locks.get(input.database, input.table);
+  const inFlight = state.inFlight;
+  if (!inFlight || !['exported', 'uploaded', 'verified'].includes(inFlight.stage)) {
+    throw new InvalidInputError(`no exported batch is in flight for ${input.database}/${input.table}`);
+  }
+  const manifestKey = manifestKeyFor(inFlight.archiveKey);
+  const write: WriteOptions = { storageClass: config.s3.storageClass, kmsKeyId: config.s3.kmsKeyId };
+  let created = false;
+
+  const existing = await store.head(inFlight.archiveKey);
+  if (existing) {
+    if (existing.metadata['content-sha256'] !== inFlight.figures.contentSha256) {
+      throw new ArchiveConflictError(`${inFlight.archiveKey} exists with different content`);
+    }
+  } else {
+    const staged = await store.head(inFlight.stagingKey);
+    if (!staged || staged.size !== inFlight.figures.compressedBytes) {
+      // Nothing was published and no row was deleted: drop the batch so the next export starts clean.
+      await withdrawBatch(deps, input, inFlight, 'missing-staging');
+      throw new ArchiveIntegrityError(
+        `staging object ${inFlight.stagingKey} is ${staged ? `${staged.size} bytes, expected ${inFlight.figures.compressedBytes}` : 'missing'}`,
+      );
+    }
+    await store.copyOnce(inFlight.stagingKey, inFlight.archiveKey, write, archiveMetadata(inFlight));
+    created = true;
+  }
+  await deps.fault('upload:afterCopy');
+
+  const manifest = await readStagedManifest(deps, inFlight);
+  if (manifest) await putManifestOnce(deps, manifestKey, manifest, write);
+  else if (!(await store.head(manifestKey))) {
+    throw new ArchiveIntegrityError(`manifest of ${inFlight.archiveKey} is neither staged nor published`);
+  }
+  await deps.fault('upload:afterManifest');
+  await store.deleteKeys([inFlight.stagingKey, manifestKeyFor(inFlight.stagingKey)]);
+  if (inFlight.stage === 'exported') {
+    await deps.locks.setInFlight(
+      input.database,
+      input.table,
+      input.lease,
+      config.defaults.leaseSeconds,
+      { ...inFlight, stage: 'uploaded' },
+      ['exported'],
+    );
+  }
+  return { archiveKey: inFlight.archiveKey, manifestKey, created };
+}
+
+async function readStagedManifest(deps: StepDeps, inFlight: InFlight): Promise<Manifest | undefined> {
+  const text = await deps.store.getText(manifestKeyFor(inFlight.stagingKey));
+  if (text === undefined) return undefined;
+  const manifest = ManifestSchema.parse(JSON.parse(text));
+  if (
+    manifest.dataKey !== inFlight.archiveKey ||
+    JSON.stringify(manifest.figures) !== JSON.stringify(inFlight.figures)
+  ) {
+    throw new ArchiveIntegrityError(
+      `staged manifest of ${inFlight.archiveKey} does not describe the exported batch`,
+    );
+  }
+  return manifest;
+}
+
+/**
+ * Publishes the manifest write-once. A manifest already there for the same rows (same data key and figures) is
+ * accepted even if written by another run: the content-addressed data object is the same.
+ */
+async function putManifestOnce(
+  deps: StepDeps,
+  key: string,
+  manifest: Manifest,
+  write: WriteOptions,
+): Promise<void> {
+  const current = await deps.store.getText(key);
+  if (current !== undefined) {
+    const parsed = ManifestSchema.safeParse(JSON.parse(current));
+    if (
+      !parsed.success ||
+      parsed.data.dataKey !== manifest.dataKey ||
+      JSON.stringify(parsed.data.figures) !== JSON.stringify(manifest.figures)
+    ) {
+      throw new ArchiveConflictError(`${key} exists and describes other rows`);
+    }
+    return;
+  }
+  await deps.store.putTextOnce(key, JSON.stringify(manifest, null, 2), write);
+}

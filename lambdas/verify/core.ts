@@ -1,0 +1,110 @@
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import type { BatchFigures } from '../shared/archive-format.js';
+import { ManifestSchema, manifestKeyFor } from '../shared/archive-format.js';
+import { ByteFigures, JsonLinesFigures } from '../shared/archive-stream.js';
+import { digestBatchInDatabase, tableLabel, withdrawBatch } from '../shared/batch.js';
+import { resolveTable } from '../shared/config.js';
+import type { StepDeps } from '../shared/deps.js';
+import {
+  ArchiveIntegrityError,
+  InvalidInputError,
+  RowsChangedError,
+  StorageUnavailableError,
+} from '../shared/errors.js';
+import { describeTable } from '../shared/table-sql.js';
+import type { VerifyInput, VerifyOutput } from './schema.js';
+
+/** Lists every figure that differs; empty when the two agree. */
+function differences(expected: BatchFigures, actual: Partial<BatchFigures>): string[] {
+  return (Object.keys(expected) as (keyof BatchFigures)[])
+    .filter((name) => actual[name] !== undefined && actual[name] !== expected[name])
+    .map((name) => `${name}: expected ${expected[name]}, found ${actual[name]}`);
+}
+
+/**
+ * Verify: re-reads the published object and its manifest from S3 and recomputes checksum, row count and row digest,
+ * then digests the same batch in the database. Object, manifest, the figures export recorded in the lock table,
+ * and the database must all agree, or nothing is deleted: a damaged archive is quarantined and withdrawn (its rows
+ * are still in the database), and a batch whose rows changed is withdrawn so the next export takes the current rows.
+ */
+export async function verifyBatch(input: VerifyInput, deps: StepDeps): Promise<VerifyOutput> {
+  const started = Date.now();
+  const state = await deps.locks.get(input.database, input.table);
+  const inFlight = state.inFlight;
+  if (!inFlight || !['uploaded', 'verified'].includes(inFlight.stage)) {
+    throw new InvalidInputError(`no uploaded batch is in flight for ${input.database}/${input.table}`);
+  }
+  const expected = inFlight.figures;
+  const fail = async (problem: string): Promise<never> => {
+    deps.telemetry.metric('VerificationFailures', 'Count', 1, tableLabel(input));
+    await withdrawBatch(deps, input, inFlight, 'integrity');
+    throw new ArchiveIntegrityError(`archive ${inFlight.archiveKey} failed verification: ${problem}`);
+  };
+
+  const manifestText = await deps.store.getText(manifestKeyFor(inFlight.archiveKey));
+  if (manifestText === undefined) return fail('manifest is missing');
+  let manifestFigures: BatchFigures;
+  try {
+    const manifest = ManifestSchema.parse(JSON.parse(manifestText));
+    if (manifest.dataKey !== inFlight.archiveKey)
+      return fail(`manifest names another object (${manifest.dataKey})`);
+    manifestFigures = manifest.figures;
+  } catch {
+    return fail('manifest is not a valid manifest');
+  }
+  const manifestProblems = differences(expected, manifestFigures);
+  if (manifestProblems.length > 0)
+    return fail(`manifest differs from the export: ${manifestProblems.join('; ')}`);
+
+  const body = await deps.store.getStream(inFlight.archiveKey);
+  if (!body) return fail('object is missing');
+  const compressed = new ByteFigures();
+  const lines = new JsonLinesFigures();
+  try {
+    await pipeline(body, compressed, createGunzip(), lines);
+  } catch (error) {
+    if (error instanceof StorageUnavailableError) throw error;
+    // zlib errors (Z_DATA_ERROR, Z_BUF_ERROR on truncation) mean damaged bytes; anything else is the network.
+    const code = (error as { code?: string }).code ?? '';
+    if (code.startsWith('Z_')) return fail(`object cannot be decompressed (${code})`);
+    throw new StorageUnavailableError(`reading ${inFlight.archiveKey} failed: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  await deps.fault('verify:afterRead');
+  const object = lines.figures();
+  const objectProblems = differences(expected, {
+    rowCount: object.rows,
+    contentSha256: object.contentSha256,
+    uncompressedBytes: object.uncompressedBytes,
+    rowDigest: object.rowDigest,
+    compressedSha256: compressed.sha256(),
+    compressedBytes: compressed.bytes,
+  });
+  if (objectProblems.length > 0)
+    return fail(`object differs from its manifest: ${objectProblems.join('; ')}`);
+
+  const table = resolveTable(deps.config, input.database, input.table);
+  const db = await deps.database(input.database);
+  const inDatabase = await db.withConnection(async (client) =>
+    digestBatchInDatabase(client, await describeTable(client, table), inFlight.bounds),
+  );
+  if (inDatabase.rows !== expected.rowCount || inDatabase.rowDigest !== expected.rowDigest) {
+    deps.telemetry.metric('RowsChanged', 'Count', 1, tableLabel(input));
+    await withdrawBatch(deps, input, inFlight, 'rows-changed');
+    throw new RowsChangedError(
+      `rows of ${input.database}/${input.table} changed since export (database has ${inDatabase.rows} rows in the batch range, archive ${expected.rowCount}); archive withdrawn, nothing deleted`,
+    );
+  }
+  await deps.locks.setInFlight(
+    input.database,
+    input.table,
+    input.lease,
+    deps.config.defaults.leaseSeconds,
+    { ...inFlight, stage: 'verified' },
+    ['uploaded', 'verified'],
+  );
+  deps.telemetry.metric('VerifyDuration', 'Milliseconds', Date.now() - started, tableLabel(input));
+  return { archiveKey: inFlight.archiveKey, rows: expected.rowCount, verified: true };
+}

@@ -1,0 +1,12 @@
+import { z } from 'zod';
+import { TableTaskSchema } from '../shared/table-task.js';
+
+export const VerifyInputSchema = TableTaskSchema;
+export type VerifyInput = z.infer<typeof VerifyInputSchema>;
+
+export const VerifyOutputSchema = z.object({
+  archiveKey: z.string(),
+  rows: z.number().int().positive(),
+  verified: z.literal(true),
+});
+export type VerifyOutput = z.infer<typeof VerifyOutputSchema>;

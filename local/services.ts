@@ -1,0 +1,123 @@
+import { type ChildProcess, fork } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import dynalite from 'dynalite';
+
+/** Endpoints of the local stand-ins, exported as the AWS SDK's own endpoint variables. */
+export interface LocalServices {
+  s3Endpoint: string;
+  dynamoEndpoint: string;
+  bucket: string;
+  lockTable: string;
+  /** Environment for the steps: the same variable names a deployed function gets, pointed at local servers. */
+  env: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+export const LOCK_TABLE = 'audit-archiver-locks';
+
+/** Local credentials: the ones s3rver expects (dynalite takes any); real AWS credentials are never used locally. */
+const LOCAL_AWS_ENV = {
+  AWS_REGION: 'us-east-1',
+  AWS_ACCESS_KEY_ID: 'S3RVER',
+  AWS_SECRET_ACCESS_KEY: 'S3RVER',
+  // Local mode runs on Node 20; the deployed functions run on Node 22, where the SDK has nothing to warn about.
+  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  // s3rver would store the aws-chunked framing as the object body if the SDK streamed checksums.
+  AWS_REQUEST_CHECKSUM_CALCULATION: 'WHEN_REQUIRED',
+  AWS_RESPONSE_CHECKSUM_VALIDATION: 'WHEN_REQUIRED',
+};
+
+async function startS3(directory: string, bucket: string): Promise<{ port: number; child: ChildProcess }> {
+  const child = fork(fileURLToPath(new URL('./s3-server.mjs', import.meta.url)), [directory, bucket], {
+    execArgv: ['--openssl-legacy-provider'],
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('message', (message) => resolve((message as { port: number }).port));
+    child.once('exit', (code) => reject(new Error(`local S3 server exited (${code}) before it started`)));
+  });
+  return { port, child };
+}
+
+async function startDynamo(path: string): Promise<{ port: number; server: Server }> {
+  const server = dynalite({ path, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 }) as Server;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { port: (server.address() as AddressInfo).port, server };
+}
+
+async function ensureLockTable(endpoint: string): Promise<void> {
+  const client = new DynamoDBClient({
+    endpoint,
+    region: LOCAL_AWS_ENV.AWS_REGION,
+    credentials: {
+      accessKeyId: LOCAL_AWS_ENV.AWS_ACCESS_KEY_ID,
+      secretAccessKey: LOCAL_AWS_ENV.AWS_SECRET_ACCESS_KEY,
+    },
+  });
+  try {
+    await client.send(new DescribeTableCommand({ TableName: LOCK_TABLE }));
+  } catch {
+    await client.send(
+      new CreateTableCommand({
+        TableName: LOCK_TABLE,
+        BillingMode: 'PAY_PER_REQUEST',
+        AttributeDefinitions: [
+          { AttributeName: 'pk', AttributeType: 'S' },
+          { AttributeName: 'sk', AttributeType: 'S' },
+        ],
+        KeySchema: [
+          { AttributeName: 'pk', KeyType: 'HASH' },
+          { AttributeName: 'sk', KeyType: 'RANGE' },
+        ],
+      }),
+    );
+  } finally {
+    client.destroy();
+  }
+}
+
+/**
+ * Starts a local S3 server and a local DynamoDB whose data persist under `stateDir` (s3/ and dynamodb/), so later
+ * commands find the archives and the table states of earlier runs.
+ */
+export async function startLocalServices(stateDir: string, bucket: string): Promise<LocalServices> {
+  mkdirSync(join(stateDir, 's3'), { recursive: true });
+  mkdirSync(join(stateDir, 'dynamodb'), { recursive: true });
+  const s3 = await startS3(join(stateDir, 's3'), bucket);
+  let dynamo: { port: number; server: Server };
+  try {
+    dynamo = await startDynamo(join(stateDir, 'dynamodb'));
+  } catch (error) {
+    s3.child.kill();
+    throw error;
+  }
+  const s3Endpoint = `http://127.0.0.1:${s3.port}`;
+  const dynamoEndpoint = `http://127.0.0.1:${dynamo.port}`;
+  await ensureLockTable(dynamoEndpoint);
+  return {
+    s3Endpoint,
+    dynamoEndpoint,
+    bucket,
+    lockTable: LOCK_TABLE,
+    env: {
+      ...LOCAL_AWS_ENV,
+      AWS_ENDPOINT_URL_S3: s3Endpoint,
+      AWS_ENDPOINT_URL_DYNAMODB: dynamoEndpoint,
+      ARCHIVE_BUCKET: bucket,
+      LOCK_TABLE_NAME: LOCK_TABLE,
+    },
+    async stop() {
+      await new Promise<void>((resolve) => dynamo.server.close(() => resolve()));
+      await new Promise<void>((resolve) => {
+        if (s3.child.exitCode !== null) return resolve();
+        s3.child.once('exit', () => resolve());
+        s3.child.kill('SIGTERM');
+      });
+    },
+  };
+}

@@ -1,0 +1,227 @@
+import './polyfills.js';
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { Context } from 'aws-lambda';
+import { StateMachine } from 'aws-local-stepfunctions';
+import { createHandler as deleteHandler } from '../lambdas/delete/handler.js';
+import { createHandler as exportHandler } from '../lambdas/export/handler.js';
+import { createHandler as lockHandler } from '../lambdas/lock/handler.js';
+import { createHandler as planHandler } from '../lambdas/plan/handler.js';
+import type { DepsProvider } from '../lambdas/shared/handler.js';
+import { createHandler as summaryHandler } from '../lambdas/summary/handler.js';
+import { createHandler as uploadHandler } from '../lambdas/upload/handler.js';
+import { createHandler as verifyHandler } from '../lambdas/verify/handler.js';
+
+const REGION = 'us-east-1';
+const ACCOUNT = '000000000000';
+
+export const FUNCTION_NAMES = ['plan', 'lock', 'export', 'upload', 'verify', 'delete', 'summary'] as const;
+export type FunctionName = (typeof FUNCTION_NAMES)[number];
+
+export const functionArn = (name: FunctionName) =>
+  `arn:aws:lambda:${REGION}:${ACCOUNT}:function:audit-archiver-${name}`;
+export const stateMachineArn = (name: string) =>
+  `arn:aws:states:${REGION}:${ACCOUNT}:stateMachine:audit-archiver-${name}`;
+
+/** The values the CDK stack passes as definitionSubstitutions, here pointing at the in-process functions. */
+export const localSubstitutions: Record<string, string> = {
+  PlanFunctionArn: functionArn('plan'),
+  LockFunctionArn: functionArn('lock'),
+  ExportFunctionArn: functionArn('export'),
+  UploadFunctionArn: functionArn('upload'),
+  VerifyFunctionArn: functionArn('verify'),
+  DeleteFunctionArn: functionArn('delete'),
+  SummaryFunctionArn: functionArn('summary'),
+  ArchiveTableStateMachineArn: stateMachineArn('archive-table'),
+};
+
+export const definitionPath = (file: string) => new URL(`../statemachines/${file}`, import.meta.url);
+
+/** Reads an ASL file and fills its ${Name} placeholders, as Step Functions does with definitionSubstitutions. */
+export function loadDefinition(file: string, substitutions: Record<string, string>): Record<string, unknown> {
+  const text = readFileSync(definitionPath(file), 'utf8').replace(
+    /\$\{(\w+)\}/g,
+    (placeholder, name: string) => {
+      const value = substitutions[name];
+      if (value === undefined) throw new Error(`${file}: no substitution for ${placeholder}`);
+      return value;
+    },
+  );
+  return JSON.parse(text) as Record<string, unknown>;
+}
+
+type StateDefinition = {
+  Type?: string;
+  Resource?: string;
+  Retry?: { IntervalSeconds?: number }[];
+  ItemProcessor?: { States: Record<string, StateDefinition> };
+};
+
+/** Every state of a definition, nested Map processors included, with its name. */
+export function allStates(definition: {
+  States?: Record<string, StateDefinition>;
+}): [string, StateDefinition][] {
+  return Object.entries(definition.States ?? {}).flatMap(([name, state]) => [
+    [name, state] as [string, StateDefinition],
+    ...(state.ItemProcessor ? allStates(state.ItemProcessor) : []),
+  ]);
+}
+
+type LambdaHandler = (event: unknown, context: Context) => Promise<unknown>;
+
+export interface StepEvent {
+  functionName: FunctionName;
+  payload: unknown;
+  result?: unknown;
+  error?: Error;
+}
+
+export interface LocalWorkflowOptions {
+  /** Dependencies of the in-process functions; tests inject fault points here. */
+  getDeps?: DepsProvider;
+  /** Multiplies the ASL's Retry intervals (1 = as deployed); tests use 0 to retry at once. */
+  retryIntervalScale?: number;
+  /** Called after every function invocation, for progress display. */
+  onStep?: (event: StepEvent) => void;
+}
+
+export interface ExecutionResult {
+  executionName: string;
+  status: 'SUCCEEDED' | 'FAILED';
+  output?: unknown;
+  error?: { name: string; message: string };
+}
+
+function lambdaContext(name: FunctionName): Context {
+  const deadline = Date.now() + 900_000;
+  return {
+    callbackWaitsForEmptyEventLoop: true,
+    functionName: `audit-archiver-${name}`,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: functionArn(name),
+    memoryLimitInMB: '1024',
+    awsRequestId: randomUUID(),
+    logGroupName: `/aws/lambda/audit-archiver-${name}`,
+    logStreamName: 'local',
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    done: () => undefined,
+    fail: () => undefined,
+    succeed: () => undefined,
+  };
+}
+
+/**
+ * Runs the deployed state machine definitions in-process with aws-local-stepfunctions. The Lambda tasks call the
+ * real handlers (the same modules the stack bundles); the child-execution task runs the child definition. Only
+ * the substituted ARNs and the transport differ from AWS: the workflow logic is the ASL itself.
+ */
+export class LocalWorkflow {
+  private readonly handlers: Record<FunctionName, LambdaHandler>;
+  private readonly parent: StateMachine;
+  private readonly child: StateMachine;
+  private readonly retryOverrides: Record<string, number>;
+  private readonly taskOverrides: Record<string, (input: unknown) => Promise<unknown>>;
+
+  constructor(private readonly options: LocalWorkflowOptions = {}) {
+    const getDeps = options.getDeps;
+    this.handlers = {
+      plan: planHandler(getDeps),
+      lock: lockHandler(getDeps),
+      export: exportHandler(getDeps),
+      upload: uploadHandler(getDeps),
+      verify: verifyHandler(getDeps),
+      delete: deleteHandler(getDeps),
+      summary: summaryHandler(getDeps),
+    } as Record<FunctionName, LambdaHandler>;
+    const parentDefinition = loadDefinition('archive.asl.json', localSubstitutions);
+    const childDefinition = loadDefinition('archive-table.asl.json', localSubstitutions);
+    this.parent = new StateMachine(parentDefinition as never);
+    this.child = new StateMachine(childDefinition as never);
+    const scale = options.retryIntervalScale ?? 1;
+    this.retryOverrides = Object.fromEntries(
+      [...allStates(parentDefinition), ...allStates(childDefinition)]
+        .filter(([, state]) => state.Retry)
+        .map(([name, state]) => [name, (state.Retry?.[0]?.IntervalSeconds ?? 1) * 1000 * scale]),
+    );
+    // Task overrides are keyed by state name: every Task of both definitions is routed by its Resource.
+    this.taskOverrides = Object.fromEntries(
+      [...allStates(parentDefinition), ...allStates(childDefinition)]
+        .filter(([, state]) => state.Type === 'Task')
+        .map(([name, state]) => [
+          name,
+          state.Resource === 'arn:aws:states:::lambda:invoke'
+            ? (input: unknown) => this.invokeFunction(input as { FunctionName: string; Payload: unknown })
+            : (input: unknown) =>
+                this.startChildExecution(input as { StateMachineArn: string; Input: unknown }),
+        ]),
+    );
+  }
+
+  /** The lambda:invoke integration: the function's result arrives as Payload, its error by its name. */
+  private async invokeFunction(input: { FunctionName: string; Payload: unknown }): Promise<unknown> {
+    const name = FUNCTION_NAMES.find((n) => functionArn(n) === input.FunctionName);
+    if (!name) throw new Error(`no local function for ${input.FunctionName}`);
+    // A deep copy, as a real invocation serializes the payload.
+    const payload = JSON.parse(JSON.stringify(input.Payload)) as unknown;
+    try {
+      const result = await this.handlers[name](payload, lambdaContext(name));
+      this.options.onStep?.({ functionName: name, payload, result });
+      return {
+        StatusCode: 200,
+        ExecutedVersion: '$LATEST',
+        Payload: JSON.parse(JSON.stringify(result ?? null)),
+      };
+    } catch (error) {
+      this.options.onStep?.({ functionName: name, payload, error: error as Error });
+      throw error;
+    }
+  }
+
+  /** The startExecution.sync:2 integration: runs the child definition to its end, fails as States.TaskFailed. */
+  private async startChildExecution(input: { StateMachineArn: string; Input: unknown }): Promise<unknown> {
+    const name = randomUUID();
+    const executionArn = `${input.StateMachineArn.replace(':stateMachine:', ':execution:')}:${name}`;
+    try {
+      const output = await this.run(this.child, input.Input, executionArn, name, input.StateMachineArn);
+      return { ExecutionArn: executionArn, Status: 'SUCCEEDED', Output: output };
+    } catch (error) {
+      const failure = new Error(`child execution ${name} failed: ${(error as Error).message}`);
+      failure.name = 'States.TaskFailed';
+      throw failure;
+    }
+  }
+
+  private run(machine: StateMachine, input: unknown, executionArn: string, name: string, machineArn: string) {
+    return machine.run(input as never, {
+      overrides: {
+        taskResourceLocalHandlers: this.taskOverrides as never,
+        retryIntervalOverrides: this.retryOverrides,
+      },
+      context: {
+        Execution: {
+          Id: executionArn,
+          Name: name,
+          StartTime: new Date().toISOString(),
+          Input: input as never,
+        },
+        StateMachine: { Id: machineArn, Name: machineArn.split(':').pop() },
+      },
+    }).result;
+  }
+
+  /** Starts the archive state machine, like an EventBridge schedule or a console "Start execution". */
+  async runArchive(
+    input: unknown = {},
+    executionName = `local-${new Date().toISOString().replace(/[:.]/g, '')}-${randomUUID().slice(0, 8)}`,
+  ): Promise<ExecutionResult> {
+    const machineArn = stateMachineArn('archive');
+    const executionArn = `${machineArn.replace(':stateMachine:', ':execution:')}:${executionName}`;
+    try {
+      const output = await this.run(this.parent, input, executionArn, executionName, machineArn);
+      return { executionName, status: 'SUCCEEDED', output };
+    } catch (error) {
+      const err = error as Error;
+      return { executionName, status: 'FAILED', error: { name: err.name, message: err.message } };
+    }
+  }
+}
