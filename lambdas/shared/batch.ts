@@ -72,7 +72,7 @@ export async function recordCommitted(deps: StepDeps, task: TableTask, inFlight:
 
 /**
  * Takes back a batch whose delete never committed: its rows are all still in the database, so its archive must
- * not stay live. Only objects this batch wrote (batch-id metadata) are removed; with `quarantine`, a copy is kept
+ * not stay live. Only objects this batch wrote are removed (an identical archive committed earlier never is); with `quarantine`, a copy is kept
  * as evidence first. The in-flight record is cleared last, so a crash here is finished by the next attempt.
  */
 export async function withdrawBatch(
@@ -84,7 +84,10 @@ export async function withdrawBatch(
   const { store } = deps;
   const manifestKey = manifestKeyFor(inFlight.archiveKey);
   const head = await store.head(inFlight.archiveKey);
-  const ours = head?.metadata[BATCH_ID_METADATA] === inFlight.batchId;
+  // Ours by the lock table's record, or (if upload crashed before recording it) by the object's batch-id.
+  const ours =
+    head !== undefined &&
+    (inFlight.createdArchive === true || head.metadata[BATCH_ID_METADATA] === inFlight.batchId);
   const toDelete = [inFlight.stagingKey, manifestKeyFor(inFlight.stagingKey)];
   if (ours) {
     if (reason === 'integrity') {

@@ -21,6 +21,8 @@ export const InFlightSchema = z.object({
   cutoff: z.string(),
   stagingKey: z.string(),
   archiveKey: z.string(),
+  /** Set by upload when this batch wrote the archive object (rather than finding identical rows archived before). */
+  createdArchive: z.boolean().optional(),
   bounds: BatchBoundsSchema,
   figures: BatchFiguresSchema,
   /** Transaction id of the delete, written before COMMIT: pg_xact_status() tells later whether it committed. */

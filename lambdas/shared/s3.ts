@@ -32,6 +32,13 @@ const isPreconditionFailed = (error: unknown): boolean => {
   return err.name === 'PreconditionFailed' || err.$metadata?.httpStatusCode === 412;
 };
 
+/** URL-encodes a copy source; "=" (in every day partition) stays literal, which S3 and s3rver both read. */
+const copySource = (bucket: string, key: string) =>
+  `${bucket}/${key
+    .split('/')
+    .map((segment) => encodeURIComponent(segment).replaceAll('%3D', '='))
+    .join('/')}`;
+
 const encryption = (options: WriteOptions) =>
   options.kmsKeyId ? { ServerSideEncryption: 'aws:kms' as const, SSEKMSKeyId: options.kmsKeyId } : {};
 
@@ -167,7 +174,7 @@ export class ArchiveStore {
         new CopyObjectCommand({
           Bucket: this.bucket,
           Key: destinationKey,
-          CopySource: `${this.bucket}/${sourceKey.split('/').map(encodeURIComponent).join('/')}`,
+          CopySource: copySource(this.bucket, sourceKey),
           IfNoneMatch: '*',
           MetadataDirective: 'REPLACE',
           Metadata: metadata,

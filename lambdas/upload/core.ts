@@ -65,7 +65,7 @@ export async function uploadBatch(input: UploadInput, deps: StepDeps): Promise<U
       input.table,
       input.lease,
       config.defaults.leaseSeconds,
-      { ...inFlight, stage: 'uploaded' },
+      { ...inFlight, stage: 'uploaded', createdArchive: created },
       ['exported'],
     );
   }

@@ -1,0 +1,313 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ManifestSchema } from '../../lambdas/shared/archive-format.js';
+import type { FaultPoint } from '../../lambdas/shared/deps.js';
+import { runLocalArchive } from '../../local/run.js';
+import {
+  assertNoLossNoDuplicates,
+  createTestDatabase,
+  getObject,
+  listKeys,
+  openTestEnvironment,
+  readLiveArchives,
+  resolvedTable,
+  seedEvents,
+  type TestDatabase,
+  tableLines,
+} from '../support/fixtures.js';
+
+const FAULT_POINTS: FaultPoint[] = [
+  'export:afterStaging',
+  'upload:afterCopy',
+  'upload:afterManifest',
+  'verify:afterRead',
+  'delete:beforeCommit',
+  'delete:afterCommit',
+];
+const faultTable = (point: FaultPoint) => `fault_${point.replace(':', '_').toLowerCase()}`;
+
+class InjectedCrash extends Error {
+  override name = 'InjectedCrash';
+}
+
+describe('archive workflow, end to end on local PostgreSQL, S3 and DynamoDB', () => {
+  let db: TestDatabase;
+  let env: Awaited<ReturnType<typeof openTestEnvironment>>;
+  const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await seedEvents(db.client, 'events', 3000);
+    for (const point of FAULT_POINTS) await seedEvents(db.client, faultTable(point), 1200);
+    await seedEvents(db.client, 'tampered', 1200);
+    await seedEvents(db.client, 'shared_a', 1500);
+    await seedEvents(db.client, 'shared_b', 1500);
+    await seedEvents(db.client, 'changing', 1200);
+    await db.client.query('CREATE TABLE public.keyless (created_at timestamptz, note text)');
+    await db.client.query(
+      "INSERT INTO public.keyless SELECT now() - interval '90 days', 'x' FROM generate_series(1, 10)",
+    );
+    env = await openTestEnvironment(db, [
+      spec('events'),
+      ...FAULT_POINTS.map((point) => spec(faultTable(point))),
+      spec('tampered'),
+      spec('shared_a'),
+      spec('shared_b'),
+      spec('changing'),
+      spec('keyless'),
+    ]);
+  });
+
+  afterAll(async () => {
+    await env?.close();
+    await db?.drop();
+  });
+
+  it('archives exactly the old rows once and leaves the new rows untouched', async () => {
+    // Prepare
+    const table = resolvedTable(spec('events'));
+    const original = await tableLines(db.client, table);
+    const newRowsBefore = await db.client.query(
+      "SELECT id, created_at, actor, payload FROM public.events WHERE created_at >= now() - interval '29 days' ORDER BY id",
+    );
+
+    // Act
+    const { execution, outcomes } = await runLocalArchive(
+      env.local,
+      { tables: ['public.events'] },
+      { retryIntervalScale: 0 },
+    );
+
+    // Assess
+    expect(execution.status).toBe('SUCCEEDED');
+    const old = await db.client.query(
+      "SELECT count(*)::int AS n FROM public.events WHERE created_at < now() - interval '30 days'",
+    );
+    expect(old.rows[0].n).toBe(0);
+    const newRowsAfter = await db.client.query(
+      "SELECT id, created_at, actor, payload FROM public.events WHERE created_at >= now() - interval '29 days' ORDER BY id",
+    );
+    expect(newRowsAfter.rows).toEqual(newRowsBefore.rows);
+    const counts = await assertNoLossNoDuplicates(env.local, db.client, table, original);
+    expect(counts.inArchives).toBeGreaterThan(1200);
+    expect(outcomes).toEqual([
+      expect.objectContaining({
+        table: 'public.events',
+        status: 'succeeded',
+        rowsArchived: counts.inArchives,
+      }),
+    ]);
+    const archives = await readLiveArchives(env.local, 'public', 'events');
+    for (const archive of archives) {
+      // Each object holds the rows of one UTC day, and its partition names that day.
+      const [y, m, d] = archive.manifest.day.split('-');
+      expect(archive.key).toContain(`/year=${y}/month=${m}/day=${d}/`);
+      expect(archive.manifest.timestampRange.min.slice(0, 10)).toBe(archive.manifest.day);
+      expect(archive.manifest.timestampRange.max.slice(0, 10)).toBe(archive.manifest.day);
+      expect(archive.lines).toHaveLength(archive.manifest.figures.rowCount);
+    }
+    expect(await listKeys(env.local, 'archive/_staging/')).toEqual([]);
+  });
+
+  it('a second run finds nothing left and archives nothing', async () => {
+    // Act
+    const { execution, outcomes } = await runLocalArchive(
+      env.local,
+      { tables: ['public.events'] },
+      { retryIntervalScale: 0 },
+    );
+
+    // Assess
+    expect(execution.status).toBe('SUCCEEDED');
+    expect(outcomes[0]).toMatchObject({ status: 'succeeded', rowsArchived: 0, batches: 0 });
+  });
+
+  describe.each(FAULT_POINTS)('a crash at %s, then a re-run', (point) => {
+    it('loses no row and doubles none', async () => {
+      // Prepare
+      const name = faultTable(point);
+      const table = resolvedTable(spec(name));
+      const original = await tableLines(db.client, table);
+      let crashes = 0;
+      const fault = (at: FaultPoint) => {
+        // Crash on the second batch, so one batch is already committed when it happens.
+        if (at === point && ++crashes === 2) throw new InjectedCrash(`injected at ${at}`);
+      };
+
+      // Act
+      const crashed = await runLocalArchive(
+        env.local,
+        { tables: [`public.${name}`] },
+        { fault, retryIntervalScale: 0 },
+      );
+      const between = await assertNoLossNoDuplicates(env.local, db.client, table, original);
+      const rerun = await runLocalArchive(
+        env.local,
+        { tables: [`public.${name}`] },
+        { retryIntervalScale: 0 },
+      );
+
+      // Assess
+      expect(crashed.execution.status).toBe('FAILED');
+      expect(crashed.outcomes[0]).toMatchObject({
+        status: 'failed',
+        error: expect.stringContaining('InjectedCrash'),
+      });
+      expect(rerun.execution.status).toBe('SUCCEEDED');
+      const after = await assertNoLossNoDuplicates(env.local, db.client, table, original);
+      expect(between.inArchives).toBeGreaterThan(0);
+      const stillOld = await db.client.query(
+        `SELECT count(*)::int AS n FROM public.${name} WHERE created_at < now() - interval '30 days'`,
+      );
+      expect(stillOld.rows[0].n).toBe(0);
+      expect(after.inArchives).toBeGreaterThan(between.inArchives);
+    });
+  });
+
+  it('an archive altered between upload and verify is caught and nothing is deleted', async () => {
+    // Prepare
+    const table = resolvedTable(spec('tampered'));
+    const original = await tableLines(db.client, table);
+    const s3 = (await import('../support/fixtures.js')).s3ClientFor(env.local);
+    const { PutObjectCommand } = await import('@aws-sdk/client-s3');
+    const { gzipSync, gunzipSync } = await import('node:zlib');
+    let tampered = '';
+    const fault = async (at: FaultPoint) => {
+      if (at !== 'upload:afterManifest' || tampered) return;
+      const [key] = (await listKeys(env.local, 'archive/app/public.tampered/')).filter((k) =>
+        k.endsWith('.jsonl.gz'),
+      );
+      if (!key) throw new Error('no archive to tamper with');
+      const text = gunzipSync(await getObject(env.local, key)).toString('utf8');
+      const altered = text.replace(/"user_\d+"/, '"someone_else"');
+      await s3.send(
+        new PutObjectCommand({ Bucket: env.local.services.bucket, Key: key, Body: gzipSync(altered) }),
+      );
+      tampered = key;
+    };
+
+    // Act
+    const run = await runLocalArchive(
+      env.local,
+      { tables: ['public.tampered'] },
+      { fault, retryIntervalScale: 0 },
+    );
+
+    // Assess
+    expect(run.execution.status).toBe('FAILED');
+    expect(run.outcomes[0]?.error).toMatch(/^ArchiveIntegrityError: .*object differs from its manifest/);
+    expect(await tableLines(db.client, table)).toHaveLength(original.length);
+    expect(await readLiveArchives(env.local, 'public', 'tampered')).toEqual([]);
+    expect(
+      (await listKeys(env.local, 'archive/_quarantine/')).some((k) =>
+        k.endsWith(tampered.slice('archive/'.length)),
+      ),
+    ).toBe(true);
+    // The next run re-exports from the database and completes.
+    const rerun = await runLocalArchive(
+      env.local,
+      { tables: ['public.tampered'] },
+      { retryIntervalScale: 0 },
+    );
+    expect(rerun.execution.status).toBe('SUCCEEDED');
+    await assertNoLossNoDuplicates(env.local, db.client, table, original);
+  });
+
+  it('two concurrent executions: each table is archived by one and skipped by the other', async () => {
+    // Prepare: slow the export down so both executions are in flight together.
+    const tables = ['public.shared_a', 'public.shared_b'];
+    const originals = await Promise.all(
+      ['shared_a', 'shared_b'].map((n) => tableLines(db.client, resolvedTable(spec(n)))),
+    );
+    const fault = async (at: FaultPoint) => {
+      if (at === 'export:afterStaging') await new Promise((resolve) => setTimeout(resolve, 50));
+    };
+
+    // Act
+    const [first, second] = await Promise.all([
+      runLocalArchive(env.local, { tables }, { fault, retryIntervalScale: 0 }),
+      runLocalArchive(env.local, { tables }, { fault, retryIntervalScale: 0 }),
+    ]);
+
+    // Assess
+    expect(first.execution.status).toBe('SUCCEEDED');
+    expect(second.execution.status).toBe('SUCCEEDED');
+    for (const table of tables) {
+      const statuses = [first, second]
+        .map((run) => run.outcomes.find((o) => o.table === table)?.status)
+        .sort();
+      expect(statuses).toEqual(['skipped', 'succeeded']);
+    }
+    const skipped = [...first.outcomes, ...second.outcomes].filter((o) => o.status === 'skipped');
+    expect(skipped[0]?.reason).toMatch(/^locked by arn:aws:states:.*:execution:.* until /);
+    await assertNoLossNoDuplicates(env.local, db.client, resolvedTable(spec('shared_a')), originals[0] ?? []);
+    await assertNoLossNoDuplicates(env.local, db.client, resolvedTable(spec('shared_b')), originals[1] ?? []);
+  });
+
+  it('rows updated between export and delete: rolled back, nothing lost, the next run archives the current version', async () => {
+    // Prepare: after the first batch is verified, update a row inside it.
+    const table = resolvedTable(spec('changing'));
+    let updatedId: number | undefined;
+    const fault = async (at: FaultPoint) => {
+      if (at !== 'verify:afterRead' || updatedId !== undefined) return;
+      const oldest = await db.client.query('SELECT min(id)::int AS id FROM public.changing');
+      updatedId = oldest.rows[0].id;
+      await db.client.query(`UPDATE public.changing SET actor = 'changed' WHERE id = $1`, [updatedId]);
+    };
+
+    // Act
+    const run = await runLocalArchive(
+      env.local,
+      { tables: ['public.changing'] },
+      { fault, retryIntervalScale: 0 },
+    );
+
+    // Assess
+    expect(run.execution.status).toBe('SUCCEEDED');
+    const current = await tableLines(db.client, table);
+    const archives = await readLiveArchives(env.local, 'public', 'changing');
+    const archivedRow = archives
+      .flatMap((a) => a.lines)
+      .filter((line) => line.startsWith(`{"id" : "${updatedId}",`));
+    expect(archivedRow).toHaveLength(1);
+    expect(archivedRow[0]).toContain('"actor" : "changed"');
+    expect(current.some((line) => line.startsWith(`{"id" : "${updatedId}",`))).toBe(false);
+  });
+
+  it('a table without a usable key fails with a clear error and nothing is touched', async () => {
+    // Act
+    const run = await runLocalArchive(env.local, { tables: ['public.keyless'] }, { retryIntervalScale: 0 });
+
+    // Assess
+    expect(run.execution.status).toBe('FAILED');
+    expect(run.outcomes[0]?.error).toMatch(/^TableNotUsableError: .*has no primary key; set keyColumns/);
+    const rows = await db.client.query('SELECT count(*)::int AS n FROM public.keyless');
+    expect(rows.rows[0].n).toBe(10);
+    expect(await listKeys(env.local, 'archive/app/public.keyless/')).toEqual([]);
+  });
+
+  it('an unknown table in the execution input fails the plan with a clear error', async () => {
+    // Act
+    const run = await runLocalArchive(env.local, { tables: ['public.nope'] }, { retryIntervalScale: 0 });
+
+    // Assess
+    expect(run.execution.status).toBe('FAILED');
+    expect(run.execution.error?.message).toContain('tables not in the config: public.nope');
+  });
+
+  it('manifests carry the documented fields', async () => {
+    // Act
+    const [archive] = await readLiveArchives(env.local, 'public', 'events');
+
+    // Assess
+    expect(archive).toBeDefined();
+    expect(ManifestSchema.parse(archive?.manifest)).toMatchObject({
+      formatVersion: 1,
+      database: 'app',
+      schema: 'public',
+      table: 'events',
+      keyColumns: ['id'],
+      timestampColumn: 'created_at',
+      encoding: 'jsonl-pg-text',
+    });
+  });
+});

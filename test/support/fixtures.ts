@@ -1,0 +1,227 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import pg from 'pg';
+import { inject } from 'vitest';
+import { stringify } from 'yaml';
+import { type Manifest, ManifestSchema, tablePrefix } from '../../lambdas/shared/archive-format.js';
+import type { ArchiverConfigInput, ResolvedTable } from '../../lambdas/shared/config.js';
+import { sessionSetupSql } from '../../lambdas/shared/db.js';
+import { describeTable, qualifiedName, rowLineSql } from '../../lambdas/shared/table-sql.js';
+import { type LocalEnvironment, openLocalEnvironment } from '../../local/run.js';
+
+export interface TestDatabase {
+  name: string;
+  url: string;
+  client: pg.Client;
+  drop(): Promise<void>;
+}
+
+/** A fresh database in the project's embedded PostgreSQL, with the archiver's session settings. */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const adminUrl = inject('postgresUrl');
+  const name = `t_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = adminUrl.replace(/\/[^/]*$/, `/${name}`);
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  await client.query(sessionSetupSql({ statementTimeoutSeconds: 300, lockTimeoutSeconds: 30 }));
+  return {
+    name,
+    url,
+    client,
+    async drop() {
+      await client.end();
+      const cleanup = new pg.Client({ connectionString: adminUrl });
+      await cleanup.connect();
+      await cleanup.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await cleanup.end();
+    },
+  };
+}
+
+export type TableSpec = ArchiverConfigInput['databases'][number]['tables'][number];
+
+/** A config for one test database, written to a temp dir together with the local state dir. */
+export function writeTestConfig(
+  db: TestDatabase,
+  tables: TableSpec[],
+  overrides: { defaults?: ArchiverConfigInput['defaults']; prefix?: string; maxConnections?: number } = {},
+): { dir: string; configPath: string; cleanup(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'audit-archiver-test-'));
+  const config: ArchiverConfigInput = {
+    s3: { bucket: 'test-archive', prefix: overrides.prefix ?? 'archive/' },
+    defaults: { retentionDays: 30, batchSize: 500, ...overrides.defaults },
+    databases: [
+      {
+        name: 'app',
+        credentials: { url: db.url },
+        tls: 'disable',
+        maxConnections: overrides.maxConnections ?? 2,
+        tables,
+      },
+    ],
+  };
+  const configPath = join(dir, 'config.yaml');
+  writeFileSync(configPath, stringify(config));
+  return { dir, configPath, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export async function openTestEnvironment(
+  db: TestDatabase,
+  tables: TableSpec[],
+  overrides: Parameters<typeof writeTestConfig>[2] = {},
+) {
+  const files = writeTestConfig(db, tables, overrides);
+  const local = await openLocalEnvironment(files.configPath, join(files.dir, 'state'));
+  return {
+    local,
+    files,
+    async close() {
+      await local.close();
+      files.cleanup();
+    },
+  };
+}
+
+export function s3ClientFor(local: LocalEnvironment): S3Client {
+  return new S3Client({ endpoint: local.services.s3Endpoint, forcePathStyle: true });
+}
+
+export async function listKeys(local: LocalEnvironment, prefix: string): Promise<string[]> {
+  const s3 = s3ClientFor(local);
+  const keys: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await s3.send(
+      new ListObjectsV2Command({ Bucket: local.services.bucket, Prefix: prefix, ContinuationToken: token }),
+    );
+    for (const object of page.Contents ?? []) if (object.Key) keys.push(object.Key);
+    token = page.NextContinuationToken;
+  } while (token);
+  return keys;
+}
+
+export async function getObject(local: LocalEnvironment, key: string): Promise<Buffer> {
+  const s3 = s3ClientFor(local);
+  const object = await s3.send(new GetObjectCommand({ Bucket: local.services.bucket, Key: key }));
+  return Buffer.from(
+    await (object.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
+  );
+}
+
+export interface LiveArchive {
+  key: string;
+  manifest: Manifest;
+  lines: string[];
+}
+
+/**
+ * Every live archive of a table: a data object with its manifest sidecar, read back and split into lines. The
+ * table's in-flight batch (recorded in the lock table) is live only once its delete transaction has committed.
+ */
+export async function readLiveArchives(
+  local: LocalEnvironment,
+  schema: string,
+  table: string,
+  client?: pg.Client,
+): Promise<LiveArchive[]> {
+  const prefix = tablePrefix({ prefix: local.config.s3.prefix, database: 'app', schema, table });
+  const keys = await listKeys(local, prefix);
+  const { inFlight } = await local.deps().locks.get('app', `${schema}.${table}`);
+  let uncommitted = inFlight?.archiveKey;
+  if (inFlight?.deleteXid && client) {
+    const status = await client.query('SELECT pg_xact_status($1::xid8) AS s', [inFlight.deleteXid]);
+    if (status.rows[0]?.s === 'committed') uncommitted = undefined;
+  }
+  const archives: LiveArchive[] = [];
+  for (const key of keys.filter((k) => k.endsWith('.jsonl.gz') && k !== uncommitted)) {
+    const manifestKey = key.replace(/\/([^/]+)\.jsonl\.gz$/, '/_$1.manifest.json');
+    if (!keys.includes(manifestKey)) continue;
+    const manifest = ManifestSchema.parse(JSON.parse((await getObject(local, manifestKey)).toString('utf8')));
+    const text = gunzipSync(await getObject(local, key)).toString('utf8');
+    archives.push({ key, manifest, lines: text.split('\n').filter((line) => line.length > 0) });
+  }
+  return archives;
+}
+
+export function resolvedTable(spec: {
+  schema?: string;
+  name: string;
+  timestampColumn: string;
+  keyColumns?: string[];
+  timestampTimeZone?: string;
+}): ResolvedTable {
+  return {
+    database: 'app',
+    schema: spec.schema ?? 'public',
+    name: spec.name,
+    ref: `${spec.schema ?? 'public'}.${spec.name}`,
+    timestampColumn: spec.timestampColumn,
+    timestampTimeZone: spec.timestampTimeZone ?? 'UTC',
+    keyColumns: spec.keyColumns,
+    retentionDays: 30,
+    batchSize: 500,
+  };
+}
+
+/** Each row of a table as its archive line (the exact text an archive holds for it). */
+export async function tableLines(client: pg.Client, table: ResolvedTable): Promise<string[]> {
+  const shape = await describeTable(client, table);
+  const result = await client.query<{ line: string }>(
+    `SELECT ${rowLineSql(shape)} AS line FROM ${qualifiedName(shape)} AS t`,
+  );
+  return result.rows.map((r) => r.line);
+}
+
+/**
+ * The zero-data-loss invariant: rows left in the database plus rows in live archives equal the original table,
+ * row for row, and no row is in two live archives (or in an archive and the database).
+ */
+export async function assertNoLossNoDuplicates(
+  local: LocalEnvironment,
+  client: pg.Client,
+  table: ResolvedTable,
+  original: string[],
+): Promise<{ inDatabase: number; inArchives: number }> {
+  const remaining = await tableLines(client, table);
+  const archived = (await readLiveArchives(local, table.schema, table.name, client)).flatMap((a) => a.lines);
+  const all = [...remaining, ...archived].sort();
+  const expected = [...original].sort();
+  const duplicates = all.filter((line, i) => i > 0 && all[i - 1] === line);
+  if (duplicates.length > 0) throw new Error(`${duplicates.length} rows are doubled`);
+  const present = new Set(all);
+  const missing = expected.filter((line) => !present.has(line));
+  if (missing.length > 0 || all.length !== expected.length) {
+    throw new Error(`rows lost: ${missing.length} missing, ${all.length} present of ${expected.length}`);
+  }
+  return { inDatabase: remaining.length, inArchives: archived.length };
+}
+
+/** An audit-like table with `rows` rows spread evenly over the last `days` days. */
+export async function seedEvents(
+  client: pg.Client,
+  name: string,
+  rows: number,
+  days = 60,
+  schema = 'public',
+): Promise<void> {
+  const table = `${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(name)}`;
+  await client.query(
+    `CREATE TABLE ${table} (id bigserial PRIMARY KEY, created_at timestamptz, actor text NOT NULL, payload jsonb)`,
+  );
+  await client.query(`CREATE INDEX ON ${table} (created_at)`);
+  await client.query(
+    `INSERT INTO ${table} (created_at, actor, payload)
+     SELECT now() - make_interval(days => $2) + g * (make_interval(days => $2) / $1), 'user_' || g % 97,
+            jsonb_build_object('n', g, 'note', md5(g::text))
+       FROM generate_series(1, $1) AS g`,
+    [rows, days],
+  );
+}

@@ -1,0 +1,3 @@
+import { postgresGlobalSetup } from './postgres.global.js';
+
+export default postgresGlobalSetup(18);

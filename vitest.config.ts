@@ -1,0 +1,33 @@
+import { defineConfig } from 'vitest/config';
+
+/**
+ * Three projects: unit tests (no servers), and the integration + end-to-end suite twice, on the oldest and the
+ * newest supported PostgreSQL (each started once per project by its global setup, from the npm-shipped binaries).
+ */
+const integration = ['test/lambdas/**/*.int.test.ts', 'test/local/**/*.test.ts'];
+
+export default defineConfig({
+  test: {
+    // Lambda-style JSON logs and EMF metrics stay quiet in tests; tests that assert on them capture them.
+    env: {
+      POWERTOOLS_LOG_LEVEL: 'ERROR',
+      POWERTOOLS_METRICS_DISABLED: 'true',
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    },
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    projects: [
+      { test: { name: 'unit', include: ['test/**/*.test.ts'], exclude: [...integration, 'test/lib/**'] } },
+      { test: { name: 'cdk', include: ['test/lib/**/*.test.ts'] } },
+      ...([14, 18] as const).map((version) => ({
+        test: {
+          name: `pg${version}`,
+          include: integration,
+          globalSetup: [`test/support/postgres-pg${version}.global.ts`],
+          testTimeout: 180_000,
+          hookTimeout: 120_000,
+        },
+      })),
+    ],
+  },
+});
