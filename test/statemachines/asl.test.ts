@@ -1,0 +1,92 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { describe, expect, it } from 'vitest';
+import { errorClasses } from '../../lambdas/shared/errors.js';
+import { allStates, definitionPath, FUNCTION_NAMES, loadDefinition, localSubstitutions } from '../../local/workflow.js';
+
+const validate = createRequire(import.meta.url)('asl-validator') as (definition: unknown) => {
+  isValid: boolean;
+  errorsText(): string;
+};
+
+const FILES = ['archive.asl.json', 'archive-table.asl.json'];
+/** Error names defined by the platform rather than by our code. */
+const platformError = (name: string) => /^(States|Lambda|StepFunctions)\./.test(name);
+
+type State = {
+  Type: string;
+  Resource?: string;
+  Parameters?: { FunctionName?: string };
+  Retry?: { ErrorEquals: string[] }[];
+  Catch?: { ErrorEquals: string[] }[];
+  QueryLanguage?: string;
+  Assign?: unknown;
+  ItemProcessor?: { ProcessorConfig?: { Mode?: string } };
+};
+
+describe.each(FILES)('statemachines/%s', (file) => {
+  const definition = loadDefinition(file, localSubstitutions) as { States: Record<string, State> };
+  const states = allStates(definition) as [string, State][];
+
+  it('is valid ASL', () => {
+    // Act
+    const result = validate(definition);
+
+    // Assess
+    expect(result.errorsText()).toBe('');
+    expect(result.isValid).toBe(true);
+  });
+
+  it('uses only ${...} substitutions the stack and the local runner both provide', () => {
+    // Prepare
+    const placeholders = [...readFileSync(definitionPath(file), 'utf8').matchAll(/\$\{(\w+)\}/g)].map((m) => m[1]);
+
+    // Assess
+    expect(placeholders.length).toBeGreaterThan(0);
+    for (const name of placeholders) expect(Object.keys(localSubstitutions)).toContain(name);
+  });
+
+  it('gives every Task a Retry for transient errors', () => {
+    for (const [name, state] of states.filter(([, s]) => s.Type === 'Task')) {
+      const retried = (state.Retry ?? []).flatMap((r) => r.ErrorEquals);
+      expect(retried.length, `${name} has no Retry`).toBeGreaterThan(0);
+      if (state.Resource === 'arn:aws:states:::lambda:invoke') {
+        expect(retried, name).toEqual(expect.arrayContaining(['DatabaseUnavailableError', 'StorageUnavailableError', 'Lambda.ServiceException']));
+      }
+    }
+  });
+
+  it('retries and catches only error names the code defines (or the platform raises)', () => {
+    const defined = Object.values(errorClasses).map((c) => c.name);
+    for (const [name, state] of states) {
+      for (const errorName of [...(state.Retry ?? []), ...(state.Catch ?? [])].flatMap((r) => r.ErrorEquals)) {
+        expect(platformError(errorName) || defined.includes(errorName), `${name} matches unknown error ${errorName}`).toBe(true);
+      }
+    }
+  });
+
+  it('retries only errors the code marks retryable', () => {
+    for (const [name, state] of states) {
+      for (const errorName of (state.Retry ?? []).flatMap((r) => r.ErrorEquals).filter((e) => !platformError(e))) {
+        const errorClass = Object.values(errorClasses).find((c) => c.name === errorName);
+        expect(errorClass && new errorClass('probe').retryable, `${name} retries ${errorName}`).toBe(true);
+      }
+    }
+  });
+
+  it('invokes only functions that exist as lambdas/<name>/handler.ts', () => {
+    for (const [, state] of states.filter(([, s]) => s.Resource === 'arn:aws:states:::lambda:invoke')) {
+      const name = FUNCTION_NAMES.find((n) => state.Parameters?.FunctionName?.endsWith(`audit-archiver-${n}`));
+      expect(name).toBeDefined();
+      expect(existsSync(new URL(`../../lambdas/${name}/handler.ts`, import.meta.url))).toBe(true);
+    }
+  });
+
+  it('stays within what the local interpreter runs: JSONPath, no Assign, no Distributed Map', () => {
+    for (const [name, state] of states) {
+      expect(state.QueryLanguage ?? 'JSONPath', name).toBe('JSONPath');
+      expect(state.Assign, name).toBeUndefined();
+      expect(state.ItemProcessor?.ProcessorConfig?.Mode ?? 'INLINE', name).toBe('INLINE');
+    }
+  });
+});
