@@ -80,7 +80,11 @@ describe('every type and hostile identifiers survive the archive exactly', () =>
     const original = await tableLines(db.client, table);
 
     // Act
-    const run = await runLocalArchive(env.local, { tables: [`${SCHEMA}.${TABLE}`] }, { retryIntervalScale: 0 });
+    const run = await runLocalArchive(
+      env.local,
+      { tables: [`${SCHEMA}.${TABLE}`] },
+      { retryIntervalScale: 0 },
+    );
 
     // Assess: old rows left the table, the NULL-timestamp and new rows stayed.
     expect(run.execution.status).toBe('SUCCEEDED');
@@ -97,7 +101,9 @@ describe('every type and hostile identifiers survive the archive exactly', () =>
     expect(lines).toHaveLength(3);
     const casts = shape.columns.map((c) => `(l->>${pg.escapeLiteral(c.name)})::${c.type}`).join(', ');
     for (const line of lines) {
-      await db.client.query(`INSERT INTO public.restored SELECT ${casts} FROM (SELECT $1::json AS l) s`, [line]);
+      await db.client.query(`INSERT INTO public.restored SELECT ${casts} FROM (SELECT $1::json AS l) s`, [
+        line,
+      ]);
     }
     const difference = await db.client.query(`
       (SELECT row(o.*)::text FROM public.original o WHERE o."When" < now() - interval '30 days'
@@ -106,7 +112,9 @@ describe('every type and hostile identifiers survive the archive exactly', () =>
       (SELECT row(r.*)::text FROM public.restored r
        EXCEPT ALL SELECT row(o.*)::text FROM public.original o)`);
     expect(difference.rows).toEqual([]);
-    const jsonNulls = await db.client.query(`SELECT "ëvent id" AS id, j IS NULL AS sql_null, j::text AS j FROM public.restored WHERE "Tenant ID" = 1 ORDER BY 1`);
+    const jsonNulls = await db.client.query(
+      `SELECT "ëvent id" AS id, j IS NULL AS sql_null, j::text AS j FROM public.restored WHERE "Tenant ID" = 1 ORDER BY 1`,
+    );
     expect(jsonNulls.rows).toEqual([
       { id: '1', sql_null: false, j: 'null' },
       { id: '2', sql_null: true, j: null },
@@ -123,7 +131,11 @@ describe('every type and hostile identifiers survive the archive exactly', () =>
       expect(key.startsWith('tenant-a/')).toBe(true);
       expect(key.split('/')).not.toContain('..');
     }
-    expect(keys.some((k) => k.startsWith('tenant-a/app/Weird%20%22Schema%22%3B--.Audit%20Log%3B%20DROP%20TABLE%20x%3B--/year='))).toBe(true);
+    expect(
+      keys.some((k) =>
+        k.startsWith('tenant-a/app/Weird%20%22Schema%22%3B--.Audit%20Log%3B%20DROP%20TABLE%20x%3B--/year='),
+      ),
+    ).toBe(true);
   });
 
   it('archives a timestamp-without-time-zone column by the configured zone, with a unique key that is not the primary key', async () => {
@@ -132,7 +144,11 @@ describe('every type and hostile identifiers survive the archive exactly', () =>
     const original = await tableLines(db.client, table);
 
     // Act
-    const run = await runLocalArchive(env.local, { tables: [`${LOCAL_SCHEMA}.${LOCAL_TABLE}`] }, { retryIntervalScale: 0 });
+    const run = await runLocalArchive(
+      env.local,
+      { tables: [`${LOCAL_SCHEMA}.${LOCAL_TABLE}`] },
+      { retryIntervalScale: 0 },
+    );
 
     // Assess: "Created" holds New York wall-clock time; rows older than 30 days in that zone are gone.
     expect(run.execution.status).toBe('SUCCEEDED');

@@ -2,7 +2,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
 import { errorClasses } from '../../lambdas/shared/errors.js';
-import { allStates, definitionPath, FUNCTION_NAMES, loadDefinition, localSubstitutions } from '../../local/workflow.js';
+import {
+  allStates,
+  definitionPath,
+  FUNCTION_NAMES,
+  loadDefinition,
+  localSubstitutions,
+} from '../../local/workflow.js';
 
 const validate = createRequire(import.meta.url)('asl-validator') as (definition: unknown) => {
   isValid: boolean;
@@ -39,7 +45,9 @@ describe.each(FILES)('statemachines/%s', (file) => {
 
   it('uses only ${...} substitutions the stack and the local runner both provide', () => {
     // Prepare
-    const placeholders = [...readFileSync(definitionPath(file), 'utf8').matchAll(/\$\{(\w+)\}/g)].map((m) => m[1]);
+    const placeholders = [...readFileSync(definitionPath(file), 'utf8').matchAll(/\$\{(\w+)\}/g)].map(
+      (m) => m[1],
+    );
 
     // Assess
     expect(placeholders.length).toBeGreaterThan(0);
@@ -51,7 +59,13 @@ describe.each(FILES)('statemachines/%s', (file) => {
       const retried = (state.Retry ?? []).flatMap((r) => r.ErrorEquals);
       expect(retried.length, `${name} has no Retry`).toBeGreaterThan(0);
       if (state.Resource === 'arn:aws:states:::lambda:invoke') {
-        expect(retried, name).toEqual(expect.arrayContaining(['DatabaseUnavailableError', 'StorageUnavailableError', 'Lambda.ServiceException']));
+        expect(retried, name).toEqual(
+          expect.arrayContaining([
+            'DatabaseUnavailableError',
+            'StorageUnavailableError',
+            'Lambda.ServiceException',
+          ]),
+        );
       }
     }
   });
@@ -59,15 +73,22 @@ describe.each(FILES)('statemachines/%s', (file) => {
   it('retries and catches only error names the code defines (or the platform raises)', () => {
     const defined = Object.values(errorClasses).map((c) => c.name);
     for (const [name, state] of states) {
-      for (const errorName of [...(state.Retry ?? []), ...(state.Catch ?? [])].flatMap((r) => r.ErrorEquals)) {
-        expect(platformError(errorName) || defined.includes(errorName), `${name} matches unknown error ${errorName}`).toBe(true);
+      for (const errorName of [...(state.Retry ?? []), ...(state.Catch ?? [])].flatMap(
+        (r) => r.ErrorEquals,
+      )) {
+        expect(
+          platformError(errorName) || defined.includes(errorName),
+          `${name} matches unknown error ${errorName}`,
+        ).toBe(true);
       }
     }
   });
 
   it('retries only errors the code marks retryable', () => {
     for (const [name, state] of states) {
-      for (const errorName of (state.Retry ?? []).flatMap((r) => r.ErrorEquals).filter((e) => !platformError(e))) {
+      for (const errorName of (state.Retry ?? [])
+        .flatMap((r) => r.ErrorEquals)
+        .filter((e) => !platformError(e))) {
         const errorClass = Object.values(errorClasses).find((c) => c.name === errorName);
         expect(errorClass && new errorClass('probe').retryable, `${name} retries ${errorName}`).toBe(true);
       }
@@ -76,7 +97,9 @@ describe.each(FILES)('statemachines/%s', (file) => {
 
   it('invokes only functions that exist as lambdas/<name>/handler.ts', () => {
     for (const [, state] of states.filter(([, s]) => s.Resource === 'arn:aws:states:::lambda:invoke')) {
-      const name = FUNCTION_NAMES.find((n) => state.Parameters?.FunctionName?.endsWith(`audit-archiver-${n}`));
+      const name = FUNCTION_NAMES.find((n) =>
+        state.Parameters?.FunctionName?.endsWith(`audit-archiver-${n}`),
+      );
       expect(name).toBeDefined();
       expect(existsSync(new URL(`../../lambdas/${name}/handler.ts`, import.meta.url))).toBe(true);
     }

@@ -3,13 +3,16 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import pg from 'pg';
 import { inject } from 'vitest';
 import { stringify } from 'yaml';
 import { type Manifest, ManifestSchema, tablePrefix } from '../../lambdas/shared/archive-format.js';
 import type { ArchiverConfigInput, ResolvedTable } from '../../lambdas/shared/config.js';
 import { sessionSetupSql } from '../../lambdas/shared/db.js';
+import { LockTable } from '../../lambdas/shared/locks.js';
 import { describeTable, qualifiedName, rowLineSql } from '../../lambdas/shared/table-sql.js';
 import { type LocalEnvironment, openLocalEnvironment } from '../../local/run.js';
 
@@ -88,6 +91,16 @@ export async function openTestEnvironment(
       files.cleanup();
     },
   };
+}
+
+/** A lock table client whose clock runs at `now()`: lets a test act after a lease has expired. */
+export function lockTableAt(local: LocalEnvironment, now: () => number): LockTable {
+  const client = new DynamoDBClient({ endpoint: local.services.dynamoEndpoint });
+  return new LockTable(
+    DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }),
+    local.services.lockTable,
+    now,
+  );
 }
 
 export function s3ClientFor(local: LocalEnvironment): S3Client {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { MAX_PLAN_BYTES, planRun } from '../../../lambdas/plan/core.js';
 import { parseConfig } from '../../../lambdas/shared/config.js';
 import type { StepDeps } from '../../../lambdas/shared/deps.js';
-import { MAX_PLAN_BYTES, planRun } from '../../../lambdas/plan/core.js';
 
 const silent = { info: () => undefined, warn: () => undefined, metric: () => undefined };
 
@@ -13,7 +13,12 @@ function depsFor(tablesPerDb: number[], maxConnections = 2): StepDeps {
       name: `db${d}`,
       credentials: { url: 'postgres://u:p@h/db' },
       maxConnections,
-      tables: Array.from({ length: count }, (_, t) => ({ schema: 'audit', name: `table_number_${t}`, timestampColumn: 'created_at', ...(t === 0 ? { retentionDays: 1 } : {}) })),
+      tables: Array.from({ length: count }, (_, t) => ({
+        schema: 'audit',
+        name: `table_number_${t}`,
+        timestampColumn: 'created_at',
+        ...(t === 0 ? { retentionDays: 1 } : {}),
+      })),
     })),
   });
   return { config, telemetry: silent } as unknown as StepDeps;
@@ -33,8 +38,14 @@ describe('plan', () => {
       ['db0', 2],
       ['db1', 1],
     ]);
-    expect(plan.lanes[0]?.tables[0]).toEqual({ table: 'audit.table_number_0', cutoff: '2025-03-09T12:00:00.000Z' });
-    expect(plan.lanes[1]?.tables[0]).toEqual({ table: 'audit.table_number_1', cutoff: '2025-02-28T12:00:00.000Z' });
+    expect(plan.lanes[0]?.tables[0]).toEqual({
+      table: 'audit.table_number_0',
+      cutoff: '2025-03-09T12:00:00.000Z',
+    });
+    expect(plan.lanes[1]?.tables[0]).toEqual({
+      table: 'audit.table_number_1',
+      cutoff: '2025-02-28T12:00:00.000Z',
+    });
   });
 
   it('applies database and table filters from the execution input', async () => {
@@ -45,7 +56,9 @@ describe('plan', () => {
     );
 
     // Assess
-    expect(plan.lanes).toEqual([{ database: 'db0', tables: [{ table: 'audit.table_number_3', cutoff: expect.any(String) }] }]);
+    expect(plan.lanes).toEqual([
+      { database: 'db0', tables: [{ table: 'audit.table_number_3', cutoff: expect.any(String) }] },
+    ]);
   });
 
   it.each([
@@ -58,7 +71,10 @@ describe('plan', () => {
 
   it('plans 1000 tables within the payload budget', async () => {
     // Act
-    const plan = await planRun({ request: {}, runId: 'r', startTime: START }, depsFor([250, 250, 250, 250], 4));
+    const plan = await planRun(
+      { request: {}, runId: 'r', startTime: START },
+      depsFor([250, 250, 250, 250], 4),
+    );
 
     // Assess
     expect(plan.tableCount).toBe(1000);

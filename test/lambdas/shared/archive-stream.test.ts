@@ -24,7 +24,11 @@ function copyBinary(rows: [string, string][], trailer = true): Buffer {
 }
 
 const chunked = (buffer: Buffer, size: number) =>
-  Readable.from(Array.from({ length: Math.ceil(buffer.length / size) }, (_, i) => buffer.subarray(i * size, (i + 1) * size)));
+  Readable.from(
+    Array.from({ length: Math.ceil(buffer.length / size) }, (_, i) =>
+      buffer.subarray(i * size, (i + 1) * size),
+    ),
+  );
 
 async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -39,32 +43,38 @@ describe('CopyToJsonLines', () => {
     ['{"a" : "\u2028"}', '2024-01-01T12:00:00.000000Z'],
   ];
 
-  it.each([1, 3, 7, 64, 100_000])('writes one line per tuple and the same figures for %i-byte chunks', async (size) => {
-    // Prepare
-    const lines = new CopyToJsonLines();
+  it.each([1, 3, 7, 64, 100_000])(
+    'writes one line per tuple and the same figures for %i-byte chunks',
+    async (size) => {
+      // Prepare
+      const lines = new CopyToJsonLines();
 
-    // Act
-    const output = await collect(chunked(copyBinary(rows), size).pipe(lines));
+      // Act
+      const output = await collect(chunked(copyBinary(rows), size).pipe(lines));
 
-    // Assess
-    const expected = `${rows.map(([line]) => line).join('\n')}\n`;
-    expect(output.toString('utf8')).toBe(expected);
-    const digest = new RowDigest();
-    for (const [line] of rows) digest.add(Buffer.from(line));
-    expect(lines.figures()).toEqual({
-      rows: 3,
-      contentSha256: createHash('sha256').update(expected).digest('hex'),
-      uncompressedBytes: Buffer.byteLength(expected),
-      rowDigest: digest.value(),
-    });
-    expect([lines.minTimestamp, lines.maxTimestamp]).toEqual(['2024-01-01T00:00:00.000001Z', '2024-01-01T23:59:59.999999Z']);
-  });
+      // Assess
+      const expected = `${rows.map(([line]) => line).join('\n')}\n`;
+      expect(output.toString('utf8')).toBe(expected);
+      const digest = new RowDigest();
+      for (const [line] of rows) digest.add(Buffer.from(line));
+      expect(lines.figures()).toEqual({
+        rows: 3,
+        contentSha256: createHash('sha256').update(expected).digest('hex'),
+        uncompressedBytes: Buffer.byteLength(expected),
+        rowDigest: digest.value(),
+      });
+      expect([lines.minTimestamp, lines.maxTimestamp]).toEqual([
+        '2024-01-01T00:00:00.000001Z',
+        '2024-01-01T23:59:59.999999Z',
+      ]);
+    },
+  );
 
   it('fails a stream cut off before its trailer instead of archiving a partial batch', async () => {
     // Act / Assess
-    await expect(pipeline(chunked(copyBinary(rows, false), 5), new CopyToJsonLines(), new JsonLinesFigures())).rejects.toThrow(
-      /ended before its trailer/,
-    );
+    await expect(
+      pipeline(chunked(copyBinary(rows, false), 5), new CopyToJsonLines(), new JsonLinesFigures()),
+    ).rejects.toThrow(/ended before its trailer/);
   });
 
   it('reads back what it wrote: JsonLinesFigures recomputes identical figures', async () => {

@@ -2,12 +2,18 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../../../lambdas/shared/errors.js';
 import { loadConfigFile, parseConfig, resolveTable } from '../../../lambdas/shared/config.js';
+import { ConfigError } from '../../../lambdas/shared/errors.js';
 
 const minimal = () => ({
   s3: { bucket: 'archive-bucket' },
-  databases: [{ name: 'app', credentials: { url: 'postgres://u:p@h/db' }, tables: [{ name: 'audit', timestampColumn: 'at' }] }],
+  databases: [
+    {
+      name: 'app',
+      credentials: { url: 'postgres://u:p@h/db' },
+      tables: [{ name: 'audit', timestampColumn: 'at' }],
+    },
+  ],
 });
 
 const errorOf = (raw: unknown): string => {
@@ -47,16 +53,57 @@ describe('config schema', () => {
   });
 
   it.each([
-    ['a batch size of 0', (c: ReturnType<typeof minimal>) => Object.assign(c.databases[0]?.tables[0] ?? {}, { batchSize: 0 }), 'databases.0.tables.0.batchSize: '],
-    ['an unknown field', (c: ReturnType<typeof minimal>) => Object.assign(c.s3, { bukket: 'x' }), 's3: Unrecognized key: "bukket"'],
-    ['a prefix starting with "/"', (c: ReturnType<typeof minimal>) => Object.assign(c.s3, { prefix: '/a/' }), 's3.prefix: must be empty or end with "/"'],
-    ['a prefix with ".."', (c: ReturnType<typeof minimal>) => Object.assign(c.s3, { prefix: 'a/../' }), 's3.prefix: must not contain'],
-    ['an archival storage class', (c: ReturnType<typeof minimal>) => Object.assign(c.s3, { storageClass: 'DEEP_ARCHIVE' }), 's3.storageClass: '],
-    ['a database name with "/"', (c: ReturnType<typeof minimal>) => Object.assign(c.databases[0] ?? {}, { name: 'a/b' }), 'databases.0.name: must be'],
-    ['a 64-byte identifier', (c: ReturnType<typeof minimal>) => Object.assign(c.databases[0]?.tables[0] ?? {}, { name: 'é'.repeat(32) }), 'databases.0.tables.0.name: must be at most 63 bytes'],
-    ['no credentials', (c: ReturnType<typeof minimal>) => Object.assign(c.databases[0] ?? {}, { credentials: {} }), 'databases.0.credentials'],
-    ['an empty table list', (c: ReturnType<typeof minimal>) => Object.assign(c.databases[0] ?? {}, { tables: [] }), 'databases.0.tables: must list at least one table'],
-    ['a duplicate table', (c: ReturnType<typeof minimal>) => c.databases[0]?.tables.push({ name: 'audit', timestampColumn: 'x' }), 'databases.0.tables.1: duplicate table public.audit'],
+    [
+      'a batch size of 0',
+      (c: ReturnType<typeof minimal>) => Object.assign(c.databases[0]?.tables[0] ?? {}, { batchSize: 0 }),
+      'databases.0.tables.0.batchSize: ',
+    ],
+    [
+      'an unknown field',
+      (c: ReturnType<typeof minimal>) => Object.assign(c.s3, { bukket: 'x' }),
+      's3: Unrecognized key: "bukket"',
+    ],
+    [
+      'a prefix starting with "/"',
+      (c: ReturnType<typeof minimal>) => Object.assign(c.s3, { prefix: '/a/' }),
+      's3.prefix: must be empty or end with "/"',
+    ],
+    [
+      'a prefix with ".."',
+      (c: ReturnType<typeof minimal>) => Object.assign(c.s3, { prefix: 'a/../' }),
+      's3.prefix: must not contain',
+    ],
+    [
+      'an archival storage class',
+      (c: ReturnType<typeof minimal>) => Object.assign(c.s3, { storageClass: 'DEEP_ARCHIVE' }),
+      's3.storageClass: ',
+    ],
+    [
+      'a database name with "/"',
+      (c: ReturnType<typeof minimal>) => Object.assign(c.databases[0] ?? {}, { name: 'a/b' }),
+      'databases.0.name: must be',
+    ],
+    [
+      'a 64-byte identifier',
+      (c: ReturnType<typeof minimal>) =>
+        Object.assign(c.databases[0]?.tables[0] ?? {}, { name: 'é'.repeat(32) }),
+      'databases.0.tables.0.name: must be at most 63 bytes',
+    ],
+    [
+      'no credentials',
+      (c: ReturnType<typeof minimal>) => Object.assign(c.databases[0] ?? {}, { credentials: {} }),
+      'databases.0.credentials',
+    ],
+    [
+      'an empty table list',
+      (c: ReturnType<typeof minimal>) => Object.assign(c.databases[0] ?? {}, { tables: [] }),
+      'databases.0.tables: must list at least one table',
+    ],
+    [
+      'a duplicate table',
+      (c: ReturnType<typeof minimal>) => c.databases[0]?.tables.push({ name: 'audit', timestampColumn: 'x' }),
+      'databases.0.tables.1: duplicate table public.audit',
+    ],
   ])('rejects %s and names the field', (_case, mutate, expected) => {
     // Prepare
     const raw = minimal();
@@ -76,7 +123,9 @@ describe('config schema', () => {
     writeFileSync(broken, 's3: [unclosed');
 
     // Act / Assess
-    expect(() => loadConfigFile(join(dir, 'missing.yaml'))).toThrow(/cannot read config file .*missing\.yaml/);
+    expect(() => loadConfigFile(join(dir, 'missing.yaml'))).toThrow(
+      /cannot read config file .*missing\.yaml/,
+    );
     expect(() => loadConfigFile(broken)).toThrow(/broken\.yaml is not valid YAML/);
   });
 });
