@@ -35,16 +35,17 @@ export interface TableReport {
 }
 
 export function formatSummary(reports: TableReport[], seconds: number): string {
-  const lines = [`Summary (${seconds.toFixed(1)} s):`];
+  const lines = [`Summary (${seconds.toFixed(1)} s in all):`];
   for (const { outcome, rowsKept, archiveLocation } of reports) {
-    const rate = seconds > 0 ? Math.round(outcome.rowsArchived / seconds) : 0;
+    const duration = outcome.durationSeconds ?? seconds;
+    const rate = duration > 0 ? Math.round(outcome.rowsArchived / duration) : 0;
     lines.push(
       `  ${outcome.database}/${outcome.table}: ${outcome.status}${outcome.reason ? ` (${outcome.reason})` : ''}`,
     );
     lines.push(
       `    archived ${formatNumber(outcome.rowsArchived)} rows in ${outcome.batches} objects, ${formatBytes(outcome.bytesArchived)}` +
         (rowsKept === undefined ? '' : `; kept ${formatNumber(rowsKept)} rows`) +
-        ` (~${formatNumber(rate)} rows/s)${outcome.budgetReached ? '; batch budget reached, the next run continues' : ''}`,
+        ` in ${duration.toFixed(1)} s (${formatNumber(rate)} rows/s)${outcome.budgetReached ? '; batch budget reached, the next run continues' : ''}`,
     );
     if (outcome.error) lines.push(`    error: ${outcome.error}`);
     if (archiveLocation) lines.push(`    archives: ${archiveLocation}`);

@@ -61,6 +61,9 @@ export async function lockTable(input: LockInput, deps: StepDeps): Promise<LockO
     bytesArchived: input.progress.bytes,
     batches: input.progress.batches,
     budgetReached: input.budgetReached,
+    durationSeconds: input.startedAt
+      ? (deps.now().getTime() - Date.parse(input.startedAt)) / 1000
+      : undefined,
     error: input.error ? `${input.error.Error}: ${summarizeCause(input.error.Cause) ?? ''}` : undefined,
     finishedAt,
   };

@@ -15,6 +15,8 @@ export const LockInputSchema = z.discriminatedUnion('action', [
     lease: LeaseSchema,
     progress: ProgressSchema,
     budgetReached: z.boolean().default(false),
+    /** When the table's execution started, for the outcome's duration. */
+    startedAt: z.iso.datetime({ offset: true }).optional(),
     /** The Catch output ({Error, Cause}) when the table's run failed. */
     error: z.object({ Error: z.string(), Cause: z.string().optional() }).optional(),
   }),

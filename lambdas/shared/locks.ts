@@ -54,6 +54,7 @@ export interface TableOutcome {
   batches: number;
   /** True when eligible rows may remain because the per-run batch budget was used up. */
   budgetReached: boolean;
+  durationSeconds?: number;
   error?: string;
   finishedAt: string;
 }

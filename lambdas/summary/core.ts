@@ -31,6 +31,7 @@ export async function summarizeRun(input: SummaryInput, deps: StepDeps): Promise
       bytesArchived: o.bytesArchived,
       batches: o.batches,
       budgetReached: o.budgetReached,
+      durationSeconds: o.durationSeconds,
       reason: o.reason,
       error: o.error,
     })),

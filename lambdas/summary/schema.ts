@@ -14,6 +14,7 @@ const TableSummarySchema = z.object({
   bytesArchived: z.number(),
   batches: z.number(),
   budgetReached: z.boolean(),
+  durationSeconds: z.number().optional(),
   reason: z.string().optional(),
   error: z.string().optional(),
 });

@@ -31,8 +31,8 @@ type State = {
 };
 
 describe.each(FILES)('statemachines/%s', (file) => {
-  const definition = loadDefinition(file, localSubstitutions) as { States: Record<string, State> };
-  const states = allStates(definition) as [string, State][];
+  const definition = loadDefinition(file, localSubstitutions);
+  const states = allStates(definition) as unknown as [string, State][];
 
   it('is valid ASL', () => {
     // Act
@@ -43,7 +43,7 @@ describe.each(FILES)('statemachines/%s', (file) => {
     expect(result.isValid).toBe(true);
   });
 
-  it('uses only ${...} substitutions the stack and the local runner both provide', () => {
+  it('uses only definitionSubstitutions placeholders that the stack and the local runner both provide', () => {
     // Prepare
     const placeholders = [...readFileSync(definitionPath(file), 'utf8').matchAll(/\$\{(\w+)\}/g)].map(
       (m) => m[1],
