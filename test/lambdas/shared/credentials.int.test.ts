@@ -1,0 +1,119 @@
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DatabaseConfig } from '../../../lambdas/shared/config.js';
+import { parseConnectionUrl, resolveConnection } from '../../../lambdas/shared/credentials.js';
+import { createDatabase } from '../../../lambdas/shared/db.js';
+import { DatabaseAccessError } from '../../../lambdas/shared/errors.js';
+import { createTestDatabase, type TestDatabase } from '../../support/fixtures.js';
+import { startSecretsManager } from '../../support/secrets-manager.js';
+
+const ARN = (name: string) => `arn:aws:secretsmanager:us-east-1:000000000000:secret:${name}`;
+
+describe('database credentials from Secrets Manager', () => {
+  let db: TestDatabase;
+  let secretsManager: Awaited<ReturnType<typeof startSecretsManager>>;
+  let secrets: SecretsManagerClient;
+  const dbConfig = (secretName: string): DatabaseConfig => ({
+    name: 'app',
+    credentials: { secretArn: ARN(secretName) },
+    tls: 'disable',
+    maxConnections: 1,
+    tables: [],
+  });
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    const url = parseConnectionUrl(db.url);
+    const rds = (password: string) =>
+      JSON.stringify({
+        engine: 'postgres',
+        host: url.host,
+        port: url.port,
+        username: url.user,
+        password,
+        dbname: url.database,
+      });
+    secretsManager = await startSecretsManager({
+      [ARN('good')]: rds(url.password),
+      [ARN('wrong-password')]: rds('not-the-password-s3cr3t'),
+      [ARN('not-json')]: 'hunter2-plaintext',
+    });
+    secrets = new SecretsManagerClient({
+      endpoint: secretsManager.endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+    });
+  });
+
+  afterAll(async () => {
+    await secretsManager?.stop();
+    await db?.drop();
+  });
+
+  it('reads an RDS-shaped secret, connects with it, and caches it', async () => {
+    // Act
+    const first = await resolveConnection(dbConfig('good'), { secrets, env: {} });
+    const second = await resolveConnection(dbConfig('good'), { secrets, env: {} });
+    const database = createDatabase(first, {
+      tls: 'disable',
+      maxConnections: 1,
+      limits: { statementTimeoutSeconds: 5, lockTimeoutSeconds: 1 },
+    });
+    const row = await database.withConnection((client) => client.query('SELECT current_database() AS name'));
+    await database.end();
+
+    // Assess
+    expect(second).toEqual(first);
+    expect(row.rows[0].name).toBe(db.name);
+    expect(secretsManager.requests.filter((r) => r.endsWith(ARN('good')))).toHaveLength(1);
+  });
+
+  it('turns a wrong password into DatabaseAccessError without repeating the password', async () => {
+    // Prepare
+    const settings = await resolveConnection(dbConfig('wrong-password'), { secrets, env: {} });
+    const database = createDatabase(settings, {
+      tls: 'disable',
+      maxConnections: 1,
+      limits: { statementTimeoutSeconds: 5, lockTimeoutSeconds: 1 },
+    });
+
+    // Act
+    const attempt = database.withConnection((client) => client.query('SELECT 1'));
+
+    // Assess
+    await expect(attempt).rejects.toThrow(DatabaseAccessError);
+    await expect(attempt).rejects.not.toThrow(/s3cr3t/);
+    await database.end();
+  });
+
+  it.each([
+    ['not-json', /database app: its secret is not JSON/],
+    ['missing', /database app: cannot read its secret: ResourceNotFoundException/],
+  ])(
+    'refuses a %s secret with a message that names the database, never the secret value',
+    async (name, message) => {
+      // Act
+      const attempt = resolveConnection(dbConfig(name), { secrets, env: {} });
+
+      // Assess
+      await expect(attempt).rejects.toThrow(DatabaseAccessError);
+      await expect(attempt).rejects.toThrow(message);
+      await expect(attempt).rejects.not.toThrow(/hunter2/);
+    },
+  );
+
+  it('reads a URL from the named environment variable, or says which variable is missing', async () => {
+    // Act / Assess
+    await expect(
+      resolveConnection(
+        { ...dbConfig('x'), credentials: { urlEnv: 'APP_DB_URL' } },
+        { env: { APP_DB_URL: db.url } },
+      ),
+    ).resolves.toMatchObject({
+      database: db.name,
+    });
+    await expect(
+      resolveConnection({ ...dbConfig('x'), credentials: { urlEnv: 'APP_DB_URL' } }, { env: {} }),
+    ).rejects.toThrow('environment variable APP_DB_URL is not set');
+  });
+});
