@@ -13,6 +13,14 @@ import { type ExecutionResult, LocalWorkflow, type StepEvent } from './workflow.
 export const DEFAULT_STATE_DIR = '.audit-archiver';
 export const DEFAULT_LOCAL_BUCKET = 'audit-archiver-local';
 
+export interface WorkflowOptions {
+  fault?: FaultInjector;
+  retryIntervalScale?: number;
+  onStep?: (event: StepEvent) => void;
+  /** Environment overrides for the functions (tests route an endpoint through a proxy). */
+  env?: NodeJS.ProcessEnv;
+}
+
 export interface LocalEnvironment {
   config: ArchiverConfig;
   services: LocalServices;
@@ -51,7 +59,7 @@ export async function openLocalEnvironment(
     deps: (fault) => depsFromEnv(env, fault),
     workflow: (options = {}) =>
       new LocalWorkflow({
-        getDeps: () => depsFromEnv(env, options.fault),
+        getDeps: () => depsFromEnv({ ...env, ...options.env }, options.fault),
         retryIntervalScale: options.retryIntervalScale,
         onStep: options.onStep,
       }),
@@ -71,7 +79,7 @@ export interface LocalRunResult {
 export async function runLocalArchive(
   local: LocalEnvironment,
   input: unknown = {},
-  options: { fault?: FaultInjector; retryIntervalScale?: number; onStep?: (event: StepEvent) => void } = {},
+  options: WorkflowOptions = {},
 ): Promise<LocalRunResult> {
   const execution = await local.workflow(options).runArchive(input);
   const outcomes = await local.deps().locks.listOutcomes(execution.executionName);

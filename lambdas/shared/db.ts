@@ -72,6 +72,11 @@ export function createDatabase(
         throw classifyDatabaseError(error);
       }
       let broken = false;
+      // A server-side disconnect while the client is checked out is emitted here; the failing query reports it.
+      const onError = () => {
+        broken = true;
+      };
+      client.on('error', onError);
       try {
         await client.query(setup);
         return await work(client);
@@ -79,6 +84,7 @@ export function createDatabase(
         broken = true;
         throw classifyDatabaseError(error);
       } finally {
+        client.off('error', onError);
         // A failed client may sit in an aborted transaction or a half-read COPY: never hand it out again.
         client.release(broken);
       }
