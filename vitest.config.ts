@@ -17,9 +17,13 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     projects: [
-      { test: { name: 'unit', include: ['test/**/*.test.ts'], exclude: [...integration, 'test/lib/**'] } },
-      { test: { name: 'cdk', include: ['test/lib/**/*.test.ts'] } },
+      {
+        extends: true,
+        test: { name: 'unit', include: ['test/**/*.test.ts'], exclude: [...integration, 'test/lib/**'] },
+      },
+      { extends: true, test: { name: 'cdk', include: ['test/lib/**/*.test.ts'] } },
       ...([14, 18] as const).map((version) => ({
+        extends: true as const,
         test: {
           name: `pg${version}`,
           include: integration,

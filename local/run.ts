@@ -27,11 +27,7 @@ export interface LocalEnvironment {
   /** The environment a deployed function would have, with local endpoints. */
   env: NodeJS.ProcessEnv;
   deps(fault?: FaultInjector): StepDeps;
-  workflow(options?: {
-    fault?: FaultInjector;
-    retryIntervalScale?: number;
-    onStep?: (event: StepEvent) => void;
-  }): LocalWorkflow;
+  workflow(options?: WorkflowOptions): LocalWorkflow;
   close(): Promise<void>;
 }
 

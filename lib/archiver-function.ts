@@ -1,0 +1,139 @@
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Duration, Validations } from 'aws-cdk-lib';
+import type * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { Construct } from 'constructs';
+import { BundledConfig } from './bundled-config.js';
+
+/** Repository root: lambdas/<step>/handler.ts and package-lock.json live below it. */
+const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/** `pg` is CommonJS; an ESM bundle gives it a `require` of its own. */
+const ESM_REQUIRE_BANNER =
+  "import { createRequire } from 'module'; const require = createRequire(import.meta.url);";
+
+export type ArchiverStep = 'plan' | 'lock' | 'export' | 'upload' | 'verify' | 'delete' | 'summary';
+
+/** Network placement for functions that connect to the databases. */
+export interface DatabaseNetworkProps {
+  /**
+   * VPC from which the databases are reachable. The functions also call S3, DynamoDB and Secrets Manager, so the
+   * subnets need a NAT gateway or VPC endpoints for those services.
+   * @default - the functions run outside any VPC and reach the databases over the internet
+   */
+  readonly vpc?: ec2.IVpc;
+  /**
+   * Subnets in `vpc` for the functions' network interfaces.
+   * @default - the VPC's private subnets
+   */
+  readonly vpcSubnets?: ec2.SubnetSelection;
+  /**
+   * Security groups of the functions; the databases' groups must admit them.
+   * @default - a new security group per function, allowing all outbound traffic
+   */
+  readonly securityGroups?: ec2.ISecurityGroup[];
+}
+
+export interface ArchiverFunctionProps extends DatabaseNetworkProps {
+  /** The step: its code is `lambdas/<step>/handler.ts`, exporting `handler`. */
+  readonly step: ArchiverStep;
+  /** The config the bundle ships as `archiver.config.json`. */
+  readonly config: BundledConfig;
+  /** Variables besides `ARCHIVER_CONFIG_PATH`, `NODE_OPTIONS` and the Powertools ones. */
+  readonly environment: Record<string, string>;
+  readonly timeout: Duration;
+  /** Memory in MB; CPU scales with it. */
+  readonly memorySize: number;
+  /**
+   * How long the function's log group keeps events.
+   * @default logs.RetentionDays.THREE_MONTHS
+   */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+/**
+ * One archiver step as a Lambda function: Node.js 22 on arm64, an ESM bundle (minified, source-mapped, class names
+ * kept because the state machines match on error names) that carries the validated config, an explicit log group
+ * with retention, and a role that starts with nothing but writing to that log group. Everything else is granted
+ * by the stack, per step, through this construct (it is the grantee).
+ */
+export class ArchiverFunction extends Construct implements iam.IGrantable {
+  public readonly function: nodejs.NodejsFunction;
+  public readonly logGroup: logs.LogGroup;
+  public readonly role: iam.Role;
+  public readonly grantPrincipal: iam.IPrincipal;
+
+  constructor(scope: Construct, id: string, props: ArchiverFunctionProps) {
+    super(scope, id);
+
+    this.logGroup = new logs.LogGroup(this, 'Logs', {
+      retention: props.logRetention ?? logs.RetentionDays.THREE_MONTHS,
+    });
+    // No AWSLambdaBasicExecutionRole: that managed policy may create and write any log group in the account.
+    this.role = new iam.Role(this, 'Role', {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: `audit-archiver ${props.step} step`,
+    });
+    this.logGroup.grantWrite(this.role);
+    if (props.vpc) {
+      this.role.addManagedPolicy(
+        iam.ManagedPolicy.fromAwsManagedPolicyName('service-role/AWSLambdaVPCAccessExecutionRole'),
+      );
+      Validations.of(this.role).acknowledge({
+        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]',
+        reason:
+          'Lambda needs the EC2 network-interface actions of this AWS-maintained policy to attach the function to ' +
+          'the VPC; those actions do not support resource-level permissions.',
+      });
+    }
+    this.grantPrincipal = this.role;
+
+    this.function = new nodejs.NodejsFunction(this, 'Function', {
+      description: `audit-archiver: ${props.step} step`,
+      entry: join(PROJECT_ROOT, 'lambdas', props.step, 'handler.ts'),
+      handler: 'handler',
+      projectRoot: PROJECT_ROOT,
+      depsLockFilePath: join(PROJECT_ROOT, 'package-lock.json'),
+      runtime: lambda.Runtime.NODEJS_22_X,
+      architecture: lambda.Architecture.ARM_64,
+      memorySize: props.memorySize,
+      timeout: props.timeout,
+      role: this.role,
+      logGroup: this.logGroup,
+      vpc: props.vpc,
+      vpcSubnets: props.vpc ? props.vpcSubnets : undefined,
+      securityGroups: props.vpc ? props.securityGroups : undefined,
+      environment: {
+        ARCHIVER_CONFIG_PATH: BundledConfig.RUNTIME_PATH,
+        POWERTOOLS_SERVICE_NAME: 'audit-archiver',
+        POWERTOOLS_METRICS_NAMESPACE: 'AuditArchiver',
+        NODE_OPTIONS: '--enable-source-maps',
+        ...props.environment,
+      },
+      bundling: {
+        format: nodejs.OutputFormat.ESM,
+        target: 'node22',
+        mainFields: ['module', 'main'],
+        banner: ESM_REQUIRE_BANNER,
+        minify: true,
+        keepNames: true,
+        sourceMap: true,
+        sourcesContent: false,
+        // The AWS SDK is bundled at the versions package-lock.json pins; pg's optional native binding is never used.
+        externalModules: ['pg-native'],
+        forceDockerBundling: false,
+        commandHooks: props.config.commandHooks(),
+      },
+    });
+    Validations.of(this.function).acknowledge({
+      id: 'AwsSolutions-L1',
+      reason:
+        'The steps target Node.js 22 (LTS until April 2027), the runtime the code, its esbuild target and the local ' +
+        'mode are tested on; moving to a newer runtime is a deliberate, tested change.',
+    });
+  }
+}

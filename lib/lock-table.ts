@@ -1,0 +1,52 @@
+import { RemovalPolicy } from 'aws-cdk-lib';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import type * as iam from 'aws-cdk-lib/aws-iam';
+import { Construct } from 'constructs';
+
+/** The item operations lambdas/shared/locks.ts issues; grants name them one by one, never `dynamodb:*`. */
+export type LockTableAction = 'GetItem' | 'PutItem' | 'UpdateItem' | 'DeleteItem' | 'Query';
+
+export interface LockTableProps {
+  /**
+   * What happens to the table when the stack is deleted. It holds the in-flight batch of every table, which a
+   * later run needs to finish or undo a batch safely.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly removalPolicy?: RemovalPolicy;
+  /**
+   * Whether the table is protected against deletion outside CloudFormation as well.
+   * @default true
+   */
+  readonly deletionProtection?: boolean;
+}
+
+/**
+ * The lock/progress table: per-table leases with fencing tokens and the in-flight batch (`TABLE#db#table`/`STATE`),
+ * and per-run outcomes (`RUN#runId`/`db#table`) that expire through the `ttl` attribute. On-demand, point-in-time
+ * recovery, encrypted with the AWS-managed DynamoDB key, retained.
+ */
+export class LockTable extends Construct {
+  /** Attribute DynamoDB TTL reads; only run outcomes set it, leases never expire through TTL. */
+  public static readonly TTL_ATTRIBUTE = 'ttl';
+
+  public readonly table: dynamodb.Table;
+
+  constructor(scope: Construct, id: string, props: LockTableProps = {}) {
+    super(scope, id);
+    this.table = new dynamodb.Table(this, 'Table', {
+      partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      encryption: dynamodb.TableEncryption.AWS_MANAGED,
+      timeToLiveAttribute: LockTable.TTL_ATTRIBUTE,
+      deletionProtection: props.deletionProtection ?? true,
+      removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+    });
+  }
+
+  /** Grants exactly these item operations on the table (no indexes exist). */
+  public grant(grantee: iam.IGrantable, ...actions: LockTableAction[]): iam.Grant {
+    return this.table.grant(grantee, ...actions.map((action) => `dynamodb:${action}`));
+  }
+}

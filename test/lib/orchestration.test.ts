@@ -1,0 +1,294 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { App, Stack } from 'aws-cdk-lib';
+import { Match } from 'aws-cdk-lib/assertions';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { STATE_MACHINES_DIR } from '../../lib/archive-state-machines.js';
+import { AslStateMachine, aslPlaceholders } from '../../lib/asl-state-machine.js';
+import {
+  actionsOf,
+  logicalId,
+  resourcesOf,
+  roleStatements,
+  type Statement,
+  type Synthesized,
+  synthesize,
+} from './synth.js';
+
+let synth: Synthesized;
+beforeAll(() => {
+  synth = synthesize();
+}, 60_000);
+afterAll(() => synth.dispose());
+
+const aslFile = (name: string) => readFileSync(join(STATE_MACHINES_DIR, name), 'utf8');
+
+const stateMachine = (construct: { stateMachine: { node: { defaultChild?: unknown } } }) => {
+  const id = logicalId(synth.stack, construct.stateMachine);
+  const resource = synth.template.toJSON().Resources[id];
+  return { id, properties: resource.Properties as Record<string, unknown>, resource };
+};
+
+/** How a substitution value reads once CloudFormation has filled it in: `<Logical.Arn>` or `<Logical>`. */
+const rendered = (value: unknown): string => {
+  const ref = value as { 'Fn::GetAtt'?: [string, string]; Ref?: string };
+  if (ref['Fn::GetAtt']) return `<${ref['Fn::GetAtt'].join('.')}>`;
+  if (ref.Ref) return `<${ref.Ref}>`;
+  throw new Error(`unexpected substitution ${JSON.stringify(value)}`);
+};
+
+/** Fills the placeholders as CloudFormation does at deploy time. */
+const substitute = (definition: string, substitutions: Record<string, unknown>): string =>
+  definition.replace(/\$\{([A-Za-z0-9_]+)\}/g, (_, name: string) => rendered(substitutions[name]));
+
+/** Turns every filled-in value back into its placeholder. */
+const undoSubstitutions = (definition: string, substitutions: Record<string, unknown>): string =>
+  Object.entries(substitutions).reduce(
+    (text, [name, value]) => text.replaceAll(rendered(value), `\${${name}}`),
+    definition,
+  );
+
+describe('state machine definitions', () => {
+  const cases = [
+    {
+      file: 'archive.asl.json',
+      pick: () => synth.stack.stateMachines.archive,
+      expected: () => ({
+        PlanFunctionArn: {
+          'Fn::GetAtt': [logicalId(synth.stack, synth.stack.functions.plan.function), 'Arn'],
+        },
+        SummaryFunctionArn: {
+          'Fn::GetAtt': [logicalId(synth.stack, synth.stack.functions.summary.function), 'Arn'],
+        },
+        ArchiveTableStateMachineArn: {
+          Ref: logicalId(synth.stack, synth.stack.stateMachines.archiveTable.stateMachine),
+        },
+      }),
+    },
+    {
+      file: 'archive-table.asl.json',
+      pick: () => synth.stack.stateMachines.archiveTable,
+      expected: () => {
+        const fns = synth.stack.functions;
+        const arn = (fn: typeof fns.lock) => ({ 'Fn::GetAtt': [logicalId(synth.stack, fn.function), 'Arn'] });
+        return {
+          LockFunctionArn: arn(fns.lock),
+          ExportFunctionArn: arn(fns.export),
+          UploadFunctionArn: arn(fns.upload),
+          VerifyFunctionArn: arn(fns.verify),
+          DeleteFunctionArn: arn(fns.delete),
+        };
+      },
+    },
+  ];
+
+  for (const { file, pick, expected } of cases) {
+    it(`deploys ${file} exactly, with placeholders filled by DefinitionSubstitutions`, () => {
+      // Prepare
+      const local = aslFile(file);
+      // Act
+      const { properties } = stateMachine(pick());
+      const deployed = properties.DefinitionString as string;
+      const substitutions = properties.DefinitionSubstitutions as Record<string, unknown>;
+      // Assess: the deployed text is the file's JSON, placeholders included, and nothing is added or dropped.
+      expect(typeof deployed).toBe('string');
+      expect(JSON.parse(deployed)).toEqual(JSON.parse(local));
+      expect(deployed).toBe(JSON.stringify(JSON.parse(local)));
+      expect(Object.keys(substitutions).sort()).toEqual(aslPlaceholders(local));
+      expect(substitutions).toEqual(expected());
+      // Assess: the definition as deployed (placeholders filled), with the substitutions undone, is the file.
+      const filled = substitute(deployed, substitutions);
+      expect(filled).not.toContain('${');
+      expect(JSON.parse(undoSubstitutions(filled, substitutions))).toEqual(JSON.parse(local));
+    });
+  }
+
+  it('deploys both as Standard state machines with ERROR logging and X-Ray tracing', () => {
+    // Prepare
+    const machines = [synth.stack.stateMachines.archive, synth.stack.stateMachines.archiveTable];
+    for (const machine of machines) {
+      // Act
+      const { properties } = stateMachine(machine);
+      // Assess
+      expect(properties.StateMachineType).toBe('STANDARD');
+      expect(properties.TracingConfiguration).toEqual({ Enabled: true });
+      expect(properties.LoggingConfiguration).toMatchObject({ Level: 'ERROR', IncludeExecutionData: false });
+      expect(properties.DefinitionS3Location).toBeUndefined();
+    }
+  });
+});
+
+describe('state machine roles', () => {
+  const invokeTargets = (statements: Statement[]) =>
+    statements
+      .filter((s) => actionsOf(s).includes('lambda:InvokeFunction'))
+      .flatMap(resourcesOf)
+      .map((r) => JSON.stringify(r))
+      .sort();
+  const functionArns = (...fns: { function: { node: { defaultChild?: unknown } } }[]) =>
+    fns
+      .flatMap((fn) => {
+        const arn = { 'Fn::GetAtt': [logicalId(synth.stack, fn.function), 'Arn'] };
+        return [arn, { 'Fn::Join': ['', [arn, ':*']] }];
+      })
+      .map((r) => JSON.stringify(r))
+      .sort();
+  const roleOf = (machine: { role: { node: { defaultChild?: unknown } } }) =>
+    roleStatements(synth.template, logicalId(synth.stack, machine.role));
+
+  it('lets the child invoke exactly lock, export, upload, verify and delete', () => {
+    // Prepare
+    const fns = synth.stack.functions;
+    // Act
+    const statements = roleOf(synth.stack.stateMachines.archiveTable);
+    // Assess
+    expect(invokeTargets(statements)).toEqual(
+      functionArns(fns.lock, fns.export, fns.upload, fns.verify, fns.delete),
+    );
+    expect(statements.flatMap(actionsOf).filter((a) => a.startsWith('states:'))).toEqual([]);
+  });
+
+  it('use Resource "*" only for log delivery and X-Ray, which allow no resource scope', () => {
+    // Prepare
+    const allowed =
+      /^(logs:(Create|Get|Update|Delete|List)LogDeliver(y|ies)|logs:PutResourcePolicy|logs:Describe(ResourcePolicies|LogGroups)|xray:(PutTraceSegments|PutTelemetryRecords|GetSamplingRules|GetSamplingTargets))$/;
+    for (const machine of [synth.stack.stateMachines.archive, synth.stack.stateMachines.archiveTable]) {
+      // Act
+      const unscoped = roleOf(machine).filter((s) => resourcesOf(s).includes('*'));
+      // Assess
+      expect(unscoped.flatMap(actionsOf).filter((a) => !allowed.test(a))).toEqual([]);
+    }
+  });
+
+  it('lets the parent invoke plan and summary and run the child synchronously, nothing else', () => {
+    // Prepare
+    const fns = synth.stack.functions;
+    const child = logicalId(synth.stack, synth.stack.stateMachines.archiveTable.stateMachine);
+    // Act
+    const statements = roleOf(synth.stack.stateMachines.archive);
+    const byAction = (action: string) => statements.filter((s) => actionsOf(s).includes(action));
+    // Assess
+    expect(invokeTargets(statements)).toEqual(functionArns(fns.plan, fns.summary));
+    expect(byAction('states:StartExecution').flatMap(resourcesOf)).toEqual([{ Ref: child }]);
+    const executions = JSON.stringify(byAction('states:DescribeExecution').flatMap(resourcesOf));
+    expect(executions).toContain(':execution:');
+    expect(executions).toContain(`{"Fn::GetAtt":["${child}","Name"]},":*"`);
+    expect(byAction('states:StopExecution')).toEqual(byAction('states:DescribeExecution'));
+    const rule = JSON.stringify(byAction('events:PutRule').flatMap(resourcesOf));
+    expect(rule).toContain(':rule/StepFunctionsGetEventsForStepFunctionsExecutionRule');
+    expect(byAction('events:PutTargets')).toEqual(byAction('events:PutRule'));
+  });
+});
+
+describe('AslStateMachine', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'asl-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('refuses a definition whose placeholders and substitutions differ', () => {
+    // Prepare
+    const file = join(dir, 'mismatch.asl.json');
+    writeFileSync(
+      file,
+      JSON.stringify({
+        StartAt: 'A',
+        States: {
+          A: {
+            Type: 'Task',
+            Resource: 'arn:aws:states:::lambda:invoke',
+            // biome-ignore lint/suspicious/noTemplateCurlyInString: a CloudFormation substitution placeholder
+            Parameters: { FunctionName: '${A}' },
+            End: true,
+          },
+        },
+      }),
+    );
+    const stack = new Stack(new App(), 'Test');
+    // Act
+    const build = () =>
+      new AslStateMachine(stack, 'Machine', { definitionFile: file, substitutions: { B: 'arn' } });
+    // Assess
+    expect(build).toThrow(/no value for: A; not in the file: B/);
+  });
+
+  it('refuses a file that is not JSON, naming the file', () => {
+    // Prepare
+    const file = join(dir, 'broken.asl.json');
+    writeFileSync(file, '{ "StartAt": ');
+    const stack = new Stack(new App(), 'Test');
+    // Act
+    const build = () => new AslStateMachine(stack, 'Machine', { definitionFile: file, substitutions: {} });
+    // Assess
+    expect(build).toThrow(/broken\.asl\.json: cannot read the state machine definition/);
+  });
+});
+
+describe('schedule', () => {
+  it('starts the parent state machine daily at 03:00 UTC with input {}', () => {
+    // Prepare
+    const parent = logicalId(synth.stack, synth.stack.stateMachines.archive.stateMachine);
+    // Act
+    const rule = synth.template.toJSON().Resources[logicalId(synth.stack, synth.stack.schedule.rule)];
+    // Assess
+    expect(rule.Properties.ScheduleExpression).toBe('cron(0 3 * * ? *)');
+    expect(rule.Properties.State).toBe('ENABLED');
+    expect(rule.Properties.Targets).toHaveLength(1);
+    expect(rule.Properties.Targets[0]).toMatchObject({ Arn: { Ref: parent }, Input: '{}' });
+  });
+
+  it('retries delivery and dead-letters what it cannot deliver', () => {
+    // Prepare
+    const queue = logicalId(synth.stack, synth.stack.schedule.deadLetterQueue);
+    // Act
+    const target =
+      synth.template.toJSON().Resources[logicalId(synth.stack, synth.stack.schedule.rule)].Properties
+        .Targets[0];
+    // Assess
+    expect(target.DeadLetterConfig).toEqual({ Arn: { 'Fn::GetAtt': [queue, 'Arn'] } });
+    expect(target.RetryPolicy).toEqual({ MaximumRetryAttempts: 8, MaximumEventAgeInSeconds: 7200 });
+  });
+
+  it('uses an encrypted dead-letter queue that refuses requests without TLS', () => {
+    // Prepare
+    const queue = logicalId(synth.stack, synth.stack.schedule.deadLetterQueue);
+    // Act & Assess
+    synth.template.hasResourceProperties('AWS::SQS::Queue', {
+      SqsManagedSseEnabled: true,
+      MessageRetentionPeriod: 1_209_600,
+    });
+    synth.template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+      Queues: [{ Ref: queue }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+          Match.objectLike({
+            Effect: 'Allow',
+            Action: 'sqs:SendMessage',
+            Principal: { Service: 'events.amazonaws.com' },
+          }),
+        ]),
+      },
+    });
+  });
+
+  it('gives the rule a role that may start only the parent state machine', () => {
+    // Prepare
+    const parent = logicalId(synth.stack, synth.stack.stateMachines.archive.stateMachine);
+    const target =
+      synth.template.toJSON().Resources[logicalId(synth.stack, synth.stack.schedule.rule)].Properties
+        .Targets[0];
+    const role = target.RoleArn['Fn::GetAtt'][0] as string;
+    // Act
+    const policies = synth.template.findResources('AWS::IAM::Policy', {
+      Properties: { Roles: [{ Ref: role }] },
+    });
+    // Assess
+    const statements = Object.values(policies).flatMap((p) => p.Properties.PolicyDocument.Statement);
+    expect(statements).toEqual([
+      { Action: 'states:StartExecution', Effect: 'Allow', Resource: { Ref: parent } },
+    ]);
+  });
+});

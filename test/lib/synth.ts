@@ -1,0 +1,83 @@
+import { readFileSync, rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { App } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import type { ArchiverConfig } from '../../lambdas/shared/config.js';
+import { AuditArchiverStack, type AuditArchiverStackProps } from '../../lib/audit-archiver-stack.js';
+import { loadDeploymentConfig } from '../../lib/deployment-config.js';
+
+export const fixture = (name: string): string =>
+  fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+const cdkJson = fileURLToPath(new URL('../../cdk.json', import.meta.url));
+
+export interface SynthOptions {
+  /** Run esbuild and the config copy; otherwise assets are staged unbundled (fast). */
+  readonly bundling?: boolean;
+  /** Config file; default: test/lib/fixtures/archiver.yaml. */
+  readonly configFile?: string;
+  /** Extra stack props (VPC, schedule, ...); a function receives the app, to build them in other stacks. */
+  readonly props?: Partial<AuditArchiverStackProps> | ((app: App) => Partial<AuditArchiverStackProps>);
+}
+
+export interface Synthesized {
+  readonly app: App;
+  readonly stack: AuditArchiverStack;
+  readonly template: Template;
+  readonly config: ArchiverConfig;
+  /** Removes the cloud assembly directory. */
+  dispose(): void;
+}
+
+/** An app with the project's feature flags (cdk.json context); without bundling unless asked for. */
+export function projectApp(options: { bundling?: boolean } = {}): App {
+  const context = (JSON.parse(readFileSync(cdkJson, 'utf8')) as { context: Record<string, unknown> }).context;
+  return new App({ context: { ...context, ...(options.bundling ? {} : { 'aws:cdk:bundling-stacks': [] }) } });
+}
+
+/** Synthesizes the stack as `cdk synth` does: same feature flags, same validated config. */
+export function synthesize(options: SynthOptions = {}): Synthesized {
+  const app = projectApp(options);
+  const config = loadDeploymentConfig(options.configFile ?? fixture('archiver.yaml'));
+  const props = typeof options.props === 'function' ? options.props(app) : options.props;
+  const stack = new AuditArchiverStack(app, 'AuditArchiver', { config, ...props });
+  const template = Template.fromStack(stack);
+  return {
+    app,
+    stack,
+    template,
+    config,
+    dispose: () => rmSync(app.outdir, { recursive: true, force: true }),
+  };
+}
+
+/** The logical id of a construct's CloudFormation resource, as `Fn::GetAtt`/`Ref` name it. */
+export function logicalId(
+  stack: AuditArchiverStack,
+  construct: { node: { defaultChild?: unknown } },
+): string {
+  const child = construct.node.defaultChild as Parameters<AuditArchiverStack['getLogicalId']>[0];
+  return stack.resolve(stack.getLogicalId(child)) as string;
+}
+
+export interface Statement {
+  Effect: string;
+  Action: string | string[];
+  Resource: unknown;
+  Condition?: Record<string, Record<string, unknown>>;
+}
+
+/** The statements of every inline policy attached to the role with this logical id. */
+export function roleStatements(template: Template, roleLogicalId: string): Statement[] {
+  const policies = template.findResources('AWS::IAM::Policy');
+  return Object.values(policies)
+    .filter((policy) =>
+      (policy.Properties.Roles as { Ref: string }[]).some((role) => role.Ref === roleLogicalId),
+    )
+    .flatMap((policy) => policy.Properties.PolicyDocument.Statement as Statement[]);
+}
+
+export const actionsOf = (statement: Statement): string[] =>
+  Array.isArray(statement.Action) ? statement.Action : [statement.Action];
+
+export const resourcesOf = (statement: Statement): unknown[] =>
+  Array.isArray(statement.Resource) ? statement.Resource : [statement.Resource];
