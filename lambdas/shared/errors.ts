@@ -130,7 +130,7 @@ export function classifyDatabaseError(error: unknown): Error {
     return new DatabaseUnavailableError(message, { cause: error });
   }
   if (
-    /Connection terminated|connection timeout|timeout exceeded when trying to connect/i.test(
+    /Connection terminated|connection timeout|timeout exceeded when trying to connect|not queryable|terminating connection/i.test(
       err.message ?? '',
     )
   ) {
