@@ -1,39 +1,31 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { FaultPoint } from '../../lambdas/shared/deps.js';
 import { runLocalArchive } from '../../local/run.js';
 import {
+  archiverTestbed,
   assertNoLossNoDuplicates,
-  createTestDatabase,
-  openTestEnvironment,
   resolvedTable,
   seedEvents,
-  type TestDatabase,
   tableLines,
 } from '../support/fixtures.js';
 import { startFlakyProxy } from '../support/flaky-proxy.js';
 
 describe('outages: connections reset mid-run are retried, and nothing is lost', () => {
-  let db: TestDatabase;
-  let env: Awaited<ReturnType<typeof openTestEnvironment>>;
   const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
 
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    await seedEvents(db.client, 's3_outage', 900);
-    await seedEvents(db.client, 'db_outage', 900);
-    env = await openTestEnvironment(db, [spec('s3_outage'), spec('db_outage')]);
-  });
-
-  afterAll(async () => {
-    await env?.close();
-    await db?.drop();
-  });
+  const bed = archiverTestbed(
+    async (db) => {
+      await seedEvents(db.client, 's3_outage', 900);
+      await seedEvents(db.client, 'db_outage', 900);
+    },
+    [spec('s3_outage'), spec('db_outage')],
+  );
 
   it('S3 connections reset during upload: the step is retried and the run completes', async () => {
     // Prepare: S3 reached through a proxy that drops every connection once the first object is published.
     const table = resolvedTable(spec('s3_outage'));
-    const original = await tableLines(db.client, table);
-    const proxy = await startFlakyProxy(Number(new URL(env.local.services.s3Endpoint).port));
+    const original = await tableLines(bed.db.client, table);
+    const proxy = await startFlakyProxy(Number(new URL(bed.local.services.s3Endpoint).port));
     let cuts = 0;
     const fault = (point: FaultPoint) => {
       if (point === 'upload:afterCopy' && cuts++ === 0) proxy.cut(8);
@@ -42,7 +34,7 @@ describe('outages: connections reset mid-run are retried, and nothing is lost', 
 
     // Act
     const run = await runLocalArchive(
-      env.local,
+      bed.local,
       { tables: ['public.s3_outage'] },
       {
         fault,
@@ -59,17 +51,17 @@ describe('outages: connections reset mid-run are retried, and nothing is lost', 
     expect(proxy.resets()).toBeGreaterThanOrEqual(8);
     expect(failures).toContain('upload:StorageUnavailableError');
     expect(run.execution.status).toBe('SUCCEEDED');
-    await assertNoLossNoDuplicates(env.local, db.client, table, original);
+    await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
   });
 
   it('database connection killed inside the delete transaction: rolled back, retried, completed', async () => {
     // Prepare: kill the archiver's own backend right before its COMMIT, on the second batch.
     const table = resolvedTable(spec('db_outage'));
-    const original = await tableLines(db.client, table);
+    const original = await tableLines(bed.db.client, table);
     let batches = 0;
     const fault = async (point: FaultPoint) => {
       if (point !== 'delete:beforeCommit' || ++batches !== 2) return;
-      await db.client.query(
+      await bed.db.client.query(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'audit-archiver' AND datname = current_database() AND state = 'idle in transaction'",
       );
     };
@@ -77,7 +69,7 @@ describe('outages: connections reset mid-run are retried, and nothing is lost', 
 
     // Act
     const run = await runLocalArchive(
-      env.local,
+      bed.local,
       { tables: ['public.db_outage'] },
       {
         fault,
@@ -91,6 +83,6 @@ describe('outages: connections reset mid-run are retried, and nothing is lost', 
     // Assess
     expect(steps).toContain('delete:DatabaseUnavailableError');
     expect(run.execution.status).toBe('SUCCEEDED');
-    await assertNoLossNoDuplicates(env.local, db.client, table, original);
+    await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
   });
 });

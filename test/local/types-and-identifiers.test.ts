@@ -1,15 +1,13 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { describeTable } from '../../lambdas/shared/table-sql.js';
 import { runLocalArchive } from '../../local/run.js';
 import {
+  archiverTestbed,
   assertNoLossNoDuplicates,
-  createTestDatabase,
   listKeys,
-  openTestEnvironment,
   readLiveArchives,
   resolvedTable,
-  type TestDatabase,
   tableLines,
 } from '../support/fixtures.js';
 
@@ -39,8 +37,6 @@ const EDGE_ROWS = `
   (4, 1, now(), 1, 1, 1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'new: kept', NULL, NULL, NULL, NULL, NULL)`;
 
 describe('every type and hostile identifiers survive the archive exactly', () => {
-  let db: TestDatabase;
-  let env: Awaited<ReturnType<typeof openTestEnvironment>>;
   const typedSpec = { schema: SCHEMA, name: TABLE, timestampColumn: 'When' };
   const localSpec = {
     schema: LOCAL_SCHEMA,
@@ -50,69 +46,66 @@ describe('every type and hostile identifiers survive the archive exactly', () =>
     keyColumns: ['Id'],
   };
 
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    await db.client.query(`CREATE SCHEMA ${q(SCHEMA)}`);
-    await db.client.query(`
-      CREATE TABLE ${typed} (
-        "Tenant ID" int NOT NULL, "ëvent id" bigint NOT NULL, "When" timestamptz,
-        n numeric, f8 float8, f4 real, b bytea, ia int[], ta2 text[], j jsonb, jn json, ts timestamp,
-        tstz timestamptz, d date, "T" text, u uuid, iv interval, ip inet, bo bool, jb2 jsonb,
-        PRIMARY KEY ("Tenant ID", "ëvent id"))`);
-    await db.client.query(EDGE_ROWS);
-    await db.client.query(`CREATE SCHEMA ${q(LOCAL_SCHEMA)}`);
-    await db.client.query(`
-      CREATE TABLE ${q(LOCAL_SCHEMA)}.${q(LOCAL_TABLE)} ("Id" bigint NOT NULL UNIQUE, "Created" timestamp NOT NULL, v text);
-      INSERT INTO ${q(LOCAL_SCHEMA)}.${q(LOCAL_TABLE)}
-      SELECT g, (now() AT TIME ZONE 'America/New_York') - g * interval '1 hour', 'v' || g FROM generate_series(1, 2000) g;`);
-    env = await openTestEnvironment(db, [typedSpec, localSpec], { prefix: 'tenant-a/' });
-  });
-
-  afterAll(async () => {
-    await env?.close();
-    await db?.drop();
-  });
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query(`CREATE SCHEMA ${q(SCHEMA)}`);
+      await db.client.query(`
+        CREATE TABLE ${typed} (
+          "Tenant ID" int NOT NULL, "ëvent id" bigint NOT NULL, "When" timestamptz,
+          n numeric, f8 float8, f4 real, b bytea, ia int[], ta2 text[], j jsonb, jn json, ts timestamp,
+          tstz timestamptz, d date, "T" text, u uuid, iv interval, ip inet, bo bool, jb2 jsonb,
+          PRIMARY KEY ("Tenant ID", "ëvent id"))`);
+      await db.client.query(EDGE_ROWS);
+      await db.client.query(`CREATE SCHEMA ${q(LOCAL_SCHEMA)}`);
+      await db.client.query(`
+        CREATE TABLE ${q(LOCAL_SCHEMA)}.${q(LOCAL_TABLE)} ("Id" bigint NOT NULL UNIQUE, "Created" timestamp NOT NULL, v text);
+        INSERT INTO ${q(LOCAL_SCHEMA)}.${q(LOCAL_TABLE)}
+        SELECT g, (now() AT TIME ZONE 'America/New_York') - g * interval '1 hour', 'v' || g FROM generate_series(1, 2000) g;`);
+    },
+    [typedSpec, localSpec],
+    { prefix: 'tenant-a/' },
+  );
 
   it('restores every value of every type byte for byte through its text form', async () => {
     // Prepare
-    await db.client.query(`CREATE TABLE public.original AS SELECT * FROM ${typed}`);
+    await bed.db.client.query(`CREATE TABLE public.original AS SELECT * FROM ${typed}`);
     const table = resolvedTable(typedSpec);
-    const original = await tableLines(db.client, table);
+    const original = await tableLines(bed.db.client, table);
 
     // Act
     const run = await runLocalArchive(
-      env.local,
+      bed.local,
       { tables: [`${SCHEMA}.${TABLE}`] },
       { retryIntervalScale: 0 },
     );
 
     // Assess: old rows left the table, the NULL-timestamp and new rows stayed.
     expect(run.execution.status).toBe('SUCCEEDED');
-    const left = await db.client.query(`SELECT "T" FROM ${typed} ORDER BY "Tenant ID"`);
+    const left = await bed.db.client.query(`SELECT "T" FROM ${typed} ORDER BY "Tenant ID"`);
     expect(left.rows.map((r) => r.T)).toEqual(['null timestamp: never archived', 'new: kept']);
-    await assertNoLossNoDuplicates(env.local, db.client, table, original);
+    await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
 
     // Assess: each archived value, cast back with its column's type, equals the original row (compared as text,
     // which tells -0 from 0, NaN, infinities, json whitespace and jsonb null from SQL NULL).
-    const shape = await describeTable(db.client, table);
-    await db.client.query(`CREATE TABLE public.restored (LIKE ${typed})`);
-    const archives = await readLiveArchives(env.local, SCHEMA, TABLE, db.client);
+    const shape = await describeTable(bed.db.client, table);
+    await bed.db.client.query(`CREATE TABLE public.restored (LIKE ${typed})`);
+    const archives = await readLiveArchives(bed.local, SCHEMA, TABLE, bed.db.client);
     const lines = archives.flatMap((a) => a.lines);
     expect(lines).toHaveLength(3);
     const casts = shape.columns.map((c) => `(l->>${pg.escapeLiteral(c.name)})::${c.type}`).join(', ');
     for (const line of lines) {
-      await db.client.query(`INSERT INTO public.restored SELECT ${casts} FROM (SELECT $1::json AS l) s`, [
+      await bed.db.client.query(`INSERT INTO public.restored SELECT ${casts} FROM (SELECT $1::json AS l) s`, [
         line,
       ]);
     }
-    const difference = await db.client.query(`
+    const difference = await bed.db.client.query(`
       (SELECT row(o.*)::text FROM public.original o WHERE o."When" < now() - interval '30 days'
        EXCEPT ALL SELECT row(r.*)::text FROM public.restored r)
       UNION ALL
       (SELECT row(r.*)::text FROM public.restored r
        EXCEPT ALL SELECT row(o.*)::text FROM public.original o)`);
     expect(difference.rows).toEqual([]);
-    const jsonNulls = await db.client.query(
+    const jsonNulls = await bed.db.client.query(
       `SELECT "ëvent id" AS id, j IS NULL AS sql_null, j::text AS j FROM public.restored WHERE "Tenant ID" = 1 ORDER BY 1`,
     );
     expect(jsonNulls.rows).toEqual([
@@ -123,7 +116,7 @@ describe('every type and hostile identifiers survive the archive exactly', () =>
 
   it('keeps every key under the configured prefix, whatever the identifiers', async () => {
     // Act
-    const keys = await listKeys(env.local, '');
+    const keys = await listKeys(bed.local, '');
 
     // Assess
     expect(keys.length).toBeGreaterThan(0);
@@ -141,25 +134,25 @@ describe('every type and hostile identifiers survive the archive exactly', () =>
   it('archives a timestamp-without-time-zone column by the configured zone, with a unique key that is not the primary key', async () => {
     // Prepare
     const table = resolvedTable(localSpec);
-    const original = await tableLines(db.client, table);
+    const original = await tableLines(bed.db.client, table);
 
     // Act
     const run = await runLocalArchive(
-      env.local,
+      bed.local,
       { tables: [`${LOCAL_SCHEMA}.${LOCAL_TABLE}`] },
       { retryIntervalScale: 0 },
     );
 
     // Assess: "Created" holds New York wall-clock time; rows older than 30 days in that zone are gone.
     expect(run.execution.status).toBe('SUCCEEDED');
-    const remaining = await db.client.query(
+    const remaining = await bed.db.client.query(
       `SELECT min("Created" AT TIME ZONE 'America/New_York') >= now() - interval '30 days' AS ok, count(*)::int AS n FROM ${q(LOCAL_SCHEMA)}.${q(LOCAL_TABLE)}`,
     );
     expect(remaining.rows[0]).toEqual({ ok: true, n: expect.any(Number) });
     expect(remaining.rows[0].n).toBeGreaterThan(700);
     expect(remaining.rows[0].n).toBeLessThan(730);
-    await assertNoLossNoDuplicates(env.local, db.client, table, original);
-    for (const archive of await readLiveArchives(env.local, LOCAL_SCHEMA, LOCAL_TABLE, db.client)) {
+    await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+    for (const archive of await readLiveArchives(bed.local, LOCAL_SCHEMA, LOCAL_TABLE, bed.db.client)) {
       expect(archive.manifest.timestampRange.min.slice(0, 10)).toBe(archive.manifest.day);
       expect(archive.manifest.timestampType).toBe('timestamp');
     }

@@ -1,17 +1,15 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ManifestSchema } from '../../lambdas/shared/archive-format.js';
 import type { FaultPoint } from '../../lambdas/shared/deps.js';
 import { runLocalArchive } from '../../local/run.js';
 import {
+  archiverTestbed,
   assertNoLossNoDuplicates,
-  createTestDatabase,
   getObject,
   listKeys,
-  openTestEnvironment,
   readLiveArchives,
   resolvedTable,
   seedEvents,
-  type TestDatabase,
   tableLines,
 } from '../support/fixtures.js';
 
@@ -30,23 +28,22 @@ class InjectedCrash extends Error {
 }
 
 describe('archive workflow, end to end on local PostgreSQL, S3 and DynamoDB', () => {
-  let db: TestDatabase;
-  let env: Awaited<ReturnType<typeof openTestEnvironment>>;
   const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
 
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    await seedEvents(db.client, 'events', 3000);
-    for (const point of FAULT_POINTS) await seedEvents(db.client, faultTable(point), 1200);
-    await seedEvents(db.client, 'tampered', 1200);
-    await seedEvents(db.client, 'shared_a', 1500);
-    await seedEvents(db.client, 'shared_b', 1500);
-    await seedEvents(db.client, 'changing', 1200);
-    await db.client.query('CREATE TABLE public.keyless (created_at timestamptz, note text)');
-    await db.client.query(
-      "INSERT INTO public.keyless SELECT now() - interval '90 days', 'x' FROM generate_series(1, 10)",
-    );
-    env = await openTestEnvironment(db, [
+  const bed = archiverTestbed(
+    async (db) => {
+      await seedEvents(db.client, 'events', 3000);
+      for (const point of FAULT_POINTS) await seedEvents(db.client, faultTable(point), 1200);
+      await seedEvents(db.client, 'tampered', 1200);
+      await seedEvents(db.client, 'shared_a', 1500);
+      await seedEvents(db.client, 'shared_b', 1500);
+      await seedEvents(db.client, 'changing', 1200);
+      await db.client.query('CREATE TABLE public.keyless (created_at timestamptz, note text)');
+      await db.client.query(
+        "INSERT INTO public.keyless SELECT now() - interval '90 days', 'x' FROM generate_series(1, 10)",
+      );
+    },
+    [
       spec('events'),
       ...FAULT_POINTS.map((point) => spec(faultTable(point))),
       spec('tampered'),
@@ -54,40 +51,35 @@ describe('archive workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
       spec('shared_b'),
       spec('changing'),
       spec('keyless'),
-    ]);
-  });
-
-  afterAll(async () => {
-    await env?.close();
-    await db?.drop();
-  });
+    ],
+  );
 
   it('archives exactly the old rows once and leaves the new rows untouched', async () => {
     // Prepare
     const table = resolvedTable(spec('events'));
-    const original = await tableLines(db.client, table);
-    const newRowsBefore = await db.client.query(
+    const original = await tableLines(bed.db.client, table);
+    const newRowsBefore = await bed.db.client.query(
       "SELECT id, created_at, actor, payload FROM public.events WHERE created_at >= now() - interval '29 days' ORDER BY id",
     );
 
     // Act
     const { execution, outcomes } = await runLocalArchive(
-      env.local,
+      bed.local,
       { tables: ['public.events'] },
       { retryIntervalScale: 0 },
     );
 
     // Assess
     expect(execution.status).toBe('SUCCEEDED');
-    const old = await db.client.query(
+    const old = await bed.db.client.query(
       "SELECT count(*)::int AS n FROM public.events WHERE created_at < now() - interval '30 days'",
     );
     expect(old.rows[0].n).toBe(0);
-    const newRowsAfter = await db.client.query(
+    const newRowsAfter = await bed.db.client.query(
       "SELECT id, created_at, actor, payload FROM public.events WHERE created_at >= now() - interval '29 days' ORDER BY id",
     );
     expect(newRowsAfter.rows).toEqual(newRowsBefore.rows);
-    const counts = await assertNoLossNoDuplicates(env.local, db.client, table, original);
+    const counts = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
     expect(counts.inArchives).toBeGreaterThan(1200);
     expect(outcomes).toEqual([
       expect.objectContaining({
@@ -96,7 +88,7 @@ describe('archive workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
         rowsArchived: counts.inArchives,
       }),
     ]);
-    const archives = await readLiveArchives(env.local, 'public', 'events');
+    const archives = await readLiveArchives(bed.local, 'public', 'events');
     for (const archive of archives) {
       // Each object holds the rows of one UTC day, and its partition names that day.
       const [y, m, d] = archive.manifest.day.split('-');
@@ -105,13 +97,13 @@ describe('archive workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
       expect(archive.manifest.timestampRange.max.slice(0, 10)).toBe(archive.manifest.day);
       expect(archive.lines).toHaveLength(archive.manifest.figures.rowCount);
     }
-    expect(await listKeys(env.local, 'archive/_staging/')).toEqual([]);
+    expect(await listKeys(bed.local, 'archive/_staging/')).toEqual([]);
   });
 
   it('a second run finds nothing left and archives nothing', async () => {
     // Act
     const { execution, outcomes } = await runLocalArchive(
-      env.local,
+      bed.local,
       { tables: ['public.events'] },
       { retryIntervalScale: 0 },
     );
@@ -126,7 +118,7 @@ describe('archive workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
       // Prepare
       const name = faultTable(point);
       const table = resolvedTable(spec(name));
-      const original = await tableLines(db.client, table);
+      const original = await tableLines(bed.db.client, table);
       let crashes = 0;
       const fault = (at: FaultPoint) => {
         // Crash on the second batch, so one batch is already committed when it happens.
@@ -135,13 +127,13 @@ describe('archive workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
 
       // Act
       const crashed = await runLocalArchive(
-        env.local,
+        bed.local,
         { tables: [`public.${name}`] },
         { fault, retryIntervalScale: 0 },
       );
-      const between = await assertNoLossNoDuplicates(env.local, db.client, table, original);
+      const between = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
       const rerun = await runLocalArchive(
-        env.local,
+        bed.local,
         { tables: [`public.${name}`] },
         { retryIntervalScale: 0 },
       );
@@ -153,9 +145,9 @@ describe('archive workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
         error: expect.stringContaining('InjectedCrash'),
       });
       expect(rerun.execution.status).toBe('SUCCEEDED');
-      const after = await assertNoLossNoDuplicates(env.local, db.client, table, original);
+      const after = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
       expect(between.inArchives).toBeGreaterThan(0);
-      const stillOld = await db.client.query(
+      const stillOld = await bed.db.client.query(
         `SELECT count(*)::int AS n FROM public.${name} WHERE created_at < now() - interval '30 days'`,
       );
       expect(stillOld.rows[0].n).toBe(0);
@@ -166,28 +158,28 @@ describe('archive workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
   it('an archive altered between upload and verify is caught and nothing is deleted', async () => {
     // Prepare
     const table = resolvedTable(spec('tampered'));
-    const original = await tableLines(db.client, table);
-    const s3 = (await import('../support/fixtures.js')).s3ClientFor(env.local);
+    const original = await tableLines(bed.db.client, table);
+    const s3 = (await import('../support/fixtures.js')).s3ClientFor(bed.local);
     const { PutObjectCommand } = await import('@aws-sdk/client-s3');
     const { gzipSync, gunzipSync } = await import('node:zlib');
     let tampered = '';
     const fault = async (at: FaultPoint) => {
       if (at !== 'upload:afterManifest' || tampered) return;
-      const [key] = (await listKeys(env.local, 'archive/app/public.tampered/')).filter((k) =>
+      const [key] = (await listKeys(bed.local, 'archive/app/public.tampered/')).filter((k) =>
         k.endsWith('.jsonl.gz'),
       );
       if (!key) throw new Error('no archive to tamper with');
-      const text = gunzipSync(await getObject(env.local, key)).toString('utf8');
+      const text = gunzipSync(await getObject(bed.local, key)).toString('utf8');
       const altered = text.replace(/"user_\d+"/, '"someone_else"');
       await s3.send(
-        new PutObjectCommand({ Bucket: env.local.services.bucket, Key: key, Body: gzipSync(altered) }),
+        new PutObjectCommand({ Bucket: bed.local.services.bucket, Key: key, Body: gzipSync(altered) }),
       );
       tampered = key;
     };
 
     // Act
     const run = await runLocalArchive(
-      env.local,
+      bed.local,
       { tables: ['public.tampered'] },
       { fault, retryIntervalScale: 0 },
     );
@@ -195,28 +187,28 @@ describe('archive workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
     // Assess
     expect(run.execution.status).toBe('FAILED');
     expect(run.outcomes[0]?.error).toMatch(/^ArchiveIntegrityError: .*object differs from its manifest/);
-    expect(await tableLines(db.client, table)).toHaveLength(original.length);
-    expect(await readLiveArchives(env.local, 'public', 'tampered')).toEqual([]);
+    expect(await tableLines(bed.db.client, table)).toHaveLength(original.length);
+    expect(await readLiveArchives(bed.local, 'public', 'tampered')).toEqual([]);
     expect(
-      (await listKeys(env.local, 'archive/_quarantine/')).some((k) =>
+      (await listKeys(bed.local, 'archive/_quarantine/')).some((k) =>
         k.endsWith(tampered.slice('archive/'.length)),
       ),
     ).toBe(true);
     // The next run re-exports from the database and completes.
     const rerun = await runLocalArchive(
-      env.local,
+      bed.local,
       { tables: ['public.tampered'] },
       { retryIntervalScale: 0 },
     );
     expect(rerun.execution.status).toBe('SUCCEEDED');
-    await assertNoLossNoDuplicates(env.local, db.client, table, original);
+    await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
   });
 
   it('two concurrent executions: each table is archived by one and skipped by the other', async () => {
     // Prepare: slow the export down so both executions are in flight together.
     const tables = ['public.shared_a', 'public.shared_b'];
     const originals = await Promise.all(
-      ['shared_a', 'shared_b'].map((n) => tableLines(db.client, resolvedTable(spec(n)))),
+      ['shared_a', 'shared_b'].map((n) => tableLines(bed.db.client, resolvedTable(spec(n)))),
     );
     const fault = async (at: FaultPoint) => {
       if (at === 'export:afterStaging') await new Promise((resolve) => setTimeout(resolve, 50));
@@ -224,8 +216,8 @@ describe('archive workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
 
     // Act
     const [first, second] = await Promise.all([
-      runLocalArchive(env.local, { tables }, { fault, retryIntervalScale: 0 }),
-      runLocalArchive(env.local, { tables }, { fault, retryIntervalScale: 0 }),
+      runLocalArchive(bed.local, { tables }, { fault, retryIntervalScale: 0 }),
+      runLocalArchive(bed.local, { tables }, { fault, retryIntervalScale: 0 }),
     ]);
 
     // Assess
@@ -239,8 +231,18 @@ describe('archive workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
     }
     const skipped = [...first.outcomes, ...second.outcomes].filter((o) => o.status === 'skipped');
     expect(skipped[0]?.reason).toMatch(/^locked by arn:aws:states:.*:execution:.* until /);
-    await assertNoLossNoDuplicates(env.local, db.client, resolvedTable(spec('shared_a')), originals[0] ?? []);
-    await assertNoLossNoDuplicates(env.local, db.client, resolvedTable(spec('shared_b')), originals[1] ?? []);
+    await assertNoLossNoDuplicates(
+      bed.local,
+      bed.db.client,
+      resolvedTable(spec('shared_a')),
+      originals[0] ?? [],
+    );
+    await assertNoLossNoDuplicates(
+      bed.local,
+      bed.db.client,
+      resolvedTable(spec('shared_b')),
+      originals[1] ?? [],
+    );
   });
 
   it('rows updated between export and delete: rolled back, nothing lost, the next run archives the current version', async () => {
@@ -249,22 +251,22 @@ describe('archive workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
     let updatedId: number | undefined;
     const fault = async (at: FaultPoint) => {
       if (at !== 'verify:afterRead' || updatedId !== undefined) return;
-      const oldest = await db.client.query('SELECT min(id)::int AS id FROM public.changing');
+      const oldest = await bed.db.client.query('SELECT min(id)::int AS id FROM public.changing');
       updatedId = oldest.rows[0].id;
-      await db.client.query(`UPDATE public.changing SET actor = 'changed' WHERE id = $1`, [updatedId]);
+      await bed.db.client.query(`UPDATE public.changing SET actor = 'changed' WHERE id = $1`, [updatedId]);
     };
 
     // Act
     const run = await runLocalArchive(
-      env.local,
+      bed.local,
       { tables: ['public.changing'] },
       { fault, retryIntervalScale: 0 },
     );
 
     // Assess
     expect(run.execution.status).toBe('SUCCEEDED');
-    const current = await tableLines(db.client, table);
-    const archives = await readLiveArchives(env.local, 'public', 'changing');
+    const current = await tableLines(bed.db.client, table);
+    const archives = await readLiveArchives(bed.local, 'public', 'changing');
     const archivedRow = archives
       .flatMap((a) => a.lines)
       .filter((line) => line.startsWith(`{"id" : "${updatedId}",`));
@@ -275,19 +277,19 @@ describe('archive workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
 
   it('a table without a usable key fails with a clear error and nothing is touched', async () => {
     // Act
-    const run = await runLocalArchive(env.local, { tables: ['public.keyless'] }, { retryIntervalScale: 0 });
+    const run = await runLocalArchive(bed.local, { tables: ['public.keyless'] }, { retryIntervalScale: 0 });
 
     // Assess
     expect(run.execution.status).toBe('FAILED');
     expect(run.outcomes[0]?.error).toMatch(/^TableNotUsableError: .*has no primary key; set keyColumns/);
-    const rows = await db.client.query('SELECT count(*)::int AS n FROM public.keyless');
+    const rows = await bed.db.client.query('SELECT count(*)::int AS n FROM public.keyless');
     expect(rows.rows[0].n).toBe(10);
-    expect(await listKeys(env.local, 'archive/app/public.keyless/')).toEqual([]);
+    expect(await listKeys(bed.local, 'archive/app/public.keyless/')).toEqual([]);
   });
 
   it('an unknown table in the execution input fails the plan with a clear error', async () => {
     // Act
-    const run = await runLocalArchive(env.local, { tables: ['public.nope'] }, { retryIntervalScale: 0 });
+    const run = await runLocalArchive(bed.local, { tables: ['public.nope'] }, { retryIntervalScale: 0 });
 
     // Assess
     expect(run.execution.status).toBe('FAILED');
@@ -296,7 +298,7 @@ describe('archive workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
 
   it('manifests carry the documented fields', async () => {
     // Act
-    const [archive] = await readLiveArchives(env.local, 'public', 'events');
+    const [archive] = await readLiveArchives(bed.local, 'public', 'events');
 
     // Assess
     expect(archive).toBeDefined();

@@ -7,7 +7,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import pg from 'pg';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { stringify } from 'yaml';
 import { type Manifest, ManifestSchema, tablePrefix } from '../../lambdas/shared/archive-format.js';
 import type { ArchiverConfigInput, ResolvedTable } from '../../lambdas/shared/config.js';
@@ -101,6 +101,40 @@ export function lockTableAt(local: LocalEnvironment, now: () => number): LockTab
     local.services.lockTable,
     now,
   );
+}
+
+/**
+ * One test file's world: a fresh database seeded by `seed`, a config for `tables` and local S3/DynamoDB, set up
+ * before the file's tests and torn down after them.
+ */
+export function archiverTestbed(
+  seed: (db: TestDatabase) => Promise<void>,
+  tables: TableSpec[],
+  overrides: Parameters<typeof writeTestConfig>[2] = {},
+): { db: TestDatabase; local: LocalEnvironment } {
+  let db: TestDatabase | undefined;
+  let env: Awaited<ReturnType<typeof openTestEnvironment>> | undefined;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await seed(db);
+    env = await openTestEnvironment(db, tables, overrides);
+  });
+  afterAll(async () => {
+    await env?.close();
+    await db?.drop();
+  });
+  const ready = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('testbed used outside its tests');
+    return value;
+  };
+  return {
+    get db() {
+      return ready(db);
+    },
+    get local() {
+      return ready(env).local;
+    },
+  };
 }
 
 export function s3ClientFor(local: LocalEnvironment): S3Client {

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { deleteBatch } from '../../../lambdas/delete/core.js';
 import { exportBatch } from '../../../lambdas/export/core.js';
 import type { FaultPoint, StepDeps } from '../../../lambdas/shared/deps.js';
@@ -8,34 +8,26 @@ import type { TableTask } from '../../../lambdas/shared/table-task.js';
 import { uploadBatch } from '../../../lambdas/upload/core.js';
 import { verifyBatch } from '../../../lambdas/verify/core.js';
 import {
+  archiverTestbed,
   assertNoLossNoDuplicates,
-  createTestDatabase,
   lockTableAt,
-  openTestEnvironment,
   resolvedTable,
   seedEvents,
-  type TestDatabase,
   tableLines,
 } from '../../support/fixtures.js';
 
 const ZERO = { batches: 0, rows: 0, bytes: 0 };
 
 describe('delete step', () => {
-  let db: TestDatabase;
-  let env: Awaited<ReturnType<typeof openTestEnvironment>>;
   const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
 
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    await seedEvents(db.client, 'fenced', 600);
-    await seedEvents(db.client, 'retried', 600);
-    env = await openTestEnvironment(db, [spec('fenced'), spec('retried')]);
-  });
-
-  afterAll(async () => {
-    await env?.close();
-    await db?.drop();
-  });
+  const bed = archiverTestbed(
+    async (db) => {
+      await seedEvents(db.client, 'fenced', 600);
+      await seedEvents(db.client, 'retried', 600);
+    },
+    [spec('fenced'), spec('retried')],
+  );
 
   async function exportedAndVerified(deps: StepDeps, table: string, owner: string): Promise<TableTask> {
     const acquired = await deps.locks.acquire('app', table, owner, 60);
@@ -55,11 +47,11 @@ describe('delete step', () => {
 
   it('refuses to delete for a holder whose lease was taken over, and the new holder finishes the batch', async () => {
     // Prepare: A verifies a batch, then its lease expires and B takes the table over.
-    const deps = env.local.deps();
+    const deps = bed.local.deps();
     const table = resolvedTable(spec('fenced'));
-    const original = await tableLines(db.client, table);
+    const original = await tableLines(bed.db.client, table);
     const stale = await exportedAndVerified(deps, 'public.fenced', 'exec-A');
-    const takeover = await lockTableAt(env.local, () => Date.now() + 3_600_000).acquire(
+    const takeover = await lockTableAt(bed.local, () => Date.now() + 3_600_000).acquire(
       'app',
       'public.fenced',
       'exec-B',
@@ -72,14 +64,14 @@ describe('delete step', () => {
 
     // Assess
     await expect(refused).rejects.toThrow(LeaseLostError);
-    expect(await tableLines(db.client, table)).toHaveLength(original.length);
+    expect(await tableLines(bed.db.client, table)).toHaveLength(original.length);
     const task: TableTask = { ...stale, runId: 'exec-B', lease: takeover.lease as Lease };
     expect(await exportBatch(task, deps)).toMatchObject({ status: 'resumed' });
     await uploadBatch(task, deps);
     await verifyBatch(task, deps);
     const deleted = await deleteBatch({ ...task, progress: ZERO }, deps);
     expect(deleted.rowsDeleted).toBeGreaterThan(0);
-    await assertNoLossNoDuplicates(env.local, db.client, table, original);
+    await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
   });
 
   it('a retry after a commit whose acknowledgement was lost deletes nothing more and counts the batch once', async () => {
@@ -88,21 +80,21 @@ describe('delete step', () => {
       if (point === 'delete:afterCommit') throw new Error('connection lost after COMMIT');
     };
     const table = resolvedTable(spec('retried'));
-    const original = await tableLines(db.client, table);
-    const task = await exportedAndVerified(env.local.deps(), 'public.retried', 'exec-C');
-    await expect(deleteBatch({ ...task, progress: ZERO }, env.local.deps(crashAfterCommit))).rejects.toThrow(
+    const original = await tableLines(bed.db.client, table);
+    const task = await exportedAndVerified(bed.local.deps(), 'public.retried', 'exec-C');
+    await expect(deleteBatch({ ...task, progress: ZERO }, bed.local.deps(crashAfterCommit))).rejects.toThrow(
       /connection lost/,
     );
-    const afterCrash = await tableLines(db.client, table);
+    const afterCrash = await tableLines(bed.db.client, table);
 
     // Act
-    const retried = await deleteBatch({ ...task, progress: ZERO }, env.local.deps());
+    const retried = await deleteBatch({ ...task, progress: ZERO }, bed.local.deps());
 
     // Assess
     expect(retried.rowsDeleted).toBe(original.length - afterCrash.length);
-    expect(await tableLines(db.client, table)).toHaveLength(afterCrash.length);
-    const state = await env.local.deps().locks.get('app', 'public.retried');
+    expect(await tableLines(bed.db.client, table)).toHaveLength(afterCrash.length);
+    const state = await bed.local.deps().locks.get('app', 'public.retried');
     expect(state).toMatchObject({ inFlight: undefined, totalBatches: 1, totalRows: retried.rowsDeleted });
-    await assertNoLossNoDuplicates(env.local, db.client, table, original);
+    await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
   });
 });
