@@ -131,12 +131,23 @@ export class ArchiveStore {
   }
 
   /**
-   * Writes an object once. An existing object with the same text is success (a retry); with other text it is an
-   * ArchiveConflictError. S3 enforces it with If-None-Match; the read first also covers servers without it.
+   * Writes an object once. An existing object that `isSame` accepts is success (a retry, or the same content
+   * written before); anything else there is an ArchiveConflictError. S3 enforces it with If-None-Match; the read
+   * first also covers servers without conditional writes.
    */
-  async putTextOnce(key: string, body: string, options: WriteOptions): Promise<'written' | 'existed'> {
+  async putTextOnce(
+    key: string,
+    body: string,
+    options: WriteOptions,
+    isSame: (existing: string) => boolean = (existing) => existing === body,
+  ): Promise<'written' | 'existed'> {
+    const check = (existing: string): 'existed' => {
+      if (!isSame(existing))
+        throw new ArchiveConflictError(`s3://${this.bucket}/${key} exists with other content`);
+      return 'existed';
+    };
     const existing = await this.getText(key);
-    if (existing !== undefined) return this.sameOrConflict(key, existing, body);
+    if (existing !== undefined) return check(existing);
     try {
       await this.s3.send(
         new PutObjectCommand({
@@ -152,14 +163,8 @@ export class ArchiveStore {
       return 'written';
     } catch (error) {
       if (!isPreconditionFailed(error)) throw classifyAwsError(error, 's3');
-      return this.sameOrConflict(key, (await this.getText(key)) ?? '', body);
+      return check((await this.getText(key)) ?? '');
     }
-  }
-
-  private sameOrConflict(key: string, existing: string, body: string): 'existed' {
-    if (existing !== body)
-      throw new ArchiveConflictError(`s3://${this.bucket}/${key} exists with other content`);
-    return 'existed';
   }
 
   /** Server-side copy that never replaces an existing destination (If-None-Match: *). */

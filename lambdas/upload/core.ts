@@ -89,7 +89,7 @@ async function readStagedManifest(deps: StepDeps, inFlight: InFlight): Promise<M
 
 /**
  * Publishes the manifest write-once. A manifest already there for the same rows (same data key and figures) is
- * accepted even if written by another run: the content-addressed data object is the same.
+ * accepted even if another run wrote it: the content-addressed data object is the same.
  */
 async function putManifestOnce(
   deps: StepDeps,
@@ -97,17 +97,16 @@ async function putManifestOnce(
   manifest: Manifest,
   write: WriteOptions,
 ): Promise<void> {
-  const current = await deps.store.getText(key);
-  if (current !== undefined) {
-    const parsed = ManifestSchema.safeParse(JSON.parse(current));
-    if (
-      !parsed.success ||
-      parsed.data.dataKey !== manifest.dataKey ||
-      JSON.stringify(parsed.data.figures) !== JSON.stringify(manifest.figures)
-    ) {
-      throw new ArchiveConflictError(`${key} exists and describes other rows`);
+  const describesSameRows = (existing: string) => {
+    try {
+      const parsed = ManifestSchema.parse(JSON.parse(existing));
+      return (
+        parsed.dataKey === manifest.dataKey &&
+        JSON.stringify(parsed.figures) === JSON.stringify(manifest.figures)
+      );
+    } catch {
+      return false;
     }
-    return;
-  }
-  await deps.store.putTextOnce(key, JSON.stringify(manifest, null, 2), write);
+  };
+  await deps.store.putTextOnce(key, JSON.stringify(manifest, null, 2), write, describesSameRows);
 }
