@@ -37,11 +37,18 @@ export interface ArchiveBucketProps {
    */
   readonly encryptionKey?: kms.IKey;
   /**
-   * Key prefix of the staging area, e.g. "audit/_staging/". Noncurrent versions of staging objects (left behind by
-   * the versioned bucket when upload removes them) expire after `stagingNoncurrentExpiration`.
+   * Key prefix of the staging area, e.g. "audit/_staging/". Staging objects an interrupted export left behind (they
+   * hold row data) expire after `stagingExpiration`; noncurrent versions (left by the versioned bucket when upload
+   * removes them) after `stagingNoncurrentExpiration`.
    * @default - no staging lifecycle rule
    */
   readonly stagingPrefix?: string;
+  /**
+   * How long a staging object may stay. Far longer than any run; an in-flight batch whose staging object expired is
+   * withdrawn and exported again, never lost.
+   * @default Duration.days(7)
+   */
+  readonly stagingExpiration?: Duration;
   /**
    * How long a deleted or overwritten staging object stays recoverable.
    * @default Duration.days(7)
@@ -107,11 +114,14 @@ export class ArchiveBucket extends Construct {
 
     const lifecycleRules: s3.LifecycleRule[] = [{ abortIncompleteMultipartUploadAfter: Duration.days(7) }];
     if (props.stagingPrefix !== undefined) {
-      lifecycleRules.push({
-        prefix: props.stagingPrefix,
-        noncurrentVersionExpiration: props.stagingNoncurrentExpiration ?? Duration.days(7),
-        expiredObjectDeleteMarker: true,
-      });
+      lifecycleRules.push(
+        { prefix: props.stagingPrefix, expiration: props.stagingExpiration ?? Duration.days(7) },
+        {
+          prefix: props.stagingPrefix,
+          noncurrentVersionExpiration: props.stagingNoncurrentExpiration ?? Duration.days(7),
+          expiredObjectDeleteMarker: true,
+        },
+      );
     }
     this.bucket = new s3.Bucket(this, 'Bucket', {
       bucketName: props.bucketName,

@@ -74,6 +74,8 @@ export interface StepEvent {
   payload: unknown;
   result?: unknown;
   error?: Error;
+  /** Wall time of the invocation. */
+  durationMs: number;
 }
 
 export interface LocalWorkflowOptions {
@@ -163,16 +165,22 @@ export class LocalWorkflow {
     if (!name) throw new Error(`no local function for ${input.FunctionName}`);
     // A deep copy, as a real invocation serializes the payload.
     const payload = JSON.parse(JSON.stringify(input.Payload)) as unknown;
+    const started = performance.now();
     try {
       const result = await this.handlers[name](payload, lambdaContext(name));
-      this.options.onStep?.({ functionName: name, payload, result });
+      this.options.onStep?.({ functionName: name, payload, result, durationMs: performance.now() - started });
       return {
         StatusCode: 200,
         ExecutedVersion: '$LATEST',
         Payload: JSON.parse(JSON.stringify(result ?? null)),
       };
     } catch (error) {
-      this.options.onStep?.({ functionName: name, payload, error: error as Error });
+      this.options.onStep?.({
+        functionName: name,
+        payload,
+        error: error as Error,
+        durationMs: performance.now() - started,
+      });
       throw error;
     }
   }

@@ -1,4 +1,4 @@
-import { deleteTransactionStatus, recordCommitted, tableLabel, withdrawBatch } from '../shared/batch.js';
+import { recordCommitted, serverIdentity, settleDelete, tableLabel, withdrawBatch } from '../shared/batch.js';
 import { resolveTable } from '../shared/config.js';
 import { inTransaction } from '../shared/db.js';
 import type { StepDeps } from '../shared/deps.js';
@@ -10,7 +10,7 @@ import {
   describeTable,
   digestSelectSql,
   qualifiedName,
-  rowLineSql,
+  rowHashSql,
 } from '../shared/table-sql.js';
 import type { DeleteInput, DeleteOutput } from './schema.js';
 
@@ -41,21 +41,29 @@ export async function deleteBatch(input: DeleteInput, deps: StepDeps): Promise<D
   const table = resolveTable(deps.config, input.database, input.table);
   const db = await deps.database(input.database);
   const expected = inFlight.figures;
+  let deleting: InFlight = inFlight;
+
+  if (Date.parse(inFlight.bounds.to) > Date.parse(input.cutoff)) {
+    throw new InvalidInputError(
+      `the batch in flight reaches past this run's cut-off; the next export withdraws it`,
+    );
+  }
 
   const outcome = await db.withConnection(async (client) => {
-    if (inFlight.stage === 'deleting' && inFlight.deleteXid) {
-      // A previous attempt reached COMMIT; its outcome decides whether there is anything left to do.
-      if ((await deleteTransactionStatus(client, inFlight.deleteXid)) === 'committed')
-        return 'committed-before' as const;
+    const shape = () => describeTable(client, table);
+    // A previous attempt may have reached COMMIT; its outcome decides whether there is anything left to do.
+    if (inFlight.stage === 'deleting' && (await settleDelete(client, shape, inFlight)) === 'committed') {
+      return 'committed-before' as const;
     }
-    const shape = await describeTable(client, table);
+    const deleteServer = await serverIdentity(client);
+    const described = await shape();
     try {
       await inTransaction(client, async () => {
         const xid = await client.query<{ xid: string }>('SELECT pg_current_xact_id()::text AS xid');
         const deleted = await client.query<{ rows: string; hi: string; lo: string }>(
           `WITH deleted AS (
-             DELETE FROM ${qualifiedName(shape)} AS t WHERE ${batchPredicateSql(shape, inFlight.bounds)}
-             RETURNING md5(${rowLineSql(shape)}) AS h)
+             DELETE FROM ${qualifiedName(described)} AS t WHERE ${batchPredicateSql(described, inFlight.bounds)}
+             RETURNING ${rowHashSql(described)} AS h)
            ${digestSelectSql('SELECT h FROM deleted')}`,
         );
         const row = deleted.rows[0] ?? { rows: '0', hi: '0', lo: '0' };
@@ -64,15 +72,16 @@ export async function deleteBatch(input: DeleteInput, deps: StepDeps): Promise<D
             `would delete ${row.rows} rows, the verified archive holds ${expected.rowCount}`,
           );
         }
-        const deleting: InFlight = { ...inFlight, stage: 'deleting', deleteXid: xid.rows[0]?.xid };
-        // Conditional on the lease: a holder whose lease was taken over fails here and rolls back (fencing).
+        deleting = { ...inFlight, stage: 'deleting', deleteXid: xid.rows[0]?.xid, deleteServer };
+        // Conditional on the lease and on the record being as read: a holder whose lease was taken over, or a stale
+        // invocation, fails here and rolls back (fencing).
         await deps.locks.setInFlight(
           input.database,
           input.table,
           input.lease,
           deps.config.defaults.leaseSeconds,
           deleting,
-          ['verified', 'deleting'],
+          { unchanged: inFlight },
         );
         await deps.fault('delete:beforeCommit');
       });
@@ -91,7 +100,7 @@ export async function deleteBatch(input: DeleteInput, deps: StepDeps): Promise<D
     );
   }
   await deps.fault('delete:afterCommit');
-  await recordCommitted(deps, input, { ...inFlight, stage: 'deleting' });
+  await recordCommitted(deps, input, deleting);
   deps.telemetry.metric('DeleteDuration', 'Milliseconds', Date.now() - started, tableLabel(input));
   deps.telemetry.info('batch deleted', {
     ...tableLabel(input),

@@ -14,14 +14,7 @@ import {
   TOOL_VERSION,
 } from '../shared/archive-format.js';
 import { ByteFigures, CopyToJsonLines } from '../shared/archive-stream.js';
-import {
-  deleteTransactionStatus,
-  digestBatchInDatabase,
-  recordCommitted,
-  tableLabel,
-  tableLocation,
-  withdrawBatch,
-} from '../shared/batch.js';
+import { recordCommitted, settleDelete, tableLabel, tableLocation, withdrawBatch } from '../shared/batch.js';
 import { resolveTable } from '../shared/config.js';
 import type { StepDeps } from '../shared/deps.js';
 import type { InFlight } from '../shared/locks.js';
@@ -31,6 +24,7 @@ import {
   describeTable,
   keyOrderSql,
   keyTextSql,
+  oldestDaySql,
   qualifiedName,
   quoteIdent,
   rowLineSql,
@@ -159,6 +153,7 @@ export async function exportBatch(input: ExportInput, deps: StepDeps): Promise<E
       day: next.day,
       rows: figures.rowCount,
       compressedBytes: figures.compressedBytes,
+      uncompressedBytes: figures.uncompressedBytes,
       stagingKey: staging,
       archiveKey: dataKey,
     };
@@ -167,8 +162,9 @@ export async function exportBatch(input: ExportInput, deps: StepDeps): Promise<E
 
 /**
  * A batch left in flight by a crashed or failed attempt. Exported-only batches are discarded (nothing was
- * published). Uploaded or verified ones are resumed. A batch whose delete was underway is looked up by its
- * transaction id: committed means it is recorded, otherwise it is resumed, or withdrawn if its rows changed.
+ * published), and so are batches reaching past this run's cut-off (retention was raised since). Uploaded or
+ * verified ones are resumed. One whose delete was under way is settled: committed means it is recorded, otherwise
+ * it goes back to verified and is resumed (verify re-checks it). A withdrawal interrupted by a crash is finished.
  */
 async function settleInFlight(
   input: ExportInput,
@@ -180,31 +176,31 @@ async function settleInFlight(
     day: inFlight.day,
     rows: inFlight.figures.rowCount,
     compressedBytes: inFlight.figures.compressedBytes,
+    uncompressedBytes: inFlight.figures.uncompressedBytes,
     stagingKey: inFlight.stagingKey,
     archiveKey: inFlight.archiveKey,
   };
-  if (inFlight.stage === 'exported') {
+  const pastCutoff = Date.parse(inFlight.bounds.to) > Date.parse(input.cutoff);
+  if (inFlight.stage === 'exported' || inFlight.stage === 'withdrawing') {
     await withdrawBatch(deps, input, inFlight, 'discarded');
     return undefined;
   }
-  if (inFlight.stage === 'uploaded' || inFlight.stage === 'verified') return resume;
+  if (inFlight.stage === 'uploaded' || inFlight.stage === 'verified') {
+    if (!pastCutoff) return resume;
+    await withdrawBatch(deps, input, inFlight, 'cutoff-moved');
+    return undefined;
+  }
   const table = resolveTable(deps.config, input.database, input.table);
   const db = await deps.database(input.database);
-  const settled = await db.withConnection(async (client) => {
-    const status = inFlight.deleteXid ? await deleteTransactionStatus(client, inFlight.deleteXid) : 'aborted';
-    if (status !== 'unknown') return status;
-    const now = await digestBatchInDatabase(client, await describeTable(client, table), inFlight.bounds);
-    if (now.rows === 0) return 'committed';
-    return now.rows === inFlight.figures.rowCount && now.rowDigest === inFlight.figures.rowDigest
-      ? 'aborted'
-      : 'changed';
-  });
+  const settled = await db.withConnection((client) =>
+    settleDelete(client, () => describeTable(client, table), inFlight),
+  );
   if (settled === 'committed') {
     await recordCommitted(deps, input, inFlight);
     return undefined;
   }
-  if (settled === 'changed') {
-    await withdrawBatch(deps, input, inFlight, 'rows-changed');
+  if (pastCutoff) {
+    await withdrawBatch(deps, input, inFlight, 'cutoff-moved');
     return undefined;
   }
   await deps.locks.setInFlight(
@@ -212,12 +208,8 @@ async function settleInFlight(
     input.table,
     input.lease,
     deps.config.defaults.leaseSeconds,
-    {
-      ...inFlight,
-      stage: 'verified',
-      deleteXid: undefined,
-    },
-    ['deleting'],
+    { ...inFlight, stage: 'verified', deleteXid: undefined, deleteServer: undefined },
+    { unchanged: inFlight },
   );
   return resume;
 }
@@ -230,10 +222,7 @@ export async function nextBatchBounds(
   batchSize: number,
 ): Promise<{ day: string; bounds: BatchBounds } | undefined> {
   const cutoffIso = new Date(cutoff).toISOString();
-  const oldest = await client.query<{ day: string | null }>(
-    `SELECT to_char(min(${timestampAsInstantSql(shape)}) AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day
-       FROM ${qualifiedName(shape)} AS t WHERE ${dayWindowSql(shape, EARLIEST, cutoffIso)}`,
-  );
+  const oldest = await client.query<{ day: string | null }>(oldestDaySql(shape, EARLIEST, cutoffIso));
   const day = oldest.rows[0]?.day;
   if (!day) return undefined;
   const dayStart = Date.parse(`${day}T00:00:00Z`);

@@ -13,6 +13,7 @@ export const ExportOutputSchema = z.discriminatedUnion('status', [
     day: z.string(),
     rows: z.number().int().positive(),
     compressedBytes: z.number().int().positive(),
+    uncompressedBytes: z.number().int().positive(),
     stagingKey: z.string(),
     archiveKey: z.string(),
   }),

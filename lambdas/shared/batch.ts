@@ -2,14 +2,14 @@ import type pg from 'pg';
 import { type BatchBounds, manifestKeyFor, quarantineKey, type TableLocation } from './archive-format.js';
 import type { ArchiverConfig, ResolvedTable } from './config.js';
 import type { StepDeps } from './deps.js';
-import { DeleteInProgressError } from './errors.js';
+import { BatchOutcomeUnknownError, DeleteInProgressError } from './errors.js';
 import type { InFlight } from './locks.js';
 import { rowDigestFromSql } from './row-digest.js';
 import {
   batchPredicateSql,
   digestSelectSql,
   qualifiedName,
-  rowLineSql,
+  rowHashSql,
   type TableShape,
 } from './table-sql.js';
 import type { TableTask } from './table-task.js';
@@ -31,35 +31,85 @@ export async function digestBatchInDatabase(
   shape: TableShape,
   bounds: BatchBounds,
 ): Promise<{ rows: number; rowDigest: string }> {
-  const hashes = `SELECT md5(${rowLineSql(shape)}) AS h FROM ${qualifiedName(shape)} AS t WHERE ${batchPredicateSql(shape, bounds)}`;
+  const hashes = `SELECT ${rowHashSql(shape)} AS h FROM ${qualifiedName(shape)} AS t WHERE ${batchPredicateSql(shape, bounds)}`;
   const result = await client.query<{ rows: string; hi: string; lo: string }>(digestSelectSql(hashes));
   const row = result.rows[0] ?? { rows: '0', hi: '0', lo: '0' };
   return { rows: Number(row.rows), rowDigest: rowDigestFromSql(row) };
 }
 
 /**
- * Whether the delete transaction of an in-flight batch committed. Its xid was stored before COMMIT, and PostgreSQL
- * keeps the outcome of recent transactions, so this needs no marker row in the user's database.
- * `unknown` means the xid is too old for the server to remember; callers then compare the rows themselves.
+ * The server an xid belongs to: system identifier and timeline. A restored cluster, a blue/green switchover or a
+ * promoted replica has another identity, and an xid from before means nothing there. Undefined where the server
+ * does not let us read it (some managed services); xid lookups then rely on the row comparison alone.
+ */
+export async function serverIdentity(client: pg.ClientBase): Promise<string | undefined> {
+  try {
+    const result = await client.query<{ id: string }>(
+      `SELECT s.system_identifier::text || ':' || c.timeline_id::text AS id
+         FROM pg_catalog.pg_control_system() s, pg_catalog.pg_control_checkpoint() c`,
+    );
+    return result.rows[0]?.id;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether the delete transaction of an in-flight batch committed, from the xid stored before COMMIT: PostgreSQL
+ * keeps the outcome of recent transactions, so no marker row is needed in the user's database. `unknown` when the
+ * xid is too old for the server to remember, belongs to another server, or lies in its future.
  */
 export async function deleteTransactionStatus(
   client: pg.ClientBase,
-  xid: string,
+  inFlight: Pick<InFlight, 'deleteXid' | 'deleteServer'>,
 ): Promise<'committed' | 'aborted' | 'unknown'> {
-  const result = await client.query<{ status: string | null }>('SELECT pg_xact_status($1::xid8) AS status', [
-    xid,
-  ]);
-  const status = result.rows[0]?.status ?? null;
+  if (!inFlight.deleteXid) return 'aborted';
+  if (inFlight.deleteServer !== undefined && inFlight.deleteServer !== (await serverIdentity(client)))
+    return 'unknown';
+  let status: string | null;
+  try {
+    const result = await client.query<{ status: string | null }>(
+      'SELECT pg_xact_status($1::xid8) AS status',
+      [inFlight.deleteXid],
+    );
+    status = result.rows[0]?.status ?? null;
+  } catch {
+    // "transaction ID ... is in the future": this server never ran that transaction.
+    return 'unknown';
+  }
   if (status === 'in progress') {
-    throw new DeleteInProgressError(`the delete transaction ${xid} of a previous attempt is still open`);
+    throw new DeleteInProgressError(
+      `the delete transaction ${inFlight.deleteXid} of a previous attempt is still open`,
+    );
   }
   if (status === 'committed') return 'committed';
   return status === 'aborted' ? 'aborted' : 'unknown';
 }
 
+/**
+ * Settles a batch whose delete was under way when its attempt ended. The transaction's recorded outcome decides;
+ * when the server cannot tell, the rows decide: none left means the delete committed, exactly the archived rows
+ * means it did not. Anything else cannot be settled safely, and nothing is deleted or withdrawn: an operator decides.
+ */
+export async function settleDelete(
+  client: pg.ClientBase,
+  shape: () => Promise<TableShape>,
+  inFlight: InFlight,
+): Promise<'committed' | 'aborted'> {
+  const status = await deleteTransactionStatus(client, inFlight);
+  if (status !== 'unknown') return status;
+  const now = await digestBatchInDatabase(client, await shape(), inFlight.bounds);
+  if (now.rows === 0) return 'committed';
+  if (now.rows === inFlight.figures.rowCount && now.rowDigest === inFlight.figures.rowDigest)
+    return 'aborted';
+  throw new BatchOutcomeUnknownError(
+    `cannot tell whether the delete of ${inFlight.archiveKey} committed (transaction ${inFlight.deleteXid} is unknown to this server, and ${now.rows} of its ${inFlight.figures.rowCount} rows are left); nothing was changed`,
+  );
+}
+
 /** Records a committed batch: clears it from the lease item, adds it to the totals, emits the metrics. */
 export async function recordCommitted(deps: StepDeps, task: TableTask, inFlight: InFlight): Promise<void> {
-  await deps.locks.clearInFlight(task.database, task.table, task.lease, inFlight.archiveKey, {
+  await deps.locks.clearInFlight(task.database, task.table, task.lease, inFlight, {
     rows: inFlight.figures.rowCount,
     bytes: inFlight.figures.compressedBytes,
   });
@@ -70,18 +120,31 @@ export async function recordCommitted(deps: StepDeps, task: TableTask, inFlight:
   deps.telemetry.metric('BatchesArchived', 'Count', 1, label);
 }
 
+export type WithdrawReason = 'rows-changed' | 'integrity' | 'missing-staging' | 'discarded' | 'cutoff-moved';
+
 /**
- * Takes back a batch whose delete never committed: its rows are all still in the database, so its archive must
- * not stay live. Only objects this batch wrote are removed (an identical archive committed earlier never is); with `quarantine`, a copy is kept
- * as evidence first. The in-flight record is cleared last, so a crash here is finished by the next attempt.
+ * Takes back a batch whose delete never committed: its rows are all still in the database, so its archive must not
+ * stay live. The caller passes the record it read and decided on; the batch is first claimed (`withdrawing`) with a
+ * write that succeeds only if that record is unchanged, so an invocation acting on a stale view (the batch since
+ * deleted and committed by a retry or a new lease holder) fails there and removes nothing. Only objects this batch
+ * wrote are removed; an identical archive committed earlier never is. With `integrity`, a copy is kept as evidence.
  */
 export async function withdrawBatch(
   deps: StepDeps,
   task: TableTask,
   inFlight: InFlight,
-  reason: 'rows-changed' | 'integrity' | 'missing-staging' | 'discarded',
+  reason: WithdrawReason,
 ): Promise<void> {
   const { store } = deps;
+  // A record already `withdrawing` (a crash mid-withdrawal) is claimed again the same way, to finish the job.
+  await deps.locks.setInFlight(
+    task.database,
+    task.table,
+    task.lease,
+    deps.config.defaults.leaseSeconds,
+    { ...inFlight, stage: 'withdrawing' },
+    { unchanged: inFlight },
+  );
   const manifestKey = manifestKeyFor(inFlight.archiveKey);
   const head = await store.head(inFlight.archiveKey);
   // Ours by the lock table's record, or (if upload crashed before recording it) by the object's batch-id.
@@ -96,15 +159,13 @@ export async function withdrawBatch(
         inFlight.archiveKey,
         evidence,
         { storageClass: 'STANDARD', kmsKeyId: deps.config.s3.kmsKeyId },
-        {
-          [BATCH_ID_METADATA]: inFlight.batchId,
-        },
+        { [BATCH_ID_METADATA]: inFlight.batchId },
       );
     }
     toDelete.push(inFlight.archiveKey, manifestKey);
   }
   await store.deleteKeys(toDelete);
-  await deps.locks.clearInFlight(task.database, task.table, task.lease, inFlight.archiveKey);
+  await deps.locks.clearInFlight(task.database, task.table, task.lease, inFlight);
   deps.telemetry.warn('batch withdrawn; its rows stay in the database', {
     ...tableLabel(task),
     archiveKey: inFlight.archiveKey,

@@ -60,11 +60,14 @@ export const DefaultsSchema = z
     retentionDays: z.number().int().min(1).max(36500).default(365),
     batchSize: z.number().int().min(1).max(5_000_000).default(50_000),
     /** Batches one table may archive in one execution; the next scheduled run continues. Bounds execution history. */
-    maxBatchesPerRun: z.number().int().min(1).max(2000).default(200),
+    maxBatchesPerRun: z.number().int().min(1).max(800).default(200),
     /** gzip level of archive objects (1 fastest .. 9 smallest). */
     compressionLevel: z.number().int().min(1).max(9).default(6),
-    /** Lease length; every batch renews it, so it only needs to cover one step. */
-    leaseSeconds: z.number().int().min(60).max(86_400).default(900),
+    /**
+     * Lease length. Every step renews it, so it must outlast one step (Step Functions allows a step 1000 s); it is
+     * also how long a table stays locked after a run that died without releasing it.
+     */
+    leaseSeconds: z.number().int().min(1200).max(86_400).default(3600),
     /** Upper bound for any single archiver statement, so it never runs away on production. */
     statementTimeoutSeconds: z.number().int().min(1).max(3600).default(600),
     /** How long the delete waits for row locks before giving up, so the archiver never blocks writers for long. */

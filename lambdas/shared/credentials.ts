@@ -33,6 +33,11 @@ export interface CredentialSources {
 
 const cache = new Map<string, { value: ConnectionSettings; until: number }>();
 
+/** Drops a database's cached secret, so the next resolve reads it again (after rotation). */
+export function forgetCachedConnection(db: DatabaseConfig): void {
+  if ('secretArn' in db.credentials) cache.delete(db.credentials.secretArn);
+}
+
 /** Resolves a database's connection from its configured source. Messages name the source, never the secret. */
 export async function resolveConnection(
   db: DatabaseConfig,

@@ -48,12 +48,20 @@ export interface Database {
   end(): Promise<void>;
 }
 
-export function createDatabase(
-  settings: ConnectionSettings,
-  options: { tls: DatabaseConfig['tls']; maxConnections: number; limits: SessionLimits },
-): Database {
+export interface DatabaseOptions {
+  tls: DatabaseConfig['tls'];
+  maxConnections: number;
+  limits: SessionLimits;
+  /** Fetched for every new connection, so a rotated secret reaches a warm container (cached by the source). */
+  password?: () => Promise<string>;
+  /** Called when the server rejects the password: the source forgets what it cached, and the connect is retried once. */
+  onAuthFailure?: () => void;
+}
+
+export function createDatabase(settings: ConnectionSettings, options: DatabaseOptions): Database {
   const pool = new pg.Pool({
     ...settings,
+    password: options.password ?? settings.password,
     ssl: tlsOption(options.tls),
     max: options.maxConnections,
     idleTimeoutMillis: 30_000,
@@ -69,7 +77,14 @@ export function createDatabase(
       try {
         client = await pool.connect();
       } catch (error) {
-        throw classifyDatabaseError(error);
+        if ((error as { code?: string }).code !== '28P01' || !options.onAuthFailure)
+          throw classifyDatabaseError(error);
+        options.onAuthFailure();
+        try {
+          client = await pool.connect();
+        } catch (retryError) {
+          throw classifyDatabaseError(retryError);
+        }
       }
       let broken = false;
       // A server-side disconnect while the client is checked out is emitted here; the failing query reports it.

@@ -3,7 +3,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { type ArchiverConfig, findDatabase, loadConfigFile } from './config.js';
-import { resolveConnection } from './credentials.js';
+import { forgetCachedConnection, resolveConnection } from './credentials.js';
 import { createDatabase, type Database } from './db.js';
 import { ConfigError } from './errors.js';
 import { LockTable } from './locks.js';
@@ -101,11 +101,14 @@ export function depsFromEnv(
       let db = databases.get(key);
       if (!db) {
         const dbConfig = findDatabase(resolvedConfig, name);
-        db = resolveConnection(dbConfig, { secrets, env }).then((settings) =>
+        const resolve = () => resolveConnection(dbConfig, { secrets, env });
+        db = resolve().then((settings) =>
           createDatabase(settings, {
             tls: dbConfig.tls,
             maxConnections: dbConfig.maxConnections,
             limits: resolvedConfig.defaults,
+            password: async () => (await resolve()).password,
+            onAuthFailure: () => forgetCachedConnection(dbConfig),
           }),
         );
         db.catch(() => databases.delete(key));

@@ -69,6 +69,14 @@ export class RowsChangedError extends ArchiverError {
   readonly retryable = false;
 }
 
+/**
+ * Whether an interrupted delete committed cannot be established (its transaction is unknown to this server and the
+ * rows neither match the archive nor are gone). Nothing is deleted or withdrawn until an operator decides.
+ */
+export class BatchOutcomeUnknownError extends ArchiverError {
+  readonly retryable = false;
+}
+
 /** A previous attempt's delete transaction is still open on the server; retry once it has ended. */
 export class DeleteInProgressError extends ArchiverError {
   readonly retryable = true;
@@ -86,6 +94,7 @@ export const errorClasses = {
   ArchiveIntegrityError,
   ArchiveConflictError,
   RowsChangedError,
+  BatchOutcomeUnknownError,
   DeleteInProgressError,
 } as const;
 
@@ -123,7 +132,11 @@ export function classifyDatabaseError(error: unknown): Error {
   if (error instanceof ArchiverError) return error;
   const err = error as { code?: string; message?: string };
   const code = err.code ?? '';
-  const message = `database error${code ? ` ${code}` : ''}: ${err.message ?? String(error)}`;
+  // Data exceptions (class 22) quote the offending value, which may be row data: keep only the SQLSTATE.
+  const text = code.startsWith('22')
+    ? 'data exception (message withheld: it may quote row values)'
+    : (err.message ?? String(error));
+  const message = `database error${code ? ` ${code}` : ''}: ${text}`;
   if (accessPgCodes.has(code)) return new DatabaseAccessError(message, { cause: error });
   if (missingObjectPgCodes.has(code)) return new TableNotUsableError(message, { cause: error });
   if (transientPgCodes.has(code) || transientNodeCodes.has(code) || code.startsWith('08')) {
@@ -136,7 +149,7 @@ export function classifyDatabaseError(error: unknown): Error {
   ) {
     return new DatabaseUnavailableError(message, { cause: error });
   }
-  return error instanceof Error ? error : new Error(message);
+  return error instanceof Error && !code.startsWith('22') ? error : new Error(message, { cause: error });
 }
 
 /** Maps an AWS SDK error to a named archiver error when it is transient (network, 5xx, throttling). */

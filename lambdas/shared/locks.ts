@@ -13,7 +13,8 @@ export type Lease = z.infer<typeof LeaseSchema>;
  * that every change to it is conditioned on the lease, and a new holder can finish or undo it after a crash.
  */
 export const InFlightSchema = z.object({
-  stage: z.enum(['exported', 'uploaded', 'verified', 'deleting']),
+  /** `withdrawing`: claimed for withdrawal; its objects are being removed (a crash there is finished next run). */
+  stage: z.enum(['exported', 'uploaded', 'verified', 'deleting', 'withdrawing']),
   /** Unique per export; stored on the archive object so a withdrawal only ever removes this batch's object. */
   batchId: z.string(),
   runId: z.string(),
@@ -27,6 +28,8 @@ export const InFlightSchema = z.object({
   figures: BatchFiguresSchema,
   /** Transaction id of the delete, written before COMMIT: pg_xact_status() tells later whether it committed. */
   deleteXid: z.string().optional(),
+  /** The server (system identifier and timeline) that xid belongs to: another server's xids mean nothing. */
+  deleteServer: z.string().optional(),
 });
 export type InFlight = z.infer<typeof InFlightSchema>;
 
@@ -148,8 +151,11 @@ export class LockTable {
     lease: Lease,
     leaseSeconds: number,
     inFlight: InFlight,
-    /** Stages the current record may be in; 'none' requires that no batch is in flight. */
-    expectStage?: InFlight['stage'][] | 'none',
+    /**
+     * What the current record must be: 'none' (no batch in flight), one of these stages of the same batch, or
+     * exactly the record the caller read (`unchanged`), so that a stale invocation can never act on a newer state.
+     */
+    expect?: InFlight['stage'][] | 'none' | { unchanged: InFlight },
   ): Promise<void> {
     const now = this.now();
     const values: Record<string, unknown> = {
@@ -160,13 +166,25 @@ export class LockTable {
       ':inFlight': inFlight,
     };
     let condition = '#owner = :owner AND #token = :token AND expiresAt > :now';
-    if (expectStage === 'none') {
+    if (expect === 'none') {
       condition += ' AND attribute_not_exists(inFlight)';
-    } else if (expectStage) {
-      condition += ` AND inFlight.stage IN (${expectStage.map((_, i) => `:stage${i}`).join(', ')})`;
-      expectStage.forEach((stage, i) => {
+    } else if (Array.isArray(expect)) {
+      condition += ` AND inFlight.batchId = :batchId AND inFlight.stage IN (${expect.map((_, i) => `:stage${i}`).join(', ')})`;
+      values[':batchId'] = inFlight.batchId;
+      expect.forEach((stage, i) => {
         values[`:stage${i}`] = stage;
       });
+    } else if (expect) {
+      const read = expect.unchanged;
+      condition += ' AND inFlight.batchId = :batchId AND inFlight.stage = :readStage';
+      values[':batchId'] = read.batchId;
+      values[':readStage'] = read.stage;
+      if (read.deleteXid === undefined) {
+        condition += ' AND attribute_not_exists(inFlight.deleteXid)';
+      } else {
+        condition += ' AND inFlight.deleteXid = :readXid';
+        values[':readXid'] = read.deleteXid;
+      }
     }
     await this.guarded(database, table, lease, () =>
       this.ddb.send(
@@ -182,28 +200,27 @@ export class LockTable {
     );
   }
 
-  /** Clears the in-flight batch, while holding the lease. `committed` adds its figures to the table's totals. */
+  /** Clears the in-flight batch (that batch only), while holding the lease. `committed` adds it to the totals. */
   async clearInFlight(
     database: string,
     table: string,
     lease: Lease,
-    archiveKey: string | undefined,
+    inFlight: Pick<InFlight, 'batchId' | 'archiveKey'>,
     committed?: { rows: number; bytes: number },
   ): Promise<void> {
-    const values: Record<string, unknown> = { ':owner': lease.owner, ':token': lease.token };
+    const values: Record<string, unknown> = {
+      ':owner': lease.owner,
+      ':token': lease.token,
+      ':batchId': inFlight.batchId,
+    };
     let update = 'REMOVE inFlight';
-    let condition = '#owner = :owner AND #token = :token';
-    if (archiveKey) {
-      condition += ' AND inFlight.archiveKey = :archiveKey';
-      values[':archiveKey'] = archiveKey;
-    }
     if (committed) {
       update += ' SET lastArchiveKey = :archiveKey ADD totalRows :rows, totalBytes :bytes, totalBatches :one';
       Object.assign(values, {
         ':rows': committed.rows,
         ':bytes': committed.bytes,
         ':one': 1,
-        ':archiveKey': archiveKey,
+        ':archiveKey': inFlight.archiveKey,
       });
     }
     await this.guarded(database, table, lease, () =>
@@ -212,7 +229,7 @@ export class LockTable {
           TableName: this.tableName,
           Key: LockTable.stateKey(database, table),
           UpdateExpression: update,
-          ConditionExpression: condition,
+          ConditionExpression: '#owner = :owner AND #token = :token AND inFlight.batchId = :batchId',
           ExpressionAttributeNames: { '#owner': 'owner', '#token': 'token' },
           ExpressionAttributeValues: values,
         }),

@@ -9,7 +9,7 @@ import {
   type StorageClass,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { ArchiveConflictError, classifyAwsError } from './errors.js';
+import { ArchiveConflictError, classifyAwsError, StorageUnavailableError } from './errors.js';
 
 /** How archives are written: storage class and SSE-KMS key come from the config. */
 export interface WriteOptions {
@@ -167,15 +167,18 @@ export class ArchiveStore {
     }
   }
 
-  /** Server-side copy that never replaces an existing destination (If-None-Match: *). */
+  /**
+   * Server-side copy that never replaces an existing destination (If-None-Match: *). Returns 'existed' when the
+   * destination is already there (a racing writer); the caller decides whether that object is acceptable.
+   */
   async copyOnce(
     sourceKey: string,
     destinationKey: string,
     options: WriteOptions,
     metadata: Record<string, string>,
-  ): Promise<void> {
-    await this.call(() =>
-      this.s3.send(
+  ): Promise<'copied' | 'existed'> {
+    try {
+      await this.s3.send(
         new CopyObjectCommand({
           Bucket: this.bucket,
           Key: destinationKey,
@@ -188,8 +191,16 @@ export class ArchiveStore {
           StorageClass: options.storageClass,
           ...encryption(options),
         }),
-      ),
-    );
+      );
+      return 'copied';
+    } catch (error) {
+      if (isPreconditionFailed(error)) return 'existed';
+      // 409 ConditionalRequestConflict: a concurrent conditional write; S3 asks for a retry.
+      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      if (status === 409)
+        throw new StorageUnavailableError(`conflicting write to ${destinationKey}; retry`, { cause: error });
+      throw classifyAwsError(error, 's3');
+    }
   }
 
   async deleteKeys(keys: string[]): Promise<void> {

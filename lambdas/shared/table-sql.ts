@@ -92,6 +92,7 @@ export async function describeTable(client: pg.ClientBase, table: ResolvedTable)
     if (column.nullable) throw new TableNotUsableError(`key column "${name}" of ${where} must be NOT NULL`);
     return column;
   });
+  await refuseCascadingReferences(client, relation.oid, where);
   if (table.keyColumns && !(await isUnique(client, relation.oid, keyNames))) {
     throw new TableNotUsableError(
       `key columns (${keyNames.join(', ')}) of ${where} are not covered by a primary key or unique index`,
@@ -108,11 +109,30 @@ export async function describeTable(client: pg.ClientBase, table: ResolvedTable)
   };
 }
 
+/**
+ * A foreign key that cascades or sets values when rows of this table are deleted would change other tables that
+ * nothing archives: such a table is refused rather than silently losing its children's rows.
+ */
+async function refuseCascadingReferences(client: pg.ClientBase, oid: number, where: string): Promise<void> {
+  const result = await client.query<{ name: string; child: string }>(
+    `SELECT c.conname AS name, c.conrelid::regclass::text AS child
+       FROM pg_catalog.pg_constraint c
+      WHERE c.contype = 'f' AND c.confrelid = $1 AND c.confdeltype IN ('c', 'n', 'd')`,
+    [oid],
+  );
+  const first = result.rows[0];
+  if (first) {
+    throw new TableNotUsableError(
+      `${where} is referenced by foreign key "${first.name}" of ${first.child} with ON DELETE CASCADE/SET NULL/SET DEFAULT; deleting archived rows would change rows that are not archived`,
+    );
+  }
+}
+
 async function primaryKey(client: pg.ClientBase, oid: number): Promise<string[]> {
   const result = await client.query<{ name: string }>(
     `SELECT a.attname AS name
        FROM pg_catalog.pg_index i
-       CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+       CROSS JOIN LATERAL unnest(i.indkey[0:i.indnkeyatts - 1]) WITH ORDINALITY AS k(attnum, ord)
        JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
       WHERE i.indrelid = $1 AND i.indisprimary
       ORDER BY k.ord`,
@@ -155,6 +175,27 @@ export function rowLineSql(shape: TableShape, alias = 't'): string {
   const keys = shape.columns.map((c) => quoteLiteral(c.name)).join(', ');
   const values = shape.columns.map((c) => `${alias}.${quoteIdent(c.name)}::text`).join(', ');
   return `json_object(ARRAY[${keys}]::text[], ARRAY[${values}]::text[])::text`;
+}
+
+/**
+ * The MD5 of a row's archive line as UTF-8 bytes: what the archive stores (the session's client encoding is UTF8),
+ * whatever the server encoding, so the digest agrees between PostgreSQL and the archive.
+ */
+export function rowHashSql(shape: TableShape, alias = 't'): string {
+  return `md5(convert_to(${rowLineSql(shape, alias)}, 'UTF8'))`;
+}
+
+/**
+ * UTC day (YYYY-MM-DD) of the oldest row with the timestamp in [from, to). It takes min() of the bare column so the
+ * index on it serves the query, and converts only that one value.
+ */
+export function oldestDaySql(shape: TableShape, from: string, to: string): string {
+  const oldest = `(SELECT min(t.${quoteIdent(shape.timestampColumn.name)}) FROM ${qualifiedName(shape)} AS t WHERE ${dayWindowSql(shape, from, to)})`;
+  const instant =
+    shape.timestampKind === 'timestamptz'
+      ? oldest
+      : `(${oldest} AT TIME ZONE ${quoteLiteral(shape.timestampTimeZone)})`;
+  return `SELECT to_char(${instant} AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day`;
 }
 
 /** The timestamp column compared with an instant given as ISO-8601 UTC text. */

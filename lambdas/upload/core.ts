@@ -33,12 +33,14 @@ export async function uploadBatch(input: UploadInput, deps: StepDeps): Promise<U
   const write: WriteOptions = { storageClass: config.s3.storageClass, kmsKeyId: config.s3.kmsKeyId };
   let created = false;
 
-  const existing = await store.head(inFlight.archiveKey);
-  if (existing) {
-    if (existing.metadata['content-sha256'] !== inFlight.figures.contentSha256) {
+  const sameContent = async () => {
+    const existing = await store.head(inFlight.archiveKey);
+    if (existing && existing.metadata['content-sha256'] !== inFlight.figures.contentSha256) {
       throw new ArchiveConflictError(`${inFlight.archiveKey} exists with different content`);
     }
-  } else {
+    return existing !== undefined;
+  };
+  if (!(await sameContent())) {
     const staged = await store.head(inFlight.stagingKey);
     if (!staged || staged.size !== inFlight.figures.compressedBytes) {
       // Nothing was published and no row was deleted: drop the batch so the next export starts clean.
@@ -47,8 +49,14 @@ export async function uploadBatch(input: UploadInput, deps: StepDeps): Promise<U
         `staging object ${inFlight.stagingKey} is ${staged ? `${staged.size} bytes, expected ${inFlight.figures.compressedBytes}` : 'missing'}`,
       );
     }
-    await store.copyOnce(inFlight.stagingKey, inFlight.archiveKey, write, archiveMetadata(inFlight));
-    created = true;
+    const copied = await store.copyOnce(
+      inFlight.stagingKey,
+      inFlight.archiveKey,
+      write,
+      archiveMetadata(inFlight),
+    );
+    // Lost a race to an identical write: accept it only if it holds the same content.
+    created = copied === 'copied' || !(await sameContent());
   }
   await deps.fault('upload:afterCopy');
 

@@ -86,7 +86,7 @@ describe('archive bucket', () => {
     expect(statements.filter((s) => s.Effect === 'Allow')).toEqual([]);
   });
 
-  it('expires noncurrent staging versions only, never archive versions', () => {
+  it('expires staging objects (current and noncurrent) only, never archives', () => {
     // Act
     const bucket =
       synth.template.toJSON().Resources[logicalId(synth.stack, synth.stack.archiveBucket.bucket)];
@@ -95,13 +95,16 @@ describe('archive bucket', () => {
     expect(rules).toEqual(
       expect.arrayContaining([
         expect.objectContaining({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 7 } }),
+        expect.objectContaining({ Prefix: 'audit/_staging/', ExpirationInDays: 7 }),
         expect.objectContaining({
           Prefix: 'audit/_staging/',
           NoncurrentVersionExpiration: { NoncurrentDays: 7 },
         }),
       ]),
     );
-    expect(rules.filter((r) => r.NoncurrentVersionExpiration || r.ExpirationInDays)).toHaveLength(1);
+    const expiring = rules.filter((r) => r.NoncurrentVersionExpiration || r.ExpirationInDays);
+    expect(expiring).toHaveLength(2);
+    for (const rule of expiring) expect(rule.Prefix).toBe('audit/_staging/');
   });
 
   it('keeps the access logs bucket private, TLS-only and encrypted', () => {

@@ -5,9 +5,13 @@ import type { AddressInfo } from 'node:net';
  * A local Secrets Manager endpoint answering GetSecretValue (the JSON 1.1 protocol the SDK speaks), since no
  * emulator ships on npm. The real SecretsManagerClient reaches it through its endpoint setting.
  */
-export async function startSecretsManager(
-  secrets: Record<string, string>,
-): Promise<{ endpoint: string; requests: string[]; stop(): Promise<void> }> {
+export async function startSecretsManager(secrets: Record<string, string>): Promise<{
+  endpoint: string;
+  /** The served secrets; a test may change them (rotation). */
+  secrets: Record<string, string>;
+  requests: string[];
+  stop(): Promise<void>;
+}> {
   const requests: string[] = [];
   const server: Server = createServer((req, res) => {
     let body = '';
@@ -36,6 +40,7 @@ export async function startSecretsManager(
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    secrets,
     requests,
     stop: () => new Promise((resolve) => server.close(() => resolve())),
   };

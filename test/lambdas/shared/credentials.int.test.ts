@@ -1,7 +1,11 @@
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatabaseConfig } from '../../../lambdas/shared/config.js';
-import { parseConnectionUrl, resolveConnection } from '../../../lambdas/shared/credentials.js';
+import {
+  forgetCachedConnection,
+  parseConnectionUrl,
+  resolveConnection,
+} from '../../../lambdas/shared/credentials.js';
 import { createDatabase } from '../../../lambdas/shared/db.js';
 import { DatabaseAccessError } from '../../../lambdas/shared/errors.js';
 import { createTestDatabase, type TestDatabase } from '../../support/fixtures.js';
@@ -115,5 +119,46 @@ describe('database credentials from Secrets Manager', () => {
     await expect(
       resolveConnection({ ...dbConfig('x'), credentials: { urlEnv: 'APP_DB_URL' } }, { env: {} }),
     ).rejects.toThrow('environment variable APP_DB_URL is not set');
+  });
+
+  it('follows a rotated secret: a rejected password makes the pool read the secret again', async () => {
+    // Prepare: a role whose password the secret holds, and a pool of two connections.
+    const url = parseConnectionUrl(db.url);
+    await db.client.query("CREATE ROLE rotating LOGIN PASSWORD 'first-password'");
+    const secret = (password: string) =>
+      JSON.stringify({
+        host: url.host,
+        port: url.port,
+        username: 'rotating',
+        password,
+        dbname: url.database,
+      });
+    const rotating = await startSecretsManager({ [ARN('rotating')]: secret('first-password') });
+    const client = new SecretsManagerClient({
+      endpoint: rotating.endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+    });
+    const config = dbConfig('rotating');
+    const resolve = () => resolveConnection(config, { secrets: client, env: {} });
+    const database = createDatabase(await resolve(), {
+      tls: 'disable',
+      maxConnections: 2,
+      limits: { statementTimeoutSeconds: 5, lockTimeoutSeconds: 1 },
+      password: async () => (await resolve()).password,
+      onAuthFailure: () => forgetCachedConnection(config),
+    });
+    // Act: while the first connection is held, the secret rotates; a second connection must authenticate anew.
+    const user = await database.withConnection(async () => {
+      await db.client.query("ALTER ROLE rotating PASSWORD 'second-password'");
+      rotating.secrets[ARN('rotating')] = secret('second-password');
+      return database.withConnection((c) => c.query('SELECT current_user AS u'));
+    });
+
+    // Assess
+    expect(user.rows[0].u).toBe('rotating');
+    expect(rotating.requests.filter((r) => r.endsWith(ARN('rotating'))).length).toBe(2);
+    await database.end();
+    await rotating.stop();
   });
 });

@@ -82,7 +82,7 @@ describe('LockTable on a local DynamoDB', () => {
     await expect(
       locks.setInFlight('db', 't2', old.lease, 60, batch('uploaded'), ['exported']),
     ).rejects.toThrow(LeaseLostError);
-    await expect(locks.clearInFlight('db', 't2', old.lease, 'a')).rejects.toThrow(
+    await expect(locks.clearInFlight('db', 't2', old.lease, batch('exported'))).rejects.toThrow(
       /no longer held by this execution/,
     );
     expect(await locks.release('db', 't2', old.lease)).toBe(false);
@@ -115,7 +115,7 @@ describe('LockTable on a local DynamoDB', () => {
     await expect(locks.setInFlight('db', 't4', lease, 60, batch('deleting'), ['verified'])).rejects.toThrow(
       /changed under this execution/,
     );
-    await locks.clearInFlight('db', 't4', lease, 'a', { rows: 9, bytes: 40 });
+    await locks.clearInFlight('db', 't4', lease, batch('exported'), { rows: 9, bytes: 40 });
     expect(await locks.get('db', 't4')).toMatchObject({
       inFlight: undefined,
       totalRows: 9,

@@ -1,5 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { digestBatchInDatabase } from '../../../lambdas/shared/batch.js';
+import { sessionSetupSql } from '../../../lambdas/shared/db.js';
 import { TableNotUsableError } from '../../../lambdas/shared/errors.js';
 import { RowDigest } from '../../../lambdas/shared/row-digest.js';
 import { describeTable } from '../../../lambdas/shared/table-sql.js';
@@ -19,6 +21,9 @@ describe('table checks and SQL digests', () => {
       CREATE TABLE nullable_key (id int UNIQUE, created_at timestamptz);
       CREATE TABLE not_unique (id int NOT NULL, created_at timestamptz);
       CREATE TABLE local_time (id int PRIMARY KEY, created_at timestamp);
+      CREATE TABLE parent_table (id int PRIMARY KEY, created_at timestamptz);
+      CREATE TABLE child_table (id int PRIMARY KEY, parent_id int REFERENCES parent_table ON DELETE CASCADE);
+      CREATE TABLE included (id int, note text, created_at timestamptz, CONSTRAINT included_pk PRIMARY KEY (id) INCLUDE (note));
       CREATE TABLE parted (id int NOT NULL, created_at timestamptz NOT NULL, PRIMARY KEY (id, created_at)) PARTITION BY RANGE (created_at);
       CREATE TABLE parted_all PARTITION OF parted DEFAULT;`);
   });
@@ -57,6 +62,11 @@ describe('table checks and SQL digests', () => {
       { name: 'not_unique', timestampColumn: 'created_at', keyColumns: ['id'] },
       /are not covered by a primary key or unique index/,
     ],
+    [
+      'a table whose deletes cascade',
+      { name: 'parent_table', timestampColumn: 'created_at' },
+      /is referenced by foreign key "child_table_parent_id_fkey" of child_table with ON DELETE CASCADE/,
+    ],
     ['an integer timestamp column', { name: 'datecol', timestampColumn: 'id' }, /is integer/],
     [
       'an unknown time zone',
@@ -70,6 +80,17 @@ describe('table checks and SQL digests', () => {
     // Assess
     await expect(attempt).rejects.toThrow(TableNotUsableError);
     await expect(attempt).rejects.toThrow(message);
+  });
+
+  it('takes only the key columns of a primary key, not its INCLUDE columns', async () => {
+    // Act
+    const shape = await describeTable(
+      db.client,
+      resolvedTable({ name: 'included', timestampColumn: 'created_at' }),
+    );
+
+    // Assess
+    expect(shape.keyColumns.map((c) => c.name)).toEqual(['id']);
   });
 
   it('accepts a partitioned table through its parent', async () => {
@@ -104,5 +125,41 @@ describe('table checks and SQL digests', () => {
 
     // Assess
     expect(inSql).toEqual({ rows: 150, rowDigest: local.value() });
+  });
+
+  it('digests the UTF-8 bytes the archive holds, also on a LATIN1 database', async () => {
+    // Prepare
+    const adminUrl = inject('postgresUrl');
+    const name = `latin1_${Date.now()}`;
+    const admin = new pg.Client({ connectionString: adminUrl });
+    await admin.connect();
+    await admin.query(
+      `CREATE DATABASE ${name} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0`,
+    );
+    const latin1 = new pg.Client({ connectionString: adminUrl.replace(/\/[^/]*$/, `/${name}`) });
+    await latin1.connect();
+    await latin1.query(sessionSetupSql({ statementTimeoutSeconds: 30, lockTimeoutSeconds: 5 }));
+    await latin1.query(`CREATE TABLE accents (id int PRIMARY KEY, created_at timestamptz, v text);
+      INSERT INTO accents VALUES (1, now(), 'café'), (2, now(), 'naïve Ünïcødé ÿ')`);
+    const shape = await describeTable(
+      latin1,
+      resolvedTable({ name: 'accents', timestampColumn: 'created_at' }),
+    );
+    const local = new RowDigest();
+    for (const line of await archiveLineRows(latin1, shape, 'true')) local.add(Buffer.from(line, 'utf8'));
+
+    // Act
+    const inSql = await digestBatchInDatabase(latin1, shape, {
+      from: '0001-01-01T00:00:00.000Z',
+      to: '9999-01-01T00:00:00.000Z',
+      firstKey: ['1'],
+      lastKey: ['2'],
+    });
+
+    // Assess
+    expect(inSql).toEqual({ rows: 2, rowDigest: local.value() });
+    await latin1.end();
+    await admin.query(`DROP DATABASE ${name} WITH (FORCE)`);
+    await admin.end();
   });
 });
