@@ -19,9 +19,14 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: 'unit', include: ['test/**/*.test.ts'], exclude: [...integration, 'test/lib/**'] },
+        test: {
+          name: 'unit',
+          include: ['test/**/*.test.ts'],
+          exclude: [...integration, 'test/lib/**', 'test/bench/**'],
+        },
       },
       { extends: true, test: { name: 'cdk', include: ['test/lib/**/*.test.ts'] } },
+      { extends: true, test: { name: 'bench', include: ['test/bench/**/*.test.ts'] } },
       ...([14, 18] as const).map((version) => ({
         extends: true as const,
         test: {

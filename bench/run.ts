@@ -1,0 +1,307 @@
+/**
+ * `npm run bench`: archives the shared synthetic audit table with the real local workflow (same ASL, same handlers,
+ * local S3 and DynamoDB) and measures, in the same run and on the same data, what PostgreSQL and gzip alone do:
+ * COPY of the eligible rows as JSON through gzip, and one DELETE of them. Prints per stage rows/s, MB/s, wall time,
+ * peak RSS and bytes per row, each with its ratio to the baseline, and writes the figures as JSON.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { createGzip } from 'node:zlib';
+import pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
+import { stringify } from 'yaml';
+import type { ArchiverConfigInput } from '../lambdas/shared/config.js';
+import { type PostgresVersion, startLocalPostgres } from '../local/postgres.js';
+import { openLocalEnvironment, runLocalArchive } from '../local/run.js';
+import type { StepEvent } from '../local/workflow.js';
+
+/** Rows older than this are archived: 90% of the shared table (its rows span 400 days). */
+export const RETENTION_DAYS = 40;
+const TABLE_SQL = fileURLToPath(new URL('./audit_logs.sql', import.meta.url));
+
+export interface BenchOptions {
+  rows: number;
+  batchSize: number;
+  compressionLevel: number;
+  postgres: PostgresVersion;
+}
+
+export interface StageFigures {
+  stage: string;
+  rows: number;
+  seconds: number;
+  rowsPerSecond: number;
+  megabytesPerSecond: number;
+  peakRssMb: number;
+  bytesPerRow?: number;
+  /** This stage's rows/s over the baseline's it compares with. */
+  ratio?: number;
+  comparedWith?: string;
+}
+
+export interface BenchResult {
+  startedAt: string;
+  options: BenchOptions;
+  eligibleRows: number;
+  jsonBytes: number;
+  baseline: StageFigures[];
+  archiver: StageFigures[];
+  objects: number;
+  notes: string[];
+}
+
+/** Samples this process's RSS while `work` runs; the peak is the figure the bench reports. */
+async function measured<T>(
+  work: () => Promise<T>,
+): Promise<{ value: T; seconds: number; peakRssMb: number }> {
+  let peak = process.memoryUsage().rss;
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }, 20);
+  const started = performance.now();
+  try {
+    const value = await work();
+    return {
+      value,
+      seconds: (performance.now() - started) / 1000,
+      peakRssMb: Math.max(peak, process.memoryUsage().rss) / 1e6,
+    };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** Runs the shared table script with its psql variable filled in, one statement at a time (VACUUM cannot batch). */
+async function createTable(client: pg.Client, rows: number): Promise<void> {
+  const script = readFileSync(TABLE_SQL, 'utf8')
+    .replace(/^--.*$/gm, '')
+    .replaceAll(':rows', String(rows));
+  for (const statement of script
+    .split(/;\s*$/m)
+    .map((s) => s.trim())
+    .filter(Boolean))
+    await client.query(statement);
+}
+
+const figures = (
+  stage: string,
+  rows: number,
+  bytes: number,
+  run: { seconds: number; peakRssMb: number },
+): StageFigures => ({
+  stage,
+  rows,
+  seconds: run.seconds,
+  rowsPerSecond: rows / run.seconds,
+  megabytesPerSecond: bytes / 1e6 / run.seconds,
+  peakRssMb: run.peakRssMb,
+});
+
+export async function runBenchmark(
+  options: BenchOptions,
+  log: (line: string) => void = console.log,
+): Promise<BenchResult> {
+  const startedAt = new Date().toISOString();
+  const work = mkdtempSync(join(tmpdir(), 'audit-archiver-bench-'));
+  const server = await startLocalPostgres(options.postgres);
+  const notes: string[] = [];
+  try {
+    const client = new pg.Client({ connectionString: server.url() });
+    await client.connect();
+    log(
+      `Creating audit_logs with ${options.rows.toLocaleString('en-US')} rows (PostgreSQL ${options.postgres}) ...`,
+    );
+    await createTable(client, options.rows);
+    const cutoff = new Date(Date.now() - RETENTION_DAYS * 86_400_000).toISOString();
+    const eligible = Number(
+      (await client.query('SELECT count(*) AS n FROM audit_logs WHERE created_at < $1', [cutoff])).rows[0].n,
+    );
+
+    log('Baseline: COPY (SELECT row_to_json(t) ...) TO STDOUT | gzip ...');
+    let jsonBytes = 0;
+    let gzipBytes = 0;
+    const copyRun = await measured(async () => {
+      const copy = client.query(
+        copyTo(
+          `COPY (SELECT row_to_json(t) FROM audit_logs t WHERE created_at < ${pg.escapeLiteral(cutoff)}) TO STDOUT`,
+        ),
+      );
+      copy.on('data', (chunk: Buffer) => {
+        jsonBytes += chunk.length;
+      });
+      const sink = new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          gzipBytes += chunk.length;
+          done();
+        },
+      });
+      await pipeline(copy, createGzip({ level: options.compressionLevel }), sink);
+    });
+    const baselineExport = {
+      ...figures('COPY | gzip', eligible, jsonBytes, copyRun),
+      bytesPerRow: gzipBytes / eligible,
+    };
+
+    const configPath = join(work, 'config.yaml');
+    const config: ArchiverConfigInput = {
+      s3: { bucket: 'audit-archiver-bench' },
+      defaults: {
+        retentionDays: RETENTION_DAYS,
+        batchSize: options.batchSize,
+        compressionLevel: options.compressionLevel,
+        maxBatchesPerRun: 800,
+      },
+      databases: [
+        {
+          name: 'bench',
+          credentials: { url: server.url() },
+          tls: 'disable',
+          tables: [{ name: 'audit_logs', timestampColumn: 'created_at' }],
+        },
+      ],
+    };
+    writeFileSync(configPath, stringify(config));
+    const local = await openLocalEnvironment(configPath, join(work, 'state'));
+    const steps: StepEvent[] = [];
+    log(`Archiver: the local workflow, batch size ${options.batchSize.toLocaleString('en-US')} ...`);
+    const archiveRun = await measured(() =>
+      runLocalArchive(local, {}, { onStep: (event) => steps.push(event) }),
+    );
+    await local.close();
+    const outcome = archiveRun.value.outcomes[0];
+    if (archiveRun.value.execution.status !== 'SUCCEEDED' || !outcome) {
+      throw new Error(`archive run failed: ${JSON.stringify(archiveRun.value.execution.error)}`);
+    }
+    if (outcome.budgetReached)
+      notes.push('the batch budget (800) was reached: not every eligible row was archived');
+    const archived = outcome.rowsArchived;
+    const exports = steps.filter(
+      (s) => s.functionName === 'export' && (s.result as { status?: string })?.status === 'exported',
+    );
+    const uncompressed = exports.reduce(
+      (sum, s) => sum + ((s.result as { uncompressedBytes?: number }).uncompressedBytes ?? 0),
+      0,
+    );
+    const stage = (name: StepEvent['functionName']) => {
+      const calls = steps.filter((s) => s.functionName === name);
+      return {
+        seconds: calls.reduce((sum, s) => sum + s.durationMs, 0) / 1000,
+        peakRssMb: archiveRun.peakRssMb,
+      };
+    };
+    const archiver: StageFigures[] = [
+      {
+        ...figures('export', archived, uncompressed, stage('export')),
+        bytesPerRow: outcome.bytesArchived / archived,
+      },
+      figures('upload', archived, outcome.bytesArchived, stage('upload')),
+      figures('verify', archived, uncompressed, stage('verify')),
+      figures('delete', archived, uncompressed, stage('delete')),
+      {
+        ...figures('whole archive', archived, uncompressed, archiveRun),
+        bytesPerRow: outcome.bytesArchived / archived,
+      },
+    ];
+
+    log('Baseline: one DELETE of the same rows (on the table created afresh) ...');
+    await client.query('DROP TABLE audit_logs');
+    await createTable(client, options.rows);
+    const deleteRun = await measured(() =>
+      client.query('DELETE FROM audit_logs WHERE created_at < $1', [cutoff]),
+    );
+    await client.end();
+    const baselineDelete = figures('DELETE', eligible, jsonBytes, deleteRun);
+    const baselineBoth = figures('COPY | gzip + DELETE', eligible, jsonBytes, {
+      seconds: copyRun.seconds + deleteRun.seconds,
+      peakRssMb: Math.max(copyRun.peakRssMb, deleteRun.peakRssMb),
+    });
+    const compare = (row: StageFigures, base: StageFigures) => {
+      row.ratio = row.rowsPerSecond / base.rowsPerSecond;
+      row.comparedWith = base.stage;
+    };
+    const [exportRow, , , deleteRow, wholeRow] = archiver;
+    if (exportRow) compare(exportRow, baselineExport);
+    if (deleteRow) compare(deleteRow, baselineDelete);
+    if (wholeRow) compare(wholeRow, baselineBoth);
+    notes.push(
+      'restore is not measured yet: the restore workflow does not exist',
+      'peak RSS is this process (workflow, functions, local DynamoDB); PostgreSQL and the local S3 server run in their own processes',
+      'stage times are the sums of the functions’ wall times; the whole archive also includes the Step Functions interpreter and the lease and bookkeeping steps',
+    );
+    return {
+      startedAt,
+      options,
+      eligibleRows: eligible,
+      jsonBytes,
+      baseline: [baselineExport, baselineDelete, baselineBoth],
+      archiver,
+      objects: outcome.batches,
+      notes,
+    };
+  } finally {
+    await server.stop();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+export function formatResult(result: BenchResult): string {
+  const header = ['stage', 'rows', 'seconds', 'rows/s', 'MB/s', 'peak RSS MB', 'bytes/row', 'ratio'];
+  const line = (r: StageFigures) => [
+    r.stage,
+    r.rows.toLocaleString('en-US'),
+    r.seconds.toFixed(2),
+    Math.round(r.rowsPerSecond).toLocaleString('en-US'),
+    r.megabytesPerSecond.toFixed(1),
+    r.peakRssMb.toFixed(0),
+    r.bytesPerRow === undefined ? '' : r.bytesPerRow.toFixed(1),
+    r.ratio === undefined ? '' : `${r.ratio.toFixed(2)}× ${r.comparedWith}`,
+  ];
+  const rows = [header, ...result.baseline.map(line), ...result.archiver.map(line)];
+  const widths = header.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  const render = (r: string[]) =>
+    r
+      .map((cell, i) => (i === 0 || i === 7 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0)))
+      .join('  ');
+  return [
+    `${result.eligibleRows.toLocaleString('en-US')} eligible rows of ${result.options.rows.toLocaleString('en-US')}, ${(result.jsonBytes / 1e6).toFixed(1)} MB as JSON, ${result.objects} archive objects`,
+    render(header),
+    ...result.baseline.map((r) => render(line(r))),
+    ...result.archiver.map((r) => render(line(r))),
+    ...result.notes.map((n) => `note: ${n}`),
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      rows: { type: 'string', default: '1000000' },
+      'batch-size': { type: 'string', default: '50000' },
+      'compression-level': { type: 'string', default: '6' },
+      postgres: { type: 'string', default: '18' },
+      out: { type: 'string', default: 'bench/results' },
+    },
+  });
+  const result = await runBenchmark({
+    rows: Number(values.rows),
+    batchSize: Number(values['batch-size']),
+    compressionLevel: Number(values['compression-level']),
+    postgres: Number(values.postgres) as PostgresVersion,
+  });
+  console.log(formatResult(result));
+  mkdirSync(values.out, { recursive: true });
+  const file = join(values.out, `bench-${result.startedAt.replaceAll(':', '')}.json`);
+  writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+  console.log(`figures written to ${file}`);
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  main().catch((error: Error) => {
+    console.error(`${error.name}: ${error.message}`);
+    process.exitCode = 1;
+  });
+}
