@@ -1,4 +1,5 @@
 import { Duration } from 'aws-cdk-lib';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import type { ArchiverConfig } from '../lambdas/shared/config.js';
@@ -110,6 +111,19 @@ export class ArchiverFunctions extends Construct {
     // summary: reads the run's outcomes.
     this.summary = step('summary', 'Summary', SHORT, false);
     lockTable.grant(this.summary, 'Query');
+  }
+
+  /** The Lambda functions by step name, in pipeline order. */
+  public get byStep(): Record<ArchiverStep, lambda.IFunction> {
+    return {
+      plan: this.plan.function,
+      lock: this.lock.function,
+      export: this.export.function,
+      upload: this.upload.function,
+      verify: this.verify.function,
+      delete: this.delete.function,
+      summary: this.summary.function,
+    };
   }
 
   /** The functions in pipeline order. */

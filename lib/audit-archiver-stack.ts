@@ -1,8 +1,7 @@
 import { ArnFormat, CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
-import type * as events from 'aws-cdk-lib/aws-events';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import type * as logs from 'aws-cdk-lib/aws-logs';
-import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
 import type { ArchiverConfig } from '../lambdas/shared/config.js';
 import { ArchiveBucket } from './archive-bucket.js';
@@ -11,26 +10,15 @@ import { ArchiveStateMachines } from './archive-state-machines.js';
 import type { DatabaseNetworkProps } from './archiver-function.js';
 import { ArchiverFunctions } from './archiver-functions.js';
 import { LockTable } from './lock-table.js';
+import { ArchiveMonitoring } from './monitoring.js';
 import { ArchiveSchedule } from './schedule.js';
 
 export interface AuditArchiverStackProps extends StackProps, DatabaseNetworkProps {
-  /** The validated config (see loadDeploymentConfig): bucket, key, prefix, databases and their secrets. */
+  /**
+   * The validated config (see loadDeploymentConfig): bucket, key, prefix, databases and their secrets, and the
+   * `aws` block (schedule, state machine log level, alarm subscriptions and thresholds).
+   */
   readonly config: ArchiverConfig;
-  /**
-   * When the scheduled run starts.
-   * @default daily at 03:00 UTC
-   */
-  readonly schedule?: events.Schedule;
-  /**
-   * Whether the schedule is enabled; runs can always be started by hand.
-   * @default true
-   */
-  readonly scheduleEnabled?: boolean;
-  /**
-   * Execution log level of the state machines.
-   * @default sfn.LogLevel.ERROR
-   */
-  readonly stateMachineLogLevel?: sfn.LogLevel;
   /**
    * Retention of all log groups.
    * @default logs.RetentionDays.THREE_MONTHS
@@ -39,8 +27,9 @@ export interface AuditArchiverStackProps extends StackProps, DatabaseNetworkProp
 }
 
 /**
- * audit-archiver in AWS: archive bucket, lock table, the seven step functions, the two state machines and the
- * schedule. This class only wires the constructs together; each one owns its resources, defaults and grants.
+ * audit-archiver in AWS: archive bucket, lock table, the seven step functions, the two state machines, the
+ * schedule and the monitoring (alarm topic, alarms, dashboard). This class only wires the constructs together;
+ * each one owns its resources, defaults and grants.
  */
 export class AuditArchiverStack extends Stack {
   public readonly archiveBucket: ArchiveBucket;
@@ -48,10 +37,12 @@ export class AuditArchiverStack extends Stack {
   public readonly functions: ArchiverFunctions;
   public readonly stateMachines: ArchiveStateMachines;
   public readonly schedule: ArchiveSchedule;
+  public readonly monitoring: ArchiveMonitoring;
 
   constructor(scope: Construct, id: string, props: AuditArchiverStackProps) {
     super(scope, id, props);
     const { config } = props;
+    const { aws } = config;
     const layout = archiveLayout(config);
 
     this.archiveBucket = new ArchiveBucket(this, 'ArchiveBucket', {
@@ -71,13 +62,22 @@ export class AuditArchiverStack extends Stack {
     });
     this.stateMachines = new ArchiveStateMachines(this, 'StateMachines', {
       functions: this.functions,
-      logLevel: props.stateMachineLogLevel,
+      logLevel: sfn.LogLevel[aws.stateMachineLogLevel],
       logRetention: props.logRetention,
     });
     this.schedule = new ArchiveSchedule(this, 'Schedule', {
       stateMachine: this.stateMachines.archive.stateMachine,
-      schedule: props.schedule,
-      enabled: props.scheduleEnabled,
+      expression: aws.schedule.expression,
+      timeZone: aws.schedule.timeZone,
+      enabled: aws.schedule.enabled,
+    });
+    this.monitoring = new ArchiveMonitoring(this, 'Monitoring', {
+      archiveStateMachine: this.stateMachines.archive.stateMachine,
+      archiveTableStateMachine: this.stateMachines.archiveTable.stateMachine,
+      functions: this.functions.byStep,
+      emails: aws.notifications.emails,
+      noSuccessfulRunHours: aws.alarms.noSuccessfulRunHours,
+      scheduledRunsExpected: aws.schedule.enabled,
     });
 
     new CfnOutput(this, 'ArchiveStateMachineArn', {
@@ -86,6 +86,7 @@ export class AuditArchiverStack extends Stack {
     new CfnOutput(this, 'ArchiveBucketName', { value: this.archiveBucket.bucket.bucketName });
     new CfnOutput(this, 'LockTableName', { value: this.lockTable.table.tableName });
     new CfnOutput(this, 'ScheduleDeadLetterQueueUrl', { value: this.schedule.deadLetterQueue.queueUrl });
+    new CfnOutput(this, 'AlarmTopicArn', { value: this.monitoring.topic.topicArn });
   }
 
   /** The config's `s3.kmsKeyId`: a key ARN as written, or a key id in this stack's account and region. */

@@ -110,6 +110,100 @@ export const DatabaseConfigSchema = z
   })
   .strict();
 
+/** The six fields of an EventBridge cron expression: minutes hours day-of-month month day-of-week year. */
+const CRON = /^cron\((\S+(?:\s+\S+)*)\)$/;
+const RATE = /^rate\(([1-9]\d*) (minute|minutes|hour|hours|day|days)\)$/;
+
+/** An EventBridge Scheduler recurring expression: `cron(...)` with six fields or `rate(N unit)`. */
+const scheduleExpression = z.string().superRefine((expression, ctx) => {
+  const cron = CRON.exec(expression);
+  if (cron) {
+    const fields = (cron[1] ?? '').split(/\s+/);
+    if (fields.length !== 6) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `cron(...) must have 6 fields (minutes hours day-of-month month day-of-week year), found ${fields.length}`,
+      });
+    } else if ((fields[2] === '?') === (fields[4] === '?')) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'cron(...) needs "?" in exactly one of day-of-month (3rd field) and day-of-week (5th field)',
+      });
+    }
+    return;
+  }
+  const rate = RATE.exec(expression);
+  if (rate) {
+    const plural = (rate[2] ?? '').endsWith('s');
+    if ((rate[1] === '1') === plural) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'rate(...) takes a singular unit for 1 and a plural unit otherwise',
+      });
+    }
+    return;
+  }
+  ctx.addIssue({
+    code: 'custom',
+    message:
+      'must be "cron(minutes hours day-of-month month day-of-week year)" or "rate(N minutes|hours|days)"',
+  });
+});
+
+/** Whether the runtime knows the zone: IANA names (with their aliases), as EventBridge Scheduler expects them. */
+function isIanaTimeZone(zone: string): boolean {
+  // Intl also accepts offsets such as "+01:00", which are not IANA names; names start with a letter.
+  if (!/^[A-Za-z][A-Za-z0-9_+/-]*$/.test(zone)) return false;
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const AwsScheduleConfigSchema = z
+  .object({
+    /** When the scheduled run starts: `cron(...)` (six fields) or `rate(N unit)`, read in `timeZone`. */
+    expression: scheduleExpression.default('cron(0 3 * * ? *)'),
+    /** IANA time zone the cron expression is read in (daylight saving time included), e.g. `Europe/Paris`. */
+    timeZone: z
+      .string()
+      .refine(isIanaTimeZone, 'must be an IANA time zone name such as "UTC" or "Europe/Paris"')
+      .default('UTC'),
+    /** Whether the schedule starts runs; when false, runs are only started by hand. */
+    enabled: z.boolean().default(true),
+  })
+  .strict();
+
+export const AwsConfigSchema = z
+  .object({
+    /** The EventBridge Scheduler schedule that starts the parent state machine with input `{}`. */
+    schedule: AwsScheduleConfigSchema.default(() => AwsScheduleConfigSchema.parse({})),
+    /** Execution log level of both state machines (CloudWatch Logs); ALL logs every per-batch transition. */
+    stateMachineLogLevel: z.enum(['ERROR', 'ALL', 'FATAL', 'OFF']).default('ERROR'),
+    /** Who hears about alarms: the alarm topic's subscriptions. */
+    notifications: z
+      .object({
+        /** Addresses subscribed (by email, each confirms once) to the alarm topic. */
+        emails: z.array(z.email('must be an email address')).default([]),
+      })
+      .strict()
+      .default(() => ({ emails: [] })),
+    /** Thresholds of the alarms that are not plain "any failure" alarms. */
+    alarms: z
+      .object({
+        /**
+         * Hours without a successful run after which an alarm fires. At most 168: CloudWatch evaluates an alarm
+         * with one-hour periods over seven days at most.
+         */
+        noSuccessfulRunHours: z.number().int().min(1).max(168).default(26),
+      })
+      .strict()
+      .default(() => ({ noSuccessfulRunHours: 26 })),
+  })
+  .strict();
+
 export const ArchiverConfigSchema = z
   .object({
     s3: S3ConfigSchema,
@@ -122,6 +216,8 @@ export const ArchiverConfigSchema = z
       .strict()
       .default({ maxConcurrency: 8 }),
     databases: z.array(DatabaseConfigSchema).min(1, 'must list at least one database'),
+    /** Deployment settings (schedule, logging, notifications, alarms); read by the CDK app only. */
+    aws: AwsConfigSchema.default(() => AwsConfigSchema.parse({})),
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -154,6 +250,7 @@ export type S3Config = z.infer<typeof S3ConfigSchema>;
 export type Defaults = z.infer<typeof DefaultsSchema>;
 export type TableConfig = z.infer<typeof TableConfigSchema>;
 export type DatabaseConfig = z.infer<typeof DatabaseConfigSchema>;
+export type AwsConfig = z.infer<typeof AwsConfigSchema>;
 export type ArchiverConfig = z.infer<typeof ArchiverConfigSchema>;
 export type ArchiverConfigInput = z.input<typeof ArchiverConfigSchema>;
 

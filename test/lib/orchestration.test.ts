@@ -227,31 +227,35 @@ describe('AslStateMachine', () => {
 });
 
 describe('schedule', () => {
-  it('starts the parent state machine daily at 03:00 UTC with input {}', () => {
+  const scheduleResource = () =>
+    synth.template.toJSON().Resources[logicalId(synth.stack, synth.stack.schedule.schedule)];
+
+  it('starts the parent state machine daily at 03:00 UTC with input {} (the config defaults)', () => {
     // Prepare
     const parent = logicalId(synth.stack, synth.stack.stateMachines.archive.stateMachine);
     // Act
-    const rule = synth.template.toJSON().Resources[logicalId(synth.stack, synth.stack.schedule.rule)];
+    const schedule = scheduleResource();
     // Assess
-    expect(rule.Properties.ScheduleExpression).toBe('cron(0 3 * * ? *)');
-    expect(rule.Properties.State).toBe('ENABLED');
-    expect(rule.Properties.Targets).toHaveLength(1);
-    expect(rule.Properties.Targets[0]).toMatchObject({ Arn: { Ref: parent }, Input: '{}' });
+    expect(schedule.Type).toBe('AWS::Scheduler::Schedule');
+    expect(schedule.Properties.ScheduleExpression).toBe('cron(0 3 * * ? *)');
+    expect(schedule.Properties.ScheduleExpressionTimezone).toBe('UTC');
+    expect(schedule.Properties.State).toBe('ENABLED');
+    expect(schedule.Properties.FlexibleTimeWindow).toEqual({ Mode: 'OFF' });
+    expect(schedule.Properties.Target).toMatchObject({ Arn: { Ref: parent }, Input: '{}' });
+    expect(synth.template.findResources('AWS::Events::Rule')).toEqual({});
   });
 
   it('retries delivery and dead-letters what it cannot deliver', () => {
     // Prepare
     const queue = logicalId(synth.stack, synth.stack.schedule.deadLetterQueue);
     // Act
-    const target =
-      synth.template.toJSON().Resources[logicalId(synth.stack, synth.stack.schedule.rule)].Properties
-        .Targets[0];
+    const target = scheduleResource().Properties.Target;
     // Assess
     expect(target.DeadLetterConfig).toEqual({ Arn: { 'Fn::GetAtt': [queue, 'Arn'] } });
     expect(target.RetryPolicy).toEqual({ MaximumRetryAttempts: 8, MaximumEventAgeInSeconds: 7200 });
   });
 
-  it('uses an encrypted dead-letter queue that refuses requests without TLS', () => {
+  it('uses an encrypted dead-letter queue that refuses requests without TLS and has no resource grants', () => {
     // Prepare
     const queue = logicalId(synth.stack, synth.stack.schedule.deadLetterQueue);
     // Act & Assess
@@ -259,36 +263,36 @@ describe('schedule', () => {
       SqsManagedSseEnabled: true,
       MessageRetentionPeriod: 1_209_600,
     });
+    // Scheduler dead-letters with the schedule's role, so the queue policy needs no Allow.
     synth.template.hasResourceProperties('AWS::SQS::QueuePolicy', {
       Queues: [{ Ref: queue }],
       PolicyDocument: {
-        Statement: Match.arrayWith([
+        Statement: [
           Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
-          Match.objectLike({
-            Effect: 'Allow',
-            Action: 'sqs:SendMessage',
-            Principal: { Service: 'events.amazonaws.com' },
-          }),
-        ]),
+        ],
       },
     });
   });
 
-  it('gives the rule a role that may start only the parent state machine', () => {
+  it('gives the schedule a role that may start only the parent state machine and dead-letter only to its queue', () => {
     // Prepare
     const parent = logicalId(synth.stack, synth.stack.stateMachines.archive.stateMachine);
-    const target =
-      synth.template.toJSON().Resources[logicalId(synth.stack, synth.stack.schedule.rule)].Properties
-        .Targets[0];
-    const role = target.RoleArn['Fn::GetAtt'][0] as string;
+    const queue = logicalId(synth.stack, synth.stack.schedule.deadLetterQueue);
+    const role = scheduleResource().Properties.Target.RoleArn['Fn::GetAtt'][0] as string;
     // Act
-    const policies = synth.template.findResources('AWS::IAM::Policy', {
-      Properties: { Roles: [{ Ref: role }] },
-    });
+    const statements = roleStatements(synth.template, role);
+    const trust = synth.template.toJSON().Resources[role].Properties.AssumeRolePolicyDocument.Statement;
     // Assess
-    const statements = Object.values(policies).flatMap((p) => p.Properties.PolicyDocument.Statement);
+    expect(role).toBe(logicalId(synth.stack, synth.stack.schedule.role));
     expect(statements).toEqual([
       { Action: 'states:StartExecution', Effect: 'Allow', Resource: { Ref: parent } },
+      { Action: 'sqs:SendMessage', Effect: 'Allow', Resource: { 'Fn::GetAtt': [queue, 'Arn'] } },
     ]);
+    expect(trust).toHaveLength(1);
+    expect(trust[0].Principal).toEqual({ Service: 'scheduler.amazonaws.com' });
+    expect(trust[0].Condition.StringEquals['aws:SourceAccount']).toEqual({ Ref: 'AWS::AccountId' });
+    expect(JSON.stringify(trust[0].Condition.StringEquals['aws:SourceArn'])).toContain(
+      ':schedule-group/default',
+    );
   });
 });

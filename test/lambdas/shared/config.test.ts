@@ -50,6 +50,12 @@ describe('config schema', () => {
     expect(config.defaults.batchSize).toBe(50_000);
     expect(config.databases[0]?.tls).toBe('verify-full');
     expect(config.databases[0]?.tables[0]?.schema).toBe('public');
+    expect(config.aws).toEqual({
+      schedule: { expression: 'cron(0 3 * * ? *)', timeZone: 'UTC', enabled: true },
+      stateMachineLogLevel: 'ERROR',
+      notifications: { emails: [] },
+      alarms: { noSuccessfulRunHours: 26 },
+    });
   });
 
   it.each([
@@ -127,5 +133,84 @@ describe('config schema', () => {
       /cannot read config file .*missing\.yaml/,
     );
     expect(() => loadConfigFile(broken)).toThrow(/broken\.yaml is not valid YAML/);
+  });
+});
+
+describe('config schema, aws block', () => {
+  const withAws = (aws: unknown) => ({ ...minimal(), aws });
+
+  it('accepts a full block and keeps defaults for what it leaves out', () => {
+    // Prepare
+    const raw = withAws({
+      schedule: { expression: 'cron(30 2 ? * MON-FRI *)', timeZone: 'Europe/Berlin' },
+      notifications: { emails: ['ops@example.com', 'dba@example.org'] },
+    });
+
+    // Act
+    const { aws } = parseConfig(raw);
+
+    // Assess
+    expect(aws.schedule).toEqual({
+      expression: 'cron(30 2 ? * MON-FRI *)',
+      timeZone: 'Europe/Berlin',
+      enabled: true,
+    });
+    expect(aws.notifications.emails).toEqual(['ops@example.com', 'dba@example.org']);
+    expect(aws.stateMachineLogLevel).toBe('ERROR');
+    expect(aws.alarms.noSuccessfulRunHours).toBe(26);
+  });
+
+  it('accepts the expression shapes EventBridge Scheduler takes', () => {
+    // Prepare
+    const expressions = ['rate(1 hour)', 'rate(12 hours)', 'rate(7 days)', 'cron(0/15 * ? * MON-FRI 2026)'];
+    for (const expression of expressions) {
+      // Act
+      const { aws } = parseConfig(withAws({ schedule: { expression } }));
+      // Assess
+      expect(aws.schedule.expression).toBe(expression);
+    }
+  });
+
+  it.each([
+    [
+      'a cron with 5 fields',
+      { schedule: { expression: 'cron(0 3 * * *)' } },
+      'aws.schedule.expression: cron(...) must have 6 fields',
+    ],
+    [
+      'a cron without "?"',
+      { schedule: { expression: 'cron(0 3 * * * *)' } },
+      'aws.schedule.expression: cron(...) needs "?"',
+    ],
+    [
+      'a rate with a plural unit for 1',
+      { schedule: { expression: 'rate(1 hours)' } },
+      'aws.schedule.expression: rate(...) takes',
+    ],
+    ['a crontab line', { schedule: { expression: '0 3 * * *' } }, 'aws.schedule.expression: must be "cron('],
+    [
+      'an unknown time zone',
+      { schedule: { timeZone: 'Mars/Olympus_Mons' } },
+      'aws.schedule.timeZone: must be an IANA',
+    ],
+    [
+      'an offset for a time zone',
+      { schedule: { timeZone: '+01:00' } },
+      'aws.schedule.timeZone: must be an IANA',
+    ],
+    [
+      'a bad email',
+      { notifications: { emails: ['ops@example.com', 'ops at example'] } },
+      'aws.notifications.emails.1: must be an email address',
+    ],
+    ['an unknown log level', { stateMachineLogLevel: 'DEBUG' }, 'aws.stateMachineLogLevel: '],
+    ['more than 168 hours', { alarms: { noSuccessfulRunHours: 169 } }, 'aws.alarms.noSuccessfulRunHours: '],
+    ['an unknown field', { schedule: { cron: 'x' } }, 'aws.schedule: Unrecognized key: "cron"'],
+  ])('rejects %s and names the field', (_case, aws, expected) => {
+    // Act
+    const message = errorOf(withAws(aws));
+
+    // Assess
+    expect(message).toContain(expected);
   });
 });

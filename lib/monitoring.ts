@@ -1,0 +1,297 @@
+import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
+import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import type { MetricName } from '../lambdas/shared/powertools.js';
+
+/** CloudWatch evaluates an alarm with one-hour periods over seven days at most (Period x EvaluationPeriods). */
+const MAX_NO_SUCCESS_HOURS = 168;
+
+export interface ArchiveMonitoringProps {
+  /** The parent state machine (`archive`): the run the schedule starts. */
+  readonly archiveStateMachine: sfn.IStateMachine;
+  /** The child state machine (`archiveTable`): one execution per table. */
+  readonly archiveTableStateMachine: sfn.IStateMachine;
+  /** The step functions by name (e.g. `export`); each gets an Errors and a Throttles alarm named after it. */
+  readonly functions: Readonly<Record<string, lambda.IFunction>>;
+  /**
+   * Email addresses subscribed to the alarm topic.
+   * @default - no subscriptions
+   */
+  readonly emails?: readonly string[];
+  /**
+   * Hours without a successful parent execution after which the no-successful-run alarm fires (1 to 168).
+   * @default 26
+   */
+  readonly noSuccessfulRunHours?: number;
+  /**
+   * Whether runs are expected to start on schedule. When false, the no-successful-run alarm is created with its
+   * actions disabled, so a stack whose runs are started by hand does not page every day.
+   * @default true
+   */
+  readonly scheduledRunsExpected?: boolean;
+  /**
+   * CloudWatch namespace of the functions' custom metrics (`POWERTOOLS_METRICS_NAMESPACE`).
+   * @default 'AuditArchiver'
+   */
+  readonly metricsNamespace?: string;
+  /**
+   * Value of the `service` dimension of the custom metrics (`POWERTOOLS_SERVICE_NAME`).
+   * @default 'audit-archiver'
+   */
+  readonly serviceName?: string;
+  /**
+   * Prefix of every alarm name (followed by "-"); the topic and key policies admit alarms with this prefix only.
+   * @default - the stack name
+   */
+  readonly alarmNamePrefix?: string;
+}
+
+/**
+ * What operators watch: an SNS topic (customer-managed KMS key with rotation, TLS-only, email subscriptions) that
+ * only this stack's CloudWatch alarms may publish to; alarms on failed, timed-out and aborted executions, on
+ * function errors and throttles, on verification failures and on "no successful run in N hours"; and a dashboard
+ * of the archiver's custom metrics (totals and per table), step durations and execution outcomes.
+ */
+export class ArchiveMonitoring extends Construct {
+  /** Encrypts the topic; CloudWatch may use it for alarms with this construct's name prefix only. */
+  public readonly topicKey: kms.Key;
+  /** Where every alarm sends its ALARM state. */
+  public readonly topic: sns.Topic;
+  /** Every alarm, by construct id. */
+  public readonly alarms: Readonly<Record<string, cloudwatch.Alarm>>;
+  /** Fires when no parent execution has succeeded for `noSuccessfulRunHours`. */
+  public readonly noSuccessfulRunAlarm: cloudwatch.Alarm;
+  public readonly dashboard: cloudwatch.Dashboard;
+  /** Prefix of every alarm name, followed by "-". */
+  public readonly alarmNamePrefix: string;
+
+  private readonly namespace: string;
+  private readonly service: string;
+
+  constructor(scope: Construct, id: string, props: ArchiveMonitoringProps) {
+    super(scope, id);
+    const stack = Stack.of(this);
+    const hours = props.noSuccessfulRunHours ?? 26;
+    if (!Number.isInteger(hours) || hours < 1 || hours > MAX_NO_SUCCESS_HOURS) {
+      throw new Error(
+        `${this.node.path}: noSuccessfulRunHours must be an integer from 1 to ${MAX_NO_SUCCESS_HOURS}`,
+      );
+    }
+    this.namespace = props.metricsNamespace ?? 'AuditArchiver';
+    this.service = props.serviceName ?? 'audit-archiver';
+    this.alarmNamePrefix = props.alarmNamePrefix ?? stack.stackName;
+
+    // CloudWatch publishes to an encrypted topic only if the key lets it; AWS-managed SNS keys cannot. Both the key
+    // and the topic admit the CloudWatch service only on behalf of this account's alarms with our prefix.
+    const cloudWatch = new iam.ServicePrincipal('cloudwatch.amazonaws.com');
+    const fromOurAlarms = {
+      StringEquals: { 'aws:SourceAccount': stack.account },
+      ArnLike: {
+        'aws:SourceArn': stack.formatArn({
+          service: 'cloudwatch',
+          resource: 'alarm',
+          resourceName: `${this.alarmNamePrefix}-*`,
+          arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+        }),
+      },
+    };
+    this.topicKey = new kms.Key(this, 'TopicKey', {
+      description: 'audit-archiver: encrypts the alarm topic',
+      enableKeyRotation: true,
+    });
+    this.topicKey.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'CloudWatchAlarmsPublishToTheTopic',
+        principals: [cloudWatch],
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+        resources: ['*'],
+        conditions: fromOurAlarms,
+      }),
+    );
+    this.topic = new sns.Topic(this, 'Topic', {
+      displayName: 'audit-archiver alarms',
+      masterKey: this.topicKey,
+      enforceSSL: true,
+    });
+    // A topic policy replaces SNS's default policy, so the alarms' publishing must be allowed explicitly.
+    this.topic.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'CloudWatchAlarmsPublish',
+        principals: [cloudWatch],
+        actions: ['sns:Publish'],
+        resources: [this.topic.topicArn],
+        conditions: fromOurAlarms,
+      }),
+    );
+    for (const email of props.emails ?? []) {
+      this.topic.addSubscription(new subscriptions.EmailSubscription(email));
+    }
+
+    const alarms: Record<string, cloudwatch.Alarm> = {};
+    const alarm = (
+      alarmId: string,
+      metric: cloudwatch.IMetric,
+      description: string,
+      options: Partial<cloudwatch.AlarmProps> = {},
+    ): cloudwatch.Alarm => {
+      const created = new cloudwatch.Alarm(this, alarmId, {
+        alarmName: `${this.alarmNamePrefix}-${alarmId}`,
+        alarmDescription: `audit-archiver: ${description}`,
+        metric,
+        threshold: 0,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        // No data means nothing happened: no failure, no error.
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        ...options,
+      });
+      created.addAlarmAction(new actions.SnsAction(this.topic));
+      alarms[alarmId] = created;
+      return created;
+    };
+    const sum = { statistic: cloudwatch.Stats.SUM, period: Duration.minutes(5) };
+    const parent = props.archiveStateMachine;
+    const child = props.archiveTableStateMachine;
+
+    alarm('ArchiveExecutionsFailed', parent.metricFailed(sum), 'an archive run (parent execution) failed');
+    alarm(
+      'ArchiveExecutionsTimedOut',
+      parent.metricTimedOut(sum),
+      'an archive run (parent execution) timed out',
+    );
+    alarm(
+      'ArchiveExecutionsAborted',
+      parent.metricAborted(sum),
+      'an archive run (parent execution) was aborted',
+    );
+    alarm(
+      'ArchiveTableExecutionsFailed',
+      child.metricFailed(sum),
+      'archiving a table (child execution) failed',
+    );
+    for (const [name, fn] of Object.entries(props.functions)) {
+      const title = name.charAt(0).toUpperCase() + name.slice(1);
+      alarm(`${title}FunctionErrors`, fn.metricErrors(sum), `the ${name} function reported errors`);
+      alarm(`${title}FunctionThrottles`, fn.metricThrottles(sum), `the ${name} function was throttled`);
+    }
+    alarm(
+      'VerificationFailures',
+      this.metric('VerificationFailures'),
+      'an archive failed verification (it was withdrawn, no rows were deleted)',
+    );
+
+    // "No successful run in the last N hours". A period is at most one day, and a day-long period would not slide
+    // by the hour, so: Sum of ExecutionsSucceeded per hour, and alarm when all N of the last N hourly datapoints
+    // are below 1 (N-of-N). Step Functions publishes no datapoint for an hour without a succeeded execution, so
+    // missing data must count as breaching; one hour with a success makes the alarm OK again. CloudWatch allows
+    // Period x EvaluationPeriods up to seven days for hourly periods, hence N <= 168.
+    this.noSuccessfulRunAlarm = alarm(
+      'NoSuccessfulRun',
+      parent.metricSucceeded({ statistic: cloudwatch.Stats.SUM, period: Duration.hours(1) }),
+      `no archive run has succeeded in the last ${hours} hours`,
+      {
+        threshold: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+        evaluationPeriods: hours,
+        datapointsToAlarm: hours,
+        treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+        actionsEnabled: props.scheduledRunsExpected ?? true,
+      },
+    );
+    this.alarms = alarms;
+
+    this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
+      dashboardName: stack.stackName,
+      defaultInterval: Duration.days(7),
+    });
+    this.dashboard.addWidgets(
+      new cloudwatch.TextWidget({
+        markdown:
+          '# audit-archiver\nCustom metrics come from the step functions (namespace ' +
+          `\`${this.namespace}\`): totals carry the \`service\` dimension only, per-table series also ` +
+          '`database` and `table`.',
+        width: 24,
+        height: 2,
+      }),
+    );
+    this.dashboard.addWidgets(
+      this.graph('Rows archived and deleted (total)', [
+        this.metric('RowsArchived'),
+        this.metric('RowsDeleted'),
+      ]),
+      this.graph('Bytes archived (total)', [this.metric('BytesArchived')]),
+      this.graph('Batches archived (total)', [this.metric('BatchesArchived')]),
+      this.graph('Batches withdrawn (total)', [
+        this.metric('VerificationFailures'),
+        this.metric('RowsChanged'),
+      ]),
+    );
+    this.dashboard.addWidgets(
+      this.graph('Rows archived per table', [this.perTable('RowsArchived')]),
+      this.graph('Bytes archived per table', [this.perTable('BytesArchived')]),
+      this.graph('Rows deleted per table', [this.perTable('RowsDeleted')]),
+      this.graph('Verification failures per table', [this.perTable('VerificationFailures')]),
+    );
+    this.dashboard.addWidgets(
+      ...(['ExportDuration', 'VerifyDuration', 'DeleteDuration'] as const).map((name) =>
+        this.graph(
+          `${name.replace('Duration', '')} step duration (ms)`,
+          [
+            this.metric(name, { statistic: cloudwatch.Stats.AVERAGE, label: 'average' }),
+            this.metric(name, { statistic: cloudwatch.Stats.p(99), label: 'p99' }),
+            this.metric(name, { statistic: cloudwatch.Stats.MAXIMUM, label: 'maximum' }),
+          ],
+          8,
+        ),
+      ),
+    );
+    const outcomes = (machine: sfn.IStateMachine) => [
+      machine.metricSucceeded({ ...sum, label: 'succeeded' }),
+      machine.metricFailed({ ...sum, label: 'failed' }),
+      machine.metricTimedOut({ ...sum, label: 'timed out' }),
+      machine.metricAborted({ ...sum, label: 'aborted' }),
+    ];
+    this.dashboard.addWidgets(
+      this.graph('Runs (parent executions)', outcomes(parent), 12),
+      this.graph('Tables (child executions)', outcomes(child), 12),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: Object.values(alarms), width: 24 }),
+    );
+  }
+
+  /** A custom metric in total (the `service` dimension only), as the functions emit it. */
+  private metric(name: MetricName, options: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
+    return new cloudwatch.Metric({
+      namespace: this.namespace,
+      metricName: name,
+      dimensionsMap: { service: this.service },
+      statistic: cloudwatch.Stats.SUM,
+      period: Duration.minutes(5),
+      ...options,
+    });
+  }
+
+  /** One series per table: a SEARCH over the per-table dimension set (service, database, table). */
+  private perTable(name: MetricName): cloudwatch.MathExpression {
+    const schema = `{${this.namespace},service,database,table}`;
+    return new cloudwatch.MathExpression({
+      expression: `SEARCH('${schema} service="${this.service}" MetricName="${name}"', 'Sum', 300)`,
+      usingMetrics: {},
+      // Empty: each series keeps its own label, the database and table dimension values.
+      label: '',
+      period: Duration.minutes(5),
+    });
+  }
+
+  private graph(title: string, metrics: cloudwatch.IMetric[], width = 6): cloudwatch.GraphWidget {
+    return new cloudwatch.GraphWidget({ title, left: metrics, width, height: 6 });
+  }
+}

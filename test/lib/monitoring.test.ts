@@ -1,0 +1,382 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Match, type Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { MetricName } from '../../lambdas/shared/powertools.js';
+import { fixture, logicalId, type Synthesized, synthesize } from './synth.js';
+
+/** CloudFormation JSON, as `Template.toJSON()` types it. */
+type Json = ReturnType<Template['toJSON']>;
+type Resource = { Type: string; Properties: Json };
+
+/** Two stacks: the stack fixture (no `aws` block: defaults) and the monitored fixture (a full `aws` block). */
+let plain: Synthesized;
+let monitored: Synthesized;
+beforeAll(() => {
+  plain = synthesize();
+  monitored = synthesize({ configFile: fixture('monitored.yaml') });
+}, 120_000);
+afterAll(() => {
+  plain?.dispose();
+  monitored?.dispose();
+});
+
+const resources = (synth: Synthesized, type: string): Record<string, Resource> =>
+  synth.template.findResources(type) as Record<string, Resource>;
+const resourceOf = (synth: Synthesized, construct: { node: { defaultChild?: unknown } }): Resource =>
+  synth.template.toJSON().Resources[logicalId(synth.stack, construct)];
+const topicRef = (synth: Synthesized) => ({ Ref: logicalId(synth.stack, synth.stack.monitoring.topic) });
+
+/** Alarms by their construct id (the part of the alarm name after the prefix). */
+const alarmsById = (synth: Synthesized): Record<string, Resource['Properties']> =>
+  Object.fromEntries(
+    Object.entries(synth.stack.monitoring.alarms).map(([id, alarm]) => [
+      id,
+      resourceOf(synth, alarm).Properties,
+    ]),
+  );
+
+describe('alarm topic', () => {
+  it('is encrypted with a customer-managed key that rotates', () => {
+    // Prepare
+    const key = logicalId(plain.stack, plain.stack.monitoring.topicKey);
+    // Act
+    const topic = resourceOf(plain, plain.stack.monitoring.topic);
+    // Assess
+    expect(topic.Properties.KmsMasterKeyId).toEqual({ 'Fn::GetAtt': [key, 'Arn'] });
+    expect(resourceOf(plain, plain.stack.monitoring.topicKey).Properties.EnableKeyRotation).toBe(true);
+  });
+
+  it('refuses publishing without TLS, and admits only this stack’s alarms, on the topic and on its key', () => {
+    // Prepare
+    const prefix = plain.stack.monitoring.alarmNamePrefix;
+    const fromOurAlarms = {
+      StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+      ArnLike: { 'aws:SourceArn': Match.anyValue() },
+    };
+    // Act
+    const [topicPolicy] = Object.values(resources(plain, 'AWS::SNS::TopicPolicy'));
+    const statements = topicPolicy?.Properties.PolicyDocument.Statement as Json[];
+    const keyStatements = resourceOf(plain, plain.stack.monitoring.topicKey).Properties.KeyPolicy
+      .Statement as Json[];
+    // Assess: TLS-only for everyone.
+    expect(topicPolicy?.Properties.Topics).toEqual([topicRef(plain)]);
+    expect(statements).toContainEqual(
+      expect.objectContaining({
+        Effect: 'Deny',
+        Principal: '*',
+        Action: 'sns:Publish',
+        Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+      }),
+    );
+    // Assess: the only Allow is CloudWatch publishing on behalf of alarms named "<prefix>-*" in this account.
+    const allows = statements.filter((s) => s.Effect === 'Allow');
+    expect(allows).toHaveLength(1);
+    expect(allows[0]).toMatchObject({
+      Principal: { Service: 'cloudwatch.amazonaws.com' },
+      Action: 'sns:Publish',
+      Resource: topicRef(plain),
+    });
+    const cloudWatchKeyUse = keyStatements.filter((s) => s.Principal?.Service === 'cloudwatch.amazonaws.com');
+    expect(cloudWatchKeyUse).toHaveLength(1);
+    expect(cloudWatchKeyUse[0]?.Action).toEqual(['kms:Decrypt', 'kms:GenerateDataKey*']);
+    for (const statement of [allows[0], cloudWatchKeyUse[0]]) {
+      expect(Match.objectLike(fromOurAlarms).test(statement?.Condition).isSuccess).toBe(true);
+      expect(JSON.stringify(statement?.Condition.ArnLike['aws:SourceArn'])).toContain(`:alarm:${prefix}-*"`);
+    }
+    // Assess: every alarm matches that pattern, or CloudWatch could not deliver its notification.
+    for (const [id, alarm] of Object.entries(alarmsById(plain)))
+      expect(alarm.AlarmName).toBe(`${prefix}-${id}`);
+  });
+
+  it('subscribes each configured email address once, and nothing without addresses', () => {
+    // Act
+    const subscriptions = Object.values(resources(monitored, 'AWS::SNS::Subscription'));
+    // Assess
+    expect(subscriptions.map((s) => s.Properties)).toEqual([
+      { Protocol: 'email', Endpoint: 'ops@example.com', TopicArn: topicRef(monitored) },
+      { Protocol: 'email', Endpoint: 'dba-oncall@example.org', TopicArn: topicRef(monitored) },
+    ]);
+    expect(resources(plain, 'AWS::SNS::Subscription')).toEqual({});
+  });
+
+  it('is a stack output', () => {
+    // Act & Assess
+    plain.template.hasOutput('AlarmTopicArn', { Value: topicRef(plain) });
+  });
+});
+
+describe('alarms', () => {
+  const stateMachineAlarm =
+    (metric: string, machine: 'archive' | 'archiveTable') => (synth: Synthesized) => ({
+      Namespace: 'AWS/States',
+      MetricName: metric,
+      Dimensions: [
+        {
+          Name: 'StateMachineArn',
+          Value: { Ref: logicalId(synth.stack, synth.stack.stateMachines[machine].stateMachine) },
+        },
+      ],
+    });
+  const functionAlarm =
+    (metric: string, step: keyof Synthesized['stack']['functions']['byStep']) => (synth: Synthesized) => ({
+      Namespace: 'AWS/Lambda',
+      MetricName: metric,
+      Dimensions: [
+        {
+          Name: 'FunctionName',
+          Value: { Ref: logicalId(synth.stack, synth.stack.functions[step].function) },
+        },
+      ],
+    });
+  const steps = ['plan', 'lock', 'export', 'upload', 'verify', 'delete', 'summary'] as const;
+  const title = (step: string) => step.charAt(0).toUpperCase() + step.slice(1);
+  const anyFailure: [string, (synth: Synthesized) => Record<string, unknown>][] = [
+    ['ArchiveExecutionsFailed', stateMachineAlarm('ExecutionsFailed', 'archive')],
+    ['ArchiveExecutionsTimedOut', stateMachineAlarm('ExecutionsTimedOut', 'archive')],
+    ['ArchiveExecutionsAborted', stateMachineAlarm('ExecutionsAborted', 'archive')],
+    ['ArchiveTableExecutionsFailed', stateMachineAlarm('ExecutionsFailed', 'archiveTable')],
+    ...steps.flatMap((step): [string, (synth: Synthesized) => Record<string, unknown>][] => [
+      [`${title(step)}FunctionErrors`, functionAlarm('Errors', step)],
+      [`${title(step)}FunctionThrottles`, functionAlarm('Throttles', step)],
+    ]),
+  ];
+
+  it.each(anyFailure)(
+    '%s fires on any occurrence (Sum > 0 over 5 minutes) and notifies the topic',
+    (id, metric) => {
+      // Prepare
+      const expected = metric(plain);
+      // Act
+      const alarm = alarmsById(plain)[id];
+      // Assess
+      expect(alarm).toMatchObject({
+        ...expected,
+        Statistic: 'Sum',
+        Period: 300,
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+        EvaluationPeriods: 1,
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [topicRef(plain)],
+      });
+    },
+  );
+
+  it('VerificationFailures fires on any failed verification (custom metric, service dimension) and notifies the topic', () => {
+    // Act
+    const alarm = alarmsById(plain).VerificationFailures;
+    // Assess
+    expect(alarm).toMatchObject({
+      Namespace: 'AuditArchiver',
+      MetricName: 'VerificationFailures',
+      Dimensions: [{ Name: 'service', Value: 'audit-archiver' }],
+      Statistic: 'Sum',
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+      TreatMissingData: 'notBreaching',
+      AlarmActions: [topicRef(plain)],
+    });
+  });
+
+  it('are exactly these, and every one notifies the topic', () => {
+    // Prepare
+    const expected = [...anyFailure.map(([id]) => id), 'VerificationFailures', 'NoSuccessfulRun'].sort();
+    // Act
+    const alarms = Object.values(resources(plain, 'AWS::CloudWatch::Alarm'));
+    // Assess
+    expect(Object.keys(alarmsById(plain)).sort()).toEqual(expected);
+    expect(alarms).toHaveLength(expected.length);
+    for (const alarm of alarms) expect(alarm.Properties.AlarmActions).toEqual([topicRef(plain)]);
+  });
+
+  it.each([
+    ['the default 26 hours', () => plain, 26],
+    ['the configured 74 hours', () => monitored, 74],
+  ])(
+    'NoSuccessfulRun alarms after %s without a succeeded parent execution, missing data breaching',
+    (_case, pick, hours) => {
+      // Prepare
+      const synth = pick();
+      // Act
+      const alarm = alarmsById(synth).NoSuccessfulRun;
+      // Assess: hourly Sum of ExecutionsSucceeded < 1 in all N of the last N hours (a window of N hours).
+      expect(alarm).toMatchObject({
+        ...stateMachineAlarm('ExecutionsSucceeded', 'archive')(synth),
+        Statistic: 'Sum',
+        Period: 3600,
+        Threshold: 1,
+        ComparisonOperator: 'LessThanThreshold',
+        EvaluationPeriods: hours,
+        DatapointsToAlarm: hours,
+        TreatMissingData: 'breaching',
+        ActionsEnabled: true,
+        AlarmActions: [topicRef(synth)],
+      });
+      expect((alarm?.Period as number) * (alarm?.EvaluationPeriods as number)).toBe(hours * 3600);
+      // CloudWatch's limit for hourly periods: Period x EvaluationPeriods <= 7 days.
+      expect((alarm?.Period as number) * (alarm?.EvaluationPeriods as number)).toBeLessThanOrEqual(
+        7 * 86_400,
+      );
+    },
+  );
+
+  describe('when the schedule is disabled', () => {
+    let dir: string;
+    let unscheduled: Synthesized;
+    beforeAll(() => {
+      // Prepare: the monitored fixture with `enabled: false` under aws.schedule.
+      dir = mkdtempSync(join(tmpdir(), 'unscheduled-'));
+      const file = join(dir, 'unscheduled.yaml');
+      const text = readFileSync(fixture('monitored.yaml'), 'utf8');
+      writeFileSync(
+        file,
+        text.replace('    timeZone: Europe/Berlin\n', '    timeZone: Europe/Berlin\n    enabled: false\n'),
+      );
+      unscheduled = synthesize({ configFile: file });
+    }, 60_000);
+    afterAll(() => {
+      unscheduled?.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('disables the schedule and the no-successful-run alarm’s actions, and keeps every other alarm', () => {
+      // Act
+      const schedule = resourceOf(unscheduled, unscheduled.stack.schedule.schedule);
+      const alarms = alarmsById(unscheduled);
+      // Assess
+      expect(schedule.Properties.State).toBe('DISABLED');
+      expect(alarms.NoSuccessfulRun?.ActionsEnabled).toBe(false);
+      expect(alarms.ArchiveExecutionsFailed?.ActionsEnabled).toBeUndefined();
+    });
+  });
+});
+
+/** The dashboard body as the console reads it, with `Ref`s rendered as the logical id. */
+const dashboardBody = (synth: Synthesized) => {
+  const [dashboard] = Object.values(resources(synth, 'AWS::CloudWatch::Dashboard'));
+  const body = dashboard?.Properties.DashboardBody as string | { 'Fn::Join': [string, unknown[]] };
+  const text =
+    typeof body === 'string'
+      ? body
+      : body['Fn::Join'][1]
+          .map((part) => (typeof part === 'string' ? part : (part as { Ref: string }).Ref))
+          .join('');
+  return JSON.parse(text) as {
+    widgets: { type: string; properties: { title?: string; metrics?: unknown[][] } }[];
+  };
+};
+
+describe('dashboard', () => {
+  const customMetrics: MetricName[] = [
+    'RowsArchived',
+    'BytesArchived',
+    'BatchesArchived',
+    'RowsDeleted',
+    'VerificationFailures',
+  ];
+  const metricLines = () => dashboardBody(plain).widgets.flatMap((w) => w.properties.metrics ?? []);
+
+  it('graphs the totals of the custom metrics (namespace AuditArchiver, service dimension only)', () => {
+    // Act
+    const lines = metricLines();
+    // Assess
+    for (const name of customMetrics) {
+      expect(lines).toContainEqual([
+        'AuditArchiver',
+        name,
+        'service',
+        'audit-archiver',
+        expect.objectContaining({ stat: 'Sum' }),
+      ]);
+    }
+  });
+
+  it('graphs them per table through a SEARCH on the service, database and table dimensions', () => {
+    // Act
+    const expressions = metricLines()
+      .map((line) => (line[0] as { expression?: string }).expression)
+      .filter((e) => e !== undefined);
+    // Assess
+    for (const name of ['RowsArchived', 'BytesArchived', 'RowsDeleted', 'VerificationFailures']) {
+      expect(expressions).toContain(
+        `SEARCH('{AuditArchiver,service,database,table} service="audit-archiver" MetricName="${name}"', 'Sum', 300)`,
+      );
+    }
+  });
+
+  it('graphs the step durations and the outcomes of both state machines', () => {
+    // Prepare
+    const parent = logicalId(plain.stack, plain.stack.stateMachines.archive.stateMachine);
+    const child = logicalId(plain.stack, plain.stack.stateMachines.archiveTable.stateMachine);
+    // Act
+    const lines = metricLines();
+    // Assess
+    for (const name of ['ExportDuration', 'VerifyDuration', 'DeleteDuration']) {
+      // The widget's default statistic (Average) is left out of the line.
+      const stats = lines
+        .filter((line) => line[0] === 'AuditArchiver' && line[1] === name && line[3] === 'audit-archiver')
+        .map((line) => (line[4] as { stat?: string }).stat ?? 'Average');
+      expect([name, stats.sort()]).toEqual([name, ['Average', 'Maximum', 'p99']]);
+    }
+    for (const machine of [parent, child]) {
+      for (const outcome of [
+        'ExecutionsSucceeded',
+        'ExecutionsFailed',
+        'ExecutionsTimedOut',
+        'ExecutionsAborted',
+      ]) {
+        expect(lines).toContainEqual(['AWS/States', outcome, 'StateMachineArn', machine, expect.anything()]);
+      }
+    }
+  });
+
+  it('shows the state of every alarm', () => {
+    // Act
+    const status = dashboardBody(plain).widgets.find((w) => w.type === 'alarm');
+    const alarms = (status?.properties as { alarms?: unknown[] } | undefined)?.alarms;
+    // Assess
+    expect(alarms).toHaveLength(Object.keys(alarmsById(plain)).length);
+  });
+});
+
+describe('settings from the aws block', () => {
+  it('schedules with the configured expression and time zone', () => {
+    // Act
+    const schedule = resourceOf(monitored, monitored.stack.schedule.schedule);
+    // Assess
+    expect(schedule.Properties).toMatchObject({
+      ScheduleExpression: 'cron(30 2 ? * MON-FRI *)',
+      ScheduleExpressionTimezone: 'Europe/Berlin',
+      State: 'ENABLED',
+    });
+  });
+
+  it('logs both state machines at the configured level', () => {
+    for (const machine of [
+      monitored.stack.stateMachines.archive,
+      monitored.stack.stateMachines.archiveTable,
+    ]) {
+      // Act
+      const resource = resourceOf(monitored, machine.stateMachine);
+      // Assess
+      expect(resource.Properties.LoggingConfiguration).toMatchObject({
+        Level: 'ALL',
+        IncludeExecutionData: false,
+      });
+    }
+  });
+
+  it('passes cdk-nag AwsSolutions with subscriptions and ALL logging', () => {
+    // Act
+    const found = new AwsSolutionsChecks(undefined, { verbose: true })
+      .validateScope(monitored.stack)
+      .violations.map(
+        (v) => `${v.ruleName} at ${v.violatingResources.map((r) => r.constructPath).join(', ')}`,
+      );
+    // Assess
+    expect(found).toEqual([]);
+  });
+});
