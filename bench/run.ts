@@ -4,7 +4,7 @@
  * COPY of the eligible rows as JSON through gzip, and one DELETE of them. Prints per stage rows/s, MB/s, wall time,
  * peak RSS and bytes per row, each with its ratio to the baseline, and writes the figures as JSON.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -16,13 +16,13 @@ import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { stringify } from 'yaml';
 import type { ArchiverConfigInput } from '../lambdas/shared/config.js';
+import { createAuditLogsTable } from '../local/audit-table.js';
 import { type PostgresVersion, startLocalPostgres } from '../local/postgres.js';
 import { openLocalEnvironment, runLocalArchive } from '../local/run.js';
 import type { StepEvent } from '../local/workflow.js';
 
 /** Rows older than this are archived: 90% of the shared table (its rows span 400 days). */
 export const RETENTION_DAYS = 40;
-const TABLE_SQL = fileURLToPath(new URL('./audit_logs.sql', import.meta.url));
 
 export interface BenchOptions {
   rows: number;
@@ -76,18 +76,6 @@ async function measured<T>(
   }
 }
 
-/** Runs the shared table script with its psql variable filled in, one statement at a time (VACUUM cannot batch). */
-async function createTable(client: pg.Client, rows: number): Promise<void> {
-  const script = readFileSync(TABLE_SQL, 'utf8')
-    .replace(/^--.*$/gm, '')
-    .replaceAll(':rows', String(rows));
-  for (const statement of script
-    .split(/;\s*$/m)
-    .map((s) => s.trim())
-    .filter(Boolean))
-    await client.query(statement);
-}
-
 const figures = (
   stage: string,
   rows: number,
@@ -116,7 +104,7 @@ export async function runBenchmark(
     log(
       `Creating audit_logs with ${options.rows.toLocaleString('en-US')} rows (PostgreSQL ${options.postgres}) ...`,
     );
-    await createTable(client, options.rows);
+    await createAuditLogsTable(client, options.rows);
     const cutoff = new Date(Date.now() - RETENTION_DAYS * 86_400_000).toISOString();
     const eligible = Number(
       (await client.query('SELECT count(*) AS n FROM audit_logs WHERE created_at < $1', [cutoff])).rows[0].n,
@@ -210,7 +198,7 @@ export async function runBenchmark(
 
     log('Baseline: one DELETE of the same rows (on the table created afresh) ...');
     await client.query('DROP TABLE audit_logs');
-    await createTable(client, options.rows);
+    await createAuditLogsTable(client, options.rows);
     const deleteRun = await measured(() =>
       client.query('DELETE FROM audit_logs WHERE created_at < $1', [cutoff]),
     );

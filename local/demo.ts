@@ -3,13 +3,14 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { stringify } from 'yaml';
 import type { ArchiverConfigInput } from '../lambdas/shared/config.js';
+import { createAuditLogsTable } from './audit-table.js';
 
 export const DEMO_DATABASE = 'shop';
 export const DEMO_RETENTION_DAYS = 90;
 
 /**
  * Two audit tables spread over 400 days, so ~78% of rows are older than the 90-day retention:
- * - public.audit_logs: bigint key, timestamptz, jsonb, inet (the shape of ../shared/bench/audit_logs.sql);
+ * - public.audit_logs: the shared benchmark table (bench/audit_logs.sql): bigint key, timestamptz, jsonb, inet;
  * - "billing"."Invoice Events": composite key, timestamp without time zone, numeric, text[], a name that needs quoting.
  */
 export async function seedDemoDatabase(adminUrl: string, rows: number): Promise<string> {
@@ -23,25 +24,8 @@ export async function seedDemoDatabase(adminUrl: string, rows: number): Promise<
   await client.connect();
   const auditRows = Math.round(rows * 0.7);
   const invoiceRows = rows - auditRows;
+  await createAuditLogsTable(client, auditRows);
   await client.query(`
-    CREATE TABLE public.audit_logs (
-      id bigserial PRIMARY KEY,
-      created_at timestamptz NOT NULL,
-      actor text NOT NULL,
-      action text NOT NULL,
-      entity_type text,
-      entity_id bigint,
-      ip inet,
-      payload jsonb);
-    CREATE INDEX ON public.audit_logs (created_at);
-    INSERT INTO public.audit_logs (created_at, actor, action, entity_type, entity_id, ip, payload)
-    SELECT now() - interval '400 days' + (g * (interval '400 days' / ${auditRows})),
-           'user_' || (g % 5000), (ARRAY['create','update','delete','login'])[1 + g % 4], 'invoice', g % 100000,
-           ('10.0.' || (g % 250) || '.' || (g % 200))::inet,
-           jsonb_build_object('before', jsonb_build_object('amount', g % 9999, 'status', 'open'),
-                              'after', jsonb_build_object('amount', (g + 7) % 9999, 'status', 'paid'),
-                              'request_id', md5(g::text))
-      FROM generate_series(1, ${auditRows}) AS g;
     CREATE SCHEMA billing;
     CREATE TABLE billing."Invoice Events" (
       tenant_id int NOT NULL,
@@ -65,7 +49,7 @@ export async function seedDemoDatabase(adminUrl: string, rows: number): Promise<
 export function writeDemoConfig(stateDir: string, databaseUrl: string): string {
   const config: ArchiverConfigInput = {
     s3: { bucket: 'audit-archiver-demo', prefix: 'archive/' },
-    defaults: { retentionDays: DEMO_RETENTION_DAYS, batchSize: 25_000, maxBatchesPerRun: 1000 },
+    defaults: { retentionDays: DEMO_RETENTION_DAYS, batchSize: 25_000, maxBatchesPerRun: 800 },
     databases: [
       {
         name: DEMO_DATABASE,

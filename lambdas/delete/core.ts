@@ -1,4 +1,11 @@
-import { recordCommitted, serverIdentity, settleDelete, tableLabel, withdrawBatch } from '../shared/batch.js';
+import {
+  recordCommitted,
+  recordInFlight,
+  serverIdentity,
+  settleDelete,
+  tableLabel,
+  withdrawBatch,
+} from '../shared/batch.js';
 import { resolveTable } from '../shared/config.js';
 import { inTransaction } from '../shared/db.js';
 import type { StepDeps } from '../shared/deps.js';
@@ -75,14 +82,7 @@ export async function deleteBatch(input: DeleteInput, deps: StepDeps): Promise<D
         deleting = { ...inFlight, stage: 'deleting', deleteXid: xid.rows[0]?.xid, deleteServer };
         // Conditional on the lease and on the record being as read: a holder whose lease was taken over, or a stale
         // invocation, fails here and rolls back (fencing).
-        await deps.locks.setInFlight(
-          input.database,
-          input.table,
-          input.lease,
-          deps.config.defaults.leaseSeconds,
-          deleting,
-          { unchanged: inFlight },
-        );
+        await recordInFlight(deps, input, deleting, { unchanged: inFlight });
         await deps.fault('delete:beforeCommit');
       });
       return 'committed' as const;

@@ -14,7 +14,14 @@ import {
   TOOL_VERSION,
 } from '../shared/archive-format.js';
 import { ByteFigures, CopyToJsonLines } from '../shared/archive-stream.js';
-import { recordCommitted, settleDelete, tableLabel, tableLocation, withdrawBatch } from '../shared/batch.js';
+import {
+  recordCommitted,
+  recordInFlight,
+  settleDelete,
+  tableLabel,
+  tableLocation,
+  withdrawBatch,
+} from '../shared/batch.js';
 import { resolveTable } from '../shared/config.js';
 import type { StepDeps } from '../shared/deps.js';
 import type { InFlight } from '../shared/locks.js';
@@ -133,14 +140,7 @@ export async function exportBatch(input: ExportInput, deps: StepDeps): Promise<E
       bounds: next.bounds,
       figures,
     };
-    await deps.locks.setInFlight(
-      input.database,
-      input.table,
-      input.lease,
-      deps.config.defaults.leaseSeconds,
-      inFlight,
-      'none',
-    );
+    await recordInFlight(deps, input, inFlight, 'none');
     deps.telemetry.metric('ExportDuration', 'Milliseconds', Date.now() - started, tableLabel(input));
     deps.telemetry.info('batch exported', {
       ...tableLabel(input),
@@ -203,11 +203,9 @@ async function settleInFlight(
     await withdrawBatch(deps, input, inFlight, 'cutoff-moved');
     return undefined;
   }
-  await deps.locks.setInFlight(
-    input.database,
-    input.table,
-    input.lease,
-    deps.config.defaults.leaseSeconds,
+  await recordInFlight(
+    deps,
+    input,
     { ...inFlight, stage: 'verified', deleteXid: undefined, deleteServer: undefined },
     { unchanged: inFlight },
   );

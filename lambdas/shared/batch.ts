@@ -107,6 +107,26 @@ export async function settleDelete(
   );
 }
 
+/**
+ * Writes the table's in-flight record under the task's lease, renewing the lease, provided the current record is
+ * as `expect` says (see LockTable.setInFlight); otherwise LeaseLostError and nothing is written.
+ */
+export function recordInFlight(
+  deps: StepDeps,
+  task: TableTask,
+  inFlight: InFlight,
+  expect: Parameters<StepDeps['locks']['setInFlight']>[5],
+): Promise<void> {
+  return deps.locks.setInFlight(
+    task.database,
+    task.table,
+    task.lease,
+    deps.config.defaults.leaseSeconds,
+    inFlight,
+    expect,
+  );
+}
+
 /** Records a committed batch: clears it from the lease item, adds it to the totals, emits the metrics. */
 export async function recordCommitted(deps: StepDeps, task: TableTask, inFlight: InFlight): Promise<void> {
   await deps.locks.clearInFlight(task.database, task.table, task.lease, inFlight, {
@@ -137,14 +157,7 @@ export async function withdrawBatch(
 ): Promise<void> {
   const { store } = deps;
   // A record already `withdrawing` (a crash mid-withdrawal) is claimed again the same way, to finish the job.
-  await deps.locks.setInFlight(
-    task.database,
-    task.table,
-    task.lease,
-    deps.config.defaults.leaseSeconds,
-    { ...inFlight, stage: 'withdrawing' },
-    { unchanged: inFlight },
-  );
+  await recordInFlight(deps, task, { ...inFlight, stage: 'withdrawing' }, { unchanged: inFlight });
   const manifestKey = manifestKeyFor(inFlight.archiveKey);
   const head = await store.head(inFlight.archiveKey);
   // Ours by the lock table's record, or (if upload crashed before recording it) by the object's batch-id.

@@ -1,5 +1,5 @@
 import { type Manifest, ManifestSchema, manifestKeyFor } from '../shared/archive-format.js';
-import { BATCH_ID_METADATA, withdrawBatch } from '../shared/batch.js';
+import { BATCH_ID_METADATA, recordInFlight, withdrawBatch } from '../shared/batch.js';
 import type { StepDeps } from '../shared/deps.js';
 import { ArchiveConflictError, ArchiveIntegrityError, InvalidInputError } from '../shared/errors.js';
 import type { InFlight } from '../shared/locks.js';
@@ -68,14 +68,9 @@ export async function uploadBatch(input: UploadInput, deps: StepDeps): Promise<U
   await deps.fault('upload:afterManifest');
   await store.deleteKeys([inFlight.stagingKey, manifestKeyFor(inFlight.stagingKey)]);
   if (inFlight.stage === 'exported') {
-    await deps.locks.setInFlight(
-      input.database,
-      input.table,
-      input.lease,
-      config.defaults.leaseSeconds,
-      { ...inFlight, stage: 'uploaded', createdArchive: created },
-      ['exported'],
-    );
+    await recordInFlight(deps, input, { ...inFlight, stage: 'uploaded', createdArchive: created }, [
+      'exported',
+    ]);
   }
   return { archiveKey: inFlight.archiveKey, manifestKey, created };
 }

@@ -3,7 +3,7 @@ import { createGunzip } from 'node:zlib';
 import type { BatchFigures } from '../shared/archive-format.js';
 import { ManifestSchema, manifestKeyFor } from '../shared/archive-format.js';
 import { ByteFigures, JsonLinesFigures } from '../shared/archive-stream.js';
-import { digestBatchInDatabase, tableLabel, withdrawBatch } from '../shared/batch.js';
+import { digestBatchInDatabase, recordInFlight, tableLabel, withdrawBatch } from '../shared/batch.js';
 import { resolveTable } from '../shared/config.js';
 import type { StepDeps } from '../shared/deps.js';
 import {
@@ -97,14 +97,7 @@ export async function verifyBatch(input: VerifyInput, deps: StepDeps): Promise<V
       `rows of ${input.database}/${input.table} changed since export (database has ${inDatabase.rows} rows in the batch range, archive ${expected.rowCount}); archive withdrawn, nothing deleted`,
     );
   }
-  await deps.locks.setInFlight(
-    input.database,
-    input.table,
-    input.lease,
-    deps.config.defaults.leaseSeconds,
-    { ...inFlight, stage: 'verified' },
-    ['uploaded', 'verified'],
-  );
+  await recordInFlight(deps, input, { ...inFlight, stage: 'verified' }, ['uploaded', 'verified']);
   deps.telemetry.metric('VerifyDuration', 'Milliseconds', Date.now() - started, tableLabel(input));
   return { archiveKey: inFlight.archiveKey, rows: expected.rowCount, verified: true };
 }
