@@ -83,7 +83,8 @@ export class LockTable {
     }
   }
 
-  private static stateKey(database: string, table: string) {
+  /** Key of a table's lease/progress item. */
+  static stateKey(database: string, table: string) {
     return { pk: `TABLE#${database}#${table}`, sk: 'STATE' };
   }
 

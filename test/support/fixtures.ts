@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import pg from 'pg';
 import { afterAll, beforeAll, inject } from 'vitest';
 import { stringify } from 'yaml';
@@ -135,6 +135,20 @@ export function archiverTestbed(
       return ready(env).local;
     },
   };
+}
+
+/** Lets a table's lease lapse, as if its time had passed: a killed run never releases it. */
+export async function expireLease(local: LocalEnvironment, database: string, table: string): Promise<void> {
+  const client = DynamoDBDocumentClient.from(new DynamoDBClient({ endpoint: local.services.dynamoEndpoint }));
+  await client.send(
+    new UpdateCommand({
+      TableName: local.services.lockTable,
+      Key: LockTable.stateKey(database, table),
+      UpdateExpression: 'SET expiresAt = :past',
+      ExpressionAttributeValues: { ':past': 0 },
+    }),
+  );
+  client.destroy();
 }
 
 export function s3ClientFor(local: LocalEnvironment): S3Client {
