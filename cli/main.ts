@@ -6,6 +6,13 @@ import { Command, Option } from 'commander';
  * audit-archiver command line. Local commands run the deployed state machine definitions in-process against local
  * S3 and DynamoDB stand-ins whose state lives in --state-dir (default .audit-archiver/).
  */
+/** Same default as local/run.ts DEFAULT_STATE_DIR, repeated here because that module may load only after logging is set. */
+const STATE_DIR_OPTION = [
+  '-s, --state-dir <dir>',
+  'where local S3 objects and DynamoDB state persist',
+  '.audit-archiver',
+] as const;
+
 const program = new Command()
   .name('audit-archiver')
   .description('Archive old rows of PostgreSQL audit tables to S3 and delete them, with zero data loss.')
@@ -71,7 +78,7 @@ local
   .command('run')
   .description('Archive the tables of a config against your PostgreSQL, with local S3 and DynamoDB.')
   .requiredOption('-c, --config <file>', 'config file (YAML)')
-  .option('-s, --state-dir <dir>', 'where local S3 objects and DynamoDB state persist', '.audit-archiver')
+  .option(...STATE_DIR_OPTION)
   .option('-d, --database <name>', 'only this database')
   .option('-t, --table <schema.name...>', 'only these tables')
   .option('-v, --verbose', 'print the functions’ JSON logs and metrics', false)
@@ -95,7 +102,7 @@ local
 program
   .command('demo')
   .description('Start an embedded PostgreSQL with a demo database, archive it locally, and print a summary.')
-  .option('-s, --state-dir <dir>', 'where local S3 objects and DynamoDB state persist', '.audit-archiver')
+  .option(...STATE_DIR_OPTION)
   .option('-r, --rows <n>', 'rows to seed across the demo tables', (v) => Number.parseInt(v, 10), 250_000)
   .addOption(new Option('--postgres <major>', 'PostgreSQL major version').choices(['14', '18']).default('18'))
   .option('-v, --verbose', 'print the functions’ JSON logs and metrics', false)

@@ -98,8 +98,6 @@ export const errorClasses = {
   DeleteInProgressError,
 } as const;
 
-export type ArchiverErrorName = keyof typeof errorClasses;
-
 const transientPgCodes = new Set([
   '08000',
   '08001',

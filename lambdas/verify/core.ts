@@ -1,7 +1,11 @@
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import type { BatchFigures } from '../shared/archive-format.js';
-import { ManifestSchema, manifestKeyFor } from '../shared/archive-format.js';
+import {
+  type BatchFigures,
+  type Manifest,
+  ManifestSchema,
+  manifestKeyFor,
+} from '../shared/archive-format.js';
 import { ByteFigures, JsonLinesFigures } from '../shared/archive-stream.js';
 import { digestBatchInDatabase, recordInFlight, tableLabel, withdrawBatch } from '../shared/batch.js';
 import { resolveTable } from '../shared/config.js';
@@ -20,6 +24,14 @@ function differences(expected: BatchFigures, actual: Partial<BatchFigures>): str
   return (Object.keys(expected) as (keyof BatchFigures)[])
     .filter((name) => actual[name] !== undefined && actual[name] !== expected[name])
     .map((name) => `${name}: expected ${expected[name]}, found ${actual[name]}`);
+}
+
+function parseManifest(text: string): Manifest | undefined {
+  try {
+    return ManifestSchema.parse(JSON.parse(text));
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -44,16 +56,11 @@ export async function verifyBatch(input: VerifyInput, deps: StepDeps): Promise<V
 
   const manifestText = await deps.store.getText(manifestKeyFor(inFlight.archiveKey));
   if (manifestText === undefined) return fail('manifest is missing');
-  let manifestFigures: BatchFigures;
-  try {
-    const manifest = ManifestSchema.parse(JSON.parse(manifestText));
-    if (manifest.dataKey !== inFlight.archiveKey)
-      return fail(`manifest names another object (${manifest.dataKey})`);
-    manifestFigures = manifest.figures;
-  } catch {
-    return fail('manifest is not a valid manifest');
-  }
-  const manifestProblems = differences(expected, manifestFigures);
+  const manifest = parseManifest(manifestText);
+  if (!manifest) return fail('manifest is not a valid manifest');
+  if (manifest.dataKey !== inFlight.archiveKey)
+    return fail(`manifest names another object (${manifest.dataKey})`);
+  const manifestProblems = differences(expected, manifest.figures);
   if (manifestProblems.length > 0)
     return fail(`manifest differs from the export: ${manifestProblems.join('; ')}`);
 

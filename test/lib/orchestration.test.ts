@@ -296,3 +296,38 @@ describe('schedule', () => {
     );
   });
 });
+
+describe('task timeouts', () => {
+  it('give every Lambda task more time than its function has, so Step Functions never retries a running call', () => {
+    // Prepare: each task's function (from its ${StepFunctionArn} placeholder) and that function's deployed timeout.
+    const steps = synth.stack.functions.byStep;
+    const functionTimeout = (step: string) => {
+      const fn = steps[step as keyof typeof steps];
+      const id = logicalId(synth.stack, fn as unknown as { node: { defaultChild?: unknown } });
+      return synth.template.toJSON().Resources[id].Properties.Timeout as number;
+    };
+    type State = {
+      Type: string;
+      Resource?: string;
+      TimeoutSeconds?: number;
+      Parameters?: { FunctionName?: string };
+    };
+    const tasks = (
+      states: Record<string, State & { ItemProcessor?: { States: Record<string, State> } }>,
+    ): State[] =>
+      Object.values(states).flatMap((s) => [s, ...(s.ItemProcessor ? tasks(s.ItemProcessor.States) : [])]);
+
+    // Act
+    const lambdaTasks = ['archive.asl.json', 'archive-table.asl.json'].flatMap((file) =>
+      tasks(JSON.parse(aslFile(file)).States).filter((s) => s.Resource === 'arn:aws:states:::lambda:invoke'),
+    );
+
+    // Assess
+    expect(lambdaTasks.length).toBeGreaterThan(6);
+    for (const task of lambdaTasks) {
+      const step =
+        /\$\{(\w+)FunctionArn\}/.exec(task.Parameters?.FunctionName ?? '')?.[1]?.toLowerCase() ?? '';
+      expect(task.TimeoutSeconds, step).toBeGreaterThan(functionTimeout(step));
+    }
+  });
+});

@@ -1,3 +1,4 @@
+import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { ManifestSchema } from '../../lambdas/shared/archive-format.js';
 import type { FaultPoint } from '../../lambdas/shared/deps.js';
@@ -9,6 +10,7 @@ import {
   listKeys,
   readLiveArchives,
   resolvedTable,
+  s3ClientFor,
   seedEvents,
   tableLines,
 } from '../support/fixtures.js';
@@ -23,6 +25,22 @@ const FAULT_POINTS: FaultPoint[] = [
 ];
 const faultTable = (point: FaultPoint) => `fault_${point.replace(':', '_').toLowerCase()}`;
 
+/** Ways a manifest can be damaged between upload and verify, and what verify must say about each. */
+const MANIFEST_TAMPERING: { name: string; edit: (text: string) => string | undefined; says: RegExp }[] = [
+  {
+    name: 'other_object',
+    edit: (text) => text.replace(/"dataKey": "([^"]*)"/, '"dataKey": "$1.other"'),
+    says: /manifest names another object/,
+  },
+  {
+    name: 'row_count',
+    edit: (text) => text.replace(/"rowCount": (\d+)/, (_, n: string) => `"rowCount": ${Number(n) + 1}`),
+    says: /manifest differs from the export: rowCount/,
+  },
+  { name: 'deleted', edit: () => undefined, says: /manifest is missing/ },
+  { name: 'not_json', edit: () => '{ not json', says: /manifest is not a valid manifest/ },
+];
+
 class InjectedCrash extends Error {
   override name = 'InjectedCrash';
 }
@@ -35,6 +53,7 @@ describe('archive workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
       await seedEvents(db.client, 'events', 3000);
       for (const point of FAULT_POINTS) await seedEvents(db.client, faultTable(point), 1200);
       await seedEvents(db.client, 'tampered', 1200);
+      for (const c of MANIFEST_TAMPERING) await seedEvents(db.client, `manifest_${c.name}`, 300);
       await seedEvents(db.client, 'shared_a', 1500);
       await seedEvents(db.client, 'shared_b', 1500);
       await seedEvents(db.client, 'changing', 1200);
@@ -47,6 +66,7 @@ describe('archive workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
       spec('events'),
       ...FAULT_POINTS.map((point) => spec(faultTable(point))),
       spec('tampered'),
+      ...MANIFEST_TAMPERING.map((c) => spec(`manifest_${c.name}`)),
       spec('shared_a'),
       spec('shared_b'),
       spec('changing'),
@@ -203,6 +223,49 @@ describe('archive workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
     expect(rerun.execution.status).toBe('SUCCEEDED');
     await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
   });
+
+  describe.each(MANIFEST_TAMPERING)(
+    'a manifest tampered with between upload and verify ($name)',
+    ({ name, edit, says }) => {
+      it('is caught by verify and nothing is deleted', async () => {
+        // Prepare
+        const tableName = `manifest_${name}`;
+        const table = resolvedTable(spec(tableName));
+        const original = await tableLines(bed.db.client, table);
+        const s3 = s3ClientFor(bed.local);
+        let done = false;
+        const fault = async (at: FaultPoint) => {
+          if (at !== 'upload:afterManifest' || done) return;
+          const [key] = (await listKeys(bed.local, `archive/app/public.${tableName}/`)).filter((k) =>
+            k.endsWith('.manifest.json'),
+          );
+          if (!key) throw new Error('no manifest to tamper with');
+          const edited = edit((await getObject(bed.local, key)).toString('utf8'));
+          await s3.send(
+            edited === undefined
+              ? new DeleteObjectCommand({ Bucket: bed.local.services.bucket, Key: key })
+              : new PutObjectCommand({ Bucket: bed.local.services.bucket, Key: key, Body: edited }),
+          );
+          done = true;
+        };
+
+        // Act
+        const run = await runLocalArchive(
+          bed.local,
+          { tables: [`public.${tableName}`] },
+          { fault, retryIntervalScale: 0 },
+        );
+
+        // Assess
+        expect(done).toBe(true);
+        expect(run.execution.status).toBe('FAILED');
+        expect(run.outcomes[0]?.error).toMatch(/^ArchiveIntegrityError: /);
+        expect(run.outcomes[0]?.error).toMatch(says);
+        expect(await tableLines(bed.db.client, table)).toHaveLength(original.length);
+        expect(await readLiveArchives(bed.local, 'public', tableName)).toEqual([]);
+      });
+    },
+  );
 
   it('two concurrent executions: each table is archived by one and skipped by the other', async () => {
     // Prepare: slow the export down so both executions are in flight together.
