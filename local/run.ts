@@ -6,7 +6,7 @@ import {
   type FaultInjector,
   type StepDeps,
 } from '../lambdas/shared/deps.js';
-import type { TableOutcome } from '../lambdas/shared/locks.js';
+import type { RestoreFileResult, TableOutcome } from '../lambdas/shared/locks.js';
 import { type LocalServices, startLocalServices } from './services.js';
 import { type ExecutionResult, LocalWorkflow, type StepEvent } from './workflow.js';
 
@@ -80,4 +80,21 @@ export async function runLocalArchive(
   const execution = await local.workflow(options).runArchive(input);
   const outcomes = await local.deps().locks.listOutcomes(execution.executionName);
   return { execution, outcomes };
+}
+
+export interface LocalRestoreResult {
+  execution: ExecutionResult;
+  /** Per archive, as the restore recorded them (also when the execution failed). */
+  results: RestoreFileResult[];
+}
+
+/** One restore execution in local mode, with the per-archive results it recorded. */
+export async function runLocalRestore(
+  local: LocalEnvironment,
+  request: unknown,
+  options: WorkflowOptions = {},
+): Promise<LocalRestoreResult> {
+  const execution = await local.workflow(options).runRestore(request);
+  const results = await local.deps().locks.listRestoreResults(execution.executionName);
+  return { execution, results };
 }

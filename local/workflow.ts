@@ -7,6 +7,9 @@ import { createHandler as deleteHandler } from '../lambdas/delete/handler.js';
 import { createHandler as exportHandler } from '../lambdas/export/handler.js';
 import { createHandler as lockHandler } from '../lambdas/lock/handler.js';
 import { createHandler as planHandler } from '../lambdas/plan/handler.js';
+import { createHandler as restoreFileHandler } from '../lambdas/restore-file/handler.js';
+import { createHandler as restorePlanHandler } from '../lambdas/restore-plan/handler.js';
+import { createHandler as restoreSummaryHandler } from '../lambdas/restore-summary/handler.js';
 import type { DepsProvider } from '../lambdas/shared/handler.js';
 import { createHandler as summaryHandler } from '../lambdas/summary/handler.js';
 import { createHandler as uploadHandler } from '../lambdas/upload/handler.js';
@@ -15,7 +18,18 @@ import { createHandler as verifyHandler } from '../lambdas/verify/handler.js';
 const REGION = 'us-east-1';
 const ACCOUNT = '000000000000';
 
-export const FUNCTION_NAMES = ['plan', 'lock', 'export', 'upload', 'verify', 'delete', 'summary'] as const;
+export const FUNCTION_NAMES = [
+  'plan',
+  'lock',
+  'export',
+  'upload',
+  'verify',
+  'delete',
+  'summary',
+  'restore-plan',
+  'restore-file',
+  'restore-summary',
+] as const;
 export type FunctionName = (typeof FUNCTION_NAMES)[number];
 
 export const functionArn = (name: FunctionName) =>
@@ -32,6 +46,9 @@ export const localSubstitutions: Record<string, string> = {
   VerifyFunctionArn: functionArn('verify'),
   DeleteFunctionArn: functionArn('delete'),
   SummaryFunctionArn: functionArn('summary'),
+  RestorePlanFunctionArn: functionArn('restore-plan'),
+  RestoreFileFunctionArn: functionArn('restore-file'),
+  RestoreSummaryFunctionArn: functionArn('restore-summary'),
   ArchiveTableStateMachineArn: stateMachineArn('archive-table'),
 };
 
@@ -94,6 +111,9 @@ export interface ExecutionResult {
   error?: { name: string; message: string };
 }
 
+const localExecutionName = (kind = 'local') =>
+  `${kind}-${new Date().toISOString().replace(/[:.]/g, '')}-${randomUUID().slice(0, 8)}`;
+
 function lambdaContext(name: FunctionName): Context {
   const deadline = Date.now() + 900_000;
   return {
@@ -121,6 +141,7 @@ export class LocalWorkflow {
   private readonly handlers: Record<FunctionName, LambdaHandler>;
   private readonly parent: StateMachine;
   private readonly child: StateMachine;
+  private readonly restore: StateMachine;
   private readonly retryOverrides: Record<string, number>;
   private readonly taskOverrides: Record<string, (input: unknown) => Promise<unknown>>;
 
@@ -134,20 +155,30 @@ export class LocalWorkflow {
       verify: verifyHandler(getDeps),
       delete: deleteHandler(getDeps),
       summary: summaryHandler(getDeps),
+      'restore-plan': restorePlanHandler(getDeps),
+      'restore-file': restoreFileHandler(getDeps),
+      'restore-summary': restoreSummaryHandler(getDeps),
     } as Record<FunctionName, LambdaHandler>;
     const parentDefinition = loadDefinition('archive.asl.json', localSubstitutions);
     const childDefinition = loadDefinition('archive-table.asl.json', localSubstitutions);
+    const restoreDefinition = loadDefinition('restore.asl.json', localSubstitutions);
     this.parent = new StateMachine(parentDefinition as never);
     this.child = new StateMachine(childDefinition as never);
+    this.restore = new StateMachine(restoreDefinition as never);
     const scale = options.retryIntervalScale ?? 1;
+    const states = [
+      ...allStates(parentDefinition),
+      ...allStates(childDefinition),
+      ...allStates(restoreDefinition),
+    ];
     this.retryOverrides = Object.fromEntries(
-      [...allStates(parentDefinition), ...allStates(childDefinition)]
+      states
         .filter(([, state]) => state.Retry)
         .map(([name, state]) => [name, (state.Retry?.[0]?.IntervalSeconds ?? 1) * 1000 * scale]),
     );
     // Task overrides are keyed by state name: every Task of both definitions is routed by its Resource.
     this.taskOverrides = Object.fromEntries(
-      [...allStates(parentDefinition), ...allStates(childDefinition)]
+      states
         .filter(([, state]) => state.Type === 'Task')
         .map(([name, state]) => [
           name,
@@ -218,14 +249,25 @@ export class LocalWorkflow {
   }
 
   /** Starts the archive state machine, like an EventBridge schedule or a console "Start execution". */
-  async runArchive(
-    input: unknown = {},
-    executionName = `local-${new Date().toISOString().replace(/[:.]/g, '')}-${randomUUID().slice(0, 8)}`,
+  runArchive(input: unknown = {}, executionName = localExecutionName()): Promise<ExecutionResult> {
+    return this.execute(this.parent, 'archive', input, executionName);
+  }
+
+  /** Starts the restore state machine with a restore request, as an operator does from the console. */
+  runRestore(input: unknown, executionName = localExecutionName('restore')): Promise<ExecutionResult> {
+    return this.execute(this.restore, 'restore', input, executionName);
+  }
+
+  private async execute(
+    machine: StateMachine,
+    machineName: string,
+    input: unknown,
+    executionName: string,
   ): Promise<ExecutionResult> {
-    const machineArn = stateMachineArn('archive');
+    const machineArn = stateMachineArn(machineName);
     const executionArn = `${machineArn.replace(':stateMachine:', ':execution:')}:${executionName}`;
     try {
-      const output = await this.run(this.parent, input, executionArn, executionName, machineArn);
+      const output = await this.run(machine, input, executionArn, executionName, machineArn);
       return { executionName, status: 'SUCCEEDED', output };
     } catch (error) {
       const err = error as Error;

@@ -101,40 +101,113 @@ export class CopyToJsonLines extends Transform {
   }
 }
 
-/** Consumes archive JSONL and computes the same figures CopyToJsonLines produced when writing it. */
-export class JsonLinesFigures extends Writable {
+/**
+ * Splits archive JSONL into lines and measures it as CopyToJsonLines did when writing it: SHA-256 of every byte,
+ * byte count, and the row digest over each line without its "\n".
+ */
+export class LineMeter {
   private pending: Buffer = Buffer.alloc(0);
   private readonly content: Hash = createHash('sha256');
   private readonly digest = new RowDigest();
   private bytes = 0;
-  private result: LineFigures | undefined;
 
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+  /** Feeds a chunk; `onLine` receives every complete line (a view valid only during the call). */
+  push(chunk: Buffer, onLine?: (line: Buffer) => void): void {
     this.content.update(chunk);
     this.bytes += chunk.length;
     const buf = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
     let start = 0;
     let newline = buf.indexOf(10, start);
     while (newline !== -1) {
-      this.digest.add(buf.subarray(start, newline));
+      const line = buf.subarray(start, newline);
+      this.digest.add(line);
+      onLine?.(line);
       start = newline + 1;
       newline = buf.indexOf(10, start);
     }
     this.pending = start === buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(start));
-    callback();
   }
 
-  override _final(callback: (error?: Error | null) => void): void {
-    // Every line ends with "\n"; leftover bytes mean a truncated or altered object. Count them as a row so the
-    // row count disagrees with the manifest rather than silently dropping the fragment.
-    if (this.pending.length > 0) this.digest.add(this.pending);
-    this.result = {
+  /**
+   * Ends the stream. Every line ends with "\n"; leftover bytes mean a truncated or altered object. They count as a
+   * row so the row count disagrees with the manifest rather than silently dropping the fragment.
+   */
+  end(onLine?: (line: Buffer) => void): LineFigures {
+    if (this.pending.length > 0) {
+      this.digest.add(this.pending);
+      onLine?.(this.pending);
+      this.pending = Buffer.alloc(0);
+    }
+    return {
       rows: this.digest.rows,
       contentSha256: this.content.digest('hex'),
       uncompressedBytes: this.bytes,
       rowDigest: this.digest.value(),
     };
+  }
+}
+
+/** Consumes archive JSONL and computes the same figures CopyToJsonLines produced when writing it. */
+export class JsonLinesFigures extends Writable {
+  private readonly meter = new LineMeter();
+  private result: LineFigures | undefined;
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.meter.push(chunk);
     callback();
+  }
+
+  override _final(callback: (error?: Error | null) => void): void {
+    this.result = this.meter.end();
+    callback();
+  }
+
+  figures(): LineFigures {
+    if (!this.result) throw new Error('stream not finished');
+    return this.result;
+  }
+}
+
+const COPY_HEADER = Buffer.concat([COPY_SIGNATURE, Buffer.alloc(8)]);
+const COPY_TRAILER = Buffer.from([0xff, 0xff]);
+
+/**
+ * Turns JSONL into `COPY t (line) FROM STDIN (FORMAT binary)` for a one-column text table, measuring the lines on
+ * the way. Binary COPY carries each line's bytes as they are: no escaping to get right, none to undo.
+ */
+export class JsonLinesToCopy extends Transform {
+  private readonly meter = new LineMeter();
+  private result: LineFigures | undefined;
+
+  constructor() {
+    super();
+    this.push(COPY_HEADER);
+  }
+
+  private tuples(): [Buffer[], (line: Buffer) => void] {
+    const out: Buffer[] = [];
+    return [
+      out,
+      (line) => {
+        const head = Buffer.allocUnsafe(6);
+        head.writeInt16BE(1, 0);
+        head.writeInt32BE(line.length, 2);
+        out.push(head, Buffer.from(line));
+      },
+    ];
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    const [out, onLine] = this.tuples();
+    this.meter.push(chunk, onLine);
+    callback(null, out.length > 0 ? Buffer.concat(out) : undefined);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    const [out, onLine] = this.tuples();
+    this.result = this.meter.end(onLine);
+    out.push(COPY_TRAILER);
+    callback(null, Buffer.concat(out));
   }
 
   figures(): LineFigures {

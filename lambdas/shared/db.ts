@@ -120,3 +120,13 @@ export async function inTransaction<T>(client: pg.PoolClient, work: () => Promis
     throw error;
   }
 }
+
+/** Runs `work` in a transaction that always rolls back: a dry run sees what would happen and leaves nothing. */
+export async function inRolledBackTransaction<T>(client: pg.PoolClient, work: () => Promise<T>): Promise<T> {
+  await client.query('BEGIN');
+  try {
+    return await work();
+  } finally {
+    await client.query('ROLLBACK').catch(() => undefined);
+  }
+}

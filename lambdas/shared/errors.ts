@@ -82,6 +82,24 @@ export class DeleteInProgressError extends ArchiverError {
   readonly retryable = true;
 }
 
+/** Restore with strategy `fail` met rows that already exist in the target; nothing from that archive was written. */
+export class RestoreConflictError extends ArchiverError {
+  readonly retryable = false;
+}
+
+/**
+ * The archive's columns or values do not fit the target table (a column removed in strict mode, a type with no
+ * cast, a value the target's constraints refuse); nothing from that archive was written.
+ */
+export class SchemaDriftError extends ArchiverError {
+  readonly retryable = false;
+}
+
+/** A restore finished with at least one archive not restored: the execution and the CLI end as failed. */
+export class RestoreIncompleteError extends ArchiverError {
+  readonly retryable = false;
+}
+
 export const errorClasses = {
   ConfigError,
   InvalidInputError,
@@ -96,6 +114,9 @@ export const errorClasses = {
   RowsChangedError,
   BatchOutcomeUnknownError,
   DeleteInProgressError,
+  RestoreConflictError,
+  SchemaDriftError,
+  RestoreIncompleteError,
 } as const;
 
 const transientPgCodes = new Set([

@@ -62,6 +62,27 @@ export interface TableOutcome {
   finishedAt: string;
 }
 
+/** What one archive gave a restore; `failed` carries the error, never row values. */
+export const RestoreFileResultSchema = z.object({
+  key: z.string(),
+  status: z.enum(['restored', 'already-restored', 'dry-run', 'failed']),
+  rows: z.number().int().nonnegative(),
+  inserted: z.number().int().nonnegative(),
+  /** Rows left as they were because the target already had their key (strategy `skip`). */
+  skipped: z.number().int().nonnegative(),
+  /** Rows that replaced an existing row with the same key (strategy `overwrite`). */
+  overwritten: z.number().int().nonnegative(),
+  warnings: z.array(z.string()),
+  error: z.string().optional(),
+});
+export type RestoreFileResult = z.infer<typeof RestoreFileResultSchema>;
+
+export interface RestoredMark {
+  restoreId: string;
+  restoredAt: string;
+  rows: number;
+}
+
 const isConditionFailure = (error: unknown) =>
   (error as { name?: string }).name === 'ConditionalCheckFailedException';
 const OUTCOME_TTL_SECONDS = 90 * 24 * 3600;
@@ -284,24 +305,82 @@ export class LockTable {
   }
 
   async recordOutcome(runId: string, outcome: TableOutcome): Promise<void> {
+    await this.put(`RUN#${runId}`, `${outcome.database}#${outcome.table}`, { outcome });
+  }
+
+  async listOutcomes(runId: string): Promise<TableOutcome[]> {
+    return (await this.queryAll(`RUN#${runId}`)).map((item) => item.outcome as TableOutcome);
+  }
+
+  /** Records one archive's result in a restore (item per archive, so a page of results never crowds the state). */
+  async recordRestoreResult(restoreId: string, result: RestoreFileResult): Promise<void> {
+    await this.put(`RESTORE#${restoreId}`, result.key, { result });
+  }
+
+  async listRestoreResults(restoreId: string): Promise<RestoreFileResult[]> {
+    return (await this.queryAll(`RESTORE#${restoreId}`)).map((item) => item.result as RestoreFileResult);
+  }
+
+  /** The restore watermark: which archives a target table already received, so a repeated restore skips them. */
+  async restoredMark(
+    database: string,
+    target: string,
+    archiveKey: string,
+  ): Promise<RestoredMark | undefined> {
+    const item = await this.call(() =>
+      this.ddb.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: { pk: `RESTORED#${database}#${target}`, sk: archiveKey },
+          ConsistentRead: true,
+        }),
+      ),
+    );
+    return item.Item?.mark as RestoredMark | undefined;
+  }
+
+  async markRestored(
+    database: string,
+    target: string,
+    archiveKey: string,
+    mark: RestoredMark,
+  ): Promise<void> {
+    await this.put(`RESTORED#${database}#${target}`, archiveKey, { mark }, false);
+  }
+
+  private async put(
+    pk: string,
+    sk: string,
+    attributes: Record<string, unknown>,
+    expires = true,
+  ): Promise<void> {
+    const names: Record<string, string> = {};
+    const values: Record<string, unknown> = {};
+    const sets = Object.entries(attributes).map(([name, value], i) => {
+      names[`#a${i}`] = name;
+      values[`:a${i}`] = value;
+      return `#a${i} = :a${i}`;
+    });
+    if (expires) {
+      names['#ttl'] = 'ttl';
+      values[':ttl'] = Math.floor(this.now() / 1000) + OUTCOME_TTL_SECONDS;
+      sets.push('#ttl = :ttl');
+    }
     await this.call(() =>
       this.ddb.send(
         new UpdateCommand({
           TableName: this.tableName,
-          Key: { pk: `RUN#${runId}`, sk: `${outcome.database}#${outcome.table}` },
-          UpdateExpression: 'SET outcome = :outcome, #ttl = :ttl',
-          ExpressionAttributeNames: { '#ttl': 'ttl' },
-          ExpressionAttributeValues: {
-            ':outcome': outcome,
-            ':ttl': Math.floor(this.now() / 1000) + OUTCOME_TTL_SECONDS,
-          },
+          Key: { pk, sk },
+          UpdateExpression: `SET ${sets.join(', ')}`,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
         }),
       ),
     );
   }
 
-  async listOutcomes(runId: string): Promise<TableOutcome[]> {
-    const outcomes: TableOutcome[] = [];
+  private async queryAll(pk: string): Promise<Record<string, unknown>[]> {
+    const items: Record<string, unknown>[] = [];
     let startKey: Record<string, unknown> | undefined;
     do {
       const page = await this.call(() =>
@@ -309,15 +388,15 @@ export class LockTable {
           new QueryCommand({
             TableName: this.tableName,
             KeyConditionExpression: 'pk = :pk',
-            ExpressionAttributeValues: { ':pk': `RUN#${runId}` },
+            ExpressionAttributeValues: { ':pk': pk },
             ExclusiveStartKey: startKey,
             ConsistentRead: true,
           }),
         ),
       );
-      for (const item of page.Items ?? []) outcomes.push(item.outcome as TableOutcome);
+      items.push(...(page.Items ?? []));
       startKey = page.LastEvaluatedKey;
     } while (startKey);
-    return outcomes;
+    return items;
   }
 }

@@ -4,6 +4,7 @@ import {
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListObjectsV2Command,
   PutObjectCommand,
   type S3Client,
   type StorageClass,
@@ -15,6 +16,14 @@ import { ArchiveConflictError, classifyAwsError, StorageUnavailableError } from 
 export interface WriteOptions {
   storageClass: StorageClass;
   kmsKeyId?: string;
+}
+
+/** One object of a listing. */
+export interface ListedObject {
+  key: string;
+  size: number;
+  storageClass: string;
+  lastModified?: Date;
 }
 
 export interface ObjectHead {
@@ -201,6 +210,36 @@ export class ArchiveStore {
         throw new StorageUnavailableError(`conflicting write to ${destinationKey}; retry`, { cause: error });
       throw classifyAwsError(error, 's3');
     }
+  }
+
+  /**
+   * Objects under `prefix` in key order, one page at a time (S3 returns at most 1,000 a call). `startAfter`
+   * resumes a listing deterministically, so a state machine can page through it with only a key as its cursor.
+   */
+  async *list(prefix: string, startAfter?: string): AsyncGenerator<ListedObject> {
+    let token: string | undefined;
+    do {
+      const page = await this.call(() =>
+        this.s3.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: prefix,
+            ContinuationToken: token,
+            StartAfter: token ? undefined : startAfter,
+          }),
+        ),
+      );
+      for (const object of page.Contents ?? []) {
+        if (!object.Key) continue;
+        yield {
+          key: object.Key,
+          size: object.Size ?? 0,
+          storageClass: object.StorageClass ?? 'STANDARD',
+          lastModified: object.LastModified,
+        };
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
   }
 
   async deleteKeys(keys: string[]): Promise<void> {

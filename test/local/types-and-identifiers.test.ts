@@ -1,7 +1,6 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { describeTable } from '../../lambdas/shared/table-sql.js';
-import { runLocalArchive } from '../../local/run.js';
+import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
@@ -66,7 +65,7 @@ describe('every type and hostile identifiers survive the archive exactly', () =>
     { prefix: 'tenant-a/' },
   );
 
-  it('restores every value of every type byte for byte through its text form', async () => {
+  it('archives and restores every value of every type exactly, through the real workflows', async () => {
     // Prepare
     await bed.db.client.query(`CREATE TABLE public.original AS SELECT * FROM ${typed}`);
     const table = resolvedTable(typedSpec);
@@ -85,19 +84,20 @@ describe('every type and hostile identifiers survive the archive exactly', () =>
     expect(left.rows.map((r) => r.T)).toEqual(['null timestamp: never archived', 'new: kept']);
     await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
 
-    // Assess: each archived value, cast back with its column's type, equals the original row (compared as text,
-    // which tells -0 from 0, NaN, infinities, json whitespace and jsonb null from SQL NULL).
-    const shape = await describeTable(bed.db.client, table);
-    await bed.db.client.query(`CREATE TABLE public.restored (LIKE ${typed})`);
-    const archives = await readLiveArchives(bed.local, SCHEMA, TABLE, bed.db.client);
-    const lines = archives.flatMap((a) => a.lines);
-    expect(lines).toHaveLength(3);
-    const casts = shape.columns.map((c) => `(l->>${pg.escapeLiteral(c.name)})::${c.type}`).join(', ');
-    for (const line of lines) {
-      await bed.db.client.query(`INSERT INTO public.restored SELECT ${casts} FROM (SELECT $1::json AS l) s`, [
-        line,
-      ]);
-    }
+    // Act: the restore workflow brings them back into a new table created like the source.
+    const restore = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: { schema: SCHEMA, name: TABLE }, targetTable: 'public.restored' },
+      { retryIntervalScale: 0 },
+    );
+
+    // Assess: each restored row equals the original (compared as text, which tells -0 from 0, NaN, infinities,
+    // json whitespace and jsonb null from SQL NULL).
+    expect(restore.execution.status).toBe('SUCCEEDED');
+    expect(restore.results.map((r) => [r.status, r.inserted])).toEqual([
+      ['restored', 2],
+      ['restored', 1],
+    ]);
     const difference = await bed.db.client.query(`
       (SELECT row(o.*)::text FROM public.original o WHERE o."When" < now() - interval '30 days'
        EXCEPT ALL SELECT row(r.*)::text FROM public.restored r)

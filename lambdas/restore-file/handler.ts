@@ -1,0 +1,13 @@
+import { stepHandler } from '../shared/handler.js';
+import { restoreFile } from './core.js';
+import { RestoreFileInputSchema, RestoreFileOutputSchema } from './schema.js';
+
+export const createHandler = (getDeps?: Parameters<typeof stepHandler>[3]) =>
+  stepHandler(
+    'restore-file',
+    { input: RestoreFileInputSchema, output: RestoreFileOutputSchema },
+    restoreFile,
+    getDeps,
+  );
+
+export const handler = createHandler();

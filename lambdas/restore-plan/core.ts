@@ -1,0 +1,170 @@
+import type pg from 'pg';
+import { type ArchiveSource, archiveDay, listArchives, readExpectation } from '../shared/archive-catalog.js';
+import { findDatabase } from '../shared/config.js';
+import type { StepDeps } from '../shared/deps.js';
+import { ConfigError, TableNotUsableError } from '../shared/errors.js';
+import {
+  describeTarget,
+  qualified,
+  resolveTypeName,
+  type TableName,
+  tableLabel,
+} from '../shared/restore-sql.js';
+import type { RestoreRequest, RestoreTask } from '../shared/restore-task.js';
+import { quoteIdent } from '../shared/table-sql.js';
+import {
+  MAX_ARCHIVES_PER_RESTORE,
+  RESTORE_PAGE_SIZE,
+  type RestorePage,
+  type RestorePlan,
+  type RestorePlanInput,
+  type RestorePlanOutput,
+} from './schema.js';
+
+/** Where the archives of a restore task are. */
+export function archiveSource(task: RestoreTask, prefix: string): ArchiveSource {
+  return task.format === 'legacy' && task.legacy
+    ? {
+        format: 'legacy',
+        prefix: task.legacy.prefix,
+        database: task.legacy.database,
+        table: task.source.name,
+      }
+    : { format: 'native', location: { prefix, database: task.database, ...splitName(task.source) } };
+}
+
+const splitName = (table: TableName) => ({ schema: table.schema, table: table.name });
+
+export async function restorePlanStep(input: RestorePlanInput, deps: StepDeps): Promise<RestorePlanOutput> {
+  return input.action === 'plan'
+    ? planRestore(input.restoreId, input.request, deps)
+    : listPage(input.task, input.cursor, deps);
+}
+
+/**
+ * Plan: resolves the request against the config, selects the archives (refusing more than one execution can
+ * carry), and makes sure the target exists: the original table must, a separate target is created like the
+ * source (or from the archive's manifest when the source is gone). A dry run creates nothing.
+ */
+export async function planRestore(
+  restoreId: string,
+  request: RestoreRequest,
+  deps: StepDeps,
+): Promise<RestorePlan> {
+  const database = findDatabase(deps.config, request.database);
+  const task: RestoreTask = {
+    restoreId,
+    database: request.database,
+    source: request.table,
+    target: request.targetTable ?? request.table,
+    format: request.legacy ? 'legacy' : 'native',
+    legacy: request.legacy
+      ? { database: request.legacy.database, prefix: request.legacy.prefix ?? deps.config.s3.prefix }
+      : undefined,
+    strategy: request.strategy,
+    dryRun: request.dryRun,
+    ignoreWatermark: request.ignoreWatermark,
+    drift: request.drift,
+    fromDay: request.fromDay,
+    toDay: request.toDay,
+    key: request.key,
+  };
+  const source = archiveSource(task, deps.config.s3.prefix);
+  if (task.key && archiveDay(source, task.key) === undefined) {
+    throw new ConfigError(`key "${task.key}" is not an archive of ${tableLabel(task.source)}`);
+  }
+  let archives = 0;
+  let first: string | undefined;
+  for await (const ref of selectArchives(task, source, deps)) {
+    archives += 1;
+    first ??= ref.key;
+    if (archives > MAX_ARCHIVES_PER_RESTORE) {
+      throw new ConfigError(
+        `more than ${MAX_ARCHIVES_PER_RESTORE} archives match; restore them in several executions by day range (mode "range")`,
+      );
+    }
+  }
+  if (task.key && archives === 0) throw new ConfigError(`archive "${task.key}" does not exist`);
+
+  const db = await deps.database(task.database);
+  const targetCreated = await db.withConnection(async (client) => {
+    if (await describeTarget(client, task.target)) return false;
+    const sameTable = task.target.schema === task.source.schema && task.target.name === task.source.name;
+    if (sameTable) {
+      throw new TableNotUsableError(
+        `restore target ${tableLabel(task.target)} does not exist in database ${task.database}; create it, or restore into another table (targetTable)`,
+      );
+    }
+    if (task.dryRun) return false;
+    await createTarget(client, task, first, deps);
+    return true;
+  });
+  deps.telemetry.info('restore planned', {
+    restoreId,
+    database: task.database,
+    target: tableLabel(task.target),
+    archives,
+    targetCreated,
+  });
+  return { task, archives, targetCreated, concurrency: database.maxConnections };
+}
+
+/** The archives a task selects, in key order. */
+function selectArchives(task: RestoreTask, source: ArchiveSource, deps: StepDeps, startAfter?: string) {
+  const refs = listArchives(deps.store, source, { fromDay: task.fromDay, toDay: task.toDay, startAfter });
+  if (!task.key) return refs;
+  const only = task.key;
+  return (async function* () {
+    for await (const ref of refs) if (ref.key === only) yield ref;
+  })();
+}
+
+/** One page of archives after `cursor` (the previous page's last key). */
+export async function listPage(task: RestoreTask, cursor: string, deps: StepDeps): Promise<RestorePage> {
+  const source = archiveSource(task, deps.config.s3.prefix);
+  const archives: RestorePage['archives'] = [];
+  let more = false;
+  for await (const ref of selectArchives(task, source, deps, cursor || undefined)) {
+    if (archives.length === RESTORE_PAGE_SIZE) {
+      more = true;
+      break;
+    }
+    archives.push({ key: ref.key, format: ref.format });
+  }
+  return { archives, cursor: archives.at(-1)?.key ?? cursor, more };
+}
+
+/**
+ * Creates a separate restore target: like the source (columns, defaults, constraints, indexes, identity) when the source
+ * exists, else from the first archive's manifest (columns with their types, NOT NULL, and its key as primary key).
+ */
+async function createTarget(
+  client: pg.ClientBase,
+  task: RestoreTask,
+  firstArchive: string | undefined,
+  deps: StepDeps,
+): Promise<void> {
+  if (await describeTarget(client, task.source)) {
+    await client.query(
+      `CREATE TABLE ${qualified(task.target)} (LIKE ${qualified(task.source)} INCLUDING ALL)`,
+    );
+    return;
+  }
+  const manifest =
+    firstArchive && task.format === 'native'
+      ? (await readExpectation(deps.store, { key: firstArchive, format: 'native' })).manifest
+      : undefined;
+  if (!manifest) {
+    throw new TableNotUsableError(
+      `cannot create ${tableLabel(task.target)}: the source ${tableLabel(task.source)} is gone and no archive describes its columns; create the target first`,
+    );
+  }
+  const columns: string[] = [];
+  for (const column of manifest.columns) {
+    const resolved = await resolveTypeName(client, column.type);
+    if (!resolved) throw new TableNotUsableError(`archived column type ${column.type} is unknown here`);
+    columns.push(`${quoteIdent(column.name)} ${resolved}${column.nullable ? '' : ' NOT NULL'}`);
+  }
+  columns.push(`PRIMARY KEY (${manifest.keyColumns.map(quoteIdent).join(', ')})`);
+  await client.query(`CREATE TABLE ${qualified(task.target)} (${columns.join(', ')})`);
+}

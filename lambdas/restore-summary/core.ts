@@ -1,0 +1,108 @@
+import type { z } from 'zod';
+import type { StepDeps } from '../shared/deps.js';
+import type { RestoreFileResult } from '../shared/locks.js';
+import { advanceSequences } from '../shared/restore-sql.js';
+import { type RestoreTask, type RestoreTotals, restoreTargetLabel } from '../shared/restore-task.js';
+import type {
+  FailedArchiveSchema,
+  RestoreSummary,
+  RestoreSummaryInput,
+  RestoreSummaryOutput,
+} from './schema.js';
+
+const MAX_FAILURES_SHOWN = 20;
+const MAX_ERROR_LENGTH = 500;
+
+export async function restoreSummaryStep(
+  input: RestoreSummaryInput,
+  deps: StepDeps,
+): Promise<RestoreSummaryOutput> {
+  return input.action === 'tally'
+    ? { totals: await tally(input.restoreId, input.results, input.totals, deps) }
+    : finish(input.task, input.totals, deps);
+}
+
+/** Lambda puts `{"errorType", "errorMessage", "trace"}` in a Catch's Cause; keep only the message. */
+function causeMessage(cause: string | undefined): string {
+  if (!cause) return '';
+  try {
+    const parsed = JSON.parse(cause) as { errorMessage?: unknown };
+    if (typeof parsed.errorMessage === 'string') return parsed.errorMessage;
+  } catch {
+    // Not JSON: the cause is the message itself (as the local interpreter reports it).
+  }
+  return cause;
+}
+
+/** Records a page of per-archive results (one item each) and adds them to the running totals. */
+export async function tally(
+  restoreId: string,
+  results: (RestoreFileResult | z.infer<typeof FailedArchiveSchema>)[],
+  totals: RestoreTotals,
+  deps: StepDeps,
+): Promise<RestoreTotals> {
+  const next = { ...totals };
+  for (const raw of results) {
+    const result: RestoreFileResult =
+      'rows' in raw
+        ? raw
+        : {
+            key: raw.key,
+            status: 'failed',
+            rows: 0,
+            inserted: 0,
+            skipped: 0,
+            overwritten: 0,
+            warnings: [],
+            error: `${raw.error}: ${causeMessage(raw.cause)}`.slice(0, MAX_ERROR_LENGTH),
+          };
+    await deps.locks.recordRestoreResult(restoreId, result);
+    next.files += 1;
+    if (result.status === 'failed') next.failedFiles += 1;
+    if (result.status === 'restored' || result.status === 'dry-run') next.restoredFiles += 1;
+    if (result.status === 'already-restored') next.alreadyRestoredFiles += 1;
+    if (result.status !== 'already-restored') {
+      next.rows += result.rows;
+      next.inserted += result.inserted;
+      next.skipped += result.skipped;
+      next.overwritten += result.overwritten;
+    }
+  }
+  return next;
+}
+
+/**
+ * Finish: advances the target's sequences past the restored keys (when rows were written) and reports. The state
+ * machine fails the execution when any archive failed, so a partial restore is never mistaken for a complete one.
+ */
+export async function finish(
+  task: RestoreTask,
+  totals: RestoreTotals,
+  deps: StepDeps,
+): Promise<RestoreSummary> {
+  const wrote = !task.dryRun && totals.inserted + totals.overwritten > 0;
+  const sequences = wrote
+    ? await (await deps.database(task.database)).withConnection((client) =>
+        advanceSequences(client, task.target),
+      )
+    : [];
+  const failures =
+    totals.failedFiles > 0
+      ? (await deps.locks.listRestoreResults(task.restoreId))
+          .filter((r) => r.status === 'failed')
+          .slice(0, MAX_FAILURES_SHOWN)
+          .map((r) => ({ key: r.key, error: r.error ?? 'failed' }))
+      : [];
+  const summary: RestoreSummary = {
+    restoreId: task.restoreId,
+    database: task.database,
+    target: restoreTargetLabel(task),
+    status: totals.failedFiles > 0 ? 'failed' : 'succeeded',
+    dryRun: task.dryRun,
+    totals,
+    sequences,
+    failures,
+  };
+  deps.telemetry.info('restore finished', { ...summary, failures: failures.length });
+  return summary;
+}

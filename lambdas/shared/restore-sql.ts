@@ -1,0 +1,231 @@
+import type pg from 'pg';
+import { SchemaDriftError, TableNotUsableError } from './errors.js';
+import { quoteIdent, quoteLiteral } from './table-sql.js';
+
+export interface TableName {
+  schema: string;
+  name: string;
+}
+
+export const qualified = (table: TableName): string =>
+  `${quoteIdent(table.schema)}.${quoteIdent(table.name)}`;
+export const tableLabel = (table: TableName): string => `"${table.schema}"."${table.name}"`;
+
+export interface TargetColumn {
+  name: string;
+  type: string;
+  generated: boolean;
+}
+
+/** A restore target as the catalog describes it. */
+export interface RestoreTarget {
+  table: TableName;
+  columns: TargetColumn[];
+  primaryKey: string[];
+}
+
+/** Reads the target's columns and primary key; undefined when there is no such table. */
+export async function describeTarget(
+  client: pg.ClientBase,
+  table: TableName,
+): Promise<RestoreTarget | undefined> {
+  const rel = await client.query<{ oid: number; relkind: string }>(
+    `SELECT c.oid, c.relkind FROM pg_catalog.pg_class c
+       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1 AND c.relname = $2`,
+    [table.schema, table.name],
+  );
+  const relation = rel.rows[0];
+  if (!relation) return undefined;
+  if (relation.relkind !== 'r' && relation.relkind !== 'p') {
+    throw new TableNotUsableError(`restore target ${tableLabel(table)} is not a table`);
+  }
+  const cols = await client.query<{ name: string; type: string; generated: string }>(
+    `SELECT attname AS name, pg_catalog.format_type(atttypid, atttypmod) AS type, attgenerated::text AS generated
+       FROM pg_catalog.pg_attribute
+      WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped
+      ORDER BY attnum`,
+    [relation.oid],
+  );
+  const pk = await client.query<{ name: string }>(
+    `SELECT a.attname AS name
+       FROM pg_catalog.pg_index i
+       CROSS JOIN LATERAL unnest(i.indkey[0:i.indnkeyatts - 1]) WITH ORDINALITY AS k(attnum, ord)
+       JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+      WHERE i.indrelid = $1 AND i.indisprimary
+      ORDER BY k.ord`,
+    [relation.oid],
+  );
+  return {
+    table,
+    columns: cols.rows.map((c) => ({ name: c.name, type: c.type, generated: c.generated !== '' })),
+    primaryKey: pk.rows.map((r) => r.name),
+  };
+}
+
+/**
+ * A type name from an archive's manifest, resolved by the server: a manifest is data, so its type text is never
+ * spliced into SQL as written. Returns PostgreSQL's own (quoted) spelling, or undefined when the type is unknown.
+ */
+export async function resolveTypeName(client: pg.ClientBase, type: string): Promise<string | undefined> {
+  const result = await client.query<{ type: string | null }>(
+    'SELECT pg_catalog.format_type(pg_catalog.to_regtype($1), NULL) AS type',
+    [type],
+  );
+  return result.rows[0]?.type ?? undefined;
+}
+
+export interface ArchivedColumn {
+  name: string;
+  /** The column's type when it was archived; undefined when the archive does not record it (legacy). */
+  type?: string;
+}
+
+/** How each archived value reaches the target: the columns written, the SQL that reads each, and what drifted. */
+export interface ColumnPlan {
+  columns: { name: string; expression: string }[];
+  warnings: string[];
+}
+
+/**
+ * Maps archived columns onto the target. Columns added since archiving are left out of the INSERT, so they get
+ * their default (or NULL); generated columns are recomputed by the target; a column the target no longer has is an
+ * error in `strict` mode and dropped with a warning in `lenient` mode; a changed type is cast from the archived
+ * type, and a type pair PostgreSQL cannot cast is an error. Each value is read as `j ->> 'name'` (its text form)
+ * and goes through the type's input function, which reproduces it exactly.
+ */
+export async function planColumns(
+  client: pg.ClientBase,
+  archived: ArchivedColumn[],
+  target: RestoreTarget,
+  drift: 'strict' | 'lenient',
+): Promise<ColumnPlan> {
+  const byName = new Map(target.columns.map((c) => [c.name, c]));
+  const archivedNames = new Set(archived.map((c) => c.name));
+  const columns: ColumnPlan['columns'] = [];
+  const warnings: string[] = [];
+  const removed: string[] = [];
+  for (const column of archived) {
+    const into = byName.get(column.name);
+    if (!into) {
+      removed.push(column.name);
+      continue;
+    }
+    if (into.generated) continue;
+    const text = `(s.j ->> ${quoteLiteral(column.name)})`;
+    if (column.type === undefined || column.type === into.type) {
+      columns.push({ name: column.name, expression: `${text}::${into.type}` });
+      continue;
+    }
+    const from = await resolveTypeName(client, column.type);
+    if (!from) {
+      throw new SchemaDriftError(
+        `column "${column.name}" was archived as ${column.type}, a type this database does not know`,
+      );
+    }
+    try {
+      await client.query(`SELECT (NULL::${from})::${into.type}`);
+    } catch {
+      throw new SchemaDriftError(
+        `column "${column.name}" was archived as ${column.type} and is now ${into.type}: PostgreSQL has no cast between them`,
+      );
+    }
+    warnings.push(`column "${column.name}" cast from ${column.type} to ${into.type}`);
+    columns.push({ name: column.name, expression: `(${text}::${from})::${into.type}` });
+  }
+  if (removed.length > 0) {
+    const list = removed.map((name) => `"${name}"`).join(', ');
+    if (drift === 'strict') {
+      throw new SchemaDriftError(
+        `the target ${tableLabel(target.table)} no longer has column(s) ${list}; restore with drift "lenient" to drop them`,
+      );
+    }
+    warnings.push(`column(s) ${list} dropped: the target no longer has them`);
+  }
+  const added = target.columns.filter((c) => !archivedNames.has(c.name) && !c.generated).map((c) => c.name);
+  if (added.length > 0) {
+    warnings.push(
+      `column(s) ${added.map((name) => `"${name}"`).join(', ')} not in the archive: default used`,
+    );
+  }
+  if (columns.length === 0) throw new SchemaDriftError('no archived column exists in the target');
+  return { columns, warnings };
+}
+
+/** The staged archive lines, one jsonb parse per row. */
+export const STAGING_TABLE = 'pg_temp.audit_archiver_restore';
+const stagedRows = `(SELECT line::jsonb AS j FROM ${STAGING_TABLE}) AS s`;
+
+export const createStagingSql = `CREATE TEMP TABLE audit_archiver_restore (line text) ON COMMIT DROP`;
+export const copyIntoStagingSql = `COPY ${STAGING_TABLE} (line) FROM STDIN (FORMAT binary)`;
+
+export type ConflictStrategy = 'skip' | 'overwrite' | 'fail';
+
+/**
+ * One set-based INSERT from the staged lines with the conflict strategy, counting inserted and replaced rows
+ * (`xmax = 0` marks a freshly inserted row). OVERRIDING SYSTEM VALUE keeps archived identity values.
+ */
+export function insertSql(
+  target: RestoreTarget,
+  plan: ColumnPlan,
+  strategy: ConflictStrategy,
+  conflictKey: string[],
+): string {
+  const names = plan.columns.map((c) => quoteIdent(c.name)).join(', ');
+  const values = plan.columns.map((c) => c.expression).join(', ');
+  let conflict = '';
+  if (strategy === 'skip') conflict = 'ON CONFLICT DO NOTHING';
+  if (strategy === 'overwrite') {
+    const updates = plan.columns
+      .filter((c) => !conflictKey.includes(c.name))
+      .map((c) => `${quoteIdent(c.name)} = EXCLUDED.${quoteIdent(c.name)}`);
+    const key = conflictKey.map(quoteIdent).join(', ');
+    conflict =
+      updates.length > 0
+        ? `ON CONFLICT (${key}) DO UPDATE SET ${updates.join(', ')}`
+        : 'ON CONFLICT DO NOTHING';
+  }
+  return `WITH written AS (
+      INSERT INTO ${qualified(target.table)} (${names}) OVERRIDING SYSTEM VALUE
+      SELECT ${values} FROM ${stagedRows}
+      ${conflict}
+      RETURNING (xmax = 0) AS inserted)
+    SELECT count(*) FILTER (WHERE inserted)::int AS inserted, count(*) FILTER (WHERE NOT inserted)::int AS updated
+      FROM written`;
+}
+
+/** For a dry run: how many staged rows already have their key in the target. */
+export function conflictCountSql(target: RestoreTarget, plan: ColumnPlan, conflictKey: string[]): string {
+  const expression = (name: string) => plan.columns.find((c) => c.name === name)?.expression ?? 'NULL';
+  const match = conflictKey.map((name) => `t.${quoteIdent(name)} = ${expression(name)}`).join(' AND ');
+  return `SELECT count(*) FILTER (WHERE EXISTS (SELECT 1 FROM ${qualified(target.table)} AS t WHERE ${match}))::int AS conflicts
+            FROM ${stagedRows}`;
+}
+
+/**
+ * Moves every sequence that feeds a column of the target (serial or identity) past the highest value now in that
+ * column, never backwards, so new rows do not collide with restored ones. Returns the sequences it advanced.
+ */
+export async function advanceSequences(
+  client: pg.ClientBase,
+  table: TableName,
+): Promise<{ column: string; sequence: string; value: string }[]> {
+  const sequences = await client.query<{ column: string; sequence: string }>(
+    `SELECT a.attname AS column, pg_catalog.pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), a.attname) AS sequence
+       FROM pg_catalog.pg_attribute a
+      WHERE a.attrelid = format('%I.%I', $1::text, $2::text)::regclass AND a.attnum > 0 AND NOT a.attisdropped`,
+    [table.schema, table.name],
+  );
+  const advanced: { column: string; sequence: string; value: string }[] = [];
+  for (const { column, sequence } of sequences.rows.filter((r) => r.sequence !== null)) {
+    const result = await client.query<{ value: string }>(
+      `SELECT pg_catalog.setval($1::regclass, m)::text AS value
+         FROM (SELECT max(${quoteIdent(column)})::bigint AS m FROM ${qualified(table)}) AS highest
+        WHERE m IS NOT NULL AND m > coalesce(pg_catalog.pg_sequence_last_value($1::regclass), 0)`,
+      [sequence],
+    );
+    const value = result.rows[0]?.value;
+    if (value !== undefined) advanced.push({ column, sequence, value });
+  }
+  return advanced;
+}
