@@ -270,8 +270,10 @@ export class LocalWorkflow {
       const output = await this.run(machine, input, executionArn, executionName, machineArn);
       return { executionName, status: 'SUCCEEDED', output };
     } catch (error) {
+      // The interpreter wraps the failure in an ExecutionError; Step Functions reports the inner error and cause.
       const err = error as Error;
-      return { executionName, status: 'FAILED', error: { name: err.name, message: err.message } };
+      const failure = err.cause instanceof Error ? err.cause : err;
+      return { executionName, status: 'FAILED', error: { name: failure.name, message: failure.message } };
     }
   }
 }

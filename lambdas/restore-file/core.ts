@@ -54,7 +54,10 @@ export async function restoreFile(input: RestoreFileInput, deps: StepDeps): Prom
   const transaction = task.dryRun ? inRolledBackTransaction : inTransaction;
   const result = await db.withConnection((client) =>
     transaction(client, async (): Promise<RestoreFileResult> => {
-      const table = await describeTarget(client, task.target);
+      // A dry run into a target it would create measures against the source, which the target would copy.
+      const table =
+        (await describeTarget(client, task.target)) ??
+        (task.dryRun ? await describeTarget(client, task.source) : undefined);
       if (!table) throw new TableNotUsableError(`restore target ${tableLabel(task.target)} does not exist`);
       const seen = new Set<string>();
       await client.query(createStagingSql);

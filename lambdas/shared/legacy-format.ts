@@ -7,11 +7,12 @@ import { z } from 'zod';
  * so restore can bring its rows back. Pure: no I/O.
  *
  * What that format lost, which no reader can recover:
- * - `infinity` / `-infinity` timestamps and dates were written as 9999-12-31(T23:59:59.999999) / 0001-01-01: they are
- *   restored as those finite values.
+ * - `infinity` / `-infinity` timestamps, timestamptz and dates were written as 9999-12-31(T23:59:59.999999) /
+ *   0001-01-01(T00:00:00): they are restored as those finite values.
  * - Every row carries `_archived_at`, `_batch_id`, `_source_database`, `_source_table`, written over any column of the
  *   same name: they are dropped, and a real column with one of those names cannot be restored from these files.
- * - `interval` was written as a Python timedelta (days and seconds only): restored as those days and seconds.
+ * - `interval` was written as a Python timedelta, months folded into days by the driver (1 mon → 30 days, 1 year →
+ *   365 days): restored as those days and seconds.
  * - Types the tool did not know (ranges, composites, bit strings, geometric types) were written as Python reprs or
  *   plain lists; they are passed on as text and PostgreSQL rejects what it cannot read.
  */

@@ -1,0 +1,278 @@
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { describe, expect, it } from 'vitest';
+import { runLocalArchive, runLocalRestore } from '../../local/run.js';
+import {
+  archiverTestbed,
+  getObject,
+  listKeys,
+  readLiveArchives,
+  resolvedTable,
+  s3ClientFor,
+  seedEvents,
+  tableLines,
+} from '../support/fixtures.js';
+
+const lines = (client: Parameters<typeof tableLines>[0], name: string) =>
+  tableLines(client, resolvedTable({ name, timestampColumn: 'created_at' })).then((l) => l.sort());
+
+describe('restore workflow, end to end on local PostgreSQL, S3 and DynamoDB', () => {
+  /** Rows of `events` as archived: what every restore must give back exactly. */
+  let archived: string[] = [];
+  let dataKeys: string[] = [];
+
+  const bed = archiverTestbed(
+    async (db) => {
+      await seedEvents(db.client, 'events', 600);
+      await db.client.query(`CREATE TABLE public.before_archive AS SELECT * FROM public.events`);
+      await db.client.query(`ALTER TABLE public.before_archive ADD PRIMARY KEY (id)`);
+    },
+    [{ schema: 'public', name: 'events', timestampColumn: 'created_at' }],
+  );
+  const restore = (request: Record<string, unknown>) =>
+    runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.events', ...request },
+      { retryIntervalScale: 0 },
+    );
+
+  it('archives the old rows first (the material of every restore below)', async () => {
+    // Act
+    const run = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+
+    // Assess
+    expect(run.execution.status).toBe('SUCCEEDED');
+    const kept = await lines(bed.db.client, 'events');
+    const before = await lines(bed.db.client, 'before_archive');
+    archived = before.filter((line) => !kept.includes(line));
+    expect(archived.length).toBeGreaterThan(250);
+    dataKeys = (await readLiveArchives(bed.local, 'public', 'events')).map((a) => a.key).sort();
+    expect(dataKeys.length).toBeGreaterThan(RESTORE_PAGE_SIZE_FLOOR);
+  });
+
+  it('a dry run verifies every archive and reports what it would restore, and writes nothing', async () => {
+    // Act
+    const result = await restore({ targetTable: 'public.dry', dryRun: true });
+
+    // Assess
+    expect(result.execution.error).toBeUndefined();
+    expect(result.results).toHaveLength(dataKeys.length);
+    expect(result.results.every((r) => r.status === 'dry-run')).toBe(true);
+    expect(result.results.reduce((n, r) => n + r.inserted, 0)).toBe(archived.length);
+    const exists = await bed.db.client.query(`SELECT to_regclass('public.dry') AS t`);
+    expect(exists.rows[0].t).toBeNull();
+  });
+
+  it('restores every archive of the table into a new table created like the source, exactly', async () => {
+    // Act
+    const result = await restore({ targetTable: 'public.copy_all' });
+
+    // Assess
+    expect(result.execution.status).toBe('SUCCEEDED');
+    expect(result.execution.output).toMatchObject({
+      status: 'succeeded',
+      totals: { files: dataKeys.length, failedFiles: 0, inserted: archived.length, skipped: 0 },
+    });
+    expect(await lines(bed.db.client, 'copy_all')).toEqual(archived);
+  });
+
+  it('skips archives the watermark lists, unless told to ignore it; then strategy skip keeps existing rows', async () => {
+    // Act
+    const again = await restore({ targetTable: 'public.copy_all' });
+    const ignoring = await restore({ targetTable: 'public.copy_all', ignoreWatermark: true });
+
+    // Assess
+    expect(again.execution.status).toBe('SUCCEEDED');
+    expect(again.results.every((r) => r.status === 'already-restored')).toBe(true);
+    expect(ignoring.execution.status).toBe('SUCCEEDED');
+    expect(ignoring.execution.output).toMatchObject({ totals: { inserted: 0, skipped: archived.length } });
+    expect(await lines(bed.db.client, 'copy_all')).toEqual(archived);
+  });
+
+  it('restores one archive by key, and a day range by partition', async () => {
+    // Prepare
+    const key = dataKeys[3] ?? '';
+    const day =
+      /year=(\d+)\/month=(\d+)\/day=(\d+)/
+        .exec(dataKeys[5] ?? '')
+        ?.slice(1)
+        .join('-') ?? '';
+    const lastDay =
+      /year=(\d+)\/month=(\d+)\/day=(\d+)/
+        .exec(dataKeys[7] ?? '')
+        ?.slice(1)
+        .join('-') ?? '';
+
+    // Act
+    const one = await restore({ targetTable: 'public.one_key', mode: 'key', key });
+    const range = await restore({
+      targetTable: 'public.some_days',
+      mode: 'range',
+      fromDay: day,
+      toDay: lastDay,
+    });
+
+    // Assess
+    expect(one.execution.status).toBe('SUCCEEDED');
+    expect(one.results.map((r) => r.key)).toEqual([key]);
+    const [archive] = (await readLiveArchives(bed.local, 'public', 'events')).filter((a) => a.key === key);
+    expect(await lines(bed.db.client, 'one_key')).toEqual([...(archive?.lines ?? [])].sort());
+    expect(range.execution.status).toBe('SUCCEEDED');
+    expect(range.results.map((r) => r.key).sort()).toEqual(dataKeys.slice(5, 8));
+  });
+
+  it('strategy overwrite puts back the archived version of rows changed since; fail refuses and writes nothing', async () => {
+    // Prepare
+    const key = dataKeys[0] ?? '';
+    await restore({ targetTable: 'public.edited', mode: 'key', key });
+    await bed.db.client.query(
+      `UPDATE public.edited SET actor = 'edited' WHERE id IN (SELECT min(id) FROM public.edited)`,
+    );
+    await bed.db.client.query(`INSERT INTO public.edited SELECT * FROM public.before_archive WHERE id = 600`);
+    const edited = await lines(bed.db.client, 'edited');
+
+    // Act
+    const failing = await restore({
+      targetTable: 'public.edited',
+      mode: 'key',
+      key,
+      strategy: 'fail',
+      ignoreWatermark: true,
+    });
+    const unchanged = await lines(bed.db.client, 'edited');
+    const overwriting = await restore({
+      targetTable: 'public.edited',
+      mode: 'key',
+      key,
+      strategy: 'overwrite',
+      ignoreWatermark: true,
+    });
+
+    // Assess
+    expect(failing.execution.status).toBe('FAILED');
+    expect(failing.execution.error?.name).toBe('RestoreIncompleteError');
+    expect(failing.results[0]?.error).toMatch(/^RestoreConflictError: /);
+    expect(unchanged).toEqual(edited);
+    expect(overwriting.execution.status).toBe('SUCCEEDED');
+    expect(overwriting.results[0]).toMatchObject({ status: 'restored', inserted: 0 });
+    expect(overwriting.results[0]?.overwritten).toBe(overwriting.results[0]?.rows);
+    const restored = await bed.db.client.query(
+      `SELECT count(*)::int AS n FROM public.edited WHERE actor = 'edited'`,
+    );
+    expect(restored.rows[0].n).toBe(0);
+  });
+
+  it('advances the sequence of the key past the restored rows', async () => {
+    // Prepare: a target whose identity sequence starts afresh, as after a rebuild.
+    await bed.db.client.query(
+      `CREATE TABLE public.rebuilt (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, created_at timestamptz, actor text NOT NULL, payload jsonb)`,
+    );
+
+    // Act
+    const result = await restore({ targetTable: 'public.rebuilt' });
+    const added = await bed.db.client.query(
+      `INSERT INTO public.rebuilt (created_at, actor) VALUES (now(), 'new') RETURNING id::int AS id`,
+    );
+
+    // Assess
+    expect(result.execution.status).toBe('SUCCEEDED');
+    expect(result.execution.output).toMatchObject({ sequences: [{ column: 'id' }] });
+    expect(added.rows[0].id).toBeGreaterThan(Math.max(...archived.map((l) => Number(JSON.parse(l).id))));
+  });
+
+  it('handles schema drift: added columns get their default, removed ones fail strict and drop lenient, types are cast', async () => {
+    // Prepare
+    await bed.db.client.query(`
+      CREATE TABLE public.drifted (id bigint PRIMARY KEY, created_at timestamptz, actor varchar(40) NOT NULL,
+                                   payload jsonb, source text NOT NULL DEFAULT 'restored')`);
+    await bed.db.client.query(
+      `CREATE TABLE public.narrowed (id numeric PRIMARY KEY, created_at timestamptz, actor text NOT NULL)`,
+    );
+    await bed.db.client.query(
+      `CREATE TABLE public.uncastable (id bigint PRIMARY KEY, created_at timestamptz, actor text, payload point)`,
+    );
+    const key = dataKeys[1] ?? '';
+
+    // Act
+    const added = await restore({ targetTable: 'public.drifted', mode: 'key', key });
+    const strict = await restore({ targetTable: 'public.narrowed', mode: 'key', key });
+    const lenient = await restore({ targetTable: 'public.narrowed', mode: 'key', key, drift: 'lenient' });
+    const uncastable = await restore({
+      targetTable: 'public.uncastable',
+      mode: 'key',
+      key,
+      drift: 'lenient',
+    });
+
+    // Assess
+    expect(added.execution.status).toBe('SUCCEEDED');
+    expect(added.results[0]?.warnings.join('\n')).toMatch(
+      /"actor" cast from text to character varying\(40\)/,
+    );
+    const defaults = await bed.db.client.query(`SELECT DISTINCT source FROM public.drifted`);
+    expect(defaults.rows).toEqual([{ source: 'restored' }]);
+    expect(strict.execution.status).toBe('FAILED');
+    expect(strict.results[0]?.error).toMatch(/^SchemaDriftError: .*no longer has column\(s\) "payload"/);
+    expect(lenient.execution.status).toBe('SUCCEEDED');
+    expect(lenient.results[0]?.warnings.join('\n')).toMatch(/"payload" dropped/);
+    const count = await bed.db.client.query(`SELECT count(*)::int AS n FROM public.narrowed`);
+    expect(count.rows[0].n).toBe(lenient.results[0]?.rows);
+    expect(uncastable.execution.status).toBe('FAILED');
+    expect(uncastable.results[0]?.error).toMatch(/SchemaDriftError: column "payload" .*no cast/);
+  });
+
+  it('refuses tampered, truncated and wrongly described archives with nothing of them written, and restores the rest', async () => {
+    // Prepare: damage three archives in three ways; keep their bytes to put back afterwards.
+    const s3 = s3ClientFor(bed.local);
+    const bucket = bed.local.services.bucket;
+    const [altered = '', truncated = '', described = ''] = dataKeys;
+    const manifestOf = (key: string) => key.replace(/\/([^/]+)\.jsonl\.gz$/, '/_$1.manifest.json');
+    const expected = (await readLiveArchives(bed.local, 'public', 'events'))
+      .filter((a) => ![altered, truncated, described].includes(a.key))
+      .flatMap((a) => a.lines)
+      .sort();
+    const saved = new Map<string, Buffer>();
+    for (const key of [altered, truncated, manifestOf(described)])
+      saved.set(key, await getObject(bed.local, key));
+    const put = (key: string, body: Buffer | string) =>
+      s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
+    const text = gunzipSync(saved.get(altered) ?? Buffer.alloc(0)).toString('utf8');
+    const tampered = text.replace(/"actor" : "user_\d+"/, '"actor" : "intruder"');
+    expect(tampered).not.toBe(text);
+    await put(altered, gzipSync(tampered));
+    const whole = saved.get(truncated) ?? Buffer.alloc(0);
+    await put(truncated, whole.subarray(0, whole.length - 20));
+    const manifest = saved.get(manifestOf(described))?.toString('utf8') ?? '';
+    await put(
+      manifestOf(described),
+      manifest.replace(/"rowCount": (\d+)/, (_, n: string) => `"rowCount": ${Number(n) - 1}`),
+    );
+
+    try {
+      // Act
+      const result = await restore({ targetTable: 'public.partly' });
+
+      // Assess
+      expect(result.execution.status).toBe('FAILED');
+      const failed = result.results.filter((r) => r.status === 'failed');
+      expect(failed.map((r) => r.key).sort()).toEqual([altered, truncated, described].sort());
+      for (const r of failed) expect(r.error).toMatch(/^ArchiveIntegrityError: /);
+      expect(await lines(bed.db.client, 'partly')).toEqual(expected);
+    } finally {
+      for (const [key, body] of saved) await put(key, body);
+    }
+  });
+
+  it('restores into the original table what the archiver deleted from it', async () => {
+    // Act
+    const result = await restore({});
+
+    // Assess
+    expect(result.execution.status).toBe('SUCCEEDED');
+    expect(await lines(bed.db.client, 'events')).toEqual(await lines(bed.db.client, 'before_archive'));
+    expect((await listKeys(bed.local, '')).some((k) => k.includes('_quarantine'))).toBe(false);
+  });
+});
+
+/** More archives than one page of the restore Map, so the test covers paging. */
+const RESTORE_PAGE_SIZE_FLOOR = 25;
