@@ -63,7 +63,7 @@ export async function restoreFile(input: RestoreFileInput, deps: StepDeps): Prom
       await client.query(createStagingSql);
       await stage(client, deps, task, archive, expected, (column) => {
         seen.add(column);
-        return table.columns.find((c) => c.name === column)?.type;
+        return table.columns.find((c) => c.name === column)?.baseType;
       });
       const archived: ArchivedColumn[] = expected.manifest
         ? expected.manifest.columns.map((c) => ({ name: c.name, type: c.type }))

@@ -14,6 +14,8 @@ export const tableLabel = (table: TableName): string => `"${table.schema}"."${ta
 export interface TargetColumn {
   name: string;
   type: string;
+  /** The type under a domain (a domain over bytea reads its values as bytea does); else `type`. */
+  baseType: string;
   generated: boolean;
 }
 
@@ -40,11 +42,15 @@ export async function describeTarget(
   if (relation.relkind !== 'r' && relation.relkind !== 'p') {
     throw new TableNotUsableError(`restore target ${tableLabel(table)} is not a table`);
   }
-  const cols = await client.query<{ name: string; type: string; generated: string }>(
-    `SELECT attname AS name, pg_catalog.format_type(atttypid, atttypmod) AS type, attgenerated::text AS generated
-       FROM pg_catalog.pg_attribute
-      WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped
-      ORDER BY attnum`,
+  const cols = await client.query<{ name: string; type: string; base_type: string; generated: string }>(
+    `SELECT a.attname AS name, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,
+            CASE WHEN ty.typtype = 'd' THEN pg_catalog.format_type(ty.typbasetype, ty.typtypmod)
+                 ELSE pg_catalog.format_type(a.atttypid, a.atttypmod) END AS base_type,
+            a.attgenerated::text AS generated
+       FROM pg_catalog.pg_attribute a
+       JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
+      WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+      ORDER BY a.attnum`,
     [relation.oid],
   );
   const pk = await client.query<{ name: string }>(
@@ -58,7 +64,12 @@ export async function describeTarget(
   );
   return {
     table,
-    columns: cols.rows.map((c) => ({ name: c.name, type: c.type, generated: c.generated !== '' })),
+    columns: cols.rows.map((c) => ({
+      name: c.name,
+      type: c.type,
+      baseType: c.base_type,
+      generated: c.generated !== '',
+    })),
     primaryKey: pk.rows.map((r) => r.name),
   };
 }

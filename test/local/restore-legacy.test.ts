@@ -1,0 +1,146 @@
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { describe, expect, it } from 'vitest';
+import { runLocalRestore } from '../../local/run.js';
+import { archiverTestbed, s3ClientFor } from '../support/fixtures.js';
+import { type LegacyArchive, writeLegacyArchive } from '../support/legacy-archive.js';
+
+const COLUMNS = `id bigint PRIMARY KEY, created_at timestamptz NOT NULL, naive timestamp, amount numeric(12,4),
+  ratio float8, big bigint, raw blob, doc jsonb, doc_json json, tags text[], grid int[], ok boolean, day date,
+  uid uuid, ip inet, note text`;
+
+/** Two rows in the Python tool's JSON form (its value encodings and quirks), and the same rows as SQL. */
+const LEGACY_ROWS = [
+  {
+    id: 1,
+    created_at: '2025-01-02T03:04:05.123456+00:00',
+    naive: '2025-01-02T03:04:05.5Z',
+    amount: '12.5000',
+    ratio: Number.NaN,
+    big: 9007199254740993n,
+    raw: Buffer.from([0, 255, 16]).toString('base64'),
+    doc: '{"a": 1, "b": [true, null]}',
+    doc_json: '{"x" :  1}',
+    tags: ['a', null, 'b"c\\d'],
+    grid: [
+      [1, 2],
+      [3, null],
+    ],
+    ok: true,
+    day: '2025-01-02',
+    uid: 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+    ip: '10.0.0.1',
+    note: 'line\u2028sep é 😀',
+  },
+  {
+    id: 2,
+    created_at: '2025-01-02T00:00:00+00:00',
+    naive: '2025-01-02T00:00:00Z',
+    amount: null,
+    ratio: Number.POSITIVE_INFINITY,
+    big: -1,
+    raw: null,
+    doc: 'null',
+    doc_json: null,
+    tags: [],
+    grid: null,
+    ok: false,
+    day: null,
+    uid: null,
+    ip: '::1',
+    note: null,
+  },
+];
+const EXPECTED_SQL = `INSERT INTO public.expected VALUES
+  (1, '2025-01-02 03:04:05.123456+00', '2025-01-02 03:04:05.5', 12.5, 'NaN', 9007199254740993, '\\x00ff10',
+   '{"a": 1, "b": [true, null]}', '{"x" :  1}', ARRAY['a', NULL, 'b"c\\d'], '{{1,2},{3,NULL}}', true,
+   '2025-01-02', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '10.0.0.1', E'line\\u2028sep é 😀'),
+  (2, '2025-01-02 00:00:00+00', '2025-01-02 00:00:00', NULL, 'Infinity', -1, NULL, 'null', NULL, '{}', NULL, false,
+   NULL, NULL, '::1', NULL)`;
+
+describe('restore of archives written by the Python "Audit Table Archiver"', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      // A domain over bytea: its values are base64 in the old format, as bytea's are.
+      await db.client.query('CREATE DOMAIN public.blob AS bytea');
+      await db.client.query(`CREATE TABLE public.legacy_audit (${COLUMNS})`);
+      await db.client.query(`CREATE TABLE public.expected (${COLUMNS})`);
+      await db.client.query(EXPECTED_SQL);
+    },
+    [{ schema: 'public', name: 'legacy_audit', timestampColumn: 'created_at' }],
+  );
+
+  const upload = async (archive: LegacyArchive) => {
+    const s3 = s3ClientFor(bed.local);
+    for (const [key, body] of archive.files) {
+      await s3.send(new PutObjectCommand({ Bucket: bed.local.services.bucket, Key: key, Body: body }));
+    }
+  };
+  const legacyArchive = (batch: number, rows: typeof LEGACY_ROWS, runStamp = '20250301T020304Z') =>
+    writeLegacyArchive({
+      prefix: 'archive/',
+      database: bed.db.name,
+      schema: 'public',
+      table: 'legacy_audit',
+      runStamp,
+      batch,
+      rows,
+    });
+
+  it('restores its rows exactly as the source table had them, checked against its SHA-256s', async () => {
+    // Prepare: its layout under the same bucket and prefix, one batch per row.
+    await upload(legacyArchive(1, LEGACY_ROWS.slice(0, 1)));
+    await upload(legacyArchive(2, LEGACY_ROWS.slice(1)));
+
+    // Act
+    const result = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.legacy_audit', legacy: { database: bed.db.name } },
+      { retryIntervalScale: 0 },
+    );
+
+    // Assess: row for row, compared as text (NaN, Infinity, big integers, bytea, json whitespace, jsonb null).
+    expect(result.execution.status).toBe('SUCCEEDED');
+    expect(result.results.map((r) => [r.status, r.inserted])).toEqual([
+      ['restored', 1],
+      ['restored', 1],
+    ]);
+    const difference = await bed.db.client.query(`
+      (SELECT row(e.*)::text FROM public.expected e EXCEPT ALL SELECT row(r.*)::text FROM public.legacy_audit r)
+      UNION ALL
+      (SELECT row(r.*)::text FROM public.legacy_audit r EXCEPT ALL SELECT row(e.*)::text FROM public.expected e)`);
+    expect(difference.rows).toEqual([]);
+  });
+
+  it('refuses a file whose bytes do not match its metadata, writing nothing of it', async () => {
+    // Prepare: a later batch whose data was replaced after its metadata was written.
+    const genuine = legacyArchive(
+      1,
+      [{ ...LEGACY_ROWS[1], id: 3 }] as typeof LEGACY_ROWS,
+      '20250302T000000Z',
+    );
+    const forged = legacyArchive(1, [{ ...LEGACY_ROWS[1], id: 4 }] as typeof LEGACY_ROWS, '20250302T000000Z');
+    genuine.files.set(genuine.dataKey, forged.files.get(forged.dataKey) ?? Buffer.alloc(0));
+    await upload(genuine);
+
+    // Act
+    const result = await runLocalRestore(
+      bed.local,
+      {
+        database: 'app',
+        table: 'public.legacy_audit',
+        mode: 'key',
+        key: genuine.dataKey,
+        legacy: { database: bed.db.name },
+      },
+      { retryIntervalScale: 0 },
+    );
+
+    // Assess
+    expect(result.execution.status).toBe('FAILED');
+    expect(result.results[0]?.error).toMatch(/^ArchiveIntegrityError: .*contentSha256/);
+    const ids = await bed.db.client.query(
+      `SELECT array_agg(id ORDER BY id)::text AS ids FROM public.legacy_audit`,
+    );
+    expect(ids.rows[0].ids).toBe('{1,2}');
+  });
+});
