@@ -1,5 +1,7 @@
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { stringify } from 'yaml';
 import type { ArchiverConfigInput } from '../lambdas/shared/config.js';
@@ -7,6 +9,38 @@ import { createAuditLogsTable } from './audit-table.js';
 
 export const DEMO_DATABASE = 'shop';
 export const DEMO_RETENTION_DAYS = 90;
+export const DEMO_BUCKET = 'audit-archiver-demo';
+/** The untouched copy of the demo tables, taken before archiving, that a demo restore is compared with. */
+const ORIGINALS_SCHEMA = 'demo_original';
+const DEMO_TABLES = [
+  { schema: 'public', name: 'audit_logs', timestampColumn: 'created_at' },
+  { schema: 'billing', name: 'Invoice Events', timestampColumn: 'Occurred At', timestampTimeZone: 'UTC' },
+];
+
+/**
+ * The demo's PostgreSQL cluster persists between commands, so that a restore after `npm start` finds the database
+ * it archived. It lives under the system temp dir (the `postgres` user must reach it), one per state dir.
+ */
+export function demoDataDir(stateDir: string, version: number): string {
+  const id = createHash('sha256').update(resolve(stateDir)).digest('hex').slice(0, 12);
+  return join(tmpdir(), `audit-archiver-demo-${id}-pg${version}`);
+}
+
+/** What the last `demo` run left for a later `local restore --demo`: the PostgreSQL major it used. */
+export function writeDemoState(stateDir: string, version: number): void {
+  writeFileSync(join(stateDir, 'demo.json'), `${JSON.stringify({ postgres: version })}\n`);
+}
+
+export function readDemoState(stateDir: string): { postgres: 14 | 18 } {
+  const path = join(stateDir, 'demo.json');
+  if (!existsSync(path)) throw new Error(`no demo in ${resolve(stateDir)}: run \`npm start\` first`);
+  return JSON.parse(readFileSync(path, 'utf8')) as { postgres: 14 | 18 };
+}
+
+/** A new demo seeds a new database: archives of an earlier demo would no longer match it. */
+export function clearDemoArchives(stateDir: string): void {
+  rmSync(join(stateDir, 's3', DEMO_BUCKET), { recursive: true, force: true });
+}
 
 /**
  * Two audit tables spread over 400 days, so ~78% of rows are older than the 90-day retention:
@@ -40,7 +74,10 @@ export async function seedDemoDatabase(adminUrl: string, rows: number): Promise<
     SELECT g % 7, g, (now() AT TIME ZONE 'UTC') - interval '400 days' + (g * (interval '400 days' / ${invoiceRows})),
            (g % 100000) / 100.0, ARRAY['t' || (g % 3), NULL], CASE WHEN g % 10 = 0 THEN E'line1\\nline2 "quoted" \\\\ ✓' END
       FROM generate_series(1, ${invoiceRows}) AS g;
-    ANALYZE;`);
+    ANALYZE;
+    CREATE SCHEMA ${ORIGINALS_SCHEMA};
+    CREATE TABLE ${ORIGINALS_SCHEMA}.audit_logs AS SELECT * FROM public.audit_logs;
+    CREATE TABLE ${ORIGINALS_SCHEMA}."Invoice Events" AS SELECT * FROM billing."Invoice Events";`);
   await client.end();
   return url;
 }
@@ -48,7 +85,7 @@ export async function seedDemoDatabase(adminUrl: string, rows: number): Promise<
 /** Writes the demo's config: the same schema a production config uses, with a local connection URL. */
 export function writeDemoConfig(stateDir: string, databaseUrl: string): string {
   const config: ArchiverConfigInput = {
-    s3: { bucket: 'audit-archiver-demo', prefix: 'archive/' },
+    s3: { bucket: DEMO_BUCKET, prefix: 'archive/' },
     defaults: { retentionDays: DEMO_RETENTION_DAYS, batchSize: 25_000, maxBatchesPerRun: 800 },
     databases: [
       {
@@ -56,15 +93,7 @@ export function writeDemoConfig(stateDir: string, databaseUrl: string): string {
         credentials: { url: databaseUrl },
         tls: 'disable',
         maxConnections: 2,
-        tables: [
-          { schema: 'public', name: 'audit_logs', timestampColumn: 'created_at' },
-          {
-            schema: 'billing',
-            name: 'Invoice Events',
-            timestampColumn: 'Occurred At',
-            timestampTimeZone: 'UTC',
-          },
-        ],
+        tables: DEMO_TABLES,
       },
     ],
   };
@@ -74,4 +103,33 @@ export function writeDemoConfig(stateDir: string, databaseUrl: string): string {
     `# Written by \`audit-archiver demo\`; see config/archiver.example.yaml for every option.\n${stringify(config)}`,
   );
   return path;
+}
+
+export interface DemoComparison {
+  table: string;
+  rows: number;
+  /** Rows of the original missing from the table, and rows in the table the original does not have. */
+  missing: number;
+  extra: number;
+}
+
+/**
+ * Compares each demo table with the copy taken before archiving, row for row as PostgreSQL sees them (each row's
+ * text form, which tells every value apart), duplicates included.
+ */
+export async function compareWithOriginals(client: pg.ClientBase): Promise<DemoComparison[]> {
+  const comparisons: DemoComparison[] = [];
+  for (const table of DEMO_TABLES) {
+    const current = `${pg.escapeIdentifier(table.schema)}.${pg.escapeIdentifier(table.name)}`;
+    const original = `${ORIGINALS_SCHEMA}.${pg.escapeIdentifier(table.name)}`;
+    const result = await client.query<{ rows: number; missing: number; extra: number }>(`
+      SELECT (SELECT count(*)::int FROM ${current}) AS rows,
+             (SELECT count(*)::int FROM (SELECT row(o.*)::text FROM ${original} o
+                                          EXCEPT ALL SELECT row(c.*)::text FROM ${current} c) AS m) AS missing,
+             (SELECT count(*)::int FROM (SELECT row(c.*)::text FROM ${current} c
+                                          EXCEPT ALL SELECT row(o.*)::text FROM ${original} o) AS e) AS extra`);
+    const row = result.rows[0] ?? { rows: 0, missing: 0, extra: 0 };
+    comparisons.push({ table: `${table.schema}.${table.name}`, ...row });
+  }
+  return comparisons;
 }

@@ -1,5 +1,15 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -103,38 +113,20 @@ function waitUntilReady(server: ChildProcess): Promise<void> {
 }
 
 /**
- * Starts a throw-away PostgreSQL on a free loopback port: initdb into a fresh temp dir (under the system temp dir
- * so the `postgres` user can reach it), then the server. `stop()` shuts it down and removes the data.
+ * Starts a PostgreSQL on a free loopback port. By default it is throw-away: initdb into a fresh temp dir (under the
+ * system temp dir so the `postgres` user can reach it), removed by `stop()`. With `dataDir` it is persistent: the
+ * cluster is created there on first use, started from it again later, and kept by `stop()`.
  */
-export async function startLocalPostgres(version: PostgresVersion = 18): Promise<LocalPostgres> {
+export async function startLocalPostgres(
+  version: PostgresVersion = 18,
+  options: { dataDir?: string } = {},
+): Promise<LocalPostgres> {
   removeStaleDataDirs();
   const { initdb, postgres } = await binaries(version);
   const user = serverUser();
-  const dataDir = mkdtempSync(join(tmpdir(), DIR_PREFIX));
-  const passwordFile = `${dataDir}.password`;
-  writeFileSync(passwordFile, `${PASSWORD}\n`);
-  if (user) {
-    chownSync(dataDir, user.uid, user.gid);
-    chownSync(passwordFile, user.uid, user.gid);
-  }
-  chmodSync(passwordFile, 0o600);
-  try {
-    await run(
-      initdb,
-      [
-        `--pgdata=${dataDir}`,
-        '--auth=password',
-        '--username=postgres',
-        `--pwfile=${passwordFile}`,
-        '--encoding=UTF8',
-        '--locale=C',
-        '--no-sync',
-      ],
-      user,
-    );
-  } finally {
-    rmSync(passwordFile, { force: true });
-  }
+  const persistent = options.dataDir !== undefined;
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), DIR_PREFIX));
+  if (!existsSync(join(dataDir, 'PG_VERSION'))) await initialize(initdb, dataDir, user);
   const port = await freePort();
   const server = spawn(
     postgres,
@@ -165,7 +157,35 @@ export async function startLocalPostgres(version: PostgresVersion = 18): Promise
         server.kill('SIGINT');
         await exited;
       }
-      rmSync(dataDir, { recursive: true, force: true });
+      if (!persistent) rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+async function initialize(initdb: string, dataDir: string, user: { uid: number; gid: number } | undefined) {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const passwordFile = `${dataDir}.password`;
+  writeFileSync(passwordFile, `${PASSWORD}\n`);
+  if (user) {
+    chownSync(dataDir, user.uid, user.gid);
+    chownSync(passwordFile, user.uid, user.gid);
+  }
+  chmodSync(passwordFile, 0o600);
+  try {
+    await run(
+      initdb,
+      [
+        `--pgdata=${dataDir}`,
+        '--auth=password',
+        '--username=postgres',
+        `--pwfile=${passwordFile}`,
+        '--encoding=UTF8',
+        '--locale=C',
+        '--no-sync',
+      ],
+      user,
+    );
+  } finally {
+    rmSync(passwordFile, { force: true });
+  }
 }

@@ -1,0 +1,147 @@
+import type { Command } from 'commander';
+import type { ArchiveSource } from '../lambdas/shared/archive-catalog.js';
+import {
+  listWithRows,
+  type ValidationReport,
+  validateArchives,
+} from '../lambdas/shared/archive-validation.js';
+import { type ArchiverConfig, findDatabase, tableRef } from '../lambdas/shared/config.js';
+import { TableRefSchema } from '../lambdas/shared/restore-task.js';
+import type { ArchiveStore } from '../lambdas/shared/s3.js';
+import { formatNumber } from './report.js';
+
+export interface ArchiveScopeOptions {
+  database?: string;
+  table?: string[];
+  from?: string;
+  to?: string;
+  legacyDatabase?: string;
+  legacyPrefix?: string;
+  json: boolean;
+}
+
+/** Which archives a command looks at, shared by `validate` and `list` (local and AWS). */
+export function withArchiveScope(command: Command): Command {
+  return command
+    .option('-d, --database <name>', 'only this database (default: every database of the config)')
+    .option('-t, --table <schema.name...>', 'only these tables (default: every table of the database)')
+    .option('--from <YYYY-MM-DD>', 'first day partition')
+    .option('--to <YYYY-MM-DD>', 'last day partition')
+    .option(
+      '--legacy-database <name>',
+      "look at the Python tool's archives of this PostgreSQL database instead",
+    )
+    .option(
+      '--legacy-prefix <prefix>',
+      "S3 prefix of the Python tool's archives (default: the config's s3.prefix)",
+    )
+    .option('--json', 'print JSON', false);
+}
+
+interface ScopedSource {
+  database: string;
+  table: { schema: string; name: string };
+  source: ArchiveSource;
+}
+
+export function sourcesInScope(config: ArchiverConfig, options: ArchiveScopeOptions): ScopedSource[] {
+  const databases = options.database ? [findDatabase(config, options.database)] : config.databases;
+  return databases.flatMap((db) => {
+    const tables = options.table
+      ? options.table.map((ref) => TableRefSchema.parse(ref))
+      : db.tables.map((t) => ({ schema: t.schema, name: t.name }));
+    return tables.map((table) => ({
+      database: db.name,
+      table,
+      source: options.legacyDatabase
+        ? {
+            format: 'legacy' as const,
+            prefix: options.legacyPrefix ?? config.s3.prefix,
+            database: options.legacyDatabase,
+            table: table.name,
+          }
+        : {
+            format: 'native' as const,
+            location: {
+              prefix: config.s3.prefix,
+              database: db.name,
+              schema: table.schema,
+              table: table.name,
+            },
+          },
+    }));
+  });
+}
+
+/** `validate`: re-reads every archive in scope; exit code 1 on any error, 2 with --strict on warnings too. */
+export async function validateCommand(
+  store: ArchiveStore,
+  config: ArchiverConfig,
+  options: ArchiveScopeOptions & { strict: boolean },
+  write: (line: string) => void,
+): Promise<number> {
+  const reports: (ValidationReport & { database: string; table: string })[] = [];
+  for (const scoped of sourcesInScope(config, options)) {
+    const origin = {
+      database: scoped.source.format === 'legacy' ? scoped.source.database : scoped.database,
+      schema: scoped.table.schema,
+      table: scoped.table.name,
+    };
+    const report = await validateArchives(store, scoped.source, origin, {
+      fromDay: options.from,
+      toDay: options.to,
+    });
+    reports.push({ ...report, database: scoped.database, table: tableRef(scoped.table) });
+  }
+  const problems = reports.flatMap((r) => r.problems);
+  const errors = problems.filter((p) => p.severity === 'error').length;
+  const warnings = problems.length - errors;
+  if (options.json) {
+    write(JSON.stringify({ ok: errors === 0, errors, warnings, tables: reports }, null, 2));
+  } else {
+    for (const r of reports) {
+      write(
+        `${r.database}/${r.table}: ${formatNumber(r.archives)} archives, ${formatNumber(r.rows)} rows verified`,
+      );
+      for (const p of r.problems) write(`  ${p.severity.toUpperCase()} ${p.kind}: ${p.key}: ${p.detail}`);
+    }
+    write(
+      errors === 0
+        ? `OK: no errors, ${warnings} warning(s)`
+        : `FAILED: ${errors} error(s), ${warnings} warning(s)`,
+    );
+  }
+  if (errors > 0) return 1;
+  return options.strict && warnings > 0 ? 2 : 0;
+}
+
+/** `list`: the archives in scope with day, rows, bytes and storage class. */
+export async function listCommand(
+  store: ArchiveStore,
+  config: ArchiverConfig,
+  options: ArchiveScopeOptions,
+  write: (line: string) => void,
+): Promise<number> {
+  const all = [];
+  for (const scoped of sourcesInScope(config, options)) {
+    const archives = await listWithRows(store, scoped.source, { fromDay: options.from, toDay: options.to });
+    all.push({ database: scoped.database, table: tableRef(scoped.table), archives });
+  }
+  if (options.json) {
+    write(JSON.stringify(all, null, 2));
+    return 0;
+  }
+  for (const { database, table, archives } of all) {
+    const rows = archives.reduce((n, a) => n + (a.rows ?? 0), 0);
+    const bytes = archives.reduce((n, a) => n + a.size, 0);
+    write(
+      `${database}/${table}: ${archives.length} archives, ${formatNumber(rows)} rows, ${formatNumber(bytes)} bytes`,
+    );
+    for (const a of archives) {
+      write(
+        `  ${a.day}  ${String(a.rows ?? '?').padStart(9)} rows  ${String(a.size).padStart(11)} B  ${a.storageClass.padEnd(12)} ${a.key}`,
+      );
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,175 @@
+import {
+  DescribeExecutionCommand,
+  GetExecutionHistoryCommand,
+  type SFNClient,
+  StartExecutionCommand,
+} from '@aws-sdk/client-sfn';
+import { type Command, Option } from 'commander';
+import { formatIssues } from '../lambdas/shared/config.js';
+import { ConfigError } from '../lambdas/shared/errors.js';
+import type { RestoreFileResult } from '../lambdas/shared/locks.js';
+import { type RestoreRequestInput, RestoreRequestSchema } from '../lambdas/shared/restore-task.js';
+import { formatNumber } from './report.js';
+
+export interface RestoreOptions {
+  database: string;
+  table: string;
+  key?: string;
+  from?: string;
+  to?: string;
+  strategy: 'skip' | 'overwrite' | 'fail';
+  target?: string;
+  dryRun: boolean;
+  ignoreWatermark: boolean;
+  drift: 'strict' | 'lenient';
+  legacyDatabase?: string;
+  legacyPrefix?: string;
+  json: boolean;
+}
+
+/** The restore request options, shared by `restore` (AWS) and `local restore`. */
+export function withRestoreOptions(command: Command, required = true): Command {
+  const table = new Option('-t, --table <schema.name>', 'the archived table');
+  const database = new Option('-d, --database <name>', 'database name as in the config');
+  if (required) {
+    table.makeOptionMandatory();
+    database.makeOptionMandatory();
+  }
+  return command
+    .addOption(database)
+    .addOption(table)
+    .option('-k, --key <key>', 'restore this one archive (its S3 key)')
+    .option('--from <YYYY-MM-DD>', 'first day partition to restore')
+    .option('--to <YYYY-MM-DD>', 'last day partition to restore')
+    .addOption(
+      new Option('--strategy <strategy>', 'rows whose key already exists')
+        .choices(['skip', 'overwrite', 'fail'])
+        .default('skip'),
+    )
+    .option('--target <schema.name>', 'restore into this table (created like the source if missing)')
+    .option('--dry-run', 'verify and report what would be restored; write nothing', false)
+    .option('--ignore-watermark', 'restore archives already restored into the target', false)
+    .addOption(
+      new Option('--drift <mode>', 'a column removed since archiving: fail or drop it')
+        .choices(['strict', 'lenient'])
+        .default('strict'),
+    )
+    .option('--legacy-database <name>', "read the Python tool's archives of this PostgreSQL database")
+    .option(
+      '--legacy-prefix <prefix>',
+      "S3 prefix of the Python tool's archives (default: the config's s3.prefix)",
+    )
+    .option('--json', 'print the result as JSON', false);
+}
+
+/** The execution input these options stand for, validated by the same schema the state machine's plan uses. */
+export function restoreRequest(options: RestoreOptions): RestoreRequestInput {
+  const request: RestoreRequestInput = {
+    database: options.database,
+    table: options.table,
+    mode: options.key ? 'key' : options.from || options.to ? 'range' : 'table',
+    ...(options.key ? { key: options.key } : {}),
+    ...(options.from ? { fromDay: options.from } : {}),
+    ...(options.to ? { toDay: options.to } : {}),
+    strategy: options.strategy,
+    ...(options.target ? { targetTable: options.target } : {}),
+    dryRun: options.dryRun,
+    ignoreWatermark: options.ignoreWatermark,
+    drift: options.drift,
+    ...(options.legacyDatabase
+      ? {
+          legacy: {
+            database: options.legacyDatabase,
+            ...(options.legacyPrefix ? { prefix: options.legacyPrefix } : {}),
+          },
+        }
+      : {}),
+  };
+  const parsed = RestoreRequestSchema.safeParse(request);
+  if (!parsed.success) throw new ConfigError(`restore request is invalid:\n${formatIssues(parsed.error)}`);
+  return request;
+}
+
+/** Per-archive lines and totals; failures first-class, so a partial restore can never read as a complete one. */
+export function formatRestoreResults(results: RestoreFileResult[]): string {
+  const lines: string[] = [];
+  const sum = (pick: (r: RestoreFileResult) => number) => results.reduce((n, r) => n + pick(r), 0);
+  // Every archive when few; otherwise only those that need attention, so failures never scroll away.
+  const shown = results.length <= 20 ? results : results.filter((r) => r.error || r.warnings.length > 0);
+  for (const r of shown) {
+    const figures = `${formatNumber(r.rows)} rows: ${formatNumber(r.inserted)} restored, ${formatNumber(r.skipped)} skipped, ${formatNumber(r.overwritten)} overwritten`;
+    lines.push(`  ${r.status.padEnd(16)} ${r.key}${r.status === 'failed' ? '' : `  (${figures})`}`);
+    if (r.error) lines.push(`      error: ${r.error}`);
+    for (const warning of r.warnings) lines.push(`      warning: ${warning}`);
+  }
+  const failed = results.filter((r) => r.status === 'failed').length;
+  lines.push(
+    `Archives: ${results.length} (${failed} failed, ${results.filter((r) => r.status === 'already-restored').length} already restored); rows: ${formatNumber(sum((r) => r.inserted))} restored, ${formatNumber(sum((r) => r.skipped))} skipped, ${formatNumber(sum((r) => r.overwritten))} overwritten`,
+  );
+  return lines.join('\n');
+}
+
+export interface AwsRestoreOutcome {
+  executionArn: string;
+  status: string;
+  output?: unknown;
+  error?: string;
+  cause?: string;
+}
+
+/**
+ * Starts the deployed restore state machine and follows it to its end, reporting how many archives are done as
+ * they finish (from the execution history). The same input the console takes.
+ */
+export async function runAwsRestore(
+  sfn: Pick<SFNClient, 'send'>,
+  stateMachineArn: string,
+  request: RestoreRequestInput,
+  options: { write: (line: string) => void; pollMs?: number },
+): Promise<AwsRestoreOutcome> {
+  const started = await sfn.send(
+    new StartExecutionCommand({ stateMachineArn, input: JSON.stringify(request) }),
+  );
+  const executionArn = started.executionArn ?? '';
+  options.write(`Started ${executionArn}`);
+  let reported = -1;
+  for (;;) {
+    const execution = await sfn.send(new DescribeExecutionCommand({ executionArn }));
+    if (execution.status !== 'RUNNING') {
+      return {
+        executionArn,
+        status: execution.status ?? 'UNKNOWN',
+        output: execution.output ? JSON.parse(execution.output) : undefined,
+        error: execution.error,
+        cause: execution.cause,
+      };
+    }
+    const done = await archivesDone(sfn, executionArn);
+    if (done !== reported) {
+      options.write(`  ${formatNumber(done)} archives done`);
+      reported = done;
+    }
+    await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 5000));
+  }
+}
+
+/** Archives whose restore step has ended (succeeded, or failed for good and caught), from the history. */
+async function archivesDone(sfn: Pick<SFNClient, 'send'>, executionArn: string): Promise<number> {
+  let done = 0;
+  let nextToken: string | undefined;
+  do {
+    const page = await sfn.send(
+      new GetExecutionHistoryCommand({
+        executionArn,
+        nextToken,
+        maxResults: 1000,
+        includeExecutionData: false,
+      }),
+    );
+    for (const event of page.events ?? []) {
+      if (event.type === 'MapIterationSucceeded' || event.type === 'MapIterationFailed') done += 1;
+    }
+    nextToken = page.nextToken;
+  } while (nextToken);
+  return done;
+}
