@@ -15,7 +15,7 @@ const validate = createRequire(import.meta.url)('asl-validator') as (definition:
   errorsText(): string;
 };
 
-const FILES = ['archive.asl.json', 'archive-table.asl.json'];
+const FILES = ['archive.asl.json', 'archive-table.asl.json', 'restore.asl.json'];
 /** Error names defined by the platform rather than by our code. */
 const platformError = (name: string) => /^(States|Lambda|StepFunctions)\./.test(name);
 
