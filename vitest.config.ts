@@ -4,7 +4,7 @@ import { defineConfig } from 'vitest/config';
  * Three projects: unit tests (no servers), and the integration + end-to-end suite twice, on the oldest and the
  * newest supported PostgreSQL (each started once per project by its global setup, from the npm-shipped binaries).
  */
-const integration = ['test/lambdas/**/*.int.test.ts', 'test/local/**/*.test.ts'];
+const integration = ['test/lambdas/**/*.int.test.ts', 'test/cli/**/*.int.test.ts', 'test/local/**/*.test.ts'];
 
 export default defineConfig({
   test: {

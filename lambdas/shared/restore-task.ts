@@ -1,18 +1,17 @@
 import { z } from 'zod';
 
-const TableNameSchema = z.object({ schema: z.string().min(1), name: z.string().min(1) }).strict();
+const TABLE_REF_MESSAGE = 'must be "schema.name" or {"schema": ..., "name": ...}';
+
+const TableNameSchema = z
+  .object({ schema: z.string().min(1), name: z.string().min(1) }, { error: TABLE_REF_MESSAGE })
+  .strict();
 
 /** A table as operators write it: "schema.name" (split at the first dot) or `{ "schema": ..., "name": ... }`. */
-export const TableRefSchema = z.union([
-  z
-    .string()
-    .regex(/^[^.]+\..+$/, 'must be "schema.name" or {"schema": ..., "name": ...}')
-    .transform((ref) => {
-      const dot = ref.indexOf('.');
-      return { schema: ref.slice(0, dot), name: ref.slice(dot + 1) };
-    }),
-  TableNameSchema,
-]);
+export const TableRefSchema = z.preprocess((ref) => {
+  if (typeof ref !== 'string') return ref;
+  const dot = ref.indexOf('.');
+  return dot > 0 ? { schema: ref.slice(0, dot), name: ref.slice(dot + 1) } : ref;
+}, TableNameSchema);
 
 const day = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a day, YYYY-MM-DD');
 

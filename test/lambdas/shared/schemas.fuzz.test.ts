@@ -5,6 +5,9 @@ import { createHandler as deleteHandler } from '../../../lambdas/delete/handler.
 import { createHandler as exportHandler } from '../../../lambdas/export/handler.js';
 import { createHandler as lockHandler } from '../../../lambdas/lock/handler.js';
 import { createHandler as planHandler } from '../../../lambdas/plan/handler.js';
+import { createHandler as restoreFileHandler } from '../../../lambdas/restore-file/handler.js';
+import { createHandler as restorePlanHandler } from '../../../lambdas/restore-plan/handler.js';
+import { createHandler as restoreSummaryHandler } from '../../../lambdas/restore-summary/handler.js';
 import { parseConfig } from '../../../lambdas/shared/config.js';
 import type { StepDeps } from '../../../lambdas/shared/deps.js';
 import { ConfigError, InvalidInputError } from '../../../lambdas/shared/errors.js';
@@ -94,12 +97,30 @@ describe('hostile input never crashes, it is refused with a clear error', () => 
     verify: verifyHandler(noDeps),
     delete: deleteHandler(noDeps),
     summary: summaryHandler(noDeps),
+    'restore-plan': restorePlanHandler(noDeps),
+    'restore-file': restoreFileHandler(noDeps),
+    'restore-summary': restoreSummaryHandler(noDeps),
   };
 
   it.each(Object.entries(handlers))('the %s function: any payload', async (name, handler) => {
     await fc.assert(
       fc.asyncProperty(
-        fc.oneof(fc.anything(), fc.record({ runId: fc.string(), database: fc.string(), table: fc.string() })),
+        fc.oneof(
+          fc.anything(),
+          fc.record({ runId: fc.string(), database: fc.string(), table: fc.string() }),
+          // Restore requests as an operator might paste them: valid shape, arbitrary values.
+          fc.record({
+            action: fc.constantFrom('plan', 'list', 'tally', 'finish'),
+            restoreId: fc.string(),
+            request: fc.record({
+              database: fc.string(),
+              table: fc.oneof(fc.string(), fc.record({ schema: fc.string(), name: fc.string() })),
+              mode: fc.string(),
+              fromDay: fc.string(),
+              strategy: fc.constantFrom('skip', 'overwrite', 'fail', 'merge'),
+            }),
+          }),
+        ),
         async (payload) => {
           try {
             await handler(payload, context);

@@ -1,0 +1,73 @@
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runAwsRestore } from '../../cli/restore.js';
+import { runLocalArchive } from '../../local/run.js';
+import { stateMachineArn } from '../../local/workflow.js';
+import { archiverTestbed, resolvedTable, seedEvents, tableLines } from '../support/fixtures.js';
+import { startStepFunctions } from '../support/step-functions.js';
+
+describe('audit-archiver restore (AWS mode): starts the deployed state machine and follows it', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await seedEvents(db.client, 'events', 300, 40);
+    },
+    [{ schema: 'public', name: 'events', timestampColumn: 'created_at' }],
+  );
+  let endpoint: Awaited<ReturnType<typeof startStepFunctions>> | undefined;
+  afterAll(async () => endpoint?.stop());
+
+  const sfn = async () => {
+    endpoint ??= await startStepFunctions((onArchiveDone) =>
+      bed.local.workflow({
+        retryIntervalScale: 0,
+        onStep: (event) => {
+          if (event.functionName === 'restore-file') onArchiveDone();
+        },
+      }),
+    );
+    return new SFNClient({
+      endpoint: endpoint.endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    });
+  };
+
+  it('restores through a real execution, reporting progress, and exits with its status', async () => {
+    // Prepare
+    const original = await tableLines(
+      bed.db.client,
+      resolvedTable({ name: 'events', timestampColumn: 'created_at' }),
+    );
+    expect((await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 })).execution.status).toBe(
+      'SUCCEEDED',
+    );
+    const lines: string[] = [];
+
+    // Act
+    const outcome = await runAwsRestore(
+      await sfn(),
+      stateMachineArn('restore'),
+      { database: 'app', table: 'public.events' },
+      { write: (line) => lines.push(line), pollMs: 20 },
+    );
+    const refused = await runAwsRestore(
+      await sfn(),
+      stateMachineArn('restore'),
+      { database: 'app', table: 'public.events', strategy: 'fail', ignoreWatermark: true },
+      { write: () => undefined, pollMs: 20 },
+    );
+
+    // Assess
+    expect(outcome.status).toBe('SUCCEEDED');
+    expect(outcome.output).toMatchObject({ status: 'succeeded', totals: { failedFiles: 0 } });
+    expect(lines[0]).toMatch(/^Started arn:aws:states:.*:execution:audit-archiver-restore:cli-1$/);
+    expect(lines.some((line) => /\d+ archives done/.test(line))).toBe(true);
+    const restored = await tableLines(
+      bed.db.client,
+      resolvedTable({ name: 'events', timestampColumn: 'created_at' }),
+    );
+    expect(restored.sort()).toEqual(original.sort());
+    expect(refused).toMatchObject({ status: 'FAILED', error: 'RestoreIncompleteError' });
+    expect(endpoint?.requests).toEqual(expect.arrayContaining(['StartExecution', 'DescribeExecution']));
+  });
+});

@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { type RestoreOptions, restoreRequest } from '../../cli/restore.js';
+import { ConfigError } from '../../lambdas/shared/errors.js';
+
+const base: RestoreOptions = {
+  database: 'app',
+  table: 'public.audit_logs',
+  strategy: 'skip',
+  dryRun: false,
+  ignoreWatermark: false,
+  drift: 'strict',
+  json: false,
+};
+
+describe('restore options → execution input', () => {
+  it('picks the mode from the options: one key, a day range, or the whole table', () => {
+    // Act
+    const byKey = restoreRequest({ ...base, key: 'archive/app/x.jsonl.gz' });
+    const byRange = restoreRequest({ ...base, from: '2025-01-01', to: '2025-01-31' });
+    const whole = restoreRequest({ ...base, target: 'inspect.audit_logs', legacyDatabase: 'prod' });
+
+    // Assess
+    expect(byKey).toMatchObject({ mode: 'key', key: 'archive/app/x.jsonl.gz' });
+    expect(byRange).toMatchObject({ mode: 'range', fromDay: '2025-01-01', toDay: '2025-01-31' });
+    expect(whole).toMatchObject({
+      mode: 'table',
+      targetTable: 'inspect.audit_logs',
+      legacy: { database: 'prod' },
+    });
+  });
+
+  it('names the field and the reason when the options make no valid request', () => {
+    // Act
+    const noSchema = () => restoreRequest({ ...base, table: 'no_schema' });
+    const backwards = () => restoreRequest({ ...base, from: '2025-02-01', to: '2025-01-01' });
+
+    // Assess
+    expect(noSchema).toThrow(ConfigError);
+    expect(noSchema).toThrow(/table: must be "schema.name"/);
+    expect(backwards).toThrow(/toDay: must not be before fromDay/);
+  });
+});
