@@ -1,10 +1,11 @@
 /**
  * `npm run bench`: archives the shared synthetic audit table with the real local workflow (same ASL, same handlers,
  * local S3 and DynamoDB) and measures, in the same run and on the same data, what PostgreSQL and gzip alone do:
- * COPY of the eligible rows as JSON through gzip, and one DELETE of them. Prints per stage rows/s, MB/s, wall time,
+ * COPY of the eligible rows as JSON through gzip, one DELETE of them, and COPY FROM of them for restore. Prints per
+ * stage rows/s, MB/s, wall time,
  * peak RSS and bytes per row, each with its ratio to the baseline, and writes the figures as JSON.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -13,12 +14,12 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createGzip } from 'node:zlib';
 import pg from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
+import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { stringify } from 'yaml';
 import type { ArchiverConfigInput } from '../lambdas/shared/config.js';
 import { createAuditLogsTable } from '../local/audit-table.js';
 import { type PostgresVersion, startLocalPostgres } from '../local/postgres.js';
-import { openLocalEnvironment, runLocalArchive } from '../local/run.js';
+import { openLocalEnvironment, runLocalArchive, runLocalRestore } from '../local/run.js';
 import type { StepEvent } from '../local/workflow.js';
 
 /** Rows older than this are archived: 90% of the shared table (its rows span 400 days). */
@@ -160,7 +161,28 @@ export async function runBenchmark(
     const archiveRun = await measured(() =>
       runLocalArchive(local, {}, { onStep: (event) => steps.push(event) }),
     );
+    log('Restore: the local restore workflow, into a new table created like the source ...');
+    const restoreRun = await measured(() =>
+      runLocalRestore(local, {
+        database: 'bench',
+        table: 'public.audit_logs',
+        targetTable: 'public.restored',
+      }),
+    );
     await local.close();
+    if (restoreRun.value.execution.status !== 'SUCCEEDED') {
+      throw new Error(`restore run failed: ${JSON.stringify(restoreRun.value.execution.error)}`);
+    }
+    const restored = restoreRun.value.results.reduce((sum, r) => sum + r.inserted, 0);
+    log('Baseline: COPY FROM of the same rows into a table created the same way ...');
+    const dump = join(work, 'restored.copy');
+    await pipeline(client.query(copyTo('COPY public.restored TO STDOUT')), createWriteStream(dump));
+    await client.query(
+      'CREATE TABLE public.copied (LIKE public.audit_logs INCLUDING ALL EXCLUDING DEFAULTS)',
+    );
+    const copyFromRun = await measured(() =>
+      pipeline(createReadStream(dump), client.query(copyFrom('COPY public.copied FROM STDIN'))),
+    );
     const outcome = archiveRun.value.outcomes[0];
     if (archiveRun.value.execution.status !== 'SUCCEEDED' || !outcome) {
       throw new Error(`archive run failed: ${JSON.stringify(archiveRun.value.execution.error)}`);
@@ -194,7 +216,9 @@ export async function runBenchmark(
         ...figures('whole archive', archived, uncompressed, archiveRun),
         bytesPerRow: outcome.bytesArchived / archived,
       },
+      figures('restore', restored, uncompressed, restoreRun),
     ];
+    const baselineRestore = figures('COPY FROM', restored, uncompressed, copyFromRun);
 
     log('Baseline: one DELETE of the same rows (on the table created afresh) ...');
     await client.query('DROP TABLE audit_logs');
@@ -212,12 +236,12 @@ export async function runBenchmark(
       row.ratio = row.rowsPerSecond / base.rowsPerSecond;
       row.comparedWith = base.stage;
     };
-    const [exportRow, , , deleteRow, wholeRow] = archiver;
+    const [exportRow, , , deleteRow, wholeRow, restoreRow] = archiver;
     if (exportRow) compare(exportRow, baselineExport);
+    if (restoreRow) compare(restoreRow, baselineRestore);
     if (deleteRow) compare(deleteRow, baselineDelete);
     if (wholeRow) compare(wholeRow, baselineBoth);
     notes.push(
-      'restore is not measured yet: the restore workflow does not exist',
       'peak RSS is this process (workflow, functions, local DynamoDB); PostgreSQL and the local S3 server run in their own processes',
       'stage times are the sums of the functions’ wall times; the whole archive also includes the Step Functions interpreter and the lease and bookkeeping steps',
     );
@@ -226,7 +250,7 @@ export async function runBenchmark(
       options,
       eligibleRows: eligible,
       jsonBytes,
-      baseline: [baselineExport, baselineDelete, baselineBoth],
+      baseline: [baselineExport, baselineDelete, baselineBoth, baselineRestore],
       archiver,
       objects: outcome.batches,
       notes,

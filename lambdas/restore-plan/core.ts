@@ -135,8 +135,9 @@ export async function listPage(task: RestoreTask, cursor: string, deps: StepDeps
 }
 
 /**
- * Creates a separate restore target: like the source (columns, defaults, constraints, indexes, identity) when the source
- * exists, else from the first archive's manifest (columns with their types, NOT NULL, and its key as primary key).
+ * Creates a separate restore target: like the source (columns, constraints, indexes, identity, generated columns)
+ * when the source exists, else from the first archive's manifest (columns with their types, NOT NULL, and its key
+ * as primary key). Defaults are left out: a serial default would tie the copy to the source's sequence.
  */
 async function createTarget(
   client: pg.ClientBase,
@@ -146,7 +147,7 @@ async function createTarget(
 ): Promise<void> {
   if (await describeTarget(client, task.source)) {
     await client.query(
-      `CREATE TABLE ${qualified(task.target)} (LIKE ${qualified(task.source)} INCLUDING ALL)`,
+      `CREATE TABLE ${qualified(task.target)} (LIKE ${qualified(task.source)} INCLUDING ALL EXCLUDING DEFAULTS)`,
     );
     return;
   }
