@@ -97,7 +97,12 @@ export async function validateArchives(
         origin.schema !== expectedOrigin.schema ||
         origin.table !== expectedOrigin.table
       ) {
-        problem('error', 'wrong-table', ref.key, `sidecar names "${origin.schema}"."${origin.table}" in ${origin.database}`);
+        problem(
+          'error',
+          'wrong-table',
+          ref.key,
+          `sidecar names "${origin.schema}"."${origin.table}" in ${origin.database}`,
+        );
         continue;
       }
       const mismatches = integrityProblems(expected, await streamArchive(store, ref));
