@@ -1,5 +1,6 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
+import { validateCommand } from '../../cli/archives.js';
 import { runLocalRestore } from '../../local/run.js';
 import { archiverTestbed, s3ClientFor } from '../support/fixtures.js';
 import { type LegacyArchive, writeLegacyArchive } from '../support/legacy-archive.js';
@@ -142,5 +143,25 @@ describe('restore of archives written by the Python "Audit Table Archiver"', () 
       `SELECT array_agg(id ORDER BY id)::text AS ids FROM public.legacy_audit`,
     );
     expect(ids.rows[0].ids).toBe('{1,2}');
+  });
+
+  it('validate checks its archives too, and names the forged one', async () => {
+    // Act
+    const lines: string[] = [];
+    const code = await validateCommand(
+      bed.local.deps().store,
+      bed.local.config,
+      { legacyDatabase: bed.db.name, json: false, strict: false },
+      (line) => lines.push(line),
+    );
+
+    // Assess: the two genuine files verify (2 rows); the forged one is the only error.
+    expect(code).toBe(1);
+    expect(lines[0]).toBe('app/public.legacy_audit: 3 archives, 2 rows verified');
+    expect(lines.filter((line) => line.includes('ERROR'))).toEqual([
+      expect.stringMatching(
+        /ERROR corrupt: .*legacy_audit_20250302T000000Z_batch_001\.jsonl\.gz: .*contentSha256/,
+      ),
+    ]);
   });
 });
