@@ -70,9 +70,23 @@ export async function restoreFile(input: RestoreFileInput, deps: StepDeps): Prom
         : [...seen].map((name) => ({ name }));
       const plan = await planColumns(client, archived, table, task.drift);
       const conflictKey = conflictKeyOf(expected, table);
+      if (task.strategy === 'overwrite' && conflictKey.length === 0) {
+        throw new SchemaDriftError(
+          `strategy "overwrite" needs a key: ${tableLabel(task.target)} has no primary key and lacks the archived key columns`,
+        );
+      }
       if (task.dryRun) {
-        const counted = await client.query<{ conflicts: number }>(conflictCountSql(table, plan, conflictKey));
-        return dryRunResult(task, archive.key, expected.rows, counted.rows[0]?.conflicts ?? 0, plan.warnings);
+        const counted =
+          conflictKey.length > 0
+            ? await client.query<{ conflicts: number }>(conflictCountSql(table, plan, conflictKey))
+            : undefined;
+        return dryRunResult(
+          task,
+          archive.key,
+          expected.rows,
+          counted?.rows[0]?.conflicts ?? 0,
+          plan.warnings,
+        );
       }
       const written = await insert(client, insertSql(table, plan, task.strategy, conflictKey), task.strategy);
       return {
@@ -87,6 +101,7 @@ export async function restoreFile(input: RestoreFileInput, deps: StepDeps): Prom
     }),
   );
   if (result.status === 'restored') {
+    await deps.fault('restore:afterCommit');
     await deps.locks.markRestored(task.database, target, archive.key, {
       restoreId: task.restoreId,
       restoredAt: deps.now().toISOString(),

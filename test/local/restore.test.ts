@@ -221,6 +221,31 @@ describe('restore workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
     expect(uncastable.results[0]?.error).toMatch(/SchemaDriftError: column "payload" .*no cast/);
   });
 
+  it('restores into a target without any key, but refuses to overwrite there: it could not tell which rows to replace', async () => {
+    // Prepare
+    await bed.db.client.query(
+      'CREATE TABLE public.heap (id bigint, created_at timestamptz, actor text, payload jsonb)',
+    );
+    const key = dataKeys[2] ?? '';
+
+    // Act
+    const skipping = await restore({ targetTable: 'public.heap', mode: 'key', key });
+    const overwriting = await restore({
+      targetTable: 'public.heap',
+      mode: 'key',
+      key,
+      strategy: 'overwrite',
+      ignoreWatermark: true,
+    });
+
+    // Assess
+    expect(skipping.execution.status).toBe('SUCCEEDED');
+    expect(overwriting.execution.status).toBe('FAILED');
+    expect(overwriting.results[0]?.error).toMatch(/^SchemaDriftError: strategy "overwrite" needs a primary key or unique index/);
+    const count = await bed.db.client.query('SELECT count(*)::int AS n FROM public.heap');
+    expect(count.rows[0].n).toBe(skipping.results[0]?.rows);
+  });
+
   it('refuses tampered, truncated and wrongly described archives with nothing of them written, and restores the rest', async () => {
     // Prepare: damage three archives in three ways; keep their bytes to put back afterwards.
     const s3 = s3ClientFor(bed.local);
