@@ -6,6 +6,7 @@ import pg from 'pg';
 import { stringify } from 'yaml';
 import type { ArchiverConfigInput } from '../lambdas/shared/config.js';
 import { createAuditLogsTable } from './audit-table.js';
+import { compareRows, type RowComparison } from './compare-rows.js';
 
 export const DEMO_DATABASE = 'shop';
 export const DEMO_RETENTION_DAYS = 90;
@@ -105,31 +106,18 @@ export function writeDemoConfig(stateDir: string, databaseUrl: string): string {
   return path;
 }
 
-export interface DemoComparison {
+export interface DemoComparison extends RowComparison {
   table: string;
-  rows: number;
-  /** Rows of the original missing from the table, and rows in the table the original does not have. */
-  missing: number;
-  extra: number;
 }
 
-/**
- * Compares each demo table with the copy taken before archiving, row for row as PostgreSQL sees them (each row's
- * text form, which tells every value apart), duplicates included.
- */
+/** Compares each demo table with the copy taken before archiving (see compareRows). */
 export async function compareWithOriginals(client: pg.ClientBase): Promise<DemoComparison[]> {
   const comparisons: DemoComparison[] = [];
   for (const table of DEMO_TABLES) {
     const current = `${pg.escapeIdentifier(table.schema)}.${pg.escapeIdentifier(table.name)}`;
     const original = `${ORIGINALS_SCHEMA}.${pg.escapeIdentifier(table.name)}`;
-    const result = await client.query<{ rows: number; missing: number; extra: number }>(`
-      SELECT (SELECT count(*)::int FROM ${current}) AS rows,
-             (SELECT count(*)::int FROM (SELECT row(o.*)::text FROM ${original} o
-                                          EXCEPT ALL SELECT row(c.*)::text FROM ${current} c) AS m) AS missing,
-             (SELECT count(*)::int FROM (SELECT row(c.*)::text FROM ${current} c
-                                          EXCEPT ALL SELECT row(o.*)::text FROM ${original} o) AS e) AS extra`);
-    const row = result.rows[0] ?? { rows: 0, missing: 0, extra: 0 };
-    comparisons.push({ table: `${table.schema}.${table.name}`, ...row });
+    const comparison = await compareRows(client, `SELECT * FROM ${original}`, `SELECT * FROM ${current}`);
+    comparisons.push({ table: `${table.schema}.${table.name}`, ...comparison });
   }
   return comparisons;
 }

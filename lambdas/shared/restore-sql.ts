@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { SchemaDriftError, TableNotUsableError } from './errors.js';
-import { quoteIdent, quoteLiteral } from './table-sql.js';
+import { findRelation, primaryKey, quoteIdent, quoteLiteral } from './table-sql.js';
 
 export interface TableName {
   schema: string;
@@ -31,13 +31,7 @@ export async function describeTarget(
   client: pg.ClientBase,
   table: TableName,
 ): Promise<RestoreTarget | undefined> {
-  const rel = await client.query<{ oid: number; relkind: string }>(
-    `SELECT c.oid, c.relkind FROM pg_catalog.pg_class c
-       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-      WHERE n.nspname = $1 AND c.relname = $2`,
-    [table.schema, table.name],
-  );
-  const relation = rel.rows[0];
+  const relation = await findRelation(client, table);
   if (!relation) return undefined;
   if (relation.relkind !== 'r' && relation.relkind !== 'p') {
     throw new TableNotUsableError(`restore target ${tableLabel(table)} is not a table`);
@@ -53,15 +47,6 @@ export async function describeTarget(
       ORDER BY a.attnum`,
     [relation.oid],
   );
-  const pk = await client.query<{ name: string }>(
-    `SELECT a.attname AS name
-       FROM pg_catalog.pg_index i
-       CROSS JOIN LATERAL unnest(i.indkey[0:i.indnkeyatts - 1]) WITH ORDINALITY AS k(attnum, ord)
-       JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-      WHERE i.indrelid = $1 AND i.indisprimary
-      ORDER BY k.ord`,
-    [relation.oid],
-  );
   return {
     table,
     columns: cols.rows.map((c) => ({
@@ -70,7 +55,7 @@ export async function describeTarget(
       baseType: c.base_type,
       generated: c.generated !== '',
     })),
-    primaryKey: pk.rows.map((r) => r.name),
+    primaryKey: await primaryKey(client, relation.oid),
   };
 }
 

@@ -40,13 +40,7 @@ const timestampTypes: Record<string, TimestampKind> = {
  */
 export async function describeTable(client: pg.ClientBase, table: ResolvedTable): Promise<TableShape> {
   const where = `table "${table.schema}"."${table.name}" in database ${table.database}`;
-  const rel = await client.query<{ oid: number; relkind: string }>(
-    `SELECT c.oid, c.relkind FROM pg_catalog.pg_class c
-       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-      WHERE n.nspname = $1 AND c.relname = $2`,
-    [table.schema, table.name],
-  );
-  const relation = rel.rows[0];
+  const relation = await findRelation(client, table);
   if (!relation) throw new TableNotUsableError(`${where} does not exist`);
   if (relation.relkind !== 'r' && relation.relkind !== 'p') {
     const kinds: Record<string, string> = { v: 'a view', m: 'a materialized view', f: 'a foreign table' };
@@ -128,7 +122,22 @@ async function refuseCascadingReferences(client: pg.ClientBase, oid: number, whe
   }
 }
 
-async function primaryKey(client: pg.ClientBase, oid: number): Promise<string[]> {
+/** The relation named `schema`.`name` (its oid and kind), or undefined when there is none. */
+export async function findRelation(
+  client: pg.ClientBase,
+  table: { schema: string; name: string },
+): Promise<{ oid: number; relkind: string } | undefined> {
+  const rel = await client.query<{ oid: number; relkind: string }>(
+    `SELECT c.oid, c.relkind FROM pg_catalog.pg_class c
+       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1 AND c.relname = $2`,
+    [table.schema, table.name],
+  );
+  return rel.rows[0];
+}
+
+/** The primary key's column names in key order; empty when the table has none. */
+export async function primaryKey(client: pg.ClientBase, oid: number): Promise<string[]> {
   const result = await client.query<{ name: string }>(
     `SELECT a.attname AS name
        FROM pg_catalog.pg_index i
