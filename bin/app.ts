@@ -3,7 +3,12 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import type { ArchiverConfig } from '../lambdas/shared/config.js';
 import { ConfigError } from '../lambdas/shared/errors.js';
 import { AuditArchiverStack } from '../lib/audit-archiver-stack.js';
-import { DEFAULT_CONFIG_PATH, deploymentWarnings, loadDeploymentConfig } from '../lib/deployment-config.js';
+import {
+  DEFAULT_CONFIG_PATH,
+  databaseCaBundleFile,
+  deploymentWarnings,
+  loadDeploymentConfig,
+} from '../lib/deployment-config.js';
 
 const app = new App();
 const configPath: string = app.node.tryGetContext('config') ?? DEFAULT_CONFIG_PATH;
@@ -21,6 +26,7 @@ try {
 const stack = new AuditArchiverStack(app, 'AuditArchiver', {
   description: 'audit-archiver: archives old rows of PostgreSQL audit tables to S3, then deletes them',
   config,
+  databaseCaBundleFile: databaseCaBundleFile(config, configPath),
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
 });
 for (const warning of deploymentWarnings(config)) {

@@ -55,6 +55,37 @@ export interface ArchiveBucketProps {
    */
   readonly stagingNoncurrentExpiration?: Duration;
   /**
+   * Key prefixes of the published archives, one per database (e.g. "audit/billing/"): where `archiveTransitions`
+   * and `archiveExpiration` apply. Staging and quarantine objects are never transitioned.
+   * @default - no archive lifecycle rule
+   */
+  readonly archivePrefixes?: readonly string[];
+  /**
+   * Storage class transitions of archives, in S3's order. GLACIER and DEEP_ARCHIVE archives must be restored
+   * (RestoreObject) before Athena or a restore run can read them. Objects under 128 KiB never transition (the
+   * bucket's minimum transition size), so manifests stay readable at once and tiny archives cost no transition.
+   * @default - archives stay in the class they were written in
+   */
+  readonly archiveTransitions?: readonly s3.Transition[];
+  /**
+   * Age at which archives expire. Their versions then become noncurrent and are removed
+   * `noncurrentArchiveExpiration` later (Object Lock permitting).
+   * @default - archives never expire
+   */
+  readonly archiveExpiration?: Duration;
+  /**
+   * How long an expired archive stays recoverable as a noncurrent version; only with `archiveExpiration`.
+   * @default Duration.days(30)
+   */
+  readonly noncurrentArchiveExpiration?: Duration;
+  /**
+   * S3 Object Lock default retention of every object version written (archives, manifests, staging objects):
+   * until it ends no version can be deleted, and lifecycle rules wait for it. It cannot be turned off again.
+   * Deletes without a version id (all the archiver issues) still add delete markers.
+   * @default - no Object Lock
+   */
+  readonly objectLockRetention?: s3.ObjectLockRetention;
+  /**
    * How long server access logs are kept.
    * @default Duration.days(365)
    */
@@ -68,7 +99,8 @@ export interface ArchiveBucketProps {
 
 /**
  * The archive bucket: SSE-KMS with a customer-managed key and S3 Bucket Keys, all public access blocked, TLS 1.2+
- * only, versioned, bucket-owner-enforced, server access logs to a separate bucket, retained on stack deletion.
+ * only, versioned, bucket-owner-enforced, server access logs to a separate bucket, retained on stack deletion;
+ * lifecycle rules for staging leftovers and, when asked, archive transitions and expiry; optional Object Lock.
  * Access is granted per key pattern with `grantObjects`, never on the whole bucket.
  *
  * Log delivery is authorized by bucket policy, which needs the `@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy`
@@ -123,6 +155,21 @@ export class ArchiveBucket extends Construct {
         },
       );
     }
+    const transitions = props.archiveTransitions ?? [];
+    if (transitions.length > 0 || props.archiveExpiration) {
+      for (const prefix of props.archivePrefixes ?? []) {
+        lifecycleRules.push({
+          prefix,
+          transitions: [...transitions],
+          expiration: props.archiveExpiration,
+          noncurrentVersionExpiration: props.archiveExpiration
+            ? (props.noncurrentArchiveExpiration ?? Duration.days(30))
+            : undefined,
+        });
+        // S3 accepts expiredObjectDeleteMarker only in a rule without an expiration age.
+        if (props.archiveExpiration) lifecycleRules.push({ prefix, expiredObjectDeleteMarker: true });
+      }
+    }
     this.bucket = new s3.Bucket(this, 'Bucket', {
       bucketName: props.bucketName,
       encryption: s3.BucketEncryption.KMS,
@@ -136,6 +183,9 @@ export class ArchiveBucket extends Construct {
       serverAccessLogsBucket: this.accessLogsBucket,
       serverAccessLogsPrefix: 'archive-bucket/',
       lifecycleRules,
+      transitionDefaultMinimumObjectSize: s3.TransitionDefaultMinimumObjectSize.ALL_STORAGE_CLASSES_128_K,
+      objectLockEnabled: props.objectLockRetention ? true : undefined,
+      objectLockDefaultRetention: props.objectLockRetention,
       removalPolicy,
     });
   }

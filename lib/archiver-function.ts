@@ -7,7 +7,8 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import { BundledConfig } from './bundled-config.js';
+import { BundledConfig, copyIntoBundle } from './bundled-config.js';
+import type { DatabaseCaBundle } from './database-ca-bundle.js';
 
 /** Repository root: lambdas/<step>/handler.ts and package-lock.json live below it. */
 const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -16,7 +17,11 @@ const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const ESM_REQUIRE_BANNER =
   "import { createRequire } from 'module'; const require = createRequire(import.meta.url);";
 
-export type ArchiverStep = 'plan' | 'lock' | 'export' | 'upload' | 'verify' | 'delete' | 'summary';
+/** The steps of an archive run. */
+export type PipelineStep = 'plan' | 'lock' | 'export' | 'upload' | 'verify' | 'delete' | 'summary';
+/** The steps of a console restore. */
+export type RestoreStep = 'restore-plan' | 'restore-file' | 'restore-summary';
+export type ArchiverStep = PipelineStep | RestoreStep;
 
 /** Network placement for functions that connect to the databases. */
 export interface DatabaseNetworkProps {
@@ -53,13 +58,24 @@ export interface ArchiverFunctionProps extends DatabaseNetworkProps {
    * @default logs.RetentionDays.THREE_MONTHS
    */
   readonly logRetention?: logs.RetentionDays;
+  /**
+   * The CA certificates database connections are checked against; set for the steps that open connections.
+   * @default - none shipped, NODE_EXTRA_CA_CERTS unset
+   */
+  readonly databaseCaBundle?: DatabaseCaBundle;
+  /**
+   * Reserved concurrency: the most instances that can run at once, each holding one database connection.
+   * @default - the account's unreserved concurrency
+   */
+  readonly reservedConcurrentExecutions?: number;
 }
 
 /**
  * One archiver step as a Lambda function: Node.js 22 on arm64, an ESM bundle (minified, source-mapped, class names
- * kept because the state machines match on error names) that carries the validated config, an explicit log group
- * with retention, and a role that starts with nothing but writing to that log group. Everything else is granted
- * by the stack, per step, through this construct (it is the grantee).
+ * kept because the state machines match on error names) that carries the validated config (and the database CA
+ * certificates, when given), an explicit log group with retention, X-Ray active tracing, and a role that starts
+ * with nothing but writing to that log group and sending traces. Everything else is granted by the stack, per
+ * step, through this construct (it is the grantee).
  */
 export class ArchiverFunction extends Construct implements iam.IGrantable {
   public readonly function: nodejs.NodejsFunction;
@@ -107,11 +123,14 @@ export class ArchiverFunction extends Construct implements iam.IGrantable {
       vpc: props.vpc,
       vpcSubnets: props.vpc ? props.vpcSubnets : undefined,
       securityGroups: props.vpc ? props.securityGroups : undefined,
+      tracing: lambda.Tracing.ACTIVE,
+      reservedConcurrentExecutions: props.reservedConcurrentExecutions,
       environment: {
         ARCHIVER_CONFIG_PATH: BundledConfig.RUNTIME_PATH,
         POWERTOOLS_SERVICE_NAME: 'audit-archiver',
         POWERTOOLS_METRICS_NAMESPACE: 'AuditArchiver',
         NODE_OPTIONS: '--enable-source-maps',
+        ...props.databaseCaBundle?.environment,
         ...props.environment,
       },
       bundling: {
@@ -126,8 +145,13 @@ export class ArchiverFunction extends Construct implements iam.IGrantable {
         // The AWS SDK is bundled at the versions package-lock.json pins; pg's optional native binding is never used.
         externalModules: ['pg-native'],
         forceDockerBundling: false,
-        commandHooks: props.config.commandHooks(),
+        commandHooks: copyIntoBundle([props.config, ...(props.databaseCaBundle?.files ?? [])]),
       },
+    });
+    Validations.of(this.role).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'Added by active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource scope.',
     });
     Validations.of(this.function).acknowledge({
       id: 'AwsSolutions-L1',

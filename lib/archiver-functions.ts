@@ -5,8 +5,15 @@ import { Construct } from 'constructs';
 import type { ArchiverConfig } from '../lambdas/shared/config.js';
 import type { ArchiveBucket } from './archive-bucket.js';
 import { archiveLayout } from './archive-layout.js';
-import { ArchiverFunction, type ArchiverStep, type DatabaseNetworkProps } from './archiver-function.js';
+import {
+  ArchiverFunction,
+  type ArchiverFunctionProps,
+  type ArchiverStep,
+  type DatabaseNetworkProps,
+  type PipelineStep,
+} from './archiver-function.js';
 import { BundledConfig } from './bundled-config.js';
+import { DatabaseCaBundle } from './database-ca-bundle.js';
 import { DatabaseSecrets } from './database-secrets.js';
 import type { LockTable } from './lock-table.js';
 
@@ -22,10 +29,35 @@ export interface ArchiverFunctionsProps extends DatabaseNetworkProps {
    * @default logs.RetentionDays.THREE_MONTHS
    */
   readonly logRetention?: logs.RetentionDays;
+  /**
+   * PEM file (absolute path) of the CA certificates that sign the databases' server certificates, shipped with the
+   * functions that connect to databases.
+   * @default - those functions trust the Lambda runtime's Amazon CA file, which includes the RDS CAs
+   */
+  readonly databaseCaBundleFile?: string;
+  /**
+   * Reserved concurrency of each function that connects to databases.
+   * @default - unreserved
+   */
+  readonly databaseFunctionConcurrency?: number;
 }
 
-const LONG = { timeout: Duration.seconds(900), memorySize: 1024 };
-const SHORT = { timeout: Duration.seconds(60), memorySize: 256 };
+/** Memory and timeout of a step. */
+export interface StepSize {
+  readonly timeout: Duration;
+  readonly memorySize: number;
+}
+
+/** Steps that stream, digest or delete a batch: the Lambda maximum, since each checks its own time budget. */
+export const LONG_STEP: StepSize = { timeout: Duration.seconds(900), memorySize: 1024 };
+/** Steps that only plan, lock or total up. */
+export const SHORT_STEP: StepSize = { timeout: Duration.seconds(60), memorySize: 256 };
+
+/**
+ * What every step shares, as ArchiverFunction props: bundled config, environment and logs; for database steps also
+ * network placement, CA certificates and reserved concurrency.
+ */
+export type SharedStepProps = Omit<ArchiverFunctionProps, 'step' | 'timeout' | 'memorySize'>;
 
 /**
  * The seven step functions and, in one place, what each may touch. Grants follow the code in lambdas/: which
@@ -39,6 +71,8 @@ const SHORT = { timeout: Duration.seconds(60), memorySize: 256 };
 export class ArchiverFunctions extends Construct {
   public readonly bundledConfig: BundledConfig;
   public readonly databaseSecrets: DatabaseSecrets;
+  /** What the database steps trust for `tls: verify-full`. */
+  public readonly databaseCaBundle: DatabaseCaBundle;
   public readonly plan: ArchiverFunction;
   public readonly lock: ArchiverFunction;
   public readonly export: ArchiverFunction;
@@ -47,54 +81,57 @@ export class ArchiverFunctions extends Construct {
   public readonly delete: ArchiverFunction;
   public readonly summary: ArchiverFunction;
 
+  private readonly shared: SharedStepProps;
+  private readonly databaseShared: SharedStepProps;
+
   constructor(scope: Construct, id: string, props: ArchiverFunctionsProps) {
     super(scope, id);
     const { archiveBucket: bucket, lockTable } = props;
     const layout = archiveLayout(props.config);
     this.bundledConfig = new BundledConfig(this, 'Config', { config: props.config });
     this.databaseSecrets = new DatabaseSecrets(props.config);
-
-    const environment = {
-      ARCHIVE_BUCKET: bucket.bucket.bucketName,
-      LOCK_TABLE_NAME: lockTable.table.tableName,
+    this.databaseCaBundle = new DatabaseCaBundle(props.databaseCaBundleFile);
+    this.shared = {
+      config: this.bundledConfig,
+      environment: {
+        ARCHIVE_BUCKET: bucket.bucket.bucketName,
+        LOCK_TABLE_NAME: lockTable.table.tableName,
+      },
+      logRetention: props.logRetention,
     };
-    const network: DatabaseNetworkProps = {
+    this.databaseShared = {
+      ...this.shared,
       vpc: props.vpc,
       vpcSubnets: props.vpcSubnets,
       securityGroups: props.securityGroups,
+      databaseCaBundle: this.databaseCaBundle,
+      reservedConcurrentExecutions: props.databaseFunctionConcurrency,
     };
-    const step = (name: ArchiverStep, id: string, size: typeof LONG, db: boolean) =>
-      new ArchiverFunction(this, id, {
-        step: name,
-        config: this.bundledConfig,
-        environment,
-        logRetention: props.logRetention,
-        ...size,
-        ...(db ? network : {}),
-      });
+    const step = (name: ArchiverStep, id: string, size: StepSize, db: boolean) =>
+      new ArchiverFunction(this, id, { step: name, ...this.stepProps(db), ...size });
 
     // plan: works from the bundled config alone.
-    this.plan = step('plan', 'Plan', SHORT, false);
+    this.plan = step('plan', 'Plan', SHORT_STEP, false);
 
     // lock: acquires/releases leases (conditional updates) and records run outcomes.
-    this.lock = step('lock', 'Lock', SHORT, false);
+    this.lock = step('lock', 'Lock', SHORT_STEP, false);
     lockTable.grant(this.lock, 'GetItem', 'UpdateItem');
 
     // export: streams rows into staging; settling a crashed batch may withdraw it (archive included).
-    this.export = step('export', 'Export', LONG, true);
+    this.export = step('export', 'Export', LONG_STEP, true);
     this.databaseSecrets.grantRead(this.export);
     bucket.grantObjects(this.export, [layout.staging], { write: true, delete: true });
     bucket.grantObjects(this.export, layout.archives, { read: true, delete: true });
     lockTable.grant(this.export, 'GetItem', 'UpdateItem');
 
     // upload: copies staging to the write-once archive key, publishes the manifest, removes staging.
-    this.upload = step('upload', 'Upload', LONG, false);
+    this.upload = step('upload', 'Upload', LONG_STEP, false);
     bucket.grantObjects(this.upload, [layout.staging], { read: true, delete: true });
     bucket.grantObjects(this.upload, layout.archives, { read: true, write: true });
     lockTable.grant(this.upload, 'GetItem', 'UpdateItem');
 
     // verify: re-reads archive and manifest and digests the rows; withdraws (quarantining damage) on mismatch.
-    this.verify = step('verify', 'Verify', LONG, true);
+    this.verify = step('verify', 'Verify', LONG_STEP, true);
     this.databaseSecrets.grantRead(this.verify);
     bucket.grantObjects(this.verify, [layout.staging], { delete: true });
     bucket.grantObjects(this.verify, layout.archives, { read: true, delete: true });
@@ -102,19 +139,27 @@ export class ArchiverFunctions extends Construct {
     lockTable.grant(this.verify, 'GetItem', 'UpdateItem');
 
     // delete: deletes the verified rows in one transaction; withdraws the archive if they changed meanwhile.
-    this.delete = step('delete', 'Delete', LONG, true);
+    this.delete = step('delete', 'Delete', LONG_STEP, true);
     this.databaseSecrets.grantRead(this.delete);
     bucket.grantObjects(this.delete, [layout.staging], { delete: true });
     bucket.grantObjects(this.delete, layout.archives, { read: true, delete: true });
     lockTable.grant(this.delete, 'GetItem', 'UpdateItem');
 
     // summary: reads the run's outcomes.
-    this.summary = step('summary', 'Summary', SHORT, false);
+    this.summary = step('summary', 'Summary', SHORT_STEP, false);
     lockTable.grant(this.summary, 'Query');
   }
 
+  /**
+   * The props every step shares, for steps built elsewhere (the restore workflow): the same bundle, environment and
+   * logs; with `connectsToDatabase`, also the network placement, CA certificates and reserved concurrency.
+   */
+  public stepProps(connectsToDatabase: boolean): SharedStepProps {
+    return connectsToDatabase ? this.databaseShared : this.shared;
+  }
+
   /** The Lambda functions by step name, in pipeline order. */
-  public get byStep(): Record<ArchiverStep, lambda.IFunction> {
+  public get byStep(): Record<PipelineStep, lambda.IFunction> {
     return {
       plan: this.plan.function,
       lock: this.lock.function,

@@ -1,69 +1,104 @@
-import { ArnFormat, CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import { ArnFormat, CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import * as kms from 'aws-cdk-lib/aws-kms';
-import type * as logs from 'aws-cdk-lib/aws-logs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
-import type { ArchiverConfig } from '../lambdas/shared/config.js';
+import { type ArchiverConfig, tableRef } from '../lambdas/shared/config.js';
 import { ArchiveBucket } from './archive-bucket.js';
 import { archiveLayout } from './archive-layout.js';
+import { ArchiveQueries, type QueryTable } from './archive-queries.js';
 import { ArchiveStateMachines } from './archive-state-machines.js';
-import type { DatabaseNetworkProps } from './archiver-function.js';
 import { ArchiverFunctions } from './archiver-functions.js';
+import { ChatNotifications } from './chat-notifications.js';
+import { DatabaseNetwork } from './database-network.js';
 import { LockTable } from './lock-table.js';
 import { ArchiveMonitoring } from './monitoring.js';
+import { RestoreWorkflow } from './restore-workflow.js';
 import { ArchiveSchedule } from './schedule.js';
 
-export interface AuditArchiverStackProps extends StackProps, DatabaseNetworkProps {
+export interface AuditArchiverStackProps extends StackProps {
   /**
    * The validated config (see loadDeploymentConfig): bucket, key, prefix, databases and their secrets, and the
-   * `aws` block (schedule, state machine log level, alarm subscriptions and thresholds).
+   * `aws` block (schedule, logging, network, storage lifecycle, notifications, alarms, Athena).
    */
   readonly config: ArchiverConfig;
   /**
-   * Retention of all log groups.
-   * @default logs.RetentionDays.THREE_MONTHS
+   * Absolute path of the PEM file `aws.databaseCaBundlePath` names (see databaseCaBundleFile).
+   * @default - the database functions trust the Lambda runtime's Amazon CA file, which includes the RDS CAs
    */
-  readonly logRetention?: logs.RetentionDays;
+  readonly databaseCaBundleFile?: string;
 }
 
+/** Log retention when the config sets none (`aws.logRetentionDays`). */
+const DEFAULT_LOG_RETENTION = logs.RetentionDays.THREE_MONTHS;
+
 /**
- * audit-archiver in AWS: archive bucket, lock table, the seven step functions, the two state machines, the
- * schedule and the monitoring (alarm topic, alarms, dashboard). This class only wires the constructs together;
- * each one owns its resources, defaults and grants.
+ * audit-archiver in AWS: archive bucket, lock table, the step functions, the state machines, the schedule, the
+ * monitoring (alarm topic, alarms, dashboard, chat channels) and the Athena tables. This class only wires the
+ * constructs together from the config; each one owns its resources, defaults and grants.
  */
 export class AuditArchiverStack extends Stack {
   public readonly archiveBucket: ArchiveBucket;
   public readonly lockTable: LockTable;
+  /** The databases' network, when the config places the functions in a VPC. */
+  public readonly databaseNetwork?: DatabaseNetwork;
   public readonly functions: ArchiverFunctions;
   public readonly stateMachines: ArchiveStateMachines;
+  public readonly restore: RestoreWorkflow;
   public readonly schedule: ArchiveSchedule;
   public readonly monitoring: ArchiveMonitoring;
+  public readonly chatNotifications: ChatNotifications;
+  public readonly queries: ArchiveQueries;
 
   constructor(scope: Construct, id: string, props: AuditArchiverStackProps) {
     super(scope, id, props);
     const { config } = props;
     const { aws } = config;
     const layout = archiveLayout(config);
+    const areaPrefix = (pattern: string) => pattern.replace(/\*$/, '');
+    const logRetention: logs.RetentionDays = aws.logRetentionDays ?? DEFAULT_LOG_RETENTION;
+    const storage = aws.storage;
 
     this.archiveBucket = new ArchiveBucket(this, 'ArchiveBucket', {
       bucketName: config.s3.bucket,
       encryptionKey: config.s3.kmsKeyId ? this.importKey(config.s3.kmsKeyId) : undefined,
-      stagingPrefix: layout.staging.replace(/\*$/, ''),
+      stagingPrefix: areaPrefix(layout.staging),
+      archivePrefixes: layout.archives.map(areaPrefix),
+      archiveTransitions: storage?.transitions.map((t) => ({
+        storageClass: new s3.StorageClass(t.storageClass),
+        transitionAfter: Duration.days(t.afterDays),
+      })),
+      archiveExpiration: storage?.expireAfterDays ? Duration.days(storage.expireAfterDays) : undefined,
+      objectLockRetention: storage?.objectLock
+        ? s3.ObjectLockRetention[storage.objectLock.mode === 'COMPLIANCE' ? 'compliance' : 'governance'](
+            Duration.days(storage.objectLock.retentionDays),
+          )
+        : undefined,
     });
     this.lockTable = new LockTable(this, 'LockTable');
+    if (aws.vpc) this.databaseNetwork = new DatabaseNetwork(this, 'DatabaseNetwork', aws.vpc);
     this.functions = new ArchiverFunctions(this, 'Functions', {
       config,
       archiveBucket: this.archiveBucket,
       lockTable: this.lockTable,
-      logRetention: props.logRetention,
-      vpc: props.vpc,
-      vpcSubnets: props.vpcSubnets,
-      securityGroups: props.securityGroups,
+      logRetention,
+      ...this.databaseNetwork?.placement,
+      databaseCaBundleFile: props.databaseCaBundleFile,
+      databaseFunctionConcurrency: aws.databaseFunctionConcurrency,
     });
     this.stateMachines = new ArchiveStateMachines(this, 'StateMachines', {
       functions: this.functions,
       logLevel: sfn.LogLevel[aws.stateMachineLogLevel],
-      logRetention: props.logRetention,
+      logRetention,
+    });
+    this.restore = new RestoreWorkflow(this, 'Restore', {
+      functions: this.functions,
+      archiveBucket: this.archiveBucket,
+      lockTable: this.lockTable,
+      readableKeys: `${config.s3.prefix}*`,
+      logLevel: sfn.LogLevel[aws.stateMachineLogLevel],
+      logRetention,
     });
     this.schedule = new ArchiveSchedule(this, 'Schedule', {
       stateMachine: this.stateMachines.archive.stateMachine,
@@ -74,19 +109,45 @@ export class AuditArchiverStack extends Stack {
     this.monitoring = new ArchiveMonitoring(this, 'Monitoring', {
       archiveStateMachine: this.stateMachines.archive.stateMachine,
       archiveTableStateMachine: this.stateMachines.archiveTable.stateMachine,
-      functions: this.functions.byStep,
+      restoreStateMachine: this.restore.stateMachine.stateMachine,
+      functions: {
+        ...this.functions.byStep,
+        restorePlan: this.restore.plan.function,
+        restoreFile: this.restore.file.function,
+        restoreSummary: this.restore.summary.function,
+      },
       emails: aws.notifications.emails,
       noSuccessfulRunHours: aws.alarms.noSuccessfulRunHours,
       scheduledRunsExpected: aws.schedule.enabled,
+    });
+    this.chatNotifications = new ChatNotifications(this, 'ChatNotifications', {
+      topic: this.monitoring.topic,
+      slack: aws.notifications.slack,
+      teams: aws.notifications.teams,
+    });
+    this.queries = new ArchiveQueries(this, 'Queries', {
+      archiveBucket: this.archiveBucket,
+      prefix: config.s3.prefix,
+      tables: queryTables(config),
+      archiveAreas: layout.archives,
+      firstYear: aws.athena?.firstYear,
+      lastYear: aws.athena?.lastYear,
+      resultsExpiration: aws.athena ? Duration.days(aws.athena.resultsExpireAfterDays) : undefined,
     });
 
     new CfnOutput(this, 'ArchiveStateMachineArn', {
       value: this.stateMachines.archive.stateMachine.stateMachineArn,
     });
+    new CfnOutput(this, 'RestoreStateMachineArn', {
+      value: this.restore.stateMachine.stateMachine.stateMachineArn,
+    });
     new CfnOutput(this, 'ArchiveBucketName', { value: this.archiveBucket.bucket.bucketName });
     new CfnOutput(this, 'LockTableName', { value: this.lockTable.table.tableName });
     new CfnOutput(this, 'ScheduleDeadLetterQueueUrl', { value: this.schedule.deadLetterQueue.queueUrl });
     new CfnOutput(this, 'AlarmTopicArn', { value: this.monitoring.topic.topicArn });
+    new CfnOutput(this, 'AthenaWorkGroup', { value: this.queries.workGroup.ref });
+    new CfnOutput(this, 'AthenaDatabase', { value: this.queries.databaseName });
+    new CfnOutput(this, 'AthenaQueryRoleArn', { value: this.queries.queryRole.roleArn });
   }
 
   /** The config's `s3.kmsKeyId`: a key ARN as written, or a key id in this stack's account and region. */
@@ -101,4 +162,25 @@ export class AuditArchiverStack extends Stack {
         });
     return kms.Key.fromKeyArn(this, 'ArchiveKey', keyArn);
   }
+}
+
+/**
+ * The Athena view of every configured table: the columns `aws.athena.tables` lists for it, or else the ones the
+ * config itself names (key columns when given, and the timestamp column).
+ */
+function queryTables(config: ArchiverConfig): QueryTable[] {
+  return config.databases.flatMap((db) =>
+    db.tables.map((table) => {
+      const listed = config.aws.athena?.tables.find(
+        (entry) => entry.database === db.name && entry.table === tableRef(table),
+      );
+      const known = [...(table.keyColumns ?? []), table.timestampColumn];
+      return {
+        database: db.name,
+        schema: table.schema,
+        table: table.name,
+        columns: listed?.columns ?? [...new Set(known)],
+      };
+    }),
+  );
 }

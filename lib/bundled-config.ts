@@ -6,6 +6,28 @@ import type * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import { Construct } from 'constructs';
 import type { ArchiverConfig } from '../lambdas/shared/config.js';
 
+/** A file copied into a function bundle's root after esbuild. */
+export interface BundleFile {
+  /** Absolute path of the file on the synthesizing machine. */
+  readonly sourceFile: string;
+  /** Its name in the bundle (Lambda unpacks bundles into /var/task). */
+  readonly fileName: string;
+}
+
+/** esbuild command hooks that copy `files` into the bundle's root after bundling. */
+export function copyIntoBundle(files: readonly BundleFile[]): nodejs.ICommandHooks {
+  return {
+    beforeBundling: () => [],
+    beforeInstall: () => [],
+    afterBundling: (_inputDir: string, outputDir: string) =>
+      files.map(({ sourceFile, fileName }) =>
+        process.platform === 'win32'
+          ? `copy /Y "${sourceFile}" "${join(outputDir, fileName)}"`
+          : `cp "${sourceFile}" "${outputDir}/${fileName}"`,
+      ),
+  };
+}
+
 export interface BundledConfigProps {
   /** The validated config; shipped as JSON, which the functions' YAML loader reads as it is. */
   readonly config: ArchiverConfig;
@@ -16,7 +38,7 @@ export interface BundledConfigProps {
  * the config its deployment was checked against. The file is written into the cloud assembly, named by its
  * content hash; the bundles copy it after esbuild, and the output-hashed assets change whenever it does.
  */
-export class BundledConfig extends Construct {
+export class BundledConfig extends Construct implements BundleFile {
   /** Name of the file inside each bundle. */
   public static readonly FILE_NAME = 'archiver.config.json';
   /** Where the functions find it: Lambda unpacks the bundle into /var/task (`ARCHIVER_CONFIG_PATH`). */
@@ -24,6 +46,7 @@ export class BundledConfig extends Construct {
 
   /** Absolute path of the JSON file in the cloud assembly directory. */
   public readonly sourceFile: string;
+  public readonly fileName = BundledConfig.FILE_NAME;
 
   constructor(scope: Construct, id: string, props: BundledConfigProps) {
     super(scope, id);
@@ -34,19 +57,5 @@ export class BundledConfig extends Construct {
     mkdirSync(outdir, { recursive: true });
     this.sourceFile = join(outdir, `archiver-config.${hash}.json`);
     writeFileSync(this.sourceFile, json);
-  }
-
-  /** esbuild command hooks that copy the config into the bundle's root after bundling. */
-  public commandHooks(): nodejs.ICommandHooks {
-    const source = this.sourceFile;
-    return {
-      beforeBundling: () => [],
-      beforeInstall: () => [],
-      afterBundling: (_inputDir: string, outputDir: string) => [
-        process.platform === 'win32'
-          ? `copy /Y "${source}" "${join(outputDir, BundledConfig.FILE_NAME)}"`
-          : `cp "${source}" "${outputDir}/${BundledConfig.FILE_NAME}"`,
-      ],
-    };
   }
 }

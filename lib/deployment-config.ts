@@ -1,4 +1,6 @@
-import { type ArchiverConfig, loadConfigFile } from '../lambdas/shared/config.js';
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { type ArchiverConfig, loadConfigFile, tableRef } from '../lambdas/shared/config.js';
 import { ConfigError } from '../lambdas/shared/errors.js';
 
 /** Config path used when the CDK context names none (`cdk synth -c config=path/to/archiver.yaml`). */
@@ -15,11 +17,32 @@ export interface DeploymentFinding {
   readonly message: string;
 }
 
+/** S3's storage class order: lifecycle rules move objects only down it. */
+const STORAGE_CLASS_ORDER = [
+  'STANDARD',
+  'STANDARD_IA',
+  'INTELLIGENT_TIERING',
+  'ONEZONE_IA',
+  'GLACIER_IR',
+  'GLACIER',
+  'DEEP_ARCHIVE',
+];
+const classRank = (storageClass: string): number => STORAGE_CLASS_ORDER.indexOf(storageClass);
+
+/** `aws.databaseCaBundlePath` as an absolute path: relative to the config file, which it is committed next to. */
+export function databaseCaBundleFile(config: ArchiverConfig, configPath: string): string | undefined {
+  const path = config.aws.databaseCaBundlePath;
+  return path === undefined ? undefined : resolve(dirname(configPath), path);
+}
+
 /**
  * What the stack needs beyond the shared schema: IAM can only scope grants to ARNs, so database secrets must be
- * named by ARN and the archive key by key ARN or key id (an alias cannot be the resource of a grant).
+ * named by ARN and the archive key by key ARN or key id (an alias cannot be the resource of a grant); rules that
+ * span sections (storage classes, Athena tables, concurrency); and the files the config names.
+ *
+ * @param configPath the config file, against which `aws.databaseCaBundlePath` is resolved
  */
-export function deploymentErrors(config: ArchiverConfig): DeploymentFinding[] {
+export function deploymentErrors(config: ArchiverConfig, configPath: string): DeploymentFinding[] {
   const errors: DeploymentFinding[] = [];
   config.databases.forEach((db, i) => {
     if ('secretArn' in db.credentials && !SECRET_ARN.test(db.credentials.secretArn)) {
@@ -37,7 +60,67 @@ export function deploymentErrors(config: ArchiverConfig): DeploymentFinding[] {
       message: 'must be a KMS key ARN or key id; aliases cannot be scoped in IAM grants',
     });
   }
+  const [firstTransition] = config.aws.storage?.transitions ?? [];
+  if (firstTransition && classRank(firstTransition.storageClass) <= classRank(config.s3.storageClass)) {
+    errors.push({
+      path: 'aws.storage.transitions.0.storageClass',
+      message: `archives are written as ${config.s3.storageClass} (s3.storageClass); S3 cannot move them to ${firstTransition.storageClass}`,
+    });
+  }
+  errors.push(...athenaTableErrors(config), ...concurrencyErrors(config));
+  const caFile = databaseCaBundleFile(config, configPath);
+  if (caFile !== undefined) {
+    const problem = pemProblem(caFile);
+    if (problem) errors.push({ path: 'aws.databaseCaBundlePath', message: problem });
+  }
   return errors;
+}
+
+function athenaTableErrors(config: ArchiverConfig): DeploymentFinding[] {
+  const errors: DeploymentFinding[] = [];
+  const seen = new Set<string>();
+  (config.aws.athena?.tables ?? []).forEach((entry, i) => {
+    const db = config.databases.find((d) => d.name === entry.database);
+    const id = `${entry.database}/${entry.table}`;
+    if (!db?.tables.some((t) => tableRef(t) === entry.table)) {
+      errors.push({
+        path: `aws.athena.tables.${i}`,
+        message: `${entry.table} of database "${entry.database}" is not a configured table`,
+      });
+    } else if (seen.has(id)) {
+      errors.push({ path: `aws.athena.tables.${i}`, message: `duplicate entry for ${id}` });
+    }
+    seen.add(id);
+  });
+  return errors;
+}
+
+/**
+ * Each table archived at once runs one database step at a time, and a restore runs up to its database's
+ * maxConnections archives at once: every database function needs that many instances.
+ */
+function concurrencyErrors(config: ArchiverConfig): DeploymentFinding[] {
+  const reserved = config.aws.databaseFunctionConcurrency;
+  const needed = Math.max(config.run.maxConcurrency, ...config.databases.map((db) => db.maxConnections));
+  if (reserved === undefined || reserved >= needed) return [];
+  return [
+    {
+      path: 'aws.databaseFunctionConcurrency',
+      message: `must be at least ${needed} (run.maxConcurrency, and every database's maxConnections for restores), or steps are throttled`,
+    },
+  ];
+}
+
+function pemProblem(file: string): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    return `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`;
+  }
+  return text.includes('-----BEGIN CERTIFICATE-----')
+    ? undefined
+    : `${file} holds no PEM certificate ("-----BEGIN CERTIFICATE-----")`;
 }
 
 /** Credentials that deploy but are a poor fit for Lambda; reported as synth warnings. */
@@ -55,6 +138,13 @@ export function deploymentWarnings(config: ArchiverConfig): DeploymentFinding[] 
         message: `the stack does not set ${db.credentials.urlEnv} on the functions; use secretArn in AWS`,
       });
     }
+    if (db.tls === 'disable') {
+      warnings.push({
+        path: `databases.${i}.tls`,
+        message:
+          'disable sends the password and every archived row unencrypted between Lambda and the database',
+      });
+    }
   });
   return warnings;
 }
@@ -67,7 +157,7 @@ export function deploymentWarnings(config: ArchiverConfig): DeploymentFinding[] 
  */
 export function loadDeploymentConfig(path: string): ArchiverConfig {
   const config = loadConfigFile(path);
-  const errors = deploymentErrors(config);
+  const errors = deploymentErrors(config, path);
   if (errors.length > 0) {
     const lines = errors.map((e) => `${e.path}: ${e.message}`).join('\n');
     throw new ConfigError(`${path} cannot be deployed:\n${lines}`);

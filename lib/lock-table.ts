@@ -22,8 +22,13 @@ export interface LockTableProps {
 
 /**
  * The lock/progress table: per-table leases with fencing tokens and the in-flight batch (`TABLE#db#table`/`STATE`),
- * and per-run outcomes (`RUN#runId`/`db#table`) that expire through the `ttl` attribute. On-demand, point-in-time
- * recovery, encrypted with the AWS-managed DynamoDB key, retained.
+ * and per-run outcomes (`RUN#runId`/`db#table`) that expire through the `ttl` attribute (epoch seconds, 90 days
+ * after the run; lambdas/shared/locks.ts). On-demand, point-in-time recovery, deletion protection, retained.
+ *
+ * Encrypted at rest with the AWS-managed DynamoDB key (aws/dynamodb): items hold lease owners, batch key ranges and
+ * counts, never row values, and each function's IAM policy already names the exact operations it may issue. A
+ * customer-managed key would add a key policy to keep in step with those grants and a monthly key cost, without
+ * excluding any reader that IAM does not already exclude.
  */
 export class LockTable extends Construct {
   /** Attribute DynamoDB TTL reads; only run outcomes set it, leases never expire through TTL. */

@@ -1,4 +1,4 @@
-import { ArnFormat, Duration, Stack } from 'aws-cdk-lib';
+import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -18,6 +18,11 @@ export interface ArchiveMonitoringProps {
   readonly archiveStateMachine: sfn.IStateMachine;
   /** The child state machine (`archiveTable`): one execution per table. */
   readonly archiveTableStateMachine: sfn.IStateMachine;
+  /**
+   * The console restore state machine.
+   * @default - no restore alarms
+   */
+  readonly restoreStateMachine?: sfn.IStateMachine;
   /** The step functions by name (e.g. `export`); each gets an Errors and a Throttles alarm named after it. */
   readonly functions: Readonly<Record<string, lambda.IFunction>>;
   /**
@@ -105,6 +110,9 @@ export class ArchiveMonitoring extends Construct {
     this.topicKey = new kms.Key(this, 'TopicKey', {
       description: 'audit-archiver: encrypts the alarm topic',
       enableKeyRotation: true,
+      // It only ever encrypts notifications in transit: nothing to read back once the topic is gone.
+      removalPolicy: RemovalPolicy.DESTROY,
+      pendingWindow: Duration.days(7),
     });
     this.topicKey.addToResourcePolicy(
       new iam.PolicyStatement({
@@ -176,6 +184,15 @@ export class ArchiveMonitoring extends Construct {
       child.metricFailed(sum),
       'archiving a table (child execution) failed',
     );
+    if (props.restoreStateMachine) {
+      const restore = props.restoreStateMachine;
+      alarm(
+        'RestoreExecutionsFailed',
+        restore.metricFailed(sum),
+        'a console restore failed or was incomplete',
+      );
+      alarm('RestoreExecutionsTimedOut', restore.metricTimedOut(sum), 'a console restore timed out');
+    }
     for (const [name, fn] of Object.entries(props.functions)) {
       const title = name.charAt(0).toUpperCase() + name.slice(1);
       alarm(`${title}FunctionErrors`, fn.metricErrors(sum), `the ${name} function reported errors`);

@@ -1,9 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   archiveKey,
   manifestKeyFor,
@@ -12,7 +12,11 @@ import {
 } from '../../lambdas/shared/archive-format.js';
 import { ConfigError } from '../../lambdas/shared/errors.js';
 import { archiveLayout } from '../../lib/archive-layout.js';
-import { deploymentWarnings, loadDeploymentConfig } from '../../lib/deployment-config.js';
+import {
+  databaseCaBundleFile,
+  deploymentWarnings,
+  loadDeploymentConfig,
+} from '../../lib/deployment-config.js';
 import { fixture } from './synth.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -59,6 +63,76 @@ describe('loadDeploymentConfig', () => {
   });
 });
 
+describe('deploymentErrors', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'deploy-rules-'));
+    writeFileSync(join(dir, 'not-a-cert.pem'), 'just text\n');
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** The stack fixture with `extra` YAML appended (an `aws:` block), loaded through the deployment rules. */
+  const loadWith = (name: string, extra: string, replace: [string, string] = ['', '']) => {
+    const file = join(dir, `${name}.yaml`);
+    writeFileSync(file, `${readFileSync(fixture('archiver.yaml'), 'utf8').replace(...replace)}${extra}`);
+    return () => loadDeploymentConfig(file);
+  };
+
+  it('accepts the fixture with every deployment option, resolving the CA bundle next to the config', () => {
+    // Act
+    const config = loadDeploymentConfig(fixture('production.yaml'));
+    // Assess
+    expect(databaseCaBundleFile(config, fixture('production.yaml'))).toBe(fixture('test-ca.pem'));
+    expect(databaseCaBundleFile(loadDeploymentConfig(fixture('archiver.yaml')), 'x.yaml')).toBeUndefined();
+  });
+
+  it.each([
+    [
+      'a CA bundle file that does not exist',
+      'aws:\n  databaseCaBundlePath: certs/missing.pem\n',
+      /aws\.databaseCaBundlePath: cannot read .*certs\/missing\.pem: ENOENT/,
+    ],
+    [
+      'a CA bundle that holds no certificate',
+      'aws:\n  databaseCaBundlePath: not-a-cert.pem\n',
+      /aws\.databaseCaBundlePath: .*holds no PEM certificate/,
+    ],
+    [
+      'a transition to a class warmer than the written one',
+      'aws:\n  storage:\n    transitions: [{ storageClass: STANDARD_IA, afterDays: 30 }]\n',
+      /aws\.storage\.transitions\.0\.storageClass: archives are written as STANDARD_IA \(s3\.storageClass\); S3 cannot move them to STANDARD_IA/,
+    ],
+    [
+      'Athena columns for a table that is not configured',
+      'aws:\n  athena:\n    tables: [{ database: billing, table: public.nope, columns: [id] }]\n',
+      /aws\.athena\.tables\.0: public\.nope of database "billing" is not a configured table/,
+    ],
+    [
+      'reserved concurrency below the tables archived at once',
+      'aws:\n  databaseFunctionConcurrency: 3\n',
+      /aws\.databaseFunctionConcurrency: must be at least 4 \(run\.maxConcurrency/,
+    ],
+  ])('refuses %s, naming the field', (name, extra, expected) => {
+    // Act
+    const load = loadWith(name.replaceAll(' ', '-'), extra);
+    // Assess
+    expect(load).toThrow(ConfigError);
+    expect(load).toThrow(expected);
+  });
+
+  it('warns that tls: disable sends passwords and rows in clear text', () => {
+    // Prepare
+    const load = loadWith('tls-disable', '', [
+      '    maxConnections: 2\n',
+      '    maxConnections: 2\n    tls: disable\n',
+    ]);
+    // Act
+    const warnings = deploymentWarnings(load());
+    // Assess
+    expect(warnings).toEqual([{ path: 'databases.0.tls', message: expect.stringContaining('unencrypted') }]);
+  });
+});
+
 describe('bin/app.ts', () => {
   const runApp = (config: string) => {
     const outdir = mkdtempSync(join(tmpdir(), 'cdk-app-'));
@@ -73,17 +147,27 @@ describe('bin/app.ts', () => {
     }
   };
 
-  it('exits non-zero with the readable message when the config is invalid, before synthesizing', () => {
-    // Act
-    const result = runApp(fixture('undeployable.yaml'));
-    // Assess
-    expect(result.status).toBe(1);
-    expect(result.stderr).toContain('audit-archiver: ');
-    expect(result.stderr).toContain(
+  it.each([
+    ['fails the shared schema', 'invalid.yaml', 'databases.0.tables: must list at least one table'],
+    [
+      'cannot be deployed',
+      'undeployable.yaml',
       'databases.0.credentials.secretArn: must be a Secrets Manager secret ARN',
-    );
-    expect(result.stderr).not.toMatch(/\n\s+at /);
-  }, 30_000);
+    ],
+  ])(
+    'exits non-zero with the readable message when the config %s, before synthesizing',
+    (_case, file, line) => {
+      // Act
+      const result = runApp(fixture(file));
+      // Assess
+      expect(result.status).toBe(1);
+      expect(result.stderr).toContain(`audit-archiver: ${fixture(file)}`);
+      expect(result.stderr).toContain(line);
+      expect(result.stderr).not.toMatch(/\n\s+at /);
+      expect(result.stdout).toBe('');
+    },
+    30_000,
+  );
 });
 
 describe('archiveLayout', () => {

@@ -6,17 +6,25 @@ import { AssetStaging } from 'aws-cdk-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ArchiverFunction } from '../../lib/archiver-function.js';
 import { BundledConfig } from '../../lib/bundled-config.js';
-import { logicalId, type Synthesized, synthesize } from './synth.js';
+import { DatabaseCaBundle } from '../../lib/database-ca-bundle.js';
+import { fixture, logicalId, type Synthesized, synthesize } from './synth.js';
 
-// The one synthesis of the suite that runs esbuild: what is deployed is what is checked here.
+// The one synthesis of the suite that runs esbuild (the fixture with every option, a CA bundle included): what is
+// deployed is what is checked here. The stack fixture, unbundled, shows the defaults.
 let synth: Synthesized;
+let plain: Synthesized;
 beforeAll(() => {
-  synth = synthesize({ bundling: true });
-}, 120_000);
-afterAll(() => synth.dispose());
+  synth = synthesize({ bundling: true, configFile: fixture('production.yaml') });
+  plain = synthesize();
+}, 180_000);
+afterAll(() => {
+  synth?.dispose();
+  plain?.dispose();
+});
 
-const steps = () => {
-  const f = synth.stack.functions;
+const stepsOf = (synthesized: Synthesized): Record<string, ArchiverFunction> => {
+  const f = synthesized.stack.functions;
+  const r = synthesized.stack.restore;
   return {
     plan: f.plan,
     lock: f.lock,
@@ -25,10 +33,15 @@ const steps = () => {
     verify: f.verify,
     delete: f.delete,
     summary: f.summary,
+    'restore-plan': r.plan,
+    'restore-file': r.file,
+    'restore-summary': r.summary,
   };
 };
-const resourceOf = (fn: ArchiverFunction) =>
-  synth.template.toJSON().Resources[logicalId(synth.stack, fn.function)];
+const steps = () => stepsOf(synth);
+const DATABASE_STEPS = ['export', 'verify', 'delete', 'restore-plan', 'restore-file', 'restore-summary'];
+const resourceOf = (fn: ArchiverFunction, synthesized: Synthesized = synth) =>
+  synthesized.template.toJSON().Resources[logicalId(synthesized.stack, fn.function)];
 const bundleDir = (fn: ArchiverFunction): string => {
   const staging = fn.function.node.findAll().find((c): c is AssetStaging => c instanceof AssetStaging);
   if (!staging) throw new Error(`${fn.node.path} has no staged asset`);
@@ -36,21 +49,22 @@ const bundleDir = (fn: ArchiverFunction): string => {
 };
 
 describe('step functions', () => {
-  it('run Node.js 22 on arm64 with the ESM handler', () => {
+  it('run Node.js 22 on arm64 with the ESM handler and active tracing', () => {
     // Prepare
     const all = Object.values(steps());
     // Act
-    const functions = all.map(resourceOf);
+    const functions = all.map((fn) => resourceOf(fn));
     // Assess
-    expect(Object.keys(synth.template.findResources('AWS::Lambda::Function'))).toHaveLength(7);
+    expect(Object.keys(synth.template.findResources('AWS::Lambda::Function'))).toHaveLength(10);
     for (const fn of functions) {
       expect(fn.Properties.Runtime).toBe('nodejs22.x');
       expect(fn.Properties.Architectures).toEqual(['arm64']);
       expect(fn.Properties.Handler).toBe('index.handler');
+      expect(fn.Properties.TracingConfig).toEqual({ Mode: 'Active' });
     }
   });
 
-  it('size long steps at 900 s / 1024 MB and short ones at 60 s / 256 MB', () => {
+  it('size each step for its work: 900 s / 1024 MB for batch and file steps, less for the others', () => {
     // Prepare
     const expected = {
       plan: [60, 256],
@@ -60,6 +74,9 @@ describe('step functions', () => {
       upload: [900, 1024],
       verify: [900, 1024],
       delete: [900, 1024],
+      'restore-plan': [300, 512],
+      'restore-file': [900, 1024],
+      'restore-summary': [300, 256],
     };
     for (const [name, fn] of Object.entries(steps())) {
       // Act
@@ -71,38 +88,48 @@ describe('step functions', () => {
 
   it('get the config path, table, bucket and Powertools settings in their environment', () => {
     // Prepare
-    const table = logicalId(synth.stack, synth.stack.lockTable.table);
-    const bucket = logicalId(synth.stack, synth.stack.archiveBucket.bucket);
-    for (const fn of Object.values(steps())) {
+    const table = logicalId(plain.stack, plain.stack.lockTable.table);
+    const bucket = logicalId(plain.stack, plain.stack.archiveBucket.bucket);
+    for (const [step, fn] of Object.entries(stepsOf(plain))) {
       // Act
-      const variables = resourceOf(fn).Properties.Environment.Variables;
-      // Assess
-      expect(variables).toEqual({
-        ARCHIVER_CONFIG_PATH: '/var/task/archiver.config.json',
-        LOCK_TABLE_NAME: { Ref: table },
-        ARCHIVE_BUCKET: { Ref: bucket },
-        POWERTOOLS_SERVICE_NAME: 'audit-archiver',
-        POWERTOOLS_METRICS_NAMESPACE: 'AuditArchiver',
-        NODE_OPTIONS: '--enable-source-maps',
-      });
+      const variables = resourceOf(fn, plain).Properties.Environment.Variables;
+      // Assess: database steps trust the runtime's Amazon CA file (RDS CAs) when no bundle is configured.
+      expect([step, variables]).toEqual([
+        step,
+        {
+          ARCHIVER_CONFIG_PATH: '/var/task/archiver.config.json',
+          LOCK_TABLE_NAME: { Ref: table },
+          ARCHIVE_BUCKET: { Ref: bucket },
+          POWERTOOLS_SERVICE_NAME: 'audit-archiver',
+          POWERTOOLS_METRICS_NAMESPACE: 'AuditArchiver',
+          NODE_OPTIONS: '--enable-source-maps',
+          ...(DATABASE_STEPS.includes(step) ? { NODE_EXTRA_CA_CERTS: '/var/runtime/ca-cert.pem' } : {}),
+        },
+      ]);
     }
   });
 
-  it('log to their own log group with a retention', () => {
-    for (const fn of Object.values(steps())) {
-      // Act
-      const logging = resourceOf(fn).Properties.LoggingConfig;
-      const group = synth.template.toJSON().Resources[logicalId(synth.stack, fn.logGroup)];
-      // Assess
-      expect(logging).toEqual({ LogGroup: { Ref: logicalId(synth.stack, fn.logGroup) } });
-      expect(group.Properties.RetentionInDays).toBe(90);
+  it('log to their own log group, kept 90 days by default and aws.logRetentionDays when set', () => {
+    for (const [synthesized, days] of [
+      [plain, 90],
+      [synth, 365],
+    ] as const) {
+      for (const fn of Object.values(stepsOf(synthesized))) {
+        // Act
+        const logging = resourceOf(fn, synthesized).Properties.LoggingConfig;
+        const group = synthesized.template.toJSON().Resources[logicalId(synthesized.stack, fn.logGroup)];
+        // Assess
+        expect(logging).toEqual({ LogGroup: { Ref: logicalId(synthesized.stack, fn.logGroup) } });
+        expect(group.Properties.RetentionInDays).toBe(days);
+      }
     }
   });
 
-  it('stay outside any VPC when the stack is given none', () => {
-    for (const fn of Object.values(steps())) {
+  it('stay outside any VPC and unreserved when the config says nothing', () => {
+    for (const fn of Object.values(stepsOf(plain))) {
       // Assess
-      expect(resourceOf(fn).Properties.VpcConfig).toBeUndefined();
+      expect(resourceOf(fn, plain).Properties.VpcConfig).toBeUndefined();
+      expect(resourceOf(fn, plain).Properties.ReservedConcurrentExecutions).toBeUndefined();
     }
   });
 });
@@ -116,6 +143,23 @@ describe('function bundles', () => {
       const shipped = JSON.parse(readFileSync(file, 'utf8'));
       // Assess
       expect(shipped).toEqual(JSON.parse(JSON.stringify(synth.config)));
+    }
+  });
+
+  it('ship the configured CA bundle to the database steps only, and point NODE_EXTRA_CA_CERTS at it', () => {
+    // Prepare
+    const pem = readFileSync(fixture('test-ca.pem'), 'utf8');
+    for (const [step, fn] of Object.entries(steps())) {
+      // Act
+      const file = join(bundleDir(fn), DatabaseCaBundle.FILE_NAME);
+      const variables = resourceOf(fn).Properties.Environment.Variables;
+      // Assess
+      if (DATABASE_STEPS.includes(step)) {
+        expect([step, readFileSync(file, 'utf8')]).toEqual([step, pem]);
+        expect(variables.NODE_EXTRA_CA_CERTS).toBe('/var/task/database-ca.pem');
+      } else {
+        expect([step, existsSync(file), variables.NODE_EXTRA_CA_CERTS]).toEqual([step, false, undefined]);
+      }
     }
   });
 

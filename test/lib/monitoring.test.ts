@@ -5,7 +5,7 @@ import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MetricName } from '../../lambdas/shared/powertools.js';
-import { fixture, logicalId, type Synthesized, synthesize } from './synth.js';
+import { fixture, logicalId, roleStatements, type Synthesized, synthesize } from './synth.js';
 
 /** CloudFormation JSON, as `Template.toJSON()` types it. */
 type Json = ReturnType<Template['toJSON']>;
@@ -131,16 +131,41 @@ describe('alarms', () => {
         },
       ],
     });
+  const restoreAlarm = (metric: string) => (synth: Synthesized) => ({
+    Namespace: 'AWS/States',
+    MetricName: metric,
+    Dimensions: [
+      {
+        Name: 'StateMachineArn',
+        Value: { Ref: logicalId(synth.stack, synth.stack.restore.stateMachine.stateMachine) },
+      },
+    ],
+  });
+  const restoreFunctionAlarm =
+    (metric: string, which: 'plan' | 'file' | 'summary') => (synth: Synthesized) => ({
+      Namespace: 'AWS/Lambda',
+      MetricName: metric,
+      Dimensions: [
+        { Name: 'FunctionName', Value: { Ref: logicalId(synth.stack, synth.stack.restore[which].function) } },
+      ],
+    });
   const steps = ['plan', 'lock', 'export', 'upload', 'verify', 'delete', 'summary'] as const;
   const title = (step: string) => step.charAt(0).toUpperCase() + step.slice(1);
-  const anyFailure: [string, (synth: Synthesized) => Record<string, unknown>][] = [
+  type Case = [string, (synth: Synthesized) => Record<string, unknown>];
+  const anyFailure: Case[] = [
     ['ArchiveExecutionsFailed', stateMachineAlarm('ExecutionsFailed', 'archive')],
     ['ArchiveExecutionsTimedOut', stateMachineAlarm('ExecutionsTimedOut', 'archive')],
     ['ArchiveExecutionsAborted', stateMachineAlarm('ExecutionsAborted', 'archive')],
     ['ArchiveTableExecutionsFailed', stateMachineAlarm('ExecutionsFailed', 'archiveTable')],
-    ...steps.flatMap((step): [string, (synth: Synthesized) => Record<string, unknown>][] => [
+    ['RestoreExecutionsFailed', restoreAlarm('ExecutionsFailed')],
+    ['RestoreExecutionsTimedOut', restoreAlarm('ExecutionsTimedOut')],
+    ...steps.flatMap((step): Case[] => [
       [`${title(step)}FunctionErrors`, functionAlarm('Errors', step)],
       [`${title(step)}FunctionThrottles`, functionAlarm('Throttles', step)],
+    ]),
+    ...(['plan', 'file', 'summary'] as const).flatMap((which): Case[] => [
+      [`Restore${title(which)}FunctionErrors`, restoreFunctionAlarm('Errors', which)],
+      [`Restore${title(which)}FunctionThrottles`, restoreFunctionAlarm('Throttles', which)],
     ]),
   ];
 
@@ -378,5 +403,77 @@ describe('settings from the aws block', () => {
       );
     // Assess
     expect(found).toEqual([]);
+  });
+});
+
+describe('chat channels (AWS Chatbot)', () => {
+  let chat: Synthesized;
+  beforeAll(() => {
+    chat = synthesize({ configFile: fixture('production.yaml') });
+  }, 60_000);
+  afterAll(() => chat?.dispose());
+
+  const role = () => {
+    const created = chat.stack.chatNotifications.role;
+    if (!created) throw new Error('no channel role');
+    return created;
+  };
+  const channelRole = () => logicalId(chat.stack, role());
+  const guardrail = {
+    'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':iam::aws:policy/CloudWatchReadOnlyAccess']],
+  };
+
+  it('posts the alarm topic to the configured Slack channel, read-only', () => {
+    // Act
+    const [slack] = Object.values(resources(chat, 'AWS::Chatbot::SlackChannelConfiguration'));
+    // Assess
+    expect(slack?.Properties).toMatchObject({
+      SlackWorkspaceId: 'T0123ABCD',
+      SlackChannelId: 'C0123ABCDE',
+      SnsTopicArns: [topicRef(chat)],
+      IamRoleArn: { 'Fn::GetAtt': [channelRole(), 'Arn'] },
+      GuardrailPolicies: [guardrail],
+      UserRoleRequired: false,
+    });
+  });
+
+  it('posts the alarm topic to the configured Teams channel, read-only', () => {
+    // Act
+    const [teams] = Object.values(resources(chat, 'AWS::Chatbot::MicrosoftTeamsChannelConfiguration'));
+    // Assess
+    expect(teams?.Properties).toMatchObject({
+      TeamId: '5f9c0f6e-1a2b-4c3d-8e9f-0a1b2c3d4e5f',
+      TeamsTenantId: '0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d',
+      TeamsChannelId: '19%3Aabcdef0123456789%40thread.tacv2',
+      SnsTopicArns: [topicRef(chat)],
+      IamRoleArn: { 'Fn::GetAtt': [channelRole(), 'Arn'] },
+      GuardrailPolicies: [guardrail],
+      UserRoleRequired: false,
+    });
+  });
+
+  it('lets Chatbot only read alarms and render their charts', () => {
+    // Act
+    const resource = resourceOf(chat, role());
+    const statements = roleStatements(chat.template, channelRole());
+    // Assess
+    expect(resource.Properties.AssumeRolePolicyDocument.Statement).toEqual([
+      expect.objectContaining({ Principal: { Service: 'chatbot.amazonaws.com' } }),
+    ]);
+    expect(resource.Properties.ManagedPolicyArns).toBeUndefined();
+    expect(statements).toEqual([
+      {
+        Effect: 'Allow',
+        Action: ['cloudwatch:DescribeAlarms', 'cloudwatch:GetMetricData', 'cloudwatch:GetMetricWidgetImage'],
+        Resource: '*',
+      },
+    ]);
+  });
+
+  it('creates no channel and no role without a chat channel in the config', () => {
+    // Assess
+    expect(plain.stack.chatNotifications.role).toBeUndefined();
+    expect(resources(plain, 'AWS::Chatbot::SlackChannelConfiguration')).toEqual({});
+    expect(resources(plain, 'AWS::Chatbot::MicrosoftTeamsChannelConfiguration')).toEqual({});
   });
 });

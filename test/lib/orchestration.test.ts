@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
@@ -81,7 +81,30 @@ describe('state machine definitions', () => {
         };
       },
     },
+    {
+      file: 'restore.asl.json',
+      pick: () => synth.stack.restore.stateMachine,
+      expected: () => {
+        const { restore } = synth.stack;
+        const arn = (fn: typeof restore.plan) => ({
+          'Fn::GetAtt': [logicalId(synth.stack, fn.function), 'Arn'],
+        });
+        return {
+          RestorePlanFunctionArn: arn(restore.plan),
+          RestoreFileFunctionArn: arn(restore.file),
+          RestoreSummaryFunctionArn: arn(restore.summary),
+        };
+      },
+    },
   ];
+
+  it('deploys every ASL file in statemachines/, each exactly once', () => {
+    // Act
+    const files = readdirSync(STATE_MACHINES_DIR).filter((f) => f.endsWith('.asl.json'));
+    // Assess
+    expect(files.sort()).toEqual(cases.map((c) => c.file).sort());
+    expect(Object.keys(synth.template.findResources('AWS::StepFunctions::StateMachine'))).toHaveLength(3);
+  });
 
   for (const { file, pick, expected } of cases) {
     it(`deploys ${file} exactly, with placeholders filled by DefinitionSubstitutions`, () => {
@@ -104,9 +127,20 @@ describe('state machine definitions', () => {
     });
   }
 
-  it('deploys both as Standard state machines with ERROR logging and X-Ray tracing', () => {
+  it('names the restore state machine after the stack, for operators to find in the console', () => {
+    // Act
+    const { properties } = stateMachine(synth.stack.restore.stateMachine);
+    // Assess
+    expect(properties.StateMachineName).toBe('AuditArchiver-restore');
+  });
+
+  it('deploys all as Standard state machines with ERROR logging and X-Ray tracing', () => {
     // Prepare
-    const machines = [synth.stack.stateMachines.archive, synth.stack.stateMachines.archiveTable];
+    const machines = [
+      synth.stack.stateMachines.archive,
+      synth.stack.stateMachines.archiveTable,
+      synth.stack.restore.stateMachine,
+    ];
     for (const machine of machines) {
       // Act
       const { properties } = stateMachine(machine);
@@ -137,6 +171,16 @@ describe('state machine roles', () => {
   const roleOf = (machine: { role: { node: { defaultChild?: unknown } } }) =>
     roleStatements(synth.template, logicalId(synth.stack, machine.role));
 
+  it('lets the restore state machine invoke exactly its three functions, nothing else', () => {
+    // Prepare
+    const { restore } = synth.stack;
+    // Act
+    const statements = roleOf(restore.stateMachine);
+    // Assess
+    expect(invokeTargets(statements)).toEqual(functionArns(restore.plan, restore.file, restore.summary));
+    expect(statements.flatMap(actionsOf).filter((a) => /^(states|events|s3|dynamodb):/.test(a))).toEqual([]);
+  });
+
   it('lets the child invoke exactly lock, export, upload, verify and delete', () => {
     // Prepare
     const fns = synth.stack.functions;
@@ -153,7 +197,11 @@ describe('state machine roles', () => {
     // Prepare
     const allowed =
       /^(logs:(Create|Get|Update|Delete|List)LogDeliver(y|ies)|logs:PutResourcePolicy|logs:Describe(ResourcePolicies|LogGroups)|xray:(PutTraceSegments|PutTelemetryRecords|GetSamplingRules|GetSamplingTargets))$/;
-    for (const machine of [synth.stack.stateMachines.archive, synth.stack.stateMachines.archiveTable]) {
+    for (const machine of [
+      synth.stack.stateMachines.archive,
+      synth.stack.stateMachines.archiveTable,
+      synth.stack.restore.stateMachine,
+    ]) {
       // Act
       const unscoped = roleOf(machine).filter((s) => resourcesOf(s).includes('*'));
       // Assess
@@ -298,36 +346,40 @@ describe('schedule', () => {
 });
 
 describe('task timeouts', () => {
-  it('give every Lambda task more time than its function has, so Step Functions never retries a running call', () => {
-    // Prepare: each task's function (from its ${StepFunctionArn} placeholder) and that function's deployed timeout.
-    const steps = synth.stack.functions.byStep;
-    const functionTimeout = (step: string) => {
-      const fn = steps[step as keyof typeof steps];
-      const id = logicalId(synth.stack, fn as unknown as { node: { defaultChild?: unknown } });
-      return synth.template.toJSON().Resources[id].Properties.Timeout as number;
-    };
+  it('give every Lambda task more time than the function its placeholder deploys as, so Step Functions never retries a running call', () => {
+    // Prepare: each deployed state machine's Lambda tasks, and the function its substitution points at.
+    const resources = synth.template.toJSON().Resources;
     type State = {
       Type: string;
       Resource?: string;
       TimeoutSeconds?: number;
       Parameters?: { FunctionName?: string };
+      ItemProcessor?: { States: Record<string, State> };
     };
-    const tasks = (
-      states: Record<string, State & { ItemProcessor?: { States: Record<string, State> } }>,
-    ): State[] =>
+    const tasks = (states: Record<string, State>): State[] =>
       Object.values(states).flatMap((s) => [s, ...(s.ItemProcessor ? tasks(s.ItemProcessor.States) : [])]);
+    const machines = Object.values(synth.template.findResources('AWS::StepFunctions::StateMachine'));
 
     // Act
-    const lambdaTasks = ['archive.asl.json', 'archive-table.asl.json'].flatMap((file) =>
-      tasks(JSON.parse(aslFile(file)).States).filter((s) => s.Resource === 'arn:aws:states:::lambda:invoke'),
-    );
+    const checked = machines.flatMap((machine) => {
+      const substitutions = machine.Properties.DefinitionSubstitutions as Record<
+        string,
+        { 'Fn::GetAtt'?: string[] }
+      >;
+      return tasks(JSON.parse(machine.Properties.DefinitionString).States)
+        .filter((s) => s.Resource === 'arn:aws:states:::lambda:invoke')
+        .map((task) => {
+          const placeholder = /^\$\{(\w+)\}$/.exec(task.Parameters?.FunctionName ?? '')?.[1] ?? '';
+          const functionId = substitutions[placeholder]?.['Fn::GetAtt']?.[0] ?? '';
+          return { placeholder, task: task.TimeoutSeconds, fn: resources[functionId]?.Properties.Timeout };
+        });
+    });
 
     // Assess
-    expect(lambdaTasks.length).toBeGreaterThan(6);
-    for (const task of lambdaTasks) {
-      const step =
-        /\$\{(\w+)FunctionArn\}/.exec(task.Parameters?.FunctionName ?? '')?.[1]?.toLowerCase() ?? '';
-      expect(task.TimeoutSeconds, step).toBeGreaterThan(functionTimeout(step));
+    expect(checked.length).toBeGreaterThan(10);
+    for (const { placeholder, task, fn } of checked) {
+      expect(fn, placeholder).toBeTypeOf('number');
+      expect(task, placeholder).toBeGreaterThan(fn);
     }
   });
 });

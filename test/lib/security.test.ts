@@ -1,6 +1,5 @@
 import { Stack, Validations } from 'aws-cdk-lib';
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
-import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
@@ -9,6 +8,7 @@ import { ArchiveBucket } from '../../lib/archive-bucket.js';
 import type { ArchiverFunction } from '../../lib/archiver-function.js';
 import {
   actionsOf,
+  fixture,
   logicalId,
   projectApp,
   resourcesOf,
@@ -86,17 +86,34 @@ describe('function roles', () => {
     }
   });
 
-  it('let plan do nothing but write its logs', () => {
+  it('let plan do nothing but write its logs and traces', () => {
     // Act
     const statements = statementsOf('plan');
-    // Assess
+    // Assess: X-Ray's two write actions support no resource scope (the only "*" a step has).
     expect(statements).toEqual([
       {
         Action: ['logs:CreateLogStream', 'logs:PutLogEvents'],
         Effect: 'Allow',
         Resource: { 'Fn::GetAtt': [logicalId(synth.stack, fn('plan').logGroup), 'Arn'] },
       },
+      {
+        Action: ['xray:PutTelemetryRecords', 'xray:PutTraceSegments'],
+        Effect: 'Allow',
+        Resource: '*',
+      },
     ]);
+  });
+
+  it('use Resource "*" only for the X-Ray trace writes', () => {
+    for (const step of STEPS) {
+      // Act
+      const unscoped = statementsOf(step).filter((s) => resourcesOf(s).includes('*'));
+      // Assess
+      expect([step, unscoped.flatMap(actionsOf).sort()]).toEqual([
+        step,
+        ['xray:PutTelemetryRecords', 'xray:PutTraceSegments'],
+      ]);
+    }
   });
 
   it('let only export, verify and delete read the database secrets, and only those secrets', () => {
@@ -255,46 +272,116 @@ describe('cdk-nag AwsSolutions', () => {
   });
 });
 
-describe('database network placement', () => {
+describe('database network placement (aws.vpc)', () => {
   let placed: Synthesized;
-  let network: { stack: Stack; vpc: ec2.Vpc; securityGroup: ec2.SecurityGroup };
   beforeAll(() => {
-    // Prepare: the databases' VPC and a security group they admit, from another stack, as an operator passes them.
-    placed = synthesize({
-      props: (app) => {
-        const stack = new Stack(app, 'Network');
-        const vpc = new ec2.Vpc(stack, 'Vpc', {
-          maxAzs: 2,
-          natGateways: 0,
-          subnetConfiguration: [{ name: 'db', subnetType: ec2.SubnetType.PRIVATE_ISOLATED }],
-        });
-        const securityGroup = new ec2.SecurityGroup(stack, 'Archiver', { vpc });
-        network = { stack, vpc, securityGroup };
-        return {
-          vpc,
-          vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_ISOLATED },
-          securityGroups: [securityGroup],
-        };
-      },
-    });
+    placed = synthesize({ configFile: fixture('production.yaml') });
   }, 60_000);
   afterAll(() => placed.dispose());
 
-  it('puts export, verify and delete in the VPC with the given security group, and nothing else', () => {
-    for (const step of STEPS) {
+  const databaseSteps = (synthesized: Synthesized) => {
+    const { functions, restore } = synthesized.stack;
+    return {
+      export: functions.export,
+      verify: functions.verify,
+      delete: functions.delete,
+      ...restoreSteps(restore),
+    };
+  };
+  const restoreSteps = (restore: Synthesized['stack']['restore']) => ({
+    'restore-plan': restore.plan,
+    'restore-file': restore.file,
+    'restore-summary': restore.summary,
+  });
+  const otherSteps = (synthesized: Synthesized) => {
+    const { functions } = synthesized.stack;
+    return {
+      plan: functions.plan,
+      lock: functions.lock,
+      upload: functions.upload,
+      summary: functions.summary,
+    };
+  };
+  const resourceOf = (fn: ArchiverFunction) =>
+    placed.template.toJSON().Resources[logicalId(placed.stack, fn.function)];
+  const roleOf = (fn: ArchiverFunction) =>
+    placed.template.toJSON().Resources[logicalId(placed.stack, fn.role)];
+
+  it('puts every database function in the configured subnets and security groups, and nothing else', () => {
+    for (const [step, fn] of Object.entries(databaseSteps(placed))) {
       // Act
-      const id = logicalId(placed.stack, placed.stack.functions[step].function);
-      const vpcConfig = placed.template.toJSON().Resources[id].Properties.VpcConfig;
-      // Assess
-      if (['export', 'verify', 'delete'].includes(step)) {
-        expect(vpcConfig.SubnetIds).toHaveLength(2);
-        expect(JSON.stringify(vpcConfig.SecurityGroupIds)).toContain(
-          network.stack.resolve((network.securityGroup.node.defaultChild as ec2.CfnSecurityGroup).logicalId),
-        );
-      } else {
-        expect([step, vpcConfig]).toEqual([step, undefined]);
-      }
+      const vpcConfig = resourceOf(fn).Properties.VpcConfig;
+      // Assess: the ids as written in the config; no security group is created or changed.
+      expect([step, vpcConfig]).toEqual([
+        step,
+        {
+          SubnetIds: ['subnet-0123456789abcdef0', 'subnet-0123456789abcdef1'],
+          SecurityGroupIds: ['sg-0123456789abcdef0'],
+        },
+      ]);
     }
+    for (const [step, fn] of Object.entries(otherSteps(placed))) {
+      expect([step, resourceOf(fn).Properties.VpcConfig]).toEqual([step, undefined]);
+    }
+    expect(placed.template.findResources('AWS::EC2::SecurityGroup')).toEqual({});
+    expect(placed.template.findResources('AWS::EC2::SecurityGroupIngress')).toEqual({});
+    expect(placed.template.findResources('AWS::EC2::SecurityGroupEgress')).toEqual({});
+  });
+
+  it('gives the VPC functions the network-interface policy and no other managed policy', () => {
+    for (const [step, fn] of Object.entries({ ...databaseSteps(placed), ...otherSteps(placed) })) {
+      // Act
+      const managed = roleOf(fn).Properties.ManagedPolicyArns ?? [];
+      // Assess
+      const inVpc = step in databaseSteps(placed);
+      expect([
+        step,
+        JSON.stringify(managed).includes('service-role/AWSLambdaVPCAccessExecutionRole'),
+      ]).toEqual([step, inVpc]);
+      expect(managed).toHaveLength(inVpc ? 1 : 0);
+    }
+  });
+
+  it('reserves the configured concurrency for the database functions only', () => {
+    for (const [step, fn] of Object.entries(databaseSteps(placed))) {
+      expect([step, resourceOf(fn).Properties.ReservedConcurrentExecutions]).toEqual([step, 6]);
+    }
+    for (const [step, fn] of Object.entries(otherSteps(placed))) {
+      expect([step, resourceOf(fn).Properties.ReservedConcurrentExecutions]).toEqual([step, undefined]);
+    }
+  });
+
+  it('grants Resource "*" only for actions that have no resource scope, across the whole stack', () => {
+    // Prepare: why each may be unscoped (AWS's service authorization reference lists no resource type for them).
+    const unscopable = new Map<RegExp, string>([
+      [/^xray:(PutTraceSegments|PutTelemetryRecords)$/, 'active tracing of functions and state machines'],
+      [/^xray:(GetSamplingRules|GetSamplingTargets)$/, 'state machine tracing'],
+      [
+        /^logs:((Create|Get|Update|Delete|List)LogDeliver(y|ies)|PutResourcePolicy|Describe(ResourcePolicies|LogGroups))$/,
+        'state machine log delivery',
+      ],
+      [
+        /^cloudwatch:(DescribeAlarms|GetMetricData|GetMetricWidgetImage)$/,
+        'Chatbot rendering the alarms it posts',
+      ],
+    ]);
+    // Act
+    const statements = Object.values(placed.template.findResources('AWS::IAM::Policy')).flatMap(
+      (policy) => policy.Properties.PolicyDocument.Statement as Statement[],
+    );
+    const unscoped = statements.filter((s) => resourcesOf(s).includes('*')).flatMap(actionsOf);
+    // Assess
+    expect(unscoped.length).toBeGreaterThan(0);
+    expect(
+      unscoped.filter((action) => ![...unscopable.keys()].some((pattern) => pattern.test(action))),
+    ).toEqual([]);
+  });
+
+  it('gives every acknowledgment of the full stack a written reason', () => {
+    // Act
+    const acks = acknowledgments(placed.stack);
+    // Assess
+    for (const [id, reason] of acks) expect([id, reason.length > 40]).toEqual([id, true]);
   });
 
   it('passes cdk-nag, the network-interface managed policy acknowledged', () => {
@@ -302,18 +389,51 @@ describe('database network placement', () => {
     const found = nagViolations(placed.stack);
     // Assess
     expect(found).toEqual([]);
+    expect(Annotations.fromStack(placed.stack).findWarning('*', Match.anyValue())).toEqual([]);
+  });
+});
+
+describe('restore function roles', () => {
+  const restoreStatements = (which: 'plan' | 'file' | 'summary') =>
+    roleStatements(synth.template, logicalId(synth.stack, synth.stack.restore[which].role));
+  const actions = (which: 'plan' | 'file' | 'summary', service: string) =>
+    restoreStatements(which)
+      .flatMap(actionsOf)
+      .filter((a) => a.startsWith(`${service}:`))
+      .sort();
+
+  it('let plan and file read the archiver prefix only, and no restore step write or delete an object', () => {
+    for (const which of ['plan', 'file'] as const) {
+      // Act
+      const reads = restoreStatements(which).filter((s) => actionsOf(s).includes('s3:GetObject'));
+      // Assess
+      expect(JSON.stringify(reads.flatMap(resourcesOf))).toContain('"/audit/*"');
+      expect(reads.flatMap(resourcesOf)).toHaveLength(1);
+    }
+    for (const which of ['plan', 'file', 'summary'] as const) {
+      expect(actions(which, 's3').filter((a) => /Put|Delete|Abort/.test(a))).toEqual([]);
+    }
+    expect(actions('summary', 's3')).toEqual([]);
   });
 
-  it('gives the VPC functions the network-interface policy and no other managed policy', () => {
-    for (const step of STEPS) {
-      // Act
-      const role =
-        placed.template.toJSON().Resources[logicalId(placed.stack, placed.stack.functions[step].role)];
-      // Assess
-      const managed = JSON.stringify(role.Properties.ManagedPolicyArns ?? []);
-      const inVpc = ['export', 'verify', 'delete'].includes(step);
-      expect([step, managed.includes('service-role/AWSLambdaVPCAccessExecutionRole')]).toEqual([step, inVpc]);
-      expect(role.Properties.ManagedPolicyArns ?? []).toHaveLength(inVpc ? 1 : 0);
+  it('give each restore step only the lock-table operations it issues, and the database secrets', () => {
+    // Act & Assess
+    expect(actions('plan', 'dynamodb')).toEqual([]);
+    expect(actions('file', 'dynamodb')).toEqual(['dynamodb:GetItem', 'dynamodb:UpdateItem']);
+    expect(actions('summary', 'dynamodb')).toEqual(['dynamodb:Query', 'dynamodb:UpdateItem']);
+    for (const which of ['plan', 'file', 'summary'] as const) {
+      expect(actions(which, 'secretsmanager')).toEqual(['secretsmanager:GetSecretValue']);
+    }
+  });
+
+  it('decrypt archives only through S3, and never with an action wildcard', () => {
+    for (const which of ['plan', 'file', 'summary'] as const) {
+      const statements = restoreStatements(which);
+      expect(statements.flatMap(actionsOf).filter((a) => a.includes('*'))).toEqual([]);
+      for (const s of statements.filter((st) => actionsOf(st).some((a) => a.startsWith('kms:')))) {
+        expect(actionsOf(s)).toEqual(['kms:Decrypt']);
+        expect(s.Condition?.StringEquals?.['kms:ViaService']).toBeDefined();
+      }
     }
   });
 });

@@ -1,15 +1,31 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Match } from 'aws-cdk-lib/assertions';
+import type { CfnElement } from 'aws-cdk-lib';
+import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fixture, logicalId, type Synthesized, synthesize } from './synth.js';
+import { LockTable } from '../../lib/lock-table.js';
+import {
+  actionsOf,
+  fixture,
+  logicalId,
+  resourcesOf,
+  roleStatements,
+  type Synthesized,
+  synthesize,
+} from './synth.js';
 
+/** The stack fixture (defaults) and the fixture with every deployment option, each synthesized once here. */
 let synth: Synthesized;
+let production: Synthesized;
 beforeAll(() => {
   synth = synthesize();
-}, 60_000);
-afterAll(() => synth.dispose());
+  production = synthesize({ configFile: fixture('production.yaml') });
+}, 120_000);
+afterAll(() => {
+  synth?.dispose();
+  production?.dispose();
+});
 
 describe('archive bucket', () => {
   it('encrypts with the stack key (SSE-KMS, bucket keys) and the key rotates', () => {
@@ -174,7 +190,76 @@ describe('archive bucket from a config that names bucket and key', () => {
   });
 });
 
+describe('archive bucket lifecycle and Object Lock from aws.storage', () => {
+  const bucketOf = (synthesized: Synthesized) =>
+    synthesized.template.toJSON().Resources[
+      logicalId(synthesized.stack, synthesized.stack.archiveBucket.bucket)
+    ];
+
+  it('transitions and expires each database archive area as configured, and never staging or quarantine', () => {
+    // Act
+    const rules = bucketOf(production).Properties.LifecycleConfiguration.Rules as Record<string, unknown>[];
+    // Assess
+    for (const prefix of ['audit/billing/', 'audit/crm/']) {
+      expect(rules.filter((r) => r.Prefix === prefix)).toEqual([
+        {
+          Prefix: prefix,
+          Status: 'Enabled',
+          Transitions: [
+            { StorageClass: 'GLACIER_IR', TransitionInDays: 90 },
+            { StorageClass: 'DEEP_ARCHIVE', TransitionInDays: 365 },
+          ],
+          ExpirationInDays: 2555,
+          NoncurrentVersionExpiration: { NoncurrentDays: 30 },
+        },
+        { Prefix: prefix, Status: 'Enabled', ExpiredObjectDeleteMarker: true },
+      ]);
+    }
+    // Manifests (a few KiB) never transition: restore and validate read them at once.
+    expect(bucketOf(production).Properties.LifecycleConfiguration.TransitionDefaultMinimumObjectSize).toBe(
+      'all_storage_classes_128K',
+    );
+    const prefixes = rules.map((r) => r.Prefix).filter((p) => p !== undefined);
+    expect(new Set(prefixes)).toEqual(new Set(['audit/_staging/', 'audit/billing/', 'audit/crm/']));
+    expect(rules.filter((r) => r.Transitions && r.Prefix === undefined)).toEqual([]);
+  });
+
+  it('locks every new object version by default when Object Lock is configured', () => {
+    // Act
+    const bucket = bucketOf(production);
+    // Assess
+    expect(bucket.Properties.ObjectLockEnabled).toBe(true);
+    expect(bucket.Properties.ObjectLockConfiguration).toEqual({
+      ObjectLockEnabled: 'Enabled',
+      Rule: { DefaultRetention: { Mode: 'COMPLIANCE', Days: 2555 } },
+    });
+    expect(bucket.Properties.VersioningConfiguration).toEqual({ Status: 'Enabled' });
+    expect(bucket.DeletionPolicy).toBe('Retain');
+  });
+
+  it('neither locks, transitions nor expires archives without aws.storage', () => {
+    // Act
+    const bucket = bucketOf(synth);
+    // Assess
+    expect(bucket.Properties.ObjectLockEnabled).toBeUndefined();
+    expect(bucket.Properties.ObjectLockConfiguration).toBeUndefined();
+    const rules = bucket.Properties.LifecycleConfiguration.Rules as Record<string, unknown>[];
+    expect(rules.filter((r) => r.Transitions)).toEqual([]);
+  });
+});
+
 describe('lock table', () => {
+  it('expires run outcomes through the very attribute lambdas/shared/locks.ts writes', () => {
+    // Prepare
+    const source = readFileSync(new URL('../../lambdas/shared/locks.ts', import.meta.url), 'utf8');
+    // Act
+    const written = /'#ttl'\]?\s*[:=]\s*'(\w+)'/.exec(source)?.[1];
+    // Assess: the attribute name, and a value in epoch seconds (what DynamoDB TTL reads).
+    expect(written).toBe(LockTable.TTL_ATTRIBUTE);
+    expect(source).toMatch(/#ttl = :ttl/);
+    expect(source).toMatch(/':ttl'\]?\s*[:=]\s*Math\.floor\(this\.now\(\) \/ 1000\)/);
+  });
+
   it('has pk/sk string keys, on-demand billing, PITR, SSE and the ttl attribute, and is retained', () => {
     // Act
     const table = synth.template.toJSON().Resources[logicalId(synth.stack, synth.stack.lockTable.table)];
@@ -195,5 +280,238 @@ describe('lock table', () => {
     expect(table.Properties.DeletionProtectionEnabled).toBe(true);
     expect(table.Properties.GlobalSecondaryIndexes).toBeUndefined();
     expect(table.DeletionPolicy).toBe('Retain');
+  });
+});
+
+/** The logical id of an L1 resource (CfnTable, CfnWorkGroup, ...), which has no default child. */
+const cfnId = (built: Synthesized, resource: CfnElement): string =>
+  built.stack.resolve(built.stack.getLogicalId(resource)) as string;
+
+/** CloudFormation JSON, as `Template.toJSON()` types it. */
+type Json = ReturnType<Template['toJSON']>;
+const tableInput = (built: Synthesized, ref: string): Json => {
+  const table = built.stack.queries.tables[ref];
+  if (!table) throw new Error(`no Glue table for ${ref}`);
+  return built.template.toJSON().Resources[cfnId(built, table)].Properties.TableInput;
+};
+/** A Fn::Join of the bucket Ref and literal text, rendered with "<bucket>". */
+const rendered = (built: Synthesized, value: unknown): string => {
+  const bucket = logicalId(built.stack, built.stack.archiveBucket.bucket);
+  const join = (value as { 'Fn::Join': [string, unknown[]] })['Fn::Join'];
+  return join[1]
+    .map((part) =>
+      typeof part === 'string' ? part : (part as { Ref?: string }).Ref === bucket ? '<bucket>' : '?',
+    )
+    .join(join[0]);
+};
+
+describe('Glue catalog', () => {
+  it('has one database and one table per configured table, and nothing crawls', () => {
+    // Act
+    const tables = synth.template.findResources('AWS::Glue::Table');
+    // Assess
+    synth.template.resourceCountIs('AWS::Glue::Database', 1);
+    synth.template.hasResourceProperties('AWS::Glue::Database', { DatabaseInput: { Name: 'auditarchiver' } });
+    expect(Object.keys(synth.stack.queries.tables).sort()).toEqual([
+      'billing/audit.invoice_events',
+      'billing/public.audit_log',
+      'crm/public.contact_history',
+    ]);
+    expect(Object.keys(tables)).toHaveLength(3);
+    synth.template.resourceCountIs('AWS::Glue::Crawler', 0);
+    for (const table of Object.values(tables)) {
+      expect(table.Properties.DatabaseName).toEqual({
+        Ref: cfnId(synth, synth.stack.queries.database),
+      });
+    }
+  });
+
+  it('reads each table prefix as gzip JSON lines with the OpenX SerDe, every column a string', () => {
+    // Act
+    const input = tableInput(production, 'billing/audit.Invoice Events');
+    const storage = input.StorageDescriptor;
+    // Assess: the key layout of lambdas/shared/archive-format.ts (identifiers %XX-encoded).
+    expect(input.Name).toBe('billing__audit__invoice_events');
+    expect(input.TableType).toBe('EXTERNAL_TABLE');
+    expect(rendered(production, storage.Location)).toBe(
+      's3://<bucket>/audit/billing/audit.Invoice%20Events/',
+    );
+    expect(storage.InputFormat).toBe('org.apache.hadoop.mapred.TextInputFormat');
+    expect(storage.SerdeInfo.SerializationLibrary).toBe('org.openx.data.jsonserde.JsonSerDe');
+    expect(storage.Columns.every((c: Json) => c.Type === 'string')).toBe(true);
+    expect(input.PartitionKeys).toEqual([
+      { Name: 'year', Type: 'string' },
+      { Name: 'month', Type: 'string' },
+      { Name: 'day', Type: 'string' },
+    ]);
+  });
+
+  it('declares the listed columns, mapping each Glue name back to its exact JSON key', () => {
+    // Act
+    const storage = tableInput(production, 'billing/audit.Invoice Events').StorageDescriptor;
+    const names = storage.Columns.map((c: Json) => c.Name);
+    // Assess: lower case, [a-z0-9_], and never the name of a partition column.
+    expect(names.slice(0, 4)).toEqual(['tenant_id', 'event_id', 'occurred_at', 'payload']);
+    expect(names[4]).toMatch(/^year_[0-9a-f]{8}$/);
+    expect(storage.SerdeInfo.Parameters).toEqual({
+      'case.insensitive': 'false',
+      'mapping.occurred_at': 'Occurred At',
+      [`mapping.${names[4]}`]: 'year',
+    });
+  });
+
+  it('declares the key and timestamp columns the config names when aws.athena lists none', () => {
+    // Act
+    const withKeys = tableInput(production, 'billing/public.audit_log').StorageDescriptor.Columns;
+    const withoutKeys = tableInput(synth, 'crm/public.contact_history').StorageDescriptor.Columns;
+    // Assess
+    expect(withKeys).toEqual([
+      { Name: 'id', Type: 'string' },
+      { Name: 'created_at', Type: 'string' },
+    ]);
+    expect(withoutKeys).toEqual([{ Name: 'changed_at', Type: 'string' }]);
+  });
+
+  it('projects year/month/day partitions onto the key layout, so new days need no crawler', () => {
+    // Act
+    const plainParameters = tableInput(synth, 'billing/public.audit_log').Parameters;
+    const parameters = tableInput(production, 'billing/audit.Invoice Events').Parameters;
+    // Assess
+    expect(plainParameters).toMatchObject({
+      'projection.enabled': 'true',
+      'projection.year.type': 'integer',
+      'projection.year.range': '2000,2100',
+      'projection.month.type': 'integer',
+      'projection.month.range': '1,12',
+      'projection.month.digits': '2',
+      'projection.day.type': 'integer',
+      'projection.day.range': '1,31',
+      'projection.day.digits': '2',
+      EXTERNAL: 'TRUE',
+    });
+    expect(parameters['projection.year.range']).toBe('2015,2035');
+    expect(rendered(production, parameters['storage.location.template'])).toBe(
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: Athena's projection placeholders
+      's3://<bucket>/audit/billing/audit.Invoice%20Events/year=${year}/month=${month}/day=${day}/',
+    );
+  });
+});
+
+describe('Athena workgroup and results', () => {
+  const workGroup = (built: Synthesized): Json =>
+    built.template.toJSON().Resources[cfnId(built, built.stack.queries.workGroup)].Properties;
+  const resultsBucket = (built: Synthesized): Json =>
+    built.template.toJSON().Resources[logicalId(built.stack, built.stack.queries.resultsBucket)];
+
+  it('enforces its configuration: results in the stack bucket, SSE-KMS with the archive key, a scan limit', () => {
+    // Prepare
+    const key = logicalId(synth.stack, synth.stack.archiveBucket.encryptionKey);
+    const results = logicalId(synth.stack, synth.stack.queries.resultsBucket);
+    // Act
+    const { WorkGroupConfiguration: configuration, Name } = workGroup(synth);
+    // Assess
+    expect(Name).toBe('AuditArchiver');
+    expect(configuration.EnforceWorkGroupConfiguration).toBe(true);
+    expect(configuration.BytesScannedCutoffPerQuery).toBe(100 * 1024 ** 3);
+    expect(configuration.ResultConfiguration).toEqual({
+      OutputLocation: { 'Fn::Join': ['', ['s3://', { Ref: results }, '/']] },
+      EncryptionConfiguration: { EncryptionOption: 'SSE_KMS', KmsKey: { 'Fn::GetAtt': [key, 'Arn'] } },
+      ExpectedBucketOwner: { Ref: 'AWS::AccountId' },
+    });
+  });
+
+  it('keeps results in a private, TLS-only, KMS-encrypted, logged bucket that expires them', () => {
+    // Prepare
+    const key = logicalId(synth.stack, synth.stack.archiveBucket.encryptionKey);
+    const results = logicalId(synth.stack, synth.stack.queries.resultsBucket);
+    // Act
+    const bucket = resultsBucket(synth);
+    const policy = Object.values(
+      synth.template.findResources('AWS::S3::BucketPolicy', { Properties: { Bucket: { Ref: results } } }),
+    ).flatMap((p) => p.Properties.PolicyDocument.Statement);
+    // Assess
+    expect(bucket.Properties.BucketEncryption.ServerSideEncryptionConfiguration).toEqual([
+      {
+        BucketKeyEnabled: true,
+        ServerSideEncryptionByDefault: {
+          SSEAlgorithm: 'aws:kms',
+          KMSMasterKeyID: { 'Fn::GetAtt': [key, 'Arn'] },
+        },
+      },
+    ]);
+    expect(Object.values(bucket.Properties.PublicAccessBlockConfiguration)).toEqual([true, true, true, true]);
+    expect(bucket.Properties.LoggingConfiguration.LogFilePrefix).toBe('athena-results/');
+    expect(bucket.Properties.LifecycleConfiguration.Rules).toEqual([
+      { ExpirationInDays: 30, AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 }, Status: 'Enabled' },
+    ]);
+    expect(resultsBucket(production).Properties.LifecycleConfiguration.Rules[0].ExpirationInDays).toBe(7);
+    expect(policy).toContainEqual(
+      expect.objectContaining({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+    );
+    expect(policy.filter((s) => s.Effect === 'Allow')).toEqual([]);
+    expect(bucket.DeletionPolicy).toBe('Retain');
+  });
+});
+
+describe('query role', () => {
+  const statements = () =>
+    roleStatements(synth.template, logicalId(synth.stack, synth.stack.queries.queryRole));
+
+  it('runs queries in this workgroup only and reads exactly the archive tables of the catalog', () => {
+    // Act
+    const all = statements();
+    const athena = all.filter((s) => actionsOf(s).some((a) => a.startsWith('athena:')));
+    const glue = all.filter((s) => actionsOf(s).some((a) => a.startsWith('glue:')));
+    // Assess
+    const workGroupArn = JSON.stringify(athena.flatMap(resourcesOf));
+    expect(workGroupArn).toContain(':workgroup/"');
+    expect(workGroupArn).toContain(JSON.stringify({ Ref: cfnId(synth, synth.stack.queries.workGroup) }));
+    expect(athena.flatMap(resourcesOf)).toHaveLength(1);
+    expect(glue.flatMap(actionsOf).every((a) => a.startsWith('glue:Get'))).toBe(true);
+    const glueResources = JSON.stringify(glue.flatMap(resourcesOf));
+    for (const name of Object.values(synth.stack.queries.tableNames)) {
+      expect(glueResources).toContain(`:table/auditarchiver/${name}`);
+    }
+    expect(glueResources).not.toMatch(/table\/auditarchiver\/\*/);
+  });
+
+  it('reads the archive areas only, writes only query results, never deletes', () => {
+    // Act
+    const all = statements();
+    const objectResources = (action: string) =>
+      JSON.stringify(all.filter((s) => actionsOf(s).includes(action)).flatMap(resourcesOf));
+    const results = logicalId(synth.stack, synth.stack.queries.resultsBucket);
+    // Assess
+    for (const area of ['/audit/billing/*', '/audit/crm/*'])
+      expect(objectResources('s3:GetObject')).toContain(area);
+    expect(objectResources('s3:GetObject')).not.toContain('_staging');
+    expect(objectResources('s3:PutObject')).toBe(
+      JSON.stringify([{ 'Fn::Join': ['', [{ 'Fn::GetAtt': [results, 'Arn'] }, '/*']] }]),
+    );
+    expect(all.flatMap(actionsOf).filter((a) => a.includes('Delete') || a.includes('*'))).toEqual([]);
+  });
+
+  it('is assumable from this account only', () => {
+    // Act
+    const role = synth.template.toJSON().Resources[logicalId(synth.stack, synth.stack.queries.queryRole)];
+    // Assess
+    expect(JSON.stringify(role.Properties.AssumeRolePolicyDocument.Statement[0].Principal)).toContain(
+      ':root',
+    );
+    expect(JSON.stringify(role.Properties.AssumeRolePolicyDocument.Statement[0].Principal)).toContain(
+      'AWS::AccountId',
+    );
+  });
+
+  it('is the only principal with Athena or Glue permissions: no function gets any', () => {
+    // Act
+    const policies = Object.values(synth.template.findResources('AWS::IAM::Policy'));
+    const withQueryActions = policies.filter((p) =>
+      JSON.stringify(p.Properties.PolicyDocument).match(/"(athena|glue):/),
+    );
+    // Assess
+    expect(withQueryActions.flatMap((p) => p.Properties.Roles)).toEqual([
+      { Ref: logicalId(synth.stack, synth.stack.queries.queryRole) },
+    ]);
   });
 });

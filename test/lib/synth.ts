@@ -3,8 +3,8 @@ import { fileURLToPath } from 'node:url';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type { ArchiverConfig } from '../../lambdas/shared/config.js';
-import { AuditArchiverStack, type AuditArchiverStackProps } from '../../lib/audit-archiver-stack.js';
-import { loadDeploymentConfig } from '../../lib/deployment-config.js';
+import { AuditArchiverStack } from '../../lib/audit-archiver-stack.js';
+import { databaseCaBundleFile, loadDeploymentConfig } from '../../lib/deployment-config.js';
 
 export const fixture = (name: string): string =>
   fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
@@ -15,8 +15,6 @@ export interface SynthOptions {
   readonly bundling?: boolean;
   /** Config file; default: test/lib/fixtures/archiver.yaml. */
   readonly configFile?: string;
-  /** Extra stack props (VPC, schedule, ...); a function receives the app, to build them in other stacks. */
-  readonly props?: Partial<AuditArchiverStackProps> | ((app: App) => Partial<AuditArchiverStackProps>);
 }
 
 export interface Synthesized {
@@ -37,9 +35,12 @@ export function projectApp(options: { bundling?: boolean } = {}): App {
 /** Synthesizes the stack as `cdk synth` does: same feature flags, same validated config. */
 export function synthesize(options: SynthOptions = {}): Synthesized {
   const app = projectApp(options);
-  const config = loadDeploymentConfig(options.configFile ?? fixture('archiver.yaml'));
-  const props = typeof options.props === 'function' ? options.props(app) : options.props;
-  const stack = new AuditArchiverStack(app, 'AuditArchiver', { config, ...props });
+  const configFile = options.configFile ?? fixture('archiver.yaml');
+  const config = loadDeploymentConfig(configFile);
+  const stack = new AuditArchiverStack(app, 'AuditArchiver', {
+    config,
+    databaseCaBundleFile: databaseCaBundleFile(config, configFile),
+  });
   const template = Template.fromStack(stack);
   return {
     app,

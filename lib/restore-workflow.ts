@@ -1,0 +1,101 @@
+import { join } from 'node:path';
+import { Duration, Stack } from 'aws-cdk-lib';
+import type * as logs from 'aws-cdk-lib/aws-logs';
+import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import type { ArchiveBucket } from './archive-bucket.js';
+import { STATE_MACHINES_DIR } from './archive-state-machines.js';
+import { ArchiverFunction } from './archiver-function.js';
+import { type ArchiverFunctions, LONG_STEP, type StepSize } from './archiver-functions.js';
+import { AslStateMachine } from './asl-state-machine.js';
+import type { LockTable } from './lock-table.js';
+
+/** Planning and listing read sidecars and pages of keys; its Task allows 360 s. */
+const PLAN_STEP: StepSize = { timeout: Duration.seconds(300), memorySize: 512 };
+/** Totals results and resets sequences; its Task allows 360 s. */
+const SUMMARY_STEP: StepSize = { timeout: Duration.seconds(300), memorySize: 256 };
+
+export interface RestoreWorkflowProps {
+  /** The archive steps: the restore steps share their bundle, environment, network, CA certificates and secrets. */
+  readonly functions: ArchiverFunctions;
+  readonly archiveBucket: ArchiveBucket;
+  readonly lockTable: LockTable;
+  /**
+   * Key pattern (relative to the bucket) the restore may read: the archiver's prefix, which also holds archives of
+   * the Python tool's layout under database names the config need not know.
+   */
+  readonly readableKeys: string;
+  /**
+   * Name of the state machine, as operators find it in the console.
+   * @default `${stackName}-restore`
+   */
+  readonly stateMachineName?: string;
+  /**
+   * Directory holding `restore.asl.json`.
+   * @default the repository's statemachines/ directory
+   */
+  readonly definitionsDir?: string;
+  /**
+   * Execution log level.
+   * @default sfn.LogLevel.ERROR
+   */
+  readonly logLevel?: sfn.LogLevel;
+  /**
+   * Retention of the execution log group.
+   * @default logs.RetentionDays.THREE_MONTHS
+   */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+/**
+ * The console restore: `restore.asl.json` as a named Standard state machine, started by hand with a restore request,
+ * and its three functions (same conventions as the archive steps). Grants follow lambdas/restore-*: plan lists and
+ * reads archives and sidecars and checks the target table; each file step reads one archive, restores it in the
+ * database and marks it restored; summary records and totals the results and finishes the table. None of them
+ * writes or deletes an object.
+ */
+export class RestoreWorkflow extends Construct {
+  public readonly plan: ArchiverFunction;
+  public readonly file: ArchiverFunction;
+  public readonly summary: ArchiverFunction;
+  public readonly stateMachine: AslStateMachine;
+
+  constructor(scope: Construct, id: string, props: RestoreWorkflowProps) {
+    super(scope, id);
+    const { functions, archiveBucket: bucket, lockTable } = props;
+    const shared = functions.stepProps(true);
+
+    this.plan = new ArchiverFunction(this, 'Plan', { step: 'restore-plan', ...shared, ...PLAN_STEP });
+    functions.databaseSecrets.grantRead(this.plan);
+    bucket.grantObjects(this.plan, [props.readableKeys], { read: true });
+
+    this.file = new ArchiverFunction(this, 'File', { step: 'restore-file', ...shared, ...LONG_STEP });
+    functions.databaseSecrets.grantRead(this.file);
+    bucket.grantObjects(this.file, [props.readableKeys], { read: true });
+    lockTable.grant(this.file, 'GetItem', 'UpdateItem');
+
+    this.summary = new ArchiverFunction(this, 'Summary', {
+      step: 'restore-summary',
+      ...shared,
+      ...SUMMARY_STEP,
+    });
+    functions.databaseSecrets.grantRead(this.summary);
+    lockTable.grant(this.summary, 'UpdateItem', 'Query');
+
+    const steps = {
+      RestorePlanFunctionArn: this.plan,
+      RestoreFileFunctionArn: this.file,
+      RestoreSummaryFunctionArn: this.summary,
+    };
+    this.stateMachine = new AslStateMachine(this, 'StateMachine', {
+      definitionFile: join(props.definitionsDir ?? STATE_MACHINES_DIR, 'restore.asl.json'),
+      stateMachineName: props.stateMachineName ?? `${Stack.of(this).stackName}-restore`,
+      substitutions: Object.fromEntries(
+        Object.entries(steps).map(([name, step]) => [name, step.function.functionArn]),
+      ),
+      logLevel: props.logLevel,
+      logRetention: props.logRetention,
+    });
+    for (const step of Object.values(steps)) this.stateMachine.grantInvoke(step.function);
+  }
+}
