@@ -59,23 +59,33 @@ async function ensureLockTable(endpoint: string): Promise<void> {
       secretAccessKey: LOCAL_AWS_ENV.AWS_SECRET_ACCESS_KEY,
     },
   });
-  try {
-    await client.send(new DescribeTableCommand({ TableName: LOCK_TABLE }));
-  } catch {
-    await client.send(
-      new CreateTableCommand({
-        TableName: LOCK_TABLE,
-        BillingMode: 'PAY_PER_REQUEST',
-        AttributeDefinitions: [
-          { AttributeName: 'pk', AttributeType: 'S' },
-          { AttributeName: 'sk', AttributeType: 'S' },
-        ],
-        KeySchema: [
-          { AttributeName: 'pk', KeyType: 'HASH' },
-          { AttributeName: 'sk', KeyType: 'RANGE' },
-        ],
-      }),
+  const status = () =>
+    client.send(new DescribeTableCommand({ TableName: LOCK_TABLE })).then(
+      (described) => described.Table?.TableStatus,
+      () => undefined,
     );
+  try {
+    if ((await status()) === undefined) {
+      await client.send(
+        new CreateTableCommand({
+          TableName: LOCK_TABLE,
+          BillingMode: 'PAY_PER_REQUEST',
+          AttributeDefinitions: [
+            { AttributeName: 'pk', AttributeType: 'S' },
+            { AttributeName: 'sk', AttributeType: 'S' },
+          ],
+          KeySchema: [
+            { AttributeName: 'pk', KeyType: 'HASH' },
+            { AttributeName: 'sk', KeyType: 'RANGE' },
+          ],
+        }),
+      );
+    }
+    // dynalite answers "not found" until the new table is ACTIVE, which a loaded machine can delay past the first use.
+    for (let attempt = 0; (await status()) !== 'ACTIVE'; attempt += 1) {
+      if (attempt === 100) throw new Error(`local DynamoDB table ${LOCK_TABLE} did not become active`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
   } finally {
     client.destroy();
   }
