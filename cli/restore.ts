@@ -80,7 +80,7 @@ export function restoreRequest(options: RestoreOptions): RestoreRequestInput {
       ? {
           legacy: {
             database: options.legacyDatabase,
-            ...(options.legacyPrefix ? { prefix: options.legacyPrefix } : {}),
+            ...(options.legacyPrefix !== undefined ? { prefix: options.legacyPrefix } : {}),
           },
         }
       : {}),

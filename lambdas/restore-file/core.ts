@@ -10,6 +10,7 @@ import { inRolledBackTransaction, inTransaction } from '../shared/db.js';
 import type { StepDeps } from '../shared/deps.js';
 import {
   ArchiveIntegrityError,
+  ArchiverError,
   RestoreConflictError,
   SchemaDriftError,
   TableNotUsableError,
@@ -17,7 +18,7 @@ import {
 import type { RestoreFileResult } from '../shared/locks.js';
 import {
   type ArchivedColumn,
-  conflictCountSql,
+  checkConversions,
   copyIntoStagingSql,
   createStagingSql,
   describeTarget,
@@ -27,6 +28,7 @@ import {
   tableLabel,
 } from '../shared/restore-sql.js';
 import { type RestoreTask, restoreTargetLabel } from '../shared/restore-task.js';
+import { isUnique } from '../shared/table-sql.js';
 import type { RestoreFileInput, RestoreFileOutput } from './schema.js';
 
 const sqlState = (error: unknown): string => (error as { code?: string }).code ?? '';
@@ -36,28 +38,56 @@ const sqlState = (error: unknown): string => (error as { code?: string }).code ?
  * count measured on the way), compare every figure with the archive's sidecar, and only then write the rows into
  * the target with one INSERT ... SELECT under the conflict strategy. A damaged or tampered archive, a schema that
  * drifted beyond what is allowed, or a conflict under `fail` rolls back: nothing of that archive is written.
- * Afterwards the restore watermark records the archive for the target.
+ * Afterwards the restore watermark records the archive for this very table (a table dropped and created again,
+ * or truncated, is a new one). Errors that retrying cannot cure come back as a `failed` result with a short
+ * message, so a page of results stays small; transient ones are thrown for the state machine to retry.
  */
 export async function restoreFile(input: RestoreFileInput, deps: StepDeps): Promise<RestoreFileOutput> {
+  const { archive } = input;
+  try {
+    return await restoreArchive(input, deps);
+  } catch (error) {
+    if (!(error instanceof ArchiverError) || error.retryable) throw error;
+    deps.telemetry.warn('archive not restored', { key: archive.key, error: error.name });
+    return {
+      key: archive.key,
+      status: 'failed',
+      rows: 0,
+      inserted: 0,
+      skipped: 0,
+      overwritten: 0,
+      warnings: [],
+      error: `${error.name}: ${error.message}`.slice(0, MAX_ERROR_LENGTH),
+    };
+  }
+}
+
+const MAX_ERROR_LENGTH = 1000;
+
+async function restoreArchive(input: RestoreFileInput, deps: StepDeps): Promise<RestoreFileOutput> {
   const { task, archive } = input;
-  const target = restoreTargetLabel(task);
   const empty = { key: archive.key, rows: 0, inserted: 0, skipped: 0, overwritten: 0, warnings: [] };
-  if (!task.ignoreWatermark) {
-    const mark = await deps.locks.restoredMark(task.database, target, archive.key);
+  const db = await deps.database(task.database);
+  const existing = await db.withConnection((client) => describeTarget(client, task.target));
+  const watermark = existing ? `${restoreTargetLabel(task)}@${existing.identity}` : undefined;
+  if (watermark && !task.ignoreWatermark) {
+    const mark = await deps.locks.restoredMark(task.database, watermark, archive.key);
     if (mark) return { ...empty, status: 'already-restored', rows: mark.rows };
   }
   const expected = await readExpectation(deps.store, archive);
   checkOrigin(task, expected);
 
-  const db = await deps.database(task.database);
   // A dry run does everything in a transaction that always rolls back: it measures, and leaves nothing behind.
   const transaction = task.dryRun ? inRolledBackTransaction : inTransaction;
   const result = await db.withConnection((client) =>
     transaction(client, async (): Promise<RestoreFileResult> => {
-      // A dry run into a target it would create measures against the source, which the target would copy.
-      const table =
-        (await describeTarget(client, task.target)) ??
-        (task.dryRun ? await describeTarget(client, task.source) : undefined);
+      const target = await describeTarget(client, task.target);
+      if (existing && target?.identity !== existing.identity)
+        throw new TableNotUsableError(
+          `restore target ${tableLabel(task.target)} was replaced during the restore`,
+        );
+      // A dry run into a target it would create reads the source's shape, which the new table would copy.
+      const table = target ?? (task.dryRun ? await describeTarget(client, task.source) : undefined);
       if (!table) throw new TableNotUsableError(`restore target ${tableLabel(task.target)} does not exist`);
       const seen = new Set<string>();
       await client.query(createStagingSql);
@@ -68,41 +98,31 @@ export async function restoreFile(input: RestoreFileInput, deps: StepDeps): Prom
       const archived: ArchivedColumn[] = expected.manifest
         ? expected.manifest.columns.map((c) => ({ name: c.name, type: c.type }))
         : [...seen].map((name) => ({ name }));
-      const plan = await planColumns(client, archived, table, task.drift);
+      const plan = planColumns(archived, table, task.drift);
+      await checkConversions(client, plan, task.drift);
       const conflictKey = conflictKeyOf(expected, table);
-      if (task.strategy === 'overwrite' && conflictKey.length === 0) {
+      if (conflictKey.length === 0 || !(await isUnique(client, table.oid, conflictKey))) {
         throw new SchemaDriftError(
-          `strategy "overwrite" needs a key: ${tableLabel(task.target)} has no primary key and lacks the archived key columns`,
+          `restore needs a primary key or unique index on the key (${conflictKey.join(', ') || 'none'}) of ${tableLabel(task.target)}, to recognise rows that are already there`,
         );
       }
-      if (task.dryRun) {
-        const counted =
-          conflictKey.length > 0
-            ? await client.query<{ conflicts: number }>(conflictCountSql(table, plan, conflictKey))
-            : undefined;
-        return dryRunResult(
-          task,
-          archive.key,
-          expected.rows,
-          counted?.rows[0]?.conflicts ?? 0,
-          plan.warnings,
-        );
-      }
+      const figures = { ...empty, rows: expected.rows, warnings: plan.warnings };
+      // Nothing is in a table the restore would create: every row would be written.
+      if (!target) return { ...figures, status: 'dry-run', inserted: expected.rows };
+      // A dry run runs the very INSERT too, in the transaction that rolls back: its figures are the real ones.
       const written = await insert(client, insertSql(table, plan, task.strategy, conflictKey), task.strategy);
       return {
-        ...empty,
-        status: 'restored',
-        rows: expected.rows,
+        ...figures,
+        status: task.dryRun ? 'dry-run' : 'restored',
         inserted: written.inserted,
         overwritten: written.updated,
         skipped: expected.rows - written.inserted - written.updated,
-        warnings: plan.warnings,
       };
     }),
   );
-  if (result.status === 'restored') {
+  if (result.status === 'restored' && watermark) {
     await deps.fault('restore:afterCommit');
-    await deps.locks.markRestored(task.database, target, archive.key, {
+    await deps.locks.markRestored(task.database, watermark, archive.key, {
       restoreId: task.restoreId,
       restoredAt: deps.now().toISOString(),
       rows: result.rows,
@@ -188,34 +208,10 @@ async function insert(client: pg.PoolClient, sql: string, strategy: RestoreTask[
     if (code === '23505' && strategy === 'fail')
       throw new RestoreConflictError('rows of the archive already exist in the target (strategy "fail")');
     if (code === '42P10')
-      throw new SchemaDriftError(
-        'strategy "overwrite" needs a primary key or unique index on the key columns',
-      );
+      throw new SchemaDriftError('restore needs a primary key or unique index on exactly the key columns');
     // Values the target refuses (a cast that fails, a constraint): reported by SQLSTATE, never by value.
     if (code.startsWith('22') || code.startsWith('23'))
       throw new SchemaDriftError(`the target refused the archived rows (SQLSTATE ${code})`);
     throw error;
   }
-}
-
-function dryRunResult(
-  task: RestoreTask,
-  key: string,
-  rows: number,
-  conflicts: number,
-  warnings: string[],
-): RestoreFileResult {
-  const overwrite = task.strategy === 'overwrite';
-  return {
-    key,
-    status: 'dry-run',
-    rows,
-    inserted: rows - conflicts,
-    skipped: overwrite ? 0 : conflicts,
-    overwritten: overwrite ? conflicts : 0,
-    warnings:
-      task.strategy === 'fail' && conflicts > 0
-        ? [...warnings, `${conflicts} row(s) already exist: strategy "fail" would refuse this archive`]
-        : warnings,
-  };
 }

@@ -1,5 +1,11 @@
 import type pg from 'pg';
-import { type ArchiveSource, archiveDay, listArchives, readExpectation } from '../shared/archive-catalog.js';
+import {
+  type ArchiveSource,
+  archiveDay,
+  listArchives,
+  readExpectation,
+  sourcePrefix,
+} from '../shared/archive-catalog.js';
 import { findDatabase } from '../shared/config.js';
 import type { StepDeps } from '../shared/deps.js';
 import { ConfigError, TableNotUsableError } from '../shared/errors.js';
@@ -84,7 +90,14 @@ export async function planRestore(
       );
     }
   }
-  if (task.key && archives === 0) throw new ConfigError(`archive "${task.key}" does not exist`);
+  // Nothing to restore is far more often a mistyped table, day range or prefix than an intent: say so.
+  if (archives === 0) {
+    throw new ConfigError(
+      task.key
+        ? `archive "${task.key}" does not exist`
+        : `no ${task.format} archives of ${tableLabel(task.source)} in ${task.database}${task.fromDay || task.toDay ? ` between ${task.fromDay ?? 'the first'} and ${task.toDay ?? 'the last'} day` : ''} (under ${sourcePrefix(source)})`,
+    );
+  }
 
   const db = await deps.database(task.database);
   const targetCreated = await db.withConnection(async (client) => {

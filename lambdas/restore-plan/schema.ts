@@ -3,8 +3,11 @@ import { ArchivePointerSchema, RestoreRequestSchema, RestoreTaskSchema } from '.
 
 /** Archives handed to one Map over a page: few enough that a page of failure results stays far below 256 KiB. */
 export const RESTORE_PAGE_SIZE = 25;
-/** Archives one execution restores at most, so its history stays below 25,000 events (about 7 per archive). */
-export const MAX_ARCHIVES_PER_RESTORE = 2500;
+/**
+ * Archives one execution restores at most: about 7 history events each plus 16 per page make ~11,500 events, which
+ * leaves room for thousands of retries below the 25,000-event limit.
+ */
+export const MAX_ARCHIVES_PER_RESTORE = 1500;
 
 export const RestorePlanInputSchema = z.discriminatedUnion('action', [
   z

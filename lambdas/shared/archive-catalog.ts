@@ -37,6 +37,7 @@ export interface ArchiveRef {
   day: string;
   size: number;
   storageClass: string;
+  lastModified?: Date;
 }
 
 export function sourcePrefix(source: ArchiveSource): string {
@@ -84,7 +85,14 @@ export async function* listArchives(
 function toRef(source: ArchiveSource, object: ListedObject): ArchiveRef | undefined {
   const day = archiveDay(source, object.key);
   return day
-    ? { key: object.key, format: source.format, day, size: object.size, storageClass: object.storageClass }
+    ? {
+        key: object.key,
+        format: source.format,
+        day,
+        size: object.size,
+        storageClass: object.storageClass,
+        lastModified: object.lastModified,
+      }
     : undefined;
 }
 

@@ -19,6 +19,8 @@ export type ProblemKind =
   | 'orphan-sidecar'
   | 'wrong-table'
   | 'stale-staging'
+  | 'in-flight'
+  | 'cold'
   | 'quarantined'
   | 'day-gap';
 
@@ -41,6 +43,9 @@ export interface ValidationReport {
   bytes: number;
   problems: ValidationProblem[];
 }
+
+/** Storage classes whose objects must be restored from cold storage before they can be read. */
+const COLD_CLASSES = new Set(['GLACIER', 'DEEP_ARCHIVE']);
 
 /** Staging objects older than this belong to no batch that can still be in flight (leases last at most hours). */
 const STALE_STAGING_MS = 24 * 3600 * 1000;
@@ -89,6 +94,26 @@ export async function validateArchives(
     report.archives += 1;
     report.bytes += ref.size;
     days.add(ref.day);
+    if (COLD_CLASSES.has(ref.storageClass)) {
+      problem(
+        'warning',
+        'cold',
+        ref.key,
+        `in ${ref.storageClass}: restore the object from cold storage to verify it`,
+      );
+      continue;
+    }
+    const age = now.getTime() - (ref.lastModified?.getTime() ?? 0);
+    if (!keys.has(sidecarKeyFor(ref)) && age < STALE_STAGING_MS) {
+      // Upload publishes the data before its manifest: a young archive without one is a batch still in flight.
+      problem(
+        'warning',
+        'in-flight',
+        ref.key,
+        'no manifest yet: a batch in flight, or one a later run completes',
+      );
+      continue;
+    }
     try {
       const expected = await readExpectation(store, ref);
       const { origin } = expected;

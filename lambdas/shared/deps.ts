@@ -12,12 +12,14 @@ import { ArchiveStore } from './s3.js';
 
 /** Named points inside the steps where a test can inject a crash; a no-op in production. */
 export type FaultPoint =
+  | 'export:midStream'
   | 'export:afterStaging'
   | 'upload:afterCopy'
   | 'upload:afterManifest'
   | 'verify:afterRead'
   | 'delete:beforeCommit'
-  | 'delete:afterCommit';
+  | 'delete:afterCommit'
+  | 'restore:afterCommit';
 export type FaultInjector = (point: FaultPoint) => Promise<void> | void;
 
 /** Everything a step core needs, injected; cores never read process.env or create clients. */

@@ -22,6 +22,9 @@ export interface TargetColumn {
 /** A restore target as the catalog describes it. */
 export interface RestoreTarget {
   table: TableName;
+  oid: number;
+  /** Changes when the table is dropped and created again, or truncated: a restore watermark belongs to one. */
+  identity: string;
   columns: TargetColumn[];
   primaryKey: string[];
 }
@@ -47,8 +50,14 @@ export async function describeTarget(
       ORDER BY a.attnum`,
     [relation.oid],
   );
+  const storage = await client.query<{ identity: string }>(
+    `SELECT $1::oid::text || '.' || coalesce(pg_catalog.pg_relation_filenode($1::oid)::text, '0') AS identity`,
+    [relation.oid],
+  );
   return {
     table,
+    oid: relation.oid,
+    identity: storage.rows[0]?.identity ?? String(relation.oid),
     columns: cols.rows.map((c) => ({
       name: c.name,
       type: c.type,
@@ -61,11 +70,12 @@ export async function describeTarget(
 
 /**
  * A type name from an archive's manifest, resolved by the server: a manifest is data, so its type text is never
- * spliced into SQL as written. Returns PostgreSQL's own (quoted) spelling, or undefined when the type is unknown.
+ * spliced into SQL as written. Returns PostgreSQL's own (quoted) spelling without a modifier, which reads as the
+ * unbounded type (`bpchar`, `"bit"`, `numeric`), or undefined when the type is unknown.
  */
 export async function resolveTypeName(client: pg.ClientBase, type: string): Promise<string | undefined> {
   const result = await client.query<{ type: string | null }>(
-    'SELECT pg_catalog.format_type(pg_catalog.to_regtype($1), NULL) AS type',
+    'SELECT pg_catalog.format_type(pg_catalog.to_regtype($1), -1) AS type',
     [type],
   );
   return result.rows[0]?.type ?? undefined;
@@ -80,26 +90,27 @@ export interface ArchivedColumn {
 /** How each archived value reaches the target: the columns written, the SQL that reads each, and what drifted. */
 export interface ColumnPlan {
   columns: { name: string; expression: string }[];
+  /** Columns whose type changed since archiving: their values must survive the conversion (checkConversions). */
+  converted: { name: string; from: string; into: string; text: string }[];
   warnings: string[];
 }
 
 /**
- * Maps archived columns onto the target. Columns added since archiving are left out of the INSERT, so they get
- * their default (or NULL); generated columns are recomputed by the target; a column the target no longer has is an
- * error in `strict` mode and dropped with a warning in `lenient` mode; a changed type is cast from the archived
- * type, and a type pair PostgreSQL cannot cast is an error. Each value is read as `j ->> 'name'` (its text form)
- * and goes through the type's input function, which reproduces it exactly.
+ * Maps archived columns onto the target. Every value is read as `j ->> 'name'` (its text form) and goes through the
+ * target column type's input function, which reproduces it exactly when the type is unchanged. Columns added since
+ * archiving are left out of the INSERT, so they get their default (or NULL); generated columns are recomputed by
+ * the target; a column the target no longer has is an error in `strict` mode and dropped with a warning in
+ * `lenient` mode. A changed type is read by the new type's input function, and checkConversions then refuses values
+ * that would change. The archived type names are only compared, never spliced into SQL: a manifest is data.
  */
-export async function planColumns(
-  client: pg.ClientBase,
+export function planColumns(
   archived: ArchivedColumn[],
   target: RestoreTarget,
   drift: 'strict' | 'lenient',
-): Promise<ColumnPlan> {
+): ColumnPlan {
   const byName = new Map(target.columns.map((c) => [c.name, c]));
   const archivedNames = new Set(archived.map((c) => c.name));
-  const columns: ColumnPlan['columns'] = [];
-  const warnings: string[] = [];
+  const plan: ColumnPlan = { columns: [], converted: [], warnings: [] };
   const removed: string[] = [];
   for (const column of archived) {
     const into = byName.get(column.name);
@@ -107,27 +118,18 @@ export async function planColumns(
       removed.push(column.name);
       continue;
     }
-    if (into.generated) continue;
-    const text = `(s.j ->> ${quoteLiteral(column.name)})`;
-    if (column.type === undefined || column.type === into.type) {
-      columns.push({ name: column.name, expression: `${text}::${into.type}` });
+    if (into.generated) {
+      plan.warnings.push(
+        `column "${column.name}" is generated in the target: recomputed, archived values unused`,
+      );
       continue;
     }
-    const from = await resolveTypeName(client, column.type);
-    if (!from) {
-      throw new SchemaDriftError(
-        `column "${column.name}" was archived as ${column.type}, a type this database does not know`,
-      );
+    const text = `(s.j ->> ${quoteLiteral(column.name)})`;
+    plan.columns.push({ name: column.name, expression: `${text}::${into.type}` });
+    if (column.type !== undefined && column.type !== into.type) {
+      plan.converted.push({ name: column.name, from: column.type, into: into.type, text });
+      plan.warnings.push(`column "${column.name}" converted from ${column.type} to ${into.type}`);
     }
-    try {
-      await client.query(`SELECT (NULL::${from})::${into.type}`);
-    } catch {
-      throw new SchemaDriftError(
-        `column "${column.name}" was archived as ${column.type} and is now ${into.type}: PostgreSQL has no cast between them`,
-      );
-    }
-    warnings.push(`column "${column.name}" cast from ${column.type} to ${into.type}`);
-    columns.push({ name: column.name, expression: `(${text}::${from})::${into.type}` });
   }
   if (removed.length > 0) {
     const list = removed.map((name) => `"${name}"`).join(', ');
@@ -136,16 +138,50 @@ export async function planColumns(
         `the target ${tableLabel(target.table)} no longer has column(s) ${list}; restore with drift "lenient" to drop them`,
       );
     }
-    warnings.push(`column(s) ${list} dropped: the target no longer has them`);
+    plan.warnings.push(`column(s) ${list} dropped: the target no longer has them`);
   }
   const added = target.columns.filter((c) => !archivedNames.has(c.name) && !c.generated).map((c) => c.name);
   if (added.length > 0) {
-    warnings.push(
+    plan.warnings.push(
       `column(s) ${added.map((name) => `"${name}"`).join(', ')} not in the archive: default used`,
     );
   }
-  if (columns.length === 0) throw new SchemaDriftError('no archived column exists in the target');
-  return { columns, warnings };
+  if (plan.columns.length === 0) throw new SchemaDriftError('no archived column exists in the target');
+  return plan;
+}
+
+/**
+ * For each column whose type changed, reads every staged value with the new type and compares its text form with
+ * the archived one: a conversion that would truncate, round or reinterpret a value (say text into varchar(3),
+ * numeric into numeric(10,2), timestamptz into date) fails in `strict` mode and is reported in `lenient` mode; a
+ * value the new type cannot read at all always fails.
+ */
+export async function checkConversions(
+  client: pg.ClientBase,
+  plan: ColumnPlan,
+  drift: 'strict' | 'lenient',
+): Promise<void> {
+  for (const column of plan.converted) {
+    let changed: number;
+    try {
+      const result = await client.query<{ changed: number }>(
+        `SELECT count(*)::int AS changed FROM ${stagedRows}
+          WHERE ${column.text} IS NOT NULL AND (${column.text}::${column.into})::text IS DISTINCT FROM ${column.text}`,
+      );
+      changed = result.rows[0]?.changed ?? 0;
+    } catch (error) {
+      const code = (error as { code?: string }).code ?? '';
+      if (!code.startsWith('22')) throw error;
+      throw new SchemaDriftError(
+        `column "${column.name}": archived ${column.from} values cannot be read as ${column.into} (SQLSTATE ${code})`,
+      );
+    }
+    if (changed === 0) continue;
+    const what = `column "${column.name}": ${changed} value(s) change when converted from ${column.from} to ${column.into}`;
+    if (drift === 'strict')
+      throw new SchemaDriftError(`${what}; restore with drift "lenient" to accept that`);
+    plan.warnings.push(what);
+  }
 }
 
 /** The staged archive lines, one jsonb parse per row. */
@@ -169,18 +205,15 @@ export function insertSql(
 ): string {
   const names = plan.columns.map((c) => quoteIdent(c.name)).join(', ');
   const values = plan.columns.map((c) => c.expression).join(', ');
+  // Only the key arbitrates: a clash on any other unique constraint fails the archive instead of hiding a row.
+  const key = conflictKey.map(quoteIdent).join(', ');
+  const updates = plan.columns
+    .filter((c) => !conflictKey.includes(c.name))
+    .map((c) => `${quoteIdent(c.name)} = EXCLUDED.${quoteIdent(c.name)}`);
   let conflict = '';
-  if (strategy === 'skip') conflict = 'ON CONFLICT DO NOTHING';
-  if (strategy === 'overwrite') {
-    const updates = plan.columns
-      .filter((c) => !conflictKey.includes(c.name))
-      .map((c) => `${quoteIdent(c.name)} = EXCLUDED.${quoteIdent(c.name)}`);
-    const key = conflictKey.map(quoteIdent).join(', ');
-    conflict =
-      updates.length > 0
-        ? `ON CONFLICT (${key}) DO UPDATE SET ${updates.join(', ')}`
-        : 'ON CONFLICT DO NOTHING';
-  }
+  if (strategy === 'skip' || (strategy === 'overwrite' && updates.length === 0))
+    conflict = `ON CONFLICT (${key}) DO NOTHING`;
+  else if (strategy === 'overwrite') conflict = `ON CONFLICT (${key}) DO UPDATE SET ${updates.join(', ')}`;
   return `WITH written AS (
       INSERT INTO ${qualified(target.table)} (${names}) OVERRIDING SYSTEM VALUE
       SELECT ${values} FROM ${stagedRows}
@@ -188,14 +221,6 @@ export function insertSql(
       RETURNING (xmax = 0) AS inserted)
     SELECT count(*) FILTER (WHERE inserted)::int AS inserted, count(*) FILTER (WHERE NOT inserted)::int AS updated
       FROM written`;
-}
-
-/** For a dry run: how many staged rows already have their key in the target. */
-export function conflictCountSql(target: RestoreTarget, plan: ColumnPlan, conflictKey: string[]): string {
-  const expression = (name: string) => plan.columns.find((c) => c.name === name)?.expression ?? 'NULL';
-  const match = conflictKey.map((name) => `t.${quoteIdent(name)} = ${expression(name)}`).join(' AND ');
-  return `SELECT count(*) FILTER (WHERE EXISTS (SELECT 1 FROM ${qualified(target.table)} AS t WHERE ${match}))::int AS conflicts
-            FROM ${stagedRows}`;
 }
 
 /**

@@ -151,7 +151,7 @@ export async function primaryKey(client: pg.ClientBase, oid: number): Promise<st
 }
 
 /** True when some unique, non-partial, non-expression index uses only columns from `names`. */
-async function isUnique(client: pg.ClientBase, oid: number, names: string[]): Promise<boolean> {
+export async function isUnique(client: pg.ClientBase, oid: number, names: string[]): Promise<boolean> {
   const result = await client.query<{ ok: boolean }>(
     `SELECT EXISTS (
        SELECT 1 FROM pg_catalog.pg_index i

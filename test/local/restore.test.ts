@@ -89,6 +89,21 @@ describe('restore workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
     expect(await lines(bed.db.client, 'copy_all')).toEqual(archived);
   });
 
+  it('keeps a watermark per table, not per name: a target dropped and created again is restored again', async () => {
+    // Prepare
+    await restore({ targetTable: 'public.recreated' });
+    await bed.db.client.query('DROP TABLE public.recreated');
+
+    // Act
+    const result = await restore({ targetTable: 'public.recreated' });
+
+    // Assess
+    expect(result.execution.output).toMatchObject({
+      totals: { inserted: archived.length, alreadyRestoredFiles: 0 },
+    });
+    expect(await lines(bed.db.client, 'recreated')).toEqual(archived);
+  });
+
   it('restores one archive by key, and a day range by partition', async () => {
     // Prepare
     const key = dataKeys[3] ?? '';
@@ -180,7 +195,7 @@ describe('restore workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
     expect(added.rows[0].id).toBeGreaterThan(Math.max(...archived.map((l) => Number(JSON.parse(l).id))));
   });
 
-  it('handles schema drift: added columns get their default, removed ones fail strict and drop lenient, types are cast', async () => {
+  it('handles schema drift: added columns get their default, removed ones fail strict and drop lenient, changed types convert only when no value changes', async () => {
     // Prepare
     await bed.db.client.query(`
       CREATE TABLE public.drifted (id bigint PRIMARY KEY, created_at timestamptz, actor varchar(40) NOT NULL,
@@ -190,6 +205,9 @@ describe('restore workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
     );
     await bed.db.client.query(
       `CREATE TABLE public.uncastable (id bigint PRIMARY KEY, created_at timestamptz, actor text, payload point)`,
+    );
+    await bed.db.client.query(
+      `CREATE TABLE public.truncating (id bigint PRIMARY KEY, created_at date, actor varchar(4), payload jsonb)`,
     );
     const key = dataKeys[1] ?? '';
 
@@ -204,10 +222,25 @@ describe('restore workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
       drift: 'lenient',
     });
 
+    const truncating = await restore({ targetTable: 'public.truncating', mode: 'key', key });
+    const truncatingLeniently = await restore({
+      targetTable: 'public.truncating',
+      mode: 'key',
+      key,
+      drift: 'lenient',
+    });
+
     // Assess
     expect(added.execution.status).toBe('SUCCEEDED');
     expect(added.results[0]?.warnings.join('\n')).toMatch(
-      /"actor" cast from text to character varying\(40\)/,
+      /"actor" converted from text to character varying\(40\)/,
+    );
+    expect(truncating.execution.status).toBe('FAILED');
+    expect(truncating.results[0]?.error).toMatch(
+      /^SchemaDriftError: column "created_at": \d+ value\(s\) change when converted from timestamp with time zone to date/,
+    );
+    expect(truncatingLeniently.results[0]?.warnings.join('\n')).toMatch(
+      /column "actor": \d+ value\(s\) change/,
     );
     const defaults = await bed.db.client.query(`SELECT DISTINCT source FROM public.drifted`);
     expect(defaults.rows).toEqual([{ source: 'restored' }]);
@@ -218,10 +251,12 @@ describe('restore workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
     const count = await bed.db.client.query(`SELECT count(*)::int AS n FROM public.narrowed`);
     expect(count.rows[0].n).toBe(lenient.results[0]?.rows);
     expect(uncastable.execution.status).toBe('FAILED');
-    expect(uncastable.results[0]?.error).toMatch(/SchemaDriftError: column "payload" .*no cast/);
+    expect(uncastable.results[0]?.error).toMatch(
+      /SchemaDriftError: column "payload": archived jsonb values cannot be read as point \(SQLSTATE 22P02\)/,
+    );
   });
 
-  it('restores into a target without any key, but refuses to overwrite there: it could not tell which rows to replace', async () => {
+  it('refuses a target without a key for every strategy: it could not tell which rows are already there', async () => {
     // Prepare
     await bed.db.client.query(
       'CREATE TABLE public.heap (id bigint, created_at timestamptz, actor text, payload jsonb)',
@@ -229,21 +264,21 @@ describe('restore workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
     const key = dataKeys[2] ?? '';
 
     // Act
-    const skipping = await restore({ targetTable: 'public.heap', mode: 'key', key });
-    const overwriting = await restore({
-      targetTable: 'public.heap',
-      mode: 'key',
-      key,
-      strategy: 'overwrite',
-      ignoreWatermark: true,
-    });
+    const results = await Promise.all(
+      ['skip', 'overwrite', 'fail'].map((strategy) =>
+        restore({ targetTable: 'public.heap', mode: 'key', key, strategy }),
+      ),
+    );
 
     // Assess
-    expect(skipping.execution.status).toBe('SUCCEEDED');
-    expect(overwriting.execution.status).toBe('FAILED');
-    expect(overwriting.results[0]?.error).toMatch(/^SchemaDriftError: strategy "overwrite" needs a primary key or unique index/);
+    for (const result of results) {
+      expect(result.execution.status).toBe('FAILED');
+      expect(result.results[0]?.error).toMatch(
+        /^SchemaDriftError: restore needs a primary key or unique index/,
+      );
+    }
     const count = await bed.db.client.query('SELECT count(*)::int AS n FROM public.heap');
-    expect(count.rows[0].n).toBe(skipping.results[0]?.rows);
+    expect(count.rows[0].n).toBe(0);
   });
 
   it('refuses tampered, truncated and wrongly described archives with nothing of them written, and restores the rest', async () => {
