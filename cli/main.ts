@@ -199,6 +199,11 @@ async function restoreLocally(
 }
 
 async function restoreDemo(options: RestoreOptions & { stateDir: string }): Promise<number> {
+  if (options.database || options.table || options.target || options.key) {
+    throw new ConfigError(
+      '--demo restores both demo tables into themselves: leave out --database, --table, --target and --key',
+    );
+  }
   const demo = await import('../local/demo.js');
   const { openLocalEnvironment, runLocalRestore } = await import('../local/run.js');
   const pg = (await import('pg')).default;
