@@ -17,8 +17,12 @@ export interface WorkflowOptions {
   fault?: FaultInjector;
   retryIntervalScale?: number;
   onStep?: (event: StepEvent) => void;
+  /** Awaited between steps (see LocalWorkflowOptions.afterStep); tests inject faults at step boundaries. */
+  afterStep?: (event: StepEvent) => Promise<void> | void;
   /** Environment overrides for the functions (tests route an endpoint through a proxy). */
   env?: NodeJS.ProcessEnv;
+  /** Wraps the functions' dependencies (tests record telemetry or damage a stream). */
+  deps?: (deps: StepDeps) => StepDeps;
 }
 
 export interface LocalEnvironment {
@@ -55,9 +59,13 @@ export async function openLocalEnvironment(
     deps: (fault) => depsFromEnv(env, fault),
     workflow: (options = {}) =>
       new LocalWorkflow({
-        getDeps: () => depsFromEnv({ ...env, ...options.env }, options.fault),
+        getDeps: () => {
+          const deps = depsFromEnv({ ...env, ...options.env }, options.fault);
+          return options.deps ? options.deps(deps) : deps;
+        },
         retryIntervalScale: options.retryIntervalScale,
         onStep: options.onStep,
+        afterStep: options.afterStep,
       }),
     async close() {
       await closeProcessDatabases();

@@ -102,6 +102,11 @@ export interface LocalWorkflowOptions {
   retryIntervalScale?: number;
   /** Called after every function invocation, for progress display. */
   onStep?: (event: StepEvent) => void;
+  /**
+   * Awaited after every invocation that succeeded, before its result reaches the state machine. Tests act between
+   * two steps here; a throw fails the Task as a crash between the steps would (the function's work is done).
+   */
+  afterStep?: (event: StepEvent) => Promise<void> | void;
 }
 
 export interface ExecutionResult {
@@ -199,7 +204,9 @@ export class LocalWorkflow {
     const started = performance.now();
     try {
       const result = await this.handlers[name](payload, lambdaContext(name));
-      this.options.onStep?.({ functionName: name, payload, result, durationMs: performance.now() - started });
+      const event = { functionName: name, payload, result, durationMs: performance.now() - started };
+      await this.options.afterStep?.(event);
+      this.options.onStep?.(event);
       return {
         StatusCode: 200,
         ExecutedVersion: '$LATEST',

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import type pg from 'pg';
@@ -78,6 +79,7 @@ export async function exportBatch(input: ExportInput, deps: StepDeps): Promise<E
     const flowing = pipeline(
       copy,
       lines,
+      midStreamFaultPoint(deps.fault),
       createGzip({ level: deps.config.defaults.compressionLevel }),
       compressed,
     );
@@ -157,6 +159,26 @@ export async function exportBatch(input: ExportInput, deps: StepDeps): Promise<E
       stagingKey: staging,
       archiveKey: dataKey,
     };
+  });
+}
+
+/**
+ * Passes the lines on unchanged, stopping once at 'export:midStream' after the first row went on towards the staging
+ * upload and before the others: a crash injected there cuts the stream short. Chunks hold whole lines.
+ */
+function midStreamFaultPoint(fault: StepDeps['fault']): Transform {
+  let reached = false;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      if (reached) return callback(null, chunk);
+      reached = true;
+      const firstRow = chunk.indexOf(10) + 1;
+      this.push(chunk.subarray(0, firstRow));
+      Promise.resolve(fault('export:midStream')).then(
+        () => callback(null, chunk.subarray(firstRow)),
+        callback,
+      );
+    },
   });
 }
 

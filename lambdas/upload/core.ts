@@ -1,5 +1,5 @@
 import { type Manifest, ManifestSchema, manifestKeyFor } from '../shared/archive-format.js';
-import { BATCH_ID_METADATA, recordInFlight, withdrawBatch } from '../shared/batch.js';
+import { BATCH_ID_METADATA, recordInFlight, tableLabel, withdrawBatch } from '../shared/batch.js';
 import type { StepDeps } from '../shared/deps.js';
 import { ArchiveConflictError, ArchiveIntegrityError, InvalidInputError } from '../shared/errors.js';
 import type { InFlight } from '../shared/locks.js';
@@ -32,6 +32,13 @@ export async function uploadBatch(input: UploadInput, deps: StepDeps): Promise<U
   const manifestKey = manifestKeyFor(inFlight.archiveKey);
   const write: WriteOptions = { storageClass: config.s3.storageClass, kmsKeyId: config.s3.kmsKeyId };
   let created = false;
+  // Damaged staged objects: nothing was deleted. Counted as a failed verification; the batch is dropped here, or,
+  // once its archive was copied (which upload may not delete), by the next export, which discards it.
+  const damaged = async (problem: string, withdraw: boolean): Promise<never> => {
+    deps.telemetry.metric('VerificationFailures', 'Count', 1, tableLabel(input));
+    if (withdraw) await withdrawBatch(deps, input, inFlight, 'missing-staging');
+    throw new ArchiveIntegrityError(problem);
+  };
 
   const sameContent = async () => {
     const existing = await store.head(inFlight.archiveKey);
@@ -43,10 +50,9 @@ export async function uploadBatch(input: UploadInput, deps: StepDeps): Promise<U
   if (!(await sameContent())) {
     const staged = await store.head(inFlight.stagingKey);
     if (!staged || staged.size !== inFlight.figures.compressedBytes) {
-      // Nothing was published and no row was deleted: drop the batch so the next export starts clean.
-      await withdrawBatch(deps, input, inFlight, 'missing-staging');
-      throw new ArchiveIntegrityError(
+      return damaged(
         `staging object ${inFlight.stagingKey} is ${staged ? `${staged.size} bytes, expected ${inFlight.figures.compressedBytes}` : 'missing'}`,
+        true,
       );
     }
     const copied = await store.copyOnce(
@@ -61,6 +67,9 @@ export async function uploadBatch(input: UploadInput, deps: StepDeps): Promise<U
   await deps.fault('upload:afterCopy');
 
   const manifest = await readStagedManifest(deps, inFlight);
+  if (manifest === 'damaged') {
+    return damaged(`staged manifest of ${inFlight.archiveKey} does not describe the exported batch`, false);
+  }
   if (manifest) await putManifestOnce(deps, manifestKey, manifest, write);
   else if (!(await store.head(manifestKey))) {
     throw new ArchiveIntegrityError(`manifest of ${inFlight.archiveKey} is neither staged nor published`);
@@ -75,19 +84,23 @@ export async function uploadBatch(input: UploadInput, deps: StepDeps): Promise<U
   return { archiveKey: inFlight.archiveKey, manifestKey, created };
 }
 
-async function readStagedManifest(deps: StepDeps, inFlight: InFlight): Promise<Manifest | undefined> {
+/** The staged manifest; undefined once published (staging removed), 'damaged' unless it describes the batch. */
+async function readStagedManifest(
+  deps: StepDeps,
+  inFlight: InFlight,
+): Promise<Manifest | 'damaged' | undefined> {
   const text = await deps.store.getText(manifestKeyFor(inFlight.stagingKey));
   if (text === undefined) return undefined;
-  const manifest = ManifestSchema.parse(JSON.parse(text));
-  if (
-    manifest.dataKey !== inFlight.archiveKey ||
-    JSON.stringify(manifest.figures) !== JSON.stringify(inFlight.figures)
-  ) {
-    throw new ArchiveIntegrityError(
-      `staged manifest of ${inFlight.archiveKey} does not describe the exported batch`,
-    );
+  let manifest: Manifest;
+  try {
+    manifest = ManifestSchema.parse(JSON.parse(text));
+  } catch {
+    return 'damaged';
   }
-  return manifest;
+  const describesBatch =
+    manifest.dataKey === inFlight.archiveKey &&
+    JSON.stringify(manifest.figures) === JSON.stringify(inFlight.figures);
+  return describesBatch ? manifest : 'damaged';
 }
 
 /**

@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
 import type { FaultPoint } from '../../lambdas/shared/deps.js';
-import { runLocalArchive } from '../../local/run.js';
+import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import { archiverTestbed, getObject, listKeys, s3ClientFor } from '../support/fixtures.js';
 
 // The functions log at DEBUG here, so that everything they could ever log is checked. Hoisted above the imports:
@@ -45,6 +45,11 @@ describe('logs and errors carry no row values and no secrets', () => {
         );
         await db.client.query(`GRANT SELECT, DELETE ON ${name} TO archiver`);
       }
+      // The restore target exists, so the archiver role needs no CREATE privilege.
+      await db.client.query(
+        'CREATE TABLE people_back (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, email text, note text)',
+      );
+      await db.client.query('GRANT SELECT, INSERT, UPDATE ON people_back TO archiver');
       // The archiver connects as a role whose password is the sentinel.
       Object.assign(db, { url: db.url.replace(/\/\/[^@]*@/, `//archiver:${PASSWORD}@`) });
     },
@@ -87,6 +92,32 @@ describe('logs and errors carry no row values and no secrets', () => {
     expect(runs.map((r) => r.execution.status)).toEqual(['SUCCEEDED', 'FAILED']);
     expect(output).toContain('"message":"batch exported"');
     expect(output).toContain('"message":"batch withdrawn; its rows stay in the database"');
+    for (const secret of [ROW_SENTINEL, PASSWORD, '@example.com']) {
+      expect(output).not.toContain(secret);
+      expect(JSON.stringify(runs)).not.toContain(secret);
+    }
+  });
+
+  it('a restore run, and one whose every archive conflicts, log nothing of the rows or the password', async () => {
+    // Prepare
+    const request = { database: 'app', table: 'public.people', targetTable: 'public.people_back' };
+
+    // Act: the second restore meets every row already there; PostgreSQL's own message would quote their keys.
+    const { value: runs, output } = await captureOutput(async () => [
+      await runLocalRestore(bed.local, request, { retryIntervalScale: 0 }),
+      await runLocalRestore(
+        bed.local,
+        { ...request, strategy: 'fail', ignoreWatermark: true },
+        { retryIntervalScale: 0 },
+      ),
+    ]);
+
+    // Assess
+    expect(runs.map((r) => r.execution.status)).toEqual(['SUCCEEDED', 'FAILED']);
+    const restored = await bed.db.client.query('SELECT count(*)::int AS n FROM people_back');
+    expect(restored.rows[0].n).toBeGreaterThan(50);
+    expect(runs[1]?.results.every((r) => r.error?.startsWith('RestoreConflictError: '))).toBe(true);
+    expect(output).toContain('"message":"archive restored"');
     for (const secret of [ROW_SENTINEL, PASSWORD, '@example.com']) {
       expect(output).not.toContain(secret);
       expect(JSON.stringify(runs)).not.toContain(secret);

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { FaultPoint } from '../../lambdas/shared/deps.js';
 import { runLocalArchive } from '../../local/run.js';
 import {
@@ -8,18 +8,33 @@ import {
   seedEvents,
   tableLines,
 } from '../support/fixtures.js';
-import { startFlakyProxy } from '../support/flaky-proxy.js';
+import { type FlakyProxy, startFlakyProxy } from '../support/flaky-proxy.js';
+import { recordProof } from '../support/proof-ledger.js';
 
-describe('outages: connections reset mid-run are retried, and nothing is lost', () => {
+/** How long an endpoint stays down: longer than one attempt with the SDK's own retries, shorter than the ASL's. */
+const DOWN_MS = 1500;
+/** Scales the ASL's Retry intervals (5 s, 5 attempts) to 0.5 s: the retries span DOWN_MS. */
+const RETRY_SCALE = 0.1;
+
+describe('outages: connections reset or endpoints down mid-run are retried, and nothing is lost', () => {
   const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
+  let database: FlakyProxy | undefined;
 
   const bed = archiverTestbed(
     async (db) => {
       await seedEvents(db.client, 's3_outage', 900);
       await seedEvents(db.client, 'db_outage', 900);
+      for (const name of ['s3_down', 'db_down', 'dynamodb_down']) await seedEvents(db.client, name, 330, 33);
+      // The archiver reaches the database through a proxy that a test can take down.
+      const url = new URL(db.url);
+      database = await startFlakyProxy(Number(url.port));
+      url.hostname = '127.0.0.1';
+      url.port = String(database.port);
+      Object.assign(db, { url: url.toString() });
     },
-    [spec('s3_outage'), spec('db_outage')],
+    [spec('s3_outage'), spec('db_outage'), spec('s3_down'), spec('db_down'), spec('dynamodb_down')],
   );
+  afterAll(async () => database?.stop());
 
   it('S3 connections reset during upload: the step is retried and the run completes', async () => {
     // Prepare: S3 reached through a proxy that drops every connection once the first object is published.
@@ -52,6 +67,7 @@ describe('outages: connections reset mid-run are retried, and nothing is lost', 
     expect(failures).toContain('upload:StorageUnavailableError');
     expect(run.execution.status).toBe('SUCCEEDED');
     await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+    recordProof({ kind: 'fault', point: 'outage: S3 connections reset', iteration: 0 });
   });
 
   it('database connection killed inside the delete transaction: rolled back, retried, completed', async () => {
@@ -84,5 +100,87 @@ describe('outages: connections reset mid-run are retried, and nothing is lost', 
     expect(steps).toContain('delete:DatabaseUnavailableError');
     expect(run.execution.status).toBe('SUCCEEDED');
     await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+    recordProof({ kind: 'fault', point: 'outage: database backend killed before COMMIT', iteration: 0 });
+  });
+
+  /** An endpoint taken down at the first `point` for DOWN_MS, then back: each step retries until it answers. */
+  async function downThenUp(
+    name: string,
+    point: FaultPoint,
+    target: () => Promise<{ proxy: FlakyProxy; env?: NodeJS.ProcessEnv }>,
+  ) {
+    const table = resolvedTable(spec(name));
+    const original = await tableLines(bed.db.client, table);
+    const { proxy, env } = await target();
+    let downs = 0;
+    const fault = async (at: FaultPoint) => {
+      if (at === point && downs++ === 0) await proxy.down(DOWN_MS);
+    };
+    const failures: string[] = [];
+    const started = Date.now();
+    const run = await runLocalArchive(
+      bed.local,
+      { tables: [`public.${name}`] },
+      {
+        fault,
+        env,
+        retryIntervalScale: RETRY_SCALE,
+        onStep: (event) => {
+          if (event.error) failures.push(`${event.functionName}:${event.error.name}`);
+        },
+      },
+    );
+    const counts = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+    return { run, failures, counts, elapsed: Date.now() - started };
+  }
+
+  it('S3 endpoint down for a while, then up: the steps retry until it is back, nothing lost', async () => {
+    // Prepare
+    const proxy = await startFlakyProxy(Number(new URL(bed.local.services.s3Endpoint).port));
+
+    // Act
+    const { run, failures, counts, elapsed } = await downThenUp('s3_down', 'upload:afterCopy', async () => ({
+      proxy,
+      env: { AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${proxy.port}` },
+    }));
+    await proxy.stop();
+
+    // Assess
+    expect(failures[0]).toBe('upload:StorageUnavailableError');
+    expect(run.execution.status).toBe('SUCCEEDED');
+    expect(elapsed).toBeGreaterThan(DOWN_MS);
+    expect(counts.inArchives).toBeGreaterThan(0);
+    recordProof({ kind: 'fault', point: 'outage: S3 endpoint down, then up', iteration: 0 });
+  });
+
+  it('database endpoint down for a while, then up: the steps retry until it is back, nothing lost', async () => {
+    // Act: down after verify read the object, before it digests the batch in the database.
+    const { run, failures, counts } = await downThenUp('db_down', 'verify:afterRead', async () => ({
+      proxy: database as FlakyProxy,
+    }));
+
+    // Assess
+    expect(failures[0]).toBe('verify:DatabaseUnavailableError');
+    expect(run.execution.status).toBe('SUCCEEDED');
+    expect(counts.inArchives).toBeGreaterThan(0);
+    recordProof({ kind: 'fault', point: 'outage: database endpoint down, then up', iteration: 0 });
+  });
+
+  it('lock table endpoint down for a while, then up: the steps retry until it is back, nothing lost', async () => {
+    // Prepare
+    const proxy = await startFlakyProxy(Number(new URL(bed.local.services.dynamoEndpoint).port));
+
+    // Act: down after verify read the object, before it records the batch as verified.
+    const { run, failures, counts } = await downThenUp('dynamodb_down', 'verify:afterRead', async () => ({
+      proxy,
+      env: { AWS_ENDPOINT_URL_DYNAMODB: `http://127.0.0.1:${proxy.port}` },
+    }));
+    await proxy.stop();
+
+    // Assess
+    expect(failures[0]).toBe('verify:LockStoreUnavailableError');
+    expect(run.execution.status).toBe('SUCCEEDED');
+    expect(counts.inArchives).toBeGreaterThan(0);
+    recordProof({ kind: 'fault', point: 'outage: lock table endpoint down, then up', iteration: 0 });
   });
 });

@@ -13,10 +13,11 @@ import {
   tableLines,
   writeTestConfig,
 } from '../support/fixtures.js';
+import { PROOF_SOAK, recordProof } from '../support/proof-ledger.js';
 
 const CLI = fileURLToPath(new URL('../../bin/audit-archiver.mjs', import.meta.url));
 const SEED = Number(process.env.SIGKILL_SEED ?? 20261123);
-const KILLS = 6;
+const KILLS = 6 * PROOF_SOAK;
 
 /** A small seeded PRNG (mulberry32): the kill moments are reproducible from the seed. */
 function random(seed: number): () => number {
@@ -95,6 +96,7 @@ describe(`local runs killed with SIGKILL at random moments (seed ${SEED})`, () =
       child.kill('SIGKILL');
       await exited(child);
       progress.push((await checkAndExpireLease(original)).inArchives);
+      recordProof({ kind: 'fault', point: 'SIGKILL of the CLI at a seeded moment', iteration: kill });
     }
     const final = runCli(files.configPath, join(files.dir, 'state'));
     const code = await exited(final);

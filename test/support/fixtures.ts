@@ -12,9 +12,12 @@ import { stringify } from 'yaml';
 import { type Manifest, ManifestSchema, tablePrefix } from '../../lambdas/shared/archive-format.js';
 import type { ArchiverConfigInput, ResolvedTable } from '../../lambdas/shared/config.js';
 import { sessionSetupSql } from '../../lambdas/shared/db.js';
+import type { StepDeps } from '../../lambdas/shared/deps.js';
 import { LockTable } from '../../lambdas/shared/locks.js';
+import type { MetricName } from '../../lambdas/shared/powertools.js';
 import { describeTable, qualifiedName, rowLineSql } from '../../lambdas/shared/table-sql.js';
 import { type LocalEnvironment, openLocalEnvironment } from '../../local/run.js';
+import { recordProof } from './proof-ledger.js';
 
 export interface TestDatabase {
   name: string;
@@ -90,6 +93,42 @@ export async function openTestEnvironment(
       await local.close();
       files.cleanup();
     },
+  };
+}
+
+export interface RecordedMetric {
+  name: MetricName;
+  value: number;
+  database: string;
+  table: string;
+}
+
+/**
+ * A recorder of the metrics the functions emit: pass `wrap` as a workflow's `deps` option. The functions' own
+ * telemetry still receives every call; the recorder only listens.
+ */
+export function metricRecorder(): {
+  metrics: RecordedMetric[];
+  wrap: (deps: StepDeps) => StepDeps;
+  count(name: MetricName, table?: string): number;
+} {
+  const metrics: RecordedMetric[] = [];
+  return {
+    metrics,
+    wrap: (deps) => ({
+      ...deps,
+      telemetry: {
+        ...deps.telemetry,
+        metric(name, unit, value, label) {
+          metrics.push({ name, value, ...label });
+          deps.telemetry.metric(name, unit, value, label);
+        },
+      },
+    }),
+    count: (name, table) =>
+      metrics
+        .filter((m) => m.name === name && (table === undefined || m.table === table))
+        .reduce((sum, m) => sum + m.value, 0),
   };
 }
 
@@ -241,9 +280,29 @@ export async function tableLines(client: pg.Client, table: ResolvedTable): Promi
   return result.rows.map((r) => r.line);
 }
 
+/** Lines of `original` missing from `present`, and lines present more often than `original` holds them. */
+export function compareRows(
+  original: string[],
+  present: string[],
+): { lost: number; doubled: number; extra: number } {
+  const counts = new Map<string, number>();
+  for (const line of original) counts.set(line, (counts.get(line) ?? 0) + 1);
+  let doubled = 0;
+  let extra = 0;
+  for (const line of present) {
+    const left = counts.get(line);
+    if (left === undefined) extra += 1;
+    else if (left === 0) doubled += 1;
+    else counts.set(line, left - 1);
+  }
+  const lost = [...counts.values()].reduce((sum, n) => sum + n, 0);
+  return { lost, doubled, extra };
+}
+
 /**
  * The zero-data-loss invariant: rows left in the database plus rows in live archives equal the original table,
- * row for row, and no row is in two live archives (or in an archive and the database).
+ * row for row, and no row is in two live archives (or in an archive and the database). Every check is recorded in
+ * the proof ledger (lost and doubled rows included) before a violation fails the test.
  */
 export async function assertNoLossNoDuplicates(
   local: LocalEnvironment,
@@ -253,14 +312,13 @@ export async function assertNoLossNoDuplicates(
 ): Promise<{ inDatabase: number; inArchives: number }> {
   const remaining = await tableLines(client, table);
   const archived = (await readLiveArchives(local, table.schema, table.name, client)).flatMap((a) => a.lines);
-  const all = [...remaining, ...archived].sort();
-  const expected = [...original].sort();
-  const duplicates = all.filter((line, i) => i > 0 && all[i - 1] === line);
-  if (duplicates.length > 0) throw new Error(`${duplicates.length} rows are doubled`);
-  const present = new Set(all);
-  const missing = expected.filter((line) => !present.has(line));
-  if (missing.length > 0 || all.length !== expected.length) {
-    throw new Error(`rows lost: ${missing.length} missing, ${all.length} present of ${expected.length}`);
+  const { lost, doubled, extra } = compareRows(original, [...remaining, ...archived]);
+  recordProof({ kind: 'invariant', rows: original.length, lost, doubled });
+  if (doubled > 0) throw new Error(`${doubled} rows are doubled`);
+  if (lost > 0 || extra > 0) {
+    throw new Error(
+      `rows lost: ${lost} missing, ${remaining.length + archived.length} present of ${original.length}`,
+    );
   }
   return { inDatabase: remaining.length, inArchives: archived.length };
 }

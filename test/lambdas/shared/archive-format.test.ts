@@ -4,9 +4,29 @@ import {
   archiveKey,
   keySegment,
   manifestKeyFor,
+  quarantineKey,
   stagingKey,
   tablePrefix,
 } from '../../../lambdas/shared/archive-format.js';
+import { PROOF_SOAK, recordProof } from '../../support/proof-ledger.js';
+
+const UNICODE_RUNS = 1000 * PROOF_SOAK;
+/** Any identifier PostgreSQL accepts: 1 to 63 bytes of any Unicode (quotes, "/", ".", spaces, emoji), no NUL. */
+const identifier = fc
+  .string({ unit: 'binary', minLength: 1, maxLength: 63 })
+  .filter((s) => !s.includes('\u0000') && Buffer.byteLength(s, 'utf8') <= 63);
+/** A prefix the config accepts, built of non-empty segments other than "." and "..". */
+const configuredPrefix = fc.oneof(
+  fc.constant(''),
+  fc
+    .array(
+      fc
+        .string({ unit: 'binary', minLength: 1, maxLength: 8 })
+        .filter((s) => !s.includes('/') && s !== '.' && s !== '..'),
+      { minLength: 1, maxLength: 3 },
+    )
+    .map((segments) => `${segments.join('/')}/`),
+);
 
 describe('archive keys', () => {
   it('derive the day partition and a content-addressed name', () => {
@@ -72,5 +92,55 @@ describe('archive keys', () => {
       ),
       { numRuns: 500 },
     );
+  });
+
+  it('stay under the configured prefix for any Unicode identifiers: no ".." segment, no "//", nothing but safe bytes', () => {
+    fc.assert(
+      fc.property(
+        configuredPrefix,
+        identifier,
+        identifier,
+        identifier,
+        fc.date({
+          min: new Date('0001-01-01T00:00:00Z'),
+          max: new Date('9999-12-31T00:00:00Z'),
+          noInvalidDate: true,
+        }),
+        fc.stringMatching(/^[0-9a-f]{64}$/),
+        fc.array(identifier, { minLength: 1, maxLength: 3 }),
+        (prefix, database, schema, table, date, sha, firstKey) => {
+          // Act
+          const loc = { prefix, database, schema, table };
+          const day = date.toISOString().slice(0, 10);
+          const data = archiveKey(loc, day, sha);
+          const keys = [
+            tablePrefix(loc),
+            data,
+            manifestKeyFor(data),
+            stagingKey(loc, day, firstKey),
+            quarantineKey(prefix, data, 'integrity'),
+          ];
+
+          // Assess
+          for (const key of keys) {
+            expect(key.startsWith(prefix)).toBe(true);
+            const rest = key.slice(prefix.length);
+            expect(rest).toMatch(/^[A-Za-z0-9_%.=-][A-Za-z0-9_%.=/-]*$/);
+            expect(key).not.toContain('//');
+            expect(key.split('/')).not.toContain('..');
+            expect(key.split('/')).not.toContain('.');
+          }
+          // The table's own folder holds its archives, and only its own.
+          expect(data.startsWith(tablePrefix(loc))).toBe(true);
+          expect(tablePrefix(loc).slice(prefix.length).split('/')).toHaveLength(3);
+        },
+      ),
+      { numRuns: UNICODE_RUNS },
+    );
+    recordProof({
+      kind: 'fuzz',
+      property: 'archive keys stay under the prefix (Unicode identifiers)',
+      cases: UNICODE_RUNS,
+    });
   });
 });

@@ -14,8 +14,9 @@ import { ConfigError, InvalidInputError } from '../../../lambdas/shared/errors.j
 import { createHandler as summaryHandler } from '../../../lambdas/summary/handler.js';
 import { createHandler as uploadHandler } from '../../../lambdas/upload/handler.js';
 import { createHandler as verifyHandler } from '../../../lambdas/verify/handler.js';
+import { PROOF_SOAK, recordProof } from '../../support/proof-ledger.js';
 
-const RUNS = 300;
+const RUNS = 300 * PROOF_SOAK;
 
 const validConfig = () => ({
   s3: { bucket: 'archive-bucket', prefix: 'a/' },
@@ -64,6 +65,7 @@ describe('hostile input never crashes, it is refused with a clear error', () => 
       }),
       { numRuns: RUNS },
     );
+    recordProof({ kind: 'fuzz', property: 'config: anything', cases: RUNS });
   });
 
   it('the config schema: a valid config with one value replaced anywhere', () => {
@@ -78,6 +80,7 @@ describe('hostile input never crashes, it is refused with a clear error', () => 
       }),
       { numRuns: RUNS },
     );
+    recordProof({ kind: 'fuzz', property: 'config: one value replaced', cases: RUNS });
   });
 
   const context = {
@@ -120,6 +123,17 @@ describe('hostile input never crashes, it is refused with a clear error', () => 
               strategy: fc.constantFrom('skip', 'overwrite', 'fail', 'merge'),
             }),
           }),
+          // Restore steps' inputs: an archive pointer and a task or tally of arbitrary values.
+          fc.record({
+            task: fc.anything(),
+            archive: fc.record({ key: fc.string(), format: fc.constantFrom('native', 'legacy', 'other') }),
+          }),
+          fc.record({
+            action: fc.constantFrom('tally', 'finish'),
+            restoreId: fc.string(),
+            results: fc.array(fc.anything(), { maxLength: 3 }),
+            totals: fc.dictionary(fc.string(), fc.integer()),
+          }),
         ),
         async (payload) => {
           try {
@@ -133,5 +147,6 @@ describe('hostile input never crashes, it is refused with a clear error', () => 
       ),
       { numRuns: RUNS },
     );
+    recordProof({ kind: 'fuzz', property: `${name} function input`, cases: RUNS });
   });
 });

@@ -1,0 +1,168 @@
+import { type Readable, Transform } from 'node:stream';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { FaultPoint, StepDeps } from '../../lambdas/shared/deps.js';
+import type { ArchiveStore } from '../../lambdas/shared/s3.js';
+import { runLocalArchive, runLocalRestore, type WorkflowOptions } from '../../local/run.js';
+import type { StepEvent } from '../../local/workflow.js';
+import {
+  archiverTestbed,
+  compareRows,
+  getObject,
+  type LiveArchive,
+  readLiveArchives,
+  resolvedTable,
+  seedEvents,
+  tableLines,
+} from '../support/fixtures.js';
+import { recordProof } from '../support/proof-ledger.js';
+
+class InjectedCrash extends Error {
+  override name = 'InjectedCrash';
+}
+
+/** Passes the first `bytes` of a body on, then fails it: a read cut off in the middle of an archive. */
+function cutShort(body: Readable, bytes: number): Readable {
+  let passed = 0;
+  const cut = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      if (passed + chunk.length < bytes) {
+        passed += chunk.length;
+        return callback(null, chunk);
+      }
+      this.push(chunk.subarray(0, bytes - passed));
+      passed = bytes;
+      callback(new InjectedCrash('connection lost in the middle of the archive'));
+    },
+  });
+  body.on('error', (error) => cut.destroy(error));
+  return body.pipe(cut);
+}
+
+/** Dependencies whose store cuts reads of `key` short, `times` times (Infinity: always). */
+function cutReadsOf(key: string, bytes: number, times: number): (deps: StepDeps) => StepDeps {
+  let cuts = 0;
+  return (deps) => {
+    const store = Object.create(deps.store) as ArchiveStore;
+    store.getStream = async (requested) => {
+      const body = await deps.store.getStream(requested);
+      if (requested !== key || !body || cuts >= times) return body;
+      cuts += 1;
+      return cutShort(body, bytes);
+    };
+    return { ...deps, store };
+  };
+}
+
+describe('restore under faults: no archive restored twice or in part', () => {
+  let archives: LiveArchive[] = [];
+  const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
+  const bed = archiverTestbed(
+    // 36 days of rows: 6 eligible days, so 6 archives.
+    async (db) => seedEvents(db.client, 'events', 720, 36),
+    [spec('events')],
+  );
+
+  beforeAll(async () => {
+    const run = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+    if (run.execution.status !== 'SUCCEEDED') throw new Error('archiving the material failed');
+    archives = (await readLiveArchives(bed.local, 'public', 'events')).sort((a, b) =>
+      a.key.localeCompare(b.key),
+    );
+    if (archives.length < 5) throw new Error(`only ${archives.length} archives to restore`);
+  });
+
+  /** Restores every archive of `events` into `target`; each row must then be there exactly once, and is recorded. */
+  const restore = (target: string, options: WorkflowOptions = {}, request: Record<string, unknown> = {}) =>
+    runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.events', targetTable: `public.${target}`, ...request },
+      { retryIntervalScale: 0, ...options },
+    );
+  async function rowsIn(target: string, expected: string[]) {
+    const present = await tableLines(bed.db.client, resolvedTable(spec(target)));
+    const found = compareRows(expected, present);
+    recordProof({ kind: 'invariant', rows: expected.length, lost: found.lost, doubled: found.doubled });
+    return { ...found, present: present.length };
+  }
+  const allLines = () => archives.flatMap((a) => a.lines);
+
+  it('a crash after an archive COMMITs but before its watermark, then a re-run (skip): no row doubled, none lost', async () => {
+    // Prepare: the second archive to commit crashes before its watermark is written.
+    let commits = 0;
+    let crashed = '';
+    const fault = (point: FaultPoint) => {
+      if (point === 'restore:afterCommit' && ++commits === 2) throw new InjectedCrash('crash after COMMIT');
+    };
+    const onStep = (event: StepEvent) => {
+      if (event.functionName === 'restore-file' && event.error?.name === 'InjectedCrash')
+        crashed = (event.payload as { archive: { key: string } }).archive.key;
+    };
+
+    // Act
+    const first = await restore('after_commit', { fault, onStep });
+    const between = await rowsIn('after_commit', allLines());
+    const rerun = await restore('after_commit', {}, { strategy: 'skip' });
+    const after = await rowsIn('after_commit', allLines());
+
+    // Assess: the crashed archive's rows were committed once; the re-run restores it again and skips every row.
+    expect(first.execution.status).toBe('FAILED');
+    expect(first.results.filter((r) => r.status === 'failed').map((r) => r.key)).toEqual([crashed]);
+    expect(between).toMatchObject({ lost: 0, doubled: 0, extra: 0 });
+    expect(rerun.execution.status).toBe('SUCCEEDED');
+    const again = rerun.results.find((r) => r.key === crashed);
+    const rows = archives.find((a) => a.key === crashed)?.lines.length;
+    expect(again).toMatchObject({ status: 'restored', rows, inserted: 0, skipped: rows });
+    expect(rerun.results.filter((r) => r.status === 'already-restored')).toHaveLength(archives.length - 1);
+    expect(after).toMatchObject({ lost: 0, doubled: 0, extra: 0 });
+    recordProof({ kind: 'fault', point: 'restore: crash after COMMIT, before the watermark', iteration: 0 });
+  });
+
+  it('an archive whose read always breaks off mid-stream: nothing of it is written, the others are restored', async () => {
+    // Prepare
+    const victim = archives[2] as LiveArchive;
+    const size = (await getObject(bed.local, victim.key)).length;
+    const others = archives.filter((a) => a !== victim).flatMap((a) => a.lines);
+
+    // Act
+    const broken = await restore('mid_stream', {
+      deps: cutReadsOf(victim.key, Math.floor(size / 2), Infinity),
+    });
+    const between = await rowsIn('mid_stream', others);
+    const rerun = await restore('mid_stream');
+    const after = await rowsIn('mid_stream', allLines());
+
+    // Assess
+    expect(broken.execution.status).toBe('FAILED');
+    const failed = broken.results.filter((r) => r.status === 'failed');
+    expect(failed.map((r) => r.key)).toEqual([victim.key]);
+    expect(failed[0]?.error).toMatch(/^StorageUnavailableError: /);
+    expect(between).toMatchObject({ lost: 0, doubled: 0, extra: 0 });
+    expect(rerun.execution.status).toBe('SUCCEEDED');
+    expect(rerun.results.find((r) => r.key === victim.key)).toMatchObject({
+      status: 'restored',
+      inserted: victim.lines.length,
+    });
+    expect(after).toMatchObject({ lost: 0, doubled: 0, extra: 0 });
+    recordProof({ kind: 'fault', point: 'restore: read broken off mid-archive', iteration: 0 });
+  });
+
+  it('a read that breaks off mid-stream once is retried in the same execution, and restores the archive once', async () => {
+    // Prepare
+    const victim = archives[3] as LiveArchive;
+    const size = (await getObject(bed.local, victim.key)).length;
+    const errors: string[] = [];
+    const onStep = (event: StepEvent) => {
+      if (event.error) errors.push(`${event.functionName}:${event.error.name}`);
+    };
+
+    // Act
+    const run = await restore('retried', { deps: cutReadsOf(victim.key, Math.floor(size / 2), 1), onStep });
+    const after = await rowsIn('retried', allLines());
+
+    // Assess
+    expect(errors).toEqual(['restore-file:StorageUnavailableError']);
+    expect(run.execution.status).toBe('SUCCEEDED');
+    expect(after).toMatchObject({ lost: 0, doubled: 0, extra: 0 });
+    recordProof({ kind: 'fault', point: 'restore: read broken off once, retried', iteration: 0 });
+  });
+});

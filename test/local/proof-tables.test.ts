@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import { runLocalArchive } from '../../local/run.js';
+import {
+  archiverTestbed,
+  assertNoLossNoDuplicates,
+  listKeys,
+  resolvedTable,
+  seedEvents,
+  tableLines,
+} from '../support/fixtures.js';
+
+const DAY_MS = 86_400_000;
+
+describe('table kinds: partitioned tables through their parent, views refused', () => {
+  const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
+  const bed = archiverTestbed(
+    async (db) => {
+      // Partitions: one ending 33 days ago, one from there to 20 days ago, and a default one for the rest, so the
+      // eligible rows lie in two partitions and the cut-off falls inside the second.
+      const at = (days: number) => new Date(Date.now() - days * DAY_MS).toISOString();
+      await db.client.query(`
+        CREATE TABLE public.parted (id bigserial, created_at timestamptz NOT NULL, actor text NOT NULL,
+                                    PRIMARY KEY (id, created_at)) PARTITION BY RANGE (created_at);
+        CREATE TABLE public.parted_old PARTITION OF public.parted FOR VALUES FROM (MINVALUE) TO ('${at(33)}');
+        CREATE TABLE public.parted_mid PARTITION OF public.parted FOR VALUES FROM ('${at(33)}') TO ('${at(20)}');
+        CREATE TABLE public.parted_new PARTITION OF public.parted DEFAULT;
+        INSERT INTO public.parted (created_at, actor)
+        SELECT now() - g * interval '1 hour', 'user_' || g % 7 FROM generate_series(1, 36 * 24) AS g;`);
+      await seedEvents(db.client, 'base', 90);
+      await db.client.query('CREATE VIEW public.a_view AS SELECT * FROM public.base');
+    },
+    [spec('parted'), spec('a_view')],
+  );
+
+  it('archives a partitioned table through its parent, from every partition, losing nothing', async () => {
+    // Prepare
+    const table = resolvedTable(spec('parted'));
+    const original = await tableLines(bed.db.client, table);
+
+    // Act
+    const run = await runLocalArchive(bed.local, { tables: ['public.parted'] }, { retryIntervalScale: 0 });
+
+    // Assess
+    expect(run.execution.status).toBe('SUCCEEDED');
+    const counts = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+    expect(run.outcomes[0]).toMatchObject({ status: 'succeeded', rowsArchived: counts.inArchives });
+    const left = await bed.db.client.query(
+      `SELECT tableoid::regclass::text AS part, count(*)::int AS n,
+              count(*) FILTER (WHERE created_at < now() - interval '30 days')::int AS old
+         FROM public.parted GROUP BY 1 ORDER BY 1`,
+    );
+    // The oldest partition is empty now, the middle one kept its rows younger than the cut-off.
+    expect(left.rows.map((r) => r.part)).toEqual(['parted_mid', 'parted_new']);
+    expect(left.rows.every((r) => r.old === 0)).toBe(true);
+    expect(counts.inArchives).toBeGreaterThan(5 * 24);
+    const keys = await listKeys(bed.local, 'archive/app/');
+    expect(keys.length).toBeGreaterThan(0);
+    expect(keys.every((k) => k.startsWith('archive/app/public.parted/'))).toBe(true);
+  });
+
+  it('refuses a view with a clear error and touches nothing', async () => {
+    // Act
+    const run = await runLocalArchive(bed.local, { tables: ['public.a_view'] }, { retryIntervalScale: 0 });
+
+    // Assess
+    expect(run.execution.status).toBe('FAILED');
+    expect(run.outcomes[0]?.error).toMatch(/^TableNotUsableError: .*is a view; only tables can be archived/);
+    const rows = await bed.db.client.query('SELECT count(*)::int AS n FROM public.base');
+    expect(rows.rows[0].n).toBe(90);
+    expect(await listKeys(bed.local, 'archive/app/public.a_view/')).toEqual([]);
+  });
+});

@@ -1,0 +1,279 @@
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { describe, expect, it } from 'vitest';
+import { manifestKeyFor } from '../../lambdas/shared/archive-format.js';
+import { runLocalArchive } from '../../local/run.js';
+import type { StepEvent } from '../../local/workflow.js';
+import {
+  archiverTestbed,
+  assertNoLossNoDuplicates,
+  getObject,
+  listKeys,
+  metricRecorder,
+  readLiveArchives,
+  resolvedTable,
+  s3ClientFor,
+  seedEvents,
+  tableLines,
+} from '../support/fixtures.js';
+import { recordProof } from '../support/proof-ledger.js';
+
+/** What a tampering case can reach: S3, and the keys of the batch it strikes and of the table's earlier archive. */
+interface Target {
+  read(key: string): Promise<Buffer>;
+  write(key: string, body: Buffer | string): Promise<void>;
+  remove(key: string): Promise<void>;
+  staging: string;
+  archive: string;
+  earlier: string;
+}
+
+interface TamperCase {
+  name: string;
+  /** The step after which the bytes are changed: export (the staged objects) or upload (the published ones). */
+  after: 'export' | 'upload';
+  tamper(target: Target): Promise<void>;
+  /** What the failure must say, after "ArchiveIntegrityError: ". */
+  says: RegExp;
+  /** The damaged archive is kept under _quarantine/ as evidence. */
+  evidence?: true;
+}
+
+const flipMiddleByte = (bytes: Buffer) => {
+  const copy = Buffer.from(bytes);
+  const at = Math.floor(copy.length / 2);
+  copy[at] = (copy[at] ?? 0) ^ 0xff;
+  return copy;
+};
+const editManifest = (text: string, from: RegExp, to: (match: string, n: string) => string) => {
+  const edited = text.replace(from, to);
+  if (edited === text) throw new Error(`the manifest has nothing matching ${from}`);
+  return edited;
+};
+
+const TAMPER_CASES: TamperCase[] = [
+  {
+    name: 'staged object altered (same size)',
+    after: 'export',
+    tamper: async (t) => t.write(t.staging, flipMiddleByte(await t.read(t.staging))),
+    says: /failed verification: object (cannot be decompressed|differs from its manifest)/,
+  },
+  {
+    name: 'staged object truncated',
+    after: 'export',
+    tamper: async (t) => t.write(t.staging, (await t.read(t.staging)).subarray(0, 40)),
+    says: /staging object .* is 40 bytes, expected \d+/,
+  },
+  {
+    name: 'staged object deleted',
+    after: 'export',
+    tamper: (t) => t.remove(t.staging),
+    says: /staging object .* is missing/,
+  },
+  {
+    name: 'staged manifest edited',
+    after: 'export',
+    tamper: async (t) =>
+      t.write(
+        manifestKeyFor(t.staging),
+        editManifest(
+          (await t.read(manifestKeyFor(t.staging))).toString('utf8'),
+          /"rowCount": (\d+)/,
+          (_, n) => `"rowCount": ${Number(n) + 1}`,
+        ),
+      ),
+    says: /staged manifest of .* does not describe the exported batch/,
+  },
+  {
+    name: 'staged manifest replaced by garbage',
+    after: 'export',
+    tamper: (t) => t.write(manifestKeyFor(t.staging), '{ not json'),
+    says: /staged manifest of .* does not describe the exported batch/,
+  },
+  {
+    name: 'archive altered (a row value changed)',
+    after: 'upload',
+    tamper: async (t) => {
+      const text = gunzipSync(await t.read(t.archive)).toString('utf8');
+      await t.write(t.archive, gzipSync(text.replace(/"user_\d+"/, '"someone_else"')));
+    },
+    says: /failed verification: object differs from its manifest: .*contentSha256/,
+    evidence: true,
+  },
+  {
+    name: 'archive truncated',
+    after: 'upload',
+    tamper: async (t) => {
+      const bytes = await t.read(t.archive);
+      await t.write(t.archive, bytes.subarray(0, bytes.length - 20));
+    },
+    says: /failed verification: object (cannot be decompressed|differs from its manifest)/,
+    evidence: true,
+  },
+  {
+    name: 'archive replaced by another archive of the table',
+    after: 'upload',
+    tamper: async (t) => t.write(t.archive, await t.read(t.earlier)),
+    says: /failed verification: object differs from its manifest/,
+    evidence: true,
+  },
+  {
+    name: 'archive deleted',
+    after: 'upload',
+    tamper: (t) => t.remove(t.archive),
+    says: /failed verification: object is missing/,
+  },
+  {
+    name: 'manifest figures edited',
+    after: 'upload',
+    tamper: async (t) =>
+      t.write(
+        manifestKeyFor(t.archive),
+        editManifest(
+          (await t.read(manifestKeyFor(t.archive))).toString('utf8'),
+          /"rowDigest": "([0-9a-f])/,
+          (m, c) => m.replace(`"${c}`, `"${c === '0' ? '1' : '0'}`),
+        ),
+      ),
+    says: /failed verification: manifest differs from the export: rowDigest/,
+  },
+  {
+    name: 'manifest naming another object',
+    after: 'upload',
+    tamper: async (t) =>
+      t.write(
+        manifestKeyFor(t.archive),
+        editManifest(
+          (await t.read(manifestKeyFor(t.archive))).toString('utf8'),
+          /"dataKey": "([^"]*)"/,
+          (_, key) => `"dataKey": "${key}.other"`,
+        ),
+      ),
+    says: /failed verification: manifest names another object/,
+  },
+  {
+    name: "manifest replaced by another archive's manifest",
+    after: 'upload',
+    tamper: async (t) => t.write(manifestKeyFor(t.archive), await t.read(manifestKeyFor(t.earlier))),
+    says: /failed verification: manifest names another object/,
+  },
+  {
+    name: 'manifest deleted',
+    after: 'upload',
+    tamper: (t) => t.remove(manifestKeyFor(t.archive)),
+    says: /failed verification: manifest is missing/,
+  },
+  {
+    name: 'manifest not JSON',
+    after: 'upload',
+    tamper: (t) => t.write(manifestKeyFor(t.archive), '{ not json'),
+    says: /failed verification: manifest is not a valid manifest/,
+  },
+];
+
+/** The tampering strikes the second batch, so the table already has a committed archive to swap in. */
+const STRIKE_BATCH = 2;
+const tableName = (c: number) => `tamper_${c}`;
+const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
+
+describe('tampering between steps is caught before any delete, with a named error and a metric', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      // 33 days of rows: 3 or 4 eligible days, one batch each.
+      for (const [c] of TAMPER_CASES.entries()) await seedEvents(db.client, tableName(c), 330, 33);
+    },
+    TAMPER_CASES.map((_, c) => spec(tableName(c))),
+  );
+
+  for (const [c, tamperCase] of TAMPER_CASES.entries()) {
+    it(tamperCase.name, async () => {
+      // Prepare
+      const name = tableName(c);
+      const ref = `public.${name}`;
+      const table = resolvedTable(spec(name));
+      const original = await tableLines(bed.db.client, table);
+      const s3 = s3ClientFor(bed.local);
+      const bucket = bed.local.services.bucket;
+      const recorder = metricRecorder();
+      let batches = 0;
+      let struck = false;
+      let archiveKey = '';
+      let deletesAfter = 0;
+      const afterStep = async (event: StepEvent) => {
+        if (event.functionName !== tamperCase.after || struck) return;
+        const result = event.result as { status?: string; stagingKey?: string; archiveKey?: string };
+        if (tamperCase.after === 'export' && result.status !== 'exported') return;
+        if (++batches !== STRIKE_BATCH) return;
+        const [earlier] = (await readLiveArchives(bed.local, 'public', name, bed.db.client)).map(
+          (a) => a.key,
+        );
+        const staging = result.stagingKey;
+        const archive = result.archiveKey;
+        if (!earlier || !archive || (tamperCase.after === 'export' && !staging))
+          throw new Error('nothing to tamper with');
+        await tamperCase.tamper({
+          read: (key) => getObject(bed.local, key),
+          write: async (key, body) => {
+            await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
+          },
+          remove: async (key) => {
+            await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+          },
+          staging: staging ?? '',
+          archive,
+          earlier,
+        });
+        struck = true;
+        archiveKey = archive;
+      };
+      const onStep = (event: StepEvent) => {
+        if (event.functionName === 'delete' && struck) deletesAfter += 1;
+      };
+
+      // Act
+      const run = await runLocalArchive(
+        bed.local,
+        { tables: [ref] },
+        { afterStep, onStep, deps: recorder.wrap, retryIntervalScale: 0 },
+      );
+      const between = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+      const error = run.outcomes[0]?.error ?? '';
+      const failures = recorder.count('VerificationFailures', ref);
+      const caught =
+        struck &&
+        run.execution.status === 'FAILED' &&
+        error.startsWith('ArchiveIntegrityError: ') &&
+        tamperCase.says.test(error) &&
+        failures > 0 &&
+        deletesAfter === 0;
+      recordProof({ kind: 'tamper', case: tamperCase.name, caught });
+      const rerun = await runLocalArchive(bed.local, { tables: [ref] }, { retryIntervalScale: 0 });
+
+      // Assess
+      expect(struck).toBe(true);
+      expect(run.execution.status).toBe('FAILED');
+      expect(error).toMatch(/^ArchiveIntegrityError: /);
+      expect(error).toMatch(tamperCase.says);
+      expect(failures).toBe(1);
+      expect(deletesAfter).toBe(0);
+      expect(between.inArchives).toBeGreaterThan(0);
+      if (tamperCase.evidence) {
+        const quarantined = await listKeys(bed.local, 'archive/_quarantine/');
+        expect(quarantined.some((k) => k.endsWith(archiveKey.slice('archive/'.length)))).toBe(true);
+      }
+      // The next run exports the rows again and completes.
+      expect(rerun.execution.status).toBe('SUCCEEDED');
+      const after = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+      expect(await listKeys(bed.local, `archive/_staging/app/${ref}/`)).toEqual([]);
+      // No archive is left without its manifest (an orphan a later validate would report).
+      const keys = await listKeys(bed.local, `archive/app/${ref}/`);
+      const orphans = keys.filter((k) => k.endsWith('.jsonl.gz') && !keys.includes(manifestKeyFor(k)));
+      expect(orphans).toEqual([]);
+      expect(after.inArchives).toBeGreaterThan(between.inArchives);
+      const stillOld = await bed.db.client.query(
+        `SELECT count(*)::int AS n FROM ${ref} WHERE created_at < now() - interval '30 days'`,
+      );
+      expect(stillOld.rows[0].n).toBe(0);
+    });
+  }
+});
