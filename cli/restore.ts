@@ -1,9 +1,4 @@
-import {
-  DescribeExecutionCommand,
-  GetExecutionHistoryCommand,
-  type SFNClient,
-  StartExecutionCommand,
-} from '@aws-sdk/client-sfn';
+import type { SFNClient } from '@aws-sdk/client-sfn';
 import { type Command, Option } from 'commander';
 import { formatIssues } from '../lambdas/shared/config.js';
 import { ConfigError } from '../lambdas/shared/errors.js';
@@ -127,6 +122,7 @@ export async function runAwsRestore(
   request: RestoreRequestInput,
   options: { write: (line: string) => void; pollMs?: number },
 ): Promise<AwsRestoreOutcome> {
+  const { DescribeExecutionCommand, StartExecutionCommand } = await import('@aws-sdk/client-sfn');
   const started = await sfn.send(
     new StartExecutionCommand({ stateMachineArn, input: JSON.stringify(request) }),
   );
@@ -155,6 +151,7 @@ export async function runAwsRestore(
 
 /** Archives whose restore step has ended (succeeded, or failed for good and caught), from the history. */
 async function archivesDone(sfn: Pick<SFNClient, 'send'>, executionArn: string): Promise<number> {
+  const { GetExecutionHistoryCommand } = await import('@aws-sdk/client-sfn');
   let done = 0;
   let nextToken: string | undefined;
   do {
