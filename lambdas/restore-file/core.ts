@@ -15,7 +15,7 @@ import {
   SchemaDriftError,
   TableNotUsableError,
 } from '../shared/errors.js';
-import type { RestoreFileResult } from '../shared/locks.js';
+import { failedRestoreResult, type RestoreFileResult } from '../shared/locks.js';
 import {
   type ArchivedColumn,
   checkConversions,
@@ -49,20 +49,9 @@ export async function restoreFile(input: RestoreFileInput, deps: StepDeps): Prom
   } catch (error) {
     if (!(error instanceof ArchiverError) || error.retryable) throw error;
     deps.telemetry.warn('archive not restored', { key: archive.key, error: error.name });
-    return {
-      key: archive.key,
-      status: 'failed',
-      rows: 0,
-      inserted: 0,
-      skipped: 0,
-      overwritten: 0,
-      warnings: [],
-      error: `${error.name}: ${error.message}`.slice(0, MAX_ERROR_LENGTH),
-    };
+    return failedRestoreResult(archive.key, `${error.name}: ${error.message}`);
   }
 }
-
-const MAX_ERROR_LENGTH = 1000;
 
 async function restoreArchive(input: RestoreFileInput, deps: StepDeps): Promise<RestoreFileOutput> {
   const { task, archive } = input;

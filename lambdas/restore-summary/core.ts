@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import type { StepDeps } from '../shared/deps.js';
-import type { RestoreFileResult } from '../shared/locks.js';
+import { failedRestoreResult, type RestoreFileResult } from '../shared/locks.js';
 import { advanceSequences } from '../shared/restore-sql.js';
 import { type RestoreTask, type RestoreTotals, restoreTargetLabel } from '../shared/restore-task.js';
 import type {
@@ -11,7 +11,6 @@ import type {
 } from './schema.js';
 
 const MAX_FAILURES_SHOWN = 20;
-const MAX_ERROR_LENGTH = 500;
 
 export async function restoreSummaryStep(
   input: RestoreSummaryInput,
@@ -44,18 +43,7 @@ export async function tally(
   const next = { ...totals };
   for (const raw of results) {
     const result: RestoreFileResult =
-      'rows' in raw
-        ? raw
-        : {
-            key: raw.key,
-            status: 'failed',
-            rows: 0,
-            inserted: 0,
-            skipped: 0,
-            overwritten: 0,
-            warnings: [],
-            error: `${raw.error}: ${causeMessage(raw.cause)}`.slice(0, MAX_ERROR_LENGTH),
-          };
+      'rows' in raw ? raw : failedRestoreResult(raw.key, `${raw.error}: ${causeMessage(raw.cause)}`);
     await deps.locks.recordRestoreResult(restoreId, result);
     next.files += 1;
     if (result.status === 'failed') next.failedFiles += 1;

@@ -77,6 +77,20 @@ export const RestoreFileResultSchema = z.object({
 });
 export type RestoreFileResult = z.infer<typeof RestoreFileResultSchema>;
 
+/** An archive that wrote nothing, with why: a short message (it travels in a page of results), never row values. */
+export function failedRestoreResult(key: string, error: string): RestoreFileResult {
+  return {
+    key,
+    status: 'failed',
+    rows: 0,
+    inserted: 0,
+    skipped: 0,
+    overwritten: 0,
+    warnings: [],
+    error: error.slice(0, 1000),
+  };
+}
+
 export interface RestoredMark {
   restoreId: string;
   restoredAt: string;

@@ -13,23 +13,11 @@ import {
   tableLines,
   writeTestConfig,
 } from '../support/fixtures.js';
-import { PROOF_SOAK, recordProof } from '../support/proof-ledger.js';
+import { PROOF_SOAK, recordProof, seededRandom } from '../support/proof-ledger.js';
 
 const CLI = fileURLToPath(new URL('../../bin/audit-archiver.mjs', import.meta.url));
 const SEED = Number(process.env.SIGKILL_SEED ?? 20261123);
 const KILLS = 6 * PROOF_SOAK;
-
-/** A small seeded PRNG (mulberry32): the kill moments are reproducible from the seed. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function runCli(configPath: string, stateDir: string): ChildProcess {
   return spawn(process.execPath, [CLI, 'local', 'run', '--config', configPath, '--state-dir', stateDir], {
@@ -82,7 +70,7 @@ describe(`local runs killed with SIGKILL at random moments (seed ${SEED})`, () =
   it(`loses no row and doubles none across ${KILLS} kills and a final run`, async () => {
     // Prepare
     const original = await tableLines(db.client, resolvedTable(spec));
-    const next = random(SEED);
+    const next = seededRandom(SEED);
     const progress: number[] = [];
 
     // Act: start the CLI; once it has committed a delete, kill it a seeded 0-400 ms later (anywhere inside the next
