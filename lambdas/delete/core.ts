@@ -9,7 +9,7 @@ import {
 import { resolveTable } from '../shared/config.js';
 import { inTransaction } from '../shared/db.js';
 import type { StepDeps } from '../shared/deps.js';
-import { InvalidInputError, RowsChangedError } from '../shared/errors.js';
+import { ArchiveIntegrityError, InvalidInputError, RowsChangedError } from '../shared/errors.js';
 import type { InFlight } from '../shared/locks.js';
 import { rowDigestFromSql } from '../shared/row-digest.js';
 import {
@@ -22,11 +22,26 @@ import {
 import type { DeleteInput, DeleteOutput } from './schema.js';
 
 class DigestMismatch extends Error {}
+class ArchiveChanged extends Error {}
+
+/**
+ * Why the published archive is no longer the one verify read, or undefined while it is: checked inside the delete
+ * transaction, so an object deleted or replaced after verification (by mistake or by intent) stops the delete.
+ */
+async function publishedChange(deps: StepDeps, inFlight: InFlight): Promise<string | undefined> {
+  const head = await deps.store.head(inFlight.archiveKey);
+  if (!head) return 'object is missing';
+  if (head.size !== inFlight.figures.compressedBytes)
+    return `object is ${head.size} bytes, expected ${inFlight.figures.compressedBytes}`;
+  if (head.metadata['content-sha256'] !== inFlight.figures.contentSha256) return 'object holds other content';
+  return undefined;
+}
 
 /**
  * Delete: in one transaction, deletes the verified batch's rows by a predicate that includes the cut-off day window
  * and the key range, digesting exactly the rows it deleted (DELETE ... RETURNING). It commits only if count and
- * digest equal the verified figures and the lease is still held; before COMMIT it stores the transaction id, so a
+ * digest equal the verified figures, the published archive is still the verified one (size and content checksum),
+ * and the lease is still held; before COMMIT it stores the transaction id, so a
  * later attempt can tell whether a delete whose acknowledgement was lost committed.
  */
 export async function deleteBatch(input: DeleteInput, deps: StepDeps): Promise<DeleteOutput> {
@@ -79,6 +94,8 @@ export async function deleteBatch(input: DeleteInput, deps: StepDeps): Promise<D
             `would delete ${row.rows} rows, the verified archive holds ${expected.rowCount}`,
           );
         }
+        const changed = await publishedChange(deps, inFlight);
+        if (changed) throw new ArchiveChanged(changed);
         deleting = { ...inFlight, stage: 'deleting', deleteXid: xid.rows[0]?.xid, deleteServer };
         // Conditional on the lease and on the record being as read: a holder whose lease was taken over, or a stale
         // invocation, fails here and rolls back (fencing).
@@ -87,11 +104,18 @@ export async function deleteBatch(input: DeleteInput, deps: StepDeps): Promise<D
       });
       return 'committed' as const;
     } catch (error) {
-      if (error instanceof DigestMismatch) return error;
+      if (error instanceof DigestMismatch || error instanceof ArchiveChanged) return error;
       throw error;
     }
   });
 
+  if (outcome instanceof ArchiveChanged) {
+    deps.telemetry.metric('VerificationFailures', 'Count', 1, tableLabel(input));
+    await withdrawBatch(deps, input, inFlight, 'integrity');
+    throw new ArchiveIntegrityError(
+      `archive ${inFlight.archiveKey} changed after verification (${outcome.message}); rolled back, nothing deleted, archive withdrawn`,
+    );
+  }
   if (outcome instanceof DigestMismatch) {
     deps.telemetry.metric('RowsChanged', 'Count', 1, tableLabel(input));
     await withdrawBatch(deps, input, inFlight, 'rows-changed');

@@ -30,8 +30,11 @@ interface Target {
 
 interface TamperCase {
   name: string;
-  /** The step after which the bytes are changed: export (the staged objects) or upload (the published ones). */
-  after: 'export' | 'upload';
+  /**
+   * The step after which the bytes are changed: export (the staged objects), upload (the published ones, before
+   * verify reads them) or verify (the published ones, before delete's COMMIT).
+   */
+  after: 'export' | 'upload' | 'verify';
   tamper(target: Target): Promise<void>;
   /** What the failure must say, after "ArchiveIntegrityError: ". */
   says: RegExp;
@@ -169,6 +172,29 @@ const TAMPER_CASES: TamperCase[] = [
     tamper: (t) => t.write(manifestKeyFor(t.archive), '{ not json'),
     says: /failed verification: manifest is not a valid manifest/,
   },
+  {
+    name: 'archive deleted after verification',
+    after: 'verify',
+    tamper: (t) => t.remove(t.archive),
+    says: /changed after verification \(object is missing\); rolled back, nothing deleted/,
+  },
+  {
+    name: 'archive truncated after verification',
+    after: 'verify',
+    tamper: async (t) => {
+      const bytes = await t.read(t.archive);
+      await t.write(t.archive, bytes.subarray(0, bytes.length - 20));
+    },
+    says: /changed after verification \(object is \d+ bytes, expected \d+\)/,
+    evidence: true,
+  },
+  {
+    name: 'archive replaced by another archive after verification',
+    after: 'verify',
+    tamper: async (t) => t.write(t.archive, await t.read(t.earlier)),
+    says: /changed after verification \(object (is \d+ bytes, expected \d+|holds other content)\)/,
+    evidence: true,
+  },
 ];
 
 /** The tampering strikes the second batch, so the table already has a committed archive to swap in. */
@@ -227,7 +253,8 @@ describe('tampering between steps is caught before any delete, with a named erro
         archiveKey = archive;
       };
       const onStep = (event: StepEvent) => {
-        if (event.functionName === 'delete' && struck) deletesAfter += 1;
+        // A delete that ran and failed (rolled back) deleted nothing; a successful one after the strike would have.
+        if (event.functionName === 'delete' && struck && !event.error) deletesAfter += 1;
       };
 
       // Act
