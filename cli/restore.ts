@@ -135,7 +135,8 @@ export async function runAwsRestore(
       return {
         executionArn,
         status: execution.status ?? 'UNKNOWN',
-        output: execution.output ? JSON.parse(execution.output) : undefined,
+        // A restore with failed archives ends in a Fail state, which has no output: its summary is Finish's.
+        output: execution.output ? JSON.parse(execution.output) : await finishOutput(sfn, executionArn),
         error: execution.error,
         cause: execution.cause,
       };
@@ -169,4 +170,22 @@ async function archivesDone(sfn: Pick<SFNClient, 'send'>, executionArn: string):
     nextToken = page.nextToken;
   } while (nextToken);
   return done;
+}
+
+/** The summary the Finish step produced (with the failed archives and why), read from the end of the history. */
+async function finishOutput(sfn: Pick<SFNClient, 'send'>, executionArn: string): Promise<unknown> {
+  const { GetExecutionHistoryCommand } = await import('@aws-sdk/client-sfn');
+  const page = await sfn.send(
+    new GetExecutionHistoryCommand({
+      executionArn,
+      reverseOrder: true,
+      maxResults: 50,
+      includeExecutionData: true,
+    }),
+  );
+  const finish = (page.events ?? []).find(
+    (event) => event.type === 'TaskStateExited' && event.stateExitedEventDetails?.name === 'Finish',
+  );
+  const output = finish?.stateExitedEventDetails?.output;
+  return output ? JSON.parse(output) : undefined;
 }

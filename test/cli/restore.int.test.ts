@@ -17,11 +17,16 @@ describe('audit-archiver restore (AWS mode): starts the deployed state machine a
   afterAll(async () => endpoint?.stop());
 
   const sfn = async () => {
-    endpoint ??= await startStepFunctions((onArchiveDone) =>
+    endpoint ??= await startStepFunctions((observer) =>
       bed.local.workflow({
         retryIntervalScale: 0,
         onStep: (event) => {
-          if (event.functionName === 'restore-file') onArchiveDone();
+          if (event.functionName === 'restore-file') observer.onArchiveDone();
+          if (
+            event.functionName === 'restore-summary' &&
+            (event.payload as { action?: string }).action === 'finish'
+          )
+            observer.onFinish(event.result);
         },
       }),
     );
@@ -67,7 +72,16 @@ describe('audit-archiver restore (AWS mode): starts the deployed state machine a
       resolvedTable({ name: 'events', timestampColumn: 'created_at' }),
     );
     expect(restored.sort()).toEqual(original.sort());
-    expect(refused).toMatchObject({ status: 'FAILED', error: 'RestoreIncompleteError' });
+    expect(refused).toMatchObject({
+      status: 'FAILED',
+      error: 'RestoreIncompleteError',
+      output: {
+        status: 'failed',
+        failures: expect.arrayContaining([
+          { key: expect.any(String), error: expect.stringMatching(/^RestoreConflictError: /) },
+        ]),
+      },
+    });
     expect(endpoint?.requests).toEqual(expect.arrayContaining(['StartExecution', 'DescribeExecution']));
   });
 });

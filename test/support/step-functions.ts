@@ -7,24 +7,29 @@ import type { ExecutionResult, LocalWorkflow } from '../../local/workflow.js';
  * GetExecutionHistory (the JSON 1.0 protocol the SDK speaks), backed by the real restore ASL run by the local
  * interpreter. No Step Functions emulator ships on npm; the real SFNClient reaches this through its endpoint.
  */
-export async function startStepFunctions(workflow: (onArchiveDone: () => void) => LocalWorkflow): Promise<{
+export async function startStepFunctions(
+  workflow: (observer: { onArchiveDone(): void; onFinish(summary: unknown): void }) => LocalWorkflow,
+): Promise<{
   endpoint: string;
   requests: string[];
   stop(): Promise<void>;
 }> {
   const requests: string[] = [];
-  const executions = new Map<string, { done: number; result?: ExecutionResult; input: unknown }>();
+  type Execution = { done: number; finish?: unknown; result?: ExecutionResult; input: unknown };
+  const executions = new Map<string, Execution>();
   const answer = (target: string, body: Record<string, unknown>): unknown => {
     if (target === 'StartExecution') {
       const name = `cli-${executions.size + 1}`;
       const executionArn = `${String(body.stateMachineArn).replace(':stateMachine:', ':execution:')}:${name}`;
-      const execution: { done: number; result?: ExecutionResult; input: unknown } = {
-        done: 0,
-        input: JSON.parse(String(body.input)),
-      };
+      const execution: Execution = { done: 0, input: JSON.parse(String(body.input)) };
       executions.set(executionArn, execution);
-      void workflow(() => {
-        execution.done += 1;
+      void workflow({
+        onArchiveDone: () => {
+          execution.done += 1;
+        },
+        onFinish: (summary) => {
+          execution.finish = summary;
+        },
       })
         .runRestore(execution.input, name)
         .then((result) => {
@@ -46,13 +51,18 @@ export async function startStepFunctions(workflow: (onArchiveDone: () => void) =
       };
     }
     if (target === 'GetExecutionHistory') {
-      return {
-        events: Array.from({ length: execution.done }, (_, i) => ({
-          id: i + 1,
-          type: 'MapIterationSucceeded',
-          timestamp: Date.now() / 1000,
-        })),
-      };
+      const events: Record<string, unknown>[] = Array.from({ length: execution.done }, () => ({
+        type: 'MapIterationSucceeded',
+      }));
+      // As Step Functions records it: the Finish state's output, also when a Fail state follows it.
+      if (execution.finish !== undefined) {
+        events.push({
+          type: 'TaskStateExited',
+          stateExitedEventDetails: { name: 'Finish', output: JSON.stringify(execution.finish) },
+        });
+      }
+      const ordered = body.reverseOrder ? events.reverse() : events;
+      return { events: ordered.map((event, i) => ({ id: i + 1, timestamp: Date.now() / 1000, ...event })) };
     }
     throw new Error(`UnknownOperation ${target}`);
   };
