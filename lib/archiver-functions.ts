@@ -130,9 +130,8 @@ export class ArchiverFunctions extends Construct {
     bucket.grantObjects(this.upload, layout.archives, { read: true, write: true });
     lockTable.grant(this.upload, 'GetItem', 'UpdateItem');
 
-    // verify: re-reads archive and manifest and digests the rows; withdraws (quarantining damage) on mismatch.
-    this.verify = step('verify', 'Verify', LONG_STEP, true);
-    this.databaseSecrets.grantRead(this.verify);
+    // verify: re-reads archive and manifest (no database: delete digests the rows); withdraws damage, quarantined.
+    this.verify = step('verify', 'Verify', LONG_STEP, false);
     bucket.grantObjects(this.verify, [layout.staging], { delete: true });
     bucket.grantObjects(this.verify, layout.archives, { read: true, delete: true });
     bucket.grantObjects(this.verify, [layout.quarantine], { write: true });

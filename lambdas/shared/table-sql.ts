@@ -34,13 +34,48 @@ const timestampTypes: Record<string, TimestampKind> = {
   'timestamp without time zone': 'timestamp',
 };
 
+/** The primary key's column names of the relation `$1`, in key order: an empty array when it has none. */
+const PRIMARY_KEY_SQL = `ARRAY(SELECT a.attname::text
+       FROM pg_catalog.pg_index i
+       CROSS JOIN LATERAL unnest(i.indkey[0:i.indnkeyatts - 1]) WITH ORDINALITY AS k(attnum, ord)
+       JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+      WHERE i.indrelid = $1 AND i.indisprimary
+      ORDER BY k.ord)`;
+
 /**
  * Reads and checks the table: it exists and is a table, the timestamp column is a timestamp, and the key
  * columns are NOT NULL and unique (a primary key or a unique index without predicate or expressions).
  */
-export async function describeTable(client: pg.ClientBase, table: ResolvedTable): Promise<TableShape> {
+export async function describeTable(
+  client: pg.ClientBase,
+  table: Omit<ResolvedTable, 'onSchemaDrift'>,
+): Promise<TableShape> {
   const where = `table "${table.schema}"."${table.name}" in database ${table.database}`;
-  const relation = await findRelation(client, table);
+  // One round trip for everything the checks below need: describeTable runs in every step that touches rows.
+  const described = await client.query<{
+    oid: number;
+    relkind: string;
+    columns: { name: string; type: string; notnull: boolean; generated: string }[];
+    primary_key: string[];
+    cascading: { name: string; child: string } | null;
+  }>(
+    `SELECT c.oid, c.relkind,
+            (SELECT coalesce(json_agg(json_build_object('name', a.attname,
+                      'type', pg_catalog.format_type(a.atttypid, a.atttypmod), 'notnull', a.attnotnull,
+                      'generated', a.attgenerated::text) ORDER BY a.attnum), '[]')
+               FROM pg_catalog.pg_attribute a
+              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
+            ${PRIMARY_KEY_SQL.replace('$1', 'c.oid')} AS primary_key,
+            (SELECT json_build_object('name', f.conname, 'child', f.conrelid::regclass::text)
+               FROM pg_catalog.pg_constraint f
+              WHERE f.contype = 'f' AND f.confrelid = c.oid AND f.confdeltype IN ('c', 'n', 'd')
+              LIMIT 1) AS cascading
+       FROM pg_catalog.pg_class c
+       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1 AND c.relname = $2`,
+    [table.schema, table.name],
+  );
+  const relation = described.rows[0];
   if (!relation) throw new TableNotUsableError(`${where} does not exist`);
   if (relation.relkind !== 'r' && relation.relkind !== 'p') {
     const kinds: Record<string, string> = { v: 'a view', m: 'a materialized view', f: 'a foreign table' };
@@ -48,15 +83,7 @@ export async function describeTable(client: pg.ClientBase, table: ResolvedTable)
       `${where} is ${kinds[relation.relkind] ?? 'not a table'}; only tables can be archived`,
     );
   }
-  const cols = await client.query<{ name: string; type: string; notnull: boolean; generated: string }>(
-    `SELECT attname AS name, pg_catalog.format_type(atttypid, atttypmod) AS type, attnotnull AS notnull,
-            attgenerated::text AS generated
-       FROM pg_catalog.pg_attribute
-      WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped
-      ORDER BY attnum`,
-    [relation.oid],
-  );
-  const columns: ColumnInfo[] = cols.rows.map((c) => ({
+  const columns: ColumnInfo[] = relation.columns.map((c) => ({
     name: c.name,
     type: c.type,
     nullable: !c.notnull,
@@ -74,7 +101,7 @@ export async function describeTable(client: pg.ClientBase, table: ResolvedTable)
   }
   if (timestampKind === 'timestamp') await checkTimeZone(client, table.timestampTimeZone);
 
-  const keyNames = table.keyColumns ?? (await primaryKey(client, relation.oid));
+  const keyNames = table.keyColumns ?? relation.primary_key;
   if (keyNames.length === 0) {
     throw new TableNotUsableError(
       `${where} has no primary key; set keyColumns to NOT NULL columns covered by a unique index`,
@@ -86,7 +113,7 @@ export async function describeTable(client: pg.ClientBase, table: ResolvedTable)
     if (column.nullable) throw new TableNotUsableError(`key column "${name}" of ${where} must be NOT NULL`);
     return column;
   });
-  await refuseCascadingReferences(client, relation.oid, where);
+  refuseCascadingReferences(relation.cascading, where);
   if (table.keyColumns && !(await isUnique(client, relation.oid, keyNames))) {
     throw new TableNotUsableError(
       `key columns (${keyNames.join(', ')}) of ${where} are not covered by a primary key or unique index`,
@@ -107,17 +134,10 @@ export async function describeTable(client: pg.ClientBase, table: ResolvedTable)
  * A foreign key that cascades or sets values when rows of this table are deleted would change other tables that
  * nothing archives: such a table is refused rather than silently losing its children's rows.
  */
-async function refuseCascadingReferences(client: pg.ClientBase, oid: number, where: string): Promise<void> {
-  const result = await client.query<{ name: string; child: string }>(
-    `SELECT c.conname AS name, c.conrelid::regclass::text AS child
-       FROM pg_catalog.pg_constraint c
-      WHERE c.contype = 'f' AND c.confrelid = $1 AND c.confdeltype IN ('c', 'n', 'd')`,
-    [oid],
-  );
-  const first = result.rows[0];
-  if (first) {
+function refuseCascadingReferences(cascading: { name: string; child: string } | null, where: string): void {
+  if (cascading) {
     throw new TableNotUsableError(
-      `${where} is referenced by foreign key "${first.name}" of ${first.child} with ON DELETE CASCADE/SET NULL/SET DEFAULT; deleting archived rows would change rows that are not archived`,
+      `${where} is referenced by foreign key "${cascading.name}" of ${cascading.child} with ON DELETE CASCADE/SET NULL/SET DEFAULT; deleting archived rows would change rows that are not archived`,
     );
   }
 }
@@ -138,16 +158,8 @@ export async function findRelation(
 
 /** The primary key's column names in key order; empty when the table has none. */
 export async function primaryKey(client: pg.ClientBase, oid: number): Promise<string[]> {
-  const result = await client.query<{ name: string }>(
-    `SELECT a.attname AS name
-       FROM pg_catalog.pg_index i
-       CROSS JOIN LATERAL unnest(i.indkey[0:i.indnkeyatts - 1]) WITH ORDINALITY AS k(attnum, ord)
-       JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-      WHERE i.indrelid = $1 AND i.indisprimary
-      ORDER BY k.ord`,
-    [oid],
-  );
-  return result.rows.map((r) => r.name);
+  const result = await client.query<{ names: string[] }>(`SELECT ${PRIMARY_KEY_SQL} AS names`, [oid]);
+  return result.rows[0]?.names ?? [];
 }
 
 /** True when some unique, non-partial, non-expression index uses only columns from `names`. */

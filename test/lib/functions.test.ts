@@ -39,7 +39,7 @@ const stepsOf = (synthesized: Synthesized): Record<string, ArchiverFunction> => 
   };
 };
 const steps = () => stepsOf(synth);
-const DATABASE_STEPS = ['export', 'verify', 'delete', 'restore-plan', 'restore-file', 'restore-summary'];
+const DATABASE_STEPS = ['export', 'delete', 'restore-plan', 'restore-file', 'restore-summary'];
 const resourceOf = (fn: ArchiverFunction, synthesized: Synthesized = synth) =>
   synthesized.template.toJSON().Resources[logicalId(synthesized.stack, fn.function)];
 const bundleDir = (fn: ArchiverFunction): string => {

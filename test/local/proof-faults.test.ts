@@ -34,7 +34,7 @@ const FAULT_CASES: FaultCase[] = [
   { name: 'upload, copied, before the manifest', point: 'upload:afterCopy' },
   { name: 'upload, manifest written, before its record', point: 'upload:afterManifest' },
   { name: 'between upload and verify', after: 'upload' },
-  { name: 'verify, object read, before the database digest', point: 'verify:afterRead' },
+  { name: 'verify, object read, before its figures are compared', point: 'verify:afterRead' },
   { name: 'between verify and delete', after: 'verify' },
   { name: 'delete, inside the transaction before COMMIT', point: 'delete:beforeCommit' },
   { name: 'delete, committed, before progress is recorded', point: 'delete:afterCommit' },
