@@ -8,6 +8,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { createServer } from 'node:net';
@@ -70,11 +71,19 @@ function serverUser(): { uid: number; gid: number } | undefined {
   }
 }
 
-/** Data dirs of servers that crashed or were killed stay behind; remove those whose postmaster is gone. */
+/**
+ * Data dirs of servers that crashed or were killed stay behind; remove those whose postmaster is gone. A dir younger
+ * than an hour is left alone: another process may be running initdb in it (no postmaster.pid yet).
+ */
 function removeStaleDataDirs(): void {
   for (const name of readdirSync(tmpdir())) {
     if (!name.startsWith(DIR_PREFIX)) continue;
     const dir = join(tmpdir(), name);
+    try {
+      if (Date.now() - statSync(dir).mtimeMs < 3_600_000) continue;
+    } catch {
+      continue;
+    }
     try {
       process.kill(Number(readFileSync(join(dir, 'postmaster.pid'), 'utf8').split('\n')[0]), 0);
     } catch {
