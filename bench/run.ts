@@ -3,24 +3,31 @@
  * local S3 and DynamoDB) and measures, in the same run and on the same data, what PostgreSQL and gzip alone do:
  * COPY of the eligible rows as JSON through gzip, one DELETE of them, and COPY FROM of them for restore. Prints per
  * stage rows/s, MB/s, wall time,
- * peak RSS and bytes per row, each with its ratio to the baseline, and writes the figures as JSON.
+ * peak RSS and bytes per row, each with its ratio to the baseline, and writes the figures as JSON. With OLTP clients,
+ * it also measures what the archiver costs an application: the TPS and latency of an OLTP-like workload run from a
+ * second process, without the archiver and then during a second archive run (the stage figures come from the first,
+ * which runs alone).
  */
+import { fork } from 'node:child_process';
 import { createReadStream, createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createGzip } from 'node:zlib';
 import pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { stringify } from 'yaml';
-import type { ArchiverConfigInput } from '../lambdas/shared/config.js';
+import { z } from 'zod';
+import { type ArchiverConfigInput, formatIssues } from '../lambdas/shared/config.js';
 import { createAuditLogsTable } from '../local/audit-table.js';
 import { type PostgresVersion, startLocalPostgres } from '../local/postgres.js';
 import { openLocalEnvironment, runLocalArchive, runLocalRestore } from '../local/run.js';
 import type { StepEvent } from '../local/workflow.js';
+import { ACCOUNTS_SQL, type Command, type WindowFigures, WindowFiguresSchema } from './oltp-load.js';
 
 /** Rows older than this are archived: 90% of the shared table (its rows span 400 days). */
 export const RETENTION_DAYS = 40;
@@ -30,6 +37,19 @@ export interface BenchOptions {
   batchSize: number;
   compressionLevel: number;
   postgres: PostgresVersion;
+  /** Clients of the OLTP workload (0: no workload, no second archive run). */
+  oltpClients: number;
+  /** Length of the workload's window without the archiver. */
+  oltpSeconds: number;
+}
+
+export interface OltpFigures {
+  clients: number;
+  withoutArchiver: WindowFigures;
+  /** During the second archive run, which took the window's seconds. */
+  withArchiver: WindowFigures;
+  /** TPS with the archiver running over TPS without (target: at least 0.95). */
+  tpsRatio: number;
 }
 
 export interface StageFigures {
@@ -53,6 +73,7 @@ export interface BenchResult {
   baseline: StageFigures[];
   archiver: StageFigures[];
   objects: number;
+  oltp?: OltpFigures;
   notes: string[];
 }
 
@@ -90,6 +111,47 @@ const figures = (
   megabytesPerSecond: bytes / 1e6 / run.seconds,
   peakRssMb: run.peakRssMb,
 });
+
+/**
+ * The OLTP workload in a child process (bench/oltp-load.ts): `window` runs it while `work` runs and returns its
+ * figures.
+ */
+async function startOltpLoad(url: string, clients: number) {
+  const child = fork(fileURLToPath(new URL('./oltp-load.ts', import.meta.url)), [url, String(clients)], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const nextMessage = () =>
+    new Promise<unknown>((resolve, reject) => {
+      const onExit = (code: number | null) => reject(new Error(`the OLTP workload exited (${code})`));
+      child.once('exit', onExit);
+      child.once('message', (message) => {
+        child.off('exit', onExit);
+        resolve(message);
+      });
+    });
+  const send = (command: Command) => child.send(command);
+  await nextMessage();
+  return {
+    async window<T>(work: () => Promise<T>): Promise<{ value: T; figures: WindowFigures }> {
+      send({ command: 'start' });
+      try {
+        const value = await work();
+        const reply = nextMessage();
+        send({ command: 'stop' });
+        return { value, figures: WindowFiguresSchema.parse(await reply) };
+      } catch (error) {
+        child.kill();
+        throw error;
+      }
+    },
+    async exit(): Promise<void> {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      send({ command: 'exit' });
+      await exited;
+    },
+  };
+}
 
 export async function runBenchmark(
   options: BenchOptions,
@@ -226,6 +288,38 @@ export async function runBenchmark(
     const deleteRun = await measured(() =>
       client.query('DELETE FROM audit_logs WHERE created_at < $1', [cutoff]),
     );
+    let oltp: OltpFigures | undefined;
+    if (options.oltpClients > 0) {
+      log(
+        `OLTP: ${clientsLabel(options.oltpClients)} in a second process, ${options.oltpSeconds} s alone, then during a second archive run (the table created afresh) ...`,
+      );
+      await client.query('DROP TABLE audit_logs');
+      await createAuditLogsTable(client, options.rows);
+      for (const statement of ACCOUNTS_SQL) await client.query(statement);
+      const load = await startOltpLoad(server.url(), options.oltpClients);
+      try {
+        const alone = await load.window(() => sleep(options.oltpSeconds * 1000));
+        // Its own S3 and DynamoDB state: the first run's archives and progress must not shorten this one.
+        const underLoad = await openLocalEnvironment(configPath, join(work, 'state-under-load'));
+        const during = await load
+          .window(() => runLocalArchive(underLoad, {}))
+          .finally(() => underLoad.close());
+        if (during.value.execution.status !== 'SUCCEEDED') {
+          throw new Error(`archive run under load failed: ${JSON.stringify(during.value.execution.error)}`);
+        }
+        oltp = {
+          clients: options.oltpClients,
+          withoutArchiver: alone.figures,
+          withArchiver: during.figures,
+          tpsRatio: during.figures.tps / alone.figures.tps,
+        };
+      } finally {
+        await load.exit();
+      }
+      notes.push(
+        'stage figures are from the archive run alone; the OLTP figures from a second archive run of the table created afresh, under the workload',
+      );
+    }
     await client.end();
     const baselineDelete = figures('DELETE', eligible, jsonBytes, deleteRun);
     const baselineBoth = figures('COPY | gzip + DELETE', eligible, jsonBytes, {
@@ -253,6 +347,7 @@ export async function runBenchmark(
       baseline: [baselineExport, baselineDelete, baselineBoth, baselineRestore],
       archiver,
       objects: outcome.batches,
+      oltp,
       notes,
     };
   } finally {
@@ -279,14 +374,50 @@ export function formatResult(result: BenchResult): string {
     r
       .map((cell, i) => (i === 0 || i === 7 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0)))
       .join('  ');
+  const oltp = result.oltp ? formatOltp(result.oltp) : [];
   return [
     `${result.eligibleRows.toLocaleString('en-US')} eligible rows of ${result.options.rows.toLocaleString('en-US')}, ${(result.jsonBytes / 1e6).toFixed(1)} MB as JSON, ${result.objects} archive objects`,
     render(header),
     ...result.baseline.map((r) => render(line(r))),
     ...result.archiver.map((r) => render(line(r))),
+    ...oltp,
     ...result.notes.map((n) => `note: ${n}`),
   ].join('\n');
 }
+
+const clientsLabel = (n: number) => `${n} client${n === 1 ? '' : 's'}`;
+
+function formatOltp(oltp: OltpFigures): string[] {
+  const header = ['OLTP workload', 'transactions', 'seconds', 'TPS', 'p95 ms', 'p99 ms', 'errors'];
+  const line = (name: string, w: WindowFigures) => [
+    name,
+    w.transactions.toLocaleString('en-US'),
+    w.seconds.toFixed(2),
+    Math.round(w.tps).toLocaleString('en-US'),
+    w.p95Ms.toFixed(1),
+    w.p99Ms.toFixed(1),
+    String(w.errors),
+  ];
+  const rows = [
+    header,
+    line(`${clientsLabel(oltp.clients)}, archiver not running`, oltp.withoutArchiver),
+    line(`${clientsLabel(oltp.clients)}, during the archive run`, oltp.withArchiver),
+  ];
+  const widths = header.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return [
+    '',
+    ...rows.map((r) =>
+      r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join('  '),
+    ),
+    `OLTP TPS with archiver / without: ${oltp.tpsRatio.toFixed(2)} (target ≥ 0.95)`,
+  ];
+}
+
+/** The workload's flags, named as typed: `--oltp-clients 0` turns the workload and the second archive run off. */
+const OltpFlagsSchema = z.object({
+  'oltp-clients': z.coerce.number().int().min(0).max(64),
+  'oltp-seconds': z.coerce.number().positive().max(3600),
+});
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -295,14 +426,20 @@ async function main(): Promise<void> {
       'batch-size': { type: 'string', default: '50000' },
       'compression-level': { type: 'string', default: '6' },
       postgres: { type: 'string', default: '18' },
+      'oltp-clients': { type: 'string', default: '4' },
+      'oltp-seconds': { type: 'string', default: '10' },
       out: { type: 'string', default: 'bench/results' },
     },
   });
+  const flags = OltpFlagsSchema.safeParse(values);
+  if (!flags.success) throw new Error(`invalid option:\n${formatIssues(flags.error)}`);
   const result = await runBenchmark({
     rows: Number(values.rows),
     batchSize: Number(values['batch-size']),
     compressionLevel: Number(values['compression-level']),
     postgres: Number(values.postgres) as PostgresVersion,
+    oltpClients: flags.data['oltp-clients'],
+    oltpSeconds: flags.data['oltp-seconds'],
   });
   console.log(formatResult(result));
   mkdirSync(values.out, { recursive: true });

@@ -1,9 +1,11 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { ConfigError } from '../lambdas/shared/errors.js';
 import type { RestoreFileResult } from '../lambdas/shared/locks.js';
 import { type ArchiveScopeOptions, listCommand, validateCommand, withArchiveScope } from './archives.js';
+import { registerOperatorCommands } from './operator-commands.js';
+import type { OutputOptions } from './progress.js';
 import {
   formatRestoreResults,
   type RestoreOptions,
@@ -41,17 +43,28 @@ async function archiveLocally(
   stateDir: string,
   input: Record<string, unknown>,
   extra?: (db: string, table: string) => Promise<number>,
+  output: OutputOptions = {},
 ) {
-  const { openLocalEnvironment, runLocalArchive } = await import('../local/run.js');
-  const { progressPrinter, formatSummary } = await import('./report.js');
+  const { openLocalEnvironment, runLocalArchive, NOTIFICATIONS_FILE } = await import('../local/run.js');
+  const { formatSummary } = await import('./report.js');
+  const { commandOutput, notificationsOfRun } = await import('./progress.js');
+  const { display, say } = commandOutput(output);
   const { tablePrefix } = await import('../lambdas/shared/archive-format.js');
+  const { refuseCriticalTablesLocally } = await import('./plan.js');
   const local = await openLocalEnvironment(configPath, stateDir);
   try {
+    refuseCriticalTablesLocally(local.config, input);
     const started = Date.now();
-    console.log(`Archiving with the local workflow (state in ${resolve(stateDir)}) ...`);
-    const { execution, outcomes } = await runLocalArchive(local, input, {
-      onStep: progressPrinter((line) => console.log(line)),
-    });
+    say(`Archiving with the local workflow (state in ${resolve(stateDir)}) ...`);
+    const { execution, outcomes } = await runLocalArchive(local, input, { onStep: display.onStep });
+    display.finish();
+    const notifications = join(resolve(stateDir), NOTIFICATIONS_FILE);
+    if (output.verbose && existsSync(notifications)) {
+      for (const message of notificationsOfRun(readFileSync(notifications, 'utf8'), execution.executionName))
+        console.log(
+          `Notification (local mode writes it to ${NOTIFICATIONS_FILE}; AWS sends it to SNS):\n${message}`,
+        );
+    }
     const seconds = (Date.now() - started) / 1000;
     const reports = await Promise.all(
       outcomes.map(async (outcome) => {
@@ -93,7 +106,8 @@ local
   .option(...STATE_DIR_OPTION)
   .option('-d, --database <name>', 'only this database')
   .option('-t, --table <schema.name...>', 'only these tables')
-  .option('-v, --verbose', 'print the functions’ JSON logs and metrics', false)
+  .option('-v, --verbose', 'print the functions’ JSON logs and metrics, and the run’s notifications', false)
+  .option('-q, --quiet', 'print only the final summary and errors (no progress)', false)
   .action(
     async (options: {
       config: string;
@@ -101,13 +115,14 @@ local
       database?: string;
       table?: string[];
       verbose: boolean;
+      quiet: boolean;
     }) => {
       configureLogging(options.verbose);
       const input = {
         ...(options.database ? { database: options.database } : {}),
         ...(options.table ? { tables: options.table } : {}),
       };
-      process.exitCode = await archiveLocally(options.config, options.stateDir, input);
+      process.exitCode = await archiveLocally(options.config, options.stateDir, input, undefined, options);
     },
   );
 
@@ -117,17 +132,21 @@ program
   .option(...STATE_DIR_OPTION)
   .option('-r, --rows <n>', 'rows to seed across the demo tables', (v) => Number.parseInt(v, 10), 250_000)
   .addOption(new Option('--postgres <major>', 'PostgreSQL major version').choices(['14', '18']).default('18'))
-  .option('-v, --verbose', 'print the functions’ JSON logs and metrics', false)
-  .action(async (options: { stateDir: string; rows: number; postgres: '14' | '18'; verbose: boolean }) => {
-    configureLogging(options.verbose);
+  .option('-v, --verbose', 'print the functions’ JSON logs and metrics, and the run’s notifications', false)
+  .option('-q, --quiet', 'print only the final summary and errors (no progress)', false)
+  .action(async (options: { stateDir: string; rows: number; postgres: '14' | '18' } & OutputOptions) => {
+    configureLogging(options.verbose === true);
+    const say = (line: string) => {
+      if (!options.quiet) console.log(line);
+    };
     const demo = await import('../local/demo.js');
     const pg = (await import('pg')).default;
     mkdirSync(options.stateDir, { recursive: true });
     demo.clearDemoArchives(options.stateDir);
-    console.log(`Starting embedded PostgreSQL ${options.postgres} ...`);
+    say(`Starting embedded PostgreSQL ${options.postgres} ...`);
     const server = await startDemoPostgres(options.stateDir, Number(options.postgres) as 14 | 18);
     try {
-      console.log(`Seeding ${options.rows.toLocaleString('en-US')} audit rows spread over 400 days ...`);
+      say(`Seeding ${options.rows.toLocaleString('en-US')} audit rows spread over 400 days ...`);
       const url = await demo.seedDemoDatabase(server.url(), options.rows);
       demo.writeDemoState(options.stateDir, server.version);
       const configPath = demo.writeDemoConfig(options.stateDir, url);
@@ -141,8 +160,8 @@ program
           );
           return Number(result.rows[0].n);
         };
-        process.exitCode = await archiveLocally(configPath, options.stateDir, {}, countRows);
-        console.log('Bring the rows back with: npm run cli -- local restore --demo');
+        process.exitCode = await archiveLocally(configPath, options.stateDir, {}, countRows, options);
+        say('Bring the rows back with: npm run cli -- local restore --demo');
       } finally {
         await client.end();
       }
@@ -174,9 +193,16 @@ withRestoreOptions(
   false,
 )
   .option('-v, --verbose', 'print the functions’ JSON logs and metrics', false)
+  .option('-q, --quiet', 'print only the final summary and errors (no progress)', false)
   .action(
     async (
-      options: RestoreOptions & { config?: string; stateDir: string; demo: boolean; verbose: boolean },
+      options: RestoreOptions & {
+        config?: string;
+        stateDir: string;
+        demo: boolean;
+        verbose: boolean;
+        quiet: boolean;
+      },
     ) => {
       configureLogging(options.verbose);
       process.exitCode = options.demo ? await restoreDemo(options) : await restoreLocally(options);
@@ -184,7 +210,7 @@ withRestoreOptions(
   );
 
 async function restoreLocally(
-  options: RestoreOptions & { config?: string; stateDir: string },
+  options: RestoreOptions & { config?: string; stateDir: string } & OutputOptions,
 ): Promise<number> {
   if (!options.config || !options.database || !options.table) {
     throw new ConfigError('local restore needs --config, --database and --table (or --demo)');
@@ -192,15 +218,18 @@ async function restoreLocally(
   const { openLocalEnvironment, runLocalRestore } = await import('../local/run.js');
   const request = restoreRequest(options);
   const local = await openLocalEnvironment(options.config, options.stateDir);
+  const { commandOutput } = await import('./progress.js');
+  const { display } = commandOutput(options);
   try {
-    const { execution, results } = await runLocalRestore(local, request);
+    const { execution, results } = await runLocalRestore(local, request, { onStep: display.onStep });
+    display.finish();
     return reportRestore(execution, results, options.json);
   } finally {
     await local.close();
   }
 }
 
-async function restoreDemo(options: RestoreOptions & { stateDir: string }): Promise<number> {
+async function restoreDemo(options: RestoreOptions & { stateDir: string } & OutputOptions): Promise<number> {
   if (options.database || options.table || options.target || options.key) {
     throw new ConfigError(
       '--demo restores both demo tables into themselves: leave out --database, --table, --target and --key',
@@ -216,14 +245,19 @@ async function restoreDemo(options: RestoreOptions & { stateDir: string }): Prom
     let exitCode = 0;
     try {
       for (const table of local.config.databases[0]?.tables ?? []) {
-        console.log(`Restoring ${demo.DEMO_DATABASE}/${table.schema}.${table.name} ...`);
-        const { execution, results } = await runLocalRestore(local, {
-          ...restoreRequest({
+        const { commandOutput } = await import('./progress.js');
+        const { display, say } = commandOutput(options);
+        say(`Restoring ${demo.DEMO_DATABASE}/${table.schema}.${table.name} ...`);
+        const { execution, results } = await runLocalRestore(
+          local,
+          restoreRequest({
             ...options,
             database: demo.DEMO_DATABASE,
             table: `${table.schema}.${table.name}`,
           }),
-        });
+          { onStep: display.onStep },
+        );
+        display.finish();
         exitCode = Math.max(exitCode, reportRestore(execution, results, options.json));
       }
     } finally {
@@ -337,6 +371,228 @@ for (const [name, description, run] of [
     });
   }
 }
+
+program
+  .command('plan')
+  .description(
+    'Dry run in local mode: per table the eligible rows, batches, estimated bytes, cut-off, oldest row, lock, legal hold, retention policy and encryption. Changes nothing.',
+  )
+  .option('-c, --config <file>', 'config file (YAML); not needed with --demo')
+  .option('--demo', 'plan the demo database of `npm start`', false)
+  .option(...STATE_DIR_OPTION)
+  .option('-d, --database <name>', 'only this database')
+  .option('-t, --table <schema.name...>', 'only these tables')
+  .option('--json', 'print the report as JSON', false)
+  .action(
+    async (options: {
+      config?: string;
+      demo: boolean;
+      stateDir: string;
+      database?: string;
+      table?: string[];
+      json: boolean;
+    }) => {
+      configureLogging(false);
+      const { planLocally, formatPlanReport } = await import('./plan.js');
+      const { openLocalEnvironment } = await import('../local/run.js');
+      const selection = { database: options.database, tables: options.table };
+      const plan = async (configPath: string) => {
+        const env = await openLocalEnvironment(configPath, options.stateDir);
+        try {
+          const report = await planLocally(env, selection);
+          console.log(options.json ? JSON.stringify(report, null, 2) : formatPlanReport(report));
+        } finally {
+          await env.close();
+        }
+      };
+      if (!options.demo) {
+        if (!options.config) throw new ConfigError('plan needs --config (or --demo)');
+        return plan(options.config);
+      }
+      const demo = await import('../local/demo.js');
+      const server = await startDemoPostgres(options.stateDir, demo.readDemoState(options.stateDir).postgres);
+      try {
+        await plan(demo.writeDemoConfig(options.stateDir, server.url(demo.DEMO_DATABASE)));
+      } finally {
+        await server.stop();
+      }
+    },
+  );
+
+type HoldCommandOptions = {
+  config: string;
+  stateDir: string;
+  lockTable?: string;
+  bucket?: string;
+  actor: string;
+};
+
+/** Local mode (the state dir's DynamoDB and S3) unless --lock-table names the deployed lock table. */
+async function withHoldContext<T>(
+  options: HoldCommandOptions,
+  work: (ctx: import('./holds.js').HoldContext & { s3: import('@aws-sdk/client-s3').S3Client }) => Promise<T>,
+): Promise<T> {
+  configureLogging(false);
+  const { S3Client } = await import('@aws-sdk/client-s3');
+  if (!options.lockTable) {
+    const { openLocalEnvironment } = await import('../local/run.js');
+    const env = await openLocalEnvironment(options.config, options.stateDir);
+    try {
+      const deps = env.deps();
+      const s3 = new S3Client({ endpoint: env.services.s3Endpoint, forcePathStyle: true });
+      return await work({
+        config: env.config,
+        locks: deps.locks,
+        store: deps.store,
+        actor: options.actor,
+        s3,
+      });
+    } finally {
+      await env.close();
+    }
+  }
+  const { loadConfigFile } = await import('../lambdas/shared/config.js');
+  const { ArchiveStore } = await import('../lambdas/shared/s3.js');
+  const { LockTable } = await import('../lambdas/shared/locks.js');
+  const { DynamoDBClient } = await import('@aws-sdk/client-dynamodb');
+  const { DynamoDBDocumentClient } = await import('@aws-sdk/lib-dynamodb');
+  const config = loadConfigFile(options.config);
+  const bucket = options.bucket ?? config.s3.bucket;
+  if (!bucket) throw new ConfigError('give --bucket: the config names no s3.bucket');
+  const s3 = new S3Client({});
+  const locks = new LockTable(DynamoDBDocumentClient.from(new DynamoDBClient({})), options.lockTable);
+  return work({ config, locks, store: new ArchiveStore(s3, bucket), actor: options.actor, s3 });
+}
+
+const withHoldOptions = (command: Command) =>
+  command
+    .requiredOption('-c, --config <file>', 'config file (YAML)')
+    .option(...STATE_DIR_OPTION)
+    .option('--lock-table <name>', 'the deployed lock table (stack output); without it, local mode')
+    .option('--bucket <name>', 'archive bucket of the audit trail (default: the config’s s3.bucket)')
+    .option('--actor <name>', 'who acts, for the hold and the audit trail', process.env.USER ?? 'operator');
+
+const hold = program
+  .command('hold')
+  .description(
+    'Legal hold on a table, in the lock table: a held table is skipped (status held) until cleared.',
+  );
+withHoldOptions(hold.command('set <database> <table>').description('Put a table under legal hold.'))
+  .requiredOption('--reason <text>', 'why (kept with the hold and in the audit trail)')
+  .action(async (database: string, table: string, options: HoldCommandOptions & { reason: string }) => {
+    const { setHold } = await import('./holds.js');
+    const set = await withHoldContext(options, (ctx) => setHold(ctx, database, table, options.reason));
+    console.log(`${database}/${table} is under legal hold: ${set.reason}`);
+  });
+withHoldOptions(hold.command('clear <database> <table>').description('Lift a table’s legal hold.')).action(
+  async (database: string, table: string, options: HoldCommandOptions) => {
+    const { clearHold } = await import('./holds.js');
+    const cleared = await withHoldContext(options, (ctx) => clearHold(ctx, database, table));
+    console.log(
+      cleared ? `${database}/${table}: hold cleared` : `${database}/${table} had no hold in the lock table`,
+    );
+  },
+);
+withHoldOptions(hold.command('list').description('List the legal holds in the lock table.')).action(
+  async (options: HoldCommandOptions) => {
+    const { formatHolds } = await import('./holds.js');
+    console.log(await withHoldContext(options, async (ctx) => formatHolds(await ctx.locks.listHolds())));
+  },
+);
+
+const legalHold = program
+  .command('legal-hold')
+  .description('S3 Object Lock legal hold on a table’s archives (a bucket with Object Lock, so AWS only).');
+for (const [action, status] of [
+  ['place', 'ON'],
+  ['lift', 'OFF'],
+] as const) {
+  withHoldOptions(
+    legalHold
+      .command(`${action} <database> <table>`)
+      .description(
+        `${action === 'place' ? 'Place' : 'Lift'} the legal hold on every archive and manifest of the table, or of a day range.`,
+      )
+      .option('--from <day>', 'first day partition (YYYY-MM-DD)')
+      .option('--to <day>', 'last day partition (YYYY-MM-DD)'),
+  ).action(
+    async (database: string, table: string, options: HoldCommandOptions & { from?: string; to?: string }) => {
+      const { setObjectLegalHold } = await import('./holds.js');
+      if (!options.lockTable) {
+        throw new ConfigError(
+          'legal-hold needs S3 Object Lock, which local S3 does not implement: run it against AWS (--lock-table)',
+        );
+      }
+      const done = await withHoldContext(options, (ctx) =>
+        setObjectLegalHold(ctx, database, table, status, { fromDay: options.from, toDay: options.to }),
+      );
+      console.log(
+        `${database}/${table}: legal hold ${status} on ${done.objects} objects (${done.archives} archives)`,
+      );
+    },
+  );
+}
+
+registerOperatorCommands(program, local, STATE_DIR_OPTION, configureLogging);
+
+program
+  .command('audit')
+  .description(
+    'List the audit trail (runs, table outcomes, restores, schema drift, legal holds, config changes), oldest first. Reads the local state dir; with --aws the config’s bucket in AWS.',
+  )
+  .option('-c, --config <file>', 'config file (YAML); not needed with --demo')
+  .option('--demo', 'the audit trail of the demo (`npm start`)', false)
+  .option(...STATE_DIR_OPTION)
+  .option('--aws', 'read the bucket in AWS instead of the local state dir', false)
+  .option('--bucket <name>', 'archive bucket with --aws (default: the config’s s3.bucket)')
+  .option('--since <time>', 'from this day (YYYY-MM-DD) or ISO-8601 time')
+  .option('--until <time>', 'up to this day (inclusive) or time')
+  .option('--kind <kind...>', 'only these kinds')
+  .option('-d, --database <name>', 'only this database')
+  .option('-t, --table <schema.name>', 'only this table')
+  .option('--json', 'print the events as JSON', false)
+  .action(
+    async (
+      options: import('./audit.js').AuditOptions & {
+        config?: string;
+        demo: boolean;
+        stateDir: string;
+        aws: boolean;
+        bucket?: string;
+      },
+    ) => {
+      configureLogging(false);
+      const { auditCommand } = await import('./audit.js');
+      const write = (line: string) => console.log(line);
+      const configPath = options.demo ? join(options.stateDir, 'demo-config.yaml') : options.config;
+      if (!configPath) throw new ConfigError('audit needs --config (or --demo)');
+      if (options.demo && !existsSync(configPath)) {
+        throw new ConfigError(`--demo: no demo in ${resolve(options.stateDir)}; run \`npm start\` first`);
+      }
+      if (options.aws) {
+        const { loadConfigFile } = await import('../lambdas/shared/config.js');
+        const { ArchiveStore } = await import('../lambdas/shared/s3.js');
+        const { S3Client } = await import('@aws-sdk/client-s3');
+        const config = loadConfigFile(configPath);
+        const bucket = options.bucket ?? config.s3.bucket;
+        if (!bucket) throw new ConfigError('--bucket: the config names no s3.bucket');
+        process.exitCode = await auditCommand(
+          new ArchiveStore(new S3Client({}), bucket),
+          config.s3.prefix,
+          options,
+          write,
+        );
+        return;
+      }
+      const { openLocalEnvironment } = await import('../local/run.js');
+      const env = await openLocalEnvironment(configPath, options.stateDir);
+      try {
+        process.exitCode = await auditCommand(env.deps().store, env.config.s3.prefix, options, write);
+      } finally {
+        await env.close();
+      }
+    },
+  );
 
 program.parseAsync().catch((error: Error) => {
   console.error(`${error.name}: ${error.message}`);

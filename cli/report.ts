@@ -1,32 +1,9 @@
 import type { TableOutcome } from '../lambdas/shared/locks.js';
-import type { StepEvent } from '../local/workflow.js';
 
 const formatBytes = (bytes: number) =>
   bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
 
 export const formatNumber = (n: number) => n.toLocaleString('en-US');
-
-/** Prints a table's progress at most every `intervalMs` (and each failure), so a long run shows it is moving. */
-export function progressPrinter(
-  write: (line: string) => void,
-  intervalMs = 1000,
-): (event: StepEvent) => void {
-  const lastPrinted = new Map<string, number>();
-  return (event) => {
-    const payload = event.payload as { database?: string; table?: string };
-    const label = `${payload.database}/${payload.table}`;
-    if (event.error) {
-      write(`  ${label}: ${event.functionName} failed: ${event.error.name}`);
-      return;
-    }
-    if (event.functionName !== 'delete') return;
-    const now = Date.now();
-    if (now - (lastPrinted.get(label) ?? 0) < intervalMs) return;
-    lastPrinted.set(label, now);
-    const { progress } = event.result as { progress: { batches: number; rows: number } };
-    write(`  ${label}: ${progress.batches} batches, ${formatNumber(progress.rows)} rows archived so far`);
-  };
-}
 
 export interface TableReport {
   outcome: TableOutcome;

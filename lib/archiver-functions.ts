@@ -42,6 +42,11 @@ export interface ArchiverFunctionsProps extends DatabaseNetworkProps {
   readonly databaseFunctionConcurrency?: number;
 }
 
+/**
+ * Audit events are written once: a writer reads the key first (a retry finds its own event) and never deletes.
+ */
+export const auditWriter = { read: true, write: true } as const;
+
 /** Memory and timeout of a step. */
 export interface StepSize {
   readonly timeout: Duration;
@@ -110,12 +115,18 @@ export class ArchiverFunctions extends Construct {
     const step = (name: ArchiverStep, id: string, size: StepSize, db: boolean) =>
       new ArchiverFunction(this, id, { step: name, ...this.stepProps(db), ...size });
 
-    // plan: works from the bundled config alone.
-    this.plan = step('plan', 'Plan', SHORT_STEP, false);
+    // plan: works from the bundled config; a dry run (plan report) also counts rows and reads lease and hold items.
+    this.plan = step('plan', 'Plan', SHORT_STEP, true);
+    this.databaseSecrets.grantRead(this.plan);
+    lockTable.grant(this.plan, 'GetItem');
+    // Run-started and config-changed events; the config fingerprint lives in the lock table.
+    lockTable.grant(this.plan, 'UpdateItem');
+    bucket.grantObjects(this.plan, [layout.audit], auditWriter);
 
     // lock: acquires/releases leases (conditional updates) and records run outcomes.
     this.lock = step('lock', 'Lock', SHORT_STEP, false);
     lockTable.grant(this.lock, 'GetItem', 'UpdateItem');
+    bucket.grantObjects(this.lock, [layout.audit], auditWriter);
 
     // export: streams rows into staging; settling a crashed batch may withdraw it (archive included).
     this.export = step('export', 'Export', LONG_STEP, true);
@@ -123,6 +134,7 @@ export class ArchiverFunctions extends Construct {
     bucket.grantObjects(this.export, [layout.staging], { write: true, delete: true });
     bucket.grantObjects(this.export, layout.archives, { read: true, delete: true });
     lockTable.grant(this.export, 'GetItem', 'UpdateItem');
+    bucket.grantObjects(this.export, [layout.audit], auditWriter);
 
     // upload: copies staging to the write-once archive key, publishes the manifest, removes staging.
     this.upload = step('upload', 'Upload', LONG_STEP, false);
@@ -147,6 +159,7 @@ export class ArchiverFunctions extends Construct {
     // summary: reads the run's outcomes.
     this.summary = step('summary', 'Summary', SHORT_STEP, false);
     lockTable.grant(this.summary, 'Query');
+    bucket.grantObjects(this.summary, [layout.audit], auditWriter);
   }
 
   /**

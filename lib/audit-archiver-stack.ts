@@ -1,4 +1,5 @@
 import { ArnFormat, CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
@@ -97,6 +98,7 @@ export class AuditArchiverStack extends Stack {
       archiveBucket: this.archiveBucket,
       lockTable: this.lockTable,
       readableKeys: `${config.s3.prefix}*`,
+      auditKeys: layout.audit,
       logLevel: sfn.LogLevel[aws.stateMachineLogLevel],
       logRetention,
     });
@@ -120,6 +122,20 @@ export class AuditArchiverStack extends Stack {
       noSuccessfulRunHours: aws.alarms.noSuccessfulRunHours,
       scheduledRunsExpected: aws.schedule.enabled,
     });
+    // Run summaries go to the alarm topic, so its email subscribers and chat channels receive them too.
+    // Spelled out rather than topic.grantPublish, which grants the wildcard action kms:GenerateDataKey*.
+    const summary = this.functions.summary.function;
+    summary.addEnvironment('NOTIFICATION_TOPIC_ARN', this.monitoring.topic.topicArn);
+    summary.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ['sns:Publish'], resources: [this.monitoring.topic.topicArn] }),
+    );
+    summary.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+        resources: [this.monitoring.topicKey.keyArn],
+        conditions: { StringEquals: { 'kms:ViaService': `sns.${this.region}.amazonaws.com` } },
+      }),
+    );
     this.chatNotifications = new ChatNotifications(this, 'ChatNotifications', {
       topic: this.monitoring.topic,
       slack: aws.notifications.slack,

@@ -6,7 +6,7 @@ import { Construct } from 'constructs';
 import type { ArchiveBucket } from './archive-bucket.js';
 import { STATE_MACHINES_DIR } from './archive-state-machines.js';
 import { ArchiverFunction } from './archiver-function.js';
-import { type ArchiverFunctions, LONG_STEP, type StepSize } from './archiver-functions.js';
+import { type ArchiverFunctions, auditWriter, LONG_STEP, type StepSize } from './archiver-functions.js';
 import { AslStateMachine } from './asl-state-machine.js';
 import type { LockTable } from './lock-table.js';
 
@@ -25,6 +25,8 @@ export interface RestoreWorkflowProps {
    * the Python tool's layout under database names the config need not know.
    */
   readonly readableKeys: string;
+  /** Key pattern of the audit trail, where the summary step writes each restore's event. */
+  readonly auditKeys: string;
   /**
    * Name of the state machine, as operators find it in the console.
    * @default `${stackName}-restore`
@@ -81,6 +83,7 @@ export class RestoreWorkflow extends Construct {
     });
     functions.databaseSecrets.grantRead(this.summary);
     lockTable.grant(this.summary, 'UpdateItem', 'Query');
+    bucket.grantObjects(this.summary, [props.auditKeys], auditWriter);
 
     const steps = {
       RestorePlanFunctionArn: this.plan,

@@ -1,4 +1,4 @@
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { type ArchiverConfig, loadConfigFile } from '../lambdas/shared/config.js';
 import {
   closeProcessDatabases,
@@ -8,10 +8,17 @@ import {
 } from '../lambdas/shared/deps.js';
 import type { RestoreFileResult, TableOutcome } from '../lambdas/shared/locks.js';
 import { type LocalServices, startLocalServices } from './services.js';
-import { type ExecutionResult, LocalWorkflow, type StepEvent } from './workflow.js';
+import {
+  type ExecutionResult,
+  LocalWorkflow,
+  type LocalWorkflowOptions,
+  type StepEvent,
+} from './workflow.js';
 
 export const DEFAULT_STATE_DIR = '.audit-archiver';
 export const DEFAULT_LOCAL_BUCKET = 'audit-archiver-local';
+/** Local mode has no SNS: the summary step writes its would-be messages here, in the state dir. */
+export const NOTIFICATIONS_FILE = 'notifications.jsonl';
 
 export interface WorkflowOptions {
   fault?: FaultInjector;
@@ -19,6 +26,8 @@ export interface WorkflowOptions {
   onStep?: (event: StepEvent) => void;
   /** Awaited between steps (see LocalWorkflowOptions.afterStep); tests inject faults at step boundaries. */
   afterStep?: (event: StepEvent) => Promise<void> | void;
+  /** Every interpreter event of every execution (see LocalWorkflowOptions.onEvent). */
+  onEvent?: LocalWorkflowOptions['onEvent'];
   /** Environment overrides for the functions (tests route an endpoint through a proxy). */
   env?: NodeJS.ProcessEnv;
   /** Wraps the functions' dependencies (tests record telemetry or damage a stream). */
@@ -51,7 +60,12 @@ export async function openLocalEnvironment(
   for (const [name, value] of Object.entries(services.env)) {
     if (name.startsWith('AWS_') && !name.startsWith('AWS_ENDPOINT_URL')) process.env[name] = value;
   }
-  const env: NodeJS.ProcessEnv = { ...process.env, ...services.env, ARCHIVER_CONFIG_PATH: absoluteConfig };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    ...services.env,
+    ARCHIVER_CONFIG_PATH: absoluteConfig,
+    ARCHIVER_NOTIFICATIONS_FILE: join(resolve(stateDir), NOTIFICATIONS_FILE),
+  };
   return {
     config,
     services,
@@ -66,6 +80,7 @@ export async function openLocalEnvironment(
         retryIntervalScale: options.retryIntervalScale,
         onStep: options.onStep,
         afterStep: options.afterStep,
+        onEvent: options.onEvent,
       }),
     async close() {
       await closeProcessDatabases();

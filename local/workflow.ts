@@ -107,7 +107,16 @@ export interface LocalWorkflowOptions {
    * two steps here; a throw fails the Task as a crash between the steps would (the function's work is done).
    */
   afterStep?: (event: StepEvent) => Promise<void> | void;
+  /**
+   * Receives every interpreter event of every execution (the parent's, its inline Map iterations', and each
+   * child's), with the execution's name; tests count history events and measure state payloads here.
+   */
+  onEvent?: (executionName: string, event: InterpreterEvent) => void;
 }
+
+/** An event of the interpreter's log (aws-local-stepfunctions does not export its type). */
+export type InterpreterEvent =
+  ReturnType<StateMachine['run']>['eventLogs'] extends AsyncGenerator<infer E> ? E : never;
 
 export interface ExecutionResult {
   executionName: string;
@@ -237,8 +246,14 @@ export class LocalWorkflow {
     }
   }
 
-  private run(machine: StateMachine, input: unknown, executionArn: string, name: string, machineArn: string) {
-    return machine.run(input as never, {
+  private async run(
+    machine: StateMachine,
+    input: unknown,
+    executionArn: string,
+    name: string,
+    machineArn: string,
+  ) {
+    const execution = machine.run(input as never, {
       overrides: {
         taskResourceLocalHandlers: this.taskOverrides as never,
         retryIntervalOverrides: this.retryOverrides,
@@ -252,7 +267,19 @@ export class LocalWorkflow {
         },
         StateMachine: { Id: machineArn, Name: machineArn.split(':').pop() },
       },
-    }).result;
+    });
+    const onEvent = this.options.onEvent;
+    // The log ends with the execution's last event; it is drained before the result is handed on.
+    const drained = onEvent
+      ? (async () => {
+          for await (const event of execution.eventLogs) onEvent(name, event);
+        })()
+      : undefined;
+    try {
+      return await execution.result;
+    } finally {
+      await drained;
+    }
   }
 
   /** Starts the archive state machine, like an EventBridge schedule or a console "Start execution". */

@@ -19,6 +19,7 @@ import {
   qualifiedName,
   rowHashSql,
 } from '../shared/table-sql.js';
+import { pauseAfterBatch } from '../shared/throttle.js';
 import type { DeleteInput, DeleteOutput } from './schema.js';
 
 class DigestMismatch extends Error {}
@@ -51,15 +52,21 @@ export async function deleteBatch(input: DeleteInput, deps: StepDeps): Promise<D
   if (!inFlight || !['verified', 'deleting'].includes(inFlight.stage)) {
     throw new InvalidInputError(`no verified batch is in flight for ${input.database}/${input.table}`);
   }
-  const done = (rowsDeleted: number): DeleteOutput => ({
-    archiveKey: inFlight.archiveKey,
-    rowsDeleted,
-    progress: {
-      batches: input.progress.batches + 1,
-      rows: input.progress.rows + rowsDeleted,
-      bytes: input.progress.bytes + inFlight.figures.compressedBytes,
-    },
-  });
+  const done = (rowsDeleted: number): DeleteOutput => {
+    // The batch's rate from export to now sizes the next batch (time budget) and sets the throttle's pause.
+    const seconds = Math.max(0.001, (Date.now() - (inFlight.exportedAt ?? started)) / 1000);
+    return {
+      archiveKey: inFlight.archiveKey,
+      rowsDeleted,
+      progress: {
+        batches: input.progress.batches + 1,
+        rows: input.progress.rows + rowsDeleted,
+        bytes: input.progress.bytes + inFlight.figures.compressedBytes,
+        rowsPerSecond: Math.round(inFlight.figures.rowCount / seconds),
+        pauseSeconds: pauseAfterBatch(inFlight.figures.rowCount, seconds, deps.config.defaults),
+      },
+    };
+  };
   const table = resolveTable(deps.config, input.database, input.table);
   const db = await deps.database(input.database);
   const expected = inFlight.figures;

@@ -23,9 +23,12 @@ import {
   tableLocation,
   withdrawBatch,
 } from '../shared/batch.js';
-import { resolveTable } from '../shared/config.js';
+import { findDatabase, resolveTable } from '../shared/config.js';
 import type { StepDeps } from '../shared/deps.js';
+import { ReplicaLagError } from '../shared/errors.js';
+import { activeHold } from '../shared/holds.js';
 import type { InFlight } from '../shared/locks.js';
+import { checkSchemaDrift } from '../shared/schema-drift.js';
 import {
   batchPredicateSql,
   dayWindowSql,
@@ -39,6 +42,7 @@ import {
   type TableShape,
   timestampAsInstantSql,
 } from '../shared/table-sql.js';
+import { batchRowLimit, checkReplicaLag, vacuumTable } from '../shared/throttle.js';
 import type { ExportInput, ExportOutput } from './schema.js';
 
 const DAY_MS = 86_400_000;
@@ -58,11 +62,33 @@ export async function exportBatch(input: ExportInput, deps: StepDeps): Promise<E
     const resumed = await settleInFlight(input, deps, state.inFlight);
     if (resumed) return resumed;
   }
+  // A legal hold set while the run was going: no new batch starts (release then records the table as held).
+  if (await activeHold(deps, input.database, input.table)) return { status: 'empty' as const };
   const started = Date.now();
   return db.withConnection(async (client) => {
     const shape = await describeTable(client, table);
-    const next = await nextBatchBounds(client, shape, input.cutoff, table.batchSize);
-    if (!next) return { status: 'empty' as const };
+    try {
+      await checkReplicaLag(client, findDatabase(deps.config, input.database).replicaLag);
+    } catch (error) {
+      if (error instanceof ReplicaLagError)
+        deps.telemetry.metric('ReplicaLagPauses', 'Count', 1, tableLabel(input));
+      throw error;
+    }
+    const limit = batchRowLimit(
+      table.batchSize,
+      deps.config.defaults,
+      deps.remainingTimeMs?.(),
+      input.progress,
+    );
+    const next = await nextBatchBounds(client, shape, input.cutoff, limit);
+    if (!next) {
+      // The table's run is over: reclaim what this run deleted, if asked to.
+      if (deps.config.defaults.vacuumAfterRun && (input.progress?.rows ?? 0) > 0) {
+        await vacuumTable(client, shape, deps.telemetry, tableLabel(input));
+      }
+      return { status: 'empty' as const };
+    }
+    const drift = await checkSchemaDrift(deps, input, table, shape.columns);
     const location = tableLocation(deps.config, table);
     const staging = stagingKey(location, next.day, next.bounds.firstKey);
     const write = { storageClass: 'STANDARD' as const, kmsKeyId: deps.config.s3.kmsKeyId };
@@ -128,6 +154,7 @@ export async function exportBatch(input: ExportInput, deps: StepDeps): Promise<E
       runId: input.runId,
       exportedAt: deps.now().toISOString(),
       dataKey,
+      ...(drift ? { schemaDrift: drift } : {}),
     };
     await deps.store.putText(manifestKeyFor(staging), JSON.stringify(manifest, null, 2), write);
     await deps.fault('export:afterStaging');
@@ -141,6 +168,8 @@ export async function exportBatch(input: ExportInput, deps: StepDeps): Promise<E
       archiveKey: dataKey,
       bounds: next.bounds,
       figures,
+      columns: shape.columns,
+      exportedAt: started,
     };
     await recordInFlight(deps, input, inFlight, 'none');
     deps.telemetry.metric('ExportDuration', 'Milliseconds', Date.now() - started, tableLabel(input));

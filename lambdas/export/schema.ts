@@ -1,7 +1,8 @@
 import { z } from 'zod';
-import { TableTaskSchema } from '../shared/table-task.js';
+import { ProgressSchema, TableTaskSchema } from '../shared/table-task.js';
 
-export const ExportInputSchema = TableTaskSchema;
+/** `progress`: the table's totals so far; its last batch's rate sizes the next batch within the time budget. */
+export const ExportInputSchema = TableTaskSchema.extend({ progress: ProgressSchema.optional() });
 export type ExportInput = z.infer<typeof ExportInputSchema>;
 
 /** Pointers and counts only: the rows stay in S3. */

@@ -1,4 +1,6 @@
+import { auditEventId, recordAuditEvent } from '../shared/audit-trail.js';
 import type { StepDeps } from '../shared/deps.js';
+import { activeHold } from '../shared/holds.js';
 import type { TableOutcome } from '../shared/locks.js';
 import type { LockInput, LockOutput } from './schema.js';
 
@@ -13,13 +15,54 @@ const summarizeCause = (cause: string | undefined): string | undefined => {
   }
 };
 
+/** Records the outcome for the run summary and appends it to the audit trail (counts and status only). */
+async function recordOutcome(deps: StepDeps, runId: string, outcome: TableOutcome): Promise<void> {
+  await deps.locks.recordOutcome(runId, outcome);
+  await recordAuditEvent(deps, {
+    id: auditEventId('table-outcome', runId, outcome.database, outcome.table, outcome.status),
+    kind: 'table-outcome',
+    time: outcome.finishedAt,
+    runId,
+    database: outcome.database,
+    table: outcome.table,
+    actor: 'step:lock',
+    details: {
+      status: outcome.status,
+      rowsArchived: outcome.rowsArchived,
+      bytesArchived: outcome.bytesArchived,
+      batches: outcome.batches,
+      budgetReached: outcome.budgetReached,
+      ...(outcome.durationSeconds === undefined ? {} : { durationSeconds: outcome.durationSeconds }),
+      ...(outcome.reason ? { reason: outcome.reason } : {}),
+      ...(outcome.error ? { error: outcome.error } : {}),
+    },
+  });
+}
+
 /**
  * Lock: acquires the table's lease (a second execution finds it held and the table is skipped with that status),
  * or releases it and records the table's outcome for the run summary. Release runs on every path, failure included.
+ * A table under legal hold is never acquired: it is recorded as `held`.
  */
 export async function lockTable(input: LockInput, deps: StepDeps): Promise<LockOutput> {
   const finishedAt = deps.now().toISOString();
   if (input.action === 'acquire') {
+    const hold = await activeHold(deps, input.database, input.table);
+    if (hold) {
+      deps.telemetry.warn('table skipped: legal hold', { database: input.database, table: input.table });
+      await recordOutcome(deps, input.runId, {
+        database: input.database,
+        table: input.table,
+        status: 'held',
+        reason: hold,
+        rowsArchived: 0,
+        bytesArchived: 0,
+        batches: 0,
+        budgetReached: false,
+        finishedAt,
+      });
+      return { acquired: false, holder: 'legal hold', expiresAt: 0 };
+    }
     const result = await deps.locks.acquire(
       input.database,
       input.table,
@@ -37,7 +80,7 @@ export async function lockTable(input: LockInput, deps: StepDeps): Promise<LockO
         table: input.table,
         reason,
       });
-      await deps.locks.recordOutcome(input.runId, {
+      await recordOutcome(deps, input.runId, {
         database: input.database,
         table: input.table,
         status: 'skipped',
@@ -52,11 +95,14 @@ export async function lockTable(input: LockInput, deps: StepDeps): Promise<LockO
     return result;
   }
   const released = await deps.locks.release(input.database, input.table, input.lease);
-  const status = input.error ? ('failed' as const) : ('succeeded' as const);
+  // A hold set during the run stopped export at a batch boundary (see export core): report it as held.
+  const hold = input.error ? undefined : await activeHold(deps, input.database, input.table);
+  const status = input.error ? ('failed' as const) : hold ? ('held' as const) : ('succeeded' as const);
   const outcome: TableOutcome = {
     database: input.database,
     table: input.table,
     status,
+    reason: hold,
     rowsArchived: input.progress.rows,
     bytesArchived: input.progress.bytes,
     batches: input.progress.batches,
@@ -67,6 +113,6 @@ export async function lockTable(input: LockInput, deps: StepDeps): Promise<LockO
     error: input.error ? `${input.error.Error}: ${summarizeCause(input.error.Cause) ?? ''}` : undefined,
     finishedAt,
   };
-  await deps.locks.recordOutcome(input.runId, outcome);
+  await recordOutcome(deps, input.runId, outcome);
   return { released, status };
 }

@@ -26,6 +26,6 @@ export type LockInput = z.infer<typeof LockInputSchema>;
 export const LockOutputSchema = z.union([
   z.object({ acquired: z.literal(true), lease: LeaseSchema, expiresAt: z.number() }),
   z.object({ acquired: z.literal(false), holder: z.string(), expiresAt: z.number() }),
-  z.object({ released: z.boolean(), status: z.enum(['succeeded', 'failed']) }),
+  z.object({ released: z.boolean(), status: z.enum(['succeeded', 'held', 'failed']) }),
 ]);
 export type LockOutput = z.infer<typeof LockOutputSchema>;

@@ -1,6 +1,10 @@
+import { auditEventId, recordAuditEvent } from '../shared/audit-trail.js';
 import { formatIssues, tableRef } from '../shared/config.js';
+import { recordConfigChange } from '../shared/config-fingerprint.js';
 import type { StepDeps } from '../shared/deps.js';
 import { ConfigError } from '../shared/errors.js';
+import { assertTableGoverned } from '../shared/governance.js';
+import { buildPlanReport, type PlannedTable } from '../shared/plan-report.js';
 import { type Lane, type PlanInput, type PlanOutput, RunRequestSchema } from './schema.js';
 
 const DAY_MS = 86_400_000;
@@ -11,7 +15,8 @@ export const MAX_PLAN_BYTES = 160 * 1024;
  * Plan: applies the execution input's filters to the validated config, computes each table's cut-off from the
  * execution's start time (so every retry of a step sees the same cut-off), and deals each database's tables into at
  * most `maxConnections` lanes. Lanes run in parallel, tables within a lane one after another, which caps the
- * connections the run opens per database whatever the global concurrency.
+ * connections the run opens per database whatever the global concurrency. A table the retention or encryption policy
+ * forbids stops the plan (ConfigError). With `dryRun` the lanes stay empty and the plan carries the plan report.
  */
 export async function planRun(input: PlanInput, deps: StepDeps): Promise<PlanOutput> {
   const parsed = RunRequestSchema.safeParse(input.request ?? {});
@@ -27,19 +32,22 @@ export async function planRun(input: PlanInput, deps: StepDeps): Promise<PlanOut
     );
   }
   const wanted = new Set(request.tables ?? []);
+  const planned: PlannedTable[] = [];
   const lanes: Lane[] = [];
   let tableCount = 0;
   for (const db of databases) {
     const tables = db.tables.filter((t) => wanted.size === 0 || wanted.has(tableRef(t)));
-    for (const t of tables) wanted.delete(tableRef(t));
+    for (const t of tables) {
+      wanted.delete(tableRef(t));
+      assertTableGoverned(config, db.name, t);
+    }
     const laneCount = Math.min(db.maxConnections, tables.length);
     const dbLanes: Lane[] = Array.from({ length: laneCount }, () => ({ database: db.name, tables: [] }));
     tables.forEach((t, i) => {
       const retentionDays = t.retentionDays ?? config.defaults.retentionDays;
-      dbLanes[i % laneCount]?.tables.push({
-        table: tableRef(t),
-        cutoff: new Date(start - retentionDays * DAY_MS).toISOString(),
-      });
+      const cutoff = new Date(start - retentionDays * DAY_MS).toISOString();
+      dbLanes[i % laneCount]?.tables.push({ table: tableRef(t), cutoff });
+      planned.push({ database: db.name, table: t, cutoff });
     });
     lanes.push(...dbLanes);
     tableCount += tables.length;
@@ -50,7 +58,9 @@ export async function planRun(input: PlanInput, deps: StepDeps): Promise<PlanOut
     maxConcurrency: config.run.maxConcurrency,
     maxBatches: config.defaults.maxBatchesPerRun,
     tableCount,
-    lanes,
+    lanes: request.dryRun ? [] : lanes,
+    dryRun: request.dryRun,
+    report: request.dryRun ? await buildPlanReport(deps, input.runId, planned) : undefined,
   };
   const bytes = Buffer.byteLength(JSON.stringify(plan));
   if (bytes > MAX_PLAN_BYTES) {
@@ -58,6 +68,30 @@ export async function planRun(input: PlanInput, deps: StepDeps): Promise<PlanOut
       `the plan for ${tableCount} tables is ${bytes} bytes, over ${MAX_PLAN_BYTES}; split the run by database`,
     );
   }
-  deps.telemetry.info('run planned', { runId: input.runId, tables: tableCount, lanes: lanes.length });
+  // A dry run changes nothing: no audit event, no config fingerprint (the plan test checks S3 and DynamoDB).
+  if (request.dryRun) {
+    deps.telemetry.info('dry run planned', { runId: input.runId, tables: tableCount });
+    return plan;
+  }
+  const configChanges = await recordConfigChange(deps, input.runId);
+  await recordAuditEvent(deps, {
+    id: auditEventId('run-started', input.runId),
+    kind: 'run-started',
+    time: new Date(input.startTime).toISOString(),
+    runId: input.runId,
+    actor: 'step:plan',
+    details: {
+      tables: tableCount,
+      lanes: lanes.length,
+      ...(request.database ? { database: request.database } : {}),
+      ...(configChanges ? { configChangedPaths: configChanges } : {}),
+    },
+  });
+  deps.telemetry.info('run planned', {
+    runId: input.runId,
+    tables: tableCount,
+    lanes: lanes.length,
+    dryRun: request.dryRun,
+  });
   return plan;
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { PlanReportSchema } from '../shared/plan-report.js';
 
 /** The archive execution's input, as an operator types it in the console; every field is optional. */
 export const RunRequestSchema = z
@@ -7,6 +8,8 @@ export const RunRequestSchema = z
     database: z.string().min(1).optional(),
     /** Only these tables ("schema.name"). */
     tables: z.array(z.string().min(1)).min(1).optional(),
+    /** Plan only: the execution returns the plan report (counts, batches, bytes, statuses) and archives nothing. */
+    dryRun: z.boolean().default(false),
   })
   .strict();
 export type RunRequest = z.infer<typeof RunRequestSchema>;
@@ -29,6 +32,9 @@ export const PlanOutputSchema = z.object({
   maxBatches: z.number().int().positive(),
   tableCount: z.number().int().nonnegative(),
   lanes: z.array(LaneSchema),
+  /** The ASL's DryRun? choice reads it: true ends the execution with `report` instead of running the lanes. */
+  dryRun: z.boolean(),
+  report: PlanReportSchema.optional(),
 });
 export type PlanOutput = z.infer<typeof PlanOutputSchema>;
 export type Lane = z.infer<typeof LaneSchema>;

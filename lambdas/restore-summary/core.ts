@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import { auditEventId, recordAuditEvent } from '../shared/audit-trail.js';
 import type { StepDeps } from '../shared/deps.js';
 import { failedRestoreResult, type RestoreFileResult } from '../shared/locks.js';
 import { advanceSequences } from '../shared/restore-sql.js';
@@ -91,6 +92,16 @@ export async function finish(
     sequences,
     failures,
   };
+  await recordAuditEvent(deps, {
+    id: auditEventId('restore-finished', task.restoreId),
+    kind: 'restore-finished',
+    time: deps.now().toISOString(),
+    runId: task.restoreId,
+    database: task.database,
+    table: summary.target,
+    actor: 'step:restore-summary',
+    details: { status: summary.status, dryRun: task.dryRun, ...totals },
+  });
   deps.telemetry.info('restore finished', { ...summary, failures: failures.length });
   return summary;
 }

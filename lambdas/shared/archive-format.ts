@@ -71,6 +71,20 @@ export const ColumnSchema = z.object({
   generated: z.boolean(),
 });
 
+/**
+ * How the table's columns differ from those of its last archive (the first manifest after the change says so):
+ * columns added or removed (by name), retyped, whose nullability changed, or the same columns in another order.
+ */
+export const SchemaDriftSchema = z.object({
+  /** The archive whose columns were compared, when known. */
+  previousArchiveKey: z.string().optional(),
+  added: z.array(z.object({ name: z.string(), type: z.string() })),
+  removed: z.array(z.object({ name: z.string(), type: z.string() })),
+  retyped: z.array(z.object({ name: z.string(), from: z.string(), to: z.string() })),
+  nullability: z.array(z.object({ name: z.string(), nullable: z.boolean() })),
+  reordered: z.boolean(),
+});
+
 export const BatchBoundsSchema = z.object({
   /** Inclusive lower bound of the timestamp column, ISO-8601 UTC. */
   from: z.string(),
@@ -112,8 +126,11 @@ export const ManifestSchema = z.object({
   runId: z.string(),
   exportedAt: z.string(),
   dataKey: z.string(),
+  schemaDrift: SchemaDriftSchema.optional(),
 });
 
 export type Manifest = z.infer<typeof ManifestSchema>;
+export type SchemaDrift = z.infer<typeof SchemaDriftSchema>;
+export type Column = z.infer<typeof ColumnSchema>;
 export type BatchBounds = z.infer<typeof BatchBoundsSchema>;
 export type BatchFigures = z.infer<typeof BatchFiguresSchema>;

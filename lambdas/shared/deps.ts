@@ -1,12 +1,14 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SNSClient } from '@aws-sdk/client-sns';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { type ArchiverConfig, findDatabase, loadConfigFile } from './config.js';
 import { forgetCachedConnection, resolveConnection } from './credentials.js';
 import { createDatabase, type Database } from './db.js';
 import { ConfigError } from './errors.js';
 import { LockTable } from './locks.js';
+import { filePublisher, type Publisher, snsPublisher } from './notifications.js';
 import { powertoolsTelemetry, type Telemetry } from './powertools.js';
 import { ArchiveStore } from './s3.js';
 
@@ -31,12 +33,17 @@ export interface StepDeps {
   telemetry: Telemetry;
   now(): Date;
   fault: FaultInjector;
+  /** Milliseconds this invocation has left before the Lambda timeout (the handler sets it from the context). */
+  remainingTimeMs?: () => number;
+  /** Run notifications (summary step): SNS in AWS, a file in local mode; none when neither is configured. */
+  publisher?: Publisher;
 }
 
 interface ProcessClients {
   s3: S3Client;
   ddb: DynamoDBDocumentClient;
   secrets: SecretsManagerClient;
+  sns: SNSClient;
 }
 
 const clients = new Map<string, ProcessClients>();
@@ -63,6 +70,7 @@ function processClients(env: NodeJS.ProcessEnv): ProcessClients {
         marshallOptions: { removeUndefinedValues: true },
       }),
       secrets: new SecretsManagerClient({ endpoint: endpoints.secrets }),
+      sns: new SNSClient({}),
     };
     clients.set(key, cached);
   }
@@ -89,7 +97,7 @@ export function depsFromEnv(
     config = loadConfigFile(configPath);
     configs.set(configPath, config);
   }
-  const { s3, ddb, secrets } = processClients(env);
+  const { s3, ddb, secrets, sns } = processClients(env);
   const resolvedConfig = config;
   return {
     config,
@@ -121,6 +129,12 @@ export function depsFromEnv(
     telemetry: powertoolsTelemetry,
     now: () => new Date(),
     fault,
+    // The stack sets the topic; local mode sets the file (it has no SNS stand-in).
+    publisher: env.NOTIFICATION_TOPIC_ARN
+      ? snsPublisher(sns, env.NOTIFICATION_TOPIC_ARN)
+      : env.ARCHIVER_NOTIFICATIONS_FILE
+        ? filePublisher(env.ARCHIVER_NOTIFICATIONS_FILE)
+        : undefined,
   };
 }
 

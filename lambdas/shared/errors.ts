@@ -41,6 +41,11 @@ export class StorageUnavailableError extends ArchiverError {
   readonly retryable = true;
 }
 
+/** A named replica replays too far behind (or is not connected): export waits, retried by the ASL with long intervals. */
+export class ReplicaLagError extends ArchiverError {
+  readonly retryable = true;
+}
+
 /** DynamoDB could not be reached or throttled us: safe to retry. */
 export class LockStoreUnavailableError extends ArchiverError {
   readonly retryable = true;
@@ -95,8 +100,24 @@ export class SchemaDriftError extends ArchiverError {
   readonly retryable = false;
 }
 
+/**
+ * The archived table's columns changed since its last archive and the config says `onSchemaDrift: fail`: the change
+ * is in the audit trail, nothing was exported. Set `continue` for the table to archive under the new columns.
+ */
+export class SchemaChangedError extends ArchiverError {
+  readonly retryable = false;
+}
+
 /** A restore finished with at least one archive not restored: the execution and the CLI end as failed. */
 export class RestoreIncompleteError extends ArchiverError {
+  readonly retryable = false;
+}
+
+/**
+ * A critical table's archive is not SSE-KMS encrypted as S3 reports it (a bucket or a local S3 without KMS): the
+ * batch stops before verify, so nothing is deleted.
+ */
+export class EncryptionRequiredError extends ArchiverError {
   readonly retryable = false;
 }
 
@@ -107,6 +128,7 @@ export const errorClasses = {
   DatabaseAccessError,
   DatabaseUnavailableError,
   StorageUnavailableError,
+  ReplicaLagError,
   LockStoreUnavailableError,
   LeaseLostError,
   ArchiveIntegrityError,
@@ -116,7 +138,9 @@ export const errorClasses = {
   DeleteInProgressError,
   RestoreConflictError,
   SchemaDriftError,
+  SchemaChangedError,
   RestoreIncompleteError,
+  EncryptionRequiredError,
 } as const;
 
 const transientPgCodes = new Set([

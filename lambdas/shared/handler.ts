@@ -1,5 +1,6 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
 import type { z } from 'zod';
 import { formatIssues } from './config.js';
 import { depsFromEnv, type StepDeps } from './deps.js';
@@ -18,11 +19,15 @@ export function stepHandler<I, O>(
   core: (input: I, deps: StepDeps) => Promise<O>,
   getDeps: DepsProvider = () => depsFromEnv(),
 ) {
-  return middy(async (event: unknown): Promise<O> => {
+  return middy(async (event: unknown, context: Context): Promise<O> => {
     const input = schemas.input.safeParse(event);
     if (!input.success)
       throw new InvalidInputError(`${step} input is invalid:\n${formatIssues(input.error)}`);
-    const output = await core(input.data, getDeps());
+    const deps = getDeps();
+    const output = await core(input.data, {
+      ...deps,
+      remainingTimeMs: deps.remainingTimeMs ?? (() => context.getRemainingTimeInMillis()),
+    });
     return schemas.output.parse(output);
   }).use(injectLambdaContext(logger, { resetKeys: true }));
 }

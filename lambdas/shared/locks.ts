@@ -1,7 +1,7 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
-import { BatchBoundsSchema, BatchFiguresSchema } from './archive-format.js';
+import { BatchBoundsSchema, BatchFiguresSchema, type Column, ColumnSchema } from './archive-format.js';
 import { classifyAwsError, LeaseLostError } from './errors.js';
 
 /** The lease a table's execution holds: owner (execution id) plus a fencing token that grows on every acquisition. */
@@ -30,6 +30,10 @@ export const InFlightSchema = z.object({
   deleteXid: z.string().optional(),
   /** The server (system identifier and timeline) that xid belongs to: another server's xids mean nothing. */
   deleteServer: z.string().optional(),
+  /** The table's columns at export; they become the table's `lastColumns` when this batch's delete commits. */
+  columns: z.array(ColumnSchema).optional(),
+  /** When export started this batch (epoch ms): the batch's rows/s, which sizes the next batch and the throttle. */
+  exportedAt: z.number().optional(),
 });
 export type InFlight = z.infer<typeof InFlightSchema>;
 
@@ -41,6 +45,9 @@ export interface TableState {
   totalRows: number;
   totalBytes: number;
   totalBatches: number;
+  /** Columns of the last committed archive: what schema drift is measured against (no S3 read needed). */
+  lastColumns?: Column[];
+  lastArchiveKey?: string;
 }
 
 export type AcquireResult =
@@ -50,7 +57,8 @@ export type AcquireResult =
 export interface TableOutcome {
   database: string;
   table: string;
-  status: 'succeeded' | 'skipped' | 'failed';
+  /** `held`: a legal hold kept the table from starting (or from starting another batch); nothing else changed. */
+  status: 'succeeded' | 'skipped' | 'held' | 'failed';
   reason?: string;
   rowsArchived: number;
   bytesArchived: number;
@@ -61,6 +69,16 @@ export interface TableOutcome {
   error?: string;
   finishedAt: string;
 }
+
+/** An operator's legal hold on a table, kept in the lock table so it takes effect without a redeploy. */
+export const HoldSchema = z.object({
+  database: z.string(),
+  table: z.string(),
+  reason: z.string(),
+  setBy: z.string().optional(),
+  setAt: z.string(),
+});
+export type Hold = z.infer<typeof HoldSchema>;
 
 /** What one archive gave a restore; `failed` carries the error, never row values. */
 export const RestoreFileResultSchema = z.object({
@@ -96,6 +114,15 @@ export interface RestoredMark {
   restoredAt: string;
   rows: number;
 }
+
+export const StoredConfigFingerprintSchema = z.object({
+  hash: z.string(),
+  paths: z.record(z.string(), z.string()),
+  recordedAt: z.string(),
+  runId: z.string(),
+});
+export type StoredConfigFingerprint = z.infer<typeof StoredConfigFingerprintSchema>;
+const CONFIG_FINGERPRINT_KEY = { pk: 'CONFIG', sk: 'FINGERPRINT' };
 
 const isConditionFailure = (error: unknown) =>
   (error as { name?: string }).name === 'ConditionalCheckFailedException';
@@ -174,6 +201,8 @@ export class LockTable {
       totalRows: Number(item.totalRows ?? 0),
       totalBytes: Number(item.totalBytes ?? 0),
       totalBatches: Number(item.totalBatches ?? 0),
+      lastColumns: item.lastColumns === undefined ? undefined : z.array(ColumnSchema).parse(item.lastColumns),
+      lastArchiveKey: item.lastArchiveKey as string | undefined,
     };
   }
 
@@ -241,7 +270,7 @@ export class LockTable {
     database: string,
     table: string,
     lease: Lease,
-    inFlight: Pick<InFlight, 'batchId' | 'archiveKey'>,
+    inFlight: Pick<InFlight, 'batchId' | 'archiveKey' | 'columns'>,
     committed?: { rows: number; bytes: number },
   ): Promise<void> {
     const values: Record<string, unknown> = {
@@ -258,6 +287,10 @@ export class LockTable {
         ':one': 1,
         ':archiveKey': inFlight.archiveKey,
       });
+      if (inFlight.columns) {
+        update = update.replace(' ADD ', ', lastColumns = :columns ADD ');
+        values[':columns'] = inFlight.columns;
+      }
     }
     await this.guarded(database, table, lease, () =>
       this.ddb.send(
@@ -316,6 +349,65 @@ export class LockTable {
       }
       throw new LeaseLostError(`in-flight batch of ${database}/${table} changed under this execution`);
     }
+  }
+
+  /** Hold items share one partition so `listHolds` is a single query; they never expire. */
+  private static holdKey(database: string, table: string) {
+    return { pk: 'HOLDS', sk: `${database}#${table}` };
+  }
+
+  async setHold(hold: Hold): Promise<void> {
+    await this.put(
+      LockTable.holdKey(hold.database, hold.table).pk,
+      LockTable.holdKey(hold.database, hold.table).sk,
+      { hold },
+      false,
+    );
+  }
+
+  /** Removes a hold; false when there was none. */
+  async clearHold(database: string, table: string): Promise<boolean> {
+    const result = await this.call(() =>
+      this.ddb.send(
+        new DeleteCommand({
+          TableName: this.tableName,
+          Key: LockTable.holdKey(database, table),
+          ReturnValues: 'ALL_OLD',
+        }),
+      ),
+    );
+    return result.Attributes !== undefined;
+  }
+
+  async getHold(database: string, table: string): Promise<Hold | undefined> {
+    const result = await this.call(() =>
+      this.ddb.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: LockTable.holdKey(database, table),
+          ConsistentRead: true,
+        }),
+      ),
+    );
+    return result.Item ? HoldSchema.parse(result.Item.hold) : undefined;
+  }
+
+  async listHolds(): Promise<Hold[]> {
+    return (await this.queryAll('HOLDS')).map((item) => HoldSchema.parse(item.hold));
+  }
+
+  /** The fingerprint of the config the last run planned with (see config-fingerprint.ts); never expires. */
+  async getConfigFingerprint(): Promise<StoredConfigFingerprint | undefined> {
+    const result = await this.call(() =>
+      this.ddb.send(
+        new GetCommand({ TableName: this.tableName, Key: CONFIG_FINGERPRINT_KEY, ConsistentRead: true }),
+      ),
+    );
+    return result.Item ? StoredConfigFingerprintSchema.parse(result.Item.fingerprint) : undefined;
+  }
+
+  async putConfigFingerprint(fingerprint: StoredConfigFingerprint): Promise<void> {
+    await this.put(CONFIG_FINGERPRINT_KEY.pk, CONFIG_FINGERPRINT_KEY.sk, { fingerprint }, false);
   }
 
   async recordOutcome(runId: string, outcome: TableOutcome): Promise<void> {

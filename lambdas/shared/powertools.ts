@@ -15,7 +15,9 @@ export type MetricName =
   | 'ExportDuration'
   | 'VerifyDuration'
   | 'DeleteDuration'
-  | 'TablesSkippedLocked';
+  | 'TablesSkippedLocked'
+  | 'VacuumFailures'
+  | 'ReplicaLagPauses';
 
 /** What the pure cores may report; handlers bind it to Powertools, tests to a recorder. Never row data. */
 export interface Telemetry {

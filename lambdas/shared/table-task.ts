@@ -17,5 +17,9 @@ export const ProgressSchema = z.object({
   batches: z.number().int().nonnegative(),
   rows: z.number().int().nonnegative(),
   bytes: z.number().int().nonnegative(),
+  /** Rows/s of the last batch from export to committed delete (0: none yet); export sizes the next batch by it. */
+  rowsPerSecond: z.number().nonnegative().optional(),
+  /** Seconds the throttle waits before the next batch (0: none). */
+  pauseSeconds: z.number().int().nonnegative().optional(),
 });
 export type Progress = z.infer<typeof ProgressSchema>;

@@ -1,7 +1,31 @@
+import { auditEventId, recordAuditEvent } from '../shared/audit-trail.js';
 import type { StepDeps } from '../shared/deps.js';
+import { runNotifications } from '../shared/notifications.js';
 import type { SummaryInput, SummaryOutput } from './schema.js';
 
 export const MAX_TABLES_IN_SUMMARY = 100;
+
+/**
+ * Sends the run's notifications through the injected publisher. A publish that fails (after the SDK's own retries)
+ * is logged, not thrown: the run's work is done and recorded, and a failed run still raises the execution alarm.
+ */
+async function notify(summary: SummaryOutput, deps: StepDeps): Promise<void> {
+  if (!deps.publisher) return;
+  const { send, suppressed } = runNotifications(summary, deps.config.notifications, deps.now());
+  if (suppressed > 0)
+    deps.telemetry.info('notifications held back: quiet hours', { runId: summary.runId, suppressed });
+  for (const message of send) {
+    try {
+      await deps.publisher.publish(message);
+    } catch (error) {
+      deps.telemetry.warn('notification not sent', {
+        runId: summary.runId,
+        scope: message.scope,
+        error: (error as Error).name,
+      });
+    }
+  }
+}
 
 /**
  * Summary: totals of the run from the outcomes each table recorded. A table that recorded nothing (its execution
@@ -19,6 +43,7 @@ export async function summarizeRun(input: SummaryInput, deps: StepDeps): Promise
     tables: input.tableCount,
     succeeded: count('succeeded'),
     skipped: count('skipped'),
+    held: count('held'),
     failed: count('failed') + missing,
     rowsArchived: outcomes.reduce((sum, o) => sum + o.rowsArchived, 0),
     bytesArchived: outcomes.reduce((sum, o) => sum + o.bytesArchived, 0),
@@ -38,5 +63,23 @@ export async function summarizeRun(input: SummaryInput, deps: StepDeps): Promise
     perTableTruncated: outcomes.length > MAX_TABLES_IN_SUMMARY,
   };
   deps.telemetry.info('run summary', { ...summary, perTable: undefined });
+  await recordAuditEvent(deps, {
+    id: auditEventId('run-finished', input.runId),
+    kind: 'run-finished',
+    time: deps.now().toISOString(),
+    runId: input.runId,
+    actor: 'step:summary',
+    details: {
+      tables: summary.tables,
+      succeeded: summary.succeeded,
+      skipped: summary.skipped,
+      held: summary.held,
+      failed: summary.failed,
+      rowsArchived: summary.rowsArchived,
+      bytesArchived: summary.bytesArchived,
+      batches: summary.batches,
+    },
+  });
+  await notify(summary, deps);
   return summary;
 }

@@ -9,7 +9,7 @@ export type SummaryInput = z.infer<typeof SummaryInputSchema>;
 const TableSummarySchema = z.object({
   database: z.string(),
   table: z.string(),
-  status: z.enum(['succeeded', 'skipped', 'failed']),
+  status: z.enum(['succeeded', 'skipped', 'held', 'failed']),
   rowsArchived: z.number(),
   bytesArchived: z.number(),
   batches: z.number(),
@@ -25,6 +25,8 @@ export const SummaryOutputSchema = z.object({
   tables: z.number().int(),
   succeeded: z.number().int(),
   skipped: z.number().int(),
+  /** Tables a legal hold kept from (further) archiving. */
+  held: z.number().int(),
   failed: z.number().int(),
   rowsArchived: z.number(),
   bytesArchived: z.number(),

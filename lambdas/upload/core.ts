@@ -1,7 +1,14 @@
 import { type Manifest, ManifestSchema, manifestKeyFor } from '../shared/archive-format.js';
 import { BATCH_ID_METADATA, recordInFlight, tableLabel, withdrawBatch } from '../shared/batch.js';
+import { findDatabase, tableRef } from '../shared/config.js';
 import type { StepDeps } from '../shared/deps.js';
-import { ArchiveConflictError, ArchiveIntegrityError, InvalidInputError } from '../shared/errors.js';
+import {
+  ArchiveConflictError,
+  ArchiveIntegrityError,
+  EncryptionRequiredError,
+  InvalidInputError,
+} from '../shared/errors.js';
+import { tableGovernance } from '../shared/governance.js';
 import type { InFlight } from '../shared/locks.js';
 import type { WriteOptions } from '../shared/s3.js';
 import type { UploadInput, UploadOutput } from './schema.js';
@@ -65,6 +72,7 @@ export async function uploadBatch(input: UploadInput, deps: StepDeps): Promise<U
     created = copied === 'copied' || !(await sameContent());
   }
   await deps.fault('upload:afterCopy');
+  await requireKmsIfCritical(deps, input, inFlight.archiveKey);
 
   const manifest = await readStagedManifest(deps, inFlight);
   if (manifest === 'damaged') {
@@ -82,6 +90,23 @@ export async function uploadBatch(input: UploadInput, deps: StepDeps): Promise<U
     ]);
   }
   return { archiveKey: inFlight.archiveKey, manifestKey, created };
+}
+
+/**
+ * A critical table's archive must be SSE-KMS encrypted as S3 itself reports it (not merely requested): a bucket
+ * policy, a wrong key setting or a server without KMS stops the batch here, before verify and delete, with its
+ * rows still in the database. The next export withdraws the batch it left in flight.
+ */
+async function requireKmsIfCritical(deps: StepDeps, input: UploadInput, archiveKey: string): Promise<void> {
+  const db = findDatabase(deps.config, input.database);
+  const table = db.tables.find((t) => tableRef(t) === input.table);
+  if (!table || !tableGovernance(deps.config, table).requiresKms) return;
+  const encryption = (await deps.store.head(archiveKey))?.serverSideEncryption;
+  if (encryption !== 'aws:kms') {
+    throw new EncryptionRequiredError(
+      `${input.database}/${input.table} is critical: its archive ${archiveKey} must be SSE-KMS encrypted, S3 reports ${encryption ?? 'no encryption'}${deps.config.s3.kmsKeyId ? '' : ' (s3.kmsKeyId is not set)'}`,
+    );
+  }
 }
 
 /** The staged manifest; undefined once published (staging removed), 'damaged' unless it describes the batch. */

@@ -5,7 +5,7 @@ describe('npm run bench (smoke, at a small size so it cannot rot)', () => {
   it('archives and restores the shared table with the local workflows and reports every stage against the baseline', async () => {
     // Act
     const result = await runBenchmark(
-      { rows: 3000, batchSize: 50_000, compressionLevel: 6, postgres: 18 },
+      { rows: 3000, batchSize: 50_000, compressionLevel: 6, postgres: 18, oltpClients: 0, oltpSeconds: 1 },
       () => undefined,
     );
 
@@ -34,5 +34,26 @@ describe('npm run bench (smoke, at a small size so it cannot rot)', () => {
     expect(result.archiver.find((r) => r.stage === 'whole archive')?.ratio).toBeGreaterThan(0);
     expect(result.archiver.find((r) => r.stage === 'restore')?.ratio).toBeGreaterThan(0);
     expect(formatResult(result)).toContain('whole archive');
+    expect(result.oltp).toBeUndefined();
+  });
+
+  it('measures the OLTP workload from a second process, alone and during a second archive run', async () => {
+    // Act: 20 rows (one per day) keep both archive runs to a few batches.
+    const result = await runBenchmark(
+      { rows: 20, batchSize: 50_000, compressionLevel: 6, postgres: 18, oltpClients: 1, oltpSeconds: 0.5 },
+      () => undefined,
+    );
+
+    // Assess
+    const { oltp } = result;
+    expect(oltp?.clients).toBe(1);
+    for (const window of [oltp?.withoutArchiver, oltp?.withArchiver]) {
+      expect(window?.transactions).toBeGreaterThan(0);
+      expect(window?.errors).toBe(0);
+      expect(window?.p99Ms).toBeGreaterThanOrEqual(window?.p95Ms ?? Number.NaN);
+    }
+    expect(oltp?.withoutArchiver.seconds).toBeGreaterThanOrEqual(0.5);
+    expect(oltp?.tpsRatio).toBeCloseTo((oltp?.withArchiver.tps ?? 0) / (oltp?.withoutArchiver.tps ?? 1));
+    expect(formatResult(result)).toContain('OLTP TPS with archiver / without');
   });
 });

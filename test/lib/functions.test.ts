@@ -39,7 +39,7 @@ const stepsOf = (synthesized: Synthesized): Record<string, ArchiverFunction> => 
   };
 };
 const steps = () => stepsOf(synth);
-const DATABASE_STEPS = ['export', 'delete', 'restore-plan', 'restore-file', 'restore-summary'];
+const DATABASE_STEPS = ['plan', 'export', 'delete', 'restore-plan', 'restore-file', 'restore-summary'];
 const resourceOf = (fn: ArchiverFunction, synthesized: Synthesized = synth) =>
   synthesized.template.toJSON().Resources[logicalId(synthesized.stack, fn.function)];
 const bundleDir = (fn: ArchiverFunction): string => {
@@ -90,6 +90,7 @@ describe('step functions', () => {
     // Prepare
     const table = logicalId(plain.stack, plain.stack.lockTable.table);
     const bucket = logicalId(plain.stack, plain.stack.archiveBucket.bucket);
+    const topic = logicalId(plain.stack, plain.stack.monitoring.topic);
     for (const [step, fn] of Object.entries(stepsOf(plain))) {
       // Act
       const variables = resourceOf(fn, plain).Properties.Environment.Variables;
@@ -104,6 +105,8 @@ describe('step functions', () => {
           POWERTOOLS_METRICS_NAMESPACE: 'AuditArchiver',
           NODE_OPTIONS: '--enable-source-maps',
           ...(DATABASE_STEPS.includes(step) ? { NODE_EXTRA_CA_CERTS: '/var/runtime/ca-cert.pem' } : {}),
+          // Run summaries go to the alarm topic.
+          ...(step === 'summary' ? { NOTIFICATION_TOPIC_ARN: { Ref: topic } } : {}),
         },
       ]);
     }
@@ -165,7 +168,7 @@ describe('function bundles', () => {
 
   it('are ESM with the createRequire banner, a source map and class names kept', () => {
     // Prepare
-    const dir = bundleDir(synth.stack.functions.verify);
+    const dir = bundleDir(synth.stack.functions.delete);
     // Act
     const code = readFileSync(join(dir, 'index.mjs'), 'utf8');
     // Assess

@@ -61,6 +61,8 @@ const AREAS = {
   staging: 'audit/_staging/*',
   quarantine: 'audit/_quarantine/*',
   archives: ['audit/billing/*', 'audit/crm/*'],
+  /** The audit trail (the fixture's prefix is "audit/"; the trail lives in its own underscore area). */
+  audit: 'audit/_audit/events/*',
 };
 
 describe('function roles', () => {
@@ -86,9 +88,18 @@ describe('function roles', () => {
     }
   });
 
-  it('let plan do nothing but write its logs and traces', () => {
-    // Act
-    const statements = statementsOf('plan');
+  it('let plan do nothing but write its logs and traces besides the reads of a dry run', () => {
+    // Act: a dry run's reads (secrets, lock table) and the audit-event writes are checked by the tests below.
+    const statements = statementsOf('plan').filter(
+      (s) =>
+        !actionsOf(s).some(
+          (a) =>
+            a.startsWith('secretsmanager:') ||
+            a.startsWith('dynamodb:') ||
+            a.startsWith('s3:') ||
+            a.startsWith('kms:'),
+        ),
+    );
     // Assess: X-Ray's two write actions support no resource scope (the only "*" a step has).
     expect(statements).toEqual([
       {
@@ -116,7 +127,7 @@ describe('function roles', () => {
     }
   });
 
-  it('let only export, verify and delete read the database secrets, and only those secrets', () => {
+  it('let only plan (dry run), export and delete read the database secrets, and only those secrets', () => {
     // Prepare
     const secretArns = [
       'arn:aws:secretsmanager:eu-west-1:111122223333:secret:audit-archiver/billing-AbCdEf',
@@ -128,7 +139,7 @@ describe('function roles', () => {
         actionsOf(s).some((a) => a.startsWith('secretsmanager:')),
       );
       // Assess
-      if (['export', 'verify', 'delete'].includes(step)) {
+      if (['plan', 'export', 'delete'].includes(step)) {
         expect(secretStatements.flatMap(actionsOf)).toEqual(['secretsmanager:GetSecretValue']);
         expect(secretStatements.flatMap(resourcesOf).sort()).toEqual(
           secretArns.flatMap((arn) => [arn, `${arn}-??????`]).sort(),
@@ -148,8 +159,8 @@ describe('function roles', () => {
 
   it('let export write only staging objects', () => {
     // Act & Assess
-    expect(objectPatterns('export', 's3:PutObject')).toEqual([AREAS.staging]);
-    expect(objectPatterns('export', 's3:GetObject')).toEqual(AREAS.archives);
+    expect(objectPatterns('export', 's3:PutObject')).toEqual([AREAS.audit, AREAS.staging]);
+    expect(objectPatterns('export', 's3:GetObject')).toEqual([AREAS.audit, ...AREAS.archives]);
     expect(objectPatterns('export', 's3:DeleteObject')).toEqual([AREAS.staging, ...AREAS.archives].sort());
   });
 
@@ -163,12 +174,34 @@ describe('function roles', () => {
     }
   });
 
-  it('let plan, lock and summary touch no object', () => {
+  it('let plan, lock and summary touch no object but audit events, which they never delete', () => {
     for (const step of ['plan', 'lock', 'summary'] as const) {
+      // Act & Assess: an event is read back (write-once check) and written, nothing else.
+      expect([step, objectPatterns(step, 's3:PutObject')]).toEqual([step, [AREAS.audit]]);
+      expect([step, objectPatterns(step, 's3:GetObject')]).toEqual([step, [AREAS.audit]]);
+      expect([step, objectPatterns(step, 's3:DeleteObject')]).toEqual([step, []]);
+    }
+  });
+
+  it('let only summary publish, to the alarm topic alone, through its key only via SNS', () => {
+    // Prepare
+    const topic = { Ref: logicalId(synth.stack, synth.stack.monitoring.topic) };
+    const topicKey = { 'Fn::GetAtt': [logicalId(synth.stack, synth.stack.monitoring.topicKey), 'Arn'] };
+    for (const step of STEPS) {
       // Act
-      const actions = statementsOf(step).flatMap(actionsOf);
+      const publish = statementsOf(step).filter((s) => actionsOf(s).some((a) => a.startsWith('sns:')));
+      const keyUse = statementsOf(step).filter(
+        (s) => JSON.stringify(s.Resource) === JSON.stringify(topicKey),
+      );
       // Assess
-      expect(actions.filter((a) => a.startsWith('s3:') || a.startsWith('kms:'))).toEqual([]);
+      if (step !== 'summary') {
+        expect([step, publish, keyUse]).toEqual([step, [], []]);
+        continue;
+      }
+      expect(publish.flatMap(actionsOf)).toEqual(['sns:Publish']);
+      expect(publish.flatMap(resourcesOf)).toEqual([topic]);
+      expect(keyUse.flatMap(actionsOf)).toEqual(['kms:Decrypt', 'kms:GenerateDataKey']);
+      expect(JSON.stringify(keyUse[0]?.Condition?.StringEquals?.['kms:ViaService'])).toContain('"sns."');
     }
   });
 
@@ -188,7 +221,12 @@ describe('function roles', () => {
   it('use the archive key only through S3', () => {
     for (const step of STEPS) {
       // Act
-      const kms = statementsOf(step).filter((s) => actionsOf(s).some((a) => a.startsWith('kms:')));
+      const kms = statementsOf(step).filter(
+        (s) =>
+          actionsOf(s).some((a) => a.startsWith('kms:')) &&
+          // The alarm topic's key (summary publishes) is checked with the topic above.
+          !JSON.stringify(s.Resource).includes(logicalId(synth.stack, synth.stack.monitoring.topicKey)),
+      );
       // Assess
       for (const s of kms) {
         expect(s.Resource).toEqual({
@@ -205,7 +243,7 @@ describe('function roles', () => {
   it('grant each step only the lock-table operations it issues', () => {
     // Prepare
     const expected: Record<Step, string[]> = {
-      plan: [],
+      plan: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
       lock: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
       export: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
       upload: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
@@ -282,8 +320,8 @@ describe('database network placement (aws.vpc)', () => {
   const databaseSteps = (synthesized: Synthesized) => {
     const { functions, restore } = synthesized.stack;
     return {
+      plan: functions.plan,
       export: functions.export,
-      verify: functions.verify,
       delete: functions.delete,
       ...restoreSteps(restore),
     };
@@ -296,9 +334,9 @@ describe('database network placement (aws.vpc)', () => {
   const otherSteps = (synthesized: Synthesized) => {
     const { functions } = synthesized.stack;
     return {
-      plan: functions.plan,
       lock: functions.lock,
       upload: functions.upload,
+      verify: functions.verify,
       summary: functions.summary,
     };
   };
@@ -402,7 +440,7 @@ describe('restore function roles', () => {
       .filter((a) => a.startsWith(`${service}:`))
       .sort();
 
-  it('let plan and file read the archiver prefix only, and no restore step write or delete an object', () => {
+  it('let plan and file read the archiver prefix only, and only summary write (audit events), deleting nothing', () => {
     for (const which of ['plan', 'file'] as const) {
       // Act
       const reads = restoreStatements(which).filter((s) => actionsOf(s).includes('s3:GetObject'));
@@ -410,10 +448,15 @@ describe('restore function roles', () => {
       expect(JSON.stringify(reads.flatMap(resourcesOf))).toContain('"/audit/*"');
       expect(reads.flatMap(resourcesOf)).toHaveLength(1);
     }
-    for (const which of ['plan', 'file', 'summary'] as const) {
+    for (const which of ['plan', 'file'] as const) {
       expect(actions(which, 's3').filter((a) => /Put|Delete|Abort/.test(a))).toEqual([]);
     }
-    expect(actions('summary', 's3')).toEqual([]);
+    const summaryObjects = restoreStatements('summary').filter((s) =>
+      actionsOf(s).some((a) => /Object|Abort/.test(a)),
+    );
+    expect(JSON.stringify(summaryObjects.flatMap(resourcesOf))).toContain('"/audit/_audit/events/*"');
+    expect(summaryObjects.flatMap(resourcesOf)).toHaveLength(1);
+    expect(actions('summary', 's3').filter((a) => a.includes('Delete'))).toEqual([]);
   });
 
   it('give each restore step only the lock-table operations it issues, and the database secrets', () => {
@@ -431,7 +474,10 @@ describe('restore function roles', () => {
       const statements = restoreStatements(which);
       expect(statements.flatMap(actionsOf).filter((a) => a.includes('*'))).toEqual([]);
       for (const s of statements.filter((st) => actionsOf(st).some((a) => a.startsWith('kms:')))) {
-        expect(actionsOf(s)).toEqual(['kms:Decrypt']);
+        // The restore summary writes its audit event, encrypted with the bucket key.
+        expect(actionsOf(s)).toEqual(
+          which === 'summary' ? ['kms:Decrypt', 'kms:GenerateDataKey'] : ['kms:Decrypt'],
+        );
         expect(s.Condition?.StringEquals?.['kms:ViaService']).toBeDefined();
       }
     }

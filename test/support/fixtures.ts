@@ -58,7 +58,13 @@ export type TableSpec = ArchiverConfigInput['databases'][number]['tables'][numbe
 export function writeTestConfig(
   db: TestDatabase,
   tables: TableSpec[],
-  overrides: { defaults?: ArchiverConfigInput['defaults']; prefix?: string; maxConnections?: number } = {},
+  overrides: {
+    defaults?: ArchiverConfigInput['defaults'];
+    prefix?: string;
+    maxConnections?: number;
+    /** Settings of the database entry besides its name, credentials, TLS and tables. */
+    database?: Pick<ArchiverConfigInput['databases'][number], 'replicaLag'>;
+  } = {},
 ): { dir: string; configPath: string; cleanup(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'audit-archiver-test-'));
   const config: ArchiverConfigInput = {
@@ -70,6 +76,7 @@ export function writeTestConfig(
         credentials: { url: db.url },
         tls: 'disable',
         maxConnections: overrides.maxConnections ?? 2,
+        ...overrides.database,
         tables,
       },
     ],
@@ -268,6 +275,7 @@ export function resolvedTable(spec: {
     keyColumns: spec.keyColumns,
     retentionDays: 30,
     batchSize: 500,
+    onSchemaDrift: 'continue',
   };
 }
 

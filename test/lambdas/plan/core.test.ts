@@ -2,8 +2,16 @@ import { describe, expect, it } from 'vitest';
 import { MAX_PLAN_BYTES, planRun } from '../../../lambdas/plan/core.js';
 import { parseConfig } from '../../../lambdas/shared/config.js';
 import type { StepDeps } from '../../../lambdas/shared/deps.js';
+import { ConfigError } from '../../../lambdas/shared/errors.js';
 
 const silent = { info: () => undefined, warn: () => undefined, metric: () => undefined };
+// Plan writes its run-started event and compares the config fingerprint; both are exercised against local S3 and
+// DynamoDB in test/local/audit-trail.test.ts, so here they are no-ops.
+const auditing = {
+  locks: { getConfigFingerprint: async () => undefined, putConfigFingerprint: async () => undefined },
+  store: { getText: async () => undefined, putTextOnce: async () => 'written' },
+  now: () => new Date('2025-03-10T12:00:00.000Z'),
+};
 
 function depsFor(tablesPerDb: number[], maxConnections = 2): StepDeps {
   const config = parseConfig({
@@ -21,7 +29,7 @@ function depsFor(tablesPerDb: number[], maxConnections = 2): StepDeps {
       })),
     })),
   });
-  return { config, telemetry: silent } as unknown as StepDeps;
+  return { config, telemetry: silent, ...auditing } as unknown as StepDeps;
 }
 
 const START = '2025-03-10T12:00:00.000Z';
@@ -80,5 +88,55 @@ describe('plan', () => {
     expect(plan.tableCount).toBe(1000);
     expect(plan.lanes).toHaveLength(16);
     expect(Buffer.byteLength(JSON.stringify(plan))).toBeLessThan(MAX_PLAN_BYTES);
+  });
+});
+
+describe('plan: retention policy and encryption at run time', () => {
+  /** A valid config changed after validation, as a function could receive it (an older bundle, a hand edit). */
+  function depsWithPolicy(change: (config: StepDeps['config']) => void): StepDeps {
+    const config = parseConfig({
+      s3: { bucket: 'bucket' },
+      defaults: { retentionDays: 90 },
+      policy: { minRetentionDays: 30, classifications: { payments: { requireKms: true } } },
+      databases: [
+        {
+          name: 'db0',
+          credentials: { url: 'postgres://u:p@h/db' },
+          tables: [{ schema: 'audit', name: 'events', timestampColumn: 'created_at' }],
+        },
+      ],
+    });
+    change(config);
+    return { config, telemetry: silent, ...auditing } as unknown as StepDeps;
+  }
+
+  it('refuses a table whose retention is below the policy minimum, naming table, retention and bound', async () => {
+    // Prepare
+    const deps = depsWithPolicy((config) => {
+      const table = config.databases[0]?.tables[0];
+      if (table) table.retentionDays = 7;
+    });
+
+    // Act
+    const planning = planRun({ request: {}, runId: 'r', startTime: START }, deps);
+
+    // Assess
+    await expect(planning).rejects.toThrow(ConfigError);
+    await expect(planning).rejects.toThrow(
+      'policy refuses db0/audit.events: db0/audit.events: retentionDays 7 is below the policy minimum of 30 days',
+    );
+  });
+
+  it('refuses a table whose classification requires KMS when no kmsKeyId is configured', async () => {
+    // Prepare
+    const deps = depsWithPolicy((config) => {
+      const table = config.databases[0]?.tables[0];
+      if (table) table.classification = 'payments';
+    });
+
+    // Act / Assess
+    await expect(planRun({ request: {}, runId: 'r', startTime: START }, deps)).rejects.toThrow(
+      'db0/audit.events requires SSE-KMS archives (classification payments has requireKms): set s3.kmsKeyId',
+    );
   });
 });

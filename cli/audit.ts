@@ -1,0 +1,79 @@
+import {
+  AUDIT_EVENT_KINDS,
+  type AuditEvent,
+  type AuditFilter,
+  AuditFilterSchema,
+  listAuditEvents,
+} from '../lambdas/shared/audit-trail.js';
+import { formatIssues } from '../lambdas/shared/config.js';
+import { ConfigError } from '../lambdas/shared/errors.js';
+import type { ArchiveStore } from '../lambdas/shared/s3.js';
+
+export interface AuditOptions {
+  since?: string;
+  until?: string;
+  kind?: string[];
+  database?: string;
+  table?: string;
+  json: boolean;
+}
+
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
+
+/** A day means its start for --since and its end for --until; anything else must be an ISO-8601 time. */
+function instant(option: string, value: string | undefined, endOfDay: boolean): string | undefined {
+  if (value === undefined) return undefined;
+  const text = DAY.test(value) ? `${value}T${endOfDay ? '23:59:59.999' : '00:00:00.000'}Z` : value;
+  const time = Date.parse(text);
+  if (Number.isNaN(time)) {
+    throw new ConfigError(`${option}: must be a day (YYYY-MM-DD) or an ISO-8601 time, got "${value}"`);
+  }
+  return new Date(time).toISOString();
+}
+
+/** The CLI options as a validated filter; errors name the option. */
+export function auditFilter(options: Omit<AuditOptions, 'json'>): AuditFilter {
+  const filter = {
+    since: instant('--since', options.since, false),
+    until: instant('--until', options.until, true),
+    kinds: options.kind,
+    database: options.database,
+    table: options.table,
+  };
+  const parsed = AuditFilterSchema.safeParse(filter);
+  if (!parsed.success) {
+    const message = formatIssues(parsed.error).replace(/^kinds(\.\d+)?:/m, '--kind:');
+    throw new ConfigError(`${message} (kinds: ${AUDIT_EVENT_KINDS.join(', ')})`);
+  }
+  if (parsed.data.since && parsed.data.until && parsed.data.since > parsed.data.until) {
+    throw new ConfigError('--until: must not be before --since');
+  }
+  return parsed.data;
+}
+
+const detailText = (value: unknown) => (Array.isArray(value) ? `[${value.join('; ')}]` : String(value));
+
+export function formatAuditEvents(events: AuditEvent[]): string {
+  if (events.length === 0) return 'No audit events in scope.';
+  return events
+    .map((e) => {
+      const where = e.table ? `${e.database ?? ''}/${e.table}` : (e.database ?? '-');
+      const details = Object.entries(e.details)
+        .map(([key, value]) => `${key}=${detailText(value)}`)
+        .join(' ');
+      return `${e.time}  ${e.kind.padEnd(18)} ${where}  run=${e.runId ?? '-'} by ${e.actor}  ${details}`;
+    })
+    .join('\n');
+}
+
+/** Prints the audit events in scope, oldest first (human lines or one JSON array). */
+export async function auditCommand(
+  store: ArchiveStore,
+  prefix: string,
+  options: AuditOptions,
+  write: (line: string) => void,
+): Promise<number> {
+  const events = await listAuditEvents(store, prefix, auditFilter(options));
+  write(options.json ? JSON.stringify(events, null, 2) : formatAuditEvents(events));
+  return 0;
+}

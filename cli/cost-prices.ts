@@ -1,0 +1,112 @@
+/**
+ * The one price table `audit-archiver cost` uses. Source: the Amazon S3 pricing page (aws.amazon.com/s3/pricing),
+ * region US East (N. Virginia), storage at the first tier (the first 50 TB a month), in USD: the figures that page has
+ * listed for these classes since the 2023 Glacier price changes. `takenOn` is the day they were entered here, from a
+ * machine that could not open the page: re-check them against it before relying on an estimate. Prices change:
+ * update this table and `takenOn` together, and add a region by copying its figures from the same page.
+ */
+export const S3_PRICES = {
+  source: 'Amazon S3 pricing page (https://aws.amazon.com/s3/pricing/)',
+  takenOn: '2026-11-29',
+  currency: 'USD',
+  regions: {
+    'us-east-1': {
+      STANDARD: {
+        storagePerGbMonth: 0.023,
+        putPer1000: 0.005,
+        getPer1000: 0.0004,
+        retrievalPerGb: 0,
+        restoreRequestPer1000: 0,
+        transitionPer1000: 0,
+        minDays: 0,
+        minBillableBytes: 0,
+      },
+      STANDARD_IA: {
+        storagePerGbMonth: 0.0125,
+        putPer1000: 0.01,
+        getPer1000: 0.001,
+        retrievalPerGb: 0.01,
+        restoreRequestPer1000: 0,
+        transitionPer1000: 0.01,
+        minDays: 30,
+        minBillableBytes: 128 * 1024,
+      },
+      ONEZONE_IA: {
+        storagePerGbMonth: 0.01,
+        putPer1000: 0.01,
+        getPer1000: 0.001,
+        retrievalPerGb: 0.01,
+        restoreRequestPer1000: 0,
+        transitionPer1000: 0.01,
+        minDays: 30,
+        minBillableBytes: 128 * 1024,
+      },
+      /** Frequent access tier; the automatic tiers and the monitoring fee are in `intelligentTiering`. */
+      INTELLIGENT_TIERING: {
+        storagePerGbMonth: 0.023,
+        putPer1000: 0.005,
+        getPer1000: 0.0004,
+        retrievalPerGb: 0,
+        restoreRequestPer1000: 0,
+        transitionPer1000: 0.01,
+        minDays: 0,
+        minBillableBytes: 0,
+      },
+      GLACIER_IR: {
+        storagePerGbMonth: 0.004,
+        putPer1000: 0.02,
+        getPer1000: 0.01,
+        retrievalPerGb: 0.03,
+        restoreRequestPer1000: 0,
+        transitionPer1000: 0.02,
+        minDays: 90,
+        minBillableBytes: 128 * 1024,
+      },
+      /** Glacier Flexible Retrieval; retrieval is the Standard tier (3-5 hours). */
+      GLACIER: {
+        storagePerGbMonth: 0.0036,
+        putPer1000: 0.03,
+        getPer1000: 0.0004,
+        retrievalPerGb: 0.01,
+        restoreRequestPer1000: 0.05,
+        transitionPer1000: 0.03,
+        minDays: 90,
+        minBillableBytes: 0,
+      },
+      /** Retrieval is the Standard tier (within 12 hours). */
+      DEEP_ARCHIVE: {
+        storagePerGbMonth: 0.00099,
+        putPer1000: 0.05,
+        getPer1000: 0.0004,
+        retrievalPerGb: 0.02,
+        restoreRequestPer1000: 0.1,
+        transitionPer1000: 0.05,
+        minDays: 180,
+        minBillableBytes: 0,
+      },
+    },
+  },
+  /** S3 Intelligent-Tiering moves an object not read for 30 days to Infrequent Access, for 90 days to Archive Instant. */
+  intelligentTiering: {
+    'us-east-1': {
+      infrequentAfterDays: 30,
+      infrequentPerGbMonth: 0.0125,
+      archiveInstantAfterDays: 90,
+      archiveInstantPerGbMonth: 0.004,
+      monitoringPer1000Objects: 0.0025,
+      /** Smaller objects are not monitored: no fee, always billed at the frequent tier. */
+      monitoredFromBytes: 128 * 1024,
+    },
+  },
+  /**
+   * Per object in GLACIER or DEEP_ARCHIVE, S3 keeps 32 KiB of index at that class's rate and 8 KiB of metadata at
+   * the STANDARD rate.
+   */
+  archiveOverhead: { classBytes: 32 * 1024, standardBytes: 8 * 1024 },
+} as const;
+
+export type PricedRegion = keyof typeof S3_PRICES.regions;
+export type PricedStorageClass = keyof (typeof S3_PRICES.regions)[PricedRegion];
+export type ClassPrice = (typeof S3_PRICES.regions)[PricedRegion][PricedStorageClass];
+
+export const STORAGE_CLASSES = Object.keys(S3_PRICES.regions['us-east-1']) as PricedStorageClass[];

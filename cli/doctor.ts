@@ -1,0 +1,478 @@
+import { randomUUID } from 'node:crypto';
+import { DescribeTableCommand, DynamoDBClient, GetItemCommand } from '@aws-sdk/client-dynamodb';
+import {
+  AbortMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetBucketVersioningCommand,
+  GetObjectLockConfigurationCommand,
+  HeadBucketCommand,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { type ExecutionListItem, ListExecutionsCommand, type SFNClient } from '@aws-sdk/client-sfn';
+import pg from 'pg';
+import {
+  type ArchiverConfig,
+  type DatabaseConfig,
+  resolveTable,
+  tableRef,
+} from '../lambdas/shared/config.js';
+import { resolveConnection } from '../lambdas/shared/credentials.js';
+import { type ConnectionSettings, sessionSetupSql, tlsOption } from '../lambdas/shared/db.js';
+import { classifyDatabaseError } from '../lambdas/shared/errors.js';
+import { describeTable, findRelation } from '../lambdas/shared/table-sql.js';
+import type { LocalEnvironment } from '../local/run.js';
+
+export type CheckStatus = 'ok' | 'warning' | 'critical' | 'skipped';
+
+export interface CheckResult {
+  check: string;
+  /** What was checked: a database, a table, the bucket, the lock table, the state machine. */
+  subject: string;
+  status: CheckStatus;
+  detail: string;
+}
+
+/** Everything doctor talks to, injected: local mode passes clients of the local stand-ins, AWS mode real ones. */
+export interface DoctorDeps {
+  config: ArchiverConfig;
+  mode: 'local' | 'aws';
+  /** Where `urlEnv` credentials are read from. */
+  env: Record<string, string | undefined>;
+  s3: S3Client;
+  bucket: string;
+  dynamodb: DynamoDBClient;
+  lockTable: string;
+  secrets?: SecretsManagerClient;
+  sfn?: SFNClient;
+  stateMachineArn?: string;
+  now(): Date;
+}
+
+/** The Lambda timeout of the long steps (lib/archiver-functions.ts LONG_STEP): a statement must end well before. */
+const STEP_TIMEOUT_SECONDS = 900;
+/** Longer lock waits block the application's writers behind the archiver's delete. */
+const MAX_SANE_LOCK_TIMEOUT_SECONDS = 30;
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '::1']);
+
+const failure = (error: unknown, secret?: string): string => {
+  const err = error as Error;
+  const text = `${err.name}: ${err.message}`;
+  // Driver messages name the user and host, never the password; strip it anyway should one ever echo it.
+  return secret ? text.split(secret).join('***') : text;
+};
+
+/** Runs every check; never throws: a check that cannot run is itself a result. */
+export async function runDoctor(deps: DoctorDeps): Promise<CheckResult[]> {
+  const results: CheckResult[] = [timeoutCheck(deps.config)];
+  for (const db of deps.config.databases) results.push(...(await databaseChecks(deps, db)));
+  results.push(...(await bucketChecks(deps)));
+  results.push(await lockTableCheck(deps));
+  results.push(await executionsCheck(deps));
+  return results;
+}
+
+export function timeoutCheck(config: ArchiverConfig): CheckResult {
+  const { statementTimeoutSeconds: statement, lockTimeoutSeconds: lock } = config.defaults;
+  const problems: string[] = [];
+  if (statement >= STEP_TIMEOUT_SECONDS - 60) {
+    problems.push(
+      `statementTimeoutSeconds ${statement} leaves no margin under the ${STEP_TIMEOUT_SECONDS} s step timeout`,
+    );
+  }
+  if (lock >= statement) problems.push(`lockTimeoutSeconds ${lock} is not below statementTimeoutSeconds`);
+  if (lock > MAX_SANE_LOCK_TIMEOUT_SECONDS) {
+    problems.push(
+      `lockTimeoutSeconds ${lock} lets a delete block writers for over ${MAX_SANE_LOCK_TIMEOUT_SECONDS} s`,
+    );
+  }
+  return {
+    check: 'timeouts',
+    subject: 'defaults',
+    status: problems.length > 0 ? 'warning' : 'ok',
+    detail: problems.length > 0 ? problems.join('; ') : `statement ${statement} s, lock ${lock} s`,
+  };
+}
+
+function tlsCheck(db: DatabaseConfig, host: string, encrypted: boolean | undefined): CheckResult {
+  const subject = db.name;
+  const seen =
+    encrypted === undefined ? '' : encrypted ? ' (connection encrypted)' : ' (connection not encrypted)';
+  if (db.tls === 'verify-full') {
+    return { check: 'tls', subject, status: 'ok', detail: `verify-full${seen}` };
+  }
+  if (db.tls === 'require') {
+    return {
+      check: 'tls',
+      subject,
+      status: 'warning',
+      detail: `require encrypts but does not verify the server certificate; use verify-full${seen}`,
+    };
+  }
+  return LOOPBACK.has(host)
+    ? { check: 'tls', subject, status: 'ok', detail: `disable, on a loopback connection to ${host}` }
+    : {
+        check: 'tls',
+        subject,
+        status: 'warning',
+        detail: `disable sends credentials and rows in clear text to ${host}; use verify-full`,
+      };
+}
+
+async function databaseChecks(deps: DoctorDeps, db: DatabaseConfig): Promise<CheckResult[]> {
+  const source =
+    'url' in db.credentials
+      ? 'url'
+      : 'urlEnv' in db.credentials
+        ? `environment variable ${db.credentials.urlEnv}`
+        : `secret ${db.credentials.secretArn}`;
+  let settings: ConnectionSettings;
+  try {
+    settings = await resolveConnection(db, { secrets: deps.secrets, env: deps.env, cacheSeconds: 0 });
+  } catch (error) {
+    return [
+      { check: 'credentials', subject: db.name, status: 'critical', detail: `${source}: ${failure(error)}` },
+    ];
+  }
+  const results: CheckResult[] = [
+    {
+      check: 'credentials',
+      subject: db.name,
+      status: 'ok',
+      detail: `${source} resolves to ${settings.user}@${settings.host}:${settings.port}/${settings.database}`,
+    },
+  ];
+  const client = new pg.Client({ ...settings, ssl: tlsOption(db.tls), connectionTimeoutMillis: 5_000 });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.query(sessionSetupSql(deps.config.defaults));
+  } catch (error) {
+    await client.end().catch(() => undefined);
+    results.push({
+      check: 'reachable',
+      subject: db.name,
+      status: 'critical',
+      detail: failure(classifyDatabaseError(error), settings.password),
+    });
+    results.push(tlsCheck(db, settings.host, undefined));
+    return results;
+  }
+  try {
+    const server = await client.query<{ version: string; ssl: boolean | null }>(
+      `SELECT current_setting('server_version') AS version,
+              (SELECT ssl FROM pg_catalog.pg_stat_ssl WHERE pid = pg_catalog.pg_backend_pid()) AS ssl`,
+    );
+    const row = server.rows[0];
+    results.push({
+      check: 'reachable',
+      subject: db.name,
+      status: 'ok',
+      detail: `PostgreSQL ${row?.version ?? '?'}`,
+    });
+    results.push(tlsCheck(db, settings.host, row?.ssl ?? undefined));
+    for (const table of db.tables)
+      results.push(...(await tableChecks(client, deps.config, db.name, tableRef(table))));
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+  return results;
+}
+
+/** Usable (the steps' own describeTable), privileges the steps need, and an index that finds old rows. */
+async function tableChecks(
+  client: pg.Client,
+  config: ArchiverConfig,
+  database: string,
+  ref: string,
+): Promise<CheckResult[]> {
+  const subject = `${database}/${ref}`;
+  const table = resolveTable(config, database, ref);
+  try {
+    const shape = await describeTable(client, table);
+    const relation = await findRelation(client, table);
+    if (!relation) throw new Error(`${ref} disappeared while checking`);
+    const results: CheckResult[] = [
+      {
+        check: 'table',
+        subject,
+        status: 'ok',
+        detail: `key (${shape.keyColumns.map((c) => c.name).join(', ')}), ${shape.timestampColumn.name} ${shape.timestampKind}`,
+      },
+    ];
+    const granted = await client.query<{ usage: boolean; select: boolean; delete: boolean }>(
+      `SELECT pg_catalog.has_schema_privilege(c.relnamespace, 'USAGE') AS usage,
+              pg_catalog.has_table_privilege(c.oid, 'SELECT') AS select,
+              pg_catalog.has_table_privilege(c.oid, 'DELETE') AS delete
+         FROM pg_catalog.pg_class c WHERE c.oid = $1`,
+      [relation.oid],
+    );
+    const row = granted.rows[0];
+    const missing = [
+      ...(row?.usage ? [] : [`USAGE on schema "${table.schema}"`]),
+      ...(row?.select ? [] : ['SELECT']),
+      ...(row?.delete ? [] : ['DELETE']),
+    ];
+    results.push({
+      check: 'privileges',
+      subject,
+      status: missing.length > 0 ? 'critical' : 'ok',
+      detail:
+        missing.length > 0
+          ? `the archiver's role lacks ${missing.join(', ')}: archive needs SELECT, delete needs DELETE`
+          : 'SELECT and DELETE',
+    });
+    const indexed = await client.query<{ name: string }>(
+      `SELECT ic.relname AS name
+         FROM pg_catalog.pg_index i
+         JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+         JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attname = $2
+        WHERE i.indrelid = $1 AND i.indkey[0] = a.attnum AND i.indpred IS NULL
+        LIMIT 1`,
+      [relation.oid, shape.timestampColumn.name],
+    );
+    const index = indexed.rows[0];
+    results.push({
+      check: 'index',
+      subject,
+      status: index ? 'ok' : 'warning',
+      detail: index
+        ? `"${shape.timestampColumn.name}" is indexed (${index.name})`
+        : `no index leads with "${shape.timestampColumn.name}": every batch scans the whole table to find the oldest rows`,
+    });
+    return results;
+  } catch (error) {
+    return [{ check: 'table', subject, status: 'critical', detail: failure(classifyDatabaseError(error)) }];
+  }
+}
+
+async function bucketChecks(deps: DoctorDeps): Promise<CheckResult[]> {
+  const subject = `s3://${deps.bucket}`;
+  try {
+    await deps.s3.send(new HeadBucketCommand({ Bucket: deps.bucket }));
+  } catch (error) {
+    return [{ check: 'bucket', subject, status: 'critical', detail: `not reachable: ${failure(error)}` }];
+  }
+  const results: CheckResult[] = [{ check: 'bucket', subject, status: 'ok', detail: 'reachable' }];
+  const key = `${deps.config.s3.prefix}_doctor/${randomUUID()}`;
+  try {
+    if (deps.mode === 'aws') {
+      // A multipart upload started and aborted proves PutObject without leaving an object (or, under Object Lock,
+      // a version nobody could delete).
+      const upload = await deps.s3.send(new CreateMultipartUploadCommand({ Bucket: deps.bucket, Key: key }));
+      await deps.s3.send(
+        new AbortMultipartUploadCommand({ Bucket: deps.bucket, Key: key, UploadId: upload.UploadId }),
+      );
+    } else {
+      // The local S3 server cannot abort a multipart upload: write and remove a probe object instead.
+      await deps.s3.send(new PutObjectCommand({ Bucket: deps.bucket, Key: key, Body: Buffer.from('probe') }));
+      await deps.s3.send(new DeleteObjectCommand({ Bucket: deps.bucket, Key: key }));
+    }
+    results.push({
+      check: 'bucket writable',
+      subject,
+      status: 'ok',
+      detail: `may write under "${deps.config.s3.prefix}"`,
+    });
+  } catch (error) {
+    results.push({ check: 'bucket writable', subject, status: 'critical', detail: failure(error) });
+  }
+  if (deps.mode === 'local') {
+    results.push({
+      check: 'versioning / Object Lock',
+      subject,
+      status: 'skipped',
+      detail: 'the local S3 server has neither',
+    });
+    return results;
+  }
+  results.push(await retentionCheck(deps, subject));
+  return results;
+}
+
+async function retentionCheck(deps: DoctorDeps, subject: string): Promise<CheckResult> {
+  const check = 'versioning / Object Lock';
+  const wanted = deps.config.aws.storage?.objectLock;
+  try {
+    const versioning = await deps.s3.send(new GetBucketVersioningCommand({ Bucket: deps.bucket }));
+    if (!wanted) {
+      return {
+        check,
+        subject,
+        status: 'ok',
+        detail: `versioning ${versioning.Status ?? 'never enabled'}; no Object Lock configured`,
+      };
+    }
+    if (versioning.Status !== 'Enabled') {
+      return {
+        check,
+        subject,
+        status: 'critical',
+        detail: 'Object Lock is configured but versioning is not enabled',
+      };
+    }
+    const lock = await deps.s3.send(new GetObjectLockConfigurationCommand({ Bucket: deps.bucket }));
+    const rule = lock.ObjectLockConfiguration?.Rule?.DefaultRetention;
+    const days = rule?.Days ?? (rule?.Years ?? 0) * 365;
+    if (
+      lock.ObjectLockConfiguration?.ObjectLockEnabled !== 'Enabled' ||
+      rule?.Mode !== wanted.mode ||
+      days !== wanted.retentionDays
+    ) {
+      return {
+        check,
+        subject,
+        status: 'critical',
+        detail: `default retention is ${rule?.Mode ?? 'none'} ${days} days; the config sets ${wanted.mode} ${wanted.retentionDays} days`,
+      };
+    }
+    return {
+      check,
+      subject,
+      status: 'ok',
+      detail: `versioning Enabled; Object Lock ${rule.Mode} ${days} days`,
+    };
+  } catch (error) {
+    return { check, subject, status: 'critical', detail: failure(error) };
+  }
+}
+
+async function lockTableCheck(deps: DoctorDeps): Promise<CheckResult> {
+  const subject = `dynamodb:${deps.lockTable}`;
+  try {
+    const described = await deps.dynamodb.send(new DescribeTableCommand({ TableName: deps.lockTable }));
+    const status = described.Table?.TableStatus;
+    await deps.dynamodb.send(
+      new GetItemCommand({
+        TableName: deps.lockTable,
+        Key: { pk: { S: '_doctor' }, sk: { S: '_doctor' } },
+      }),
+    );
+    return {
+      check: 'lock table',
+      subject,
+      status: status === 'ACTIVE' ? 'ok' : 'warning',
+      detail: `${status ?? 'unknown status'}, readable`,
+    };
+  } catch (error) {
+    return { check: 'lock table', subject, status: 'critical', detail: failure(error) };
+  }
+}
+
+/** The archive state machine's recent runs: the latest failed is critical, no success for too long a warning. */
+export async function executionsCheck(deps: DoctorDeps): Promise<CheckResult> {
+  const check = 'last executions';
+  if (deps.mode === 'local' || !deps.sfn || !deps.stateMachineArn) {
+    return {
+      check,
+      subject: 'state machine',
+      status: 'skipped',
+      detail: deps.mode === 'local' ? 'local mode has no deployed state machine' : 'give --state-machine-arn',
+    };
+  }
+  const subject = deps.stateMachineArn;
+  try {
+    const listed = await deps.sfn.send(
+      new ListExecutionsCommand({ stateMachineArn: deps.stateMachineArn, maxResults: 50 }),
+    );
+    return judgeExecutions(
+      listed.executions ?? [],
+      deps.now(),
+      deps.config.aws.alarms.noSuccessfulRunHours,
+      subject,
+    );
+  } catch (error) {
+    return { check, subject, status: 'critical', detail: failure(error) };
+  }
+}
+
+export function judgeExecutions(
+  executions: ExecutionListItem[],
+  now: Date,
+  maxHours: number,
+  subject: string,
+): CheckResult {
+  const check = 'last executions';
+  const started = (e: ExecutionListItem) => e.startDate?.getTime() ?? 0;
+  const sorted = [...executions].sort((a, b) => started(b) - started(a));
+  const latest = sorted[0];
+  if (!latest) return { check, subject, status: 'warning', detail: 'no execution yet' };
+  const finished = sorted.find((e) => e.status !== 'RUNNING');
+  if (finished && ['FAILED', 'TIMED_OUT', 'ABORTED'].includes(finished.status ?? '')) {
+    return {
+      check,
+      subject,
+      status: 'critical',
+      detail: `latest run ${finished.name} ${finished.status} (started ${finished.startDate?.toISOString()})`,
+    };
+  }
+  const success = sorted.find((e) => e.status === 'SUCCEEDED');
+  const hours = success ? (now.getTime() - started(success)) / 3_600_000 : Number.POSITIVE_INFINITY;
+  if (hours > maxHours) {
+    return {
+      check,
+      subject,
+      status: 'warning',
+      detail: success
+        ? `no successful run for ${Math.floor(hours)} h (more than ${maxHours} h)`
+        : `no successful run among the last ${sorted.length}`,
+    };
+  }
+  return {
+    check,
+    subject,
+    status: 'ok',
+    detail: `last success ${success?.name} ${Math.floor(hours)} h ago${latest.status === 'RUNNING' ? '; one running' : ''}`,
+  };
+}
+
+/** 0 all good, 1 warnings, 2 anything critical. */
+export function doctorExitCode(results: CheckResult[]): 0 | 1 | 2 {
+  if (results.some((r) => r.status === 'critical')) return 2;
+  return results.some((r) => r.status === 'warning') ? 1 : 0;
+}
+
+const MARKS: Record<CheckStatus, string> = { ok: '✔', warning: '⚠', critical: '✖', skipped: '-' };
+
+export function formatDoctor(results: CheckResult[]): string {
+  const width = Math.max(...results.map((r) => r.check.length));
+  const lines = results.map((r) => `${MARKS[r.status]} ${r.check.padEnd(width)}  ${r.subject}: ${r.detail}`);
+  const count = (status: CheckStatus) => results.filter((r) => r.status === status).length;
+  lines.push('', `${count('ok')} ok, ${count('warning')} warnings, ${count('critical')} critical`);
+  return lines.join('\n');
+}
+
+/** Doctor's clients for local mode: the local S3 and DynamoDB of `local`, one attempt each so an outage shows fast. */
+export function localDoctorDeps(
+  local: LocalEnvironment,
+  env: Record<string, string | undefined>,
+): DoctorDeps {
+  const credentials = {
+    accessKeyId: local.env.AWS_ACCESS_KEY_ID ?? '',
+    secretAccessKey: local.env.AWS_SECRET_ACCESS_KEY ?? '',
+  };
+  const region = local.env.AWS_REGION ?? 'us-east-1';
+  return {
+    config: local.config,
+    mode: 'local',
+    env,
+    s3: new S3Client({
+      endpoint: local.services.s3Endpoint,
+      forcePathStyle: true,
+      region,
+      credentials,
+      maxAttempts: 1,
+    }),
+    bucket: local.services.bucket,
+    dynamodb: new DynamoDBClient({
+      endpoint: local.services.dynamoEndpoint,
+      region,
+      credentials,
+      maxAttempts: 1,
+    }),
+    lockTable: local.services.lockTable,
+    now: () => new Date(),
+  };
+}

@@ -1,0 +1,126 @@
+import { PutObjectLegalHoldCommand, type S3Client } from '@aws-sdk/client-s3';
+import { listArchives, sidecarKeyFor } from '../lambdas/shared/archive-catalog.js';
+import { appendAuditEvent } from '../lambdas/shared/audit-trail.js';
+import { tableLocation } from '../lambdas/shared/batch.js';
+import { type ArchiverConfig, resolveTable } from '../lambdas/shared/config.js';
+import { ConfigError } from '../lambdas/shared/errors.js';
+import type { Hold, LockTable } from '../lambdas/shared/locks.js';
+import type { ArchiveStore } from '../lambdas/shared/s3.js';
+
+/** What the hold commands act on: the lock table the steps read holds from, and the bucket of the audit trail. */
+export interface HoldContext {
+  config: ArchiverConfig;
+  locks: LockTable;
+  store: ArchiveStore;
+  /** Who acts, recorded with the hold and in the audit trail. */
+  actor: string;
+  now?: () => Date;
+}
+
+const DAY = /^\d{4}-\d{2}-\d{2}$/;
+
+/** Every hold change and Object Lock legal hold leaves an audit event (never row values: names and counts). */
+async function audit(
+  ctx: HoldContext,
+  database: string,
+  table: string,
+  details: Record<string, string | number | null>,
+): Promise<void> {
+  await appendAuditEvent(
+    ctx.store,
+    { prefix: ctx.config.s3.prefix, kmsKeyId: ctx.config.s3.kmsKeyId },
+    {
+      kind: 'legal-hold-changed',
+      time: (ctx.now?.() ?? new Date()).toISOString(),
+      actor: ctx.actor,
+      database,
+      table,
+      details,
+    },
+  );
+}
+
+/**
+ * Puts a table under legal hold (an item in the lock table): the next lock step skips it as `held`, and a run
+ * already going starts no further batch (the batch in flight finishes: its rows are already in a verified archive).
+ */
+export async function setHold(
+  ctx: HoldContext,
+  database: string,
+  table: string,
+  reason: string,
+): Promise<Hold> {
+  resolveTable(ctx.config, database, table);
+  if (reason.trim() === '') throw new ConfigError('--reason must not be empty: a hold says why');
+  const hold: Hold = {
+    database,
+    table,
+    reason,
+    setBy: ctx.actor,
+    setAt: (ctx.now?.() ?? new Date()).toISOString(),
+  };
+  await ctx.locks.setHold(hold);
+  await audit(ctx, database, table, { action: 'hold-set', scope: 'table', reason });
+  return hold;
+}
+
+/** Lifts an operator's hold; a hold written in the config stays until the config changes. */
+export async function clearHold(ctx: HoldContext, database: string, table: string): Promise<boolean> {
+  resolveTable(ctx.config, database, table);
+  const cleared = await ctx.locks.clearHold(database, table);
+  if (cleared) await audit(ctx, database, table, { action: 'hold-cleared', scope: 'table', reason: null });
+  return cleared;
+}
+
+export function formatHolds(holds: Hold[]): string {
+  if (holds.length === 0) return 'No legal holds in the lock table.';
+  return holds
+    .map((h) => `${h.database}/${h.table}: ${h.reason} (set ${h.setAt} by ${h.setBy ?? '-'})`)
+    .join('\n');
+}
+
+export interface LegalHoldOptions {
+  fromDay?: string;
+  toDay?: string;
+}
+
+/**
+ * S3 Object Lock legal hold on every archive (data object and manifest) of a table, optionally a day range. The
+ * bucket must have Object Lock enabled. Repeating it is harmless: the status is set, not toggled.
+ */
+export async function setObjectLegalHold(
+  ctx: HoldContext & { s3: Pick<S3Client, 'send'> },
+  database: string,
+  table: string,
+  status: 'ON' | 'OFF',
+  options: LegalHoldOptions = {},
+): Promise<{ archives: number; objects: number }> {
+  for (const [name, day] of [
+    ['--from', options.fromDay],
+    ['--to', options.toDay],
+  ] as const) {
+    if (day !== undefined && !DAY.test(day))
+      throw new ConfigError(`${name} must be a day YYYY-MM-DD, got "${day}"`);
+  }
+  const location = tableLocation(ctx.config, resolveTable(ctx.config, database, table));
+  let archives = 0;
+  let objects = 0;
+  for await (const ref of listArchives(ctx.store, { format: 'native', location }, options)) {
+    for (const key of [ref.key, sidecarKeyFor(ref)]) {
+      await ctx.s3.send(
+        new PutObjectLegalHoldCommand({ Bucket: ctx.store.bucket, Key: key, LegalHold: { Status: status } }),
+      );
+      objects += 1;
+    }
+    archives += 1;
+  }
+  await audit(ctx, database, table, {
+    action: status === 'ON' ? 'object-legal-hold-placed' : 'object-legal-hold-lifted',
+    scope: 'objects',
+    fromDay: options.fromDay ?? null,
+    toDay: options.toDay ?? null,
+    archives,
+    objects,
+  });
+  return { archives, objects };
+}

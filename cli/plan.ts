@@ -1,0 +1,84 @@
+import type { ArchiverConfig } from '../lambdas/shared/config.js';
+import { tableRef } from '../lambdas/shared/config.js';
+import { ConfigError } from '../lambdas/shared/errors.js';
+import { tableGovernance } from '../lambdas/shared/governance.js';
+import { type PlanReport, PlanReportSchema, type TablePlan } from '../lambdas/shared/plan-report.js';
+import type { LocalEnvironment } from '../local/run.js';
+import { formatNumber } from './report.js';
+
+export interface PlanSelection {
+  database?: string;
+  tables?: string[];
+}
+
+/**
+ * The plan report of a dry run, through the very archive state machine a run uses (input `dryRun: true`): the Plan
+ * step computes it and the DryRun? choice ends the execution with it, before any lane takes a lease.
+ */
+export async function planLocally(local: LocalEnvironment, selection: PlanSelection): Promise<PlanReport> {
+  const execution = await local.workflow().runArchive({ ...selection, dryRun: true });
+  if (execution.status !== 'SUCCEEDED') {
+    throw Object.assign(new Error(execution.error?.message ?? 'the dry run failed'), {
+      name: execution.error?.name ?? 'Error',
+    });
+  }
+  return PlanReportSchema.parse(execution.output);
+}
+
+/**
+ * Local S3 (s3rver) has no SSE-KMS, so a local run could never publish a critical table's archive (upload would
+ * refuse it): refuse such a run before it starts, naming the tables.
+ */
+export function refuseCriticalTablesLocally(config: ArchiverConfig, selection: PlanSelection): void {
+  const critical = config.databases
+    .filter((db) => !selection.database || db.name === selection.database)
+    .flatMap((db) =>
+      db.tables
+        .filter((t) => !selection.tables || selection.tables.includes(tableRef(t)))
+        .filter((t) => tableGovernance(config, t).requiresKms)
+        .map((t) => `${db.name}/${tableRef(t)}`),
+    );
+  if (critical.length > 0) {
+    throw new ConfigError(
+      `critical tables need AWS KMS (SSE-KMS archives), which local mode's S3 does not provide: ${critical.join(', ')}. Archive them with the deployed workflow, or leave them out with --table`,
+    );
+  }
+}
+
+const formatBytes = (bytes: number) =>
+  bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
+
+const ACTIONS: Record<TablePlan['action'], string> = {
+  archive: 'would archive',
+  nothing: 'nothing eligible',
+  held: 'HELD (skipped)',
+  locked: 'LOCKED (skipped)',
+  unusable: 'REFUSED',
+};
+
+const COUNT_METHODS: Record<TablePlan['countMethod'], string> = {
+  index: 'counted through the index on the timestamp column',
+  'sequential-scan': 'no index on the timestamp column: counted by a sequential scan (slow on a big table)',
+  none: 'not counted',
+};
+
+export function formatPlanReport(report: PlanReport): string {
+  const lines = [`Plan (dry run ${report.runId}, ${report.plannedAt}); nothing was changed.`];
+  for (const t of report.tables) {
+    lines.push(`  ${t.database}/${t.table}: ${ACTIONS[t.action]}`);
+    if (t.error) lines.push(`    ${t.error}`);
+    else {
+      lines.push(
+        `    eligible rows ${formatNumber(t.eligibleRows)} (${COUNT_METHODS[t.countMethod]}); oldest ${t.oldestRow ?? '-'}; cut-off ${t.cutoff}`,
+      );
+      lines.push(
+        `    batches ${formatNumber(t.batches)}${t.runsNeeded > 1 ? ` (${t.runsNeeded} runs at the batch budget)` : ''}; about ${formatBytes(t.estimatedBytes)}${t.bytesNote ? ` (${t.bytesNote})` : ''}`,
+      );
+    }
+    lines.push(`    lock: ${t.lock}`);
+    lines.push(`    legal hold: ${t.legalHold ?? 'none'}`);
+    lines.push(`    retention: ${t.retention}`);
+    lines.push(`    encryption: ${t.encryption}`);
+  }
+  return lines.join('\n');
+}

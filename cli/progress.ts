@@ -1,0 +1,194 @@
+import type { StepEvent } from '../local/workflow.js';
+
+/** One thing worth showing while a local command runs; also the shape of each JSON line off a terminal. */
+export interface ProgressEvent {
+  type: 'batch' | 'table' | 'archive' | 'error';
+  database: string;
+  table: string;
+  /** Rows so far (batch: archived by this table; archive: restored into it). */
+  rows: number;
+  /** Batches archived, or archives restored, so far. */
+  batches: number;
+  status?: string;
+  /** Error name only: messages could be long, and the summary prints them. */
+  error?: string;
+}
+
+type Payload = {
+  database?: string;
+  table?: string;
+  action?: string;
+};
+
+/**
+ * What a finished step means for the display: a committed batch (delete), a table's end (lock release), a page of
+ * restored archives (restore tally), a failure. Everything else is not shown.
+ */
+export function progressEventFrom(event: StepEvent): ProgressEvent | undefined {
+  const payload = (event.payload ?? {}) as Payload;
+  const label = { database: payload.database ?? '', table: payload.table ?? '' };
+  if (event.error) {
+    return {
+      type: 'error',
+      ...label,
+      rows: 0,
+      batches: 0,
+      status: event.functionName,
+      error: event.error.name,
+    };
+  }
+  if (event.functionName === 'delete') {
+    const { progress } = event.result as { progress: { batches: number; rows: number } };
+    return { type: 'batch', ...label, rows: progress.rows, batches: progress.batches };
+  }
+  if (event.functionName === 'lock' && payload.action === 'release') {
+    const result = event.result as { status: string };
+    const { progress } = event.payload as { progress: { batches: number; rows: number } };
+    return { type: 'table', ...label, rows: progress.rows, batches: progress.batches, status: result.status };
+  }
+  if (event.functionName === 'restore-summary' && payload.action === 'tally') {
+    const { totals } = event.result as { totals: { files: number; rows: number } };
+    const restoreId = (event.payload as { restoreId?: string }).restoreId ?? '';
+    return { type: 'archive', database: '', table: restoreId, rows: totals.rows, batches: totals.files };
+  }
+  return undefined;
+}
+
+const formatCount = (n: number) => n.toLocaleString('en-US');
+const SPINNER = ['|', '/', '-', '\\'];
+
+export interface BarState {
+  label: string;
+  rows: number;
+  batches: number;
+  /** Rows expected, when known: the bar fills towards it; otherwise it shows activity only. */
+  totalRows?: number;
+  status?: string;
+  tick: number;
+}
+
+/** One line: `label [#####.....]  42% 12,000 rows 3 batches`, fitted to `width` columns. */
+export function renderBar(state: BarState, width: number): string {
+  const figures = `${formatCount(state.rows)} rows ${formatCount(state.batches)} batches${state.status ? ` ${state.status}` : ''}`;
+  const barWidth = Math.max(10, Math.min(30, width - state.label.length - figures.length - 10));
+  let bar: string;
+  let percent = '';
+  if (state.totalRows !== undefined && state.totalRows > 0) {
+    const ratio = Math.min(1, state.rows / state.totalRows);
+    const filled = Math.round(ratio * barWidth);
+    bar = `${'#'.repeat(filled)}${'.'.repeat(barWidth - filled)}`;
+    percent = ` ${String(Math.floor(ratio * 100)).padStart(3)}%`;
+  } else if (state.status) {
+    bar = '#'.repeat(barWidth);
+  } else {
+    const at = state.tick % barWidth;
+    bar = `${'.'.repeat(at)}${SPINNER[state.tick % SPINNER.length]}${'.'.repeat(barWidth - at - 1)}`;
+  }
+  const line = `${state.label} [${bar}]${percent} ${figures}`;
+  return line.length > width ? `${line.slice(0, Math.max(0, width - 1))}…` : line;
+}
+
+export interface ProgressOutput {
+  write(text: string): void;
+  isTTY?: boolean;
+  columns?: number;
+}
+
+export type ProgressMode = 'bars' | 'json' | 'quiet';
+
+/** Bars on a terminal; JSON lines otherwise and with --verbose (they sit among the JSON logs); nothing with --quiet. */
+export function progressMode(options: { quiet?: boolean; verbose?: boolean }, isTTY: boolean): ProgressMode {
+  if (options.quiet) return 'quiet';
+  return options.verbose || !isTTY ? 'json' : 'bars';
+}
+
+/**
+ * Shows progress per table: bars redrawn in place (cursor moved up over the previous drawing) on a terminal, or one
+ * JSON object per event. `totals` gives the rows expected per "database/table" when known.
+ */
+export class ProgressDisplay {
+  private readonly bars = new Map<string, BarState>();
+  private drawnLines = 0;
+  private lastDraw = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    private readonly out: ProgressOutput,
+    private readonly mode: ProgressMode,
+    private readonly options: { totals?: Map<string, number>; now?: () => number; redrawMs?: number } = {},
+  ) {}
+
+  /** Pass as a workflow's onStep. */
+  readonly onStep = (event: StepEvent): void => {
+    const progress = progressEventFrom(event);
+    if (progress) this.show(progress);
+  };
+
+  show(event: ProgressEvent): void {
+    if (this.mode === 'quiet') return;
+    const now = (this.options.now ?? Date.now)();
+    if (this.mode === 'json') {
+      this.out.write(`${JSON.stringify({ time: new Date(now).toISOString(), ...event })}\n`);
+      return;
+    }
+    const label = event.database ? `${event.database}/${event.table}` : event.table;
+    const bar = this.bars.get(label) ?? {
+      label,
+      rows: 0,
+      batches: 0,
+      totalRows: this.options.totals?.get(label),
+      tick: 0,
+    };
+    bar.rows = Math.max(bar.rows, event.rows);
+    bar.batches = Math.max(bar.batches, event.batches);
+    bar.tick += 1;
+    if (event.type === 'table') bar.status = event.status;
+    if (event.type === 'error') bar.status = `${event.status} failed: ${event.error}`;
+    this.bars.set(label, bar);
+    // A table's end and failures always draw; batches at most every redrawMs, so the terminal is not flooded.
+    if (event.type === 'batch' && now - this.lastDraw < (this.options.redrawMs ?? 100)) return;
+    this.draw(now);
+  }
+
+  /** Draws the final state once more (nothing is left half-drawn before the summary). */
+  finish(): void {
+    if (this.mode === 'bars' && this.bars.size > 0) this.draw((this.options.now ?? Date.now)());
+  }
+
+  private draw(now: number): void {
+    this.lastDraw = now;
+    const width = this.out.columns ?? 100;
+    const up = this.drawnLines > 0 ? `\x1b[${this.drawnLines}A` : '';
+    const lines = [...this.bars.values()].map((bar) => `\r\x1b[2K${renderBar(bar, width)}\n`);
+    this.out.write(`${up}${lines.join('')}`);
+    this.drawnLines = lines.length;
+  }
+}
+
+export interface OutputOptions {
+  quiet?: boolean;
+  verbose?: boolean;
+}
+
+/** A local command's output: `say` for its own lines (silent with --quiet), `display` for progress on stdout. */
+export function commandOutput(options: OutputOptions, stdout: NodeJS.WriteStream = process.stdout) {
+  const display = new ProgressDisplay(
+    { write: (text) => stdout.write(text), isTTY: stdout.isTTY, columns: stdout.columns },
+    progressMode(options, stdout.isTTY === true),
+  );
+  return {
+    display,
+    say: (line: string) => {
+      if (!options.quiet) console.log(line);
+    },
+  };
+}
+
+/** The would-be SNS messages of one run, as local mode wrote them (notifications.jsonl in the state dir). */
+export function notificationsOfRun(fileText: string, runId: string): string[] {
+  return fileText
+    .split('\n')
+    .filter((line) => line.length > 0)
+    .map((line) => JSON.parse(line) as { runId?: string; subject?: string; text?: string })
+    .filter((message) => message.runId === runId)
+    .map((message) => `${message.subject}\n${message.text}`);
+}

@@ -1,0 +1,486 @@
+import { existsSync, writeFileSync } from 'node:fs';
+import pg from 'pg';
+import { parse as parseYaml, stringify } from 'yaml';
+import { z } from 'zod';
+import {
+  type ArchiverConfig,
+  type ArchiverConfigInput,
+  formatIssues,
+  parseConfig,
+  resolveTable,
+  type TableConfig,
+  tableRef,
+} from '../lambdas/shared/config.js';
+import { parseConnectionUrl } from '../lambdas/shared/credentials.js';
+import { tlsOption } from '../lambdas/shared/db.js';
+import { ConfigError } from '../lambdas/shared/errors.js';
+import { describeTable, primaryKey, qualifiedName, quoteIdent } from '../lambdas/shared/table-sql.js';
+import { formatNumber } from './report.js';
+
+/** Names that say "audit data": such tables rank first. */
+const AUDIT_NAME = /audit|log|history|event|journal|activity|trail|change|outbox/i;
+/** Timestamp column names in order of preference: when the row happened, never when it was last touched. */
+const PREFERRED_COLUMNS = [
+  'created_at',
+  'occurred_at',
+  'logged_at',
+  'timestamp',
+  'event_time',
+  'inserted_at',
+  'recorded_at',
+  'created',
+  'ts',
+  'time',
+];
+const MUTABLE_COLUMN = /updated|modified|deleted|expires|due|scheduled/i;
+/** Retentions the wizard chooses between, longest first. */
+const RETENTIONS = [730, 365, 180, 90] as const;
+/** A retention is worth suggesting when it archives at least this share of the rows. */
+const WORTHWHILE_SHARE = 0.25;
+/** Tables estimated above this many rows are measured on a sample. */
+const SAMPLE_ABOVE_ROWS = 1_000_000;
+
+export interface TimestampCandidate {
+  name: string;
+  kind: 'timestamptz' | 'timestamp';
+  notNull: boolean;
+  indexed: boolean;
+}
+
+export interface AgeProfile {
+  rows: number;
+  oldestDays: number | null;
+  /** Rows older than each of RETENTIONS days. */
+  olderThan: Record<number, number>;
+}
+
+export interface Candidate {
+  schema: string;
+  name: string;
+  bytes: number;
+  estimatedRows: number;
+  timestamp?: TimestampCandidate;
+  /** Key columns when they are not the primary key (a NOT NULL unique index). */
+  keyColumns?: string[];
+  keyKind: 'primary key' | 'unique index' | 'none';
+  timestampTimeZone?: string;
+  /** Why the archiver would refuse it (TableNotUsableError's reason), when it would. */
+  unusable?: string;
+  auditLike: boolean;
+  age?: AgeProfile;
+  retention?: RetentionSuggestion;
+}
+
+export interface RetentionSuggestion {
+  days: number;
+  reason: string;
+}
+
+/** The preferred timestamp column of a table: named like an event time, NOT NULL, indexed; never "updated_at". */
+export function chooseTimestampColumn(columns: TimestampCandidate[]): TimestampCandidate | undefined {
+  const score = (c: TimestampCandidate) => {
+    const preferred = PREFERRED_COLUMNS.indexOf(c.name.toLowerCase());
+    return (
+      (preferred >= 0 ? 100 - preferred : 0) +
+      (/created|occurred|logged|inserted|recorded/i.test(c.name) ? 20 : 0) -
+      (MUTABLE_COLUMN.test(c.name) ? 200 : 0) +
+      (c.indexed ? 10 : 0) +
+      (c.notNull ? 5 : 0)
+    );
+  };
+  return [...columns].sort((a, b) => score(b) - score(a))[0];
+}
+
+/** Usable audit-like tables first, then other usable ones, biggest first; unusable ones last. */
+export function rankCandidates(candidates: Candidate[]): Candidate[] {
+  const group = (c: Candidate) => (c.unusable ? 2 : c.auditLike ? 0 : 1);
+  return [...candidates].sort(
+    (a, b) =>
+      group(a) - group(b) ||
+      b.bytes - a.bytes ||
+      `${a.schema}.${a.name}`.localeCompare(`${b.schema}.${b.name}`),
+  );
+}
+
+/**
+ * The longest usual retention that still archives at least a quarter of the rows: as much history as possible
+ * stays queryable, and the run is worth having. A table too young for that keeps a year.
+ */
+export function suggestRetention(age: AgeProfile): RetentionSuggestion {
+  const share = (days: number) => (age.rows > 0 ? (age.olderThan[days] ?? 0) / age.rows : 0);
+  const pct = (days: number) => `${Math.round(share(days) * 100)}%`;
+  for (const days of RETENTIONS) {
+    if (share(days) >= WORTHWHILE_SHARE) {
+      const longer = RETENTIONS[RETENTIONS.indexOf(days) - 1];
+      return {
+        days,
+        reason:
+          `${days} days archives ${pct(days)} of the rows (${formatNumber(age.olderThan[days] ?? 0)}) and keeps the last ${days} days queryable` +
+          (longer ? `; ${longer} days would archive only ${pct(longer)}` : ''),
+      };
+    }
+  }
+  return {
+    days: 365,
+    reason:
+      age.oldestDays === null
+        ? 'the table is empty: 365 days keeps a year queryable once rows arrive'
+        : `the oldest row is ${Math.floor(age.oldestDays)} days old and 90 days would archive only ${pct(90)}: 365 days keeps a year queryable`,
+  };
+}
+
+/** Every ordinary or partitioned table outside the system schemas, with what archiving it needs. */
+export async function discoverCandidates(client: pg.ClientBase): Promise<Candidate[]> {
+  const zone = await client.query<{ zone: string }>(
+    `SELECT coalesce((SELECT name FROM pg_catalog.pg_timezone_names WHERE name = current_setting('TimeZone')), 'UTC') AS zone`,
+  );
+  const serverZone = zone.rows[0]?.zone ?? 'UTC';
+  const tables = await client.query<{
+    oid: number;
+    schema: string;
+    name: string;
+    bytes: string;
+    rows: string;
+  }>(
+    `SELECT c.oid, n.nspname AS schema, c.relname AS name,
+            (SELECT coalesce(sum(pg_catalog.pg_total_relation_size(p.relid)), 0)
+               FROM pg_catalog.pg_partition_tree(c.oid) p)::text AS bytes,
+            (SELECT coalesce(sum(pc.reltuples) FILTER (WHERE pc.reltuples > 0), 0)
+               FROM pg_catalog.pg_partition_tree(c.oid) p JOIN pg_catalog.pg_class pc ON pc.oid = p.relid)::text AS rows
+       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+        AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
+      ORDER BY n.nspname, c.relname`,
+  );
+  const columns = await client.query<TimestampCandidate & { oid: number }>(
+    `SELECT a.attrelid AS oid, a.attname AS name,
+            CASE WHEN a.atttypid = 'timestamptz'::regtype THEN 'timestamptz' ELSE 'timestamp' END AS kind,
+            a.attnotnull AS "notNull",
+            EXISTS (SELECT 1 FROM pg_catalog.pg_index i
+                     WHERE i.indrelid = a.attrelid AND i.indkey[0] = a.attnum AND i.indpred IS NULL) AS indexed
+       FROM pg_catalog.pg_attribute a
+      WHERE a.attrelid = ANY ($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
+        AND a.atttypid IN ('timestamptz'::regtype, 'timestamp'::regtype)`,
+    [tables.rows.map((t) => t.oid)],
+  );
+  const candidates: Candidate[] = [];
+  for (const t of tables.rows) {
+    const timestamp = chooseTimestampColumn(columns.rows.filter((c) => c.oid === t.oid));
+    const candidate: Candidate = {
+      schema: t.schema,
+      name: t.name,
+      bytes: Number(t.bytes),
+      estimatedRows: Number(t.rows),
+      timestamp,
+      keyKind: 'none',
+      auditLike: AUDIT_NAME.test(t.name),
+    };
+    await assessKey(client, t.oid, candidate);
+    if (timestamp?.kind === 'timestamp') candidate.timestampTimeZone = serverZone;
+    if (!timestamp) candidate.unusable = 'no timestamptz or timestamp column';
+    else if (candidate.keyKind === 'none') candidate.unusable = 'no primary key or NOT NULL unique index';
+    else candidate.unusable = await archiverRefusal(client, candidate);
+    if (!candidate.unusable) {
+      candidate.age = await ageProfile(client, candidate);
+      candidate.retention = suggestRetention(candidate.age);
+    }
+    candidates.push(candidate);
+  }
+  return rankCandidates(candidates);
+}
+
+async function assessKey(client: pg.ClientBase, oid: number, candidate: Candidate): Promise<void> {
+  if ((await primaryKey(client, oid)).length > 0) {
+    candidate.keyKind = 'primary key';
+    return;
+  }
+  const unique = await client.query<{ columns: string[] }>(
+    `SELECT array_agg(a.attname::text ORDER BY k.ord) AS columns
+       FROM pg_catalog.pg_index i
+       CROSS JOIN LATERAL unnest(i.indkey[0:i.indnkeyatts - 1]) WITH ORDINALITY AS k(attnum, ord)
+       JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+      WHERE i.indrelid = $1 AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+      GROUP BY i.indexrelid
+     HAVING bool_and(a.attnotnull) AND count(*) <= 8
+      ORDER BY count(*), i.indexrelid
+      LIMIT 1`,
+    [oid],
+  );
+  const columns = unique.rows[0]?.columns;
+  if (columns) {
+    candidate.keyKind = 'unique index';
+    candidate.keyColumns = columns;
+  }
+}
+
+/** The archiver's own check (describeTable): cascading foreign keys and the like refuse a table here too. */
+async function archiverRefusal(client: pg.ClientBase, candidate: Candidate): Promise<string | undefined> {
+  try {
+    // The table as a config would name it, resolved the way the steps resolve it.
+    const config = parseConfig({
+      s3: {},
+      databases: [
+        {
+          name: 'wizard',
+          credentials: { urlEnv: 'WIZARD' },
+          tables: [
+            {
+              schema: candidate.schema,
+              name: candidate.name,
+              timestampColumn: candidate.timestamp?.name ?? '',
+              timestampTimeZone: candidate.timestampTimeZone ?? 'UTC',
+              keyColumns: candidate.keyColumns,
+            },
+          ],
+        },
+      ],
+    });
+    await describeTable(client, resolveTable(config, 'wizard', tableRef(candidate)));
+    return undefined;
+  } catch (error) {
+    return (error as Error).message.replace(/ in database wizard/, '');
+  }
+}
+
+/** Row count, oldest row and rows older than each usual retention; big tables are read on a 1% block sample. */
+async function ageProfile(client: pg.ClientBase, candidate: Candidate): Promise<AgeProfile> {
+  const column = `t.${quoteIdent(candidate.timestamp?.name ?? '')}`;
+  const instant =
+    candidate.timestamp?.kind === 'timestamp'
+      ? `(${column} AT TIME ZONE ${pg.escapeLiteral(candidate.timestampTimeZone ?? 'UTC')})`
+      : column;
+  const sampled = candidate.estimatedRows > SAMPLE_ABOVE_ROWS;
+  const percent = sampled ? Math.max(0.01, (100 * SAMPLE_ABOVE_ROWS) / candidate.estimatedRows) : 100;
+  const scale = 100 / percent;
+  const result = await client.query<Record<string, string | null>>(
+    `SELECT count(*)::text AS rows, extract(epoch FROM now() - min(${instant}))::text AS oldest,
+            ${RETENTIONS.map((d) => `count(*) FILTER (WHERE ${instant} < now() - interval '${d} days')::text AS d${d}`).join(', ')}
+       FROM ${qualifiedName(candidate)} AS t ${sampled ? `TABLESAMPLE SYSTEM (${percent.toFixed(4)})` : ''}`,
+  );
+  const row = result.rows[0] ?? {};
+  return {
+    rows: Math.round(Number(row.rows ?? 0) * scale),
+    oldestDays: row.oldest === null || row.oldest === undefined ? null : Number(row.oldest) / 86_400,
+    olderThan: Object.fromEntries(RETENTIONS.map((d) => [d, Math.round(Number(row[`d${d}`] ?? 0) * scale)])),
+  };
+}
+
+export function formatCandidates(candidates: Candidate[]): string {
+  return candidates
+    .map((c, i) => {
+      const head = `${String(i + 1).padStart(3)}. ${c.schema}.${c.name}`;
+      if (c.unusable) return `${head}  (not usable: ${c.unusable})`;
+      const age = c.age;
+      const oldest =
+        age?.oldestDays === null || age?.oldestDays === undefined
+          ? 'empty'
+          : `oldest ${Math.floor(age.oldestDays)} d`;
+      return (
+        `${head}  ${c.timestamp?.name} (${c.timestamp?.kind}${c.timestamp?.indexed ? ', indexed' : ', NOT indexed'}), ` +
+        `${c.keyKind}${c.keyColumns ? ` (${c.keyColumns.join(', ')})` : ''}, ${formatNumber(age?.rows ?? 0)} rows, ` +
+        `${(c.bytes / 1024 ** 2).toFixed(1)} MiB, ${oldest}${c.auditLike ? ', audit-like' : ''}`
+      );
+    })
+    .join('\n');
+}
+
+export const WizardOptionsSchema = z
+  .object({
+    databaseUrl: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+      .optional(),
+    urlEnv: z
+      .string()
+      .regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name')
+      .optional(),
+    name: z.string().optional(),
+    retentionDays: z.coerce.number().int().min(1).max(36_500).optional(),
+    tables: z.array(z.string().min(1)).optional(),
+    tls: z.enum(['verify-full', 'require', 'disable']).optional(),
+    bucket: z.string().optional(),
+    out: z.string().min(1).default('archiver.yaml'),
+    yes: z.boolean().default(false),
+  })
+  .refine((o) => !(o.databaseUrl && o.urlEnv), {
+    path: ['urlEnv'],
+    message: 'give either --database-url or --url-env, not both',
+  });
+export type WizardOptions = z.infer<typeof WizardOptionsSchema>;
+
+export function parseWizardOptions(raw: unknown): WizardOptions {
+  const parsed = WizardOptionsSchema.safeParse(raw);
+  if (!parsed.success) throw new ConfigError(`wizard options are invalid:\n${formatIssues(parsed.error)}`);
+  return parsed.data;
+}
+
+/** A config's logical database name from the PostgreSQL database name: its safe characters, or "main". */
+export function logicalDatabaseName(database: string): string {
+  const cleaned = database
+    .replace(/[^A-Za-z0-9_-]/g, '_')
+    .replace(/^[_-]+/, '')
+    .slice(0, 63);
+  return cleaned || 'main';
+}
+
+/** Picks tables by "schema.name" (exact, any characters) or by their number in the ranked list. */
+export function selectTables(candidates: Candidate[], picks: string[] | undefined): Candidate[] {
+  const usable = candidates.filter((c) => !c.unusable);
+  if (!picks || picks.length === 0) {
+    const audit = usable.filter((c) => c.auditLike);
+    if (audit.length === 0) {
+      throw new ConfigError('--tables: no table looks like an audit table; name the tables to archive');
+    }
+    return audit;
+  }
+  return picks.map((pick) => {
+    const byNumber = /^\d+$/.test(pick) ? candidates[Number(pick) - 1] : undefined;
+    const found = byNumber ?? candidates.find((c) => `${c.schema}.${c.name}` === pick);
+    if (!found) throw new ConfigError(`--tables: "${pick}" is not a table of this database ("schema.name")`);
+    if (found.unusable)
+      throw new ConfigError(`--tables: ${found.schema}.${found.name} cannot be archived: ${found.unusable}`);
+    return found;
+  });
+}
+
+export interface WizardResult {
+  yaml: string;
+  config: ArchiverConfig;
+  retention: RetentionSuggestion;
+}
+
+/**
+ * The config for the chosen tables, rendered as YAML and parsed back through the config schema: what is written
+ * is exactly what `loadConfig` accepts.
+ */
+export function buildConfig(input: {
+  database: string;
+  credentials: { url: string } | { urlEnv: string };
+  tls: 'verify-full' | 'require' | 'disable';
+  bucket?: string;
+  tables: Candidate[];
+  retentionDays?: number;
+  now: Date;
+}): WizardResult {
+  const suggestions = input.tables.flatMap((t) => (t.retention ? [t.retention] : []));
+  const longest = [...suggestions].sort((a, b) => b.days - a.days)[0];
+  const retention: RetentionSuggestion = input.retentionDays
+    ? { days: input.retentionDays, reason: 'given with --retention-days' }
+    : (longest ?? { days: 365, reason: 'default' });
+  const tables: TableConfig[] = input.tables.map((t) => ({
+    schema: t.schema,
+    name: t.name,
+    timestampColumn: t.timestamp?.name ?? '',
+    timestampTimeZone: t.timestampTimeZone ?? 'UTC',
+    ...(t.keyColumns ? { keyColumns: t.keyColumns } : {}),
+  }));
+  const config: ArchiverConfigInput = {
+    s3: { ...(input.bucket ? { bucket: input.bucket } : {}), prefix: 'archive/' },
+    defaults: { retentionDays: retention.days },
+    databases: [{ name: input.database, credentials: input.credentials, tls: input.tls, tables }],
+  };
+  const header = [
+    `Written by \`audit-archiver wizard\` on ${input.now.toISOString().slice(0, 10)}; every option: config/archiver.example.yaml.`,
+    `retentionDays ${retention.days}: ${input.retentionDays ? retention.reason : `the longest of the tables' suggestions`}.`,
+    ...input.tables.map(
+      (t) =>
+        `${t.schema}.${t.name}: ${t.retention?.reason ?? ''}${t.timestamp?.indexed ? '' : `; index "${t.timestamp?.name}" first`}`,
+    ),
+    ...('url' in input.credentials
+      ? ['This file holds a database password: keep it private, or use urlEnv.']
+      : []),
+    'Check it with `audit-archiver local doctor -c <this file>` before the first run.',
+  ];
+  const yaml = `${header.map((line) => `# ${line}`).join('\n')}\n${stringify(config)}`;
+  return { yaml, config: parseConfig(parseYaml(yaml), 'the generated config'), retention };
+}
+
+/** How the wizard talks to its user; tests answer from a script. */
+export interface Prompter {
+  ask(question: string, fallback: string): Promise<string>;
+}
+
+export interface WizardIo {
+  prompter?: Prompter;
+  write(line: string): void;
+  env: Record<string, string | undefined>;
+  now(): Date;
+}
+
+/** Runs the wizard on a connected database: discover, choose, build, write. Returns the written path. */
+export async function runWizard(options: WizardOptions, io: WizardIo): Promise<string> {
+  const prompter = options.yes ? undefined : io.prompter;
+  let urlEnv = options.urlEnv;
+  let url = options.databaseUrl ?? (urlEnv ? io.env[urlEnv] : undefined);
+  if (urlEnv && !url) throw new ConfigError(`--url-env: environment variable ${urlEnv} is not set`);
+  if (!url && prompter) {
+    const answer = await prompter.ask(
+      'Environment variable with the database URL, or the URL itself',
+      'DATABASE_URL',
+    );
+    if (/^postgres(ql)?:\/\//.test(answer)) url = answer;
+    else {
+      urlEnv = answer;
+      url = io.env[answer];
+      if (!url) throw new ConfigError(`environment variable ${answer} is not set`);
+    }
+  }
+  if (!url) throw new ConfigError('--database-url or --url-env: the wizard needs a database to look at');
+  const settings = parseConnectionUrl(url);
+  const loopback = ['localhost', '127.0.0.1', '::1'].includes(settings.host);
+  const tls = options.tls ?? (loopback ? 'disable' : 'verify-full');
+  const client = new pg.Client({ ...settings, ssl: tlsOption(tls), connectionTimeoutMillis: 10_000 });
+  await client.connect();
+  let candidates: Candidate[];
+  try {
+    await client.query('SET statement_timeout = 60000');
+    candidates = await discoverCandidates(client);
+  } finally {
+    await client.end();
+  }
+  io.write(`Tables of ${settings.database} (audit-like first):\n${formatCandidates(candidates)}`);
+  let picks = options.tables;
+  let retentionDays = options.retentionDays;
+  let out = options.out;
+  if (prompter) {
+    const defaults = candidates
+      .map((c, i) => (!c.unusable && c.auditLike ? String(i + 1) : ''))
+      .filter(Boolean)
+      .join(',');
+    picks = (await prompter.ask('Tables to archive (numbers or schema.name, comma separated)', defaults))
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean);
+  }
+  const chosen = selectTables(candidates, picks);
+  if (prompter && retentionDays === undefined) {
+    const suggested = buildConfig({
+      database: 'x',
+      credentials: { urlEnv: 'X' },
+      tls,
+      tables: chosen,
+      now: io.now(),
+    });
+    io.write(`Suggested retention: ${suggested.retention.days} days (${suggested.retention.reason}).`);
+    retentionDays = Number(await prompter.ask('Retention in days', String(suggested.retention.days)));
+  }
+  if (prompter) out = await prompter.ask('Write the config to', out);
+  const result = buildConfig({
+    database: logicalDatabaseName(options.name ?? settings.database),
+    credentials: urlEnv ? { urlEnv } : { url },
+    tls,
+    bucket: options.bucket,
+    tables: chosen,
+    retentionDays,
+    now: io.now(),
+  });
+  if (existsSync(out) && !options.yes) {
+    const answer = prompter ? await prompter.ask(`${out} exists. Overwrite? (y/N)`, 'N') : 'N';
+    if (!/^y(es)?$/i.test(answer)) throw new ConfigError(`--out: ${out} exists; give --yes to overwrite it`);
+  }
+  writeFileSync(out, result.yaml, { mode: 0o600 });
+  io.write(
+    `Wrote ${out}: ${chosen.length} table(s), retention ${result.retention.days} days (${result.retention.reason}).`,
+  );
+  return out;
+}

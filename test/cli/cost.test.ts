@@ -1,0 +1,173 @@
+import { describe, expect, it } from 'vitest';
+import {
+  archiveObjects,
+  estimatePlan,
+  histogramShare,
+  parseCostOptions,
+  parseSize,
+  plansFor,
+  type StoragePlan,
+  type Workload,
+  workloadFromOptions,
+} from '../../cli/cost.js';
+import { S3_PRICES } from '../../cli/cost-prices.js';
+import { parseConfig } from '../../lambdas/shared/config.js';
+import { ConfigError } from '../../lambdas/shared/errors.js';
+
+const GIB = 1024 ** 3;
+/** 100 GiB in 1,000 archives of 100 MiB: big enough that no minimum object size or overhead matters much. */
+const backlog: Workload = {
+  backlog: { rows: 1_000_000_000, bytes: 100 * GIB, objects: 1000 },
+  monthly: { rows: 0, bytes: 0, objects: 0 },
+  basis: 'test',
+};
+const plan = (p: Partial<StoragePlan>): StoragePlan => ({
+  label: 'p',
+  writeClass: 'STANDARD',
+  transitions: [],
+  ...p,
+});
+const prices = S3_PRICES.regions['us-east-1'];
+/** The manifests: 1,000 of 2,500 bytes, stored in the written class. */
+const manifests = (rate: number, billed = 2_500) => ((1000 * billed) / GIB) * rate;
+
+describe('cost: inputs', () => {
+  it('reads sizes in the binary units S3 bills in, and names the field of bad input', () => {
+    // Act / Assess
+    expect(parseSize('120GB')).toBe(120 * GIB);
+    expect(parseSize('1.5 TiB')).toBe(1.5 * 1024 * GIB);
+    expect(() => parseSize('lots')).toThrow(/--size: "lots" is not a size/);
+    expect(() => parseCostOptions({ size: '1GB', rows: '5' })).toThrow(/size: give either --size or --rows/);
+    expect(() => parseCostOptions({ rows: '5', compressionRatio: '0.5' })).toThrow(
+      /compressionRatio: must be at least 1/,
+    );
+  });
+
+  it('derives rows and archives from a size, and from rows and their raw width', () => {
+    // Act
+    const sized = workloadFromOptions(parseCostOptions({ size: '720MB', compressionRatio: '2' }), 50_000);
+    const rowed = workloadFromOptions(parseCostOptions({ rows: '1000000', avgRowBytes: '250' }), 50_000);
+
+    // Assess
+    expect(sized.backlog.bytes).toBe(360 * 1024 ** 2);
+    expect(sized.backlog.objects).toBe(Math.ceil(sized.backlog.rows / 50_000));
+    expect(rowed.backlog.bytes).toBe(1_000_000 * 100);
+    expect(archiveObjects(10, 50_000, 30)).toBe(10);
+    expect(archiveObjects(100_000, 50_000, 30)).toBe(30);
+  });
+
+  it('refuses a region the price table does not have', () => {
+    // Act / Assess
+    expect(() => estimatePlan(backlog, plan({}), 1, 'eu-west-1')).toThrow(ConfigError);
+    expect(() => estimatePlan(backlog, plan({}), 1, 'eu-west-1')).toThrow(
+      /--region: no prices for "eu-west-1"/,
+    );
+  });
+
+  it('reads the share of rows before an instant off histogram bounds', () => {
+    // Act / Assess
+    expect(histogramShare([0, 10, 20, 30, 40], 20)).toBe(0.5);
+    expect(histogramShare([0, 10, 20, 30, 40], 5)).toBe(0.125);
+    expect(histogramShare([0, 10, 20, 30, 40], -1)).toBe(0);
+    expect(histogramShare([0, 10, 20, 30, 40], 99)).toBe(1);
+  });
+});
+
+describe('cost: the model', () => {
+  it('charges a month of STANDARD at the table price, and writes at the PUT and GET prices', () => {
+    // Act
+    const estimate = estimatePlan(backlog, plan({}), 1, 'us-east-1');
+
+    // Assess
+    expect(estimate.firstMonthStorage).toBeCloseTo(100 * 0.023 + manifests(0.023), 6);
+    const writes =
+      (1000 * 5 * prices.STANDARD.putPer1000) / 1000 + (1000 * 3 * prices.STANDARD.getPer1000) / 1000;
+    expect(estimate.requests).toBeCloseTo(writes, 6);
+    expect(estimate.earlyDeletion).toBe(0);
+  });
+
+  it('charges transition requests, and the rest of a minimum storage duration when leaving a class early', () => {
+    // Prepare: GLACIER_IR (90 days minimum) left after 30 days for GLACIER
+    const lifecycle = plan({
+      transitions: [
+        { storageClass: 'GLACIER_IR', afterDays: 30 },
+        { storageClass: 'GLACIER', afterDays: 60 },
+      ],
+    });
+
+    // Act
+    const estimate = estimatePlan(backlog, lifecycle, 3, 'us-east-1');
+
+    // Assess
+    expect(estimate.earlyDeletion).toBeCloseTo(100 * 0.004 * (60 / 30), 6);
+    const glacier = 100 * 0.0036 + (1000 * 32 * 1024 * 0.0036 + 1000 * 8 * 1024 * 0.023) / GIB;
+    expect(estimate.lastMonthStorage).toBeCloseTo(glacier + manifests(0.023), 6);
+    expect(estimate.restoreAll).toBeCloseTo(100 * 0.01 + (1000 * (0.0004 + 0.05)) / 1000, 6);
+  });
+
+  it('charges DEEP_ARCHIVE expired before 180 days for the days left, and nothing once expired', () => {
+    // Act
+    const estimate = estimatePlan(
+      backlog,
+      plan({ transitions: [{ storageClass: 'DEEP_ARCHIVE', afterDays: 30 }], expireAfterDays: 120 }),
+      6,
+      'us-east-1',
+    );
+
+    // Assess
+    // The 32 KiB index S3 keeps per archived object is billed at the class's rate too.
+    expect(estimate.earlyDeletion).toBeCloseTo((100 + (1000 * 32 * 1024) / GIB) * 0.00099 * (90 / 30), 6);
+    expect(estimate.lastMonthStorage).toBe(0);
+    expect(estimate.restoreAll).toBe(0);
+  });
+
+  it('moves Intelligent-Tiering archives to cheaper tiers as nobody reads them, with the monitoring fee', () => {
+    // Act
+    const estimate = estimatePlan(backlog, plan({ writeClass: 'INTELLIGENT_TIERING' }), 4, 'us-east-1');
+
+    // Assess
+    expect(estimate.firstMonthStorage).toBeCloseTo(100 * 0.023 + manifests(0.023), 6);
+    expect(estimate.lastMonthStorage).toBeCloseTo(100 * 0.004 + manifests(0.023), 6);
+    expect(estimate.requests).toBeGreaterThan((1000 / 1000) * 0.0025 * 4);
+  });
+
+  it('bills small objects in infrequent-access classes at 128 KiB, and verify’s read-back as a retrieval', () => {
+    // Act
+    const estimate = estimatePlan(backlog, plan({ writeClass: 'STANDARD_IA' }), 1, 'us-east-1');
+
+    // Assess
+    expect(estimate.firstMonthStorage).toBeCloseTo(100 * 0.0125 + manifests(0.0125, 128 * 1024), 6);
+    expect(estimate.requests).toBeGreaterThan(100 * 0.01);
+  });
+
+  it('compares every storage class and the config’s own lifecycle', () => {
+    // Prepare
+    const config = parseConfig({
+      s3: { storageClass: 'STANDARD_IA' },
+      databases: [
+        { name: 'app', credentials: { urlEnv: 'DB' }, tables: [{ name: 't', timestampColumn: 'c' }] },
+      ],
+      aws: { storage: { transitions: [{ storageClass: 'GLACIER', afterDays: 90 }], expireAfterDays: 400 } },
+    });
+
+    // Act
+    const plans = plansFor(config);
+
+    // Assess
+    expect(plans.map((p) => p.label.split(' ')[0])).toEqual([
+      'STANDARD',
+      'STANDARD_IA',
+      'ONEZONE_IA',
+      'INTELLIGENT_TIERING',
+      'GLACIER_IR',
+      'GLACIER',
+      'DEEP_ARCHIVE',
+      'config:',
+    ]);
+    expect(plans.at(-1)).toMatchObject({
+      label: 'config: STANDARD_IA → GLACIER@90d, expire@400d',
+      writeClass: 'STANDARD_IA',
+      expireAfterDays: 400,
+    });
+  });
+});

@@ -1,0 +1,126 @@
+import { randomUUID } from 'node:crypto';
+import { S3Client } from '@aws-sdk/client-s3';
+import { describe, expect, it } from 'vitest';
+import { type CheckResult, doctorExitCode, localDoctorDeps, runDoctor } from '../../cli/doctor.js';
+import { type ArchiverConfig, parseConfig } from '../../lambdas/shared/config.js';
+import { freePort } from '../../local/postgres.js';
+import { archiverTestbed, seedEvents, type TableSpec } from '../support/fixtures.js';
+
+const EVENTS: TableSpec = { schema: 'public', name: 'events', timestampColumn: 'created_at' };
+
+describe('audit-archiver local doctor: every check against embedded PostgreSQL, s3rver and dynalite', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await seedEvents(db.client, 'events', 50, 40);
+      // The same shape without the index on its timestamp column.
+      await db.client.query(
+        'CREATE TABLE "no index" (id bigint PRIMARY KEY, created_at timestamptz NOT NULL)',
+      );
+    },
+    [EVENTS],
+  );
+
+  const config = (url: string, tables: TableSpec[] = [EVENTS]): ArchiverConfig =>
+    parseConfig({
+      s3: { bucket: bed.local.services.bucket, prefix: 'archive/' },
+      databases: [{ name: 'app', credentials: { url }, tls: 'disable', tables }],
+    });
+  const doctor = (overrides: { config?: ArchiverConfig; s3?: S3Client } = {}) =>
+    runDoctor({ ...localDoctorDeps(bed.local, {}), ...overrides });
+  const find = (results: CheckResult[], check: string) => results.find((r) => r.check === check);
+
+  it('is all green on a usable table with its index, the local bucket and lock table: exit 0', async () => {
+    // Act
+    const results = await doctor();
+
+    // Assess
+    expect(results.filter((r) => r.status !== 'ok' && r.status !== 'skipped')).toEqual([]);
+    expect(results.map((r) => r.check)).toEqual(
+      expect.arrayContaining([
+        'credentials',
+        'reachable',
+        'tls',
+        'table',
+        'privileges',
+        'index',
+        'bucket',
+        'bucket writable',
+        'lock table',
+      ]),
+    );
+    expect(find(results, 'last executions')?.status).toBe('skipped');
+    expect(doctorExitCode(results)).toBe(0);
+  });
+
+  it('warns about a timestamp column without an index: exit 1', async () => {
+    // Prepare
+    const tables: TableSpec[] = [{ schema: 'public', name: 'no index', timestampColumn: 'created_at' }];
+
+    // Act
+    const results = await doctor({ config: config(bed.db.url, tables) });
+
+    // Assess
+    expect(find(results, 'index')).toMatchObject({ status: 'warning', subject: 'app/public.no index' });
+    expect(doctorExitCode(results)).toBe(1);
+  });
+
+  it('is critical when the role may SELECT but not DELETE: exit 2', async () => {
+    // Prepare
+    const role = `reader_${randomUUID().slice(0, 8)}`;
+    await bed.db.client.query(`CREATE ROLE ${role} LOGIN PASSWORD 'reader-pw'`);
+    await bed.db.client.query(`GRANT SELECT ON public.events TO ${role}`);
+    const url = bed.db.url.replace(/\/\/[^@]*@/, `//${role}:reader-pw@`);
+
+    try {
+      // Act
+      const results = await doctor({ config: config(url) });
+
+      // Assess
+      expect(find(results, 'privileges')).toMatchObject({
+        status: 'critical',
+        detail: expect.stringMatching(/lacks DELETE/),
+      });
+      expect(doctorExitCode(results)).toBe(2);
+    } finally {
+      await bed.db.client.query(`REVOKE ALL ON public.events FROM ${role}; DROP ROLE ${role}`);
+    }
+  });
+
+  it('names the error class of a wrong password and never prints the password: exit 2', async () => {
+    // Prepare
+    const wrong = 'Wr0ng-S3cret';
+    const url = bed.db.url.replace(/:[^:@/]*@/, `:${wrong}@`);
+
+    // Act
+    const results = await doctor({ config: config(url) });
+
+    // Assess
+    expect(find(results, 'reachable')).toMatchObject({
+      status: 'critical',
+      detail: expect.stringMatching(/^DatabaseAccessError: /),
+    });
+    expect(JSON.stringify(results)).not.toContain(wrong);
+    expect(doctorExitCode(results)).toBe(2);
+  });
+
+  it('is critical when S3 cannot be reached: exit 2', async () => {
+    // Prepare: a port nothing listens on
+    const s3 = new S3Client({
+      endpoint: `http://127.0.0.1:${await freePort()}`,
+      forcePathStyle: true,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+      maxAttempts: 1,
+    });
+
+    // Act
+    const results = await doctor({ s3 });
+
+    // Assess
+    expect(find(results, 'bucket')).toMatchObject({
+      status: 'critical',
+      detail: expect.stringMatching(/^not reachable: /),
+    });
+    expect(doctorExitCode(results)).toBe(2);
+  });
+});

@@ -1,0 +1,98 @@
+import { PutObjectCommand, PutObjectLegalHoldCommand, type S3Client } from '@aws-sdk/client-s3';
+import { describe, expect, it } from 'vitest';
+import { type HoldContext, setHold, setObjectLegalHold } from '../../cli/holds.js';
+import { manifestKeyFor, tablePrefix } from '../../lambdas/shared/archive-format.js';
+import { listAuditEvents } from '../../lambdas/shared/audit-trail.js';
+import { ConfigError } from '../../lambdas/shared/errors.js';
+import { archiverTestbed, s3ClientFor } from '../support/fixtures.js';
+
+describe('audit-archiver legal-hold place|lift and hold set', () => {
+  const bed = archiverTestbed(async () => undefined, [{ name: 'events', timestampColumn: 'created_at' }]);
+  const context = (): HoldContext => {
+    const deps = bed.local.deps();
+    return { config: bed.local.config, locks: deps.locks, store: deps.store, actor: 'test-operator' };
+  };
+
+  /** Three days of archives in the real local S3, each data object with its manifest, and a stray object. */
+  async function writeArchives(): Promise<string[]> {
+    const prefix = tablePrefix({ prefix: 'archive/', database: 'app', schema: 'public', table: 'events' });
+    const s3 = s3ClientFor(bed.local);
+    const data = ['01', '02', '03'].map(
+      (day) => `${prefix}year=2025/month=01/day=${day}/202501${day}-${day.repeat(12)}.jsonl.gz`,
+    );
+    for (const key of [...data, ...data.map(manifestKeyFor), `${prefix}notes.txt`]) {
+      await s3.send(new PutObjectCommand({ Bucket: bed.local.services.bucket, Key: key, Body: 'x' }));
+    }
+    return data;
+  }
+
+  it('sets the legal hold on every data object and manifest of the day range, and records it', async () => {
+    // Prepare: s3rver implements no Object Lock, so only PutObjectLegalHold goes to a fake client that records
+    // the commands; the archives are listed from the real local S3.
+    const data = await writeArchives();
+    const sent: PutObjectLegalHoldCommand[] = [];
+    const s3 = {
+      send: async (command: unknown) => {
+        if (!(command instanceof PutObjectLegalHoldCommand)) throw new Error('unexpected command');
+        sent.push(command);
+        return {};
+      },
+    } as unknown as S3Client;
+
+    // Act
+    const placed = await setObjectLegalHold({ ...context(), s3 }, 'app', 'public.events', 'ON', {
+      fromDay: '2025-01-02',
+      toDay: '2025-01-03',
+    });
+    const lifted = await setObjectLegalHold({ ...context(), s3 }, 'app', 'public.events', 'OFF');
+
+    // Assess
+    expect(placed).toEqual({ archives: 2, objects: 4 });
+    const selected = data.slice(1);
+    expect(sent.slice(0, 4).map((c) => c.input)).toEqual(
+      selected.flatMap((key) =>
+        [key, manifestKeyFor(key)].map((Key) => ({
+          Bucket: bed.local.services.bucket,
+          Key,
+          LegalHold: { Status: 'ON' },
+        })),
+      ),
+    );
+    expect(lifted).toEqual({ archives: 3, objects: 6 });
+    expect(sent.slice(4).every((c) => c.input.LegalHold?.Status === 'OFF')).toBe(true);
+    const events = await listAuditEvents(bed.local.deps().store, 'archive/', {
+      kinds: ['legal-hold-changed'],
+    });
+    expect(events.map((e) => e.details)).toEqual([
+      {
+        action: 'object-legal-hold-placed',
+        scope: 'objects',
+        fromDay: '2025-01-02',
+        toDay: '2025-01-03',
+        archives: 2,
+        objects: 4,
+      },
+      {
+        action: 'object-legal-hold-lifted',
+        scope: 'objects',
+        fromDay: null,
+        toDay: null,
+        archives: 3,
+        objects: 6,
+      },
+    ]);
+  });
+
+  it('refuses bad input naming what is wrong', async () => {
+    // Act / Assess
+    const s3 = { send: async () => ({}) } as unknown as S3Client;
+    await expect(
+      setObjectLegalHold({ ...context(), s3 }, 'app', 'public.events', 'ON', { fromDay: '2025-1-2' }),
+    ).rejects.toThrow('--from must be a day YYYY-MM-DD, got "2025-1-2"');
+    await expect(setHold(context(), 'app', 'public.nope', 'x')).rejects.toThrow(ConfigError);
+    await expect(setHold(context(), 'app', 'public.events', ' ')).rejects.toThrow(
+      '--reason must not be empty',
+    );
+    expect(await bed.local.deps().locks.listHolds()).toEqual([]);
+  });
+});

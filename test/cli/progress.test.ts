@@ -1,0 +1,130 @@
+import { describe, expect, it } from 'vitest';
+import { ProgressDisplay, progressEventFrom, progressMode, renderBar } from '../../cli/progress.js';
+import type { StepEvent } from '../../local/workflow.js';
+
+const deleteStep = (table: string, rows: number, batches: number): StepEvent => ({
+  functionName: 'delete',
+  payload: { database: 'app', table },
+  result: { progress: { rows, batches, bytes: 100 } },
+  durationMs: 1,
+});
+
+function recorder(isTTY: boolean) {
+  const writes: string[] = [];
+  return { writes, out: { write: (text: string) => writes.push(text), isTTY, columns: 80 } };
+}
+
+describe('renderBar', () => {
+  it('fills towards the expected rows and shows the percentage, rows and batches', () => {
+    // Act
+    const line = renderBar({ label: 'app/public.t', rows: 500, batches: 2, totalRows: 1000, tick: 1 }, 80);
+    // Assess
+    expect(line).toMatch(/^app\/public\.t \[(#+)(\.+)\] {2}50% 500 rows 2 batches$/);
+    const [, filled = '', empty = ''] = /\[(#*)(\.*)\]/.exec(line) ?? [];
+    expect(filled.length).toBe(empty.length);
+  });
+
+  it('shows activity without a total, a full bar with the final status, and never exceeds the width', () => {
+    // Act
+    const moving = renderBar({ label: 't', rows: 10, batches: 1, tick: 3 }, 80);
+    const done = renderBar({ label: 't', rows: 10, batches: 1, tick: 3, status: 'succeeded' }, 80);
+    const narrow = renderBar({ label: 'x'.repeat(60), rows: 1_234_567, batches: 99, tick: 0 }, 40);
+    // Assess
+    expect(moving).toMatch(/\[\.*\\\.*\] 10 rows 1 batches$/);
+    expect(done).toMatch(/\[#+\] 10 rows 1 batches succeeded$/);
+    expect(narrow.length).toBeLessThanOrEqual(40);
+  });
+});
+
+describe('ProgressDisplay', () => {
+  it('off a terminal writes one JSON object per progress event, and nothing for other steps', () => {
+    // Prepare
+    const { writes, out } = recorder(false);
+    const display = new ProgressDisplay(out, progressMode({}, false), { now: () => Date.UTC(2025, 0, 2) });
+    // Act
+    display.onStep(deleteStep('public.t', 10, 1));
+    display.onStep({
+      functionName: 'export',
+      payload: { database: 'app', table: 'public.t' },
+      durationMs: 1,
+    });
+    display.onStep({
+      functionName: 'lock',
+      payload: { database: 'app', table: 'public.t', action: 'release', progress: { rows: 10, batches: 1 } },
+      result: { released: true, status: 'succeeded' },
+      durationMs: 1,
+    });
+    // Assess
+    expect(writes.every((w) => w.endsWith('\n'))).toBe(true);
+    expect(writes.map((w) => JSON.parse(w))).toEqual([
+      {
+        time: '2025-01-02T00:00:00.000Z',
+        type: 'batch',
+        database: 'app',
+        table: 'public.t',
+        rows: 10,
+        batches: 1,
+      },
+      {
+        time: '2025-01-02T00:00:00.000Z',
+        type: 'table',
+        database: 'app',
+        table: 'public.t',
+        rows: 10,
+        batches: 1,
+        status: 'succeeded',
+      },
+    ]);
+  });
+
+  it('on a terminal redraws every table in place, moving the cursor up over the last drawing', () => {
+    // Prepare
+    const { writes, out } = recorder(true);
+    let now = 0;
+    const display = new ProgressDisplay(out, progressMode({}, true), { now: () => now, redrawMs: 100 });
+    // Act
+    display.onStep(deleteStep('public.a', 10, 1));
+    now = 200;
+    display.onStep(deleteStep('public.b', 5, 1));
+    now = 250;
+    display.onStep(deleteStep('public.b', 9, 2)); // within redrawMs: not drawn yet
+    display.finish();
+    // Assess
+    expect(writes).toHaveLength(3);
+    expect(writes[0]).not.toContain('\x1b[1A');
+    expect(writes[1]?.startsWith('\x1b[1A')).toBe(true);
+    expect(writes[2]?.startsWith('\x1b[2A')).toBe(true);
+    expect(writes[2]).toContain('app/public.b [');
+    expect(writes[2]).toContain('9 rows 2 batches');
+  });
+
+  it('--quiet shows nothing; --verbose uses JSON lines even on a terminal', () => {
+    // Prepare
+    const { writes, out } = recorder(true);
+    // Act
+    new ProgressDisplay(out, progressMode({ quiet: true }, true)).onStep(deleteStep('public.t', 1, 1));
+    // Assess
+    expect(writes).toEqual([]);
+    expect(progressMode({ verbose: true }, true)).toBe('json');
+  });
+
+  it('turns a failed step into an error event naming the error only', () => {
+    // Act
+    const event = progressEventFrom({
+      functionName: 'verify',
+      payload: { database: 'app', table: 'public.t' },
+      error: Object.assign(new Error('long message'), { name: 'ArchiveIntegrityError' }),
+      durationMs: 1,
+    });
+    // Assess
+    expect(event).toEqual({
+      type: 'error',
+      database: 'app',
+      table: 'public.t',
+      rows: 0,
+      batches: 0,
+      status: 'verify',
+      error: 'ArchiveIntegrityError',
+    });
+  });
+});

@@ -1,0 +1,137 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { discoverCandidates, parseWizardOptions, runWizard } from '../../cli/wizard.js';
+import { ArchiverConfigSchema, loadConfigFile } from '../../lambdas/shared/config.js';
+import { ConfigError } from '../../lambdas/shared/errors.js';
+import { createTestDatabase, seedEvents, type TestDatabase } from '../support/fixtures.js';
+
+/** Names that need quoting everywhere: a quote, spaces, unicode. */
+const HOSTILE_SCHEMA = 'Ops "Audit"';
+const HOSTILE_TABLE = 'Événements d’audit ✓';
+
+describe('audit-archiver wizard: finds the audit tables of a database and writes a config that validates', () => {
+  let db: TestDatabase;
+  let dir: string;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    dir = mkdtempSync(join(tmpdir(), 'audit-archiver-wizard-'));
+    await seedEvents(db.client, 'audit_events', 400, 400);
+    await db.client.query(`CREATE SCHEMA "Ops ""Audit"""`);
+    // A composite NOT NULL unique key (no primary key), a timestamp without time zone, no index on it.
+    await db.client.query(`
+      CREATE TABLE "Ops ""Audit"""."${HOSTILE_TABLE}" (
+        tenant int NOT NULL, seq bigint NOT NULL, updated_at timestamptz, "Logged At" timestamp NOT NULL,
+        UNIQUE (tenant, seq));
+      INSERT INTO "Ops ""Audit"""."${HOSTILE_TABLE}"
+        SELECT g % 3, g, now(), (now() AT TIME ZONE 'UTC') - make_interval(days => g) FROM generate_series(1, 200) g;
+      CREATE TABLE customers (id int PRIMARY KEY, name text);
+      CREATE TABLE change_log (note text, created_at timestamptz);`);
+  });
+  afterAll(async () => {
+    await db.drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('ranks usable audit-like tables first, with key, timestamp column, index, rows and a retention', async () => {
+    // Act
+    const candidates = await discoverCandidates(db.client);
+
+    // Assess
+    const names = candidates.map((c) => `${c.schema}.${c.name}`);
+    expect(names.slice(0, 2).sort()).toEqual(
+      [`${HOSTILE_SCHEMA}.${HOSTILE_TABLE}`, 'public.audit_events'].sort(),
+    );
+    const hostile = candidates.find((c) => c.name === HOSTILE_TABLE);
+    expect(hostile).toMatchObject({
+      keyKind: 'unique index',
+      keyColumns: ['tenant', 'seq'],
+      timestamp: { name: 'Logged At', kind: 'timestamp', indexed: false },
+      age: { rows: 200 },
+    });
+    const events = candidates.find((c) => c.name === 'audit_events');
+    expect(events).toMatchObject({
+      keyKind: 'primary key',
+      timestamp: { name: 'created_at', indexed: true },
+    });
+    // 400 rows over 400 days: about 45% older than 180 days, 9% older than 365.
+    expect(events?.retention?.days).toBe(180);
+    expect(candidates.find((c) => c.name === 'change_log')?.unusable).toMatch(/no primary key/);
+    expect(candidates.find((c) => c.name === 'customers')?.unusable).toMatch(/no timestamptz/);
+    expect(names.at(-1)).not.toBe('public.audit_events');
+  });
+
+  it('writes, without asking, a config the schema accepts, in which the hostile names round-trip', async () => {
+    // Prepare
+    const out = join(dir, 'archiver.yaml');
+    const lines: string[] = [];
+
+    // Act
+    await runWizard(parseWizardOptions({ urlEnv: 'WIZARD_TEST_URL', out, yes: true }), {
+      write: (line) => lines.push(line),
+      env: { WIZARD_TEST_URL: db.url },
+      now: () => new Date('2026-01-02T00:00:00Z'),
+    });
+
+    // Assess
+    const text = readFileSync(out, 'utf8');
+    const parsed = ArchiverConfigSchema.parse(parseYaml(text));
+    expect(loadConfigFile(out)).toEqual(parsed);
+    const database = parsed.databases[0];
+    expect(database).toMatchObject({
+      name: db.name,
+      credentials: { urlEnv: 'WIZARD_TEST_URL' },
+      tls: 'disable',
+    });
+    expect(database?.tables).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          schema: HOSTILE_SCHEMA,
+          name: HOSTILE_TABLE,
+          timestampColumn: 'Logged At',
+          keyColumns: ['tenant', 'seq'],
+        }),
+        expect.objectContaining({ schema: 'public', name: 'audit_events', timestampColumn: 'created_at' }),
+      ]),
+    );
+    expect(parsed.defaults.retentionDays).toBe(180);
+    expect(text).not.toContain(db.url);
+    expect(lines.at(-1)).toMatch(/^Wrote .*: 2 table\(s\), retention 180 days/);
+  });
+
+  it('asks for tables, retention and file when interactive, and refuses an unusable table by name', async () => {
+    // Prepare
+    const out = join(dir, 'asked.yaml');
+    const answers = ['public.audit_events', '120', out];
+    const questions: string[] = [];
+    const prompter = {
+      ask: async (question: string) => {
+        questions.push(question);
+        return answers.shift() ?? '';
+      },
+    };
+    const io = { prompter, write: () => undefined, env: {}, now: () => new Date() };
+
+    // Act
+    await runWizard(parseWizardOptions({ databaseUrl: db.url }), io);
+    const refused = runWizard(
+      parseWizardOptions({ databaseUrl: db.url, tables: ['public.change_log'], yes: true, out }),
+      io,
+    );
+
+    // Assess
+    expect(questions).toEqual([
+      expect.stringMatching(/^Tables to archive/),
+      'Retention in days',
+      'Write the config to',
+    ]);
+    const config = loadConfigFile(out);
+    expect(config.defaults.retentionDays).toBe(120);
+    expect(config.databases[0]?.tables.map((t) => t.name)).toEqual(['audit_events']);
+    expect(config.databases[0]?.credentials).toEqual({ url: db.url });
+    await expect(refused).rejects.toThrow(ConfigError);
+    await expect(refused).rejects.toThrow(/--tables: public.change_log cannot be archived: no primary key/);
+  });
+});

@@ -1,0 +1,127 @@
+import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import {
+  buildConfig,
+  type Candidate,
+  chooseTimestampColumn,
+  logicalDatabaseName,
+  parseWizardOptions,
+  rankCandidates,
+  selectTables,
+  suggestRetention,
+} from '../../cli/wizard.js';
+import { ArchiverConfigSchema } from '../../lambdas/shared/config.js';
+
+const candidate = (c: Partial<Candidate> & { name: string }): Candidate => ({
+  schema: 'public',
+  bytes: 0,
+  estimatedRows: 0,
+  keyKind: 'primary key',
+  auditLike: false,
+  timestamp: { name: 'created_at', kind: 'timestamptz', notNull: true, indexed: true },
+  ...c,
+});
+
+describe('wizard: choosing', () => {
+  it('prefers an event-time column, indexed and NOT NULL, and never a last-modified one', () => {
+    // Act
+    const chosen = chooseTimestampColumn([
+      { name: 'updated_at', kind: 'timestamptz', notNull: true, indexed: true },
+      { name: 'logged_at', kind: 'timestamptz', notNull: false, indexed: false },
+      { name: 'shipped', kind: 'timestamp', notNull: true, indexed: true },
+    ]);
+
+    // Assess
+    expect(chosen?.name).toBe('logged_at');
+  });
+
+  it('ranks usable audit-like tables first, then other usable ones by size, unusable ones last', () => {
+    // Act
+    const ranked = rankCandidates([
+      candidate({ name: 'orders', bytes: 900 }),
+      candidate({ name: 'bad_log', auditLike: true, unusable: 'no key' }),
+      candidate({ name: 'audit_log', auditLike: true, bytes: 1 }),
+      candidate({ name: 'big', bytes: 5000 }),
+    ]);
+
+    // Assess
+    expect(ranked.map((c) => c.name)).toEqual(['audit_log', 'big', 'orders', 'bad_log']);
+  });
+
+  it('suggests the longest usual retention that archives at least a quarter of the rows, and says why', () => {
+    // Act
+    const uniform400 = suggestRetention({
+      rows: 400,
+      oldestDays: 400,
+      olderThan: { 730: 0, 365: 35, 180: 220, 90: 310 },
+    });
+    const young = suggestRetention({
+      rows: 100,
+      oldestDays: 40,
+      olderThan: { 730: 0, 365: 0, 180: 0, 90: 0 },
+    });
+
+    // Assess
+    expect(uniform400).toEqual({
+      days: 180,
+      reason:
+        '180 days archives 55% of the rows (220) and keeps the last 180 days queryable; 365 days would archive only 9%',
+    });
+    expect(young.days).toBe(365);
+    expect(young.reason).toMatch(/oldest row is 40 days old/);
+  });
+
+  it('selects by name or number, defaults to the audit-like ones, and names the field of a bad pick', () => {
+    // Prepare
+    const list = [candidate({ name: 'audit', auditLike: true }), candidate({ name: 'other' })];
+
+    // Act / Assess
+    expect(selectTables(list, undefined).map((c) => c.name)).toEqual(['audit']);
+    expect(selectTables(list, ['2', 'public.audit']).map((c) => c.name)).toEqual(['other', 'audit']);
+    expect(() => selectTables(list, ['public.nope'])).toThrow(/--tables: "public.nope" is not a table/);
+    expect(() => parseWizardOptions({ databaseUrl: 'mysql://x' })).toThrow(
+      /databaseUrl: must be a postgres:\/\/ URL/,
+    );
+    expect(logicalDatabaseName('my db.prod')).toBe('my_db_prod');
+  });
+});
+
+describe('wizard: the config it writes', () => {
+  it('is YAML the config schema accepts, in which quotes, spaces, unicode and YAML syntax in names round-trip', () => {
+    // Prepare
+    const names = ['He said "hi"', "it's: # not a comment", 'Événements ✓', '- [x]', 'yes'];
+
+    // Act
+    const result = buildConfig({
+      database: 'app',
+      credentials: { urlEnv: 'APP_DB' },
+      tls: 'verify-full',
+      tables: names.map((name) =>
+        candidate({
+          schema: name,
+          name,
+          keyColumns: [name],
+          timestamp: { name, kind: 'timestamp', notNull: true, indexed: false },
+          timestampTimeZone: 'Europe/Paris',
+          retention: { days: 90, reason: 'test' },
+        }),
+      ),
+      now: new Date('2026-01-01T00:00:00Z'),
+    });
+
+    // Assess
+    const parsed = ArchiverConfigSchema.parse(parseYaml(result.yaml));
+    expect(parsed.databases[0]?.tables).toEqual(
+      names.map((name) => ({
+        schema: name,
+        name,
+        timestampColumn: name,
+        timestampTimeZone: 'Europe/Paris',
+        keyColumns: [name],
+      })),
+    );
+    expect(parsed.defaults.retentionDays).toBe(90);
+    expect(result.yaml).toMatch(/^# Written by `audit-archiver wizard` on 2026-01-01/);
+    expect(result.yaml).toContain(`index "yes" first`);
+  });
+});

@@ -1,0 +1,24 @@
+import { describe, expect, it } from 'vitest';
+import { compareColumns } from '../../../lambdas/shared/schema-drift.js';
+
+describe('schema drift', () => {
+  const col = (name: string, type = 'text', nullable = true) => ({ name, type, nullable, generated: false });
+
+  it('finds added, removed, retyped and re-nulled columns, and a new order', () => {
+    // Act
+    const drift = compareColumns(
+      [col('id', 'bigint', false), col('a'), col('b'), col('gone')],
+      [col('id', 'bigint', false), col('b', 'varchar(4)'), col('a', 'text', false), col('new', 'jsonb')],
+    );
+    // Assess
+    expect(drift).toEqual({
+      added: [{ name: 'new', type: 'jsonb' }],
+      removed: [{ name: 'gone', type: 'text' }],
+      retyped: [{ name: 'b', from: 'text', to: 'varchar(4)' }],
+      nullability: [{ name: 'a', nullable: false }],
+      reordered: true,
+    });
+    expect(compareColumns([col('id'), col('a')], [col('id'), col('a')])).toBeUndefined();
+    expect(compareColumns([col('id'), col('a')], [col('id')])?.reordered).toBe(false);
+  });
+});

@@ -1,0 +1,150 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { validateCommand } from '../../cli/archives.js';
+import { auditCommand } from '../../cli/audit.js';
+import { ManifestSchema } from '../../lambdas/shared/archive-format.js';
+import { type AuditEvent, auditEventsPrefix, listAuditEvents } from '../../lambdas/shared/audit-trail.js';
+import { NotificationSchema } from '../../lambdas/shared/notifications.js';
+import { NOTIFICATIONS_FILE, runLocalArchive, runLocalRestore } from '../../local/run.js';
+import { archiverTestbed, getObject, listKeys } from '../support/fixtures.js';
+
+const spec = (name: string, onSchemaDrift?: 'fail' | 'continue') => ({
+  schema: 'public',
+  name,
+  timestampColumn: 'created_at',
+  ...(onSchemaDrift ? { onSchemaDrift } : {}),
+});
+
+/** 20 rows on five days past the 30-day retention: five small batches per run. */
+const seedRows = (table: string, from: number) =>
+  `INSERT INTO ${table} (created_at, payload)
+   SELECT now() - ((31 + g % 5) * interval '1 day'), 'value-' || g FROM generate_series(${from}, ${from + 19}) g`;
+
+describe('audit trail and schema drift through the local workflow', () => {
+  // events_fail overrides the default (continue) with fail.
+  const bed = archiverTestbed(
+    async (db) => {
+      for (const name of ['events_continue', 'events_fail']) {
+        await db.client.query(
+          `CREATE TABLE ${name} (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL, payload text)`,
+        );
+        await db.client.query(seedRows(name, 1));
+      }
+    },
+    [spec('events_continue'), spec('events_fail', 'fail')],
+  );
+  const store = () => bed.local.deps().store;
+  const prefix = () => bed.local.config.s3.prefix;
+  const kinds = (events: AuditEvent[]) =>
+    events.map((e) => `${e.kind}${e.table ? ` ${e.table}` : ''}`).sort();
+
+  it('records run start and end, the first config, each table outcome, and the would-be notification', async () => {
+    // Act
+    const { execution } = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+    // Assess
+    expect(execution.status).toBe('SUCCEEDED');
+    const events = await listAuditEvents(store(), prefix(), {});
+    expect(kinds(events)).toEqual([
+      'config-changed',
+      'run-finished',
+      'run-started',
+      'table-outcome public.events_continue',
+      'table-outcome public.events_fail',
+    ]);
+    const outcome = events.find((e) => e.kind === 'table-outcome' && e.table === 'public.events_continue');
+    expect(outcome?.details).toMatchObject({ status: 'succeeded', rowsArchived: 20, batches: 5 });
+    expect(events.find((e) => e.kind === 'config-changed')?.details).toMatchObject({ firstRecorded: true });
+    expect(JSON.stringify(events)).not.toContain('value-');
+    // The events sit in their own area: validate finds nothing stray, and nothing else lives under it.
+    const lines: string[] = [];
+    const exit = await validateCommand(store(), bed.local.config, { json: false, strict: true }, (l) =>
+      lines.push(l),
+    );
+    expect(lines.join('\n')).not.toContain('_audit');
+    expect(exit).toBe(0);
+    expect(await listKeys(bed.local, auditEventsPrefix(prefix()))).toHaveLength(events.length);
+    // Local mode has no SNS: the summary step wrote the digest it would have published.
+    const file = bed.local.env.ARCHIVER_NOTIFICATIONS_FILE ?? '';
+    expect(file.endsWith(NOTIFICATIONS_FILE) && existsSync(file)).toBe(true);
+    const messages = readFileSync(file, 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => NotificationSchema.parse(JSON.parse(line)))
+      .filter((m) => m.runId === execution.executionName);
+    expect(messages.map((m) => [m.scope, m.failure])).toEqual([['run', false]]);
+    expect(messages[0]?.text).toContain('2 succeeded');
+  });
+
+  it('after ALTER TABLE, records the drift; `continue` archives with schemaDrift in the manifest, `fail` stops the table', async () => {
+    // Prepare: the next rows arrive after both tables changed shape.
+    for (const name of ['events_continue', 'events_fail']) {
+      await bed.db.client.query(
+        `ALTER TABLE ${name} ADD COLUMN source text, ALTER COLUMN payload TYPE varchar(40)`,
+      );
+      await bed.db.client.query(seedRows(name, 100));
+    }
+    // Act
+    const { execution, outcomes } = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+    // Assess: the run fails because one table did; the other archived its rows.
+    expect(execution.status).toBe('FAILED');
+    const byTable = Object.fromEntries(outcomes.map((o) => [o.table, o]));
+    expect(byTable['public.events_continue']).toMatchObject({ status: 'succeeded', rowsArchived: 20 });
+    expect(byTable['public.events_fail']?.status).toBe('failed');
+    expect(byTable['public.events_fail']?.error).toMatch(/^SchemaChangedError: .*added source/);
+    expect(Number((await bed.db.client.query('SELECT count(*) FROM events_fail')).rows[0].count)).toBe(20);
+
+    const drift = await listAuditEvents(store(), prefix(), {
+      kinds: ['schema-drift'],
+      since: new Date(Date.now() - 3600_000).toISOString(),
+    });
+    expect(drift.map((e) => [e.table, e.details.action])).toEqual(
+      expect.arrayContaining([
+        ['public.events_continue', 'continue'],
+        ['public.events_fail', 'fail'],
+      ]),
+    );
+    expect(drift[0]?.details).toMatchObject({
+      added: ['source text'],
+      retyped: ['payload text -> character varying(40)'],
+    });
+
+    // The first manifest after the change says so; the ones after it compare with the new columns.
+    const manifests = (await listKeys(bed.local, `${prefix()}app/public.events_continue/`))
+      .filter((key) => key.endsWith('.manifest.json'))
+      .map(async (key) =>
+        ManifestSchema.parse(JSON.parse((await getObject(bed.local, key)).toString('utf8'))),
+      );
+    const drifted = (await Promise.all(manifests)).filter((m) => m.schemaDrift);
+    expect(drifted).toHaveLength(1);
+    expect(drifted[0]?.schemaDrift).toMatchObject({
+      added: [{ name: 'source', type: 'text' }],
+      removed: [],
+      retyped: [{ name: 'payload', from: 'text', to: 'character varying(40)' }],
+      reordered: false,
+    });
+  });
+
+  it('records a restore, and the CLI lists events by kind and table', async () => {
+    // Act
+    const { execution } = await runLocalRestore(bed.local, {
+      database: 'app',
+      table: 'public.events_continue',
+      targetTable: 'public.events_copy',
+    });
+    const lines: string[] = [];
+    await auditCommand(
+      store(),
+      prefix(),
+      { kind: ['restore-finished', 'schema-drift'], table: 'public.events_fail', json: false },
+      (l) => lines.push(l),
+    );
+    // Assess
+    expect(execution.status).toBe('SUCCEEDED');
+    const restores = await listAuditEvents(store(), prefix(), { kinds: ['restore-finished'] });
+    expect(restores.map((e) => [e.table, e.details.status, e.details.inserted])).toEqual([
+      ['public.events_copy', 'succeeded', 40],
+    ]);
+    expect(lines.join('\n').split('\n')).toHaveLength(1);
+    expect(lines[0]).toMatch(/schema-drift +app\/public\.events_fail .*action=fail/);
+  });
+});

@@ -1,0 +1,97 @@
+import { describe, expect, it } from 'vitest';
+import { clearHold, type HoldContext, setHold } from '../../cli/holds.js';
+import { listAuditEvents } from '../../lambdas/shared/audit-trail.js';
+import type { SummaryOutput } from '../../lambdas/summary/schema.js';
+import { runLocalArchive } from '../../local/run.js';
+import {
+  archiverTestbed,
+  assertNoLossNoDuplicates,
+  resolvedTable,
+  seedEvents,
+  tableLines,
+} from '../support/fixtures.js';
+
+const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
+
+describe('legal hold through the real local workflow', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      // 12 rows 3.1 days apart over 37 days: 2 are older than the 30-day retention, on 2 days (2 batches).
+      for (const name of ['held', 'midrun', 'free']) await seedEvents(db.client, name, 12, 37);
+    },
+    [spec('held'), spec('midrun'), spec('free')],
+  );
+  const context = (): HoldContext => {
+    const deps = bed.local.deps();
+    return { config: bed.local.config, locks: deps.locks, store: deps.store, actor: 'test-operator' };
+  };
+  const count = async (name: string) =>
+    Number((await bed.db.client.query(`SELECT count(*) AS n FROM ${name}`)).rows[0].n);
+
+  it('skips a held table as held, stops a table held mid-run at the next batch, and resumes once cleared', async () => {
+    // Prepare
+    const originals = {
+      held: await tableLines(bed.db.client, resolvedTable(spec('held'))),
+      midrun: await tableLines(bed.db.client, resolvedTable(spec('midrun'))),
+    };
+    await setHold(context(), 'app', 'public.held', 'case 2025-17');
+    let heldMidRun = false;
+
+    // Act: the hold on midrun lands right after its first batch was deleted.
+    const run = await runLocalArchive(
+      bed.local,
+      {},
+      {
+        retryIntervalScale: 0,
+        afterStep: async (event) => {
+          const { table } = event.payload as { table?: string };
+          if (event.functionName === 'delete' && table === 'public.midrun' && !heldMidRun) {
+            heldMidRun = true;
+            await setHold(context(), 'app', 'public.midrun', 'hold arriving mid-run');
+          }
+        },
+      },
+    );
+
+    // Assess: held tables are skipped with their reason, the run itself succeeds, nothing is lost.
+    expect(run.execution.status).toBe('SUCCEEDED');
+    const summary = run.execution.output as SummaryOutput;
+    expect(summary).toMatchObject({ tables: 3, succeeded: 1, held: 2, failed: 0 });
+    const outcomes = new Map(run.outcomes.map((o) => [o.table, o]));
+    expect(outcomes.get('public.held')).toMatchObject({
+      status: 'held',
+      batches: 0,
+      reason: expect.stringMatching(/^legal hold \(set .* by test-operator\): case 2025-17$/),
+    });
+    expect(outcomes.get('public.midrun')).toMatchObject({
+      status: 'held',
+      batches: 1,
+      reason: expect.stringContaining('hold arriving mid-run'),
+    });
+    expect(outcomes.get('public.free')).toMatchObject({ status: 'succeeded', batches: 2 });
+    expect(await count('held')).toBe(12);
+    expect(await count('midrun')).toBe(11);
+    await assertNoLossNoDuplicates(bed.local, bed.db.client, resolvedTable(spec('midrun')), originals.midrun);
+    await assertNoLossNoDuplicates(bed.local, bed.db.client, resolvedTable(spec('held')), originals.held);
+    const events = await listAuditEvents(bed.local.deps().store, bed.local.config.s3.prefix, {
+      kinds: ['legal-hold-changed'],
+    });
+    expect(events.map((e) => [e.table, e.actor, e.details.action])).toEqual([
+      ['public.held', 'test-operator', 'hold-set'],
+      ['public.midrun', 'test-operator', 'hold-set'],
+    ]);
+
+    // Act: holds cleared, the next run archives what they kept.
+    expect(await clearHold(context(), 'app', 'public.held')).toBe(true);
+    expect(await clearHold(context(), 'app', 'public.midrun')).toBe(true);
+    expect(await clearHold(context(), 'app', 'public.midrun')).toBe(false);
+    const next = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+
+    // Assess
+    expect(next.execution.status).toBe('SUCCEEDED');
+    expect((next.execution.output as SummaryOutput).held).toBe(0);
+    expect(await count('held')).toBe(10);
+    expect(await count('midrun')).toBe(10);
+    expect(await bed.local.deps().locks.listHolds()).toEqual([]);
+  });
+});

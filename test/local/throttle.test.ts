@@ -1,0 +1,122 @@
+import type pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { runLocalArchive } from '../../local/run.js';
+import type { StepEvent } from '../../local/workflow.js';
+import { archiverTestbed, seedEvents } from '../support/fixtures.js';
+
+const spec = (name: string, batchSize?: number) => ({
+  schema: 'public',
+  name,
+  timestampColumn: 'created_at',
+  ...(batchSize ? { batchSize } : {}),
+});
+
+/** Every step of a run with the wall-clock instant it ended. */
+function stepRecorder() {
+  const steps: (StepEvent & { endedAt: number })[] = [];
+  return { steps, onStep: (event: StepEvent) => steps.push({ ...event, endedAt: performance.now() }) };
+}
+
+const exported = (steps: StepEvent[]) =>
+  steps.filter(
+    (s) => s.functionName === 'export' && (s.result as { status?: string })?.status === 'exported',
+  );
+
+async function oldRows(client: pg.Client, table: string): Promise<number> {
+  const result = await client.query(
+    `SELECT count(*)::int AS n FROM public.${table} WHERE created_at < now() - interval '30 days'`,
+  );
+  return result.rows[0].n;
+}
+
+describe('settings that trade speed for impact on production, through the real workflow', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      // Four old days: four batches, so three pauses.
+      await seedEvents(db.client, 'paced', 340, 34);
+      await db.client.query('CREATE TABLE public.dense (LIKE public.paced INCLUDING ALL)');
+      // 3,000 rows on one old day: without a time budget they would be one batch.
+      await db.client.query(
+        `INSERT INTO public.dense (created_at, actor, payload)
+         SELECT date_trunc('day', now() - interval '50 days') + g * interval '1 second', 'user', '{}'
+           FROM generate_series(1, 3000) AS g`,
+      );
+    },
+    [spec('paced'), spec('dense', 50_000)],
+    { defaults: { pauseBetweenBatchesSeconds: 1, vacuumAfterRun: true, timeBudgetShare: 0.5 } },
+  );
+
+  it('waits pauseBetweenBatchesSeconds between batches in a Wait state, then VACUUM (ANALYZE)s the table', async () => {
+    // Prepare
+    const { steps, onStep } = stepRecorder();
+
+    // Act
+    const run = await runLocalArchive(
+      bed.local,
+      { tables: ['public.paced'] },
+      { onStep, retryIntervalScale: 0 },
+    );
+
+    // Assess: the export after each committed delete started at least a second later.
+    expect(run.execution.status).toBe('SUCCEEDED');
+    expect(await oldRows(bed.db.client, 'paced')).toBe(0);
+    const gaps = steps.flatMap((step, i) => {
+      const next = steps[i + 1];
+      if (step.functionName !== 'delete' || next?.functionName !== 'export') return [];
+      return [next.endedAt - next.durationMs - step.endedAt];
+    });
+    expect(gaps.length).toBeGreaterThan(1);
+    for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(950);
+    const stats = async () => {
+      await bed.db.client.query('SELECT pg_stat_clear_snapshot()');
+      const result = await bed.db.client.query(
+        "SELECT vacuum_count::int AS vacuums, analyze_count::int AS analyzes FROM pg_stat_user_tables WHERE relname = 'paced'",
+      );
+      return result.rows[0];
+    };
+    await expect.poll(stats, { timeout: 10_000 }).toEqual({ vacuums: 1, analyzes: 1 });
+  });
+
+  it('sizes batches to the time budget: a slow invocation stops at a batch boundary and the loop continues', async () => {
+    // Prepare: an invocation that has 1 s left may spend half of it; the first batch assumes 2,000 rows/s.
+    const { steps, onStep } = stepRecorder();
+
+    // Act
+    const run = await runLocalArchive(
+      bed.local,
+      { tables: ['public.dense'] },
+      { onStep, retryIntervalScale: 0, deps: (deps) => ({ ...deps, remainingTimeMs: () => 1000 }) },
+    );
+
+    // Assess: 1,000 rows first, the rest of the same day in later batches, nothing left behind.
+    expect(run.execution.status).toBe('SUCCEEDED');
+    const batches = exported(steps).map((s) => s.result as { rows: number; day: string });
+    expect(batches[0]?.rows).toBe(1000);
+    expect(batches.length).toBeGreaterThan(1);
+    expect(new Set(batches.map((b) => b.day)).size).toBe(1);
+    expect(batches.reduce((sum, b) => sum + b.rows, 0)).toBe(3000);
+    expect(await oldRows(bed.db.client, 'dense')).toBe(0);
+  });
+});
+
+describe('replica lag check, against the real pg_stat_replication', () => {
+  const bed = archiverTestbed(async (db) => seedEvents(db.client, 'replicated', 600), [spec('replicated')], {
+    database: { replicaLag: { replicas: ['standby-1'], maxLagSeconds: 5 } },
+  });
+
+  it('pauses (export retried with ReplicaLagError) while the named replica is not connected, and moves no row', async () => {
+    // Prepare
+    const before = await oldRows(bed.db.client, 'replicated');
+    const { steps, onStep } = stepRecorder();
+
+    // Act
+    const run = await runLocalArchive(bed.local, {}, { onStep, retryIntervalScale: 0 });
+
+    // Assess: every attempt the ASL allows was made, then the table failed with the reason; nothing moved.
+    expect(run.execution.status).toBe('FAILED');
+    expect(run.outcomes[0]?.error).toMatch(/^ReplicaLagError: .*replica "standby-1" is not connected/);
+    const attempts = steps.filter((s) => s.functionName === 'export' && s.error?.name === 'ReplicaLagError');
+    expect(attempts).toHaveLength(21);
+    expect(await oldRows(bed.db.client, 'replicated')).toBe(before);
+  });
+});
