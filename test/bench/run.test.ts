@@ -3,9 +3,17 @@ import { formatResult, runBenchmark } from '../../bench/run.js';
 
 describe('npm run bench (smoke, at a small size so it cannot rot)', () => {
   it('archives and restores the shared table with the local workflows and reports every stage against the baseline', async () => {
-    // Act
+    // Act: the eligible rows on one day make one batch (spread over 360 days they would make 360 tiny ones).
     const result = await runBenchmark(
-      { rows: 3000, batchSize: 50_000, compressionLevel: 6, postgres: 18, oltpClients: 0, oltpSeconds: 1 },
+      {
+        rows: 3000,
+        batchSize: 50_000,
+        compressionLevel: 3,
+        postgres: 18,
+        oltpClients: 0,
+        oltpSeconds: 1,
+        oneDay: true,
+      },
       () => undefined,
     );
 
@@ -38,9 +46,17 @@ describe('npm run bench (smoke, at a small size so it cannot rot)', () => {
   });
 
   it('measures the OLTP workload from a second process, alone and during a second archive run', async () => {
-    // Act: 20 rows (one per day) keep both archive runs to a few batches.
+    // Act: 20 rows on one day keep both archive runs to one batch.
     const result = await runBenchmark(
-      { rows: 20, batchSize: 50_000, compressionLevel: 6, postgres: 18, oltpClients: 1, oltpSeconds: 0.5 },
+      {
+        rows: 20,
+        batchSize: 50_000,
+        compressionLevel: 3,
+        postgres: 18,
+        oltpClients: 1,
+        oltpSeconds: 0.5,
+        oneDay: true,
+      },
       () => undefined,
     );
 

@@ -154,13 +154,13 @@ describe('outages: connections reset or endpoints down mid-run are retried, and 
   });
 
   it('database endpoint down for a while, then up: the steps retry until it is back, nothing lost', async () => {
-    // Act: down after verify read the object, before it digests the batch in the database.
+    // Act: down after verify read the object, so the delete that follows finds it down.
     const { run, failures, counts } = await downThenUp('db_down', 'verify:afterRead', async () => ({
       proxy: database as FlakyProxy,
     }));
 
     // Assess
-    expect(failures[0]).toBe('verify:DatabaseUnavailableError');
+    expect(failures[0]).toBe('delete:DatabaseUnavailableError');
     expect(run.execution.status).toBe('SUCCEEDED');
     expect(counts.inArchives).toBeGreaterThan(0);
     recordProof({ kind: 'fault', point: 'outage: database endpoint down, then up', iteration: 0 });

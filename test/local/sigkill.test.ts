@@ -17,7 +17,7 @@ import { PROOF_SOAK, recordProof, seededRandom } from '../support/proof-ledger.j
 
 const CLI = fileURLToPath(new URL('../../bin/audit-archiver.mjs', import.meta.url));
 const SEED = Number(process.env.SIGKILL_SEED ?? 20261123);
-const KILLS = 6 * PROOF_SOAK;
+const KILLS = 3 * PROOF_SOAK;
 
 function runCli(configPath: string, stateDir: string): ChildProcess {
   return spawn(process.execPath, [CLI, 'local', 'run', '--config', configPath, '--state-dir', stateDir], {
