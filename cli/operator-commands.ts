@@ -72,23 +72,8 @@ Prices: one dated table (cli/cost-prices.ts), us-east-1, from the Amazon S3 pric
         );
         console.log(options.json ? JSON.stringify(result, null, 2) : cost.formatCostReport(result));
       };
-      cost.pricesFor(options.region);
-      if (raw.demo) {
-        const { withDemoDatabase } = await import('./demo-database.js');
-        await withDemoDatabase(stateDir, async ({ configPath }) => {
-          const { openLocalEnvironment } = await import('../local/run.js');
-          const env = await openLocalEnvironment(configPath, stateDir);
-          try {
-            await report(env.config, () => measureAll(env.config, env.deps().store));
-          } finally {
-            await env.close();
-          }
-        });
-        return;
-      }
-      if (!raw.config) return report(undefined);
-      const configPath = String(raw.config);
-      if (raw.local) {
+      /** Measures against the local S3 state (archives written by local runs) of a config. */
+      const reportLocally = async (configPath: string) => {
         const { openLocalEnvironment } = await import('../local/run.js');
         const env = await openLocalEnvironment(configPath, stateDir);
         try {
@@ -96,8 +81,16 @@ Prices: one dated table (cli/cost-prices.ts), us-east-1, from the Amazon S3 pric
         } finally {
           await env.close();
         }
+      };
+      cost.pricesFor(options.region);
+      if (raw.demo) {
+        const { withDemoDatabase } = await import('./demo-database.js');
+        await withDemoDatabase(stateDir, ({ configPath }) => reportLocally(configPath));
         return;
       }
+      if (!raw.config) return report(undefined);
+      const configPath = String(raw.config);
+      if (raw.local) return reportLocally(configPath);
       const config = loadConfigFile(configPath);
       let store: ArchiveStore | undefined;
       if (raw.bucket) {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfigFile, parseConfig, resolveTable } from '../../../lambdas/shared/config.js';
-import { ConfigError } from '../../../lambdas/shared/errors.js';
+import { configErrorOf } from '../../support/config-errors.js';
 
 const minimal = () => ({
   s3: { bucket: 'archive-bucket' },
@@ -16,15 +16,7 @@ const minimal = () => ({
   ],
 });
 
-const errorOf = (raw: unknown): string => {
-  try {
-    parseConfig(raw);
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as Error).message;
-  }
-  throw new Error('config was accepted');
-};
+const errorOf = configErrorOf;
 
 describe('config schema', () => {
   it('accepts the shipped example and applies defaults', () => {

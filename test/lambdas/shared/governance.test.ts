@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { type ArchiverConfigInput, parseConfig } from '../../../lambdas/shared/config.js';
 import { ConfigError } from '../../../lambdas/shared/errors.js';
 import { assertTableGoverned, tableGovernance } from '../../../lambdas/shared/governance.js';
+import { configErrorOf } from '../../support/config-errors.js';
 
 type TableInput = ArchiverConfigInput['databases'][number]['tables'][number];
 
@@ -32,15 +33,7 @@ const configWith = (
   ...extra,
 });
 
-const errorOf = (raw: unknown): string => {
-  try {
-    parseConfig(raw);
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as Error).message;
-  }
-  throw new Error('config was accepted');
-};
+const errorOf = configErrorOf;
 
 describe('retention policy in the config', () => {
   it('accepts retentions inside the bounds of the policy and of the classification', () => {
