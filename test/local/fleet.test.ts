@@ -117,198 +117,195 @@ async function inBatches<T>(items: T[], size: number, work: (item: T) => Promise
 
 const tableName = (t: number) => `audit_${t}`;
 
-// Fleet scale is about Step Functions limits and lanes, not the PostgreSQL major: it runs once, on the newest.
-describe.skipIf(inject('postgresVersion') !== 18)(
-  'a scheduled run over a fleet of 1000 tables in 100 databases',
-  () => {
-    const adminUrl = inject('postgresUrl');
-    const runTag = randomUUID().replaceAll('-', '').slice(0, 8);
-    const databases = Array.from({ length: DATABASES }, (_, i) => ({
-      name: `db${String(i).padStart(3, '0')}`,
-      pgName: `fleet_${runTag}_${i}`,
-    }));
-    const urlOf = (pgName: string) => adminUrl.replace(/\/[^/]*$/, `/${pgName}`);
-    const dir = mkdtempSync(join(tmpdir(), 'audit-archiver-fleet-'));
-    let local: LocalEnvironment | undefined;
+// Fleet scale is about Step Functions limits and lanes, not the PostgreSQL major: vitest.config.ts runs it once, on 18.
+describe('a scheduled run over a fleet of 1000 tables in 100 databases', () => {
+  const adminUrl = inject('postgresUrl');
+  const runTag = randomUUID().replaceAll('-', '').slice(0, 8);
+  const databases = Array.from({ length: DATABASES }, (_, i) => ({
+    name: `db${String(i).padStart(3, '0')}`,
+    pgName: `fleet_${runTag}_${i}`,
+  }));
+  const urlOf = (pgName: string) => adminUrl.replace(/\/[^/]*$/, `/${pgName}`);
+  const dir = mkdtempSync(join(tmpdir(), 'audit-archiver-fleet-'));
+  let local: LocalEnvironment | undefined;
 
-    beforeAll(async () => {
-      const admin = new pg.Client({ connectionString: adminUrl });
-      await admin.connect();
-      // The first database is seeded; the others are copies of it (CREATE DATABASE ... TEMPLATE), which is quicker.
-      const [first, ...others] = databases;
-      if (!first) throw new Error('no databases');
-      await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(first.pgName)}`);
-      const seeder = new pg.Client({ connectionString: urlOf(first.pgName) });
-      await seeder.connect();
-      const old = OLD_ROWS.map(
-        ({ id, day, hour }) =>
-          `(${id}, date_trunc('day', now()) - interval '${day} days' + interval '${hour} hours')`,
+  beforeAll(async () => {
+    const admin = new pg.Client({ connectionString: adminUrl });
+    await admin.connect();
+    // The first database is seeded; the others are copies of it (CREATE DATABASE ... TEMPLATE), which is quicker.
+    const [first, ...others] = databases;
+    if (!first) throw new Error('no databases');
+    await admin.query(`CREATE DATABASE ${pg.escapeIdentifier(first.pgName)}`);
+    const seeder = new pg.Client({ connectionString: urlOf(first.pgName) });
+    await seeder.connect();
+    const old = OLD_ROWS.map(
+      ({ id, day, hour }) =>
+        `(${id}, date_trunc('day', now()) - interval '${day} days' + interval '${hour} hours')`,
+    );
+    for (let t = 0; t < TABLES_PER_DATABASE; t++) {
+      const table = `public.${pg.escapeIdentifier(tableName(t))}`;
+      await seeder.query(
+        `CREATE TABLE ${table} (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, note text)`,
       );
-      for (let t = 0; t < TABLES_PER_DATABASE; t++) {
-        const table = `public.${pg.escapeIdentifier(tableName(t))}`;
-        await seeder.query(
-          `CREATE TABLE ${table} (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, note text)`,
-        );
-        await seeder.query(
-          `INSERT INTO ${table} (id, created_at, note)
+      await seeder.query(
+        `INSERT INTO ${table} (id, created_at, note)
          SELECT id, created_at, 'row ' || id FROM (VALUES ${old.join(', ')}, (${YOUNG_ID}, now() - interval '1 day')) AS v (id, created_at)`,
-        );
-      }
-      await seeder.end();
-      for (const { pgName } of others) {
-        await admin.query(
-          `CREATE DATABASE ${pg.escapeIdentifier(pgName)} TEMPLATE ${pg.escapeIdentifier(first.pgName)}`,
-        );
-      }
-      await admin.end();
-      const config: ArchiverConfigInput = {
-        s3: { bucket: 'fleet-archive', prefix: 'archive/' },
-        defaults: { retentionDays: RETENTION_DAYS, batchSize: 500 },
-        // Lanes at once: 20 keeps the shared test cluster's connections (max 100) free for the other test files.
-        run: { maxConcurrency: 20 },
-        databases: databases.map(({ name, pgName }) => ({
-          name,
-          credentials: { url: urlOf(pgName) },
-          tls: 'disable' as const,
-          maxConnections: MAX_CONNECTIONS,
-          tables: Array.from({ length: TABLES_PER_DATABASE }, (_, t) => ({
-            name: tableName(t),
-            timestampColumn: 'created_at',
-          })),
-        })),
-      };
-      const configPath = join(dir, 'config.yaml');
-      writeFileSync(configPath, stringify(config));
-      local = await openLocalEnvironment(configPath, join(dir, 'state'));
-    }, 300_000);
-
-    afterAll(async () => {
-      await local?.close();
-      const admin = new pg.Client({ connectionString: adminUrl });
-      await admin.connect();
-      for (const { pgName } of databases) {
-        await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(pgName)} WITH (FORCE)`);
-      }
-      await admin.end();
-      rmSync(dir, { recursive: true, force: true });
-    }, 600_000);
-
-    it('archives every table within the payload, history and per-database connection limits', async () => {
-      // Prepare
-      if (!local) throw new Error('fleet not set up');
-      const history = new Map<string, number>();
-      let largest = { bytes: 0, where: '' };
-      const onEvent = (execution: string, event: InterpreterEvent) => {
-        history.set(execution, (history.get(execution) ?? 0) + historyEvents(event));
-        for (const payload of payloads(event)) {
-          const bytes = bytesOf(payload);
-          if (bytes > largest.bytes) {
-            largest = { bytes, where: `${event.type} ${'state' in event ? event.state.name : execution}` };
-          }
-        }
-      };
-      const steps = new Map<string, { start: number; end: number }[]>();
-      const onStep = (step: StepEvent) => {
-        // The Task's parameters and the function's result are payloads too.
-        for (const payload of [step.payload, step.result]) {
-          const bytes = bytesOf(payload);
-          if (bytes > largest.bytes) largest = { bytes, where: `${step.functionName} invocation` };
-        }
-        const database = (step.payload as { database?: string }).database;
-        if (database === undefined) return;
-        const end = performance.now();
-        steps.set(database, [...(steps.get(database) ?? []), { start: end - step.durationMs, end }]);
-      };
-      // Connections the archiver holds open, per database, sampled from the server while the run goes on.
-      const monitor = new pg.Client({ connectionString: adminUrl });
-      await monitor.connect();
-      let peakConnections = 0;
-      let peakTotal = 0;
-      let sampling = true;
-      const sampler = (async () => {
-        while (sampling) {
-          const { rows } = await monitor.query<{ n: number }>(
-            `SELECT count(*)::int AS n FROM pg_stat_activity
-            WHERE application_name = 'audit-archiver' AND datname LIKE $1 GROUP BY datname`,
-            [`fleet_${runTag}_%`],
-          );
-          peakConnections = Math.max(peakConnections, ...rows.map((r) => r.n));
-          peakTotal = Math.max(
-            peakTotal,
-            rows.reduce((sum, r) => sum + r.n, 0),
-          );
-          await new Promise((resolve) => setTimeout(resolve, 100));
-        }
-      })();
-
-      // Act
-      const started = performance.now();
-      const { execution, outcomes } = await runLocalArchive(local, {}, { onEvent, onStep });
-      const seconds = (performance.now() - started) / 1000;
-      sampling = false;
-      await sampler;
-      await monitor.end();
-
-      // Assess
-      expect(execution.status, JSON.stringify(execution.error)).toBe('SUCCEEDED');
-      const parent = history.get(execution.executionName) ?? 0;
-      const children = [...history].filter(([name]) => name !== execution.executionName).map(([, n]) => n);
-      console.info(
-        `fleet: ${seconds.toFixed(1)} s; history events: parent ${parent}, largest child ${Math.max(...children)}; largest payload ${largest.bytes} B (${largest.where}); peak connections per database ${peakConnections}, in all ${peakTotal}`,
       );
-      // One child execution per table, and the parent's history holds at least its ArchiveTable Task per table.
-      expect(children).toHaveLength(DATABASES * TABLES_PER_DATABASE);
-      expect(parent).toBeGreaterThan(DATABASES * TABLES_PER_DATABASE * 6);
-      expect(Math.max(parent, ...children)).toBeLessThanOrEqual(HISTORY_LIMIT);
-      expect(largest.bytes).toBeLessThanOrEqual(PAYLOAD_LIMIT);
+    }
+    await seeder.end();
+    for (const { pgName } of others) {
+      await admin.query(
+        `CREATE DATABASE ${pg.escapeIdentifier(pgName)} TEMPLATE ${pg.escapeIdentifier(first.pgName)}`,
+      );
+    }
+    await admin.end();
+    const config: ArchiverConfigInput = {
+      s3: { bucket: 'fleet-archive', prefix: 'archive/' },
+      defaults: { retentionDays: RETENTION_DAYS, batchSize: 500 },
+      // Lanes at once: 20 keeps the shared test cluster's connections (max 100) free for the other test files.
+      run: { maxConcurrency: 20 },
+      databases: databases.map(({ name, pgName }) => ({
+        name,
+        credentials: { url: urlOf(pgName) },
+        tls: 'disable' as const,
+        maxConnections: MAX_CONNECTIONS,
+        tables: Array.from({ length: TABLES_PER_DATABASE }, (_, t) => ({
+          name: tableName(t),
+          timestampColumn: 'created_at',
+        })),
+      })),
+    };
+    const configPath = join(dir, 'config.yaml');
+    writeFileSync(configPath, stringify(config));
+    local = await openLocalEnvironment(configPath, join(dir, 'state'));
+  }, 300_000);
 
-      expect(steps.size).toBe(DATABASES);
-      for (const [database, intervals] of steps) {
-        expect(peakOverlap(intervals), database).toBeLessThanOrEqual(MAX_CONNECTIONS);
-      }
-      expect(peakOverlap([...steps.values()].flat())).toBeGreaterThan(MAX_CONNECTIONS);
-      expect(peakConnections).toBeGreaterThan(0);
-      expect(peakConnections).toBeLessThanOrEqual(MAX_CONNECTIONS);
+  afterAll(async () => {
+    await local?.close();
+    const admin = new pg.Client({ connectionString: adminUrl });
+    await admin.connect();
+    for (const { pgName } of databases) {
+      await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(pgName)} WITH (FORCE)`);
+    }
+    await admin.end();
+    rmSync(dir, { recursive: true, force: true });
+  }, 600_000);
 
-      expect(outcomes).toHaveLength(DATABASES * TABLES_PER_DATABASE);
-      for (const outcome of outcomes) {
-        expect(outcome, `${outcome.database} ${outcome.table}`).toMatchObject({
-          status: 'succeeded',
-          rowsArchived: OLD_ROWS.length,
-          batches: 1,
-        });
+  it('archives every table within the payload, history and per-database connection limits', async () => {
+    // Prepare
+    if (!local) throw new Error('fleet not set up');
+    const history = new Map<string, number>();
+    let largest = { bytes: 0, where: '' };
+    const onEvent = (execution: string, event: InterpreterEvent) => {
+      history.set(execution, (history.get(execution) ?? 0) + historyEvents(event));
+      for (const payload of payloads(event)) {
+        const bytes = bytesOf(payload);
+        if (bytes > largest.bytes) {
+          largest = { bytes, where: `${event.type} ${'state' in event ? event.state.name : execution}` };
+        }
       }
-      const { store } = local.deps();
-      await inBatches(databases, 4, async ({ name, pgName }) => {
-        const client = new pg.Client({ connectionString: urlOf(pgName) });
-        await client.connect();
-        const left = await client.query<{ table: string; ids: string[] }>(
-          Array.from(
-            { length: TABLES_PER_DATABASE },
-            (_, t) =>
-              `SELECT ${pg.escapeLiteral(tableName(t))} AS table, array_agg(id ORDER BY id)::text[] AS ids
-               FROM public.${pg.escapeIdentifier(tableName(t))}`,
-          ).join(' UNION ALL '),
+    };
+    const steps = new Map<string, { start: number; end: number }[]>();
+    const onStep = (step: StepEvent) => {
+      // The Task's parameters and the function's result are payloads too.
+      for (const payload of [step.payload, step.result]) {
+        const bytes = bytesOf(payload);
+        if (bytes > largest.bytes) largest = { bytes, where: `${step.functionName} invocation` };
+      }
+      const database = (step.payload as { database?: string }).database;
+      if (database === undefined) return;
+      const end = performance.now();
+      steps.set(database, [...(steps.get(database) ?? []), { start: end - step.durationMs, end }]);
+    };
+    // Connections the archiver holds open, per database, sampled from the server while the run goes on.
+    const monitor = new pg.Client({ connectionString: adminUrl });
+    await monitor.connect();
+    let peakConnections = 0;
+    let peakTotal = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const { rows } = await monitor.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE application_name = 'audit-archiver' AND datname LIKE $1 GROUP BY datname`,
+          [`fleet_${runTag}_%`],
         );
-        await client.end();
-        for (const { table, ids } of left.rows) expect(ids, `${name} ${table}`).toEqual([String(YOUNG_ID)]);
-        const tables = Array.from({ length: TABLES_PER_DATABASE }, (_, t) => t);
-        await inBatches(tables, TABLES_PER_DATABASE, async (t) => {
-          const report = await validateArchives(
-            store,
-            {
-              format: 'native',
-              location: { prefix: 'archive/', database: name, schema: 'public', table: tableName(t) },
-            },
-            { database: name, schema: 'public', table: tableName(t) },
-          );
-          expect(report, `${name} ${tableName(t)}`).toMatchObject({
-            archives: 1,
-            rows: OLD_ROWS.length,
-            problems: [],
-          });
+        peakConnections = Math.max(peakConnections, ...rows.map((r) => r.n));
+        peakTotal = Math.max(
+          peakTotal,
+          rows.reduce((sum, r) => sum + r.n, 0),
+        );
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    })();
+
+    // Act
+    const started = performance.now();
+    const { execution, outcomes } = await runLocalArchive(local, {}, { onEvent, onStep });
+    const seconds = (performance.now() - started) / 1000;
+    sampling = false;
+    await sampler;
+    await monitor.end();
+
+    // Assess
+    expect(execution.status, JSON.stringify(execution.error)).toBe('SUCCEEDED');
+    const parent = history.get(execution.executionName) ?? 0;
+    const children = [...history].filter(([name]) => name !== execution.executionName).map(([, n]) => n);
+    console.info(
+      `fleet: ${seconds.toFixed(1)} s; history events: parent ${parent}, largest child ${Math.max(...children)}; largest payload ${largest.bytes} B (${largest.where}); peak connections per database ${peakConnections}, in all ${peakTotal}`,
+    );
+    // One child execution per table, and the parent's history holds at least its ArchiveTable Task per table.
+    expect(children).toHaveLength(DATABASES * TABLES_PER_DATABASE);
+    expect(parent).toBeGreaterThan(DATABASES * TABLES_PER_DATABASE * 6);
+    expect(Math.max(parent, ...children)).toBeLessThanOrEqual(HISTORY_LIMIT);
+    expect(largest.bytes).toBeLessThanOrEqual(PAYLOAD_LIMIT);
+
+    expect(steps.size).toBe(DATABASES);
+    for (const [database, intervals] of steps) {
+      expect(peakOverlap(intervals), database).toBeLessThanOrEqual(MAX_CONNECTIONS);
+    }
+    expect(peakOverlap([...steps.values()].flat())).toBeGreaterThan(MAX_CONNECTIONS);
+    expect(peakConnections).toBeGreaterThan(0);
+    expect(peakConnections).toBeLessThanOrEqual(MAX_CONNECTIONS);
+
+    expect(outcomes).toHaveLength(DATABASES * TABLES_PER_DATABASE);
+    for (const outcome of outcomes) {
+      expect(outcome, `${outcome.database} ${outcome.table}`).toMatchObject({
+        status: 'succeeded',
+        rowsArchived: OLD_ROWS.length,
+        batches: 1,
+      });
+    }
+    const { store } = local.deps();
+    await inBatches(databases, 4, async ({ name, pgName }) => {
+      const client = new pg.Client({ connectionString: urlOf(pgName) });
+      await client.connect();
+      const left = await client.query<{ table: string; ids: string[] }>(
+        Array.from(
+          { length: TABLES_PER_DATABASE },
+          (_, t) =>
+            `SELECT ${pg.escapeLiteral(tableName(t))} AS table, array_agg(id ORDER BY id)::text[] AS ids
+               FROM public.${pg.escapeIdentifier(tableName(t))}`,
+        ).join(' UNION ALL '),
+      );
+      await client.end();
+      for (const { table, ids } of left.rows) expect(ids, `${name} ${table}`).toEqual([String(YOUNG_ID)]);
+      const tables = Array.from({ length: TABLES_PER_DATABASE }, (_, t) => t);
+      await inBatches(tables, TABLES_PER_DATABASE, async (t) => {
+        const report = await validateArchives(
+          store,
+          {
+            format: 'native',
+            location: { prefix: 'archive/', database: name, schema: 'public', table: tableName(t) },
+          },
+          { database: name, schema: 'public', table: tableName(t) },
+        );
+        expect(report, `${name} ${tableName(t)}`).toMatchObject({
+          archives: 1,
+          rows: OLD_ROWS.length,
+          problems: [],
         });
       });
-    }, 600_000);
-  },
-);
+    });
+  }, 600_000);
+});
