@@ -128,7 +128,11 @@ function waitUntilReady(server: ChildProcess): Promise<void> {
  */
 export async function startLocalPostgres(
   version: PostgresVersion = 18,
-  options: { dataDir?: string } = {},
+  options: {
+    dataDir?: string;
+    /** Server connection slots (PostgreSQL's default is 100); a test cluster shared by many databases needs more. */
+    maxConnections?: number;
+  } = {},
 ): Promise<LocalPostgres> {
   removeStaleDataDirs();
   const { initdb, postgres } = await binaries(version);
@@ -148,6 +152,7 @@ export async function startLocalPostgres(
       'listen_addresses=127.0.0.1',
       '-c',
       `unix_socket_directories=${dataDir}`,
+      ...(options.maxConnections ? ['-c', `max_connections=${options.maxConnections}`] : []),
     ],
     { ...user, stdio: ['ignore', 'ignore', 'pipe'] },
   );

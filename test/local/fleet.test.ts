@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { stringify } from 'yaml';
 import { validateArchives } from '../../lambdas/shared/archive-validation.js';
 import type { ArchiverConfigInput } from '../../lambdas/shared/config.js';
+import { closeProcessDatabases } from '../../lambdas/shared/deps.js';
 import { type LocalEnvironment, openLocalEnvironment, runLocalArchive } from '../../local/run.js';
 import {
   allStates,
@@ -246,6 +247,8 @@ describe('a scheduled run over a fleet of 1000 tables in 100 databases', () => {
     sampling = false;
     await sampler;
     await monitor.end();
+    // The functions' pools keep idle connections for a while; the checks below open their own.
+    await closeProcessDatabases();
 
     // Assess
     expect(execution.status, JSON.stringify(execution.error)).toBe('SUCCEEDED');
