@@ -23,6 +23,7 @@ import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { stringify } from 'yaml';
 import { z } from 'zod';
 import { type ArchiverConfigInput, DefaultsSchema, formatIssues } from '../lambdas/shared/config.js';
+import { retentionCutoff } from '../lambdas/shared/governance.js';
 import { createAuditLogsTable } from '../local/audit-table.js';
 import { type PostgresVersion, startLocalPostgres } from '../local/postgres.js';
 import { openLocalEnvironment, runLocalArchive, runLocalRestore } from '../local/run.js';
@@ -177,7 +178,8 @@ export async function runBenchmark(
     log(
       `Creating audit_logs with ${options.rows.toLocaleString('en-US')} rows (PostgreSQL ${options.postgres}) ...`,
     );
-    const cutoff = new Date(Date.now() - RETENTION_DAYS * 86_400_000).toISOString();
+    // The run's own cut-off (plan's), so the baselines and the archiver handle the same rows.
+    const cutoff = retentionCutoff(Date.now(), RETENTION_DAYS);
     const createTable = async () => {
       await createAuditLogsTable(client, options.rows);
       if (!options.oneDay) return;

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { tablePrefix } from '../lambdas/shared/archive-format.js';
 import { type ArchiverConfig, formatIssues, resolveTable } from '../lambdas/shared/config.js';
 import { ConfigError } from '../lambdas/shared/errors.js';
+import { retentionCutoff } from '../lambdas/shared/governance.js';
 import type { ArchiveStore } from '../lambdas/shared/s3.js';
 import { findRelation, qualifiedName, quoteIdent, quoteLiteral } from '../lambdas/shared/table-sql.js';
 import { type ClassPrice, type PricedRegion, type PricedStorageClass, S3_PRICES } from './cost-prices.js';
@@ -10,6 +11,8 @@ import { formatNumber } from './report.js';
 
 const GIB = 1024 ** 3;
 const DAYS_PER_MONTH = 30;
+const DAY_MS = 86_400_000;
+const startOfUtcDay = (ms: number) => Math.floor(ms / DAY_MS) * DAY_MS;
 /** Archive bytes per row measured on the benchmark table (JSON lines, gzip level 6), used until archives exist. */
 export const DEFAULT_ARCHIVE_BYTES_PER_ROW = 72;
 /** Raw PostgreSQL row width to archive bytes: the benchmark table's average row width over its 72 bytes per row. */
@@ -503,9 +506,12 @@ export async function measureTable(
   let oldestDays: number;
   const times = (s?.bounds ?? []).map(Number).filter(Number.isFinite);
   const now = Date.now();
+  // The cut-off a run started now would take (plan's), so eligible rows and days agree with `plan` and the run.
+  const cutoff = Date.parse(retentionCutoff(now, table.retentionDays));
+  const monthAgo = Date.parse(retentionCutoff(now, DAYS_PER_MONTH));
   if (rows > 0 && times.length >= 2) {
-    eligible = Math.round(rows * histogramShare(times, now - table.retentionDays * 86_400_000));
-    monthly = Math.round(rows * (1 - histogramShare(times, now - DAYS_PER_MONTH * 86_400_000)));
+    eligible = Math.round(rows * histogramShare(times, cutoff));
+    monthly = Math.round(rows * (1 - histogramShare(times, monthAgo)));
     oldestDays = Math.max(0, (now - (times[0] ?? now)) / 86_400_000);
   } else {
     const column = instant(`t.${quoteIdent(table.timestampColumn)}`);
@@ -516,11 +522,11 @@ export async function measureTable(
       oldest: string | null;
     }>(
       `SELECT count(*)::text AS rows,
-              count(*) FILTER (WHERE ${column} < now() - make_interval(days => $1))::text AS eligible,
-              count(*) FILTER (WHERE ${column} >= now() - make_interval(days => ${DAYS_PER_MONTH}))::text AS monthly,
+              count(*) FILTER (WHERE ${column} < $1::timestamptz)::text AS eligible,
+              count(*) FILTER (WHERE ${column} >= $2::timestamptz)::text AS monthly,
               extract(epoch FROM now() - min(${column}))::text AS oldest
          FROM ${qualifiedName(table)} AS t`,
-      [table.retentionDays],
+      [new Date(cutoff).toISOString(), new Date(monthAgo).toISOString()],
     );
     const c = counted.rows[0];
     rows = Number(c?.rows ?? 0);
@@ -544,8 +550,8 @@ export async function measureTable(
     eligibleRows: eligible,
     monthlyRows: monthly,
     retentionDays: table.retentionDays,
-    // A span of d days touches up to d + 1 UTC days.
-    eligibleDays: oldestDays > table.retentionDays ? Math.ceil(oldestDays - table.retentionDays) + 1 : 0,
+    // The UTC days from the oldest row's up to the cut-off (a UTC midnight): one archive each at least.
+    eligibleDays: Math.max(0, Math.ceil((cutoff - startOfUtcDay(now - oldestDays * DAY_MS)) / DAY_MS)),
     archiveBytesPerRow: perRow,
     bytesPerRowSource: source,
     batchSize: table.batchSize,

@@ -3,19 +3,18 @@ import { formatIssues, tableRef } from '../shared/config.js';
 import { recordConfigChange } from '../shared/config-fingerprint.js';
 import type { StepDeps } from '../shared/deps.js';
 import { ConfigError } from '../shared/errors.js';
-import { assertTableGoverned } from '../shared/governance.js';
+import { assertTableGoverned, retentionCutoff } from '../shared/governance.js';
 import { buildPlanReport, type PlannedTable } from '../shared/plan-report.js';
 import { type Lane, type PlanInput, type PlanOutput, RunRequestSchema } from './schema.js';
 
-const DAY_MS = 86_400_000;
 /** Keeps the plan well inside the 256 KiB Step Functions payload limit, with room for the rest of the state. */
 export const MAX_PLAN_BYTES = 160 * 1024;
 
 /**
  * Plan: applies the execution input's filters to the validated config, computes each table's cut-off from the
- * execution's start time (so every retry of a step sees the same cut-off), and deals each database's tables into at
- * most `maxConnections` lanes. Lanes run in parallel, tables within a lane one after another, which caps the
- * connections the run opens per database whatever the global concurrency. A table the retention or encryption policy
+ * execution's start time rounded down to a UTC midnight (so every retry of a step sees the same cut-off), and deals
+ * each database's tables into at most `maxConnections` lanes. Lanes run in parallel, tables within a lane one after
+ * another, which caps the connections the run opens per database whatever the global concurrency. A table the retention or encryption policy
  * forbids stops the plan (ConfigError). With `dryRun` the lanes stay empty and the plan carries the plan report.
  */
 export async function planRun(input: PlanInput, deps: StepDeps): Promise<PlanOutput> {
@@ -44,8 +43,7 @@ export async function planRun(input: PlanInput, deps: StepDeps): Promise<PlanOut
     const laneCount = Math.min(db.maxConnections, tables.length);
     const dbLanes: Lane[] = Array.from({ length: laneCount }, () => ({ database: db.name, tables: [] }));
     tables.forEach((t, i) => {
-      const retentionDays = t.retentionDays ?? config.defaults.retentionDays;
-      const cutoff = new Date(start - retentionDays * DAY_MS).toISOString();
+      const cutoff = retentionCutoff(start, t.retentionDays ?? config.defaults.retentionDays);
       dbLanes[i % laneCount]?.tables.push({ table: tableRef(t), cutoff });
       planned.push({ database: db.name, table: t, cutoff });
     });

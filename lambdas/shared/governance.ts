@@ -22,6 +22,18 @@ export interface GovernanceIssue {
   message: string;
 }
 
+const DAY_MS = 86_400_000;
+
+/**
+ * The cut-off of a run that starts at `start`: the UTC midnight at or before `start` minus the retention. Rounding
+ * down to a day keeps every row at least `retentionDays` (up to a day longer), archives each UTC day whole in one run
+ * instead of a partial object per run, and makes which rows a run takes independent of the hour it starts at.
+ */
+export function retentionCutoff(start: Date | number, retentionDays: number): string {
+  const at = typeof start === 'number' ? start : start.getTime();
+  return new Date(Math.floor(at / DAY_MS) * DAY_MS - retentionDays * DAY_MS).toISOString();
+}
+
 const tableName = (database: string, table: TableConfig) => `${database}/${table.schema}.${table.name}`;
 
 const tighter = (a: number | undefined, b: number | undefined, pick: (x: number, y: number) => number) =>

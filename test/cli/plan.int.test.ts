@@ -4,24 +4,21 @@ import { describe, expect, it } from 'vitest';
 import { formatPlanReport, planLocally } from '../../cli/plan.js';
 import type { TablePlan } from '../../lambdas/shared/plan-report.js';
 import { runLocalArchive } from '../../local/run.js';
-import { archiverTestbed, listKeys } from '../support/fixtures.js';
+import { archiverTestbed, listKeys, TODAY_UTC_SQL } from '../support/fixtures.js';
 
-/**
- * Rows 1 to 118 hours on either side of the cut-off (now - 5 days), never closer: the real run below starts a few
- * seconds after the plan, so its later cut-off must not reach another row.
- */
+/** Rows 1 to 118 hours on either side of the cut-off (today's UTC midnight - 5 days), at every hour of the day. */
 const SEED = `
   CREATE TABLE events (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL, actor text NOT NULL, payload jsonb);
   CREATE INDEX ON events (created_at);
   INSERT INTO events (created_at, actor, payload)
-  SELECT now() - interval '5 days' + (CASE WHEN g % 2 = 0 THEN 1 ELSE -1 END) * (interval '1 hour' + (g % 40) * interval '3 hours'),
+  SELECT ${TODAY_UTC_SQL} - interval '5 days' + (CASE WHEN g % 2 = 0 THEN 1 ELSE -1 END) * (interval '1 hour' + (g % 40) * interval '3 hours'),
          'user_' || g % 7, jsonb_build_object('n', g)
     FROM generate_series(1, 120) AS g;
   CREATE TABLE ledger (id bigserial PRIMARY KEY, at timestamptz NOT NULL, note text);
-  INSERT INTO ledger (at, note) SELECT now() - interval '20 days' + g * interval '1 hour', 'n' || g FROM generate_series(1, 10) AS g;
+  INSERT INTO ledger (at, note) SELECT ${TODAY_UTC_SQL} - interval '20 days' + g * interval '1 hour', 'n' || g FROM generate_series(1, 10) AS g;
   CREATE TABLE frozen (id bigserial PRIMARY KEY, at timestamptz NOT NULL);
   CREATE INDEX ON frozen (at);
-  INSERT INTO frozen (at) SELECT now() - interval '30 days' FROM generate_series(1, 5);
+  INSERT INTO frozen (at) SELECT ${TODAY_UTC_SQL} - interval '30 days' FROM generate_series(1, 5);
 `;
 
 describe('audit-archiver plan: a dry run through the archive state machine', () => {

@@ -141,7 +141,7 @@ describe('a scheduled run over a fleet of 1000 tables in 100 databases', () => {
     await seeder.connect();
     const old = OLD_ROWS.map(
       ({ id, day, hour }) =>
-        `(${id}, date_trunc('day', now()) - interval '${day} days' + interval '${hour} hours')`,
+        `(${id}, date_trunc('day', now(), 'UTC') - interval '${day} days' + interval '${hour} hours')`,
     );
     for (let t = 0; t < TABLES_PER_DATABASE; t++) {
       const table = `public.${pg.escapeIdentifier(tableName(t))}`;

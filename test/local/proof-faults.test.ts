@@ -5,6 +5,7 @@ import type { FunctionName, StepEvent } from '../../local/workflow.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
+  cutoffSql,
   expireLease,
   listKeys,
   resolvedTable,
@@ -158,7 +159,7 @@ describe(`zero data loss under faults, on the real local workflow (seed ${PROOF_
       expect(rerun.execution.status).toBe('SUCCEEDED');
       expect(after.inArchives).toBeGreaterThanOrEqual(between.inArchives);
       const stillOld = await bed.db.client.query(
-        `SELECT count(*)::int AS n FROM public.${name} WHERE created_at < now() - interval '30 days'`,
+        `SELECT count(*)::int AS n FROM public.${name} WHERE created_at < ${cutoffSql()}`,
       );
       expect(stillOld.rows[0].n).toBe(0);
       expect(after.inDatabase).toBeGreaterThan(500);

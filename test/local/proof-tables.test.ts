@@ -3,6 +3,7 @@ import { runLocalArchive } from '../../local/run.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
+  cutoffSql,
   listKeys,
   resolvedTable,
   seedEvents,
@@ -17,7 +18,8 @@ describe('table kinds: partitioned tables through their parent, views refused', 
     async (db) => {
       // Partitions: one ending 33 days ago, one from there to 20 days ago, and a default one for the rest, so the
       // eligible rows lie in two partitions and the cut-off falls inside the second.
-      const at = (days: number) => new Date(Date.now() - days * DAY_MS).toISOString();
+      const today = Math.floor(Date.now() / DAY_MS) * DAY_MS;
+      const at = (days: number) => new Date(today - days * DAY_MS).toISOString();
       await db.client.query(`
         CREATE TABLE public.parted (id bigserial, created_at timestamptz NOT NULL, actor text NOT NULL,
                                     PRIMARY KEY (id, created_at)) PARTITION BY RANGE (created_at);
@@ -25,7 +27,7 @@ describe('table kinds: partitioned tables through their parent, views refused', 
         CREATE TABLE public.parted_mid PARTITION OF public.parted FOR VALUES FROM ('${at(33)}') TO ('${at(20)}');
         CREATE TABLE public.parted_new PARTITION OF public.parted DEFAULT;
         INSERT INTO public.parted (created_at, actor)
-        SELECT now() - g * interval '1 hour', 'user_' || g % 7 FROM generate_series(1, 36 * 24) AS g;`);
+        SELECT '${at(0)}'::timestamptz - g * interval '1 hour', 'user_' || g % 7 FROM generate_series(1, 36 * 24) AS g;`);
       await seedEvents(db.client, 'base', 90);
       await db.client.query('CREATE VIEW public.a_view AS SELECT * FROM public.base');
     },
@@ -46,7 +48,7 @@ describe('table kinds: partitioned tables through their parent, views refused', 
     expect(run.outcomes[0]).toMatchObject({ status: 'succeeded', rowsArchived: counts.inArchives });
     const left = await bed.db.client.query(
       `SELECT tableoid::regclass::text AS part, count(*)::int AS n,
-              count(*) FILTER (WHERE created_at < now() - interval '30 days')::int AS old
+              count(*) FILTER (WHERE created_at < ${cutoffSql()})::int AS old
          FROM public.parted GROUP BY 1 ORDER BY 1`,
     );
     // The oldest partition is empty now, the middle one kept its rows younger than the cut-off.

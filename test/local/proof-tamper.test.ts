@@ -7,6 +7,7 @@ import type { StepEvent } from '../../local/workflow.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
+  cutoffSql,
   getObject,
   listKeys,
   metricRecorder,
@@ -298,7 +299,7 @@ describe('tampering between steps is caught before any delete, with a named erro
       expect(orphans).toEqual([]);
       expect(after.inArchives).toBeGreaterThan(between.inArchives);
       const stillOld = await bed.db.client.query(
-        `SELECT count(*)::int AS n FROM ${ref} WHERE created_at < now() - interval '30 days'`,
+        `SELECT count(*)::int AS n FROM ${ref} WHERE created_at < ${cutoffSql()}`,
       );
       expect(stillOld.rows[0].n).toBe(0);
     });

@@ -6,6 +6,7 @@ import { openLocalEnvironment } from '../../local/run.js';
 import {
   assertNoLossNoDuplicates,
   createTestDatabase,
+  cutoffSql,
   expireLease,
   resolvedTable,
   seedEvents,
@@ -93,7 +94,7 @@ describe(`local runs killed with SIGKILL at random moments (seed ${SEED})`, () =
     expect(code).toBe(0);
     const counts = await checkAndExpireLease(original);
     const old = await db.client.query(
-      "SELECT count(*)::int AS n FROM public.killed WHERE created_at < now() - interval '30 days'",
+      `SELECT count(*)::int AS n FROM public.killed WHERE created_at < ${cutoffSql()}`,
     );
     expect(old.rows[0].n).toBe(0);
     expect(counts.inArchives + counts.inDatabase).toBe(original.length);

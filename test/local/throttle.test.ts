@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { runLocalArchive } from '../../local/run.js';
 import type { StepEvent } from '../../local/workflow.js';
-import { archiverTestbed, seedEvents } from '../support/fixtures.js';
+import { archiverTestbed, cutoffSql, seedEvents } from '../support/fixtures.js';
 
 const spec = (name: string, batchSize?: number) => ({
   schema: 'public',
@@ -24,7 +24,7 @@ const exported = (steps: StepEvent[]) =>
 
 async function oldRows(client: pg.Client, table: string): Promise<number> {
   const result = await client.query(
-    `SELECT count(*)::int AS n FROM public.${table} WHERE created_at < now() - interval '30 days'`,
+    `SELECT count(*)::int AS n FROM public.${table} WHERE created_at < ${cutoffSql()}`,
   );
   return result.rows[0].n;
 }

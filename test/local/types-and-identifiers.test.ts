@@ -5,9 +5,11 @@ import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
+  cutoffSql,
   listKeys,
   readLiveArchives,
   resolvedTable,
+  TODAY_UTC_SQL,
   tableLines,
 } from '../support/fixtures.js';
 
@@ -60,7 +62,7 @@ describe('every type and hostile identifiers survive the archive exactly', () =>
       await db.client.query(`
         CREATE TABLE ${q(LOCAL_SCHEMA)}.${q(LOCAL_TABLE)} ("Id" bigint NOT NULL UNIQUE, "Created" timestamp NOT NULL, v text);
         INSERT INTO ${q(LOCAL_SCHEMA)}.${q(LOCAL_TABLE)}
-        SELECT g, (now() AT TIME ZONE 'America/New_York') - g * interval '1 hour', 'v' || g FROM generate_series(1, 2000) g;`);
+        SELECT g, (${TODAY_UTC_SQL} AT TIME ZONE 'America/New_York') - g * interval '1 hour', 'v' || g FROM generate_series(1, 2000) g;`);
     },
     [typedSpec, localSpec],
     { prefix: 'tenant-a/' },
@@ -101,7 +103,7 @@ describe('every type and hostile identifiers survive the archive exactly', () =>
     ]);
     const comparison = await compareRows(
       bed.db.client,
-      `SELECT * FROM public.original WHERE "When" < now() - interval '30 days'`,
+      `SELECT * FROM public.original WHERE "When" < ${cutoffSql()}`,
       'SELECT * FROM public.restored',
     );
     expect(comparison).toEqual({ rows: 3, missing: 0, extra: 0 });
@@ -146,7 +148,7 @@ describe('every type and hostile identifiers survive the archive exactly', () =>
     // Assess: "Created" holds New York wall-clock time; rows older than 30 days in that zone are gone.
     expect(run.execution.status).toBe('SUCCEEDED');
     const remaining = await bed.db.client.query(
-      `SELECT min("Created" AT TIME ZONE 'America/New_York') >= now() - interval '30 days' AS ok, count(*)::int AS n FROM ${q(LOCAL_SCHEMA)}.${q(LOCAL_TABLE)}`,
+      `SELECT min("Created" AT TIME ZONE 'America/New_York') >= ${cutoffSql()} AS ok, count(*)::int AS n FROM ${q(LOCAL_SCHEMA)}.${q(LOCAL_TABLE)}`,
     );
     expect(remaining.rows[0]).toEqual({ ok: true, n: expect.any(Number) });
     expect(remaining.rows[0].n).toBeGreaterThan(700);

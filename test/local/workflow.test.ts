@@ -5,6 +5,7 @@ import { runLocalArchive } from '../../local/run.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
+  cutoffSql,
   listKeys,
   readLiveArchives,
   resolvedTable,
@@ -36,7 +37,7 @@ describe('archive workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
     const table = resolvedTable(spec('events'));
     const original = await tableLines(bed.db.client, table);
     const newRowsBefore = await bed.db.client.query(
-      "SELECT id, created_at, actor, payload FROM public.events WHERE created_at >= now() - interval '29 days' ORDER BY id",
+      `SELECT id, created_at, actor, payload FROM public.events WHERE created_at >= ${cutoffSql(29)} ORDER BY id`,
     );
 
     // Act
@@ -49,11 +50,11 @@ describe('archive workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
     // Assess
     expect(execution.status).toBe('SUCCEEDED');
     const old = await bed.db.client.query(
-      "SELECT count(*)::int AS n FROM public.events WHERE created_at < now() - interval '30 days'",
+      `SELECT count(*)::int AS n FROM public.events WHERE created_at < ${cutoffSql()}`,
     );
     expect(old.rows[0].n).toBe(0);
     const newRowsAfter = await bed.db.client.query(
-      "SELECT id, created_at, actor, payload FROM public.events WHERE created_at >= now() - interval '29 days' ORDER BY id",
+      `SELECT id, created_at, actor, payload FROM public.events WHERE created_at >= ${cutoffSql(29)} ORDER BY id`,
     );
     expect(newRowsAfter.rows).toEqual(newRowsBefore.rows);
     const counts = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);

@@ -331,7 +331,20 @@ export async function assertNoLossNoDuplicates(
   return { inDatabase: remaining.length, inArchives: archived.length };
 }
 
-/** An audit-like table with `rows` rows spread evenly over the last `days` days. */
+/**
+ * Time-dependent fixtures anchor on today's UTC midnight, never on `now()`: the plan's cut-off is a UTC midnight too
+ * (`retentionCutoff`), so which rows a run takes, and how many fall on each UTC day, is the same at every hour.
+ */
+export const TODAY_UTC_SQL = `date_trunc('day', now(), 'UTC')`;
+
+/** The cut-off a run started today takes with `retentionDays`, as SQL: rows `< cutoffSql()` are the eligible ones. */
+export const cutoffSql = (retentionDays = 30): string =>
+  `(${TODAY_UTC_SQL} - make_interval(days => ${Math.trunc(retentionDays)}))`;
+
+/**
+ * An audit-like table with `rows` rows spread evenly over the `days` UTC days before today, from just after the
+ * midnight `days` days ago up to today's midnight: the same rows fall on the same UTC days at every hour.
+ */
 export async function seedEvents(
   client: pg.Client,
   name: string,
@@ -346,7 +359,7 @@ export async function seedEvents(
   await client.query(`CREATE INDEX ON ${table} (created_at)`);
   await client.query(
     `INSERT INTO ${table} (created_at, actor, payload)
-     SELECT now() - make_interval(days => $2) + g * (make_interval(days => $2) / $1), 'user_' || g % 97,
+     SELECT ${TODAY_UTC_SQL} - make_interval(days => $2) + g * (make_interval(days => $2) / $1), 'user_' || g % 97,
             jsonb_build_object('n', g, 'note', md5(g::text))
        FROM generate_series(1, $1) AS g`,
     [rows, days],

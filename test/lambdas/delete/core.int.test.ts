@@ -3,6 +3,7 @@ import { deleteBatch } from '../../../lambdas/delete/core.js';
 import { exportBatch } from '../../../lambdas/export/core.js';
 import type { FaultPoint, StepDeps } from '../../../lambdas/shared/deps.js';
 import { LeaseLostError } from '../../../lambdas/shared/errors.js';
+import { retentionCutoff } from '../../../lambdas/shared/governance.js';
 import type { Lease } from '../../../lambdas/shared/locks.js';
 import type { TableTask } from '../../../lambdas/shared/table-task.js';
 import { uploadBatch } from '../../../lambdas/upload/core.js';
@@ -36,7 +37,7 @@ describe('delete step', () => {
       runId: owner,
       database: 'app',
       table,
-      cutoff: new Date(Date.now() - 30 * 86_400_000).toISOString(),
+      cutoff: retentionCutoff(Date.now(), 30),
       lease: acquired.lease,
     };
     expect((await exportBatch(task, deps)).status).toBe('exported');

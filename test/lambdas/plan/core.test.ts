@@ -35,7 +35,7 @@ function depsFor(tablesPerDb: number[], maxConnections = 2): StepDeps {
 const START = '2025-03-10T12:00:00.000Z';
 
 describe('plan', () => {
-  it('deals each database into at most maxConnections lanes and computes cut-offs from the start time', async () => {
+  it('deals each database into at most maxConnections lanes and computes cut-offs from the UTC day of the start time', async () => {
     // Act
     const plan = await planRun({ request: {}, runId: 'run-1', startTime: START }, depsFor([5, 1], 2));
 
@@ -48,11 +48,11 @@ describe('plan', () => {
     ]);
     expect(plan.lanes[0]?.tables[0]).toEqual({
       table: 'audit.table_number_0',
-      cutoff: '2025-03-09T12:00:00.000Z',
+      cutoff: '2025-03-09T00:00:00.000Z',
     });
     expect(plan.lanes[1]?.tables[0]).toEqual({
       table: 'audit.table_number_1',
-      cutoff: '2025-02-28T12:00:00.000Z',
+      cutoff: '2025-02-28T00:00:00.000Z',
     });
   });
 

@@ -4,6 +4,7 @@ import { exportBatch } from '../../../lambdas/export/core.js';
 import { withdrawBatch } from '../../../lambdas/shared/batch.js';
 import type { StepDeps } from '../../../lambdas/shared/deps.js';
 import { BatchOutcomeUnknownError, LeaseLostError } from '../../../lambdas/shared/errors.js';
+import { retentionCutoff } from '../../../lambdas/shared/governance.js';
 import type { InFlight } from '../../../lambdas/shared/locks.js';
 import type { TableTask } from '../../../lambdas/shared/table-task.js';
 import { uploadBatch } from '../../../lambdas/upload/core.js';
@@ -38,7 +39,7 @@ describe('batch settlement and withdrawal', () => {
       runId: 'r',
       database: 'app',
       table,
-      cutoff: new Date(Date.now() - 30 * 86_400_000).toISOString(),
+      cutoff: retentionCutoff(Date.now(), 30),
       lease: acquired.lease,
     };
     await exportBatch(task, deps);

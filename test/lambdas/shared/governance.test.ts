@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { type ArchiverConfigInput, parseConfig } from '../../../lambdas/shared/config.js';
 import { ConfigError } from '../../../lambdas/shared/errors.js';
-import { assertTableGoverned, tableGovernance } from '../../../lambdas/shared/governance.js';
+import { assertTableGoverned, retentionCutoff, tableGovernance } from '../../../lambdas/shared/governance.js';
 import { configErrorOf } from '../../support/config-errors.js';
 
 type TableInput = ArchiverConfigInput['databases'][number]['tables'][number];
@@ -161,5 +161,33 @@ describe('assertTableGoverned', () => {
       'legal hold in config',
     );
     expect(other && tableGovernance(config, other).configHold).toBeUndefined();
+  });
+});
+
+describe('retentionCutoff', () => {
+  it.each([
+    '2026-03-29T00:00:00.000Z',
+    '2026-03-29T00:30:00.000Z',
+    '2026-03-29T17:30:00.000Z',
+    '2026-03-29T23:59:59.999Z',
+  ])('is the same UTC midnight whatever the hour the run starts at (%s)', (start) => {
+    // Act
+    const cutoff = retentionCutoff(new Date(start), 30);
+
+    // Assess: 30 days before the start's UTC day, across the spring DST change of European zones.
+    expect(cutoff).toBe('2026-02-27T00:00:00.000Z');
+  });
+
+  it('keeps every row at least the retention, at most a day longer', () => {
+    // Prepare
+    const start = Date.parse('2026-12-02T19:45:12.345Z');
+
+    // Act
+    const cutoff = Date.parse(retentionCutoff(start, 365));
+
+    // Assess
+    const exact = start - 365 * 86_400_000;
+    expect(cutoff).toBeLessThanOrEqual(exact);
+    expect(exact - cutoff).toBeLessThan(86_400_000);
   });
 });
