@@ -13,7 +13,16 @@ export type ProofEntry =
   /** One tampering case: whether it was caught before any delete (named error and metric). */
   | { kind: 'tamper'; case: string; caught: boolean }
   /** Property-test cases run against hostile input. */
-  | { kind: 'fuzz'; property: string; cases: number };
+  | { kind: 'fuzz'; property: string; cases: number }
+  /**
+   * One entry of the README's threat model, attempted for real: `actor` (another database role, a bucket writer,
+   * whoever starts executions, a crashed or duplicated invocation) tried `attack`; `held` when it achieved nothing
+   * the model forbids (no row lost, doubled or changed, nothing deleted that no verified archive holds).
+   */
+  | { kind: 'threat'; actor: ThreatActor; attack: string; held: boolean };
+
+/** Who can attack the archiver, as the README's threat model names them. */
+export type ThreatActor = 'database role' | 'bucket writer' | 'execution starter' | 'invocation' | 'operator';
 
 export function recordProof(entry: ProofEntry): void {
   const file = process.env.PROOF_LEDGER;

@@ -38,6 +38,7 @@ interface ProofSummary {
   invariant: { checks: number; rows: number; lost: number; doubled: number };
   tamper: { cases: number; caught: number; missed: string[] };
   fuzz: { properties: number; cases: number };
+  threats: { attacks: Map<string, number>; held: number; broken: string[] };
 }
 
 function summarize(entries: ProofEntry[]): ProofSummary {
@@ -46,6 +47,7 @@ function summarize(entries: ProofEntry[]): ProofSummary {
     invariant: { checks: 0, rows: 0, lost: 0, doubled: 0 },
     tamper: { cases: 0, caught: 0, missed: [] },
     fuzz: { properties: 0, cases: 0 },
+    threats: { attacks: new Map(), held: 0, broken: [] },
   };
   for (const entry of entries) {
     if (entry.kind === 'fault') {
@@ -60,6 +62,11 @@ function summarize(entries: ProofEntry[]): ProofSummary {
       summary.tamper.cases += 1;
       if (entry.caught) summary.tamper.caught += 1;
       else summary.tamper.missed.push(entry.case);
+    } else if (entry.kind === 'threat') {
+      const name = `${entry.actor}: ${entry.attack}`;
+      summary.threats.attacks.set(name, (summary.threats.attacks.get(name) ?? 0) + 1);
+      if (entry.held) summary.threats.held += 1;
+      else summary.threats.broken.push(name);
     } else {
       summary.fuzz.properties += 1;
       summary.fuzz.cases += entry.cases;
@@ -76,13 +83,15 @@ function verdict(summary: ProofSummary): string[] {
   if (summary.invariant.doubled > 0) problems.push(`${summary.invariant.doubled} rows doubled`);
   if (summary.tamper.missed.length > 0)
     problems.push(`tampering not caught: ${summary.tamper.missed.join(', ')}`);
+  if (summary.threats.broken.length > 0)
+    problems.push(`threats not held: ${summary.threats.broken.join(', ')}`);
   return problems;
 }
 
 const number = (n: number) => n.toLocaleString('en-US');
 
 function print(summary: ProofSummary, pg: string, testsPassed: boolean, problems: string[]): void {
-  const { faults, invariant, tamper, fuzz } = summary;
+  const { faults, invariant, tamper, fuzz, threats } = summary;
   const lines = [
     '',
     `Zero data loss: the evidence (PostgreSQL ${pg}, PROOF_SEED=${PROOF_SEED}, PROOF_SOAK=${PROOF_SOAK})`,
@@ -96,6 +105,8 @@ function print(summary: ProofSummary, pg: string, testsPassed: boolean, problems
     `  rows doubled           ${number(invariant.doubled)}`,
     `  tamper cases caught    ${tamper.caught} of ${tamper.cases} (named error and VerificationFailures metric, before any delete)`,
     `  fuzz cases run         ${number(fuzz.cases)} over ${fuzz.properties} properties`,
+    `  threats attempted      ${threats.attacks.size} of the README's threat model, ${threats.held} attempt(s) held`,
+    ...[...threats.attacks].map(([attack, n]) => `      ${String(n).padStart(4)} × ${attack}`),
     `  verdict                ${testsPassed && problems.length === 0 ? 'PROVEN' : `NOT PROVEN: ${[...(testsPassed ? [] : ['a test failed']), ...problems].join('; ')}`}`,
     '',
   ];
