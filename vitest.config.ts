@@ -1,11 +1,73 @@
-import { defineConfig } from 'vitest/config';
+import { defineConfig, type TestProjectInlineConfiguration } from 'vitest/config';
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
+
+/** Integration and end-to-end files: they need an embedded PostgreSQL, most also the local S3 and DynamoDB. */
+const integration = ['test/lambdas/**/*.int.test.ts', 'test/cli/**/*.int.test.ts', 'test/local/**/*.test.ts'];
 
 /**
- * Three projects: unit tests (no servers), and the integration + end-to-end suite twice, on the oldest and the
- * newest supported PostgreSQL (each started once per project by its global setup, from the npm-shipped binaries).
+ * The integration files that run on PostgreSQL 14 as well as 18, each with what in it depends on the server. The
+ * others drive the workflow through SQL these files already prove on both versions, so `npm test` runs them on the
+ * newest only; `PROOF_PG=14 npm run proof` runs the whole proof suite on 14.
  */
-const ONCE_ON_NEWEST = ['test/local/sigkill.test.ts', 'test/local/fleet.test.ts'];
-const integration = ['test/lambdas/**/*.int.test.ts', 'test/cli/**/*.int.test.ts', 'test/local/**/*.test.ts'];
+const ON_BOTH_VERSIONS: Record<string, string> = {
+  'test/lambdas/shared/table-sql.int.test.ts':
+    'catalog queries that describe a table, the row-line SQL, encodings',
+  'test/lambdas/shared/db.int.test.ts': 'TLS negotiation and session settings',
+  'test/lambdas/shared/credentials.int.test.ts': 'password authentication (SCRAM) and a rotated password',
+  'test/lambdas/shared/batch.int.test.ts':
+    'settling a delete by its transaction id (pg_xact_status, the server id)',
+  'test/lambdas/delete/core.int.test.ts': 'the delete transaction, its digest and the fenced commit',
+  'test/local/types-and-identifiers.test.ts': 'the text output of every type, which differs between versions',
+  'test/local/proof-tables.test.ts': 'partitioned tables and views, whose catalogs changed across versions',
+  'test/local/restore.test.ts': 'restore SQL: ON CONFLICT, casts between types, sequence and identity resets',
+  'test/local/restore-legacy.test.ts':
+    "the Python tool's values converted through the target column's base type",
+  'test/cli/wizard.int.test.ts': 'table discovery from the catalogs (keys, indexes, partitions, sizes)',
+  'test/cli/plan.int.test.ts': 'eligible-row counts and the statistics they read',
+  'test/cli/cost.int.test.ts': 'pg_stats histograms',
+  'test/cli/doctor.int.test.ts': 'privilege checks (has_table_privilege and friends)',
+};
+
+/**
+ * Files that need a process of their own: logs.test.ts sets the log level before Powertools' logger module loads.
+ * Every other file shares its worker's module cache with the files before it (`isolate: false`): loading the AWS SDK,
+ * pg and the CDK once per worker instead of once per file saves minutes. Files keep their own state apart anyway:
+ * each makes its own database, config file, state dir and local servers, and the process-wide caches are keyed by them.
+ */
+const OWN_PROCESS = ['test/local/logs.test.ts'];
+
+/** The two longest files (the 1000-table fleet and the SIGKILL loop) start first, so the others fill in beside them. */
+const LONGEST_FIRST = ['test/local/fleet.test.ts', 'test/local/sigkill.test.ts'];
+
+class LongestFirst extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const rank = (file: TestSpecification) => {
+      const i = LONGEST_FIRST.findIndex((name) => file.moduleId.endsWith(name));
+      return i === -1 ? LONGEST_FIRST.length : i;
+    };
+    return (await super.sort(files)).sort((a, b) => rank(a) - rank(b));
+  }
+}
+
+function postgresProjects(version: 14 | 18): TestProjectInlineConfiguration[] {
+  const everything = version === 18 || process.env.PROOF_PG !== undefined;
+  const include = everything ? integration : Object.keys(ON_BOTH_VERSIONS);
+  const server = {
+    globalSetup: [`test/support/postgres-pg${version}.global.ts`],
+    testTimeout: 180_000,
+    hookTimeout: 120_000,
+  };
+  const projects: TestProjectInlineConfiguration[] = [
+    { extends: true, test: { name: `pg${version}`, include, exclude: OWN_PROCESS, ...server } },
+  ];
+  if (everything) {
+    projects.push({
+      extends: true,
+      test: { name: `pg${version}-own-process`, include: OWN_PROCESS, isolate: true, ...server },
+    });
+  }
+  return projects;
+}
 
 export default defineConfig({
   test: {
@@ -15,6 +77,8 @@ export default defineConfig({
       POWERTOOLS_METRICS_DISABLED: 'true',
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     },
+    isolate: false,
+    sequence: { sequencer: LongestFirst },
     testTimeout: 120_000,
     hookTimeout: 120_000,
     projects: [
@@ -28,19 +92,8 @@ export default defineConfig({
       },
       { extends: true, test: { name: 'cdk', include: ['test/lib/**/*.test.ts'] } },
       { extends: true, test: { name: 'bench', include: ['test/bench/**/*.test.ts'] } },
-      ...([14, 18] as const).map((version) => ({
-        extends: true as const,
-        test: {
-          name: `pg${version}`,
-          include: integration,
-          // The two longest runs prove nothing version-specific twice: in `npm test` the SIGKILL crash loop and the
-          // 1000-table fleet run once, on the newest version; `PROOF_PG=14 npm run proof` runs the crash proofs on 14.
-          exclude: version === 14 && !process.env.PROOF_PG ? ONCE_ON_NEWEST : [],
-          globalSetup: [`test/support/postgres-pg${version}.global.ts`],
-          testTimeout: 180_000,
-          hookTimeout: 120_000,
-        },
-      })),
+      ...postgresProjects(14),
+      ...postgresProjects(18),
     ],
   },
 });

@@ -132,6 +132,8 @@ export async function startLocalPostgres(
     dataDir?: string;
     /** Server connection slots (PostgreSQL's default is 100); a test cluster shared by many databases needs more. */
     maxConnections?: number;
+    /** Further server settings (`-c name=value`). */
+    settings?: Record<string, string>;
   } = {},
 ): Promise<LocalPostgres> {
   removeStaleDataDirs();
@@ -153,6 +155,7 @@ export async function startLocalPostgres(
       '-c',
       `unix_socket_directories=${dataDir}`,
       ...(options.maxConnections ? ['-c', `max_connections=${options.maxConnections}`] : []),
+      ...Object.entries(options.settings ?? {}).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
     ],
     { ...user, stdio: ['ignore', 'ignore', 'pipe'] },
   );

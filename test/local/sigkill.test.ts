@@ -19,6 +19,7 @@ import { PROOF_SOAK, recordProof, seededRandom } from '../support/proof-ledger.j
 const CLI = fileURLToPath(new URL('../../bin/audit-archiver.mjs', import.meta.url));
 const SEED = Number(process.env.SIGKILL_SEED ?? 20261123);
 const KILLS = 3 * PROOF_SOAK;
+const DAYS = 60 + 20 * KILLS;
 
 function runCli(configPath: string, stateDir: string): ChildProcess {
   return spawn(process.execPath, [CLI, 'local', 'run', '--config', configPath, '--state-dir', stateDir], {
@@ -40,8 +41,9 @@ describe(`local runs killed with SIGKILL at random moments (seed ${SEED})`, () =
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    // A year of days: about 335 one-day batches, so every run has work left when it is killed.
-    await seedEvents(db.client, 'killed', 5000, 365);
+    // 30 + 20 per kill one-day batches past the 30-day retention: every run has work left when it is killed (each
+    // killed run commits a few), and the final run, which archives what is left batch by batch, stays short.
+    await seedEvents(db.client, 'killed', 14 * DAYS, DAYS);
     files = writeTestConfig(db, [spec], { defaults: { maxBatchesPerRun: 800 } });
   });
 

@@ -121,7 +121,7 @@ function main(): number {
     const vitest = join(dirname(createRequire(import.meta.url).resolve('vitest/package.json')), 'vitest.mjs');
     const run = spawnSync(
       process.execPath,
-      [vitest, 'run', '--project', `pg${pg}`, '--project', 'unit', ...PROOF_FILES],
+      [vitest, 'run', '--project', `pg${pg}*`, '--project', 'unit', ...PROOF_FILES],
       { stdio: 'inherit', env: { ...process.env, PROOF_LEDGER: ledger } },
     );
     let text = '';
