@@ -15,7 +15,7 @@ import { sessionSetupSql } from '../../lambdas/shared/db.js';
 import type { StepDeps } from '../../lambdas/shared/deps.js';
 import { LockTable } from '../../lambdas/shared/locks.js';
 import type { MetricName } from '../../lambdas/shared/powertools.js';
-import { describeTable, qualifiedName, rowLineSql } from '../../lambdas/shared/table-sql.js';
+import { describeTable, rowLineSql, rowSourceSql } from '../../lambdas/shared/table-sql.js';
 import { type LocalEnvironment, openLocalEnvironment } from '../../local/run.js';
 import { recordProof } from './proof-ledger.js';
 
@@ -283,7 +283,7 @@ export function resolvedTable(spec: {
 export async function tableLines(client: pg.Client, table: ResolvedTable): Promise<string[]> {
   const shape = await describeTable(client, table);
   const result = await client.query<{ line: string }>(
-    `SELECT ${rowLineSql(shape)} AS line FROM ${qualifiedName(shape)} AS t`,
+    `SELECT ${rowLineSql(shape)} AS line FROM ${rowSourceSql(shape)} AS t`,
   );
   return result.rows.map((r) => r.line);
 }
