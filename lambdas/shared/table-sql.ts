@@ -52,20 +52,25 @@ const DELETED_RELATIONS_SQL = `(CASE WHEN c.relkind = 'p'
         THEN ARRAY(SELECT p.relid FROM pg_catalog.pg_partition_tree(c.oid) AS p)
         ELSE ARRAY[c.oid] END)`;
 
+/** The schema-qualified name of the relation `oid`, whatever the session's search_path. */
+const relationNameSql = (oid: string): string =>
+  `(SELECT pg_catalog.format('%I.%I', n.nspname, k.relname) FROM pg_catalog.pg_class k
+      JOIN pg_catalog.pg_namespace n ON n.oid = k.relnamespace WHERE k.oid = ${oid})`;
+
 /** What acts on other tables when rows are deleted from `c`, beside the rows themselves (see refuseSideEffects). */
 const SIDE_EFFECTS_SQL = `(SELECT json_build_object('cascade', (
-            SELECT json_build_object('name', f.conname, 'on', f.conrelid::regclass::text)
+            SELECT json_build_object('name', f.conname, 'on', ${relationNameSql('f.conrelid')})
               FROM pg_catalog.pg_constraint f
              WHERE f.contype = 'f' AND f.confrelid = ANY (${DELETED_RELATIONS_SQL}) AND f.confdeltype IN ('c', 'n', 'd')
              ORDER BY f.conname LIMIT 1),
           'trigger', (
-            SELECT json_build_object('name', g.tgname, 'on', g.tgrelid::regclass::text)
+            SELECT json_build_object('name', g.tgname, 'on', ${relationNameSql('g.tgrelid')})
               FROM pg_catalog.pg_trigger g
              WHERE g.tgrelid = ANY (${DELETED_RELATIONS_SQL}) AND NOT g.tgisinternal AND g.tgenabled <> 'D'
                AND (g.tgtype::int & 8) <> 0
              ORDER BY g.tgname LIMIT 1),
           'rule', (
-            SELECT json_build_object('name', r.rulename, 'on', r.ev_class::regclass::text)
+            SELECT json_build_object('name', r.rulename, 'on', ${relationNameSql('r.ev_class')})
               FROM pg_catalog.pg_rewrite r
              WHERE r.ev_class = ANY (${DELETED_RELATIONS_SQL}) AND r.ev_type = '4' AND r.ev_enabled <> 'D'
              ORDER BY r.rulename LIMIT 1)))`;

@@ -26,7 +26,7 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** A fresh database in the project's embedded PostgreSQL, with the archiver's session settings. */
+/** A fresh database in the project's embedded PostgreSQL, with the archiver's session settings (but search_path). */
 export async function createTestDatabase(): Promise<TestDatabase> {
   const adminUrl = inject('postgresUrl');
   const name = `t_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
@@ -38,6 +38,8 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   await client.query(sessionSetupSql({ statementTimeoutSeconds: 300, lockTimeoutSeconds: 30 }));
+  // The archiver's text formats, but a user's search_path: tests name their own objects unqualified, in public.
+  await client.query('RESET search_path');
   return {
     name,
     url,
