@@ -24,6 +24,8 @@ export interface TableShape {
   name: string;
   /** A partitioned table holds its rows in its partitions; a plain table's own rows are the ones it archives. */
   partitioned: boolean;
+  /** Inheritance children of a plain table (schema-qualified): never read or deleted with it (rowSourceSql). */
+  inheritanceChildren: string[];
   columns: ColumnInfo[];
   keyColumns: ColumnInfo[];
   timestampColumn: ColumnInfo;
@@ -96,6 +98,7 @@ export async function describeTable(
     columns: { name: string; type: string; notnull: boolean; generated: string }[];
     primary_key: string[];
     side_effects: { cascade: SideEffect | null; trigger: SideEffect | null; rule: SideEffect | null };
+    children: string[];
   }>(
     `SELECT c.oid, c.relkind,
             (SELECT coalesce(json_agg(json_build_object('name', a.attname,
@@ -104,7 +107,9 @@ export async function describeTable(
                FROM pg_catalog.pg_attribute a
               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
             ${PRIMARY_KEY_SQL.replace('$1', 'c.oid')} AS primary_key,
-            ${SIDE_EFFECTS_SQL} AS side_effects
+            ${SIDE_EFFECTS_SQL} AS side_effects,
+            ARRAY(SELECT ${relationNameSql('h.inhrelid')} FROM pg_catalog.pg_inherits h
+                   WHERE h.inhparent = c.oid AND c.relkind <> 'p' ORDER BY 1) AS children
        FROM pg_catalog.pg_class c
        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = $1 AND c.relname = $2`,
@@ -158,6 +163,7 @@ export async function describeTable(
     schema: table.schema,
     name: table.name,
     partitioned: relation.relkind === 'p',
+    inheritanceChildren: relation.children,
     columns,
     keyColumns,
     timestampColumn,
