@@ -69,7 +69,7 @@ const SIDE_EFFECTS_SQL = `(SELECT json_build_object('cascade', (
             SELECT json_build_object('name', g.tgname, 'on', ${relationNameSql('g.tgrelid')})
               FROM pg_catalog.pg_trigger g
              WHERE g.tgrelid = ANY (${DELETED_RELATIONS_SQL}) AND NOT g.tgisinternal AND g.tgenabled <> 'D'
-               AND (g.tgtype::int & 8) <> 0
+               AND (g.tgtype::int & 8) <> 0 -- TRIGGER_TYPE_DELETE, row or statement level
              ORDER BY g.tgname LIMIT 1),
           'rule', (
             SELECT json_build_object('name', r.rulename, 'on', ${relationNameSql('r.ev_class')})
@@ -83,8 +83,9 @@ interface SideEffect {
 }
 
 /**
- * Reads and checks the table: it exists and is a table, the timestamp column is a timestamp, and the key
- * columns are NOT NULL and unique (a primary key or a unique index without predicate or expressions).
+ * Reads and checks the table: it exists and is a table, the timestamp column is a timestamp, the key columns are
+ * NOT NULL and unique (a primary key or a valid, immediate unique index without predicate or expressions, see
+ * isUnique), and deleting its rows changes nothing else (refuseSideEffects).
  */
 export async function describeTable(
   client: pg.ClientBase,
