@@ -66,11 +66,11 @@ export async function exportBatch(input: ExportInput, deps: StepDeps): Promise<E
   // A legal hold set while the run was going: no new batch starts (release then records the table as held).
   if (await activeHold(deps, input.database, input.table)) return { status: 'empty' as const };
   const started = Date.now();
-  let vacuumAfter: TableShape | undefined;
   // One read-only transaction from the table's checks to the end of the COPY: the archiver's settings (search_path,
-  // the text formats the archive records) hold for each statement even behind a transaction-pooling proxy.
-  const exported = await db.withConnection((client) =>
-    inReadOnlyTransaction(client, async (): Promise<ExportOutput> => {
+  // the text formats the archive records) hold for each statement even behind a transaction-pooling proxy. It ends
+  // with the COPY, before the manifest and lock-table writes, so it never idles in a transaction on slow calls.
+  const copied = await db.withConnection((client) =>
+    inReadOnlyTransaction(client, async () => {
       const shape = await describeTable(client, table);
       try {
         await checkReplicaLag(client, findDatabase(deps.config, input.database).replicaLag);
@@ -86,12 +86,7 @@ export async function exportBatch(input: ExportInput, deps: StepDeps): Promise<E
         input.progress,
       );
       const next = await nextBatchBounds(client, shape, input.cutoff, limit);
-      if (!next) {
-        // The table's run is over: reclaim what this run deleted, if asked to.
-        // VACUUM cannot run inside a transaction: it follows once the transaction is over.
-        if (deps.config.defaults.vacuumAfterRun && (input.progress?.rows ?? 0) > 0) vacuumAfter = shape;
-        return { status: 'empty' as const };
-      }
+      if (!next) return { over: true as const, shape };
       const drift = await checkSchemaDrift(deps, input, table, shape.columns);
       const location = tableLocation(deps.config, table);
       const staging = stagingKey(location, next.day, next.bounds.firstKey);
@@ -121,84 +116,90 @@ export async function exportBatch(input: ExportInput, deps: StepDeps): Promise<E
         compressed.destroy();
         throw error;
       }
-      const content = lines.figures();
-      if (content.rows === 0) {
-        // The rows went away between choosing the batch and copying it.
-        await deps.store.deleteKeys([staging]);
-        return { status: 'empty' as const };
-      }
-      const figures = {
-        rowCount: content.rows,
-        contentSha256: content.contentSha256,
-        compressedSha256: compressed.sha256(),
-        uncompressedBytes: content.uncompressedBytes,
-        compressedBytes: compressed.bytes,
-        rowDigest: content.rowDigest,
-      };
-      const dataKey = archiveKey(location, next.day, figures.contentSha256);
-      const manifest: Manifest = {
-        formatVersion: FORMAT_VERSION,
-        tool: { name: TOOL_NAME, version: TOOL_VERSION },
-        database: table.database,
-        schema: table.schema,
-        table: table.name,
-        columns: shape.columns,
-        keyColumns: shape.keyColumns.map((c) => c.name),
-        timestampColumn: shape.timestampColumn.name,
-        timestampType: shape.timestampKind,
-        timestampTimeZone: shape.timestampTimeZone,
-        day: next.day,
-        cutoff: input.cutoff,
-        bounds: next.bounds,
-        keyRange: { first: next.bounds.firstKey, last: next.bounds.lastKey },
-        timestampRange: { min: lines.minTimestamp ?? '', max: lines.maxTimestamp ?? '' },
-        figures,
-        compression: { format: 'gzip', level: deps.config.defaults.compressionLevel },
-        encoding: 'jsonl-pg-text',
-        runId: input.runId,
-        exportedAt: deps.now().toISOString(),
-        dataKey,
-        ...(drift ? { schemaDrift: drift } : {}),
-      };
-      await deps.store.putText(manifestKeyFor(staging), JSON.stringify(manifest, null, 2), write);
-      await deps.fault('export:afterStaging');
-      const inFlight: InFlight = {
-        stage: 'exported',
-        batchId: randomUUID(),
-        runId: input.runId,
-        day: next.day,
-        cutoff: input.cutoff,
-        stagingKey: staging,
-        archiveKey: dataKey,
-        bounds: next.bounds,
-        figures,
-        columns: shape.columns,
-        exportedAt: started,
-      };
-      await recordInFlight(deps, input, inFlight, 'none');
-      deps.telemetry.metric('ExportDuration', 'Milliseconds', Date.now() - started, tableLabel(input));
-      deps.telemetry.info('batch exported', {
-        ...tableLabel(input),
-        day: next.day,
-        rows: figures.rowCount,
-        bytes: figures.compressedBytes,
-      });
-      return {
-        status: 'exported' as const,
-        day: next.day,
-        rows: figures.rowCount,
-        compressedBytes: figures.compressedBytes,
-        uncompressedBytes: figures.uncompressedBytes,
-        stagingKey: staging,
-        archiveKey: dataKey,
-      };
+      return { over: false as const, shape, next, drift, location, staging, write, lines, compressed };
     }),
   );
-  if (vacuumAfter) {
-    const shape = vacuumAfter;
-    await db.withConnection((client) => vacuumTable(client, shape, deps.telemetry, tableLabel(input)));
+  if (copied.over) {
+    // The table's run is over: reclaim what this run deleted, if asked to (VACUUM runs outside a transaction).
+    if (deps.config.defaults.vacuumAfterRun && (input.progress?.rows ?? 0) > 0) {
+      await db.withConnection((client) =>
+        vacuumTable(client, copied.shape, deps.telemetry, tableLabel(input)),
+      );
+    }
+    return { status: 'empty' as const };
   }
-  return exported;
+  const { shape, next, drift, location, staging, write, lines, compressed } = copied;
+  const content = lines.figures();
+  if (content.rows === 0) {
+    // The rows went away between choosing the batch and copying it.
+    await deps.store.deleteKeys([staging]);
+    return { status: 'empty' as const };
+  }
+  const figures = {
+    rowCount: content.rows,
+    contentSha256: content.contentSha256,
+    compressedSha256: compressed.sha256(),
+    uncompressedBytes: content.uncompressedBytes,
+    compressedBytes: compressed.bytes,
+    rowDigest: content.rowDigest,
+  };
+  const dataKey = archiveKey(location, next.day, figures.contentSha256);
+  const manifest: Manifest = {
+    formatVersion: FORMAT_VERSION,
+    tool: { name: TOOL_NAME, version: TOOL_VERSION },
+    database: table.database,
+    schema: table.schema,
+    table: table.name,
+    columns: shape.columns,
+    keyColumns: shape.keyColumns.map((c) => c.name),
+    timestampColumn: shape.timestampColumn.name,
+    timestampType: shape.timestampKind,
+    timestampTimeZone: shape.timestampTimeZone,
+    day: next.day,
+    cutoff: input.cutoff,
+    bounds: next.bounds,
+    keyRange: { first: next.bounds.firstKey, last: next.bounds.lastKey },
+    timestampRange: { min: lines.minTimestamp ?? '', max: lines.maxTimestamp ?? '' },
+    figures,
+    compression: { format: 'gzip', level: deps.config.defaults.compressionLevel },
+    encoding: 'jsonl-pg-text',
+    runId: input.runId,
+    exportedAt: deps.now().toISOString(),
+    dataKey,
+    ...(drift ? { schemaDrift: drift } : {}),
+  };
+  await deps.store.putText(manifestKeyFor(staging), JSON.stringify(manifest, null, 2), write);
+  await deps.fault('export:afterStaging');
+  const inFlight: InFlight = {
+    stage: 'exported',
+    batchId: randomUUID(),
+    runId: input.runId,
+    day: next.day,
+    cutoff: input.cutoff,
+    stagingKey: staging,
+    archiveKey: dataKey,
+    bounds: next.bounds,
+    figures,
+    columns: shape.columns,
+    exportedAt: started,
+  };
+  await recordInFlight(deps, input, inFlight, 'none');
+  deps.telemetry.metric('ExportDuration', 'Milliseconds', Date.now() - started, tableLabel(input));
+  deps.telemetry.info('batch exported', {
+    ...tableLabel(input),
+    day: next.day,
+    rows: figures.rowCount,
+    bytes: figures.compressedBytes,
+  });
+  return {
+    status: 'exported' as const,
+    day: next.day,
+    rows: figures.rowCount,
+    compressedBytes: figures.compressedBytes,
+    uncompressedBytes: figures.uncompressedBytes,
+    stagingKey: staging,
+    archiveKey: dataKey,
+  };
 }
 
 /**
