@@ -5,7 +5,7 @@ import { type ArchiverConfig, formatIssues, resolveTable } from '../lambdas/shar
 import { ConfigError } from '../lambdas/shared/errors.js';
 import { retentionCutoff } from '../lambdas/shared/governance.js';
 import type { ArchiveStore } from '../lambdas/shared/s3.js';
-import { findRelation, qualifiedName, quoteIdent, quoteLiteral } from '../lambdas/shared/table-sql.js';
+import { findRelation, quoteIdent, quoteLiteral, rowSourceSql } from '../lambdas/shared/table-sql.js';
 import { type ClassPrice, type PricedRegion, type PricedStorageClass, S3_PRICES } from './cost-prices.js';
 import { formatNumber } from './report.js';
 
@@ -525,7 +525,7 @@ export async function measureTable(
               count(*) FILTER (WHERE ${column} < $1::timestamptz)::text AS eligible,
               count(*) FILTER (WHERE ${column} >= $2::timestamptz)::text AS monthly,
               extract(epoch FROM now() - min(${column}))::text AS oldest
-         FROM ${qualifiedName(table)} AS t`,
+         FROM ${rowSourceSql({ ...table, partitioned: relation.relkind === 'p' })} AS t`,
       [new Date(cutoff).toISOString(), new Date(monthAgo).toISOString()],
     );
     const c = counted.rows[0];

@@ -202,6 +202,14 @@ async function tableChecks(
         detail: `key (${shape.keyColumns.map((c) => c.name).join(', ')}), ${shape.timestampColumn.name} ${shape.timestampKind}`,
       },
     ];
+    if (shape.inheritanceChildren.length > 0) {
+      results.push({
+        check: 'inheritance children',
+        subject,
+        status: 'warning',
+        detail: `archived ONLY as itself: the rows of ${shape.inheritanceChildren.join(', ')} stay (configure each child as its own table to archive it)`,
+      });
+    }
     const granted = await client.query<{ usage: boolean; select: boolean; delete: boolean }>(
       `SELECT pg_catalog.has_schema_privilege(c.relnamespace, 'USAGE') AS usage,
               pg_catalog.has_table_privilege(c.oid, 'SELECT') AS select,

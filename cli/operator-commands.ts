@@ -263,7 +263,7 @@ function printDoctor(
 async function measureAll(config: ArchiverConfig, store?: ArchiveStore) {
   const { measureTable } = await import('./cost.js');
   const { resolveConnection } = await import('../lambdas/shared/credentials.js');
-  const { tlsOption } = await import('../lambdas/shared/db.js');
+  const { sessionSetupSql, tlsOption } = await import('../lambdas/shared/db.js');
   const { tableRef } = await import('../lambdas/shared/config.js');
   const needsSecrets = config.databases.some((db) => 'secretArn' in db.credentials);
   const secrets = needsSecrets
@@ -275,6 +275,8 @@ async function measureAll(config: ArchiverConfig, store?: ArchiveStore) {
     const client = new pg.Client({ ...settings, ssl: tlsOption(db.tls), connectionTimeoutMillis: 10_000 });
     await client.connect();
     try {
+      // The steps' own settings (search_path pinned to pg_catalog): what it measures cannot be skewed by planted objects.
+      await client.query(sessionSetupSql(config.defaults));
       for (const table of db.tables)
         measured.push(await measureTable(client, config, db.name, tableRef(table), store));
     } finally {

@@ -12,7 +12,7 @@ import {
   tableRef,
 } from '../lambdas/shared/config.js';
 import { parseConnectionUrl } from '../lambdas/shared/credentials.js';
-import { tlsOption } from '../lambdas/shared/db.js';
+import { sessionSetupSql, tlsOption } from '../lambdas/shared/db.js';
 import { ConfigError } from '../lambdas/shared/errors.js';
 import { describeTable, primaryKey, qualifiedName, quoteIdent } from '../lambdas/shared/table-sql.js';
 import { formatNumber } from './report.js';
@@ -433,7 +433,8 @@ export async function runWizard(options: WizardOptions, io: WizardIo): Promise<s
   await client.connect();
   let candidates: Candidate[];
   try {
-    await client.query('SET statement_timeout = 60000');
+    // The steps' own settings (search_path pinned to pg_catalog), with a one-minute statement limit for a look around.
+    await client.query(sessionSetupSql({ statementTimeoutSeconds: 60, lockTimeoutSeconds: 10 }));
     candidates = await discoverCandidates(client);
   } finally {
     await client.end();

@@ -16,8 +16,8 @@ import {
   batchPredicateSql,
   describeTable,
   digestSelectSql,
-  qualifiedName,
   rowHashSql,
+  rowSourceSql,
 } from '../shared/table-sql.js';
 import { pauseAfterBatch } from '../shared/throttle.js';
 import type { DeleteInput, DeleteOutput } from './schema.js';
@@ -85,13 +85,18 @@ export async function deleteBatch(input: DeleteInput, deps: StepDeps): Promise<D
       return 'committed-before' as const;
     }
     const deleteServer = await serverIdentity(client);
-    const described = await shape();
     try {
       await inTransaction(client, async () => {
-        const xid = await client.query<{ xid: string }>('SELECT pg_current_xact_id()::text AS xid');
+        // The lock DELETE takes anyway (on every partition), taken before the checks: a trigger, rule or foreign key
+        // added to the table now waits for COMMIT, so the second check sees everything the DELETE will fire.
+        await client.query(`LOCK TABLE ${rowSourceSql(await shape())} IN ROW EXCLUSIVE MODE`);
+        const described = await shape();
+        const xid = await client.query<{ xid: string }>(
+          'SELECT pg_catalog.pg_current_xact_id()::text AS xid',
+        );
         const deleted = await client.query<{ rows: string; hi: string; lo: string }>(
           `WITH deleted AS (
-             DELETE FROM ${qualifiedName(described)} AS t WHERE ${batchPredicateSql(described, inFlight.bounds)}
+             DELETE FROM ${rowSourceSql(described)} AS t WHERE ${batchPredicateSql(described, inFlight.bounds)}
              RETURNING ${rowHashSql(described)} AS h)
            ${digestSelectSql('SELECT h FROM deleted')}`,
         );

@@ -24,6 +24,7 @@ import {
   withdrawBatch,
 } from '../shared/batch.js';
 import { findDatabase, resolveTable } from '../shared/config.js';
+import { inReadOnlyTransaction } from '../shared/db.js';
 import type { StepDeps } from '../shared/deps.js';
 import { ReplicaLagError } from '../shared/errors.js';
 import { activeHold } from '../shared/holds.js';
@@ -36,9 +37,9 @@ import {
   keyOrderSql,
   keyTextSql,
   oldestDaySql,
-  qualifiedName,
   quoteIdent,
   rowLineSql,
+  rowSourceSql,
   type TableShape,
   timestampAsInstantSql,
 } from '../shared/table-sql.js';
@@ -65,130 +66,140 @@ export async function exportBatch(input: ExportInput, deps: StepDeps): Promise<E
   // A legal hold set while the run was going: no new batch starts (release then records the table as held).
   if (await activeHold(deps, input.database, input.table)) return { status: 'empty' as const };
   const started = Date.now();
-  return db.withConnection(async (client) => {
-    const shape = await describeTable(client, table);
-    try {
-      await checkReplicaLag(client, findDatabase(deps.config, input.database).replicaLag);
-    } catch (error) {
-      if (error instanceof ReplicaLagError)
-        deps.telemetry.metric('ReplicaLagPauses', 'Count', 1, tableLabel(input));
-      throw error;
-    }
-    const limit = batchRowLimit(
-      table.batchSize,
-      deps.config.defaults,
-      deps.remainingTimeMs?.(),
-      input.progress,
-    );
-    const next = await nextBatchBounds(client, shape, input.cutoff, limit);
-    if (!next) {
-      // The table's run is over: reclaim what this run deleted, if asked to.
-      if (deps.config.defaults.vacuumAfterRun && (input.progress?.rows ?? 0) > 0) {
-        await vacuumTable(client, shape, deps.telemetry, tableLabel(input));
+  // One read-only transaction from the table's checks to the end of the COPY: the archiver's settings (search_path,
+  // the text formats the archive records) hold for each statement even behind a transaction-pooling proxy. It ends
+  // with the COPY, before the manifest and lock-table writes, so it never idles in a transaction on slow calls.
+  const copied = await db.withConnection((client) =>
+    inReadOnlyTransaction(client, async () => {
+      const shape = await describeTable(client, table);
+      try {
+        await checkReplicaLag(client, findDatabase(deps.config, input.database).replicaLag);
+      } catch (error) {
+        if (error instanceof ReplicaLagError)
+          deps.telemetry.metric('ReplicaLagPauses', 'Count', 1, tableLabel(input));
+        throw error;
       }
-      return { status: 'empty' as const };
-    }
-    const drift = await checkSchemaDrift(deps, input, table, shape.columns);
-    const location = tableLocation(deps.config, table);
-    const staging = stagingKey(location, next.day, next.bounds.firstKey);
-    const write = { storageClass: 'STANDARD' as const, kmsKeyId: deps.config.s3.kmsKeyId };
+      const limit = batchRowLimit(
+        table.batchSize,
+        deps.config.defaults,
+        deps.remainingTimeMs?.(),
+        input.progress,
+      );
+      const next = await nextBatchBounds(client, shape, input.cutoff, limit);
+      if (!next) return { over: true as const, shape };
+      const drift = await checkSchemaDrift(deps, input, table, shape.columns);
+      const location = tableLocation(deps.config, table);
+      const staging = stagingKey(location, next.day, next.bounds.firstKey);
+      const write = { storageClass: 'STANDARD' as const, kmsKeyId: deps.config.s3.kmsKeyId };
 
-    const copy = client.query(
-      copyTo(
-        `COPY (SELECT ${rowLineSql(shape)}, to_char(${timestampAsInstantSql(shape)} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
-                 FROM ${qualifiedName(shape)} AS t WHERE ${batchPredicateSql(shape, next.bounds)}
+      const copy = client.query(
+        copyTo(
+          `COPY (SELECT ${rowLineSql(shape)}, to_char(${timestampAsInstantSql(shape)} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+                 FROM ${rowSourceSql(shape)} AS t WHERE ${batchPredicateSql(shape, next.bounds)}
                 ORDER BY ${keyOrderSql(shape)}) TO STDOUT (FORMAT binary)`,
-      ),
-    );
-    const lines = new CopyToJsonLines();
-    const compressed = new ByteFigures();
-    const flowing = pipeline(
-      copy,
-      lines,
-      midStreamFaultPoint(deps.fault),
-      createGzip({ level: deps.config.defaults.compressionLevel }),
-      compressed,
-    );
-    const upload = deps.store.putStream(staging, compressed, write);
-    try {
-      await Promise.all([flowing, upload]);
-    } catch (error) {
-      copy.destroy();
-      compressed.destroy();
-      throw error;
+        ),
+      );
+      const lines = new CopyToJsonLines();
+      const compressed = new ByteFigures();
+      const flowing = pipeline(
+        copy,
+        lines,
+        midStreamFaultPoint(deps.fault),
+        createGzip({ level: deps.config.defaults.compressionLevel }),
+        compressed,
+      );
+      const upload = deps.store.putStream(staging, compressed, write);
+      try {
+        await Promise.all([flowing, upload]);
+      } catch (error) {
+        copy.destroy();
+        compressed.destroy();
+        throw error;
+      }
+      return { over: false as const, shape, next, drift, location, staging, write, lines, compressed };
+    }),
+  );
+  if (copied.over) {
+    // The table's run is over: reclaim what this run deleted, if asked to (VACUUM runs outside a transaction).
+    if (deps.config.defaults.vacuumAfterRun && (input.progress?.rows ?? 0) > 0) {
+      await db.withConnection((client) =>
+        vacuumTable(client, copied.shape, deps.telemetry, tableLabel(input)),
+      );
     }
-    const content = lines.figures();
-    if (content.rows === 0) {
-      // The rows went away between choosing the batch and copying it.
-      await deps.store.deleteKeys([staging]);
-      return { status: 'empty' as const };
-    }
-    const figures = {
-      rowCount: content.rows,
-      contentSha256: content.contentSha256,
-      compressedSha256: compressed.sha256(),
-      uncompressedBytes: content.uncompressedBytes,
-      compressedBytes: compressed.bytes,
-      rowDigest: content.rowDigest,
-    };
-    const dataKey = archiveKey(location, next.day, figures.contentSha256);
-    const manifest: Manifest = {
-      formatVersion: FORMAT_VERSION,
-      tool: { name: TOOL_NAME, version: TOOL_VERSION },
-      database: table.database,
-      schema: table.schema,
-      table: table.name,
-      columns: shape.columns,
-      keyColumns: shape.keyColumns.map((c) => c.name),
-      timestampColumn: shape.timestampColumn.name,
-      timestampType: shape.timestampKind,
-      timestampTimeZone: shape.timestampTimeZone,
-      day: next.day,
-      cutoff: input.cutoff,
-      bounds: next.bounds,
-      keyRange: { first: next.bounds.firstKey, last: next.bounds.lastKey },
-      timestampRange: { min: lines.minTimestamp ?? '', max: lines.maxTimestamp ?? '' },
-      figures,
-      compression: { format: 'gzip', level: deps.config.defaults.compressionLevel },
-      encoding: 'jsonl-pg-text',
-      runId: input.runId,
-      exportedAt: deps.now().toISOString(),
-      dataKey,
-      ...(drift ? { schemaDrift: drift } : {}),
-    };
-    await deps.store.putText(manifestKeyFor(staging), JSON.stringify(manifest, null, 2), write);
-    await deps.fault('export:afterStaging');
-    const inFlight: InFlight = {
-      stage: 'exported',
-      batchId: randomUUID(),
-      runId: input.runId,
-      day: next.day,
-      cutoff: input.cutoff,
-      stagingKey: staging,
-      archiveKey: dataKey,
-      bounds: next.bounds,
-      figures,
-      columns: shape.columns,
-      exportedAt: started,
-    };
-    await recordInFlight(deps, input, inFlight, 'none');
-    deps.telemetry.metric('ExportDuration', 'Milliseconds', Date.now() - started, tableLabel(input));
-    deps.telemetry.info('batch exported', {
-      ...tableLabel(input),
-      day: next.day,
-      rows: figures.rowCount,
-      bytes: figures.compressedBytes,
-    });
-    return {
-      status: 'exported' as const,
-      day: next.day,
-      rows: figures.rowCount,
-      compressedBytes: figures.compressedBytes,
-      uncompressedBytes: figures.uncompressedBytes,
-      stagingKey: staging,
-      archiveKey: dataKey,
-    };
+    return { status: 'empty' as const };
+  }
+  const { shape, next, drift, location, staging, write, lines, compressed } = copied;
+  const content = lines.figures();
+  if (content.rows === 0) {
+    // The rows went away between choosing the batch and copying it.
+    await deps.store.deleteKeys([staging]);
+    return { status: 'empty' as const };
+  }
+  const figures = {
+    rowCount: content.rows,
+    contentSha256: content.contentSha256,
+    compressedSha256: compressed.sha256(),
+    uncompressedBytes: content.uncompressedBytes,
+    compressedBytes: compressed.bytes,
+    rowDigest: content.rowDigest,
+  };
+  const dataKey = archiveKey(location, next.day, figures.contentSha256);
+  const manifest: Manifest = {
+    formatVersion: FORMAT_VERSION,
+    tool: { name: TOOL_NAME, version: TOOL_VERSION },
+    database: table.database,
+    schema: table.schema,
+    table: table.name,
+    columns: shape.columns,
+    keyColumns: shape.keyColumns.map((c) => c.name),
+    timestampColumn: shape.timestampColumn.name,
+    timestampType: shape.timestampKind,
+    timestampTimeZone: shape.timestampTimeZone,
+    day: next.day,
+    cutoff: input.cutoff,
+    bounds: next.bounds,
+    keyRange: { first: next.bounds.firstKey, last: next.bounds.lastKey },
+    timestampRange: { min: lines.minTimestamp ?? '', max: lines.maxTimestamp ?? '' },
+    figures,
+    compression: { format: 'gzip', level: deps.config.defaults.compressionLevel },
+    encoding: 'jsonl-pg-text',
+    runId: input.runId,
+    exportedAt: deps.now().toISOString(),
+    dataKey,
+    ...(drift ? { schemaDrift: drift } : {}),
+  };
+  await deps.store.putText(manifestKeyFor(staging), JSON.stringify(manifest, null, 2), write);
+  await deps.fault('export:afterStaging');
+  const inFlight: InFlight = {
+    stage: 'exported',
+    batchId: randomUUID(),
+    runId: input.runId,
+    day: next.day,
+    cutoff: input.cutoff,
+    stagingKey: staging,
+    archiveKey: dataKey,
+    bounds: next.bounds,
+    figures,
+    columns: shape.columns,
+    exportedAt: started,
+  };
+  await recordInFlight(deps, input, inFlight, 'none');
+  deps.telemetry.metric('ExportDuration', 'Milliseconds', Date.now() - started, tableLabel(input));
+  deps.telemetry.info('batch exported', {
+    ...tableLabel(input),
+    day: next.day,
+    rows: figures.rowCount,
+    bytes: figures.compressedBytes,
   });
+  return {
+    status: 'exported' as const,
+    day: next.day,
+    rows: figures.rowCount,
+    compressedBytes: figures.compressedBytes,
+    uncompressedBytes: figures.uncompressedBytes,
+    stagingKey: staging,
+    archiveKey: dataKey,
+  };
 }
 
 /**
@@ -280,7 +291,7 @@ export async function nextBatchBounds(
   const keyColumns = shape.keyColumns.map((c) => `t.${quoteIdent(c.name)}`).join(', ');
   const range = await client.query<{ first: string[] | null; last: string[] | null }>(
     `WITH batch AS MATERIALIZED (
-       SELECT ${keyColumns} FROM ${qualifiedName(shape)} AS t
+       SELECT ${keyColumns} FROM ${rowSourceSql(shape)} AS t
         WHERE ${dayWindowSql(shape, from, to)}
         ORDER BY ${keyOrderSql(shape)} LIMIT $1)
      SELECT (SELECT ${keyTextSql(shape, 'b')} FROM batch AS b ORDER BY ${keyOrderSql(shape, 'ASC', 'b')} LIMIT 1) AS first,

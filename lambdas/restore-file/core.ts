@@ -6,7 +6,7 @@ import {
   readExpectation,
   streamArchive,
 } from '../shared/archive-catalog.js';
-import { inRolledBackTransaction, inTransaction } from '../shared/db.js';
+import { inReadOnlyTransaction, inRolledBackTransaction, inTransaction } from '../shared/db.js';
 import type { StepDeps } from '../shared/deps.js';
 import {
   ArchiveIntegrityError,
@@ -57,7 +57,9 @@ async function restoreArchive(input: RestoreFileInput, deps: StepDeps): Promise<
   const { task, archive } = input;
   const empty = { key: archive.key, rows: 0, inserted: 0, skipped: 0, overwritten: 0, warnings: [] };
   const db = await deps.database(task.database);
-  const existing = await db.withConnection((client) => describeTarget(client, task.target));
+  const existing = await db.withConnection((client) =>
+    inReadOnlyTransaction(client, () => describeTarget(client, task.target)),
+  );
   const watermark = existing ? `${restoreTargetLabel(task)}@${existing.identity}` : undefined;
   if (watermark && !task.ignoreWatermark) {
     const mark = await deps.locks.restoredMark(task.database, watermark, archive.key);

@@ -7,6 +7,7 @@ import {
   sourcePrefix,
 } from '../shared/archive-catalog.js';
 import { findDatabase } from '../shared/config.js';
+import { inTransaction } from '../shared/db.js';
 import type { StepDeps } from '../shared/deps.js';
 import { ConfigError, TableNotUsableError } from '../shared/errors.js';
 import {
@@ -100,18 +101,20 @@ export async function planRestore(
   }
 
   const db = await deps.database(task.database);
-  const targetCreated = await db.withConnection(async (client) => {
-    if (await describeTarget(client, task.target)) return false;
-    const sameTable = task.target.schema === task.source.schema && task.target.name === task.source.name;
-    if (sameTable) {
-      throw new TableNotUsableError(
-        `restore target ${tableLabel(task.target)} does not exist in database ${task.database}; create it, or restore into another table (targetTable)`,
-      );
-    }
-    if (task.dryRun) return false;
-    await createTarget(client, task, first, deps);
-    return true;
-  });
+  const targetCreated = await db.withConnection((client) =>
+    inTransaction(client, async () => {
+      if (await describeTarget(client, task.target)) return false;
+      const sameTable = task.target.schema === task.source.schema && task.target.name === task.source.name;
+      if (sameTable) {
+        throw new TableNotUsableError(
+          `restore target ${tableLabel(task.target)} does not exist in database ${task.database}; create it, or restore into another table (targetTable)`,
+        );
+      }
+      if (task.dryRun) return false;
+      await createTarget(client, task, first, deps);
+      return true;
+    }),
+  );
   deps.telemetry.info('restore planned', {
     restoreId,
     database: task.database,

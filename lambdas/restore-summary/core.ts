@@ -1,5 +1,6 @@
 import type { z } from 'zod';
 import { auditEventId, recordAuditEvent } from '../shared/audit-trail.js';
+import { inTransaction } from '../shared/db.js';
 import type { StepDeps } from '../shared/deps.js';
 import { failedRestoreResult, type RestoreFileResult } from '../shared/locks.js';
 import { advanceSequences } from '../shared/restore-sql.js';
@@ -72,7 +73,7 @@ export async function finish(
   const wrote = !task.dryRun && totals.inserted + totals.overwritten > 0;
   const sequences = wrote
     ? await (await deps.database(task.database)).withConnection((client) =>
-        advanceSequences(client, task.target),
+        inTransaction(client, () => advanceSequences(client, task.target)),
       )
     : [];
   const failures =

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { type BatchBounds, manifestKeyFor, quarantineKey, type TableLocation } from './archive-format.js';
 import type { ArchiverConfig, ResolvedTable } from './config.js';
+import { inReadOnlyTransaction } from './db.js';
 import type { StepDeps } from './deps.js';
 import { BatchOutcomeUnknownError, DeleteInProgressError } from './errors.js';
 import type { InFlight } from './locks.js';
@@ -8,8 +9,8 @@ import { rowDigestFromSql } from './row-digest.js';
 import {
   batchPredicateSql,
   digestSelectSql,
-  qualifiedName,
   rowHashSql,
+  rowSourceSql,
   type TableShape,
 } from './table-sql.js';
 import type { TableTask } from './table-task.js';
@@ -31,7 +32,7 @@ export async function digestBatchInDatabase(
   shape: TableShape,
   bounds: BatchBounds,
 ): Promise<{ rows: number; rowDigest: string }> {
-  const hashes = `SELECT ${rowHashSql(shape)} AS h FROM ${qualifiedName(shape)} AS t WHERE ${batchPredicateSql(shape, bounds)}`;
+  const hashes = `SELECT ${rowHashSql(shape)} AS h FROM ${rowSourceSql(shape)} AS t WHERE ${batchPredicateSql(shape, bounds)}`;
   const result = await client.query<{ rows: string; hi: string; lo: string }>(digestSelectSql(hashes));
   const row = result.rows[0] ?? { rows: '0', hi: '0', lo: '0' };
   return { rows: Number(row.rows), rowDigest: rowDigestFromSql(row) };
@@ -45,7 +46,7 @@ export async function digestBatchInDatabase(
 export async function serverIdentity(client: pg.ClientBase): Promise<string | undefined> {
   try {
     const result = await client.query<{ id: string }>(
-      `SELECT s.system_identifier::text || ':' || c.timeline_id::text AS id
+      `SELECT pg_catalog.format('%s:%s', s.system_identifier, c.timeline_id) AS id
          FROM pg_catalog.pg_control_system() s, pg_catalog.pg_control_checkpoint() c`,
     );
     return result.rows[0]?.id;
@@ -69,7 +70,7 @@ export async function deleteTransactionStatus(
   let status: string | null;
   try {
     const result = await client.query<{ status: string | null }>(
-      'SELECT pg_xact_status($1::xid8) AS status',
+      'SELECT pg_catalog.pg_xact_status($1::pg_catalog.xid8) AS status',
       [inFlight.deleteXid],
     );
     status = result.rows[0]?.status ?? null;
@@ -98,7 +99,9 @@ export async function settleDelete(
 ): Promise<'committed' | 'aborted'> {
   const status = await deleteTransactionStatus(client, inFlight);
   if (status !== 'unknown') return status;
-  const now = await digestBatchInDatabase(client, await shape(), inFlight.bounds);
+  const now = await inReadOnlyTransaction(client, async () =>
+    digestBatchInDatabase(client, await shape(), inFlight.bounds),
+  );
   if (now.rows === 0) return 'committed';
   if (now.rows === inFlight.figures.rowCount && now.rowDigest === inFlight.figures.rowDigest)
     return 'aborted';

@@ -17,23 +17,52 @@ export interface SessionLimits {
 }
 
 /**
- * Session settings every archiver connection uses. The row text the archive stores (and the digest computed
- * over it in SQL) depends on them, so export, verify and delete must all see the same values.
+ * Settings the proofs depend on. The row text the archive stores (and the digest computed over it in SQL) depends on
+ * the first six, so export, verify, delete and restore must all see the same values. The search_path makes every
+ * unqualified function, operator and type resolve in pg_catalog: whatever another role creates in public or in the
+ * table's own schema (a better-matching `convert_to(text, text)`, an `=` on some type) is never picked. pg_temp is
+ * listed last, or it would be searched first for relations.
  */
-export function sessionSetupSql(limits: SessionLimits): string {
+const PINNED_SETTINGS: readonly (readonly [string, string])[] = [
+  ['client_encoding', "'UTF8'"],
+  ['DateStyle', "'ISO, YMD'"],
+  ['IntervalStyle', "'postgres'"],
+  ['TimeZone', "'UTC'"],
+  ['extra_float_digits', '1'],
+  ['bytea_output', "'hex'"],
+  ['search_path', 'pg_catalog, pg_temp'],
+];
+
+function settingsSql(limits: SessionLimits | undefined, scope: 'SET' | 'SET LOCAL'): string[] {
+  const pinned = PINNED_SETTINGS.map(([name, value]) => `${scope} ${name} = ${value}`);
+  if (!limits) return pinned;
   return [
-    "SET client_encoding = 'UTF8'",
-    "SET DateStyle = 'ISO, YMD'",
-    "SET IntervalStyle = 'postgres'",
-    "SET TimeZone = 'UTC'",
-    'SET extra_float_digits = 1',
-    "SET bytea_output = 'hex'",
-    `SET statement_timeout = ${Math.round(limits.statementTimeoutSeconds * 1000)}`,
-    `SET lock_timeout = ${Math.round(limits.lockTimeoutSeconds * 1000)}`,
+    ...pinned,
+    `${scope} statement_timeout = ${Math.round(limits.statementTimeoutSeconds * 1000)}`,
+    `${scope} lock_timeout = ${Math.round(limits.lockTimeoutSeconds * 1000)}`,
     // An invocation that dies mid-transaction must not hold row locks until TCP keepalive notices.
-    `SET idle_in_transaction_session_timeout = ${Math.round(Math.max(60, limits.statementTimeoutSeconds) * 1000)}`,
-    "SET application_name = 'audit-archiver'",
-  ].join('; ');
+    `${scope} idle_in_transaction_session_timeout = ${Math.round(Math.max(60, limits.statementTimeoutSeconds) * 1000)}`,
+    `${scope} application_name = 'audit-archiver'`,
+  ];
+}
+
+/** Session settings every archiver connection starts with (see PINNED_SETTINGS). */
+export function sessionSetupSql(limits: SessionLimits): string {
+  return settingsSql(limits, 'SET').join('; ');
+}
+
+/** The SET LOCALs that open every archiver transaction; the connection's limits travel with it (see withConnection). */
+const TRANSACTION_SETUP = Symbol('audit-archiver transaction setup');
+type WithSetup = { [TRANSACTION_SETUP]?: string };
+
+/**
+ * BEGIN together with SET LOCAL of every setting, in one round trip. Behind a transaction-pooling proxy (PgBouncer in
+ * transaction mode) consecutive transactions may run on different server connections, so settings made once per
+ * connection cannot be relied on; a transaction always runs on one server connection, so these hold in all of it.
+ */
+function beginSql(client: pg.ClientBase, mode: '' | ' READ ONLY'): string {
+  const setup = (client as WithSetup)[TRANSACTION_SETUP] ?? settingsSql(undefined, 'SET LOCAL').join('; ');
+  return `BEGIN${mode}; ${setup}`;
 }
 
 export function tlsOption(mode: DatabaseConfig['tls']): pg.PoolConfig['ssl'] {
@@ -71,9 +100,9 @@ export function createDatabase(settings: ConnectionSettings, options: DatabaseOp
   // Without a listener, a server-side disconnect of an idle client crashes the whole process.
   pool.on('error', () => undefined);
   const setup = sessionSetupSql(options.limits);
-  // Session settings last as long as the connection, and no statement of the archiver changes them: a pooled
-  // connection is set up once, not on every checkout (one round trip less per step).
-  const prepared = new WeakSet<pg.PoolClient>();
+  const transactionSetup = settingsSql(options.limits, 'SET LOCAL').join('; ');
+  // Session settings are made once per pooled connection (one round trip less per step). Every statement whose result
+  // depends on them runs in a transaction that sets them again (beginSql), so they hold behind a transaction pooler too.
   return {
     async withConnection(work) {
       let client: pg.PoolClient;
@@ -96,9 +125,9 @@ export function createDatabase(settings: ConnectionSettings, options: DatabaseOp
       };
       client.on('error', onError);
       try {
-        if (!prepared.has(client)) {
+        if ((client as WithSetup)[TRANSACTION_SETUP] === undefined) {
           await client.query(setup);
-          prepared.add(client);
+          (client as WithSetup)[TRANSACTION_SETUP] = transactionSetup;
         }
         return await work(client);
       } catch (error) {
@@ -115,8 +144,24 @@ export function createDatabase(settings: ConnectionSettings, options: DatabaseOp
 }
 
 /** Runs `work` in a transaction and rolls back on any error, including errors thrown by `work` itself. */
-export async function inTransaction<T>(client: pg.PoolClient, work: () => Promise<T>): Promise<T> {
-  await client.query('BEGIN');
+export function inTransaction<T>(client: pg.ClientBase, work: () => Promise<T>): Promise<T> {
+  return committed(client, '', work);
+}
+
+/**
+ * Runs reads in a READ ONLY transaction: the archiver's settings hold for each of them (beginSql), and no function
+ * they might call can write to the database in it.
+ */
+export function inReadOnlyTransaction<T>(client: pg.ClientBase, work: () => Promise<T>): Promise<T> {
+  return committed(client, ' READ ONLY', work);
+}
+
+async function committed<T>(
+  client: pg.ClientBase,
+  mode: '' | ' READ ONLY',
+  work: () => Promise<T>,
+): Promise<T> {
+  await client.query(beginSql(client, mode));
   try {
     const result = await work();
     await client.query('COMMIT');
@@ -128,8 +173,8 @@ export async function inTransaction<T>(client: pg.PoolClient, work: () => Promis
 }
 
 /** Runs `work` in a transaction that always rolls back: a dry run sees what would happen and leaves nothing. */
-export async function inRolledBackTransaction<T>(client: pg.PoolClient, work: () => Promise<T>): Promise<T> {
-  await client.query('BEGIN');
+export async function inRolledBackTransaction<T>(client: pg.ClientBase, work: () => Promise<T>): Promise<T> {
+  await client.query(beginSql(client, ''));
   try {
     return await work();
   } finally {

@@ -7,6 +7,7 @@ import {
   type TableConfig,
   tableRef,
 } from './config.js';
+import { inReadOnlyTransaction } from './db.js';
 import type { StepDeps } from './deps.js';
 import { ArchiverError } from './errors.js';
 import { tableGovernance } from './governance.js';
@@ -16,6 +17,7 @@ import {
   describeTable,
   qualifiedName,
   rowLineSql,
+  rowSourceSql,
   type TableShape,
   timestampAsInstantSql,
 } from './table-sql.js';
@@ -117,7 +119,9 @@ async function planTable(
   let counted: Awaited<ReturnType<typeof countEligible>>;
   try {
     const db = await deps.database(database);
-    counted = await db.withConnection((client) => countEligible(client, resolved, cutoff, state));
+    counted = await db.withConnection((client) =>
+      inReadOnlyTransaction(client, () => countEligible(client, resolved, cutoff, state)),
+    );
   } catch (error) {
     // A table the run would refuse: report why (named errors carry no row values) and go on with the others.
     if (!(error instanceof ArchiverError) || error.retryable) throw error;
@@ -166,7 +170,7 @@ async function countEligible(
   const days = await client.query<{ rows: string; oldest: string }>(
     `SELECT count(*)::text AS rows,
             to_char(min(${instant}) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS oldest
-       FROM ${qualifiedName(shape)} AS t WHERE ${window}
+       FROM ${rowSourceSql(shape)} AS t WHERE ${window}
       GROUP BY to_char(${instant} AT TIME ZONE 'UTC', 'YYYY-MM-DD')`,
   );
   let eligibleRows = 0;
@@ -215,7 +219,7 @@ async function estimateBytes(
   }
   const sample = await client.query<{ width: number | null }>(
     `SELECT avg(octet_length(${rowLineSql(shape)}) + 1)::float8 AS width
-       FROM (SELECT * FROM ${qualifiedName(shape)} AS t WHERE ${window} LIMIT ${WIDTH_SAMPLE_ROWS}) AS t`,
+       FROM (SELECT * FROM ${rowSourceSql(shape)} AS t WHERE ${window} LIMIT ${WIDTH_SAMPLE_ROWS}) AS t`,
   );
   const width = sample.rows[0]?.width ?? 0;
   return {

@@ -22,6 +22,10 @@ export type TimestampKind = 'timestamptz' | 'timestamp';
 export interface TableShape {
   schema: string;
   name: string;
+  /** A partitioned table holds its rows in its partitions; a plain table's own rows are the ones it archives. */
+  partitioned: boolean;
+  /** Inheritance children of a plain table (schema-qualified): never read or deleted with it (rowSourceSql). */
+  inheritanceChildren: string[];
   columns: ColumnInfo[];
   keyColumns: ColumnInfo[];
   timestampColumn: ColumnInfo;
@@ -39,12 +43,49 @@ const PRIMARY_KEY_SQL = `ARRAY(SELECT a.attname::text
        FROM pg_catalog.pg_index i
        CROSS JOIN LATERAL unnest(i.indkey[0:i.indnkeyatts - 1]) WITH ORDINALITY AS k(attnum, ord)
        JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-      WHERE i.indrelid = $1 AND i.indisprimary
+      WHERE i.indrelid = $1 AND i.indisprimary AND i.indisvalid AND i.indisready AND i.indislive
       ORDER BY k.ord)`;
 
 /**
- * Reads and checks the table: it exists and is a table, the timestamp column is a timestamp, and the key
- * columns are NOT NULL and unique (a primary key or a unique index without predicate or expressions).
+ * The relations a DELETE on the table `c` reaches: the table itself, and every partition of a partitioned one. A plain
+ * table's inheritance children are not among them: the archiver reads and deletes `ONLY` the table (rowSourceSql).
+ */
+const DELETED_RELATIONS_SQL = `(CASE WHEN c.relkind = 'p'
+        THEN ARRAY(SELECT p.relid FROM pg_catalog.pg_partition_tree(c.oid) AS p)
+        ELSE ARRAY[c.oid] END)`;
+
+/** The schema-qualified name of the relation `oid`, whatever the session's search_path. */
+const relationNameSql = (oid: string): string =>
+  `(SELECT pg_catalog.format('%I.%I', n.nspname, k.relname) FROM pg_catalog.pg_class k
+      JOIN pg_catalog.pg_namespace n ON n.oid = k.relnamespace WHERE k.oid = ${oid})`;
+
+/** What acts on other tables when rows are deleted from `c`, beside the rows themselves (see refuseSideEffects). */
+const SIDE_EFFECTS_SQL = `(SELECT json_build_object('cascade', (
+            SELECT json_build_object('name', f.conname, 'on', ${relationNameSql('f.conrelid')})
+              FROM pg_catalog.pg_constraint f
+             WHERE f.contype = 'f' AND f.confrelid = ANY (${DELETED_RELATIONS_SQL}) AND f.confdeltype IN ('c', 'n', 'd')
+             ORDER BY f.conname LIMIT 1),
+          'trigger', (
+            SELECT json_build_object('name', g.tgname, 'on', ${relationNameSql('g.tgrelid')})
+              FROM pg_catalog.pg_trigger g
+             WHERE g.tgrelid = ANY (${DELETED_RELATIONS_SQL}) AND NOT g.tgisinternal AND g.tgenabled <> 'D'
+               AND (g.tgtype::int & 8) <> 0 -- TRIGGER_TYPE_DELETE, row or statement level
+             ORDER BY g.tgname LIMIT 1),
+          'rule', (
+            SELECT json_build_object('name', r.rulename, 'on', ${relationNameSql('r.ev_class')})
+              FROM pg_catalog.pg_rewrite r
+             WHERE r.ev_class = ANY (${DELETED_RELATIONS_SQL}) AND r.ev_type = '4' AND r.ev_enabled <> 'D'
+             ORDER BY r.rulename LIMIT 1)))`;
+
+interface SideEffect {
+  name: string;
+  on: string;
+}
+
+/**
+ * Reads and checks the table: it exists and is a table, the timestamp column is a timestamp, the key columns are
+ * NOT NULL and unique (a primary key or a valid, immediate unique index without predicate or expressions, see
+ * isUnique), and deleting its rows changes nothing else (refuseSideEffects).
  */
 export async function describeTable(
   client: pg.ClientBase,
@@ -57,7 +98,8 @@ export async function describeTable(
     relkind: string;
     columns: { name: string; type: string; notnull: boolean; generated: string }[];
     primary_key: string[];
-    cascading: { name: string; child: string } | null;
+    side_effects: { cascade: SideEffect | null; trigger: SideEffect | null; rule: SideEffect | null };
+    children: string[];
   }>(
     `SELECT c.oid, c.relkind,
             (SELECT coalesce(json_agg(json_build_object('name', a.attname,
@@ -66,10 +108,9 @@ export async function describeTable(
                FROM pg_catalog.pg_attribute a
               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
             ${PRIMARY_KEY_SQL.replace('$1', 'c.oid')} AS primary_key,
-            (SELECT json_build_object('name', f.conname, 'child', f.conrelid::regclass::text)
-               FROM pg_catalog.pg_constraint f
-              WHERE f.contype = 'f' AND f.confrelid = c.oid AND f.confdeltype IN ('c', 'n', 'd')
-              LIMIT 1) AS cascading
+            ${SIDE_EFFECTS_SQL} AS side_effects,
+            ARRAY(SELECT ${relationNameSql('h.inhrelid')} FROM pg_catalog.pg_inherits h
+                   WHERE h.inhparent = c.oid AND c.relkind <> 'p' ORDER BY 1) AS children
        FROM pg_catalog.pg_class c
        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = $1 AND c.relname = $2`,
@@ -113,15 +154,17 @@ export async function describeTable(
     if (column.nullable) throw new TableNotUsableError(`key column "${name}" of ${where} must be NOT NULL`);
     return column;
   });
-  refuseCascadingReferences(relation.cascading, where);
+  refuseSideEffects(relation.side_effects, where);
   if (table.keyColumns && !(await isUnique(client, relation.oid, keyNames))) {
     throw new TableNotUsableError(
-      `key columns (${keyNames.join(', ')}) of ${where} are not covered by a primary key or unique index`,
+      `key columns (${keyNames.join(', ')}) of ${where} are not covered by a primary key or a valid unique index`,
     );
   }
   return {
     schema: table.schema,
     name: table.name,
+    partitioned: relation.relkind === 'p',
+    inheritanceChildren: relation.children,
     columns,
     keyColumns,
     timestampColumn,
@@ -131,14 +174,32 @@ export async function describeTable(
 }
 
 /**
- * A foreign key that cascades or sets values when rows of this table are deleted would change other tables that
- * nothing archives: such a table is refused rather than silently losing its children's rows.
+ * Deleting archived rows must change nothing but those rows. A foreign key that cascades or sets values, a trigger
+ * that fires on DELETE (whatever its body does) or a rule on DELETE, on the table or on any of its partitions, could
+ * change tables that nothing archives: such a table is refused, naming what would act and where.
  */
-function refuseCascadingReferences(cascading: { name: string; child: string } | null, where: string): void {
-  if (cascading) {
+function refuseSideEffects(
+  effects: {
+    cascade: SideEffect | null;
+    trigger: SideEffect | null;
+    rule: SideEffect | null;
+  },
+  where: string,
+): void {
+  const { cascade, trigger, rule } = effects;
+  const why = 'deleting archived rows would change rows that are not archived';
+  if (cascade) {
     throw new TableNotUsableError(
-      `${where} is referenced by foreign key "${cascading.name}" of ${cascading.child} with ON DELETE CASCADE/SET NULL/SET DEFAULT; deleting archived rows would change rows that are not archived`,
+      `${where} is referenced by foreign key "${cascade.name}" of ${cascade.on} with ON DELETE CASCADE/SET NULL/SET DEFAULT; ${why}`,
     );
+  }
+  if (trigger) {
+    throw new TableNotUsableError(
+      `${where}: trigger "${trigger.name}" on ${trigger.on} fires on DELETE; ${why} (disable the trigger or archive another way)`,
+    );
+  }
+  if (rule) {
+    throw new TableNotUsableError(`${where}: rule "${rule.name}" on ${rule.on} acts on DELETE; ${why}`);
   }
 }
 
@@ -162,12 +223,18 @@ export async function primaryKey(client: pg.ClientBase, oid: number): Promise<st
   return result.rows[0]?.names ?? [];
 }
 
-/** True when some unique, non-partial, non-expression index uses only columns from `names`. */
+/**
+ * True when some unique, non-partial, non-expression index uses only columns from `names` and enforces uniqueness
+ * now: valid and live (a failed `CREATE UNIQUE INDEX CONCURRENTLY` leaves an invalid one over duplicate keys) and not
+ * deferrable (ON CONFLICT cannot arbitrate on a deferrable one, and it allows duplicates inside a transaction).
+ * Key columns are NOT NULL, so NULLS [NOT] DISTINCT does not matter.
+ */
 export async function isUnique(client: pg.ClientBase, oid: number, names: string[]): Promise<boolean> {
   const result = await client.query<{ ok: boolean }>(
     `SELECT EXISTS (
        SELECT 1 FROM pg_catalog.pg_index i
         WHERE i.indrelid = $1 AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+          AND i.indisvalid AND i.indisready AND i.indislive AND i.indimmediate
           AND NOT EXISTS (
             SELECT 1 FROM unnest(i.indkey[0:i.indnkeyatts - 1]) AS k(attnum)
               JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
@@ -188,6 +255,13 @@ export const qualifiedName = (shape: { schema: string; name: string }): string =
   `${quoteIdent(shape.schema)}.${quoteIdent(shape.name)}`;
 
 /**
+ * The table's rows in FROM, COPY and DELETE: `ONLY` a plain table, so its inheritance children (other columns, other
+ * rows, possibly the same keys) are never read or deleted with it; a partitioned table through its parent.
+ */
+export const rowSourceSql = (shape: { schema: string; name: string; partitioned: boolean }): string =>
+  `${shape.partitioned ? '' : 'ONLY '}${qualifiedName(shape)}`;
+
+/**
  * The archive line of a row, computed by PostgreSQL: a JSON object with every column's text representation
  * (SQL NULL as JSON null). Text output is exact for every type under the session settings in db.ts, so restore
  * reproduces each value with the type's own input function, and SQL can digest the very bytes the archive holds.
@@ -195,7 +269,7 @@ export const qualifiedName = (shape: { schema: string; name: string }): string =
 export function rowLineSql(shape: TableShape, alias = 't'): string {
   const keys = shape.columns.map((c) => quoteLiteral(c.name)).join(', ');
   const values = shape.columns.map((c) => `${alias}.${quoteIdent(c.name)}::text`).join(', ');
-  return `json_object(ARRAY[${keys}]::text[], ARRAY[${values}]::text[])::text`;
+  return `pg_catalog.json_object(ARRAY[${keys}]::text[], ARRAY[${values}]::text[])::text`;
 }
 
 /**
@@ -203,7 +277,7 @@ export function rowLineSql(shape: TableShape, alias = 't'): string {
  * whatever the server encoding, so the digest agrees between PostgreSQL and the archive.
  */
 export function rowHashSql(shape: TableShape, alias = 't'): string {
-  return `md5(convert_to(${rowLineSql(shape, alias)}, 'UTF8'))`;
+  return `pg_catalog.md5(pg_catalog.convert_to(${rowLineSql(shape, alias)}, 'UTF8'))`;
 }
 
 /**
@@ -211,7 +285,7 @@ export function rowHashSql(shape: TableShape, alias = 't'): string {
  * index on it serves the query, and converts only that one value.
  */
 export function oldestDaySql(shape: TableShape, from: string, to: string): string {
-  const oldest = `(SELECT min(t.${quoteIdent(shape.timestampColumn.name)}) FROM ${qualifiedName(shape)} AS t WHERE ${dayWindowSql(shape, from, to)})`;
+  const oldest = `(SELECT min(t.${quoteIdent(shape.timestampColumn.name)}) FROM ${rowSourceSql(shape)} AS t WHERE ${dayWindowSql(shape, from, to)})`;
   const instant =
     shape.timestampKind === 'timestamptz'
       ? oldest

@@ -52,6 +52,28 @@ describe('audit-archiver local doctor: every check against embedded PostgreSQL, 
     expect(doctorExitCode(results)).toBe(0);
   });
 
+  it('warns that a table with inheritance children is archived ONLY as itself, naming the children: exit 1', async () => {
+    // Prepare
+    await bed.db.client.query(
+      'CREATE TABLE public.events_2020 (legacy text) INHERITS (public.events); CREATE TABLE public.events_2021 () INHERITS (public.events)',
+    );
+
+    try {
+      // Act
+      const results = await doctor();
+
+      // Assess
+      expect(find(results, 'inheritance children')).toMatchObject({
+        status: 'warning',
+        subject: 'app/public.events',
+        detail: expect.stringContaining('the rows of public.events_2020, public.events_2021 stay'),
+      });
+      expect(doctorExitCode(results)).toBe(1);
+    } finally {
+      await bed.db.client.query('DROP TABLE public.events_2020, public.events_2021');
+    }
+  });
+
   it('warns about a timestamp column without an index: exit 1', async () => {
     // Prepare
     const tables: TableSpec[] = [{ schema: 'public', name: 'no index', timestampColumn: 'created_at' }];

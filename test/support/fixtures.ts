@@ -15,7 +15,7 @@ import { sessionSetupSql } from '../../lambdas/shared/db.js';
 import type { StepDeps } from '../../lambdas/shared/deps.js';
 import { LockTable } from '../../lambdas/shared/locks.js';
 import type { MetricName } from '../../lambdas/shared/powertools.js';
-import { describeTable, qualifiedName, rowLineSql } from '../../lambdas/shared/table-sql.js';
+import { describeTable, rowLineSql, rowSourceSql } from '../../lambdas/shared/table-sql.js';
 import { type LocalEnvironment, openLocalEnvironment } from '../../local/run.js';
 import { recordProof } from './proof-ledger.js';
 
@@ -26,7 +26,7 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** A fresh database in the project's embedded PostgreSQL, with the archiver's session settings. */
+/** A fresh database in the project's embedded PostgreSQL, with the archiver's session settings (but search_path). */
 export async function createTestDatabase(): Promise<TestDatabase> {
   const adminUrl = inject('postgresUrl');
   const name = `t_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
@@ -38,6 +38,8 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   await client.query(sessionSetupSql({ statementTimeoutSeconds: 300, lockTimeoutSeconds: 30 }));
+  // The archiver's text formats, but a user's search_path: tests name their own objects unqualified, in public.
+  await client.query('RESET search_path');
   return {
     name,
     url,
@@ -283,7 +285,7 @@ export function resolvedTable(spec: {
 export async function tableLines(client: pg.Client, table: ResolvedTable): Promise<string[]> {
   const shape = await describeTable(client, table);
   const result = await client.query<{ line: string }>(
-    `SELECT ${rowLineSql(shape)} AS line FROM ${qualifiedName(shape)} AS t`,
+    `SELECT ${rowLineSql(shape)} AS line FROM ${rowSourceSql(shape)} AS t`,
   );
   return result.rows.map((r) => r.line);
 }

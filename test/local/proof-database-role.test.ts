@@ -1,0 +1,297 @@
+import { describe, expect, it } from 'vitest';
+import { runLocalArchive, runLocalRestore } from '../../local/run.js';
+import {
+  archiverTestbed,
+  assertNoLossNoDuplicates,
+  cutoffSql,
+  resolvedTable,
+  seedEvents,
+  type TestDatabase,
+  TODAY_UTC_SQL,
+  tableLines,
+} from '../support/fixtures.js';
+import { recordProof } from '../support/proof-ledger.js';
+import { behindTransactionPooler } from '../support/transaction-pooler.js';
+
+/**
+ * Another role in the database (the threat model's 'database role') shapes the archived table or the schemas
+ * around it: inheritance children, foreign keys, triggers and rules that act on DELETE, an invalid unique index,
+ * functions and operators planted in `public` and in the table's own schema. Each attack runs on the real workflow.
+ */
+
+const DAY_MS = 86_400_000;
+const OLD = `${TODAY_UTC_SQL} - make_interval(days => 40)`;
+
+/** Every row of a relation (with its partitions or children) as text, in a stable order. */
+async function rowsOf(db: TestDatabase, relation: string): Promise<string[]> {
+  const result = await db.client.query<{ r: string }>(`SELECT t::text AS r FROM ${relation} AS t ORDER BY 1`);
+  return result.rows.map((row) => row.r);
+}
+
+describe('a database role shapes the table: children, cascades, triggers, rules, invalid keys', () => {
+  const spec = (name: string, keyColumns?: string[]) => ({
+    schema: 'public',
+    name,
+    timestampColumn: 'created_at',
+    ...(keyColumns ? { keyColumns } : {}),
+  });
+  const bed = archiverTestbed(
+    async (db) => {
+      const today = Math.floor(Date.now() / DAY_MS) * DAY_MS;
+      const partitionEnd = new Date(today - 33 * DAY_MS).toISOString();
+      await db.client.query(`
+        -- 1. An inheritance child under the archived table, with keys that repeat the parent's and a column of its own.
+        CREATE TABLE public.inh_parent (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, actor text NOT NULL);
+        CREATE INDEX ON public.inh_parent (created_at);
+        CREATE TABLE public.inh_child (secret text NOT NULL) INHERITS (public.inh_parent);
+        INSERT INTO public.inh_parent SELECT g, ${OLD} + g * interval '1 minute', 'user_' || g FROM generate_series(1, 20) AS g;
+        INSERT INTO public.inh_parent SELECT g, ${TODAY_UTC_SQL} - interval '1 day' + g * interval '1 minute', 'user_' || g FROM generate_series(21, 30) AS g;
+        INSERT INTO public.inh_child SELECT g, ${OLD} + g * interval '1 minute', 'child_' || g, 'only in the child ' || g FROM generate_series(1, 11) AS g;
+
+        -- 2a. A cascading foreign key that references one partition, not the partitioned table.
+        CREATE TABLE public.fk_parted (id bigint NOT NULL, created_at timestamptz NOT NULL, PRIMARY KEY (id, created_at)) PARTITION BY RANGE (created_at);
+        CREATE TABLE public.fk_parted_old PARTITION OF public.fk_parted FOR VALUES FROM (MINVALUE) TO ('${partitionEnd}');
+        CREATE TABLE public.fk_parted_rest PARTITION OF public.fk_parted DEFAULT;
+        INSERT INTO public.fk_parted SELECT g, ${OLD} + g * interval '1 minute' FROM generate_series(1, 10) AS g;
+        CREATE TABLE public.fk_ref (id int PRIMARY KEY, p_id bigint, p_at timestamptz,
+          CONSTRAINT fk_ref_to_partition FOREIGN KEY (p_id, p_at) REFERENCES public.fk_parted_old ON DELETE CASCADE);
+        INSERT INTO public.fk_ref SELECT id, id, created_at FROM public.fk_parted;
+
+        -- 2b. A trigger on one partition that empties another table on DELETE; 2c. a rule that does the same.
+        CREATE TABLE public.side_table (n int);
+        INSERT INTO public.side_table SELECT generate_series(1, 5);
+        CREATE FUNCTION public.purge_side() RETURNS trigger LANGUAGE plpgsql AS
+          $$ BEGIN DELETE FROM public.side_table; RETURN OLD; END $$;
+        CREATE TABLE public.trig_parted (id bigint NOT NULL, created_at timestamptz NOT NULL, PRIMARY KEY (id, created_at)) PARTITION BY RANGE (created_at);
+        CREATE TABLE public.trig_parted_all PARTITION OF public.trig_parted DEFAULT;
+        INSERT INTO public.trig_parted SELECT g, ${OLD} + g * interval '1 minute' FROM generate_series(1, 10) AS g;
+        CREATE TRIGGER purge_on_delete AFTER DELETE ON public.trig_parted_all FOR EACH ROW EXECUTE FUNCTION public.purge_side();`);
+      await seedEvents(db.client, 'ruled', 40);
+      await db.client.query(
+        'CREATE RULE purge_on_delete AS ON DELETE TO public.ruled DO ALSO DELETE FROM public.side_table',
+      );
+      // 7. A unique index whose concurrent build failed on duplicate keys: it stays behind, invalid.
+      await db.client.query(`
+        CREATE TABLE public.dupkey (id int NOT NULL, created_at timestamptz NOT NULL, n int NOT NULL);
+        INSERT INTO public.dupkey SELECT g % 5, ${OLD} + g * interval '1 minute', g FROM generate_series(1, 10) AS g;`);
+      await expect(
+        db.client.query('CREATE UNIQUE INDEX CONCURRENTLY dupkey_id ON public.dupkey (id)'),
+      ).rejects.toThrow(/could not create unique index/);
+    },
+    [spec('inh_parent'), spec('fk_parted'), spec('trig_parted'), spec('ruled'), spec('dupkey', ['id'])],
+  );
+  const archive = (table: string) =>
+    runLocalArchive(bed.local, { tables: [`public.${table}`] }, { retryIntervalScale: 0 });
+
+  it('archives a table with an inheritance child as itself only: the child keeps every row, restore gives the parent back', async () => {
+    // Prepare
+    const table = resolvedTable(spec('inh_parent'));
+    const original = await tableLines(bed.db.client, table);
+    const childBefore = await rowsOf(bed.db, 'public.inh_child');
+
+    // Act
+    const run = await archive('inh_parent');
+    const childAfter = await rowsOf(bed.db, 'public.inh_child');
+    // The invariant is checked before the restore changes the table; a violation fails the test after the record.
+    const counts = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original).catch(
+      (error: Error) => error,
+    );
+    const restored = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.inh_parent' },
+      { retryIntervalScale: 0 },
+    );
+    const afterRestore = await tableLines(bed.db.client, table);
+
+    // Assess
+    const childLost = childBefore.filter((row) => !childAfter.includes(row)).length;
+    const parentBack =
+      afterRestore.length === original.length && original.every((l) => afterRestore.includes(l));
+    recordProof({
+      kind: 'threat',
+      actor: 'database role',
+      attack: 'inheritance child under the archived table',
+      held:
+        run.execution.status === 'SUCCEEDED' && !(counts instanceof Error) && childLost === 0 && parentBack,
+    });
+    if (counts instanceof Error) throw counts;
+    expect(run.execution.status).toBe('SUCCEEDED');
+    expect(childAfter).toEqual(childBefore);
+    expect(counts.inArchives).toBe(20);
+    expect(restored.execution.status).toBe('SUCCEEDED');
+    expect(afterRestore.sort()).toEqual([...original].sort());
+  });
+
+  it.each([
+    ['fk_parted', /foreign key "fk_ref_to_partition" of public\.fk_ref .*ON DELETE CASCADE/, 'public.fk_ref'],
+    [
+      'trig_parted',
+      /trigger "purge_on_delete" on public\.trig_parted_all fires on DELETE/,
+      'public.side_table',
+    ],
+    ['ruled', /rule "purge_on_delete" on public\.ruled acts on DELETE/, 'public.side_table'],
+  ])(
+    'refuses %s, whose deletes would change a table nothing archives, and changes nothing',
+    async (name, reason, other) => {
+      // Prepare
+      const before = await rowsOf(bed.db, `public.${name}`);
+      const otherBefore = await rowsOf(bed.db, other);
+
+      // Act
+      const run = await archive(name);
+
+      // Assess
+      const after = await rowsOf(bed.db, `public.${name}`);
+      const otherAfter = await rowsOf(bed.db, other);
+      recordProof({
+        kind: 'threat',
+        actor: 'database role',
+        attack: `DELETE side effect on another table (${name})`,
+        held: after.length === before.length && otherAfter.length === otherBefore.length,
+      });
+      expect(run.execution.status).toBe('FAILED');
+      expect(run.outcomes[0]?.error).toMatch(/^TableNotUsableError: /);
+      expect(run.outcomes[0]?.error).toMatch(reason);
+      expect(after).toEqual(before);
+      expect(otherAfter).toEqual(otherBefore);
+    },
+  );
+
+  it('refuses a key whose only unique index is invalid (a failed concurrent build), and deletes nothing', async () => {
+    // Prepare
+    const before = await rowsOf(bed.db, 'public.dupkey');
+
+    // Act
+    const run = await archive('dupkey');
+
+    // Assess
+    const after = await rowsOf(bed.db, 'public.dupkey');
+    recordProof({
+      kind: 'threat',
+      actor: 'database role',
+      attack: 'invalid unique index as the key',
+      held: after.length === before.length && before.length === 10,
+    });
+    expect(run.execution.status).toBe('FAILED');
+    expect(run.outcomes[0]?.error).toMatch(
+      /^TableNotUsableError: key columns \(id\) of table "public"."dupkey" .* are not covered by a primary key or a valid unique index/,
+    );
+    expect(after).toEqual(before);
+  });
+});
+
+describe('a database role plants functions and operators where the archiver might resolve them', () => {
+  const spec = { schema: 'app', name: 'events', timestampColumn: 'created_at' };
+  /** One hostile definition per schema: each records its call, and convert_to also deletes young rows. */
+  const hostile = (schema: string) => `
+    CREATE FUNCTION ${schema}.convert_to(t text, e text) RETURNS bytea LANGUAGE plpgsql AS $$
+      BEGIN
+        INSERT INTO public.hijack_calls VALUES ('${schema}.convert_to');
+        DELETE FROM app.events WHERE created_at >= ${cutoffSql()};
+        RETURN pg_catalog.convert_to(t, e::name);
+      END $$;
+    CREATE FUNCTION ${schema}.md5(b bytea) RETURNS text LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO public.hijack_calls VALUES ('${schema}.md5'); RETURN pg_catalog.md5(b); END $$;
+    CREATE FUNCTION ${schema}.json_object(k text[], v text[]) RETURNS json LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO public.hijack_calls VALUES ('${schema}.json_object'); RETURN pg_catalog.json_object(k, v); END $$;
+    CREATE FUNCTION ${schema}.pg_xact_status(x xid8) RETURNS text LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO public.hijack_calls VALUES ('${schema}.pg_xact_status'); RETURN 'aborted'; END $$;
+    CREATE FUNCTION ${schema}.ts_ge(a timestamptz, b timestamptz) RETURNS boolean LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO public.hijack_calls VALUES ('${schema}.>='); RETURN pg_catalog.timestamptz_ge(a, b); END $$;
+    CREATE OPERATOR ${schema}.>= (LEFTARG = timestamptz, RIGHTARG = timestamptz, FUNCTION = ${schema}.ts_ge);
+    CREATE FUNCTION ${schema}.ts_lt(a timestamptz, b timestamptz) RETURNS boolean LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO public.hijack_calls VALUES ('${schema}.<'); RETURN pg_catalog.timestamptz_lt(a, b); END $$;
+    CREATE OPERATOR ${schema}.< (LEFTARG = timestamptz, RIGHTARG = timestamptz, FUNCTION = ${schema}.ts_lt);
+    CREATE FUNCTION ${schema}.int8_le(a bigint, b bigint) RETURNS boolean LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO public.hijack_calls VALUES ('${schema}.<='); RETURN pg_catalog.int8le(a, b); END $$;
+    CREATE OPERATOR ${schema}.<= (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = ${schema}.int8_le);
+    CREATE FUNCTION ${schema}.oid_eq(a oid, b oid) RETURNS boolean LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO public.hijack_calls VALUES ('${schema}.='); RETURN pg_catalog.oideq(a, b); END $$;
+    CREATE OPERATOR ${schema}.= (LEFTARG = oid, RIGHTARG = oid, FUNCTION = ${schema}.oid_eq);
+    CREATE FUNCTION ${schema}.cat(a text, b text) RETURNS text LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO public.hijack_calls VALUES ('${schema}.||'); RETURN pg_catalog.textcat(a, b); END $$;
+    CREATE OPERATOR ${schema}.|| (LEFTARG = text, RIGHTARG = text, FUNCTION = ${schema}.cat);
+    CREATE FUNCTION ${schema}.field(j jsonb, k text) RETURNS text LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO public.hijack_calls VALUES ('${schema}.->>'); RETURN pg_catalog.jsonb_object_field_text(j, k); END $$;
+    CREATE OPERATOR ${schema}.->> (LEFTARG = jsonb, RIGHTARG = text, FUNCTION = ${schema}.field);`;
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query('CREATE SCHEMA app');
+      await seedEvents(db.client, 'events', 120, 60, 'app');
+      await db.client.query('CREATE TABLE public.hijack_calls (fn text)');
+      await db.client.query(hostile('public'));
+      await db.client.query(hostile('app'));
+      // Whoever may set the database's defaults puts both schemas before pg_catalog, so that even an exact match
+      // of a built-in would be taken from them by any session that does not pin its own search_path.
+      await db.client.query(`ALTER DATABASE ${db.name} SET search_path = app, public, pg_catalog`);
+    },
+    [spec],
+  );
+  const table = resolvedTable(spec);
+  let original: string[] = [];
+  const calls = async () =>
+    (
+      await bed.db.client.query<{ fn: string }>('SELECT DISTINCT fn FROM public.hijack_calls ORDER BY 1')
+    ).rows.map((r) => r.fn);
+  const young = async () =>
+    (
+      await bed.db.client.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM app.events WHERE created_at >= ${cutoffSql()}`,
+      )
+    ).rows[0]?.n;
+
+  it('archives with every function and operator taken from pg_catalog, behind a transaction pooler too', async () => {
+    // Prepare
+    original = await tableLines(bed.db.client, table);
+    const youngBefore = await young();
+
+    // Act
+    const run = await runLocalArchive(
+      bed.local,
+      {},
+      { retryIntervalScale: 0, deps: behindTransactionPooler },
+    );
+
+    // Assess
+    const hijacked = await calls();
+    const youngAfter = await young();
+    const counts = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original).catch(
+      (error: Error) => error,
+    );
+    recordProof({
+      kind: 'threat',
+      actor: 'database role',
+      attack: 'functions and operators planted in public and the table schema (archive)',
+      held: hijacked.length === 0 && youngAfter === youngBefore && !(counts instanceof Error),
+    });
+    if (counts instanceof Error) throw counts;
+    expect(run.execution.status).toBe('SUCCEEDED');
+    expect(hijacked).toEqual([]);
+    expect(youngAfter).toBe(youngBefore);
+    expect(counts.inArchives).toBeGreaterThan(0);
+  });
+
+  it('restores with every function and operator taken from pg_catalog, behind a transaction pooler too', async () => {
+    // Act
+    const restored = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'app.events' },
+      { retryIntervalScale: 0, deps: behindTransactionPooler },
+    );
+
+    // Assess
+    const hijacked = await calls();
+    const now = await tableLines(bed.db.client, table);
+    const exact =
+      now.length === original.length && [...now].sort().join('\n') === [...original].sort().join('\n');
+    recordProof({
+      kind: 'threat',
+      actor: 'database role',
+      attack: 'functions and operators planted in public and the table schema (restore)',
+      held: hijacked.length === 0 && exact,
+    });
+    expect(restored.execution.status).toBe('SUCCEEDED');
+    expect(hijacked).toEqual([]);
+    expect(exact).toBe(true);
+  });
+});
