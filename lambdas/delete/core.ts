@@ -1,4 +1,5 @@
 import {
+  assertTaskCutoff,
   recordCommitted,
   recordInFlight,
   serverIdentity,
@@ -47,11 +48,14 @@ async function publishedChange(deps: StepDeps, inFlight: InFlight): Promise<stri
  */
 export async function deleteBatch(input: DeleteInput, deps: StepDeps): Promise<DeleteOutput> {
   const started = Date.now();
+  assertTaskCutoff(deps, input);
   const state = await deps.locks.get(input.database, input.table);
   const inFlight = state.inFlight;
   if (!inFlight || !['verified', 'deleting'].includes(inFlight.stage)) {
     throw new InvalidInputError(`no verified batch is in flight for ${input.database}/${input.table}`);
   }
+  // The rows it would delete end at the batch's upper bound: that, too, must be within the retention.
+  assertTaskCutoff(deps, input, inFlight.bounds.to);
   const done = (rowsDeleted: number): DeleteOutput => {
     // The batch's rate from export to now sizes the next batch (time budget) and sets the throttle's pause.
     const seconds = Math.max(0.001, (Date.now() - (inFlight.exportedAt ?? started)) / 1000);

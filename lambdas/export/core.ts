@@ -16,6 +16,7 @@ import {
 } from '../shared/archive-format.js';
 import { ByteFigures, CopyToJsonLines } from '../shared/archive-stream.js';
 import {
+  assertTaskCutoff,
   recordCommitted,
   recordInFlight,
   settleDelete,
@@ -56,6 +57,7 @@ const EARLIEST = '0001-01-01T00:00:00Z';
  */
 export async function exportBatch(input: ExportInput, deps: StepDeps): Promise<ExportOutput> {
   const table = resolveTable(deps.config, input.database, input.table);
+  assertTaskCutoff(deps, input);
   const db = await deps.database(input.database);
   const state = await deps.locks.get(input.database, input.table);
   if (state.inFlight) {

@@ -1,8 +1,9 @@
 import type pg from 'pg';
 import { type BatchBounds, manifestKeyFor, quarantineKey, type TableLocation } from './archive-format.js';
-import type { ArchiverConfig, ResolvedTable } from './config.js';
+import { type ArchiverConfig, findDatabase, type ResolvedTable, tableRef } from './config.js';
 import type { StepDeps } from './deps.js';
-import { BatchOutcomeUnknownError, DeleteInProgressError } from './errors.js';
+import { BatchOutcomeUnknownError, ConfigError, DeleteInProgressError } from './errors.js';
+import { assertCutoffAllowed } from './governance.js';
 import type { InFlight } from './locks.js';
 import { rowDigestFromSql } from './row-digest.js';
 import {
@@ -24,6 +25,17 @@ export const tableLabel = (task: Pick<TableTask, 'database' | 'table'>) => ({
   database: task.database,
   table: task.table,
 });
+
+/**
+ * Refuses a task whose cut-off (or `cutoff`, e.g. the upper bound of the batch in flight) is later than the table's
+ * retention allows at the step's clock: a ConfigError the ASL catches, before any row is read or deleted.
+ */
+export function assertTaskCutoff(deps: StepDeps, task: TableTask, cutoff: string = task.cutoff): void {
+  const table = findDatabase(deps.config, task.database).tables.find((t) => tableRef(t) === task.table);
+  if (!table)
+    throw new ConfigError(`table "${task.table}" is not configured for database "${task.database}"`);
+  assertCutoffAllowed(deps.config, task.database, table, cutoff, deps.now());
+}
 
 /** Count and digest of the rows a batch predicate selects now, computed by PostgreSQL over the archive line text. */
 export async function digestBatchInDatabase(

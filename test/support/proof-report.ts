@@ -24,6 +24,7 @@ const PROOF_FILES = [
   'test/local/workflow.test.ts',
   'test/local/types-and-identifiers.test.ts',
   'test/local/logs.test.ts',
+  'test/local/execution-input.test.ts',
   'test/lambdas/delete/core.int.test.ts',
   'test/lambdas/shared/locks.int.test.ts',
   'test/lambdas/shared/batch.int.test.ts',
