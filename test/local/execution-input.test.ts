@@ -7,6 +7,7 @@ import { retentionCutoff } from '../../lambdas/shared/governance.js';
 import type { TableTask } from '../../lambdas/shared/table-task.js';
 import { uploadBatch } from '../../lambdas/upload/core.js';
 import { verifyBatch } from '../../lambdas/verify/core.js';
+import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
@@ -124,5 +125,89 @@ describe('whoever starts executions cannot move the cut-off past the retention',
       held: remaining.length === original.length,
     });
     expect(remaining).toHaveLength(original.length);
+  });
+});
+
+describe('whoever starts a restore cannot write into a table the config does not allow', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await seedEvents(db.client, 'events', 300);
+      await db.client.query(
+        `CREATE TABLE public.accounts (id bigint PRIMARY KEY, email text, balance numeric NOT NULL DEFAULT 0)`,
+      );
+      await db.client.query(
+        `INSERT INTO public.accounts SELECT g, 'user' || g || '@example.com', g * 10 FROM generate_series(1, 50) AS g`,
+      );
+      await db.client.query('CREATE SCHEMA forensics');
+      await db.client.query(
+        `CREATE TABLE forensics.narrow (id bigint PRIMARY KEY, created_at timestamptz, note text NOT NULL DEFAULT '')`,
+      );
+      await db.client.query(
+        `INSERT INTO forensics.narrow (id, note) SELECT g, 'kept' FROM generate_series(1, 50) AS g`,
+      );
+    },
+    [spec('events')],
+    { database: { restoreTargets: ['forensics.*'] } },
+  );
+  const snapshot = async (table: string) =>
+    (await bed.db.client.query(`SELECT t::text AS line FROM ${table} AS t ORDER BY 1`)).rows.map(
+      (r) => r.line,
+    );
+  const restore = (request: Record<string, unknown>) =>
+    runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.events', ...request },
+      { retryIntervalScale: 0 },
+    );
+
+  it('archives the old rows first', async () => {
+    // Act
+    const run = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+
+    // Assess
+    expect(run.execution.status).toBe('SUCCEEDED');
+  });
+
+  it.each([
+    ['public.accounts', 'a table outside restoreTargets'],
+    ['forensics.narrow', 'an allowed table that lacks archived columns'],
+  ])(
+    'refuses to restore into %s (%s), with overwrite and lenient drift: not one row written',
+    async (target) => {
+      // Prepare
+      const before = await snapshot(target);
+
+      // Act
+      const result = await restore({ targetTable: target, strategy: 'overwrite', drift: 'lenient' });
+
+      // Assess
+      const after = await snapshot(target);
+      recordProof({
+        kind: 'threat',
+        actor: 'execution starter',
+        attack: `restore into ${target === 'public.accounts' ? 'an unrelated table' : 'an allowed table of another shape'}`,
+        held: JSON.stringify(after) === JSON.stringify(before),
+      });
+      expect(result.execution.status).toBe('FAILED');
+      expect(after).toEqual(before);
+    },
+  );
+
+  it('restores into a new table the config allows, and into the archived table itself', async () => {
+    // Prepare
+    const table = resolvedTable(spec('events'));
+    const kept = await tableLines(bed.db.client, table);
+
+    // Act
+    const copy = await restore({ targetTable: 'forensics.events_copy' });
+    const back = await restore({});
+
+    // Assess: every archived row is back in both, none doubled.
+    expect(copy.execution.status).toBe('SUCCEEDED');
+    expect(back.execution.status).toBe('SUCCEEDED');
+    const restored = await tableLines(bed.db.client, { ...table, schema: 'forensics', name: 'events_copy' });
+    const all = await tableLines(bed.db.client, table);
+    expect(all.length).toBe(kept.length + restored.length);
+    expect(restored.length).toBeGreaterThan(0);
   });
 });
