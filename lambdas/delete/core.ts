@@ -2,6 +2,7 @@ import {
   assertTaskCutoff,
   recordCommitted,
   recordInFlight,
+  renewLease,
   serverIdentity,
   settleDelete,
   tableLabel,
@@ -49,6 +50,7 @@ async function publishedChange(deps: StepDeps, inFlight: InFlight): Promise<stri
 export async function deleteBatch(input: DeleteInput, deps: StepDeps): Promise<DeleteOutput> {
   const started = Date.now();
   assertTaskCutoff(deps, input);
+  await renewLease(deps, input);
   const state = await deps.locks.get(input.database, input.table);
   const inFlight = state.inFlight;
   if (!inFlight || !['verified', 'deleting'].includes(inFlight.stage)) {
@@ -136,11 +138,14 @@ export async function deleteBatch(input: DeleteInput, deps: StepDeps): Promise<D
   }
   await deps.fault('delete:afterCommit');
   await recordCommitted(deps, input, deleting);
+  const result = done(expected.rowCount);
+  // The throttle's Wait comes next: the lease must outlast it, whatever its length.
+  await renewLease(deps, input, result.progress.pauseSeconds);
   deps.telemetry.metric('DeleteDuration', 'Milliseconds', Date.now() - started, tableLabel(input));
   deps.telemetry.info('batch deleted', {
     ...tableLabel(input),
     rows: expected.rowCount,
     archiveKey: inFlight.archiveKey,
   });
-  return done(expected.rowCount);
+  return result;
 }

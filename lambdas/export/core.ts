@@ -19,6 +19,7 @@ import {
   assertTaskCutoff,
   recordCommitted,
   recordInFlight,
+  renewLease,
   settleDelete,
   tableLabel,
   tableLocation,
@@ -58,6 +59,7 @@ const EARLIEST = '0001-01-01T00:00:00Z';
 export async function exportBatch(input: ExportInput, deps: StepDeps): Promise<ExportOutput> {
   const table = resolveTable(deps.config, input.database, input.table);
   assertTaskCutoff(deps, input);
+  await renewLease(deps, input);
   const db = await deps.database(input.database);
   const state = await deps.locks.get(input.database, input.table);
   if (state.inFlight) {

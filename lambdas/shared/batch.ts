@@ -139,6 +139,19 @@ export function recordInFlight(
   );
 }
 
+/**
+ * Renews the task's lease for `leaseSeconds` plus `waitSeconds` (a throttle pause the state machine waits next): each
+ * step calls it first, so neither retries nor waits between steps outlast the lease. LeaseLostError once it is lost.
+ */
+export function renewLease(deps: StepDeps, task: TableTask, waitSeconds = 0): Promise<void> {
+  return deps.locks.renew(
+    task.database,
+    task.table,
+    task.lease,
+    deps.config.defaults.leaseSeconds + waitSeconds,
+  );
+}
+
 /** Records a committed batch: clears it from the lease item, adds it to the totals, emits the metrics. */
 export async function recordCommitted(deps: StepDeps, task: TableTask, inFlight: InFlight): Promise<void> {
   await deps.locks.clearInFlight(task.database, task.table, task.lease, inFlight, {

@@ -265,6 +265,31 @@ export class LockTable {
     );
   }
 
+  /**
+   * Extends the lease to `seconds` from now while it is still held and unexpired (LeaseLostError otherwise). Every
+   * step renews it when it starts, so retry intervals and waits between steps never outlast it.
+   */
+  async renew(database: string, table: string, lease: Lease, seconds: number): Promise<void> {
+    const now = this.now();
+    await this.guarded(database, table, lease, () =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: LockTable.stateKey(database, table),
+          UpdateExpression: 'SET expiresAt = :expiresAt',
+          ConditionExpression: '#owner = :owner AND #token = :token AND expiresAt > :now',
+          ExpressionAttributeNames: { '#owner': 'owner', '#token': 'token' },
+          ExpressionAttributeValues: {
+            ':owner': lease.owner,
+            ':token': lease.token,
+            ':now': now,
+            ':expiresAt': now + seconds * 1000,
+          },
+        }),
+      ),
+    );
+  }
+
   /** Clears the in-flight batch (that batch only), while holding the lease. `committed` adds it to the totals. */
   async clearInFlight(
     database: string,

@@ -1,5 +1,5 @@
 import { type Manifest, ManifestSchema, manifestKeyFor } from '../shared/archive-format.js';
-import { BATCH_ID_METADATA, recordInFlight, tableLabel, withdrawBatch } from '../shared/batch.js';
+import { BATCH_ID_METADATA, recordInFlight, renewLease, tableLabel, withdrawBatch } from '../shared/batch.js';
 import { findDatabase, tableRef } from '../shared/config.js';
 import type { StepDeps } from '../shared/deps.js';
 import {
@@ -31,6 +31,7 @@ export function archiveMetadata(inFlight: InFlight): Record<string, string> {
  */
 export async function uploadBatch(input: UploadInput, deps: StepDeps): Promise<UploadOutput> {
   const { store, config } = deps;
+  await renewLease(deps, input);
   const state = await deps.locks.get(input.database, input.table);
   const inFlight = state.inFlight;
   if (!inFlight || !['exported', 'uploaded', 'verified'].includes(inFlight.stage)) {
