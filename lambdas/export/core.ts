@@ -17,6 +17,7 @@ import {
 import { ByteFigures, CopyToJsonLines } from '../shared/archive-stream.js';
 import {
   assertTaskCutoff,
+  BATCH_ID_METADATA,
   recordCommitted,
   recordInFlight,
   renewLease,
@@ -94,8 +95,13 @@ export async function exportBatch(input: ExportInput, deps: StepDeps): Promise<E
     }
     const drift = await checkSchemaDrift(deps, input, table, shape.columns);
     const location = tableLocation(deps.config, table);
-    const staging = stagingKey(location, next.day, next.bounds.firstKey);
-    const write = { storageClass: 'STANDARD' as const, kmsKeyId: deps.config.s3.kmsKeyId };
+    const batchId = randomUUID();
+    const staging = stagingKey(location, next.day, batchId);
+    const write = {
+      storageClass: 'STANDARD' as const,
+      kmsKeyId: deps.config.s3.kmsKeyId,
+      metadata: { [BATCH_ID_METADATA]: batchId },
+    };
 
     const copy = client.query(
       copyTo(
@@ -164,7 +170,7 @@ export async function exportBatch(input: ExportInput, deps: StepDeps): Promise<E
     await deps.fault('export:afterStaging');
     const inFlight: InFlight = {
       stage: 'exported',
-      batchId: randomUUID(),
+      batchId,
       runId: input.runId,
       day: next.day,
       cutoff: input.cutoff,

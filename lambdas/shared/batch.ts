@@ -183,14 +183,21 @@ export async function withdrawBatch(
   const { store } = deps;
   // A record already `withdrawing` (a crash mid-withdrawal) is claimed again the same way, to finish the job.
   await recordInFlight(deps, task, { ...inFlight, stage: 'withdrawing' }, { unchanged: inFlight });
-  const manifestKey = manifestKeyFor(inFlight.archiveKey);
-  const head = await store.head(inFlight.archiveKey);
-  // Ours by the lock table's record, or (if upload crashed before recording it) by the object's batch-id.
-  const ours =
-    head !== undefined &&
-    (inFlight.createdArchive === true || head.metadata[BATCH_ID_METADATA] === inFlight.batchId);
-  const toDelete = [inFlight.stagingKey, manifestKeyFor(inFlight.stagingKey)];
-  if (ours) {
+  // Ownership is read from each object right before it is removed: an invocation still running beside its retry
+  // must not take an object another batch has put under the same (content-addressed) key since. An object without
+  // a batch-id counts as ours only under keys this batch wrote (its staging keys; the archive if upload created it).
+  const owned = async (key: string, wroteKey: boolean) => {
+    const head = await store.head(key);
+    const writer = head?.metadata[BATCH_ID_METADATA];
+    return head !== undefined && (writer === inFlight.batchId || (writer === undefined && wroteKey));
+  };
+  const removeIfOwned = async (key: string, wroteKey: boolean) => {
+    if (await owned(key, wroteKey)) await store.deleteKeys([key]);
+  };
+  await removeIfOwned(inFlight.stagingKey, true);
+  await removeIfOwned(manifestKeyFor(inFlight.stagingKey), true);
+  const createdArchive = inFlight.createdArchive === true;
+  if (await owned(inFlight.archiveKey, createdArchive)) {
     if (reason === 'integrity') {
       const evidence = quarantineKey(deps.config.s3.prefix, inFlight.archiveKey, reason);
       await store.copyOnce(
@@ -200,9 +207,9 @@ export async function withdrawBatch(
         { [BATCH_ID_METADATA]: inFlight.batchId },
       );
     }
-    toDelete.push(inFlight.archiveKey, manifestKey);
+    await removeIfOwned(inFlight.archiveKey, createdArchive);
+    await removeIfOwned(manifestKeyFor(inFlight.archiveKey), createdArchive);
   }
-  await store.deleteKeys(toDelete);
   await deps.locks.clearInFlight(task.database, task.table, task.lease, inFlight);
   deps.telemetry.warn('batch withdrawn; its rows stay in the database', {
     ...tableLabel(task),

@@ -79,7 +79,11 @@ export async function uploadBatch(input: UploadInput, deps: StepDeps): Promise<U
   if (manifest === 'damaged') {
     return damaged(`staged manifest of ${inFlight.archiveKey} does not describe the exported batch`, false);
   }
-  if (manifest) await putManifestOnce(deps, manifestKey, manifest, write);
+  if (manifest)
+    await putManifestOnce(deps, manifestKey, manifest, {
+      ...write,
+      metadata: { [BATCH_ID_METADATA]: inFlight.batchId },
+    });
   else if (!(await store.head(manifestKey))) {
     throw new ArchiveIntegrityError(`manifest of ${inFlight.archiveKey} is neither staged nor published`);
   }
