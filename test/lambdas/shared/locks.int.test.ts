@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseLostError } from '../../../lambdas/shared/errors.js';
 import { type InFlight, LockTable } from '../../../lambdas/shared/locks.js';
 import { type LocalServices, startLocalServices } from '../../../local/services.js';
+import { recordProof } from '../../support/proof-ledger.js';
 
 const batch = (stage: InFlight['stage']): InFlight => ({
   stage,
@@ -184,9 +185,15 @@ describe('LockTable when DynamoDB applied a write but its response was lost', ()
     const released = await locks.release('db', 'public.lost', lease);
 
     // Assess: every write lost its first response, and each was recognised, not taken for a lost lease.
+    const state = await locks.get('db', 'public.lost');
+    recordProof({
+      kind: 'threat',
+      actor: 'invocation',
+      attack: 'SDK retry of a conditional write that was applied',
+      held: released && state.totalBatches === 1 && state.inFlight === undefined,
+    });
     expect(lost.length).toBeGreaterThanOrEqual(5);
     expect(released).toBe(true);
-    const state = await locks.get('db', 'public.lost');
     expect(state).toMatchObject({ owner: undefined, inFlight: undefined, totalBatches: 1, totalRows: 9 });
   });
 });
