@@ -287,6 +287,14 @@ export class LocalWorkflow {
     return this.execute(this.parent, 'archive', input, executionName);
   }
 
+  /**
+   * Starts the per-table state machine directly, as anyone allowed to start executions can (the deployed machine
+   * accepts any input): the functions, not the parent's Plan step, must hold the line.
+   */
+  runArchiveTable(input: unknown, executionName = localExecutionName('table')): Promise<ExecutionResult> {
+    return this.execute(this.child, 'archive-table', input, executionName);
+  }
+
   /** Starts the restore state machine with a restore request, as an operator does from the console. */
   runRestore(input: unknown, executionName = localExecutionName('restore')): Promise<ExecutionResult> {
     return this.execute(this.restore, 'restore', input, executionName);

@@ -1,6 +1,8 @@
 import {
+  assertTaskCutoff,
   recordCommitted,
   recordInFlight,
+  renewLease,
   serverIdentity,
   settleDelete,
   tableLabel,
@@ -47,11 +49,15 @@ async function publishedChange(deps: StepDeps, inFlight: InFlight): Promise<stri
  */
 export async function deleteBatch(input: DeleteInput, deps: StepDeps): Promise<DeleteOutput> {
   const started = Date.now();
+  assertTaskCutoff(deps, input);
+  await renewLease(deps, input);
   const state = await deps.locks.get(input.database, input.table);
   const inFlight = state.inFlight;
   if (!inFlight || !['verified', 'deleting'].includes(inFlight.stage)) {
     throw new InvalidInputError(`no verified batch is in flight for ${input.database}/${input.table}`);
   }
+  // The rows it would delete end at the batch's upper bound: that, too, must be within the retention.
+  assertTaskCutoff(deps, input, inFlight.bounds.to);
   const done = (rowsDeleted: number): DeleteOutput => {
     // The batch's rate from export to now sizes the next batch (time budget) and sets the throttle's pause.
     const seconds = Math.max(0.001, (Date.now() - (inFlight.exportedAt ?? started)) / 1000);
@@ -137,11 +143,14 @@ export async function deleteBatch(input: DeleteInput, deps: StepDeps): Promise<D
   }
   await deps.fault('delete:afterCommit');
   await recordCommitted(deps, input, deleting);
+  const result = done(expected.rowCount);
+  // The throttle's Wait comes next: the lease must outlast it, whatever its length.
+  await renewLease(deps, input, result.progress.pauseSeconds);
   deps.telemetry.metric('DeleteDuration', 'Milliseconds', Date.now() - started, tableLabel(input));
   deps.telemetry.info('batch deleted', {
     ...tableLabel(input),
     rows: expected.rowCount,
     archiveKey: inFlight.archiveKey,
   });
-  return done(expected.rowCount);
+  return result;
 }

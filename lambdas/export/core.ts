@@ -16,8 +16,11 @@ import {
 } from '../shared/archive-format.js';
 import { ByteFigures, CopyToJsonLines } from '../shared/archive-stream.js';
 import {
+  assertTaskCutoff,
+  BATCH_ID_METADATA,
   recordCommitted,
   recordInFlight,
+  renewLease,
   settleDelete,
   tableLabel,
   tableLocation,
@@ -57,6 +60,8 @@ const EARLIEST = '0001-01-01T00:00:00Z';
  */
 export async function exportBatch(input: ExportInput, deps: StepDeps): Promise<ExportOutput> {
   const table = resolveTable(deps.config, input.database, input.table);
+  assertTaskCutoff(deps, input);
+  await renewLease(deps, input);
   const db = await deps.database(input.database);
   const state = await deps.locks.get(input.database, input.table);
   if (state.inFlight) {
@@ -89,8 +94,13 @@ export async function exportBatch(input: ExportInput, deps: StepDeps): Promise<E
       if (!next) return { over: true as const, shape };
       const drift = await checkSchemaDrift(deps, input, table, shape.columns);
       const location = tableLocation(deps.config, table);
-      const staging = stagingKey(location, next.day, next.bounds.firstKey);
-      const write = { storageClass: 'STANDARD' as const, kmsKeyId: deps.config.s3.kmsKeyId };
+      const batchId = randomUUID();
+      const staging = stagingKey(location, next.day, batchId);
+      const write = {
+        storageClass: 'STANDARD' as const,
+        kmsKeyId: deps.config.s3.kmsKeyId,
+        metadata: { [BATCH_ID_METADATA]: batchId },
+      };
 
       const copy = client.query(
         copyTo(
@@ -116,7 +126,18 @@ export async function exportBatch(input: ExportInput, deps: StepDeps): Promise<E
         compressed.destroy();
         throw error;
       }
-      return { over: false as const, shape, next, drift, location, staging, write, lines, compressed };
+      return {
+        over: false as const,
+        shape,
+        next,
+        drift,
+        location,
+        batchId,
+        staging,
+        write,
+        lines,
+        compressed,
+      };
     }),
   );
   if (copied.over) {
@@ -128,7 +149,7 @@ export async function exportBatch(input: ExportInput, deps: StepDeps): Promise<E
     }
     return { status: 'empty' as const };
   }
-  const { shape, next, drift, location, staging, write, lines, compressed } = copied;
+  const { shape, next, drift, location, batchId, staging, write, lines, compressed } = copied;
   const content = lines.figures();
   if (content.rows === 0) {
     // The rows went away between choosing the batch and copying it.
@@ -172,7 +193,7 @@ export async function exportBatch(input: ExportInput, deps: StepDeps): Promise<E
   await deps.fault('export:afterStaging');
   const inFlight: InFlight = {
     stage: 'exported',
-    batchId: randomUUID(),
+    batchId,
     runId: input.runId,
     day: next.day,
     cutoff: input.cutoff,

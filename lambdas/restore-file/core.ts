@@ -6,6 +6,7 @@ import {
   readExpectation,
   streamArchive,
 } from '../shared/archive-catalog.js';
+import { findDatabase } from '../shared/config.js';
 import { inReadOnlyTransaction, inRolledBackTransaction, inTransaction } from '../shared/db.js';
 import type { StepDeps } from '../shared/deps.js';
 import {
@@ -27,7 +28,12 @@ import {
   type RestoreTarget,
   tableLabel,
 } from '../shared/restore-sql.js';
-import { type RestoreTask, restoreTargetLabel } from '../shared/restore-task.js';
+import {
+  assertRestoreTargetAllowed,
+  type RestoreTask,
+  restoresIntoArchivedTable,
+  restoreTargetLabel,
+} from '../shared/restore-task.js';
 import { isUnique } from '../shared/table-sql.js';
 import type { RestoreFileInput, RestoreFileOutput } from './schema.js';
 
@@ -56,6 +62,7 @@ export async function restoreFile(input: RestoreFileInput, deps: StepDeps): Prom
 async function restoreArchive(input: RestoreFileInput, deps: StepDeps): Promise<RestoreFileOutput> {
   const { task, archive } = input;
   const empty = { key: archive.key, rows: 0, inserted: 0, skipped: 0, overwritten: 0, warnings: [] };
+  assertRestoreTargetAllowed(findDatabase(deps.config, task.database), task);
   const db = await deps.database(task.database);
   const existing = await db.withConnection((client) =>
     inReadOnlyTransaction(client, () => describeTarget(client, task.target)),
@@ -89,6 +96,7 @@ async function restoreArchive(input: RestoreFileInput, deps: StepDeps): Promise<
       const archived: ArchivedColumn[] = expected.manifest
         ? expected.manifest.columns.map((c) => ({ name: c.name, type: c.type }))
         : [...seen].map((name) => ({ name }));
+      assertShapedLikeArchive(task, archived, table);
       const plan = planColumns(archived, table, task.drift);
       await checkConversions(client, plan, task.drift);
       const conflictKey = conflictKeyOf(expected, table);
@@ -129,6 +137,23 @@ async function restoreArchive(input: RestoreFileInput, deps: StepDeps): Promise<
     overwritten: result.overwritten,
   });
   return result;
+}
+
+/**
+ * Another table takes an archive only if it holds every archived column: lenient drift (dropping columns) is for
+ * the archived table itself, whose columns changed over time, never for an unrelated table that happens to share a
+ * key. Its uniqueness on the archive's key is checked next, as for every target.
+ */
+function assertShapedLikeArchive(task: RestoreTask, archived: ArchivedColumn[], table: RestoreTarget): void {
+  if (restoresIntoArchivedTable(task)) return;
+  const missing = archived
+    .filter((c) => !table.columns.some((t) => t.name === c.name))
+    .map((c) => `"${c.name}"`);
+  if (missing.length > 0) {
+    throw new TableNotUsableError(
+      `restore target ${tableLabel(task.target)} is not shaped like the archive: it lacks ${missing.join(', ')}; nothing was written`,
+    );
+  }
 }
 
 /** An archive's sidecar names the table its rows came from; restoring another table's rows is refused. */

@@ -17,7 +17,7 @@ import {
   type TableName,
   tableLabel,
 } from '../shared/restore-sql.js';
-import type { RestoreRequest, RestoreTask } from '../shared/restore-task.js';
+import { assertRestoreTargetAllowed, type RestoreRequest, type RestoreTask } from '../shared/restore-task.js';
 import { quoteIdent } from '../shared/table-sql.js';
 import {
   MAX_ARCHIVES_PER_RESTORE,
@@ -76,6 +76,7 @@ export async function planRestore(
     toDay: request.toDay,
     key: request.key,
   };
+  assertRestoreTargetAllowed(database, task);
   const source = archiveSource(task, deps.config.s3.prefix);
   if (task.key && archiveDay(source, task.key) === undefined) {
     throw new ConfigError(`key "${task.key}" is not an archive of ${tableLabel(task.source)}`);

@@ -51,9 +51,12 @@ export function manifestKeyFor(dataKey: string): string {
   return `${dataKey.slice(0, slash + 1)}_${dataKey.slice(slash + 1).replace(/\.jsonl\.gz$/, '')}.manifest.json`;
 }
 
-/** Staging objects of one batch; deterministic so a retried export overwrites its own earlier attempt. */
-export function stagingKey(loc: TableLocation, day: string, firstKey: string[]): string {
-  const id = createHash('sha256').update(JSON.stringify(firstKey)).digest('hex').slice(0, 24);
+/**
+ * Staging objects of one batch (`batchId`): no two batches share them, so an invocation still running beside its
+ * retry can only ever remove its own batch's. What an interrupted export leaves expires by the bucket's lifecycle.
+ */
+export function stagingKey(loc: TableLocation, day: string, batchId: string): string {
+  const id = createHash('sha256').update(batchId).digest('hex').slice(0, 24);
   return `${loc.prefix}_staging/${keySegment(loc.database)}/${keySegment(loc.schema)}.${keySegment(loc.table)}/${day}-${id}.jsonl.gz`;
 }
 

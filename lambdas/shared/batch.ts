@@ -1,9 +1,10 @@
 import type pg from 'pg';
 import { type BatchBounds, manifestKeyFor, quarantineKey, type TableLocation } from './archive-format.js';
-import type { ArchiverConfig, ResolvedTable } from './config.js';
+import { type ArchiverConfig, findDatabase, type ResolvedTable, tableRef } from './config.js';
 import { inReadOnlyTransaction } from './db.js';
 import type { StepDeps } from './deps.js';
-import { BatchOutcomeUnknownError, DeleteInProgressError } from './errors.js';
+import { BatchOutcomeUnknownError, ConfigError, DeleteInProgressError } from './errors.js';
+import { assertCutoffAllowed } from './governance.js';
 import type { InFlight } from './locks.js';
 import { rowDigestFromSql } from './row-digest.js';
 import {
@@ -25,6 +26,17 @@ export const tableLabel = (task: Pick<TableTask, 'database' | 'table'>) => ({
   database: task.database,
   table: task.table,
 });
+
+/**
+ * Refuses a task whose cut-off (or `cutoff`, e.g. the upper bound of the batch in flight) is later than the table's
+ * retention allows at the step's clock: a ConfigError the ASL catches, before any row is read or deleted.
+ */
+export function assertTaskCutoff(deps: StepDeps, task: TableTask, cutoff: string = task.cutoff): void {
+  const table = findDatabase(deps.config, task.database).tables.find((t) => tableRef(t) === task.table);
+  if (!table)
+    throw new ConfigError(`table "${task.table}" is not configured for database "${task.database}"`);
+  assertCutoffAllowed(deps.config, task.database, table, cutoff, deps.now());
+}
 
 /** Count and digest of the rows a batch predicate selects now, computed by PostgreSQL over the archive line text. */
 export async function digestBatchInDatabase(
@@ -130,6 +142,19 @@ export function recordInFlight(
   );
 }
 
+/**
+ * Renews the task's lease for `leaseSeconds` plus `waitSeconds` (a throttle pause the state machine waits next): each
+ * step calls it first, so neither retries nor waits between steps outlast the lease. LeaseLostError once it is lost.
+ */
+export function renewLease(deps: StepDeps, task: TableTask, waitSeconds = 0): Promise<void> {
+  return deps.locks.renew(
+    task.database,
+    task.table,
+    task.lease,
+    deps.config.defaults.leaseSeconds + waitSeconds,
+  );
+}
+
 /** Records a committed batch: clears it from the lease item, adds it to the totals, emits the metrics. */
 export async function recordCommitted(deps: StepDeps, task: TableTask, inFlight: InFlight): Promise<void> {
   await deps.locks.clearInFlight(task.database, task.table, task.lease, inFlight, {
@@ -161,14 +186,21 @@ export async function withdrawBatch(
   const { store } = deps;
   // A record already `withdrawing` (a crash mid-withdrawal) is claimed again the same way, to finish the job.
   await recordInFlight(deps, task, { ...inFlight, stage: 'withdrawing' }, { unchanged: inFlight });
-  const manifestKey = manifestKeyFor(inFlight.archiveKey);
-  const head = await store.head(inFlight.archiveKey);
-  // Ours by the lock table's record, or (if upload crashed before recording it) by the object's batch-id.
-  const ours =
-    head !== undefined &&
-    (inFlight.createdArchive === true || head.metadata[BATCH_ID_METADATA] === inFlight.batchId);
-  const toDelete = [inFlight.stagingKey, manifestKeyFor(inFlight.stagingKey)];
-  if (ours) {
+  // Ownership is read from each object right before it is removed: an invocation still running beside its retry
+  // must not take an object another batch has put under the same (content-addressed) key since. An object without
+  // a batch-id counts as ours only under keys this batch wrote (its staging keys; the archive if upload created it).
+  const owned = async (key: string, wroteKey: boolean) => {
+    const head = await store.head(key);
+    const writer = head?.metadata[BATCH_ID_METADATA];
+    return head !== undefined && (writer === inFlight.batchId || (writer === undefined && wroteKey));
+  };
+  const removeIfOwned = async (key: string, wroteKey: boolean) => {
+    if (await owned(key, wroteKey)) await store.deleteKeys([key]);
+  };
+  await removeIfOwned(inFlight.stagingKey, true);
+  await removeIfOwned(manifestKeyFor(inFlight.stagingKey), true);
+  const createdArchive = inFlight.createdArchive === true;
+  if (await owned(inFlight.archiveKey, createdArchive)) {
     if (reason === 'integrity') {
       const evidence = quarantineKey(deps.config.s3.prefix, inFlight.archiveKey, reason);
       await store.copyOnce(
@@ -178,9 +210,9 @@ export async function withdrawBatch(
         { [BATCH_ID_METADATA]: inFlight.batchId },
       );
     }
-    toDelete.push(inFlight.archiveKey, manifestKey);
+    await removeIfOwned(inFlight.archiveKey, createdArchive);
+    await removeIfOwned(manifestKeyFor(inFlight.archiveKey), createdArchive);
   }
-  await store.deleteKeys(toDelete);
   await deps.locks.clearInFlight(task.database, task.table, task.lease, inFlight);
   deps.telemetry.warn('batch withdrawn; its rows stay in the database', {
     ...tableLabel(task),

@@ -165,6 +165,18 @@ export const DatabaseConfigSchema = z
       })
       .strict()
       .optional(),
+    /**
+     * Tables other than the archived one that a restore may write into: "schema.name", or "schema.*" for every table
+     * of a schema. An existing one must be shaped like the archive (every archived column, unique on its key).
+     */
+    restoreTargets: z
+      .array(
+        z
+          .string()
+          .regex(/^[^.]+\..+$/, 'must be "schema.name" or "schema.*"')
+          .refine((ref) => !ref.startsWith('*.'), 'the schema cannot be a wildcard'),
+      )
+      .optional(),
     tables: z.array(TableConfigSchema).min(1, 'must list at least one table'),
   })
   .strict();

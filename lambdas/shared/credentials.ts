@@ -2,7 +2,7 @@ import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/clien
 import { z } from 'zod';
 import type { DatabaseConfig } from './config.js';
 import type { ConnectionSettings } from './db.js';
-import { ConfigError, DatabaseAccessError } from './errors.js';
+import { ConfigError, DatabaseAccessError, DatabaseUnavailableError, isTransientAwsError } from './errors.js';
 
 /** The JSON shape of an RDS-managed (or rotation-compatible) database secret. */
 const RdsSecretSchema = z.object({
@@ -59,7 +59,10 @@ export async function resolveConnection(
     const secret = await sources.secrets.send(new GetSecretValueCommand({ SecretId: creds.secretArn }));
     text = secret.SecretString;
   } catch (error) {
-    throw new DatabaseAccessError(`database ${db.name}: cannot read its secret: ${(error as Error).name}`);
+    const message = `database ${db.name}: cannot read its secret: ${(error as Error).name}`;
+    // Throttling, 5xx and network errors pass: the ASL retries DatabaseUnavailableError. Denied or missing does not.
+    if (isTransientAwsError(error)) throw new DatabaseUnavailableError(message, { cause: error });
+    throw new DatabaseAccessError(message);
   }
   let json: unknown;
   try {

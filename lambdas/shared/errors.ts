@@ -195,9 +195,8 @@ export function classifyDatabaseError(error: unknown): Error {
   return error instanceof Error && !code.startsWith('22') ? error : new Error(message, { cause: error });
 }
 
-/** Maps an AWS SDK error to a named archiver error when it is transient (network, 5xx, throttling). */
-export function classifyAwsError(error: unknown, kind: 's3' | 'dynamodb'): Error {
-  if (error instanceof ArchiverError) return error;
+/** Whether an AWS SDK error is transient: network, 5xx, throttling (TooManyRequests included). */
+export function isTransientAwsError(error: unknown): boolean {
   const err = error as {
     name?: string;
     code?: string;
@@ -205,14 +204,21 @@ export function classifyAwsError(error: unknown, kind: 's3' | 'dynamodb'): Error
     $metadata?: { httpStatusCode?: number };
   };
   const status = err.$metadata?.httpStatusCode ?? 0;
-  const transient =
+  return (
     status >= 500 ||
     status === 429 ||
     transientNodeCodes.has(err.code ?? '') ||
-    /Throttl|TimeoutError|RequestTimeout|SlowDown|ServiceUnavailable|InternalError|socket hang up/i.test(
+    /Throttl|TooManyRequests|TimeoutError|RequestTimeout|SlowDown|ServiceUnavailable|InternalError|InternalServiceError|socket hang up/i.test(
       `${err.name ?? ''} ${err.message ?? ''}`,
-    );
-  if (!transient) return error instanceof Error ? error : new Error(String(error));
+    )
+  );
+}
+
+/** Maps an AWS SDK error to a named archiver error when it is transient (network, 5xx, throttling). */
+export function classifyAwsError(error: unknown, kind: 's3' | 'dynamodb'): Error {
+  if (error instanceof ArchiverError) return error;
+  const err = error as { name?: string; message?: string };
+  if (!isTransientAwsError(error)) return error instanceof Error ? error : new Error(String(error));
   const message = `${kind} unavailable: ${err.name ?? 'Error'}: ${err.message ?? ''}`;
   return kind === 's3'
     ? new StorageUnavailableError(message, { cause: error })

@@ -34,6 +34,43 @@ export function retentionCutoff(start: Date | number, retentionDays: number): st
   return new Date(Math.floor(at / DAY_MS) * DAY_MS - retentionDays * DAY_MS).toISOString();
 }
 
+/**
+ * How far a function's clock may run behind the execution's start time that Plan computed the cut-off from: near
+ * midnight the two can read different days. Only a later cut-off is dangerous; a run started on an earlier day
+ * carries an earlier one and is always accepted.
+ */
+export const CUTOFF_CLOCK_SKEW_MS = 5 * 60_000;
+
+/**
+ * The latest cut-off a step may act on at `now`: that of a run starting now, under the table's effective retention
+ * (its configured retention, never below the policy's minimum for it).
+ */
+export function latestAllowedCutoff(config: ArchiverConfig, table: TableConfig, now: Date): string {
+  const g = tableGovernance(config, table);
+  const days = Math.max(g.retentionDays, g.minRetentionDays ?? 0);
+  return retentionCutoff(now.getTime() + CUTOFF_CLOCK_SKEW_MS, days);
+}
+
+/**
+ * Refuses a cut-off later than the retention allows: the execution input carries it, and whoever can start an
+ * execution can write any. Every step that selects or deletes rows checks it against the config and the policy.
+ */
+export function assertCutoffAllowed(
+  config: ArchiverConfig,
+  database: string,
+  table: TableConfig,
+  cutoff: string,
+  now: Date,
+): void {
+  assertTableGoverned(config, database, table);
+  const latest = latestAllowedCutoff(config, table, now);
+  if (!(Date.parse(cutoff) <= Date.parse(latest))) {
+    throw new ConfigError(
+      `cut-off ${cutoff} of ${tableName(database, table)} is later than its retention allows (latest ${latest}); nothing was archived or deleted`,
+    );
+  }
+}
+
 const tableName = (database: string, table: TableConfig) => `${database}/${table.schema}.${table.name}`;
 
 const tighter = (a: number | undefined, b: number | undefined, pick: (x: number, y: number) => number) =>

@@ -48,6 +48,8 @@ export interface TableState {
   /** Columns of the last committed archive: what schema drift is measured against (no S3 read needed). */
   lastColumns?: Column[];
   lastArchiveKey?: string;
+  /** The batch last cleared from the lease item, and whether as committed: how a retried clear recognises itself. */
+  lastCleared?: { batchId: string; committed: boolean };
 }
 
 export type AcquireResult =
@@ -126,6 +128,14 @@ const CONFIG_FINGERPRINT_KEY = { pk: 'CONFIG', sk: 'FINGERPRINT' };
 
 const isConditionFailure = (error: unknown) =>
   (error as { name?: string }).name === 'ConditionalCheckFailedException';
+
+/** JSON with sorted keys and without undefined values: a record compares equal to what was written for it. */
+const canonical = (value: unknown): string =>
+  JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
 const OUTCOME_TTL_SECONDS = 90 * 24 * 3600;
 
 /** DynamoDB lock/progress table: leases, in-flight batches, per-table totals and per-run outcomes. */
@@ -203,6 +213,7 @@ export class LockTable {
       totalBatches: Number(item.totalBatches ?? 0),
       lastColumns: item.lastColumns === undefined ? undefined : z.array(ColumnSchema).parse(item.lastColumns),
       lastArchiveKey: item.lastArchiveKey as string | undefined,
+      lastCleared: item.lastCleared as TableState['lastCleared'],
     };
   }
 
@@ -251,7 +262,10 @@ export class LockTable {
         values[':readXid'] = read.deleteXid;
       }
     }
-    await this.guarded(database, table, lease, () =>
+    // A request retried after its first attempt was applied (response lost) fails its condition: the record
+    // already being exactly what this write sets, under this lease, means it was this write.
+    const applied = (state: TableState) => canonical(state.inFlight) === canonical(inFlight);
+    await this.guarded(database, table, lease, applied, () =>
       this.ddb.send(
         new UpdateCommand({
           TableName: this.tableName,
@@ -265,6 +279,31 @@ export class LockTable {
     );
   }
 
+  /**
+   * Extends the lease to `seconds` from now while it is still held and unexpired (LeaseLostError otherwise). Every
+   * step renews it when it starts, so retry intervals and waits between steps never outlast it.
+   */
+  async renew(database: string, table: string, lease: Lease, seconds: number): Promise<void> {
+    const now = this.now();
+    await this.guarded(database, table, lease, undefined, () =>
+      this.ddb.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: LockTable.stateKey(database, table),
+          UpdateExpression: 'SET expiresAt = :expiresAt',
+          ConditionExpression: '#owner = :owner AND #token = :token AND expiresAt > :now',
+          ExpressionAttributeNames: { '#owner': 'owner', '#token': 'token' },
+          ExpressionAttributeValues: {
+            ':owner': lease.owner,
+            ':token': lease.token,
+            ':now': now,
+            ':expiresAt': now + seconds * 1000,
+          },
+        }),
+      ),
+    );
+  }
+
   /** Clears the in-flight batch (that batch only), while holding the lease. `committed` adds it to the totals. */
   async clearInFlight(
     database: string,
@@ -273,14 +312,16 @@ export class LockTable {
     inFlight: Pick<InFlight, 'batchId' | 'archiveKey' | 'columns'>,
     committed?: { rows: number; bytes: number },
   ): Promise<void> {
+    const cleared = { batchId: inFlight.batchId, committed: committed !== undefined };
     const values: Record<string, unknown> = {
       ':owner': lease.owner,
       ':token': lease.token,
       ':batchId': inFlight.batchId,
+      ':cleared': cleared,
     };
-    let update = 'REMOVE inFlight';
+    let update = 'REMOVE inFlight SET lastCleared = :cleared';
     if (committed) {
-      update += ' SET lastArchiveKey = :archiveKey ADD totalRows :rows, totalBytes :bytes, totalBatches :one';
+      update += ', lastArchiveKey = :archiveKey ADD totalRows :rows, totalBytes :bytes, totalBatches :one';
       Object.assign(values, {
         ':rows': committed.rows,
         ':bytes': committed.bytes,
@@ -292,7 +333,10 @@ export class LockTable {
         values[':columns'] = inFlight.columns;
       }
     }
-    await this.guarded(database, table, lease, () =>
+    // A retry of a clear that was applied finds this batch gone and recorded as cleared the same way: done once.
+    const applied = (state: TableState) =>
+      state.inFlight?.batchId !== inFlight.batchId && canonical(state.lastCleared) === canonical(cleared);
+    await this.guarded(database, table, lease, applied, () =>
       this.ddb.send(
         new UpdateCommand({
           TableName: this.tableName,
@@ -323,15 +367,22 @@ export class LockTable {
       );
       return true;
     } catch (error) {
-      if (isConditionFailure(error)) return false;
-      throw error;
+      if (!isConditionFailure(error)) throw error;
+      // Nobody holds it and no acquisition since (each adds to the token): a retry of this very release.
+      const state = await this.get(database, table);
+      return state.owner === undefined && state.token === lease.token;
     }
   }
 
+  /**
+   * Runs a write conditioned on the lease. When the condition fails, `applied` tells whether the item already is what
+   * the write makes it (the SDK retried a request whose first attempt was applied); otherwise LeaseLostError.
+   */
   private async guarded(
     database: string,
     table: string,
     lease: Lease,
+    applied: ((state: TableState) => boolean) | undefined,
     operation: () => Promise<unknown>,
   ): Promise<void> {
     try {
@@ -339,7 +390,9 @@ export class LockTable {
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
       const state = await this.get(database, table);
-      if (state.owner !== lease.owner || state.token !== lease.token) {
+      const ours = state.owner === lease.owner && state.token === lease.token;
+      if (ours && applied?.(state)) return;
+      if (!ours) {
         throw new LeaseLostError(
           `lease on ${database}/${table} is no longer held by this execution (token ${lease.token}, now ${state.owner ?? 'nobody'} with token ${state.token ?? '-'})`,
         );

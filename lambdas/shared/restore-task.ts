@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import type { DatabaseConfig } from './config.js';
+import { ConfigError } from './errors.js';
 
 const TABLE_REF_MESSAGE = 'must be "schema.name" or {"schema": ..., "name": ...}';
 
@@ -113,3 +115,30 @@ export type RestoreTotals = z.infer<typeof RestoreTotalsSchema>;
 
 export const restoreTargetLabel = (task: Pick<RestoreTask, 'target'>): string =>
   `${task.target.schema}.${task.target.name}`;
+
+/** Whether a restore writes back into the table its archives came from. */
+export const restoresIntoArchivedTable = (task: Pick<RestoreTask, 'source' | 'target'>): boolean =>
+  task.target.schema === task.source.schema && task.target.name === task.source.name;
+
+/**
+ * A restore writes into the archived table itself, or into a table the config's `restoreTargets` names ("schema.name"
+ * or "schema.*"): the execution input names the target, and whoever can start an execution can name any table.
+ * Checked by the plan and again by each archive's step before it writes.
+ */
+export function assertRestoreTargetAllowed(
+  db: DatabaseConfig,
+  task: Pick<RestoreTask, 'source' | 'target'>,
+): void {
+  if (restoresIntoArchivedTable(task)) return;
+  const allowed = db.restoreTargets ?? [];
+  const listed = allowed.some((ref) => {
+    const dot = ref.indexOf('.');
+    const name = ref.slice(dot + 1);
+    return ref.slice(0, dot) === task.target.schema && (name === '*' || name === task.target.name);
+  });
+  if (!listed) {
+    throw new ConfigError(
+      `restore target "${task.target.schema}"."${task.target.name}" is neither the archived table nor in restoreTargets of database ${db.name} (${allowed.join(', ') || 'none'}); nothing was written`,
+    );
+  }
+}

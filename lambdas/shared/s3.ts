@@ -16,6 +16,8 @@ import { ArchiveConflictError, classifyAwsError, StorageUnavailableError } from 
 export interface WriteOptions {
   storageClass: StorageClass;
   kmsKeyId?: string;
+  /** User metadata of the object (e.g. the batch that wrote it, which decides who may remove it). */
+  metadata?: Record<string, string>;
 }
 
 /** One object of a listing. */
@@ -83,6 +85,7 @@ export class ArchiveStore {
           Body: body,
           ContentType: 'application/x-ndjson',
           ContentEncoding: 'gzip',
+          Metadata: options.metadata,
           ...encryption(options),
         },
         partSize: options.partSizeBytes ?? 8 * 1024 * 1024,
@@ -136,6 +139,7 @@ export class ArchiveStore {
           Key: key,
           Body: body,
           ContentType: 'application/json',
+          Metadata: options.metadata,
           ...encryption(options),
         }),
       ),
@@ -168,6 +172,7 @@ export class ArchiveStore {
           Body: body,
           ContentType: 'application/json',
           IfNoneMatch: '*',
+          Metadata: options.metadata,
           StorageClass: options.storageClass,
           ...encryption(options),
         }),

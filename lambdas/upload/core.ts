@@ -1,5 +1,5 @@
 import { type Manifest, ManifestSchema, manifestKeyFor } from '../shared/archive-format.js';
-import { BATCH_ID_METADATA, recordInFlight, tableLabel, withdrawBatch } from '../shared/batch.js';
+import { BATCH_ID_METADATA, recordInFlight, renewLease, tableLabel, withdrawBatch } from '../shared/batch.js';
 import { findDatabase, tableRef } from '../shared/config.js';
 import type { StepDeps } from '../shared/deps.js';
 import {
@@ -31,6 +31,7 @@ export function archiveMetadata(inFlight: InFlight): Record<string, string> {
  */
 export async function uploadBatch(input: UploadInput, deps: StepDeps): Promise<UploadOutput> {
   const { store, config } = deps;
+  await renewLease(deps, input);
   const state = await deps.locks.get(input.database, input.table);
   const inFlight = state.inFlight;
   if (!inFlight || !['exported', 'uploaded', 'verified'].includes(inFlight.stage)) {
@@ -78,7 +79,11 @@ export async function uploadBatch(input: UploadInput, deps: StepDeps): Promise<U
   if (manifest === 'damaged') {
     return damaged(`staged manifest of ${inFlight.archiveKey} does not describe the exported batch`, false);
   }
-  if (manifest) await putManifestOnce(deps, manifestKey, manifest, write);
+  if (manifest)
+    await putManifestOnce(deps, manifestKey, manifest, {
+      ...write,
+      metadata: { [BATCH_ID_METADATA]: inFlight.batchId },
+    });
   else if (!(await store.head(manifestKey))) {
     throw new ArchiveIntegrityError(`manifest of ${inFlight.archiveKey} is neither staged nor published`);
   }

@@ -7,7 +7,7 @@ import {
   manifestKeyFor,
 } from '../shared/archive-format.js';
 import { ByteFigures, JsonLinesFigures } from '../shared/archive-stream.js';
-import { recordInFlight, tableLabel, withdrawBatch } from '../shared/batch.js';
+import { recordInFlight, renewLease, tableLabel, withdrawBatch } from '../shared/batch.js';
 import type { StepDeps } from '../shared/deps.js';
 import { ArchiveIntegrityError, InvalidInputError, StorageUnavailableError } from '../shared/errors.js';
 import type { VerifyInput, VerifyOutput } from './schema.js';
@@ -36,6 +36,7 @@ function parseManifest(text: string): Manifest | undefined {
  */
 export async function verifyBatch(input: VerifyInput, deps: StepDeps): Promise<VerifyOutput> {
   const started = Date.now();
+  await renewLease(deps, input);
   const state = await deps.locks.get(input.database, input.table);
   const inFlight = state.inFlight;
   if (!inFlight || !['uploaded', 'verified'].includes(inFlight.stage)) {

@@ -183,7 +183,7 @@ describe('archiveLayout', () => {
     };
     const within = (pattern: string, key: string) => key.startsWith(pattern.replace(/\*$/, ''));
     // Act
-    const staged = stagingKey(location, '2024-01-02', ['42']);
+    const staged = stagingKey(location, '2024-01-02', 'b42');
     const archived = archiveKey(location, '2024-01-02', 'a'.repeat(64));
     const manifest = manifestKeyFor(archived);
     const quarantined = quarantineKey(config.s3.prefix, archived, 'integrity');

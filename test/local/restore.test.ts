@@ -26,8 +26,12 @@ describe('restore workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
       await seedEvents(db.client, 'events', 600);
       await db.client.query(`CREATE TABLE public.before_archive AS SELECT * FROM public.events`);
       await db.client.query(`ALTER TABLE public.before_archive ADD PRIMARY KEY (id)`);
+      await seedEvents(db.client, 'shrinking', 100);
     },
-    [{ schema: 'public', name: 'events', timestampColumn: 'created_at' }],
+    [
+      { schema: 'public', name: 'events', timestampColumn: 'created_at' },
+      { schema: 'public', name: 'shrinking', timestampColumn: 'created_at' },
+    ],
   );
   const restore = (request: Record<string, unknown>) =>
     runLocalRestore(
@@ -244,12 +248,16 @@ describe('restore workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
     );
     const defaults = await bed.db.client.query(`SELECT DISTINCT source FROM public.drifted`);
     expect(defaults.rows).toEqual([{ source: 'restored' }]);
-    expect(strict.execution.status).toBe('FAILED');
-    expect(strict.results[0]?.error).toMatch(/^SchemaDriftError: .*no longer has column\(s\) "payload"/);
-    expect(lenient.execution.status).toBe('SUCCEEDED');
-    expect(lenient.results[0]?.warnings.join('\n')).toMatch(/"payload" dropped/);
+    // A removed column drops under lenient only in the archived table itself (below): another table lacking one is
+    // not shaped like the archive, and takes nothing.
+    for (const refused of [strict, lenient]) {
+      expect(refused.execution.status).toBe('FAILED');
+      expect(refused.results[0]?.error).toMatch(
+        /^TableNotUsableError: .*not shaped like the archive: it lacks "payload"/,
+      );
+    }
     const count = await bed.db.client.query(`SELECT count(*)::int AS n FROM public.narrowed`);
-    expect(count.rows[0].n).toBe(lenient.results[0]?.rows);
+    expect(count.rows[0].n).toBe(0);
     expect(uncastable.execution.status).toBe('FAILED');
     expect(uncastable.results[0]?.error).toMatch(
       /SchemaDriftError: column "payload": archived jsonb values cannot be read as point \(SQLSTATE 22P02\)/,
@@ -331,6 +339,30 @@ describe('restore workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
     expect(result.execution.status).toBe('SUCCEEDED');
     expect(await lines(bed.db.client, 'events')).toEqual(await lines(bed.db.client, 'before_archive'));
     expect((await listKeys(bed.local, '')).some((k) => k.includes('_quarantine'))).toBe(false);
+  });
+
+  it('a column removed from the archived table since: strict fails, lenient drops it with a warning', async () => {
+    // Prepare
+    const archivedRun = await runLocalArchive(
+      bed.local,
+      { tables: ['public.shrinking'] },
+      { retryIntervalScale: 0 },
+    );
+    expect(archivedRun.execution.status).toBe('SUCCEEDED');
+    await bed.db.client.query('ALTER TABLE public.shrinking DROP COLUMN payload');
+    const back = (request: Record<string, unknown>) => restore({ table: 'public.shrinking', ...request });
+
+    // Act
+    const strict = await back({});
+    const lenient = await back({ drift: 'lenient' });
+
+    // Assess
+    expect(strict.execution.status).toBe('FAILED');
+    expect(strict.results[0]?.error).toMatch(/^SchemaDriftError: .*no longer has column\(s\) "payload"/);
+    expect(lenient.execution.status).toBe('SUCCEEDED');
+    expect(lenient.results[0]?.warnings.join('\n')).toMatch(/"payload" dropped/);
+    const count = await bed.db.client.query(`SELECT count(*)::int AS n FROM public.shrinking`);
+    expect(count.rows[0].n).toBe(100);
   });
 });
 

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import type { StepDeps } from '../../lambdas/shared/deps.js';
 import { runLocalArchive } from '../../local/run.js';
 import type { StepEvent } from '../../local/workflow.js';
 import { archiverTestbed, cutoffSql, seedEvents } from '../support/fixtures.js';
@@ -118,5 +119,37 @@ describe('replica lag check, against the real pg_stat_replication', () => {
     const attempts = steps.filter((s) => s.functionName === 'export' && s.error?.name === 'ReplicaLagError');
     expect(attempts).toHaveLength(21);
     expect(await oldRows(bed.db.client, 'replicated')).toBe(before);
+  });
+});
+
+describe('the lease across throttle waits longer than the lease', () => {
+  const bed = archiverTestbed(
+    async (db) => seedEvents(db.client, 'outlasting', 40, 32),
+    [spec('outlasting')],
+    {
+      defaults: { pauseBetweenBatchesSeconds: 5 },
+    },
+  );
+
+  it('keeps the lease through every wait: the run finishes the table instead of failing with LeaseLostError', async () => {
+    // Prepare: the functions get a 3 s lease (the config file cannot go below 1,200 s), shorter than the 5 s pause.
+    const { steps, onStep } = stepRecorder();
+    const shortLease = (deps: StepDeps): StepDeps => ({
+      ...deps,
+      config: { ...deps.config, defaults: { ...deps.config.defaults, leaseSeconds: 3 } },
+    });
+
+    // Act
+    const run = await runLocalArchive(
+      bed.local,
+      { tables: ['public.outlasting'] },
+      { onStep, retryIntervalScale: 0, deps: shortLease },
+    );
+
+    // Assess: several batches, so at least one pause outlasted the lease, and the table was finished.
+    expect(run.outcomes[0]?.error).toBeUndefined();
+    expect(run.execution.status).toBe('SUCCEEDED');
+    expect(exported(steps).length).toBeGreaterThan(1);
+    expect(await oldRows(bed.db.client, 'outlasting')).toBe(0);
   });
 });

@@ -65,7 +65,7 @@ export function writeTestConfig(
     prefix?: string;
     maxConnections?: number;
     /** Settings of the database entry besides its name, credentials, TLS and tables. */
-    database?: Pick<ArchiverConfigInput['databases'][number], 'replicaLag'>;
+    database?: Pick<ArchiverConfigInput['databases'][number], 'replicaLag' | 'restoreTargets'>;
   } = {},
 ): { dir: string; configPath: string; cleanup(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'audit-archiver-test-'));
@@ -78,6 +78,8 @@ export function writeTestConfig(
         credentials: { url: db.url },
         tls: 'disable',
         maxConnections: overrides.maxConnections ?? 2,
+        // The suite restores into scratch tables of `public`; a test of the allow-list overrides it.
+        restoreTargets: ['public.*'],
         ...overrides.database,
         tables,
       },

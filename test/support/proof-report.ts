@@ -25,6 +25,7 @@ const PROOF_FILES = [
   'test/local/types-and-identifiers.test.ts',
   'test/local/logs.test.ts',
   'test/local/proof-database-role.test.ts',
+  'test/local/execution-input.test.ts',
   'test/lambdas/delete/core.int.test.ts',
   'test/lambdas/shared/locks.int.test.ts',
   'test/lambdas/shared/batch.int.test.ts',

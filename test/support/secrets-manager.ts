@@ -9,10 +9,16 @@ export async function startSecretsManager(secrets: Record<string, string>): Prom
   endpoint: string;
   /** The served secrets; a test may change them (rotation). */
   secrets: Record<string, string>;
+  /**
+   * While set, every request is answered with this status and error type instead (e.g. 429 ThrottlingException,
+   * 503 ServiceUnavailable), as Secrets Manager does under load.
+   */
+  failWith?: { status: number; type: string };
   requests: string[];
   stop(): Promise<void>;
 }> {
   const requests: string[] = [];
+  const state: { failWith?: { status: number; type: string } } = {};
   const server: Server = createServer((req, res) => {
     let body = '';
     req.on('data', (chunk) => {
@@ -23,6 +29,11 @@ export async function startSecretsManager(secrets: Record<string, string>): Prom
       const { SecretId } = JSON.parse(body || '{}') as { SecretId?: string };
       requests.push(`${target} ${SecretId}`);
       res.setHeader('content-type', 'application/x-amz-json-1.1');
+      if (state.failWith) {
+        res.statusCode = state.failWith.status;
+        res.end(JSON.stringify({ __type: state.failWith.type, message: 'Rate exceeded' }));
+        return;
+      }
       const secret = SecretId === undefined ? undefined : secrets[SecretId];
       if (target !== 'secretsmanager.GetSecretValue' || secret === undefined) {
         res.statusCode = 400;
@@ -41,6 +52,12 @@ export async function startSecretsManager(secrets: Record<string, string>): Prom
   return {
     endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     secrets,
+    get failWith() {
+      return state.failWith;
+    },
+    set failWith(value) {
+      state.failWith = value;
+    },
     requests,
     stop: () => new Promise((resolve) => server.close(() => resolve())),
   };

@@ -61,7 +61,7 @@ describe('archive keys', () => {
         (database, schema, table) => {
           // Act
           const prefix = tablePrefix({ prefix: 'tenant/', database, schema, table });
-          const staging = stagingKey({ prefix: 'tenant/', database, schema, table }, '2024-01-01', ['1']);
+          const staging = stagingKey({ prefix: 'tenant/', database, schema, table }, '2024-01-01', 'b1');
 
           // Assess
           for (const key of [prefix, staging]) {
@@ -117,7 +117,7 @@ describe('archive keys', () => {
             tablePrefix(loc),
             data,
             manifestKeyFor(data),
-            stagingKey(loc, day, firstKey),
+            stagingKey(loc, day, firstKey.join(',')),
             quarantineKey(prefix, data, 'integrity'),
           ];
 

@@ -17,6 +17,7 @@ import {
   seedEvents,
   tableLines,
 } from '../../support/fixtures.js';
+import { recordProof } from '../../support/proof-ledger.js';
 
 const ZERO = { batches: 0, rows: 0, bytes: 0 };
 const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
@@ -24,9 +25,10 @@ const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'crea
 describe('batch settlement and withdrawal', () => {
   const bed = archiverTestbed(
     async (db) => {
-      for (const name of ['stale', 'moved_server', 'unknown_outcome']) await seedEvents(db.client, name, 400);
+      for (const name of ['stale', 'moved_server', 'unknown_outcome', 'raced'])
+        await seedEvents(db.client, name, 400);
     },
-    [spec('stale'), spec('moved_server'), spec('unknown_outcome')],
+    [spec('stale'), spec('moved_server'), spec('unknown_outcome'), spec('raced')],
   );
 
   async function verifiedBatch(
@@ -108,5 +110,69 @@ describe('batch settlement and withdrawal', () => {
     expect(await tableLines(bed.db.client, table)).toEqual(before);
     expect((await deps.locks.get('app', 'public.unknown_outcome')).inFlight).toEqual(foreign);
     expect((await readLiveArchives(bed.local, 'public', 'unknown_outcome')).length).toBe(0);
+  });
+
+  it('a retried export running beside the first: the first, resuming late, removes nothing the retry published', async () => {
+    // Prepare: batch X is staged; invocation A of the next export starts discarding it and stalls right after its
+    // claim, at its first S3 read, as an invocation the state machine gave up on and retried.
+    const deps = bed.local.deps();
+    const table = resolvedTable(spec('raced'));
+    const original = await tableLines(bed.db.client, table);
+    const acquired = await deps.locks.acquire('app', 'public.raced', 'exec-raced', 3600);
+    if (!acquired.acquired) throw new Error('setup');
+    const task: TableTask = {
+      runId: 'r',
+      database: 'app',
+      table: 'public.raced',
+      cutoff: retentionCutoff(Date.now(), 30),
+      lease: acquired.lease,
+    };
+    expect((await exportBatch(task, deps)).status).toBe('exported');
+    let stalled: () => void = () => undefined;
+    let resume: () => void = () => undefined;
+    const reached = new Promise<void>((resolve) => {
+      stalled = resolve;
+    });
+    const gate = new Promise<void>((resolve) => {
+      resume = resolve;
+    });
+    let first = true;
+    const store = Object.create(deps.store) as StepDeps['store'];
+    store.head = async (key) => {
+      if (first) {
+        first = false;
+        stalled();
+        await gate;
+      }
+      return deps.store.head(key);
+    };
+    // After its withdrawal A is cut off (its Lambda timed out) before it could stage anything itself.
+    store.putStream = async () => {
+      throw new Error('invocation A timed out');
+    };
+    const invocationA = exportBatch(task, { ...deps, store }).catch((error: Error) => error);
+    await reached;
+
+    // Act: invocation B (the retry) finishes the discard and exports batch Y of the same rows; then A resumes.
+    const retried = await exportBatch(task, deps);
+    resume();
+    await invocationA;
+    const rest = async () => {
+      await uploadBatch(task, deps);
+      await verifyBatch(task, deps);
+      return deleteBatch({ ...task, progress: ZERO }, deps);
+    };
+    const carriedOn = await rest().catch((error: Error) => error);
+
+    // Assess: Y, whose staged objects A must not have removed, is archived and deleted; no row lost or doubled.
+    const { inDatabase } = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+    recordProof({
+      kind: 'threat',
+      actor: 'invocation',
+      attack: 'retried step beside a still-running one withdraws what the retry published',
+      held: !(carriedOn instanceof Error) && inDatabase < original.length,
+    });
+    expect(retried.status).toBe('exported');
+    expect(carriedOn).not.toBeInstanceOf(Error);
   });
 });

@@ -62,6 +62,18 @@ describe('config schema', () => {
       's3: Unrecognized key: "bukket"',
     ],
     [
+      'a restore target without a schema',
+      (c: ReturnType<typeof minimal>) =>
+        Object.assign(c.databases[0] ?? {}, { restoreTargets: ['accounts'] }),
+      'databases.0.restoreTargets.0: must be "schema.name" or "schema.*"',
+    ],
+    [
+      'a restore target in every schema',
+      (c: ReturnType<typeof minimal>) =>
+        Object.assign(c.databases[0] ?? {}, { restoreTargets: ['*.accounts'] }),
+      'databases.0.restoreTargets.0: the schema cannot be a wildcard',
+    ],
+    [
       'a prefix starting with "/"',
       (c: ReturnType<typeof minimal>) => Object.assign(c.s3, { prefix: '/a/' }),
       's3.prefix: must be empty or end with "/"',

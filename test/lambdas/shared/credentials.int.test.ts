@@ -7,7 +7,7 @@ import {
   resolveConnection,
 } from '../../../lambdas/shared/credentials.js';
 import { createDatabase } from '../../../lambdas/shared/db.js';
-import { DatabaseAccessError } from '../../../lambdas/shared/errors.js';
+import { DatabaseAccessError, DatabaseUnavailableError } from '../../../lambdas/shared/errors.js';
 import { createTestDatabase, type TestDatabase } from '../../support/fixtures.js';
 import { startSecretsManager } from '../../support/secrets-manager.js';
 
@@ -105,6 +105,53 @@ describe('database credentials from Secrets Manager', () => {
       await expect(attempt).rejects.not.toThrow(/hunter2/);
     },
   );
+
+  it.each([
+    [429, 'ThrottlingException'],
+    [400, 'ThrottlingException'],
+    [503, 'ServiceUnavailable'],
+    [500, 'InternalServiceError'],
+  ])(
+    'turns Secrets Manager answering %s %s into the retryable DatabaseUnavailableError',
+    async (status, type) => {
+      // Prepare: the endpoint sheds load; one SDK attempt, so the ASL's Retry is what retries.
+      const busy = new SecretsManagerClient({
+        endpoint: secretsManager.endpoint,
+        region: 'us-east-1',
+        credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+        maxAttempts: 1,
+      });
+      secretsManager.failWith = { status, type };
+
+      // Act
+      const attempt = resolveConnection(dbConfig('good-uncached'), { secrets: busy, env: {} });
+
+      // Assess
+      await expect(attempt).rejects.toThrow(DatabaseUnavailableError);
+      await expect(attempt).rejects.toThrow(`database app: cannot read its secret: ${type}`);
+      secretsManager.failWith = undefined;
+      busy.destroy();
+    },
+  );
+
+  it('turns an unreachable Secrets Manager endpoint into the retryable DatabaseUnavailableError', async () => {
+    // Prepare: a port nothing listens on.
+    const gone = await startSecretsManager({});
+    await gone.stop();
+    const unreachable = new SecretsManagerClient({
+      endpoint: gone.endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+      maxAttempts: 1,
+    });
+
+    // Act
+    const attempt = resolveConnection(dbConfig('good-uncached'), { secrets: unreachable, env: {} });
+
+    // Assess
+    await expect(attempt).rejects.toThrow(DatabaseUnavailableError);
+    unreachable.destroy();
+  });
 
   it('reads a URL from the named environment variable, or says which variable is missing', async () => {
     // Act / Assess

@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { type ArchiverConfigInput, parseConfig } from '../../../lambdas/shared/config.js';
 import { ConfigError } from '../../../lambdas/shared/errors.js';
-import { assertTableGoverned, retentionCutoff, tableGovernance } from '../../../lambdas/shared/governance.js';
+import {
+  assertCutoffAllowed,
+  assertTableGoverned,
+  retentionCutoff,
+  tableGovernance,
+} from '../../../lambdas/shared/governance.js';
 import { configErrorOf } from '../../support/config-errors.js';
 
 type TableInput = ArchiverConfigInput['databases'][number]['tables'][number];
@@ -189,5 +194,36 @@ describe('retentionCutoff', () => {
     const exact = start - 365 * 86_400_000;
     expect(cutoff).toBeLessThanOrEqual(exact);
     expect(exact - cutoff).toBeLessThan(86_400_000);
+  });
+});
+
+describe('assertCutoffAllowed', () => {
+  const config = parseConfig(configWith({ retentionDays: 90 }));
+  const table = config.databases[0]?.tables[1];
+  if (!table) throw new Error('no table');
+  const check = (cutoff: string, now: string) =>
+    assertCutoffAllowed(config, 'app', table, cutoff, new Date(now));
+
+  it("accepts the plan's cut-off, an earlier run's, and a run planned just after midnight by a clock just before it", () => {
+    // Act / Assess
+    expect(() =>
+      check(retentionCutoff(Date.parse('2026-05-10T08:00:00Z'), 90), '2026-05-10T09:00:00Z'),
+    ).not.toThrow();
+    expect(() =>
+      check(retentionCutoff(Date.parse('2026-05-09T23:00:00Z'), 90), '2026-05-10T09:00:00Z'),
+    ).not.toThrow();
+    expect(() =>
+      check(retentionCutoff(Date.parse('2026-05-10T00:00:30Z'), 90), '2026-05-09T23:58:00Z'),
+    ).not.toThrow();
+  });
+
+  it('refuses a cut-off a day later than the retention allows', () => {
+    // Act / Assess
+    expect(() =>
+      check(retentionCutoff(Date.parse('2026-05-11T08:00:00Z'), 90), '2026-05-10T09:00:00Z'),
+    ).toThrow(/later than its retention allows/);
+    expect(() =>
+      check(retentionCutoff(Date.parse('2026-05-10T08:00:00Z'), 60), '2026-05-10T09:00:00Z'),
+    ).toThrow(ConfigError);
   });
 });

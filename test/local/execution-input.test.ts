@@ -1,0 +1,213 @@
+import { describe, expect, it } from 'vitest';
+import { deleteBatch } from '../../lambdas/delete/core.js';
+import { exportBatch } from '../../lambdas/export/core.js';
+import { tablePrefix } from '../../lambdas/shared/archive-format.js';
+import { ConfigError } from '../../lambdas/shared/errors.js';
+import { retentionCutoff } from '../../lambdas/shared/governance.js';
+import type { TableTask } from '../../lambdas/shared/table-task.js';
+import { uploadBatch } from '../../lambdas/upload/core.js';
+import { verifyBatch } from '../../lambdas/verify/core.js';
+import { runLocalArchive, runLocalRestore } from '../../local/run.js';
+import {
+  archiverTestbed,
+  assertNoLossNoDuplicates,
+  listKeys,
+  resolvedTable,
+  seedEvents,
+  tableLines,
+} from '../support/fixtures.js';
+import { recordProof } from '../support/proof-ledger.js';
+
+const DAY_MS = 86_400_000;
+const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
+
+describe('whoever starts executions cannot move the cut-off past the retention', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await seedEvents(db.client, 'guarded', 300);
+      await seedEvents(db.client, 'lawful', 300);
+      await seedEvents(db.client, 'stepwise', 300);
+    },
+    [spec('guarded'), spec('lawful'), spec('stepwise')],
+  );
+
+  it('refuses a table execution started with a future cut-off: nothing archived, nothing deleted', async () => {
+    // Prepare: the table keeps 30 days; the forged input asks for everything up to tomorrow.
+    const table = resolvedTable(spec('guarded'));
+    const original = await tableLines(bed.db.client, table);
+    const forged = {
+      runId: 'forged-cutoff',
+      database: 'app',
+      table: 'public.guarded',
+      cutoff: new Date(Date.now() + DAY_MS).toISOString(),
+      maxBatches: 100,
+    };
+
+    // Act: start the per-table state machine directly, as its execution role allows.
+    const execution = await bed.local.workflow({ retryIntervalScale: 0 }).runArchiveTable(forged);
+
+    // Assess
+    const remaining = await tableLines(bed.db.client, table);
+    const keys = await listKeys(
+      bed.local,
+      tablePrefix({ prefix: 'archive/', database: 'app', schema: 'public', table: 'guarded' }),
+    );
+    const outcome = (await bed.local.deps().locks.listOutcomes('forged-cutoff'))[0];
+    recordProof({
+      kind: 'threat',
+      actor: 'execution starter',
+      attack: 'future cut-off in the table execution input',
+      held: remaining.length === original.length && keys.length === 0,
+    });
+    expect(execution.status).toBe('FAILED');
+    expect(outcome?.error).toMatch(/^ConfigError: .*later than its retention allows/);
+    expect(remaining).toHaveLength(original.length);
+    expect(keys).toEqual([]);
+  });
+
+  it("accepts a run started yesterday with yesterday's (earlier) cut-off", async () => {
+    // Prepare
+    const table = resolvedTable(spec('lawful'));
+    const original = await tableLines(bed.db.client, table);
+    const yesterday = {
+      runId: 'started-yesterday',
+      database: 'app',
+      table: 'public.lawful',
+      cutoff: retentionCutoff(Date.now() - DAY_MS, 30),
+      maxBatches: 100,
+    };
+
+    // Act
+    const execution = await bed.local.workflow({ retryIntervalScale: 0 }).runArchiveTable(yesterday);
+
+    // Assess: rows before that cut-off are archived, the rest stay.
+    expect(execution.status).toBe('SUCCEEDED');
+    const { inArchives } = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+    const older = await bed.db.client.query(
+      'SELECT count(*)::int AS n FROM public.lawful WHERE created_at < $1',
+      [yesterday.cutoff],
+    );
+    expect(older.rows[0].n).toBe(0);
+    expect(inArchives).toBeGreaterThan(0);
+  });
+
+  it('delete refuses a future cut-off itself, even for a batch exported under the lawful one', async () => {
+    // Prepare: a batch exported, uploaded and verified under today's cut-off.
+    const deps = bed.local.deps();
+    const table = resolvedTable(spec('stepwise'));
+    const original = await tableLines(bed.db.client, table);
+    const acquired = await deps.locks.acquire('app', 'public.stepwise', 'exec-stepwise', 600);
+    if (!acquired.acquired) throw new Error('lease not acquired');
+    const task: TableTask = {
+      runId: 'exec-stepwise',
+      database: 'app',
+      table: 'public.stepwise',
+      cutoff: retentionCutoff(Date.now(), 30),
+      lease: acquired.lease,
+    };
+    await exportBatch(task, deps);
+    await uploadBatch(task, deps);
+    await verifyBatch(task, deps);
+    const future = { ...task, cutoff: new Date(Date.now() + DAY_MS).toISOString() };
+
+    // Act
+    const refusedExport = exportBatch(future, deps);
+    const refusedDelete = deleteBatch({ ...future, progress: { batches: 0, rows: 0, bytes: 0 } }, deps);
+
+    // Assess
+    await expect(refusedExport).rejects.toThrow(ConfigError);
+    await expect(refusedDelete).rejects.toThrow(ConfigError);
+    const remaining = await tableLines(bed.db.client, table);
+    recordProof({
+      kind: 'threat',
+      actor: 'execution starter',
+      attack: 'future cut-off handed to export and delete',
+      held: remaining.length === original.length,
+    });
+    expect(remaining).toHaveLength(original.length);
+  });
+});
+
+describe('whoever starts a restore cannot write into a table the config does not allow', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await seedEvents(db.client, 'events', 300);
+      await db.client.query(
+        `CREATE TABLE public.accounts (id bigint PRIMARY KEY, email text, balance numeric NOT NULL DEFAULT 0)`,
+      );
+      await db.client.query(
+        `INSERT INTO public.accounts SELECT g, 'user' || g || '@example.com', g * 10 FROM generate_series(1, 50) AS g`,
+      );
+      await db.client.query('CREATE SCHEMA forensics');
+      await db.client.query(
+        `CREATE TABLE forensics.narrow (id bigint PRIMARY KEY, created_at timestamptz, note text NOT NULL DEFAULT '')`,
+      );
+      await db.client.query(
+        `INSERT INTO forensics.narrow (id, note) SELECT g, 'kept' FROM generate_series(1, 50) AS g`,
+      );
+    },
+    [spec('events')],
+    { database: { restoreTargets: ['forensics.*'] } },
+  );
+  const snapshot = async (table: string) =>
+    (await bed.db.client.query(`SELECT t::text AS line FROM ${table} AS t ORDER BY 1`)).rows.map(
+      (r) => r.line,
+    );
+  const restore = (request: Record<string, unknown>) =>
+    runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.events', ...request },
+      { retryIntervalScale: 0 },
+    );
+
+  it('archives the old rows first', async () => {
+    // Act
+    const run = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+
+    // Assess
+    expect(run.execution.status).toBe('SUCCEEDED');
+  });
+
+  it.each([
+    ['public.accounts', 'a table outside restoreTargets'],
+    ['forensics.narrow', 'an allowed table that lacks archived columns'],
+  ])(
+    'refuses to restore into %s (%s), with overwrite and lenient drift: not one row written',
+    async (target) => {
+      // Prepare
+      const before = await snapshot(target);
+
+      // Act
+      const result = await restore({ targetTable: target, strategy: 'overwrite', drift: 'lenient' });
+
+      // Assess
+      const after = await snapshot(target);
+      recordProof({
+        kind: 'threat',
+        actor: 'execution starter',
+        attack: `restore into ${target === 'public.accounts' ? 'an unrelated table' : 'an allowed table of another shape'}`,
+        held: JSON.stringify(after) === JSON.stringify(before),
+      });
+      expect(result.execution.status).toBe('FAILED');
+      expect(after).toEqual(before);
+    },
+  );
+
+  it('restores into a new table the config allows, and into the archived table itself', async () => {
+    // Prepare
+    const table = resolvedTable(spec('events'));
+    const kept = await tableLines(bed.db.client, table);
+
+    // Act
+    const copy = await restore({ targetTable: 'forensics.events_copy' });
+    const back = await restore({});
+
+    // Assess: every archived row is back in both, none doubled.
+    expect(copy.execution.status).toBe('SUCCEEDED');
+    expect(back.execution.status).toBe('SUCCEEDED');
+    const restored = await tableLines(bed.db.client, { ...table, schema: 'forensics', name: 'events_copy' });
+    const all = await tableLines(bed.db.client, table);
+    expect(all.length).toBe(kept.length + restored.length);
+    expect(restored.length).toBeGreaterThan(0);
+  });
+});
