@@ -127,8 +127,21 @@ export function recordInFlight(
   );
 }
 
-/** Records a committed batch: clears it from the lease item, adds it to the totals, emits the metrics. */
+/**
+ * Records a committed batch: enters its archive in the inventory, then clears it from the lease item (fenced),
+ * adds it to the totals and emits the metrics. A crash between the two leaves the batch `deleting`: the next
+ * attempt settles it as committed and comes here again (the inventory write is idempotent).
+ */
 export async function recordCommitted(deps: StepDeps, task: TableTask, inFlight: InFlight): Promise<void> {
+  await deps.locks.recordArchive(task.database, task.table, {
+    archiveKey: inFlight.archiveKey,
+    day: inFlight.day,
+    batchId: inFlight.batchId,
+    runId: inFlight.runId,
+    figures: inFlight.figures,
+    pin: inFlight.pin,
+    committedAt: deps.now().toISOString(),
+  });
   await deps.locks.clearInFlight(task.database, task.table, task.lease, inFlight, {
     rows: inFlight.figures.rowCount,
     bytes: inFlight.figures.compressedBytes,

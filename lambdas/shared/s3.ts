@@ -10,7 +10,13 @@ import {
   type StorageClass,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { ArchiveConflictError, classifyAwsError, StorageUnavailableError } from './errors.js';
+import { z } from 'zod';
+import {
+  ArchiveConflictError,
+  ArchiveIntegrityError,
+  classifyAwsError,
+  StorageUnavailableError,
+} from './errors.js';
 
 /** How archives are written: storage class and SSE-KMS key come from the config. */
 export interface WriteOptions {
@@ -26,8 +32,17 @@ export interface ListedObject {
   lastModified?: Date;
 }
 
+/**
+ * Which stored object a reader means: the ETag S3 gave the bytes verify read, and their version id where the bucket
+ * keeps versions. Any later write to the key gets another ETag (and version), so a pinned read never sees it.
+ */
+export const ObjectPinSchema = z.object({ etag: z.string().min(1), versionId: z.string().min(1).optional() });
+export type ObjectPin = z.infer<typeof ObjectPinSchema>;
+
 export interface ObjectHead {
   size: number;
+  /** The stored object's identity (ETag, version id when versioned). */
+  pin?: ObjectPin;
   metadata: Record<string, string>;
   storageClass?: string;
   /** `aws:kms`, `AES256`, ... as S3 reports it; undefined when the server says nothing (s3rver). */
@@ -38,6 +53,23 @@ const isNotFound = (error: unknown): boolean => {
   const err = error as { name?: string; $metadata?: { httpStatusCode?: number } };
   return err.name === 'NotFound' || err.name === 'NoSuchKey' || err.$metadata?.httpStatusCode === 404;
 };
+const pinOf = (etag?: string, versionId?: string): ObjectPin | undefined =>
+  etag ? { etag, ...(versionId && versionId !== 'null' ? { versionId } : {}) } : undefined;
+
+/**
+ * The conditions of a pinned read: the version itself where known, and If-Match on its ETag. S3 refuses a read of
+ * other bytes (412); s3rver ignores If-Match, so `pinMismatch` also compares the ETag the response carries.
+ */
+const pinned = (pin?: ObjectPin) => (pin ? { IfMatch: pin.etag, VersionId: pin.versionId } : {});
+const pinMismatch = (pin: ObjectPin | undefined, etag: string | undefined): boolean =>
+  pin !== undefined && etag !== pin.etag;
+
+/** A pinned read found other bytes under the key than those pinned (overwritten, or another version). */
+const pinMismatchError = (key: string, pin: ObjectPin, found?: string) =>
+  new ArchiveIntegrityError(
+    `${key} is not the pinned object (ETag ${pin.etag}${pin.versionId ? `, version ${pin.versionId}` : ''}; S3 holds ${found ? `ETag ${found}` : 'another'})`,
+  );
+
 const isPreconditionFailed = (error: unknown): boolean => {
   const err = error as { name?: string; $metadata?: { httpStatusCode?: number } };
   return err.name === 'PreconditionFailed' || err.$metadata?.httpStatusCode === 412;
@@ -92,26 +124,48 @@ export class ArchiveStore {
     );
   }
 
-  async head(key: string): Promise<ObjectHead | undefined> {
+  /** The object's head; with `pin`, ArchiveIntegrityError unless it is still the pinned object. */
+  async head(key: string, pin?: ObjectPin): Promise<ObjectHead | undefined> {
     try {
-      const head = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
+      const head = await this.s3.send(
+        new HeadObjectCommand({ Bucket: this.bucket, Key: key, ...pinned(pin) }),
+      );
+      if (pin && pinMismatch(pin, head.ETag)) throw pinMismatchError(key, pin, head.ETag);
       return {
         size: head.ContentLength ?? 0,
+        pin: pinOf(head.ETag, head.VersionId),
         metadata: head.Metadata ?? {},
         storageClass: head.StorageClass,
         serverSideEncryption: head.ServerSideEncryption,
       };
     } catch (error) {
+      if (error instanceof ArchiveIntegrityError) throw error;
+      if (pin && isPreconditionFailed(error)) throw pinMismatchError(key, pin);
       if (isNotFound(error)) return undefined;
       throw classifyAwsError(error, 's3');
     }
   }
 
-  async getStream(key: string): Promise<Readable | undefined> {
+  /** The object's bytes; with `pin`, ArchiveIntegrityError unless they are the pinned object's. */
+  async getStream(key: string, pin?: ObjectPin): Promise<Readable | undefined> {
+    return (await this.open(key, pin))?.body;
+  }
+
+  /** The object's bytes and the identity (pin) of the object they are, to pin what a reader checked. */
+  async open(key: string, pin?: ObjectPin): Promise<{ body: Readable; pin?: ObjectPin } | undefined> {
     try {
-      const object = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
-      return object.Body as Readable;
+      const object = await this.s3.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: key, ...pinned(pin) }),
+      );
+      const body = object.Body as Readable;
+      if (pin && pinMismatch(pin, object.ETag)) {
+        body.destroy();
+        throw pinMismatchError(key, pin, object.ETag);
+      }
+      return { body, pin: pinOf(object.ETag, object.VersionId) };
     } catch (error) {
+      if (error instanceof ArchiveIntegrityError) throw error;
+      if (pin && isPreconditionFailed(error)) throw pinMismatchError(key, pin);
       if (isNotFound(error)) return undefined;
       throw classifyAwsError(error, 's3');
     }
