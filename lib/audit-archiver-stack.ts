@@ -77,7 +77,7 @@ export class AuditArchiverStack extends Stack {
           )
         : undefined,
     });
-    this.lockTable = new LockTable(this, 'LockTable');
+    this.lockTable = new LockTable(this, 'LockTable', { databases: config.databases.map((db) => db.name) });
     if (aws.vpc) this.databaseNetwork = new DatabaseNetwork(this, 'DatabaseNetwork', aws.vpc);
     this.functions = new ArchiverFunctions(this, 'Functions', {
       config,
