@@ -158,6 +158,8 @@ export class ArchiverFunctions extends Construct {
     this.databaseSecrets.grantRead(this.delete);
     bucket.grantObjects(this.delete, [layout.staging], { delete: true });
     bucket.grantObjects(this.delete, layout.archives, { read: true, delete: true });
+    // An archive changed after verification is withdrawn with a copy kept as evidence.
+    bucket.grantObjects(this.delete, [layout.quarantine], { write: true });
     lockTable.grant(this.delete, ['tableState'], 'GetItem', 'UpdateItem');
     lockTable.grant(this.delete, ['inventory'], 'UpdateItem');
 

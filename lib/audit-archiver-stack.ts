@@ -66,6 +66,7 @@ export class AuditArchiverStack extends Stack {
       encryptionKey: config.s3.kmsKeyId ? this.importKey(config.s3.kmsKeyId) : undefined,
       stagingPrefix: areaPrefix(layout.staging),
       archivePrefixes: layout.archives.map(areaPrefix),
+      writeOnceKeyPatterns: layout.archives,
       archiveTransitions: storage?.transitions.map((t) => ({
         storageClass: new s3.StorageClass(t.storageClass),
         transitionAfter: Duration.days(t.afterDays),

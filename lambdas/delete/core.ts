@@ -32,20 +32,15 @@ class ArchiveChanged extends Error {}
  * before pins existed has only size and metadata to go by.
  */
 async function publishedChange(deps: StepDeps, inFlight: InFlight): Promise<string | undefined> {
-  const { pin } = inFlight;
-  let head: Awaited<ReturnType<StepDeps['store']['head']>>;
-  try {
-    // The current object, not the pinned version: a versioned bucket would still serve that one after an overwrite.
-    head = await deps.store.head(inFlight.archiveKey, pin && { etag: pin.etag });
-  } catch (error) {
-    if (error instanceof ArchiveIntegrityError) return 'object was overwritten';
-    throw error;
-  }
+  // The current object, not the pinned version: a versioned bucket would still serve that one after an overwrite.
+  const head = await deps.store.head(inFlight.archiveKey);
   if (!head) return 'object is missing';
-  if (pin?.versionId && head.pin?.versionId !== pin.versionId) return 'object is another version';
   if (head.size !== inFlight.figures.compressedBytes)
     return `object is ${head.size} bytes, expected ${inFlight.figures.compressedBytes}`;
   if (head.metadata['content-sha256'] !== inFlight.figures.contentSha256) return 'object holds other content';
+  const { pin } = inFlight;
+  if (pin && head.pin?.etag !== pin.etag) return 'object was overwritten';
+  if (pin?.versionId && head.pin?.versionId !== pin.versionId) return 'object is another version';
   return undefined;
 }
 

@@ -243,8 +243,16 @@ export async function streamArchive(
   options: { sink?: Writable; columnType?: ColumnTypeOf; pin?: ObjectPin } = {},
 ): Promise<MeasuredArchive> {
   // Pinned to the object the inventory recorded, where known: another object under the key is refused.
-  const body = await store.getStream(ref.key, options.pin);
-  if (!body) throw new ArchiveIntegrityError(`archive ${ref.key} is missing`);
+  let body: Readable | undefined;
+  try {
+    body = await store.getStream(ref.key, options.pin);
+    if (!body) throw new ArchiveIntegrityError(`archive ${ref.key} is missing`);
+  } catch (error) {
+    // The sink (a COPY already started) must end too, or its connection stays in COPY mode; the server's answer to
+    // the aborted COPY is that same failure, already being thrown.
+    options.sink?.on('error', () => undefined).destroy(error as Error);
+    throw error;
+  }
   const compressed = new ByteFigures();
   const encoder = new JsonLinesToCopy();
   const legacy =

@@ -186,6 +186,7 @@ export async function withdrawBatch(
         evidence,
         { storageClass: 'STANDARD', kmsKeyId: deps.config.s3.kmsKeyId },
         { [BATCH_ID_METADATA]: inFlight.batchId },
+        head.size,
       );
     }
     toDelete.push(inFlight.archiveKey, manifestKey);

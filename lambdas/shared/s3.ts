@@ -1,6 +1,9 @@
 import type { Readable } from 'node:stream';
 import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
   CopyObjectCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -8,6 +11,7 @@ import {
   PutObjectCommand,
   type S3Client,
   type StorageClass,
+  UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { z } from 'zod';
@@ -85,12 +89,33 @@ const copySource = (bucket: string, key: string) =>
 const encryption = (options: WriteOptions) =>
   options.kmsKeyId ? { ServerSideEncryption: 'aws:kms' as const, SSEKMSKeyId: options.kmsKeyId } : {};
 
+/**
+ * How `copyOnce` copies. In parts (UploadPartCopy, completed with If-None-Match) above `inPartsAboveBytes`: that is
+ * the only way past CopyObject's 5 GiB limit, and the only copy into a write-once area the bucket policy allows (S3
+ * refuses CopyObject there), so AWS copies every object in parts (the default, 0). s3rver answers UploadPartCopy
+ * with NotImplemented: local mode copies whole objects up to S3's limit.
+ */
+export interface CopyOptions {
+  inPartsAboveBytes: number;
+  /** Bytes per copied part: S3 takes 5 MiB to 5 GiB, at most 10,000 parts (1 GiB parts reach S3's 5 TiB maximum). */
+  partBytes: number;
+}
+
+/** S3's largest CopyObject. */
+export const COPY_OBJECT_MAX_BYTES = 5 * 1024 ** 3;
+const DEFAULT_COPY: CopyOptions = { inPartsAboveBytes: 0, partBytes: 1024 ** 3 };
+
 /** The archive bucket as the steps use it. Every SDK error leaves here classified (transient ones are named). */
 export class ArchiveStore {
+  private readonly copying: CopyOptions;
+
   constructor(
     private readonly s3: S3Client,
     readonly bucket: string,
-  ) {}
+    copying: Partial<CopyOptions> = {},
+  ) {
+    this.copying = { ...DEFAULT_COPY, ...copying };
+  }
 
   private async call<T>(operation: () => Promise<T>): Promise<T> {
     try {
@@ -236,28 +261,38 @@ export class ArchiveStore {
   /**
    * Server-side copy that never replaces an existing destination (If-None-Match: *). Returns 'existed' when the
    * destination is already there (a racing writer); the caller decides whether that object is acceptable.
+   * `sizeBytes` (the source's size) decides between one CopyObject and a copy in parts (see CopyOptions).
    */
   async copyOnce(
     sourceKey: string,
     destinationKey: string,
     options: WriteOptions,
     metadata: Record<string, string>,
+    sizeBytes: number,
   ): Promise<'copied' | 'existed'> {
+    const target = {
+      Bucket: this.bucket,
+      Key: destinationKey,
+      Metadata: metadata,
+      ContentType: 'application/x-ndjson',
+      ContentEncoding: 'gzip',
+      StorageClass: options.storageClass,
+      ...encryption(options),
+    };
+    const source = copySource(this.bucket, sourceKey);
     try {
-      await this.s3.send(
-        new CopyObjectCommand({
-          Bucket: this.bucket,
-          Key: destinationKey,
-          CopySource: copySource(this.bucket, sourceKey),
-          IfNoneMatch: '*',
-          MetadataDirective: 'REPLACE',
-          Metadata: metadata,
-          ContentType: 'application/x-ndjson',
-          ContentEncoding: 'gzip',
-          StorageClass: options.storageClass,
-          ...encryption(options),
-        }),
-      );
+      if (sizeBytes > this.copying.inPartsAboveBytes) {
+        await this.copyInParts(target, source, sizeBytes);
+      } else {
+        await this.s3.send(
+          new CopyObjectCommand({
+            ...target,
+            CopySource: source,
+            IfNoneMatch: '*',
+            MetadataDirective: 'REPLACE',
+          }),
+        );
+      }
       return 'copied';
     } catch (error) {
       if (isPreconditionFailed(error)) return 'existed';
@@ -266,6 +301,43 @@ export class ArchiveStore {
       if (status === 409)
         throw new StorageUnavailableError(`conflicting write to ${destinationKey}; retry`, { cause: error });
       throw classifyAwsError(error, 's3');
+    }
+  }
+
+  /** A multipart upload of byte ranges of the source, completed only if the destination does not exist yet. */
+  private async copyInParts(
+    target: { Bucket: string; Key: string } & Record<string, unknown>,
+    source: string,
+    sizeBytes: number,
+  ): Promise<void> {
+    const { UploadId } = await this.s3.send(new CreateMultipartUploadCommand(target));
+    const upload = { Bucket: target.Bucket, Key: target.Key, UploadId };
+    try {
+      const parts: { PartNumber: number; ETag?: string }[] = [];
+      for (let start = 0; start < sizeBytes; start += this.copying.partBytes) {
+        const PartNumber = parts.length + 1;
+        const end = Math.min(sizeBytes, start + this.copying.partBytes) - 1;
+        const part = await this.s3.send(
+          new UploadPartCopyCommand({
+            ...upload,
+            PartNumber,
+            CopySource: source,
+            CopySourceRange: `bytes=${start}-${end}`,
+          }),
+        );
+        parts.push({ PartNumber, ETag: part.CopyPartResult?.ETag });
+      }
+      await this.s3.send(
+        new CompleteMultipartUploadCommand({
+          ...upload,
+          MultipartUpload: { Parts: parts },
+          IfNoneMatch: '*',
+        }),
+      );
+    } catch (error) {
+      // Parts of an abandoned upload cost storage until aborted (the lifecycle rule aborts them after 7 days too).
+      await this.s3.send(new AbortMultipartUploadCommand(upload)).catch(() => undefined);
+      throw error;
     }
   }
 
