@@ -1,11 +1,14 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, gunzipSync, gzipSync } from 'node:zlib';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DeleteObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { validateCommand } from '../../cli/archives.js';
 import { manifestKeyFor } from '../../lambdas/shared/archive-format.js';
 import { ByteFigures, JsonLinesFigures } from '../../lambdas/shared/archive-stream.js';
+import { LockTable } from '../../lambdas/shared/locks.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import type { StepEvent } from '../../local/workflow.js';
 import {
@@ -215,5 +218,44 @@ describe('a bucket writer cannot make the archiver lose rows or restore forged o
     expect(afterDelete.code).toBe(1);
     expect(afterDelete.text).toMatch(/ERROR missing-archive: .*: committed/);
     expect(afterDelete.text).toContain(removed);
+  });
+
+  it('restores an archive written before the inventory with a warning, and refuses it when the inventory is required', async () => {
+    // Prepare: the first test archived this table; its first archive loses its inventory entry, as if written before.
+    const [old] = await readLiveArchives(bed.local, 'public', 'swapped');
+    if (!old) throw new Error('nothing archived');
+    const ddb = DynamoDBDocumentClient.from(
+      new DynamoDBClient({ endpoint: bed.local.services.dynamoEndpoint }),
+    );
+    await ddb.send(
+      new DeleteCommand({
+        TableName: bed.local.services.lockTable,
+        Key: LockTable.inventoryKey('app', 'public.swapped', old.key),
+      }),
+    );
+    ddb.destroy();
+    const request = { database: 'app', table: 'public.swapped', mode: 'key', key: old.key };
+
+    // Act
+    const validated = await validate('public.swapped', true);
+    const strict = await runLocalRestore(
+      bed.local,
+      { ...request, targetTable: 'public.swapped_strict', requireInventory: true },
+      { retryIntervalScale: 0 },
+    );
+    const lenient = await runLocalRestore(
+      bed.local,
+      { ...request, targetTable: 'public.swapped_copy' },
+      { retryIntervalScale: 0 },
+    );
+
+    // Assess
+    expect(validated.code).toBe(2);
+    expect(validated.text).toContain(`WARNING not-in-inventory: ${old.key}`);
+    expect(strict.results[0]?.status).toBe('failed');
+    expect(strict.results[0]?.error).toMatch(/^ArchiveIntegrityError: archive .* is not in the inventory/);
+    expect(strict.results[0]?.error).toContain(old.key);
+    expect(lenient.results[0]).toMatchObject({ status: 'restored', rows: old.lines.length });
+    expect(lenient.results[0]?.warnings.join(' ')).toMatch(/not in the inventory/);
   });
 });
