@@ -155,6 +155,13 @@ describe('a bucket writer cannot make the archiver lose rows or restore forged o
 
     // Act
     const validated = await validate('public.forged');
+    const keyOnly: string[] = [];
+    const keyOnlyCode = await validateCommand(
+      bed.local.deps().store,
+      bed.local.config,
+      { table: ['public.forged'], json: false, strict: false },
+      (line) => keyOnly.push(line),
+    );
     const restored = await runLocalRestore(
       bed.local,
       { database: 'app', table: 'public.forged', targetTable: 'public.forged_copy' },
@@ -167,6 +174,7 @@ describe('a bucket writer cannot make the archiver lose rows or restore forged o
     const refused =
       validated.code === 1 &&
       validated.text.includes(victim.key) &&
+      keyOnlyCode === 1 &&
       failed?.status === 'failed' &&
       (failed.error ?? '').includes(victim.key) &&
       mallory.rows[0].n === 0;
@@ -181,6 +189,9 @@ describe('a bucket writer cannot make the archiver lose rows or restore forged o
     expect(validated.code).toBe(1);
     expect(validated.text).toMatch(/ERROR [a-z-]+: .*: .*(inventory|key names content)/);
     expect(validated.text).toContain(victim.key);
+    // Without the inventory, the content hash in the key alone gives the forgery away.
+    expect(keyOnlyCode).toBe(1);
+    expect(keyOnly.join('\n')).toContain(`${victim.key}: archive ${victim.key}: its key names content other`);
     expect(failed?.status).toBe('failed');
     expect(failed?.error).toContain(victim.key);
     expect(mallory.rows[0].n).toBe(0);
