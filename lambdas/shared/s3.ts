@@ -149,13 +149,10 @@ export class ArchiveStore {
     );
   }
 
-  /** The object's head; with `pin`, ArchiveIntegrityError unless it is still the pinned object. */
-  async head(key: string, pin?: ObjectPin): Promise<ObjectHead | undefined> {
+  /** The object's head, with its identity (pin) as S3 reports it. */
+  async head(key: string): Promise<ObjectHead | undefined> {
     try {
-      const head = await this.s3.send(
-        new HeadObjectCommand({ Bucket: this.bucket, Key: key, ...pinned(pin) }),
-      );
-      if (pin && pinMismatch(pin, head.ETag)) throw pinMismatchError(key, pin, head.ETag);
+      const head = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
       return {
         size: head.ContentLength ?? 0,
         pin: pinOf(head.ETag, head.VersionId),
@@ -164,8 +161,6 @@ export class ArchiveStore {
         serverSideEncryption: head.ServerSideEncryption,
       };
     } catch (error) {
-      if (error instanceof ArchiveIntegrityError) throw error;
-      if (pin && isPreconditionFailed(error)) throw pinMismatchError(key, pin);
       if (isNotFound(error)) return undefined;
       throw classifyAwsError(error, 's3');
     }
