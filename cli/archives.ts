@@ -6,6 +6,7 @@ import {
   validateArchives,
 } from '../lambdas/shared/archive-validation.js';
 import { type ArchiverConfig, findDatabase, tableRef } from '../lambdas/shared/config.js';
+import type { LockTable } from '../lambdas/shared/locks.js';
 import { TableRefSchema } from '../lambdas/shared/restore-task.js';
 import type { ArchiveStore } from '../lambdas/shared/s3.js';
 import { formatNumber } from './report.js';
@@ -73,12 +74,16 @@ export function sourcesInScope(config: ArchiverConfig, options: ArchiveScopeOpti
   });
 }
 
-/** `validate`: re-reads every archive in scope; exit code 1 on any error, 2 with --strict on warnings too. */
+/**
+ * `validate`: re-reads every archive in scope; exit code 1 on any error, 2 with --strict on warnings too. With the
+ * lock table, native archives are also compared with its inventory of committed archives.
+ */
 export async function validateCommand(
   store: ArchiveStore,
   config: ArchiverConfig,
   options: ArchiveScopeOptions & { strict: boolean },
   write: (line: string) => void,
+  locks?: Pick<LockTable, 'inventory'>,
 ): Promise<number> {
   const reports: (ValidationReport & { database: string; table: string })[] = [];
   for (const scoped of sourcesInScope(config, options)) {
@@ -87,10 +92,18 @@ export async function validateCommand(
       schema: scoped.table.schema,
       table: scoped.table.name,
     };
-    const report = await validateArchives(store, scoped.source, origin, {
-      fromDay: options.from,
-      toDay: options.to,
-    });
+    const inventory =
+      locks && scoped.source.format === 'native'
+        ? await locks.inventory(scoped.database, tableRef(scoped.table))
+        : undefined;
+    const report = await validateArchives(
+      store,
+      scoped.source,
+      origin,
+      { fromDay: options.from, toDay: options.to },
+      new Date(),
+      inventory,
+    );
     reports.push({ ...report, database: scoped.database, table: tableRef(scoped.table) });
   }
   const problems = reports.flatMap((r) => r.problems);

@@ -347,28 +347,55 @@ for (const [name, description, run] of [
     );
     if (name === 'validate') command.option('--strict', 'warnings fail too (exit 2)', false);
     if (where === 'local') command.option(...STATE_DIR_OPTION);
-    else command.option('--bucket <name>', 'archive bucket (default: the config’s s3.bucket)');
-    command.action(async (options: ScopeCommandOptions & { stateDir?: string; bucket?: string }) => {
-      configureLogging(false);
-      const write = (line: string) => console.log(line);
-      if (where === 'local') {
-        const { openLocalEnvironment } = await import('../local/run.js');
-        const env = await openLocalEnvironment(options.config, options.stateDir);
-        try {
-          process.exitCode = await run(env.deps().store, env.config, options, write);
-        } finally {
-          await env.close();
+    else {
+      command.option('--bucket <name>', 'archive bucket (default: the config’s s3.bucket)');
+      if (name === 'validate')
+        command.option(
+          '--lock-table <name>',
+          'the deployed lock table: compare the archives with its inventory of committed archives',
+        );
+    }
+    command.action(
+      async (options: ScopeCommandOptions & { stateDir?: string; bucket?: string; lockTable?: string }) => {
+        configureLogging(false);
+        const write = (line: string) => console.log(line);
+        if (where === 'local') {
+          const { openLocalEnvironment } = await import('../local/run.js');
+          const env = await openLocalEnvironment(options.config, options.stateDir);
+          try {
+            const deps = env.deps();
+            process.exitCode = await run(deps.store, env.config, options, write, deps.locks);
+          } finally {
+            await env.close();
+          }
+          return;
         }
-        return;
-      }
-      const { loadConfigFile } = await import('../lambdas/shared/config.js');
-      const { ArchiveStore } = await import('../lambdas/shared/s3.js');
-      const { S3Client } = await import('@aws-sdk/client-s3');
-      const config = loadConfigFile(options.config);
-      const bucket = options.bucket ?? config.s3.bucket;
-      if (!bucket) throw new ConfigError('give --bucket: the config names no s3.bucket');
-      process.exitCode = await run(new ArchiveStore(new S3Client({}), bucket), config, options, write);
-    });
+        const { loadConfigFile } = await import('../lambdas/shared/config.js');
+        const { ArchiveStore } = await import('../lambdas/shared/s3.js');
+        const { S3Client } = await import('@aws-sdk/client-s3');
+        const config = loadConfigFile(options.config);
+        const bucket = options.bucket ?? config.s3.bucket;
+        if (!bucket) throw new ConfigError('give --bucket: the config names no s3.bucket');
+        let locks: import('../lambdas/shared/locks.js').LockTable | undefined;
+        if (options.lockTable) {
+          const { LockTable } = await import('../lambdas/shared/locks.js');
+          const { DynamoDBClient } = await import('@aws-sdk/client-dynamodb');
+          const { DynamoDBDocumentClient } = await import('@aws-sdk/lib-dynamodb');
+          locks = new LockTable(DynamoDBDocumentClient.from(new DynamoDBClient({})), options.lockTable);
+        } else if (name === 'validate') {
+          write(
+            'note: without --lock-table the archives are not compared with the inventory of committed archives',
+          );
+        }
+        process.exitCode = await run(
+          new ArchiveStore(new S3Client({}), bucket),
+          config,
+          options,
+          write,
+          locks,
+        );
+      },
+    );
   }
 }
 

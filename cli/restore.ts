@@ -17,6 +17,7 @@ export interface RestoreOptions {
   dryRun: boolean;
   ignoreWatermark: boolean;
   drift: 'strict' | 'lenient';
+  requireInventory?: boolean;
   legacyDatabase?: string;
   legacyPrefix?: string;
   json: boolean;
@@ -49,6 +50,11 @@ export function withRestoreOptions(command: Command, required = true): Command {
         .choices(['strict', 'lenient'])
         .default('strict'),
     )
+    .option(
+      '--require-inventory',
+      'refuse archives the inventory of committed archives does not list (those written before it)',
+      false,
+    )
     .option('--legacy-database <name>', "read the Python tool's archives of this PostgreSQL database")
     .option(
       '--legacy-prefix <prefix>',
@@ -71,6 +77,7 @@ export function restoreRequest(options: RestoreOptions): RestoreRequestInput {
     dryRun: options.dryRun,
     ignoreWatermark: options.ignoreWatermark,
     drift: options.drift,
+    ...(options.requireInventory ? { requireInventory: true } : {}),
     ...(options.legacyDatabase
       ? {
           legacy: {

@@ -61,6 +61,14 @@ export interface ArchiveBucketProps {
    */
   readonly archivePrefixes?: readonly string[];
   /**
+   * Key patterns (relative to the bucket, e.g. "audit/billing/*") whose objects are written once: the bucket policy
+   * denies every object creation there (PutObject, CompleteMultipartUpload, CopyObject) without `If-None-Match`, so no
+   * principal, the archiver's roles included, can overwrite an archive or a manifest. The archiver publishes an
+   * archive by a multipart copy whose completion carries `If-None-Match: *` (S3 refuses CopyObject into such an area).
+   * @default - no write-once area
+   */
+  readonly writeOnceKeyPatterns?: readonly string[];
+  /**
    * Storage class transitions of archives, in S3's order. GLACIER and DEEP_ARCHIVE archives must be restored
    * (RestoreObject) before Athena or a restore run can read them. Objects under 128 KiB never transition (the
    * bucket's minimum transition size), so manifests stay readable at once and tiny archives cost no transition.
@@ -188,6 +196,58 @@ export class ArchiveBucket extends Construct {
       objectLockDefaultRetention: props.objectLockRetention,
       removalPolicy,
     });
+    this.denyOverwrites(props.writeOnceKeyPatterns ?? []);
+    this.denyOtherEncryption();
+  }
+
+  private denyOverwrites(keyPatterns: readonly string[]): void {
+    if (keyPatterns.length === 0) return;
+    this.bucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'DenyArchiveWritesWithoutIfNoneMatch',
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ['s3:PutObject'],
+        resources: keyPatterns.map((pattern) => this.bucket.arnForObjects(pattern)),
+        // CreateMultipartUpload, UploadPart and UploadPartCopy take no conditional header (ObjectCreationOperation
+        // false); the completion, a PutObject and a CopyObject do.
+        conditions: {
+          Null: { 's3:if-none-match': 'true' },
+          Bool: { 's3:ObjectCreationOperation': 'true' },
+        },
+      }),
+    );
+  }
+
+  /**
+   * Objects are SSE-KMS by default encryption; a write asking for other encryption (SSE-S3, or SSE-C, whose key the
+   * archiver would never have) is denied, so every object stays readable and protected by the bucket's key policy.
+   */
+  private denyOtherEncryption(): void {
+    const objects = this.bucket.arnForObjects('*');
+    this.bucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'DenyWritesWithOtherEncryption',
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ['s3:PutObject'],
+        resources: [objects],
+        conditions: {
+          StringNotEquals: { 's3:x-amz-server-side-encryption': 'aws:kms' },
+          Null: { 's3:x-amz-server-side-encryption': 'false' },
+        },
+      }),
+    );
+    this.bucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'DenyCustomerProvidedKeys',
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ['s3:PutObject'],
+        resources: [objects],
+        conditions: { Null: { 's3:x-amz-server-side-encryption-customer-algorithm': 'false' } },
+      }),
+    );
   }
 
   /**

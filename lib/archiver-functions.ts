@@ -118,14 +118,15 @@ export class ArchiverFunctions extends Construct {
     // plan: works from the bundled config; a dry run (plan report) also counts rows and reads lease and hold items.
     this.plan = step('plan', 'Plan', SHORT_STEP, true);
     this.databaseSecrets.grantRead(this.plan);
-    lockTable.grant(this.plan, 'GetItem');
+    lockTable.grant(this.plan, ['tableState', 'holds', 'configFingerprint'], 'GetItem');
     // Run-started and config-changed events; the config fingerprint lives in the lock table.
-    lockTable.grant(this.plan, 'UpdateItem');
+    lockTable.grant(this.plan, ['configFingerprint'], 'UpdateItem');
     bucket.grantObjects(this.plan, [layout.audit], auditWriter);
 
     // lock: acquires/releases leases (conditional updates) and records run outcomes.
     this.lock = step('lock', 'Lock', SHORT_STEP, false);
-    lockTable.grant(this.lock, 'GetItem', 'UpdateItem');
+    lockTable.grant(this.lock, ['tableState', 'runOutcomes'], 'GetItem', 'UpdateItem');
+    lockTable.grant(this.lock, ['holds'], 'GetItem');
     bucket.grantObjects(this.lock, [layout.audit], auditWriter);
 
     // export: streams rows into staging; settling a crashed batch may withdraw it (archive included).
@@ -133,32 +134,38 @@ export class ArchiverFunctions extends Construct {
     this.databaseSecrets.grantRead(this.export);
     bucket.grantObjects(this.export, [layout.staging], { write: true, delete: true });
     bucket.grantObjects(this.export, layout.archives, { read: true, delete: true });
-    lockTable.grant(this.export, 'GetItem', 'UpdateItem');
+    lockTable.grant(this.export, ['tableState'], 'GetItem', 'UpdateItem');
+    lockTable.grant(this.export, ['holds'], 'GetItem');
+    // Settling a batch whose delete committed enters its archive in the inventory.
+    lockTable.grant(this.export, ['inventory'], 'UpdateItem');
     bucket.grantObjects(this.export, [layout.audit], auditWriter);
 
     // upload: copies staging to the write-once archive key, publishes the manifest, removes staging.
     this.upload = step('upload', 'Upload', LONG_STEP, false);
     bucket.grantObjects(this.upload, [layout.staging], { read: true, delete: true });
     bucket.grantObjects(this.upload, layout.archives, { read: true, write: true });
-    lockTable.grant(this.upload, 'GetItem', 'UpdateItem');
+    lockTable.grant(this.upload, ['tableState'], 'GetItem', 'UpdateItem');
 
     // verify: re-reads archive and manifest (no database: delete digests the rows); withdraws damage, quarantined.
     this.verify = step('verify', 'Verify', LONG_STEP, false);
     bucket.grantObjects(this.verify, [layout.staging], { delete: true });
     bucket.grantObjects(this.verify, layout.archives, { read: true, delete: true });
     bucket.grantObjects(this.verify, [layout.quarantine], { write: true });
-    lockTable.grant(this.verify, 'GetItem', 'UpdateItem');
+    lockTable.grant(this.verify, ['tableState'], 'GetItem', 'UpdateItem');
 
     // delete: deletes the verified rows in one transaction; withdraws the archive if they changed meanwhile.
     this.delete = step('delete', 'Delete', LONG_STEP, true);
     this.databaseSecrets.grantRead(this.delete);
     bucket.grantObjects(this.delete, [layout.staging], { delete: true });
     bucket.grantObjects(this.delete, layout.archives, { read: true, delete: true });
-    lockTable.grant(this.delete, 'GetItem', 'UpdateItem');
+    // An archive changed after verification is withdrawn with a copy kept as evidence.
+    bucket.grantObjects(this.delete, [layout.quarantine], { write: true });
+    lockTable.grant(this.delete, ['tableState'], 'GetItem', 'UpdateItem');
+    lockTable.grant(this.delete, ['inventory'], 'UpdateItem');
 
     // summary: reads the run's outcomes.
     this.summary = step('summary', 'Summary', SHORT_STEP, false);
-    lockTable.grant(this.summary, 'Query');
+    lockTable.grant(this.summary, ['runOutcomes'], 'Query');
     bucket.grantObjects(this.summary, [layout.audit], auditWriter);
   }
 

@@ -66,6 +66,7 @@ export class AuditArchiverStack extends Stack {
       encryptionKey: config.s3.kmsKeyId ? this.importKey(config.s3.kmsKeyId) : undefined,
       stagingPrefix: areaPrefix(layout.staging),
       archivePrefixes: layout.archives.map(areaPrefix),
+      writeOnceKeyPatterns: layout.archives,
       archiveTransitions: storage?.transitions.map((t) => ({
         storageClass: new s3.StorageClass(t.storageClass),
         transitionAfter: Duration.days(t.afterDays),
@@ -77,7 +78,7 @@ export class AuditArchiverStack extends Stack {
           )
         : undefined,
     });
-    this.lockTable = new LockTable(this, 'LockTable');
+    this.lockTable = new LockTable(this, 'LockTable', { databases: config.databases.map((db) => db.name) });
     if (aws.vpc) this.databaseNetwork = new DatabaseNetwork(this, 'DatabaseNetwork', aws.vpc);
     this.functions = new ArchiverFunctions(this, 'Functions', {
       config,

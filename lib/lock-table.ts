@@ -1,12 +1,44 @@
 import { RemovalPolicy } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
-import type * as iam from 'aws-cdk-lib/aws-iam';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
 
 /** The item operations lambdas/shared/locks.ts issues; grants name them one by one, never `dynamodb:*`. */
 export type LockTableAction = 'GetItem' | 'PutItem' | 'UpdateItem' | 'DeleteItem' | 'Query';
 
+/**
+ * The partition-key areas of the table, as lambdas/shared/locks.ts builds the keys: `TABLE#db#table` (lease and
+ * in-flight batch), `ARCHIVES#db#table` (inventory of committed archives), `RESTORED#db#target` (restore
+ * watermark), `RUN#runId` (outcomes), `RESTORE#restoreId` (restore results), `HOLDS` and `CONFIG`.
+ */
+export type LockKeyArea =
+  | 'tableState'
+  | 'inventory'
+  | 'restored'
+  | 'runOutcomes'
+  | 'restoreResults'
+  | 'holds'
+  | 'configFingerprint';
+
+/** Areas whose keys start with a database of the config; the others have one fixed prefix. */
+const PER_DATABASE: Partial<Record<LockKeyArea, string>> = {
+  tableState: 'TABLE',
+  inventory: 'ARCHIVES',
+  restored: 'RESTORED',
+};
+const FIXED: Partial<Record<LockKeyArea, string>> = {
+  runOutcomes: 'RUN#*',
+  restoreResults: 'RESTORE#*',
+  holds: 'HOLDS',
+  configFingerprint: 'CONFIG',
+};
+
+/** A literal in an IAM StringLike pattern: `*`, `?` and `$` become the policy variables that stand for themselves. */
+const likeLiteral = (text: string) => text.replace(/[*?$]/g, (c) => `$${'{'}${c}}`);
+
 export interface LockTableProps {
+  /** The config's database names: per-database key areas are granted for these databases only. */
+  readonly databases: string[];
   /**
    * What happens to the table when the stack is deleted. It holds the in-flight batch of every table, which a
    * later run needs to finish or undo a batch safely.
@@ -36,8 +68,11 @@ export class LockTable extends Construct {
 
   public readonly table: dynamodb.Table;
 
-  constructor(scope: Construct, id: string, props: LockTableProps = {}) {
+  private readonly databases: string[];
+
+  constructor(scope: Construct, id: string, props: LockTableProps) {
     super(scope, id);
+    this.databases = props.databases;
     this.table = new dynamodb.Table(this, 'Table', {
       partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
       sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
@@ -50,8 +85,25 @@ export class LockTable extends Construct {
     });
   }
 
-  /** Grants exactly these item operations on the table (no indexes exist). */
-  public grant(grantee: iam.IGrantable, ...actions: LockTableAction[]): iam.Grant {
-    return this.table.grant(grantee, ...actions.map((action) => `dynamodb:${action}`));
+  /** The `dynamodb:LeadingKeys` patterns of these areas. */
+  public leadingKeys(areas: LockKeyArea[]): string[] {
+    return areas.flatMap((area) => {
+      const perDatabase = PER_DATABASE[area];
+      if (perDatabase) return this.databases.map((db) => `${perDatabase}#${likeLiteral(db)}#*`);
+      return [FIXED[area] ?? area];
+    });
+  }
+
+  /**
+   * Grants exactly these item operations on the table (no indexes exist), on the items of these key areas only
+   * (`dynamodb:LeadingKeys`): a function cannot read or write another area's items, nor another database's.
+   */
+  public grant(grantee: iam.IGrantable, areas: LockKeyArea[], ...actions: LockTableAction[]): iam.Grant {
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: actions.map((action) => `dynamodb:${action}`),
+      resourceArns: [this.table.tableArn],
+      conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': this.leadingKeys(areas) } },
+    });
   }
 }

@@ -74,7 +74,8 @@ export class RestoreWorkflow extends Construct {
     this.file = new ArchiverFunction(this, 'File', { step: 'restore-file', ...shared, ...LONG_STEP });
     functions.databaseSecrets.grantRead(this.file);
     bucket.grantObjects(this.file, [props.readableKeys], { read: true });
-    lockTable.grant(this.file, 'GetItem', 'UpdateItem');
+    lockTable.grant(this.file, ['restored'], 'GetItem', 'UpdateItem');
+    lockTable.grant(this.file, ['inventory'], 'GetItem');
 
     this.summary = new ArchiverFunction(this, 'Summary', {
       step: 'restore-summary',
@@ -82,7 +83,7 @@ export class RestoreWorkflow extends Construct {
       ...SUMMARY_STEP,
     });
     functions.databaseSecrets.grantRead(this.summary);
-    lockTable.grant(this.summary, 'UpdateItem', 'Query');
+    lockTable.grant(this.summary, ['restoreResults'], 'UpdateItem', 'Query');
     bucket.grantObjects(this.summary, [props.auditKeys], auditWriter);
 
     const steps = {

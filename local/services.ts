@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
+import { COPY_OBJECT_MAX_BYTES } from '../lambdas/shared/s3.js';
 
 /** Endpoints of the local stand-ins, exported as the AWS SDK's own endpoint variables. */
 export interface LocalServices {
@@ -120,6 +121,8 @@ export async function startLocalServices(stateDir: string, bucket: string): Prom
       AWS_ENDPOINT_URL_DYNAMODB: dynamoEndpoint,
       ARCHIVE_BUCKET: bucket,
       LOCK_TABLE_NAME: LOCK_TABLE,
+      // s3rver answers UploadPartCopy with NotImplemented: whole-object copies, up to S3's CopyObject limit.
+      ARCHIVER_COPY_IN_PARTS_ABOVE_BYTES: String(COPY_OBJECT_MAX_BYTES),
     },
     async stop() {
       await new Promise<void>((resolve) => dynamo.server.close(() => resolve()));

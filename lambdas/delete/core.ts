@@ -29,21 +29,27 @@ class ArchiveChanged extends Error {}
 
 /**
  * Why the published archive is no longer the one verify read, or undefined while it is: checked inside the delete
- * transaction, so an object deleted or replaced after verification (by mistake or by intent) stops the delete.
+ * transaction, so an object deleted or replaced after verification (by mistake or by intent) stops the delete. The
+ * pin (ETag, version) is what makes a swap of other bytes with the same size and metadata visible; a record from
+ * before pins existed has only size and metadata to go by.
  */
 async function publishedChange(deps: StepDeps, inFlight: InFlight): Promise<string | undefined> {
+  // The current object, not the pinned version: a versioned bucket would still serve that one after an overwrite.
   const head = await deps.store.head(inFlight.archiveKey);
   if (!head) return 'object is missing';
   if (head.size !== inFlight.figures.compressedBytes)
     return `object is ${head.size} bytes, expected ${inFlight.figures.compressedBytes}`;
   if (head.metadata['content-sha256'] !== inFlight.figures.contentSha256) return 'object holds other content';
+  const { pin } = inFlight;
+  if (pin && head.pin?.etag !== pin.etag) return 'object was overwritten';
+  if (pin?.versionId && head.pin?.versionId !== pin.versionId) return 'object is another version';
   return undefined;
 }
 
 /**
  * Delete: in one transaction, deletes the verified batch's rows by a predicate that includes the cut-off day window
  * and the key range, digesting exactly the rows it deleted (DELETE ... RETURNING). It commits only if count and
- * digest equal the verified figures, the published archive is still the verified one (size and content checksum),
+ * digest equal the verified figures, the published archive is still the pinned, verified object,
  * and the lease is still held; before COMMIT it stores the transaction id, so a
  * later attempt can tell whether a delete whose acknowledgement was lost committed.
  */

@@ -3,6 +3,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import {
   type ArchiveExpectation,
   integrityProblems,
+  inventoryProblems,
   readExpectation,
   streamArchive,
 } from '../shared/archive-catalog.js';
@@ -34,6 +35,7 @@ import {
   restoresIntoArchivedTable,
   restoreTargetLabel,
 } from '../shared/restore-task.js';
+import type { ObjectPin } from '../shared/s3.js';
 import { isUnique } from '../shared/table-sql.js';
 import type { RestoreFileInput, RestoreFileOutput } from './schema.js';
 
@@ -74,6 +76,7 @@ async function restoreArchive(input: RestoreFileInput, deps: StepDeps): Promise<
   }
   const expected = await readExpectation(deps.store, archive);
   checkOrigin(task, expected);
+  const committed = await checkInventory(deps, task, expected);
 
   // A dry run does everything in a transaction that always rolls back: it measures, and leaves nothing behind.
   const transaction = task.dryRun ? inRolledBackTransaction : inTransaction;
@@ -89,7 +92,7 @@ async function restoreArchive(input: RestoreFileInput, deps: StepDeps): Promise<
       if (!table) throw new TableNotUsableError(`restore target ${tableLabel(task.target)} does not exist`);
       const seen = new Set<string>();
       await client.query(createStagingSql);
-      await stage(client, deps, task, archive, expected, (column) => {
+      await stage(client, deps, task, archive, expected, committed.pin, (column) => {
         seen.add(column);
         return table.columns.find((c) => c.name === column)?.baseType;
       });
@@ -105,7 +108,7 @@ async function restoreArchive(input: RestoreFileInput, deps: StepDeps): Promise<
           `restore needs a primary key or unique index on the key (${conflictKey.join(', ') || 'none'}) of ${tableLabel(task.target)}, to recognise rows that are already there`,
         );
       }
-      const figures = { ...empty, rows: expected.rows, warnings: plan.warnings };
+      const figures = { ...empty, rows: expected.rows, warnings: [...committed.warnings, ...plan.warnings] };
       // Nothing is in a table the restore would create: every row would be written.
       if (!target) return { ...figures, status: 'dry-run', inserted: expected.rows };
       // A dry run runs the very INSERT too, in the transaction that rolls back: its figures are the real ones.
@@ -171,6 +174,42 @@ function checkOrigin(task: RestoreTask, expected: ArchiveExpectation): void {
   }
 }
 
+/**
+ * A native archive the inventory lists must be what its batch committed (figures, and the pinned object that is
+ * read); one it does not list was written before the inventory existed (restored with a warning) or not by this
+ * tool, and `requireInventory` refuses it. Legacy archives have no inventory.
+ */
+async function checkInventory(
+  deps: StepDeps,
+  task: RestoreTask,
+  expected: ArchiveExpectation,
+): Promise<{ pin?: ObjectPin; warnings: string[] }> {
+  if (expected.format !== 'native') return { warnings: [] };
+  const entry = await deps.locks.inventoryEntry(
+    task.database,
+    `${task.source.schema}.${task.source.name}`,
+    expected.key,
+  );
+  if (!entry) {
+    if (task.requireInventory)
+      throw new ArchiveIntegrityError(
+        `archive ${expected.key} is not in the inventory of committed archives (requireInventory), nothing restored`,
+      );
+    return { warnings: ['not in the inventory of committed archives (written before it existed?)'] };
+  }
+  const problems = inventoryProblems(expected, entry);
+  if (problems.length > 0) {
+    deps.telemetry.metric('VerificationFailures', 'Count', 1, {
+      database: task.database,
+      table: restoreTargetLabel(task),
+    });
+    throw new ArchiveIntegrityError(
+      `archive ${expected.key} is not the archive committed under its key, nothing restored: ${problems.join('; ')}`,
+    );
+  }
+  return { pin: entry.pin, warnings: [] };
+}
+
 /** Streams the archive into the staging table and refuses it unless every figure matches its sidecar. */
 async function stage(
   client: pg.PoolClient,
@@ -178,6 +217,7 @@ async function stage(
   task: RestoreTask,
   archive: RestoreFileInput['archive'],
   expected: ArchiveExpectation,
+  pin: ObjectPin | undefined,
   columnType: (column: string) => string | undefined,
 ): Promise<void> {
   let measured: Awaited<ReturnType<typeof streamArchive>>;
@@ -185,6 +225,7 @@ async function stage(
     measured = await streamArchive(deps.store, archive, {
       sink: client.query(copyFrom(copyIntoStagingSql)),
       columnType,
+      pin,
     });
   } catch (error) {
     // PostgreSQL refusing the bytes themselves (say, invalid UTF-8) is damage, reported without the value.

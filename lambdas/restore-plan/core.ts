@@ -72,6 +72,7 @@ export async function planRestore(
     dryRun: request.dryRun,
     ignoreWatermark: request.ignoreWatermark,
     drift: request.drift,
+    requireInventory: request.requireInventory,
     fromDay: request.fromDay,
     toDay: request.toDay,
     key: request.key,

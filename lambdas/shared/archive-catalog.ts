@@ -2,6 +2,7 @@ import { type Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import {
+  keyNamesContent,
   type Manifest,
   ManifestSchema,
   manifestKeyFor,
@@ -18,7 +19,8 @@ import {
   legacyTablePrefix,
   parseLegacyDataKey,
 } from './legacy-format.js';
-import type { ArchiveStore, ListedObject } from './s3.js';
+import type { InventoryEntry } from './locks.js';
+import type { ArchiveStore, ListedObject, ObjectPin } from './s3.js';
 
 /**
  * Where a table's archives are: written by this tool (`native`), or by the Python "Audit Table Archiver" it
@@ -138,6 +140,11 @@ export async function readExpectation(
     const manifest = parsed.data;
     if (manifest.dataKey !== ref.key)
       throw new ArchiveIntegrityError(`manifest ${sidecarKey} names another object (${manifest.dataKey})`);
+    // The key is content-addressed: a manifest (and bytes) rewritten to describe other rows no longer fits it.
+    if (!keyNamesContent(ref.key, manifest.figures.contentSha256))
+      throw new ArchiveIntegrityError(
+        `archive ${ref.key}: its key names content other than the manifest's (${manifest.figures.contentSha256.slice(0, 24)}…)`,
+      );
     return {
       key: ref.key,
       format: 'native',
@@ -195,6 +202,25 @@ export function integrityProblems(expected: ArchiveExpectation, measured: Measur
     .map(([name, want, got]) => `${name}: expected ${want}, found ${got}`);
 }
 
+/**
+ * Every figure where an archive's sidecar differs from what the inventory recorded when its batch committed; empty
+ * when they agree (the bytes are then checked against the sidecar as usual).
+ */
+export function inventoryProblems(expected: ArchiveExpectation, entry: InventoryEntry): string[] {
+  const recorded = entry.figures;
+  const pairs: [string, unknown, unknown][] = [
+    ['rows', recorded.rowCount, expected.rows],
+    ['contentSha256', recorded.contentSha256, expected.contentSha256],
+    ['compressedSha256', recorded.compressedSha256, expected.compressedSha256],
+    ['uncompressedBytes', recorded.uncompressedBytes, expected.uncompressedBytes],
+    ['compressedBytes', recorded.compressedBytes, expected.compressedBytes],
+    ['rowDigest', recorded.rowDigest, expected.rowDigest],
+  ];
+  return pairs
+    .filter(([, want, got]) => want !== got)
+    .map(([name, want, got]) => `${name}: committed ${want}, manifest says ${got}`);
+}
+
 /** Gives the target column's type (format_type text) for a legacy value, or undefined for an unknown column. */
 export type ColumnTypeOf = (column: string) => string | undefined;
 
@@ -214,10 +240,19 @@ const discard = () =>
 export async function streamArchive(
   store: ArchiveStore,
   ref: Pick<ArchiveRef, 'key' | 'format'>,
-  options: { sink?: Writable; columnType?: ColumnTypeOf } = {},
+  options: { sink?: Writable; columnType?: ColumnTypeOf; pin?: ObjectPin } = {},
 ): Promise<MeasuredArchive> {
-  const body = await store.getStream(ref.key);
-  if (!body) throw new ArchiveIntegrityError(`archive ${ref.key} is missing`);
+  // Pinned to the object the inventory recorded, where known: another object under the key is refused.
+  let body: Readable | undefined;
+  try {
+    body = await store.getStream(ref.key, options.pin);
+    if (!body) throw new ArchiveIntegrityError(`archive ${ref.key} is missing`);
+  } catch (error) {
+    // The sink (a COPY already started) must end too, or its connection stays in COPY mode; the server's answer to
+    // the aborted COPY is that same failure, already being thrown.
+    options.sink?.on('error', () => undefined).destroy(error as Error);
+    throw error;
+  }
   const compressed = new ByteFigures();
   const encoder = new JsonLinesToCopy();
   const legacy =

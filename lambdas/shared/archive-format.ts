@@ -46,6 +46,11 @@ export function archiveKey(loc: TableLocation, day: string, contentSha256: strin
 }
 
 /** Manifest sidecar beside the data. The leading "_" makes Athena/Hive skip it when reading the table's rows. */
+/** Whether a data key names this content: its file name carries the content SHA-256's first 24 hex digits. */
+export function keyNamesContent(dataKey: string, contentSha256: string): boolean {
+  return dataKey.endsWith(`-${contentSha256.slice(0, 24)}.jsonl.gz`);
+}
+
 export function manifestKeyFor(dataKey: string): string {
   const slash = dataKey.lastIndexOf('/');
   return `${dataKey.slice(0, slash + 1)}_${dataKey.slice(slash + 1).replace(/\.jsonl\.gz$/, '')}.manifest.json`;

@@ -3,6 +3,7 @@ import {
   type ArchiveSource,
   archiveDay,
   integrityProblems,
+  inventoryProblems,
   listArchives,
   readExpectation,
   sidecarKeyFor,
@@ -11,6 +12,7 @@ import {
 } from './archive-catalog.js';
 import { keySegment } from './archive-format.js';
 import { ArchiveIntegrityError } from './errors.js';
+import type { InventoryEntry } from './locks.js';
 import type { ArchiveStore } from './s3.js';
 
 export type ProblemKind =
@@ -22,7 +24,10 @@ export type ProblemKind =
   | 'in-flight'
   | 'cold'
   | 'quarantined'
-  | 'day-gap';
+  | 'day-gap'
+  | 'not-as-committed'
+  | 'missing-archive'
+  | 'not-in-inventory';
 
 export interface ValidationProblem {
   /** `error`: an archive cannot be trusted or is incomplete; `warning`: worth a look, nothing is lost. */
@@ -74,7 +79,9 @@ export async function listWithRows(
  * Re-reads every archive of a source in the range and checks it as restore would (checksums, sizes, row count,
  * digest, and that the sidecar names this table), then looks for what should not be there: sidecars without data,
  * data without sidecar, staging leftovers, quarantined archives, and days without an archive between the first
- * and the last.
+ * and the last. With the table's `inventory` (the lock table's record of committed archives, kept outside the bucket)
+ * each archive must also be the object and figures committed, and every committed archive must be there; a day then
+ * counts as a gap only where the inventory cannot speak (before its first entry: archives written before it).
  */
 export async function validateArchives(
   store: ArchiveStore,
@@ -82,12 +89,14 @@ export async function validateArchives(
   expectedOrigin: { database: string; schema: string; table: string },
   range: { fromDay?: string; toDay?: string } = {},
   now: Date = new Date(),
+  inventory?: InventoryEntry[],
 ): Promise<ValidationReport> {
   const report: ValidationReport = { archives: 0, rows: 0, bytes: 0, problems: [] };
   const problem = (severity: ValidationProblem['severity'], kind: ProblemKind, key: string, detail: string) =>
     report.problems.push({ severity, kind, key, detail });
   const days = new Set<string>();
   const keys = new Set<string>();
+  const committed = new Map((inventory ?? []).map((entry) => [entry.archiveKey, entry]));
   for await (const object of store.list(sourcePrefix(source))) keys.add(object.key);
 
   for await (const ref of listArchives(store, source, range)) {
@@ -130,14 +139,38 @@ export async function validateArchives(
         );
         continue;
       }
-      const mismatches = integrityProblems(expected, await streamArchive(store, ref));
+      const entry = committed.get(ref.key);
+      const differs = entry ? inventoryProblems(expected, entry) : [];
+      if (differs.length > 0) {
+        problem('error', 'not-as-committed', ref.key, `differs from the inventory: ${differs.join('; ')}`);
+        continue;
+      }
+      const mismatches = integrityProblems(expected, await streamArchive(store, ref, { pin: entry?.pin }));
       if (mismatches.length > 0) problem('error', 'corrupt', ref.key, mismatches.join('; '));
       else report.rows += expected.rows;
+      if (inventory && !entry)
+        problem(
+          'warning',
+          'not-in-inventory',
+          ref.key,
+          'not in the inventory: written before it existed, by a batch not yet committed, or not by this tool',
+        );
     } catch (error) {
       if (!(error instanceof ArchiveIntegrityError)) throw error;
       const missing = !keys.has(sidecarKeyFor(ref));
       problem('error', missing ? 'missing-sidecar' : 'corrupt', ref.key, error.message);
     }
+  }
+  for (const entry of committed.values()) {
+    const inRange =
+      (!range.fromDay || entry.day >= range.fromDay) && (!range.toDay || entry.day <= range.toDay);
+    if (inRange && !keys.has(entry.archiveKey))
+      problem(
+        'error',
+        'missing-archive',
+        entry.archiveKey,
+        `committed ${entry.committedAt} with ${entry.figures.rowCount} rows; the object is gone`,
+      );
   }
 
   for (const key of keys) {
@@ -149,8 +182,11 @@ export async function validateArchives(
   }
   if (source.format === 'native') {
     await findLeftovers(store, source, now, problem);
-    // Native day folders are the rows' days, so a missing day inside the span means no archive holds that day.
+    // Native day folders are the rows' days, so a missing day inside the span means no archive holds that day. Where
+    // the inventory speaks (from its first day on), a day without an entry had no rows, and a lost archive is an error.
+    const firstInventoried = [...committed.values()].map((e) => e.day).sort()[0];
     for (const gap of missingDays([...days].sort())) {
+      if (firstInventoried !== undefined && gap >= firstInventoried) continue;
       problem('warning', 'day-gap', `${sourcePrefix(source)}${gap}`, `no archive for ${gap}`);
     }
   }

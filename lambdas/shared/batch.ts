@@ -155,8 +155,21 @@ export function renewLease(deps: StepDeps, task: TableTask, waitSeconds = 0): Pr
   );
 }
 
-/** Records a committed batch: clears it from the lease item, adds it to the totals, emits the metrics. */
+/**
+ * Records a committed batch: enters its archive in the inventory, then clears it from the lease item (fenced),
+ * adds it to the totals and emits the metrics. A crash between the two leaves the batch `deleting`: the next
+ * attempt settles it as committed and comes here again (the inventory write is idempotent).
+ */
 export async function recordCommitted(deps: StepDeps, task: TableTask, inFlight: InFlight): Promise<void> {
+  await deps.locks.recordArchive(task.database, task.table, {
+    archiveKey: inFlight.archiveKey,
+    day: inFlight.day,
+    batchId: inFlight.batchId,
+    runId: inFlight.runId,
+    figures: inFlight.figures,
+    pin: inFlight.pin,
+    committedAt: deps.now().toISOString(),
+  });
   await deps.locks.clearInFlight(task.database, task.table, task.lease, inFlight, {
     rows: inFlight.figures.rowCount,
     bytes: inFlight.figures.compressedBytes,
@@ -192,7 +205,9 @@ export async function withdrawBatch(
   const owned = async (key: string, wroteKey: boolean) => {
     const head = await store.head(key);
     const writer = head?.metadata[BATCH_ID_METADATA];
-    return head !== undefined && (writer === inFlight.batchId || (writer === undefined && wroteKey));
+    return head !== undefined && (writer === inFlight.batchId || (writer === undefined && wroteKey))
+      ? head
+      : undefined;
   };
   const removeIfOwned = async (key: string, wroteKey: boolean) => {
     if (await owned(key, wroteKey)) await store.deleteKeys([key]);
@@ -200,7 +215,8 @@ export async function withdrawBatch(
   await removeIfOwned(inFlight.stagingKey, true);
   await removeIfOwned(manifestKeyFor(inFlight.stagingKey), true);
   const createdArchive = inFlight.createdArchive === true;
-  if (await owned(inFlight.archiveKey, createdArchive)) {
+  const head = await owned(inFlight.archiveKey, createdArchive);
+  if (head) {
     if (reason === 'integrity') {
       const evidence = quarantineKey(deps.config.s3.prefix, inFlight.archiveKey, reason);
       await store.copyOnce(
@@ -208,6 +224,7 @@ export async function withdrawBatch(
         evidence,
         { storageClass: 'STANDARD', kmsKeyId: deps.config.s3.kmsKeyId },
         { [BATCH_ID_METADATA]: inFlight.batchId },
+        head.size,
       );
     }
     await removeIfOwned(inFlight.archiveKey, createdArchive);

@@ -104,6 +104,10 @@ export function depsFromEnv(
     store: new ArchiveStore(
       s3,
       env.ARCHIVE_BUCKET ?? resolvedConfig.s3.bucket ?? required(env, 'ARCHIVE_BUCKET'),
+      // Unset in AWS: every copy goes in parts (see CopyOptions); local mode sets it for s3rver.
+      env.ARCHIVER_COPY_IN_PARTS_ABOVE_BYTES
+        ? { inPartsAboveBytes: Number(env.ARCHIVER_COPY_IN_PARTS_ABOVE_BYTES) }
+        : {},
     ),
     locks: new LockTable(ddb, required(env, 'LOCK_TABLE_NAME')),
     database(name) {

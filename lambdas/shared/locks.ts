@@ -2,7 +2,8 @@ import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DeleteCommand, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { BatchBoundsSchema, BatchFiguresSchema, type Column, ColumnSchema } from './archive-format.js';
-import { classifyAwsError, LeaseLostError } from './errors.js';
+import { ArchiveConflictError, classifyAwsError, LeaseLostError } from './errors.js';
+import { ObjectPinSchema } from './s3.js';
 
 /** The lease a table's execution holds: owner (execution id) plus a fencing token that grows on every acquisition. */
 export const LeaseSchema = z.object({ owner: z.string().min(1), token: z.number().int().positive() });
@@ -26,6 +27,8 @@ export const InFlightSchema = z.object({
   createdArchive: z.boolean().optional(),
   bounds: BatchBoundsSchema,
   figures: BatchFiguresSchema,
+  /** The stored object verify read and checked: delete and every later read accept only that object. */
+  pin: ObjectPinSchema.optional(),
   /** Transaction id of the delete, written before COMMIT: pg_xact_status() tells later whether it committed. */
   deleteXid: z.string().optional(),
   /** The server (system identifier and timeline) that xid belongs to: another server's xids mean nothing. */
@@ -36,6 +39,22 @@ export const InFlightSchema = z.object({
   exportedAt: z.number().optional(),
 });
 export type InFlight = z.infer<typeof InFlightSchema>;
+
+/**
+ * One committed archive, recorded outside the bucket by the step that commits its batch: what validate and restore
+ * compare the archive (and its manifest) with, so a bucket writer cannot rewrite both consistently, nor delete one
+ * unnoticed. Never expires.
+ */
+export const InventoryEntrySchema = z.object({
+  archiveKey: z.string(),
+  day: z.string(),
+  batchId: z.string(),
+  runId: z.string(),
+  figures: BatchFiguresSchema,
+  pin: ObjectPinSchema.optional(),
+  committedAt: z.string(),
+});
+export type InventoryEntry = z.infer<typeof InventoryEntrySchema>;
 
 export interface TableState {
   owner?: string;
@@ -402,6 +421,57 @@ export class LockTable {
       }
       throw new LeaseLostError(`in-flight batch of ${database}/${table} changed under this execution`);
     }
+  }
+
+  /** Inventory items of a table share one partition: validate reads them with one query. */
+  static inventoryKey(database: string, table: string, archiveKey: string) {
+    return { pk: `ARCHIVES#${database}#${table}`, sk: archiveKey };
+  }
+
+  /**
+   * Records a committed archive, write-once: only a batch whose delete committed is recorded (a fact of the
+   * database, which no stale invocation can change), and an entry is never replaced by other figures.
+   */
+  async recordArchive(database: string, table: string, entry: InventoryEntry): Promise<void> {
+    try {
+      await this.call(() =>
+        this.ddb.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: LockTable.inventoryKey(database, table, entry.archiveKey),
+            UpdateExpression: 'SET #archive = if_not_exists(#archive, :entry)',
+            ConditionExpression: 'attribute_not_exists(#archive) OR #archive.figures.contentSha256 = :sha',
+            ExpressionAttributeNames: { '#archive': 'archive' },
+            ExpressionAttributeValues: { ':entry': entry, ':sha': entry.figures.contentSha256 },
+          }),
+        ),
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      throw new ArchiveConflictError(`the inventory records other content under ${entry.archiveKey}`);
+    }
+  }
+
+  async inventoryEntry(
+    database: string,
+    table: string,
+    archiveKey: string,
+  ): Promise<InventoryEntry | undefined> {
+    const result = await this.call(() =>
+      this.ddb.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: LockTable.inventoryKey(database, table, archiveKey),
+          ConsistentRead: true,
+        }),
+      ),
+    );
+    return result.Item ? InventoryEntrySchema.parse(result.Item.archive) : undefined;
+  }
+
+  async inventory(database: string, table: string): Promise<InventoryEntry[]> {
+    const { pk } = LockTable.inventoryKey(database, table, '');
+    return (await this.queryAll(pk)).map((item) => InventoryEntrySchema.parse(item.archive));
   }
 
   /** Hold items share one partition so `listHolds` is a single query; they never expire. */

@@ -44,6 +44,11 @@ export const RestoreRequestSchema = z
     /** A column removed since archiving: `strict` fails the archive, `lenient` drops the column with a warning. */
     drift: z.enum(['strict', 'lenient']).default('strict'),
     /**
+     * Refuse native archives the inventory of committed archives does not list (those written before it existed
+     * are otherwise restored, with a warning). One the inventory lists is always checked against it.
+     */
+    requireInventory: z.boolean().default(false),
+    /**
      * Read archives written by the Python "Audit Table Archiver" instead: `database` is the PostgreSQL database
      * name its keys start with; `prefix` defaults to the config's s3.prefix.
      */
@@ -86,6 +91,7 @@ export const RestoreTaskSchema = z
     dryRun: z.boolean(),
     ignoreWatermark: z.boolean(),
     drift: z.enum(['strict', 'lenient']),
+    requireInventory: z.boolean(),
     fromDay: day.optional(),
     toDay: day.optional(),
     key: z.string().optional(),

@@ -1,6 +1,9 @@
 import type { Readable } from 'node:stream';
 import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
   CopyObjectCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -8,9 +11,16 @@ import {
   PutObjectCommand,
   type S3Client,
   type StorageClass,
+  UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { ArchiveConflictError, classifyAwsError, StorageUnavailableError } from './errors.js';
+import { z } from 'zod';
+import {
+  ArchiveConflictError,
+  ArchiveIntegrityError,
+  classifyAwsError,
+  StorageUnavailableError,
+} from './errors.js';
 
 /** How archives are written: storage class and SSE-KMS key come from the config. */
 export interface WriteOptions {
@@ -28,8 +38,17 @@ export interface ListedObject {
   lastModified?: Date;
 }
 
+/**
+ * Which stored object a reader means: the ETag S3 gave the bytes verify read, and their version id where the bucket
+ * keeps versions. Any later write to the key gets another ETag (and version), so a pinned read never sees it.
+ */
+export const ObjectPinSchema = z.object({ etag: z.string().min(1), versionId: z.string().min(1).optional() });
+export type ObjectPin = z.infer<typeof ObjectPinSchema>;
+
 export interface ObjectHead {
   size: number;
+  /** The stored object's identity (ETag, version id when versioned). */
+  pin?: ObjectPin;
   metadata: Record<string, string>;
   storageClass?: string;
   /** `aws:kms`, `AES256`, ... as S3 reports it; undefined when the server says nothing (s3rver). */
@@ -40,6 +59,23 @@ const isNotFound = (error: unknown): boolean => {
   const err = error as { name?: string; $metadata?: { httpStatusCode?: number } };
   return err.name === 'NotFound' || err.name === 'NoSuchKey' || err.$metadata?.httpStatusCode === 404;
 };
+const pinOf = (etag?: string, versionId?: string): ObjectPin | undefined =>
+  etag ? { etag, ...(versionId && versionId !== 'null' ? { versionId } : {}) } : undefined;
+
+/**
+ * The conditions of a pinned read: the version itself where known, and If-Match on its ETag. S3 refuses a read of
+ * other bytes (412); s3rver ignores If-Match, so `pinMismatch` also compares the ETag the response carries.
+ */
+const pinned = (pin?: ObjectPin) => (pin ? { IfMatch: pin.etag, VersionId: pin.versionId } : {});
+const pinMismatch = (pin: ObjectPin | undefined, etag: string | undefined): boolean =>
+  pin !== undefined && etag !== pin.etag;
+
+/** A pinned read found other bytes under the key than those pinned (overwritten, or another version). */
+const pinMismatchError = (key: string, pin: ObjectPin, found?: string) =>
+  new ArchiveIntegrityError(
+    `${key} is not the pinned object (ETag ${pin.etag}${pin.versionId ? `, version ${pin.versionId}` : ''}; S3 holds ${found ? `ETag ${found}` : 'another'})`,
+  );
+
 const isPreconditionFailed = (error: unknown): boolean => {
   const err = error as { name?: string; $metadata?: { httpStatusCode?: number } };
   return err.name === 'PreconditionFailed' || err.$metadata?.httpStatusCode === 412;
@@ -55,12 +91,33 @@ const copySource = (bucket: string, key: string) =>
 const encryption = (options: WriteOptions) =>
   options.kmsKeyId ? { ServerSideEncryption: 'aws:kms' as const, SSEKMSKeyId: options.kmsKeyId } : {};
 
+/**
+ * How `copyOnce` copies. In parts (UploadPartCopy, completed with If-None-Match) above `inPartsAboveBytes`: that is
+ * the only way past CopyObject's 5 GiB limit, and the only copy into a write-once area the bucket policy allows (S3
+ * refuses CopyObject there), so AWS copies every object in parts (the default, 0). s3rver answers UploadPartCopy
+ * with NotImplemented: local mode copies whole objects up to S3's limit.
+ */
+export interface CopyOptions {
+  inPartsAboveBytes: number;
+  /** Bytes per copied part: S3 takes 5 MiB to 5 GiB, at most 10,000 parts (1 GiB parts reach S3's 5 TiB maximum). */
+  partBytes: number;
+}
+
+/** S3's largest CopyObject. */
+export const COPY_OBJECT_MAX_BYTES = 5 * 1024 ** 3;
+const DEFAULT_COPY: CopyOptions = { inPartsAboveBytes: 0, partBytes: 1024 ** 3 };
+
 /** The archive bucket as the steps use it. Every SDK error leaves here classified (transient ones are named). */
 export class ArchiveStore {
+  private readonly copying: CopyOptions;
+
   constructor(
     private readonly s3: S3Client,
     readonly bucket: string,
-  ) {}
+    copying: Partial<CopyOptions> = {},
+  ) {
+    this.copying = { ...DEFAULT_COPY, ...copying };
+  }
 
   private async call<T>(operation: () => Promise<T>): Promise<T> {
     try {
@@ -95,11 +152,13 @@ export class ArchiveStore {
     );
   }
 
+  /** The object's head, with its identity (pin) as S3 reports it. */
   async head(key: string): Promise<ObjectHead | undefined> {
     try {
       const head = await this.s3.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
       return {
         size: head.ContentLength ?? 0,
+        pin: pinOf(head.ETag, head.VersionId),
         metadata: head.Metadata ?? {},
         storageClass: head.StorageClass,
         serverSideEncryption: head.ServerSideEncryption,
@@ -110,11 +169,26 @@ export class ArchiveStore {
     }
   }
 
-  async getStream(key: string): Promise<Readable | undefined> {
+  /** The object's bytes; with `pin`, ArchiveIntegrityError unless they are the pinned object's. */
+  async getStream(key: string, pin?: ObjectPin): Promise<Readable | undefined> {
+    return (await this.open(key, pin))?.body;
+  }
+
+  /** The object's bytes and the identity (pin) of the object they are, to pin what a reader checked. */
+  async open(key: string, pin?: ObjectPin): Promise<{ body: Readable; pin?: ObjectPin } | undefined> {
     try {
-      const object = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
-      return object.Body as Readable;
+      const object = await this.s3.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: key, ...pinned(pin) }),
+      );
+      const body = object.Body as Readable;
+      if (pin && pinMismatch(pin, object.ETag)) {
+        body.destroy();
+        throw pinMismatchError(key, pin, object.ETag);
+      }
+      return { body, pin: pinOf(object.ETag, object.VersionId) };
     } catch (error) {
+      if (error instanceof ArchiveIntegrityError) throw error;
+      if (pin && isPreconditionFailed(error)) throw pinMismatchError(key, pin);
       if (isNotFound(error)) return undefined;
       throw classifyAwsError(error, 's3');
     }
@@ -187,28 +261,38 @@ export class ArchiveStore {
   /**
    * Server-side copy that never replaces an existing destination (If-None-Match: *). Returns 'existed' when the
    * destination is already there (a racing writer); the caller decides whether that object is acceptable.
+   * `sizeBytes` (the source's size) decides between one CopyObject and a copy in parts (see CopyOptions).
    */
   async copyOnce(
     sourceKey: string,
     destinationKey: string,
     options: WriteOptions,
     metadata: Record<string, string>,
+    sizeBytes: number,
   ): Promise<'copied' | 'existed'> {
+    const target = {
+      Bucket: this.bucket,
+      Key: destinationKey,
+      Metadata: metadata,
+      ContentType: 'application/x-ndjson',
+      ContentEncoding: 'gzip',
+      StorageClass: options.storageClass,
+      ...encryption(options),
+    };
+    const source = copySource(this.bucket, sourceKey);
     try {
-      await this.s3.send(
-        new CopyObjectCommand({
-          Bucket: this.bucket,
-          Key: destinationKey,
-          CopySource: copySource(this.bucket, sourceKey),
-          IfNoneMatch: '*',
-          MetadataDirective: 'REPLACE',
-          Metadata: metadata,
-          ContentType: 'application/x-ndjson',
-          ContentEncoding: 'gzip',
-          StorageClass: options.storageClass,
-          ...encryption(options),
-        }),
-      );
+      if (sizeBytes > this.copying.inPartsAboveBytes) {
+        await this.copyInParts(target, source, sizeBytes);
+      } else {
+        await this.s3.send(
+          new CopyObjectCommand({
+            ...target,
+            CopySource: source,
+            IfNoneMatch: '*',
+            MetadataDirective: 'REPLACE',
+          }),
+        );
+      }
       return 'copied';
     } catch (error) {
       if (isPreconditionFailed(error)) return 'existed';
@@ -217,6 +301,43 @@ export class ArchiveStore {
       if (status === 409)
         throw new StorageUnavailableError(`conflicting write to ${destinationKey}; retry`, { cause: error });
       throw classifyAwsError(error, 's3');
+    }
+  }
+
+  /** A multipart upload of byte ranges of the source, completed only if the destination does not exist yet. */
+  private async copyInParts(
+    target: { Bucket: string; Key: string } & Record<string, unknown>,
+    source: string,
+    sizeBytes: number,
+  ): Promise<void> {
+    const { UploadId } = await this.s3.send(new CreateMultipartUploadCommand(target));
+    const upload = { Bucket: target.Bucket, Key: target.Key, UploadId };
+    try {
+      const parts: { PartNumber: number; ETag?: string }[] = [];
+      for (let start = 0; start < sizeBytes; start += this.copying.partBytes) {
+        const PartNumber = parts.length + 1;
+        const end = Math.min(sizeBytes, start + this.copying.partBytes) - 1;
+        const part = await this.s3.send(
+          new UploadPartCopyCommand({
+            ...upload,
+            PartNumber,
+            CopySource: source,
+            CopySourceRange: `bytes=${start}-${end}`,
+          }),
+        );
+        parts.push({ PartNumber, ETag: part.CopyPartResult?.ETag });
+      }
+      await this.s3.send(
+        new CompleteMultipartUploadCommand({
+          ...upload,
+          MultipartUpload: { Parts: parts },
+          IfNoneMatch: '*',
+        }),
+      );
+    } catch (error) {
+      // Parts of an abandoned upload cost storage until aborted (the lifecycle rule aborts them after 7 days too).
+      await this.s3.send(new AbortMultipartUploadCommand(upload)).catch(() => undefined);
+      throw error;
     }
   }
 

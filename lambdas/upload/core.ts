@@ -68,6 +68,7 @@ export async function uploadBatch(input: UploadInput, deps: StepDeps): Promise<U
       inFlight.archiveKey,
       write,
       archiveMetadata(inFlight),
+      staged.size,
     );
     // Lost a race to an identical write: accept it only if it holds the same content.
     created = copied === 'copied' || !(await sameContent());

@@ -59,8 +59,9 @@ export async function verifyBatch(input: VerifyInput, deps: StepDeps): Promise<V
   if (manifestProblems.length > 0)
     return fail(`manifest differs from the export: ${manifestProblems.join('; ')}`);
 
-  const body = await deps.store.getStream(inFlight.archiveKey);
-  if (!body) return fail('object is missing');
+  const opened = await deps.store.open(inFlight.archiveKey);
+  if (!opened) return fail('object is missing');
+  const { body, pin } = opened;
   const compressed = new ByteFigures();
   const lines = new JsonLinesFigures();
   try {
@@ -87,7 +88,8 @@ export async function verifyBatch(input: VerifyInput, deps: StepDeps): Promise<V
   if (objectProblems.length > 0)
     return fail(`object differs from its manifest: ${objectProblems.join('; ')}`);
 
-  await recordInFlight(deps, input, { ...inFlight, stage: 'verified' }, ['uploaded', 'verified']);
+  // Pins the very object read: a later overwrite (same size, same metadata or not) has another ETag and version.
+  await recordInFlight(deps, input, { ...inFlight, stage: 'verified', pin }, ['uploaded', 'verified']);
   deps.telemetry.metric('VerifyDuration', 'Milliseconds', Date.now() - started, tableLabel(input));
   return { archiveKey: inFlight.archiveKey, rows: expected.rowCount, verified: true };
 }

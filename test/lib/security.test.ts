@@ -164,10 +164,10 @@ describe('function roles', () => {
     expect(objectPatterns('export', 's3:DeleteObject')).toEqual([AREAS.staging, ...AREAS.archives].sort());
   });
 
-  it('let verify and delete never write archives; only verify writes quarantine copies', () => {
+  it('let verify and delete never write archives, only quarantine copies (each withdraws an archive that changed)', () => {
     // Act & Assess
     expect(objectPatterns('verify', 's3:PutObject')).toEqual([AREAS.quarantine]);
-    expect(objectPatterns('delete', 's3:PutObject')).toEqual([]);
+    expect(objectPatterns('delete', 's3:PutObject')).toEqual([AREAS.quarantine]);
     for (const step of ['verify', 'delete'] as const) {
       expect(objectPatterns(step, 's3:GetObject')).toEqual(AREAS.archives);
       expect(objectPatterns(step, 's3:DeleteObject')).toEqual([AREAS.staging, ...AREAS.archives].sort());
@@ -240,23 +240,44 @@ describe('function roles', () => {
     }
   });
 
-  it('grant each step only the lock-table operations it issues', () => {
+  it('grant each step only the lock-table operations it issues, each on the key areas it needs (LeadingKeys)', () => {
     // Prepare
-    const expected: Record<Step, string[]> = {
-      plan: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
-      lock: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
-      export: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
-      upload: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
-      verify: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
-      delete: ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
-      summary: ['dynamodb:Query'],
+    const perDb = (area: string) => [`${area}#billing#*`, `${area}#crm#*`];
+    const expected: Record<Step, [string[], string[]][]> = {
+      plan: [
+        [['dynamodb:GetItem'], [...perDb('TABLE'), 'HOLDS', 'CONFIG']],
+        [['dynamodb:UpdateItem'], ['CONFIG']],
+      ],
+      lock: [
+        [
+          ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+          [...perDb('TABLE'), 'RUN#*'],
+        ],
+        [['dynamodb:GetItem'], ['HOLDS']],
+      ],
+      export: [
+        [['dynamodb:GetItem', 'dynamodb:UpdateItem'], perDb('TABLE')],
+        [['dynamodb:GetItem'], ['HOLDS']],
+        [['dynamodb:UpdateItem'], perDb('ARCHIVES')],
+      ],
+      upload: [[['dynamodb:GetItem', 'dynamodb:UpdateItem'], perDb('TABLE')]],
+      verify: [[['dynamodb:GetItem', 'dynamodb:UpdateItem'], perDb('TABLE')]],
+      delete: [
+        [['dynamodb:GetItem', 'dynamodb:UpdateItem'], perDb('TABLE')],
+        [['dynamodb:UpdateItem'], perDb('ARCHIVES')],
+      ],
+      summary: [[['dynamodb:Query'], ['RUN#*']]],
     };
     const table = { 'Fn::GetAtt': [logicalId(synth.stack, synth.stack.lockTable.table), 'Arn'] };
     for (const step of STEPS) {
       // Act
       const dynamo = statementsOf(step).filter((s) => actionsOf(s).some((a) => a.startsWith('dynamodb:')));
+      const granted = dynamo.map((s) => [
+        actionsOf(s).sort(),
+        s.Condition?.['ForAllValues:StringLike']?.['dynamodb:LeadingKeys'],
+      ]);
       // Assess
-      expect([step, dynamo.flatMap(actionsOf).sort()]).toEqual([step, expected[step]]);
+      expect([step, granted]).toEqual([step, expected[step]]);
       for (const s of dynamo) expect(resourcesOf(s)).toEqual([table]);
     }
   });
@@ -459,11 +480,26 @@ describe('restore function roles', () => {
     expect(actions('summary', 's3').filter((a) => a.includes('Delete'))).toEqual([]);
   });
 
-  it('give each restore step only the lock-table operations it issues, and the database secrets', () => {
+  it('give each restore step only the lock-table operations it issues, on its key areas, and the database secrets', () => {
+    // Prepare
+    const leadingKeys = (which: 'plan' | 'file' | 'summary') =>
+      restoreStatements(which)
+        .filter((s) => actionsOf(s).some((a) => a.startsWith('dynamodb:')))
+        .map((s) => [
+          actionsOf(s).sort(),
+          s.Condition?.['ForAllValues:StringLike']?.['dynamodb:LeadingKeys'],
+        ]);
+
     // Act & Assess
     expect(actions('plan', 'dynamodb')).toEqual([]);
-    expect(actions('file', 'dynamodb')).toEqual(['dynamodb:GetItem', 'dynamodb:UpdateItem']);
-    expect(actions('summary', 'dynamodb')).toEqual(['dynamodb:Query', 'dynamodb:UpdateItem']);
+    expect(leadingKeys('file')).toEqual([
+      [
+        ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+        ['RESTORED#billing#*', 'RESTORED#crm#*'],
+      ],
+      [['dynamodb:GetItem'], ['ARCHIVES#billing#*', 'ARCHIVES#crm#*']],
+    ]);
+    expect(leadingKeys('summary')).toEqual([[['dynamodb:Query', 'dynamodb:UpdateItem'], ['RESTORE#*']]]);
     for (const which of ['plan', 'file', 'summary'] as const) {
       expect(actions(which, 'secretsmanager')).toEqual(['secretsmanager:GetSecretValue']);
     }

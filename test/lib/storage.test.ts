@@ -102,6 +102,43 @@ describe('archive bucket', () => {
     expect(statements.filter((s) => s.Effect === 'Allow')).toEqual([]);
   });
 
+  it('denies object creation without If-None-Match in every database archive area, and writes with other encryption anywhere', () => {
+    // Prepare
+    const bucket = logicalId(synth.stack, synth.stack.archiveBucket.bucket);
+    const objects = (pattern: string) => ({
+      'Fn::Join': ['', [{ 'Fn::GetAtt': [bucket, 'Arn'] }, `/${pattern}`]],
+    });
+    // Act
+    const policy = synth.template.findResources('AWS::S3::BucketPolicy', {
+      Properties: { Bucket: { Ref: bucket } },
+    });
+    const statements = Object.values(policy).flatMap((p) => p.Properties.PolicyDocument.Statement);
+    const sid = (name: string) => statements.find((s) => s.Sid === name);
+    // Assess: archives and manifests are write-once for every principal; staging, quarantine and audit are not
+    // covered (staging objects are replaced by a retried export).
+    expect(sid('DenyArchiveWritesWithoutIfNoneMatch')).toEqual({
+      Sid: 'DenyArchiveWritesWithoutIfNoneMatch',
+      Effect: 'Deny',
+      Principal: { AWS: '*' },
+      Action: 's3:PutObject',
+      Resource: [objects('audit/billing/*'), objects('audit/crm/*')],
+      Condition: { Null: { 's3:if-none-match': 'true' }, Bool: { 's3:ObjectCreationOperation': 'true' } },
+    });
+    expect(sid('DenyWritesWithOtherEncryption')).toMatchObject({
+      Effect: 'Deny',
+      Action: 's3:PutObject',
+      Resource: objects('*'),
+      Condition: {
+        StringNotEquals: { 's3:x-amz-server-side-encryption': 'aws:kms' },
+        Null: { 's3:x-amz-server-side-encryption': 'false' },
+      },
+    });
+    expect(sid('DenyCustomerProvidedKeys')).toMatchObject({
+      Effect: 'Deny',
+      Condition: { Null: { 's3:x-amz-server-side-encryption-customer-algorithm': 'false' } },
+    });
+  });
+
   it('expires staging objects (current and noncurrent) only, never archives', () => {
     // Act
     const bucket =

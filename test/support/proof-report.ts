@@ -17,6 +17,7 @@ import { PROOF_SEED, PROOF_SOAK, type ProofEntry } from './proof-ledger.js';
 const PROOF_FILES = [
   'test/local/proof-faults.test.ts',
   'test/local/proof-tamper.test.ts',
+  'test/local/bucket-writer.test.ts',
   'test/local/proof-restore.test.ts',
   'test/local/proof-tables.test.ts',
   'test/local/outages.test.ts',

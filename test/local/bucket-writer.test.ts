@@ -1,0 +1,272 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip, gunzipSync, gzipSync } from 'node:zlib';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DeleteObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { describe, expect, it } from 'vitest';
+import { validateCommand } from '../../cli/archives.js';
+import { manifestKeyFor } from '../../lambdas/shared/archive-format.js';
+import { ByteFigures, JsonLinesFigures } from '../../lambdas/shared/archive-stream.js';
+import { LockTable } from '../../lambdas/shared/locks.js';
+import { runLocalArchive, runLocalRestore } from '../../local/run.js';
+import type { StepEvent } from '../../local/workflow.js';
+import {
+  archiverTestbed,
+  assertNoLossNoDuplicates,
+  getObject,
+  readLiveArchives,
+  resolvedTable,
+  s3ClientFor,
+  seedEvents,
+  TODAY_UTC_SQL,
+  tableLines,
+} from '../support/fixtures.js';
+import { recordProof } from '../support/proof-ledger.js';
+
+/**
+ * A bucket writer can PUT, overwrite and delete any object of the archive bucket, but cannot write the lock table or
+ * the database. s3rver has no versioning and ignores If-Match, so these runs show what holds where S3 keeps no
+ * older version: the checks the code makes itself (the pinned ETag, the key's hash, the inventory).
+ */
+const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
+
+describe('a bucket writer cannot make the archiver lose rows or restore forged ones', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await seedEvents(db.client, 'swapped', 300, 33);
+      await seedEvents(db.client, 'forged', 300, 33);
+      // Rows on three days with two empty days between them (the 35th, 34th and 31st day before today).
+      await db.client.query(
+        'CREATE TABLE public.sparse (id bigserial PRIMARY KEY, created_at timestamptz, actor text NOT NULL, payload jsonb)',
+      );
+      await db.client.query(
+        `INSERT INTO public.sparse (created_at, actor, payload)
+         SELECT ${TODAY_UTC_SQL} - make_interval(days => d) + make_interval(hours => g), 'user_' || g, '{}'::jsonb
+           FROM unnest(ARRAY[35, 34, 31]) AS d, generate_series(1, 5) AS g`,
+      );
+    },
+    [spec('swapped'), spec('forged'), spec('sparse')],
+  );
+  const s3 = () => s3ClientFor(bed.local);
+  const bucket = () => bed.local.services.bucket;
+  const validate = async (table: string, strict = false) => {
+    const lines: string[] = [];
+    const code = await validateCommand(
+      bed.local.deps().store,
+      bed.local.config,
+      { table: [table], json: false, strict },
+      (line) => lines.push(line),
+      bed.local.deps().locks,
+    );
+    return { code, text: lines.join('\n') };
+  };
+
+  it('an archive overwritten after verify with other bytes of the same size and metadata stops the delete', async () => {
+    // Prepare
+    const table = resolvedTable(spec('swapped'));
+    const original = await tableLines(bed.db.client, table);
+    let struck = '';
+    const afterStep = async (event: StepEvent) => {
+      if (event.functionName !== 'verify' || struck) return;
+      const key = (event.result as { archiveKey: string }).archiveKey;
+      const bytes = await getObject(bed.local, key);
+      const head = await s3().send(new HeadObjectCommand({ Bucket: bucket(), Key: key }));
+      const corrupt = Buffer.alloc(bytes.length, 0x5a);
+      await s3().send(
+        new PutObjectCommand({ Bucket: bucket(), Key: key, Body: corrupt, Metadata: head.Metadata }),
+      );
+      struck = key;
+    };
+
+    // Act
+    const run = await runLocalArchive(
+      bed.local,
+      { tables: ['public.swapped'] },
+      { afterStep, retryIntervalScale: 0 },
+    );
+    const remaining = await tableLines(bed.db.client, table);
+    const error = run.outcomes[0]?.error ?? '';
+    recordProof({
+      kind: 'threat',
+      actor: 'bucket writer',
+      attack: 'archive overwritten after verify (same size and metadata)',
+      held: struck !== '' && remaining.length === original.length,
+    });
+    const rerun = await runLocalArchive(bed.local, { tables: ['public.swapped'] }, { retryIntervalScale: 0 });
+
+    // Assess
+    expect(struck).not.toBe('');
+    expect(run.execution.status).toBe('FAILED');
+    expect(error).toMatch(/^ArchiveIntegrityError: archive .* changed after verification/);
+    expect(remaining.length).toBe(original.length);
+    expect(rerun.execution.status).toBe('SUCCEEDED');
+    await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+  });
+
+  it('a consistent forgery (a row rewritten, its manifest and metadata rewritten to match) is refused by validate and restore, which name it', async () => {
+    // Prepare
+    const archived = await runLocalArchive(
+      bed.local,
+      { tables: ['public.forged'] },
+      { retryIntervalScale: 0 },
+    );
+    expect(archived.execution.status).toBe('SUCCEEDED');
+    expect((await validate('public.forged', true)).code).toBe(0);
+    const [victim] = await readLiveArchives(bed.local, 'public', 'forged');
+    if (!victim) throw new Error('nothing archived');
+    const text = gunzipSync(await getObject(bed.local, victim.key)).toString('utf8');
+    const forged = gzipSync(text.replace(/"actor" : "user_\d+"/, '"actor" : "mallory"'));
+    expect(gunzipSync(forged).toString('utf8')).toContain('mallory');
+    const compressed = new ByteFigures();
+    const lines = new JsonLinesFigures();
+    await pipeline(Readable.from([forged]), compressed, createGunzip(), lines);
+    const measured = lines.figures();
+    const figures = {
+      ...victim.manifest.figures,
+      rowCount: measured.rows,
+      contentSha256: measured.contentSha256,
+      uncompressedBytes: measured.uncompressedBytes,
+      rowDigest: measured.rowDigest,
+      compressedSha256: compressed.sha256(),
+      compressedBytes: compressed.bytes,
+    };
+    const head = await s3().send(new HeadObjectCommand({ Bucket: bucket(), Key: victim.key }));
+    await s3().send(
+      new PutObjectCommand({
+        Bucket: bucket(),
+        Key: victim.key,
+        Body: forged,
+        Metadata: {
+          ...head.Metadata,
+          'content-sha256': figures.contentSha256,
+          'compressed-sha256': figures.compressedSha256,
+          'row-digest': figures.rowDigest,
+        },
+      }),
+    );
+    await s3().send(
+      new PutObjectCommand({
+        Bucket: bucket(),
+        Key: manifestKeyFor(victim.key),
+        Body: JSON.stringify({ ...victim.manifest, figures }, null, 2),
+      }),
+    );
+
+    // Act
+    const validated = await validate('public.forged');
+    const keyOnly: string[] = [];
+    const keyOnlyCode = await validateCommand(
+      bed.local.deps().store,
+      bed.local.config,
+      { table: ['public.forged'], json: false, strict: false },
+      (line) => keyOnly.push(line),
+    );
+    const restored = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.forged', targetTable: 'public.forged_copy' },
+      { retryIntervalScale: 0 },
+    );
+    const failed = restored.results.find((r) => r.key === victim.key);
+    const mallory = await bed.db.client.query(
+      `SELECT count(*)::int AS n FROM public.forged_copy WHERE actor = 'mallory'`,
+    );
+    const refused =
+      validated.code === 1 &&
+      validated.text.includes(victim.key) &&
+      keyOnlyCode === 1 &&
+      failed?.status === 'failed' &&
+      (failed.error ?? '').includes(victim.key) &&
+      mallory.rows[0].n === 0;
+    recordProof({
+      kind: 'threat',
+      actor: 'bucket writer',
+      attack: 'consistent forgery (row, manifest and metadata rewritten)',
+      held: refused,
+    });
+
+    // Assess
+    expect(validated.code).toBe(1);
+    expect(validated.text).toMatch(/ERROR [a-z-]+: .*: .*(inventory|key names content)/);
+    expect(validated.text).toContain(victim.key);
+    // Without the inventory, the content hash in the key alone gives the forgery away.
+    expect(keyOnlyCode).toBe(1);
+    expect(keyOnly.join('\n')).toContain(`${victim.key}: archive ${victim.key}: its key names content other`);
+    expect(failed?.status).toBe('failed');
+    expect(failed?.error).toContain(victim.key);
+    expect(mallory.rows[0].n).toBe(0);
+    // Every other archive was restored: the forgery costs only itself.
+    expect(restored.results.filter((r) => r.status === 'restored').length).toBe(restored.results.length - 1);
+  });
+
+  it('validate tells a day without rows from a missing archive', async () => {
+    // Prepare
+    const archived = await runLocalArchive(
+      bed.local,
+      { tables: ['public.sparse'] },
+      { retryIntervalScale: 0 },
+    );
+    expect(archived.execution.status).toBe('SUCCEEDED');
+    const archives = await readLiveArchives(bed.local, 'public', 'sparse');
+    expect(archives.length).toBe(3);
+
+    // Act
+    const clean = await validate('public.sparse', true);
+    const removed = archives[1]?.key ?? '';
+    await s3().send(new DeleteObjectCommand({ Bucket: bucket(), Key: removed }));
+    await s3().send(new DeleteObjectCommand({ Bucket: bucket(), Key: manifestKeyFor(removed) }));
+    const afterDelete = await validate('public.sparse');
+    recordProof({
+      kind: 'threat',
+      actor: 'bucket writer',
+      attack: 'committed archive and manifest deleted',
+      held: afterDelete.code === 1 && afterDelete.text.includes(removed),
+    });
+
+    // Assess
+    expect(clean.text).not.toMatch(/day-gap/);
+    expect(clean.code).toBe(0);
+    expect(afterDelete.code).toBe(1);
+    expect(afterDelete.text).toMatch(/ERROR missing-archive: .*: committed/);
+    expect(afterDelete.text).toContain(removed);
+  });
+
+  it('restores an archive written before the inventory with a warning, and refuses it when the inventory is required', async () => {
+    // Prepare: the first test archived this table; its first archive loses its inventory entry, as if written before.
+    const [old] = await readLiveArchives(bed.local, 'public', 'swapped');
+    if (!old) throw new Error('nothing archived');
+    const ddb = DynamoDBDocumentClient.from(
+      new DynamoDBClient({ endpoint: bed.local.services.dynamoEndpoint }),
+    );
+    await ddb.send(
+      new DeleteCommand({
+        TableName: bed.local.services.lockTable,
+        Key: LockTable.inventoryKey('app', 'public.swapped', old.key),
+      }),
+    );
+    ddb.destroy();
+    const request = { database: 'app', table: 'public.swapped', mode: 'key', key: old.key };
+
+    // Act
+    const validated = await validate('public.swapped', true);
+    const strict = await runLocalRestore(
+      bed.local,
+      { ...request, targetTable: 'public.swapped_strict', requireInventory: true },
+      { retryIntervalScale: 0 },
+    );
+    const lenient = await runLocalRestore(
+      bed.local,
+      { ...request, targetTable: 'public.swapped_copy' },
+      { retryIntervalScale: 0 },
+    );
+
+    // Assess
+    expect(validated.code).toBe(2);
+    expect(validated.text).toContain(`WARNING not-in-inventory: ${old.key}`);
+    expect(strict.results[0]?.status).toBe('failed');
+    expect(strict.results[0]?.error).toMatch(/^ArchiveIntegrityError: archive .* is not in the inventory/);
+    expect(strict.results[0]?.error).toContain(old.key);
+    expect(lenient.results[0]).toMatchObject({ status: 'restored', rows: old.lines.length });
+    expect(lenient.results[0]?.warnings.join(' ')).toMatch(/not in the inventory/);
+  });
+});
