@@ -38,7 +38,7 @@ describe('an operator archives a table holding one row of over 100 MB', () => {
   );
 
   // PostgreSQL renders, hashes and parses the ~106 MB line several times (export, delete, restore): about a minute
-  // of work on a quiet 2-core machine, and the shared CI machine is seldom quiet.
+  // of CPU, stretched further on a busy machine.
   it('archives, verifies, deletes and restores it through the real workflow, losing nothing', {
     timeout: 600_000,
   }, async () => {
