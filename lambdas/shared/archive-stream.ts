@@ -173,8 +173,12 @@ export class LineMeter {
     this.bytes += chunk.length;
     let start = 0;
     for (let newline = chunk.indexOf(10); newline !== -1; newline = chunk.indexOf(10, start)) {
-      this.part(chunk.subarray(start, newline));
-      this.endLine();
+      const bytes = chunk.subarray(start, newline);
+      if (this.lineBytes === 0 && !this.onLine) this.digest.add(bytes);
+      else {
+        this.part(bytes);
+        this.endLine();
+      }
       start = newline + 1;
     }
     if (start < chunk.length) this.part(chunk.subarray(start));
@@ -202,8 +206,10 @@ export class LineMeter {
 
   private endLine(): void {
     this.digest.endLine();
-    this.onLine?.(this.parts, this.lineBytes);
-    this.parts = [];
+    if (this.onLine) {
+      this.onLine(this.parts, this.lineBytes);
+      this.parts = [];
+    }
     this.lineBytes = 0;
   }
 }

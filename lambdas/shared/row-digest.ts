@@ -16,8 +16,7 @@ export class RowDigest {
   private line: Hash | undefined;
 
   add(line: Buffer): void {
-    this.update(line);
-    this.endLine();
+    this.sum(createHash('md5').update(line).digest());
   }
 
   /** Feeds the next bytes of the current line: a line of any length is digested as it streams by, never held. */
@@ -28,8 +27,11 @@ export class RowDigest {
 
   /** Adds the line fed through `update` (an empty one if nothing was). */
   endLine(): void {
-    const md5 = (this.line ?? createHash('md5')).digest();
+    this.sum((this.line ?? createHash('md5')).digest());
     this.line = undefined;
+  }
+
+  private sum(md5: Buffer): void {
     this.hi += md5.readBigInt64BE(0);
     this.lo += md5.readBigInt64BE(8);
     this.count += 1;
