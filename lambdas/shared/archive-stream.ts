@@ -4,6 +4,7 @@ import { RowDigest } from './row-digest.js';
 
 const COPY_SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 const NEWLINE = Buffer.from('\n');
+const EMPTY = Buffer.alloc(0);
 
 /** Figures of a JSONL stream, computed in the single pass that writes or reads it. */
 export interface LineFigures {
@@ -13,15 +14,33 @@ export interface LineFigures {
   rowDigest: string;
 }
 
+/** What CopyToJsonLines reads next: the header (19 bytes, then its extension area), then tuples of `int16 fields,
+ * int32 length, line, int32 length, timestamp`, then the trailer `int16 -1`. */
+type CopyItem =
+  | 'header'
+  | 'extension'
+  | 'fields'
+  | 'lineLength'
+  | 'line'
+  | 'timestampLength'
+  | 'timestamp'
+  | 'end';
+
 /**
  * Turns `COPY (SELECT line, ts) TO STDOUT (FORMAT binary)` into archive JSONL ("line\n" per row), hashing and
  * digesting each line on the way. Binary COPY hands over each line's bytes exactly, with no text-format escaping
  * to undo. The second field (timestamp text, fixed width) only feeds the batch's timestamp range.
+ *
+ * A line streams through as its bytes arrive and is never gathered: PostgreSQL allows 1 GB per value and sends a
+ * row in socket-sized chunks, so joining a growing buffer to every chunk made one large row's cost quadratic. Only
+ * the small items (header, lengths, timestamp) are joined, when a chunk boundary cuts one.
  */
 export class CopyToJsonLines extends Transform {
-  private pending: Buffer = Buffer.alloc(0);
-  private headerRead = false;
-  private finished = false;
+  private next: CopyItem = 'header';
+  /** Bytes of the next item: still to come of a line being streamed, the whole size of a small one. */
+  private size = 19;
+  /** The start of a small item cut by the end of the previous chunk. */
+  private carry: Buffer = EMPTY;
   private readonly content: Hash = createHash('sha256');
   private readonly digest = new RowDigest();
   private bytes = 0;
@@ -29,10 +48,10 @@ export class CopyToJsonLines extends Transform {
   maxTimestamp: string | undefined;
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
     try {
-      const out = this.drain();
-      if (out.length > 0) this.push(Buffer.concat(out));
+      const out = this.parse(chunk);
+      // A chunk inside one long line goes on as it is; the lines of a chunk of short rows go on as one buffer.
+      if (out.length > 0) this.push(out.length === 1 ? out[0] : Buffer.concat(out));
       callback();
     } catch (error) {
       callback(error as Error);
@@ -40,55 +59,86 @@ export class CopyToJsonLines extends Transform {
   }
 
   override _flush(callback: TransformCallback): void {
-    if (!this.finished || this.pending.length > 0) {
+    if (this.next !== 'end') {
       callback(new Error('COPY stream ended before its trailer: the export was cut short'));
       return;
     }
     callback();
   }
 
-  private drain(): Buffer[] {
+  private parse(chunk: Buffer): Buffer[] {
     const out: Buffer[] = [];
     let offset = 0;
-    const buf = this.pending;
-    if (!this.headerRead) {
-      if (buf.length < 19) return out;
-      if (!buf.subarray(0, 11).equals(COPY_SIGNATURE)) throw new Error('not a binary COPY stream');
-      const extension = buf.readUInt32BE(15);
-      if (buf.length < 19 + extension) return out;
-      offset = 19 + extension;
-      this.headerRead = true;
-    }
-    while (offset + 2 <= buf.length) {
-      const fields = buf.readInt16BE(offset);
-      if (fields === -1) {
-        this.finished = true;
-        offset += 2;
+    while (offset < chunk.length) {
+      if (this.next === 'end') throw new Error('bytes after the COPY trailer');
+      if (this.next === 'line') {
+        const part = chunk.subarray(offset, offset + this.size);
+        this.content.update(part);
+        this.digest.update(part);
+        out.push(part);
+        this.bytes += part.length;
+        offset += part.length;
+        this.size -= part.length;
+        if (this.size === 0) [this.next, this.size] = this.endLine(out);
+        continue;
+      }
+      const needed = this.size - this.carry.length;
+      if (chunk.length - offset < needed) {
+        this.carry = Buffer.concat([this.carry, chunk.subarray(offset)]);
         break;
       }
-      if (fields !== 2) throw new Error(`unexpected COPY tuple with ${fields} fields`);
-      // Both lengths must be readable before the tuple is consumed.
-      if (offset + 6 > buf.length) break;
-      const lineLength = buf.readInt32BE(offset + 2);
-      const tsAt = offset + 6 + lineLength;
-      if (tsAt + 4 > buf.length) break;
-      const tsLength = buf.readInt32BE(tsAt);
-      const end = tsAt + 4 + tsLength;
-      if (end > buf.length) break;
-      if (lineLength < 0 || tsLength < 0) throw new Error('archive line or timestamp is NULL');
-      const line = buf.subarray(offset + 6, tsAt);
-      const ts = buf.toString('latin1', tsAt + 4, end);
-      this.content.update(line);
-      this.content.update(NEWLINE);
-      this.digest.add(line);
-      this.bytes += line.length + 1;
-      if (this.minTimestamp === undefined || ts < this.minTimestamp) this.minTimestamp = ts;
-      if (this.maxTimestamp === undefined || ts > this.maxTimestamp) this.maxTimestamp = ts;
-      out.push(line, NEWLINE);
-      offset = end;
+      const piece = chunk.subarray(offset, offset + needed);
+      const item = this.carry.length === 0 ? piece : Buffer.concat([this.carry, piece]);
+      this.carry = EMPTY;
+      offset += needed;
+      [this.next, this.size] = this.complete(item, out);
     }
-    this.pending = offset === buf.length ? Buffer.alloc(0) : buf.subarray(offset);
     return out;
+  }
+
+  /** A complete small item: checks it and returns what comes next, with its size. */
+  private complete(item: Buffer, out: Buffer[]): [CopyItem, number] {
+    switch (this.next) {
+      case 'header':
+        if (!item.subarray(0, 11).equals(COPY_SIGNATURE)) throw new Error('not a binary COPY stream');
+        return ['extension', item.readUInt32BE(15)];
+      case 'extension':
+        return ['fields', 2];
+      case 'fields': {
+        const fields = item.readInt16BE(0);
+        if (fields === -1) return ['end', 0];
+        if (fields !== 2) throw new Error(`unexpected COPY tuple with ${fields} fields`);
+        return ['lineLength', 4];
+      }
+      case 'lineLength': {
+        const length = item.readInt32BE(0);
+        if (length < 0) throw new Error('archive line or timestamp is NULL');
+        if (length > 0) return ['line', length];
+        return this.endLine(out);
+      }
+      case 'timestampLength': {
+        const length = item.readInt32BE(0);
+        if (length < 0) throw new Error('archive line or timestamp is NULL');
+        return ['timestamp', length];
+      }
+      case 'timestamp': {
+        const ts = item.toString('latin1');
+        if (this.minTimestamp === undefined || ts < this.minTimestamp) this.minTimestamp = ts;
+        if (this.maxTimestamp === undefined || ts > this.maxTimestamp) this.maxTimestamp = ts;
+        return ['fields', 2];
+      }
+      default:
+        throw new Error(`no small COPY item is read at ${this.next}`);
+    }
+  }
+
+  /** Ends the line streamed so far; its timestamp comes next. */
+  private endLine(out: Buffer[]): [CopyItem, number] {
+    this.content.update(NEWLINE);
+    this.digest.endLine();
+    this.bytes += 1;
+    out.push(NEWLINE);
+    return ['timestampLength', 4];
   }
 
   figures(): LineFigures {
@@ -103,47 +153,64 @@ export class CopyToJsonLines extends Transform {
 
 /**
  * Splits archive JSONL into lines and measures it as CopyToJsonLines did when writing it: SHA-256 of every byte,
- * byte count, and the row digest over each line without its "\n".
+ * byte count, and the row digest over each line without its "\n". A line is digested as its bytes arrive; only for
+ * an `onLine` consumer is it kept, as the list of its parts (joining a growing buffer to every chunk made one large
+ * line's cost quadratic).
  */
 export class LineMeter {
-  private pending: Buffer = Buffer.alloc(0);
   private readonly content: Hash = createHash('sha256');
   private readonly digest = new RowDigest();
   private bytes = 0;
+  /** The line under way: its length so far, and its parts when a consumer wants whole lines. */
+  private lineBytes = 0;
+  private parts: Buffer[] = [];
 
-  /** Feeds a chunk; `onLine` receives every complete line (a view valid only during the call). */
-  push(chunk: Buffer, onLine?: (line: Buffer) => void): void {
+  /** `onLine` receives every complete line as its parts (views of the chunks) and its length. */
+  constructor(private readonly onLine?: (parts: Buffer[], length: number) => void) {}
+
+  push(chunk: Buffer): void {
     this.content.update(chunk);
     this.bytes += chunk.length;
-    const buf = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
     let start = 0;
-    let newline = buf.indexOf(10, start);
-    while (newline !== -1) {
-      const line = buf.subarray(start, newline);
-      this.digest.add(line);
-      onLine?.(line);
+    for (let newline = chunk.indexOf(10); newline !== -1; newline = chunk.indexOf(10, start)) {
+      const bytes = chunk.subarray(start, newline);
+      if (this.lineBytes === 0 && !this.onLine) this.digest.add(bytes);
+      else {
+        this.part(bytes);
+        this.endLine();
+      }
       start = newline + 1;
-      newline = buf.indexOf(10, start);
     }
-    this.pending = start === buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(start));
+    if (start < chunk.length) this.part(chunk.subarray(start));
   }
 
   /**
    * Ends the stream. Every line ends with "\n"; leftover bytes mean a truncated or altered object. They count as a
    * row so the row count disagrees with the manifest rather than silently dropping the fragment.
    */
-  end(onLine?: (line: Buffer) => void): LineFigures {
-    if (this.pending.length > 0) {
-      this.digest.add(this.pending);
-      onLine?.(this.pending);
-      this.pending = Buffer.alloc(0);
-    }
+  end(): LineFigures {
+    if (this.lineBytes > 0) this.endLine();
     return {
       rows: this.digest.rows,
       contentSha256: this.content.digest('hex'),
       uncompressedBytes: this.bytes,
       rowDigest: this.digest.value(),
     };
+  }
+
+  private part(bytes: Buffer): void {
+    this.digest.update(bytes);
+    this.lineBytes += bytes.length;
+    if (this.onLine) this.parts.push(bytes);
+  }
+
+  private endLine(): void {
+    this.digest.endLine();
+    if (this.onLine) {
+      this.onLine(this.parts, this.lineBytes);
+      this.parts = [];
+    }
+    this.lineBytes = 0;
   }
 }
 
@@ -176,7 +243,15 @@ const COPY_TRAILER = Buffer.from([0xff, 0xff]);
  * the way. Binary COPY carries each line's bytes as they are: no escaping to get right, none to undo.
  */
 export class JsonLinesToCopy extends Transform {
-  private readonly meter = new LineMeter();
+  /** Tuples of the lines completed by the chunk being transformed. */
+  private out: Buffer[] = [];
+  private readonly meter = new LineMeter((parts, length) => {
+    const head = Buffer.allocUnsafe(6);
+    head.writeInt16BE(1, 0);
+    head.writeInt32BE(length, 2);
+    this.out.push(head);
+    for (const part of parts) this.out.push(part);
+  });
   private result: LineFigures | undefined;
 
   constructor() {
@@ -184,30 +259,22 @@ export class JsonLinesToCopy extends Transform {
     this.push(COPY_HEADER);
   }
 
-  private tuples(): [Buffer[], (line: Buffer) => void] {
-    const out: Buffer[] = [];
-    return [
-      out,
-      (line) => {
-        const head = Buffer.allocUnsafe(6);
-        head.writeInt16BE(1, 0);
-        head.writeInt32BE(line.length, 2);
-        out.push(head, Buffer.from(line));
-      },
-    ];
+  /** The tuples so far as one buffer (one CopyData message), each byte joined once. */
+  private tuples(): Buffer | undefined {
+    const out = this.out;
+    this.out = [];
+    return out.length > 0 ? Buffer.concat(out) : undefined;
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    const [out, onLine] = this.tuples();
-    this.meter.push(chunk, onLine);
-    callback(null, out.length > 0 ? Buffer.concat(out) : undefined);
+    this.meter.push(chunk);
+    callback(null, this.tuples());
   }
 
   override _flush(callback: TransformCallback): void {
-    const [out, onLine] = this.tuples();
-    this.result = this.meter.end(onLine);
-    out.push(COPY_TRAILER);
-    callback(null, Buffer.concat(out));
+    this.result = this.meter.end();
+    this.out.push(COPY_TRAILER);
+    callback(null, this.tuples());
   }
 
   figures(): LineFigures {

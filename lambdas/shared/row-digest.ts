@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 
 const mask64 = (1n << 64n) - 1n;
 const hex64 = (value: bigint): string => (value & mask64).toString(16).padStart(16, '0');
@@ -13,9 +13,25 @@ export class RowDigest {
   private hi = 0n;
   private lo = 0n;
   private count = 0;
+  private line: Hash | undefined;
 
   add(line: Buffer): void {
-    const md5 = createHash('md5').update(line).digest();
+    this.sum(createHash('md5').update(line).digest());
+  }
+
+  /** Feeds the next bytes of the current line: a line of any length is digested as it streams by, never held. */
+  update(part: Buffer): void {
+    this.line ??= createHash('md5');
+    this.line.update(part);
+  }
+
+  /** Adds the line fed through `update` (an empty one if nothing was). */
+  endLine(): void {
+    this.sum((this.line ?? createHash('md5')).digest());
+    this.line = undefined;
+  }
+
+  private sum(md5: Buffer): void {
     this.hi += md5.readBigInt64BE(0);
     this.lo += md5.readBigInt64BE(8);
     this.count += 1;

@@ -34,6 +34,7 @@ const PROOF_FILES = [
   'test/lambdas/shared/db.test.ts',
   'test/lambdas/shared/schemas.fuzz.test.ts',
   'test/lambdas/shared/archive-format.test.ts',
+  'test/local/wide-row.test.ts',
 ];
 
 interface ProofSummary {

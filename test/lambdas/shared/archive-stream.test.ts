@@ -1,9 +1,17 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { describe, expect, it } from 'vitest';
-import { CopyToJsonLines, JsonLinesFigures } from '../../../lambdas/shared/archive-stream.js';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  CopyToJsonLines,
+  JsonLinesFigures,
+  JsonLinesToCopy,
+} from '../../../lambdas/shared/archive-stream.js';
 import { RowDigest } from '../../../lambdas/shared/row-digest.js';
+import { concatMeter, hashingSink, MB, rechunked, wideLine } from '../../support/wide-line.js';
+
+/** Over 100 MB, as the review asked: an 8 MB row already took seconds, a 64 MB one did not finish in 7 minutes. */
+const WIDE_ROW_BYTES = 128 * MB;
 
 /** A binary COPY stream as PostgreSQL writes it, with two text fields per tuple. */
 function copyBinary(rows: [string, string][], trailer = true): Buffer {
@@ -119,5 +127,82 @@ describe('RowDigest', () => {
     expect(forward.value()).toBe(backward.value());
     expect(forward.value()).not.toBe(missingOne.value());
     expect(forward.value()).toMatch(/^[0-9a-f]{32}$/);
+  });
+});
+
+describe('one very large row (PostgreSQL allows 1 GB per value): work stays linear in its size', () => {
+  const line = wideLine(WIDE_ROW_BYTES);
+  /** A linear stream joins each byte a bounded number of times; the quadratic one re-joined its buffer per chunk. */
+  const budget = 2 * WIDE_ROW_BYTES;
+  let meter: ReturnType<typeof concatMeter>;
+  const withinBudget = () => {
+    if (meter.copied() > budget) throw new Error(`joined ${meter.copied()} bytes, over ${budget}`);
+  };
+  beforeEach(() => {
+    meter = concatMeter();
+  });
+  afterEach(() => meter.restore());
+
+  it('CopyToJsonLines (export) turns a 128 MB field arriving in 64 KiB chunks into its line', async () => {
+    // Prepare
+    const tupleHead = Buffer.alloc(6);
+    tupleHead.writeInt16BE(2, 0);
+    tupleHead.writeInt32BE(WIDE_ROW_BYTES, 2);
+    const ts = Buffer.from('2024-01-01T00:00:00.000000Z');
+    const tsLength = Buffer.alloc(4);
+    tsLength.writeInt32BE(ts.length);
+    const copy = [
+      Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'),
+      Buffer.alloc(8),
+      tupleHead,
+      ...line.pieces(),
+      tsLength,
+      ts,
+      Buffer.from([0xff, 0xff]),
+    ];
+    const lines = new CopyToJsonLines();
+    const sink = hashingSink();
+
+    // Act
+    await pipeline(rechunked(copy, 64 * 1024, withinBudget), lines, sink);
+
+    // Assess
+    expect(meter.copied()).toBeLessThanOrEqual(budget);
+    expect(lines.figures()).toEqual(line.figures);
+    expect(sink.sha256()).toBe(line.figures.contentSha256);
+    expect([lines.minTimestamp, lines.maxTimestamp]).toEqual([ts.toString(), ts.toString()]);
+  });
+
+  it('JsonLinesFigures (verify) measures a 128 MB line arriving in 16 KiB chunks', async () => {
+    // Prepare
+    const reader = new JsonLinesFigures();
+
+    // Act
+    await pipeline(rechunked([...line.pieces(), Buffer.from('\n')], 16 * 1024, withinBudget), reader);
+
+    // Assess
+    expect(meter.copied()).toBeLessThanOrEqual(budget);
+    expect(reader.figures()).toEqual(line.figures);
+  });
+
+  it('JsonLinesToCopy (restore) turns a 128 MB line arriving in 16 KiB chunks into one COPY tuple', async () => {
+    // Prepare
+    const encoder = new JsonLinesToCopy();
+    const sink = hashingSink();
+    const tupleHead = Buffer.alloc(6);
+    tupleHead.writeInt16BE(1, 0);
+    tupleHead.writeInt32BE(WIDE_ROW_BYTES, 2);
+    const expected = createHash('sha256').update(Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'));
+    expected.update(Buffer.alloc(8)).update(tupleHead);
+    for (const piece of line.pieces()) expected.update(piece);
+    expected.update(Buffer.from([0xff, 0xff]));
+
+    // Act
+    await pipeline(rechunked([...line.pieces(), Buffer.from('\n')], 16 * 1024, withinBudget), encoder, sink);
+
+    // Assess
+    expect(meter.copied()).toBeLessThanOrEqual(budget);
+    expect(encoder.figures()).toEqual(line.figures);
+    expect(sink.sha256()).toBe(expected.digest('hex'));
   });
 });

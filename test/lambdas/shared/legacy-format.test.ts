@@ -16,6 +16,7 @@ import {
   parseLegacyJson,
 } from '../../../lambdas/shared/legacy-format.js';
 import { pythonJsonDumps, writeLegacyArchive } from '../../support/legacy-archive.js';
+import { concatMeter, hashingSink, MB, rechunked, wideLine } from '../../support/wide-line.js';
 
 const types =
   (map: Record<string, string>) =>
@@ -595,5 +596,34 @@ describe('LegacyLinesToCanonical', () => {
 
   it('give no figures before the stream has ended', () => {
     expect(() => new LegacyLinesToCanonical(columnType).figures()).toThrow('stream not finished');
+  });
+
+  it('convert a 32 MB line arriving in 16 KiB chunks joining each byte once (a list of chunks per line)', async () => {
+    // Prepare: smaller than the 128 MB of archive-stream's tests, as parsing dominates; a re-joined buffer per chunk
+    // would still join about 1,000 times the line.
+    const bytes = 32 * MB;
+    const line = wideLine(bytes);
+    const content = createHash('sha256');
+    for (const piece of line.pieces()) content.update(piece);
+    const meter = concatMeter();
+    const transform = new LegacyLinesToCanonical(() => 'text');
+    const sink = hashingSink();
+
+    // Act
+    try {
+      await pipeline(rechunked(line.pieces(), 16 * 1024), transform, sink);
+    } finally {
+      meter.restore();
+    }
+
+    // Assess
+    expect(meter.copied()).toBeLessThanOrEqual(2 * bytes);
+    expect(transform.figures()).toEqual({
+      rows: 1,
+      contentSha256: content.digest('hex'),
+      uncompressedBytes: bytes,
+    });
+    // Canonical JSON drops the five spaces of `{"id" : "1", "payload" : "…"}` and ends the line.
+    expect(sink.bytes()).toBe(bytes - 5 + 1);
   });
 });
