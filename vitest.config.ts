@@ -14,6 +14,8 @@ const ON_BOTH_VERSIONS: Record<string, string> = {
     'catalog queries that describe a table, the row-line SQL, encodings',
   'test/lambdas/shared/db.int.test.ts': 'TLS negotiation and session settings',
   'test/lambdas/shared/credentials.int.test.ts': 'password authentication (SCRAM) and a rotated password',
+  'test/lambdas/shared/restore-sql.int.test.ts':
+    'type names resolved by the server (to_regtype, format_type)',
   'test/lambdas/shared/batch.int.test.ts':
     'settling a delete by its transaction id (pg_xact_status, the server id)',
   'test/lambdas/delete/core.int.test.ts': 'the delete transaction, its digest and the fenced commit',

@@ -71,11 +71,14 @@ export async function describeTarget(
 /**
  * A type name from an archive's manifest, resolved by the server: a manifest is data, so its type text is never
  * spliced into SQL as written. Returns PostgreSQL's own (quoted) spelling without a modifier, which reads as the
- * unbounded type (`bpchar`, `"bit"`, `numeric`), or undefined when the type is unknown.
+ * unbounded type (`bpchar`, `"bit"`, `numeric`), or undefined when the type is unknown. An unqualified name that
+ * pg_catalog does not know is looked up in `public`: archives written before sessions pinned the search_path name
+ * a type there without its schema (see comparableType).
  */
 export async function resolveTypeName(client: pg.ClientBase, type: string): Promise<string | undefined> {
   const result = await client.query<{ type: string | null }>(
-    'SELECT pg_catalog.format_type(pg_catalog.to_regtype($1), -1) AS type',
+    `SELECT pg_catalog.format_type(COALESCE(pg_catalog.to_regtype($1),
+              CASE WHEN pg_catalog.strpos($1, '.') = 0 THEN pg_catalog.to_regtype('public.' || $1) END), -1) AS type`,
     [type],
   );
   return result.rows[0]?.type ?? undefined;

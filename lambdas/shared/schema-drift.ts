@@ -6,6 +6,13 @@ import type { StepDeps } from './deps.js';
 import { SchemaChangedError } from './errors.js';
 import type { TableTask } from './table-task.js';
 
+/**
+ * A column type as comparable across archive versions. Sessions now pin `search_path = pg_catalog, pg_temp`, so
+ * format_type() names a user type with its schema (`public.mood`); archives written before named one in `public`
+ * without it (`mood`), as the default search_path made it visible. Both spell the same type.
+ */
+export const comparableType = (type: string): string => type.replace(/^public\./, '');
+
 /** How `current` differs from `previous` in names, types, order and nullability; undefined when it does not. */
 export function compareColumns(previous: Column[], current: Column[]): SchemaDrift | undefined {
   const before = new Map(previous.map((c) => [c.name, c]));
@@ -15,7 +22,7 @@ export function compareColumns(previous: Column[], current: Column[]): SchemaDri
     added: current.filter((c) => !before.has(c.name)).map(({ name, type }) => ({ name, type })),
     removed: previous.filter((c) => !after.has(c.name)).map(({ name, type }) => ({ name, type })),
     retyped: kept
-      .filter((c) => before.get(c.name)?.type !== c.type)
+      .filter((c) => comparableType(before.get(c.name)?.type ?? '') !== comparableType(c.type))
       .map((c) => ({ name: c.name, from: before.get(c.name)?.type ?? '', to: c.type })),
     nullability: kept
       .filter((c) => before.get(c.name)?.nullable !== c.nullable)

@@ -6,6 +6,7 @@ import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ArchiveBucket } from '../../lib/archive-bucket.js';
 import type { ArchiverFunction } from '../../lib/archiver-function.js';
+import { recordProof } from '../support/proof-ledger.js';
 import {
   actionsOf,
   fixture,
@@ -269,14 +270,27 @@ describe('function roles', () => {
       summary: [[['dynamodb:Query'], ['RUN#*']]],
     };
     const table = { 'Fn::GetAtt': [logicalId(synth.stack, synth.stack.lockTable.table), 'Arn'] };
-    for (const step of STEPS) {
-      // Act
+
+    // Act
+    const grants = STEPS.map((step) => {
       const dynamo = statementsOf(step).filter((s) => actionsOf(s).some((a) => a.startsWith('dynamodb:')));
       const granted = dynamo.map((s) => [
         actionsOf(s).sort(),
         s.Condition?.['ForAllValues:StringLike']?.['dynamodb:LeadingKeys'],
       ]);
-      // Assess
+      return { step, dynamo, granted };
+    });
+    recordProof({
+      kind: 'threat',
+      actor: 'invocation',
+      attack: "lock-table items outside the function's key areas",
+      held: grants.every(
+        ({ granted }) => granted.length > 0 && granted.every(([, keys]) => Array.isArray(keys)),
+      ),
+    });
+
+    // Assess
+    for (const { step, dynamo, granted } of grants) {
       expect([step, granted]).toEqual([step, expected[step]]);
       for (const s of dynamo) expect(resourcesOf(s)).toEqual([table]);
     }

@@ -34,6 +34,7 @@ const PROOF_FILES = [
   'test/lambdas/shared/db.test.ts',
   'test/lambdas/shared/schemas.fuzz.test.ts',
   'test/lambdas/shared/archive-format.test.ts',
+  'test/lib/security.test.ts',
   'test/local/wide-row.test.ts',
 ];
 
@@ -125,7 +126,7 @@ function main(): number {
     const vitest = join(dirname(createRequire(import.meta.url).resolve('vitest/package.json')), 'vitest.mjs');
     const run = spawnSync(
       process.execPath,
-      [vitest, 'run', '--project', `pg${pg}*`, '--project', 'unit', ...PROOF_FILES],
+      [vitest, 'run', '--project', `pg${pg}*`, '--project', 'unit', '--project', 'cdk', ...PROOF_FILES],
       { stdio: 'inherit', env: { ...process.env, PROOF_LEDGER: ledger } },
     );
     let text = '';

@@ -21,4 +21,17 @@ describe('schema drift', () => {
     expect(compareColumns([col('id'), col('a')], [col('id'), col('a')])).toBeUndefined();
     expect(compareColumns([col('id'), col('a')], [col('id')])?.reordered).toBe(false);
   });
+
+  it('takes a type in public named without its schema (archives before the pinned search_path) as the same type', () => {
+    // Act
+    const upgraded = compareColumns(
+      [col('id', 'bigint', false), col('mood', 'mood'), col('moods', 'mood[]')],
+      [col('id', 'bigint', false), col('mood', 'public.mood'), col('moods', 'public.mood[]')],
+    );
+    const moved = compareColumns([col('mood', 'mood')], [col('mood', 'app.mood')]);
+
+    // Assess
+    expect(upgraded).toBeUndefined();
+    expect(moved?.retyped).toEqual([{ name: 'mood', from: 'mood', to: 'app.mood' }]);
+  });
 });
