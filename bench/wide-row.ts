@@ -22,6 +22,8 @@ export interface WideRowFigures {
   seconds: Record<'export' | 'upload' | 'verify' | 'delete' | 'restore', number>;
   /** Whether the restored row equals the original (md5 of the value). */
   restoredExactly: boolean;
+  /** Step calls that failed (and were retried by the workflow), by function and error name. */
+  failedCalls: string[];
 }
 
 /** The value: 32-character md5 blocks with a quote and a newline, so the JSON line escapes them on the way. */
@@ -62,11 +64,11 @@ export async function runWideRow(megabytes: number, version: PostgresVersion): P
       if (archive.execution.status !== 'SUCCEEDED' || archive.outcomes[0]?.rowsArchived !== 1)
         throw new Error(`archive run failed: ${JSON.stringify(archive.execution.error)}`);
       const started = performance.now();
-      const restore = await runLocalRestore(local, {
-        database: 'bench',
-        table: 'public.wide',
-        targetTable: 'public.restored',
-      });
+      const restore = await runLocalRestore(
+        local,
+        { database: 'bench', table: 'public.wide', targetTable: 'public.restored' },
+        { onStep: (event) => steps.push(event) },
+      );
       const restoreSeconds = (performance.now() - started) / 1000;
       if (restore.execution.status !== 'SUCCEEDED')
         throw new Error(`restore run failed: ${JSON.stringify(restore.execution.error)}`);
@@ -83,6 +85,7 @@ export async function runWideRow(megabytes: number, version: PostgresVersion): P
           restore: restoreSeconds,
         },
         restoredExactly: restored === original,
+        failedCalls: steps.filter((s) => s.error).map((s) => `${s.functionName}: ${s.error?.name}`),
       };
     } finally {
       await local.close();
@@ -112,7 +115,10 @@ async function main(): Promise<void> {
     const times = Object.entries(result.seconds)
       .map(([stage, seconds]) => `${stage} ${seconds.toFixed(2)} s`)
       .join(', ');
-    console.log(`one row of ${megabytes} MB: ${times}; restored exactly: ${result.restoredExactly}`);
+    const failed = result.failedCalls.length > 0 ? result.failedCalls.join(', ') : 'none';
+    console.log(
+      `one row of ${megabytes} MB: ${times}; restored exactly: ${result.restoredExactly}; failed calls: ${failed}`,
+    );
   }
 }
 
