@@ -27,7 +27,7 @@ import {
   withdrawBatch,
 } from '../shared/batch.js';
 import { findDatabase, resolveTable } from '../shared/config.js';
-import { inReadOnlyTransaction } from '../shared/db.js';
+import { abandonConnection, inReadOnlyTransaction } from '../shared/db.js';
 import type { StepDeps } from '../shared/deps.js';
 import { ReplicaLagError } from '../shared/errors.js';
 import { activeHold } from '../shared/holds.js';
@@ -123,6 +123,7 @@ export async function exportBatch(input: ExportInput, deps: StepDeps): Promise<E
         await Promise.all([flowing, upload]);
       } catch (error) {
         copy.destroy();
+        abandonConnection(client);
         compressed.destroy();
         throw error;
       }

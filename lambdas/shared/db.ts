@@ -136,12 +136,30 @@ export function createDatabase(settings: ConnectionSettings, options: DatabaseOp
       } finally {
         client.off('error', onError);
         // A failed client may sit in an aborted transaction or a half-read COPY: never hand it out again.
-        client.release(broken);
+        client.release(broken || abandoned(client));
       }
     },
     end: () => pool.end(),
   };
 }
+
+const ABANDONED = Symbol('abandoned');
+type Abandonable = pg.ClientBase & { [ABANDONED]?: true };
+
+/**
+ * Marks a connection left in the middle of a COPY TO (its stream destroyed): the server goes on sending rows, so no
+ * statement, ROLLBACK included, can follow on it. The transaction helpers then skip their ROLLBACK (it would wait
+ * forever) and the pool closes the connection, which ends the transaction on the server.
+ */
+export function abandonConnection(client: pg.ClientBase): void {
+  (client as Abandonable)[ABANDONED] = true;
+}
+
+const abandoned = (client: pg.ClientBase) => (client as Abandonable)[ABANDONED] === true;
+
+const rollBack = async (client: pg.ClientBase) => {
+  if (!abandoned(client)) await client.query('ROLLBACK').catch(() => undefined);
+};
 
 /** Runs `work` in a transaction and rolls back on any error, including errors thrown by `work` itself. */
 export function inTransaction<T>(client: pg.ClientBase, work: () => Promise<T>): Promise<T> {
@@ -167,7 +185,7 @@ async function committed<T>(
     await client.query('COMMIT');
     return result;
   } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
+    await rollBack(client);
     throw error;
   }
 }
@@ -178,6 +196,6 @@ export async function inRolledBackTransaction<T>(client: pg.ClientBase, work: ()
   try {
     return await work();
   } finally {
-    await client.query('ROLLBACK').catch(() => undefined);
+    await rollBack(client);
   }
 }
