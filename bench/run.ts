@@ -236,6 +236,8 @@ export async function runBenchmark(
           name: 'bench',
           credentials: { url: server.url() },
           tls: 'disable',
+          // The restore stage writes into a new table beside the archived one.
+          restoreTargets: ['public.restored'],
           tables: [{ name: 'audit_logs', timestampColumn: 'created_at' }],
         },
       ],

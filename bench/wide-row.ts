@@ -51,6 +51,7 @@ export async function runWideRow(megabytes: number, version: PostgresVersion): P
           name: 'bench',
           credentials: { url: server.url() },
           tls: 'disable',
+          restoreTargets: ['public.restored'],
           tables: [{ name: 'wide', timestampColumn: 'created_at' }],
         },
       ],

@@ -199,15 +199,22 @@ async function checkInventory(
   }
   const problems = inventoryProblems(expected, entry);
   if (problems.length > 0) {
-    deps.telemetry.metric('VerificationFailures', 'Count', 1, {
-      database: task.database,
-      table: restoreTargetLabel(task),
-    });
-    throw new ArchiveIntegrityError(
+    refuseArchive(
+      deps,
+      task,
       `archive ${expected.key} is not the archive committed under its key, nothing restored: ${problems.join('; ')}`,
     );
   }
   return { pin: entry.pin, warnings: [] };
+}
+
+/** Counts a refused archive in VerificationFailures and throws its ArchiveIntegrityError. */
+function refuseArchive(deps: StepDeps, task: RestoreTask, message: string): never {
+  deps.telemetry.metric('VerificationFailures', 'Count', 1, {
+    database: task.database,
+    table: restoreTargetLabel(task),
+  });
+  throw new ArchiveIntegrityError(message);
 }
 
 /** Streams the archive into the staging table and refuses it unless every figure matches its sidecar. */
@@ -237,11 +244,9 @@ async function stage(
   }
   const problems = integrityProblems(expected, measured);
   if (problems.length > 0) {
-    deps.telemetry.metric('VerificationFailures', 'Count', 1, {
-      database: task.database,
-      table: restoreTargetLabel(task),
-    });
-    throw new ArchiveIntegrityError(
+    refuseArchive(
+      deps,
+      task,
       `archive ${archive.key} does not match its sidecar, nothing restored: ${problems.join('; ')}`,
     );
   }
