@@ -82,6 +82,10 @@ export default defineConfig({
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     },
     isolate: false,
+    // Vitest's default leaves one of this machine's two cores to itself, running one file at a time. Much of an
+    // integration file's time is waiting (retry intervals, throttle pauses, outage windows, PostgreSQL), so three
+    // files share the two cores.
+    maxWorkers: 3,
     sequence: { sequencer: LongestFirst },
     testTimeout: 120_000,
     hookTimeout: 120_000,
