@@ -259,6 +259,15 @@ describe('a bucket writer cannot make the archiver lose rows or restore forged o
       { ...request, targetTable: 'public.swapped_copy' },
       { retryIntervalScale: 0 },
     );
+    recordProof({
+      kind: 'threat',
+      actor: 'bucket writer',
+      attack: 'archive the inventory does not list',
+      held:
+        validated.text.includes(`WARNING not-in-inventory: ${old.key}`) &&
+        strict.results[0]?.status === 'failed' &&
+        strict.results[0]?.inserted === 0,
+    });
 
     // Assess
     expect(validated.code).toBe(2);
