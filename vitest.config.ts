@@ -10,13 +10,14 @@ const integration = ['test/lambdas/**/*.int.test.ts', 'test/cli/**/*.int.test.ts
  * newest only; `PROOF_PG=14 npm run proof` runs the whole proof suite on 14.
  */
 const ON_BOTH_VERSIONS: Record<string, string> = {
-  'test/lambdas/shared/table-sql.int.test.ts':
+  'test/lambdas/shared/database/table-sql.int.test.ts':
     'catalog queries that describe a table, the row-line SQL, encodings',
-  'test/lambdas/shared/db.int.test.ts': 'TLS negotiation and session settings',
-  'test/lambdas/shared/credentials.int.test.ts': 'password authentication (SCRAM) and a rotated password',
-  'test/lambdas/shared/restore-sql.int.test.ts':
+  'test/lambdas/shared/database/db.int.test.ts': 'TLS negotiation and session settings',
+  'test/lambdas/shared/database/credentials.int.test.ts':
+    'password authentication (SCRAM) and a rotated password',
+  'test/lambdas/shared/restore/restore-sql.int.test.ts':
     'type names resolved by the server (to_regtype, format_type)',
-  'test/lambdas/shared/batch.int.test.ts':
+  'test/lambdas/shared/batch/batch.int.test.ts':
     'settling a delete by its transaction id (pg_xact_status, the server id)',
   'test/lambdas/delete/core.int.test.ts': 'the delete transaction, its digest and the fenced commit',
   'test/local/types-and-identifiers.test.ts': 'the text output of every type, which differs between versions',

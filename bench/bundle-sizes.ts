@@ -64,6 +64,8 @@ if (process.argv.includes('--json')) {
   console.log('| function | bundle | shared code in it | configuration code in it |');
   console.log('|---|---|---|---|');
   for (const size of sizes) {
-    console.log(`| ${size.step} | ${kib(size.bytes)} | ${kib(size.sharedBytes)} | ${kib(size.configBytes)} |`);
+    console.log(
+      `| ${size.step} | ${kib(size.bytes)} | ${kib(size.sharedBytes)} | ${kib(size.configBytes)} |`,
+    );
   }
 }

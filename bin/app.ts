@@ -1,7 +1,7 @@
 import { Annotations, App, Tags, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import type { ArchiverConfig } from '../lambdas/shared/config.js';
-import { ConfigError } from '../lambdas/shared/errors.js';
+import type { ArchiverConfig } from '../lambdas/shared/config/config.js';
+import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import { AuditArchiverStack } from '../lib/audit-archiver-stack.js';
 import {
   DEFAULT_CONFIG_PATH,

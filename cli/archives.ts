@@ -1,14 +1,10 @@
 import type { Command } from 'commander';
-import type { ArchiveSource } from '../lambdas/shared/archive-catalog.js';
-import {
-  listWithRows,
-  type ValidationReport,
-  validateArchives,
-} from '../lambdas/shared/archive-validation.js';
-import { type ArchiverConfig, findDatabase, tableRef } from '../lambdas/shared/config.js';
-import type { LockTable } from '../lambdas/shared/locks.js';
-import { TableRefSchema } from '../lambdas/shared/restore-task.js';
-import type { ArchiveStore } from '../lambdas/shared/s3.js';
+import type { ArchiveSource } from '../lambdas/shared/archive/catalog.js';
+import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
+import { type ArchiverConfig, findDatabase, tableRef } from '../lambdas/shared/config/config.js';
+import type { LockTable } from '../lambdas/shared/lock-table/lock-table.js';
+import { TableRefSchema } from '../lambdas/shared/restore/restore-task.js';
+import { listWithRows, type ValidationReport, validateArchives } from './archive-validation.js';
 import { formatNumber } from './report.js';
 
 export interface ArchiveScopeOptions {

@@ -1,13 +1,13 @@
+import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
+import { formatIssues } from '../lambdas/shared/config/config.js';
+import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import {
   AUDIT_EVENT_KINDS,
   type AuditEvent,
   type AuditFilter,
   AuditFilterSchema,
   listAuditEvents,
-} from '../lambdas/shared/audit-trail.js';
-import { formatIssues } from '../lambdas/shared/config.js';
-import { ConfigError } from '../lambdas/shared/errors.js';
-import type { ArchiveStore } from '../lambdas/shared/s3.js';
+} from '../lambdas/shared/telemetry/audit-trail.js';
 
 export interface AuditOptions {
   since?: string;

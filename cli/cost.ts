@@ -1,11 +1,16 @@
 import type pg from 'pg';
 import { z } from 'zod';
-import { tablePrefix } from '../lambdas/shared/archive-format.js';
-import { type ArchiverConfig, formatIssues, resolveTable } from '../lambdas/shared/config.js';
-import { ConfigError } from '../lambdas/shared/errors.js';
-import { retentionCutoff } from '../lambdas/shared/governance.js';
-import type { ArchiveStore } from '../lambdas/shared/s3.js';
-import { findRelation, quoteIdent, quoteLiteral, rowSourceSql } from '../lambdas/shared/table-sql.js';
+import { tablePrefix } from '../lambdas/shared/archive/format.js';
+import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
+import { type ArchiverConfig, formatIssues, resolveTable } from '../lambdas/shared/config/config.js';
+import { retentionCutoff } from '../lambdas/shared/config/governance.js';
+import {
+  findRelation,
+  quoteIdent,
+  quoteLiteral,
+  rowSourceSql,
+} from '../lambdas/shared/database/table-sql.js';
+import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import { type ClassPrice, type PricedRegion, type PricedStorageClass, S3_PRICES } from './cost-prices.js';
 import { formatNumber } from './report.js';
 

@@ -18,11 +18,11 @@ import {
   type DatabaseConfig,
   resolveTable,
   tableRef,
-} from '../lambdas/shared/config.js';
-import { resolveConnection } from '../lambdas/shared/credentials.js';
-import { type ConnectionSettings, sessionSetupSql, tlsOption } from '../lambdas/shared/db.js';
-import { classifyDatabaseError } from '../lambdas/shared/errors.js';
-import { describeTable, findRelation } from '../lambdas/shared/table-sql.js';
+} from '../lambdas/shared/config/config.js';
+import { resolveConnection } from '../lambdas/shared/database/credentials.js';
+import { type ConnectionSettings, sessionSetupSql, tlsOption } from '../lambdas/shared/database/db.js';
+import { describeTable, findRelation } from '../lambdas/shared/database/table-sql.js';
+import { classifyDatabaseError } from '../lambdas/shared/errors/step-errors.js';
 import type { LocalEnvironment } from '../local/run.js';
 
 export type CheckStatus = 'ok' | 'warning' | 'critical' | 'skipped';

@@ -1,11 +1,11 @@
 import { PutObjectLegalHoldCommand, type S3Client } from '@aws-sdk/client-s3';
-import { listArchives, sidecarKeyFor } from '../lambdas/shared/archive-catalog.js';
-import { appendAuditEvent } from '../lambdas/shared/audit-trail.js';
-import { tableLocation } from '../lambdas/shared/batch.js';
-import { type ArchiverConfig, resolveTable } from '../lambdas/shared/config.js';
-import { ConfigError } from '../lambdas/shared/errors.js';
-import type { Hold, LockTable } from '../lambdas/shared/locks.js';
-import type { ArchiveStore } from '../lambdas/shared/s3.js';
+import { listArchives, sidecarKeyFor } from '../lambdas/shared/archive/catalog.js';
+import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
+import { tableLocation } from '../lambdas/shared/batch/batch.js';
+import { type ArchiverConfig, resolveTable } from '../lambdas/shared/config/config.js';
+import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
+import type { Hold, LockTable } from '../lambdas/shared/lock-table/lock-table.js';
+import { appendAuditEvent } from '../lambdas/shared/telemetry/audit-trail.js';
 
 /** What the hold commands act on: the lock table the steps read holds from, and the bucket of the audit trail. */
 export interface HoldContext {

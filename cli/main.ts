@@ -1,8 +1,8 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { ConfigError } from '../lambdas/shared/errors.js';
-import type { RestoreFileResult } from '../lambdas/shared/locks.js';
+import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
+import type { RestoreFileResult } from '../lambdas/shared/lock-table/lock-table.js';
 import { type ArchiveScopeOptions, listCommand, validateCommand, withArchiveScope } from './archives.js';
 import { registerOperatorCommands } from './operator-commands.js';
 import type { OutputOptions } from './progress.js';
@@ -49,7 +49,7 @@ async function archiveLocally(
   const { formatSummary } = await import('./report.js');
   const { commandOutput, notificationsOfRun } = await import('./progress.js');
   const { display, say } = commandOutput(output);
-  const { tablePrefix } = await import('../lambdas/shared/archive-format.js');
+  const { tablePrefix } = await import('../lambdas/shared/archive/format.js');
   const { refuseCriticalTablesLocally } = await import('./plan.js');
   const local = await openLocalEnvironment(configPath, stateDir);
   try {
@@ -370,15 +370,15 @@ for (const [name, description, run] of [
           }
           return;
         }
-        const { loadConfigFile } = await import('../lambdas/shared/config.js');
-        const { ArchiveStore } = await import('../lambdas/shared/s3.js');
+        const { loadConfigFile } = await import('../lambdas/shared/config/config.js');
+        const { ArchiveStore } = await import('../lambdas/shared/archive/store.js');
         const { S3Client } = await import('@aws-sdk/client-s3');
         const config = loadConfigFile(options.config);
         const bucket = options.bucket ?? config.s3.bucket;
         if (!bucket) throw new ConfigError('give --bucket: the config names no s3.bucket');
-        let locks: import('../lambdas/shared/locks.js').LockTable | undefined;
+        let locks: import('../lambdas/shared/lock-table/lock-table.js').LockTable | undefined;
         if (options.lockTable) {
-          const { LockTable } = await import('../lambdas/shared/locks.js');
+          const { LockTable } = await import('../lambdas/shared/lock-table/lock-table.js');
           const { DynamoDBClient } = await import('@aws-sdk/client-dynamodb');
           const { DynamoDBDocumentClient } = await import('@aws-sdk/lib-dynamodb');
           locks = new LockTable(DynamoDBDocumentClient.from(new DynamoDBClient({})), options.lockTable);
@@ -478,9 +478,9 @@ async function withHoldContext<T>(
       await env.close();
     }
   }
-  const { loadConfigFile } = await import('../lambdas/shared/config.js');
-  const { ArchiveStore } = await import('../lambdas/shared/s3.js');
-  const { LockTable } = await import('../lambdas/shared/locks.js');
+  const { loadConfigFile } = await import('../lambdas/shared/config/config.js');
+  const { ArchiveStore } = await import('../lambdas/shared/archive/store.js');
+  const { LockTable } = await import('../lambdas/shared/lock-table/lock-table.js');
   const { DynamoDBClient } = await import('@aws-sdk/client-dynamodb');
   const { DynamoDBDocumentClient } = await import('@aws-sdk/lib-dynamodb');
   const config = loadConfigFile(options.config);
@@ -597,8 +597,8 @@ program
         throw new ConfigError(`--demo: no demo in ${resolve(options.stateDir)}; run \`npm start\` first`);
       }
       if (options.aws) {
-        const { loadConfigFile } = await import('../lambdas/shared/config.js');
-        const { ArchiveStore } = await import('../lambdas/shared/s3.js');
+        const { loadConfigFile } = await import('../lambdas/shared/config/config.js');
+        const { ArchiveStore } = await import('../lambdas/shared/archive/store.js');
         const { S3Client } = await import('@aws-sdk/client-s3');
         const config = loadConfigFile(configPath);
         const bucket = options.bucket ?? config.s3.bucket;

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import pg from 'pg';
-import type { ArchiverConfig } from '../lambdas/shared/config.js';
-import type { ArchiveStore } from '../lambdas/shared/s3.js';
+import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
+import type { ArchiverConfig } from '../lambdas/shared/config/config.js';
 import type { TableMeasurement } from './cost.js';
 
 /**
@@ -50,7 +50,7 @@ Prices: one dated table (cli/cost-prices.ts), us-east-1, from the Amazon S3 pric
     .action(async (raw: Record<string, unknown>) => {
       configureLogging(false);
       const cost = await import('./cost.js');
-      const { loadConfigFile } = await import('../lambdas/shared/config.js');
+      const { loadConfigFile } = await import('../lambdas/shared/config/config.js');
       const options = cost.parseCostOptions(raw);
       const stateDir = String(raw.stateDir);
       const report = async (
@@ -94,7 +94,7 @@ Prices: one dated table (cli/cost-prices.ts), us-east-1, from the Amazon S3 pric
       const config = loadConfigFile(configPath);
       let store: ArchiveStore | undefined;
       if (raw.bucket) {
-        const { ArchiveStore } = await import('../lambdas/shared/s3.js');
+        const { ArchiveStore } = await import('../lambdas/shared/archive/store.js');
         const { S3Client } = await import('@aws-sdk/client-s3');
         store = new ArchiveStore(new S3Client({}), String(raw.bucket));
       }
@@ -194,8 +194,8 @@ Example:
         json: boolean;
       }) => {
         const doctor = await import('./doctor.js');
-        const { loadConfigFile } = await import('../lambdas/shared/config.js');
-        const { ConfigError } = await import('../lambdas/shared/errors.js');
+        const { loadConfigFile } = await import('../lambdas/shared/config/config.js');
+        const { ConfigError } = await import('../lambdas/shared/errors/step-errors.js');
         const { S3Client } = await import('@aws-sdk/client-s3');
         const { DynamoDBClient } = await import('@aws-sdk/client-dynamodb');
         const { SecretsManagerClient } = await import('@aws-sdk/client-secrets-manager');
@@ -232,7 +232,7 @@ Example:
       configureLogging(false);
       const doctor = await import('./doctor.js');
       const { openLocalEnvironment } = await import('../local/run.js');
-      const { ConfigError } = await import('../lambdas/shared/errors.js');
+      const { ConfigError } = await import('../lambdas/shared/errors/step-errors.js');
       const check = async (configPath: string) => {
         const env = await openLocalEnvironment(configPath, options.stateDir);
         try {
@@ -262,9 +262,9 @@ function printDoctor(
 /** Every configured table measured, one connection per database (credentials as the config gives them). */
 async function measureAll(config: ArchiverConfig, store?: ArchiveStore) {
   const { measureTable } = await import('./cost.js');
-  const { resolveConnection } = await import('../lambdas/shared/credentials.js');
-  const { sessionSetupSql, tlsOption } = await import('../lambdas/shared/db.js');
-  const { tableRef } = await import('../lambdas/shared/config.js');
+  const { resolveConnection } = await import('../lambdas/shared/database/credentials.js');
+  const { sessionSetupSql, tlsOption } = await import('../lambdas/shared/database/db.js');
+  const { tableRef } = await import('../lambdas/shared/config/config.js');
   const needsSecrets = config.databases.some((db) => 'secretArn' in db.credentials);
   const secrets = needsSecrets
     ? new (await import('@aws-sdk/client-secrets-manager')).SecretsManagerClient({})

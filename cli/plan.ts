@@ -1,8 +1,8 @@
-import type { ArchiverConfig } from '../lambdas/shared/config.js';
-import { tableRef } from '../lambdas/shared/config.js';
-import { ConfigError } from '../lambdas/shared/errors.js';
-import { tableGovernance } from '../lambdas/shared/governance.js';
-import { type PlanReport, PlanReportSchema, type TablePlan } from '../lambdas/shared/plan-report.js';
+import { type PlanReport, PlanReportSchema, type TablePlan } from '../lambdas/shared/batch/plan-report.js';
+import type { ArchiverConfig } from '../lambdas/shared/config/config.js';
+import { tableRef } from '../lambdas/shared/config/config.js';
+import { tableGovernance } from '../lambdas/shared/config/governance.js';
+import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import type { LocalEnvironment } from '../local/run.js';
 import { formatNumber } from './report.js';
 

@@ -1,9 +1,9 @@
 import type { SFNClient } from '@aws-sdk/client-sfn';
 import { type Command, Option } from 'commander';
-import { formatIssues } from '../lambdas/shared/config.js';
-import { ConfigError } from '../lambdas/shared/errors.js';
-import type { RestoreFileResult } from '../lambdas/shared/locks.js';
-import { type RestoreRequestInput, RestoreRequestSchema } from '../lambdas/shared/restore-task.js';
+import { formatIssues } from '../lambdas/shared/config/config.js';
+import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
+import type { RestoreFileResult } from '../lambdas/shared/lock-table/lock-table.js';
+import { type RestoreRequestInput, RestoreRequestSchema } from '../lambdas/shared/restore/restore-task.js';
 import { formatNumber } from './report.js';
 
 export interface RestoreOptions {

@@ -10,11 +10,16 @@ import {
   resolveTable,
   type TableConfig,
   tableRef,
-} from '../lambdas/shared/config.js';
-import { parseConnectionUrl } from '../lambdas/shared/credentials.js';
-import { sessionSetupSql, tlsOption } from '../lambdas/shared/db.js';
-import { ConfigError } from '../lambdas/shared/errors.js';
-import { describeTable, primaryKey, qualifiedName, quoteIdent } from '../lambdas/shared/table-sql.js';
+} from '../lambdas/shared/config/config.js';
+import { parseConnectionUrl } from '../lambdas/shared/database/credentials.js';
+import { sessionSetupSql, tlsOption } from '../lambdas/shared/database/db.js';
+import {
+  describeTable,
+  primaryKey,
+  qualifiedName,
+  quoteIdent,
+} from '../lambdas/shared/database/table-sql.js';
+import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import { formatNumber } from './report.js';
 
 /** Names that say "audit data": such tables rank first. */

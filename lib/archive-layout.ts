@@ -1,8 +1,8 @@
-import { keySegment } from '../lambdas/shared/archive-format.js';
-import type { ArchiverConfig } from '../lambdas/shared/config.js';
+import { keySegment } from '../lambdas/shared/archive/format.js';
+import type { ArchiverConfig } from '../lambdas/shared/config/config.js';
 
 /**
- * The key areas of the archive bucket, as IAM key patterns, mirroring lambdas/shared/archive-format.ts:
+ * The key areas of the archive bucket, as IAM key patterns, mirroring lambdas/shared/archive/format.ts:
  * staging objects under `{prefix}_staging/`, quarantined evidence under `{prefix}_quarantine/`, audit events under
  * `{prefix}_audit/events/`, and each database's
  * archives and manifests under `{prefix}{database}/`. Database names start with a letter or digit, so an archive

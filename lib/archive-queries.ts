@@ -5,7 +5,7 @@ import * as glue from 'aws-cdk-lib/aws-glue';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { tablePrefix } from '../lambdas/shared/archive-format.js';
+import { tablePrefix } from '../lambdas/shared/archive/format.js';
 import type { ArchiveBucket } from './archive-bucket.js';
 import { acknowledgeWildcardResources } from './nag.js';
 

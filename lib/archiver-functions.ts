@@ -2,7 +2,7 @@ import { Duration } from 'aws-cdk-lib';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import type { ArchiverConfig } from '../lambdas/shared/config.js';
+import type { ArchiverConfig } from '../lambdas/shared/config/config.js';
 import type { ArchiveBucket } from './archive-bucket.js';
 import { archiveLayout } from './archive-layout.js';
 import {

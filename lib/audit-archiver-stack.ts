@@ -5,7 +5,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
-import { type ArchiverConfig, tableRef } from '../lambdas/shared/config.js';
+import { type ArchiverConfig, tableRef } from '../lambdas/shared/config/config.js';
 import { ArchiveBucket } from './archive-bucket.js';
 import { archiveLayout } from './archive-layout.js';
 import { ArchiveQueries, type QueryTable } from './archive-queries.js';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Stage } from 'aws-cdk-lib';
 import type * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import { Construct } from 'constructs';
-import type { ArchiverConfig } from '../lambdas/shared/config.js';
+import type { ArchiverConfig } from '../lambdas/shared/config/config.js';
 
 /** A file copied into a function bundle's root after esbuild. */
 export interface BundleFile {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { type ArchiverConfig, loadConfigFile, tableRef } from '../lambdas/shared/config.js';
-import { ConfigError } from '../lambdas/shared/errors.js';
+import { type ArchiverConfig, loadConfigFile, tableRef } from '../lambdas/shared/config/config.js';
+import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 
 /** Config path used when the CDK context names none (`cdk synth -c config=path/to/archiver.yaml`). */
 export const DEFAULT_CONFIG_PATH = 'config/archiver.example.yaml';

@@ -8,7 +8,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import type { MetricName } from '../lambdas/shared/powertools.js';
+import type { MetricName } from '../lambdas/shared/telemetry/powertools.js';
 
 /** CloudWatch evaluates an alarm with one-hour periods over seven days at most (Period x EvaluationPeriods). */
 const MAX_NO_SUCCESS_HOURS = 168;

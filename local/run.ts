@@ -1,12 +1,8 @@
 import { join, resolve } from 'node:path';
-import { type ArchiverConfig, loadConfigFile } from '../lambdas/shared/config.js';
-import {
-  closeProcessDatabases,
-  depsFromEnv,
-  type FaultInjector,
-  type StepDeps,
-} from '../lambdas/shared/deps.js';
-import type { RestoreFileResult, TableOutcome } from '../lambdas/shared/locks.js';
+import { type ArchiverConfig, loadConfigFile } from '../lambdas/shared/config/config.js';
+import type { RestoreFileResult, TableOutcome } from '../lambdas/shared/lock-table/lock-table.js';
+import { closeProcessDatabases, depsFromEnv } from '../lambdas/shared/runtime/deps.js';
+import type { FaultInjector, StepDeps } from '../lambdas/shared/step/step-deps.js';
 import { type LocalServices, startLocalServices } from './services.js';
 import {
   type ExecutionResult,

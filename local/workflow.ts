@@ -10,7 +10,7 @@ import { createHandler as planHandler } from '../lambdas/plan/handler.js';
 import { createHandler as restoreFileHandler } from '../lambdas/restore-file/handler.js';
 import { createHandler as restorePlanHandler } from '../lambdas/restore-plan/handler.js';
 import { createHandler as restoreSummaryHandler } from '../lambdas/restore-summary/handler.js';
-import type { DepsProvider } from '../lambdas/shared/handler.js';
+import type { DepsProvider } from '../lambdas/shared/runtime/handler.js';
 import { createHandler as summaryHandler } from '../lambdas/summary/handler.js';
 import { createHandler as uploadHandler } from '../lambdas/upload/handler.js';
 import { createHandler as verifyHandler } from '../lambdas/verify/handler.js';

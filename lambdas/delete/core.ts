@@ -1,3 +1,4 @@
+import { rowDigestFromSql } from '../shared/archive/row-digest.js';
 import {
   assertTaskCutoff,
   recordCommitted,
@@ -7,21 +8,20 @@ import {
   settleDelete,
   tableLabel,
   withdrawBatch,
-} from '../shared/batch.js';
-import { resolveTable } from '../shared/config.js';
-import { inTransaction } from '../shared/db.js';
-import type { StepDeps } from '../shared/deps.js';
-import { ArchiveIntegrityError, InvalidInputError, RowsChangedError } from '../shared/errors.js';
-import type { InFlight } from '../shared/locks.js';
-import { rowDigestFromSql } from '../shared/row-digest.js';
+} from '../shared/batch/batch.js';
+import { pauseAfterBatch } from '../shared/batch/throttle.js';
+import { resolveTable } from '../shared/config/config.js';
+import { inTransaction } from '../shared/database/db.js';
 import {
   batchPredicateSql,
   describeTable,
   digestSelectSql,
   rowHashSql,
   rowSourceSql,
-} from '../shared/table-sql.js';
-import { pauseAfterBatch } from '../shared/throttle.js';
+} from '../shared/database/table-sql.js';
+import { ArchiveIntegrityError, InvalidInputError, RowsChangedError } from '../shared/errors/step-errors.js';
+import type { InFlight } from '../shared/lock-table/lock-table.js';
+import type { StepDeps } from '../shared/step/step-deps.js';
 import type { DeleteInput, DeleteOutput } from './schema.js';
 
 class DigestMismatch extends Error {}

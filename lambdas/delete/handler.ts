@@ -1,4 +1,4 @@
-import { stepHandler } from '../shared/handler.js';
+import { stepHandler } from '../shared/runtime/handler.js';
 import { deleteBatch } from './core.js';
 import { DeleteInputSchema, DeleteOutputSchema } from './schema.js';
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ProgressSchema, TableTaskSchema } from '../shared/table-task.js';
+import { ProgressSchema, TableTaskSchema } from '../shared/step/table-task.js';
 
 export const DeleteInputSchema = TableTaskSchema.extend({ progress: ProgressSchema });
 export type DeleteInput = z.infer<typeof DeleteInputSchema>;

@@ -13,8 +13,8 @@ import {
   stagingKey,
   TOOL_NAME,
   TOOL_VERSION,
-} from '../shared/archive-format.js';
-import { ByteFigures, CopyToJsonLines } from '../shared/archive-stream.js';
+} from '../shared/archive/format.js';
+import { ByteFigures, CopyToJsonLines } from '../shared/archive/stream.js';
 import {
   assertTaskCutoff,
   BATCH_ID_METADATA,
@@ -25,14 +25,12 @@ import {
   tableLabel,
   tableLocation,
   withdrawBatch,
-} from '../shared/batch.js';
-import { findDatabase, resolveTable } from '../shared/config.js';
-import { abandonConnection, inReadOnlyTransaction } from '../shared/db.js';
-import type { StepDeps } from '../shared/deps.js';
-import { ReplicaLagError } from '../shared/errors.js';
-import { activeHold } from '../shared/holds.js';
-import type { InFlight } from '../shared/locks.js';
-import { checkSchemaDrift } from '../shared/schema-drift.js';
+} from '../shared/batch/batch.js';
+import { activeHold } from '../shared/batch/holds.js';
+import { checkSchemaDrift } from '../shared/batch/schema-drift.js';
+import { batchRowLimit, checkReplicaLag, vacuumTable } from '../shared/batch/throttle.js';
+import { findDatabase, resolveTable } from '../shared/config/config.js';
+import { abandonConnection, inReadOnlyTransaction } from '../shared/database/db.js';
 import {
   batchPredicateSql,
   dayWindowSql,
@@ -45,8 +43,10 @@ import {
   rowSourceSql,
   type TableShape,
   timestampAsInstantSql,
-} from '../shared/table-sql.js';
-import { batchRowLimit, checkReplicaLag, vacuumTable } from '../shared/throttle.js';
+} from '../shared/database/table-sql.js';
+import { ReplicaLagError } from '../shared/errors/step-errors.js';
+import type { InFlight } from '../shared/lock-table/lock-table.js';
+import type { StepDeps } from '../shared/step/step-deps.js';
 import type { ExportInput, ExportOutput } from './schema.js';
 
 const DAY_MS = 86_400_000;

@@ -1,4 +1,4 @@
-import { stepHandler } from '../shared/handler.js';
+import { stepHandler } from '../shared/runtime/handler.js';
 import { exportBatch } from './core.js';
 import { ExportInputSchema, ExportOutputSchema } from './schema.js';
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ProgressSchema, TableTaskSchema } from '../shared/table-task.js';
+import { ProgressSchema, TableTaskSchema } from '../shared/step/table-task.js';
 
 /** `progress`: the table's totals so far; its last batch's rate sizes the next batch within the time budget. */
 export const ExportInputSchema = TableTaskSchema.extend({ progress: ProgressSchema.optional() });

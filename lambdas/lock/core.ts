@@ -1,7 +1,7 @@
-import { auditEventId, recordAuditEvent } from '../shared/audit-trail.js';
-import type { StepDeps } from '../shared/deps.js';
-import { activeHold } from '../shared/holds.js';
-import type { TableOutcome } from '../shared/locks.js';
+import { activeHold } from '../shared/batch/holds.js';
+import type { TableOutcome } from '../shared/lock-table/lock-table.js';
+import type { StepDeps } from '../shared/step/step-deps.js';
+import { auditEventId, recordAuditEvent } from '../shared/telemetry/audit-trail.js';
 import type { LockInput, LockOutput } from './schema.js';
 
 /** Keeps the cause short and free of anything but the error's own text (which never carries row values). */

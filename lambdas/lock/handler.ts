@@ -1,4 +1,4 @@
-import { stepHandler } from '../shared/handler.js';
+import { stepHandler } from '../shared/runtime/handler.js';
 import { lockTable } from './core.js';
 import { LockInputSchema, LockOutputSchema } from './schema.js';
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { LeaseSchema } from '../shared/locks.js';
-import { ProgressSchema } from '../shared/table-task.js';
+import { LeaseSchema } from '../shared/lock-table/lock-table.js';
+import { ProgressSchema } from '../shared/step/table-task.js';
 
 const TableSchema = z.object({
   runId: z.string().min(1),

@@ -1,10 +1,10 @@
-import { auditEventId, recordAuditEvent } from '../shared/audit-trail.js';
-import { formatIssues, tableRef } from '../shared/config.js';
-import { recordConfigChange } from '../shared/config-fingerprint.js';
-import type { StepDeps } from '../shared/deps.js';
-import { ConfigError } from '../shared/errors.js';
-import { assertTableGoverned, retentionCutoff } from '../shared/governance.js';
-import { buildPlanReport, type PlannedTable } from '../shared/plan-report.js';
+import { recordConfigChange } from '../shared/batch/config-fingerprint.js';
+import { buildPlanReport, type PlannedTable } from '../shared/batch/plan-report.js';
+import { formatIssues, tableRef } from '../shared/config/config.js';
+import { assertTableGoverned, retentionCutoff } from '../shared/config/governance.js';
+import { ConfigError } from '../shared/errors/step-errors.js';
+import type { StepDeps } from '../shared/step/step-deps.js';
+import { auditEventId, recordAuditEvent } from '../shared/telemetry/audit-trail.js';
 import { type Lane, type PlanInput, type PlanOutput, RunRequestSchema } from './schema.js';
 
 /** Keeps the plan well inside the 256 KiB Step Functions payload limit, with room for the rest of the state. */

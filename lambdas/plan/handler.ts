@@ -1,4 +1,4 @@
-import { stepHandler } from '../shared/handler.js';
+import { stepHandler } from '../shared/runtime/handler.js';
 import { planRun } from './core.js';
 import { PlanInputSchema, PlanOutputSchema } from './schema.js';
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { PlanReportSchema } from '../shared/plan-report.js';
+import { PlanReportSchema } from '../shared/batch/plan-report.js';
 
 /** The archive execution's input, as an operator types it in the console; every field is optional. */
 export const RunRequestSchema = z

@@ -6,18 +6,19 @@ import {
   inventoryProblems,
   readExpectation,
   streamArchive,
-} from '../shared/archive-catalog.js';
-import { findDatabase } from '../shared/config.js';
-import { inReadOnlyTransaction, inRolledBackTransaction, inTransaction } from '../shared/db.js';
-import type { StepDeps } from '../shared/deps.js';
+} from '../shared/archive/catalog.js';
+import type { ObjectPin } from '../shared/archive/store.js';
+import { findDatabase } from '../shared/config/config.js';
+import { inReadOnlyTransaction, inRolledBackTransaction, inTransaction } from '../shared/database/db.js';
+import { isUnique } from '../shared/database/table-sql.js';
 import {
   ArchiveIntegrityError,
   ArchiverError,
   RestoreConflictError,
   SchemaDriftError,
   TableNotUsableError,
-} from '../shared/errors.js';
-import { failedRestoreResult, type RestoreFileResult } from '../shared/locks.js';
+} from '../shared/errors/step-errors.js';
+import { failedRestoreResult, type RestoreFileResult } from '../shared/lock-table/lock-table.js';
 import {
   type ArchivedColumn,
   checkConversions,
@@ -28,15 +29,14 @@ import {
   planColumns,
   type RestoreTarget,
   tableLabel,
-} from '../shared/restore-sql.js';
+} from '../shared/restore/restore-sql.js';
 import {
   assertRestoreTargetAllowed,
   type RestoreTask,
   restoresIntoArchivedTable,
   restoreTargetLabel,
-} from '../shared/restore-task.js';
-import type { ObjectPin } from '../shared/s3.js';
-import { isUnique } from '../shared/table-sql.js';
+} from '../shared/restore/restore-task.js';
+import type { StepDeps } from '../shared/step/step-deps.js';
 import type { RestoreFileInput, RestoreFileOutput } from './schema.js';
 
 const sqlState = (error: unknown): string => (error as { code?: string }).code ?? '';

@@ -1,4 +1,4 @@
-import { stepHandler } from '../shared/handler.js';
+import { stepHandler } from '../shared/runtime/handler.js';
 import { restoreFile } from './core.js';
 import { RestoreFileInputSchema, RestoreFileOutputSchema } from './schema.js';
 

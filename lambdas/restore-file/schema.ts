@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { RestoreFileResultSchema } from '../shared/locks.js';
-import { ArchivePointerSchema, RestoreTaskSchema } from '../shared/restore-task.js';
+import { RestoreFileResultSchema } from '../shared/lock-table/lock-table.js';
+import { ArchivePointerSchema, RestoreTaskSchema } from '../shared/restore/restore-task.js';
 
 export const RestoreFileInputSchema = z
   .object({ task: RestoreTaskSchema, archive: ArchivePointerSchema })

@@ -5,20 +5,24 @@ import {
   listArchives,
   readExpectation,
   sourcePrefix,
-} from '../shared/archive-catalog.js';
-import { findDatabase } from '../shared/config.js';
-import { inTransaction } from '../shared/db.js';
-import type { StepDeps } from '../shared/deps.js';
-import { ConfigError, TableNotUsableError } from '../shared/errors.js';
+} from '../shared/archive/catalog.js';
+import { findDatabase } from '../shared/config/config.js';
+import { inTransaction } from '../shared/database/db.js';
+import { quoteIdent } from '../shared/database/table-sql.js';
+import { ConfigError, TableNotUsableError } from '../shared/errors/step-errors.js';
 import {
   describeTarget,
   qualified,
   resolveTypeName,
   type TableName,
   tableLabel,
-} from '../shared/restore-sql.js';
-import { assertRestoreTargetAllowed, type RestoreRequest, type RestoreTask } from '../shared/restore-task.js';
-import { quoteIdent } from '../shared/table-sql.js';
+} from '../shared/restore/restore-sql.js';
+import {
+  assertRestoreTargetAllowed,
+  type RestoreRequest,
+  type RestoreTask,
+} from '../shared/restore/restore-task.js';
+import type { StepDeps } from '../shared/step/step-deps.js';
 import {
   MAX_ARCHIVES_PER_RESTORE,
   RESTORE_PAGE_SIZE,

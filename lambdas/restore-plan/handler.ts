@@ -1,4 +1,4 @@
-import { stepHandler } from '../shared/handler.js';
+import { stepHandler } from '../shared/runtime/handler.js';
 import { restorePlanStep } from './core.js';
 import { RestorePlanInputSchema, RestorePlanOutputSchema } from './schema.js';
 

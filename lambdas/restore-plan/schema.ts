@@ -1,5 +1,9 @@
 import { z } from 'zod';
-import { ArchivePointerSchema, RestoreRequestSchema, RestoreTaskSchema } from '../shared/restore-task.js';
+import {
+  ArchivePointerSchema,
+  RestoreRequestSchema,
+  RestoreTaskSchema,
+} from '../shared/restore/restore-task.js';
 
 /** Archives handed to one Map over a page: few enough that a page of failure results stays far below 256 KiB. */
 export const RESTORE_PAGE_SIZE = 25;

@@ -1,10 +1,10 @@
 import type { z } from 'zod';
-import { auditEventId, recordAuditEvent } from '../shared/audit-trail.js';
-import { inTransaction } from '../shared/db.js';
-import type { StepDeps } from '../shared/deps.js';
-import { failedRestoreResult, type RestoreFileResult } from '../shared/locks.js';
-import { advanceSequences } from '../shared/restore-sql.js';
-import { type RestoreTask, type RestoreTotals, restoreTargetLabel } from '../shared/restore-task.js';
+import { inTransaction } from '../shared/database/db.js';
+import { failedRestoreResult, type RestoreFileResult } from '../shared/lock-table/lock-table.js';
+import { advanceSequences } from '../shared/restore/restore-sql.js';
+import { type RestoreTask, type RestoreTotals, restoreTargetLabel } from '../shared/restore/restore-task.js';
+import type { StepDeps } from '../shared/step/step-deps.js';
+import { auditEventId, recordAuditEvent } from '../shared/telemetry/audit-trail.js';
 import type {
   FailedArchiveSchema,
   RestoreSummary,

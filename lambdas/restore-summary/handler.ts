@@ -1,4 +1,4 @@
-import { stepHandler } from '../shared/handler.js';
+import { stepHandler } from '../shared/runtime/handler.js';
 import { restoreSummaryStep } from './core.js';
 import { RestoreSummaryInputSchema, RestoreSummaryOutputSchema } from './schema.js';
 

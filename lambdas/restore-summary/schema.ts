@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { RestoreFileResultSchema } from '../shared/locks.js';
-import { RestoreTaskSchema, RestoreTotalsSchema } from '../shared/restore-task.js';
+import { RestoreFileResultSchema } from '../shared/lock-table/lock-table.js';
+import { RestoreTaskSchema, RestoreTotalsSchema } from '../shared/restore/restore-task.js';
 
 /** What the Map's Catch makes of an archive whose step failed for good: the error's name and cause. */
 export const FailedArchiveSchema = z.object({

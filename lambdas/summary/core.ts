@@ -1,6 +1,6 @@
-import { auditEventId, recordAuditEvent } from '../shared/audit-trail.js';
-import type { StepDeps } from '../shared/deps.js';
-import { runNotifications } from '../shared/notifications.js';
+import type { StepDeps } from '../shared/step/step-deps.js';
+import { auditEventId, recordAuditEvent } from '../shared/telemetry/audit-trail.js';
+import { runNotifications } from '../shared/telemetry/notifications.js';
 import type { SummaryInput, SummaryOutput } from './schema.js';
 
 export const MAX_TABLES_IN_SUMMARY = 100;

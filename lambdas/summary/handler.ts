@@ -1,4 +1,4 @@
-import { stepHandler } from '../shared/handler.js';
+import { stepHandler } from '../shared/runtime/handler.js';
 import { summarizeRun } from './core.js';
 import { SummaryInputSchema, SummaryOutputSchema } from './schema.js';
 

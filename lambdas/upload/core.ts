@@ -1,16 +1,22 @@
-import { type Manifest, ManifestSchema, manifestKeyFor } from '../shared/archive-format.js';
-import { BATCH_ID_METADATA, recordInFlight, renewLease, tableLabel, withdrawBatch } from '../shared/batch.js';
-import { findDatabase, tableRef } from '../shared/config.js';
-import type { StepDeps } from '../shared/deps.js';
+import { type Manifest, ManifestSchema, manifestKeyFor } from '../shared/archive/format.js';
+import type { WriteOptions } from '../shared/archive/store.js';
+import {
+  BATCH_ID_METADATA,
+  recordInFlight,
+  renewLease,
+  tableLabel,
+  withdrawBatch,
+} from '../shared/batch/batch.js';
+import { findDatabase, tableRef } from '../shared/config/config.js';
+import { tableGovernance } from '../shared/config/governance.js';
 import {
   ArchiveConflictError,
   ArchiveIntegrityError,
   EncryptionRequiredError,
   InvalidInputError,
-} from '../shared/errors.js';
-import { tableGovernance } from '../shared/governance.js';
-import type { InFlight } from '../shared/locks.js';
-import type { WriteOptions } from '../shared/s3.js';
+} from '../shared/errors/step-errors.js';
+import type { InFlight } from '../shared/lock-table/lock-table.js';
+import type { StepDeps } from '../shared/step/step-deps.js';
 import type { UploadInput, UploadOutput } from './schema.js';
 
 /** Object metadata that lets anyone holding only the object check it, and tells whose batch wrote it. */

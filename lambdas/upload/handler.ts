@@ -1,4 +1,4 @@
-import { stepHandler } from '../shared/handler.js';
+import { stepHandler } from '../shared/runtime/handler.js';
 import { uploadBatch } from './core.js';
 import { UploadInputSchema, UploadOutputSchema } from './schema.js';
 

@@ -5,11 +5,15 @@ import {
   type Manifest,
   ManifestSchema,
   manifestKeyFor,
-} from '../shared/archive-format.js';
-import { ByteFigures, JsonLinesFigures } from '../shared/archive-stream.js';
-import { recordInFlight, renewLease, tableLabel, withdrawBatch } from '../shared/batch.js';
-import type { StepDeps } from '../shared/deps.js';
-import { ArchiveIntegrityError, InvalidInputError, StorageUnavailableError } from '../shared/errors.js';
+} from '../shared/archive/format.js';
+import { ByteFigures, JsonLinesFigures } from '../shared/archive/stream.js';
+import { recordInFlight, renewLease, tableLabel, withdrawBatch } from '../shared/batch/batch.js';
+import {
+  ArchiveIntegrityError,
+  InvalidInputError,
+  StorageUnavailableError,
+} from '../shared/errors/step-errors.js';
+import type { StepDeps } from '../shared/step/step-deps.js';
 import type { VerifyInput, VerifyOutput } from './schema.js';
 
 /** Lists every figure that differs; empty when the two agree. */

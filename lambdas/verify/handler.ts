@@ -1,4 +1,4 @@
-import { stepHandler } from '../shared/handler.js';
+import { stepHandler } from '../shared/runtime/handler.js';
 import { verifyBatch } from './core.js';
 import { VerifyInputSchema, VerifyOutputSchema } from './schema.js';
 

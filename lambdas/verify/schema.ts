@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { TableTaskSchema } from '../shared/table-task.js';
+import { TableTaskSchema } from '../shared/step/table-task.js';
 
 export const VerifyInputSchema = TableTaskSchema;
 export type VerifyInput = z.infer<typeof VerifyInputSchema>;

@@ -11,8 +11,8 @@ import {
   workloadFromOptions,
 } from '../../cli/cost.js';
 import { S3_PRICES } from '../../cli/cost-prices.js';
-import { parseConfig } from '../../lambdas/shared/config.js';
-import { ConfigError } from '../../lambdas/shared/errors.js';
+import { parseConfig } from '../../lambdas/shared/config/config.js';
+import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
 
 const GIB = 1024 ** 3;
 /** 100 GiB in 1,000 archives of 100 MiB: big enough that no minimum object size or overhead matters much. */

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { type CheckResult, doctorExitCode, localDoctorDeps, runDoctor } from '../../cli/doctor.js';
-import { type ArchiverConfig, parseConfig } from '../../lambdas/shared/config.js';
+import { type ArchiverConfig, parseConfig } from '../../lambdas/shared/config/config.js';
 import { freePort } from '../../local/postgres.js';
 import { archiverTestbed, seedEvents, type TableSpec } from '../support/fixtures.js';
 

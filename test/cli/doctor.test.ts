@@ -8,7 +8,7 @@ import {
   formatDoctor,
   timeoutCheck,
 } from '../../cli/doctor.js';
-import { parseConfig } from '../../lambdas/shared/config.js';
+import { parseConfig } from '../../lambdas/shared/config/config.js';
 
 const NOW = new Date('2026-03-10T12:00:00Z');
 const ARN = 'arn:aws:states:us-east-1:123456789012:stateMachine:audit-archiver';

@@ -1,9 +1,9 @@
 import { PutObjectCommand, PutObjectLegalHoldCommand, type S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { type HoldContext, setHold, setObjectLegalHold } from '../../cli/holds.js';
-import { manifestKeyFor, tablePrefix } from '../../lambdas/shared/archive-format.js';
-import { listAuditEvents } from '../../lambdas/shared/audit-trail.js';
-import { ConfigError } from '../../lambdas/shared/errors.js';
+import { manifestKeyFor, tablePrefix } from '../../lambdas/shared/archive/format.js';
+import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
+import { listAuditEvents } from '../../lambdas/shared/telemetry/audit-trail.js';
 import { archiverTestbed, s3ClientFor } from '../support/fixtures.js';
 
 describe('audit-archiver legal-hold place|lift and hold set', () => {

@@ -2,7 +2,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { formatPlanReport, planLocally } from '../../cli/plan.js';
-import type { TablePlan } from '../../lambdas/shared/plan-report.js';
+import type { TablePlan } from '../../lambdas/shared/batch/plan-report.js';
 import { runLocalArchive } from '../../local/run.js';
 import { archiverTestbed, listKeys, TODAY_UTC_SQL } from '../support/fixtures.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type RestoreOptions, restoreRequest } from '../../cli/restore.js';
-import { ConfigError } from '../../lambdas/shared/errors.js';
+import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
 
 const base: RestoreOptions = {
   database: 'app',

@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { discoverCandidates, parseWizardOptions, runWizard } from '../../cli/wizard.js';
-import { ArchiverConfigSchema, loadConfigFile } from '../../lambdas/shared/config.js';
-import { ConfigError } from '../../lambdas/shared/errors.js';
+import { ArchiverConfigSchema, loadConfigFile } from '../../lambdas/shared/config/config.js';
+import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
 import { createTestDatabase, seedEvents, type TestDatabase } from '../support/fixtures.js';
 
 /** Names that need quoting everywhere: a quote, spaces, unicode. */

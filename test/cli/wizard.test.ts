@@ -10,7 +10,7 @@ import {
   selectTables,
   suggestRetention,
 } from '../../cli/wizard.js';
-import { ArchiverConfigSchema } from '../../lambdas/shared/config.js';
+import { ArchiverConfigSchema } from '../../lambdas/shared/config/config.js';
 
 const candidate = (c: Partial<Candidate> & { name: string }): Candidate => ({
   schema: 'public',

@@ -9,8 +9,8 @@ import {
   manifestKeyFor,
   quarantineKey,
   stagingKey,
-} from '../../lambdas/shared/archive-format.js';
-import { ConfigError } from '../../lambdas/shared/errors.js';
+} from '../../lambdas/shared/archive/format.js';
+import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
 import { archiveLayout } from '../../lib/archive-layout.js';
 import {
   databaseCaBundleFile,

@@ -286,9 +286,12 @@ describe('archive bucket lifecycle and Object Lock from aws.storage', () => {
 });
 
 describe('lock table', () => {
-  it('expires run outcomes through the very attribute lambdas/shared/locks.ts writes', () => {
+  it('expires run outcomes through the very attribute lambdas/shared/lock-table/lock-table.ts writes', () => {
     // Prepare
-    const source = readFileSync(new URL('../../lambdas/shared/locks.ts', import.meta.url), 'utf8');
+    const source = readFileSync(
+      new URL('../../lambdas/shared/lock-table/lock-table.ts', import.meta.url),
+      'utf8',
+    );
     // Act
     const written = /'#ttl'\]?\s*[:=]\s*'(\w+)'/.exec(source)?.[1];
     // Assess: the attribute name, and a value in epoch seconds (what DynamoDB TTL reads).
@@ -367,7 +370,7 @@ describe('Glue catalog', () => {
     // Act
     const input = tableInput(production, 'billing/audit.Invoice Events');
     const storage = input.StorageDescriptor;
-    // Assess: the key layout of lambdas/shared/archive-format.ts (identifiers %XX-encoded).
+    // Assess: the key layout of lambdas/shared/archive/format.ts (identifiers %XX-encoded).
     expect(input.Name).toBe('billing__audit__invoice_events');
     expect(input.TableType).toBe('EXTERNAL_TABLE');
     expect(rendered(production, storage.Location)).toBe(

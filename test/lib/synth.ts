@@ -2,7 +2,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import type { ArchiverConfig } from '../../lambdas/shared/config.js';
+import type { ArchiverConfig } from '../../lambdas/shared/config/config.js';
 import { AuditArchiverStack } from '../../lib/audit-archiver-stack.js';
 import { databaseCaBundleFile, loadDeploymentConfig } from '../../lib/deployment-config.js';
 

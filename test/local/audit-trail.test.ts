@@ -2,9 +2,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { validateCommand } from '../../cli/archives.js';
 import { auditCommand } from '../../cli/audit.js';
-import { ManifestSchema } from '../../lambdas/shared/archive-format.js';
-import { type AuditEvent, auditEventsPrefix, listAuditEvents } from '../../lambdas/shared/audit-trail.js';
-import { NotificationSchema } from '../../lambdas/shared/notifications.js';
+import { ManifestSchema } from '../../lambdas/shared/archive/format.js';
+import {
+  type AuditEvent,
+  auditEventsPrefix,
+  listAuditEvents,
+} from '../../lambdas/shared/telemetry/audit-trail.js';
+import { NotificationSchema } from '../../lambdas/shared/telemetry/notifications.js';
 import { NOTIFICATIONS_FILE, runLocalArchive, runLocalRestore } from '../../local/run.js';
 import { archiverTestbed, getObject, listKeys } from '../support/fixtures.js';
 

@@ -6,9 +6,9 @@ import { DeleteObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-s
 import { DeleteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { validateCommand } from '../../cli/archives.js';
-import { manifestKeyFor } from '../../lambdas/shared/archive-format.js';
-import { ByteFigures, JsonLinesFigures } from '../../lambdas/shared/archive-stream.js';
-import { LockTable } from '../../lambdas/shared/locks.js';
+import { manifestKeyFor } from '../../lambdas/shared/archive/format.js';
+import { ByteFigures, JsonLinesFigures } from '../../lambdas/shared/archive/stream.js';
+import { LockTable } from '../../lambdas/shared/lock-table/lock-table.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import type { StepEvent } from '../../local/workflow.js';
 import {

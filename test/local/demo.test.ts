@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadConfigFile } from '../../lambdas/shared/config.js';
+import { loadConfigFile } from '../../lambdas/shared/config/config.js';
 import { writeDemoConfig } from '../../local/demo.js';
 
 describe('the demo (npm start)', () => {

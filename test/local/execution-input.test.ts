@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { deleteBatch } from '../../lambdas/delete/core.js';
 import { exportBatch } from '../../lambdas/export/core.js';
-import { tablePrefix } from '../../lambdas/shared/archive-format.js';
-import { ConfigError } from '../../lambdas/shared/errors.js';
-import { retentionCutoff } from '../../lambdas/shared/governance.js';
-import type { TableTask } from '../../lambdas/shared/table-task.js';
+import { tablePrefix } from '../../lambdas/shared/archive/format.js';
+import { retentionCutoff } from '../../lambdas/shared/config/governance.js';
+import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
+import type { TableTask } from '../../lambdas/shared/step/table-task.js';
 import { uploadBatch } from '../../lambdas/upload/core.js';
 import { verifyBatch } from '../../lambdas/verify/core.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';

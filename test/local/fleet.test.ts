@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { stringify } from 'yaml';
-import { validateArchives } from '../../lambdas/shared/archive-validation.js';
-import type { ArchiverConfigInput } from '../../lambdas/shared/config.js';
-import { closeProcessDatabases } from '../../lambdas/shared/deps.js';
+import { validateArchives } from '../../cli/archive-validation.js';
+import type { ArchiverConfigInput } from '../../lambdas/shared/config/config.js';
+import { closeProcessDatabases } from '../../lambdas/shared/runtime/deps.js';
 import { type LocalEnvironment, openLocalEnvironment, runLocalArchive } from '../../local/run.js';
 import {
   allStates,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { clearHold, type HoldContext, setHold } from '../../cli/holds.js';
-import { listAuditEvents } from '../../lambdas/shared/audit-trail.js';
+import { listAuditEvents } from '../../lambdas/shared/telemetry/audit-trail.js';
 import type { SummaryOutput } from '../../lambdas/summary/schema.js';
 import { runLocalArchive } from '../../local/run.js';
 import {

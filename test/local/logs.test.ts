@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import type { FaultPoint } from '../../lambdas/shared/deps.js';
+import type { FaultPoint } from '../../lambdas/shared/step/step-deps.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import { archiverTestbed, getObject, listKeys, s3ClientFor } from '../support/fixtures.js';
 

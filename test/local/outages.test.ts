@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import type { FaultPoint } from '../../lambdas/shared/deps.js';
+import type { FaultPoint } from '../../lambdas/shared/step/step-deps.js';
 import { runLocalArchive } from '../../local/run.js';
 import {
   archiverTestbed,

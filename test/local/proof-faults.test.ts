@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { FaultPoint } from '../../lambdas/shared/deps.js';
+import type { FaultPoint } from '../../lambdas/shared/step/step-deps.js';
 import { type LocalRunResult, runLocalArchive, type WorkflowOptions } from '../../local/run.js';
 import type { FunctionName, StepEvent } from '../../local/workflow.js';
 import {

@@ -1,7 +1,7 @@
 import { type Readable, Transform } from 'node:stream';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { FaultPoint, StepDeps } from '../../lambdas/shared/deps.js';
-import type { ArchiveStore } from '../../lambdas/shared/s3.js';
+import type { ArchiveStore } from '../../lambdas/shared/archive/store.js';
+import type { FaultPoint, StepDeps } from '../../lambdas/shared/step/step-deps.js';
 import { runLocalArchive, runLocalRestore, type WorkflowOptions } from '../../local/run.js';
 import type { StepEvent } from '../../local/workflow.js';
 import {

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import type { StepDeps } from '../../lambdas/shared/deps.js';
+import type { StepDeps } from '../../lambdas/shared/step/step-deps.js';
 import { runLocalArchive } from '../../local/run.js';
 import type { StepEvent } from '../../local/workflow.js';
 import { archiverTestbed, cutoffSql, seedEvents } from '../support/fixtures.js';

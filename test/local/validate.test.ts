@@ -1,7 +1,7 @@
 import { CopyObjectCommand, DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
+import { validateArchives } from '../../cli/archive-validation.js';
 import { listCommand, validateCommand } from '../../cli/archives.js';
-import { validateArchives } from '../../lambdas/shared/archive-validation.js';
 import { runLocalArchive } from '../../local/run.js';
 import {
   archiverTestbed,

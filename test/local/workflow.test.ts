@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ManifestSchema } from '../../lambdas/shared/archive-format.js';
-import type { FaultPoint } from '../../lambdas/shared/deps.js';
+import { ManifestSchema } from '../../lambdas/shared/archive/format.js';
+import type { FaultPoint } from '../../lambdas/shared/step/step-deps.js';
 import { runLocalArchive } from '../../local/run.js';
 import {
   archiverTestbed,

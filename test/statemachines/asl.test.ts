@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import { errorClasses } from '../../lambdas/shared/errors.js';
+import { errorClasses } from '../../lambdas/shared/errors/step-errors.js';
 import {
   allStates,
   definitionPath,

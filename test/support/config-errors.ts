@@ -1,6 +1,6 @@
 import { expect } from 'vitest';
-import { parseConfig } from '../../lambdas/shared/config.js';
-import { ConfigError } from '../../lambdas/shared/errors.js';
+import { parseConfig } from '../../lambdas/shared/config/config.js';
+import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
 
 /** The message of the ConfigError that `raw` is refused with; fails the test when the config is accepted. */
 export function configErrorOf(raw: unknown): string {

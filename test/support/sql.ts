@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { qualifiedName, rowLineSql, type TableShape } from '../../lambdas/shared/table-sql.js';
+import { qualifiedName, rowLineSql, type TableShape } from '../../lambdas/shared/database/table-sql.js';
 
 /** Archive lines of the rows matching a test-written condition. */
 export async function archiveLineRows(

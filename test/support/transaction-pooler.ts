@@ -1,6 +1,6 @@
 import type pg from 'pg';
-import type { Database } from '../../lambdas/shared/db.js';
-import type { StepDeps } from '../../lambdas/shared/deps.js';
+import type { Database } from '../../lambdas/shared/database/db.js';
+import type { StepDeps } from '../../lambdas/shared/step/step-deps.js';
 
 const textOf = (config: unknown): string =>
   typeof config === 'string' ? config : String((config as { text?: unknown } | undefined)?.text ?? '');

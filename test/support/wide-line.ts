@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { vi } from 'vitest';
-import type { LineFigures } from '../../lambdas/shared/archive-stream.js';
-import { formatRowDigest } from '../../lambdas/shared/row-digest.js';
+import { formatRowDigest } from '../../lambdas/shared/archive/row-digest.js';
+import type { LineFigures } from '../../lambdas/shared/archive/stream.js';
 
 export const MB = 1024 * 1024;
 

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { deleteBatch } from '../../../lambdas/delete/core.js';
 import { exportBatch } from '../../../lambdas/export/core.js';
-import type { FaultPoint, StepDeps } from '../../../lambdas/shared/deps.js';
-import { LeaseLostError } from '../../../lambdas/shared/errors.js';
-import { retentionCutoff } from '../../../lambdas/shared/governance.js';
-import type { Lease } from '../../../lambdas/shared/locks.js';
-import type { TableTask } from '../../../lambdas/shared/table-task.js';
+import { retentionCutoff } from '../../../lambdas/shared/config/governance.js';
+import { LeaseLostError } from '../../../lambdas/shared/errors/step-errors.js';
+import type { Lease } from '../../../lambdas/shared/lock-table/lock-table.js';
+import type { FaultPoint, StepDeps } from '../../../lambdas/shared/step/step-deps.js';
+import type { TableTask } from '../../../lambdas/shared/step/table-task.js';
 import { uploadBatch } from '../../../lambdas/upload/core.js';
 import { verifyBatch } from '../../../lambdas/verify/core.js';
 import {

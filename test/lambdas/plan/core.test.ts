@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_PLAN_BYTES, planRun } from '../../../lambdas/plan/core.js';
-import { parseConfig } from '../../../lambdas/shared/config.js';
-import type { StepDeps } from '../../../lambdas/shared/deps.js';
-import { ConfigError } from '../../../lambdas/shared/errors.js';
+import { parseConfig } from '../../../lambdas/shared/config/config.js';
+import { ConfigError } from '../../../lambdas/shared/errors/step-errors.js';
+import type { StepDeps } from '../../../lambdas/shared/step/step-deps.js';
 
 const silent = { info: () => undefined, warn: () => undefined, metric: () => undefined };
 // Plan writes its run-started event and compares the config fingerprint; both are exercised against local S3 and

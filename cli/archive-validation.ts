@@ -1,0 +1,238 @@
+import {
+  type ArchiveRef,
+  type ArchiveSource,
+  archiveDay,
+  integrityProblems,
+  inventoryProblems,
+  listArchives,
+  readExpectation,
+  sidecarKeyFor,
+  sourcePrefix,
+  streamArchive,
+} from '../lambdas/shared/archive/catalog.js';
+import { keySegment } from '../lambdas/shared/archive/format.js';
+import type { InventoryEntry } from '../lambdas/shared/archive/inventory.js';
+import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
+import { ArchiveIntegrityError } from '../lambdas/shared/errors/step-errors.js';
+
+export type ProblemKind =
+  | 'corrupt'
+  | 'missing-sidecar'
+  | 'orphan-sidecar'
+  | 'wrong-table'
+  | 'stale-staging'
+  | 'in-flight'
+  | 'cold'
+  | 'quarantined'
+  | 'day-gap'
+  | 'not-as-committed'
+  | 'missing-archive'
+  | 'not-in-inventory';
+
+export interface ValidationProblem {
+  /** `error`: an archive cannot be trusted or is incomplete; `warning`: worth a look, nothing is lost. */
+  severity: 'error' | 'warning';
+  kind: ProblemKind;
+  key: string;
+  detail: string;
+}
+
+export interface ArchiveListing extends ArchiveRef {
+  /** Rows the sidecar declares; undefined when the sidecar is missing or unreadable. */
+  rows?: number;
+}
+
+export interface ValidationReport {
+  archives: number;
+  rows: number;
+  bytes: number;
+  problems: ValidationProblem[];
+}
+
+/** Storage classes whose objects must be restored from cold storage before they can be read. */
+const COLD_CLASSES = new Set(['GLACIER', 'DEEP_ARCHIVE']);
+
+/** Staging objects older than this belong to no batch that can still be in flight (leases last at most hours). */
+const STALE_STAGING_MS = 24 * 3600 * 1000;
+
+/** Lists a source's archives with the row counts their sidecars declare (one small read per archive). */
+export async function listWithRows(
+  store: ArchiveStore,
+  source: ArchiveSource,
+  range: { fromDay?: string; toDay?: string } = {},
+): Promise<ArchiveListing[]> {
+  const listing: ArchiveListing[] = [];
+  for await (const ref of listArchives(store, source, range)) {
+    const rows = await readExpectation(store, ref).then(
+      (expected) => expected.rows,
+      (error: unknown) => {
+        if (error instanceof ArchiveIntegrityError) return undefined;
+        throw error;
+      },
+    );
+    listing.push({ ...ref, rows });
+  }
+  return listing;
+}
+
+/**
+ * Re-reads every archive of a source in the range and checks it as restore would (checksums, sizes, row count,
+ * digest, and that the sidecar names this table), then looks for what should not be there: sidecars without data,
+ * data without sidecar, staging leftovers, quarantined archives, and days without an archive between the first
+ * and the last. With the table's `inventory` (the lock table's record of committed archives, kept outside the bucket)
+ * each archive must also be the object and figures committed, and every committed archive must be there; a day then
+ * counts as a gap only where the inventory cannot speak (before its first entry: archives written before it).
+ */
+export async function validateArchives(
+  store: ArchiveStore,
+  source: ArchiveSource,
+  expectedOrigin: { database: string; schema: string; table: string },
+  range: { fromDay?: string; toDay?: string } = {},
+  now: Date = new Date(),
+  inventory?: InventoryEntry[],
+): Promise<ValidationReport> {
+  const report: ValidationReport = { archives: 0, rows: 0, bytes: 0, problems: [] };
+  const problem = (severity: ValidationProblem['severity'], kind: ProblemKind, key: string, detail: string) =>
+    report.problems.push({ severity, kind, key, detail });
+  const days = new Set<string>();
+  const keys = new Set<string>();
+  const committed = new Map((inventory ?? []).map((entry) => [entry.archiveKey, entry]));
+  for await (const object of store.list(sourcePrefix(source))) keys.add(object.key);
+
+  for await (const ref of listArchives(store, source, range)) {
+    report.archives += 1;
+    report.bytes += ref.size;
+    days.add(ref.day);
+    if (COLD_CLASSES.has(ref.storageClass)) {
+      problem(
+        'warning',
+        'cold',
+        ref.key,
+        `in ${ref.storageClass}: restore the object from cold storage to verify it`,
+      );
+      continue;
+    }
+    const age = now.getTime() - (ref.lastModified?.getTime() ?? 0);
+    if (!keys.has(sidecarKeyFor(ref)) && age < STALE_STAGING_MS) {
+      // Upload publishes the data before its manifest: a young archive without one is a batch still in flight.
+      problem(
+        'warning',
+        'in-flight',
+        ref.key,
+        'no manifest yet: a batch in flight, or one a later run completes',
+      );
+      continue;
+    }
+    try {
+      const expected = await readExpectation(store, ref);
+      const { origin } = expected;
+      if (
+        origin.database !== expectedOrigin.database ||
+        origin.schema !== expectedOrigin.schema ||
+        origin.table !== expectedOrigin.table
+      ) {
+        problem(
+          'error',
+          'wrong-table',
+          ref.key,
+          `sidecar names "${origin.schema}"."${origin.table}" in ${origin.database}`,
+        );
+        continue;
+      }
+      const entry = committed.get(ref.key);
+      const differs = entry ? inventoryProblems(expected, entry) : [];
+      if (differs.length > 0) {
+        problem('error', 'not-as-committed', ref.key, `differs from the inventory: ${differs.join('; ')}`);
+        continue;
+      }
+      const mismatches = integrityProblems(expected, await streamArchive(store, ref, { pin: entry?.pin }));
+      if (mismatches.length > 0) problem('error', 'corrupt', ref.key, mismatches.join('; '));
+      else report.rows += expected.rows;
+      if (inventory && !entry)
+        problem(
+          'warning',
+          'not-in-inventory',
+          ref.key,
+          'not in the inventory: written before it existed, by a batch not yet committed, or not by this tool',
+        );
+    } catch (error) {
+      if (!(error instanceof ArchiveIntegrityError)) throw error;
+      const missing = !keys.has(sidecarKeyFor(ref));
+      problem('error', missing ? 'missing-sidecar' : 'corrupt', ref.key, error.message);
+    }
+  }
+  for (const entry of committed.values()) {
+    const inRange =
+      (!range.fromDay || entry.day >= range.fromDay) && (!range.toDay || entry.day <= range.toDay);
+    if (inRange && !keys.has(entry.archiveKey))
+      problem(
+        'error',
+        'missing-archive',
+        entry.archiveKey,
+        `committed ${entry.committedAt} with ${entry.figures.rowCount} rows; the object is gone`,
+      );
+  }
+
+  for (const key of keys) {
+    const data = dataKeyOfSidecar(source, key);
+    if (data === undefined || keys.has(data)) continue;
+    const day = archiveDay(source, data);
+    if (day && (!range.fromDay || day >= range.fromDay) && (!range.toDay || day <= range.toDay))
+      problem('error', 'orphan-sidecar', key, `its data object ${data} is missing`);
+  }
+  if (source.format === 'native') {
+    await findLeftovers(store, source, now, problem);
+    // Native day folders are the rows' days, so a missing day inside the span means no archive holds that day. Where
+    // the inventory speaks (from its first day on), a day without an entry had no rows, and a lost archive is an error.
+    const firstInventoried = [...committed.values()].map((e) => e.day).sort()[0];
+    for (const gap of missingDays([...days].sort())) {
+      if (firstInventoried !== undefined && gap >= firstInventoried) continue;
+      problem('warning', 'day-gap', `${sourcePrefix(source)}${gap}`, `no archive for ${gap}`);
+    }
+  }
+  return report;
+}
+
+/** The data key a native manifest or a legacy sidecar belongs to, or undefined for any other object. */
+function dataKeyOfSidecar(source: ArchiveSource, key: string): string | undefined {
+  if (source.format === 'native') {
+    const match = /^(.*\/)_([^/]+)\.manifest\.json$/.exec(key);
+    return match ? `${match[1]}${match[2]}.jsonl.gz` : undefined;
+  }
+  const match = /^(.*)\.(metadata|manifest)\.json$/.exec(key);
+  return match ? `${match[1]}.jsonl.gz` : undefined;
+}
+
+async function findLeftovers(
+  store: ArchiveStore,
+  source: Extract<ArchiveSource, { format: 'native' }>,
+  now: Date,
+  problem: (severity: 'warning', kind: ProblemKind, key: string, detail: string) => void,
+): Promise<void> {
+  const { location } = source;
+  const tableFolder = `${keySegment(location.database)}/${keySegment(location.schema)}.${keySegment(location.table)}/`;
+  for await (const object of store.list(`${location.prefix}_staging/${tableFolder}`)) {
+    const age = now.getTime() - (object.lastModified?.getTime() ?? now.getTime());
+    if (age > STALE_STAGING_MS)
+      problem('warning', 'stale-staging', object.key, `staging object ${Math.floor(age / 3600000)} h old`);
+  }
+  for await (const object of store.list(`${location.prefix}_quarantine/`)) {
+    if (object.key.includes(`/${tableFolder}`))
+      problem('warning', 'quarantined', object.key, 'an archive that failed verification, kept as evidence');
+  }
+}
+
+/** Days between the first and the last of `sortedDays` that are not in it. */
+function missingDays(sortedDays: string[]): string[] {
+  const first = sortedDays[0];
+  const last = sortedDays.at(-1);
+  if (!first || !last) return [];
+  const present = new Set(sortedDays);
+  const gaps: string[] = [];
+  for (let day = new Date(`${first}T00:00:00Z`); day.toISOString().slice(0, 10) < last; ) {
+    day = new Date(day.getTime() + 86_400_000);
+    const text = day.toISOString().slice(0, 10);
+    if (!present.has(text)) gaps.push(text);
+  }
+  return gaps;
+}

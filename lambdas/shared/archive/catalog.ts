@@ -1,0 +1,290 @@
+import { type Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { ArchiveIntegrityError, StorageUnavailableError } from '../errors/step-errors.js';
+import {
+  keyNamesContent,
+  type Manifest,
+  ManifestSchema,
+  manifestKeyFor,
+  type TableLocation,
+  tablePrefix,
+} from './format.js';
+import type { InventoryEntry } from './inventory.js';
+import {
+  LegacyFormatError,
+  LegacyLinesToCanonical,
+  LegacyMetadataSchema,
+  legacyMetadataKeyFor,
+  legacyTablePrefix,
+  parseLegacyDataKey,
+} from './legacy-format.js';
+import type { ArchiveStore, ListedObject, ObjectPin } from './store.js';
+import { ByteFigures, JsonLinesToCopy, type LineFigures } from './stream.js';
+
+/**
+ * Where a table's archives are: written by this tool (`native`), or by the Python "Audit Table Archiver" it
+ * succeeds (`legacy`: `{prefix}{pg database}/{table}/year=/month=/day=/{table}_{stamp}_batch_{NNN}.jsonl.gz`, whose
+ * day folders are the run's date, not the rows').
+ */
+export type ArchiveSource =
+  | { format: 'native'; location: TableLocation }
+  | { format: 'legacy'; prefix: string; database: string; table: string };
+
+/** One archive data object of a source. */
+export interface ArchiveRef {
+  key: string;
+  format: ArchiveSource['format'];
+  /** The day partition, YYYY-MM-DD. */
+  day: string;
+  size: number;
+  storageClass: string;
+  lastModified?: Date;
+}
+
+export function sourcePrefix(source: ArchiveSource): string {
+  return source.format === 'native'
+    ? tablePrefix(source.location)
+    : legacyTablePrefix(source.prefix, source.database, source.table);
+}
+
+const NATIVE_DATA = /year=(\d{4})\/month=(\d{2})\/day=(\d{2})\/(?!_)[^/]+\.jsonl\.gz$/;
+
+/** The day of a data object of `source`, or undefined when `key` is not one (a manifest, a sidecar, a stray). */
+export function archiveDay(source: ArchiveSource, key: string): string | undefined {
+  const prefix = sourcePrefix(source);
+  if (!key.startsWith(prefix)) return undefined;
+  if (source.format === 'legacy') return parseLegacyDataKey(key, source.prefix)?.day;
+  const match = NATIVE_DATA.exec(key.slice(prefix.length));
+  return match && !key.slice(prefix.length).slice(0, match.index).includes('/')
+    ? `${match[1]}-${match[2]}-${match[3]}`
+    : undefined;
+}
+
+export interface ListOptions {
+  /** First and last day partition to include, YYYY-MM-DD, inclusive. */
+  fromDay?: string;
+  toDay?: string;
+  /** Resume after this key (a previous page's last key). */
+  startAfter?: string;
+}
+
+/** Data objects of a source in key order (so by day), filtered by day partition. */
+export async function* listArchives(
+  store: ArchiveStore,
+  source: ArchiveSource,
+  options: ListOptions = {},
+): AsyncGenerator<ArchiveRef> {
+  for await (const object of store.list(sourcePrefix(source), options.startAfter)) {
+    const ref = toRef(source, object);
+    if (!ref) continue;
+    if (options.fromDay && ref.day < options.fromDay) continue;
+    if (options.toDay && ref.day > options.toDay) continue;
+    yield ref;
+  }
+}
+
+function toRef(source: ArchiveSource, object: ListedObject): ArchiveRef | undefined {
+  const day = archiveDay(source, object.key);
+  return day
+    ? {
+        key: object.key,
+        format: source.format,
+        day,
+        size: object.size,
+        storageClass: object.storageClass,
+        lastModified: object.lastModified,
+      }
+    : undefined;
+}
+
+/** What an archive's own sidecar says it holds: the figures its bytes must reproduce before anything trusts them. */
+export interface ArchiveExpectation {
+  key: string;
+  format: ArchiveSource['format'];
+  /** The table the sidecar says the rows came from. */
+  origin: { database: string; schema: string; table: string };
+  rows: number;
+  contentSha256: string;
+  compressedSha256: string;
+  uncompressedBytes: number;
+  compressedBytes: number;
+  /** Native only: the order-independent digest of the lines. */
+  rowDigest?: string;
+  /** Native only (legacy archives describe their columns in the first batch of a run at most). */
+  manifest?: Manifest;
+}
+
+export function sidecarKeyFor(ref: Pick<ArchiveRef, 'key' | 'format'>): string {
+  return ref.format === 'native' ? manifestKeyFor(ref.key) : legacyMetadataKeyFor(ref.key);
+}
+
+/** Reads and checks the sidecar of an archive; a missing or invalid one is an ArchiveIntegrityError. */
+export async function readExpectation(
+  store: ArchiveStore,
+  ref: Pick<ArchiveRef, 'key' | 'format'>,
+): Promise<ArchiveExpectation> {
+  const sidecarKey = sidecarKeyFor(ref);
+  const text = await store.getText(sidecarKey);
+  if (text === undefined) throw new ArchiveIntegrityError(`archive ${ref.key} has no sidecar ${sidecarKey}`);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new ArchiveIntegrityError(`sidecar ${sidecarKey} of archive ${ref.key} is not JSON`);
+  }
+  if (ref.format === 'native') {
+    const parsed = ManifestSchema.safeParse(raw);
+    if (!parsed.success)
+      throw new ArchiveIntegrityError(`manifest ${sidecarKey} is not a valid format-1 manifest`);
+    const manifest = parsed.data;
+    if (manifest.dataKey !== ref.key)
+      throw new ArchiveIntegrityError(`manifest ${sidecarKey} names another object (${manifest.dataKey})`);
+    // The key is content-addressed: a manifest (and bytes) rewritten to describe other rows no longer fits it.
+    if (!keyNamesContent(ref.key, manifest.figures.contentSha256))
+      throw new ArchiveIntegrityError(
+        `archive ${ref.key}: its key names content other than the manifest's (${manifest.figures.contentSha256.slice(0, 24)}…)`,
+      );
+    return {
+      key: ref.key,
+      format: 'native',
+      origin: { database: manifest.database, schema: manifest.schema, table: manifest.table },
+      rows: manifest.figures.rowCount,
+      contentSha256: manifest.figures.contentSha256,
+      compressedSha256: manifest.figures.compressedSha256,
+      uncompressedBytes: manifest.figures.uncompressedBytes,
+      compressedBytes: manifest.figures.compressedBytes,
+      rowDigest: manifest.figures.rowDigest,
+      manifest,
+    };
+  }
+  const parsed = LegacyMetadataSchema.safeParse(raw);
+  if (!parsed.success) throw new ArchiveIntegrityError(`metadata ${sidecarKey} is not valid legacy metadata`);
+  const metadata = parsed.data;
+  return {
+    key: ref.key,
+    format: 'legacy',
+    origin: {
+      database: metadata.batch_info.database,
+      schema: metadata.batch_info.schema,
+      table: metadata.batch_info.table,
+    },
+    rows: metadata.data_info.record_count,
+    contentSha256: metadata.checksums.jsonl_sha256,
+    compressedSha256: metadata.checksums.compressed_sha256,
+    uncompressedBytes: metadata.data_info.uncompressed_size_bytes,
+    compressedBytes: metadata.data_info.compressed_size_bytes,
+  };
+}
+
+/** What reading an archive's bytes measured. */
+export interface MeasuredArchive {
+  rows: number;
+  contentSha256: string;
+  compressedSha256: string;
+  uncompressedBytes: number;
+  compressedBytes: number;
+  rowDigest: string;
+}
+
+/** Every figure of `measured` that differs from what the sidecar expects; empty when the archive is intact. */
+export function integrityProblems(expected: ArchiveExpectation, measured: MeasuredArchive): string[] {
+  const pairs: [string, unknown, unknown][] = [
+    ['rows', expected.rows, measured.rows],
+    ['contentSha256', expected.contentSha256, measured.contentSha256],
+    ['compressedSha256', expected.compressedSha256, measured.compressedSha256],
+    ['uncompressedBytes', expected.uncompressedBytes, measured.uncompressedBytes],
+    ['compressedBytes', expected.compressedBytes, measured.compressedBytes],
+  ];
+  if (expected.rowDigest) pairs.push(['rowDigest', expected.rowDigest, measured.rowDigest]);
+  return pairs
+    .filter(([, want, got]) => want !== got)
+    .map(([name, want, got]) => `${name}: expected ${want}, found ${got}`);
+}
+
+/**
+ * Every figure where an archive's sidecar differs from what the inventory recorded when its batch committed; empty
+ * when they agree (the bytes are then checked against the sidecar as usual).
+ */
+export function inventoryProblems(expected: ArchiveExpectation, entry: InventoryEntry): string[] {
+  const recorded = entry.figures;
+  const pairs: [string, unknown, unknown][] = [
+    ['rows', recorded.rowCount, expected.rows],
+    ['contentSha256', recorded.contentSha256, expected.contentSha256],
+    ['compressedSha256', recorded.compressedSha256, expected.compressedSha256],
+    ['uncompressedBytes', recorded.uncompressedBytes, expected.uncompressedBytes],
+    ['compressedBytes', recorded.compressedBytes, expected.compressedBytes],
+    ['rowDigest', recorded.rowDigest, expected.rowDigest],
+  ];
+  return pairs
+    .filter(([, want, got]) => want !== got)
+    .map(([name, want, got]) => `${name}: committed ${want}, manifest says ${got}`);
+}
+
+/** Gives the target column's type (format_type text) for a legacy value, or undefined for an unknown column. */
+export type ColumnTypeOf = (column: string) => string | undefined;
+
+const discard = () =>
+  new Writable({
+    write(_chunk, _encoding, callback) {
+      callback();
+    },
+  });
+
+/**
+ * Streams an archive once: S3 → hash of the compressed bytes → gunzip → (legacy rows converted to canonical lines)
+ * → binary COPY tuples of the canonical lines → `sink` (a `COPY ... FROM STDIN` stream, or nothing to only
+ * measure). Memory stays bounded by one chunk and one line whatever the archive's size. Returns what it measured;
+ * the caller compares it with the sidecar before trusting a single row.
+ */
+export async function streamArchive(
+  store: ArchiveStore,
+  ref: Pick<ArchiveRef, 'key' | 'format'>,
+  options: { sink?: Writable; columnType?: ColumnTypeOf; pin?: ObjectPin } = {},
+): Promise<MeasuredArchive> {
+  // Pinned to the object the inventory recorded, where known: another object under the key is refused.
+  let body: Readable | undefined;
+  try {
+    body = await store.getStream(ref.key, options.pin);
+    if (!body) throw new ArchiveIntegrityError(`archive ${ref.key} is missing`);
+  } catch (error) {
+    // The sink (a COPY already started) must end too, or its connection stays in COPY mode; the server's answer to
+    // the aborted COPY is that same failure, already being thrown.
+    options.sink?.on('error', () => undefined).destroy(error as Error);
+    throw error;
+  }
+  const compressed = new ByteFigures();
+  const encoder = new JsonLinesToCopy();
+  const legacy =
+    ref.format === 'legacy' ? new LegacyLinesToCanonical(options.columnType ?? (() => undefined)) : undefined;
+  const stages: (Readable | Writable)[] = [body, compressed, createGunzip()];
+  if (legacy) stages.push(legacy);
+  stages.push(encoder, options.sink ?? discard());
+  try {
+    await (pipeline as (...streams: (Readable | Writable)[]) => Promise<void>)(...stages);
+  } catch (error) {
+    throw classifyReadError(error, ref.key);
+  }
+  const lines: Omit<LineFigures, 'rowDigest'> = legacy ? legacy.figures() : encoder.figures();
+  return {
+    rows: lines.rows,
+    contentSha256: lines.contentSha256,
+    uncompressedBytes: lines.uncompressedBytes,
+    rowDigest: encoder.figures().rowDigest,
+    compressedSha256: compressed.sha256(),
+    compressedBytes: compressed.bytes,
+  };
+}
+
+/** zlib errors mean damaged bytes; a legacy row that cannot be converted is damage too; the rest is transport. */
+function classifyReadError(error: unknown, key: string): Error {
+  if (error instanceof ArchiveIntegrityError || error instanceof StorageUnavailableError) return error;
+  const code = (error as { code?: string }).code ?? '';
+  if (code.startsWith('Z_'))
+    return new ArchiveIntegrityError(`archive ${key} cannot be decompressed (${code})`, { cause: error });
+  if (error instanceof LegacyFormatError)
+    return new ArchiveIntegrityError(`archive ${key}: ${(error as Error).message}`, { cause: error });
+  // Errors raised by the COPY sink (the database) keep their own classification.
+  if ((error as { code?: string }).code && /^[0-9A-Z]{5}$/.test(code)) return error as Error;
+  return new StorageUnavailableError(`reading ${key} failed: ${(error as Error).message}`, { cause: error });
+}

@@ -1,0 +1,239 @@
+import type pg from 'pg';
+import { type BatchBounds, manifestKeyFor, quarantineKey, type TableLocation } from '../archive/format.js';
+import { rowDigestFromSql } from '../archive/row-digest.js';
+import { type ArchiverConfig, findDatabase, type ResolvedTable, tableRef } from '../config/config.js';
+import { assertCutoffAllowed } from '../config/governance.js';
+import { inReadOnlyTransaction } from '../database/db.js';
+import {
+  batchPredicateSql,
+  digestSelectSql,
+  rowHashSql,
+  rowSourceSql,
+  type TableShape,
+} from '../database/table-sql.js';
+import { BatchOutcomeUnknownError, ConfigError, DeleteInProgressError } from '../errors/step-errors.js';
+import type { InFlight } from '../lock-table/lock-table.js';
+import type { StepDeps } from '../step/step-deps.js';
+import type { TableTask } from '../step/table-task.js';
+
+export const BATCH_ID_METADATA = 'batch-id';
+
+export function tableLocation(config: ArchiverConfig, table: ResolvedTable): TableLocation {
+  return { prefix: config.s3.prefix, database: table.database, schema: table.schema, table: table.name };
+}
+
+export const tableLabel = (task: Pick<TableTask, 'database' | 'table'>) => ({
+  database: task.database,
+  table: task.table,
+});
+
+/**
+ * Refuses a task whose cut-off (or `cutoff`, e.g. the upper bound of the batch in flight) is later than the table's
+ * retention allows at the step's clock: a ConfigError the ASL catches, before any row is read or deleted.
+ */
+export function assertTaskCutoff(deps: StepDeps, task: TableTask, cutoff: string = task.cutoff): void {
+  const table = findDatabase(deps.config, task.database).tables.find((t) => tableRef(t) === task.table);
+  if (!table)
+    throw new ConfigError(`table "${task.table}" is not configured for database "${task.database}"`);
+  assertCutoffAllowed(deps.config, task.database, table, cutoff, deps.now());
+}
+
+/** Count and digest of the rows a batch predicate selects now, computed by PostgreSQL over the archive line text. */
+export async function digestBatchInDatabase(
+  client: pg.ClientBase,
+  shape: TableShape,
+  bounds: BatchBounds,
+): Promise<{ rows: number; rowDigest: string }> {
+  const hashes = `SELECT ${rowHashSql(shape)} AS h FROM ${rowSourceSql(shape)} AS t WHERE ${batchPredicateSql(shape, bounds)}`;
+  const result = await client.query<{ rows: string; hi: string; lo: string }>(digestSelectSql(hashes));
+  const row = result.rows[0] ?? { rows: '0', hi: '0', lo: '0' };
+  return { rows: Number(row.rows), rowDigest: rowDigestFromSql(row) };
+}
+
+/**
+ * The server an xid belongs to: system identifier and timeline. A restored cluster, a blue/green switchover or a
+ * promoted replica has another identity, and an xid from before means nothing there. Undefined where the server
+ * does not let us read it (some managed services); xid lookups then rely on the row comparison alone.
+ */
+export async function serverIdentity(client: pg.ClientBase): Promise<string | undefined> {
+  try {
+    const result = await client.query<{ id: string }>(
+      `SELECT pg_catalog.format('%s:%s', s.system_identifier, c.timeline_id) AS id
+         FROM pg_catalog.pg_control_system() s, pg_catalog.pg_control_checkpoint() c`,
+    );
+    return result.rows[0]?.id;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether the delete transaction of an in-flight batch committed, from the xid stored before COMMIT: PostgreSQL
+ * keeps the outcome of recent transactions, so no marker row is needed in the user's database. `unknown` when the
+ * xid is too old for the server to remember, belongs to another server, or lies in its future.
+ */
+export async function deleteTransactionStatus(
+  client: pg.ClientBase,
+  inFlight: Pick<InFlight, 'deleteXid' | 'deleteServer'>,
+): Promise<'committed' | 'aborted' | 'unknown'> {
+  if (!inFlight.deleteXid) return 'aborted';
+  if (inFlight.deleteServer !== undefined && inFlight.deleteServer !== (await serverIdentity(client)))
+    return 'unknown';
+  let status: string | null;
+  try {
+    const result = await client.query<{ status: string | null }>(
+      'SELECT pg_catalog.pg_xact_status($1::pg_catalog.xid8) AS status',
+      [inFlight.deleteXid],
+    );
+    status = result.rows[0]?.status ?? null;
+  } catch {
+    // "transaction ID ... is in the future": this server never ran that transaction.
+    return 'unknown';
+  }
+  if (status === 'in progress') {
+    throw new DeleteInProgressError(
+      `the delete transaction ${inFlight.deleteXid} of a previous attempt is still open`,
+    );
+  }
+  if (status === 'committed') return 'committed';
+  return status === 'aborted' ? 'aborted' : 'unknown';
+}
+
+/**
+ * Settles a batch whose delete was under way when its attempt ended. The transaction's recorded outcome decides;
+ * when the server cannot tell, the rows decide: none left means the delete committed, exactly the archived rows
+ * means it did not. Anything else cannot be settled safely, and nothing is deleted or withdrawn: an operator decides.
+ */
+export async function settleDelete(
+  client: pg.ClientBase,
+  shape: () => Promise<TableShape>,
+  inFlight: InFlight,
+): Promise<'committed' | 'aborted'> {
+  const status = await deleteTransactionStatus(client, inFlight);
+  if (status !== 'unknown') return status;
+  const now = await inReadOnlyTransaction(client, async () =>
+    digestBatchInDatabase(client, await shape(), inFlight.bounds),
+  );
+  if (now.rows === 0) return 'committed';
+  if (now.rows === inFlight.figures.rowCount && now.rowDigest === inFlight.figures.rowDigest)
+    return 'aborted';
+  throw new BatchOutcomeUnknownError(
+    `cannot tell whether the delete of ${inFlight.archiveKey} committed (transaction ${inFlight.deleteXid} is unknown to this server, and ${now.rows} of its ${inFlight.figures.rowCount} rows are left); nothing was changed`,
+  );
+}
+
+/**
+ * Writes the table's in-flight record under the task's lease, renewing the lease, provided the current record is
+ * as `expect` says (see LockTable.setInFlight); otherwise LeaseLostError and nothing is written.
+ */
+export function recordInFlight(
+  deps: StepDeps,
+  task: TableTask,
+  inFlight: InFlight,
+  expect: Parameters<StepDeps['locks']['setInFlight']>[5],
+): Promise<void> {
+  return deps.locks.setInFlight(
+    task.database,
+    task.table,
+    task.lease,
+    deps.config.defaults.leaseSeconds,
+    inFlight,
+    expect,
+  );
+}
+
+/**
+ * Renews the task's lease for `leaseSeconds` plus `waitSeconds` (a throttle pause the state machine waits next): each
+ * step calls it first, so neither retries nor waits between steps outlast the lease. LeaseLostError once it is lost.
+ */
+export function renewLease(deps: StepDeps, task: TableTask, waitSeconds = 0): Promise<void> {
+  return deps.locks.renew(
+    task.database,
+    task.table,
+    task.lease,
+    deps.config.defaults.leaseSeconds + waitSeconds,
+  );
+}
+
+/**
+ * Records a committed batch: enters its archive in the inventory, then clears it from the lease item (fenced),
+ * adds it to the totals and emits the metrics. A crash between the two leaves the batch `deleting`: the next
+ * attempt settles it as committed and comes here again (the inventory write is idempotent).
+ */
+export async function recordCommitted(deps: StepDeps, task: TableTask, inFlight: InFlight): Promise<void> {
+  await deps.locks.recordArchive(task.database, task.table, {
+    archiveKey: inFlight.archiveKey,
+    day: inFlight.day,
+    batchId: inFlight.batchId,
+    runId: inFlight.runId,
+    figures: inFlight.figures,
+    pin: inFlight.pin,
+    committedAt: deps.now().toISOString(),
+  });
+  await deps.locks.clearInFlight(task.database, task.table, task.lease, inFlight, {
+    rows: inFlight.figures.rowCount,
+    bytes: inFlight.figures.compressedBytes,
+  });
+  const label = tableLabel(task);
+  deps.telemetry.metric('RowsDeleted', 'Count', inFlight.figures.rowCount, label);
+  deps.telemetry.metric('RowsArchived', 'Count', inFlight.figures.rowCount, label);
+  deps.telemetry.metric('BytesArchived', 'Bytes', inFlight.figures.compressedBytes, label);
+  deps.telemetry.metric('BatchesArchived', 'Count', 1, label);
+}
+
+export type WithdrawReason = 'rows-changed' | 'integrity' | 'missing-staging' | 'discarded' | 'cutoff-moved';
+
+/**
+ * Takes back a batch whose delete never committed: its rows are all still in the database, so its archive must not
+ * stay live. The caller passes the record it read and decided on; the batch is first claimed (`withdrawing`) with a
+ * write that succeeds only if that record is unchanged, so an invocation acting on a stale view (the batch since
+ * deleted and committed by a retry or a new lease holder) fails there and removes nothing. Only objects this batch
+ * wrote are removed; an identical archive committed earlier never is. With `integrity`, a copy is kept as evidence.
+ */
+export async function withdrawBatch(
+  deps: StepDeps,
+  task: TableTask,
+  inFlight: InFlight,
+  reason: WithdrawReason,
+): Promise<void> {
+  const { store } = deps;
+  // A record already `withdrawing` (a crash mid-withdrawal) is claimed again the same way, to finish the job.
+  await recordInFlight(deps, task, { ...inFlight, stage: 'withdrawing' }, { unchanged: inFlight });
+  // Ownership is read from each object right before it is removed: an invocation still running beside its retry
+  // must not take an object another batch has put under the same (content-addressed) key since. An object without
+  // a batch-id counts as ours only under keys this batch wrote (its staging keys; the archive if upload created it).
+  const owned = async (key: string, wroteKey: boolean) => {
+    const head = await store.head(key);
+    const writer = head?.metadata[BATCH_ID_METADATA];
+    return head !== undefined && (writer === inFlight.batchId || (writer === undefined && wroteKey))
+      ? head
+      : undefined;
+  };
+  const removeIfOwned = async (key: string, wroteKey: boolean) => {
+    if (await owned(key, wroteKey)) await store.deleteKeys([key]);
+  };
+  await removeIfOwned(inFlight.stagingKey, true);
+  await removeIfOwned(manifestKeyFor(inFlight.stagingKey), true);
+  const createdArchive = inFlight.createdArchive === true;
+  const head = await owned(inFlight.archiveKey, createdArchive);
+  if (head) {
+    if (reason === 'integrity') {
+      const evidence = quarantineKey(deps.config.s3.prefix, inFlight.archiveKey, reason);
+      await store.copyOnce(
+        inFlight.archiveKey,
+        evidence,
+        { storageClass: 'STANDARD', kmsKeyId: deps.config.s3.kmsKeyId },
+        { [BATCH_ID_METADATA]: inFlight.batchId },
+        head.size,
+      );
+    }
+    await removeIfOwned(inFlight.archiveKey, createdArchive);
+    await removeIfOwned(manifestKeyFor(inFlight.archiveKey), createdArchive);
+  }
+  await deps.locks.clearInFlight(task.database, task.table, task.lease, inFlight);
+  deps.telemetry.warn('batch withdrawn; its rows stay in the database', {
+    ...tableLabel(task),
+    archiveKey: inFlight.archiveKey,
+    reason,
+  });
+}

@@ -1,0 +1,230 @@
+import type pg from 'pg';
+import { z } from 'zod';
+import {
+  type ArchiverConfig,
+  type ResolvedTable,
+  resolveTable,
+  type TableConfig,
+  tableRef,
+} from '../config/config.js';
+import { tableGovernance } from '../config/governance.js';
+import { inReadOnlyTransaction } from '../database/db.js';
+import {
+  dayWindowSql,
+  describeTable,
+  qualifiedName,
+  rowLineSql,
+  rowSourceSql,
+  type TableShape,
+  timestampAsInstantSql,
+} from '../database/table-sql.js';
+import { ArchiverError } from '../errors/step-errors.js';
+import type { StepDeps } from '../step/step-deps.js';
+import { activeHold } from './holds.js';
+
+/** Same lower bound as export: rows before year 1 or at -infinity are never eligible. */
+const EARLIEST = '0001-01-01T00:00:00Z';
+/**
+ * Compressed/uncompressed size assumed for gzip of JSON lines when a table has no archive yet to measure. 0.15 is
+ * conservative for audit rows (the predecessor tool measured about 0.1 at level 6 on its benchmark table).
+ */
+export const ASSUMED_COMPRESSION_RATIO = 0.15;
+/** Rows sampled for the average line width; enough for an estimate, cheap on any table. */
+const WIDTH_SAMPLE_ROWS = 1000;
+
+/** What one table's archive run would do, and why it might not start. Counts and names only, never row values. */
+export const TablePlanSchema = z.object({
+  database: z.string(),
+  table: z.string(),
+  /** `archive`: would archive; `nothing`: no eligible row; `held`/`locked`: would be skipped; `unusable`: refused. */
+  action: z.enum(['archive', 'nothing', 'held', 'locked', 'unusable']),
+  cutoff: z.string(),
+  eligibleRows: z.number().int().nonnegative(),
+  /** Objects export would write: per UTC day, ceil(rows / batchSize). */
+  batches: z.number().int().nonnegative(),
+  /** Batches beyond maxBatchesPerRun are left to later runs. */
+  runsNeeded: z.number().int().nonnegative(),
+  estimatedBytes: z.number().nonnegative(),
+  /** How estimatedBytes was reached: `measured` (bytes/row of this table's archives) or `assumed` compression. */
+  bytesBasis: z.enum(['measured', 'assumed', 'none']),
+  bytesNote: z.string(),
+  /** ISO UTC timestamp of the oldest eligible row. */
+  oldestRow: z.string().nullable(),
+  /** Whether the count could use an index on the timestamp column or had to scan the table. */
+  countMethod: z.enum(['index', 'sequential-scan', 'none']),
+  lock: z.string(),
+  legalHold: z.string().nullable(),
+  retention: z.string(),
+  encryption: z.string(),
+  error: z.string().optional(),
+});
+export type TablePlan = z.infer<typeof TablePlanSchema>;
+
+export const PlanReportSchema = z.object({
+  runId: z.string(),
+  plannedAt: z.string(),
+  tables: z.array(TablePlanSchema),
+});
+export type PlanReport = z.infer<typeof PlanReportSchema>;
+
+export interface PlannedTable {
+  database: string;
+  table: TableConfig;
+  cutoff: string;
+}
+
+/**
+ * Dry run: what an archive run would do per table, from reads only (catalog, counts through the timestamp index,
+ * the lock item, the config). It takes no lease, writes no object or item and changes no row.
+ */
+export async function buildPlanReport(
+  deps: Pick<StepDeps, 'config' | 'locks' | 'database' | 'now'>,
+  runId: string,
+  tables: PlannedTable[],
+): Promise<PlanReport> {
+  const report: TablePlan[] = [];
+  for (const planned of tables) report.push(await planTable(deps, planned));
+  return { runId, plannedAt: deps.now().toISOString(), tables: report };
+}
+
+async function planTable(
+  deps: Pick<StepDeps, 'config' | 'locks' | 'database' | 'now'>,
+  { database, table, cutoff }: PlannedTable,
+): Promise<TablePlan> {
+  const ref = tableRef(table);
+  const { config } = deps;
+  const resolved = resolveTable(config, database, ref);
+  const state = await deps.locks.get(database, ref);
+  const hold = await activeHold(deps, database, ref);
+  const now = deps.now().getTime();
+  const leased = state.owner !== undefined && (state.expiresAt ?? 0) > now;
+  const base: TablePlan = {
+    database,
+    table: ref,
+    action: 'nothing',
+    cutoff,
+    eligibleRows: 0,
+    batches: 0,
+    runsNeeded: 0,
+    estimatedBytes: 0,
+    bytesBasis: 'none',
+    bytesNote: '',
+    oldestRow: null,
+    countMethod: 'none',
+    lock: lockStatus(state, leased),
+    legalHold: hold ?? null,
+    retention: retentionStatus(config, table),
+    encryption: encryptionStatus(config, table),
+  };
+  let counted: Awaited<ReturnType<typeof countEligible>>;
+  try {
+    const db = await deps.database(database);
+    counted = await db.withConnection((client) =>
+      inReadOnlyTransaction(client, () => countEligible(client, resolved, cutoff, state)),
+    );
+  } catch (error) {
+    // A table the run would refuse: report why (named errors carry no row values) and go on with the others.
+    if (!(error instanceof ArchiverError) || error.retryable) throw error;
+    return { ...base, action: 'unusable', error: `${error.name}: ${error.message}` };
+  }
+  const maxBatches = config.defaults.maxBatchesPerRun;
+  const action = hold ? 'held' : leased ? 'locked' : counted.eligibleRows > 0 ? 'archive' : 'nothing';
+  return { ...base, ...counted, action, runsNeeded: Math.ceil(counted.batches / maxBatches) };
+}
+
+function lockStatus(state: Awaited<ReturnType<StepDeps['locks']['get']>>, leased: boolean): string {
+  const inFlight = state.inFlight
+    ? `; a batch is in flight (${state.inFlight.stage}), the next run settles it first`
+    : '';
+  if (leased)
+    return `locked by ${state.owner} until ${new Date(state.expiresAt ?? 0).toISOString()}${inFlight}`;
+  if (state.owner) return `free (lease of ${state.owner} expired)${inFlight}`;
+  return `free${inFlight}`;
+}
+
+function retentionStatus(config: ArchiverConfig, table: TableConfig): string {
+  const g = tableGovernance(config, table);
+  const bounds =
+    g.minRetentionDays === undefined && g.maxRetentionDays === undefined
+      ? 'no policy bounds'
+      : `policy ${g.minRetentionDays ?? 1}-${g.maxRetentionDays ?? '∞'} days`;
+  return `${g.retentionDays} days, ${bounds}${g.classification ? ` (classification ${g.classification})` : ''}: ok`;
+}
+
+function encryptionStatus(config: ArchiverConfig, table: TableConfig): string {
+  const written = config.s3.kmsKeyId ? `SSE-KMS (${config.s3.kmsKeyId})` : 'bucket default encryption';
+  return tableGovernance(config, table).requiresKms ? `${written}; SSE-KMS required` : written;
+}
+
+async function countEligible(
+  client: pg.ClientBase,
+  table: ResolvedTable,
+  cutoff: string,
+  state: { totalRows: number; totalBytes: number },
+) {
+  const shape = await describeTable(client, table);
+  const cutoffIso = new Date(cutoff).toISOString();
+  const window = dayWindowSql(shape, EARLIEST, cutoffIso);
+  const instant = timestampAsInstantSql(shape);
+  // Grouped by UTC day as export cuts batches; the WHERE is a range on the bare column, which its index serves.
+  const days = await client.query<{ rows: string; oldest: string }>(
+    `SELECT count(*)::text AS rows,
+            to_char(min(${instant}) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS oldest
+       FROM ${rowSourceSql(shape)} AS t WHERE ${window}
+      GROUP BY to_char(${instant} AT TIME ZONE 'UTC', 'YYYY-MM-DD')`,
+  );
+  let eligibleRows = 0;
+  let batches = 0;
+  let oldestRow: string | null = null;
+  for (const day of days.rows) {
+    const rows = Number(day.rows);
+    eligibleRows += rows;
+    batches += Math.ceil(rows / table.batchSize);
+    if (oldestRow === null || day.oldest < oldestRow) oldestRow = day.oldest;
+  }
+  const countMethod = (await hasTimestampIndex(client, shape))
+    ? ('index' as const)
+    : ('sequential-scan' as const);
+  const bytes = await estimateBytes(client, shape, window, eligibleRows, state);
+  return { eligibleRows, batches, oldestRow, countMethod, ...bytes };
+}
+
+/** Whether a plain (non-partial) index leads with the timestamp column, so the eligible range needs no full scan. */
+async function hasTimestampIndex(client: pg.ClientBase, shape: TableShape): Promise<boolean> {
+  const result = await client.query<{ indexed: boolean }>(
+    `SELECT EXISTS (
+       SELECT 1 FROM pg_catalog.pg_index i
+         JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+        WHERE i.indrelid = $1::regclass AND a.attname = $2 AND i.indpred IS NULL) AS indexed`,
+    [qualifiedName(shape), shape.timestampColumn.name],
+  );
+  return result.rows[0]?.indexed === true;
+}
+
+async function estimateBytes(
+  client: pg.ClientBase,
+  shape: TableShape,
+  window: string,
+  eligibleRows: number,
+  state: { totalRows: number; totalBytes: number },
+): Promise<Pick<TablePlan, 'estimatedBytes' | 'bytesBasis' | 'bytesNote'>> {
+  if (eligibleRows === 0) return { estimatedBytes: 0, bytesBasis: 'none', bytesNote: 'no eligible rows' };
+  if (state.totalRows > 0) {
+    const perRow = state.totalBytes / state.totalRows;
+    return {
+      estimatedBytes: Math.round(perRow * eligibleRows),
+      bytesBasis: 'measured',
+      bytesNote: `${perRow.toFixed(1)} bytes/row measured over the ${state.totalRows} rows archived so far`,
+    };
+  }
+  const sample = await client.query<{ width: number | null }>(
+    `SELECT avg(octet_length(${rowLineSql(shape)}) + 1)::float8 AS width
+       FROM (SELECT * FROM ${rowSourceSql(shape)} AS t WHERE ${window} LIMIT ${WIDTH_SAMPLE_ROWS}) AS t`,
+  );
+  const width = sample.rows[0]?.width ?? 0;
+  return {
+    estimatedBytes: Math.round(width * ASSUMED_COMPRESSION_RATIO * eligibleRows),
+    bytesBasis: 'assumed',
+    bytesNote: `no archive yet: average line ${width.toFixed(0)} bytes × assumed gzip ratio ${ASSUMED_COMPRESSION_RATIO}`,
+  };
+}

@@ -1,0 +1,176 @@
+import { ConfigError } from '../errors/step-errors.js';
+import type { ArchiverConfig, TableConfig } from './config.js';
+
+/**
+ * Governance of one table: its effective retention against the policy's bounds (global, tightened by its
+ * classification), whether its archives need SSE-KMS, and a legal hold set in the config. Types only from config.ts:
+ * config.ts calls governanceIssues() from its own validation.
+ */
+export interface TableGovernance {
+  classification?: string;
+  retentionDays: number;
+  minRetentionDays?: number;
+  maxRetentionDays?: number;
+  /** `critical: true`, or a classification with `requireKms: true`. */
+  requiresKms: boolean;
+  /** The reason of a legal hold set in the config (`legalHold: true` reads "legal hold in config"). */
+  configHold?: string;
+}
+
+export interface GovernanceIssue {
+  path: (string | number)[];
+  message: string;
+}
+
+const DAY_MS = 86_400_000;
+
+/**
+ * The cut-off of a run that starts at `start`: the UTC midnight at or before `start` minus the retention. Rounding
+ * down to a day keeps every row at least `retentionDays` (up to a day longer), archives each UTC day whole in one run
+ * instead of a partial object per run, and makes which rows a run takes independent of the hour it starts at.
+ */
+export function retentionCutoff(start: Date | number, retentionDays: number): string {
+  const at = typeof start === 'number' ? start : start.getTime();
+  return new Date(Math.floor(at / DAY_MS) * DAY_MS - retentionDays * DAY_MS).toISOString();
+}
+
+/**
+ * How far a function's clock may run behind the execution's start time that Plan computed the cut-off from: near
+ * midnight the two can read different days. Only a later cut-off is dangerous; a run started on an earlier day
+ * carries an earlier one and is always accepted.
+ */
+export const CUTOFF_CLOCK_SKEW_MS = 5 * 60_000;
+
+/**
+ * The latest cut-off a step may act on at `now`: that of a run starting now, under the table's effective retention
+ * (its configured retention, never below the policy's minimum for it).
+ */
+export function latestAllowedCutoff(config: ArchiverConfig, table: TableConfig, now: Date): string {
+  const g = tableGovernance(config, table);
+  const days = Math.max(g.retentionDays, g.minRetentionDays ?? 0);
+  return retentionCutoff(now.getTime() + CUTOFF_CLOCK_SKEW_MS, days);
+}
+
+/**
+ * Refuses a cut-off later than the retention allows: the execution input carries it, and whoever can start an
+ * execution can write any. Every step that selects or deletes rows checks it against the config and the policy.
+ */
+export function assertCutoffAllowed(
+  config: ArchiverConfig,
+  database: string,
+  table: TableConfig,
+  cutoff: string,
+  now: Date,
+): void {
+  assertTableGoverned(config, database, table);
+  const latest = latestAllowedCutoff(config, table, now);
+  if (!(Date.parse(cutoff) <= Date.parse(latest))) {
+    throw new ConfigError(
+      `cut-off ${cutoff} of ${tableName(database, table)} is later than its retention allows (latest ${latest}); nothing was archived or deleted`,
+    );
+  }
+}
+
+const tableName = (database: string, table: TableConfig) => `${database}/${table.schema}.${table.name}`;
+
+const tighter = (a: number | undefined, b: number | undefined, pick: (x: number, y: number) => number) =>
+  a === undefined ? b : b === undefined ? a : pick(a, b);
+
+export function tableGovernance(config: ArchiverConfig, table: TableConfig): TableGovernance {
+  const policy = config.policy;
+  const classified = table.classification ? policy?.classifications[table.classification] : undefined;
+  return {
+    classification: table.classification,
+    retentionDays: table.retentionDays ?? config.defaults.retentionDays,
+    minRetentionDays: tighter(policy?.minRetentionDays, classified?.minRetentionDays, Math.max),
+    maxRetentionDays: tighter(policy?.maxRetentionDays, classified?.maxRetentionDays, Math.min),
+    requiresKms: table.critical === true || classified?.requireKms === true,
+    configHold:
+      table.legalHold === true
+        ? 'legal hold in config'
+        : typeof table.legalHold === 'string'
+          ? table.legalHold
+          : undefined,
+  };
+}
+
+/** What is wrong with one table under the policy, each with the config field it concerns (relative to the table). */
+function tableProblems(config: ArchiverConfig, database: string, table: TableConfig): GovernanceIssue[] {
+  const name = tableName(database, table);
+  const known = Object.keys(config.policy?.classifications ?? {});
+  if (table.classification && !known.includes(table.classification)) {
+    return [
+      {
+        path: ['classification'],
+        message: `unknown classification "${table.classification}" (policy.classifications: ${known.join(', ') || 'none'})`,
+      },
+    ];
+  }
+  const g = tableGovernance(config, table);
+  const by = g.classification ? ` (classification ${g.classification})` : '';
+  const retentionField =
+    table.retentionDays === undefined ? 'retentionDays (from defaults)' : 'retentionDays';
+  const problems: GovernanceIssue[] = [];
+  if (g.minRetentionDays !== undefined && g.retentionDays < g.minRetentionDays) {
+    problems.push({
+      path: ['retentionDays'],
+      message: `${name}: ${retentionField} ${g.retentionDays} is below the policy minimum of ${g.minRetentionDays} days${by}`,
+    });
+  }
+  if (g.maxRetentionDays !== undefined && g.retentionDays > g.maxRetentionDays) {
+    problems.push({
+      path: ['retentionDays'],
+      message: `${name}: ${retentionField} ${g.retentionDays} is above the policy maximum of ${g.maxRetentionDays} days${by}`,
+    });
+  }
+  if (g.requiresKms && !config.s3.kmsKeyId) {
+    problems.push({
+      path: [table.critical ? 'critical' : 'classification'],
+      message: `${name} requires SSE-KMS archives (${table.critical ? 'critical: true' : `classification ${g.classification} has requireKms`}): set s3.kmsKeyId`,
+    });
+  }
+  return problems;
+}
+
+/** Every policy problem of a config, with full paths: config validation reports them as field errors. */
+export function governanceIssues(config: ArchiverConfig): GovernanceIssue[] {
+  const issues: GovernanceIssue[] = [];
+  const policy = config.policy;
+  const bounds = [
+    { path: ['policy'], min: policy?.minRetentionDays, max: policy?.maxRetentionDays },
+    ...Object.entries(policy?.classifications ?? {}).map(([name, c]) => ({
+      path: ['policy', 'classifications', name],
+      min: c.minRetentionDays,
+      max: c.maxRetentionDays,
+    })),
+  ];
+  for (const { path, min, max } of bounds) {
+    if (min !== undefined && max !== undefined && min > max) {
+      issues.push({
+        path: [...path, 'maxRetentionDays'],
+        message: `must not be below minRetentionDays (${min})`,
+      });
+    }
+  }
+  config.databases.forEach((db, i) => {
+    db.tables.forEach((table, j) => {
+      for (const problem of tableProblems(config, db.name, table)) {
+        issues.push({ path: ['databases', i, 'tables', j, ...problem.path], message: problem.message });
+      }
+    });
+  });
+  return issues;
+}
+
+/**
+ * Refuses a table the policy forbids archiving (at run time too: a config can reach a function without the CLI's
+ * validation, e.g. an older bundle). Throws ConfigError naming the table, its retention and the bound.
+ */
+export function assertTableGoverned(config: ArchiverConfig, database: string, table: TableConfig): void {
+  const problems = tableProblems(config, database, table);
+  if (problems.length > 0) {
+    throw new ConfigError(
+      `policy refuses ${tableName(database, table)}: ${problems.map((p) => p.message).join('; ')}`,
+    );
+  }
+}

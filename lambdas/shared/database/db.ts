@@ -1,0 +1,201 @@
+import pg from 'pg';
+import type { DatabaseConfig } from '../config/config.js';
+import { classifyDatabaseError } from '../errors/step-errors.js';
+
+/** A resolved connection: what credentials.ts produces from a secret, a URL or an env var. */
+export interface ConnectionSettings {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  database: string;
+}
+
+export interface SessionLimits {
+  statementTimeoutSeconds: number;
+  lockTimeoutSeconds: number;
+}
+
+/**
+ * Settings the proofs depend on. The row text the archive stores (and the digest computed over it in SQL) depends on
+ * the first six, so export, verify, delete and restore must all see the same values. The search_path makes every
+ * unqualified function, operator and type resolve in pg_catalog: whatever another role creates in public or in the
+ * table's own schema (a better-matching `convert_to(text, text)`, an `=` on some type) is never picked. pg_temp is
+ * listed last, or it would be searched first for relations.
+ */
+const PINNED_SETTINGS: readonly (readonly [string, string])[] = [
+  ['client_encoding', "'UTF8'"],
+  ['DateStyle', "'ISO, YMD'"],
+  ['IntervalStyle', "'postgres'"],
+  ['TimeZone', "'UTC'"],
+  ['extra_float_digits', '1'],
+  ['bytea_output', "'hex'"],
+  ['search_path', 'pg_catalog, pg_temp'],
+];
+
+function settingsSql(limits: SessionLimits | undefined, scope: 'SET' | 'SET LOCAL'): string[] {
+  const pinned = PINNED_SETTINGS.map(([name, value]) => `${scope} ${name} = ${value}`);
+  if (!limits) return pinned;
+  return [
+    ...pinned,
+    `${scope} statement_timeout = ${Math.round(limits.statementTimeoutSeconds * 1000)}`,
+    `${scope} lock_timeout = ${Math.round(limits.lockTimeoutSeconds * 1000)}`,
+    // An invocation that dies mid-transaction must not hold row locks until TCP keepalive notices.
+    `${scope} idle_in_transaction_session_timeout = ${Math.round(Math.max(60, limits.statementTimeoutSeconds) * 1000)}`,
+    `${scope} application_name = 'audit-archiver'`,
+  ];
+}
+
+/** Session settings every archiver connection starts with (see PINNED_SETTINGS). */
+export function sessionSetupSql(limits: SessionLimits): string {
+  return settingsSql(limits, 'SET').join('; ');
+}
+
+/** The SET LOCALs that open every archiver transaction; the connection's limits travel with it (see withConnection). */
+const TRANSACTION_SETUP = Symbol('audit-archiver transaction setup');
+type WithSetup = { [TRANSACTION_SETUP]?: string };
+
+/**
+ * BEGIN together with SET LOCAL of every setting, in one round trip. Behind a transaction-pooling proxy (PgBouncer in
+ * transaction mode) consecutive transactions may run on different server connections, so settings made once per
+ * connection cannot be relied on; a transaction always runs on one server connection, so these hold in all of it.
+ */
+function beginSql(client: pg.ClientBase, mode: '' | ' READ ONLY'): string {
+  const setup = (client as WithSetup)[TRANSACTION_SETUP] ?? settingsSql(undefined, 'SET LOCAL').join('; ');
+  return `BEGIN${mode}; ${setup}`;
+}
+
+export function tlsOption(mode: DatabaseConfig['tls']): pg.PoolConfig['ssl'] {
+  if (mode === 'disable') return false;
+  // verify-full checks the chain and host name; the RDS CA bundle reaches Node through NODE_EXTRA_CA_CERTS.
+  return mode === 'verify-full' ? { rejectUnauthorized: true } : { rejectUnauthorized: false };
+}
+
+export interface Database {
+  /** Runs `work` on one pooled connection with the archiver's session settings; maps driver errors to named ones. */
+  withConnection<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T>;
+  end(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  tls: DatabaseConfig['tls'];
+  maxConnections: number;
+  limits: SessionLimits;
+  /** Fetched for every new connection, so a rotated secret reaches a warm container (cached by the source). */
+  password?: () => Promise<string>;
+  /** Called when the server rejects the password: the source forgets what it cached, and the connect is retried once. */
+  onAuthFailure?: () => void;
+}
+
+export function createDatabase(settings: ConnectionSettings, options: DatabaseOptions): Database {
+  const pool = new pg.Pool({
+    ...settings,
+    password: options.password ?? settings.password,
+    ssl: tlsOption(options.tls),
+    max: options.maxConnections,
+    idleTimeoutMillis: 30_000,
+    connectionTimeoutMillis: 10_000,
+    keepAlive: true,
+  });
+  // Without a listener, a server-side disconnect of an idle client crashes the whole process.
+  pool.on('error', () => undefined);
+  const setup = sessionSetupSql(options.limits);
+  const transactionSetup = settingsSql(options.limits, 'SET LOCAL').join('; ');
+  // Session settings are made once per pooled connection (one round trip less per step). Every statement whose result
+  // depends on them runs in a transaction that sets them again (beginSql), so they hold behind a transaction pooler too.
+  return {
+    async withConnection(work) {
+      let client: pg.PoolClient;
+      try {
+        client = await pool.connect();
+      } catch (error) {
+        if ((error as { code?: string }).code !== '28P01' || !options.onAuthFailure)
+          throw classifyDatabaseError(error);
+        options.onAuthFailure();
+        try {
+          client = await pool.connect();
+        } catch (retryError) {
+          throw classifyDatabaseError(retryError);
+        }
+      }
+      let broken = false;
+      // A server-side disconnect while the client is checked out is emitted here; the failing query reports it.
+      const onError = () => {
+        broken = true;
+      };
+      client.on('error', onError);
+      try {
+        if ((client as WithSetup)[TRANSACTION_SETUP] === undefined) {
+          await client.query(setup);
+          (client as WithSetup)[TRANSACTION_SETUP] = transactionSetup;
+        }
+        return await work(client);
+      } catch (error) {
+        broken = true;
+        throw classifyDatabaseError(error);
+      } finally {
+        client.off('error', onError);
+        // A failed client may sit in an aborted transaction or a half-read COPY: never hand it out again.
+        client.release(broken || abandoned(client));
+      }
+    },
+    end: () => pool.end(),
+  };
+}
+
+const ABANDONED = Symbol('abandoned');
+type Abandonable = pg.ClientBase & { [ABANDONED]?: true };
+
+/**
+ * Marks a connection left in the middle of a COPY TO (its stream destroyed): the server goes on sending rows, so no
+ * statement, ROLLBACK included, can follow on it. The transaction helpers then skip their ROLLBACK (it would wait
+ * forever) and the pool closes the connection, which ends the transaction on the server.
+ */
+export function abandonConnection(client: pg.ClientBase): void {
+  (client as Abandonable)[ABANDONED] = true;
+}
+
+const abandoned = (client: pg.ClientBase) => (client as Abandonable)[ABANDONED] === true;
+
+const rollBack = async (client: pg.ClientBase) => {
+  if (!abandoned(client)) await client.query('ROLLBACK').catch(() => undefined);
+};
+
+/** Runs `work` in a transaction and rolls back on any error, including errors thrown by `work` itself. */
+export function inTransaction<T>(client: pg.ClientBase, work: () => Promise<T>): Promise<T> {
+  return committed(client, '', work);
+}
+
+/**
+ * Runs reads in a READ ONLY transaction: the archiver's settings hold for each of them (beginSql), and no function
+ * they might call can write to the database in it.
+ */
+export function inReadOnlyTransaction<T>(client: pg.ClientBase, work: () => Promise<T>): Promise<T> {
+  return committed(client, ' READ ONLY', work);
+}
+
+async function committed<T>(
+  client: pg.ClientBase,
+  mode: '' | ' READ ONLY',
+  work: () => Promise<T>,
+): Promise<T> {
+  await client.query(beginSql(client, mode));
+  try {
+    const result = await work();
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await rollBack(client);
+    throw error;
+  }
+}
+
+/** Runs `work` in a transaction that always rolls back: a dry run sees what would happen and leaves nothing. */
+export async function inRolledBackTransaction<T>(client: pg.ClientBase, work: () => Promise<T>): Promise<T> {
+  await client.query(beginSql(client, ''));
+  try {
+    return await work();
+  } finally {
+    await rollBack(client);
+  }
+}

@@ -1,0 +1,255 @@
+import type pg from 'pg';
+import { findRelation, primaryKey, quoteIdent, quoteLiteral } from '../database/table-sql.js';
+import { SchemaDriftError, TableNotUsableError } from '../errors/step-errors.js';
+
+export interface TableName {
+  schema: string;
+  name: string;
+}
+
+export const qualified = (table: TableName): string =>
+  `${quoteIdent(table.schema)}.${quoteIdent(table.name)}`;
+export const tableLabel = (table: TableName): string => `"${table.schema}"."${table.name}"`;
+
+export interface TargetColumn {
+  name: string;
+  type: string;
+  /** The type under a domain (a domain over bytea reads its values as bytea does); else `type`. */
+  baseType: string;
+  generated: boolean;
+}
+
+/** A restore target as the catalog describes it. */
+export interface RestoreTarget {
+  table: TableName;
+  oid: number;
+  /** Changes when the table is dropped and created again, or truncated: a restore watermark belongs to one. */
+  identity: string;
+  columns: TargetColumn[];
+  primaryKey: string[];
+}
+
+/** Reads the target's columns and primary key; undefined when there is no such table. */
+export async function describeTarget(
+  client: pg.ClientBase,
+  table: TableName,
+): Promise<RestoreTarget | undefined> {
+  const relation = await findRelation(client, table);
+  if (!relation) return undefined;
+  if (relation.relkind !== 'r' && relation.relkind !== 'p') {
+    throw new TableNotUsableError(`restore target ${tableLabel(table)} is not a table`);
+  }
+  const cols = await client.query<{ name: string; type: string; base_type: string; generated: string }>(
+    `SELECT a.attname AS name, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,
+            CASE WHEN ty.typtype = 'd' THEN pg_catalog.format_type(ty.typbasetype, ty.typtypmod)
+                 ELSE pg_catalog.format_type(a.atttypid, a.atttypmod) END AS base_type,
+            a.attgenerated::text AS generated
+       FROM pg_catalog.pg_attribute a
+       JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
+      WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+      ORDER BY a.attnum`,
+    [relation.oid],
+  );
+  const storage = await client.query<{ identity: string }>(
+    `SELECT $1::oid::text || '.' || coalesce(pg_catalog.pg_relation_filenode($1::oid)::text, '0') AS identity`,
+    [relation.oid],
+  );
+  return {
+    table,
+    oid: relation.oid,
+    identity: storage.rows[0]?.identity ?? String(relation.oid),
+    columns: cols.rows.map((c) => ({
+      name: c.name,
+      type: c.type,
+      baseType: c.base_type,
+      generated: c.generated !== '',
+    })),
+    primaryKey: await primaryKey(client, relation.oid),
+  };
+}
+
+/**
+ * A type name from an archive's manifest, resolved by the server: a manifest is data, so its type text is never
+ * spliced into SQL as written. Returns PostgreSQL's own (quoted) spelling without a modifier, which reads as the
+ * unbounded type (`bpchar`, `"bit"`, `numeric`), or undefined when the type is unknown. An unqualified name that
+ * pg_catalog does not know is looked up in `public`: archives written before sessions pinned the search_path name
+ * a type there without its schema (see comparableType).
+ */
+export async function resolveTypeName(client: pg.ClientBase, type: string): Promise<string | undefined> {
+  const result = await client.query<{ type: string | null }>(
+    `SELECT pg_catalog.format_type(COALESCE(pg_catalog.to_regtype($1),
+              CASE WHEN pg_catalog.strpos($1, '.') = 0 THEN pg_catalog.to_regtype('public.' || $1) END), -1) AS type`,
+    [type],
+  );
+  return result.rows[0]?.type ?? undefined;
+}
+
+export interface ArchivedColumn {
+  name: string;
+  /** The column's type when it was archived; undefined when the archive does not record it (legacy). */
+  type?: string;
+}
+
+/** How each archived value reaches the target: the columns written, the SQL that reads each, and what drifted. */
+export interface ColumnPlan {
+  columns: { name: string; expression: string }[];
+  /** Columns whose type changed since archiving: their values must survive the conversion (checkConversions). */
+  converted: { name: string; from: string; into: string; text: string }[];
+  warnings: string[];
+}
+
+/**
+ * Maps archived columns onto the target. Every value is read as `j ->> 'name'` (its text form) and goes through the
+ * target column type's input function, which reproduces it exactly when the type is unchanged. Columns added since
+ * archiving are left out of the INSERT, so they get their default (or NULL); generated columns are recomputed by
+ * the target; a column the target no longer has is an error in `strict` mode and dropped with a warning in
+ * `lenient` mode. A changed type is read by the new type's input function, and checkConversions then refuses values
+ * that would change. The archived type names are only compared, never spliced into SQL: a manifest is data.
+ */
+export function planColumns(
+  archived: ArchivedColumn[],
+  target: RestoreTarget,
+  drift: 'strict' | 'lenient',
+): ColumnPlan {
+  const byName = new Map(target.columns.map((c) => [c.name, c]));
+  const archivedNames = new Set(archived.map((c) => c.name));
+  const plan: ColumnPlan = { columns: [], converted: [], warnings: [] };
+  const removed: string[] = [];
+  for (const column of archived) {
+    const into = byName.get(column.name);
+    if (!into) {
+      removed.push(column.name);
+      continue;
+    }
+    if (into.generated) {
+      plan.warnings.push(
+        `column "${column.name}" is generated in the target: recomputed, archived values unused`,
+      );
+      continue;
+    }
+    const text = `(s.j ->> ${quoteLiteral(column.name)})`;
+    plan.columns.push({ name: column.name, expression: `${text}::${into.type}` });
+    if (column.type !== undefined && column.type !== into.type) {
+      plan.converted.push({ name: column.name, from: column.type, into: into.type, text });
+      plan.warnings.push(`column "${column.name}" converted from ${column.type} to ${into.type}`);
+    }
+  }
+  if (removed.length > 0) {
+    const list = removed.map((name) => `"${name}"`).join(', ');
+    if (drift === 'strict') {
+      throw new SchemaDriftError(
+        `the target ${tableLabel(target.table)} no longer has column(s) ${list}; restore with drift "lenient" to drop them`,
+      );
+    }
+    plan.warnings.push(`column(s) ${list} dropped: the target no longer has them`);
+  }
+  const added = target.columns.filter((c) => !archivedNames.has(c.name) && !c.generated).map((c) => c.name);
+  if (added.length > 0) {
+    plan.warnings.push(
+      `column(s) ${added.map((name) => `"${name}"`).join(', ')} not in the archive: default used`,
+    );
+  }
+  if (plan.columns.length === 0) throw new SchemaDriftError('no archived column exists in the target');
+  return plan;
+}
+
+/**
+ * For each column whose type changed, reads every staged value with the new type and compares its text form with
+ * the archived one: a conversion that would truncate, round or reinterpret a value (say text into varchar(3),
+ * numeric into numeric(10,2), timestamptz into date) fails in `strict` mode and is reported in `lenient` mode; a
+ * value the new type cannot read at all always fails.
+ */
+export async function checkConversions(
+  client: pg.ClientBase,
+  plan: ColumnPlan,
+  drift: 'strict' | 'lenient',
+): Promise<void> {
+  for (const column of plan.converted) {
+    let changed: number;
+    try {
+      const result = await client.query<{ changed: number }>(
+        `SELECT count(*)::int AS changed FROM ${stagedRows}
+          WHERE ${column.text} IS NOT NULL AND (${column.text}::${column.into})::text IS DISTINCT FROM ${column.text}`,
+      );
+      changed = result.rows[0]?.changed ?? 0;
+    } catch (error) {
+      const code = (error as { code?: string }).code ?? '';
+      if (!code.startsWith('22')) throw error;
+      throw new SchemaDriftError(
+        `column "${column.name}": archived ${column.from} values cannot be read as ${column.into} (SQLSTATE ${code})`,
+      );
+    }
+    if (changed === 0) continue;
+    const what = `column "${column.name}": ${changed} value(s) change when converted from ${column.from} to ${column.into}`;
+    if (drift === 'strict')
+      throw new SchemaDriftError(`${what}; restore with drift "lenient" to accept that`);
+    plan.warnings.push(what);
+  }
+}
+
+/** The staged archive lines, one jsonb parse per row. */
+export const STAGING_TABLE = 'pg_temp.audit_archiver_restore';
+const stagedRows = `(SELECT line::jsonb AS j FROM ${STAGING_TABLE}) AS s`;
+
+export const createStagingSql = `CREATE TEMP TABLE audit_archiver_restore (line text) ON COMMIT DROP`;
+export const copyIntoStagingSql = `COPY ${STAGING_TABLE} (line) FROM STDIN (FORMAT binary)`;
+
+export type ConflictStrategy = 'skip' | 'overwrite' | 'fail';
+
+/**
+ * One set-based INSERT from the staged lines with the conflict strategy, counting inserted and replaced rows
+ * (`xmax = 0` marks a freshly inserted row). OVERRIDING SYSTEM VALUE keeps archived identity values.
+ */
+export function insertSql(
+  target: RestoreTarget,
+  plan: ColumnPlan,
+  strategy: ConflictStrategy,
+  conflictKey: string[],
+): string {
+  const names = plan.columns.map((c) => quoteIdent(c.name)).join(', ');
+  const values = plan.columns.map((c) => c.expression).join(', ');
+  // Only the key arbitrates: a clash on any other unique constraint fails the archive instead of hiding a row.
+  const key = conflictKey.map(quoteIdent).join(', ');
+  const updates = plan.columns
+    .filter((c) => !conflictKey.includes(c.name))
+    .map((c) => `${quoteIdent(c.name)} = EXCLUDED.${quoteIdent(c.name)}`);
+  let conflict = '';
+  if (strategy === 'skip' || (strategy === 'overwrite' && updates.length === 0))
+    conflict = `ON CONFLICT (${key}) DO NOTHING`;
+  else if (strategy === 'overwrite') conflict = `ON CONFLICT (${key}) DO UPDATE SET ${updates.join(', ')}`;
+  return `WITH written AS (
+      INSERT INTO ${qualified(target.table)} (${names}) OVERRIDING SYSTEM VALUE
+      SELECT ${values} FROM ${stagedRows}
+      ${conflict}
+      RETURNING (xmax = 0) AS inserted)
+    SELECT count(*) FILTER (WHERE inserted)::int AS inserted, count(*) FILTER (WHERE NOT inserted)::int AS updated
+      FROM written`;
+}
+
+/**
+ * Moves every sequence that feeds a column of the target (serial or identity) past the highest value now in that
+ * column, never backwards, so new rows do not collide with restored ones. Returns the sequences it advanced.
+ */
+export async function advanceSequences(
+  client: pg.ClientBase,
+  table: TableName,
+): Promise<{ column: string; sequence: string; value: string }[]> {
+  const sequences = await client.query<{ column: string; sequence: string }>(
+    `SELECT a.attname AS column, pg_catalog.pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), a.attname) AS sequence
+       FROM pg_catalog.pg_attribute a
+      WHERE a.attrelid = format('%I.%I', $1::text, $2::text)::regclass AND a.attnum > 0 AND NOT a.attisdropped`,
+    [table.schema, table.name],
+  );
+  const advanced: { column: string; sequence: string; value: string }[] = [];
+  for (const { column, sequence } of sequences.rows.filter((r) => r.sequence !== null)) {
+    const result = await client.query<{ value: string }>(
+      `SELECT pg_catalog.setval($1::regclass, m)::text AS value
+         FROM (SELECT max(${quoteIdent(column)})::bigint AS m FROM ${qualified(table)}) AS highest
+        WHERE m IS NOT NULL AND m > coalesce(pg_catalog.pg_sequence_last_value($1::regclass), 0)`,
+      [sequence],
+    );
+    const value = result.rows[0]?.value;
+    if (value !== undefined) advanced.push({ column, sequence, value });
+  }
+  return advanced;
+}

@@ -1,0 +1,150 @@
+import { z } from 'zod';
+import type { DatabaseConfig } from '../config/config.js';
+import { ConfigError } from '../errors/step-errors.js';
+
+const TABLE_REF_MESSAGE = 'must be "schema.name" or {"schema": ..., "name": ...}';
+
+const TableNameSchema = z
+  .object({ schema: z.string().min(1), name: z.string().min(1) }, { error: TABLE_REF_MESSAGE })
+  .strict();
+
+/** A table as operators write it: "schema.name" (split at the first dot) or `{ "schema": ..., "name": ... }`. */
+export const TableRefSchema = z.preprocess((ref) => {
+  if (typeof ref !== 'string') return ref;
+  const dot = ref.indexOf('.');
+  return dot > 0 ? { schema: ref.slice(0, dot), name: ref.slice(dot + 1) } : ref;
+}, TableNameSchema);
+
+const day = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a day, YYYY-MM-DD');
+
+/**
+ * The restore state machine's execution input, as an operator pastes it into the console or the CLI builds it.
+ * Every field but `database` and `table` has a safe default: skip rows that exist, verify first, change nothing
+ * that drifted.
+ */
+export const RestoreRequestSchema = z
+  .object({
+    /** The database as named in the config: its credentials, and the first segment of the archive keys. */
+    database: z.string().min(1),
+    /** The archived table: where the archives are. */
+    table: TableRefSchema,
+    /** `key`: one archive; `table`: every archive of the table; `range`: the day partitions fromDay..toDay. */
+    mode: z.enum(['key', 'table', 'range']).default('table'),
+    key: z.string().min(1).optional(),
+    fromDay: day.optional(),
+    toDay: day.optional(),
+    /** Rows whose key exists in the target: keep the existing row, replace it, or fail that archive. */
+    strategy: z.enum(['skip', 'overwrite', 'fail']).default('skip'),
+    /** Restore into another table (created like the source when missing) instead of the original. */
+    targetTable: TableRefSchema.optional(),
+    /** Read and verify every archive and report what would be restored; write nothing. */
+    dryRun: z.boolean().default(false),
+    /** Restore archives the watermark lists as already restored into this target. */
+    ignoreWatermark: z.boolean().default(false),
+    /** A column removed since archiving: `strict` fails the archive, `lenient` drops the column with a warning. */
+    drift: z.enum(['strict', 'lenient']).default('strict'),
+    /**
+     * Refuse native archives the inventory of committed archives does not list (those written before it existed
+     * are otherwise restored, with a warning). One the inventory lists is always checked against it.
+     */
+    requireInventory: z.boolean().default(false),
+    /**
+     * Read archives written by the Python "Audit Table Archiver" instead: `database` is the PostgreSQL database
+     * name its keys start with; `prefix` defaults to the config's s3.prefix.
+     */
+    legacy: z
+      .object({ database: z.string().min(1), prefix: z.string().optional() })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .superRefine((request, ctx) => {
+    if (request.mode === 'key' && !request.key)
+      ctx.addIssue({ code: 'custom', path: ['key'], message: 'mode "key" needs the archive key' });
+    if (request.mode !== 'key' && request.key)
+      ctx.addIssue({ code: 'custom', path: ['key'], message: 'only mode "key" takes a key' });
+    if (request.mode === 'range' && !request.fromDay && !request.toDay)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['fromDay'],
+        message: 'mode "range" needs fromDay, toDay or both',
+      });
+    if (request.mode !== 'range' && (request.fromDay || request.toDay))
+      ctx.addIssue({ code: 'custom', path: ['mode'], message: 'fromDay/toDay need mode "range"' });
+    if (request.fromDay && request.toDay && request.fromDay > request.toDay)
+      ctx.addIssue({ code: 'custom', path: ['toDay'], message: 'must not be before fromDay' });
+  });
+export type RestoreRequest = z.infer<typeof RestoreRequestSchema>;
+export type RestoreRequestInput = z.input<typeof RestoreRequestSchema>;
+
+/** What every restore step receives: the validated request, resolved once by the plan step. */
+export const RestoreTaskSchema = z
+  .object({
+    restoreId: z.string().min(1),
+    database: z.string().min(1),
+    source: TableNameSchema,
+    target: TableNameSchema,
+    format: z.enum(['native', 'legacy']),
+    /** Where legacy archives live (prefix and PostgreSQL database name of their keys). */
+    legacy: z.object({ database: z.string(), prefix: z.string() }).strict().optional(),
+    strategy: z.enum(['skip', 'overwrite', 'fail']),
+    dryRun: z.boolean(),
+    ignoreWatermark: z.boolean(),
+    drift: z.enum(['strict', 'lenient']),
+    requireInventory: z.boolean(),
+    fromDay: day.optional(),
+    toDay: day.optional(),
+    key: z.string().optional(),
+  })
+  .strict();
+export type RestoreTask = z.infer<typeof RestoreTaskSchema>;
+
+export const ArchivePointerSchema = z
+  .object({ key: z.string().min(1), format: z.enum(['native', 'legacy']) })
+  .strict();
+export type ArchivePointer = z.infer<typeof ArchivePointerSchema>;
+
+/** Running totals of a restore, carried between pages in the state (counts only). */
+export const RestoreTotalsSchema = z
+  .object({
+    files: z.number().int().nonnegative(),
+    restoredFiles: z.number().int().nonnegative(),
+    alreadyRestoredFiles: z.number().int().nonnegative(),
+    failedFiles: z.number().int().nonnegative(),
+    rows: z.number().int().nonnegative(),
+    inserted: z.number().int().nonnegative(),
+    skipped: z.number().int().nonnegative(),
+    overwritten: z.number().int().nonnegative(),
+  })
+  .strict();
+export type RestoreTotals = z.infer<typeof RestoreTotalsSchema>;
+
+export const restoreTargetLabel = (task: Pick<RestoreTask, 'target'>): string =>
+  `${task.target.schema}.${task.target.name}`;
+
+/** Whether a restore writes back into the table its archives came from. */
+export const restoresIntoArchivedTable = (task: Pick<RestoreTask, 'source' | 'target'>): boolean =>
+  task.target.schema === task.source.schema && task.target.name === task.source.name;
+
+/**
+ * A restore writes into the archived table itself, or into a table the config's `restoreTargets` names ("schema.name"
+ * or "schema.*"): the execution input names the target, and whoever can start an execution can name any table.
+ * Checked by the plan and again by each archive's step before it writes.
+ */
+export function assertRestoreTargetAllowed(
+  db: DatabaseConfig,
+  task: Pick<RestoreTask, 'source' | 'target'>,
+): void {
+  if (restoresIntoArchivedTable(task)) return;
+  const allowed = db.restoreTargets ?? [];
+  const listed = allowed.some((ref) => {
+    const dot = ref.indexOf('.');
+    const name = ref.slice(dot + 1);
+    return ref.slice(0, dot) === task.target.schema && (name === '*' || name === task.target.name);
+  });
+  if (!listed) {
+    throw new ConfigError(
+      `restore target "${task.target.schema}"."${task.target.name}" is neither the archived table nor in restoreTargets of database ${db.name} (${allowed.join(', ') || 'none'}); nothing was written`,
+    );
+  }
+}

@@ -1,0 +1,124 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { SNSClient } from '@aws-sdk/client-sns';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { ArchiveStore } from '../archive/store.js';
+import { type ArchiverConfig, findDatabase, loadConfigFile } from '../config/config.js';
+import { forgetCachedConnection, resolveConnection } from '../database/credentials.js';
+import { createDatabase, type Database } from '../database/db.js';
+import { ConfigError } from '../errors/step-errors.js';
+import { LockTable } from '../lock-table/lock-table.js';
+import type { FaultInjector, StepDeps } from '../step/step-deps.js';
+import { filePublisher, type Publisher, snsPublisher } from '../telemetry/notifications.js';
+import { powertoolsTelemetry, type Telemetry } from '../telemetry/powertools.js';
+
+interface ProcessClients {
+  s3: S3Client;
+  ddb: DynamoDBDocumentClient;
+  secrets: SecretsManagerClient;
+  sns: SNSClient;
+}
+
+const clients = new Map<string, ProcessClients>();
+const configs = new Map<string, ArchiverConfig>();
+const databases = new Map<string, Promise<Database>>();
+
+/**
+ * SDK clients are created once per process (Lambda container) and reused across invocations. Endpoints are the
+ * SDK's own AWS_ENDPOINT_URL_* variables, read from `env` so a local run can point one process at its servers;
+ * in AWS they are unset and the SDK uses the regional endpoints.
+ */
+function processClients(env: NodeJS.ProcessEnv): ProcessClients {
+  const endpoints = {
+    s3: env.AWS_ENDPOINT_URL_S3,
+    dynamodb: env.AWS_ENDPOINT_URL_DYNAMODB,
+    secrets: env.AWS_ENDPOINT_URL_SECRETS_MANAGER,
+  };
+  const key = JSON.stringify(endpoints);
+  let cached = clients.get(key);
+  if (!cached) {
+    cached = {
+      s3: new S3Client({ endpoint: endpoints.s3, forcePathStyle: endpoints.s3 !== undefined }),
+      ddb: DynamoDBDocumentClient.from(new DynamoDBClient({ endpoint: endpoints.dynamodb }), {
+        marshallOptions: { removeUndefinedValues: true },
+      }),
+      secrets: new SecretsManagerClient({ endpoint: endpoints.secrets }),
+      sns: new SNSClient({}),
+    };
+    clients.set(key, cached);
+  }
+  return cached;
+}
+
+function required(env: NodeJS.ProcessEnv, name: string): string {
+  const value = env[name];
+  if (!value) throw new ConfigError(`environment variable ${name} is not set`);
+  return value;
+}
+
+/**
+ * Builds step dependencies from the environment: the one place that reads it. In AWS the variables come from the
+ * stack; in local mode the runner sets the same names to local endpoints (AWS_ENDPOINT_URL_*) and state paths.
+ */
+export function depsFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+  fault: FaultInjector = () => undefined,
+): StepDeps {
+  const configPath = required(env, 'ARCHIVER_CONFIG_PATH');
+  let config = configs.get(configPath);
+  if (!config) {
+    config = loadConfigFile(configPath);
+    configs.set(configPath, config);
+  }
+  const { s3, ddb, secrets, sns } = processClients(env);
+  const resolvedConfig = config;
+  return {
+    config,
+    store: new ArchiveStore(
+      s3,
+      env.ARCHIVE_BUCKET ?? resolvedConfig.s3.bucket ?? required(env, 'ARCHIVE_BUCKET'),
+      // Unset in AWS: every copy goes in parts (see CopyOptions); local mode sets it for s3rver.
+      env.ARCHIVER_COPY_IN_PARTS_ABOVE_BYTES
+        ? { inPartsAboveBytes: Number(env.ARCHIVER_COPY_IN_PARTS_ABOVE_BYTES) }
+        : {},
+    ),
+    locks: new LockTable(ddb, required(env, 'LOCK_TABLE_NAME')),
+    database(name) {
+      const key = `${configPath}\u0000${name}`;
+      let db = databases.get(key);
+      if (!db) {
+        const dbConfig = findDatabase(resolvedConfig, name);
+        const resolve = () => resolveConnection(dbConfig, { secrets, env });
+        db = resolve().then((settings) =>
+          createDatabase(settings, {
+            tls: dbConfig.tls,
+            maxConnections: dbConfig.maxConnections,
+            limits: resolvedConfig.defaults,
+            password: async () => (await resolve()).password,
+            onAuthFailure: () => forgetCachedConnection(dbConfig),
+          }),
+        );
+        db.catch(() => databases.delete(key));
+        databases.set(key, db);
+      }
+      return db;
+    },
+    telemetry: powertoolsTelemetry,
+    now: () => new Date(),
+    fault,
+    // The stack sets the topic; local mode sets the file (it has no SNS stand-in).
+    publisher: env.NOTIFICATION_TOPIC_ARN
+      ? snsPublisher(sns, env.NOTIFICATION_TOPIC_ARN)
+      : env.ARCHIVER_NOTIFICATIONS_FILE
+        ? filePublisher(env.ARCHIVER_NOTIFICATIONS_FILE)
+        : undefined,
+  };
+}
+
+/** Closes pooled connections; local mode calls it before exit so the process can end. */
+export async function closeProcessDatabases(): Promise<void> {
+  const pending = [...databases.values()];
+  databases.clear();
+  await Promise.all(pending.map(async (db) => (await db.catch(() => undefined))?.end()));
+}

@@ -1,0 +1,205 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import type { ArchiveStore } from '../archive/store.js';
+import { type ArchiverConfig, formatIssues } from '../config/config.js';
+import {
+  ArchiveIntegrityError,
+  ArchiverError,
+  InvalidInputError,
+  StorageUnavailableError,
+} from '../errors/step-errors.js';
+
+/**
+ * The audit trail: one small JSON object per event, written once (If-None-Match: *, and under the bucket's Object
+ * Lock default retention when it has one), under `{prefix}_audit/events/YYYY/MM/DD/<time>-<kind>-<id>.json`.
+ * The leading "_" keeps it apart from every archive area (database names start with a letter or digit), so list
+ * and validate, which only look below a table's own prefix, never see it. Keys sort by time.
+ */
+export const AUDIT_FORMAT_VERSION = 1;
+
+export const AUDIT_EVENT_KINDS = [
+  'run-started',
+  'run-finished',
+  'table-outcome',
+  'schema-drift',
+  'restore-finished',
+  'legal-hold-changed',
+  'config-changed',
+] as const;
+export const AuditEventKindSchema = z.enum(AUDIT_EVENT_KINDS);
+export type AuditEventKind = z.infer<typeof AuditEventKindSchema>;
+
+/** Counts, statuses, names and short messages: never row values (key values included). */
+const DetailValueSchema = z.union([
+  z.number().finite(),
+  z.boolean(),
+  z.null(),
+  z.string().max(1000),
+  z.array(z.string().max(300)).max(200),
+]);
+
+export const AuditEventSchema = z
+  .object({
+    formatVersion: z.literal(AUDIT_FORMAT_VERSION),
+    /** Unique per event; a retried step writes the same id again, and readers keep the first. */
+    id: z.uuid(),
+    kind: AuditEventKindSchema,
+    time: z.iso.datetime(),
+    /** The archive run (execution name) or restore id the event belongs to. */
+    runId: z.string().min(1).optional(),
+    executionId: z.string().min(1).optional(),
+    database: z.string().min(1).optional(),
+    /** "schema.name". */
+    table: z.string().min(1).optional(),
+    /** Who caused it: the step that wrote it (`step:plan`), or the operator's identity for manual changes. */
+    actor: z.string().min(1).max(300),
+    details: z.record(z.string(), DetailValueSchema),
+  })
+  .strict();
+export type AuditEvent = z.infer<typeof AuditEventSchema>;
+/** What a writer gives: the id defaults to a random one, the version is filled in. */
+export type AuditEventInput = Omit<AuditEvent, 'formatVersion' | 'id'> & { id?: string };
+
+export interface AuditLocation {
+  /** The config's s3.prefix ("" or ending in "/"). */
+  prefix: string;
+  kmsKeyId?: string;
+}
+
+export const auditEventsPrefix = (prefix: string) => `${prefix}_audit/events/`;
+
+/** ISO-8601 basic format (no ":"), so it is a safe key segment and still sorts by time. */
+const compactTime = (iso: string) => new Date(iso).toISOString().replaceAll('-', '').replaceAll(':', '');
+
+export function auditEventKey(prefix: string, event: Pick<AuditEvent, 'time' | 'kind' | 'id'>): string {
+  const day = new Date(event.time).toISOString().slice(0, 10).replaceAll('-', '/');
+  return `${auditEventsPrefix(prefix)}${day}/${compactTime(event.time)}-${event.kind}-${event.id}.json`;
+}
+
+const KEY_NAME = /\/(\d{8}T\d{6}\.\d{3}Z)-([a-z-]+)-([0-9a-f-]{36})\.json$/;
+
+/** Time, kind and id of an event key, or undefined for any other object. */
+export function parseAuditEventKey(key: string): { time: string; kind: string; id: string } | undefined {
+  const match = KEY_NAME.exec(key);
+  if (!match?.[1] || !match[2] || !match[3]) return undefined;
+  const t = match[1];
+  const time = `${t.slice(0, 4)}-${t.slice(4, 6)}-${t.slice(6, 8)}T${t.slice(9, 11)}:${t.slice(11, 13)}:${t.slice(13)}`;
+  return { time, kind: match[2], id: match[3] };
+}
+
+/** A stable UUID-shaped id from the parts that make an event unique, so a retried step repeats the same id. */
+export function auditEventId(...parts: string[]): string {
+  const hex = createHash('sha256').update(JSON.stringify(parts)).digest('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-8${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+/**
+ * Writes one event once. Any failure is a StorageUnavailableError (retryable), so the step fails and is retried:
+ * an event is never silently skipped. A malformed event is a wiring bug (InvalidInputError).
+ */
+export async function appendAuditEvent(
+  store: ArchiveStore,
+  location: AuditLocation,
+  input: AuditEventInput,
+): Promise<{ key: string; event: AuditEvent }> {
+  const parsed = AuditEventSchema.safeParse({
+    formatVersion: AUDIT_FORMAT_VERSION,
+    ...input,
+    id: input.id ?? randomUUID(),
+  });
+  if (!parsed.success) throw new InvalidInputError(`audit event is invalid:\n${formatIssues(parsed.error)}`);
+  const event = parsed.data;
+  const key = auditEventKey(location.prefix, event);
+  try {
+    await store.putTextOnce(
+      key,
+      JSON.stringify(event),
+      // Small objects: STANDARD avoids the 128 KiB minimum charge of the IA classes.
+      { storageClass: 'STANDARD', kmsKeyId: location.kmsKeyId },
+      // The same key holds the same event (same id, same millisecond): a retry after a lost response.
+      (existing) => (JSON.parse(existing) as { id?: unknown }).id === event.id,
+    );
+  } catch (error) {
+    if (error instanceof ArchiverError && error.retryable) throw error;
+    throw new StorageUnavailableError(
+      `audit event ${event.kind} could not be written to ${key}: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+  return { key, event };
+}
+
+/** appendAuditEvent into the bucket and prefix of the steps' config. */
+export function recordAuditEvent(
+  deps: { store: ArchiveStore; config: Pick<ArchiverConfig, 's3'> },
+  input: AuditEventInput,
+): Promise<{ key: string; event: AuditEvent }> {
+  return appendAuditEvent(
+    deps.store,
+    { prefix: deps.config.s3.prefix, kmsKeyId: deps.config.s3.kmsKeyId },
+    input,
+  );
+}
+
+export const AuditFilterSchema = z
+  .object({
+    since: z.iso.datetime({ offset: true }).optional(),
+    until: z.iso.datetime({ offset: true }).optional(),
+    kinds: z.array(AuditEventKindSchema).optional(),
+    database: z.string().min(1).optional(),
+    /** "schema.name". */
+    table: z.string().min(1).optional(),
+  })
+  .strict();
+export type AuditFilter = z.infer<typeof AuditFilterSchema>;
+
+/**
+ * Events in time order, filtered by time range, kind, database and table. The listing starts at the `since` day and
+ * stops after `until`; kind and time are read from the key, so only matching events are fetched. Retries of the
+ * same event (same id) appear once, at their first time.
+ */
+export async function listAuditEvents(
+  store: ArchiveStore,
+  prefix: string,
+  filter: AuditFilter = {},
+): Promise<AuditEvent[]> {
+  const since = filter.since ? Date.parse(filter.since) : undefined;
+  const until = filter.until ? Date.parse(filter.until) : undefined;
+  const root = auditEventsPrefix(prefix);
+  const startAfter =
+    since === undefined
+      ? undefined
+      : `${root}${new Date(since).toISOString().slice(0, 10).replaceAll('-', '/')}/`;
+  const events: AuditEvent[] = [];
+  const seen = new Set<string>();
+  for await (const object of store.list(root, startAfter)) {
+    const name = parseAuditEventKey(object.key);
+    if (!name) continue;
+    const time = Date.parse(name.time);
+    if (until !== undefined && time > until) break;
+    if (since !== undefined && time < since) continue;
+    if (filter.kinds && !(filter.kinds as string[]).includes(name.kind)) continue;
+    if (seen.has(name.id)) continue;
+    const text = await store.getText(object.key);
+    if (text === undefined) continue;
+    const event = parseEvent(object.key, text);
+    if (filter.database && event.database !== filter.database) continue;
+    if (filter.table && event.table !== filter.table) continue;
+    seen.add(event.id);
+    events.push(event);
+  }
+  return events;
+}
+
+function parseEvent(key: string, text: string): AuditEvent {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new ArchiveIntegrityError(`audit event ${key} is not JSON`);
+  }
+  const parsed = AuditEventSchema.safeParse(raw);
+  if (!parsed.success)
+    throw new ArchiveIntegrityError(`audit event ${key} is invalid:\n${formatIssues(parsed.error)}`);
+  return parsed.data;
+}

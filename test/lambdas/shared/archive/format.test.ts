@@ -1,0 +1,146 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  archiveKey,
+  keySegment,
+  manifestKeyFor,
+  quarantineKey,
+  stagingKey,
+  tablePrefix,
+} from '../../../../lambdas/shared/archive/format.js';
+import { PROOF_SOAK, recordProof } from '../../../support/proof-ledger.js';
+
+const UNICODE_RUNS = 1000 * PROOF_SOAK;
+/** Any identifier PostgreSQL accepts: 1 to 63 bytes of any Unicode (quotes, "/", ".", spaces, emoji), no NUL. */
+const identifier = fc
+  .string({ unit: 'binary', minLength: 1, maxLength: 63 })
+  .filter((s) => !s.includes('\u0000') && Buffer.byteLength(s, 'utf8') <= 63);
+/** A prefix the config accepts, built of non-empty segments other than "." and "..". */
+const configuredPrefix = fc.oneof(
+  fc.constant(''),
+  fc
+    .array(
+      fc
+        .string({ unit: 'binary', minLength: 1, maxLength: 8 })
+        .filter((s) => !s.includes('/') && s !== '.' && s !== '..'),
+      { minLength: 1, maxLength: 3 },
+    )
+    .map((segments) => `${segments.join('/')}/`),
+);
+
+describe('archive keys', () => {
+  it('derive the day partition and a content-addressed name', () => {
+    // Act
+    const key = archiveKey(
+      { prefix: 'p/', database: 'app', schema: 'public', table: 'audit_logs' },
+      '2024-02-29',
+      'ab'.repeat(32),
+    );
+
+    // Assess
+    expect(key).toBe(
+      `p/app/public.audit_logs/year=2024/month=02/day=29/20240229-${'ab'.repeat(12)}.jsonl.gz`,
+    );
+    expect(manifestKeyFor(key)).toBe(
+      `p/app/public.audit_logs/year=2024/month=02/day=29/_20240229-${'ab'.repeat(12)}.manifest.json`,
+    );
+  });
+
+  it('encode identifiers so "/", "." and ".." cannot form paths', () => {
+    expect(keySegment('../etc/passwd')).toBe('%2E%2E%2Fetc%2Fpasswd');
+    expect(keySegment('a.b')).toBe('a%2Eb');
+    expect(keySegment('Événements 😀')).toBe('%C3%89v%C3%A9nements%20%F0%9F%98%80');
+  });
+
+  it('never leave the prefix, and keep schema and table apart, for any identifiers', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ minLength: 1 }),
+        fc.string({ minLength: 1 }),
+        fc.string({ minLength: 1 }),
+        (database, schema, table) => {
+          // Act
+          const prefix = tablePrefix({ prefix: 'tenant/', database, schema, table });
+          const staging = stagingKey({ prefix: 'tenant/', database, schema, table }, '2024-01-01', 'b1');
+
+          // Assess
+          for (const key of [prefix, staging]) {
+            expect(key.startsWith('tenant/')).toBe(true);
+            expect(key.split('/').some((part) => part === '..' || part === '.')).toBe(false);
+          }
+          expect(prefix.split('/')).toHaveLength(4);
+          expect(prefix.split('/')[2]?.split('.')).toHaveLength(2);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('give distinct tables distinct prefixes', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ minLength: 1 }),
+        fc.string({ minLength: 1 }),
+        fc.string({ minLength: 1 }),
+        fc.string({ minLength: 1 }),
+        (s1, t1, s2, t2) => {
+          fc.pre(s1 !== s2 || t1 !== t2);
+          expect(tablePrefix({ prefix: '', database: 'd', schema: s1, table: t1 })).not.toBe(
+            tablePrefix({ prefix: '', database: 'd', schema: s2, table: t2 }),
+          );
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('stay under the configured prefix for any Unicode identifiers: no ".." segment, no "//", nothing but safe bytes', () => {
+    fc.assert(
+      fc.property(
+        configuredPrefix,
+        identifier,
+        identifier,
+        identifier,
+        fc.date({
+          min: new Date('0001-01-01T00:00:00Z'),
+          max: new Date('9999-12-31T00:00:00Z'),
+          noInvalidDate: true,
+        }),
+        fc.stringMatching(/^[0-9a-f]{64}$/),
+        fc.array(identifier, { minLength: 1, maxLength: 3 }),
+        (prefix, database, schema, table, date, sha, firstKey) => {
+          // Act
+          const loc = { prefix, database, schema, table };
+          const day = date.toISOString().slice(0, 10);
+          const data = archiveKey(loc, day, sha);
+          const keys = [
+            tablePrefix(loc),
+            data,
+            manifestKeyFor(data),
+            stagingKey(loc, day, firstKey.join(',')),
+            quarantineKey(prefix, data, 'integrity'),
+          ];
+
+          // Assess
+          for (const key of keys) {
+            expect(key.startsWith(prefix)).toBe(true);
+            const rest = key.slice(prefix.length);
+            expect(rest).toMatch(/^[A-Za-z0-9_%.=-][A-Za-z0-9_%.=/-]*$/);
+            expect(key).not.toContain('//');
+            expect(key.split('/')).not.toContain('..');
+            expect(key.split('/')).not.toContain('.');
+          }
+          // The table's own folder holds its archives, and only its own.
+          expect(data.startsWith(tablePrefix(loc))).toBe(true);
+          expect(tablePrefix(loc).slice(prefix.length).split('/')).toHaveLength(3);
+        },
+      ),
+      { numRuns: UNICODE_RUNS },
+    );
+    recordProof({
+      kind: 'fuzz',
+      property: 'archive keys stay under the prefix (Unicode identifiers)',
+      cases: UNICODE_RUNS,
+    });
+  });
+});

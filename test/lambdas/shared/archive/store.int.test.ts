@@ -1,0 +1,95 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCopyCommand,
+} from '@aws-sdk/client-s3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ArchiveStore } from '../../../../lambdas/shared/archive/store.js';
+import { ArchiveIntegrityError } from '../../../../lambdas/shared/errors/step-errors.js';
+import { type LocalServices, startLocalServices } from '../../../../local/services.js';
+
+/**
+ * What the local S3 (s3rver) does with what pinning relies on, so the tests built on it claim no more than it does:
+ * its ETag is the MD5 of the bytes (for copies and multipart uploads too, unlike S3's "-N" multipart ETags), it
+ * ignores If-Match on reads (the store compares the ETag it is given itself), and it cannot copy in parts.
+ */
+describe('s3rver and object pins', () => {
+  let dir = '';
+  let services: LocalServices;
+  let s3: S3Client;
+  let store: ArchiveStore;
+  const md5 = (body: string) => `"${createHash('md5').update(body).digest('hex')}"`;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 's3-pins-'));
+    services = await startLocalServices(dir, 'pins');
+    s3 = new S3Client({
+      endpoint: services.s3Endpoint,
+      forcePathStyle: true,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+    });
+    store = new ArchiveStore(s3, 'pins', { inPartsAboveBytes: Number.MAX_SAFE_INTEGER });
+  });
+  afterAll(async () => {
+    s3?.destroy();
+    await services?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('gives copies the ETag of their bytes, and a pinned read refuses an overwritten object though s3rver ignores If-Match', async () => {
+    // Prepare
+    await s3.send(new PutObjectCommand({ Bucket: 'pins', Key: 'src', Body: 'original bytes' }));
+    await store.copyOnce('src', 'dst', { storageClass: 'STANDARD' }, { a: 'b' }, 14);
+    const pinned = (await store.head('dst'))?.pin;
+
+    // Act
+    await s3.send(new PutObjectCommand({ Bucket: 'pins', Key: 'dst', Body: 'forged! bytes!' }));
+    const ignored = await s3.send(
+      new GetObjectCommand({ Bucket: 'pins', Key: 'dst', IfMatch: pinned?.etag }),
+    );
+    const refused = store.getStream('dst', pinned);
+
+    // Assess
+    expect(pinned).toEqual({ etag: md5('original bytes') });
+    expect(ignored.ETag).toBe(md5('forged! bytes!'));
+    await expect(refused).rejects.toThrow(ArchiveIntegrityError);
+    await expect(refused).rejects.toThrow(/dst is not the pinned object/);
+    expect((await store.head('dst'))?.pin).toEqual({ etag: md5('forged! bytes!') });
+  });
+
+  it('answers a copy into an existing key despite If-None-Match, and UploadPartCopy with NotImplemented', async () => {
+    // Prepare
+    await s3.send(new PutObjectCommand({ Bucket: 'pins', Key: 'taken', Body: 'first' }));
+    const head = await s3.send(new HeadObjectCommand({ Bucket: 'pins', Key: 'taken' }));
+    const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'pins', Key: 'parts' }));
+
+    // Act
+    await s3.send(
+      new CopyObjectCommand({ Bucket: 'pins', Key: 'taken', CopySource: 'pins/src', IfNoneMatch: '*' }),
+    );
+    const after = await s3.send(new HeadObjectCommand({ Bucket: 'pins', Key: 'taken' }));
+    const partCopy = s3.send(
+      new UploadPartCopyCommand({
+        Bucket: 'pins',
+        Key: 'parts',
+        UploadId,
+        PartNumber: 1,
+        CopySource: 'pins/src',
+        CopySourceRange: 'bytes=0-3',
+      }),
+    );
+
+    // Assess: overwritten (no conditional writes), which is why upload also checks existence first.
+    expect(after.ETag).not.toBe(head.ETag);
+    await expect(partCopy).rejects.toMatchObject({ name: 'NotImplemented' });
+  });
+});

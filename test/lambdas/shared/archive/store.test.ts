@@ -1,0 +1,150 @@
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
+  type S3Client,
+  UploadPartCopyCommand,
+} from '@aws-sdk/client-s3';
+import { describe, expect, it } from 'vitest';
+import { ArchiveStore } from '../../../../lambdas/shared/archive/store.js';
+
+/**
+ * A client that records the commands it is sent. The AWS SDK is stood in for here because s3rver, the local S3,
+ * answers UploadPartCopy with NotImplemented (test/lambdas/shared/archive/store.int.test.ts shows it): no local server can run
+ * a copy in parts.
+ */
+function recordingClient(answer: (command: object) => unknown = () => ({})) {
+  const sent: object[] = [];
+  const client = {
+    send: async (command: object) => {
+      sent.push(command);
+      const result = answer(command);
+      if (result instanceof Error) throw result;
+      return result;
+    },
+  } as unknown as S3Client;
+  return { client, sent };
+}
+
+const write = { storageClass: 'STANDARD_IA' as const, kmsKeyId: 'arn:aws:kms:eu-west-1:111122223333:key/k' };
+const metadata = { 'content-sha256': 'c'.repeat(64) };
+
+describe('ArchiveStore.copyOnce', () => {
+  it('copies above the threshold in byte-range parts and completes only if the destination does not exist', async () => {
+    // Prepare
+    const { client, sent } = recordingClient((command) =>
+      command instanceof CreateMultipartUploadCommand
+        ? { UploadId: 'u1' }
+        : command instanceof UploadPartCopyCommand
+          ? { CopyPartResult: { ETag: `"p${command.input.PartNumber}"` } }
+          : {},
+    );
+    const store = new ArchiveStore(client, 'b', { inPartsAboveBytes: 10, partBytes: 4 });
+
+    // Act
+    const result = await store.copyOnce('s/x.jsonl.gz', 'a/day=01/x.jsonl.gz', write, metadata, 11);
+
+    // Assess
+    expect(result).toBe('copied');
+    expect(sent.map((c) => c.constructor.name)).toEqual([
+      'CreateMultipartUploadCommand',
+      'UploadPartCopyCommand',
+      'UploadPartCopyCommand',
+      'UploadPartCopyCommand',
+      'CompleteMultipartUploadCommand',
+    ]);
+    const [create, ...rest] = sent as [CreateMultipartUploadCommand, ...UploadPartCopyCommand[]];
+    expect(create.input).toMatchObject({
+      Bucket: 'b',
+      Key: 'a/day=01/x.jsonl.gz',
+      Metadata: metadata,
+      StorageClass: 'STANDARD_IA',
+      ServerSideEncryption: 'aws:kms',
+      SSEKMSKeyId: write.kmsKeyId,
+      ContentEncoding: 'gzip',
+    });
+    expect(
+      rest.slice(0, 3).map((c) => [c.input.PartNumber, c.input.CopySourceRange, c.input.CopySource]),
+    ).toEqual([
+      [1, 'bytes=0-3', 'b/s/x.jsonl.gz'],
+      [2, 'bytes=4-7', 'b/s/x.jsonl.gz'],
+      [3, 'bytes=8-10', 'b/s/x.jsonl.gz'],
+    ]);
+    const complete = sent.at(-1) as CompleteMultipartUploadCommand;
+    expect(complete.input).toMatchObject({
+      UploadId: 'u1',
+      IfNoneMatch: '*',
+      MultipartUpload: {
+        Parts: [
+          { PartNumber: 1, ETag: '"p1"' },
+          { PartNumber: 2, ETag: '"p2"' },
+          { PartNumber: 3, ETag: '"p3"' },
+        ],
+      },
+    });
+  });
+
+  it('aborts the upload and reports an existing destination when the completion finds one (412)', async () => {
+    // Prepare
+    const precondition = Object.assign(
+      new Error('At least one of the pre-conditions you specified did not hold'),
+      {
+        name: 'PreconditionFailed',
+        $metadata: { httpStatusCode: 412 },
+      },
+    );
+    const { client, sent } = recordingClient((command) =>
+      command instanceof CreateMultipartUploadCommand
+        ? { UploadId: 'u2' }
+        : command instanceof CompleteMultipartUploadCommand
+          ? precondition
+          : {},
+    );
+    const store = new ArchiveStore(client, 'b', { inPartsAboveBytes: 0, partBytes: 1024 });
+
+    // Act
+    const result = await store.copyOnce('s/x', 'a/x', write, metadata, 100);
+
+    // Assess
+    expect(result).toBe('existed');
+    const abort = sent.at(-1);
+    expect(abort).toBeInstanceOf(AbortMultipartUploadCommand);
+    expect((abort as AbortMultipartUploadCommand).input).toEqual({ Bucket: 'b', Key: 'a/x', UploadId: 'u2' });
+  });
+
+  it('copies whole objects at or below the threshold, with If-None-Match', async () => {
+    // Prepare
+    const { client, sent } = recordingClient();
+    const store = new ArchiveStore(client, 'b', { inPartsAboveBytes: 100 });
+
+    // Act
+    await store.copyOnce('s/x', 'a/x', write, metadata, 100);
+
+    // Assess
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toBeInstanceOf(CopyObjectCommand);
+    expect((sent[0] as CopyObjectCommand).input).toMatchObject({
+      IfNoneMatch: '*',
+      MetadataDirective: 'REPLACE',
+    });
+  });
+
+  it('copies in parts by default (AWS), whatever the size', async () => {
+    // Prepare
+    const { client, sent } = recordingClient((command) =>
+      command instanceof CreateMultipartUploadCommand ? { UploadId: 'u3' } : {},
+    );
+
+    // Act
+    await new ArchiveStore(client, 'b').copyOnce('s/x', 'a/x', write, metadata, 20);
+
+    // Assess
+    expect(sent.map((c) => c.constructor.name)).toEqual([
+      'CreateMultipartUploadCommand',
+      'UploadPartCopyCommand',
+      'CompleteMultipartUploadCommand',
+    ]);
+    expect((sent[1] as UploadPartCopyCommand).input.CopySourceRange).toBe('bytes=0-19');
+  });
+});

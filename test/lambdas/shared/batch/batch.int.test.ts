@@ -1,0 +1,178 @@
+import { describe, expect, it } from 'vitest';
+import { deleteBatch } from '../../../../lambdas/delete/core.js';
+import { exportBatch } from '../../../../lambdas/export/core.js';
+import { withdrawBatch } from '../../../../lambdas/shared/batch/batch.js';
+import { retentionCutoff } from '../../../../lambdas/shared/config/governance.js';
+import { BatchOutcomeUnknownError, LeaseLostError } from '../../../../lambdas/shared/errors/step-errors.js';
+import type { InFlight } from '../../../../lambdas/shared/lock-table/lock-table.js';
+import type { StepDeps } from '../../../../lambdas/shared/step/step-deps.js';
+import type { TableTask } from '../../../../lambdas/shared/step/table-task.js';
+import { uploadBatch } from '../../../../lambdas/upload/core.js';
+import { verifyBatch } from '../../../../lambdas/verify/core.js';
+import {
+  archiverTestbed,
+  assertNoLossNoDuplicates,
+  readLiveArchives,
+  resolvedTable,
+  seedEvents,
+  tableLines,
+} from '../../../support/fixtures.js';
+import { recordProof } from '../../../support/proof-ledger.js';
+
+const ZERO = { batches: 0, rows: 0, bytes: 0 };
+const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
+
+describe('batch settlement and withdrawal', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      for (const name of ['stale', 'moved_server', 'unknown_outcome', 'raced'])
+        await seedEvents(db.client, name, 400);
+    },
+    [spec('stale'), spec('moved_server'), spec('unknown_outcome'), spec('raced')],
+  );
+
+  async function verifiedBatch(
+    deps: StepDeps,
+    table: string,
+  ): Promise<{ task: TableTask; inFlight: InFlight }> {
+    const acquired = await deps.locks.acquire('app', table, `exec-${table}`, 3600);
+    if (!acquired.acquired) throw new Error('setup');
+    const task: TableTask = {
+      runId: 'r',
+      database: 'app',
+      table,
+      cutoff: retentionCutoff(Date.now(), 30),
+      lease: acquired.lease,
+    };
+    await exportBatch(task, deps);
+    await uploadBatch(task, deps);
+    await verifyBatch(task, deps);
+    const { inFlight } = await deps.locks.get('app', table);
+    if (!inFlight) throw new Error('setup');
+    return { task, inFlight };
+  }
+
+  it('refuses a withdrawal decided on a stale view: the committed archive stays', async () => {
+    // Prepare: an invocation reads the verified batch; meanwhile a retry deletes and commits it.
+    const deps = bed.local.deps();
+    const table = resolvedTable(spec('stale'));
+    const original = await tableLines(bed.db.client, table);
+    const { task, inFlight: staleView } = await verifiedBatch(deps, 'public.stale');
+    await deleteBatch({ ...task, progress: ZERO }, deps);
+
+    // Act: the stale invocation now sees 0 rows in the batch range and tries to withdraw.
+    const attempt = withdrawBatch(deps, task, staleView, 'rows-changed');
+
+    // Assess
+    await expect(attempt).rejects.toThrow(LeaseLostError);
+    const archives = await readLiveArchives(bed.local, 'public', 'stale', bed.db.client);
+    expect(archives.map((a) => a.key)).toContain(staleView.archiveKey);
+    await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+  });
+
+  it('settles an interrupted delete recorded on another server by its rows: untouched rows resume the batch', async () => {
+    // Prepare: the delete's xid was recorded on a server that is gone (restore, switchover); no row was deleted.
+    const deps = bed.local.deps();
+    const table = resolvedTable(spec('moved_server'));
+    const original = await tableLines(bed.db.client, table);
+    const { task, inFlight } = await verifiedBatch(deps, 'public.moved_server');
+    const foreign: InFlight = { ...inFlight, stage: 'deleting', deleteXid: '123456', deleteServer: '1:1' };
+    await deps.locks.setInFlight('app', 'public.moved_server', task.lease, 3600, foreign, ['verified']);
+
+    // Act
+    const resumed = await exportBatch(task, deps);
+    await uploadBatch(task, deps);
+    await verifyBatch(task, deps);
+    await deleteBatch({ ...task, progress: ZERO }, deps);
+
+    // Assess
+    expect(resumed).toMatchObject({ status: 'resumed', archiveKey: inFlight.archiveKey });
+    await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+  });
+
+  it('stops, changing nothing, when neither the server nor the rows can tell whether a delete committed', async () => {
+    // Prepare: as above, but some of the batch's rows have gone meanwhile.
+    const deps = bed.local.deps();
+    const table = resolvedTable(spec('unknown_outcome'));
+    const { task, inFlight } = await verifiedBatch(deps, 'public.unknown_outcome');
+    const foreign: InFlight = { ...inFlight, stage: 'deleting', deleteXid: '123456', deleteServer: '1:1' };
+    await deps.locks.setInFlight('app', 'public.unknown_outcome', task.lease, 3600, foreign, ['verified']);
+    await bed.db.client.query(
+      'DELETE FROM public.unknown_outcome WHERE id = (SELECT min(id) FROM public.unknown_outcome)',
+    );
+    const before = await tableLines(bed.db.client, table);
+
+    // Act
+    const attempt = exportBatch(task, deps);
+
+    // Assess
+    await expect(attempt).rejects.toThrow(BatchOutcomeUnknownError);
+    expect(await tableLines(bed.db.client, table)).toEqual(before);
+    expect((await deps.locks.get('app', 'public.unknown_outcome')).inFlight).toEqual(foreign);
+    expect((await readLiveArchives(bed.local, 'public', 'unknown_outcome')).length).toBe(0);
+  });
+
+  it('a retried export running beside the first: the first, resuming late, removes nothing the retry published', async () => {
+    // Prepare: batch X is staged; invocation A of the next export starts discarding it and stalls right after its
+    // claim, at its first S3 read, as an invocation the state machine gave up on and retried.
+    const deps = bed.local.deps();
+    const table = resolvedTable(spec('raced'));
+    const original = await tableLines(bed.db.client, table);
+    const acquired = await deps.locks.acquire('app', 'public.raced', 'exec-raced', 3600);
+    if (!acquired.acquired) throw new Error('setup');
+    const task: TableTask = {
+      runId: 'r',
+      database: 'app',
+      table: 'public.raced',
+      cutoff: retentionCutoff(Date.now(), 30),
+      lease: acquired.lease,
+    };
+    expect((await exportBatch(task, deps)).status).toBe('exported');
+    let stalled: () => void = () => undefined;
+    let resume: () => void = () => undefined;
+    const reached = new Promise<void>((resolve) => {
+      stalled = resolve;
+    });
+    const gate = new Promise<void>((resolve) => {
+      resume = resolve;
+    });
+    let first = true;
+    const store = Object.create(deps.store) as StepDeps['store'];
+    store.head = async (key) => {
+      if (first) {
+        first = false;
+        stalled();
+        await gate;
+      }
+      return deps.store.head(key);
+    };
+    // After its withdrawal A is cut off (its Lambda timed out) before it could stage anything itself.
+    store.putStream = async () => {
+      throw new Error('invocation A timed out');
+    };
+    const invocationA = exportBatch(task, { ...deps, store }).catch((error: Error) => error);
+    await reached;
+
+    // Act: invocation B (the retry) finishes the discard and exports batch Y of the same rows; then A resumes.
+    const retried = await exportBatch(task, deps);
+    resume();
+    await invocationA;
+    const rest = async () => {
+      await uploadBatch(task, deps);
+      await verifyBatch(task, deps);
+      return deleteBatch({ ...task, progress: ZERO }, deps);
+    };
+    const carriedOn = await rest().catch((error: Error) => error);
+
+    // Assess: Y, whose staged objects A must not have removed, is archived and deleted; no row lost or doubled.
+    const { inDatabase } = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+    recordProof({
+      kind: 'threat',
+      actor: 'invocation',
+      attack: 'retried step beside a still-running one withdraws what the retry published',
+      held: !(carriedOn instanceof Error) && inDatabase < original.length,
+    });
+    expect(retried.status).toBe('exported');
+    expect(carriedOn).not.toBeInstanceOf(Error);
+  });
+});

@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest';
+import {
+  ASSUMED_ROWS_PER_SECOND,
+  batchRowLimit,
+  pauseAfterBatch,
+  replicaLagProblems,
+} from '../../../../lambdas/shared/batch/throttle.js';
+import { DefaultsSchema } from '../../../../lambdas/shared/config/config.js';
+
+const defaults = (overrides: Record<string, unknown> = {}) => DefaultsSchema.parse(overrides);
+const progress = (rowsPerSecond: number) => ({ batches: 1, rows: 10, bytes: 10, rowsPerSecond });
+
+describe('batchRowLimit (time budget per invocation)', () => {
+  it('keeps batchSize when the last batch’s rate says it fits in the budget', () => {
+    // Act
+    const limit = batchRowLimit(50_000, defaults(), 900_000, progress(20_000));
+
+    // Assess: 20,000 rows/s × 450 s is far more than a batch.
+    expect(limit).toBe(50_000);
+  });
+
+  it('cuts the batch to what the measured rate does within the share of the remaining time', () => {
+    // Act
+    const limit = batchRowLimit(5_000_000, defaults({ timeBudgetShare: 0.25 }), 900_000, progress(1_000));
+
+    // Assess
+    expect(limit).toBe(225_000);
+  });
+
+  it('assumes a slow rate for the first batch and never returns less than one row', () => {
+    // Act
+    const first = batchRowLimit(5_000_000, defaults(), 100_000, undefined);
+    const starved = batchRowLimit(5_000_000, defaults(), 0, progress(1_000));
+
+    // Assess
+    expect(first).toBe(ASSUMED_ROWS_PER_SECOND * 50);
+    expect(starved).toBe(1);
+  });
+});
+
+describe('pauseAfterBatch (throttle)', () => {
+  it('is zero by default, and at least pauseBetweenBatchesSeconds when set', () => {
+    // Act / Assess
+    expect(pauseAfterBatch(50_000, 2, defaults())).toBe(0);
+    expect(pauseAfterBatch(50_000, 2, defaults({ pauseBetweenBatchesSeconds: 7 }))).toBe(7);
+  });
+
+  it('waits long enough that the batch plus the pause average maxRowsPerSecond, in whole seconds', () => {
+    // Act: 50,000 rows in 2 s at most 10,000 rows/s: 5 s in all, so 3 s of pause.
+    const pause = pauseAfterBatch(50_000, 2, defaults({ maxRowsPerSecond: 10_000 }));
+    const slowAlready = pauseAfterBatch(50_000, 9, defaults({ maxRowsPerSecond: 10_000 }));
+
+    // Assess
+    expect(pause).toBe(3);
+    expect(slowAlready).toBe(0);
+  });
+});
+
+describe('replicaLagProblems', () => {
+  const limit = { replicas: ['a', 'b'], maxLagSeconds: 10 };
+
+  it('accepts connected replicas within the limit, NULL lag (caught up, idle) included', () => {
+    // Act
+    const problems = replicaLagProblems(
+      [
+        { name: 'a', lag_seconds: 9.5 },
+        { name: 'b', lag_seconds: null },
+      ],
+      limit,
+    );
+
+    // Assess
+    expect(problems).toEqual([]);
+  });
+
+  it('names each replica that lags too far or is not connected', () => {
+    // Act
+    const problems = replicaLagProblems([{ name: 'a', lag_seconds: 42 }], limit);
+
+    // Assess
+    expect(problems).toEqual(['replica "a" lags 42.0 s (limit 10 s)', 'replica "b" is not connected']);
+  });
+});

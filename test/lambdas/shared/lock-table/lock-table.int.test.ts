@@ -1,0 +1,199 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LeaseLostError } from '../../../../lambdas/shared/errors/step-errors.js';
+import { type InFlight, LockTable } from '../../../../lambdas/shared/lock-table/lock-table.js';
+import { type LocalServices, startLocalServices } from '../../../../local/services.js';
+import { recordProof } from '../../../support/proof-ledger.js';
+
+const batch = (stage: InFlight['stage']): InFlight => ({
+  stage,
+  batchId: 'b1',
+  runId: 'r1',
+  day: '2024-01-01',
+  cutoff: '2024-02-01T00:00:00.000Z',
+  stagingKey: 's',
+  archiveKey: 'a',
+  bounds: {
+    from: '2024-01-01T00:00:00.000Z',
+    to: '2024-01-02T00:00:00.000Z',
+    firstKey: ['1'],
+    lastKey: ['9'],
+  },
+  figures: {
+    rowCount: 9,
+    contentSha256: 'a'.repeat(64),
+    compressedSha256: 'b'.repeat(64),
+    uncompressedBytes: 90,
+    compressedBytes: 40,
+    rowDigest: 'c'.repeat(32),
+  },
+});
+
+describe('LockTable on a local DynamoDB', () => {
+  let services: LocalServices;
+  let dir: string;
+  let clock = 1_700_000_000_000;
+  let locks: LockTable;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'locks-test-'));
+    services = await startLocalServices(dir, 'locks-test');
+    const ddb = DynamoDBDocumentClient.from(
+      new DynamoDBClient({
+        endpoint: services.dynamoEndpoint,
+        region: 'us-east-1',
+        credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+      }),
+      { marshallOptions: { removeUndefinedValues: true } },
+    );
+    locks = new LockTable(ddb, services.lockTable, () => clock);
+  });
+
+  afterAll(async () => {
+    await services?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('grants the lease to one owner and reports the holder to the next', async () => {
+    // Act
+    const first = await locks.acquire('db', 't1', 'exec-A', 60);
+    const second = await locks.acquire('db', 't1', 'exec-B', 60);
+
+    // Assess
+    expect(first).toMatchObject({ acquired: true, lease: { owner: 'exec-A', token: 1 } });
+    expect(second).toEqual({ acquired: false, holder: 'exec-A', expiresAt: clock + 60_000 });
+  });
+
+  it('lets a new owner take over an expired lease, with a higher fencing token, and fences the old one out', async () => {
+    // Prepare
+    const old = await locks.acquire('db', 't2', 'exec-A', 60);
+    if (!old.acquired) throw new Error('setup');
+    await locks.setInFlight('db', 't2', old.lease, 60, batch('exported'), 'none');
+    clock += 61_000;
+
+    // Act
+    const takeover = await locks.acquire('db', 't2', 'exec-B', 60);
+
+    // Assess
+    expect(takeover).toMatchObject({ acquired: true, lease: { owner: 'exec-B', token: 2 } });
+    await expect(
+      locks.setInFlight('db', 't2', old.lease, 60, batch('uploaded'), ['exported']),
+    ).rejects.toThrow(LeaseLostError);
+    await expect(locks.clearInFlight('db', 't2', old.lease, batch('exported'))).rejects.toThrow(
+      /no longer held by this execution/,
+    );
+    expect(await locks.release('db', 't2', old.lease)).toBe(false);
+    expect((await locks.get('db', 't2')).owner).toBe('exec-B');
+  });
+
+  it('refuses a step whose own lease expired even if nobody took it over', async () => {
+    // Prepare
+    const lease = await locks.acquire('db', 't3', 'exec-A', 60);
+    if (!lease.acquired) throw new Error('setup');
+    clock += 61_000;
+
+    // Act / Assess
+    await expect(locks.setInFlight('db', 't3', lease.lease, 60, batch('exported'), 'none')).rejects.toThrow(
+      /expired/,
+    );
+  });
+
+  it('guards in-flight stages and adds committed batches to the totals', async () => {
+    // Prepare
+    const acquired = await locks.acquire('db', 't4', 'exec-A', 60);
+    if (!acquired.acquired) throw new Error('setup');
+    const { lease } = acquired;
+    await locks.setInFlight('db', 't4', lease, 60, batch('exported'), 'none');
+
+    // Act / Assess
+    // Another batch while one is in flight (writing the very same record again is a retry, and accepted).
+    await expect(
+      locks.setInFlight('db', 't4', lease, 60, { ...batch('exported'), batchId: 'b2' }, 'none'),
+    ).rejects.toThrow(LeaseLostError);
+    await expect(locks.setInFlight('db', 't4', lease, 60, batch('deleting'), ['verified'])).rejects.toThrow(
+      /changed under this execution/,
+    );
+    await locks.clearInFlight('db', 't4', lease, batch('exported'), { rows: 9, bytes: 40 });
+    expect(await locks.get('db', 't4')).toMatchObject({
+      inFlight: undefined,
+      totalRows: 9,
+      totalBytes: 40,
+      totalBatches: 1,
+    });
+    expect(await locks.release('db', 't4', lease)).toBe(true);
+    expect((await locks.acquire('db', 't4', 'exec-C', 60)).acquired).toBe(true);
+  });
+});
+
+describe('LockTable when DynamoDB applied a write but its response was lost', () => {
+  let services: LocalServices;
+  let dir: string;
+  let locks: LockTable;
+  const lost: string[] = [];
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'locks-lost-'));
+    services = await startLocalServices(dir, 'locks-lost');
+    const client = new DynamoDBClient({
+      endpoint: services.dynamoEndpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+    });
+    // The real client against dynalite, with the first response to every conditional write dropped after the write
+    // was applied: the SDK sees a connection reset and sends the same request again, whose condition now fails.
+    const seen = new Set<string>();
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const result = await next(args);
+        const input = args.input as { ConditionExpression?: string };
+        const request = JSON.stringify(args.input);
+        if (context.commandName === 'UpdateItemCommand' && input.ConditionExpression && !seen.has(request)) {
+          seen.add(request);
+          lost.push(input.ConditionExpression);
+          throw Object.assign(new Error('socket hang up after the write'), { code: 'ECONNRESET' });
+        }
+        return result;
+      },
+      { step: 'deserialize', name: 'loseFirstResponse' },
+    );
+    locks = new LockTable(
+      DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }),
+      services.lockTable,
+    );
+  });
+
+  afterAll(async () => {
+    await services?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('recognises its own write in the retried request: the batch moves on, is counted once, the lease released', async () => {
+    // Prepare
+    const acquired = await locks.acquire('db', 'public.lost', 'exec-1', 1200);
+    if (!acquired.acquired) throw new Error('not acquired');
+    const { lease } = acquired;
+
+    // Act
+    await locks.setInFlight('db', 'public.lost', lease, 1200, batch('exported'), 'none');
+    await locks.setInFlight('db', 'public.lost', lease, 1200, batch('uploaded'), ['exported']);
+    await locks.setInFlight('db', 'public.lost', lease, 1200, batch('verified'), ['uploaded', 'verified']);
+    await locks.clearInFlight('db', 'public.lost', lease, batch('verified'), { rows: 9, bytes: 40 });
+    const released = await locks.release('db', 'public.lost', lease);
+
+    // Assess: every write lost its first response, and each was recognised, not taken for a lost lease.
+    const state = await locks.get('db', 'public.lost');
+    recordProof({
+      kind: 'threat',
+      actor: 'invocation',
+      attack: 'SDK retry of a conditional write that was applied',
+      held: released && state.totalBatches === 1 && state.inFlight === undefined,
+    });
+    expect(lost.length).toBeGreaterThanOrEqual(5);
+    expect(released).toBe(true);
+    expect(state).toMatchObject({ owner: undefined, inFlight: undefined, totalBatches: 1, totalRows: 9 });
+  });
+});

@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import {
+  AuditEventSchema,
+  auditEventId,
+  auditEventKey,
+  parseAuditEventKey,
+} from '../../../../lambdas/shared/telemetry/audit-trail.js';
+
+describe('audit event keys', () => {
+  it('sort by time under the day, outside every archive area, and parse back', () => {
+    // Prepare
+    const id = auditEventId('run-started', 'run-1');
+    // Act
+    const key = auditEventKey('archive/', { time: '2025-01-07T03:15:00.123Z', kind: 'run-started', id });
+    const later = auditEventKey('archive/', { time: '2025-01-07T03:15:00.124Z', kind: 'config-changed', id });
+    // Assess
+    expect(key).toBe(`archive/_audit/events/2025/01/07/20250107T031500.123Z-run-started-${id}.json`);
+    expect(key < later).toBe(true);
+    expect(parseAuditEventKey(key)).toEqual({ time: '2025-01-07T03:15:00.123Z', kind: 'run-started', id });
+    expect(parseAuditEventKey('archive/_audit/events/README')).toBeUndefined();
+  });
+
+  it('gives a retried event the same id, and different events different ids', () => {
+    // Act & Assess
+    expect(auditEventId('run-finished', 'run-1')).toBe(auditEventId('run-finished', 'run-1'));
+    expect(auditEventId('run-finished', 'run-1')).not.toBe(auditEventId('run-finished', 'run-2'));
+    expect(AuditEventSchema.shape.id.safeParse(auditEventId('x')).success).toBe(true);
+  });
+
+  it('accepts counts and names in details, and refuses nested objects (where row values could hide)', () => {
+    // Prepare
+    const event = {
+      formatVersion: 1,
+      id: auditEventId('x'),
+      kind: 'table-outcome',
+      time: '2025-01-07T03:15:00.000Z',
+      actor: 'step:lock',
+      details: { rows: 3, status: 'succeeded', paths: ['s3'] },
+    };
+    // Act & Assess
+    expect(AuditEventSchema.safeParse(event).success).toBe(true);
+    expect(AuditEventSchema.safeParse({ ...event, details: { row: { email: 'a@b' } } }).success).toBe(false);
+    expect(AuditEventSchema.safeParse({ ...event, kind: 'party' }).success).toBe(false);
+  });
+});
