@@ -2,7 +2,12 @@ import { defineConfig, type TestProjectInlineConfiguration } from 'vitest/config
 import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
 /** Integration and end-to-end files: they need an embedded PostgreSQL, most also the local S3 and DynamoDB. */
-const integration = ['test/lambdas/**/*.int.test.ts', 'test/cli/**/*.int.test.ts', 'test/local/**/*.test.ts'];
+const integration = [
+  'test/lambdas/**/*.int.test.ts',
+  'test/cli/**/*.int.test.ts',
+  'test/local/**/*.test.ts',
+  'test/proofs/**/*.test.ts',
+];
 
 /**
  * The integration files that run on PostgreSQL 14 as well as 18, each with what in it depends on the server. The
@@ -20,16 +25,16 @@ const ON_BOTH_VERSIONS: Record<string, string> = {
   'test/lambdas/shared/batch/batch.int.test.ts':
     'settling a delete by its transaction id (pg_xact_status, the server id)',
   'test/lambdas/delete/core.int.test.ts': 'the delete transaction, its digest and the fenced commit',
-  'test/local/types-and-identifiers.test.ts': 'the text output of every type, which differs between versions',
-  'test/local/proof-tables.test.ts': 'partitioned tables and views, whose catalogs changed across versions',
-  'test/local/restore.test.ts': 'restore SQL: ON CONFLICT, casts between types, sequence and identity resets',
-  'test/local/restore-legacy.test.ts':
+  'test/proofs/types-and-identifiers.test.ts': 'the text output of every type, which differs between versions',
+  'test/proofs/tables.test.ts': 'partitioned tables and views, whose catalogs changed across versions',
+  'test/proofs/restore.test.ts': 'restore SQL: ON CONFLICT, casts between types, sequence and identity resets',
+  'test/proofs/restore-legacy.test.ts':
     "the Python tool's values converted through the target column's base type",
   'test/cli/wizard.int.test.ts': 'table discovery from the catalogs (keys, indexes, partitions, sizes)',
   'test/cli/plan.int.test.ts': 'eligible-row counts and the statistics they read',
   'test/cli/cost.int.test.ts': 'pg_stats histograms',
   'test/cli/doctor.int.test.ts': 'privilege checks (has_table_privilege and friends)',
-  'test/local/proof-database-role.test.ts':
+  'test/proofs/database-role.test.ts':
     "another role's functions, operators, triggers and keys: up to 14 any role may create in public",
 };
 
@@ -39,10 +44,10 @@ const ON_BOTH_VERSIONS: Record<string, string> = {
  * pg and the CDK once per worker instead of once per file saves minutes. Files keep their own state apart anyway:
  * each makes its own database, config file, state dir and local servers, and the process-wide caches are keyed by them.
  */
-const OWN_PROCESS = ['test/local/logs.test.ts'];
+const OWN_PROCESS = ['test/proofs/logs.test.ts'];
 
 /** The two longest files (the 1000-table fleet and the SIGKILL loop) start first, so the others fill in beside them. */
-const LONGEST_FIRST = ['test/local/fleet.test.ts', 'test/local/sigkill.test.ts'];
+const LONGEST_FIRST = ['test/proofs/fleet.test.ts', 'test/proofs/sigkill.test.ts'];
 
 class LongestFirst extends BaseSequencer {
   override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {

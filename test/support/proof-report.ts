@@ -15,18 +15,18 @@ import { PROOF_SEED, PROOF_SOAK, type ProofEntry } from './proof-ledger.js';
 
 /** The proof suite: every test file that records into the ledger, and the ones that back a claim without figures. */
 const PROOF_FILES = [
-  'test/local/proof-faults.test.ts',
-  'test/local/proof-tamper.test.ts',
-  'test/local/bucket-writer.test.ts',
-  'test/local/proof-restore.test.ts',
-  'test/local/proof-tables.test.ts',
-  'test/local/outages.test.ts',
-  'test/local/sigkill.test.ts',
+  'test/proofs/faults.test.ts',
+  'test/proofs/tamper.test.ts',
+  'test/proofs/bucket-writer.test.ts',
+  'test/proofs/restore-faults.test.ts',
+  'test/proofs/tables.test.ts',
+  'test/proofs/outages.test.ts',
+  'test/proofs/sigkill.test.ts',
   'test/local/workflow.test.ts',
-  'test/local/types-and-identifiers.test.ts',
-  'test/local/logs.test.ts',
-  'test/local/proof-database-role.test.ts',
-  'test/local/execution-input.test.ts',
+  'test/proofs/types-and-identifiers.test.ts',
+  'test/proofs/logs.test.ts',
+  'test/proofs/database-role.test.ts',
+  'test/proofs/execution-input.test.ts',
   'test/lambdas/delete/core.int.test.ts',
   'test/lambdas/shared/lock-table/lock-table.int.test.ts',
   'test/lambdas/shared/batch/batch.int.test.ts',
@@ -35,7 +35,7 @@ const PROOF_FILES = [
   'test/lambdas/schemas.fuzz.test.ts',
   'test/lambdas/shared/archive/format.test.ts',
   'test/lib/security.test.ts',
-  'test/local/wide-row.test.ts',
+  'test/proofs/wide-row.test.ts',
 ];
 
 interface ProofSummary {

@@ -10,8 +10,8 @@ import { createDatabase, type Database } from '../database/db.js';
 import { ConfigError } from '../errors/step-errors.js';
 import { LockTable } from '../lock-table/lock-table.js';
 import type { FaultInjector, StepDeps } from '../step/step-deps.js';
-import { filePublisher, type Publisher, snsPublisher } from '../telemetry/notifications.js';
-import { powertoolsTelemetry, type Telemetry } from '../telemetry/powertools.js';
+import { filePublisher, snsPublisher } from '../telemetry/notifications.js';
+import { powertoolsTelemetry } from '../telemetry/powertools.js';
 
 interface ProcessClients {
   s3: S3Client;

@@ -6,7 +6,7 @@ import type { StepDeps } from '../../../lambdas/shared/step/step-deps.js';
 
 const silent = { info: () => undefined, warn: () => undefined, metric: () => undefined };
 // Plan writes its run-started event and compares the config fingerprint; both are exercised against local S3 and
-// DynamoDB in test/local/audit-trail.test.ts, so here they are no-ops.
+// DynamoDB in test/proofs/audit-trail.test.ts, so here they are no-ops.
 const auditing = {
   locks: { getConfigFingerprint: async () => undefined, putConfigFingerprint: async () => undefined },
   store: { getText: async () => undefined, putTextOnce: async () => 'written' },

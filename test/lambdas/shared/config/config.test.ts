@@ -21,7 +21,9 @@ const errorOf = configErrorOf;
 describe('config schema', () => {
   it('accepts the shipped example and applies defaults', () => {
     // Act
-    const config = loadConfigFile(new URL('../../../../config/archiver.example.yaml', import.meta.url).pathname);
+    const config = loadConfigFile(
+      new URL('../../../../config/archiver.example.yaml', import.meta.url).pathname,
+    );
 
     // Assess
     expect(config.databases[0]?.tables).toHaveLength(2);
