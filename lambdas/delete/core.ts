@@ -20,7 +20,7 @@ import {
   rowSourceSql,
 } from '../shared/database/table-sql.js';
 import { ArchiveIntegrityError, InvalidInputError, RowsChangedError } from '../shared/errors/step-errors.js';
-import type { InFlight } from '../shared/lock-table/lock-table.js';
+import type { InFlight } from '../shared/lock-table/table-state.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import type { DeleteInput, DeleteOutput } from './schema.js';
 

@@ -45,7 +45,7 @@ import {
   timestampAsInstantSql,
 } from '../shared/database/table-sql.js';
 import { ReplicaLagError } from '../shared/errors/step-errors.js';
-import type { InFlight } from '../shared/lock-table/lock-table.js';
+import type { InFlight } from '../shared/lock-table/table-state.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import type { ExportInput, ExportOutput } from './schema.js';
 

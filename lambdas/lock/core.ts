@@ -1,5 +1,5 @@
 import { activeHold } from '../shared/batch/holds.js';
-import type { TableOutcome } from '../shared/lock-table/lock-table.js';
+import type { TableOutcome } from '../shared/lock-table/run-records.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import { auditEventId, recordAuditEvent } from '../shared/telemetry/audit-trail.js';
 import type { LockInput, LockOutput } from './schema.js';
@@ -17,7 +17,7 @@ const summarizeCause = (cause: string | undefined): string | undefined => {
 
 /** Records the outcome for the run summary and appends it to the audit trail (counts and status only). */
 async function recordOutcome(deps: StepDeps, runId: string, outcome: TableOutcome): Promise<void> {
-  await deps.locks.recordOutcome(runId, outcome);
+  await deps.runRecords.recordOutcome(runId, outcome);
   await recordAuditEvent(deps, {
     id: auditEventId('table-outcome', runId, outcome.database, outcome.table, outcome.status),
     kind: 'table-outcome',

@@ -18,7 +18,7 @@ import {
   SchemaDriftError,
   TableNotUsableError,
 } from '../shared/errors/step-errors.js';
-import { failedRestoreResult, type RestoreFileResult } from '../shared/lock-table/lock-table.js';
+import { failedRestoreResult, type RestoreFileResult } from '../shared/lock-table/restore-records.js';
 import {
   type ArchivedColumn,
   checkConversions,
@@ -71,7 +71,7 @@ async function restoreArchive(input: RestoreFileInput, deps: StepDeps): Promise<
   );
   const watermark = existing ? `${restoreTargetLabel(task)}@${existing.identity}` : undefined;
   if (watermark && !task.ignoreWatermark) {
-    const mark = await deps.locks.restoredMark(task.database, watermark, archive.key);
+    const mark = await deps.restoreRecords.restoredMark(task.database, watermark, archive.key);
     if (mark) return { ...empty, status: 'already-restored', rows: mark.rows };
   }
   const expected = await readExpectation(deps.store, archive);
@@ -124,7 +124,7 @@ async function restoreArchive(input: RestoreFileInput, deps: StepDeps): Promise<
   );
   if (result.status === 'restored' && watermark) {
     await deps.fault('restore:afterCommit');
-    await deps.locks.markRestored(task.database, watermark, archive.key, {
+    await deps.restoreRecords.markRestored(task.database, watermark, archive.key, {
       restoreId: task.restoreId,
       restoredAt: deps.now().toISOString(),
       rows: result.rows,
@@ -185,7 +185,7 @@ async function checkInventory(
   expected: ArchiveExpectation,
 ): Promise<{ pin?: ObjectPin; warnings: string[] }> {
   if (expected.format !== 'native') return { warnings: [] };
-  const entry = await deps.locks.inventoryEntry(
+  const entry = await deps.inventory.entry(
     task.database,
     `${task.source.schema}.${task.source.name}`,
     expected.key,

@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import { inTransaction } from '../shared/database/db.js';
-import { failedRestoreResult, type RestoreFileResult } from '../shared/lock-table/lock-table.js';
+import { failedRestoreResult, type RestoreFileResult } from '../shared/lock-table/restore-records.js';
 import { advanceSequences } from '../shared/restore/restore-sql.js';
 import { type RestoreTask, type RestoreTotals, restoreTargetLabel } from '../shared/restore/restore-task.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
@@ -46,7 +46,7 @@ export async function tally(
   for (const raw of results) {
     const result: RestoreFileResult =
       'rows' in raw ? raw : failedRestoreResult(raw.key, `${raw.error}: ${causeMessage(raw.cause)}`);
-    await deps.locks.recordRestoreResult(restoreId, result);
+    await deps.restoreRecords.recordResult(restoreId, result);
     next.files += 1;
     if (result.status === 'failed') next.failedFiles += 1;
     if (result.status === 'restored' || result.status === 'dry-run') next.restoredFiles += 1;
@@ -78,7 +78,7 @@ export async function finish(
     : [];
   const failures =
     totals.failedFiles > 0
-      ? (await deps.locks.listRestoreResults(task.restoreId))
+      ? (await deps.restoreRecords.listResults(task.restoreId))
           .filter((r) => r.status === 'failed')
           .slice(0, MAX_FAILURES_SHOWN)
           .map((r) => ({ key: r.key, error: r.error ?? 'failed' }))

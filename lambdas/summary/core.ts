@@ -32,7 +32,7 @@ async function notify(summary: SummaryOutput, deps: StepDeps): Promise<void> {
  * died before releasing its lease) counts as failed, so a run can never look cleaner than it was.
  */
 export async function summarizeRun(input: SummaryInput, deps: StepDeps): Promise<SummaryOutput> {
-  const outcomes = await deps.locks.listOutcomes(input.runId);
+  const outcomes = await deps.runRecords.listOutcomes(input.runId);
   const count = (status: string) => outcomes.filter((o) => o.status === status).length;
   const missing = Math.max(0, input.tableCount - outcomes.length);
   const failedFirst = [...outcomes].sort(

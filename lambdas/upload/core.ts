@@ -15,7 +15,7 @@ import {
   EncryptionRequiredError,
   InvalidInputError,
 } from '../shared/errors/step-errors.js';
-import type { InFlight } from '../shared/lock-table/lock-table.js';
+import type { InFlight } from '../shared/lock-table/table-state.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import type { UploadInput, UploadOutput } from './schema.js';
 

@@ -12,7 +12,7 @@ import {
   type TableShape,
 } from '../database/table-sql.js';
 import { BatchOutcomeUnknownError, ConfigError, DeleteInProgressError } from '../errors/step-errors.js';
-import type { InFlight } from '../lock-table/lock-table.js';
+import type { InFlight } from '../lock-table/table-state.js';
 import type { StepDeps } from '../step/step-deps.js';
 import type { TableTask } from '../step/table-task.js';
 
@@ -161,7 +161,7 @@ export function renewLease(deps: StepDeps, task: TableTask, waitSeconds = 0): Pr
  * attempt settles it as committed and comes here again (the inventory write is idempotent).
  */
 export async function recordCommitted(deps: StepDeps, task: TableTask, inFlight: InFlight): Promise<void> {
-  await deps.locks.recordArchive(task.database, task.table, {
+  await deps.inventory.record(task.database, task.table, {
     archiveKey: inFlight.archiveKey,
     day: inFlight.day,
     batchId: inFlight.batchId,

@@ -53,7 +53,7 @@ export function changedPaths(previous: Record<string, string>, current: Record<s
  */
 export async function recordConfigChange(deps: StepDeps, runId: string): Promise<string[] | undefined> {
   const current = configFingerprint(deps.config);
-  const previous = await deps.locks.getConfigFingerprint();
+  const previous = await deps.runRecords.getConfigFingerprint();
   if (previous?.hash === current.hash) return undefined;
   const paths = changedPaths(previous?.paths ?? {}, current.paths);
   await recordAuditEvent(deps, {
@@ -69,6 +69,6 @@ export async function recordConfigChange(deps: StepDeps, runId: string): Promise
       hash: current.hash,
     },
   });
-  await deps.locks.putConfigFingerprint({ ...current, recordedAt: deps.now().toISOString(), runId });
+  await deps.runRecords.putConfigFingerprint({ ...current, recordedAt: deps.now().toISOString(), runId });
   return paths;
 }
