@@ -41,6 +41,11 @@ import type { RestoreFileInput, RestoreFileOutput } from './schema.js';
 
 const sqlState = (error: unknown): string => (error as { code?: string }).code ?? '';
 
+export type RestoreFileDeps = Pick<
+  StepDeps,
+  'config' | 'store' | 'inventory' | 'restoreRecords' | 'database' | 'telemetry' | 'now' | 'fault'
+>;
+
 /**
  * Restores one archive in one transaction: stream the object once into a temporary table (checksums, size and row
  * count measured on the way), compare every figure with the archive's sidecar, and only then write the rows into
@@ -50,7 +55,10 @@ const sqlState = (error: unknown): string => (error as { code?: string }).code ?
  * or truncated, is a new one). Errors that retrying cannot cure come back as a `failed` result with a short
  * message, so a page of results stays small; transient ones are thrown for the state machine to retry.
  */
-export async function restoreFile(input: RestoreFileInput, deps: StepDeps): Promise<RestoreFileOutput> {
+export async function restoreFile(
+  input: RestoreFileInput,
+  deps: RestoreFileDeps,
+): Promise<RestoreFileOutput> {
   const { archive } = input;
   try {
     return await restoreArchive(input, deps);
@@ -61,7 +69,7 @@ export async function restoreFile(input: RestoreFileInput, deps: StepDeps): Prom
   }
 }
 
-async function restoreArchive(input: RestoreFileInput, deps: StepDeps): Promise<RestoreFileOutput> {
+async function restoreArchive(input: RestoreFileInput, deps: RestoreFileDeps): Promise<RestoreFileOutput> {
   const { task, archive } = input;
   const empty = { key: archive.key, rows: 0, inserted: 0, skipped: 0, overwritten: 0, warnings: [] };
   assertRestoreTargetAllowed(findDatabase(deps.config, task.database), task);
@@ -180,7 +188,7 @@ function checkOrigin(task: RestoreTask, expected: ArchiveExpectation): void {
  * tool, and `requireInventory` refuses it. Legacy archives have no inventory.
  */
 async function checkInventory(
-  deps: StepDeps,
+  deps: Pick<StepDeps, 'inventory' | 'telemetry'>,
   task: RestoreTask,
   expected: ArchiveExpectation,
 ): Promise<{ pin?: ObjectPin; warnings: string[] }> {
@@ -209,7 +217,7 @@ async function checkInventory(
 }
 
 /** Counts a refused archive in VerificationFailures and throws its ArchiveIntegrityError. */
-function refuseArchive(deps: StepDeps, task: RestoreTask, message: string): never {
+function refuseArchive(deps: Pick<StepDeps, 'telemetry'>, task: RestoreTask, message: string): never {
   deps.telemetry.metric('VerificationFailures', 'Count', 1, {
     database: task.database,
     table: restoreTargetLabel(task),
@@ -220,7 +228,7 @@ function refuseArchive(deps: StepDeps, task: RestoreTask, message: string): neve
 /** Streams the archive into the staging table and refuses it unless every figure matches its sidecar. */
 async function stage(
   client: pg.PoolClient,
-  deps: StepDeps,
+  deps: Pick<StepDeps, 'store' | 'telemetry'>,
   task: RestoreTask,
   archive: RestoreFileInput['archive'],
   expected: ArchiveExpectation,

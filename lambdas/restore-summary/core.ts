@@ -14,9 +14,14 @@ import type {
 
 const MAX_FAILURES_SHOWN = 20;
 
+export type RestoreSummaryDeps = Pick<
+  StepDeps,
+  'config' | 'store' | 'restoreRecords' | 'database' | 'telemetry' | 'now'
+>;
+
 export async function restoreSummaryStep(
   input: RestoreSummaryInput,
-  deps: StepDeps,
+  deps: RestoreSummaryDeps,
 ): Promise<RestoreSummaryOutput> {
   return input.action === 'tally'
     ? { totals: await tally(input.restoreId, input.results, input.totals, deps) }
@@ -40,7 +45,7 @@ export async function tally(
   restoreId: string,
   results: (RestoreFileResult | z.infer<typeof FailedArchiveSchema>)[],
   totals: RestoreTotals,
-  deps: StepDeps,
+  deps: Pick<StepDeps, 'restoreRecords'>,
 ): Promise<RestoreTotals> {
   const next = { ...totals };
   for (const raw of results) {
@@ -68,7 +73,7 @@ export async function tally(
 export async function finish(
   task: RestoreTask,
   totals: RestoreTotals,
-  deps: StepDeps,
+  deps: RestoreSummaryDeps,
 ): Promise<RestoreSummary> {
   const wrote = !task.dryRun && totals.inserted + totals.overwritten > 0;
   const sequences = wrote

@@ -51,7 +51,10 @@ export function changedPaths(previous: Record<string, string>, current: Record<s
  * changed (or none was recorded yet), writes a `config-changed` event naming the changed top-level paths, then
  * records the new fingerprint. In that order, so a crash between the two repeats the same event (same id).
  */
-export async function recordConfigChange(deps: StepDeps, runId: string): Promise<string[] | undefined> {
+export async function recordConfigChange(
+  deps: Pick<StepDeps, 'config' | 'runRecords' | 'store' | 'now'>,
+  runId: string,
+): Promise<string[] | undefined> {
   const current = configFingerprint(deps.config);
   const previous = await deps.runRecords.getConfigFingerprint();
   if (previous?.hash === current.hash) return undefined;
