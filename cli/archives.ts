@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { ArchiveSource } from '../lambdas/shared/archive/catalog.js';
 import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
 import { type ArchiverConfig, findDatabase, tableRef } from '../lambdas/shared/config/config.js';
-import type { LockTable } from '../lambdas/shared/lock-table/lock-table.js';
+import type { ArchiveInventory } from '../lambdas/shared/lock-table/archive-inventory.js';
 import { TableRefSchema } from '../lambdas/shared/restore/restore-task.js';
 import { listWithRows, type ValidationReport, validateArchives } from './archive-validation.js';
 import { formatNumber } from './report.js';
@@ -79,7 +79,7 @@ export async function validateCommand(
   config: ArchiverConfig,
   options: ArchiveScopeOptions & { strict: boolean },
   write: (line: string) => void,
-  locks?: Pick<LockTable, 'inventory'>,
+  inventory?: Pick<ArchiveInventory, 'list'>,
 ): Promise<number> {
   const reports: (ValidationReport & { database: string; table: string })[] = [];
   for (const scoped of sourcesInScope(config, options)) {
@@ -88,9 +88,9 @@ export async function validateCommand(
       schema: scoped.table.schema,
       table: scoped.table.name,
     };
-    const inventory =
-      locks && scoped.source.format === 'native'
-        ? await locks.inventory(scoped.database, tableRef(scoped.table))
+    const committed =
+      inventory && scoped.source.format === 'native'
+        ? await inventory.list(scoped.database, tableRef(scoped.table))
         : undefined;
     const report = await validateArchives(
       store,
@@ -98,7 +98,7 @@ export async function validateCommand(
       origin,
       { fromDay: options.from, toDay: options.to },
       new Date(),
-      inventory,
+      committed,
     );
     reports.push({ ...report, database: scoped.database, table: tableRef(scoped.table) });
   }

@@ -4,13 +4,13 @@ import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
 import { tableLocation } from '../lambdas/shared/batch/batch.js';
 import { type ArchiverConfig, resolveTable } from '../lambdas/shared/config/config.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
-import type { Hold, LockTable } from '../lambdas/shared/lock-table/lock-table.js';
+import type { Hold, LegalHolds } from '../lambdas/shared/lock-table/legal-holds.js';
 import { appendAuditEvent } from '../lambdas/shared/telemetry/audit-trail.js';
 
 /** What the hold commands act on: the lock table the steps read holds from, and the bucket of the audit trail. */
 export interface HoldContext {
   config: ArchiverConfig;
-  locks: LockTable;
+  holds: LegalHolds;
   store: ArchiveStore;
   /** Who acts, recorded with the hold and in the audit trail. */
   actor: string;
@@ -59,7 +59,7 @@ export async function setHold(
     setBy: ctx.actor,
     setAt: (ctx.now?.() ?? new Date()).toISOString(),
   };
-  await ctx.locks.setHold(hold);
+  await ctx.holds.set(hold);
   await audit(ctx, database, table, { action: 'hold-set', scope: 'table', reason });
   return hold;
 }
@@ -67,7 +67,7 @@ export async function setHold(
 /** Lifts an operator's hold; a hold written in the config stays until the config changes. */
 export async function clearHold(ctx: HoldContext, database: string, table: string): Promise<boolean> {
   resolveTable(ctx.config, database, table);
-  const cleared = await ctx.locks.clearHold(database, table);
+  const cleared = await ctx.holds.clear(database, table);
   if (cleared) await audit(ctx, database, table, { action: 'hold-cleared', scope: 'table', reason: null });
   return cleared;
 }

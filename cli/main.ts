@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
-import type { RestoreFileResult } from '../lambdas/shared/lock-table/lock-table.js';
+import type { RestoreFileResult } from '../lambdas/shared/lock-table/restore-records.js';
 import { type ArchiveScopeOptions, listCommand, validateCommand, withArchiveScope } from './archives.js';
 import { registerOperatorCommands } from './operator-commands.js';
 import type { OutputOptions } from './progress.js';
@@ -364,7 +364,7 @@ for (const [name, description, run] of [
           const env = await openLocalEnvironment(options.config, options.stateDir);
           try {
             const deps = env.deps();
-            process.exitCode = await run(deps.store, env.config, options, write, deps.locks);
+            process.exitCode = await run(deps.store, env.config, options, write, deps.inventory);
           } finally {
             await env.close();
           }
@@ -376,12 +376,17 @@ for (const [name, description, run] of [
         const config = loadConfigFile(options.config);
         const bucket = options.bucket ?? config.s3.bucket;
         if (!bucket) throw new ConfigError('give --bucket: the config names no s3.bucket');
-        let locks: import('../lambdas/shared/lock-table/lock-table.js').LockTable | undefined;
+        let inventory:
+          | import('../lambdas/shared/lock-table/archive-inventory.js').ArchiveInventory
+          | undefined;
         if (options.lockTable) {
-          const { LockTable } = await import('../lambdas/shared/lock-table/lock-table.js');
+          const { ArchiveInventory } = await import('../lambdas/shared/lock-table/archive-inventory.js');
+          const { LockTableClient } = await import('../lambdas/shared/lock-table/table-client.js');
           const { DynamoDBClient } = await import('@aws-sdk/client-dynamodb');
           const { DynamoDBDocumentClient } = await import('@aws-sdk/lib-dynamodb');
-          locks = new LockTable(DynamoDBDocumentClient.from(new DynamoDBClient({})), options.lockTable);
+          inventory = new ArchiveInventory(
+            new LockTableClient(DynamoDBDocumentClient.from(new DynamoDBClient({})), options.lockTable),
+          );
         } else if (name === 'validate') {
           write(
             'note: without --lock-table the archives are not compared with the inventory of committed archives',
@@ -392,7 +397,7 @@ for (const [name, description, run] of [
           config,
           options,
           write,
-          locks,
+          inventory,
         );
       },
     );
@@ -469,7 +474,7 @@ async function withHoldContext<T>(
       const s3 = new S3Client({ endpoint: env.services.s3Endpoint, forcePathStyle: true });
       return await work({
         config: env.config,
-        locks: deps.locks,
+        holds: deps.holds,
         store: deps.store,
         actor: options.actor,
         s3,
@@ -480,15 +485,18 @@ async function withHoldContext<T>(
   }
   const { loadConfigFile } = await import('../lambdas/shared/config/config.js');
   const { ArchiveStore } = await import('../lambdas/shared/archive/store.js');
-  const { LockTable } = await import('../lambdas/shared/lock-table/lock-table.js');
+  const { LegalHolds } = await import('../lambdas/shared/lock-table/legal-holds.js');
+  const { LockTableClient } = await import('../lambdas/shared/lock-table/table-client.js');
   const { DynamoDBClient } = await import('@aws-sdk/client-dynamodb');
   const { DynamoDBDocumentClient } = await import('@aws-sdk/lib-dynamodb');
   const config = loadConfigFile(options.config);
   const bucket = options.bucket ?? config.s3.bucket;
   if (!bucket) throw new ConfigError('give --bucket: the config names no s3.bucket');
   const s3 = new S3Client({});
-  const locks = new LockTable(DynamoDBDocumentClient.from(new DynamoDBClient({})), options.lockTable);
-  return work({ config, locks, store: new ArchiveStore(s3, bucket), actor: options.actor, s3 });
+  const holds = new LegalHolds(
+    new LockTableClient(DynamoDBDocumentClient.from(new DynamoDBClient({})), options.lockTable),
+  );
+  return work({ config, holds, store: new ArchiveStore(s3, bucket), actor: options.actor, s3 });
 }
 
 const withHoldOptions = (command: Command) =>
@@ -523,7 +531,7 @@ withHoldOptions(hold.command('clear <database> <table>').description('Lift a tab
 withHoldOptions(hold.command('list').description('List the legal holds in the lock table.')).action(
   async (options: HoldCommandOptions) => {
     const { formatHolds } = await import('./holds.js');
-    console.log(await withHoldContext(options, async (ctx) => formatHolds(await ctx.locks.listHolds())));
+    console.log(await withHoldContext(options, async (ctx) => formatHolds(await ctx.holds.list())));
   },
 );
 

@@ -1,4 +1,4 @@
-import type { TableOutcome } from '../lambdas/shared/lock-table/lock-table.js';
+import type { TableOutcome } from '../lambdas/shared/lock-table/run-records.js';
 
 const formatBytes = (bytes: number) =>
   bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;

@@ -2,7 +2,7 @@ import type { SFNClient } from '@aws-sdk/client-sfn';
 import { type Command, Option } from 'commander';
 import { formatIssues } from '../lambdas/shared/config/config.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
-import type { RestoreFileResult } from '../lambdas/shared/lock-table/lock-table.js';
+import type { RestoreFileResult } from '../lambdas/shared/lock-table/restore-records.js';
 import { type RestoreRequestInput, RestoreRequestSchema } from '../lambdas/shared/restore/restore-task.js';
 import { formatNumber } from './report.js';
 

@@ -3,13 +3,14 @@ import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
 
-/** The item operations lambdas/shared/lock-table/lock-table.ts issues; grants name them one by one, never `dynamodb:*`. */
+/** The item operations the stores in lambdas/shared/lock-table/ issue; grants name them one by one, never `dynamodb:*`. */
 export type LockTableAction = 'GetItem' | 'PutItem' | 'UpdateItem' | 'DeleteItem' | 'Query';
 
 /**
- * The partition-key areas of the table, as lambdas/shared/lock-table/lock-table.ts builds the keys: `TABLE#db#table` (lease and
- * in-flight batch), `ARCHIVES#db#table` (inventory of committed archives), `RESTORED#db#target` (restore
- * watermark), `RUN#runId` (outcomes), `RESTORE#restoreId` (restore results), `HOLDS` and `CONFIG`.
+ * The partition-key areas of the table, as the stores in lambdas/shared/lock-table/ build the keys: `TABLE#db#table`
+ * (lease and in-flight batch; lease-store.ts), `ARCHIVES#db#table` (inventory of committed archives;
+ * archive-inventory.ts), `RESTORED#db#target` (restore watermark) and `RESTORE#restoreId` (restore results;
+ * restore-records.ts), `RUN#runId` (outcomes) and `CONFIG` (run-records.ts), `HOLDS` (legal-holds.ts).
  */
 export type LockKeyArea =
   | 'tableState'
@@ -55,7 +56,7 @@ export interface LockTableProps {
 /**
  * The lock/progress table: per-table leases with fencing tokens and the in-flight batch (`TABLE#db#table`/`STATE`),
  * and per-run outcomes (`RUN#runId`/`db#table`) that expire through the `ttl` attribute (epoch seconds, 90 days
- * after the run; lambdas/shared/lock-table/lock-table.ts). On-demand, point-in-time recovery, deletion protection, retained.
+ * after the run; lambdas/shared/lock-table/table-client.ts). On-demand, point-in-time recovery, deletion protection, retained.
  *
  * Encrypted at rest with the AWS-managed DynamoDB key (aws/dynamodb): items hold lease owners, batch key ranges and
  * counts, never row values, and each function's IAM policy already names the exact operations it may issue. A

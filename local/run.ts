@@ -1,6 +1,7 @@
 import { join, resolve } from 'node:path';
 import { type ArchiverConfig, loadConfigFile } from '../lambdas/shared/config/config.js';
-import type { RestoreFileResult, TableOutcome } from '../lambdas/shared/lock-table/lock-table.js';
+import type { RestoreFileResult } from '../lambdas/shared/lock-table/restore-records.js';
+import type { TableOutcome } from '../lambdas/shared/lock-table/run-records.js';
 import { closeProcessDatabases, depsFromEnv } from '../lambdas/shared/runtime/deps.js';
 import type { FaultInjector, StepDeps } from '../lambdas/shared/step/step-deps.js';
 import { type LocalServices, startLocalServices } from './services.js';
@@ -97,7 +98,7 @@ export async function runLocalArchive(
   options: WorkflowOptions = {},
 ): Promise<LocalRunResult> {
   const execution = await local.workflow(options).runArchive(input);
-  const outcomes = await local.deps().locks.listOutcomes(execution.executionName);
+  const outcomes = await local.deps().runRecords.listOutcomes(execution.executionName);
   return { execution, outcomes };
 }
 
@@ -114,6 +115,6 @@ export async function runLocalRestore(
   options: WorkflowOptions = {},
 ): Promise<LocalRestoreResult> {
   const execution = await local.workflow(options).runRestore(request);
-  const results = await local.deps().locks.listRestoreResults(execution.executionName);
+  const results = await local.deps().restoreRecords.listResults(execution.executionName);
   return { execution, results };
 }

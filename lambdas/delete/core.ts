@@ -20,7 +20,7 @@ import {
   rowSourceSql,
 } from '../shared/database/table-sql.js';
 import { ArchiveIntegrityError, InvalidInputError, RowsChangedError } from '../shared/errors/step-errors.js';
-import type { InFlight } from '../shared/lock-table/lock-table.js';
+import type { InFlight } from '../shared/lock-table/table-state.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import type { DeleteInput, DeleteOutput } from './schema.js';
 
@@ -33,7 +33,10 @@ class ArchiveChanged extends Error {}
  * pin (ETag, version) is what makes a swap of other bytes with the same size and metadata visible; a record from
  * before pins existed has only size and metadata to go by.
  */
-async function publishedChange(deps: StepDeps, inFlight: InFlight): Promise<string | undefined> {
+async function publishedChange(
+  deps: Pick<StepDeps, 'store'>,
+  inFlight: InFlight,
+): Promise<string | undefined> {
   // The current object, not the pinned version: a versioned bucket would still serve that one after an overwrite.
   const head = await deps.store.head(inFlight.archiveKey);
   if (!head) return 'object is missing';
@@ -46,6 +49,11 @@ async function publishedChange(deps: StepDeps, inFlight: InFlight): Promise<stri
   return undefined;
 }
 
+export type DeleteDeps = Pick<
+  StepDeps,
+  'config' | 'store' | 'locks' | 'inventory' | 'database' | 'telemetry' | 'now' | 'fault'
+>;
+
 /**
  * Delete: in one transaction, deletes the verified batch's rows by a predicate that includes the cut-off day window
  * and the key range, digesting exactly the rows it deleted (DELETE ... RETURNING). It commits only if count and
@@ -53,7 +61,7 @@ async function publishedChange(deps: StepDeps, inFlight: InFlight): Promise<stri
  * and the lease is still held; before COMMIT it stores the transaction id, so a
  * later attempt can tell whether a delete whose acknowledgement was lost committed.
  */
-export async function deleteBatch(input: DeleteInput, deps: StepDeps): Promise<DeleteOutput> {
+export async function deleteBatch(input: DeleteInput, deps: DeleteDeps): Promise<DeleteOutput> {
   const started = Date.now();
   assertTaskCutoff(deps, input);
   await renewLease(deps, input);

@@ -45,7 +45,7 @@ import {
   timestampAsInstantSql,
 } from '../shared/database/table-sql.js';
 import { ReplicaLagError } from '../shared/errors/step-errors.js';
-import type { InFlight } from '../shared/lock-table/lock-table.js';
+import type { InFlight } from '../shared/lock-table/table-state.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import type { ExportInput, ExportOutput } from './schema.js';
 
@@ -53,12 +53,26 @@ const DAY_MS = 86_400_000;
 /** Rows before year 1 AD or at -infinity have no calendar day to partition by; they are never eligible. */
 const EARLIEST = '0001-01-01T00:00:00Z';
 
+export type ExportDeps = Pick<
+  StepDeps,
+  | 'config'
+  | 'store'
+  | 'locks'
+  | 'inventory'
+  | 'holds'
+  | 'database'
+  | 'telemetry'
+  | 'now'
+  | 'fault'
+  | 'remainingTimeMs'
+>;
+
 /**
  * Export: finishes or undoes a batch an earlier attempt left in flight, then streams the next batch of eligible
  * rows (one UTC day of the timestamp column, the first `batchSize` keys of it) through gzip into a staging object,
  * measuring everything the later steps check. Rows never pass through memory as a whole.
  */
-export async function exportBatch(input: ExportInput, deps: StepDeps): Promise<ExportOutput> {
+export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise<ExportOutput> {
   const table = resolveTable(deps.config, input.database, input.table);
   assertTaskCutoff(deps, input);
   await renewLease(deps, input);
@@ -253,7 +267,7 @@ function midStreamFaultPoint(fault: StepDeps['fault']): Transform {
  */
 async function settleInFlight(
   input: ExportInput,
-  deps: StepDeps,
+  deps: Pick<StepDeps, 'config' | 'store' | 'locks' | 'inventory' | 'database' | 'telemetry' | 'now'>,
   inFlight: InFlight,
 ): Promise<ExportOutput | undefined> {
   const resume: ExportOutput = {

@@ -1,5 +1,5 @@
 import { activeHold } from '../shared/batch/holds.js';
-import type { TableOutcome } from '../shared/lock-table/lock-table.js';
+import type { TableOutcome } from '../shared/lock-table/run-records.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import { auditEventId, recordAuditEvent } from '../shared/telemetry/audit-trail.js';
 import type { LockInput, LockOutput } from './schema.js';
@@ -16,8 +16,12 @@ const summarizeCause = (cause: string | undefined): string | undefined => {
 };
 
 /** Records the outcome for the run summary and appends it to the audit trail (counts and status only). */
-async function recordOutcome(deps: StepDeps, runId: string, outcome: TableOutcome): Promise<void> {
-  await deps.locks.recordOutcome(runId, outcome);
+async function recordOutcome(
+  deps: Pick<StepDeps, 'config' | 'store' | 'runRecords'>,
+  runId: string,
+  outcome: TableOutcome,
+): Promise<void> {
+  await deps.runRecords.recordOutcome(runId, outcome);
   await recordAuditEvent(deps, {
     id: auditEventId('table-outcome', runId, outcome.database, outcome.table, outcome.status),
     kind: 'table-outcome',
@@ -39,12 +43,17 @@ async function recordOutcome(deps: StepDeps, runId: string, outcome: TableOutcom
   });
 }
 
+export type LockDeps = Pick<
+  StepDeps,
+  'config' | 'store' | 'locks' | 'holds' | 'runRecords' | 'telemetry' | 'now'
+>;
+
 /**
  * Lock: acquires the table's lease (a second execution finds it held and the table is skipped with that status),
  * or releases it and records the table's outcome for the run summary. Release runs on every path, failure included.
  * A table under legal hold is never acquired: it is recorded as `held`.
  */
-export async function lockTable(input: LockInput, deps: StepDeps): Promise<LockOutput> {
+export async function lockTable(input: LockInput, deps: LockDeps): Promise<LockOutput> {
   const finishedAt = deps.now().toISOString();
   if (input.action === 'acquire') {
     const hold = await activeHold(deps, input.database, input.table);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { LeaseSchema } from '../shared/lock-table/lock-table.js';
+import { LeaseSchema } from '../shared/lock-table/table-state.js';
 import { ProgressSchema } from '../shared/step/table-task.js';
 
 const TableSchema = z.object({

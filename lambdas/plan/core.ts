@@ -10,6 +10,12 @@ import { type Lane, type PlanInput, type PlanOutput, RunRequestSchema } from './
 /** Keeps the plan well inside the 256 KiB Step Functions payload limit, with room for the rest of the state. */
 export const MAX_PLAN_BYTES = 160 * 1024;
 
+/** A dry run reads the lease and hold items and the database (the plan report); a run records the config fingerprint. */
+export type PlanDeps = Pick<
+  StepDeps,
+  'config' | 'store' | 'locks' | 'holds' | 'runRecords' | 'database' | 'telemetry' | 'now'
+>;
+
 /**
  * Plan: applies the execution input's filters to the validated config, computes each table's cut-off from the
  * execution's start time rounded down to a UTC midnight (so every retry of a step sees the same cut-off), and deals
@@ -17,7 +23,7 @@ export const MAX_PLAN_BYTES = 160 * 1024;
  * another, which caps the connections the run opens per database whatever the global concurrency. A table the retention or encryption policy
  * forbids stops the plan (ConfigError). With `dryRun` the lanes stay empty and the plan carries the plan report.
  */
-export async function planRun(input: PlanInput, deps: StepDeps): Promise<PlanOutput> {
+export async function planRun(input: PlanInput, deps: PlanDeps): Promise<PlanOutput> {
   const parsed = RunRequestSchema.safeParse(input.request ?? {});
   if (!parsed.success) throw new ConfigError(`execution input is invalid:\n${formatIssues(parsed.error)}`);
   const request = parsed.data;

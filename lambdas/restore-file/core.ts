@@ -18,7 +18,7 @@ import {
   SchemaDriftError,
   TableNotUsableError,
 } from '../shared/errors/step-errors.js';
-import { failedRestoreResult, type RestoreFileResult } from '../shared/lock-table/lock-table.js';
+import { failedRestoreResult, type RestoreFileResult } from '../shared/lock-table/restore-records.js';
 import {
   type ArchivedColumn,
   checkConversions,
@@ -41,6 +41,11 @@ import type { RestoreFileInput, RestoreFileOutput } from './schema.js';
 
 const sqlState = (error: unknown): string => (error as { code?: string }).code ?? '';
 
+export type RestoreFileDeps = Pick<
+  StepDeps,
+  'config' | 'store' | 'inventory' | 'restoreRecords' | 'database' | 'telemetry' | 'now' | 'fault'
+>;
+
 /**
  * Restores one archive in one transaction: stream the object once into a temporary table (checksums, size and row
  * count measured on the way), compare every figure with the archive's sidecar, and only then write the rows into
@@ -50,7 +55,10 @@ const sqlState = (error: unknown): string => (error as { code?: string }).code ?
  * or truncated, is a new one). Errors that retrying cannot cure come back as a `failed` result with a short
  * message, so a page of results stays small; transient ones are thrown for the state machine to retry.
  */
-export async function restoreFile(input: RestoreFileInput, deps: StepDeps): Promise<RestoreFileOutput> {
+export async function restoreFile(
+  input: RestoreFileInput,
+  deps: RestoreFileDeps,
+): Promise<RestoreFileOutput> {
   const { archive } = input;
   try {
     return await restoreArchive(input, deps);
@@ -61,7 +69,7 @@ export async function restoreFile(input: RestoreFileInput, deps: StepDeps): Prom
   }
 }
 
-async function restoreArchive(input: RestoreFileInput, deps: StepDeps): Promise<RestoreFileOutput> {
+async function restoreArchive(input: RestoreFileInput, deps: RestoreFileDeps): Promise<RestoreFileOutput> {
   const { task, archive } = input;
   const empty = { key: archive.key, rows: 0, inserted: 0, skipped: 0, overwritten: 0, warnings: [] };
   assertRestoreTargetAllowed(findDatabase(deps.config, task.database), task);
@@ -71,7 +79,7 @@ async function restoreArchive(input: RestoreFileInput, deps: StepDeps): Promise<
   );
   const watermark = existing ? `${restoreTargetLabel(task)}@${existing.identity}` : undefined;
   if (watermark && !task.ignoreWatermark) {
-    const mark = await deps.locks.restoredMark(task.database, watermark, archive.key);
+    const mark = await deps.restoreRecords.restoredMark(task.database, watermark, archive.key);
     if (mark) return { ...empty, status: 'already-restored', rows: mark.rows };
   }
   const expected = await readExpectation(deps.store, archive);
@@ -124,7 +132,7 @@ async function restoreArchive(input: RestoreFileInput, deps: StepDeps): Promise<
   );
   if (result.status === 'restored' && watermark) {
     await deps.fault('restore:afterCommit');
-    await deps.locks.markRestored(task.database, watermark, archive.key, {
+    await deps.restoreRecords.markRestored(task.database, watermark, archive.key, {
       restoreId: task.restoreId,
       restoredAt: deps.now().toISOString(),
       rows: result.rows,
@@ -180,12 +188,12 @@ function checkOrigin(task: RestoreTask, expected: ArchiveExpectation): void {
  * tool, and `requireInventory` refuses it. Legacy archives have no inventory.
  */
 async function checkInventory(
-  deps: StepDeps,
+  deps: Pick<StepDeps, 'inventory' | 'telemetry'>,
   task: RestoreTask,
   expected: ArchiveExpectation,
 ): Promise<{ pin?: ObjectPin; warnings: string[] }> {
   if (expected.format !== 'native') return { warnings: [] };
-  const entry = await deps.locks.inventoryEntry(
+  const entry = await deps.inventory.entry(
     task.database,
     `${task.source.schema}.${task.source.name}`,
     expected.key,
@@ -209,7 +217,7 @@ async function checkInventory(
 }
 
 /** Counts a refused archive in VerificationFailures and throws its ArchiveIntegrityError. */
-function refuseArchive(deps: StepDeps, task: RestoreTask, message: string): never {
+function refuseArchive(deps: Pick<StepDeps, 'telemetry'>, task: RestoreTask, message: string): never {
   deps.telemetry.metric('VerificationFailures', 'Count', 1, {
     database: task.database,
     table: restoreTargetLabel(task),
@@ -220,7 +228,7 @@ function refuseArchive(deps: StepDeps, task: RestoreTask, message: string): neve
 /** Streams the archive into the staging table and refuses it unless every figure matches its sidecar. */
 async function stage(
   client: pg.PoolClient,
-  deps: StepDeps,
+  deps: Pick<StepDeps, 'store' | 'telemetry'>,
   task: RestoreTask,
   archive: RestoreFileInput['archive'],
   expected: ArchiveExpectation,

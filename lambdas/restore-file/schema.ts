@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { RestoreFileResultSchema } from '../shared/lock-table/lock-table.js';
+import { RestoreFileResultSchema } from '../shared/lock-table/restore-records.js';
 import { ArchivePointerSchema, RestoreTaskSchema } from '../shared/restore/restore-task.js';
 
 export const RestoreFileInputSchema = z

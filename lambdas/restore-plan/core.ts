@@ -46,7 +46,12 @@ export function archiveSource(task: RestoreTask, prefix: string): ArchiveSource 
 
 const splitName = (table: TableName) => ({ schema: table.schema, table: table.name });
 
-export async function restorePlanStep(input: RestorePlanInput, deps: StepDeps): Promise<RestorePlanOutput> {
+export type RestorePlanDeps = Pick<StepDeps, 'config' | 'store' | 'database' | 'telemetry'>;
+
+export async function restorePlanStep(
+  input: RestorePlanInput,
+  deps: RestorePlanDeps,
+): Promise<RestorePlanOutput> {
   return input.action === 'plan'
     ? planRestore(input.restoreId, input.request, deps)
     : listPage(input.task, input.cursor, deps);
@@ -60,7 +65,7 @@ export async function restorePlanStep(input: RestorePlanInput, deps: StepDeps): 
 export async function planRestore(
   restoreId: string,
   request: RestoreRequest,
-  deps: StepDeps,
+  deps: RestorePlanDeps,
 ): Promise<RestorePlan> {
   const database = findDatabase(deps.config, request.database);
   const task: RestoreTask = {
@@ -132,7 +137,12 @@ export async function planRestore(
 }
 
 /** The archives a task selects, in key order. */
-function selectArchives(task: RestoreTask, source: ArchiveSource, deps: StepDeps, startAfter?: string) {
+function selectArchives(
+  task: RestoreTask,
+  source: ArchiveSource,
+  deps: Pick<StepDeps, 'store'>,
+  startAfter?: string,
+) {
   const refs = listArchives(deps.store, source, { fromDay: task.fromDay, toDay: task.toDay, startAfter });
   if (!task.key) return refs;
   const only = task.key;
@@ -142,7 +152,11 @@ function selectArchives(task: RestoreTask, source: ArchiveSource, deps: StepDeps
 }
 
 /** One page of archives after `cursor` (the previous page's last key). */
-export async function listPage(task: RestoreTask, cursor: string, deps: StepDeps): Promise<RestorePage> {
+export async function listPage(
+  task: RestoreTask,
+  cursor: string,
+  deps: Pick<StepDeps, 'config' | 'store'>,
+): Promise<RestorePage> {
   const source = archiveSource(task, deps.config.s3.prefix);
   const archives: RestorePage['archives'] = [];
   let more = false;
@@ -165,7 +179,7 @@ async function createTarget(
   client: pg.ClientBase,
   task: RestoreTask,
   firstArchive: string | undefined,
-  deps: StepDeps,
+  deps: Pick<StepDeps, 'store'>,
 ): Promise<void> {
   if (await describeTarget(client, task.source)) {
     await client.query(

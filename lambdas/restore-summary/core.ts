@@ -1,6 +1,6 @@
 import type { z } from 'zod';
 import { inTransaction } from '../shared/database/db.js';
-import { failedRestoreResult, type RestoreFileResult } from '../shared/lock-table/lock-table.js';
+import { failedRestoreResult, type RestoreFileResult } from '../shared/lock-table/restore-records.js';
 import { advanceSequences } from '../shared/restore/restore-sql.js';
 import { type RestoreTask, type RestoreTotals, restoreTargetLabel } from '../shared/restore/restore-task.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
@@ -14,9 +14,14 @@ import type {
 
 const MAX_FAILURES_SHOWN = 20;
 
+export type RestoreSummaryDeps = Pick<
+  StepDeps,
+  'config' | 'store' | 'restoreRecords' | 'database' | 'telemetry' | 'now'
+>;
+
 export async function restoreSummaryStep(
   input: RestoreSummaryInput,
-  deps: StepDeps,
+  deps: RestoreSummaryDeps,
 ): Promise<RestoreSummaryOutput> {
   return input.action === 'tally'
     ? { totals: await tally(input.restoreId, input.results, input.totals, deps) }
@@ -40,13 +45,13 @@ export async function tally(
   restoreId: string,
   results: (RestoreFileResult | z.infer<typeof FailedArchiveSchema>)[],
   totals: RestoreTotals,
-  deps: StepDeps,
+  deps: Pick<StepDeps, 'restoreRecords'>,
 ): Promise<RestoreTotals> {
   const next = { ...totals };
   for (const raw of results) {
     const result: RestoreFileResult =
       'rows' in raw ? raw : failedRestoreResult(raw.key, `${raw.error}: ${causeMessage(raw.cause)}`);
-    await deps.locks.recordRestoreResult(restoreId, result);
+    await deps.restoreRecords.recordResult(restoreId, result);
     next.files += 1;
     if (result.status === 'failed') next.failedFiles += 1;
     if (result.status === 'restored' || result.status === 'dry-run') next.restoredFiles += 1;
@@ -68,7 +73,7 @@ export async function tally(
 export async function finish(
   task: RestoreTask,
   totals: RestoreTotals,
-  deps: StepDeps,
+  deps: RestoreSummaryDeps,
 ): Promise<RestoreSummary> {
   const wrote = !task.dryRun && totals.inserted + totals.overwritten > 0;
   const sequences = wrote
@@ -78,7 +83,7 @@ export async function finish(
     : [];
   const failures =
     totals.failedFiles > 0
-      ? (await deps.locks.listRestoreResults(task.restoreId))
+      ? (await deps.restoreRecords.listResults(task.restoreId))
           .filter((r) => r.status === 'failed')
           .slice(0, MAX_FAILURES_SHOWN)
           .map((r) => ({ key: r.key, error: r.error ?? 'failed' }))

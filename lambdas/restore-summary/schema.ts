@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { RestoreFileResultSchema } from '../shared/lock-table/lock-table.js';
+import { RestoreFileResultSchema } from '../shared/lock-table/restore-records.js';
 import { RestoreTaskSchema, RestoreTotalsSchema } from '../shared/restore/restore-task.js';
 
 /** What the Map's Catch makes of an archive whose step failed for good: the error's name and cause. */

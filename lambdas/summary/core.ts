@@ -9,7 +9,10 @@ export const MAX_TABLES_IN_SUMMARY = 100;
  * Sends the run's notifications through the injected publisher. A publish that fails (after the SDK's own retries)
  * is logged, not thrown: the run's work is done and recorded, and a failed run still raises the execution alarm.
  */
-async function notify(summary: SummaryOutput, deps: StepDeps): Promise<void> {
+async function notify(
+  summary: SummaryOutput,
+  deps: Pick<StepDeps, 'config' | 'publisher' | 'telemetry' | 'now'>,
+): Promise<void> {
   if (!deps.publisher) return;
   const { send, suppressed } = runNotifications(summary, deps.config.notifications, deps.now());
   if (suppressed > 0)
@@ -31,8 +34,13 @@ async function notify(summary: SummaryOutput, deps: StepDeps): Promise<void> {
  * Summary: totals of the run from the outcomes each table recorded. A table that recorded nothing (its execution
  * died before releasing its lease) counts as failed, so a run can never look cleaner than it was.
  */
-export async function summarizeRun(input: SummaryInput, deps: StepDeps): Promise<SummaryOutput> {
-  const outcomes = await deps.locks.listOutcomes(input.runId);
+export type SummaryDeps = Pick<
+  StepDeps,
+  'config' | 'store' | 'runRecords' | 'telemetry' | 'now' | 'publisher'
+>;
+
+export async function summarizeRun(input: SummaryInput, deps: SummaryDeps): Promise<SummaryOutput> {
+  const outcomes = await deps.runRecords.listOutcomes(input.runId);
   const count = (status: string) => outcomes.filter((o) => o.status === status).length;
   const missing = Math.max(0, input.tableCount - outcomes.length);
   const failedFirst = [...outcomes].sort(

@@ -15,7 +15,7 @@ import {
   EncryptionRequiredError,
   InvalidInputError,
 } from '../shared/errors/step-errors.js';
-import type { InFlight } from '../shared/lock-table/lock-table.js';
+import type { InFlight } from '../shared/lock-table/table-state.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import type { UploadInput, UploadOutput } from './schema.js';
 
@@ -30,12 +30,14 @@ export function archiveMetadata(inFlight: InFlight): Record<string, string> {
   };
 }
 
+export type UploadDeps = Pick<StepDeps, 'config' | 'store' | 'locks' | 'telemetry' | 'fault'>;
+
 /**
  * Upload: publishes the staged batch under its final, content-addressed key without ever replacing an existing
  * object, writes the manifest sidecar once, and removes the staging objects. Every part is idempotent, so a retry
  * after a crash at any point completes the same publication.
  */
-export async function uploadBatch(input: UploadInput, deps: StepDeps): Promise<UploadOutput> {
+export async function uploadBatch(input: UploadInput, deps: UploadDeps): Promise<UploadOutput> {
   const { store, config } = deps;
   await renewLease(deps, input);
   const state = await deps.locks.get(input.database, input.table);
@@ -109,7 +111,11 @@ export async function uploadBatch(input: UploadInput, deps: StepDeps): Promise<U
  * policy, a wrong key setting or a server without KMS stops the batch here, before verify and delete, with its
  * rows still in the database. The next export withdraws the batch it left in flight.
  */
-async function requireKmsIfCritical(deps: StepDeps, input: UploadInput, archiveKey: string): Promise<void> {
+async function requireKmsIfCritical(
+  deps: Pick<StepDeps, 'config' | 'store'>,
+  input: UploadInput,
+  archiveKey: string,
+): Promise<void> {
   const db = findDatabase(deps.config, input.database);
   const table = db.tables.find((t) => tableRef(t) === input.table);
   if (!table || !tableGovernance(deps.config, table).requiresKms) return;
@@ -123,7 +129,7 @@ async function requireKmsIfCritical(deps: StepDeps, input: UploadInput, archiveK
 
 /** The staged manifest; undefined once published (staging removed), 'damaged' unless it describes the batch. */
 async function readStagedManifest(
-  deps: StepDeps,
+  deps: Pick<StepDeps, 'store'>,
   inFlight: InFlight,
 ): Promise<Manifest | 'damaged' | undefined> {
   const text = await deps.store.getText(manifestKeyFor(inFlight.stagingKey));
@@ -145,7 +151,7 @@ async function readStagedManifest(
  * accepted even if another run wrote it: the content-addressed data object is the same.
  */
 async function putManifestOnce(
-  deps: StepDeps,
+  deps: Pick<StepDeps, 'store'>,
   key: string,
   manifest: Manifest,
   write: WriteOptions,

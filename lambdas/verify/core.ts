@@ -31,6 +31,8 @@ function parseManifest(text: string): Manifest | undefined {
   }
 }
 
+export type VerifyDeps = Pick<StepDeps, 'config' | 'store' | 'locks' | 'telemetry' | 'fault'>;
+
 /**
  * Verify: re-reads the published object and its manifest from S3, once, and recomputes checksum, row count and row
  * digest. Object, manifest and the figures export recorded in the lock table must all agree, or nothing is deleted:
@@ -38,7 +40,7 @@ function parseManifest(text: string): Manifest | undefined {
  * digests exactly the rows it removes, in its transaction, against these same figures, so a second pass over the
  * rows would check nothing more (rows changed since export roll that delete back and withdraw the batch).
  */
-export async function verifyBatch(input: VerifyInput, deps: StepDeps): Promise<VerifyOutput> {
+export async function verifyBatch(input: VerifyInput, deps: VerifyDeps): Promise<VerifyOutput> {
   const started = Date.now();
   await renewLease(deps, input);
   const state = await deps.locks.get(input.database, input.table);

@@ -10,7 +10,7 @@ describe('audit-archiver legal-hold place|lift and hold set', () => {
   const bed = archiverTestbed(async () => undefined, [{ name: 'events', timestampColumn: 'created_at' }]);
   const context = (): HoldContext => {
     const deps = bed.local.deps();
-    return { config: bed.local.config, locks: deps.locks, store: deps.store, actor: 'test-operator' };
+    return { config: bed.local.config, holds: deps.holds, store: deps.store, actor: 'test-operator' };
   };
 
   /** Three days of archives in the real local S3, each data object with its manifest, and a stray object. */
@@ -93,6 +93,6 @@ describe('audit-archiver legal-hold place|lift and hold set', () => {
     await expect(setHold(context(), 'app', 'public.events', ' ')).rejects.toThrow(
       '--reason must not be empty',
     );
-    expect(await bed.local.deps().locks.listHolds()).toEqual([]);
+    expect(await bed.local.deps().holds.list()).toEqual([]);
   });
 });

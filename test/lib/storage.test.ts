@@ -286,10 +286,10 @@ describe('archive bucket lifecycle and Object Lock from aws.storage', () => {
 });
 
 describe('lock table', () => {
-  it('expires run outcomes through the very attribute lambdas/shared/lock-table/lock-table.ts writes', () => {
+  it('expires run outcomes through the very attribute lambdas/shared/lock-table/table-client.ts writes', () => {
     // Prepare
     const source = readFileSync(
-      new URL('../../lambdas/shared/lock-table/lock-table.ts', import.meta.url),
+      new URL('../../lambdas/shared/lock-table/table-client.ts', import.meta.url),
       'utf8',
     );
     // Act

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { validateCommand } from '../../cli/archives.js';
 import { manifestKeyFor } from '../../lambdas/shared/archive/format.js';
 import { ByteFigures, JsonLinesFigures } from '../../lambdas/shared/archive/stream.js';
-import { LockTable } from '../../lambdas/shared/lock-table/lock-table.js';
+import { ArchiveInventory } from '../../lambdas/shared/lock-table/archive-inventory.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import type { StepEvent } from '../../local/workflow.js';
 import {
@@ -57,7 +57,7 @@ describe('a bucket writer cannot make the archiver lose rows or restore forged o
       bed.local.config,
       { table: [table], json: false, strict },
       (line) => lines.push(line),
-      bed.local.deps().locks,
+      bed.local.deps().inventory,
     );
     return { code, text: lines.join('\n') };
   };
@@ -241,7 +241,7 @@ describe('a bucket writer cannot make the archiver lose rows or restore forged o
     await ddb.send(
       new DeleteCommand({
         TableName: bed.local.services.lockTable,
-        Key: LockTable.inventoryKey('app', 'public.swapped', old.key),
+        Key: ArchiveInventory.key('app', 'public.swapped', old.key),
       }),
     );
     ddb.destroy();

@@ -52,7 +52,7 @@ describe('whoever starts executions cannot move the cut-off past the retention',
       bed.local,
       tablePrefix({ prefix: 'archive/', database: 'app', schema: 'public', table: 'guarded' }),
     );
-    const outcome = (await bed.local.deps().locks.listOutcomes('forged-cutoff'))[0];
+    const outcome = (await bed.local.deps().runRecords.listOutcomes('forged-cutoff'))[0];
     recordProof({
       kind: 'threat',
       actor: 'execution starter',

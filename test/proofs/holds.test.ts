@@ -23,7 +23,7 @@ describe('legal hold through the real local workflow', () => {
   );
   const context = (): HoldContext => {
     const deps = bed.local.deps();
-    return { config: bed.local.config, locks: deps.locks, store: deps.store, actor: 'test-operator' };
+    return { config: bed.local.config, holds: deps.holds, store: deps.store, actor: 'test-operator' };
   };
   const count = async (name: string) =>
     Number((await bed.db.client.query(`SELECT count(*) AS n FROM ${name}`)).rows[0].n);
@@ -92,6 +92,6 @@ describe('legal hold through the real local workflow', () => {
     expect((next.execution.output as SummaryOutput).held).toBe(0);
     expect(await count('held')).toBe(10);
     expect(await count('midrun')).toBe(10);
-    expect(await bed.local.deps().locks.listHolds()).toEqual([]);
+    expect(await bed.local.deps().holds.list()).toEqual([]);
   });
 });

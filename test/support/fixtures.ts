@@ -13,7 +13,8 @@ import { type Manifest, ManifestSchema, tablePrefix } from '../../lambdas/shared
 import type { ArchiverConfigInput, ResolvedTable } from '../../lambdas/shared/config/config.js';
 import { sessionSetupSql } from '../../lambdas/shared/database/db.js';
 import { describeTable, rowLineSql, rowSourceSql } from '../../lambdas/shared/database/table-sql.js';
-import { LockTable } from '../../lambdas/shared/lock-table/lock-table.js';
+import { LeaseStore } from '../../lambdas/shared/lock-table/lease-store.js';
+import { LockTableClient } from '../../lambdas/shared/lock-table/table-client.js';
 import type { StepDeps } from '../../lambdas/shared/step/step-deps.js';
 import type { MetricName } from '../../lambdas/shared/telemetry/powertools.js';
 import { type LocalEnvironment, openLocalEnvironment } from '../../local/run.js';
@@ -143,13 +144,15 @@ export function metricRecorder(): {
   };
 }
 
-/** A lock table client whose clock runs at `now()`: lets a test act after a lease has expired. */
-export function lockTableAt(local: LocalEnvironment, now: () => number): LockTable {
+/** A lease store whose clock runs at `now()`: lets a test act after a lease has expired. */
+export function leaseStoreAt(local: LocalEnvironment, now: () => number): LeaseStore {
   const client = new DynamoDBClient({ endpoint: local.services.dynamoEndpoint });
-  return new LockTable(
-    DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }),
-    local.services.lockTable,
-    now,
+  return new LeaseStore(
+    new LockTableClient(
+      DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }),
+      local.services.lockTable,
+      now,
+    ),
   );
 }
 
@@ -193,7 +196,7 @@ export async function expireLease(local: LocalEnvironment, database: string, tab
   await client.send(
     new UpdateCommand({
       TableName: local.services.lockTable,
-      Key: LockTable.stateKey(database, table),
+      Key: LeaseStore.stateKey(database, table),
       UpdateExpression: 'SET expiresAt = :past',
       ExpressionAttributeValues: { ':past': 0 },
     }),

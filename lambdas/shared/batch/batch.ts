@@ -12,7 +12,7 @@ import {
   type TableShape,
 } from '../database/table-sql.js';
 import { BatchOutcomeUnknownError, ConfigError, DeleteInProgressError } from '../errors/step-errors.js';
-import type { InFlight } from '../lock-table/lock-table.js';
+import type { InFlight } from '../lock-table/table-state.js';
 import type { StepDeps } from '../step/step-deps.js';
 import type { TableTask } from '../step/table-task.js';
 
@@ -31,7 +31,11 @@ export const tableLabel = (task: Pick<TableTask, 'database' | 'table'>) => ({
  * Refuses a task whose cut-off (or `cutoff`, e.g. the upper bound of the batch in flight) is later than the table's
  * retention allows at the step's clock: a ConfigError the ASL catches, before any row is read or deleted.
  */
-export function assertTaskCutoff(deps: StepDeps, task: TableTask, cutoff: string = task.cutoff): void {
+export function assertTaskCutoff(
+  deps: Pick<StepDeps, 'config' | 'now'>,
+  task: TableTask,
+  cutoff: string = task.cutoff,
+): void {
   const table = findDatabase(deps.config, task.database).tables.find((t) => tableRef(t) === task.table);
   if (!table)
     throw new ConfigError(`table "${task.table}" is not configured for database "${task.database}"`);
@@ -124,10 +128,10 @@ export async function settleDelete(
 
 /**
  * Writes the table's in-flight record under the task's lease, renewing the lease, provided the current record is
- * as `expect` says (see LockTable.setInFlight); otherwise LeaseLostError and nothing is written.
+ * as `expect` says (see LeaseStore.setInFlight); otherwise LeaseLostError and nothing is written.
  */
 export function recordInFlight(
-  deps: StepDeps,
+  deps: Pick<StepDeps, 'config' | 'locks'>,
   task: TableTask,
   inFlight: InFlight,
   expect: Parameters<StepDeps['locks']['setInFlight']>[5],
@@ -146,7 +150,11 @@ export function recordInFlight(
  * Renews the task's lease for `leaseSeconds` plus `waitSeconds` (a throttle pause the state machine waits next): each
  * step calls it first, so neither retries nor waits between steps outlast the lease. LeaseLostError once it is lost.
  */
-export function renewLease(deps: StepDeps, task: TableTask, waitSeconds = 0): Promise<void> {
+export function renewLease(
+  deps: Pick<StepDeps, 'config' | 'locks'>,
+  task: TableTask,
+  waitSeconds = 0,
+): Promise<void> {
   return deps.locks.renew(
     task.database,
     task.table,
@@ -160,8 +168,12 @@ export function renewLease(deps: StepDeps, task: TableTask, waitSeconds = 0): Pr
  * adds it to the totals and emits the metrics. A crash between the two leaves the batch `deleting`: the next
  * attempt settles it as committed and comes here again (the inventory write is idempotent).
  */
-export async function recordCommitted(deps: StepDeps, task: TableTask, inFlight: InFlight): Promise<void> {
-  await deps.locks.recordArchive(task.database, task.table, {
+export async function recordCommitted(
+  deps: Pick<StepDeps, 'inventory' | 'locks' | 'now' | 'telemetry'>,
+  task: TableTask,
+  inFlight: InFlight,
+): Promise<void> {
+  await deps.inventory.record(task.database, task.table, {
     archiveKey: inFlight.archiveKey,
     day: inFlight.day,
     batchId: inFlight.batchId,
@@ -191,7 +203,7 @@ export type WithdrawReason = 'rows-changed' | 'integrity' | 'missing-staging' | 
  * wrote are removed; an identical archive committed earlier never is. With `integrity`, a copy is kept as evidence.
  */
 export async function withdrawBatch(
-  deps: StepDeps,
+  deps: Pick<StepDeps, 'config' | 'locks' | 'store' | 'telemetry'>,
   task: TableTask,
   inFlight: InFlight,
   reason: WithdrawReason,

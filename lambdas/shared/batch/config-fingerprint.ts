@@ -51,9 +51,12 @@ export function changedPaths(previous: Record<string, string>, current: Record<s
  * changed (or none was recorded yet), writes a `config-changed` event naming the changed top-level paths, then
  * records the new fingerprint. In that order, so a crash between the two repeats the same event (same id).
  */
-export async function recordConfigChange(deps: StepDeps, runId: string): Promise<string[] | undefined> {
+export async function recordConfigChange(
+  deps: Pick<StepDeps, 'config' | 'runRecords' | 'store' | 'now'>,
+  runId: string,
+): Promise<string[] | undefined> {
   const current = configFingerprint(deps.config);
-  const previous = await deps.locks.getConfigFingerprint();
+  const previous = await deps.runRecords.getConfigFingerprint();
   if (previous?.hash === current.hash) return undefined;
   const paths = changedPaths(previous?.paths ?? {}, current.paths);
   await recordAuditEvent(deps, {
@@ -69,6 +72,6 @@ export async function recordConfigChange(deps: StepDeps, runId: string): Promise
       hash: current.hash,
     },
   });
-  await deps.locks.putConfigFingerprint({ ...current, recordedAt: deps.now().toISOString(), runId });
+  await deps.runRecords.putConfigFingerprint({ ...current, recordedAt: deps.now().toISOString(), runId });
   return paths;
 }

@@ -7,14 +7,14 @@ import type { StepDeps } from '../step/step-deps.js';
  * the lock table (`audit-archiver hold set`), which takes effect without a redeploy.
  */
 export async function activeHold(
-  deps: Pick<StepDeps, 'config' | 'locks'>,
+  deps: Pick<StepDeps, 'config' | 'holds'>,
   database: string,
   table: string,
 ): Promise<string | undefined> {
   const configured = findDatabase(deps.config, database).tables.find((t) => tableRef(t) === table);
   const fromConfig = configured ? tableGovernance(deps.config, configured).configHold : undefined;
   if (fromConfig) return `legal hold (config): ${fromConfig}`;
-  const hold = await deps.locks.getHold(database, table);
+  const hold = await deps.holds.get(database, table);
   return hold
     ? `legal hold (set ${hold.setAt}${hold.setBy ? ` by ${hold.setBy}` : ''}): ${hold.reason}`
     : undefined;

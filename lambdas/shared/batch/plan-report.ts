@@ -73,12 +73,14 @@ export interface PlannedTable {
   cutoff: string;
 }
 
+export type PlanReportDeps = Pick<StepDeps, 'config' | 'locks' | 'holds' | 'database' | 'now'>;
+
 /**
  * Dry run: what an archive run would do per table, from reads only (catalog, counts through the timestamp index,
  * the lock item, the config). It takes no lease, writes no object or item and changes no row.
  */
 export async function buildPlanReport(
-  deps: Pick<StepDeps, 'config' | 'locks' | 'database' | 'now'>,
+  deps: PlanReportDeps,
   runId: string,
   tables: PlannedTable[],
 ): Promise<PlanReport> {
@@ -88,7 +90,7 @@ export async function buildPlanReport(
 }
 
 async function planTable(
-  deps: Pick<StepDeps, 'config' | 'locks' | 'database' | 'now'>,
+  deps: PlanReportDeps,
   { database, table, cutoff }: PlannedTable,
 ): Promise<TablePlan> {
   const ref = tableRef(table);

@@ -50,7 +50,7 @@ const columnsHash = (columns: Column[]) =>
  * the audit trail (a retry writes the same event id), then fails the table or is returned for the manifest.
  */
 export async function checkSchemaDrift(
-  deps: StepDeps,
+  deps: Pick<StepDeps, 'config' | 'locks' | 'store' | 'now' | 'telemetry'>,
   task: TableTask,
   table: ResolvedTable,
   current: Column[],

@@ -8,7 +8,12 @@ import { type ArchiverConfig, findDatabase, loadConfigFile } from '../config/con
 import { forgetCachedConnection, resolveConnection } from '../database/credentials.js';
 import { createDatabase, type Database } from '../database/db.js';
 import { ConfigError } from '../errors/step-errors.js';
-import { LockTable } from '../lock-table/lock-table.js';
+import { ArchiveInventory } from '../lock-table/archive-inventory.js';
+import { LeaseStore } from '../lock-table/lease-store.js';
+import { LegalHolds } from '../lock-table/legal-holds.js';
+import { RestoreRecords } from '../lock-table/restore-records.js';
+import { RunRecords } from '../lock-table/run-records.js';
+import { LockTableClient } from '../lock-table/table-client.js';
 import type { FaultInjector, StepDeps } from '../step/step-deps.js';
 import { filePublisher, snsPublisher } from '../telemetry/notifications.js';
 import { powertoolsTelemetry } from '../telemetry/powertools.js';
@@ -73,6 +78,7 @@ export function depsFromEnv(
   }
   const { s3, ddb, secrets, sns } = processClients(env);
   const resolvedConfig = config;
+  const lockTable = new LockTableClient(ddb, required(env, 'LOCK_TABLE_NAME'));
   return {
     config,
     store: new ArchiveStore(
@@ -83,7 +89,11 @@ export function depsFromEnv(
         ? { inPartsAboveBytes: Number(env.ARCHIVER_COPY_IN_PARTS_ABOVE_BYTES) }
         : {},
     ),
-    locks: new LockTable(ddb, required(env, 'LOCK_TABLE_NAME')),
+    locks: new LeaseStore(lockTable),
+    inventory: new ArchiveInventory(lockTable),
+    holds: new LegalHolds(lockTable),
+    runRecords: new RunRecords(lockTable),
+    restoreRecords: new RestoreRecords(lockTable),
     database(name) {
       const key = `${configPath}\u0000${name}`;
       let db = databases.get(key);

@@ -1,7 +1,11 @@
 import type { ArchiveStore } from '../archive/store.js';
 import type { ArchiverConfig } from '../config/config.js';
 import type { Database } from '../database/db.js';
-import type { LockTable } from '../lock-table/lock-table.js';
+import type { ArchiveInventory } from '../lock-table/archive-inventory.js';
+import type { LeaseStore } from '../lock-table/lease-store.js';
+import type { LegalHolds } from '../lock-table/legal-holds.js';
+import type { RestoreRecords } from '../lock-table/restore-records.js';
+import type { RunRecords } from '../lock-table/run-records.js';
 import type { Publisher } from '../telemetry/notifications.js';
 import type { Telemetry } from '../telemetry/powertools.js';
 
@@ -21,7 +25,16 @@ export type FaultInjector = (point: FaultPoint) => Promise<void> | void;
 export interface StepDeps {
   config: ArchiverConfig;
   store: ArchiveStore;
-  locks: LockTable;
+  /** Each table's lease, its batch in flight and its totals. */
+  locks: LeaseStore;
+  /** The committed archives of each table. */
+  inventory: ArchiveInventory;
+  /** Operators' legal holds. */
+  holds: LegalHolds;
+  /** Each run's table outcomes and the config fingerprint. */
+  runRecords: RunRecords;
+  /** Each restore's per-archive results and the restore watermarks. */
+  restoreRecords: RestoreRecords;
   database(name: string): Promise<Database>;
   telemetry: Telemetry;
   now(): Date;

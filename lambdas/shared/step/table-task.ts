@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { LeaseSchema } from '../lock-table/lock-table.js';
+import { LeaseSchema } from '../lock-table/table-state.js';
 
 /** What every per-table step receives: which table, the run, its cut-off and the lease it acts under. */
 export const TableTaskSchema = z.object({

@@ -3,7 +3,7 @@ import { deleteBatch } from '../../../lambdas/delete/core.js';
 import { exportBatch } from '../../../lambdas/export/core.js';
 import { retentionCutoff } from '../../../lambdas/shared/config/governance.js';
 import { LeaseLostError } from '../../../lambdas/shared/errors/step-errors.js';
-import type { Lease } from '../../../lambdas/shared/lock-table/lock-table.js';
+import type { Lease } from '../../../lambdas/shared/lock-table/table-state.js';
 import type { FaultPoint, StepDeps } from '../../../lambdas/shared/step/step-deps.js';
 import type { TableTask } from '../../../lambdas/shared/step/table-task.js';
 import { uploadBatch } from '../../../lambdas/upload/core.js';
@@ -11,7 +11,7 @@ import { verifyBatch } from '../../../lambdas/verify/core.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
-  lockTableAt,
+  leaseStoreAt,
   resolvedTable,
   seedEvents,
   tableLines,
@@ -52,7 +52,7 @@ describe('delete step', () => {
     const table = resolvedTable(spec('fenced'));
     const original = await tableLines(bed.db.client, table);
     const stale = await exportedAndVerified(deps, 'public.fenced', 'exec-A');
-    const takeover = await lockTableAt(bed.local, () => Date.now() + 3_600_000).acquire(
+    const takeover = await leaseStoreAt(bed.local, () => Date.now() + 3_600_000).acquire(
       'app',
       'public.fenced',
       'exec-B',

@@ -4,7 +4,7 @@ import { exportBatch } from '../../../../lambdas/export/core.js';
 import { withdrawBatch } from '../../../../lambdas/shared/batch/batch.js';
 import { retentionCutoff } from '../../../../lambdas/shared/config/governance.js';
 import { BatchOutcomeUnknownError, LeaseLostError } from '../../../../lambdas/shared/errors/step-errors.js';
-import type { InFlight } from '../../../../lambdas/shared/lock-table/lock-table.js';
+import type { InFlight } from '../../../../lambdas/shared/lock-table/table-state.js';
 import type { StepDeps } from '../../../../lambdas/shared/step/step-deps.js';
 import type { TableTask } from '../../../../lambdas/shared/step/table-task.js';
 import { uploadBatch } from '../../../../lambdas/upload/core.js';

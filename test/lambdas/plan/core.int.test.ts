@@ -1,19 +1,71 @@
-import { describe, expect, it } from 'vitest';
-import { MAX_PLAN_BYTES, planRun } from '../../../lambdas/plan/core.js';
-import { parseConfig } from '../../../lambdas/shared/config/config.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_PLAN_BYTES, type PlanDeps, planRun } from '../../../lambdas/plan/core.js';
+import { ArchiveStore } from '../../../lambdas/shared/archive/store.js';
+import { type ArchiverConfig, parseConfig } from '../../../lambdas/shared/config/config.js';
 import { ConfigError } from '../../../lambdas/shared/errors/step-errors.js';
-import type { StepDeps } from '../../../lambdas/shared/step/step-deps.js';
+import { LeaseStore } from '../../../lambdas/shared/lock-table/lease-store.js';
+import { LegalHolds } from '../../../lambdas/shared/lock-table/legal-holds.js';
+import { RunRecords } from '../../../lambdas/shared/lock-table/run-records.js';
+import { LockTableClient } from '../../../lambdas/shared/lock-table/table-client.js';
+import { type LocalServices, startLocalServices } from '../../../local/services.js';
 
 const silent = { info: () => undefined, warn: () => undefined, metric: () => undefined };
-// Plan writes its run-started event and compares the config fingerprint; both are exercised against local S3 and
-// DynamoDB in test/proofs/audit-trail.test.ts, so here they are no-ops.
-const auditing = {
-  locks: { getConfigFingerprint: async () => undefined, putConfigFingerprint: async () => undefined },
-  store: { getText: async () => undefined, putTextOnce: async () => 'written' },
-  now: () => new Date('2025-03-10T12:00:00.000Z'),
-};
 
-function depsFor(tablesPerDb: number[], maxConnections = 2): StepDeps {
+// Plan writes its run-started event and the config fingerprint into a local S3 and DynamoDB; what they hold is
+// checked in test/proofs/audit-trail.test.ts, here only the plan is.
+let services: LocalServices | undefined;
+let dir = '';
+let recording: Omit<PlanDeps, 'config'> | undefined;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'plan-test-'));
+  services = await startLocalServices(dir, 'plan-test');
+  const region = 'us-east-1';
+  const credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+  const s3 = new S3Client({
+    endpoint: services.s3Endpoint,
+    forcePathStyle: true,
+    region,
+    credentials,
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+  });
+  const lockTable = new LockTableClient(
+    DynamoDBDocumentClient.from(
+      new DynamoDBClient({ endpoint: services.dynamoEndpoint, region, credentials }),
+      {
+        marshallOptions: { removeUndefinedValues: true },
+      },
+    ),
+    services.lockTable,
+  );
+  recording = {
+    store: new ArchiveStore(s3, services.bucket),
+    locks: new LeaseStore(lockTable),
+    holds: new LegalHolds(lockTable),
+    runRecords: new RunRecords(lockTable),
+    database: () => Promise.reject(new Error('only a dry run reads the database')),
+    telemetry: silent,
+    now: () => new Date('2025-03-10T12:00:00.000Z'),
+  };
+});
+
+afterAll(async () => {
+  await services?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function depsWith(config: ArchiverConfig): PlanDeps {
+  if (!recording) throw new Error('local services are not started');
+  return { ...recording, config };
+}
+
+function depsFor(tablesPerDb: number[], maxConnections = 2): PlanDeps {
   const config = parseConfig({
     s3: { bucket: 'bucket' },
     defaults: { retentionDays: 10 },
@@ -29,7 +81,7 @@ function depsFor(tablesPerDb: number[], maxConnections = 2): StepDeps {
       })),
     })),
   });
-  return { config, telemetry: silent, ...auditing } as unknown as StepDeps;
+  return depsWith(config);
 }
 
 const START = '2025-03-10T12:00:00.000Z';
@@ -93,7 +145,7 @@ describe('plan', () => {
 
 describe('plan: retention policy and encryption at run time', () => {
   /** A valid config changed after validation, as a function could receive it (an older bundle, a hand edit). */
-  function depsWithPolicy(change: (config: StepDeps['config']) => void): StepDeps {
+  function depsWithPolicy(change: (config: ArchiverConfig) => void): PlanDeps {
     const config = parseConfig({
       s3: { bucket: 'bucket' },
       defaults: { retentionDays: 90 },
@@ -107,7 +159,7 @@ describe('plan: retention policy and encryption at run time', () => {
       ],
     });
     change(config);
-    return { config, telemetry: silent, ...auditing } as unknown as StepDeps;
+    return depsWith(config);
   }
 
   it('refuses a table whose retention is below the policy minimum, naming table, retention and bound', async () => {

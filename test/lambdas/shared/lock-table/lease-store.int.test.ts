@@ -5,7 +5,9 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseLostError } from '../../../../lambdas/shared/errors/step-errors.js';
-import { type InFlight, LockTable } from '../../../../lambdas/shared/lock-table/lock-table.js';
+import { LeaseStore } from '../../../../lambdas/shared/lock-table/lease-store.js';
+import { LockTableClient } from '../../../../lambdas/shared/lock-table/table-client.js';
+import type { InFlight } from '../../../../lambdas/shared/lock-table/table-state.js';
 import { type LocalServices, startLocalServices } from '../../../../local/services.js';
 import { recordProof } from '../../../support/proof-ledger.js';
 
@@ -33,11 +35,11 @@ const batch = (stage: InFlight['stage']): InFlight => ({
   },
 });
 
-describe('LockTable on a local DynamoDB', () => {
+describe('LeaseStore on a local DynamoDB', () => {
   let services: LocalServices;
   let dir: string;
   let clock = 1_700_000_000_000;
-  let locks: LockTable;
+  let locks: LeaseStore;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'locks-test-'));
@@ -50,7 +52,7 @@ describe('LockTable on a local DynamoDB', () => {
       }),
       { marshallOptions: { removeUndefinedValues: true } },
     );
-    locks = new LockTable(ddb, services.lockTable, () => clock);
+    locks = new LeaseStore(new LockTableClient(ddb, services.lockTable, () => clock));
   });
 
   afterAll(async () => {
@@ -129,10 +131,10 @@ describe('LockTable on a local DynamoDB', () => {
   });
 });
 
-describe('LockTable when DynamoDB applied a write but its response was lost', () => {
+describe('LeaseStore when DynamoDB applied a write but its response was lost', () => {
   let services: LocalServices;
   let dir: string;
-  let locks: LockTable;
+  let locks: LeaseStore;
   const lost: string[] = [];
 
   beforeAll(async () => {
@@ -160,9 +162,11 @@ describe('LockTable when DynamoDB applied a write but its response was lost', ()
       },
       { step: 'deserialize', name: 'loseFirstResponse' },
     );
-    locks = new LockTable(
-      DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }),
-      services.lockTable,
+    locks = new LeaseStore(
+      new LockTableClient(
+        DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } }),
+        services.lockTable,
+      ),
     );
   });
 

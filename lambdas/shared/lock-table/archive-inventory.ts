@@ -1,0 +1,48 @@
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { type InventoryEntry, InventoryEntrySchema } from '../archive/inventory.js';
+import { ArchiveConflictError } from '../errors/step-errors.js';
+import { isConditionFailure, type LockTableClient } from './table-client.js';
+
+/** The inventory of committed archives: what validate and restore trust an archive object against. */
+export class ArchiveInventory {
+  constructor(private readonly lockTable: LockTableClient) {}
+
+  /** Inventory items of a table share one partition: validate reads them with one query. */
+  static key(database: string, table: string, archiveKey: string) {
+    return { pk: `ARCHIVES#${database}#${table}`, sk: archiveKey };
+  }
+
+  /**
+   * Records a committed archive, write-once: only a batch whose delete committed is recorded (a fact of the
+   * database, which no stale invocation can change), and an entry is never replaced by other figures.
+   */
+  async record(database: string, table: string, entry: InventoryEntry): Promise<void> {
+    try {
+      await this.lockTable.call(() =>
+        this.lockTable.ddb.send(
+          new UpdateCommand({
+            TableName: this.lockTable.tableName,
+            Key: ArchiveInventory.key(database, table, entry.archiveKey),
+            UpdateExpression: 'SET #archive = if_not_exists(#archive, :entry)',
+            ConditionExpression: 'attribute_not_exists(#archive) OR #archive.figures.contentSha256 = :sha',
+            ExpressionAttributeNames: { '#archive': 'archive' },
+            ExpressionAttributeValues: { ':entry': entry, ':sha': entry.figures.contentSha256 },
+          }),
+        ),
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      throw new ArchiveConflictError(`the inventory records other content under ${entry.archiveKey}`);
+    }
+  }
+
+  async entry(database: string, table: string, archiveKey: string): Promise<InventoryEntry | undefined> {
+    const item = await this.lockTable.getItem(ArchiveInventory.key(database, table, archiveKey));
+    return item ? InventoryEntrySchema.parse(item.archive) : undefined;
+  }
+
+  async list(database: string, table: string): Promise<InventoryEntry[]> {
+    const { pk } = ArchiveInventory.key(database, table, '');
+    return (await this.lockTable.queryAll(pk)).map((item) => InventoryEntrySchema.parse(item.archive));
+  }
+}

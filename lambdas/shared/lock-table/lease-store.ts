@@ -1,0 +1,268 @@
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { z } from 'zod';
+import { ColumnSchema } from '../archive/format.js';
+import { LeaseLostError } from '../errors/step-errors.js';
+import { isConditionFailure, type LockTableClient } from './table-client.js';
+import {
+  type AcquireResult,
+  type InFlight,
+  InFlightSchema,
+  type Lease,
+  type TableState,
+} from './table-state.js';
+
+/** JSON with sorted keys and without undefined values: a record compares equal to what was written for it. */
+const canonical = (value: unknown): string =>
+  JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+
+/**
+ * Per-table leases with fencing tokens, the batch in flight and the totals, all on one item per table. Every write
+ * after `acquire` is conditioned on the lease (owner and token), which is what keeps a stale invocation out.
+ */
+export class LeaseStore {
+  constructor(private readonly lockTable: LockTableClient) {}
+
+  /** Key of a table's lease/progress item. */
+  static stateKey(database: string, table: string) {
+    return { pk: `TABLE#${database}#${table}`, sk: 'STATE' };
+  }
+
+  /** Takes the lease when it is free, expired (checked here: TTL deletion is not timely) or already ours. */
+  async acquire(
+    database: string,
+    table: string,
+    owner: string,
+    leaseSeconds: number,
+  ): Promise<AcquireResult> {
+    const now = this.lockTable.now();
+    const expiresAt = now + leaseSeconds * 1000;
+    try {
+      const result = await this.lockTable.call(() =>
+        this.lockTable.ddb.send(
+          new UpdateCommand({
+            TableName: this.lockTable.tableName,
+            Key: LeaseStore.stateKey(database, table),
+            UpdateExpression:
+              'SET #owner = :owner, expiresAt = :expiresAt, acquiredAt = :now ADD #token :one',
+            ConditionExpression: 'attribute_not_exists(#owner) OR expiresAt < :now OR #owner = :owner',
+            ExpressionAttributeNames: { '#owner': 'owner', '#token': 'token' },
+            ExpressionAttributeValues: { ':owner': owner, ':expiresAt': expiresAt, ':now': now, ':one': 1 },
+            ReturnValues: 'ALL_NEW',
+          }),
+        ),
+      );
+      return { acquired: true, lease: { owner, token: Number(result.Attributes?.token) }, expiresAt };
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      const state = await this.get(database, table);
+      return { acquired: false, holder: state.owner ?? 'unknown', expiresAt: state.expiresAt ?? 0 };
+    }
+  }
+
+  async get(database: string, table: string): Promise<TableState> {
+    const item = (await this.lockTable.getItem(LeaseStore.stateKey(database, table))) ?? {};
+    return {
+      owner: item.owner as string | undefined,
+      token: item.token === undefined ? undefined : Number(item.token),
+      expiresAt: item.expiresAt === undefined ? undefined : Number(item.expiresAt),
+      inFlight: item.inFlight === undefined ? undefined : InFlightSchema.parse(item.inFlight),
+      totalRows: Number(item.totalRows ?? 0),
+      totalBytes: Number(item.totalBytes ?? 0),
+      totalBatches: Number(item.totalBatches ?? 0),
+      lastColumns: item.lastColumns === undefined ? undefined : z.array(ColumnSchema).parse(item.lastColumns),
+      lastArchiveKey: item.lastArchiveKey as string | undefined,
+      lastCleared: item.lastCleared as TableState['lastCleared'],
+    };
+  }
+
+  /**
+   * Changes the in-flight batch, only while `lease` is still held and unexpired, and renews the lease.
+   * `expectStage` guards against a stale step overwriting a later stage. Throws LeaseLostError otherwise.
+   */
+  async setInFlight(
+    database: string,
+    table: string,
+    lease: Lease,
+    leaseSeconds: number,
+    inFlight: InFlight,
+    /**
+     * What the current record must be: 'none' (no batch in flight), one of these stages of the same batch, or
+     * exactly the record the caller read (`unchanged`), so that a stale invocation can never act on a newer state.
+     */
+    expect?: InFlight['stage'][] | 'none' | { unchanged: InFlight },
+  ): Promise<void> {
+    const now = this.lockTable.now();
+    const values: Record<string, unknown> = {
+      ':owner': lease.owner,
+      ':token': lease.token,
+      ':now': now,
+      ':expiresAt': now + leaseSeconds * 1000,
+      ':inFlight': inFlight,
+    };
+    let condition = '#owner = :owner AND #token = :token AND expiresAt > :now';
+    if (expect === 'none') {
+      condition += ' AND attribute_not_exists(inFlight)';
+    } else if (Array.isArray(expect)) {
+      condition += ` AND inFlight.batchId = :batchId AND inFlight.stage IN (${expect.map((_, i) => `:stage${i}`).join(', ')})`;
+      values[':batchId'] = inFlight.batchId;
+      expect.forEach((stage, i) => {
+        values[`:stage${i}`] = stage;
+      });
+    } else if (expect) {
+      const read = expect.unchanged;
+      condition += ' AND inFlight.batchId = :batchId AND inFlight.stage = :readStage';
+      values[':batchId'] = read.batchId;
+      values[':readStage'] = read.stage;
+      if (read.deleteXid === undefined) {
+        condition += ' AND attribute_not_exists(inFlight.deleteXid)';
+      } else {
+        condition += ' AND inFlight.deleteXid = :readXid';
+        values[':readXid'] = read.deleteXid;
+      }
+    }
+    // A request retried after its first attempt was applied (response lost) fails its condition: the record
+    // already being exactly what this write sets, under this lease, means it was this write.
+    const applied = (state: TableState) => canonical(state.inFlight) === canonical(inFlight);
+    await this.guarded(database, table, lease, applied, () =>
+      this.lockTable.ddb.send(
+        new UpdateCommand({
+          TableName: this.lockTable.tableName,
+          Key: LeaseStore.stateKey(database, table),
+          UpdateExpression: 'SET inFlight = :inFlight, expiresAt = :expiresAt',
+          ConditionExpression: condition,
+          ExpressionAttributeNames: { '#owner': 'owner', '#token': 'token' },
+          ExpressionAttributeValues: values,
+        }),
+      ),
+    );
+  }
+
+  /**
+   * Extends the lease to `seconds` from now while it is still held and unexpired (LeaseLostError otherwise). Every
+   * step renews it when it starts, so retry intervals and waits between steps never outlast it.
+   */
+  async renew(database: string, table: string, lease: Lease, seconds: number): Promise<void> {
+    const now = this.lockTable.now();
+    await this.guarded(database, table, lease, undefined, () =>
+      this.lockTable.ddb.send(
+        new UpdateCommand({
+          TableName: this.lockTable.tableName,
+          Key: LeaseStore.stateKey(database, table),
+          UpdateExpression: 'SET expiresAt = :expiresAt',
+          ConditionExpression: '#owner = :owner AND #token = :token AND expiresAt > :now',
+          ExpressionAttributeNames: { '#owner': 'owner', '#token': 'token' },
+          ExpressionAttributeValues: {
+            ':owner': lease.owner,
+            ':token': lease.token,
+            ':now': now,
+            ':expiresAt': now + seconds * 1000,
+          },
+        }),
+      ),
+    );
+  }
+
+  /** Clears the in-flight batch (that batch only), while holding the lease. `committed` adds it to the totals. */
+  async clearInFlight(
+    database: string,
+    table: string,
+    lease: Lease,
+    inFlight: Pick<InFlight, 'batchId' | 'archiveKey' | 'columns'>,
+    committed?: { rows: number; bytes: number },
+  ): Promise<void> {
+    const cleared = { batchId: inFlight.batchId, committed: committed !== undefined };
+    const values: Record<string, unknown> = {
+      ':owner': lease.owner,
+      ':token': lease.token,
+      ':batchId': inFlight.batchId,
+      ':cleared': cleared,
+    };
+    let update = 'REMOVE inFlight SET lastCleared = :cleared';
+    if (committed) {
+      update += ', lastArchiveKey = :archiveKey ADD totalRows :rows, totalBytes :bytes, totalBatches :one';
+      Object.assign(values, {
+        ':rows': committed.rows,
+        ':bytes': committed.bytes,
+        ':one': 1,
+        ':archiveKey': inFlight.archiveKey,
+      });
+      if (inFlight.columns) {
+        update = update.replace(' ADD ', ', lastColumns = :columns ADD ');
+        values[':columns'] = inFlight.columns;
+      }
+    }
+    // A retry of a clear that was applied finds this batch gone and recorded as cleared the same way: done once.
+    const applied = (state: TableState) =>
+      state.inFlight?.batchId !== inFlight.batchId && canonical(state.lastCleared) === canonical(cleared);
+    await this.guarded(database, table, lease, applied, () =>
+      this.lockTable.ddb.send(
+        new UpdateCommand({
+          TableName: this.lockTable.tableName,
+          Key: LeaseStore.stateKey(database, table),
+          UpdateExpression: update,
+          ConditionExpression: '#owner = :owner AND #token = :token AND inFlight.batchId = :batchId',
+          ExpressionAttributeNames: { '#owner': 'owner', '#token': 'token' },
+          ExpressionAttributeValues: values,
+        }),
+      ),
+    );
+  }
+
+  /** Gives the lease up if it is still ours; a lease already taken over is left alone. */
+  async release(database: string, table: string, lease: Lease): Promise<boolean> {
+    try {
+      await this.lockTable.call(() =>
+        this.lockTable.ddb.send(
+          new UpdateCommand({
+            TableName: this.lockTable.tableName,
+            Key: LeaseStore.stateKey(database, table),
+            UpdateExpression: 'REMOVE #owner, expiresAt',
+            ConditionExpression: '#owner = :owner AND #token = :token',
+            ExpressionAttributeNames: { '#owner': 'owner', '#token': 'token' },
+            ExpressionAttributeValues: { ':owner': lease.owner, ':token': lease.token },
+          }),
+        ),
+      );
+      return true;
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      // Nobody holds it and no acquisition since (each adds to the token): a retry of this very release.
+      const state = await this.get(database, table);
+      return state.owner === undefined && state.token === lease.token;
+    }
+  }
+
+  /**
+   * Runs a write conditioned on the lease. When the condition fails, `applied` tells whether the item already is what
+   * the write makes it (the SDK retried a request whose first attempt was applied); otherwise LeaseLostError.
+   */
+  private async guarded(
+    database: string,
+    table: string,
+    lease: Lease,
+    applied: ((state: TableState) => boolean) | undefined,
+    operation: () => Promise<unknown>,
+  ): Promise<void> {
+    try {
+      await this.lockTable.call(operation);
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      const state = await this.get(database, table);
+      const ours = state.owner === lease.owner && state.token === lease.token;
+      if (ours && applied?.(state)) return;
+      if (!ours) {
+        throw new LeaseLostError(
+          `lease on ${database}/${table} is no longer held by this execution (token ${lease.token}, now ${state.owner ?? 'nobody'} with token ${state.token ?? '-'})`,
+        );
+      }
+      if ((state.expiresAt ?? 0) <= this.lockTable.now()) {
+        throw new LeaseLostError(`lease on ${database}/${table} expired before the step finished`);
+      }
+      throw new LeaseLostError(`in-flight batch of ${database}/${table} changed under this execution`);
+    }
+  }
+}

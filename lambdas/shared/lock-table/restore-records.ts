@@ -1,0 +1,72 @@
+import { z } from 'zod';
+import type { LockTableClient } from './table-client.js';
+
+/** What one archive gave a restore; `failed` carries the error, never row values. */
+export const RestoreFileResultSchema = z.object({
+  key: z.string(),
+  status: z.enum(['restored', 'already-restored', 'dry-run', 'failed']),
+  rows: z.number().int().nonnegative(),
+  inserted: z.number().int().nonnegative(),
+  /** Rows left as they were because the target already had their key (strategy `skip`). */
+  skipped: z.number().int().nonnegative(),
+  /** Rows that replaced an existing row with the same key (strategy `overwrite`). */
+  overwritten: z.number().int().nonnegative(),
+  warnings: z.array(z.string()),
+  error: z.string().optional(),
+});
+export type RestoreFileResult = z.infer<typeof RestoreFileResultSchema>;
+
+/** An archive that wrote nothing, with why: a short message (it travels in a page of results), never row values. */
+export function failedRestoreResult(key: string, error: string): RestoreFileResult {
+  return {
+    key,
+    status: 'failed',
+    rows: 0,
+    inserted: 0,
+    skipped: 0,
+    overwritten: 0,
+    warnings: [],
+    error: error.slice(0, 1000),
+  };
+}
+
+export interface RestoredMark {
+  restoreId: string;
+  restoredAt: string;
+  rows: number;
+}
+
+/** What restores leave behind: each archive's result (expires after 90 days) and the watermarks (never expire). */
+export class RestoreRecords {
+  constructor(private readonly lockTable: LockTableClient) {}
+
+  /** Records one archive's result in a restore (item per archive, so a page of results never crowds the state). */
+  async recordResult(restoreId: string, result: RestoreFileResult): Promise<void> {
+    await this.lockTable.put(`RESTORE#${restoreId}`, result.key, { result });
+  }
+
+  async listResults(restoreId: string): Promise<RestoreFileResult[]> {
+    return (await this.lockTable.queryAll(`RESTORE#${restoreId}`)).map(
+      (item) => item.result as RestoreFileResult,
+    );
+  }
+
+  /** The restore watermark: which archives a target table already received, so a repeated restore skips them. */
+  async restoredMark(
+    database: string,
+    target: string,
+    archiveKey: string,
+  ): Promise<RestoredMark | undefined> {
+    const item = await this.lockTable.getItem({ pk: `RESTORED#${database}#${target}`, sk: archiveKey });
+    return item?.mark as RestoredMark | undefined;
+  }
+
+  async markRestored(
+    database: string,
+    target: string,
+    archiveKey: string,
+    mark: RestoredMark,
+  ): Promise<void> {
+    await this.lockTable.put(`RESTORED#${database}#${target}`, archiveKey, { mark }, false);
+  }
+}

@@ -1,0 +1,51 @@
+import { z } from 'zod';
+import type { LockTableClient } from './table-client.js';
+
+/** How one table's execution in a run ended, as the summary and `audit-archiver report` read it. */
+export interface TableOutcome {
+  database: string;
+  table: string;
+  /** `held`: a legal hold kept the table from starting (or from starting another batch); nothing else changed. */
+  status: 'succeeded' | 'skipped' | 'held' | 'failed';
+  reason?: string;
+  rowsArchived: number;
+  bytesArchived: number;
+  batches: number;
+  /** True when eligible rows may remain because the per-run batch budget was used up. */
+  budgetReached: boolean;
+  durationSeconds?: number;
+  error?: string;
+  finishedAt: string;
+}
+
+export const StoredConfigFingerprintSchema = z.object({
+  hash: z.string(),
+  paths: z.record(z.string(), z.string()),
+  recordedAt: z.string(),
+  runId: z.string(),
+});
+export type StoredConfigFingerprint = z.infer<typeof StoredConfigFingerprintSchema>;
+const CONFIG_FINGERPRINT_KEY = { pk: 'CONFIG', sk: 'FINGERPRINT' };
+
+/** What runs leave behind: each table's outcome (expires after 90 days) and the config fingerprint (never expires). */
+export class RunRecords {
+  constructor(private readonly lockTable: LockTableClient) {}
+
+  async recordOutcome(runId: string, outcome: TableOutcome): Promise<void> {
+    await this.lockTable.put(`RUN#${runId}`, `${outcome.database}#${outcome.table}`, { outcome });
+  }
+
+  async listOutcomes(runId: string): Promise<TableOutcome[]> {
+    return (await this.lockTable.queryAll(`RUN#${runId}`)).map((item) => item.outcome as TableOutcome);
+  }
+
+  /** The fingerprint of the config the last run planned with (see batch/config-fingerprint.ts). */
+  async getConfigFingerprint(): Promise<StoredConfigFingerprint | undefined> {
+    const item = await this.lockTable.getItem(CONFIG_FINGERPRINT_KEY);
+    return item ? StoredConfigFingerprintSchema.parse(item.fingerprint) : undefined;
+  }
+
+  async putConfigFingerprint(fingerprint: StoredConfigFingerprint): Promise<void> {
+    await this.lockTable.put(CONFIG_FINGERPRINT_KEY.pk, CONFIG_FINGERPRINT_KEY.sk, { fingerprint }, false);
+  }
+}
