@@ -10,8 +10,8 @@ const integration = ['test/lambdas/**/*.int.test.ts', 'test/cli/**/*.int.test.ts
  * newest only; `PROOF_PG=14 npm run proof` runs the whole proof suite on 14.
  */
 const ON_BOTH_VERSIONS: Record<string, string> = {
-  'test/lambdas/shared/database/table-sql.int.test.ts':
-    'catalog queries that describe a table, the row-line SQL, encodings',
+  'test/lambdas/shared/database/table-shape.int.test.ts': 'catalog queries that describe and check a table',
+  'test/lambdas/shared/database/table-sql.int.test.ts': 'the row-line SQL and its digest, encodings',
   'test/lambdas/shared/database/db.int.test.ts': 'TLS negotiation and session settings',
   'test/lambdas/shared/database/credentials.int.test.ts':
     'password authentication (SCRAM) and a rotated password',

@@ -31,17 +31,16 @@ import { checkSchemaDrift } from '../shared/batch/schema-drift.js';
 import { batchRowLimit, checkReplicaLag, vacuumTable } from '../shared/batch/throttle.js';
 import { findDatabase, resolveTable } from '../shared/config/config.js';
 import { abandonConnection, inReadOnlyTransaction } from '../shared/database/db.js';
+import { describeTable, type TableShape } from '../shared/database/table-shape.js';
 import {
   batchPredicateSql,
   dayWindowSql,
-  describeTable,
   keyOrderSql,
   keyTextSql,
   oldestDaySql,
   quoteIdent,
   rowLineSql,
   rowSourceSql,
-  type TableShape,
   timestampAsInstantSql,
 } from '../shared/database/table-sql.js';
 import { ReplicaLagError } from '../shared/errors/step-errors.js';
