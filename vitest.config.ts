@@ -15,8 +15,8 @@ const integration = [
  * newest only; `PROOF_PG=14 npm run proof` runs the whole proof suite on 14.
  */
 const ON_BOTH_VERSIONS: Record<string, string> = {
-  'test/lambdas/shared/database/table-sql.int.test.ts':
-    'catalog queries that describe a table, the row-line SQL, encodings',
+  'test/lambdas/shared/database/table-shape.int.test.ts': 'catalog queries that describe and check a table',
+  'test/lambdas/shared/database/table-sql.int.test.ts': 'the row-line SQL and its digest, encodings',
   'test/lambdas/shared/database/db.int.test.ts': 'TLS negotiation and session settings',
   'test/lambdas/shared/database/credentials.int.test.ts':
     'password authentication (SCRAM) and a rotated password',
@@ -25,9 +25,11 @@ const ON_BOTH_VERSIONS: Record<string, string> = {
   'test/lambdas/shared/batch/batch.int.test.ts':
     'settling a delete by its transaction id (pg_xact_status, the server id)',
   'test/lambdas/delete/core.int.test.ts': 'the delete transaction, its digest and the fenced commit',
-  'test/proofs/types-and-identifiers.test.ts': 'the text output of every type, which differs between versions',
+  'test/proofs/types-and-identifiers.test.ts':
+    'the text output of every type, which differs between versions',
   'test/proofs/tables.test.ts': 'partitioned tables and views, whose catalogs changed across versions',
-  'test/proofs/restore.test.ts': 'restore SQL: ON CONFLICT, casts between types, sequence and identity resets',
+  'test/proofs/restore.test.ts':
+    'restore SQL: ON CONFLICT, casts between types, sequence and identity resets',
   'test/proofs/restore-legacy.test.ts':
     "the Python tool's values converted through the target column's base type",
   'test/cli/wizard.int.test.ts': 'table discovery from the catalogs (keys, indexes, partitions, sizes)',

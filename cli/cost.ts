@@ -4,12 +4,8 @@ import { tablePrefix } from '../lambdas/shared/archive/format.js';
 import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
 import { type ArchiverConfig, formatIssues, resolveTable } from '../lambdas/shared/config/config.js';
 import { retentionCutoff } from '../lambdas/shared/config/governance.js';
-import {
-  findRelation,
-  quoteIdent,
-  quoteLiteral,
-  rowSourceSql,
-} from '../lambdas/shared/database/table-sql.js';
+import { findRelation } from '../lambdas/shared/database/table-shape.js';
+import { quoteIdent, quoteLiteral, rowSourceSql } from '../lambdas/shared/database/table-sql.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import { type ClassPrice, type PricedRegion, type PricedStorageClass, S3_PRICES } from './cost-prices.js';
 import { formatNumber } from './report.js';

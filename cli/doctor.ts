@@ -21,7 +21,7 @@ import {
 } from '../lambdas/shared/config/config.js';
 import { resolveConnection } from '../lambdas/shared/database/credentials.js';
 import { type ConnectionSettings, sessionSetupSql, tlsOption } from '../lambdas/shared/database/db.js';
-import { describeTable, findRelation } from '../lambdas/shared/database/table-sql.js';
+import { describeTable, findRelation } from '../lambdas/shared/database/table-shape.js';
 import { classifyDatabaseError } from '../lambdas/shared/errors/step-errors.js';
 import type { LocalEnvironment } from '../local/run.js';
 

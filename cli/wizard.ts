@@ -13,12 +13,8 @@ import {
 } from '../lambdas/shared/config/config.js';
 import { parseConnectionUrl } from '../lambdas/shared/database/credentials.js';
 import { sessionSetupSql, tlsOption } from '../lambdas/shared/database/db.js';
-import {
-  describeTable,
-  primaryKey,
-  qualifiedName,
-  quoteIdent,
-} from '../lambdas/shared/database/table-sql.js';
+import { describeTable, primaryKey } from '../lambdas/shared/database/table-shape.js';
+import { qualifiedName, quoteIdent } from '../lambdas/shared/database/table-sql.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import { formatNumber } from './report.js';
 

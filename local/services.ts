@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
-import { COPY_OBJECT_MAX_BYTES } from '../lambdas/shared/archive/store.js';
+import { COPY_OBJECT_MAX_BYTES } from '../lambdas/shared/archive/store-copy.js';
 
 /** Endpoints of the local stand-ins, exported as the AWS SDK's own endpoint variables. */
 export interface LocalServices {

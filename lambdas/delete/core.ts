@@ -12,9 +12,9 @@ import {
 import { pauseAfterBatch } from '../shared/batch/throttle.js';
 import { resolveTable } from '../shared/config/config.js';
 import { inTransaction } from '../shared/database/db.js';
+import { describeTable } from '../shared/database/table-shape.js';
 import {
   batchPredicateSql,
-  describeTable,
   digestSelectSql,
   rowHashSql,
   rowSourceSql,

@@ -1,12 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import {
   archiveKey,
-  type BatchBounds,
   FORMAT_VERSION,
   type Manifest,
   manifestKeyFor,
@@ -18,40 +15,31 @@ import { ByteFigures, CopyToJsonLines } from '../shared/archive/stream.js';
 import {
   assertTaskCutoff,
   BATCH_ID_METADATA,
-  recordCommitted,
   recordInFlight,
   renewLease,
-  settleDelete,
   tableLabel,
   tableLocation,
-  withdrawBatch,
 } from '../shared/batch/batch.js';
 import { activeHold } from '../shared/batch/holds.js';
 import { checkSchemaDrift } from '../shared/batch/schema-drift.js';
 import { batchRowLimit, checkReplicaLag, vacuumTable } from '../shared/batch/throttle.js';
 import { findDatabase, resolveTable } from '../shared/config/config.js';
 import { abandonConnection, inReadOnlyTransaction } from '../shared/database/db.js';
+import { describeTable } from '../shared/database/table-shape.js';
 import {
   batchPredicateSql,
-  dayWindowSql,
-  describeTable,
   keyOrderSql,
-  keyTextSql,
-  oldestDaySql,
-  quoteIdent,
   rowLineSql,
   rowSourceSql,
-  type TableShape,
   timestampAsInstantSql,
 } from '../shared/database/table-sql.js';
 import { ReplicaLagError } from '../shared/errors/step-errors.js';
 import type { InFlight } from '../shared/lock-table/table-state.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
+import { settleInFlight } from './in-flight.js';
+import { midStreamFaultPoint } from './mid-stream-fault.js';
+import { nextBatchBounds } from './next-batch.js';
 import type { ExportInput, ExportOutput } from './schema.js';
-
-const DAY_MS = 86_400_000;
-/** Rows before year 1 AD or at -infinity have no calendar day to partition by; they are never eligible. */
-const EARLIEST = '0001-01-01T00:00:00Z';
 
 export type ExportDeps = Pick<
   StepDeps,
@@ -236,107 +224,4 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
     stagingKey: staging,
     archiveKey: dataKey,
   };
-}
-
-/**
- * Passes the lines on unchanged, stopping once at 'export:midStream' after the first row went on towards the staging
- * upload and before the others: a crash injected there cuts the stream short. A long row spans several chunks.
- */
-function midStreamFaultPoint(fault: StepDeps['fault']): Transform {
-  let reached = false;
-  return new Transform({
-    transform(chunk: Buffer, _encoding, callback) {
-      const newline = reached ? -1 : chunk.indexOf(10);
-      if (newline === -1) return callback(null, chunk);
-      reached = true;
-      const firstRow = newline + 1;
-      this.push(chunk.subarray(0, firstRow));
-      Promise.resolve(fault('export:midStream')).then(
-        () => callback(null, chunk.subarray(firstRow)),
-        callback,
-      );
-    },
-  });
-}
-
-/**
- * A batch left in flight by a crashed or failed attempt. Exported-only batches are discarded (nothing was
- * published), and so are batches reaching past this run's cut-off (retention was raised since). Uploaded or
- * verified ones are resumed. One whose delete was under way is settled: committed means it is recorded, otherwise
- * it goes back to verified and is resumed (verify re-checks it). A withdrawal interrupted by a crash is finished.
- */
-async function settleInFlight(
-  input: ExportInput,
-  deps: Pick<StepDeps, 'config' | 'store' | 'locks' | 'inventory' | 'database' | 'telemetry' | 'now'>,
-  inFlight: InFlight,
-): Promise<ExportOutput | undefined> {
-  const resume: ExportOutput = {
-    status: 'resumed',
-    day: inFlight.day,
-    rows: inFlight.figures.rowCount,
-    compressedBytes: inFlight.figures.compressedBytes,
-    uncompressedBytes: inFlight.figures.uncompressedBytes,
-    stagingKey: inFlight.stagingKey,
-    archiveKey: inFlight.archiveKey,
-  };
-  const pastCutoff = Date.parse(inFlight.bounds.to) > Date.parse(input.cutoff);
-  if (inFlight.stage === 'exported' || inFlight.stage === 'withdrawing') {
-    await withdrawBatch(deps, input, inFlight, 'discarded');
-    return undefined;
-  }
-  if (inFlight.stage === 'uploaded' || inFlight.stage === 'verified') {
-    if (!pastCutoff) return resume;
-    await withdrawBatch(deps, input, inFlight, 'cutoff-moved');
-    return undefined;
-  }
-  const table = resolveTable(deps.config, input.database, input.table);
-  const db = await deps.database(input.database);
-  const settled = await db.withConnection((client) =>
-    settleDelete(client, () => describeTable(client, table), inFlight),
-  );
-  if (settled === 'committed') {
-    await recordCommitted(deps, input, inFlight);
-    return undefined;
-  }
-  if (pastCutoff) {
-    await withdrawBatch(deps, input, inFlight, 'cutoff-moved');
-    return undefined;
-  }
-  await recordInFlight(
-    deps,
-    input,
-    { ...inFlight, stage: 'verified', deleteXid: undefined, deleteServer: undefined },
-    { unchanged: inFlight },
-  );
-  return resume;
-}
-
-/** The oldest eligible UTC day, and the key range of its first `batchSize` rows in key order. */
-export async function nextBatchBounds(
-  client: pg.ClientBase,
-  shape: TableShape,
-  cutoff: string,
-  batchSize: number,
-): Promise<{ day: string; bounds: BatchBounds } | undefined> {
-  const cutoffIso = new Date(cutoff).toISOString();
-  const oldest = await client.query<{ day: string | null }>(oldestDaySql(shape, EARLIEST, cutoffIso));
-  const day = oldest.rows[0]?.day;
-  if (!day) return undefined;
-  const dayStart = Date.parse(`${day}T00:00:00Z`);
-  const from = new Date(dayStart).toISOString();
-  const to = new Date(Math.min(dayStart + DAY_MS, Date.parse(cutoffIso))).toISOString();
-  const keyColumns = shape.keyColumns.map((c) => `t.${quoteIdent(c.name)}`).join(', ');
-  const range = await client.query<{ first: string[] | null; last: string[] | null }>(
-    `WITH batch AS MATERIALIZED (
-       SELECT ${keyColumns} FROM ${rowSourceSql(shape)} AS t
-        WHERE ${dayWindowSql(shape, from, to)}
-        ORDER BY ${keyOrderSql(shape)} LIMIT $1)
-     SELECT (SELECT ${keyTextSql(shape, 'b')} FROM batch AS b ORDER BY ${keyOrderSql(shape, 'ASC', 'b')} LIMIT 1) AS first,
-            (SELECT ${keyTextSql(shape, 'b')} FROM batch AS b ORDER BY ${keyOrderSql(shape, 'DESC', 'b')} LIMIT 1) AS last`,
-    [batchSize],
-  );
-  const first = range.rows[0]?.first;
-  const last = range.rows[0]?.last;
-  if (!first || !last) return undefined;
-  return { day, bounds: { from, to, firstKey: first, lastKey: last } };
 }

@@ -10,7 +10,7 @@ import {
 import type { ObjectPin } from '../shared/archive/store.js';
 import { findDatabase } from '../shared/config/config.js';
 import { inReadOnlyTransaction, inRolledBackTransaction, inTransaction } from '../shared/database/db.js';
-import { isUnique } from '../shared/database/table-sql.js';
+import { isUnique } from '../shared/database/table-shape.js';
 import {
   ArchiveIntegrityError,
   ArchiverError,

@@ -1,5 +1,5 @@
 import { type Manifest, ManifestSchema, manifestKeyFor } from '../shared/archive/format.js';
-import type { WriteOptions } from '../shared/archive/store.js';
+import type { WriteOptions } from '../shared/archive/store-writes.js';
 import {
   BATCH_ID_METADATA,
   recordInFlight,

@@ -1,5 +1,6 @@
 import type pg from 'pg';
-import { qualifiedName, rowLineSql, type TableShape } from '../../lambdas/shared/database/table-sql.js';
+import type { TableShape } from '../../lambdas/shared/database/table-shape.js';
+import { qualifiedName, rowLineSql } from '../../lambdas/shared/database/table-sql.js';
 
 /** Archive lines of the rows matching a test-written condition. */
 export async function archiveLineRows(

@@ -13,12 +13,12 @@ import {
 import type { InventoryEntry } from './inventory.js';
 import {
   LegacyFormatError,
-  LegacyLinesToCanonical,
   LegacyMetadataSchema,
   legacyMetadataKeyFor,
   legacyTablePrefix,
   parseLegacyDataKey,
 } from './legacy-format.js';
+import { LegacyLinesToCanonical } from './legacy-rows.js';
 import type { ArchiveStore, ListedObject, ObjectPin } from './store.js';
 import { ByteFigures, JsonLinesToCopy, type LineFigures } from './stream.js';
 

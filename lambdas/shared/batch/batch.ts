@@ -4,13 +4,8 @@ import { rowDigestFromSql } from '../archive/row-digest.js';
 import { type ArchiverConfig, findDatabase, type ResolvedTable, tableRef } from '../config/config.js';
 import { assertCutoffAllowed } from '../config/governance.js';
 import { inReadOnlyTransaction } from '../database/db.js';
-import {
-  batchPredicateSql,
-  digestSelectSql,
-  rowHashSql,
-  rowSourceSql,
-  type TableShape,
-} from '../database/table-sql.js';
+import type { TableShape } from '../database/table-shape.js';
+import { batchPredicateSql, digestSelectSql, rowHashSql, rowSourceSql } from '../database/table-sql.js';
 import { BatchOutcomeUnknownError, ConfigError, DeleteInProgressError } from '../errors/step-errors.js';
 import type { InFlight } from '../lock-table/table-state.js';
 import type { StepDeps } from '../step/step-deps.js';

@@ -9,13 +9,12 @@ import {
 } from '../config/config.js';
 import { tableGovernance } from '../config/governance.js';
 import { inReadOnlyTransaction } from '../database/db.js';
+import { describeTable, type TableShape } from '../database/table-shape.js';
 import {
   dayWindowSql,
-  describeTable,
   qualifiedName,
   rowLineSql,
   rowSourceSql,
-  type TableShape,
   timestampAsInstantSql,
 } from '../database/table-sql.js';
 import { ArchiverError } from '../errors/step-errors.js';

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { ArchiverConfig, DatabaseConfig } from '../config/config.js';
-import { qualifiedName, type TableShape } from '../database/table-sql.js';
+import type { TableShape } from '../database/table-shape.js';
+import { qualifiedName } from '../database/table-sql.js';
 import { ReplicaLagError } from '../errors/step-errors.js';
 import type { Progress } from '../step/table-task.js';
 import type { Telemetry } from '../telemetry/powertools.js';

@@ -1,5 +1,6 @@
 import type pg from 'pg';
-import { findRelation, primaryKey, quoteIdent, quoteLiteral } from '../database/table-sql.js';
+import { findRelation, primaryKey } from '../database/table-shape.js';
+import { quoteIdent, quoteLiteral } from '../database/table-sql.js';
 import { SchemaDriftError, TableNotUsableError } from '../errors/step-errors.js';
 
 export interface TableName {

@@ -1,0 +1,126 @@
+import type { Readable } from 'node:stream';
+import { PutObjectCommand, type S3Client, type StorageClass } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { ArchiveConflictError, classifyAwsError } from '../errors/step-errors.js';
+
+/**
+ * How ArchiveStore (store.ts) writes objects: streamed uploads, plain overwrites for staging, and write-once objects.
+ * Every SDK error leaves here classified, as from the store.
+ */
+
+/** How archives are written: storage class and SSE-KMS key come from the config. */
+export interface WriteOptions {
+  storageClass: StorageClass;
+  kmsKeyId?: string;
+  /** User metadata of the object (e.g. the batch that wrote it, which decides who may remove it). */
+  metadata?: Record<string, string>;
+}
+
+/** The client and bucket an ArchiveStore works on. */
+export interface BucketClient {
+  s3: S3Client;
+  bucket: string;
+}
+
+export const encryption = (options: WriteOptions) =>
+  options.kmsKeyId ? { ServerSideEncryption: 'aws:kms' as const, SSEKMSKeyId: options.kmsKeyId } : {};
+
+export const isPreconditionFailed = (error: unknown): boolean => {
+  const err = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return err.name === 'PreconditionFailed' || err.$metadata?.httpStatusCode === 412;
+};
+
+/** Runs one S3 call, classifying its error (transient ones are named). */
+export async function s3Call<T>(operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation();
+  } catch (error) {
+    throw classifyAwsError(error, 's3');
+  }
+}
+
+/** Streams a body into an object with multipart upload; the caller hashes what flows through. */
+export async function putStream(
+  { s3, bucket }: BucketClient,
+  key: string,
+  body: Readable,
+  options: WriteOptions & { partSizeBytes?: number },
+): Promise<void> {
+  await s3Call(() =>
+    new Upload({
+      client: s3,
+      params: {
+        Bucket: bucket,
+        Key: key,
+        Body: body,
+        ContentType: 'application/x-ndjson',
+        ContentEncoding: 'gzip',
+        Metadata: options.metadata,
+        ...encryption(options),
+      },
+      partSize: options.partSizeBytes ?? 8 * 1024 * 1024,
+      queueSize: 2,
+      leavePartsOnError: false,
+    }).done(),
+  );
+}
+
+/** Plain overwrite: only for staging objects, which a retried export replaces. */
+export async function putText(
+  { s3, bucket }: BucketClient,
+  key: string,
+  body: string,
+  options: WriteOptions,
+): Promise<void> {
+  await s3Call(() =>
+    s3.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: key,
+        Body: body,
+        ContentType: 'application/json',
+        Metadata: options.metadata,
+        ...encryption(options),
+      }),
+    ),
+  );
+}
+
+/**
+ * Writes an object once. An existing object that `isSame` accepts is success (a retry, or the same content
+ * written before); anything else there is an ArchiveConflictError. S3 enforces it with If-None-Match; the read
+ * first (`readText`) also covers servers without conditional writes.
+ */
+export async function putTextOnce(
+  { s3, bucket }: BucketClient,
+  key: string,
+  body: string,
+  options: WriteOptions,
+  isSame: (existing: string) => boolean,
+  readText: (key: string) => Promise<string | undefined>,
+): Promise<'written' | 'existed'> {
+  const check = (existing: string): 'existed' => {
+    if (!isSame(existing)) throw new ArchiveConflictError(`s3://${bucket}/${key} exists with other content`);
+    return 'existed';
+  };
+  const existing = await readText(key);
+  if (existing !== undefined) return check(existing);
+  try {
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: key,
+        Body: body,
+        ContentType: 'application/json',
+        IfNoneMatch: '*',
+        Metadata: options.metadata,
+        StorageClass: options.storageClass,
+        ...encryption(options),
+      }),
+    );
+    return 'written';
+  } catch (error) {
+    if (!isPreconditionFailed(error)) throw classifyAwsError(error, 's3');
+    return check((await readText(key)) ?? '');
+  }
+}

@@ -1,0 +1,251 @@
+import type pg from 'pg';
+import type { ResolvedTable } from '../config/config.js';
+import { TableNotUsableError } from '../errors/step-errors.js';
+
+/**
+ * What the catalog says about a table, and whether the archiver may use it. The SQL the steps build from a shape is
+ * in table-sql.ts.
+ */
+
+export interface ColumnInfo {
+  name: string;
+  /** format_type() output: a type name PostgreSQL itself quoted, safe to splice into a cast. */
+  type: string;
+  nullable: boolean;
+  generated: boolean;
+}
+
+export type TimestampKind = 'timestamptz' | 'timestamp';
+
+/** What the steps need to know about a table, read from the catalog and checked once per step. */
+export interface TableShape {
+  schema: string;
+  name: string;
+  /** A partitioned table holds its rows in its partitions; a plain table's own rows are the ones it archives. */
+  partitioned: boolean;
+  /** Inheritance children of a plain table (schema-qualified): never read or deleted with it (rowSourceSql). */
+  inheritanceChildren: string[];
+  columns: ColumnInfo[];
+  keyColumns: ColumnInfo[];
+  timestampColumn: ColumnInfo;
+  timestampKind: TimestampKind;
+  timestampTimeZone: string;
+}
+
+const timestampTypes: Record<string, TimestampKind> = {
+  'timestamp with time zone': 'timestamptz',
+  'timestamp without time zone': 'timestamp',
+};
+
+/** The primary key's column names of the relation `$1`, in key order: an empty array when it has none. */
+const PRIMARY_KEY_SQL = `ARRAY(SELECT a.attname::text
+       FROM pg_catalog.pg_index i
+       CROSS JOIN LATERAL unnest(i.indkey[0:i.indnkeyatts - 1]) WITH ORDINALITY AS k(attnum, ord)
+       JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+      WHERE i.indrelid = $1 AND i.indisprimary AND i.indisvalid AND i.indisready AND i.indislive
+      ORDER BY k.ord)`;
+
+/**
+ * The relations a DELETE on the table `c` reaches: the table itself, and every partition of a partitioned one. A plain
+ * table's inheritance children are not among them: the archiver reads and deletes `ONLY` the table (rowSourceSql).
+ */
+const DELETED_RELATIONS_SQL = `(CASE WHEN c.relkind = 'p'
+        THEN ARRAY(SELECT p.relid FROM pg_catalog.pg_partition_tree(c.oid) AS p)
+        ELSE ARRAY[c.oid] END)`;
+
+/** The schema-qualified name of the relation `oid`, whatever the session's search_path. */
+const relationNameSql = (oid: string): string =>
+  `(SELECT pg_catalog.format('%I.%I', n.nspname, k.relname) FROM pg_catalog.pg_class k
+      JOIN pg_catalog.pg_namespace n ON n.oid = k.relnamespace WHERE k.oid = ${oid})`;
+
+/** What acts on other tables when rows are deleted from `c`, beside the rows themselves (see refuseSideEffects). */
+const SIDE_EFFECTS_SQL = `(SELECT json_build_object('cascade', (
+            SELECT json_build_object('name', f.conname, 'on', ${relationNameSql('f.conrelid')})
+              FROM pg_catalog.pg_constraint f
+             WHERE f.contype = 'f' AND f.confrelid = ANY (${DELETED_RELATIONS_SQL}) AND f.confdeltype IN ('c', 'n', 'd')
+             ORDER BY f.conname LIMIT 1),
+          'trigger', (
+            SELECT json_build_object('name', g.tgname, 'on', ${relationNameSql('g.tgrelid')})
+              FROM pg_catalog.pg_trigger g
+             WHERE g.tgrelid = ANY (${DELETED_RELATIONS_SQL}) AND NOT g.tgisinternal AND g.tgenabled <> 'D'
+               AND (g.tgtype::int & 8) <> 0 -- TRIGGER_TYPE_DELETE, row or statement level
+             ORDER BY g.tgname LIMIT 1),
+          'rule', (
+            SELECT json_build_object('name', r.rulename, 'on', ${relationNameSql('r.ev_class')})
+              FROM pg_catalog.pg_rewrite r
+             WHERE r.ev_class = ANY (${DELETED_RELATIONS_SQL}) AND r.ev_type = '4' AND r.ev_enabled <> 'D'
+             ORDER BY r.rulename LIMIT 1)))`;
+
+interface SideEffect {
+  name: string;
+  on: string;
+}
+
+/**
+ * Reads and checks the table: it exists and is a table, the timestamp column is a timestamp, the key columns are
+ * NOT NULL and unique (a primary key or a valid, immediate unique index without predicate or expressions, see
+ * isUnique), and deleting its rows changes nothing else (refuseSideEffects).
+ */
+export async function describeTable(
+  client: pg.ClientBase,
+  table: Omit<ResolvedTable, 'onSchemaDrift'>,
+): Promise<TableShape> {
+  const where = `table "${table.schema}"."${table.name}" in database ${table.database}`;
+  // One round trip for everything the checks below need: describeTable runs in every step that touches rows.
+  const described = await client.query<{
+    oid: number;
+    relkind: string;
+    columns: { name: string; type: string; notnull: boolean; generated: string }[];
+    primary_key: string[];
+    side_effects: { cascade: SideEffect | null; trigger: SideEffect | null; rule: SideEffect | null };
+    children: string[];
+  }>(
+    `SELECT c.oid, c.relkind,
+            (SELECT coalesce(json_agg(json_build_object('name', a.attname,
+                      'type', pg_catalog.format_type(a.atttypid, a.atttypmod), 'notnull', a.attnotnull,
+                      'generated', a.attgenerated::text) ORDER BY a.attnum), '[]')
+               FROM pg_catalog.pg_attribute a
+              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
+            ${PRIMARY_KEY_SQL.replace('$1', 'c.oid')} AS primary_key,
+            ${SIDE_EFFECTS_SQL} AS side_effects,
+            ARRAY(SELECT ${relationNameSql('h.inhrelid')} FROM pg_catalog.pg_inherits h
+                   WHERE h.inhparent = c.oid AND c.relkind <> 'p' ORDER BY 1) AS children
+       FROM pg_catalog.pg_class c
+       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1 AND c.relname = $2`,
+    [table.schema, table.name],
+  );
+  const relation = described.rows[0];
+  if (!relation) throw new TableNotUsableError(`${where} does not exist`);
+  if (relation.relkind !== 'r' && relation.relkind !== 'p') {
+    const kinds: Record<string, string> = { v: 'a view', m: 'a materialized view', f: 'a foreign table' };
+    throw new TableNotUsableError(
+      `${where} is ${kinds[relation.relkind] ?? 'not a table'}; only tables can be archived`,
+    );
+  }
+  const columns: ColumnInfo[] = relation.columns.map((c) => ({
+    name: c.name,
+    type: c.type,
+    nullable: !c.notnull,
+    generated: c.generated !== '',
+  }));
+  const byName = new Map(columns.map((c) => [c.name, c]));
+
+  const timestampColumn = byName.get(table.timestampColumn);
+  if (!timestampColumn) throw new TableNotUsableError(`${where} has no column "${table.timestampColumn}"`);
+  const timestampKind = timestampTypes[timestampColumn.type];
+  if (!timestampKind) {
+    throw new TableNotUsableError(
+      `column "${table.timestampColumn}" of ${where} is ${timestampColumn.type}; it must be timestamptz or timestamp`,
+    );
+  }
+  if (timestampKind === 'timestamp') await checkTimeZone(client, table.timestampTimeZone);
+
+  const keyNames = table.keyColumns ?? relation.primary_key;
+  if (keyNames.length === 0) {
+    throw new TableNotUsableError(
+      `${where} has no primary key; set keyColumns to NOT NULL columns covered by a unique index`,
+    );
+  }
+  const keyColumns = keyNames.map((name) => {
+    const column = byName.get(name);
+    if (!column) throw new TableNotUsableError(`${where} has no key column "${name}"`);
+    if (column.nullable) throw new TableNotUsableError(`key column "${name}" of ${where} must be NOT NULL`);
+    return column;
+  });
+  refuseSideEffects(relation.side_effects, where);
+  if (table.keyColumns && !(await isUnique(client, relation.oid, keyNames))) {
+    throw new TableNotUsableError(
+      `key columns (${keyNames.join(', ')}) of ${where} are not covered by a primary key or a valid unique index`,
+    );
+  }
+  return {
+    schema: table.schema,
+    name: table.name,
+    partitioned: relation.relkind === 'p',
+    inheritanceChildren: relation.children,
+    columns,
+    keyColumns,
+    timestampColumn,
+    timestampKind,
+    timestampTimeZone: table.timestampTimeZone,
+  };
+}
+
+/**
+ * Deleting archived rows must change nothing but those rows. A foreign key that cascades or sets values, a trigger
+ * that fires on DELETE (whatever its body does) or a rule on DELETE, on the table or on any of its partitions, could
+ * change tables that nothing archives: such a table is refused, naming what would act and where.
+ */
+function refuseSideEffects(
+  effects: {
+    cascade: SideEffect | null;
+    trigger: SideEffect | null;
+    rule: SideEffect | null;
+  },
+  where: string,
+): void {
+  const { cascade, trigger, rule } = effects;
+  const why = 'deleting archived rows would change rows that are not archived';
+  if (cascade) {
+    throw new TableNotUsableError(
+      `${where} is referenced by foreign key "${cascade.name}" of ${cascade.on} with ON DELETE CASCADE/SET NULL/SET DEFAULT; ${why}`,
+    );
+  }
+  if (trigger) {
+    throw new TableNotUsableError(
+      `${where}: trigger "${trigger.name}" on ${trigger.on} fires on DELETE; ${why} (disable the trigger or archive another way)`,
+    );
+  }
+  if (rule) {
+    throw new TableNotUsableError(`${where}: rule "${rule.name}" on ${rule.on} acts on DELETE; ${why}`);
+  }
+}
+
+/** The relation named `schema`.`name` (its oid and kind), or undefined when there is none. */
+export async function findRelation(
+  client: pg.ClientBase,
+  table: { schema: string; name: string },
+): Promise<{ oid: number; relkind: string } | undefined> {
+  const rel = await client.query<{ oid: number; relkind: string }>(
+    `SELECT c.oid, c.relkind FROM pg_catalog.pg_class c
+       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1 AND c.relname = $2`,
+    [table.schema, table.name],
+  );
+  return rel.rows[0];
+}
+
+/** The primary key's column names in key order; empty when the table has none. */
+export async function primaryKey(client: pg.ClientBase, oid: number): Promise<string[]> {
+  const result = await client.query<{ names: string[] }>(`SELECT ${PRIMARY_KEY_SQL} AS names`, [oid]);
+  return result.rows[0]?.names ?? [];
+}
+
+/**
+ * True when some unique, non-partial, non-expression index uses only columns from `names` and enforces uniqueness
+ * now: valid and live (a failed `CREATE UNIQUE INDEX CONCURRENTLY` leaves an invalid one over duplicate keys) and not
+ * deferrable (ON CONFLICT cannot arbitrate on a deferrable one, and it allows duplicates inside a transaction).
+ * Key columns are NOT NULL, so NULLS [NOT] DISTINCT does not matter.
+ */
+export async function isUnique(client: pg.ClientBase, oid: number, names: string[]): Promise<boolean> {
+  const result = await client.query<{ ok: boolean }>(
+    `SELECT EXISTS (
+       SELECT 1 FROM pg_catalog.pg_index i
+        WHERE i.indrelid = $1 AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+          AND i.indisvalid AND i.indisready AND i.indislive AND i.indimmediate
+          AND NOT EXISTS (
+            SELECT 1 FROM unnest(i.indkey[0:i.indnkeyatts - 1]) AS k(attnum)
+              JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+             WHERE a.attname <> ALL ($2::text[]))
+     ) AS ok`,
+    [oid, names],
+  );
+  return result.rows[0]?.ok === true;
+}
+
+async function checkTimeZone(client: pg.ClientBase, zone: string): Promise<void> {
+  const result = await client.query('SELECT 1 FROM pg_catalog.pg_timezone_names WHERE name = $1', [zone]);
+  if (result.rowCount === 0)
+    throw new TableNotUsableError(`timestampTimeZone "${zone}" is not a known time zone`);
+}

@@ -1,0 +1,134 @@
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { describe, expect, it } from 'vitest';
+import { exportBatch } from '../../../lambdas/export/core.js';
+import { retentionCutoff } from '../../../lambdas/shared/config/governance.js';
+import type { InFlight } from '../../../lambdas/shared/lock-table/table-state.js';
+import type { StepDeps } from '../../../lambdas/shared/step/step-deps.js';
+import type { TableTask } from '../../../lambdas/shared/step/table-task.js';
+import { uploadBatch } from '../../../lambdas/upload/core.js';
+import { verifyBatch } from '../../../lambdas/verify/core.js';
+import {
+  archiverTestbed,
+  getObject,
+  listKeys,
+  resolvedTable,
+  s3ClientFor,
+  seedEvents,
+  tableLines,
+} from '../../support/fixtures.js';
+
+describe('verify step', () => {
+  const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
+
+  const bed = archiverTestbed(
+    async (db) => {
+      for (const name of ['intact', 'tampered', 'replaced']) await seedEvents(db.client, name, 40);
+    },
+    [spec('intact'), spec('tampered'), spec('replaced')],
+  );
+
+  /** A table's batch exported and uploaded under a fresh lease: the task and the in-flight record verify reads. */
+  async function uploaded(deps: StepDeps, table: string): Promise<{ task: TableTask; inFlight: InFlight }> {
+    const acquired = await deps.locks.acquire('app', table, `exec-${table}`, 600);
+    if (!acquired.acquired) throw new Error(`could not acquire ${table}`);
+    const task: TableTask = {
+      runId: `exec-${table}`,
+      database: 'app',
+      table,
+      cutoff: retentionCutoff(Date.now(), 30),
+      lease: acquired.lease,
+    };
+    expect((await exportBatch(task, deps)).status).toBe('exported');
+    await uploadBatch(task, deps);
+    const { inFlight } = await deps.locks.get('app', table);
+    if (!inFlight) throw new Error(`no batch in flight for ${table}`);
+    return { task, inFlight };
+  }
+
+  /** Replaces the archive's bytes behind the archiver's back, keeping its metadata. */
+  async function overwrite(deps: StepDeps, key: string, body: Buffer): Promise<void> {
+    const head = await deps.store.head(key);
+    await s3ClientFor(bed.local).send(
+      new PutObjectCommand({
+        Bucket: bed.local.services.bucket,
+        Key: key,
+        Body: body,
+        Metadata: head?.metadata,
+      }),
+    );
+  }
+
+  const quarantined = async () =>
+    (await listKeys(bed.local, `${bed.local.config.s3.prefix}_quarantine/`)).filter((key) =>
+      key.endsWith('.jsonl.gz'),
+    );
+
+  it('accepts the intact archive and pins the object it read', async () => {
+    // Prepare
+    const deps = bed.local.deps();
+    const { task, inFlight } = await uploaded(deps, 'public.intact');
+
+    // Act
+    const verified = await verifyBatch(task, deps);
+
+    // Assess
+    expect(verified).toEqual({
+      archiveKey: inFlight.archiveKey,
+      rows: inFlight.figures.rowCount,
+      verified: true,
+    });
+    const pin = (await deps.store.head(inFlight.archiveKey))?.pin;
+    expect(pin).toBeDefined();
+    expect((await deps.locks.get('app', 'public.intact')).inFlight).toMatchObject({ stage: 'verified', pin });
+  });
+
+  it('refuses a tampered archive and withdraws the batch, keeping the object as evidence', async () => {
+    // Prepare
+    const deps = bed.local.deps();
+    const original = await tableLines(bed.db.client, resolvedTable(spec('tampered')));
+    const { task, inFlight } = await uploaded(deps, 'public.tampered');
+    const text = gunzipSync(await getObject(bed.local, inFlight.archiveKey)).toString('utf8');
+    const tampered = gzipSync(text.replace(/"user_\d+"/, '"someone_else"'));
+    await overwrite(deps, inFlight.archiveKey, tampered);
+
+    // Act
+    const attempt = verifyBatch(task, deps);
+
+    // Assess
+    await expect(attempt).rejects.toMatchObject({
+      name: 'ArchiveIntegrityError',
+      message: expect.stringMatching(/failed verification: object differs from its manifest/),
+    });
+    expect((await deps.locks.get('app', 'public.tampered')).inFlight).toBeUndefined();
+    expect(await listKeys(bed.local, '')).not.toContain(inFlight.archiveKey);
+    const evidence = (await quarantined()).filter((key) => key.includes('public.tampered/'));
+    expect(evidence).toHaveLength(1);
+    expect(await getObject(bed.local, evidence[0] ?? '')).toEqual(tampered);
+    expect((await tableLines(bed.db.client, resolvedTable(spec('tampered')))).sort()).toEqual(
+      original.sort(),
+    );
+  });
+
+  it('refuses, when retried, an archive replaced since it was pinned, though it holds the same rows', async () => {
+    // Prepare
+    const deps = bed.local.deps();
+    const { task, inFlight } = await uploaded(deps, 'public.replaced');
+    await verifyBatch(task, deps);
+    const pinned = (await deps.locks.get('app', 'public.replaced')).inFlight?.pin;
+    const text = gunzipSync(await getObject(bed.local, inFlight.archiveKey)).toString('utf8');
+    await overwrite(deps, inFlight.archiveKey, gzipSync(text, { level: 1 }));
+    expect((await deps.store.head(inFlight.archiveKey))?.pin).not.toEqual(pinned);
+
+    // Act
+    const attempt = verifyBatch(task, deps);
+
+    // Assess
+    await expect(attempt).rejects.toMatchObject({
+      name: 'ArchiveIntegrityError',
+      message: expect.stringMatching(/object differs from its manifest: compressedSha256/),
+    });
+    expect((await deps.locks.get('app', 'public.replaced')).inFlight).toBeUndefined();
+    expect(await listKeys(bed.local, '')).not.toContain(inFlight.archiveKey);
+  });
+});
