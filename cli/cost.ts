@@ -2,8 +2,11 @@ import type pg from 'pg';
 import { z } from 'zod';
 import { tablePrefix } from '../lambdas/shared/archive/format.js';
 import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
-import { type ArchiverConfig, formatIssues, resolveTable } from '../lambdas/shared/config/config.js';
+import { formatIssues } from '../lambdas/shared/config/config.js';
+import type { DeploymentConfig } from '../lambdas/shared/config/deployment-schema.js';
 import { retentionCutoff } from '../lambdas/shared/config/governance.js';
+import { resolveTable } from '../lambdas/shared/config/resolved-table.js';
+import type { ArchiverConfig } from '../lambdas/shared/config/schema.js';
 import {
   findRelation,
   quoteIdent,
@@ -351,7 +354,7 @@ export function estimatePlan(
  * The plans compared: each class on its own (GLACIER and DEEP_ARCHIVE cannot be written directly, as verify must
  * read an archive at once, so they are reached by a transition at 30 days), then the config's own lifecycle.
  */
-export function plansFor(config?: ArchiverConfig): StoragePlan[] {
+export function plansFor(config?: DeploymentConfig): StoragePlan[] {
   const plans: StoragePlan[] = (
     ['STANDARD', 'STANDARD_IA', 'ONEZONE_IA', 'INTELLIGENT_TIERING', 'GLACIER_IR'] as const
   ).map((c) => ({ label: c, writeClass: c, transitions: [] }));

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { ArchiverConfig, DatabaseConfig } from '../config/config.js';
+import type { ArchiverConfig, DatabaseConfig } from '../config/schema.js';
 import { qualifiedName, type TableShape } from '../database/table-sql.js';
 import { ReplicaLagError } from '../errors/step-errors.js';
 import type { Progress } from '../step/table-task.js';
