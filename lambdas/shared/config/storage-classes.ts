@@ -31,7 +31,8 @@ export const STORAGE_CLASSES = Object.keys(STORAGE_CLASS_TRAITS) as StorageClass
 export const lifecycleRank = (storageClass: StorageClass): number => STORAGE_CLASS_TRAITS[storageClass].rank;
 
 export const isColdStorageClass = (storageClass: string): storageClass is ColdStorageClass =>
-  storageClass in STORAGE_CLASS_TRAITS && STORAGE_CLASS_TRAITS[storageClass as StorageClass].cold;
+  Object.hasOwn(STORAGE_CLASS_TRAITS, storageClass) &&
+  STORAGE_CLASS_TRAITS[storageClass as StorageClass].cold;
 
 export const COLD_STORAGE_CLASSES = STORAGE_CLASSES.filter(isColdStorageClass);
 
