@@ -269,7 +269,6 @@ export const DeploymentConfigSchema = ArchiverConfigObject.extend({
 
 export type AwsConfig = z.infer<typeof AwsConfigSchema>;
 export type DeploymentConfig = z.infer<typeof DeploymentConfigSchema>;
-export type DeploymentConfigInput = z.input<typeof DeploymentConfigSchema>;
 
 export const parseDeploymentConfig = (raw: unknown, source?: string): DeploymentConfig =>
   parseWith(DeploymentConfigSchema, raw, source);

@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { configFingerprint } from '../../../../lambdas/shared/batch/config-fingerprint.js';
+import { parseConfig } from '../../../../lambdas/shared/config/config.js';
 import { parseDeploymentConfig } from '../../../../lambdas/shared/config/deployment-schema.js';
 import { configErrorOf } from '../../../support/config-errors.js';
 
@@ -27,6 +29,19 @@ describe('config schema, aws defaults', () => {
       notifications: { emails: [] },
       alarms: { noSuccessfulRunHours: 26 },
     });
+  });
+
+  it('gives the functions, which load the bundled JSON without the aws schema, the config and fingerprint it validated', () => {
+    // Prepare: what lib/bundled-config.ts ships, from a config with a partial aws section.
+    const deployed = parseDeploymentConfig({ ...minimal(), aws: { schedule: { timeZone: 'Europe/Paris' } } });
+    const bundled: unknown = JSON.parse(JSON.stringify(deployed));
+
+    // Act
+    const loaded = parseConfig(bundled);
+
+    // Assess
+    expect(loaded).toEqual(deployed);
+    expect(configFingerprint(loaded)).toEqual(configFingerprint(deployed));
   });
 
   it('validates every runtime section too, with the same messages', () => {
