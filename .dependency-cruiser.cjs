@@ -52,6 +52,15 @@ module.exports = {
       to: { path: '^(lambdas/(?!shared/|$1/)[^/]+/|cli/|local/|lib/|bin/|bench/|test/)' },
     },
     {
+      name: 'functions-never-bundle-the-deployment-schema',
+      comment:
+        'The aws: section schema is for the CDK app, the CLI and local mode; the functions carry the config as ' +
+        'the deployment validated it and never load that schema.',
+      severity: 'error',
+      from: { path: '^lambdas/' },
+      to: { path: '^lambdas/shared/config/deployment-schema\\.ts$' },
+    },
+    {
       name: 'cdk-app-reads-only-the-contracts',
       comment:
         'The CDK app (lib/, bin/) reads the configuration, the archive layout, the error names and the metric names; ' +

@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { stringify } from 'yaml';
 import { z } from 'zod';
-import type { ArchiverConfigInput } from '../lambdas/shared/config/config.js';
+import type { ArchiverConfigInput } from '../lambdas/shared/config/schema.js';
 import { type PostgresVersion, startLocalPostgres } from '../local/postgres.js';
 import { openLocalEnvironment, runLocalArchive, runLocalRestore } from '../local/run.js';
 import type { StepEvent } from '../local/workflow.js';

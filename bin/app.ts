@@ -1,6 +1,6 @@
 import { Annotations, App, Tags, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import type { ArchiverConfig } from '../lambdas/shared/config/config.js';
+import type { DeploymentConfig } from '../lambdas/shared/config/deployment-schema.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import { AuditArchiverStack } from '../lib/audit-archiver-stack.js';
 import {
@@ -14,7 +14,7 @@ const app = new App();
 const configPath: string = app.node.tryGetContext('config') ?? DEFAULT_CONFIG_PATH;
 
 // Validate before any construct exists: a bad config stops here with every "field: reason" line.
-let config: ArchiverConfig;
+let config: DeploymentConfig;
 try {
   config = loadDeploymentConfig(configPath);
 } catch (error) {

@@ -13,6 +13,7 @@ import {
 import { keySegment } from '../lambdas/shared/archive/format.js';
 import type { InventoryEntry } from '../lambdas/shared/archive/inventory.js';
 import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
+import { isColdStorageClass } from '../lambdas/shared/config/storage-classes.js';
 import { ArchiveIntegrityError } from '../lambdas/shared/errors/step-errors.js';
 
 export type ProblemKind =
@@ -48,9 +49,6 @@ export interface ValidationReport {
   bytes: number;
   problems: ValidationProblem[];
 }
-
-/** Storage classes whose objects must be restored from cold storage before they can be read. */
-const COLD_CLASSES = new Set(['GLACIER', 'DEEP_ARCHIVE']);
 
 /** Staging objects older than this belong to no batch that can still be in flight (leases last at most hours). */
 const STALE_STAGING_MS = 24 * 3600 * 1000;
@@ -103,7 +101,7 @@ export async function validateArchives(
     report.archives += 1;
     report.bytes += ref.size;
     days.add(ref.day);
-    if (COLD_CLASSES.has(ref.storageClass)) {
+    if (isColdStorageClass(ref.storageClass)) {
       problem(
         'warning',
         'cold',

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import type { ArchiveSource } from '../lambdas/shared/archive/catalog.js';
 import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
-import { type ArchiverConfig, findDatabase, tableRef } from '../lambdas/shared/config/config.js';
+import { findDatabase } from '../lambdas/shared/config/resolved-table.js';
+import { type ArchiverConfig, tableRef } from '../lambdas/shared/config/schema.js';
 import type { ArchiveInventory } from '../lambdas/shared/lock-table/archive-inventory.js';
 import { TableRefSchema } from '../lambdas/shared/restore/restore-task.js';
 import { listWithRows, type ValidationReport, validateArchives } from './archive-validation.js';

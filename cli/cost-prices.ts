@@ -1,9 +1,12 @@
+import type { StorageClass } from '../lambdas/shared/config/storage-classes.js';
+
 /**
  * The one price table `audit-archiver cost` uses. Source: the Amazon S3 pricing page (aws.amazon.com/s3/pricing),
  * region US East (N. Virginia), storage at the first tier (the first 50 TB a month), in USD: the figures that page has
  * listed for these classes since the 2023 Glacier price changes. `takenOn` is the day they were entered here, from a
  * machine that could not open the page: re-check them against it before relying on an estimate. Prices change:
- * update this table and `takenOn` together, and add a region by copying its figures from the same page.
+ * update this table and `takenOn` together, and add a region by copying its figures from the same page. Each region
+ * prices every class of storage-classes.ts (the type checks it).
  */
 export const S3_PRICES = {
   source: 'Amazon S3 pricing page (https://aws.amazon.com/s3/pricing/)',
@@ -103,10 +106,7 @@ export const S3_PRICES = {
    * the STANDARD rate.
    */
   archiveOverhead: { classBytes: 32 * 1024, standardBytes: 8 * 1024 },
-} as const;
+} as const satisfies { regions: Record<string, Record<StorageClass, object>>; [other: string]: unknown };
 
 export type PricedRegion = keyof typeof S3_PRICES.regions;
-export type PricedStorageClass = keyof (typeof S3_PRICES.regions)[PricedRegion];
-export type ClassPrice = (typeof S3_PRICES.regions)[PricedRegion][PricedStorageClass];
-
-export const STORAGE_CLASSES = Object.keys(S3_PRICES.regions['us-east-1']) as PricedStorageClass[];
+export type ClassPrice = (typeof S3_PRICES.regions)[PricedRegion][StorageClass];

@@ -2,12 +2,21 @@ import type pg from 'pg';
 import { z } from 'zod';
 import { tablePrefix } from '../lambdas/shared/archive/format.js';
 import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
-import { type ArchiverConfig, formatIssues, resolveTable } from '../lambdas/shared/config/config.js';
+import { formatIssues } from '../lambdas/shared/config/config.js';
+import type { DeploymentConfig } from '../lambdas/shared/config/deployment-schema.js';
 import { retentionCutoff } from '../lambdas/shared/config/governance.js';
+import { resolveTable } from '../lambdas/shared/config/resolved-table.js';
+import type { ArchiverConfig } from '../lambdas/shared/config/schema.js';
+import {
+  COLD_STORAGE_CLASSES,
+  isColdStorageClass,
+  type StorageClass,
+  WRITABLE_STORAGE_CLASSES,
+} from '../lambdas/shared/config/storage-classes.js';
 import { findRelation } from '../lambdas/shared/database/table-shape.js';
 import { quoteIdent, quoteLiteral, rowSourceSql } from '../lambdas/shared/database/table-sql.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
-import { type ClassPrice, type PricedRegion, type PricedStorageClass, S3_PRICES } from './cost-prices.js';
+import { type ClassPrice, type PricedRegion, S3_PRICES } from './cost-prices.js';
 import { formatNumber } from './report.js';
 
 const GIB = 1024 ** 3;
@@ -68,8 +77,8 @@ export function parseCostOptions(raw: unknown): CostOptions {
   return parsed.data;
 }
 
-export function pricesFor(region: string): Record<PricedStorageClass, ClassPrice> {
-  const prices = (S3_PRICES.regions as Record<string, Record<PricedStorageClass, ClassPrice>>)[region];
+export function pricesFor(region: string): Record<StorageClass, ClassPrice> {
+  const prices = (S3_PRICES.regions as Record<string, Record<StorageClass, ClassPrice>>)[region];
   if (!prices) {
     throw new ConfigError(
       `--region: no prices for "${region}"; the table (${S3_PRICES.source}, taken ${S3_PRICES.takenOn}) has ${Object.keys(S3_PRICES.regions).join(', ')}`,
@@ -134,8 +143,8 @@ export function workloadFromOptions(options: CostOptions, batchSize: number): Wo
 /** Where archives live over their life: the class they are written in, lifecycle transitions, expiry. */
 export interface StoragePlan {
   label: string;
-  writeClass: PricedStorageClass;
-  transitions: { storageClass: PricedStorageClass; afterDays: number }[];
+  writeClass: StorageClass;
+  transitions: { storageClass: StorageClass; afterDays: number }[];
   expireAfterDays?: number;
 }
 
@@ -162,7 +171,7 @@ interface Cohort {
 }
 
 /** The class an archive of age `day` is in under `plan` (undefined once expired). */
-function classAt(plan: StoragePlan, day: number): PricedStorageClass | undefined {
+function classAt(plan: StoragePlan, day: number): StorageClass | undefined {
   if (plan.expireAfterDays !== undefined && day >= plan.expireAfterDays) return undefined;
   let current = plan.writeClass;
   for (const t of plan.transitions) if (day >= t.afterDays) current = t.storageClass;
@@ -177,12 +186,12 @@ function boundaries(plan: StoragePlan): number[] {
 /** The model's per-class rules, with the few that differ from the table's plain fields. */
 class PriceModel {
   constructor(
-    readonly prices: Record<PricedStorageClass, ClassPrice>,
+    readonly prices: Record<StorageClass, ClassPrice>,
     readonly region: PricedRegion,
   ) {}
 
   /** $ per GiB-month of an object of `objectBytes` in `storageClass` at `day` days since it entered it. */
-  storageRate(storageClass: PricedStorageClass, daysInClass: number, objectBytes: number): number {
+  storageRate(storageClass: StorageClass, daysInClass: number, objectBytes: number): number {
     if (storageClass !== 'INTELLIGENT_TIERING') return this.prices[storageClass].storagePerGbMonth;
     const it = S3_PRICES.intelligentTiering[this.region];
     if (objectBytes < it.monitoredFromBytes) return this.prices.INTELLIGENT_TIERING.storagePerGbMonth;
@@ -193,15 +202,11 @@ class PriceModel {
   }
 
   /** Billed bytes of `objects` objects totalling `bytes` in a class: minimum object size, archive overhead. */
-  billed(
-    storageClass: PricedStorageClass,
-    bytes: number,
-    objects: number,
-  ): { cls: number; standard: number } {
+  billed(storageClass: StorageClass, bytes: number, objects: number): { cls: number; standard: number } {
     if (objects === 0) return { cls: 0, standard: 0 };
     const size = bytes / objects;
     const floor = Math.max(size, this.prices[storageClass].minBillableBytes) * objects;
-    if (storageClass === 'GLACIER' || storageClass === 'DEEP_ARCHIVE') {
+    if (isColdStorageClass(storageClass)) {
       return {
         cls: floor + objects * S3_PRICES.archiveOverhead.classBytes,
         standard: objects * S3_PRICES.archiveOverhead.standardBytes,
@@ -210,7 +215,7 @@ class PriceModel {
     return { cls: floor, standard: 0 };
   }
 
-  monitoring(storageClass: PricedStorageClass, bytes: number, objects: number): number {
+  monitoring(storageClass: StorageClass, bytes: number, objects: number): number {
     if (storageClass !== 'INTELLIGENT_TIERING' || objects === 0) return 0;
     const it = S3_PRICES.intelligentTiering[this.region];
     return bytes / objects >= it.monitoredFromBytes ? (objects / 1000) * it.monitoringPer1000Objects : 0;
@@ -347,11 +352,13 @@ export function estimatePlan(
  * The plans compared: each class on its own (GLACIER and DEEP_ARCHIVE cannot be written directly, as verify must
  * read an archive at once, so they are reached by a transition at 30 days), then the config's own lifecycle.
  */
-export function plansFor(config?: ArchiverConfig): StoragePlan[] {
-  const plans: StoragePlan[] = (
-    ['STANDARD', 'STANDARD_IA', 'ONEZONE_IA', 'INTELLIGENT_TIERING', 'GLACIER_IR'] as const
-  ).map((c) => ({ label: c, writeClass: c, transitions: [] }));
-  for (const cold of ['GLACIER', 'DEEP_ARCHIVE'] as const) {
+export function plansFor(config?: DeploymentConfig): StoragePlan[] {
+  const plans: StoragePlan[] = WRITABLE_STORAGE_CLASSES.map((c) => ({
+    label: c,
+    writeClass: c,
+    transitions: [],
+  }));
+  for (const cold of COLD_STORAGE_CLASSES) {
     plans.push({
       label: `${cold} (STANDARD, then lifecycle at 30 days)`,
       writeClass: 'STANDARD',

@@ -13,12 +13,9 @@ import {
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { type ExecutionListItem, ListExecutionsCommand, type SFNClient } from '@aws-sdk/client-sfn';
 import pg from 'pg';
-import {
-  type ArchiverConfig,
-  type DatabaseConfig,
-  resolveTable,
-  tableRef,
-} from '../lambdas/shared/config/config.js';
+import type { DeploymentConfig } from '../lambdas/shared/config/deployment-schema.js';
+import { resolveTable } from '../lambdas/shared/config/resolved-table.js';
+import { type ArchiverConfig, type DatabaseConfig, tableRef } from '../lambdas/shared/config/schema.js';
 import { resolveConnection } from '../lambdas/shared/database/credentials.js';
 import { type ConnectionSettings, sessionSetupSql, tlsOption } from '../lambdas/shared/database/db.js';
 import { describeTable, findRelation } from '../lambdas/shared/database/table-shape.js';
@@ -37,7 +34,7 @@ export interface CheckResult {
 
 /** Everything doctor talks to, injected: local mode passes clients of the local stand-ins, AWS mode real ones. */
 export interface DoctorDeps {
-  config: ArchiverConfig;
+  config: DeploymentConfig;
   mode: 'local' | 'aws';
   /** Where `urlEnv` credentials are read from. */
   env: Record<string, string | undefined>;

@@ -370,10 +370,10 @@ for (const [name, description, run] of [
           }
           return;
         }
-        const { loadConfigFile } = await import('../lambdas/shared/config/config.js');
+        const { loadDeploymentConfigFile } = await import('../lambdas/shared/config/deployment-schema.js');
         const { ArchiveStore } = await import('../lambdas/shared/archive/store.js');
         const { S3Client } = await import('@aws-sdk/client-s3');
-        const config = loadConfigFile(options.config);
+        const config = loadDeploymentConfigFile(options.config);
         const bucket = options.bucket ?? config.s3.bucket;
         if (!bucket) throw new ConfigError('give --bucket: the config names no s3.bucket');
         let inventory:
@@ -483,13 +483,13 @@ async function withHoldContext<T>(
       await env.close();
     }
   }
-  const { loadConfigFile } = await import('../lambdas/shared/config/config.js');
+  const { loadDeploymentConfigFile } = await import('../lambdas/shared/config/deployment-schema.js');
   const { ArchiveStore } = await import('../lambdas/shared/archive/store.js');
   const { LegalHolds } = await import('../lambdas/shared/lock-table/legal-holds.js');
   const { LockTableClient } = await import('../lambdas/shared/lock-table/table-client.js');
   const { DynamoDBClient } = await import('@aws-sdk/client-dynamodb');
   const { DynamoDBDocumentClient } = await import('@aws-sdk/lib-dynamodb');
-  const config = loadConfigFile(options.config);
+  const config = loadDeploymentConfigFile(options.config);
   const bucket = options.bucket ?? config.s3.bucket;
   if (!bucket) throw new ConfigError('give --bucket: the config names no s3.bucket');
   const s3 = new S3Client({});
@@ -605,10 +605,10 @@ program
         throw new ConfigError(`--demo: no demo in ${resolve(options.stateDir)}; run \`npm start\` first`);
       }
       if (options.aws) {
-        const { loadConfigFile } = await import('../lambdas/shared/config/config.js');
+        const { loadDeploymentConfigFile } = await import('../lambdas/shared/config/deployment-schema.js');
         const { ArchiveStore } = await import('../lambdas/shared/archive/store.js');
         const { S3Client } = await import('@aws-sdk/client-s3');
-        const config = loadConfigFile(configPath);
+        const config = loadDeploymentConfigFile(configPath);
         const bucket = options.bucket ?? config.s3.bucket;
         if (!bucket) throw new ConfigError('--bucket: the config names no s3.bucket');
         process.exitCode = await auditCommand(

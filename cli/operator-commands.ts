@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import pg from 'pg';
 import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
-import type { ArchiverConfig } from '../lambdas/shared/config/config.js';
+import type { DeploymentConfig } from '../lambdas/shared/config/deployment-schema.js';
+import type { ArchiverConfig } from '../lambdas/shared/config/schema.js';
 import type { TableMeasurement } from './cost.js';
 
 /**
@@ -50,11 +51,11 @@ Prices: one dated table (cli/cost-prices.ts), us-east-1, from the Amazon S3 pric
     .action(async (raw: Record<string, unknown>) => {
       configureLogging(false);
       const cost = await import('./cost.js');
-      const { loadConfigFile } = await import('../lambdas/shared/config/config.js');
+      const { loadDeploymentConfigFile } = await import('../lambdas/shared/config/deployment-schema.js');
       const options = cost.parseCostOptions(raw);
       const stateDir = String(raw.stateDir);
       const report = async (
-        config: ArchiverConfig | undefined,
+        config: DeploymentConfig | undefined,
         measure?: () => Promise<TableMeasurement[]>,
       ) => {
         const batchSize = config?.defaults.batchSize ?? 50_000;
@@ -91,7 +92,7 @@ Prices: one dated table (cli/cost-prices.ts), us-east-1, from the Amazon S3 pric
       if (!raw.config) return report(undefined);
       const configPath = String(raw.config);
       if (raw.local) return reportLocally(configPath);
-      const config = loadConfigFile(configPath);
+      const config = loadDeploymentConfigFile(configPath);
       let store: ArchiveStore | undefined;
       if (raw.bucket) {
         const { ArchiveStore } = await import('../lambdas/shared/archive/store.js');
@@ -194,13 +195,13 @@ Example:
         json: boolean;
       }) => {
         const doctor = await import('./doctor.js');
-        const { loadConfigFile } = await import('../lambdas/shared/config/config.js');
+        const { loadDeploymentConfigFile } = await import('../lambdas/shared/config/deployment-schema.js');
         const { ConfigError } = await import('../lambdas/shared/errors/step-errors.js');
         const { S3Client } = await import('@aws-sdk/client-s3');
         const { DynamoDBClient } = await import('@aws-sdk/client-dynamodb');
         const { SecretsManagerClient } = await import('@aws-sdk/client-secrets-manager');
         const { SFNClient } = await import('@aws-sdk/client-sfn');
-        const config = loadConfigFile(options.config);
+        const config = loadDeploymentConfigFile(options.config);
         const bucket = options.bucket ?? config.s3.bucket;
         if (!bucket) throw new ConfigError('--bucket: the config names no s3.bucket');
         const results = await doctor.runDoctor({
@@ -264,7 +265,7 @@ async function measureAll(config: ArchiverConfig, store?: ArchiveStore) {
   const { measureTable } = await import('./cost.js');
   const { resolveConnection } = await import('../lambdas/shared/database/credentials.js');
   const { sessionSetupSql, tlsOption } = await import('../lambdas/shared/database/db.js');
-  const { tableRef } = await import('../lambdas/shared/config/config.js');
+  const { tableRef } = await import('../lambdas/shared/config/schema.js');
   const needsSecrets = config.databases.some((db) => 'secretArn' in db.credentials);
   const secrets = needsSecrets
     ? new (await import('@aws-sdk/client-secrets-manager')).SecretsManagerClient({})

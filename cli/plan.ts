@@ -1,7 +1,6 @@
 import { type PlanReport, PlanReportSchema, type TablePlan } from '../lambdas/shared/batch/plan-report.js';
-import type { ArchiverConfig } from '../lambdas/shared/config/config.js';
-import { tableRef } from '../lambdas/shared/config/config.js';
-import { tableGovernance } from '../lambdas/shared/config/governance.js';
+import { resolveConfiguredTable } from '../lambdas/shared/config/resolved-table.js';
+import { type ArchiverConfig, tableRef } from '../lambdas/shared/config/schema.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import type { LocalEnvironment } from '../local/run.js';
 import { formatNumber } from './report.js';
@@ -35,7 +34,7 @@ export function refuseCriticalTablesLocally(config: ArchiverConfig, selection: P
     .flatMap((db) =>
       db.tables
         .filter((t) => !selection.tables || selection.tables.includes(tableRef(t)))
-        .filter((t) => tableGovernance(config, t).requiresKms)
+        .filter((t) => resolveConfiguredTable(config, db, t).governance.requiresKms)
         .map((t) => `${db.name}/${tableRef(t)}`),
     );
   if (critical.length > 0) {

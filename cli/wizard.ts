@@ -2,15 +2,14 @@ import { existsSync, writeFileSync } from 'node:fs';
 import pg from 'pg';
 import { parse as parseYaml, stringify } from 'yaml';
 import { z } from 'zod';
+import { formatIssues, parseConfig } from '../lambdas/shared/config/config.js';
+import { resolveTable } from '../lambdas/shared/config/resolved-table.js';
 import {
   type ArchiverConfig,
   type ArchiverConfigInput,
-  formatIssues,
-  parseConfig,
-  resolveTable,
   type TableConfig,
   tableRef,
-} from '../lambdas/shared/config/config.js';
+} from '../lambdas/shared/config/schema.js';
 import { parseConnectionUrl } from '../lambdas/shared/database/credentials.js';
 import { sessionSetupSql, tlsOption } from '../lambdas/shared/database/db.js';
 import { describeTable, primaryKey } from '../lambdas/shared/database/table-shape.js';

@@ -1,5 +1,5 @@
 import { keySegment } from '../lambdas/shared/archive/format.js';
-import type { ArchiverConfig } from '../lambdas/shared/config/config.js';
+import type { ArchiverConfig } from '../lambdas/shared/config/schema.js';
 
 /**
  * The key areas of the archive bucket, as IAM key patterns, mirroring lambdas/shared/archive/format.ts:

@@ -2,7 +2,7 @@ import { Duration } from 'aws-cdk-lib';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
-import type { ArchiverConfig } from '../lambdas/shared/config/config.js';
+import type { DeploymentConfig } from '../lambdas/shared/config/deployment-schema.js';
 import type { ArchiveBucket } from './archive-bucket.js';
 import { archiveLayout } from './archive-layout.js';
 import {
@@ -19,7 +19,7 @@ import type { LockTable } from './lock-table.js';
 
 export interface ArchiverFunctionsProps extends DatabaseNetworkProps {
   /** The validated config: bundled into every function, and the source of its secrets and key layout. */
-  readonly config: ArchiverConfig;
+  readonly config: DeploymentConfig;
   /** Where the steps stage, publish, quarantine and withdraw archives; access is granted per key area. */
   readonly archiveBucket: ArchiveBucket;
   /** Leases, in-flight batches and run outcomes; each step gets only the item operations it issues. */

@@ -5,7 +5,8 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import type { Construct } from 'constructs';
-import { type ArchiverConfig, tableRef } from '../lambdas/shared/config/config.js';
+import type { DeploymentConfig } from '../lambdas/shared/config/deployment-schema.js';
+import { tableRef } from '../lambdas/shared/config/schema.js';
 import { ArchiveBucket } from './archive-bucket.js';
 import { archiveLayout } from './archive-layout.js';
 import { ArchiveQueries, type QueryTable } from './archive-queries.js';
@@ -23,7 +24,7 @@ export interface AuditArchiverStackProps extends StackProps {
    * The validated config (see loadDeploymentConfig): bucket, key, prefix, databases and their secrets, and the
    * `aws` block (schedule, logging, network, storage lifecycle, notifications, alarms, Athena).
    */
-  readonly config: ArchiverConfig;
+  readonly config: DeploymentConfig;
   /**
    * Absolute path of the PEM file `aws.databaseCaBundlePath` names (see databaseCaBundleFile).
    * @default - the database functions trust the Lambda runtime's Amazon CA file, which includes the RDS CAs
@@ -185,7 +186,7 @@ export class AuditArchiverStack extends Stack {
  * The Athena view of every configured table: the columns `aws.athena.tables` lists for it, or else the ones the
  * config itself names (key columns when given, and the timestamp column).
  */
-function queryTables(config: ArchiverConfig): QueryTable[] {
+function queryTables(config: DeploymentConfig): QueryTable[] {
   return config.databases.flatMap((db) =>
     db.tables.map((table) => {
       const listed = config.aws.athena?.tables.find(

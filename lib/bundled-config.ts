@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Stage } from 'aws-cdk-lib';
 import type * as nodejs from 'aws-cdk-lib/aws-lambda-nodejs';
 import { Construct } from 'constructs';
-import type { ArchiverConfig } from '../lambdas/shared/config/config.js';
+import type { DeploymentConfig } from '../lambdas/shared/config/deployment-schema.js';
 
 /** A file copied into a function bundle's root after esbuild. */
 export interface BundleFile {
@@ -30,7 +30,7 @@ export function copyIntoBundle(files: readonly BundleFile[]): nodejs.ICommandHoo
 
 export interface BundledConfigProps {
   /** The validated config; shipped as JSON, which the functions' YAML loader reads as it is. */
-  readonly config: ArchiverConfig;
+  readonly config: DeploymentConfig;
 }
 
 /**

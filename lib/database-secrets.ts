@@ -1,5 +1,5 @@
 import * as iam from 'aws-cdk-lib/aws-iam';
-import type { ArchiverConfig } from '../lambdas/shared/config/config.js';
+import type { ArchiverConfig } from '../lambdas/shared/config/schema.js';
 
 /**
  * The Secrets Manager secrets the config names for its databases. Grants cover exactly those secrets: each ARN

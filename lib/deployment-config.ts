@@ -1,6 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { type ArchiverConfig, loadConfigFile, tableRef } from '../lambdas/shared/config/config.js';
+import {
+  type DeploymentConfig,
+  loadDeploymentConfigFile,
+} from '../lambdas/shared/config/deployment-schema.js';
+import { tableRef } from '../lambdas/shared/config/schema.js';
+import { lifecycleRank } from '../lambdas/shared/config/storage-classes.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 
 /** Config path used when the CDK context names none (`cdk synth -c config=path/to/archiver.yaml`). */
@@ -17,20 +22,8 @@ export interface DeploymentFinding {
   readonly message: string;
 }
 
-/** S3's storage class order: lifecycle rules move objects only down it. */
-const STORAGE_CLASS_ORDER = [
-  'STANDARD',
-  'STANDARD_IA',
-  'INTELLIGENT_TIERING',
-  'ONEZONE_IA',
-  'GLACIER_IR',
-  'GLACIER',
-  'DEEP_ARCHIVE',
-];
-const classRank = (storageClass: string): number => STORAGE_CLASS_ORDER.indexOf(storageClass);
-
 /** `aws.databaseCaBundlePath` as an absolute path: relative to the config file, which it is committed next to. */
-export function databaseCaBundleFile(config: ArchiverConfig, configPath: string): string | undefined {
+export function databaseCaBundleFile(config: DeploymentConfig, configPath: string): string | undefined {
   const path = config.aws.databaseCaBundlePath;
   return path === undefined ? undefined : resolve(dirname(configPath), path);
 }
@@ -42,7 +35,7 @@ export function databaseCaBundleFile(config: ArchiverConfig, configPath: string)
  *
  * @param configPath the config file, against which `aws.databaseCaBundlePath` is resolved
  */
-export function deploymentErrors(config: ArchiverConfig, configPath: string): DeploymentFinding[] {
+export function deploymentErrors(config: DeploymentConfig, configPath: string): DeploymentFinding[] {
   const errors: DeploymentFinding[] = [];
   config.databases.forEach((db, i) => {
     if ('secretArn' in db.credentials && !SECRET_ARN.test(db.credentials.secretArn)) {
@@ -61,7 +54,10 @@ export function deploymentErrors(config: ArchiverConfig, configPath: string): De
     });
   }
   const [firstTransition] = config.aws.storage?.transitions ?? [];
-  if (firstTransition && classRank(firstTransition.storageClass) <= classRank(config.s3.storageClass)) {
+  if (
+    firstTransition &&
+    lifecycleRank(firstTransition.storageClass) <= lifecycleRank(config.s3.storageClass)
+  ) {
     errors.push({
       path: 'aws.storage.transitions.0.storageClass',
       message: `archives are written as ${config.s3.storageClass} (s3.storageClass); S3 cannot move them to ${firstTransition.storageClass}`,
@@ -76,7 +72,7 @@ export function deploymentErrors(config: ArchiverConfig, configPath: string): De
   return errors;
 }
 
-function athenaTableErrors(config: ArchiverConfig): DeploymentFinding[] {
+function athenaTableErrors(config: DeploymentConfig): DeploymentFinding[] {
   const errors: DeploymentFinding[] = [];
   const seen = new Set<string>();
   (config.aws.athena?.tables ?? []).forEach((entry, i) => {
@@ -99,7 +95,7 @@ function athenaTableErrors(config: ArchiverConfig): DeploymentFinding[] {
  * Each table archived at once runs one database step at a time, and a restore runs up to its database's
  * maxConnections archives at once: every database function needs that many instances.
  */
-function concurrencyErrors(config: ArchiverConfig): DeploymentFinding[] {
+function concurrencyErrors(config: DeploymentConfig): DeploymentFinding[] {
   const reserved = config.aws.databaseFunctionConcurrency;
   const needed = Math.max(config.run.maxConcurrency, ...config.databases.map((db) => db.maxConnections));
   if (reserved === undefined || reserved >= needed) return [];
@@ -124,7 +120,7 @@ function pemProblem(file: string): string | undefined {
 }
 
 /** Credentials that deploy but are a poor fit for Lambda; reported as synth warnings. */
-export function deploymentWarnings(config: ArchiverConfig): DeploymentFinding[] {
+export function deploymentWarnings(config: DeploymentConfig): DeploymentFinding[] {
   const warnings: DeploymentFinding[] = [];
   config.databases.forEach((db, i) => {
     if ('url' in db.credentials) {
@@ -150,13 +146,13 @@ export function deploymentWarnings(config: ArchiverConfig): DeploymentFinding[] 
 }
 
 /**
- * Loads the archiver config for a deployment: the shared zod schema first, then the deployment rules above.
+ * Loads the archiver config for a deployment: the deployment schema first, then the rules above.
  * Throws a ConfigError whose message lists every problem as "field: reason", before any construct exists.
  *
  * @param path config file, relative to the current directory (the CDK app runs from the project root)
  */
-export function loadDeploymentConfig(path: string): ArchiverConfig {
-  const config = loadConfigFile(path);
+export function loadDeploymentConfig(path: string): DeploymentConfig {
+  const config = loadDeploymentConfigFile(path);
   const errors = deploymentErrors(config, path);
   if (errors.length > 0) {
     const lines = errors.map((e) => `${e.path}: ${e.message}`).join('\n');

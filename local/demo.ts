@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { stringify } from 'yaml';
-import type { ArchiverConfigInput } from '../lambdas/shared/config/config.js';
+import type { ArchiverConfigInput } from '../lambdas/shared/config/schema.js';
 import { createAuditLogsTable } from './audit-table.js';
 import { compareRows, type RowComparison } from './compare-rows.js';
 

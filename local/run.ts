@@ -1,5 +1,8 @@
 import { join, resolve } from 'node:path';
-import { type ArchiverConfig, loadConfigFile } from '../lambdas/shared/config/config.js';
+import {
+  type DeploymentConfig,
+  loadDeploymentConfigFile,
+} from '../lambdas/shared/config/deployment-schema.js';
 import type { RestoreFileResult } from '../lambdas/shared/lock-table/restore-records.js';
 import type { TableOutcome } from '../lambdas/shared/lock-table/run-records.js';
 import { closeProcessDatabases, depsFromEnv } from '../lambdas/shared/runtime/deps.js';
@@ -32,7 +35,7 @@ export interface WorkflowOptions {
 }
 
 export interface LocalEnvironment {
-  config: ArchiverConfig;
+  config: DeploymentConfig;
   services: LocalServices;
   /** The environment a deployed function would have, with local endpoints. */
   env: NodeJS.ProcessEnv;
@@ -51,7 +54,7 @@ export async function openLocalEnvironment(
   stateDir = DEFAULT_STATE_DIR,
 ): Promise<LocalEnvironment> {
   const absoluteConfig = resolve(configPath);
-  const config = loadConfigFile(absoluteConfig);
+  const config = loadDeploymentConfigFile(absoluteConfig);
   const services = await startLocalServices(resolve(stateDir), config.s3.bucket ?? DEFAULT_LOCAL_BUCKET);
   // The SDK reads region, credentials and checksum mode from the process environment when a client is built.
   for (const [name, value] of Object.entries(services.env)) {

@@ -10,7 +10,7 @@ import {
   withdrawBatch,
 } from '../shared/batch/batch.js';
 import { pauseAfterBatch } from '../shared/batch/throttle.js';
-import { resolveTable } from '../shared/config/config.js';
+import { resolveTable } from '../shared/config/resolved-table.js';
 import { inTransaction } from '../shared/database/db.js';
 import { describeTable } from '../shared/database/table-shape.js';
 import {
@@ -63,7 +63,8 @@ export type DeleteDeps = Pick<
  */
 export async function deleteBatch(input: DeleteInput, deps: DeleteDeps): Promise<DeleteOutput> {
   const started = Date.now();
-  assertTaskCutoff(deps, input);
+  const table = resolveTable(deps.config, input.database, input.table);
+  assertTaskCutoff(deps, input, table);
   await renewLease(deps, input);
   const state = await deps.locks.get(input.database, input.table);
   const inFlight = state.inFlight;
@@ -71,7 +72,7 @@ export async function deleteBatch(input: DeleteInput, deps: DeleteDeps): Promise
     throw new InvalidInputError(`no verified batch is in flight for ${input.database}/${input.table}`);
   }
   // The rows it would delete end at the batch's upper bound: that, too, must be within the retention.
-  assertTaskCutoff(deps, input, inFlight.bounds.to);
+  assertTaskCutoff(deps, input, table, inFlight.bounds.to);
   const done = (rowsDeleted: number): DeleteOutput => {
     // The batch's rate from export to now sizes the next batch (time budget) and sets the throttle's pause.
     const seconds = Math.max(0.001, (Date.now() - (inFlight.exportedAt ?? started)) / 1000);
@@ -87,7 +88,6 @@ export async function deleteBatch(input: DeleteInput, deps: DeleteDeps): Promise
       },
     };
   };
-  const table = resolveTable(deps.config, input.database, input.table);
   const db = await deps.database(input.database);
   const expected = inFlight.figures;
   let deleting: InFlight = inFlight;

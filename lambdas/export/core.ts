@@ -23,7 +23,7 @@ import {
 import { activeHold } from '../shared/batch/holds.js';
 import { checkSchemaDrift } from '../shared/batch/schema-drift.js';
 import { batchRowLimit, checkReplicaLag, vacuumTable } from '../shared/batch/throttle.js';
-import { findDatabase, resolveTable } from '../shared/config/config.js';
+import { type ResolvedTable, resolveTable } from '../shared/config/resolved-table.js';
 import { abandonConnection, inReadOnlyTransaction } from '../shared/database/db.js';
 import { describeTable } from '../shared/database/table-shape.js';
 import {
@@ -62,16 +62,18 @@ export type ExportDeps = Pick<
  */
 export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise<ExportOutput> {
   const table = resolveTable(deps.config, input.database, input.table);
-  assertTaskCutoff(deps, input);
+  assertTaskCutoff(deps, input, table);
   await renewLease(deps, input);
   const db = await deps.database(input.database);
   const state = await deps.locks.get(input.database, input.table);
   if (state.inFlight) {
-    const resumed = await settleInFlight(input, deps, state.inFlight);
+    const resumed = await settleInFlight(input, deps, table, state.inFlight);
     if (resumed) return resumed;
   }
   // A legal hold set while the run was going: no new batch starts (release then records the table as held).
-  if (await activeHold(deps, input.database, input.table)) return { status: 'empty' as const };
+  if (await activeHold(deps, input.database, input.table, table.governance.configHold)) {
+    return { status: 'empty' as const };
+  }
   const started = Date.now();
   // One read-only transaction from the table's checks to the end of the COPY: the archiver's settings (search_path,
   // the text formats the archive records) hold for each statement even behind a transaction-pooling proxy. It ends
@@ -80,7 +82,7 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
     inReadOnlyTransaction(client, async () => {
       const shape = await describeTable(client, table);
       try {
-        await checkReplicaLag(client, findDatabase(deps.config, input.database).replicaLag);
+        await checkReplicaLag(client, table.replicaLag);
       } catch (error) {
         if (error instanceof ReplicaLagError)
           deps.telemetry.metric('ReplicaLagPauses', 'Count', 1, tableLabel(input));

@@ -1,5 +1,5 @@
 import { recordCommitted, recordInFlight, settleDelete, withdrawBatch } from '../shared/batch/batch.js';
-import { resolveTable } from '../shared/config/config.js';
+import type { ResolvedTable } from '../shared/config/resolved-table.js';
 import { describeTable } from '../shared/database/table-shape.js';
 import type { InFlight } from '../shared/lock-table/table-state.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
@@ -14,6 +14,7 @@ import type { ExportInput, ExportOutput } from './schema.js';
 export async function settleInFlight(
   input: ExportInput,
   deps: Pick<StepDeps, 'config' | 'store' | 'locks' | 'inventory' | 'database' | 'telemetry' | 'now'>,
+  table: ResolvedTable,
   inFlight: InFlight,
 ): Promise<ExportOutput | undefined> {
   const resume: ExportOutput = {
@@ -35,7 +36,6 @@ export async function settleInFlight(
     await withdrawBatch(deps, input, inFlight, 'cutoff-moved');
     return undefined;
   }
-  const table = resolveTable(deps.config, input.database, input.table);
   const db = await deps.database(input.database);
   const settled = await db.withConnection((client) =>
     settleDelete(client, () => describeTable(client, table), inFlight),

@@ -1,4 +1,5 @@
 import { activeHold } from '../shared/batch/holds.js';
+import { resolveTableIfConfigured } from '../shared/config/resolved-table.js';
 import type { TableOutcome } from '../shared/lock-table/run-records.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import { auditEventId, recordAuditEvent } from '../shared/telemetry/audit-trail.js';
@@ -14,6 +15,15 @@ const summarizeCause = (cause: string | undefined): string | undefined => {
     return cause.slice(0, 500);
   }
 };
+
+/** The table's legal hold, if any: a table the config no longer lists (a deployment during the run) has none there. */
+const tableHold = (deps: Pick<StepDeps, 'config' | 'holds'>, input: LockInput) =>
+  activeHold(
+    deps,
+    input.database,
+    input.table,
+    resolveTableIfConfigured(deps.config, input.database, input.table)?.governance.configHold,
+  );
 
 /** Records the outcome for the run summary and appends it to the audit trail (counts and status only). */
 async function recordOutcome(
@@ -56,7 +66,7 @@ export type LockDeps = Pick<
 export async function lockTable(input: LockInput, deps: LockDeps): Promise<LockOutput> {
   const finishedAt = deps.now().toISOString();
   if (input.action === 'acquire') {
-    const hold = await activeHold(deps, input.database, input.table);
+    const hold = await tableHold(deps, input);
     if (hold) {
       deps.telemetry.warn('table skipped: legal hold', { database: input.database, table: input.table });
       await recordOutcome(deps, input.runId, {
@@ -105,7 +115,7 @@ export async function lockTable(input: LockInput, deps: LockDeps): Promise<LockO
   }
   const released = await deps.locks.release(input.database, input.table, input.lease);
   // A hold set during the run stopped export at a batch boundary (see export core): report it as held.
-  const hold = input.error ? undefined : await activeHold(deps, input.database, input.table);
+  const hold = input.error ? undefined : await tableHold(deps, input);
   const status = input.error ? ('failed' as const) : hold ? ('held' as const) : ('succeeded' as const);
   const outcome: TableOutcome = {
     database: input.database,

@@ -1,7 +1,9 @@
 import { recordConfigChange } from '../shared/batch/config-fingerprint.js';
 import { buildPlanReport, type PlannedTable } from '../shared/batch/plan-report.js';
-import { formatIssues, tableRef } from '../shared/config/config.js';
+import { formatIssues } from '../shared/config/config.js';
 import { assertTableGoverned, retentionCutoff } from '../shared/config/governance.js';
+import { resolveConfiguredTable } from '../shared/config/resolved-table.js';
+import { tableRef } from '../shared/config/schema.js';
 import { ConfigError } from '../shared/errors/step-errors.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import { auditEventId, recordAuditEvent } from '../shared/telemetry/audit-trail.js';
@@ -41,17 +43,19 @@ export async function planRun(input: PlanInput, deps: PlanDeps): Promise<PlanOut
   const lanes: Lane[] = [];
   let tableCount = 0;
   for (const db of databases) {
-    const tables = db.tables.filter((t) => wanted.size === 0 || wanted.has(tableRef(t)));
-    for (const t of tables) {
-      wanted.delete(tableRef(t));
-      assertTableGoverned(config, db.name, t);
+    const tables = db.tables
+      .filter((t) => wanted.size === 0 || wanted.has(tableRef(t)))
+      .map((t) => resolveConfiguredTable(config, db, t));
+    for (const table of tables) {
+      wanted.delete(table.ref);
+      assertTableGoverned(config, db.name, table.settings);
     }
     const laneCount = Math.min(db.maxConnections, tables.length);
     const dbLanes: Lane[] = Array.from({ length: laneCount }, () => ({ database: db.name, tables: [] }));
-    tables.forEach((t, i) => {
-      const cutoff = retentionCutoff(start, t.retentionDays ?? config.defaults.retentionDays);
-      dbLanes[i % laneCount]?.tables.push({ table: tableRef(t), cutoff });
-      planned.push({ database: db.name, table: t, cutoff });
+    tables.forEach((table, i) => {
+      const cutoff = retentionCutoff(start, table.retentionDays);
+      dbLanes[i % laneCount]?.tables.push({ table: table.ref, cutoff });
+      planned.push({ table, cutoff });
     });
     lanes.push(...dbLanes);
     tableCount += tables.length;

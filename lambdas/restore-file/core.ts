@@ -8,7 +8,7 @@ import {
   streamArchive,
 } from '../shared/archive/catalog.js';
 import type { ObjectPin } from '../shared/archive/store.js';
-import { findDatabase } from '../shared/config/config.js';
+import { findDatabase } from '../shared/config/resolved-table.js';
 import { inReadOnlyTransaction, inRolledBackTransaction, inTransaction } from '../shared/database/db.js';
 import { isUnique } from '../shared/database/table-shape.js';
 import {

@@ -6,7 +6,7 @@ import {
   readExpectation,
   sourcePrefix,
 } from '../shared/archive/catalog.js';
-import { findDatabase } from '../shared/config/config.js';
+import { findDatabase } from '../shared/config/resolved-table.js';
 import { inTransaction } from '../shared/database/db.js';
 import { quoteIdent } from '../shared/database/table-sql.js';
 import { ConfigError, TableNotUsableError } from '../shared/errors/step-errors.js';

@@ -7,8 +7,7 @@ import {
   tableLabel,
   withdrawBatch,
 } from '../shared/batch/batch.js';
-import { findDatabase, tableRef } from '../shared/config/config.js';
-import { tableGovernance } from '../shared/config/governance.js';
+import { resolveTableIfConfigured } from '../shared/config/resolved-table.js';
 import {
   ArchiveConflictError,
   ArchiveIntegrityError,
@@ -116,9 +115,9 @@ async function requireKmsIfCritical(
   input: UploadInput,
   archiveKey: string,
 ): Promise<void> {
-  const db = findDatabase(deps.config, input.database);
-  const table = db.tables.find((t) => tableRef(t) === input.table);
-  if (!table || !tableGovernance(deps.config, table).requiresKms) return;
+  // A table the config no longer lists (a deployment during the run) is not held to it.
+  const table = resolveTableIfConfigured(deps.config, input.database, input.table);
+  if (!table?.governance.requiresKms) return;
   const encryption = (await deps.store.head(archiveKey))?.serverSideEncryption;
   if (encryption !== 'aws:kms') {
     throw new EncryptionRequiredError(

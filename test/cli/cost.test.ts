@@ -11,7 +11,7 @@ import {
   workloadFromOptions,
 } from '../../cli/cost.js';
 import { S3_PRICES } from '../../cli/cost-prices.js';
-import { parseConfig } from '../../lambdas/shared/config/config.js';
+import { parseDeploymentConfig } from '../../lambdas/shared/config/deployment-schema.js';
 import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
 
 const GIB = 1024 ** 3;
@@ -142,7 +142,7 @@ describe('cost: the model', () => {
 
   it('compares every storage class and the config’s own lifecycle', () => {
     // Prepare
-    const config = parseConfig({
+    const config = parseDeploymentConfig({
       s3: { storageClass: 'STANDARD_IA' },
       databases: [
         { name: 'app', credentials: { urlEnv: 'DB' }, tables: [{ name: 't', timestampColumn: 'c' }] },

@@ -2,7 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { type CheckResult, doctorExitCode, localDoctorDeps, runDoctor } from '../../cli/doctor.js';
-import { type ArchiverConfig, parseConfig } from '../../lambdas/shared/config/config.js';
+import {
+  type DeploymentConfig,
+  parseDeploymentConfig,
+} from '../../lambdas/shared/config/deployment-schema.js';
 import { freePort } from '../../local/postgres.js';
 import { archiverTestbed, seedEvents, type TableSpec } from '../support/fixtures.js';
 
@@ -20,12 +23,12 @@ describe('audit-archiver local doctor: every check against embedded PostgreSQL, 
     [EVENTS],
   );
 
-  const config = (url: string, tables: TableSpec[] = [EVENTS]): ArchiverConfig =>
-    parseConfig({
+  const config = (url: string, tables: TableSpec[] = [EVENTS]): DeploymentConfig =>
+    parseDeploymentConfig({
       s3: { bucket: bed.local.services.bucket, prefix: 'archive/' },
       databases: [{ name: 'app', credentials: { url }, tls: 'disable', tables }],
     });
-  const doctor = (overrides: { config?: ArchiverConfig; s3?: S3Client } = {}) =>
+  const doctor = (overrides: { config?: DeploymentConfig; s3?: S3Client } = {}) =>
     runDoctor({ ...localDoctorDeps(bed.local, {}), ...overrides });
   const find = (results: CheckResult[], check: string) => results.find((r) => r.check === check);
 

@@ -8,12 +8,12 @@ import {
   formatDoctor,
   timeoutCheck,
 } from '../../cli/doctor.js';
-import { parseConfig } from '../../lambdas/shared/config/config.js';
+import { parseDeploymentConfig } from '../../lambdas/shared/config/deployment-schema.js';
 
 const NOW = new Date('2026-03-10T12:00:00Z');
 const ARN = 'arn:aws:states:us-east-1:123456789012:stateMachine:audit-archiver';
 const config = (defaults = {}) =>
-  parseConfig({
+  parseDeploymentConfig({
     s3: {},
     defaults,
     databases: [

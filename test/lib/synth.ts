@@ -2,7 +2,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import type { ArchiverConfig } from '../../lambdas/shared/config/config.js';
+import type { DeploymentConfig } from '../../lambdas/shared/config/deployment-schema.js';
 import { AuditArchiverStack } from '../../lib/audit-archiver-stack.js';
 import { databaseCaBundleFile, loadDeploymentConfig } from '../../lib/deployment-config.js';
 
@@ -21,7 +21,7 @@ export interface Synthesized {
   readonly app: App;
   readonly stack: AuditArchiverStack;
   readonly template: Template;
-  readonly config: ArchiverConfig;
+  readonly config: DeploymentConfig;
   /** Removes the cloud assembly directory. */
   dispose(): void;
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { refuseCriticalTablesLocally } from '../../cli/plan.js';
-import type { ArchiverConfigInput } from '../../lambdas/shared/config/config.js';
+import type { ArchiverConfigInput } from '../../lambdas/shared/config/schema.js';
 import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
 import { type LocalEnvironment, openLocalEnvironment, runLocalArchive } from '../../local/run.js';
 import { createTestDatabase, seedEvents, type TestDatabase } from '../support/fixtures.js';

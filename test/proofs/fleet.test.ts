@@ -6,7 +6,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { stringify } from 'yaml';
 import { validateArchives } from '../../cli/archive-validation.js';
-import type { ArchiverConfigInput } from '../../lambdas/shared/config/config.js';
+import type { ArchiverConfigInput } from '../../lambdas/shared/config/schema.js';
 import { closeProcessDatabases } from '../../lambdas/shared/runtime/deps.js';
 import { type LocalEnvironment, openLocalEnvironment, runLocalArchive } from '../../local/run.js';
 import {

@@ -10,7 +10,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, inject } from 'vitest';
 import { stringify } from 'yaml';
 import { type Manifest, ManifestSchema, tablePrefix } from '../../lambdas/shared/archive/format.js';
-import type { ArchiverConfigInput, ResolvedTable } from '../../lambdas/shared/config/config.js';
+import type { TableIdentity } from '../../lambdas/shared/config/resolved-table.js';
+import type { ArchiverConfigInput } from '../../lambdas/shared/config/schema.js';
 import { sessionSetupSql } from '../../lambdas/shared/database/db.js';
 import { describeTable } from '../../lambdas/shared/database/table-shape.js';
 import { rowLineSql, rowSourceSql } from '../../lambdas/shared/database/table-sql.js';
@@ -272,7 +273,7 @@ export function resolvedTable(spec: {
   timestampColumn: string;
   keyColumns?: string[];
   timestampTimeZone?: string;
-}): ResolvedTable {
+}): TableIdentity {
   return {
     database: 'app',
     schema: spec.schema ?? 'public',
@@ -281,14 +282,11 @@ export function resolvedTable(spec: {
     timestampColumn: spec.timestampColumn,
     timestampTimeZone: spec.timestampTimeZone ?? 'UTC',
     keyColumns: spec.keyColumns,
-    retentionDays: 30,
-    batchSize: 500,
-    onSchemaDrift: 'continue',
   };
 }
 
 /** Each row of a table as its archive line (the exact text an archive holds for it). */
-export async function tableLines(client: pg.Client, table: ResolvedTable): Promise<string[]> {
+export async function tableLines(client: pg.Client, table: TableIdentity): Promise<string[]> {
   const shape = await describeTable(client, table);
   const result = await client.query<{ line: string }>(
     `SELECT ${rowLineSql(shape)} AS line FROM ${rowSourceSql(shape)} AS t`,
@@ -323,7 +321,7 @@ export function compareRows(
 export async function assertNoLossNoDuplicates(
   local: LocalEnvironment,
   client: pg.Client,
-  table: ResolvedTable,
+  table: TableIdentity,
   original: string[],
 ): Promise<{ inDatabase: number; inArchives: number }> {
   const remaining = await tableLines(client, table);

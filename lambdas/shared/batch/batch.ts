@@ -1,12 +1,13 @@
 import type pg from 'pg';
 import { type BatchBounds, manifestKeyFor, quarantineKey, type TableLocation } from '../archive/format.js';
 import { rowDigestFromSql } from '../archive/row-digest.js';
-import { type ArchiverConfig, findDatabase, type ResolvedTable, tableRef } from '../config/config.js';
 import { assertCutoffAllowed } from '../config/governance.js';
+import type { ResolvedTable } from '../config/resolved-table.js';
+import type { ArchiverConfig } from '../config/schema.js';
 import { inReadOnlyTransaction } from '../database/db.js';
 import type { TableShape } from '../database/table-shape.js';
 import { batchPredicateSql, digestSelectSql, rowHashSql, rowSourceSql } from '../database/table-sql.js';
-import { BatchOutcomeUnknownError, ConfigError, DeleteInProgressError } from '../errors/step-errors.js';
+import { BatchOutcomeUnknownError, DeleteInProgressError } from '../errors/step-errors.js';
 import type { InFlight } from '../lock-table/table-state.js';
 import type { StepDeps } from '../step/step-deps.js';
 import type { TableTask } from '../step/table-task.js';
@@ -29,12 +30,10 @@ export const tableLabel = (task: Pick<TableTask, 'database' | 'table'>) => ({
 export function assertTaskCutoff(
   deps: Pick<StepDeps, 'config' | 'now'>,
   task: TableTask,
+  table: ResolvedTable,
   cutoff: string = task.cutoff,
 ): void {
-  const table = findDatabase(deps.config, task.database).tables.find((t) => tableRef(t) === task.table);
-  if (!table)
-    throw new ConfigError(`table "${task.table}" is not configured for database "${task.database}"`);
-  assertCutoffAllowed(deps.config, task.database, table, cutoff, deps.now());
+  assertCutoffAllowed(deps.config, task.database, table.settings, cutoff, deps.now());
 }
 
 /** Count and digest of the rows a batch predicate selects now, computed by PostgreSQL over the archive line text. */

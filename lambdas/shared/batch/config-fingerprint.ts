@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { ArchiverConfig } from '../config/config.js';
+import type { ArchiverConfig } from '../config/schema.js';
 import type { StepDeps } from '../step/step-deps.js';
 import { auditEventId, recordAuditEvent } from '../telemetry/audit-trail.js';
 

@@ -1,13 +1,7 @@
 import type pg from 'pg';
 import { z } from 'zod';
-import {
-  type ArchiverConfig,
-  type ResolvedTable,
-  resolveTable,
-  type TableConfig,
-  tableRef,
-} from '../config/config.js';
-import { tableGovernance } from '../config/governance.js';
+import type { ResolvedTable, TableGovernance } from '../config/resolved-table.js';
+import type { ArchiverConfig } from '../config/schema.js';
 import { inReadOnlyTransaction } from '../database/db.js';
 import { describeTable, type TableShape } from '../database/table-shape.js';
 import {
@@ -67,8 +61,7 @@ export const PlanReportSchema = z.object({
 export type PlanReport = z.infer<typeof PlanReportSchema>;
 
 export interface PlannedTable {
-  database: string;
-  table: TableConfig;
+  table: ResolvedTable;
   cutoff: string;
 }
 
@@ -88,15 +81,11 @@ export async function buildPlanReport(
   return { runId, plannedAt: deps.now().toISOString(), tables: report };
 }
 
-async function planTable(
-  deps: PlanReportDeps,
-  { database, table, cutoff }: PlannedTable,
-): Promise<TablePlan> {
-  const ref = tableRef(table);
+async function planTable(deps: PlanReportDeps, { table, cutoff }: PlannedTable): Promise<TablePlan> {
+  const { database, ref } = table;
   const { config } = deps;
-  const resolved = resolveTable(config, database, ref);
   const state = await deps.locks.get(database, ref);
-  const hold = await activeHold(deps, database, ref);
+  const hold = await activeHold(deps, database, ref, table.governance.configHold);
   const now = deps.now().getTime();
   const leased = state.owner !== undefined && (state.expiresAt ?? 0) > now;
   const base: TablePlan = {
@@ -114,14 +103,14 @@ async function planTable(
     countMethod: 'none',
     lock: lockStatus(state, leased),
     legalHold: hold ?? null,
-    retention: retentionStatus(config, table),
-    encryption: encryptionStatus(config, table),
+    retention: retentionStatus(table.governance),
+    encryption: encryptionStatus(config, table.governance),
   };
   let counted: Awaited<ReturnType<typeof countEligible>>;
   try {
     const db = await deps.database(database);
     counted = await db.withConnection((client) =>
-      inReadOnlyTransaction(client, () => countEligible(client, resolved, cutoff, state)),
+      inReadOnlyTransaction(client, () => countEligible(client, table, cutoff, state)),
     );
   } catch (error) {
     // A table the run would refuse: report why (named errors carry no row values) and go on with the others.
@@ -143,8 +132,7 @@ function lockStatus(state: Awaited<ReturnType<StepDeps['locks']['get']>>, leased
   return `free${inFlight}`;
 }
 
-function retentionStatus(config: ArchiverConfig, table: TableConfig): string {
-  const g = tableGovernance(config, table);
+function retentionStatus(g: TableGovernance): string {
   const bounds =
     g.minRetentionDays === undefined && g.maxRetentionDays === undefined
       ? 'no policy bounds'
@@ -152,9 +140,9 @@ function retentionStatus(config: ArchiverConfig, table: TableConfig): string {
   return `${g.retentionDays} days, ${bounds}${g.classification ? ` (classification ${g.classification})` : ''}: ok`;
 }
 
-function encryptionStatus(config: ArchiverConfig, table: TableConfig): string {
+function encryptionStatus(config: ArchiverConfig, governance: TableGovernance): string {
   const written = config.s3.kmsKeyId ? `SSE-KMS (${config.s3.kmsKeyId})` : 'bucket default encryption';
-  return tableGovernance(config, table).requiresKms ? `${written}; SSE-KMS required` : written;
+  return governance.requiresKms ? `${written}; SSE-KMS required` : written;
 }
 
 async function countEligible(

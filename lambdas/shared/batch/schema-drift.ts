@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { type Column, ManifestSchema, manifestKeyFor, type SchemaDrift } from '../archive/format.js';
-import type { ResolvedTable } from '../config/config.js';
+import type { ResolvedTable } from '../config/resolved-table.js';
 import { SchemaChangedError } from '../errors/step-errors.js';
 import type { StepDeps } from '../step/step-deps.js';
 import type { TableTask } from '../step/table-task.js';

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { ArchiverConfig, DatabaseConfig } from '../config/config.js';
+import type { ArchiverConfig, DatabaseConfig } from '../config/schema.js';
 import type { TableShape } from '../database/table-shape.js';
 import { qualifiedName } from '../database/table-sql.js';
 import { ReplicaLagError } from '../errors/step-errors.js';

@@ -1,23 +1,8 @@
 import { ConfigError } from '../errors/step-errors.js';
-import type { ArchiverConfig, TableConfig } from './config.js';
+import { type TableGovernance, tableGovernance } from './resolved-table.js';
+import type { ArchiverConfig, TableConfig } from './schema.js';
 
-/**
- * Governance of one table: its effective retention against the policy's bounds (global, tightened by its
- * classification), whether its archives need SSE-KMS, and a legal hold set in the config. Types only from config.ts:
- * config.ts calls governanceIssues() from its own validation.
- */
-export interface TableGovernance {
-  classification?: string;
-  retentionDays: number;
-  minRetentionDays?: number;
-  maxRetentionDays?: number;
-  /** `critical: true`, or a classification with `requireKms: true`. */
-  requiresKms: boolean;
-  /** The reason of a legal hold set in the config (`legalHold: true` reads "legal hold in config"). */
-  configHold?: string;
-}
-
-export interface GovernanceIssue {
+interface GovernanceIssue {
   path: (string | number)[];
   message: string;
 }
@@ -45,9 +30,8 @@ export const CUTOFF_CLOCK_SKEW_MS = 5 * 60_000;
  * The latest cut-off a step may act on at `now`: that of a run starting now, under the table's effective retention
  * (its configured retention, never below the policy's minimum for it).
  */
-export function latestAllowedCutoff(config: ArchiverConfig, table: TableConfig, now: Date): string {
-  const g = tableGovernance(config, table);
-  const days = Math.max(g.retentionDays, g.minRetentionDays ?? 0);
+function latestAllowedCutoff(governance: TableGovernance, now: Date): string {
+  const days = Math.max(governance.retentionDays, governance.minRetentionDays ?? 0);
   return retentionCutoff(now.getTime() + CUTOFF_CLOCK_SKEW_MS, days);
 }
 
@@ -62,8 +46,9 @@ export function assertCutoffAllowed(
   cutoff: string,
   now: Date,
 ): void {
-  assertTableGoverned(config, database, table);
-  const latest = latestAllowedCutoff(config, table, now);
+  const governance = tableGovernance(config, table);
+  refuseProblems(tableProblems(config, database, table, governance), database, table);
+  const latest = latestAllowedCutoff(governance, now);
   if (!(Date.parse(cutoff) <= Date.parse(latest))) {
     throw new ConfigError(
       `cut-off ${cutoff} of ${tableName(database, table)} is later than its retention allows (latest ${latest}); nothing was archived or deleted`,
@@ -73,29 +58,13 @@ export function assertCutoffAllowed(
 
 const tableName = (database: string, table: TableConfig) => `${database}/${table.schema}.${table.name}`;
 
-const tighter = (a: number | undefined, b: number | undefined, pick: (x: number, y: number) => number) =>
-  a === undefined ? b : b === undefined ? a : pick(a, b);
-
-export function tableGovernance(config: ArchiverConfig, table: TableConfig): TableGovernance {
-  const policy = config.policy;
-  const classified = table.classification ? policy?.classifications[table.classification] : undefined;
-  return {
-    classification: table.classification,
-    retentionDays: table.retentionDays ?? config.defaults.retentionDays,
-    minRetentionDays: tighter(policy?.minRetentionDays, classified?.minRetentionDays, Math.max),
-    maxRetentionDays: tighter(policy?.maxRetentionDays, classified?.maxRetentionDays, Math.min),
-    requiresKms: table.critical === true || classified?.requireKms === true,
-    configHold:
-      table.legalHold === true
-        ? 'legal hold in config'
-        : typeof table.legalHold === 'string'
-          ? table.legalHold
-          : undefined,
-  };
-}
-
 /** What is wrong with one table under the policy, each with the config field it concerns (relative to the table). */
-function tableProblems(config: ArchiverConfig, database: string, table: TableConfig): GovernanceIssue[] {
+function tableProblems(
+  config: ArchiverConfig,
+  database: string,
+  table: TableConfig,
+  g: TableGovernance,
+): GovernanceIssue[] {
   const name = tableName(database, table);
   const known = Object.keys(config.policy?.classifications ?? {});
   if (table.classification && !known.includes(table.classification)) {
@@ -106,7 +75,6 @@ function tableProblems(config: ArchiverConfig, database: string, table: TableCon
       },
     ];
   }
-  const g = tableGovernance(config, table);
   const by = g.classification ? ` (classification ${g.classification})` : '';
   const retentionField =
     table.retentionDays === undefined ? 'retentionDays (from defaults)' : 'retentionDays';
@@ -154,7 +122,7 @@ export function governanceIssues(config: ArchiverConfig): GovernanceIssue[] {
   }
   config.databases.forEach((db, i) => {
     db.tables.forEach((table, j) => {
-      for (const problem of tableProblems(config, db.name, table)) {
+      for (const problem of tableProblems(config, db.name, table, tableGovernance(config, table))) {
         issues.push({ path: ['databases', i, 'tables', j, ...problem.path], message: problem.message });
       }
     });
@@ -167,7 +135,10 @@ export function governanceIssues(config: ArchiverConfig): GovernanceIssue[] {
  * validation, e.g. an older bundle). Throws ConfigError naming the table, its retention and the bound.
  */
 export function assertTableGoverned(config: ArchiverConfig, database: string, table: TableConfig): void {
-  const problems = tableProblems(config, database, table);
+  refuseProblems(tableProblems(config, database, table, tableGovernance(config, table)), database, table);
+}
+
+function refuseProblems(problems: GovernanceIssue[], database: string, table: TableConfig): void {
   if (problems.length > 0) {
     throw new ConfigError(
       `policy refuses ${tableName(database, table)}: ${problems.map((p) => p.message).join('; ')}`,

@@ -1,6 +1,6 @@
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { z } from 'zod';
-import type { DatabaseConfig } from '../config/config.js';
+import type { DatabaseConfig } from '../config/schema.js';
 import {
   ConfigError,
   DatabaseAccessError,

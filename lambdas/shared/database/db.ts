@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { DatabaseConfig } from '../config/config.js';
+import type { DatabaseConfig } from '../config/schema.js';
 import { classifyDatabaseError } from '../errors/step-errors.js';
 
 /** A resolved connection: what credentials.ts produces from a secret, a URL or an env var. */

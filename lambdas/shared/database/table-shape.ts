@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { ResolvedTable } from '../config/config.js';
+import type { TableIdentity } from '../config/resolved-table.js';
 import { TableNotUsableError } from '../errors/step-errors.js';
 
 /**
@@ -86,10 +86,7 @@ interface SideEffect {
  * NOT NULL and unique (a primary key or a valid, immediate unique index without predicate or expressions, see
  * isUnique), and deleting its rows changes nothing else (refuseSideEffects).
  */
-export async function describeTable(
-  client: pg.ClientBase,
-  table: Omit<ResolvedTable, 'onSchemaDrift'>,
-): Promise<TableShape> {
+export async function describeTable(client: pg.ClientBase, table: TableIdentity): Promise<TableShape> {
   const where = `table "${table.schema}"."${table.name}" in database ${table.database}`;
   // One round trip for everything the checks below need: describeTable runs in every step that touches rows.
   const described = await client.query<{

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { DatabaseConfig } from '../config/config.js';
+import type { DatabaseConfig } from '../config/schema.js';
 import { ConfigError } from '../errors/step-errors.js';
 
 const TABLE_REF_MESSAGE = 'must be "schema.name" or {"schema": ..., "name": ...}';

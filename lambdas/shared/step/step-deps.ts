@@ -1,5 +1,5 @@
 import type { ArchiveStore } from '../archive/store.js';
-import type { ArchiverConfig } from '../config/config.js';
+import type { ArchiverConfig } from '../config/schema.js';
 import type { Database } from '../database/db.js';
 import type { ArchiveInventory } from '../lock-table/archive-inventory.js';
 import type { LeaseStore } from '../lock-table/lease-store.js';

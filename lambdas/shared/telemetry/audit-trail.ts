@@ -1,7 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import type { ArchiveStore } from '../archive/store.js';
-import { type ArchiverConfig, formatIssues } from '../config/config.js';
+import { formatIssues } from '../config/config.js';
+import type { ArchiverConfig } from '../config/schema.js';
 import {
   ArchiveIntegrityError,
   ArchiverError,

@@ -2,7 +2,7 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
 import { z } from 'zod';
-import type { NotificationsConfig } from '../config/config.js';
+import type { NotificationsConfig } from '../config/schema.js';
 
 /** One message, in the two forms it is read in: plain text (email) and a title + Markdown (Slack/Teams). */
 export const NotificationSchema = z.object({

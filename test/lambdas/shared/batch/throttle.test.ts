@@ -5,7 +5,7 @@ import {
   pauseAfterBatch,
   replicaLagProblems,
 } from '../../../../lambdas/shared/batch/throttle.js';
-import { DefaultsSchema } from '../../../../lambdas/shared/config/config.js';
+import { DefaultsSchema } from '../../../../lambdas/shared/config/schema.js';
 
 const defaults = (overrides: Record<string, unknown> = {}) => DefaultsSchema.parse(overrides);
 const progress = (rowsPerSecond: number) => ({ batches: 1, rows: 10, bytes: 10, rowsPerSecond });

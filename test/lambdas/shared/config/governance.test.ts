@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { type ArchiverConfigInput, parseConfig } from '../../../../lambdas/shared/config/config.js';
+import { parseConfig } from '../../../../lambdas/shared/config/config.js';
 import {
   assertCutoffAllowed,
   assertTableGoverned,
   retentionCutoff,
-  tableGovernance,
 } from '../../../../lambdas/shared/config/governance.js';
+import { tableGovernance } from '../../../../lambdas/shared/config/resolved-table.js';
+import type { ArchiverConfigInput } from '../../../../lambdas/shared/config/schema.js';
 import { ConfigError } from '../../../../lambdas/shared/errors/step-errors.js';
 import { configErrorOf } from '../../../support/config-errors.js';
 

@@ -1,6 +1,6 @@
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DatabaseConfig } from '../../../../lambdas/shared/config/config.js';
+import type { DatabaseConfig } from '../../../../lambdas/shared/config/schema.js';
 import {
   forgetCachedConnection,
   parseConnectionUrl,

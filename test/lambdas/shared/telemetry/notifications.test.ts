@@ -1,6 +1,6 @@
 import type { SNSClient } from '@aws-sdk/client-sns';
 import { describe, expect, it } from 'vitest';
-import { NotificationsConfigSchema } from '../../../../lambdas/shared/config/config.js';
+import { NotificationsConfigSchema } from '../../../../lambdas/shared/config/schema.js';
 import {
   inQuietHours,
   type RunSummaryLike,
