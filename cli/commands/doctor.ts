@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
+import { loadConfigFile } from '../../lambdas/shared/config/config.js';
 import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
 import { archiveBucket, withLocalEnvironment } from '../context.js';
 import { withDemoDatabase } from '../demo-database.js';
+import type { CheckResult } from '../doctor.js';
 import { configureLogging, STATE_DIR_OPTION } from './common.js';
 
 const doctorHelp = (where: 'aws' | 'local') => `
@@ -45,7 +47,6 @@ export function registerDoctor(program: Command, local: Command): void {
         json: boolean;
       }) => {
         const doctor = await loadDoctor();
-        const { loadConfigFile } = await import('../../lambdas/shared/config/config.js');
         const { S3Client } = await import('@aws-sdk/client-s3');
         const { DynamoDBClient } = await import('@aws-sdk/client-dynamodb');
         const { SecretsManagerClient } = await import('@aws-sdk/client-secrets-manager');
@@ -91,7 +92,7 @@ export function registerDoctor(program: Command, local: Command): void {
 
 function printDoctor(
   doctor: Awaited<ReturnType<typeof loadDoctor>>,
-  results: import('../doctor.js').CheckResult[],
+  results: CheckResult[],
   json: boolean,
 ): void {
   const exitCode = doctor.doctorExitCode(results);
