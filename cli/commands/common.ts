@@ -1,9 +1,9 @@
 /**
  * What the command files share. Every command file loads at start, because commander needs each command's options
- * for parsing and --help; what a command runs loads when it runs, in one place at the top of its action (and in
- * ../context.ts and ../demo-database.ts). Two reasons: the AWS SDK, pg and local mode's servers would slow every
- * start-up, and the Lambda runtime's Powertools reads its log level when its module loads, so local mode may load
- * only after configureLogging.
+ * for parsing and --help; what a command runs loads when it runs, in one marked place per command (the top of its
+ * action, or the helper that needs it), and in ../context.ts and ../demo-database.ts. Two reasons: the AWS SDK, pg
+ * and local mode's servers would slow every start-up, and the Lambda runtime's Powertools reads its log level when
+ * its module loads, so local mode may load only after configureLogging.
  */
 
 /** Same default as local/run.ts DEFAULT_STATE_DIR, repeated here because that module may load only after logging is set. */
