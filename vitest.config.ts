@@ -34,7 +34,7 @@ const ON_BOTH_VERSIONS: Record<string, string> = {
     "the Python tool's values converted through the target column's base type",
   'test/cli/wizard.int.test.ts': 'table discovery from the catalogs (keys, indexes, partitions, sizes)',
   'test/cli/plan.int.test.ts': 'eligible-row counts and the statistics they read',
-  'test/cli/cost.int.test.ts': 'pg_stats histograms',
+  'test/cli/cost-measure.int.test.ts': 'pg_stats histograms',
   'test/cli/doctor.int.test.ts': 'privilege checks (has_table_privilege and friends)',
   'test/proofs/database-role.test.ts':
     "another role's functions, operators, triggers and keys: up to 14 any role may create in public",

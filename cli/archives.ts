@@ -1,4 +1,3 @@
-import type { Command } from 'commander';
 import type { ArchiveSource } from '../lambdas/shared/archive/catalog.js';
 import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
 import { findDatabase } from '../lambdas/shared/config/resolved-table.js';
@@ -16,24 +15,6 @@ export interface ArchiveScopeOptions {
   legacyDatabase?: string;
   legacyPrefix?: string;
   json: boolean;
-}
-
-/** Which archives a command looks at, shared by `validate` and `list` (local and AWS). */
-export function withArchiveScope(command: Command): Command {
-  return command
-    .option('-d, --database <name>', 'only this database (default: every database of the config)')
-    .option('-t, --table <schema.name...>', 'only these tables (default: every table of the database)')
-    .option('--from <YYYY-MM-DD>', 'first day partition')
-    .option('--to <YYYY-MM-DD>', 'last day partition')
-    .option(
-      '--legacy-database <name>',
-      "look at the Python tool's archives of this PostgreSQL database instead",
-    )
-    .option(
-      '--legacy-prefix <prefix>',
-      "S3 prefix of the Python tool's archives (default: the config's s3.prefix)",
-    )
-    .option('--json', 'print JSON', false);
 }
 
 interface ScopedSource {

@@ -1,5 +1,4 @@
 import type { SFNClient } from '@aws-sdk/client-sfn';
-import { type Command, Option } from 'commander';
 import { formatIssues } from '../lambdas/shared/config/config.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import type { RestoreFileResult } from '../lambdas/shared/lock-table/restore-records.js';
@@ -21,46 +20,6 @@ export interface RestoreOptions {
   legacyDatabase?: string;
   legacyPrefix?: string;
   json: boolean;
-}
-
-/** The restore request options, shared by `restore` (AWS) and `local restore`. */
-export function withRestoreOptions(command: Command, required = true): Command {
-  const table = new Option('-t, --table <schema.name>', 'the archived table');
-  const database = new Option('-d, --database <name>', 'database name as in the config');
-  if (required) {
-    table.makeOptionMandatory();
-    database.makeOptionMandatory();
-  }
-  return command
-    .addOption(database)
-    .addOption(table)
-    .option('-k, --key <key>', 'restore this one archive (its S3 key)')
-    .option('--from <YYYY-MM-DD>', 'first day partition to restore')
-    .option('--to <YYYY-MM-DD>', 'last day partition to restore')
-    .addOption(
-      new Option('--strategy <strategy>', 'rows whose key already exists')
-        .choices(['skip', 'overwrite', 'fail'])
-        .default('skip'),
-    )
-    .option('--target <schema.name>', 'restore into this table (created like the source if missing)')
-    .option('--dry-run', 'verify and report what would be restored; write nothing', false)
-    .option('--ignore-watermark', 'restore archives already restored into the target', false)
-    .addOption(
-      new Option('--drift <mode>', 'a column removed since archiving: fail or drop it')
-        .choices(['strict', 'lenient'])
-        .default('strict'),
-    )
-    .option(
-      '--require-inventory',
-      'refuse archives the inventory of committed archives does not list (those written before it)',
-      false,
-    )
-    .option('--legacy-database <name>', "read the Python tool's archives of this PostgreSQL database")
-    .option(
-      '--legacy-prefix <prefix>',
-      "S3 prefix of the Python tool's archives (default: the config's s3.prefix)",
-    )
-    .option('--json', 'print the result as JSON', false);
 }
 
 /** The execution input these options stand for, validated by the same schema the state machine's plan uses. */

@@ -83,6 +83,11 @@ export async function seedDemoDatabase(adminUrl: string, rows: number): Promise<
   return url;
 }
 
+/** Where the demo keeps its config in the state dir (`audit --demo` reads it without starting the database). */
+export function demoConfigPath(stateDir: string): string {
+  return join(stateDir, 'demo-config.yaml');
+}
+
 /** Writes the demo's config: the same schema a production config uses, with a local connection URL. */
 export function writeDemoConfig(stateDir: string, databaseUrl: string): string {
   const config: ArchiverConfigInput = {
@@ -98,7 +103,7 @@ export function writeDemoConfig(stateDir: string, databaseUrl: string): string {
       },
     ],
   };
-  const path = join(stateDir, 'demo-config.yaml');
+  const path = demoConfigPath(stateDir);
   writeFileSync(
     path,
     `# Written by \`audit-archiver demo\`; see config/archiver.example.yaml for every option.\n${stringify(config)}`,

@@ -1,15 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import {
-  archiveObjects,
+  costReport,
   estimatePlan,
-  histogramShare,
-  parseCostOptions,
-  parseSize,
   plansFor,
   type StoragePlan,
+  type TableMeasurement,
   type Workload,
-  workloadFromOptions,
-} from '../../cli/cost.js';
+  workloadFromTables,
+} from '../../cli/cost-model.js';
 import { S3_PRICES } from '../../cli/cost-prices.js';
 import { parseDeploymentConfig } from '../../lambdas/shared/config/deployment-schema.js';
 import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
@@ -31,45 +29,13 @@ const prices = S3_PRICES.regions['us-east-1'];
 /** The manifests: 1,000 of 2,500 bytes, stored in the written class. */
 const manifests = (rate: number, billed = 2_500) => ((1000 * billed) / GIB) * rate;
 
-describe('cost: inputs', () => {
-  it('reads sizes in the binary units S3 bills in, and names the field of bad input', () => {
-    // Act / Assess
-    expect(parseSize('120GB')).toBe(120 * GIB);
-    expect(parseSize('1.5 TiB')).toBe(1.5 * 1024 * GIB);
-    expect(() => parseSize('lots')).toThrow(/--size: "lots" is not a size/);
-    expect(() => parseCostOptions({ size: '1GB', rows: '5' })).toThrow(/size: give either --size or --rows/);
-    expect(() => parseCostOptions({ rows: '5', compressionRatio: '0.5' })).toThrow(
-      /compressionRatio: must be at least 1/,
-    );
-  });
-
-  it('derives rows and archives from a size, and from rows and their raw width', () => {
-    // Act
-    const sized = workloadFromOptions(parseCostOptions({ size: '720MB', compressionRatio: '2' }), 50_000);
-    const rowed = workloadFromOptions(parseCostOptions({ rows: '1000000', avgRowBytes: '250' }), 50_000);
-
-    // Assess
-    expect(sized.backlog.bytes).toBe(360 * 1024 ** 2);
-    expect(sized.backlog.objects).toBe(Math.ceil(sized.backlog.rows / 50_000));
-    expect(rowed.backlog.bytes).toBe(1_000_000 * 100);
-    expect(archiveObjects(10, 50_000, 30)).toBe(10);
-    expect(archiveObjects(100_000, 50_000, 30)).toBe(30);
-  });
-
+describe('cost: prices', () => {
   it('refuses a region the price table does not have', () => {
     // Act / Assess
     expect(() => estimatePlan(backlog, plan({}), 1, 'eu-west-1')).toThrow(ConfigError);
     expect(() => estimatePlan(backlog, plan({}), 1, 'eu-west-1')).toThrow(
       /--region: no prices for "eu-west-1"/,
     );
-  });
-
-  it('reads the share of rows before an instant off histogram bounds', () => {
-    // Act / Assess
-    expect(histogramShare([0, 10, 20, 30, 40], 20)).toBe(0.5);
-    expect(histogramShare([0, 10, 20, 30, 40], 5)).toBe(0.125);
-    expect(histogramShare([0, 10, 20, 30, 40], -1)).toBe(0);
-    expect(histogramShare([0, 10, 20, 30, 40], 99)).toBe(1);
   });
 });
 
@@ -169,5 +135,63 @@ describe('cost: the model', () => {
       writeClass: 'STANDARD_IA',
       expireAfterDays: 400,
     });
+  });
+});
+
+describe('cost: measured tables', () => {
+  const measured = (t: Partial<TableMeasurement>): TableMeasurement => ({
+    database: 'app',
+    table: 'public.events',
+    rows: 0,
+    eligibleRows: 0,
+    monthlyRows: 0,
+    retentionDays: 90,
+    eligibleDays: 0,
+    archiveBytesPerRow: 72,
+    bytesPerRowSource: 'assumed',
+    batchSize: 50_000,
+    archived: { bytes: 0, objects: 0 },
+    ...t,
+  });
+
+  it('adds the archives a table already has to its eligible rows, one archive per day at least', () => {
+    // Prepare: 120,000 eligible rows over 10 days (3 batches, but a batch never spans two days), 5 archives already
+    const tables = [
+      measured({
+        eligibleRows: 120_000,
+        eligibleDays: 10,
+        monthlyRows: 60_000,
+        archived: { bytes: 1000, objects: 5 },
+      }),
+      measured({
+        table: 'public.logins',
+        eligibleRows: 10,
+        eligibleDays: 30,
+        bytesPerRowSource: 'row width',
+      }),
+    ];
+
+    // Act
+    const workload = workloadFromTables(tables);
+
+    // Assess
+    expect(workload.backlog).toEqual({ rows: 120_010, bytes: 1000 + 120_010 * 72, objects: 5 + 10 + 10 });
+    expect(workload.monthly).toEqual({ rows: 60_000, bytes: 60_000 * 72, objects: 30 });
+    expect(workload.basis).toBe('PostgreSQL statistics; bytes per row from assumed, row width');
+  });
+
+  it('prices one workload under every plan, naming the price table it used', () => {
+    // Act
+    const report = costReport(backlog, plansFor(), 12, 'us-east-1');
+
+    // Assess
+    expect(report.prices).toEqual({
+      source: S3_PRICES.source,
+      takenOn: S3_PRICES.takenOn,
+      currency: S3_PRICES.currency,
+    });
+    expect(report.plans).toHaveLength(7);
+    expect(report.plans[0]).toEqual(estimatePlan(backlog, plansFor()[0] as StoragePlan, 12, 'us-east-1'));
+    expect(report.tables).toBeUndefined();
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_ARCHIVE_BYTES_PER_ROW, measureTable } from '../../cli/cost.js';
+import { measureTable } from '../../cli/cost-measure.js';
+import { DEFAULT_ARCHIVE_BYTES_PER_ROW } from '../../cli/cost-model.js';
 import { runLocalArchive } from '../../local/run.js';
 import { archiverTestbed, seedEvents } from '../support/fixtures.js';
 

@@ -1,28 +1,22 @@
-import type pg from 'pg';
-import { z } from 'zod';
-import { tablePrefix } from '../lambdas/shared/archive/format.js';
-import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
-import { formatIssues } from '../lambdas/shared/config/config.js';
 import type { DeploymentConfig } from '../lambdas/shared/config/deployment-schema.js';
-import { retentionCutoff } from '../lambdas/shared/config/governance.js';
-import { resolveTable } from '../lambdas/shared/config/resolved-table.js';
-import type { ArchiverConfig } from '../lambdas/shared/config/schema.js';
 import {
   COLD_STORAGE_CLASSES,
   isColdStorageClass,
   type StorageClass,
   WRITABLE_STORAGE_CLASSES,
 } from '../lambdas/shared/config/storage-classes.js';
-import { findRelation } from '../lambdas/shared/database/table-shape.js';
-import { quoteIdent, quoteLiteral, rowSourceSql } from '../lambdas/shared/database/table-sql.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import { type ClassPrice, type PricedRegion, S3_PRICES } from './cost-prices.js';
-import { formatNumber } from './report.js';
 
-const GIB = 1024 ** 3;
-const DAYS_PER_MONTH = 30;
-const DAY_MS = 86_400_000;
-const startOfUtcDay = (ms: number) => Math.floor(ms / DAY_MS) * DAY_MS;
+/**
+ * The cost model of `audit-archiver cost`: a workload (a backlog, then a monthly inflow) priced under each storage
+ * plan over a horizon, from the price table in cost-prices.ts. Pure: no database, no S3; commands/cost.ts builds the
+ * workload from options or from live measurements (cost-measure.ts) and prints the report.
+ */
+
+export const GIB = 1024 ** 3;
+/** The model's month; a cohort is the archives written in one. */
+export const DAYS_PER_MONTH = 30;
 /** Archive bytes per row measured on the benchmark table (JSON lines, gzip level 6), used until archives exist. */
 export const DEFAULT_ARCHIVE_BYTES_PER_ROW = 72;
 /** Raw PostgreSQL row width to archive bytes: the benchmark table's average row width over its 72 bytes per row. */
@@ -36,46 +30,6 @@ const PUBLISH_PUTS = 2;
 const VERIFY_GETS = 3;
 /** The bucket's lifecycle never transitions smaller objects (S3's default minimum transition size). */
 const TRANSITION_MIN_BYTES = 128 * 1024;
-
-// ----- inputs ------------------------------------------------------------------------------------------------------
-
-const SIZE = /^(\d+(?:\.\d+)?)\s*(B|KB|KIB|MB|MIB|GB|GIB|TB|TIB)?$/i;
-const UNITS: Record<string, number> = { B: 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
-
-/** "120GB", "1.5TiB", "900MB": sizes in the binary units S3 bills in (1 GB = 2^30 bytes). */
-export function parseSize(text: string): number {
-  const match = SIZE.exec(text.trim());
-  if (!match) throw new ConfigError(`--size: "${text}" is not a size such as 120GB, 1.5TB or 900MB`);
-  const unit = (match[2] ?? 'B').toUpperCase().charAt(0);
-  return Number(match[1]) * (UNITS[unit] ?? 1);
-}
-
-export const CostOptionsSchema = z
-  .object({
-    size: z.string().optional(),
-    compressionRatio: z.coerce.number().min(1, 'must be at least 1 (raw size / archive size)').optional(),
-    rows: z.coerce.number().int().min(0).optional(),
-    avgRowBytes: z.coerce.number().positive('must be a positive number of bytes').optional(),
-    monthlyRows: z.coerce.number().int().min(0).optional(),
-    months: z.coerce.number().int().min(1).max(600).default(36),
-    region: z.string().default('us-east-1'),
-    json: z.boolean().default(false),
-  })
-  .refine((o) => !(o.size !== undefined && o.rows !== undefined), {
-    path: ['size'],
-    message: 'give either --size or --rows, not both',
-  })
-  .refine((o) => o.avgRowBytes === undefined || o.rows !== undefined, {
-    path: ['avgRowBytes'],
-    message: 'needs --rows',
-  });
-export type CostOptions = z.infer<typeof CostOptionsSchema>;
-
-export function parseCostOptions(raw: unknown): CostOptions {
-  const parsed = CostOptionsSchema.safeParse(raw);
-  if (!parsed.success) throw new ConfigError(`cost options are invalid:\n${formatIssues(parsed.error)}`);
-  return parsed.data;
-}
 
 export function pricesFor(region: string): Record<StorageClass, ClassPrice> {
   const prices = (S3_PRICES.regions as Record<string, Record<StorageClass, ClassPrice>>)[region];
@@ -100,45 +54,6 @@ export function archiveObjects(rows: number, batchSize: number, days = 1): numbe
   if (rows <= 0) return 0;
   return Math.max(Math.ceil(rows / batchSize), Math.min(days, rows));
 }
-
-/** A workload from --size or --rows (no database). */
-export function workloadFromOptions(options: CostOptions, batchSize: number): Workload {
-  let rows: number;
-  let bytes: number;
-  let basis: string;
-  if (options.size !== undefined) {
-    const given = parseSize(options.size);
-    bytes = options.compressionRatio ? given / options.compressionRatio : given;
-    rows = Math.round(bytes / DEFAULT_ARCHIVE_BYTES_PER_ROW);
-    basis = options.compressionRatio
-      ? `${options.size} raw / compression ratio ${options.compressionRatio}`
-      : `${options.size} of archives`;
-  } else if (options.rows !== undefined) {
-    rows = options.rows;
-    const perRow = options.avgRowBytes
-      ? options.avgRowBytes / (options.compressionRatio ?? DEFAULT_COMPRESSION_RATIO)
-      : DEFAULT_ARCHIVE_BYTES_PER_ROW;
-    bytes = rows * perRow;
-    basis = options.avgRowBytes
-      ? `${options.avgRowBytes} bytes/row raw / compression ratio ${options.compressionRatio ?? DEFAULT_COMPRESSION_RATIO}`
-      : `${DEFAULT_ARCHIVE_BYTES_PER_ROW} bytes/row (measured gzip 6 archives of the benchmark table)`;
-  } else {
-    throw new ConfigError('cost needs --size, --rows, or a database to measure (--config or --demo)');
-  }
-  const perRow = rows > 0 ? bytes / rows : DEFAULT_ARCHIVE_BYTES_PER_ROW;
-  const monthlyRows = options.monthlyRows ?? 0;
-  return {
-    backlog: { rows, bytes, objects: archiveObjects(rows, batchSize) },
-    monthly: {
-      rows: monthlyRows,
-      bytes: monthlyRows * perRow,
-      objects: archiveObjects(monthlyRows, batchSize, DAYS_PER_MONTH),
-    },
-    basis,
-  };
-}
-
-// ----- the model ---------------------------------------------------------------------------------------------------
 
 /** Where archives live over their life: the class they are written in, lifecycle transitions, expiry. */
 export interface StoragePlan {
@@ -407,59 +322,6 @@ export function costReport(
   };
 }
 
-const usd = (value: number) => (value < 10 ? `$${value.toFixed(2)}` : `$${formatNumber(Math.round(value))}`);
-const gib = (bytes: number) => `${(bytes / GIB).toFixed(bytes < GIB ? 3 : 1)} GiB`;
-
-export function formatCostReport(report: CostReport): string {
-  const w = report.workload;
-  const lines = [
-    `Archive: ${formatNumber(w.backlog.rows)} rows, ${gib(w.backlog.bytes)} in ${formatNumber(w.backlog.objects)} archives now; ` +
-      `then ${formatNumber(w.monthly.rows)} rows (${gib(w.monthly.bytes)}) a month. Basis: ${w.basis}.`,
-  ];
-  for (const t of report.tables ?? []) {
-    lines.push(
-      `  ${t.database}/${t.table}: ${formatNumber(t.rows)} rows, ${formatNumber(t.eligibleRows)} older than ${t.retentionDays} days, ` +
-        `${formatNumber(t.monthlyRows)} a month, ${t.archiveBytesPerRow.toFixed(1)} archive bytes/row (${t.bytesPerRowSource}), ` +
-        `${formatNumber(t.archived.objects)} archives (${gib(t.archived.bytes)}) already`,
-    );
-  }
-  lines.push('');
-  const header = [
-    'plan',
-    'month 1',
-    `month ${report.months}`,
-    'requests',
-    'early del.',
-    `${report.months} months`,
-    'restore all',
-    'min days',
-  ];
-  const rows = report.plans.map((p) => [
-    p.plan,
-    usd(p.firstMonthStorage),
-    usd(p.lastMonthStorage),
-    usd(p.requests),
-    usd(p.earlyDeletion),
-    usd(p.cumulative),
-    usd(p.restoreAll),
-    String(p.minStorageDays),
-  ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) =>
-    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
-  lines.push(line(header), ...rows.map(line));
-  lines.push(
-    '',
-    `month 1 / month ${report.months}: storage per month; requests: writes, verify reads, transitions, monitoring; ` +
-      'restore all: reading every archive back once at the end (Standard retrieval tier for GLACIER/DEEP_ARCHIVE).',
-    `Prices: ${report.region}, ${report.prices.currency}, ${report.prices.source}, taken ${report.prices.takenOn}; ` +
-      'storage at the first 50 TB tier; data transfer out of the region is not included.',
-  );
-  return lines.join('\n');
-}
-
-// ----- live tables -------------------------------------------------------------------------------------------------
-
 export interface TableMeasurement {
   database: string;
   table: string;
@@ -474,160 +336,6 @@ export interface TableMeasurement {
   batchSize: number;
   /** Archives already in the bucket: they are stored (and billed) too. */
   archived: { bytes: number; objects: number };
-}
-
-/**
- * Row counts from PostgreSQL's statistics: the table's estimated rows, and the timestamp column's histogram
- * (equal-frequency buckets) for the share older than the cut-off and the share of the last 30 days. Without
- * statistics (never analyzed) it counts, which reads the table once.
- */
-export async function measureTable(
-  client: pg.ClientBase,
-  config: ArchiverConfig,
-  database: string,
-  ref: string,
-  store?: ArchiveStore,
-): Promise<TableMeasurement> {
-  const table = resolveTable(config, database, ref);
-  const relation = await findRelation(client, table);
-  if (!relation) throw new ConfigError(`table ${ref} of database ${database} does not exist`);
-  const kind = await timestampKind(client, relation.oid, table.timestampColumn);
-  const instant = (value: string) =>
-    kind === 'timestamptz' ? value : `(${value} AT TIME ZONE ${quoteLiteral(table.timestampTimeZone)})`;
-  const stats = await client.query<{
-    reltuples: string | null;
-    width: string | null;
-    bounds: string[] | null;
-  }>(
-    `SELECT (SELECT sum(c.reltuples) FILTER (WHERE c.reltuples > 0)
-               FROM pg_catalog.pg_partition_tree($1::regclass) p JOIN pg_catalog.pg_class c ON c.oid = p.relid)::text AS reltuples,
-            (SELECT sum(s.avg_width) FROM pg_catalog.pg_stats s WHERE s.schemaname = $2 AND s.tablename = $3)::text AS width,
-            (SELECT array_agg((extract(epoch FROM ${instant(`u.b::${kind}`)}) * 1000)::text ORDER BY u.ord)
-               FROM pg_catalog.pg_stats s, unnest(s.histogram_bounds::text::text[]) WITH ORDINALITY AS u(b, ord)
-              WHERE s.schemaname = $2 AND s.tablename = $3 AND s.attname = $4) AS bounds`,
-    [relation.oid, table.schema, table.name, table.timestampColumn],
-  );
-  const s = stats.rows[0];
-  let rows = Number(s?.reltuples ?? 0);
-  let eligible: number;
-  let monthly: number;
-  let oldestDays: number;
-  const times = (s?.bounds ?? []).map(Number).filter(Number.isFinite);
-  const now = Date.now();
-  // The cut-off a run started now would take (plan's), so eligible rows and days agree with `plan` and the run.
-  const cutoff = Date.parse(retentionCutoff(now, table.retentionDays));
-  const monthAgo = Date.parse(retentionCutoff(now, DAYS_PER_MONTH));
-  if (rows > 0 && times.length >= 2) {
-    eligible = Math.round(rows * histogramShare(times, cutoff));
-    monthly = Math.round(rows * (1 - histogramShare(times, monthAgo)));
-    oldestDays = Math.max(0, (now - (times[0] ?? now)) / 86_400_000);
-  } else {
-    const column = instant(`t.${quoteIdent(table.timestampColumn)}`);
-    const counted = await client.query<{
-      rows: string;
-      eligible: string;
-      monthly: string;
-      oldest: string | null;
-    }>(
-      `SELECT count(*)::text AS rows,
-              count(*) FILTER (WHERE ${column} < $1::timestamptz)::text AS eligible,
-              count(*) FILTER (WHERE ${column} >= $2::timestamptz)::text AS monthly,
-              extract(epoch FROM now() - min(${column}))::text AS oldest
-         FROM ${rowSourceSql({ ...table, partitioned: relation.relkind === 'p' })} AS t`,
-      [new Date(cutoff).toISOString(), new Date(monthAgo).toISOString()],
-    );
-    const c = counted.rows[0];
-    rows = Number(c?.rows ?? 0);
-    eligible = Number(c?.eligible ?? 0);
-    monthly = Number(c?.monthly ?? 0);
-    oldestDays = Number(c?.oldest ?? 0) / 86_400;
-  }
-  const measured = store
-    ? await measureArchives(store, config, database, table.schema, table.name)
-    : undefined;
-  const width = Number(s?.width ?? 0);
-  const [perRow, source]: [number, TableMeasurement['bytesPerRowSource']] = measured?.bytesPerRow
-    ? [measured.bytesPerRow, 'measured archives']
-    : width > 0
-      ? [width / DEFAULT_COMPRESSION_RATIO, 'row width']
-      : [DEFAULT_ARCHIVE_BYTES_PER_ROW, 'assumed'];
-  return {
-    database,
-    table: ref,
-    rows,
-    eligibleRows: eligible,
-    monthlyRows: monthly,
-    retentionDays: table.retentionDays,
-    // The UTC days from the oldest row's up to the cut-off (a UTC midnight): one archive each at least.
-    eligibleDays: Math.max(0, Math.ceil((cutoff - startOfUtcDay(now - oldestDays * DAY_MS)) / DAY_MS)),
-    archiveBytesPerRow: perRow,
-    bytesPerRowSource: source,
-    batchSize: table.batchSize,
-    archived: { bytes: measured?.bytes ?? 0, objects: measured?.objects ?? 0 },
-  };
-}
-
-/** Share of rows before `ms`, read off equal-frequency histogram bounds by linear interpolation. */
-export function histogramShare(bounds: number[], ms: number): number {
-  const buckets = bounds.length - 1;
-  if (buckets < 1) return 0;
-  const first = bounds[0] ?? 0;
-  const last = bounds[buckets] ?? 0;
-  if (ms <= first) return 0;
-  if (ms >= last) return 1;
-  for (let i = 0; i < buckets; i += 1) {
-    const lo = bounds[i] ?? 0;
-    const hi = bounds[i + 1] ?? 0;
-    if (ms < hi) return (i + (hi > lo ? (ms - lo) / (hi - lo) : 0)) / buckets;
-  }
-  return 1;
-}
-
-async function timestampKind(client: pg.ClientBase, oid: number, column: string): Promise<string> {
-  const result = await client.query<{ type: string }>(
-    `SELECT pg_catalog.format_type(atttypid, atttypmod) AS type FROM pg_catalog.pg_attribute
-      WHERE attrelid = $1 AND attname = $2 AND NOT attisdropped`,
-    [oid, column],
-  );
-  return result.rows[0]?.type === 'timestamp with time zone' ? 'timestamptz' : 'timestamp';
-}
-
-/**
- * A table's existing archives: their total size and count, and bytes per row over the newest 50 (from the row count
- * each object carries in its metadata).
- */
-export async function measureArchives(
-  store: ArchiveStore,
-  config: ArchiverConfig,
-  database: string,
-  schema: string,
-  name: string,
-): Promise<{ bytes: number; objects: number; bytesPerRow?: number }> {
-  const prefix = tablePrefix({ prefix: config.s3.prefix, database, schema, table: name });
-  const data: { key: string; size: number }[] = [];
-  for await (const object of store.list(prefix)) {
-    if (
-      object.key.endsWith('.jsonl.gz') &&
-      !object.key.slice(object.key.lastIndexOf('/') + 1).startsWith('_')
-    ) {
-      data.push(object);
-    }
-  }
-  let sampleBytes = 0;
-  let rows = 0;
-  for (const object of data.slice(-50)) {
-    const head = await store.head(object.key);
-    const count = Number(head?.metadata['row-count'] ?? 0);
-    if (count > 0) {
-      sampleBytes += object.size;
-      rows += count;
-    }
-  }
-  return {
-    bytes: data.reduce((sum, object) => sum + object.size, 0),
-    objects: data.length,
-    bytesPerRow: rows > 0 ? sampleBytes / rows : undefined,
-  };
 }
 
 /**

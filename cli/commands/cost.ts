@@ -1,0 +1,232 @@
+import type { Command } from 'commander';
+import { z } from 'zod';
+import type { ArchiveStore } from '../../lambdas/shared/archive/store.js';
+import { formatIssues } from '../../lambdas/shared/config/config.js';
+import {
+  type DeploymentConfig,
+  loadDeploymentConfigFile,
+} from '../../lambdas/shared/config/deployment-schema.js';
+import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
+import { openArchiveStore, withLocalEnvironment } from '../context.js';
+import {
+  archiveObjects,
+  type CostReport,
+  costReport,
+  DAYS_PER_MONTH,
+  DEFAULT_ARCHIVE_BYTES_PER_ROW,
+  DEFAULT_COMPRESSION_RATIO,
+  GIB,
+  plansFor,
+  pricesFor,
+  type TableMeasurement,
+  type Workload,
+  workloadFromTables,
+} from '../cost-model.js';
+import { withDemoDatabase } from '../demo-database.js';
+import { formatNumber } from '../report.js';
+import { configureLogging, STATE_DIR_OPTION } from './common.js';
+
+/** `cost`: the archives' S3 cost per storage plan, for a given size or row count, or measured live. */
+export function registerCost(program: Command): void {
+  program
+    .command('cost')
+    .description(
+      'Estimate the monthly and cumulative S3 cost of the archives, per storage class and with the config’s lifecycle (transitions, expiry): storage, requests, early-deletion charges, and a full restore.',
+    )
+    .option(
+      '--size <size>',
+      'archive size, e.g. 120GB (binary units, as S3 bills); raw size with --compression-ratio',
+    )
+    .option('--compression-ratio <n>', 'raw size / archive size, for --size or --avg-row-bytes (default 2.5)')
+    .option('--rows <n>', 'rows to archive now')
+    .option('--avg-row-bytes <n>', 'average raw row width in bytes (with --rows)')
+    .option('--monthly-rows <n>', 'rows archived each month afterwards (with --size or --rows)', '0')
+    .option(
+      '-c, --config <file>',
+      'config: its lifecycle (aws.storage), and, without --size/--rows, its tables measured live',
+    )
+    .option('--demo', 'measure the demo database of `npm start` and its archives', false)
+    .option('--local', 'with --config: measure the archives in the local state dir', false)
+    .option('--bucket <name>', 'with --config: measure the archives in this S3 bucket')
+    .option(...STATE_DIR_OPTION)
+    .option('--months <n>', 'horizon of the cumulative cost, in months', '36')
+    .option('--region <region>', 'AWS region of the prices', 'us-east-1')
+    .option('--json', 'print JSON', false)
+    .addHelpText(
+      'after',
+      `
+Examples:
+  audit-archiver cost --size 120GB --monthly-rows 5000000
+  audit-archiver cost --rows 400000000 --avg-row-bytes 180 -c archiver.yaml
+  audit-archiver cost --demo
+Prices: one dated table (cli/cost-prices.ts), us-east-1, from the Amazon S3 pricing page.`,
+    )
+    .action(runCost);
+}
+
+async function runCost(raw: Record<string, unknown>): Promise<void> {
+  configureLogging(false);
+  const options = parseCostOptions(raw);
+  const stateDir = String(raw.stateDir);
+  const report = async (
+    config: DeploymentConfig | undefined,
+    measure?: () => Promise<TableMeasurement[]>,
+  ) => {
+    const batchSize = config?.defaults.batchSize ?? 50_000;
+    const tables =
+      options.size === undefined && options.rows === undefined && measure ? await measure() : undefined;
+    const workload = tables ? workloadFromTables(tables) : workloadFromOptions(options, batchSize);
+    const result = costReport(workload, plansFor(config), options.months, options.region, tables);
+    console.log(options.json ? JSON.stringify(result, null, 2) : formatCostReport(result));
+  };
+  // Loaded on use, and only to measure: pg and the database layer (see common.ts).
+  const measureAll = async (config: DeploymentConfig, store?: ArchiveStore) =>
+    (await import('../cost-measure.js')).measureAll(config, store);
+  /** Measures against the local S3 state (archives written by local runs) of a config. */
+  const reportLocally = (configPath: string) =>
+    withLocalEnvironment(configPath, stateDir, (env) =>
+      report(env.config, () => measureAll(env.config, env.deps().store)),
+    );
+  pricesFor(options.region);
+  if (raw.demo) {
+    await withDemoDatabase(stateDir, ({ configPath }) => reportLocally(configPath));
+    return;
+  }
+  if (!raw.config) return report(undefined);
+  const configPath = String(raw.config);
+  if (raw.local) return reportLocally(configPath);
+  const config = loadDeploymentConfigFile(configPath);
+  // Without --bucket only the tables are measured: the config's bucket is not read unless named.
+  const store = raw.bucket ? (await openArchiveStore(config, String(raw.bucket))).store : undefined;
+  await report(config, () => measureAll(config, store));
+}
+
+// ----- options -----------------------------------------------------------------------------------------------------
+
+const SIZE = /^(\d+(?:\.\d+)?)\s*(B|KB|KIB|MB|MIB|GB|GIB|TB|TIB)?$/i;
+const UNITS: Record<string, number> = { B: 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 };
+
+/** "120GB", "1.5TiB", "900MB": sizes in the binary units S3 bills in (1 GB = 2^30 bytes). */
+export function parseSize(text: string): number {
+  const match = SIZE.exec(text.trim());
+  if (!match) throw new ConfigError(`--size: "${text}" is not a size such as 120GB, 1.5TB or 900MB`);
+  const unit = (match[2] ?? 'B').toUpperCase().charAt(0);
+  return Number(match[1]) * (UNITS[unit] ?? 1);
+}
+
+export const CostOptionsSchema = z
+  .object({
+    size: z.string().optional(),
+    compressionRatio: z.coerce.number().min(1, 'must be at least 1 (raw size / archive size)').optional(),
+    rows: z.coerce.number().int().min(0).optional(),
+    avgRowBytes: z.coerce.number().positive('must be a positive number of bytes').optional(),
+    monthlyRows: z.coerce.number().int().min(0).optional(),
+    months: z.coerce.number().int().min(1).max(600).default(36),
+    region: z.string().default('us-east-1'),
+    json: z.boolean().default(false),
+  })
+  .refine((o) => !(o.size !== undefined && o.rows !== undefined), {
+    path: ['size'],
+    message: 'give either --size or --rows, not both',
+  })
+  .refine((o) => o.avgRowBytes === undefined || o.rows !== undefined, {
+    path: ['avgRowBytes'],
+    message: 'needs --rows',
+  });
+export type CostOptions = z.infer<typeof CostOptionsSchema>;
+
+export function parseCostOptions(raw: unknown): CostOptions {
+  const parsed = CostOptionsSchema.safeParse(raw);
+  if (!parsed.success) throw new ConfigError(`cost options are invalid:\n${formatIssues(parsed.error)}`);
+  return parsed.data;
+}
+
+/** A workload from --size or --rows (no database). */
+export function workloadFromOptions(options: CostOptions, batchSize: number): Workload {
+  let rows: number;
+  let bytes: number;
+  let basis: string;
+  if (options.size !== undefined) {
+    const given = parseSize(options.size);
+    bytes = options.compressionRatio ? given / options.compressionRatio : given;
+    rows = Math.round(bytes / DEFAULT_ARCHIVE_BYTES_PER_ROW);
+    basis = options.compressionRatio
+      ? `${options.size} raw / compression ratio ${options.compressionRatio}`
+      : `${options.size} of archives`;
+  } else if (options.rows !== undefined) {
+    rows = options.rows;
+    const perRow = options.avgRowBytes
+      ? options.avgRowBytes / (options.compressionRatio ?? DEFAULT_COMPRESSION_RATIO)
+      : DEFAULT_ARCHIVE_BYTES_PER_ROW;
+    bytes = rows * perRow;
+    basis = options.avgRowBytes
+      ? `${options.avgRowBytes} bytes/row raw / compression ratio ${options.compressionRatio ?? DEFAULT_COMPRESSION_RATIO}`
+      : `${DEFAULT_ARCHIVE_BYTES_PER_ROW} bytes/row (measured gzip 6 archives of the benchmark table)`;
+  } else {
+    throw new ConfigError('cost needs --size, --rows, or a database to measure (--config or --demo)');
+  }
+  const perRow = rows > 0 ? bytes / rows : DEFAULT_ARCHIVE_BYTES_PER_ROW;
+  const monthlyRows = options.monthlyRows ?? 0;
+  return {
+    backlog: { rows, bytes, objects: archiveObjects(rows, batchSize) },
+    monthly: {
+      rows: monthlyRows,
+      bytes: monthlyRows * perRow,
+      objects: archiveObjects(monthlyRows, batchSize, DAYS_PER_MONTH),
+    },
+    basis,
+  };
+}
+
+// ----- the report ------------------------------------------------------------------------------------------------
+
+const usd = (value: number) => (value < 10 ? `$${value.toFixed(2)}` : `$${formatNumber(Math.round(value))}`);
+const gib = (bytes: number) => `${(bytes / GIB).toFixed(bytes < GIB ? 3 : 1)} GiB`;
+
+export function formatCostReport(report: CostReport): string {
+  const w = report.workload;
+  const lines = [
+    `Archive: ${formatNumber(w.backlog.rows)} rows, ${gib(w.backlog.bytes)} in ${formatNumber(w.backlog.objects)} archives now; ` +
+      `then ${formatNumber(w.monthly.rows)} rows (${gib(w.monthly.bytes)}) a month. Basis: ${w.basis}.`,
+  ];
+  for (const t of report.tables ?? []) {
+    lines.push(
+      `  ${t.database}/${t.table}: ${formatNumber(t.rows)} rows, ${formatNumber(t.eligibleRows)} older than ${t.retentionDays} days, ` +
+        `${formatNumber(t.monthlyRows)} a month, ${t.archiveBytesPerRow.toFixed(1)} archive bytes/row (${t.bytesPerRowSource}), ` +
+        `${formatNumber(t.archived.objects)} archives (${gib(t.archived.bytes)}) already`,
+    );
+  }
+  lines.push('');
+  const header = [
+    'plan',
+    'month 1',
+    `month ${report.months}`,
+    'requests',
+    'early del.',
+    `${report.months} months`,
+    'restore all',
+    'min days',
+  ];
+  const rows = report.plans.map((p) => [
+    p.plan,
+    usd(p.firstMonthStorage),
+    usd(p.lastMonthStorage),
+    usd(p.requests),
+    usd(p.earlyDeletion),
+    usd(p.cumulative),
+    usd(p.restoreAll),
+    String(p.minStorageDays),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
+  lines.push(line(header), ...rows.map(line));
+  lines.push(
+    '',
+    `month 1 / month ${report.months}: storage per month; requests: writes, verify reads, transitions, monitoring; ` +
+      'restore all: reading every archive back once at the end (Standard retrieval tier for GLACIER/DEEP_ARCHIVE).',
+    `Prices: ${report.region}, ${report.prices.currency}, ${report.prices.source}, taken ${report.prices.takenOn}; ` +
+      'storage at the first 50 TB tier; data transfer out of the region is not included.',
+  );
+  return lines.join('\n');
+}

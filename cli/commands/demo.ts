@@ -1,0 +1,60 @@
+import { mkdirSync } from 'node:fs';
+import { type Command, Option } from 'commander';
+import { startDemoPostgres } from '../demo-database.js';
+import type { OutputOptions } from '../progress.js';
+import { configureLogging, STATE_DIR_OPTION } from './common.js';
+import { archiveLocally } from './local-run.js';
+
+/** `demo` (`npm start`): an embedded PostgreSQL with a seeded demo database, archived locally. */
+export function registerDemo(program: Command): void {
+  program
+    .command('demo')
+    .description(
+      'Start an embedded PostgreSQL with a demo database, archive it locally, and print a summary.',
+    )
+    .option(...STATE_DIR_OPTION)
+    .option('-r, --rows <n>', 'rows to seed across the demo tables', (v) => Number.parseInt(v, 10), 250_000)
+    .addOption(
+      new Option('--postgres <major>', 'PostgreSQL major version').choices(['14', '18']).default('18'),
+    )
+    .option('-v, --verbose', 'print the functions’ JSON logs and metrics, and the run’s notifications', false)
+    .option('-q, --quiet', 'print only the final summary and errors (no progress)', false)
+    .action(runDemo);
+}
+
+async function runDemo(options: { stateDir: string; rows: number; postgres: '14' | '18' } & OutputOptions) {
+  configureLogging(options.verbose === true);
+  // Loaded on use: the demo's seeding and pg (see common.ts).
+  const demo = await import('../../local/demo.js');
+  const { default: pg } = await import('pg');
+  const say = (line: string) => {
+    if (!options.quiet) console.log(line);
+  };
+  mkdirSync(options.stateDir, { recursive: true });
+  demo.clearDemoArchives(options.stateDir);
+  say(`Starting embedded PostgreSQL ${options.postgres} ...`);
+  const server = await startDemoPostgres(options.stateDir, Number(options.postgres) as 14 | 18);
+  try {
+    say(`Seeding ${options.rows.toLocaleString('en-US')} audit rows spread over 400 days ...`);
+    const url = await demo.seedDemoDatabase(server.url(), options.rows);
+    demo.writeDemoState(options.stateDir, server.version);
+    const configPath = demo.writeDemoConfig(options.stateDir, url);
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      const countRows = async (_database: string, table: string) => {
+        const [schema = '', ...name] = table.split('.');
+        const result = await client.query(
+          `SELECT count(*)::int AS n FROM ${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(name.join('.'))}`,
+        );
+        return Number(result.rows[0].n);
+      };
+      process.exitCode = await archiveLocally(configPath, options.stateDir, {}, countRows, options);
+      say('Bring the rows back with: npm run cli -- local restore --demo');
+    } finally {
+      await client.end();
+    }
+  } finally {
+    await server.stop();
+  }
+}

@@ -1,0 +1,113 @@
+import type { Command } from 'commander';
+import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
+import { type ArchiveContext, withArchiveContext } from '../context.js';
+import type { HoldContext } from '../holds.js';
+import { configureLogging, STATE_DIR_OPTION } from './common.js';
+
+interface HoldCommandOptions {
+  config: string;
+  stateDir: string;
+  lockTable?: string;
+  bucket?: string;
+  actor: string;
+}
+
+/** `hold` (legal holds in the lock table) and `legal-hold` (S3 Object Lock on a table's archives). */
+export function registerHolds(program: Command): void {
+  const hold = program
+    .command('hold')
+    .description(
+      'Legal hold on a table, in the lock table: a held table is skipped (status held) until cleared.',
+    );
+  withHoldOptions(hold.command('set <database> <table>').description('Put a table under legal hold.'))
+    .requiredOption('--reason <text>', 'why (kept with the hold and in the audit trail)')
+    .action(async (database: string, table: string, options: HoldCommandOptions & { reason: string }) => {
+      const { setHold } = await loadHolds();
+      const set = await withHoldContext(options, (ctx) => setHold(ctx, database, table, options.reason));
+      console.log(`${database}/${table} is under legal hold: ${set.reason}`);
+    });
+  withHoldOptions(hold.command('clear <database> <table>').description('Lift a table’s legal hold.')).action(
+    async (database: string, table: string, options: HoldCommandOptions) => {
+      const { clearHold } = await loadHolds();
+      const cleared = await withHoldContext(options, (ctx) => clearHold(ctx, database, table));
+      console.log(
+        cleared ? `${database}/${table}: hold cleared` : `${database}/${table} had no hold in the lock table`,
+      );
+    },
+  );
+  withHoldOptions(hold.command('list').description('List the legal holds in the lock table.')).action(
+    async (options: HoldCommandOptions) => {
+      const { formatHolds } = await loadHolds();
+      console.log(await withHoldContext(options, async (ctx) => formatHolds(await ctx.holds.list())));
+    },
+  );
+
+  const legalHold = program
+    .command('legal-hold')
+    .description('S3 Object Lock legal hold on a table’s archives (a bucket with Object Lock, so AWS only).');
+  for (const [action, status] of [
+    ['place', 'ON'],
+    ['lift', 'OFF'],
+  ] as const) {
+    withHoldOptions(
+      legalHold
+        .command(`${action} <database> <table>`)
+        .description(
+          `${action === 'place' ? 'Place' : 'Lift'} the legal hold on every archive and manifest of the table, or of a day range.`,
+        )
+        .option('--from <day>', 'first day partition (YYYY-MM-DD)')
+        .option('--to <day>', 'last day partition (YYYY-MM-DD)'),
+    ).action(
+      async (
+        database: string,
+        table: string,
+        options: HoldCommandOptions & { from?: string; to?: string },
+      ) => {
+        const { setObjectLegalHold } = await loadHolds();
+        if (!options.lockTable) {
+          throw new ConfigError(
+            'legal-hold needs S3 Object Lock, which local S3 does not implement: run it against AWS (--lock-table)',
+          );
+        }
+        const done = await withHoldContext(options, (ctx) =>
+          setObjectLegalHold(ctx, database, table, status, { fromDay: options.from, toDay: options.to }),
+        );
+        console.log(
+          `${database}/${table}: legal hold ${status} on ${done.objects} objects (${done.archives} archives)`,
+        );
+      },
+    );
+  }
+}
+
+/** Loaded on use: the hold commands' S3 Object Lock calls need the AWS SDK (see common.ts). */
+const loadHolds = () => import('../holds.js');
+
+const withHoldOptions = (command: Command) =>
+  command
+    .requiredOption('-c, --config <file>', 'config file (YAML)')
+    .option(...STATE_DIR_OPTION)
+    .option('--lock-table <name>', 'the deployed lock table (stack output); without it, local mode')
+    .option('--bucket <name>', 'archive bucket of the audit trail (default: the config’s s3.bucket)')
+    .option('--actor <name>', 'who acts, for the hold and the audit trail', process.env.USER ?? 'operator');
+
+/** Local mode (the state dir's DynamoDB and S3) unless --lock-table names the deployed lock table. */
+async function withHoldContext<T>(
+  options: HoldCommandOptions,
+  work: (ctx: HoldContext & Pick<ArchiveContext, 's3'>) => Promise<T>,
+): Promise<T> {
+  configureLogging(false);
+  const target = options.lockTable
+    ? {
+        mode: 'aws' as const,
+        configPath: options.config,
+        bucket: options.bucket,
+        lockTable: options.lockTable,
+      }
+    : { mode: 'local' as const, configPath: options.config, stateDir: options.stateDir };
+  return withArchiveContext(target, ({ config, store, lockTable, s3 }) => {
+    // Both targets have a lock table: local mode's own, or the one --lock-table names.
+    if (!lockTable) throw new Error('no lock table opened');
+    return work({ config, holds: lockTable.holds, store, actor: options.actor, s3 });
+  });
+}

@@ -1,0 +1,95 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { tablePrefix } from '../../lambdas/shared/archive/format.js';
+import { withLocalEnvironment } from '../context.js';
+import { commandOutput, notificationsOfRun, type OutputOptions } from '../progress.js';
+import { formatSummary } from '../report.js';
+import { configureLogging, STATE_DIR_OPTION } from './common.js';
+
+/** `local run`: the archive workflow against the user's PostgreSQL, with local S3 and DynamoDB. */
+export function registerLocalRun(local: Command): void {
+  local
+    .command('run')
+    .description('Archive the tables of a config against your PostgreSQL, with local S3 and DynamoDB.')
+    .requiredOption('-c, --config <file>', 'config file (YAML)')
+    .option(...STATE_DIR_OPTION)
+    .option('-d, --database <name>', 'only this database')
+    .option('-t, --table <schema.name...>', 'only these tables')
+    .option('-v, --verbose', 'print the functions’ JSON logs and metrics, and the run’s notifications', false)
+    .option('-q, --quiet', 'print only the final summary and errors (no progress)', false)
+    .action(
+      async (options: {
+        config: string;
+        stateDir: string;
+        database?: string;
+        table?: string[];
+        verbose: boolean;
+        quiet: boolean;
+      }) => {
+        configureLogging(options.verbose);
+        const input = {
+          ...(options.database ? { database: options.database } : {}),
+          ...(options.table ? { tables: options.table } : {}),
+        };
+        process.exitCode = await archiveLocally(options.config, options.stateDir, input, undefined, options);
+      },
+    );
+}
+
+/**
+ * One local archive execution with progress and the summary; `rowsKept` counts what a table keeps (the demo does).
+ * Returns the exit code: 0 when the execution succeeded.
+ */
+export async function archiveLocally(
+  configPath: string,
+  stateDir: string,
+  input: Record<string, unknown>,
+  rowsKept: ((database: string, table: string) => Promise<number>) | undefined,
+  output: OutputOptions,
+): Promise<number> {
+  // Loaded on use: local mode and the database layer (see common.ts).
+  const { runLocalArchive, NOTIFICATIONS_FILE } = await import('../../local/run.js');
+  const { refuseCriticalTablesLocally } = await import('../plan.js');
+  const { display, say } = commandOutput(output);
+  return withLocalEnvironment(configPath, stateDir, async (local) => {
+    refuseCriticalTablesLocally(local.config, input);
+    const started = Date.now();
+    say(`Archiving with the local workflow (state in ${resolve(stateDir)}) ...`);
+    const { execution, outcomes } = await runLocalArchive(local, input, { onStep: display.onStep });
+    display.finish();
+    const notifications = join(resolve(stateDir), NOTIFICATIONS_FILE);
+    if (output.verbose && existsSync(notifications)) {
+      for (const message of notificationsOfRun(readFileSync(notifications, 'utf8'), execution.executionName))
+        console.log(
+          `Notification (local mode writes it to ${NOTIFICATIONS_FILE}; AWS sends it to SNS):\n${message}`,
+        );
+    }
+    const seconds = (Date.now() - started) / 1000;
+    const reports = await Promise.all(
+      outcomes.map(async (outcome) => {
+        const [schema = '', ...rest] = outcome.table.split('.');
+        const prefix = tablePrefix({
+          prefix: local.config.s3.prefix,
+          database: outcome.database,
+          schema,
+          table: rest.join('.'),
+        });
+        return {
+          outcome,
+          rowsKept: rowsKept ? await rowsKept(outcome.database, outcome.table) : undefined,
+          archiveLocation: join(resolve(stateDir), 's3', local.services.bucket, prefix),
+        };
+      }),
+    );
+    console.log(formatSummary(reports, seconds));
+    if (execution.status !== 'SUCCEEDED') {
+      console.error(
+        `Execution ${execution.executionName} failed: ${execution.error?.name}: ${execution.error?.message}`,
+      );
+      return 1;
+    }
+    console.log(`Execution ${execution.executionName} succeeded.`);
+    return 0;
+  });
+}

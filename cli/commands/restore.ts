@@ -1,0 +1,169 @@
+import { type Command, Option } from 'commander';
+import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
+import type { RestoreFileResult } from '../../lambdas/shared/lock-table/restore-records.js';
+import type { ExecutionResult } from '../../local/workflow.js';
+import { withLocalEnvironment } from '../context.js';
+import { withDemoDatabase } from '../demo-database.js';
+import { commandOutput, type OutputOptions } from '../progress.js';
+import { formatRestoreResults, type RestoreOptions, restoreRequest, runAwsRestore } from '../restore.js';
+import { configureLogging, STATE_DIR_OPTION, writeLine } from './common.js';
+
+/** `restore` (the deployed restore state machine) and `local restore` (the same ASL and handlers, in-process). */
+export function registerRestore(program: Command, local: Command): void {
+  withRestoreOptions(
+    local
+      .command('restore')
+      .description(
+        'Restore archives with the local restore workflow (same ASL and handlers as the deployed one). With --demo: every demo table archived by `npm start`, compared with the originals afterwards.',
+      )
+      .option('-c, --config <file>', 'config file (YAML); not needed with --demo')
+      .option(...STATE_DIR_OPTION)
+      .option(
+        '--demo',
+        'restore the demo database of `npm start` and compare it with the original rows',
+        false,
+      ),
+    false,
+  )
+    .option('-v, --verbose', 'print the functions’ JSON logs and metrics', false)
+    .option('-q, --quiet', 'print only the final summary and errors (no progress)', false)
+    .action(async (options: LocalRestoreOptions & { demo: boolean }) => {
+      configureLogging(options.verbose === true);
+      process.exitCode = options.demo ? await restoreDemo(options) : await restoreLocally(options);
+    });
+
+  withRestoreOptions(
+    program
+      .command('restore')
+      .description('Start the deployed restore state machine with these options and follow it to its end.')
+      .requiredOption(
+        '--state-machine-arn <arn>',
+        'the restore state machine (stack output RestoreStateMachineArn)',
+        process.env.AUDIT_ARCHIVER_RESTORE_ARN,
+      ),
+  ).action(async (options: RestoreOptions & { stateMachineArn: string }) => {
+    // Loaded on use: the AWS SDK (see common.ts).
+    const { SFNClient } = await import('@aws-sdk/client-sfn');
+    const outcome = await runAwsRestore(new SFNClient({}), options.stateMachineArn, restoreRequest(options), {
+      write: writeLine,
+    });
+    console.log(JSON.stringify(outcome.output ?? { error: outcome.error, cause: outcome.cause }, null, 2));
+    console.log(`Execution ${outcome.executionArn}: ${outcome.status}`);
+    process.exitCode = outcome.status === 'SUCCEEDED' ? 0 : 1;
+  });
+}
+
+/** The restore request options, shared by `restore` (AWS) and `local restore` (where none is required: --demo). */
+function withRestoreOptions(command: Command, required = true): Command {
+  const table = new Option('-t, --table <schema.name>', 'the archived table');
+  const database = new Option('-d, --database <name>', 'database name as in the config');
+  if (required) {
+    table.makeOptionMandatory();
+    database.makeOptionMandatory();
+  }
+  return command
+    .addOption(database)
+    .addOption(table)
+    .option('-k, --key <key>', 'restore this one archive (its S3 key)')
+    .option('--from <YYYY-MM-DD>', 'first day partition to restore')
+    .option('--to <YYYY-MM-DD>', 'last day partition to restore')
+    .addOption(
+      new Option('--strategy <strategy>', 'rows whose key already exists')
+        .choices(['skip', 'overwrite', 'fail'])
+        .default('skip'),
+    )
+    .option('--target <schema.name>', 'restore into this table (created like the source if missing)')
+    .option('--dry-run', 'verify and report what would be restored; write nothing', false)
+    .option('--ignore-watermark', 'restore archives already restored into the target', false)
+    .addOption(
+      new Option('--drift <mode>', 'a column removed since archiving: fail or drop it')
+        .choices(['strict', 'lenient'])
+        .default('strict'),
+    )
+    .option(
+      '--require-inventory',
+      'refuse archives the inventory of committed archives does not list (those written before it)',
+      false,
+    )
+    .option('--legacy-database <name>', "read the Python tool's archives of this PostgreSQL database")
+    .option(
+      '--legacy-prefix <prefix>',
+      "S3 prefix of the Python tool's archives (default: the config's s3.prefix)",
+    )
+    .option('--json', 'print the result as JSON', false);
+}
+
+type LocalRestoreOptions = RestoreOptions & { config?: string; stateDir: string } & OutputOptions;
+
+async function restoreLocally(options: LocalRestoreOptions): Promise<number> {
+  if (!options.config || !options.database || !options.table) {
+    throw new ConfigError('local restore needs --config, --database and --table (or --demo)');
+  }
+  // Loaded on use: local mode (see common.ts).
+  const { runLocalRestore } = await import('../../local/run.js');
+  const request = restoreRequest(options);
+  return withLocalEnvironment(options.config, options.stateDir, async (local) => {
+    const { display } = commandOutput(options);
+    const { execution, results } = await runLocalRestore(local, request, { onStep: display.onStep });
+    display.finish();
+    return reportRestore(execution, results, options.json);
+  });
+}
+
+/** Restores both demo tables into themselves, then compares them with the copies taken before archiving. */
+async function restoreDemo(options: LocalRestoreOptions): Promise<number> {
+  if (options.database || options.table || options.target || options.key) {
+    throw new ConfigError(
+      '--demo restores both demo tables into themselves: leave out --database, --table, --target and --key',
+    );
+  }
+  // Loaded on use: local mode, the demo and pg (see common.ts).
+  const { runLocalRestore } = await import('../../local/run.js');
+  const { DEMO_DATABASE, compareWithOriginals } = await import('../../local/demo.js');
+  const { default: pg } = await import('pg');
+  return withDemoDatabase(options.stateDir, async ({ url, configPath }) => {
+    let exitCode = await withLocalEnvironment(configPath, options.stateDir, async (local) => {
+      let worst = 0;
+      for (const table of local.config.databases[0]?.tables ?? []) {
+        const { display, say } = commandOutput(options);
+        say(`Restoring ${DEMO_DATABASE}/${table.schema}.${table.name} ...`);
+        const { execution, results } = await runLocalRestore(
+          local,
+          restoreRequest({ ...options, database: DEMO_DATABASE, table: `${table.schema}.${table.name}` }),
+          { onStep: display.onStep },
+        );
+        display.finish();
+        worst = Math.max(worst, reportRestore(execution, results, options.json));
+      }
+      return worst;
+    });
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      for (const c of await compareWithOriginals(client)) {
+        const same = c.missing === 0 && c.extra === 0;
+        console.log(
+          `${c.table}: ${c.rows.toLocaleString('en-US')} rows; ${same ? 'identical to the original rows' : `DIFFERS from the original rows: ${c.missing} missing, ${c.extra} extra`}`,
+        );
+        if (!same) exitCode = 1;
+      }
+    } finally {
+      await client.end();
+    }
+    return exitCode;
+  });
+}
+
+function reportRestore(execution: ExecutionResult, results: RestoreFileResult[], json: boolean): number {
+  if (json) {
+    console.log(JSON.stringify({ execution, results }, null, 2));
+  } else {
+    console.log(formatRestoreResults(results));
+    if (execution.status === 'SUCCEEDED') console.log(`Execution ${execution.executionName} succeeded.`);
+    else
+      console.error(
+        `Execution ${execution.executionName} failed: ${execution.error?.name}: ${execution.error?.message}`,
+      );
+  }
+  return execution.status === 'SUCCEEDED' ? 0 : 1;
+}

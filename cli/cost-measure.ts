@@ -1,0 +1,198 @@
+import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import pg from 'pg';
+import { tablePrefix } from '../lambdas/shared/archive/format.js';
+import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
+import { retentionCutoff } from '../lambdas/shared/config/governance.js';
+import { resolveTable } from '../lambdas/shared/config/resolved-table.js';
+import { type ArchiverConfig, tableRef } from '../lambdas/shared/config/schema.js';
+import { resolveConnection } from '../lambdas/shared/database/credentials.js';
+import { sessionSetupSql, tlsOption } from '../lambdas/shared/database/db.js';
+import { findRelation } from '../lambdas/shared/database/table-shape.js';
+import { quoteIdent, quoteLiteral, rowSourceSql } from '../lambdas/shared/database/table-sql.js';
+import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
+import {
+  DAYS_PER_MONTH,
+  DEFAULT_ARCHIVE_BYTES_PER_ROW,
+  DEFAULT_COMPRESSION_RATIO,
+  type TableMeasurement,
+} from './cost-model.js';
+
+/** `cost`'s live measurement: the configured tables from PostgreSQL's statistics, and their archives in a bucket. */
+
+const DAY_MS = 86_400_000;
+const startOfUtcDay = (ms: number) => Math.floor(ms / DAY_MS) * DAY_MS;
+
+/** Every configured table measured, one connection per database (credentials as the config gives them). */
+export async function measureAll(config: ArchiverConfig, store?: ArchiveStore): Promise<TableMeasurement[]> {
+  const needsSecrets = config.databases.some((db) => 'secretArn' in db.credentials);
+  const secrets = needsSecrets ? new SecretsManagerClient({}) : undefined;
+  const measured = [];
+  for (const db of config.databases) {
+    const settings = await resolveConnection(db, { env: process.env, secrets });
+    const client = new pg.Client({ ...settings, ssl: tlsOption(db.tls), connectionTimeoutMillis: 10_000 });
+    await client.connect();
+    try {
+      // The steps' own settings (search_path pinned to pg_catalog): what it measures cannot be skewed by planted objects.
+      await client.query(sessionSetupSql(config.defaults));
+      for (const table of db.tables)
+        measured.push(await measureTable(client, config, db.name, tableRef(table), store));
+    } finally {
+      await client.end();
+    }
+  }
+  return measured;
+}
+
+/**
+ * Row counts from PostgreSQL's statistics: the table's estimated rows, and the timestamp column's histogram
+ * (equal-frequency buckets) for the share older than the cut-off and the share of the last 30 days. Without
+ * statistics (never analyzed) it counts, which reads the table once.
+ */
+export async function measureTable(
+  client: pg.ClientBase,
+  config: ArchiverConfig,
+  database: string,
+  ref: string,
+  store?: ArchiveStore,
+): Promise<TableMeasurement> {
+  const table = resolveTable(config, database, ref);
+  const relation = await findRelation(client, table);
+  if (!relation) throw new ConfigError(`table ${ref} of database ${database} does not exist`);
+  const kind = await timestampKind(client, relation.oid, table.timestampColumn);
+  const instant = (value: string) =>
+    kind === 'timestamptz' ? value : `(${value} AT TIME ZONE ${quoteLiteral(table.timestampTimeZone)})`;
+  const stats = await client.query<{
+    reltuples: string | null;
+    width: string | null;
+    bounds: string[] | null;
+  }>(
+    `SELECT (SELECT sum(c.reltuples) FILTER (WHERE c.reltuples > 0)
+               FROM pg_catalog.pg_partition_tree($1::regclass) p JOIN pg_catalog.pg_class c ON c.oid = p.relid)::text AS reltuples,
+            (SELECT sum(s.avg_width) FROM pg_catalog.pg_stats s WHERE s.schemaname = $2 AND s.tablename = $3)::text AS width,
+            (SELECT array_agg((extract(epoch FROM ${instant(`u.b::${kind}`)}) * 1000)::text ORDER BY u.ord)
+               FROM pg_catalog.pg_stats s, unnest(s.histogram_bounds::text::text[]) WITH ORDINALITY AS u(b, ord)
+              WHERE s.schemaname = $2 AND s.tablename = $3 AND s.attname = $4) AS bounds`,
+    [relation.oid, table.schema, table.name, table.timestampColumn],
+  );
+  const s = stats.rows[0];
+  let rows = Number(s?.reltuples ?? 0);
+  let eligible: number;
+  let monthly: number;
+  let oldestDays: number;
+  const times = (s?.bounds ?? []).map(Number).filter(Number.isFinite);
+  const now = Date.now();
+  // The cut-off a run started now would take (plan's), so eligible rows and days agree with `plan` and the run.
+  const cutoff = Date.parse(retentionCutoff(now, table.retentionDays));
+  const monthAgo = Date.parse(retentionCutoff(now, DAYS_PER_MONTH));
+  if (rows > 0 && times.length >= 2) {
+    eligible = Math.round(rows * histogramShare(times, cutoff));
+    monthly = Math.round(rows * (1 - histogramShare(times, monthAgo)));
+    oldestDays = Math.max(0, (now - (times[0] ?? now)) / 86_400_000);
+  } else {
+    const column = instant(`t.${quoteIdent(table.timestampColumn)}`);
+    const counted = await client.query<{
+      rows: string;
+      eligible: string;
+      monthly: string;
+      oldest: string | null;
+    }>(
+      `SELECT count(*)::text AS rows,
+              count(*) FILTER (WHERE ${column} < $1::timestamptz)::text AS eligible,
+              count(*) FILTER (WHERE ${column} >= $2::timestamptz)::text AS monthly,
+              extract(epoch FROM now() - min(${column}))::text AS oldest
+         FROM ${rowSourceSql({ ...table, partitioned: relation.relkind === 'p' })} AS t`,
+      [new Date(cutoff).toISOString(), new Date(monthAgo).toISOString()],
+    );
+    const c = counted.rows[0];
+    rows = Number(c?.rows ?? 0);
+    eligible = Number(c?.eligible ?? 0);
+    monthly = Number(c?.monthly ?? 0);
+    oldestDays = Number(c?.oldest ?? 0) / 86_400;
+  }
+  const measured = store
+    ? await measureArchives(store, config, database, table.schema, table.name)
+    : undefined;
+  const width = Number(s?.width ?? 0);
+  const [perRow, source]: [number, TableMeasurement['bytesPerRowSource']] = measured?.bytesPerRow
+    ? [measured.bytesPerRow, 'measured archives']
+    : width > 0
+      ? [width / DEFAULT_COMPRESSION_RATIO, 'row width']
+      : [DEFAULT_ARCHIVE_BYTES_PER_ROW, 'assumed'];
+  return {
+    database,
+    table: ref,
+    rows,
+    eligibleRows: eligible,
+    monthlyRows: monthly,
+    retentionDays: table.retentionDays,
+    // The UTC days from the oldest row's up to the cut-off (a UTC midnight): one archive each at least.
+    eligibleDays: Math.max(0, Math.ceil((cutoff - startOfUtcDay(now - oldestDays * DAY_MS)) / DAY_MS)),
+    archiveBytesPerRow: perRow,
+    bytesPerRowSource: source,
+    batchSize: table.batchSize,
+    archived: { bytes: measured?.bytes ?? 0, objects: measured?.objects ?? 0 },
+  };
+}
+
+/** Share of rows before `ms`, read off equal-frequency histogram bounds by linear interpolation. */
+export function histogramShare(bounds: number[], ms: number): number {
+  const buckets = bounds.length - 1;
+  if (buckets < 1) return 0;
+  const first = bounds[0] ?? 0;
+  const last = bounds[buckets] ?? 0;
+  if (ms <= first) return 0;
+  if (ms >= last) return 1;
+  for (let i = 0; i < buckets; i += 1) {
+    const lo = bounds[i] ?? 0;
+    const hi = bounds[i + 1] ?? 0;
+    if (ms < hi) return (i + (hi > lo ? (ms - lo) / (hi - lo) : 0)) / buckets;
+  }
+  return 1;
+}
+
+async function timestampKind(client: pg.ClientBase, oid: number, column: string): Promise<string> {
+  const result = await client.query<{ type: string }>(
+    `SELECT pg_catalog.format_type(atttypid, atttypmod) AS type FROM pg_catalog.pg_attribute
+      WHERE attrelid = $1 AND attname = $2 AND NOT attisdropped`,
+    [oid, column],
+  );
+  return result.rows[0]?.type === 'timestamp with time zone' ? 'timestamptz' : 'timestamp';
+}
+
+/**
+ * A table's existing archives: their total size and count, and bytes per row over the newest 50 (from the row count
+ * each object carries in its metadata).
+ */
+export async function measureArchives(
+  store: ArchiveStore,
+  config: ArchiverConfig,
+  database: string,
+  schema: string,
+  name: string,
+): Promise<{ bytes: number; objects: number; bytesPerRow?: number }> {
+  const prefix = tablePrefix({ prefix: config.s3.prefix, database, schema, table: name });
+  const data: { key: string; size: number }[] = [];
+  for await (const object of store.list(prefix)) {
+    if (
+      object.key.endsWith('.jsonl.gz') &&
+      !object.key.slice(object.key.lastIndexOf('/') + 1).startsWith('_')
+    ) {
+      data.push(object);
+    }
+  }
+  let sampleBytes = 0;
+  let rows = 0;
+  for (const object of data.slice(-50)) {
+    const head = await store.head(object.key);
+    const count = Number(head?.metadata['row-count'] ?? 0);
+    if (count > 0) {
+      sampleBytes += object.size;
+      rows += count;
+    }
+  }
+  return {
+    bytes: data.reduce((sum, object) => sum + object.size, 0),
+    objects: data.length,
+    bytesPerRow: rows > 0 ? sampleBytes / rows : undefined,
+  };
+}
