@@ -23,7 +23,7 @@ import {
 import { activeHold } from '../shared/batch/holds.js';
 import { checkSchemaDrift } from '../shared/batch/schema-drift.js';
 import { batchRowLimit, checkReplicaLag, vacuumTable } from '../shared/batch/throttle.js';
-import { type ResolvedTable, resolveTable } from '../shared/config/resolved-table.js';
+import { resolveTable } from '../shared/config/resolved-table.js';
 import { abandonConnection, inReadOnlyTransaction } from '../shared/database/db.js';
 import { describeTable } from '../shared/database/table-shape.js';
 import {
