@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { deleteBatch } from '../../../lambdas/delete/core.js';
 import { exportBatch } from '../../../lambdas/export/core.js';
-import { retentionCutoff } from '../../../lambdas/shared/config/governance.js';
 import { LeaseLostError } from '../../../lambdas/shared/errors/step-errors.js';
 import type { Lease } from '../../../lambdas/shared/lock-table/table-state.js';
-import type { FaultPoint, StepDeps } from '../../../lambdas/shared/step/step-deps.js';
+import type { FaultPoint } from '../../../lambdas/shared/step/step-deps.js';
 import type { TableTask } from '../../../lambdas/shared/step/table-task.js';
 import { uploadBatch } from '../../../lambdas/upload/core.js';
 import { verifyBatch } from '../../../lambdas/verify/core.js';
+import { batchThrough } from '../../support/batch-stages.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
@@ -30,28 +30,14 @@ describe('delete step', () => {
     [spec('fenced'), spec('retried')],
   );
 
-  async function exportedAndVerified(deps: StepDeps, table: string, owner: string): Promise<TableTask> {
-    const acquired = await deps.locks.acquire('app', table, owner, 60);
-    if (!acquired.acquired) throw new Error(`${owner} could not acquire ${table}`);
-    const task: TableTask = {
-      runId: owner,
-      database: 'app',
-      table,
-      cutoff: retentionCutoff(Date.now(), 30),
-      lease: acquired.lease,
-    };
-    expect((await exportBatch(task, deps)).status).toBe('exported');
-    await uploadBatch(task, deps);
-    await verifyBatch(task, deps);
-    return task;
-  }
-
   it('refuses to delete for a holder whose lease was taken over, and the new holder finishes the batch', async () => {
     // Prepare: A verifies a batch, then its lease expires and B takes the table over.
     const deps = bed.local.deps();
     const table = resolvedTable(spec('fenced'));
     const original = await tableLines(bed.db.client, table);
-    const stale = await exportedAndVerified(deps, 'public.fenced', 'exec-A');
+    const stale = (
+      await batchThrough(deps, 'public.fenced', 'verified', { owner: 'exec-A', leaseSeconds: 60 })
+    ).task;
     const takeover = await leaseStoreAt(bed.local, () => Date.now() + 3_600_000).acquire(
       'app',
       'public.fenced',
@@ -82,7 +68,12 @@ describe('delete step', () => {
     };
     const table = resolvedTable(spec('retried'));
     const original = await tableLines(bed.db.client, table);
-    const task = await exportedAndVerified(bed.local.deps(), 'public.retried', 'exec-C');
+    const task = (
+      await batchThrough(bed.local.deps(), 'public.retried', 'verified', {
+        owner: 'exec-C',
+        leaseSeconds: 60,
+      })
+    ).task;
     await expect(deleteBatch({ ...task, progress: ZERO }, bed.local.deps(crashAfterCommit))).rejects.toThrow(
       /connection lost/,
     );

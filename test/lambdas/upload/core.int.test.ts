@@ -1,13 +1,10 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import { exportBatch } from '../../../lambdas/export/core.js';
 import { manifestKeyFor } from '../../../lambdas/shared/archive/format.js';
 import { BATCH_ID_METADATA } from '../../../lambdas/shared/batch/batch.js';
-import { retentionCutoff } from '../../../lambdas/shared/config/governance.js';
-import type { InFlight } from '../../../lambdas/shared/lock-table/table-state.js';
-import type { FaultPoint, StepDeps } from '../../../lambdas/shared/step/step-deps.js';
-import type { TableTask } from '../../../lambdas/shared/step/table-task.js';
+import type { FaultPoint } from '../../../lambdas/shared/step/step-deps.js';
 import { uploadBatch } from '../../../lambdas/upload/core.js';
+import { batchThrough } from '../../support/batch-stages.js';
 import { archiverTestbed, getObject, listKeys, s3ClientFor, seedEvents } from '../../support/fixtures.js';
 
 describe('upload step', () => {
@@ -20,27 +17,10 @@ describe('upload step', () => {
     [spec('published'), spec('retried'), spec('foreign')],
   );
 
-  /** A table's batch exported under a fresh lease: the task and the in-flight record upload starts from. */
-  async function exported(deps: StepDeps, table: string): Promise<{ task: TableTask; inFlight: InFlight }> {
-    const acquired = await deps.locks.acquire('app', table, `exec-${table}`, 600);
-    if (!acquired.acquired) throw new Error(`could not acquire ${table}`);
-    const task: TableTask = {
-      runId: `exec-${table}`,
-      database: 'app',
-      table,
-      cutoff: retentionCutoff(Date.now(), 30),
-      lease: acquired.lease,
-    };
-    expect((await exportBatch(task, deps)).status).toBe('exported');
-    const { inFlight } = await deps.locks.get('app', table);
-    if (!inFlight) throw new Error(`no batch in flight for ${table}`);
-    return { task, inFlight };
-  }
-
   it('publishes the staged batch write-once under its archive key, with its metadata and manifest', async () => {
     // Prepare
     const deps = bed.local.deps();
-    const { task, inFlight } = await exported(deps, 'public.published');
+    const { task, inFlight } = await batchThrough(deps, 'public.published', 'exported');
     const stagedData = await getObject(bed.local, inFlight.stagingKey);
     const stagedManifest = (await getObject(bed.local, manifestKeyFor(inFlight.stagingKey))).toString('utf8');
 
@@ -81,7 +61,7 @@ describe('upload step', () => {
     const crashAfterCopy = (point: FaultPoint) => {
       if (point === 'upload:afterCopy') throw new Error('crashed after the copy');
     };
-    const { task, inFlight } = await exported(bed.local.deps(), 'public.retried');
+    const { task, inFlight } = await batchThrough(bed.local.deps(), 'public.retried', 'exported');
     await expect(uploadBatch(task, bed.local.deps(crashAfterCopy))).rejects.toThrow(/crashed after the copy/);
     const copied = await bed.local.deps().store.head(inFlight.archiveKey);
 
@@ -106,7 +86,7 @@ describe('upload step', () => {
   it('refuses a foreign object at the archive key and leaves it and the staged batch as they are', async () => {
     // Prepare
     const deps = bed.local.deps();
-    const { task, inFlight } = await exported(deps, 'public.foreign');
+    const { task, inFlight } = await batchThrough(deps, 'public.foreign', 'exported');
     const foreign = Buffer.from('not this batch');
     await s3ClientFor(bed.local).send(
       new PutObjectCommand({ Bucket: bed.local.services.bucket, Key: inFlight.archiveKey, Body: foreign }),

@@ -1,13 +1,9 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import { exportBatch } from '../../../lambdas/export/core.js';
-import { retentionCutoff } from '../../../lambdas/shared/config/governance.js';
-import type { InFlight } from '../../../lambdas/shared/lock-table/table-state.js';
 import type { StepDeps } from '../../../lambdas/shared/step/step-deps.js';
-import type { TableTask } from '../../../lambdas/shared/step/table-task.js';
-import { uploadBatch } from '../../../lambdas/upload/core.js';
 import { verifyBatch } from '../../../lambdas/verify/core.js';
+import { batchThrough } from '../../support/batch-stages.js';
 import {
   archiverTestbed,
   getObject,
@@ -27,24 +23,6 @@ describe('verify step', () => {
     },
     [spec('intact'), spec('tampered'), spec('replaced')],
   );
-
-  /** A table's batch exported and uploaded under a fresh lease: the task and the in-flight record verify reads. */
-  async function uploaded(deps: StepDeps, table: string): Promise<{ task: TableTask; inFlight: InFlight }> {
-    const acquired = await deps.locks.acquire('app', table, `exec-${table}`, 600);
-    if (!acquired.acquired) throw new Error(`could not acquire ${table}`);
-    const task: TableTask = {
-      runId: `exec-${table}`,
-      database: 'app',
-      table,
-      cutoff: retentionCutoff(Date.now(), 30),
-      lease: acquired.lease,
-    };
-    expect((await exportBatch(task, deps)).status).toBe('exported');
-    await uploadBatch(task, deps);
-    const { inFlight } = await deps.locks.get('app', table);
-    if (!inFlight) throw new Error(`no batch in flight for ${table}`);
-    return { task, inFlight };
-  }
 
   /** Replaces the archive's bytes behind the archiver's back, keeping its metadata. */
   async function overwrite(deps: StepDeps, key: string, body: Buffer): Promise<void> {
@@ -67,7 +45,7 @@ describe('verify step', () => {
   it('accepts the intact archive and pins the object it read', async () => {
     // Prepare
     const deps = bed.local.deps();
-    const { task, inFlight } = await uploaded(deps, 'public.intact');
+    const { task, inFlight } = await batchThrough(deps, 'public.intact', 'uploaded');
 
     // Act
     const verified = await verifyBatch(task, deps);
@@ -87,7 +65,7 @@ describe('verify step', () => {
     // Prepare
     const deps = bed.local.deps();
     const original = await tableLines(bed.db.client, resolvedTable(spec('tampered')));
-    const { task, inFlight } = await uploaded(deps, 'public.tampered');
+    const { task, inFlight } = await batchThrough(deps, 'public.tampered', 'uploaded');
     const text = gunzipSync(await getObject(bed.local, inFlight.archiveKey)).toString('utf8');
     const tampered = gzipSync(text.replace(/"user_\d+"/, '"someone_else"'));
     await overwrite(deps, inFlight.archiveKey, tampered);
@@ -113,7 +91,7 @@ describe('verify step', () => {
   it('refuses, when retried, an archive replaced since it was pinned, though it holds the same rows', async () => {
     // Prepare
     const deps = bed.local.deps();
-    const { task, inFlight } = await uploaded(deps, 'public.replaced');
+    const { task, inFlight } = await batchThrough(deps, 'public.replaced', 'uploaded');
     await verifyBatch(task, deps);
     const pinned = (await deps.locks.get('app', 'public.replaced')).inFlight?.pin;
     const text = gunzipSync(await getObject(bed.local, inFlight.archiveKey)).toString('utf8');
