@@ -7,7 +7,7 @@ import { resolveTable } from '../lambdas/shared/config/resolved-table.js';
 import { type ArchiverConfig, tableRef } from '../lambdas/shared/config/schema.js';
 import { resolveConnection } from '../lambdas/shared/database/credentials.js';
 import { sessionSetupSql, tlsOption } from '../lambdas/shared/database/db.js';
-import { findRelation } from '../lambdas/shared/database/table-shape.js';
+import { findRelation, TABLE_RELATIONS_SQL } from '../lambdas/shared/database/table-shape.js';
 import { quoteIdent, quoteLiteral, rowSourceSql } from '../lambdas/shared/database/table-sql.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import {
@@ -66,8 +66,10 @@ export async function measureTable(
     width: string | null;
     bounds: string[] | null;
   }>(
-    `SELECT (SELECT sum(c.reltuples) FILTER (WHERE c.reltuples > 0)
-               FROM pg_catalog.pg_partition_tree($1::regclass) p JOIN pg_catalog.pg_class c ON c.oid = p.relid)::text AS reltuples,
+    `SELECT (SELECT sum(pc.reltuples) FILTER (WHERE pc.reltuples > 0)
+               FROM pg_catalog.pg_class c, unnest(${TABLE_RELATIONS_SQL}) AS r(oid)
+               JOIN pg_catalog.pg_class pc ON pc.oid = r.oid
+              WHERE c.oid = $1)::text AS reltuples,
             (SELECT sum(s.avg_width) FROM pg_catalog.pg_stats s WHERE s.schemaname = $2 AND s.tablename = $3)::text AS width,
             (SELECT array_agg((extract(epoch FROM ${instant(`u.b::${kind}`)}) * 1000)::text ORDER BY u.ord)
                FROM pg_catalog.pg_stats s, unnest(s.histogram_bounds::text::text[]) WITH ORDINALITY AS u(b, ord)

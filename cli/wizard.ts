@@ -12,7 +12,7 @@ import {
 } from '../lambdas/shared/config/schema.js';
 import { parseConnectionUrl } from '../lambdas/shared/database/credentials.js';
 import { sessionSetupSql, tlsOption } from '../lambdas/shared/database/db.js';
-import { describeTable, primaryKey } from '../lambdas/shared/database/table-shape.js';
+import { describeTable, primaryKey, TABLE_RELATIONS_SQL } from '../lambdas/shared/database/table-shape.js';
 import { qualifiedName, quoteIdent } from '../lambdas/shared/database/table-sql.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import { formatNumber } from './report.js';
@@ -143,10 +143,10 @@ export async function discoverCandidates(client: pg.ClientBase): Promise<Candida
     rows: string;
   }>(
     `SELECT c.oid, n.nspname AS schema, c.relname AS name,
-            (SELECT coalesce(sum(pg_catalog.pg_total_relation_size(p.relid)), 0)
-               FROM pg_catalog.pg_partition_tree(c.oid) p)::text AS bytes,
+            (SELECT coalesce(sum(pg_catalog.pg_total_relation_size(r.oid)), 0)
+               FROM unnest(${TABLE_RELATIONS_SQL}) AS r(oid))::text AS bytes,
             (SELECT coalesce(sum(pc.reltuples) FILTER (WHERE pc.reltuples > 0), 0)
-               FROM pg_catalog.pg_partition_tree(c.oid) p JOIN pg_catalog.pg_class pc ON pc.oid = p.relid)::text AS rows
+               FROM unnest(${TABLE_RELATIONS_SQL}) AS r(oid) JOIN pg_catalog.pg_class pc ON pc.oid = r.oid)::text AS rows
        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
         AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'

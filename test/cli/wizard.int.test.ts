@@ -63,6 +63,36 @@ describe('audit-archiver wizard: finds the audit tables of a database and writes
     expect(names.at(-1)).not.toBe('public.audit_events');
   });
 
+  it('sizes a plain table and a partitioned one (all its partitions) as PostgreSQL does', async () => {
+    // Prepare: a plain table and a partitioned one of two partitions, both analyzed so reltuples is known.
+    await db.client.query(`
+      CREATE TABLE sized_plain (id int PRIMARY KEY, created_at timestamptz NOT NULL);
+      INSERT INTO sized_plain SELECT g, now() FROM generate_series(1, 3000) g;
+      CREATE TABLE sized_parted (id int, created_at timestamptz NOT NULL, PRIMARY KEY (id, created_at))
+        PARTITION BY RANGE (created_at);
+      CREATE TABLE sized_parted_old PARTITION OF sized_parted FOR VALUES FROM ('2000-01-01') TO ('2020-01-01');
+      CREATE TABLE sized_parted_new PARTITION OF sized_parted FOR VALUES FROM ('2020-01-01') TO ('2100-01-01');
+      INSERT INTO sized_parted SELECT g, CASE WHEN g % 2 = 0 THEN '2010-01-01'::timestamptz ELSE now() END
+        FROM generate_series(1, 2000) g;
+      ANALYZE sized_plain; ANALYZE sized_parted_old; ANALYZE sized_parted_new;`);
+    const expected = await db.client.query<{ plain: string; parted: string }>(
+      `SELECT pg_total_relation_size('sized_plain')::text AS plain,
+              (pg_total_relation_size('sized_parted_old') + pg_total_relation_size('sized_parted_new'))::text AS parted`,
+    );
+
+    // Act
+    const candidates = await discoverCandidates(db.client);
+
+    // Assess
+    const plain = candidates.find((c) => c.name === 'sized_plain');
+    const parted = candidates.find((c) => c.name === 'sized_parted');
+    expect(plain?.bytes).toBe(Number(expected.rows[0]?.plain));
+    expect(plain?.bytes).toBeGreaterThan(0);
+    expect(plain?.estimatedRows).toBe(3000);
+    expect(parted?.bytes).toBe(Number(expected.rows[0]?.parted));
+    expect(parted?.estimatedRows).toBe(2000);
+  });
+
   it('writes, without asking, a config the schema accepts, in which the hostile names round-trip', async () => {
     // Prepare
     const out = join(dir, 'archiver.yaml');

@@ -46,10 +46,11 @@ const PRIMARY_KEY_SQL = `ARRAY(SELECT a.attname::text
       ORDER BY k.ord)`;
 
 /**
- * The relations a DELETE on the table `c` reaches: the table itself, and every partition of a partitioned one. A plain
- * table's inheritance children are not among them: the archiver reads and deletes `ONLY` the table (rowSourceSql).
+ * The relations holding the rows the archiver reads and deletes for the table `c`: every partition of a partitioned
+ * table, else the table itself (pg_partition_tree() yields no row for a plain table). A plain table's inheritance
+ * children are not among them: the archiver reads and deletes `ONLY` the table (rowSourceSql).
  */
-const DELETED_RELATIONS_SQL = `(CASE WHEN c.relkind = 'p'
+export const TABLE_RELATIONS_SQL = `(CASE WHEN c.relkind = 'p'
         THEN ARRAY(SELECT p.relid FROM pg_catalog.pg_partition_tree(c.oid) AS p)
         ELSE ARRAY[c.oid] END)`;
 
@@ -62,18 +63,18 @@ const relationNameSql = (oid: string): string =>
 const SIDE_EFFECTS_SQL = `(SELECT json_build_object('cascade', (
             SELECT json_build_object('name', f.conname, 'on', ${relationNameSql('f.conrelid')})
               FROM pg_catalog.pg_constraint f
-             WHERE f.contype = 'f' AND f.confrelid = ANY (${DELETED_RELATIONS_SQL}) AND f.confdeltype IN ('c', 'n', 'd')
+             WHERE f.contype = 'f' AND f.confrelid = ANY (${TABLE_RELATIONS_SQL}) AND f.confdeltype IN ('c', 'n', 'd')
              ORDER BY f.conname LIMIT 1),
           'trigger', (
             SELECT json_build_object('name', g.tgname, 'on', ${relationNameSql('g.tgrelid')})
               FROM pg_catalog.pg_trigger g
-             WHERE g.tgrelid = ANY (${DELETED_RELATIONS_SQL}) AND NOT g.tgisinternal AND g.tgenabled <> 'D'
+             WHERE g.tgrelid = ANY (${TABLE_RELATIONS_SQL}) AND NOT g.tgisinternal AND g.tgenabled <> 'D'
                AND (g.tgtype::int & 8) <> 0 -- TRIGGER_TYPE_DELETE, row or statement level
              ORDER BY g.tgname LIMIT 1),
           'rule', (
             SELECT json_build_object('name', r.rulename, 'on', ${relationNameSql('r.ev_class')})
               FROM pg_catalog.pg_rewrite r
-             WHERE r.ev_class = ANY (${DELETED_RELATIONS_SQL}) AND r.ev_type = '4' AND r.ev_enabled <> 'D'
+             WHERE r.ev_class = ANY (${TABLE_RELATIONS_SQL}) AND r.ev_type = '4' AND r.ev_enabled <> 'D'
              ORDER BY r.rulename LIMIT 1)))`;
 
 interface SideEffect {
