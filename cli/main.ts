@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerArchiveCommands } from './commands/archives.js';
 import { registerAudit } from './commands/audit.js';
@@ -15,8 +16,12 @@ import { registerWizard } from './commands/wizard.js';
  * S3 and DynamoDB stand-ins whose state lives in --state-dir (default .audit-archiver/). Each command lives in
  * commands/; the order below is the order of --help.
  */
+const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
 const program = new Command()
   .name('audit-archiver')
+  .version(version, '-V, --version', 'print the version and exit')
   .description('Archive old rows of PostgreSQL audit tables to S3 and delete them, with zero data loss.')
   .showHelpAfterError();
 const local = program

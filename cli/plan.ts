@@ -44,6 +44,14 @@ export function refuseCriticalTablesLocally(config: ArchiverConfig, selection: P
   }
 }
 
+/**
+ * 1 when the dry run found a table a run would refuse (so `plan` can gate CI before a deployment), else 0. Held and
+ * locked tables are states a run expects and reports; they do not fail the plan.
+ */
+export function planExitCode(report: PlanReport): 0 | 1 {
+  return report.tables.some((t) => t.action === 'unusable') ? 1 : 0;
+}
+
 const formatBytes = (bytes: number) =>
   bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
 

@@ -18,7 +18,7 @@ export function registerPlan(program: Command): void {
   program
     .command('plan')
     .description(
-      'Dry run in local mode: per table the eligible rows, batches, estimated bytes, cut-off, oldest row, lock, legal hold, retention policy and encryption. Changes nothing.',
+      'Dry run in local mode: per table the eligible rows, batches, estimated bytes, cut-off, oldest row, lock, legal hold, retention policy and encryption. Changes nothing. Exits 1 if a run would refuse a table.',
     )
     .option('-c, --config <file>', 'config file (YAML); not needed with --demo')
     .option('--demo', 'plan the demo database of `npm start`', false)
@@ -29,11 +29,12 @@ export function registerPlan(program: Command): void {
     .action(async (options: PlanCommandOptions) => {
       configureLogging(false);
       // Loaded on use: the plan step's database layer (see common.ts).
-      const { planLocally, formatPlanReport } = await import('../plan.js');
+      const { planLocally, formatPlanReport, planExitCode } = await import('../plan.js');
       const plan = (configPath: string) =>
         withLocalEnvironment(configPath, options.stateDir, async (env) => {
           const report = await planLocally(env, { database: options.database, tables: options.table });
           console.log(options.json ? JSON.stringify(report, null, 2) : formatPlanReport(report));
+          process.exitCode = planExitCode(report);
         });
       if (options.demo) return withDemoDatabase(options.stateDir, ({ configPath }) => plan(configPath));
       if (!options.config) throw new ConfigError('plan needs --config (or --demo)');
