@@ -170,6 +170,16 @@ const transientNodeCodes = new Set([
   'EHOSTUNREACH',
 ]);
 
+/** Node's codes for a server certificate that verify-full cannot accept. */
+const tlsCertificateCodes = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
 /** Maps a driver error to a named archiver error; messages keep SQLSTATE but never row values. */
 export function classifyDatabaseError(error: unknown): Error {
   if (error instanceof ArchiverError) return error;
@@ -181,6 +191,19 @@ export function classifyDatabaseError(error: unknown): Error {
     : (err.message ?? String(error));
   const message = `database error${code ? ` ${code}` : ''}: ${text}`;
   if (accessPgCodes.has(code)) return new DatabaseAccessError(message, { cause: error });
+  // TLS mismatches are settled by the database's `tls` setting or the server, never by retrying.
+  if (/server does not support SSL connections/i.test(err.message ?? '')) {
+    return new ConfigError(
+      `${message}. The database's tls setting (default verify-full) asks for TLS: enable TLS on the server, or set tls: disable for a server reached only over a trusted network`,
+      { cause: error },
+    );
+  }
+  if (tlsCertificateCodes.has(code)) {
+    return new ConfigError(
+      `${message}. With tls: verify-full the server's certificate must chain to a trusted CA (for RDS, aws.databaseCaBundlePath) and name the host you connect to; tls: require encrypts without verifying either`,
+      { cause: error },
+    );
+  }
   if (missingObjectPgCodes.has(code)) return new TableNotUsableError(message, { cause: error });
   if (transientPgCodes.has(code) || transientNodeCodes.has(code) || code.startsWith('08')) {
     return new DatabaseUnavailableError(message, { cause: error });

@@ -34,8 +34,11 @@ describe('TLS to the database, against a server that has none', () => {
         // Act
         const attempt = db.withConnection((client) => client.query('SELECT 1'));
 
-        // Assess: refused, and not as a transient outage that the workflow would retry.
+        // Assess: refused as a configuration problem, not a transient outage the workflow would retry, naming
+        // the setting that decides it.
         await expect(attempt).rejects.toThrow(/does not support SSL connections/);
+        await expect(attempt).rejects.toThrow(/tls: disable/);
+        await expect(attempt).rejects.toMatchObject({ name: 'ConfigError' });
         await expect(attempt).rejects.not.toBeInstanceOf(DatabaseUnavailableError);
       } finally {
         await db.end();

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  ConfigError,
   classifyAwsError,
   classifyDatabaseError,
   DatabaseAccessError,
@@ -22,6 +23,15 @@ describe('error classification', () => {
     ['ECONNREFUSED', DatabaseUnavailableError],
   ])('maps %s to %s', (code, type) => {
     expect(classifyDatabaseError(pgError(code, 'x'))).toBeInstanceOf(type);
+  });
+
+  it('names a certificate verify-full cannot accept as a config error, with what to change', () => {
+    // Act
+    const error = classifyDatabaseError(pgError('DEPTH_ZERO_SELF_SIGNED_CERT', 'self-signed certificate'));
+
+    // Assess: not retried as an outage; the message says which setting decides.
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.message).toMatch(/verify-full.*databaseCaBundlePath.*tls: require/);
   });
 
   it('treats a dropped connection as transient', () => {
