@@ -10,6 +10,8 @@ import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
 import type { MetricName } from '../lambdas/shared/telemetry/powertools.js';
 
+/** 5-minute periods a retried condition (throttling) must last before it alarms. */
+const SUSTAINED_PERIODS = 3;
 /** CloudWatch evaluates an alarm with one-hour periods over seven days at most (Period x EvaluationPeriods). */
 const MAX_NO_SUCCESS_HOURS = 168;
 
@@ -193,10 +195,18 @@ export class ArchiveMonitoring extends Construct {
       );
       alarm('RestoreExecutionsTimedOut', restore.metricTimedOut(sum), 'a console restore timed out');
     }
+    // No alarm on a function's Errors: the state machines invoke every function and retry its transient errors
+    // (ReplicaLagError, DatabaseUnavailableError, …) up to 20 times, so one error is routine; an error that matters
+    // fails its execution, and the execution alarms above fire. Throttling is retried too: only throttling in three
+    // consecutive 5-minute periods (reserved concurrency too low for the load) is worth a page.
     for (const [name, fn] of Object.entries(props.functions)) {
       const title = name.charAt(0).toUpperCase() + name.slice(1);
-      alarm(`${title}FunctionErrors`, fn.metricErrors(sum), `the ${name} function reported errors`);
-      alarm(`${title}FunctionThrottles`, fn.metricThrottles(sum), `the ${name} function was throttled`);
+      alarm(
+        `${title}FunctionThrottles`,
+        fn.metricThrottles(sum),
+        `the ${name} function was throttled for 15 minutes on end`,
+        { evaluationPeriods: SUSTAINED_PERIODS, datapointsToAlarm: SUSTAINED_PERIODS },
+      );
     }
     alarm(
       'VerificationFailures',

@@ -159,14 +159,12 @@ describe('alarms', () => {
     ['ArchiveTableExecutionsFailed', stateMachineAlarm('ExecutionsFailed', 'archiveTable')],
     ['RestoreExecutionsFailed', restoreAlarm('ExecutionsFailed')],
     ['RestoreExecutionsTimedOut', restoreAlarm('ExecutionsTimedOut')],
-    ...steps.flatMap((step): Case[] => [
-      [`${title(step)}FunctionErrors`, functionAlarm('Errors', step)],
-      [`${title(step)}FunctionThrottles`, functionAlarm('Throttles', step)],
-    ]),
-    ...(['plan', 'file', 'summary'] as const).flatMap((which): Case[] => [
-      [`Restore${title(which)}FunctionErrors`, restoreFunctionAlarm('Errors', which)],
-      [`Restore${title(which)}FunctionThrottles`, restoreFunctionAlarm('Throttles', which)],
-    ]),
+  ];
+  const sustained: Case[] = [
+    ...steps.map((step): Case => [`${title(step)}FunctionThrottles`, functionAlarm('Throttles', step)]),
+    ...(['plan', 'file', 'summary'] as const).map(
+      (which): Case => [`Restore${title(which)}FunctionThrottles`, restoreFunctionAlarm('Throttles', which)],
+    ),
   ];
 
   it.each(anyFailure)(
@@ -190,6 +188,35 @@ describe('alarms', () => {
     },
   );
 
+  it.each(sustained)(
+    '%s fires only when throttling lasts three 5-minute periods on end (Step Functions retries a throttled call)',
+    (id, metric) => {
+      // Act
+      const alarm = alarmsById(plain)[id];
+      // Assess
+      expect(alarm).toMatchObject({
+        ...metric(plain),
+        Statistic: 'Sum',
+        Period: 300,
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+        EvaluationPeriods: 3,
+        DatapointsToAlarm: 3,
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [topicRef(plain)],
+      });
+    },
+  );
+
+  it('no alarm watches a function’s Errors: steps retry transient errors, and a lasting one fails its execution', () => {
+    // Act
+    const watched = Object.values(alarmsById(plain)).filter(
+      (alarm) => alarm.Namespace === 'AWS/Lambda' && alarm.MetricName === 'Errors',
+    );
+    // Assess
+    expect(watched).toEqual([]);
+  });
+
   it('VerificationFailures fires on any failed verification (custom metric, service dimension) and notifies the topic', () => {
     // Act
     const alarm = alarmsById(plain).VerificationFailures;
@@ -208,7 +235,11 @@ describe('alarms', () => {
 
   it('are exactly these, and every one notifies the topic', () => {
     // Prepare
-    const expected = [...anyFailure.map(([id]) => id), 'VerificationFailures', 'NoSuccessfulRun'].sort();
+    const expected = [
+      ...[...anyFailure, ...sustained].map(([id]) => id),
+      'VerificationFailures',
+      'NoSuccessfulRun',
+    ].sort();
     // Act
     const alarms = Object.values(resources(plain, 'AWS::CloudWatch::Alarm'));
     // Assess
