@@ -395,9 +395,33 @@ export function buildConfig(input: {
   return { yaml, config: parseConfig(parseYaml(yaml), 'the generated config'), retention };
 }
 
-/** How the wizard talks to its user; tests answer from a script. */
+/**
+ * How the wizard talks to its user; tests answer from a script. `check` returns why an answer is not acceptable
+ * (undefined when it is): the prompter says so and asks again, so a typo never ends the wizard.
+ */
 export interface Prompter {
-  ask(question: string, fallback: string): Promise<string>;
+  ask(question: string, fallback: string, check?: (answer: string) => string | undefined): Promise<string>;
+}
+
+/** Why `check` refuses an answer: its ConfigError's message without the flag it names for the command line. */
+function refusal(check: () => void, flag: string): string | undefined {
+  try {
+    check();
+    return undefined;
+  } catch (error) {
+    if (error instanceof ConfigError) return error.message.replace(`${flag}: `, '');
+    throw error;
+  }
+}
+
+const splitPicks = (answer: string) =>
+  answer
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+
+function retentionRefusal(answer: string): string | undefined {
+  return /^[1-9]\d{0,5}$/.test(answer.trim()) ? undefined : 'a whole number of days, such as 365';
 }
 
 export interface WizardIo {
@@ -417,6 +441,10 @@ export async function runWizard(options: WizardOptions, io: WizardIo): Promise<s
     const answer = await prompter.ask(
       'Environment variable with the database URL, or the URL itself',
       'DATABASE_URL',
+      (a) =>
+        /^postgres(ql)?:\/\//.test(a) || io.env[a]
+          ? undefined
+          : `environment variable ${a} is not set (or give a postgres:// URL)`,
     );
     if (/^postgres(ql)?:\/\//.test(answer)) url = answer;
     else {
@@ -448,10 +476,11 @@ export async function runWizard(options: WizardOptions, io: WizardIo): Promise<s
       .map((c, i) => (!c.unusable && c.auditLike ? String(i + 1) : ''))
       .filter(Boolean)
       .join(',');
-    picks = (await prompter.ask('Tables to archive (numbers or schema.name, comma separated)', defaults))
-      .split(',')
-      .map((p) => p.trim())
-      .filter(Boolean);
+    picks = splitPicks(
+      await prompter.ask('Tables to archive (numbers or schema.name, comma separated)', defaults, (a) =>
+        refusal(() => selectTables(candidates, splitPicks(a)), '--tables'),
+      ),
+    );
   }
   const chosen = selectTables(candidates, picks);
   if (prompter && retentionDays === undefined) {
@@ -463,7 +492,9 @@ export async function runWizard(options: WizardOptions, io: WizardIo): Promise<s
       now: io.now(),
     });
     io.write(`Suggested retention: ${suggested.retention.days} days (${suggested.retention.reason}).`);
-    retentionDays = Number(await prompter.ask('Retention in days', String(suggested.retention.days)));
+    retentionDays = Number(
+      await prompter.ask('Retention in days', String(suggested.retention.days), retentionRefusal),
+    );
   }
   if (prompter) out = await prompter.ask('Write the config to', out);
   const result = buildConfig({
@@ -476,7 +507,11 @@ export async function runWizard(options: WizardOptions, io: WizardIo): Promise<s
     now: io.now(),
   });
   if (existsSync(out) && !options.yes) {
-    const answer = prompter ? await prompter.ask(`${out} exists. Overwrite? (y/N)`, 'N') : 'N';
+    const answer = prompter
+      ? await prompter.ask(`${out} exists. Overwrite? (y/N)`, 'N', (a) =>
+          /^(y|yes|n|no)$/i.test(a.trim()) ? undefined : 'answer y or n',
+        )
+      : 'N';
     if (!/^y(es)?$/i.test(answer)) throw new ConfigError(`--out: ${out} exists; give --yes to overwrite it`);
   }
   writeFileSync(out, result.yaml, { mode: 0o600 });

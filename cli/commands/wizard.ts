@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { withDemoDatabase } from '../demo-database.js';
+import type { Prompter } from '../wizard.js';
 import { STATE_DIR_OPTION } from './common.js';
 
 /** `wizard`: looks at a database and writes a config for its audit tables. */
@@ -35,29 +36,37 @@ Examples:
     .action(async (raw: Record<string, unknown> & { demo: boolean; stateDir: string }) => {
       // Loaded on use: the wizard's catalog queries need pg (see common.ts).
       const wizard = await import('../wizard.js');
-      const { createInterface } = await import('node:readline/promises');
+      const { input } = await import('@inquirer/prompts');
       const { demo, stateDir, ...rest } = raw;
+      // @inquirer/prompts re-asks while `check` refuses an answer, and ends a prompt on Ctrl-C with ExitPromptError.
+      const prompter: Prompter = {
+        ask: async (message, fallback, check) =>
+          (
+            await input({
+              message,
+              default: fallback,
+              validate: (answer) => check?.(answer.trim() || fallback) ?? true,
+            })
+          ).trim() || fallback,
+      };
       const run = async (url?: string) => {
         const options = wizard.parseWizardOptions(url ? { ...rest, databaseUrl: url } : rest);
         const interactive = process.stdin.isTTY === true && !options.yes;
-        const rl = interactive
-          ? createInterface({ input: process.stdin, output: process.stdout })
-          : undefined;
-        try {
-          await wizard.runWizard(options, {
-            prompter: rl && {
-              ask: async (question, fallback) =>
-                (await rl.question(`${question} [${fallback}]: `)).trim() || fallback,
-            },
-            write: (line) => console.log(line),
-            env: process.env,
-            now: () => new Date(),
-          });
-        } finally {
-          rl?.close();
-        }
+        await wizard.runWizard(options, {
+          prompter: interactive ? prompter : undefined,
+          write: (line) => console.log(line),
+          env: process.env,
+          now: () => new Date(),
+        });
       };
-      if (!demo) return run();
-      await withDemoDatabase(stateDir, ({ url }) => run(url));
+      try {
+        if (!demo) return await run();
+        await withDemoDatabase(stateDir, ({ url }) => run(url));
+      } catch (error) {
+        if ((error as Error).name !== 'ExitPromptError') throw error;
+        // Ctrl-C at a prompt: the user chose to stop; nothing was written. 130 is the shell's code for SIGINT.
+        console.log('Stopped; nothing was written.');
+        process.exitCode = 130;
+      }
     });
 }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { discoverCandidates, parseWizardOptions, runWizard } from '../../cli/wizard.js';
+import { discoverCandidates, type Prompter, parseWizardOptions, runWizard } from '../../cli/wizard.js';
 import { ArchiverConfigSchema, loadConfigFile } from '../../lambdas/shared/config/config.js';
 import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
 import { createTestDatabase, seedEvents, type TestDatabase } from '../support/fixtures.js';
@@ -131,15 +131,22 @@ describe('audit-archiver wizard: finds the audit tables of a database and writes
     expect(lines.at(-1)).toMatch(/^Wrote .*: 2 table\(s\), retention 180 days/);
   });
 
-  it('asks for tables, retention and file when interactive, and refuses an unusable table by name', async () => {
+  it('asks for tables, retention and file when interactive, asks again after a typo, and refuses an unusable table by name', async () => {
     // Prepare
     const out = join(dir, 'asked.yaml');
-    const answers = ['public.audit_events', '120', out];
+    // A typo at each prompt first: a prompter asks again while the wizard's check refuses the answer.
+    const answers = ['99', 'public.audit_events', 'half a year', '120', out];
     const questions: string[] = [];
-    const prompter = {
-      ask: async (question: string) => {
+    const refusals: string[] = [];
+    const prompter: Prompter = {
+      ask: async (question, _fallback, check) => {
         questions.push(question);
-        return answers.shift() ?? '';
+        for (;;) {
+          const answer = answers.shift() ?? '';
+          const refused = check?.(answer);
+          if (!refused) return answer;
+          refusals.push(refused);
+        }
       },
     };
     const io = { prompter, write: () => undefined, env: {}, now: () => new Date() };
@@ -156,6 +163,10 @@ describe('audit-archiver wizard: finds the audit tables of a database and writes
       expect.stringMatching(/^Tables to archive/),
       'Retention in days',
       'Write the config to',
+    ]);
+    expect(refusals).toEqual([
+      expect.stringMatching(/^"99" is not a table of this database/),
+      'a whole number of days, such as 365',
     ]);
     const config = loadConfigFile(out);
     expect(config.defaults.retentionDays).toBe(120);
