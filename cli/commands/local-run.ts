@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { tablePrefix } from '../../lambdas/shared/archive/format.js';
+import type { TableOutcome } from '../../lambdas/shared/lock-table/run-records.js';
 import { withLocalEnvironment } from '../context.js';
 import { commandOutput, notificationsOfRun, type OutputOptions } from '../progress.js';
 import { formatSummary } from '../report.js';
@@ -90,6 +91,19 @@ export async function archiveLocally(
       return 1;
     }
     console.log(`Execution ${execution.executionName} succeeded.`);
-    return 0;
+    const skipped = outcomes.filter((o) => o.status === 'skipped');
+    if (skipped.length > 0) {
+      // A run that could not take a table (another run, or a crashed one, holds its lease) archived nothing there: a
+      // cron job must not read it as done.
+      console.error(
+        `${skipped.length} table(s) skipped: ${skipped.map((o) => `${o.database}/${o.table} (${o.reason ?? 'locked'})`).join('; ')}`,
+      );
+    }
+    return localRunExitCode(execution.status, outcomes);
   });
+}
+
+/** 0 when the run succeeded and took every table it was given; 1 when it failed or skipped a table (locked). */
+export function localRunExitCode(status: string, outcomes: Pick<TableOutcome, 'status'>[]): 0 | 1 {
+  return status === 'SUCCEEDED' && outcomes.every((o) => o.status !== 'skipped') ? 0 : 1;
 }
