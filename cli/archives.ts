@@ -53,7 +53,7 @@ export function sourcesInScope(config: ArchiverConfig, options: ArchiveScopeOpti
 }
 
 /**
- * `validate`: re-reads every archive in scope; exit code 1 on any error, 2 with --strict on warnings too. With the
+ * `validate`: re-reads every archive in scope; exit code 1 on any error, and with --strict on warnings too. With the
  * lock table, native archives are also compared with its inventory of committed archives.
  */
 export async function validateCommand(
@@ -103,7 +103,7 @@ export async function validateCommand(
     );
   }
   if (errors > 0) return 1;
-  return options.strict && warnings > 0 ? 2 : 0;
+  return options.strict && warnings > 0 ? 1 : 0;
 }
 
 /** `list`: the archives in scope with day, rows, bytes and storage class. */

@@ -434,9 +434,10 @@ export function judgeExecutions(
 }
 
 /** 0 all good, 1 warnings, 2 anything critical. */
-export function doctorExitCode(results: CheckResult[]): 0 | 1 | 2 {
-  if (results.some((r) => r.status === 'critical')) return 2;
-  return results.some((r) => r.status === 'warning') ? 1 : 0;
+/** The CLI's scheme (README, Exit codes): 1 when a check is critical, or warns under --strict; else 0. */
+export function doctorExitCode(results: CheckResult[], strict = false): 0 | 1 {
+  if (results.some((r) => r.status === 'critical')) return 1;
+  return strict && results.some((r) => r.status === 'warning') ? 1 : 0;
 }
 
 const MARKS: Record<CheckStatus, string> = { ok: '✔', warning: '⚠', critical: '✖', skipped: '-' };

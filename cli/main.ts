@@ -10,6 +10,7 @@ import { registerLocalRun } from './commands/local-run.js';
 import { registerPlan } from './commands/plan.js';
 import { registerRestore } from './commands/restore.js';
 import { registerWizard } from './commands/wizard.js';
+import { EXIT_USAGE, exitCodeOf } from './exit-codes.js';
 
 /**
  * audit-archiver command line. Local commands run the deployed state machine definitions in-process against local
@@ -24,6 +25,8 @@ const program = new Command()
   .version(version, '-V, --version', 'print the version and exit')
   .description('Archive old rows of PostgreSQL audit tables to S3 and delete them, with zero data loss.')
   .showHelpAfterError();
+// Usage errors exit 2 like a bad config (README, Exit codes); commander's own default is 1. Subcommands inherit it.
+program.exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : EXIT_USAGE));
 const local = program
   .command('local')
   .description('Run the workflow locally (same ASL, same handlers, local S3 and DynamoDB).');
@@ -41,5 +44,5 @@ registerAudit(program);
 
 program.parseAsync().catch((error: Error) => {
   console.error(`${error.name}: ${error.message}`);
-  process.exitCode = 2;
+  process.exitCode = exitCodeOf(error);
 });

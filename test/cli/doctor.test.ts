@@ -118,7 +118,7 @@ describe('doctor: timeouts, exit code and output', () => {
     expect(risky.detail).toMatch(/lockTimeoutSeconds 120 lets a delete block writers/);
   });
 
-  it('exits 0 when all is well, 1 on warnings, 2 on anything critical, and marks each line', () => {
+  it('exits 0 when all is well or only warns, 1 on anything critical or on warnings with --strict, and marks each line', () => {
     // Prepare
     const check = (status: CheckResult['status']): CheckResult => ({
       check: 'c',
@@ -129,8 +129,9 @@ describe('doctor: timeouts, exit code and output', () => {
 
     // Act / Assess
     expect(doctorExitCode([check('ok'), check('skipped')])).toBe(0);
-    expect(doctorExitCode([check('ok'), check('warning')])).toBe(1);
-    expect(doctorExitCode([check('warning'), check('critical')])).toBe(2);
+    expect(doctorExitCode([check('ok'), check('warning')])).toBe(0);
+    expect(doctorExitCode([check('ok'), check('warning')], true)).toBe(1);
+    expect(doctorExitCode([check('warning'), check('critical')])).toBe(1);
     expect(formatDoctor([check('ok'), check('warning'), check('critical')]).split('\n')).toEqual([
       '✔ c  s: d',
       '⚠ c  s: d',
