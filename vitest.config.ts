@@ -25,6 +25,8 @@ const ON_BOTH_VERSIONS: Record<string, string> = {
   'test/lambdas/shared/batch/batch.int.test.ts':
     'settling a delete by its transaction id (pg_xact_status, the server id)',
   'test/lambdas/delete/core.int.test.ts': 'the delete transaction, its digest and the fenced commit',
+  'test/lambdas/delete/row-versions.int.test.ts':
+    'tuple identity (tableoid, ctid, xmin) under HOT and other updates, VACUUM, FREEZE, CLUSTER, partitions',
   'test/proofs/types-and-identifiers.test.ts':
     'the text output of every type, which differs between versions',
   'test/proofs/tables.test.ts': 'partitioned tables and views, whose catalogs changed across versions',

@@ -1,4 +1,6 @@
+import type pg from 'pg';
 import { rowDigestFromSql } from '../shared/archive/row-digest.js';
+import { versionDigestFromSql } from '../shared/archive/version-digest.js';
 import {
   assertTaskCutoff,
   recordCommitted,
@@ -12,12 +14,13 @@ import {
 import { pauseAfterBatch } from '../shared/batch/throttle.js';
 import { resolveTable } from '../shared/config/resolved-table.js';
 import { inTransaction } from '../shared/database/db.js';
-import { describeTable } from '../shared/database/table-shape.js';
+import { describeTable, type TableShape } from '../shared/database/table-shape.js';
 import {
   batchPredicateSql,
   digestSelectSql,
   rowHashSql,
   rowSourceSql,
+  rowVersionSql,
 } from '../shared/database/table-sql.js';
 import { ArchiveIntegrityError, InvalidInputError, RowsChangedError } from '../shared/errors/step-errors.js';
 import type { InFlight } from '../shared/lock-table/table-state.js';
@@ -26,6 +29,34 @@ import type { DeleteInput, DeleteOutput } from './schema.js';
 
 class DigestMismatch extends Error {}
 class ArchiveChanged extends Error {}
+
+/**
+ * Deletes the batch's rows and measures what it deleted against what export read: the row versions' digest (see
+ * table-sql.ts rowVersionSql for why equal sums mean exactly the exported tuples), or, for a batch exported by an
+ * earlier version without one, the MD5 of every deleted row's line against the archive's row digest.
+ */
+async function deleteMeasured(
+  client: pg.ClientBase,
+  shape: TableShape,
+  inFlight: InFlight,
+): Promise<{ rows: number; matches: boolean }> {
+  const source = `${rowSourceSql(shape)} AS t WHERE ${batchPredicateSql(shape, inFlight.bounds)}`;
+  if (inFlight.versionDigest !== undefined) {
+    // sum(int8) is exact (numeric); the digest is that sum modulo 2^64, as export computed it.
+    const deleted = await client.query<{ rows: string; sum: string }>(
+      `WITH deleted AS (DELETE FROM ${source} RETURNING ${rowVersionSql()} AS v)
+       SELECT count(*)::text AS rows, coalesce(sum(v), 0)::text AS sum FROM deleted`,
+    );
+    const row = deleted.rows[0] ?? { rows: '0', sum: '0' };
+    return { rows: Number(row.rows), matches: versionDigestFromSql(row.sum) === inFlight.versionDigest };
+  }
+  const deleted = await client.query<{ rows: string; hi: string; lo: string }>(
+    `WITH deleted AS (DELETE FROM ${source} RETURNING ${rowHashSql(shape)} AS h)
+     ${digestSelectSql('SELECT h FROM deleted')}`,
+  );
+  const row = deleted.rows[0] ?? { rows: '0', hi: '0', lo: '0' };
+  return { rows: Number(row.rows), matches: rowDigestFromSql(row) === inFlight.figures.rowDigest };
+}
 
 /**
  * Why the published archive is no longer the one verify read, or undefined while it is: checked inside the delete
@@ -57,7 +88,7 @@ export type DeleteDeps = Pick<
 /**
  * Delete: in one transaction, deletes the verified batch's rows by a predicate that includes the cut-off day window
  * and the key range, digesting exactly the rows it deleted (DELETE ... RETURNING). It commits only if count and
- * digest equal the verified figures, the published archive is still the pinned, verified object,
+ * digest equal what export read, the published archive is still the pinned, verified object,
  * and the lease is still held; before COMMIT it stores the transaction id, so a
  * later attempt can tell whether a delete whose acknowledgement was lost committed.
  */
@@ -114,16 +145,10 @@ export async function deleteBatch(input: DeleteInput, deps: DeleteDeps): Promise
         const xid = await client.query<{ xid: string }>(
           'SELECT pg_catalog.pg_current_xact_id()::text AS xid',
         );
-        const deleted = await client.query<{ rows: string; hi: string; lo: string }>(
-          `WITH deleted AS (
-             DELETE FROM ${rowSourceSql(described)} AS t WHERE ${batchPredicateSql(described, inFlight.bounds)}
-             RETURNING ${rowHashSql(described)} AS h)
-           ${digestSelectSql('SELECT h FROM deleted')}`,
-        );
-        const row = deleted.rows[0] ?? { rows: '0', hi: '0', lo: '0' };
-        if (Number(row.rows) !== expected.rowCount || rowDigestFromSql(row) !== expected.rowDigest) {
+        const deleted = await deleteMeasured(client, described, inFlight);
+        if (deleted.rows !== expected.rowCount || !deleted.matches) {
           throw new DigestMismatch(
-            `would delete ${row.rows} rows, the verified archive holds ${expected.rowCount}`,
+            `would delete ${deleted.rows} rows, the verified archive holds ${expected.rowCount}`,
           );
         }
         const changed = await publishedChange(deps, inFlight);

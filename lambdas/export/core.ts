@@ -31,6 +31,7 @@ import {
   keyOrderSql,
   rowLineSql,
   rowSourceSql,
+  rowVersionSql,
   timestampAsInstantSql,
 } from '../shared/database/table-sql.js';
 import { ReplicaLagError } from '../shared/errors/step-errors.js';
@@ -106,9 +107,12 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
         metadata: { [BATCH_ID_METADATA]: batchId },
       };
 
+      // Each line with its row version's identity, in one statement and so one snapshot: the version digest then
+      // names exactly the tuples whose lines the archive holds, and the delete checks it (table-sql.ts rowVersionSql).
       const copy = client.query(
         copyTo(
-          `COPY (SELECT ${rowLineSql(shape)}, to_char(${timestampAsInstantSql(shape)} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+          `COPY (SELECT ${rowLineSql(shape)}, to_char(${timestampAsInstantSql(shape)} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                        ${rowVersionSql()}
                  FROM ${rowSourceSql(shape)} AS t WHERE ${batchPredicateSql(shape, next.bounds)}
                 ORDER BY ${keyOrderSql(shape)}) TO STDOUT (FORMAT binary)`,
         ),
@@ -206,6 +210,7 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
     archiveKey: dataKey,
     bounds: next.bounds,
     figures,
+    versionDigest: lines.versionDigest(),
     columns: shape.columns,
     exportedAt: started,
   };

@@ -1,6 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback, Writable } from 'node:stream';
 import { RowDigest } from './row-digest.js';
+import { VersionDigest } from './version-digest.js';
 
 const COPY_SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 const NEWLINE = Buffer.from('\n');
@@ -15,7 +16,7 @@ export interface LineFigures {
 }
 
 /** What CopyToJsonLines reads next: the header (19 bytes, then its extension area), then tuples of `int16 fields,
- * int32 length, line, int32 length, timestamp`, then the trailer `int16 -1`. */
+ * int32 length, line, int32 length, timestamp, int32 length, int8 version`, then the trailer `int16 -1`. */
 type CopyItem =
   | 'header'
   | 'extension'
@@ -24,12 +25,15 @@ type CopyItem =
   | 'line'
   | 'timestampLength'
   | 'timestamp'
+  | 'versionLength'
+  | 'version'
   | 'end';
 
 /**
- * Turns `COPY (SELECT line, ts) TO STDOUT (FORMAT binary)` into archive JSONL ("line\n" per row), hashing and
- * digesting each line on the way. Binary COPY hands over each line's bytes exactly, with no text-format escaping
- * to undo. The second field (timestamp text, fixed width) only feeds the batch's timestamp range.
+ * Turns `COPY (SELECT line, ts, version) TO STDOUT (FORMAT binary)` into archive JSONL ("line\n" per row), hashing
+ * and digesting each line on the way. Binary COPY hands over each line's bytes exactly, with no text-format escaping
+ * to undo. The second field (timestamp text, fixed width) only feeds the batch's timestamp range; the third (the
+ * row version's int8 identity, table-sql.ts rowVersionSql) only the version digest the delete checks.
  *
  * A line streams through as its bytes arrive and is never gathered: PostgreSQL allows 1 GB per value and sends a
  * row in socket-sized chunks, so joining a growing buffer to every chunk made one large row's cost quadratic. Only
@@ -43,6 +47,7 @@ export class CopyToJsonLines extends Transform {
   private carry: Buffer = EMPTY;
   private readonly content: Hash = createHash('sha256');
   private readonly digest = new RowDigest();
+  private readonly versions = new VersionDigest();
   private bytes = 0;
   minTimestamp: string | undefined;
   maxTimestamp: string | undefined;
@@ -107,26 +112,35 @@ export class CopyToJsonLines extends Transform {
       case 'fields': {
         const fields = item.readInt16BE(0);
         if (fields === -1) return ['end', 0];
-        if (fields !== 2) throw new Error(`unexpected COPY tuple with ${fields} fields`);
+        if (fields !== 3) throw new Error(`unexpected COPY tuple with ${fields} fields`);
         return ['lineLength', 4];
       }
       case 'lineLength': {
         const length = item.readInt32BE(0);
-        if (length < 0) throw new Error('archive line or timestamp is NULL');
+        if (length < 0) throw new Error('archive line, timestamp or row version is NULL');
         if (length > 0) return ['line', length];
         return this.endLine(out);
       }
       case 'timestampLength': {
         const length = item.readInt32BE(0);
-        if (length < 0) throw new Error('archive line or timestamp is NULL');
+        if (length < 0) throw new Error('archive line, timestamp or row version is NULL');
         return ['timestamp', length];
       }
       case 'timestamp': {
         const ts = item.toString('latin1');
         if (this.minTimestamp === undefined || ts < this.minTimestamp) this.minTimestamp = ts;
         if (this.maxTimestamp === undefined || ts > this.maxTimestamp) this.maxTimestamp = ts;
-        return ['fields', 2];
+        return ['versionLength', 4];
       }
+      case 'versionLength': {
+        const length = item.readInt32BE(0);
+        if (length !== 8)
+          throw new Error(`row version is ${length < 0 ? 'NULL' : `${length} bytes, not an int8`}`);
+        return ['version', 8];
+      }
+      case 'version':
+        this.versions.add(item);
+        return ['fields', 2];
       default:
         throw new Error(`no small COPY item is read at ${this.next}`);
     }
@@ -148,6 +162,11 @@ export class CopyToJsonLines extends Transform {
       uncompressedBytes: this.bytes,
       rowDigest: this.digest.value(),
     };
+  }
+
+  /** The digest of the row versions read (version-digest.ts): kept with the batch in flight, not in the archive. */
+  versionDigest(): string {
+    return this.versions.value();
   }
 }
 

@@ -109,6 +109,8 @@ export async function settleDelete(
 ): Promise<'committed' | 'aborted'> {
   const status = await deleteTransactionStatus(client, inFlight);
   if (status !== 'unknown') return status;
+  // By the lines, not the row versions: the server cannot tell mostly after a restore or a switch to another server,
+  // where the same rows may carry other xmins and slots.
   const now = await inReadOnlyTransaction(client, async () =>
     digestBatchInDatabase(client, await shape(), inFlight.bounds),
   );

@@ -24,6 +24,14 @@ export const InFlightSchema = z.object({
   createdArchive: z.boolean().optional(),
   bounds: BatchBoundsSchema,
   figures: BatchFiguresSchema,
+  /**
+   * Sum of the exported row versions' identities (table-sql.ts rowVersionSql): what the delete compares instead of
+   * re-rendering every row. Absent on a batch exported by an earlier version, whose delete keeps the line digest.
+   */
+  versionDigest: z
+    .string()
+    .regex(/^[0-9a-f]{16}$/)
+    .optional(),
   /** The stored object verify read and checked: delete and every later read accept only that object. */
   pin: ObjectPinSchema.optional(),
   /** Transaction id of the delete, written before COMMIT: pg_xact_status() tells later whether it committed. */

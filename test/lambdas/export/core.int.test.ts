@@ -2,8 +2,10 @@ import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { exportBatch } from '../../../lambdas/export/core.js';
 import { ManifestSchema, manifestKeyFor } from '../../../lambdas/shared/archive/format.js';
+import { versionDigestFromSql } from '../../../lambdas/shared/archive/version-digest.js';
 import { retentionCutoff } from '../../../lambdas/shared/config/governance.js';
 import { describeTable } from '../../../lambdas/shared/database/table-shape.js';
+import { rowVersionSql } from '../../../lambdas/shared/database/table-sql.js';
 import type { StepDeps } from '../../../lambdas/shared/step/step-deps.js';
 import type { TableTask } from '../../../lambdas/shared/step/table-task.js';
 import {
@@ -75,6 +77,9 @@ describe('export step', () => {
     const task = await leasedTask(deps, 'public.staged');
     const shape = await describeTable(bed.db.client, resolvedTable(spec('staged')));
     const expected = await archiveLineRows(bed.db.client, shape, 'id BETWEEN 1 AND 4');
+    const versions = await bed.db.client.query<{ sum: string }>(
+      `SELECT sum(${rowVersionSql()})::text AS sum FROM staged AS t WHERE id BETWEEN 1 AND 4`,
+    );
     const oldestDay = new Date(Date.parse(task.cutoff) - 10 * DAY_MS).toISOString().slice(0, 10);
 
     // Act
@@ -84,9 +89,8 @@ describe('export step', () => {
     if (exported.status !== 'exported') throw new Error(`expected a batch, got ${exported.status}`);
     expect(exported).toMatchObject({ day: oldestDay, rows: 4 });
     expect((await stagedLines(exported.stagingKey)).sort()).toEqual(expected.sort());
-    const manifest = ManifestSchema.parse(
-      JSON.parse((await getObject(bed.local, manifestKeyFor(exported.stagingKey))).toString('utf8')),
-    );
+    const manifestText = (await getObject(bed.local, manifestKeyFor(exported.stagingKey))).toString('utf8');
+    const manifest = ManifestSchema.parse(JSON.parse(manifestText));
     expect(manifest).toMatchObject({
       dataKey: exported.archiveKey,
       day: oldestDay,
@@ -96,12 +100,16 @@ describe('export step', () => {
     });
     expect(Date.parse(manifest.bounds.to)).toBeLessThanOrEqual(Date.parse(task.cutoff));
     const { inFlight } = await deps.locks.get('app', 'public.staged');
+    const versionDigest = versionDigestFromSql(versions.rows[0]?.sum ?? '');
     expect(inFlight).toMatchObject({
       stage: 'exported',
       stagingKey: exported.stagingKey,
       archiveKey: exported.archiveKey,
       figures: manifest.figures,
+      versionDigest,
     });
+    // The row versions say nothing about the archive's content: they stay with the batch in flight.
+    expect(manifestText).not.toContain(versionDigest);
     expect(await countRows('staged')).toBe(13);
   });
 

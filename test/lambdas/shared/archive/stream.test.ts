@@ -13,19 +13,23 @@ import { concatMeter, hashingSink, MB, rechunked, wideLine } from '../../../supp
 /** Over 100 MB, as the review asked: an 8 MB row already took seconds, a 64 MB one did not finish in 7 minutes. */
 const WIDE_ROW_BYTES = 128 * MB;
 
-/** A binary COPY stream as PostgreSQL writes it, with two text fields per tuple. */
-function copyBinary(rows: [string, string][], trailer = true): Buffer {
+/** A binary COPY stream as export's query makes PostgreSQL write it: line and timestamp text, then an int8. */
+function copyBinary(rows: [string, string, bigint][], trailer = true): Buffer {
   const parts = [Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), Buffer.alloc(8)];
-  for (const fields of rows) {
+  for (const [line, ts, version] of rows) {
     const head = Buffer.alloc(2);
-    head.writeInt16BE(2);
+    head.writeInt16BE(3);
     parts.push(head);
-    for (const field of fields) {
+    for (const field of [line, ts]) {
       const bytes = Buffer.from(field, 'utf8');
       const length = Buffer.alloc(4);
       length.writeInt32BE(bytes.length);
       parts.push(length, bytes);
     }
+    const int8 = Buffer.alloc(12);
+    int8.writeInt32BE(8);
+    int8.writeBigInt64BE(version, 4);
+    parts.push(int8);
   }
   if (trailer) parts.push(Buffer.from([0xff, 0xff]));
   return Buffer.concat(parts);
@@ -45,10 +49,11 @@ async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
 }
 
 describe('CopyToJsonLines', () => {
-  const rows: [string, string][] = [
-    ['{"a" : "x\\\\y \\n 😀"}', '2024-01-01T00:00:00.000001Z'],
-    ['{"a" : null}', '2024-01-01T23:59:59.999999Z'],
-    ['{"a" : "\u2028"}', '2024-01-01T12:00:00.000000Z'],
+  // Row versions near both ends of int8, so the sum wraps around 2^64 both ways.
+  const rows: [string, string, bigint][] = [
+    ['{"a" : "x\\\\y \\n 😀"}', '2024-01-01T00:00:00.000001Z', 9_223_372_036_854_775_807n],
+    ['{"a" : null}', '2024-01-01T23:59:59.999999Z', 4_611_686_018_427_387_904n],
+    ['{"a" : "\u2028"}', '2024-01-01T12:00:00.000000Z', -9_223_372_036_854_775_808n],
   ];
 
   it.each([1, 3, 7, 64, 100_000])(
@@ -75,8 +80,23 @@ describe('CopyToJsonLines', () => {
         '2024-01-01T00:00:00.000001Z',
         '2024-01-01T23:59:59.999999Z',
       ]);
+      const sum = rows.reduce((total, [, , version]) => total + version, 0n);
+      expect(lines.versionDigest()).toBe(BigInt.asUintN(64, sum).toString(16).padStart(16, '0'));
+      expect(lines.versionDigest()).toBe('3fffffffffffffff');
     },
   );
+
+  it('refuses a tuple whose row version is not an int8', async () => {
+    // Prepare
+    const copy = copyBinary(rows);
+    const lastVersionLength = copy.length - 2 - 12;
+    copy.writeInt32BE(-1, lastVersionLength);
+
+    // Act / Assess
+    await expect(pipeline(chunked(copy, 7), new CopyToJsonLines(), new JsonLinesFigures())).rejects.toThrow(
+      /row version is NULL/,
+    );
+  });
 
   it('fails a stream cut off before its trailer instead of archiving a partial batch', async () => {
     // Act / Assess
@@ -146,11 +166,14 @@ describe('one very large row (PostgreSQL allows 1 GB per value): work stays line
   it('CopyToJsonLines (export) turns a 128 MB field arriving in 64 KiB chunks into its line', async () => {
     // Prepare
     const tupleHead = Buffer.alloc(6);
-    tupleHead.writeInt16BE(2, 0);
+    tupleHead.writeInt16BE(3, 0);
     tupleHead.writeInt32BE(WIDE_ROW_BYTES, 2);
     const ts = Buffer.from('2024-01-01T00:00:00.000000Z');
     const tsLength = Buffer.alloc(4);
     tsLength.writeInt32BE(ts.length);
+    const version = Buffer.alloc(12);
+    version.writeInt32BE(8);
+    version.writeBigInt64BE(42n, 4);
     const copy = [
       Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'),
       Buffer.alloc(8),
@@ -158,6 +181,7 @@ describe('one very large row (PostgreSQL allows 1 GB per value): work stays line
       ...line.pieces(),
       tsLength,
       ts,
+      version,
       Buffer.from([0xff, 0xff]),
     ];
     const lines = new CopyToJsonLines();
