@@ -28,6 +28,7 @@ const PROOF_FILES = [
   'test/proofs/database-role.test.ts',
   'test/proofs/execution-input.test.ts',
   'test/lambdas/delete/core.int.test.ts',
+  'test/lambdas/delete/row-versions.int.test.ts',
   'test/lambdas/shared/lock-table/lease-store.int.test.ts',
   'test/lambdas/shared/batch/batch.int.test.ts',
   'test/lambdas/shared/database/db.int.test.ts',
