@@ -123,6 +123,26 @@ describe('delete by row versions: every change between export and delete ends in
     ).map((r) => `${r.ctid}/${r.xmin}`);
 
   /**
+   * Rewrites the table (VACUUM FULL or CLUSTER) until the deleted row ahead of the batch is gone and the batch rows
+   * sit in other slots. A rewrite keeps a dead row that some transaction could still see; in the full suite another
+   * file's transaction can hold the horizon for a moment, so the rewrite is repeated until the row is removable.
+   */
+  async function rewriteUntilMoved(
+    client: pg.ClientBase,
+    name: string,
+    rewrite: string,
+    before: string[],
+  ): Promise<string[]> {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      await client.query(rewrite);
+      const after = await identities(name);
+      if (after.every((identity, i) => identity !== before[i]) || Date.now() > deadline) return after;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+
+  /**
    * Exports and verifies the first batch, runs `change`, deletes, and checks the outcome: `rollback` (nothing deleted,
    * the batch withdrawn) or `commit` (exactly the archived rows gone). Then a run archives what is eligible, once.
    */
@@ -233,8 +253,7 @@ describe('delete by row versions: every change between export and delete ends in
     const before = await identities('vacuum_full');
     await prove('vacuum_full', 'rollback', async (client) => {
       await client.query('DELETE FROM public.vacuum_full WHERE id = 0');
-      await client.query('VACUUM FULL public.vacuum_full');
-      const after = await identities('vacuum_full');
+      const after = await rewriteUntilMoved(client, 'vacuum_full', 'VACUUM FULL public.vacuum_full', before);
       expect(after.map((i) => i.split('/')[1])).toEqual(before.map((i) => i.split('/')[1]));
       expect(after.filter((identity, i) => identity === before[i])).toEqual([]);
     });
@@ -244,8 +263,12 @@ describe('delete by row versions: every change between export and delete ends in
     const before = await identities('clustered');
     await prove('clustered', 'rollback', async (client) => {
       await client.query('DELETE FROM public.clustered WHERE id = 0');
-      await client.query('CLUSTER public.clustered USING clustered_pkey');
-      const after = await identities('clustered');
+      const after = await rewriteUntilMoved(
+        client,
+        'clustered',
+        'CLUSTER public.clustered USING clustered_pkey',
+        before,
+      );
       expect(after.map((i) => i.split('/')[1])).toEqual(before.map((i) => i.split('/')[1]));
       expect(after.filter((identity, i) => identity === before[i])).toEqual([]);
     });
