@@ -6,6 +6,7 @@
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { build } from 'esbuild';
+import { FUNCTION_BUNDLE } from '../lib/function-bundle.js';
 
 const root = join(import.meta.dirname, '..');
 const lambdas = join(root, 'lambdas');
@@ -32,12 +33,10 @@ async function measure(step: string): Promise<BundleSize> {
     bundle: true,
     write: false,
     platform: 'node',
-    format: 'esm',
-    target: 'node22',
-    mainFields: ['module', 'main'],
-    minify: true,
-    keepNames: true,
-    external: ['pg-native'],
+    ...FUNCTION_BUNDLE,
+    mainFields: [...FUNCTION_BUNDLE.mainFields],
+    external: [...FUNCTION_BUNDLE.external],
+    banner: { js: FUNCTION_BUNDLE.banner },
     metafile: true,
     outfile: join(root, 'cdk.out', 'bundle-sizes', step, 'index.mjs'),
     logLevel: 'silent',

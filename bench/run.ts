@@ -22,13 +22,30 @@ import pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { stringify } from 'yaml';
 import { z } from 'zod';
+import { archiveObjects } from '../cli/cost-model.js';
+import { RUN_PRICES } from '../cli/cost-prices.js';
+import {
+  addScaled,
+  EMPTY_TALLY,
+  priceTally,
+  type RequestCosts,
+  type RequestTally,
+} from '../cli/cost-requests.js';
 import { formatIssues } from '../lambdas/shared/config/config.js';
 import { retentionCutoff } from '../lambdas/shared/config/governance.js';
 import { type ArchiverConfigInput, DefaultsSchema } from '../lambdas/shared/config/schema.js';
 import { createAuditLogsTable } from '../local/audit-table.js';
+import { FunctionProcesses } from '../local/function-processes.js';
 import { type PostgresVersion, startLocalPostgres } from '../local/postgres.js';
-import { openLocalEnvironment, runLocalArchive, runLocalRestore } from '../local/run.js';
-import type { StepEvent } from '../local/workflow.js';
+import {
+  type LocalEnvironment,
+  openLocalEnvironment,
+  runLocalArchive,
+  runLocalRestore,
+  type WorkflowOptions,
+} from '../local/run.js';
+import type { RequestCount } from '../local/services.js';
+import { FUNCTION_NAMES, type FunctionName, type StepEvent } from '../local/workflow.js';
 import { splitCpus } from './cpu-split.js';
 import { ACCOUNTS_SQL, type Command, type WindowFigures, WindowFiguresSchema } from './oltp-load.js';
 
@@ -76,6 +93,34 @@ export interface StageFigures {
   comparedWith?: string;
 }
 
+/** One function as it ran in Lambda's place: a process of its own, kept warm across the archive and restore runs. */
+export interface FunctionFigures {
+  functionName: FunctionName;
+  invocations: number;
+  seconds: number;
+  /** RSS with the bundle's modules loaded, before the first invocation. */
+  loadedRssMb: number;
+  peakRssMb: number;
+  s3Requests: number;
+  dynamodbRequests: number;
+}
+
+/** What one workflow run did, as AWS would bill it. */
+export interface RunTally extends RequestTally {
+  run: string;
+  rows: number;
+  objects: number;
+}
+
+/** A tally scaled to a number of rows, priced. */
+export interface CostLine {
+  label: string;
+  /** How the tally was obtained from the measured runs. */
+  how: string;
+  tally: RequestTally;
+  costs: RequestCosts;
+}
+
 export interface BenchResult {
   startedAt: string;
   options: BenchOptions;
@@ -84,8 +129,113 @@ export interface BenchResult {
   baseline: StageFigures[];
   archiver: StageFigures[];
   objects: number;
+  functions: FunctionFigures[];
+  /** The first archive run, a second one that finds nothing left (the fixed part of a run), the restore run. */
+  runs: RunTally[];
+  costs: CostLine[];
+  /** The memory size Lambda compute is priced at. */
+  lambdaMemoryMb: number;
   oltp?: OltpFigures;
   notes: string[];
+}
+
+/** Lambda compute is priced at this memory size for every function (price is linear in it). */
+const PRICED_LAMBDA_MEMORY_MB = 1024;
+
+const isFunctionName = (caller: string): caller is FunctionName =>
+  (FUNCTION_NAMES as readonly string[]).includes(caller);
+
+/** Requests the functions sent between two snapshots of the local servers' counts, by service and operation. */
+function requestsBetween(
+  before: RequestCount[],
+  after: RequestCount[],
+): Pick<RequestTally, 's3' | 'dynamodb'> {
+  const tally: Pick<RequestTally, 's3' | 'dynamodb'> = { s3: {}, dynamodb: {} };
+  const key = (c: RequestCount) => `${c.service}\u0000${c.caller}\u0000${c.operation}`;
+  const earlier = new Map(before.map((c) => [key(c), c.count]));
+  for (const c of after) {
+    if (!isFunctionName(c.caller)) continue;
+    const n = c.count - (earlier.get(key(c)) ?? 0);
+    if (n > 0) tally[c.service][c.operation] = (tally[c.service][c.operation] ?? 0) + n;
+  }
+  return tally;
+}
+
+/**
+ * Runs a workflow with every function in its own process and counts what AWS would bill: invocations and their
+ * seconds, state transitions (states entered and retries), and the requests the functions sent to S3 and DynamoDB.
+ */
+async function tallied<T>(
+  local: LocalEnvironment,
+  functions: FunctionProcesses,
+  run: (options: WorkflowOptions) => Promise<T>,
+): Promise<{ value: T; steps: StepEvent[]; tally: RequestTally }> {
+  const before = await local.services.requestCounts();
+  const steps: StepEvent[] = [];
+  let stateTransitions = 0;
+  const value = await run({
+    functions,
+    onStep: (event) => steps.push(event),
+    onEvent: (_execution, event) => {
+      if (event.type === 'StateEntered' || event.type === 'StateRetried') stateTransitions += 1;
+    },
+  });
+  return {
+    value,
+    steps,
+    tally: {
+      lambdaInvocations: steps.length,
+      lambdaSeconds: steps.reduce((total, s) => total + s.durationMs, 0) / 1000,
+      stateTransitions,
+      ...requestsBetween(before, await local.services.requestCounts()),
+    },
+  };
+}
+
+const requestTotal = (counts: Record<string, number>) =>
+  Object.values(counts).reduce((total, n) => total + n, 0);
+
+/**
+ * Per 1M rows for the bench's table; and for a table of 1M rows a day, whose daily run is the fixed part of a run
+ * (the run that found nothing left) plus the archived objects' part of the measured run, scaled to the objects 1M rows
+ * of one day make at this batch size (requests, invocations and transitions go by object; compute by row).
+ */
+function costLines(
+  archive: RunTally,
+  nothingLeft: RunTally,
+  restore: RunTally,
+  batchSize: number,
+): CostLine[] {
+  const perMillion = (t: RunTally) => addScaled(EMPTY_TALLY, t, 1e6 / t.rows);
+  const variable = addScaled(archive, nothingLeft, -1);
+  const dailyObjects = archiveObjects(1e6, batchSize, 1);
+  const daily = {
+    ...addScaled(nothingLeft, variable, dailyObjects / archive.objects),
+    lambdaSeconds: nothingLeft.lambdaSeconds + (variable.lambdaSeconds * 1e6) / archive.rows,
+  };
+  const line = (label: string, how: string, tally: RequestTally): CostLine => ({
+    label,
+    how,
+    tally,
+    costs: priceTally(tally, PRICED_LAMBDA_MEMORY_MB),
+  });
+  return [
+    line(
+      'archive, the bench table, per 1M rows',
+      `the archive run × 1M / ${archive.rows.toLocaleString('en-US')} rows (${archive.objects} objects)`,
+      perMillion(archive),
+    ),
+    line(
+      'archive, a table of 1M rows a day, per daily run',
+      `run with nothing left + ${dailyObjects} object(s) × the measured run's per-object part`,
+      daily,
+    ),
+    line(
+      'restore, per 1M rows',
+      `the restore run × 1M / ${restore.rows.toLocaleString('en-US')} rows`,
+      perMillion(restore),
+    ),
+  ];
 }
 
 /** Samples this process's RSS while `work` runs; the peak is the figure the bench reports. */
@@ -245,24 +395,34 @@ export async function runBenchmark(
     };
     writeFileSync(configPath, stringify(config));
     const local = await openLocalEnvironment(configPath, join(work, 'state'));
-    const steps: StepEvent[] = [];
+    // Each function in a process of its own with only its bundle, kept warm, as Lambda runs it.
+    const functions = new FunctionProcesses(local.env);
+    await functions.start(FUNCTION_NAMES);
     log(`Archiver: the local workflow, batch size ${options.batchSize.toLocaleString('en-US')} ...`);
     const archiveRun = await measured(() =>
-      runLocalArchive(local, {}, { onStep: (event) => steps.push(event) }),
+      tallied(local, functions, (workflow) => runLocalArchive(local, {}, workflow)),
     );
+    const { steps } = archiveRun.value;
+    log('Archiver: a second run, which finds nothing left (the fixed part of a run) ...');
+    const nothingLeft = await tallied(local, functions, (workflow) => runLocalArchive(local, {}, workflow));
     log('Restore: the local restore workflow, into a new table created like the source ...');
     const restoreRun = await measured(() =>
-      runLocalRestore(local, {
-        database: 'bench',
-        table: 'public.audit_logs',
-        targetTable: 'public.restored',
-      }),
+      tallied(local, functions, (workflow) =>
+        runLocalRestore(
+          local,
+          { database: 'bench', table: 'public.audit_logs', targetTable: 'public.restored' },
+          workflow,
+        ),
+      ),
     );
+    const serverCounts = await local.services.requestCounts();
+    const processFigures = functions.results();
+    await functions.close();
     await local.close();
-    if (restoreRun.value.execution.status !== 'SUCCEEDED') {
-      throw new Error(`restore run failed: ${JSON.stringify(restoreRun.value.execution.error)}`);
+    if (restoreRun.value.value.execution.status !== 'SUCCEEDED') {
+      throw new Error(`restore run failed: ${JSON.stringify(restoreRun.value.value.execution.error)}`);
     }
-    const restored = restoreRun.value.results.reduce((sum, r) => sum + r.inserted, 0);
+    const restored = restoreRun.value.value.results.reduce((sum, r) => sum + r.inserted, 0);
     log('Baseline: COPY FROM of the same rows into a table created the same way ...');
     const dump = join(work, 'restored.copy');
     await pipeline(client.query(copyTo('COPY public.restored TO STDOUT')), createWriteStream(dump));
@@ -272,9 +432,13 @@ export async function runBenchmark(
     const copyFromRun = await measured(() =>
       pipeline(createReadStream(dump), client.query(copyFrom('COPY public.copied FROM STDIN'))),
     );
-    const outcome = archiveRun.value.outcomes[0];
-    if (archiveRun.value.execution.status !== 'SUCCEEDED' || !outcome) {
-      throw new Error(`archive run failed: ${JSON.stringify(archiveRun.value.execution.error)}`);
+    const outcome = archiveRun.value.value.outcomes[0];
+    if (archiveRun.value.value.execution.status !== 'SUCCEEDED' || !outcome) {
+      throw new Error(`archive run failed: ${JSON.stringify(archiveRun.value.value.execution.error)}`);
+    }
+    const idleOutcome = nothingLeft.value.outcomes[0];
+    if (nothingLeft.value.execution.status !== 'SUCCEEDED' || idleOutcome?.rowsArchived !== 0) {
+      throw new Error(`the run with nothing left archived rows or failed: ${JSON.stringify(idleOutcome)}`);
     }
     if (outcome.budgetReached)
       notes.push('the batch budget (800) was reached: not every eligible row was archived');
@@ -286,11 +450,30 @@ export async function runBenchmark(
       (sum, s) => sum + ((s.result as { uncompressedBytes?: number }).uncompressedBytes ?? 0),
       0,
     );
-    const stage = (name: StepEvent['functionName']) => {
+    const allSteps = [...steps, ...nothingLeft.steps, ...restoreRun.value.steps];
+    const functionFigures = processFigures.map(({ functionName, invocations, loadedRssMb, peakRssMb }) => {
+      const requests = (service: RequestCount['service']) =>
+        serverCounts
+          .filter((c) => c.service === service && c.caller === functionName)
+          .reduce((total, c) => total + c.count, 0);
+      return {
+        functionName,
+        invocations,
+        seconds:
+          allSteps.filter((s) => s.functionName === functionName).reduce((t, s) => t + s.durationMs, 0) /
+          1000,
+        loadedRssMb,
+        peakRssMb,
+        s3Requests: requests('s3'),
+        dynamodbRequests: requests('dynamodb'),
+      };
+    });
+    // A stage's memory is its function's process, as in Lambda.
+    const stage = (name: FunctionName) => {
       const calls = steps.filter((s) => s.functionName === name);
       return {
         seconds: calls.reduce((sum, s) => sum + s.durationMs, 0) / 1000,
-        peakRssMb: archiveRun.peakRssMb,
+        peakRssMb: functionFigures.find((f) => f.functionName === name)?.peakRssMb ?? 0,
       };
     };
     const archiver: StageFigures[] = [
@@ -378,9 +561,24 @@ export async function runBenchmark(
     if (deleteRow) compare(deleteRow, baselineDelete);
     if (wholeRow) compare(wholeRow, baselineBoth);
     notes.push(
-      'peak RSS is this process (workflow, functions, local DynamoDB); PostgreSQL and the local S3 server run in their own processes',
+      'peak RSS: export, upload, verify and delete are their function’s process (its bundle alone, as in Lambda); whole archive and restore are the bench process (the Step Functions interpreter, local DynamoDB); PostgreSQL and the local S3 server run in processes of their own',
       'stage times are the sums of the functions’ wall times; the whole archive also includes the Step Functions interpreter and the lease and bookkeeping steps',
+      `prices: ${RUN_PRICES.sources.join(', ')} (us-east-1, taken ${RUN_PRICES.takenOn}) and the cost command's S3 table, STANDARD class; each DynamoDB request as one request unit; Lambda compute is local wall time at ${PRICED_LAMBDA_MEMORY_MB} MB`,
     );
+    if (options.oltpClients > 0) {
+      notes.push('the archive run under the OLTP workload runs the functions in the bench process');
+    }
+    const runs: RunTally[] = [
+      { run: 'archive', rows: archived, objects: outcome.batches, ...archiveRun.value.tally },
+      { run: 'archive, nothing left', rows: 0, objects: 0, ...nothingLeft.tally },
+      {
+        run: 'restore',
+        rows: restored,
+        objects: restoreRun.value.value.results.length,
+        ...restoreRun.value.tally,
+      },
+    ];
+    const [archiveTally, idleTally, restoreTally] = runs as [RunTally, RunTally, RunTally];
     return {
       startedAt,
       options,
@@ -389,6 +587,10 @@ export async function runBenchmark(
       baseline: [baselineExport, baselineDelete, baselineBoth, baselineRestore],
       archiver,
       objects: outcome.batches,
+      functions: functionFigures,
+      runs,
+      costs: costLines(archiveTally, idleTally, restoreTally, options.batchSize),
+      lambdaMemoryMb: PRICED_LAMBDA_MEMORY_MB,
       oltp,
       notes,
     };
@@ -422,9 +624,101 @@ export function formatResult(result: BenchResult): string {
     render(header),
     ...result.baseline.map((r) => render(line(r))),
     ...result.archiver.map((r) => render(line(r))),
+    '',
+    ...formatFunctions(result.functions),
+    '',
+    ...formatRuns(result.runs),
+    '',
+    ...formatCosts(result.costs),
     ...oltp,
     ...result.notes.map((n) => `note: ${n}`),
   ].join('\n');
+}
+
+/** Columns left-aligned where `left` says, the others right-aligned, each as wide as its widest cell. */
+function renderTable(rows: string[][], left: (column: number) => boolean): string[] {
+  const widths = (rows[0] ?? []).map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) =>
+    r.map((cell, i) => (left(i) ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join('  '),
+  );
+}
+
+function formatFunctions(functions: FunctionFigures[]): string[] {
+  return renderTable(
+    [
+      [
+        'function (own process)',
+        'invocations',
+        'seconds',
+        'RSS loaded MB',
+        'peak RSS MB',
+        'S3 req',
+        'DynamoDB req',
+      ],
+      ...functions.map((f) => [
+        f.functionName,
+        String(f.invocations),
+        f.seconds.toFixed(2),
+        f.loadedRssMb.toFixed(0),
+        f.peakRssMb.toFixed(0),
+        String(f.s3Requests),
+        String(f.dynamodbRequests),
+      ]),
+    ],
+    (i) => i === 0,
+  );
+}
+
+const byOperation = (counts: Record<string, number>) =>
+  Object.entries(counts)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([op, n]) => `${op} ${Number.isInteger(n) ? n : n.toFixed(1)}`)
+    .join(', ');
+
+function formatRuns(runs: RunTally[]): string[] {
+  return runs.map(
+    (r) =>
+      `${r.run} (${r.rows.toLocaleString('en-US')} rows, ${r.objects} objects): ${r.lambdaInvocations} invocations, ${r.stateTransitions} state transitions; S3 ${requestTotal(r.s3)} (${byOperation(r.s3)}); DynamoDB ${requestTotal(r.dynamodb)} (${byOperation(r.dynamodb)})`,
+  );
+}
+
+function formatCosts(lines: CostLine[]): string[] {
+  const usd = (n: number) => `$${n < 0.01 ? n.toFixed(6) : n.toFixed(4)}`;
+  const count = (n: number) => Math.round(n).toLocaleString('en-US');
+  return [
+    ...renderTable(
+      [
+        [
+          'AWS cost',
+          'invocations',
+          'Lambda s',
+          'transitions',
+          'S3 req',
+          'DynamoDB req',
+          'Lambda',
+          'Step Functions',
+          'S3',
+          'DynamoDB',
+          'total',
+        ],
+        ...lines.map(({ label, tally, costs }) => [
+          label,
+          count(tally.lambdaInvocations),
+          tally.lambdaSeconds.toFixed(1),
+          count(tally.stateTransitions),
+          count(requestTotal(tally.s3)),
+          count(requestTotal(tally.dynamodb)),
+          usd(costs.lambdaRequests + costs.lambdaCompute),
+          usd(costs.stateTransitions),
+          usd(costs.s3),
+          usd(costs.dynamodb),
+          usd(costs.total),
+        ]),
+      ],
+      (i) => i === 0,
+    ),
+    ...lines.map((l) => `  ${l.label}: ${l.how}`),
+  ];
 }
 
 const clientsLabel = (n: number) => `${n} client${n === 1 ? '' : 's'}`;

@@ -110,3 +110,26 @@ export const S3_PRICES = {
 
 export type PricedRegion = keyof typeof S3_PRICES.regions;
 export type ClassPrice = (typeof S3_PRICES.regions)[PricedRegion][StorageClass];
+
+/**
+ * What running the workflows costs besides the bucket: Lambda (arm64, as the stack deploys), Step Functions Standard
+ * workflows and DynamoDB on demand (the lock table), in USD, US East (N. Virginia), from each service's pricing page
+ * (aws.amazon.com/lambda/pricing, /step-functions/pricing, /dynamodb/pricing/on-demand). Entered on `takenOn` from a
+ * machine that could not open the pages, as S3_PRICES: re-check them before relying on an estimate.
+ */
+export const RUN_PRICES = {
+  sources: ['Lambda pricing page', 'Step Functions pricing page', 'DynamoDB on-demand pricing page'],
+  takenOn: '2026-12-03',
+  currency: 'USD',
+  regions: {
+    'us-east-1': {
+      lambdaPerMillionRequests: 0.2,
+      /** arm64, the first tier (6 billion GB-seconds a month). */
+      lambdaPerGbSecond: 0.0000133334,
+      stateTransitionPer1000: 0.025,
+      /** On-demand request units: a write of up to 1 KB, a strongly consistent read of up to 4 KB. */
+      dynamoWritePerMillion: 0.625,
+      dynamoReadPerMillion: 0.125,
+    },
+  },
+} as const satisfies { regions: Record<PricedRegion, object>; [other: string]: unknown };

@@ -9,13 +9,10 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { BundledConfig, copyIntoBundle } from './bundled-config.js';
 import type { DatabaseCaBundle } from './database-ca-bundle.js';
+import { FUNCTION_BUNDLE } from './function-bundle.js';
 
 /** Repository root: lambdas/<step>/handler.ts and package-lock.json live below it. */
 const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
-
-/** `pg` is CommonJS; an ESM bundle gives it a `require` of its own. */
-const ESM_REQUIRE_BANNER =
-  "import { createRequire } from 'module'; const require = createRequire(import.meta.url);";
 
 /** The steps of an archive run. */
 export type PipelineStep = 'plan' | 'lock' | 'export' | 'upload' | 'verify' | 'delete' | 'summary';
@@ -135,15 +132,14 @@ export class ArchiverFunction extends Construct implements iam.IGrantable {
       },
       bundling: {
         format: nodejs.OutputFormat.ESM,
-        target: 'node22',
-        mainFields: ['module', 'main'],
-        banner: ESM_REQUIRE_BANNER,
-        minify: true,
-        keepNames: true,
+        target: FUNCTION_BUNDLE.target,
+        mainFields: [...FUNCTION_BUNDLE.mainFields],
+        banner: FUNCTION_BUNDLE.banner,
+        minify: FUNCTION_BUNDLE.minify,
+        keepNames: FUNCTION_BUNDLE.keepNames,
         sourceMap: true,
         sourcesContent: false,
-        // The AWS SDK is bundled at the versions package-lock.json pins; pg's optional native binding is never used.
-        externalModules: ['pg-native'],
+        externalModules: [...FUNCTION_BUNDLE.external],
         forceDockerBundling: false,
         commandHooks: copyIntoBundle([props.config, ...(props.databaseCaBundle?.files ?? [])]),
       },

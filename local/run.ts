@@ -10,6 +10,7 @@ import type { FaultInjector, StepDeps } from '../lambdas/shared/step/step-deps.j
 import { type LocalServices, startLocalServices } from './services.js';
 import {
   type ExecutionResult,
+  type FunctionRunner,
   LocalWorkflow,
   type LocalWorkflowOptions,
   type StepEvent,
@@ -21,6 +22,8 @@ export const DEFAULT_LOCAL_BUCKET = 'audit-archiver-local';
 export const NOTIFICATIONS_FILE = 'notifications.jsonl';
 
 export interface WorkflowOptions {
+  /** Runs the functions elsewhere (each in a process of its own); `fault`, `env` and `deps` act in this process only. */
+  functions?: FunctionRunner;
   fault?: FaultInjector;
   retryIntervalScale?: number;
   onStep?: (event: StepEvent) => void;
@@ -71,8 +74,12 @@ export async function openLocalEnvironment(
     services,
     env,
     deps: (fault) => depsFromEnv(env, fault),
-    workflow: (options = {}) =>
-      new LocalWorkflow({
+    workflow: (options = {}) => {
+      if (options.functions && (options.fault || options.env || options.deps)) {
+        throw new Error('fault, env and deps reach only functions that run in this process');
+      }
+      return new LocalWorkflow({
+        functions: options.functions,
         getDeps: () => {
           const deps = depsFromEnv({ ...env, ...options.env }, options.fault);
           return options.deps ? options.deps(deps) : deps;
@@ -81,7 +88,8 @@ export async function openLocalEnvironment(
         onStep: options.onStep,
         afterStep: options.afterStep,
         onEvent: options.onEvent,
-      }),
+      });
+    },
     async close() {
       await closeProcessDatabases();
       await services.stop();

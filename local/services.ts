@@ -1,12 +1,26 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import dynalite from 'dynalite';
+import { z } from 'zod';
 import { COPY_OBJECT_MAX_BYTES } from '../lambdas/shared/archive/store-copy.js';
+import { callerOf } from './request-caller.mjs';
+
+/**
+ * Requests a local server answered, by the function that sent them (the SDK's user-agent app id, which local mode's
+ * function processes set; empty for other clients) and by operation.
+ */
+const RequestCountSchema = z.object({
+  service: z.enum(['s3', 'dynamodb']),
+  caller: z.string(),
+  operation: z.string(),
+  count: z.number().int(),
+});
+export type RequestCount = z.infer<typeof RequestCountSchema>;
 
 /** Endpoints of the local stand-ins, exported as the AWS SDK's own endpoint variables. */
 export interface LocalServices {
@@ -16,6 +30,8 @@ export interface LocalServices {
   lockTable: string;
   /** Environment for the steps: the same variable names a deployed function gets, pointed at local servers. */
   env: Record<string, string>;
+  /** Every request the servers answered since they started; the bench prices them. */
+  requestCounts(): Promise<RequestCount[]>;
   stop(): Promise<void>;
 }
 
@@ -45,10 +61,32 @@ async function startS3(directory: string, bucket: string): Promise<{ port: numbe
   return { port, child };
 }
 
-async function startDynamo(path: string): Promise<{ port: number; server: Server }> {
+/** Asks the S3 server's process for its request counts. */
+function s3RequestCounts(child: ChildProcess): Promise<RequestCount[]> {
+  return new Promise((resolve, reject) => {
+    const onExit = (code: number | null) => reject(new Error(`local S3 server exited (${code})`));
+    child.once('exit', onExit);
+    child.once('message', (message) => {
+      child.off('exit', onExit);
+      resolve(z.object({ counts: z.array(RequestCountSchema) }).parse(message).counts);
+    });
+    child.send({ command: 'counts' });
+  });
+}
+
+async function startDynamo(
+  path: string,
+): Promise<{ port: number; server: Server; counts: Map<string, number> }> {
   const server = dynalite({ path, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 }) as Server;
+  // The operation is the X-Amz-Target header's action (DynamoDB_20120810.GetItem).
+  const counts = new Map<string, number>();
+  server.on('request', (request: IncomingMessage) => {
+    const target = String(request.headers['x-amz-target'] ?? '');
+    const key = JSON.stringify([callerOf(request.headers), target.slice(target.indexOf('.') + 1)]);
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { port: (server.address() as AddressInfo).port, server };
+  return { port: (server.address() as AddressInfo).port, server, counts };
 }
 
 async function ensureLockTable(endpoint: string): Promise<void> {
@@ -100,7 +138,7 @@ export async function startLocalServices(stateDir: string, bucket: string): Prom
   mkdirSync(join(stateDir, 's3'), { recursive: true });
   mkdirSync(join(stateDir, 'dynamodb'), { recursive: true });
   const s3 = await startS3(join(stateDir, 's3'), bucket);
-  let dynamo: { port: number; server: Server };
+  let dynamo: Awaited<ReturnType<typeof startDynamo>>;
   try {
     dynamo = await startDynamo(join(stateDir, 'dynamodb'));
   } catch (error) {
@@ -123,6 +161,13 @@ export async function startLocalServices(stateDir: string, bucket: string): Prom
       LOCK_TABLE_NAME: LOCK_TABLE,
       // s3rver answers UploadPartCopy with NotImplemented: whole-object copies, up to S3's CopyObject limit.
       ARCHIVER_COPY_IN_PARTS_ABOVE_BYTES: String(COPY_OBJECT_MAX_BYTES),
+    },
+    async requestCounts() {
+      const dynamoCounts = [...dynamo.counts].map(([key, count]) => {
+        const [caller = '', operation = ''] = JSON.parse(key) as string[];
+        return { service: 'dynamodb' as const, caller, operation, count };
+      });
+      return [...(await s3RequestCounts(s3.child)), ...dynamoCounts];
     },
     async stop() {
       await new Promise<void>((resolve) => dynamo.server.close(() => resolve()));

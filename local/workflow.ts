@@ -95,7 +95,14 @@ export interface StepEvent {
   durationMs: number;
 }
 
+/** Runs the functions outside this process (function-processes.ts: each in a process of its own, as in Lambda). */
+export interface FunctionRunner {
+  invoke(name: FunctionName, payload: unknown, context: Context): Promise<unknown>;
+}
+
 export interface LocalWorkflowOptions {
+  /** Where the functions run; without one, in this process, with `getDeps`. */
+  functions?: FunctionRunner;
   /** Dependencies of the in-process functions; tests inject fault points here. */
   getDeps?: DepsProvider;
   /** Multiplies the ASL's Retry intervals (1 = as deployed); tests use 0 to retry at once. */
@@ -212,7 +219,10 @@ export class LocalWorkflow {
     const payload = JSON.parse(JSON.stringify(input.Payload)) as unknown;
     const started = performance.now();
     try {
-      const result = await this.handlers[name](payload, lambdaContext(name));
+      const context = lambdaContext(name);
+      const result = this.options.functions
+        ? await this.options.functions.invoke(name, payload, context)
+        : await this.handlers[name](payload, context);
       const event = { functionName: name, payload, result, durationMs: performance.now() - started };
       await this.options.afterStep?.(event);
       this.options.onStep?.(event);

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { formatResult, runBenchmark } from '../../bench/run.js';
 
 describe('npm run bench (smoke, at a small size so it cannot rot)', () => {
-  it('archives and restores the shared table with the local workflows and reports every stage against the baseline', async () => {
+  it("archives and restores the shared table with each function in a process of its own, and reports every stage against the baseline, each function's memory and the runs' requests and AWS price", async () => {
     // Act: the eligible rows on one day make one batch (spread over 360 days they would make 360 tiny ones).
     const result = await runBenchmark(
       {
@@ -43,6 +43,69 @@ describe('npm run bench (smoke, at a small size so it cannot rot)', () => {
     expect(result.archiver.find((r) => r.stage === 'restore')?.ratio).toBeGreaterThan(0);
     expect(formatResult(result)).toContain('whole archive');
     expect(result.oltp).toBeUndefined();
+
+    // Assess: every function of both workflows ran in its own process, which loaded its modules and measured itself.
+    expect(result.functions.map((f) => f.functionName).sort()).toEqual(
+      [
+        'delete',
+        'export',
+        'lock',
+        'plan',
+        'restore-file',
+        'restore-plan',
+        'restore-summary',
+        'summary',
+        'upload',
+        'verify',
+      ].sort(),
+    );
+    for (const f of result.functions) {
+      expect(f.invocations, f.functionName).toBeGreaterThan(0);
+      expect(f.loadedRssMb, f.functionName).toBeGreaterThan(20);
+      expect(f.peakRssMb, f.functionName).toBeGreaterThanOrEqual(f.loadedRssMb);
+      // A process of its own: one function's bundle is far smaller than the bench process with all ten.
+      expect(f.peakRssMb, f.functionName).toBeLessThan(1000);
+      expect(f.dynamodbRequests + f.s3Requests, f.functionName).toBeGreaterThan(0);
+    }
+    const stageRss = (stage: string) => result.archiver.find((r) => r.stage === stage)?.peakRssMb;
+    expect(stageRss('export')).toBe(result.functions.find((f) => f.functionName === 'export')?.peakRssMb);
+
+    // One object: the archive run did 4 batch steps more than the run with nothing left, and requests for them.
+    const [archive, nothingLeft, restore] = result.runs;
+    expect(archive?.objects).toBe(1);
+    expect(archive?.lambdaInvocations).toBe((nothingLeft?.lambdaInvocations ?? 0) + 4);
+    expect(archive?.stateTransitions).toBeGreaterThan(nothingLeft?.stateTransitions ?? 0);
+    expect(archive?.s3.PutObject ?? 0).toBeGreaterThan(0);
+    expect(archive?.s3.GetObject ?? 0).toBeGreaterThan(0);
+    expect(archive?.dynamodb.UpdateItem ?? 0).toBeGreaterThan(nothingLeft?.dynamodb.UpdateItem ?? 0);
+    expect(restore?.rows).toBe(archive?.rows);
+    expect(restore?.lambdaInvocations).toBeGreaterThanOrEqual(3);
+
+    expect(result.costs.map((c) => c.label)).toEqual([
+      'archive, the bench table, per 1M rows',
+      'archive, a table of 1M rows a day, per daily run',
+      'restore, per 1M rows',
+    ]);
+    for (const line of result.costs) {
+      expect(line.tally.lambdaInvocations, line.label).toBeGreaterThan(0);
+      expect(line.tally.stateTransitions, line.label).toBeGreaterThan(0);
+      for (const cost of [
+        line.costs.lambdaRequests,
+        line.costs.stateTransitions,
+        line.costs.s3,
+        line.costs.dynamodb,
+      ]) {
+        expect(cost, line.label).toBeGreaterThan(0);
+      }
+    }
+    // Per 1M rows of a 3,000-row table is about 370 runs of one object each.
+    const [perMillion, daily] = result.costs;
+    expect(perMillion?.tally.lambdaInvocations).toBeCloseTo(
+      ((archive?.lambdaInvocations ?? 0) * 1e6) / (archive?.rows ?? 1),
+    );
+    // 1M rows a day at 50,000 a batch: 20 objects, each with the measured run's 4 batch steps.
+    expect(daily?.tally.lambdaInvocations).toBeCloseTo((nothingLeft?.lambdaInvocations ?? 0) + 20 * 4);
+    expect(formatResult(result)).toContain('function (own process)');
   });
 
   it('measures the OLTP workload from a second process, alone and during a second archive run', async () => {
