@@ -11,6 +11,7 @@ import {
   tableLabel,
   withdrawBatch,
 } from '../shared/batch/batch.js';
+import { batchToActOn, reachesPastCutoff } from '../shared/batch/lifecycle.js';
 import { pauseAfterBatch } from '../shared/batch/throttle.js';
 import { resolveTable } from '../shared/config/resolved-table.js';
 import { inTransaction } from '../shared/database/db.js';
@@ -98,10 +99,7 @@ export async function deleteBatch(input: DeleteInput, deps: DeleteDeps): Promise
   assertTaskCutoff(deps, input, table);
   await renewLease(deps, input);
   const state = await deps.locks.get(input.database, input.table);
-  const inFlight = state.inFlight;
-  if (!inFlight || !['verified', 'deleting'].includes(inFlight.stage)) {
-    throw new InvalidInputError(`no verified batch is in flight for ${input.database}/${input.table}`);
-  }
+  const inFlight = batchToActOn('delete', input, state.inFlight);
   // The rows it would delete end at the batch's upper bound: that, too, must be within the retention.
   assertTaskCutoff(deps, input, table, inFlight.bounds.to);
   const done = (rowsDeleted: number): DeleteOutput => {
@@ -123,7 +121,7 @@ export async function deleteBatch(input: DeleteInput, deps: DeleteDeps): Promise
   const expected = inFlight.figures;
   let deleting: InFlight = inFlight;
 
-  if (Date.parse(inFlight.bounds.to) > Date.parse(input.cutoff)) {
+  if (reachesPastCutoff(inFlight, input.cutoff)) {
     throw new InvalidInputError(
       `the batch in flight reaches past this run's cut-off; the next export withdraws it`,
     );

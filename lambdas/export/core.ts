@@ -16,6 +16,7 @@ import {
   assertTaskCutoff,
   BATCH_ID_METADATA,
   recordInFlight,
+  recoverInFlight,
   renewLease,
   tableLabel,
   tableLocation,
@@ -37,7 +38,6 @@ import {
 import { ReplicaLagError } from '../shared/errors/step-errors.js';
 import type { InFlight } from '../shared/lock-table/table-state.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
-import { settleInFlight } from './in-flight.js';
 import { midStreamFaultPoint } from './mid-stream-fault.js';
 import { nextBatchBounds } from './next-batch.js';
 import type { ExportInput, ExportOutput } from './schema.js';
@@ -67,9 +67,8 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
   await renewLease(deps, input);
   const db = await deps.database(input.database);
   const state = await deps.locks.get(input.database, input.table);
-  if (state.inFlight) {
-    const resumed = await settleInFlight(input, deps, table, state.inFlight);
-    if (resumed) return resumed;
+  if (state.inFlight && (await recoverInFlight(deps, input, table, state.inFlight))) {
+    return resumed(state.inFlight);
   }
   // A legal hold set while the run was going: no new batch starts (release then records the table as held).
   if (await activeHold(deps, input.database, input.table, table.governance.configHold)) {
@@ -230,5 +229,18 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
     uncompressedBytes: figures.uncompressedBytes,
     stagingKey: staging,
     archiveKey: dataKey,
+  };
+}
+
+/** The output for a batch an earlier attempt left in flight and this one carries on. */
+function resumed(inFlight: InFlight): ExportOutput {
+  return {
+    status: 'resumed',
+    day: inFlight.day,
+    rows: inFlight.figures.rowCount,
+    compressedBytes: inFlight.figures.compressedBytes,
+    uncompressedBytes: inFlight.figures.uncompressedBytes,
+    stagingKey: inFlight.stagingKey,
+    archiveKey: inFlight.archiveKey,
   };
 }

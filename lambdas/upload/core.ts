@@ -7,12 +7,12 @@ import {
   tableLabel,
   withdrawBatch,
 } from '../shared/batch/batch.js';
+import { batchToActOn } from '../shared/batch/lifecycle.js';
 import { resolveTableIfConfigured } from '../shared/config/resolved-table.js';
 import {
   ArchiveConflictError,
   ArchiveIntegrityError,
   EncryptionRequiredError,
-  InvalidInputError,
 } from '../shared/errors/step-errors.js';
 import type { InFlight } from '../shared/lock-table/table-state.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
@@ -40,10 +40,7 @@ export async function uploadBatch(input: UploadInput, deps: UploadDeps): Promise
   const { store, config } = deps;
   await renewLease(deps, input);
   const state = await deps.locks.get(input.database, input.table);
-  const inFlight = state.inFlight;
-  if (!inFlight || !['exported', 'uploaded', 'verified'].includes(inFlight.stage)) {
-    throw new InvalidInputError(`no exported batch is in flight for ${input.database}/${input.table}`);
-  }
+  const inFlight = batchToActOn('upload', input, state.inFlight);
   const manifestKey = manifestKeyFor(inFlight.archiveKey);
   const write: WriteOptions = { storageClass: config.s3.storageClass, kmsKeyId: config.s3.kmsKeyId };
   let created = false;

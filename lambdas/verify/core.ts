@@ -8,11 +8,8 @@ import {
 } from '../shared/archive/format.js';
 import { ByteFigures, JsonLinesFigures } from '../shared/archive/stream.js';
 import { recordInFlight, renewLease, tableLabel, withdrawBatch } from '../shared/batch/batch.js';
-import {
-  ArchiveIntegrityError,
-  InvalidInputError,
-  StorageUnavailableError,
-} from '../shared/errors/step-errors.js';
+import { batchToActOn } from '../shared/batch/lifecycle.js';
+import { ArchiveIntegrityError, StorageUnavailableError } from '../shared/errors/step-errors.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import type { VerifyInput, VerifyOutput } from './schema.js';
 
@@ -44,10 +41,7 @@ export async function verifyBatch(input: VerifyInput, deps: VerifyDeps): Promise
   const started = Date.now();
   await renewLease(deps, input);
   const state = await deps.locks.get(input.database, input.table);
-  const inFlight = state.inFlight;
-  if (!inFlight || !['uploaded', 'verified'].includes(inFlight.stage)) {
-    throw new InvalidInputError(`no uploaded batch is in flight for ${input.database}/${input.table}`);
-  }
+  const inFlight = batchToActOn('verify', input, state.inFlight);
   const expected = inFlight.figures;
   const fail = async (problem: string): Promise<never> => {
     deps.telemetry.metric('VerificationFailures', 'Count', 1, tableLabel(input));

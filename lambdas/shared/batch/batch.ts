@@ -5,12 +5,13 @@ import { assertCutoffAllowed } from '../config/governance.js';
 import type { ResolvedTable } from '../config/resolved-table.js';
 import type { ArchiverConfig } from '../config/schema.js';
 import { inReadOnlyTransaction } from '../database/db.js';
-import type { TableShape } from '../database/table-shape.js';
+import { describeTable, type TableShape } from '../database/table-shape.js';
 import { batchPredicateSql, digestSelectSql, rowHashSql, rowSourceSql } from '../database/table-sql.js';
 import { BatchOutcomeUnknownError, DeleteInProgressError } from '../errors/step-errors.js';
 import type { InFlight } from '../lock-table/table-state.js';
 import type { StepDeps } from '../step/step-deps.js';
 import type { TableTask } from '../step/table-task.js';
+import { afterDeleteSettled, assertTransition, type Recovery, recoveryOf } from './lifecycle.js';
 
 export const BATCH_ID_METADATA = 'batch-id';
 
@@ -124,15 +125,19 @@ export async function settleDelete(
 
 /**
  * Writes the table's in-flight record under the task's lease, renewing the lease, provided the current record is
- * as `expect` says (see LeaseStore.setInFlight); otherwise LeaseLostError and nothing is written.
+ * as `expect` says (see LeaseStore.setInFlight); otherwise LeaseLostError and nothing is written. Every stage it
+ * may have expected must be allowed to go to the new one (lifecycle.ts).
  */
-export function recordInFlight(
+export async function recordInFlight(
   deps: Pick<StepDeps, 'config' | 'locks'>,
   task: TableTask,
   inFlight: InFlight,
-  expect: Parameters<StepDeps['locks']['setInFlight']>[5],
+  expect: NonNullable<Parameters<StepDeps['locks']['setInFlight']>[5]>,
 ): Promise<void> {
-  return deps.locks.setInFlight(
+  const from =
+    expect === 'none' ? ['none' as const] : Array.isArray(expect) ? expect : [expect.unchanged.stage];
+  for (const stage of from) assertTransition(stage, inFlight.stage);
+  await deps.locks.setInFlight(
     task.database,
     task.table,
     task.lease,
@@ -169,6 +174,7 @@ export async function recordCommitted(
   task: TableTask,
   inFlight: InFlight,
 ): Promise<void> {
+  assertTransition(inFlight.stage, 'committed');
   await deps.inventory.record(task.database, task.table, {
     archiveKey: inFlight.archiveKey,
     day: inFlight.day,
@@ -244,4 +250,43 @@ export async function withdrawBatch(
     archiveKey: inFlight.archiveKey,
     reason,
   });
+}
+
+/**
+ * Finishes or undoes a batch an earlier attempt left in flight, as lifecycle.ts `recoveryOf` decides; a `deleting`
+ * batch is first settled by its transaction (settleDelete). True when the batch is carried on (the caller resumes
+ * it from its stage), false when it left the lease item.
+ */
+export async function recoverInFlight(
+  deps: Pick<StepDeps, 'config' | 'store' | 'locks' | 'inventory' | 'database' | 'telemetry' | 'now'>,
+  task: TableTask,
+  table: ResolvedTable,
+  inFlight: InFlight,
+): Promise<boolean> {
+  let recovery: Recovery = recoveryOf(inFlight, task.cutoff);
+  if (recovery.action === 'settle-delete') {
+    const db = await deps.database(task.database);
+    const settled = await db.withConnection((client) =>
+      settleDelete(client, () => describeTable(client, table), inFlight),
+    );
+    recovery = afterDeleteSettled(inFlight, task.cutoff, settled);
+  }
+  switch (recovery.action) {
+    case 'resume':
+      return true;
+    case 'resume-verified':
+      await recordInFlight(
+        deps,
+        task,
+        { ...inFlight, stage: 'verified', deleteXid: undefined, deleteServer: undefined },
+        { unchanged: inFlight },
+      );
+      return true;
+    case 'record-committed':
+      await recordCommitted(deps, task, inFlight);
+      return false;
+    case 'withdraw':
+      await withdrawBatch(deps, task, inFlight, recovery.reason);
+      return false;
+  }
 }

@@ -1,0 +1,211 @@
+import { describe, expect, it, vi } from 'vitest';
+import { recordInFlight } from '../../../../lambdas/shared/batch/batch.js';
+import {
+  ACTS_ON,
+  type ActingStep,
+  afterDeleteSettled,
+  assertTransition,
+  batchToActOn,
+  type End,
+  reachesPastCutoff,
+  recoveryOf,
+  type Stage,
+  TRANSITIONS,
+} from '../../../../lambdas/shared/batch/lifecycle.js';
+import { InvalidInputError } from '../../../../lambdas/shared/errors/step-errors.js';
+import { type InFlight, InFlightSchema } from '../../../../lambdas/shared/lock-table/table-state.js';
+import type { StepDeps } from '../../../../lambdas/shared/step/step-deps.js';
+
+const STAGES = InFlightSchema.shape.stage.options;
+const CUTOFF = '2026-03-01T00:00:00.000Z';
+const task = {
+  runId: 'run-1',
+  database: 'main',
+  table: 'public.audit_log',
+  cutoff: CUTOFF,
+  lease: { owner: 'execution-1', token: 1 },
+};
+
+/** A batch of one day whose bounds end at `to`. */
+function batch(stage: Stage, to = '2026-02-01T00:00:00.000Z'): InFlight {
+  return {
+    stage,
+    batchId: 'batch-1',
+    runId: 'run-1',
+    day: '2026-01-31',
+    cutoff: CUTOFF,
+    stagingKey: 'staging/batch-1.jsonl.gz',
+    archiveKey: 'archive/day=2026-01-31/abc.jsonl.gz',
+    bounds: { from: '2026-01-31T00:00:00.000Z', to, firstKey: ['1'], lastKey: ['9'] },
+    figures: {
+      rowCount: 9,
+      contentSha256: 'a'.repeat(64),
+      compressedSha256: 'b'.repeat(64),
+      uncompressedBytes: 900,
+      compressedBytes: 300,
+      rowDigest: 'c'.repeat(32),
+    },
+  };
+}
+
+describe('the transitions of a batch in flight', () => {
+  it('are exactly the changes of stage the steps make', () => {
+    // Assess: a new stage or transition must be added here on purpose, with the step that makes it.
+    expect(TRANSITIONS).toEqual({
+      none: ['exported'],
+      exported: ['uploaded', 'withdrawing'],
+      uploaded: ['verified', 'withdrawing'],
+      verified: ['verified', 'deleting', 'withdrawing'],
+      deleting: ['deleting', 'verified', 'committed', 'withdrawing'],
+      withdrawing: ['withdrawing', 'withdrawn'],
+    });
+    expect(Object.keys(TRANSITIONS).sort()).toEqual(['none', ...STAGES].sort());
+  });
+
+  it('reach every stage from none, and from every stage an end: no batch can be stranded', () => {
+    // Arrange
+    const reachable = (from: Stage | 'none') => {
+      const seen = new Set<Stage | End | 'none'>([from]);
+      const queue: (Stage | End | 'none')[] = [from];
+      for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+        if (next === 'committed' || next === 'withdrawn') continue;
+        for (const to of TRANSITIONS[next].filter((stage) => !seen.has(stage))) {
+          seen.add(to);
+          queue.push(to);
+        }
+      }
+      return seen;
+    };
+
+    // Assess
+    expect([...reachable('none')].sort()).toEqual(['committed', 'none', 'withdrawn', ...STAGES].sort());
+    for (const stage of STAGES) expect(reachable(stage).has('withdrawn')).toBe(true);
+    // Only a batch whose delete is under way can commit, and every stage can be withdrawn.
+    expect(STAGES.filter((stage) => TRANSITIONS[stage].includes('committed'))).toEqual(['deleting']);
+    expect(STAGES.filter((stage) => TRANSITIONS[stage].includes('withdrawing'))).toEqual(STAGES);
+  });
+
+  it('refuse any change outside the table', () => {
+    // Act / Assess
+    expect(() => assertTransition('none', 'uploaded')).toThrow('cannot go from none to uploaded');
+    expect(() => assertTransition('exported', 'verified')).toThrow('from exported to verified');
+    expect(() => assertTransition('verified', 'committed')).toThrow('from verified to committed');
+    expect(() => assertTransition('withdrawing', 'verified')).toThrow('from withdrawing to verified');
+    expect(() => assertTransition('deleting', 'committed')).not.toThrow();
+  });
+
+  it('are checked before the record is written: a write outside the table never reaches the lease item', async () => {
+    // Arrange
+    const setInFlight = vi.fn(async () => undefined);
+    const deps = {
+      config: { defaults: { leaseSeconds: 60 } } as StepDeps['config'],
+      locks: { setInFlight } as unknown as StepDeps['locks'],
+    };
+
+    // Act
+    const skipped = recordInFlight(deps, task, batch('verified'), ['exported']);
+    const fromRead = recordInFlight(deps, task, batch('exported'), { unchanged: batch('uploaded') });
+    await recordInFlight(deps, task, batch('verified'), ['uploaded', 'verified']);
+
+    // Assess
+    await expect(skipped).rejects.toThrow('from exported to verified');
+    await expect(fromRead).rejects.toThrow('from uploaded to exported');
+    expect(setInFlight).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe('the stages each step acts on', () => {
+  const expected: Record<ActingStep, Stage[]> = {
+    upload: ['exported', 'uploaded', 'verified'],
+    verify: ['uploaded', 'verified'],
+    delete: ['verified', 'deleting'],
+  };
+
+  for (const step of Object.keys(ACTS_ON) as ActingStep[]) {
+    it(`${step} acts on ${expected[step].join(', ')} and refuses every other stage or no batch`, () => {
+      for (const stage of STAGES) {
+        // Act
+        const act = () => batchToActOn(step, task, batch(stage));
+
+        // Assess
+        if (expected[step].includes(stage)) expect(act()).toEqual(batch(stage));
+        else expect(act).toThrow(InvalidInputError);
+      }
+      expect(() => batchToActOn(step, task, undefined)).toThrow(
+        `no ${ACTS_ON[step].expects} batch is in flight for main/public.audit_log`,
+      );
+    });
+  }
+
+  it('names the refusal InvalidInputError, which the ASL fails on without retrying', () => {
+    // Act / Assess
+    expect(() => batchToActOn('delete', task, batch('exported'))).toThrow(
+      expect.objectContaining({ name: 'InvalidInputError' }),
+    );
+  });
+});
+
+describe('the cut-off test', () => {
+  it('is past only when the batch ends after the cut-off, whatever the offset the instants are written in', () => {
+    // Act / Assess
+    expect(reachesPastCutoff(batch('verified', CUTOFF), CUTOFF)).toBe(false);
+    expect(reachesPastCutoff(batch('verified', '2026-02-28T23:59:59.999Z'), CUTOFF)).toBe(false);
+    expect(reachesPastCutoff(batch('verified', '2026-03-01T00:00:00.001Z'), CUTOFF)).toBe(true);
+    expect(reachesPastCutoff(batch('verified', '2026-03-01T01:00:00+01:00'), CUTOFF)).toBe(false);
+    expect(reachesPastCutoff(batch('verified', '2026-03-01T00:00:00-01:00'), CUTOFF)).toBe(true);
+  });
+});
+
+describe('recovery of a batch found in flight', () => {
+  const past = '2026-03-02T00:00:00.000Z';
+
+  it('discards exported batches and finishes withdrawals, whatever the cut-off', () => {
+    for (const stage of ['exported', 'withdrawing'] as const) {
+      for (const to of [undefined, past]) {
+        // Act / Assess
+        expect(recoveryOf(batch(stage, to), CUTOFF)).toEqual({ action: 'withdraw', reason: 'discarded' });
+      }
+    }
+  });
+
+  it('resumes uploaded and verified batches, unless they reach past the cut-off (retention raised since)', () => {
+    for (const stage of ['uploaded', 'verified'] as const) {
+      // Act / Assess
+      expect(recoveryOf(batch(stage), CUTOFF)).toEqual({ action: 'resume' });
+      expect(recoveryOf(batch(stage, past), CUTOFF)).toEqual({ action: 'withdraw', reason: 'cutoff-moved' });
+    }
+  });
+
+  it('asks the database about a batch whose delete was under way before deciding anything', () => {
+    // Act / Assess
+    expect(recoveryOf(batch('deleting'), CUTOFF)).toEqual({ action: 'settle-delete' });
+    expect(recoveryOf(batch('deleting', past), CUTOFF)).toEqual({ action: 'settle-delete' });
+  });
+
+  it('records a committed delete even past the cut-off, and otherwise resumes from verified or withdraws', () => {
+    // Act / Assess: the rows are gone once it committed, so its archive must stay whatever the cut-off says.
+    expect(afterDeleteSettled(batch('deleting', past), CUTOFF, 'committed')).toEqual({
+      action: 'record-committed',
+    });
+    expect(afterDeleteSettled(batch('deleting'), CUTOFF, 'committed')).toEqual({
+      action: 'record-committed',
+    });
+    expect(afterDeleteSettled(batch('deleting'), CUTOFF, 'aborted')).toEqual({ action: 'resume-verified' });
+    expect(afterDeleteSettled(batch('deleting', past), CUTOFF, 'aborted')).toEqual({
+      action: 'withdraw',
+      reason: 'cutoff-moved',
+    });
+  });
+
+  it('only ever moves a batch along the transitions', () => {
+    // Assess: each decision's write is a transition of the table.
+    const writes: Record<string, [Stage, Stage | End][]> = {
+      withdraw: STAGES.map((stage) => [stage, 'withdrawing']),
+      'record-committed': [['deleting', 'committed']],
+      'resume-verified': [['deleting', 'verified']],
+    };
+    for (const pairs of Object.values(writes)) {
+      for (const [from, to] of pairs) expect(() => assertTransition(from, to)).not.toThrow();
+    }
+  });
+});
