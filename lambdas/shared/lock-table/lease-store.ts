@@ -81,7 +81,7 @@ export class LeaseStore {
 
   /**
    * Changes the in-flight batch, only while `lease` is still held and unexpired, and renews the lease.
-   * `expectStage` guards against a stale step overwriting a later stage. Throws LeaseLostError otherwise.
+   * `expect` guards against a stale step overwriting a later stage. Throws LeaseLostError otherwise.
    */
   async setInFlight(
     database: string,
