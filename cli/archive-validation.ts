@@ -2,8 +2,6 @@ import {
   type ArchiveRef,
   type ArchiveSource,
   archiveDay,
-  integrityProblems,
-  inventoryProblems,
   listArchives,
   readExpectation,
   sidecarKeyFor,
@@ -11,6 +9,7 @@ import {
   streamArchive,
 } from '../lambdas/shared/archive/catalog.js';
 import { keySegment } from '../lambdas/shared/archive/format.js';
+import { archiveProblems } from '../lambdas/shared/archive/integrity.js';
 import type { InventoryEntry } from '../lambdas/shared/archive/inventory.js';
 import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
 import { isColdStorageClass } from '../lambdas/shared/config/storage-classes.js';
@@ -138,12 +137,13 @@ export async function validateArchives(
         continue;
       }
       const entry = committed.get(ref.key);
-      const differs = entry ? inventoryProblems(expected, entry) : [];
+      const differs = entry ? archiveProblems(expected, { recorded: entry.figures }).sidecar : [];
       if (differs.length > 0) {
         problem('error', 'not-as-committed', ref.key, `differs from the inventory: ${differs.join('; ')}`);
         continue;
       }
-      const mismatches = integrityProblems(expected, await streamArchive(store, ref, { pin: entry?.pin }));
+      const measured = await streamArchive(store, ref, { pin: entry?.pin });
+      const mismatches = archiveProblems(expected, { measured }).bytes;
       if (mismatches.length > 0) problem('error', 'corrupt', ref.key, mismatches.join('; '));
       else report.rows += expected.rows;
       if (inventory && !entry)

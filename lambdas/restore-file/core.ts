@@ -1,12 +1,7 @@
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import {
-  type ArchiveExpectation,
-  integrityProblems,
-  inventoryProblems,
-  readExpectation,
-  streamArchive,
-} from '../shared/archive/catalog.js';
+import { readExpectation, streamArchive } from '../shared/archive/catalog.js';
+import { type ArchiveExpectation, archiveProblems } from '../shared/archive/integrity.js';
 import type { ObjectPin } from '../shared/archive/store.js';
 import { findDatabase } from '../shared/config/resolved-table.js';
 import { inReadOnlyTransaction, inRolledBackTransaction, inTransaction } from '../shared/database/db.js';
@@ -205,7 +200,7 @@ async function checkInventory(
       );
     return { warnings: ['not in the inventory of committed archives (written before it existed?)'] };
   }
-  const problems = inventoryProblems(expected, entry);
+  const problems = archiveProblems(expected, { recorded: entry.figures }).sidecar;
   if (problems.length > 0) {
     refuseArchive(
       deps,
@@ -250,7 +245,7 @@ async function stage(
       );
     throw error;
   }
-  const problems = integrityProblems(expected, measured);
+  const problems = archiveProblems(expected, { measured }).bytes;
   if (problems.length > 0) {
     refuseArchive(
       deps,

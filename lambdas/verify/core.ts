@@ -1,24 +1,13 @@
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import {
-  type BatchFigures,
-  type Manifest,
-  ManifestSchema,
-  manifestKeyFor,
-} from '../shared/archive/format.js';
-import { ByteFigures, JsonLinesFigures } from '../shared/archive/stream.js';
+import { type Manifest, ManifestSchema, manifestKeyFor } from '../shared/archive/format.js';
+import { archiveProblems, manifestExpectation } from '../shared/archive/integrity.js';
+import { ByteFigures, JsonLinesContent } from '../shared/archive/stream.js';
 import { recordInFlight, renewLease, tableLabel, withdrawBatch } from '../shared/batch/batch.js';
 import { batchToActOn } from '../shared/batch/lifecycle.js';
 import { ArchiveIntegrityError, StorageUnavailableError } from '../shared/errors/step-errors.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import type { VerifyInput, VerifyOutput } from './schema.js';
-
-/** Lists every figure that differs; empty when the two agree. */
-function differences(expected: BatchFigures, actual: Partial<BatchFigures>): string[] {
-  return (Object.keys(expected) as (keyof BatchFigures)[])
-    .filter((name) => actual[name] !== undefined && actual[name] !== expected[name])
-    .map((name) => `${name}: expected ${expected[name]}, found ${actual[name]}`);
-}
 
 function parseManifest(text: string): Manifest | undefined {
   try {
@@ -31,11 +20,12 @@ function parseManifest(text: string): Manifest | undefined {
 export type VerifyDeps = Pick<StepDeps, 'config' | 'store' | 'locks' | 'telemetry' | 'fault'>;
 
 /**
- * Verify: re-reads the published object and its manifest from S3, once, and recomputes checksum, row count and row
- * digest. Object, manifest and the figures export recorded in the lock table must all agree, or nothing is deleted:
- * a damaged archive is withdrawn (its rows are still in the database). The database side is not read here: delete
- * digests exactly the rows it removes, in its transaction, against these same figures, so a second pass over the
- * rows would check nothing more (rows changed since export roll that delete back and withdraw the batch).
+ * Verify: re-reads the published object and its manifest from S3, once, and measures row count, sizes and both
+ * SHA-256s. Object, manifest and the figures export recorded in the lock table must all agree (archiveProblems, the
+ * check restore and validate share), or nothing is deleted: a damaged archive is withdrawn (its rows are still in
+ * the database). The database side is not read here: delete digests exactly the rows it removes, in its
+ * transaction, against these same figures, so a second pass over the rows would check nothing more (rows changed
+ * since export roll that delete back and withdraw the batch).
  */
 export async function verifyBatch(input: VerifyInput, deps: VerifyDeps): Promise<VerifyOutput> {
   const started = Date.now();
@@ -55,7 +45,8 @@ export async function verifyBatch(input: VerifyInput, deps: VerifyDeps): Promise
   if (!manifest) return fail('manifest is not a valid manifest');
   if (manifest.dataKey !== inFlight.archiveKey)
     return fail(`manifest names another object (${manifest.dataKey})`);
-  const manifestProblems = differences(expected, manifest.figures);
+  const sidecar = manifestExpectation(inFlight.archiveKey, manifest);
+  const manifestProblems = archiveProblems(sidecar, { recorded: expected }).sidecar;
   if (manifestProblems.length > 0)
     return fail(`manifest differs from the export: ${manifestProblems.join('; ')}`);
 
@@ -63,7 +54,9 @@ export async function verifyBatch(input: VerifyInput, deps: VerifyDeps): Promise
   if (!opened) return fail('object is missing');
   const { body, pin } = opened;
   const compressed = new ByteFigures();
-  const lines = new JsonLinesFigures();
+  // No MD5 of every line for the row digest: export computed the recorded digest from the very lines its recorded
+  // content SHA-256 covers, and the manifest agrees with both, so bytes reproducing that SHA-256 are those lines.
+  const lines = new JsonLinesContent();
   try {
     await pipeline(body, compressed, createGunzip(), lines);
   } catch (error) {
@@ -76,15 +69,12 @@ export async function verifyBatch(input: VerifyInput, deps: VerifyDeps): Promise
     });
   }
   await deps.fault('verify:afterRead');
-  const object = lines.figures();
-  const objectProblems = differences(expected, {
-    rowCount: object.rows,
-    contentSha256: object.contentSha256,
-    uncompressedBytes: object.uncompressedBytes,
-    rowDigest: object.rowDigest,
+  const measured = {
+    ...lines.figures(),
     compressedSha256: compressed.sha256(),
     compressedBytes: compressed.bytes,
-  });
+  };
+  const objectProblems = archiveProblems(sidecar, { recorded: expected, measured }).bytes;
   if (objectProblems.length > 0)
     return fail(`object differs from its manifest: ${objectProblems.join('; ')}`);
 

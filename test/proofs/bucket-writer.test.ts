@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, gunzipSync, gzipSync } from 'node:zlib';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
@@ -7,7 +7,7 @@ import { DeleteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { validateCommand } from '../../cli/archives.js';
 import { manifestKeyFor } from '../../lambdas/shared/archive/format.js';
-import { ByteFigures, JsonLinesFigures } from '../../lambdas/shared/archive/stream.js';
+import { ByteFigures, JsonLinesToCopy } from '../../lambdas/shared/archive/stream.js';
 import { ArchiveInventory } from '../../lambdas/shared/lock-table/archive-inventory.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import type { StepEvent } from '../../local/workflow.js';
@@ -119,8 +119,9 @@ describe('a bucket writer cannot make the archiver lose rows or restore forged o
     const forged = gzipSync(text.replace(/"actor" : "user_\d+"/, '"actor" : "mallory"'));
     expect(gunzipSync(forged).toString('utf8')).toContain('mallory');
     const compressed = new ByteFigures();
-    const lines = new JsonLinesFigures();
-    await pipeline(Readable.from([forged]), compressed, createGunzip(), lines);
+    const lines = new JsonLinesToCopy();
+    const discard = new Writable({ write: (_chunk, _encoding, callback) => callback() });
+    await pipeline(Readable.from([forged]), compressed, createGunzip(), lines, discard);
     const measured = lines.figures();
     const figures = {
       ...victim.manifest.figures,

@@ -4,13 +4,12 @@ import { createGunzip } from 'node:zlib';
 import { ArchiveIntegrityError, StorageUnavailableError } from '../errors/step-errors.js';
 import {
   keyNamesContent,
-  type Manifest,
   ManifestSchema,
   manifestKeyFor,
   type TableLocation,
   tablePrefix,
 } from './format.js';
-import type { InventoryEntry } from './inventory.js';
+import { type ArchiveExpectation, type MeasuredArchive, manifestExpectation } from './integrity.js';
 import {
   LegacyFormatError,
   LegacyMetadataSchema,
@@ -98,23 +97,6 @@ function toRef(source: ArchiveSource, object: ListedObject): ArchiveRef | undefi
     : undefined;
 }
 
-/** What an archive's own sidecar says it holds: the figures its bytes must reproduce before anything trusts them. */
-export interface ArchiveExpectation {
-  key: string;
-  format: ArchiveSource['format'];
-  /** The table the sidecar says the rows came from. */
-  origin: { database: string; schema: string; table: string };
-  rows: number;
-  contentSha256: string;
-  compressedSha256: string;
-  uncompressedBytes: number;
-  compressedBytes: number;
-  /** Native only: the order-independent digest of the lines. */
-  rowDigest?: string;
-  /** Native only (legacy archives describe their columns in the first batch of a run at most). */
-  manifest?: Manifest;
-}
-
 export function sidecarKeyFor(ref: Pick<ArchiveRef, 'key' | 'format'>): string {
   return ref.format === 'native' ? manifestKeyFor(ref.key) : legacyMetadataKeyFor(ref.key);
 }
@@ -145,18 +127,7 @@ export async function readExpectation(
       throw new ArchiveIntegrityError(
         `archive ${ref.key}: its key names content other than the manifest's (${manifest.figures.contentSha256.slice(0, 24)}…)`,
       );
-    return {
-      key: ref.key,
-      format: 'native',
-      origin: { database: manifest.database, schema: manifest.schema, table: manifest.table },
-      rows: manifest.figures.rowCount,
-      contentSha256: manifest.figures.contentSha256,
-      compressedSha256: manifest.figures.compressedSha256,
-      uncompressedBytes: manifest.figures.uncompressedBytes,
-      compressedBytes: manifest.figures.compressedBytes,
-      rowDigest: manifest.figures.rowDigest,
-      manifest,
-    };
+    return manifestExpectation(ref.key, manifest);
   }
   const parsed = LegacyMetadataSchema.safeParse(raw);
   if (!parsed.success) throw new ArchiveIntegrityError(`metadata ${sidecarKey} is not valid legacy metadata`);
@@ -175,50 +146,6 @@ export async function readExpectation(
     uncompressedBytes: metadata.data_info.uncompressed_size_bytes,
     compressedBytes: metadata.data_info.compressed_size_bytes,
   };
-}
-
-/** What reading an archive's bytes measured. */
-export interface MeasuredArchive {
-  rows: number;
-  contentSha256: string;
-  compressedSha256: string;
-  uncompressedBytes: number;
-  compressedBytes: number;
-  rowDigest: string;
-}
-
-/** Every figure of `measured` that differs from what the sidecar expects; empty when the archive is intact. */
-export function integrityProblems(expected: ArchiveExpectation, measured: MeasuredArchive): string[] {
-  const pairs: [string, unknown, unknown][] = [
-    ['rows', expected.rows, measured.rows],
-    ['contentSha256', expected.contentSha256, measured.contentSha256],
-    ['compressedSha256', expected.compressedSha256, measured.compressedSha256],
-    ['uncompressedBytes', expected.uncompressedBytes, measured.uncompressedBytes],
-    ['compressedBytes', expected.compressedBytes, measured.compressedBytes],
-  ];
-  if (expected.rowDigest) pairs.push(['rowDigest', expected.rowDigest, measured.rowDigest]);
-  return pairs
-    .filter(([, want, got]) => want !== got)
-    .map(([name, want, got]) => `${name}: expected ${want}, found ${got}`);
-}
-
-/**
- * Every figure where an archive's sidecar differs from what the inventory recorded when its batch committed; empty
- * when they agree (the bytes are then checked against the sidecar as usual).
- */
-export function inventoryProblems(expected: ArchiveExpectation, entry: InventoryEntry): string[] {
-  const recorded = entry.figures;
-  const pairs: [string, unknown, unknown][] = [
-    ['rows', recorded.rowCount, expected.rows],
-    ['contentSha256', recorded.contentSha256, expected.contentSha256],
-    ['compressedSha256', recorded.compressedSha256, expected.compressedSha256],
-    ['uncompressedBytes', recorded.uncompressedBytes, expected.uncompressedBytes],
-    ['compressedBytes', recorded.compressedBytes, expected.compressedBytes],
-    ['rowDigest', recorded.rowDigest, expected.rowDigest],
-  ];
-  return pairs
-    .filter(([, want, got]) => want !== got)
-    .map(([name, want, got]) => `${name}: committed ${want}, manifest says ${got}`);
 }
 
 /** Gives the target column's type (format_type text) for a legacy value, or undefined for an unknown column. */

@@ -15,6 +15,9 @@ export interface LineFigures {
   rowDigest: string;
 }
 
+/** The figures of a JSONL stream but its row digest (an MD5 of every line). */
+export type ContentFigures = Omit<LineFigures, 'rowDigest'>;
+
 /** What CopyToJsonLines reads next: the header (19 bytes, then its extension area), then tuples of `int16 fields,
  * int32 length, line, int32 length, timestamp, int32 length, int8 version`, then the trailer `int16 -1`. */
 type CopyItem =
@@ -172,20 +175,23 @@ export class CopyToJsonLines extends Transform {
 
 /**
  * Splits archive JSONL into lines and measures it as CopyToJsonLines did when writing it: SHA-256 of every byte,
- * byte count, and the row digest over each line without its "\n". A line is digested as its bytes arrive; only for
- * an `onLine` consumer is it kept, as the list of its parts (joining a growing buffer to every chunk made one large
- * line's cost quadratic).
+ * byte count, row count and, into `digest` when given, the row digest over each line without its "\n". A line is
+ * digested as its bytes arrive; only for an `onLine` consumer is it kept, as the list of its parts (joining a
+ * growing buffer to every chunk made one large line's cost quadratic).
  */
 export class LineMeter {
   private readonly content: Hash = createHash('sha256');
-  private readonly digest = new RowDigest();
+  private rows = 0;
   private bytes = 0;
   /** The line under way: its length so far, and its parts when a consumer wants whole lines. */
   private lineBytes = 0;
   private parts: Buffer[] = [];
 
   /** `onLine` receives every complete line as its parts (views of the chunks) and its length. */
-  constructor(private readonly onLine?: (parts: Buffer[], length: number) => void) {}
+  constructor(
+    private readonly digest?: RowDigest,
+    private readonly onLine?: (parts: Buffer[], length: number) => void,
+  ) {}
 
   push(chunk: Buffer): void {
     this.content.update(chunk);
@@ -193,8 +199,10 @@ export class LineMeter {
     let start = 0;
     for (let newline = chunk.indexOf(10); newline !== -1; newline = chunk.indexOf(10, start)) {
       const bytes = chunk.subarray(start, newline);
-      if (this.lineBytes === 0 && !this.onLine) this.digest.add(bytes);
-      else {
+      if (this.lineBytes === 0 && !this.onLine) {
+        this.digest?.add(bytes);
+        this.rows += 1;
+      } else {
         this.part(bytes);
         this.endLine();
       }
@@ -207,24 +215,20 @@ export class LineMeter {
    * Ends the stream. Every line ends with "\n"; leftover bytes mean a truncated or altered object. They count as a
    * row so the row count disagrees with the manifest rather than silently dropping the fragment.
    */
-  end(): LineFigures {
+  end(): ContentFigures {
     if (this.lineBytes > 0) this.endLine();
-    return {
-      rows: this.digest.rows,
-      contentSha256: this.content.digest('hex'),
-      uncompressedBytes: this.bytes,
-      rowDigest: this.digest.value(),
-    };
+    return { rows: this.rows, contentSha256: this.content.digest('hex'), uncompressedBytes: this.bytes };
   }
 
   private part(bytes: Buffer): void {
-    this.digest.update(bytes);
+    this.digest?.update(bytes);
     this.lineBytes += bytes.length;
     if (this.onLine) this.parts.push(bytes);
   }
 
   private endLine(): void {
-    this.digest.endLine();
+    this.digest?.endLine();
+    this.rows += 1;
     if (this.onLine) {
       this.onLine(this.parts, this.lineBytes);
       this.parts = [];
@@ -233,10 +237,14 @@ export class LineMeter {
   }
 }
 
-/** Consumes archive JSONL and computes the same figures CopyToJsonLines produced when writing it. */
-export class JsonLinesFigures extends Writable {
+/**
+ * Consumes archive JSONL and measures what CopyToJsonLines measured when writing it, but the row digest: verify's
+ * reader, where the content SHA-256 stands for the digest (archiveProblems says when that is sound) and an MD5 of
+ * every line was a large share of verify's time.
+ */
+export class JsonLinesContent extends Writable {
   private readonly meter = new LineMeter();
-  private result: LineFigures | undefined;
+  private result: ContentFigures | undefined;
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     this.meter.push(chunk);
@@ -248,7 +256,7 @@ export class JsonLinesFigures extends Writable {
     callback();
   }
 
-  figures(): LineFigures {
+  figures(): ContentFigures {
     if (!this.result) throw new Error('stream not finished');
     return this.result;
   }
@@ -264,7 +272,8 @@ const COPY_TRAILER = Buffer.from([0xff, 0xff]);
 export class JsonLinesToCopy extends Transform {
   /** Tuples of the lines completed by the chunk being transformed. */
   private out: Buffer[] = [];
-  private readonly meter = new LineMeter((parts, length) => {
+  private readonly digest = new RowDigest();
+  private readonly meter = new LineMeter(this.digest, (parts, length) => {
     const head = Buffer.allocUnsafe(6);
     head.writeInt16BE(1, 0);
     head.writeInt32BE(length, 2);
@@ -291,7 +300,7 @@ export class JsonLinesToCopy extends Transform {
   }
 
   override _flush(callback: TransformCallback): void {
-    this.result = this.meter.end();
+    this.result = { ...this.meter.end(), rowDigest: this.digest.value() };
     this.out.push(COPY_TRAILER);
     callback(null, this.tuples());
   }

@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RowDigest } from '../../../../lambdas/shared/archive/row-digest.js';
 import {
   CopyToJsonLines,
-  JsonLinesFigures,
+  JsonLinesContent,
   JsonLinesToCopy,
 } from '../../../../lambdas/shared/archive/stream.js';
 import { concatMeter, hashingSink, MB, rechunked, wideLine } from '../../../support/wide-line.js';
@@ -93,7 +93,7 @@ describe('CopyToJsonLines', () => {
     copy.writeInt32BE(-1, lastVersionLength);
 
     // Act / Assess
-    await expect(pipeline(chunked(copy, 7), new CopyToJsonLines(), new JsonLinesFigures())).rejects.toThrow(
+    await expect(pipeline(chunked(copy, 7), new CopyToJsonLines(), new JsonLinesContent())).rejects.toThrow(
       /row version is NULL/,
     );
   });
@@ -101,29 +101,54 @@ describe('CopyToJsonLines', () => {
   it('fails a stream cut off before its trailer instead of archiving a partial batch', async () => {
     // Act / Assess
     await expect(
-      pipeline(chunked(copyBinary(rows, false), 5), new CopyToJsonLines(), new JsonLinesFigures()),
+      pipeline(chunked(copyBinary(rows, false), 5), new CopyToJsonLines(), new JsonLinesContent()),
     ).rejects.toThrow(/ended before its trailer/);
   });
 
-  it('reads back what it wrote: JsonLinesFigures recomputes identical figures', async () => {
+  it('reads back what it wrote: JsonLinesToCopy recomputes identical figures, row digest included', async () => {
     // Prepare
     const writer = new CopyToJsonLines();
     const output = await collect(Readable.from([copyBinary(rows)]).pipe(writer));
-    const reader = new JsonLinesFigures();
+    const reader = new JsonLinesToCopy();
 
     // Act
-    await pipeline(chunked(output, 4), reader);
+    await pipeline(chunked(output, 4), reader, hashingSink());
 
     // Assess
     expect(reader.figures()).toEqual(writer.figures());
   });
 
-  it('counts a trailing fragment (a truncated last line) so figures disagree', async () => {
+  it('reads back what it wrote: JsonLinesContent recomputes identical figures but the row digest', async () => {
     // Prepare
-    const reader = new JsonLinesFigures();
+    const writer = new CopyToJsonLines();
+    const output = await collect(Readable.from([copyBinary(rows)]).pipe(writer));
+    const reader = new JsonLinesContent();
+
+    // Act
+    await pipeline(chunked(output, 4), reader);
+
+    // Assess
+    const { rowDigest: _, ...written } = writer.figures();
+    expect(reader.figures()).toEqual(written);
+  });
+
+  it('JsonLinesContent counts a trailing fragment (a truncated last line) so figures disagree', async () => {
+    // Prepare
+    const reader = new JsonLinesContent();
 
     // Act
     await pipeline(Readable.from([Buffer.from('{"a" : 1}\n{"a" : ')]), reader);
+
+    // Assess
+    expect(reader.figures().rows).toBe(2);
+  });
+
+  it('JsonLinesToCopy counts a trailing fragment (a truncated last line) so figures disagree', async () => {
+    // Prepare
+    const reader = new JsonLinesToCopy();
+
+    // Act
+    await pipeline(Readable.from([Buffer.from('{"a" : 1}\n{"a" : ')]), reader, hashingSink());
 
     // Assess
     expect(reader.figures().rows).toBe(2);
@@ -197,16 +222,17 @@ describe('one very large row (PostgreSQL allows 1 GB per value): work stays line
     expect([lines.minTimestamp, lines.maxTimestamp]).toEqual([ts.toString(), ts.toString()]);
   });
 
-  it('JsonLinesFigures (verify) measures a 128 MB line arriving in 16 KiB chunks', async () => {
+  it('JsonLinesContent (verify) measures a 128 MB line arriving in 16 KiB chunks', async () => {
     // Prepare
-    const reader = new JsonLinesFigures();
+    const reader = new JsonLinesContent();
 
     // Act
     await pipeline(rechunked([...line.pieces(), Buffer.from('\n')], 16 * 1024, withinBudget), reader);
 
     // Assess
     expect(meter.copied()).toBeLessThanOrEqual(budget);
-    expect(reader.figures()).toEqual(line.figures);
+    const { rowDigest: _, ...content } = line.figures;
+    expect(reader.figures()).toEqual(content);
   });
 
   it('JsonLinesToCopy (restore) turns a 128 MB line arriving in 16 KiB chunks into one COPY tuple', async () => {

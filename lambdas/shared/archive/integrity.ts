@@ -1,0 +1,101 @@
+import type { BatchFigures, Manifest } from './format.js';
+
+/** What an archive's own sidecar says it holds: the figures its bytes must reproduce before anything trusts them. */
+export interface ArchiveExpectation {
+  key: string;
+  format: 'native' | 'legacy';
+  /** The table the sidecar says the rows came from. */
+  origin: { database: string; schema: string; table: string };
+  rows: number;
+  contentSha256: string;
+  compressedSha256: string;
+  uncompressedBytes: number;
+  compressedBytes: number;
+  /** Native only: the order-independent digest of the lines. */
+  rowDigest?: string;
+  /** Native only (legacy archives describe their columns in the first batch of a run at most). */
+  manifest?: Manifest;
+}
+
+/** The expectation a native manifest states for the object under `key`. */
+export function manifestExpectation(key: string, manifest: Manifest): ArchiveExpectation {
+  return {
+    key,
+    format: 'native',
+    origin: { database: manifest.database, schema: manifest.schema, table: manifest.table },
+    rows: manifest.figures.rowCount,
+    contentSha256: manifest.figures.contentSha256,
+    compressedSha256: manifest.figures.compressedSha256,
+    uncompressedBytes: manifest.figures.uncompressedBytes,
+    compressedBytes: manifest.figures.compressedBytes,
+    rowDigest: manifest.figures.rowDigest,
+    manifest,
+  };
+}
+
+/** What reading an archive's bytes measured. */
+export interface MeasuredArchive {
+  rows: number;
+  contentSha256: string;
+  compressedSha256: string;
+  uncompressedBytes: number;
+  compressedBytes: number;
+  /** Left out by a reader that relies on `recorded` figures to vouch for it (see archiveProblems). */
+  rowDigest?: string;
+}
+
+/** What is wrong with an archive, by the pair of witnesses that disagree. */
+export interface ArchiveProblems {
+  /** The sidecar differs from the figures its batch recorded outside the bucket. */
+  sidecar: string[];
+  /** The bytes differ from the sidecar. */
+  bytes: string[];
+}
+
+/**
+ * The one integrity check of verify, restore and validate: compares an archive's sidecar with the figures its batch
+ * recorded outside the bucket (export's in-flight figures, or the inventory entry written at commit), and what was
+ * measured while streaming its bytes with the sidecar. Each caller passes what it has and reacts its own way.
+ *
+ * A measurement without a row digest is complete only beside `recorded` figures: the recorded digest was computed
+ * by export from the very lines the recorded content SHA-256 covers, so once the sidecar agrees with both recorded
+ * figures and the bytes reproduce that SHA-256, the lines are export's and so is their digest.
+ */
+export function archiveProblems(
+  expected: ArchiveExpectation,
+  evidence: { recorded?: BatchFigures; measured?: MeasuredArchive },
+): ArchiveProblems {
+  const { recorded, measured } = evidence;
+  const sidecar: [string, unknown, unknown][] = recorded
+    ? [
+        ['rowCount', recorded.rowCount, expected.rows],
+        ['contentSha256', recorded.contentSha256, expected.contentSha256],
+        ['compressedSha256', recorded.compressedSha256, expected.compressedSha256],
+        ['uncompressedBytes', recorded.uncompressedBytes, expected.uncompressedBytes],
+        ['compressedBytes', recorded.compressedBytes, expected.compressedBytes],
+        ['rowDigest', recorded.rowDigest, expected.rowDigest],
+      ]
+    : [];
+  const bytes: [string, unknown, unknown][] = measured
+    ? [
+        ['rowCount', expected.rows, measured.rows],
+        ['contentSha256', expected.contentSha256, measured.contentSha256],
+        ['compressedSha256', expected.compressedSha256, measured.compressedSha256],
+        ['uncompressedBytes', expected.uncompressedBytes, measured.uncompressedBytes],
+        ['compressedBytes', expected.compressedBytes, measured.compressedBytes],
+      ]
+    : [];
+  if (measured && expected.rowDigest !== undefined) {
+    if (measured.rowDigest !== undefined) bytes.push(['rowDigest', expected.rowDigest, measured.rowDigest]);
+    else if (!recorded)
+      bytes.push(['rowDigest', expected.rowDigest, 'not measured, and nothing recorded vouches']);
+  }
+  return {
+    sidecar: sidecar
+      .filter(([, want, got]) => want !== got)
+      .map(([name, want, got]) => `${name}: recorded ${want}, sidecar says ${got}`),
+    bytes: bytes
+      .filter(([, want, got]) => want !== got)
+      .map(([name, want, got]) => `${name}: expected ${want}, found ${got}`),
+  };
+}
