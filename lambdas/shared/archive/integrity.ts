@@ -1,18 +1,25 @@
 import type { BatchFigures, Manifest } from './format.js';
 
-/** What an archive's own sidecar says it holds: the figures its bytes must reproduce before anything trusts them. */
-export interface ArchiveExpectation {
-  key: string;
-  format: 'native' | 'legacy';
-  /** The table the sidecar says the rows came from. */
-  origin: { database: string; schema: string; table: string };
+/** The figures of an archive's bytes, as a sidecar states them or a reader measures them. */
+export interface ArchiveFigures {
   rows: number;
   contentSha256: string;
   compressedSha256: string;
   uncompressedBytes: number;
   compressedBytes: number;
-  /** Native only: the order-independent digest of the lines. */
+  /**
+   * The order-independent digest of the lines: native sidecars only; left out by a reader that relies on `recorded`
+   * figures to vouch for it (see archiveProblems).
+   */
   rowDigest?: string;
+}
+
+/** What an archive's own sidecar says it holds: the figures its bytes must reproduce before anything trusts them. */
+export interface ArchiveExpectation extends ArchiveFigures {
+  key: string;
+  format: 'native' | 'legacy';
+  /** The table the sidecar says the rows came from. */
+  origin: { database: string; schema: string; table: string };
   /** Native only (legacy archives describe their columns in the first batch of a run at most). */
   manifest?: Manifest;
 }
@@ -34,15 +41,7 @@ export function manifestExpectation(key: string, manifest: Manifest): ArchiveExp
 }
 
 /** What reading an archive's bytes measured. */
-export interface MeasuredArchive {
-  rows: number;
-  contentSha256: string;
-  compressedSha256: string;
-  uncompressedBytes: number;
-  compressedBytes: number;
-  /** Left out by a reader that relies on `recorded` figures to vouch for it (see archiveProblems). */
-  rowDigest?: string;
-}
+export type MeasuredArchive = ArchiveFigures;
 
 /** What is wrong with an archive, by the pair of witnesses that disagree. */
 export interface ArchiveProblems {
