@@ -73,7 +73,9 @@ export async function clearHold(ctx: HoldContext, database: string, table: strin
   return cleared;
 }
 
-export function formatHolds(holds: Hold[]): string {
+/** The holds as lines for a person, or with `json` as one JSON array (empty when there is none) for a script. */
+export function formatHolds(holds: Hold[], { json = false }: { json?: boolean } = {}): string {
+  if (json) return JSON.stringify(holds, null, 2);
   if (holds.length === 0) return 'No legal holds in the lock table.';
   return holds
     .map((h) => `${h.database}/${h.table}: ${h.reason} (set ${h.setAt} by ${h.setBy ?? '-'})`)

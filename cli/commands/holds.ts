@@ -35,12 +35,16 @@ export function registerHolds(program: Command): void {
       );
     },
   );
-  withHoldOptions(hold.command('list').description('List the legal holds in the lock table.')).action(
-    async (options: HoldCommandOptions) => {
+  withHoldOptions(hold.command('list').description('List the legal holds in the lock table.'))
+    .option('--json', 'print the holds as a JSON array', false)
+    .action(async (options: HoldCommandOptions & { json: boolean }) => {
       const { formatHolds } = await loadHolds();
-      console.log(await withHoldContext(options, async (ctx) => formatHolds(await ctx.holds.list())));
-    },
-  );
+      console.log(
+        await withHoldContext(options, async (ctx) =>
+          formatHolds(await ctx.holds.list(), { json: options.json }),
+        ),
+      );
+    });
 
   const legalHold = program
     .command('legal-hold')

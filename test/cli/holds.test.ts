@@ -1,0 +1,27 @@
+import { describe, expect, it } from 'vitest';
+import { formatHolds } from '../../cli/holds.js';
+import type { Hold } from '../../lambdas/shared/lock-table/legal-holds.js';
+
+const hold: Hold = {
+  database: 'app',
+  table: 'public.audit_logs',
+  reason: 'case 2026-17',
+  setAt: '2026-12-01T10:00:00.000Z',
+  setBy: 'legal@example.com',
+};
+
+describe('hold list output', () => {
+  it('prints one line per hold for a person, and says when there is none', () => {
+    // Act and assess
+    expect(formatHolds([hold])).toBe(
+      'app/public.audit_logs: case 2026-17 (set 2026-12-01T10:00:00.000Z by legal@example.com)',
+    );
+    expect(formatHolds([])).toBe('No legal holds in the lock table.');
+  });
+
+  it('prints a JSON array with --json, an empty one when there is none, so a script can read it', () => {
+    // Act and assess
+    expect(JSON.parse(formatHolds([hold], { json: true }))).toEqual([hold]);
+    expect(JSON.parse(formatHolds([], { json: true }))).toEqual([]);
+  });
+});
