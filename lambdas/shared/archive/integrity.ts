@@ -51,6 +51,15 @@ export interface ArchiveProblems {
   bytes: string[];
 }
 
+/** The figures a batch records and an archive states or measures: their names in BatchFigures and ArchiveFigures. */
+const FIGURES = [
+  ['rowCount', 'rows'],
+  ['contentSha256', 'contentSha256'],
+  ['compressedSha256', 'compressedSha256'],
+  ['uncompressedBytes', 'uncompressedBytes'],
+  ['compressedBytes', 'compressedBytes'],
+] as const;
+
 /**
  * The one integrity check of verify, restore and validate: compares an archive's sidecar with the figures its batch
  * recorded outside the bucket (export's in-flight figures, or the inventory entry written at commit), and what was
@@ -67,22 +76,12 @@ export function archiveProblems(
   const { recorded, measured } = evidence;
   const sidecar: [string, unknown, unknown][] = recorded
     ? [
-        ['rowCount', recorded.rowCount, expected.rows],
-        ['contentSha256', recorded.contentSha256, expected.contentSha256],
-        ['compressedSha256', recorded.compressedSha256, expected.compressedSha256],
-        ['uncompressedBytes', recorded.uncompressedBytes, expected.uncompressedBytes],
-        ['compressedBytes', recorded.compressedBytes, expected.compressedBytes],
+        ...FIGURES.map(([name, own]): [string, unknown, unknown] => [name, recorded[name], expected[own]]),
         ['rowDigest', recorded.rowDigest, expected.rowDigest],
       ]
     : [];
   const bytes: [string, unknown, unknown][] = measured
-    ? [
-        ['rowCount', expected.rows, measured.rows],
-        ['contentSha256', expected.contentSha256, measured.contentSha256],
-        ['compressedSha256', expected.compressedSha256, measured.compressedSha256],
-        ['uncompressedBytes', expected.uncompressedBytes, measured.uncompressedBytes],
-        ['compressedBytes', expected.compressedBytes, measured.compressedBytes],
-      ]
+    ? FIGURES.map(([name, own]) => [name, expected[own], measured[own]])
     : [];
   if (measured && expected.rowDigest !== undefined) {
     if (measured.rowDigest !== undefined) bytes.push(['rowDigest', expected.rowDigest, measured.rowDigest]);
