@@ -254,7 +254,10 @@ export class ArchiveMonitoring extends Construct {
         this.metric('RowsDeleted'),
       ]),
       this.graph('Bytes archived (total)', [this.metric('BytesArchived')]),
-      this.graph('Batches archived (total)', [this.metric('BatchesArchived')]),
+      this.graph('Batches and archive objects (total)', [
+        this.metric('BatchesArchived'),
+        this.metric('ObjectsArchived'),
+      ]),
       this.graph('Batches withdrawn (total)', [
         this.metric('VerificationFailures'),
         this.metric('RowsChanged'),

@@ -11,6 +11,7 @@ import {
   tableLabel,
   withdrawBatch,
 } from '../shared/batch/batch.js';
+import { batchSpan, batchTotals, forEachObject } from '../shared/batch/batch-objects.js';
 import { batchToActOn, reachesPastCutoff } from '../shared/batch/lifecycle.js';
 import { pauseAfterBatch } from '../shared/batch/throttle.js';
 import { resolveTable } from '../shared/config/resolved-table.js';
@@ -24,58 +25,92 @@ import {
   rowVersionSql,
 } from '../shared/database/table-sql.js';
 import { ArchiveIntegrityError, InvalidInputError, RowsChangedError } from '../shared/errors/step-errors.js';
-import type { InFlight } from '../shared/lock-table/table-state.js';
+import type { BatchObject, InFlight } from '../shared/lock-table/table-state.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import type { DeleteInput, DeleteOutput } from './schema.js';
 
 class DigestMismatch extends Error {}
-class ArchiveChanged extends Error {}
+class ArchiveChanged extends Error {
+  constructor(
+    message: string,
+    readonly keys: string[],
+  ) {
+    super(message);
+  }
+}
 
 /**
- * Deletes the batch's rows and measures what it deleted against what export read: the row versions' digest (see
- * table-sql.ts rowVersionSql for why equal sums mean exactly the exported tuples), or, for a batch exported by an
- * earlier version without one, the MD5 of every deleted row's line against the archive's row digest.
+ * Deletes the batch's rows, one statement per object (each by its day window and key range, so each is served by
+ * the table's indexes), and measures what they deleted against what export read: the row versions' digest over the
+ * whole batch (see table-sql.ts rowVersionSql for why equal sums mean exactly the exported tuples), or, for a batch
+ * exported by an earlier version without one, the MD5 of every deleted row's line against its archive's row digest.
  */
 async function deleteMeasured(
+  deps: Pick<StepDeps, 'fault'>,
   client: pg.ClientBase,
   shape: TableShape,
   inFlight: InFlight,
 ): Promise<{ rows: number; matches: boolean }> {
-  const source = `${rowSourceSql(shape)} AS t WHERE ${batchPredicateSql(shape, inFlight.bounds)}`;
-  if (inFlight.versionDigest !== undefined) {
-    // sum(int8) is exact (numeric); the digest is that sum modulo 2^64, as export computed it.
-    const deleted = await client.query<{ rows: string; sum: string }>(
-      `WITH deleted AS (DELETE FROM ${source} RETURNING ${rowVersionSql()} AS v)
-       SELECT count(*)::text AS rows, coalesce(sum(v), 0)::text AS sum FROM deleted`,
+  let rows = 0;
+  let matches = true;
+  let versions = 0n;
+  for (const [i, object] of inFlight.objects.entries()) {
+    if (i > 0) await deps.fault('delete:betweenObjects');
+    const source = `${rowSourceSql(shape)} AS t WHERE ${batchPredicateSql(shape, object.bounds)}`;
+    if (inFlight.versionDigest !== undefined) {
+      // sum(int8) is exact (numeric); the digest is the batch's sum modulo 2^64, as export computed it.
+      const deleted = await client.query<{ rows: string; sum: string }>(
+        `WITH deleted AS (DELETE FROM ${source} RETURNING ${rowVersionSql()} AS v)
+         SELECT count(*)::text AS rows, coalesce(sum(v), 0)::text AS sum FROM deleted`,
+      );
+      const row = deleted.rows[0] ?? { rows: '0', sum: '0' };
+      rows += Number(row.rows);
+      versions += BigInt(row.sum);
+      continue;
+    }
+    const deleted = await client.query<{ rows: string; hi: string; lo: string }>(
+      `WITH deleted AS (DELETE FROM ${source} RETURNING ${rowHashSql(shape)} AS h)
+       ${digestSelectSql('SELECT h FROM deleted')}`,
     );
-    const row = deleted.rows[0] ?? { rows: '0', sum: '0' };
-    return { rows: Number(row.rows), matches: versionDigestFromSql(row.sum) === inFlight.versionDigest };
+    const row = deleted.rows[0] ?? { rows: '0', hi: '0', lo: '0' };
+    rows += Number(row.rows);
+    matches &&= rowDigestFromSql(row) === object.figures.rowDigest;
   }
-  const deleted = await client.query<{ rows: string; hi: string; lo: string }>(
-    `WITH deleted AS (DELETE FROM ${source} RETURNING ${rowHashSql(shape)} AS h)
-     ${digestSelectSql('SELECT h FROM deleted')}`,
-  );
-  const row = deleted.rows[0] ?? { rows: '0', hi: '0', lo: '0' };
-  return { rows: Number(row.rows), matches: rowDigestFromSql(row) === inFlight.figures.rowDigest };
+  if (inFlight.versionDigest !== undefined)
+    matches = versionDigestFromSql(versions.toString()) === inFlight.versionDigest;
+  return { rows, matches };
 }
 
 /**
- * Why the published archive is no longer the one verify read, or undefined while it is: checked inside the delete
- * transaction, so an object deleted or replaced after verification (by mistake or by intent) stops the delete. The
- * pin (ETag, version) is what makes a swap of other bytes with the same size and metadata visible; a record from
- * before pins existed has only size and metadata to go by.
+ * Why a published archive of the batch is no longer the one verify read, or undefined while none changed: checked
+ * inside the delete transaction, so an object deleted or replaced after verification (by mistake or by intent) stops
+ * the delete. The pin (ETag, version) is what makes a swap of other bytes with the same size and metadata visible; a
+ * record from before pins existed has only size and metadata to go by.
  */
 async function publishedChange(
   deps: Pick<StepDeps, 'store'>,
   inFlight: InFlight,
-): Promise<string | undefined> {
+): Promise<ArchiveChanged | undefined> {
+  const changes = await forEachObject(inFlight.objects, async (object) => ({
+    key: object.archiveKey,
+    change: await objectChange(deps, object),
+  }));
+  const changed = changes.filter((c) => c.change !== undefined);
+  if (changed.length === 0) return undefined;
+  return new ArchiveChanged(
+    changed.map((c) => `${c.key}: ${c.change}`).join('; '),
+    changed.map((c) => c.key),
+  );
+}
+
+async function objectChange(deps: Pick<StepDeps, 'store'>, object: BatchObject): Promise<string | undefined> {
   // The current object, not the pinned version: a versioned bucket would still serve that one after an overwrite.
-  const head = await deps.store.head(inFlight.archiveKey);
+  const head = await deps.store.head(object.archiveKey);
   if (!head) return 'object is missing';
-  if (head.size !== inFlight.figures.compressedBytes)
-    return `object is ${head.size} bytes, expected ${inFlight.figures.compressedBytes}`;
-  if (head.metadata['content-sha256'] !== inFlight.figures.contentSha256) return 'object holds other content';
-  const { pin } = inFlight;
+  if (head.size !== object.figures.compressedBytes)
+    return `object is ${head.size} bytes, expected ${object.figures.compressedBytes}`;
+  if (head.metadata['content-sha256'] !== object.figures.contentSha256) return 'object holds other content';
+  const { pin } = object;
   if (pin && head.pin?.etag !== pin.etag) return 'object was overwritten';
   if (pin?.versionId && head.pin?.versionId !== pin.versionId) return 'object is another version';
   return undefined;
@@ -87,9 +122,9 @@ export type DeleteDeps = Pick<
 >;
 
 /**
- * Delete: in one transaction, deletes the verified batch's rows by a predicate that includes the cut-off day window
- * and the key range, digesting exactly the rows it deleted (DELETE ... RETURNING). It commits only if count and
- * digest equal what export read, the published archive is still the pinned, verified object,
+ * Delete: in one transaction, deletes the verified batch's rows, every object's by a predicate that includes its day
+ * window and key range, digesting exactly the rows it deleted (DELETE ... RETURNING). It commits only if count and
+ * digest equal what export read, every published archive is still the pinned, verified object,
  * and the lease is still held; before COMMIT it stores the transaction id, so a
  * later attempt can tell whether a delete whose acknowledgement was lost committed.
  */
@@ -101,24 +136,24 @@ export async function deleteBatch(input: DeleteInput, deps: DeleteDeps): Promise
   const state = await deps.locks.get(input.database, input.table);
   const inFlight = batchToActOn('delete', input, state.inFlight);
   // The rows it would delete end at the batch's upper bound: that, too, must be within the retention.
-  assertTaskCutoff(deps, input, table, inFlight.bounds.to);
+  const totals = batchTotals(inFlight);
+  assertTaskCutoff(deps, input, table, batchSpan(inFlight).to);
   const done = (rowsDeleted: number): DeleteOutput => {
     // The batch's rate from export to now sizes the next batch (time budget) and sets the throttle's pause.
     const seconds = Math.max(0.001, (Date.now() - (inFlight.exportedAt ?? started)) / 1000);
     return {
-      archiveKey: inFlight.archiveKey,
+      objects: inFlight.objects.length,
       rowsDeleted,
       progress: {
         batches: input.progress.batches + 1,
         rows: input.progress.rows + rowsDeleted,
-        bytes: input.progress.bytes + inFlight.figures.compressedBytes,
-        rowsPerSecond: Math.round(inFlight.figures.rowCount / seconds),
-        pauseSeconds: pauseAfterBatch(inFlight.figures.rowCount, seconds, deps.config.defaults),
+        bytes: input.progress.bytes + totals.compressedBytes,
+        rowsPerSecond: Math.round(totals.rowCount / seconds),
+        pauseSeconds: pauseAfterBatch(totals.rowCount, seconds, deps.config.defaults),
       },
     };
   };
   const db = await deps.database(input.database);
-  const expected = inFlight.figures;
   let deleting: InFlight = inFlight;
 
   if (reachesPastCutoff(inFlight, input.cutoff)) {
@@ -143,14 +178,14 @@ export async function deleteBatch(input: DeleteInput, deps: DeleteDeps): Promise
         const xid = await client.query<{ xid: string }>(
           'SELECT pg_catalog.pg_current_xact_id()::text AS xid',
         );
-        const deleted = await deleteMeasured(client, described, inFlight);
-        if (deleted.rows !== expected.rowCount || !deleted.matches) {
+        const deleted = await deleteMeasured(deps, client, described, inFlight);
+        if (deleted.rows !== totals.rowCount || !deleted.matches) {
           throw new DigestMismatch(
-            `would delete ${deleted.rows} rows, the verified archive holds ${expected.rowCount}`,
+            `would delete ${deleted.rows} rows, the verified archives hold ${totals.rowCount}`,
           );
         }
         const changed = await publishedChange(deps, inFlight);
-        if (changed) throw new ArchiveChanged(changed);
+        if (changed) throw changed;
         deleting = { ...inFlight, stage: 'deleting', deleteXid: xid.rows[0]?.xid, deleteServer };
         // Conditional on the lease and on the record being as read: a holder whose lease was taken over, or a stale
         // invocation, fails here and rolls back (fencing).
@@ -166,9 +201,9 @@ export async function deleteBatch(input: DeleteInput, deps: DeleteDeps): Promise
 
   if (outcome instanceof ArchiveChanged) {
     deps.telemetry.metric('VerificationFailures', 'Count', 1, tableLabel(input));
-    await withdrawBatch(deps, input, inFlight, 'integrity');
+    await withdrawBatch(deps, input, inFlight, 'integrity', outcome.keys);
     throw new ArchiveIntegrityError(
-      `archive ${inFlight.archiveKey} changed after verification (${outcome.message}); rolled back, nothing deleted, archive withdrawn`,
+      `an archive changed after verification (${outcome.message}); rolled back, nothing deleted, batch withdrawn`,
     );
   }
   if (outcome instanceof DigestMismatch) {
@@ -180,14 +215,15 @@ export async function deleteBatch(input: DeleteInput, deps: DeleteDeps): Promise
   }
   await deps.fault('delete:afterCommit');
   await recordCommitted(deps, input, deleting);
-  const result = done(expected.rowCount);
+  const result = done(totals.rowCount);
   // The throttle's Wait comes next: the lease must outlast it, whatever its length.
   await renewLease(deps, input, result.progress.pauseSeconds);
   deps.telemetry.metric('DeleteDuration', 'Milliseconds', Date.now() - started, tableLabel(input));
   deps.telemetry.info('batch deleted', {
     ...tableLabel(input),
-    rows: expected.rowCount,
-    archiveKey: inFlight.archiveKey,
+    rows: totals.rowCount,
+    objects: inFlight.objects.length,
+    days: `${batchSpan(inFlight).firstDay}..${batchSpan(inFlight).lastDay}`,
   });
   return result;
 }

@@ -5,7 +5,7 @@ export const DeleteInputSchema = TableTaskSchema.extend({ progress: ProgressSche
 export type DeleteInput = z.infer<typeof DeleteInputSchema>;
 
 export const DeleteOutputSchema = z.object({
-  archiveKey: z.string(),
+  objects: z.number().int().positive(),
   rowsDeleted: z.number().int().nonnegative(),
   /** The table's running totals for this execution, including this batch. */
   progress: ProgressSchema,

@@ -1,17 +1,22 @@
 import { randomUUID } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
+import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import {
   archiveKey,
   FORMAT_VERSION,
   type Manifest,
   manifestKeyFor,
+  type SchemaDrift,
   stagingKey,
+  type TableLocation,
   TOOL_NAME,
   TOOL_VERSION,
 } from '../shared/archive/format.js';
+import type { WriteOptions } from '../shared/archive/store-writes.js';
 import { ByteFigures, CopyToJsonLines } from '../shared/archive/stream.js';
+import { VersionDigest } from '../shared/archive/version-digest.js';
 import {
   assertTaskCutoff,
   BATCH_ID_METADATA,
@@ -21,12 +26,13 @@ import {
   tableLabel,
   tableLocation,
 } from '../shared/batch/batch.js';
+import { batchSpan, batchTotals } from '../shared/batch/batch-objects.js';
 import { activeHold } from '../shared/batch/holds.js';
 import { checkSchemaDrift } from '../shared/batch/schema-drift.js';
 import { batchRowLimit, checkReplicaLag, vacuumTable } from '../shared/batch/throttle.js';
 import { resolveTable } from '../shared/config/resolved-table.js';
 import { abandonConnection, inReadOnlyTransaction } from '../shared/database/db.js';
-import { describeTable } from '../shared/database/table-shape.js';
+import { describeTable, type TableShape } from '../shared/database/table-shape.js';
 import {
   batchPredicateSql,
   keyOrderSql,
@@ -36,10 +42,10 @@ import {
   timestampAsInstantSql,
 } from '../shared/database/table-sql.js';
 import { ReplicaLagError } from '../shared/errors/step-errors.js';
-import type { InFlight } from '../shared/lock-table/table-state.js';
+import type { BatchObject, InFlight } from '../shared/lock-table/table-state.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import { midStreamFaultPoint } from './mid-stream-fault.js';
-import { nextBatchBounds } from './next-batch.js';
+import { nextBatchBounds, type ObjectBounds } from './next-batch.js';
 import type { ExportInput, ExportOutput } from './schema.js';
 
 export type ExportDeps = Pick<
@@ -57,9 +63,18 @@ export type ExportDeps = Pick<
 >;
 
 /**
+ * Most objects (days) one batch takes. The batch's record holds each object's keys, bounds and figures on the lease
+ * item (about 700 bytes each, within DynamoDB's 400 KB item), and its delete runs one statement per object in one
+ * transaction: 100 days keep both small while a low-volume table still clears a quarter's backlog per batch.
+ */
+export const MAX_OBJECTS_PER_BATCH = 100;
+
+/**
  * Export: finishes or undoes a batch an earlier attempt left in flight, then streams the next batch of eligible
- * rows (one UTC day of the timestamp column, the first `batchSize` keys of it) through gzip into a staging object,
- * measuring everything the later steps check. Rows never pass through memory as a whole.
+ * rows through gzip into staging objects: from the oldest eligible UTC day on, day after day, one object per day
+ * (an object never spans two days), until the batch holds `batchSize` rows (or the time budget's share of them),
+ * `MAX_OBJECTS_PER_BATCH` days, or every eligible row. Its last object may end mid-day, at a key. Everything the
+ * later steps check is measured on the way; rows never pass through memory as a whole.
  */
 export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise<ExportOutput> {
   const table = resolveTable(deps.config, input.database, input.table);
@@ -68,16 +83,25 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
   const db = await deps.database(input.database);
   const state = await deps.locks.get(input.database, input.table);
   if (state.inFlight && (await recoverInFlight(deps, input, table, state.inFlight))) {
-    return resumed(state.inFlight);
+    return summary('resumed', state.inFlight);
   }
   // A legal hold set while the run was going: no new batch starts (release then records the table as held).
   if (await activeHold(deps, input.database, input.table, table.governance.configHold)) {
     return { status: 'empty' as const };
   }
   const started = Date.now();
-  // One read-only transaction from the table's checks to the end of the COPY: the archiver's settings (search_path,
-  // the text formats the archive records) hold for each statement even behind a transaction-pooling proxy. It ends
-  // with the COPY, before the manifest and lock-table writes, so it never idles in a transaction on slow calls.
+  const batchId = randomUUID();
+  const location = tableLocation(deps.config, table);
+  const write = {
+    storageClass: 'STANDARD' as const,
+    kmsKeyId: deps.config.s3.kmsKeyId,
+    metadata: { [BATCH_ID_METADATA]: batchId },
+  };
+  // Summed over every object's rows: the delete removes them all in one transaction and compares one sum.
+  const versions = new VersionDigest();
+  // One read-only transaction from the table's checks to the end of the last COPY: the archiver's settings
+  // (search_path, the text formats the archive records) hold for each statement even behind a transaction-pooling
+  // proxy. It ends with the COPYs, before the lock-table write, so it never idles in a transaction on slow calls.
   const copied = await db.withConnection((client) =>
     inReadOnlyTransaction(client, async () => {
       const shape = await describeTable(client, table);
@@ -88,81 +112,121 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
           deps.telemetry.metric('ReplicaLagPauses', 'Count', 1, tableLabel(input));
         throw error;
       }
-      const limit = batchRowLimit(
+      let remaining = batchRowLimit(
         table.batchSize,
         deps.config.defaults,
         deps.remainingTimeMs?.(),
         input.progress,
       );
-      const next = await nextBatchBounds(client, shape, input.cutoff, limit);
-      if (!next) return { over: true as const, shape };
       const drift = await checkSchemaDrift(deps, input, table, shape.columns);
-      const location = tableLocation(deps.config, table);
-      const batchId = randomUUID();
-      const staging = stagingKey(location, next.day, batchId);
-      const write = {
-        storageClass: 'STANDARD' as const,
-        kmsKeyId: deps.config.s3.kmsKeyId,
-        metadata: { [BATCH_ID_METADATA]: batchId },
-      };
-
-      // Each line with its row version's identity, in one statement and so one snapshot: the version digest then
-      // names exactly the tuples whose lines the archive holds, and the delete checks it (table-sql.ts rowVersionSql).
-      const copy = client.query(
-        copyTo(
-          `COPY (SELECT ${rowLineSql(shape)}, to_char(${timestampAsInstantSql(shape)} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-                        ${rowVersionSql()}
-                 FROM ${rowSourceSql(shape)} AS t WHERE ${batchPredicateSql(shape, next.bounds)}
-                ORDER BY ${keyOrderSql(shape)}) TO STDOUT (FORMAT binary)`,
-        ),
-      );
-      const lines = new CopyToJsonLines();
-      const compressed = new ByteFigures();
-      const flowing = pipeline(
-        copy,
-        lines,
-        midStreamFaultPoint(deps.fault),
-        createGzip({ level: deps.config.defaults.compressionLevel }),
-        compressed,
-      );
-      const upload = deps.store.putStream(staging, compressed, write);
-      try {
-        await Promise.all([flowing, upload]);
-      } catch (error) {
-        copy.destroy();
-        abandonConnection(client);
-        compressed.destroy();
-        throw error;
+      const staged: BatchObject[] = [];
+      for (let afterDay: string | undefined; staged.length < MAX_OBJECTS_PER_BATCH && remaining > 0; ) {
+        const next = await nextBatchBounds(client, shape, input.cutoff, remaining, afterDay);
+        if (!next) break;
+        if (staged.length > 0) await deps.fault('export:betweenObjects');
+        const object = await stageObject(deps, client, shape, next, {
+          location,
+          batchId,
+          write,
+          versions,
+          // The first manifest after a change of columns says so.
+          drift: staged.length === 0 ? drift : undefined,
+          input,
+        });
+        if (!object) break;
+        staged.push(object);
+        remaining -= object.figures.rowCount;
+        // A day that filled what was left ends the batch there, mid-day or not.
+        if (next.rows >= remaining + object.figures.rowCount) break;
+        afterDay = next.day;
       }
-      return {
-        over: false as const,
-        shape,
-        next,
-        drift,
-        location,
-        batchId,
-        staging,
-        write,
-        lines,
-        compressed,
-      };
+      return { shape, staged };
     }),
   );
-  if (copied.over) {
+  const { shape, staged } = copied;
+  if (staged.length === 0) {
     // The table's run is over: reclaim what this run deleted, if asked to (VACUUM runs outside a transaction).
     if (deps.config.defaults.vacuumAfterRun && (input.progress?.rows ?? 0) > 0) {
-      await db.withConnection((client) =>
-        vacuumTable(client, copied.shape, deps.telemetry, tableLabel(input)),
-      );
+      await db.withConnection((client) => vacuumTable(client, shape, deps.telemetry, tableLabel(input)));
     }
     return { status: 'empty' as const };
   }
-  const { shape, next, drift, location, batchId, staging, write, lines, compressed } = copied;
+  await deps.fault('export:afterStaging');
+  const inFlight: InFlight = {
+    stage: 'exported',
+    batchId,
+    runId: input.runId,
+    cutoff: input.cutoff,
+    objects: staged,
+    versionDigest: versions.value(),
+    columns: shape.columns,
+    exportedAt: started,
+  };
+  await recordInFlight(deps, input, inFlight, 'none');
+  const output = summary('exported', inFlight);
+  deps.telemetry.metric('ExportDuration', 'Milliseconds', Date.now() - started, tableLabel(input));
+  deps.telemetry.info('batch exported', {
+    ...tableLabel(input),
+    firstDay: output.firstDay,
+    lastDay: output.lastDay,
+    objects: output.objects,
+    rows: output.rows,
+    bytes: output.compressedBytes,
+  });
+  return output;
+}
+
+/**
+ * Streams one day's share of the batch (`next`) from COPY through gzip into its staging object, then stages its
+ * manifest. Undefined when the rows went away between choosing them and copying them.
+ */
+async function stageObject(
+  deps: ExportDeps,
+  client: pg.ClientBase,
+  shape: TableShape,
+  next: ObjectBounds,
+  batch: {
+    location: TableLocation;
+    batchId: string;
+    write: WriteOptions & { metadata: Record<string, string> };
+    versions: VersionDigest;
+    drift: SchemaDrift | undefined;
+    input: ExportInput;
+  },
+): Promise<BatchObject | undefined> {
+  const staging = stagingKey(batch.location, next.day, batch.batchId);
+  // Each line with its row version's identity, in one statement and so one snapshot: the version digest then
+  // names exactly the tuples whose lines the archive holds, and the delete checks it (table-sql.ts rowVersionSql).
+  const copy = client.query(
+    copyTo(
+      `COPY (SELECT ${rowLineSql(shape)}, to_char(${timestampAsInstantSql(shape)} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                    ${rowVersionSql()}
+             FROM ${rowSourceSql(shape)} AS t WHERE ${batchPredicateSql(shape, next.bounds)}
+            ORDER BY ${keyOrderSql(shape)}) TO STDOUT (FORMAT binary)`,
+    ),
+  );
+  const lines = new CopyToJsonLines(batch.versions);
+  const compressed = new ByteFigures();
+  const flowing = pipeline(
+    copy,
+    lines,
+    midStreamFaultPoint(deps.fault),
+    createGzip({ level: deps.config.defaults.compressionLevel }),
+    compressed,
+  );
+  const upload = deps.store.putStream(staging, compressed, batch.write);
+  try {
+    await Promise.all([flowing, upload]);
+  } catch (error) {
+    copy.destroy();
+    abandonConnection(client);
+    compressed.destroy();
+    throw error;
+  }
   const content = lines.figures();
   if (content.rows === 0) {
-    // The rows went away between choosing the batch and copying it.
     await deps.store.deleteKeys([staging]);
-    return { status: 'empty' as const };
+    return undefined;
   }
   const figures = {
     rowCount: content.rows,
@@ -172,75 +236,49 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
     compressedBytes: compressed.bytes,
     rowDigest: content.rowDigest,
   };
-  const dataKey = archiveKey(location, next.day, figures.contentSha256);
+  const dataKey = archiveKey(batch.location, next.day, figures.contentSha256);
   const manifest: Manifest = {
     formatVersion: FORMAT_VERSION,
     tool: { name: TOOL_NAME, version: TOOL_VERSION },
-    database: table.database,
-    schema: table.schema,
-    table: table.name,
+    database: batch.location.database,
+    schema: batch.location.schema,
+    table: batch.location.table,
     columns: shape.columns,
     keyColumns: shape.keyColumns.map((c) => c.name),
     timestampColumn: shape.timestampColumn.name,
     timestampType: shape.timestampKind,
     timestampTimeZone: shape.timestampTimeZone,
     day: next.day,
-    cutoff: input.cutoff,
+    cutoff: batch.input.cutoff,
     bounds: next.bounds,
     keyRange: { first: next.bounds.firstKey, last: next.bounds.lastKey },
     timestampRange: { min: lines.minTimestamp ?? '', max: lines.maxTimestamp ?? '' },
     figures,
     compression: { format: 'gzip', level: deps.config.defaults.compressionLevel },
     encoding: 'jsonl-pg-text',
-    runId: input.runId,
+    runId: batch.input.runId,
     exportedAt: deps.now().toISOString(),
     dataKey,
-    ...(drift ? { schemaDrift: drift } : {}),
+    ...(batch.drift ? { schemaDrift: batch.drift } : {}),
   };
-  await deps.store.putText(manifestKeyFor(staging), JSON.stringify(manifest, null, 2), write);
-  await deps.fault('export:afterStaging');
-  const inFlight: InFlight = {
-    stage: 'exported',
-    batchId,
-    runId: input.runId,
-    day: next.day,
-    cutoff: input.cutoff,
-    stagingKey: staging,
-    archiveKey: dataKey,
-    bounds: next.bounds,
-    figures,
-    versionDigest: lines.versionDigest(),
-    columns: shape.columns,
-    exportedAt: started,
-  };
-  await recordInFlight(deps, input, inFlight, 'none');
-  deps.telemetry.metric('ExportDuration', 'Milliseconds', Date.now() - started, tableLabel(input));
-  deps.telemetry.info('batch exported', {
-    ...tableLabel(input),
-    day: next.day,
-    rows: figures.rowCount,
-    bytes: figures.compressedBytes,
-  });
-  return {
-    status: 'exported' as const,
-    day: next.day,
-    rows: figures.rowCount,
-    compressedBytes: figures.compressedBytes,
-    uncompressedBytes: figures.uncompressedBytes,
-    stagingKey: staging,
-    archiveKey: dataKey,
-  };
+  await deps.store.putText(manifestKeyFor(staging), JSON.stringify(manifest, null, 2), batch.write);
+  return { day: next.day, stagingKey: staging, archiveKey: dataKey, bounds: next.bounds, figures };
 }
 
-/** The output for a batch an earlier attempt left in flight and this one carries on. */
-function resumed(inFlight: InFlight): ExportOutput {
+/** The output for a batch: what it covers, in counts and days (its keys stay on the lease item). */
+function summary(
+  status: 'exported' | 'resumed',
+  inFlight: InFlight,
+): Extract<ExportOutput, { status: 'exported' | 'resumed' }> {
+  const totals = batchTotals(inFlight);
+  const span = batchSpan(inFlight);
   return {
-    status: 'resumed',
-    day: inFlight.day,
-    rows: inFlight.figures.rowCount,
-    compressedBytes: inFlight.figures.compressedBytes,
-    uncompressedBytes: inFlight.figures.uncompressedBytes,
-    stagingKey: inFlight.stagingKey,
-    archiveKey: inFlight.archiveKey,
+    status,
+    firstDay: span.firstDay,
+    lastDay: span.lastDay,
+    objects: inFlight.objects.length,
+    rows: totals.rowCount,
+    compressedBytes: totals.compressedBytes,
+    uncompressedBytes: totals.uncompressedBytes,
   };
 }

@@ -11,12 +11,13 @@ export const ExportOutputSchema = z.discriminatedUnion('status', [
   z.object({
     /** `resumed`: a batch left in flight by an earlier attempt is carried on instead of exporting a new one. */
     status: z.enum(['exported', 'resumed']),
-    day: z.string(),
+    /** The batch's days, oldest and newest: one archive object each. */
+    firstDay: z.string(),
+    lastDay: z.string(),
+    objects: z.number().int().positive(),
     rows: z.number().int().positive(),
     compressedBytes: z.number().int().positive(),
     uncompressedBytes: z.number().int().positive(),
-    stagingKey: z.string(),
-    archiveKey: z.string(),
   }),
 ]);
 export type ExportOutput = z.infer<typeof ExportOutputSchema>;

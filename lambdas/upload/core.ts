@@ -7,6 +7,7 @@ import {
   tableLabel,
   withdrawBatch,
 } from '../shared/batch/batch.js';
+import { forEachObject } from '../shared/batch/batch-objects.js';
 import { batchToActOn } from '../shared/batch/lifecycle.js';
 import { resolveTableIfConfigured } from '../shared/config/resolved-table.js';
 import {
@@ -14,92 +15,116 @@ import {
   ArchiveIntegrityError,
   EncryptionRequiredError,
 } from '../shared/errors/step-errors.js';
-import type { InFlight } from '../shared/lock-table/table-state.js';
+import type { BatchObject } from '../shared/lock-table/table-state.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import type { UploadInput, UploadOutput } from './schema.js';
 
 /** Object metadata that lets anyone holding only the object check it, and tells whose batch wrote it. */
-export function archiveMetadata(inFlight: InFlight): Record<string, string> {
+export function archiveMetadata(batchId: string, object: BatchObject): Record<string, string> {
   return {
-    [BATCH_ID_METADATA]: inFlight.batchId,
-    'content-sha256': inFlight.figures.contentSha256,
-    'compressed-sha256': inFlight.figures.compressedSha256,
-    'row-count': String(inFlight.figures.rowCount),
-    'row-digest': inFlight.figures.rowDigest,
+    [BATCH_ID_METADATA]: batchId,
+    'content-sha256': object.figures.contentSha256,
+    'compressed-sha256': object.figures.compressedSha256,
+    'row-count': String(object.figures.rowCount),
+    'row-digest': object.figures.rowDigest,
   };
 }
 
 export type UploadDeps = Pick<StepDeps, 'config' | 'store' | 'locks' | 'telemetry' | 'fault'>;
 
 /**
- * Upload: publishes the staged batch under its final, content-addressed key without ever replacing an existing
- * object, writes the manifest sidecar once, and removes the staging objects. Every part is idempotent, so a retry
- * after a crash at any point completes the same publication.
+ * Upload: publishes each staged object of the batch under its final, content-addressed key without ever replacing
+ * an existing object, writes its manifest sidecar once, and removes its staging objects. Every part is idempotent,
+ * so a retry after a crash at any point completes the same publication.
  */
 export async function uploadBatch(input: UploadInput, deps: UploadDeps): Promise<UploadOutput> {
-  const { store, config } = deps;
   await renewLease(deps, input);
   const state = await deps.locks.get(input.database, input.table);
   const inFlight = batchToActOn('upload', input, state.inFlight);
-  const manifestKey = manifestKeyFor(inFlight.archiveKey);
+  let damage: { problem: string; withdraw: boolean } | undefined;
+  const published = await forEachObject(inFlight.objects, async (object) => {
+    const outcome = await publishObject(deps, input, inFlight.batchId, object);
+    if (typeof outcome === 'boolean') return { ...object, createdArchive: outcome };
+    // The first damage found decides; the others are left as they are for the withdrawal.
+    damage ??= outcome;
+    return object;
+  });
+  if (damage) {
+    // Damaged staged objects: nothing was deleted. Counted as a failed verification; the batch is dropped here, or,
+    // once an archive was copied (which upload may not delete), by the next export, which discards it.
+    deps.telemetry.metric('VerificationFailures', 'Count', 1, tableLabel(input));
+    if (damage.withdraw) await withdrawBatch(deps, input, inFlight, 'missing-staging');
+    throw new ArchiveIntegrityError(damage.problem);
+  }
+  if (inFlight.stage === 'exported') {
+    await recordInFlight(deps, input, { ...inFlight, stage: 'uploaded', objects: published }, ['exported']);
+  }
+  return {
+    objects: published.length,
+    created: published.filter((object) => object.createdArchive).length,
+  };
+}
+
+/**
+ * Publishes one object and its manifest, then removes its staging objects. True when this call created the archive
+ * object (false: it was there, from a retry or identical rows archived before), or the damage that stops the batch.
+ */
+async function publishObject(
+  deps: UploadDeps,
+  input: UploadInput,
+  batchId: string,
+  object: BatchObject,
+): Promise<boolean | { problem: string; withdraw: boolean }> {
+  const { store, config } = deps;
+  const manifestKey = manifestKeyFor(object.archiveKey);
   const write: WriteOptions = { storageClass: config.s3.storageClass, kmsKeyId: config.s3.kmsKeyId };
   let created = false;
-  // Damaged staged objects: nothing was deleted. Counted as a failed verification; the batch is dropped here, or,
-  // once its archive was copied (which upload may not delete), by the next export, which discards it.
-  const damaged = async (problem: string, withdraw: boolean): Promise<never> => {
-    deps.telemetry.metric('VerificationFailures', 'Count', 1, tableLabel(input));
-    if (withdraw) await withdrawBatch(deps, input, inFlight, 'missing-staging');
-    throw new ArchiveIntegrityError(problem);
-  };
-
   const sameContent = async () => {
-    const existing = await store.head(inFlight.archiveKey);
-    if (existing && existing.metadata['content-sha256'] !== inFlight.figures.contentSha256) {
-      throw new ArchiveConflictError(`${inFlight.archiveKey} exists with different content`);
+    const existing = await store.head(object.archiveKey);
+    if (existing && existing.metadata['content-sha256'] !== object.figures.contentSha256) {
+      throw new ArchiveConflictError(`${object.archiveKey} exists with different content`);
     }
     return existing !== undefined;
   };
   if (!(await sameContent())) {
-    const staged = await store.head(inFlight.stagingKey);
-    if (!staged || staged.size !== inFlight.figures.compressedBytes) {
-      return damaged(
-        `staging object ${inFlight.stagingKey} is ${staged ? `${staged.size} bytes, expected ${inFlight.figures.compressedBytes}` : 'missing'}`,
-        true,
-      );
+    const staged = await store.head(object.stagingKey);
+    if (!staged || staged.size !== object.figures.compressedBytes) {
+      return {
+        problem: `staging object ${object.stagingKey} is ${staged ? `${staged.size} bytes, expected ${object.figures.compressedBytes}` : 'missing'}`,
+        withdraw: true,
+      };
     }
     const copied = await store.copyOnce(
-      inFlight.stagingKey,
-      inFlight.archiveKey,
+      object.stagingKey,
+      object.archiveKey,
       write,
-      archiveMetadata(inFlight),
+      archiveMetadata(batchId, object),
       staged.size,
     );
     // Lost a race to an identical write: accept it only if it holds the same content.
     created = copied === 'copied' || !(await sameContent());
   }
   await deps.fault('upload:afterCopy');
-  await requireKmsIfCritical(deps, input, inFlight.archiveKey);
+  await requireKmsIfCritical(deps, input, object.archiveKey);
 
-  const manifest = await readStagedManifest(deps, inFlight);
+  const manifest = await readStagedManifest(deps, object);
   if (manifest === 'damaged') {
-    return damaged(`staged manifest of ${inFlight.archiveKey} does not describe the exported batch`, false);
+    return {
+      problem: `staged manifest of ${object.archiveKey} does not describe the exported batch`,
+      withdraw: false,
+    };
   }
   if (manifest)
     await putManifestOnce(deps, manifestKey, manifest, {
       ...write,
-      metadata: { [BATCH_ID_METADATA]: inFlight.batchId },
+      metadata: { [BATCH_ID_METADATA]: batchId },
     });
   else if (!(await store.head(manifestKey))) {
-    throw new ArchiveIntegrityError(`manifest of ${inFlight.archiveKey} is neither staged nor published`);
+    throw new ArchiveIntegrityError(`manifest of ${object.archiveKey} is neither staged nor published`);
   }
   await deps.fault('upload:afterManifest');
-  await store.deleteKeys([inFlight.stagingKey, manifestKeyFor(inFlight.stagingKey)]);
-  if (inFlight.stage === 'exported') {
-    await recordInFlight(deps, input, { ...inFlight, stage: 'uploaded', createdArchive: created }, [
-      'exported',
-    ]);
-  }
-  return { archiveKey: inFlight.archiveKey, manifestKey, created };
+  await store.deleteKeys([object.stagingKey, manifestKeyFor(object.stagingKey)]);
+  return created;
 }
 
 /**
@@ -126,9 +151,9 @@ async function requireKmsIfCritical(
 /** The staged manifest; undefined once published (staging removed), 'damaged' unless it describes the batch. */
 async function readStagedManifest(
   deps: Pick<StepDeps, 'store'>,
-  inFlight: InFlight,
+  object: BatchObject,
 ): Promise<Manifest | 'damaged' | undefined> {
-  const text = await deps.store.getText(manifestKeyFor(inFlight.stagingKey));
+  const text = await deps.store.getText(manifestKeyFor(object.stagingKey));
   if (text === undefined) return undefined;
   let manifest: Manifest;
   try {
@@ -137,8 +162,8 @@ async function readStagedManifest(
     return 'damaged';
   }
   const describesBatch =
-    manifest.dataKey === inFlight.archiveKey &&
-    JSON.stringify(manifest.figures) === JSON.stringify(inFlight.figures);
+    manifest.dataKey === object.archiveKey &&
+    JSON.stringify(manifest.figures) === JSON.stringify(object.figures);
   return describesBatch ? manifest : 'damaged';
 }
 

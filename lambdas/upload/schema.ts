@@ -5,9 +5,8 @@ export const UploadInputSchema = TableTaskSchema;
 export type UploadInput = z.infer<typeof UploadInputSchema>;
 
 export const UploadOutputSchema = z.object({
-  archiveKey: z.string(),
-  manifestKey: z.string(),
-  /** False when the object was already there: a retried upload or identical rows archived before. */
-  created: z.boolean(),
+  objects: z.number().int().positive(),
+  /** Objects this batch created; the others were already there: a retried upload or identical rows archived before. */
+  created: z.number().int().nonnegative(),
 });
 export type UploadOutput = z.infer<typeof UploadOutputSchema>;

@@ -2,10 +2,13 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { type Manifest, ManifestSchema, manifestKeyFor } from '../shared/archive/format.js';
 import { archiveProblems, manifestExpectation } from '../shared/archive/integrity.js';
+import type { ObjectPin } from '../shared/archive/store.js';
 import { ByteFigures, JsonLinesContent } from '../shared/archive/stream.js';
 import { recordInFlight, renewLease, tableLabel, withdrawBatch } from '../shared/batch/batch.js';
+import { batchTotals, forEachObject } from '../shared/batch/batch-objects.js';
 import { batchToActOn } from '../shared/batch/lifecycle.js';
 import { ArchiveIntegrityError, StorageUnavailableError } from '../shared/errors/step-errors.js';
+import type { BatchObject } from '../shared/lock-table/table-state.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import type { VerifyInput, VerifyOutput } from './schema.js';
 
@@ -20,37 +23,65 @@ function parseManifest(text: string): Manifest | undefined {
 export type VerifyDeps = Pick<StepDeps, 'config' | 'store' | 'locks' | 'telemetry' | 'fault'>;
 
 /**
- * Verify: re-reads the published object and its manifest from S3, once, and measures row count, sizes and both
- * SHA-256s. Object, manifest and the figures export recorded in the lock table must all agree (archiveProblems, the
- * check restore and validate share), or nothing is deleted: a damaged archive is withdrawn (its rows are still in
- * the database). The database side is not read here: delete digests exactly the rows it removes, in its
- * transaction, against these same figures, so a second pass over the rows would check nothing more (rows changed
- * since export roll that delete back and withdraw the batch).
+ * Verify: re-reads each published object of the batch and its manifest from S3, once, and measures row count, sizes
+ * and both SHA-256s. Object, manifest and the figures export recorded in the lock table must all agree
+ * (archiveProblems, the check restore and validate share), or nothing is deleted: a batch with a damaged archive is
+ * withdrawn (its rows are still in the database). The database side is not read here: delete digests exactly the
+ * rows it removes, in its transaction, against what export read, so a second pass over the rows would check nothing
+ * more (rows changed since export roll that delete back and withdraw the batch).
  */
 export async function verifyBatch(input: VerifyInput, deps: VerifyDeps): Promise<VerifyOutput> {
   const started = Date.now();
   await renewLease(deps, input);
   const state = await deps.locks.get(input.database, input.table);
   const inFlight = batchToActOn('verify', input, state.inFlight);
-  const expected = inFlight.figures;
-  const fail = async (problem: string): Promise<never> => {
+  const checked = await forEachObject(inFlight.objects, (object) => verifyObject(deps, object));
+  const failed = inFlight.objects.flatMap((object, i) => {
+    const outcome = checked[i];
+    return outcome && 'problem' in outcome ? [{ key: object.archiveKey, problem: outcome.problem }] : [];
+  });
+  if (failed.length > 0) {
     deps.telemetry.metric('VerificationFailures', 'Count', 1, tableLabel(input));
-    await withdrawBatch(deps, input, inFlight, 'integrity');
-    throw new ArchiveIntegrityError(`archive ${inFlight.archiveKey} failed verification: ${problem}`);
-  };
+    await withdrawBatch(
+      deps,
+      input,
+      inFlight,
+      'integrity',
+      failed.map((f) => f.key),
+    );
+    throw new ArchiveIntegrityError(failed.map((f) => f.problem).join('; '));
+  }
+  // Pins the very objects read: a later overwrite (same size, same metadata or not) has another ETag and version.
+  const objects = inFlight.objects.map((object, i) => {
+    const outcome = checked[i];
+    return outcome && 'pin' in outcome ? { ...object, pin: outcome.pin } : object;
+  });
+  await recordInFlight(deps, input, { ...inFlight, stage: 'verified', objects }, ['uploaded', 'verified']);
+  deps.telemetry.metric('VerifyDuration', 'Milliseconds', Date.now() - started, tableLabel(input));
+  return { objects: objects.length, rows: batchTotals(inFlight).rowCount, verified: true };
+}
 
-  const manifestText = await deps.store.getText(manifestKeyFor(inFlight.archiveKey));
+/** Reads one object back and checks it against its manifest and the recorded figures: its pin, or the problem. */
+async function verifyObject(
+  deps: VerifyDeps,
+  object: BatchObject,
+): Promise<{ pin: ObjectPin | undefined } | { problem: string }> {
+  const fail = (problem: string) => ({
+    problem: `archive ${object.archiveKey} failed verification: ${problem}`,
+  });
+  const expected = object.figures;
+  const manifestText = await deps.store.getText(manifestKeyFor(object.archiveKey));
   if (manifestText === undefined) return fail('manifest is missing');
   const manifest = parseManifest(manifestText);
   if (!manifest) return fail('manifest is not a valid manifest');
-  if (manifest.dataKey !== inFlight.archiveKey)
+  if (manifest.dataKey !== object.archiveKey)
     return fail(`manifest names another object (${manifest.dataKey})`);
-  const sidecar = manifestExpectation(inFlight.archiveKey, manifest);
+  const sidecar = manifestExpectation(object.archiveKey, manifest);
   const manifestProblems = archiveProblems(sidecar, { recorded: expected }).sidecar;
   if (manifestProblems.length > 0)
     return fail(`manifest differs from the export: ${manifestProblems.join('; ')}`);
 
-  const opened = await deps.store.open(inFlight.archiveKey);
+  const opened = await deps.store.open(object.archiveKey);
   if (!opened) return fail('object is missing');
   const { body, pin } = opened;
   const compressed = new ByteFigures();
@@ -64,7 +95,7 @@ export async function verifyBatch(input: VerifyInput, deps: VerifyDeps): Promise
     // zlib errors (Z_DATA_ERROR, Z_BUF_ERROR on truncation) mean damaged bytes; anything else is the network.
     const code = (error as { code?: string }).code ?? '';
     if (code.startsWith('Z_')) return fail(`object cannot be decompressed (${code})`);
-    throw new StorageUnavailableError(`reading ${inFlight.archiveKey} failed: ${(error as Error).message}`, {
+    throw new StorageUnavailableError(`reading ${object.archiveKey} failed: ${(error as Error).message}`, {
       cause: error,
     });
   }
@@ -77,9 +108,5 @@ export async function verifyBatch(input: VerifyInput, deps: VerifyDeps): Promise
   const objectProblems = archiveProblems(sidecar, { recorded: expected, measured }).bytes;
   if (objectProblems.length > 0)
     return fail(`object differs from its manifest: ${objectProblems.join('; ')}`);
-
-  // Pins the very object read: a later overwrite (same size, same metadata or not) has another ETag and version.
-  await recordInFlight(deps, input, { ...inFlight, stage: 'verified', pin }, ['uploaded', 'verified']);
-  deps.telemetry.metric('VerifyDuration', 'Milliseconds', Date.now() - started, tableLabel(input));
-  return { archiveKey: inFlight.archiveKey, rows: expected.rowCount, verified: true };
+  return { pin };
 }

@@ -5,7 +5,7 @@ export const VerifyInputSchema = TableTaskSchema;
 export type VerifyInput = z.infer<typeof VerifyInputSchema>;
 
 export const VerifyOutputSchema = z.object({
-  archiveKey: z.string(),
+  objects: z.number().int().positive(),
   rows: z.number().int().positive(),
   verified: z.literal(true),
 });

@@ -251,13 +251,13 @@ export async function readLiveArchives(
   const prefix = tablePrefix({ prefix: local.config.s3.prefix, database: 'app', schema, table });
   const keys = await listKeys(local, prefix);
   const { inFlight } = await local.deps().locks.get('app', `${schema}.${table}`);
-  let uncommitted = inFlight?.archiveKey;
+  let uncommitted = new Set(inFlight?.objects.map((object) => object.archiveKey));
   if (inFlight?.deleteXid && client) {
     const status = await client.query('SELECT pg_xact_status($1::xid8) AS s', [inFlight.deleteXid]);
-    if (status.rows[0]?.s === 'committed') uncommitted = undefined;
+    if (status.rows[0]?.s === 'committed') uncommitted = new Set();
   }
   const archives: LiveArchive[] = [];
-  for (const key of keys.filter((k) => k.endsWith('.jsonl.gz') && k !== uncommitted)) {
+  for (const key of keys.filter((k) => k.endsWith('.jsonl.gz') && !uncommitted.has(k))) {
     const manifestKey = key.replace(/\/([^/]+)\.jsonl\.gz$/, '/_$1.manifest.json');
     if (!keys.includes(manifestKey)) continue;
     const manifest = ManifestSchema.parse(JSON.parse((await getObject(local, manifestKey)).toString('utf8')));

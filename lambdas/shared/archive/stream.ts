@@ -50,10 +50,14 @@ export class CopyToJsonLines extends Transform {
   private carry: Buffer = EMPTY;
   private readonly content: Hash = createHash('sha256');
   private readonly digest = new RowDigest();
-  private readonly versions = new VersionDigest();
   private bytes = 0;
   minTimestamp: string | undefined;
   maxTimestamp: string | undefined;
+
+  /** `versions`: where the row versions go; one digest shared by the objects of a batch sums them all. */
+  constructor(private readonly versions = new VersionDigest()) {
+    super();
+  }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     try {

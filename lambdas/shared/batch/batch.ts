@@ -11,6 +11,7 @@ import { BatchOutcomeUnknownError, DeleteInProgressError } from '../errors/step-
 import type { InFlight } from '../lock-table/table-state.js';
 import type { StepDeps } from '../step/step-deps.js';
 import type { TableTask } from '../step/table-task.js';
+import { batchSpan, batchTotals, forEachObject } from './batch-objects.js';
 import { afterDeleteSettled, assertTransition, type Recovery, recoveryOf } from './lifecycle.js';
 
 export const BATCH_ID_METADATA = 'batch-id';
@@ -100,8 +101,9 @@ export async function deleteTransactionStatus(
 
 /**
  * Settles a batch whose delete was under way when its attempt ended. The transaction's recorded outcome decides;
- * when the server cannot tell, the rows decide: none left means the delete committed, exactly the archived rows
- * means it did not. Anything else cannot be settled safely, and nothing is deleted or withdrawn: an operator decides.
+ * when the server cannot tell, the rows decide: none left of any object means the delete committed, exactly the
+ * archived rows of every object means it did not. Anything else cannot be settled safely, and nothing is deleted or
+ * withdrawn: an operator decides.
  */
 export async function settleDelete(
   client: pg.ClientBase,
@@ -112,14 +114,22 @@ export async function settleDelete(
   if (status !== 'unknown') return status;
   // By the lines, not the row versions: the server cannot tell mostly after a restore or a switch to another server,
   // where the same rows may carry other xmins and slots.
-  const now = await inReadOnlyTransaction(client, async () =>
-    digestBatchInDatabase(client, await shape(), inFlight.bounds),
-  );
-  if (now.rows === 0) return 'committed';
-  if (now.rows === inFlight.figures.rowCount && now.rowDigest === inFlight.figures.rowDigest)
-    return 'aborted';
+  const now = await inReadOnlyTransaction(client, async () => {
+    const described = await shape();
+    const found = [];
+    for (const object of inFlight.objects)
+      found.push(await digestBatchInDatabase(client, described, object.bounds));
+    return found;
+  });
+  if (now.every((object) => object.rows === 0)) return 'committed';
+  const intact = (i: number) => {
+    const figures = inFlight.objects[i]?.figures;
+    return now[i]?.rows === figures?.rowCount && now[i]?.rowDigest === figures?.rowDigest;
+  };
+  if (now.every((_, i) => intact(i))) return 'aborted';
+  const left = now.reduce((sum, object) => sum + object.rows, 0);
   throw new BatchOutcomeUnknownError(
-    `cannot tell whether the delete of ${inFlight.archiveKey} committed (transaction ${inFlight.deleteXid} is unknown to this server, and ${now.rows} of its ${inFlight.figures.rowCount} rows are left); nothing was changed`,
+    `cannot tell whether the delete of batch ${inFlight.batchId} (${inFlight.objects.length} objects from ${batchSpan(inFlight).firstDay}) committed (transaction ${inFlight.deleteXid} is unknown to this server, and ${left} of its ${batchTotals(inFlight).rowCount} rows are left); nothing was changed`,
   );
 }
 
@@ -165,9 +175,9 @@ export function renewLease(
 }
 
 /**
- * Records a committed batch: enters its archive in the inventory, then clears it from the lease item (fenced),
- * adds it to the totals and emits the metrics. A crash between the two leaves the batch `deleting`: the next
- * attempt settles it as committed and comes here again (the inventory write is idempotent).
+ * Records a committed batch: enters each of its archives in the inventory, then clears it from the lease item
+ * (fenced), adds it to the totals and emits the metrics. A crash between the two leaves the batch `deleting`: the
+ * next attempt settles it as committed and comes here again (the inventory writes are idempotent).
  */
 export async function recordCommitted(
   deps: Pick<StepDeps, 'inventory' | 'locks' | 'now' | 'telemetry'>,
@@ -175,24 +185,29 @@ export async function recordCommitted(
   inFlight: InFlight,
 ): Promise<void> {
   assertTransition(inFlight.stage, 'committed');
-  await deps.inventory.record(task.database, task.table, {
-    archiveKey: inFlight.archiveKey,
-    day: inFlight.day,
-    batchId: inFlight.batchId,
-    runId: inFlight.runId,
-    figures: inFlight.figures,
-    pin: inFlight.pin,
-    committedAt: deps.now().toISOString(),
-  });
+  const committedAt = deps.now().toISOString();
+  await forEachObject(inFlight.objects, (object) =>
+    deps.inventory.record(task.database, task.table, {
+      archiveKey: object.archiveKey,
+      day: object.day,
+      batchId: inFlight.batchId,
+      runId: inFlight.runId,
+      figures: object.figures,
+      pin: object.pin,
+      committedAt,
+    }),
+  );
+  const totals = batchTotals(inFlight);
   await deps.locks.clearInFlight(task.database, task.table, task.lease, inFlight, {
-    rows: inFlight.figures.rowCount,
-    bytes: inFlight.figures.compressedBytes,
+    rows: totals.rowCount,
+    bytes: totals.compressedBytes,
   });
   const label = tableLabel(task);
-  deps.telemetry.metric('RowsDeleted', 'Count', inFlight.figures.rowCount, label);
-  deps.telemetry.metric('RowsArchived', 'Count', inFlight.figures.rowCount, label);
-  deps.telemetry.metric('BytesArchived', 'Bytes', inFlight.figures.compressedBytes, label);
+  deps.telemetry.metric('RowsDeleted', 'Count', totals.rowCount, label);
+  deps.telemetry.metric('RowsArchived', 'Count', totals.rowCount, label);
+  deps.telemetry.metric('BytesArchived', 'Bytes', totals.compressedBytes, label);
   deps.telemetry.metric('BatchesArchived', 'Count', 1, label);
+  deps.telemetry.metric('ObjectsArchived', 'Count', inFlight.objects.length, label);
 }
 
 export type WithdrawReason = 'rows-changed' | 'integrity' | 'missing-staging' | 'discarded' | 'cutoff-moved';
@@ -202,13 +217,15 @@ export type WithdrawReason = 'rows-changed' | 'integrity' | 'missing-staging' | 
  * stay live. The caller passes the record it read and decided on; the batch is first claimed (`withdrawing`) with a
  * write that succeeds only if that record is unchanged, so an invocation acting on a stale view (the batch since
  * deleted and committed by a retry or a new lease holder) fails there and removes nothing. Only objects this batch
- * wrote are removed; an identical archive committed earlier never is. With `integrity`, a copy is kept as evidence.
+ * wrote are removed; an identical archive committed earlier never is. The archives named in `evidence` (those found
+ * damaged or changed) are first copied to the quarantine.
  */
 export async function withdrawBatch(
   deps: Pick<StepDeps, 'config' | 'locks' | 'store' | 'telemetry'>,
   task: TableTask,
   inFlight: InFlight,
   reason: WithdrawReason,
+  evidence: readonly string[] = [],
 ): Promise<void> {
   const { store } = deps;
   // A record already `withdrawing` (a crash mid-withdrawal) is claimed again the same way, to finish the job.
@@ -226,28 +243,30 @@ export async function withdrawBatch(
   const removeIfOwned = async (key: string, wroteKey: boolean) => {
     if (await owned(key, wroteKey)) await store.deleteKeys([key]);
   };
-  await removeIfOwned(inFlight.stagingKey, true);
-  await removeIfOwned(manifestKeyFor(inFlight.stagingKey), true);
-  const createdArchive = inFlight.createdArchive === true;
-  const head = await owned(inFlight.archiveKey, createdArchive);
-  if (head) {
-    if (reason === 'integrity') {
-      const evidence = quarantineKey(deps.config.s3.prefix, inFlight.archiveKey, reason);
+  await forEachObject(inFlight.objects, async (object) => {
+    await removeIfOwned(object.stagingKey, true);
+    await removeIfOwned(manifestKeyFor(object.stagingKey), true);
+    const createdArchive = object.createdArchive === true;
+    const head = await owned(object.archiveKey, createdArchive);
+    if (!head) return;
+    if (evidence.includes(object.archiveKey)) {
       await store.copyOnce(
-        inFlight.archiveKey,
-        evidence,
+        object.archiveKey,
+        quarantineKey(deps.config.s3.prefix, object.archiveKey, reason),
         { storageClass: 'STANDARD', kmsKeyId: deps.config.s3.kmsKeyId },
         { [BATCH_ID_METADATA]: inFlight.batchId },
         head.size,
       );
     }
-    await removeIfOwned(inFlight.archiveKey, createdArchive);
-    await removeIfOwned(manifestKeyFor(inFlight.archiveKey), createdArchive);
-  }
+    await removeIfOwned(object.archiveKey, createdArchive);
+    await removeIfOwned(manifestKeyFor(object.archiveKey), createdArchive);
+  });
   await deps.locks.clearInFlight(task.database, task.table, task.lease, inFlight);
   deps.telemetry.warn('batch withdrawn; its rows stay in the database', {
     ...tableLabel(task),
-    archiveKey: inFlight.archiveKey,
+    batchId: inFlight.batchId,
+    days: `${batchSpan(inFlight).firstDay}..${batchSpan(inFlight).lastDay}`,
+    objects: inFlight.objects.length,
     reason,
   });
 }

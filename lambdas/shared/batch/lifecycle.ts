@@ -1,6 +1,7 @@
 import { InvalidInputError } from '../errors/step-errors.js';
 import type { InFlight } from '../lock-table/table-state.js';
 import type { TableTask } from '../step/table-task.js';
+import { batchSpan } from './batch-objects.js';
 
 /*
  * The lifecycle of a batch in flight, in one place: its stages, the changes of stage the steps may make, the stages
@@ -66,8 +67,8 @@ export function batchToActOn(
 }
 
 /** Whether the batch holds rows at or after `cutoff`: a run with that cut-off (retention raised since) may not delete it. */
-export function reachesPastCutoff(inFlight: Pick<InFlight, 'bounds'>, cutoff: string): boolean {
-  return Date.parse(inFlight.bounds.to) > Date.parse(cutoff);
+export function reachesPastCutoff(inFlight: Pick<InFlight, 'objects'>, cutoff: string): boolean {
+  return Date.parse(batchSpan(inFlight).to) > Date.parse(cutoff);
 }
 
 /** What a later attempt does with a batch an earlier one left in flight. */
@@ -88,7 +89,7 @@ export type Recovery =
  * discarded (nothing was published), and so is an interrupted withdrawal (it is finished). Uploaded or verified ones
  * are resumed unless they reach past this run's cut-off.
  */
-export function recoveryOf(inFlight: Pick<InFlight, 'stage' | 'bounds'>, cutoff: string): Recovery {
+export function recoveryOf(inFlight: Pick<InFlight, 'stage' | 'objects'>, cutoff: string): Recovery {
   switch (inFlight.stage) {
     case 'exported':
     case 'withdrawing':
@@ -105,7 +106,7 @@ export function recoveryOf(inFlight: Pick<InFlight, 'stage' | 'bounds'>, cutoff:
 
 /** The decision for a `deleting` batch once the database said whether its delete committed. */
 export function afterDeleteSettled(
-  inFlight: Pick<InFlight, 'bounds'>,
+  inFlight: Pick<InFlight, 'objects'>,
   cutoff: string,
   settled: 'committed' | 'aborted',
 ): Exclude<Recovery, { action: 'settle-delete' }> {

@@ -171,7 +171,7 @@ export class LeaseStore {
     database: string,
     table: string,
     lease: Lease,
-    inFlight: Pick<InFlight, 'batchId' | 'archiveKey' | 'columns'>,
+    inFlight: Pick<InFlight, 'batchId' | 'objects' | 'columns'>,
     committed?: { rows: number; bytes: number },
   ): Promise<void> {
     const cleared = { batchId: inFlight.batchId, committed: committed !== undefined };
@@ -188,7 +188,8 @@ export class LeaseStore {
         ':rows': committed.rows,
         ':bytes': committed.bytes,
         ':one': 1,
-        ':archiveKey': inFlight.archiveKey,
+        // The newest: the manifest schema drift falls back to when the item has no columns.
+        ':archiveKey': inFlight.objects.at(-1)?.archiveKey,
       });
       if (inFlight.columns) {
         update = update.replace(' ADD ', ', lastColumns = :columns ADD ');

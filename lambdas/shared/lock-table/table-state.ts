@@ -7,42 +7,85 @@ export const LeaseSchema = z.object({ owner: z.string().min(1), token: z.number(
 export type Lease = z.infer<typeof LeaseSchema>;
 
 /**
- * The one batch of a table that may be between export and a committed delete. It lives on the lease item so
- * that every change to it is conditioned on the lease, and a new holder can finish or undo it after a crash.
+ * One archive object of a batch: the rows of one UTC day (an object never spans two days), staged by export under
+ * `stagingKey` and published by upload under its content-addressed `archiveKey`.
  */
-export const InFlightSchema = z.object({
-  /** `withdrawing`: claimed for withdrawal; its objects are being removed (a crash there is finished next run). */
-  stage: z.enum(['exported', 'uploaded', 'verified', 'deleting', 'withdrawing']),
-  /** Unique per export; stored on the archive object so a withdrawal only ever removes this batch's object. */
-  batchId: z.string(),
-  runId: z.string(),
+export const BatchObjectSchema = z.object({
   day: z.string(),
-  cutoff: z.string(),
   stagingKey: z.string(),
   archiveKey: z.string(),
   /** Set by upload when this batch wrote the archive object (rather than finding identical rows archived before). */
   createdArchive: z.boolean().optional(),
   bounds: BatchBoundsSchema,
   figures: BatchFiguresSchema,
-  /**
-   * Sum of the exported row versions' identities (table-sql.ts rowVersionSql): what the delete compares instead of
-   * re-rendering every row. Absent on a batch exported by an earlier version, whose delete keeps the line digest.
-   */
-  versionDigest: z
-    .string()
-    .regex(/^[0-9a-f]{16}$/)
-    .optional(),
   /** The stored object verify read and checked: delete and every later read accept only that object. */
   pin: ObjectPinSchema.optional(),
-  /** Transaction id of the delete, written before COMMIT: pg_xact_status() tells later whether it committed. */
-  deleteXid: z.string().optional(),
-  /** The server (system identifier and timeline) that xid belongs to: another server's xids mean nothing. */
-  deleteServer: z.string().optional(),
-  /** The table's columns at export; they become the table's `lastColumns` when this batch's delete commits. */
-  columns: z.array(ColumnSchema).optional(),
-  /** When export started this batch (epoch ms): the batch's rows/s, which sizes the next batch and the throttle. */
-  exportedAt: z.number().optional(),
 });
+export type BatchObject = z.infer<typeof BatchObjectSchema>;
+
+/** `withdrawing`: claimed for withdrawal; its objects are being removed (a crash there is finished next run). */
+export const StageSchema = z.enum(['exported', 'uploaded', 'verified', 'deleting', 'withdrawing']);
+
+const IN_FLIGHT_OBJECT_FIELDS = [
+  'day',
+  'stagingKey',
+  'archiveKey',
+  'createdArchive',
+  'bounds',
+  'figures',
+  'pin',
+];
+
+/**
+ * A record written before batches spanned days held its one object's fields at the top level: read as a batch of
+ * that one object, so an upgrade finds and settles a batch an earlier version left in flight.
+ */
+function oneObjectRecord(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null || 'objects' in value || !('archiveKey' in value))
+    return value;
+  const record = value as Record<string, unknown>;
+  const batch: Record<string, unknown> = {};
+  const object: Record<string, unknown> = {};
+  for (const [name, field] of Object.entries(record)) {
+    (IN_FLIGHT_OBJECT_FIELDS.includes(name) ? object : batch)[name] = field;
+  }
+  return { ...batch, objects: [object] };
+}
+
+/**
+ * The one batch of a table that may be between export and a committed delete. It lives on the lease item so
+ * that every change to it is conditioned on the lease, and a new holder can finish or undo it after a crash. A batch
+ * spans consecutive UTC days, one object per day, and its delete removes the rows of all of them in one transaction.
+ */
+export const InFlightSchema = z.preprocess(
+  oneObjectRecord,
+  z.object({
+    stage: StageSchema,
+    /** Unique per export; stored on each archive object so a withdrawal only ever removes this batch's objects. */
+    batchId: z.string(),
+    runId: z.string(),
+    cutoff: z.string(),
+    /** Oldest day first; each object's rows end where the next one's begin. */
+    objects: z.array(BatchObjectSchema).min(1),
+    /**
+     * Sum of the exported row versions' identities over every object (table-sql.ts rowVersionSql): what the delete
+     * compares instead of re-rendering every row. Absent on a batch exported by an earlier version, whose delete
+     * keeps the line digest.
+     */
+    versionDigest: z
+      .string()
+      .regex(/^[0-9a-f]{16}$/)
+      .optional(),
+    /** Transaction id of the delete, written before COMMIT: pg_xact_status() tells later whether it committed. */
+    deleteXid: z.string().optional(),
+    /** The server (system identifier and timeline) that xid belongs to: another server's xids mean nothing. */
+    deleteServer: z.string().optional(),
+    /** The table's columns at export; they become the table's `lastColumns` when this batch's delete commits. */
+    columns: z.array(ColumnSchema).optional(),
+    /** When export started this batch (epoch ms): the batch's rows/s, which sizes the next batch and the throttle. */
+    exportedAt: z.number().optional(),
+  }),
+);
 export type InFlight = z.infer<typeof InFlightSchema>;
 
 /** A table's lease item (`TABLE#db#table`/`STATE`) as read: the lease, the batch in flight and the totals. */

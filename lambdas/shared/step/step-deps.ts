@@ -12,10 +12,12 @@ import type { Telemetry } from '../telemetry/powertools.js';
 /** Named points inside the steps where a test can inject a crash; a no-op in production. */
 export type FaultPoint =
   | 'export:midStream'
+  | 'export:betweenObjects'
   | 'export:afterStaging'
   | 'upload:afterCopy'
   | 'upload:afterManifest'
   | 'verify:afterRead'
+  | 'delete:betweenObjects'
   | 'delete:beforeCommit'
   | 'delete:afterCommit'
   | 'restore:afterCommit';

@@ -9,6 +9,7 @@ export type MetricName =
   | 'RowsArchived'
   | 'BytesArchived'
   | 'BatchesArchived'
+  | 'ObjectsArchived'
   | 'RowsDeleted'
   | 'VerificationFailures'
   | 'RowsChanged'

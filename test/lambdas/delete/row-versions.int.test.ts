@@ -28,8 +28,16 @@ import {
  */
 
 const ZERO = { batches: 0, rows: 0, bytes: 0 };
-const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
+/** One day a batch: the changes below aim at the rows of that one object. */
 const BATCH_ROWS = 10;
+const spec = (name: string) => ({
+  schema: 'public',
+  name,
+  timestampColumn: 'created_at',
+  batchSize: BATCH_ROWS,
+});
+/** The five eligible days in one batch of five objects, deleted in one transaction. */
+const MANY_DAYS_ROWS = 50;
 
 /**
  * 350 rows, 10 a UTC day over the 35 days before the cut-off's day and after (5 eligible days, the first batch is ids
@@ -71,6 +79,8 @@ async function seedPartitioned(client: pg.Client, name: string, copy?: string): 
 }
 
 const PLAIN = [
+  'many_days_updated',
+  'many_days',
   'hot_update',
   'cold_update',
   'reinserted',
@@ -90,14 +100,19 @@ describe('delete by row versions: every change between export and delete ends in
       await seedPartitioned(db.client, 'parted');
       await seedPartitioned(db.client, 'swapped', 'swapped_copy');
     },
-    [...PLAIN, 'parted', 'swapped'].map(spec),
+    [
+      ...PLAIN.filter((name) => !name.startsWith('many_days')).map(spec),
+      ...['many_days_updated', 'many_days'].map((name) => ({ ...spec(name), batchSize: MANY_DAYS_ROWS })),
+      spec('parted'),
+      spec('swapped'),
+    ],
   );
 
   const query = async <T extends pg.QueryResultRow>(sql: string): Promise<T[]> =>
     (await bed.db.client.query<T>(sql)).rows;
 
   /** The first batch exported, uploaded and verified by one holder of the lease. */
-  async function verifiedBatch(deps: StepDeps, name: string): Promise<TableTask> {
+  async function verifiedBatch(deps: StepDeps, name: string, rows: number): Promise<TableTask> {
     const ref = `public.${name}`;
     const acquired = await deps.locks.acquire('app', ref, `exec-${name}`, 600);
     if (!acquired.acquired) throw new Error(`could not acquire ${ref}`);
@@ -108,7 +123,7 @@ describe('delete by row versions: every change between export and delete ends in
       cutoff: retentionCutoff(Date.now(), 30),
       lease: acquired.lease,
     };
-    expect(await exportBatch(task, deps)).toMatchObject({ status: 'exported', rows: BATCH_ROWS });
+    expect(await exportBatch(task, deps)).toMatchObject({ status: 'exported', rows });
     await uploadBatch(task, deps);
     await verifyBatch(task, deps);
     return task;
@@ -151,12 +166,13 @@ describe('delete by row versions: every change between export and delete ends in
     expected: 'rollback' | 'commit',
     change: (client: pg.Client) => Promise<void>,
     before?: (deps: StepDeps, task: TableTask) => Promise<void>,
+    rows = BATCH_ROWS,
   ): Promise<void> {
     // Prepare
     const deps = bed.local.deps();
     const ref = `public.${name}`;
     const table = resolvedTable(spec(name));
-    const task = await verifiedBatch(deps, name);
+    const task = await verifiedBatch(deps, name, rows);
     await before?.(deps, task);
     await change(bed.db.client);
     const original = (await tableLines(bed.db.client, table)).sort();
@@ -174,10 +190,10 @@ describe('delete by row versions: every change between export and delete ends in
         inArchives: 0,
       });
     } else {
-      expect((await attempt).rowsDeleted).toBe(BATCH_ROWS);
+      expect((await attempt).rowsDeleted).toBe(rows);
       expect(await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original)).toEqual({
-        inDatabase: original.length - BATCH_ROWS,
-        inArchives: BATCH_ROWS,
+        inDatabase: original.length - rows,
+        inArchives: rows,
       });
     }
     await deps.locks.release('app', ref, task.lease);
@@ -189,6 +205,22 @@ describe('delete by row versions: every change between export and delete ends in
     );
     expect(left[0]?.n).toBe(0);
   }
+
+  it('a batch of five days, one object each, deleted in one transaction: commit', async () => {
+    await prove('many_days', 'commit', async () => {}, undefined, MANY_DAYS_ROWS);
+  });
+
+  it('an UPDATE of one row on the last day of a five-day batch: the one transaction rolls back every day', async () => {
+    await prove(
+      'many_days_updated',
+      'rollback',
+      async (client) => {
+        await client.query(`UPDATE public.many_days_updated SET payload = '{"edited": 1}' WHERE id = 45`);
+      },
+      undefined,
+      MANY_DAYS_ROWS,
+    );
+  });
 
   it('an UPDATE of a row that is HOT (non-indexed column, room on the page): rollback', async () => {
     await prove('hot_update', 'rollback', async (client) => {

@@ -43,11 +43,19 @@ describe('export step', () => {
     async (db) => {
       await seedAroundCutoff(db, 'staged');
       await seedAroundCutoff(db, 'retried');
+      await seedAroundCutoff(db, 'many_days');
+      await seedAroundCutoff(db, 'mid_day');
       await db.client.query(`
         CREATE TABLE recent (id bigint PRIMARY KEY, created_at timestamptz, actor text NOT NULL);
         INSERT INTO recent VALUES (1, ${cutoffSql()}, 'at_cutoff'), (2, NULL, 'no_timestamp'), (3, ${TODAY_UTC_SQL}, 'today')`);
     },
-    [spec('staged'), spec('retried'), spec('recent')],
+    [
+      spec('staged'),
+      spec('retried'),
+      spec('recent'),
+      { ...spec('many_days'), batchSize: 100 },
+      { ...spec('mid_day'), batchSize: 7 },
+    ],
   );
 
   async function leasedTask(deps: StepDeps, table: string): Promise<TableTask> {
@@ -68,6 +76,14 @@ describe('export step', () => {
       .split('\n')
       .filter((line) => line.length > 0);
 
+  /** The batch in flight and its oldest object. */
+  const staged = async (deps: StepDeps, table: string) => {
+    const { inFlight } = await deps.locks.get('app', table);
+    const object = inFlight?.objects[0];
+    if (!inFlight || !object) throw new Error(`no batch in flight for ${table}`);
+    return { inFlight, object };
+  };
+
   const countRows = async (table: string) =>
     Number((await bed.db.client.query(`SELECT count(*) AS n FROM ${table}`)).rows[0]?.n);
 
@@ -87,27 +103,22 @@ describe('export step', () => {
 
     // Assess
     if (exported.status !== 'exported') throw new Error(`expected a batch, got ${exported.status}`);
-    expect(exported).toMatchObject({ day: oldestDay, rows: 4 });
-    expect((await stagedLines(exported.stagingKey)).sort()).toEqual(expected.sort());
-    const manifestText = (await getObject(bed.local, manifestKeyFor(exported.stagingKey))).toString('utf8');
+    expect(exported).toMatchObject({ firstDay: oldestDay, lastDay: oldestDay, objects: 1, rows: 4 });
+    const { inFlight, object } = await staged(deps, 'public.staged');
+    expect((await stagedLines(object.stagingKey)).sort()).toEqual(expected.sort());
+    const manifestText = (await getObject(bed.local, manifestKeyFor(object.stagingKey))).toString('utf8');
     const manifest = ManifestSchema.parse(JSON.parse(manifestText));
     expect(manifest).toMatchObject({
-      dataKey: exported.archiveKey,
+      dataKey: object.archiveKey,
       day: oldestDay,
       cutoff: task.cutoff,
       keyRange: { first: ['1'], last: ['4'] },
       figures: { rowCount: 4, compressedBytes: exported.compressedBytes },
     });
     expect(Date.parse(manifest.bounds.to)).toBeLessThanOrEqual(Date.parse(task.cutoff));
-    const { inFlight } = await deps.locks.get('app', 'public.staged');
     const versionDigest = versionDigestFromSql(versions.rows[0]?.sum ?? '');
-    expect(inFlight).toMatchObject({
-      stage: 'exported',
-      stagingKey: exported.stagingKey,
-      archiveKey: exported.archiveKey,
-      figures: manifest.figures,
-      versionDigest,
-    });
+    expect(inFlight).toMatchObject({ stage: 'exported', versionDigest });
+    expect(object.figures).toEqual(manifest.figures);
     // The row versions say nothing about the archive's content: they stay with the batch in flight.
     expect(manifestText).not.toContain(versionDigest);
     expect(await countRows('staged')).toBe(13);
@@ -119,22 +130,86 @@ describe('export step', () => {
     const task = await leasedTask(deps, 'public.retried');
     const first = await exportBatch(task, deps);
     if (first.status !== 'exported') throw new Error(`expected a batch, got ${first.status}`);
-    const firstLines = await stagedLines(first.stagingKey);
+    const firstObject = (await staged(deps, 'public.retried')).object;
+    const firstLines = await stagedLines(firstObject.stagingKey);
 
     // Act
     const retried = await exportBatch(task, deps);
 
     // Assess
     if (retried.status !== 'exported') throw new Error(`expected a batch, got ${retried.status}`);
-    expect(retried).toMatchObject({ day: first.day, rows: first.rows, archiveKey: first.archiveKey });
-    expect(await stagedLines(retried.stagingKey)).toEqual(firstLines);
-    const staged = (await listKeys(bed.local, '')).filter((key) => key.includes('_staging/'));
-    expect(staged.filter((key) => key.includes('public.retried/')).sort()).toEqual(
-      [retried.stagingKey, manifestKeyFor(retried.stagingKey)].sort(),
+    expect(retried).toEqual(first);
+    const { inFlight, object } = await staged(deps, 'public.retried');
+    expect(object.archiveKey).toBe(firstObject.archiveKey);
+    expect(await stagedLines(object.stagingKey)).toEqual(firstLines);
+    const stagedKeys = (await listKeys(bed.local, '')).filter((key) => key.includes('_staging/'));
+    expect(stagedKeys.filter((key) => key.includes('public.retried/')).sort()).toEqual(
+      [object.stagingKey, manifestKeyFor(object.stagingKey)].sort(),
     );
-    const { inFlight } = await deps.locks.get('app', 'public.retried');
-    expect(inFlight).toMatchObject({ stage: 'exported', stagingKey: retried.stagingKey });
+    expect(inFlight.stage).toBe('exported');
     expect(await countRows('retried')).toBe(13);
+  });
+
+  it('stages consecutive days in one batch, one object per day, with one version digest over all rows', async () => {
+    // Prepare
+    const deps = bed.local.deps();
+    const task = await leasedTask(deps, 'public.many_days');
+    const shape = await describeTable(bed.db.client, resolvedTable(spec('many_days')));
+    const versions = await bed.db.client.query<{ sum: string }>(
+      `SELECT sum(${rowVersionSql()})::text AS sum FROM many_days AS t WHERE id BETWEEN 1 AND 8`,
+    );
+    const oldestDay = new Date(Date.parse(task.cutoff) - 10 * DAY_MS).toISOString().slice(0, 10);
+    const laterDay = new Date(Date.parse(task.cutoff) - 5 * DAY_MS).toISOString().slice(0, 10);
+
+    // Act
+    const exported = await exportBatch(task, deps);
+
+    // Assess
+    expect(exported).toEqual(
+      expect.objectContaining({
+        status: 'exported',
+        firstDay: oldestDay,
+        lastDay: laterDay,
+        objects: 2,
+        rows: 8,
+      }),
+    );
+    const { inFlight } = await staged(deps, 'public.many_days');
+    expect(inFlight.objects.map((o) => [o.day, o.figures.rowCount])).toEqual([
+      [oldestDay, 6],
+      [laterDay, 2],
+    ]);
+    expect(inFlight.versionDigest).toBe(versionDigestFromSql(versions.rows[0]?.sum ?? ''));
+    for (const [object, ids] of [
+      [inFlight.objects[0], 'id BETWEEN 1 AND 6'],
+      [inFlight.objects[1], 'id BETWEEN 7 AND 8'],
+    ] as const) {
+      if (!object) throw new Error('missing object');
+      expect((await stagedLines(object.stagingKey)).sort()).toEqual(
+        (await archiveLineRows(bed.db.client, shape, ids)).sort(),
+      );
+      const manifest = ManifestSchema.parse(
+        JSON.parse((await getObject(bed.local, manifestKeyFor(object.stagingKey))).toString('utf8')),
+      );
+      // An object never spans two days: its bounds are its own day's.
+      expect(manifest).toMatchObject({ day: object.day, bounds: object.bounds, figures: object.figures });
+      expect(object.bounds.from.slice(0, 10)).toBe(object.day);
+    }
+  });
+
+  it('ends a batch mid-day, at the key that fills it', async () => {
+    // Prepare: batch size 7, six rows on the oldest day.
+    const deps = bed.local.deps();
+    const task = await leasedTask(deps, 'public.mid_day');
+
+    // Act
+    const exported = await exportBatch(task, deps);
+
+    // Assess
+    expect(exported).toMatchObject({ status: 'exported', objects: 2, rows: 7 });
+    const { inFlight } = await staged(deps, 'public.mid_day');
+    expect(inFlight.objects[1]?.bounds).toMatchObject({ firstKey: ['7'], lastKey: ['7'] });
+    expect(await countRows('mid_day')).toBe(13);
   });
 
   it('stages nothing when no row lies before the cut-off', async () => {

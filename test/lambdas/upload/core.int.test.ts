@@ -17,43 +17,47 @@ describe('upload step', () => {
     [spec('published'), spec('retried'), spec('foreign')],
   );
 
-  it('publishes the staged batch write-once under its archive key, with its metadata and manifest', async () => {
-    // Prepare
+  it('publishes each staged object of the batch write-once under its archive key, with its metadata and manifest', async () => {
+    // Prepare: a batch of many days.
     const deps = bed.local.deps();
     const { task, inFlight } = await batchThrough(deps, 'public.published', 'exported');
-    const stagedData = await getObject(bed.local, inFlight.stagingKey);
-    const stagedManifest = (await getObject(bed.local, manifestKeyFor(inFlight.stagingKey))).toString('utf8');
+    expect(inFlight.objects.length).toBeGreaterThan(10);
+    const staged = new Map<string, { data: Buffer; manifest: string }>();
+    for (const object of inFlight.objects) {
+      staged.set(object.archiveKey, {
+        data: await getObject(bed.local, object.stagingKey),
+        manifest: (await getObject(bed.local, manifestKeyFor(object.stagingKey))).toString('utf8'),
+      });
+    }
 
     // Act
     const uploaded = await uploadBatch(task, deps);
 
     // Assess
-    expect(uploaded).toEqual({
-      archiveKey: inFlight.archiveKey,
-      manifestKey: manifestKeyFor(inFlight.archiveKey),
-      created: true,
-    });
-    expect(await getObject(bed.local, inFlight.archiveKey)).toEqual(stagedData);
-    expect((await deps.store.head(inFlight.archiveKey))?.metadata).toEqual({
-      [BATCH_ID_METADATA]: inFlight.batchId,
-      'content-sha256': inFlight.figures.contentSha256,
-      'compressed-sha256': inFlight.figures.compressedSha256,
-      'row-count': String(inFlight.figures.rowCount),
-      'row-digest': inFlight.figures.rowDigest,
-    });
-    expect(JSON.parse((await getObject(bed.local, uploaded.manifestKey)).toString('utf8'))).toEqual(
-      JSON.parse(stagedManifest),
-    );
-    expect((await deps.store.head(uploaded.manifestKey))?.metadata).toEqual({
-      [BATCH_ID_METADATA]: inFlight.batchId,
-    });
+    expect(uploaded).toEqual({ objects: inFlight.objects.length, created: inFlight.objects.length });
     const keys = await listKeys(bed.local, '');
-    expect(keys).not.toContain(inFlight.stagingKey);
-    expect(keys).not.toContain(manifestKeyFor(inFlight.stagingKey));
-    expect((await deps.locks.get('app', 'public.published')).inFlight).toMatchObject({
-      stage: 'uploaded',
-      createdArchive: true,
-    });
+    for (const object of inFlight.objects) {
+      expect(await getObject(bed.local, object.archiveKey)).toEqual(staged.get(object.archiveKey)?.data);
+      expect((await deps.store.head(object.archiveKey))?.metadata).toEqual({
+        [BATCH_ID_METADATA]: inFlight.batchId,
+        'content-sha256': object.figures.contentSha256,
+        'compressed-sha256': object.figures.compressedSha256,
+        'row-count': String(object.figures.rowCount),
+        'row-digest': object.figures.rowDigest,
+      });
+      const manifestKey = manifestKeyFor(object.archiveKey);
+      expect(JSON.parse((await getObject(bed.local, manifestKey)).toString('utf8'))).toEqual(
+        JSON.parse(staged.get(object.archiveKey)?.manifest ?? ''),
+      );
+      expect((await deps.store.head(manifestKey))?.metadata).toEqual({
+        [BATCH_ID_METADATA]: inFlight.batchId,
+      });
+      expect(keys).not.toContain(object.stagingKey);
+      expect(keys).not.toContain(manifestKeyFor(object.stagingKey));
+    }
+    const uploadedBatch = (await deps.locks.get('app', 'public.published')).inFlight;
+    expect(uploadedBatch?.stage).toBe('uploaded');
+    expect(uploadedBatch?.objects.every((object) => object.createdArchive)).toBe(true);
   });
 
   it('recognises its own object when retried after a crash that followed the copy', async () => {
@@ -63,23 +67,25 @@ describe('upload step', () => {
     };
     const { task, inFlight } = await batchThrough(bed.local.deps(), 'public.retried', 'exported');
     await expect(uploadBatch(task, bed.local.deps(crashAfterCopy))).rejects.toThrow(/crashed after the copy/);
-    const copied = await bed.local.deps().store.head(inFlight.archiveKey);
+    const object = inFlight.objects[0];
+    if (!object) throw new Error('no object');
+    const copied = await bed.local.deps().store.head(object.archiveKey);
 
     // Act
     const retried = await uploadBatch(task, bed.local.deps());
 
-    // Assess
-    expect(retried).toEqual({
-      archiveKey: inFlight.archiveKey,
-      manifestKey: manifestKeyFor(inFlight.archiveKey),
-      created: false,
-    });
+    // Assess: the objects copied before the crash are recognised as this batch's, not created again.
+    expect(retried.objects).toBe(inFlight.objects.length);
+    expect(retried.created).toBeLessThan(inFlight.objects.length);
     const deps = bed.local.deps();
-    const published = await deps.store.head(inFlight.archiveKey);
+    const published = await deps.store.head(object.archiveKey);
     expect(published?.pin).toEqual(copied?.pin);
     expect(published?.metadata[BATCH_ID_METADATA]).toBe(inFlight.batchId);
-    expect(await deps.store.head(retried.manifestKey)).toBeDefined();
-    expect(await listKeys(bed.local, '')).not.toContain(inFlight.stagingKey);
+    const keys = await listKeys(bed.local, '');
+    for (const each of inFlight.objects) {
+      expect(keys).toContain(manifestKeyFor(each.archiveKey));
+      expect(keys).not.toContain(each.stagingKey);
+    }
     expect((await deps.locks.get('app', 'public.retried')).inFlight).toMatchObject({ stage: 'uploaded' });
   });
 
@@ -87,9 +93,11 @@ describe('upload step', () => {
     // Prepare
     const deps = bed.local.deps();
     const { task, inFlight } = await batchThrough(deps, 'public.foreign', 'exported');
+    const object = inFlight.objects[0];
+    if (!object) throw new Error('no object');
     const foreign = Buffer.from('not this batch');
     await s3ClientFor(bed.local).send(
-      new PutObjectCommand({ Bucket: bed.local.services.bucket, Key: inFlight.archiveKey, Body: foreign }),
+      new PutObjectCommand({ Bucket: bed.local.services.bucket, Key: object.archiveKey, Body: foreign }),
     );
 
     // Act
@@ -97,10 +105,10 @@ describe('upload step', () => {
 
     // Assess
     await expect(attempt).rejects.toMatchObject({ name: 'ArchiveConflictError' });
-    expect(await getObject(bed.local, inFlight.archiveKey)).toEqual(foreign);
+    expect(await getObject(bed.local, object.archiveKey)).toEqual(foreign);
     const keys = await listKeys(bed.local, '');
-    expect(keys).toContain(inFlight.stagingKey);
-    expect(keys).not.toContain(manifestKeyFor(inFlight.archiveKey));
+    expect(keys).toContain(object.stagingKey);
+    expect(keys).not.toContain(manifestKeyFor(object.archiveKey));
     expect((await deps.locks.get('app', 'public.foreign')).inFlight).toMatchObject({ stage: 'exported' });
   });
 });

@@ -52,13 +52,17 @@ describe('verify step', () => {
 
     // Assess
     expect(verified).toEqual({
-      archiveKey: inFlight.archiveKey,
-      rows: inFlight.figures.rowCount,
+      objects: inFlight.objects.length,
+      rows: inFlight.objects.reduce((sum, object) => sum + object.figures.rowCount, 0),
       verified: true,
     });
-    const pin = (await deps.store.head(inFlight.archiveKey))?.pin;
-    expect(pin).toBeDefined();
-    expect((await deps.locks.get('app', 'public.intact')).inFlight).toMatchObject({ stage: 'verified', pin });
+    const recorded = (await deps.locks.get('app', 'public.intact')).inFlight;
+    expect(recorded?.stage).toBe('verified');
+    for (const [i, object] of inFlight.objects.entries()) {
+      const pin = (await deps.store.head(object.archiveKey))?.pin;
+      expect(pin).toBeDefined();
+      expect(recorded?.objects[i]?.pin).toEqual(pin);
+    }
   });
 
   it('refuses a tampered archive and withdraws the batch, keeping the object as evidence', async () => {
@@ -66,9 +70,10 @@ describe('verify step', () => {
     const deps = bed.local.deps();
     const original = await tableLines(bed.db.client, resolvedTable(spec('tampered')));
     const { task, inFlight } = await batchThrough(deps, 'public.tampered', 'uploaded');
-    const text = gunzipSync(await getObject(bed.local, inFlight.archiveKey)).toString('utf8');
+    const damaged = inFlight.objects[1]?.archiveKey ?? '';
+    const text = gunzipSync(await getObject(bed.local, damaged)).toString('utf8');
     const tampered = gzipSync(text.replace(/"user_\d+"/, '"someone_else"'));
-    await overwrite(deps, inFlight.archiveKey, tampered);
+    await overwrite(deps, damaged, tampered);
 
     // Act
     const attempt = verifyBatch(task, deps);
@@ -79,7 +84,9 @@ describe('verify step', () => {
       message: expect.stringMatching(/failed verification: object differs from its manifest/),
     });
     expect((await deps.locks.get('app', 'public.tampered')).inFlight).toBeUndefined();
-    expect(await listKeys(bed.local, '')).not.toContain(inFlight.archiveKey);
+    const keys = await listKeys(bed.local, '');
+    for (const object of inFlight.objects) expect(keys).not.toContain(object.archiveKey);
+    // Only the damaged object is kept as evidence.
     const evidence = (await quarantined()).filter((key) => key.includes('public.tampered/'));
     expect(evidence).toHaveLength(1);
     expect(await getObject(bed.local, evidence[0] ?? '')).toEqual(tampered);
@@ -93,10 +100,11 @@ describe('verify step', () => {
     const deps = bed.local.deps();
     const { task, inFlight } = await batchThrough(deps, 'public.replaced', 'uploaded');
     await verifyBatch(task, deps);
-    const pinned = (await deps.locks.get('app', 'public.replaced')).inFlight?.pin;
-    const text = gunzipSync(await getObject(bed.local, inFlight.archiveKey)).toString('utf8');
-    await overwrite(deps, inFlight.archiveKey, gzipSync(text, { level: 1 }));
-    expect((await deps.store.head(inFlight.archiveKey))?.pin).not.toEqual(pinned);
+    const replaced = inFlight.objects[0]?.archiveKey ?? '';
+    const pinned = (await deps.locks.get('app', 'public.replaced')).inFlight?.objects[0]?.pin;
+    const text = gunzipSync(await getObject(bed.local, replaced)).toString('utf8');
+    await overwrite(deps, replaced, gzipSync(text, { level: 1 }));
+    expect((await deps.store.head(replaced))?.pin).not.toEqual(pinned);
 
     // Act
     const attempt = verifyBatch(task, deps);
@@ -107,6 +115,6 @@ describe('verify step', () => {
       message: expect.stringMatching(/object differs from its manifest: compressedSha256/),
     });
     expect((await deps.locks.get('app', 'public.replaced')).inFlight).toBeUndefined();
-    expect(await listKeys(bed.local, '')).not.toContain(inFlight.archiveKey);
+    expect(await listKeys(bed.local, '')).not.toContain(replaced);
   });
 });

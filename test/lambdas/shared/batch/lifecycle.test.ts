@@ -13,10 +13,10 @@ import {
   TRANSITIONS,
 } from '../../../../lambdas/shared/batch/lifecycle.js';
 import { InvalidInputError } from '../../../../lambdas/shared/errors/step-errors.js';
-import { type InFlight, InFlightSchema } from '../../../../lambdas/shared/lock-table/table-state.js';
+import { type InFlight, StageSchema } from '../../../../lambdas/shared/lock-table/table-state.js';
 import type { StepDeps } from '../../../../lambdas/shared/step/step-deps.js';
 
-const STAGES = InFlightSchema.shape.stage.options;
+const STAGES = StageSchema.options;
 const CUTOFF = '2026-03-01T00:00:00.000Z';
 const task = {
   runId: 'run-1',
@@ -26,25 +26,43 @@ const task = {
   lease: { owner: 'execution-1', token: 1 },
 };
 
-/** A batch of one day whose bounds end at `to`. */
+const figures = {
+  rowCount: 9,
+  contentSha256: 'a'.repeat(64),
+  compressedSha256: 'b'.repeat(64),
+  uncompressedBytes: 900,
+  compressedBytes: 300,
+  rowDigest: 'c'.repeat(32),
+};
+
+/** A batch of two days whose newest object's bounds end at `to`. */
 function batch(stage: Stage, to = '2026-02-01T00:00:00.000Z'): InFlight {
   return {
     stage,
     batchId: 'batch-1',
     runId: 'run-1',
-    day: '2026-01-31',
     cutoff: CUTOFF,
-    stagingKey: 'staging/batch-1.jsonl.gz',
-    archiveKey: 'archive/day=2026-01-31/abc.jsonl.gz',
-    bounds: { from: '2026-01-31T00:00:00.000Z', to, firstKey: ['1'], lastKey: ['9'] },
-    figures: {
-      rowCount: 9,
-      contentSha256: 'a'.repeat(64),
-      compressedSha256: 'b'.repeat(64),
-      uncompressedBytes: 900,
-      compressedBytes: 300,
-      rowDigest: 'c'.repeat(32),
-    },
+    objects: [
+      {
+        day: '2026-01-30',
+        stagingKey: 'staging/2026-01-30-batch-1.jsonl.gz',
+        archiveKey: 'archive/day=2026-01-30/abc.jsonl.gz',
+        bounds: {
+          from: '2026-01-30T00:00:00.000Z',
+          to: '2026-01-31T00:00:00.000Z',
+          firstKey: ['1'],
+          lastKey: ['9'],
+        },
+        figures,
+      },
+      {
+        day: '2026-01-31',
+        stagingKey: 'staging/2026-01-31-batch-1.jsonl.gz',
+        archiveKey: 'archive/day=2026-01-31/def.jsonl.gz',
+        bounds: { from: '2026-01-31T00:00:00.000Z', to, firstKey: ['10'], lastKey: ['19'] },
+        figures,
+      },
+    ],
   };
 }
 

@@ -15,24 +15,28 @@ const batch = (stage: InFlight['stage']): InFlight => ({
   stage,
   batchId: 'b1',
   runId: 'r1',
-  day: '2024-01-01',
   cutoff: '2024-02-01T00:00:00.000Z',
-  stagingKey: 's',
-  archiveKey: 'a',
-  bounds: {
-    from: '2024-01-01T00:00:00.000Z',
-    to: '2024-01-02T00:00:00.000Z',
-    firstKey: ['1'],
-    lastKey: ['9'],
-  },
-  figures: {
-    rowCount: 9,
-    contentSha256: 'a'.repeat(64),
-    compressedSha256: 'b'.repeat(64),
-    uncompressedBytes: 90,
-    compressedBytes: 40,
-    rowDigest: 'c'.repeat(32),
-  },
+  objects: [
+    {
+      day: '2024-01-01',
+      stagingKey: 's',
+      archiveKey: 'a',
+      bounds: {
+        from: '2024-01-01T00:00:00.000Z',
+        to: '2024-01-02T00:00:00.000Z',
+        firstKey: ['1'],
+        lastKey: ['9'],
+      },
+      figures: {
+        rowCount: 9,
+        contentSha256: 'a'.repeat(64),
+        compressedSha256: 'b'.repeat(64),
+        uncompressedBytes: 90,
+        compressedBytes: 40,
+        rowDigest: 'c'.repeat(32),
+      },
+    },
+  ],
 });
 
 describe('LeaseStore on a local DynamoDB', () => {

@@ -1,0 +1,47 @@
+import pMap from 'p-map';
+import type { BatchObject, InFlight } from '../lock-table/table-state.js';
+
+/**
+ * S3 requests of one step that run at once, one object each: a batch of many small day objects would otherwise pay
+ * each request's latency in turn. Four keeps an upload's copies and a verify's reads within a small function's
+ * sockets and memory (each read streams through gunzip).
+ */
+export const OBJECT_CONCURRENCY = 4;
+
+/** Runs `work` on every object of a batch, a few at a time; results in the objects' order. */
+export function forEachObject<T>(
+  objects: readonly BatchObject[],
+  work: (object: BatchObject, index: number) => Promise<T>,
+): Promise<T[]> {
+  return pMap(objects, work, { concurrency: OBJECT_CONCURRENCY });
+}
+
+/** What a batch holds over all its objects. */
+export function batchTotals(inFlight: Pick<InFlight, 'objects'>): {
+  rowCount: number;
+  compressedBytes: number;
+  uncompressedBytes: number;
+} {
+  let rowCount = 0;
+  let compressedBytes = 0;
+  let uncompressedBytes = 0;
+  for (const { figures } of inFlight.objects) {
+    rowCount += figures.rowCount;
+    compressedBytes += figures.compressedBytes;
+    uncompressedBytes += figures.uncompressedBytes;
+  }
+  return { rowCount, compressedBytes, uncompressedBytes };
+}
+
+/** The days a batch covers, oldest and newest, and the exclusive upper bound of its newest rows. */
+export function batchSpan(inFlight: Pick<InFlight, 'objects'>): {
+  firstDay: string;
+  lastDay: string;
+  to: string;
+} {
+  const first = inFlight.objects[0];
+  const last = inFlight.objects.at(-1);
+  // The schema requires one object at least.
+  if (!first || !last) throw new Error('a batch in flight has no objects');
+  return { firstDay: first.day, lastDay: last.day, to: last.bounds.to };
+}
