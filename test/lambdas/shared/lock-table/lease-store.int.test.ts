@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LeaseLostError } from '../../../../lambdas/shared/errors/step-errors.js';
 import { LeaseStore } from '../../../../lambdas/shared/lock-table/lease-store.js';
@@ -44,11 +44,12 @@ describe('LeaseStore on a local DynamoDB', () => {
   let dir: string;
   let clock = 1_700_000_000_000;
   let locks: LeaseStore;
+  let ddb!: DynamoDBDocumentClient;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'locks-test-'));
     services = await startLocalServices(dir, 'locks-test');
-    const ddb = DynamoDBDocumentClient.from(
+    ddb = DynamoDBDocumentClient.from(
       new DynamoDBClient({
         endpoint: services.dynamoEndpoint,
         region: 'us-east-1',
@@ -132,6 +133,44 @@ describe('LeaseStore on a local DynamoDB', () => {
     });
     expect(await locks.release('db', 't4', lease)).toBe(true);
     expect((await locks.acquire('db', 't4', 'exec-C', 60)).acquired).toBe(true);
+  });
+
+  it('reads a batch an earlier version left in flight (one object, its fields at the top level) as a batch of one', async () => {
+    // Prepare: the record as the earlier version wrote it, next to the lease it was written under.
+    const acquired = await locks.acquire('db', 't9', 'exec-A', 60);
+    if (!acquired.acquired) throw new Error('setup');
+    const { objects, ...batchFields } = batch('verified');
+    const [object] = objects;
+    const earlier = { ...batchFields, ...object };
+    await ddb.send(
+      new UpdateCommand({
+        TableName: services.lockTable,
+        Key: LeaseStore.stateKey('db', 't9'),
+        UpdateExpression: 'SET inFlight = :inFlight',
+        ExpressionAttributeValues: { ':inFlight': earlier },
+      }),
+    );
+
+    // Act
+    const { inFlight } = await locks.get('db', 't9');
+    await locks.setInFlight(
+      'db',
+      't9',
+      acquired.lease,
+      60,
+      { ...batch('deleting'), deleteXid: '7' },
+      {
+        unchanged: batch('verified'),
+      },
+    );
+
+    // Assess: the same batch, and the conditions on its top-level fields still hold for the record as written.
+    expect(inFlight).toEqual(batch('verified'));
+    expect((await locks.get('db', 't9')).inFlight).toMatchObject({
+      stage: 'deleting',
+      deleteXid: '7',
+      objects,
+    });
   });
 });
 
