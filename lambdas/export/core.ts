@@ -26,7 +26,7 @@ import {
   tableLabel,
   tableLocation,
 } from '../shared/batch/batch.js';
-import { batchSpan, batchTotals } from '../shared/batch/batch-objects.js';
+import { batchSpan, batchTotals, MAX_OBJECTS_PER_BATCH } from '../shared/batch/batch-objects.js';
 import { activeHold } from '../shared/batch/holds.js';
 import { checkSchemaDrift } from '../shared/batch/schema-drift.js';
 import { batchRowLimit, checkReplicaLag, vacuumTable } from '../shared/batch/throttle.js';
@@ -61,13 +61,6 @@ export type ExportDeps = Pick<
   | 'fault'
   | 'remainingTimeMs'
 >;
-
-/**
- * Most objects (days) one batch takes. The batch's record holds each object's keys, bounds and figures on the lease
- * item (about 700 bytes each, within DynamoDB's 400 KB item), and its delete runs one statement per object in one
- * transaction: 100 days keep both small while a low-volume table still clears a quarter's backlog per batch.
- */
-export const MAX_OBJECTS_PER_BATCH = 100;
 
 /**
  * Export: finishes or undoes a batch an earlier attempt left in flight, then streams the next batch of eligible

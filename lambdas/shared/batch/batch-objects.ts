@@ -2,6 +2,37 @@ import pMap from 'p-map';
 import type { BatchObject, InFlight } from '../lock-table/table-state.js';
 
 /**
+ * Most objects (days) one batch takes. The batch's record holds each object's keys, bounds and figures on the lease
+ * item (about 700 bytes each, within DynamoDB's 400 KB item), and its delete runs one statement per object in one
+ * transaction: 100 days keep both small while a low-volume table still clears a quarter's backlog per batch.
+ */
+export const MAX_OBJECTS_PER_BATCH = 100;
+
+/**
+ * How many batches export cuts from these eligible rows per UTC day, oldest day first: each batch takes days in
+ * turn until it holds `batchSize` rows (ending mid-day if need be) or `MAX_OBJECTS_PER_BATCH` objects.
+ */
+export function batchesForDays(rowsPerDay: readonly number[], batchSize: number): number {
+  let batches = 0;
+  let room = 0;
+  let objects = 0;
+  for (let rows of rowsPerDay) {
+    while (rows > 0) {
+      if (room === 0 || objects === MAX_OBJECTS_PER_BATCH) {
+        batches += 1;
+        room = batchSize;
+        objects = 0;
+      }
+      const taken = Math.min(rows, room);
+      rows -= taken;
+      room -= taken;
+      objects += 1;
+    }
+  }
+  return batches;
+}
+
+/**
  * S3 requests of one step that run at once, one object each: a batch of many small day objects would otherwise pay
  * each request's latency in turn. Four keeps an upload's copies and a verify's reads within a small function's
  * sockets and memory (each read streams through gunzip).

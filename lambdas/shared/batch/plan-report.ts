@@ -13,6 +13,7 @@ import {
 } from '../database/table-sql.js';
 import { ArchiverError } from '../errors/step-errors.js';
 import type { StepDeps } from '../step/step-deps.js';
+import { batchesForDays } from './batch-objects.js';
 import { activeHold } from './holds.js';
 
 /** Same lower bound as export: rows before year 1 or at -infinity are never eligible. */
@@ -160,17 +161,19 @@ async function countEligible(
     `SELECT count(*)::text AS rows,
             to_char(min(${instant}) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS oldest
        FROM ${rowSourceSql(shape)} AS t WHERE ${window}
-      GROUP BY to_char(${instant} AT TIME ZONE 'UTC', 'YYYY-MM-DD')`,
+      GROUP BY to_char(${instant} AT TIME ZONE 'UTC', 'YYYY-MM-DD')
+      ORDER BY to_char(${instant} AT TIME ZONE 'UTC', 'YYYY-MM-DD')`,
   );
   let eligibleRows = 0;
-  let batches = 0;
   let oldestRow: string | null = null;
   for (const day of days.rows) {
-    const rows = Number(day.rows);
-    eligibleRows += rows;
-    batches += Math.ceil(rows / table.batchSize);
+    eligibleRows += Number(day.rows);
     if (oldestRow === null || day.oldest < oldestRow) oldestRow = day.oldest;
   }
+  const batches = batchesForDays(
+    days.rows.map((day) => Number(day.rows)),
+    table.batchSize,
+  );
   const countMethod = (await hasTimestampIndex(client, shape))
     ? ('index' as const)
     : ('sequential-scan' as const);

@@ -60,7 +60,7 @@ const subjectOf = (text: string) => text.replace(/[^\x20-\x7E]/g, '?').slice(0, 
 type TableLine = RunSummaryLike['perTable'][number];
 
 function tableLine(t: TableLine): string {
-  const figures = `${n(t.rowsArchived)} rows, ${t.batches} objects, ${formatBytes(t.bytesArchived)}`;
+  const figures = `${n(t.rowsArchived)} rows, ${t.batches} batches, ${formatBytes(t.bytesArchived)}`;
   const duration = t.durationSeconds === undefined ? '' : `, ${t.durationSeconds.toFixed(1)} s`;
   const why = t.error ?? t.reason;
   return `${t.database}/${t.table}: ${t.status}${why ? ` (${why})` : ''}; ${figures}${duration}${t.budgetReached ? '; batch budget reached, the next run continues' : ''}`;
@@ -70,7 +70,7 @@ function runDigest(summary: RunSummaryLike): Notification {
   const failure = summary.failed > 0;
   const status = failure ? `FAILED (${summary.failed} of ${summary.tables} tables)` : 'succeeded';
   const counts = `${summary.succeeded} succeeded, ${summary.skipped} skipped, ${summary.held ?? 0} held, ${summary.failed} failed of ${summary.tables} tables`;
-  const totals = `Archived ${n(summary.rowsArchived)} rows in ${n(summary.batches)} objects (${formatBytes(summary.bytesArchived)}).`;
+  const totals = `Archived ${n(summary.rowsArchived)} rows in ${n(summary.batches)} batches (${formatBytes(summary.bytesArchived)}).`;
   const lines = summary.perTable.slice(0, MAX_TABLE_LINES).map(tableLine);
   const more =
     summary.perTable.length > MAX_TABLE_LINES || summary.perTableTruncated

@@ -54,11 +54,11 @@ describe('runNotifications', () => {
     });
     expect(send[0]?.text.split('\n')).toEqual([
       'Run run-1: 1 succeeded, 0 skipped, 0 held, 1 failed of 2 tables.',
-      'Archived 3,000 rows in 6 objects (4.0 KiB).',
+      'Archived 3,000 rows in 6 batches (4.0 KiB).',
       '',
       'Tables (failed first):',
-      '  app/public.b: failed (RowsChangedError: rows changed); 1,500 rows, 3 objects, 2.0 KiB, 1.5 s',
-      '  app/public.a: succeeded; 1,500 rows, 3 objects, 2.0 KiB, 1.5 s',
+      '  app/public.b: failed (RowsChangedError: rows changed); 1,500 rows, 3 batches, 2.0 KiB, 1.5 s',
+      '  app/public.a: succeeded; 1,500 rows, 3 batches, 2.0 KiB, 1.5 s',
     ]);
   });
 

@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import {
+  batchesForDays,
+  batchSpan,
+  batchTotals,
+  MAX_OBJECTS_PER_BATCH,
+} from '../../../../lambdas/shared/batch/batch-objects.js';
+import type { BatchObject } from '../../../../lambdas/shared/lock-table/table-state.js';
+
+const object = (day: string, rowCount: number): BatchObject => ({
+  day,
+  stagingKey: `staging/${day}`,
+  archiveKey: `archive/${day}`,
+  bounds: { from: `${day}T00:00:00.000Z`, to: `${day}T23:00:00.000Z`, firstKey: ['1'], lastKey: ['2'] },
+  figures: {
+    rowCount,
+    contentSha256: 'a'.repeat(64),
+    compressedSha256: 'b'.repeat(64),
+    uncompressedBytes: rowCount * 10,
+    compressedBytes: rowCount * 3,
+    rowDigest: 'c'.repeat(32),
+  },
+});
+
+describe('the objects of a batch', () => {
+  it('add up to the batch, from its oldest day to the end of its newest rows', () => {
+    // Prepare
+    const batch = { objects: [object('2026-01-01', 5), object('2026-01-02', 7)] };
+
+    // Act / Assess
+    expect(batchTotals(batch)).toEqual({ rowCount: 12, compressedBytes: 36, uncompressedBytes: 120 });
+    expect(batchSpan(batch)).toEqual({
+      firstDay: '2026-01-01',
+      lastDay: '2026-01-02',
+      to: '2026-01-02T23:00:00.000Z',
+    });
+  });
+});
+
+describe('batchesForDays: the batches export cuts, as plan counts them', () => {
+  it.each([
+    { case: 'no rows', days: [], size: 10, batches: 0 },
+    { case: 'many small days fill one batch', days: [3, 3, 3], size: 10, batches: 1 },
+    {
+      case: 'a batch ends mid-day and the next takes the rest of that day',
+      days: [6, 6, 6],
+      size: 10,
+      batches: 2,
+    },
+    { case: 'a day larger than the batch takes several', days: [25], size: 10, batches: 3 },
+    { case: 'exactly full batches', days: [10, 10], size: 10, batches: 2 },
+  ])('$case', ({ days, size, batches }) => {
+    expect(batchesForDays(days, size)).toBe(batches);
+  });
+
+  it(`starts a new batch after ${MAX_OBJECTS_PER_BATCH} objects, however few rows they hold`, () => {
+    // Prepare: one row a day for 250 days.
+    const days = Array.from({ length: 250 }, () => 1);
+
+    // Act / Assess
+    expect(batchesForDays(days, 50_000)).toBe(3);
+  });
+});
