@@ -142,7 +142,10 @@ export async function validateArchives(
         problem('error', 'not-as-committed', ref.key, `differs from the inventory: ${differs.join('; ')}`);
         continue;
       }
-      const measured = await streamArchive(store, ref, { pin: entry?.pin });
+      const measured = await streamArchive(store, ref, {
+        pin: entry?.pin,
+        rowDigest: expected.rowDigest !== undefined,
+      });
       const mismatches = archiveProblems(expected, { measured }).bytes;
       if (mismatches.length > 0) problem('error', 'corrupt', ref.key, mismatches.join('; '));
       else report.rows += expected.rows;

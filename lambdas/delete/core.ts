@@ -74,7 +74,8 @@ async function deleteMeasured(
     );
     const row = deleted.rows[0] ?? { rows: '0', hi: '0', lo: '0' };
     rows += Number(row.rows);
-    matches &&= rowDigestFromSql(row) === object.figures.rowDigest;
+    // Batches without a version digest come from versions that always recorded the row digest.
+    matches &&= object.figures.rowDigest !== undefined && rowDigestFromSql(row) === object.figures.rowDigest;
   }
   if (inFlight.versionDigest !== undefined)
     matches = versionDigestFromSql(versions.toString()) === inFlight.versionDigest;
@@ -165,7 +166,10 @@ export async function deleteBatch(input: DeleteInput, deps: DeleteDeps): Promise
   const outcome = await db.withConnection(async (client) => {
     const shape = () => describeTable(client, table);
     // A previous attempt may have reached COMMIT; its outcome decides whether there is anything left to do.
-    if (inFlight.stage === 'deleting' && (await settleDelete(client, shape, inFlight)) === 'committed') {
+    if (
+      inFlight.stage === 'deleting' &&
+      (await settleDelete(client, deps.store, shape, inFlight)) === 'committed'
+    ) {
       return 'committed-before' as const;
     }
     const deleteServer = await serverIdentity(client);

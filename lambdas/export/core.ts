@@ -227,7 +227,6 @@ async function stageObject(
     compressedSha256: compressed.sha256(),
     uncompressedBytes: content.uncompressedBytes,
     compressedBytes: compressed.bytes,
-    rowDigest: content.rowDigest,
   };
   const dataKey = archiveKey(batch.location, next.day, figures.contentSha256);
   const manifest: Manifest = {

@@ -236,6 +236,7 @@ async function stage(
       sink: client.query(copyFrom(copyIntoStagingSql)),
       columnType,
       pin,
+      rowDigest: expected.rowDigest !== undefined,
     });
   } catch (error) {
     // PostgreSQL refusing the bytes themselves (say, invalid UTF-8) is damage, reported without the value.

@@ -26,7 +26,7 @@ export function archiveMetadata(batchId: string, object: BatchObject): Record<st
     'content-sha256': object.figures.contentSha256,
     'compressed-sha256': object.figures.compressedSha256,
     'row-count': String(object.figures.rowCount),
-    'row-digest': object.figures.rowDigest,
+    ...(object.figures.rowDigest ? { 'row-digest': object.figures.rowDigest } : {}),
   };
 }
 

@@ -18,8 +18,9 @@ import {
   parseLegacyDataKey,
 } from './legacy-format.js';
 import { LegacyLinesToCanonical } from './legacy-rows.js';
+import { RowDigest } from './row-digest.js';
 import type { ArchiveStore, ListedObject, ObjectPin } from './store.js';
-import { ByteFigures, JsonLinesToCopy, type LineFigures } from './stream.js';
+import { ByteFigures, type ContentFigures, JsonLinesToCopy } from './stream.js';
 
 /**
  * Where a table's archives are: written by this tool (`native`), or by the Python "Audit Table Archiver" it
@@ -167,7 +168,7 @@ const discard = () =>
 export async function streamArchive(
   store: ArchiveStore,
   ref: Pick<ArchiveRef, 'key' | 'format'>,
-  options: { sink?: Writable; columnType?: ColumnTypeOf; pin?: ObjectPin } = {},
+  options: { sink?: Writable; columnType?: ColumnTypeOf; pin?: ObjectPin; rowDigest?: boolean } = {},
 ): Promise<MeasuredArchive> {
   // Pinned to the object the inventory recorded, where known: another object under the key is refused.
   let body: Readable | undefined;
@@ -181,7 +182,8 @@ export async function streamArchive(
     throw error;
   }
   const compressed = new ByteFigures();
-  const encoder = new JsonLinesToCopy();
+  // An MD5 of every line only where the sidecar states a row digest to compare it with (archives written before batches spanned days).
+  const encoder = new JsonLinesToCopy(options.rowDigest ? new RowDigest() : undefined);
   const legacy =
     ref.format === 'legacy' ? new LegacyLinesToCanonical(options.columnType ?? (() => undefined)) : undefined;
   const stages: (Readable | Writable)[] = [body, compressed, createGunzip()];
@@ -192,12 +194,13 @@ export async function streamArchive(
   } catch (error) {
     throw classifyReadError(error, ref.key);
   }
-  const lines: Omit<LineFigures, 'rowDigest'> = legacy ? legacy.figures() : encoder.figures();
+  const lines: ContentFigures = legacy ? legacy.figures() : encoder.figures();
+  const { rowDigest } = encoder.figures();
   return {
     rows: lines.rows,
     contentSha256: lines.contentSha256,
     uncompressedBytes: lines.uncompressedBytes,
-    rowDigest: encoder.figures().rowDigest,
+    ...(rowDigest ? { rowDigest } : {}),
     compressedSha256: compressed.sha256(),
     compressedBytes: compressed.bytes,
   };

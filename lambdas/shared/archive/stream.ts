@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback, Writable } from 'node:stream';
-import { RowDigest } from './row-digest.js';
+import type { RowDigest } from './row-digest.js';
 import { VersionDigest } from './version-digest.js';
 
 const COPY_SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
@@ -8,15 +8,16 @@ const NEWLINE = Buffer.from('\n');
 const EMPTY = Buffer.alloc(0);
 
 /** Figures of a JSONL stream, computed in the single pass that writes or reads it. */
-export interface LineFigures {
+export interface ContentFigures {
   rows: number;
   contentSha256: string;
   uncompressedBytes: number;
-  rowDigest: string;
 }
 
-/** The figures of a JSONL stream but its row digest (an MD5 of every line). */
-export type ContentFigures = Omit<LineFigures, 'rowDigest'>;
+/** The figures of a JSONL stream and, where a reader asked for it, its row digest (an MD5 of every line). */
+export interface LineFigures extends ContentFigures {
+  rowDigest?: string;
+}
 
 /** What CopyToJsonLines reads next: the header (19 bytes, then its extension area), then tuples of `int16 fields,
  * int32 length, line, int32 length, timestamp, int32 length, int8 version`, then the trailer `int16 -1`. */
@@ -34,7 +35,7 @@ type CopyItem =
 
 /**
  * Turns `COPY (SELECT line, ts, version) TO STDOUT (FORMAT binary)` into archive JSONL ("line\n" per row), hashing
- * and digesting each line on the way. Binary COPY hands over each line's bytes exactly, with no text-format escaping
+ * the lines on the way (one SHA-256 over the stream; no hash object per line). Binary COPY hands over each line's bytes exactly, with no text-format escaping
  * to undo. The second field (timestamp text, fixed width) only feeds the batch's timestamp range; the third (the
  * row version's int8 identity, table-sql.ts rowVersionSql) only the version digest the delete checks.
  *
@@ -49,7 +50,7 @@ export class CopyToJsonLines extends Transform {
   /** The start of a small item cut by the end of the previous chunk. */
   private carry: Buffer = EMPTY;
   private readonly content: Hash = createHash('sha256');
-  private readonly digest = new RowDigest();
+  private rows = 0;
   private bytes = 0;
   minTimestamp: string | undefined;
   maxTimestamp: string | undefined;
@@ -86,7 +87,6 @@ export class CopyToJsonLines extends Transform {
       if (this.next === 'line') {
         const part = chunk.subarray(offset, offset + this.size);
         this.content.update(part);
-        this.digest.update(part);
         out.push(part);
         this.bytes += part.length;
         offset += part.length;
@@ -156,19 +156,14 @@ export class CopyToJsonLines extends Transform {
   /** Ends the line streamed so far; its timestamp comes next. */
   private endLine(out: Buffer[]): [CopyItem, number] {
     this.content.update(NEWLINE);
-    this.digest.endLine();
+    this.rows += 1;
     this.bytes += 1;
     out.push(NEWLINE);
     return ['timestampLength', 4];
   }
 
-  figures(): LineFigures {
-    return {
-      rows: this.digest.rows,
-      contentSha256: this.content.digest('hex'),
-      uncompressedBytes: this.bytes,
-      rowDigest: this.digest.value(),
-    };
+  figures(): ContentFigures {
+    return { rows: this.rows, contentSha256: this.content.digest('hex'), uncompressedBytes: this.bytes };
   }
 
   /** The digest of the row versions read (version-digest.ts): kept with the batch in flight, not in the archive. */
@@ -271,23 +266,26 @@ const COPY_TRAILER = Buffer.from([0xff, 0xff]);
 
 /**
  * Turns JSONL into `COPY t (line) FROM STDIN (FORMAT binary)` for a one-column text table, measuring the lines on
- * the way. Binary COPY carries each line's bytes as they are: no escaping to get right, none to undo.
+ * the way, and digesting each when `digest` is given (only for an archive whose sidecar states a row digest).
+ * Binary COPY carries each line's bytes as they are: no escaping to get right, none to undo.
  */
 export class JsonLinesToCopy extends Transform {
   /** Tuples of the lines completed by the chunk being transformed. */
   private out: Buffer[] = [];
-  private readonly digest = new RowDigest();
-  private readonly meter = new LineMeter(this.digest, (parts, length) => {
-    const head = Buffer.allocUnsafe(6);
-    head.writeInt16BE(1, 0);
-    head.writeInt32BE(length, 2);
-    this.out.push(head);
-    for (const part of parts) this.out.push(part);
-  });
+  private readonly digest: RowDigest | undefined;
+  private readonly meter: LineMeter;
   private result: LineFigures | undefined;
 
-  constructor() {
+  constructor(digest?: RowDigest) {
     super();
+    this.digest = digest;
+    this.meter = new LineMeter(digest, (parts, length) => {
+      const head = Buffer.allocUnsafe(6);
+      head.writeInt16BE(1, 0);
+      head.writeInt32BE(length, 2);
+      this.out.push(head);
+      for (const part of parts) this.out.push(part);
+    });
     this.push(COPY_HEADER);
   }
 
@@ -304,7 +302,7 @@ export class JsonLinesToCopy extends Transform {
   }
 
   override _flush(callback: TransformCallback): void {
-    this.result = { ...this.meter.end(), rowDigest: this.digest.value() };
+    this.result = { ...this.meter.end(), ...(this.digest ? { rowDigest: this.digest.value() } : {}) };
     this.out.push(COPY_TRAILER);
     callback(null, this.tuples());
   }
