@@ -4,7 +4,9 @@ import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { describe, expect, it } from 'vitest';
 import { deleteBatch } from '../../../lambdas/delete/core.js';
 import { exportBatch } from '../../../lambdas/export/core.js';
+import { digestBatchInDatabase } from '../../../lambdas/shared/batch/batch.js';
 import { retentionCutoff } from '../../../lambdas/shared/config/governance.js';
+import { describeTable } from '../../../lambdas/shared/database/table-shape.js';
 import { RowsChangedError } from '../../../lambdas/shared/errors/step-errors.js';
 import type { InFlight } from '../../../lambdas/shared/lock-table/table-state.js';
 import type { StepDeps } from '../../../lambdas/shared/step/step-deps.js';
@@ -352,11 +354,21 @@ describe('delete by row versions: every change between export and delete ends in
     });
   });
 
-  /** A batch recorded by the version before row versions: its in-flight record has no versionDigest. */
+  /**
+   * A batch recorded by the version before row versions: its in-flight record has no versionDigest, and its figures
+   * carry the row digest that version computed from the exported lines (the rows are untouched yet, so the
+   * database's digest of them is that one).
+   */
   const recordedBefore = async (deps: StepDeps, task: TableTask) => {
     const { inFlight } = await deps.locks.get(task.database, task.table);
     if (!inFlight?.versionDigest) throw new Error('the export recorded no version digest');
-    const { versionDigest: _, ...legacy }: InFlight = inFlight;
+    const shape = await describeTable(bed.db.client, resolvedTable(spec(task.table.slice('public.'.length))));
+    const objects = [];
+    for (const object of inFlight.objects) {
+      const { rowDigest } = await digestBatchInDatabase(bed.db.client, shape, object.bounds);
+      objects.push({ ...object, figures: { ...object.figures, rowDigest } });
+    }
+    const { versionDigest: _, ...legacy }: InFlight = { ...inFlight, objects };
     await deps.locks.setInFlight(task.database, task.table, task.lease, 600, legacy, { unchanged: inFlight });
   };
 
