@@ -192,7 +192,7 @@ async function stageObject(
   // names exactly the tuples whose lines the archive holds, and the delete checks it (table-sql.ts rowVersionSql).
   const copy = client.query(
     copyTo(
-      `COPY (SELECT ${rowLineSql(shape)}, to_char(${timestampAsInstantSql(shape)} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+      `COPY (SELECT ${rowLineSql(shape)}, ${timestampAsInstantSql(shape)},
                     ${rowVersionSql()}
              FROM ${rowSourceSql(shape)} AS t WHERE ${batchPredicateSql(shape, next.bounds)}
             ORDER BY ${keyOrderSql(shape)}) TO STDOUT (FORMAT binary)`,

@@ -20,7 +20,7 @@ export interface LineFigures extends ContentFigures {
 }
 
 /** What CopyToJsonLines reads next: the header (19 bytes, then its extension area), then tuples of `int16 fields,
- * int32 length, line, int32 length, timestamp, int32 length, int8 version`, then the trailer `int16 -1`. */
+ * int32 length, line, int32 length, int8 timestamp, int32 length, int8 version`, then the trailer `int16 -1`. */
 type CopyItem =
   | 'header'
   | 'extension'
@@ -33,15 +33,33 @@ type CopyItem =
   | 'version'
   | 'end';
 
+/** Bytes of a tuple around its line: fields (2) and line length (4) before; after, two lengths and two int8s. */
+const TUPLE_HEAD = 6;
+const TUPLE_TAIL = 4 + 8 + 4 + 8;
+const TWO_32 = 2 ** 32;
+/** PostgreSQL's timestamptz epoch, 2000-01-01T00:00:00Z, in ms since 1970. */
+const PG_EPOCH_MS = 946_684_800_000;
+
+/** A binary timestamptz (µs since 2000-01-01 UTC) as ISO-8601 with microseconds. */
+function isoMicros(micros: number): string {
+  const ms = Math.floor(micros / 1000);
+  const iso = new Date(PG_EPOCH_MS + ms).toISOString();
+  const extra = String(micros - ms * 1000).padStart(3, '0');
+  return `${iso.slice(0, -1)}${extra}Z`;
+}
+
 /**
  * Turns `COPY (SELECT line, ts, version) TO STDOUT (FORMAT binary)` into archive JSONL ("line\n" per row), hashing
- * the lines on the way (one SHA-256 over the stream; no hash object per line). Binary COPY hands over each line's bytes exactly, with no text-format escaping
- * to undo. The second field (timestamp text, fixed width) only feeds the batch's timestamp range; the third (the
- * row version's int8 identity, table-sql.ts rowVersionSql) only the version digest the delete checks.
+ * the output once per chunk (no hash call per line). Binary COPY hands over each line's bytes exactly, with no
+ * text-format escaping to undo. The second field (the timestamp as timestamptz, an int8 of microseconds) only feeds
+ * the batch's timestamp range; the third (the row version's int8 identity, table-sql.ts rowVersionSql) only the
+ * version digest the delete checks.
  *
- * A line streams through as its bytes arrive and is never gathered: PostgreSQL allows 1 GB per value and sends a
- * row in socket-sized chunks, so joining a growing buffer to every chunk made one large row's cost quadratic. Only
- * the small items (header, lengths, timestamp) are joined, when a chunk boundary cuts one.
+ * This is export's hot loop, written by hand: a tuple that lies whole in a chunk is read in place by offsets; only a
+ * tuple cut by a chunk boundary goes through the item-by-item state machine. A line streams through as its bytes
+ * arrive and is never gathered: PostgreSQL allows 1 GB per value and sends a row in socket-sized chunks, so joining
+ * a growing buffer to every chunk made one large row's cost quadratic. Only the small items (header, lengths,
+ * int8s) are joined, when a chunk boundary cuts one.
  */
 export class CopyToJsonLines extends Transform {
   private next: CopyItem = 'header';
@@ -52,8 +70,8 @@ export class CopyToJsonLines extends Transform {
   private readonly content: Hash = createHash('sha256');
   private rows = 0;
   private bytes = 0;
-  minTimestamp: string | undefined;
-  maxTimestamp: string | undefined;
+  private minMicros = Number.POSITIVE_INFINITY;
+  private maxMicros = Number.NEGATIVE_INFINITY;
 
   /** `versions`: where the row versions go; one digest shared by the objects of a batch sums them all. */
   constructor(private readonly versions = new VersionDigest()) {
@@ -63,8 +81,13 @@ export class CopyToJsonLines extends Transform {
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     try {
       const out = this.parse(chunk);
-      // A chunk inside one long line goes on as it is; the lines of a chunk of short rows go on as one buffer.
-      if (out.length > 0) this.push(out.length === 1 ? out[0] : Buffer.concat(out));
+      if (out.length > 0) {
+        // A chunk inside one long line goes on as it is; the lines of a chunk of short rows go on as one buffer.
+        const joined = out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out);
+        this.content.update(joined);
+        this.bytes += joined.length;
+        this.push(joined);
+      }
       callback();
     } catch (error) {
       callback(error as Error);
@@ -84,11 +107,13 @@ export class CopyToJsonLines extends Transform {
     let offset = 0;
     while (offset < chunk.length) {
       if (this.next === 'end') throw new Error('bytes after the COPY trailer');
+      if (this.next === 'fields' && this.carry.length === 0) {
+        offset = this.wholeTuples(chunk, offset, out);
+        if (offset >= chunk.length) break;
+      }
       if (this.next === 'line') {
         const part = chunk.subarray(offset, offset + this.size);
-        this.content.update(part);
         out.push(part);
-        this.bytes += part.length;
         offset += part.length;
         this.size -= part.length;
         if (this.size === 0) [this.next, this.size] = this.endLine(out);
@@ -106,6 +131,35 @@ export class CopyToJsonLines extends Transform {
       [this.next, this.size] = this.complete(item, out);
     }
     return out;
+  }
+
+  /**
+   * Reads the tuples that lie whole in `chunk` from `offset`, in place; returns where the first one that does not
+   * (or the trailer) starts, with `next` still 'fields' unless the trailer was read.
+   */
+  private wholeTuples(chunk: Buffer, start: number, out: Buffer[]): number {
+    let offset = start;
+    while (chunk.length - offset >= TUPLE_HEAD) {
+      const fields = chunk.readInt16BE(offset);
+      if (fields !== 3) return offset;
+      const length = chunk.readInt32BE(offset + 2);
+      const lineStart = offset + TUPLE_HEAD;
+      const tail = lineStart + length;
+      if (length < 0 || tail + TUPLE_TAIL > chunk.length) return offset;
+      if (chunk.readInt32BE(tail) !== 8 || chunk.readInt32BE(tail + 12) !== 8) return offset;
+      out.push(chunk.subarray(lineStart, tail), NEWLINE);
+      this.rows += 1;
+      this.timestamp(chunk, tail + 4);
+      this.versions.add(chunk, tail + 16);
+      offset = tail + TUPLE_TAIL;
+    }
+    return offset;
+  }
+
+  private timestamp(bytes: Buffer, offset: number): void {
+    const micros = bytes.readInt32BE(offset) * TWO_32 + bytes.readUInt32BE(offset + 4);
+    if (micros < this.minMicros) this.minMicros = micros;
+    if (micros > this.maxMicros) this.maxMicros = micros;
   }
 
   /** A complete small item: checks it and returns what comes next, with its size. */
@@ -128,23 +182,17 @@ export class CopyToJsonLines extends Transform {
         if (length > 0) return ['line', length];
         return this.endLine(out);
       }
-      case 'timestampLength': {
-        const length = item.readInt32BE(0);
-        if (length < 0) throw new Error('archive line, timestamp or row version is NULL');
-        return ['timestamp', length];
-      }
-      case 'timestamp': {
-        const ts = item.toString('latin1');
-        if (this.minTimestamp === undefined || ts < this.minTimestamp) this.minTimestamp = ts;
-        if (this.maxTimestamp === undefined || ts > this.maxTimestamp) this.maxTimestamp = ts;
-        return ['versionLength', 4];
-      }
+      case 'timestampLength':
       case 'versionLength': {
         const length = item.readInt32BE(0);
+        const what = this.next === 'timestampLength' ? 'timestamp' : 'row version';
         if (length !== 8)
-          throw new Error(`row version is ${length < 0 ? 'NULL' : `${length} bytes, not an int8`}`);
-        return ['version', 8];
+          throw new Error(`${what} is ${length < 0 ? 'NULL' : `${length} bytes, not an int8`}`);
+        return [this.next === 'timestampLength' ? 'timestamp' : 'version', 8];
       }
+      case 'timestamp':
+        this.timestamp(item, 0);
+        return ['versionLength', 4];
       case 'version':
         this.versions.add(item);
         return ['fields', 2];
@@ -155,15 +203,22 @@ export class CopyToJsonLines extends Transform {
 
   /** Ends the line streamed so far; its timestamp comes next. */
   private endLine(out: Buffer[]): [CopyItem, number] {
-    this.content.update(NEWLINE);
-    this.rows += 1;
-    this.bytes += 1;
     out.push(NEWLINE);
+    this.rows += 1;
     return ['timestampLength', 4];
   }
 
   figures(): ContentFigures {
     return { rows: this.rows, contentSha256: this.content.digest('hex'), uncompressedBytes: this.bytes };
+  }
+
+  /** Oldest and newest timestamp of the rows read (ISO-8601 UTC, microseconds); undefined before any row. */
+  get minTimestamp(): string | undefined {
+    return this.rows > 0 ? isoMicros(this.minMicros) : undefined;
+  }
+
+  get maxTimestamp(): string | undefined {
+    return this.rows > 0 ? isoMicros(this.maxMicros) : undefined;
   }
 
   /** The digest of the row versions read (version-digest.ts): kept with the batch in flight, not in the archive. */

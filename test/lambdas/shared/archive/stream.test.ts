@@ -14,18 +14,25 @@ import { concatMeter, hashingSink, MB, rechunked, wideLine } from '../../../supp
 const WIDE_ROW_BYTES = 128 * MB;
 
 /** A binary COPY stream as export's query makes PostgreSQL write it: line and timestamp text, then an int8. */
+/** A binary timestamptz field (length, then µs since 2000-01-01 UTC) for an ISO-8601 instant with microseconds. */
+function timestamptz(iso: string): Buffer {
+  const micros =
+    BigInt(Date.parse(`${iso.slice(0, 23)}Z`) - Date.UTC(2000, 0, 1)) * 1000n + BigInt(iso.slice(23, 26));
+  const field = Buffer.alloc(12);
+  field.writeInt32BE(8);
+  field.writeBigInt64BE(micros, 4);
+  return field;
+}
+
 function copyBinary(rows: [string, string, bigint][], trailer = true): Buffer {
-  const parts = [Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), Buffer.alloc(8)];
+  const parts: Buffer[] = [Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), Buffer.alloc(8)];
   for (const [line, ts, version] of rows) {
     const head = Buffer.alloc(2);
     head.writeInt16BE(3);
-    parts.push(head);
-    for (const field of [line, ts]) {
-      const bytes = Buffer.from(field, 'utf8');
-      const length = Buffer.alloc(4);
-      length.writeInt32BE(bytes.length);
-      parts.push(length, bytes);
-    }
+    const bytes = Buffer.from(line, 'utf8');
+    const length = Buffer.alloc(4);
+    length.writeInt32BE(bytes.length);
+    parts.push(head, length, bytes, timestamptz(ts));
     const int8 = Buffer.alloc(12);
     int8.writeInt32BE(8);
     int8.writeBigInt64BE(version, 4);
@@ -204,9 +211,7 @@ describe('one very large row (PostgreSQL allows 1 GB per value): work stays line
     const tupleHead = Buffer.alloc(6);
     tupleHead.writeInt16BE(3, 0);
     tupleHead.writeInt32BE(WIDE_ROW_BYTES, 2);
-    const ts = Buffer.from('2024-01-01T00:00:00.000000Z');
-    const tsLength = Buffer.alloc(4);
-    tsLength.writeInt32BE(ts.length);
+    const ts = '2024-01-01T00:00:00.000000Z';
     const version = Buffer.alloc(12);
     version.writeInt32BE(8);
     version.writeBigInt64BE(42n, 4);
@@ -215,8 +220,7 @@ describe('one very large row (PostgreSQL allows 1 GB per value): work stays line
       Buffer.alloc(8),
       tupleHead,
       ...line.pieces(),
-      tsLength,
-      ts,
+      timestamptz(ts),
       version,
       Buffer.from([0xff, 0xff]),
     ];
@@ -231,7 +235,7 @@ describe('one very large row (PostgreSQL allows 1 GB per value): work stays line
     const { rowDigest: _, ...content } = line.figures;
     expect(lines.figures()).toEqual(content);
     expect(sink.sha256()).toBe(line.figures.contentSha256);
-    expect([lines.minTimestamp, lines.maxTimestamp]).toEqual([ts.toString(), ts.toString()]);
+    expect([lines.minTimestamp, lines.maxTimestamp]).toEqual([ts, ts]);
   });
 
   it('JsonLinesContent (verify) measures a 128 MB line arriving in 16 KiB chunks', async () => {
