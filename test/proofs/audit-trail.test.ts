@@ -16,10 +16,11 @@ const spec = (name: string, onSchemaDrift?: 'fail' | 'continue') => ({
   schema: 'public',
   name,
   timestampColumn: 'created_at',
+  batchSize: 6,
   ...(onSchemaDrift ? { onSchemaDrift } : {}),
 });
 
-/** 20 rows on five days past the 30-day retention: five small batches per run. */
+/** 20 rows, 4 a day on five days past the 30-day retention: batches of 6 span days, four small batches per run. */
 const seedRows = (table: string, from: number) =>
   `INSERT INTO ${table} (created_at, payload)
    SELECT now() - ((31 + g % 5) * interval '1 day'), 'value-' || g FROM generate_series(${from}, ${from + 19}) g`;
@@ -56,7 +57,7 @@ describe('audit trail and schema drift through the local workflow', () => {
       'table-outcome public.events_fail',
     ]);
     const outcome = events.find((e) => e.kind === 'table-outcome' && e.table === 'public.events_continue');
-    expect(outcome?.details).toMatchObject({ status: 'succeeded', rowsArchived: 20, batches: 5 });
+    expect(outcome?.details).toMatchObject({ status: 'succeeded', rowsArchived: 20, batches: 4 });
     expect(events.find((e) => e.kind === 'config-changed')?.details).toMatchObject({ firstRecorded: true });
     expect(JSON.stringify(events)).not.toContain('value-');
     // The events sit in their own area: validate finds nothing stray, and nothing else lives under it.

@@ -11,13 +11,14 @@ import {
   tableLines,
 } from '../support/fixtures.js';
 
-const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
+/** Batches of 2 rows: each takes two days' objects. */
+const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at', batchSize: 2 });
 
 describe('legal hold through the real local workflow', () => {
   const bed = archiverTestbed(
     async (db) => {
-      // 12 rows 3.1 days apart over 37 days: 2 are older than the 30-day retention, on 2 days (2 batches).
-      for (const name of ['held', 'midrun', 'free']) await seedEvents(db.client, name, 12, 37);
+      // 24 rows 37 hours apart over 37 days: 4 are older than the 30-day retention, on 4 days (2 batches of 2 days).
+      for (const name of ['held', 'midrun', 'free']) await seedEvents(db.client, name, 24, 37);
     },
     [spec('held'), spec('midrun'), spec('free')],
   );
@@ -69,8 +70,8 @@ describe('legal hold through the real local workflow', () => {
       reason: expect.stringContaining('hold arriving mid-run'),
     });
     expect(outcomes.get('public.free')).toMatchObject({ status: 'succeeded', batches: 2 });
-    expect(await count('held')).toBe(12);
-    expect(await count('midrun')).toBe(11);
+    expect(await count('held')).toBe(24);
+    expect(await count('midrun')).toBe(22);
     await assertNoLossNoDuplicates(bed.local, bed.db.client, resolvedTable(spec('midrun')), originals.midrun);
     await assertNoLossNoDuplicates(bed.local, bed.db.client, resolvedTable(spec('held')), originals.held);
     const events = await listAuditEvents(bed.local.deps().store, bed.local.config.s3.prefix, {
@@ -90,8 +91,8 @@ describe('legal hold through the real local workflow', () => {
     // Assess
     expect(next.execution.status).toBe('SUCCEEDED');
     expect((next.execution.output as SummaryOutput).held).toBe(0);
-    expect(await count('held')).toBe(10);
-    expect(await count('midrun')).toBe(10);
+    expect(await count('held')).toBe(20);
+    expect(await count('midrun')).toBe(20);
     expect(await bed.local.deps().holds.list()).toEqual([]);
   });
 });

@@ -19,7 +19,10 @@ import {
 } from '../support/fixtures.js';
 import { recordProof } from '../support/proof-ledger.js';
 
-/** What a tampering case can reach: S3, and the keys of the batch it strikes and of the table's earlier archive. */
+/**
+ * What a tampering case can reach: S3, the keys of the object it strikes (the last of its batch) and of the table's
+ * earlier archive.
+ */
 interface Target {
   read(key: string): Promise<Buffer>;
   write(key: string, body: Buffer | string): Promise<void>;
@@ -177,7 +180,7 @@ const TAMPER_CASES: TamperCase[] = [
     name: 'archive deleted after verification',
     after: 'verify',
     tamper: (t) => t.remove(t.archive),
-    says: /changed after verification \(object is missing\); rolled back, nothing deleted/,
+    says: /changed after verification \([^)]*: object is missing\); rolled back, nothing deleted/,
   },
   {
     name: 'archive truncated after verification',
@@ -186,14 +189,14 @@ const TAMPER_CASES: TamperCase[] = [
       const bytes = await t.read(t.archive);
       await t.write(t.archive, bytes.subarray(0, bytes.length - 20));
     },
-    says: /changed after verification \(object is \d+ bytes, expected \d+\)/,
+    says: /changed after verification \([^)]*: object is \d+ bytes, expected \d+\)/,
     evidence: true,
   },
   {
     name: 'archive replaced by another archive after verification',
     after: 'verify',
     tamper: async (t) => t.write(t.archive, await t.read(t.earlier)),
-    says: /changed after verification \(object (is \d+ bytes, expected \d+|holds other content)\)/,
+    says: /changed after verification \([^)]*: object (is \d+ bytes, expected \d+|holds other content)\)/,
     evidence: true,
   },
 ];
@@ -201,12 +204,13 @@ const TAMPER_CASES: TamperCase[] = [
 /** The tampering strikes the second batch, so the table already has a committed archive to swap in. */
 const STRIKE_BATCH = 2;
 const tableName = (c: number) => `tamper_${c}`;
-const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
+/** Batches of 12 rows over days of 10 span two days each and end mid-day. */
+const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at', batchSize: 12 });
 
 describe('tampering between steps is caught before any delete, with a named error and a metric', () => {
   const bed = archiverTestbed(
     async (db) => {
-      // 33 days of rows: 3 or 4 eligible days, one batch each.
+      // 10 rows a day over 33 days: 29 eligible rows on 3 days (9, 10, 10), cut into batches of 9+3, 7+5 and 5.
       for (const [c] of TAMPER_CASES.entries()) await seedEvents(db.client, tableName(c), 330, 33);
     },
     TAMPER_CASES.map((_, c) => spec(tableName(c))),
@@ -225,19 +229,24 @@ describe('tampering between steps is caught before any delete, with a named erro
       let batches = 0;
       let struck = false;
       let archiveKey = '';
+      let stagingKey = '';
+      let struckDays: string[] = [];
       let deletesAfter = 0;
       const afterStep = async (event: StepEvent) => {
         if (event.functionName !== tamperCase.after || struck) return;
-        const result = event.result as { status?: string; stagingKey?: string; archiveKey?: string };
+        const result = event.result as { status?: string };
         if (tamperCase.after === 'export' && result.status !== 'exported') return;
         if (++batches !== STRIKE_BATCH) return;
         const [earlier] = (await readLiveArchives(bed.local, 'public', name, bed.db.client)).map(
           (a) => a.key,
         );
-        const staging = result.stagingKey;
-        const archive = result.archiveKey;
-        if (!earlier || !archive || (tamperCase.after === 'export' && !staging))
-          throw new Error('nothing to tamper with');
+        // The step results carry counts only; the batch's keys are on its in-flight record.
+        const objects = (await bed.local.deps().locks.get('app', ref)).inFlight?.objects ?? [];
+        // The last object: the ones before it pass their checks, and the batch must still stop.
+        const last = objects.at(-1);
+        if (!earlier || !last) throw new Error('nothing to tamper with');
+        const staging = last.stagingKey;
+        const archive = last.archiveKey;
         await tamperCase.tamper({
           read: (key) => getObject(bed.local, key),
           write: async (key, body) => {
@@ -246,12 +255,14 @@ describe('tampering between steps is caught before any delete, with a named erro
           remove: async (key) => {
             await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
           },
-          staging: staging ?? '',
+          staging,
           archive,
           earlier,
         });
         struck = true;
         archiveKey = archive;
+        stagingKey = staging;
+        struckDays = objects.map((o) => o.day);
       };
       const onStep = (event: StepEvent) => {
         // A delete that ran and failed (rolled back) deleted nothing; a successful one after the strike would have.
@@ -279,9 +290,13 @@ describe('tampering between steps is caught before any delete, with a named erro
 
       // Assess
       expect(struck).toBe(true);
+      // The struck batch held several days' objects.
+      expect(new Set(struckDays).size).toBeGreaterThanOrEqual(2);
       expect(run.execution.status).toBe('FAILED');
       expect(error).toMatch(/^ArchiveIntegrityError: /);
       expect(error).toMatch(tamperCase.says);
+      // It names the struck object, the last of its batch.
+      expect([archiveKey, stagingKey].some((key) => error.includes(key))).toBe(true);
       expect(failures).toBe(1);
       expect(deletesAfter).toBe(0);
       expect(between.inArchives).toBeGreaterThan(0);
