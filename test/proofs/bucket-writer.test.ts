@@ -132,7 +132,6 @@ describe('a bucket writer cannot make the archiver lose rows or restore forged o
       rowCount: measured.rows,
       contentSha256: measured.contentSha256,
       uncompressedBytes: measured.uncompressedBytes,
-      rowDigest: measured.rowDigest,
       compressedSha256: compressed.sha256(),
       compressedBytes: compressed.bytes,
     };
@@ -146,7 +145,6 @@ describe('a bucket writer cannot make the archiver lose rows or restore forged o
           ...head.Metadata,
           'content-sha256': figures.contentSha256,
           'compressed-sha256': figures.compressedSha256,
-          'row-digest': figures.rowDigest,
         },
       }),
     );

@@ -138,11 +138,11 @@ const TAMPER_CASES: TamperCase[] = [
         manifestKeyFor(t.archive),
         editManifest(
           (await t.read(manifestKeyFor(t.archive))).toString('utf8'),
-          /"rowDigest": "([0-9a-f])/,
+          /"compressedSha256": "([0-9a-f])/,
           (m, c) => m.replace(`"${c}`, `"${c === '0' ? '1' : '0'}`),
         ),
       ),
-    says: /failed verification: manifest differs from the export: rowDigest/,
+    says: /failed verification: manifest differs from the export: compressedSha256/,
   },
   {
     name: 'manifest naming another object',

@@ -34,7 +34,7 @@ export const TablePlanSchema = z.object({
   action: z.enum(['archive', 'nothing', 'held', 'locked', 'unusable']),
   cutoff: z.string(),
   eligibleRows: z.number().int().nonnegative(),
-  /** Objects export would write: per UTC day, ceil(rows / batchSize). */
+  /** Batches export would cut (batch-objects.ts batchesForDays): days in turn up to the batch size. */
   batches: z.number().int().nonnegative(),
   /** Batches beyond maxBatchesPerRun are left to later runs. */
   runsNeeded: z.number().int().nonnegative(),
