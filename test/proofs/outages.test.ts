@@ -17,7 +17,12 @@ const DOWN_MS = 1500;
 const RETRY_SCALE = 0.1;
 
 describe('outages: connections reset or endpoints down mid-run are retried, and nothing is lost', () => {
-  const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
+  const spec = (name: string, batchSize?: number) => ({
+    schema: 'public',
+    name,
+    timestampColumn: 'created_at',
+    ...(batchSize ? { batchSize } : {}),
+  });
   let database: FlakyProxy | undefined;
 
   const bed = archiverTestbed(
@@ -32,7 +37,8 @@ describe('outages: connections reset or endpoints down mid-run are retried, and 
       url.port = String(database.port);
       Object.assign(db, { url: url.toString() });
     },
-    [spec('s3_outage'), spec('db_outage'), spec('s3_down'), spec('db_down'), spec('dynamodb_down')],
+    // db_outage: 15 rows a day in batches of 20, so the second batch spans two days.
+    [spec('s3_outage'), spec('db_outage', 20), spec('s3_down'), spec('db_down'), spec('dynamodb_down')],
   );
   afterAll(async () => database?.stop());
 
@@ -72,11 +78,14 @@ describe('outages: connections reset or endpoints down mid-run are retried, and 
 
   it('database connection killed inside the delete transaction: rolled back, retried, completed', async () => {
     // Prepare: kill the archiver's own backend right before its COMMIT, on the second batch.
-    const table = resolvedTable(spec('db_outage'));
+    const table = resolvedTable(spec('db_outage', 20));
     const original = await tableLines(bed.db.client, table);
     let batches = 0;
+    let struckObjects = 0;
     const fault = async (point: FaultPoint) => {
       if (point !== 'delete:beforeCommit' || ++batches !== 2) return;
+      struckObjects =
+        (await bed.local.deps().locks.get('app', 'public.db_outage')).inFlight?.objects.length ?? 0;
       await bed.db.client.query(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'audit-archiver' AND datname = current_database() AND state = 'idle in transaction'",
       );
@@ -96,7 +105,8 @@ describe('outages: connections reset or endpoints down mid-run are retried, and 
       },
     );
 
-    // Assess
+    // Assess: the transaction killed held the DELETEs of several days.
+    expect(struckObjects).toBeGreaterThan(1);
     expect(steps).toContain('delete:DatabaseUnavailableError');
     expect(run.execution.status).toBe('SUCCEEDED');
     await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);

@@ -37,12 +37,15 @@ const exited = (child: ChildProcess) =>
 describe(`local runs killed with SIGKILL at random moments (seed ${SEED})`, () => {
   let db: TestDatabase;
   let files: ReturnType<typeof writeTestConfig>;
-  const spec = { schema: 'public', name: 'killed', timestampColumn: 'created_at' };
+  // 14 rows a day (13 on the first) in batches of 21: each batch spans two or three days, and all but the last
+  // end mid-day.
+  const spec = { schema: 'public', name: 'killed', timestampColumn: 'created_at', batchSize: 21 };
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    // 30 + 20 per kill one-day batches past the 30-day retention: every run has work left when it is killed (each
-    // killed run commits a few), and the final run, which archives what is left batch by batch, stays short.
+    // 30 + 20 per kill days past the 30-day retention, two thirds as many batches: every run has work left when it is
+    // killed (each killed run commits a few), and the final run, which archives what is left batch by batch, stays
+    // short.
     await seedEvents(db.client, 'killed', 14 * DAYS, DAYS);
     files = writeTestConfig(db, [spec], { defaults: { maxBatchesPerRun: 800 } });
   });

@@ -33,7 +33,7 @@ async function oldRows(client: pg.Client, table: string): Promise<number> {
 describe('settings that trade speed for impact on production, through the real workflow', () => {
   const bed = archiverTestbed(
     async (db) => {
-      // Four old days: four batches, so three pauses.
+      // Four old days of 10 rows (9 on the first) in batches of 12: four batches across days, so three pauses.
       await seedEvents(db.client, 'paced', 340, 34);
       await db.client.query('CREATE TABLE public.dense (LIKE public.paced INCLUDING ALL)');
       // 3,000 rows on one old day: without a time budget they would be one batch.
@@ -43,7 +43,7 @@ describe('settings that trade speed for impact on production, through the real w
            FROM generate_series(1, 3000) AS g`,
       );
     },
-    [spec('paced'), spec('dense', 50_000)],
+    [spec('paced', 12), spec('dense', 50_000)],
     { defaults: { pauseBetweenBatchesSeconds: 1, vacuumAfterRun: true, timeBudgetShare: 0.5 } },
   );
 
@@ -66,6 +66,7 @@ describe('settings that trade speed for impact on production, through the real w
       if (step.functionName !== 'delete' || next?.functionName !== 'export') return [];
       return [next.endedAt - next.durationMs - step.endedAt];
     });
+    expect(exported(steps)).toHaveLength(4);
     expect(gaps.length).toBeGreaterThan(1);
     for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(950);
     const stats = async () => {
@@ -91,10 +92,12 @@ describe('settings that trade speed for impact on production, through the real w
 
     // Assess: 1,000 rows first, the rest of the same day in later batches, nothing left behind.
     expect(run.execution.status).toBe('SUCCEEDED');
-    const batches = exported(steps).map((s) => s.result as { rows: number; day: string });
+    const batches = exported(steps).map(
+      (s) => s.result as { rows: number; firstDay: string; lastDay: string },
+    );
     expect(batches[0]?.rows).toBe(1000);
     expect(batches.length).toBeGreaterThan(1);
-    expect(new Set(batches.map((b) => b.day)).size).toBe(1);
+    expect(new Set(batches.flatMap((b) => [b.firstDay, b.lastDay])).size).toBe(1);
     expect(batches.reduce((sum, b) => sum + b.rows, 0)).toBe(3000);
     expect(await oldRows(bed.db.client, 'dense')).toBe(0);
   });
@@ -124,8 +127,9 @@ describe('replica lag check, against the real pg_stat_replication', () => {
 
 describe('the lease across throttle waits longer than the lease', () => {
   const bed = archiverTestbed(
-    async (db) => seedEvents(db.client, 'outlasting', 40, 32),
-    [spec('outlasting')],
+    // Two old days of 10 rows (9 on the first) in batches of 12: two batches, the first ending mid-day.
+    async (db) => seedEvents(db.client, 'outlasting', 320, 32),
+    [spec('outlasting', 12)],
     {
       defaults: { pauseBetweenBatchesSeconds: 5 },
     },
