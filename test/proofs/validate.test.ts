@@ -2,6 +2,7 @@ import { CopyObjectCommand, DeleteObjectCommand, PutObjectCommand } from '@aws-s
 import { describe, expect, it } from 'vitest';
 import { validateArchives } from '../../cli/archive-validation.js';
 import { listCommand, validateCommand } from '../../cli/archives.js';
+import { RowDigest } from '../../lambdas/shared/archive/row-digest.js';
 import { runLocalArchive } from '../../local/run.js';
 import {
   archiverTestbed,
@@ -115,5 +116,43 @@ describe('validate and list archives', () => {
     // Now, the archive without its manifest is young: a batch that may still be in flight, a warning.
     expect(cli.text).toMatch(/FAILED: 3 error\(s\)/);
     expect(cli.text).toMatch(/WARNING in-flight: /);
+  });
+
+  it('checks an archive written before batches spanned days by the row digest its manifest carries', async () => {
+    // Prepare: two archives of `others` given the manifest the earlier version wrote (figures with the row digest
+    // of their lines), one of them with a digest that its lines do not have.
+    const [, older, forged] = await readLiveArchives(bed.local, 'public', 'others');
+    if (!older || !forged) throw new Error('fewer than three archives of public.others');
+    const s3 = s3ClientFor(bed.local);
+    const withDigest = async (archive: typeof older, rowDigest: string) =>
+      s3.send(
+        new PutObjectCommand({
+          Bucket: bed.local.services.bucket,
+          Key: manifestOf(archive.key),
+          Body: JSON.stringify({ ...archive.manifest, figures: { ...archive.manifest.figures, rowDigest } }),
+        }),
+      );
+    const digestOf = (lines: string[]) => {
+      const digest = new RowDigest();
+      for (const line of lines) digest.add(Buffer.from(line));
+      return digest.value();
+    };
+    await withDigest(older, digestOf(older.lines));
+    await withDigest(forged, digestOf(forged.lines.slice(1)));
+
+    // Act
+    const report = await validateArchives(
+      bed.local.deps().store,
+      {
+        format: 'native',
+        location: { prefix: bed.local.config.s3.prefix, database: 'app', schema: 'public', table: 'others' },
+      },
+      { database: 'app', schema: 'public', table: 'others' },
+    );
+
+    // Assess: the intact one passes; the other is corrupt by its row digest alone (every other figure holds).
+    const errors = report.problems.filter((p) => p.severity === 'error');
+    expect(errors.map((p) => [p.kind, p.key])).toEqual([['corrupt', forged.key]]);
+    expect(errors[0]?.detail).toMatch(/^rowDigest: expected [0-9a-f]{32}, found [0-9a-f]{32}$/);
   });
 });
