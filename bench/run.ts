@@ -109,6 +109,9 @@ export interface FunctionFigures {
 export interface RunTally extends RequestTally {
   run: string;
   rows: number;
+  /** Batches: each is an export, upload, verify and delete invocation and their state transitions. */
+  batches: number;
+  /** Archive objects (one UTC day each, or part of one): each is its own S3 and inventory requests. */
   objects: number;
 }
 
@@ -128,6 +131,7 @@ export interface BenchResult {
   jsonBytes: number;
   baseline: StageFigures[];
   archiver: StageFigures[];
+  batches: number;
   objects: number;
   functions: FunctionFigures[];
   /** The first archive run, a second one that finds nothing left (the fixed part of a run), the restore run. */
@@ -197,8 +201,8 @@ const requestTotal = (counts: Record<string, number>) =>
 
 /**
  * Per 1M rows for the bench's table; and for a table of 1M rows a day, whose daily run is the fixed part of a run
- * (the run that found nothing left) plus the archived objects' part of the measured run, scaled to the objects 1M rows
- * of one day make at this batch size (requests, invocations and transitions go by object; compute by row).
+ * (the run that found nothing left) plus the rest of the measured run scaled to what 1M rows of one day make at this
+ * batch size: invocations and state transitions by batch, S3 and DynamoDB requests by object, compute by row.
  */
 function costLines(
   archive: RunTally,
@@ -209,8 +213,13 @@ function costLines(
   const perMillion = (t: RunTally) => addScaled(EMPTY_TALLY, t, 1e6 / t.rows);
   const variable = addScaled(archive, nothingLeft, -1);
   const dailyObjects = archiveObjects(1e6, batchSize, 1);
+  const dailyBatches = Math.ceil(1e6 / batchSize);
+  const byBatch = addScaled(nothingLeft, variable, dailyBatches / archive.batches);
+  const byObject = addScaled(nothingLeft, variable, dailyObjects / archive.objects);
   const daily = {
-    ...addScaled(nothingLeft, variable, dailyObjects / archive.objects),
+    ...byBatch,
+    s3: byObject.s3,
+    dynamodb: byObject.dynamodb,
     lambdaSeconds: nothingLeft.lambdaSeconds + (variable.lambdaSeconds * 1e6) / archive.rows,
   };
   const line = (label: string, how: string, tally: RequestTally): CostLine => ({
@@ -222,12 +231,12 @@ function costLines(
   return [
     line(
       'archive, the bench table, per 1M rows',
-      `the archive run × 1M / ${archive.rows.toLocaleString('en-US')} rows (${archive.objects} objects)`,
+      `the archive run × 1M / ${archive.rows.toLocaleString('en-US')} rows (${archive.batches} batches, ${archive.objects} objects)`,
       perMillion(archive),
     ),
     line(
       'archive, a table of 1M rows a day, per daily run',
-      `run with nothing left + ${dailyObjects} object(s) × the measured run's per-object part`,
+      `run with nothing left + ${dailyBatches} batch(es) of ${dailyObjects / dailyBatches} object(s) at the measured run's cost per batch and per object`,
       daily,
     ),
     line(
@@ -423,6 +432,8 @@ export async function runBenchmark(
       throw new Error(`restore run failed: ${JSON.stringify(restoreRun.value.value.execution.error)}`);
     }
     const restored = restoreRun.value.value.results.reduce((sum, r) => sum + r.inserted, 0);
+    // Restore reads every archive of the table once: its results count the objects the archive run wrote.
+    const archivedObjects = restoreRun.value.value.results.length;
     log('Baseline: COPY FROM of the same rows into a table created the same way ...');
     const dump = join(work, 'restored.copy');
     await pipeline(client.query(copyTo('COPY public.restored TO STDOUT')), createWriteStream(dump));
@@ -569,12 +580,19 @@ export async function runBenchmark(
       notes.push('the archive run under the OLTP workload runs the functions in the bench process');
     }
     const runs: RunTally[] = [
-      { run: 'archive', rows: archived, objects: outcome.batches, ...archiveRun.value.tally },
-      { run: 'archive, nothing left', rows: 0, objects: 0, ...nothingLeft.tally },
+      {
+        run: 'archive',
+        rows: archived,
+        batches: outcome.batches,
+        objects: archivedObjects,
+        ...archiveRun.value.tally,
+      },
+      { run: 'archive, nothing left', rows: 0, batches: 0, objects: 0, ...nothingLeft.tally },
       {
         run: 'restore',
         rows: restored,
-        objects: restoreRun.value.value.results.length,
+        batches: archivedObjects,
+        objects: archivedObjects,
         ...restoreRun.value.tally,
       },
     ];
@@ -586,7 +604,8 @@ export async function runBenchmark(
       jsonBytes,
       baseline: [baselineExport, baselineDelete, baselineBoth, baselineRestore],
       archiver,
-      objects: outcome.batches,
+      batches: outcome.batches,
+      objects: archivedObjects,
       functions: functionFigures,
       runs,
       costs: costLines(archiveTally, idleTally, restoreTally, options.batchSize),
@@ -620,7 +639,7 @@ export function formatResult(result: BenchResult): string {
       .join('  ');
   const oltp = result.oltp ? formatOltp(result.oltp) : [];
   return [
-    `${result.eligibleRows.toLocaleString('en-US')} eligible rows of ${result.options.rows.toLocaleString('en-US')}, ${(result.jsonBytes / 1e6).toFixed(1)} MB as JSON, ${result.objects} archive objects`,
+    `${result.eligibleRows.toLocaleString('en-US')} eligible rows of ${result.options.rows.toLocaleString('en-US')}, ${(result.jsonBytes / 1e6).toFixed(1)} MB as JSON, ${result.batches} batches, ${result.objects} archive objects`,
     render(header),
     ...result.baseline.map((r) => render(line(r))),
     ...result.archiver.map((r) => render(line(r))),
@@ -678,7 +697,7 @@ const byOperation = (counts: Record<string, number>) =>
 function formatRuns(runs: RunTally[]): string[] {
   return runs.map(
     (r) =>
-      `${r.run} (${r.rows.toLocaleString('en-US')} rows, ${r.objects} objects): ${r.lambdaInvocations} invocations, ${r.stateTransitions} state transitions; S3 ${requestTotal(r.s3)} (${byOperation(r.s3)}); DynamoDB ${requestTotal(r.dynamodb)} (${byOperation(r.dynamodb)})`,
+      `${r.run} (${r.rows.toLocaleString('en-US')} rows, ${r.batches} batches, ${r.objects} objects): ${r.lambdaInvocations} invocations, ${r.stateTransitions} state transitions; S3 ${requestTotal(r.s3)} (${byOperation(r.s3)}); DynamoDB ${requestTotal(r.dynamodb)} (${byOperation(r.dynamodb)})`,
   );
 }
 
