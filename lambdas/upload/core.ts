@@ -34,7 +34,7 @@ export type UploadDeps = Pick<StepDeps, 'config' | 'store' | 'locks' | 'telemetr
 
 /**
  * Upload: publishes each staged object of the batch under its final, content-addressed key without ever replacing
- * an existing object, writes its manifest sidecar once, and removes its staging objects. Every part is idempotent,
+ * an existing object, writes its manifest sidecar once, then removes the batch's staging objects. Every part is idempotent,
  * so a retry after a crash at any point completes the same publication.
  */
 export async function uploadBatch(input: UploadInput, deps: UploadDeps): Promise<UploadOutput> {
@@ -56,6 +56,11 @@ export async function uploadBatch(input: UploadInput, deps: UploadDeps): Promise
     if (damage.withdraw) await withdrawBatch(deps, input, inFlight, 'missing-staging');
     throw new ArchiveIntegrityError(damage.problem);
   }
+  // Staging goes once every object is published: a retry before this finds each archive published and its staged
+  // copies still there, which it accepts.
+  await deps.store.deleteKeys(
+    inFlight.objects.flatMap((object) => [object.stagingKey, manifestKeyFor(object.stagingKey)]),
+  );
   if (inFlight.stage === 'exported') {
     await recordInFlight(deps, input, { ...inFlight, stage: 'uploaded', objects: published }, ['exported']);
   }
@@ -66,7 +71,7 @@ export async function uploadBatch(input: UploadInput, deps: UploadDeps): Promise
 }
 
 /**
- * Publishes one object and its manifest, then removes its staging objects. True when this call created the archive
+ * Publishes one object and its manifest. True when this call created the archive
  * object (false: it was there, from a retry or identical rows archived before), or the damage that stops the batch.
  */
 async function publishObject(
@@ -123,7 +128,6 @@ async function publishObject(
     throw new ArchiveIntegrityError(`manifest of ${object.archiveKey} is neither staged nor published`);
   }
   await deps.fault('upload:afterManifest');
-  await store.deleteKeys([object.stagingKey, manifestKeyFor(object.stagingKey)]);
   return created;
 }
 

@@ -1,13 +1,14 @@
 import type { Readable } from 'node:stream';
 import {
   DeleteObjectCommand,
+  DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { z } from 'zod';
-import { ArchiveIntegrityError, classifyAwsError } from '../errors/step-errors.js';
+import { ArchiveIntegrityError, classifyAwsError, StorageUnavailableError } from '../errors/step-errors.js';
 import { type CopyOptions, copyOnce, DEFAULT_COPY } from './store-copy.js';
 import {
   type BucketClient,
@@ -20,6 +21,11 @@ import {
 } from './store-writes.js';
 
 /** One object of a listing. */
+
+/** Up to this many keys are deleted one request each, in parallel. */
+const FEW_KEYS = 4;
+/** S3's limit of keys per DeleteObjects request. */
+const DELETE_OBJECTS_MAX = 1000;
 export interface ListedObject {
   key: string;
   size: number;
@@ -206,10 +212,31 @@ export class ArchiveStore {
   }
 
   async deleteKeys(keys: string[]): Promise<void> {
-    // The few keys of one batch (staging data and manifest, archive and manifest), each deleted in parallel: one
-    // round trip, and no DeleteObjects request body to build (s3rver answers those several times slower).
-    await Promise.all(
-      keys.map((Key) => s3Call(() => this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key })))),
-    );
+    // A few keys are each deleted in parallel: one round trip, no request body to build. The staging keys of a whole
+    // batch go in DeleteObjects requests of up to 1,000 keys: one request where there were two per object.
+    if (keys.length <= FEW_KEYS) {
+      await Promise.all(
+        keys.map((Key) => s3Call(() => this.s3.send(new DeleteObjectCommand({ Bucket: this.bucket, Key })))),
+      );
+      return;
+    }
+    for (let start = 0; start < keys.length; start += DELETE_OBJECTS_MAX) {
+      const chunk = keys.slice(start, start + DELETE_OBJECTS_MAX);
+      const deleted = await s3Call(() =>
+        this.s3.send(
+          new DeleteObjectsCommand({
+            Bucket: this.bucket,
+            Delete: { Objects: chunk.map((Key) => ({ Key })), Quiet: true },
+          }),
+        ),
+      );
+      // DeleteObjects answers 200 and lists the keys it could not delete (a missing key is not one of them).
+      const failed = deleted.Errors ?? [];
+      if (failed.length > 0) {
+        throw new StorageUnavailableError(
+          `could not delete ${failed.length} of ${chunk.length} objects (${failed[0]?.Code ?? 'unknown'}: ${failed[0]?.Key ?? ''})`,
+        );
+      }
+    }
   }
 }

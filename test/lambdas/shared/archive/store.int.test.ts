@@ -92,4 +92,16 @@ describe('s3rver and object pins', () => {
     expect(after.ETag).not.toBe(head.ETag);
     await expect(partCopy).rejects.toMatchObject({ name: 'NotImplemented' });
   });
+
+  it('deletes a batch of keys in one DeleteObjects request, a missing key among them', async () => {
+    // Prepare
+    const keys = Array.from({ length: 10 }, (_, i) => `staging/k${i}`);
+    for (const key of keys.slice(1)) await s3.send(new PutObjectCommand({ Bucket: 'pins', Key: key, Body: key }));
+
+    // Act
+    await store.deleteKeys(keys);
+
+    // Assess
+    for (const key of keys) expect(await store.head(key)).toBeUndefined();
+  });
 });
