@@ -96,7 +96,8 @@ describe('s3rver and object pins', () => {
   it('deletes a batch of keys in one DeleteObjects request, a missing key among them', async () => {
     // Prepare
     const keys = Array.from({ length: 10 }, (_, i) => `staging/k${i}`);
-    for (const key of keys.slice(1)) await s3.send(new PutObjectCommand({ Bucket: 'pins', Key: key, Body: key }));
+    for (const key of keys.slice(1))
+      await s3.send(new PutObjectCommand({ Bucket: 'pins', Key: key, Body: key }));
 
     // Act
     await store.deleteKeys(keys);
