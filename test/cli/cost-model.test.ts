@@ -30,12 +30,21 @@ const prices = S3_PRICES.regions['us-east-1'];
 const manifests = (rate: number, billed = 2_500) => ((1000 * billed) / GIB) * rate;
 
 describe('cost: prices', () => {
-  it('refuses a region the price table does not have', () => {
+  it('refuses a region the price table does not have, naming the ones it has', () => {
     // Act / Assess
-    expect(() => estimatePlan(backlog, plan({}), 1, 'eu-west-1')).toThrow(ConfigError);
-    expect(() => estimatePlan(backlog, plan({}), 1, 'eu-west-1')).toThrow(
-      /--region: no prices for "eu-west-1"/,
+    expect(() => estimatePlan(backlog, plan({}), 1, 'ap-south-2')).toThrow(ConfigError);
+    expect(() => estimatePlan(backlog, plan({}), 1, 'ap-south-2')).toThrow(
+      /--region: no prices for "ap-south-2"; .* has us-east-1, eu-west-1/,
     );
+  });
+
+  it('prices eu-west-1, the region of the README and the example config', () => {
+    // Act
+    const ireland = estimatePlan(backlog, plan({}), 1, 'eu-west-1');
+    const virginia = estimatePlan(backlog, plan({}), 1, 'us-east-1');
+
+    // Assess: S3 lists the same figures for both at these classes.
+    expect(ireland).toEqual(virginia);
   });
 });
 
