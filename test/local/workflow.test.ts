@@ -24,12 +24,13 @@ describe('archive workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
     async (db) => {
       await seedEvents(db.client, 'events', 3000);
       await seedEvents(db.client, 'changing', 1200);
+      await seedEvents(db.client, 'stuck', 100);
       await db.client.query('CREATE TABLE public.keyless (created_at timestamptz, note text)');
       await db.client.query(
         "INSERT INTO public.keyless SELECT now() - interval '90 days', 'x' FROM generate_series(1, 10)",
       );
     },
-    [spec('events'), spec('changing'), spec('keyless')],
+    [spec('events'), spec('changing'), spec('keyless'), spec('stuck')],
   );
 
   it('archives exactly the old rows once and leaves the new rows untouched', async () => {
@@ -131,6 +132,27 @@ describe('archive workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
     const rows = await bed.db.client.query('SELECT count(*)::int AS n FROM public.keyless');
     expect(rows.rows[0].n).toBe(10);
     expect(await listKeys(bed.local, 'archive/app/public.keyless/')).toEqual([]);
+  });
+
+  it('a run whose every table is locked by another execution fails (ArchiveRunSkipped), touching nothing', async () => {
+    // Prepare: a dead run's lease, still unexpired.
+    const held = await bed.local.deps().locks.acquire('app', 'public.stuck', 'arn:dead-execution', 3600);
+    expect(held.acquired).toBe(true);
+    const before = await bed.db.client.query('SELECT count(*)::int AS n FROM public.stuck');
+
+    // Act
+    const run = await runLocalArchive(bed.local, { tables: ['public.stuck'] }, { retryIntervalScale: 0 });
+
+    // Assess: not a success that hides the stuck lease; the table is reported skipped with its holder.
+    expect(run.execution.status).toBe('FAILED');
+    expect(run.execution.error?.name).toBe('ArchiveRunSkipped');
+    expect(run.outcomes[0]).toMatchObject({
+      status: 'skipped',
+      reason: expect.stringMatching(/arn:dead-execution/),
+    });
+    const after = await bed.db.client.query('SELECT count(*)::int AS n FROM public.stuck');
+    expect(after.rows[0].n).toBe(before.rows[0].n);
+    expect(await listKeys(bed.local, 'archive/app/public.stuck/')).toEqual([]);
   });
 
   it('an unknown table in the execution input fails the plan with a clear error', async () => {
