@@ -51,21 +51,37 @@ export function restoreRequest(options: RestoreOptions): RestoreRequestInput {
   return request;
 }
 
-/** Per-archive lines and totals; failures first-class, so a partial restore can never read as a complete one. */
+/** How a restore's row counts read: what it did, or for a dry run (rolled back) what it would have done. */
+function rowWords(dryRun: boolean, inserted: number, skipped: number, overwritten: number): string {
+  return dryRun
+    ? `${formatNumber(inserted)} would be restored, ${formatNumber(skipped)} skipped, ${formatNumber(overwritten)} overwritten; nothing written`
+    : `${formatNumber(inserted)} restored, ${formatNumber(skipped)} skipped, ${formatNumber(overwritten)} overwritten`;
+}
+
+/**
+ * Per-archive lines and totals; failures first-class, so a partial restore can never read as a complete one, and a
+ * dry run never as a restore.
+ */
 export function formatRestoreResults(results: RestoreFileResult[]): string {
   const lines: string[] = [];
   const sum = (pick: (r: RestoreFileResult) => number) => results.reduce((n, r) => n + pick(r), 0);
+  const dryRun = results.length > 0 && results.every((r) => r.status === 'dry-run' || r.status === 'failed');
   // Every archive when few; otherwise only those that need attention, so failures never scroll away.
   const shown = results.length <= 20 ? results : results.filter((r) => r.error || r.warnings.length > 0);
   for (const r of shown) {
-    const figures = `${formatNumber(r.rows)} rows: ${formatNumber(r.inserted)} restored, ${formatNumber(r.skipped)} skipped, ${formatNumber(r.overwritten)} overwritten`;
+    const figures = `${formatNumber(r.rows)} rows: ${rowWords(r.status === 'dry-run', r.inserted, r.skipped, r.overwritten)}`;
     lines.push(`  ${r.status.padEnd(16)} ${r.key}${r.status === 'failed' ? '' : `  (${figures})`}`);
     if (r.error) lines.push(`      error: ${r.error}`);
     for (const warning of r.warnings) lines.push(`      warning: ${warning}`);
   }
   const failed = results.filter((r) => r.status === 'failed').length;
   lines.push(
-    `Archives: ${results.length} (${failed} failed, ${results.filter((r) => r.status === 'already-restored').length} already restored); rows: ${formatNumber(sum((r) => r.inserted))} restored, ${formatNumber(sum((r) => r.skipped))} skipped, ${formatNumber(sum((r) => r.overwritten))} overwritten`,
+    `Archives: ${results.length} (${failed} failed, ${results.filter((r) => r.status === 'already-restored').length} already restored); rows: ${rowWords(
+      dryRun,
+      sum((r) => r.inserted),
+      sum((r) => r.skipped),
+      sum((r) => r.overwritten),
+    )}`,
   );
   return lines.join('\n');
 }

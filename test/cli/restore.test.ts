@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type RestoreOptions, restoreRequest } from '../../cli/restore.js';
+import { formatRestoreResults, type RestoreOptions, restoreRequest } from '../../cli/restore.js';
 import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
 
 const base: RestoreOptions = {
@@ -38,5 +38,34 @@ describe('restore options → execution input', () => {
     expect(noSchema).toThrow(ConfigError);
     expect(noSchema).toThrow(/table: must be "schema.name"/);
     expect(backwards).toThrow(/toDay: must not be before fromDay/);
+  });
+});
+
+describe('restore results as the operator reads them', () => {
+  const result = (status: 'restored' | 'dry-run', key: string) => ({
+    key,
+    status,
+    rows: 21_000,
+    inserted: 21_000,
+    skipped: 0,
+    overwritten: 0,
+    warnings: [],
+  });
+
+  it('says a dry run would restore the rows and wrote nothing, never that it restored them', () => {
+    // Act
+    const text = formatRestoreResults([result('dry-run', 'a'), result('dry-run', 'b')]);
+
+    // Assess
+    expect(text).not.toMatch(/\d restored/);
+    expect(text).toMatch(/rows: 42,000 would be restored, 0 skipped, 0 overwritten; nothing written$/);
+  });
+
+  it('says a restore restored them', () => {
+    // Act
+    const text = formatRestoreResults([result('restored', 'a'), result('restored', 'b')]);
+
+    // Assess
+    expect(text).toMatch(/rows: 42,000 restored, 0 skipped, 0 overwritten$/);
   });
 });
