@@ -20,7 +20,7 @@ export function formatSummary(reports: TableReport[], seconds: number): string {
       `  ${outcome.database}/${outcome.table}: ${outcome.status}${outcome.reason ? ` (${outcome.reason})` : ''}`,
     );
     lines.push(
-      `    archived ${formatNumber(outcome.rowsArchived)} rows in ${outcome.batches} objects, ${formatBytes(outcome.bytesArchived)}` +
+      `    archived ${formatNumber(outcome.rowsArchived)} rows in ${outcome.batches} batches, ${formatBytes(outcome.bytesArchived)}` +
         (rowsKept === undefined ? '' : `; kept ${formatNumber(rowsKept)} rows`) +
         ` in ${duration.toFixed(1)} s (${formatNumber(rate)} rows/s)${outcome.budgetReached ? '; batch budget reached, the next run continues' : ''}`,
     );
