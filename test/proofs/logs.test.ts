@@ -1,6 +1,6 @@
 import { describe, expect, it, vi } from 'vitest';
-import type { FaultPoint } from '../../lambdas/shared/step/step-deps.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
+import type { StepEvent } from '../../local/workflow.js';
 import { archiverTestbed, getObject, listKeys, s3ClientFor } from '../support/fixtures.js';
 
 // The functions log at DEBUG here, so that everything they could ever log is checked. Hoisted above the imports:
@@ -61,8 +61,10 @@ describe('logs and errors carry no row values and no secrets', () => {
     const s3 = s3ClientFor(bed.local);
     const { PutObjectCommand } = await import('@aws-sdk/client-s3');
     let tampered = false;
-    const fault = async (point: FaultPoint) => {
-      if (point !== 'upload:afterManifest' || tampered) return;
+    // Once upload has published every object of the batch (its objects are published four at a time, so a fault point
+    // inside one would race the others' writes).
+    const afterStep = async (event: StepEvent) => {
+      if (event.functionName !== 'upload' || tampered) return;
       const [key] = (await listKeys(bed.local, 'archive/app/public.people_tampered/')).filter((k) =>
         k.endsWith('.gz'),
       );
@@ -84,7 +86,7 @@ describe('logs and errors carry no row values and no secrets', () => {
       await runLocalArchive(
         bed.local,
         { tables: ['public.people_tampered'] },
-        { fault, retryIntervalScale: 0 },
+        { afterStep, retryIntervalScale: 0 },
       ),
     ]);
 
