@@ -73,7 +73,10 @@ export class CopyToJsonLines extends Transform {
   private minMicros = Number.POSITIVE_INFINITY;
   private maxMicros = Number.NEGATIVE_INFINITY;
 
-  /** `versions`: where the row versions go; one digest shared by the objects of a batch sums them all. */
+  /**
+   * `versions`: where the row versions go (version-digest.ts); export passes one digest for all the objects of a batch
+   * and keeps its sum with the batch in flight, not in the archive.
+   */
   constructor(private readonly versions = new VersionDigest()) {
     super();
   }
@@ -219,11 +222,6 @@ export class CopyToJsonLines extends Transform {
 
   get maxTimestamp(): string | undefined {
     return this.rows > 0 ? isoMicros(this.maxMicros) : undefined;
-  }
-
-  /** The digest of the row versions read (version-digest.ts): kept with the batch in flight, not in the archive. */
-  versionDigest(): string {
-    return this.versions.value();
   }
 }
 
