@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { readExpectation, streamArchive } from '../shared/archive/catalog.js';
+import { LineNotCopyableError } from '../shared/archive/copy-text.js';
 import { type ArchiveExpectation, archiveProblems } from '../shared/archive/integrity.js';
 import type { ObjectPin } from '../shared/archive/store.js';
 import { findDatabase } from '../shared/config/resolved-table.js';
@@ -18,6 +19,7 @@ import {
   type ArchivedColumn,
   checkConversions,
   copyIntoStagingSql,
+  copyIntoTargetSql,
   createStagingSql,
   describeTarget,
   insertSql,
@@ -42,9 +44,11 @@ export type RestoreFileDeps = Pick<
 >;
 
 /**
- * Restores one archive in one transaction: stream the object once into a temporary table (checksums, size and row
- * count measured on the way), compare every figure with the archive's sidecar, and only then write the rows into
- * the target with one INSERT ... SELECT under the conflict strategy. A damaged or tampered archive, a schema that
+ * Restores one archive in one transaction. The fast path (copyDirectly) streams the object straight into the target
+ * with COPY, measuring it on the way, and commits only if every figure matches the archive's sidecar. The reference
+ * path, taken when the database refuses a copied row (a key already there) and for legacy archives or changed
+ * column types, streams the object into a temporary table, compares every figure with the sidecar, and only then
+ * writes the rows into the target with one INSERT ... SELECT under the conflict strategy. A damaged or tampered archive, a schema that
  * drifted beyond what is allowed, or a conflict under `fail` rolls back: nothing of that archive is written.
  * Afterwards the restore watermark records the archive for this very table (a table dropped and created again,
  * or truncated, is a new one). Errors that retrying cannot cure come back as a `failed` result with a short
@@ -83,6 +87,8 @@ async function restoreArchive(input: RestoreFileInput, deps: RestoreFileDeps): P
 
   // A dry run does everything in a transaction that always rolls back: it measures, and leaves nothing behind.
   const transaction = task.dryRun ? inRolledBackTransaction : inTransaction;
+  // Which path wrote the rows: an operator wondering why one archive took longer sees the conflicts' second read.
+  let path: 'copy' | 'reference' = 'reference';
   const result = await db.withConnection((client) =>
     transaction(client, async (): Promise<RestoreFileResult> => {
       const target = await describeTarget(client, task.target);
@@ -93,6 +99,22 @@ async function restoreArchive(input: RestoreFileInput, deps: RestoreFileDeps): P
       // A dry run into a target it would create reads the source's shape, which the new table would copy.
       const table = target ?? (task.dryRun ? await describeTarget(client, task.source) : undefined);
       if (!table) throw new TableNotUsableError(`restore target ${tableLabel(task.target)} does not exist`);
+      const warnings = committed.warnings;
+      const figures = { ...empty, rows: expected.rows };
+      if (target) {
+        const direct = await copyDirectly(client, deps, task, archive, expected, committed.pin, target);
+        if (direct) {
+          path = 'copy';
+          const { written, planWarnings } = direct;
+          return {
+            ...figures,
+            status: task.dryRun ? 'dry-run' : 'restored',
+            inserted: written,
+            skipped: expected.rows - written,
+            warnings: [...warnings, ...planWarnings],
+          };
+        }
+      }
       const seen = new Set<string>();
       await client.query(createStagingSql);
       await stage(client, deps, task, archive, expected, committed.pin, (column) => {
@@ -105,19 +127,14 @@ async function restoreArchive(input: RestoreFileInput, deps: RestoreFileDeps): P
       assertShapedLikeArchive(task, archived, table);
       const plan = planColumns(archived, table, task.drift);
       await checkConversions(client, plan, task.drift);
-      const conflictKey = conflictKeyOf(expected, table);
-      if (conflictKey.length === 0 || !(await isUnique(client, table.oid, conflictKey))) {
-        throw new SchemaDriftError(
-          `restore needs a primary key or unique index on the key (${conflictKey.join(', ') || 'none'}) of ${tableLabel(task.target)}, to recognise rows that are already there`,
-        );
-      }
-      const figures = { ...empty, rows: expected.rows, warnings: [...committed.warnings, ...plan.warnings] };
+      const conflictKey = await uniqueConflictKey(client, task, expected, table);
+      const withWarnings = { ...figures, warnings: [...warnings, ...plan.warnings] };
       // Nothing is in a table the restore would create: every row would be written.
-      if (!target) return { ...figures, status: 'dry-run', inserted: expected.rows };
+      if (!target) return { ...withWarnings, status: 'dry-run', inserted: expected.rows };
       // A dry run runs the very INSERT too, in the transaction that rolls back: its figures are the real ones.
       const written = await insert(client, insertSql(table, plan, task.strategy, conflictKey), task.strategy);
       return {
-        ...figures,
+        ...withWarnings,
         status: task.dryRun ? 'dry-run' : 'restored',
         inserted: written.inserted,
         overwritten: written.updated,
@@ -137,6 +154,7 @@ async function restoreArchive(input: RestoreFileInput, deps: RestoreFileDeps): P
     restoreId: task.restoreId,
     key: archive.key,
     status: result.status,
+    path,
     rows: result.rows,
     inserted: result.inserted,
     skipped: result.skipped,
@@ -254,6 +272,89 @@ async function stage(
       `archive ${archive.key} does not match its sidecar, nothing restored: ${problems.join('; ')}`,
     );
   }
+}
+
+/**
+ * The fast path, for a native archive whose columns reach the target unconverted: its rows go straight into the
+ * target with one `COPY target (columns) FROM STDIN`, as text rows the encoder builds from the lines (the values are
+ * in their text form already), measured on the way and checked against the sidecar before the transaction commits.
+ * No temporary table and no jsonb parse per column: per row, what a plain COPY FROM costs.
+ *
+ * The conflict strategy's promise holds because the database decides, not a look at the target beforehand: a row
+ * whose key is already there, whether committed before the restore or by a writer that commits while the COPY waits
+ * on it, fails the COPY with a unique violation, and so does a value the target refuses. Any such refusal rolls back
+ * to the savepoint taken here, so nothing of the COPY remains, and the reference path (temporary table, INSERT ...
+ * ON CONFLICT under the strategy) restores the archive instead, reading it once more. Targets with rules or row-level
+ * security, which COPY FROM ignores or refuses, always take the reference path. Undefined when the reference path is
+ * to run; otherwise the rows written and the plan's warnings.
+ */
+async function copyDirectly(
+  client: pg.PoolClient,
+  deps: Pick<StepDeps, 'store' | 'telemetry'>,
+  task: RestoreTask,
+  archive: RestoreFileInput['archive'],
+  expected: ArchiveExpectation,
+  pin: ObjectPin | undefined,
+  target: RestoreTarget,
+): Promise<{ written: number; planWarnings: string[] } | undefined> {
+  if (!expected.manifest) return undefined;
+  const archived = expected.manifest.columns.map((c) => ({ name: c.name, type: c.type }));
+  assertShapedLikeArchive(task, archived, target);
+  const plan = planColumns(archived, target, task.drift);
+  if (plan.converted.length > 0 || !(await copyReachesRows(client, target))) return undefined;
+  await uniqueConflictKey(client, task, expected, target);
+  await client.query(`SAVEPOINT ${DIRECT_SAVEPOINT}`);
+  const sink = client.query(copyFrom(copyIntoTargetSql(target, plan)));
+  let measured: Awaited<ReturnType<typeof streamArchive>>;
+  try {
+    measured = await streamArchive(deps.store, archive, {
+      sink,
+      pin,
+      rowDigest: expected.rowDigest !== undefined,
+      copyColumns: plan.columns.map((c) => c.name),
+    });
+  } catch (error) {
+    const refusedByDatabase = /^(22|23|0A)/.test(sqlState(error));
+    if (!refusedByDatabase && !(error instanceof LineNotCopyableError)) throw error;
+    await client.query(`ROLLBACK TO SAVEPOINT ${DIRECT_SAVEPOINT}`);
+    return undefined;
+  }
+  const problems = archiveProblems(expected, { measured }).bytes;
+  if (problems.length > 0) {
+    refuseArchive(
+      deps,
+      task,
+      `archive ${archive.key} does not match its sidecar, nothing restored: ${problems.join('; ')}`,
+    );
+  }
+  return { written: sink.rowCount, planWarnings: plan.warnings };
+}
+
+const DIRECT_SAVEPOINT = 'audit_archiver_direct_copy';
+
+/** COPY FROM skips a table's rules (an INSERT obeys them) and refuses row-level security: those go row by row. */
+async function copyReachesRows(client: pg.ClientBase, target: RestoreTarget): Promise<boolean> {
+  const result = await client.query<{ plain: boolean }>(
+    `SELECT NOT (relhasrules OR relrowsecurity) AS plain FROM pg_catalog.pg_class WHERE oid = $1`,
+    [target.oid],
+  );
+  return result.rows[0]?.plain === true;
+}
+
+/** The key rows conflict on, which must be unique in the target for a restore to recognise rows already there. */
+async function uniqueConflictKey(
+  client: pg.ClientBase,
+  task: RestoreTask,
+  expected: ArchiveExpectation,
+  table: RestoreTarget,
+): Promise<string[]> {
+  const conflictKey = conflictKeyOf(expected, table);
+  if (conflictKey.length === 0 || !(await isUnique(client, table.oid, conflictKey))) {
+    throw new SchemaDriftError(
+      `restore needs a primary key or unique index on the key (${conflictKey.join(', ') || 'none'}) of ${tableLabel(task.target)}, to recognise rows that are already there`,
+    );
+  }
+  return conflictKey;
 }
 
 /** The key rows conflict on: the archived table's key when the target still has it, else the target's own. */

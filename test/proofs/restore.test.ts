@@ -1,5 +1,6 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import {
@@ -331,6 +332,75 @@ describe('restore workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
     }
   });
 
+  it('a row that arrives while the archive is copied into the target is handled as the strategy says', async () => {
+    // Prepare: one archive, and a writer that inserts one of its keys and holds its transaction open, so the restore's
+    // COPY into the target waits on that key; the writer commits (or rolls back) while the COPY waits.
+    const key = dataKeys[0] ?? '';
+    const archivedIds = gunzipSync(await getObject(bed.local, key))
+      .toString('utf8')
+      .trimEnd()
+      .split('\n')
+      .map((line) => Number((JSON.parse(line) as { id: string }).id));
+    const arriving = archivedIds[Math.floor(archivedIds.length / 2)] ?? 0;
+    await bed.db.client.query('CREATE TABLE public.racing (LIKE public.before_archive INCLUDING ALL)');
+    const race = async (strategy: string, writer: 'COMMIT' | 'ROLLBACK') => {
+      await bed.db.client.query('TRUNCATE public.racing');
+      const other = new pg.Client({ connectionString: bed.db.url });
+      await other.connect();
+      try {
+        await other.query('BEGIN');
+        await other.query(
+          `INSERT INTO public.racing SELECT id, created_at, 'arrived', payload FROM public.before_archive WHERE id = $1`,
+          [arriving],
+        );
+        const restoring = restore({ targetTable: 'public.racing', mode: 'key', key, strategy });
+        const waited = await waitFor(async () => {
+          const copying = await bed.db.client.query(
+            `SELECT count(*)::int AS n FROM pg_stat_activity
+              WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'COPY "public"."racing"%'`,
+          );
+          return copying.rows[0].n > 0;
+        });
+        await other.query(writer);
+        const result = await restoring;
+        const rows = await bed.db.client.query<{ id: string; actor: string }>(
+          'SELECT id::text, actor FROM public.racing ORDER BY id',
+        );
+        return { waited, result, rows: rows.rows };
+      } finally {
+        await other.end();
+      }
+    };
+    const actorOf = (rows: { id: string; actor: string }[]) =>
+      rows.find((r) => Number(r.id) === arriving)?.actor;
+    const archivedActor = (
+      await bed.db.client.query('SELECT actor FROM public.before_archive WHERE id = $1', [arriving])
+    ).rows[0].actor as string;
+
+    // Act
+    const skipped = await race('skip', 'COMMIT');
+    const overwritten = await race('overwrite', 'COMMIT');
+    const failed = await race('fail', 'COMMIT');
+    const rolledBack = await race('fail', 'ROLLBACK');
+
+    // Assess: the COPY was under way each time, and the arriving row was judged by the strategy, as by INSERT.
+    for (const run of [skipped, overwritten, failed, rolledBack]) expect(run.waited).toBe(true);
+    expect(skipped.result.results[0]).toMatchObject({
+      status: 'restored',
+      inserted: archivedIds.length - 1,
+      skipped: 1,
+    });
+    expect(skipped.rows).toHaveLength(archivedIds.length);
+    expect(actorOf(skipped.rows)).toBe('arrived');
+    expect(overwritten.result.results[0]).toMatchObject({ inserted: archivedIds.length - 1, overwritten: 1 });
+    expect(actorOf(overwritten.rows)).toBe(archivedActor);
+    expect(failed.result.results[0]?.error).toMatch(/^RestoreConflictError: /);
+    expect(failed.rows).toEqual([{ id: String(arriving), actor: 'arrived' }]);
+    expect(rolledBack.result.results[0]).toMatchObject({ status: 'restored', inserted: archivedIds.length });
+    expect(rolledBack.rows).toHaveLength(archivedIds.length);
+    expect(actorOf(rolledBack.rows)).toBe(archivedActor);
+  });
+
   it('restores into the original table what the archiver deleted from it', async () => {
     // Act
     const result = await restore({});
@@ -368,3 +438,12 @@ describe('restore workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
 
 /** More archives than one page of the restore Map, so the test covers paging. */
 const RESTORE_PAGE_SIZE_FLOOR = 25;
+
+/** Polls `condition` every 50 ms for up to 20 s: whether it became true. */
+async function waitFor(condition: () => Promise<boolean>): Promise<boolean> {
+  for (const started = Date.now(); Date.now() - started < 20_000; ) {
+    if (await condition()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return false;
+}

@@ -2,6 +2,7 @@ import { type Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { ArchiveIntegrityError, StorageUnavailableError } from '../errors/step-errors.js';
+import { JsonLinesToCopyText, LineNotCopyableError } from './copy-text.js';
 import {
   keyNamesContent,
   ManifestSchema,
@@ -161,14 +162,22 @@ const discard = () =>
 
 /**
  * Streams an archive once: S3 → hash of the compressed bytes → gunzip → (legacy rows converted to canonical lines)
- * → binary COPY tuples of the canonical lines → `sink` (a `COPY ... FROM STDIN` stream, or nothing to only
- * measure). Memory stays bounded by one chunk and one line whatever the archive's size. Returns what it measured;
- * the caller compares it with the sidecar before trusting a single row.
+ * → COPY rows → `sink` (a `COPY ... FROM STDIN` stream, or nothing to only measure). The rows are binary tuples of
+ * the whole lines (`COPY staging (line) ... (FORMAT binary)`), or, given `copyColumns`, text rows of those columns'
+ * values (`COPY target (copyColumns) FROM STDIN`; a line it cannot turn into a row fails the stream with
+ * LineNotCopyableError). Memory stays bounded by one chunk and one line whatever the archive's size. Returns what it
+ * measured; the caller compares it with the sidecar before trusting a single row.
  */
 export async function streamArchive(
   store: ArchiveStore,
   ref: Pick<ArchiveRef, 'key' | 'format'>,
-  options: { sink?: Writable; columnType?: ColumnTypeOf; pin?: ObjectPin; rowDigest?: boolean } = {},
+  options: {
+    sink?: Writable;
+    columnType?: ColumnTypeOf;
+    pin?: ObjectPin;
+    rowDigest?: boolean;
+    copyColumns?: string[];
+  } = {},
 ): Promise<MeasuredArchive> {
   // Pinned to the object the inventory recorded, where known: another object under the key is refused.
   let body: Readable | undefined;
@@ -183,7 +192,10 @@ export async function streamArchive(
   }
   const compressed = new ByteFigures();
   // An MD5 of every line only where the sidecar states a row digest to compare it with (archives written before batches spanned days).
-  const encoder = new JsonLinesToCopy(options.rowDigest ? new RowDigest() : undefined);
+  const digest = options.rowDigest ? new RowDigest() : undefined;
+  const encoder = options.copyColumns
+    ? new JsonLinesToCopyText(options.copyColumns, digest)
+    : new JsonLinesToCopy(digest);
   const legacy =
     ref.format === 'legacy' ? new LegacyLinesToCanonical(options.columnType ?? (() => undefined)) : undefined;
   const stages: (Readable | Writable)[] = [body, compressed, createGunzip()];
@@ -208,7 +220,12 @@ export async function streamArchive(
 
 /** zlib errors mean damaged bytes; a legacy row that cannot be converted is damage too; the rest is transport. */
 function classifyReadError(error: unknown, key: string): Error {
-  if (error instanceof ArchiveIntegrityError || error instanceof StorageUnavailableError) return error;
+  if (
+    error instanceof ArchiveIntegrityError ||
+    error instanceof StorageUnavailableError ||
+    error instanceof LineNotCopyableError
+  )
+    return error;
   const code = (error as { code?: string }).code ?? '';
   if (code.startsWith('Z_'))
     return new ArchiveIntegrityError(`archive ${key} cannot be decompressed (${code})`, { cause: error });

@@ -195,6 +195,13 @@ const stagedRows = `(SELECT line::jsonb AS j FROM ${STAGING_TABLE}) AS s`;
 export const createStagingSql = `CREATE TEMP TABLE audit_archiver_restore (line text) ON COMMIT DROP`;
 export const copyIntoStagingSql = `COPY ${STAGING_TABLE} (line) FROM STDIN (FORMAT binary)`;
 
+/**
+ * The fast path's COPY: the plan's columns of the target, in text format (copy-text.ts writes the rows). Like
+ * INSERT's OVERRIDING SYSTEM VALUE, COPY FROM keeps archived identity values.
+ */
+export const copyIntoTargetSql = (target: RestoreTarget, plan: ColumnPlan): string =>
+  `COPY ${qualified(target.table)} (${plan.columns.map((c) => quoteIdent(c.name)).join(', ')}) FROM STDIN`;
+
 export type ConflictStrategy = 'skip' | 'overwrite' | 'fail';
 
 /**

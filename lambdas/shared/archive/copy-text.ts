@@ -1,0 +1,105 @@
+import { isUtf8 } from 'node:buffer';
+import { Transform, type TransformCallback } from 'node:stream';
+import type { RowDigest } from './row-digest.js';
+import { type LineFigures, LineMeter } from './stream.js';
+
+/**
+ * A line this encoder will not turn into a row, though PostgreSQL might read it another way (not JSON, not an object,
+ * a value that is not a string). Restore then takes its reference path, where PostgreSQL itself reads each line as
+ * jsonb, so an archive's odd line is judged exactly as before; a native archive's lines never raise it.
+ */
+export class LineNotCopyableError extends Error {
+  override readonly name = 'LineNotCopyableError';
+}
+
+/**
+ * Lines longer than this take the reference path, which streams a line's bytes into PostgreSQL as they are: decoding,
+ * parsing and re-encoding one would hold several copies of it (a value may be up to 1 GB), against the function's
+ * memory budget.
+ */
+export const MAX_COPYABLE_LINE_BYTES = 8 * 1024 * 1024;
+
+/** COPY text format's escapes: backslash, and the bytes that end a field or a row. */
+const NEEDS_ESCAPE = /[\\\t\n\r]/;
+const ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
+const escapeField = (value: string): string =>
+  NEEDS_ESCAPE.test(value) ? value.replace(/[\\\t\n\r]/g, (c) => ESCAPES[c] ?? c) : value;
+
+/**
+ * Turns archive JSONL into `COPY target (columns) FROM STDIN` text rows: each line's value of each column, in the
+ * PostgreSQL text form the archive recorded, which the column type's input function reads back exactly (what
+ * `(line::jsonb ->> column)::type` does on the reference path, without a jsonb parse per column in the database).
+ * It measures the lines as JsonLinesToCopy does (every byte SHA-256'd as it arrived, the row digest when asked), so
+ * the archive is still checked against its sidecar before the transaction commits. A missing key reads as NULL, as
+ * `->>` does. Written by hand because it is restore's hot loop: one JSON.parse per line, one string per chunk.
+ */
+export class JsonLinesToCopyText extends Transform {
+  private out = '';
+  private readonly meter: LineMeter;
+  private result: LineFigures | undefined;
+  private failure: LineNotCopyableError | undefined;
+
+  constructor(
+    private readonly columns: string[],
+    private readonly digest?: RowDigest,
+  ) {
+    super();
+    this.meter = new LineMeter(digest, (parts, length) => {
+      if (this.failure) return;
+      if (length > MAX_COPYABLE_LINE_BYTES) {
+        this.failure = new LineNotCopyableError(`a line of ${length} bytes`);
+        return;
+      }
+      try {
+        this.out += this.row(parts.length === 1 && parts[0] ? parts[0] : Buffer.concat(parts, length));
+      } catch (error) {
+        this.failure =
+          error instanceof LineNotCopyableError ? error : new LineNotCopyableError('line is not JSON');
+      }
+    });
+  }
+
+  private row(bytes: Buffer): string {
+    // Invalid UTF-8 would be replaced silently by a decoder; PostgreSQL refuses it instead (reference path).
+    if (!isUtf8(bytes)) throw new LineNotCopyableError('line is not UTF-8');
+    const value: unknown = JSON.parse(bytes.toString('utf8'));
+    if (typeof value !== 'object' || value === null || Array.isArray(value))
+      throw new LineNotCopyableError('line is not a JSON object');
+    const line = value as Record<string, unknown>;
+    let row = '';
+    for (let i = 0; i < this.columns.length; i++) {
+      const column = this.columns[i] as string;
+      // Own keys only: a column named "constructor" must not read Object.prototype's.
+      const field = Object.hasOwn(line, column) ? line[column] : null;
+      if (i > 0) row += '\t';
+      if (field === null) row += '\\N';
+      else if (typeof field === 'string') row += escapeField(field);
+      else throw new LineNotCopyableError('a value is not a string');
+    }
+    return `${row}\n`;
+  }
+
+  private rows(): Buffer | undefined {
+    if (this.out.length === 0) return undefined;
+    const out = Buffer.from(this.out, 'utf8');
+    this.out = '';
+    return out;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.meter.push(chunk);
+    if (this.failure) callback(this.failure);
+    else callback(null, this.rows());
+  }
+
+  override _flush(callback: TransformCallback): void {
+    this.result = { ...this.meter.end(), ...(this.digest ? { rowDigest: this.digest.value() } : {}) };
+    if (this.failure) callback(this.failure);
+    else callback(null, this.rows());
+  }
+
+  figures(): LineFigures {
+    if (!this.result) throw new Error('stream not finished');
+    return this.result;
+  }
+}

@@ -1,0 +1,100 @@
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { describe, expect, it } from 'vitest';
+import {
+  JsonLinesToCopyText,
+  LineNotCopyableError,
+  MAX_COPYABLE_LINE_BYTES,
+} from '../../../../lambdas/shared/archive/copy-text.js';
+import { RowDigest } from '../../../../lambdas/shared/archive/row-digest.js';
+import { JsonLinesToCopy } from '../../../../lambdas/shared/archive/stream.js';
+
+/** Runs `bytes` through the encoder in chunks of `chunkBytes`: the COPY text it wrote, and its figures. */
+async function encode(encoder: JsonLinesToCopyText | JsonLinesToCopy, bytes: Buffer, chunkBytes = 7) {
+  const chunks: Buffer[] = [];
+  for (let at = 0; at < bytes.length; at += chunkBytes) chunks.push(bytes.subarray(at, at + chunkBytes));
+  const out: Buffer[] = [];
+  await pipeline(
+    Readable.from(chunks),
+    encoder,
+    new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        out.push(chunk);
+        callback();
+      },
+    }),
+  );
+  return { text: Buffer.concat(out).toString('utf8'), figures: encoder.figures() };
+}
+
+const jsonl = (...rows: unknown[]) => Buffer.from(rows.map((row) => `${JSON.stringify(row)}\n`).join(''));
+
+describe('JsonLinesToCopyText: archive lines into COPY text rows of the target columns', () => {
+  it('writes each column in order, escapes what COPY text reads specially, and NULL for null or a missing key', async () => {
+    // Prepare: values with every character COPY text escapes, one that looks like the end-of-data marker, non-ASCII.
+    const bytes = jsonl(
+      { id: '1', note: 'tab\there', path: 'C:\\dir', raw: 'line\nbreak\rreturn' },
+      { id: '2', note: null, path: '\\.', raw: 'zürich ✓' },
+      { id: '3', path: '' },
+    );
+
+    // Act
+    const { text } = await encode(new JsonLinesToCopyText(['id', 'note', 'path', 'raw']), bytes);
+
+    // Assess
+    expect(text).toBe(
+      [
+        '1\ttab\\there\tC:\\\\dir\tline\\nbreak\\rreturn',
+        '2\t\\N\t\\\\.\tzürich ✓',
+        '3\t\\N\t\t\\N',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('reads only a line’s own keys: a column named like an Object.prototype member is NULL when absent', async () => {
+    // Act
+    const { text } = await encode(
+      new JsonLinesToCopyText(['constructor', '__proto__', 'toString']),
+      jsonl({ toString: 'x' }),
+    );
+
+    // Assess
+    expect(text).toBe('\\N\t\\N\tx\n');
+  });
+
+  it('measures the lines exactly as the reference encoder does, the row digest included', async () => {
+    // Prepare
+    const bytes = jsonl(...Array.from({ length: 50 }, (_, i) => ({ id: String(i), v: 'é'.repeat(i) })));
+
+    // Act
+    const direct = await encode(new JsonLinesToCopyText(['id', 'v'], new RowDigest()), bytes, 13);
+    const reference = await encode(new JsonLinesToCopy(new RowDigest()), bytes, 13);
+
+    // Assess
+    expect(direct.figures).toEqual(reference.figures);
+    expect(direct.figures.rows).toBe(50);
+    expect(direct.figures.rowDigest).toBeDefined();
+  });
+
+  it.each([
+    ['a line that is not JSON', Buffer.from('{"id": "1"\n')],
+    ['a line that is not an object', Buffer.from('["1"]\n')],
+    ['a value that is not a string', Buffer.from('{"id": 1}\n')],
+    [
+      'bytes that are not UTF-8',
+      Buffer.concat([Buffer.from('{"id": "'), Buffer.from([0xc3, 0x28]), Buffer.from('"}\n')]),
+    ],
+    ['a truncated last line', Buffer.from('{"id": "1"}\n{"id": "2')],
+    ['a line too long to hold decoded', jsonl({ id: 'x'.repeat(MAX_COPYABLE_LINE_BYTES) })],
+  ])(
+    'refuses %s with LineNotCopyableError, leaving the judgement to the reference path',
+    async (_case, bytes) => {
+      // Act
+      const encoding = encode(new JsonLinesToCopyText(['id']), bytes);
+
+      // Assess
+      await expect(encoding).rejects.toBeInstanceOf(LineNotCopyableError);
+    },
+  );
+});
