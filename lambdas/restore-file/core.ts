@@ -14,7 +14,11 @@ import {
   SchemaDriftError,
   TableNotUsableError,
 } from '../shared/errors/step-errors.js';
-import { failedRestoreResult, type RestoreFileResult } from '../shared/lock-table/restore-records.js';
+import {
+  failedRestoreResult,
+  type RestoredMark,
+  type RestoreFileResult,
+} from '../shared/lock-table/restore-records.js';
 import {
   type ArchivedColumn,
   checkConversions,
@@ -28,6 +32,7 @@ import {
   tableLabel,
 } from '../shared/restore/restore-sql.js';
 import {
+  type ArchivePointer,
   assertRestoreTargetAllowed,
   type RestoreTask,
   restoresIntoArchivedTable,
@@ -44,47 +49,125 @@ export type RestoreFileDeps = Pick<
 >;
 
 /**
- * Restores one archive in one transaction. The fast path (copyDirectly) streams the object straight into the target
- * with COPY, measuring it on the way, and commits only if every figure matches the archive's sidecar. The reference
- * path, taken when the database refuses a copied row (a key already there) and for legacy archives or changed
- * column types, streams the object into a temporary table, compares every figure with the sidecar, and only then
- * writes the rows into the target with one INSERT ... SELECT under the conflict strategy. A damaged or tampered archive, a schema that
- * drifted beyond what is allowed, or a conflict under `fail` rolls back: nothing of that archive is written.
- * Afterwards the restore watermark records the archive for this very table (a table dropped and created again,
- * or truncated, is a new one). Errors that retrying cannot cure come back as a `failed` result with a short
- * message, so a page of results stays small; transient ones are thrown for the state machine to retry.
+ * Restores a group of archives (restore-plan/groups.ts), one after another, each in its own transaction: an archive
+ * that fails writes nothing and never stops the others. The next archive's sidecar, watermark and inventory entry
+ * are read while the current one is written. Errors that retrying cannot cure come back as that archive's `failed`
+ * result with a short message, so a page of results stays small; a transient one is thrown for the state machine to
+ * retry the group, whose archives committed so far then answer from their watermark with the figures they recorded.
  */
-export async function restoreFile(
+export async function restoreFiles(
   input: RestoreFileInput,
   deps: RestoreFileDeps,
 ): Promise<RestoreFileOutput> {
-  const { archive } = input;
+  const { task, archives } = input;
+  let existing: RestoreTarget | undefined;
   try {
-    return await restoreArchive(input, deps);
+    assertRestoreTargetAllowed(findDatabase(deps.config, task.database), task);
+    const db = await deps.database(task.database);
+    existing = await db.withConnection((client) =>
+      inReadOnlyTransaction(client, () => describeTarget(client, task.target)),
+    );
   } catch (error) {
-    if (!(error instanceof ArchiverError) || error.retryable) throw error;
-    deps.telemetry.warn('archive not restored', { key: archive.key, error: error.name });
-    return failedRestoreResult(archive.key, `${error.name}: ${error.message}`);
+    const failure = curable(error, deps, archives[0]?.key ?? '');
+    return { results: archives.map((archive) => ({ ...failure, key: archive.key })) };
   }
+  const prepare = (archive: ArchivePointer) => settled(prepareArchive(task, archive, existing, deps));
+  const results: RestoreFileResult[] = [];
+  let next = archives[0] ? prepare(archives[0]) : undefined;
+  for (const [i, archive] of archives.entries()) {
+    const prepared = await next;
+    const following = archives[i + 1];
+    next = following ? prepare(following) : undefined;
+    try {
+      const ready = unwrap(prepared);
+      results.push('status' in ready ? ready : await writeArchive(task, archive, existing, ready, deps));
+    } catch (error) {
+      results.push(curable(error, deps, archive.key));
+    }
+  }
+  return { results: results.map(boundedWarnings) };
 }
 
-async function restoreArchive(input: RestoreFileInput, deps: RestoreFileDeps): Promise<RestoreFileOutput> {
-  const { task, archive } = input;
-  const empty = { key: archive.key, rows: 0, inserted: 0, skipped: 0, overwritten: 0, warnings: [] };
-  assertRestoreTargetAllowed(findDatabase(deps.config, task.database), task);
-  const db = await deps.database(task.database);
-  const existing = await db.withConnection((client) =>
-    inReadOnlyTransaction(client, () => describeTarget(client, task.target)),
+/** Warnings a result carries at most, each cut to a few hundred characters: a page of results stays small. */
+const MAX_WARNINGS = 5;
+const MAX_WARNING_CHARS = 300;
+function boundedWarnings(result: RestoreFileResult): RestoreFileResult {
+  const cut = result.warnings.map((w) =>
+    w.length > MAX_WARNING_CHARS ? `${w.slice(0, MAX_WARNING_CHARS)}…` : w,
   );
-  const watermark = existing ? `${restoreTargetLabel(task)}@${existing.identity}` : undefined;
+  const warnings =
+    cut.length > MAX_WARNINGS
+      ? [...cut.slice(0, MAX_WARNINGS - 1), `${cut.length - MAX_WARNINGS + 1} more warnings`]
+      : cut;
+  return { ...result, warnings };
+}
+
+/** A failure retrying cannot cure, as the archive's `failed` result; anything else is thrown to be retried. */
+function curable(error: unknown, deps: Pick<StepDeps, 'telemetry'>, key: string): RestoreFileResult {
+  if (!(error instanceof ArchiverError) || error.retryable) throw error;
+  deps.telemetry.warn('archive not restored', { key, error: error.name });
+  return failedRestoreResult(key, `${error.name}: ${error.message}`);
+}
+
+type Settled<T> = { value: T } | { error: unknown };
+const settled = <T>(promise: Promise<T>): Promise<Settled<T>> =>
+  promise.then(
+    (value) => ({ value }),
+    (error: unknown) => ({ error }),
+  );
+function unwrap<T>(outcome: Settled<T> | undefined): T {
+  if (!outcome) throw new Error('archive not prepared');
+  if ('error' in outcome) throw outcome.error;
+  return outcome.value;
+}
+
+interface PreparedArchive {
+  expected: ArchiveExpectation;
+  committed: { pin?: ObjectPin; warnings: string[] };
+}
+
+const watermarkOf = (task: RestoreTask, existing: RestoreTarget | undefined) =>
+  existing ? `${restoreTargetLabel(task)}@${existing.identity}` : undefined;
+
+/**
+ * What an archive's write needs, read before its transaction: its sidecar, checked against the request and the
+ * inventory. An archive the watermark lists is answered from it: by this very restore (a retried group) with the
+ * figures it recorded, by an earlier one as already restored.
+ */
+async function prepareArchive(
+  task: RestoreTask,
+  archive: ArchivePointer,
+  existing: RestoreTarget | undefined,
+  deps: RestoreFileDeps,
+): Promise<PreparedArchive | RestoreFileResult> {
+  const watermark = watermarkOf(task, existing);
   if (watermark && !task.ignoreWatermark) {
     const mark = await deps.restoreRecords.restoredMark(task.database, watermark, archive.key);
-    if (mark) return { ...empty, status: 'already-restored', rows: mark.rows };
+    if (mark) return resultFromMark(archive.key, task, mark);
   }
   const expected = await readExpectation(deps.store, archive);
   checkOrigin(task, expected);
   const committed = await checkInventory(deps, task, expected);
+  return { expected, committed };
+}
 
+function resultFromMark(key: string, task: RestoreTask, mark: RestoredMark): RestoreFileResult {
+  const empty = { key, rows: mark.rows, inserted: 0, skipped: 0, overwritten: 0, warnings: [] };
+  if (mark.restoreId === task.restoreId && mark.written)
+    return { ...empty, status: 'restored', ...mark.written };
+  return { ...empty, status: 'already-restored' };
+}
+
+async function writeArchive(
+  task: RestoreTask,
+  archive: ArchivePointer,
+  existing: RestoreTarget | undefined,
+  { expected, committed }: PreparedArchive,
+  deps: RestoreFileDeps,
+): Promise<RestoreFileResult> {
+  const empty = { key: archive.key, rows: 0, inserted: 0, skipped: 0, overwritten: 0, warnings: [] };
+  const db = await deps.database(task.database);
+  const watermark = watermarkOf(task, existing);
   // A dry run does everything in a transaction that always rolls back: it measures, and leaves nothing behind.
   const transaction = task.dryRun ? inRolledBackTransaction : inTransaction;
   // Which path wrote the rows: an operator wondering why one archive took longer sees the conflicts' second read.
@@ -148,6 +231,7 @@ async function restoreArchive(input: RestoreFileInput, deps: RestoreFileDeps): P
       restoreId: task.restoreId,
       restoredAt: deps.now().toISOString(),
       rows: result.rows,
+      written: { inserted: result.inserted, skipped: result.skipped, overwritten: result.overwritten },
     });
   }
   deps.telemetry.info('archive restored', {
@@ -243,7 +327,7 @@ async function stage(
   client: pg.PoolClient,
   deps: Pick<StepDeps, 'store' | 'telemetry'>,
   task: RestoreTask,
-  archive: RestoreFileInput['archive'],
+  archive: ArchivePointer,
   expected: ArchiveExpectation,
   pin: ObjectPin | undefined,
   columnType: (column: string) => string | undefined,
@@ -292,7 +376,7 @@ async function copyDirectly(
   client: pg.PoolClient,
   deps: Pick<StepDeps, 'store' | 'telemetry'>,
   task: RestoreTask,
-  archive: RestoreFileInput['archive'],
+  archive: ArchivePointer,
   expected: ArchiveExpectation,
   pin: ObjectPin | undefined,
   target: RestoreTarget,

@@ -24,13 +24,14 @@ import {
 } from '../shared/restore/restore-task.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import {
-  MAX_ARCHIVES_PER_RESTORE,
-  RESTORE_PAGE_SIZE,
-  type RestorePage,
-  type RestorePlan,
-  type RestorePlanInput,
-  type RestorePlanOutput,
-} from './schema.js';
+  groupArchives,
+  HISTORY_EVENTS_PER_GROUP,
+  HISTORY_EVENTS_PER_PAGE,
+  type ListedArchive,
+  MAX_PLANNED_HISTORY_EVENTS,
+  RESTORE_PAGE_ARCHIVES,
+} from './groups.js';
+import type { RestorePage, RestorePlan, RestorePlanInput, RestorePlanOutput } from './schema.js';
 
 /** Where the archives of a restore task are. */
 export function archiveSource(task: RestoreTask, prefix: string): ArchiveSource {
@@ -54,7 +55,7 @@ export async function restorePlanStep(
 ): Promise<RestorePlanOutput> {
   return input.action === 'plan'
     ? planRestore(input.restoreId, input.request, deps)
-    : listPage(input.task, input.cursor, deps);
+    : listPage(input.task, input.cursor, input.concurrency, deps);
 }
 
 /**
@@ -91,17 +92,29 @@ export async function planRestore(
   if (task.key && archiveDay(source, task.key) === undefined) {
     throw new ConfigError(`key "${task.key}" is not an archive of ${tableLabel(task.source)}`);
   }
+  const concurrency = database.maxConnections;
   let archives = 0;
   let first: string | undefined;
+  // The execution's history grows with the groups and pages it will run: counted as the list steps will cut them.
+  let historyEvents = 0;
+  let page: ListedArchive[] = [];
+  const countPage = () => {
+    historyEvents +=
+      HISTORY_EVENTS_PER_PAGE + HISTORY_EVENTS_PER_GROUP * groupArchives(page, concurrency).length;
+    page = [];
+  };
   for await (const ref of selectArchives(task, source, deps)) {
     archives += 1;
     first ??= ref.key;
-    if (archives > MAX_ARCHIVES_PER_RESTORE) {
+    page.push({ key: ref.key, format: ref.format, size: ref.size });
+    if (page.length === RESTORE_PAGE_ARCHIVES) countPage();
+    if (historyEvents > MAX_PLANNED_HISTORY_EVENTS) {
       throw new ConfigError(
-        `more than ${MAX_ARCHIVES_PER_RESTORE} archives match; restore them in several executions by day range (mode "range")`,
+        `more archives match than one execution's history can hold (over ${archives.toLocaleString('en-US')} so far); restore them in several executions by day range (mode "range")`,
       );
     }
   }
+  if (page.length > 0) countPage();
   // Nothing to restore is far more often a mistyped table, day range or prefix than an intent: say so.
   if (archives === 0) {
     throw new ConfigError(
@@ -133,7 +146,7 @@ export async function planRestore(
     archives,
     targetCreated,
   });
-  return { task, archives, targetCreated, concurrency: database.maxConnections };
+  return { task, archives, targetCreated, concurrency };
 }
 
 /** The archives a task selects, in key order. */
@@ -151,23 +164,24 @@ function selectArchives(
   })();
 }
 
-/** One page of archives after `cursor` (the previous page's last key). */
+/** One page of archives after `cursor` (the previous page's last key), cut into groups for the Map. */
 export async function listPage(
   task: RestoreTask,
   cursor: string,
+  concurrency: number,
   deps: Pick<StepDeps, 'config' | 'store'>,
 ): Promise<RestorePage> {
   const source = archiveSource(task, deps.config.s3.prefix);
-  const archives: RestorePage['archives'] = [];
+  const archives: ListedArchive[] = [];
   let more = false;
   for await (const ref of selectArchives(task, source, deps, cursor || undefined)) {
-    if (archives.length === RESTORE_PAGE_SIZE) {
+    if (archives.length === RESTORE_PAGE_ARCHIVES) {
       more = true;
       break;
     }
-    archives.push({ key: ref.key, format: ref.format });
+    archives.push({ key: ref.key, format: ref.format, size: ref.size });
   }
-  return { archives, cursor: archives.at(-1)?.key ?? cursor, more };
+  return { groups: groupArchives(archives, concurrency), cursor: archives.at(-1)?.key ?? cursor, more };
 }
 
 /**

@@ -5,14 +5,6 @@ import {
   RestoreTaskSchema,
 } from '../shared/restore/restore-task.js';
 
-/** Archives handed to one Map over a page: few enough that a page of failure results stays far below 256 KiB. */
-export const RESTORE_PAGE_SIZE = 25;
-/**
- * Archives one execution restores at most: about 7 history events each plus 16 per page make ~11,500 events, which
- * leaves room for thousands of retries below the 25,000-event limit.
- */
-export const MAX_ARCHIVES_PER_RESTORE = 1500;
-
 export const RestorePlanInputSchema = z.discriminatedUnion('action', [
   z
     .object({ action: z.literal('plan'), restoreId: z.string().min(1), request: RestoreRequestSchema })
@@ -23,6 +15,8 @@ export const RestorePlanInputSchema = z.discriminatedUnion('action', [
       task: RestoreTaskSchema,
       /** The last key of the previous page; "" for the first page. */
       cursor: z.string(),
+      /** Groups run at once (the plan's concurrency): a page has a multiple of it. */
+      concurrency: z.number().int().positive(),
     })
     .strict(),
 ]);
@@ -40,8 +34,10 @@ export const RestorePlanSchema = z
   .strict();
 export type RestorePlan = z.infer<typeof RestorePlanSchema>;
 
+export const ArchiveGroupSchema = z.object({ archives: z.array(ArchivePointerSchema).min(1) }).strict();
+
 export const RestorePageSchema = z
-  .object({ archives: z.array(ArchivePointerSchema), cursor: z.string(), more: z.boolean() })
+  .object({ groups: z.array(ArchiveGroupSchema), cursor: z.string(), more: z.boolean() })
   .strict();
 export type RestorePage = z.infer<typeof RestorePageSchema>;
 

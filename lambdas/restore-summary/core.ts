@@ -1,16 +1,10 @@
-import type { z } from 'zod';
 import { inTransaction } from '../shared/database/db.js';
 import { failedRestoreResult, type RestoreFileResult } from '../shared/lock-table/restore-records.js';
 import { advanceSequences } from '../shared/restore/restore-sql.js';
 import { type RestoreTask, type RestoreTotals, restoreTargetLabel } from '../shared/restore/restore-task.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import { auditEventId, recordAuditEvent } from '../shared/telemetry/audit-trail.js';
-import type {
-  FailedArchiveSchema,
-  RestoreSummary,
-  RestoreSummaryInput,
-  RestoreSummaryOutput,
-} from './schema.js';
+import type { GroupOutcome, RestoreSummary, RestoreSummaryInput, RestoreSummaryOutput } from './schema.js';
 
 const MAX_FAILURES_SHOWN = 20;
 
@@ -40,17 +34,24 @@ function causeMessage(cause: string | undefined): string {
   return cause;
 }
 
+/** A group's per-archive results; every archive of a group (of one) that failed for good fails with its error. */
+const archiveResults = (outcome: GroupOutcome): RestoreFileResult[] => {
+  if ('outcomes' in outcome) return outcome.outcomes.flatMap(archiveResults);
+  if ('results' in outcome) return outcome.results;
+  return outcome.archives.map((archive) =>
+    failedRestoreResult(archive.key, `${outcome.error}: ${causeMessage(outcome.cause)}`),
+  );
+};
+
 /** Records a page of per-archive results (one item each) and adds them to the running totals. */
 export async function tally(
   restoreId: string,
-  results: (RestoreFileResult | z.infer<typeof FailedArchiveSchema>)[],
+  outcomes: GroupOutcome[],
   totals: RestoreTotals,
   deps: Pick<StepDeps, 'restoreRecords'>,
 ): Promise<RestoreTotals> {
   const next = { ...totals };
-  for (const raw of results) {
-    const result: RestoreFileResult =
-      'rows' in raw ? raw : failedRestoreResult(raw.key, `${raw.error}: ${causeMessage(raw.cause)}`);
+  for (const result of outcomes.flatMap(archiveResults)) {
     await deps.restoreRecords.recordResult(restoreId, result);
     next.files += 1;
     if (result.status === 'failed') next.failedFiles += 1;

@@ -1,21 +1,38 @@
 import { z } from 'zod';
 import { RestoreFileResultSchema } from '../shared/lock-table/restore-records.js';
-import { RestoreTaskSchema, RestoreTotalsSchema } from '../shared/restore/restore-task.js';
+import {
+  ArchivePointerSchema,
+  RestoreTaskSchema,
+  RestoreTotalsSchema,
+} from '../shared/restore/restore-task.js';
 
-/** What the Map's Catch makes of an archive whose step failed for good: the error's name and cause. */
-export const FailedArchiveSchema = z.object({
-  key: z.string(),
+/** What the Map's Catch makes of a group whose step failed for good: its archives, the error's name and cause. */
+export const FailedGroupSchema = z.object({
+  archives: z.array(ArchivePointerSchema),
   status: z.literal('failed'),
   error: z.string(),
   cause: z.string().optional(),
 });
+
+/** A group's per-archive results, or its failure. */
+const GroupResultSchema = z.union([
+  z.object({ results: z.array(RestoreFileResultSchema) }).strict(),
+  FailedGroupSchema,
+]);
+
+/** One Map iteration's outcome: the group's, or, when the group failed for good, each of its archives' alone. */
+export const GroupOutcomeSchema = z.union([
+  GroupResultSchema,
+  z.object({ outcomes: z.array(GroupResultSchema) }).strict(),
+]);
+export type GroupOutcome = z.infer<typeof GroupOutcomeSchema>;
 
 export const RestoreSummaryInputSchema = z.discriminatedUnion('action', [
   z
     .object({
       action: z.literal('tally'),
       restoreId: z.string().min(1),
-      results: z.array(z.union([RestoreFileResultSchema, FailedArchiveSchema])),
+      results: z.array(GroupOutcomeSchema),
       totals: RestoreTotalsSchema,
     })
     .strict(),

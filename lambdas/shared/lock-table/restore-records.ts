@@ -34,6 +34,8 @@ export interface RestoredMark {
   restoreId: string;
   restoredAt: string;
   rows: number;
+  /** What the restore did with the rows, so a retry of the same restore reports it (absent on older marks). */
+  written?: Pick<RestoreFileResult, 'inserted' | 'skipped' | 'overwritten'>;
 }
 
 /** What restores leave behind: each archive's result (expires after 90 days) and the watermarks (never expire). */
