@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { readExpectation, streamArchive } from '../shared/archive/catalog.js';
@@ -21,6 +22,7 @@ import {
 } from '../shared/lock-table/restore-records.js';
 import {
   type ArchivedColumn,
+  assertNoRules,
   checkConversions,
   copyIntoStagingSql,
   copyIntoTargetSql,
@@ -74,16 +76,23 @@ export async function restoreFiles(
   const prepare = (archive: ArchivePointer) => settled(prepareArchive(task, archive, existing, deps));
   const results: RestoreFileResult[] = [];
   let next = archives[0] ? prepare(archives[0]) : undefined;
-  for (const [i, archive] of archives.entries()) {
-    const prepared = await next;
-    const following = archives[i + 1];
-    next = following ? prepare(following) : undefined;
-    try {
-      const ready = unwrap(prepared);
-      results.push('status' in ready ? ready : await writeArchive(task, archive, existing, ready, deps));
-    } catch (error) {
-      results.push(curable(error, deps, archive.key));
+  try {
+    for (const [i, archive] of archives.entries()) {
+      const prepared = await next;
+      const following = archives[i + 1];
+      next = following ? prepare(following) : undefined;
+      try {
+        const ready = unwrap(prepared);
+        results.push('status' in ready ? ready : await writeArchive(task, archive, existing, ready, deps));
+      } catch (error) {
+        results.push(curable(error, deps, archive.key));
+      }
     }
+  } finally {
+    // A transient error ends the group early: the next archive's opened body must not hold its connection.
+    void next?.then((outcome) => {
+      if ('value' in outcome && !('status' in outcome.value)) outcome.value.body?.destroy();
+    });
   }
   return { results: results.map(boundedWarnings) };
 }
@@ -124,6 +133,8 @@ function unwrap<T>(outcome: Settled<T> | undefined): T {
 interface PreparedArchive {
   expected: ArchiveExpectation;
   committed: { pin?: ObjectPin; warnings: string[] };
+  /** The object, opened ahead for the fast path: its first bytes arrive while the previous archive is written. */
+  body?: Readable;
 }
 
 const watermarkOf = (task: RestoreTask, existing: RestoreTarget | undefined) =>
@@ -148,7 +159,10 @@ async function prepareArchive(
   const expected = await readExpectation(deps.store, archive);
   checkOrigin(task, expected);
   const committed = await checkInventory(deps, task, expected);
-  return { expected, committed };
+  if (!existing || !expected.manifest) return { expected, committed };
+  // Any trouble opening it is met again, and reported, when the write opens it itself.
+  const body = await deps.store.getStream(archive.key, committed.pin).catch(() => undefined);
+  return { expected, committed, body };
 }
 
 function resultFromMark(key: string, task: RestoreTask, mark: RestoredMark): RestoreFileResult {
@@ -162,7 +176,22 @@ async function writeArchive(
   task: RestoreTask,
   archive: ArchivePointer,
   existing: RestoreTarget | undefined,
-  { expected, committed }: PreparedArchive,
+  prepared: PreparedArchive,
+  deps: RestoreFileDeps,
+): Promise<RestoreFileResult> {
+  try {
+    return await writePreparedArchive(task, archive, existing, prepared, deps);
+  } finally {
+    // Unread when the reference path ran instead: its connection goes back to the pool.
+    prepared.body?.destroy();
+  }
+}
+
+async function writePreparedArchive(
+  task: RestoreTask,
+  archive: ArchivePointer,
+  existing: RestoreTarget | undefined,
+  { expected, committed, body }: PreparedArchive,
   deps: RestoreFileDeps,
 ): Promise<RestoreFileResult> {
   const empty = { key: archive.key, rows: 0, inserted: 0, skipped: 0, overwritten: 0, warnings: [] };
@@ -182,10 +211,11 @@ async function writeArchive(
       // A dry run into a target it would create reads the source's shape, which the new table would copy.
       const table = target ?? (task.dryRun ? await describeTarget(client, task.source) : undefined);
       if (!table) throw new TableNotUsableError(`restore target ${tableLabel(task.target)} does not exist`);
+      if (target) assertNoRules(target);
       const warnings = committed.warnings;
       const figures = { ...empty, rows: expected.rows };
       if (target) {
-        const direct = await copyDirectly(client, deps, task, archive, expected, committed.pin, target);
+        const direct = await copyDirectly(client, deps, task, archive, expected, committed.pin, target, body);
         if (direct) {
           path = 'copy';
           const { written, planWarnings } = direct;
@@ -368,8 +398,8 @@ async function stage(
  * whose key is already there, whether committed before the restore or by a writer that commits while the COPY waits
  * on it, fails the COPY with a unique violation, and so does a value the target refuses. Any such refusal rolls back
  * to the savepoint taken here, so nothing of the COPY remains, and the reference path (temporary table, INSERT ...
- * ON CONFLICT under the strategy) restores the archive instead, reading it once more. Targets with rules or row-level
- * security, which COPY FROM ignores or refuses, always take the reference path. Undefined when the reference path is
+ * ON CONFLICT under the strategy) restores the archive instead, reading it once more. Targets with row-level
+ * security, which COPY FROM refuses (RestoreTarget.copyable), take the reference path; rules are refused (assertNoRules). Undefined when the reference path is
  * to run; otherwise the rows written and the plan's warnings.
  */
 async function copyDirectly(
@@ -380,12 +410,13 @@ async function copyDirectly(
   expected: ArchiveExpectation,
   pin: ObjectPin | undefined,
   target: RestoreTarget,
+  body: Readable | undefined,
 ): Promise<{ written: number; planWarnings: string[] } | undefined> {
   if (!expected.manifest) return undefined;
   const archived = expected.manifest.columns.map((c) => ({ name: c.name, type: c.type }));
   assertShapedLikeArchive(task, archived, target);
   const plan = planColumns(archived, target, task.drift);
-  if (plan.converted.length > 0 || !(await copyReachesRows(client, target))) return undefined;
+  if (plan.converted.length > 0 || !target.copyable) return undefined;
   await uniqueConflictKey(client, task, expected, target);
   await client.query(`SAVEPOINT ${DIRECT_SAVEPOINT}`);
   const sink = client.query(copyFrom(copyIntoTargetSql(target, plan)));
@@ -394,6 +425,7 @@ async function copyDirectly(
     measured = await streamArchive(deps.store, archive, {
       sink,
       pin,
+      body,
       rowDigest: expected.rowDigest !== undefined,
       copyColumns: plan.columns.map((c) => c.name),
     });
@@ -415,15 +447,6 @@ async function copyDirectly(
 }
 
 const DIRECT_SAVEPOINT = 'audit_archiver_direct_copy';
-
-/** COPY FROM skips a table's rules (an INSERT obeys them) and refuses row-level security: those go row by row. */
-async function copyReachesRows(client: pg.ClientBase, target: RestoreTarget): Promise<boolean> {
-  const result = await client.query<{ plain: boolean }>(
-    `SELECT NOT (relhasrules OR relrowsecurity) AS plain FROM pg_catalog.pg_class WHERE oid = $1`,
-    [target.oid],
-  );
-  return result.rows[0]?.plain === true;
-}
 
 /** The key rows conflict on, which must be unique in the target for a restore to recognise rows already there. */
 async function uniqueConflictKey(

@@ -11,6 +11,7 @@ import { inTransaction } from '../shared/database/db.js';
 import { quoteIdent } from '../shared/database/table-sql.js';
 import { ConfigError, TableNotUsableError } from '../shared/errors/step-errors.js';
 import {
+  assertNoRules,
   describeTarget,
   qualified,
   resolveTypeName,
@@ -127,7 +128,11 @@ export async function planRestore(
   const db = await deps.database(task.database);
   const targetCreated = await db.withConnection((client) =>
     inTransaction(client, async () => {
-      if (await describeTarget(client, task.target)) return false;
+      const target = await describeTarget(client, task.target);
+      if (target) {
+        assertNoRules(target);
+        return false;
+      }
       const sameTable = task.target.schema === task.source.schema && task.target.name === task.source.name;
       if (sameTable) {
         throw new TableNotUsableError(

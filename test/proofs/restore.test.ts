@@ -401,6 +401,44 @@ describe('restore workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
     expect(actorOf(rolledBack.rows)).toBe(archivedActor);
   });
 
+  it('refuses a target with rules (ON CONFLICT refuses them, COPY would skip them), naming why, writing nothing', async () => {
+    // Prepare: a rule that copies every inserted row's key into a side table.
+    await bed.db.client.query(`
+      CREATE TABLE public.ruled (LIKE public.before_archive INCLUDING ALL);
+      CREATE TABLE public.ruled_seen (id bigint);
+      CREATE RULE seen AS ON INSERT TO public.ruled DO ALSO INSERT INTO public.ruled_seen VALUES (NEW.id);`);
+
+    // Act
+    const result = await restore({ targetTable: 'public.ruled', mode: 'key', key: dataKeys[1] ?? '' });
+
+    // Assess
+    expect(result.execution.status).toBe('FAILED');
+    expect(result.execution.error?.message).toMatch(/TableNotUsableError|has rules/);
+    const counts = await bed.db.client.query(
+      `SELECT (SELECT count(*) FROM public.ruled)::int AS rows, (SELECT count(*) FROM public.ruled_seen)::int AS seen`,
+    );
+    expect(counts.rows[0]).toEqual({ rows: 0, seen: 0 });
+  });
+
+  it('a target with row-level security gets its rows through INSERT under its policies (COPY FROM refuses it)', async () => {
+    // Prepare: forced on the owner too, with a policy that admits every row.
+    await bed.db.client.query(`
+      CREATE TABLE public.secured (LIKE public.before_archive INCLUDING ALL);
+      ALTER TABLE public.secured ENABLE ROW LEVEL SECURITY;
+      ALTER TABLE public.secured FORCE ROW LEVEL SECURITY;
+      CREATE POLICY everyone ON public.secured USING (true) WITH CHECK (true);`);
+    const key = dataKeys[1] ?? '';
+
+    // Act
+    const result = await restore({ targetTable: 'public.secured', mode: 'key', key });
+
+    // Assess
+    expect(result.execution.status).toBe('SUCCEEDED');
+    const count = await bed.db.client.query(`SELECT count(*)::int AS n FROM public.secured`);
+    expect(count.rows[0].n).toBe(result.results[0]?.inserted);
+    expect(count.rows[0].n).toBeGreaterThan(0);
+  });
+
   it('restores into the original table what the archiver deleted from it', async () => {
     // Act
     const result = await restore({});

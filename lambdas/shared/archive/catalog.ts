@@ -177,12 +177,14 @@ export async function streamArchive(
     pin?: ObjectPin;
     rowDigest?: boolean;
     copyColumns?: string[];
+    /** The object's body, already opened (pinned) by the caller; otherwise it is opened here. */
+    body?: Readable;
   } = {},
 ): Promise<MeasuredArchive> {
   // Pinned to the object the inventory recorded, where known: another object under the key is refused.
   let body: Readable | undefined;
   try {
-    body = await store.getStream(ref.key, options.pin);
+    body = options.body ?? (await store.getStream(ref.key, options.pin));
     if (!body) throw new ArchiveIntegrityError(`archive ${ref.key} is missing`);
   } catch (error) {
     // The sink (a COPY already started) must end too, or its connection stays in COPY mode; the server's answer to

@@ -38,7 +38,7 @@ const timestampTypes: Record<string, TimestampKind> = {
 };
 
 /** The primary key's column names of the relation `$1`, in key order: an empty array when it has none. */
-const PRIMARY_KEY_SQL = `ARRAY(SELECT a.attname::text
+export const PRIMARY_KEY_SQL = `ARRAY(SELECT a.attname::text
        FROM pg_catalog.pg_index i
        CROSS JOIN LATERAL unnest(i.indkey[0:i.indnkeyatts - 1]) WITH ORDINALITY AS k(attnum, ord)
        JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { findRelation, primaryKey } from '../database/table-shape.js';
+import { PRIMARY_KEY_SQL } from '../database/table-shape.js';
 import { quoteIdent, quoteLiteral } from '../database/table-sql.js';
 import { SchemaDriftError, TableNotUsableError } from '../errors/step-errors.js';
 
@@ -28,44 +28,73 @@ export interface RestoreTarget {
   identity: string;
   columns: TargetColumn[];
   primaryKey: string[];
+  /** No row-level security: COPY FROM, which refuses it, writes rows as INSERT would. */
+  copyable: boolean;
+  /** INSERT or UPDATE rules, which INSERT ... ON CONFLICT refuses and COPY would skip. */
+  hasRules: boolean;
 }
 
-/** Reads the target's columns and primary key; undefined when there is no such table. */
+/** A target with rules cannot take a restore's rows as its rules say: refused before anything is written. */
+export function assertNoRules(target: RestoreTarget): void {
+  if (target.hasRules)
+    throw new TableNotUsableError(
+      `restore target ${tableLabel(target.table)} has rules, which a restore cannot honour (INSERT ... ON CONFLICT refuses them, COPY skips them); restore into a table without rules (targetTable); nothing was written`,
+    );
+}
+
+/**
+ * Reads the target's columns and primary key in one round trip (restore describes its target once per archive, in
+ * the archive's transaction); undefined when there is no such table.
+ */
 export async function describeTarget(
   client: pg.ClientBase,
   table: TableName,
 ): Promise<RestoreTarget | undefined> {
-  const relation = await findRelation(client, table);
+  const result = await client.query<{
+    oid: number;
+    relkind: string;
+    identity: string;
+    columns: { name: string; type: string; base_type: string; generated: string }[];
+    primary_key: string[];
+    copyable: boolean;
+    has_rules: boolean;
+  }>(
+    `SELECT c.oid, c.relkind,
+            c.oid::text || '.' || coalesce(pg_catalog.pg_relation_filenode(c.oid)::text, '0') AS identity,
+            (SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_object(
+                      'name', a.attname,
+                      'type', pg_catalog.format_type(a.atttypid, a.atttypmod),
+                      'base_type', CASE WHEN ty.typtype = 'd' THEN pg_catalog.format_type(ty.typbasetype, ty.typtypmod)
+                                        ELSE pg_catalog.format_type(a.atttypid, a.atttypmod) END,
+                      'generated', a.attgenerated::text) ORDER BY a.attnum), '[]')
+               FROM pg_catalog.pg_attribute a
+               JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
+              WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
+            ${PRIMARY_KEY_SQL.replace('$1', 'c.oid')} AS primary_key,
+            NOT c.relrowsecurity AS copyable, c.relhasrules AS has_rules
+       FROM pg_catalog.pg_class c
+       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1 AND c.relname = $2`,
+    [table.schema, table.name],
+  );
+  const relation = result.rows[0];
   if (!relation) return undefined;
   if (relation.relkind !== 'r' && relation.relkind !== 'p') {
     throw new TableNotUsableError(`restore target ${tableLabel(table)} is not a table`);
   }
-  const cols = await client.query<{ name: string; type: string; base_type: string; generated: string }>(
-    `SELECT a.attname AS name, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,
-            CASE WHEN ty.typtype = 'd' THEN pg_catalog.format_type(ty.typbasetype, ty.typtypmod)
-                 ELSE pg_catalog.format_type(a.atttypid, a.atttypmod) END AS base_type,
-            a.attgenerated::text AS generated
-       FROM pg_catalog.pg_attribute a
-       JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
-      WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
-      ORDER BY a.attnum`,
-    [relation.oid],
-  );
-  const storage = await client.query<{ identity: string }>(
-    `SELECT $1::oid::text || '.' || coalesce(pg_catalog.pg_relation_filenode($1::oid)::text, '0') AS identity`,
-    [relation.oid],
-  );
   return {
     table,
     oid: relation.oid,
-    identity: storage.rows[0]?.identity ?? String(relation.oid),
-    columns: cols.rows.map((c) => ({
+    identity: relation.identity,
+    columns: relation.columns.map((c) => ({
       name: c.name,
       type: c.type,
       baseType: c.base_type,
       generated: c.generated !== '',
     })),
-    primaryKey: await primaryKey(client, relation.oid),
+    primaryKey: relation.primary_key,
+    copyable: relation.copyable,
+    hasRules: relation.has_rules,
   };
 }
 
