@@ -1,4 +1,5 @@
 import type { StepEvent } from '../local/workflow.js';
+import { formatEta, RestoreProgress } from './restore-progress.js';
 
 /** One thing worth showing while a local command runs; also the shape of each JSON line off a terminal. */
 export interface ProgressEvent {
@@ -9,6 +10,10 @@ export interface ProgressEvent {
   rows: number;
   /** Batches archived, or archives restored, so far. */
   batches: number;
+  /** Restore: the archives selected, the rate so far and the time left (restore-progress.ts). */
+  of?: number;
+  rowsPerSecond?: number;
+  etaSeconds?: number;
   status?: string;
   /** Error name only: messages could be long, and the summary prints them. */
   error?: string;
@@ -21,8 +26,8 @@ type Payload = {
 };
 
 /**
- * What a finished step means for the display: a committed batch (delete), a table's end (lock release), a page of
- * restored archives (restore tally), a failure. Everything else is not shown.
+ * What a finished step means for the display: a committed batch (delete), a table's end (lock release), a failure.
+ * Restore steps are followed by RestoreProgress (ProgressDisplay.onStep). Everything else is not shown.
  */
 export function progressEventFrom(event: StepEvent): ProgressEvent | undefined {
   const payload = (event.payload ?? {}) as Payload;
@@ -46,11 +51,6 @@ export function progressEventFrom(event: StepEvent): ProgressEvent | undefined {
     const { progress } = event.payload as { progress: { batches: number; rows: number } };
     return { type: 'table', ...label, rows: progress.rows, batches: progress.batches, status: result.status };
   }
-  if (event.functionName === 'restore-summary' && payload.action === 'tally') {
-    const { totals } = event.result as { totals: { files: number; rows: number } };
-    const restoreId = (event.payload as { restoreId?: string }).restoreId ?? '';
-    return { type: 'archive', database: '', table: restoreId, rows: totals.rows, batches: totals.files };
-  }
   return undefined;
 }
 
@@ -63,18 +63,30 @@ export interface BarState {
   batches: number;
   /** Rows expected, when known: the bar fills towards it; otherwise it shows activity only. */
   totalRows?: number;
+  /** A restore's archives selected: the bar fills by archives, and shows the rate and the time left. */
+  of?: number;
+  rowsPerSecond?: number;
+  etaSeconds?: number;
   status?: string;
   tick: number;
 }
 
-/** One line: `label [#####.....]  42% 12,000 rows 3 batches`, fitted to `width` columns. */
+/**
+ * One line, fitted to `width` columns: `label [#####.....]  42% 12,000 rows 3 batches`, or for a restore
+ * `label [#####.....]  42% 12,000 rows 3/7 archives 9,000 rows/s 0:04 left`.
+ */
 export function renderBar(state: BarState, width: number): string {
-  const figures = `${formatCount(state.rows)} rows ${formatCount(state.batches)} batches${state.status ? ` ${state.status}` : ''}`;
+  const count =
+    state.of !== undefined
+      ? `${formatCount(state.batches)}/${formatCount(state.of)} archives${state.rowsPerSecond !== undefined ? ` ${formatCount(state.rowsPerSecond)} rows/s` : ''}${state.etaSeconds !== undefined ? ` ${formatEta(state.etaSeconds)} left` : ''}`
+      : `${formatCount(state.batches)} batches`;
+  const figures = `${formatCount(state.rows)} rows ${count}${state.status ? ` ${state.status}` : ''}`;
   const barWidth = Math.max(10, Math.min(30, width - state.label.length - figures.length - 10));
   let bar: string;
   let percent = '';
-  if (state.totalRows !== undefined && state.totalRows > 0) {
-    const ratio = Math.min(1, state.rows / state.totalRows);
+  const [done, total] = state.of !== undefined ? [state.batches, state.of] : [state.rows, state.totalRows];
+  if (total !== undefined && total > 0) {
+    const ratio = Math.min(1, done / total);
     const filled = Math.round(ratio * barWidth);
     bar = `${'#'.repeat(filled)}${'.'.repeat(barWidth - filled)}`;
     percent = ` ${String(Math.floor(ratio * 100)).padStart(3)}%`;
@@ -108,6 +120,7 @@ export function progressMode(options: { quiet?: boolean; verbose?: boolean }, is
  */
 export class ProgressDisplay {
   private readonly bars = new Map<string, BarState>();
+  private readonly restores = new Map<string, RestoreProgress>();
   private drawnLines = 0;
   private lastDraw = Number.NEGATIVE_INFINITY;
 
@@ -119,9 +132,45 @@ export class ProgressDisplay {
 
   /** Pass as a workflow's onStep. */
   readonly onStep = (event: StepEvent): void => {
-    const progress = progressEventFrom(event);
+    const progress = progressEventFrom(event) ?? this.restoreProgress(event);
     if (progress) this.show(progress);
   };
+
+  /** A restore's plan, each group of archives restored, and its end: one bar per restore, named for its target. */
+  private restoreProgress(event: StepEvent): ProgressEvent | undefined {
+    const payload = (event.payload ?? {}) as {
+      action?: string;
+      restoreId?: string;
+      task?: { restoreId: string };
+    };
+    const restoreId = payload.restoreId ?? payload.task?.restoreId;
+    if (!restoreId || !event.functionName.startsWith('restore-')) return undefined;
+    let restore = this.restores.get(restoreId);
+    if (!restore) {
+      restore = new RestoreProgress(this.options.now);
+      this.restores.set(restoreId, restore);
+    }
+    const result = event.result as Record<string, unknown>;
+    if (event.functionName === 'restore-plan' && payload.action === 'plan')
+      restore.planned(result as Parameters<RestoreProgress['planned']>[0]);
+    else if (event.functionName === 'restore-file')
+      restore.finished((result as { results: { status: string; rows: number }[] }).results);
+    else if (event.functionName === 'restore-summary' && payload.action === 'finish')
+      restore.ended(String(result.status));
+    else return undefined;
+    const snapshot = restore.snapshot();
+    return {
+      type: 'archive',
+      database: '',
+      table: `restore into ${snapshot.target ?? restoreId}`,
+      rows: snapshot.rows,
+      batches: snapshot.archives,
+      ...(snapshot.totalArchives !== undefined ? { of: snapshot.totalArchives } : {}),
+      rowsPerSecond: snapshot.rowsPerSecond,
+      ...(snapshot.etaSeconds !== undefined ? { etaSeconds: snapshot.etaSeconds } : {}),
+      ...(snapshot.status ? { status: snapshot.status } : {}),
+    };
+  }
 
   show(event: ProgressEvent): void {
     if (this.mode === 'quiet') return;
@@ -140,7 +189,11 @@ export class ProgressDisplay {
     };
     bar.rows = Math.max(bar.rows, event.rows);
     bar.batches = Math.max(bar.batches, event.batches);
+    bar.of = event.of ?? bar.of;
+    bar.rowsPerSecond = event.rowsPerSecond ?? bar.rowsPerSecond;
+    bar.etaSeconds = event.etaSeconds;
     bar.tick += 1;
+    if (event.type === 'archive' && event.status) bar.status = event.status;
     if (event.type === 'table') bar.status = event.status;
     if (event.type === 'error') bar.status = `${event.status} failed: ${event.error}`;
     this.bars.set(label, bar);

@@ -1,9 +1,10 @@
-import type { SFNClient } from '@aws-sdk/client-sfn';
+import type { GetExecutionHistoryCommandOutput, SFNClient } from '@aws-sdk/client-sfn';
 import { formatIssues } from '../lambdas/shared/config/config.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import type { RestoreFileResult } from '../lambdas/shared/lock-table/restore-records.js';
 import { type RestoreRequestInput, RestoreRequestSchema } from '../lambdas/shared/restore/restore-task.js';
 import { formatNumber } from './report.js';
+import { formatRestoreProgress, RestoreProgress } from './restore-progress.js';
 
 export interface RestoreOptions {
   database: string;
@@ -62,7 +63,7 @@ function rowWords(dryRun: boolean, inserted: number, skipped: number, overwritte
  * Per-archive lines and totals; failures first-class, so a partial restore can never read as a complete one, and a
  * dry run never as a restore.
  */
-export function formatRestoreResults(results: RestoreFileResult[]): string {
+export function formatRestoreResults(results: RestoreFileResult[], seconds?: number): string {
   const lines: string[] = [];
   const sum = (pick: (r: RestoreFileResult) => number) => results.reduce((n, r) => n + pick(r), 0);
   const dryRun = results.length > 0 && results.every((r) => r.status === 'dry-run' || r.status === 'failed');
@@ -81,7 +82,7 @@ export function formatRestoreResults(results: RestoreFileResult[]): string {
       sum((r) => r.inserted),
       sum((r) => r.skipped),
       sum((r) => r.overwritten),
-    )}`,
+    )}${seconds ? `; ${formatNumber(Math.round(sum((r) => (r.status === 'already-restored' ? 0 : r.rows)) / seconds))} rows/s over ${seconds.toFixed(1)} s` : ''}`,
   );
   return lines.join('\n');
 }
@@ -92,17 +93,20 @@ export interface AwsRestoreOutcome {
   output?: unknown;
   error?: string;
   cause?: string;
+  /** Rows restored (or measured, dry run) over the execution's wall time, once it ended. */
+  rowsPerSecond?: number;
 }
 
 /**
- * Starts the deployed restore state machine and follows it to its end, reporting how many archives are done as
- * they finish (from the execution history). The same input the console takes.
+ * Starts the deployed restore state machine and follows it to its end, printing archives and rows done, the rate
+ * and the time left as groups of archives finish (RestoreProgress, read from the execution history). The same input
+ * the console takes.
  */
 export async function runAwsRestore(
   sfn: Pick<SFNClient, 'send'>,
   stateMachineArn: string,
   request: RestoreRequestInput,
-  options: { write: (line: string) => void; pollMs?: number },
+  options: { write: (line: string) => void; pollMs?: number; now?: () => number },
 ): Promise<AwsRestoreOutcome> {
   const { DescribeExecutionCommand, StartExecutionCommand } = await import('@aws-sdk/client-sfn');
   const started = await sfn.send(
@@ -110,64 +114,99 @@ export async function runAwsRestore(
   );
   const executionArn = started.executionArn ?? '';
   options.write(`Started ${executionArn}`);
-  let reported = -1;
+  const history = new HistoryFollower(sfn, executionArn);
+  const progress = new RestoreProgress(options.now);
+  let reported = '';
+  let finish: unknown;
   for (;;) {
     const execution = await sfn.send(new DescribeExecutionCommand({ executionArn }));
+    for (const event of await history.newEvents()) finish = followRestore(progress, event) ?? finish;
     if (execution.status !== 'RUNNING') {
+      const { rows } = progress.snapshot();
+      const seconds =
+        execution.startDate && execution.stopDate
+          ? (execution.stopDate.getTime() - execution.startDate.getTime()) / 1000
+          : undefined;
       return {
         executionArn,
         status: execution.status ?? 'UNKNOWN',
         // A restore with failed archives ends in a Fail state, which has no output: its summary is Finish's.
-        output: execution.output ? JSON.parse(execution.output) : await finishOutput(sfn, executionArn),
+        output: execution.output ? JSON.parse(execution.output) : finish,
         error: execution.error,
         cause: execution.cause,
+        ...(seconds ? { rowsPerSecond: Math.round(rows / seconds) } : {}),
       };
     }
-    const done = await archivesDone(sfn, executionArn);
+    const line = formatRestoreProgress(progress.snapshot());
+    const done = line.replace(/, [^,]* rows\/s.*$/, '');
     if (done !== reported) {
-      options.write(`  ${formatNumber(done)} archives done`);
+      options.write(`  ${line}`);
       reported = done;
     }
     await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 5000));
   }
 }
 
-/** Archives whose restore step has ended (succeeded, or failed for good and caught), from the history. */
-async function archivesDone(sfn: Pick<SFNClient, 'send'>, executionArn: string): Promise<number> {
-  const { GetExecutionHistoryCommand } = await import('@aws-sdk/client-sfn');
-  let done = 0;
-  let nextToken: string | undefined;
-  do {
-    const page = await sfn.send(
-      new GetExecutionHistoryCommand({
-        executionArn,
-        nextToken,
-        maxResults: 1000,
-        includeExecutionData: false,
-      }),
-    );
-    for (const event of page.events ?? []) {
-      if (event.type === 'MapIterationSucceeded' || event.type === 'MapIterationFailed') done += 1;
-    }
-    nextToken = page.nextToken;
-  } while (nextToken);
-  return done;
+type HistoryEvent = NonNullable<GetExecutionHistoryCommandOutput['events']>[number];
+
+/**
+ * Feeds one history event of a restore execution to its progress: the plan (archives selected, target), each
+ * group's results, each archive that failed for good. Returns the Finish step's summary when the event carries it.
+ */
+function followRestore(progress: RestoreProgress, event: HistoryEvent): unknown {
+  const exited = event.stateExitedEventDetails;
+  if (!exited?.output) return undefined;
+  const output = JSON.parse(exited.output) as Record<string, unknown>;
+  if (exited.name === 'PlanRestore')
+    progress.planned(output.plan as Parameters<RestoreProgress['planned']>[0]);
+  // A group caught after its retries exits without results; its archives are then followed one at a time.
+  if (
+    (exited.name === 'RestoreArchives' || exited.name === 'RestoreArchive') &&
+    Array.isArray(output.results)
+  )
+    progress.finished(output.results as { status: string; rows: number }[]);
+  if (exited.name === 'ArchiveFailed')
+    progress.finished((output.archives as unknown[]).map(() => ({ status: 'failed', rows: 0 })));
+  return exited.name === 'Finish' ? output : undefined;
 }
 
-/** The summary the Finish step produced (with the failed archives and why), read from the end of the history. */
-async function finishOutput(sfn: Pick<SFNClient, 'send'>, executionArn: string): Promise<unknown> {
-  const { GetExecutionHistoryCommand } = await import('@aws-sdk/client-sfn');
-  const page = await sfn.send(
-    new GetExecutionHistoryCommand({
-      executionArn,
-      reverseOrder: true,
-      maxResults: 50,
-      includeExecutionData: true,
-    }),
-  );
-  const finish = (page.events ?? []).find(
-    (event) => event.type === 'TaskStateExited' && event.stateExitedEventDetails?.name === 'Finish',
-  );
-  const output = finish?.stateExitedEventDetails?.output;
-  return output ? JSON.parse(output) : undefined;
+/** Events per history page: a poll with nothing new reads one short page. */
+export const HISTORY_PAGE = 25;
+
+/**
+ * Reads an execution's history from where the previous poll stopped: newest events first, back to the last one
+ * already seen. A poll costs what is new, not the whole history again (a long restore has thousands of events).
+ */
+export class HistoryFollower {
+  private lastSeen = 0;
+
+  constructor(
+    private readonly sfn: Pick<SFNClient, 'send'>,
+    private readonly executionArn: string,
+  ) {}
+
+  async newEvents(): Promise<HistoryEvent[]> {
+    const { GetExecutionHistoryCommand } = await import('@aws-sdk/client-sfn');
+    const fresh: HistoryEvent[] = [];
+    let nextToken: string | undefined;
+    pages: do {
+      const page = await this.sfn.send(
+        new GetExecutionHistoryCommand({
+          executionArn: this.executionArn,
+          reverseOrder: true,
+          maxResults: HISTORY_PAGE,
+          includeExecutionData: true,
+          nextToken,
+        }),
+      );
+      for (const event of page.events ?? []) {
+        if ((event.id ?? 0) <= this.lastSeen) break pages;
+        fresh.push(event);
+      }
+      nextToken = page.nextToken;
+    } while (nextToken);
+    fresh.reverse();
+    this.lastSeen = fresh.at(-1)?.id ?? this.lastSeen;
+    return fresh;
+  }
 }

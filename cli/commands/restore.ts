@@ -5,6 +5,7 @@ import type { ExecutionResult } from '../../local/workflow.js';
 import { withLocalEnvironment } from '../context.js';
 import { withDemoDatabase } from '../demo-database.js';
 import { commandOutput, type OutputOptions } from '../progress.js';
+import { formatNumber } from '../report.js';
 import { formatRestoreResults, type RestoreOptions, restoreRequest, runAwsRestore } from '../restore.js';
 import { configureLogging, STATE_DIR_OPTION, writeLine } from './common.js';
 
@@ -48,7 +49,9 @@ export function registerRestore(program: Command, local: Command): void {
       write: writeLine,
     });
     console.log(JSON.stringify(outcome.output ?? { error: outcome.error, cause: outcome.cause }, null, 2));
-    console.log(`Execution ${outcome.executionArn}: ${outcome.status}`);
+    const rate =
+      outcome.rowsPerSecond !== undefined ? ` (${formatNumber(outcome.rowsPerSecond)} rows/s)` : '';
+    console.log(`Execution ${outcome.executionArn}: ${outcome.status}${rate}`);
     process.exitCode = outcome.status === 'SUCCEEDED' ? 0 : 1;
   });
 }
@@ -104,9 +107,10 @@ async function restoreLocally(options: LocalRestoreOptions): Promise<number> {
   const request = restoreRequest(options);
   return withLocalEnvironment(options.config, options.stateDir, async (local) => {
     const { display } = commandOutput(options);
+    const started = Date.now();
     const { execution, results } = await runLocalRestore(local, request, { onStep: display.onStep });
     display.finish();
-    return reportRestore(execution, results, options.json);
+    return reportRestore(execution, results, options.json, (Date.now() - started) / 1000);
   });
 }
 
@@ -127,13 +131,15 @@ async function restoreDemo(options: LocalRestoreOptions): Promise<number> {
       for (const table of local.config.databases[0]?.tables ?? []) {
         const { display, say } = commandOutput(options);
         say(`Restoring ${DEMO_DATABASE}/${table.schema}.${table.name} ...`);
+        const started = Date.now();
         const { execution, results } = await runLocalRestore(
           local,
           restoreRequest({ ...options, database: DEMO_DATABASE, table: `${table.schema}.${table.name}` }),
           { onStep: display.onStep },
         );
         display.finish();
-        worst = Math.max(worst, reportRestore(execution, results, options.json));
+        const seconds = (Date.now() - started) / 1000;
+        worst = Math.max(worst, reportRestore(execution, results, options.json, seconds));
       }
       return worst;
     });
@@ -154,11 +160,16 @@ async function restoreDemo(options: LocalRestoreOptions): Promise<number> {
   });
 }
 
-function reportRestore(execution: ExecutionResult, results: RestoreFileResult[], json: boolean): number {
+function reportRestore(
+  execution: ExecutionResult,
+  results: RestoreFileResult[],
+  json: boolean,
+  seconds?: number,
+): number {
   if (json) {
-    console.log(JSON.stringify({ execution, results }, null, 2));
+    console.log(JSON.stringify({ execution, results, ...(seconds ? { seconds } : {}) }, null, 2));
   } else {
-    console.log(formatRestoreResults(results));
+    console.log(formatRestoreResults(results, seconds));
     if (execution.status === 'SUCCEEDED') console.log(`Execution ${execution.executionName} succeeded.`);
     else
       console.error(

@@ -128,3 +128,52 @@ describe('ProgressDisplay', () => {
     });
   });
 });
+
+describe('ProgressDisplay, following a restore', () => {
+  const step = (functionName: string, payload: unknown, result: unknown): StepEvent => ({
+    functionName: functionName as StepEvent['functionName'],
+    payload,
+    result,
+    durationMs: 1,
+  });
+  const plan = step(
+    'restore-plan',
+    { action: 'plan', restoreId: 'r1' },
+    { archives: 4, task: { restoreId: 'r1', target: { schema: 'public', name: 'restored' } } },
+  );
+  const group = (rows: number[]) =>
+    step(
+      'restore-file',
+      { task: { restoreId: 'r1' }, archives: rows.map((_, i) => ({ key: `k${i}`, format: 'native' })) },
+      { results: rows.map((n, i) => ({ key: `k${i}`, status: 'restored', rows: n })) },
+    );
+
+  it('draws one bar named for the target, filling by archives, with the rate and the time left; the end shows the status', () => {
+    // Prepare
+    const { writes, out } = recorder(true);
+    let now = 0;
+    const display = new ProgressDisplay({ ...out, columns: 120 }, progressMode({}, true), { now: () => now });
+
+    // Act
+    display.onStep(plan);
+    now = 2000;
+    display.onStep(group([1000, 1000]));
+    const midway = writes.at(-1) ?? '';
+    now = 4000;
+    display.onStep(group([1000, 1000]));
+    display.onStep(
+      step('restore-summary', { action: 'finish', task: { restoreId: 'r1' } }, { status: 'succeeded' }),
+    );
+    display.finish();
+    const end = writes.at(-1) ?? '';
+
+    // Assess
+    expect(midway).toMatch(
+      /restore into public\.restored \[#+\.+\] +50% 2,000 rows 2\/4 archives 1,000 rows\/s 0:02 left/,
+    );
+    expect(end).toMatch(
+      /restore into public\.restored \[#+\] 100% 4,000 rows 4\/4 archives 1,000 rows\/s succeeded/,
+    );
+    expect(end).not.toMatch(/left/);
+  });
+});

@@ -1,6 +1,6 @@
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runAwsRestore } from '../../cli/restore.js';
+import { HISTORY_PAGE, runAwsRestore } from '../../cli/restore.js';
 import { runLocalArchive } from '../../local/run.js';
 import { stateMachineArn } from '../../local/workflow.js';
 import { archiverTestbed, resolvedTable, seedEvents, tableLines } from '../support/fixtures.js';
@@ -18,17 +18,7 @@ describe('audit-archiver restore (AWS mode): starts the deployed state machine a
 
   const sfn = async () => {
     endpoint ??= await startStepFunctions((observer) =>
-      bed.local.workflow({
-        retryIntervalScale: 0,
-        onStep: (event) => {
-          if (event.functionName === 'restore-file') observer.onArchiveDone();
-          if (
-            event.functionName === 'restore-summary' &&
-            (event.payload as { action?: string }).action === 'finish'
-          )
-            observer.onFinish(event.result);
-        },
-      }),
+      bed.local.workflow({ retryIntervalScale: 0, onEvent: (_execution, event) => observer.onEvent(event) }),
     );
     return new SFNClient({
       endpoint: endpoint.endpoint,
@@ -66,7 +56,16 @@ describe('audit-archiver restore (AWS mode): starts the deployed state machine a
     expect(outcome.status).toBe('SUCCEEDED');
     expect(outcome.output).toMatchObject({ status: 'succeeded', totals: { failedFiles: 0 } });
     expect(lines[0]).toMatch(/^Started arn:aws:states:.*:execution:audit-archiver-restore:cli-1$/);
-    expect(lines.some((line) => /\d+ archives done/.test(line))).toBe(true);
+    // Progress as groups finish: archives of the plan's total, rows, rate, time left; read from the new events only.
+    expect(lines.some((line) => /^ {2}\d+ of \d+ archives, [\d,]+ rows, [\d,]+ rows\/s/.test(line))).toBe(
+      true,
+    );
+    expect(lines.at(-1)).toMatch(/^ {2}\d+ of \d+ archives/);
+    expect(outcome.rowsPerSecond).toBeGreaterThan(0);
+    const polls = endpoint?.requests.filter((r) => r === 'DescribeExecution').length ?? 0;
+    expect(endpoint?.eventsServed()).toBeLessThanOrEqual(
+      (endpoint?.historyLength() ?? 0) + polls * HISTORY_PAGE,
+    );
     const restored = await tableLines(
       bed.db.client,
       resolvedTable({ name: 'events', timestampColumn: 'created_at' }),

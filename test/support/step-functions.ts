@@ -1,41 +1,69 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { ExecutionResult, LocalWorkflow } from '../../local/workflow.js';
+import type { ExecutionResult, InterpreterEvent, LocalWorkflow } from '../../local/workflow.js';
+
+/** A history event as the Step Functions API returns it (the fields the CLI reads). */
+type HistoryEvent = { type: string } & Record<string, unknown>;
+
+/**
+ * Step Functions' history events for one interpreter event: state entered and exited (with the state's output, as
+ * with includeExecutionData), Map iterations and the execution's start and end. Enough for the CLI's following.
+ */
+function historyEventsOf(event: InterpreterEvent): HistoryEvent[] {
+  if (event.type === 'StateEntered' || event.type === 'StateExited') {
+    const { name, type, output } = event.state;
+    return event.type === 'StateEntered'
+      ? [{ type: `${type}StateEntered`, stateEnteredEventDetails: { name } }]
+      : [{ type: `${type}StateExited`, stateExitedEventDetails: { name, output: JSON.stringify(output) } }];
+  }
+  return [{ type: event.type }];
+}
 
 /**
  * A local Step Functions endpoint for the CLI's AWS mode: StartExecution, DescribeExecution and
- * GetExecutionHistory (the JSON 1.0 protocol the SDK speaks), backed by the real restore ASL run by the local
- * interpreter. No Step Functions emulator ships on npm; the real SFNClient reaches this through its endpoint.
+ * GetExecutionHistory (the JSON 1.0 protocol the SDK speaks, with paging and reverse order), backed by the real
+ * restore ASL run by the local interpreter, whose events make the history. No Step Functions emulator ships on npm;
+ * the real SFNClient reaches this through its endpoint. `eventsServed` counts the history events it returned.
  */
 export async function startStepFunctions(
-  workflow: (observer: { onArchiveDone(): void; onFinish(summary: unknown): void }) => LocalWorkflow,
+  workflow: (observer: { onEvent(event: InterpreterEvent): void }) => LocalWorkflow,
 ): Promise<{
   endpoint: string;
   requests: string[];
+  eventsServed(): number;
+  historyLength(): number;
   stop(): Promise<void>;
 }> {
   const requests: string[] = [];
-  type Execution = { done: number; finish?: unknown; result?: ExecutionResult; input: unknown };
+  let served = 0;
+  type Execution = { history: HistoryEvent[]; result?: ExecutionResult; input: unknown; started: number };
   const executions = new Map<string, Execution>();
   const answer = (target: string, body: Record<string, unknown>): unknown => {
     if (target === 'StartExecution') {
       const name = `cli-${executions.size + 1}`;
       const executionArn = `${String(body.stateMachineArn).replace(':stateMachine:', ':execution:')}:${name}`;
-      const execution: Execution = { done: 0, input: JSON.parse(String(body.input)) };
+      const execution: Execution = {
+        history: [],
+        input: JSON.parse(String(body.input)),
+        started: Date.now(),
+      };
       executions.set(executionArn, execution);
       void workflow({
-        onArchiveDone: () => {
-          execution.done += 1;
-        },
-        onFinish: (summary) => {
-          execution.finish = summary;
+        onEvent: (event) => {
+          for (const item of historyEventsOf(event)) {
+            execution.history.push({
+              ...item,
+              id: execution.history.length + 1,
+              timestamp: Date.now() / 1000,
+            });
+          }
         },
       })
         .runRestore(execution.input, name)
         .then((result) => {
           execution.result = result;
         });
-      return { executionArn, startDate: Date.now() / 1000 };
+      return { executionArn, startDate: execution.started / 1000 };
     }
     const execution = executions.get(String(body.executionArn));
     if (!execution) throw new Error('ExecutionDoesNotExist');
@@ -47,22 +75,17 @@ export async function startStepFunctions(
         output: result?.output === undefined ? undefined : JSON.stringify(result.output),
         error: result?.error?.name,
         cause: result?.error?.message,
-        startDate: Date.now() / 1000,
+        startDate: execution.started / 1000,
+        ...(result ? { stopDate: Date.now() / 1000 } : {}),
       };
     }
     if (target === 'GetExecutionHistory') {
-      const events: Record<string, unknown>[] = Array.from({ length: execution.done }, () => ({
-        type: 'MapIterationSucceeded',
-      }));
-      // As Step Functions records it: the Finish state's output, also when a Fail state follows it.
-      if (execution.finish !== undefined) {
-        events.push({
-          type: 'TaskStateExited',
-          stateExitedEventDetails: { name: 'Finish', output: JSON.stringify(execution.finish) },
-        });
-      }
-      const ordered = body.reverseOrder ? events.reverse() : events;
-      return { events: ordered.map((event, i) => ({ id: i + 1, timestamp: Date.now() / 1000, ...event })) };
+      const ordered = body.reverseOrder ? [...execution.history].reverse() : execution.history;
+      const from = Number(body.nextToken ?? 0);
+      const page = ordered.slice(from, from + Number(body.maxResults ?? 1000));
+      served += page.length;
+      const next = from + page.length;
+      return { events: page, ...(next < ordered.length ? { nextToken: String(next) } : {}) };
     }
     throw new Error(`UnknownOperation ${target}`);
   };
@@ -87,6 +110,8 @@ export async function startStepFunctions(
   return {
     endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     requests,
+    eventsServed: () => served,
+    historyLength: () => [...executions.values()].reduce((n, e) => n + e.history.length, 0),
     stop: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }

@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import { Transform, type TransformCallback } from 'node:stream';
+import { RowBuffer, transcodeLine } from './copy-text-bytes.js';
 import type { RowDigest } from './row-digest.js';
 import { type LineFigures, LineMeter } from './stream.js';
 
@@ -24,6 +25,8 @@ const NEEDS_ESCAPE = /[\\\t\n\r]/;
 const ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
 const escapeField = (value: string): string =>
   NEEDS_ESCAPE.test(value) ? value.replace(/[\\\t\n\r]/g, (c) => ESCAPES[c] ?? c) : value;
+/** A UTF-16 surrogate without its pair: JSON can spell it, UTF-8 cannot (jsonb refuses it on the reference path). */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
 /**
  * Turns archive JSONL into `COPY target (columns) FROM STDIN` text rows: each line's value of each column, in the
@@ -31,10 +34,12 @@ const escapeField = (value: string): string =>
  * `(line::jsonb ->> column)::type` does on the reference path, without a jsonb parse per column in the database).
  * It measures the lines as JsonLinesToCopy does (every byte SHA-256'd as it arrived, the row digest when asked), so
  * the archive is still checked against its sidecar before the transaction commits. A missing key reads as NULL, as
- * `->>` does. Written by hand because it is restore's hot loop: one JSON.parse per line, one string per chunk.
+ * `->>` does. A line shaped as json_object writes it (the archived columns, in order) is transcoded byte by byte
+ * (copy-text-bytes.ts); any other line goes through JSON.parse, which also judges what the transcoder declines.
  */
 export class JsonLinesToCopyText extends Transform {
-  private out = '';
+  private readonly out = new RowBuffer();
+  private readonly keys: Buffer[];
   private readonly meter: LineMeter;
   private result: LineFigures | undefined;
   private failure: LineNotCopyableError | undefined;
@@ -44,6 +49,7 @@ export class JsonLinesToCopyText extends Transform {
     private readonly digest?: RowDigest,
   ) {
     super();
+    this.keys = columns.map((column) => Buffer.from(JSON.stringify(column), 'utf8'));
     this.meter = new LineMeter(digest, (parts, length) => {
       if (this.failure) return;
       if (length > MAX_COPYABLE_LINE_BYTES) {
@@ -51,7 +57,7 @@ export class JsonLinesToCopyText extends Transform {
         return;
       }
       try {
-        this.out += this.row(parts.length === 1 && parts[0] ? parts[0] : Buffer.concat(parts, length));
+        this.row(parts.length === 1 && parts[0] ? parts[0] : Buffer.concat(parts, length));
       } catch (error) {
         this.failure =
           error instanceof LineNotCopyableError ? error : new LineNotCopyableError('line is not JSON');
@@ -59,9 +65,14 @@ export class JsonLinesToCopyText extends Transform {
     });
   }
 
-  private row(bytes: Buffer): string {
+  private row(bytes: Buffer): void {
     // Invalid UTF-8 would be replaced silently by a decoder; PostgreSQL refuses it instead (reference path).
     if (!isUtf8(bytes)) throw new LineNotCopyableError('line is not UTF-8');
+    if (!transcodeLine(bytes, this.keys, this.out))
+      this.out.bytes(Buffer.from(this.parsedRow(bytes), 'utf8'));
+  }
+
+  private parsedRow(bytes: Buffer): string {
     const value: unknown = JSON.parse(bytes.toString('utf8'));
     if (typeof value !== 'object' || value === null || Array.isArray(value))
       throw new LineNotCopyableError('line is not a JSON object');
@@ -73,29 +84,22 @@ export class JsonLinesToCopyText extends Transform {
       const field = Object.hasOwn(line, column) ? line[column] : null;
       if (i > 0) row += '\t';
       if (field === null) row += '\\N';
-      else if (typeof field === 'string') row += escapeField(field);
-      else throw new LineNotCopyableError('a value is not a string');
+      else if (typeof field === 'string' && !LONE_SURROGATE.test(field)) row += escapeField(field);
+      else throw new LineNotCopyableError('a value is not a string of characters');
     }
     return `${row}\n`;
-  }
-
-  private rows(): Buffer | undefined {
-    if (this.out.length === 0) return undefined;
-    const out = Buffer.from(this.out, 'utf8');
-    this.out = '';
-    return out;
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.meter.push(chunk);
     if (this.failure) callback(this.failure);
-    else callback(null, this.rows());
+    else callback(null, this.out.take());
   }
 
   override _flush(callback: TransformCallback): void {
     this.result = { ...this.meter.end(), ...(this.digest ? { rowDigest: this.digest.value() } : {}) };
     if (this.failure) callback(this.failure);
-    else callback(null, this.rows());
+    else callback(null, this.out.take());
   }
 
   figures(): LineFigures {

@@ -1,11 +1,13 @@
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   JsonLinesToCopyText,
   LineNotCopyableError,
   MAX_COPYABLE_LINE_BYTES,
 } from '../../../../lambdas/shared/archive/copy-text.js';
+import { RowBuffer, transcodeLine } from '../../../../lambdas/shared/archive/copy-text-bytes.js';
 import { RowDigest } from '../../../../lambdas/shared/archive/row-digest.js';
 import { JsonLinesToCopy } from '../../../../lambdas/shared/archive/stream.js';
 
@@ -97,4 +99,68 @@ describe('JsonLinesToCopyText: archive lines into COPY text rows of the target c
       await expect(encoding).rejects.toBeInstanceOf(LineNotCopyableError);
     },
   );
+});
+
+/** A JSON string as PostgreSQL's escape_json spells it: \uXXXX (lowercase) for control characters, the rest raw. */
+const PG_SHORT_ESCAPES: Record<string, string> = {
+  '"': '\\"',
+  '\\': '\\\\',
+  '\b': '\\b',
+  '\f': '\\f',
+  '\n': '\\n',
+  '\r': '\\r',
+  '\t': '\\t',
+};
+const pgJsonString = (value: string) =>
+  `"${Array.from(value, (c) => PG_SHORT_ESCAPES[c] ?? (c.charCodeAt(0) < 0x20 ? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}` : c)).join('')}"`;
+
+describe('transcodeLine: the byte-level fast path', () => {
+  const columns = ['id', 'note', 'payload'];
+  const keys = columns.map((c) => Buffer.from(JSON.stringify(c)));
+  /** What the general path (JSON.parse) writes for a line: the reference the fast path must equal byte for byte. */
+  const general = async (line: string) =>
+    (await encode(new JsonLinesToCopyText(['id', 'note', 'payload']), Buffer.from(`${line}\n`))).text;
+  const fast = (line: string) => {
+    const out = new RowBuffer();
+    const taken = transcodeLine(Buffer.from(line), keys, out);
+    return taken ? (out.take() ?? Buffer.alloc(0)).toString('utf8') : undefined;
+  };
+  const value = fc.oneof(
+    fc.constant(null),
+    fc.string({ unit: 'binary', maxLength: 40 }),
+    fc.constantFrom('\\.', 'a\tb', 'C:\\x', '"quoted"', 'x\u0001y', 'é✓𝄞', '\\N', ''),
+  );
+
+  it('writes exactly what the general path writes, for json_object’s spelling and JSON.stringify’s', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.tuple(value, value, value), fc.boolean(), async (values, pgSpelling) => {
+        // Prepare: strings with lone surrogates or NUL have no PostgreSQL text form; both paths must decline them.
+        const line = pgSpelling
+          ? `{${columns.map((c, i) => `"${c}" : ${values[i] === null ? 'null' : pgJsonString(values[i] as string)}`).join(', ')}}`
+          : JSON.stringify(Object.fromEntries(columns.map((c, i) => [c, values[i]])));
+
+        // Act
+        const taken = fast(line);
+        const reference = await general(line).catch(() => undefined);
+
+        // Assess
+        if (taken !== undefined) expect(taken).toBe(reference);
+        else
+          expect(
+            values.some((v) => typeof v === 'string' && (v.includes('\0') || /[\uD800-\uDFFF]/.test(v))),
+          ).toBe(true);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('leaves to the general path a line with other keys, another order, or a value that is not a string', () => {
+    // Act, Assess
+    expect(fast('{"note" : "a", "id" : "1", "payload" : null}')).toBeUndefined();
+    expect(fast('{"id" : "1", "note" : "a"}')).toBeUndefined();
+    expect(fast('{"id" : 1, "note" : "a", "payload" : null}')).toBeUndefined();
+    expect(fast('{"id" : "1", "note" : "a", "payload" : null, "extra" : "x"}')).toBeUndefined();
+    expect(fast('{"id" : "\\ud800", "note" : "a", "payload" : null}')).toBeUndefined();
+    expect(fast('{"id" : "1", "note" : "a", "payload" : null} trailing')).toBeUndefined();
+  });
 });
