@@ -20,6 +20,8 @@ export class LineNotCopyableError extends Error {
  */
 export const MAX_COPYABLE_LINE_BYTES = 8 * 1024 * 1024;
 
+const OUTPUT_BYTES = 64 * 1024;
+
 /** COPY text format's escapes: backslash, and the bytes that end a field or a row. */
 const NEEDS_ESCAPE = /[\\\t\n\r]/;
 const ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' };
@@ -93,7 +95,8 @@ export class JsonLinesToCopyText extends Transform {
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.meter.push(chunk);
     if (this.failure) callback(this.failure);
-    else callback(null, this.out.take());
+    // Rows leave in pieces of at least OUTPUT_BYTES: pg-copy-streams writes each piece to the socket as two writes.
+    else callback(null, this.out.length >= OUTPUT_BYTES ? this.out.take() : undefined);
   }
 
   override _flush(callback: TransformCallback): void {
