@@ -74,8 +74,9 @@ export class RestoreWorkflow extends Construct {
     this.file = new ArchiverFunction(this, 'File', { step: 'restore-file', ...shared, ...LONG_STEP });
     functions.databaseSecrets.grantRead(this.file);
     bucket.grantObjects(this.file, [props.readableKeys], { read: true });
-    lockTable.grant(this.file, ['restored'], 'GetItem', 'UpdateItem');
-    lockTable.grant(this.file, ['inventory'], 'GetItem');
+    // A group's watermarks and inventory entries are read in one BatchGetItem each.
+    lockTable.grant(this.file, ['restored'], 'BatchGetItem', 'UpdateItem');
+    lockTable.grant(this.file, ['inventory'], 'BatchGetItem');
 
     this.summary = new ArchiverFunction(this, 'Summary', {
       step: 'restore-summary',

@@ -4,6 +4,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { readExpectation, streamArchive } from '../shared/archive/catalog.js';
 import { LineNotCopyableError } from '../shared/archive/copy-text.js';
 import { type ArchiveExpectation, archiveProblems } from '../shared/archive/integrity.js';
+import type { InventoryEntry } from '../shared/archive/inventory.js';
 import type { ObjectPin } from '../shared/archive/store.js';
 import { findDatabase } from '../shared/config/resolved-table.js';
 import { inReadOnlyTransaction, inRolledBackTransaction, inTransaction } from '../shared/database/db.js';
@@ -73,7 +74,9 @@ export async function restoreFiles(
     const failure = curable(error, deps, archives[0]?.key ?? '');
     return { results: archives.map((archive) => ({ ...failure, key: archive.key })) };
   }
-  const prepare = (archive: ArchivePointer) => settled(prepareArchive(task, archive, existing, deps));
+  const lookups = await groupLookups(task, archives, existing, deps);
+  const prepare = (archive: ArchivePointer) =>
+    settled(prepareArchive(task, archive, existing, lookups, deps));
   const results: RestoreFileResult[] = [];
   let next = archives[0] ? prepare(archives[0]) : undefined;
   try {
@@ -140,6 +143,36 @@ interface PreparedArchive {
 const watermarkOf = (task: RestoreTask, existing: RestoreTarget | undefined) =>
   existing ? `${restoreTargetLabel(task)}@${existing.identity}` : undefined;
 
+/** What the lock table knows of a group's archives: their watermarks for this target, their inventory entries. */
+interface GroupLookups {
+  marks: Map<string, RestoredMark>;
+  entries: Map<string, InventoryEntry>;
+}
+
+/** Two reads for the whole group, where one archive after another cost two each. */
+async function groupLookups(
+  task: RestoreTask,
+  archives: ArchivePointer[],
+  existing: RestoreTarget | undefined,
+  deps: Pick<StepDeps, 'restoreRecords' | 'inventory'>,
+): Promise<GroupLookups> {
+  const watermark = watermarkOf(task, existing);
+  const native = archives.filter((archive) => archive.format === 'native').map((archive) => archive.key);
+  const [marks, entries] = await Promise.all([
+    watermark && !task.ignoreWatermark
+      ? deps.restoreRecords.restoredMarks(
+          task.database,
+          watermark,
+          archives.map((archive) => archive.key),
+        )
+      : new Map<string, RestoredMark>(),
+    native.length > 0
+      ? deps.inventory.entries(task.database, `${task.source.schema}.${task.source.name}`, native)
+      : new Map<string, InventoryEntry>(),
+  ]);
+  return { marks, entries };
+}
+
 /**
  * What an archive's write needs, read before its transaction: its sidecar, checked against the request and the
  * inventory. An archive the watermark lists is answered from it: by this very restore (a retried group) with the
@@ -149,16 +182,14 @@ async function prepareArchive(
   task: RestoreTask,
   archive: ArchivePointer,
   existing: RestoreTarget | undefined,
+  lookups: GroupLookups,
   deps: RestoreFileDeps,
 ): Promise<PreparedArchive | RestoreFileResult> {
-  const watermark = watermarkOf(task, existing);
-  if (watermark && !task.ignoreWatermark) {
-    const mark = await deps.restoreRecords.restoredMark(task.database, watermark, archive.key);
-    if (mark) return resultFromMark(archive.key, task, mark);
-  }
+  const mark = lookups.marks.get(archive.key);
+  if (mark) return resultFromMark(archive.key, task, mark);
   const expected = await readExpectation(deps.store, archive);
   checkOrigin(task, expected);
-  const committed = await checkInventory(deps, task, expected);
+  const committed = checkInventory(deps, task, expected, lookups.entries.get(archive.key));
   if (!existing || !expected.manifest) return { expected, committed };
   // Any trouble opening it is met again, and reported, when the write opens it itself.
   const body = await deps.store.getStream(archive.key, committed.pin).catch(() => undefined);
@@ -314,17 +345,13 @@ function checkOrigin(task: RestoreTask, expected: ArchiveExpectation): void {
  * read); one it does not list was written before the inventory existed (restored with a warning) or not by this
  * tool, and `requireInventory` refuses it. Legacy archives have no inventory.
  */
-async function checkInventory(
-  deps: Pick<StepDeps, 'inventory' | 'telemetry'>,
+function checkInventory(
+  deps: Pick<StepDeps, 'telemetry'>,
   task: RestoreTask,
   expected: ArchiveExpectation,
-): Promise<{ pin?: ObjectPin; warnings: string[] }> {
+  entry: InventoryEntry | undefined,
+): { pin?: ObjectPin; warnings: string[] } {
   if (expected.format !== 'native') return { warnings: [] };
-  const entry = await deps.inventory.entry(
-    task.database,
-    `${task.source.schema}.${task.source.name}`,
-    expected.key,
-  );
   if (!entry) {
     if (task.requireInventory)
       throw new ArchiveIntegrityError(

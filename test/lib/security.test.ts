@@ -508,10 +508,10 @@ describe('restore function roles', () => {
     expect(actions('plan', 'dynamodb')).toEqual([]);
     expect(leadingKeys('file')).toEqual([
       [
-        ['dynamodb:GetItem', 'dynamodb:UpdateItem'],
+        ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
         ['RESTORED#billing#*', 'RESTORED#crm#*'],
       ],
-      [['dynamodb:GetItem'], ['ARCHIVES#billing#*', 'ARCHIVES#crm#*']],
+      [['dynamodb:BatchGetItem'], ['ARCHIVES#billing#*', 'ARCHIVES#crm#*']],
     ]);
     expect(leadingKeys('summary')).toEqual([[['dynamodb:Query', 'dynamodb:UpdateItem'], ['RESTORE#*']]]);
     for (const which of ['plan', 'file', 'summary'] as const) {

@@ -1,7 +1,7 @@
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { type InventoryEntry, InventoryEntrySchema } from '../archive/inventory.js';
 import { ArchiveConflictError } from '../errors/step-errors.js';
-import { isConditionFailure, type LockTableClient } from './table-client.js';
+import { isConditionFailure, itemKey, type LockTableClient } from './table-client.js';
 
 /** The inventory of committed archives: what validate and restore trust an archive object against. */
 export class ArchiveInventory {
@@ -36,9 +36,22 @@ export class ArchiveInventory {
     }
   }
 
-  async entry(database: string, table: string, archiveKey: string): Promise<InventoryEntry | undefined> {
-    const item = await this.lockTable.getItem(ArchiveInventory.key(database, table, archiveKey));
-    return item ? InventoryEntrySchema.parse(item.archive) : undefined;
+  /** The entries of these archives of one table, by archive key (absent: not in the inventory), in one read. */
+  async entries(
+    database: string,
+    table: string,
+    archiveKeys: string[],
+  ): Promise<Map<string, InventoryEntry>> {
+    const items = await this.lockTable.getItems(
+      archiveKeys.map((key) => ArchiveInventory.key(database, table, key)),
+    );
+    const entries = new Map<string, InventoryEntry>();
+    for (const key of archiveKeys) {
+      const { pk, sk } = ArchiveInventory.key(database, table, key);
+      const item = items.get(itemKey(pk, sk));
+      if (item) entries.set(key, InventoryEntrySchema.parse(item.archive));
+    }
+    return entries;
   }
 
   async list(database: string, table: string): Promise<InventoryEntry[]> {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { LockTableClient } from './table-client.js';
+import { itemKey, type LockTableClient } from './table-client.js';
 
 /** What one archive gave a restore; `failed` carries the error, never row values. */
 export const RestoreFileResultSchema = z.object({
@@ -53,14 +53,23 @@ export class RestoreRecords {
     );
   }
 
-  /** The restore watermark: which archives a target table already received, so a repeated restore skips them. */
-  async restoredMark(
+  /**
+   * The restore watermark: which archives a target table already received, so a repeated restore skips them. These
+   * archives' marks for one target, by archive key, in one read (a group's archives).
+   */
+  async restoredMarks(
     database: string,
     target: string,
-    archiveKey: string,
-  ): Promise<RestoredMark | undefined> {
-    const item = await this.lockTable.getItem({ pk: `RESTORED#${database}#${target}`, sk: archiveKey });
-    return item?.mark as RestoredMark | undefined;
+    archiveKeys: string[],
+  ): Promise<Map<string, RestoredMark>> {
+    const pk = `RESTORED#${database}#${target}`;
+    const items = await this.lockTable.getItems(archiveKeys.map((sk) => ({ pk, sk })));
+    const marks = new Map<string, RestoredMark>();
+    for (const key of archiveKeys) {
+      const mark = items.get(itemKey(pk, key))?.mark;
+      if (mark) marks.set(key, mark as RestoredMark);
+    }
+    return marks;
   }
 
   async markRestored(

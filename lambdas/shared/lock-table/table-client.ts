@@ -1,9 +1,16 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { classifyAwsError } from '../errors/step-errors.js';
+import { BatchGetCommand, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { classifyAwsError, LockStoreUnavailableError } from '../errors/step-errors.js';
 
 /** How long run outcomes and restore results stay before DynamoDB TTL removes them. */
 const OUTCOME_TTL_SECONDS = 90 * 24 * 3600;
+
+/** BatchGetItem's limit of keys a request. */
+const BATCH_GET_KEYS = 100;
+const BATCH_GET_ATTEMPTS = 5;
+
+/** How getItems keys what it found. */
+export const itemKey = (pk: string, sk: string): string => `${pk}\u0000${sk}`;
 
 export const isConditionFailure = (error: unknown) =>
   (error as { name?: string }).name === 'ConditionalCheckFailedException';
@@ -34,6 +41,33 @@ export class LockTableClient {
       this.ddb.send(new GetCommand({ TableName: this.tableName, Key: key, ConsistentRead: true })),
     );
     return result.Item;
+  }
+
+  /**
+   * Reads many items at once (BatchGetItem, 100 keys a request, consistent), keyed `pk` NUL `sk` (itemKey); keys
+   * DynamoDB leaves unprocessed under load are asked again, a few times, then the read fails as unavailable.
+   */
+  async getItems(keys: { pk: string; sk: string }[]): Promise<Map<string, Record<string, unknown>>> {
+    const found = new Map<string, Record<string, unknown>>();
+    for (let at = 0; at < keys.length; at += BATCH_GET_KEYS) {
+      let pending: Record<string, unknown>[] = keys.slice(at, at + BATCH_GET_KEYS);
+      for (let attempt = 0; pending.length > 0; attempt++) {
+        if (attempt === BATCH_GET_ATTEMPTS)
+          throw new LockStoreUnavailableError(`${pending.length} lock table items stayed unprocessed`);
+        if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
+        const result = await this.call(() =>
+          this.ddb.send(
+            new BatchGetCommand({
+              RequestItems: { [this.tableName]: { Keys: pending, ConsistentRead: true } },
+            }),
+          ),
+        );
+        for (const item of result.Responses?.[this.tableName] ?? [])
+          found.set(itemKey(String(item.pk), String(item.sk)), item);
+        pending = result.UnprocessedKeys?.[this.tableName]?.Keys ?? [];
+      }
+    }
+    return found;
   }
 
   /** Sets these attributes on an item; `expires` adds the TTL attribute, so the item goes after 90 days. */
