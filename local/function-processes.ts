@@ -22,19 +22,27 @@ export interface FunctionProcessFigures {
 
 interface Container {
   child: ChildProcess;
+  /** The function's figures, which all its processes add to. */
   figures: FunctionProcessFigures;
+  /** Serving an invocation: a Lambda execution environment takes one at a time. */
+  busy: boolean;
+  /** Its process exited: never handed out again. */
+  gone: boolean;
   pending: Map<number, { resolve: (reply: Reply) => void; reject: (error: Error) => void }>;
 }
 
 /**
  * Runs each function as Lambda does: its handler bundled alone with the stack's esbuild options, in a Node process
- * of its own started at the first invocation and kept warm for the next ones (one invocation at a time, as the
+ * of its own started at the first invocation and kept warm for the next ones. Like a Lambda execution environment,
+ * a process serves one invocation at a time: a concurrent one (a Map's iterations) gets another process, started
+ * cold, and the warm ones are reused (
  * workflow is the only caller). Each process's SDK clients name the function as their user-agent app id, so the local
  * servers can count requests per function. The bench uses it to measure each function's memory; tests keep the
  * functions in-process, where they can inject faults.
  */
 export class FunctionProcesses implements FunctionRunner {
-  private readonly containers = new Map<FunctionName, Promise<Container>>();
+  /** Each function's processes (execution environments), busy or idle. */
+  private readonly containers = new Map<FunctionName, Promise<Container>[]>();
   private readonly figures = new Map<FunctionName, FunctionProcessFigures>();
   private readonly bundles = mkdtempSync(join(tmpdir(), 'audit-archiver-functions-'));
   private readonly built = new Set<FunctionName>();
@@ -44,7 +52,7 @@ export class FunctionProcesses implements FunctionRunner {
   constructor(private readonly env: NodeJS.ProcessEnv) {}
 
   async invoke(name: FunctionName, payload: unknown, context: Context): Promise<unknown> {
-    const container = await this.container(name);
+    const container = await this.idleContainer(name);
     const id = this.nextId++;
     const invocation: Invocation = {
       id,
@@ -60,10 +68,15 @@ export class FunctionProcesses implements FunctionRunner {
         remainingTimeMs: context.getRemainingTimeInMillis(),
       },
     };
-    const reply = await new Promise<Reply>((resolve, reject) => {
-      container.pending.set(id, { resolve, reject });
-      container.child.send(invocation);
-    });
+    let reply: Reply;
+    try {
+      reply = await new Promise<Reply>((resolve, reject) => {
+        container.pending.set(id, { resolve, reject });
+        container.child.send(invocation);
+      });
+    } finally {
+      container.busy = false;
+    }
     container.figures.invocations += 1;
     if (reply.kind === 'error') {
       const error = new Error(reply.error.message);
@@ -82,7 +95,7 @@ export class FunctionProcesses implements FunctionRunner {
   }
 
   async close(): Promise<void> {
-    const containers = await Promise.allSettled(this.containers.values());
+    const containers = await Promise.allSettled([...this.containers.values()].flat());
     this.containers.clear();
     await Promise.all(
       containers.map(async (settled) => {
@@ -97,13 +110,29 @@ export class FunctionProcesses implements FunctionRunner {
     rmSync(this.bundles, { recursive: true, force: true });
   }
 
-  private container(name: FunctionName): Promise<Container> {
-    let container = this.containers.get(name);
-    if (!container) {
-      container = this.launch(name);
-      container.catch(() => this.containers.delete(name));
-      this.containers.set(name, container);
+  /** A process of the function that serves no invocation now, claimed for the caller; a new one if all are busy. */
+  private async idleContainer(name: FunctionName): Promise<Container> {
+    const pool = this.containers.get(name) ?? [];
+    this.containers.set(name, pool);
+    for (const candidate of pool) {
+      const container = await candidate.catch(() => undefined);
+      if (container && !container.busy && !container.gone) {
+        container.busy = true;
+        return container;
+      }
     }
+    const container = await this.addContainer(name);
+    container.busy = true;
+    return container;
+  }
+
+  private addContainer(name: FunctionName): Promise<Container> {
+    const pool = this.containers.get(name) ?? [];
+    this.containers.set(name, pool);
+    const container = this.launch(name);
+    const forget = () => pool.splice(pool.indexOf(container), 1);
+    container.catch(forget);
+    pool.push(container);
     return container;
   }
 
@@ -113,7 +142,7 @@ export class FunctionProcesses implements FunctionRunner {
    */
   async start(names: readonly FunctionName[]): Promise<void> {
     await this.bundle(names);
-    await Promise.all(names.map((name) => this.container(name)));
+    await Promise.all(names.map((name) => this.addContainer(name)));
   }
 
   /** One esbuild run for all the bundles it is given: each function's handler with the stack's options. */
@@ -160,13 +189,14 @@ export class FunctionProcesses implements FunctionRunner {
       execArgv: ['--enable-source-maps'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
-    const figures: FunctionProcessFigures = {
+    const figures: FunctionProcessFigures = this.figures.get(name) ?? {
       functionName: name,
-      invocations: this.figures.get(name)?.invocations ?? 0,
+      invocations: 0,
       loadedRssMb: 0,
-      peakRssMb: this.figures.get(name)?.peakRssMb ?? 0,
+      peakRssMb: 0,
     };
-    const container: Container = { child, figures, pending: new Map() };
+    this.figures.set(name, figures);
+    const container: Container = { child, figures, busy: false, gone: false, pending: new Map() };
     let started: (() => void) | undefined;
     let failed: ((error: Error) => void) | undefined;
     const ready = new Promise<void>((resolve, reject) => {
@@ -187,10 +217,9 @@ export class FunctionProcesses implements FunctionRunner {
       for (const { reject } of container.pending.values()) reject(error);
       container.pending.clear();
       // The next invocation starts a new process, as Lambda replaces a crashed container.
-      this.containers.delete(name);
+      container.gone = true;
     });
     await ready;
-    this.figures.set(name, figures);
     return container;
   }
 }
