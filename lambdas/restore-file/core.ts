@@ -193,6 +193,8 @@ async function prepareArchive(
   if (!existing || !expected.manifest) return { expected, committed };
   // Any trouble opening it is met again, and reported, when the write opens it itself.
   const body = await deps.store.getStream(archive.key, committed.pin).catch(() => undefined);
+  // A connection that breaks while the body waits must not crash the process: the write then opens it afresh.
+  body?.on('error', () => undefined);
   return { expected, committed, body };
 }
 
@@ -246,7 +248,17 @@ async function writePreparedArchive(
       const warnings = committed.warnings;
       const figures = { ...empty, rows: expected.rows };
       if (target) {
-        const direct = await copyDirectly(client, deps, task, archive, expected, committed.pin, target, body);
+        const opened = body && !body.destroyed ? body : undefined;
+        const direct = await copyDirectly(
+          client,
+          deps,
+          task,
+          archive,
+          expected,
+          committed.pin,
+          target,
+          opened,
+        );
         if (direct) {
           path = 'copy';
           const { written, planWarnings } = direct;

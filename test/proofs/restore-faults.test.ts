@@ -1,4 +1,4 @@
-import { type Readable, Transform } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ArchiveStore } from '../../lambdas/shared/archive/store.js';
 import type { FaultPoint, StepDeps } from '../../lambdas/shared/step/step-deps.js';
@@ -20,8 +20,29 @@ class InjectedCrash extends Error {
   override name = 'InjectedCrash';
 }
 
-/** Passes the first `bytes` of a body on, then fails it: a read cut off in the middle of an archive. */
-function cutShort(body: Readable, bytes: number): Readable {
+/**
+ * Passes the first `bytes` of a body on, then fails it: a read cut off in the middle of an archive. `reading`: the
+ * connection breaks as the reader gets there (nothing moves before it reads); `waiting`: it breaks at once, while
+ * the body waits to be read (restore opens the next archive's object ahead).
+ */
+function cutShort(body: Readable, bytes: number, when: 'reading' | 'waiting'): Readable {
+  if (when === 'reading') {
+    return Readable.from(
+      (async function* () {
+        let passed = 0;
+        for await (const chunk of body as AsyncIterable<Buffer>) {
+          if (passed + chunk.length < bytes) {
+            passed += chunk.length;
+            yield chunk;
+            continue;
+          }
+          yield chunk.subarray(0, bytes - passed);
+          throw new InjectedCrash('connection lost in the middle of the archive');
+        }
+      })(),
+      { objectMode: false },
+    );
+  }
   let passed = 0;
   const cut = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
@@ -31,7 +52,7 @@ function cutShort(body: Readable, bytes: number): Readable {
       }
       this.push(chunk.subarray(0, bytes - passed));
       passed = bytes;
-      callback(new InjectedCrash('connection lost in the middle of the archive'));
+      callback(new InjectedCrash('connection lost while the object waited to be read'));
     },
   });
   body.on('error', (error) => cut.destroy(error));
@@ -39,7 +60,12 @@ function cutShort(body: Readable, bytes: number): Readable {
 }
 
 /** Dependencies whose store cuts reads of `key` short, `times` times (Infinity: always). */
-function cutReadsOf(key: string, bytes: number, times: number): (deps: StepDeps) => StepDeps {
+function cutReadsOf(
+  key: string,
+  bytes: number,
+  times: number,
+  when: 'reading' | 'waiting' = 'reading',
+): (deps: StepDeps) => StepDeps {
   let cuts = 0;
   return (deps) => {
     const store = Object.create(deps.store) as ArchiveStore;
@@ -47,7 +73,7 @@ function cutReadsOf(key: string, bytes: number, times: number): (deps: StepDeps)
       const body = await deps.store.getStream(requested);
       if (requested !== key || !body || cuts >= times) return body;
       cuts += 1;
-      return cutShort(body, bytes);
+      return cutShort(body, bytes, when);
     };
     return { ...deps, store };
   };
@@ -149,6 +175,24 @@ describe('restore under faults: no archive restored twice or in part', () => {
     });
     expect(after).toMatchObject({ lost: 0, doubled: 0, extra: 0 });
     recordProof({ kind: 'fault', point: 'restore: read broken off mid-archive', iteration: 0 });
+  });
+
+  it('an object opened ahead whose connection breaks while it waits is opened again: restored once, nothing crashes', async () => {
+    // Prepare
+    const victim = archives[4] as LiveArchive;
+    const size = (await getObject(bed.local, victim.key)).length;
+
+    // Act
+    const run = await restore('waited', { deps: cutReadsOf(victim.key, Math.floor(size / 2), 1, 'waiting') });
+    const after = await rowsIn('waited', allLines());
+
+    // Assess
+    expect(run.execution.status).toBe('SUCCEEDED');
+    expect(run.results.find((r) => r.key === victim.key)).toMatchObject({
+      status: 'restored',
+      inserted: victim.lines.length,
+    });
+    expect(after).toMatchObject({ lost: 0, doubled: 0, extra: 0 });
   });
 
   it('a read that breaks off mid-stream once is retried in the same execution, and restores the archive once', async () => {
