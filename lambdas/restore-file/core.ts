@@ -71,7 +71,7 @@ export async function restoreFiles(
       inReadOnlyTransaction(client, () => describeTarget(client, task.target)),
     );
   } catch (error) {
-    const failure = curable(error, deps, archives[0]?.key ?? '');
+    const failure = failedUnlessRetryable(error, deps, archives[0]?.key ?? '');
     return { results: archives.map((archive) => ({ ...failure, key: archive.key })) };
   }
   const lookups = await groupLookups(task, archives, existing, deps);
@@ -88,7 +88,7 @@ export async function restoreFiles(
         const ready = unwrap(prepared);
         results.push('status' in ready ? ready : await writeArchive(task, archive, existing, ready, deps));
       } catch (error) {
-        results.push(curable(error, deps, archive.key));
+        results.push(failedUnlessRetryable(error, deps, archive.key));
       }
     }
   } finally {
@@ -115,7 +115,11 @@ function boundedWarnings(result: RestoreFileResult): RestoreFileResult {
 }
 
 /** A failure retrying cannot cure, as the archive's `failed` result; anything else is thrown to be retried. */
-function curable(error: unknown, deps: Pick<StepDeps, 'telemetry'>, key: string): RestoreFileResult {
+function failedUnlessRetryable(
+  error: unknown,
+  deps: Pick<StepDeps, 'telemetry'>,
+  key: string,
+): RestoreFileResult {
   if (!(error instanceof ArchiverError) || error.retryable) throw error;
   deps.telemetry.warn('archive not restored', { key, error: error.name });
   return failedRestoreResult(key, `${error.name}: ${error.message}`);

@@ -7,8 +7,11 @@ import type { ArchivePointer } from '../shared/restore/restore-task.js';
  * than its COPY. Groups pay them once for many archives.
  */
 
-/** Archives listed for one Map: a page of their results (each at most about 1.5 KB) stays far below 256 KiB. */
-export const RESTORE_PAGE_ARCHIVES = 100;
+/**
+ * Archives listed for one Map: a page of their results stays below 256 KiB even when each is the largest a result can
+ * be (a 1,000-character error, five warnings of 300 characters, a long key: about 2.8 KB; tested).
+ */
+export const RESTORE_PAGE_ARCHIVES = 64;
 /** Archives one invocation restores at most. */
 export const MAX_ARCHIVES_PER_GROUP = 16;
 /**

@@ -1,9 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import {
   groupArchives,
+  HISTORY_EVENTS_PER_GROUP,
+  HISTORY_EVENTS_PER_PAGE,
   type ListedArchive,
   MAX_ARCHIVES_PER_GROUP,
   MAX_GROUP_BYTES,
+  MAX_PLANNED_HISTORY_EVENTS,
   RESTORE_PAGE_ARCHIVES,
 } from '../../../lambdas/restore-plan/groups.js';
 
@@ -14,8 +17,8 @@ const keysOf = (groups: ReturnType<typeof groupArchives>) =>
 
 describe('groupArchives: a page of archives cut into one invocation each', () => {
   it('keeps every archive once, in key order, and a multiple of the concurrency of groups', () => {
-    // Prepare: a full page of day archives of about the same size.
-    const page = archives(Array.from({ length: RESTORE_PAGE_ARCHIVES }, (_, i) => 190_000 + (i % 7) * 1000));
+    // Prepare: 100 day archives of about the same size.
+    const page = archives(Array.from({ length: 100 }, (_, i) => 190_000 + (i % 7) * 1000));
 
     // Act
     const groups = groupArchives(page, 4);
@@ -56,5 +59,39 @@ describe('groupArchives: a page of archives cut into one invocation each', () =>
   it('has nothing to cut in an empty page', () => {
     // Act, Assess
     expect(groupArchives([], 2)).toEqual([]);
+  });
+});
+
+describe('a restore of 10M rows within the Step Functions limits', () => {
+  it('plans far fewer history events than 25,000 and keeps a page of worst-case results under 256 KiB', () => {
+    // Prepare: the bench's table, 2,500 rows (about 190 KB) an archive: 4,000 archives, at concurrency 2.
+    const all = archives(Array.from({ length: 4000 }, () => 190_000));
+
+    // Act: as the plan counts them, page by page.
+    let events = 0;
+    let largestPage = 0;
+    for (let at = 0; at < all.length; at += RESTORE_PAGE_ARCHIVES) {
+      const groups = groupArchives(all.slice(at, at + RESTORE_PAGE_ARCHIVES), 2);
+      events += HISTORY_EVENTS_PER_PAGE + HISTORY_EVENTS_PER_GROUP * groups.length;
+      // Every archive of the page failed with the longest error and the most warnings a result may carry.
+      const page = groups.map((group) => ({
+        results: group.archives.map((archive) => ({
+          key: archive.key.padEnd(200, 'k'),
+          status: 'failed',
+          rows: 0,
+          inserted: 0,
+          skipped: 0,
+          overwritten: 0,
+          warnings: Array.from({ length: 5 }, () => 'w'.repeat(301)),
+          error: 'e'.repeat(1000),
+        })),
+      }));
+      largestPage = Math.max(largestPage, Buffer.byteLength(JSON.stringify(page)));
+    }
+
+    // Assess
+    expect(events).toBeLessThan(MAX_PLANNED_HISTORY_EVENTS);
+    expect(events).toBeLessThan(4000);
+    expect(largestPage).toBeLessThan(256 * 1024);
   });
 });
