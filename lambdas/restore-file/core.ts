@@ -3,7 +3,11 @@ import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { readExpectation, streamArchive } from '../shared/archive/catalog.js';
 import { LineNotCopyableError } from '../shared/archive/copy-text.js';
-import { type ArchiveExpectation, archiveProblems } from '../shared/archive/integrity.js';
+import {
+  type ArchiveExpectation,
+  archiveProblems,
+  type MeasuredArchive,
+} from '../shared/archive/integrity.js';
 import type { InventoryEntry } from '../shared/archive/inventory.js';
 import type { ObjectPin } from '../shared/archive/store.js';
 import { findDatabase } from '../shared/config/resolved-table.js';
@@ -386,6 +390,23 @@ function checkInventory(
   return { pin: entry.pin, warnings: [] };
 }
 
+/** Refuses the archive (rolling its transaction back) unless what was streamed matches its sidecar. */
+function refuseUnlessLikeSidecar(
+  deps: Pick<StepDeps, 'telemetry'>,
+  task: RestoreTask,
+  expected: ArchiveExpectation,
+  measured: MeasuredArchive,
+): void {
+  const problems = archiveProblems(expected, { measured }).bytes;
+  if (problems.length > 0) {
+    refuseArchive(
+      deps,
+      task,
+      `archive ${expected.key} does not match its sidecar, nothing restored: ${problems.join('; ')}`,
+    );
+  }
+}
+
 /** Counts a refused archive in VerificationFailures and throws its ArchiveIntegrityError. */
 function refuseArchive(deps: Pick<StepDeps, 'telemetry'>, task: RestoreTask, message: string): never {
   deps.telemetry.metric('VerificationFailures', 'Count', 1, {
@@ -421,14 +442,7 @@ async function stage(
       );
     throw error;
   }
-  const problems = archiveProblems(expected, { measured }).bytes;
-  if (problems.length > 0) {
-    refuseArchive(
-      deps,
-      task,
-      `archive ${archive.key} does not match its sidecar, nothing restored: ${problems.join('; ')}`,
-    );
-  }
+  refuseUnlessLikeSidecar(deps, task, expected, measured);
 }
 
 /**
@@ -442,8 +456,8 @@ async function stage(
  * on it, fails the COPY with a unique violation, and so does a value the target refuses. Any such refusal rolls back
  * to the savepoint taken here, so nothing of the COPY remains, and the reference path (temporary table, INSERT ...
  * ON CONFLICT under the strategy) restores the archive instead, reading it once more. Targets with row-level
- * security, which COPY FROM refuses (RestoreTarget.copyable), take the reference path; rules are refused (assertNoRules). Undefined when the reference path is
- * to run; otherwise the rows written and the plan's warnings.
+ * security, which COPY FROM refuses (RestoreTarget.copyable), take the reference path; rules are refused
+ * (assertNoRules). Undefined when the reference path is to run; otherwise the rows written and the plan's warnings.
  */
 async function copyDirectly(
   client: pg.PoolClient,
@@ -478,14 +492,7 @@ async function copyDirectly(
     await client.query(`ROLLBACK TO SAVEPOINT ${DIRECT_SAVEPOINT}`);
     return undefined;
   }
-  const problems = archiveProblems(expected, { measured }).bytes;
-  if (problems.length > 0) {
-    refuseArchive(
-      deps,
-      task,
-      `archive ${archive.key} does not match its sidecar, nothing restored: ${problems.join('; ')}`,
-    );
-  }
+  refuseUnlessLikeSidecar(deps, task, expected, measured);
   return { written: sink.rowCount, planWarnings: plan.warnings };
 }
 
