@@ -98,6 +98,7 @@ async function main(url: string, clientCount: number): Promise<void> {
       errors = 0;
       openedAt = performance.now();
       loops = clients.map(loop);
+      await send({ started: true });
     } else if (command === 'stop') {
       running = false;
       await Promise.all(loops);

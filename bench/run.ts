@@ -305,7 +305,10 @@ async function startOltpLoad(url: string, clients: number) {
   return {
     pid: child.pid ?? 0,
     async window<T>(work: () => Promise<T>): Promise<{ value: T; figures: WindowFigures }> {
+      // The window opens in the workload before `work` starts, so it covers all of it (IPC takes its time).
+      const opened = nextMessage();
       send({ command: 'start' });
+      await opened;
       try {
         const value = await work();
         const reply = nextMessage();
