@@ -209,7 +209,8 @@ export class ProgressDisplay {
 
   private draw(now: number): void {
     this.lastDraw = now;
-    const width = this.out.columns ?? 100;
+    // A pseudo-terminal without a size reports 0 columns: draw at a usual width rather than cut every bar to nothing.
+    const width = this.out.columns || 100;
     const up = this.drawnLines > 0 ? `\x1b[${this.drawnLines}A` : '';
     const lines = [...this.bars.values()].map((bar) => `\r\x1b[2K${renderBar(bar, width)}\n`);
     this.out.write(`${up}${lines.join('')}`);

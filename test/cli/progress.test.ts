@@ -176,4 +176,17 @@ describe('ProgressDisplay, following a restore', () => {
     );
     expect(end).not.toMatch(/left/);
   });
+
+  it('draws whole bars on a terminal that reports no width (a pseudo-terminal without a size)', () => {
+    // Prepare
+    const { writes, out } = recorder(true);
+    const display = new ProgressDisplay({ ...out, columns: 0 }, progressMode({}, true), { now: () => 0 });
+
+    // Act
+    display.onStep(plan);
+    display.onStep(group([10]));
+
+    // Assess
+    expect(writes.at(-1)).toMatch(/restore into public\.restored \[#+\.+\] +25% 10 rows 1\/4 archives/);
+  });
 });
