@@ -1,6 +1,5 @@
 import type { Readable } from 'node:stream';
 import type pg from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
 import { readExpectation, streamArchive } from '../shared/archive/catalog.js';
 import { LineNotCopyableError } from '../shared/archive/copy-text.js';
 import {
@@ -11,6 +10,7 @@ import {
 import type { InventoryEntry } from '../shared/archive/inventory.js';
 import type { ObjectPin } from '../shared/archive/store.js';
 import { findDatabase } from '../shared/config/resolved-table.js';
+import { copyFromStdin } from '../shared/database/copy-from.js';
 import { inReadOnlyTransaction, inRolledBackTransaction, inTransaction } from '../shared/database/db.js';
 import { isUnique } from '../shared/database/table-shape.js';
 import {
@@ -429,7 +429,7 @@ async function stage(
   let measured: Awaited<ReturnType<typeof streamArchive>>;
   try {
     measured = await streamArchive(deps.store, archive, {
-      sink: client.query(copyFrom(copyIntoStagingSql)),
+      sink: client.query(copyFromStdin(copyIntoStagingSql)),
       columnType,
       pin,
       rowDigest: expected.rowDigest !== undefined,
@@ -476,7 +476,7 @@ async function copyDirectly(
   if (plan.converted.length > 0 || !target.copyable) return undefined;
   await uniqueConflictKey(client, task, expected, target);
   await client.query(`SAVEPOINT ${DIRECT_SAVEPOINT}`);
-  const sink = client.query(copyFrom(copyIntoTargetSql(target, plan)));
+  const sink = client.query(copyFromStdin(copyIntoTargetSql(target, plan)));
   let measured: Awaited<ReturnType<typeof streamArchive>>;
   try {
     measured = await streamArchive(deps.store, archive, {

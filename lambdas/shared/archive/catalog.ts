@@ -151,8 +151,8 @@ export async function readExpectation(
 }
 
 /**
- * Output chunks of gunzip: zlib's 16 KiB default made a callback, a transform and two socket writes (pg-copy-streams
- * frames every chunk) per 16 KiB of lines, a visible share of restore's CPU profile.
+ * Output chunks of gunzip: zlib's 16 KiB default made a callback, a transform and a CopyData message (a socket
+ * write) per 16 KiB of lines, a visible share of restore's CPU profile.
  */
 const GUNZIP_CHUNK_BYTES = 64 * 1024;
 

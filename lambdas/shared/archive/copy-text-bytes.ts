@@ -8,54 +8,58 @@
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+const COLON = 0x3a;
+const COMMA = 0x2c;
+const TAB = 0x09;
+const NEWLINE = 0x0a;
 
-/** Bytes written row by row, handed out once per chunk. */
+/**
+ * Bytes written row by row, handed out in pieces. A piece leaves as the buffer it was written in (no copy), and the
+ * next rows go into a fresh one of `capacity` bytes: room for a piece and the next chunk's rows, so a buffer grows
+ * only for a line longer than that.
+ */
 export class RowBuffer {
-  private buffer = Buffer.allocUnsafe(64 * 1024);
+  /** Written by the transcoder directly, within what `reserve` made room for. */
+  buffer: Buffer;
   length = 0;
 
-  private ensure(more: number): void {
+  constructor(private readonly capacity = 64 * 1024) {
+    this.buffer = Buffer.allocUnsafe(capacity);
+  }
+
+  /** Makes room for `more` bytes after `length`. */
+  reserve(more: number): void {
     if (this.length + more <= this.buffer.length) return;
     const grown = Buffer.allocUnsafe(Math.max(this.buffer.length * 2, this.length + more));
     this.buffer.copy(grown, 0, 0, this.length);
     this.buffer = grown;
   }
 
-  byte(value: number): void {
-    this.ensure(1);
-    this.buffer[this.length++] = value;
+  bytes(source: Buffer): void {
+    this.reserve(source.length);
+    this.length += source.copy(this.buffer, this.length);
   }
 
-  two(first: number, second: number): void {
-    this.ensure(2);
-    this.buffer[this.length++] = first;
-    this.buffer[this.length++] = second;
-  }
-
-  bytes(source: Buffer, start = 0, end = source.length): void {
-    const count = end - start;
-    this.ensure(count);
-    // A value is a few dozen bytes: a loop beats the native call's fixed cost there.
-    if (count < 64) {
-      const buffer = this.buffer;
-      let at = this.length;
-      for (let k = start; k < end; k++) buffer[at++] = source[k] as number;
-      this.length = at;
-    } else {
-      this.length += source.copy(this.buffer, this.length, start, end);
-    }
-  }
-
-  /** The bytes so far as a buffer of their own (the stream keeps it), leaving this one empty. */
+  /** The bytes so far (the caller keeps them), leaving this empty. */
   take(): Buffer | undefined {
     if (this.length === 0) return undefined;
-    const out = Buffer.from(this.buffer.subarray(0, this.length));
+    const out = this.buffer.subarray(0, this.length);
+    this.buffer = Buffer.allocUnsafe(this.capacity);
     this.length = 0;
     return out;
   }
 }
 
-const isSpace = (b: number | undefined) => b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d;
+function skipSpace(line: Buffer, at: number, end: number): number {
+  let i = at;
+  for (; i < end; i++) {
+    const b = line[i];
+    if (b !== 0x20 && b !== TAB && b !== NEWLINE && b !== 0x0d) break;
+  }
+  return i;
+}
 
 const hexValue = (b: number | undefined): number => {
   if (b === undefined) return -1;
@@ -64,65 +68,6 @@ const hexValue = (b: number | undefined): number => {
   if (b >= 0x61 && b <= 0x66) return b - 0x57;
   return -1;
 };
-
-/** Writes one character of a value as COPY text reads it: backslash, tab, newline and CR escaped; else UTF-8. */
-function writeChar(out: RowBuffer, code: number): void {
-  if (code === BACKSLASH) out.two(BACKSLASH, BACKSLASH);
-  else if (code === 0x09) out.two(BACKSLASH, 0x74);
-  else if (code === 0x0a) out.two(BACKSLASH, 0x6e);
-  else if (code === 0x0d) out.two(BACKSLASH, 0x72);
-  else if (code < 0x80) out.byte(code);
-  else out.bytes(Buffer.from(String.fromCodePoint(code), 'utf8'));
-}
-
-/**
- * Transcodes a JSON string value starting at its opening quote. Returns the index after its closing quote, or -1
- * for anything the general path must judge (a raw control character, a bad escape, a lone surrogate, NUL).
- */
-function transcodeString(line: Buffer, at: number, out: RowBuffer): number {
-  let i = at + 1;
-  let run = i;
-  for (;;) {
-    const b = line[i];
-    if (b === undefined || b < 0x20) return -1;
-    if (b === QUOTE) {
-      out.bytes(line, run, i);
-      return i + 1;
-    }
-    if (b !== BACKSLASH) {
-      i += 1;
-      continue;
-    }
-    out.bytes(line, run, i);
-    const escaped = line[i + 1];
-    if (escaped === 0x6e || escaped === 0x72 || escaped === 0x74 || escaped === BACKSLASH) {
-      // \n \r \t \\ mean in COPY text what they mean in JSON.
-      out.two(BACKSLASH, escaped);
-      i += 2;
-    } else if (escaped === QUOTE || escaped === 0x2f) {
-      out.byte(escaped);
-      i += 2;
-    } else if (escaped === 0x62 || escaped === 0x66) {
-      out.byte(escaped === 0x62 ? 0x08 : 0x0c);
-      i += 2;
-    } else if (escaped === 0x75) {
-      let code = unicodeEscape(line, i);
-      i += 6;
-      if (code >= 0xd800 && code <= 0xdbff && line[i] === BACKSLASH && line[i + 1] === 0x75) {
-        const low = unicodeEscape(line, i);
-        if (low < 0xdc00 || low > 0xdfff) return -1;
-        code = 0x10000 + ((code - 0xd800) << 10) + (low - 0xdc00);
-        i += 6;
-      }
-      // NUL has no place in a PostgreSQL text value; a lone surrogate no UTF-8 spelling.
-      if (code <= 0 || (code >= 0xd800 && code <= 0xdfff)) return -1;
-      writeChar(out, code);
-    } else {
-      return -1;
-    }
-    run = i;
-  }
-}
 
 /** The code unit of `\uXXXX` at `at`, or -1. */
 function unicodeEscape(line: Buffer, at: number): number {
@@ -136,48 +81,144 @@ function unicodeEscape(line: Buffer, at: number): number {
 }
 
 /**
- * Writes the COPY text row of `line` when it is an object whose keys are exactly `keys` (each column's name as a
- * JSON string), in that order, each with a string or null value: what json_object wrote for the archived columns.
- * Returns false, having written nothing, for any other line.
+ * Writes one character of a value at `at` as COPY text reads it: backslash, tab, newline and CR escaped; else
+ * UTF-8. Returns the position after it. Never longer than the six-byte `\uXXXX` it comes from.
  */
-export function transcodeLine(line: Buffer, keys: Buffer[], out: RowBuffer): boolean {
-  const start = out.length;
-  const fail = () => {
-    out.length = start;
-    return false;
-  };
-  let i = 0;
-  const skip = () => {
-    while (isSpace(line[i])) i += 1;
-  };
-  skip();
-  if (line[i] !== 0x7b) return fail();
+function writeChar(buffer: Buffer, at: number, code: number): number {
+  let i = at;
+  if (code === BACKSLASH || code === TAB || code === NEWLINE || code === 0x0d) {
+    buffer[i++] = BACKSLASH;
+    buffer[i++] = code === BACKSLASH ? BACKSLASH : code === TAB ? 0x74 : code === NEWLINE ? 0x6e : 0x72;
+  } else if (code < 0x80) {
+    buffer[i++] = code;
+  } else if (code < 0x800) {
+    buffer[i++] = 0xc0 | (code >> 6);
+    buffer[i++] = 0x80 | (code & 0x3f);
+  } else if (code < 0x10000) {
+    buffer[i++] = 0xe0 | (code >> 12);
+    buffer[i++] = 0x80 | ((code >> 6) & 0x3f);
+    buffer[i++] = 0x80 | (code & 0x3f);
+  } else {
+    buffer[i++] = 0xf0 | (code >> 18);
+    buffer[i++] = 0x80 | ((code >> 12) & 0x3f);
+    buffer[i++] = 0x80 | ((code >> 6) & 0x3f);
+    buffer[i++] = 0x80 | (code & 0x3f);
+  }
+  return i;
+}
+
+/**
+ * Transcodes a JSON string value starting at its opening quote into `out` (which has room: no escape is shorter
+ * than what it stands for). Returns the index after its closing quote, or -1 for anything the general path must
+ * judge (a raw control character, a bad escape, a lone surrogate, NUL). One pass that copies as it scans: a search
+ * for the quote first, then a copy, read each byte twice.
+ */
+function transcodeString(line: Buffer, from: number, end: number, out: RowBuffer): number {
+  const buffer = out.buffer;
+  let at = out.length;
+  let i = from + 1;
+  while (i < end) {
+    const b = line[i] as number;
+    if (b === QUOTE) {
+      out.length = at;
+      return i + 1;
+    }
+    if (b !== BACKSLASH) {
+      if (b < 0x20) return -1;
+      buffer[at++] = b;
+      i += 1;
+      continue;
+    }
+    const escaped = i + 1 < end ? line[i + 1] : undefined;
+    if (escaped === 0x6e || escaped === 0x72 || escaped === 0x74 || escaped === BACKSLASH) {
+      // \n \r \t \\ mean in COPY text what they mean in JSON.
+      buffer[at++] = BACKSLASH;
+      buffer[at++] = escaped;
+      i += 2;
+    } else if (escaped === QUOTE || escaped === 0x2f) {
+      buffer[at++] = escaped;
+      i += 2;
+    } else if (escaped === 0x62 || escaped === 0x66) {
+      buffer[at++] = escaped === 0x62 ? 0x08 : 0x0c;
+      i += 2;
+    } else if (escaped === 0x75 && i + 6 <= end) {
+      let code = unicodeEscape(line, i);
+      i += 6;
+      if (code >= 0xd800 && code <= 0xdbff && i + 6 <= end && line[i] === BACKSLASH && line[i + 1] === 0x75) {
+        const low = unicodeEscape(line, i);
+        if (low < 0xdc00 || low > 0xdfff) return -1;
+        code = 0x10000 + ((code - 0xd800) << 10) + (low - 0xdc00);
+        i += 6;
+      }
+      // NUL has no place in a PostgreSQL text value; a lone surrogate no UTF-8 spelling.
+      if (code <= 0 || (code >= 0xd800 && code <= 0xdfff)) return -1;
+      at = writeChar(buffer, at, code);
+    } else {
+      return -1;
+    }
+  }
+  return -1;
+}
+
+/**
+ * Writes the COPY text row of the line `line[start, end)` when it is an object whose keys are exactly `keys` (each
+ * column's name as a JSON string), in that order, each with a string or null value: what json_object wrote for the
+ * archived columns. Returns false, having written nothing, for any other line.
+ */
+export function transcodeLine(
+  line: Buffer,
+  keys: readonly Buffer[],
+  out: RowBuffer,
+  start = 0,
+  end = line.length,
+): boolean {
+  // A row is never longer than its line and its newline: keys, quotes and separators shrink, no escape grows.
+  out.reserve(end - start + 1);
+  const mark = out.length;
+  if (keys.length > 0 && transcodeObject(line, keys, out, start, end)) {
+    out.buffer[out.length++] = NEWLINE;
+    return true;
+  }
+  out.length = mark;
+  return false;
+}
+
+/** The byte at `i` when it is inside the line. */
+const at = (line: Buffer, i: number, end: number) => (i < end ? line[i] : undefined);
+
+function transcodeObject(line: Buffer, keys: readonly Buffer[], out: RowBuffer, start: number, end: number) {
+  let i = skipSpace(line, start, end);
+  if (at(line, i, end) !== OPEN_BRACE) return false;
   i += 1;
   for (let c = 0; c < keys.length; c++) {
     const key = keys[c] as Buffer;
-    skip();
-    for (let k = 0; k < key.length; k++) if (line[i + k] !== key[k]) return fail();
-    i += key.length;
-    skip();
-    if (line[i] !== 0x3a) return fail();
-    i += 1;
-    skip();
-    if (c > 0) out.byte(0x09);
-    if (line[i] === QUOTE) {
-      i = transcodeString(line, i, out);
-      if (i < 0) return fail();
-    } else if (line[i] === 0x6e && line[i + 1] === 0x75 && line[i + 2] === 0x6c && line[i + 3] === 0x6c) {
-      out.two(BACKSLASH, 0x4e);
+    i = skipSpace(line, i, end);
+    if (i + key.length > end) return false;
+    for (let k = 0; k < key.length; k++) if (line[i + k] !== key[k]) return false;
+    i = skipSpace(line, i + key.length, end);
+    if (at(line, i, end) !== COLON) return false;
+    i = skipSpace(line, i + 1, end);
+    if (c > 0) out.buffer[out.length++] = TAB;
+    const first = at(line, i, end);
+    if (first === QUOTE) {
+      i = transcodeString(line, i, end, out);
+      if (i < 0) return false;
+    } else if (
+      first === 0x6e &&
+      i + 4 <= end &&
+      line[i + 1] === 0x75 &&
+      line[i + 2] === 0x6c &&
+      line[i + 3] === 0x6c
+    ) {
+      out.buffer[out.length++] = BACKSLASH;
+      out.buffer[out.length++] = 0x4e;
       i += 4;
     } else {
-      return fail();
+      return false;
     }
-    skip();
-    if (line[i] !== (c === keys.length - 1 ? 0x7d : 0x2c)) return fail();
+    i = skipSpace(line, i, end);
+    if (at(line, i, end) !== (c === keys.length - 1 ? CLOSE_BRACE : COMMA)) return false;
     i += 1;
   }
-  skip();
-  if (i !== line.length || keys.length === 0) return fail();
-  out.byte(0x0a);
-  return true;
+  return skipSpace(line, i, end) === end;
 }

@@ -20,7 +20,12 @@ export class LineNotCopyableError extends Error {
  */
 export const MAX_COPYABLE_LINE_BYTES = 8 * 1024 * 1024;
 
-const OUTPUT_BYTES = 64 * 1024;
+/**
+ * Rows leave in pieces of at least this many bytes, each one CopyData message and one socket write: a piece per
+ * gunzip chunk made the writes a visible share of restore's CPU.
+ */
+const OUTPUT_BYTES = 128 * 1024;
+const NEWLINE = 0x0a;
 
 /** COPY text format's escapes: backslash, and the bytes that end a field or a row. */
 const NEEDS_ESCAPE = /[\\\t\n\r]/;
@@ -40,11 +45,13 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
  * (copy-text-bytes.ts); any other line goes through JSON.parse, which also judges what the transcoder declines.
  */
 export class JsonLinesToCopyText extends Transform {
-  private readonly out = new RowBuffer();
+  private readonly out = new RowBuffer(OUTPUT_BYTES * 2);
   private readonly keys: Buffer[];
   private readonly meter: LineMeter;
+  /** The start of a line that continues in the next chunk. */
+  private carried: Buffer[] = [];
+  private carriedBytes = 0;
   private result: LineFigures | undefined;
-  private failure: LineNotCopyableError | undefined;
 
   constructor(
     private readonly columns: string[],
@@ -52,26 +59,50 @@ export class JsonLinesToCopyText extends Transform {
   ) {
     super();
     this.keys = columns.map((column) => Buffer.from(JSON.stringify(column), 'utf8'));
-    this.meter = new LineMeter(digest, (parts, length) => {
-      if (this.failure) return;
-      if (length > MAX_COPYABLE_LINE_BYTES) {
-        this.failure = new LineNotCopyableError(`a line of ${length} bytes`);
-        return;
-      }
-      try {
-        this.row(parts.length === 1 && parts[0] ? parts[0] : Buffer.concat(parts, length));
-      } catch (error) {
-        this.failure =
-          error instanceof LineNotCopyableError ? error : new LineNotCopyableError('line is not JSON');
-      }
-    });
+    this.meter = new LineMeter(digest);
   }
 
-  private row(bytes: Buffer): void {
-    // Invalid UTF-8 would be replaced silently by a decoder; PostgreSQL refuses it instead (reference path).
-    if (!isUtf8(bytes)) throw new LineNotCopyableError('line is not UTF-8');
-    if (!transcodeLine(bytes, this.keys, this.out))
-      this.out.bytes(Buffer.from(this.parsedRow(bytes), 'utf8'));
+  /** The rows of the chunk's lines, each read where it lies in the chunk; only a line across chunks is joined. */
+  private lines(chunk: Buffer): void {
+    let start = 0;
+    let newline = chunk.indexOf(NEWLINE);
+    if (newline !== -1 && this.carriedBytes > 0) {
+      this.carry(chunk.subarray(0, newline));
+      const line = Buffer.concat(this.carried, this.carriedBytes);
+      this.carried = [];
+      this.carriedBytes = 0;
+      if (!isUtf8(line)) throw new LineNotCopyableError('line is not UTF-8');
+      this.row(line, 0, line.length);
+      start = newline + 1;
+      newline = chunk.indexOf(NEWLINE, start);
+    }
+    // Invalid UTF-8 would be replaced silently by a decoder; PostgreSQL refuses it instead (reference path). One
+    // check for all the chunk's whole lines: a newline is ASCII, never part of a multi-byte character.
+    if (newline !== -1 && !isUtf8(chunk.subarray(start, chunk.lastIndexOf(NEWLINE))))
+      throw new LineNotCopyableError('line is not UTF-8');
+    for (; newline !== -1; newline = chunk.indexOf(NEWLINE, start)) {
+      this.row(chunk, start, newline);
+      start = newline + 1;
+    }
+    if (start < chunk.length) this.carry(chunk.subarray(start));
+  }
+
+  private carry(part: Buffer): void {
+    this.carriedBytes += part.length;
+    if (this.carriedBytes > MAX_COPYABLE_LINE_BYTES)
+      throw new LineNotCopyableError(`a line of more than ${MAX_COPYABLE_LINE_BYTES} bytes`);
+    this.carried.push(part);
+  }
+
+  private row(bytes: Buffer, start: number, end: number): void {
+    if (end - start > MAX_COPYABLE_LINE_BYTES)
+      throw new LineNotCopyableError(`a line of ${end - start} bytes`);
+    if (transcodeLine(bytes, this.keys, this.out, start, end)) return;
+    try {
+      this.out.bytes(Buffer.from(this.parsedRow(bytes.subarray(start, end)), 'utf8'));
+    } catch (error) {
+      throw error instanceof LineNotCopyableError ? error : new LineNotCopyableError('line is not JSON');
+    }
   }
 
   private parsedRow(bytes: Buffer): string {
@@ -94,15 +125,29 @@ export class JsonLinesToCopyText extends Transform {
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.meter.push(chunk);
-    if (this.failure) callback(this.failure);
-    // Rows leave in pieces of at least OUTPUT_BYTES: pg-copy-streams writes each piece to the socket as two writes.
-    else callback(null, this.out.length >= OUTPUT_BYTES ? this.out.take() : undefined);
+    try {
+      this.lines(chunk);
+    } catch (error) {
+      callback(error as Error);
+      return;
+    }
+    callback(null, this.out.length >= OUTPUT_BYTES ? this.out.take() : undefined);
   }
 
   override _flush(callback: TransformCallback): void {
     this.result = { ...this.meter.end(), ...(this.digest ? { rowDigest: this.digest.value() } : {}) };
-    if (this.failure) callback(this.failure);
-    else callback(null, this.out.take());
+    try {
+      // A last line without its newline (a truncated object) is read too: the row count then disagrees.
+      if (this.carriedBytes > 0) {
+        const line = Buffer.concat(this.carried, this.carriedBytes);
+        if (!isUtf8(line)) throw new LineNotCopyableError('line is not UTF-8');
+        this.row(line, 0, line.length);
+      }
+    } catch (error) {
+      callback(error as Error);
+      return;
+    }
+    callback(null, this.out.take());
   }
 
   figures(): LineFigures {

@@ -250,12 +250,11 @@ export class LineMeter {
     this.bytes += chunk.length;
     let start = 0;
     for (let newline = chunk.indexOf(10); newline !== -1; newline = chunk.indexOf(10, start)) {
-      const bytes = chunk.subarray(start, newline);
       if (this.lineBytes === 0 && !this.onLine) {
-        this.digest?.add(bytes);
+        this.digest?.add(chunk.subarray(start, newline));
         this.rows += 1;
       } else {
-        this.part(bytes);
+        this.part(chunk.subarray(start, newline));
         this.endLine();
       }
       start = newline + 1;

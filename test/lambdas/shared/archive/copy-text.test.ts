@@ -79,6 +79,39 @@ describe('JsonLinesToCopyText: archive lines into COPY text rows of the target c
     expect(direct.figures.rowDigest).toBeDefined();
   });
 
+  it('writes the same rows, or refuses alike, however the stream cuts the lines into chunks', async () => {
+    // Prepare: lines of any shape (multi-byte characters, invalid UTF-8, not JSON), cut at random places.
+    const line = fc.oneof(
+      fc
+        .tuple(fc.string({ unit: 'grapheme', maxLength: 30 }), fc.option(fc.string({ maxLength: 10 })))
+        .map(([id, v]) => Buffer.from(`${JSON.stringify({ id, v })}\n`)),
+      fc.constant(Buffer.from([0x7b, 0x22, 0x69, 0x64, 0x22, 0x3a, 0x22, 0xe2, 0x9c, 0x22, 0x7d, 0x0a])),
+      fc.constant(Buffer.from('not json\n')),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(line, { maxLength: 12 }),
+        fc.integer({ min: 1, max: 64 }),
+        async (lines, cut) => {
+          const bytes = Buffer.concat(lines);
+          const outcome = (chunkBytes: number) =>
+            encode(new JsonLinesToCopyText(['id', 'v']), bytes, chunkBytes).then(
+              ({ text }) => text,
+              (error: unknown) => (error instanceof LineNotCopyableError ? 'refused' : error),
+            );
+
+          // Act
+          const whole = await outcome(Math.max(1, bytes.length));
+          const cutUp = await outcome(cut);
+
+          // Assess
+          expect(cutUp).toEqual(whole);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
   it.each([
     ['a line that is not JSON', Buffer.from('{"id": "1"\n')],
     ['a line that is not an object', Buffer.from('["1"]\n')],
