@@ -74,8 +74,9 @@ export class RestoreWorkflow extends Construct {
     this.file = new ArchiverFunction(this, 'File', { step: 'restore-file', ...shared, ...LONG_STEP });
     functions.databaseSecrets.grantRead(this.file);
     bucket.grantObjects(this.file, [props.readableKeys], { read: true });
-    // A group's watermarks and inventory entries are read in one BatchGetItem each.
-    lockTable.grant(this.file, ['restored'], 'BatchGetItem', 'UpdateItem');
+    // A group's watermarks and inventory entries are read in one BatchGetItem each, its watermarks written in one
+    // BatchWriteItem.
+    lockTable.grant(this.file, ['restored'], 'BatchGetItem', 'BatchWriteItem');
     lockTable.grant(this.file, ['inventory'], 'BatchGetItem');
 
     this.summary = new ArchiverFunction(this, 'Summary', {
@@ -84,7 +85,8 @@ export class RestoreWorkflow extends Construct {
       ...SUMMARY_STEP,
     });
     functions.databaseSecrets.grantRead(this.summary);
-    lockTable.grant(this.summary, ['restoreResults'], 'UpdateItem', 'Query');
+    // A page's results are written 25 to a BatchWriteItem.
+    lockTable.grant(this.summary, ['restoreResults'], 'BatchWriteItem', 'Query');
     bucket.grantObjects(this.summary, [props.auditKeys], auditWriter);
 
     const steps = {

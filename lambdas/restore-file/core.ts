@@ -11,11 +11,12 @@ import type { InventoryEntry } from '../shared/archive/inventory.js';
 import type { ObjectPin } from '../shared/archive/store.js';
 import { findDatabase } from '../shared/config/resolved-table.js';
 import { copyFromStdin } from '../shared/database/copy-from.js';
-import { inReadOnlyTransaction, inRolledBackTransaction, inTransaction } from '../shared/database/db.js';
+import { inRolledBackTransaction, inTransaction } from '../shared/database/db.js';
 import { isUnique } from '../shared/database/table-shape.js';
 import {
   ArchiveIntegrityError,
   ArchiverError,
+  classifyDatabaseError,
   RestoreConflictError,
   SchemaDriftError,
   TableNotUsableError,
@@ -33,6 +34,7 @@ import {
   copyIntoTargetSql,
   createStagingSql,
   describeTarget,
+  dropStagingSql,
   insertSql,
   planColumns,
   type RestoreTarget,
@@ -56,53 +58,132 @@ export type RestoreFileDeps = Pick<
 >;
 
 /**
- * Restores a group of archives (restore-plan/groups.ts), one after another, each in its own transaction: an archive
- * that fails writes nothing and never stops the others. The next archive's sidecar, watermark and inventory entry
- * are read while the current one is written. Errors that retrying cannot cure come back as that archive's `failed`
- * result with a short message, so a page of results stays small; a transient one is thrown for the state machine to
- * retry the group, whose archives committed so far then answer from their watermark with the figures they recorded.
+ * Restores a group of archives (consecutive keys of one table) in one transaction, one archive after another, each
+ * under a savepoint: an archive that fails is rolled back to its savepoint, so it writes nothing and never stops the
+ * others, and the group commits once. The next archive's sidecar is read, and its object opened, while the current
+ * one is written. Errors that retrying cannot cure come back as that archive's `failed` result with a short message,
+ * so a page of results stays small; a transient one is thrown for the state machine to retry the group, whose
+ * transaction then wrote nothing. The watermarks of the archives written go to the lock table after the COMMIT, in
+ * one request: until they are there, an archive met again finds its rows in the target (the crash case).
  */
 export async function restoreFiles(
   input: RestoreFileInput,
   deps: RestoreFileDeps,
 ): Promise<RestoreFileOutput> {
   const { task, archives } = input;
-  let existing: RestoreTarget | undefined;
+  const group: GroupWrite = { task, deps, uniqueKeys: new Map(), marks: [] };
+  let results: RestoreFileResult[];
   try {
     assertRestoreTargetAllowed(findDatabase(deps.config, task.database), task);
     const db = await deps.database(task.database);
-    existing = await db.withConnection((client) =>
-      inReadOnlyTransaction(client, () => describeTarget(client, task.target)),
+    // A dry run does everything in a transaction that always rolls back: it measures, and leaves nothing behind.
+    const transaction = task.dryRun ? inRolledBackTransaction : inTransaction;
+    results = await db.withConnection((client) =>
+      transaction(client, () => writeGroup(client, archives, group)),
     );
   } catch (error) {
     const failure = failedUnlessRetryable(error, deps, archives[0]?.key ?? '');
     return { results: archives.map((archive) => ({ ...failure, key: archive.key })) };
-  }
-  const lookups = await groupLookups(task, archives, existing, deps);
-  const prepare = (archive: ArchivePointer) =>
-    settled(prepareArchive(task, archive, existing, lookups, deps));
-  const results: RestoreFileResult[] = [];
-  let next = archives[0] ? prepare(archives[0]) : undefined;
-  try {
-    for (const [i, archive] of archives.entries()) {
-      const prepared = await next;
-      const following = archives[i + 1];
-      next = following ? prepare(following) : undefined;
-      try {
-        const ready = unwrap(prepared);
-        results.push('status' in ready ? ready : await writeArchive(task, archive, existing, ready, deps));
-      } catch (error) {
-        results.push(failedUnlessRetryable(error, deps, archive.key));
-      }
-    }
   } finally {
     // A transient error ends the group early: the next archive's opened body must not hold its connection.
-    void next?.then((outcome) => {
+    void group.next?.then((outcome) => {
       if ('value' in outcome && !('status' in outcome.value)) outcome.value.body?.destroy();
     });
   }
+  if (group.marks.length > 0 && group.watermark) {
+    await deps.fault('restore:afterCommit');
+    await deps.restoreRecords.markAllRestored(task.database, group.watermark, group.marks);
+  }
   return { results: results.map(boundedWarnings) };
 }
+
+/** What the archives of a group share while their transaction runs. */
+interface GroupWrite {
+  task: RestoreTask;
+  deps: RestoreFileDeps;
+  /** The target as the transaction found it; undefined for a dry run into a table the restore would create. */
+  target?: RestoreTarget;
+  /** The key of the target's watermark (its identity), when it exists. */
+  watermark?: string;
+  /** Whether a conflict key is unique in the target, by its columns: asked once per group. */
+  uniqueKeys: Map<string, boolean>;
+  /** The watermarks of the archives written, recorded once the transaction commits. */
+  marks: { archiveKey: string; mark: RestoredMark }[];
+  /** The next archive, being prepared while the current one is written. */
+  next?: Promise<Settled<PreparedArchive | RestoreFileResult>>;
+}
+
+async function writeGroup(
+  client: pg.PoolClient,
+  archives: ArchivePointer[],
+  group: GroupWrite,
+): Promise<RestoreFileResult[]> {
+  const { task, deps } = group;
+  // Inside the transaction: once an archive is written, the target cannot be dropped or altered until COMMIT.
+  group.target = await describeTarget(client, task.target);
+  if (group.target) assertNoRules(group.target);
+  group.watermark = watermarkOf(task, group.target);
+  const lookups = await groupLookups(task, archives, group.target, deps);
+  const prepare = (archive: ArchivePointer) =>
+    settled(prepareArchive(task, archive, group.target, lookups, deps));
+  const results: RestoreFileResult[] = [];
+  group.next = archives[0] ? prepare(archives[0]) : undefined;
+  for (const [i, archive] of archives.entries()) {
+    const prepared = await group.next;
+    const following = archives[i + 1];
+    group.next = following ? prepare(following) : undefined;
+    results.push(await writeInGroup(client, group, archive, prepared));
+  }
+  return results;
+}
+
+/** One archive of the group under its savepoint; a failure retrying cannot cure is its result, the rest is thrown. */
+async function writeInGroup(
+  client: pg.PoolClient,
+  group: GroupWrite,
+  archive: ArchivePointer,
+  prepared: Settled<PreparedArchive | RestoreFileResult> | undefined,
+): Promise<RestoreFileResult> {
+  try {
+    const ready = unwrap(prepared);
+    if ('status' in ready) return ready;
+    try {
+      await client.query(`SAVEPOINT ${ARCHIVE_SAVEPOINT}`);
+      const result = await writeArchive(client, group, archive, ready);
+      if (result.status === 'restored' && group.watermark) {
+        const written = {
+          inserted: result.inserted,
+          skipped: result.skipped,
+          overwritten: result.overwritten,
+        };
+        group.marks.push({
+          archiveKey: archive.key,
+          mark: {
+            restoreId: group.task.restoreId,
+            restoredAt: group.deps.now().toISOString(),
+            rows: result.rows,
+            written,
+          },
+        });
+      }
+      return result;
+    } catch (error) {
+      // A failed archive writes nothing; if even that cannot be done, the whole group is retried.
+      await client.query(`ROLLBACK TO SAVEPOINT ${ARCHIVE_SAVEPOINT}`).catch((rollbackError: unknown) => {
+        throw classifyDatabaseError(rollbackError);
+      });
+      throw error;
+    } finally {
+      // Unread when the reference path ran instead: its connection goes back to the pool.
+      ready.body?.destroy();
+    }
+  } catch (error) {
+    return failedUnlessRetryable(error, group.deps, archive.key);
+  }
+}
+
+/** Set before each archive: rolling back to it undoes that archive alone. */
+const ARCHIVE_SAVEPOINT = 'audit_archiver_archive';
 
 /** Warnings a result carries at most, each cut to a few hundred characters: a page of results stays small. */
 const MAX_WARNINGS = 5;
@@ -213,107 +294,68 @@ function resultFromMark(key: string, task: RestoreTask, mark: RestoredMark): Res
   return { ...empty, status: 'already-restored' };
 }
 
+/** Writes one archive's rows inside the group's transaction (under its savepoint): straight in, or by reference. */
 async function writeArchive(
-  task: RestoreTask,
+  client: pg.PoolClient,
+  group: GroupWrite,
   archive: ArchivePointer,
-  existing: RestoreTarget | undefined,
-  prepared: PreparedArchive,
-  deps: RestoreFileDeps,
-): Promise<RestoreFileResult> {
-  try {
-    return await writePreparedArchive(task, archive, existing, prepared, deps);
-  } finally {
-    // Unread when the reference path ran instead: its connection goes back to the pool.
-    prepared.body?.destroy();
-  }
-}
-
-async function writePreparedArchive(
-  task: RestoreTask,
-  archive: ArchivePointer,
-  existing: RestoreTarget | undefined,
   { expected, committed, body }: PreparedArchive,
-  deps: RestoreFileDeps,
 ): Promise<RestoreFileResult> {
+  const { task, deps, target } = group;
   const empty = { key: archive.key, rows: 0, inserted: 0, skipped: 0, overwritten: 0, warnings: [] };
-  const db = await deps.database(task.database);
-  const watermark = watermarkOf(task, existing);
-  // A dry run does everything in a transaction that always rolls back: it measures, and leaves nothing behind.
-  const transaction = task.dryRun ? inRolledBackTransaction : inTransaction;
+  // A dry run into a target it would create reads the source's shape, which the new table would copy.
+  const table = target ?? (task.dryRun ? await describeTarget(client, task.source) : undefined);
+  if (!table) throw new TableNotUsableError(`restore target ${tableLabel(task.target)} does not exist`);
+  const warnings = committed.warnings;
+  const figures = { ...empty, rows: expected.rows };
   // Which path wrote the rows: an operator wondering why one archive took longer sees the conflicts' second read.
   let path: 'copy' | 'reference' = 'reference';
-  const result = await db.withConnection((client) =>
-    transaction(client, async (): Promise<RestoreFileResult> => {
-      const target = await describeTarget(client, task.target);
-      if (existing && target?.identity !== existing.identity)
-        throw new TableNotUsableError(
-          `restore target ${tableLabel(task.target)} was replaced during the restore`,
-        );
-      // A dry run into a target it would create reads the source's shape, which the new table would copy.
-      const table = target ?? (task.dryRun ? await describeTarget(client, task.source) : undefined);
-      if (!table) throw new TableNotUsableError(`restore target ${tableLabel(task.target)} does not exist`);
-      if (target) assertNoRules(target);
-      const warnings = committed.warnings;
-      const figures = { ...empty, rows: expected.rows };
-      if (target) {
-        const opened = body && !body.destroyed ? body : undefined;
-        const direct = await copyDirectly(
-          client,
-          deps,
-          task,
-          archive,
-          expected,
-          committed.pin,
-          target,
-          opened,
-        );
-        if (direct) {
-          path = 'copy';
-          const { written, planWarnings } = direct;
-          return {
-            ...figures,
-            status: task.dryRun ? 'dry-run' : 'restored',
-            inserted: written,
-            skipped: expected.rows - written,
-            warnings: [...warnings, ...planWarnings],
-          };
-        }
-      }
-      const seen = new Set<string>();
-      await client.query(createStagingSql);
-      await stage(client, deps, task, archive, expected, committed.pin, (column) => {
-        seen.add(column);
-        return table.columns.find((c) => c.name === column)?.baseType;
-      });
-      const archived: ArchivedColumn[] = expected.manifest
-        ? expected.manifest.columns.map((c) => ({ name: c.name, type: c.type }))
-        : [...seen].map((name) => ({ name }));
-      assertShapedLikeArchive(task, archived, table);
-      const plan = planColumns(archived, table, task.drift);
-      await checkConversions(client, plan, task.drift);
-      const conflictKey = await uniqueConflictKey(client, task, expected, table);
-      const withWarnings = { ...figures, warnings: [...warnings, ...plan.warnings] };
+  let result: RestoreFileResult | undefined;
+  if (target) {
+    const opened = body && !body.destroyed ? body : undefined;
+    const direct = await copyDirectly(client, group, archive, expected, committed.pin, target, opened);
+    if (direct) {
+      path = 'copy';
+      result = {
+        ...figures,
+        status: task.dryRun ? 'dry-run' : 'restored',
+        inserted: direct.written,
+        skipped: expected.rows - direct.written,
+        warnings: [...warnings, ...direct.planWarnings],
+      };
+    }
+  }
+  if (!result) {
+    const seen = new Set<string>();
+    await client.query(createStagingSql);
+    await stage(client, deps, task, archive, expected, committed.pin, (column) => {
+      seen.add(column);
+      return table.columns.find((c) => c.name === column)?.baseType;
+    });
+    const archived: ArchivedColumn[] = expected.manifest
+      ? expected.manifest.columns.map((c) => ({ name: c.name, type: c.type }))
+      : [...seen].map((name) => ({ name }));
+    assertShapedLikeArchive(task, archived, table);
+    const plan = planColumns(archived, table, task.drift);
+    await checkConversions(client, plan, task.drift);
+    const conflictKey = await uniqueConflictKey(client, group, expected, table);
+    const withWarnings = { ...figures, warnings: [...warnings, ...plan.warnings] };
+    if (!target) {
       // Nothing is in a table the restore would create: every row would be written.
-      if (!target) return { ...withWarnings, status: 'dry-run', inserted: expected.rows };
+      result = { ...withWarnings, status: 'dry-run', inserted: expected.rows };
+    } else {
       // A dry run runs the very INSERT too, in the transaction that rolls back: its figures are the real ones.
       const written = await insert(client, insertSql(table, plan, task.strategy, conflictKey), task.strategy);
-      return {
+      result = {
         ...withWarnings,
         status: task.dryRun ? 'dry-run' : 'restored',
         inserted: written.inserted,
         overwritten: written.updated,
         skipped: expected.rows - written.inserted - written.updated,
       };
-    }),
-  );
-  if (result.status === 'restored' && watermark) {
-    await deps.fault('restore:afterCommit');
-    await deps.restoreRecords.markRestored(task.database, watermark, archive.key, {
-      restoreId: task.restoreId,
-      restoredAt: deps.now().toISOString(),
-      rows: result.rows,
-      written: { inserted: result.inserted, skipped: result.skipped, overwritten: result.overwritten },
-    });
+    }
+    // The next archive of the group may take this path too.
+    await client.query(dropStagingSql);
   }
   deps.telemetry.info('archive restored', {
     restoreId: task.restoreId,
@@ -461,8 +503,7 @@ async function stage(
  */
 async function copyDirectly(
   client: pg.PoolClient,
-  deps: Pick<StepDeps, 'store' | 'telemetry'>,
-  task: RestoreTask,
+  { task, deps, ...group }: GroupWrite,
   archive: ArchivePointer,
   expected: ArchiveExpectation,
   pin: ObjectPin | undefined,
@@ -474,8 +515,7 @@ async function copyDirectly(
   assertShapedLikeArchive(task, archived, target);
   const plan = planColumns(archived, target, task.drift);
   if (plan.converted.length > 0 || !target.copyable) return undefined;
-  await uniqueConflictKey(client, task, expected, target);
-  await client.query(`SAVEPOINT ${DIRECT_SAVEPOINT}`);
+  await uniqueConflictKey(client, { task, deps, ...group }, expected, target);
   const sink = client.query(copyFromStdin(copyIntoTargetSql(target, plan)));
   let measured: Awaited<ReturnType<typeof streamArchive>>;
   try {
@@ -489,24 +529,30 @@ async function copyDirectly(
   } catch (error) {
     const refusedByDatabase = /^(22|23|0A)/.test(sqlState(error));
     if (!refusedByDatabase && !(error instanceof LineNotCopyableError)) throw error;
-    await client.query(`ROLLBACK TO SAVEPOINT ${DIRECT_SAVEPOINT}`);
+    // The archive's savepoint was set just before: nothing of the COPY remains.
+    await client.query(`ROLLBACK TO SAVEPOINT ${ARCHIVE_SAVEPOINT}`);
     return undefined;
   }
   refuseUnlessLikeSidecar(deps, task, expected, measured);
   return { written: sink.rowCount, planWarnings: plan.warnings };
 }
 
-const DIRECT_SAVEPOINT = 'audit_archiver_direct_copy';
-
 /** The key rows conflict on, which must be unique in the target for a restore to recognise rows already there. */
 async function uniqueConflictKey(
   client: pg.ClientBase,
-  task: RestoreTask,
+  { task, uniqueKeys }: GroupWrite,
   expected: ArchiveExpectation,
   table: RestoreTarget,
 ): Promise<string[]> {
   const conflictKey = conflictKeyOf(expected, table);
-  if (conflictKey.length === 0 || !(await isUnique(client, table.oid, conflictKey))) {
+  const columns = JSON.stringify(conflictKey);
+  // Indexes cannot be dropped while the transaction has written to the table: one answer serves the group.
+  let unique = uniqueKeys.get(columns);
+  if (unique === undefined) {
+    unique = conflictKey.length > 0 && (await isUnique(client, table.oid, conflictKey));
+    uniqueKeys.set(columns, unique);
+  }
+  if (!unique) {
     throw new SchemaDriftError(
       `restore needs a primary key or unique index on the key (${conflictKey.join(', ') || 'none'}) of ${tableLabel(task.target)}, to recognise rows that are already there`,
     );

@@ -508,12 +508,12 @@ describe('restore function roles', () => {
     expect(actions('plan', 'dynamodb')).toEqual([]);
     expect(leadingKeys('file')).toEqual([
       [
-        ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
+        ['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem'],
         ['RESTORED#billing#*', 'RESTORED#crm#*'],
       ],
       [['dynamodb:BatchGetItem'], ['ARCHIVES#billing#*', 'ARCHIVES#crm#*']],
     ]);
-    expect(leadingKeys('summary')).toEqual([[['dynamodb:Query', 'dynamodb:UpdateItem'], ['RESTORE#*']]]);
+    expect(leadingKeys('summary')).toEqual([[['dynamodb:BatchWriteItem', 'dynamodb:Query'], ['RESTORE#*']]]);
     for (const which of ['plan', 'file', 'summary'] as const) {
       expect(actions(which, 'secretsmanager')).toEqual(['secretsmanager:GetSecretValue']);
     }

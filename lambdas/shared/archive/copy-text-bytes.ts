@@ -15,17 +15,13 @@ const COMMA = 0x2c;
 const TAB = 0x09;
 const NEWLINE = 0x0a;
 
-/**
- * Bytes written row by row, handed out in pieces. A piece leaves as the buffer it was written in (no copy), and the
- * next rows go into a fresh one of `capacity` bytes: room for a piece and the next chunk's rows, so a buffer grows
- * only for a line longer than that.
- */
+/** Bytes written row by row, handed out once per piece. */
 export class RowBuffer {
   /** Written by the transcoder directly, within what `reserve` made room for. */
   buffer: Buffer;
   length = 0;
 
-  constructor(private readonly capacity = 64 * 1024) {
+  constructor(capacity = 64 * 1024) {
     this.buffer = Buffer.allocUnsafe(capacity);
   }
 
@@ -42,11 +38,13 @@ export class RowBuffer {
     this.length += source.copy(this.buffer, this.length);
   }
 
-  /** The bytes so far (the caller keeps them), leaving this empty. */
+  /**
+   * The bytes so far as a buffer of their own (the stream keeps it), leaving this one empty to be written again: a
+   * copy of exactly the piece costs less than a fresh buffer of the whole capacity for every piece.
+   */
   take(): Buffer | undefined {
     if (this.length === 0) return undefined;
-    const out = this.buffer.subarray(0, this.length);
-    this.buffer = Buffer.allocUnsafe(this.capacity);
+    const out = Buffer.from(this.buffer.subarray(0, this.length));
     this.length = 0;
     return out;
   }

@@ -43,8 +43,11 @@ export class RestoreRecords {
   constructor(private readonly lockTable: LockTableClient) {}
 
   /** Records one archive's result in a restore (item per archive, so a page of results never crowds the state). */
-  async recordResult(restoreId: string, result: RestoreFileResult): Promise<void> {
-    await this.lockTable.put(`RESTORE#${restoreId}`, result.key, { result });
+  /** Records a page of per-archive results, one item each, in requests of 25. */
+  async recordResults(restoreId: string, results: RestoreFileResult[]): Promise<void> {
+    await this.lockTable.putItems(
+      results.map((result) => ({ pk: `RESTORE#${restoreId}`, sk: result.key, attributes: { result } })),
+    );
   }
 
   async listResults(restoreId: string): Promise<RestoreFileResult[]> {
@@ -72,12 +75,19 @@ export class RestoreRecords {
     return marks;
   }
 
-  async markRestored(
+  /** Records the watermarks of a group's archives, 25 to a request; they never expire. */
+  async markAllRestored(
     database: string,
     target: string,
-    archiveKey: string,
-    mark: RestoredMark,
+    marks: { archiveKey: string; mark: RestoredMark }[],
   ): Promise<void> {
-    await this.lockTable.put(`RESTORED#${database}#${target}`, archiveKey, { mark }, false);
+    await this.lockTable.putItems(
+      marks.map(({ archiveKey, mark }) => ({
+        pk: `RESTORED#${database}#${target}`,
+        sk: archiveKey,
+        attributes: { mark },
+      })),
+      false,
+    );
   }
 }

@@ -1,13 +1,28 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { BatchGetCommand, GetCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  BatchGetCommand,
+  BatchWriteCommand,
+  GetCommand,
+  QueryCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { classifyAwsError, LockStoreUnavailableError } from '../errors/step-errors.js';
 
 /** How long run outcomes and restore results stay before DynamoDB TTL removes them. */
 const OUTCOME_TTL_SECONDS = 90 * 24 * 3600;
 
-/** BatchGetItem's limit of keys a request. */
+/** BatchGetItem's and BatchWriteItem's limits of keys a request. */
 const BATCH_GET_KEYS = 100;
-const BATCH_GET_ATTEMPTS = 5;
+const BATCH_WRITE_ITEMS = 25;
+/** Rounds of a batch request for what DynamoDB left unprocessed under load, before it counts as unavailable. */
+const BATCH_ATTEMPTS = 5;
+
+/** Waits before another round of a batch request, or gives up on the items DynamoDB keeps leaving unprocessed. */
+async function backOff(attempt: number, pending: number): Promise<void> {
+  if (attempt === BATCH_ATTEMPTS)
+    throw new LockStoreUnavailableError(`${pending} lock table items stayed unprocessed`);
+  if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
+}
 
 /** How getItems keys what it found. */
 export const itemKey = (pk: string, sk: string): string => `${pk}\u0000${sk}`;
@@ -52,9 +67,7 @@ export class LockTableClient {
     for (let at = 0; at < keys.length; at += BATCH_GET_KEYS) {
       let pending: Record<string, unknown>[] = keys.slice(at, at + BATCH_GET_KEYS);
       for (let attempt = 0; pending.length > 0; attempt++) {
-        if (attempt === BATCH_GET_ATTEMPTS)
-          throw new LockStoreUnavailableError(`${pending.length} lock table items stayed unprocessed`);
-        if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 50 * 2 ** attempt));
+        await backOff(attempt, pending.length);
         const result = await this.call(() =>
           this.ddb.send(
             new BatchGetCommand({
@@ -68,6 +81,33 @@ export class LockTableClient {
       }
     }
     return found;
+  }
+
+  /**
+   * Writes whole items, 25 a request (BatchWriteItem): each item holds exactly `attributes`, and with `expires` the
+   * TTL attribute, so it goes after 90 days. For items that hold nothing else (of two with one key, the later wins).
+   * Items DynamoDB leaves unprocessed under load are sent again, a few times, then the write fails as unavailable.
+   */
+  async putItems(
+    items: { pk: string; sk: string; attributes: Record<string, unknown> }[],
+    expires = true,
+  ): Promise<void> {
+    const ttl = expires ? { ttl: Math.floor(this.now() / 1000) + OUTCOME_TTL_SECONDS } : {};
+    // One request may not name a key twice.
+    const byKey = new Map(items.map((item) => [itemKey(item.pk, item.sk), item]));
+    const puts = [...byKey.values()].map(({ pk, sk, attributes }) => ({
+      PutRequest: { Item: { ...attributes, pk, sk, ...ttl } },
+    }));
+    for (let at = 0; at < puts.length; at += BATCH_WRITE_ITEMS) {
+      let pending: Record<string, unknown>[] = puts.slice(at, at + BATCH_WRITE_ITEMS);
+      for (let attempt = 0; pending.length > 0; attempt++) {
+        await backOff(attempt, pending.length);
+        const result = await this.call(() =>
+          this.ddb.send(new BatchWriteCommand({ RequestItems: { [this.tableName]: pending } })),
+        );
+        pending = result.UnprocessedItems?.[this.tableName] ?? [];
+      }
+    }
   }
 
   /** Sets these attributes on an item; `expires` adds the TTL attribute, so the item goes after 90 days. */

@@ -222,6 +222,7 @@ export const STAGING_TABLE = 'pg_temp.audit_archiver_restore';
 const stagedRows = `(SELECT line::jsonb AS j FROM ${STAGING_TABLE}) AS s`;
 
 export const createStagingSql = `CREATE TEMP TABLE audit_archiver_restore (line text) ON COMMIT DROP`;
+export const dropStagingSql = `DROP TABLE ${STAGING_TABLE}`;
 export const copyIntoStagingSql = `COPY ${STAGING_TABLE} (line) FROM STDIN (FORMAT binary)`;
 
 /**

@@ -31,26 +31,32 @@ describe('RestoreRecords on a local DynamoDB', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('reads the watermarks of a group in batches of 100 keys: each archive marked for this target, and only those', async () => {
+  it('writes watermarks 25 to a request and reads them 100 keys to a request: each archive marked for this target, and only those', async () => {
     // Prepare: 150 archives, every third one restored into the target, one of them into another target too.
     const keys = Array.from(
       { length: 150 },
       (_, i) => `archive/app/public.t/day=${String(i).padStart(3, '0')}.jsonl.gz`,
     );
     const marked = keys.filter((_, i) => i % 3 === 0);
-    for (const [i, key] of marked.entries()) {
-      await records.markRestored('app', 'public.r@1.2', key, {
-        restoreId: 'r1',
-        restoredAt: '2026-12-01T00:00:00.000Z',
-        rows: i,
-        written: { inserted: i, skipped: 0, overwritten: 0 },
-      });
-    }
-    await records.markRestored('app', 'public.other@3.4', keys[1] ?? '', {
-      restoreId: 'r0',
-      restoredAt: '2026-12-01T00:00:00.000Z',
-      rows: 1,
-    });
+    await records.markAllRestored(
+      'app',
+      'public.r@1.2',
+      marked.map((archiveKey, i) => ({
+        archiveKey,
+        mark: {
+          restoreId: 'r1',
+          restoredAt: '2026-12-01T00:00:00.000Z',
+          rows: i,
+          written: { inserted: i, skipped: 0, overwritten: 0 },
+        },
+      })),
+    );
+    await records.markAllRestored('app', 'public.other@3.4', [
+      {
+        archiveKey: keys[1] ?? '',
+        mark: { restoreId: 'r0', restoredAt: '2026-12-01T00:00:00.000Z', rows: 1 },
+      },
+    ]);
 
     // Act
     const marks = await records.restoredMarks('app', 'public.r@1.2', keys);
@@ -58,5 +64,65 @@ describe('RestoreRecords on a local DynamoDB', () => {
     // Assess
     expect([...marks.keys()].sort()).toEqual(marked);
     expect(marks.get(marked[4] ?? '')).toMatchObject({ restoreId: 'r1', rows: 4, written: { inserted: 4 } });
+  });
+
+  it('records a page of results 25 to a request, every one listed afterwards, a repeated key once', async () => {
+    // Prepare: 60 results (three requests), the last one repeating an earlier key with a later outcome.
+    const result = (i: number, status: 'restored' | 'failed') => ({
+      key: `archive/app/public.t/day=${String(i).padStart(3, '0')}.jsonl.gz`,
+      status,
+      rows: i,
+      inserted: status === 'restored' ? i : 0,
+      skipped: 0,
+      overwritten: 0,
+      warnings: [],
+    });
+    const page = [...Array.from({ length: 59 }, (_, i) => result(i, 'failed')), result(7, 'restored')];
+
+    // Act
+    await records.recordResults('page-test', page);
+
+    // Assess
+    const listed = await records.listResults('page-test');
+    expect(listed).toHaveLength(59);
+    expect(listed.find((r) => r.rows === 7)).toMatchObject({ status: 'restored', inserted: 7 });
+  });
+});
+
+/**
+ * DynamoDB may leave part of a BatchWriteItem unprocessed under load; the local DynamoDB never does, so this one
+ * case fakes the client's answer (the rest of the request is real).
+ */
+describe('LockTableClient.putItems when DynamoDB leaves items unprocessed', () => {
+  it('sends the unprocessed items again until all are written, and gives up as unavailable after five rounds', async () => {
+    // Prepare
+    const sent: number[] = [];
+    /** Leaves all but the first item unprocessed for `rounds` rounds; `keep`: leaves every item. */
+    const client = (rounds: number, keep = false) =>
+      new LockTableClient(
+        {
+          send: async (command: { input: { RequestItems: Record<string, unknown[]> } }) => {
+            const items = command.input.RequestItems.locks ?? [];
+            sent.push(items.length);
+            if (sent.length > rounds) return {};
+            return { UnprocessedItems: { locks: keep ? items : items.slice(1) } };
+          },
+        } as never,
+        'locks',
+      );
+    const items = Array.from({ length: 3 }, (_, i) => ({
+      pk: 'RESTORE#r',
+      sk: `k${i}`,
+      attributes: { n: i },
+    }));
+
+    // Act
+    await client(2).putItems(items);
+    const rounds = sent.splice(0);
+    const giveUp = client(Infinity, true).putItems(items);
+
+    // Assess
+    expect(rounds).toEqual([3, 2, 1]);
+    await expect(giveUp).rejects.toMatchObject({ name: 'LockStoreUnavailableError' });
   });
 });
