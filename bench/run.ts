@@ -153,14 +153,21 @@ const isFunctionName = (caller: string): caller is FunctionName =>
 function requestsBetween(
   before: RequestCount[],
   after: RequestCount[],
-): Pick<RequestTally, 's3' | 'dynamodb'> {
-  const tally: Pick<RequestTally, 's3' | 'dynamodb'> = { s3: {}, dynamodb: {} };
+): Pick<RequestTally, 's3' | 'dynamodb' | 'dynamodbUnits'> {
+  const tally = { s3: {}, dynamodb: {}, dynamodbUnits: {} } as Record<
+    's3' | 'dynamodb' | 'dynamodbUnits',
+    Record<string, number>
+  >;
   const key = (c: RequestCount) => `${c.service}\u0000${c.caller}\u0000${c.operation}`;
-  const earlier = new Map(before.map((c) => [key(c), c.count]));
+  const earlier = new Map(before.map((c) => [key(c), c]));
+  const add = (counts: Record<string, number>, operation: string, n: number) => {
+    if (n > 0) counts[operation] = (counts[operation] ?? 0) + n;
+  };
   for (const c of after) {
     if (!isFunctionName(c.caller)) continue;
-    const n = c.count - (earlier.get(key(c)) ?? 0);
-    if (n > 0) tally[c.service][c.operation] = (tally[c.service][c.operation] ?? 0) + n;
+    const then = earlier.get(key(c));
+    add(tally[c.service], c.operation, c.count - (then?.count ?? 0));
+    if (c.units !== undefined) add(tally.dynamodbUnits, c.operation, c.units - (then?.units ?? 0));
   }
   return tally;
 }
@@ -220,6 +227,7 @@ function costLines(
     ...byBatch,
     s3: byObject.s3,
     dynamodb: byObject.dynamodb,
+    dynamodbUnits: byObject.dynamodbUnits,
     lambdaSeconds: nothingLeft.lambdaSeconds + (variable.lambdaSeconds * 1e6) / archive.rows,
   };
   const line = (label: string, how: string, tally: RequestTally): CostLine => ({
@@ -577,7 +585,7 @@ export async function runBenchmark(
     notes.push(
       'peak RSS: export, upload, verify and delete are their function’s process (its bundle alone, as in Lambda); whole archive and restore are the bench process (the Step Functions interpreter, local DynamoDB); PostgreSQL and the local S3 server run in processes of their own',
       'stage times are the sums of the functions’ wall times; the whole archive also includes the Step Functions interpreter and the lease and bookkeeping steps',
-      `prices: ${RUN_PRICES.sources.join(', ')} (us-east-1, taken ${RUN_PRICES.takenOn}) and the cost command's S3 table, STANDARD class; each DynamoDB request as one request unit; Lambda compute is local wall time at ${PRICED_LAMBDA_MEMORY_MB} MB`,
+      `prices: ${RUN_PRICES.sources.join(', ')} (us-east-1, taken ${RUN_PRICES.takenOn}) and the cost command's S3 table, STANDARD class; each DynamoDB item read or written as one request unit; Lambda compute is local wall time at ${PRICED_LAMBDA_MEMORY_MB} MB`,
     );
     if (options.oltpClients > 0) {
       notes.push('the archive run under the OLTP workload runs the functions in the bench process');

@@ -16,6 +16,11 @@ export interface RequestTally {
   s3: Record<string, number>;
   /** By DynamoDB action (GetItem, UpdateItem, ...). */
   dynamodb: Record<string, number>;
+  /**
+   * DynamoDB request units by action, where they differ from the requests: on demand bills a batch request (BatchGetItem,
+   * BatchWriteItem) per item it reads or writes. An action missing here bills one unit per request.
+   */
+  dynamodbUnits?: Record<string, number>;
 }
 
 export interface RequestCosts {
@@ -54,10 +59,16 @@ const DYNAMO_READS = new Set(['GetItem', 'Query', 'Scan', 'BatchGetItem', 'Trans
 const sum = (counts: Record<string, number>, pick: (operation: string) => boolean) =>
   Object.entries(counts).reduce((total, [operation, n]) => total + (pick(operation) ? n : 0), 0);
 
+/** The request units a tally's DynamoDB requests bill, by action. */
+const dynamoUnits = (tally: RequestTally): Record<string, number> => ({
+  ...tally.dynamodb,
+  ...tally.dynamodbUnits,
+});
+
 /**
  * Prices a tally. S3 requests at the STANDARD class's rates (staging is always STANDARD; price archives written in
- * another class with the `cost` command); each DynamoDB request as one request unit (the lock table's items are
- * under 1 KB and its reads strongly consistent); Lambda compute at `lambdaMemoryMb` for every function.
+ * another class with the `cost` command); each DynamoDB item read or written as one request unit (the lock table's
+ * items are under 1 KB and its reads strongly consistent); Lambda compute at `lambdaMemoryMb` for every function.
  */
 export function priceTally(
   tally: RequestTally,
@@ -74,8 +85,8 @@ export function priceTally(
       (sum(tally.s3, (op) => S3_PUT_CLASS.has(op)) / 1000) * s3.putPer1000 +
       (sum(tally.s3, (op) => !S3_PUT_CLASS.has(op) && !S3_FREE.has(op)) / 1000) * s3.getPer1000,
     dynamodb:
-      (sum(tally.dynamodb, (op) => DYNAMO_WRITES.has(op)) / 1e6) * run.dynamoWritePerMillion +
-      (sum(tally.dynamodb, (op) => DYNAMO_READS.has(op)) / 1e6) * run.dynamoReadPerMillion,
+      (sum(dynamoUnits(tally), (op) => DYNAMO_WRITES.has(op)) / 1e6) * run.dynamoWritePerMillion +
+      (sum(dynamoUnits(tally), (op) => DYNAMO_READS.has(op)) / 1e6) * run.dynamoReadPerMillion,
   };
   return {
     ...costs,
@@ -99,6 +110,7 @@ export function addScaled(a: RequestTally, b: RequestTally, factor: number): Req
     stateTransitions: a.stateTransitions + factor * b.stateTransitions,
     s3: merge(a.s3, b.s3),
     dynamodb: merge(a.dynamodb, b.dynamodb),
+    dynamodbUnits: merge(a.dynamodbUnits ?? {}, b.dynamodbUnits ?? {}),
   };
 }
 

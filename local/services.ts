@@ -19,6 +19,8 @@ const RequestCountSchema = z.object({
   caller: z.string(),
   operation: z.string(),
   count: z.number().int(),
+  /** DynamoDB request units: one per request, one per item of a batch request (what on demand bills). */
+  units: z.number().int().optional(),
 });
 export type RequestCount = z.infer<typeof RequestCountSchema>;
 
@@ -74,16 +76,44 @@ function s3RequestCounts(child: ChildProcess): Promise<RequestCount[]> {
   });
 }
 
+const BATCH_OPERATIONS = new Set(['BatchGetItem', 'BatchWriteItem']);
+
+/** The items a BatchGetItem or BatchWriteItem request names (its billed request units); 1 if it cannot be read. */
+function batchItems(body: string): number {
+  try {
+    const { RequestItems } = JSON.parse(body) as { RequestItems?: Record<string, unknown> };
+    return Object.values(RequestItems ?? {}).reduce<number>((total, perTable) => {
+      const items = Array.isArray(perTable) ? perTable : (perTable as { Keys?: unknown[] }).Keys;
+      return total + (items?.length ?? 0);
+    }, 0);
+  } catch {
+    return 1;
+  }
+}
+
 async function startDynamo(
   path: string,
-): Promise<{ port: number; server: Server; counts: Map<string, number> }> {
+): Promise<{ port: number; server: Server; counts: Map<string, { count: number; units: number }> }> {
   const server = dynalite({ path, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 }) as Server;
   // The operation is the X-Amz-Target header's action (DynamoDB_20120810.GetItem).
-  const counts = new Map<string, number>();
+  const counts = new Map<string, { count: number; units: number }>();
   server.on('request', (request: IncomingMessage) => {
     const target = String(request.headers['x-amz-target'] ?? '');
-    const key = JSON.stringify([callerOf(request.headers), target.slice(target.indexOf('.') + 1)]);
-    counts.set(key, (counts.get(key) ?? 0) + 1);
+    const operation = target.slice(target.indexOf('.') + 1);
+    const key = JSON.stringify([callerOf(request.headers), operation]);
+    const counted = counts.get(key) ?? { count: 0, units: 0 };
+    counts.set(key, counted);
+    counted.count += 1;
+    if (!BATCH_OPERATIONS.has(operation)) {
+      counted.units += 1;
+      return;
+    }
+    // dynalite reads the body through 'data' events too; this listener sees the same chunks.
+    const body: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => body.push(chunk));
+    request.on('end', () => {
+      counted.units += batchItems(Buffer.concat(body).toString('utf8'));
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { port: (server.address() as AddressInfo).port, server, counts };
@@ -163,9 +193,9 @@ export async function startLocalServices(stateDir: string, bucket: string): Prom
       ARCHIVER_COPY_IN_PARTS_ABOVE_BYTES: String(COPY_OBJECT_MAX_BYTES),
     },
     async requestCounts() {
-      const dynamoCounts = [...dynamo.counts].map(([key, count]) => {
+      const dynamoCounts = [...dynamo.counts].map(([key, { count, units }]) => {
         const [caller = '', operation = ''] = JSON.parse(key) as string[];
-        return { service: 'dynamodb' as const, caller, operation, count };
+        return { service: 'dynamodb' as const, caller, operation, count, units };
       });
       return [...(await s3RequestCounts(s3.child)), ...dynamoCounts];
     },

@@ -60,6 +60,22 @@ describe('priceTally', () => {
       stateTransitions: 137,
       s3: { GetObject: 23, PutObject: 40 },
       dynamodb: { GetItem: 20 },
+      dynamodbUnits: {},
     });
+  });
+
+  it('prices a DynamoDB batch request by the items it reads or writes, as on demand bills it', () => {
+    // Act: 40,000 BatchWriteItem requests of 25 items, 10,000 BatchGetItem requests of 100 keys, 1M UpdateItem.
+    const costs = priceTally(
+      {
+        ...EMPTY_TALLY,
+        dynamodb: { BatchWriteItem: 40_000, BatchGetItem: 10_000, UpdateItem: 1e6 },
+        dynamodbUnits: { BatchWriteItem: 1e6, BatchGetItem: 1e6 },
+      },
+      1024,
+    );
+
+    // Assess: 2M write units and 1M read units.
+    expect(costs.dynamodb).toBeCloseTo(2 * 0.625 + 0.125, 10);
   });
 });
