@@ -113,26 +113,36 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
       );
       const drift = await checkSchemaDrift(deps, input, table, shape.columns);
       const staged: BatchObject[] = [];
-      for (let afterDay: string | undefined; staged.length < MAX_OBJECTS_PER_BATCH && remaining > 0; ) {
-        const next = await nextBatchBounds(client, shape, input.cutoff, remaining, afterDay);
-        if (!next) break;
-        if (staged.length > 0) await deps.fault('export:betweenObjects');
-        const object = await stageObject(deps, client, shape, next, {
-          location,
-          batchId,
-          write,
-          versions,
-          // The first manifest after a change of columns says so.
-          drift: staged.length === 0 ? drift : undefined,
-          input,
-        });
-        if (!object) break;
-        staged.push(object);
-        remaining -= object.figures.rowCount;
-        // A day that filled what was left ends the batch there, mid-day or not.
-        if (next.rows >= remaining + object.figures.rowCount) break;
-        afterDay = next.day;
+      const publishing = new Publications();
+      try {
+        for (let afterDay: string | undefined; staged.length < MAX_OBJECTS_PER_BATCH && remaining > 0; ) {
+          const next = await nextBatchBounds(client, shape, input.cutoff, remaining, afterDay);
+          if (!next) break;
+          if (staged.length > 0) await deps.fault('export:betweenObjects');
+          const streamed = await stageObject(deps, client, shape, next, {
+            location,
+            batchId,
+            write,
+            versions,
+            // The first manifest after a change of columns says so.
+            drift: staged.length === 0 ? drift : undefined,
+            input,
+          });
+          if (!streamed) break;
+          const { object, published } = streamed;
+          await publishing.add(published);
+          staged.push(object);
+          remaining -= object.figures.rowCount;
+          // A day that filled what was left ends the batch there, mid-day or not.
+          if (next.rows >= remaining + object.figures.rowCount) break;
+          afterDay = next.day;
+        }
+      } catch (error) {
+        // Every staging write has ended before the export fails: none lands after a retry has begun.
+        await publishing.settle().catch(() => undefined);
+        throw error;
       }
+      await publishing.settle();
       return { shape, staged };
     }),
   );
@@ -170,8 +180,10 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
 }
 
 /**
- * Streams one day's share of the batch (`next`) from COPY through gzip into its staging object, then stages its
- * manifest. Undefined when the rows went away between choosing them and copying them.
+ * Streams one day's share of the batch (`next`) from COPY through gzip into its staging object, measuring it. Returns
+ * once the rows are read, with `published`: the end of the object's upload, then its staged manifest, which the
+ * caller awaits while the next object is read. Undefined when the rows went away between choosing them and copying
+ * them.
  */
 async function stageObject(
   deps: ExportDeps,
@@ -186,7 +198,7 @@ async function stageObject(
     drift: SchemaDrift | undefined;
     input: ExportInput;
   },
-): Promise<BatchObject | undefined> {
+): Promise<{ object: BatchObject; published: Promise<void> } | undefined> {
   const staging = stagingKey(batch.location, next.day, batch.batchId);
   // Each line with its row version's identity, in one statement and so one snapshot: the version digest then
   // names exactly the tuples whose lines the archive holds, and the delete checks it (table-sql.ts rowVersionSql).
@@ -209,8 +221,10 @@ async function stageObject(
   );
   const upload = deps.store.putStream(staging, compressed, batch.write);
   try {
-    await Promise.all([flowing, upload]);
+    // The rows are read when the stream ends; an upload that fails first ends the wait (nothing would read on).
+    await Promise.race([flowing, upload.then(() => flowing)]);
   } catch (error) {
+    upload.catch(() => undefined);
     copy.destroy();
     abandonConnection(client);
     compressed.destroy();
@@ -218,6 +232,7 @@ async function stageObject(
   }
   const content = lines.figures();
   if (content.rows === 0) {
+    await upload;
     await deps.store.deleteKeys([staging]);
     return undefined;
   }
@@ -253,9 +268,49 @@ async function stageObject(
     dataKey,
     ...(batch.drift ? { schemaDrift: batch.drift } : {}),
   };
-  await deps.store.putText(manifestKeyFor(staging), JSON.stringify(manifest, null, 2), batch.write);
-  return { day: next.day, stagingKey: staging, archiveKey: dataKey, bounds: next.bounds, figures };
+  const published = upload.then(() =>
+    deps.store.putText(manifestKeyFor(staging), JSON.stringify(manifest, null, 2), batch.write),
+  );
+  return {
+    object: { day: next.day, stagingKey: staging, archiveKey: dataKey, bounds: next.bounds, figures },
+    published,
+  };
 }
+
+/**
+ * The staging writes of objects already read, finishing while the next object is read: each object's upload ends,
+ * and its manifest is written, after its last row, and waiting for them cost export about half its time per object
+ * (two S3 round trips). At most `OBJECTS_PUBLISHING` are outstanding: the last part of an object's upload is held in
+ * memory until it is sent.
+ */
+class Publications {
+  private readonly outstanding: Promise<{ error?: unknown }>[] = [];
+
+  /** Adds an object's publication; waits for the oldest when too many are outstanding, and throws its failure. */
+  async add(published: Promise<void>): Promise<void> {
+    this.outstanding.push(
+      published.then(
+        () => ({}),
+        (error: unknown) => ({ error }),
+      ),
+    );
+    if (this.outstanding.length > OBJECTS_PUBLISHING) await this.next();
+  }
+
+  /** Waits for every outstanding publication; throws the first failure. */
+  async settle(): Promise<void> {
+    const outcomes = await Promise.all(this.outstanding.splice(0));
+    const failed = outcomes.find((outcome) => 'error' in outcome);
+    if (failed) throw failed.error;
+  }
+
+  private async next(): Promise<void> {
+    const outcome = await this.outstanding.shift();
+    if (outcome && 'error' in outcome) throw outcome.error;
+  }
+}
+
+const OBJECTS_PUBLISHING = 2;
 
 /** The output for a batch: what it covers, in counts and days (its keys stay on the lease item). */
 function summary(

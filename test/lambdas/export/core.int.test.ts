@@ -2,10 +2,12 @@ import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { exportBatch } from '../../../lambdas/export/core.js';
 import { ManifestSchema, manifestKeyFor } from '../../../lambdas/shared/archive/format.js';
+import type { ArchiveStore } from '../../../lambdas/shared/archive/store.js';
 import { versionDigestFromSql } from '../../../lambdas/shared/archive/version-digest.js';
 import { retentionCutoff } from '../../../lambdas/shared/config/governance.js';
 import { describeTable } from '../../../lambdas/shared/database/table-shape.js';
 import { rowVersionSql } from '../../../lambdas/shared/database/table-sql.js';
+import { StorageUnavailableError } from '../../../lambdas/shared/errors/step-errors.js';
 import type { StepDeps } from '../../../lambdas/shared/step/step-deps.js';
 import type { TableTask } from '../../../lambdas/shared/step/table-task.js';
 import {
@@ -45,6 +47,8 @@ describe('export step', () => {
       await seedAroundCutoff(db, 'retried');
       await seedAroundCutoff(db, 'many_days');
       await seedAroundCutoff(db, 'mid_day');
+      await seedAroundCutoff(db, 'overlapped');
+      await seedAroundCutoff(db, 'manifest_failed');
       await db.client.query(`
         CREATE TABLE recent (id bigint PRIMARY KEY, created_at timestamptz, actor text NOT NULL);
         INSERT INTO recent VALUES (1, ${cutoffSql()}, 'at_cutoff'), (2, NULL, 'no_timestamp'), (3, ${TODAY_UTC_SQL}, 'today')`);
@@ -55,6 +59,8 @@ describe('export step', () => {
       spec('recent'),
       { ...spec('many_days'), batchSize: 100 },
       { ...spec('mid_day'), batchSize: 7 },
+      { ...spec('overlapped'), batchSize: 100 },
+      { ...spec('manifest_failed'), batchSize: 100 },
     ],
   );
 
@@ -195,6 +201,78 @@ describe('export step', () => {
       expect(manifest).toMatchObject({ day: object.day, bounds: object.bounds, figures: object.figures });
       expect(object.bounds.from.slice(0, 10)).toBe(object.day);
     }
+  });
+
+  /** The deps with a store whose manifest writes go through `putText`. */
+  const withManifestWrites = (
+    deps: StepDeps,
+    putText: (...args: Parameters<ArchiveStore['putText']>) => Promise<void>,
+  ): StepDeps => {
+    const store = Object.create(deps.store) as ArchiveStore;
+    store.putText = putText;
+    return { ...deps, store };
+  };
+
+  it('reads the next day while the previous day’s manifest is being written', async () => {
+    // Prepare: the first manifest's write is held until the second day's upload has begun (or 5 s have passed).
+    const deps = bed.local.deps();
+    const task = await leasedTask(deps, 'public.overlapped');
+    let secondUploadBegan: () => void = () => undefined;
+    const secondUpload = new Promise<void>((resolve) => {
+      secondUploadBegan = resolve;
+    });
+    let overlapped = false;
+    let manifests = 0;
+    const store = Object.create(deps.store) as ArchiveStore;
+    let uploads = 0;
+    store.putStream = (...args) => {
+      if (++uploads === 2) secondUploadBegan();
+      return deps.store.putStream(...args);
+    };
+    store.putText = async (...args) => {
+      if (++manifests === 1) {
+        overlapped = await Promise.race([
+          secondUpload.then(() => true),
+          new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5000)),
+        ]);
+      }
+      return deps.store.putText(...args);
+    };
+
+    // Act
+    const exported = await exportBatch(task, { ...deps, store });
+
+    // Assess
+    expect(overlapped).toBe(true);
+    expect(exported).toMatchObject({ status: 'exported', objects: 2, rows: 8 });
+    const { inFlight } = await staged(deps, 'public.overlapped');
+    for (const object of inFlight.objects) {
+      const manifest = ManifestSchema.parse(
+        JSON.parse((await getObject(bed.local, manifestKeyFor(object.stagingKey))).toString('utf8')),
+      );
+      expect(manifest.figures).toEqual(object.figures);
+    }
+  });
+
+  it('fails, recording no batch, when a manifest written behind the next day’s rows fails; a retry stages the batch', async () => {
+    // Prepare
+    const deps = bed.local.deps();
+    const task = await leasedTask(deps, 'public.manifest_failed');
+    let manifests = 0;
+    const failing = withManifestWrites(deps, async (...args) => {
+      if (++manifests === 1) throw new StorageUnavailableError('S3 unavailable (injected)');
+      return deps.store.putText(...args);
+    });
+
+    // Act
+    const first = exportBatch(task, failing);
+    await expect(first).rejects.toBeInstanceOf(StorageUnavailableError);
+    const between = await deps.locks.get('app', 'public.manifest_failed');
+    const retried = await exportBatch(task, deps);
+
+    // Assess
+    expect(between.inFlight).toBeUndefined();
+    expect(retried).toMatchObject({ status: 'exported', objects: 2, rows: 8 });
   });
 
   it('ends a batch mid-day, at the key that fills it', async () => {
