@@ -1,7 +1,7 @@
 import { type PlanReport, PlanReportSchema, type TablePlan } from '../lambdas/shared/batch/plan-report.js';
 import { resolveConfiguredTable } from '../lambdas/shared/config/resolved-table.js';
 import { type ArchiverConfig, tableRef } from '../lambdas/shared/config/schema.js';
-import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
+import { ConfigError, DatabaseUnavailableError } from '../lambdas/shared/errors/step-errors.js';
 import type { LocalEnvironment } from '../local/run.js';
 import { formatNumber } from './report.js';
 
@@ -15,6 +15,7 @@ export interface PlanSelection {
  * step computes it and the DryRun? choice ends the execution with it, before any lane takes a lease.
  */
 export async function planLocally(local: LocalEnvironment, selection: PlanSelection): Promise<PlanReport> {
+  await assertDatabasesReachable(local, selection);
   const execution = await local.workflow().runArchive({ ...selection, dryRun: true });
   if (execution.status !== 'SUCCEEDED') {
     throw Object.assign(new Error(execution.error?.message ?? 'the dry run failed'), {
@@ -22,6 +23,28 @@ export async function planLocally(local: LocalEnvironment, selection: PlanSelect
     });
   }
   return PlanReportSchema.parse(execution.output);
+}
+
+/**
+ * Fails at once, naming the database, when a selected database cannot be reached (through the steps' own connection
+ * path). The dry run's Plan step would retry it as the state machine says, about half a minute of silence: right for
+ * a scheduled run, not for someone at a terminal or a CI gate.
+ */
+async function assertDatabasesReachable(local: LocalEnvironment, selection: PlanSelection): Promise<void> {
+  const deps = local.deps();
+  for (const { name } of local.config.databases.filter(
+    (db) => !selection.database || db.name === selection.database,
+  )) {
+    try {
+      const database = await deps.database(name);
+      await database.withConnection((client) => client.query('SELECT 1'));
+    } catch (error) {
+      if (!(error instanceof DatabaseUnavailableError)) throw error;
+      throw new DatabaseUnavailableError(
+        `database ${name} cannot be reached (${error.message}); \`local doctor -c <config>\` checks its connection and TLS`,
+      );
+    }
+  }
 }
 
 /**

@@ -1,5 +1,8 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { exitCodeOf } from '../../cli/exit-codes.js';
 import { ConfigError, DatabaseUnavailableError } from '../../lambdas/shared/errors/step-errors.js';
@@ -42,5 +45,40 @@ describe('audit-archiver', () => {
     expect(exitCodeOf(new ConfigError('bad field'))).toBe(2);
     expect(exitCodeOf(new DatabaseUnavailableError('down'))).toBe(1);
     expect(exitCodeOf(new Error('unexpected'))).toBe(1);
+  });
+
+  it('plan fails within seconds, naming the database and exiting 1, when the database cannot be reached', async () => {
+    // Prepare: a port nothing listens on (taken, then freed), and a config pointing at it.
+    const port = await new Promise<number>((resolve) => {
+      const server = createServer().listen(0, '127.0.0.1', () => {
+        const { port: free } = server.address() as { port: number };
+        server.close(() => resolve(free));
+      });
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'plan-unreachable-'));
+    const config = join(dir, 'config.yaml');
+    writeFileSync(
+      config,
+      [
+        's3: { bucket: audit-archive }',
+        'databases:',
+        '  - name: billing',
+        `    credentials: { url: "postgres://archiver:secret@127.0.0.1:${port}/billing" }`,
+        '    tls: disable',
+        '    tables: [{ name: public.audit_logs, timestampColumn: created_at }]',
+      ].join('\n'),
+    );
+
+    // Act
+    const started = Date.now();
+    const result = cli('plan', '-c', config, '--state-dir', join(dir, 'state'));
+    const seconds = (Date.now() - started) / 1000;
+    rmSync(dir, { recursive: true, force: true });
+
+    // Assess
+    expect(result.stderr).toMatch(/DatabaseUnavailableError: database billing cannot be reached/);
+    expect(result.stderr).not.toContain('secret');
+    expect(result.status).toBe(1);
+    expect(seconds).toBeLessThan(15);
   });
 });
