@@ -109,8 +109,11 @@ export interface ProgressOutput {
 export type ProgressMode = 'bars' | 'json' | 'quiet';
 
 /** Bars on a terminal; JSON lines otherwise and with --verbose (they sit among the JSON logs); nothing with --quiet. */
-export function progressMode(options: { quiet?: boolean; verbose?: boolean }, isTTY: boolean): ProgressMode {
-  if (options.quiet) return 'quiet';
+export function progressMode(
+  options: { quiet?: boolean; verbose?: boolean; json?: boolean },
+  isTTY: boolean,
+): ProgressMode {
+  if (options.quiet || options.json) return 'quiet';
   return options.verbose || !isTTY ? 'json' : 'bars';
 }
 
@@ -221,6 +224,8 @@ export class ProgressDisplay {
 export interface OutputOptions {
   quiet?: boolean;
   verbose?: boolean;
+  /** The result as one JSON document on stdout, and nothing else there (no progress, no other lines). */
+  json?: boolean;
 }
 
 /** A local command's output: `say` for its own lines (silent with --quiet), `display` for progress on stdout. */
@@ -232,7 +237,7 @@ export function commandOutput(options: OutputOptions, stdout: NodeJS.WriteStream
   return {
     display,
     say: (line: string) => {
-      if (!options.quiet) console.log(line);
+      if (!options.quiet && !options.json) console.log(line);
     },
   };
 }

@@ -3,7 +3,7 @@ import { type Command, Option } from 'commander';
 import { startDemoPostgres } from '../demo-database.js';
 import type { OutputOptions } from '../progress.js';
 import { configureLogging, STATE_DIR_OPTION } from './common.js';
-import { archiveLocally } from './local-run.js';
+import { archiveLocally, JSON_RESULT_OPTION } from './local-run.js';
 
 /** `demo` (`npm start`): an embedded PostgreSQL with a seeded demo database, archived locally. */
 export function registerDemo(program: Command): void {
@@ -19,16 +19,18 @@ export function registerDemo(program: Command): void {
     )
     .option('-v, --verbose', 'print the functions’ JSON logs and metrics, and the run’s notifications', false)
     .option('-q, --quiet', 'print only the final summary and errors (no progress)', false)
+    .option(...JSON_RESULT_OPTION)
     .action(runDemo);
 }
 
 async function runDemo(options: { stateDir: string; rows: number; postgres: '14' | '18' } & OutputOptions) {
-  configureLogging(options.verbose === true);
+  // With --json, stdout holds the result alone: no function logs there.
+  configureLogging(options.verbose === true && options.json !== true);
   // Loaded on use: the demo's seeding and pg (see common.ts).
   const demo = await import('../../local/demo.js');
   const { default: pg } = await import('pg');
   const say = (line: string) => {
-    if (!options.quiet) console.log(line);
+    if (!options.quiet && !options.json) console.log(line);
   };
   mkdirSync(options.stateDir, { recursive: true });
   demo.clearDemoArchives(options.stateDir);

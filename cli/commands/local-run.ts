@@ -19,6 +19,7 @@ export function registerLocalRun(local: Command): void {
     .option('-t, --table <schema.name...>', 'only these tables')
     .option('-v, --verbose', 'print the functions’ JSON logs and metrics, and the run’s notifications', false)
     .option('-q, --quiet', 'print only the final summary and errors (no progress)', false)
+    .option(...JSON_RESULT_OPTION)
     .action(
       async (options: {
         config: string;
@@ -27,8 +28,10 @@ export function registerLocalRun(local: Command): void {
         table?: string[];
         verbose: boolean;
         quiet: boolean;
+        json: boolean;
       }) => {
-        configureLogging(options.verbose);
+        // With --json, stdout holds the result alone: no function logs there.
+        configureLogging(options.verbose && !options.json);
         const input = {
           ...(options.database ? { database: options.database } : {}),
           ...(options.table ? { tables: options.table } : {}),
@@ -60,7 +63,7 @@ export async function archiveLocally(
     const { execution, outcomes } = await runLocalArchive(local, input, { onStep: display.onStep });
     display.finish();
     const notifications = join(resolve(stateDir), NOTIFICATIONS_FILE);
-    if (output.verbose && existsSync(notifications)) {
+    if (output.verbose && !output.json && existsSync(notifications)) {
       for (const message of notificationsOfRun(readFileSync(notifications, 'utf8'), execution.executionName))
         console.log(
           `Notification (local mode writes it to ${NOTIFICATIONS_FILE}; AWS sends it to SNS):\n${message}`,
@@ -83,6 +86,10 @@ export async function archiveLocally(
         };
       }),
     );
+    if (output.json) {
+      console.log(JSON.stringify(runResult(execution, seconds, reports), null, 2));
+      return localRunExitCode(execution.status, outcomes);
+    }
     console.log(formatSummary(reports, seconds));
     if (execution.status !== 'SUCCEEDED') {
       console.error(
@@ -101,6 +108,34 @@ export async function archiveLocally(
     }
     return localRunExitCode(execution.status, outcomes);
   });
+}
+
+/** `--json` of `local run` and `demo`. */
+export const JSON_RESULT_OPTION = [
+  '--json',
+  'print the result as one JSON document on stdout, and nothing else there (no progress); exit codes as without it',
+  false,
+] as const;
+
+/** The run's result for `--json`: the execution, then per table its outcome, figures and archives' location. */
+function runResult(
+  execution: { executionName: string; status: string; error?: { name?: string; message?: string } },
+  seconds: number,
+  reports: { outcome: TableOutcome; rowsKept?: number; archiveLocation: string }[],
+) {
+  return {
+    execution: {
+      name: execution.executionName,
+      status: execution.status,
+      ...(execution.error ? { error: { name: execution.error.name, message: execution.error.message } } : {}),
+    },
+    seconds,
+    tables: reports.map(({ outcome, rowsKept, archiveLocation }) => ({
+      ...outcome,
+      ...(rowsKept !== undefined ? { rowsKept } : {}),
+      archiveLocation,
+    })),
+  };
 }
 
 /** 0 when the run succeeded and took every table it was given; 1 when it failed or skipped a table (locked). */
