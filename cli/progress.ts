@@ -1,9 +1,10 @@
+import { isRetryableError } from '../lambdas/shared/errors/step-errors.js';
 import type { StepEvent } from '../local/workflow.js';
 import { formatEta, RestoreProgress } from './restore-progress.js';
 
 /** One thing worth showing while a local command runs; also the shape of each JSON line off a terminal. */
 export interface ProgressEvent {
-  type: 'batch' | 'table' | 'archive' | 'error';
+  type: 'batch' | 'table' | 'archive' | 'retry' | 'error';
   database: string;
   table: string;
   /** Rows so far (batch: archived by this table; archive: restored into it). */
@@ -34,7 +35,8 @@ export function progressEventFrom(event: StepEvent): ProgressEvent | undefined {
   const label = { database: payload.database ?? '', table: payload.table ?? '' };
   if (event.error) {
     return {
-      type: 'error',
+      // A transient error the state machine retries is not a failure yet: the table's end tells how it went.
+      type: isRetryableError(event.error.name) ? 'retry' : 'error',
       ...label,
       rows: 0,
       batches: 0,
@@ -68,6 +70,8 @@ export interface BarState {
   rowsPerSecond?: number;
   etaSeconds?: number;
   status?: string;
+  /** What is going on meanwhile (a step being retried), shown without ending the bar as a status does. */
+  note?: string;
   tick: number;
 }
 
@@ -80,7 +84,7 @@ export function renderBar(state: BarState, width: number): string {
     state.of !== undefined
       ? `${formatCount(state.batches)}/${formatCount(state.of)} archives${state.rowsPerSecond !== undefined ? ` ${formatCount(state.rowsPerSecond)} rows/s` : ''}${state.etaSeconds !== undefined ? ` ${formatEta(state.etaSeconds)} left` : ''}`
       : `${formatCount(state.batches)} batches`;
-  const figures = `${formatCount(state.rows)} rows ${count}${state.status ? ` ${state.status}` : ''}`;
+  const figures = `${formatCount(state.rows)} rows ${count}${state.status ? ` ${state.status}` : state.note ? ` (${state.note})` : ''}`;
   const barWidth = Math.max(10, Math.min(30, width - state.label.length - figures.length - 10));
   let bar: string;
   let percent = '';
@@ -199,6 +203,7 @@ export class ProgressDisplay {
     if (event.type === 'archive' && event.status) bar.status = event.status;
     if (event.type === 'table') bar.status = event.status;
     if (event.type === 'error') bar.status = `${event.status} failed: ${event.error}`;
+    bar.note = event.type === 'retry' ? `${event.status}: ${event.error}, retrying` : undefined;
     this.bars.set(label, bar);
     // A table's end and failures always draw; batches at most every redrawMs, so the terminal is not flooded.
     if (event.type === 'batch' && now - this.lastDraw < (this.options.redrawMs ?? 100)) return;

@@ -127,6 +127,33 @@ describe('ProgressDisplay', () => {
       error: 'ArchiveIntegrityError',
     });
   });
+
+  it('reports an error the state machine retries as a retry, and the bar says so until the table ends', () => {
+    // Prepare
+    const { writes, out } = recorder(true);
+    const display = new ProgressDisplay({ ...out, columns: 120 }, 'bars', { redrawMs: 0 });
+    const failed = (name: string): StepEvent => ({
+      functionName: 'upload',
+      payload: { database: 'app', table: 'public.t' },
+      error: Object.assign(new Error('S3 unavailable: connect ECONNRESET'), { name }),
+      durationMs: 1,
+    });
+
+    // Act
+    const retried = progressEventFrom(failed('StorageUnavailableError'));
+    display.onStep(failed('StorageUnavailableError'));
+
+    // Assess
+    expect(retried).toMatchObject({ type: 'retry', status: 'upload', error: 'StorageUnavailableError' });
+    expect(progressEventFrom(failed('LeaseLostError'))?.type).toBe('error');
+    // The bar keeps showing activity (a spinner, not a full bar) and names the retry; nothing says it failed.
+    expect(writes.at(-1)).toMatch(
+      /\[\.*[|/\\-]\.*\] 0 rows 0 batches \(upload: StorageUnavailableError, retrying\)/,
+    );
+    expect(writes.join('')).not.toContain('failed');
+    display.onStep(deleteStep('public.t', 10, 1));
+    expect(writes.at(-1)).not.toContain('retrying');
+  });
 });
 
 describe('ProgressDisplay, following a restore', () => {

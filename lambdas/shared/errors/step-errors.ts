@@ -143,6 +143,15 @@ export const errorClasses = {
   EncryptionRequiredError,
 } as const;
 
+/**
+ * Whether an error of this name is transient: the state machines retry it (test/statemachines checks every Task's
+ * Retry names these). Progress output says "retrying" for them rather than report a failure each attempt.
+ */
+export function isRetryableError(name: string): boolean {
+  const errorClass = (errorClasses as Record<string, new (message: string) => ArchiverError>)[name];
+  return errorClass !== undefined && new errorClass('').retryable;
+}
+
 const transientPgCodes = new Set([
   '08000',
   '08001',
