@@ -301,6 +301,8 @@ export const WizardOptionsSchema = z
     bucket: z.string().optional(),
     out: z.string().min(1).default('archiver.yaml'),
     yes: z.boolean().default(false),
+    /** The database is the demo's, which runs only during a `--demo` command. */
+    demo: z.boolean().default(false),
   })
   .refine((o) => !(o.databaseUrl && o.urlEnv), {
     path: ['urlEnv'],
@@ -353,6 +355,10 @@ export interface WizardResult {
  * The config for the chosen tables, rendered as YAML and parsed back through the config schema: what is written
  * is exactly what `loadConfig` accepts.
  */
+/** Why a config written from the demo database stops working, and what to use instead. */
+export const DEMO_NOTE =
+  'The demo database runs only during a `--demo` command, on a port of its own each time: the url below stops working when this command ends. Try the demo with `--demo` (`plan --demo`, `local doctor --demo`, `local validate --demo`); run the wizard without --demo for your own database.';
+
 export function buildConfig(input: {
   database: string;
   credentials: { url: string } | { urlEnv: string };
@@ -361,6 +367,7 @@ export function buildConfig(input: {
   tables: Candidate[];
   retentionDays?: number;
   now: Date;
+  demo?: boolean;
 }): WizardResult {
   const suggestions = input.tables.flatMap((t) => (t.retention ? [t.retention] : []));
   const longest = [...suggestions].sort((a, b) => b.days - a.days)[0];
@@ -389,7 +396,9 @@ export function buildConfig(input: {
     ...('url' in input.credentials
       ? ['This file holds a database password: keep it private, or use urlEnv.']
       : []),
-    'Check it with `audit-archiver local doctor -c <this file>` before the first run.',
+    input.demo
+      ? DEMO_NOTE
+      : 'Check it with `audit-archiver local doctor -c <this file>` before the first run.',
   ];
   const yaml = `${header.map((line) => `# ${line}`).join('\n')}\n${stringify(config)}`;
   return { yaml, config: parseConfig(parseYaml(yaml), 'the generated config'), retention };
@@ -505,6 +514,7 @@ export async function runWizard(options: WizardOptions, io: WizardIo): Promise<s
     tables: chosen,
     retentionDays,
     now: io.now(),
+    demo: options.demo,
   });
   if (existsSync(out) && !options.yes) {
     const answer = prompter
@@ -518,5 +528,6 @@ export async function runWizard(options: WizardOptions, io: WizardIo): Promise<s
   io.write(
     `Wrote ${out}: ${chosen.length} table(s), retention ${result.retention.days} days (${result.retention.reason}).`,
   );
+  if (options.demo) io.write(DEMO_NOTE);
   return out;
 }

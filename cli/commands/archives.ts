@@ -1,10 +1,17 @@
 import type { Command } from 'commander';
 import { type ArchiveScopeOptions, listCommand, validateCommand } from '../archives.js';
 import { type ArchiveTarget, withArchiveContext } from '../context.js';
-import { configureLogging, STATE_DIR_OPTION, writeLine } from './common.js';
+import {
+  CONFIG_OR_DEMO_OPTIONS,
+  configPathOf,
+  configureLogging,
+  STATE_DIR_OPTION,
+  writeLine,
+} from './common.js';
 
 type ScopeCommandOptions = ArchiveScopeOptions & {
-  config: string;
+  config?: string;
+  demo?: boolean;
   strict: boolean;
   stateDir?: string;
   bucket?: string;
@@ -25,15 +32,15 @@ export function registerArchiveCommands(program: Command, local: Command): void 
       [local, 'local'],
       [program, 'aws'],
     ] as const) {
-      const command = withArchiveScope(
-        parent
-          .command(name)
-          .description(description)
-          .requiredOption('-c, --config <file>', 'config file (YAML)'),
-      );
+      const command = withArchiveScope(parent.command(name).description(description));
       if (name === 'validate') command.option('--strict', 'warnings fail too (exit 1)', false);
-      if (where === 'local') command.option(...STATE_DIR_OPTION);
+      if (where === 'local')
+        command
+          .option(...CONFIG_OR_DEMO_OPTIONS.config)
+          .option(...CONFIG_OR_DEMO_OPTIONS.demo)
+          .option(...STATE_DIR_OPTION);
       else {
+        command.requiredOption('-c, --config <file>', 'config file (YAML)');
         command.option('--bucket <name>', 'archive bucket (default: the config’s s3.bucket)');
         if (name === 'validate')
           command.option(
@@ -43,16 +50,12 @@ export function registerArchiveCommands(program: Command, local: Command): void 
       }
       command.action(async (options: ScopeCommandOptions) => {
         configureLogging(false);
+        const configPath = await configPathOf(options, name);
         // Only the local commands have --state-dir (it has a default there).
         const target: ArchiveTarget =
           options.stateDir === undefined
-            ? {
-                mode: 'aws',
-                configPath: options.config,
-                bucket: options.bucket,
-                lockTable: options.lockTable,
-              }
-            : { mode: 'local', configPath: options.config, stateDir: options.stateDir };
+            ? { mode: 'aws', configPath, bucket: options.bucket, lockTable: options.lockTable }
+            : { mode: 'local', configPath, stateDir: options.stateDir };
         process.exitCode = await withArchiveContext(target, async ({ config, store, lockTable }) => {
           if (target.mode === 'aws' && !lockTable && name === 'validate') {
             writeLine(

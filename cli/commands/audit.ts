@@ -1,10 +1,7 @@
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
 import { type AuditOptions, auditCommand } from '../audit.js';
 import { withArchiveContext } from '../context.js';
-import { configureLogging, STATE_DIR_OPTION, writeLine } from './common.js';
+import { configPathOf, configureLogging, STATE_DIR_OPTION, writeLine } from './common.js';
 
 /** `audit`: the audit trail in the archive bucket, local or in AWS. */
 export function registerAudit(program: Command): void {
@@ -35,14 +32,8 @@ export function registerAudit(program: Command): void {
         },
       ) => {
         configureLogging(false);
-        // The demo's trail needs no database, only the config the demo left (local/demo.ts loads on use: pg).
-        const configPath = options.demo
-          ? (await import('../../local/demo.js')).demoConfigPath(options.stateDir)
-          : options.config;
-        if (!configPath) throw new ConfigError('audit needs --config (or --demo)');
-        if (options.demo && !existsSync(configPath)) {
-          throw new ConfigError(`--demo: no demo in ${resolve(options.stateDir)}; run \`npm start\` first`);
-        }
+        // The demo's trail needs no database, only the config the demo left.
+        const configPath = await configPathOf(options, 'audit');
         const target = options.aws
           ? { mode: 'aws' as const, configPath, bucket: options.bucket }
           : { mode: 'local' as const, configPath, stateDir: options.stateDir };

@@ -1,3 +1,6 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
 /**
  * What the command files share. Every command file loads at start, because commander needs each command's options
  * for parsing and --help; what a command runs loads when it runs, in one marked place per command (the top of its
@@ -22,3 +25,29 @@ export function configureLogging(verbose: boolean): void {
 }
 
 export const writeLine = (line: string): void => console.log(line);
+
+/** `--config`, or with `--demo` the demo's config (`npm start`). Commander help text for both options. */
+export const CONFIG_OR_DEMO_OPTIONS = {
+  config: ['-c, --config <file>', 'config file (YAML); not needed with --demo'],
+  demo: ['--demo', 'the demo of `npm start` (its archives and lock table in the state dir)', false],
+} as const;
+
+/**
+ * The config a command reads: `--config`, or with `--demo` the one the demo left in the state dir, for commands that
+ * need no database (the demo's PostgreSQL runs only during a `--demo` command, on a port of its own each time).
+ */
+export async function configPathOf(
+  options: { config?: string; demo?: boolean; stateDir?: string },
+  command: string,
+): Promise<string> {
+  if (!options.demo) {
+    if (!options.config) throw new ConfigError(`${command} needs --config (or --demo)`);
+    return options.config;
+  }
+  const stateDir = options.stateDir ?? STATE_DIR_OPTION[2];
+  // local/demo.ts loads on use: it needs pg.
+  const configPath = (await import('../../local/demo.js')).demoConfigPath(stateDir);
+  if (!existsSync(configPath))
+    throw new ConfigError(`--demo: no demo in ${resolve(stateDir)}; run \`npm start\` first`);
+  return configPath;
+}

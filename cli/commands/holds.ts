@@ -2,10 +2,11 @@ import type { Command } from 'commander';
 import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
 import { type ArchiveContext, withArchiveContext } from '../context.js';
 import type { HoldContext } from '../holds.js';
-import { configureLogging, STATE_DIR_OPTION } from './common.js';
+import { CONFIG_OR_DEMO_OPTIONS, configPathOf, configureLogging, STATE_DIR_OPTION } from './common.js';
 
 interface HoldCommandOptions {
-  config: string;
+  config?: string;
+  demo?: boolean;
   stateDir: string;
   lockTable?: string;
   bucket?: string;
@@ -89,7 +90,8 @@ const loadHolds = () => import('../holds.js');
 
 const withHoldOptions = (command: Command) =>
   command
-    .requiredOption('-c, --config <file>', 'config file (YAML)')
+    .option(...CONFIG_OR_DEMO_OPTIONS.config)
+    .option(...CONFIG_OR_DEMO_OPTIONS.demo)
     .option(...STATE_DIR_OPTION)
     .option('--lock-table <name>', 'the deployed lock table (stack output); without it, local mode')
     .option('--bucket <name>', 'archive bucket of the audit trail (default: the config’s s3.bucket)')
@@ -101,14 +103,12 @@ async function withHoldContext<T>(
   work: (ctx: HoldContext & Pick<ArchiveContext, 's3'>) => Promise<T>,
 ): Promise<T> {
   configureLogging(false);
+  if (options.demo && options.lockTable)
+    throw new ConfigError('--demo is local mode: leave out --lock-table');
+  const configPath = await configPathOf(options, 'hold');
   const target = options.lockTable
-    ? {
-        mode: 'aws' as const,
-        configPath: options.config,
-        bucket: options.bucket,
-        lockTable: options.lockTable,
-      }
-    : { mode: 'local' as const, configPath: options.config, stateDir: options.stateDir };
+    ? { mode: 'aws' as const, configPath, bucket: options.bucket, lockTable: options.lockTable }
+    : { mode: 'local' as const, configPath, stateDir: options.stateDir };
   return withArchiveContext(target, ({ config, store, lockTable, s3 }) => {
     // Both targets have a lock table: local mode's own, or the one --lock-table names.
     if (!lockTable) throw new Error('no lock table opened');

@@ -50,7 +50,7 @@ Examples:
           ).trim() || fallback,
       };
       const run = async (url?: string) => {
-        const options = wizard.parseWizardOptions(url ? { ...rest, databaseUrl: url } : rest);
+        const options = wizard.parseWizardOptions(url ? { ...rest, databaseUrl: url, demo } : rest);
         const interactive = process.stdin.isTTY === true && !options.yes;
         await wizard.runWizard(options, {
           prompter: interactive ? prompter : undefined,

@@ -4,6 +4,7 @@ import {
   buildConfig,
   type Candidate,
   chooseTimestampColumn,
+  DEMO_NOTE,
   logicalDatabaseName,
   parseWizardOptions,
   rankCandidates,
@@ -87,6 +88,22 @@ describe('wizard: choosing', () => {
 });
 
 describe('wizard: the config it writes', () => {
+  it('from the demo database, says the url lasts only as long as the command and points at --demo instead', () => {
+    // Act
+    const result = buildConfig({
+      database: 'shop',
+      credentials: { url: 'postgres://postgres:postgres@127.0.0.1:38159/shop' },
+      tls: 'disable',
+      tables: [candidate({ name: 'audit_logs', retention: { days: 90, reason: 'test' } })],
+      now: new Date('2026-01-01T00:00:00Z'),
+      demo: true,
+    });
+
+    // Assess
+    expect(result.yaml).toContain(`# ${DEMO_NOTE}`);
+    expect(result.yaml).not.toContain('local doctor -c <this file>');
+  });
+
   it('is YAML the config schema accepts, in which quotes, spaces, unicode and YAML syntax in names round-trip', () => {
     // Prepare
     const names = ['He said "hi"', "it's: # not a comment", 'Événements ✓', '- [x]', 'yes'];

@@ -1,0 +1,40 @@
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { writeDemoConfig } from '../../../local/demo.js';
+
+const root = new URL('../../../', import.meta.url).pathname;
+const cli = (...args: string[]) =>
+  spawnSync(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], { cwd: root, encoding: 'utf8' });
+
+/**
+ * Commands that need no database read the config the demo left in the state dir, so they work after `npm start`
+ * although the demo's PostgreSQL (and the port its url names) is gone.
+ */
+describe('--demo on the commands that need no database', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'demo-config-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('validate, list and hold list read the demo config; without a demo, they say to run npm start (exit 2)', () => {
+    // Prepare: a demo state dir whose database is long gone.
+    const demoDir = join(dir, 'demo');
+    mkdirSync(demoDir);
+    writeDemoConfig(demoDir, 'postgres://postgres:postgres@127.0.0.1:1/shop');
+
+    // Act
+    const validate = cli('local', 'validate', '--demo', '-s', demoDir, '--json');
+    const list = cli('local', 'list', '--demo', '-s', demoDir, '--json');
+    const holds = cli('hold', 'list', '--demo', '-s', demoDir, '--json');
+    const noDemo = cli('hold', 'list', '--demo', '-s', join(dir, 'empty'));
+
+    // Assess
+    expect(validate.status, validate.stderr).toBe(0);
+    expect(list.status, list.stderr).toBe(0);
+    expect(holds.status, holds.stderr).toBe(0);
+    expect(JSON.parse(holds.stdout)).toEqual([]);
+    expect(noDemo.status).toBe(2);
+    expect(noDemo.stderr).toMatch(/ConfigError: --demo: no demo in .*; run `npm start` first/);
+  });
+});
