@@ -16,6 +16,8 @@ export interface ProgressEvent {
   rowsPerSecond?: number;
   etaSeconds?: number;
   status?: string;
+  /** Table: the batch budget ended its run with rows left for the next one. */
+  budgetReached?: boolean;
   /** Error name only: messages could be long, and the summary prints them. */
   error?: string;
 }
@@ -50,8 +52,18 @@ export function progressEventFrom(event: StepEvent): ProgressEvent | undefined {
   }
   if (event.functionName === 'lock' && payload.action === 'release') {
     const result = event.result as { status: string };
-    const { progress } = event.payload as { progress: { batches: number; rows: number } };
-    return { type: 'table', ...label, rows: progress.rows, batches: progress.batches, status: result.status };
+    const { progress, budgetReached } = event.payload as {
+      progress: { batches: number; rows: number };
+      budgetReached?: boolean;
+    };
+    return {
+      type: 'table',
+      ...label,
+      rows: progress.rows,
+      batches: progress.batches,
+      status: result.status,
+      ...(budgetReached ? { budgetReached } : {}),
+    };
   }
   return undefined;
 }
@@ -70,6 +82,8 @@ export interface BarState {
   rowsPerSecond?: number;
   etaSeconds?: number;
   status?: string;
+  /** The work is all done (a restore's archives, or a table that succeeded with nothing left): the bar is full. */
+  complete?: boolean;
   /** What is going on meanwhile (a step being retried), shown without ending the bar as a status does. */
   note?: string;
   tick: number;
@@ -95,7 +109,8 @@ export function renderBar(state: BarState, width: number): string {
     bar = `${'#'.repeat(filled)}${'.'.repeat(barWidth - filled)}`;
     percent = ` ${String(Math.floor(ratio * 100)).padStart(3)}%`;
   } else if (state.status) {
-    bar = '#'.repeat(barWidth);
+    // Ended: full only when nothing is left; a failed, held or budget-stopped table shows no fill it has not earned.
+    bar = (state.complete ? '#' : '.').repeat(barWidth);
   } else {
     const at = state.tick % barWidth;
     bar = `${'.'.repeat(at)}${SPINNER[state.tick % SPINNER.length]}${'.'.repeat(barWidth - at - 1)}`;
@@ -201,7 +216,10 @@ export class ProgressDisplay {
     bar.etaSeconds = event.etaSeconds;
     bar.tick += 1;
     if (event.type === 'archive' && event.status) bar.status = event.status;
-    if (event.type === 'table') bar.status = event.status;
+    if (event.type === 'table') {
+      bar.status = event.budgetReached ? `${event.status}, batch budget reached (rows left)` : event.status;
+      bar.complete = event.status === 'succeeded' && !event.budgetReached;
+    }
     if (event.type === 'error') bar.status = `${event.status} failed: ${event.error}`;
     bar.note = event.type === 'retry' ? `${event.status}: ${event.error}, retrying` : undefined;
     this.bars.set(label, bar);

@@ -24,15 +24,48 @@ describe('renderBar', () => {
     expect(filled.length).toBe(empty.length);
   });
 
-  it('shows activity without a total, a full bar with the final status, and never exceeds the width', () => {
+  it('shows activity without a total, a full bar only when the work is done, and never exceeds the width', () => {
     // Act
     const moving = renderBar({ label: 't', rows: 10, batches: 1, tick: 3 }, 80);
-    const done = renderBar({ label: 't', rows: 10, batches: 1, tick: 3, status: 'succeeded' }, 80);
+    const done = renderBar(
+      { label: 't', rows: 10, batches: 1, tick: 3, status: 'succeeded', complete: true },
+      80,
+    );
+    const stopped = renderBar({ label: 't', rows: 10, batches: 1, tick: 3, status: 'failed' }, 80);
     const narrow = renderBar({ label: 'x'.repeat(60), rows: 1_234_567, batches: 99, tick: 0 }, 40);
     // Assess
     expect(moving).toMatch(/\[\.*\\\.*\] 10 rows 1 batches$/);
     expect(done).toMatch(/\[#+\] 10 rows 1 batches succeeded$/);
+    expect(stopped).toMatch(/\[\.+\] 10 rows 1 batches failed$/);
     expect(narrow.length).toBeLessThanOrEqual(40);
+  });
+
+  it('ends a table the batch budget stopped without a full bar, saying rows are left', () => {
+    // Prepare
+    const { writes, out } = recorder(true);
+    const display = new ProgressDisplay({ ...out, columns: 120 }, 'bars', { redrawMs: 0 });
+    const release = (budgetReached: boolean): StepEvent => ({
+      functionName: 'lock',
+      payload: {
+        database: 'app',
+        table: 'public.t',
+        action: 'release',
+        progress: { rows: 40, batches: 2 },
+        budgetReached,
+      },
+      result: { released: true, status: 'succeeded' },
+      durationMs: 1,
+    });
+
+    // Act
+    display.onStep(release(true));
+    const budgetStopped = writes.at(-1) ?? '';
+    display.onStep(release(false));
+    const finished = writes.at(-1) ?? '';
+
+    // Assess
+    expect(budgetStopped).toMatch(/\[\.+\] 40 rows 2 batches succeeded, batch budget reached \(rows left\)/);
+    expect(finished).toMatch(/\[#+\] 40 rows 2 batches succeeded$/m);
   });
 });
 
