@@ -36,6 +36,7 @@ import {
   describeTarget,
   dropStagingSql,
   insertSql,
+  lockAndDescribeTarget,
   planColumns,
   type RestoreTarget,
   tableLabel,
@@ -105,7 +106,7 @@ interface GroupWrite {
   target?: RestoreTarget;
   /** The key of the target's watermark (its identity), when it exists. */
   watermark?: string;
-  /** Whether a conflict key is unique in the target, by its columns: asked once per group. */
+  /** Whether a conflict key is unique in the target, by its columns: asked once per group (the target is locked). */
   uniqueKeys: Map<string, boolean>;
   /** The watermarks of the archives written, recorded once the transaction commits. */
   marks: { archiveKey: string; mark: RestoredMark }[];
@@ -119,8 +120,8 @@ async function writeGroup(
   group: GroupWrite,
 ): Promise<RestoreFileResult[]> {
   const { task, deps } = group;
-  // Inside the transaction: once an archive is written, the target cannot be dropped or altered until COMMIT.
-  group.target = await describeTarget(client, task.target);
+  // Locked for the group: the unique key checked once holds for every archive of it (lockAndDescribeTarget).
+  group.target = await lockAndDescribeTarget(client, task.target);
   if (group.target) assertNoRules(group.target);
   group.watermark = watermarkOf(task, group.target);
   const lookups = await groupLookups(task, archives, group.target, deps);
@@ -546,7 +547,7 @@ async function uniqueConflictKey(
 ): Promise<string[]> {
   const conflictKey = conflictKeyOf(expected, table);
   const columns = JSON.stringify(conflictKey);
-  // Indexes cannot be dropped while the transaction has written to the table: one answer serves the group.
+  // The group holds the target's lock, so no index is dropped meanwhile: one answer serves the group.
   let unique = uniqueKeys.get(columns);
   if (unique === undefined) {
     unique = conflictKey.length > 0 && (await isUnique(client, table.oid, conflictKey));

@@ -2,6 +2,8 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import type { ArchiveStore } from '../../lambdas/shared/archive/store.js';
+import type { StepDeps } from '../../lambdas/shared/step/step-deps.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import {
   archiverTestbed,
@@ -437,6 +439,75 @@ describe('restore workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
     const count = await bed.db.client.query(`SELECT count(*)::int AS n FROM public.secured`);
     expect(count.rows[0].n).toBe(result.results[0]?.inserted);
     expect(count.rows[0].n).toBeGreaterThan(0);
+  });
+
+  it('holds the target from the start of a group to its COMMIT: ALTER, DROP INDEX and DROP TABLE wait, DML does not', async () => {
+    // Prepare: before the group's first archive is written, another session tries to change the target and to insert
+    // a row of its own. A statement seen waiting on a lock is cancelled (a signal: no server timer, which faketime
+    // would disturb), so it never runs after the restore.
+    await bed.db.client.query('CREATE TABLE public.held (LIKE public.before_archive INCLUDING ALL)');
+    const attempts: Record<string, string> = {};
+    const attempt = async (sql: string): Promise<string> => {
+      const other = new pg.Client({ connectionString: bed.db.url });
+      await other.connect();
+      try {
+        const pid = (await other.query<{ pid: number }>('SELECT pg_catalog.pg_backend_pid() AS pid')).rows[0]
+          ?.pid;
+        let finished = false;
+        const outcome = other.query(sql).then(
+          () => 'done',
+          (error: { code?: string }) => error.code ?? 'error',
+        );
+        void outcome.then(() => {
+          finished = true;
+        });
+        const waiting = await waitFor(async () => {
+          if (finished) return true;
+          const found = await bed.db.client.query(
+            "SELECT count(*)::int AS n FROM pg_catalog.pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'",
+            [pid],
+          );
+          return found.rows[0].n > 0;
+        });
+        if (waiting && !finished) await bed.db.client.query('SELECT pg_catalog.pg_cancel_backend($1)', [pid]);
+        const result = await outcome;
+        return result === '57014' ? 'waited' : result;
+      } finally {
+        await other.end();
+      }
+    };
+    let intruded = false;
+    const intrude = (deps: StepDeps): StepDeps => {
+      const store = Object.create(deps.store) as ArchiveStore;
+      store.getStream = async (...args) => {
+        if (!intruded) {
+          intruded = true;
+          attempts.alter = await attempt('ALTER TABLE public.held ADD COLUMN intruder int');
+          attempts.dropIndex = await attempt('DROP INDEX public.held_pkey');
+          attempts.drop = await attempt('DROP TABLE public.held');
+          attempts.insert = await attempt(
+            "INSERT INTO public.held SELECT -id, created_at, 'other', payload FROM public.before_archive LIMIT 1",
+          );
+        }
+        return deps.store.getStream(...args);
+      };
+      return { ...deps, store };
+    };
+
+    // Act
+    const run = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.events', targetTable: 'public.held' },
+      { retryIntervalScale: 0, deps: intrude },
+    );
+
+    // Assess: the schema changes waited on the restore's lock; the insert went through; the restore is whole.
+    expect(attempts).toEqual({ alter: 'waited', dropIndex: 'waited', drop: 'waited', insert: 'done' });
+    expect(run.execution.status).toBe('SUCCEEDED');
+    const columns = await bed.db.client.query(
+      "SELECT count(*)::int AS n FROM information_schema.columns WHERE table_name = 'held' AND column_name = 'intruder'",
+    );
+    expect(columns.rows[0].n).toBe(0);
   });
 
   it('restores into the original table what the archiver deleted from it', async () => {

@@ -46,6 +46,25 @@ export function assertNoRules(target: RestoreTarget): void {
  * Reads the target's columns and primary key in one round trip (restore describes its target once per archive, in
  * the archive's transaction); undefined when there is no such table.
  */
+/**
+ * The target, described under a ROW EXCLUSIVE lock held to the end of the transaction (what its COPY or INSERT takes
+ * anyway, so no writer waits): no ALTER TABLE, DROP TABLE or DROP INDEX can come between the description, the checks
+ * made on it (its unique key) and the writes, even after an archive rolled back to its savepoint, which releases the
+ * locks taken after it. Undefined, with nothing locked, when the table does not exist.
+ */
+export async function lockAndDescribeTarget(
+  client: pg.ClientBase,
+  table: TableName,
+): Promise<RestoreTarget | undefined> {
+  const found = await client.query<{ present: boolean }>(
+    'SELECT pg_catalog.to_regclass($1) IS NOT NULL AS present',
+    [qualified(table)],
+  );
+  if (!found.rows[0]?.present) return undefined;
+  await client.query(`LOCK TABLE ${qualified(table)} IN ROW EXCLUSIVE MODE`);
+  return describeTarget(client, table);
+}
+
 export async function describeTarget(
   client: pg.ClientBase,
   table: TableName,
