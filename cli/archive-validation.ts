@@ -1,14 +1,15 @@
 import {
   type ArchiveRef,
   type ArchiveSource,
-  archiveDay,
+  archivePartition,
   listArchives,
+  partitionInRange,
   readExpectation,
   sidecarKeyFor,
   sourcePrefix,
   streamArchive,
 } from '../lambdas/shared/archive/catalog.js';
-import { keySegment } from '../lambdas/shared/archive/format.js';
+import { keySegment, spanLastDay } from '../lambdas/shared/archive/format.js';
 import { archiveProblems } from '../lambdas/shared/archive/integrity.js';
 import type { InventoryEntry } from '../lambdas/shared/archive/inventory.js';
 import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
@@ -99,7 +100,7 @@ export async function validateArchives(
   for await (const ref of listArchives(store, source, range)) {
     report.archives += 1;
     report.bytes += ref.size;
-    days.add(ref.day);
+    for (const day of partitionDays(ref)) days.add(day);
     if (isColdStorageClass(ref.storageClass)) {
       problem(
         'warning',
@@ -163,8 +164,7 @@ export async function validateArchives(
     }
   }
   for (const entry of committed.values()) {
-    const inRange =
-      (!range.fromDay || entry.day >= range.fromDay) && (!range.toDay || entry.day <= range.toDay);
+    const inRange = partitionInRange({ day: entry.day, span: entry.span ?? 'day' }, range);
     if (inRange && !keys.has(entry.archiveKey))
       problem(
         'error',
@@ -177,8 +177,8 @@ export async function validateArchives(
   for (const key of keys) {
     const data = dataKeyOfSidecar(source, key);
     if (data === undefined || keys.has(data)) continue;
-    const day = archiveDay(source, data);
-    if (day && (!range.fromDay || day >= range.fromDay) && (!range.toDay || day <= range.toDay))
+    const partition = archivePartition(source, data);
+    if (partition && partitionInRange(partition, range))
       problem('error', 'orphan-sidecar', key, `its data object ${data} is missing`);
   }
   if (source.format === 'native') {
@@ -224,6 +224,17 @@ async function findLeftovers(
 }
 
 /** Days between the first and the last of `sortedDays` that are not in it. */
+/** Every day an archive's partition covers: its day, or each day of its month. */
+function partitionDays(ref: Pick<ArchiveRef, 'day' | 'span'>): string[] {
+  const last = spanLastDay(ref.day, ref.span);
+  const days = [ref.day];
+  for (let day = ref.day; day < last; ) {
+    day = new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
+    days.push(day);
+  }
+  return days;
+}
+
 function missingDays(sortedDays: string[]): string[] {
   const first = sortedDays[0];
   const last = sortedDays.at(-1);

@@ -106,7 +106,7 @@ export async function validateCommand(
   return options.strict && warnings > 0 ? 1 : 0;
 }
 
-/** `list`: the archives in scope with day, rows, bytes and storage class. */
+/** `list`: the archives in scope with day (or month), rows, bytes and storage class. */
 export async function listCommand(
   store: ArchiveStore,
   config: ArchiverConfig,
@@ -130,7 +130,7 @@ export async function listCommand(
     );
     for (const a of archives) {
       write(
-        `  ${a.day}  ${String(a.rows ?? '?').padStart(9)} rows  ${String(a.size).padStart(11)} B  ${a.storageClass.padEnd(12)} ${a.key}`,
+        `  ${a.span === 'month' ? a.day.slice(0, 7).padEnd(10) : a.day}  ${String(a.rows ?? '?').padStart(9)} rows  ${String(a.size).padStart(11)} B  ${a.storageClass.padEnd(12)} ${a.key}`,
       );
     }
   }

@@ -132,6 +132,7 @@ export async function measureTable(
     archiveBytesPerRow: perRow,
     bytesPerRowSource: source,
     batchSize: table.batchSize,
+    objectSpan: table.objectSpan,
     archived: { bytes: measured?.bytes ?? 0, objects: measured?.objects ?? 0 },
   };
 }

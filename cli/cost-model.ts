@@ -1,3 +1,8 @@
+import {
+  type ObjectSpan,
+  SMALL_OBJECT_BYTES,
+  suggestedObjectSpan,
+} from '../lambdas/shared/archive/format.js';
 import type { DeploymentConfig } from '../lambdas/shared/config/deployment-schema.js';
 import {
   COLD_STORAGE_CLASSES,
@@ -7,6 +12,7 @@ import {
 } from '../lambdas/shared/config/storage-classes.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import { type ClassPrice, type PricedRegion, S3_PRICES } from './cost-prices.js';
+import { formatNumber } from './report.js';
 
 /**
  * The cost model of `audit-archiver cost`: a workload (a backlog, then a monthly inflow) priced under each storage
@@ -334,8 +340,31 @@ export interface TableMeasurement {
   archiveBytesPerRow: number;
   bytesPerRowSource: 'measured archives' | 'row width' | 'assumed';
   batchSize: number;
+  /** One archive a day, or (`month`) one a month. */
+  objectSpan: ObjectSpan;
   /** Archives already in the bucket: they are stored (and billed) too. */
   archived: { bytes: number; objects: number };
+}
+
+/** How many objects `days` consecutive days of a table make at least: one a day, or one a month. */
+const spans = (t: Pick<TableMeasurement, 'objectSpan'>, days: number): number =>
+  t.objectSpan === 'month' ? Math.ceil(days / DAYS_PER_MONTH) : days;
+
+/**
+ * The size of a table's objects, with `objectSpan: month` suggested where its day objects are small (each object is
+ * billed as 128 KiB at least in Standard-IA and Glacier Instant Retrieval): the cost of either span follows from
+ * running `cost` again with the table's objectSpan changed.
+ */
+export function objectSpanNote(t: TableMeasurement): string {
+  const rowsPerDay = t.monthlyRows / DAYS_PER_MONTH;
+  const suggested = suggestedObjectSpan(rowsPerDay, t.archiveBytesPerRow);
+  const kib = (bytes: number) => `${formatNumber(Math.max(1, Math.round(bytes / 1024)))} KiB`;
+  if (t.objectSpan === 'month')
+    return `1 object a month of about ${kib(suggested.dayObjectBytes * DAYS_PER_MONTH)} (objectSpan: month)`;
+  const days = `${DAYS_PER_MONTH} objects a month of about ${kib(suggested.dayObjectBytes)}`;
+  return suggested.span === 'month'
+    ? `${days}: objectSpan: month would write 1 of about ${kib(suggested.dayObjectBytes * DAYS_PER_MONTH)} instead (billed as ${kib(SMALL_OBJECT_BYTES)} at least each)`
+    : days;
 }
 
 /**
@@ -349,12 +378,14 @@ export function workloadFromTables(tables: TableMeasurement[]): Workload {
     backlog: {
       rows: sum((t) => t.eligibleRows),
       bytes: sum((t) => t.archived.bytes + t.eligibleRows * t.archiveBytesPerRow),
-      objects: sum((t) => t.archived.objects + archiveObjects(t.eligibleRows, t.batchSize, t.eligibleDays)),
+      objects: sum(
+        (t) => t.archived.objects + archiveObjects(t.eligibleRows, t.batchSize, spans(t, t.eligibleDays)),
+      ),
     },
     monthly: {
       rows: sum((t) => t.monthlyRows),
       bytes: sum((t) => t.monthlyRows * t.archiveBytesPerRow),
-      objects: sum((t) => archiveObjects(t.monthlyRows, t.batchSize, DAYS_PER_MONTH)),
+      objects: sum((t) => archiveObjects(t.monthlyRows, t.batchSize, spans(t, DAYS_PER_MONTH))),
     },
     basis: `PostgreSQL statistics; bytes per row from ${sources.join(', ')}`,
   };

@@ -104,6 +104,7 @@ export function formatPlanReport(report: PlanReport): string {
       lines.push(
         `    batches ${formatNumber(t.batches)}${t.runsNeeded > 1 ? ` (${t.runsNeeded} runs at the batch budget)` : ''}; about ${formatBytes(t.estimatedBytes)}${t.bytesNote ? ` (${t.bytesNote})` : ''}`,
       );
+      if (t.objectSpanNote) lines.push(`    objects: ${t.objectSpanNote}`);
     }
     lines.push(`    lock: ${t.lock}`);
     lines.push(`    legal hold: ${t.legalHold ?? 'none'}`);

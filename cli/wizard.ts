@@ -2,6 +2,8 @@ import { existsSync, writeFileSync } from 'node:fs';
 import pg from 'pg';
 import { parse as parseYaml, stringify } from 'yaml';
 import { z } from 'zod';
+import { suggestedObjectSpan } from '../lambdas/shared/archive/format.js';
+import { ASSUMED_COMPRESSION_RATIO } from '../lambdas/shared/batch/plan-report.js';
 import { formatIssues, parseConfig } from '../lambdas/shared/config/config.js';
 import { resolveTable } from '../lambdas/shared/config/resolved-table.js';
 import {
@@ -374,12 +376,14 @@ export function buildConfig(input: {
   const retention: RetentionSuggestion = input.retentionDays
     ? { days: input.retentionDays, reason: 'given with --retention-days' }
     : (longest ?? { days: 365, reason: 'default' });
+  const spans = new Map(input.tables.map((t) => [t, objectSpanOf(t)]));
   const tables: TableConfig[] = input.tables.map((t) => ({
     schema: t.schema,
     name: t.name,
     timestampColumn: t.timestamp?.name ?? '',
     timestampTimeZone: t.timestampTimeZone ?? 'UTC',
     ...(t.keyColumns ? { keyColumns: t.keyColumns } : {}),
+    ...(spans.get(t)?.span === 'month' ? { objectSpan: 'month' as const } : {}),
   }));
   const config: ArchiverConfigInput = {
     s3: { ...(input.bucket ? { bucket: input.bucket } : {}), prefix: 'archive/' },
@@ -391,7 +395,7 @@ export function buildConfig(input: {
     `retentionDays ${retention.days}: ${input.retentionDays ? retention.reason : `the longest of the tables' suggestions`}.`,
     ...input.tables.map(
       (t) =>
-        `${t.schema}.${t.name}: ${t.retention?.reason ?? ''}${t.timestamp?.indexed ? '' : `; index "${t.timestamp?.name}" first`}`,
+        `${t.schema}.${t.name}: ${t.retention?.reason ?? ''}${t.timestamp?.indexed ? '' : `; index "${t.timestamp?.name}" first`}${spanReason(spans.get(t))}`,
     ),
     ...('url' in input.credentials
       ? ['This file holds a database password: keep it private, or use urlEnv.']
@@ -403,6 +407,21 @@ export function buildConfig(input: {
   const yaml = `${header.map((line) => `# ${line}`).join('\n')}\n${stringify(config)}`;
   return { yaml, config: parseConfig(parseYaml(yaml), 'the generated config'), retention };
 }
+
+/**
+ * The object span for a table from its measured rows per day and its size per row (gzip assumed at the plan's
+ * ratio): a month where a day's object would be small. Undefined without an age profile to measure from.
+ */
+function objectSpanOf(t: Candidate): ReturnType<typeof suggestedObjectSpan> | undefined {
+  if (!t.age?.oldestDays || t.age.rows === 0 || t.estimatedRows <= 0) return undefined;
+  const rowsPerDay = t.age.rows / Math.max(1, t.age.oldestDays);
+  return suggestedObjectSpan(rowsPerDay, (t.bytes / t.estimatedRows) * ASSUMED_COMPRESSION_RATIO);
+}
+
+const spanReason = (suggested: ReturnType<typeof objectSpanOf>): string =>
+  suggested?.span === 'month'
+    ? `; objectSpan month: a day's archive would be about ${Math.max(1, Math.round(suggested.dayObjectBytes / 1024))} KiB, and Standard-IA and Glacier bill each object as 128 KiB at least`
+    : '';
 
 /**
  * How the wizard talks to its user; tests answer from a script. `check` returns why an answer is not acceptable

@@ -5,11 +5,11 @@ import * as glue from 'aws-cdk-lib/aws-glue';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { tablePrefix } from '../lambdas/shared/archive/format.js';
+import { type ObjectSpan, tablePrefix } from '../lambdas/shared/archive/format.js';
 import type { ArchiveBucket } from './archive-bucket.js';
 import { acknowledgeWildcardResources } from './nag.js';
 
-/** Partition columns of every archive table, as the key layout names them. */
+/** Partition columns of an archive table, as the key layout names them. */
 const PARTITION_COLUMNS = ['year', 'month', 'day'] as const;
 
 /** One archived table, as Athena sees it. */
@@ -20,6 +20,12 @@ export interface QueryTable {
   readonly table: string;
   /** Column names as in PostgreSQL; each becomes a `string` column holding the value's text form. */
   readonly columns: readonly string[];
+  /**
+   * The table's `objectSpan`. A `month` table is partitioned by year and month only: its month objects lie in the
+   * month folder, and Athena reads the day folders below it too (day objects written before the table switched).
+   * @default 'day'
+   */
+  readonly objectSpan?: ObjectSpan;
 }
 
 export interface ArchiveQueriesProps {
@@ -96,7 +102,7 @@ function uniqueGlueNames(names: readonly string[], reserved: readonly string[] =
  * Athena over the archives, with no crawler and no grant to any function: a Glue database with one table per
  * archived table, over its key prefix (`{prefix}{database}/{schema}.{table}/`), reading the gzip JSON lines with the
  * OpenX JSON SerDe, every column a `string` (values are PostgreSQL text form; cast in SQL). Partition projection on
- * year/month/day (the rows' UTC day) makes new days queryable at once. Manifests start with "_", which Athena skips.
+ * year/month/day (the rows' UTC day; year/month for a table of month objects) makes new days queryable at once. Manifests start with "_", which Athena skips.
  *
  * Queries run in a dedicated workgroup whose settings clients cannot override: results go to the stack's results
  * bucket (SSE-KMS with the archive key, TLS-only, no public access, expiring), and a per-query scan limit applies.
@@ -139,6 +145,8 @@ export class ArchiveQueries extends Construct {
       const name = names[i] ?? '';
       const ref = `${table.database}/${table.schema}.${table.table}`;
       const location = `s3://${bucketName}/${tablePrefix({ prefix: props.prefix, database: table.database, schema: table.schema, table: table.table })}`;
+      const monthly = table.objectSpan === 'month';
+      const partitions = monthly ? PARTITION_COLUMNS.slice(0, 2) : PARTITION_COLUMNS;
       const columnNames = uniqueGlueNames(table.columns, PARTITION_COLUMNS);
       // Keys are matched exactly: Glue names are lower case, PostgreSQL column names need not be.
       const mappings = Object.fromEntries(
@@ -164,12 +172,18 @@ export class ArchiveQueries extends Construct {
             'projection.month.type': 'integer',
             'projection.month.range': '1,12',
             'projection.month.digits': '2',
-            'projection.day.type': 'integer',
-            'projection.day.range': '1,31',
-            'projection.day.digits': '2',
-            'storage.location.template': `${location}year=\${year}/month=\${month}/day=\${day}/`,
+            ...(monthly
+              ? {
+                  'storage.location.template': `${location}year=\${year}/month=\${month}/`,
+                }
+              : {
+                  'projection.day.type': 'integer',
+                  'projection.day.range': '1,31',
+                  'projection.day.digits': '2',
+                  'storage.location.template': `${location}year=\${year}/month=\${month}/day=\${day}/`,
+                }),
           },
-          partitionKeys: PARTITION_COLUMNS.map((column) => ({ name: column, type: 'string' })),
+          partitionKeys: partitions.map((column) => ({ name: column, type: 'string' })),
           storageDescriptor: {
             location,
             columns: columnNames.map((column) => ({ name: column, type: 'string' })),

@@ -198,6 +198,7 @@ function queryTables(config: DeploymentConfig): QueryTable[] {
         schema: table.schema,
         table: table.name,
         columns: listed?.columns ?? [...new Set(known)],
+        objectSpan: table.objectSpan,
       };
     }),
   );

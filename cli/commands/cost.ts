@@ -16,6 +16,7 @@ import {
   DEFAULT_ARCHIVE_BYTES_PER_ROW,
   DEFAULT_COMPRESSION_RATIO,
   GIB,
+  objectSpanNote,
   plansFor,
   pricesFor,
   type TableMeasurement,
@@ -193,7 +194,7 @@ export function formatCostReport(report: CostReport): string {
     lines.push(
       `  ${t.database}/${t.table}: ${formatNumber(t.rows)} rows, ${formatNumber(t.eligibleRows)} older than ${t.retentionDays} days, ` +
         `${formatNumber(t.monthlyRows)} a month, ${t.archiveBytesPerRow.toFixed(1)} archive bytes/row (${t.bytesPerRowSource}), ` +
-        `${formatNumber(t.archived.objects)} archives (${gib(t.archived.bytes)}) already`,
+        `${formatNumber(t.archived.objects)} archives (${gib(t.archived.bytes)}) already; ${objectSpanNote(t)}`,
     );
   }
   lines.push('');

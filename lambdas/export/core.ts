@@ -8,6 +8,7 @@ import {
   FORMAT_VERSION,
   type Manifest,
   manifestKeyFor,
+  type ObjectSpan,
   type SchemaDrift,
   stagingKey,
   type TableLocation,
@@ -64,8 +65,8 @@ export type ExportDeps = Pick<
 
 /**
  * Export: finishes or undoes a batch an earlier attempt left in flight, then streams the next batch of eligible
- * rows through gzip into staging objects: from the oldest eligible UTC day on, day after day, one object per day
- * (an object never spans two days), until the batch holds `batchSize` rows (or the time budget's share of them),
+ * rows through gzip into staging objects: from the oldest eligible UTC day (or month, `objectSpan`) on, one object per
+ * day or month (an object never spans two), until the batch holds `batchSize` rows (or the time budget's share of them),
  * `MAX_OBJECTS_PER_BATCH` days, or every eligible row. Its last object may end mid-day, at a key. Everything the
  * later steps check is measured on the way; rows never pass through memory as a whole.
  */
@@ -115,8 +116,8 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
       const staged: BatchObject[] = [];
       const publishing = new Publications();
       try {
-        for (let afterDay: string | undefined; staged.length < MAX_OBJECTS_PER_BATCH && remaining > 0; ) {
-          const next = await nextBatchBounds(client, shape, input.cutoff, remaining, afterDay);
+        for (let after: string | undefined; staged.length < MAX_OBJECTS_PER_BATCH && remaining > 0; ) {
+          const next = await nextBatchBounds(client, shape, input.cutoff, table.objectSpan, remaining, after);
           if (!next) break;
           if (staged.length > 0) await deps.fault('export:betweenObjects');
           const streamed = await stageObject(deps, client, shape, next, {
@@ -124,6 +125,7 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
             batchId,
             write,
             versions,
+            span: table.objectSpan,
             // The first manifest after a change of columns says so.
             drift: staged.length === 0 ? drift : undefined,
             input,
@@ -135,7 +137,7 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
           remaining -= object.figures.rowCount;
           // A day that filled what was left ends the batch there, mid-day or not.
           if (next.rows >= remaining + object.figures.rowCount) break;
-          afterDay = next.day;
+          after = next.bounds.to;
         }
       } catch (error) {
         // Every staging write has ended before the export fails: none lands after a retry has begun.
@@ -195,6 +197,7 @@ async function stageObject(
     batchId: string;
     write: WriteOptions & { metadata: Record<string, string> };
     versions: VersionDigest;
+    span: ObjectSpan;
     drift: SchemaDrift | undefined;
     input: ExportInput;
   },
@@ -243,7 +246,7 @@ async function stageObject(
     uncompressedBytes: content.uncompressedBytes,
     compressedBytes: compressed.bytes,
   };
-  const dataKey = archiveKey(batch.location, next.day, figures.contentSha256);
+  const dataKey = archiveKey(batch.location, next.day, figures.contentSha256, batch.span);
   const manifest: Manifest = {
     formatVersion: FORMAT_VERSION,
     tool: { name: TOOL_NAME, version: TOOL_VERSION },
@@ -256,6 +259,7 @@ async function stageObject(
     timestampType: shape.timestampKind,
     timestampTimeZone: shape.timestampTimeZone,
     day: next.day,
+    span: batch.span,
     cutoff: batch.input.cutoff,
     bounds: next.bounds,
     keyRange: { first: next.bounds.firstKey, last: next.bounds.lastKey },
@@ -272,7 +276,14 @@ async function stageObject(
     deps.store.putText(manifestKeyFor(staging), JSON.stringify(manifest, null, 2), batch.write),
   );
   return {
-    object: { day: next.day, stagingKey: staging, archiveKey: dataKey, bounds: next.bounds, figures },
+    object: {
+      day: next.day,
+      span: batch.span,
+      stagingKey: staging,
+      archiveKey: dataKey,
+      bounds: next.bounds,
+      figures,
+    },
     published,
   };
 }

@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import type pg from 'pg';
 import { readExpectation, streamArchive } from '../shared/archive/catalog.js';
 import { LineNotCopyableError } from '../shared/archive/copy-text.js';
+import { spanEnd, spanLastDay } from '../shared/archive/format.js';
 import {
   type ArchiveExpectation,
   archiveProblems,
@@ -39,7 +40,9 @@ import {
   lockAndDescribeTarget,
   planColumns,
   type RestoreTarget,
+  type RowWindow,
   tableLabel,
+  windowRowsSql,
 } from '../shared/restore/restore-sql.js';
 import {
   type ArchivePointer,
@@ -151,7 +154,9 @@ async function writeInGroup(
     try {
       await client.query(`SAVEPOINT ${ARCHIVE_SAVEPOINT}`);
       const result = await writeArchive(client, group, archive, ready);
-      if (result.status === 'restored' && group.watermark) {
+      // A month archive restored in part is not marked: a later restore of other days of it must not skip it.
+      const whole = rowWindow(group.task, ready.expected) === undefined;
+      if (result.status === 'restored' && group.watermark && whole) {
         const written = {
           inserted: result.inserted,
           skipped: result.skipped,
@@ -312,7 +317,8 @@ async function writeArchive(
   // Which path wrote the rows: an operator wondering why one archive took longer sees the conflicts' second read.
   let path: 'copy' | 'reference' = 'reference';
   let result: RestoreFileResult | undefined;
-  if (target) {
+  const rows = rowWindow(task, expected);
+  if (target && !rows) {
     const opened = body && !body.destroyed ? body : undefined;
     const direct = await copyDirectly(client, group, archive, expected, committed.pin, target, opened);
     if (direct) {
@@ -340,13 +346,23 @@ async function writeArchive(
     const plan = planColumns(archived, table, task.drift);
     await checkConversions(client, plan, task.drift);
     const conflictKey = await uniqueConflictKey(client, group, expected, table);
-    const withWarnings = { ...figures, warnings: [...warnings, ...plan.warnings] };
+    const inWindow = rows ? await countInWindow(client, rows) : expected.rows;
+    const windowNote = rows
+      ? [
+          `a month archive: ${expected.rows - inWindow} of its ${expected.rows} rows lie outside ${rows.from.slice(0, 10)}..${dayBefore(rows.to)} and were left out`,
+        ]
+      : [];
+    const withWarnings = { ...figures, warnings: [...warnings, ...windowNote, ...plan.warnings] };
     if (!target) {
-      // Nothing is in a table the restore would create: every row would be written.
-      result = { ...withWarnings, status: 'dry-run', inserted: expected.rows };
+      // Nothing is in a table the restore would create: every row (of the window) would be written.
+      result = { ...withWarnings, status: 'dry-run', inserted: inWindow };
     } else {
       // A dry run runs the very INSERT too, in the transaction that rolls back: its figures are the real ones.
-      const written = await insert(client, insertSql(table, plan, task.strategy, conflictKey), task.strategy);
+      const written = await insert(
+        client,
+        insertSql(table, plan, task.strategy, conflictKey, rows),
+        task.strategy,
+      );
       result = {
         ...withWarnings,
         status: task.dryRun ? 'dry-run' : 'restored',
@@ -369,6 +385,35 @@ async function writeArchive(
     overwritten: result.overwritten,
   });
   return result;
+}
+
+/**
+ * The rows a day-range restore takes of a native month archive, when the range leaves part of its month out (a day
+ * archive is in the range whole or not listed at all). Those archives take the reference path, filtered.
+ */
+function rowWindow(task: RestoreTask, expected: ArchiveExpectation): RowWindow | undefined {
+  const manifest = expected.manifest;
+  if (manifest?.span !== 'month') return undefined;
+  const first = manifest.day;
+  const last = spanLastDay(first, 'month');
+  const from = task.fromDay && task.fromDay > first ? task.fromDay : first;
+  const to = task.toDay && task.toDay < last ? task.toDay : last;
+  if (from === first && to === last) return undefined;
+  return {
+    column: manifest.timestampColumn,
+    type: manifest.timestampType,
+    timeZone: manifest.timestampTimeZone,
+    from: `${from}T00:00:00.000Z`,
+    to: spanEnd(to, 'day'),
+  };
+}
+
+const dayBefore = (instant: string): string =>
+  new Date(Date.parse(instant) - 86_400_000).toISOString().slice(0, 10);
+
+async function countInWindow(client: pg.PoolClient, rows: RowWindow): Promise<number> {
+  const counted = await client.query<{ rows: number }>(windowRowsSql(rows));
+  return counted.rows[0]?.rows ?? 0;
 }
 
 /**

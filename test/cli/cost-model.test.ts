@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   costReport,
   estimatePlan,
+  objectSpanNote,
   plansFor,
   type StoragePlan,
   type TableMeasurement,
@@ -159,6 +160,7 @@ describe('cost: measured tables', () => {
     archiveBytesPerRow: 72,
     bytesPerRowSource: 'assumed',
     batchSize: 50_000,
+    objectSpan: 'day',
     archived: { bytes: 0, objects: 0 },
     ...t,
   });
@@ -187,6 +189,30 @@ describe('cost: measured tables', () => {
     expect(workload.backlog).toEqual({ rows: 120_010, bytes: 1000 + 120_010 * 72, objects: 5 + 10 + 10 });
     expect(workload.monthly).toEqual({ rows: 60_000, bytes: 60_000 * 72, objects: 30 });
     expect(workload.basis).toBe('PostgreSQL statistics; bytes per row from assumed, row width');
+  });
+
+  it('counts a month table’s objects per month, bills them at their size, and suggests month objects where day ones are small', () => {
+    // Prepare: 200 rows a day at 72 bytes a row, 14 KiB day objects; 120 eligible days
+    const daily = measured({ eligibleRows: 24_000, eligibleDays: 120, monthlyRows: 6_000 });
+    const monthly = measured({ ...daily, objectSpan: 'month' });
+    const plan = plansFor().find((p) => p.writeClass === 'STANDARD_IA' && p.transitions.length === 0);
+
+    // Act
+    const days = workloadFromTables([daily]);
+    const months = workloadFromTables([monthly]);
+
+    // Assess: 4 objects instead of 120, 1 a month instead of 30, and the IA bill falls with them
+    expect(days.backlog.objects).toBe(120);
+    expect(months.backlog.objects).toBe(4);
+    expect([days.monthly.objects, months.monthly.objects]).toEqual([30, 1]);
+    expect(plan).toBeDefined();
+    const cost = (w: typeof days) => estimatePlan(w, plan as StoragePlan, 12, 'us-east-1').cumulative;
+    expect(cost(months)).toBeLessThan(cost(days) / 3);
+    expect(objectSpanNote(daily)).toBe(
+      '30 objects a month of about 14 KiB: objectSpan: month would write 1 of about 422 KiB instead (billed as 128 KiB at least each)',
+    );
+    expect(objectSpanNote(monthly)).toBe('1 object a month of about 422 KiB (objectSpan: month)');
+    expect(objectSpanNote(measured({ monthlyRows: 60_000 }))).toBe('30 objects a month of about 141 KiB');
   });
 
   it('prices one workload under every plan, naming the price table it used', () => {

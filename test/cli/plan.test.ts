@@ -13,6 +13,8 @@ const table = (action: TablePlan['action']): TablePlan => ({
   estimatedBytes: 0,
   bytesBasis: 'none',
   bytesNote: '',
+  objectSpan: 'day',
+  objectSpanNote: '',
   countMethod: 'none',
   oldestRow: null,
   lock: 'free',

@@ -435,6 +435,21 @@ describe('Glue catalog', () => {
       's3://<bucket>/audit/billing/audit.Invoice%20Events/year=${year}/month=${month}/day=${day}/',
     );
   });
+
+  it('partitions a table of month objects by year and month, whose folder also holds its earlier day folders', () => {
+    // Act
+    const input = tableInput(synth, 'crm/public.contact_history');
+    // Assess
+    expect(input.PartitionKeys).toEqual([
+      { Name: 'year', Type: 'string' },
+      { Name: 'month', Type: 'string' },
+    ]);
+    expect(Object.keys(input.Parameters).filter((name) => name.startsWith('projection.day'))).toEqual([]);
+    expect(rendered(synth, input.Parameters['storage.location.template'])).toBe(
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: Athena's projection placeholders
+      's3://<bucket>/audit/crm/public.contact_history/year=${year}/month=${month}/',
+    );
+  });
 });
 
 describe('Athena workgroup and results', () => {

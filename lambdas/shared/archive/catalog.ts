@@ -4,9 +4,12 @@ import { createGunzip } from 'node:zlib';
 import { ArchiveIntegrityError, StorageUnavailableError } from '../errors/step-errors.js';
 import { JsonLinesToCopyText, LineNotCopyableError } from './copy-text.js';
 import {
+  archivePath,
   keyNamesContent,
   ManifestSchema,
   manifestKeyFor,
+  type ObjectSpan,
+  spanLastDay,
   type TableLocation,
   tablePrefix,
 } from './format.js';
@@ -36,8 +39,10 @@ export type ArchiveSource =
 export interface ArchiveRef {
   key: string;
   format: ArchiveSource['format'];
-  /** The day partition, YYYY-MM-DD. */
+  /** The partition's first day, YYYY-MM-DD: its day, or the first of its month for a month object. */
   day: string;
+  /** Native month objects (`objectSpan: month`) cover a month; every other archive one day partition. */
+  span: ObjectSpan;
   size: number;
   storageClass: string;
   lastModified?: Date;
@@ -49,28 +54,52 @@ export function sourcePrefix(source: ArchiveSource): string {
     : legacyTablePrefix(source.prefix, source.database, source.table);
 }
 
-const NATIVE_DATA = /year=(\d{4})\/month=(\d{2})\/day=(\d{2})\/(?!_)[^/]+\.jsonl\.gz$/;
+/** A native data object: in a day folder, or (a month object) in its month folder. */
+const NATIVE_DATA = /^year=(\d{4})\/month=(\d{2})\/(?:day=(\d{2})\/)?(?!_)[^/]+\.jsonl\.gz$/;
 
-/** The day of a data object of `source`, or undefined when `key` is not one (a manifest, a sidecar, a stray). */
-export function archiveDay(source: ArchiveSource, key: string): string | undefined {
+/** The partition of a data object of `source`, or undefined when `key` is not one (a manifest, a sidecar, a stray). */
+export function archivePartition(
+  source: ArchiveSource,
+  key: string,
+): { day: string; span: ObjectSpan } | undefined {
   const prefix = sourcePrefix(source);
   if (!key.startsWith(prefix)) return undefined;
-  if (source.format === 'legacy') return parseLegacyDataKey(key, source.prefix)?.day;
+  if (source.format === 'legacy') {
+    const day = parseLegacyDataKey(key, source.prefix)?.day;
+    return day ? { day, span: 'day' } : undefined;
+  }
   const match = NATIVE_DATA.exec(key.slice(prefix.length));
-  return match && !key.slice(prefix.length).slice(0, match.index).includes('/')
-    ? `${match[1]}-${match[2]}-${match[3]}`
-    : undefined;
+  if (!match) return undefined;
+  return match[3] === undefined
+    ? { day: `${match[1]}-${match[2]}-01`, span: 'month' }
+    : { day: `${match[1]}-${match[2]}-${match[3]}`, span: 'day' };
+}
+
+/** The first day of a data object of `source`, or undefined when `key` is not one. */
+export function archiveDay(source: ArchiveSource, key: string): string | undefined {
+  return archivePartition(source, key)?.day;
+}
+
+/** Whether an archive's partition (a day, or a month) shares a day with fromDay..toDay (either end open). */
+export function partitionInRange(
+  partition: { day: string; span: ObjectSpan },
+  range: { fromDay?: string; toDay?: string },
+): boolean {
+  return (
+    (!range.fromDay || spanLastDay(partition.day, partition.span) >= range.fromDay) &&
+    (!range.toDay || partition.day <= range.toDay)
+  );
 }
 
 export interface ListOptions {
-  /** First and last day partition to include, YYYY-MM-DD, inclusive. */
+  /** First and last day to include, YYYY-MM-DD, inclusive: a month object is listed when its month meets them. */
   fromDay?: string;
   toDay?: string;
   /** Resume after this key (a previous page's last key). */
   startAfter?: string;
 }
 
-/** Data objects of a source in key order (so by day), filtered by day partition. */
+/** Data objects of a source in key order (so by month, then day), filtered by partition. */
 export async function* listArchives(
   store: ArchiveStore,
   source: ArchiveSource,
@@ -78,20 +107,17 @@ export async function* listArchives(
 ): AsyncGenerator<ArchiveRef> {
   for await (const object of store.list(sourcePrefix(source), options.startAfter)) {
     const ref = toRef(source, object);
-    if (!ref) continue;
-    if (options.fromDay && ref.day < options.fromDay) continue;
-    if (options.toDay && ref.day > options.toDay) continue;
-    yield ref;
+    if (ref && partitionInRange(ref, options)) yield ref;
   }
 }
 
 function toRef(source: ArchiveSource, object: ListedObject): ArchiveRef | undefined {
-  const day = archiveDay(source, object.key);
-  return day
+  const partition = archivePartition(source, object.key);
+  return partition
     ? {
         key: object.key,
         format: source.format,
-        day,
+        ...partition,
         size: object.size,
         storageClass: object.storageClass,
         lastModified: object.lastModified,
@@ -128,6 +154,12 @@ export async function readExpectation(
     if (!keyNamesContent(ref.key, manifest.figures.contentSha256))
       throw new ArchiveIntegrityError(
         `archive ${ref.key}: its key names content other than the manifest's (${manifest.figures.contentSha256.slice(0, 24)}…)`,
+      );
+    // The partition folder is what Athena and every range filter trust: it must be the manifest's day or month.
+    const span = manifest.span ?? 'day';
+    if (!ref.key.endsWith(`/${archivePath(manifest.day, manifest.figures.contentSha256, span)}`))
+      throw new ArchiveIntegrityError(
+        `archive ${ref.key}: its partition is not the manifest's ${span} ${span === 'day' ? manifest.day : manifest.day.slice(0, 7)}`,
       );
     return manifestExpectation(ref.key, manifest);
   }

@@ -31,26 +31,87 @@ export function tablePrefix(loc: TableLocation): string {
   return `${loc.prefix}${keySegment(loc.database)}/${keySegment(loc.schema)}.${keySegment(loc.table)}/`;
 }
 
-/** Day partition folder; the day is the UTC day of the rows' timestamp column, so the partition is true. */
-export function dayPrefix(loc: TableLocation, day: string): string {
-  const [year, month, dd] = day.split('-');
-  return `${tablePrefix(loc)}year=${year}/month=${month}/day=${dd}/`;
+/**
+ * What one archive object covers: the rows of one UTC day, or of one UTC month (`objectSpan: month`, for tables whose
+ * day objects would be too small to store economically: Standard-IA and Glacier bill each object as 128 KiB at least).
+ */
+export const OBJECT_SPANS = ['day', 'month'] as const;
+export type ObjectSpan = (typeof OBJECT_SPANS)[number];
+
+/**
+ * Below this size a day object costs more than it holds: Standard-IA, One Zone-IA and Glacier Instant Retrieval bill
+ * each object as 128 KiB at least (Glacier Flexible and Deep Archive add about 40 KB of overhead per object), and
+ * every object costs its requests in each step.
+ */
+export const SMALL_OBJECT_BYTES = 128 * 1024;
+
+/** The span `plan` and `wizard` suggest for a table, from its rows per day and archive bytes per row. */
+export function suggestedObjectSpan(
+  rowsPerDay: number,
+  archiveBytesPerRow: number,
+): { span: ObjectSpan; dayObjectBytes: number } {
+  const dayObjectBytes = Math.round(rowsPerDay * archiveBytesPerRow);
+  return { span: dayObjectBytes < SMALL_OBJECT_BYTES ? 'month' : 'day', dayObjectBytes };
 }
 
 /**
- * Final archive key. The name is content-addressed (the SHA-256 of the uncompressed lines), so re-running an
- * export of the same rows yields the same key, and different rows can never overwrite an archive.
+ * An archive's key below its table's prefix: partition folder, `year=/month=/day=/` for a day object and
+ * `year=/month=/` for a month object (the day or month of the rows' timestamp column in UTC, so the partition is
+ * true), then a name that is content-addressed (the SHA-256 of the uncompressed lines): re-running an export of the
+ * same rows yields the same key, and different rows can never overwrite an archive.
  */
-export function archiveKey(loc: TableLocation, day: string, contentSha256: string): string {
-  return `${dayPrefix(loc, day)}${day.replaceAll('-', '')}-${contentSha256.slice(0, 24)}.jsonl.gz`;
+export function archivePath(day: string, contentSha256: string, span: ObjectSpan = 'day'): string {
+  const [year, month, dd] = day.split('-');
+  const folder = span === 'day' ? `year=${year}/month=${month}/day=${dd}/` : `year=${year}/month=${month}/`;
+  const stamp = span === 'day' ? `${year}${month}${dd}` : `${year}${month}`;
+  return `${folder}${stamp}-${contentSha256.slice(0, 24)}.jsonl.gz`;
 }
 
-/** Manifest sidecar beside the data. The leading "_" makes Athena/Hive skip it when reading the table's rows. */
+/** Final archive key: the table's prefix, then archivePath. */
+export function archiveKey(
+  loc: TableLocation,
+  day: string,
+  contentSha256: string,
+  span: ObjectSpan = 'day',
+): string {
+  return `${tablePrefix(loc)}${archivePath(day, contentSha256, span)}`;
+}
+
+/** The last day an object that starts on `day` covers, YYYY-MM-DD. */
+export function spanLastDay(day: string, span: ObjectSpan): string {
+  if (span === 'day') return day;
+  const [year, month] = day.split('-').map(Number);
+  return new Date(Date.UTC(year ?? 0, month ?? 0, 0)).toISOString().slice(0, 10);
+}
+
+/**
+ * Where the rows an export may take end: at the cut-off for day objects, and for month objects at the first of the
+ * cut-off's month, so a month is archived in one object once all of it is past the cut-off (a month still partly
+ * retained would otherwise be cut into an object per run).
+ */
+export function spanCutoff(cutoff: string, span: ObjectSpan): string {
+  const at = new Date(cutoff);
+  return span === 'day'
+    ? at.toISOString()
+    : new Date(Date.UTC(at.getUTCFullYear(), at.getUTCMonth(), 1)).toISOString();
+}
+
+/** The instant the object that starts on `day` ends: the next day, or the first of the next month. */
+export function spanEnd(day: string, span: ObjectSpan): string {
+  const [year, month, dd] = day.split('-').map(Number);
+  const end =
+    span === 'day'
+      ? Date.UTC(year ?? 0, (month ?? 1) - 1, (dd ?? 1) + 1)
+      : Date.UTC(year ?? 0, month ?? 1, 1);
+  return new Date(end).toISOString();
+}
+
 /** Whether a data key names this content: its file name carries the content SHA-256's first 24 hex digits. */
 export function keyNamesContent(dataKey: string, contentSha256: string): boolean {
   return dataKey.endsWith(`-${contentSha256.slice(0, 24)}.jsonl.gz`);
 }
 
+/** Manifest sidecar beside the data. The leading "_" makes Athena/Hive skip it when reading the table's rows. */
 export function manifestKeyFor(dataKey: string): string {
   const slash = dataKey.lastIndexOf('/');
   return `${dataKey.slice(0, slash + 1)}_${dataKey.slice(slash + 1).replace(/\.jsonl\.gz$/, '')}.manifest.json`;
@@ -128,7 +189,10 @@ export const ManifestSchema = z.object({
   timestampColumn: z.string(),
   timestampType: z.enum(['timestamptz', 'timestamp']),
   timestampTimeZone: z.string(),
+  /** The object's first day: the day of a day object, the first of the month of a month object. */
   day: z.string().regex(/^\d{4}-\d{2}-\d{2}$/),
+  /** Absent in archives written before month objects existed: a day object. */
+  span: z.enum(OBJECT_SPANS).optional(),
   cutoff: z.string(),
   bounds: BatchBoundsSchema,
   keyRange: z.object({ first: z.array(z.string()), last: z.array(z.string()) }),

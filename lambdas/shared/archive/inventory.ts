@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BatchFiguresSchema } from './format.js';
+import { BatchFiguresSchema, OBJECT_SPANS } from './format.js';
 import { ObjectPinSchema } from './store.js';
 
 /**
@@ -9,7 +9,10 @@ import { ObjectPinSchema } from './store.js';
  */
 export const InventoryEntrySchema = z.object({
   archiveKey: z.string(),
+  /** The archive's day, or the first of its month. */
   day: z.string(),
+  /** Absent in entries written before month objects existed: a day object. */
+  span: z.enum(OBJECT_SPANS).optional(),
   batchId: z.string(),
   runId: z.string(),
   figures: BatchFiguresSchema,

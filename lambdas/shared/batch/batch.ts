@@ -214,6 +214,7 @@ export async function recordCommitted(
     deps.inventory.record(task.database, task.table, {
       archiveKey: object.archiveKey,
       day: object.day,
+      ...(object.span ? { span: object.span } : {}),
       batchId: inFlight.batchId,
       runId: inFlight.runId,
       figures: object.figures,

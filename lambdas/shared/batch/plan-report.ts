@@ -1,5 +1,12 @@
 import type pg from 'pg';
 import { z } from 'zod';
+import {
+  OBJECT_SPANS,
+  type ObjectSpan,
+  SMALL_OBJECT_BYTES,
+  spanCutoff,
+  suggestedObjectSpan,
+} from '../archive/format.js';
 import type { ResolvedTable, TableGovernance } from '../config/resolved-table.js';
 import type { ArchiverConfig } from '../config/schema.js';
 import { inReadOnlyTransaction } from '../database/db.js';
@@ -42,6 +49,9 @@ export const TablePlanSchema = z.object({
   /** How estimatedBytes was reached: `measured` (bytes/row of this table's archives) or `assumed` compression. */
   bytesBasis: z.enum(['measured', 'assumed', 'none']),
   bytesNote: z.string(),
+  /** The table's `objectSpan`, and what its objects would weigh, with the span suggested when another fits better. */
+  objectSpan: z.enum(OBJECT_SPANS),
+  objectSpanNote: z.string(),
   /** ISO UTC timestamp of the oldest eligible row. */
   oldestRow: z.string().nullable(),
   /** Whether the count could use an index on the timestamp column or had to scan the table. */
@@ -100,6 +110,8 @@ async function planTable(deps: PlanReportDeps, { table, cutoff }: PlannedTable):
     estimatedBytes: 0,
     bytesBasis: 'none',
     bytesNote: '',
+    objectSpan: table.objectSpan,
+    objectSpanNote: '',
     oldestRow: null,
     countMethod: 'none',
     lock: lockStatus(state, leased),
@@ -153,8 +165,8 @@ async function countEligible(
   state: { totalRows: number; totalBytes: number },
 ) {
   const shape = await describeTable(client, table);
-  const cutoffIso = new Date(cutoff).toISOString();
-  const window = dayWindowSql(shape, EARLIEST, cutoffIso);
+  // A month table's rows wait until their month has ended before the cut-off, as export takes them.
+  const window = dayWindowSql(shape, EARLIEST, spanCutoff(cutoff, table.objectSpan));
   const instant = timestampAsInstantSql(shape);
   // Grouped by UTC day as export cuts batches; the WHERE is a range on the bare column, which its index serves.
   const days = await client.query<{ rows: string; oldest: string }>(
@@ -170,15 +182,39 @@ async function countEligible(
     eligibleRows += Number(day.rows);
     if (oldestRow === null || day.oldest < oldestRow) oldestRow = day.oldest;
   }
-  const batches = batchesForDays(
-    days.rows.map((day) => Number(day.rows)),
-    table.batchSize,
-  );
+  const rowsPerObject =
+    table.objectSpan === 'day'
+      ? days.rows.map((day) => Number(day.rows))
+      : rowsByMonth(days.rows.map((day) => ({ day: day.oldest, rows: Number(day.rows) })));
+  const batches = batchesForDays(rowsPerObject, table.batchSize);
   const countMethod = (await hasTimestampIndex(client, shape))
     ? ('index' as const)
     : ('sequential-scan' as const);
   const bytes = await estimateBytes(client, shape, window, eligibleRows, state);
-  return { eligibleRows, batches, oldestRow, countMethod, ...bytes };
+  const bytesPerRow = eligibleRows > 0 ? bytes.estimatedBytes / eligibleRows : 0;
+  const objectSpanNote =
+    days.rows.length > 0 ? spanNote(table.objectSpan, eligibleRows / days.rows.length, bytesPerRow) : '';
+  return { eligibleRows, batches, oldestRow, countMethod, ...bytes, objectSpanNote };
+}
+
+/** Rows per UTC month, oldest first, from rows per day (each day named by a timestamp in it). */
+function rowsByMonth(days: { day: string; rows: number }[]): number[] {
+  const months = new Map<string, number>();
+  for (const { day, rows } of days) months.set(day.slice(0, 7), (months.get(day.slice(0, 7)) ?? 0) + rows);
+  return [...months.values()];
+}
+
+const kib = (bytes: number): string => `${Math.max(1, Math.round(bytes / 1024))} KiB`;
+
+/** What the table's objects weigh, and `objectSpan: month` suggested where day objects would be small. */
+function spanNote(span: ObjectSpan, rowsPerDay: number, bytesPerRow: number): string {
+  const suggested = suggestedObjectSpan(rowsPerDay, bytesPerRow);
+  const day = `day objects of about ${kib(suggested.dayObjectBytes)} (${Math.round(rowsPerDay)} rows a day)`;
+  if (span === 'month')
+    return `month objects of about ${kib(suggested.dayObjectBytes * 30)}; ${day} otherwise`;
+  return suggested.span === 'month'
+    ? `${day}: objectSpan: month suggested (Standard-IA and Glacier bill an object as ${kib(SMALL_OBJECT_BYTES)} at least)`
+    : day;
 }
 
 /** Whether a plain (non-partial) index leads with the timestamp column, so the eligible range needs no full scan. */

@@ -58,6 +58,9 @@ export function assertCutoffAllowed(
 
 const tableName = (database: string, table: TableConfig) => `${database}/${table.schema}.${table.name}`;
 
+/** The longest a month object's first row waits for the rest of its month to pass the cut-off. */
+const MONTH_OBJECT_WAIT_DAYS = 31;
+
 /** What is wrong with one table under the policy, each with the config field it concerns (relative to the table). */
 function tableProblems(
   config: ArchiverConfig,
@@ -89,6 +92,15 @@ function tableProblems(
     problems.push({
       path: ['retentionDays'],
       message: `${name}: ${retentionField} ${g.retentionDays} is above the policy maximum of ${g.maxRetentionDays} days${by}`,
+    });
+  } else if (
+    g.maxRetentionDays !== undefined &&
+    table.objectSpan === 'month' &&
+    g.retentionDays + MONTH_OBJECT_WAIT_DAYS > g.maxRetentionDays
+  ) {
+    problems.push({
+      path: ['objectSpan'],
+      message: `${name}: objectSpan month keeps a row up to ${MONTH_OBJECT_WAIT_DAYS} days past its ${retentionField} ${g.retentionDays} (its month is archived once all of it is past the cut-off), above the policy maximum of ${g.maxRetentionDays} days${by}: lower retentionDays to ${Math.max(1, g.maxRetentionDays - MONTH_OBJECT_WAIT_DAYS)} or keep day objects`,
     });
   }
   if (g.requiresKms && !config.s3.kmsKeyId) {

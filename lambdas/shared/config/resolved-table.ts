@@ -1,3 +1,4 @@
+import type { ObjectSpan } from '../archive/format.js';
 import { ConfigError } from '../errors/step-errors.js';
 import { type ArchiverConfig, type DatabaseConfig, type TableConfig, tableRef } from './schema.js';
 
@@ -31,6 +32,7 @@ export interface TableGovernance {
 export interface ResolvedTable extends TableIdentity {
   retentionDays: number;
   batchSize: number;
+  objectSpan: ObjectSpan;
   onSchemaDrift: 'fail' | 'continue';
   /** The database's replica lag limit, which export waits on. */
   replicaLag?: DatabaseConfig['replicaLag'];
@@ -84,6 +86,7 @@ export function resolveConfiguredTable(
     keyColumns: table.keyColumns,
     retentionDays: governance.retentionDays,
     batchSize: table.batchSize ?? config.defaults.batchSize,
+    objectSpan: table.objectSpan ?? 'day',
     onSchemaDrift: table.onSchemaDrift ?? config.defaults.onSchemaDrift,
     replicaLag: db.replicaLag,
     governance,

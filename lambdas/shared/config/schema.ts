@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { OBJECT_SPANS } from '../archive/format.js';
 import { WRITABLE_STORAGE_CLASSES } from './storage-classes.js';
 
 /** PostgreSQL truncates identifiers to NAMEDATALEN-1 bytes; a longer name would silently address another object. */
@@ -92,6 +93,13 @@ export const TableConfigSchema = z
     retentionDays: z.number().int().min(1).max(36500).optional(),
     batchSize: z.number().int().min(1).max(5_000_000).optional(),
     onSchemaDrift: z.enum(['fail', 'continue']).optional(),
+    /**
+     * What one archive object covers: a UTC `day` (the default), or a UTC `month` for a low-volume table whose day
+     * objects would be small (Standard-IA and Glacier bill each object as 128 KiB at least; `plan` and `wizard`
+     * suggest it from the rows per day). A month is archived once it has ended before the cut-off, so its rows stay
+     * in the table up to a month longer than `retentionDays`.
+     */
+    objectSpan: z.enum(OBJECT_SPANS).optional(),
     /** A name from `policy.classifications`: its retention bounds and KMS requirement apply to this table. */
     classification: z.string().min(1).optional(),
     /** Legal hold from the config: `true` or the reason. A held table is skipped (status `held`), nothing deleted. */

@@ -1,5 +1,11 @@
 import { z } from 'zod';
-import { BatchBoundsSchema, BatchFiguresSchema, type Column, ColumnSchema } from '../archive/format.js';
+import {
+  BatchBoundsSchema,
+  BatchFiguresSchema,
+  type Column,
+  ColumnSchema,
+  OBJECT_SPANS,
+} from '../archive/format.js';
 import { ObjectPinSchema } from '../archive/store.js';
 
 /** The lease a table's execution holds: owner (execution id) plus a fencing token that grows on every acquisition. */
@@ -7,11 +13,14 @@ export const LeaseSchema = z.object({ owner: z.string().min(1), token: z.number(
 export type Lease = z.infer<typeof LeaseSchema>;
 
 /**
- * One archive object of a batch: the rows of one UTC day (an object never spans two days), staged by export under
- * `stagingKey` and published by upload under its content-addressed `archiveKey`.
+ * One archive object of a batch: the rows of one UTC day or month (an object never spans two), staged by export
+ * under `stagingKey` and published by upload under its content-addressed `archiveKey`.
  */
 export const BatchObjectSchema = z.object({
+  /** The object's day, or the first of its month. */
   day: z.string(),
+  /** Absent in records written before month objects existed: a day object. */
+  span: z.enum(OBJECT_SPANS).optional(),
   stagingKey: z.string(),
   archiveKey: z.string(),
   /** Set by upload when this batch wrote the archive object (rather than finding identical rows archived before). */
@@ -28,6 +37,7 @@ export const StageSchema = z.enum(['exported', 'uploaded', 'verified', 'deleting
 
 const IN_FLIGHT_OBJECT_FIELDS = [
   'day',
+  'span',
   'stagingKey',
   'archiveKey',
   'createdArchive',

@@ -262,6 +262,7 @@ export function insertSql(
   plan: ColumnPlan,
   strategy: ConflictStrategy,
   conflictKey: string[],
+  rows?: RowWindow,
 ): string {
   const names = plan.columns.map((c) => quoteIdent(c.name)).join(', ');
   const values = plan.columns.map((c) => c.expression).join(', ');
@@ -276,12 +277,37 @@ export function insertSql(
   else if (strategy === 'overwrite') conflict = `ON CONFLICT (${key}) DO UPDATE SET ${updates.join(', ')}`;
   return `WITH written AS (
       INSERT INTO ${qualified(target.table)} (${names}) OVERRIDING SYSTEM VALUE
-      SELECT ${values} FROM ${stagedRows}
+      SELECT ${values} FROM ${stagedRows}${rows ? ` WHERE ${rowWindowSql(rows)}` : ''}
       ${conflict}
       RETURNING (xmax = 0) AS inserted)
     SELECT count(*) FILTER (WHERE inserted)::int AS inserted, count(*) FILTER (WHERE NOT inserted)::int AS updated
       FROM written`;
 }
+
+/**
+ * The rows of a month archive a day-range restore takes (`from` inclusive, `to` exclusive, ISO-8601 UTC), read by
+ * the archived timestamp column as its manifest describes it (a `timestamp` is local time in its zone).
+ */
+export interface RowWindow {
+  column: string;
+  type: 'timestamptz' | 'timestamp';
+  timeZone: string;
+  from: string;
+  to: string;
+}
+
+function rowWindowSql(rows: RowWindow): string {
+  const text = `(s.j ->> ${quoteLiteral(rows.column)})`;
+  const instant =
+    rows.type === 'timestamptz'
+      ? `${text}::timestamptz`
+      : `(${text}::timestamp AT TIME ZONE ${quoteLiteral(rows.timeZone)})`;
+  return `${instant} >= ${quoteLiteral(rows.from)}::timestamptz AND ${instant} < ${quoteLiteral(rows.to)}::timestamptz`;
+}
+
+/** How many staged rows lie inside the window. */
+export const windowRowsSql = (rows: RowWindow): string =>
+  `SELECT count(*)::int AS rows FROM ${stagedRows} WHERE ${rowWindowSql(rows)}`;
 
 /**
  * Moves every sequence that feeds a column of the target (serial or identity) past the highest value now in that

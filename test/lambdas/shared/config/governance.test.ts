@@ -79,6 +79,20 @@ describe('retention policy in the config', () => {
     expect(message).not.toContain('tables.0');
   });
 
+  it('refuses month objects where their month’s wait would keep rows past the policy maximum, and accepts them within it', () => {
+    // Act
+    const over = errorOf(configWith({ classification: 'pii', retentionDays: 160, objectSpan: 'month' }));
+    const within = parseConfig(
+      configWith({ classification: 'pii', retentionDays: 149, objectSpan: 'month' }),
+    );
+
+    // Assess
+    expect(over).toContain(
+      'databases.0.tables.1.objectSpan: app/public.audit: objectSpan month keeps a row up to 31 days past its retentionDays 160 (its month is archived once all of it is past the cut-off), above the policy maximum of 180 days (classification pii): lower retentionDays to 149 or keep day objects',
+    );
+    expect(within.databases[0]?.tables[1]?.objectSpan).toBe('month');
+  });
+
   it('refuses an unknown classification, naming it and the known ones', () => {
     // Act
     const message = errorOf(configWith({ classification: 'secret' }));

@@ -44,6 +44,7 @@ describe('resolveTable', () => {
       keyColumns: undefined,
       retentionDays: 90,
       batchSize: 10_000,
+      objectSpan: 'day',
       onSchemaDrift: 'fail',
       replicaLag: { replicas: ['standby'], maxLagSeconds: 60 },
       governance: {

@@ -1,0 +1,153 @@
+import { describe, expect, it } from 'vitest';
+import { listCommand, validateCommand } from '../../cli/archives.js';
+import { planLocally } from '../../cli/plan.js';
+import { spanLastDay } from '../../lambdas/shared/archive/format.js';
+import { runLocalArchive, runLocalRestore } from '../../local/run.js';
+import {
+  archiverTestbed,
+  cutoffSql,
+  readLiveArchives,
+  resolvedTable,
+  seedEvents,
+  tableLines,
+} from '../support/fixtures.js';
+
+/** A low-volume table: 8 rows a day over 150 days, so 4 to 5 whole months lie before the cut-off's month. */
+const ROWS = 1200;
+const DAYS = 150;
+const MONTH_KEY = /\/year=(\d{4})\/month=(\d{2})\/(\d{6})-[0-9a-f]{24}\.jsonl\.gz$/;
+
+const linesOf = (client: Parameters<typeof tableLines>[0], name: string) =>
+  tableLines(client, resolvedTable({ name, timestampColumn: 'created_at' })).then((l) => l.sort());
+
+describe('month objects: a low-volume table archived one object per UTC month', () => {
+  let archived: string[] = [];
+  const bed = archiverTestbed(
+    async (db) => {
+      await seedEvents(db.client, 'events', ROWS, DAYS);
+      await db.client.query('CREATE TABLE public.before_archive AS SELECT * FROM public.events');
+      await db.client.query('ALTER TABLE public.before_archive ADD PRIMARY KEY (id)');
+      await seedEvents(db.client, 'sparse', 300, DAYS);
+    },
+    [
+      // A row every 3 hours from 3 h past the first midnight: the first month holds 8n - 1 rows and each later one 8n,
+      // so a batch of 300 never ends at a month's end, whatever the date: the first batch ends inside a month.
+      {
+        schema: 'public',
+        name: 'events',
+        timestampColumn: 'created_at',
+        objectSpan: 'month',
+        batchSize: 300,
+      },
+      { schema: 'public', name: 'sparse', timestampColumn: 'created_at' },
+    ],
+  );
+  const restore = (request: Record<string, unknown>) =>
+    runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.events', targetTable: 'public.restored', ...request },
+      { retryIntervalScale: 0 },
+    );
+
+  it('plan counts only whole months past the cut-off, and suggests month objects for a table whose day objects are small', async () => {
+    // Act
+    const report = await planLocally(bed.local, {});
+
+    // Assess
+    const { rows } = await bed.db.client.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM events WHERE created_at < date_trunc('month', ${cutoffSql()}, 'UTC')`,
+    );
+    const events = report.tables.find((t) => t.table === 'public.events');
+    const sparse = report.tables.find((t) => t.table === 'public.sparse');
+    expect(events).toMatchObject({ objectSpan: 'month', eligibleRows: rows[0]?.n });
+    expect(events?.objectSpanNote).toMatch(/^month objects of about \d+ KiB/);
+    expect(sparse?.objectSpanNote).toMatch(
+      /day objects of about 1 KiB \(2 rows a day\): objectSpan: month suggested/,
+    );
+  });
+
+  it('archives each whole month before the cut-off’s month into month objects, deleting exactly their rows', async () => {
+    // Act
+    const run = await runLocalArchive(bed.local, { tables: ['public.events'] }, { retryIntervalScale: 0 });
+
+    // Assess: what is left is the cut-off's month and later; what went is in the archives, once
+    expect(run.execution.status).toBe('SUCCEEDED');
+    const { client } = bed.db;
+    const left = await client.query<{ early: number }>(
+      `SELECT count(*) FILTER (WHERE created_at < date_trunc('month', ${cutoffSql()}, 'UTC'))::int AS early FROM events`,
+    );
+    expect(left.rows[0]?.early).toBe(0);
+    const kept = new Set(await linesOf(client, 'events'));
+    archived = (await linesOf(client, 'before_archive')).filter((line) => !kept.has(line));
+    const archives = await readLiveArchives(bed.local, 'public', 'events');
+    expect(archives.flatMap((a) => a.lines).sort()).toEqual(archived);
+    expect(archived.length).toBeGreaterThan(600);
+    for (const archive of archives) {
+      const [, year, month, stamp] = MONTH_KEY.exec(archive.key) ?? [];
+      expect(stamp).toBe(`${year}${month}`);
+      expect(archive.manifest).toMatchObject({ span: 'month', day: `${year}-${month}-01` });
+      // Each row in its object's month: the month partition is true.
+      const days = archive.lines.map((line) =>
+        (JSON.parse(line) as { created_at: string }).created_at.slice(0, 7),
+      );
+      expect(new Set(days)).toEqual(new Set([`${year}-${month}`]));
+    }
+    // The batch that ended inside a month left the rest of it to a second object of the same month.
+    const months = archives.map((a) => a.manifest.day);
+    expect(new Set(months).size).toBeLessThan(months.length);
+  });
+
+  it('validate finds the month objects whole, and list shows each under its month', async () => {
+    // Prepare
+    const run = async (command: typeof validateCommand, options: Record<string, unknown> = {}) => {
+      const lines: string[] = [];
+      const code = await command(
+        bed.local.deps().store,
+        bed.local.config,
+        { table: ['public.events'], json: false, strict: true, ...options },
+        (line) => lines.push(line),
+      );
+      return { code, text: lines.join('\n') };
+    };
+
+    // Act
+    const validated = await run(validateCommand);
+    const listed = await run(listCommand, { json: true });
+
+    // Assess: no day gap reported inside a month object's month
+    expect(validated.text).toMatch(/OK: no errors, 0 warning/);
+    expect(validated.code).toBe(0);
+    const [table] = JSON.parse(listed.text) as { archives: { key: string; day: string; rows: number }[] }[];
+    expect(table?.archives.every((a) => a.day.endsWith('-01') && MONTH_KEY.test(a.key))).toBe(true);
+    expect(table?.archives.reduce((n, a) => n + a.rows, 0)).toBe(archived.length);
+  });
+
+  it('a day range restores only the rows of those days from a month object, and a later range the rest', async () => {
+    // Prepare: days 10 to 20 of the oldest archived month
+    const archives = await readLiveArchives(bed.local, 'public', 'events');
+    const month = archives.map((a) => a.manifest.day).sort()[0] ?? '';
+    const fromDay = `${month.slice(0, 8)}10`;
+    const toDay = `${month.slice(0, 8)}20`;
+    const dayOf = (line: string) => (JSON.parse(line) as { created_at: string }).created_at.slice(0, 10);
+    const inMonth = archived.filter((line) => dayOf(line).startsWith(month.slice(0, 7)));
+    const inRange = inMonth.filter((line) => dayOf(line) >= fromDay && dayOf(line) <= toDay);
+
+    // Act
+    const part = await restore({ mode: 'range', fromDay, toDay });
+    const again = await restore({ mode: 'range', fromDay, toDay });
+    const whole = await restore({ mode: 'range', fromDay: month, toDay: spanLastDay(month, 'month') });
+
+    // Assess
+    expect(part.execution.status).toBe('SUCCEEDED');
+    expect(part.results.reduce((n, r) => n + r.inserted, 0)).toBe(inRange.length);
+    expect(part.results[0]?.warnings.join(' ')).toMatch(
+      new RegExp(
+        `${inMonth.length - inRange.length} of its ${inMonth.length} rows lie outside ${fromDay}..${toDay}`,
+      ),
+    );
+    // Restored in part, so not marked restored: the same range finds its rows there, the whole month the rest.
+    expect(again.results.map((r) => [r.status, r.inserted])).toEqual([['restored', 0]]);
+    expect(whole.results.reduce((n, r) => n + r.inserted, 0)).toBe(inMonth.length - inRange.length);
+    expect(await linesOf(bed.db.client, 'restored')).toEqual(inMonth);
+  });
+});
