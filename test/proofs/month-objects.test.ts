@@ -1,16 +1,22 @@
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { listCommand, validateCommand } from '../../cli/archives.js';
 import { planLocally } from '../../cli/plan.js';
 import { spanLastDay } from '../../lambdas/shared/archive/format.js';
+import type { FaultPoint } from '../../lambdas/shared/step/step-deps.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import {
   archiverTestbed,
+  assertNoLossNoDuplicates,
   cutoffSql,
+  getObject,
   readLiveArchives,
   resolvedTable,
+  s3ClientFor,
   seedEvents,
   tableLines,
 } from '../support/fixtures.js';
+import { recordProof } from '../support/proof-ledger.js';
 
 /** A low-volume table: 8 rows a day over 150 days, so 4 to 5 whole months lie before the cut-off's month. */
 const ROWS = 1200;
@@ -150,4 +156,115 @@ describe('month objects: a low-volume table archived one object per UTC month', 
     expect(whole.results.reduce((n, r) => n + r.inserted, 0)).toBe(inMonth.length - inRange.length);
     expect(await linesOf(bed.db.client, 'restored')).toEqual(inMonth);
   });
+
+  it('refuses a month object a bucket writer moved into another month’s folder, with its manifest rewritten to match', async () => {
+    // Prepare: the newest archive and its manifest copied under the month before its own, its dataKey rewritten
+    const s3 = s3ClientFor(bed.local);
+    const Bucket = bed.local.services.bucket;
+    const [newest] = (await readLiveArchives(bed.local, 'public', 'events')).sort((a, b) =>
+      b.manifest.day.localeCompare(a.manifest.day),
+    );
+    if (!newest) throw new Error('no archive');
+    const [year = '', month = ''] = newest.manifest.day.split('-');
+    const earlier = new Date(Date.UTC(Number(year), Number(month) - 2, 1)).toISOString();
+    const moved = newest.key.replace(
+      `year=${year}/month=${month}/${year}${month}-`,
+      `year=${earlier.slice(0, 4)}/month=${earlier.slice(5, 7)}/${earlier.slice(0, 4)}${earlier.slice(5, 7)}-`,
+    );
+    expect(moved).not.toBe(newest.key);
+    await s3.send(new PutObjectCommand({ Bucket, Key: moved, Body: await getObject(bed.local, newest.key) }));
+    await s3.send(
+      new PutObjectCommand({
+        Bucket,
+        Key: moved.replace(/\/([^/]+)\.jsonl\.gz$/, '/_$1.manifest.json'),
+        Body: JSON.stringify({ ...newest.manifest, dataKey: moved }),
+      }),
+    );
+
+    // Act
+    const lines: string[] = [];
+    const code = await validateCommand(
+      bed.local.deps().store,
+      bed.local.config,
+      { table: ['public.events'], json: false, strict: false },
+      (line) => lines.push(line),
+    );
+    const restored = await restore({ mode: 'key', key: moved, targetTable: 'public.moved' });
+
+    // Assess
+    expect(code).toBe(1);
+    expect(lines.join('\n')).toContain(`${moved}: its partition is not the manifest's month`);
+    expect(restored.results.map((r) => r.status)).toEqual(['failed']);
+    expect(restored.results[0]?.error).toMatch(
+      /ArchiveIntegrityError: .*its partition is not the manifest's month/,
+    );
+  });
+});
+
+class InjectedCrash extends Error {
+  override name = 'InjectedCrash';
+}
+
+/** Crash points of a batch of month objects: between two of its months, and in and after its one delete transaction. */
+const MONTH_FAULTS: FaultPoint[] = [
+  'export:betweenObjects',
+  'upload:afterManifest',
+  'verify:afterRead',
+  'delete:betweenObjects',
+  'delete:beforeCommit',
+  'delete:afterCommit',
+];
+
+describe('month objects under faults: no row lost or doubled', () => {
+  const name = (i: number) => `month_fault_${i}`;
+  const bed = archiverTestbed(
+    async (db) => {
+      for (const [i] of MONTH_FAULTS.entries()) await seedEvents(db.client, name(i), 800, 120);
+    },
+    MONTH_FAULTS.map((_, i) => ({
+      schema: 'public',
+      name: name(i),
+      timestampColumn: 'created_at',
+      objectSpan: 'month' as const,
+      // About 200 rows a month: a batch of 500 holds two months and part of a third.
+      batchSize: 500,
+    })),
+  );
+
+  for (const [i, point] of MONTH_FAULTS.entries()) {
+    it(`a crash at ${point} in a batch of several months, then a re-run`, async () => {
+      // Prepare
+      const table = resolvedTable({ name: name(i), timestampColumn: 'created_at' });
+      const original = await tableLines(bed.db.client, table);
+      let fired = false;
+      const fault = async (reached: FaultPoint) => {
+        if (reached !== point || fired) return;
+        fired = true;
+        throw new InjectedCrash(`crash at ${reached}`);
+      };
+
+      // Act
+      const crashed = await runLocalArchive(
+        bed.local,
+        { tables: [table.ref] },
+        { fault, retryIntervalScale: 0 },
+      );
+      const between = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+      const rerun = await runLocalArchive(bed.local, { tables: [table.ref] }, { retryIntervalScale: 0 });
+      const after = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+
+      // Assess
+      expect(fired).toBe(true);
+      expect(crashed.execution.status).toBe('FAILED');
+      expect(rerun.execution.status).toBe('SUCCEEDED');
+      expect(after.inArchives).toBeGreaterThanOrEqual(between.inArchives);
+      const early = await bed.db.client.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM public.${name(i)} WHERE created_at < date_trunc('month', ${cutoffSql()}, 'UTC')`,
+      );
+      expect(early.rows[0]?.n).toBe(0);
+      const archives = await readLiveArchives(bed.local, 'public', name(i));
+      expect(archives.every((a) => MONTH_KEY.test(a.key) && a.manifest.span === 'month')).toBe(true);
+      recordProof({ kind: 'fault', point: `${point} (month objects)`, iteration: 0 });
+    });
+  }
 });

@@ -16,6 +16,7 @@ import { PROOF_SEED, PROOF_SOAK, type ProofEntry } from './proof-ledger.js';
 /** The proof suite: every test file that records into the ledger, and the ones that back a claim without figures. */
 const PROOF_FILES = [
   'test/proofs/faults.test.ts',
+  'test/proofs/month-objects.test.ts',
   'test/proofs/tamper.test.ts',
   'test/proofs/bucket-writer.test.ts',
   'test/proofs/restore-faults.test.ts',

@@ -9,6 +9,7 @@ import {
   ManifestSchema,
   manifestKeyFor,
   type ObjectSpan,
+  spanEnd,
   spanLastDay,
   type TableLocation,
   tablePrefix,
@@ -157,9 +158,13 @@ export async function readExpectation(
       );
     // The partition folder is what Athena and every range filter trust: it must be the manifest's day or month.
     const span = manifest.span ?? 'day';
-    if (!ref.key.endsWith(`/${archivePath(manifest.day, manifest.figures.contentSha256, span)}`))
+    const inPartition =
+      ref.key.endsWith(`/${archivePath(manifest.day, manifest.figures.contentSha256, span)}`) &&
+      Date.parse(manifest.bounds.from) >= Date.parse(`${manifest.day}T00:00:00Z`) &&
+      Date.parse(manifest.bounds.to) <= Date.parse(spanEnd(manifest.day, span));
+    if (!inPartition)
       throw new ArchiveIntegrityError(
-        `archive ${ref.key}: its partition is not the manifest's ${span} ${span === 'day' ? manifest.day : manifest.day.slice(0, 7)}`,
+        `archive ${ref.key}: its partition is not the manifest's ${span} (${span === 'day' ? manifest.day : manifest.day.slice(0, 7)}, rows ${manifest.bounds.from} to ${manifest.bounds.to})`,
       );
     return manifestExpectation(ref.key, manifest);
   }

@@ -5,7 +5,11 @@ import {
   keySegment,
   manifestKeyFor,
   quarantineKey,
+  spanCutoff,
+  spanEnd,
+  spanLastDay,
   stagingKey,
+  suggestedObjectSpan,
   tablePrefix,
 } from '../../../../lambdas/shared/archive/format.js';
 import { PROOF_SOAK, recordProof } from '../../../support/proof-ledger.js';
@@ -142,5 +146,44 @@ describe('archive keys', () => {
       property: 'archive keys stay under the prefix (Unicode identifiers)',
       cases: UNICODE_RUNS,
     });
+  });
+});
+
+describe('object spans', () => {
+  const loc = { prefix: 'p/', database: 'app', schema: 'public', table: 'audit_logs' };
+
+  it('name a month object in its month folder, and its day object in the day folder', () => {
+    // Act
+    const month = archiveKey(loc, '2024-02-01', 'cd'.repeat(32), 'month');
+    const day = archiveKey(loc, '2024-02-29', 'cd'.repeat(32));
+
+    // Assess
+    expect(month).toBe(`p/app/public.audit_logs/year=2024/month=02/202402-${'cd'.repeat(12)}.jsonl.gz`);
+    expect(day).toBe(
+      `p/app/public.audit_logs/year=2024/month=02/day=29/20240229-${'cd'.repeat(12)}.jsonl.gz`,
+    );
+  });
+
+  it('end a month on its last day, leap years and December included', () => {
+    // Act and assess
+    expect(
+      ['2024-02-01', '2023-02-01', '2024-12-01', '2024-04-01'].map((d) => spanLastDay(d, 'month')),
+    ).toEqual(['2024-02-29', '2023-02-28', '2024-12-31', '2024-04-30']);
+    expect(spanEnd('2024-12-01', 'month')).toBe('2025-01-01T00:00:00.000Z');
+    expect(spanEnd('2024-02-29', 'day')).toBe('2024-03-01T00:00:00.000Z');
+    expect(spanLastDay('2024-02-29', 'day')).toBe('2024-02-29');
+  });
+
+  it('let a month table take only the months that ended before the cut-off', () => {
+    // Act and assess: a cut-off on the first of a month takes the month before it; any later day, not its own month
+    expect(spanCutoff('2024-03-01T00:00:00.000Z', 'month')).toBe('2024-03-01T00:00:00.000Z');
+    expect(spanCutoff('2024-03-31T00:00:00.000Z', 'month')).toBe('2024-03-01T00:00:00.000Z');
+    expect(spanCutoff('2024-03-31T00:00:00.000Z', 'day')).toBe('2024-03-31T00:00:00.000Z');
+  });
+
+  it('suggest month objects below 128 KiB a day', () => {
+    // Act and assess
+    expect(suggestedObjectSpan(200, 60)).toEqual({ span: 'month', dayObjectBytes: 12_000 });
+    expect(suggestedObjectSpan(2500, 75)).toEqual({ span: 'day', dayObjectBytes: 187_500 });
   });
 });
