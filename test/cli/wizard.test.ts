@@ -104,6 +104,35 @@ describe('wizard: the config it writes', () => {
     expect(result.yaml).not.toContain('local doctor -c <this file>');
   });
 
+  it('gives a table whose day objects would be under 128 KiB one object a month, and says why', () => {
+    // Prepare: 2,000 rows over 100 days in 1 MB (about 75 archive bytes a row): 1.5 KiB a day; and 100 times more
+    const age = { rows: 2_000, oldestDays: 100, olderThan: {} };
+    const small = candidate({ name: 'logins', bytes: 1_000_000, estimatedRows: 2_000, age });
+    const large = candidate({
+      name: 'events',
+      bytes: 100_000_000,
+      estimatedRows: 200_000,
+      age: { ...age, rows: 200_000 },
+    });
+
+    // Act
+    const result = buildConfig({
+      database: 'app',
+      credentials: { urlEnv: 'APP_DB' },
+      tls: 'verify-full',
+      tables: [small, large],
+      now: new Date('2026-01-01T00:00:00Z'),
+    });
+
+    // Assess
+    const [logins, events] = result.config.databases[0]?.tables ?? [];
+    expect(logins?.objectSpan).toBe('month');
+    expect(events?.objectSpan).toBeUndefined();
+    expect(result.yaml).toContain(
+      "# public.logins: ; objectSpan month: a day's archive would be about 1 KiB, and Standard-IA and Glacier bill each object as 128 KiB at least",
+    );
+  });
+
   it('is YAML the config schema accepts, in which quotes, spaces, unicode and YAML syntax in names round-trip', () => {
     // Prepare
     const names = ['He said "hi"', "it's: # not a comment", 'Événements ✓', '- [x]', 'yes'];
