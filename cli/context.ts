@@ -6,7 +6,9 @@ import {
 } from '../lambdas/shared/config/deployment-schema.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import type { ArchiveInventory } from '../lambdas/shared/lock-table/archive-inventory.js';
+import type { LeaseStore } from '../lambdas/shared/lock-table/lease-store.js';
 import type { LegalHolds } from '../lambdas/shared/lock-table/legal-holds.js';
+import type { RunRecords } from '../lambdas/shared/lock-table/run-records.js';
 import type { LocalEnvironment } from '../local/run.js';
 
 /**
@@ -53,17 +55,26 @@ export async function openArchiveStore(
 export interface OperatorStores {
   inventory: ArchiveInventory;
   holds: LegalHolds;
+  leases: LeaseStore;
+  runRecords: RunRecords;
 }
 
-/** Opens the deployed lock table's inventory and legal holds. */
+/** Opens the deployed lock table's stores that operator commands use. */
 export async function openLockTable(name: string): Promise<OperatorStores> {
   const { LockTableClient } = await import('../lambdas/shared/lock-table/table-client.js');
   const { ArchiveInventory } = await import('../lambdas/shared/lock-table/archive-inventory.js');
   const { LegalHolds } = await import('../lambdas/shared/lock-table/legal-holds.js');
+  const { LeaseStore } = await import('../lambdas/shared/lock-table/lease-store.js');
+  const { RunRecords } = await import('../lambdas/shared/lock-table/run-records.js');
   const { DynamoDBClient } = await import('@aws-sdk/client-dynamodb');
   const { DynamoDBDocumentClient } = await import('@aws-sdk/lib-dynamodb');
   const client = new LockTableClient(DynamoDBDocumentClient.from(new DynamoDBClient({})), name);
-  return { inventory: new ArchiveInventory(client), holds: new LegalHolds(client) };
+  return {
+    inventory: new ArchiveInventory(client),
+    holds: new LegalHolds(client),
+    leases: new LeaseStore(client),
+    runRecords: new RunRecords(client),
+  };
 }
 
 /** Local mode in a state dir, or AWS with the config's (or --bucket's) bucket and, if named, the deployed lock table. */
@@ -88,9 +99,14 @@ export async function withArchiveContext<T>(
   if (target.mode === 'local') {
     return withLocalEnvironment(target.configPath, target.stateDir, async (env) => {
       const { S3Client } = await import('@aws-sdk/client-s3');
-      const { store, inventory, holds } = env.deps();
+      const { store, inventory, holds, locks, runRecords } = env.deps();
       const s3 = new S3Client({ endpoint: env.services.s3Endpoint, forcePathStyle: true });
-      return work({ config: env.config, store, lockTable: { inventory, holds }, s3 });
+      return work({
+        config: env.config,
+        store,
+        lockTable: { inventory, holds, leases: locks, runRecords },
+        s3,
+      });
     });
   }
   const config = loadDeploymentConfigFile(target.configPath);

@@ -1,8 +1,9 @@
-import type { GetExecutionHistoryCommandOutput, SFNClient } from '@aws-sdk/client-sfn';
+import type { SFNClient } from '@aws-sdk/client-sfn';
 import { formatIssues } from '../lambdas/shared/config/config.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import type { RestoreFileResult } from '../lambdas/shared/lock-table/restore-records.js';
 import { type RestoreRequestInput, RestoreRequestSchema } from '../lambdas/shared/restore/restore-task.js';
+import { type HistoryEvent, HistoryFollower } from './execution-history.js';
 import { formatNumber } from './report.js';
 import { formatRestoreProgress, RestoreProgress } from './restore-progress.js';
 
@@ -147,8 +148,6 @@ export async function runAwsRestore(
   }
 }
 
-type HistoryEvent = NonNullable<GetExecutionHistoryCommandOutput['events']>[number];
-
 /**
  * Feeds one history event of a restore execution to its progress: the plan (archives selected, target), each
  * group's results, each archive that failed for good. Returns the Finish step's summary when the event carries it.
@@ -168,45 +167,4 @@ function followRestore(progress: RestoreProgress, event: HistoryEvent): unknown 
   if (exited.name === 'ArchiveFailed')
     progress.finished((output.archives as unknown[]).map(() => ({ status: 'failed', rows: 0 })));
   return exited.name === 'Finish' ? output : undefined;
-}
-
-/** Events per history page: a poll with nothing new reads one short page. */
-export const HISTORY_PAGE = 25;
-
-/**
- * Reads an execution's history from where the previous poll stopped: newest events first, back to the last one
- * already seen. A poll costs what is new, not the whole history again (a long restore has thousands of events).
- */
-export class HistoryFollower {
-  private lastSeen = 0;
-
-  constructor(
-    private readonly sfn: Pick<SFNClient, 'send'>,
-    private readonly executionArn: string,
-  ) {}
-
-  async newEvents(): Promise<HistoryEvent[]> {
-    const { GetExecutionHistoryCommand } = await import('@aws-sdk/client-sfn');
-    const fresh: HistoryEvent[] = [];
-    let nextToken: string | undefined;
-    pages: do {
-      const page = await this.sfn.send(
-        new GetExecutionHistoryCommand({
-          executionArn: this.executionArn,
-          reverseOrder: true,
-          maxResults: HISTORY_PAGE,
-          includeExecutionData: true,
-          nextToken,
-        }),
-      );
-      for (const event of page.events ?? []) {
-        if ((event.id ?? 0) <= this.lastSeen) break pages;
-        fresh.push(event);
-      }
-      nextToken = page.nextToken;
-    } while (nextToken);
-    fresh.reverse();
-    this.lastSeen = fresh.at(-1)?.id ?? this.lastSeen;
-    return fresh;
-  }
 }

@@ -15,7 +15,7 @@ export type LockTableAction =
 
 /**
  * The partition-key areas of the table, as the stores in lambdas/shared/lock-table/ build the keys: `TABLE#db#table`
- * (lease and in-flight batch; lease-store.ts), `ARCHIVES#db#table` (inventory of committed archives;
+ * (lease and in-flight batch, lease-store.ts; the latest outcomes, run-records.ts), `ARCHIVES#db#table` (inventory of committed archives;
  * archive-inventory.ts), `RESTORED#db#target` (restore watermark) and `RESTORE#restoreId` (restore results;
  * restore-records.ts), `RUN#runId` (outcomes) and `CONFIG` (run-records.ts), `HOLDS` (legal-holds.ts).
  */

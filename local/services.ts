@@ -9,6 +9,7 @@ import dynalite from 'dynalite';
 import { z } from 'zod';
 import { COPY_OBJECT_MAX_BYTES } from '../lambdas/shared/archive/store-copy.js';
 import { callerOf } from './request-caller.mjs';
+import { claimStateDir } from './state-dir-claim.js';
 
 /**
  * Requests a local server answered, by the function that sent them (the SDK's user-agent app id, which local mode's
@@ -167,12 +168,19 @@ async function ensureLockTable(endpoint: string): Promise<void> {
 export async function startLocalServices(stateDir: string, bucket: string): Promise<LocalServices> {
   mkdirSync(join(stateDir, 's3'), { recursive: true });
   mkdirSync(join(stateDir, 'dynamodb'), { recursive: true });
-  const s3 = await startS3(join(stateDir, 's3'), bucket);
+  const release = claimStateDir(stateDir);
+  let s3: Awaited<ReturnType<typeof startS3>>;
   let dynamo: Awaited<ReturnType<typeof startDynamo>>;
   try {
-    dynamo = await startDynamo(join(stateDir, 'dynamodb'));
+    s3 = await startS3(join(stateDir, 's3'), bucket);
+    try {
+      dynamo = await startDynamo(join(stateDir, 'dynamodb'));
+    } catch (error) {
+      s3.child.kill();
+      throw error;
+    }
   } catch (error) {
-    s3.child.kill();
+    release();
     throw error;
   }
   const s3Endpoint = `http://127.0.0.1:${s3.port}`;
@@ -206,6 +214,7 @@ export async function startLocalServices(stateDir: string, bucket: string): Prom
         s3.child.once('exit', () => resolve());
         s3.child.kill('SIGTERM');
       });
+      release();
     },
   };
 }

@@ -1,17 +1,14 @@
 import type { Command } from 'commander';
 import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
-import { type ArchiveContext, withArchiveContext } from '../context.js';
+import type { ArchiveContext } from '../context.js';
 import type { HoldContext } from '../holds.js';
-import { CONFIG_OR_DEMO_OPTIONS, configPathOf, configureLogging, STATE_DIR_OPTION } from './common.js';
+import {
+  type LockTableTargetOptions,
+  withLockTableOptions,
+  withLockTableTarget,
+} from './lock-table-target.js';
 
-interface HoldCommandOptions {
-  config?: string;
-  demo?: boolean;
-  stateDir: string;
-  lockTable?: string;
-  bucket?: string;
-  actor: string;
-}
+type HoldCommandOptions = LockTableTargetOptions;
 
 /** `hold` (legal holds in the lock table) and `legal-hold` (S3 Object Lock on a table's archives). */
 export function registerHolds(program: Command): void {
@@ -88,30 +85,13 @@ export function registerHolds(program: Command): void {
 /** Loaded on use: the hold commands' S3 Object Lock calls need the AWS SDK (see common.ts). */
 const loadHolds = () => import('../holds.js');
 
-const withHoldOptions = (command: Command) =>
-  command
-    .option(...CONFIG_OR_DEMO_OPTIONS.config)
-    .option(...CONFIG_OR_DEMO_OPTIONS.demo)
-    .option(...STATE_DIR_OPTION)
-    .option('--lock-table <name>', 'the deployed lock table (stack output); without it, local mode')
-    .option('--bucket <name>', 'archive bucket of the audit trail (default: the config’s s3.bucket)')
-    .option('--actor <name>', 'who acts, for the hold and the audit trail', process.env.USER ?? 'operator');
+const withHoldOptions = withLockTableOptions;
 
-/** Local mode (the state dir's DynamoDB and S3) unless --lock-table names the deployed lock table. */
 async function withHoldContext<T>(
-  options: HoldCommandOptions,
+  options: LockTableTargetOptions,
   work: (ctx: HoldContext & Pick<ArchiveContext, 's3'>) => Promise<T>,
 ): Promise<T> {
-  configureLogging(false);
-  if (options.demo && options.lockTable)
-    throw new ConfigError('--demo is local mode: leave out --lock-table');
-  const configPath = await configPathOf(options, 'hold');
-  const target = options.lockTable
-    ? { mode: 'aws' as const, configPath, bucket: options.bucket, lockTable: options.lockTable }
-    : { mode: 'local' as const, configPath, stateDir: options.stateDir };
-  return withArchiveContext(target, ({ config, store, lockTable, s3 }) => {
-    // Both targets have a lock table: local mode's own, or the one --lock-table names.
-    if (!lockTable) throw new Error('no lock table opened');
-    return work({ config, holds: lockTable.holds, store, actor: options.actor, s3 });
-  });
+  return withLockTableTarget(options, 'hold', ({ config, store, lockTable, s3 }) =>
+    work({ config, holds: lockTable.holds, store, actor: options.actor, s3 }),
+  );
 }

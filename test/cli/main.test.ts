@@ -81,4 +81,44 @@ describe('audit-archiver', () => {
     expect(result.status).toBe(1);
     expect(seconds).toBeLessThan(15);
   });
+
+  it('status exits 0 and shows each table; lease break exits 1 when there is nothing to break; run needs the deployed machine', () => {
+    // Prepare: local mode needs no database for either (the url is never reached)
+    const dir = mkdtempSync(join(tmpdir(), 'status-'));
+    const config = join(dir, 'config.yaml');
+    writeFileSync(
+      config,
+      [
+        's3: { bucket: audit-archive }',
+        'databases:',
+        '  - name: billing',
+        '    credentials: { url: "postgres://archiver@127.0.0.1:1/billing" }',
+        '    tls: disable',
+        '    tables: [{ schema: public, name: audit_logs, timestampColumn: created_at }]',
+      ].join('\n'),
+    );
+    const state = ['-c', config, '--state-dir', join(dir, 'state')];
+
+    // Act
+    const status = cli('status', ...state);
+    const json = cli('status', ...state, '--json');
+    const nothing = cli('lease', 'break', 'billing', 'public.audit_logs', ...state);
+    const unknown = cli('lease', 'break', 'billing', 'public.nope', ...state);
+    const run = cli('run');
+    rmSync(dir, { recursive: true, force: true });
+
+    // Assess
+    expect(status.status).toBe(0);
+    expect(status.stdout).toMatch(
+      /^billing\/public.audit_logs\n {2}lease: free\n {2}last run: none recorded/,
+    );
+    expect(JSON.parse(json.stdout)).toEqual([
+      expect.objectContaining({ database: 'billing', table: 'public.audit_logs', lease: { state: 'free' } }),
+    ]);
+    expect(nothing.status).toBe(1);
+    expect(nothing.stdout).toContain('not broken: billing/public.audit_logs has no lease to break');
+    expect(unknown.status).toBe(2);
+    expect(run.status).toBe(2);
+    expect(run.stderr).toMatch(/--state-machine-arn/);
+  });
 });

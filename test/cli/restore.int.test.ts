@@ -1,6 +1,7 @@
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { afterAll, describe, expect, it } from 'vitest';
-import { HISTORY_PAGE, runAwsRestore } from '../../cli/restore.js';
+import { HISTORY_PAGE } from '../../cli/execution-history.js';
+import { runAwsRestore } from '../../cli/restore.js';
 import { runLocalArchive } from '../../local/run.js';
 import { stateMachineArn } from '../../local/workflow.js';
 import { archiverTestbed, resolvedTable, seedEvents, tableLines } from '../support/fixtures.js';
@@ -18,7 +19,10 @@ describe('audit-archiver restore (AWS mode): starts the deployed state machine a
 
   const sfn = async () => {
     endpoint ??= await startStepFunctions((observer) =>
-      bed.local.workflow({ retryIntervalScale: 0, onEvent: (_execution, event) => observer.onEvent(event) }),
+      bed.local.workflow({
+        retryIntervalScale: 0,
+        onEvent: (execution, event) => observer.onEvent(execution, event),
+      }),
     );
     return new SFNClient({
       endpoint: endpoint.endpoint,

@@ -61,7 +61,7 @@ export type TableSpec = ArchiverConfigInput['databases'][number]['tables'][numbe
 
 /** A config for one test database, written to a temp dir together with the local state dir. */
 export function writeTestConfig(
-  db: TestDatabase,
+  db: Pick<TestDatabase, 'url'>,
   tables: TableSpec[],
   overrides: {
     defaults?: ArchiverConfigInput['defaults'];

@@ -1,6 +1,11 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { ExecutionResult, InterpreterEvent, LocalWorkflow } from '../../local/workflow.js';
+import {
+  type ExecutionResult,
+  type InterpreterEvent,
+  type LocalWorkflow,
+  stateMachineArn,
+} from '../../local/workflow.js';
 
 /** A history event as the Step Functions API returns it (the fields the CLI reads). */
 type HistoryEvent = { type: string } & Record<string, unknown>;
@@ -19,14 +24,20 @@ function historyEventsOf(event: InterpreterEvent): HistoryEvent[] {
   return [{ type: event.type }];
 }
 
+/** The ARN of a child execution the archive state machine started (local/workflow.ts startChildExecution). */
+const childExecutionArn = (name: string) =>
+  `${stateMachineArn('archive-table').replace(':stateMachine:', ':execution:')}:${name}`;
+
 /**
  * A local Step Functions endpoint for the CLI's AWS mode: StartExecution, DescribeExecution and
  * GetExecutionHistory (the JSON 1.0 protocol the SDK speaks, with paging and reverse order), backed by the real
- * restore ASL run by the local interpreter, whose events make the history. No Step Functions emulator ships on npm;
- * the real SFNClient reaches this through its endpoint. `eventsServed` counts the history events it returned.
+ * archive and restore ASL run by the local interpreter, whose events make the history. DescribeExecution also knows
+ * the per-table child executions an archive execution starts (their status only), as the lease holders they are. No
+ * Step Functions emulator ships on npm; the real SFNClient reaches this through its endpoint. `eventsServed` counts
+ * the history events it returned.
  */
 export async function startStepFunctions(
-  workflow: (observer: { onEvent(event: InterpreterEvent): void }) => LocalWorkflow,
+  workflow: (observer: { onEvent(executionName: string, event: InterpreterEvent): void }) => LocalWorkflow,
 ): Promise<{
   endpoint: string;
   requests: string[];
@@ -38,6 +49,7 @@ export async function startStepFunctions(
   let served = 0;
   type Execution = { history: HistoryEvent[]; result?: ExecutionResult; input: unknown; started: number };
   const executions = new Map<string, Execution>();
+  const children = new Map<string, string>();
   const answer = (target: string, body: Record<string, unknown>): unknown => {
     if (target === 'StartExecution') {
       const name = `cli-${executions.size + 1}`;
@@ -48,8 +60,15 @@ export async function startStepFunctions(
         started: Date.now(),
       };
       executions.set(executionArn, execution);
-      void workflow({
-        onEvent: (event) => {
+      const observed = workflow({
+        onEvent: (executionName, event) => {
+          if (executionName !== name) {
+            const ended = { ExecutionSucceeded: 'SUCCEEDED', ExecutionFailed: 'FAILED' }[
+              event.type as string
+            ];
+            children.set(childExecutionArn(executionName), ended ?? 'RUNNING');
+            return;
+          }
           for (const item of historyEventsOf(event)) {
             execution.history.push({
               ...item,
@@ -58,13 +77,17 @@ export async function startStepFunctions(
             });
           }
         },
-      })
-        .runRestore(execution.input, name)
-        .then((result) => {
-          execution.result = result;
-        });
+      });
+      const archive = body.stateMachineArn === stateMachineArn('archive');
+      void (
+        archive ? observed.runArchive(execution.input, name) : observed.runRestore(execution.input, name)
+      ).then((result) => {
+        execution.result = result;
+      });
       return { executionArn, startDate: execution.started / 1000 };
     }
+    const child = children.get(String(body.executionArn));
+    if (target === 'DescribeExecution' && child) return { executionArn: body.executionArn, status: child };
     const execution = executions.get(String(body.executionArn));
     if (!execution) throw new Error('ExecutionDoesNotExist');
     if (target === 'DescribeExecution') {

@@ -26,13 +26,38 @@ export const StoredConfigFingerprintSchema = z.object({
 });
 export type StoredConfigFingerprint = z.infer<typeof StoredConfigFingerprintSchema>;
 const CONFIG_FINGERPRINT_KEY = { pk: 'CONFIG', sk: 'FINGERPRINT' };
+/** Sort key of a table's latest outcomes, in its `TABLE#db#table` area beside the lease item (`STATE`). */
+const LATEST_OUTCOME_SK = 'OUTCOME';
+
+export interface LatestOutcomes {
+  last?: TableOutcome & { runId: string };
+  lastSucceeded?: TableOutcome & { runId: string };
+}
 
 /** What runs leave behind: each table's outcome (expires after 90 days) and the config fingerprint (never expires). */
 export class RunRecords {
   constructor(private readonly lockTable: LockTableClient) {}
 
+  /**
+   * Records a table's outcome in its run, and as the table's latest (and latest successful) outcome beside its lease
+   * item, where `status` and the dashboard's operators look without knowing the run.
+   */
   async recordOutcome(runId: string, outcome: TableOutcome): Promise<void> {
     await this.lockTable.put(`RUN#${runId}`, `${outcome.database}#${outcome.table}`, { outcome });
+    const latest = {
+      last: { ...outcome, runId },
+      ...(outcome.status === 'succeeded' ? { lastSucceeded: { ...outcome, runId } } : {}),
+    };
+    await this.lockTable.put(`TABLE#${outcome.database}#${outcome.table}`, LATEST_OUTCOME_SK, latest, false);
+  }
+
+  /** A table's latest outcome and latest successful one, with the run of each. */
+  async latestOutcomes(database: string, table: string): Promise<LatestOutcomes> {
+    const item = await this.lockTable.getItem({ pk: `TABLE#${database}#${table}`, sk: LATEST_OUTCOME_SK });
+    return {
+      last: item?.last as LatestOutcomes['last'],
+      lastSucceeded: item?.lastSucceeded as LatestOutcomes['lastSucceeded'],
+    };
   }
 
   async listOutcomes(runId: string): Promise<TableOutcome[]> {

@@ -25,6 +25,7 @@ export const AUDIT_EVENT_KINDS = [
   'schema-drift',
   'restore-finished',
   'legal-hold-changed',
+  'lease-broken',
   'config-changed',
 ] as const;
 export const AuditEventKindSchema = z.enum(AUDIT_EVENT_KINDS);

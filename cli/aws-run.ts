@@ -1,0 +1,115 @@
+import type { SFNClient } from '@aws-sdk/client-sfn';
+import type { PlanReport } from '../lambdas/shared/batch/plan-report.js';
+import type { SummaryOutput } from '../lambdas/summary/schema.js';
+import { HistoryFollower } from './execution-history.js';
+import { formatNumber } from './report.js';
+
+/** What `run` starts: the archive state machine's input (the same a console "Start execution" takes). */
+export interface ArchiveRunInput {
+  database?: string;
+  tables?: string[];
+  dryRun?: boolean;
+}
+
+export interface AwsRunOutcome {
+  executionArn: string;
+  status: string;
+  /** The Summary step's totals and per-table outcomes (also when the run failed, which ends in a Fail state). */
+  summary?: SummaryOutput;
+  /** A dry run's report. */
+  plan?: PlanReport;
+  error?: string;
+  cause?: string;
+}
+
+/** Tables planned and done, as the execution history shows them. */
+class RunProgress {
+  tables?: number;
+  done = 0;
+  failed = 0;
+  summary?: SummaryOutput;
+  plan?: PlanReport;
+
+  /** One history event: the plan's table count, each table's child execution ending, the summary, a dry run's report. */
+  follow(event: { stateExitedEventDetails?: { name?: string; output?: string } }): void {
+    const exited = event.stateExitedEventDetails;
+    if (!exited?.output) return;
+    const output = JSON.parse(exited.output) as Record<string, unknown>;
+    if (exited.name === 'Plan' && typeof output.tableCount === 'number') this.tables = output.tableCount;
+    if (exited.name === 'ArchiveTable') this.done += 1;
+    if (exited.name === 'TableFailed') {
+      this.done += 1;
+      this.failed += 1;
+    }
+    if (exited.name === 'Summary')
+      this.summary = (output.summary as { value?: SummaryOutput } | undefined)?.value;
+    if (exited.name === 'PlanReport') this.plan = output as unknown as PlanReport;
+  }
+
+  line(): string {
+    const failed = this.failed > 0 ? `, ${this.failed} failed` : '';
+    return this.tables === undefined
+      ? 'planning'
+      : `${formatNumber(this.done)} of ${formatNumber(this.tables)} tables done${failed}`;
+  }
+}
+
+/**
+ * Starts the deployed archive state machine and follows it to its end, printing tables done as their executions
+ * end, read from the new history events only (HistoryFollower). Returns the summary the Summary step wrote.
+ */
+export async function runAwsArchive(
+  sfn: Pick<SFNClient, 'send'>,
+  stateMachineArn: string,
+  input: ArchiveRunInput,
+  options: { write: (line: string) => void; pollMs?: number },
+): Promise<AwsRunOutcome> {
+  const { DescribeExecutionCommand, StartExecutionCommand } = await import('@aws-sdk/client-sfn');
+  const started = await sfn.send(
+    new StartExecutionCommand({ stateMachineArn, input: JSON.stringify(input) }),
+  );
+  const executionArn = started.executionArn ?? '';
+  options.write(`Started ${executionArn}`);
+  const history = new HistoryFollower(sfn, executionArn);
+  const progress = new RunProgress();
+  let reported = '';
+  for (;;) {
+    const execution = await sfn.send(new DescribeExecutionCommand({ executionArn }));
+    for (const event of await history.newEvents()) progress.follow(event);
+    if (execution.status !== 'RUNNING') {
+      return {
+        executionArn,
+        status: execution.status ?? 'UNKNOWN',
+        ...(progress.summary ? { summary: progress.summary } : {}),
+        ...(progress.plan ? { plan: progress.plan } : {}),
+        ...(execution.error ? { error: execution.error } : {}),
+        ...(execution.cause ? { cause: execution.cause } : {}),
+      };
+    }
+    const line = progress.line();
+    if (line !== reported) {
+      options.write(`  ${line}`);
+      reported = line;
+    }
+    await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 5000));
+  }
+}
+
+/** The outcome for a person: the execution's status, then per table what it did (the summary's lines). */
+export function formatRunOutcome(outcome: AwsRunOutcome): string {
+  const lines = [`Execution ${outcome.executionArn}: ${outcome.status}`];
+  if (outcome.error) lines.push(`  ${outcome.error}${outcome.cause ? `: ${outcome.cause}` : ''}`);
+  const summary = outcome.summary;
+  if (summary) {
+    lines.push(
+      `  ${summary.tables} tables: ${summary.succeeded} succeeded, ${summary.skipped} skipped, ${summary.held} held, ${summary.failed} failed; ${formatNumber(summary.rowsArchived)} rows archived in ${formatNumber(summary.batches)} batches`,
+    );
+    for (const t of summary.perTable) {
+      lines.push(
+        `  ${t.database}/${t.table}: ${t.status}${t.reason ? ` (${t.reason})` : ''}, ${formatNumber(t.rowsArchived)} rows${t.budgetReached ? '; batch budget reached, the next run continues' : ''}${t.error ? `; ${t.error}` : ''}`,
+      );
+    }
+    if (summary.perTableTruncated) lines.push('  … more tables: `status` shows each');
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,205 @@
+import type { SFNClient } from '@aws-sdk/client-sfn';
+import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
+import { batchSpan, batchTotals } from '../lambdas/shared/batch/batch-objects.js';
+import { activeHold } from '../lambdas/shared/batch/holds.js';
+import { resolveTable } from '../lambdas/shared/config/resolved-table.js';
+import { type ArchiverConfig, tableRef } from '../lambdas/shared/config/schema.js';
+import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
+import type { LeaseStore } from '../lambdas/shared/lock-table/lease-store.js';
+import type { LegalHolds } from '../lambdas/shared/lock-table/legal-holds.js';
+import type { LatestOutcomes, RunRecords } from '../lambdas/shared/lock-table/run-records.js';
+import { appendAuditEvent } from '../lambdas/shared/telemetry/audit-trail.js';
+import { formatNumber } from './report.js';
+
+/** What `status` and `lease break` read and change: the lock table of local mode or of the deployed stack. */
+export interface LeaseContext {
+  config: ArchiverConfig;
+  leases: LeaseStore;
+  holds: LegalHolds;
+  runRecords: RunRecords;
+  store: ArchiveStore;
+  /** Who acts, for the audit trail. */
+  actor: string;
+  /**
+   * Whether the execution that holds a lease (its ARN, the lease's owner) may still be running: Step Functions'
+   * DescribeExecution in AWS. Local mode answers false: the command holds the state dir, so no local run is going.
+   */
+  holderRunning(owner: string): Promise<boolean>;
+  now?: () => Date;
+}
+
+/** One table as `status` shows it. Counts, names and times only, never row values. */
+export interface TableStatus {
+  database: string;
+  table: string;
+  lease: { state: 'free' } | { state: 'held' | 'expired'; owner: string; expiresAt: string };
+  /** The batch between export and a committed delete, which the next run finishes or undoes first. */
+  inFlight?: { stage: string; objects: number; rows: number; firstDay: string; lastDay: string };
+  legalHold?: string;
+  archived: { rows: number; bytes: number; batches: number };
+  last?: OutcomeBrief;
+  lastSucceeded?: OutcomeBrief;
+}
+
+interface OutcomeBrief {
+  runId: string;
+  status: string;
+  finishedAt: string;
+  rowsArchived: number;
+  budgetReached: boolean;
+  reason?: string;
+  error?: string;
+}
+
+const brief = (outcome: LatestOutcomes['last']): OutcomeBrief | undefined =>
+  outcome && {
+    runId: outcome.runId,
+    status: outcome.status,
+    finishedAt: outcome.finishedAt,
+    rowsArchived: outcome.rowsArchived,
+    budgetReached: outcome.budgetReached,
+    ...(outcome.reason ? { reason: outcome.reason } : {}),
+    ...(outcome.error ? { error: outcome.error } : {}),
+  };
+
+/** Every configured table in scope (one database, some tables), as `status` shows it. */
+export async function tableStatuses(
+  ctx: Pick<LeaseContext, 'config' | 'leases' | 'holds' | 'runRecords' | 'now'>,
+  scope: { database?: string; tables?: string[] } = {},
+): Promise<TableStatus[]> {
+  const now = (ctx.now?.() ?? new Date()).getTime();
+  const statuses: TableStatus[] = [];
+  for (const db of ctx.config.databases) {
+    if (scope.database && db.name !== scope.database) continue;
+    for (const configured of db.tables) {
+      const ref = tableRef(configured);
+      if (scope.tables && !scope.tables.includes(ref)) continue;
+      const table = resolveTable(ctx.config, db.name, ref);
+      const [state, hold, latest] = await Promise.all([
+        ctx.leases.get(db.name, ref),
+        activeHold({ holds: ctx.holds }, db.name, ref, table.governance.configHold),
+        ctx.runRecords.latestOutcomes(db.name, ref),
+      ]);
+      const expiresAt = state.expiresAt ?? 0;
+      const inFlight = state.inFlight;
+      statuses.push({
+        database: db.name,
+        table: ref,
+        lease: state.owner
+          ? {
+              state: expiresAt > now ? 'held' : 'expired',
+              owner: state.owner,
+              expiresAt: new Date(expiresAt).toISOString(),
+            }
+          : { state: 'free' },
+        ...(inFlight
+          ? {
+              inFlight: {
+                stage: inFlight.stage,
+                objects: inFlight.objects.length,
+                rows: batchTotals(inFlight).rowCount,
+                ...(({ firstDay, lastDay }) => ({ firstDay, lastDay }))(batchSpan(inFlight)),
+              },
+            }
+          : {}),
+        ...(hold ? { legalHold: hold } : {}),
+        archived: { rows: state.totalRows, bytes: state.totalBytes, batches: state.totalBatches },
+        ...(latest.last ? { last: brief(latest.last) } : {}),
+        ...(latest.lastSucceeded ? { lastSucceeded: brief(latest.lastSucceeded) } : {}),
+      });
+    }
+  }
+  if (statuses.length === 0) {
+    throw new ConfigError(
+      `no configured table matches ${scope.database ? `database ${scope.database}` : ''}${scope.tables ? ` tables ${scope.tables.join(', ')}` : ''}`,
+    );
+  }
+  return statuses;
+}
+
+export function formatStatuses(statuses: TableStatus[]): string {
+  const lines: string[] = [];
+  for (const s of statuses) {
+    lines.push(`${s.database}/${s.table}`);
+    lines.push(
+      `  lease: ${s.lease.state === 'free' ? 'free' : `${s.lease.state === 'held' ? 'held' : 'expired, free to take'} by ${s.lease.owner} until ${s.lease.expiresAt}`}`,
+    );
+    if (s.inFlight)
+      lines.push(
+        `  in flight: a batch ${s.inFlight.stage}, ${s.inFlight.objects} objects, ${formatNumber(s.inFlight.rows)} rows (${s.inFlight.firstDay} to ${s.inFlight.lastDay}); the next run finishes or undoes it first`,
+      );
+    if (s.legalHold) lines.push(`  legal hold: ${s.legalHold}`);
+    const outcome = (o: OutcomeBrief) =>
+      `${o.status} at ${o.finishedAt} (run ${o.runId}), ${formatNumber(o.rowsArchived)} rows${o.budgetReached ? ', batch budget reached: rows left' : ''}${o.reason ? `; ${o.reason}` : ''}${o.error ? `; ${o.error}` : ''}`;
+    lines.push(`  last run: ${s.last ? outcome(s.last) : 'none recorded'}`);
+    if (s.last?.status !== 'succeeded')
+      lines.push(`  last success: ${s.lastSucceeded ? outcome(s.lastSucceeded) : 'none recorded'}`);
+    lines.push(
+      `  archived so far: ${formatNumber(s.archived.rows)} rows in ${formatNumber(s.archived.batches)} batches`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/**
+ * Whether a Step Functions execution may still be running, as a lease holder check. An execution Step Functions no
+ * longer knows (its history deleted) is not running; any other failure to tell stops the command rather than guess.
+ */
+export function executionRunning(sfn: Pick<SFNClient, 'send'>): (executionArn: string) => Promise<boolean> {
+  return async (executionArn) => {
+    const { DescribeExecutionCommand } = await import('@aws-sdk/client-sfn');
+    try {
+      const execution = await sfn.send(new DescribeExecutionCommand({ executionArn }));
+      return execution.status === 'RUNNING' || execution.status === 'PENDING_REDRIVE';
+    } catch (error) {
+      if ((error as Error).name === 'ExecutionDoesNotExist') return false;
+      throw error;
+    }
+  };
+}
+
+export type BreakOutcome =
+  | { broken: true; owner: string; inFlight?: string }
+  | { broken: false; reason: string };
+
+/**
+ * Releases a table's lease whose holder is gone (a run killed or timed out before it released it), so the next run
+ * need not wait for it to expire. Refused while the holding execution may still run: a live holder would lose its
+ * lease to the next run mid-batch. The release is conditioned on the very owner and fencing token read, so a lease
+ * taken (or renewed by a new acquisition) meanwhile is left alone. A batch in flight stays recorded: the next run
+ * finishes or undoes it before anything else, as after any crash.
+ */
+export async function breakLease(ctx: LeaseContext, database: string, table: string): Promise<BreakOutcome> {
+  resolveTable(ctx.config, database, table);
+  const now = ctx.now?.() ?? new Date();
+  const state = await ctx.leases.get(database, table);
+  if (!state.owner || state.token === undefined)
+    return { broken: false, reason: `${database}/${table} has no lease to break` };
+  if ((state.expiresAt ?? 0) <= now.getTime())
+    return {
+      broken: false,
+      reason: `the lease of ${state.owner} expired at ${new Date(state.expiresAt ?? 0).toISOString()}: the next run takes it`,
+    };
+  if (await ctx.holderRunning(state.owner))
+    return {
+      broken: false,
+      reason: `${state.owner} is still running: stop that execution first, or let it end (it releases the lease)`,
+    };
+  const released = await ctx.leases.release(database, table, { owner: state.owner, token: state.token });
+  if (!released)
+    return { broken: false, reason: `the lease changed hands while it was being broken; run status again` };
+  const inFlight = state.inFlight?.stage;
+  await appendAuditEvent(
+    ctx.store,
+    { prefix: ctx.config.s3.prefix, kmsKeyId: ctx.config.s3.kmsKeyId },
+    {
+      kind: 'lease-broken',
+      time: now.toISOString(),
+      actor: ctx.actor,
+      database,
+      table,
+      details: { owner: state.owner, token: state.token, inFlight: inFlight ?? null },
+    },
+  );
+  return { broken: true, owner: state.owner, ...(inFlight ? { inFlight } : {}) };
+}

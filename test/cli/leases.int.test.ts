@@ -1,0 +1,257 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { afterAll, describe, expect, it } from 'vitest';
+import { formatRunOutcome, runAwsArchive } from '../../cli/aws-run.js';
+import {
+  breakLease,
+  executionRunning,
+  formatStatuses,
+  type LeaseContext,
+  tableStatuses,
+} from '../../cli/leases.js';
+import { listAuditEvents } from '../../lambdas/shared/telemetry/audit-trail.js';
+import { openLocalEnvironment, runLocalArchive } from '../../local/run.js';
+import { stateMachineArn } from '../../local/workflow.js';
+import { archiverTestbed, seedEvents, writeTestConfig } from '../support/fixtures.js';
+import { startStepFunctions } from '../support/step-functions.js';
+
+/** A lease holder that died: an execution no Step Functions (nor local process) runs any more. */
+const DEAD_HOLDER = `${stateMachineArn('archive-table').replace(':stateMachine:', ':execution:')}:killed-run`;
+
+describe('status, lease break and run: a crashed run’s lease, and the deployed stack from the CLI', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await seedEvents(db.client, 'events', 300, 40);
+      await seedEvents(db.client, 'others', 300, 40);
+    },
+    [
+      { schema: 'public', name: 'events', timestampColumn: 'created_at' },
+      { schema: 'public', name: 'others', timestampColumn: 'created_at' },
+    ],
+  );
+  let endpoint: Awaited<ReturnType<typeof startStepFunctions>> | undefined;
+  afterAll(async () => endpoint?.stop());
+  /** Runs the archive workflow's steps; `gate`, when set, holds the run after its first export. */
+  let gate: Promise<void> | undefined;
+  const sfn = async () => {
+    endpoint ??= await startStepFunctions((observer) =>
+      bed.local.workflow({
+        retryIntervalScale: 0,
+        onEvent: (execution, event) => observer.onEvent(execution, event),
+        afterStep: async (event) => {
+          if (event.functionName === 'export' && gate) await gate;
+        },
+      }),
+    );
+    return new SFNClient({
+      endpoint: endpoint.endpoint,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    });
+  };
+  const context = (holderRunning: LeaseContext['holderRunning']): LeaseContext => {
+    const deps = bed.local.deps();
+    return {
+      config: bed.local.config,
+      leases: deps.locks,
+      holds: deps.holds,
+      runRecords: deps.runRecords,
+      store: deps.store,
+      actor: 'ops@example.com',
+      holderRunning,
+    };
+  };
+
+  it('a lease a killed run left: runs skip the table and fail; status names the holder; lease break frees it and the next run archives', async () => {
+    // Prepare: the killed run's lease, an hour left on it
+    const taken = await bed.local.deps().locks.acquire('app', 'public.events', DEAD_HOLDER, 3600);
+    expect(taken.acquired).toBe(true);
+
+    // Act
+    const skipped = await runLocalArchive(
+      bed.local,
+      { tables: ['public.events'] },
+      { retryIntervalScale: 0 },
+    );
+    const before = await tableStatuses(
+      context(async () => false),
+      { tables: ['public.events'] },
+    );
+    const broken = await breakLease(
+      context(async () => false),
+      'app',
+      'public.events',
+    );
+    const again = await breakLease(
+      context(async () => false),
+      'app',
+      'public.events',
+    );
+    const archived = await runLocalArchive(
+      bed.local,
+      { tables: ['public.events'] },
+      { retryIntervalScale: 0 },
+    );
+    const after = await tableStatuses(
+      context(async () => false),
+      { tables: ['public.events'] },
+    );
+
+    // Assess
+    expect(skipped.execution).toMatchObject({ status: 'FAILED', error: { name: 'ArchiveRunSkipped' } });
+    expect(before[0]).toMatchObject({
+      lease: { state: 'held', owner: DEAD_HOLDER },
+      last: { status: 'skipped' },
+    });
+    expect(before[0]?.lastSucceeded).toBeUndefined();
+    expect(formatStatuses(before)).toMatch(
+      new RegExp(
+        `lease: held by ${DEAD_HOLDER} until .*\\n.*last run: skipped at .*\\n {2}last success: none recorded`,
+      ),
+    );
+    expect(broken).toEqual({ broken: true, owner: DEAD_HOLDER });
+    expect(again).toEqual({ broken: false, reason: 'app/public.events has no lease to break' });
+    expect(archived.execution.status).toBe('SUCCEEDED');
+    expect(after[0]).toMatchObject({
+      lease: { state: 'free' },
+      last: { status: 'succeeded', runId: archived.execution.executionName },
+      lastSucceeded: { status: 'succeeded', runId: archived.execution.executionName },
+    });
+    expect(after[0]?.archived.rows).toBeGreaterThan(0);
+    const audit = await listAuditEvents(bed.local.deps().store, bed.local.config.s3.prefix, {
+      kinds: ['lease-broken'],
+    });
+    expect(audit).toEqual([
+      expect.objectContaining({
+        actor: 'ops@example.com',
+        table: 'public.events',
+        details: { owner: DEAD_HOLDER, token: taken.acquired ? taken.lease.token : 0, inFlight: null },
+      }),
+    ]);
+  });
+
+  it('refuses to break a lease whose execution still runs, or one already expired; a lease taken meanwhile is left alone', async () => {
+    // Prepare
+    await bed.local.deps().locks.acquire('app', 'public.others', DEAD_HOLDER, 3600);
+    const running = context(async () => true);
+
+    // Act
+    const refused = await breakLease(running, 'app', 'public.others');
+    const unknown = await breakLease(
+      context(async () => false),
+      'app',
+      'public.missing',
+    ).catch((e: Error) => e);
+
+    // Assess
+    expect(refused).toEqual({
+      broken: false,
+      reason: `${DEAD_HOLDER} is still running: stop that execution first, or let it end (it releases the lease)`,
+    });
+    expect(unknown).toMatchObject({ name: 'ConfigError' });
+    expect((await tableStatuses(running, { tables: ['public.others'] }))[0]?.lease).toMatchObject({
+      state: 'held',
+    });
+    expect(
+      await breakLease(
+        context(async () => false),
+        'app',
+        'public.others',
+      ),
+    ).toMatchObject({ broken: true });
+  });
+
+  it('AWS mode: run starts the deployed archive machine and follows it; lease break asks Step Functions whether the holder runs', async () => {
+    // Prepare: the run is held after its first export, while its table's child execution holds the lease
+    const client = await sfn();
+    let open: () => void = () => undefined;
+    gate = new Promise((resolve) => {
+      open = resolve;
+    });
+    const lines: string[] = [];
+    const following = runAwsArchive(
+      client,
+      stateMachineArn('archive'),
+      { tables: ['public.others'] },
+      {
+        write: (line) => lines.push(line),
+        pollMs: 20,
+      },
+    );
+    let holder = '';
+    for (let i = 0; i < 500 && !holder.includes(':execution:audit-archiver-archive-table:'); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      holder = (await bed.local.deps().locks.get('app', 'public.others')).owner ?? '';
+    }
+
+    // Act
+    const whileRunning = await breakLease(context(executionRunning(client)), 'app', 'public.others');
+    open();
+    gate = undefined;
+    const outcome = await following;
+    await bed.local.deps().locks.acquire('app', 'public.others', DEAD_HOLDER, 3600);
+    const deadHolder = await breakLease(context(executionRunning(client)), 'app', 'public.others');
+    const dryRun = await runAwsArchive(
+      client,
+      stateMachineArn('archive'),
+      { dryRun: true },
+      {
+        write: () => undefined,
+        pollMs: 20,
+      },
+    );
+
+    // Assess
+    expect(whileRunning).toEqual({
+      broken: false,
+      reason: `${holder} is still running: stop that execution first, or let it end (it releases the lease)`,
+    });
+    expect(outcome).toMatchObject({
+      status: 'SUCCEEDED',
+      summary: { tables: 1, succeeded: 1, perTable: [{ table: 'public.others', status: 'succeeded' }] },
+    });
+    expect(lines[0]).toMatch(/^Started arn:aws:states:.*:execution:audit-archiver-archive:cli-1$/);
+    expect(lines).toContain('  0 of 1 tables done');
+    expect(formatRunOutcome(outcome)).toMatch(
+      /: SUCCEEDED\n {2}1 tables: 1 succeeded, .*\n {2}app\/public.others: succeeded, \d+ rows/,
+    );
+    // The dead holder's execution is unknown to Step Functions: not running, so its lease can go.
+    expect(deadHolder).toEqual({ broken: true, owner: DEAD_HOLDER });
+    expect(dryRun.status).toBe('SUCCEEDED');
+    expect(dryRun.plan?.tables.map((t) => t.table).sort()).toEqual(['public.events', 'public.others']);
+  });
+});
+
+describe('a state dir serves one process at a time', () => {
+  it('refuses a second local environment on a state dir in use, naming the process, and takes over a dead one’s claim', async () => {
+    // Prepare
+    // Opening local mode starts the local S3 and DynamoDB only: the database is not reached.
+    const files = writeTestConfig({ url: 'postgres://unused@127.0.0.1:1/unused' }, [
+      { schema: 'public', name: 'events', timestampColumn: 'created_at' },
+    ]);
+    const stateDir = mkdtempSync(join(tmpdir(), 'state-claim-'));
+    const exited = spawnSync(process.execPath, ['-e', 'process.exit(0)']);
+    writeFileSync(join(stateDir, 'owner.pid'), String(exited.pid));
+
+    try {
+      // Act
+      const first = await openLocalEnvironment(files.configPath, stateDir);
+      const second = await openLocalEnvironment(files.configPath, stateDir).catch((e: Error) => e);
+      await first.close();
+      const third = await openLocalEnvironment(files.configPath, stateDir);
+      await third.close();
+
+      // Assess
+      expect(second).toMatchObject({
+        name: 'ConfigError',
+        message: `the state dir ${stateDir} is in use by another audit-archiver process (pid ${process.pid}): wait for it to end, or give another --state-dir`,
+      });
+    } finally {
+      files.cleanup();
+      rmSync(stateDir, { recursive: true, force: true });
+    }
+  });
+});
