@@ -122,6 +122,7 @@ export class AuditArchiverStack extends Stack {
       },
       emails: aws.notifications.emails,
       noSuccessfulRunHours: aws.alarms.noSuccessfulRunHours,
+      runbookUrl: aws.alarms.runbookUrl,
       scheduledRunsExpected: aws.schedule.enabled,
     });
     // Run summaries go to the alarm topic, so its email subscribers and chat channels receive them too.

@@ -58,7 +58,16 @@ export interface ArchiveMonitoringProps {
    * @default - the stack name
    */
   readonly alarmNamePrefix?: string;
+  /**
+   * Where the runbook is (an https URL of `docs/runbook.md`, e.g. in your fork or wiki): each alarm's description
+   * ends with `Runbook: <runbookUrl>#<its entry>`.
+   * @default - the path `docs/runbook.md` of the audit-archiver repository
+   */
+  readonly runbookUrl?: string;
 }
+
+/** The runbook's path in the repository, where `runbookUrl` is not given. */
+export const RUNBOOK_PATH = 'docs/runbook.md';
 
 /**
  * What operators watch: an SNS topic (customer-managed KMS key with rotation, TLS-only, email subscriptions) that
@@ -145,15 +154,17 @@ export class ArchiveMonitoring extends Construct {
     }
 
     const alarms: Record<string, cloudwatch.Alarm> = {};
+    const runbook = props.runbookUrl ?? RUNBOOK_PATH;
     const alarm = (
       alarmId: string,
       metric: cloudwatch.IMetric,
       description: string,
       options: Partial<cloudwatch.AlarmProps> = {},
+      runbookEntry = alarmId,
     ): cloudwatch.Alarm => {
       const created = new cloudwatch.Alarm(this, alarmId, {
         alarmName: `${this.alarmNamePrefix}-${alarmId}`,
-        alarmDescription: `audit-archiver: ${description}`,
+        alarmDescription: `audit-archiver: ${description}. Runbook: ${runbook}#${runbookEntry.toLowerCase()}`,
         metric,
         threshold: 0,
         comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
@@ -206,6 +217,7 @@ export class ArchiveMonitoring extends Construct {
         fn.metricThrottles(sum),
         `the ${name} function was throttled for 15 minutes on end`,
         { evaluationPeriods: SUSTAINED_PERIODS, datapointsToAlarm: SUSTAINED_PERIODS },
+        'FunctionThrottles',
       );
     }
     alarm(

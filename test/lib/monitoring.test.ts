@@ -248,6 +248,37 @@ describe('alarms', () => {
     for (const alarm of alarms) expect(alarm.Properties.AlarmActions).toEqual([topicRef(plain)]);
   });
 
+  it('each links its entry of the runbook, which says what it means, how to confirm it, what to do and when to re-run', () => {
+    // Prepare: the runbook's entries, as GitHub anchors its headings
+    const runbook = readFileSync(new URL('../../docs/runbook.md', import.meta.url), 'utf8');
+    const entries = new Map(
+      runbook
+        .split(/^## /m)
+        .slice(1)
+        .map((entry) => [entry.split('\n')[0]?.trim().toLowerCase() ?? '', entry]),
+    );
+    // Act
+    const described = Object.entries(alarmsById(plain)).map(([id, alarm]) => [
+      id,
+      String(alarm?.AlarmDescription),
+    ]);
+    const configured = Object.values(alarmsById(monitored)).map((alarm) => String(alarm?.AlarmDescription));
+    // Assess
+    for (const [id, description] of described) {
+      const anchor = /Runbook: docs\/runbook\.md#([a-z]+)$/.exec(description ?? '')?.[1] ?? '';
+      expect(anchor, id).toBe(id?.endsWith('FunctionThrottles') ? 'functionthrottles' : id?.toLowerCase());
+      const entry = entries.get(anchor) ?? '';
+      expect(entry, id).toMatch(/\*\*Means\.\*\*/);
+      if (anchor !== 'archivetableexecutionsfailed') expect(entry, id).toMatch(/\*\*Re-run\*\*/);
+    }
+    expect(
+      configured.every((d) =>
+        /Runbook: https:\/\/wiki\.example\.com\/audit-archiver\/runbook#[a-z]+$/.test(d),
+      ),
+    ).toBe(true);
+    expect(entries.get('batchoutcomeunknownerror')).toMatch(/\*\*Decide\.\*\*/);
+  });
+
   it.each([
     ['the default 26 hours', () => plain, 26],
     ['the configured 74 hours', () => monitored, 74],

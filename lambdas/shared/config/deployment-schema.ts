@@ -231,6 +231,8 @@ export const AwsConfigSchema = z
          * with one-hour periods over seven days at most.
          */
         noSuccessfulRunHours: z.number().int().min(1).max(168).default(26),
+        /** Where the runbook is (docs/runbook.md published): each alarm's description links its entry there. */
+        runbookUrl: z.url({ protocol: /^https$/, error: 'must be an https URL' }).optional(),
       })
       .strict()
       .default(() => ({ noSuccessfulRunHours: 26 })),
