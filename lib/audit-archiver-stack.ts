@@ -154,19 +154,43 @@ export class AuditArchiverStack extends Stack {
       resultsExpiration: aws.athena ? Duration.days(aws.athena.resultsExpireAfterDays) : undefined,
     });
 
-    new CfnOutput(this, 'ArchiveStateMachineArn', {
-      value: this.stateMachines.archive.stateMachine.stateMachineArn,
-    });
-    new CfnOutput(this, 'RestoreStateMachineArn', {
-      value: this.restore.stateMachine.stateMachine.stateMachineArn,
-    });
-    new CfnOutput(this, 'ArchiveBucketName', { value: this.archiveBucket.bucket.bucketName });
-    new CfnOutput(this, 'LockTableName', { value: this.lockTable.table.tableName });
-    new CfnOutput(this, 'ScheduleDeadLetterQueueUrl', { value: this.schedule.deadLetterQueue.queueUrl });
-    new CfnOutput(this, 'AlarmTopicArn', { value: this.monitoring.topic.topicArn });
-    new CfnOutput(this, 'AthenaWorkGroup', { value: this.queries.workGroup.ref });
-    new CfnOutput(this, 'AthenaDatabase', { value: this.queries.databaseName });
-    new CfnOutput(this, 'AthenaQueryRoleArn', { value: this.queries.queryRole.roleArn });
+    const outputs: [string, string, string][] = [
+      [
+        'ArchiveStateMachineArn',
+        this.stateMachines.archive.stateMachine.stateMachineArn,
+        'The archive run the schedule starts: `audit-archiver run --state-machine-arn`, `doctor`',
+      ],
+      [
+        'RestoreStateMachineArn',
+        this.restore.stateMachine.stateMachine.stateMachineArn,
+        'Restores archives: start it from the console with a JSON input, or `audit-archiver restore`',
+      ],
+      ['ArchiveBucketName', this.archiveBucket.bucket.bucketName, 'The archives, manifests and audit trail'],
+      [
+        'LockTableName',
+        this.lockTable.table.tableName,
+        'Leases, batches in flight, outcomes, holds, inventory: `status`, `lease break`, `hold --lock-table`',
+      ],
+      [
+        'ScheduleDeadLetterQueueUrl',
+        this.schedule.deadLetterQueue.queueUrl,
+        'Schedule events that could not start a run (see the runbook, NoSuccessfulRun)',
+      ],
+      ['AlarmTopicArn', this.monitoring.topic.topicArn, 'Every alarm and run summary is published here'],
+      [
+        'DashboardUrl',
+        `https://console.aws.amazon.com/cloudwatch/home?region=${this.region}#dashboards/dashboard/${this.monitoring.dashboard.dashboardName}`,
+        'Are we keeping up: runs, tables, backlog, step durations, alarms',
+      ],
+      ['AthenaWorkGroup', this.queries.workGroup.ref, 'Query the archives in this workgroup'],
+      [
+        'AthenaDatabase',
+        this.queries.databaseName,
+        'Glue database of the archives, one table per archived table',
+      ],
+      ['AthenaQueryRoleArn', this.queries.queryRole.roleArn, 'Assume this role to query the archives'],
+    ];
+    for (const [id, value, description] of outputs) new CfnOutput(this, id, { value, description });
   }
 
   /** The config's `s3.kmsKeyId`: a key ARN as written, or a key id in this stack's account and region. */

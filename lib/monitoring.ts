@@ -281,8 +281,24 @@ export class ArchiveMonitoring extends Construct {
       this.graph('Rows deleted per table', [this.perTable('RowsDeleted')]),
       this.graph('Verification failures per table', [this.perTable('VerificationFailures')]),
     );
+    // Are we keeping up? A table's successful runs per day (a gap is a day it was not archived), the tables whose run
+    // used its whole batch budget (rows were left for the next run: a backlog), and what held tables back.
+    const daily = { statistic: cloudwatch.Stats.SUM, period: Duration.days(1) };
     this.dashboard.addWidgets(
-      ...(['ExportDuration', 'VerifyDuration', 'DeleteDuration'] as const).map((name) =>
+      this.graph('Successful runs per table (per day)', [this.perTable('TableRunsSucceeded', 86_400)], 12),
+      this.graph(
+        'Backlog: runs that left rows for the next run, per table (per day)',
+        [this.perTable('TablesBudgetReached', 86_400)],
+        12,
+      ),
+    );
+    this.dashboard.addWidgets(
+      this.graph('Tables skipped: lease held (total)', [this.metric('TablesSkippedLocked', daily)], 8),
+      this.graph('Replica lag pauses (total)', [this.metric('ReplicaLagPauses', daily)], 8),
+      this.graph('VACUUM failures after a run (total)', [this.metric('VacuumFailures', daily)], 8),
+    );
+    this.dashboard.addWidgets(
+      ...(['ExportDuration', 'UploadDuration', 'VerifyDuration', 'DeleteDuration'] as const).map((name) =>
         this.graph(
           `${name.replace('Duration', '')} step duration (ms)`,
           [
@@ -290,7 +306,7 @@ export class ArchiveMonitoring extends Construct {
             this.metric(name, { statistic: cloudwatch.Stats.p(99), label: 'p99' }),
             this.metric(name, { statistic: cloudwatch.Stats.MAXIMUM, label: 'maximum' }),
           ],
-          8,
+          6,
         ),
       ),
     );
@@ -322,14 +338,14 @@ export class ArchiveMonitoring extends Construct {
   }
 
   /** One series per table: a SEARCH over the per-table dimension set (service, database, table). */
-  private perTable(name: MetricName): cloudwatch.MathExpression {
+  private perTable(name: MetricName, periodSeconds = 300): cloudwatch.MathExpression {
     const schema = `{${this.namespace},service,database,table}`;
     return new cloudwatch.MathExpression({
-      expression: `SEARCH('${schema} service="${this.service}" MetricName="${name}"', 'Sum', 300)`,
+      expression: `SEARCH('${schema} service="${this.service}" MetricName="${name}"', 'Sum', ${periodSeconds})`,
       usingMetrics: {},
       // Empty: each series keeps its own label, the database and table dimension values.
       label: '',
-      period: Duration.minutes(5),
+      period: Duration.seconds(periodSeconds),
     });
   }
 

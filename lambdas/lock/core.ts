@@ -133,5 +133,9 @@ export async function lockTable(input: LockInput, deps: LockDeps): Promise<LockO
     finishedAt,
   };
   await recordOutcome(deps, input.runId, outcome);
+  // Per table: a success (its absence over days is a table not archived), and a run that left rows for the next one.
+  const label = { database: input.database, table: input.table };
+  if (status === 'succeeded') deps.telemetry.metric('TableRunsSucceeded', 'Count', 1, label);
+  if (input.budgetReached) deps.telemetry.metric('TablesBudgetReached', 'Count', 1, label);
   return { released, status };
 }

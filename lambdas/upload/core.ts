@@ -38,6 +38,7 @@ export type UploadDeps = Pick<StepDeps, 'config' | 'store' | 'locks' | 'telemetr
  * so a retry after a crash at any point completes the same publication.
  */
 export async function uploadBatch(input: UploadInput, deps: UploadDeps): Promise<UploadOutput> {
+  const started = Date.now();
   await renewLease(deps, input);
   const state = await deps.locks.get(input.database, input.table);
   const inFlight = batchToActOn('upload', input, state.inFlight);
@@ -64,6 +65,7 @@ export async function uploadBatch(input: UploadInput, deps: UploadDeps): Promise
   if (inFlight.stage === 'exported') {
     await recordInFlight(deps, input, { ...inFlight, stage: 'uploaded', objects: published }, ['exported']);
   }
+  deps.telemetry.metric('UploadDuration', 'Milliseconds', Date.now() - started, tableLabel(input));
   return {
     objects: published.length,
     created: published.filter((object) => object.createdArchive).length,

@@ -12,6 +12,7 @@ import {
   type LeaseContext,
   tableStatuses,
 } from '../../cli/leases.js';
+import type { StepDeps } from '../../lambdas/shared/step/step-deps.js';
 import { listAuditEvents } from '../../lambdas/shared/telemetry/audit-trail.js';
 import { openLocalEnvironment, runLocalArchive } from '../../local/run.js';
 import { stateMachineArn } from '../../local/workflow.js';
@@ -70,12 +71,24 @@ describe('status, lease break and run: a crashed run’s lease, and the deployed
     const taken = await bed.local.deps().locks.acquire('app', 'public.events', DEAD_HOLDER, 3600);
     expect(taken.acquired).toBe(true);
 
+    const metrics: string[] = [];
+    const recording = {
+      retryIntervalScale: 0,
+      deps: (deps: StepDeps): StepDeps => ({
+        ...deps,
+        telemetry: {
+          ...deps.telemetry,
+          metric: (...args: Parameters<StepDeps['telemetry']['metric']>) => {
+            metrics.push(args[0]);
+            deps.telemetry.metric(...args);
+          },
+        },
+      }),
+    };
+
     // Act
-    const skipped = await runLocalArchive(
-      bed.local,
-      { tables: ['public.events'] },
-      { retryIntervalScale: 0 },
-    );
+    const skipped = await runLocalArchive(bed.local, { tables: ['public.events'] }, recording);
+    const skippedMetrics = metrics.splice(0);
     const before = await tableStatuses(
       context(async () => false),
       { tables: ['public.events'] },
@@ -90,11 +103,7 @@ describe('status, lease break and run: a crashed run’s lease, and the deployed
       'app',
       'public.events',
     );
-    const archived = await runLocalArchive(
-      bed.local,
-      { tables: ['public.events'] },
-      { retryIntervalScale: 0 },
-    );
+    const archived = await runLocalArchive(bed.local, { tables: ['public.events'] }, recording);
     const after = await tableStatuses(
       context(async () => false),
       { tables: ['public.events'] },
@@ -115,6 +124,10 @@ describe('status, lease break and run: a crashed run’s lease, and the deployed
     expect(broken).toEqual({ broken: true, owner: DEAD_HOLDER });
     expect(again).toEqual({ broken: false, reason: 'app/public.events has no lease to break' });
     expect(archived.execution.status).toBe('SUCCEEDED');
+    // The dashboard's series: a table skipped, then a table run that succeeded, and each step's duration.
+    expect(skippedMetrics).toEqual(['TablesSkippedLocked']);
+    expect(metrics).toEqual(expect.arrayContaining(['UploadDuration', 'TableRunsSucceeded']));
+    expect(metrics).not.toContain('TablesBudgetReached');
     expect(after[0]).toMatchObject({
       lease: { state: 'free' },
       last: { status: 'succeeded', runId: archived.execution.executionName },

@@ -363,6 +363,9 @@ describe('dashboard', () => {
     'BatchesArchived',
     'RowsDeleted',
     'VerificationFailures',
+    'TablesSkippedLocked',
+    'ReplicaLagPauses',
+    'VacuumFailures',
   ];
   const metricLines = () => dashboardBody(plain).widgets.flatMap((w) => w.properties.metrics ?? []);
 
@@ -394,6 +397,33 @@ describe('dashboard', () => {
     }
   });
 
+  it('answers “are we keeping up?”: successful runs and runs that left a backlog, per table and per day', () => {
+    // Act
+    const widgets = dashboardBody(plain).widgets;
+    const search = (title: string) =>
+      widgets
+        .find((w) => w.properties.title === title)
+        ?.properties.metrics?.map((line) => (line[0] as { expression?: string }).expression);
+    // Assess
+    expect(search('Successful runs per table (per day)')).toEqual([
+      `SEARCH('{AuditArchiver,service,database,table} service="audit-archiver" MetricName="TableRunsSucceeded"', 'Sum', 86400)`,
+    ]);
+    expect(search('Backlog: runs that left rows for the next run, per table (per day)')).toEqual([
+      `SEARCH('{AuditArchiver,service,database,table} service="audit-archiver" MetricName="TablesBudgetReached"', 'Sum', 86400)`,
+    ]);
+  });
+
+  it('is a stack output with the other outputs, each described', () => {
+    // Act
+    const outputs = plain.template.toJSON().Outputs as Record<
+      string,
+      { Description?: string; Value: unknown }
+    >;
+    // Assess
+    expect(JSON.stringify(outputs.DashboardUrl?.Value)).toContain('#dashboards/dashboard/');
+    for (const [name, output] of Object.entries(outputs)) expect(output.Description, name).toMatch(/\w{4}/);
+  });
+
   it('graphs the step durations and the outcomes of both state machines', () => {
     // Prepare
     const parent = logicalId(plain.stack, plain.stack.stateMachines.archive.stateMachine);
@@ -401,7 +431,7 @@ describe('dashboard', () => {
     // Act
     const lines = metricLines();
     // Assess
-    for (const name of ['ExportDuration', 'VerifyDuration', 'DeleteDuration']) {
+    for (const name of ['ExportDuration', 'UploadDuration', 'VerifyDuration', 'DeleteDuration']) {
       // The widget's default statistic (Average) is left out of the line.
       const stats = lines
         .filter((line) => line[0] === 'AuditArchiver' && line[1] === name && line[3] === 'audit-archiver')

@@ -14,9 +14,12 @@ export type MetricName =
   | 'VerificationFailures'
   | 'RowsChanged'
   | 'ExportDuration'
+  | 'UploadDuration'
   | 'VerifyDuration'
   | 'DeleteDuration'
   | 'TablesSkippedLocked'
+  | 'TableRunsSucceeded'
+  | 'TablesBudgetReached'
   | 'VacuumFailures'
   | 'ReplicaLagPauses';
 
