@@ -1,0 +1,95 @@
+import { type ArchiverConfig, type DatabaseConfig, tableRef } from '../lambdas/shared/config/schema.js';
+import { quoteIdent, quoteLiteral } from '../lambdas/shared/database/table-sql.js';
+import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
+
+export interface RoleSqlOptions {
+  /** The login role the archiver connects as. */
+  role: string;
+  /** Only this database of the config. */
+  database?: string;
+  /** Leave out what restores need (INSERT and UPDATE, sequences, restore targets). */
+  noRestore?: boolean;
+}
+
+/** A dollar-quote tag that occurs in none of `texts`, so a name can never end the quoted body. */
+function dollarTag(texts: string[]): string {
+  for (let n = 0; ; n++) {
+    const tag = `$grants${n || ''}$`;
+    if (!texts.some((text) => text.includes(tag))) return tag;
+  }
+}
+
+/**
+ * The SQL that creates the archiver's database role with what the steps use, and nothing else: CONNECT; USAGE on
+ * each table's schema; SELECT and DELETE on each configured table (a partitioned table's partitions are reached
+ * through it); for restores, INSERT and UPDATE on those tables and USAGE and UPDATE on the sequences that feed their
+ * columns (restore moves them past the restored values), and on `restoreTargets` what creating and filling a target
+ * needs; `pg_read_all_stats` when `replicaLag` reads `pg_stat_replication`; MAINTAIN (PostgreSQL 17 and later) when
+ * `vacuumAfterRun` is set. Run it as a superuser or the tables' owner, in each database (psql -d <database> -f).
+ */
+export function roleSql(config: ArchiverConfig, options: RoleSqlOptions): string {
+  const databases = config.databases.filter((db) => !options.database || db.name === options.database);
+  if (databases.length === 0) throw new ConfigError(`database "${options.database}" is not in the config`);
+  return databases.map((db) => databaseSql(config, db, options)).join('\n\n');
+}
+
+function databaseSql(config: ArchiverConfig, db: DatabaseConfig, options: RoleSqlOptions): string {
+  const role = quoteIdent(options.role);
+  const restore = !options.noRestore;
+  const tables = db.tables.map((t) => ({ ...t, qualified: `${quoteIdent(t.schema)}.${quoteIdent(t.name)}` }));
+  const schemas = [...new Set(tables.map((t) => t.schema))];
+  const tag = dollarTag([
+    options.role,
+    ...tables.flatMap((t) => [t.schema, t.name]),
+    ...(db.restoreTargets ?? []),
+  ]);
+  const lines = [
+    `-- audit-archiver role for database ${db.name} (${tables.map((t) => tableRef(t)).join(', ')}).`,
+    '-- Run in that database as a superuser or the owner of its tables; then set the password (psql: \\password)',
+    '-- and store it in the secret the config names.',
+    `CREATE ROLE ${role} LOGIN;`,
+    // TEMPORARY: a restore stages an archive that cannot go straight into its target in a temporary table.
+    `DO ${tag} BEGIN EXECUTE format('GRANT CONNECT${restore ? ', TEMPORARY' : ''} ON DATABASE %I TO %s', current_database(), ${quoteLiteral(role)}); END ${tag};`,
+    ...schemas.map((schema) => `GRANT USAGE ON SCHEMA ${quoteIdent(schema)} TO ${role};`),
+    ...tables.map(
+      (t) => `GRANT SELECT, DELETE${restore ? ', INSERT, UPDATE' : ''} ON TABLE ${t.qualified} TO ${role};`,
+    ),
+  ];
+  if (restore) {
+    lines.push('-- Restore moves the sequences that feed a restored column past the restored values.');
+    for (const t of tables) {
+      lines.push(
+        `DO ${tag} DECLARE s text; BEGIN
+  FOR s IN SELECT pg_catalog.pg_get_serial_sequence(${quoteLiteral(t.qualified)}, a.attname)
+             FROM pg_catalog.pg_attribute a
+            WHERE a.attrelid = ${quoteLiteral(t.qualified)}::regclass AND a.attnum > 0 AND NOT a.attisdropped LOOP
+    IF s IS NOT NULL THEN EXECUTE format('GRANT USAGE, UPDATE ON SEQUENCE %s TO %s', s, ${quoteLiteral(role)}); END IF;
+  END LOOP;
+END ${tag};`,
+      );
+    }
+    for (const target of db.restoreTargets ?? []) {
+      const dot = target.indexOf('.');
+      const schema = quoteIdent(target.slice(0, dot));
+      const name = target.slice(dot + 1);
+      lines.push(`-- restoreTargets ${target}: create a missing target (CREATE) and fill it.`);
+      lines.push(`GRANT USAGE, CREATE ON SCHEMA ${schema} TO ${role};`);
+      lines.push(
+        name === '*'
+          ? `GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA ${schema} TO ${role};`
+          : `-- an existing ${target} also needs: GRANT SELECT, INSERT, UPDATE ON TABLE ${schema}.${quoteIdent(name)} TO ${role};`,
+      );
+    }
+  }
+  if (db.replicaLag) {
+    lines.push('-- replicaLag: replay lag of the named replicas in pg_stat_replication.');
+    lines.push(`GRANT pg_read_all_stats TO ${role};`);
+  }
+  if (config.defaults.vacuumAfterRun) {
+    lines.push(
+      '-- vacuumAfterRun: VACUUM needs MAINTAIN (PostgreSQL 17+); before 17 only the owner may VACUUM.',
+    );
+    lines.push(...tables.map((t) => `GRANT MAINTAIN ON TABLE ${t.qualified} TO ${role};`));
+  }
+  return lines.join('\n');
+}
