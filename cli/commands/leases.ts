@@ -1,5 +1,10 @@
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { loadDeploymentConfigFile } from '../../lambdas/shared/config/deployment-schema.js';
+import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
+import { archiveBucket, withLocalEnvironment } from '../context.js';
 import { EXIT_FINDINGS, EXIT_OK } from '../exit-codes.js';
+import { configPathOf, configureLogging } from './common.js';
 import {
   type LockTableTargetOptions,
   withLockTableOptions,
@@ -65,4 +70,56 @@ export function registerLeases(program: Command): void {
       process.exitCode = EXIT_FINDINGS;
     }
   });
+
+  const batch = program.command('batch').description('A table’s batch in flight.');
+  withLockTableOptions(
+    batch
+      .command('settle <database> <table>')
+      .description(
+        'Settle a batch stopped by BatchOutcomeUnknownError, as the runbook describes: --as committed keeps its archives (no row can be lost), --as aborted withdraws them (refused unless every archived row is still in the table).',
+      ),
+  )
+    .requiredOption('--as <outcome>', 'committed or aborted')
+    .action(async (database: string, table: string, options: LockTableTargetOptions & { as: string }) => {
+      if (options.as !== 'committed' && options.as !== 'aborted')
+        throw new ConfigError(`--as must be committed or aborted, not "${options.as}"`);
+      const as = options.as;
+      const { settleBatch } = await import('../batch-settle.js');
+      const { executionRunning } = await loadLeases();
+      configureLogging(false);
+      if (options.demo && options.lockTable)
+        throw new ConfigError('--demo is local mode: leave out --lock-table');
+      const configPath = await configPathOf(options, 'batch settle');
+      const outcome = options.lockTable
+        ? await (async () => {
+            const { depsFromEnv } = await import('../../lambdas/shared/runtime/deps.js');
+            const { SFNClient } = await import('@aws-sdk/client-sfn');
+            const config = loadDeploymentConfigFile(configPath);
+            const deps = depsFromEnv({
+              ...process.env,
+              ARCHIVER_CONFIG_PATH: resolve(configPath),
+              LOCK_TABLE_NAME: options.lockTable,
+              ARCHIVE_BUCKET: archiveBucket(config, options.bucket),
+            });
+            const holderRunning = executionRunning(new SFNClient({}));
+            return settleBatch({ ...deps, actor: options.actor, holderRunning }, database, table, as);
+          })()
+        : await withLocalEnvironment(configPath, options.stateDir, (local) =>
+            settleBatch(
+              { ...local.deps(), actor: options.actor, holderRunning: async () => false },
+              database,
+              table,
+              as,
+            ),
+          );
+      if (outcome.settled) {
+        console.log(
+          `${database}/${table}: batch settled as ${outcome.as} (${outcome.objects} objects, ${outcome.rows} rows)`,
+        );
+        process.exitCode = EXIT_OK;
+      } else {
+        console.log(`${database}/${table}: not settled: ${outcome.reason}`);
+        process.exitCode = EXIT_FINDINGS;
+      }
+    });
 }

@@ -26,6 +26,7 @@ export const AUDIT_EVENT_KINDS = [
   'restore-finished',
   'legal-hold-changed',
   'lease-broken',
+  'batch-settled',
   'config-changed',
 ] as const;
 export const AuditEventKindSchema = z.enum(AUDIT_EVENT_KINDS);

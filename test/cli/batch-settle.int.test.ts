@@ -1,0 +1,105 @@
+import { describe, expect, it } from 'vitest';
+import { settleBatch } from '../../cli/batch-settle.js';
+import type { StepDeps } from '../../lambdas/shared/step/step-deps.js';
+import { runLocalArchive } from '../../local/run.js';
+import {
+  archiverTestbed,
+  assertNoLossNoDuplicates,
+  compareRows,
+  readLiveArchives,
+  resolvedTable,
+  seedEvents,
+  tableLines,
+} from '../support/fixtures.js';
+
+const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
+
+describe('batch settle: a batch whose delete no step can settle, decided by an operator', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      for (const name of ['changed', 'gone']) await seedEvents(db.client, name, 300, 40);
+    },
+    [spec('changed'), spec('gone')],
+  );
+
+  /**
+   * A batch left `deleting` by a crash before COMMIT, recorded as if on another server (a database restored or
+   * failed over since: its transaction id tells nothing), then `change` run on its rows: the state in which the
+   * next run stops with BatchOutcomeUnknownError.
+   */
+  async function unknownOutcome(name: string, change: string): Promise<void> {
+    const table = `public.${name}`;
+    const crash = async (point: string) => {
+      if (point === 'delete:beforeCommit') throw Object.assign(new Error('crash'), { name: 'InjectedCrash' });
+    };
+    const crashed = await runLocalArchive(
+      bed.local,
+      { tables: [table] },
+      { fault: crash, retryIntervalScale: 0 },
+    );
+    expect(crashed.execution.status).toBe('FAILED');
+    const locks = bed.local.deps().locks;
+    const inFlight = (await locks.get('app', table)).inFlight;
+    if (inFlight?.stage !== 'deleting') throw new Error('setup: no batch deleting');
+    const taken = await locks.acquire('app', table, 'setup', 3600);
+    if (!taken.acquired) throw new Error('setup: lease');
+    await locks.setInFlight('app', table, taken.lease, 3600, { ...inFlight, deleteServer: '1:1' }, [
+      'deleting',
+    ]);
+    await locks.release('app', table, taken.lease);
+    await bed.db.client.query(change);
+    const stopped = await runLocalArchive(bed.local, { tables: [table] }, { retryIntervalScale: 0 });
+    expect(stopped.outcomes[0]?.error).toMatch(/^BatchOutcomeUnknownError: /);
+  }
+  const context = (): Parameters<typeof settleBatch>[0] => ({
+    ...(bed.local.deps() as StepDeps),
+    actor: 'ops@example.com',
+    holderRunning: async () => false,
+  });
+
+  it('rows changed since export, every key still there: aborted withdraws its archives and the next run archives the rows as they are', async () => {
+    // Prepare
+    await unknownOutcome(
+      'changed',
+      `UPDATE public.changed SET actor = 'changed' WHERE id = (SELECT min(id) FROM public.changed)`,
+    );
+    const table = resolvedTable(spec('changed'));
+    const original = await tableLines(bed.db.client, table);
+
+    // Act
+    const settled = await settleBatch(context(), 'app', 'public.changed', 'aborted');
+    const rerun = await runLocalArchive(bed.local, { tables: ['public.changed'] }, { retryIntervalScale: 0 });
+
+    // Assess
+    expect(settled).toMatchObject({ settled: true, as: 'aborted' });
+    expect(rerun.execution.status).toBe('SUCCEEDED');
+    await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+  });
+
+  it('an archived row gone from the table: aborted is refused (it would lose it), committed keeps every row somewhere', async () => {
+    // Prepare
+    const table = resolvedTable(spec('gone'));
+    const original = await tableLines(bed.db.client, table);
+    await unknownOutcome('gone', 'DELETE FROM public.gone WHERE id = (SELECT min(id) FROM public.gone)');
+
+    // Act
+    const refused = await settleBatch(context(), 'app', 'public.gone', 'aborted');
+    const committed = await settleBatch(context(), 'app', 'public.gone', 'committed');
+    const rerun = await runLocalArchive(bed.local, { tables: ['public.gone'] }, { retryIntervalScale: 0 });
+
+    // Assess: the row deleted by hand is in the archive; rows the delete did not remove are in the table and archived
+    // again: in two places, never in none.
+    expect(refused).toEqual({
+      settled: false,
+      reason:
+        '1 archived rows of the batch are not in the table: withdrawing its archives would lose them; settle it as committed',
+    });
+    expect(committed).toMatchObject({ settled: true, as: 'committed' });
+    expect(rerun.execution.status).toBe('SUCCEEDED');
+    const present = [
+      ...(await tableLines(bed.db.client, table)),
+      ...(await readLiveArchives(bed.local, 'public', 'gone')).flatMap((a) => a.lines),
+    ];
+    expect(compareRows(original, present)).toMatchObject({ lost: 0, extra: 0 });
+  });
+});
