@@ -38,7 +38,8 @@ const ON_BOTH_VERSIONS: Record<string, string> = {
   'test/cli/plan.int.test.ts': 'eligible-row counts and the statistics they read',
   'test/cli/cost-measure.int.test.ts': 'pg_stats histograms',
   'test/cli/doctor.int.test.ts': 'privilege checks (has_table_privilege and friends)',
-  'test/cli/role-sql.int.test.ts': 'the archiver role’s grants suffice (pg_control_system, sequences, partitions)',
+  'test/cli/role-sql.int.test.ts':
+    'the archiver role’s grants suffice (pg_control_system, sequences, partitions)',
   'test/proofs/database-role.test.ts':
     "another role's functions, operators, triggers and keys: up to 14 any role may create in public",
 };

@@ -1,5 +1,5 @@
 /**
- * One exit-code scheme for every command (README, Exit codes):
+ * One exit-code scheme for every command (docs/operating.md, Exit codes):
  * 0 all good; 1 findings or a failure (a check or archive failed, a table was refused or skipped, a run failed);
  * 2 usage or configuration error (bad flags, invalid config); 130 stopped at a prompt with Ctrl-C.
  */

@@ -28,7 +28,7 @@ const program = new Command()
   .version(version, '-V, --version', 'print the version and exit')
   .description('Archive old rows of PostgreSQL audit tables to S3 and delete them, with zero data loss.')
   .showHelpAfterError();
-// Usage errors exit 2 like a bad config (README, Exit codes); commander's own default is 1. Subcommands inherit it.
+// Usage errors exit 2 like a bad config (docs/operating.md, Exit codes); commander's own default is 1. Subcommands inherit it.
 program.exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : EXIT_USAGE));
 const local = program
   .command('local')

@@ -39,7 +39,7 @@ describe('cost: prices', () => {
     );
   });
 
-  it('prices eu-west-1, the region of the README and the example config', () => {
+  it('prices eu-west-1, the region of the operating guide and the example config', () => {
     // Act
     const ireland = estimatePlan(backlog, plan({}), 1, 'eu-west-1');
     const virginia = estimatePlan(backlog, plan({}), 1, 'us-east-1');

@@ -273,7 +273,7 @@ describe('a bucket writer cannot make the archiver lose rows or restore forged o
     });
 
     // Assess
-    expect(validated.code).toBe(1); // a warning under --strict is a finding (README, Exit codes)
+    expect(validated.code).toBe(1); // a warning under --strict is a finding (docs/operating.md, Exit codes)
     expect(validated.text).toContain(`WARNING not-in-inventory: ${old.key}`);
     expect(strict.results[0]?.status).toBe('failed');
     expect(strict.results[0]?.error).toMatch(/^ArchiveIntegrityError: archive .* is not in the inventory/);

@@ -15,13 +15,13 @@ export type ProofEntry =
   /** Property-test cases run against hostile input. */
   | { kind: 'fuzz'; property: string; cases: number }
   /**
-   * One entry of the README's threat model, attempted for real: `actor` (another database role, a bucket writer,
+   * One entry of the threat model (docs/reference.md), attempted for real: `actor` (another database role, a bucket writer,
    * whoever starts executions, a crashed or duplicated invocation) tried `attack`; `held` when it achieved nothing
    * the model forbids (no row lost, doubled or changed, nothing deleted that no verified archive holds).
    */
   | { kind: 'threat'; actor: ThreatActor; attack: string; held: boolean };
 
-/** Who can attack the archiver, as the README's threat model names them. */
+/** Who can attack the archiver, as the threat model (docs/reference.md) names them. */
 export type ThreatActor = 'database role' | 'bucket writer' | 'execution starter' | 'invocation' | 'operator';
 
 export function recordProof(entry: ProofEntry): void {

@@ -112,7 +112,7 @@ function print(summary: ProofSummary, pg: string, testsPassed: boolean, problems
     `  rows doubled           ${number(invariant.doubled)}`,
     `  tamper cases caught    ${tamper.caught} of ${tamper.cases} (named error and VerificationFailures metric, before any delete)`,
     `  fuzz cases run         ${number(fuzz.cases)} over ${fuzz.properties} properties`,
-    `  threats attempted      ${threats.attacks.size} of the README's threat model, ${threats.held} attempt(s) held`,
+    `  threats attempted      ${threats.attacks.size} of the threat model (docs/reference.md), ${threats.held} attempt(s) held`,
     ...[...threats.attacks].map(([attack, n]) => `      ${String(n).padStart(4)} × ${attack}`),
     `  verdict                ${testsPassed && problems.length === 0 ? 'PROVEN' : `NOT PROVEN: ${[...(testsPassed ? [] : ['a test failed']), ...problems].join('; ')}`}`,
     '',
