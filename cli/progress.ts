@@ -87,6 +87,9 @@ export interface BarState {
   /** What is going on meanwhile (a step being retried), shown without ending the bar as a status does. */
   note?: string;
   tick: number;
+  /** The bar's first event (ms) and its rows: a table's rate and time left are measured from there. */
+  startedAt?: number;
+  rowsAtStart?: number;
 }
 
 /**
@@ -94,10 +97,11 @@ export interface BarState {
  * `label [#####.....]  42% 12,000 rows 3/7 archives 9,000 rows/s 0:04 left`.
  */
 export function renderBar(state: BarState, width: number): string {
+  const pace = `${state.rowsPerSecond !== undefined ? ` ${formatCount(state.rowsPerSecond)} rows/s` : ''}${state.etaSeconds !== undefined && !state.status ? ` ${formatEta(state.etaSeconds)} left` : ''}`;
   const count =
     state.of !== undefined
-      ? `${formatCount(state.batches)}/${formatCount(state.of)} archives${state.rowsPerSecond !== undefined ? ` ${formatCount(state.rowsPerSecond)} rows/s` : ''}${state.etaSeconds !== undefined ? ` ${formatEta(state.etaSeconds)} left` : ''}`
-      : `${formatCount(state.batches)} batches`;
+      ? `${formatCount(state.batches)}/${formatCount(state.of)} archives${pace}`
+      : `${formatCount(state.batches)} batches${pace}`;
   const figures = `${formatCount(state.rows)} rows ${count}${state.status ? ` ${state.status}` : state.note ? ` (${state.note})` : ''}`;
   const barWidth = Math.max(10, Math.min(30, width - state.label.length - figures.length - 10));
   let bar: string;
@@ -212,8 +216,16 @@ export class ProgressDisplay {
     bar.rows = Math.max(bar.rows, event.rows);
     bar.batches = Math.max(bar.batches, event.batches);
     bar.of = event.of ?? bar.of;
+    bar.startedAt ??= now;
+    bar.rowsAtStart ??= bar.rows;
     bar.rowsPerSecond = event.rowsPerSecond ?? bar.rowsPerSecond;
     bar.etaSeconds = event.etaSeconds;
+    // A table with a known total: its rate since its first batch, and the time the rest would take at that rate.
+    if (bar.totalRows !== undefined && event.type === 'batch' && now > bar.startedAt) {
+      bar.rowsPerSecond = Math.round(((bar.rows - (bar.rowsAtStart ?? 0)) * 1000) / (now - bar.startedAt));
+      if (bar.rowsPerSecond > 0)
+        bar.etaSeconds = Math.max(0, Math.ceil((bar.totalRows - bar.rows) / bar.rowsPerSecond));
+    }
     bar.tick += 1;
     if (event.type === 'archive' && event.status) bar.status = event.status;
     if (event.type === 'table') {
@@ -252,10 +264,15 @@ export interface OutputOptions {
 }
 
 /** A local command's output: `say` for its own lines (silent with --quiet), `display` for progress on stdout. */
-export function commandOutput(options: OutputOptions, stdout: NodeJS.WriteStream = process.stdout) {
+export function commandOutput(
+  options: OutputOptions,
+  stdout: NodeJS.WriteStream = process.stdout,
+  totals?: Map<string, number>,
+) {
   const display = new ProgressDisplay(
     { write: (text) => stdout.write(text), isTTY: stdout.isTTY, columns: stdout.columns },
     progressMode(options, stdout.isTTY === true),
+    { totals },
   );
   return {
     display,

@@ -2,9 +2,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { tablePrefix } from '../../lambdas/shared/archive/format.js';
+import type { PlanReport } from '../../lambdas/shared/batch/plan-report.js';
 import type { TableOutcome } from '../../lambdas/shared/lock-table/run-records.js';
 import { withLocalEnvironment } from '../context.js';
-import { commandOutput, notificationsOfRun, type OutputOptions } from '../progress.js';
+import { commandOutput, notificationsOfRun, type OutputOptions, progressMode } from '../progress.js';
 import { formatSummary } from '../report.js';
 import { configureLogging, STATE_DIR_OPTION } from './common.js';
 
@@ -54,10 +55,13 @@ export async function archiveLocally(
 ): Promise<number> {
   // Loaded on use: local mode and the database layer (see common.ts).
   const { runLocalArchive, NOTIFICATIONS_FILE } = await import('../../local/run.js');
-  const { refuseCriticalTablesLocally } = await import('../plan.js');
-  const { display, say } = commandOutput(output);
+  const { refuseCriticalTablesLocally, planLocally } = await import('../plan.js');
   return withLocalEnvironment(configPath, stateDir, async (local) => {
     refuseCriticalTablesLocally(local.config, input);
+    // Bars fill towards what a dry run counts (the rows this run can take), with a rate and the time left.
+    const bars = progressMode(output, process.stdout.isTTY === true) === 'bars';
+    const totals = bars ? runTotals(await planLocally(local, input)) : undefined;
+    const { display, say } = commandOutput(output, process.stdout, totals);
     const started = Date.now();
     say(`Archiving with the local workflow (state in ${resolve(stateDir)}) ...`);
     const { execution, outcomes } = await runLocalArchive(local, input, { onStep: display.onStep });
@@ -108,6 +112,18 @@ export async function archiveLocally(
     }
     return localRunExitCode(execution.status, outcomes);
   });
+}
+
+/**
+ * Rows each table's run can take, by "database/table": its eligible rows, or with more batches than a run's budget
+ * (`runsNeeded` > 1) about one run's share of them.
+ */
+export function runTotals(report: PlanReport): Map<string, number> {
+  return new Map(
+    report.tables
+      .filter((t) => t.action === 'archive')
+      .map((t) => [`${t.database}/${t.table}`, Math.round(t.eligibleRows / Math.max(1, t.runsNeeded))]),
+  );
 }
 
 /** `--json` of `local run` and `demo`. */

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { runTotals } from '../../cli/commands/local-run.js';
 import { ProgressDisplay, progressEventFrom, progressMode, renderBar } from '../../cli/progress.js';
+import type { PlanReport } from '../../lambdas/shared/batch/plan-report.js';
 import type { StepEvent } from '../../local/workflow.js';
 
 const deleteStep = (table: string, rows: number, batches: number): StepEvent => ({
@@ -129,6 +131,41 @@ describe('ProgressDisplay', () => {
     expect(writes[2]?.startsWith('\x1b[2A')).toBe(true);
     expect(writes[2]).toContain('app/public.b [');
     expect(writes[2]).toContain('9 rows 2 batches');
+  });
+
+  it('with a table’s total from the plan, shows the rate since its first batch and the time the rest would take', () => {
+    // Prepare: 10,000 rows expected; 1,000 after the first batch, 3,000 three seconds later
+    const { writes, out } = recorder(true);
+    let now = 0;
+    const display = new ProgressDisplay(out, progressMode({}, true), {
+      now: () => now,
+      redrawMs: 0,
+      totals: new Map([['app/public.a', 10_000]]),
+    });
+    // Act
+    display.onStep(deleteStep('public.a', 1_000, 1));
+    now = 3_000;
+    display.onStep(deleteStep('public.a', 3_000, 3));
+    // Assess: 2,000 rows in 3 s is 667 rows/s; 7,000 rows left, 10.5 s, shown in whole seconds
+    expect(writes.at(-1)).toContain(' 30% 3,000 rows 3 batches 667 rows/s 0:11 left');
+  });
+
+  it('runTotals: what each table’s run can take, from the dry run', () => {
+    // Act
+    const totals = runTotals({
+      runId: 'dry',
+      plannedAt: '',
+      tables: [
+        { database: 'app', table: 'public.a', action: 'archive', eligibleRows: 900, runsNeeded: 1 },
+        { database: 'app', table: 'public.b', action: 'archive', eligibleRows: 900, runsNeeded: 3 },
+        { database: 'app', table: 'public.c', action: 'locked', eligibleRows: 900, runsNeeded: 1 },
+      ] as PlanReport['tables'],
+    });
+    // Assess
+    expect([...totals]).toEqual([
+      ['app/public.a', 900],
+      ['app/public.b', 300],
+    ]);
   });
 
   it('--quiet shows nothing; --verbose uses JSON lines even on a terminal', () => {
