@@ -60,15 +60,12 @@ export function registerLeases(program: Command): void {
         table,
       ),
     );
-    if (outcome.broken) {
-      console.log(
-        `${database}/${table}: lease of ${outcome.owner} broken${outcome.inFlight ? `; its batch (${outcome.inFlight}) is settled first by the next run` : ''}`,
-      );
-      process.exitCode = EXIT_OK;
-    } else {
-      console.log(`${database}/${table}: not broken: ${outcome.reason}`);
-      process.exitCode = EXIT_FINDINGS;
-    }
+    conclude(
+      outcome.broken,
+      outcome.broken
+        ? `${database}/${table}: lease of ${outcome.owner} broken${outcome.inFlight ? `; its batch (${outcome.inFlight}) is settled first by the next run` : ''}`
+        : `${database}/${table}: not broken: ${outcome.reason}`,
+    );
   });
 
   const batch = program.command('batch').description('A table’s batch in flight.');
@@ -112,14 +109,17 @@ export function registerLeases(program: Command): void {
               as,
             ),
           );
-      if (outcome.settled) {
-        console.log(
-          `${database}/${table}: batch settled as ${outcome.as} (${outcome.objects} objects, ${outcome.rows} rows)`,
-        );
-        process.exitCode = EXIT_OK;
-      } else {
-        console.log(`${database}/${table}: not settled: ${outcome.reason}`);
-        process.exitCode = EXIT_FINDINGS;
-      }
+      conclude(
+        outcome.settled,
+        outcome.settled
+          ? `${database}/${table}: batch settled as ${outcome.as} (${outcome.objects} objects, ${outcome.rows} rows)`
+          : `${database}/${table}: not settled: ${outcome.reason}`,
+      );
     });
+}
+
+/** The command's one line for the operator, and its exit code: 0 when done, 1 when refused (a finding). */
+function conclude(done: boolean, line: string): void {
+  console.log(line);
+  process.exitCode = done ? EXIT_OK : EXIT_FINDINGS;
 }

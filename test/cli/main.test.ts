@@ -11,6 +11,23 @@ const root = new URL('../../', import.meta.url).pathname;
 const cli = (...args: string[]) =>
   spawnSync(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], { cwd: root, encoding: 'utf8' });
 
+/** A config of one database, billing, with public.audit_logs, written into `dir`. */
+function billingConfig(dir: string, url: string): string {
+  const config = join(dir, 'config.yaml');
+  writeFileSync(
+    config,
+    [
+      's3: { bucket: audit-archive }',
+      'databases:',
+      '  - name: billing',
+      `    credentials: { url: "${url}" }`,
+      '    tls: disable',
+      '    tables: [{ schema: public, name: audit_logs, timestampColumn: created_at }]',
+    ].join('\n'),
+  );
+  return config;
+}
+
 describe('audit-archiver', () => {
   it('prints the package version with --version and exits 0', () => {
     // Prepare
@@ -56,18 +73,7 @@ describe('audit-archiver', () => {
       });
     });
     const dir = mkdtempSync(join(tmpdir(), 'plan-unreachable-'));
-    const config = join(dir, 'config.yaml');
-    writeFileSync(
-      config,
-      [
-        's3: { bucket: audit-archive }',
-        'databases:',
-        '  - name: billing',
-        `    credentials: { url: "postgres://archiver:secret@127.0.0.1:${port}/billing" }`,
-        '    tls: disable',
-        '    tables: [{ name: public.audit_logs, timestampColumn: created_at }]',
-      ].join('\n'),
-    );
+    const config = billingConfig(dir, `postgres://archiver:secret@127.0.0.1:${port}/billing`);
 
     // Act
     const started = Date.now();
@@ -85,18 +91,7 @@ describe('audit-archiver', () => {
   it('status exits 0 and shows each table; lease break exits 1 when there is nothing to break; run needs the deployed machine', () => {
     // Prepare: local mode needs no database for either (the url is never reached)
     const dir = mkdtempSync(join(tmpdir(), 'status-'));
-    const config = join(dir, 'config.yaml');
-    writeFileSync(
-      config,
-      [
-        's3: { bucket: audit-archive }',
-        'databases:',
-        '  - name: billing',
-        '    credentials: { url: "postgres://archiver@127.0.0.1:1/billing" }',
-        '    tls: disable',
-        '    tables: [{ schema: public, name: audit_logs, timestampColumn: created_at }]',
-      ].join('\n'),
-    );
+    const config = billingConfig(dir, 'postgres://archiver@127.0.0.1:1/billing');
     const state = ['-c', config, '--state-dir', join(dir, 'state')];
 
     // Act
