@@ -1,12 +1,13 @@
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { LineMeter } from '../lambdas/shared/archive/stream.js';
-import { recordCommitted, withdrawBatch } from '../lambdas/shared/batch/batch.js';
+import { deleteTransactionStatus, recordCommitted, withdrawBatch } from '../lambdas/shared/batch/batch.js';
 import { batchTotals } from '../lambdas/shared/batch/batch-objects.js';
 import { resolveTable } from '../lambdas/shared/config/resolved-table.js';
 import { inReadOnlyTransaction } from '../lambdas/shared/database/db.js';
 import { describeTable, type TableShape } from '../lambdas/shared/database/table-shape.js';
 import { quoteIdent, rowSourceSql } from '../lambdas/shared/database/table-sql.js';
+import { DeleteInProgressError } from '../lambdas/shared/errors/step-errors.js';
 import type { BatchObject, InFlight } from '../lambdas/shared/lock-table/table-state.js';
 import type { StepDeps } from '../lambdas/shared/step/step-deps.js';
 import { appendAuditEvent } from '../lambdas/shared/telemetry/audit-trail.js';
@@ -49,26 +50,33 @@ export async function settleBatch(
 ): Promise<SettleOutcome> {
   const resolved = resolveTable(ctx.config, database, table);
   const state = await ctx.locks.get(database, table);
-  const inFlight = state.inFlight;
-  if (inFlight?.stage !== 'deleting') {
+  const seen = state.inFlight;
+  if (seen?.stage !== 'deleting') {
     return {
       settled: false,
-      reason: inFlight
-        ? `its batch is ${inFlight.stage}: the next run settles it`
+      reason: seen
+        ? `its batch is ${seen.stage}: the next run settles it`
         : `${database}/${table} has no batch in flight`,
     };
   }
+  // A delete Lambda outlives a stopped or timed-out execution by up to its timeout: whoever holds the lease, expired
+  // or not, must be over before anything is decided.
+  if (state.owner && (await ctx.holderRunning(state.owner)))
+    return { settled: false, reason: `${state.owner} holds the table and is still running` };
   const now = ctx.now().getTime();
-  if (state.owner && (state.expiresAt ?? 0) > now) {
-    if (await ctx.holderRunning(state.owner))
-      return { settled: false, reason: `${state.owner} holds the table and is still running` };
-    if (state.token !== undefined)
-      await ctx.locks.release(database, table, { owner: state.owner, token: state.token });
-  }
+  if (state.owner && state.token !== undefined && (state.expiresAt ?? 0) > now)
+    await ctx.locks.release(database, table, { owner: state.owner, token: state.token });
   const owner = `operator:${ctx.actor}`;
   const taken = await ctx.locks.acquire(database, table, owner, ctx.config.defaults.leaseSeconds);
   if (!taken.acquired) return { settled: false, reason: `${taken.holder} took the table meanwhile` };
-  const task = { runId: `settle-${now}`, database, table, cutoff: inFlight.cutoff, lease: taken.lease };
+  const task = { runId: `settle-${now}`, database, table, cutoff: seen.cutoff, lease: taken.lease };
+  // Under our lease now: the batch must still be the one read, and its delete one the server cannot tell about.
+  const inFlight = (await ctx.locks.get(database, table)).inFlight;
+  const refusal = await unsettleable(ctx, resolved.database, seen, inFlight);
+  if (refusal || !inFlight) {
+    await ctx.locks.release(database, table, taken.lease);
+    return { settled: false, reason: refusal ?? 'the batch went meanwhile' };
+  }
   try {
     if (as === 'aborted') {
       const missing = await archivedKeysMissing(ctx, resolved, inFlight);
@@ -105,6 +113,32 @@ export async function settleBatch(
   return { settled: true, as, objects: inFlight.objects.length, rows: batchTotals(inFlight).rowCount };
 }
 
+/**
+ * Why the batch may not be settled by hand, if so: it changed since it was read, or the server knows how its delete
+ * ended (the next run settles it then) or that it is still running. Only an outcome no step can establish is for an
+ * operator to decide.
+ */
+async function unsettleable(
+  ctx: SettleContext,
+  database: string,
+  seen: InFlight,
+  now: InFlight | undefined,
+): Promise<string | undefined> {
+  if (!now || now.batchId !== seen.batchId || now.stage !== 'deleting' || now.deleteXid !== seen.deleteXid)
+    return 'the batch changed while it was being settled; run status again';
+  const db = await ctx.database(database);
+  try {
+    const status = await db.withConnection((client) => deleteTransactionStatus(client, now));
+    return status === 'unknown'
+      ? undefined
+      : `the server knows its delete ${status === 'committed' ? 'committed' : 'did not commit'}: the next run settles it`;
+  } catch (error) {
+    if (error instanceof DeleteInProgressError)
+      return `its delete transaction ${now.deleteXid} is still open`;
+    throw error;
+  }
+}
+
 /** How many rows of the batch's verified archives have no row with their key in the table. */
 async function archivedKeysMissing(
   ctx: SettleContext,
@@ -134,7 +168,10 @@ async function archivedKeysMissing(
   );
 }
 
-/** The key values (text form, as archived) of an object's rows, `KEYS_PER_QUERY` at a time; read from its pinned object. */
+/**
+ * The key values (text form, as archived) of an object's rows, in lists of `KEYS_PER_QUERY`; read whole from its
+ * pinned object first (a CLI's memory, not a function's: one batch's keys).
+ */
 async function* archivedKeys(
   ctx: SettleContext,
   shape: TableShape,

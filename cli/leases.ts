@@ -147,6 +147,8 @@ export function formatStatuses(statuses: TableStatus[]): string {
  */
 export function executionRunning(sfn: Pick<SFNClient, 'send'>): (executionArn: string) => Promise<boolean> {
   return async (executionArn) => {
+    // An owner that is no execution (an operator's command that died holding the lease) runs no more.
+    if (!executionArn.startsWith('arn:')) return false;
     const { DescribeExecutionCommand } = await import('@aws-sdk/client-sfn');
     try {
       const execution = await sfn.send(new DescribeExecutionCommand({ executionArn }));

@@ -352,7 +352,12 @@ async function writeArchive(
           `a month archive: ${expected.rows - inWindow} of its ${expected.rows} rows lie outside ${rows.from.slice(0, 10)}..${dayBefore(rows.to)} and were left out`,
         ]
       : [];
-    const withWarnings = { ...figures, warnings: [...warnings, ...windowNote, ...plan.warnings] };
+    // A month archive restored in part counts the rows of its days only; the others are named in the warning.
+    const withWarnings = {
+      ...figures,
+      rows: inWindow,
+      warnings: [...warnings, ...windowNote, ...plan.warnings],
+    };
     if (!target) {
       // Nothing is in a table the restore would create: every row (of the window) would be written.
       result = { ...withWarnings, status: 'dry-run', inserted: inWindow };
@@ -368,7 +373,7 @@ async function writeArchive(
         status: task.dryRun ? 'dry-run' : 'restored',
         inserted: written.inserted,
         overwritten: written.updated,
-        skipped: expected.rows - written.inserted - written.updated,
+        skipped: inWindow - written.inserted - written.updated,
       };
     }
     // The next archive of the group may take this path too.

@@ -17,9 +17,9 @@ const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'crea
 describe('batch settle: a batch whose delete no step can settle, decided by an operator', () => {
   const bed = archiverTestbed(
     async (db) => {
-      for (const name of ['changed', 'gone']) await seedEvents(db.client, name, 300, 40);
+      for (const name of ['changed', 'gone', 'known']) await seedEvents(db.client, name, 300, 40);
     },
-    [spec('changed'), spec('gone')],
+    [spec('changed'), spec('gone'), spec('known')],
   );
 
   /**
@@ -55,6 +55,26 @@ describe('batch settle: a batch whose delete no step can settle, decided by an o
     ...(bed.local.deps() as StepDeps),
     actor: 'ops@example.com',
     holderRunning: async () => false,
+  });
+
+  it('refuses a batch whose delete the server can tell about: the next run settles it', async () => {
+    // Prepare: a delete crashed before COMMIT on this very server (it rolled back)
+    const crash = async (point: string) => {
+      if (point === 'delete:beforeCommit') throw Object.assign(new Error('crash'), { name: 'InjectedCrash' });
+    };
+    await runLocalArchive(bed.local, { tables: ['public.known'] }, { fault: crash, retryIntervalScale: 0 });
+    const before = await bed.local.deps().locks.get('app', 'public.known');
+
+    // Act
+    const refused = await settleBatch(context(), 'app', 'public.known', 'committed');
+
+    // Assess
+    expect(before.inFlight?.stage).toBe('deleting');
+    expect(refused).toEqual({
+      settled: false,
+      reason: 'the server knows its delete did not commit: the next run settles it',
+    });
+    expect((await bed.local.deps().locks.get('app', 'public.known')).inFlight).toEqual(before.inFlight);
   });
 
   it('rows changed since export, every key still there: aborted withdraws its archives and the next run archives the rows as they are', async () => {

@@ -77,11 +77,23 @@ export function archiveKey(
   return `${tablePrefix(loc)}${archivePath(day, contentSha256, span)}`;
 }
 
+/**
+ * A UTC midnight; months and days past their end roll over. Unlike Date.UTC, which reads years 0 to 99 as 1900 to
+ * 1999, any year is itself (rows of year 1 are archived).
+ */
+function utcDate(year: number, monthIndex: number, day: number): Date {
+  const date = new Date(0);
+  date.setUTCFullYear(year, monthIndex, day);
+  return date;
+}
+
 /** The last day an object that starts on `day` covers, YYYY-MM-DD. */
 export function spanLastDay(day: string, span: ObjectSpan): string {
   if (span === 'day') return day;
   const [year, month] = day.split('-').map(Number);
-  return new Date(Date.UTC(year ?? 0, month ?? 0, 0)).toISOString().slice(0, 10);
+  return utcDate(year ?? 0, month ?? 0, 0)
+    .toISOString()
+    .slice(0, 10);
 }
 
 /**
@@ -91,19 +103,15 @@ export function spanLastDay(day: string, span: ObjectSpan): string {
  */
 export function spanCutoff(cutoff: string, span: ObjectSpan): string {
   const at = new Date(cutoff);
-  return span === 'day'
-    ? at.toISOString()
-    : new Date(Date.UTC(at.getUTCFullYear(), at.getUTCMonth(), 1)).toISOString();
+  return span === 'day' ? at.toISOString() : utcDate(at.getUTCFullYear(), at.getUTCMonth(), 1).toISOString();
 }
 
 /** The instant the object that starts on `day` ends: the next day, or the first of the next month. */
 export function spanEnd(day: string, span: ObjectSpan): string {
   const [year, month, dd] = day.split('-').map(Number);
   const end =
-    span === 'day'
-      ? Date.UTC(year ?? 0, (month ?? 1) - 1, (dd ?? 1) + 1)
-      : Date.UTC(year ?? 0, month ?? 1, 1);
-  return new Date(end).toISOString();
+    span === 'day' ? utcDate(year ?? 0, (month ?? 1) - 1, (dd ?? 1) + 1) : utcDate(year ?? 0, month ?? 1, 1);
+  return end.toISOString();
 }
 
 /** Whether a data key names this content: its file name carries the content SHA-256's first 24 hex digits. */

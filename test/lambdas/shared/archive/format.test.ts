@@ -172,6 +172,11 @@ describe('object spans', () => {
     expect(spanEnd('2024-12-01', 'month')).toBe('2025-01-01T00:00:00.000Z');
     expect(spanEnd('2024-02-29', 'day')).toBe('2024-03-01T00:00:00.000Z');
     expect(spanLastDay('2024-02-29', 'day')).toBe('2024-02-29');
+    // Years 1 to 99 are themselves (Date.UTC would read them as 1901 to 1999).
+    expect(spanEnd('0050-03-04', 'day')).toBe('0050-03-05T00:00:00.000Z');
+    expect(spanEnd('0001-12-01', 'month')).toBe('0002-01-01T00:00:00.000Z');
+    expect(spanLastDay('0024-02-01', 'month')).toBe('0024-02-29');
+    expect(spanCutoff('0050-03-04T00:00:00.000Z', 'month')).toBe('0050-03-01T00:00:00.000Z');
   });
 
   it('let a month table take only the months that ended before the cut-off', () => {
