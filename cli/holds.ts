@@ -1,5 +1,6 @@
 import { PutObjectLegalHoldCommand, type S3Client } from '@aws-sdk/client-s3';
 import { listArchives, sidecarKeyFor } from '../lambdas/shared/archive/catalog.js';
+import { spanLastDay } from '../lambdas/shared/archive/format.js';
 import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
 import { tableLocation } from '../lambdas/shared/batch/batch.js';
 import { resolveTable } from '../lambdas/shared/config/resolved-table.js';
@@ -106,9 +107,23 @@ export async function setObjectLegalHold(
       throw new ConfigError(`${name} must be a day YYYY-MM-DD, got "${day}"`);
   }
   const location = tableLocation(ctx.config, resolveTable(ctx.config, database, table));
+  const refs = [];
+  for await (const ref of listArchives(ctx.store, { format: 'native', location }, options)) refs.push(ref);
+  // A month object holds every day of its month: placing a hold on some of its days holds them all, which is safe;
+  // lifting it for some days would lift it on the others too, which another hold may still need.
+  const wider = refs.filter(
+    (ref) =>
+      (options.fromDay !== undefined && ref.day < options.fromDay) ||
+      (options.toDay !== undefined && spanLastDay(ref.day, ref.span) > options.toDay),
+  );
+  if (status === 'OFF' && wider.length > 0) {
+    throw new ConfigError(
+      `${wider.length} month archive(s) reach beyond ${options.fromDay ?? 'the first day'}..${options.toDay ?? 'the last day'} (${wider[0]?.key}): lifting their hold would lift it on days outside the range; give whole months`,
+    );
+  }
   let archives = 0;
   let objects = 0;
-  for await (const ref of listArchives(ctx.store, { format: 'native', location }, options)) {
+  for (const ref of refs) {
     for (const key of [ref.key, sidecarKeyFor(ref)]) {
       await ctx.s3.send(
         new PutObjectLegalHoldCommand({ Bucket: ctx.store.bucket, Key: key, LegalHold: { Status: status } }),

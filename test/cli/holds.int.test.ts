@@ -83,6 +83,40 @@ describe('audit-archiver legal-hold place|lift and hold set', () => {
     ]);
   });
 
+  it('holds a whole month object for some of its days, and refuses to lift it for only some of them', async () => {
+    // Prepare: a month object of February 2025 (objectSpan month) and its manifest
+    const prefix = tablePrefix({ prefix: 'archive/', database: 'app', schema: 'public', table: 'events' });
+    const month = `${prefix}year=2025/month=02/202502-${'ab'.repeat(12)}.jsonl.gz`;
+    const local = s3ClientFor(bed.local);
+    for (const Key of [month, manifestKeyFor(month)])
+      await local.send(new PutObjectCommand({ Bucket: bed.local.services.bucket, Key, Body: 'x' }));
+    const sent: string[] = [];
+    const s3 = {
+      send: async (command: PutObjectLegalHoldCommand) => {
+        sent.push(`${command.input.LegalHold?.Status} ${command.input.Key}`);
+        return {};
+      },
+    } as unknown as S3Client;
+    const days = { fromDay: '2025-02-10', toDay: '2025-02-12' };
+
+    // Act
+    const placed = await setObjectLegalHold({ ...context(), s3 }, 'app', 'public.events', 'ON', days);
+    const lifting = setObjectLegalHold({ ...context(), s3 }, 'app', 'public.events', 'OFF', days);
+
+    // Assess
+    expect(placed).toEqual({ archives: 1, objects: 2 });
+    await expect(lifting).rejects.toThrow(
+      `1 month archive(s) reach beyond 2025-02-10..2025-02-12 (${month}): lifting their hold would lift it on days outside the range; give whole months`,
+    );
+    expect(sent).toEqual([`ON ${month}`, `ON ${manifestKeyFor(month)}`]);
+    expect(
+      await setObjectLegalHold({ ...context(), s3 }, 'app', 'public.events', 'OFF', {
+        fromDay: '2025-02-01',
+        toDay: '2025-02-28',
+      }),
+    ).toEqual({ archives: 1, objects: 2 });
+  });
+
   it('refuses bad input naming what is wrong', async () => {
     // Act / Assess
     const s3 = { send: async () => ({}) } as unknown as S3Client;
