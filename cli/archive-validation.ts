@@ -223,7 +223,6 @@ async function findLeftovers(
   }
 }
 
-/** Days between the first and the last of `sortedDays` that are not in it. */
 /** Every day an archive's partition covers: its day, or each day of its month. */
 function partitionDays(ref: Pick<ArchiveRef, 'day' | 'span'>): string[] {
   const last = spanLastDay(ref.day, ref.span);
@@ -235,6 +234,7 @@ function partitionDays(ref: Pick<ArchiveRef, 'day' | 'span'>): string[] {
   return days;
 }
 
+/** Days between the first and the last of `sortedDays` that are not in it. */
 function missingDays(sortedDays: string[]): string[] {
   const first = sortedDays[0];
   const last = sortedDays.at(-1);

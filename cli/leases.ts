@@ -126,7 +126,7 @@ export function formatStatuses(statuses: TableStatus[]): string {
     );
     if (s.inFlight)
       lines.push(
-        `  in flight: a batch ${s.inFlight.stage}, ${s.inFlight.objects} objects, ${formatNumber(s.inFlight.rows)} rows (${s.inFlight.firstDay} to ${s.inFlight.lastDay}); the next run finishes or undoes it first`,
+        `  in flight: a batch ${s.inFlight.stage}, ${s.inFlight.objects} objects, ${formatNumber(s.inFlight.rows)} rows (${s.inFlight.firstDay} to ${s.inFlight.lastDay}); the next run finishes or undoes it first${s.inFlight.stage === 'deleting' ? ', unless it fails with BatchOutcomeUnknownError: then `batch settle` (runbook)' : ''}`,
       );
     if (s.legalHold) lines.push(`  legal hold: ${s.legalHold}`);
     const outcome = (o: OutcomeBrief) =>

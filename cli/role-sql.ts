@@ -28,9 +28,14 @@ function dollarTag(texts: string[]): string {
  * `vacuumAfterRun` is set. Run it as a superuser or the tables' owner, in each database (psql -d <database> -f).
  */
 export function roleSql(config: ArchiverConfig, options: RoleSqlOptions): string {
-  const databases = config.databases.filter((db) => !options.database || db.name === options.database);
-  if (databases.length === 0) throw new ConfigError(`database "${options.database}" is not in the config`);
-  return databases.map((db) => databaseSql(config, db, options)).join('\n\n');
+  // Each database's SQL runs in that database: printed one at a time, so it cannot be piped into the wrong one.
+  if (!options.database && config.databases.length > 1)
+    throw new ConfigError(
+      `the config has ${config.databases.length} databases: give --database (${config.databases.map((db) => db.name).join(', ')}) and run each one's SQL in it`,
+    );
+  const db = config.databases.find((d) => !options.database || d.name === options.database);
+  if (!db) throw new ConfigError(`database "${options.database}" is not in the config`);
+  return databaseSql(config, db, options);
 }
 
 function databaseSql(config: ArchiverConfig, db: DatabaseConfig, options: RoleSqlOptions): string {
@@ -47,7 +52,8 @@ function databaseSql(config: ArchiverConfig, db: DatabaseConfig, options: RoleSq
     `-- audit-archiver role for database ${db.name} (${tables.map((t) => tableRef(t)).join(', ')}).`,
     '-- Run in that database as a superuser or the owner of its tables; then set the password (psql: \\password)',
     '-- and store it in the secret the config names.',
-    `CREATE ROLE ${role} LOGIN;`,
+    // The role is cluster-wide: created by the first database's SQL, found by the next one's.
+    `DO ${tag} BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = ${quoteLiteral(options.role)}) THEN CREATE ROLE ${role} LOGIN; END IF; END ${tag};`,
     // TEMPORARY: a restore stages an archive that cannot go straight into its target in a temporary table.
     `DO ${tag} BEGIN EXECUTE format('GRANT CONNECT${restore ? ', TEMPORARY' : ''} ON DATABASE %I TO %s', current_database(), ${quoteLiteral(role)}); END ${tag};`,
     ...schemas.map((schema) => `GRANT USAGE ON SCHEMA ${quoteIdent(schema)} TO ${role};`),

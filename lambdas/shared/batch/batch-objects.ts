@@ -1,4 +1,5 @@
 import pMap from 'p-map';
+import { spanLastDay } from '../archive/format.js';
 import type { BatchObject, InFlight } from '../lock-table/table-state.js';
 
 /**
@@ -74,5 +75,5 @@ export function batchSpan(inFlight: Pick<InFlight, 'objects'>): {
   const last = inFlight.objects.at(-1);
   // The schema requires one object at least.
   if (!first || !last) throw new Error('a batch in flight has no objects');
-  return { firstDay: first.day, lastDay: last.day, to: last.bounds.to };
+  return { firstDay: first.day, lastDay: spanLastDay(last.day, last.span ?? 'day'), to: last.bounds.to };
 }

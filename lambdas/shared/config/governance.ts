@@ -100,7 +100,7 @@ function tableProblems(
   ) {
     problems.push({
       path: ['objectSpan'],
-      message: `${name}: objectSpan month keeps a row up to ${MONTH_OBJECT_WAIT_DAYS} days past its ${retentionField} ${g.retentionDays} (its month is archived once all of it is past the cut-off), above the policy maximum of ${g.maxRetentionDays} days${by}: lower retentionDays to ${Math.max(1, g.maxRetentionDays - MONTH_OBJECT_WAIT_DAYS)} or keep day objects`,
+      message: `${name}: objectSpan month keeps a row up to ${MONTH_OBJECT_WAIT_DAYS} days past its ${retentionField} ${g.retentionDays} (its month is archived once all of it is past the cut-off), above the policy maximum of ${g.maxRetentionDays} days${by}: ${g.maxRetentionDays > MONTH_OBJECT_WAIT_DAYS ? `lower retentionDays to ${g.maxRetentionDays - MONTH_OBJECT_WAIT_DAYS} or keep day objects` : 'keep day objects'}`,
     });
   }
   if (g.requiresKms && !config.s3.kmsKeyId) {

@@ -1,0 +1,29 @@
+import { describe, expect, it } from 'vitest';
+import { roleSql } from '../../cli/role-sql.js';
+import { parseConfig } from '../../lambdas/shared/config/config.js';
+
+const config = parseConfig(
+  {
+    s3: { bucket: 'audit-archive' },
+    databases: ['billing', 'crm'].map((name) => ({
+      name,
+      credentials: { urlEnv: 'DB_URL' },
+      tables: [{ name: 'events', timestampColumn: 'at' }],
+    })),
+  },
+  'test',
+);
+
+describe('role-sql', () => {
+  it('prints one database at a time: its SQL runs in that database, and the role is created once for all', () => {
+    // Act
+    const both = () => roleSql(config, { role: 'audit_archiver' });
+    const crm = roleSql(config, { role: 'audit_archiver', database: 'crm' });
+
+    // Assess
+    expect(both).toThrow('the config has 2 databases: give --database (billing, crm)');
+    expect(crm).toMatch(/^-- audit-archiver role for database crm \(public\.events\)/);
+    expect(crm).toContain("IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'audit_archiver')");
+    expect(crm).not.toContain('billing');
+  });
+});
