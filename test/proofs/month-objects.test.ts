@@ -200,6 +200,12 @@ describe('month objects: a low-volume table archived one object per UTC month', 
     expect(restored.results[0]?.error).toMatch(
       /ArchiveIntegrityError: .*its partition is not the manifest's month/,
     );
+    recordProof({
+      kind: 'threat',
+      actor: 'bucket writer',
+      attack: 'month object moved to another month, its manifest rewritten to match',
+      held: code === 1 && restored.results[0]?.status === 'failed',
+    });
   });
 });
 
