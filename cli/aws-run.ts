@@ -1,7 +1,7 @@
 import type { SFNClient } from '@aws-sdk/client-sfn';
 import type { PlanReport } from '../lambdas/shared/batch/plan-report.js';
 import type { SummaryOutput } from '../lambdas/summary/schema.js';
-import { HistoryFollower } from './execution-history.js';
+import { startAndFollow } from './execution-history.js';
 import { formatNumber } from './report.js';
 
 /** What `run` starts: the archive state machine's input (the same a console "Start execution" takes). */
@@ -64,35 +64,21 @@ export async function runAwsArchive(
   input: ArchiveRunInput,
   options: { write: (line: string) => void; pollMs?: number },
 ): Promise<AwsRunOutcome> {
-  const { DescribeExecutionCommand, StartExecutionCommand } = await import('@aws-sdk/client-sfn');
-  const started = await sfn.send(
-    new StartExecutionCommand({ stateMachineArn, input: JSON.stringify(input) }),
-  );
-  const executionArn = started.executionArn ?? '';
-  options.write(`Started ${executionArn}`);
-  const history = new HistoryFollower(sfn, executionArn);
   const progress = new RunProgress();
-  let reported = '';
-  for (;;) {
-    const execution = await sfn.send(new DescribeExecutionCommand({ executionArn }));
-    for (const event of await history.newEvents()) progress.follow(event);
-    if (execution.status !== 'RUNNING') {
-      return {
-        executionArn,
-        status: execution.status ?? 'UNKNOWN',
-        ...(progress.summary ? { summary: progress.summary } : {}),
-        ...(progress.plan ? { plan: progress.plan } : {}),
-        ...(execution.error ? { error: execution.error } : {}),
-        ...(execution.cause ? { cause: execution.cause } : {}),
-      };
-    }
-    const line = progress.line();
-    if (line !== reported) {
-      options.write(`  ${line}`);
-      reported = line;
-    }
-    await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 5000));
-  }
+  const { executionArn, execution } = await startAndFollow(sfn, stateMachineArn, input, {
+    write: options.write,
+    pollMs: options.pollMs,
+    onEvent: (event) => progress.follow(event),
+    progress: () => ({ line: progress.line() }),
+  });
+  return {
+    executionArn,
+    status: execution.status ?? 'UNKNOWN',
+    ...(progress.summary ? { summary: progress.summary } : {}),
+    ...(progress.plan ? { plan: progress.plan } : {}),
+    ...(execution.error ? { error: execution.error } : {}),
+    ...(execution.cause ? { cause: execution.cause } : {}),
+  };
 }
 
 /** The outcome for a person: the execution's status, then per table what it did (the summary's lines). */

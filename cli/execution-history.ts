@@ -1,4 +1,8 @@
-import type { GetExecutionHistoryCommandOutput, SFNClient } from '@aws-sdk/client-sfn';
+import type {
+  DescribeExecutionCommandOutput,
+  GetExecutionHistoryCommandOutput,
+  SFNClient,
+} from '@aws-sdk/client-sfn';
 
 export type HistoryEvent = NonNullable<GetExecutionHistoryCommandOutput['events']>[number];
 
@@ -40,5 +44,46 @@ export class HistoryFollower {
     fresh.reverse();
     this.lastSeen = fresh.at(-1)?.id ?? this.lastSeen;
     return fresh;
+  }
+}
+
+/** How a command follows its execution: each new history event, and the progress line to print between polls. */
+export interface Following {
+  write: (line: string) => void;
+  pollMs?: number;
+  /** Each history event, oldest first, as it appears. */
+  onEvent(event: HistoryEvent): void;
+  /** The progress line, printed when its `key` (the line itself by default) changed since the last one printed. */
+  progress(): { line: string; key?: string };
+}
+
+/**
+ * Starts an execution and follows it to its end: one DescribeExecution and the new history events per poll
+ * (HistoryFollower), the progress line when it changed. Returns the execution as it ended.
+ */
+export async function startAndFollow(
+  sfn: Pick<SFNClient, 'send'>,
+  stateMachineArn: string,
+  input: unknown,
+  following: Following,
+): Promise<{ executionArn: string; execution: DescribeExecutionCommandOutput }> {
+  const { DescribeExecutionCommand, StartExecutionCommand } = await import('@aws-sdk/client-sfn');
+  const started = await sfn.send(
+    new StartExecutionCommand({ stateMachineArn, input: JSON.stringify(input) }),
+  );
+  const executionArn = started.executionArn ?? '';
+  following.write(`Started ${executionArn}`);
+  const history = new HistoryFollower(sfn, executionArn);
+  let reported: string | undefined;
+  for (;;) {
+    const execution = await sfn.send(new DescribeExecutionCommand({ executionArn }));
+    for (const event of await history.newEvents()) following.onEvent(event);
+    if (execution.status !== 'RUNNING') return { executionArn, execution };
+    const { line, key = line } = following.progress();
+    if (key !== reported) {
+      following.write(`  ${line}`);
+      reported = key;
+    }
+    await new Promise((resolve) => setTimeout(resolve, following.pollMs ?? 5000));
   }
 }

@@ -3,7 +3,7 @@ import { formatIssues } from '../lambdas/shared/config/config.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import type { RestoreFileResult } from '../lambdas/shared/lock-table/restore-records.js';
 import { type RestoreRequestInput, RestoreRequestSchema } from '../lambdas/shared/restore/restore-task.js';
-import { type HistoryEvent, HistoryFollower } from './execution-history.js';
+import { type HistoryEvent, startAndFollow } from './execution-history.js';
 import { formatNumber } from './report.js';
 import { formatRestoreProgress, RestoreProgress } from './restore-progress.js';
 
@@ -109,43 +109,34 @@ export async function runAwsRestore(
   request: RestoreRequestInput,
   options: { write: (line: string) => void; pollMs?: number; now?: () => number },
 ): Promise<AwsRestoreOutcome> {
-  const { DescribeExecutionCommand, StartExecutionCommand } = await import('@aws-sdk/client-sfn');
-  const started = await sfn.send(
-    new StartExecutionCommand({ stateMachineArn, input: JSON.stringify(request) }),
-  );
-  const executionArn = started.executionArn ?? '';
-  options.write(`Started ${executionArn}`);
-  const history = new HistoryFollower(sfn, executionArn);
   const progress = new RestoreProgress(options.now);
-  let reported = '';
   let finish: unknown;
-  for (;;) {
-    const execution = await sfn.send(new DescribeExecutionCommand({ executionArn }));
-    for (const event of await history.newEvents()) finish = followRestore(progress, event) ?? finish;
-    if (execution.status !== 'RUNNING') {
-      const { rows } = progress.snapshot();
-      const seconds =
-        execution.startDate && execution.stopDate
-          ? (execution.stopDate.getTime() - execution.startDate.getTime()) / 1000
-          : undefined;
-      return {
-        executionArn,
-        status: execution.status ?? 'UNKNOWN',
-        // A restore with failed archives ends in a Fail state, which has no output: its summary is Finish's.
-        output: execution.output ? JSON.parse(execution.output) : finish,
-        error: execution.error,
-        cause: execution.cause,
-        ...(seconds ? { rowsPerSecond: Math.round(rows / seconds) } : {}),
-      };
-    }
-    const line = formatRestoreProgress(progress.snapshot());
-    const done = line.replace(/, [^,]* rows\/s.*$/, '');
-    if (done !== reported) {
-      options.write(`  ${line}`);
-      reported = done;
-    }
-    await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 5000));
-  }
+  const { executionArn, execution } = await startAndFollow(sfn, stateMachineArn, request, {
+    write: options.write,
+    pollMs: options.pollMs,
+    onEvent: (event) => {
+      finish = followRestore(progress, event) ?? finish;
+    },
+    progress: () => {
+      const line = formatRestoreProgress(progress.snapshot());
+      // Printed when archives or rows moved, not for a new rate alone.
+      return { line, key: line.replace(/, [^,]* rows\/s.*$/, '') };
+    },
+  });
+  const { rows } = progress.snapshot();
+  const seconds =
+    execution.startDate && execution.stopDate
+      ? (execution.stopDate.getTime() - execution.startDate.getTime()) / 1000
+      : undefined;
+  return {
+    executionArn,
+    status: execution.status ?? 'UNKNOWN',
+    // A restore with failed archives ends in a Fail state, which has no output: its summary is Finish's.
+    output: execution.output ? JSON.parse(execution.output) : finish,
+    error: execution.error,
+    cause: execution.cause,
+    ...(seconds ? { rowsPerSecond: Math.round(rows / seconds) } : {}),
+  };
 }
 
 /**
