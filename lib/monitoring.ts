@@ -67,7 +67,7 @@ export interface ArchiveMonitoringProps {
 }
 
 /** The runbook's path in the repository, where `runbookUrl` is not given. */
-export const RUNBOOK_PATH = 'docs/runbook.md';
+const RUNBOOK_PATH = 'docs/runbook.md';
 
 /**
  * What operators watch: an SNS topic (customer-managed KMS key with rotation, TLS-only, email subscriptions) that
