@@ -281,15 +281,21 @@ export class ArchiveMonitoring extends Construct {
       this.graph('Rows deleted per table', [this.perTable('RowsDeleted')]),
       this.graph('Verification failures per table', [this.perTable('VerificationFailures')]),
     );
-    // Are we keeping up? A table's successful runs per day (a gap is a day it was not archived), the tables whose run
-    // used its whole batch budget (rows were left for the next run: a backlog), and what held tables back.
+    // Are we keeping up? The eligible rows each table's run left (0 when it archived them all; counted once the batch
+    // budget ends a run), a table's successful runs per day (a gap is a day it was not archived), the tables whose
+    // run used its whole batch budget, and what held tables back.
     const daily = { statistic: cloudwatch.Stats.SUM, period: Duration.days(1) };
     this.dashboard.addWidgets(
-      this.graph('Successful runs per table (per day)', [this.perTable('TableRunsSucceeded', 86_400)], 12),
       this.graph(
-        'Backlog: runs that left rows for the next run, per table (per day)',
+        'Backlog: eligible rows left after each run, per table',
+        [this.perTable('BacklogRows', 86_400, 'Minimum')],
+        8,
+      ),
+      this.graph('Successful runs per table (per day)', [this.perTable('TableRunsSucceeded', 86_400)], 8),
+      this.graph(
+        'Runs that left rows for the next run, per table (per day)',
         [this.perTable('TablesBudgetReached', 86_400)],
-        12,
+        8,
       ),
     );
     this.dashboard.addWidgets(
@@ -337,11 +343,18 @@ export class ArchiveMonitoring extends Construct {
     });
   }
 
-  /** One series per table: a SEARCH over the per-table dimension set (service, database, table). */
-  private perTable(name: MetricName, periodSeconds = 300): cloudwatch.MathExpression {
+  /**
+   * One series per table: a SEARCH over the per-table dimension set (service, database, table). `Minimum` for a level
+   * reported once a run (a day's runs left the least), `Sum` for counts.
+   */
+  private perTable(
+    name: MetricName,
+    periodSeconds = 300,
+    statistic: 'Sum' | 'Minimum' = 'Sum',
+  ): cloudwatch.MathExpression {
     const schema = `{${this.namespace},service,database,table}`;
     return new cloudwatch.MathExpression({
-      expression: `SEARCH('${schema} service="${this.service}" MetricName="${name}"', 'Sum', ${periodSeconds})`,
+      expression: `SEARCH('${schema} service="${this.service}" MetricName="${name}"', '${statistic}', ${periodSeconds})`,
       usingMetrics: {},
       // Empty: each series keeps its own label, the database and table dimension values.
       label: '',

@@ -46,7 +46,7 @@ import { ReplicaLagError } from '../shared/errors/step-errors.js';
 import type { BatchObject, InFlight } from '../shared/lock-table/table-state.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import { midStreamFaultPoint } from './mid-stream-fault.js';
-import { nextBatchBounds, type ObjectBounds } from './next-batch.js';
+import { eligibleRowsCapped, nextBatchBounds, type ObjectBounds } from './next-batch.js';
 import type { ExportInput, ExportOutput } from './schema.js';
 
 export type ExportDeps = Pick<
@@ -68,7 +68,9 @@ export type ExportDeps = Pick<
  * rows through gzip into staging objects: from the oldest eligible UTC day (or month, `objectSpan`) on, one object per
  * day or month (an object never spans two), until the batch holds `batchSize` rows (or the time budget's share of them),
  * `MAX_OBJECTS_PER_BATCH` days, or every eligible row. Its last object may end mid-day, at a key. Everything the
- * later steps check is measured on the way; rows never pass through memory as a whole.
+ * later steps check is measured on the way; rows never pass through memory as a whole. The backlog metric
+ * (`BacklogRows`) is 0 when nothing is left, and counted under the same snapshot when the batch budget's last batch
+ * is exported.
  */
 export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise<ExportOutput> {
   const table = resolveTable(deps.config, input.database, input.table);
@@ -145,11 +147,18 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
         throw error;
       }
       await publishing.settle();
-      return { shape, staged };
+      // The budget's last batch ends the run with rows left: how many, before this batch's go, is the backlog.
+      const lastOfBudget = (input.progress?.batches ?? 0) + 1 >= deps.config.defaults.maxBatchesPerRun;
+      const eligible =
+        lastOfBudget && staged.length > 0
+          ? await eligibleRowsCapped(client, shape, input.cutoff, table.objectSpan)
+          : undefined;
+      return { shape, staged, eligible };
     }),
   );
-  const { shape, staged } = copied;
+  const { shape, staged, eligible } = copied;
   if (staged.length === 0) {
+    deps.telemetry.metric('BacklogRows', 'Count', 0, tableLabel(input));
     // The table's run is over: reclaim what this run deleted, if asked to (VACUUM runs outside a transaction).
     if (deps.config.defaults.vacuumAfterRun && (input.progress?.rows ?? 0) > 0) {
       await db.withConnection((client) => vacuumTable(client, shape, deps.telemetry, tableLabel(input)));
@@ -169,6 +178,8 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
   };
   await recordInFlight(deps, input, inFlight, 'none');
   const output = summary('exported', inFlight);
+  if (eligible !== undefined)
+    deps.telemetry.metric('BacklogRows', 'Count', Math.max(0, eligible - output.rows), tableLabel(input));
   deps.telemetry.metric('ExportDuration', 'Milliseconds', Date.now() - started, tableLabel(input));
   deps.telemetry.info('batch exported', {
     ...tableLabel(input),

@@ -3,15 +3,14 @@ import { type BatchBounds, type ObjectSpan, spanCutoff, spanEnd } from '../share
 import type { TableShape } from '../shared/database/table-shape.js';
 import {
   dayWindowSql,
+  EARLIEST_ELIGIBLE,
+  eligibleWindowSql,
   keyOrderSql,
   keyTextSql,
   oldestDaySql,
   quoteIdent,
   rowSourceSql,
 } from '../shared/database/table-sql.js';
-
-/** Rows before year 1 AD or at -infinity have no calendar day to partition by; they are never eligible. */
-const EARLIEST = '0001-01-01T00:00:00Z';
 
 /** One archive object's share of a batch: its first day, and the key range of the rows it takes of its span. */
 export interface ObjectBounds {
@@ -36,7 +35,7 @@ export async function nextBatchBounds(
   after?: string,
 ): Promise<ObjectBounds | undefined> {
   const end = spanCutoff(cutoff, span);
-  const from = after ?? EARLIEST;
+  const from = after ?? EARLIEST_ELIGIBLE;
   if (Date.parse(from) >= Date.parse(end)) return undefined;
   const oldest = await client.query<{ day: string | null }>(oldestDaySql(shape, from, end));
   const oldestDay = oldest.rows[0]?.day;
@@ -63,4 +62,25 @@ export async function nextBatchBounds(
     bounds: { from: windowFrom, to, firstKey: first, lastKey: last },
     rows: range.rows[0]?.rows ?? 0,
   };
+}
+
+/** The most rows `eligibleRowsLeft` counts: a backlog beyond it reads as this many, so the count stays bounded. */
+export const BACKLOG_COUNT_CAP = 10_000_000;
+
+/**
+ * Eligible rows in the table under the caller's snapshot, up to `BACKLOG_COUNT_CAP`: the dashboard's backlog once a
+ * run's batch budget ends it. Counted on the timestamp range, which an index on the column serves.
+ */
+export async function eligibleRowsCapped(
+  client: pg.ClientBase,
+  shape: TableShape,
+  cutoff: string,
+  span: ObjectSpan,
+): Promise<number> {
+  const counted = await client.query<{ rows: string }>(
+    `SELECT count(*)::text AS rows FROM (
+       SELECT 1 FROM ${rowSourceSql(shape)} AS t WHERE ${eligibleWindowSql(shape, cutoff, span)} LIMIT $1) AS eligible`,
+    [BACKLOG_COUNT_CAP],
+  );
+  return Number(counted.rows[0]?.rows ?? 0);
 }

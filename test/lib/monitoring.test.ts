@@ -397,7 +397,7 @@ describe('dashboard', () => {
     }
   });
 
-  it('answers “are we keeping up?”: successful runs and runs that left a backlog, per table and per day', () => {
+  it('answers “are we keeping up?”: the backlog in rows, successful runs and runs that left rows, per table and per day', () => {
     // Act
     const widgets = dashboardBody(plain).widgets;
     const search = (title: string) =>
@@ -408,7 +408,10 @@ describe('dashboard', () => {
     expect(search('Successful runs per table (per day)')).toEqual([
       `SEARCH('{AuditArchiver,service,database,table} service="audit-archiver" MetricName="TableRunsSucceeded"', 'Sum', 86400)`,
     ]);
-    expect(search('Backlog: runs that left rows for the next run, per table (per day)')).toEqual([
+    expect(search('Backlog: eligible rows left after each run, per table')).toEqual([
+      `SEARCH('{AuditArchiver,service,database,table} service="audit-archiver" MetricName="BacklogRows"', 'Minimum', 86400)`,
+    ]);
+    expect(search('Runs that left rows for the next run, per table (per day)')).toEqual([
       `SEARCH('{AuditArchiver,service,database,table} service="audit-archiver" MetricName="TablesBudgetReached"', 'Sum', 86400)`,
     ]);
   });

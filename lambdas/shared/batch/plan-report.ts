@@ -1,18 +1,12 @@
 import type pg from 'pg';
 import { z } from 'zod';
-import {
-  OBJECT_SPANS,
-  type ObjectSpan,
-  SMALL_OBJECT_BYTES,
-  spanCutoff,
-  suggestedObjectSpan,
-} from '../archive/format.js';
+import { OBJECT_SPANS, type ObjectSpan, SMALL_OBJECT_BYTES, suggestedObjectSpan } from '../archive/format.js';
 import type { ResolvedTable, TableGovernance } from '../config/resolved-table.js';
 import type { ArchiverConfig } from '../config/schema.js';
 import { inReadOnlyTransaction } from '../database/db.js';
 import { describeTable, type TableShape } from '../database/table-shape.js';
 import {
-  dayWindowSql,
+  eligibleWindowSql,
   qualifiedName,
   rowLineSql,
   rowSourceSql,
@@ -23,8 +17,6 @@ import type { StepDeps } from '../step/step-deps.js';
 import { batchesForDays } from './batch-objects.js';
 import { activeHold } from './holds.js';
 
-/** Same lower bound as export: rows before year 1 or at -infinity are never eligible. */
-const EARLIEST = '0001-01-01T00:00:00Z';
 /**
  * Compressed/uncompressed size assumed for gzip of JSON lines when a table has no archive yet to measure. 0.15 is
  * conservative for audit rows (the predecessor tool measured about 0.1 at level 6 on its benchmark table).
@@ -165,8 +157,7 @@ async function countEligible(
   state: { totalRows: number; totalBytes: number },
 ) {
   const shape = await describeTable(client, table);
-  // A month table's rows wait until their month has ended before the cut-off, as export takes them.
-  const window = dayWindowSql(shape, EARLIEST, spanCutoff(cutoff, table.objectSpan));
+  const window = eligibleWindowSql(shape, cutoff, table.objectSpan);
   const instant = timestampAsInstantSql(shape);
   // Grouped by UTC day as export cuts batches; the WHERE is a range on the bare column, which its index serves.
   const days = await client.query<{ rows: string; oldest: string }>(

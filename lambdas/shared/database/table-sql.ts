@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { BatchBounds } from '../archive/format.js';
+import { type BatchBounds, type ObjectSpan, spanCutoff } from '../archive/format.js';
 import type { TableShape } from './table-shape.js';
 
 /** The SQL the steps run on a table, built from its shape (table-shape.ts). */
@@ -117,6 +117,17 @@ export const keyTextSql = (shape: TableShape, alias = 't'): string =>
 export function dayWindowSql(shape: TableShape, from: string, to: string, alias = 't'): string {
   const column = `${alias}.${quoteIdent(shape.timestampColumn.name)}`;
   return `${column} >= ${timestampBound(shape, quoteLiteral(from))} AND ${column} < ${timestampBound(shape, quoteLiteral(to))}`;
+}
+
+/** Rows before year 1 AD or at -infinity have no calendar day to partition by; they are never eligible. */
+export const EARLIEST_ELIGIBLE = '0001-01-01T00:00:00Z';
+
+/**
+ * Every row a run with this cut-off may archive: a month table's rows wait until their month has ended before the
+ * cut-off (format.ts spanCutoff). A range on the bare column, which its index serves.
+ */
+export function eligibleWindowSql(shape: TableShape, cutoff: string, span: ObjectSpan, alias = 't'): string {
+  return dayWindowSql(shape, EARLIEST_ELIGIBLE, spanCutoff(cutoff, span), alias);
 }
 
 /** A batch: the rows of one day window whose key lies in [first, last]. Literals only, so COPY can use it too. */

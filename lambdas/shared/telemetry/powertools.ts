@@ -20,6 +20,7 @@ export type MetricName =
   | 'TablesSkippedLocked'
   | 'TableRunsSucceeded'
   | 'TablesBudgetReached'
+  | 'BacklogRows'
   | 'VacuumFailures'
   | 'ReplicaLagPauses';
 

@@ -15,6 +15,7 @@ import {
   cutoffSql,
   getObject,
   listKeys,
+  metricRecorder,
   resolvedTable,
   type TestDatabase,
   TODAY_UTC_SQL,
@@ -49,6 +50,8 @@ describe('export step', () => {
       await seedAroundCutoff(db, 'mid_day');
       await seedAroundCutoff(db, 'overlapped');
       await seedAroundCutoff(db, 'manifest_failed');
+      await seedAroundCutoff(db, 'backlog');
+      await seedAroundCutoff(db, 'within_budget');
       await db.client.query(`
         CREATE TABLE recent (id bigint PRIMARY KEY, created_at timestamptz, actor text NOT NULL);
         INSERT INTO recent VALUES (1, ${cutoffSql()}, 'at_cutoff'), (2, NULL, 'no_timestamp'), (3, ${TODAY_UTC_SQL}, 'today')`);
@@ -61,6 +64,8 @@ describe('export step', () => {
       { ...spec('mid_day'), batchSize: 7 },
       { ...spec('overlapped'), batchSize: 100 },
       { ...spec('manifest_failed'), batchSize: 100 },
+      spec('backlog'),
+      spec('within_budget'),
     ],
   );
 
@@ -302,5 +307,30 @@ describe('export step', () => {
     expect(exported).toEqual({ status: 'empty' });
     expect((await listKeys(bed.local, '')).filter((key) => key.includes('public.recent/'))).toEqual([]);
     expect((await deps.locks.get('app', 'public.recent')).inFlight).toBeUndefined();
+  });
+
+  it('reports the eligible rows a run leaves when its batch budget ends it, and 0 once none are left', async () => {
+    // Prepare: eight eligible rows, batches of four; the budget allows 200 batches.
+    const recorder = metricRecorder();
+    const deps = recorder.wrap(bed.local.deps());
+    const progress = (batches: number) => ({ batches, rows: 0, bytes: 0, rowsPerSecond: 0, pauseSeconds: 0 });
+    const backlog = () =>
+      recorder.metrics.filter((m) => m.name === 'BacklogRows').map((m) => [m.table, m.value]);
+
+    // Act: a batch within the budget, the budget's last one, then a table with nothing eligible.
+    await exportBatch({ ...(await leasedTask(deps, 'public.within_budget')), progress: progress(0) }, deps);
+    const withinBudget = backlog();
+    await exportBatch({ ...(await leasedTask(deps, 'public.backlog')), progress: progress(199) }, deps);
+    const atBudget = backlog();
+    const recentTask = await leasedTask(deps, 'public.recent');
+    await exportBatch(recentTask, deps);
+
+    // Assess: the four rows past this batch; none for a table with nothing eligible.
+    expect(withinBudget).toEqual([]);
+    expect(atBudget).toEqual([['public.backlog', 4]]);
+    expect(backlog()).toEqual([
+      ['public.backlog', 4],
+      ['public.recent', 0],
+    ]);
   });
 });
