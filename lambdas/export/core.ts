@@ -46,7 +46,7 @@ import { ReplicaLagError } from '../shared/errors/step-errors.js';
 import type { BatchObject, InFlight } from '../shared/lock-table/table-state.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import { midStreamFaultPoint } from './mid-stream-fault.js';
-import { eligibleRowsCapped, nextBatchBounds, type ObjectBounds } from './next-batch.js';
+import { eligibleRowsCapped, nextBatchBounds, type ObjectBounds, wholeSpans } from './next-batch.js';
 import type { ExportInput, ExportOutput } from './schema.js';
 
 export type ExportDeps = Pick<
@@ -118,8 +118,18 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
       const staged: BatchObject[] = [];
       const publishing = new Publications();
       try {
+        const whole = await wholeSpans(
+          client,
+          shape,
+          input.cutoff,
+          table.objectSpan,
+          remaining,
+          MAX_OBJECTS_PER_BATCH,
+        );
         for (let after: string | undefined; staged.length < MAX_OBJECTS_PER_BATCH && remaining > 0; ) {
-          const next = await nextBatchBounds(client, shape, input.cutoff, table.objectSpan, remaining, after);
+          const next =
+            whole.shift() ??
+            (await nextBatchBounds(client, shape, input.cutoff, table.objectSpan, remaining, after));
           if (!next) break;
           if (staged.length > 0) await deps.fault('export:betweenObjects');
           const streamed = await stageObject(deps, client, shape, next, {
@@ -216,12 +226,14 @@ async function stageObject(
   const staging = stagingKey(batch.location, next.day, batch.batchId);
   // Each line with its row version's identity, in one statement and so one snapshot: the version digest then
   // names exactly the tuples whose lines the archive holds, and the delete checks it (table-sql.ts rowVersionSql).
+  // The rows are sorted before their lines are rendered (the subquery), so lines stream out as PostgreSQL renders
+  // them and this process reads the first while it renders the rest; sorted after, no line left before all were.
   const copy = client.query(
     copyTo(
-      `COPY (SELECT ${rowLineSql(shape)}, ${timestampAsInstantSql(shape)},
-                    ${rowVersionSql()}
-             FROM ${rowSourceSql(shape)} AS t WHERE ${batchPredicateSql(shape, next.bounds)}
-            ORDER BY ${keyOrderSql(shape)}) TO STDOUT (FORMAT binary)`,
+      `COPY (SELECT ${rowLineSql(shape, '(s.r)')}, s.ts, s.v
+               FROM (SELECT t AS r, ${timestampAsInstantSql(shape)} AS ts, ${rowVersionSql()} AS v
+                       FROM ${rowSourceSql(shape)} AS t WHERE ${batchPredicateSql(shape, next.bounds)}
+                      ORDER BY ${keyOrderSql(shape)} OFFSET 0) AS s) TO STDOUT (FORMAT binary)`,
     ),
   );
   const lines = new CopyToJsonLines(batch.versions);

@@ -10,6 +10,7 @@ import {
   oldestDaySql,
   quoteIdent,
   rowSourceSql,
+  timestampAsInstantSql,
 } from '../shared/database/table-sql.js';
 
 /** One archive object's share of a batch: its first day, and the key range of the rows it takes of its span. */
@@ -62,6 +63,59 @@ export async function nextBatchBounds(
     bounds: { from: windowFrom, to, firstKey: first, lastKey: last },
     rows: range.rows[0]?.rows ?? 0,
   };
+}
+
+/**
+ * The spans (days or months) that lie whole among the oldest `batchSize` eligible rows, oldest first, at most
+ * `maxSpans`, each with its key range and rows: one query where `nextBatchBounds` costs two per object. The rows are
+ * taken in timestamp order, which the column's index serves, so every span but the last one the limit reached is
+ * whole; that last one is left out for `nextBatchBounds`, which takes its first rows in key order.
+ */
+export async function wholeSpans(
+  client: pg.ClientBase,
+  shape: TableShape,
+  cutoff: string,
+  span: ObjectSpan,
+  batchSize: number,
+  maxSpans: number,
+): Promise<ObjectBounds[]> {
+  const end = spanCutoff(cutoff, span);
+  const key = shape.keyColumns.map((_, i) => `k${i}`);
+  const keyText = (alias: string) => `ARRAY[${key.map((k) => `${alias}.${k}::text`).join(', ')}]::text[]`;
+  const order = (direction: 'ASC' | 'DESC') => key.map((k) => `${k} ${direction}`).join(', ');
+  // Key columns under positional names (a column may be called "span"); only each span's first and last key are
+  // rendered as text, and every step sorts or groups narrow rows, which stay in memory.
+  const spans = await client.query<{
+    span: string;
+    first: string[];
+    last: string[];
+    rows: number;
+    scanned: number;
+  }>(
+    `WITH scanned AS MATERIALIZED (
+       SELECT pg_catalog.date_trunc('${span}', ${timestampAsInstantSql(shape)}, 'UTC') AS span,
+              ${shape.keyColumns.map((c, i) => `t.${quoteIdent(c.name)} AS k${i}`).join(', ')}
+         FROM ${rowSourceSql(shape)} AS t WHERE ${dayWindowSql(shape, EARLIEST_ELIGIBLE, end)}
+        ORDER BY t.${quoteIdent(shape.timestampColumn.name)} LIMIT $1),
+     counted AS (SELECT span, count(*)::int AS rows FROM scanned GROUP BY span),
+     firsts AS (SELECT DISTINCT ON (span) * FROM scanned ORDER BY span, ${order('ASC')}),
+     lasts AS (SELECT DISTINCT ON (span) * FROM scanned ORDER BY span, ${order('DESC')})
+     SELECT to_char(c.span AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS span, c.rows,
+            (SELECT sum(rows) FROM counted)::int AS scanned, ${keyText('f')} AS first, ${keyText('l')} AS last
+       FROM counted AS c JOIN firsts AS f ON f.span = c.span JOIN lasts AS l ON l.span = c.span
+      ORDER BY c.span`,
+    [batchSize],
+  );
+  const whole = Number(spans.rows[0]?.scanned ?? 0) < batchSize ? spans.rows : spans.rows.slice(0, -1);
+  return whole.slice(0, maxSpans).map((row) => {
+    const from = new Date(`${row.span}T00:00:00Z`).toISOString();
+    const to = new Date(Math.min(Date.parse(spanEnd(row.span, span)), Date.parse(end))).toISOString();
+    return {
+      day: row.span,
+      bounds: { from, to, firstKey: row.first, lastKey: row.last },
+      rows: Number(row.rows),
+    };
+  });
 }
 
 /** The most rows `eligibleRowsLeft` counts: a backlog beyond it reads as this many, so the count stays bounded. */
