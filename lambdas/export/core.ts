@@ -37,6 +37,7 @@ import { describeTable, type TableShape } from '../shared/database/table-shape.j
 import {
   batchPredicateSql,
   keyOrderSql,
+  qualifiedName,
   rowLineSql,
   rowSourceSql,
   rowVersionSql,
@@ -69,8 +70,7 @@ export type ExportDeps = Pick<
  * day or month (an object never spans two), until the batch holds `batchSize` rows (or the time budget's share of them),
  * `MAX_OBJECTS_PER_BATCH` days, or every eligible row. Its last object may end mid-day, at a key. Everything the
  * later steps check is measured on the way; rows never pass through memory as a whole. The backlog metric
- * (`BacklogRows`) is 0 when nothing is left, and counted under the same snapshot when the batch budget's last batch
- * is exported.
+ * (`BacklogRows`) is 0 when nothing is left, and counted when the batch budget's last batch is exported.
  */
 export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise<ExportOutput> {
   const table = resolveTable(deps.config, input.database, input.table);
@@ -157,16 +157,10 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
         throw error;
       }
       await publishing.settle();
-      // The budget's last batch ends the run with rows left: how many, before this batch's go, is the backlog.
-      const lastOfBudget = (input.progress?.batches ?? 0) + 1 >= deps.config.defaults.maxBatchesPerRun;
-      const eligible =
-        lastOfBudget && staged.length > 0
-          ? await eligibleRowsCapped(client, shape, input.cutoff, table.objectSpan)
-          : undefined;
-      return { shape, staged, eligible };
+      return { shape, staged };
     }),
   );
-  const { shape, staged, eligible } = copied;
+  const { shape, staged } = copied;
   if (staged.length === 0) {
     deps.telemetry.metric('BacklogRows', 'Count', 0, tableLabel(input));
     // The table's run is over: reclaim what this run deleted, if asked to (VACUUM runs outside a transaction).
@@ -188,8 +182,9 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
   };
   await recordInFlight(deps, input, inFlight, 'none');
   const output = summary('exported', inFlight);
-  if (eligible !== undefined)
-    deps.telemetry.metric('BacklogRows', 'Count', Math.max(0, eligible - output.rows), tableLabel(input));
+  if ((input.progress?.batches ?? 0) + 1 >= (input.maxBatches ?? deps.config.defaults.maxBatchesPerRun)) {
+    await reportBacklog(deps, input, shape, table.objectSpan, output.rows);
+  }
   deps.telemetry.metric('ExportDuration', 'Milliseconds', Date.now() - started, tableLabel(input));
   deps.telemetry.info('batch exported', {
     ...tableLabel(input),
@@ -200,6 +195,28 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
     bytes: output.compressedBytes,
   });
   return output;
+}
+
+/**
+ * The budget's last batch ends the run with rows left: the eligible rows beyond this batch (assuming its delete
+ * commits), counted once the batch is recorded. A failed count is logged and leaves the batch as it is.
+ */
+async function reportBacklog(
+  deps: ExportDeps,
+  input: ExportInput,
+  shape: TableShape,
+  span: ObjectSpan,
+  batchRows: number,
+): Promise<void> {
+  try {
+    const db = await deps.database(input.database);
+    const eligible = await db.withConnection((client) =>
+      inReadOnlyTransaction(client, () => eligibleRowsCapped(client, shape, input.cutoff, span)),
+    );
+    deps.telemetry.metric('BacklogRows', 'Count', Math.max(0, eligible - batchRows), tableLabel(input));
+  } catch (error) {
+    deps.telemetry.warn('backlog not counted', { ...tableLabel(input), error: (error as Error).name });
+  }
 }
 
 /**
@@ -228,10 +245,11 @@ async function stageObject(
   // names exactly the tuples whose lines the archive holds, and the delete checks it (table-sql.ts rowVersionSql).
   // The rows are sorted before their lines are rendered (the subquery), so lines stream out as PostgreSQL renders
   // them and this process reads the first while it renders the rest; sorted after, no line left before all were.
+  // `t.*` cast to the table's row type, never a bare `t`, which names a column `t` where the table has one.
   const copy = client.query(
     copyTo(
       `COPY (SELECT ${rowLineSql(shape, '(s.r)')}, s.ts, s.v
-               FROM (SELECT t AS r, ${timestampAsInstantSql(shape)} AS ts, ${rowVersionSql()} AS v
+               FROM (SELECT t.*::${qualifiedName(shape)} AS r, ${timestampAsInstantSql(shape)} AS ts, ${rowVersionSql()} AS v
                        FROM ${rowSourceSql(shape)} AS t WHERE ${batchPredicateSql(shape, next.bounds)}
                       ORDER BY ${keyOrderSql(shape)} OFFSET 0) AS s) TO STDOUT (FORMAT binary)`,
     ),

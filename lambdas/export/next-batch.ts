@@ -70,6 +70,11 @@ export async function nextBatchBounds(
  * `maxSpans`, each with its key range and rows: one query where `nextBatchBounds` costs two per object. The rows are
  * taken in timestamp order, which the column's index serves, so every span but the last one the limit reached is
  * whole; that last one is left out for `nextBatchBounds`, which takes its first rows in key order.
+ *
+ * Only for `timestamptz` columns, whose UTC day is exactly the range `dayWindowSql` cuts an object by. A `timestamp`
+ * column's day window is a range of local times: a local time in a spring-forward gap (02:30 where clocks jump from
+ * 02:00 to 03:00) converts to an instant on one UTC day but lies in the window of the other, and would be chosen for
+ * neither; those tables keep `nextBatchBounds` alone, which chooses by the windows themselves.
  */
 export async function wholeSpans(
   client: pg.ClientBase,
@@ -79,6 +84,7 @@ export async function wholeSpans(
   batchSize: number,
   maxSpans: number,
 ): Promise<ObjectBounds[]> {
+  if (shape.timestampKind !== 'timestamptz') return [];
   const end = spanCutoff(cutoff, span);
   const key = shape.keyColumns.map((_, i) => `k${i}`);
   const keyText = (alias: string) => `ARRAY[${key.map((k) => `${alias}.${k}::text`).join(', ')}]::text[]`;
@@ -122,8 +128,8 @@ export async function wholeSpans(
 export const BACKLOG_COUNT_CAP = 10_000_000;
 
 /**
- * Eligible rows in the table under the caller's snapshot, up to `BACKLOG_COUNT_CAP`: the dashboard's backlog once a
- * run's batch budget ends it. Counted on the timestamp range, which an index on the column serves.
+ * Eligible rows in the table, up to `BACKLOG_COUNT_CAP`: the dashboard's backlog once a run's batch budget ends it.
+ * Counted on the timestamp range, which an index on the column serves.
  */
 export async function eligibleRowsCapped(
   client: pg.ClientBase,

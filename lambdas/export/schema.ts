@@ -1,8 +1,14 @@
 import { z } from 'zod';
 import { ProgressSchema, TableTaskSchema } from '../shared/step/table-task.js';
 
-/** `progress`: the table's totals so far; its last batch's rate sizes the next batch within the time budget. */
-export const ExportInputSchema = TableTaskSchema.extend({ progress: ProgressSchema.optional() });
+/**
+ * `progress`: the table's totals so far; its last batch's rate sizes the next batch within the time budget.
+ * `maxBatches`: the run's batch budget (the plan's), whose last batch counts the backlog it leaves.
+ */
+export const ExportInputSchema = TableTaskSchema.extend({
+  progress: ProgressSchema.optional(),
+  maxBatches: z.number().int().positive().optional(),
+});
 export type ExportInput = z.infer<typeof ExportInputSchema>;
 
 /** Pointers and counts only: the rows stay in S3. */

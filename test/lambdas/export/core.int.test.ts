@@ -52,6 +52,19 @@ describe('export step', () => {
       await seedAroundCutoff(db, 'manifest_failed');
       await seedAroundCutoff(db, 'backlog');
       await seedAroundCutoff(db, 'within_budget');
+      // A composite column named t whose fields carry the table's own column names.
+      await db.client.query(`
+        CREATE TYPE shadow AS (id bigint, created_at timestamptz, t text);
+        CREATE TABLE shadowed (id bigint PRIMARY KEY, created_at timestamptz, t shadow);
+        INSERT INTO shadowed
+        SELECT g, ${cutoffSql()} - interval '3 days' + g * interval '1 minute', ROW(g + 1000, '1999-01-01', 'inner')::shadow
+          FROM generate_series(1, 3) AS g`);
+      // Local times in Asia/Jerusalem, whose clocks jumped from 02:00 to 03:00 at UTC midnight on 2024-03-29: 02:30
+      // lies in the gap (PostgreSQL reads it as 00:30 UTC on the 29th; its local day window is the 28th's).
+      await db.client.query(`
+        CREATE TABLE spring_gap (id bigint PRIMARY KEY, at timestamp NOT NULL);
+        INSERT INTO spring_gap VALUES (1, '2024-03-28 10:00'), (2, '2024-03-28 12:00'), (3, '2024-03-29 01:00'),
+                                      (4, '2024-03-29 02:30'), (5, '2024-03-29 05:00'), (6, '2024-03-29 06:00')`);
       await db.client.query(`
         CREATE TABLE recent (id bigint PRIMARY KEY, created_at timestamptz, actor text NOT NULL);
         INSERT INTO recent VALUES (1, ${cutoffSql()}, 'at_cutoff'), (2, NULL, 'no_timestamp'), (3, ${TODAY_UTC_SQL}, 'today')`);
@@ -66,6 +79,14 @@ describe('export step', () => {
       { ...spec('manifest_failed'), batchSize: 100 },
       spec('backlog'),
       spec('within_budget'),
+      spec('shadowed'),
+      {
+        schema: 'public',
+        name: 'spring_gap',
+        timestampColumn: 'at',
+        timestampTimeZone: 'Asia/Jerusalem',
+        batchSize: 100,
+      },
     ],
   );
 
@@ -331,6 +352,41 @@ describe('export step', () => {
     expect(backlog()).toEqual([
       ['public.backlog', 4],
       ['public.recent', 0],
+    ]);
+  });
+
+  it('archives each row’s own columns, not the fields of a composite column named t', async () => {
+    // Prepare
+    const deps = bed.local.deps();
+    const task = await leasedTask(deps, 'public.shadowed');
+    const shape = await describeTable(bed.db.client, resolvedTable(spec('shadowed')));
+    const expected = await archiveLineRows(bed.db.client, shape, 'true');
+
+    // Act
+    const exported = await exportBatch(task, deps);
+
+    // Assess
+    expect(exported).toMatchObject({ status: 'exported', rows: 3 });
+    const { object } = await staged(deps, 'public.shadowed');
+    const lines = await stagedLines(object.stagingKey);
+    expect(lines).toEqual(expected);
+    expect(lines[0]).toContain('"id" : "1"');
+  });
+
+  it('takes a timestamp column’s rows by their local day windows, a local time in a spring-forward gap too', async () => {
+    // Prepare
+    const deps = bed.local.deps();
+    const task = await leasedTask(deps, 'public.spring_gap');
+
+    // Act
+    const exported = await exportBatch(task, deps);
+
+    // Assess: all six rows, the one at 02:30 with the day its window covers.
+    expect(exported).toMatchObject({ status: 'exported', rows: 6, objects: 2 });
+    const { inFlight } = await staged(deps, 'public.spring_gap');
+    expect(inFlight.objects.map((o) => [o.day, o.bounds.firstKey, o.bounds.lastKey])).toEqual([
+      ['2024-03-28', ['1'], ['4']],
+      ['2024-03-29', ['5'], ['6']],
     ]);
   });
 });

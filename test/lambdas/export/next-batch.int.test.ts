@@ -3,6 +3,7 @@ import { nextBatchBounds, type ObjectBounds, wholeSpans } from '../../../lambdas
 import type { ObjectSpan } from '../../../lambdas/shared/archive/format.js';
 import { retentionCutoff } from '../../../lambdas/shared/config/governance.js';
 import { describeTable, type TableShape } from '../../../lambdas/shared/database/table-shape.js';
+import { batchPredicateSql, rowSourceSql } from '../../../lambdas/shared/database/table-sql.js';
 import { createTestDatabase, resolvedTable, type TestDatabase } from '../../support/fixtures.js';
 
 const RETENTION_DAYS = 30;
@@ -34,33 +35,45 @@ describe('the spans a batch takes whole', () => {
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    // A composite key whose columns are called "key" and "span", key order unlike time order within a day, rows on
-    // five days and in two months before the cut-off (and some after it), 7 a day.
+    // A composite key whose columns are called "key" and "span", key order unlike time order within a day, 7 rows
+    // on each of five consecutive days before the cut-off, the first at 00:00 and the last a microsecond before the
+    // next day (some after the cut-off). And the same rows in a timestamp column.
     await db.client.query(`
-      CREATE TABLE "odd spans" ("key" text NOT NULL, span int NOT NULL, at timestamp NOT NULL, PRIMARY KEY ("key", span));
+      CREATE TABLE "odd spans" ("key" text NOT NULL, span int NOT NULL, at timestamptz NOT NULL, PRIMARY KEY ("key", span));
       CREATE INDEX ON "odd spans" (at);
       INSERT INTO "odd spans"
-      SELECT 'k' || (d * 10 + (7 - h)), h % 2, (date_trunc('day', now() AT TIME ZONE 'UTC') - interval '${RETENTION_DAYS} days')
-               - make_interval(days => d * 20) + make_interval(hours => h * 3)
+      SELECT CASE WHEN h % 2 = 0 THEN 'K' ELSE 'k' END || (d * 10 + (7 - h)), h % 2,
+             date_trunc('day', now(), 'UTC') - make_interval(days => ${RETENTION_DAYS} + 3 * d)
+               + CASE WHEN h = 7 THEN interval '1 day' - interval '1 microsecond' ELSE (h - 1) * interval '3 hours' END
         FROM generate_series(1, 5) AS d, generate_series(1, 7) AS h
       UNION ALL
-      SELECT 'late' || h, 0, date_trunc('day', now() AT TIME ZONE 'UTC') - make_interval(hours => h) FROM generate_series(1, 3) AS h`);
+      SELECT 'late' || h, 0, date_trunc('day', now(), 'UTC') - make_interval(hours => h) FROM generate_series(1, 3) AS h;
+      CREATE TABLE local_times AS SELECT "key", span, at AT TIME ZONE 'UTC' AS at FROM "odd spans";
+      ALTER TABLE local_times ADD PRIMARY KEY ("key", span);`);
     shape = await describeTable(db.client, resolvedTable({ name: 'odd spans', timestampColumn: 'at' }));
   });
 
   afterAll(async () => db?.drop());
+
+  const rowsWithin = async (object: ObjectBounds) =>
+    Number(
+      (
+        await db.client.query<{ n: string }>(
+          `SELECT count(*) AS n FROM ${rowSourceSql(shape)} AS t WHERE ${batchPredicateSql(shape, object.bounds)}`,
+        )
+      ).rows[0]?.n,
+    );
 
   it('takes every eligible day whole, in one query, as object-by-object choice would', async () => {
     // Act
     const whole = await wholeSpans(db.client, shape, cutoff, 'day', 1000, 100);
     const expected = await objectByObject(db, shape, cutoff, 'day', 1000);
 
-    // Assess
+    // Assess: each span's bounds select exactly its rows.
     expect(whole).toHaveLength(5);
     expect(whole).toEqual(expected);
     expect(whole.map((o) => o.rows)).toEqual([7, 7, 7, 7, 7]);
-    // The oldest day's first key in key order is its latest row in time.
-    expect(whole[0]?.bounds).toMatchObject({ firstKey: ['k50', '1'], lastKey: ['k56', '1'] });
+    for (const object of whole) expect(await rowsWithin(object)).toBe(object.rows);
   });
 
   it('leaves out the span the batch size cuts, and stops at the most spans a batch may hold', async () => {
@@ -83,5 +96,20 @@ describe('the spans a batch takes whole', () => {
     // Assess
     expect(whole).toEqual(expected);
     expect(whole.every((o) => o.day.endsWith('-01'))).toBe(true);
+  });
+
+  it('leaves a timestamp column’s table to the object-by-object choice, whose windows are local times', async () => {
+    // Prepare
+    const local = await describeTable(
+      db.client,
+      resolvedTable({ name: 'local_times', timestampColumn: 'at' }),
+    );
+
+    // Act
+    const whole = await wholeSpans(db.client, local, cutoff, 'day', 1000, 100);
+
+    // Assess
+    expect(local.timestampKind).toBe('timestamp');
+    expect(whole).toEqual([]);
   });
 });
