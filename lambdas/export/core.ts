@@ -32,7 +32,7 @@ import { activeHold } from '../shared/batch/holds.js';
 import { checkSchemaDrift } from '../shared/batch/schema-drift.js';
 import { batchRowLimit, checkReplicaLag, vacuumTable } from '../shared/batch/throttle.js';
 import { resolveTable } from '../shared/config/resolved-table.js';
-import { abandonConnection, inReadOnlyTransaction } from '../shared/database/db.js';
+import { abandonConnection, type Database, inReadOnlyTransaction } from '../shared/database/db.js';
 import { describeTable, type TableShape } from '../shared/database/table-shape.js';
 import {
   batchPredicateSql,
@@ -183,7 +183,7 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
   await recordInFlight(deps, input, inFlight, 'none');
   const output = summary('exported', inFlight);
   if ((input.progress?.batches ?? 0) + 1 >= (input.maxBatches ?? deps.config.defaults.maxBatchesPerRun)) {
-    await reportBacklog(deps, input, shape, table.objectSpan, output.rows);
+    await reportBacklog(deps, input, db, shape, table.objectSpan, output.rows);
   }
   deps.telemetry.metric('ExportDuration', 'Milliseconds', Date.now() - started, tableLabel(input));
   deps.telemetry.info('batch exported', {
@@ -204,12 +204,12 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
 async function reportBacklog(
   deps: ExportDeps,
   input: ExportInput,
+  db: Database,
   shape: TableShape,
   span: ObjectSpan,
   batchRows: number,
 ): Promise<void> {
   try {
-    const db = await deps.database(input.database);
     const eligible = await db.withConnection((client) =>
       inReadOnlyTransaction(client, () => eligibleRowsCapped(client, shape, input.cutoff, span)),
     );

@@ -74,7 +74,7 @@ export async function nextBatchBounds(
  * Only for `timestamptz` columns, whose UTC day is exactly the range `dayWindowSql` cuts an object by. A `timestamp`
  * column's day window is a range of local times: a local time in a spring-forward gap (02:30 where clocks jump from
  * 02:00 to 03:00) converts to an instant on one UTC day but lies in the window of the other, and would be chosen for
- * neither; those tables keep `nextBatchBounds` alone, which chooses by the windows themselves.
+ * neither; those tables keep `nextBatchBounds` alone, which chooses each day by its window (`oldestDaySql`).
  */
 export async function wholeSpans(
   client: pg.ClientBase,

@@ -73,16 +73,25 @@ export const rowVersionSql = (alias = 't'): string =>
   `pg_catalog.hashtextextended(${alias}.tableoid::text || ':' || ${alias}.ctid::text || ':' || ${alias}.xmin::text, 0)`;
 
 /**
- * UTC day (YYYY-MM-DD) of the oldest row with the timestamp in [from, to). It takes min() of the bare column so the
- * index on it serves the query, and converts only that one value.
+ * The UTC day (YYYY-MM-DD) whose window (`dayWindowSql`) holds the oldest row with the timestamp in [from, to). It
+ * takes min() of the bare column so the index on it serves the query, and converts only that one value. A `timestamp`
+ * column's windows are local times: a local time in a spring-forward gap that falls at UTC midnight (02:30 where
+ * clocks jump from 02:00 to 03:00) converts to an instant on the next UTC day but lies before that day's window, so
+ * the day is the one whose window starts at or before the value and ends after it.
  */
 export function oldestDaySql(shape: TableShape, from: string, to: string): string {
-  const oldest = `(SELECT min(t.${quoteIdent(shape.timestampColumn.name)}) FROM ${rowSourceSql(shape)} AS t WHERE ${dayWindowSql(shape, from, to)})`;
-  const instant =
-    shape.timestampKind === 'timestamptz'
-      ? oldest
-      : `(${oldest} AT TIME ZONE ${quoteLiteral(shape.timestampTimeZone)})`;
-  return `SELECT to_char(${instant} AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day`;
+  const oldest = `SELECT min(t.${quoteIdent(shape.timestampColumn.name)}) AS v FROM ${rowSourceSql(shape)} AS t WHERE ${dayWindowSql(shape, from, to)}`;
+  if (shape.timestampKind === 'timestamptz') {
+    return `SELECT to_char(o.v AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day FROM (${oldest}) AS o`;
+  }
+  const zone = quoteLiteral(shape.timestampTimeZone);
+  // A UTC midnight (timestamp) as the local time at which its day's window starts.
+  const localStart = (midnight: string) => `((${midnight}) AT TIME ZONE 'UTC') AT TIME ZONE ${zone}`;
+  return `SELECT to_char(CASE WHEN u.v < ${localStart('u.x')} THEN u.x - interval '1 day'
+                              WHEN u.v >= ${localStart("u.x + interval '1 day'")} THEN u.x + interval '1 day'
+                              ELSE u.x END, 'YYYY-MM-DD') AS day
+            FROM (SELECT o.v, date_trunc('day', (o.v AT TIME ZONE ${zone}) AT TIME ZONE 'UTC') AS x
+                    FROM (${oldest}) AS o) AS u`;
 }
 
 /** The timestamp column compared with an instant given as ISO-8601 UTC text. */

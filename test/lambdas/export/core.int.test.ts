@@ -64,7 +64,9 @@ describe('export step', () => {
       await db.client.query(`
         CREATE TABLE spring_gap (id bigint PRIMARY KEY, at timestamp NOT NULL);
         INSERT INTO spring_gap VALUES (1, '2024-03-28 10:00'), (2, '2024-03-28 12:00'), (3, '2024-03-29 01:00'),
-                                      (4, '2024-03-29 02:30'), (5, '2024-03-29 05:00'), (6, '2024-03-29 06:00')`);
+                                      (4, '2024-03-29 02:30'), (5, '2024-03-29 05:00'), (6, '2024-03-29 06:00');
+        CREATE TABLE gap_alone (id bigint PRIMARY KEY, at timestamp NOT NULL);
+        INSERT INTO gap_alone VALUES (4, '2024-03-29 02:30')`);
       await db.client.query(`
         CREATE TABLE recent (id bigint PRIMARY KEY, created_at timestamptz, actor text NOT NULL);
         INSERT INTO recent VALUES (1, ${cutoffSql()}, 'at_cutoff'), (2, NULL, 'no_timestamp'), (3, ${TODAY_UTC_SQL}, 'today')`);
@@ -83,6 +85,13 @@ describe('export step', () => {
       {
         schema: 'public',
         name: 'spring_gap',
+        timestampColumn: 'at',
+        timestampTimeZone: 'Asia/Jerusalem',
+        batchSize: 100,
+      },
+      {
+        schema: 'public',
+        name: 'gap_alone',
         timestampColumn: 'at',
         timestampTimeZone: 'Asia/Jerusalem',
         batchSize: 100,
@@ -331,17 +340,20 @@ describe('export step', () => {
   });
 
   it('reports the eligible rows a run leaves when its batch budget ends it, and 0 once none are left', async () => {
-    // Prepare: eight eligible rows, batches of four; the budget allows 200 batches.
+    // Prepare: eight eligible rows, batches of four; the config allows 200 batches a run, the second run's plan one.
     const recorder = metricRecorder();
     const deps = recorder.wrap(bed.local.deps());
     const progress = (batches: number) => ({ batches, rows: 0, bytes: 0, rowsPerSecond: 0, pauseSeconds: 0 });
     const backlog = () =>
       recorder.metrics.filter((m) => m.name === 'BacklogRows').map((m) => [m.table, m.value]);
 
-    // Act: a batch within the budget, the budget's last one, then a table with nothing eligible.
+    // Act: a batch within the config's budget, the plan's last one, then a table with nothing eligible.
     await exportBatch({ ...(await leasedTask(deps, 'public.within_budget')), progress: progress(0) }, deps);
     const withinBudget = backlog();
-    await exportBatch({ ...(await leasedTask(deps, 'public.backlog')), progress: progress(199) }, deps);
+    await exportBatch(
+      { ...(await leasedTask(deps, 'public.backlog')), progress: progress(0), maxBatches: 1 },
+      deps,
+    );
     const atBudget = backlog();
     const recentTask = await leasedTask(deps, 'public.recent');
     await exportBatch(recentTask, deps);
@@ -388,5 +400,17 @@ describe('export step', () => {
       ['2024-03-28', ['1'], ['4']],
       ['2024-03-29', ['5'], ['6']],
     ]);
+  });
+
+  it('takes a row at a local time in a spring-forward gap when it is the oldest left, with the day whose window holds it', async () => {
+    // Prepare
+    const deps = bed.local.deps();
+    const task = await leasedTask(deps, 'public.gap_alone');
+
+    // Act
+    const exported = await exportBatch(task, deps);
+
+    // Assess
+    expect(exported).toMatchObject({ status: 'exported', rows: 1, firstDay: '2024-03-28' });
   });
 });
