@@ -13,7 +13,7 @@ import {
 } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 
 /**
  * PostgreSQL majors local mode and the tests run: the oldest and the newest supported. The binaries are the
@@ -68,6 +68,38 @@ function serverUser(): { uid: number; gid: number } | undefined {
     execFileSync('groupadd', ['-f', 'postgres']);
     execFileSync('useradd', ['--system', '-g', 'postgres', 'postgres']);
     return { uid: id('-u'), gid: id('-g') };
+  }
+}
+
+/**
+ * The first existing directory on the way to `path` that `user` cannot enter, if any. As root, PostgreSQL runs as the
+ * `postgres` user, which must reach the binaries and the data dir: a checkout under a private directory (mode 700, as
+ * `mktemp -d` makes) otherwise ends in a bare `spawn … EACCES`.
+ */
+export function blockedDirectory(path: string, user: { uid: number; gid: number }): string | undefined {
+  const chain: string[] = [];
+  for (let dir = dirname(resolve(path)); ; dir = dirname(dir)) {
+    chain.unshift(dir);
+    if (dirname(dir) === dir) break;
+  }
+  for (const dir of chain) {
+    if (!existsSync(dir)) return undefined;
+    const { uid, gid, mode } = statSync(dir);
+    const search = uid === user.uid ? 0o100 : gid === user.gid ? 0o010 : 0o001;
+    if ((mode & search) === 0) return dir;
+  }
+  return undefined;
+}
+
+function assertReachable(paths: string[], user: { uid: number; gid: number } | undefined): void {
+  if (!user) return;
+  for (const path of paths) {
+    const blocked = blockedDirectory(path, user);
+    if (blocked) {
+      throw new Error(
+        `PostgreSQL refuses to run as root, so it runs as the postgres user, which cannot enter ${blocked} on the way to ${path}: let others enter it (chmod o+x ${blocked}) or move the project to a directory they can`,
+      );
+    }
   }
 }
 
@@ -140,6 +172,7 @@ export async function startLocalPostgres(
   const { initdb, postgres } = await binaries(version);
   const user = serverUser();
   const persistent = options.dataDir !== undefined;
+  assertReachable([initdb, postgres, options.dataDir ?? join(tmpdir(), DIR_PREFIX)], user);
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), DIR_PREFIX));
   if (!existsSync(join(dataDir, 'PG_VERSION'))) await initialize(initdb, dataDir, user);
   const port = await freePort();
