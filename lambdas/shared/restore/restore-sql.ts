@@ -286,7 +286,9 @@ export function insertSql(
 
 /**
  * The rows of a month archive a day-range restore takes (`from` inclusive, `to` exclusive, ISO-8601 UTC), read by
- * the archived timestamp column as its manifest describes it (a `timestamp` is local time in its zone).
+ * the archived timestamp column as its manifest describes it: a `timestamp` is local time in its zone, compared with
+ * the bounds as local times, as export's day windows do (table-sql.ts dayWindowSql), so a local time in a DST gap
+ * belongs to the day export filed it under.
  */
 export interface RowWindow {
   column: string;
@@ -298,11 +300,12 @@ export interface RowWindow {
 
 function rowWindowSql(rows: RowWindow): string {
   const text = `(s.j ->> ${quoteLiteral(rows.column)})`;
-  const instant =
+  const bound = (iso: string) =>
     rows.type === 'timestamptz'
-      ? `${text}::timestamptz`
-      : `(${text}::timestamp AT TIME ZONE ${quoteLiteral(rows.timeZone)})`;
-  return `${instant} >= ${quoteLiteral(rows.from)}::timestamptz AND ${instant} < ${quoteLiteral(rows.to)}::timestamptz`;
+      ? `${quoteLiteral(iso)}::timestamptz`
+      : `(${quoteLiteral(iso)}::timestamptz AT TIME ZONE ${quoteLiteral(rows.timeZone)})`;
+  const value = `${text}::${rows.type}`;
+  return `${value} >= ${bound(rows.from)} AND ${value} < ${bound(rows.to)}`;
 }
 
 /** How many staged rows lie inside the window. */

@@ -1,5 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resolveTypeName } from '../../../../lambdas/shared/restore/restore-sql.js';
+import {
+  createStagingSql,
+  type RowWindow,
+  resolveTypeName,
+  windowRowsSql,
+} from '../../../../lambdas/shared/restore/restore-sql.js';
 import { createTestDatabase, type TestDatabase } from '../../../support/fixtures.js';
 
 describe('resolveTypeName: a manifest type text, resolved by the server under the pinned search_path', () => {
@@ -28,5 +33,64 @@ describe('resolveTypeName: a manifest type text, resolved by the server under th
 
     // Assess
     expect(type).toBe(resolved);
+  });
+});
+
+describe('the rows of a month archive a day range takes', () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => db?.drop());
+
+  /** Stages archive lines holding these values of `at` and counts those inside [from, to). */
+  async function countInWindow(values: string[], window: Omit<RowWindow, 'column'>): Promise<number> {
+    await db.client.query('BEGIN');
+    try {
+      await db.client.query(createStagingSql);
+      for (const at of values)
+        await db.client.query('INSERT INTO audit_archiver_restore (line) VALUES ($1)', [
+          JSON.stringify({ at }),
+        ]);
+      const counted = await db.client.query<{ rows: number }>(windowRowsSql({ column: 'at', ...window }));
+      return counted.rows[0]?.rows ?? -1;
+    } finally {
+      await db.client.query('ROLLBACK');
+    }
+  }
+
+  // Asia/Jerusalem's clocks jumped from 02:00 to 03:00 at UTC midnight on 2024-03-29: export filed 02:30 under the
+  // 28th, whose window ends at 03:00 local time (test/lambdas/export/core.int.test.ts, spring_gap).
+  const local = ['2024-03-28 10:00:00', '2024-03-29 02:30:00', '2024-03-29 05:00:00'];
+  const jerusalem = { type: 'timestamp' as const, timeZone: 'Asia/Jerusalem' };
+
+  it('takes a timestamp column’s rows by the local-time windows export cut days by, a time in a DST gap too', async () => {
+    // Act
+    const the28th = await countInWindow(local, {
+      ...jerusalem,
+      from: '2024-03-28T00:00:00.000Z',
+      to: '2024-03-29T00:00:00.000Z',
+    });
+    const the29th = await countInWindow(local, {
+      ...jerusalem,
+      from: '2024-03-29T00:00:00.000Z',
+      to: '2024-03-30T00:00:00.000Z',
+    });
+
+    // Assess
+    expect([the28th, the29th]).toEqual([2, 1]);
+  });
+
+  it('takes a timestamptz column’s rows by their instants', async () => {
+    // Act
+    const counted = await countInWindow(['2024-03-28 23:59:59.999999+00', '2024-03-29 00:00:00+00'], {
+      type: 'timestamptz',
+      timeZone: 'UTC',
+      from: '2024-03-28T00:00:00.000Z',
+      to: '2024-03-29T00:00:00.000Z',
+    });
+
+    // Assess
+    expect(counted).toBe(1);
   });
 });
