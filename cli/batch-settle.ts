@@ -11,6 +11,7 @@ import { DeleteInProgressError } from '../lambdas/shared/errors/step-errors.js';
 import type { BatchObject, InFlight } from '../lambdas/shared/lock-table/table-state.js';
 import type { StepDeps } from '../lambdas/shared/step/step-deps.js';
 import { appendAuditEvent } from '../lambdas/shared/telemetry/audit-trail.js';
+import { isOperatorOwner, operatorOwner } from './leases.js';
 
 /** What settling a batch uses: the steps' own stores and database access, who acts, and the holder check. */
 export type SettleContext = Pick<
@@ -60,13 +61,15 @@ export async function settleBatch(
     };
   }
   // A delete Lambda outlives a stopped or timed-out execution by up to its timeout: whoever holds the lease, expired
-  // or not, must be over before anything is decided.
-  if (state.owner && (await ctx.holderRunning(state.owner)))
-    return { settled: false, reason: `${state.owner} holds the table and is still running` };
+  // or not, must be over before anything is decided. Only an operator's command is over once its lease expired.
   const now = ctx.now().getTime();
-  if (state.owner && state.token !== undefined && (state.expiresAt ?? 0) > now)
+  const expired = (state.expiresAt ?? 0) <= now;
+  const holder = state.owner && !(expired && isOperatorOwner(state.owner)) ? state.owner : undefined;
+  if (holder && (await ctx.holderRunning(holder)))
+    return { settled: false, reason: `${holder} holds the table and is still running` };
+  if (state.owner && state.token !== undefined && !expired)
     await ctx.locks.release(database, table, { owner: state.owner, token: state.token });
-  const owner = `operator:${ctx.actor}`;
+  const owner = operatorOwner(ctx.actor);
   const taken = await ctx.locks.acquire(database, table, owner, ctx.config.defaults.leaseSeconds);
   if (!taken.acquired) return { settled: false, reason: `${taken.holder} took the table meanwhile` };
   const task = { runId: `settle-${now}`, database, table, cutoff: seen.cutoff, lease: taken.lease };

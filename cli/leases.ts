@@ -141,13 +141,20 @@ export function formatStatuses(statuses: TableStatus[]): string {
   return lines.join('\n');
 }
 
+/** The lease owner of an operator's command that acts on a table's batch (`batch settle`). */
+export const operatorOwner = (actor: string): string => `operator:${actor}`;
+export const isOperatorOwner = (owner: string): boolean => owner.startsWith('operator:');
+
 /**
  * Whether a Step Functions execution may still be running, as a lease holder check. An execution Step Functions no
  * longer knows (its history deleted) is not running; any other failure to tell stops the command rather than guess.
+ * An operator's command is taken to run while its lease lasts: nothing else can tell, and one that died leaves a
+ * lease that expires.
  */
 export function executionRunning(sfn: Pick<SFNClient, 'send'>): (executionArn: string) => Promise<boolean> {
   return async (executionArn) => {
-    // An owner that is no execution (an operator's command that died holding the lease) runs no more.
+    if (isOperatorOwner(executionArn)) return true;
+    // Any other owner that is no execution runs no more.
     if (!executionArn.startsWith('arn:')) return false;
     const { DescribeExecutionCommand } = await import('@aws-sdk/client-sfn');
     try {

@@ -124,7 +124,7 @@ export async function wholeSpans(
   });
 }
 
-/** The most rows `eligibleRowsLeft` counts: a backlog beyond it reads as this many, so the count stays bounded. */
+/** The most rows `eligibleRowsCapped` counts: a backlog beyond it reads as this many, so the count stays bounded. */
 export const BACKLOG_COUNT_CAP = 10_000_000;
 
 /**

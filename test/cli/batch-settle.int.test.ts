@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { settleBatch } from '../../cli/batch-settle.js';
+import { executionRunning } from '../../cli/leases.js';
 import type { StepDeps } from '../../lambdas/shared/step/step-deps.js';
 import { runLocalArchive } from '../../local/run.js';
 import {
@@ -17,9 +18,10 @@ const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'crea
 describe('batch settle: a batch whose delete no step can settle, decided by an operator', () => {
   const bed = archiverTestbed(
     async (db) => {
-      for (const name of ['changed', 'gone', 'known']) await seedEvents(db.client, name, 300, 40);
+      for (const name of ['changed', 'gone', 'known', 'operator_held'])
+        await seedEvents(db.client, name, 300, 40);
     },
-    [spec('changed'), spec('gone'), spec('known')],
+    [spec('changed'), spec('gone'), spec('known'), spec('operator_held')],
   );
 
   /**
@@ -121,5 +123,30 @@ describe('batch settle: a batch whose delete no step can settle, decided by an o
       ...(await readLiveArchives(bed.local, 'public', 'gone')).flatMap((a) => a.lines),
     ];
     expect(compareRows(original, present)).toMatchObject({ lost: 0, extra: 0 });
+  });
+
+  it('another operator’s settle holds the table while its lease lasts; once it expired (that command died) settle goes on', async () => {
+    // Prepare: an operator's command took the lease and died; Step Functions is never asked about an operator.
+    await unknownOutcome(
+      'operator_held',
+      `UPDATE public.operator_held SET actor = 'changed' WHERE id = (SELECT min(id) FROM public.operator_held)`,
+    );
+    const locks = bed.local.deps().locks;
+    const taken = await locks.acquire('app', 'public.operator_held', 'operator:alice@example.com', 1);
+    if (!taken.acquired) throw new Error('setup: lease');
+    const noStepFunctions = { send: async () => Promise.reject(new Error('Step Functions asked')) };
+    const settling = { ...context(), holderRunning: executionRunning(noStepFunctions) };
+
+    // Act
+    const whileHeld = await settleBatch(settling, 'app', 'public.operator_held', 'aborted');
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const afterExpiry = await settleBatch(settling, 'app', 'public.operator_held', 'aborted');
+
+    // Assess
+    expect(whileHeld).toEqual({
+      settled: false,
+      reason: 'operator:alice@example.com holds the table and is still running',
+    });
+    expect(afterExpiry).toMatchObject({ settled: true, as: 'aborted' });
   });
 });

@@ -177,6 +177,26 @@ describe('status, lease break and run: a crashed run’s lease, and the deployed
     ).toMatchObject({ broken: true });
   });
 
+  it('refuses to break the lease of an operator’s command while it lasts (a batch settle at work)', async () => {
+    // Prepare
+    const taken = await bed.local
+      .deps()
+      .locks.acquire('app', 'public.others', 'operator:alice@example.com', 3600);
+    if (!taken.acquired) throw new Error('setup: lease');
+    const noStepFunctions = { send: async () => Promise.reject(new Error('Step Functions asked')) };
+
+    // Act
+    const refused = await breakLease(context(executionRunning(noStepFunctions)), 'app', 'public.others');
+
+    // Assess
+    expect(refused).toEqual({
+      broken: false,
+      reason:
+        'operator:alice@example.com is still running: stop that execution first, or let it end (it releases the lease)',
+    });
+    expect(await bed.local.deps().locks.release('app', 'public.others', taken.lease)).toBe(true);
+  });
+
   it('AWS mode: run starts the deployed archive machine and follows it; lease break asks Step Functions whether the holder runs', async () => {
     // Prepare: the run is held after its first export, while its table's child execution holds the lease
     const client = await sfn();
