@@ -2,6 +2,12 @@
 // which current Node disables), and the flag must not weaken the archiver's own process.
 // It exits when its parent goes away, so a killed local run never leaves a server behind.
 // It counts the requests it answers by caller and S3 operation; the parent asks for them with { command: 'counts' }.
+import { createHash, randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import S3rver from 's3rver';
 import { callerOf } from './request-caller.mjs';
 
@@ -13,6 +19,52 @@ const server = new S3rver({
   silent: true,
   configureBuckets: [{ name: bucket }],
 });
+
+/**
+ * Writes a body to a temporary file beside its path, then renames it into place: s3rver's own store answers a PUT
+ * (and UploadPart) once it has handed the bytes to a write stream, before they are on disk, so a read right after an
+ * overwrite could come back short or mixed. S3 answers once the object is whole, and the tests and the local mode
+ * rely on that. Returns the size and MD5 s3rver records.
+ */
+async function writeWhole(path, content) {
+  await mkdir(dirname(path), { recursive: true });
+  const temporary = `${path}.${randomUUID()}.partial`;
+  const md5 = createHash('md5');
+  let size = 0;
+  const measure = new Transform({
+    transform(chunk, _encoding, callback) {
+      md5.update(chunk);
+      size += chunk.length;
+      callback(null, chunk);
+    },
+  });
+  const source = Buffer.isBuffer(content) ? Readable.from([content]) : content;
+  try {
+    await pipeline(source, measure, createWriteStream(temporary));
+    await rename(temporary, path);
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw error;
+  }
+  return { size, md5: md5.digest('hex') };
+}
+
+const { store } = server;
+store.putObject = async (object) => {
+  const written = await writeWhole(
+    store.getResourcePath(object.bucket, object.key, 'object'),
+    object.content,
+  );
+  await store.putMetadata(object.bucket, object.key, object.metadata, written.md5);
+  return written;
+};
+store.putPart = async (bucket, uploadId, partNumber, content) => {
+  const partPath = join(store.getResourcePath(bucket, undefined, 'uploads'), uploadId, String(partNumber));
+  const written = await writeWhole(partPath, content);
+  await writeFile(`${partPath}.md5`, written.md5);
+  return written;
+};
+
 const { port } = await server.run();
 
 /** The S3 operation of a path-style request, as S3 bills it (by the API call, not by the HTTP method alone). */

@@ -11,6 +11,7 @@ import {
   S3Client,
   UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ArchiveStore } from '../../../../lambdas/shared/archive/store.js';
 import { ArchiveIntegrityError } from '../../../../lambdas/shared/errors/step-errors.js';
@@ -19,7 +20,8 @@ import { type LocalServices, startLocalServices } from '../../../../local/servic
 /**
  * What the local S3 (s3rver) does with what pinning relies on, so the tests built on it claim no more than it does:
  * its ETag is the MD5 of the bytes (for copies and multipart uploads too, unlike S3's "-N" multipart ETags), it
- * ignores If-Match on reads (the store compares the ETag it is given itself), and it cannot copy in parts.
+ * ignores If-Match on reads (the store compares the ETag it is given itself), and it cannot copy in parts. Its own
+ * store answered a PUT before the bytes were on disk; local/s3-server.mjs makes it answer once the object is whole.
  */
 describe('s3rver and object pins', () => {
   let dir = '';
@@ -91,6 +93,45 @@ describe('s3rver and object pins', () => {
     // Assess: overwritten (no conditional writes), which is why upload also checks existence first.
     expect(after.ETag).not.toBe(head.ETag);
     await expect(partCopy).rejects.toMatchObject({ name: 'NotImplemented' });
+  });
+
+  it('answers a PutObject and a multipart upload only once the object is whole, and no read sees half of one', async () => {
+    // Prepare: bodies of one size, large enough that writing one to disk takes a while.
+    const size = 24 * 1024 * 1024;
+    const bodies = Array.from({ length: 6 }, (_, i) => Buffer.alloc(size, i + 1));
+    const read = async (Key: string) => {
+      const body = (await s3.send(new GetObjectCommand({ Bucket: 'pins', Key }))).Body;
+      return Buffer.from((await body?.transformToByteArray()) ?? []);
+    };
+    await s3.send(new PutObjectCommand({ Bucket: 'pins', Key: 'whole', Body: bodies[0] }));
+
+    // Act: each overwrite is read back at once, while another reader reads the key throughout.
+    let writing = true;
+    const seenMidway: Buffer[] = [];
+    const reader = (async () => {
+      while (writing) seenMidway.push(await read('whole'));
+    })();
+    const afterPut: boolean[] = [];
+    for (const body of bodies) {
+      await s3.send(new PutObjectCommand({ Bucket: 'pins', Key: 'whole', Body: body }));
+      afterPut.push((await read('whole')).equals(body));
+    }
+    const multipart = Buffer.concat([bodies[2] ?? Buffer.alloc(0), bodies[3] ?? Buffer.alloc(0)]);
+    await new Upload({
+      client: s3,
+      params: { Bucket: 'pins', Key: 'whole-in-parts', Body: multipart },
+      partSize: 8 * 1024 * 1024,
+    }).done();
+    const afterParts = await read('whole-in-parts');
+    writing = false;
+    await reader;
+
+    // Assess
+    expect(afterPut).toEqual(bodies.map(() => true));
+    expect(afterParts.equals(multipart)).toBe(true);
+    const torn = seenMidway.filter((seen) => !bodies.some((body) => seen.equals(body)));
+    expect(seenMidway.length).toBeGreaterThan(0);
+    expect(torn.map((seen) => seen.length)).toEqual([]);
   });
 
   it('deletes a batch of keys in one DeleteObjects request, a missing key among them', async () => {
