@@ -3,6 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
+import { CopyToArchiveLines } from '../shared/archive/copy-to-lines.js';
 import {
   archiveKey,
   FORMAT_VERSION,
@@ -16,7 +17,7 @@ import {
   TOOL_VERSION,
 } from '../shared/archive/format.js';
 import type { WriteOptions } from '../shared/archive/store-writes.js';
-import { ByteFigures, CopyToJsonLines } from '../shared/archive/stream.js';
+import { ByteFigures } from '../shared/archive/stream.js';
 import { VersionDigest } from '../shared/archive/version-digest.js';
 import {
   assertTaskCutoff,
@@ -34,15 +35,7 @@ import { batchRowLimit, checkReplicaLag, vacuumTable } from '../shared/batch/thr
 import { resolveTable } from '../shared/config/resolved-table.js';
 import { abandonConnection, type Database, inReadOnlyTransaction } from '../shared/database/db.js';
 import { describeTable, type TableShape } from '../shared/database/table-shape.js';
-import {
-  batchPredicateSql,
-  keyOrderSql,
-  qualifiedName,
-  rowLineSql,
-  rowSourceSql,
-  rowVersionSql,
-  timestampAsInstantSql,
-} from '../shared/database/table-sql.js';
+import { batchPredicateSql, rowValuesCopySql } from '../shared/database/table-sql.js';
 import { ReplicaLagError } from '../shared/errors/step-errors.js';
 import type { BatchObject, InFlight } from '../shared/lock-table/table-state.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
@@ -241,20 +234,11 @@ async function stageObject(
   },
 ): Promise<{ object: BatchObject; published: Promise<void> } | undefined> {
   const staging = stagingKey(batch.location, next.day, batch.batchId);
-  // Each line with its row version's identity, in one statement and so one snapshot: the version digest then
-  // names exactly the tuples whose lines the archive holds, and the delete checks it (table-sql.ts rowVersionSql).
-  // The rows are sorted before their lines are rendered (the subquery), so lines stream out as PostgreSQL renders
-  // them and this process reads the first while it renders the rest; sorted after, no line left before all were.
-  // `t.*` cast to the table's row type, never a bare `t`, which names a column `t` where the table has one.
-  const copy = client.query(
-    copyTo(
-      `COPY (SELECT ${rowLineSql(shape, '(s.r)')}, s.ts, s.v
-               FROM (SELECT t.*::${qualifiedName(shape)} AS r, ${timestampAsInstantSql(shape)} AS ts, ${rowVersionSql()} AS v
-                       FROM ${rowSourceSql(shape)} AS t WHERE ${batchPredicateSql(shape, next.bounds)}
-                      ORDER BY ${keyOrderSql(shape)} OFFSET 0) AS s) TO STDOUT (FORMAT binary)`,
-    ),
+  const copy = client.query(copyTo(rowValuesCopySql(shape, batchPredicateSql(shape, next.bounds))));
+  const lines = new CopyToArchiveLines(
+    shape.columns.map((c) => c.name),
+    batch.versions,
   );
-  const lines = new CopyToJsonLines(batch.versions);
   const compressed = new ByteFigures();
   const flowing = pipeline(
     copy,

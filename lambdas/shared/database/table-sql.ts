@@ -20,14 +20,32 @@ export const rowSourceSql = (shape: { schema: string; name: string; partitioned:
   `${shape.partitioned ? '' : 'ONLY '}${qualifiedName(shape)}`;
 
 /**
- * The archive line of a row, computed by PostgreSQL: a JSON object with every column's text representation
+ * The archive line of a row, as PostgreSQL computes it: a JSON object with every column's text representation
  * (SQL NULL as JSON null). Text output is exact for every type under the session settings in db.ts, so restore
  * reproduces each value with the type's own input function, and SQL can digest the very bytes the archive holds.
+ * Export writes the same bytes in its own process from the values' text (rowValuesCopySql, copy-to-lines.ts).
  */
 export function rowLineSql(shape: TableShape, alias = 't'): string {
   const keys = shape.columns.map((c) => quoteLiteral(c.name)).join(', ');
   const values = shape.columns.map((c) => `${alias}.${quoteIdent(c.name)}::text`).join(', ');
   return `pg_catalog.json_object(ARRAY[${keys}]::text[], ARRAY[${values}]::text[])::text`;
+}
+
+/**
+ * Export's COPY of the rows `predicate` selects (over alias `t`), in key order: each row's values as text, its
+ * timestamp as an instant and its row version's identity (rowVersionSql), in one statement and so one snapshot, so
+ * the version digest names exactly the tuples whose lines the archive holds. copy-to-lines.ts writes each row's line
+ * around the values, the very bytes rowLineSql would give. The rows are sorted before their values are rendered
+ * (the subquery), so rows stream out as PostgreSQL renders them and export reads the first while it renders the
+ * rest. The subquery names its columns c0…cN, ts and v, so no column of the table can shadow another.
+ */
+export function rowValuesCopySql(shape: TableShape, predicate: string): string {
+  const inner = shape.columns.map((c, i) => `t.${quoteIdent(c.name)} AS c${i}`).join(', ');
+  const values = shape.columns.map((_, i) => `s.c${i}::text`).join(', ');
+  return `COPY (SELECT ${values}, s.ts, s.v
+                  FROM (SELECT ${inner}, ${timestampAsInstantSql(shape)} AS ts, ${rowVersionSql()} AS v
+                          FROM ${rowSourceSql(shape)} AS t WHERE ${predicate}
+                         ORDER BY ${keyOrderSql(shape)} OFFSET 0) AS s) TO STDOUT (FORMAT binary)`;
 }
 
 /**

@@ -1,10 +1,19 @@
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { CopyToArchiveLines } from '../../../../lambdas/shared/archive/copy-to-lines.js';
 import { RowDigest } from '../../../../lambdas/shared/archive/row-digest.js';
 import { digestBatchInDatabase } from '../../../../lambdas/shared/batch/batch.js';
 import { sessionSetupSql } from '../../../../lambdas/shared/database/db.js';
 import { describeTable } from '../../../../lambdas/shared/database/table-shape.js';
-import { rowSourceSql } from '../../../../lambdas/shared/database/table-sql.js';
+import {
+  keyOrderSql,
+  rowLineSql,
+  rowSourceSql,
+  rowValuesCopySql,
+} from '../../../../lambdas/shared/database/table-sql.js';
 import {
   createTestDatabase,
   resolvedTable,
@@ -12,6 +21,33 @@ import {
   type TestDatabase,
 } from '../../../support/fixtures.js';
 import { archiveLineRows } from '../../../support/sql.js';
+
+/** Export's lines of every row of `shape`: its COPY (rowValuesCopySql) through CopyToArchiveLines. */
+async function exportedLines(client: pg.ClientBase, shape: Awaited<ReturnType<typeof describeTable>>) {
+  const chunks: Buffer[] = [];
+  await pipeline(
+    client.query(copyTo(rowValuesCopySql(shape, 'true'))),
+    new CopyToArchiveLines(shape.columns.map((c) => c.name)),
+    new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        chunks.push(chunk);
+        callback();
+      },
+    }),
+  );
+  return Buffer.concat(chunks).toString('utf8').split('\n').slice(0, -1);
+}
+
+/** rowLineSql's lines of every row of `shape`, in key order: what export must write, byte for byte. */
+async function jsonObjectLines(client: pg.ClientBase, shape: Awaited<ReturnType<typeof describeTable>>) {
+  const result = await client.query<{ line: string }>(
+    `SELECT ${rowLineSql(shape)} AS line FROM ${rowSourceSql(shape)} AS t ORDER BY ${keyOrderSql(shape)}`,
+  );
+  return result.rows.map((r) => r.line);
+}
+
+/** Every character from 1 to 127 (NUL cannot be in text), and characters of two, three and four UTF-8 bytes. */
+const EVERY_ASCII = `pg_catalog.string_agg(pg_catalog.chr(g), '') FROM generate_series(1, 127) AS g`;
 
 describe('table SQL and its digests', () => {
   let db: TestDatabase;
@@ -44,6 +80,39 @@ describe('table SQL and its digests', () => {
     expect(rowSourceSql(parted)).toBe('"public"."parted"');
   });
 
+  it('writes in export exactly the lines json_object writes, for every type and every character', async () => {
+    // Prepare: types whose ::text differs from their COPY output (bool, bpchar, inet), nested and user-defined ones,
+    // and columns named like the COPY's own aliases.
+    await db.client.query(`
+      CREATE TYPE mood AS ENUM ('ok', 'we"ird\\');
+      CREATE TYPE pair AS (a text, "b c" int[]);
+      CREATE DOMAIN short_text AS text CHECK (length(VALUE) < 1000);
+      CREATE TABLE every_type (
+        id int PRIMARY KEY, created_at timestamptz NOT NULL, "t" bool, "s" char(6), "v" inet, "ts" cidr, c0 text,
+        "we""ird\\ name\n" text, " " text, x xml, m money, bits bit varying(8), tv tsvector, r int4range,
+        p pair, ps pair[], e mood, dom short_text, j json, jb jsonb, ba bytea, f float8, tz timetz, iv interval);
+      INSERT INTO every_type VALUES
+        (1, '2024-01-01', true, 'ab', '10.0.0.1', '10.0.0.0/8', (SELECT ${EVERY_ASCII}), 'é ₪ 😀 \u2028', '',
+         '<a b="c">d&amp;</a>', 12.34, B'1011', 'a:1 b:2', '[1,5)', ROW('x"y\\z', '{1,NULL}'),
+         ARRAY[ROW('q', '{}')::pair, NULL], 'we"ird\\', 'd', '{"a" : "\\u0001\\n"}', '{"b": "\\t"}', '\\x00ff',
+         'NaN', '23:59:59.999999+14', '-1 days 00:00:01'),
+        (2, '2024-01-02', false, NULL, '::1', '::/0', (SELECT ${EVERY_ASCII.replace('1, 127', '1, 31')}), NULL, NULL,
+         NULL, -0.01, B'', '', 'empty', ROW(NULL, NULL), '{}', 'ok', '', 'null', 'null', '\\x', '-0', NULL, NULL),
+        (3, '2024-01-03', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+         NULL, NULL, NULL, NULL, NULL, NULL, NULL);`);
+    const shape = await describeTable(
+      db.client,
+      resolvedTable({ name: 'every_type', timestampColumn: 'created_at' }),
+    );
+
+    // Act
+    const exported = await exportedLines(db.client, shape);
+
+    // Assess
+    expect(exported).toEqual(await jsonObjectLines(db.client, shape));
+    expect(exported).toHaveLength(3);
+  });
+
   it('computes in SQL exactly the digest the archive code computes over the same lines', async () => {
     // Prepare
     const shape = await describeTable(
@@ -67,7 +136,7 @@ describe('table SQL and its digests', () => {
     expect(inSql).toEqual({ rows: 150, rowDigest: local.value() });
   });
 
-  it('digests the UTF-8 bytes the archive holds, also on a LATIN1 database', async () => {
+  it('digests and exports the UTF-8 bytes the archive holds, also on a LATIN1 database', async () => {
     // Prepare
     const adminUrl = inject('postgresUrl');
     const name = `latin1_${Date.now()}`;
@@ -98,6 +167,7 @@ describe('table SQL and its digests', () => {
 
     // Assess
     expect(inSql).toEqual({ rows: 2, rowDigest: local.value() });
+    expect(await exportedLines(latin1, shape)).toEqual(await jsonObjectLines(latin1, shape));
     await latin1.end();
     await admin.query(`DROP DATABASE ${name} WITH (FORCE)`);
     await admin.end();
