@@ -36,6 +36,8 @@ const HEX = Buffer.from('0123456789abcdef');
 
 /** Largest stretch of a value escaped at once: the output it may need (6 bytes per byte) is reserved up front. */
 const ESCAPE_STRETCH = 64 * 1024;
+/** Largest tuple written in one piece by the fast path. */
+const WHOLE_TUPLE_BYTES = 64 * 1024;
 const OUTPUT_BYTES = 256 * 1024;
 
 /** The JSON text of a string as escape_json writes it, with its quotes. */
@@ -46,6 +48,33 @@ function jsonString(text: string): Buffer {
   out.escaped(bytes, 0, bytes.length);
   out.byte(0x22);
   return Buffer.concat(out.take());
+}
+
+/**
+ * Writes `source[from, to)` escaped as escape_json escapes a string's bytes into `target` at `at` (which has room for
+ * six bytes per byte); returns the end. Byte by byte: a JSON value (jsonb text) holds a quote every few bytes, and a
+ * native copy per run between them cost more than the loop.
+ */
+function escapeInto(source: Buffer, from: number, to: number, target: Buffer, at: number): number {
+  let out = at;
+  for (let i = from; i < to; i += 1) {
+    const byte = source[i] as number;
+    const letter = ESCAPE[byte] as number;
+    if (letter === 0) {
+      target[out++] = byte;
+    } else if (letter !== 0xff) {
+      target[out++] = 0x5c;
+      target[out++] = letter;
+    } else {
+      target[out++] = 0x5c;
+      target[out++] = 0x75; // u
+      target[out++] = 0x30;
+      target[out++] = 0x30;
+      target[out++] = HEX[byte >> 4] as number;
+      target[out++] = HEX[byte & 0xf] as number;
+    }
+  }
+  return out;
 }
 
 /** The output of one chunk, written into large buffers instead of a list of small pieces to join. */
@@ -73,35 +102,45 @@ class LineOutput {
     this.at += source.length;
   }
 
-  /**
-   * `source[from, to)` escaped as escape_json escapes a string's bytes. Copied byte by byte: a JSON value (jsonb
-   * text) holds a quote every few bytes, and a native copy per run between them cost more than the loop.
-   */
+  /** `source[from, to)` escaped as escape_json escapes a string's bytes, a stretch at a time (escapeInto). */
   escaped(source: Buffer, from: number, to: number): void {
     for (let start = from; start < to; start += ESCAPE_STRETCH) {
       const end = Math.min(to, start + ESCAPE_STRETCH);
       this.reserve((end - start) * 6);
-      const buffer = this.buffer;
-      let at = this.at;
-      for (let i = start; i < end; i += 1) {
-        const byte = source[i] as number;
-        const letter = ESCAPE[byte] as number;
-        if (letter === 0) {
-          buffer[at++] = byte;
-        } else if (letter !== 0xff) {
-          buffer[at++] = 0x5c;
-          buffer[at++] = letter;
-        } else {
-          buffer[at++] = 0x5c;
-          buffer[at++] = 0x75; // u
-          buffer[at++] = 0x30;
-          buffer[at++] = 0x30;
-          buffer[at++] = HEX[byte >> 4] as number;
-          buffer[at++] = HEX[byte & 0xf] as number;
-        }
-      }
-      this.at = at;
+      this.at = escapeInto(source, start, end, this.buffer, this.at);
     }
+  }
+
+  /**
+   * Writes the line of a tuple that lies whole in `source` at `[from, to)` (its fields after the count: the
+   * columns' lengths and values) and returns where its timestamp field starts. The hot path: one reservation for
+   * the worst case, keys copied byte by byte (a native copy costs more for a dozen bytes).
+   */
+  tuple(source: Buffer, from: number, to: number, keys: { each: readonly Buffer[]; bytes: number }): number {
+    this.reserve((to - from) * 6 + keys.bytes + 2);
+    const buffer = this.buffer;
+    let at = this.at;
+    let p = from;
+    for (const key of keys.each) {
+      for (let k = 0; k < key.length; k += 1) buffer[at++] = key[k] as number;
+      const length = source.readInt32BE(p);
+      p += 4;
+      if (length < 0) {
+        buffer[at++] = 0x6e; // null
+        buffer[at++] = 0x75;
+        buffer[at++] = 0x6c;
+        buffer[at++] = 0x6c;
+        continue;
+      }
+      buffer[at++] = 0x22;
+      at = escapeInto(source, p, p + length, buffer, at);
+      buffer[at++] = 0x22;
+      p += length;
+    }
+    buffer[at++] = 0x7d; // }
+    buffer[at++] = 0x0a;
+    this.at = at;
+    return p;
   }
 
   /** What was written since the last take, as buffers to pass on. */
@@ -137,8 +176,8 @@ const LINE_END = Buffer.from('}\n');
  * a chunk boundary cuts one.
  */
 export class CopyToArchiveLines extends Transform {
-  /** Before each value: `{"name" : ` for the first column, `, "name" : ` for the others. */
-  private readonly keys: Buffer[];
+  /** Before each value: `{"name" : ` for the first column, `, "name" : ` for the others; and their total length. */
+  private readonly keys: { each: Buffer[]; bytes: number };
   private readonly fieldCount: number;
   private readonly out = new LineOutput();
   private next: CopyItem = 'header';
@@ -164,9 +203,10 @@ export class CopyToArchiveLines extends Transform {
   ) {
     super();
     if (columns.length === 0) throw new Error('an archive line needs at least one column');
-    this.keys = columns.map((name, i) =>
+    const each = columns.map((name, i) =>
       Buffer.concat([Buffer.from(i === 0 ? '{' : ', '), jsonString(name), Buffer.from(' : ')]),
     );
+    this.keys = { each, bytes: each.reduce((sum, key) => sum + key.length, 0) };
     this.fieldCount = columns.length + 2;
   }
 
@@ -238,22 +278,9 @@ export class CopyToArchiveLines extends Transform {
         if (i >= columns && length !== 8) return offset;
         end += 4 + Math.max(length, 0);
       }
-      if (end > chunk.length) return offset;
-      let at = offset + 2;
-      for (let i = 0; i < columns; i += 1) {
-        this.out.bytes(this.keys[i] as Buffer);
-        const length = chunk.readInt32BE(at);
-        at += 4;
-        if (length < 0) {
-          this.out.bytes(NULL);
-          continue;
-        }
-        this.out.byte(0x22);
-        this.out.escaped(chunk, at, at + length);
-        this.out.byte(0x22);
-        at += length;
-      }
-      this.out.bytes(LINE_END);
+      // A tuple too large to reserve six times over goes through the state machine, a stretch at a time.
+      if (end > chunk.length || end - offset > WHOLE_TUPLE_BYTES) return offset;
+      const at = this.out.tuple(chunk, offset + 2, end, this.keys);
       this.rows += 1;
       this.timestamp(chunk, at + 4);
       this.versions.add(chunk, at + 16);
@@ -300,7 +327,7 @@ export class CopyToArchiveLines extends Transform {
           [this.next, this.size] = ['int8', 8];
           return;
         }
-        this.out.bytes(this.keys[this.field] as Buffer);
+        this.out.bytes(this.keys.each[this.field] as Buffer);
         if (length < 0) {
           this.out.bytes(NULL);
           this.endField(false);
