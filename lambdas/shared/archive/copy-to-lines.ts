@@ -1,5 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
+import { TableNotUsableError } from '../errors/step-errors.js';
 import { COPY_SIGNATURE, type ContentFigures } from './stream.js';
 import { VersionDigest } from './version-digest.js';
 
@@ -36,19 +37,17 @@ const HEX = Buffer.from('0123456789abcdef');
 
 /** Largest stretch of a value escaped at once: the output it may need (6 bytes per byte) is reserved up front. */
 const ESCAPE_STRETCH = 64 * 1024;
+/**
+ * The longest archive line export writes: restore reads a line through `line::jsonb` (or, under 8 MB, as text), and
+ * a jsonb value holds at most 2^28 - 1 bytes. A line's jsonb is never longer than its text (escapes shrink, each
+ * member's JEntries take less than its quotes and separators), so a line of this many bytes always loads. Before
+ * export wrote the lines, PostgreSQL refused only lines of 1 GB (json_object's array), so a row between the two
+ * was archived, deleted, and could not be restored.
+ */
+const RESTORABLE_LINE_BYTES = 2 ** 28 - 1024;
 /** Largest tuple written in one piece by the fast path. */
 const WHOLE_TUPLE_BYTES = 64 * 1024;
 const OUTPUT_BYTES = 256 * 1024;
-
-/** The JSON text of a string as escape_json writes it, with its quotes. */
-function jsonString(text: string): Buffer {
-  const out = new LineOutput();
-  const bytes = Buffer.from(text, 'utf8');
-  out.byte(0x22);
-  out.escaped(bytes, 0, bytes.length);
-  out.byte(0x22);
-  return Buffer.concat(out.take());
-}
 
 /**
  * Writes `source[from, to)` escaped as escape_json escapes a string's bytes into `target` at `at` (which has room for
@@ -77,16 +76,34 @@ function escapeInto(source: Buffer, from: number, to: number, target: Buffer, at
   return out;
 }
 
+/** The JSON text of a string as escape_json writes it, with its quotes. */
+function jsonString(text: string): Buffer {
+  const bytes = Buffer.from(text, 'utf8');
+  const out = Buffer.allocUnsafe(bytes.length * 6 + 2);
+  out[0] = 0x22;
+  const end = escapeInto(bytes, 0, bytes.length, out, 1);
+  out[end] = 0x22;
+  return out.subarray(0, end + 1);
+}
+
 /** The output of one chunk, written into large buffers instead of a list of small pieces to join. */
 class LineOutput {
   private buffer = Buffer.allocUnsafe(OUTPUT_BYTES);
   private at = 0;
   private readonly done: Buffer[] = [];
+  /** Bytes written before the current buffer's: with `at`, the stream's length so far. */
+  private before = 0;
+
+  /** Bytes written so far. */
+  get written(): number {
+    return this.before + this.at;
+  }
 
   /** Makes room for `bytes` more. */
   private reserve(bytes: number): void {
     if (this.at + bytes <= this.buffer.length) return;
     if (this.at > 0) this.done.push(this.buffer.subarray(0, this.at));
+    this.before += this.at;
     this.buffer = Buffer.allocUnsafe(Math.max(OUTPUT_BYTES, bytes));
     this.at = 0;
   }
@@ -147,6 +164,7 @@ class LineOutput {
   take(): Buffer[] {
     if (this.at > 0) {
       this.done.push(this.buffer.subarray(0, this.at));
+      this.before += this.at;
       this.buffer = this.buffer.subarray(this.at);
       this.at = 0;
     }
@@ -188,6 +206,8 @@ export class CopyToArchiveLines extends Transform {
   /** The start of a small item cut by the end of the previous chunk. */
   private carry: Buffer = Buffer.alloc(0);
   private readonly content: Hash = createHash('sha256');
+  /** Where the line under way started in the output (the slow path's lines span chunks). */
+  private lineStart = 0;
   private rows = 0;
   private bytes = 0;
   private minMicros = Number.POSITIVE_INFINITY;
@@ -196,10 +216,12 @@ export class CopyToArchiveLines extends Transform {
   /**
    * `columns`: the names, in the COPY's order. `versions`: where the row versions go (version-digest.ts); export
    * passes one digest for all the objects of a batch and keeps its sum with the batch in flight, not in the archive.
+   * `maxLineBytes`: the longest line archived, with its newline; a longer one fails the export (TableNotUsableError).
    */
   constructor(
     columns: readonly string[],
     private readonly versions = new VersionDigest(),
+    private readonly maxLineBytes = RESTORABLE_LINE_BYTES,
   ) {
     super();
     if (columns.length === 0) throw new Error('an archive line needs at least one column');
@@ -245,6 +267,7 @@ export class CopyToArchiveLines extends Transform {
       if (this.next === 'value') {
         const end = Math.min(chunk.length, offset + this.size);
         this.out.escaped(chunk, offset, end);
+        this.assertLineFits();
         this.size -= end - offset;
         offset = end;
         if (this.size === 0) this.endField(true);
@@ -280,13 +303,23 @@ export class CopyToArchiveLines extends Transform {
       }
       // A tuple too large to reserve six times over goes through the state machine, a stretch at a time.
       if (end > chunk.length || end - offset > WHOLE_TUPLE_BYTES) return offset;
+      this.lineStart = this.out.written;
       const at = this.out.tuple(chunk, offset + 2, end, this.keys);
+      this.assertLineFits();
       this.rows += 1;
       this.timestamp(chunk, at + 4);
       this.versions.add(chunk, at + 16);
       offset = end;
     }
     return offset;
+  }
+
+  private assertLineFits(): void {
+    const bytes = this.out.written - this.lineStart;
+    if (bytes <= this.maxLineBytes) return;
+    throw new TableNotUsableError(
+      `row ${this.rows + 1} of the batch has an archive line of over ${this.maxLineBytes} bytes (${bytes} so far), more than restore can load (a jsonb value holds at most 256 MiB); nothing was archived or deleted`,
+    );
   }
 
   private timestamp(bytes: Buffer, offset: number): void {
@@ -314,6 +347,7 @@ export class CopyToArchiveLines extends Transform {
         }
         if (fields !== this.fieldCount) throw new Error(`unexpected COPY tuple with ${fields} fields`);
         this.field = 0;
+        this.lineStart = this.out.written;
         [this.next, this.size] = ['length', 4];
         return;
       }
@@ -358,6 +392,7 @@ export class CopyToArchiveLines extends Transform {
     this.field += 1;
     if (this.field === columns) {
       this.out.bytes(LINE_END);
+      this.assertLineFits();
       this.rows += 1;
     }
     [this.next, this.size] = this.field === this.fieldCount ? ['fields', 2] : ['length', 4];

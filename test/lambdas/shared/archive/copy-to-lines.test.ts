@@ -149,6 +149,29 @@ describe('CopyToArchiveLines', () => {
     ).rejects.toThrow(message);
   });
 
+  it.each([7, 100_000])(
+    'fails the export on a line longer than restore can load, counted after escaping (%i-byte chunks)',
+    async (size) => {
+      // Prepare: 200 control characters fit a 1,000-byte limit as they come and take 1,200 bytes escaped.
+      const value = '\u0001'.repeat(200);
+      const line = `${jsonObjectLine(['c'], [value])}\n`;
+      const fits = new CopyToArchiveLines(['c'], undefined, Buffer.byteLength(line));
+      const tooLong = new CopyToArchiveLines(['c'], undefined, 1_000);
+      const copy = () => chunked(copyBinary([{ values: [value], ts: rows[0]?.ts ?? '', version: 1n }]), size);
+
+      // Act
+      const written = await collect(copy().pipe(fits));
+      const refused = pipeline(copy(), tooLong, new JsonLinesContent());
+
+      // Assess
+      expect(written.toString('utf8')).toBe(line);
+      await expect(refused).rejects.toMatchObject({
+        name: 'TableNotUsableError',
+        message: expect.stringMatching(/row 1 of the batch has an archive line of over 1000 bytes/),
+      });
+    },
+  );
+
   it('refuses a tuple with another number of fields than the columns it was given', async () => {
     // Act / Assess
     await expect(

@@ -46,7 +46,7 @@ async function jsonObjectLines(client: pg.ClientBase, shape: Awaited<ReturnType<
   return result.rows.map((r) => r.line);
 }
 
-/** Every character from 1 to 127 (NUL cannot be in text), and characters of two, three and four UTF-8 bytes. */
+/** Every character from 1 to 127 (NUL cannot be in text); another column holds characters of 2, 3 and 4 bytes. */
 const EVERY_ASCII = `pg_catalog.string_agg(pg_catalog.chr(g), '') FROM generate_series(1, 127) AS g`;
 
 describe('table SQL and its digests', () => {
