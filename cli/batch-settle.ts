@@ -11,7 +11,7 @@ import { DeleteInProgressError } from '../lambdas/shared/errors/step-errors.js';
 import type { BatchObject, InFlight } from '../lambdas/shared/lock-table/table-state.js';
 import type { StepDeps } from '../lambdas/shared/step/step-deps.js';
 import { appendAuditEvent } from '../lambdas/shared/telemetry/audit-trail.js';
-import { isOperatorOwner, operatorOwner } from './leases.js';
+import { auditLeaseBroken, isOperatorOwner, operatorOwner } from './leases.js';
 
 /** What settling a batch uses: the steps' own stores and database access, who acts, and the holder check. */
 export type SettleContext = Pick<
@@ -67,8 +67,12 @@ export async function settleBatch(
   const holder = state.owner && !(expired && isOperatorOwner(state.owner)) ? state.owner : undefined;
   if (holder && (await ctx.holderRunning(holder)))
     return { settled: false, reason: `${holder} holds the table and is still running` };
-  if (state.owner && state.token !== undefined && !expired)
-    await ctx.locks.release(database, table, { owner: state.owner, token: state.token });
+  // A gone holder's lease that has not expired is broken, as `lease break` would, and recorded as such.
+  if (state.owner && state.token !== undefined && !expired) {
+    const lease = { owner: state.owner, token: state.token };
+    if (await ctx.locks.release(database, table, lease))
+      await auditLeaseBroken(ctx, database, table, { ...lease, inFlight: seen.stage }, new Date(now));
+  }
   const owner = operatorOwner(ctx.actor);
   const taken = await ctx.locks.acquire(database, table, owner, ctx.config.defaults.leaseSeconds);
   if (!taken.acquired) return { settled: false, reason: `${taken.holder} took the table meanwhile` };

@@ -198,6 +198,18 @@ export async function breakLease(ctx: LeaseContext, database: string, table: str
   if (!released)
     return { broken: false, reason: `the lease changed hands while it was being broken; run status again` };
   const inFlight = state.inFlight?.stage;
+  await auditLeaseBroken(ctx, database, table, { owner: state.owner, token: state.token, inFlight }, now);
+  return { broken: true, owner: state.owner, ...(inFlight ? { inFlight } : {}) };
+}
+
+/** The audit event of a lease released before it expired, its holder gone: `lease break`, or `batch settle`. */
+export async function auditLeaseBroken(
+  ctx: Pick<LeaseContext, 'store' | 'config' | 'actor'>,
+  database: string,
+  table: string,
+  lease: { owner: string; token: number; inFlight: string | undefined },
+  now: Date,
+): Promise<void> {
   await appendAuditEvent(
     ctx.store,
     { prefix: ctx.config.s3.prefix, kmsKeyId: ctx.config.s3.kmsKeyId },
@@ -207,8 +219,7 @@ export async function breakLease(ctx: LeaseContext, database: string, table: str
       actor: ctx.actor,
       database,
       table,
-      details: { owner: state.owner, token: state.token, inFlight: inFlight ?? null },
+      details: { owner: lease.owner, token: lease.token, inFlight: lease.inFlight ?? null },
     },
   );
-  return { broken: true, owner: state.owner, ...(inFlight ? { inFlight } : {}) };
 }

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { settleBatch } from '../../cli/batch-settle.js';
 import { executionRunning } from '../../cli/leases.js';
 import type { StepDeps } from '../../lambdas/shared/step/step-deps.js';
+import { listAuditEvents } from '../../lambdas/shared/telemetry/audit-trail.js';
 import { runLocalArchive } from '../../local/run.js';
 import {
   archiverTestbed,
@@ -18,10 +19,10 @@ const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'crea
 describe('batch settle: a batch whose delete no step can settle, decided by an operator', () => {
   const bed = archiverTestbed(
     async (db) => {
-      for (const name of ['changed', 'gone', 'known', 'operator_held'])
+      for (const name of ['changed', 'gone', 'known', 'operator_held', 'dead_holder'])
         await seedEvents(db.client, name, 300, 40);
     },
-    [spec('changed'), spec('gone'), spec('known'), spec('operator_held')],
+    [spec('changed'), spec('gone'), spec('known'), spec('operator_held'), spec('dead_holder')],
   );
 
   /**
@@ -148,5 +149,32 @@ describe('batch settle: a batch whose delete no step can settle, decided by an o
       reason: 'operator:alice@example.com holds the table and is still running',
     });
     expect(afterExpiry).toMatchObject({ settled: true, as: 'aborted' });
+  });
+
+  it('breaks a gone execution’s unexpired lease as lease break would, and says so in the audit trail', async () => {
+    // Prepare: the execution that holds the table was stopped; its lease has an hour left.
+    await unknownOutcome(
+      'dead_holder',
+      `UPDATE public.dead_holder SET actor = 'changed' WHERE id = (SELECT min(id) FROM public.dead_holder)`,
+    );
+    const locks = bed.local.deps().locks;
+    const owner = 'arn:aws:states:us-east-1:111111111111:execution:archive:stopped';
+    const taken = await locks.acquire('app', 'public.dead_holder', owner, 3600);
+    if (!taken.acquired) throw new Error('setup: lease');
+
+    // Act
+    const settled = await settleBatch(context(), 'app', 'public.dead_holder', 'committed');
+
+    // Assess
+    expect(settled).toMatchObject({ settled: true, as: 'committed' });
+    const events = await listAuditEvents(bed.local.deps().store, bed.local.config.s3.prefix, {
+      table: 'public.dead_holder',
+      kinds: ['lease-broken', 'batch-settled'],
+    });
+    // Both at the settle's time: listed by kind.
+    expect(events.map((event) => [event.kind, event.actor, event.details])).toEqual([
+      ['batch-settled', 'ops@example.com', expect.objectContaining({ as: 'committed' })],
+      ['lease-broken', 'ops@example.com', { owner, token: taken.lease.token, inFlight: 'deleting' }],
+    ]);
   });
 });
