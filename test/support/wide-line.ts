@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
-import { vi } from 'vitest';
+import { afterEach, beforeEach, vi } from 'vitest';
 import { formatRowDigest } from '../../lambdas/shared/archive/row-digest.js';
 import type { LineFigures } from '../../lambdas/shared/archive/stream.js';
 
@@ -51,6 +51,33 @@ export function concatMeter(): { copied: () => number; restore: () => void } {
     return joined;
   });
   return { copied: () => copied, restore: () => spy.mockRestore() };
+}
+
+/** Over 100 MB, as a review asked: an 8 MB row once took seconds, a 64 MB one did not finish in 7 minutes. */
+export const WIDE_ROW_BYTES = 128 * MB;
+
+/**
+ * One wide line (`wideLine`) for a describe's tests, with `Buffer.concat` metered around each test: a linear stream
+ * joins each byte a bounded number of times (`budget`, twice the line), the quadratic one re-joined its buffer per
+ * chunk. `withinBudget` stops a stream (as `rechunked`'s check) once it has gone past it.
+ */
+export function wideRowBudget(bytes = WIDE_ROW_BYTES) {
+  const line = wideLine(bytes);
+  const budget = 2 * bytes;
+  let meter: ReturnType<typeof concatMeter> | undefined;
+  beforeEach(() => {
+    meter = concatMeter();
+  });
+  afterEach(() => meter?.restore());
+  const copied = () => meter?.copied() ?? 0;
+  return {
+    line,
+    budget,
+    copied,
+    withinBudget: () => {
+      if (copied() > budget) throw new Error(`joined ${copied()} bytes, over ${budget}`);
+    },
+  };
 }
 
 /**

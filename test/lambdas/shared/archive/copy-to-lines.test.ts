@@ -1,14 +1,11 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CopyToArchiveLines } from '../../../../lambdas/shared/archive/copy-to-lines.js';
 import { JsonLinesContent } from '../../../../lambdas/shared/archive/stream.js';
 import { VersionDigest } from '../../../../lambdas/shared/archive/version-digest.js';
-import { concatMeter, hashingSink, MB, rechunked, wideLine } from '../../../support/wide-line.js';
-
-/** Over 100 MB, as the review asked: an 8 MB row already took seconds, a 64 MB one did not finish in 7 minutes. */
-const WIDE_ROW_BYTES = 128 * MB;
+import { hashingSink, rechunked, wideRowBudget } from '../../../support/wide-line.js';
 
 type Row = { values: (string | null)[]; ts: string; version: bigint };
 
@@ -192,17 +189,7 @@ describe('CopyToArchiveLines', () => {
 });
 
 describe('one very large value (PostgreSQL allows 1 GB per value): work stays linear in its size', () => {
-  const line = wideLine(WIDE_ROW_BYTES);
-  /** A linear stream joins each byte a bounded number of times; the quadratic one re-joined its buffer per chunk. */
-  const budget = 2 * WIDE_ROW_BYTES;
-  let meter: ReturnType<typeof concatMeter>;
-  const withinBudget = () => {
-    if (meter.copied() > budget) throw new Error(`joined ${meter.copied()} bytes, over ${budget}`);
-  };
-  beforeEach(() => {
-    meter = concatMeter();
-  });
-  afterEach(() => meter.restore());
+  const { line, budget, copied, withinBudget } = wideRowBudget();
 
   it('turns a 128 MB value arriving in 64 KiB chunks into its line', async () => {
     // Prepare: the wide line's id and payload as the values PostgreSQL sends (the line without its JSON around them).
@@ -228,7 +215,7 @@ describe('one very large value (PostgreSQL allows 1 GB per value): work stays li
     await pipeline(rechunked(copy, 64 * 1024, withinBudget), lines, sink);
 
     // Assess
-    expect(meter.copied()).toBeLessThanOrEqual(budget);
+    expect(copied()).toBeLessThanOrEqual(budget);
     const { rowDigest: _, ...content } = line.figures;
     expect(lines.figures()).toEqual(content);
     expect(sink.sha256()).toBe(line.figures.contentSha256);

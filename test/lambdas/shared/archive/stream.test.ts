@@ -1,13 +1,10 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RowDigest } from '../../../../lambdas/shared/archive/row-digest.js';
 import { JsonLinesContent, JsonLinesToCopy } from '../../../../lambdas/shared/archive/stream.js';
-import { concatMeter, hashingSink, MB, rechunked, wideLine } from '../../../support/wide-line.js';
-
-/** Over 100 MB, as the review asked: an 8 MB row already took seconds, a 64 MB one did not finish in 7 minutes. */
-const WIDE_ROW_BYTES = 128 * MB;
+import { hashingSink, rechunked, WIDE_ROW_BYTES, wideRowBudget } from '../../../support/wide-line.js';
 
 describe('JsonLinesContent and JsonLinesToCopy', () => {
   const lines = ['{"a" : "x\\\\y \\n 😀"}', '{"a" : null}', '{"a" : "\u2028"}'];
@@ -103,17 +100,7 @@ describe('RowDigest', () => {
 });
 
 describe('one very large row (PostgreSQL allows 1 GB per value): work stays linear in its size', () => {
-  const line = wideLine(WIDE_ROW_BYTES);
-  /** A linear stream joins each byte a bounded number of times; the quadratic one re-joined its buffer per chunk. */
-  const budget = 2 * WIDE_ROW_BYTES;
-  let meter: ReturnType<typeof concatMeter>;
-  const withinBudget = () => {
-    if (meter.copied() > budget) throw new Error(`joined ${meter.copied()} bytes, over ${budget}`);
-  };
-  beforeEach(() => {
-    meter = concatMeter();
-  });
-  afterEach(() => meter.restore());
+  const { line, budget, copied, withinBudget } = wideRowBudget();
 
   it('JsonLinesContent (verify) measures a 128 MB line arriving in 16 KiB chunks', async () => {
     // Prepare
@@ -123,7 +110,7 @@ describe('one very large row (PostgreSQL allows 1 GB per value): work stays line
     await pipeline(rechunked([...line.pieces(), Buffer.from('\n')], 16 * 1024, withinBudget), reader);
 
     // Assess
-    expect(meter.copied()).toBeLessThanOrEqual(budget);
+    expect(copied()).toBeLessThanOrEqual(budget);
     const { rowDigest: _, ...content } = line.figures;
     expect(reader.figures()).toEqual(content);
   });
@@ -144,7 +131,7 @@ describe('one very large row (PostgreSQL allows 1 GB per value): work stays line
     await pipeline(rechunked([...line.pieces(), Buffer.from('\n')], 16 * 1024, withinBudget), encoder, sink);
 
     // Assess
-    expect(meter.copied()).toBeLessThanOrEqual(budget);
+    expect(copied()).toBeLessThanOrEqual(budget);
     expect(encoder.figures()).toEqual(line.figures);
     expect(sink.sha256()).toBe(expected.digest('hex'));
   });
