@@ -36,7 +36,7 @@ import { resolveTable } from '../shared/config/resolved-table.js';
 import { abandonConnection, type Database, inReadOnlyTransaction } from '../shared/database/db.js';
 import { describeTable, type TableShape } from '../shared/database/table-shape.js';
 import { batchPredicateSql, rowValuesCopySql } from '../shared/database/table-sql.js';
-import { ReplicaLagError } from '../shared/errors/step-errors.js';
+import { ReplicaLagError, TableNotUsableError } from '../shared/errors/step-errors.js';
 import type { BatchObject, InFlight } from '../shared/lock-table/table-state.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import { midStreamFaultPoint } from './mid-stream-fault.js';
@@ -256,6 +256,11 @@ async function stageObject(
     copy.destroy();
     abandonConnection(client);
     compressed.destroy();
+    // A row that cannot be archived: say where it is, so the operator can find it.
+    if (error instanceof TableNotUsableError)
+      throw new TableNotUsableError(
+        `${batch.input.database}/${batch.input.table}, day ${next.day} from key ${JSON.stringify(next.bounds.firstKey)}: ${error.message}`,
+      );
     throw error;
   }
   const content = lines.figures();

@@ -39,10 +39,10 @@ const HEX = Buffer.from('0123456789abcdef');
 const ESCAPE_STRETCH = 64 * 1024;
 /**
  * The longest archive line export writes: restore reads a line through `line::jsonb` (or, under 8 MB, as text), and
- * a jsonb value holds at most 2^28 - 1 bytes. A line's jsonb is never longer than its text (escapes shrink, each
- * member's JEntries take less than its quotes and separators), so a line of this many bytes always loads. Before
- * export wrote the lines, PostgreSQL refused only lines of 1 GB (json_object's array), so a row between the two
- * was archived, deleted, and could not be restored.
+ * a jsonb value holds at most 2^28 - 1 bytes. A line's jsonb is at most a few bytes longer than its text (escapes
+ * shrink, each member's JEntries take about as much as its quotes and separators; a one-column line's jsonb is two
+ * bytes longer), well within the margin. Before export wrote the lines, PostgreSQL refused only lines of 1 GB
+ * (json_object's array), so a row between the two was archived, deleted, and could not be restored.
  */
 const RESTORABLE_LINE_BYTES = 2 ** 28 - 1024;
 /** Largest tuple written in one piece by the fast path. */
@@ -318,7 +318,7 @@ export class CopyToArchiveLines extends Transform {
     const bytes = this.out.written - this.lineStart;
     if (bytes <= this.maxLineBytes) return;
     throw new TableNotUsableError(
-      `row ${this.rows + 1} of the batch has an archive line of over ${this.maxLineBytes} bytes (${bytes} so far), more than restore can load (a jsonb value holds at most 256 MiB); nothing was archived or deleted`,
+      `row ${this.rows + 1} of the object has an archive line of over ${this.maxLineBytes} bytes (${bytes} so far), more than restore can load (a jsonb value holds at most 256 MiB); nothing was archived or deleted`,
     );
   }
 

@@ -67,6 +67,12 @@ describe('export step', () => {
                                       (4, '2024-03-29 02:30'), (5, '2024-03-29 05:00'), (6, '2024-03-29 06:00');
         CREATE TABLE gap_alone (id bigint PRIMARY KEY, at timestamp NOT NULL);
         INSERT INTO gap_alone VALUES (4, '2024-03-29 02:30')`);
+      // A day of one ordinary row, then a day whose one row's line is over 256 MiB once escaped (45 MB of U+0001,
+      // six bytes each in JSON), more than restore can load.
+      await db.client.query(`
+        CREATE TABLE unrestorable (id bigint PRIMARY KEY, created_at timestamptz, note text);
+        INSERT INTO unrestorable VALUES (1, ${cutoffSql()} - interval '3 days', 'ordinary'),
+                                        (2, ${cutoffSql()} - interval '2 days', repeat(chr(1), 45000000))`);
       await db.client.query(`
         CREATE TABLE recent (id bigint PRIMARY KEY, created_at timestamptz, actor text NOT NULL);
         INSERT INTO recent VALUES (1, ${cutoffSql()}, 'at_cutoff'), (2, NULL, 'no_timestamp'), (3, ${TODAY_UTC_SQL}, 'today')`);
@@ -82,6 +88,7 @@ describe('export step', () => {
       spec('backlog'),
       spec('within_budget'),
       spec('shadowed'),
+      { ...spec('unrestorable'), batchSize: 100 },
       {
         schema: 'public',
         name: 'spring_gap',
@@ -383,6 +390,25 @@ describe('export step', () => {
     const lines = await stagedLines(object.stagingKey);
     expect(lines).toEqual(expected);
     expect(lines[0]).toContain('"id" : "1"');
+  });
+
+  it('refuses a row whose line restore could not load, naming its day and key, and records no batch', async () => {
+    // Prepare
+    const deps = bed.local.deps();
+    const task = await leasedTask(deps, 'public.unrestorable');
+
+    // Act
+    const attempt = exportBatch(task, deps);
+
+    // Assess
+    await expect(attempt).rejects.toMatchObject({
+      name: 'TableNotUsableError',
+      message: expect.stringMatching(
+        /^app\/public\.unrestorable, day \d{4}-\d{2}-\d{2} from key \["2"\]: row 1 of the object has an archive line of over 268434432 bytes/,
+      ),
+    });
+    expect((await deps.locks.get('app', 'public.unrestorable')).inFlight).toBeUndefined();
+    expect(await countRows('public.unrestorable')).toBe(2);
   });
 
   it('takes a timestamp column’s rows by their local day windows, a local time in a spring-forward gap too', async () => {

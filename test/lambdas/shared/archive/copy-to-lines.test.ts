@@ -164,7 +164,7 @@ describe('CopyToArchiveLines', () => {
       expect(written.toString('utf8')).toBe(line);
       await expect(refused).rejects.toMatchObject({
         name: 'TableNotUsableError',
-        message: expect.stringMatching(/row 1 of the batch has an archive line of over 1000 bytes/),
+        message: expect.stringMatching(/row 1 of the object has an archive line of over 1000 bytes/),
       });
     },
   );
