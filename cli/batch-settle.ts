@@ -71,7 +71,7 @@ export async function settleBatch(
   if (state.owner && state.token !== undefined && !expired) {
     const lease = { owner: state.owner, token: state.token };
     if (await ctx.locks.release(database, table, lease))
-      await auditLeaseBroken(ctx, database, table, { ...lease, inFlight: seen.stage }, new Date(now));
+      await auditLeaseBroken(ctx, database, table, { ...lease, inFlight: seen.stage }, ctx.now());
   }
   const owner = operatorOwner(ctx.actor);
   const taken = await ctx.locks.acquire(database, table, owner, ctx.config.defaults.leaseSeconds);
@@ -105,7 +105,7 @@ export async function settleBatch(
     { prefix: ctx.config.s3.prefix, kmsKeyId: ctx.config.s3.kmsKeyId },
     {
       kind: 'batch-settled',
-      time: new Date(now).toISOString(),
+      time: ctx.now().toISOString(),
       actor: ctx.actor,
       database,
       table,
