@@ -24,7 +24,9 @@ const server = new S3rver({
  * Writes a body to a temporary file beside its path, then renames it into place: s3rver's own store answers a PUT
  * (and UploadPart) once it has handed the bytes to a write stream, before they are on disk, so a read right after an
  * overwrite could come back short or mixed. S3 answers once the object is whole, and the tests and the local mode
- * rely on that. Returns the size and MD5 s3rver records.
+ * rely on that. Returns the size and MD5 s3rver records. Unlike S3, a read racing an overwrite can still see a mix:
+ * s3rver takes the size before it opens the file and writes the ETag after the bytes; nothing here reads an object
+ * while it is being overwritten.
  */
 async function writeWhole(path, content) {
   await mkdir(dirname(path), { recursive: true });

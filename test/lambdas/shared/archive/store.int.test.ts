@@ -95,7 +95,7 @@ describe('s3rver and object pins', () => {
     await expect(partCopy).rejects.toMatchObject({ name: 'NotImplemented' });
   });
 
-  it('answers a PutObject and a multipart upload only once the object is whole, and no read sees half of one', async () => {
+  it('answers a PutObject and a multipart upload only once the object is whole; a racing read of same-size bodies sees one whole', async () => {
     // Prepare: bodies of one size, large enough that writing one to disk takes a while.
     const size = 24 * 1024 * 1024;
     const bodies = Array.from({ length: 6 }, (_, i) => Buffer.alloc(size, i + 1));
