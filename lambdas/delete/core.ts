@@ -11,7 +11,7 @@ import {
   tableLabel,
   withdrawBatch,
 } from '../shared/batch/batch.js';
-import { batchSpan, batchTotals, forEachObject } from '../shared/batch/batch-objects.js';
+import { batchSpan, batchTotals, forEachObject, REQUEST_CONCURRENCY } from '../shared/batch/batch-objects.js';
 import { batchToActOn, reachesPastCutoff } from '../shared/batch/lifecycle.js';
 import { pauseAfterBatch } from '../shared/batch/throttle.js';
 import { resolveTable } from '../shared/config/resolved-table.js';
@@ -92,10 +92,11 @@ async function publishedChange(
   deps: Pick<StepDeps, 'store'>,
   inFlight: InFlight,
 ): Promise<ArchiveChanged | undefined> {
-  const changes = await forEachObject(inFlight.objects, async (object) => ({
-    key: object.archiveKey,
-    change: await objectChange(deps, object),
-  }));
+  const changes = await forEachObject(
+    inFlight.objects,
+    async (object) => ({ key: object.archiveKey, change: await objectChange(deps, object) }),
+    REQUEST_CONCURRENCY,
+  );
   const changed = changes.filter((c) => c.change !== undefined);
   if (changed.length === 0) return undefined;
   return new ArchiveChanged(

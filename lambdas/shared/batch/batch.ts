@@ -15,7 +15,7 @@ import { BatchOutcomeUnknownError, DeleteInProgressError } from '../errors/step-
 import type { BatchObject, InFlight } from '../lock-table/table-state.js';
 import type { StepDeps } from '../step/step-deps.js';
 import type { TableTask } from '../step/table-task.js';
-import { batchSpan, batchTotals, forEachObject } from './batch-objects.js';
+import { batchSpan, batchTotals, forEachObject, REQUEST_CONCURRENCY } from './batch-objects.js';
 import { afterDeleteSettled, assertTransition, type Recovery, recoveryOf } from './lifecycle.js';
 
 export const BATCH_ID_METADATA = 'batch-id';
@@ -210,17 +210,20 @@ export async function recordCommitted(
 ): Promise<void> {
   assertTransition(inFlight.stage, 'committed');
   const committedAt = deps.now().toISOString();
-  await forEachObject(inFlight.objects, (object) =>
-    deps.inventory.record(task.database, task.table, {
-      archiveKey: object.archiveKey,
-      day: object.day,
-      ...(object.span ? { span: object.span } : {}),
-      batchId: inFlight.batchId,
-      runId: inFlight.runId,
-      figures: object.figures,
-      pin: object.pin,
-      committedAt,
-    }),
+  await forEachObject(
+    inFlight.objects,
+    (object) =>
+      deps.inventory.record(task.database, task.table, {
+        archiveKey: object.archiveKey,
+        day: object.day,
+        ...(object.span ? { span: object.span } : {}),
+        batchId: inFlight.batchId,
+        runId: inFlight.runId,
+        figures: object.figures,
+        pin: object.pin,
+        committedAt,
+      }),
+    REQUEST_CONCURRENCY,
   );
   const totals = batchTotals(inFlight);
   await deps.locks.clearInFlight(task.database, task.table, task.lease, inFlight, {
