@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import S3rver from 's3rver';
+import S3Error from 's3rver/lib/models/error.js';
 import { callerOf } from './request-caller.mjs';
 
 const [directory, bucket] = process.argv.slice(2);
@@ -66,6 +67,44 @@ store.putPart = async (bucket, uploadId, partNumber, content) => {
   await writeFile(`${partPath}.md5`, written.md5);
   return written;
 };
+
+/**
+ * Conditional writes (If-None-Match: *) on PutObject, CopyObject and CompleteMultipartUpload, which s3rver ignores:
+ * S3 refuses such a write with 412 PreconditionFailed when the key exists, and the archiver's write-once objects
+ * rely on it. Writes to one key are taken in turn, so two racing conditional writes cannot both find the key free.
+ */
+const writesByKey = new Map();
+async function conditionalWrites(ctx, next) {
+  const url = new URL(ctx.url, 'http://local');
+  const writesObject =
+    (ctx.method === 'PUT' && !url.searchParams.has('uploadId') && !url.searchParams.has('tagging')) ||
+    (ctx.method === 'POST' && url.searchParams.has('uploadId'));
+  const [, bucketName, ...key] = url.pathname.split('/');
+  if (ctx.get('if-none-match') !== '*' || !writesObject || !bucketName || key.length === 0) return next();
+  const id = `${decodeURIComponent(bucketName)}/${decodeURIComponent(key.join('/'))}`;
+  const before = writesByKey.get(id) ?? Promise.resolve();
+  let release;
+  const done = new Promise((resolve) => (release = resolve));
+  const mine = before.then(() => done);
+  writesByKey.set(id, mine);
+  await before;
+  try {
+    if (await store.existsObject(decodeURIComponent(bucketName), decodeURIComponent(key.join('/'))))
+      throw new S3Error(
+        'PreconditionFailed',
+        'At least one of the pre-conditions you specified did not hold',
+        {
+          Condition: 'If-None-Match',
+        },
+      );
+    await next();
+  } finally {
+    release();
+    if (writesByKey.get(id) === mine) writesByKey.delete(id);
+  }
+}
+// First of all middleware (Koa composes it when the server starts), so the check precedes the write.
+server.middleware.unshift(conditionalWrites);
 
 const { port } = await server.run();
 

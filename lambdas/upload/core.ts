@@ -93,14 +93,10 @@ async function publishObject(
     }
     return existing !== undefined;
   };
-  if (!(await sameContent())) {
-    const staged = await store.head(object.stagingKey);
-    if (!staged || staged.size !== object.figures.compressedBytes) {
-      return {
-        problem: `staging object ${object.stagingKey} is ${staged ? `${staged.size} bytes, expected ${object.figures.compressedBytes}` : 'missing'}`,
-        withdraw: true,
-      };
-    }
+  // The copy is write-once (If-None-Match), so the archive is read only when it was there already: a retry, or
+  // identical rows archived before, which are accepted only if they hold the same content.
+  const staged = await store.head(object.stagingKey);
+  if (staged?.size === object.figures.compressedBytes) {
     const copied = await store.copyOnce(
       object.stagingKey,
       object.archiveKey,
@@ -108,8 +104,12 @@ async function publishObject(
       archiveMetadata(batchId, object),
       staged.size,
     );
-    // Lost a race to an identical write: accept it only if it holds the same content.
     created = copied === 'copied' || !(await sameContent());
+  } else if (!(await sameContent())) {
+    return {
+      problem: `staging object ${object.stagingKey} is ${staged ? `${staged.size} bytes, expected ${object.figures.compressedBytes}` : 'missing'}`,
+      withdraw: true,
+    };
   }
   await deps.fault('upload:afterCopy');
   await requireKmsIfCritical(deps, input, object.archiveKey);

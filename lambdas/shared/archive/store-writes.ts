@@ -88,8 +88,8 @@ export async function putText(
 
 /**
  * Writes an object once. An existing object that `isSame` accepts is success (a retry, or the same content
- * written before); anything else there is an ArchiveConflictError. S3 enforces it with If-None-Match; the read
- * first (`readText`) also covers servers without conditional writes.
+ * written before); anything else there is an ArchiveConflictError. S3 enforces it with If-None-Match (as the local
+ * S3 server does), so the object is read (`readText`) only when the write was refused.
  */
 export async function putTextOnce(
   { s3, bucket }: BucketClient,
@@ -103,8 +103,6 @@ export async function putTextOnce(
     if (!isSame(existing)) throw new ArchiveConflictError(`s3://${bucket}/${key} exists with other content`);
     return 'existed';
   };
-  const existing = await readText(key);
-  if (existing !== undefined) return check(existing);
   try {
     await s3.send(
       new PutObjectCommand({

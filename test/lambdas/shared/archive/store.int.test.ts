@@ -3,12 +3,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  CompleteMultipartUploadCommand,
   CopyObjectCommand,
   CreateMultipartUploadCommand,
   GetObjectCommand,
   HeadObjectCommand,
   PutObjectCommand,
   S3Client,
+  UploadPartCommand,
   UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
@@ -21,7 +23,8 @@ import { type LocalServices, startLocalServices } from '../../../../local/servic
  * What the local S3 (s3rver) does with what pinning relies on, so the tests built on it claim no more than it does:
  * its ETag is the MD5 of the bytes (for copies and multipart uploads too, unlike S3's "-N" multipart ETags), it
  * ignores If-Match on reads (the store compares the ETag it is given itself), and it cannot copy in parts. Its own
- * store answered a PUT before the bytes were on disk; local/s3-server.mjs makes it answer once the object is whole.
+ * store answered a PUT before the bytes were on disk, and ignored If-None-Match on writes; local/s3-server.mjs makes
+ * it answer once the object is whole, and refuse a conditional write into an existing key.
  */
 describe('s3rver and object pins', () => {
   let dir = '';
@@ -68,31 +71,82 @@ describe('s3rver and object pins', () => {
     expect((await store.head('dst'))?.pin).toEqual({ etag: md5('forged! bytes!') });
   });
 
-  it('answers a copy into an existing key despite If-None-Match, and UploadPartCopy with NotImplemented', async () => {
+  it('refuses a PutObject, CopyObject or multipart completion into an existing key under If-None-Match, as S3 does', async () => {
     // Prepare
     await s3.send(new PutObjectCommand({ Bucket: 'pins', Key: 'taken', Body: 'first' }));
     const head = await s3.send(new HeadObjectCommand({ Bucket: 'pins', Key: 'taken' }));
-    const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'pins', Key: 'parts' }));
-
-    // Act
-    await s3.send(
-      new CopyObjectCommand({ Bucket: 'pins', Key: 'taken', CopySource: 'pins/src', IfNoneMatch: '*' }),
-    );
-    const after = await s3.send(new HeadObjectCommand({ Bucket: 'pins', Key: 'taken' }));
-    const partCopy = s3.send(
-      new UploadPartCopyCommand({
+    const taken = { Bucket: 'pins', Key: 'taken', IfNoneMatch: '*' };
+    const parts = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'pins', Key: 'taken' }));
+    const part = await s3.send(
+      new UploadPartCommand({
         Bucket: 'pins',
-        Key: 'parts',
-        UploadId,
+        Key: 'taken',
+        UploadId: parts.UploadId,
         PartNumber: 1,
-        CopySource: 'pins/src',
-        CopySourceRange: 'bytes=0-3',
+        Body: 'x',
       }),
     );
 
-    // Assess: overwritten (no conditional writes), which is why upload also checks existence first.
-    expect(after.ETag).not.toBe(head.ETag);
-    await expect(partCopy).rejects.toMatchObject({ name: 'NotImplemented' });
+    // Act
+    const refused = await Promise.allSettled([
+      s3.send(new PutObjectCommand({ ...taken, Body: 'second' })),
+      s3.send(new CopyObjectCommand({ ...taken, CopySource: 'pins/src' })),
+      s3.send(
+        new CompleteMultipartUploadCommand({
+          ...taken,
+          UploadId: parts.UploadId,
+          MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] },
+        }),
+      ),
+    ]);
+    const fresh = await s3.send(
+      new PutObjectCommand({ Bucket: 'pins', Key: 'fresh', Body: 'new', IfNoneMatch: '*' }),
+    );
+
+    // Assess
+    expect(refused.map((outcome) => outcome.status === 'rejected' && outcome.reason.name)).toEqual([
+      'PreconditionFailed',
+      'PreconditionFailed',
+      'PreconditionFailed',
+    ]);
+    expect((await s3.send(new HeadObjectCommand({ Bucket: 'pins', Key: 'taken' }))).ETag).toBe(head.ETag);
+    expect(fresh.ETag).toBe(md5('new'));
+  });
+
+  it('lets one of many racing conditional writes to a key win, and answers UploadPartCopy with NotImplemented', async () => {
+    // Prepare
+    const bodies = Array.from({ length: 8 }, (_, i) => `racer ${i}`);
+    const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: 'pins', Key: 'parts' }));
+
+    // Act
+    const outcomes = await Promise.allSettled(
+      bodies.map((Body) =>
+        s3.send(new PutObjectCommand({ Bucket: 'pins', Key: 'raced', Body, IfNoneMatch: '*' })),
+      ),
+    );
+    const partCopy = await s3
+      .send(
+        new UploadPartCopyCommand({
+          Bucket: 'pins',
+          Key: 'parts',
+          UploadId,
+          PartNumber: 1,
+          CopySource: 'pins/src',
+          CopySourceRange: 'bytes=0-3',
+        }),
+      )
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+
+    // Assess
+    const won = outcomes.flatMap((outcome, i) => (outcome.status === 'fulfilled' ? [bodies[i]] : []));
+    expect(won).toHaveLength(1);
+    expect(outcomes.filter((outcome) => outcome.status === 'rejected')).toHaveLength(7);
+    const stored = await s3.send(new GetObjectCommand({ Bucket: 'pins', Key: 'raced' }));
+    expect(await stored.Body?.transformToString()).toBe(won[0]);
+    expect(partCopy).toMatchObject({ name: 'NotImplemented' });
   });
 
   it('answers a PutObject and a multipart upload only once the object is whole; a racing read of same-size bodies sees one whole', async () => {
