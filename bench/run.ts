@@ -10,7 +10,7 @@
  */
 import { execFileSync, fork } from 'node:child_process';
 import { createReadStream, createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -47,6 +47,7 @@ import {
 import type { RequestCount } from '../local/services.js';
 import { FUNCTION_NAMES, type FunctionName, type StepEvent } from '../local/workflow.js';
 import { splitCpus } from './cpu-split.js';
+import { type CpuFigures, cpuTimeOf } from './cpu-time.js';
 import { ACCOUNTS_SQL, type Command, type WindowFigures, WindowFiguresSchema } from './oltp-load.js';
 
 /** Rows older than this are archived: 90% of the shared table (its rows span 400 days). */
@@ -140,6 +141,8 @@ export interface BenchResult {
   /** The memory size Lambda compute is priced at. */
   lambdaMemoryMb: number;
   oltp?: OltpFigures;
+  /** CPU time by process group during the whole archive (the first run, alone). */
+  archiveCpu: CpuFigures;
   notes: string[];
 }
 
@@ -419,8 +422,9 @@ export async function runBenchmark(
     const functions = new FunctionProcesses(local.env);
     await functions.start(FUNCTION_NAMES);
     log(`Archiver: the local workflow, batch size ${options.batchSize.toLocaleString('en-US')} ...`);
-    const archiveRun = await measured(() =>
-      tallied(local, functions, (workflow) => runLocalArchive(local, {}, workflow)),
+    const { value: archiveRun, cpu: archiveCpu } = await cpuTimeOf(
+      () => measured(() => tallied(local, functions, (workflow) => runLocalArchive(local, {}, workflow))),
+      availableParallelism(),
     );
     const { steps } = archiveRun.value;
     log('Archiver: a second run, which finds nothing left (the fixed part of a run) ...');
@@ -622,6 +626,7 @@ export async function runBenchmark(
       costs: costLines(archiveTally, idleTally, restoreTally, options.batchSize),
       lambdaMemoryMb: PRICED_LAMBDA_MEMORY_MB,
       oltp,
+      archiveCpu,
       notes,
     };
   } finally {
@@ -660,9 +665,30 @@ export function formatResult(result: BenchResult): string {
     ...formatRuns(result.runs),
     '',
     ...formatCosts(result.costs),
+    '',
+    ...formatCpu(result.archiveCpu),
     ...oltp,
     ...result.notes.map((n) => `note: ${n}`),
   ].join('\n');
+}
+
+function formatCpu(cpu: CpuFigures): string[] {
+  const available = cpu.wallSeconds * cpu.cores;
+  const used = cpu.groups.reduce((sum, g) => sum + g.seconds, 0);
+  return [
+    `CPU during the whole archive: ${cpu.wallSeconds.toFixed(1)} s on ${cpu.cores} cores (${available.toFixed(1)} CPU s), ${used.toFixed(1)} CPU s used`,
+    ...renderTable(
+      [
+        ['process', 'CPU s', 'share of the cores'],
+        ...cpu.groups.map((g) => [
+          g.group,
+          g.seconds.toFixed(1),
+          `${((100 * g.seconds) / available).toFixed(0)} %`,
+        ]),
+      ],
+      (column) => column === 0,
+    ),
+  ];
 }
 
 /** Columns left-aligned where `left` says, the others right-aligned, each as wide as its widest cell. */

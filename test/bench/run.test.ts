@@ -44,6 +44,14 @@ describe('npm run bench (smoke, at a small size so it cannot rot)', () => {
     expect(formatResult(result)).toContain('whole archive');
     expect(result.oltp).toBeUndefined();
 
+    // Assess: the archive run's CPU time, by process: the database, the functions and the local S3 server all worked.
+    const cpuGroups = result.archiveCpu.groups.map((g) => g.group);
+    expect(cpuGroups).toEqual(
+      expect.arrayContaining(['PostgreSQL', 'function export', 'function delete', 'local S3 server']),
+    );
+    expect(result.archiveCpu.groups.every((g) => g.seconds > 0)).toBe(true);
+    expect(formatResult(result)).toContain('CPU during the whole archive');
+
     // Assess: every function of both workflows ran in its own process, which loaded its modules and measured itself.
     expect(result.functions.map((f) => f.functionName).sort()).toEqual(
       [
