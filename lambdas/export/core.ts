@@ -15,6 +15,7 @@ import {
   type TableLocation,
   TOOL_NAME,
   TOOL_VERSION,
+  writeOnceProbeKey,
 } from '../shared/archive/format.js';
 import type { WriteOptions } from '../shared/archive/store-writes.js';
 import { ByteFigures } from '../shared/archive/stream.js';
@@ -154,7 +155,8 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
     }),
   );
   const { shape, staged } = copied;
-  if (staged.length === 0) {
+  const [first] = staged;
+  if (!first) {
     deps.telemetry.metric('BacklogRows', 'Count', 0, tableLabel(input));
     // The table's run is over: reclaim what this run deleted, if asked to (VACUUM runs outside a transaction).
     if (deps.config.defaults.vacuumAfterRun && (input.progress?.rows ?? 0) > 0) {
@@ -162,6 +164,8 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
     }
     return { status: 'empty' as const };
   }
+  // Upload copies write-once before it reads the archive key: proven here, before any copy, for every batch.
+  await deps.store.requireWriteOnce(writeOnceProbeKey(first.stagingKey), write);
   await deps.fault('export:afterStaging');
   const inFlight: InFlight = {
     stage: 'exported',

@@ -1,4 +1,9 @@
-import { type Manifest, ManifestSchema, manifestKeyFor } from '../shared/archive/format.js';
+import {
+  type Manifest,
+  ManifestSchema,
+  manifestKeyFor,
+  writeOnceProbeKey,
+} from '../shared/archive/format.js';
 import type { WriteOptions } from '../shared/archive/store-writes.js';
 import {
   BATCH_ID_METADATA,
@@ -59,9 +64,10 @@ export async function uploadBatch(input: UploadInput, deps: UploadDeps): Promise
   }
   // Staging goes once every object is published: a retry before this finds each archive published and its staged
   // copies still there, which it accepts.
-  await deps.store.deleteKeys(
-    inFlight.objects.flatMap((object) => [object.stagingKey, manifestKeyFor(object.stagingKey)]),
-  );
+  await deps.store.deleteKeys([
+    ...inFlight.objects.flatMap((object) => [object.stagingKey, manifestKeyFor(object.stagingKey)]),
+    ...inFlight.objects.slice(0, 1).map((first) => writeOnceProbeKey(first.stagingKey)),
+  ]);
   if (inFlight.stage === 'exported') {
     await recordInFlight(deps, input, { ...inFlight, stage: 'uploaded', objects: published }, ['exported']);
   }

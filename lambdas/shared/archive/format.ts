@@ -125,6 +125,11 @@ export function manifestKeyFor(dataKey: string): string {
   return `${dataKey.slice(0, slash + 1)}_${dataKey.slice(slash + 1).replace(/\.jsonl\.gz$/, '')}.manifest.json`;
 }
 
+/** Beside a batch's first staging object: export proves with it that the bucket enforces write-once (store.ts). */
+export function writeOnceProbeKey(stagingKey: string): string {
+  return `${stagingKey}.write-once-probe`;
+}
+
 /**
  * Staging objects of one batch (`batchId`): no two batches share them, so an invocation still running beside its
  * retry can only ever remove its own batch's. What an interrupted export leaves expires by the bucket's lifecycle.

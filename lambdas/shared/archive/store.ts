@@ -8,7 +8,12 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { z } from 'zod';
-import { ArchiveIntegrityError, classifyAwsError, StorageUnavailableError } from '../errors/step-errors.js';
+import {
+  ArchiveIntegrityError,
+  ConfigError,
+  classifyAwsError,
+  StorageUnavailableError,
+} from '../errors/step-errors.js';
 import { type CopyOptions, copyOnce, DEFAULT_COPY } from './store-copy.js';
 import {
   type BucketClient,
@@ -165,6 +170,19 @@ export class ArchiveStore {
     isSame: (existing: string) => boolean = (existing) => existing === body,
   ): Promise<'written' | 'existed'> {
     return putTextOnce(this.client, key, body, options, isSame, (existing) => this.getText(existing));
+  }
+
+  /**
+   * Throws ConfigError unless the server refuses a conditional write (If-None-Match: *) into an existing key: the
+   * archive's write-once objects (copies and manifests) rely on it, and a server that ignored it would let a retry
+   * replace an archive an earlier batch published. `key` is written once (twice, if the first write created it).
+   */
+  async requireWriteOnce(key: string, options: WriteOptions): Promise<void> {
+    const probe = () => this.putTextOnce(key, 'write-once probe', options, () => true);
+    if ((await probe()) === 'existed' || (await probe()) === 'existed') return;
+    throw new ConfigError(
+      `the S3 endpoint wrote s3://${this.bucket}/${key} twice despite If-None-Match: *; write-once archives need an S3 that enforces conditional writes`,
+    );
   }
 
   /**

@@ -1,7 +1,13 @@
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import type pg from 'pg';
-import { type BatchBounds, manifestKeyFor, quarantineKey, type TableLocation } from '../archive/format.js';
+import {
+  type BatchBounds,
+  manifestKeyFor,
+  quarantineKey,
+  type TableLocation,
+  writeOnceProbeKey,
+} from '../archive/format.js';
 import { RowDigest, rowDigestFromSql } from '../archive/row-digest.js';
 import type { ArchiveStore } from '../archive/store.js';
 import { LineMeter } from '../archive/stream.js';
@@ -289,6 +295,8 @@ export async function withdrawBatch(
     await removeIfOwned(object.archiveKey, createdArchive);
     await removeIfOwned(manifestKeyFor(object.archiveKey), createdArchive);
   });
+  const [first] = inFlight.objects;
+  if (first) await removeIfOwned(writeOnceProbeKey(first.stagingKey), true);
   await deps.locks.clearInFlight(task.database, task.table, task.lease, inFlight);
   deps.telemetry.warn('batch withdrawn; its rows stay in the database', {
     ...tableLabel(task),

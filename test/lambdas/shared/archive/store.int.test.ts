@@ -14,9 +14,10 @@ import {
   UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import S3rver from 's3rver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ArchiveStore } from '../../../../lambdas/shared/archive/store.js';
-import { ArchiveIntegrityError } from '../../../../lambdas/shared/errors/step-errors.js';
+import { ArchiveIntegrityError, ConfigError } from '../../../../lambdas/shared/errors/step-errors.js';
 import { type LocalServices, startLocalServices } from '../../../../local/services.js';
 
 /**
@@ -147,6 +148,42 @@ describe('s3rver and object pins', () => {
     const stored = await s3.send(new GetObjectCommand({ Bucket: 'pins', Key: 'raced' }));
     expect(await stored.Body?.transformToString()).toBe(won[0]);
     expect(partCopy).toMatchObject({ name: 'NotImplemented' });
+  });
+
+  it('proves write-once against the local S3, and refuses a server that ignores If-None-Match, as bare s3rver does', async () => {
+    // Prepare: s3rver without local/s3-server.mjs, which writes over an existing key whatever the request says.
+    const bare = new S3rver({
+      address: '127.0.0.1',
+      port: 0,
+      directory: join(dir, 'bare'),
+      silent: true,
+      configureBuckets: [{ name: 'bare', configs: [] }],
+    });
+    const { port } = await bare.run();
+    const bareClient = new S3Client({
+      endpoint: `http://127.0.0.1:${port}`,
+      forcePathStyle: true,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+    });
+    try {
+      // Act
+      const local = store.requireWriteOnce('probe', { storageClass: 'STANDARD' });
+      const again = store.requireWriteOnce('probe', { storageClass: 'STANDARD' });
+      const ignored = new ArchiveStore(bareClient, 'bare').requireWriteOnce('probe', {
+        storageClass: 'STANDARD',
+      });
+
+      // Assess
+      await expect(local).resolves.toBeUndefined();
+      await expect(again).resolves.toBeUndefined();
+      await expect(ignored).rejects.toThrow(ConfigError);
+      await expect(ignored).rejects.toThrow(/wrote s3:\/\/bare\/probe twice despite If-None-Match/);
+    } finally {
+      bareClient.destroy();
+      await bare.close();
+    }
   });
 
   it('answers a PutObject and a multipart upload only once the object is whole; a racing read of same-size bodies sees one whole', async () => {
