@@ -19,6 +19,7 @@ export interface CpuFigures {
 
 interface ProcessTicks {
   group: string;
+  parent: number;
   /** Its own ticks plus those of the children it has reaped (a PostgreSQL backend or parallel worker that ended). */
   ticks: number;
 }
@@ -63,7 +64,7 @@ function snapshot(): Map<number, ProcessTicks> {
       // Fields after the command: state, ppid, ..., utime (12th), stime, cutime, cstime.
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       const ticks = [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i] ?? 0), 0);
-      processes.set(pid, { group: groupOf(pid, stat), ticks });
+      processes.set(pid, { group: groupOf(pid, stat), parent: Number(fields[1]), ticks });
     } catch {
       // The process ended while the list was read.
     }
@@ -80,13 +81,20 @@ export async function cpuTimeOf<T>(
   const started = performance.now();
   const value = await work();
   const wallSeconds = (performance.now() - started) / 1000;
-  const seconds = new Map<string, number>();
-  for (const [pid, after] of snapshot()) {
-    const spent = after.ticks - (before.get(pid)?.ticks ?? 0);
-    if (spent > 0) seconds.set(after.group, (seconds.get(after.group) ?? 0) + spent / ticksPerSecond);
+  const after = snapshot();
+  const ticks = new Map<string, number>();
+  const add = (group: string, spent: number) => ticks.set(group, (ticks.get(group) ?? 0) + spent);
+  for (const [pid, now] of after) add(now.group, now.ticks - (before.get(pid)?.ticks ?? 0));
+  // A process that ended meanwhile moved all its ticks into its parent's (once reaped): only those after the start
+  // were spent in the span.
+  for (const [pid, then] of before) {
+    if (after.has(pid)) continue;
+    const parent = after.get(then.parent) ?? before.get(then.parent);
+    if (parent) add(parent.group, -then.ticks);
   }
-  const groups = [...seconds]
-    .map(([group, spent]) => ({ group, seconds: spent }))
+  const groups = [...ticks]
+    .filter(([, spent]) => spent > 0)
+    .map(([group, spent]) => ({ group, seconds: spent / ticksPerSecond }))
     .sort((a, b) => b.seconds - a.seconds);
   return { value, cpu: { wallSeconds, cores, groups } };
 }

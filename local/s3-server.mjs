@@ -3,13 +3,15 @@
 // It exits when its parent goes away, so a killed local run never leaves a server behind.
 // It counts the requests it answers by caller and S3 operation; the parent asks for them with { command: 'counts' }.
 import { createHash, randomUUID } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import S3rver from 's3rver';
 import S3Error from 's3rver/lib/models/error.js';
+import S3Object from 's3rver/lib/models/object.js';
 import { callerOf } from './request-caller.mjs';
 
 const [directory, bucket] = process.argv.slice(2);
@@ -22,14 +24,14 @@ const server = new S3rver({
 });
 
 /**
- * Writes a body to a temporary file beside its path, then renames it into place: s3rver's own store answers a PUT
- * (and UploadPart) once it has handed the bytes to a write stream, before they are on disk, so a read right after an
- * overwrite could come back short or mixed. S3 answers once the object is whole, and the tests and the local mode
- * rely on that. Returns the size and MD5 s3rver records. Unlike S3, a read racing an overwrite can still see a mix:
- * s3rver takes the size before it opens the file and writes the ETag after the bytes; nothing here reads an object
- * while it is being overwritten.
+ * Writes a body to a temporary file beside its path, writes what describes it (`describe`: metadata and MD5), then
+ * renames the bytes into place: s3rver's own store answered a PUT (and UploadPart) once it had handed the bytes to a
+ * write stream, before they were on disk, and wrote the metadata after them, so a read right after a write could come
+ * back short, and a server stopped mid-write left half an object. A new object appears whole, with its metadata, at
+ * the rename, as in S3. Unlike S3, a read racing an overwrite can still see the new metadata with the old bytes, or a
+ * mix: nothing here reads an object while it is being overwritten.
  */
-async function writeWhole(path, content) {
+async function writeWhole(path, content, describe) {
   await mkdir(dirname(path), { recursive: true });
   const temporary = `${path}.${randomUUID()}.partial`;
   const md5 = createHash('md5');
@@ -44,28 +46,53 @@ async function writeWhole(path, content) {
   const source = Buffer.isBuffer(content) ? Readable.from([content]) : content;
   try {
     await pipeline(source, measure, createWriteStream(temporary));
+    const written = { size, md5: md5.digest('hex') };
+    await describe(written);
     await rename(temporary, path);
+    return written;
   } catch (error) {
     await rm(temporary, { force: true });
     throw error;
   }
-  return { size, md5: md5.digest('hex') };
+}
+
+/** Writes a small file whole or not at all: a stopped server never leaves half a metadata file behind. */
+async function writeFileWhole(path, content) {
+  const temporary = `${path}.${randomUUID()}.partial`;
+  await writeFile(temporary, content);
+  await rename(temporary, path);
 }
 
 const { store } = server;
-store.putObject = async (object) => {
-  const written = await writeWhole(
-    store.getResourcePath(object.bucket, object.key, 'object'),
-    object.content,
+store.putMetadata = async (bucket, key, metadata, md5) => {
+  const json = Object.fromEntries(
+    Object.entries(metadata).filter(
+      ([name]) => S3Object.ALLOWED_METADATA.includes(name) || name.startsWith('x-amz-meta-'),
+    ),
   );
-  await store.putMetadata(object.bucket, object.key, object.metadata, written.md5);
-  return written;
+  if (md5) await writeFileWhole(store.getResourcePath(bucket, key, 'object.md5'), md5);
+  await writeFileWhole(store.getResourcePath(bucket, key, 'metadata.json'), JSON.stringify(json, null, 2));
 };
-store.putPart = async (bucket, uploadId, partNumber, content) => {
+store.putObject = (object) =>
+  writeWhole(store.getResourcePath(object.bucket, object.key, 'object'), object.content, (written) =>
+    store.putMetadata(object.bucket, object.key, object.metadata, written.md5),
+  );
+store.putPart = (bucket, uploadId, partNumber, content) => {
   const partPath = join(store.getResourcePath(bucket, undefined, 'uploads'), uploadId, String(partNumber));
-  const written = await writeWhole(partPath, content);
-  await writeFile(`${partPath}.md5`, written.md5);
-  return written;
+  return writeWhole(partPath, content, (written) => writeFileWhole(`${partPath}.md5`, written.md5));
+};
+// s3rver copies the bytes in place, then the metadata, and leaves the destination's old MD5 (its ETag) behind.
+store.copyObject = async (sourceBucket, sourceKey, bucket, key, replacementMetadata) => {
+  const source = store.getResourcePath(sourceBucket, sourceKey, 'object');
+  const metadata =
+    replacementMetadata ??
+    JSON.parse(await readFile(store.getResourcePath(sourceBucket, sourceKey, 'metadata.json'), 'utf8'));
+  if (source === store.getResourcePath(bucket, key, 'object')) await store.putMetadata(bucket, key, metadata);
+  else
+    await writeWhole(store.getResourcePath(bucket, key, 'object'), createReadStream(source), (written) =>
+      store.putMetadata(bucket, key, metadata, written.md5),
+    );
+  return store.getMetadata(bucket, key);
 };
 
 /**
@@ -75,13 +102,15 @@ store.putPart = async (bucket, uploadId, partNumber, content) => {
  */
 const writesByKey = new Map();
 async function conditionalWrites(ctx, next) {
-  const url = new URL(ctx.url, 'http://local');
+  // The path as s3rver's router matches it (not normalised as a URL would be), so both name the same key.
   const writesObject =
-    (ctx.method === 'PUT' && !url.searchParams.has('uploadId') && !url.searchParams.has('tagging')) ||
-    (ctx.method === 'POST' && url.searchParams.has('uploadId'));
-  const [, bucketName, ...key] = url.pathname.split('/');
+    (ctx.method === 'PUT' && !('uploadId' in ctx.query) && !('tagging' in ctx.query)) ||
+    (ctx.method === 'POST' && 'uploadId' in ctx.query);
+  const [, bucketName, ...key] = ctx.path.split('/');
   if (ctx.get('if-none-match') !== '*' || !writesObject || !bucketName || key.length === 0) return next();
-  const id = `${decodeURIComponent(bucketName)}/${decodeURIComponent(key.join('/'))}`;
+  const bucket = decodeURIComponent(bucketName);
+  const objectKey = decodeURIComponent(key.join('/'));
+  const id = `${bucket}/${objectKey}`;
   const before = writesByKey.get(id) ?? Promise.resolve();
   let release;
   const done = new Promise((resolve) => (release = resolve));
@@ -89,7 +118,7 @@ async function conditionalWrites(ctx, next) {
   writesByKey.set(id, mine);
   await before;
   try {
-    if (await store.existsObject(decodeURIComponent(bucketName), decodeURIComponent(key.join('/'))))
+    if (await store.existsObject(bucket, objectKey))
       throw new S3Error(
         'PreconditionFailed',
         'At least one of the pre-conditions you specified did not hold',
@@ -103,8 +132,26 @@ async function conditionalWrites(ctx, next) {
     if (writesByKey.get(id) === mine) writesByKey.delete(id);
   }
 }
-// First of all middleware (Koa composes it when the server starts), so the check precedes the write.
-server.middleware.unshift(conditionalWrites);
+/**
+ * Requests being answered: when the parent goes away (a killed local run), the server finishes them before it exits,
+ * so no object is left half written; S3 never shows half an object.
+ */
+let answering = 0;
+async function counted(_ctx, next) {
+  answering += 1;
+  try {
+    await next();
+  } finally {
+    answering -= 1;
+  }
+}
+async function exitWhenIdle() {
+  for (let waited = 0; answering > 0 && waited < 30_000; waited += 10) await sleep(10);
+  process.exit(0);
+}
+
+// First of all middleware (Koa composes it when the server starts): counted, then checked, then written.
+server.middleware.unshift(counted, conditionalWrites);
 
 const { port } = await server.run();
 
@@ -153,5 +200,5 @@ process.on('message', (message) => {
   });
 });
 process.send?.({ port });
-process.on('disconnect', () => process.exit(0));
+process.on('disconnect', () => void exitWhenIdle());
 process.on('SIGTERM', () => server.close().finally(() => process.exit(0)));

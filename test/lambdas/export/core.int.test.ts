@@ -1,7 +1,7 @@
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { exportBatch } from '../../../lambdas/export/core.js';
-import { ManifestSchema, manifestKeyFor } from '../../../lambdas/shared/archive/format.js';
+import { ManifestSchema, manifestKeyFor, writeOnceProbeKey } from '../../../lambdas/shared/archive/format.js';
 import type { ArchiveStore } from '../../../lambdas/shared/archive/store.js';
 import { versionDigestFromSql } from '../../../lambdas/shared/archive/version-digest.js';
 import { retentionCutoff } from '../../../lambdas/shared/config/governance.js';
@@ -192,7 +192,7 @@ describe('export step', () => {
     expect(await stagedLines(object.stagingKey)).toEqual(firstLines);
     const stagedKeys = (await listKeys(bed.local, '')).filter((key) => key.includes('_staging/'));
     expect(stagedKeys.filter((key) => key.includes('public.retried/')).sort()).toEqual(
-      [object.stagingKey, manifestKeyFor(object.stagingKey)].sort(),
+      [object.stagingKey, manifestKeyFor(object.stagingKey), writeOnceProbeKey(object.stagingKey)].sort(),
     );
     expect(inFlight.stage).toBe('exported');
     expect(await countRows('retried')).toBe(13);

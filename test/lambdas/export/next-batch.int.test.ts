@@ -115,28 +115,51 @@ describe('the spans a batch takes whole', () => {
     expect(whole).toEqual(expected);
   });
 
-  it('agrees with object-by-object choice on a single key of a type with min() and of one without', async () => {
-    // Prepare: the rows of "odd spans" under one text key (min() and max() serve it) and under a uuid key (no min()).
+  it('agrees with object-by-object choice on single keys: with min() and max() where they order as the key does, with sorts elsewhere', async () => {
+    // Prepare: the rows of "odd spans" under one key each: text in an ICU collation (where 'k1' < 'K2', unlike in C),
+    // numeric with NaN and both infinities, and uuid (which has no min()).
     await db.client.query(`
-      CREATE TABLE text_keys AS SELECT "key" || '/' || span AS id, at FROM "odd spans";
-      ALTER TABLE text_keys ADD PRIMARY KEY (id);
+      CREATE TABLE text_keys AS SELECT ("key" || '/' || span) COLLATE "und-x-icu" AS id, at FROM "odd spans";
+      CREATE TABLE numeric_keys AS
+      SELECT CASE row_number() OVER (ORDER BY "key", span) WHEN 7 THEN 'NaN' WHEN 14 THEN 'Infinity'
+                  WHEN 15 THEN '-Infinity' ELSE row_number() OVER (ORDER BY "key" DESC, span) + 0.5 END::numeric AS id,
+             at
+        FROM "odd spans";
       CREATE TABLE uuid_keys AS SELECT md5("key" || span)::uuid AS id, at FROM "odd spans";
+      ALTER TABLE text_keys ADD PRIMARY KEY (id);
+      ALTER TABLE numeric_keys ADD PRIMARY KEY (id);
       ALTER TABLE uuid_keys ADD PRIMARY KEY (id);`);
-    const tables = await Promise.all(
-      ['text_keys', 'uuid_keys'].map((name) =>
-        describeTable(db.client, resolvedTable({ name, timestampColumn: 'at' })),
-      ),
-    );
+    const sqls: string[] = [];
+    const watched = {
+      query: (text: string, values?: unknown[]) => {
+        sqls.push(text);
+        return db.client.query(text, values);
+      },
+    } as unknown as typeof db.client;
 
-    for (const table of tables) {
+    for (const [name, byMinMax] of [
+      ['text_keys', true],
+      ['numeric_keys', true],
+      ['uuid_keys', false],
+    ] as const) {
+      const table = await describeTable(db.client, resolvedTable({ name, timestampColumn: 'at' }));
+      sqls.length = 0;
+
       // Act: all five days, and two and a half.
-      const whole = await wholeSpans(db.client, table, cutoff, 'day', 1000, 100);
-      const cut = await wholeSpans(db.client, table, cutoff, 'day', 17, 100);
+      const whole = await wholeSpans(watched, table, cutoff, 'day', 1000, 100);
+      const cut = await wholeSpans(watched, table, cutoff, 'day', 17, 100);
 
       // Assess
+      expect(sqls.every((sql) => sql.includes('min(s.k0)') === byMinMax)).toBe(true);
       expect(whole).toHaveLength(5);
       expect(whole).toEqual(await objectByObject(db, table, cutoff, 'day', 1000));
       expect(cut).toEqual((await objectByObject(db, table, cutoff, 'day', 17)).slice(0, 2));
+      for (const object of whole) {
+        const rows = await db.client.query<{ n: string }>(
+          `SELECT count(*) AS n FROM ${rowSourceSql(table)} AS t WHERE ${batchPredicateSql(table, object.bounds)}`,
+        );
+        expect(Number(rows.rows[0]?.n)).toBe(object.rows);
+      }
     }
   });
 

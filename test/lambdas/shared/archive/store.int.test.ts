@@ -1,7 +1,10 @@
+import { fork } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import {
   CompleteMultipartUploadCommand,
   CopyObjectCommand,
@@ -184,6 +187,71 @@ describe('s3rver and object pins', () => {
       bareClient.destroy();
       await bare.close();
     }
+  });
+
+  it('finishes a PutObject under way before it exits when its parent goes away, so no object is left half written', async () => {
+    // Prepare: a server of its own, and a body whose second half comes after the parent has gone away.
+    const directory = join(dir, 'parent-gone');
+    const start = async () => {
+      const child = fork(
+        fileURLToPath(new URL('../../../../local/s3-server.mjs', import.meta.url)),
+        [directory, 'own'],
+        {
+          execArgv: ['--openssl-legacy-provider'],
+          stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+        },
+      );
+      const port = await new Promise<number>((resolve) =>
+        child.once('message', (m) => resolve((m as { port: number }).port)),
+      );
+      const client = new S3Client({
+        endpoint: `http://127.0.0.1:${port}`,
+        forcePathStyle: true,
+        region: 'us-east-1',
+        credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+        requestChecksumCalculation: 'WHEN_REQUIRED',
+      });
+      return { child, client };
+    };
+    const first = await start();
+    const half = Buffer.alloc(4 * 1024 * 1024, 7);
+    const body = Readable.from(
+      (async function* () {
+        yield half;
+        await new Promise((resolve) => setTimeout(resolve, 400));
+        yield half;
+      })(),
+    );
+
+    // Act
+    const put = first.client.send(
+      new PutObjectCommand({
+        Bucket: 'own',
+        Key: 'object',
+        Body: body,
+        ContentLength: 2 * half.length,
+        Metadata: { a: 'b' },
+      }),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    first.child.disconnect();
+    const answered = await put.then(
+      () => 'stored',
+      (error: Error) => error.name,
+    );
+    const exitCode = await new Promise((resolve) => first.child.once('exit', resolve));
+    first.client.destroy();
+    const second = await start();
+    const stored = await second.client.send(new GetObjectCommand({ Bucket: 'own', Key: 'object' }));
+    const bytes = Buffer.from((await stored.Body?.transformToByteArray()) ?? []);
+    second.client.destroy();
+    second.child.kill();
+
+    // Assess
+    expect(answered).toBe('stored');
+    expect(exitCode).toBe(0);
+    expect(bytes.equals(Buffer.concat([half, half]))).toBe(true);
+    expect(stored.Metadata).toEqual({ a: 'b' });
   });
 
   it('answers a PutObject and a multipart upload only once the object is whole; a racing read of same-size bodies sees one whole', async () => {
