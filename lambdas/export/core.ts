@@ -111,42 +111,62 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
       const drift = await checkSchemaDrift(deps, input, table, shape.columns);
       const staged: BatchObject[] = [];
       const publishing = new Publications();
+      const whole = await wholeSpans(
+        client,
+        shape,
+        input.cutoff,
+        table.objectSpan,
+        remaining,
+        MAX_OBJECTS_PER_BATCH,
+      );
+      // Objects whose rows are being read, at most two: the next whole span's COPY is queued behind the current
+      // one, so PostgreSQL selects and sorts its rows while this function still writes the current object.
+      const reading: { next: ObjectBounds; streamed: Promise<StagedObject | undefined> }[] = [];
+      let after: string | undefined;
+      let full = false;
+      const finishOldest = async () => {
+        const oldest = reading.shift();
+        if (!oldest) return;
+        const streamed = await oldest.streamed;
+        after = oldest.next.bounds.to;
+        // No rows: they went away between choosing them and copying them.
+        if (!streamed) return;
+        await publishing.add(streamed.published);
+        staged.push(streamed.object);
+        remaining -= streamed.object.figures.rowCount;
+        // A span that filled what was left ends the batch there, mid-day or not.
+        if (oldest.next.rows >= remaining + streamed.object.figures.rowCount) full = true;
+      };
       try {
-        const whole = await wholeSpans(
-          client,
-          shape,
-          input.cutoff,
-          table.objectSpan,
-          remaining,
-          MAX_OBJECTS_PER_BATCH,
-        );
-        for (let after: string | undefined; staged.length < MAX_OBJECTS_PER_BATCH && remaining > 0; ) {
-          const next =
-            whole.shift() ??
-            (await nextBatchBounds(client, shape, input.cutoff, table.objectSpan, remaining, after));
+        while (!full && remaining > 0 && staged.length + reading.length < MAX_OBJECTS_PER_BATCH) {
+          let next = whole.shift();
+          if (!next) {
+            // The next object's bounds depend on what the objects before it took.
+            while (reading.length > 0) await finishOldest();
+            if (full || remaining <= 0 || staged.length >= MAX_OBJECTS_PER_BATCH) break;
+            next = await nextBatchBounds(client, shape, input.cutoff, table.objectSpan, remaining, after);
+          }
           if (!next) break;
-          if (staged.length > 0) await deps.fault('export:betweenObjects');
-          const streamed = await stageObject(deps, client, shape, next, {
+          const first = staged.length + reading.length === 0;
+          if (!first) await deps.fault('export:betweenObjects');
+          const streamed = stageObject(deps, client, shape, next, {
             location,
             batchId,
             write,
             versions,
             span: table.objectSpan,
             // The first manifest after a change of columns says so.
-            drift: staged.length === 0 ? drift : undefined,
+            drift: first ? drift : undefined,
             input,
           });
-          if (!streamed) break;
-          const { object, published } = streamed;
-          await publishing.add(published);
-          staged.push(object);
-          remaining -= object.figures.rowCount;
-          // A day that filled what was left ends the batch there, mid-day or not.
-          if (next.rows >= remaining + object.figures.rowCount) break;
-          after = next.bounds.to;
+          streamed.catch(() => undefined); // awaited in turn by finishOldest, or on failure below
+          reading.push({ next, streamed });
+          if (reading.length > 1) await finishOldest();
         }
+        while (reading.length > 0) await finishOldest();
       } catch (error) {
         // Every staging write has ended before the export fails: none lands after a retry has begun.
+        await Promise.allSettled(reading.map((object) => object.streamed));
         await publishing.settle().catch(() => undefined);
         throw error;
       }
@@ -216,6 +236,12 @@ async function reportBacklog(
   }
 }
 
+/** An object whose rows are read: `published` ends once its staging writes have. */
+interface StagedObject {
+  object: BatchObject;
+  published: Promise<void>;
+}
+
 /**
  * Streams one day's share of the batch (`next`) from COPY through gzip into its staging object, measuring it. Returns
  * once the rows are read, with `published`: the end of the object's upload, then its staged manifest, which the
@@ -236,9 +262,15 @@ async function stageObject(
     drift: SchemaDrift | undefined;
     input: ExportInput;
   },
-): Promise<{ object: BatchObject; published: Promise<void> } | undefined> {
+): Promise<StagedObject | undefined> {
   const staging = stagingKey(batch.location, next.day, batch.batchId);
-  const copy = client.query(copyTo(rowValuesCopySql(shape, batchPredicateSql(shape, next.bounds))));
+  // A buffer that holds a typical day object whole: PostgreSQL sends it all, finishes the COPY and starts the next
+  // object's query while this function still writes this one (with the usual 16 KiB it waited on every chunk).
+  const copy = client.query(
+    copyTo(rowValuesCopySql(shape, batchPredicateSql(shape, next.bounds)), {
+      highWaterMark: COPY_BUFFER_BYTES,
+    }),
+  );
   const lines = new CopyToArchiveLines(
     shape.columns.map((c) => c.name),
     batch.versions,
@@ -356,6 +388,8 @@ class Publications {
 }
 
 const OBJECTS_PUBLISHING = 2;
+
+const COPY_BUFFER_BYTES = 4 * 1024 * 1024;
 
 /** The output for a batch: what it covers, in counts and days (its keys stay on the lease item). */
 function summary(
