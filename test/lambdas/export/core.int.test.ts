@@ -52,6 +52,11 @@ describe('export step', () => {
       await seedAroundCutoff(db, 'manifest_failed');
       await seedAroundCutoff(db, 'backlog');
       await seedAroundCutoff(db, 'within_budget');
+      // Two rows on each of three eligible days.
+      await db.client.query(`
+        CREATE TABLE went_away (id bigint PRIMARY KEY, created_at timestamptz, actor text NOT NULL);
+        INSERT INTO went_away
+        SELECT g, ${cutoffSql()} - make_interval(days => 12 - 2 * ((g + 1) / 2)), 'row_' || g FROM generate_series(1, 6) AS g`);
       // A composite column named t whose fields carry the table's own column names.
       await db.client.query(`
         CREATE TYPE shadow AS (id bigint, created_at timestamptz, t text);
@@ -89,6 +94,7 @@ describe('export step', () => {
       spec('within_budget'),
       spec('shadowed'),
       { ...spec('unrestorable'), batchSize: 100 },
+      { ...spec('went_away'), batchSize: 100 },
       {
         schema: 'public',
         name: 'spring_gap',
@@ -315,6 +321,32 @@ describe('export step', () => {
     // Assess
     expect(between.inFlight).toBeUndefined();
     expect(retried).toMatchObject({ status: 'exported', objects: 2, rows: 8 });
+  });
+
+  it('skips a day whose rows went away between choosing and copying them, and goes on with the next day', async () => {
+    // Prepare: the application deletes the second day's rows just before export copies them.
+    const deps = bed.local.deps();
+    const task = await leasedTask(deps, 'public.went_away');
+    const day = (daysBefore: number) =>
+      new Date(Date.parse(task.cutoff) - daysBefore * DAY_MS).toISOString().slice(0, 10);
+    let faults = 0;
+    const fault = async (point: string) => {
+      if (point === 'export:betweenObjects' && ++faults === 1)
+        await bed.db.client.query('DELETE FROM went_away WHERE id IN (3, 4)');
+    };
+
+    // Act
+    const exported = await exportBatch(task, { ...deps, fault });
+
+    // Assess
+    expect(exported).toMatchObject({ status: 'exported', objects: 2, rows: 4 });
+    const { inFlight } = await staged(deps, 'public.went_away');
+    expect(inFlight.objects.map((o) => [o.day, o.figures.rowCount])).toEqual([
+      [day(10), 2],
+      [day(6), 2],
+    ]);
+    const stagedKeys = (await listKeys(bed.local, '')).filter((key) => key.includes('public.went_away/'));
+    expect(stagedKeys.filter((key) => key.includes(day(8)))).toEqual([]);
   });
 
   it('ends a batch mid-day, at the key that fills it', async () => {
