@@ -5,7 +5,7 @@ import { runLocalArchive } from '../../local/run.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
-  cutoffSql,
+  fixedCutoffSql,
   listKeys,
   readLiveArchives,
   resolvedTable,
@@ -37,8 +37,10 @@ describe('archive workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
     // Prepare
     const table = resolvedTable(spec('events'));
     const original = await tableLines(bed.db.client, table);
+    const cutoff = await fixedCutoffSql(bed.db.client);
+    const newer = await fixedCutoffSql(bed.db.client, 29);
     const newRowsBefore = await bed.db.client.query(
-      `SELECT id, created_at, actor, payload FROM public.events WHERE created_at >= ${cutoffSql(29)} ORDER BY id`,
+      `SELECT id, created_at, actor, payload FROM public.events WHERE created_at >= ${newer} ORDER BY id`,
     );
 
     // Act
@@ -51,11 +53,11 @@ describe('archive workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
     // Assess
     expect(execution.status).toBe('SUCCEEDED');
     const old = await bed.db.client.query(
-      `SELECT count(*)::int AS n FROM public.events WHERE created_at < ${cutoffSql()}`,
+      `SELECT count(*)::int AS n FROM public.events WHERE created_at < ${cutoff}`,
     );
     expect(old.rows[0].n).toBe(0);
     const newRowsAfter = await bed.db.client.query(
-      `SELECT id, created_at, actor, payload FROM public.events WHERE created_at >= ${cutoffSql(29)} ORDER BY id`,
+      `SELECT id, created_at, actor, payload FROM public.events WHERE created_at >= ${newer} ORDER BY id`,
     );
     expect(newRowsAfter.rows).toEqual(newRowsBefore.rows);
     const counts = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);

@@ -6,8 +6,8 @@ import type { FunctionName, StepEvent } from '../../local/workflow.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
-  cutoffSql,
   expireLease,
+  fixedCutoffSql,
   listKeys,
   resolvedTable,
   seedEvents,
@@ -172,6 +172,7 @@ describe(`zero data loss under faults, on the real local workflow (seed ${PROOF_
       const ref = `public.${name}`;
       const table = resolvedTable(spec(name));
       const original = await tableLines(bed.db.client, table);
+      const cutoff = await fixedCutoffSql(bed.db.client);
       const { options, fired, batch } = injection(faultCase, name, at);
       const errors: string[] = [];
       const onStep = (event: StepEvent) => {
@@ -224,7 +225,7 @@ describe(`zero data loss under faults, on the real local workflow (seed ${PROOF_
       expect(rerun.execution.status).toBe('SUCCEEDED');
       expect(after.inArchives).toBeGreaterThanOrEqual(between.inArchives);
       const stillOld = await bed.db.client.query(
-        `SELECT count(*)::int AS n FROM public.${name} WHERE created_at < ${cutoffSql()}`,
+        `SELECT count(*)::int AS n FROM public.${name} WHERE created_at < ${cutoff}`,
       );
       expect(stillOld.rows[0].n).toBe(0);
       expect(after.inDatabase).toBeGreaterThan(500);

@@ -6,8 +6,8 @@ import { openLocalEnvironment } from '../../local/run.js';
 import {
   assertNoLossNoDuplicates,
   createTestDatabase,
-  cutoffSql,
   expireLease,
+  fixedCutoffSql,
   resolvedTable,
   seedEvents,
   type TestDatabase,
@@ -92,6 +92,7 @@ describe(`local runs killed with SIGKILL at random moments (seed ${SEED})`, () =
       progress.push((await checkAndExpireLease(original)).inArchives);
       recordProof({ kind: 'fault', point: 'SIGKILL of the CLI at a seeded moment', iteration: kill });
     }
+    const cutoff = await fixedCutoffSql(db.client);
     const final = runCli(files.configPath, join(files.dir, 'state'));
     const code = await exited(final);
 
@@ -99,7 +100,7 @@ describe(`local runs killed with SIGKILL at random moments (seed ${SEED})`, () =
     expect(code).toBe(0);
     const counts = await checkAndExpireLease(original);
     const old = await db.client.query(
-      `SELECT count(*)::int AS n FROM public.killed WHERE created_at < ${cutoffSql()}`,
+      `SELECT count(*)::int AS n FROM public.killed WHERE created_at < ${cutoff}`,
     );
     expect(old.rows[0].n).toBe(0);
     expect(counts.inArchives + counts.inDatabase).toBe(original.length);

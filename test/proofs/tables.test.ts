@@ -3,7 +3,7 @@ import { runLocalArchive } from '../../local/run.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
-  cutoffSql,
+  fixedCutoffSql,
   listKeys,
   resolvedTable,
   seedEvents,
@@ -38,6 +38,7 @@ describe('table kinds: partitioned tables through their parent, views refused', 
     // Prepare
     const table = resolvedTable(spec('parted'));
     const original = await tableLines(bed.db.client, table);
+    const cutoff = await fixedCutoffSql(bed.db.client);
 
     // Act
     const run = await runLocalArchive(bed.local, { tables: ['public.parted'] }, { retryIntervalScale: 0 });
@@ -48,7 +49,7 @@ describe('table kinds: partitioned tables through their parent, views refused', 
     expect(run.outcomes[0]).toMatchObject({ status: 'succeeded', rowsArchived: counts.inArchives });
     const left = await bed.db.client.query(
       `SELECT tableoid::regclass::text AS part, count(*)::int AS n,
-              count(*) FILTER (WHERE created_at < ${cutoffSql()})::int AS old
+              count(*) FILTER (WHERE created_at < ${cutoff})::int AS old
          FROM public.parted GROUP BY 1 ORDER BY 1`,
     );
     // The oldest partition is empty now, the middle one kept its rows younger than the cut-off.

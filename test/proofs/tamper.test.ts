@@ -7,7 +7,7 @@ import type { StepEvent } from '../../local/workflow.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
-  cutoffSql,
+  fixedCutoffSql,
   getObject,
   listKeys,
   metricRecorder,
@@ -223,6 +223,7 @@ describe('tampering between steps is caught before any delete, with a named erro
       const ref = `public.${name}`;
       const table = resolvedTable(spec(name));
       const original = await tableLines(bed.db.client, table);
+      const cutoff = await fixedCutoffSql(bed.db.client);
       const s3 = s3ClientFor(bed.local);
       const bucket = bed.local.services.bucket;
       const recorder = metricRecorder();
@@ -314,7 +315,7 @@ describe('tampering between steps is caught before any delete, with a named erro
       expect(orphans).toEqual([]);
       expect(after.inArchives).toBeGreaterThan(between.inArchives);
       const stillOld = await bed.db.client.query(
-        `SELECT count(*)::int AS n FROM ${ref} WHERE created_at < ${cutoffSql()}`,
+        `SELECT count(*)::int AS n FROM ${ref} WHERE created_at < ${cutoff}`,
       );
       expect(stillOld.rows[0].n).toBe(0);
     });

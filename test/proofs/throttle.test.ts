@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { StepDeps } from '../../lambdas/shared/step/step-deps.js';
 import { runLocalArchive } from '../../local/run.js';
 import type { StepEvent } from '../../local/workflow.js';
-import { archiverTestbed, cutoffSql, seedEvents } from '../support/fixtures.js';
+import { archiverTestbed, fixedCutoffSql, seedEvents } from '../support/fixtures.js';
 
 const spec = (name: string, batchSize?: number) => ({
   schema: 'public',
@@ -23,9 +23,10 @@ const exported = (steps: StepEvent[]) =>
     (s) => s.functionName === 'export' && (s.result as { status?: string })?.status === 'exported',
   );
 
-async function oldRows(client: pg.Client, table: string): Promise<number> {
+/** Rows older than `cutoff` (fixedCutoffSql, taken before the run). */
+async function oldRows(client: pg.Client, table: string, cutoff: string): Promise<number> {
   const result = await client.query(
-    `SELECT count(*)::int AS n FROM public.${table} WHERE created_at < ${cutoffSql()}`,
+    `SELECT count(*)::int AS n FROM public.${table} WHERE created_at < ${cutoff}`,
   );
   return result.rows[0].n;
 }
@@ -49,6 +50,7 @@ describe('settings that trade speed for impact on production, through the real w
 
   it('waits pauseBetweenBatchesSeconds between batches in a Wait state, then VACUUM (ANALYZE)s the table', async () => {
     // Prepare
+    const cutoff = await fixedCutoffSql(bed.db.client);
     const { steps, onStep } = stepRecorder();
 
     // Act
@@ -60,7 +62,7 @@ describe('settings that trade speed for impact on production, through the real w
 
     // Assess: the export after each committed delete started at least a second later.
     expect(run.execution.status).toBe('SUCCEEDED');
-    expect(await oldRows(bed.db.client, 'paced')).toBe(0);
+    expect(await oldRows(bed.db.client, 'paced', cutoff)).toBe(0);
     const gaps = steps.flatMap((step, i) => {
       const next = steps[i + 1];
       if (step.functionName !== 'delete' || next?.functionName !== 'export') return [];
@@ -81,6 +83,7 @@ describe('settings that trade speed for impact on production, through the real w
 
   it('sizes batches to the time budget: a slow invocation stops at a batch boundary and the loop continues', async () => {
     // Prepare: an invocation that has 1 s left may spend half of it; the first batch assumes 2,000 rows/s.
+    const cutoff = await fixedCutoffSql(bed.db.client);
     const { steps, onStep } = stepRecorder();
 
     // Act
@@ -99,7 +102,7 @@ describe('settings that trade speed for impact on production, through the real w
     expect(batches.length).toBeGreaterThan(1);
     expect(new Set(batches.flatMap((b) => [b.firstDay, b.lastDay])).size).toBe(1);
     expect(batches.reduce((sum, b) => sum + b.rows, 0)).toBe(3000);
-    expect(await oldRows(bed.db.client, 'dense')).toBe(0);
+    expect(await oldRows(bed.db.client, 'dense', cutoff)).toBe(0);
   });
 });
 
@@ -110,7 +113,8 @@ describe('replica lag check, against the real pg_stat_replication', () => {
 
   it('pauses (export retried with ReplicaLagError) while the named replica is not connected, and moves no row', async () => {
     // Prepare
-    const before = await oldRows(bed.db.client, 'replicated');
+    const cutoff = await fixedCutoffSql(bed.db.client);
+    const before = await oldRows(bed.db.client, 'replicated', cutoff);
     const { steps, onStep } = stepRecorder();
 
     // Act
@@ -121,7 +125,7 @@ describe('replica lag check, against the real pg_stat_replication', () => {
     expect(run.outcomes[0]?.error).toMatch(/^ReplicaLagError: .*replica "standby-1" is not connected/);
     const attempts = steps.filter((s) => s.functionName === 'export' && s.error?.name === 'ReplicaLagError');
     expect(attempts).toHaveLength(21);
-    expect(await oldRows(bed.db.client, 'replicated')).toBe(before);
+    expect(await oldRows(bed.db.client, 'replicated', cutoff)).toBe(before);
   });
 });
 
@@ -137,6 +141,7 @@ describe('the lease across throttle waits longer than the lease', () => {
 
   it('keeps the lease through every wait: the run finishes the table instead of failing with LeaseLostError', async () => {
     // Prepare: the functions get a 3 s lease (the config file cannot go below 1,200 s), shorter than the 5 s pause.
+    const cutoff = await fixedCutoffSql(bed.db.client);
     const { steps, onStep } = stepRecorder();
     const shortLease = (deps: StepDeps): StepDeps => ({
       ...deps,
@@ -154,6 +159,6 @@ describe('the lease across throttle waits longer than the lease', () => {
     expect(run.outcomes[0]?.error).toBeUndefined();
     expect(run.execution.status).toBe('SUCCEEDED');
     expect(exported(steps).length).toBeGreaterThan(1);
-    expect(await oldRows(bed.db.client, 'outlasting')).toBe(0);
+    expect(await oldRows(bed.db.client, 'outlasting', cutoff)).toBe(0);
   });
 });

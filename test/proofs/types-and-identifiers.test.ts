@@ -5,7 +5,7 @@ import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
-  cutoffSql,
+  fixedCutoffSql,
   listKeys,
   readLiveArchives,
   resolvedTable,
@@ -73,6 +73,7 @@ describe('every type and hostile identifiers survive the archive exactly', () =>
     await bed.db.client.query(`CREATE TABLE public.original AS SELECT * FROM ${typed}`);
     const table = resolvedTable(typedSpec);
     const original = await tableLines(bed.db.client, table);
+    const cutoff = await fixedCutoffSql(bed.db.client);
 
     // Act
     const run = await runLocalArchive(
@@ -103,7 +104,7 @@ describe('every type and hostile identifiers survive the archive exactly', () =>
     ]);
     const comparison = await compareRows(
       bed.db.client,
-      `SELECT * FROM public.original WHERE "When" < ${cutoffSql()}`,
+      `SELECT * FROM public.original WHERE "When" < ${cutoff}`,
       'SELECT * FROM public.restored',
     );
     expect(comparison).toEqual({ rows: 3, missing: 0, extra: 0 });
@@ -137,6 +138,7 @@ describe('every type and hostile identifiers survive the archive exactly', () =>
     // Prepare
     const table = resolvedTable(localSpec);
     const original = await tableLines(bed.db.client, table);
+    const cutoff = await fixedCutoffSql(bed.db.client);
 
     // Act
     const run = await runLocalArchive(
@@ -148,7 +150,7 @@ describe('every type and hostile identifiers survive the archive exactly', () =>
     // Assess: "Created" holds New York wall-clock time; rows older than 30 days in that zone are gone.
     expect(run.execution.status).toBe('SUCCEEDED');
     const remaining = await bed.db.client.query(
-      `SELECT min("Created" AT TIME ZONE 'America/New_York') >= ${cutoffSql()} AS ok, count(*)::int AS n FROM ${q(LOCAL_SCHEMA)}.${q(LOCAL_TABLE)}`,
+      `SELECT min("Created" AT TIME ZONE 'America/New_York') >= ${cutoff} AS ok, count(*)::int AS n FROM ${q(LOCAL_SCHEMA)}.${q(LOCAL_TABLE)}`,
     );
     expect(remaining.rows[0]).toEqual({ ok: true, n: expect.any(Number) });
     expect(remaining.rows[0].n).toBeGreaterThan(700);

@@ -348,6 +348,18 @@ export const cutoffSql = (retentionDays = 30): string =>
   `(${TODAY_UTC_SQL} - make_interval(days => ${Math.trunc(retentionDays)}))`;
 
 /**
+ * The cut-off `cutoffSql` names, as a literal fixed now. Taken before a run, it is at or before the run's own cut-off
+ * even if UTC midnight passes meanwhile (the run's is then a day later), so "no row older than it is left" holds
+ * at any hour, where `cutoffSql` evaluated after the run would name the new day's.
+ */
+export async function fixedCutoffSql(client: pg.Client, retentionDays = 30): Promise<string> {
+  const result = await client.query<{ cutoff: string }>(
+    `SELECT to_json(${cutoffSql(retentionDays)})#>>'{}' AS cutoff`,
+  );
+  return `${pg.escapeLiteral(result.rows[0]?.cutoff ?? '')}::timestamptz`;
+}
+
+/**
  * An audit-like table with `rows` rows spread evenly over the `days` UTC days before today, from just after the
  * midnight `days` days ago up to today's midnight: the same rows fall on the same UTC days at every hour.
  */

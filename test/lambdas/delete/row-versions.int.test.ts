@@ -17,7 +17,7 @@ import { runLocalArchive } from '../../../local/run.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
-  cutoffSql,
+  fixedCutoffSql,
   resolvedTable,
   TODAY_UTC_SQL,
   tableLines,
@@ -173,6 +173,7 @@ describe('delete by row versions: every change between export and delete ends in
     // Prepare
     const deps = bed.local.deps();
     const ref = `public.${name}`;
+    const cutoff = await fixedCutoffSql(bed.db.client);
     const table = resolvedTable(spec(name));
     const task = await verifiedBatch(deps, name, rows);
     await before?.(deps, task);
@@ -203,7 +204,7 @@ describe('delete by row versions: every change between export and delete ends in
     expect(rerun.execution.status).toBe('SUCCEEDED');
     await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
     const left = await query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM ${ref} WHERE created_at < ${cutoffSql()}`,
+      `SELECT count(*)::int AS n FROM ${ref} WHERE created_at < ${cutoff}`,
     );
     expect(left[0]?.n).toBe(0);
   }
