@@ -30,6 +30,16 @@ import { type LocalServices, startLocalServices } from '../../../../local/servic
  * store answered a PUT before the bytes were on disk, and ignored If-None-Match on writes; local/s3-server.mjs makes
  * it answer once the object is whole, and refuse a conditional write into an existing key.
  */
+/** A client of a local S3 server (s3rver's credentials; no streamed checksums, which s3rver would store). */
+const s3ClientAt = (endpoint: string) =>
+  new S3Client({
+    endpoint,
+    forcePathStyle: true,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+  });
+
 describe('s3rver and object pins', () => {
   let dir = '';
   let services: LocalServices;
@@ -39,13 +49,7 @@ describe('s3rver and object pins', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 's3-pins-'));
     services = await startLocalServices(dir, 'pins');
-    s3 = new S3Client({
-      endpoint: services.s3Endpoint,
-      forcePathStyle: true,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-    });
+    s3 = s3ClientAt(services.s3Endpoint);
     store = new ArchiveStore(s3, 'pins', { inPartsAboveBytes: Number.MAX_SAFE_INTEGER });
   });
   afterAll(async () => {
@@ -163,13 +167,7 @@ describe('s3rver and object pins', () => {
       configureBuckets: [{ name: 'bare', configs: [] }],
     });
     const { port } = await bare.run();
-    const bareClient = new S3Client({
-      endpoint: `http://127.0.0.1:${port}`,
-      forcePathStyle: true,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-    });
+    const bareClient = s3ClientAt(`http://127.0.0.1:${port}`);
     try {
       // Act
       const local = store.requireWriteOnce('probe', { storageClass: 'STANDARD' });
@@ -204,13 +202,7 @@ describe('s3rver and object pins', () => {
       const port = await new Promise<number>((resolve) =>
         child.once('message', (m) => resolve((m as { port: number }).port)),
       );
-      const client = new S3Client({
-        endpoint: `http://127.0.0.1:${port}`,
-        forcePathStyle: true,
-        region: 'us-east-1',
-        credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
-        requestChecksumCalculation: 'WHEN_REQUIRED',
-      });
+      const client = s3ClientAt(`http://127.0.0.1:${port}`);
       return { child, client };
     };
     const first = await start();
