@@ -129,10 +129,11 @@ export class ArchiverFunctions extends Construct {
     lockTable.grant(this.lock, ['holds'], 'GetItem');
     bucket.grantObjects(this.lock, [layout.audit], auditWriter);
 
-    // export: streams rows into staging; settling a crashed batch may withdraw it (archive included).
+    // export: streams rows into staging; settling a crashed batch may withdraw it (archive included). Withdrawing
+    // reads each staging object's head (whose batch wrote it) before deleting it: read goes with delete.
     this.export = step('export', 'Export', LONG_STEP, true);
     this.databaseSecrets.grantRead(this.export);
-    bucket.grantObjects(this.export, [layout.staging], { write: true, delete: true });
+    bucket.grantObjects(this.export, [layout.staging], { read: true, write: true, delete: true });
     bucket.grantObjects(this.export, layout.archives, { read: true, delete: true });
     lockTable.grant(this.export, ['tableState'], 'GetItem', 'UpdateItem');
     lockTable.grant(this.export, ['holds'], 'GetItem');
@@ -148,7 +149,7 @@ export class ArchiverFunctions extends Construct {
 
     // verify: re-reads archive and manifest (no database: delete digests the rows); withdraws damage, quarantined.
     this.verify = step('verify', 'Verify', LONG_STEP, false);
-    bucket.grantObjects(this.verify, [layout.staging], { delete: true });
+    bucket.grantObjects(this.verify, [layout.staging], { read: true, delete: true });
     bucket.grantObjects(this.verify, layout.archives, { read: true, delete: true });
     bucket.grantObjects(this.verify, [layout.quarantine], { write: true });
     lockTable.grant(this.verify, ['tableState'], 'GetItem', 'UpdateItem');
@@ -156,7 +157,7 @@ export class ArchiverFunctions extends Construct {
     // delete: deletes the verified rows in one transaction; withdraws the archive if they changed meanwhile.
     this.delete = step('delete', 'Delete', LONG_STEP, true);
     this.databaseSecrets.grantRead(this.delete);
-    bucket.grantObjects(this.delete, [layout.staging], { delete: true });
+    bucket.grantObjects(this.delete, [layout.staging], { read: true, delete: true });
     bucket.grantObjects(this.delete, layout.archives, { read: true, delete: true });
     // An archive changed after verification is withdrawn with a copy kept as evidence.
     bucket.grantObjects(this.delete, [layout.quarantine], { write: true });

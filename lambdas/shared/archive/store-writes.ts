@@ -86,23 +86,13 @@ export async function putText(
   );
 }
 
-/**
- * Writes an object once. An existing object that `isSame` accepts is success (a retry, or the same content
- * written before); anything else there is an ArchiveConflictError. S3 enforces it with If-None-Match (as the local
- * S3 server does), so the object is read (`readText`) only when the write was refused.
- */
-export async function putTextOnce(
+/** A PUT that S3 refuses (412) when an object is at the key already (If-None-Match: *). */
+export async function putIfAbsent(
   { s3, bucket }: BucketClient,
   key: string,
   body: string,
   options: WriteOptions,
-  isSame: (existing: string) => boolean,
-  readText: (key: string) => Promise<string | undefined>,
-): Promise<'written' | 'existed'> {
-  const check = (existing: string): 'existed' => {
-    if (!isSame(existing)) throw new ArchiveConflictError(`s3://${bucket}/${key} exists with other content`);
-    return 'existed';
-  };
+): Promise<'written' | 'refused'> {
   try {
     await s3.send(
       new PutObjectCommand({
@@ -118,7 +108,26 @@ export async function putTextOnce(
     );
     return 'written';
   } catch (error) {
-    if (!isPreconditionFailed(error)) throw classifyAwsError(error, 's3');
-    return check((await readText(key)) ?? '');
+    if (isPreconditionFailed(error)) return 'refused';
+    throw classifyAwsError(error, 's3');
   }
+}
+
+/**
+ * Writes an object once. An existing object that `isSame` accepts is success (a retry, or the same content
+ * written before); anything else there is an ArchiveConflictError. S3 enforces it with If-None-Match (as the local
+ * S3 server does), so the object is read (`readText`) only when the write was refused.
+ */
+export async function putTextOnce(
+  client: BucketClient,
+  key: string,
+  body: string,
+  options: WriteOptions,
+  isSame: (existing: string) => boolean,
+  readText: (key: string) => Promise<string | undefined>,
+): Promise<'written' | 'existed'> {
+  if ((await putIfAbsent(client, key, body, options)) === 'written') return 'written';
+  if (!isSame((await readText(key)) ?? ''))
+    throw new ArchiveConflictError(`s3://${client.bucket}/${key} exists with other content`);
+  return 'existed';
 }

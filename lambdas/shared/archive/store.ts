@@ -18,6 +18,7 @@ import { type CopyOptions, copyOnce, DEFAULT_COPY } from './store-copy.js';
 import {
   type BucketClient,
   isPreconditionFailed,
+  putIfAbsent,
   putStream,
   putText,
   putTextOnce,
@@ -178,8 +179,8 @@ export class ArchiveStore {
    * replace an archive an earlier batch published. `key` is written once (twice, if the first write created it).
    */
   async requireWriteOnce(key: string, options: WriteOptions): Promise<void> {
-    const probe = () => this.putTextOnce(key, 'write-once probe', options, () => true);
-    if ((await probe()) === 'existed' || (await probe()) === 'existed') return;
+    const probe = () => putIfAbsent(this.client, key, 'write-once probe', options);
+    if ((await probe()) === 'refused' || (await probe()) === 'refused') return;
     throw new ConfigError(
       `the S3 endpoint wrote s3://${this.bucket}/${key} twice despite If-None-Match: *; write-once archives need an S3 that enforces conditional writes`,
     );
