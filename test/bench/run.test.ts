@@ -49,8 +49,12 @@ describe('npm run bench (smoke, at a small size so it cannot rot)', () => {
     expect(cpuGroups).toEqual(
       expect.arrayContaining(['PostgreSQL', 'function export', 'function delete', 'local S3 server']),
     );
-    const cpuUsed = result.archiveCpu.groups.reduce((sum, g) => sum + g.seconds, 0);
-    expect(cpuUsed).toBeLessThanOrEqual(result.archiveCpu.wallSeconds * result.archiveCpu.cores + 0.1);
+    // The archiver's processes (not the test workers running beside it) spent at most the cores' time; /proc is read
+    // process by process, so the two snapshots are a few milliseconds wide.
+    const cpuUsed = result.archiveCpu.groups
+      .filter((g) => g.group !== 'other processes')
+      .reduce((sum, g) => sum + g.seconds, 0);
+    expect(cpuUsed).toBeLessThanOrEqual(result.archiveCpu.wallSeconds * result.archiveCpu.cores * 1.05 + 0.5);
     expect(formatResult(result)).toContain('CPU during the whole archive');
 
     // Assess: every function of both workflows ran in its own process, which loaded its modules and measured itself.

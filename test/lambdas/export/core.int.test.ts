@@ -73,11 +73,13 @@ describe('export step', () => {
         CREATE TABLE gap_alone (id bigint PRIMARY KEY, at timestamp NOT NULL);
         INSERT INTO gap_alone VALUES (4, '2024-03-29 02:30')`);
       // A day of one ordinary row, then a day whose one row's line is over 256 MiB once escaped (45 MB of U+0001,
-      // six bytes each in JSON), more than restore can load.
+      // six bytes each in JSON), more than restore can load, then another ordinary day (whose COPY must not be queued
+      // behind the failed one, which never ends).
       await db.client.query(`
         CREATE TABLE unrestorable (id bigint PRIMARY KEY, created_at timestamptz, note text);
         INSERT INTO unrestorable VALUES (1, ${cutoffSql()} - interval '3 days', 'ordinary'),
-                                        (2, ${cutoffSql()} - interval '2 days', repeat(chr(1), 45000000))`);
+                                        (2, ${cutoffSql()} - interval '2 days', repeat(chr(1), 45000000)),
+                                        (3, ${cutoffSql()} - interval '1 day', 'ordinary')`);
       await db.client.query(`
         CREATE TABLE recent (id bigint PRIMARY KEY, created_at timestamptz, actor text NOT NULL);
         INSERT INTO recent VALUES (1, ${cutoffSql()}, 'at_cutoff'), (2, NULL, 'no_timestamp'), (3, ${TODAY_UTC_SQL}, 'today')`);
@@ -440,7 +442,7 @@ describe('export step', () => {
       ),
     });
     expect((await deps.locks.get('app', 'public.unrestorable')).inFlight).toBeUndefined();
-    expect(await countRows('public.unrestorable')).toBe(2);
+    expect(await countRows('public.unrestorable')).toBe(3);
   });
 
   it('takes a timestamp column’s rows by their local day windows, a local time in a spring-forward gap too', async () => {
