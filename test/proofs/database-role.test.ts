@@ -4,6 +4,7 @@ import {
   archiverTestbed,
   assertNoLossNoDuplicates,
   cutoffSql,
+  fixedCutoffSql,
   resolvedTable,
   seedEvents,
   type TestDatabase,
@@ -233,17 +234,22 @@ describe('a database role plants functions and operators where the archiver migh
     (
       await bed.db.client.query<{ fn: string }>('SELECT DISTINCT fn FROM public.hijack_calls ORDER BY 1')
     ).rows.map((r) => r.fn);
-  const young = async () =>
+  /**
+   * Rows at or after `from`: the cut-off a day later than today's (fixedCutoffSql with 29 days, taken before the run),
+   * which no run can pass even if UTC midnight passes during it, so the run leaves them all.
+   */
+  const young = async (from: string) =>
     (
       await bed.db.client.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM app.events WHERE created_at >= ${cutoffSql()}`,
+        `SELECT count(*)::int AS n FROM app.events WHERE created_at >= ${from}`,
       )
     ).rows[0]?.n;
 
   it('archives with every function and operator taken from pg_catalog, behind a transaction pooler too', async () => {
     // Prepare
     original = await tableLines(bed.db.client, table);
-    const youngBefore = await young();
+    const youngFrom = await fixedCutoffSql(bed.db.client, 29);
+    const youngBefore = await young(youngFrom);
 
     // Act
     const run = await runLocalArchive(
@@ -254,7 +260,7 @@ describe('a database role plants functions and operators where the archiver migh
 
     // Assess
     const hijacked = await calls();
-    const youngAfter = await young();
+    const youngAfter = await young(youngFrom);
     const counts = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original).catch(
       (error: Error) => error,
     );

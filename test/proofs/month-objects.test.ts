@@ -8,7 +8,7 @@ import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
-  cutoffSql,
+  fixedCutoffSql,
   getObject,
   readLiveArchives,
   resolvedTable,
@@ -57,11 +57,12 @@ describe('month objects: a low-volume table archived one object per UTC month', 
 
   it('plan counts only whole months past the cut-off, and suggests month objects for a table whose day objects are small', async () => {
     // Act
+    const cutoff = await fixedCutoffSql(bed.db.client);
     const report = await planLocally(bed.local, {});
 
     // Assess
     const { rows } = await bed.db.client.query<{ n: number }>(
-      `SELECT count(*)::int AS n FROM events WHERE created_at < date_trunc('month', ${cutoffSql()}, 'UTC')`,
+      `SELECT count(*)::int AS n FROM events WHERE created_at < date_trunc('month', ${cutoff}, 'UTC')`,
     );
     const events = report.tables.find((t) => t.table === 'public.events');
     const sparse = report.tables.find((t) => t.table === 'public.sparse');
@@ -74,13 +75,14 @@ describe('month objects: a low-volume table archived one object per UTC month', 
 
   it('archives each whole month before the cut-off’s month into month objects, deleting exactly their rows', async () => {
     // Act
+    const cutoff = await fixedCutoffSql(bed.db.client);
     const run = await runLocalArchive(bed.local, { tables: ['public.events'] }, { retryIntervalScale: 0 });
 
     // Assess: what is left is the cut-off's month and later; what went is in the archives, once
     expect(run.execution.status).toBe('SUCCEEDED');
     const { client } = bed.db;
     const left = await client.query<{ early: number }>(
-      `SELECT count(*) FILTER (WHERE created_at < date_trunc('month', ${cutoffSql()}, 'UTC'))::int AS early FROM events`,
+      `SELECT count(*) FILTER (WHERE created_at < date_trunc('month', ${cutoff}, 'UTC'))::int AS early FROM events`,
     );
     expect(left.rows[0]?.early).toBe(0);
     const kept = new Set(await linesOf(client, 'events'));
@@ -244,6 +246,7 @@ describe('month objects under faults: no row lost or doubled', () => {
       // Prepare
       const table = resolvedTable({ name: name(i), timestampColumn: 'created_at' });
       const original = await tableLines(bed.db.client, table);
+      const cutoff = await fixedCutoffSql(bed.db.client);
       let fired = false;
       const fault = async (reached: FaultPoint) => {
         if (reached !== point || fired) return;
@@ -267,7 +270,7 @@ describe('month objects under faults: no row lost or doubled', () => {
       expect(rerun.execution.status).toBe('SUCCEEDED');
       expect(after.inArchives).toBeGreaterThanOrEqual(between.inArchives);
       const early = await bed.db.client.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM public.${name(i)} WHERE created_at < date_trunc('month', ${cutoffSql()}, 'UTC')`,
+        `SELECT count(*)::int AS n FROM public.${name(i)} WHERE created_at < date_trunc('month', ${cutoff}, 'UTC')`,
       );
       expect(early.rows[0]?.n).toBe(0);
       const archives = await readLiveArchives(bed.local, 'public', name(i));
