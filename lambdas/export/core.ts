@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import type pg from 'pg';
-import { type CopyToStreamQuery, to as copyTo } from 'pg-copy-streams';
+import { to as copyTo } from 'pg-copy-streams';
 import { CopyToArchiveLines } from '../shared/archive/copy-to-lines.js';
 import {
   archiveKey,
@@ -111,78 +111,45 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
       const drift = await checkSchemaDrift(deps, input, table, shape.columns);
       const staged: BatchObject[] = [];
       const publishing = new Publications();
-      const whole = await wholeSpans(
-        client,
-        shape,
-        input.cutoff,
-        table.objectSpan,
-        remaining,
-        MAX_OBJECTS_PER_BATCH,
-      );
-      // Objects whose rows are being read, at most two: once PostgreSQL has sent the current object's rows (the COPY
-      // buffer holds a day object whole), the next whole span's COPY starts, so PostgreSQL selects and sorts its rows
-      // while this function still writes the current object. It never starts behind a COPY still sending: an object
-      // that fails mid-COPY abandons the connection, and a query queued behind it would wait for ever.
-      const reading: ReadingObject[] = [];
-      // The first manifest written after a change of columns says so (an object whose rows went away writes none).
-      let untoldDrift = drift;
-      const takeDrift = () => {
-        const told = untoldDrift;
-        untoldDrift = undefined;
-        return told;
-      };
-      let after: string | undefined;
-      let full = false;
-      const finishOldest = async () => {
-        const oldest = reading.shift();
-        if (!oldest) return;
-        const streamed = await oldest.streamed;
-        after = oldest.next.bounds.to;
-        // No rows: they went away between choosing them and copying them.
-        if (!streamed) return;
-        await publishing.add(streamed.published);
-        staged.push(streamed.object);
-        remaining -= streamed.object.figures.rowCount;
-        // A span that filled what was left ends the batch there, mid-day or not.
-        if (oldest.next.rows >= remaining + streamed.object.figures.rowCount) full = true;
-      };
       try {
-        while (!full && remaining > 0 && staged.length + reading.length < MAX_OBJECTS_PER_BATCH) {
-          let next = whole.shift();
-          if (!next) {
-            // The next object's bounds depend on what the objects before it took.
-            while (reading.length > 0) await finishOldest();
-            if (full || remaining <= 0 || staged.length >= MAX_OBJECTS_PER_BATCH) break;
-            next = await nextBatchBounds(client, shape, input.cutoff, table.objectSpan, remaining, after);
-          }
+        const whole = await wholeSpans(
+          client,
+          shape,
+          input.cutoff,
+          table.objectSpan,
+          remaining,
+          MAX_OBJECTS_PER_BATCH,
+        );
+        // The first manifest written after a change of columns says so (an object whose rows went away writes none).
+        let untoldDrift = drift;
+        for (let after: string | undefined; staged.length < MAX_OBJECTS_PER_BATCH && remaining > 0; ) {
+          const next =
+            whole.shift() ??
+            (await nextBatchBounds(client, shape, input.cutoff, table.objectSpan, remaining, after));
           if (!next) break;
-          const current = reading.at(-1);
-          // A COPY stream that closed before the server ended the COPY either failed (its connection is abandoned, and
-          // finishOldest throws its error) or was read to its end first: either way the next COPY waits for it.
-          if (current && !(await current.sent)) while (reading.length > 0) await finishOldest();
-          if (staged.length + reading.length > 0) await deps.fault('export:betweenObjects');
-          const object = stageObject(deps, client, shape, next, {
+          if (staged.length > 0) await deps.fault('export:betweenObjects');
+          const streamed = await stageObject(deps, client, shape, next, {
             location,
             batchId,
             write,
             versions,
             span: table.objectSpan,
-            takeDrift,
+            drift: untoldDrift,
             input,
           });
-          object.streamed.catch(() => undefined); // awaited in turn by finishOldest, or on failure below
-          reading.push({ next, ...object });
-          if (reading.length > 1) await finishOldest();
+          after = next.bounds.to;
+          // No rows: they went away between choosing them and copying them; the batch goes on with the next span.
+          if (!streamed) continue;
+          untoldDrift = undefined;
+          const { object, published } = streamed;
+          await publishing.add(published);
+          staged.push(object);
+          remaining -= object.figures.rowCount;
+          // A day that filled what was left ends the batch there, mid-day or not.
+          if (next.rows >= remaining + object.figures.rowCount) break;
         }
-        while (reading.length > 0) await finishOldest();
       } catch (error) {
         // Every staging write has ended before the export fails: none lands after a retry has begun.
-        const read = await Promise.allSettled(reading.map((object) => object.streamed));
-        await Promise.allSettled(
-          read.flatMap((outcome) =>
-            outcome.status === 'fulfilled' && outcome.value ? [outcome.value.published] : [],
-          ),
-        );
         await publishing.settle().catch(() => undefined);
         throw error;
       }
@@ -252,58 +219,15 @@ async function reportBacklog(
   }
 }
 
-/** An object whose rows are read: `published` ends once its staging writes have. */
-interface StagedObject {
-  object: BatchObject;
-  published: Promise<void>;
-}
-
 /**
- * An object being read: `sent` settles once PostgreSQL has ended its COPY (true) or the COPY stream closed before
- * that (false: it failed, and its connection is abandoned); `streamed` once its rows are read.
+ * Streams one day's share of the batch (`next`) from COPY through gzip into its staging object, measuring it. Returns
+ * once the rows are read, with `published`: the end of the object's upload, then its staged manifest, which the
+ * caller awaits while the next object is read. Undefined when the rows went away between choosing them and copying
+ * them.
  */
-interface ReadingObject {
-  next: ObjectBounds;
-  sent: Promise<boolean>;
-  streamed: Promise<StagedObject | undefined>;
-}
-
-/**
- * Streams one day's share of the batch (`next`) from COPY through gzip into its staging object, measuring it.
- * `streamed` settles once the rows are read, with `published`: the end of the object's upload, then its staged
- * manifest, which the caller awaits while the next object is read; undefined when the rows went away between choosing
- * them and copying them.
- */
-function stageObject(
+async function stageObject(
   deps: ExportDeps,
   client: pg.ClientBase,
-  shape: TableShape,
-  next: ObjectBounds,
-  batch: Parameters<typeof streamObject>[5],
-): Omit<ReadingObject, 'next'> {
-  const copy = client.query(
-    copyTo(rowValuesCopySql(shape, batchPredicateSql(shape, next.bounds)), {
-      highWaterMark: COPY_BUFFER_BYTES,
-    }),
-  );
-  // pg calls a query's handleReadyForQuery (its Submittable interface) once the server has ended it, then sends the
-  // next query; a COPY that fails or is abandoned closes its stream.
-  const submittable = copy as unknown as { handleReadyForQuery(): void };
-  const sent = new Promise<boolean>((resolve) => {
-    const ready = submittable.handleReadyForQuery.bind(copy);
-    submittable.handleReadyForQuery = () => {
-      ready();
-      resolve(true);
-    };
-    copy.once('close', () => resolve(false));
-  });
-  return { sent, streamed: streamObject(deps, client, copy, shape, next, batch) };
-}
-
-async function streamObject(
-  deps: ExportDeps,
-  client: pg.ClientBase,
-  copy: CopyToStreamQuery,
   shape: TableShape,
   next: ObjectBounds,
   batch: {
@@ -312,11 +236,12 @@ async function streamObject(
     write: WriteOptions & { metadata: Record<string, string> };
     versions: VersionDigest;
     span: ObjectSpan;
-    takeDrift: () => SchemaDrift | undefined;
+    drift: SchemaDrift | undefined;
     input: ExportInput;
   },
-): Promise<StagedObject | undefined> {
+): Promise<{ object: BatchObject; published: Promise<void> } | undefined> {
   const staging = stagingKey(batch.location, next.day, batch.batchId);
+  const copy = client.query(copyTo(rowValuesCopySql(shape, batchPredicateSql(shape, next.bounds))));
   const lines = new CopyToArchiveLines(
     shape.columns.map((c) => c.name),
     batch.versions,
@@ -382,7 +307,7 @@ async function streamObject(
     runId: batch.input.runId,
     exportedAt: deps.now().toISOString(),
     dataKey,
-    ...schemaDriftOf(batch.takeDrift()),
+    ...(batch.drift ? { schemaDrift: batch.drift } : {}),
   };
   const published = upload.then(() =>
     deps.store.putText(manifestKeyFor(staging), JSON.stringify(manifest, null, 2), batch.write),
@@ -434,14 +359,6 @@ class Publications {
 }
 
 const OBJECTS_PUBLISHING = 2;
-
-/**
- * The COPY stream's buffer: it holds a typical day object whole, so PostgreSQL sends it all and ends the COPY while
- * this function still writes it (with the usual 16 KiB it waited on every chunk).
- */
-const COPY_BUFFER_BYTES = 4 * 1024 * 1024;
-
-const schemaDriftOf = (drift: SchemaDrift | undefined) => (drift ? { schemaDrift: drift } : {});
 
 /** The output for a batch: what it covers, in counts and days (its keys stay on the lease item). */
 function summary(
