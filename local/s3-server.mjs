@@ -59,8 +59,13 @@ async function writeWhole(path, content, describe) {
 /** Writes a small file whole or not at all: a stopped server never leaves half a metadata file behind. */
 async function writeFileWhole(path, content) {
   const temporary = `${path}.${randomUUID()}.partial`;
-  await writeFile(temporary, content);
-  await rename(temporary, path);
+  try {
+    await writeFile(temporary, content);
+    await rename(temporary, path);
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw error;
+  }
 }
 
 const { store } = server;
