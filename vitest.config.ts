@@ -24,6 +24,7 @@ const ON_BOTH_VERSIONS: Record<string, string> = {
     'type names resolved by the server (to_regtype, format_type)',
   'test/lambdas/shared/batch/batch.int.test.ts':
     'settling a delete by its transaction id (pg_xact_status, the server id)',
+  'test/lambdas/shared/batch/throttle.int.test.ts': 'pg_stat_activity: session states and who may see them',
   'test/lambdas/delete/core.int.test.ts': 'the delete transaction, its digest and the fenced commit',
   'test/lambdas/delete/row-versions.int.test.ts':
     'tuple identity (tableoid, ctid, xmin) under HOT and other updates, VACUUM, FREEZE, CLUSTER, partitions',

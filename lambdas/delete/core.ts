@@ -151,7 +151,7 @@ export async function deleteBatch(input: DeleteInput, deps: DeleteDeps): Promise
         rows: input.progress.rows + rowsDeleted,
         bytes: input.progress.bytes + totals.compressedBytes,
         rowsPerSecond: Math.round(totals.rowCount / seconds),
-        pauseSeconds: pauseAfterBatch(totals.rowCount, seconds, deps.config.defaults),
+        pauseSeconds: pauseAfterBatch(totals.rowCount, seconds, deps.config.defaults, inFlight.busySessions),
       },
     };
   };
@@ -229,6 +229,7 @@ export async function deleteBatch(input: DeleteInput, deps: DeleteDeps): Promise
     rows: totals.rowCount,
     objects: inFlight.objects.length,
     days: `${batchSpan(inFlight).firstDay}..${batchSpan(inFlight).lastDay}`,
+    pauseSeconds: result.progress.pauseSeconds,
   });
   return result;
 }

@@ -32,7 +32,7 @@ import {
 import { batchSpan, batchTotals, MAX_OBJECTS_PER_BATCH } from '../shared/batch/batch-objects.js';
 import { activeHold } from '../shared/batch/holds.js';
 import { checkSchemaDrift } from '../shared/batch/schema-drift.js';
-import { batchRowLimit, checkReplicaLag, vacuumTable } from '../shared/batch/throttle.js';
+import { ApplicationLoad, batchRowLimit, checkReplicaLag, vacuumTable } from '../shared/batch/throttle.js';
 import { resolveTable } from '../shared/config/resolved-table.js';
 import { abandonConnection, type Database, inReadOnlyTransaction } from '../shared/database/db.js';
 import { describeTable, type TableShape } from '../shared/database/table-shape.js';
@@ -89,6 +89,7 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
   };
   // Summed over every object's rows: the delete removes them all in one transaction and compares one sum.
   const versions = new VersionDigest();
+  const load = new ApplicationLoad();
   // One read-only transaction from the table's checks to the end of the last COPY: the archiver's settings
   // (search_path, the text formats the archive records) hold for each statement even behind a transaction-pooling
   // proxy. It ends with the COPYs, before the lock-table write, so it never idles in a transaction on slow calls.
@@ -128,6 +129,7 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
             (await nextBatchBounds(client, shape, input.cutoff, table.objectSpan, remaining, after));
           if (!next) break;
           if (staged.length > 0) await deps.fault('export:betweenObjects');
+          await load.sample(client);
           const streamed = await stageObject(deps, client, shape, next, {
             location,
             batchId,
@@ -179,6 +181,7 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
     versionDigest: versions.value(),
     columns: shape.columns,
     exportedAt: started,
+    busySessions: load.busySessions(),
   };
   await recordInFlight(deps, input, inFlight, 'none');
   const output = summary('exported', inFlight);
@@ -193,7 +196,14 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
     objects: output.objects,
     rows: output.rows,
     bytes: output.compressedBytes,
+    busySessions: inFlight.busySessions,
   });
+  if (load.unseenSessions() > 0) {
+    deps.telemetry.warn(
+      'the state of other roles’ sessions is hidden from the archiver’s role (grant it pg_read_all_stats): the yieldToLoad throttle counts only what it sees',
+      { ...tableLabel(input), unseenSessions: load.unseenSessions() },
+    );
+  }
   return output;
 }
 

@@ -1,4 +1,4 @@
-import type pg from 'pg';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import type { StepDeps } from '../../lambdas/shared/step/step-deps.js';
 import { runLocalArchive } from '../../local/run.js';
@@ -160,5 +160,48 @@ describe('the lease across throttle waits longer than the lease', () => {
     expect(run.execution.status).toBe('SUCCEEDED');
     expect(exported(steps).length).toBeGreaterThan(1);
     expect(await oldRows(bed.db.client, 'outlasting', cutoff)).toBe(0);
+  });
+});
+
+describe('yielding to the application (yieldToLoad), through the real workflow', () => {
+  const bed = archiverTestbed(
+    // Two old days of 10 rows (9 on the first) in batches of 12: two batches, so one pause between them.
+    async (db) => seedEvents(db.client, 'yielding', 320, 32),
+    [spec('yielding', 12)],
+    { defaults: { yieldToLoad: { busySessions: 1, share: 0.5 } } },
+  );
+
+  it('waits after a batch exported while another session was running a statement, at least as long as the batch', async () => {
+    // Prepare: an application session busy for the whole run.
+    const cutoff = await fixedCutoffSql(bed.db.client);
+    const { steps, onStep } = stepRecorder();
+    const application = new pg.Client({ connectionString: bed.db.url });
+    await application.connect();
+    const busy = application.query('SELECT pg_sleep(120)').catch(() => undefined);
+
+    // Act
+    const run = await runLocalArchive(
+      bed.local,
+      { tables: ['public.yielding'] },
+      { onStep, retryIntervalScale: 0 },
+    );
+
+    // Assess: the first delete set a pause, and the next export started after it.
+    await bed.db.client.query(
+      "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(120)'",
+    );
+    await busy;
+    await application.end();
+    expect(run.execution.status).toBe('SUCCEEDED');
+    expect(await oldRows(bed.db.client, 'yielding', cutoff)).toBe(0);
+    const firstDelete = steps.findIndex((step) => step.functionName === 'delete');
+    const deleted = steps[firstDelete];
+    const nextExport = steps[firstDelete + 1];
+    const pauseSeconds = (deleted?.result as { progress?: { pauseSeconds?: number } })?.progress
+      ?.pauseSeconds;
+    expect(pauseSeconds).toBeGreaterThanOrEqual(1);
+    expect(nextExport?.functionName).toBe('export');
+    const gap = (nextExport?.endedAt ?? 0) - (nextExport?.durationMs ?? 0) - (deleted?.endedAt ?? 0);
+    expect(gap).toBeGreaterThanOrEqual((pauseSeconds ?? 0) * 1000 - 50);
   });
 });

@@ -74,7 +74,9 @@ export function writeTestConfig(
   const dir = mkdtempSync(join(tmpdir(), 'audit-archiver-test-'));
   const config: ArchiverConfigInput = {
     s3: { bucket: 'test-archive', prefix: overrides.prefix ?? 'archive/' },
-    defaults: { retentionDays: 30, batchSize: 500, ...overrides.defaults },
+    // The suite's files share one PostgreSQL server, so one file's sessions would throttle another's runs: the
+    // throttle that yields to the application is off unless a test turns it on (test/proofs/throttle.test.ts).
+    defaults: { retentionDays: 30, batchSize: 500, yieldToLoad: false, ...overrides.defaults },
     databases: [
       {
         name: 'app',

@@ -71,6 +71,23 @@ export const DefaultsSchema = z
     maxRowsPerSecond: z.number().int().min(1).optional(),
     /** Throttle: a Wait of at least this long between two batches of a table (0: none). */
     pauseBetweenBatchesSeconds: z.number().int().min(0).max(3600).default(0),
+    /**
+     * Throttle that yields to the application: when other client sessions of the server had a transaction under way
+     * on average at least `busySessions` at a time while a batch was exported (sampled before each object), the table
+     * waits after the batch so that its batches take at most `share` of the time. An idle database (a nightly run)
+     * goes at full speed. `false`: never.
+     */
+    yieldToLoad: z
+      .union([
+        z.literal(false),
+        z
+          .object({
+            busySessions: z.number().positive().max(10_000).default(1),
+            share: z.number().min(0.01).max(1).default(0.1),
+          })
+          .strict(),
+      ])
+      .default({ busySessions: 1, share: 0.1 }),
     /** Runs `VACUUM (ANALYZE)` on a table after a run that deleted rows from it and found nothing more to archive. */
     vacuumAfterRun: z.boolean().default(false),
     /**

@@ -94,6 +94,8 @@ export const InFlightSchema = z.preprocess(
     columns: z.array(ColumnSchema).optional(),
     /** When export started this batch (epoch ms): the batch's rows/s, which sizes the next batch and the throttle. */
     exportedAt: z.number().optional(),
+    /** The application's load while export read the batch (throttle.ts ApplicationLoad): it sets the throttle's pause. */
+    busySessions: z.number().min(0).optional(),
   }),
 );
 export type InFlight = z.infer<typeof InFlightSchema>;

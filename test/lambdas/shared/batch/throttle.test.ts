@@ -56,6 +56,44 @@ describe('pauseAfterBatch (throttle)', () => {
   });
 });
 
+describe('pauseAfterBatch (yieldToLoad)', () => {
+  const yielding = (overrides: Record<string, unknown> = {}) =>
+    defaults({ yieldToLoad: { busySessions: 1, share: 0.1 }, ...overrides });
+
+  it('is on by default: busy sessions during the batch make it wait 9 times the batch (a tenth of the time)', () => {
+    // Act
+    const busy = pauseAfterBatch(50_000, 2, defaults(), 3.1);
+    const idle = pauseAfterBatch(50_000, 2, defaults(), 0.4);
+    const unmeasured = pauseAfterBatch(50_000, 2, defaults());
+
+    // Assess
+    expect(busy).toBe(18);
+    expect(idle).toBe(0);
+    expect(unmeasured).toBe(0);
+  });
+
+  it('counts from busySessions on, rounds up to whole seconds and yields to the longest of the throttles', () => {
+    // Act
+    const atThreshold = pauseAfterBatch(50_000, 0.25, yielding(), 1);
+    const belowThreshold = pauseAfterBatch(50_000, 0.25, yielding(), 0.99);
+    const rateLonger = pauseAfterBatch(50_000, 2, yielding({ maxRowsPerSecond: 1_000 }), 5);
+    const fixedLonger = pauseAfterBatch(50_000, 2, yielding({ pauseBetweenBatchesSeconds: 60 }), 5);
+    const halfShare = pauseAfterBatch(50_000, 2, defaults({ yieldToLoad: { share: 0.5 } }), 5);
+
+    // Assess
+    expect(atThreshold).toBe(3);
+    expect(belowThreshold).toBe(0);
+    expect(rateLonger).toBe(48);
+    expect(fixedLonger).toBe(60);
+    expect(halfShare).toBe(2);
+  });
+
+  it('never waits for load when turned off', () => {
+    // Act / Assess
+    expect(pauseAfterBatch(50_000, 2, defaults({ yieldToLoad: false }), 100)).toBe(0);
+  });
+});
+
 describe('replicaLagProblems', () => {
   const limit = { replicas: ['a', 'b'], maxLagSeconds: 10 };
 

@@ -1,0 +1,120 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { ApplicationLoad } from '../../../../lambdas/shared/batch/throttle.js';
+import { sessionSetupSql } from '../../../../lambdas/shared/database/db.js';
+import { type LocalPostgres, type PostgresVersion, startLocalPostgres } from '../../../../local/postgres.js';
+
+/**
+ * The load the yieldToLoad throttle measures counts every client session of the server, so this file has a server of
+ * its own: the suite's other files would be load here.
+ */
+describe('ApplicationLoad, against the real pg_stat_activity', () => {
+  let server: LocalPostgres;
+  const clients: pg.Client[] = [];
+  const connect = async (options: { user?: string; password?: string } = {}) => {
+    const url = new URL(server.url());
+    if (options.user) url.username = options.user;
+    if (options.password) url.password = options.password;
+    const client = new pg.Client({ connectionString: url.toString() });
+    await client.connect();
+    clients.push(client);
+    return client;
+  };
+  /** A session as the archiver opens it (its application_name). */
+  const archiverSession = async (options: { user?: string; password?: string } = {}) => {
+    const client = await connect(options);
+    await client.query(sessionSetupSql({ statementTimeoutSeconds: 60, lockTimeoutSeconds: 5 }));
+    return client;
+  };
+
+  beforeAll(async () => {
+    server = await startLocalPostgres(inject('postgresVersion') as PostgresVersion);
+  });
+  afterAll(async () => {
+    await Promise.all(clients.map((client) => client.end().catch(() => undefined)));
+    await server?.stop();
+  });
+
+  it('counts other sessions in a transaction, running or between statements; not idle ones, nor the archiver’s', async () => {
+    // Prepare: one session between statements of a transaction, one running a statement, one idle, and another
+    // archiver session in a transaction.
+    const betweenStatements = await connect();
+    await betweenStatements.query('BEGIN');
+    await betweenStatements.query('SELECT 1');
+    const running = await connect();
+    const sleeping = running.query('SELECT pg_sleep(30)').catch(() => undefined);
+    await connect();
+    const otherTable = await archiverSession();
+    await otherTable.query('BEGIN');
+    await otherTable.query('SELECT 1');
+    const archiver = await archiverSession();
+    const runningSeen = async () => {
+      const result = await archiver.query(
+        "SELECT pg_stat_clear_snapshot(), count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%' AND state = 'active'",
+      );
+      return result.rows[0].n;
+    };
+    await expect.poll(runningSeen).toBe(1);
+    const load = new ApplicationLoad();
+
+    // Act: two samples in one transaction (as export takes them), the second after a transaction ended.
+    await archiver.query('BEGIN READ ONLY');
+    await load.sample(archiver);
+    await betweenStatements.query('COMMIT');
+    await load.sample(archiver);
+    await archiver.query('COMMIT');
+
+    // Assess: 2 busy, then 1: the second sample was not the transaction's cached snapshot.
+    expect(load.busySessions()).toBe(1.5);
+    expect(load.unseenSessions()).toBe(0);
+    await betweenStatements.query(
+      'SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()',
+      ['SELECT pg_sleep%'],
+    );
+    await sleeping;
+  });
+
+  it('does not count a session left idle in a transaction for longer than idleInTransactionSeconds', async () => {
+    // Prepare
+    const forgotten = await connect();
+    await forgotten.query('BEGIN');
+    await forgotten.query('SELECT 1');
+    const archiver = await archiverSession();
+    const fresh = new ApplicationLoad(1);
+    await fresh.sample(archiver);
+
+    // Act
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const later = new ApplicationLoad(1);
+    await later.sample(archiver);
+
+    // Assess
+    expect(fresh.busySessions()).toBe(1);
+    expect(later.busySessions()).toBe(0);
+    await forgotten.query('ROLLBACK');
+  });
+
+  it('tells sessions it cannot see apart, until the role may read all statistics', async () => {
+    // Prepare: another role's session between statements of a transaction, and the archiver as an ordinary role.
+    const admin = await connect();
+    await admin.query("CREATE ROLE load_reader LOGIN PASSWORD 'reader'");
+    const busy = await connect();
+    await busy.query('BEGIN');
+    await busy.query('SELECT 1');
+    const archiver = await archiverSession({ user: 'load_reader', password: 'reader' });
+
+    // Act
+    const hidden = new ApplicationLoad();
+    await hidden.sample(archiver);
+    await admin.query('GRANT pg_read_all_stats TO load_reader');
+    const seen = new ApplicationLoad();
+    await seen.sample(archiver);
+
+    // Assess: without the grant the busy session is unseen (not counted); with it, counted.
+    expect(hidden.busySessions()).toBe(0);
+    expect(hidden.unseenSessions()).toBeGreaterThanOrEqual(1);
+    expect(seen.busySessions()).toBe(1);
+    expect(seen.unseenSessions()).toBe(0);
+    await busy.query('ROLLBACK');
+  });
+});
