@@ -7,10 +7,7 @@ import { CopyToArchiveLines } from '../shared/archive/copy-to-lines.js';
 import {
   archiveKey,
   FORMAT_VERSION,
-  type Manifest,
-  manifestKeyFor,
   type ObjectSpan,
-  type SchemaDrift,
   stagingKey,
   type TableLocation,
   TOOL_NAME,
@@ -121,8 +118,6 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
           remaining,
           MAX_OBJECTS_PER_BATCH,
         );
-        // The first manifest written after a change of columns says so (an object whose rows went away writes none).
-        let untoldDrift = drift;
         for (let after: string | undefined; staged.length < MAX_OBJECTS_PER_BATCH && remaining > 0; ) {
           const next =
             whole.shift() ??
@@ -136,13 +131,11 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
             write,
             versions,
             span: table.objectSpan,
-            drift: untoldDrift,
             input,
           });
           after = next.bounds.to;
           // No rows: they went away between choosing them and copying them; the batch goes on with the next span.
           if (!streamed) continue;
-          untoldDrift = undefined;
           const { object, published } = streamed;
           await publishing.add(published);
           staged.push(object);
@@ -156,10 +149,10 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
         throw error;
       }
       await publishing.settle();
-      return { shape, staged };
+      return { shape, staged, drift };
     }),
   );
-  const { shape, staged } = copied;
+  const { shape, staged, drift } = copied;
   const [first] = staged;
   if (!first) {
     deps.telemetry.metric('BacklogRows', 'Count', 0, tableLabel(input));
@@ -182,6 +175,22 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
     columns: shape.columns,
     exportedAt: started,
     busySessions: load.busySessions(),
+    manifest: {
+      formatVersion: FORMAT_VERSION,
+      tool: { name: TOOL_NAME, version: TOOL_VERSION },
+      database: location.database,
+      schema: location.schema,
+      table: location.table,
+      keyColumns: shape.keyColumns.map((c) => c.name),
+      timestampColumn: shape.timestampColumn.name,
+      timestampType: shape.timestampKind,
+      timestampTimeZone: shape.timestampTimeZone,
+      compression: { format: 'gzip', level: deps.config.defaults.compressionLevel },
+      encoding: 'jsonl-pg-text',
+      exportedAt: new Date(started).toISOString(),
+      // Told in the batch's first object's manifest (an object whose rows went away is not in the batch).
+      ...(drift ? { schemaDrift: drift } : {}),
+    },
   };
   await recordInFlight(deps, input, inFlight, 'none');
   const output = summary('exported', inFlight);
@@ -231,8 +240,8 @@ async function reportBacklog(
 
 /**
  * Streams one day's share of the batch (`next`) from COPY through gzip into its staging object, measuring it. Returns
- * once the rows are read, with `published`: the end of the object's upload, then its staged manifest, which the
- * caller awaits while the next object is read. Undefined when the rows went away between choosing them and copying
+ * once the rows are read, with `published`: the end of the object's upload, which the caller awaits while the next
+ * object is read. Undefined when the rows went away between choosing them and copying
  * them.
  */
 async function stageObject(
@@ -246,7 +255,6 @@ async function stageObject(
     write: WriteOptions & { metadata: Record<string, string> };
     versions: VersionDigest;
     span: ObjectSpan;
-    drift: SchemaDrift | undefined;
     input: ExportInput;
   },
 ): Promise<{ object: BatchObject; published: Promise<void> } | undefined> {
@@ -293,52 +301,23 @@ async function stageObject(
     uncompressedBytes: content.uncompressedBytes,
     compressedBytes: compressed.bytes,
   };
-  const dataKey = archiveKey(batch.location, next.day, figures.contentSha256, batch.span);
-  const manifest: Manifest = {
-    formatVersion: FORMAT_VERSION,
-    tool: { name: TOOL_NAME, version: TOOL_VERSION },
-    database: batch.location.database,
-    schema: batch.location.schema,
-    table: batch.location.table,
-    columns: shape.columns,
-    keyColumns: shape.keyColumns.map((c) => c.name),
-    timestampColumn: shape.timestampColumn.name,
-    timestampType: shape.timestampKind,
-    timestampTimeZone: shape.timestampTimeZone,
-    day: next.day,
-    span: batch.span,
-    cutoff: batch.input.cutoff,
-    bounds: next.bounds,
-    keyRange: { first: next.bounds.firstKey, last: next.bounds.lastKey },
-    timestampRange: { min: lines.minTimestamp ?? '', max: lines.maxTimestamp ?? '' },
-    figures,
-    compression: { format: 'gzip', level: deps.config.defaults.compressionLevel },
-    encoding: 'jsonl-pg-text',
-    runId: batch.input.runId,
-    exportedAt: deps.now().toISOString(),
-    dataKey,
-    ...(batch.drift ? { schemaDrift: batch.drift } : {}),
-  };
-  const published = upload.then(() =>
-    deps.store.putText(manifestKeyFor(staging), JSON.stringify(manifest, null, 2), batch.write),
-  );
   return {
     object: {
       day: next.day,
       span: batch.span,
       stagingKey: staging,
-      archiveKey: dataKey,
+      archiveKey: archiveKey(batch.location, next.day, figures.contentSha256, batch.span),
       bounds: next.bounds,
       figures,
+      timestampRange: { min: lines.minTimestamp ?? '', max: lines.maxTimestamp ?? '' },
     },
-    published,
+    published: upload,
   };
 }
 
 /**
- * The staging writes of objects already read, finishing while the next object is read: each object's upload ends,
- * and its manifest is written, after its last row, and waiting for them cost export about half its time per object
- * (two S3 round trips). At most `OBJECTS_PUBLISHING` are outstanding: the last part of an object's upload is held in
+ * The staging writes of objects already read, finishing while the next object is read: each object's upload ends
+ * after its last row, and waiting for it cost export a round trip to S3 per object. At most `OBJECTS_PUBLISHING` are outstanding: the last part of an object's upload is held in
  * memory until it is sent.
  */
 class Publications {

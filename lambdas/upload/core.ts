@@ -12,6 +12,7 @@ import {
   tableLabel,
   withdrawBatch,
 } from '../shared/batch/batch.js';
+import { manifestOf } from '../shared/batch/batch-manifest.js';
 import { forEachObject } from '../shared/batch/batch-objects.js';
 import { batchToActOn } from '../shared/batch/lifecycle.js';
 import { resolveTableIfConfigured } from '../shared/config/resolved-table.js';
@@ -20,7 +21,7 @@ import {
   ArchiveIntegrityError,
   EncryptionRequiredError,
 } from '../shared/errors/step-errors.js';
-import type { BatchObject } from '../shared/lock-table/table-state.js';
+import type { BatchObject, InFlight } from '../shared/lock-table/table-state.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import type { UploadInput, UploadOutput } from './schema.js';
 
@@ -48,8 +49,8 @@ export async function uploadBatch(input: UploadInput, deps: UploadDeps): Promise
   const state = await deps.locks.get(input.database, input.table);
   const inFlight = batchToActOn('upload', input, state.inFlight);
   let damage: { problem: string; withdraw: boolean } | undefined;
-  const published = await forEachObject(inFlight.objects, async (object) => {
-    const outcome = await publishObject(deps, input, inFlight.batchId, object);
+  const published = await forEachObject(inFlight.objects, async (object, index) => {
+    const outcome = await publishObject(deps, input, inFlight, index);
     if (typeof outcome === 'boolean') return { ...object, createdArchive: outcome };
     // The first damage found decides; the others are left as they are for the withdrawal.
     damage ??= outcome;
@@ -65,7 +66,10 @@ export async function uploadBatch(input: UploadInput, deps: UploadDeps): Promise
   // Staging goes once every object is published: a retry before this finds each archive published and its staged
   // copies still there, which it accepts.
   await deps.store.deleteKeys([
-    ...inFlight.objects.flatMap((object) => [object.stagingKey, manifestKeyFor(object.stagingKey)]),
+    ...inFlight.objects.flatMap((object) => [
+      object.stagingKey,
+      ...(inFlight.manifest ? [] : [manifestKeyFor(object.stagingKey)]),
+    ]),
     ...inFlight.objects.slice(0, 1).map((first) => writeOnceProbeKey(first.stagingKey)),
   ]);
   if (inFlight.stage === 'exported') {
@@ -79,16 +83,19 @@ export async function uploadBatch(input: UploadInput, deps: UploadDeps): Promise
 }
 
 /**
- * Publishes one object and its manifest. True when this call created the archive
+ * Publishes the batch's object at `index` and its manifest. True when this call created the archive
  * object (false: it was there, from a retry or identical rows archived before), or the damage that stops the batch.
  */
 async function publishObject(
   deps: UploadDeps,
   input: UploadInput,
-  batchId: string,
-  object: BatchObject,
+  inFlight: InFlight,
+  index: number,
 ): Promise<boolean | { problem: string; withdraw: boolean }> {
   const { store, config } = deps;
+  const { batchId } = inFlight;
+  const object = inFlight.objects[index];
+  if (!object) throw new Error(`the batch has no object ${index}`);
   const manifestKey = manifestKeyFor(object.archiveKey);
   const write: WriteOptions = { storageClass: config.s3.storageClass, kmsKeyId: config.s3.kmsKeyId };
   let created = false;
@@ -120,7 +127,8 @@ async function publishObject(
   await deps.fault('upload:afterCopy');
   await requireKmsIfCritical(deps, input, object.archiveKey);
 
-  const manifest = await readStagedManifest(deps, object);
+  // The manifest comes from the in-flight record; a record written before that kept it staged beside the object.
+  const manifest = manifestOf(inFlight, index) ?? (await readStagedManifest(deps, object));
   if (manifest === 'damaged') {
     return {
       problem: `staged manifest of ${object.archiveKey} does not describe the exported batch`,
@@ -160,7 +168,10 @@ async function requireKmsIfCritical(
   }
 }
 
-/** The staged manifest; undefined once published (staging removed), 'damaged' unless it describes the batch. */
+/**
+ * The staged manifest of a batch recorded before export kept manifests in its in-flight record; undefined once
+ * published (staging removed), 'damaged' unless it describes the batch.
+ */
 async function readStagedManifest(
   deps: Pick<StepDeps, 'store'>,
   object: BatchObject,

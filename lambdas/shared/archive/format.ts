@@ -220,6 +220,27 @@ export const ManifestSchema = z.object({
 });
 
 export type Manifest = z.infer<typeof ManifestSchema>;
+
+/**
+ * What the manifests of one batch's objects share, recorded by export in the batch's in-flight record: upload writes
+ * each manifest from it (batch-manifest.ts), so no manifest is staged in S3 and read back.
+ */
+export const BatchManifestSchema = ManifestSchema.pick({
+  formatVersion: true,
+  tool: true,
+  database: true,
+  schema: true,
+  table: true,
+  keyColumns: true,
+  timestampColumn: true,
+  timestampType: true,
+  timestampTimeZone: true,
+  compression: true,
+  encoding: true,
+  exportedAt: true,
+  schemaDrift: true,
+});
+export type BatchManifest = z.infer<typeof BatchManifestSchema>;
 export type SchemaDrift = z.infer<typeof SchemaDriftSchema>;
 export type Column = z.infer<typeof ColumnSchema>;
 export type BatchBounds = z.infer<typeof BatchBoundsSchema>;

@@ -2,8 +2,10 @@ import { z } from 'zod';
 import {
   BatchBoundsSchema,
   BatchFiguresSchema,
+  BatchManifestSchema,
   type Column,
   ColumnSchema,
+  ManifestSchema,
   OBJECT_SPANS,
 } from '../archive/format.js';
 import { ObjectPinSchema } from '../archive/store.js';
@@ -29,6 +31,8 @@ export const BatchObjectSchema = z.object({
   figures: BatchFiguresSchema,
   /** The stored object verify read and checked: delete and every later read accept only that object. */
   pin: ObjectPinSchema.optional(),
+  /** The least and greatest timestamp of its rows, for its manifest (absent in records whose manifests were staged). */
+  timestampRange: ManifestSchema.shape.timestampRange.optional(),
 });
 export type BatchObject = z.infer<typeof BatchObjectSchema>;
 
@@ -44,6 +48,7 @@ const IN_FLIGHT_OBJECT_FIELDS = [
   'bounds',
   'figures',
   'pin',
+  'timestampRange',
 ];
 
 /**
@@ -94,6 +99,11 @@ export const InFlightSchema = z.preprocess(
     columns: z.array(ColumnSchema).optional(),
     /** When export started this batch (epoch ms): the batch's rows/s, which sizes the next batch and the throttle. */
     exportedAt: z.number().optional(),
+    /**
+     * What every object's manifest shares, from which upload writes them. Absent in records written before: their
+     * manifests were staged in S3 beside the objects, and upload reads them there.
+     */
+    manifest: BatchManifestSchema.optional(),
     /** The application's load while export read the batch (throttle.ts ApplicationLoad): it sets the throttle's pause. */
     busySessions: z.number().min(0).optional(),
   }),

@@ -1,9 +1,10 @@
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { exportBatch } from '../../../lambdas/export/core.js';
-import { ManifestSchema, manifestKeyFor, writeOnceProbeKey } from '../../../lambdas/shared/archive/format.js';
+import { manifestKeyFor, writeOnceProbeKey } from '../../../lambdas/shared/archive/format.js';
 import type { ArchiveStore } from '../../../lambdas/shared/archive/store.js';
 import { versionDigestFromSql } from '../../../lambdas/shared/archive/version-digest.js';
+import { manifestOf } from '../../../lambdas/shared/batch/batch-manifest.js';
 import { retentionCutoff } from '../../../lambdas/shared/config/governance.js';
 import { describeTable } from '../../../lambdas/shared/database/table-shape.js';
 import { rowVersionSql } from '../../../lambdas/shared/database/table-sql.js';
@@ -49,7 +50,7 @@ describe('export step', () => {
       await seedAroundCutoff(db, 'many_days');
       await seedAroundCutoff(db, 'mid_day');
       await seedAroundCutoff(db, 'overlapped');
-      await seedAroundCutoff(db, 'manifest_failed');
+      await seedAroundCutoff(db, 'upload_failed');
       await seedAroundCutoff(db, 'backlog');
       await seedAroundCutoff(db, 'within_budget');
       // Two rows on each of three eligible days.
@@ -91,7 +92,7 @@ describe('export step', () => {
       { ...spec('many_days'), batchSize: 100 },
       { ...spec('mid_day'), batchSize: 7 },
       { ...spec('overlapped'), batchSize: 100 },
-      { ...spec('manifest_failed'), batchSize: 100 },
+      { ...spec('upload_failed'), batchSize: 100 },
       spec('backlog'),
       spec('within_budget'),
       spec('shadowed'),
@@ -162,8 +163,11 @@ describe('export step', () => {
     expect(exported).toMatchObject({ firstDay: oldestDay, lastDay: oldestDay, objects: 1, rows: 4 });
     const { inFlight, object } = await staged(deps, 'public.staged');
     expect((await stagedLines(object.stagingKey)).sort()).toEqual(expected.sort());
-    const manifestText = (await getObject(bed.local, manifestKeyFor(object.stagingKey))).toString('utf8');
-    const manifest = ManifestSchema.parse(JSON.parse(manifestText));
+    // The manifest upload will write comes from the in-flight record: none is staged.
+    expect(await listKeys(bed.local, manifestKeyFor(object.stagingKey))).toEqual([]);
+    const manifest = manifestOf(inFlight, 0);
+    if (!manifest) throw new Error('the in-flight record holds no manifest');
+    const manifestText = JSON.stringify(manifest);
     expect(manifest).toMatchObject({
       dataKey: object.archiveKey,
       day: oldestDay,
@@ -200,7 +204,7 @@ describe('export step', () => {
     expect(await stagedLines(object.stagingKey)).toEqual(firstLines);
     const stagedKeys = (await listKeys(bed.local, '')).filter((key) => key.includes('_staging/'));
     expect(stagedKeys.filter((key) => key.includes('public.retried/')).sort()).toEqual(
-      [object.stagingKey, manifestKeyFor(object.stagingKey), writeOnceProbeKey(object.stagingKey)].sort(),
+      [object.stagingKey, writeOnceProbeKey(object.stagingKey)].sort(),
     );
     expect(inFlight.stage).toBe('exported');
     expect(await countRows('retried')).toBe(13);
@@ -236,35 +240,34 @@ describe('export step', () => {
       [laterDay, 2],
     ]);
     expect(inFlight.versionDigest).toBe(versionDigestFromSql(versions.rows[0]?.sum ?? ''));
-    for (const [object, ids] of [
-      [inFlight.objects[0], 'id BETWEEN 1 AND 6'],
-      [inFlight.objects[1], 'id BETWEEN 7 AND 8'],
+    for (const [index, ids] of [
+      [0, 'id BETWEEN 1 AND 6'],
+      [1, 'id BETWEEN 7 AND 8'],
     ] as const) {
+      const object = inFlight.objects[index];
       if (!object) throw new Error('missing object');
       expect((await stagedLines(object.stagingKey)).sort()).toEqual(
         (await archiveLineRows(bed.db.client, shape, ids)).sort(),
       );
-      const manifest = ManifestSchema.parse(
-        JSON.parse((await getObject(bed.local, manifestKeyFor(object.stagingKey))).toString('utf8')),
-      );
+      const manifest = manifestOf(inFlight, index);
       // An object never spans two days: its bounds are its own day's.
       expect(manifest).toMatchObject({ day: object.day, bounds: object.bounds, figures: object.figures });
       expect(object.bounds.from.slice(0, 10)).toBe(object.day);
     }
   });
 
-  /** The deps with a store whose manifest writes go through `putText`. */
-  const withManifestWrites = (
+  /** The deps with a store whose staging uploads go through `putStream`. */
+  const withUploads = (
     deps: StepDeps,
-    putText: (...args: Parameters<ArchiveStore['putText']>) => Promise<void>,
+    putStream: (...args: Parameters<ArchiveStore['putStream']>) => ReturnType<ArchiveStore['putStream']>,
   ): StepDeps => {
     const store = Object.create(deps.store) as ArchiveStore;
-    store.putText = putText;
+    store.putStream = putStream;
     return { ...deps, store };
   };
 
-  it('reads the next day while the previous day’s manifest is being written', async () => {
-    // Prepare: the first manifest's write is held until the second day's upload has begun (or 5 s have passed).
+  it('reads the next day while the previous day’s upload is finishing', async () => {
+    // Prepare: the first upload's end is held until the second day's upload has begun (or 5 s have passed).
     const deps = bed.local.deps();
     const task = await leasedTask(deps, 'public.overlapped');
     let secondUploadBegan: () => void = () => undefined;
@@ -272,52 +275,47 @@ describe('export step', () => {
       secondUploadBegan = resolve;
     });
     let overlapped = false;
-    let manifests = 0;
-    const store = Object.create(deps.store) as ArchiveStore;
     let uploads = 0;
-    store.putStream = (...args) => {
-      if (++uploads === 2) secondUploadBegan();
-      return deps.store.putStream(...args);
-    };
-    store.putText = async (...args) => {
-      if (++manifests === 1) {
+    const held = withUploads(deps, async (...args) => {
+      const upload = ++uploads;
+      if (upload === 2) secondUploadBegan();
+      const result = await deps.store.putStream(...args);
+      if (upload === 1) {
         overlapped = await Promise.race([
           secondUpload.then(() => true),
           new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 5000)),
         ]);
       }
-      return deps.store.putText(...args);
-    };
+      return result;
+    });
 
     // Act
-    const exported = await exportBatch(task, { ...deps, store });
+    const exported = await exportBatch(task, held);
 
     // Assess
     expect(overlapped).toBe(true);
     expect(exported).toMatchObject({ status: 'exported', objects: 2, rows: 8 });
     const { inFlight } = await staged(deps, 'public.overlapped');
     for (const object of inFlight.objects) {
-      const manifest = ManifestSchema.parse(
-        JSON.parse((await getObject(bed.local, manifestKeyFor(object.stagingKey))).toString('utf8')),
-      );
-      expect(manifest.figures).toEqual(object.figures);
+      expect((await getObject(bed.local, object.stagingKey)).length).toBe(object.figures.compressedBytes);
     }
   });
 
-  it('fails, recording no batch, when a manifest written behind the next day’s rows fails; a retry stages the batch', async () => {
+  it('fails, recording no batch, when an upload finishing behind the next day’s rows fails; a retry stages the batch', async () => {
     // Prepare
     const deps = bed.local.deps();
-    const task = await leasedTask(deps, 'public.manifest_failed');
-    let manifests = 0;
-    const failing = withManifestWrites(deps, async (...args) => {
-      if (++manifests === 1) throw new StorageUnavailableError('S3 unavailable (injected)');
-      return deps.store.putText(...args);
+    const task = await leasedTask(deps, 'public.upload_failed');
+    let uploads = 0;
+    const failing = withUploads(deps, async (...args) => {
+      const result = await deps.store.putStream(...args);
+      if (++uploads === 1) throw new StorageUnavailableError('S3 unavailable (injected)');
+      return result;
     });
 
     // Act
     const first = exportBatch(task, failing);
     await expect(first).rejects.toBeInstanceOf(StorageUnavailableError);
-    const between = await deps.locks.get('app', 'public.manifest_failed');
+    const between = await deps.locks.get('app', 'public.upload_failed');
     const retried = await exportBatch(task, deps);
 
     // Assess

@@ -1,7 +1,8 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import { manifestKeyFor } from '../../../lambdas/shared/archive/format.js';
+import { type Manifest, manifestKeyFor } from '../../../lambdas/shared/archive/format.js';
 import { BATCH_ID_METADATA } from '../../../lambdas/shared/batch/batch.js';
+import { manifestOf } from '../../../lambdas/shared/batch/batch-manifest.js';
 import type { FaultPoint } from '../../../lambdas/shared/step/step-deps.js';
 import { uploadBatch } from '../../../lambdas/upload/core.js';
 import { batchThrough } from '../../support/batch-stages.js';
@@ -10,23 +11,21 @@ import { archiverTestbed, getObject, listKeys, s3ClientFor, seedEvents } from '.
 describe('upload step', () => {
   const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
 
-  const bed = archiverTestbed(
-    async (db) => {
-      for (const name of ['published', 'retried', 'foreign']) await seedEvents(db.client, name, 40);
-    },
-    [spec('published'), spec('retried'), spec('foreign')],
-  );
+  const bed = archiverTestbed(async (db) => {
+    for (const name of ['published', 'retried', 'foreign', 'planted', 'legacy'])
+      await seedEvents(db.client, name, 40);
+  }, ['published', 'retried', 'foreign', 'planted', 'legacy'].map(spec));
 
   it('publishes each staged object of the batch write-once under its archive key, with its metadata and manifest', async () => {
     // Prepare: a batch of many days.
     const deps = bed.local.deps();
     const { task, inFlight } = await batchThrough(deps, 'public.published', 'exported');
     expect(inFlight.objects.length).toBeGreaterThan(10);
-    const staged = new Map<string, { data: Buffer; manifest: string }>();
-    for (const object of inFlight.objects) {
+    const staged = new Map<string, { data: Buffer; manifest: Manifest | undefined }>();
+    for (const [index, object] of inFlight.objects.entries()) {
       staged.set(object.archiveKey, {
         data: await getObject(bed.local, object.stagingKey),
-        manifest: (await getObject(bed.local, manifestKeyFor(object.stagingKey))).toString('utf8'),
+        manifest: manifestOf(inFlight, index),
       });
     }
 
@@ -47,7 +46,7 @@ describe('upload step', () => {
       });
       const manifestKey = manifestKeyFor(object.archiveKey);
       expect(JSON.parse((await getObject(bed.local, manifestKey)).toString('utf8'))).toEqual(
-        JSON.parse(staged.get(object.archiveKey)?.manifest ?? ''),
+        staged.get(object.archiveKey)?.manifest,
       );
       expect((await deps.store.head(manifestKey))?.metadata).toEqual({
         [BATCH_ID_METADATA]: inFlight.batchId,
@@ -115,5 +114,66 @@ describe('upload step', () => {
     expect(keys).toContain(object.stagingKey);
     expect(keys).not.toContain(manifestKeyFor(object.archiveKey));
     expect((await deps.locks.get('app', 'public.foreign')).inFlight).toMatchObject({ stage: 'exported' });
+  });
+
+  it('publishes the manifest export recorded: one planted beside a staged object is never read', async () => {
+    // Prepare: a bucket writer plants a manifest, with other figures, where earlier versions staged it.
+    const deps = bed.local.deps();
+    const { task, inFlight } = await batchThrough(deps, 'public.planted', 'exported');
+    const [object] = inFlight.objects;
+    const recorded = manifestOf(inFlight, 0);
+    if (!object || !recorded) throw new Error('no batch');
+    const planted = {
+      ...recorded,
+      figures: { ...recorded.figures, rowCount: recorded.figures.rowCount + 1 },
+    };
+    await s3ClientFor(bed.local).send(
+      new PutObjectCommand({
+        Bucket: bed.local.services.bucket,
+        Key: manifestKeyFor(object.stagingKey),
+        Body: JSON.stringify(planted),
+      }),
+    );
+
+    // Act
+    await uploadBatch(task, deps);
+
+    // Assess
+    const published = JSON.parse(
+      (await getObject(bed.local, manifestKeyFor(object.archiveKey))).toString('utf8'),
+    );
+    expect(published).toEqual(recorded);
+  });
+
+  it('publishes a batch recorded before export kept its manifests in the record, from the staged manifests', async () => {
+    // Prepare: the record as an earlier version wrote it (no manifest, no timestamp ranges), its manifests staged.
+    const deps = bed.local.deps();
+    const { task, inFlight } = await batchThrough(deps, 'public.legacy', 'exported');
+    const manifests = inFlight.objects.map((_, index) => manifestOf(inFlight, index));
+    const { manifest: _shared, ...legacyRecord } = inFlight;
+    const legacy = { ...legacyRecord, objects: inFlight.objects.map(({ timestampRange: _, ...o }) => o) };
+    await deps.locks.setInFlight('app', 'public.legacy', task.lease, 600, legacy, ['exported']);
+    for (const [index, object] of inFlight.objects.entries()) {
+      await s3ClientFor(bed.local).send(
+        new PutObjectCommand({
+          Bucket: bed.local.services.bucket,
+          Key: manifestKeyFor(object.stagingKey),
+          Body: JSON.stringify(manifests[index]),
+        }),
+      );
+    }
+
+    // Act
+    await uploadBatch(task, deps);
+
+    // Assess: every manifest published as staged; staging is gone, the staged manifests with it.
+    const keys = await listKeys(bed.local, '');
+    for (const [index, object] of inFlight.objects.entries()) {
+      const published = JSON.parse(
+        (await getObject(bed.local, manifestKeyFor(object.archiveKey))).toString('utf8'),
+      );
+      expect(published).toEqual(manifests[index]);
+      expect(keys).not.toContain(manifestKeyFor(object.stagingKey));
+    }
   });
 });
