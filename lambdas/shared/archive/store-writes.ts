@@ -65,27 +65,6 @@ export async function putStream(
   );
 }
 
-/** Plain overwrite: only for staging objects, which a retried export replaces. */
-export async function putText(
-  { s3, bucket }: BucketClient,
-  key: string,
-  body: string,
-  options: WriteOptions,
-): Promise<void> {
-  await s3Call(() =>
-    s3.send(
-      new PutObjectCommand({
-        Bucket: bucket,
-        Key: key,
-        Body: body,
-        ContentType: 'application/json',
-        Metadata: options.metadata,
-        ...encryption(options),
-      }),
-    ),
-  );
-}
-
 /** A PUT that S3 refuses (412) when an object is at the key already (If-None-Match: *). */
 export async function putIfAbsent(
   { s3, bucket }: BucketClient,

@@ -20,7 +20,6 @@ import {
   isPreconditionFailed,
   putIfAbsent,
   putStream,
-  putText,
   putTextOnce,
   s3Call,
   type WriteOptions,
@@ -153,11 +152,6 @@ export class ArchiveStore {
       if (isNotFound(error)) return undefined;
       throw classifyAwsError(error, 's3');
     }
-  }
-
-  /** Plain overwrite: only for staging objects, which a retried export replaces. */
-  async putText(key: string, body: string, options: WriteOptions): Promise<void> {
-    await putText(this.client, key, body, options);
   }
 
   /**
