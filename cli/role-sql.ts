@@ -24,7 +24,7 @@ function dollarTag(texts: string[]): string {
  * each table's schema; SELECT and DELETE on each configured table (a partitioned table's partitions are reached
  * through it); for restores, INSERT and UPDATE on those tables and USAGE and UPDATE on the sequences that feed their
  * columns (restore moves them past the restored values), and on `restoreTargets` what creating and filling a target
- * needs; `pg_read_all_stats` when `replicaLag` reads `pg_stat_replication` or `yieldToLoad` other roles' sessions; MAINTAIN (PostgreSQL 17 and later) when
+ * needs; `pg_read_all_stats` when `replicaLag` reads `pg_stat_replication`; MAINTAIN (PostgreSQL 17 and later) when
  * `vacuumAfterRun` is set. Run it as a superuser or the tables' owner, in each database (psql -d <database> -f).
  */
 export function roleSql(config: ArchiverConfig, options: RoleSqlOptions): string {
@@ -87,14 +87,8 @@ END ${tag};`,
       );
     }
   }
-  const statistics = [
-    ...(db.replicaLag ? ['replicaLag: replay lag of the named replicas in pg_stat_replication'] : []),
-    ...(config.defaults.yieldToLoad
-      ? ['yieldToLoad: whether other roles’ sessions are in a transaction, in pg_stat_activity']
-      : []),
-  ];
-  if (statistics.length > 0) {
-    lines.push(`-- ${statistics.join('; ')}.`);
+  if (db.replicaLag) {
+    lines.push('-- replicaLag: replay lag of the named replicas in pg_stat_replication.');
     lines.push(`GRANT pg_read_all_stats TO ${role};`);
   }
   if (config.defaults.vacuumAfterRun) {

@@ -151,7 +151,13 @@ export async function deleteBatch(input: DeleteInput, deps: DeleteDeps): Promise
         rows: input.progress.rows + rowsDeleted,
         bytes: input.progress.bytes + totals.compressedBytes,
         rowsPerSecond: Math.round(totals.rowCount / seconds),
-        pauseSeconds: pauseAfterBatch(totals.rowCount, seconds, deps.config.defaults, inFlight.busySessions),
+        pauseSeconds: pauseAfterBatch(
+          totals.rowCount,
+          seconds,
+          deps.config.defaults,
+          // A batch an earlier run exported is timed from then: its load says nothing of this run's.
+          inFlight.runId === input.runId ? inFlight.busySessions : undefined,
+        ),
       },
     };
   };

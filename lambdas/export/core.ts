@@ -86,7 +86,8 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
   };
   // Summed over every object's rows: the delete removes them all in one transaction and compares one sum.
   const versions = new VersionDigest();
-  const load = new ApplicationLoad();
+  // Sampled only for the throttle that yields to the application.
+  const load = deps.config.defaults.yieldToLoad ? new ApplicationLoad() : undefined;
   // One read-only transaction from the table's checks to the end of the last COPY: the archiver's settings
   // (search_path, the text formats the archive records) hold for each statement even behind a transaction-pooling
   // proxy. It ends with the COPYs, before the lock-table write, so it never idles in a transaction on slow calls.
@@ -124,7 +125,7 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
             (await nextBatchBounds(client, shape, input.cutoff, table.objectSpan, remaining, after));
           if (!next) break;
           if (staged.length > 0) await deps.fault('export:betweenObjects');
-          await load.sample(client);
+          await load?.sample(client);
           const streamed = await stageObject(deps, client, shape, next, {
             location,
             batchId,
@@ -174,7 +175,7 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
     versionDigest: versions.value(),
     columns: shape.columns,
     exportedAt: started,
-    busySessions: load.busySessions(),
+    busySessions: load?.busySessions(),
     manifest: {
       formatVersion: FORMAT_VERSION,
       tool: { name: TOOL_NAME, version: TOOL_VERSION },
@@ -207,12 +208,6 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
     bytes: output.compressedBytes,
     busySessions: inFlight.busySessions,
   });
-  if (load.unseenSessions() > 0) {
-    deps.telemetry.warn(
-      'the state of other roles’ sessions is hidden from the archiver’s role (grant it pg_read_all_stats): the yieldToLoad throttle counts only what it sees',
-      { ...tableLabel(input), unseenSessions: load.unseenSessions() },
-    );
-  }
   return output;
 }
 

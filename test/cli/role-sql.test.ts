@@ -27,32 +27,3 @@ describe('role-sql', () => {
     expect(crm).not.toContain('billing');
   });
 });
-
-describe('role-sql statistics', () => {
-  const withDefaults = (defaults: Record<string, unknown>) =>
-    parseConfig(
-      {
-        s3: { bucket: 'audit-archive' },
-        defaults,
-        databases: [
-          {
-            name: 'billing',
-            credentials: { urlEnv: 'DB_URL' },
-            tables: [{ name: 'events', timestampColumn: 'at' }],
-          },
-        ],
-      },
-      'test',
-    );
-
-  it('grants pg_read_all_stats for the default yieldToLoad throttle, and not when it is off', () => {
-    // Act
-    const yielding = roleSql(withDefaults({}), { role: 'audit_archiver' });
-    const off = roleSql(withDefaults({ yieldToLoad: false }), { role: 'audit_archiver' });
-
-    // Assess
-    expect(yielding).toContain('-- yieldToLoad: ');
-    expect(yielding).toContain('GRANT pg_read_all_stats TO "audit_archiver";');
-    expect(off).not.toContain('pg_read_all_stats');
-  });
-});

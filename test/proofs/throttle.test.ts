@@ -184,14 +184,16 @@ describe('yielding to the application (yieldToLoad), through the real workflow',
       bed.local,
       { tables: ['public.yielding'] },
       { onStep, retryIntervalScale: 0 },
-    );
+    ).finally(async () => {
+      await bed.db.client.query(
+        "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(120)'",
+      );
+      await busy;
+      await application.end();
+    });
 
-    // Assess: the first delete set a pause, and the next export started after it.
-    await bed.db.client.query(
-      "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(120)'",
-    );
-    await busy;
-    await application.end();
+    // Assess: the first delete set a pause at least as long as its batch (share 0.5), and the next export started
+    // after it.
     expect(run.execution.status).toBe('SUCCEEDED');
     expect(await oldRows(bed.db.client, 'yielding', cutoff)).toBe(0);
     const firstDelete = steps.findIndex((step) => step.functionName === 'delete');
@@ -199,7 +201,10 @@ describe('yielding to the application (yieldToLoad), through the real workflow',
     const nextExport = steps[firstDelete + 1];
     const pauseSeconds = (deleted?.result as { progress?: { pauseSeconds?: number } })?.progress
       ?.pauseSeconds;
+    const firstExport = steps.find((step) => step.functionName === 'export');
+    const batchMs = (deleted?.endedAt ?? 0) - (firstExport?.endedAt ?? 0) + (firstExport?.durationMs ?? 0);
     expect(pauseSeconds).toBeGreaterThanOrEqual(1);
+    expect((pauseSeconds ?? 0) * 1000).toBeGreaterThanOrEqual(batchMs * 0.9);
     expect(nextExport?.functionName).toBe('export');
     const gap = (nextExport?.endedAt ?? 0) - (nextExport?.durationMs ?? 0) - (deleted?.endedAt ?? 0);
     expect(gap).toBeGreaterThanOrEqual((pauseSeconds ?? 0) * 1000 - 50);

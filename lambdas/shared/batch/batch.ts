@@ -279,7 +279,8 @@ export async function withdrawBatch(
   };
   await forEachObject(inFlight.objects, async (object) => {
     await removeIfOwned(object.stagingKey, true);
-    await removeIfOwned(manifestKeyFor(object.stagingKey), true);
+    // A batch recorded before its manifests were kept in its record staged them.
+    if (!inFlight.manifest) await removeIfOwned(manifestKeyFor(object.stagingKey), true);
     const createdArchive = object.createdArchive === true;
     const head = await owned(object.archiveKey, createdArchive);
     if (!head) return;

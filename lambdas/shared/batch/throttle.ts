@@ -29,11 +29,15 @@ export function batchRowLimit(
   return Math.max(1, Math.min(batchSize, Math.floor(rate * budgetSeconds)));
 }
 
+/** Longest pause yieldToLoad sets: a batch timed long (a slow run) never holds its table for hours. */
+export const LOAD_PAUSE_MAX_SECONDS = 900;
+
 /**
  * Seconds to wait before the next batch: at least `pauseBetweenBatchesSeconds`, long enough that the batch's rows over
- * its time plus the pause stay within `maxRowsPerSecond`, and, when the application kept the server busy during the
- * batch (`busySessions`, see ApplicationLoad), long enough that the batch took at most `yieldToLoad.share` of its time
- * plus the pause. Whole seconds, as a Wait state takes them.
+ * its time plus the pause stay within `maxRowsPerSecond`, and, when the application kept the server busy while the
+ * batch was exported (`busySessions`, see ApplicationLoad), long enough that the batch took at most
+ * `yieldToLoad.share` of its time plus the pause (at most LOAD_PAUSE_MAX_SECONDS). Whole seconds, as a Wait state
+ * takes them.
  */
 export function pauseAfterBatch(
   rows: number,
@@ -44,7 +48,7 @@ export function pauseAfterBatch(
   const forRate = defaults.maxRowsPerSecond ? rows / defaults.maxRowsPerSecond - seconds : 0;
   const { yieldToLoad } = defaults;
   const busy = yieldToLoad && busySessions !== undefined && busySessions >= yieldToLoad.busySessions;
-  const forLoad = busy ? seconds * (1 / yieldToLoad.share - 1) : 0;
+  const forLoad = busy ? Math.min(LOAD_PAUSE_MAX_SECONDS, seconds * (1 / yieldToLoad.share - 1)) : 0;
   return Math.max(defaults.pauseBetweenBatchesSeconds, Math.ceil(Math.max(0, forRate, forLoad)));
 }
 
@@ -54,45 +58,38 @@ export function pauseAfterBatch(
  * statement, and while it is idle in a transaction for at most `idleInTransactionSeconds`: an OLTP client spends
  * most of its transaction between statements, so `active` alone would miss it, but an application that left a
  * transaction open must not throttle the archiver for ever. The archiver's own sessions (other tables of the run) do
- * not count. Sessions of other roles show their state only to a role with `pg_read_all_stats` (or `pg_monitor`);
- * without it they are `unseen`, and the caller says so.
+ * not count. A role without `pg_read_all_stats` does not see other roles' sessions' state (nor their queries, which
+ * may hold personal data, so the archiver does not ask for it): such a session counts while it holds a transaction
+ * id or a snapshot, which every role sees: writing, or running a statement.
  */
 export class ApplicationLoad {
   private samples = 0;
   private busyTotal = 0;
-  private unseenMax = 0;
 
   constructor(private readonly idleInTransactionSeconds = 10) {}
 
   async sample(client: pg.ClientBase): Promise<void> {
     // pg_stat_activity is read once per transaction unless the snapshot is cleared: export samples in one transaction.
     await client.query('SELECT pg_catalog.pg_stat_clear_snapshot()');
-    const result = await client.query<{ busy: number; unseen: number }>(
-      `SELECT count(*) FILTER (
-                WHERE state = 'active' OR (state LIKE 'idle in transaction%'
+    const result = await client.query<{ busy: number }>(
+      `SELECT count(*) FILTER (WHERE CASE
+                WHEN state IS NULL THEN backend_xid IS NOT NULL OR backend_xmin IS NOT NULL
+                ELSE state = 'active' OR (state LIKE 'idle in transaction%'
                   AND state_change > pg_catalog.clock_timestamp() - $1::float8 * interval '1 second')
-              )::int AS busy,
-              count(*) FILTER (WHERE state IS NULL)::int AS unseen
+              END)::int AS busy
          FROM pg_catalog.pg_stat_activity
         WHERE pid <> pg_catalog.pg_backend_pid() AND application_name IS DISTINCT FROM 'audit-archiver'
-          -- A role that may not see a session sees neither its state nor its backend type, only its role.
+          -- Another role's session shows its role but not its backend type to a role without pg_read_all_stats.
           AND (backend_type = 'client backend' OR (backend_type IS NULL AND usesysid IS NOT NULL))`,
       [this.idleInTransactionSeconds],
     );
-    const row = result.rows[0];
     this.samples += 1;
-    this.busyTotal += row?.busy ?? 0;
-    this.unseenMax = Math.max(this.unseenMax, row?.unseen ?? 0);
+    this.busyTotal += result.rows[0]?.busy ?? 0;
   }
 
   /** Mean busy sessions over the samples (undefined before the first). */
   busySessions(): number | undefined {
     return this.samples > 0 ? this.busyTotal / this.samples : undefined;
-  }
-
-  /** Most other sessions one sample could not see the state of (the role lacks pg_read_all_stats). */
-  unseenSessions(): number {
-    return this.unseenMax;
   }
 }
 

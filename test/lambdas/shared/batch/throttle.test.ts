@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   ASSUMED_ROWS_PER_SECOND,
   batchRowLimit,
+  LOAD_PAUSE_MAX_SECONDS,
   pauseAfterBatch,
   replicaLagProblems,
 } from '../../../../lambdas/shared/batch/throttle.js';
@@ -86,6 +87,11 @@ describe('pauseAfterBatch (yieldToLoad)', () => {
     expect(rateLonger).toBe(48);
     expect(fixedLonger).toBe(60);
     expect(halfShare).toBe(2);
+  });
+
+  it('waits at most LOAD_PAUSE_MAX_SECONDS, however long the batch took', () => {
+    // Act / Assess: a batch timed at a day (one a crashed run left) would otherwise pause for nine.
+    expect(pauseAfterBatch(50_000, 86_400, defaults(), 5)).toBe(LOAD_PAUSE_MAX_SECONDS);
   });
 
   it('never waits for load when turned off', () => {
