@@ -138,6 +138,26 @@ async function conditionalWrites(ctx, next) {
   }
 }
 /**
+ * x-amz-copy-source-if-match on CopyObject, which s3rver ignores: S3 refuses the copy with 412 PreconditionFailed when
+ * the source's ETag is another (quotes aside); a missing source stays s3rver's 404. Upload copies only the staged
+ * object export wrote, by this condition.
+ */
+async function copySourceConditions(ctx, next) {
+  const expected = ctx.get('x-amz-copy-source-if-match');
+  const copySource = ctx.get('x-amz-copy-source');
+  if (ctx.method !== 'PUT' || !copySource || !expected) return next();
+  // Parsed as s3rver's copy parses it, so both name the same source.
+  const [sourceBucket, ...sourceKey] = decodeURI(copySource).replace(/^\//, '').split('/');
+  const metadata = await store.getMetadata(sourceBucket, sourceKey.join('/')).catch(() => undefined);
+  const unquoted = (etag) => etag.replaceAll('"', '');
+  if (metadata && unquoted(metadata.etag) !== unquoted(expected))
+    throw new S3Error('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold', {
+      Condition: 'x-amz-copy-source-If-Match',
+    });
+  return next();
+}
+
+/**
  * Requests being answered: when the parent goes away (a killed local run), the server finishes them before it exits,
  * so no object is left half written; S3 never shows half an object.
  */
@@ -156,7 +176,7 @@ async function exitWhenIdle() {
 }
 
 // First of all middleware (Koa composes it when the server starts): counted, then checked, then written.
-server.middleware.unshift(counted, conditionalWrites);
+server.middleware.unshift(counted, conditionalWrites, copySourceConditions);
 
 const { port } = await server.run();
 

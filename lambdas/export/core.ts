@@ -296,18 +296,20 @@ async function stageObject(
     uncompressedBytes: content.uncompressedBytes,
     compressedBytes: compressed.bytes,
   };
-  return {
-    object: {
-      day: next.day,
-      span: batch.span,
-      stagingKey: staging,
-      archiveKey: archiveKey(batch.location, next.day, figures.contentSha256, batch.span),
-      bounds: next.bounds,
-      figures,
-      timestampRange: { min: lines.minTimestamp ?? '', max: lines.maxTimestamp ?? '' },
-    },
-    published: upload,
+  const object: BatchObject = {
+    day: next.day,
+    span: batch.span,
+    stagingKey: staging,
+    archiveKey: archiveKey(batch.location, next.day, figures.contentSha256, batch.span),
+    bounds: next.bounds,
+    figures,
+    timestampRange: { min: lines.minTimestamp ?? '', max: lines.maxTimestamp ?? '' },
   };
+  // The ETag arrives with the end of the upload, before the batch is recorded (the caller settles every upload).
+  const published = upload.then((etag) => {
+    object.stagedEtag = etag;
+  });
+  return { object, published };
 }
 
 /**

@@ -106,23 +106,18 @@ async function publishObject(
     }
     return existing !== undefined;
   };
-  // The copy is write-once (If-None-Match), so the archive is read only when it was there already: a retry, or
-  // identical rows archived before, which are accepted only if they hold the same content.
-  const staged = await store.head(object.stagingKey);
-  if (staged?.size === object.figures.compressedBytes) {
-    const copied = await store.copyOnce(
-      object.stagingKey,
-      object.archiveKey,
-      write,
-      archiveMetadata(batchId, object),
-      staged.size,
-    );
-    created = copied === 'copied' || !(await sameContent());
-  } else if (!(await sameContent())) {
-    return {
-      problem: `staging object ${object.stagingKey} is ${staged ? `${staged.size} bytes, expected ${object.figures.compressedBytes}` : 'missing'}`,
-      withdraw: true,
-    };
+  // The copy is write-once (If-None-Match) and copies only the object export staged (by its ETag), so nothing is read
+  // before it. Refused, the archive key tells why: there already (a retry, or identical rows archived before,
+  // accepted only with the same content), or not, and then the staged object was changed or is gone.
+  if ((await copyStaged(store, batchId, object, write)) === 'copied') created = true;
+  else if (!(await sameContent())) {
+    const staged = await store.head(object.stagingKey);
+    const problem = !staged
+      ? 'missing'
+      : staged.size !== object.figures.compressedBytes
+        ? `${staged.size} bytes, expected ${object.figures.compressedBytes}`
+        : `not the object export wrote (ETag ${staged.pin?.etag ?? 'none'}, export's ${object.stagedEtag ?? 'not recorded'})`;
+    return { problem: `staging object ${object.stagingKey} is ${problem}`, withdraw: true };
   }
   await deps.fault('upload:afterCopy');
   await requireKmsIfCritical(deps, input, object.archiveKey);
@@ -145,6 +140,29 @@ async function publishObject(
   }
   await deps.fault('upload:afterManifest');
   return created;
+}
+
+/**
+ * Copies the staged object to its archive key, write-once, only if it is the object export staged: by the ETag export
+ * recorded, or, in a record written before export recorded it, by its size (read first).
+ */
+async function copyStaged(
+  store: UploadDeps['store'],
+  batchId: string,
+  object: BatchObject,
+  write: WriteOptions,
+): Promise<'copied' | 'refused'> {
+  if (!object.stagedEtag && (await store.head(object.stagingKey))?.size !== object.figures.compressedBytes) {
+    return 'refused';
+  }
+  return store.copyOnce(
+    object.stagingKey,
+    object.archiveKey,
+    write,
+    archiveMetadata(batchId, object),
+    object.figures.compressedBytes,
+    object.stagedEtag,
+  );
 }
 
 /**

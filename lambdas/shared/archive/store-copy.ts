@@ -7,7 +7,13 @@ import {
   UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import { classifyAwsError, StorageUnavailableError } from '../errors/step-errors.js';
-import { type BucketClient, encryption, isPreconditionFailed, type WriteOptions } from './store-writes.js';
+import {
+  type BucketClient,
+  encryption,
+  isNotFound,
+  isPreconditionFailed,
+  type WriteOptions,
+} from './store-writes.js';
 
 /**
  * How `copyOnce` copies. In parts (UploadPartCopy, completed with If-None-Match) above `inPartsAboveBytes`: that is
@@ -33,19 +39,21 @@ const copySource = (bucket: string, key: string) =>
     .join('/')}`;
 
 /**
- * Server-side copy that never replaces an existing destination (If-None-Match: *). Returns 'existed' when the
- * destination is already there (a racing writer); the caller decides whether that object is acceptable.
- * `sizeBytes` (the source's size) decides between one CopyObject and a copy in parts (see CopyOptions).
+ * Server-side copy that never replaces an existing destination (If-None-Match: *), and with `sourceEtag` copies only
+ * that source object (x-amz-copy-source-if-match, on every part). Returns 'refused' when the destination is already
+ * there (a racing writer) or, with `sourceEtag`, the source is another object or gone: S3 answers both 412, so the
+ * caller tells them apart by reading the destination. `sizeBytes` (the source's size) decides between one CopyObject
+ * and a copy in parts (see CopyOptions).
  */
 export async function copyOnce(
   { s3, bucket }: BucketClient,
   copying: CopyOptions,
-  sourceKey: string,
+  { sourceKey, sourceEtag }: { sourceKey: string; sourceEtag?: string },
   destinationKey: string,
   options: WriteOptions,
   metadata: Record<string, string>,
   sizeBytes: number,
-): Promise<'copied' | 'existed'> {
+): Promise<'copied' | 'refused'> {
   const target = {
     Bucket: bucket,
     Key: destinationKey,
@@ -55,7 +63,7 @@ export async function copyOnce(
     StorageClass: options.storageClass,
     ...encryption(options),
   };
-  const source = copySource(bucket, sourceKey);
+  const source = { CopySource: copySource(bucket, sourceKey), CopySourceIfMatch: sourceEtag };
   try {
     if (sizeBytes > copying.inPartsAboveBytes) {
       await copyInParts(s3, target, source, sizeBytes, copying.partBytes);
@@ -63,7 +71,7 @@ export async function copyOnce(
       await s3.send(
         new CopyObjectCommand({
           ...target,
-          CopySource: source,
+          ...source,
           IfNoneMatch: '*',
           MetadataDirective: 'REPLACE',
         }),
@@ -71,7 +79,9 @@ export async function copyOnce(
     }
     return 'copied';
   } catch (error) {
-    if (isPreconditionFailed(error)) return 'existed';
+    if (isPreconditionFailed(error)) return 'refused';
+    // The source is gone: refused like a source that changed, when the caller named the one it meant.
+    if (sourceEtag && isNotFound(error)) return 'refused';
     // 409 ConditionalRequestConflict: a concurrent conditional write; S3 asks for a retry.
     const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
     if (status === 409)
@@ -84,7 +94,7 @@ export async function copyOnce(
 async function copyInParts(
   s3: S3Client,
   target: { Bucket: string; Key: string } & Record<string, unknown>,
-  source: string,
+  source: { CopySource: string; CopySourceIfMatch: string | undefined },
   sizeBytes: number,
   partBytes: number,
 ): Promise<void> {
@@ -99,7 +109,7 @@ async function copyInParts(
         new UploadPartCopyCommand({
           ...upload,
           PartNumber,
-          CopySource: source,
+          ...source,
           CopySourceRange: `bytes=${start}-${end}`,
         }),
       );

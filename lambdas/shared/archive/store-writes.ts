@@ -39,14 +39,20 @@ export async function s3Call<T>(operation: () => Promise<T>): Promise<T> {
   }
 }
 
+/** S3's answer for a key (or, for a copy, a source) that is not there. */
+export const isNotFound = (error: unknown): boolean => {
+  const err = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return err.name === 'NotFound' || err.name === 'NoSuchKey' || err.$metadata?.httpStatusCode === 404;
+};
+
 /** Streams a body into an object with multipart upload; the caller hashes what flows through. */
 export async function putStream(
   { s3, bucket }: BucketClient,
   key: string,
   body: Readable,
   options: WriteOptions & { partSizeBytes?: number },
-): Promise<void> {
-  await s3Call(() =>
+): Promise<string | undefined> {
+  const stored = await s3Call(() =>
     new Upload({
       client: s3,
       params: {
@@ -63,6 +69,7 @@ export async function putStream(
       leavePartsOnError: false,
     }).done(),
   );
+  return 'ETag' in stored ? stored.ETag : undefined;
 }
 
 /** A PUT that S3 refuses (412) when an object is at the key already (If-None-Match: *). */

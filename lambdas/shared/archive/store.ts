@@ -17,6 +17,7 @@ import {
 import { type CopyOptions, copyOnce, DEFAULT_COPY } from './store-copy.js';
 import {
   type BucketClient,
+  isNotFound,
   isPreconditionFailed,
   putIfAbsent,
   putStream,
@@ -55,10 +56,6 @@ export interface ObjectHead {
   serverSideEncryption?: string;
 }
 
-const isNotFound = (error: unknown): boolean => {
-  const err = error as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return err.name === 'NotFound' || err.name === 'NoSuchKey' || err.$metadata?.httpStatusCode === 404;
-};
 const pinOf = (etag?: string, versionId?: string): ObjectPin | undefined =>
   etag ? { etag, ...(versionId && versionId !== 'null' ? { versionId } : {}) } : undefined;
 
@@ -93,13 +90,16 @@ export class ArchiveStore {
     this.client = { s3, bucket };
   }
 
-  /** Streams a body into an object with multipart upload; the caller hashes what flows through. */
+  /**
+   * Streams a body into an object with multipart upload; the caller hashes what flows through. Returns the stored
+   * object's ETag, which a copy can be made conditional on.
+   */
   async putStream(
     key: string,
     body: Readable,
     options: WriteOptions & { partSizeBytes?: number },
-  ): Promise<void> {
-    await putStream(this.client, key, body, options);
+  ): Promise<string | undefined> {
+    return putStream(this.client, key, body, options);
   }
 
   /** The object's head, with its identity (pin) as S3 reports it. */
@@ -181,8 +181,9 @@ export class ArchiveStore {
   }
 
   /**
-   * Server-side copy that never replaces an existing destination: 'existed' when the destination is already there
-   * (a racing writer); the caller decides whether that object is acceptable.
+   * Server-side copy that never replaces an existing destination, and with `sourceEtag` copies only that source
+   * object. 'refused' when the destination is already there (a racing writer) or the source is not that object
+   * (changed or gone): the caller tells which by reading the destination.
    */
   async copyOnce(
     sourceKey: string,
@@ -190,8 +191,17 @@ export class ArchiveStore {
     options: WriteOptions,
     metadata: Record<string, string>,
     sizeBytes: number,
-  ): Promise<'copied' | 'existed'> {
-    return copyOnce(this.client, this.copying, sourceKey, destinationKey, options, metadata, sizeBytes);
+    sourceEtag?: string,
+  ): Promise<'copied' | 'refused'> {
+    return copyOnce(
+      this.client,
+      this.copying,
+      { sourceKey, sourceEtag },
+      destinationKey,
+      options,
+      metadata,
+      sizeBytes,
+    );
   }
 
   /**

@@ -24,6 +24,8 @@ export const BatchObjectSchema = z.object({
   /** Absent in records written before month objects existed: a day object. */
   span: z.enum(OBJECT_SPANS).optional(),
   stagingKey: z.string(),
+  /** The staged object's ETag as S3 gave it to export: upload copies only that object (absent in older records). */
+  stagedEtag: z.string().optional(),
   archiveKey: z.string(),
   /** Set by upload when this batch wrote the archive object (rather than finding identical rows archived before). */
   createdArchive: z.boolean().optional(),

@@ -179,6 +179,8 @@ describe('export step', () => {
     const versionDigest = versionDigestFromSql(versions.rows[0]?.sum ?? '');
     expect(inFlight).toMatchObject({ stage: 'exported', versionDigest });
     expect(object.figures).toEqual(manifest.figures);
+    // Upload copies only the object staged: by the ETag S3 gave export for it.
+    expect(object.stagedEtag).toBe((await deps.store.head(object.stagingKey))?.pin?.etag);
     // The row versions say nothing about the archive's content: they stay with the batch in flight.
     expect(manifestText).not.toContain(versionDigest);
     expect(await countRows('staged')).toBe(13);

@@ -146,12 +146,15 @@ describe('upload step', () => {
   });
 
   it('publishes a batch recorded before export kept its manifests in the record, from the staged manifests', async () => {
-    // Prepare: the record as an earlier version wrote it (no manifest, no timestamp ranges), its manifests staged.
+    // Prepare: the record as an earlier version wrote it (no manifest, timestamp ranges or ETags), manifests staged.
     const deps = bed.local.deps();
     const { task, inFlight } = await batchThrough(deps, 'public.legacy', 'exported');
     const manifests = inFlight.objects.map((_, index) => manifestOf(inFlight, index));
     const { manifest: _shared, ...legacyRecord } = inFlight;
-    const legacy = { ...legacyRecord, objects: inFlight.objects.map(({ timestampRange: _, ...o }) => o) };
+    const legacy = {
+      ...legacyRecord,
+      objects: inFlight.objects.map(({ timestampRange: _, stagedEtag: __, ...o }) => o),
+    };
     await deps.locks.setInFlight('app', 'public.legacy', task.lease, 600, legacy, ['exported']);
     for (const [index, object] of inFlight.objects.entries()) {
       await s3ClientFor(bed.local).send(

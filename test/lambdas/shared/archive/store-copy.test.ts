@@ -31,7 +31,7 @@ const write = { storageClass: 'STANDARD_IA' as const, kmsKeyId: 'arn:aws:kms:eu-
 const metadata = { 'content-sha256': 'c'.repeat(64) };
 
 describe('ArchiveStore.copyOnce', () => {
-  it('copies above the threshold in byte-range parts and completes only if the destination does not exist', async () => {
+  it('copies above the threshold in byte-range parts of the named source and completes only if the destination does not exist', async () => {
     // Prepare
     const { client, sent } = recordingClient((command) =>
       command instanceof CreateMultipartUploadCommand
@@ -43,7 +43,7 @@ describe('ArchiveStore.copyOnce', () => {
     const store = new ArchiveStore(client, 'b', { inPartsAboveBytes: 10, partBytes: 4 });
 
     // Act
-    const result = await store.copyOnce('s/x.jsonl.gz', 'a/day=01/x.jsonl.gz', write, metadata, 11);
+    const result = await store.copyOnce('s/x.jsonl.gz', 'a/day=01/x.jsonl.gz', write, metadata, 11, '"e1"');
 
     // Assess
     expect(result).toBe('copied');
@@ -65,11 +65,19 @@ describe('ArchiveStore.copyOnce', () => {
       ContentEncoding: 'gzip',
     });
     expect(
-      rest.slice(0, 3).map((c) => [c.input.PartNumber, c.input.CopySourceRange, c.input.CopySource]),
+      rest
+        .slice(0, 3)
+        .map((c) => [
+          c.input.PartNumber,
+          c.input.CopySourceRange,
+          c.input.CopySource,
+          c.input.CopySourceIfMatch,
+        ]),
     ).toEqual([
-      [1, 'bytes=0-3', 'b/s/x.jsonl.gz'],
-      [2, 'bytes=4-7', 'b/s/x.jsonl.gz'],
-      [3, 'bytes=8-10', 'b/s/x.jsonl.gz'],
+      // Every part is copied only from the source object named by its ETag.
+      [1, 'bytes=0-3', 'b/s/x.jsonl.gz', '"e1"'],
+      [2, 'bytes=4-7', 'b/s/x.jsonl.gz', '"e1"'],
+      [3, 'bytes=8-10', 'b/s/x.jsonl.gz', '"e1"'],
     ]);
     const complete = sent.at(-1) as CompleteMultipartUploadCommand;
     expect(complete.input).toMatchObject({
@@ -107,7 +115,7 @@ describe('ArchiveStore.copyOnce', () => {
     const result = await store.copyOnce('s/x', 'a/x', write, metadata, 100);
 
     // Assess
-    expect(result).toBe('existed');
+    expect(result).toBe('refused');
     const abort = sent.at(-1);
     expect(abort).toBeInstanceOf(AbortMultipartUploadCommand);
     expect((abort as AbortMultipartUploadCommand).input).toEqual({ Bucket: 'b', Key: 'a/x', UploadId: 'u2' });

@@ -121,6 +121,26 @@ describe('s3rver and object pins', () => {
     expect(fresh.ETag).toBe(md5('new'));
   });
 
+  it('copies only the source with the ETag it is given (x-amz-copy-source-if-match), as S3 does, and refuses another or none', async () => {
+    // Prepare
+    await s3.send(new PutObjectCommand({ Bucket: 'pins', Key: 'staged', Body: 'staged bytes' }));
+    const etag = (await store.head('staged'))?.pin?.etag;
+    const copy = (source: string, destination: string, sourceEtag: string | undefined) =>
+      store.copyOnce(source, destination, { storageClass: 'STANDARD' }, {}, 12, sourceEtag);
+
+    // Act
+    const matching = await copy('staged', 'published-1', etag);
+    await s3.send(new PutObjectCommand({ Bucket: 'pins', Key: 'staged', Body: 'forged bytes' }));
+    const changed = await copy('staged', 'published-2', etag);
+    const missing = await copy('never-staged', 'published-3', etag);
+
+    // Assess
+    expect([matching, changed, missing]).toEqual(['copied', 'refused', 'refused']);
+    expect(await store.getText('published-1')).toBe('staged bytes');
+    expect(await store.head('published-2')).toBeUndefined();
+    expect(await store.head('published-3')).toBeUndefined();
+  });
+
   it('lets one of many racing conditional writes to a key win, and answers UploadPartCopy with NotImplemented', async () => {
     // Prepare
     const bodies = Array.from({ length: 8 }, (_, i) => `racer ${i}`);
