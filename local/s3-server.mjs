@@ -138,16 +138,22 @@ async function conditionalWrites(ctx, next) {
   }
 }
 /**
- * x-amz-copy-source-if-match on CopyObject, which s3rver ignores: S3 refuses the copy with 412 PreconditionFailed when
- * the source's ETag is another (quotes aside); a missing source stays s3rver's 404. Upload copies only the staged
- * object export wrote, by this condition.
+ * The copy source as S3 reads it, and x-amz-copy-source-if-match, which s3rver ignores. S3 URL-decodes every segment
+ * of x-amz-copy-source; s3rver applies decodeURI, which leaves reserved characters (`+ $ , : @ & ; = ? #`) encoded, so
+ * the header is handed on in the form decodeURI turns into the same key. S3 refuses a copy with 412
+ * PreconditionFailed when the source's ETag is another (quotes aside); a missing source stays s3rver's 404. Upload
+ * copies only the staged object export wrote, by this condition.
  */
 async function copySourceConditions(ctx, next) {
+  const header = ctx.get('x-amz-copy-source');
+  if (ctx.method !== 'PUT' || !header) return next();
+  const [sourceBucket, ...sourceKey] = header
+    .replace(/^\//, '')
+    .split('/')
+    .map((segment) => decodeURIComponent(segment));
+  ctx.request.headers['x-amz-copy-source'] = [sourceBucket, ...sourceKey].map(encodeURI).join('/');
   const expected = ctx.get('x-amz-copy-source-if-match');
-  const copySource = ctx.get('x-amz-copy-source');
-  if (ctx.method !== 'PUT' || !copySource || !expected) return next();
-  // Parsed as s3rver's copy parses it, so both name the same source.
-  const [sourceBucket, ...sourceKey] = decodeURI(copySource).replace(/^\//, '').split('/');
+  if (!expected) return next();
   const metadata = await store.getMetadata(sourceBucket, sourceKey.join('/')).catch(() => undefined);
   const unquoted = (etag) => etag.replaceAll('"', '');
   if (metadata && unquoted(metadata.etag) !== unquoted(expected))

@@ -38,6 +38,13 @@ export function archiveMetadata(batchId: string, object: BatchObject): Record<st
 
 export type UploadDeps = Pick<StepDeps, 'config' | 'store' | 'locks' | 'telemetry' | 'fault'>;
 
+/** What stops a batch at upload: the problem, whether upload withdraws the batch, and the keys kept as evidence. */
+interface Damage {
+  problem: string;
+  withdraw: boolean;
+  evidence?: string[];
+}
+
 /**
  * Upload: publishes each staged object of the batch under its final, content-addressed key without ever replacing
  * an existing object, writes its manifest sidecar once, then removes the batch's staging objects. Every part is idempotent,
@@ -48,7 +55,7 @@ export async function uploadBatch(input: UploadInput, deps: UploadDeps): Promise
   await renewLease(deps, input);
   const state = await deps.locks.get(input.database, input.table);
   const inFlight = batchToActOn('upload', input, state.inFlight);
-  let damage: { problem: string; withdraw: boolean } | undefined;
+  let damage: Damage | undefined;
   const published = await forEachObject(inFlight.objects, async (object, index) => {
     const outcome = await publishObject(deps, input, inFlight, index);
     if (typeof outcome === 'boolean') return { ...object, createdArchive: outcome };
@@ -60,7 +67,15 @@ export async function uploadBatch(input: UploadInput, deps: UploadDeps): Promise
     // Damaged staged objects: nothing was deleted. Counted as a failed verification; the batch is dropped here, or,
     // once an archive was copied (which upload may not delete), by the next export, which discards it.
     deps.telemetry.metric('VerificationFailures', 'Count', 1, tableLabel(input));
-    if (damage.withdraw) await withdrawBatch(deps, input, inFlight, 'missing-staging');
+    // A staged object that is there but not export's is kept in the quarantine as evidence.
+    if (damage.withdraw)
+      await withdrawBatch(
+        deps,
+        input,
+        inFlight,
+        damage.evidence ? 'integrity' : 'missing-staging',
+        damage.evidence,
+      );
     throw new ArchiveIntegrityError(damage.problem);
   }
   // Staging goes once every object is published: a retry before this finds each archive published and its staged
@@ -91,7 +106,7 @@ async function publishObject(
   input: UploadInput,
   inFlight: InFlight,
   index: number,
-): Promise<boolean | { problem: string; withdraw: boolean }> {
+): Promise<boolean | Damage> {
   const { store, config } = deps;
   const { batchId } = inFlight;
   const object = inFlight.objects[index];
@@ -117,7 +132,11 @@ async function publishObject(
       : staged.size !== object.figures.compressedBytes
         ? `${staged.size} bytes, expected ${object.figures.compressedBytes}`
         : `not the object export wrote (ETag ${staged.pin?.etag ?? 'none'}, export's ${object.stagedEtag ?? 'not recorded'})`;
-    return { problem: `staging object ${object.stagingKey} is ${problem}`, withdraw: true };
+    return {
+      problem: `staging object ${object.stagingKey} is ${problem}`,
+      withdraw: true,
+      ...(staged ? { evidence: [object.stagingKey] } : {}),
+    };
   }
   await deps.fault('upload:afterCopy');
   await requireKmsIfCritical(deps, input, object.archiveKey);

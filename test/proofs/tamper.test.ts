@@ -42,8 +42,8 @@ interface TamperCase {
   tamper(target: Target): Promise<void>;
   /** What the failure must say, after "ArchiveIntegrityError: ". */
   says: RegExp;
-  /** The damaged archive is kept under _quarantine/ as evidence. */
-  evidence?: true;
+  /** The damaged archive (or staged object) is kept under _quarantine/ as evidence. */
+  evidence?: 'archive' | 'staging';
 }
 
 const flipMiddleByte = (bytes: Buffer) => {
@@ -65,6 +65,7 @@ const TAMPER_CASES: TamperCase[] = [
     tamper: async (t) => t.write(t.staging, flipMiddleByte(await t.read(t.staging))),
     // Upload copies only the object export staged (its ETag): the altered one is never published.
     says: /staging object .* is not the object export wrote \(ETag/,
+    evidence: 'staging',
   },
   {
     name: 'staged object truncated',
@@ -86,7 +87,7 @@ const TAMPER_CASES: TamperCase[] = [
       await t.write(t.archive, gzipSync(text.replace(/"user_\d+"/, '"someone_else"')));
     },
     says: /failed verification: object differs from its manifest: .*contentSha256/,
-    evidence: true,
+    evidence: 'archive',
   },
   {
     name: 'archive truncated',
@@ -96,14 +97,14 @@ const TAMPER_CASES: TamperCase[] = [
       await t.write(t.archive, bytes.subarray(0, bytes.length - 20));
     },
     says: /failed verification: object (cannot be decompressed|differs from its manifest)/,
-    evidence: true,
+    evidence: 'archive',
   },
   {
     name: 'archive replaced by another archive of the table',
     after: 'upload',
     tamper: async (t) => t.write(t.archive, await t.read(t.earlier)),
     says: /failed verification: object differs from its manifest/,
-    evidence: true,
+    evidence: 'archive',
   },
   {
     name: 'archive deleted',
@@ -171,14 +172,14 @@ const TAMPER_CASES: TamperCase[] = [
       await t.write(t.archive, bytes.subarray(0, bytes.length - 20));
     },
     says: /changed after verification \([^)]*: object is \d+ bytes, expected \d+\)/,
-    evidence: true,
+    evidence: 'archive',
   },
   {
     name: 'archive replaced by another archive after verification',
     after: 'verify',
     tamper: async (t) => t.write(t.archive, await t.read(t.earlier)),
     says: /changed after verification \([^)]*: object (is \d+ bytes, expected \d+|holds other content)\)/,
-    evidence: true,
+    evidence: 'archive',
   },
 ];
 
@@ -284,9 +285,9 @@ describe('tampering between steps is caught before any delete, with a named erro
       expect(between.inArchives).toBeGreaterThan(0);
       if (tamperCase.evidence) {
         const quarantined = await listKeys(bed.local, 'archive/_quarantine/');
-        expect(quarantined.some((k) => k.endsWith(archiveKey.slice('archive/'.length)))).toBe(true);
-      }
-      // The next run exports the rows again and completes.
+        const kept = tamperCase.evidence === 'archive' ? archiveKey : stagingKey;
+        expect(quarantined.some((k) => k.endsWith(kept.slice('archive/'.length)))).toBe(true);
+      } // The next run exports the rows again and completes.
       expect(rerun.execution.status).toBe('SUCCEEDED');
       const after = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
       expect(await listKeys(bed.local, `archive/_staging/app/${ref}/`)).toEqual([]);

@@ -7,13 +7,7 @@ import {
   UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import { classifyAwsError, StorageUnavailableError } from '../errors/step-errors.js';
-import {
-  type BucketClient,
-  encryption,
-  isNotFound,
-  isPreconditionFailed,
-  type WriteOptions,
-} from './store-writes.js';
+import { type BucketClient, encryption, isPreconditionFailed, type WriteOptions } from './store-writes.js';
 
 /**
  * How `copyOnce` copies. In parts (UploadPartCopy, completed with If-None-Match) above `inPartsAboveBytes`: that is
@@ -41,8 +35,8 @@ const copySource = (bucket: string, key: string) =>
 /**
  * Server-side copy that never replaces an existing destination (If-None-Match: *), and with `sourceEtag` copies only
  * that source object (x-amz-copy-source-if-match, on every part). Returns 'refused' when the destination is already
- * there (a racing writer) or, with `sourceEtag`, the source is another object or gone: S3 answers both 412, so the
- * caller tells them apart by reading the destination. `sizeBytes` (the source's size) decides between one CopyObject
+ * there (a racing writer) or, with `sourceEtag`, the source is another object (both 412) or gone (404): the caller
+ * tells them apart by reading the destination. `sizeBytes` (the source's size) decides between one CopyObject
  * and a copy in parts (see CopyOptions).
  */
 export async function copyOnce(
@@ -80,8 +74,8 @@ export async function copyOnce(
     return 'copied';
   } catch (error) {
     if (isPreconditionFailed(error)) return 'refused';
-    // The source is gone: refused like a source that changed, when the caller named the one it meant.
-    if (sourceEtag && isNotFound(error)) return 'refused';
+    // The source is gone (404 NoSuchKey): refused like a source that changed, when the caller named the one it meant.
+    if (sourceEtag && (error as { name?: string }).name === 'NoSuchKey') return 'refused';
     // 409 ConditionalRequestConflict: a concurrent conditional write; S3 asks for a retry.
     const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
     if (status === 409)

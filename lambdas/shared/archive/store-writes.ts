@@ -39,12 +39,6 @@ export async function s3Call<T>(operation: () => Promise<T>): Promise<T> {
   }
 }
 
-/** S3's answer for a key (or, for a copy, a source) that is not there. */
-export const isNotFound = (error: unknown): boolean => {
-  const err = error as { name?: string; $metadata?: { httpStatusCode?: number } };
-  return err.name === 'NotFound' || err.name === 'NoSuchKey' || err.$metadata?.httpStatusCode === 404;
-};
-
 /** Streams a body into an object with multipart upload; the caller hashes what flows through. */
 export async function putStream(
   { s3, bucket }: BucketClient,

@@ -17,7 +17,6 @@ import {
 import { type CopyOptions, copyOnce, DEFAULT_COPY } from './store-copy.js';
 import {
   type BucketClient,
-  isNotFound,
   isPreconditionFailed,
   putIfAbsent,
   putStream,
@@ -56,6 +55,10 @@ export interface ObjectHead {
   serverSideEncryption?: string;
 }
 
+const isNotFound = (error: unknown): boolean => {
+  const err = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return err.name === 'NotFound' || err.name === 'NoSuchKey' || err.$metadata?.httpStatusCode === 404;
+};
 const pinOf = (etag?: string, versionId?: string): ObjectPin | undefined =>
   etag ? { etag, ...(versionId && versionId !== 'null' ? { versionId } : {}) } : undefined;
 

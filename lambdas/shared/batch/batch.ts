@@ -9,7 +9,7 @@ import {
   writeOnceProbeKey,
 } from '../archive/format.js';
 import { RowDigest, rowDigestFromSql } from '../archive/row-digest.js';
-import type { ArchiveStore } from '../archive/store.js';
+import type { ArchiveStore, ObjectHead } from '../archive/store.js';
 import { LineMeter } from '../archive/stream.js';
 import { assertCutoffAllowed } from '../config/governance.js';
 import type { ResolvedTable } from '../config/resolved-table.js';
@@ -251,8 +251,8 @@ export type WithdrawReason = 'rows-changed' | 'integrity' | 'missing-staging' | 
  * stay live. The caller passes the record it read and decided on; the batch is first claimed (`withdrawing`) with a
  * write that succeeds only if that record is unchanged, so an invocation acting on a stale view (the batch since
  * deleted and committed by a retry or a new lease holder) fails there and removes nothing. Only objects this batch
- * wrote are removed; an identical archive committed earlier never is. The archives named in `evidence` (those found
- * damaged or changed) are first copied to the quarantine.
+ * wrote are removed; an identical archive committed earlier never is. The keys named in `evidence` (archives found
+ * damaged or changed, staged objects that are not the ones export wrote) are first copied to the quarantine.
  */
 export async function withdrawBatch(
   deps: Pick<StepDeps, 'config' | 'locks' | 'store' | 'telemetry'>,
@@ -277,22 +277,24 @@ export async function withdrawBatch(
   const removeIfOwned = async (key: string, wroteKey: boolean) => {
     if (await owned(key, wroteKey)) await store.deleteKeys([key]);
   };
+  const quarantine = (key: string, head: ObjectHead) =>
+    store.copyOnce(
+      key,
+      quarantineKey(deps.config.s3.prefix, key, reason),
+      { storageClass: 'STANDARD', kmsKeyId: deps.config.s3.kmsKeyId },
+      { [BATCH_ID_METADATA]: inFlight.batchId },
+      head.size,
+    );
   await forEachObject(inFlight.objects, async (object) => {
+    const staged = evidence.includes(object.stagingKey) && (await owned(object.stagingKey, true));
+    if (staged) await quarantine(object.stagingKey, staged);
     await removeIfOwned(object.stagingKey, true);
     // A batch recorded before its manifests were kept in its record staged them.
     if (!inFlight.manifest) await removeIfOwned(manifestKeyFor(object.stagingKey), true);
     const createdArchive = object.createdArchive === true;
     const head = await owned(object.archiveKey, createdArchive);
     if (!head) return;
-    if (evidence.includes(object.archiveKey)) {
-      await store.copyOnce(
-        object.archiveKey,
-        quarantineKey(deps.config.s3.prefix, object.archiveKey, reason),
-        { storageClass: 'STANDARD', kmsKeyId: deps.config.s3.kmsKeyId },
-        { [BATCH_ID_METADATA]: inFlight.batchId },
-        head.size,
-      );
-    }
+    if (evidence.includes(object.archiveKey)) await quarantine(object.archiveKey, head);
     await removeIfOwned(object.archiveKey, createdArchive);
     await removeIfOwned(manifestKeyFor(object.archiveKey), createdArchive);
   });

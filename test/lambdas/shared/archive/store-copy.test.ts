@@ -121,6 +121,48 @@ describe('ArchiveStore.copyOnce', () => {
     expect((abort as AbortMultipartUploadCommand).input).toEqual({ Bucket: 'b', Key: 'a/x', UploadId: 'u2' });
   });
 
+  it('refuses, aborting the upload, when a part finds the source changed (412) or gone (404) under its ETag', async () => {
+    // Prepare
+    const answer = (error: Error) => (command: object) =>
+      command instanceof CreateMultipartUploadCommand
+        ? { UploadId: 'u3' }
+        : command instanceof UploadPartCopyCommand
+          ? error
+          : {};
+    const changed = recordingClient(
+      answer(
+        Object.assign(new Error('precondition'), {
+          name: 'PreconditionFailed',
+          $metadata: { httpStatusCode: 412 },
+        }),
+      ),
+    );
+    const gone = recordingClient(
+      answer(
+        Object.assign(new Error('no such key'), { name: 'NoSuchKey', $metadata: { httpStatusCode: 404 } }),
+      ),
+    );
+    const copy = (client: S3Client) =>
+      new ArchiveStore(client, 'b', { inPartsAboveBytes: 0, partBytes: 1024 }).copyOnce(
+        's/x',
+        'a/x',
+        write,
+        metadata,
+        100,
+        '"e1"',
+      );
+
+    // Act
+    const outcomes = [await copy(changed.client), await copy(gone.client)];
+
+    // Assess
+    expect(outcomes).toEqual(['refused', 'refused']);
+    for (const { sent } of [changed, gone]) {
+      expect(sent.at(-1)).toBeInstanceOf(AbortMultipartUploadCommand);
+      expect(sent.some((c) => c instanceof CompleteMultipartUploadCommand)).toBe(false);
+    }
+  });
+
   it('copies whole objects at or below the threshold, with If-None-Match', async () => {
     // Prepare
     const { client, sent } = recordingClient();

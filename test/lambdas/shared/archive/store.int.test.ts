@@ -141,6 +141,21 @@ describe('s3rver and object pins', () => {
     expect(await store.head('published-3')).toBeUndefined();
   });
 
+  it('copies a source whose key holds characters S3 decodes and decodeURI does not (a prefix may hold them)', async () => {
+    // Prepare
+    const source = "odd +$,:@&;=' prefix/day=2026-01-01/x.jsonl.gz";
+    await s3.send(new PutObjectCommand({ Bucket: 'pins', Key: source, Body: 'odd bytes' }));
+    const etag = (await store.head(source))?.pin?.etag;
+
+    // Act
+    const plain = await store.copyOnce(source, 'odd-1', { storageClass: 'STANDARD' }, {}, 9);
+    const conditional = await store.copyOnce(source, 'odd-2', { storageClass: 'STANDARD' }, {}, 9, etag);
+
+    // Assess
+    expect([plain, conditional]).toEqual(['copied', 'copied']);
+    expect(await store.getText('odd-2')).toBe('odd bytes');
+  });
+
   it('lets one of many racing conditional writes to a key win, and answers UploadPartCopy with NotImplemented', async () => {
     // Prepare
     const bodies = Array.from({ length: 8 }, (_, i) => `racer ${i}`);
