@@ -188,7 +188,7 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
       timestampTimeZone: shape.timestampTimeZone,
       compression: { format: 'gzip', level: deps.config.defaults.compressionLevel },
       encoding: 'jsonl-pg-text',
-      exportedAt: new Date(started).toISOString(),
+      exportedAt: deps.now().toISOString(),
       // Told in the batch's first object's manifest (an object whose rows went away is not in the batch).
       ...(drift ? { schemaDrift: drift } : {}),
     },
@@ -235,9 +235,8 @@ async function reportBacklog(
 
 /**
  * Streams one day's share of the batch (`next`) from COPY through gzip into its staging object, measuring it. Returns
- * once the rows are read, with `published`: the end of the object's upload, which the caller awaits while the next
- * object is read. Undefined when the rows went away between choosing them and copying
- * them.
+ * once the rows are read, with `published`: the end of the object's upload (which records its ETag), awaited while
+ * the next object is read. Undefined when the rows went away between choosing them and copying them.
  */
 async function stageObject(
   deps: ExportDeps,
@@ -314,8 +313,8 @@ async function stageObject(
 
 /**
  * The staging writes of objects already read, finishing while the next object is read: each object's upload ends
- * after its last row, and waiting for it cost export a round trip to S3 per object. At most `OBJECTS_PUBLISHING` are outstanding: the last part of an object's upload is held in
- * memory until it is sent.
+ * after its last row, and waiting for it cost export a round trip to S3 per object. At most `OBJECTS_PUBLISHING` are
+ * outstanding: the last part of an object's upload is held in memory until it is sent.
  */
 class Publications {
   private readonly outstanding: Promise<{ error?: unknown }>[] = [];
