@@ -303,6 +303,19 @@ export class ArchiveMonitoring extends Construct {
       this.graph('Replica lag pauses (total)', [this.metric('ReplicaLagPauses', daily)], 8),
       this.graph('VACUUM failures after a run (total)', [this.metric('VacuumFailures', daily)], 8),
     );
+    // The throttle: the application's load export saw (yieldToLoad), and the waits it and the rate limits set.
+    this.dashboard.addWidgets(
+      this.graph(
+        'Application load seen by export (busy sessions, per batch), per table',
+        [this.perTable('BusySessions', 300, 'Maximum')],
+        12,
+      ),
+      this.graph(
+        'Throttle waits after batches (seconds), per table',
+        [this.perTable('ThrottlePauseSeconds')],
+        12,
+      ),
+    );
     this.dashboard.addWidgets(
       ...(['ExportDuration', 'UploadDuration', 'VerifyDuration', 'DeleteDuration'] as const).map((name) =>
         this.graph(
@@ -350,7 +363,7 @@ export class ArchiveMonitoring extends Construct {
   private perTable(
     name: MetricName,
     periodSeconds = 300,
-    statistic: 'Sum' | 'Minimum' = 'Sum',
+    statistic: 'Sum' | 'Minimum' | 'Maximum' = 'Sum',
   ): cloudwatch.MathExpression {
     const schema = `{${this.namespace},service,database,table}`;
     return new cloudwatch.MathExpression({

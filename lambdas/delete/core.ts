@@ -229,6 +229,8 @@ export async function deleteBatch(input: DeleteInput, deps: DeleteDeps): Promise
   const result = done(totals.rowCount);
   // The throttle's Wait comes next: the lease must outlast it, whatever its length.
   await renewLease(deps, input, result.progress.pauseSeconds);
+  if (result.progress.pauseSeconds)
+    deps.telemetry.metric('ThrottlePauseSeconds', 'Seconds', result.progress.pauseSeconds, tableLabel(input));
   deps.telemetry.metric('DeleteDuration', 'Milliseconds', Date.now() - started, tableLabel(input));
   deps.telemetry.info('batch deleted', {
     ...tableLabel(input),

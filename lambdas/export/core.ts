@@ -194,6 +194,8 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
     },
   };
   await recordInFlight(deps, input, inFlight, 'none');
+  if (inFlight.busySessions !== undefined)
+    deps.telemetry.metric('BusySessions', 'Count', inFlight.busySessions, tableLabel(input));
   const output = summary('exported', inFlight);
   if ((input.progress?.batches ?? 0) + 1 >= (input.maxBatches ?? deps.config.defaults.maxBatchesPerRun)) {
     await reportBacklog(deps, input, db, shape, table.objectSpan, output.rows);

@@ -416,6 +416,22 @@ describe('dashboard', () => {
     ]);
   });
 
+  it('answers “is the archiver yielding to the application?”: the load export saw and the waits set, per table', () => {
+    // Act
+    const widgets = dashboardBody(plain).widgets;
+    const search = (title: string) =>
+      widgets
+        .find((w) => w.properties.title === title)
+        ?.properties.metrics?.map((line) => (line[0] as { expression?: string }).expression);
+    // Assess
+    expect(search('Application load seen by export (busy sessions, per batch), per table')).toEqual([
+      `SEARCH('{AuditArchiver,service,database,table} service="audit-archiver" MetricName="BusySessions"', 'Maximum', 300)`,
+    ]);
+    expect(search('Throttle waits after batches (seconds), per table')).toEqual([
+      `SEARCH('{AuditArchiver,service,database,table} service="audit-archiver" MetricName="ThrottlePauseSeconds"', 'Sum', 300)`,
+    ]);
+  });
+
   it('is a stack output with the other outputs, each described', () => {
     // Act
     const outputs = plain.template.toJSON().Outputs as Record<

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { StepDeps } from '../../lambdas/shared/step/step-deps.js';
 import { runLocalArchive } from '../../local/run.js';
 import type { StepEvent } from '../../local/workflow.js';
-import { archiverTestbed, fixedCutoffSql, seedEvents } from '../support/fixtures.js';
+import { archiverTestbed, fixedCutoffSql, metricRecorder, seedEvents } from '../support/fixtures.js';
 
 const spec = (name: string, batchSize?: number) => ({
   schema: 'public',
@@ -175,6 +175,7 @@ describe('yielding to the application (yieldToLoad), through the real workflow',
     // Prepare: an application session busy for the whole run.
     const cutoff = await fixedCutoffSql(bed.db.client);
     const { steps, onStep } = stepRecorder();
+    const recorder = metricRecorder();
     const application = new pg.Client({ connectionString: bed.db.url });
     await application.connect();
     const busy = application.query('SELECT pg_sleep(120)').catch(() => undefined);
@@ -183,7 +184,7 @@ describe('yielding to the application (yieldToLoad), through the real workflow',
     const run = await runLocalArchive(
       bed.local,
       { tables: ['public.yielding'] },
-      { onStep, retryIntervalScale: 0 },
+      { onStep, retryIntervalScale: 0, deps: recorder.wrap },
     ).finally(async () => {
       await bed.db.client.query(
         "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(120)'",
@@ -208,5 +209,10 @@ describe('yielding to the application (yieldToLoad), through the real workflow',
     expect(nextExport?.functionName).toBe('export');
     const gap = (nextExport?.endedAt ?? 0) - (nextExport?.durationMs ?? 0) - (deleted?.endedAt ?? 0);
     expect(gap).toBeGreaterThanOrEqual((pauseSeconds ?? 0) * 1000 - 50);
+    // The dashboard's figures: the load export saw, and the wait it set.
+    expect(recorder.count('BusySessions', 'public.yielding')).toBeGreaterThanOrEqual(1);
+    expect(recorder.count('ThrottlePauseSeconds', 'public.yielding')).toBeGreaterThanOrEqual(
+      pauseSeconds ?? 1,
+    );
   });
 });

@@ -22,7 +22,9 @@ export type MetricName =
   | 'TablesBudgetReached'
   | 'BacklogRows'
   | 'VacuumFailures'
-  | 'ReplicaLagPauses';
+  | 'ReplicaLagPauses'
+  | 'BusySessions'
+  | 'ThrottlePauseSeconds';
 
 /** What the pure cores may report; handlers bind it to Powertools, tests to a recorder. Never row data. */
 export interface Telemetry {
@@ -30,7 +32,7 @@ export interface Telemetry {
   warn(message: string, fields?: Record<string, unknown>): void;
   metric(
     name: MetricName,
-    unit: 'Count' | 'Bytes' | 'Milliseconds',
+    unit: 'Count' | 'Bytes' | 'Milliseconds' | 'Seconds',
     value: number,
     table: { database: string; table: string },
   ): void;
