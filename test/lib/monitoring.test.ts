@@ -368,6 +368,11 @@ describe('dashboard', () => {
     'VacuumFailures',
   ];
   const metricLines = () => dashboardBody(plain).widgets.flatMap((w) => w.properties.metrics ?? []);
+  /** The SEARCH expressions of the widget titled `title`. */
+  const search = (title: string) =>
+    dashboardBody(plain)
+      .widgets.find((w) => w.properties.title === title)
+      ?.properties.metrics?.map((line) => (line[0] as { expression?: string }).expression);
 
   it('graphs the totals of the custom metrics (namespace AuditArchiver, service dimension only)', () => {
     // Act
@@ -398,13 +403,7 @@ describe('dashboard', () => {
   });
 
   it('answers “are we keeping up?”: the backlog in rows, successful runs and runs that left rows, per table and per day', () => {
-    // Act
-    const widgets = dashboardBody(plain).widgets;
-    const search = (title: string) =>
-      widgets
-        .find((w) => w.properties.title === title)
-        ?.properties.metrics?.map((line) => (line[0] as { expression?: string }).expression);
-    // Assess
+    // Act / Assess
     expect(search('Successful runs per table (per day)')).toEqual([
       `SEARCH('{AuditArchiver,service,database,table} service="audit-archiver" MetricName="TableRunsSucceeded"', 'Sum', 86400)`,
     ]);
@@ -417,13 +416,7 @@ describe('dashboard', () => {
   });
 
   it('answers “is the archiver yielding to the application?”: the load export saw and the waits set, per table', () => {
-    // Act
-    const widgets = dashboardBody(plain).widgets;
-    const search = (title: string) =>
-      widgets
-        .find((w) => w.properties.title === title)
-        ?.properties.metrics?.map((line) => (line[0] as { expression?: string }).expression);
-    // Assess
+    // Act / Assess
     expect(search('Application load seen by export (busy sessions, per batch), per table')).toEqual([
       `SEARCH('{AuditArchiver,service,database,table} service="audit-archiver" MetricName="BusySessions"', 'Maximum', 300)`,
     ]);
