@@ -3,9 +3,10 @@ import { spanLastDay } from '../archive/format.js';
 import type { BatchObject, InFlight } from '../lock-table/table-state.js';
 
 /**
- * Most objects (days) one batch takes. The batch's record holds each object's keys, bounds and figures on the lease
- * item (about 700 bytes each, within DynamoDB's 400 KB item), and its delete runs one statement per object in one
- * transaction: 100 days keep both small while a low-volume table still clears a quarter's backlog per batch.
+ * Most objects (days) one batch takes. The batch's record holds each object's keys, bounds, figures, timestamp range
+ * and staged ETag on the lease item (about 800 bytes each, within DynamoDB's 400 KB item), and its delete runs one
+ * statement per object in one transaction: 100 days keep both small while a low-volume table still clears a
+ * quarter's backlog per batch.
  */
 export const MAX_OBJECTS_PER_BATCH = 100;
 

@@ -50,7 +50,6 @@ const IN_FLIGHT_OBJECT_FIELDS = [
   'bounds',
   'figures',
   'pin',
-  'timestampRange',
 ];
 
 /**
