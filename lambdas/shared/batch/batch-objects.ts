@@ -47,13 +47,32 @@ export const OBJECT_CONCURRENCY = 4;
  */
 export const REQUEST_CONCURRENCY = 16;
 
-/** Runs `work` on every object of a batch, `concurrency` at a time; results in the objects' order. */
-export function forEachObject<T>(
+/**
+ * Runs `work` on every object of a batch, `concurrency` at a time; results in the objects' order. After a failure no
+ * object's work starts, and the first failure is thrown only once the work under way has ended: a step that failed
+ * leaves no request in flight, so its retry never runs beside its own stragglers.
+ */
+export async function forEachObject<T>(
   objects: readonly BatchObject[],
   work: (object: BatchObject, index: number) => Promise<T>,
   concurrency = OBJECT_CONCURRENCY,
 ): Promise<T[]> {
-  return pMap(objects, work, { concurrency });
+  let failure: { error: unknown } | undefined;
+  const results = await pMap(
+    objects,
+    async (object, index) => {
+      if (failure) return undefined;
+      try {
+        return await work(object, index);
+      } catch (error) {
+        failure ??= { error };
+        return undefined;
+      }
+    },
+    { concurrency },
+  );
+  if (failure) throw failure.error;
+  return results as T[];
 }
 
 /** What a batch holds over all its objects. */

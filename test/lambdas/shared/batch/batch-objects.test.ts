@@ -3,6 +3,7 @@ import {
   batchesForDays,
   batchSpan,
   batchTotals,
+  forEachObject,
   MAX_OBJECTS_PER_BATCH,
 } from '../../../../lambdas/shared/batch/batch-objects.js';
 import type { BatchObject } from '../../../../lambdas/shared/lock-table/table-state.js';
@@ -59,5 +60,53 @@ describe('batchesForDays: the batches export cuts, as plan counts them', () => {
 
     // Act / Assess
     expect(batchesForDays(days, 50_000)).toBe(3);
+  });
+});
+
+describe('forEachObject', () => {
+  it('throws the first failure only after the work under way has ended, and starts no more', async () => {
+    // Prepare: object 0 fails while object 1 is still at work; objects 2 and 3 wait for a free slot.
+    const objects = ['2025-01-01', '2025-01-02', '2025-01-03', '2025-01-04'].map((day) => object(day, 1));
+    const events: string[] = [];
+    let finishSlow: () => void = () => undefined;
+    const slow = new Promise<void>((resolve) => {
+      finishSlow = resolve;
+    });
+
+    // Act
+    const outcome = forEachObject(
+      objects,
+      async (_object, index) => {
+        events.push(`start ${index}`);
+        if (index === 0) {
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          throw new Error('object 0 failed');
+        }
+        await slow;
+        events.push(`end ${index}`);
+      },
+      2,
+    ).catch((error: Error) => {
+      events.push(`rejected: ${error.message}`);
+    });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const beforeSlowEnded = [...events];
+    finishSlow();
+    await outcome;
+
+    // Assess
+    expect(beforeSlowEnded).toEqual(['start 0', 'start 1']);
+    expect(events).toEqual(['start 0', 'start 1', 'end 1', 'rejected: object 0 failed']);
+  });
+
+  it("returns every result in the objects' order", async () => {
+    const objects = ['2025-01-01', '2025-01-02', '2025-01-03'].map((day) => object(day, 1));
+
+    const days = await forEachObject(objects, async (o, index) => {
+      await new Promise((resolve) => setTimeout(resolve, (3 - index) * 5));
+      return o.day;
+    });
+
+    expect(days).toEqual(['2025-01-01', '2025-01-02', '2025-01-03']);
   });
 });
