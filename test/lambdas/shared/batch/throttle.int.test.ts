@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { ApplicationLoad } from '../../../../lambdas/shared/batch/throttle.js';
+import { ApplicationLoad, LOAD_SAMPLE_INTERVAL_MS } from '../../../../lambdas/shared/batch/throttle.js';
 import { sessionSetupSql } from '../../../../lambdas/shared/database/db.js';
 import { type LocalPostgres, type PostgresVersion, startLocalPostgres } from '../../../../local/postgres.js';
 
@@ -55,12 +55,15 @@ describe('ApplicationLoad, against the real pg_stat_activity', () => {
       return result.rows[0].n;
     };
     await expect.poll(runningSeen).toBe(1);
-    const load = new ApplicationLoad();
+    let clock = 0;
+    const load = new ApplicationLoad({ now: () => clock });
 
-    // Act: two samples in one transaction (as export takes them), the second after a transaction ended.
+    // Act: two samples in one transaction (as export takes them), the second after a transaction ended, an interval
+    // later.
     await archiver.query('BEGIN READ ONLY');
     await load.sample(archiver);
     await betweenStatements.query('COMMIT');
+    clock += LOAD_SAMPLE_INTERVAL_MS;
     await load.sample(archiver);
     await archiver.query('COMMIT');
 
@@ -73,18 +76,41 @@ describe('ApplicationLoad, against the real pg_stat_activity', () => {
     await sleeping;
   });
 
+  it('takes no second sample within the interval: the mean is of moments, not of objects', async () => {
+    // Prepare: one busy session, then none.
+    const busy = await connect();
+    await busy.query('BEGIN');
+    await busy.query('SELECT 1');
+    const archiver = await archiverSession();
+    let clock = 0;
+    const load = new ApplicationLoad({ now: () => clock });
+    await load.sample(archiver);
+    await busy.query('COMMIT');
+
+    // Act: a sample just within the interval, then one at its end.
+    clock += LOAD_SAMPLE_INTERVAL_MS - 1;
+    await load.sample(archiver);
+    const withinInterval = load.busySessions();
+    clock += 1;
+    await load.sample(archiver);
+
+    // Assess: the first sample alone, then the mean of two.
+    expect(withinInterval).toBe(1);
+    expect(load.busySessions()).toBe(0.5);
+  });
+
   it('does not count a session left idle in a transaction for longer than idleInTransactionSeconds', async () => {
     // Prepare
     const forgotten = await connect();
     await forgotten.query('BEGIN');
     await forgotten.query('SELECT 1');
     const archiver = await archiverSession();
-    const fresh = new ApplicationLoad(1);
+    const fresh = new ApplicationLoad({ idleInTransactionSeconds: 1 });
     await fresh.sample(archiver);
 
     // Act
     await new Promise((resolve) => setTimeout(resolve, 1500));
-    const later = new ApplicationLoad(1);
+    const later = new ApplicationLoad({ idleInTransactionSeconds: 1 });
     await later.sample(archiver);
 
     // Assess
