@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import type { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
-import { CopyToArchiveLines } from '../shared/archive/copy-to-lines.js';
+import { CopyToArchiveLines, type ObjectLines } from '../shared/archive/copy-to-lines.js';
 import {
   archiveKey,
   FORMAT_VERSION,
@@ -108,9 +110,12 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
         input.progress,
       );
       const drift = await checkSchemaDrift(deps, input, table, shape.columns);
-      const staged: BatchObject[] = [];
+      const staged: StagedObject[] = [];
       const publishing = new Publications();
+      const batch = { location, batchId, write, versions, span: table.objectSpan, input, load, publishing };
       try {
+        // One COPY's branches must come out in turn (rowValuesCopySql): no parallel plan for this transaction.
+        await client.query('SET LOCAL max_parallel_workers_per_gather = 0');
         const whole = await wholeSpans(
           client,
           shape,
@@ -119,38 +124,37 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
           remaining,
           MAX_OBJECTS_PER_BATCH,
         );
-        for (let after: string | undefined; staged.length < MAX_OBJECTS_PER_BATCH && remaining > 0; ) {
-          const next =
-            whole.shift() ??
-            (await nextBatchBounds(client, shape, input.cutoff, table.objectSpan, remaining, after));
+        for (let i = 0; i < whole.length; i += SPANS_PER_COPY) {
+          const objects = await stageSpans(
+            deps,
+            client,
+            shape,
+            whole.slice(i, i + SPANS_PER_COPY),
+            batch,
+            staged.length,
+          );
+          staged.push(...objects);
+          remaining -= objects.reduce((sum, object) => sum + object.rows, 0);
+        }
+        for (let after = whole.at(-1)?.bounds.to; staged.length < MAX_OBJECTS_PER_BATCH && remaining > 0; ) {
+          const next = await nextBatchBounds(client, shape, input.cutoff, table.objectSpan, remaining, after);
           if (!next) break;
-          if (staged.length > 0) await deps.fault('export:betweenObjects');
-          await load?.sample(client);
-          const streamed = await stageObject(deps, client, shape, next, {
-            location,
-            batchId,
-            write,
-            versions,
-            span: table.objectSpan,
-            input,
-          });
+          const [object] = await stageSpans(deps, client, shape, [next], batch, staged.length);
           after = next.bounds.to;
           // No rows: they went away between choosing them and copying them; the batch goes on with the next span.
-          if (!streamed) continue;
-          const { object, published } = streamed;
-          await publishing.add(published);
+          if (!object) continue;
           staged.push(object);
-          remaining -= object.figures.rowCount;
+          remaining -= object.rows;
           // A day that filled what was left ends the batch there, mid-day or not.
-          if (next.rows >= remaining + object.figures.rowCount) break;
+          if (next.rows >= remaining + object.rows) break;
         }
+        await publishing.settle();
       } catch (error) {
         // Every staging write has ended before the export fails: none lands after a retry has begun.
         await publishing.settle().catch(() => undefined);
         throw error;
       }
-      await publishing.settle();
-      return { shape, staged, drift };
+      return { shape, staged: await Promise.all(staged.map((object) => object.staged)), drift };
     }),
   );
   const { shape, staged, drift } = copied;
@@ -235,86 +239,184 @@ async function reportBacklog(
   }
 }
 
+/** Whole spans one COPY reads at most: PostgreSQL keeps each branch's sort (up to work_mem) until the COPY ends. */
+export const SPANS_PER_COPY = 8;
+
+/** What export knows of a batch while it stages its objects. */
+interface StagingBatch {
+  location: TableLocation;
+  batchId: string;
+  write: WriteOptions & { metadata: Record<string, string> };
+  versions: VersionDigest;
+  span: ObjectSpan;
+  input: ExportInput;
+  load: ApplicationLoad | undefined;
+  publishing: Publications;
+}
+
+/** An object whose rows are read: its row count, and the object once its staging upload ended (with its ETag). */
+interface StagedObject {
+  rows: number;
+  staged: Promise<BatchObject>;
+}
+
 /**
- * Streams one day's share of the batch (`next`) from COPY through gzip into its staging object, measuring it. Returns
- * once the rows are read, with `published`: the end of the object's upload (which records its ETag), awaited while
- * the next object is read. Undefined when the rows went away between choosing them and copying them.
+ * Streams the rows of `spans` (consecutive days or months of the batch) from one COPY into their staging objects, one
+ * object per span that has rows, each through gzip into its own upload, measuring each on the way. Returns once the
+ * rows are read; each object's upload ends while the next rows are read (at most `OBJECTS_PUBLISHING` outstanding:
+ * the last part of an upload is held in memory until it is sent). A span whose rows went away between choosing them
+ * and copying them has no object. `before`: the batch's objects so far (the fault point between objects).
  */
-async function stageObject(
+async function stageSpans(
   deps: ExportDeps,
   client: pg.ClientBase,
   shape: TableShape,
-  next: ObjectBounds,
-  batch: {
-    location: TableLocation;
-    batchId: string;
-    write: WriteOptions & { metadata: Record<string, string> };
-    versions: VersionDigest;
-    span: ObjectSpan;
-    input: ExportInput;
-  },
-): Promise<{ object: BatchObject; published: Promise<void> } | undefined> {
-  const staging = stagingKey(batch.location, next.day, batch.batchId);
-  const copy = client.query(copyTo(rowValuesCopySql(shape, batchPredicateSql(shape, next.bounds))));
+  spans: readonly ObjectBounds[],
+  batch: StagingBatch,
+  before: number,
+): Promise<StagedObject[]> {
+  if (before > 0) await deps.fault('export:betweenObjects');
+  await batch.load?.sample(client);
+  const copy = client.query(
+    copyTo(
+      rowValuesCopySql(
+        shape,
+        spans.map((span) => batchPredicateSql(shape, span.bounds)),
+      ),
+    ),
+  );
   const lines = new CopyToArchiveLines(
     shape.columns.map((c) => c.name),
     batch.versions,
   );
-  const compressed = new ByteFigures();
-  const flowing = pipeline(
-    copy,
-    lines,
-    midStreamFaultPoint(deps.fault),
-    createGzip({ level: deps.config.defaults.compressionLevel }),
-    compressed,
-  );
-  const upload = deps.store.putStream(staging, compressed, batch.write);
+  const failure = new AbortController();
+  const objects: StagedObject[] = [];
+  const streams: StagingStream[] = [];
+  let open: StagingStream | undefined;
   try {
-    // The rows are read when the stream ends; an upload that fails first ends the wait (nothing would read on).
-    await Promise.race([flowing, upload.then(() => flowing)]);
-  } catch (error) {
-    upload.catch(() => undefined);
+    for await (const chunk of copy as AsyncIterable<Buffer>) {
+      for (let offset = 0; ; ) {
+        // A failure is acted on before anything more is read, written or started: nothing lands after it.
+        failure.signal.throwIfAborted();
+        open?.assertFlowing();
+        offset = lines.read(chunk, offset);
+        const out = lines.lines();
+        if (out) await open?.write(out, failure.signal);
+        if (!lines.atAnotherObject) break;
+        const { ended, next } = lines.nextObject();
+        // Between two objects of this COPY (before its first one, the fault point came before the COPY).
+        if (open && ended) {
+          objects.push(await open.end(ended, batch.publishing));
+          // Ended: its upload goes on whatever happens next (a failure waits for it, and destroys only an open one).
+          open = undefined;
+          await deps.fault('export:betweenObjects');
+        }
+        const span = spans[next];
+        if (!span) throw new Error(`COPY sent a row of object ${next}; it reads ${spans.length}`);
+        open = new StagingStream(deps, span, batch, failure);
+        streams.push(open);
+      }
+    }
+    failure.signal.throwIfAborted();
+    const last = lines.finish();
+    if (open && last) objects.push(await open.end(last, batch.publishing));
+    return objects;
+  } catch (thrown) {
+    // An upload's failure is the reason a wait was aborted.
+    const error = failure.signal.aborted ? failure.signal.reason : thrown;
     copy.destroy();
     abandonConnection(client);
-    compressed.destroy();
+    open?.destroy(error);
+    await Promise.allSettled(streams.map((stream) => stream.settled));
     // A row that cannot be archived: say where it is, so the operator can find it.
-    if (error instanceof TableNotUsableError)
+    const at = open?.span ?? spans[0];
+    if (error instanceof TableNotUsableError && at)
       throw new TableNotUsableError(
-        `${batch.input.database}/${batch.input.table}, day ${next.day} from key ${JSON.stringify(next.bounds.firstKey)}: ${error.message}`,
+        `${batch.input.database}/${batch.input.table}, day ${at.day} from key ${JSON.stringify(at.bounds.firstKey)}: ${error.message}`,
       );
     throw error;
   }
-  const content = lines.figures();
-  if (content.rows === 0) {
-    await upload;
-    await deps.store.deleteKeys([staging]);
-    return undefined;
+}
+
+/** One object's lines on their way through gzip into its staging upload. */
+class StagingStream {
+  private readonly head: Transform;
+  private readonly compressed = new ByteFigures();
+  private readonly stagingKey: string;
+  private readonly flowing: Promise<void>;
+  private readonly upload: Promise<string | undefined>;
+  /** Settles once both the stream and the upload ended, whichever way. */
+  readonly settled: Promise<unknown>;
+
+  constructor(
+    deps: ExportDeps,
+    readonly span: ObjectBounds,
+    private readonly batch: StagingBatch,
+    failure: AbortController,
+  ) {
+    this.stagingKey = stagingKey(batch.location, span.day, batch.batchId);
+    this.head = midStreamFaultPoint(deps.fault);
+    this.flowing = pipeline(
+      this.head,
+      createGzip({ level: deps.config.defaults.compressionLevel }),
+      this.compressed,
+    );
+    this.upload = deps.store.putStream(this.stagingKey, this.compressed, batch.write);
+    // The first failure of any object's stream or upload ends every wait of the COPY's reader.
+    const fail = (error: unknown) => failure.abort(error);
+    this.flowing.catch(fail);
+    this.upload.catch(fail);
+    this.settled = Promise.allSettled([this.flowing, this.upload]);
   }
-  const figures = {
-    rowCount: content.rows,
-    contentSha256: content.contentSha256,
-    compressedSha256: compressed.sha256(),
-    uncompressedBytes: content.uncompressedBytes,
-    compressedBytes: compressed.bytes,
-  };
-  const object: BatchObject = {
-    day: next.day,
-    span: batch.span,
-    stagingKey: staging,
-    archiveKey: archiveKey(batch.location, next.day, figures.contentSha256, batch.span),
-    bounds: next.bounds,
-    figures,
-    timestampRange: { min: lines.minTimestamp ?? '', max: lines.maxTimestamp ?? '' },
-  };
-  // The ETag arrives with the end of the upload, before the batch is recorded (the caller settles every upload).
-  const published = upload.then((etag) => {
-    object.stagedEtag = etag;
-  });
-  return { object, published };
+
+  /** Writes lines, waiting while gzip is behind (or until any object of the COPY failed). */
+  async write(lines: Buffer, failed: AbortSignal): Promise<void> {
+    if (!this.head.write(lines)) await once(this.head, 'drain', { signal: failed });
+  }
+
+  /** Throws the stream's error once it failed (its stream says so at once; the upload hears of it later). */
+  assertFlowing(): void {
+    if (this.head.destroyed)
+      throw this.head.errored ?? new Error(`the staging stream of ${this.stagingKey} closed`);
+  }
+
+  /** Ends the object's lines; its staging upload goes on while the next object is read. */
+  async end(lines: ObjectLines, publishing: Publications): Promise<StagedObject> {
+    this.assertFlowing();
+    this.head.end();
+    const staged = Promise.all([this.flowing, this.upload]).then(([, etag]) => this.object(lines, etag));
+    await publishing.add(staged);
+    return { rows: lines.rows, staged };
+  }
+
+  destroy(error: unknown): void {
+    this.head.destroy(error as Error);
+    this.compressed.destroy(error as Error);
+  }
+
+  private object(lines: ObjectLines, etag: string | undefined): BatchObject {
+    const figures = {
+      rowCount: lines.rows,
+      contentSha256: lines.contentSha256,
+      compressedSha256: this.compressed.sha256(),
+      uncompressedBytes: lines.uncompressedBytes,
+      compressedBytes: this.compressed.bytes,
+    };
+    return {
+      day: this.span.day,
+      span: this.batch.span,
+      stagingKey: this.stagingKey,
+      archiveKey: archiveKey(this.batch.location, this.span.day, figures.contentSha256, this.batch.span),
+      bounds: this.span.bounds,
+      figures,
+      timestampRange: { min: lines.minTimestamp, max: lines.maxTimestamp },
+      stagedEtag: etag,
+    };
+  }
 }
 
 /**
- * The staging writes of objects already read, finishing while the next object is read: each object's upload ends
+ * The staging uploads of objects already read, finishing while the next object is read: each object's upload ends
  * after its last row, and waiting for it cost export a round trip to S3 per object. At most `OBJECTS_PUBLISHING` are
  * outstanding: the last part of an object's upload is held in memory until it is sent.
  */
@@ -322,7 +424,7 @@ class Publications {
   private readonly outstanding: Promise<{ error?: unknown }>[] = [];
 
   /** Adds an object's publication; waits for the oldest when too many are outstanding, and throws its failure. */
-  async add(published: Promise<void>): Promise<void> {
+  async add(published: Promise<unknown>): Promise<void> {
     this.outstanding.push(
       published.then(
         () => ({}),

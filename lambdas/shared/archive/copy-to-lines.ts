@@ -1,5 +1,4 @@
 import { createHash, type Hash } from 'node:crypto';
-import { Transform, type TransformCallback } from 'node:stream';
 import { TableNotUsableError } from '../errors/step-errors.js';
 import { COPY_SIGNATURE, type ContentFigures } from './stream.js';
 import { VersionDigest } from './version-digest.js';
@@ -173,30 +172,43 @@ class LineOutput {
 }
 
 /** What comes next: the header (19 bytes, then its extension area); per tuple its field count, then each field's
- * length and value (a column's text, then the timestamp's and the row version's int8); the trailer `int16 -1`. */
-type CopyItem = 'header' | 'extension' | 'fields' | 'length' | 'value' | 'int8' | 'end';
+ * length and value (the object's index as an int4, a column's text, then the timestamp's and the row version's int8);
+ * the trailer `int16 -1`. */
+type CopyItem = 'header' | 'extension' | 'fields' | 'length' | 'value' | 'int4' | 'int8' | 'end';
 
 const NULL = Buffer.from('null');
 const LINE_END = Buffer.from('}\n');
 
+/** The lines one archive object received, measured as they were written. */
+export interface ObjectLines extends ContentFigures {
+  /** The object's index in the COPY (rowValuesCopySql's `o`). */
+  object: number;
+  /** Oldest and newest timestamp of its rows (ISO-8601 UTC, microseconds). */
+  minTimestamp: string;
+  maxTimestamp: string;
+}
+
 /**
- * Turns `COPY (SELECT c1::text, …, cN::text, ts, version) TO STDOUT (FORMAT binary)` into archive JSONL: per row,
- * byte for byte the line `json_object(ARRAY[names], ARRAY[values::text])::text` (table-sql.ts rowLineSql) and "\n".
- * PostgreSQL sends each value's text as it is; this process writes the JSON around it, as json_object does (its
- * separators, escape_json's escapes), which halves the database's work per row against rendering the line there
- * (issue 14: 6.9 s against 3.5 s for the bench's 900k rows). The two fields after the values: the timestamp as
- * timestamptz (an int8 of µs) feeds only the batch's timestamp range, the row version's int8 identity (table-sql.ts
- * rowVersionSql) only the version digest the delete checks. The content SHA-256 is taken once per chunk.
+ * Turns `COPY (SELECT o, c1::text, …, cN::text, ts, version) TO STDOUT (FORMAT binary)` into archive JSONL, one object
+ * after another: per row, byte for byte the line `json_object(ARRAY[names], ARRAY[values::text])::text` (table-sql.ts
+ * rowLineSql) and "\n". PostgreSQL sends each value's text as it is; this process writes the JSON around it, as
+ * json_object does (its separators, escape_json's escapes), which halves the database's work per row against rendering
+ * the line there (issue 14: 6.9 s against 3.5 s for the bench's 900k rows). The int4 before the values says which
+ * archive object the row is in: one COPY reads several objects' rows, each object's together and in key order, and
+ * `read` stops at the first row of the next one so the caller can switch objects there. The two fields after the
+ * values: the timestamp as timestamptz (an int8 of µs) feeds only the object's timestamp range, the row version's
+ * int8 identity (table-sql.ts rowVersionSql) only the version digest the delete checks.
  *
  * Export's hot loop, written by hand: a tuple that lies whole in a chunk is read in place by offsets; one cut by a
  * chunk boundary goes through the item-by-item state machine. A value streams through as its bytes arrive and is
- * never gathered (PostgreSQL allows 1 GB per value); only the small items (header, lengths, int8s) are joined, when
- * a chunk boundary cuts one.
+ * never gathered (PostgreSQL allows 1 GB per value); only the small items (header, lengths, int4s, int8s) are joined,
+ * when a chunk boundary cuts one.
  */
-export class CopyToArchiveLines extends Transform {
+export class CopyToArchiveLines {
   /** Before each value: `{"name" : ` for the first column, `, "name" : ` for the others; and their total length. */
   private readonly keys: { each: Buffer[]; bytes: number };
   private readonly fieldCount: number;
+  private readonly columns: number;
   private readonly out = new LineOutput();
   private next: CopyItem = 'header';
   /** The field of the tuple whose length or value comes next. */
@@ -205,9 +217,12 @@ export class CopyToArchiveLines extends Transform {
   private size = 19;
   /** The start of a small item cut by the end of the previous chunk. */
   private carry: Buffer = Buffer.alloc(0);
-  private readonly content: Hash = createHash('sha256');
   /** Where the line under way started in the output (the slow path's lines span chunks). */
   private lineStart = 0;
+  /** The object whose rows are being read, and the one whose first row `read` stopped at. */
+  private current: number | undefined;
+  private pending: number | undefined;
+  private content: Hash = createHash('sha256');
   private rows = 0;
   private bytes = 0;
   private minMicros = Number.POSITIVE_INFINITY;
@@ -223,88 +238,134 @@ export class CopyToArchiveLines extends Transform {
     private readonly versions = new VersionDigest(),
     private readonly maxLineBytes = RESTORABLE_LINE_BYTES,
   ) {
-    super();
     if (columns.length === 0) throw new Error('an archive line needs at least one column');
     const each = columns.map((name, i) =>
       Buffer.concat([Buffer.from(i === 0 ? '{' : ', '), jsonString(name), Buffer.from(' : ')]),
     );
     this.keys = { each, bytes: each.reduce((sum, key) => sum + key.length, 0) };
-    this.fieldCount = columns.length + 2;
+    this.columns = columns.length;
+    this.fieldCount = columns.length + 3;
   }
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    try {
-      this.parse(chunk);
-      const out = this.out.take();
-      if (out.length > 0) {
-        const joined = out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out);
-        this.content.update(joined);
-        this.bytes += joined.length;
-        this.push(joined);
-      }
-      callback();
-    } catch (error) {
-      callback(error as Error);
-    }
-  }
-
-  override _flush(callback: TransformCallback): void {
-    if (this.next !== 'end') {
-      callback(new Error('COPY stream ended before its trailer: the export was cut short'));
-      return;
-    }
-    callback();
-  }
-
-  private parse(chunk: Buffer): void {
-    let offset = 0;
-    while (offset < chunk.length) {
+  /**
+   * Reads `chunk` from `offset`; returns where it stopped: the chunk's end, or the first row of another object than
+   * the current one (`nextObject` then switches to it). The lines written go to `lines()`.
+   */
+  read(chunk: Buffer, offset = 0): number {
+    let at = offset;
+    while (at < chunk.length && this.pending === undefined) {
       if (this.next === 'end') throw new Error('bytes after the COPY trailer');
       if (this.next === 'fields' && this.carry.length === 0) {
-        offset = this.wholeTuples(chunk, offset);
-        if (offset >= chunk.length) break;
+        at = this.wholeTuples(chunk, at);
+        if (at >= chunk.length || this.pending !== undefined) break;
       }
       if (this.next === 'value') {
-        const end = Math.min(chunk.length, offset + this.size);
-        this.out.escaped(chunk, offset, end);
+        const end = Math.min(chunk.length, at + this.size);
+        this.out.escaped(chunk, at, end);
         this.assertLineFits();
-        this.size -= end - offset;
-        offset = end;
+        this.size -= end - at;
+        at = end;
         if (this.size === 0) this.endField(true);
         continue;
       }
       const needed = this.size - this.carry.length;
-      if (chunk.length - offset < needed) {
-        this.carry = Buffer.concat([this.carry, chunk.subarray(offset)]);
-        break;
+      if (chunk.length - at < needed) {
+        this.carry = Buffer.concat([this.carry, chunk.subarray(at)]);
+        return chunk.length;
       }
-      const piece = chunk.subarray(offset, offset + needed);
+      const piece = chunk.subarray(at, at + needed);
       const item = this.carry.length === 0 ? piece : Buffer.concat([this.carry, piece]);
       this.carry = Buffer.alloc(0);
-      offset += needed;
+      at += needed;
       this.complete(item);
     }
+    return at;
+  }
+
+  /** Whether `read` stopped at the first row of another object than the current one. */
+  get atAnotherObject(): boolean {
+    return this.pending !== undefined;
+  }
+
+  /** The current object's lines written since the last call, measured into its figures; undefined when none. */
+  lines(): Buffer | undefined {
+    const out = this.out.take();
+    if (out.length === 0) return undefined;
+    const joined = out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out);
+    this.content.update(joined);
+    this.bytes += joined.length;
+    return joined;
+  }
+
+  /**
+   * Once `read` stopped at another object's first row: ends the current object (its figures; undefined before the
+   * first) and makes that object current. Objects come in the COPY's order; one that had no rows is not seen at all.
+   * Call `lines()` first: what it still holds is the ending object's.
+   */
+  nextObject(): { ended: ObjectLines | undefined; next: number } {
+    const next = this.pending;
+    if (next === undefined) throw new Error('read did not stop at another object');
+    if (this.current !== undefined && next <= this.current)
+      throw new Error(`COPY sent a row of object ${next} after object ${this.current}: rows out of order`);
+    const ended = this.endObject();
+    this.current = next;
+    this.pending = undefined;
+    return { ended, next };
+  }
+
+  /** After the COPY's last byte: the last object's figures (undefined without rows); throws unless the trailer came. */
+  finish(): ObjectLines | undefined {
+    if (this.next !== 'end')
+      throw new Error('COPY stream ended before its trailer: the export was cut short');
+    if (this.lines() !== undefined) throw new Error('lines left unread at the end of the COPY');
+    return this.endObject();
+  }
+
+  private endObject(): ObjectLines | undefined {
+    if (this.current === undefined) return undefined;
+    const ended: ObjectLines = {
+      object: this.current,
+      rows: this.rows,
+      contentSha256: this.content.digest('hex'),
+      uncompressedBytes: this.bytes,
+      minTimestamp: isoMicros(this.minMicros),
+      maxTimestamp: isoMicros(this.maxMicros),
+    };
+    this.content = createHash('sha256');
+    this.rows = 0;
+    this.bytes = 0;
+    this.minMicros = Number.POSITIVE_INFINITY;
+    this.maxMicros = Number.NEGATIVE_INFINITY;
+    return ended;
+  }
+
+  /** The object a tuple belongs to: stops reading (sets `pending`) at the first row of another one. */
+  private belongsToCurrent(object: number): boolean {
+    if (object === this.current) return true;
+    this.pending = object;
+    return false;
   }
 
   /**
    * Writes the tuples that lie whole in `chunk` from `start`, in place; returns where the first one that does not (or
-   * the trailer, or anything unexpected, which the state machine then reports) starts.
+   * the trailer, or anything unexpected, which the state machine then reports, or another object's row) starts.
    */
   private wholeTuples(chunk: Buffer, start: number): number {
-    const columns = this.fieldCount - 2;
+    const columns = this.columns;
     let offset = start;
     while (chunk.length - offset >= 2 && chunk.readInt16BE(offset) === this.fieldCount) {
       let end = offset + 2;
       for (let i = 0; i < this.fieldCount; i += 1) {
         if (end + 4 > chunk.length) return offset;
         const length = chunk.readInt32BE(end);
-        if (i >= columns && length !== 8) return offset;
+        if (i === 0 ? length !== 4 : i > columns && length !== 8) return offset;
         end += 4 + Math.max(length, 0);
       }
       // A tuple too large to reserve six times over goes through the state machine, a stretch at a time.
       if (end > chunk.length || end - offset > WHOLE_TUPLE_BYTES) return offset;
+      if (!this.belongsToCurrent(chunk.readInt32BE(offset + 6))) return offset;
       this.lineStart = this.out.written;
-      const at = this.out.tuple(chunk, offset + 2, end, this.keys);
+      const at = this.out.tuple(chunk, offset + 10, end, this.keys);
       this.assertLineFits();
       this.rows += 1;
       this.timestamp(chunk, at + 4);
@@ -330,7 +391,7 @@ export class CopyToArchiveLines extends Transform {
 
   /** A complete small item: checks it and sets what comes next. */
   private complete(item: Buffer): void {
-    const columns = this.fieldCount - 2;
+    const columns = this.columns;
     switch (this.next) {
       case 'header':
         if (!item.subarray(0, 11).equals(COPY_SIGNATURE)) throw new Error('not a binary COPY stream');
@@ -347,21 +408,26 @@ export class CopyToArchiveLines extends Transform {
         }
         if (fields !== this.fieldCount) throw new Error(`unexpected COPY tuple with ${fields} fields`);
         this.field = 0;
-        this.lineStart = this.out.written;
         [this.next, this.size] = ['length', 4];
         return;
       }
       case 'length': {
         const length = item.readInt32BE(0);
-        if (this.field >= columns) {
+        if (this.field === 0) {
+          if (length !== 4)
+            throw new Error(`object index is ${length < 0 ? 'NULL' : `${length} bytes, not an int4`}`);
+          [this.next, this.size] = ['int4', 4];
+          return;
+        }
+        if (this.field > columns) {
           if (length !== 8) {
-            const what = this.field === columns ? 'timestamp' : 'row version';
+            const what = this.field === columns + 1 ? 'timestamp' : 'row version';
             throw new Error(`${what} is ${length < 0 ? 'NULL' : `${length} bytes, not an int8`}`);
           }
           [this.next, this.size] = ['int8', 8];
           return;
         }
-        this.out.bytes(this.keys.each[this.field] as Buffer);
+        this.out.bytes(this.keys.each[this.field - 1] as Buffer);
         if (length < 0) {
           this.out.bytes(NULL);
           this.endField(false);
@@ -375,8 +441,14 @@ export class CopyToArchiveLines extends Transform {
         [this.next, this.size] = ['value', length];
         return;
       }
+      case 'int4':
+        // The line starts after the object's index: a row of the next object starts nothing in this one's output.
+        this.belongsToCurrent(item.readInt32BE(0));
+        this.lineStart = this.out.written;
+        this.endField(false);
+        return;
       case 'int8':
-        if (this.field === columns) this.timestamp(item, 0);
+        if (this.field === columns + 1) this.timestamp(item, 0);
         else this.versions.add(item);
         this.endField(false);
         return;
@@ -387,27 +459,13 @@ export class CopyToArchiveLines extends Transform {
 
   /** Ends a field (closing a value's quote when `quoted`); the next field's length, or the next tuple, comes next. */
   private endField(quoted: boolean): void {
-    const columns = this.fieldCount - 2;
     if (quoted) this.out.byte(0x22);
     this.field += 1;
-    if (this.field === columns) {
+    if (this.field === this.columns + 1) {
       this.out.bytes(LINE_END);
       this.assertLineFits();
       this.rows += 1;
     }
     [this.next, this.size] = this.field === this.fieldCount ? ['fields', 2] : ['length', 4];
-  }
-
-  figures(): ContentFigures {
-    return { rows: this.rows, contentSha256: this.content.digest('hex'), uncompressedBytes: this.bytes };
-  }
-
-  /** Oldest and newest timestamp of the rows read (ISO-8601 UTC, microseconds); undefined before any row. */
-  get minTimestamp(): string | undefined {
-    return this.rows > 0 ? isoMicros(this.minMicros) : undefined;
-  }
-
-  get maxTimestamp(): string | undefined {
-    return this.rows > 0 ? isoMicros(this.maxMicros) : undefined;
   }
 }

@@ -32,20 +32,28 @@ export function rowLineSql(shape: TableShape, alias = 't'): string {
 }
 
 /**
- * Export's COPY of the rows `predicate` selects (over alias `t`), in key order: each row's values as text, its
- * timestamp as an instant and its row version's identity (rowVersionSql), in one statement and so one snapshot, so
- * the version digest names exactly the tuples whose lines the archive holds. copy-to-lines.ts writes each row's line
- * around the values, the very bytes rowLineSql would give. The rows are sorted before their values are rendered
- * (the subquery), so rows stream out as PostgreSQL renders them and export reads the first while it renders the
- * rest. The subquery names its columns c0…cN, ts and v, so no column of the table can shadow another.
+ * Export's COPY of the rows each of `predicates` selects (over alias `t`), one archive object's rows per predicate:
+ * each row's object index `o` (the predicate's position), its values as text, its timestamp as an instant and its row
+ * version's identity (rowVersionSql), in one statement and so one snapshot, so the version digest names exactly the
+ * tuples whose lines the archive holds. copy-to-lines.ts writes each row's line around the values, the very bytes
+ * rowLineSql would give. Each object's rows come together and in key order: a branch of UNION ALL per object, each
+ * sorted before its values are rendered (above the Append), which returns its branches in turn; export turns off
+ * parallel plans for it (a Parallel Append would interleave them, and copy-to-lines refuses rows out of order). So
+ * rows stream out as PostgreSQL renders them, and export reads the first object's while it sorts the next. Columns go
+ * by positional names (c0…cN, ts, v), so no column of the table can shadow another.
  */
-export function rowValuesCopySql(shape: TableShape, predicate: string): string {
+export function rowValuesCopySql(shape: TableShape, predicates: readonly string[]): string {
   const inner = shape.columns.map((c, i) => `t.${quoteIdent(c.name)} AS c${i}`).join(', ');
   const values = shape.columns.map((_, i) => `s.c${i}::text`).join(', ');
-  return `COPY (SELECT ${values}, s.ts, s.v
-                  FROM (SELECT ${inner}, ${timestampAsInstantSql(shape)} AS ts, ${rowVersionSql()} AS v
+  const branches = predicates.map(
+    (
+      predicate,
+      i,
+    ) => `(SELECT ${i}::int4 AS o, ${inner}, ${timestampAsInstantSql(shape)} AS ts, ${rowVersionSql()} AS v
                           FROM ${rowSourceSql(shape)} AS t WHERE ${predicate}
-                         ORDER BY ${keyOrderSql(shape)} OFFSET 0) AS s) TO STDOUT (FORMAT binary)`;
+                         ORDER BY ${keyOrderSql(shape)} OFFSET 0)`,
+  );
+  return `COPY (SELECT s.o, ${values}, s.ts, s.v FROM (${branches.join(' UNION ALL ')}) AS s) TO STDOUT (FORMAT binary)`;
 }
 
 /**

@@ -1,6 +1,6 @@
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { exportBatch } from '../../../lambdas/export/core.js';
+import { exportBatch, SPANS_PER_COPY } from '../../../lambdas/export/core.js';
 import { manifestKeyFor, writeOnceProbeKey } from '../../../lambdas/shared/archive/format.js';
 import type { ArchiveStore } from '../../../lambdas/shared/archive/store.js';
 import { versionDigestFromSql } from '../../../lambdas/shared/archive/version-digest.js';
@@ -24,6 +24,8 @@ import {
 import { archiveLineRows } from '../../support/sql.js';
 
 const DAY_MS = 86_400_000;
+/** Days of went_away: the whole days of one COPY and two more. */
+const WENT_AWAY_DAYS = SPANS_PER_COPY + 2;
 
 /**
  * Thirteen rows around the cut-off: ids 1-6 on the oldest eligible UTC day (ten days before the cut-off, later ids
@@ -53,11 +55,12 @@ describe('export step', () => {
       await seedAroundCutoff(db, 'upload_failed');
       await seedAroundCutoff(db, 'backlog');
       await seedAroundCutoff(db, 'within_budget');
-      // Two rows on each of three eligible days.
+      // Two rows on each of WENT_AWAY_DAYS eligible days, every other day: more days than one COPY reads.
       await db.client.query(`
         CREATE TABLE went_away (id bigint PRIMARY KEY, created_at timestamptz, actor text NOT NULL);
         INSERT INTO went_away
-        SELECT g, ${cutoffSql()} - make_interval(days => 12 - 2 * ((g + 1) / 2)), 'row_' || g FROM generate_series(1, 6) AS g`);
+        SELECT g, ${cutoffSql()} - make_interval(days => 2 * ${WENT_AWAY_DAYS} + 2 - 2 * ((g - 1) / 2)), 'row_' || g
+          FROM generate_series(1, 2 * ${WENT_AWAY_DAYS}) AS g`);
       // A composite column named t whose fields carry the table's own column names.
       await db.client.query(`
         CREATE TYPE shadow AS (id bigint, created_at timestamptz, t text);
@@ -326,29 +329,38 @@ describe('export step', () => {
   });
 
   it('skips a day whose rows went away between choosing and copying them, and goes on with the next day', async () => {
-    // Prepare: the application deletes the second day's rows just before export copies them.
+    // Prepare: the application deletes the rows of the first day of the second COPY just before export starts it
+    // (the fault point before each object but the batch's first; within a COPY, its own snapshot holds the rows).
     const deps = bed.local.deps();
     const task = await leasedTask(deps, 'public.went_away');
-    const day = (daysBefore: number) =>
-      new Date(Date.parse(task.cutoff) - daysBefore * DAY_MS).toISOString().slice(0, 10);
+    const day = (index: number) =>
+      new Date(Date.parse(task.cutoff) - (2 * WENT_AWAY_DAYS + 2 - 2 * index) * DAY_MS)
+        .toISOString()
+        .slice(0, 10);
+    const goneDay = SPANS_PER_COPY;
     let faults = 0;
     const fault = async (point: string) => {
-      if (point === 'export:betweenObjects' && ++faults === 1)
-        await bed.db.client.query('DELETE FROM went_away WHERE id IN (3, 4)');
+      if (point === 'export:betweenObjects' && ++faults === SPANS_PER_COPY)
+        await bed.db.client.query('DELETE FROM went_away WHERE id IN ($1, $2)', [
+          2 * goneDay + 1,
+          2 * goneDay + 2,
+        ]);
     };
 
     // Act
     const exported = await exportBatch(task, { ...deps, fault });
 
     // Assess
-    expect(exported).toMatchObject({ status: 'exported', objects: 2, rows: 4 });
+    const kept = Array.from({ length: WENT_AWAY_DAYS }, (_, index) => index).filter(
+      (index) => index !== goneDay,
+    );
+    expect(exported).toMatchObject({ status: 'exported', objects: kept.length, rows: 2 * kept.length });
     const { inFlight } = await staged(deps, 'public.went_away');
-    expect(inFlight.objects.map((o) => [o.day, o.figures.rowCount])).toEqual([
-      [day(10), 2],
-      [day(6), 2],
-    ]);
+    expect(inFlight.objects.map((o) => [o.day, o.figures.rowCount])).toEqual(
+      kept.map((index) => [day(index), 2]),
+    );
     const stagedKeys = (await listKeys(bed.local, '')).filter((key) => key.includes('public.went_away/'));
-    expect(stagedKeys.filter((key) => key.includes(day(8)))).toEqual([]);
+    expect(stagedKeys.filter((key) => key.includes(day(goneDay)))).toEqual([]);
   });
 
   it('ends a batch mid-day, at the key that fills it', async () => {

@@ -1,13 +1,12 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { describe, expect, it } from 'vitest';
 import { CopyToArchiveLines } from '../../../../lambdas/shared/archive/copy-to-lines.js';
-import { JsonLinesContent } from '../../../../lambdas/shared/archive/stream.js';
 import { VersionDigest } from '../../../../lambdas/shared/archive/version-digest.js';
-import { hashingSink, rechunked, wideRowBudget } from '../../../support/wide-line.js';
+import { type CopiedObject, readCopyObjects } from '../../../support/copy-lines.js';
+import { rechunked, wideRowBudget } from '../../../support/wide-line.js';
 
-type Row = { values: (string | null)[]; ts: string; version: bigint };
+type Row = { values: (string | null)[]; ts: string; version: bigint; object?: number };
 
 /** A binary timestamptz field (length, then µs since 2000-01-01 UTC) for an ISO-8601 instant with microseconds. */
 function timestamptz(iso: string): Buffer {
@@ -42,7 +41,7 @@ const COPY_START = [Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), Buffer.alloc(8)
 function copyBinary(rows: Row[], trailer = true): Buffer {
   const parts: Buffer[] = [...COPY_START];
   for (const row of rows) {
-    parts.push(int16(row.values.length + 2));
+    parts.push(int16(row.values.length + 3), int32(4), int32(row.object ?? 0));
     for (const value of row.values) {
       if (value === null) parts.push(int32(-1));
       else parts.push(int32(Buffer.byteLength(value)), Buffer.from(value, 'utf8'));
@@ -68,10 +67,11 @@ const chunked = (buffer: Buffer, size: number) =>
     ),
   );
 
-async function collect(stream: NodeJS.ReadableStream): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
+/** The lines of the COPY's only object. */
+async function onlyObject(chunks: AsyncIterable<Buffer>, reader: CopyToArchiveLines) {
+  const objects = await readCopyObjects(chunks, reader);
+  expect(objects).toHaveLength(1);
+  return objects[0] as CopiedObject;
 }
 
 describe('CopyToArchiveLines', () => {
@@ -101,19 +101,18 @@ describe('CopyToArchiveLines', () => {
       const lines = new CopyToArchiveLines(columns, versions);
 
       // Act
-      const output = await collect(chunked(copyBinary(rows), size).pipe(lines));
+      const output = await onlyObject(chunked(copyBinary(rows), size), lines);
 
       // Assess
-      expect(output.toString('utf8')).toBe(expected);
-      expect(lines.figures()).toEqual({
+      expect(output.lines.toString('utf8')).toBe(expected);
+      expect(output.figures).toEqual({
+        object: 0,
         rows: 3,
         contentSha256: createHash('sha256').update(expected).digest('hex'),
         uncompressedBytes: Buffer.byteLength(expected),
+        minTimestamp: '2024-01-01T00:00:00.000001Z',
+        maxTimestamp: '2024-01-01T23:59:59.999999Z',
       });
-      expect([lines.minTimestamp, lines.maxTimestamp]).toEqual([
-        '2024-01-01T00:00:00.000001Z',
-        '2024-01-01T23:59:59.999999Z',
-      ]);
       expect(versions.value()).toBe('3fffffffffffffff');
     },
   );
@@ -124,12 +123,13 @@ describe('CopyToArchiveLines', () => {
     const lines = new CopyToArchiveLines(['c']);
 
     // Act
-    const output = await collect(
-      chunked(copyBinary([{ values: [value], ts: rows[0]?.ts ?? '', version: 1n }]), 65_536).pipe(lines),
+    const output = await onlyObject(
+      chunked(copyBinary([{ values: [value], ts: rows[0]?.ts ?? '', version: 1n }]), 65_536),
+      lines,
     );
 
     // Assess
-    expect(output.toString('utf8')).toBe(`${jsonObjectLine(['c'], [value])}\n`);
+    expect(output.lines.toString('utf8')).toBe(`${jsonObjectLine(['c'], [value])}\n`);
   });
 
   it.each([
@@ -141,9 +141,7 @@ describe('CopyToArchiveLines', () => {
     copy.writeInt32BE(-1, copy.length - 2 - 12 * fromEnd);
 
     // Act / Assess
-    await expect(
-      pipeline(chunked(copy, 7), new CopyToArchiveLines(columns), new JsonLinesContent()),
-    ).rejects.toThrow(message);
+    await expect(readCopyObjects(chunked(copy, 7), new CopyToArchiveLines(columns))).rejects.toThrow(message);
   });
 
   it.each([7, 100_000])(
@@ -157,11 +155,11 @@ describe('CopyToArchiveLines', () => {
       const copy = () => chunked(copyBinary([{ values: [value], ts: rows[0]?.ts ?? '', version: 1n }]), size);
 
       // Act
-      const written = await collect(copy().pipe(fits));
-      const refused = pipeline(copy(), tooLong, new JsonLinesContent());
+      const written = await onlyObject(copy(), fits);
+      const refused = readCopyObjects(copy(), tooLong);
 
       // Assess
-      expect(written.toString('utf8')).toBe(line);
+      expect(written.lines.toString('utf8')).toBe(line);
       await expect(refused).rejects.toMatchObject({
         name: 'TableNotUsableError',
         message: expect.stringMatching(/row 1 of the object has an archive line of over 1000 bytes/),
@@ -172,19 +170,80 @@ describe('CopyToArchiveLines', () => {
   it('refuses a tuple with another number of fields than the columns it was given', async () => {
     // Act / Assess
     await expect(
-      pipeline(
-        chunked(copyBinary(rows), 5),
-        new CopyToArchiveLines(['id', 'payload']),
-        new JsonLinesContent(),
-      ),
-    ).rejects.toThrow(/unexpected COPY tuple with 5 fields/);
+      readCopyObjects(chunked(copyBinary(rows), 5), new CopyToArchiveLines(['id', 'payload'])),
+    ).rejects.toThrow(/unexpected COPY tuple with 6 fields/);
   });
 
   it('fails a stream cut off before its trailer instead of archiving a partial batch', async () => {
     // Act / Assess
     await expect(
-      pipeline(chunked(copyBinary(rows, false), 5), new CopyToArchiveLines(columns), new JsonLinesContent()),
+      readCopyObjects(chunked(copyBinary(rows, false), 5), new CopyToArchiveLines(columns)),
     ).rejects.toThrow(/ended before its trailer/);
+  });
+
+  it.each([1, 3, 7, 64, 100_000])(
+    'splits the rows of several objects at each one’s first row, an object without rows absent (%i-byte chunks)',
+    async (size) => {
+      // Prepare: two rows of object 0, none of object 1, one of object 2 and one of object 3.
+      const [first, second, third] = rows as [Row, Row, Row];
+      const spread: Row[] = [
+        { ...first, object: 0 },
+        { ...second, object: 0 },
+        { ...third, object: 2 },
+        { ...first, object: 3, ts: '2024-01-03T00:00:00.000000Z' },
+      ];
+      const versions = new VersionDigest();
+
+      // Act
+      const objects = await readCopyObjects(
+        chunked(copyBinary(spread), size),
+        new CopyToArchiveLines(columns, versions),
+      );
+
+      // Assess: each object's lines and figures are its rows' alone; the version digest spans them all.
+      const linesOf = (of: Row[]) => of.map((row) => `${jsonObjectLine(columns, row.values)}\n`).join('');
+      expect(objects.map((o) => o.lines.toString('utf8'))).toEqual([
+        linesOf(spread.slice(0, 2)),
+        linesOf(spread.slice(2, 3)),
+        linesOf(spread.slice(3)),
+      ]);
+      expect(objects.map((o) => [o.figures.object, o.figures.rows, o.figures.minTimestamp])).toEqual([
+        [0, 2, first.ts],
+        [2, 1, third.ts],
+        [3, 1, '2024-01-03T00:00:00.000000Z'],
+      ]);
+      expect(objects.map((o) => o.figures.contentSha256)).toEqual(
+        objects.map((o) => createHash('sha256').update(o.lines).digest('hex')),
+      );
+      const separate = new VersionDigest();
+      for (const row of spread) separate.add(int8(row.version), 4);
+      expect(versions.value()).toBe(separate.value());
+    },
+  );
+
+  it('refuses a row of an earlier object than the one being read: rows out of order would mix objects', async () => {
+    // Prepare
+    const [first, second] = rows as [Row, Row];
+    const outOfOrder = [
+      { ...first, object: 1 },
+      { ...second, object: 0 },
+    ];
+
+    // Act / Assess
+    await expect(
+      readCopyObjects(chunked(copyBinary(outOfOrder), 5), new CopyToArchiveLines(columns)),
+    ).rejects.toThrow(/row of object 0 after object 1: rows out of order/);
+  });
+
+  it('refuses a tuple whose object index is NULL', async () => {
+    // Prepare: the first tuple's object index length (after the header and its field count).
+    const copy = copyBinary(rows);
+    copy.writeInt32BE(-1, 19 + 2);
+
+    // Act / Assess
+    await expect(readCopyObjects(chunked(copy, 7), new CopyToArchiveLines(columns))).rejects.toThrow(
+      /object index is NULL/,
+    );
   });
 });
 
@@ -199,7 +258,9 @@ describe('one very large value (PostgreSQL allows 1 GB per value): work stays li
     const ts = '2024-01-01T00:00:00.000000Z';
     const copy = [
       ...COPY_START,
-      int16(4),
+      int16(5),
+      int32(4),
+      int32(0),
       int32(1),
       Buffer.from('1'),
       int32(payloadBytes),
@@ -208,17 +269,19 @@ describe('one very large value (PostgreSQL allows 1 GB per value): work stays li
       int8(42n),
       int16(-1),
     ];
-    const lines = new CopyToArchiveLines(['id', 'payload']);
-    const sink = hashingSink();
+    const sink = createHash('sha256');
 
     // Act
-    await pipeline(rechunked(copy, 64 * 1024, withinBudget), lines, sink);
+    const [object] = await readCopyObjects(
+      rechunked(copy, 64 * 1024, withinBudget),
+      new CopyToArchiveLines(['id', 'payload']),
+      (lines) => sink.update(lines),
+    );
 
     // Assess
     expect(copied()).toBeLessThanOrEqual(budget);
     const { rowDigest: _, ...content } = line.figures;
-    expect(lines.figures()).toEqual(content);
-    expect(sink.sha256()).toBe(line.figures.contentSha256);
-    expect([lines.minTimestamp, lines.maxTimestamp]).toEqual([ts, ts]);
+    expect(object?.figures).toEqual({ object: 0, ...content, minTimestamp: ts, maxTimestamp: ts });
+    expect(sink.digest('hex')).toBe(line.figures.contentSha256);
   });
 });

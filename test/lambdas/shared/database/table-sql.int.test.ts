@@ -1,5 +1,3 @@
-import { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -14,6 +12,7 @@ import {
   rowSourceSql,
   rowValuesCopySql,
 } from '../../../../lambdas/shared/database/table-sql.js';
+import { readCopyObjects } from '../../../support/copy-lines.js';
 import {
   createTestDatabase,
   resolvedTable,
@@ -24,18 +23,14 @@ import { archiveLineRows } from '../../../support/sql.js';
 
 /** Export's lines of every row of `shape`: its COPY (rowValuesCopySql) through CopyToArchiveLines. */
 async function exportedLines(client: pg.ClientBase, shape: Awaited<ReturnType<typeof describeTable>>) {
-  const chunks: Buffer[] = [];
-  await pipeline(
-    client.query(copyTo(rowValuesCopySql(shape, 'true'))),
+  const objects = await readCopyObjects(
+    client.query(copyTo(rowValuesCopySql(shape, ['true']))),
     new CopyToArchiveLines(shape.columns.map((c) => c.name)),
-    new Writable({
-      write(chunk: Buffer, _encoding, callback) {
-        chunks.push(chunk);
-        callback();
-      },
-    }),
   );
-  return Buffer.concat(chunks).toString('utf8').split('\n').slice(0, -1);
+  return Buffer.concat(objects.map((o) => o.lines))
+    .toString('utf8')
+    .split('\n')
+    .slice(0, -1);
 }
 
 /** rowLineSql's lines of every row of `shape`, in key order: what export must write, byte for byte. */
@@ -111,6 +106,49 @@ describe('table SQL and its digests', () => {
     // Assess
     expect(exported).toEqual(await jsonObjectLines(db.client, shape));
     expect(exported).toHaveLength(3);
+  });
+
+  it('reads several objects in one COPY: each object’s rows together, in key order, in the order the objects were given', async () => {
+    // Prepare: rows of three days inserted out of key order; the objects are asked for newest day first.
+    await db.client.query(`
+      CREATE TABLE three_days (id int PRIMARY KEY, created_at timestamptz NOT NULL);
+      INSERT INTO three_days VALUES (5, '2024-01-02 10:00Z'), (1, '2024-01-03 01:00Z'), (9, '2024-01-01 00:00Z'),
+        (3, '2024-01-02 23:00Z'), (7, '2024-01-03 23:59Z'), (2, '2024-01-01 12:00Z'), (4, '2024-01-02 00:00Z');`);
+    const shape = await describeTable(
+      db.client,
+      resolvedTable({ name: 'three_days', timestampColumn: 'created_at' }),
+    );
+    const day = (date: string) =>
+      `t.created_at >= '${date}T00:00Z' AND t.created_at < '${date}T00:00Z'::timestamptz + interval '1 day'`;
+
+    // Act
+    await db.client.query('BEGIN');
+    await db.client.query('SET LOCAL max_parallel_workers_per_gather = 0');
+    const objects = await readCopyObjects(
+      db.client.query(
+        copyTo(rowValuesCopySql(shape, [day('2024-01-03'), day('2024-01-01'), day('2024-01-02')])),
+      ),
+      new CopyToArchiveLines(shape.columns.map((c) => c.name)),
+    );
+    await db.client.query('COMMIT');
+
+    // Assess
+    const ids = (lines: Buffer) =>
+      lines
+        .toString('utf8')
+        .split('\n')
+        .slice(0, -1)
+        .map((line) => JSON.parse(line).id);
+    expect(objects.map((o) => [o.figures.object, ids(o.lines)])).toEqual([
+      [0, ['1', '7']],
+      [1, ['2', '9']],
+      [2, ['3', '4', '5']],
+    ]);
+    expect(objects.map((o) => [o.figures.minTimestamp, o.figures.maxTimestamp])).toEqual([
+      ['2024-01-03T01:00:00.000000Z', '2024-01-03T23:59:00.000000Z'],
+      ['2024-01-01T00:00:00.000000Z', '2024-01-01T12:00:00.000000Z'],
+      ['2024-01-02T00:00:00.000000Z', '2024-01-02T23:00:00.000000Z'],
+    ]);
   });
 
   it('computes in SQL exactly the digest the archive code computes over the same lines', async () => {
