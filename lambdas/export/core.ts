@@ -112,10 +112,26 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
       const drift = await checkSchemaDrift(deps, input, table, shape.columns);
       const staged: StagedObject[] = [];
       const publishing = new Publications();
-      const batch = { location, batchId, write, versions, span: table.objectSpan, input, load, publishing };
+      const batch: StagingBatch = {
+        location,
+        batchId,
+        write,
+        versions,
+        span: table.objectSpan,
+        input,
+        load,
+        publishing,
+        failure: new AbortController(),
+        streams: [],
+      };
       try {
-        // One COPY's branches must come out in turn (rowValuesCopySql): no parallel plan for this transaction.
-        await client.query('SET LOCAL max_parallel_workers_per_gather = 0');
+        // One COPY's branches must come out in turn (rowValuesCopySql): no parallel plan for this transaction, nor an
+        // asynchronous Append over foreign partitions (a setting since PostgreSQL 14, set only where it exists).
+        await client.query(
+          `SELECT pg_catalog.set_config(v.name, v.setting, true)
+             FROM (VALUES ('max_parallel_workers_per_gather', '0'), ('enable_async_append', 'off')) AS v(name, setting)
+            WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_settings AS s WHERE s.name = v.name)`,
+        );
         const whole = await wholeSpans(
           client,
           shape,
@@ -148,6 +164,8 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
           // A day that filled what was left ends the batch there, mid-day or not.
           if (next.rows >= remaining + object.rows) break;
         }
+        // A reading at the end too, where the batch took longer than the sampling interval.
+        await load?.sample(client);
         await publishing.settle();
       } catch (error) {
         // Every staging write has ended before the export fails: none lands after a retry has begun.
@@ -252,6 +270,22 @@ interface StagingBatch {
   input: ExportInput;
   load: ApplicationLoad | undefined;
   publishing: Publications;
+  /**
+   * Aborted by the first failure of any object's stream or upload in the batch: it ends every wait of the COPY's
+   * reader, and no later COPY starts.
+   */
+  failure: AbortController;
+  /** Every object stream the batch started. */
+  streams: StagingStream[];
+}
+
+/**
+ * Throws the batch's first failure, known by an aborted upload or by a stream that failed (which it says at once,
+ * before its pipeline reports it): checked before anything more is read, written or started, so nothing lands after.
+ */
+function assertNoneFailed(batch: StagingBatch): void {
+  batch.failure.signal.throwIfAborted();
+  for (const stream of batch.streams) stream.assertFlowing();
 }
 
 /** An object whose rows are read: its row count, and the object once its staging upload ended (with its ETag). */
@@ -275,6 +309,8 @@ async function stageSpans(
   batch: StagingBatch,
   before: number,
 ): Promise<StagedObject[]> {
+  const { failure } = batch;
+  assertNoneFailed(batch);
   if (before > 0) await deps.fault('export:betweenObjects');
   await batch.load?.sample(client);
   const copy = client.query(
@@ -289,16 +325,13 @@ async function stageSpans(
     shape.columns.map((c) => c.name),
     batch.versions,
   );
-  const failure = new AbortController();
   const objects: StagedObject[] = [];
   const streams: StagingStream[] = [];
   let open: StagingStream | undefined;
   try {
     for await (const chunk of copy as AsyncIterable<Buffer>) {
       for (let offset = 0; ; ) {
-        // A failure is acted on before anything more is read, written or started: nothing lands after it.
-        failure.signal.throwIfAborted();
-        open?.assertFlowing();
+        assertNoneFailed(batch);
         offset = lines.read(chunk, offset);
         const out = lines.lines();
         if (out) await open?.write(out, failure.signal);
@@ -311,13 +344,15 @@ async function stageSpans(
           open = undefined;
           await deps.fault('export:betweenObjects');
         }
+        assertNoneFailed(batch);
         const span = spans[next];
         if (!span) throw new Error(`COPY sent a row of object ${next}; it reads ${spans.length}`);
-        open = new StagingStream(deps, span, batch, failure);
+        open = new StagingStream(deps, span, batch);
         streams.push(open);
+        batch.streams.push(open);
       }
     }
-    failure.signal.throwIfAborted();
+    assertNoneFailed(batch);
     const last = lines.finish();
     if (open && last) objects.push(await open.end(last, batch.publishing));
     return objects;
@@ -352,7 +387,6 @@ class StagingStream {
     deps: ExportDeps,
     readonly span: ObjectBounds,
     private readonly batch: StagingBatch,
-    failure: AbortController,
   ) {
     this.stagingKey = stagingKey(batch.location, span.day, batch.batchId);
     this.head = midStreamFaultPoint(deps.fault);
@@ -362,8 +396,7 @@ class StagingStream {
       this.compressed,
     );
     this.upload = deps.store.putStream(this.stagingKey, this.compressed, batch.write);
-    // The first failure of any object's stream or upload ends every wait of the COPY's reader.
-    const fail = (error: unknown) => failure.abort(error);
+    const fail = (error: unknown) => batch.failure.abort(error);
     this.flowing.catch(fail);
     this.upload.catch(fail);
     this.settled = Promise.allSettled([this.flowing, this.upload]);
@@ -374,17 +407,20 @@ class StagingStream {
     if (!this.head.write(lines)) await once(this.head, 'drain', { signal: failed });
   }
 
-  /** Throws the stream's error once it failed (its stream says so at once; the upload hears of it later). */
+  /** Throws the stream's error once it failed (its streams say so at once; the upload hears of it later). */
   assertFlowing(): void {
-    if (this.head.destroyed)
-      throw this.head.errored ?? new Error(`the staging stream of ${this.stagingKey} closed`);
+    const error = this.head.errored ?? this.compressed.errored;
+    if (error) throw error;
   }
 
   /** Ends the object's lines; its staging upload goes on while the next object is read. */
   async end(lines: ObjectLines, publishing: Publications): Promise<StagedObject> {
     this.assertFlowing();
     this.head.end();
-    const staged = Promise.all([this.flowing, this.upload]).then(([, etag]) => this.object(lines, etag));
+    // Settled first: a stream that failed must not end the wait while its upload still sends (or aborts) parts.
+    const staged = this.settled
+      .then(() => Promise.all([this.flowing, this.upload]))
+      .then(([, etag]) => this.object(lines, etag));
     await publishing.add(staged);
     return { rows: lines.rows, staged };
   }

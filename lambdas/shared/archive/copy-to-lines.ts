@@ -225,6 +225,8 @@ export class CopyToArchiveLines {
   private content: Hash = createHash('sha256');
   private rows = 0;
   private bytes = 0;
+  /** Output bytes handed out by `lines()`, over all objects. */
+  private taken = 0;
   private minMicros = Number.POSITIVE_INFINITY;
   private maxMicros = Number.NEGATIVE_INFINITY;
 
@@ -292,6 +294,7 @@ export class CopyToArchiveLines {
     const out = this.out.take();
     if (out.length === 0) return undefined;
     const joined = out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out);
+    this.taken += joined.length;
     this.content.update(joined);
     this.bytes += joined.length;
     return joined;
@@ -305,6 +308,7 @@ export class CopyToArchiveLines {
   nextObject(): { ended: ObjectLines | undefined; next: number } {
     const next = this.pending;
     if (next === undefined) throw new Error('read did not stop at another object');
+    if (this.out.written > this.taken) throw new Error('lines of the ending object were not taken');
     if (this.current !== undefined && next <= this.current)
       throw new Error(`COPY sent a row of object ${next} after object ${this.current}: rows out of order`);
     const ended = this.endObject();
@@ -317,7 +321,7 @@ export class CopyToArchiveLines {
   finish(): ObjectLines | undefined {
     if (this.next !== 'end')
       throw new Error('COPY stream ended before its trailer: the export was cut short');
-    if (this.lines() !== undefined) throw new Error('lines left unread at the end of the COPY');
+    if (this.out.written > this.taken) throw new Error('lines left unread at the end of the COPY');
     return this.endObject();
   }
 

@@ -57,9 +57,9 @@ export const LOAD_SAMPLE_INTERVAL_MS = 500;
 
 /**
  * The application's load on the server while a batch is exported: the mean number of other client sessions with a
- * transaction under way, sampled from pg_stat_activity before an object is read, at most once per `intervalMs` (a
- * sample before each of a batch's hundreds of small objects took a sixth of export's time; sampled by time, the mean
- * weighs each moment alike, not each object). A session counts while it runs a
+ * transaction under way, sampled from pg_stat_activity before each COPY export starts and once its COPYs ended, at
+ * most once per `intervalMs` (a sample before each of a batch's hundreds of small objects took a sixth of export's
+ * time). A short batch is judged from one or two readings. A session counts while it runs a
  * statement, and while it is idle in a transaction for at most `idleInTransactionSeconds`: an OLTP client spends
  * most of its transaction between statements, so `active` alone would miss it, but an application that left a
  * transaction open must not throttle the archiver for ever. The archiver's own sessions (other tables of the run) do

@@ -73,9 +73,9 @@ export const DefaultsSchema = z
     pauseBetweenBatchesSeconds: z.number().int().min(0).max(3600).default(0),
     /**
      * Throttle that yields to the application: when other client sessions of the server had a transaction under way
-     * on average at least `busySessions` at a time while a batch was exported (sampled before objects, at most every 500 ms), the table
-     * waits after the batch so that its batches take at most `share` of the time. An idle database (a nightly run)
-     * goes at full speed. `false`: never.
+     * on average at least `busySessions` at a time while a batch was exported (sampled before each COPY and after the
+     * last, at most every 500 ms), the table waits after the batch so that its batches take at most `share` of the
+     * time. An idle database (a nightly run) goes at full speed. `false`: never.
      */
     yieldToLoad: z
       .union([

@@ -38,8 +38,8 @@ export function rowLineSql(shape: TableShape, alias = 't'): string {
  * tuples whose lines the archive holds. copy-to-lines.ts writes each row's line around the values, the very bytes
  * rowLineSql would give. Each object's rows come together and in key order: a branch of UNION ALL per object, each
  * sorted before its values are rendered (above the Append), which returns its branches in turn; export turns off
- * parallel plans for it (a Parallel Append would interleave them, and copy-to-lines refuses rows out of order). So
- * rows stream out as PostgreSQL renders them, and export reads the first object's while it sorts the next. Columns go
+ * parallel plans for it (a Parallel Append would interleave them, and copy-to-lines refuses rows out of order). Rows
+ * stream out as PostgreSQL renders them; each branch sorts its rows when the one before it is exhausted. Columns go
  * by positional names (c0…cN, ts, v), so no column of the table can shadow another.
  */
 export function rowValuesCopySql(shape: TableShape, predicates: readonly string[]): string {

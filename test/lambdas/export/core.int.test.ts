@@ -26,6 +26,8 @@ import { archiveLineRows } from '../../support/sql.js';
 const DAY_MS = 86_400_000;
 /** Days of went_away: the whole days of one COPY and two more. */
 const WENT_AWAY_DAYS = SPANS_PER_COPY + 2;
+/** The uploads that fail in the upload-failure tests: in the first COPY, and the last object of the first COPY. */
+const FAILING_UPLOADS = [2, SPANS_PER_COPY];
 
 /**
  * Thirteen rows around the cut-off: ids 1-6 on the oldest eligible UTC day (ten days before the cut-off, later ids
@@ -61,6 +63,13 @@ describe('export step', () => {
         INSERT INTO went_away
         SELECT g, ${cutoffSql()} - make_interval(days => 2 * ${WENT_AWAY_DAYS} + 2 - 2 * ((g - 1) / 2)), 'row_' || g
           FROM generate_series(1, 2 * ${WENT_AWAY_DAYS}) AS g`);
+      // Two rows on each of WENT_AWAY_DAYS eligible days, as went_away, for the upload failures.
+      for (const failing of FAILING_UPLOADS)
+        await db.client.query(`
+          CREATE TABLE failed_upload_${failing} (id bigint PRIMARY KEY, created_at timestamptz, actor text NOT NULL);
+          INSERT INTO failed_upload_${failing}
+          SELECT g, ${cutoffSql()} - make_interval(days => 2 * ${WENT_AWAY_DAYS} + 2 - 2 * ((g - 1) / 2)), 'row_' || g
+            FROM generate_series(1, 2 * ${WENT_AWAY_DAYS}) AS g`);
       // A composite column named t whose fields carry the table's own column names.
       await db.client.query(`
         CREATE TYPE shadow AS (id bigint, created_at timestamptz, t text);
@@ -101,6 +110,7 @@ describe('export step', () => {
       spec('shadowed'),
       { ...spec('unrestorable'), batchSize: 100 },
       { ...spec('went_away'), batchSize: 100 },
+      ...FAILING_UPLOADS.map((failing) => ({ ...spec(`failed_upload_${failing}`), batchSize: 100 })),
       {
         schema: 'public',
         name: 'spring_gap',
@@ -327,6 +337,51 @@ describe('export step', () => {
     expect(between.inFlight).toBeUndefined();
     expect(retried).toMatchObject({ status: 'exported', objects: 2, rows: 8 });
   });
+
+  it.each(FAILING_UPLOADS)(
+    'when upload %i fails while it still sends, starts no upload after it and fails only once none is in flight',
+    async (failing) => {
+      // Prepare: every upload takes 20 ms more. The failing one, as lib-storage does when a part fails, destroys its
+      // body 10 ms after it began (the object's stream fails at once), still sends for 100 ms, then rejects. Upload 2
+      // fails while the first COPY streams; upload 8, its last object, while the second COPY streams.
+      const deps = bed.local.deps();
+      const task = await leasedTask(deps, `public.failed_upload_${failing}`);
+      const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+      let started = 0;
+      let inFlight = 0;
+      let startedWhenFailed: number | undefined;
+      const slow = withUploads(deps, async (...args) => {
+        const upload = ++started;
+        inFlight += 1;
+        try {
+          if (upload === failing) {
+            await wait(10);
+            startedWhenFailed = started;
+            args[1].destroy(new StorageUnavailableError('S3 unavailable (injected)'));
+            await wait(100);
+            throw new StorageUnavailableError('S3 unavailable (injected)');
+          }
+          const result = await deps.store.putStream(...args);
+          await wait(20);
+          return result;
+        } finally {
+          inFlight -= 1;
+        }
+      });
+
+      // Act
+      const outcome = await exportBatch(task, slow).then(
+        () => ({ inFlight, error: undefined }),
+        (error: unknown) => ({ inFlight, error }),
+      );
+
+      // Assess
+      expect(outcome.error).toBeInstanceOf(StorageUnavailableError);
+      expect(outcome.inFlight).toBe(0);
+      expect(started).toBe(startedWhenFailed);
+      expect((await deps.locks.get('app', `public.failed_upload_${failing}`)).inFlight).toBeUndefined();
+    },
+  );
 
   it('skips a day whose rows went away between choosing and copying them, and goes on with the next day', async () => {
     // Prepare: the application deletes the rows of the first day of the second COPY just before export starts it
