@@ -396,6 +396,9 @@ class StagingStream {
       this.compressed,
     );
     this.upload = deps.store.putStream(this.stagingKey, this.compressed, batch.write);
+    // Its errors reach export through the two promises; an 'error' event after the pipeline ended (the upload destroys
+    // its body when a part fails) must not end the process as an uncaught exception.
+    this.compressed.on('error', () => undefined);
     const fail = (error: unknown) => batch.failure.abort(error);
     this.flowing.catch(fail);
     this.upload.catch(fail);
