@@ -405,7 +405,7 @@ class StagingStream {
     this.settled = Promise.allSettled([this.flowing, this.upload]);
   }
 
-  /** Writes lines, waiting while gzip is behind (or until any object of the COPY failed). */
+  /** Writes lines, waiting while gzip is behind (or until any object of the batch failed). */
   async write(lines: Buffer, failed: AbortSignal): Promise<void> {
     if (!this.head.write(lines)) await once(this.head, 'drain', { signal: failed });
   }
