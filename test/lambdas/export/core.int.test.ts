@@ -388,10 +388,12 @@ describe('export step', () => {
     // (the fault point before each object but the batch's first; within a COPY, its own snapshot holds the rows).
     const deps = bed.local.deps();
     const task = await leasedTask(deps, 'public.went_away');
-    const day = (index: number) =>
-      new Date(Date.parse(task.cutoff) - (2 * WENT_AWAY_DAYS + 2 - 2 * index) * DAY_MS)
-        .toISOString()
-        .slice(0, 10);
+    // Each day's UTC date as seeded (read back, so a run across midnight agrees with the seed).
+    const seeded = await bed.db.client.query<{ day: string }>(
+      `SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day FROM went_away WHERE id % 2 = 1 ORDER BY id`,
+    );
+    expect(seeded.rows).toHaveLength(WENT_AWAY_DAYS);
+    const day = (index: number) => seeded.rows[index]?.day ?? '';
     const goneDay = SPANS_PER_COPY;
     let faults = 0;
     const fault = async (point: string) => {
