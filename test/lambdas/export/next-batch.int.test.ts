@@ -94,6 +94,32 @@ describe('the spans a batch takes whole', () => {
     expect(capped).toEqual(expected.slice(0, 1));
   });
 
+  it('bins rows into UTC days from the earliest eligible instant on: year 1, the epoch, a microsecond either side of midnight', async () => {
+    // Prepare: days are counted in 24-hour strides from 0001-01-01 00:00 UTC; a row at the origin itself, and rows
+    // on both sides of two later midnights.
+    await db.client.query(`
+      CREATE TABLE ancient (id int PRIMARY KEY, at timestamptz NOT NULL);
+      INSERT INTO ancient VALUES
+        (1, '0001-01-01 00:00:00+00'), (2, '0001-01-01 23:59:59.999999+00'), (3, '0001-01-02 00:00:00+00'),
+        (4, '1969-12-31 23:59:59.999999+00'), (5, '1970-01-01 00:00:00+00'), (6, '1970-01-01 00:00:00.000001+00'),
+        (7, '2000-02-29 12:00:00-14');`);
+    const ancient = await describeTable(db.client, resolvedTable({ name: 'ancient', timestampColumn: 'at' }));
+
+    // Act
+    const whole = await wholeSpans(db.client, ancient, cutoff, 'day', 1000, 100);
+    const expected = await objectByObject(db, ancient, cutoff, 'day', 1000);
+
+    // Assess: the same days and keys as the windows object-by-object choice cuts.
+    expect(whole.map((o) => [o.day, o.rows])).toEqual([
+      ['0001-01-01', 2],
+      ['0001-01-02', 1],
+      ['1969-12-31', 1],
+      ['1970-01-01', 2],
+      ['2000-03-01', 1],
+    ]);
+    expect(whole).toEqual(expected);
+  });
+
   it('groups a month table’s rows by month, up to the month before the cut-off’s', async () => {
     // Prepare
     const months = await describeTable(db.client, resolvedTable({ name: 'months', timestampColumn: 'at' }));
