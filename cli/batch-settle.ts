@@ -1,6 +1,5 @@
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
-import { LineMeter } from '../lambdas/shared/archive/stream.js';
+import { createLinesGunzip, LineMeter } from '../lambdas/shared/archive/stream.js';
 import { deleteTransactionStatus, recordCommitted, withdrawBatch } from '../lambdas/shared/batch/batch.js';
 import { batchTotals } from '../lambdas/shared/batch/batch-objects.js';
 import { resolveTable } from '../lambdas/shared/config/resolved-table.js';
@@ -197,7 +196,7 @@ async function* archivedKeys(
       keys = [];
     }
   });
-  await pipeline(body, createGunzip(), async (chunks: AsyncIterable<Buffer>) => {
+  await pipeline(body, createLinesGunzip(), async (chunks: AsyncIterable<Buffer>) => {
     for await (const chunk of chunks) meter.push(chunk);
   });
   meter.end();

