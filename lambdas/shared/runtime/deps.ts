@@ -20,7 +20,7 @@ import type { FaultInjector, StepDeps } from '../step/step-deps.js';
 import { filePublisher, snsPublisher } from '../telemetry/notifications.js';
 import { powertoolsTelemetry } from '../telemetry/powertools.js';
 
-interface ProcessClients {
+export interface ProcessClients {
   s3: S3Client;
   ddb: DynamoDBDocumentClient;
   secrets: SecretsManagerClient;
@@ -31,13 +31,45 @@ const clients = new Map<string, ProcessClients>();
 const configs = new Map<string, ArchiverConfig>();
 const databases = new Map<string, Promise<Database>>();
 
+/** Endpoints of the clients: unset in AWS (the regional ones); local servers in local mode. */
+export interface ClientEndpoints {
+  s3?: string;
+  dynamodb?: string;
+  secrets?: string;
+}
+
+/**
+ * How long an AWS request may wait: to connect, and with its socket silent (no byte either way). A request that
+ * stalls (an endpoint or a network path that stops answering) fails as a TimeoutError, which the SDK retries and the
+ * steps report as StorageUnavailableError or LockStoreUnavailableError for the state machine's Retry. Without them it
+ * held the function until Lambda's own timeout, and a step that waits for its requests under way after one failed
+ * (forEachObject) held that failure as long. Silence, not duration: a large object may take minutes to stream.
+ */
+export const AWS_REQUEST_TIMEOUTS = { connectionTimeout: 5_000, socketTimeout: 60_000 } as const;
+
+/** The SDK clients of one set of endpoints, with the request timeouts. */
+export function awsClients(
+  endpoints: ClientEndpoints,
+  timeouts: { connectionTimeout: number; socketTimeout: number } = AWS_REQUEST_TIMEOUTS,
+): ProcessClients {
+  const requestHandler = { ...timeouts };
+  return {
+    s3: new S3Client({ endpoint: endpoints.s3, forcePathStyle: endpoints.s3 !== undefined, requestHandler }),
+    ddb: DynamoDBDocumentClient.from(new DynamoDBClient({ endpoint: endpoints.dynamodb, requestHandler }), {
+      marshallOptions: { removeUndefinedValues: true },
+    }),
+    secrets: new SecretsManagerClient({ endpoint: endpoints.secrets, requestHandler }),
+    sns: new SNSClient({ requestHandler }),
+  };
+}
+
 /**
  * SDK clients are created once per process (Lambda container) and reused across invocations. Endpoints are the
  * SDK's own AWS_ENDPOINT_URL_* variables, read from `env` so a local run can point one process at its servers;
  * in AWS they are unset and the SDK uses the regional endpoints.
  */
 function processClients(env: NodeJS.ProcessEnv): ProcessClients {
-  const endpoints = {
+  const endpoints: ClientEndpoints = {
     s3: env.AWS_ENDPOINT_URL_S3,
     dynamodb: env.AWS_ENDPOINT_URL_DYNAMODB,
     secrets: env.AWS_ENDPOINT_URL_SECRETS_MANAGER,
@@ -45,14 +77,7 @@ function processClients(env: NodeJS.ProcessEnv): ProcessClients {
   const key = JSON.stringify(endpoints);
   let cached = clients.get(key);
   if (!cached) {
-    cached = {
-      s3: new S3Client({ endpoint: endpoints.s3, forcePathStyle: endpoints.s3 !== undefined }),
-      ddb: DynamoDBDocumentClient.from(new DynamoDBClient({ endpoint: endpoints.dynamodb }), {
-        marshallOptions: { removeUndefinedValues: true },
-      }),
-      secrets: new SecretsManagerClient({ endpoint: endpoints.secrets }),
-      sns: new SNSClient({}),
-    };
+    cached = awsClients(endpoints);
     clients.set(key, cached);
   }
   return cached;
