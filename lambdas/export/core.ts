@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import type { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
 import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { CopyToArchiveLines, type ObjectLines } from '../shared/archive/copy-to-lines.js';
@@ -16,7 +17,7 @@ import {
   writeOnceProbeKey,
 } from '../shared/archive/format.js';
 import type { WriteOptions } from '../shared/archive/store-writes.js';
-import { ByteFigures, createLinesGzip } from '../shared/archive/stream.js';
+import { ByteFigures } from '../shared/archive/stream.js';
 import { VersionDigest } from '../shared/archive/version-digest.js';
 import {
   assertTaskCutoff,
@@ -391,7 +392,7 @@ class StagingStream {
     this.head = midStreamFaultPoint(deps.fault);
     this.flowing = pipeline(
       this.head,
-      createLinesGzip(deps.config.defaults.compressionLevel),
+      createGzip({ level: deps.config.defaults.compressionLevel }),
       this.compressed,
     );
     this.upload = deps.store.putStream(this.stagingKey, this.compressed, batch.write);

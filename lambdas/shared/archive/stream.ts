@@ -1,26 +1,18 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback, Writable } from 'node:stream';
-import { createGunzip, createGzip, type Gunzip, type Gzip } from 'node:zlib';
+import { createGunzip, type Gunzip } from 'node:zlib';
 import type { RowDigest } from './row-digest.js';
 
 /** The first 11 bytes of a binary COPY stream. */
 export const COPY_SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 
 /**
- * zlib's chunks for archive lines: its 16 KiB default made a callback on the main thread (and in restore a transform
- * and a socket write) per 16 KiB. Measured on day objects of the bench's rows, inflating and measuring them took about
- * 30% less CPU, and compressing them at level 3 about 15% less wall time, at 64 KiB.
+ * Gunzip for archive lines, in 64 KiB output chunks: zlib's 16 KiB default made a callback, a transform and (in
+ * restore) a socket write per 16 KiB of lines. Measured on day objects of the bench's rows, inflating and measuring
+ * them took about 30% less CPU.
  */
-const ZLIB_CHUNK_BYTES = 64 * 1024;
-
-/** Gunzip for reading archive lines. */
 export function createLinesGunzip(): Gunzip {
-  return createGunzip({ chunkSize: ZLIB_CHUNK_BYTES });
-}
-
-/** Gzip for writing archive lines, at the config's level. */
-export function createLinesGzip(level: number): Gzip {
-  return createGzip({ level, chunkSize: ZLIB_CHUNK_BYTES });
+  return createGunzip({ chunkSize: 64 * 1024 });
 }
 
 /** Figures of a JSONL stream, computed in the single pass that writes or reads it. */
