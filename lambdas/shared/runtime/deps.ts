@@ -20,7 +20,7 @@ import type { FaultInjector, StepDeps } from '../step/step-deps.js';
 import { filePublisher, snsPublisher } from '../telemetry/notifications.js';
 import { powertoolsTelemetry } from '../telemetry/powertools.js';
 
-export interface ProcessClients {
+interface ProcessClients {
   s3: S3Client;
   ddb: DynamoDBDocumentClient;
   secrets: SecretsManagerClient;
@@ -39,20 +39,21 @@ export interface ClientEndpoints {
 }
 
 /**
- * How long an AWS request may wait: to connect, and with its socket silent (no byte either way). A request that
- * stalls (an endpoint or a network path that stops answering) fails as a TimeoutError, which the SDK retries and the
- * steps report as StorageUnavailableError or LockStoreUnavailableError for the state machine's Retry. Without them it
- * held the function until Lambda's own timeout, and a step that waits for its requests under way after one failed
- * (forEachObject) held that failure as long. Silence, not duration: a large object may take minutes to stream.
+ * How long an AWS request may wait: to connect, and for its answer to begin (requestTimeout, thrown). A request whose
+ * endpoint or network path stops answering fails as a TimeoutError, which the SDK retries and the steps report as
+ * StorageUnavailableError or LockStoreUnavailableError for the state machine's Retry; without them it held the function
+ * until Lambda's own timeout, and a step that waits for its requests under way after one failed (forEachObject) held
+ * that failure as long. A body that is streaming is its reader's: restore pauses it while its COPY waits, for longer
+ * than any bound here would allow.
  */
-export const AWS_REQUEST_TIMEOUTS = { connectionTimeout: 5_000, socketTimeout: 60_000 } as const;
+export const AWS_REQUEST_TIMEOUTS = { connectionTimeout: 5_000, requestTimeout: 60_000 } as const;
 
 /** The SDK clients of one set of endpoints, with the request timeouts. */
 export function awsClients(
   endpoints: ClientEndpoints,
-  timeouts: { connectionTimeout: number; socketTimeout: number } = AWS_REQUEST_TIMEOUTS,
+  timeouts: { connectionTimeout: number; requestTimeout: number } = AWS_REQUEST_TIMEOUTS,
 ): ProcessClients {
-  const requestHandler = { ...timeouts };
+  const requestHandler = { ...timeouts, throwOnRequestTimeout: true };
   return {
     s3: new S3Client({ endpoint: endpoints.s3, forcePathStyle: endpoints.s3 !== undefined, requestHandler }),
     ddb: DynamoDBDocumentClient.from(new DynamoDBClient({ endpoint: endpoints.dynamodb, requestHandler }), {

@@ -1,5 +1,7 @@
 import { once } from 'node:events';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server, type Socket } from 'node:net';
+import { buffer } from 'node:stream/consumers';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ArchiveStore } from '../../../../lambdas/shared/archive/store.js';
 import {
@@ -7,47 +9,55 @@ import {
   StorageUnavailableError,
 } from '../../../../lambdas/shared/errors/step-errors.js';
 import { LockTableClient } from '../../../../lambdas/shared/lock-table/table-client.js';
-import { AWS_REQUEST_TIMEOUTS, awsClients } from '../../../../lambdas/shared/runtime/deps.js';
+import { awsClients } from '../../../../lambdas/shared/runtime/deps.js';
 
-/** An endpoint that accepts connections and reads requests but never answers: a stalled S3 or DynamoDB. */
-async function silentEndpoint(): Promise<{ server: Server; url: string; sockets: Socket[] }> {
-  const sockets: Socket[] = [];
-  const server = createServer((socket) => {
-    sockets.push(socket);
-    socket.resume();
-  });
+/** Short bounds, so a test sees them act in a second; the functions' own are AWS_REQUEST_TIMEOUTS. */
+const TEST_TIMEOUTS = { connectionTimeout: 1_000, requestTimeout: 300 };
+
+async function listening(server: Server): Promise<string> {
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const address = server.address();
   if (!address || typeof address === 'string') throw new Error('no port');
-  return { server, url: `http://127.0.0.1:${address.port}`, sockets };
+  return `http://127.0.0.1:${address.port}`;
 }
 
 describe('AWS clients of the functions', () => {
-  let endpoint: Awaited<ReturnType<typeof silentEndpoint>>;
+  /** Accepts connections and reads requests but never answers: a stalled S3 or DynamoDB. */
+  const sockets: Socket[] = [];
+  const silent = createServer((socket) => {
+    sockets.push(socket);
+    socket.resume();
+  });
+  /** Answers every GET with half of its body at once and the rest a second later, three request timeouts on. */
+  const body = Buffer.alloc(256 * 1024, 7);
+  const slowBody = createHttpServer((_request, response) => {
+    response.writeHead(200, { 'Content-Length': body.length, ETag: '"slow"' });
+    response.write(body.subarray(0, body.length / 2));
+    setTimeout(() => response.end(body.subarray(body.length / 2)), 1_000);
+  });
+  let silentUrl = '';
+  let slowBodyUrl = '';
+
   beforeAll(async () => {
     // The clients find region and credentials as in Lambda: from the environment.
     vi.stubEnv('AWS_REGION', 'eu-west-1');
     vi.stubEnv('AWS_ACCESS_KEY_ID', 'test');
     vi.stubEnv('AWS_SECRET_ACCESS_KEY', 'test');
-    endpoint = await silentEndpoint();
+    silentUrl = await listening(silent);
+    slowBodyUrl = await listening(slowBody);
   });
   afterAll(() => {
     vi.unstubAllEnvs();
-    for (const socket of endpoint.sockets) socket.destroy();
-    endpoint.server.close();
-  });
-
-  it('bounds the wait to connect and the silence of a request', () => {
-    // Assess: finite, and a silent socket is allowed far longer than a connection (a large object streams slowly).
-    expect(AWS_REQUEST_TIMEOUTS.connectionTimeout).toBeGreaterThan(0);
-    expect(AWS_REQUEST_TIMEOUTS.socketTimeout).toBeGreaterThan(AWS_REQUEST_TIMEOUTS.connectionTimeout);
-    expect(AWS_REQUEST_TIMEOUTS.socketTimeout).toBeLessThanOrEqual(120_000);
+    for (const socket of sockets) socket.destroy();
+    silent.close();
+    slowBody.closeAllConnections();
+    slowBody.close();
   });
 
   it('fails an S3 request that gets no answer as StorageUnavailableError, after the SDK retries', async () => {
     // Prepare
-    const { s3 } = awsClients({ s3: endpoint.url }, { connectionTimeout: 1_000, socketTimeout: 300 });
+    const { s3 } = awsClients({ s3: silentUrl }, TEST_TIMEOUTS);
     const store = new ArchiveStore(s3, 'archive');
     const started = Date.now();
 
@@ -58,12 +68,13 @@ describe('AWS clients of the functions', () => {
     await expect(head).rejects.toBeInstanceOf(StorageUnavailableError);
     await expect(head).rejects.toThrow(/TimeoutError/);
     expect(Date.now() - started).toBeLessThan(10_000);
-    expect(endpoint.sockets.length).toBeGreaterThanOrEqual(2);
+    expect(sockets.length).toBeGreaterThanOrEqual(2);
+    s3.destroy();
   });
 
   it('fails a DynamoDB request that gets no answer as LockStoreUnavailableError', async () => {
     // Prepare
-    const { ddb } = awsClients({ dynamodb: endpoint.url }, { connectionTimeout: 1_000, socketTimeout: 300 });
+    const { ddb } = awsClients({ dynamodb: silentUrl }, TEST_TIMEOUTS);
     const table = new LockTableClient(ddb, 'locks');
 
     // Act
@@ -71,5 +82,20 @@ describe('AWS clients of the functions', () => {
 
     // Assess
     await expect(read).rejects.toBeInstanceOf(LockStoreUnavailableError);
+    ddb.destroy();
+  });
+
+  it('lets a body whose answer began go silent for longer than the bound: a reader may pause it (restore’s COPY)', async () => {
+    // Prepare
+    const { s3 } = awsClients({ s3: slowBodyUrl }, TEST_TIMEOUTS);
+    const store = new ArchiveStore(s3, 'archive');
+
+    // Act
+    const opened = await store.open('audit/day=2026-01-01/a.jsonl.gz');
+    const read = opened ? await buffer(opened.body) : undefined;
+
+    // Assess: every byte, after a second of silence, three times the request timeout.
+    expect(read?.equals(body)).toBe(true);
+    s3.destroy();
   });
 });
