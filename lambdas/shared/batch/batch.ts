@@ -16,7 +16,11 @@ import type { ArchiverConfig } from '../config/schema.js';
 import { inReadOnlyTransaction } from '../database/db.js';
 import { describeTable, type TableShape } from '../database/table-shape.js';
 import { batchPredicateSql, digestSelectSql, rowHashSql, rowSourceSql } from '../database/table-sql.js';
-import { BatchOutcomeUnknownError, DeleteInProgressError } from '../errors/step-errors.js';
+import {
+  BatchOutcomeUnknownError,
+  DeleteInProgressError,
+  StorageUnavailableError,
+} from '../errors/step-errors.js';
 import type { BatchObject, InFlight } from '../lock-table/table-state.js';
 import type { StepDeps } from '../step/step-deps.js';
 import type { TableTask } from '../step/table-task.js';
@@ -155,9 +159,17 @@ async function archivedRowDigest(store: ArchiveStore, object: BatchObject): Prom
   if (!body) throw new BatchOutcomeUnknownError(`cannot read ${object.archiveKey} to settle its batch`);
   const digest = new RowDigest();
   const meter = new LineMeter(digest);
-  await pipeline(body, createLinesGunzip(), async (lines: AsyncIterable<Buffer>) => {
-    for await (const chunk of lines) meter.push(chunk);
-  });
+  try {
+    await pipeline(body, createLinesGunzip(), async (lines: AsyncIterable<Buffer>) => {
+      for await (const chunk of lines) meter.push(chunk);
+    });
+  } catch (error) {
+    // zlib's errors mean a damaged object, for an operator; anything else is the network, which the step retries.
+    if (((error as { code?: string }).code ?? '').startsWith('Z_')) throw error;
+    throw new StorageUnavailableError(`reading ${object.archiveKey} failed: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
   meter.end();
   return digest.value();
 }

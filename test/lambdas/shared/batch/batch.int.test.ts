@@ -1,10 +1,16 @@
-import { describe, expect, it } from 'vitest';
+import { Readable } from 'node:stream';
+import { gzipSync } from 'node:zlib';
+import { describe, expect, it, vi } from 'vitest';
 import { deleteBatch } from '../../../../lambdas/delete/core.js';
 import { exportBatch } from '../../../../lambdas/export/core.js';
 import { withdrawBatch } from '../../../../lambdas/shared/batch/batch.js';
 import { batchTotals } from '../../../../lambdas/shared/batch/batch-objects.js';
 import { retentionCutoff } from '../../../../lambdas/shared/config/governance.js';
-import { BatchOutcomeUnknownError, LeaseLostError } from '../../../../lambdas/shared/errors/step-errors.js';
+import {
+  BatchOutcomeUnknownError,
+  LeaseLostError,
+  StorageUnavailableError,
+} from '../../../../lambdas/shared/errors/step-errors.js';
 import type { InFlight } from '../../../../lambdas/shared/lock-table/table-state.js';
 import type { StepDeps } from '../../../../lambdas/shared/step/step-deps.js';
 import type { TableTask } from '../../../../lambdas/shared/step/table-task.js';
@@ -26,10 +32,10 @@ const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'crea
 describe('batch settlement and withdrawal', () => {
   const bed = archiverTestbed(
     async (db) => {
-      for (const name of ['stale', 'moved_server', 'unknown_outcome', 'raced'])
+      for (const name of ['stale', 'moved_server', 'unknown_outcome', 'raced', 'broken_read'])
         await seedEvents(db.client, name, 400);
     },
-    [spec('stale'), spec('moved_server'), spec('unknown_outcome'), spec('raced')],
+    [spec('stale'), spec('moved_server'), spec('unknown_outcome'), spec('raced'), spec('broken_read')],
   );
 
   async function verifiedBatch(
@@ -111,6 +117,36 @@ describe('batch settlement and withdrawal', () => {
     expect(await tableLines(bed.db.client, table)).toEqual(before);
     expect((await deps.locks.get('app', 'public.unknown_outcome')).inFlight).toEqual(foreign);
     expect((await readLiveArchives(bed.local, 'public', 'unknown_outcome')).length).toBe(0);
+  });
+
+  it('settling by the rows, a read of an archive that breaks off is the retried StorageUnavailableError, changing nothing', async () => {
+    // Prepare: as above, the server cannot tell, so the archive's lines are read back; the connection breaks after
+    // the first bytes (a reset no local S3 server can stage, hence the stub of the read alone).
+    const deps = bed.local.deps();
+    const table = resolvedTable(spec('broken_read'));
+    const { task, inFlight } = await verifiedBatch(deps, 'public.broken_read');
+    const foreign: InFlight = { ...inFlight, stage: 'deleting', deleteXid: '123456', deleteServer: '1:1' };
+    await deps.locks.setInFlight('app', 'public.broken_read', task.lease, 3600, foreign, ['verified']);
+    const before = await tableLines(bed.db.client, table);
+    const reset = Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
+    const breaking = () =>
+      new Readable({
+        read() {
+          this.push(gzipSync('{"id": 1}\n').subarray(0, 12));
+          this.destroy(reset);
+        },
+      });
+    const read = vi.spyOn(deps.store, 'getStream').mockImplementation(async () => breaking());
+
+    // Act
+    const attempt = exportBatch(task, deps);
+
+    // Assess
+    await expect(attempt).rejects.toThrow(StorageUnavailableError);
+    expect(read).toHaveBeenCalled();
+    expect(await tableLines(bed.db.client, table)).toEqual(before);
+    expect((await deps.locks.get('app', 'public.broken_read')).inFlight).toEqual(foreign);
+    read.mockRestore();
   });
 
   it('a retried export running beside the first: the first, resuming late, removes nothing the retry published', async () => {
