@@ -90,10 +90,10 @@ export async function wholeSpans(
   const keyText = (alias: string) => `ARRAY[${key.map((k) => `${alias}.${k}::text`).join(', ')}]::text[]`;
   // Key columns under positional names (a column may be called "span"); only each span's first and last key are
   // rendered as text, and every step sorts or groups narrow rows, which stay in memory.
-  // A UTC day by arithmetic on the instant: date_bin counts whole 24-hour strides from a UTC midnight, at about a third
-  // of the cost of date_trunc with a time zone, which resolves the zone for every row (measured on the bench's 50,000
+  // A UTC day by arithmetic on the instant: date_bin counts whole 24-hour strides from a UTC midnight, in about 40% of
+  // the time of date_trunc with a time zone, which resolves the zone for every row (measured on the bench's 50,000
   // rows: 14 against 36 ms). Months are no fixed stride. The origin is the earliest eligible instant, so no row lies
-  // before it, where date_bin would round toward the origin.
+  // before it, where date_bin's rounding differs between PostgreSQL versions.
   const spanOf =
     span === 'day'
       ? `pg_catalog.date_bin('1 day'::interval, ${timestampAsInstantSql(shape)}, '${EARLIEST_ELIGIBLE}'::timestamptz)`
