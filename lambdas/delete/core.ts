@@ -83,6 +83,24 @@ async function deleteMeasured(
 }
 
 /**
+ * Why the table's columns are no longer the ones the batch's archives hold (by name and type, in order: what each
+ * line carries), or undefined. Deleting then would lose a column added since export (its value is in no archive; a
+ * restore would take its default of the day), or the values of one renamed since (a restore matches names).
+ */
+function columnsChange(inFlight: InFlight, now: TableShape): string | undefined {
+  if (!inFlight.columns) return undefined;
+  const described = (columns: readonly { name: string; type: string }[]) =>
+    columns.map((c) => `${c.name} ${c.type}`);
+  const archived = described(inFlight.columns);
+  const current = described(now.columns);
+  if (archived.join('\n') === current.join('\n')) return undefined;
+  const added = current.filter((c) => !archived.includes(c));
+  const gone = archived.filter((c) => !current.includes(c));
+  if (added.length === 0 && gone.length === 0) return `the table's columns are in another order since export`;
+  return `the table's columns changed since export (now also: ${added.join(', ') || 'none'}; no longer: ${gone.join(', ') || 'none'})`;
+}
+
+/**
  * Why a published archive of the batch is no longer the one verify read, or undefined while none changed: checked
  * inside the delete transaction, so an object deleted or replaced after verification (by mistake or by intent) stops
  * the delete. The pin (ETag, version) is what makes a swap of other bytes with the same size and metadata visible; a
@@ -186,6 +204,10 @@ export async function deleteBatch(input: DeleteInput, deps: DeleteDeps): Promise
         // added to the table now waits for COMMIT, so the second check sees everything the DELETE will fire.
         await client.query(`LOCK TABLE ${rowSourceSql(await shape())} IN ROW EXCLUSIVE MODE`);
         const described = await shape();
+        // ADD COLUMN rewrites no row, so the row versions still match what export read; the lock above keeps the
+        // columns as they are until COMMIT.
+        const columns = columnsChange(inFlight, described);
+        if (columns) throw new DigestMismatch(columns);
         const xid = await client.query<{ xid: string }>(
           'SELECT pg_catalog.pg_current_xact_id()::text AS xid',
         );

@@ -19,6 +19,12 @@ import {
 
 const ZERO = { batches: 0, rows: 0, bytes: 0 };
 
+/** Changes of a table's columns that rewrite no row: its row versions stay the ones export read. */
+const COLUMN_CHANGES = [
+  { table: 'column_added', ddl: `ADD COLUMN region text NOT NULL DEFAULT 'eu'` },
+  { table: 'column_renamed', ddl: 'RENAME COLUMN actor TO principal' },
+];
+
 describe('delete step', () => {
   const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
 
@@ -26,8 +32,9 @@ describe('delete step', () => {
     async (db) => {
       await seedEvents(db.client, 'fenced', 600);
       await seedEvents(db.client, 'retried', 600);
+      for (const name of COLUMN_CHANGES.map((change) => change.table)) await seedEvents(db.client, name, 400);
     },
-    [spec('fenced'), spec('retried')],
+    [spec('fenced'), spec('retried'), ...COLUMN_CHANGES.map((change) => spec(change.table))],
   );
 
   it('refuses to delete for a holder whose lease was taken over, and the new holder finishes the batch', async () => {
@@ -60,6 +67,31 @@ describe('delete step', () => {
     expect(deleted.rowsDeleted).toBeGreaterThan(0);
     await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
   });
+
+  it.each(COLUMN_CHANGES)(
+    'takes a batch back whose table changed its columns after export ($ddl): no row leaves without its values',
+    async ({ table: name, ddl }) => {
+      // Prepare: a verified batch, then the column change, which keeps every row's ctid and xmin.
+      const deps = bed.local.deps();
+      const table = resolvedTable(spec(name));
+      const { task } = await batchThrough(deps, `public.${name}`, 'verified', { owner: `exec-${name}` });
+      await bed.db.client.query(`ALTER TABLE public.${name} ${ddl}`);
+      const changed = await tableLines(bed.db.client, table);
+
+      // Act
+      const refused = deleteBatch({ ...task, progress: ZERO }, deps);
+
+      // Assess: rolled back and withdrawn; the next batch archives the rows as they are now, every column in it.
+      await expect(refused).rejects.toThrow(/columns changed since export/);
+      expect(await tableLines(bed.db.client, table)).toEqual(changed);
+      expect((await deps.locks.get('app', `public.${name}`)).inFlight).toBeUndefined();
+      expect(await exportBatch(task, deps)).toMatchObject({ status: 'exported' });
+      await uploadBatch(task, deps);
+      await verifyBatch(task, deps);
+      expect((await deleteBatch({ ...task, progress: ZERO }, deps)).rowsDeleted).toBeGreaterThan(0);
+      await assertNoLossNoDuplicates(bed.local, bed.db.client, table, changed);
+    },
+  );
 
   it('a retry after a commit whose acknowledgement was lost deletes nothing more and counts the batch once', async () => {
     // Prepare
