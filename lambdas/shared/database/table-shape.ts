@@ -83,6 +83,20 @@ interface SideEffect {
 }
 
 /**
+ * Whether the column `a` is ordered by PostgreSQL's built-in operators: its type (through any domains) is built in, or
+ * an enum. A key is sorted by its type's default btree operators wherever they live, but compared in the batch's
+ * predicates by the operators the pinned search_path (pg_catalog) finds: for an extension's type (citext) that is
+ * another order (text's, through a cast), and the key ranges export chooses would select other rows than it counted,
+ * leaving some never archived.
+ */
+const BUILTIN_ORDER_SQL = `(WITH RECURSIVE base AS (
+     SELECT t.typtype, t.typnamespace, t.typbasetype FROM pg_catalog.pg_type t WHERE t.oid = a.atttypid
+     UNION ALL
+     SELECT t.typtype, t.typnamespace, t.typbasetype FROM pg_catalog.pg_type t JOIN base b ON t.oid = b.typbasetype
+      WHERE b.typtype = 'd')
+   SELECT b.typtype = 'e' OR b.typnamespace = 'pg_catalog'::pg_catalog.regnamespace FROM base b WHERE b.typtype <> 'd')`;
+
+/**
  * Reads and checks the table: it exists and is a table, the timestamp column is a timestamp, the key columns are
  * NOT NULL and unique (a primary key or a valid, immediate unique index without predicate or expressions, see
  * isUnique), and deleting its rows changes nothing else (refuseSideEffects).
@@ -93,7 +107,7 @@ export async function describeTable(client: pg.ClientBase, table: TableIdentity)
   const described = await client.query<{
     oid: number;
     relkind: string;
-    columns: { name: string; type: string; notnull: boolean; generated: string }[];
+    columns: { name: string; type: string; notnull: boolean; generated: string; builtin_order: boolean }[];
     primary_key: string[];
     side_effects: { cascade: SideEffect | null; trigger: SideEffect | null; rule: SideEffect | null };
     children: string[];
@@ -101,7 +115,7 @@ export async function describeTable(client: pg.ClientBase, table: TableIdentity)
     `SELECT c.oid, c.relkind,
             (SELECT coalesce(json_agg(json_build_object('name', a.attname,
                       'type', pg_catalog.format_type(a.atttypid, a.atttypmod), 'notnull', a.attnotnull,
-                      'generated', a.attgenerated::text) ORDER BY a.attnum), '[]')
+                      'generated', a.attgenerated::text, 'builtin_order', ${BUILTIN_ORDER_SQL}) ORDER BY a.attnum), '[]')
                FROM pg_catalog.pg_attribute a
               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
             ${PRIMARY_KEY_SQL.replace('$1', 'c.oid')} AS primary_key,
@@ -149,6 +163,11 @@ export async function describeTable(client: pg.ClientBase, table: TableIdentity)
     const column = byName.get(name);
     if (!column) throw new TableNotUsableError(`${where} has no key column "${name}"`);
     if (column.nullable) throw new TableNotUsableError(`key column "${name}" of ${where} must be NOT NULL`);
+    if (!relation.columns.find((c) => c.name === name)?.builtin_order) {
+      throw new TableNotUsableError(
+        `key column "${name}" of ${where} is ${column.type}, ordered by operators from outside PostgreSQL's built-in types (an extension's); set keyColumns to columns of built-in types covered by a unique index`,
+      );
+    }
     return column;
   });
   refuseSideEffects(relation.side_effects, where);

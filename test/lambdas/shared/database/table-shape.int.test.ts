@@ -43,6 +43,15 @@ describe('table checks', () => {
       CREATE RULE keep AS ON DELETE TO instead_rule DO INSTEAD NOTHING;
       CREATE TABLE deferrable_key (id int NOT NULL, created_at timestamptz,
         CONSTRAINT deferrable_key_id UNIQUE (id) DEFERRABLE INITIALLY DEFERRED);
+      CREATE EXTENSION citext;
+      CREATE TABLE extension_key (email citext PRIMARY KEY, created_at timestamptz);
+      CREATE DOMAIN domain_of_extension AS citext;
+      CREATE TABLE extension_domain_key (email domain_of_extension PRIMARY KEY, created_at timestamptz);
+      CREATE TYPE stage AS ENUM ('new', 'done');
+      CREATE DOMAIN positive AS int CHECK (VALUE > 0);
+      CREATE DOMAIN small_positive AS positive CHECK (VALUE < 1000000);
+      CREATE TABLE built_in_orders (n small_positive, s stage, tags int[], created_at timestamptz,
+        PRIMARY KEY (n, s, tags));
       CREATE TABLE invalid_key (id int NOT NULL, created_at timestamptz);
       INSERT INTO invalid_key VALUES (1, now()), (1, now());`);
     await expect(
@@ -114,6 +123,16 @@ describe('table checks', () => {
       { name: 'deferrable_key', timestampColumn: 'created_at', keyColumns: ['id'] },
       /are not covered by a primary key or a valid unique index/,
     ],
+    [
+      'a key of an extension’s type, whose order the batch’s comparisons would not follow',
+      { name: 'extension_key', timestampColumn: 'created_at' },
+      /key column "email" .* is citext, ordered by operators from outside PostgreSQL's built-in types/,
+    ],
+    [
+      'a key of a domain over an extension’s type',
+      { name: 'extension_domain_key', timestampColumn: 'created_at' },
+      /key column "email" .* is domain_of_extension, ordered by operators from outside/,
+    ],
     ['an integer timestamp column', { name: 'datecol', timestampColumn: 'id' }, /is integer/],
     [
       'an unknown time zone',
@@ -127,6 +146,17 @@ describe('table checks', () => {
     // Assess
     await expect(attempt).rejects.toThrow(TableNotUsableError);
     await expect(attempt).rejects.toThrow(message);
+  });
+
+  it('accepts keys ordered by built-in operators: a domain over a domain over int, an enum, an array', async () => {
+    // Act
+    const shape = await describeTable(
+      db.client,
+      resolvedTable({ name: 'built_in_orders', timestampColumn: 'created_at' }),
+    );
+
+    // Assess
+    expect(shape.keyColumns.map((c) => c.type)).toEqual(['small_positive', 'stage', 'integer[]']);
   });
 
   it('takes only the key columns of a primary key, not its INCLUDE columns', async () => {
