@@ -38,6 +38,7 @@ const PROOF_FILES = [
   'test/lambdas/shared/archive/format.test.ts',
   'test/lib/security.test.ts',
   'test/proofs/wide-row.test.ts',
+  'test/proofs/schema-change.test.ts',
 ];
 
 interface ProofSummary {
