@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { FaultPoint } from '../../lambdas/shared/step/step-deps.js';
 import { runLocalArchive } from '../../local/run.js';
+import { COLUMN_CHANGES } from '../support/column-changes.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
@@ -11,20 +12,13 @@ import {
 import { recordProof } from '../support/proof-ledger.js';
 
 /**
- * A migration during a run (the threat model's operator): a column added with a default, or renamed, after export and
- * before the delete. Neither rewrites a row, so every row version is still the one export read; only the columns
- * tell the archive apart from the table.
+ * A migration during a run (the threat model's operator), after export and before the delete (COLUMN_CHANGES).
  */
-const MIGRATIONS = [
-  { table: 'migrated_add', ddl: `ADD COLUMN region text NOT NULL DEFAULT 'eu'` },
-  { table: 'migrated_rename', ddl: 'RENAME COLUMN actor TO principal' },
-];
-
 describe('a migration between export and delete', () => {
   const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
   const bed = archiverTestbed(
     async (db) => {
-      for (const { table, ddl } of MIGRATIONS) {
+      for (const { table, ddl } of COLUMN_CHANGES) {
         await seedEvents(db.client, table, 400);
         // The rows as the migration leaves them, what table and archives must hold together afterwards.
         await db.client.query(`CREATE TABLE public.${table}_expected (LIKE public.${table} INCLUDING ALL);
@@ -32,10 +26,10 @@ describe('a migration between export and delete', () => {
           ALTER TABLE public.${table}_expected ${ddl}`);
       }
     },
-    MIGRATIONS.map(({ table }) => spec(table)),
+    COLUMN_CHANGES.map(({ table }) => spec(table)),
   );
 
-  it.each(MIGRATIONS)(
+  it.each(COLUMN_CHANGES)(
     '$ddl: the batch is taken back, and every row is archived with every column as it is now',
     async ({ table: name, ddl }) => {
       // Prepare: the migration runs once the first batch's first object is published, before verify and delete.

@@ -8,6 +8,7 @@ import type { TableTask } from '../../../lambdas/shared/step/table-task.js';
 import { uploadBatch } from '../../../lambdas/upload/core.js';
 import { verifyBatch } from '../../../lambdas/verify/core.js';
 import { batchThrough } from '../../support/batch-stages.js';
+import { COLUMN_CHANGES } from '../../support/column-changes.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
@@ -19,12 +20,6 @@ import {
 
 const ZERO = { batches: 0, rows: 0, bytes: 0 };
 
-/** Changes of a table's columns that rewrite no row: its row versions stay the ones export read. */
-const COLUMN_CHANGES = [
-  { table: 'column_added', ddl: `ADD COLUMN region text NOT NULL DEFAULT 'eu'` },
-  { table: 'column_renamed', ddl: 'RENAME COLUMN actor TO principal' },
-];
-
 describe('delete step', () => {
   const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
 
@@ -32,7 +27,7 @@ describe('delete step', () => {
     async (db) => {
       await seedEvents(db.client, 'fenced', 600);
       await seedEvents(db.client, 'retried', 600);
-      for (const name of COLUMN_CHANGES.map((change) => change.table)) await seedEvents(db.client, name, 400);
+      for (const { table } of COLUMN_CHANGES) await seedEvents(db.client, table, 400);
     },
     [spec('fenced'), spec('retried'), ...COLUMN_CHANGES.map((change) => spec(change.table))],
   );

@@ -59,6 +59,20 @@ describe('batch settlement and withdrawal', () => {
     return { task, inFlight };
   }
 
+  /**
+   * A verified batch recorded as deleting under a transaction id of a server that is gone (a restore, a switchover):
+   * the server cannot tell the delete's outcome, so the rows and the archive must.
+   */
+  async function deleteOnAnotherServer(
+    deps: StepDeps,
+    table: string,
+  ): Promise<{ task: TableTask; inFlight: InFlight; foreign: InFlight }> {
+    const { task, inFlight } = await verifiedBatch(deps, table);
+    const foreign: InFlight = { ...inFlight, stage: 'deleting', deleteXid: '123456', deleteServer: '1:1' };
+    await deps.locks.setInFlight('app', table, task.lease, 3600, foreign, ['verified']);
+    return { task, inFlight, foreign };
+  }
+
   it('refuses a withdrawal decided on a stale view: the committed archive stays', async () => {
     // Prepare: an invocation reads the verified batch; meanwhile a retry deletes and commits it.
     const deps = bed.local.deps();
@@ -82,9 +96,7 @@ describe('batch settlement and withdrawal', () => {
     const deps = bed.local.deps();
     const table = resolvedTable(spec('moved_server'));
     const original = await tableLines(bed.db.client, table);
-    const { task, inFlight } = await verifiedBatch(deps, 'public.moved_server');
-    const foreign: InFlight = { ...inFlight, stage: 'deleting', deleteXid: '123456', deleteServer: '1:1' };
-    await deps.locks.setInFlight('app', 'public.moved_server', task.lease, 3600, foreign, ['verified']);
+    const { task, inFlight } = await deleteOnAnotherServer(deps, 'public.moved_server');
 
     // Act
     const resumed = await exportBatch(task, deps);
@@ -101,9 +113,7 @@ describe('batch settlement and withdrawal', () => {
     // Prepare: as above, but some of the batch's rows have gone meanwhile.
     const deps = bed.local.deps();
     const table = resolvedTable(spec('unknown_outcome'));
-    const { task, inFlight } = await verifiedBatch(deps, 'public.unknown_outcome');
-    const foreign: InFlight = { ...inFlight, stage: 'deleting', deleteXid: '123456', deleteServer: '1:1' };
-    await deps.locks.setInFlight('app', 'public.unknown_outcome', task.lease, 3600, foreign, ['verified']);
+    const { task, foreign } = await deleteOnAnotherServer(deps, 'public.unknown_outcome');
     await bed.db.client.query(
       'DELETE FROM public.unknown_outcome WHERE id = (SELECT min(id) FROM public.unknown_outcome)',
     );
@@ -124,9 +134,7 @@ describe('batch settlement and withdrawal', () => {
     // the first bytes (a reset no local S3 server can stage, hence the stub of the read alone).
     const deps = bed.local.deps();
     const table = resolvedTable(spec('broken_read'));
-    const { task, inFlight } = await verifiedBatch(deps, 'public.broken_read');
-    const foreign: InFlight = { ...inFlight, stage: 'deleting', deleteXid: '123456', deleteServer: '1:1' };
-    await deps.locks.setInFlight('app', 'public.broken_read', task.lease, 3600, foreign, ['verified']);
+    const { task, foreign } = await deleteOnAnotherServer(deps, 'public.broken_read');
     const before = await tableLines(bed.db.client, table);
     const reset = Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' });
     const breaking = () =>
