@@ -28,7 +28,7 @@ import {
   tableLabel,
   tableLocation,
 } from '../shared/batch/batch.js';
-import { batchSpan, batchTotals, MAX_OBJECTS_PER_BATCH } from '../shared/batch/batch-objects.js';
+import { batchSpan, batchTotals, MAX_OBJECTS_PER_BATCH, RecordRoom } from '../shared/batch/batch-objects.js';
 import { activeHold } from '../shared/batch/holds.js';
 import { checkSchemaDrift } from '../shared/batch/schema-drift.js';
 import { ApplicationLoad, batchRowLimit, checkReplicaLag, vacuumTable } from '../shared/batch/throttle.js';
@@ -132,7 +132,9 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
              FROM (VALUES ('max_parallel_workers_per_gather', '0'), ('enable_async_append', 'off')) AS v(name, setting)
             WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_settings AS s WHERE s.name = v.name)`,
         );
-        const whole = await wholeSpans(
+        const room = new RecordRoom(shape.columns, drift);
+        const fits = (span: ObjectBounds) => room.take(location, table.objectSpan, span);
+        const spans = await wholeSpans(
           client,
           shape,
           input.cutoff,
@@ -140,6 +142,8 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
           remaining,
           MAX_OBJECTS_PER_BATCH,
         );
+        const fitting = spans.findIndex((span) => !fits(span));
+        const whole = fitting === -1 ? spans : spans.slice(0, fitting);
         for (let i = 0; i < whole.length; i += SPANS_PER_COPY) {
           const objects = await stageSpans(
             deps,
@@ -152,9 +156,12 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
           staged.push(...objects);
           remaining -= objects.reduce((sum, object) => sum + object.rows, 0);
         }
-        for (let after = whole.at(-1)?.bounds.to; staged.length < MAX_OBJECTS_PER_BATCH && remaining > 0; ) {
+        for (
+          let after = whole.at(-1)?.bounds.to;
+          staged.length < MAX_OBJECTS_PER_BATCH && remaining > 0 && whole.length === spans.length;
+        ) {
           const next = await nextBatchBounds(client, shape, input.cutoff, table.objectSpan, remaining, after);
-          if (!next) break;
+          if (!next || !fits(next)) break;
           const [object] = await stageSpans(deps, client, shape, [next], batch, staged.length);
           after = next.bounds.to;
           // No rows: they went away between choosing them and copying them; the batch goes on with the next span.

@@ -28,10 +28,18 @@ describe('table kinds: partitioned tables through their parent, views refused', 
         CREATE TABLE public.parted_new PARTITION OF public.parted DEFAULT;
         INSERT INTO public.parted (created_at, actor)
         SELECT '${at(0)}'::timestamptz - g * interval '1 hour', 'user_' || g % 7 FROM generate_series(1, 36 * 24) AS g;`);
+      // Two rows on each of 130 days, keyed by 2,560 characters that do not compress: more objects of such keys than
+      // one batch's record has room for.
+      await db.client.query(`
+        CREATE TABLE public.long_keys (id text PRIMARY KEY, created_at timestamptz NOT NULL, actor text NOT NULL);
+        INSERT INTO public.long_keys
+        SELECT (SELECT string_agg(md5(g || ':' || i), '') FROM generate_series(1, 80) AS i),
+               '${at(0)}'::timestamptz - make_interval(days => 40 + g / 2), 'user_' || g % 7
+          FROM generate_series(1, 260) AS g`);
       await seedEvents(db.client, 'base', 90);
       await db.client.query('CREATE VIEW public.a_view AS SELECT * FROM public.base');
     },
-    [spec('parted'), spec('a_view')],
+    [spec('parted'), spec('a_view'), spec('long_keys')],
   );
 
   it('archives a partitioned table through its parent, from every partition, losing nothing', async () => {
@@ -59,6 +67,22 @@ describe('table kinds: partitioned tables through their parent, views refused', 
     const keys = await listKeys(bed.local, 'archive/app/');
     expect(keys.length).toBeGreaterThan(0);
     expect(keys.every((k) => k.startsWith('archive/app/public.parted/'))).toBe(true);
+  });
+
+  it('archives a table whose long keys fill a batch’s record before 100 days do, in more batches, losing nothing', async () => {
+    // Prepare
+    const table = resolvedTable(spec('long_keys'));
+    const original = await tableLines(bed.db.client, table);
+
+    // Act
+    const run = await runLocalArchive(bed.local, { tables: ['public.long_keys'] }, { retryIntervalScale: 0 });
+
+    // Assess
+    expect(run.execution.status).toBe('SUCCEEDED');
+    const counts = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+    expect(counts.inArchives).toBe(260);
+    expect(run.outcomes[0]).toMatchObject({ status: 'succeeded', rowsArchived: 260 });
+    expect(run.outcomes[0]?.batches).toBeGreaterThan(1);
   });
 
   it('refuses a view with a clear error and touches nothing', async () => {

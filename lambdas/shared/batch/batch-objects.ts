@@ -1,14 +1,101 @@
 import pMap from 'p-map';
-import { spanLastDay } from '../archive/format.js';
+import {
+  archiveKey,
+  type BatchBounds,
+  type ObjectSpan,
+  spanLastDay,
+  stagingKey,
+  type TableLocation,
+} from '../archive/format.js';
+import { TableNotUsableError } from '../errors/step-errors.js';
 import type { BatchObject, InFlight } from '../lock-table/table-state.js';
 
 /**
  * Most objects (days) one batch takes. The batch's record holds each object's keys, bounds, figures, timestamp range
- * and staged ETag on the lease item (about 800 bytes each, within DynamoDB's 400 KB item), and its delete runs one
+ * and staged ETag on the lease item (about 1 KB each with short keys; `RecordRoom` ends a batch of long keys sooner),
+ * and its delete runs one
  * statement per object in one transaction: 100 days keep both small while a low-volume table still clears a
  * quarter's backlog per batch.
  */
 export const MAX_OBJECTS_PER_BATCH = 100;
+
+/** DynamoDB's limit on one item, which holds the lease, the batch in flight and the last archive's columns. */
+const LEASE_ITEM_LIMIT_BYTES = 400 * 1024;
+
+/** The lease item's attributes beside the record's objects and columns: lease, totals, manifest, the last keys. */
+const LEASE_ITEM_OTHER_BYTES = 16 * 1024;
+
+/** Bytes of a value as JSON: above its size in a DynamoDB item, which counts names and values in UTF-8. */
+const jsonBytes = (value: unknown): number => Buffer.byteLength(JSON.stringify(value) ?? '', 'utf8');
+
+/**
+ * The room the batch's objects have on the lease item. An object's keys are as long as the table's key values (up to
+ * about 2.7 KB each, more where the index compresses them) and its location's names: 100 objects of long text keys
+ * would not fit, and the record could never be written. Export ends a batch at the last object that fits.
+ */
+export class RecordRoom {
+  private left: number;
+  private taken = 0;
+
+  /** `columns` (and `drift`) are on the item twice at most: the batch's, and the last archive's (`lastColumns`). */
+  constructor(columns: unknown, drift: unknown) {
+    this.left =
+      LEASE_ITEM_LIMIT_BYTES - LEASE_ITEM_OTHER_BYTES - 2 * jsonBytes(columns) - jsonBytes(drift ?? null);
+  }
+
+  /**
+   * Takes an object's share of the record when it fits. A first object that cannot fit alone is `TableNotUsableError`:
+   * the table's keys or columns are too long for any batch.
+   */
+  take(location: TableLocation, span: ObjectSpan, object: { day: string; bounds: BatchBounds }): boolean {
+    const bytes = objectRecordBytes(location, span, object.day, object.bounds);
+    if (bytes <= this.left) {
+      this.left -= bytes;
+      this.taken += 1;
+      return true;
+    }
+    if (this.taken === 0)
+      throw new TableNotUsableError(
+        `one archive object's record (${bytes} bytes with its first and last key, beside the table's columns) does not fit in the lease item (DynamoDB's ${LEASE_ITEM_LIMIT_BYTES} bytes): the table's key values or columns are too long`,
+      );
+    return false;
+  }
+}
+
+/** The most an S3 ETag, a version id and a timestamp's text take: what verify and upload add later. */
+const LONGEST_ETAG = `"${'0'.repeat(32)}-10000"`;
+const LONGEST_VERSION_ID = '0'.repeat(128);
+const LONGEST_TIMESTAMP = '-294276-12-31 23:59:59.999999+00 BC';
+const SHA256_TEXT = '0'.repeat(64);
+
+/** An object's share of the record at its largest, before it is staged: every field at its longest value. */
+export function objectRecordBytes(
+  location: TableLocation,
+  span: ObjectSpan,
+  day: string,
+  bounds: BatchBounds,
+): number {
+  const longest: Required<BatchObject> = {
+    day,
+    span,
+    stagingKey: stagingKey(location, day, SHA256_TEXT),
+    stagedEtag: LONGEST_ETAG,
+    archiveKey: archiveKey(location, day, SHA256_TEXT, span),
+    createdArchive: false,
+    bounds,
+    figures: {
+      rowCount: Number.MAX_SAFE_INTEGER,
+      contentSha256: SHA256_TEXT,
+      compressedSha256: SHA256_TEXT,
+      uncompressedBytes: Number.MAX_SAFE_INTEGER,
+      compressedBytes: Number.MAX_SAFE_INTEGER,
+      rowDigest: SHA256_TEXT.slice(0, 32),
+    },
+    pin: { etag: LONGEST_ETAG, versionId: LONGEST_VERSION_ID },
+    timestampRange: { min: LONGEST_TIMESTAMP, max: LONGEST_TIMESTAMP },
+  };
+  return jsonBytes(longest);
+}
 
 /**
  * How many batches export cuts from these eligible rows per UTC day, oldest day first: each batch takes days in

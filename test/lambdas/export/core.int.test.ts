@@ -5,6 +5,7 @@ import { manifestKeyFor, writeOnceProbeKey } from '../../../lambdas/shared/archi
 import type { ArchiveStore } from '../../../lambdas/shared/archive/store.js';
 import { versionDigestFromSql } from '../../../lambdas/shared/archive/version-digest.js';
 import { manifestOf } from '../../../lambdas/shared/batch/batch-manifest.js';
+import { MAX_OBJECTS_PER_BATCH } from '../../../lambdas/shared/batch/batch-objects.js';
 import { retentionCutoff } from '../../../lambdas/shared/config/governance.js';
 import { describeTable } from '../../../lambdas/shared/database/table-shape.js';
 import { rowVersionSql } from '../../../lambdas/shared/database/table-sql.js';
@@ -28,6 +29,8 @@ const DAY_MS = 86_400_000;
 const WENT_AWAY_DAYS = SPANS_PER_COPY + 2;
 /** The uploads that fail in the upload-failure tests: in the first COPY, and the last object of the first COPY. */
 const FAILING_UPLOADS = [2, SPANS_PER_COPY];
+/** Days of long_keys: more than one batch takes. */
+const LONG_KEY_DAYS = MAX_OBJECTS_PER_BATCH + 20;
 
 /**
  * Thirteen rows around the cut-off: ids 1-6 on the oldest eligible UTC day (ten days before the cut-off, later ids
@@ -93,6 +96,14 @@ describe('export step', () => {
         INSERT INTO unrestorable VALUES (1, ${cutoffSql()} - interval '3 days', 'ordinary'),
                                         (2, ${cutoffSql()} - interval '2 days', repeat(chr(1), 45000000)),
                                         (3, ${cutoffSql()} - interval '1 day', 'ordinary')`);
+      // One row on each of LONG_KEY_DAYS eligible days, keyed by 2,560 characters that do not compress: the batch's
+      // record holds each object's first and last key, and 100 such objects would not fit in one DynamoDB item.
+      await db.client.query(`
+        CREATE TABLE long_keys (id text PRIMARY KEY, created_at timestamptz NOT NULL);
+        INSERT INTO long_keys
+        SELECT (SELECT string_agg(md5(g || ':' || i), '') FROM generate_series(1, 80) AS i),
+               ${cutoffSql()} - make_interval(days => g)
+          FROM generate_series(1, ${LONG_KEY_DAYS}) AS g`);
       await db.client.query(`
         CREATE TABLE recent (id bigint PRIMARY KEY, created_at timestamptz, actor text NOT NULL);
         INSERT INTO recent VALUES (1, ${cutoffSql()}, 'at_cutoff'), (2, NULL, 'no_timestamp'), (3, ${TODAY_UTC_SQL}, 'today')`);
@@ -110,6 +121,7 @@ describe('export step', () => {
       spec('shadowed'),
       { ...spec('unrestorable'), batchSize: 100 },
       { ...spec('went_away'), batchSize: 100 },
+      { ...spec('long_keys'), batchSize: 1000 },
       ...FAILING_UPLOADS.map((failing) => ({ ...spec(`failed_upload_${failing}`), batchSize: 100 })),
       {
         schema: 'public',
@@ -269,6 +281,32 @@ describe('export step', () => {
       expect(manifest).toMatchObject({ day: object.day, bounds: object.bounds, figures: object.figures });
       expect(object.bounds.from.slice(0, 10)).toBe(object.day);
     }
+  });
+
+  it('ends a batch at the objects whose keys its record still has room for, and the next batch goes on from there', async () => {
+    // Prepare
+    const deps = bed.local.deps();
+    const task = await leasedTask(deps, 'public.long_keys');
+
+    // Act
+    const first = await exportBatch(task, deps);
+    const { inFlight } = await staged(deps, 'public.long_keys');
+    // As the batch's delete would.
+    await bed.db.client.query('DELETE FROM long_keys WHERE created_at < $1', [
+      inFlight.objects.at(-1)?.bounds.to,
+    ]);
+    await deps.locks.clearInFlight('app', 'public.long_keys', task.lease, inFlight, { rows: 1, bytes: 1 });
+    const second = await exportBatch(task, deps);
+
+    // Assess
+    expect(first.status).toBe('exported');
+    expect(inFlight.objects.length).toBeGreaterThan(1);
+    expect(inFlight.objects.length).toBeLessThan(MAX_OBJECTS_PER_BATCH);
+    const oldestDay = new Date(Date.parse(task.cutoff) - LONG_KEY_DAYS * DAY_MS).toISOString().slice(0, 10);
+    expect(inFlight.objects[0]?.day).toBe(oldestDay);
+    const next = await staged(deps, 'public.long_keys');
+    expect(second).toEqual(expect.objectContaining({ status: 'exported' }));
+    expect(next.object.bounds.from).toBe(inFlight.objects.at(-1)?.bounds.to);
   });
 
   /** The deps with a store whose staging uploads go through `putStream`. */

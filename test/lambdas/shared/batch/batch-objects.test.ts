@@ -1,11 +1,15 @@
 import { describe, expect, it } from 'vitest';
+import { archiveKey, stagingKey } from '../../../../lambdas/shared/archive/format.js';
 import {
   batchesForDays,
   batchSpan,
   batchTotals,
   forEachObject,
   MAX_OBJECTS_PER_BATCH,
+  objectRecordBytes,
+  RecordRoom,
 } from '../../../../lambdas/shared/batch/batch-objects.js';
+import { TableNotUsableError } from '../../../../lambdas/shared/errors/step-errors.js';
 import type { BatchObject } from '../../../../lambdas/shared/lock-table/table-state.js';
 
 const object = (day: string, rowCount: number): BatchObject => ({
@@ -108,5 +112,95 @@ describe('forEachObject', () => {
     });
 
     expect(days).toEqual(['2025-01-01', '2025-01-02', '2025-01-03']);
+  });
+});
+
+describe('the room a batch’s objects have on the lease item', () => {
+  const location = { prefix: 'archive/', database: 'app', schema: 'public', table: 'events' };
+  const bounds = (keyLength: number) => ({
+    day: '2026-01-01',
+    bounds: {
+      from: '2026-01-01T00:00:00.000Z',
+      to: '2026-01-02T00:00:00.000Z',
+      firstKey: ['a'.repeat(keyLength)],
+      lastKey: ['z'.repeat(keyLength)],
+    },
+  });
+  const columns = [{ name: 'id', type: 'text', nullable: false, generated: false }];
+
+  it('counts an object at its largest, above what verify leaves on it', () => {
+    // Prepare
+    const verified: Required<BatchObject> = {
+      ...object('2026-01-01', 1_000_000),
+      span: 'day',
+      bounds: bounds(100).bounds,
+      stagedEtag: `"${'e'.repeat(32)}-12"`,
+      createdArchive: true,
+      pin: { etag: `"${'e'.repeat(32)}"`, versionId: 'v'.repeat(32) },
+      timestampRange: { min: '2026-01-01 00:00:00+00', max: '2026-01-01 23:59:59.999999+00' },
+      stagingKey: stagingKey(location, '2026-01-01', 'batch'),
+      archiveKey: archiveKey(location, '2026-01-01', 'a'.repeat(64)),
+    };
+
+    // Act
+    const estimate = objectRecordBytes(location, 'day', '2026-01-01', verified.bounds);
+
+    // Assess
+    expect(estimate).toBeGreaterThanOrEqual(Buffer.byteLength(JSON.stringify(verified)));
+  });
+
+  it('takes 100 objects of ordinary keys, and fewer of long ones', () => {
+    // Prepare
+    const ordinary = new RecordRoom(columns, undefined);
+    const long = new RecordRoom(columns, undefined);
+
+    // Act
+    const ordinaryTaken = Array.from({ length: MAX_OBJECTS_PER_BATCH }, () =>
+      ordinary.take(location, 'day', bounds(36)),
+    );
+    let longTaken = 0;
+    while (long.take(location, 'day', bounds(2_600))) longTaken += 1;
+
+    // Assess
+    expect(ordinaryTaken.every(Boolean)).toBe(true);
+    expect(longTaken).toBeGreaterThan(1);
+    expect(longTaken).toBeLessThan(MAX_OBJECTS_PER_BATCH);
+  });
+
+  it('refuses a table whose first object alone cannot fit, naming why', () => {
+    // Prepare
+    const room = new RecordRoom(columns, undefined);
+
+    // Act
+    const taking = () => room.take(location, 'day', bounds(250_000));
+
+    // Assess
+    expect(taking).toThrow(TableNotUsableError);
+    expect(taking).toThrow(/key values or columns are too long/);
+  });
+
+  /** PostgreSQL's most columns, each named with `nameLength` characters. */
+  const widest = (nameLength: number) =>
+    Array.from({ length: 1600 }, (_, i) => ({
+      name: String(i).padStart(nameLength, 'c'),
+      type: 'timestamp(6) with time zone',
+      nullable: true,
+      generated: false,
+    }));
+
+  it('leaves less room beside a wide table’s columns, and none beside the widest names', () => {
+    // Prepare
+    const wide = new RecordRoom(widest(20), undefined);
+    const widestNames = new RecordRoom(widest(63), undefined);
+
+    // Act
+    let taken = 0;
+    while (wide.take(location, 'day', bounds(36))) taken += 1;
+    const takingBesideWidest = () => widestNames.take(location, 'day', bounds(36));
+
+    // Assess
+    expect(taken).toBeGreaterThan(1);
+    expect(taken).toBeLessThan(MAX_OBJECTS_PER_BATCH);
+    expect(takingBesideWidest).toThrow(TableNotUsableError);
   });
 });
