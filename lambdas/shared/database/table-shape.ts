@@ -165,7 +165,7 @@ export async function describeTable(client: pg.ClientBase, table: TableIdentity)
     if (column.nullable) throw new TableNotUsableError(`key column "${name}" of ${where} must be NOT NULL`);
     if (!relation.columns.find((c) => c.name === name)?.builtin_order) {
       throw new TableNotUsableError(
-        `key column "${name}" of ${where} is ${column.type}, ordered by operators from outside PostgreSQL's built-in types (an extension's); set keyColumns to columns of built-in types covered by a unique index`,
+        `key column "${name}" of ${where} is ${column.type}, which is not ordered by PostgreSQL's built-in operators for certain (an extension's type such as citext; or a composite, array or range type of a schema of its own); set keyColumns to columns of built-in types, enums or domains over them, covered by a unique index`,
       );
     }
     return column;
