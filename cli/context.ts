@@ -9,6 +9,7 @@ import type { ArchiveInventory } from '../lambdas/shared/lock-table/archive-inve
 import type { LeaseStore } from '../lambdas/shared/lock-table/lease-store.js';
 import type { LegalHolds } from '../lambdas/shared/lock-table/legal-holds.js';
 import type { RunRecords } from '../lambdas/shared/lock-table/run-records.js';
+import { boundedRequests } from '../lambdas/shared/runtime/aws-requests.js';
 import type { LocalEnvironment } from '../local/run.js';
 
 /**
@@ -47,7 +48,7 @@ export async function openArchiveStore(
   const name = archiveBucket(config, bucket);
   const { ArchiveStore } = await import('../lambdas/shared/archive/store.js');
   const { S3Client } = await import('@aws-sdk/client-s3');
-  const s3 = new S3Client({});
+  const s3 = new S3Client({ requestHandler: boundedRequests() });
   return { store: new ArchiveStore(s3, name), s3 };
 }
 
@@ -68,7 +69,10 @@ export async function openLockTable(name: string): Promise<OperatorStores> {
   const { RunRecords } = await import('../lambdas/shared/lock-table/run-records.js');
   const { DynamoDBClient } = await import('@aws-sdk/client-dynamodb');
   const { DynamoDBDocumentClient } = await import('@aws-sdk/lib-dynamodb');
-  const client = new LockTableClient(DynamoDBDocumentClient.from(new DynamoDBClient({})), name);
+  const client = new LockTableClient(
+    DynamoDBDocumentClient.from(new DynamoDBClient({ requestHandler: boundedRequests() })),
+    name,
+  );
   return {
     inventory: new ArchiveInventory(client),
     holds: new LegalHolds(client),

@@ -10,6 +10,7 @@ import { sessionSetupSql, tlsOption } from '../lambdas/shared/database/db.js';
 import { findRelation, TABLE_RELATIONS_SQL } from '../lambdas/shared/database/table-shape.js';
 import { quoteIdent, quoteLiteral, rowSourceSql } from '../lambdas/shared/database/table-sql.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
+import { boundedRequests } from '../lambdas/shared/runtime/aws-requests.js';
 import {
   DAYS_PER_MONTH,
   DEFAULT_ARCHIVE_BYTES_PER_ROW,
@@ -25,7 +26,7 @@ const startOfUtcDay = (ms: number) => Math.floor(ms / DAY_MS) * DAY_MS;
 /** Every configured table measured, one connection per database (credentials as the config gives them). */
 export async function measureAll(config: ArchiverConfig, store?: ArchiveStore): Promise<TableMeasurement[]> {
   const needsSecrets = config.databases.some((db) => 'secretArn' in db.credentials);
-  const secrets = needsSecrets ? new SecretsManagerClient({}) : undefined;
+  const secrets = needsSecrets ? new SecretsManagerClient({ requestHandler: boundedRequests() }) : undefined;
   const measured = [];
   for (const db of config.databases) {
     const settings = await resolveConnection(db, { env: process.env, secrets });

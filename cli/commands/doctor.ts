@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { loadDeploymentConfigFile } from '../../lambdas/shared/config/deployment-schema.js';
 import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
+import { boundedRequests } from '../../lambdas/shared/runtime/aws-requests.js';
 import { archiveBucket, withLocalEnvironment } from '../context.js';
 import { withDemoDatabase } from '../demo-database.js';
 import type { CheckResult } from '../doctor.js';
@@ -58,12 +59,12 @@ export function registerDoctor(program: Command, local: Command): void {
           config,
           mode: 'aws',
           env: process.env,
-          s3: new S3Client({}),
+          s3: new S3Client({ requestHandler: boundedRequests() }),
           bucket: archiveBucket(config, options.bucket),
-          dynamodb: new DynamoDBClient({}),
+          dynamodb: new DynamoDBClient({ requestHandler: boundedRequests() }),
           lockTable: options.lockTable,
-          secrets: new SecretsManagerClient({}),
-          sfn: new SFNClient({}),
+          secrets: new SecretsManagerClient({ requestHandler: boundedRequests() }),
+          sfn: new SFNClient({ requestHandler: boundedRequests() }),
           stateMachineArn: options.stateMachineArn,
           now: () => new Date(),
         });

@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { loadDeploymentConfigFile } from '../../lambdas/shared/config/deployment-schema.js';
 import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
+import { boundedRequests } from '../../lambdas/shared/runtime/aws-requests.js';
 import { archiveBucket, withLocalEnvironment } from '../context.js';
 import { EXIT_FINDINGS, EXIT_OK } from '../exit-codes.js';
 import { configPathOf, configureLogging } from './common.js';
@@ -54,7 +55,10 @@ export function registerLeases(program: Command): void {
           ...lockTable,
           store,
           actor: options.actor,
-          holderRunning: mode === 'aws' ? executionRunning(new SFNClient({})) : async () => false,
+          holderRunning:
+            mode === 'aws'
+              ? executionRunning(new SFNClient({ requestHandler: boundedRequests() }))
+              : async () => false,
         },
         database,
         table,
@@ -98,7 +102,7 @@ export function registerLeases(program: Command): void {
               LOCK_TABLE_NAME: options.lockTable,
               ARCHIVE_BUCKET: archiveBucket(config, options.bucket),
             });
-            const holderRunning = executionRunning(new SFNClient({}));
+            const holderRunning = executionRunning(new SFNClient({ requestHandler: boundedRequests() }));
             return settleBatch({ ...deps, actor: options.actor, holderRunning }, database, table, as);
           })()
         : await withLocalEnvironment(configPath, options.stateDir, (local) =>

@@ -1,6 +1,7 @@
 import { type Command, Option } from 'commander';
 import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
 import type { RestoreFileResult } from '../../lambdas/shared/lock-table/restore-records.js';
+import { boundedRequests } from '../../lambdas/shared/runtime/aws-requests.js';
 import type { ExecutionResult } from '../../local/workflow.js';
 import { withLocalEnvironment } from '../context.js';
 import { withDemoDatabase } from '../demo-database.js';
@@ -45,9 +46,14 @@ export function registerRestore(program: Command, local: Command): void {
   ).action(async (options: RestoreOptions & { stateMachineArn: string }) => {
     // Loaded on use: the AWS SDK (see common.ts).
     const { SFNClient } = await import('@aws-sdk/client-sfn');
-    const outcome = await runAwsRestore(new SFNClient({}), options.stateMachineArn, restoreRequest(options), {
-      write: writeLine,
-    });
+    const outcome = await runAwsRestore(
+      new SFNClient({ requestHandler: boundedRequests() }),
+      options.stateMachineArn,
+      restoreRequest(options),
+      {
+        write: writeLine,
+      },
+    );
     console.log(JSON.stringify(outcome.output ?? { error: outcome.error, cause: outcome.cause }, null, 2));
     const rate =
       outcome.rowsPerSecond !== undefined ? ` (${formatNumber(outcome.rowsPerSecond)} rows/s)` : '';

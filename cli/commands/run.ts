@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { boundedRequests } from '../../lambdas/shared/runtime/aws-requests.js';
 import { EXIT_FINDINGS, EXIT_OK } from '../exit-codes.js';
 import { writeLine } from './common.js';
 
@@ -39,9 +40,14 @@ export function registerRun(program: Command): void {
         ...(options.table ? { tables: options.table } : {}),
         ...(options.dryRun ? { dryRun: true } : {}),
       };
-      const outcome = await runAwsArchive(new SFNClient({}), options.stateMachineArn, input, {
-        write: options.json ? () => undefined : writeLine,
-      });
+      const outcome = await runAwsArchive(
+        new SFNClient({ requestHandler: boundedRequests() }),
+        options.stateMachineArn,
+        input,
+        {
+          write: options.json ? () => undefined : writeLine,
+        },
+      );
       if (options.json) console.log(JSON.stringify(outcome, null, 2));
       else console.log(outcome.plan ? formatPlanReport(outcome.plan) : formatRunOutcome(outcome));
       const succeeded = outcome.status === 'SUCCEEDED';

@@ -19,6 +19,7 @@ import { LockTableClient } from '../lock-table/table-client.js';
 import type { FaultInjector, StepDeps } from '../step/step-deps.js';
 import { filePublisher, snsPublisher } from '../telemetry/notifications.js';
 import { powertoolsTelemetry } from '../telemetry/powertools.js';
+import { AWS_REQUEST_TIMEOUTS, boundedRequests } from './aws-requests.js';
 
 interface ProcessClients {
   s3: S3Client;
@@ -38,22 +39,12 @@ export interface ClientEndpoints {
   secrets?: string;
 }
 
-/**
- * How long an AWS request may wait: to connect, and for its answer to begin (requestTimeout, thrown). A request whose
- * endpoint or network path stops answering fails as a TimeoutError, which the SDK retries and the steps report as
- * StorageUnavailableError or LockStoreUnavailableError for the state machine's Retry; without them it held the function
- * until Lambda's own timeout, and a step that waits for its requests under way after one failed (forEachObject) held
- * that failure as long. A body that is streaming is its reader's: restore pauses it while its COPY waits, for longer
- * than any bound here would allow.
- */
-export const AWS_REQUEST_TIMEOUTS = { connectionTimeout: 5_000, requestTimeout: 60_000 } as const;
-
 /** The SDK clients of one set of endpoints, with the request timeouts. */
 export function awsClients(
   endpoints: ClientEndpoints,
   timeouts: { connectionTimeout: number; requestTimeout: number } = AWS_REQUEST_TIMEOUTS,
 ): ProcessClients {
-  const requestHandler = { ...timeouts, throwOnRequestTimeout: true };
+  const requestHandler = boundedRequests(timeouts);
   return {
     s3: new S3Client({ endpoint: endpoints.s3, forcePathStyle: endpoints.s3 !== undefined, requestHandler }),
     ddb: DynamoDBDocumentClient.from(new DynamoDBClient({ endpoint: endpoints.dynamodb, requestHandler }), {
