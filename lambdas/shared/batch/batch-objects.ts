@@ -8,6 +8,7 @@ import {
   type TableLocation,
 } from '../archive/format.js';
 import { TableNotUsableError } from '../errors/step-errors.js';
+import { attributeBytes, ITEM_LIMIT_BYTES } from '../lock-table/item-size.js';
 import type { BatchObject, InFlight } from '../lock-table/table-state.js';
 
 /**
@@ -19,14 +20,8 @@ import type { BatchObject, InFlight } from '../lock-table/table-state.js';
  */
 export const MAX_OBJECTS_PER_BATCH = 100;
 
-/** DynamoDB's limit on one item, which holds the lease, the batch in flight and the last archive's columns. */
-const LEASE_ITEM_LIMIT_BYTES = 400 * 1024;
-
-/** The lease item's attributes beside the record's objects and columns: lease, totals, manifest, the last keys. */
+/** The lease item's attributes beside the batch's objects and the columns: lease, totals, manifest, the last keys. */
 const LEASE_ITEM_OTHER_BYTES = 16 * 1024;
-
-/** Bytes of a value as JSON: above its size in a DynamoDB item, which counts names and values in UTF-8. */
-const jsonBytes = (value: unknown): number => Buffer.byteLength(JSON.stringify(value) ?? '', 'utf8');
 
 /**
  * The room the batch's objects have on the lease item. An object's keys are as long as the table's key values (up to
@@ -37,10 +32,19 @@ export class RecordRoom {
   private left: number;
   private taken = 0;
 
-  /** `columns` (and `drift`) are on the item twice at most: the batch's, and the last archive's (`lastColumns`). */
-  constructor(columns: unknown, drift: unknown) {
+  /**
+   * Beside the objects, the item holds the batch's columns, its schema drift and the last committed archive's columns
+   * (`lastColumns`, which the batch's commit replaces): after columns were dropped, those are the wider ones.
+   * `earlierColumns` are the candidates for those: the item's, and those of a batch left in flight, whose settling
+   * may commit it first.
+   */
+  constructor(columns: unknown, earlierColumns: readonly unknown[], drift: unknown) {
     this.left =
-      LEASE_ITEM_LIMIT_BYTES - LEASE_ITEM_OTHER_BYTES - 2 * jsonBytes(columns) - jsonBytes(drift ?? null);
+      ITEM_LIMIT_BYTES -
+      LEASE_ITEM_OTHER_BYTES -
+      attributeBytes(columns) -
+      Math.max(0, ...earlierColumns.map(attributeBytes)) -
+      attributeBytes(drift);
   }
 
   /**
@@ -56,26 +60,26 @@ export class RecordRoom {
     }
     if (this.taken === 0)
       throw new TableNotUsableError(
-        `one archive object's record (${bytes} bytes with its first and last key, beside the table's columns) does not fit in the lease item (DynamoDB's ${LEASE_ITEM_LIMIT_BYTES} bytes): the table's key values or columns are too long`,
+        `one archive object's record (${bytes} bytes with its first and last key, beside the table's columns) does not fit in the lease item (DynamoDB's ${ITEM_LIMIT_BYTES} bytes): the table's key values or columns are too long`,
       );
     return false;
   }
 }
 
-/** The most an S3 ETag, a version id and a timestamp's text take: what verify and upload add later. */
+/** The most an S3 ETag and a timestamp's text take, and a version id as S3 bounds it: what upload and verify add. */
 const LONGEST_ETAG = `"${'0'.repeat(32)}-10000"`;
-const LONGEST_VERSION_ID = '0'.repeat(128);
+const LONGEST_VERSION_ID = '0'.repeat(1024);
 const LONGEST_TIMESTAMP = '-294276-12-31 23:59:59.999999+00 BC';
 const SHA256_TEXT = '0'.repeat(64);
 
-/** An object's share of the record at its largest, before it is staged: every field at its longest value. */
-export function objectRecordBytes(
+/** An object of a batch at its largest before it is staged: every field it may ever hold, at its longest value. */
+export function largestObject(
   location: TableLocation,
   span: ObjectSpan,
   day: string,
   bounds: BatchBounds,
-): number {
-  const longest: Required<BatchObject> = {
+): Required<BatchObject> {
+  return {
     day,
     span,
     stagingKey: stagingKey(location, day, SHA256_TEXT),
@@ -94,7 +98,16 @@ export function objectRecordBytes(
     pin: { etag: LONGEST_ETAG, versionId: LONGEST_VERSION_ID },
     timestampRange: { min: LONGEST_TIMESTAMP, max: LONGEST_TIMESTAMP },
   };
-  return jsonBytes(longest);
+}
+
+/** An object's share of the record at its largest, as an element of the record's list of objects. */
+export function objectRecordBytes(
+  location: TableLocation,
+  span: ObjectSpan,
+  day: string,
+  bounds: BatchBounds,
+): number {
+  return 1 + attributeBytes(largestObject(location, span, day, bounds));
 }
 
 /**

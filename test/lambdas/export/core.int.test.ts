@@ -29,7 +29,7 @@ const DAY_MS = 86_400_000;
 const WENT_AWAY_DAYS = SPANS_PER_COPY + 2;
 /** The uploads that fail in the upload-failure tests: in the first COPY, and the last object of the first COPY. */
 const FAILING_UPLOADS = [2, SPANS_PER_COPY];
-/** Days of long_keys: more than one batch takes. */
+/** Days of long_keys and long_keys_local: more than one batch takes. */
 const LONG_KEY_DAYS = MAX_OBJECTS_PER_BATCH + 20;
 
 /**
@@ -103,7 +103,9 @@ describe('export step', () => {
         INSERT INTO long_keys
         SELECT (SELECT string_agg(md5(g || ':' || i), '') FROM generate_series(1, 80) AS i),
                ${cutoffSql()} - make_interval(days => g)
-          FROM generate_series(1, ${LONG_KEY_DAYS}) AS g`);
+          FROM generate_series(1, ${LONG_KEY_DAYS}) AS g;
+        CREATE TABLE long_keys_local (id text PRIMARY KEY, at timestamp NOT NULL);
+        INSERT INTO long_keys_local SELECT id, created_at AT TIME ZONE 'UTC' FROM long_keys`);
       await db.client.query(`
         CREATE TABLE recent (id bigint PRIMARY KEY, created_at timestamptz, actor text NOT NULL);
         INSERT INTO recent VALUES (1, ${cutoffSql()}, 'at_cutoff'), (2, NULL, 'no_timestamp'), (3, ${TODAY_UTC_SQL}, 'today')`);
@@ -122,6 +124,13 @@ describe('export step', () => {
       { ...spec('unrestorable'), batchSize: 100 },
       { ...spec('went_away'), batchSize: 100 },
       { ...spec('long_keys'), batchSize: 1000 },
+      {
+        schema: 'public',
+        name: 'long_keys_local',
+        timestampColumn: 'at',
+        timestampTimeZone: 'UTC',
+        batchSize: 1000,
+      },
       ...FAILING_UPLOADS.map((failing) => ({ ...spec(`failed_upload_${failing}`), batchSize: 100 })),
       {
         schema: 'public',
@@ -283,30 +292,28 @@ describe('export step', () => {
     }
   });
 
-  it('ends a batch at the objects whose keys its record still has room for, and the next batch goes on from there', async () => {
+  it.each([
+    ['a timestamptz column (whole days in one query)', 'long_keys'],
+    ['a timestamp column (day by day)', 'long_keys_local'],
+  ])('ends a batch of long keys at the objects its record has room for, by %s', async (_case, name) => {
     // Prepare
     const deps = bed.local.deps();
-    const task = await leasedTask(deps, 'public.long_keys');
+    const task = await leasedTask(deps, `public.${name}`);
+    const oldestDay = new Date(Date.parse(task.cutoff) - LONG_KEY_DAYS * DAY_MS).toISOString().slice(0, 10);
 
     // Act
-    const first = await exportBatch(task, deps);
-    const { inFlight } = await staged(deps, 'public.long_keys');
-    // As the batch's delete would.
-    await bed.db.client.query('DELETE FROM long_keys WHERE created_at < $1', [
-      inFlight.objects.at(-1)?.bounds.to,
-    ]);
-    await deps.locks.clearInFlight('app', 'public.long_keys', task.lease, inFlight, { rows: 1, bytes: 1 });
-    const second = await exportBatch(task, deps);
+    const exported = await exportBatch(task, deps);
 
     // Assess
-    expect(first.status).toBe('exported');
+    const { inFlight } = await staged(deps, `public.${name}`);
+    expect(exported).toEqual(expect.objectContaining({ status: 'exported', firstDay: oldestDay }));
     expect(inFlight.objects.length).toBeGreaterThan(1);
     expect(inFlight.objects.length).toBeLessThan(MAX_OBJECTS_PER_BATCH);
-    const oldestDay = new Date(Date.parse(task.cutoff) - LONG_KEY_DAYS * DAY_MS).toISOString().slice(0, 10);
-    expect(inFlight.objects[0]?.day).toBe(oldestDay);
-    const next = await staged(deps, 'public.long_keys');
-    expect(second).toEqual(expect.objectContaining({ status: 'exported' }));
-    expect(next.object.bounds.from).toBe(inFlight.objects.at(-1)?.bounds.to);
+    // Consecutive days, one row each: the batch was cut between two whole days.
+    expect(inFlight.objects.every((o) => o.figures.rowCount === 1)).toBe(true);
+    expect(inFlight.objects.slice(1).map((o) => o.bounds.from)).toEqual(
+      inFlight.objects.slice(0, -1).map((o) => o.bounds.to),
+    );
   });
 
   /** The deps with a store whose staging uploads go through `putStream`. */

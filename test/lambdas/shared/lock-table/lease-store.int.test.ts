@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { largestObject, RecordRoom } from '../../../../lambdas/shared/batch/batch-objects.js';
 import { LeaseLostError } from '../../../../lambdas/shared/errors/step-errors.js';
 import { LeaseStore } from '../../../../lambdas/shared/lock-table/lease-store.js';
 import { LockTableClient } from '../../../../lambdas/shared/lock-table/table-client.js';
@@ -63,6 +64,94 @@ describe('LeaseStore on a local DynamoDB', () => {
   afterAll(async () => {
     await services?.stop();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('holds every object the record’s room took, each at its largest, beside the widest columns; a few more do not fit', async () => {
+    // Prepare: 1,600 columns, the last archive's too, and keys of 2,600 characters: the room runs out before 100.
+    const columns = Array.from({ length: 1600 }, (_, i) => ({
+      name: String(i).padStart(20, 'c'),
+      type: 'timestamp(6) with time zone',
+      nullable: true,
+      generated: false,
+    }));
+    const location = { prefix: 'archive/', database: 'app', schema: 'public', table: 'full' };
+    const keyed = (i: number) => ({
+      day: `2024-01-${String((i % 28) + 1).padStart(2, '0')}`,
+      bounds: {
+        from: '2024-01-01T00:00:00.000Z',
+        to: '2024-01-02T00:00:00.000Z',
+        firstKey: [`${i}`.padEnd(2600, 'a')],
+        lastKey: [`${i}`.padEnd(2600, 'z')],
+      },
+    });
+    const acquired = await locks.acquire('db', 'public.full', 'exec-1', 60);
+    if (!acquired.acquired) throw new Error('not acquired');
+    const { lease } = acquired;
+    await locks.setInFlight('db', 'public.full', lease, 60, { ...batch('verified'), columns }, 'none');
+    await locks.clearInFlight(
+      'db',
+      'public.full',
+      lease,
+      { ...batch('verified'), columns },
+      { rows: 9, bytes: 40 },
+    );
+    const room = new RecordRoom(columns, [columns], undefined);
+    const objects = [];
+    while (room.take(location, 'day', keyed(objects.length))) {
+      const { day, bounds } = keyed(objects.length);
+      objects.push(largestObject(location, 'day', day, bounds));
+    }
+    const full: InFlight = {
+      ...batch('deleting'),
+      batchId: 'b2',
+      objects,
+      versionDigest: 'f'.repeat(16),
+      deleteXid: '18446744073709551615',
+      deleteServer: '7300000000000000000:4294967295',
+      columns,
+      exportedAt: clock,
+      busySessions: 1_000_000,
+      manifest: {
+        formatVersion: 1,
+        tool: { name: 'audit-archiver', version: '0.1.0' },
+        database: location.database,
+        schema: location.schema,
+        table: location.table,
+        keyColumns: ['id'],
+        timestampColumn: 'created_at',
+        timestampType: 'timestamptz',
+        timestampTimeZone: 'UTC',
+        compression: { format: 'gzip', level: 6 },
+        encoding: 'jsonl-pg-text',
+        exportedAt: new Date(clock).toISOString(),
+      },
+    };
+    const extra = Array.from({ length: 4 }, (_, i) => {
+      const { day, bounds } = keyed(objects.length + i);
+      return largestObject(location, 'day', day, bounds);
+    });
+
+    // Act
+    await locks.setInFlight('db', 'public.full', lease, 60, full, 'none');
+    const overfull = await locks
+      .setInFlight(
+        'db',
+        'public.full',
+        lease,
+        60,
+        { ...full, objects: [...objects, ...extra] },
+        { unchanged: full },
+      )
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+
+    // Assess
+    expect(objects.length).toBeGreaterThan(1);
+    expect(objects.length).toBeLessThan(100);
+    expect((await locks.get('db', 'public.full')).inFlight?.objects).toHaveLength(objects.length);
+    expect(String(overfull)).toMatch(/Item size .* exceeded/);
   });
 
   it('grants the lease to one owner and reports the holder to the next', async () => {
