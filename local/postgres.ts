@@ -166,6 +166,8 @@ export async function startLocalPostgres(
     maxConnections?: number;
     /** Further server settings (`-c name=value`). */
     settings?: Record<string, string>;
+    /** Further environment for the server (say LOCPATH, where it finds locales the system lacks). */
+    env?: Record<string, string>;
   } = {},
 ): Promise<LocalPostgres> {
   removeStaleDataDirs();
@@ -190,7 +192,7 @@ export async function startLocalPostgres(
       ...(options.maxConnections ? ['-c', `max_connections=${options.maxConnections}`] : []),
       ...Object.entries(options.settings ?? {}).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
     ],
-    { ...user, stdio: ['ignore', 'ignore', 'pipe'] },
+    { ...user, env: { ...process.env, ...options.env }, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   // Never leave a server behind when this process ends without calling stop().
   const killOnExit = () => server.kill('SIGINT');

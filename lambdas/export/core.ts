@@ -218,6 +218,8 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
       compression: { format: 'gzip', level: deps.config.defaults.compressionLevel },
       encoding: 'jsonl-pg-text',
       exportedAt: deps.now().toISOString(),
+      // Pinned on every session (database/db.ts): restore reads the money values under it.
+      lcMonetary: 'C',
       // Told in the batch's first object's manifest (an object whose rows went away is not in the batch).
       ...(drift ? { schemaDrift: drift } : {}),
     },

@@ -153,6 +153,7 @@ async function writeInGroup(
     if ('status' in ready) return ready;
     try {
       await client.query(`SAVEPOINT ${ARCHIVE_SAVEPOINT}`);
+      await client.query(MONEY_LOCALE_SQL, [ready.expected.manifest?.lcMonetary ?? null]);
       const result = await writeArchive(client, group, archive, ready);
       // A month archive restored in part is not marked: a later restore of other days of it must not skip it.
       const whole = rowWindow(group.task, ready.expected) === undefined;
@@ -190,6 +191,15 @@ async function writeInGroup(
 
 /** Set before each archive: rolling back to it undoes that archive alone. */
 const ARCHIVE_SAVEPOINT = 'audit_archiver_archive';
+
+/**
+ * Reads an archive's money values under the lc_monetary they were written under: the one its manifest records (C), or,
+ * for an archive written before export pinned it, the database's own default, which the exporting session had when
+ * export and restore share the database, and which restore always used for them. Under another, C's "$12.34" reads as
+ * 1234 where "," is the decimal separator. Local to the archive's savepoint and the group's transaction.
+ */
+const MONEY_LOCALE_SQL = `SELECT pg_catalog.set_config('lc_monetary', coalesce($1::text,
+    (SELECT s.reset_val FROM pg_catalog.pg_settings AS s WHERE s.name = 'lc_monetary')), true)`;
 
 /** Warnings a result carries at most, each cut to a few hundred characters: a page of results stays small. */
 const MAX_WARNINGS = 5;

@@ -217,6 +217,11 @@ export const ManifestSchema = z.object({
   exportedAt: z.string(),
   dataKey: z.string(),
   schemaDrift: SchemaDriftSchema.optional(),
+  /**
+   * The lc_monetary its money values were written under: C, which export pins. Absent in archives written before,
+   * under the exporting session's own, which restore takes to be the target database's default.
+   */
+  lcMonetary: z.literal('C').optional(),
 });
 
 export type Manifest = z.infer<typeof ManifestSchema>;
@@ -239,6 +244,7 @@ export const BatchManifestSchema = ManifestSchema.pick({
   encoding: true,
   exportedAt: true,
   schemaDrift: true,
+  lcMonetary: true,
 });
 export type BatchManifest = z.infer<typeof BatchManifestSchema>;
 export type SchemaDrift = z.infer<typeof SchemaDriftSchema>;

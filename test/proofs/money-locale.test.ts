@@ -1,0 +1,115 @@
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { closeProcessDatabases } from '../../lambdas/shared/runtime/deps.js';
+import { runLocalArchive, runLocalRestore } from '../../local/run.js';
+import { archiverTestbed, readLiveArchives } from '../support/fixtures.js';
+import { COMMA_DECIMAL_LOCALE } from '../support/locales.js';
+import { recordProof } from '../support/proof-ledger.js';
+
+/** Money at its edges. */
+const AMOUNTS = ['12.34', '1234.56', '-0.01', '0', '-92233720368547758.08', '92233720368547758.07'];
+/** Amounts below a thousand, which a comma-decimal locale reads from C's text without an error: "$12.34" as 1234. */
+const SMALL_AMOUNTS = ['12.34', '-0.01', '0', '999.99', '5.10'];
+
+/**
+ * Money is the one type whose text depends on a setting the archiver did not pin: lc_monetary, which a database or
+ * role may set. An archive written under one and restored under another read "$12.34" as 1234 where "," is the decimal
+ * separator: a silent change of every value.
+ */
+describe('money keeps its value across the locales of export and restore', () => {
+  const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
+  const bed = archiverTestbed(
+    async (db) => {
+      const available = await db.client
+        .query(`SELECT pg_catalog.set_config('lc_monetary', $1, true) IS NOT NULL AS ok`, [
+          COMMA_DECIMAL_LOCALE,
+        ])
+        .catch(() => undefined);
+      if (!available)
+        throw new Error(
+          `the test server lacks the ${COMMA_DECIMAL_LOCALE} locale (compiled by the test setup with localedef from the Debian package locales)`,
+        );
+      for (const [table, amounts] of [
+        ['written_in_c', SMALL_AMOUNTS],
+        ['written_in_comma_locale', AMOUNTS],
+      ] as const)
+        await db.client.query(
+          `CREATE TABLE ${table} (id int PRIMARY KEY, created_at timestamptz NOT NULL, amount money NOT NULL);
+           INSERT INTO ${table}
+           SELECT n, now() - interval '100 days' + n * interval '1 minute', a::numeric::money
+             FROM unnest('{${amounts.join(',')}}'::text[]) WITH ORDINALITY AS u(a, n)`,
+        );
+    },
+    [spec('written_in_c'), spec('written_in_comma_locale')],
+  );
+  const q = pg.escapeIdentifier;
+  /** Every session the archiver opens from now on gets this lc_monetary by default, as a database's setting gives it. */
+  const databaseDefault = async (locale: string) => {
+    await bed.db.client.query(`ALTER DATABASE ${q(bed.db.name)} SET lc_monetary = '${locale}'`);
+    await closeProcessDatabases();
+  };
+  const amounts = async (table: string) =>
+    (await bed.db.client.query(`SELECT amount::numeric::text AS a FROM ${table} ORDER BY id`)).rows.map(
+      (r) => r.a,
+    );
+
+  it('archives money as C writes it, whatever the database’s locale, and restores it under another', async () => {
+    // Prepare: archived under the comma locale, restored under C.
+    await databaseDefault(COMMA_DECIMAL_LOCALE);
+    const before = await amounts('written_in_comma_locale');
+
+    // Act
+    const archived = await runLocalArchive(
+      bed.local,
+      { tables: ['public.written_in_comma_locale'] },
+      { retryIntervalScale: 0 },
+    );
+    await databaseDefault('C');
+    const restored = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.written_in_comma_locale', targetTable: 'public.restored_from_comma' },
+      { retryIntervalScale: 0 },
+    );
+
+    // Assess
+    expect(archived.execution.status).toBe('SUCCEEDED');
+    expect(restored.execution.error).toBeUndefined();
+    expect(restored.execution.status).toBe('SUCCEEDED');
+    const [archive] = await readLiveArchives(bed.local, 'public', 'written_in_comma_locale');
+    expect(archive?.lines.map((line) => JSON.parse(line).amount)).toContain('$12.34');
+    expect(await amounts('restored_from_comma')).toEqual(before);
+  });
+
+  it('restores money archived under C into a database whose locale reads "," as the decimal separator', async () => {
+    // Prepare: archived under C, restored under the comma locale.
+    await databaseDefault('C');
+    const before = await amounts('written_in_c');
+
+    // Act
+    const archived = await runLocalArchive(
+      bed.local,
+      { tables: ['public.written_in_c'] },
+      { retryIntervalScale: 0 },
+    );
+    await databaseDefault(COMMA_DECIMAL_LOCALE);
+    const restored = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.written_in_c', targetTable: 'public.restored_from_c' },
+      { retryIntervalScale: 0 },
+    );
+    await databaseDefault('C');
+
+    // Assess
+    const after = await amounts('restored_from_c');
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack: 'restore into a database whose lc_monetary reads money otherwise',
+      held: JSON.stringify(after) === JSON.stringify(before),
+    });
+    expect(archived.execution.status).toBe('SUCCEEDED');
+    expect(restored.execution.error).toBeUndefined();
+    expect(restored.execution.status).toBe('SUCCEEDED');
+    expect(after).toEqual(before);
+  });
+});
