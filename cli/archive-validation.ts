@@ -138,7 +138,9 @@ export async function validateArchives(
         continue;
       }
       const entry = committed.get(ref.key);
-      const differs = entry ? archiveProblems(expected, { recorded: entry.figures }).sidecar : [];
+      const differs = entry
+        ? archiveProblems(expected, { recorded: entry.figures, committed: entry }).sidecar
+        : [];
       if (differs.length > 0) {
         problem('error', 'not-as-committed', ref.key, `differs from the inventory: ${differs.join('; ')}`);
         continue;

@@ -152,8 +152,9 @@ async function writeInGroup(
     const ready = unwrap(prepared);
     if ('status' in ready) return ready;
     try {
-      await client.query(`SAVEPOINT ${ARCHIVE_SAVEPOINT}`);
+      // Before the savepoint: a rollback to it (a refused COPY, then the reference path) would undo it.
       await client.query(MONEY_LOCALE_SQL, [ready.expected.manifest?.lcMonetary ?? null]);
+      await client.query(`SAVEPOINT ${ARCHIVE_SAVEPOINT}`);
       const result = await writeArchive(client, group, archive, ready);
       // A month archive restored in part is not marked: a later restore of other days of it must not skip it.
       const whole = rowWindow(group.task, ready.expected) === undefined;
@@ -196,7 +197,8 @@ const ARCHIVE_SAVEPOINT = 'audit_archiver_archive';
  * Reads an archive's money values under the lc_monetary they were written under: the one its manifest records (C), or,
  * for an archive written before export pinned it, the database's own default, which the exporting session had when
  * export and restore share the database, and which restore always used for them. Under another, C's "$12.34" reads as
- * 1234 where "," is the decimal separator. Local to the archive's savepoint and the group's transaction.
+ * 1234 where "," is the decimal separator. Set before the archive's savepoint, so it holds for its reference path too,
+ * and local to the group's transaction.
  */
 const MONEY_LOCALE_SQL = `SELECT pg_catalog.set_config('lc_monetary', coalesce($1::text,
     (SELECT s.reset_val FROM pg_catalog.pg_settings AS s WHERE s.name = 'lc_monetary')), true)`;
@@ -482,7 +484,7 @@ function checkInventory(
       );
     return { warnings: ['not in the inventory of committed archives (written before it existed?)'] };
   }
-  const problems = archiveProblems(expected, { recorded: entry.figures }).sidecar;
+  const problems = archiveProblems(expected, { recorded: entry.figures, committed: entry }).sidecar;
   if (problems.length > 0) {
     refuseArchive(
       deps,

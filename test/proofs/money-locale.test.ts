@@ -1,8 +1,10 @@
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { manifestKeyFor } from '../../lambdas/shared/archive/format.js';
 import { closeProcessDatabases } from '../../lambdas/shared/runtime/deps.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
-import { archiverTestbed, readLiveArchives } from '../support/fixtures.js';
+import { archiverTestbed, readLiveArchives, s3ClientFor } from '../support/fixtures.js';
 import { COMMA_DECIMAL_LOCALE } from '../support/locales.js';
 import { recordProof } from '../support/proof-ledger.js';
 
@@ -111,5 +113,66 @@ describe('money keeps its value across the locales of export and restore', () =>
     expect(restored.execution.error).toBeUndefined();
     expect(restored.execution.status).toBe('SUCCEEDED');
     expect(after).toEqual(before);
+  });
+
+  it('puts money back under the archive’s locale when the target holds the rows (COPY refused, then merged row by row)', async () => {
+    // Prepare: the rows restored above, changed since; the database's locale reads "," as the decimal separator.
+    const before = await amounts('restored_from_c');
+    await bed.db.client.query(`UPDATE restored_from_c SET amount = '0'::numeric::money`);
+    await databaseDefault(COMMA_DECIMAL_LOCALE);
+
+    // Act
+    const restored = await runLocalRestore(
+      bed.local,
+      {
+        database: 'app',
+        table: 'public.written_in_c',
+        targetTable: 'public.restored_from_c',
+        ignoreWatermark: true,
+        strategy: 'overwrite',
+      },
+      { retryIntervalScale: 0 },
+    );
+    await databaseDefault('C');
+
+    // Assess
+    expect(restored.execution.error).toBeUndefined();
+    expect(restored.results.every((r) => r.overwritten > 0)).toBe(true);
+    expect(await amounts('restored_from_c')).toEqual(before);
+  });
+
+  it('refuses an archive whose manifest a bucket writer stripped of its lcMonetary, writing nothing of it', async () => {
+    // Prepare
+    const [archive] = await readLiveArchives(bed.local, 'public', 'written_in_c');
+    if (!archive) throw new Error('no archive of written_in_c');
+    const { lcMonetary, ...stripped } = archive.manifest;
+    expect(lcMonetary).toBe('C');
+    await s3ClientFor(bed.local).send(
+      new PutObjectCommand({
+        Bucket: bed.local.services.bucket,
+        Key: manifestKeyFor(archive.key),
+        Body: JSON.stringify(stripped, null, 2),
+      }),
+    );
+    await databaseDefault(COMMA_DECIMAL_LOCALE);
+
+    // Act
+    const restored = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.written_in_c', targetTable: 'public.restored_stripped' },
+      { retryIntervalScale: 0 },
+    );
+    await databaseDefault('C');
+
+    // Assess
+    const [result] = restored.results;
+    recordProof({
+      kind: 'threat',
+      actor: 'bucket writer',
+      attack: 'strip the lcMonetary a manifest records, so money reads under another locale',
+      held: result?.status === 'failed' && result.inserted === 0,
+    });
+    expect(result).toMatchObject({ status: 'failed', inserted: 0 });
+    expect(result?.error).toMatch(/^ArchiveIntegrityError: .*lcMonetary: recorded C, sidecar says undefined/);
   });
 });

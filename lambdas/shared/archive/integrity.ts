@@ -1,4 +1,5 @@
 import type { BatchFigures, Manifest } from './format.js';
+import type { InventoryEntry } from './inventory.js';
 
 /** The figures of an archive's bytes, as a sidecar states them or a reader measures them. */
 export interface ArchiveFigures {
@@ -71,15 +72,21 @@ const FIGURES = [
  */
 export function archiveProblems(
   expected: ArchiveExpectation,
-  evidence: { recorded?: BatchFigures; measured?: MeasuredArchive },
+  evidence: {
+    recorded?: BatchFigures;
+    /** The inventory entry's own record of the manifest, beside its figures. */
+    committed?: Pick<InventoryEntry, 'lcMonetary'>;
+    measured?: MeasuredArchive;
+  },
 ): ArchiveProblems {
-  const { recorded, measured } = evidence;
+  const { recorded, committed, measured } = evidence;
   const sidecar: [string, unknown, unknown][] = recorded
     ? [
         ...FIGURES.map(([name, own]): [string, unknown, unknown] => [name, recorded[name], expected[own]]),
         ['rowDigest', recorded.rowDigest, expected.rowDigest],
       ]
     : [];
+  if (committed) sidecar.push(['lcMonetary', committed.lcMonetary, expected.manifest?.lcMonetary]);
   const bytes: [string, unknown, unknown][] = measured
     ? FIGURES.map(([name, own]) => [name, expected[own], measured[own]])
     : [];

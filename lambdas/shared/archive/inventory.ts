@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { BatchFiguresSchema, OBJECT_SPANS } from './format.js';
+import { BatchFiguresSchema, ManifestSchema, OBJECT_SPANS } from './format.js';
 import { ObjectPinSchema } from './store.js';
 
 /**
@@ -18,5 +18,10 @@ export const InventoryEntrySchema = z.object({
   figures: BatchFiguresSchema,
   pin: ObjectPinSchema.optional(),
   committedAt: z.string(),
+  /**
+   * The manifest's `lcMonetary`, recorded outside the bucket: restore refuses a manifest that says otherwise (a bucket
+   * writer who removed it would have C's money text read under another locale). Absent when the manifest has none.
+   */
+  lcMonetary: ManifestSchema.shape.lcMonetary,
 });
 export type InventoryEntry = z.infer<typeof InventoryEntrySchema>;

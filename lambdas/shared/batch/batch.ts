@@ -239,6 +239,7 @@ export async function recordCommitted(
         figures: object.figures,
         pin: object.pin,
         committedAt,
+        ...(inFlight.manifest?.lcMonetary ? { lcMonetary: inFlight.manifest.lcMonetary } : {}),
       }),
     REQUEST_CONCURRENCY,
   );
