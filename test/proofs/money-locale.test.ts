@@ -22,14 +22,17 @@ describe('money keeps its value across the locales of export and restore', () =>
   const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
   const bed = archiverTestbed(
     async (db) => {
-      const available = await db.client
-        .query(`SELECT pg_catalog.set_config('lc_monetary', $1, true) IS NOT NULL AS ok`, [
-          COMMA_DECIMAL_LOCALE,
-        ])
-        .catch(() => undefined);
-      if (!available)
+      // The locale must exist on the server and write money otherwise than C (a C library may accept any name).
+      const written = await db.client
+        .query<{ text: string }>(
+          `SELECT pg_catalog.set_config('lc_monetary', $1, true), 1234.56::numeric::money::text AS text`,
+          [COMMA_DECIMAL_LOCALE],
+        )
+        .then((result) => result.rows[0]?.text)
+        .catch((error: unknown) => String(error));
+      if (!written?.includes('1.234,56'))
         throw new Error(
-          `the test server lacks the ${COMMA_DECIMAL_LOCALE} locale (compiled by the test setup with localedef from the Debian package locales)`,
+          `the test server cannot write money as ${COMMA_DECIMAL_LOCALE} does (${written}): the test setup compiles it with localedef from the Debian package locales`,
         );
       for (const [table, amounts] of [
         ['written_in_c', SMALL_AMOUNTS],

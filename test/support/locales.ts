@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -30,7 +30,14 @@ export async function compileTestLocales(): Promise<{ dir: string; remove: () =>
     'UTF-8',
     join(dir, COMMA_DECIMAL_LOCALE),
   ]).catch(() => undefined);
-  if (existsSync(join(dir, COMMA_DECIMAL_LOCALE, 'LC_MONETARY'))) return { dir, remove };
+  if (existsSync(join(dir, COMMA_DECIMAL_LOCALE, 'LC_MONETARY'))) {
+    // Readable by the server's user whatever the umask made of them.
+    for (const name of readdirSync(dir, { recursive: true, encoding: 'utf8' })) {
+      const path = join(dir, name);
+      chmodSync(path, statSync(path).isDirectory() ? 0o755 : 0o644);
+    }
+    return { dir, remove };
+  }
   remove();
   return undefined;
 }
