@@ -25,7 +25,8 @@ const ON_BOTH_VERSIONS: Record<string, string> = {
   'test/lambdas/shared/batch/batch.int.test.ts':
     'settling a delete by its transaction id (pg_xact_status, the server id)',
   'test/lambdas/shared/batch/throttle.int.test.ts': 'pg_stat_activity: session states and who may see them',
-  'test/proofs/money-locale.test.ts': 'lc_monetary and money text (a compiled locale through LOCPATH)',
+  'test/proofs/value-settings.test.ts':
+    'settings that change how values read: lc_monetary (a compiled locale through LOCPATH), xmloption',
   'test/lambdas/export/next-batch.int.test.ts':
     'the UTC day of each row (date_bin) and the spans a batch takes',
   'test/lambdas/delete/core.int.test.ts': 'the delete transaction, its digest and the fenced commit',

@@ -39,7 +39,7 @@ const PROOF_FILES = [
   'test/lib/security.test.ts',
   'test/proofs/wide-row.test.ts',
   'test/proofs/schema-change.test.ts',
-  'test/proofs/money-locale.test.ts',
+  'test/proofs/value-settings.test.ts',
 ];
 
 interface ProofSummary {

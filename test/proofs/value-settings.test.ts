@@ -179,3 +179,44 @@ describe('money keeps its value across the locales of export and restore', () =>
     expect(result?.error).toMatch(/^ArchiveIntegrityError: .*lcMonetary: recorded C, sidecar says undefined/);
   });
 });
+
+/**
+ * xml values are stored as written, documents or content fragments, and read back through xml's input, which follows
+ * xmloption: a database or role set to DOCUMENT refuses a fragment. Content reads both (a DOCTYPE too, on the
+ * supported releases), and is PostgreSQL's default.
+ */
+describe('xml keeps every value whatever the database’s xmloption', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query(`
+        CREATE TABLE markup (id int PRIMARY KEY, created_at timestamptz NOT NULL, doc xml NOT NULL);
+        SET xmloption = content;
+        INSERT INTO markup VALUES
+          (1, now() - interval '100 days', 'a fragment <b>of</b> content'),
+          (2, now() - interval '100 days', '<!DOCTYPE note><note>a document</note>'),
+          (3, now() - interval '100 days', '<?xml version="1.0"?><note/>');`);
+    },
+    [{ schema: 'public', name: 'markup', timestampColumn: 'created_at' }],
+  );
+
+  it('restores content fragments into a database whose xmloption is DOCUMENT', async () => {
+    // Prepare
+    const before = (await bed.db.client.query(`SELECT doc::text AS d FROM markup ORDER BY id`)).rows;
+    const archived = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+    await bed.db.client.query(`ALTER DATABASE ${pg.escapeIdentifier(bed.db.name)} SET xmloption = document`);
+    await closeProcessDatabases();
+
+    // Act
+    const restored = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.markup', targetTable: 'public.markup_restored' },
+      { retryIntervalScale: 0 },
+    );
+
+    // Assess
+    expect(archived.execution.status).toBe('SUCCEEDED');
+    expect(restored.execution.error).toBeUndefined();
+    const after = (await bed.db.client.query(`SELECT doc::text AS d FROM markup_restored ORDER BY id`)).rows;
+    expect(after).toEqual(before);
+  });
+});
