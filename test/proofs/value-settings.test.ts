@@ -216,7 +216,68 @@ describe('xml keeps every value whatever the database’s xmloption', () => {
     // Assess
     expect(archived.execution.status).toBe('SUCCEEDED');
     expect(restored.execution.error).toBeUndefined();
-    const after = (await bed.db.client.query(`SELECT doc::text AS d FROM markup_restored ORDER BY id`)).rows;
+    const after = await bed.db.client
+      .query(`SELECT doc::text AS d FROM markup_restored ORDER BY id`)
+      .then((result) => result.rows)
+      .catch(() => []);
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack: 'restore into a database whose xmloption is DOCUMENT',
+      held: JSON.stringify(after) === JSON.stringify(before),
+    });
+    expect(after).toEqual(before);
+  });
+});
+
+/**
+ * An array's NULL element is written as an unquoted NULL (a text element "NULL" is quoted); with array_nulls off,
+ * which a database or role may set, array input reads the unquoted NULL as the text "NULL".
+ */
+describe('arrays keep their NULL elements whatever the database’s array_nulls', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query(`
+        CREATE TABLE tagged (id int PRIMARY KEY, created_at timestamptz NOT NULL, tags text[] NOT NULL);
+        INSERT INTO tagged VALUES
+          (1, now() - interval '100 days', ARRAY['a', NULL, 'NULL']),
+          (2, now() - interval '100 days', ARRAY[NULL]::text[]);`);
+    },
+    [{ schema: 'public', name: 'tagged', timestampColumn: 'created_at' }],
+  );
+
+  it('restores NULL elements as NULL into a database whose array_nulls is off', async () => {
+    // Prepare
+    const elements = (table: string) =>
+      bed.db.client
+        .query(`SELECT id, array_to_json(tags)::text AS tags FROM ${table} ORDER BY id`)
+        .then((result) => result.rows);
+    const before = await elements('tagged');
+    const archived = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+    await bed.db.client.query(`ALTER DATABASE ${pg.escapeIdentifier(bed.db.name)} SET array_nulls = off`);
+    await closeProcessDatabases();
+
+    // Act
+    const restored = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.tagged', targetTable: 'public.tagged_restored' },
+      { retryIntervalScale: 0 },
+    );
+
+    // Assess
+    expect(archived.execution.status).toBe('SUCCEEDED');
+    expect(restored.execution.error).toBeUndefined();
+    expect(before).toEqual([
+      { id: 1, tags: '["a",null,"NULL"]' },
+      { id: 2, tags: '[null]' },
+    ]);
+    const after = await elements('tagged_restored');
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack: 'restore into a database whose array_nulls is off',
+      held: JSON.stringify(after) === JSON.stringify(before),
+    });
     expect(after).toEqual(before);
   });
 });

@@ -22,7 +22,8 @@ export interface SessionLimits {
  * ("$1,234.56" in C; "$ 1.234,56" where "," is the decimal separator, which reads C's "$12.34" as 1234): archives
  * write it as C, and restore reads each archive under the lc_monetary its manifest records. xmloption sets how xml
  * values read, not how they are written: content (PostgreSQL's default) reads documents and fragments, where DOCUMENT,
- * which a database or role may set, refuses the fragments an archive holds. The search_path makes every
+ * which a database or role may set, refuses the fragments an archive holds; array_nulls off (also a database's or
+ * role's to set) reads an array's unquoted NULL element as the text "NULL". The search_path makes every
  * unqualified function, operator and type resolve in pg_catalog: whatever another role creates in public or in the
  * table's own schema (a better-matching `convert_to(text, text)`, an `=` on some type) is never picked. pg_temp is
  * listed last, or it would be searched first for relations.
@@ -36,6 +37,7 @@ const PINNED_SETTINGS: readonly (readonly [string, string])[] = [
   ['bytea_output', "'hex'"],
   ['lc_monetary', "'C'"],
   ['xmloption', "'content'"],
+  ['array_nulls', 'on'],
   ['search_path', 'pg_catalog, pg_temp'],
 ];
 
