@@ -7,6 +7,7 @@ import type pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { CopyToArchiveLines, type ObjectLines } from '../shared/archive/copy-to-lines.js';
 import {
+  ARCHIVE_LC_MONETARY,
   archiveKey,
   FORMAT_VERSION,
   type ObjectSpan,
@@ -219,7 +220,7 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
       encoding: 'jsonl-pg-text',
       exportedAt: deps.now().toISOString(),
       // Pinned on every session (database/db.ts): restore reads the money values under it.
-      lcMonetary: 'C',
+      lcMonetary: ARCHIVE_LC_MONETARY,
       // Told in the batch's first object's manifest (an object whose rows went away is not in the batch).
       ...(drift ? { schemaDrift: drift } : {}),
     },

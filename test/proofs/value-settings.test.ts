@@ -3,10 +3,28 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { manifestKeyFor } from '../../lambdas/shared/archive/format.js';
 import { closeProcessDatabases } from '../../lambdas/shared/runtime/deps.js';
-import { runLocalArchive, runLocalRestore } from '../../local/run.js';
-import { archiverTestbed, readLiveArchives, s3ClientFor } from '../support/fixtures.js';
+import { type LocalEnvironment, runLocalArchive, runLocalRestore } from '../../local/run.js';
+import { archiverTestbed, readLiveArchives, s3ClientFor, type TestDatabase } from '../support/fixtures.js';
 import { COMMA_DECIMAL_LOCALE } from '../support/locales.js';
 import { recordProof } from '../support/proof-ledger.js';
+
+/** Every session the archiver opens from now on gets this value of `setting`, as a database's own setting gives it. */
+async function setDatabaseDefault(db: TestDatabase, setting: string, value: string): Promise<void> {
+  await db.client.query(
+    `ALTER DATABASE ${pg.escapeIdentifier(db.name)} SET ${setting} = ${pg.escapeLiteral(value)}`,
+  );
+  await closeProcessDatabases();
+}
+
+const archiveTable = (local: LocalEnvironment, table: string) =>
+  runLocalArchive(local, { tables: [table] }, { retryIntervalScale: 0 });
+
+const restoreTable = (
+  local: LocalEnvironment,
+  table: string,
+  targetTable: string,
+  request: Record<string, unknown> = {},
+) => runLocalRestore(local, { database: 'app', table, targetTable, ...request }, { retryIntervalScale: 0 });
 
 /** Money at its edges. */
 const AMOUNTS = ['12.34', '1234.56', '-0.01', '0', '-92233720368547758.08', '92233720368547758.07'];
@@ -47,12 +65,7 @@ describe('money keeps its value across the locales of export and restore', () =>
     },
     [spec('written_in_c'), spec('written_in_comma_locale')],
   );
-  const q = pg.escapeIdentifier;
-  /** Every session the archiver opens from now on gets this lc_monetary by default, as a database's setting gives it. */
-  const databaseDefault = async (locale: string) => {
-    await bed.db.client.query(`ALTER DATABASE ${q(bed.db.name)} SET lc_monetary = '${locale}'`);
-    await closeProcessDatabases();
-  };
+  const databaseDefault = (locale: string) => setDatabaseDefault(bed.db, 'lc_monetary', locale);
   const amounts = async (table: string) =>
     (await bed.db.client.query(`SELECT amount::numeric::text AS a FROM ${table} ORDER BY id`)).rows.map(
       (r) => r.a,
@@ -64,16 +77,12 @@ describe('money keeps its value across the locales of export and restore', () =>
     const before = await amounts('written_in_comma_locale');
 
     // Act
-    const archived = await runLocalArchive(
-      bed.local,
-      { tables: ['public.written_in_comma_locale'] },
-      { retryIntervalScale: 0 },
-    );
+    const archived = await archiveTable(bed.local, 'public.written_in_comma_locale');
     await databaseDefault('C');
-    const restored = await runLocalRestore(
+    const restored = await restoreTable(
       bed.local,
-      { database: 'app', table: 'public.written_in_comma_locale', targetTable: 'public.restored_from_comma' },
-      { retryIntervalScale: 0 },
+      'public.written_in_comma_locale',
+      'public.restored_from_comma',
     );
 
     // Assess
@@ -91,17 +100,9 @@ describe('money keeps its value across the locales of export and restore', () =>
     const before = await amounts('written_in_c');
 
     // Act
-    const archived = await runLocalArchive(
-      bed.local,
-      { tables: ['public.written_in_c'] },
-      { retryIntervalScale: 0 },
-    );
+    const archived = await archiveTable(bed.local, 'public.written_in_c');
     await databaseDefault(COMMA_DECIMAL_LOCALE);
-    const restored = await runLocalRestore(
-      bed.local,
-      { database: 'app', table: 'public.written_in_c', targetTable: 'public.restored_from_c' },
-      { retryIntervalScale: 0 },
-    );
+    const restored = await restoreTable(bed.local, 'public.written_in_c', 'public.restored_from_c');
     await databaseDefault('C');
 
     // Assess
@@ -125,17 +126,10 @@ describe('money keeps its value across the locales of export and restore', () =>
     await databaseDefault(COMMA_DECIMAL_LOCALE);
 
     // Act
-    const restored = await runLocalRestore(
-      bed.local,
-      {
-        database: 'app',
-        table: 'public.written_in_c',
-        targetTable: 'public.restored_from_c',
-        ignoreWatermark: true,
-        strategy: 'overwrite',
-      },
-      { retryIntervalScale: 0 },
-    );
+    const restored = await restoreTable(bed.local, 'public.written_in_c', 'public.restored_from_c', {
+      ignoreWatermark: true,
+      strategy: 'overwrite',
+    });
     await databaseDefault('C');
 
     // Assess
@@ -160,11 +154,7 @@ describe('money keeps its value across the locales of export and restore', () =>
     await databaseDefault(COMMA_DECIMAL_LOCALE);
 
     // Act
-    const restored = await runLocalRestore(
-      bed.local,
-      { database: 'app', table: 'public.written_in_c', targetTable: 'public.restored_stripped' },
-      { retryIntervalScale: 0 },
-    );
+    const restored = await restoreTable(bed.local, 'public.written_in_c', 'public.restored_stripped');
     await databaseDefault('C');
 
     // Assess
@@ -202,16 +192,11 @@ describe('xml keeps every value whatever the database’s xmloption', () => {
   it('restores content fragments into a database whose xmloption is DOCUMENT', async () => {
     // Prepare
     const before = (await bed.db.client.query(`SELECT doc::text AS d FROM markup ORDER BY id`)).rows;
-    const archived = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
-    await bed.db.client.query(`ALTER DATABASE ${pg.escapeIdentifier(bed.db.name)} SET xmloption = document`);
-    await closeProcessDatabases();
+    const archived = await archiveTable(bed.local, 'public.markup');
+    await setDatabaseDefault(bed.db, 'xmloption', 'document');
 
     // Act
-    const restored = await runLocalRestore(
-      bed.local,
-      { database: 'app', table: 'public.markup', targetTable: 'public.markup_restored' },
-      { retryIntervalScale: 0 },
-    );
+    const restored = await restoreTable(bed.local, 'public.markup', 'public.markup_restored');
 
     // Assess
     expect(archived.execution.status).toBe('SUCCEEDED');
@@ -253,16 +238,11 @@ describe('arrays keep their NULL elements whatever the database’s array_nulls'
         .query(`SELECT id, array_to_json(tags)::text AS tags FROM ${table} ORDER BY id`)
         .then((result) => result.rows);
     const before = await elements('tagged');
-    const archived = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
-    await bed.db.client.query(`ALTER DATABASE ${pg.escapeIdentifier(bed.db.name)} SET array_nulls = off`);
-    await closeProcessDatabases();
+    const archived = await archiveTable(bed.local, 'public.tagged');
+    await setDatabaseDefault(bed.db, 'array_nulls', 'off');
 
     // Act
-    const restored = await runLocalRestore(
-      bed.local,
-      { database: 'app', table: 'public.tagged', targetTable: 'public.tagged_restored' },
-      { retryIntervalScale: 0 },
-    );
+    const restored = await restoreTable(bed.local, 'public.tagged', 'public.tagged_restored');
 
     // Assess
     expect(archived.execution.status).toBe('SUCCEEDED');

@@ -191,6 +191,9 @@ export const BatchFiguresSchema = z.object({
   rowDigest: hex(32).optional(),
 });
 
+/** The lc_monetary archives write money under (database/db.ts pins it): "$1,234.56", in any database. */
+export const ARCHIVE_LC_MONETARY = 'C';
+
 export const ManifestSchema = z.object({
   formatVersion: z.literal(FORMAT_VERSION),
   tool: z.object({ name: z.literal(TOOL_NAME), version: z.string() }),
@@ -218,10 +221,10 @@ export const ManifestSchema = z.object({
   dataKey: z.string(),
   schemaDrift: SchemaDriftSchema.optional(),
   /**
-   * The lc_monetary its money values were written under: C, which export pins. Absent in archives written before,
-   * under the exporting session's own, which restore takes to be the target database's default.
+   * The lc_monetary its money values were written under: ARCHIVE_LC_MONETARY, which every session pins. Absent in
+   * archives written before, under the exporting session's own, which restore takes to be the target database's default.
    */
-  lcMonetary: z.literal('C').optional(),
+  lcMonetary: z.literal(ARCHIVE_LC_MONETARY).optional(),
 });
 
 export type Manifest = z.infer<typeof ManifestSchema>;

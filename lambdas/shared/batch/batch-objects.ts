@@ -2,7 +2,9 @@ import pMap from 'p-map';
 import {
   archiveKey,
   type BatchBounds,
+  type Column,
   type ObjectSpan,
+  type SchemaDrift,
   spanLastDay,
   stagingKey,
   type TableLocation,
@@ -14,9 +16,8 @@ import type { BatchObject, InFlight } from '../lock-table/table-state.js';
 /**
  * Most objects (days) one batch takes. The batch's record holds each object's keys, bounds, figures, timestamp range
  * and staged ETag on the lease item (about 1 KB each with short keys; `RecordRoom` ends a batch of long keys sooner),
- * and its delete runs one
- * statement per object in one transaction: 100 days keep both small while a low-volume table still clears a
- * quarter's backlog per batch.
+ * and its delete runs one statement per object in one transaction: 100 days keep both small while a low-volume table
+ * still clears a quarter's backlog per batch.
  */
 export const MAX_OBJECTS_PER_BATCH = 100;
 
@@ -38,7 +39,11 @@ export class RecordRoom {
    * `earlierColumns` are the candidates for those: the item's, and those of a batch left in flight, whose settling
    * may commit it first.
    */
-  constructor(columns: unknown, earlierColumns: readonly unknown[], drift: unknown) {
+  constructor(
+    columns: readonly Column[],
+    earlierColumns: readonly (readonly Column[] | undefined)[],
+    drift: SchemaDrift | undefined,
+  ) {
     this.left =
       ITEM_LIMIT_BYTES -
       LEASE_ITEM_OTHER_BYTES -
@@ -52,7 +57,8 @@ export class RecordRoom {
    * the table's keys or columns are too long for any batch.
    */
   take(location: TableLocation, span: ObjectSpan, object: { day: string; bounds: BatchBounds }): boolean {
-    const bytes = objectRecordBytes(location, span, object.day, object.bounds);
+    // As an element of the record's list of objects: one byte more.
+    const bytes = 1 + attributeBytes(largestObject(location, span, object.day, object.bounds));
     if (bytes <= this.left) {
       this.left -= bytes;
       this.taken += 1;
@@ -98,16 +104,6 @@ export function largestObject(
     pin: { etag: LONGEST_ETAG, versionId: LONGEST_VERSION_ID },
     timestampRange: { min: LONGEST_TIMESTAMP, max: LONGEST_TIMESTAMP },
   };
-}
-
-/** An object's share of the record at its largest, as an element of the record's list of objects. */
-export function objectRecordBytes(
-  location: TableLocation,
-  span: ObjectSpan,
-  day: string,
-  bounds: BatchBounds,
-): number {
-  return 1 + attributeBytes(largestObject(location, span, day, bounds));
 }
 
 /**

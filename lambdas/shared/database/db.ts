@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { ARCHIVE_LC_MONETARY } from '../archive/format.js';
 import type { DatabaseConfig } from '../config/schema.js';
 import { classifyDatabaseError } from '../errors/step-errors.js';
 
@@ -20,7 +21,7 @@ export interface SessionLimits {
  * Settings the proofs depend on. The row text the archive stores (and the digest computed over it in SQL) depends on
  * the first seven, so export, verify, delete and restore must all see the same values. lc_monetary sets money's text
  * ("$1,234.56" in C; "$ 1.234,56" where "," is the decimal separator, which reads C's "$12.34" as 1234): archives
- * write it as C, and restore reads each archive under the lc_monetary its manifest records. xmloption sets how xml
+ * write it as ARCHIVE_LC_MONETARY (C), and restore reads each archive under the lc_monetary its manifest records. xmloption sets how xml
  * values read, not how they are written: content (PostgreSQL's default) reads documents and fragments, where DOCUMENT,
  * which a database or role may set, refuses the fragments an archive holds; array_nulls off (also a database's or
  * role's to set) reads an array's unquoted NULL element as the text "NULL". The search_path makes every
@@ -35,7 +36,7 @@ const PINNED_SETTINGS: readonly (readonly [string, string])[] = [
   ['TimeZone', "'UTC'"],
   ['extra_float_digits', '1'],
   ['bytea_output', "'hex'"],
-  ['lc_monetary', "'C'"],
+  ['lc_monetary', `'${ARCHIVE_LC_MONETARY}'`],
   ['xmloption', "'content'"],
   ['array_nulls', 'on'],
   ['search_path', 'pg_catalog, pg_temp'],

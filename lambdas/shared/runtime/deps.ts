@@ -19,7 +19,7 @@ import { LockTableClient } from '../lock-table/table-client.js';
 import type { FaultInjector, StepDeps } from '../step/step-deps.js';
 import { filePublisher, snsPublisher } from '../telemetry/notifications.js';
 import { powertoolsTelemetry } from '../telemetry/powertools.js';
-import { AWS_REQUEST_TIMEOUTS, boundedRequests } from './aws-requests.js';
+import { boundedRequests } from './aws-requests.js';
 
 interface ProcessClients {
   s3: S3Client;
@@ -42,7 +42,7 @@ export interface ClientEndpoints {
 /** The SDK clients of one set of endpoints, with the request timeouts. */
 export function awsClients(
   endpoints: ClientEndpoints,
-  timeouts: { connectionTimeout: number; requestTimeout: number } = AWS_REQUEST_TIMEOUTS,
+  timeouts?: Parameters<typeof boundedRequests>[0],
 ): ProcessClients {
   const requestHandler = boundedRequests(timeouts);
   return {

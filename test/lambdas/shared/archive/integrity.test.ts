@@ -113,4 +113,24 @@ describe('archiveProblems: the integrity check verify, restore and validate shar
       bytes: [],
     });
   });
+
+  it('refuses a sidecar whose lcMonetary differs from the inventory’s, either way, and accepts both absent', () => {
+    // Prepare: what the manifest says, against what the inventory entry recorded.
+    const withManifest = (lcMonetary: 'C' | undefined): ArchiveExpectation => ({
+      ...expected,
+      manifest: { lcMonetary } as ArchiveExpectation['manifest'],
+    });
+
+    // Act
+    const stripped = archiveProblems(withManifest(undefined), { recorded, committed: { lcMonetary: 'C' } });
+    const added = archiveProblems(withManifest('C'), { recorded, committed: {} });
+    const both = archiveProblems(withManifest('C'), { recorded, committed: { lcMonetary: 'C' } });
+    const older = archiveProblems(withManifest(undefined), { recorded, committed: {} });
+
+    // Assess
+    expect(stripped.sidecar).toEqual(['lcMonetary: recorded C, sidecar says undefined']);
+    expect(added.sidecar).toEqual(['lcMonetary: recorded undefined, sidecar says C']);
+    expect(both.sidecar).toEqual([]);
+    expect(older.sidecar).toEqual([]);
+  });
 });
