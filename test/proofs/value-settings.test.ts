@@ -16,6 +16,17 @@ async function setDatabaseDefault(db: TestDatabase, setting: string, value: stri
   await closeProcessDatabases();
 }
 
+/** Records an operator's threat as held when the restored values are the archived ones, and asserts they are. */
+function assertKept(attack: string, before: unknown, after: unknown): void {
+  recordProof({
+    kind: 'threat',
+    actor: 'operator',
+    attack,
+    held: JSON.stringify(after) === JSON.stringify(before),
+  });
+  expect(after).toEqual(before);
+}
+
 const archiveTable = (local: LocalEnvironment, table: string) =>
   runLocalArchive(local, { tables: [table] }, { retryIntervalScale: 0 });
 
@@ -107,16 +118,10 @@ describe('money keeps its value across the locales of export and restore', () =>
 
     // Assess
     const after = await amounts('restored_from_c');
-    recordProof({
-      kind: 'threat',
-      actor: 'operator',
-      attack: 'restore into a database whose lc_monetary reads money otherwise',
-      held: JSON.stringify(after) === JSON.stringify(before),
-    });
     expect(archived.execution.status).toBe('SUCCEEDED');
     expect(restored.execution.error).toBeUndefined();
     expect(restored.execution.status).toBe('SUCCEEDED');
-    expect(after).toEqual(before);
+    assertKept('restore into a database whose lc_monetary reads money otherwise', before, after);
   });
 
   it('puts money back under the archive’s locale when the target holds the rows (COPY refused, then merged row by row)', async () => {
@@ -205,13 +210,7 @@ describe('xml keeps every value whatever the database’s xmloption', () => {
       .query(`SELECT doc::text AS d FROM markup_restored ORDER BY id`)
       .then((result) => result.rows)
       .catch(() => []);
-    recordProof({
-      kind: 'threat',
-      actor: 'operator',
-      attack: 'restore into a database whose xmloption is DOCUMENT',
-      held: JSON.stringify(after) === JSON.stringify(before),
-    });
-    expect(after).toEqual(before);
+    assertKept('restore into a database whose xmloption is DOCUMENT', before, after);
   });
 });
 
@@ -252,12 +251,6 @@ describe('arrays keep their NULL elements whatever the database’s array_nulls'
       { id: 2, tags: '[null]' },
     ]);
     const after = await elements('tagged_restored');
-    recordProof({
-      kind: 'threat',
-      actor: 'operator',
-      attack: 'restore into a database whose array_nulls is off',
-      held: JSON.stringify(after) === JSON.stringify(before),
-    });
-    expect(after).toEqual(before);
+    assertKept('restore into a database whose array_nulls is off', before, after);
   });
 });
