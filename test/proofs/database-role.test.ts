@@ -5,6 +5,7 @@ import {
   assertNoLossNoDuplicates,
   cutoffSql,
   fixedCutoffSql,
+  listKeys,
   resolvedTable,
   seedEvents,
   type TestDatabase,
@@ -299,5 +300,85 @@ describe('a database role plants functions and operators where the archiver migh
     expect(restored.execution.status).toBe('SUCCEEDED');
     expect(hijacked).toEqual([]);
     expect(exact).toBe(true);
+  });
+});
+
+describe('rows the archived table still has referenced by a plain foreign key, and a session in replica mode', () => {
+  const spec = { schema: 'public', name: 'referenced', timestampColumn: 'created_at' };
+  const bed = archiverTestbed(
+    async (db) => {
+      await seedEvents(db.client, 'referenced', 120, 60);
+      // Another table keeps pointing at three old rows (ON DELETE NO ACTION): PostgreSQL must refuse their delete.
+      await db.client.query(`
+        CREATE TABLE public.referrer (id int PRIMARY KEY, event_id bigint REFERENCES public.referenced (id));
+        INSERT INTO public.referrer SELECT g, g FROM generate_series(1, 3) AS g;`);
+    },
+    [spec],
+  );
+  const table = resolvedTable(spec);
+  const archive = () =>
+    runLocalArchive(bed.local, { tables: ['public.referenced'] }, { retryIntervalScale: 0 });
+  const orphans = async () =>
+    (
+      await bed.db.client.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM public.referrer r
+          WHERE NOT EXISTS (SELECT FROM public.referenced e WHERE e.id = r.event_id)`,
+      )
+    ).rows[0]?.n;
+
+  it('refuses a session whose role or database sets session_replication_role = replica, before any row moves', async () => {
+    // Prepare: only a superuser may set it; it then holds for every new connection to the database.
+    const before = await tableLines(bed.db.client, table);
+    await bed.db.client.query(`ALTER DATABASE ${bed.db.name} SET session_replication_role = replica`);
+
+    // Act
+    const run = await archive().finally(() =>
+      bed.db.client.query(`ALTER DATABASE ${bed.db.name} RESET session_replication_role`),
+    );
+
+    // Assess
+    const after = await tableLines(bed.db.client, table);
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack: 'session_replication_role = replica on the archiver role (foreign-key checks skipped)',
+      held: after.length === before.length && (await orphans()) === 0,
+    });
+    expect(run.execution.status).toBe('FAILED');
+    expect(run.outcomes[0]?.error).toMatch(
+      /^TableNotUsableError: .*session_replication_role = replica .*foreign-key checks of referencing tables/,
+    );
+    expect(after).toEqual(before);
+    expect(await listKeys(bed.local, 'archive/app/')).toEqual([]);
+  });
+
+  it('fails the batch loudly when archived rows are still referenced, deleting nothing and orphaning nothing', async () => {
+    // Prepare
+    const before = await tableLines(bed.db.client, table);
+
+    // Act
+    const run = await archive();
+
+    // Assess
+    const after = await tableLines(bed.db.client, table);
+    recordProof({
+      kind: 'threat',
+      actor: 'database role',
+      attack: 'a plain foreign key (NO ACTION) keeps archived rows referenced',
+      held: after.length === before.length && (await orphans()) === 0,
+    });
+    expect(run.execution.status).toBe('FAILED');
+    expect(run.outcomes[0]?.error).toMatch(
+      /^TableNotUsableError: database error 23503: .* violates foreign key constraint "referrer_event_id_fkey" on table "referrer"; another table's foreign key refuses it/,
+    );
+    expect(run.outcomes[0]?.error).not.toMatch(/\(id\)=/);
+    expect(after).toEqual(before);
+    expect(await orphans()).toBe(0);
+
+    // Once nothing references the rows, the next run finishes the batch in flight and archives the rest.
+    await bed.db.client.query('DELETE FROM public.referrer');
+    const next = await archive();
+    expect(next.execution.status).toBe('SUCCEEDED');
+    await assertNoLossNoDuplicates(bed.local, bed.db.client, table, before);
   });
 });

@@ -111,8 +111,9 @@ export async function describeTable(client: pg.ClientBase, table: TableIdentity)
     primary_key: string[];
     side_effects: { cascade: SideEffect | null; trigger: SideEffect | null; rule: SideEffect | null };
     children: string[];
+    replication_role: string;
   }>(
-    `SELECT c.oid, c.relkind,
+    `SELECT c.oid, c.relkind, pg_catalog.current_setting('session_replication_role') AS replication_role,
             (SELECT coalesce(json_agg(json_build_object('name', a.attname,
                       'type', pg_catalog.format_type(a.atttypid, a.atttypmod), 'notnull', a.attnotnull,
                       'generated', a.attgenerated::text, 'builtin_order', ${BUILTIN_ORDER_SQL}) ORDER BY a.attnum), '[]')
@@ -171,6 +172,7 @@ export async function describeTable(client: pg.ClientBase, table: TableIdentity)
     return column;
   });
   refuseSideEffects(relation.side_effects, where);
+  refuseReplicaSession(relation.replication_role, where);
   if (table.keyColumns && !(await isUnique(client, relation.oid, keyNames))) {
     throw new TableNotUsableError(
       `key columns (${keyNames.join(', ')}) of ${where} are not covered by a primary key or a valid unique index`,
@@ -217,6 +219,19 @@ function refuseSideEffects(
   if (rule) {
     throw new TableNotUsableError(`${where}: rule "${rule.name}" on ${rule.on} acts on DELETE; ${why}`);
   }
+}
+
+/**
+ * Under `session_replication_role = replica`, which a superuser may set for the archiver's role or its
+ * database, PostgreSQL skips the foreign-key checks of the tables that reference this one and fires replica-only
+ * triggers and rules: a delete that must fail (rows still referenced) would succeed and orphan the referencing rows.
+ * The archiver cannot pin the setting without superuser rights, so it refuses such a session.
+ */
+function refuseReplicaSession(role: string, where: string): void {
+  if (role !== 'replica') return;
+  throw new TableNotUsableError(
+    `${where}: the session runs with session_replication_role = ${role} (set for the archiver's role or the database), under which PostgreSQL skips the foreign-key checks of referencing tables and deletes could orphan their rows; reset it to origin`,
+  );
 }
 
 /** The relation named `schema`.`name` (its oid and kind), or undefined when there is none. */

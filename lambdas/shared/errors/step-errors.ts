@@ -214,6 +214,16 @@ export function classifyDatabaseError(error: unknown): Error {
     );
   }
   if (missingObjectPgCodes.has(code)) return new TableNotUsableError(message, { cause: error });
+  // Another table's foreign key (ON DELETE NO ACTION or RESTRICT) still references rows being deleted: retrying cannot
+  // help until those references go. The message names the constraint and tables; the key values are in the detail.
+  if (code === '23503') {
+    return new TableNotUsableError(
+      `${message}; another table's foreign key refuses it, so none of it was committed`,
+      {
+        cause: error,
+      },
+    );
+  }
   if (transientPgCodes.has(code) || transientNodeCodes.has(code) || code.startsWith('08')) {
     return new DatabaseUnavailableError(message, { cause: error });
   }

@@ -17,6 +17,7 @@ describe('error classification', () => {
     ['28P01', DatabaseAccessError],
     ['42501', DatabaseAccessError],
     ['42P01', TableNotUsableError],
+    ['23503', TableNotUsableError],
     ['57P01', DatabaseUnavailableError],
     ['40001', DatabaseUnavailableError],
     ['55P03', DatabaseUnavailableError],
