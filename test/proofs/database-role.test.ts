@@ -318,6 +318,19 @@ describe('rows the archived table still has referenced by a plain foreign key, a
   const table = resolvedTable(spec);
   const archive = () =>
     runLocalArchive(bed.local, { tables: ['public.referenced'] }, { retryIntervalScale: 0 });
+  /**
+   * Sets (or resets) the database's session_replication_role, as only a superuser may. It holds for new connections,
+   * so the archiver's pooled ones are ended: they reconnect with it.
+   */
+  const replicaSessions = async (on: boolean) => {
+    await bed.db.client.query(
+      `ALTER DATABASE ${bed.db.name} ${on ? 'SET session_replication_role = replica' : 'RESET session_replication_role'}`,
+    );
+    await bed.db.client.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+        WHERE datname = current_database() AND pid <> pg_backend_pid()`,
+    );
+  };
   const orphans = async () =>
     (
       await bed.db.client.query<{ n: number }>(
@@ -327,14 +340,12 @@ describe('rows the archived table still has referenced by a plain foreign key, a
     ).rows[0]?.n;
 
   it('refuses a session whose role or database sets session_replication_role = replica, before any row moves', async () => {
-    // Prepare: only a superuser may set it; it then holds for every new connection to the database.
+    // Prepare
     const before = await tableLines(bed.db.client, table);
-    await bed.db.client.query(`ALTER DATABASE ${bed.db.name} SET session_replication_role = replica`);
+    await replicaSessions(true);
 
     // Act
-    const run = await archive().finally(() =>
-      bed.db.client.query(`ALTER DATABASE ${bed.db.name} RESET session_replication_role`),
-    );
+    const run = await archive().finally(() => replicaSessions(false));
 
     // Assess
     const after = await tableLines(bed.db.client, table);
@@ -346,7 +357,7 @@ describe('rows the archived table still has referenced by a plain foreign key, a
     });
     expect(run.execution.status).toBe('FAILED');
     expect(run.outcomes[0]?.error).toMatch(
-      /^TableNotUsableError: .*session_replication_role = replica .*foreign-key checks of referencing tables/,
+      /^TableNotUsableError: .*session_replication_role = replica .*skips foreign-key checks/,
     );
     expect(after).toEqual(before);
     expect(await listKeys(bed.local, 'archive/app/')).toEqual([]);
@@ -380,5 +391,36 @@ describe('rows the archived table still has referenced by a plain foreign key, a
     const next = await archive();
     expect(next.execution.status).toBe('SUCCEEDED');
     await assertNoLossNoDuplicates(bed.local, bed.db.client, table, before);
+  });
+
+  it('refuses to restore in a replica session, writing nothing, and restores once it is reset', async () => {
+    // Prepare: the rows are archived (the test before); the referrer points at a row the restore brings back.
+    const archived = await tableLines(bed.db.client, table);
+    await replicaSessions(true);
+    const restore = () =>
+      runLocalRestore(bed.local, { database: 'app', table: 'public.referenced' }, { retryIntervalScale: 0 });
+
+    // Act
+    const refused = await restore().finally(() => replicaSessions(false));
+    const afterRefusal = await tableLines(bed.db.client, table);
+    const restored = await restore();
+
+    // Assess
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack: 'session_replication_role = replica on a restore (foreign-key checks skipped)',
+      held: refused.execution.status === 'FAILED' && afterRefusal.length === archived.length,
+    });
+    expect(refused.execution.status).toBe('FAILED');
+    expect(refused.execution.error).toMatchObject({
+      name: 'TableNotUsableError',
+      message: expect.stringMatching(
+        /^restore target "public"\."referenced": .*session_replication_role = replica/,
+      ),
+    });
+    expect(afterRefusal).toEqual(archived);
+    expect(restored.execution.status).toBe('SUCCEEDED');
+    expect((await tableLines(bed.db.client, table)).length).toBe(120);
   });
 });

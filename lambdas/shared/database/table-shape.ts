@@ -113,7 +113,7 @@ export async function describeTable(client: pg.ClientBase, table: TableIdentity)
     children: string[];
     replication_role: string;
   }>(
-    `SELECT c.oid, c.relkind, pg_catalog.current_setting('session_replication_role') AS replication_role,
+    `SELECT c.oid, c.relkind, ${REPLICATION_ROLE_SQL} AS replication_role,
             (SELECT coalesce(json_agg(json_build_object('name', a.attname,
                       'type', pg_catalog.format_type(a.atttypid, a.atttypmod), 'notnull', a.attnotnull,
                       'generated', a.attgenerated::text, 'builtin_order', ${BUILTIN_ORDER_SQL}) ORDER BY a.attnum), '[]')
@@ -221,16 +221,20 @@ function refuseSideEffects(
   }
 }
 
+/** The session's `session_replication_role`, read with a relation's description (see refuseReplicaSession). */
+export const REPLICATION_ROLE_SQL = `pg_catalog.current_setting('session_replication_role')`;
+
 /**
- * Under `session_replication_role = replica`, which a superuser may set for the archiver's role or its
- * database, PostgreSQL skips the foreign-key checks of the tables that reference this one and fires replica-only
- * triggers and rules: a delete that must fail (rows still referenced) would succeed and orphan the referencing rows.
- * The archiver cannot pin the setting without superuser rights, so it refuses such a session.
+ * Under `session_replication_role = replica`, which a superuser may set for the archiver's role or its database (as
+ * logical replication setups do), PostgreSQL skips foreign-key checks and fires replica-only triggers and rules: a
+ * delete that must fail (rows still referenced) would succeed and orphan the referencing rows, and restored rows
+ * could reference rows that do not exist. The archiver cannot pin the setting without superuser rights, so it
+ * refuses such a session before any row moves.
  */
-function refuseReplicaSession(role: string, where: string): void {
+export function refuseReplicaSession(role: string, where: string): void {
   if (role !== 'replica') return;
   throw new TableNotUsableError(
-    `${where}: the session runs with session_replication_role = ${role} (set for the archiver's role or the database), under which PostgreSQL skips the foreign-key checks of referencing tables and deletes could orphan their rows; reset it to origin`,
+    `${where}: the session runs with session_replication_role = replica (set for the archiver's role or the database), under which PostgreSQL skips foreign-key checks, so rows could be left referencing rows that do not exist; reset it to origin`,
   );
 }
 

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { PRIMARY_KEY_SQL } from '../database/table-shape.js';
+import { PRIMARY_KEY_SQL, REPLICATION_ROLE_SQL, refuseReplicaSession } from '../database/table-shape.js';
 import { quoteIdent, quoteLiteral } from '../database/table-sql.js';
 import { SchemaDriftError, TableNotUsableError } from '../errors/step-errors.js';
 
@@ -77,8 +77,9 @@ export async function describeTarget(
     primary_key: string[];
     copyable: boolean;
     has_rules: boolean;
+    replication_role: string;
   }>(
-    `SELECT c.oid, c.relkind,
+    `SELECT c.oid, c.relkind, ${REPLICATION_ROLE_SQL} AS replication_role,
             c.oid::text || '.' || coalesce(pg_catalog.pg_relation_filenode(c.oid)::text, '0') AS identity,
             (SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_object(
                       'name', a.attname,
@@ -101,6 +102,7 @@ export async function describeTarget(
   if (relation.relkind !== 'r' && relation.relkind !== 'p') {
     throw new TableNotUsableError(`restore target ${tableLabel(table)} is not a table`);
   }
+  refuseReplicaSession(relation.replication_role, `restore target ${tableLabel(table)}`);
   return {
     table,
     oid: relation.oid,
