@@ -50,10 +50,13 @@ export async function verifyBatch(input: VerifyInput, deps: VerifyDeps): Promise
     );
     throw new ArchiveIntegrityError(failed.map((f) => f.problem).join('; '));
   }
-  // Pins the very objects read: a later overwrite (same size, same metadata or not) has another ETag and version.
+  // Pins the very objects read: a later overwrite (same size, same metadata or not) has another ETag and version;
+  // and the manifests read, by digest, which the commit records in the inventory.
   const objects = inFlight.objects.map((object, i) => {
     const outcome = checked[i];
-    return outcome && 'pin' in outcome ? { ...object, pin: outcome.pin } : object;
+    return outcome && 'pin' in outcome
+      ? { ...object, pin: outcome.pin, manifestSha256: outcome.manifestSha256 }
+      : object;
   });
   await recordInFlight(deps, input, { ...inFlight, stage: 'verified', objects }, ['uploaded', 'verified']);
   deps.telemetry.metric('VerifyDuration', 'Milliseconds', Date.now() - started, tableLabel(input));
@@ -64,7 +67,7 @@ export async function verifyBatch(input: VerifyInput, deps: VerifyDeps): Promise
 async function verifyObject(
   deps: VerifyDeps,
   object: BatchObject,
-): Promise<{ pin: ObjectPin | undefined } | { problem: string }> {
+): Promise<{ pin: ObjectPin | undefined; manifestSha256: string | undefined } | { problem: string }> {
   const fail = (problem: string) => ({
     problem: `archive ${object.archiveKey} failed verification: ${problem}`,
   });
@@ -75,7 +78,7 @@ async function verifyObject(
   if (!manifest) return fail('manifest is not a valid manifest');
   if (manifest.dataKey !== object.archiveKey)
     return fail(`manifest names another object (${manifest.dataKey})`);
-  const sidecar = manifestExpectation(object.archiveKey, manifest);
+  const sidecar = manifestExpectation(object.archiveKey, manifest, manifestText);
   const manifestProblems = archiveProblems(sidecar, { recorded: expected }).sidecar;
   if (manifestProblems.length > 0)
     return fail(`manifest differs from the export: ${manifestProblems.join('; ')}`);
@@ -107,5 +110,5 @@ async function verifyObject(
   const objectProblems = archiveProblems(sidecar, { recorded: expected, measured }).bytes;
   if (objectProblems.length > 0)
     return fail(`object differs from its manifest: ${objectProblems.join('; ')}`);
-  return { pin };
+  return { pin, manifestSha256: sidecar.manifestSha256 };
 }

@@ -202,6 +202,46 @@ describe('a bucket writer cannot make the archiver lose rows or restore forged o
     expect(restored.results.filter((r) => r.status === 'restored').length).toBe(restored.results.length - 1);
   });
 
+  it('a manifest rewritten consistently (its key columns and time zone, figures untouched) is refused by validate and restore', async () => {
+    // Prepare: the forgery above left one archive of public.forged damaged; this one rewrites another's manifest only.
+    const [, victim] = await readLiveArchives(bed.local, 'public', 'forged');
+    if (!victim) throw new Error('nothing archived');
+    await s3().send(
+      new PutObjectCommand({
+        Bucket: bucket(),
+        Key: manifestKeyFor(victim.key),
+        Body: JSON.stringify(
+          { ...victim.manifest, keyColumns: ['actor'], timestampTimeZone: 'Asia/Tokyo' },
+          null,
+          2,
+        ),
+      }),
+    );
+
+    // Act
+    const validated = await validate('public.forged');
+    const restored = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.forged', targetTable: 'public.forged_manifest_copy' },
+      { retryIntervalScale: 0 },
+    );
+    const failed = restored.results.find((r) => r.key === victim.key);
+    recordProof({
+      kind: 'threat',
+      actor: 'bucket writer',
+      attack: 'manifest fields rewritten consistently (key columns, time zone), figures untouched',
+      held: validated.code === 1 && failed?.status === 'failed',
+    });
+
+    // Assess
+    expect(validated.code).toBe(1);
+    expect(validated.text).toContain(`${victim.key}: differs from the inventory: manifestSha256: recorded`);
+    expect(failed?.status).toBe('failed');
+    expect(failed?.error).toMatch(
+      /is not the archive committed under its key, nothing restored: manifestSha256: /,
+    );
+  });
+
   it('validate tells a day without rows from a missing archive', async () => {
     // Prepare
     const archived = await runLocalArchive(

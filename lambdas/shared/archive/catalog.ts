@@ -165,7 +165,7 @@ export async function readExpectation(
       throw new ArchiveIntegrityError(
         `archive ${ref.key}: its partition is not the manifest's ${span} (${span === 'day' ? manifest.day : manifest.day.slice(0, 7)}, rows ${manifest.bounds.from} to ${manifest.bounds.to})`,
       );
-    return manifestExpectation(ref.key, manifest);
+    return manifestExpectation(ref.key, manifest, text);
   }
   const parsed = LegacyMetadataSchema.safeParse(raw);
   if (!parsed.success) throw new ArchiveIntegrityError(`metadata ${sidecarKey} is not valid legacy metadata`);

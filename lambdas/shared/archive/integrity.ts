@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { BatchFigures, Manifest } from './format.js';
 import type { InventoryEntry } from './inventory.js';
 
@@ -23,10 +24,17 @@ export interface ArchiveExpectation extends ArchiveFigures {
   origin: { database: string; schema: string; table: string };
   /** Native only (legacy archives describe their columns in the first batch of a run at most). */
   manifest?: Manifest;
+  /** SHA-256 of the native manifest's text as read (UTF-8), which a commit records (InventoryEntry.manifestSha256). */
+  manifestSha256?: string;
 }
 
-/** The expectation a native manifest states for the object under `key`. */
-export function manifestExpectation(key: string, manifest: Manifest): ArchiveExpectation {
+/** SHA-256 of a manifest's text as read: what verify records and restore and validate compare. */
+export function manifestSha256(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+/** The expectation a native manifest, read as `text`, states for the object under `key`. */
+export function manifestExpectation(key: string, manifest: Manifest, text: string): ArchiveExpectation {
   return {
     key,
     format: 'native',
@@ -38,6 +46,7 @@ export function manifestExpectation(key: string, manifest: Manifest): ArchiveExp
     compressedBytes: manifest.figures.compressedBytes,
     rowDigest: manifest.figures.rowDigest,
     manifest,
+    manifestSha256: manifestSha256(text),
   };
 }
 
@@ -75,7 +84,7 @@ export function archiveProblems(
   evidence: {
     recorded?: BatchFigures;
     /** The inventory entry's own record of the manifest, beside its figures. */
-    committed?: Pick<InventoryEntry, 'lcMonetary'>;
+    committed?: Pick<InventoryEntry, 'lcMonetary' | 'manifestSha256'>;
     measured?: MeasuredArchive;
   },
 ): ArchiveProblems {
@@ -87,6 +96,9 @@ export function archiveProblems(
       ]
     : [];
   if (committed) sidecar.push(['lcMonetary', committed.lcMonetary, expected.manifest?.lcMonetary]);
+  // Entries written before the digest was recorded bind the figures and lcMonetary only.
+  if (committed?.manifestSha256 !== undefined)
+    sidecar.push(['manifestSha256', committed.manifestSha256, expected.manifestSha256]);
   const bytes: [string, unknown, unknown][] = measured
     ? FIGURES.map(([name, own]) => [name, expected[own], measured[own]])
     : [];

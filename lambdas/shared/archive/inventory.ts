@@ -23,5 +23,10 @@ export const InventoryEntrySchema = z.object({
    * writer who removed it would have C's money text read under another locale). Absent when the manifest has none.
    */
   lcMonetary: ManifestSchema.shape.lcMonetary,
+  /**
+   * SHA-256 of the manifest verify checked (see BatchObject): restore and validate refuse any other manifest, so none
+   * of its fields (columns, key, time zone, span) can be rewritten. Absent in entries written before it existed.
+   */
+  manifestSha256: z.string().optional(),
 });
 export type InventoryEntry = z.infer<typeof InventoryEntrySchema>;

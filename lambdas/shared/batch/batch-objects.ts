@@ -102,6 +102,7 @@ export function largestObject(
       rowDigest: SHA256_TEXT.slice(0, 32),
     },
     pin: { etag: LONGEST_ETAG, versionId: LONGEST_VERSION_ID },
+    manifestSha256: SHA256_TEXT,
     timestampRange: { min: LONGEST_TIMESTAMP, max: LONGEST_TIMESTAMP },
   };
 }

@@ -238,6 +238,7 @@ export async function recordCommitted(
         runId: inFlight.runId,
         figures: object.figures,
         pin: object.pin,
+        ...(object.manifestSha256 ? { manifestSha256: object.manifestSha256 } : {}),
         committedAt,
         ...(inFlight.manifest?.lcMonetary ? { lcMonetary: inFlight.manifest.lcMonetary } : {}),
       }),

@@ -33,6 +33,11 @@ export const BatchObjectSchema = z.object({
   figures: BatchFiguresSchema,
   /** The stored object verify read and checked: delete and every later read accept only that object. */
   pin: ObjectPinSchema.optional(),
+  /**
+   * SHA-256 of the manifest verify read and checked (its UTF-8 bytes), set with the pin and recorded in the inventory
+   * at commit: restore and validate then accept that manifest only, whatever a bucket writer rewrites consistently.
+   */
+  manifestSha256: z.string().optional(),
   /** The least and greatest timestamp of its rows, for its manifest (absent in records whose manifests were staged). */
   timestampRange: ManifestSchema.shape.timestampRange.optional(),
 });

@@ -133,4 +133,21 @@ describe('archiveProblems: the integrity check verify, restore and validate shar
     expect(both.sidecar).toEqual([]);
     expect(older.sidecar).toEqual([]);
   });
+
+  it('refuses a manifest other than the one the commit recorded by digest, and skips entries without one', () => {
+    // Prepare
+    const read = { ...expected, manifestSha256: 'b'.repeat(64) };
+
+    // Act
+    const other = archiveProblems(read, { recorded, committed: { manifestSha256: 'a'.repeat(64) } });
+    const same = archiveProblems(read, { recorded, committed: { manifestSha256: 'b'.repeat(64) } });
+    const older = archiveProblems(read, { recorded, committed: {} });
+
+    // Assess
+    expect(other.sidecar).toEqual([
+      `manifestSha256: recorded ${'a'.repeat(64)}, sidecar says ${'b'.repeat(64)}`,
+    ]);
+    expect(same.sidecar).toEqual([]);
+    expect(older.sidecar).toEqual([]);
+  });
 });
