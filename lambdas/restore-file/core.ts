@@ -29,7 +29,7 @@ import {
 } from '../shared/lock-table/restore-records.js';
 import {
   type ArchivedColumn,
-  assertNoRules,
+  assertWritable,
   checkConversions,
   copyIntoStagingSql,
   copyIntoTargetSql,
@@ -125,7 +125,7 @@ async function writeGroup(
   const { task, deps } = group;
   // Locked for the group: the unique key checked once holds for every archive of it (lockAndDescribeTarget).
   group.target = await lockAndDescribeTarget(client, task.target);
-  if (group.target) assertNoRules(group.target);
+  if (group.target) assertWritable(group.target, task.strategy);
   group.watermark = watermarkOf(task, group.target);
   const lookups = await groupLookups(task, archives, group.target, deps);
   const prepare = (archive: ArchivePointer) =>
@@ -562,7 +562,7 @@ async function stage(
  * to the savepoint taken here, so nothing of the COPY remains, and the reference path (temporary table, INSERT ...
  * ON CONFLICT under the strategy) restores the archive instead, reading it once more. Targets with row-level
  * security, which COPY FROM refuses (RestoreTarget.copyable), take the reference path; rules are refused
- * (assertNoRules). Undefined when the reference path is to run; otherwise the rows written and the plan's warnings.
+ * (assertWritable). Undefined when the reference path is to run; otherwise the rows written and the plan's warnings.
  */
 async function copyDirectly(
   client: pg.PoolClient,

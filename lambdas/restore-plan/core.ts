@@ -11,7 +11,7 @@ import { inTransaction } from '../shared/database/db.js';
 import { quoteIdent } from '../shared/database/table-sql.js';
 import { ConfigError, TableNotUsableError } from '../shared/errors/step-errors.js';
 import {
-  assertNoRules,
+  assertWritable,
   describeTarget,
   qualified,
   resolveTypeName,
@@ -130,7 +130,7 @@ export async function planRestore(
     inTransaction(client, async () => {
       const target = await describeTarget(client, task.target);
       if (target) {
-        assertNoRules(target);
+        assertWritable(target, task.strategy);
         return false;
       }
       const sameTable = task.target.schema === task.source.schema && task.target.name === task.source.name;

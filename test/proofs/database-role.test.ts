@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import {
@@ -423,4 +424,114 @@ describe('rows the archived table still has referenced by a plain foreign key, a
     expect(restored.execution.status).toBe('SUCCEEDED');
     expect((await tableLines(bed.db.client, table)).length).toBe(120);
   });
+});
+
+describe('row-level security that applies to the archiver, and triggers on a restore target', () => {
+  // The usual setup: the application's role owns the tables, the archiver's role is granted SELECT and DELETE.
+  const role = `archiver_${randomUUID().replaceAll('-', '').slice(0, 8)}`;
+  const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query(`
+        CREATE ROLE ${role} LOGIN PASSWORD 'not-a-secret';
+        GRANT CONNECT, TEMPORARY ON DATABASE ${db.name} TO ${role};
+        GRANT USAGE ON SCHEMA public TO ${role};`);
+      for (const name of ['guarded', 'hidden', 'stamped', 'no_backdating']) {
+        await db.client.query(`
+          CREATE TABLE public.${name} (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, kind text NOT NULL,
+                                       received_by text NOT NULL DEFAULT 'app');
+          INSERT INTO public.${name} (id, created_at, kind)
+          SELECT g, ${OLD} + g * interval '1 hour', CASE WHEN g % 5 = 0 THEN 'legal' ELSE 'plain' END
+            FROM generate_series(1, 30) AS g;
+          GRANT SELECT, DELETE, INSERT, UPDATE ON public.${name} TO ${role};`);
+      }
+      // guarded: every row visible, but a DELETE policy keeps some; hidden: a SELECT policy hides some.
+      await db.client.query(`
+        ALTER TABLE public.guarded ENABLE ROW LEVEL SECURITY;
+        CREATE POLICY sel ON public.guarded FOR SELECT USING (true);
+        CREATE POLICY del ON public.guarded FOR DELETE USING (kind <> 'legal');
+        ALTER TABLE public.hidden ENABLE ROW LEVEL SECURITY;
+        CREATE POLICY sel ON public.hidden FOR SELECT USING (kind <> 'legal');
+        CREATE POLICY del ON public.hidden FOR DELETE USING (true);`);
+      // Triggers that fire on the rows a restore writes: one stamps them anew, one drops back-dated rows.
+      await db.client.query(`
+        CREATE FUNCTION public.stamp_row() RETURNS trigger LANGUAGE plpgsql AS
+          $$ BEGIN NEW.received_by := 'trigger'; RETURN NEW; END $$;
+        CREATE FUNCTION public.drop_backdated() RETURNS trigger LANGUAGE plpgsql AS
+          $$ BEGIN IF NEW.created_at < pg_catalog.now() - interval '7 days' THEN RETURN NULL; END IF; RETURN NEW; END $$;`);
+      const url = new URL(db.url);
+      url.username = role;
+      url.password = 'not-a-secret';
+      Object.assign(db, { url: url.toString() });
+    },
+    [spec('guarded'), spec('hidden'), spec('stamped'), spec('no_backdating')],
+  );
+  const archive = (table: string) =>
+    runLocalArchive(bed.local, { tables: [`public.${table}`] }, { retryIntervalScale: 0 });
+
+  it.each(['guarded', 'hidden'])(
+    'refuses %s, whose policies the archiver is subject to, before any row moves',
+    async (name) => {
+      // Prepare
+      const before = await rowsOf(bed.db, `public.${name}`);
+
+      // Act
+      const run = await archive(name);
+
+      // Assess
+      const after = await rowsOf(bed.db, `public.${name}`);
+      recordProof({
+        kind: 'threat',
+        actor: 'database role',
+        attack: `row-level security the archiver is subject to (${name})`,
+        held: run.execution.status === 'FAILED' && after.length === before.length,
+      });
+      expect(run.execution.status).toBe('FAILED');
+      expect(run.outcomes[0]?.error).toMatch(
+        /^TableNotUsableError: .* has row-level security that applies to the archiver's role/,
+      );
+      expect(after).toEqual(before);
+      expect(await listKeys(bed.local, `archive/app/public.${name}/`)).toEqual([]);
+    },
+  );
+
+  it.each([
+    ['stamped', 'BEFORE INSERT', 'public.stamp_row'],
+    ['no_backdating', 'BEFORE INSERT', 'public.drop_backdated'],
+  ])(
+    'refuses to restore into %s, whose trigger would change or drop the restored rows, writing nothing',
+    async (name, timing, fn) => {
+      // Prepare: archived, then the owner adds the trigger.
+      const table = resolvedTable(spec(name));
+      const original = await tableLines(bed.db.client, table);
+      expect((await archive(name)).execution.status).toBe('SUCCEEDED');
+      await bed.db.client.query(
+        `CREATE TRIGGER on_insert ${timing} ON public.${name} FOR EACH ROW EXECUTE FUNCTION ${fn}()`,
+      );
+      const restore = () =>
+        runLocalRestore(bed.local, { database: 'app', table: `public.${name}` }, { retryIntervalScale: 0 });
+
+      // Act
+      const refused = await restore();
+      const afterRefusal = await rowsOf(bed.db, `public.${name}`);
+      await bed.db.client.query(`ALTER TABLE public.${name} DISABLE TRIGGER on_insert`);
+      const restored = await restore();
+
+      // Assess
+      recordProof({
+        kind: 'threat',
+        actor: 'database role',
+        attack: `an INSERT trigger on a restore target (${name})`,
+        held: refused.execution.status === 'FAILED' && afterRefusal.length === 0,
+      });
+      expect(refused.execution.status).toBe('FAILED');
+      expect(refused.execution.error).toMatchObject({
+        name: 'TableNotUsableError',
+        message: expect.stringMatching(/trigger "on_insert" on public\.\w+ fires on INSERT/),
+      });
+      expect(afterRefusal).toEqual([]);
+      expect(restored.execution.status).toBe('SUCCEEDED');
+      expect((await tableLines(bed.db.client, table)).sort()).toEqual([...original].sort());
+    },
+  );
 });

@@ -55,7 +55,7 @@ export const TABLE_RELATIONS_SQL = `(CASE WHEN c.relkind = 'p'
         ELSE ARRAY[c.oid] END)`;
 
 /** The schema-qualified name of the relation `oid`, whatever the session's search_path. */
-const relationNameSql = (oid: string): string =>
+export const relationNameSql = (oid: string): string =>
   `(SELECT pg_catalog.format('%I.%I', n.nspname, k.relname) FROM pg_catalog.pg_class k
       JOIN pg_catalog.pg_namespace n ON n.oid = k.relnamespace WHERE k.oid = ${oid})`;
 
@@ -112,8 +112,10 @@ export async function describeTable(client: pg.ClientBase, table: TableIdentity)
     side_effects: { cascade: SideEffect | null; trigger: SideEffect | null; rule: SideEffect | null };
     children: string[];
     replication_role: string;
+    row_security: boolean;
   }>(
     `SELECT c.oid, c.relkind, ${REPLICATION_ROLE_SQL} AS replication_role,
+            pg_catalog.row_security_active(c.oid) AS row_security,
             (SELECT coalesce(json_agg(json_build_object('name', a.attname,
                       'type', pg_catalog.format_type(a.atttypid, a.atttypmod), 'notnull', a.attnotnull,
                       'generated', a.attgenerated::text, 'builtin_order', ${BUILTIN_ORDER_SQL}) ORDER BY a.attnum), '[]')
@@ -173,6 +175,12 @@ export async function describeTable(client: pg.ClientBase, table: TableIdentity)
   });
   refuseSideEffects(relation.side_effects, where);
   refuseReplicaSession(relation.replication_role, where);
+  // Through a partitioned table only its own policies apply, and a plain table is read ONLY: the table's own decide.
+  if (relation.row_security) {
+    throw new TableNotUsableError(
+      `${where} has row-level security that applies to the archiver's role: its policies could hide rows from export or keep the delete from rows it archived; grant the role BYPASSRLS, or archive as the table's owner (without FORCE ROW LEVEL SECURITY)`,
+    );
+  }
   if (table.keyColumns && !(await isUnique(client, relation.oid, keyNames))) {
     throw new TableNotUsableError(
       `key columns (${keyNames.join(', ')}) of ${where} are not covered by a primary key or a valid unique index`,

@@ -1,5 +1,11 @@
 import type pg from 'pg';
-import { PRIMARY_KEY_SQL, REPLICATION_ROLE_SQL, refuseReplicaSession } from '../database/table-shape.js';
+import {
+  PRIMARY_KEY_SQL,
+  REPLICATION_ROLE_SQL,
+  refuseReplicaSession,
+  relationNameSql,
+  TABLE_RELATIONS_SQL,
+} from '../database/table-shape.js';
 import { quoteIdent, quoteLiteral } from '../database/table-sql.js';
 import { SchemaDriftError, TableNotUsableError } from '../errors/step-errors.js';
 
@@ -32,13 +38,25 @@ export interface RestoreTarget {
   copyable: boolean;
   /** INSERT or UPDATE rules, which INSERT ... ON CONFLICT refuses and COPY would skip. */
   hasRules: boolean;
+  /** Enabled user triggers on the table or its partitions that fire on INSERT or on UPDATE. */
+  triggers: { name: string; on: string; insert: boolean; update: boolean }[];
 }
 
-/** A target with rules cannot take a restore's rows as its rules say: refused before anything is written. */
-export function assertNoRules(target: RestoreTarget): void {
+/**
+ * A target must take a restore's rows as they were archived, and nothing else: refused before anything is written when
+ * it has rules (INSERT ... ON CONFLICT refuses them, COPY skips them), or a trigger that would fire on the rows
+ * written (on INSERT; on UPDATE with strategy overwrite), which could change their values, drop them (counted as
+ * skipped) or write other tables.
+ */
+export function assertWritable(target: RestoreTarget, strategy: 'fail' | 'skip' | 'overwrite'): void {
   if (target.hasRules)
     throw new TableNotUsableError(
       `restore target ${tableLabel(target.table)} has rules, which a restore cannot honour (INSERT ... ON CONFLICT refuses them, COPY skips them); restore into a table without rules (targetTable); nothing was written`,
+    );
+  const trigger = target.triggers.find((t) => t.insert || (strategy === 'overwrite' && t.update));
+  if (trigger)
+    throw new TableNotUsableError(
+      `restore target ${tableLabel(target.table)}: trigger "${trigger.name}" on ${trigger.on} fires on ${trigger.insert ? 'INSERT' : 'UPDATE'}, and could change or drop the restored rows or write other tables; disable it for the restore (ALTER TABLE ... DISABLE TRIGGER) or restore into a table without it (targetTable); nothing was written`,
     );
 }
 
@@ -78,6 +96,7 @@ export async function describeTarget(
     copyable: boolean;
     has_rules: boolean;
     replication_role: string;
+    triggers: { name: string; on: string; insert: boolean; update: boolean }[];
   }>(
     `SELECT c.oid, c.relkind, ${REPLICATION_ROLE_SQL} AS replication_role,
             c.oid::text || '.' || coalesce(pg_catalog.pg_relation_filenode(c.oid)::text, '0') AS identity,
@@ -91,7 +110,13 @@ export async function describeTarget(
                JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
             ${PRIMARY_KEY_SQL.replace('$1', 'c.oid')} AS primary_key,
-            NOT c.relrowsecurity AS copyable, c.relhasrules AS has_rules
+            NOT c.relrowsecurity AS copyable, c.relhasrules AS has_rules,
+            (SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_object('name', g.tgname,
+                      'on', ${relationNameSql('g.tgrelid')},
+                      'insert', (g.tgtype::int & 4) <> 0, 'update', (g.tgtype::int & 16) <> 0) ORDER BY g.tgname), '[]')
+               FROM pg_catalog.pg_trigger g
+              WHERE g.tgrelid = ANY (${TABLE_RELATIONS_SQL}) AND NOT g.tgisinternal AND g.tgenabled IN ('O', 'A')
+                AND (g.tgtype::int & 20) <> 0) AS triggers -- TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE
        FROM pg_catalog.pg_class c
        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = $1 AND c.relname = $2`,
@@ -116,6 +141,7 @@ export async function describeTarget(
     primaryKey: relation.primary_key,
     copyable: relation.copyable,
     hasRules: relation.has_rules,
+    triggers: relation.triggers,
   };
 }
 
