@@ -36,7 +36,7 @@ import { ApplicationLoad, batchRowLimit, checkReplicaLag, vacuumTable } from '..
 import { resolveTable } from '../shared/config/resolved-table.js';
 import { abandonConnection, type Database, inReadOnlyTransaction } from '../shared/database/db.js';
 import { describeTable, type TableShape } from '../shared/database/table-shape.js';
-import { batchPredicateSql, rowValuesCopySql } from '../shared/database/table-sql.js';
+import { batchPredicateSql, rawBytesSql, rowValuesCopySql } from '../shared/database/table-sql.js';
 import { ReplicaLagError, TableNotUsableError } from '../shared/errors/step-errors.js';
 import type { BatchObject, InFlight } from '../shared/lock-table/table-state.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
@@ -323,14 +323,15 @@ async function stageSpans(
   assertNoneFailed(batch);
   if (before > 0) await deps.fault('export:betweenObjects');
   await batch.load?.sample(client);
-  const copy = client.query(
-    copyTo(
-      rowValuesCopySql(
-        shape,
-        spans.map((span) => batchPredicateSql(shape, span.bounds)),
-      ),
-    ),
-  );
+  const predicates = spans.map((span) => batchPredicateSql(shape, span.bounds));
+  if (shape.rawByteColumns.length > 0) {
+    const raw = await client.query<{ found: boolean }>(rawBytesSql(shape, predicates));
+    if (raw.rows[0]?.found)
+      throw new TableNotUsableError(
+        `a "char" column of ${shape.schema}.${shape.name} (${shape.rawByteColumns.map((c) => c.name).join(', ')}) holds a byte above 0x7f, which PostgreSQL 14 and older write bare: not UTF-8, so its archive could never be restored; nothing was archived (archive it on PostgreSQL 15 or later, or change the column's type)`,
+      );
+  }
+  const copy = client.query(copyTo(rowValuesCopySql(shape, predicates)));
   const lines = new CopyToArchiveLines(
     shape.columns.map((c) => c.name),
     batch.versions,

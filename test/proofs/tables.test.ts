@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { runLocalArchive } from '../../local/run.js';
+import { compareRows } from '../../local/compare-rows.js';
+import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
@@ -7,6 +8,7 @@ import {
   listKeys,
   resolvedTable,
   seedEvents,
+  TODAY_UTC_SQL,
   tableLines,
 } from '../support/fixtures.js';
 
@@ -94,5 +96,61 @@ describe('table kinds: partitioned tables through their parent, views refused', 
     const rows = await bed.db.client.query('SELECT count(*)::int AS n FROM public.base');
     expect(rows.rows[0].n).toBe(90);
     expect(await listKeys(bed.local, 'archive/app/public.a_view/')).toEqual([]);
+  });
+});
+
+describe('a "char" column holding a byte above 0x7f (its text is that bare byte up to PostgreSQL 14)', () => {
+  const spec = { schema: 'public', name: 'ops', timestampColumn: 'created_at' };
+  const bed = archiverTestbed(
+    async (db) => {
+      // 'é'::"char" keeps the first byte of the character's UTF-8: 0xC3, half a character.
+      await db.client.query(`
+        CREATE TABLE public.ops (id int PRIMARY KEY, created_at timestamptz NOT NULL, op "char" NOT NULL);
+        INSERT INTO public.ops VALUES
+          (1, ${TODAY_UTC_SQL} - interval '40 days', 'é'),
+          (2, ${TODAY_UTC_SQL} - interval '40 days' + interval '1 hour', 'I'),
+          (3, ${TODAY_UTC_SQL} - interval '2 days', 'U');
+        CREATE TABLE public.ops_before AS SELECT * FROM public.ops;`);
+    },
+    [spec],
+  );
+
+  it('archives and restores it exactly where PostgreSQL writes it escaped (15+), and refuses it before anything moves where it writes it bare', async () => {
+    // Prepare
+    const version = (
+      await bed.db.client.query<{ v: number }>(`SELECT current_setting('server_version_num')::int AS v`)
+    ).rows[0]?.v;
+
+    // Act
+    const run = await runLocalArchive(bed.local, { tables: ['public.ops'] }, { retryIntervalScale: 0 });
+    const left = await bed.db.client.query<{ n: number }>('SELECT count(*)::int AS n FROM public.ops');
+    const restored =
+      run.execution.status === 'SUCCEEDED'
+        ? await runLocalRestore(
+            bed.local,
+            { database: 'app', table: 'public.ops' },
+            { retryIntervalScale: 0 },
+          )
+        : undefined;
+    const compared = await compareRows(
+      bed.db.client,
+      'SELECT * FROM public.ops_before',
+      'SELECT * FROM public.ops',
+    );
+
+    // Assess
+    expect(compared).toEqual({ rows: 3, missing: 0, extra: 0 });
+    if (version === undefined || version < 150000) {
+      expect(run.execution.status).toBe('FAILED');
+      expect(run.outcomes[0]?.error).toMatch(
+        /^TableNotUsableError: .*a "char" column of public\.ops \(op\) holds a byte above 0x7f/,
+      );
+      expect(left.rows[0]?.n).toBe(3);
+      expect(await listKeys(bed.local, 'archive/app/public.ops/')).toEqual([]);
+    } else {
+      expect(run.execution.status).toBe('SUCCEEDED');
+      expect(left.rows[0]?.n).toBe(1);
+      expect(restored?.execution.status).toBe('SUCCEEDED');
+    }
   });
 });

@@ -30,6 +30,11 @@ export interface TableShape {
   timestampColumn: ColumnInfo;
   timestampKind: TimestampKind;
   timestampTimeZone: string;
+  /**
+   * `"char"` columns whose text is the bare byte (PostgreSQL 14 and older; 15 writes a byte above 0x7f as `\ooo`):
+   * such a byte is not UTF-8, so an archive holding it could never be restored. Export refuses those values.
+   */
+  rawByteColumns: ColumnInfo[];
 }
 
 const timestampTypes: Record<string, TimestampKind> = {
@@ -113,8 +118,10 @@ export async function describeTable(client: pg.ClientBase, table: TableIdentity)
     children: string[];
     replication_role: string;
     row_security: boolean;
+    server_version: number;
   }>(
     `SELECT c.oid, c.relkind, ${REPLICATION_ROLE_SQL} AS replication_role,
+            pg_catalog.current_setting('server_version_num')::int4 AS server_version,
             pg_catalog.row_security_active(c.oid) AS row_security,
             (SELECT coalesce(json_agg(json_build_object('name', a.attname,
                       'type', pg_catalog.format_type(a.atttypid, a.atttypmod), 'notnull', a.attnotnull,
@@ -196,6 +203,7 @@ export async function describeTable(client: pg.ClientBase, table: TableIdentity)
     timestampColumn,
     timestampKind,
     timestampTimeZone: table.timestampTimeZone,
+    rawByteColumns: relation.server_version < 150000 ? columns.filter((c) => c.type === '"char"') : [],
   };
 }
 

@@ -57,6 +57,15 @@ export function rowValuesCopySql(shape: TableShape, predicates: readonly string[
 }
 
 /**
+ * Whether any row `predicates` select holds a `"char"` byte above 0x7f in a column that writes it bare (rawByteColumns):
+ * the `"char"` to int4 cast is signed, so such a byte is negative.
+ */
+export function rawBytesSql(shape: TableShape, predicates: readonly string[]): string {
+  const bytes = shape.rawByteColumns.map((c) => `t.${quoteIdent(c.name)}::pg_catalog.int4 < 0`).join(' OR ');
+  return `SELECT EXISTS (SELECT FROM ${rowSourceSql(shape)} AS t WHERE (${predicates.join(') OR (')}) AND (${bytes})) AS found`;
+}
+
+/**
  * The MD5 of a row's archive line as UTF-8 bytes: what the archive stores (the session's client encoding is UTF8),
  * whatever the server encoding, so the digest agrees between PostgreSQL and the archive.
  */
