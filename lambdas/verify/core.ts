@@ -4,6 +4,7 @@ import { archiveProblems, manifestExpectation } from '../shared/archive/integrit
 import type { ObjectPin } from '../shared/archive/store.js';
 import { ByteFigures, createLinesGunzip, JsonLinesContent } from '../shared/archive/stream.js';
 import { recordInFlight, renewLease, tableLabel, withdrawBatch } from '../shared/batch/batch.js';
+import { manifestOf } from '../shared/batch/batch-manifest.js';
 import { batchTotals, forEachObject } from '../shared/batch/batch-objects.js';
 import { batchToActOn } from '../shared/batch/lifecycle.js';
 import { ArchiveIntegrityError, StorageUnavailableError } from '../shared/errors/step-errors.js';
@@ -34,7 +35,9 @@ export async function verifyBatch(input: VerifyInput, deps: VerifyDeps): Promise
   await renewLease(deps, input);
   const state = await deps.locks.get(input.database, input.table);
   const inFlight = batchToActOn('verify', input, state.inFlight);
-  const checked = await forEachObject(inFlight.objects, (object) => verifyObject(deps, object));
+  const checked = await forEachObject(inFlight.objects, (object, i) =>
+    verifyObject(deps, object, object.createdArchive ? manifestOf(inFlight, i) : undefined),
+  );
   const failed = inFlight.objects.flatMap((object, i) => {
     const outcome = checked[i];
     return outcome && 'problem' in outcome ? [{ key: object.archiveKey, problem: outcome.problem }] : [];
@@ -63,10 +66,45 @@ export async function verifyBatch(input: VerifyInput, deps: VerifyDeps): Promise
   return { objects: objects.length, rows: batchTotals(inFlight).rowCount, verified: true };
 }
 
-/** Reads one object back and checks it against its manifest and the recorded figures: its pin, or the problem. */
+/**
+ * The manifest fields that say what an archive's rows are and how to read them back. Besides these a manifest names
+ * its run (runId, cutoff, exportedAt, tool): a manifest an earlier run published for the same rows differs there.
+ */
+const MEANING: readonly (keyof Manifest)[] = [
+  'formatVersion',
+  'database',
+  'schema',
+  'table',
+  'columns',
+  'keyColumns',
+  'timestampColumn',
+  'timestampType',
+  'timestampTimeZone',
+  'day',
+  'span',
+  'bounds',
+  'keyRange',
+  'timestampRange',
+  'compression',
+  'encoding',
+  'lcMonetary',
+  'dataKey',
+];
+
+/** The fields of MEANING in which `read` differs from what upload wrote. */
+function meaningChanges(read: Manifest, written: Manifest): string[] {
+  return MEANING.filter((field) => JSON.stringify(read[field]) !== JSON.stringify(written[field]));
+}
+
+/**
+ * Reads one object back and checks it against its manifest and the recorded figures: its pin, or the problem.
+ * `written`: the manifest upload wrote from the in-flight record when this batch created the archive; the one read
+ * must say the same, or a bucket writer's rewrite between upload and verify would be the manifest the commit binds.
+ */
 async function verifyObject(
   deps: VerifyDeps,
   object: BatchObject,
+  written: Manifest | undefined,
 ): Promise<{ pin: ObjectPin | undefined; manifestSha256: string | undefined } | { problem: string }> {
   const fail = (problem: string) => ({
     problem: `archive ${object.archiveKey} failed verification: ${problem}`,
@@ -78,6 +116,8 @@ async function verifyObject(
   if (!manifest) return fail('manifest is not a valid manifest');
   if (manifest.dataKey !== object.archiveKey)
     return fail(`manifest names another object (${manifest.dataKey})`);
+  const changed = written ? meaningChanges(manifest, written) : [];
+  if (changed.length > 0) return fail(`manifest is not the one upload wrote (${changed.join(', ')} differ)`);
   const sidecar = manifestExpectation(object.archiveKey, manifest, manifestText);
   const manifestProblems = archiveProblems(sidecar, { recorded: expected }).sidecar;
   if (manifestProblems.length > 0)

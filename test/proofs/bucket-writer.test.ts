@@ -36,6 +36,7 @@ describe('a bucket writer cannot make the archiver lose rows or restore forged o
     async (db) => {
       await seedEvents(db.client, 'swapped', 300, 33);
       await seedEvents(db.client, 'forged', 300, 33);
+      await seedEvents(db.client, 'raced', 60, 33);
       // Rows on three days with two empty days between them (the 35th, 34th and 31st day before today).
       await db.client.query(
         'CREATE TABLE public.sparse (id bigserial PRIMARY KEY, created_at timestamptz, actor text NOT NULL, payload jsonb)',
@@ -46,7 +47,7 @@ describe('a bucket writer cannot make the archiver lose rows or restore forged o
            FROM unnest(ARRAY[35, 34, 31]) AS d, generate_series(1, 5) AS g`,
       );
     },
-    [spec('swapped'), spec('forged'), spec('sparse')],
+    [spec('swapped'), spec('forged'), spec('sparse'), spec('raced')],
   );
   const s3 = () => s3ClientFor(bed.local);
   const bucket = () => bed.local.services.bucket;
@@ -240,6 +241,58 @@ describe('a bucket writer cannot make the archiver lose rows or restore forged o
     expect(failed?.error).toMatch(
       /is not the archive committed under its key, nothing restored: manifestSha256: /,
     );
+  });
+
+  it('a manifest rewritten between upload and verify fails verification: nothing is deleted or committed, and the next run archives the rows', async () => {
+    // Prepare: right after upload wrote the manifests, the bucket writer drops a column from the first one.
+    const table = resolvedTable(spec('raced'));
+    const original = await tableLines(bed.db.client, table);
+    let struck: string | undefined;
+    const afterStep = async (event: StepEvent) => {
+      if (event.functionName !== 'upload' || struck) return;
+      const key = (await bed.local.deps().locks.get('app', 'public.raced')).inFlight?.objects[0]?.archiveKey;
+      if (!key) return;
+      const manifest = JSON.parse((await getObject(bed.local, manifestKeyFor(key))).toString('utf8'));
+      await s3().send(
+        new PutObjectCommand({
+          Bucket: bucket(),
+          Key: manifestKeyFor(key),
+          Body: JSON.stringify({
+            ...manifest,
+            columns: manifest.columns.filter((c: { name: string }) => c.name !== 'payload'),
+          }),
+        }),
+      );
+      struck = key;
+    };
+
+    // Act
+    const raced = await runLocalArchive(
+      bed.local,
+      { tables: ['public.raced'] },
+      { afterStep, retryIntervalScale: 0 },
+    );
+    const afterRace = await tableLines(bed.db.client, table);
+    const committed = await bed.local.deps().inventory.list('app', 'public.raced');
+    const next = await runLocalArchive(bed.local, { tables: ['public.raced'] }, { retryIntervalScale: 0 });
+
+    // Assess
+    recordProof({
+      kind: 'threat',
+      actor: 'bucket writer',
+      attack: 'manifest rewritten between upload and verify',
+      held:
+        raced.execution.status === 'FAILED' && afterRace.length === original.length && committed.length === 0,
+    });
+    expect(struck).toBeDefined();
+    expect(raced.execution.status).toBe('FAILED');
+    expect(raced.outcomes[0]?.error).toMatch(
+      /^ArchiveIntegrityError: archive .* failed verification: manifest is not the one upload wrote \(columns differ\)/,
+    );
+    expect(afterRace).toEqual(original);
+    expect(committed).toEqual([]);
+    expect(next.execution.status).toBe('SUCCEEDED');
+    await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
   });
 
   it('validate tells a day without rows from a missing archive', async () => {
