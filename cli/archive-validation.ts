@@ -28,7 +28,8 @@ export type ProblemKind =
   | 'day-gap'
   | 'not-as-committed'
   | 'missing-archive'
-  | 'not-in-inventory';
+  | 'not-in-inventory'
+  | 'not-an-archive';
 
 export interface ValidationProblem {
   /** `error`: an archive cannot be trusted or is incomplete; `warning`: worth a look, nothing is lost. */
@@ -110,9 +111,12 @@ export async function validateArchives(
       );
       continue;
     }
+    const entry = committed.get(ref.key);
     const age = now.getTime() - (ref.lastModified?.getTime() ?? 0);
-    if (!keys.has(sidecarKeyFor(ref)) && age < STALE_STAGING_MS) {
-      // Upload publishes the data before its manifest: a young archive without one is a batch still in flight.
+    if (!entry && !keys.has(sidecarKeyFor(ref)) && age < STALE_STAGING_MS) {
+      // Upload publishes the data before its manifest: a young archive without one is a batch still in flight, unless
+      // the inventory lists it (committed, so its manifest was written): age is no evidence there, as a bucket writer
+      // makes an object young again by putting the same bytes.
       problem(
         'warning',
         'in-flight',
@@ -137,7 +141,6 @@ export async function validateArchives(
         );
         continue;
       }
-      const entry = committed.get(ref.key);
       const differs = entry
         ? archiveProblems(expected, { recorded: entry.figures, committed: entry }).sidecar
         : [];
@@ -177,6 +180,13 @@ export async function validateArchives(
   }
 
   for (const key of keys) {
+    if (isStrayData(source, key))
+      problem(
+        'error',
+        'not-an-archive',
+        key,
+        'outside the archive layout (a folder that is no calendar day, or no archive name): not written by this tool',
+      );
     const data = dataKeyOfSidecar(source, key);
     if (data === undefined || keys.has(data)) continue;
     const partition = archivePartition(source, data);
@@ -194,6 +204,22 @@ export async function validateArchives(
     }
   }
   return report;
+}
+
+/**
+ * Whether `key` is named like a data object in the date folders (`year=…/….jsonl.gz`, not a `_` file) but is none of
+ * `source`'s archives: in folders that name no calendar day (`month=00`, `day=31` of a 30-day month), at another
+ * depth, or misnamed. List and restore never see it; validate names it so a planted object cannot hide there.
+ */
+function isStrayData(source: ArchiveSource, key: string): boolean {
+  const prefix = sourcePrefix(source);
+  const name = key.slice(key.lastIndexOf('/') + 1);
+  return (
+    key.startsWith(`${prefix}year=`) &&
+    name.endsWith('.jsonl.gz') &&
+    !name.startsWith('_') &&
+    archivePartition(source, key) === undefined
+  );
 }
 
 /** The data key a native manifest or a legacy sidecar belongs to, or undefined for any other object. */

@@ -1,9 +1,14 @@
-import { CopyObjectCommand, DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import {
+  CopyObjectCommand,
+  DeleteObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+} from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import { validateArchives } from '../../cli/archive-validation.js';
+import { type ValidationReport, validateArchives } from '../../cli/archive-validation.js';
 import { listCommand, validateCommand } from '../../cli/archives.js';
 import { RowDigest } from '../../lambdas/shared/archive/row-digest.js';
-import { runLocalArchive } from '../../local/run.js';
+import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import {
   archiverTestbed,
   getObject,
@@ -11,6 +16,7 @@ import {
   s3ClientFor,
   seedEvents,
 } from '../support/fixtures.js';
+import { recordProof } from '../support/proof-ledger.js';
 
 const manifestOf = (key: string) => key.replace(/\/([^/]+)\.jsonl\.gz$/, '/_$1.manifest.json');
 const day = (key: string) => /year=(\d+)\/month=(\d+)\/day=(\d+)/.exec(key)?.slice(1).join('-') ?? '';
@@ -154,5 +160,160 @@ describe('validate and list archives', () => {
     const errors = report.problems.filter((p) => p.severity === 'error');
     expect(errors.map((p) => [p.kind, p.key])).toEqual([['corrupt', forged.key]]);
     expect(errors[0]?.detail).toMatch(/^rowDigest: expected [0-9a-f]{32}, found [0-9a-f]{32}$/);
+  });
+});
+
+/**
+ * A bucket writer against `validate`, the tool that reports a bucket writer's damage: it must name it, not crash on it
+ * or call it harmless.
+ */
+describe('validate against a bucket writer', () => {
+  const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
+  const bed = archiverTestbed(
+    async (db) => {
+      await seedEvents(db.client, 'planted', 80, 40);
+      await seedEvents(db.client, 'after', 80, 40);
+      await seedEvents(db.client, 'committed', 80, 40);
+    },
+    [spec('planted'), spec('after'), spec('committed')],
+  );
+  const s3 = () => s3ClientFor(bed.local);
+  const Bucket = () => bed.local.services.bucket;
+  const prefixOf = (table: string) => `${bed.local.config.s3.prefix}app/public.${table}/`;
+  /** `validate --json` with the inventory; a throw is kept as the outcome, so the proof can record it. */
+  const validate = async (tables: string[]) => {
+    const lines: string[] = [];
+    try {
+      const code = await validateCommand(
+        bed.local.deps().store,
+        bed.local.config,
+        { table: tables, json: true, strict: false },
+        (line) => lines.push(line),
+        bed.local.deps().inventory,
+      );
+      const { tables: reports } = JSON.parse(lines.join('\n')) as {
+        tables: (ValidationReport & { table: string })[];
+      };
+      return { code, reports, error: undefined };
+    } catch (error) {
+      return { code: undefined, reports: [], error: `${(error as Error).name}: ${(error as Error).message}` };
+    }
+  };
+  const problemsOf = (report: ValidationReport | undefined) =>
+    report?.problems.map((p) => `${p.severity} ${p.kind} ${p.key}`).sort();
+
+  it('names objects planted in folders that are no calendar day, and checks every other archive and table', async () => {
+    // Prepare: empty objects in a day folder of month 00 day 00, in February 30, and a month object of month 13.
+    const archived = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+    expect(archived.execution.status).toBe('SUCCEEDED');
+    const archives = await readLiveArchives(bed.local, 'public', 'planted');
+    const others = await readLiveArchives(bed.local, 'public', 'after');
+    const planted = [
+      `${prefixOf('planted')}year=2025/month=00/day=00/20250000-000000000000000000000000.jsonl.gz`,
+      `${prefixOf('planted')}year=2025/month=02/day=30/20250230-000000000000000000000000.jsonl.gz`,
+      `${prefixOf('planted')}year=2025/month=13/202513-000000000000000000000000.jsonl.gz`,
+    ];
+    for (const Key of planted)
+      await s3().send(new PutObjectCommand({ Bucket: Bucket(), Key, Body: Buffer.alloc(0) }));
+
+    // Act
+    const validated = await validate(['public.planted', 'public.after']);
+    const listed: string[] = [];
+    await listCommand(
+      bed.local.deps().store,
+      bed.local.config,
+      { table: ['public.planted'], json: true },
+      (line) => listed.push(line),
+    );
+    const restored = await runLocalRestore(
+      bed.local,
+      {
+        database: 'app',
+        table: 'public.planted',
+        targetTable: 'public.planted_copy',
+        mode: 'key',
+        key: planted[0],
+      },
+      { retryIntervalScale: 0 },
+    );
+    const [plantedReport, afterReport] = validated.reports;
+    recordProof({
+      kind: 'threat',
+      actor: 'bucket writer',
+      attack: 'object planted in a folder that is no calendar day (month=00/day=00)',
+      held:
+        validated.code === 1 &&
+        planted.every((key) => plantedReport?.problems.some((p) => p.key === key && p.severity === 'error')),
+    });
+
+    // Assess: each planted object is an error naming it; the real archives of both tables are all checked whole.
+    expect(validated.error, 'validate threw instead of reporting').toBeUndefined();
+    expect(validated.code).toBe(1);
+    expect(problemsOf(plantedReport)).toEqual(planted.map((key) => `error not-an-archive ${key}`).sort());
+    expect(plantedReport?.archives).toBe(archives.length);
+    expect(plantedReport?.rows).toBe(archives.flatMap((a) => a.lines).length);
+    expect(afterReport?.table).toBe('public.after');
+    expect(problemsOf(afterReport)).toEqual([]);
+    expect(afterReport?.rows).toBe(others.flatMap((a) => a.lines).length);
+    // List and restore do not take them for archives: list leaves them out, restore refuses the key by name.
+    const [table] = JSON.parse(listed.join('\n')) as { archives: { key: string }[] }[];
+    expect(table?.archives.map((a) => a.key).sort()).toEqual(archives.map((a) => a.key).sort());
+    expect(restored.execution.status).toBe('FAILED');
+    expect(restored.execution.error).toMatchObject({ name: 'ConfigError' });
+    expect(restored.execution.error?.message).toContain(planted[0]);
+  });
+
+  it('calls a committed archive whose manifest was deleted an error however young its object, unlike a batch in flight', async () => {
+    // Prepare: the bucket writer deletes a committed archive's manifest and puts the same bytes again, so the object
+    // is young (as a batch's data is before its manifest). Beside it, a young object the inventory does not list.
+    const [victim, other] = await readLiveArchives(bed.local, 'public', 'committed');
+    if (!victim || !other) throw new Error('fewer than two archives of public.committed');
+    expect((await validate(['public.committed'])).code).toBe(0);
+    const head = await s3().send(new HeadObjectCommand({ Bucket: Bucket(), Key: victim.key }));
+    await s3().send(new DeleteObjectCommand({ Bucket: Bucket(), Key: manifestOf(victim.key) }));
+    await s3().send(
+      new PutObjectCommand({
+        Bucket: Bucket(),
+        Key: victim.key,
+        Body: await getObject(bed.local, victim.key),
+        Metadata: head.Metadata,
+      }),
+    );
+    const uncommitted = other.key.replace(/\/([^/]+)\.jsonl\.gz$/, '/uncommitted-$1.jsonl.gz');
+    await s3().send(
+      new CopyObjectCommand({ Bucket: Bucket(), Key: uncommitted, CopySource: `${Bucket()}/${other.key}` }),
+    );
+
+    // Act
+    const validated = await validate(['public.committed']);
+    const restored = await runLocalRestore(
+      bed.local,
+      {
+        database: 'app',
+        table: 'public.committed',
+        targetTable: 'public.committed_copy',
+        mode: 'key',
+        key: victim.key,
+      },
+      { retryIntervalScale: 0 },
+    );
+    const [report] = validated.reports;
+    recordProof({
+      kind: 'threat',
+      actor: 'bucket writer',
+      attack: "committed archive's manifest deleted, the object re-put to look in flight",
+      held:
+        validated.code === 1 &&
+        (report?.problems.some((p) => p.key === victim.key && p.severity === 'error') ?? false),
+    });
+
+    // Assess: restore cannot read it any more, and validate says so with an error; only the object the inventory
+    // does not list may still be a batch in flight.
+    expect(validated.error).toBeUndefined();
+    expect(restored.results[0]?.status).toBe('failed');
+    expect(validated.code).toBe(1);
+    expect(problemsOf(report)).toEqual(
+      [`error missing-sidecar ${victim.key}`, `warning in-flight ${uncommitted}`].sort(),
+    );
   });
 });

@@ -55,24 +55,36 @@ export function sourcePrefix(source: ArchiveSource): string {
 }
 
 /** A native data object: in a day folder, or (a month object) in its month folder. */
-const NATIVE_DATA = /^year=(\d{4})\/month=(\d{2})\/(?:day=(\d{2})\/)?(?!_)[^/]+\.jsonl\.gz$/;
+const NATIVE_DATA =
+  /^year=(\d{4})\/month=(0[1-9]|1[0-2])\/(?:day=(0[1-9]|[12]\d|3[01])\/)?(?!_)[^/]+\.jsonl\.gz$/;
 
-/** The partition of a data object of `source`, or undefined when `key` is not one (a manifest, a sidecar, a stray). */
+/**
+ * The partition of a data object of `source`, or undefined when `key` is not one (a manifest, a sidecar, a stray, or
+ * an object in folders that name no calendar day, such as `month=00` or `day=30` of February: no archive is there).
+ */
 export function archivePartition(
   source: ArchiveSource,
   key: string,
 ): { day: string; span: ObjectSpan } | undefined {
   const prefix = sourcePrefix(source);
   if (!key.startsWith(prefix)) return undefined;
+  let partition: { day: string; span: ObjectSpan } | undefined;
   if (source.format === 'legacy') {
     const day = parseLegacyDataKey(key, source.prefix)?.day;
-    return day ? { day, span: 'day' } : undefined;
+    partition = day ? { day, span: 'day' } : undefined;
+  } else {
+    const match = NATIVE_DATA.exec(key.slice(prefix.length));
+    partition = !match
+      ? undefined
+      : match[3] === undefined
+        ? { day: `${match[1]}-${match[2]}-01`, span: 'month' }
+        : { day: `${match[1]}-${match[2]}-${match[3]}`, span: 'day' };
   }
-  const match = NATIVE_DATA.exec(key.slice(prefix.length));
-  if (!match) return undefined;
-  return match[3] === undefined
-    ? { day: `${match[1]}-${match[2]}-01`, span: 'month' }
-    : { day: `${match[1]}-${match[2]}-${match[3]}`, span: 'day' };
+  // Date.parse rolls 2025-02-30 over to March; only a day that reads back the same is one.
+  const time = partition ? Date.parse(`${partition.day}T00:00:00Z`) : Number.NaN;
+  return partition && !Number.isNaN(time) && new Date(time).toISOString().startsWith(partition.day)
+    ? partition
+    : undefined;
 }
 
 /** The first day of a data object of `source`, or undefined when `key` is not one. */
