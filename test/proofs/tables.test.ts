@@ -154,3 +154,46 @@ describe('a "char" column holding a byte above 0x7f (its text is that bare byte 
     }
   });
 });
+
+describe('timestamp columns of any precision, or of a domain over one (Rails writes timestamp(6))', () => {
+  const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query(`
+        CREATE DOMAIN event_time AS timestamptz(3);
+        CREATE TABLE public.rails_events (id bigserial PRIMARY KEY, created_at timestamp(6) NOT NULL, actor text);
+        CREATE TABLE public.domain_events (id bigserial PRIMARY KEY, created_at event_time NOT NULL, actor text);
+        INSERT INTO public.rails_events (created_at, actor)
+        SELECT (${TODAY_UTC_SQL} - make_interval(days => 45) + g * interval '7 hours 0.123456 seconds') AT TIME ZONE 'UTC',
+               'user_' || g FROM generate_series(1, 200) AS g;
+        INSERT INTO public.domain_events (created_at, actor)
+        SELECT ${TODAY_UTC_SQL} - make_interval(days => 45) + g * interval '7 hours 0.123 seconds', 'user_' || g
+          FROM generate_series(1, 200) AS g;`);
+    },
+    [spec('rails_events'), spec('domain_events')],
+  );
+
+  it.each(['rails_events', 'domain_events'])(
+    'archives %s, losing nothing, and restores it exactly',
+    async (name) => {
+      // Prepare
+      const table = resolvedTable(spec(name));
+      const original = await tableLines(bed.db.client, table);
+
+      // Act
+      const run = await runLocalArchive(bed.local, { tables: [`public.${name}`] }, { retryIntervalScale: 0 });
+      const counts = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+      const restored = await runLocalRestore(
+        bed.local,
+        { database: 'app', table: `public.${name}` },
+        { retryIntervalScale: 0 },
+      );
+
+      // Assess
+      expect(run.execution.status).toBe('SUCCEEDED');
+      expect(counts.inArchives).toBeGreaterThan(0);
+      expect(restored.execution.status).toBe('SUCCEEDED');
+      expect((await tableLines(bed.db.client, table)).sort()).toEqual([...original].sort());
+    },
+  );
+});

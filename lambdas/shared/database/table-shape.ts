@@ -42,12 +42,15 @@ const timestampTypes: Record<string, TimestampKind> = {
   'timestamp without time zone': 'timestamp',
 };
 
-/** The primary key's column names of the relation `$1`, in key order: an empty array when it has none. */
+/**
+ * The primary key's column names of the relation `$1`, in key order: an empty array when it has none, or only a
+ * deferrable one, which INSERT ... ON CONFLICT cannot use (restore), so its rows could be archived and never restored.
+ */
 export const PRIMARY_KEY_SQL = `ARRAY(SELECT a.attname::text
        FROM pg_catalog.pg_index i
        CROSS JOIN LATERAL unnest(i.indkey[0:i.indnkeyatts - 1]) WITH ORDINALITY AS k(attnum, ord)
        JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-      WHERE i.indrelid = $1 AND i.indisprimary AND i.indisvalid AND i.indisready AND i.indislive
+      WHERE i.indrelid = $1 AND i.indisprimary AND i.indisvalid AND i.indisready AND i.indislive AND i.indimmediate
       ORDER BY k.ord)`;
 
 /**
@@ -87,6 +90,15 @@ interface SideEffect {
   on: string;
 }
 
+/** The type of the column `a` under its domains, without a modifier: `timestamp(3) without time zone` reads as
+ * `timestamp without time zone`. */
+const BASE_TYPE_SQL = `(WITH RECURSIVE base AS (
+     SELECT t.oid, t.typtype, t.typbasetype FROM pg_catalog.pg_type t WHERE t.oid = a.atttypid
+     UNION ALL
+     SELECT t.oid, t.typtype, t.typbasetype FROM pg_catalog.pg_type t JOIN base b ON t.oid = b.typbasetype
+      WHERE b.typtype = 'd')
+   SELECT pg_catalog.format_type(b.oid, NULL) FROM base b WHERE b.typtype <> 'd')`;
+
 /**
  * Whether the column `a` is ordered by PostgreSQL's built-in operators: its type (through any domains) is built in, or
  * an enum. A key is sorted by its type's default btree operators wherever they live, but compared in the batch's
@@ -112,7 +124,14 @@ export async function describeTable(client: pg.ClientBase, table: TableIdentity)
   const described = await client.query<{
     oid: number;
     relkind: string;
-    columns: { name: string; type: string; notnull: boolean; generated: string; builtin_order: boolean }[];
+    columns: {
+      name: string;
+      type: string;
+      base_type: string;
+      notnull: boolean;
+      generated: string;
+      builtin_order: boolean;
+    }[];
     primary_key: string[];
     side_effects: { cascade: SideEffect | null; trigger: SideEffect | null; rule: SideEffect | null };
     children: string[];
@@ -124,7 +143,8 @@ export async function describeTable(client: pg.ClientBase, table: TableIdentity)
             pg_catalog.current_setting('server_version_num')::int4 AS server_version,
             pg_catalog.row_security_active(c.oid) AS row_security,
             (SELECT coalesce(json_agg(json_build_object('name', a.attname,
-                      'type', pg_catalog.format_type(a.atttypid, a.atttypmod), 'notnull', a.attnotnull,
+                      'type', pg_catalog.format_type(a.atttypid, a.atttypmod), 'base_type', ${BASE_TYPE_SQL},
+                      'notnull', a.attnotnull,
                       'generated', a.attgenerated::text, 'builtin_order', ${BUILTIN_ORDER_SQL}) ORDER BY a.attnum), '[]')
                FROM pg_catalog.pg_attribute a
               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
@@ -155,7 +175,9 @@ export async function describeTable(client: pg.ClientBase, table: TableIdentity)
 
   const timestampColumn = byName.get(table.timestampColumn);
   if (!timestampColumn) throw new TableNotUsableError(`${where} has no column "${table.timestampColumn}"`);
-  const timestampKind = timestampTypes[timestampColumn.type];
+  // By the type under its domains, whatever its precision (Rails' created_at is timestamp(6)).
+  const baseType = relation.columns.find((c) => c.name === table.timestampColumn)?.base_type ?? '';
+  const timestampKind = timestampTypes[baseType];
   if (!timestampKind) {
     throw new TableNotUsableError(
       `column "${table.timestampColumn}" of ${where} is ${timestampColumn.type}; it must be timestamptz or timestamp`,
@@ -166,7 +188,7 @@ export async function describeTable(client: pg.ClientBase, table: TableIdentity)
   const keyNames = table.keyColumns ?? relation.primary_key;
   if (keyNames.length === 0) {
     throw new TableNotUsableError(
-      `${where} has no primary key; set keyColumns to NOT NULL columns covered by a unique index`,
+      `${where} has no primary key (a deferrable one cannot serve: restore's INSERT ... ON CONFLICT refuses it); set keyColumns to NOT NULL columns covered by a unique, non-deferrable index`,
     );
   }
   const keyColumns = keyNames.map((name) => {

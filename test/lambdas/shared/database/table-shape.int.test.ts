@@ -52,6 +52,11 @@ describe('table checks', () => {
       CREATE DOMAIN small_positive AS positive CHECK (VALUE < 1000000);
       CREATE TABLE built_in_orders (n small_positive, s stage, tags int[], created_at timestamptz,
         PRIMARY KEY (n, s, tags));
+      CREATE TABLE deferrable_pk (id int, created_at timestamptz,
+        CONSTRAINT deferrable_pk_id PRIMARY KEY (id) DEFERRABLE);
+      CREATE DOMAIN event_time AS timestamptz(3);
+      CREATE TABLE precise_times (id int PRIMARY KEY, rails timestamp(6), millis timestamptz(3), seconds timestamp(0),
+        domained event_time);
       CREATE TABLE invalid_key (id int NOT NULL, created_at timestamptz);
       INSERT INTO invalid_key VALUES (1, now()), (1, now());`);
     await expect(
@@ -75,7 +80,12 @@ describe('table checks', () => {
     [
       'no primary key',
       { name: 'nokey', timestampColumn: 'created_at' },
-      /has no primary key; set keyColumns/,
+      /has no primary key .*; set keyColumns/,
+    ],
+    [
+      'a deferrable primary key, which restore could not use',
+      { name: 'deferrable_pk', timestampColumn: 'created_at' },
+      /has no primary key \(a deferrable one cannot serve: restore's INSERT ... ON CONFLICT refuses it\)/,
     ],
     ['a missing column', { name: 'events', timestampColumn: 'nope' }, /has no column "nope"/],
     [
@@ -157,6 +167,22 @@ describe('table checks', () => {
 
     // Assess
     expect(shape.keyColumns.map((c) => c.type)).toEqual(['small_positive', 'stage', 'integer[]']);
+  });
+
+  it.each([
+    ['rails', 'timestamp'],
+    ['millis', 'timestamptz'],
+    ['seconds', 'timestamp'],
+    ['domained', 'timestamptz'],
+  ])('takes a timestamp column of any precision or a domain over one (%s)', async (column, kind) => {
+    // Act
+    const shape = await describeTable(
+      db.client,
+      resolvedTable({ name: 'precise_times', timestampColumn: column }),
+    );
+
+    // Assess
+    expect(shape.timestampKind).toBe(kind);
   });
 
   it('takes only the key columns of a primary key, not its INCLUDE columns', async () => {
