@@ -202,6 +202,23 @@ describe('restore workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
     expect(added.rows[0].id).toBeGreaterThan(Math.max(...archived.map((l) => Number(JSON.parse(l).id))));
   });
 
+  it('leaves a sequence that feeds a text column alone (it cannot be advanced past text), and succeeds', async () => {
+    // Prepare: the target's actor column takes 'evt_' || nextval(...) by default, its sequence owned by the column.
+    await bed.db.client.query(`
+      CREATE SEQUENCE public.prefixed_seq;
+      CREATE TABLE public.prefixed (id bigint PRIMARY KEY, created_at timestamptz,
+                                    actor text NOT NULL DEFAULT 'evt_' || nextval('public.prefixed_seq'), payload jsonb);
+      ALTER SEQUENCE public.prefixed_seq OWNED BY public.prefixed.actor;`);
+
+    // Act
+    const result = await restore({ targetTable: 'public.prefixed' });
+
+    // Assess
+    expect(result.execution.status).toBe('SUCCEEDED');
+    expect(result.execution.output).toMatchObject({ sequences: [] });
+    expect(await lines(bed.db.client, 'prefixed')).toEqual(archived);
+  });
+
   it('handles schema drift: added columns get their default, removed ones fail strict and drop lenient, changed types convert only when no value changes', async () => {
     // Prepare
     await bed.db.client.query(`

@@ -345,8 +345,10 @@ export const windowRowsSql = (rows: RowWindow): string =>
   `SELECT count(*)::int AS rows FROM ${stagedRows} WHERE ${rowWindowSql(rows)}`;
 
 /**
- * Moves every sequence that feeds a column of the target (serial or identity) past the highest value now in that
- * column, never backwards, so new rows do not collide with restored ones. Returns the sequences it advanced.
+ * Moves every sequence that feeds an integer column of the target (serial or identity) past the highest value now in
+ * that column, never backwards, so new rows do not collide with restored ones. Returns the sequences it advanced. A
+ * sequence that feeds a column of another type (a text key 'evt_' || nextval(...), owned by it) has no highest value
+ * to follow.
  */
 export async function advanceSequences(
   client: pg.ClientBase,
@@ -355,7 +357,10 @@ export async function advanceSequences(
   const sequences = await client.query<{ column: string; sequence: string }>(
     `SELECT a.attname AS column, pg_catalog.pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), a.attname) AS sequence
        FROM pg_catalog.pg_attribute a
-      WHERE a.attrelid = format('%I.%I', $1::text, $2::text)::regclass AND a.attnum > 0 AND NOT a.attisdropped`,
+       JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+      WHERE a.attrelid = format('%I.%I', $1::text, $2::text)::regclass AND a.attnum > 0 AND NOT a.attisdropped
+        AND (CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END)
+            IN ('pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int4'::pg_catalog.regtype, 'pg_catalog.int8'::pg_catalog.regtype)`,
     [table.schema, table.name],
   );
   const advanced: { column: string; sequence: string; value: string }[] = [];
