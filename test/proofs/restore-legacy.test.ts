@@ -167,3 +167,92 @@ describe('restore of archives written by the Python "Audit Table Archiver"', () 
     ]);
   });
 });
+
+describe('legacy archives restored into columns whose types narrowed since', () => {
+  // Today's table: amount was numeric(12,4), code text and seen_at timestamptz when the Python tool archived it.
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query(
+        `CREATE TABLE public.legacy_audit (id bigint PRIMARY KEY, created_at timestamptz NOT NULL,
+           amount numeric(10,2), code varchar(3), seen_at timestamp, seen_on date)`,
+      );
+    },
+    [{ schema: 'public', name: 'legacy_audit', timestampColumn: 'created_at' }],
+  );
+  /** Puts one archive of one row (the Python tool's layout) into the bucket and restores it alone. */
+  const restoreOne = async (runStamp: string, values: Record<string, unknown>) => {
+    const archive = writeLegacyArchive({
+      prefix: 'archive/',
+      database: bed.db.name,
+      schema: 'public',
+      table: 'legacy_audit',
+      runStamp,
+      batch: 1,
+      rows: [{ id: 1, created_at: '2025-01-02T03:04:05+00:00', ...values }],
+    });
+    const s3 = s3ClientFor(bed.local);
+    for (const [key, body] of archive.files)
+      await s3.send(new PutObjectCommand({ Bucket: bed.local.services.bucket, Key: key, Body: body }));
+    return runLocalRestore(
+      bed.local,
+      {
+        database: 'app',
+        table: 'public.legacy_audit',
+        legacy: { database: bed.db.name },
+        mode: 'key',
+        key: archive.dataKey,
+      },
+      { retryIntervalScale: 0 },
+    );
+  };
+
+  it.each([
+    ['a value a numeric(10,2) would round', '20250301T010000Z', { amount: '12.3456' }, 'amount'],
+    ['a value a varchar(3) would truncate', '20250302T010000Z', { code: 'abcdef' }, 'code'],
+    [
+      'an offset a timestamp would drop',
+      '20250303T010000Z',
+      { seen_at: '2025-01-02T03:04:05-05:00' },
+      'seen_at',
+    ],
+    [
+      'a time of day a date would drop',
+      '20250304T010000Z',
+      { seen_on: '2025-01-02T03:04:05+00:00' },
+      'seen_on',
+    ],
+  ])('refuses %s under strict drift, writing nothing', async (_case, runStamp, values, column) => {
+    // Act
+    const restored = await restoreOne(runStamp, values);
+    const written = await bed.db.client.query('SELECT count(*)::int AS n FROM public.legacy_audit');
+
+    // Assess
+    expect(restored.results).toHaveLength(1);
+    expect(restored.results[0]?.status).toBe('failed');
+    expect(restored.results[0]?.error).toMatch(
+      new RegExp(
+        `^SchemaDriftError: column "${column}": 1 value\\(s\\) change when converted from the legacy archive's text`,
+      ),
+    );
+    expect(written.rows[0]?.n).toBe(0);
+  });
+
+  it('restores values that fit the narrowed types exactly', async () => {
+    // Act
+    const restored = await restoreOne('20250309T010000Z', {
+      amount: '12.30',
+      code: 'ab',
+      seen_at: '2025-01-02T03:04:05',
+      seen_on: '2025-01-02',
+    });
+    const written = await bed.db.client.query(
+      'SELECT amount::text, code, seen_at::text, seen_on::text FROM public.legacy_audit WHERE id = 1',
+    );
+
+    // Assess
+    expect(restored.results[0]?.status).toBe('restored');
+    expect(written.rows).toEqual([
+      { amount: '12.30', code: 'ab', seen_at: '2025-01-02 03:04:05', seen_on: '2025-01-02' },
+    ]);
+  });
+});

@@ -23,6 +23,8 @@ export interface TargetColumn {
   type: string;
   /** The type under a domain (a domain over bytea reads its values as bytea does); else `type`. */
   baseType: string;
+  /** `baseType` without its modifier (`varchar(3)` → `character varying`): what reads a value unchanged. */
+  plainType: string;
   generated: boolean;
 }
 
@@ -91,7 +93,7 @@ export async function describeTarget(
     oid: number;
     relkind: string;
     identity: string;
-    columns: { name: string; type: string; base_type: string; generated: string }[];
+    columns: { name: string; type: string; base_type: string; plain_type: string; generated: string }[];
     primary_key: string[];
     copyable: boolean;
     has_rules: boolean;
@@ -105,6 +107,7 @@ export async function describeTarget(
                       'type', pg_catalog.format_type(a.atttypid, a.atttypmod),
                       'base_type', CASE WHEN ty.typtype = 'd' THEN pg_catalog.format_type(ty.typbasetype, ty.typtypmod)
                                         ELSE pg_catalog.format_type(a.atttypid, a.atttypmod) END,
+                      'plain_type', pg_catalog.format_type(CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE a.atttypid END, NULL),
                       'generated', a.attgenerated::text) ORDER BY a.attnum), '[]')
                FROM pg_catalog.pg_attribute a
                JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
@@ -136,6 +139,7 @@ export async function describeTarget(
       name: c.name,
       type: c.type,
       baseType: c.base_type,
+      plainType: c.plain_type,
       generated: c.generated !== '',
     })),
     primaryKey: relation.primary_key,
@@ -170,8 +174,12 @@ export interface ArchivedColumn {
 /** How each archived value reaches the target: the columns written, the SQL that reads each, and what drifted. */
 export interface ColumnPlan {
   columns: { name: string; expression: string }[];
-  /** Columns whose type changed since archiving: their values must survive the conversion (checkConversions). */
-  converted: { name: string; from: string; into: string; text: string }[];
+  /**
+   * Columns whose values must be checked to survive reading into the target (checkConversions): `changed` is true for
+   * a value that does not. A native archive's column whose type changed since archiving; a legacy archive's column
+   * (it records no types) whose target type could take a value otherwise than it reads.
+   */
+  converted: { name: string; from: string; into: string; changed: string }[];
   warnings: string[];
 }
 
@@ -207,8 +215,18 @@ export function planColumns(
     const text = `(s.j ->> ${quoteLiteral(column.name)})`;
     plan.columns.push({ name: column.name, expression: `${text}::${into.type}` });
     if (column.type !== undefined && column.type !== into.type) {
-      plan.converted.push({ name: column.name, from: column.type, into: into.type, text });
+      const changed = `(${text}::${into.type})::text IS DISTINCT FROM ${text}`;
+      plan.converted.push({ name: column.name, from: column.type, into: into.type, changed });
       plan.warnings.push(`column "${column.name}" converted from ${column.type} to ${into.type}`);
+    }
+    const legacyChange = column.type === undefined ? legacyValueChange(text, into) : undefined;
+    if (legacyChange) {
+      plan.converted.push({
+        name: column.name,
+        from: "the legacy archive's text",
+        into: into.type,
+        changed: legacyChange,
+      });
     }
   }
   if (removed.length > 0) {
@@ -231,8 +249,26 @@ export function planColumns(
 }
 
 /**
+ * When a legacy archive's value (its text, typeless) would change on its way into `into`, which a cast does silently:
+ * a modifier that truncates or rounds (`varchar(3)`, `numeric(10,2)`, `timestamp(0)`), an offset a `timestamp`
+ * column drops, a time of day a `date` column drops. Undefined when the target reads every value as it is written.
+ */
+function legacyValueChange(text: string, into: TargetColumn): string | undefined {
+  const plain = into.plainType;
+  const changes = [
+    ...(into.type !== plain ? [`(${text}::${into.type})::${plain} IS DISTINCT FROM ${text}::${plain}`] : []),
+    ...(plain === 'timestamp without time zone'
+      ? [`${text}::${plain} IS DISTINCT FROM (${text}::timestamp with time zone AT TIME ZONE 'UTC')`]
+      : []),
+    ...(plain === 'date' ? [`${text}::date IS DISTINCT FROM ${text}::timestamp without time zone`] : []),
+  ];
+  return changes.length > 0 ? `(${changes.join(' OR ')})` : undefined;
+}
+
+/**
  * For each column whose type changed, reads every staged value with the new type and compares its text form with
- * the archived one: a conversion that would truncate, round or reinterpret a value (say text into varchar(3),
+ * the archived one (for a legacy archive, its reading by the target type with its plain reading, see
+ * legacyValueChange): a conversion that would truncate, round or reinterpret a value (say text into varchar(3),
  * numeric into numeric(10,2), timestamptz into date) fails in `strict` mode and is reported in `lenient` mode; a
  * value the new type cannot read at all always fails.
  */
@@ -245,8 +281,7 @@ export async function checkConversions(
     let changed: number;
     try {
       const result = await client.query<{ changed: number }>(
-        `SELECT count(*)::int AS changed FROM ${stagedRows}
-          WHERE ${column.text} IS NOT NULL AND (${column.text}::${column.into})::text IS DISTINCT FROM ${column.text}`,
+        `SELECT count(*)::int AS changed FROM ${stagedRows} WHERE ${column.changed}`,
       );
       changed = result.rows[0]?.changed ?? 0;
     } catch (error) {
