@@ -13,6 +13,7 @@ import {
   resolvedTable,
   s3ClientFor,
   seedEvents,
+  TODAY_UTC_SQL,
   tableLines,
 } from '../support/fixtures.js';
 
@@ -573,3 +574,48 @@ async function waitFor(condition: () => Promise<boolean>): Promise<boolean> {
   }
   return false;
 }
+
+describe('strategy overwrite into a table with a GENERATED ALWAYS identity column outside the key', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query(`
+        CREATE TABLE public.seq_events (id uuid PRIMARY KEY, seq bigint GENERATED ALWAYS AS IDENTITY,
+                                        created_at timestamptz NOT NULL, note text);
+        INSERT INTO public.seq_events (id, created_at, note)
+        SELECT ('00000000-0000-0000-0000-' || lpad(g::text, 12, '0'))::uuid,
+               ${TODAY_UTC_SQL} - interval '40 days' + g * interval '1 hour', 'n' || g
+          FROM generate_series(1, 10) AS g;`);
+    },
+    [{ schema: 'public', name: 'seq_events', timestampColumn: 'created_at' }],
+  );
+
+  it('fails with a named error saying why and what to do, and changes nothing', async () => {
+    // Prepare: archived, restored, then edited.
+    expect((await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 })).execution.status).toBe(
+      'SUCCEEDED',
+    );
+    const restore = (request: Record<string, unknown>) =>
+      runLocalRestore(
+        bed.local,
+        { database: 'app', table: 'public.seq_events', ...request },
+        { retryIntervalScale: 0 },
+      );
+    expect((await restore({})).execution.status).toBe('SUCCEEDED');
+    await bed.db.client.query(`UPDATE public.seq_events SET note = 'edited'`);
+
+    // Act
+    const overwrite = await restore({ strategy: 'overwrite', ignoreWatermark: true });
+    const edited = await bed.db.client.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM public.seq_events WHERE note = 'edited'`,
+    );
+
+    // Assess
+    expect(overwrite.execution.status).toBe('FAILED');
+    expect(overwrite.results.length).toBeGreaterThan(0);
+    for (const result of overwrite.results)
+      expect(result.error).toMatch(
+        /^SchemaDriftError: strategy "overwrite" cannot restore an identity column GENERATED ALWAYS/,
+      );
+    expect(edited.rows[0]?.n).toBe(10);
+  });
+});

@@ -144,7 +144,10 @@ export async function describeTable(client: pg.ClientBase, table: TableIdentity)
             pg_catalog.row_security_active(c.oid) AS row_security,
             (SELECT coalesce(json_agg(json_build_object('name', a.attname,
                       'type', pg_catalog.format_type(a.atttypid, a.atttypmod), 'base_type', ${BASE_TYPE_SQL},
-                      'notnull', a.attnotnull,
+                      -- PostgreSQL 18 sets attnotnull for a NOT NULL constraint added NOT VALID, which older rows
+                      -- may still break: only a validated one makes a column fit for a key.
+                      'notnull', a.attnotnull AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint n
+                        WHERE n.conrelid = a.attrelid AND n.contype = 'n' AND NOT n.convalidated AND n.conkey = ARRAY[a.attnum]),
                       'generated', a.attgenerated::text, 'builtin_order', ${BUILTIN_ORDER_SQL}) ORDER BY a.attnum), '[]')
                FROM pg_catalog.pg_attribute a
               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,

@@ -185,6 +185,30 @@ describe('table checks', () => {
     expect(shape.timestampKind).toBe(kind);
   });
 
+  it('refuses a key column whose NOT NULL constraint is NOT VALID (PostgreSQL 18+), which older rows may break', async () => {
+    // Prepare: the constraint's kind exists since 18, where attnotnull is set although it was never validated.
+    const version = (
+      await db.client.query<{ v: number }>(`SELECT current_setting('server_version_num')::int AS v`)
+    ).rows[0]?.v;
+    if (version === undefined || version < 180000) return;
+    await db.client.query(`
+      CREATE TABLE lax_key (id bigint, created_at timestamptz NOT NULL);
+      CREATE UNIQUE INDEX lax_key_id ON lax_key (id);
+      INSERT INTO lax_key VALUES (NULL, now()), (1, now());
+      ALTER TABLE lax_key ADD CONSTRAINT lax_key_id_not_null NOT NULL id NOT VALID;`);
+    const spec = { name: 'lax_key', timestampColumn: 'created_at', keyColumns: ['id'] };
+
+    // Act
+    const refused = describeTable(db.client, resolvedTable(spec));
+    await expect(refused).rejects.toThrow(/key column "id" .* must be NOT NULL/);
+    await db.client.query('DELETE FROM lax_key WHERE id IS NULL');
+    await db.client.query('ALTER TABLE lax_key VALIDATE CONSTRAINT lax_key_id_not_null');
+    const accepted = await describeTable(db.client, resolvedTable(spec));
+
+    // Assess
+    expect(accepted.keyColumns.map((c) => c.name)).toEqual(['id']);
+  });
+
   it('takes only the key columns of a primary key, not its INCLUDE columns', async () => {
     // Act
     const shape = await describeTable(
