@@ -150,6 +150,7 @@ export async function validateArchives(
       }
       const measured = await streamArchive(store, ref, {
         pin: entry?.pin,
+        expected,
         rowDigest: expected.rowDigest !== undefined,
       });
       const mismatches = archiveProblems(expected, { measured }).bytes;

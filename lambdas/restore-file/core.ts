@@ -537,6 +537,7 @@ async function stage(
       sink: client.query(copyFromStdin(copyIntoStagingSql)),
       columnType,
       pin,
+      expected,
       rowDigest: expected.rowDigest !== undefined,
     });
   } catch (error) {
@@ -586,6 +587,7 @@ async function copyDirectly(
       sink,
       pin,
       body,
+      expected,
       rowDigest: expected.rowDigest !== undefined,
       copyColumns: plan.columns.map((c) => c.name),
     });

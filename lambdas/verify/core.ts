@@ -129,11 +129,17 @@ async function verifyObject(
   const compressed = new ByteFigures();
   // No MD5 of every line for the row digest: export computed the recorded digest from the very lines its recorded
   // content SHA-256 covers, and the manifest agrees with both, so bytes reproducing that SHA-256 are those lines.
-  const lines = new JsonLinesContent();
+  // A bomb planted under the key is refused once it inflates to twice the size export recorded: far enough past it
+  // that an object altered a little is read whole and told apart by its figures.
+  const lines = new JsonLinesContent({
+    key: object.archiveKey,
+    uncompressedBytes: 2 * expected.uncompressedBytes + 1024 * 1024,
+  });
   try {
     await pipeline(body, compressed, createLinesGunzip(), lines);
   } catch (error) {
     if (error instanceof StorageUnavailableError) throw error;
+    if (error instanceof ArchiveIntegrityError) return fail(error.message);
     // zlib errors (Z_DATA_ERROR, Z_BUF_ERROR on truncation) mean damaged bytes; anything else is the network.
     const code = (error as { code?: string }).code ?? '';
     if (code.startsWith('Z_')) return fail(`object cannot be decompressed (${code})`);

@@ -1,8 +1,11 @@
+import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import { manifestKeyFor } from '../../lambdas/shared/archive/format.js';
-import { runLocalArchive } from '../../local/run.js';
+import { validateCommand } from '../../cli/archives.js';
+import { archiveKey, type Manifest, manifestKeyFor } from '../../lambdas/shared/archive/format.js';
+import { MAX_ARCHIVE_LINE_BYTES } from '../../lambdas/shared/archive/stream.js';
+import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import type { StepEvent } from '../../local/workflow.js';
 import {
   archiverTestbed,
@@ -302,4 +305,79 @@ describe('tampering between steps is caught before any delete, with a named erro
       expect(stillOld.rows[0].n).toBe(0);
     });
   }
+});
+
+describe('a decompression bomb planted among the archives of a table is refused as it is read', () => {
+  const bed = archiverTestbed(
+    async (db) => seedEvents(db.client, 'bombed', 40, 40),
+    [{ schema: 'public', name: 'bombed', timestampColumn: 'created_at' }],
+  );
+
+  it('restore and validate name it (one line past the longest export writes); restore writes nothing of it and restores the others', async () => {
+    // Prepare: a genuine archive's manifest, the planted object's figures stated truthfully (the key names its
+    // content). One line of 16 MiB over the bound: a few hundred KiB of gzip members, each a MiB of "a" compressed once.
+    const archived = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+    expect(archived.execution.status).toBe('SUCCEEDED');
+    const genuine = await readLiveArchives(bed.local, 'public', 'bombed');
+    const [victim] = genuine;
+    if (!victim) throw new Error('nothing archived');
+    const mib = MAX_ARCHIVE_LINE_BYTES / (1024 * 1024) + 16;
+    const head = Buffer.from('{"id" : "');
+    const tail = Buffer.from('"}\n');
+    const block = Buffer.alloc(1024 * 1024, 0x61);
+    const content = createHash('sha256').update(head);
+    for (let i = 0; i < mib; i++) content.update(block);
+    const contentSha256 = content.update(tail).digest('hex');
+    const member = gzipSync(block);
+    const gz = Buffer.concat([gzipSync(head), ...Array.from({ length: mib }, () => member), gzipSync(tail)]);
+    const key = archiveKey(
+      { prefix: bed.local.config.s3.prefix, database: 'app', schema: 'public', table: 'bombed' },
+      victim.manifest.day,
+      contentSha256,
+    );
+    const manifest: Manifest = {
+      ...victim.manifest,
+      dataKey: key,
+      figures: {
+        rowCount: 1,
+        contentSha256,
+        compressedSha256: createHash('sha256').update(gz).digest('hex'),
+        uncompressedBytes: head.length + mib * block.length + tail.length,
+        compressedBytes: gz.length,
+      },
+    };
+    const s3 = s3ClientFor(bed.local);
+    const bucket = bed.local.services.bucket;
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: gz }));
+    await s3.send(
+      new PutObjectCommand({ Bucket: bucket, Key: manifestKeyFor(key), Body: JSON.stringify(manifest) }),
+    );
+
+    // Act
+    const restored = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.bombed', targetTable: 'public.bombed_copy' },
+      { retryIntervalScale: 0 },
+    );
+    const copied = await bed.db.client.query('SELECT count(*)::int AS n FROM public.bombed_copy');
+    const validated: string[] = [];
+    const code = await validateCommand(
+      bed.local.deps().store,
+      bed.local.config,
+      { table: ['public.bombed'], json: false, strict: false },
+      (line) => validated.push(line),
+      bed.local.deps().inventory,
+    );
+
+    // Assess
+    const refusal = `archive ${key}: row 1 is a line of more than ${MAX_ARCHIVE_LINE_BYTES} bytes`;
+    const bomb = restored.results.find((r) => r.key === key);
+    expect(bomb?.status).toBe('failed');
+    expect(bomb?.error).toMatch(new RegExp(`^ArchiveIntegrityError: ${refusal}`));
+    const others = restored.results.filter((r) => r.key !== key);
+    expect(others.map((r) => r.status)).toEqual(genuine.map(() => 'restored'));
+    expect(copied.rows[0].n).toBe(genuine.reduce((sum, archive) => sum + archive.lines.length, 0));
+    expect(code).toBe(1);
+    expect(validated.join('\n')).toContain(refusal);
+  });
 });

@@ -213,8 +213,10 @@ const discard = () =>
  * → COPY rows → `sink` (a `COPY ... FROM STDIN` stream, or nothing to only measure). The rows are binary tuples of
  * the whole lines (`COPY staging (line) ... (FORMAT binary)`), or, given `copyColumns`, text rows of those columns'
  * values (`COPY target (copyColumns) FROM STDIN`; a line it cannot turn into a row fails the stream with
- * LineNotCopyableError). Memory stays bounded by one chunk and one line whatever the archive's size. Returns what it
- * measured; the caller compares it with the sidecar before trusting a single row.
+ * LineNotCopyableError). Memory stays bounded by one chunk and one line whatever the archive's size, and so does the
+ * work a small object can ask for: the read stops with ArchiveIntegrityError as soon as the decompressed bytes pass
+ * what the sidecar states, or a line passes MAX_ARCHIVE_LINE_BYTES (longer than export writes or restore can load).
+ * Returns what it measured; the caller compares it with the sidecar before trusting a single row.
  */
 export async function streamArchive(
   store: ArchiveStore,
@@ -227,27 +229,41 @@ export async function streamArchive(
     copyColumns?: string[];
     /** The object's body, already opened (pinned) by the caller; otherwise it is opened here. */
     body?: Readable;
+    /**
+     * The archive's sidecar as the caller read it (readExpectation): its `uncompressedBytes` bound the read. Read
+     * here when not given, one small GET more.
+     */
+    expected?: Pick<ArchiveExpectation, 'uncompressedBytes'>;
   } = {},
 ): Promise<MeasuredArchive> {
   // Pinned to the object the inventory recorded, where known: another object under the key is refused.
   let body: Readable | undefined;
+  let uncompressedBytes: number;
   try {
+    ({ uncompressedBytes } = options.expected ?? (await readExpectation(store, ref)));
     body = options.body ?? (await store.getStream(ref.key, options.pin));
     if (!body) throw new ArchiveIntegrityError(`archive ${ref.key} is missing`);
   } catch (error) {
     // The sink (a COPY already started) must end too, or its connection stays in COPY mode; the server's answer to
     // the aborted COPY is that same failure, already being thrown.
+    options.body?.destroy();
     options.sink?.on('error', () => undefined).destroy(error as Error);
     throw error;
   }
   const compressed = new ByteFigures();
   // An MD5 of every line only where the sidecar states a row digest to compare it with (archives written before batches spanned days).
   const digest = options.rowDigest ? new RowDigest() : undefined;
-  const encoder = options.copyColumns
-    ? new JsonLinesToCopyText(options.copyColumns, digest)
-    : new JsonLinesToCopy(digest);
+  // The sidecar measures the bytes as stored: a legacy archive's before conversion, so its converter checks them; the
+  // encoder then bounds the converted lines.
+  const bounds = { key: ref.key, uncompressedBytes };
   const legacy =
-    ref.format === 'legacy' ? new LegacyLinesToCanonical(options.columnType ?? (() => undefined)) : undefined;
+    ref.format === 'legacy'
+      ? new LegacyLinesToCanonical(options.columnType ?? (() => undefined), bounds)
+      : undefined;
+  const lineBounds = legacy ? { key: ref.key } : bounds;
+  const encoder = options.copyColumns
+    ? new JsonLinesToCopyText(options.copyColumns, digest, lineBounds)
+    : new JsonLinesToCopy(digest, lineBounds);
   const stages: (Readable | Writable)[] = [body, compressed, createLinesGunzip()];
   if (legacy) stages.push(legacy);
   stages.push(encoder, options.sink ?? discard());

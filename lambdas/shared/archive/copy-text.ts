@@ -2,7 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import { Transform, type TransformCallback } from 'node:stream';
 import { RowBuffer, transcodeLine } from './copy-text-bytes.js';
 import type { RowDigest } from './row-digest.js';
-import { type LineFigures, LineMeter } from './stream.js';
+import { type LineFigures, LineMeter, type ReadBounds } from './stream.js';
 
 /**
  * A line this encoder will not turn into a row, though PostgreSQL might read it another way (not JSON, not an object,
@@ -53,13 +53,15 @@ export class JsonLinesToCopyText extends Transform {
   private carriedBytes = 0;
   private result: LineFigures | undefined;
 
+  /** `bounds` as JsonLinesToCopy's: the meter refuses the bytes past them before a line is carried. */
   constructor(
     private readonly columns: string[],
     private readonly digest?: RowDigest,
+    bounds?: ReadBounds,
   ) {
     super();
     this.keys = columns.map((column) => Buffer.from(JSON.stringify(column), 'utf8'));
-    this.meter = new LineMeter(digest);
+    this.meter = new LineMeter(digest, undefined, bounds);
   }
 
   /** The rows of the chunk's lines, each read where it lies in the chunk; only a line across chunks is joined. */
@@ -124,8 +126,8 @@ export class JsonLinesToCopyText extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.meter.push(chunk);
     try {
+      this.meter.push(chunk);
       this.lines(chunk);
     } catch (error) {
       callback(error as Error);

@@ -2,6 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { LegacyFormatError } from './legacy-format.js';
 import { type LegacyJsonValue, parseLegacyJson } from './legacy-json.js';
+import { beyondSidecarError, lineTooLongError, MAX_ARCHIVE_LINE_BYTES, type ReadBounds } from './stream.js';
 
 /**
  * Rows of the predecessor tool's data files (see legacy-format.ts), converted to this tool's canonical lines. Pure:
@@ -165,46 +166,75 @@ export interface LegacyFileFigures {
 }
 
 /**
+ * The longest legacy line read: a canonical line of MAX_ARCHIVE_LINE_BYTES, with room for what only the legacy line
+ * carries (the tool's four fields, Python's ", " and ": " separators, a `Z` per timestamp). Every other value converts
+ * to at least as many bytes, so a longer legacy line converts to a line restore cannot load.
+ */
+export const MAX_LEGACY_LINE_BYTES = MAX_ARCHIVE_LINE_BYTES + 1024 * 1024;
+
+/**
  * Decompressed legacy data file in, canonical JSON lines (`JSON.stringify(row) + '\n'`) out. The tool wrote no
  * newline after the last line, so the final line may be unterminated; a trailing newline is accepted too. Memory
- * stays bounded by one line. Figures (available once the stream has ended) describe the input.
+ * stays bounded by one line: a line longer than MAX_LEGACY_LINE_BYTES (`bounds.lineBytes`), or more bytes than the
+ * metadata states (`bounds.uncompressedBytes`), end the stream with ArchiveIntegrityError before more is kept.
+ * Figures (available once the stream has ended) describe the input.
  */
 export class LegacyLinesToCanonical extends Transform {
   private readonly hash: Hash = createHash('sha256');
   // fatal: invalid UTF-8 is an error, not U+FFFD; ignoreBOM: a BOM is kept so the parser rejects it.
   private readonly decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
   private pending: Buffer[] = [];
+  private pendingBytes = 0;
   private rows = 0;
   private bytes = 0;
   private result: LegacyFileFigures | undefined;
+  private readonly maxBytes: number;
+  private readonly maxLineBytes: number;
 
-  constructor(private readonly columnType: (column: string) => string | undefined) {
+  constructor(
+    private readonly columnType: (column: string) => string | undefined,
+    private readonly bounds: ReadBounds = {},
+  ) {
     super();
+    this.maxBytes = bounds.uncompressedBytes ?? Number.POSITIVE_INFINITY;
+    this.maxLineBytes = bounds.lineBytes ?? MAX_LEGACY_LINE_BYTES;
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.hash.update(chunk);
-    this.bytes += chunk.length;
     try {
+      this.bytes += chunk.length;
+      if (this.bytes > this.maxBytes) throw beyondSidecarError(this.bounds);
+      this.hash.update(chunk);
       const out: string[] = [];
       let start = 0;
       for (let newline = chunk.indexOf(10); newline !== -1; newline = chunk.indexOf(10, start)) {
-        this.pending.push(chunk.subarray(start, newline));
-        out.push(this.convert(Buffer.concat(this.pending)));
+        this.keep(chunk.subarray(start, newline));
+        out.push(this.convert(Buffer.concat(this.pending, this.pendingBytes)));
         this.pending = [];
+        this.pendingBytes = 0;
         start = newline + 1;
       }
-      if (start < chunk.length) this.pending.push(chunk.subarray(start));
+      if (start < chunk.length) this.keep(chunk.subarray(start));
       callback(null, out.length > 0 ? Buffer.from(out.join(''), 'utf8') : undefined);
     } catch (error) {
+      this.pending = [];
       callback(error as Error);
     }
   }
 
+  /** Keeps a part of the line under way, unless the line grows past its bound. */
+  private keep(part: Buffer): void {
+    this.pendingBytes += part.length;
+    if (this.pendingBytes > this.maxLineBytes)
+      throw lineTooLongError(this.bounds, this.rows + 1, this.maxLineBytes);
+    this.pending.push(part);
+  }
+
   override _flush(callback: TransformCallback): void {
     try {
-      const last = Buffer.concat(this.pending);
+      const last = Buffer.concat(this.pending, this.pendingBytes);
       this.pending = [];
+      this.pendingBytes = 0;
       const out = last.length > 0 ? this.convert(last) : undefined;
       this.result = {
         rows: this.rows,

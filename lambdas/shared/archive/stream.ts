@@ -1,6 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback, Writable } from 'node:stream';
 import { createGunzip, type Gunzip } from 'node:zlib';
+import { ArchiveIntegrityError } from '../errors/step-errors.js';
 import type { RowDigest } from './row-digest.js';
 
 /** The first 11 bytes of a binary COPY stream. */
@@ -14,6 +15,43 @@ export const COPY_SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 export function createLinesGunzip(): Gunzip {
   return createGunzip({ chunkSize: 64 * 1024 });
 }
+
+/**
+ * The longest archive line a reader takes, without its "\n": 256 MiB, the most a jsonb value holds, so the most restore
+ * can load, and just over the longest line export writes (RESTORABLE_LINE_BYTES in copy-to-lines.ts). No genuine
+ * archive has a longer one; a planted one may (a line of gigabytes gzips to a few hundred KiB), and is refused as soon
+ * as its line passes this, before more of it is held.
+ */
+export const MAX_ARCHIVE_LINE_BYTES = 2 ** 28;
+
+/**
+ * What a reader refuses to read past, so a decompression bomb costs at most these bytes (and one line of them in
+ * memory), not what it inflates to. Checked once per chunk and once per line.
+ */
+export interface ReadBounds {
+  /** The archive's key, named in the error. */
+  key?: string;
+  /** The decompressed bytes the sidecar states: a byte more and the archive is refused. */
+  uncompressedBytes?: number;
+  /** The longest line, without its "\n" (MAX_ARCHIVE_LINE_BYTES unless given). */
+  lineBytes?: number;
+}
+
+/** The archive has decompressed past what its sidecar states. */
+export function beyondSidecarError(bounds: ReadBounds): ArchiveIntegrityError {
+  return new ArchiveIntegrityError(
+    `${archiveName(bounds)} decompresses to more than the ${bounds.uncompressedBytes} bytes its sidecar states; read no further`,
+  );
+}
+
+/** Row `row` of the archive is longer than `limit` bytes. */
+export function lineTooLongError(bounds: ReadBounds, row: number, limit: number): ArchiveIntegrityError {
+  return new ArchiveIntegrityError(
+    `${archiveName(bounds)}: row ${row} is a line of more than ${limit} bytes, longer than export writes or restore can load (a jsonb value holds at most 256 MiB); read no further`,
+  );
+}
+
+const archiveName = (bounds: ReadBounds) => (bounds.key ? `archive ${bounds.key}` : 'the archive');
 
 /** Figures of a JSONL stream, computed in the single pass that writes or reads it. */
 export interface ContentFigures {
@@ -31,7 +69,8 @@ export interface LineFigures extends ContentFigures {
  * Splits archive JSONL into lines and measures it as export (copy-to-lines.ts) did when writing it: SHA-256 of every byte,
  * byte count, row count and, into `digest` when given, the row digest over each line without its "\n". A line is
  * digested as its bytes arrive; only for an `onLine` consumer is it kept, as the list of its parts (joining a
- * growing buffer to every chunk made one large line's cost quadratic).
+ * growing buffer to every chunk made one large line's cost quadratic). `push` throws ArchiveIntegrityError once the
+ * bytes pass `bounds` (the sidecar's size, the longest line), before it keeps a byte of the chunk that did.
  */
 export class LineMeter {
   private readonly content: Hash = createHash('sha256');
@@ -40,19 +79,27 @@ export class LineMeter {
   /** The line under way: its length so far, and its parts when a consumer wants whole lines. */
   private lineBytes = 0;
   private parts: Buffer[] = [];
+  private readonly maxBytes: number;
+  private readonly maxLineBytes: number;
 
   /** `onLine` receives every complete line as its parts (views of the chunks) and its length. */
   constructor(
     private readonly digest?: RowDigest,
     private readonly onLine?: (parts: Buffer[], length: number) => void,
-  ) {}
+    private readonly bounds: ReadBounds = {},
+  ) {
+    this.maxBytes = bounds.uncompressedBytes ?? Number.POSITIVE_INFINITY;
+    this.maxLineBytes = bounds.lineBytes ?? MAX_ARCHIVE_LINE_BYTES;
+  }
 
   push(chunk: Buffer): void {
-    this.content.update(chunk);
     this.bytes += chunk.length;
+    if (this.bytes > this.maxBytes) throw beyondSidecarError(this.bounds);
+    this.content.update(chunk);
     let start = 0;
     for (let newline = chunk.indexOf(10); newline !== -1; newline = chunk.indexOf(10, start)) {
       if (this.lineBytes === 0 && !this.onLine) {
+        if (newline - start > this.maxLineBytes) throw this.lineTooLong();
         this.digest?.add(chunk.subarray(start, newline));
         this.rows += 1;
       } else {
@@ -74,9 +121,16 @@ export class LineMeter {
   }
 
   private part(bytes: Buffer): void {
-    this.digest?.update(bytes);
     this.lineBytes += bytes.length;
+    if (this.lineBytes > this.maxLineBytes) throw this.lineTooLong();
+    this.digest?.update(bytes);
     if (this.onLine) this.parts.push(bytes);
+  }
+
+  private lineTooLong(): ArchiveIntegrityError {
+    // Whatever was kept of the line is let go: the stream ends with this error.
+    this.parts = [];
+    return lineTooLongError(this.bounds, this.rows + 1, this.maxLineBytes);
   }
 
   private endLine(): void {
@@ -96,11 +150,22 @@ export class LineMeter {
  * every line was a large share of verify's time.
  */
 export class JsonLinesContent extends Writable {
-  private readonly meter = new LineMeter();
+  private readonly meter: LineMeter;
   private result: ContentFigures | undefined;
 
+  /** `bounds`: the sidecar's (or the export's recorded) size, past which the object is refused. */
+  constructor(bounds?: ReadBounds) {
+    super();
+    this.meter = new LineMeter(undefined, undefined, bounds);
+  }
+
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.meter.push(chunk);
+    try {
+      this.meter.push(chunk);
+    } catch (error) {
+      callback(error as Error);
+      return;
+    }
     callback();
   }
 
@@ -121,7 +186,9 @@ const COPY_TRAILER = Buffer.from([0xff, 0xff]);
 /**
  * Turns JSONL into `COPY t (line) FROM STDIN (FORMAT binary)` for a one-column text table, measuring the lines on
  * the way, and digesting each when `digest` is given (only for an archive whose sidecar states a row digest).
- * Binary COPY carries each line's bytes as they are: no escaping to get right, none to undo.
+ * Binary COPY carries each line's bytes as they are: no escaping to get right, none to undo, but a tuple's length
+ * comes first, so each line is held whole until it ends: `bounds` keep that to one line of at most
+ * MAX_ARCHIVE_LINE_BYTES, and the whole to what the sidecar states.
  */
 export class JsonLinesToCopy extends Transform {
   /** Tuples of the lines completed by the chunk being transformed. */
@@ -130,16 +197,20 @@ export class JsonLinesToCopy extends Transform {
   private readonly meter: LineMeter;
   private result: LineFigures | undefined;
 
-  constructor(digest?: RowDigest) {
+  constructor(digest?: RowDigest, bounds?: ReadBounds) {
     super();
     this.digest = digest;
-    this.meter = new LineMeter(digest, (parts, length) => {
-      const head = Buffer.allocUnsafe(6);
-      head.writeInt16BE(1, 0);
-      head.writeInt32BE(length, 2);
-      this.out.push(head);
-      for (const part of parts) this.out.push(part);
-    });
+    this.meter = new LineMeter(
+      digest,
+      (parts, length) => {
+        const head = Buffer.allocUnsafe(6);
+        head.writeInt16BE(1, 0);
+        head.writeInt32BE(length, 2);
+        this.out.push(head);
+        for (const part of parts) this.out.push(part);
+      },
+      bounds,
+    );
     this.push(COPY_HEADER);
   }
 
@@ -151,7 +222,13 @@ export class JsonLinesToCopy extends Transform {
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.meter.push(chunk);
+    try {
+      this.meter.push(chunk);
+    } catch (error) {
+      this.out = [];
+      callback(error as Error);
+      return;
+    }
     callback(null, this.tuples());
   }
 

@@ -5,6 +5,7 @@ import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { LegacyFormatError, LegacyMetadataSchema } from '../../../../lambdas/shared/archive/legacy-format.js';
 import { convertLegacyRow, LegacyLinesToCanonical } from '../../../../lambdas/shared/archive/legacy-rows.js';
+import { ArchiveIntegrityError } from '../../../../lambdas/shared/errors/step-errors.js';
 import { pythonJsonDumps, writeLegacyArchive } from '../../../support/legacy-archive.js';
 import { concatMeter, hashingSink, MB, rechunked, wideLine } from '../../../support/wide-line.js';
 
@@ -330,5 +331,92 @@ describe('LegacyLinesToCanonical', () => {
     });
     // Canonical JSON drops the five spaces of `{"id" : "1", "payload" : "…"}` and ends the line.
     expect(sink.bytes()).toBe(bytes - 5 + 1);
+  });
+});
+
+describe('LegacyLinesToCanonical: a decompression bomb is refused as it arrives', () => {
+  const key = 'legacy/app/audit/year=2024/month=03/day=05/audit_20240305T123456Z_batch_001.jsonl.gz';
+  const block = Buffer.alloc(MB, 0x61);
+  const columnType = () => 'text';
+
+  /** `before`, then `lines` lines `{"id": "aaa…"}` of `mib` MiB of "a" each, handed over as it is read; counts what was. */
+  function bomb(mib: number, lines: number, before = '') {
+    let read = 0;
+    function* parts(): Generator<Buffer> {
+      yield Buffer.from(before);
+      for (let l = 0; l < lines; l++) {
+        yield Buffer.from('{"id": "');
+        for (let i = 0; i < mib; i++) yield block;
+        yield Buffer.from('"}\n');
+      }
+    }
+    function* counted(): Generator<Buffer> {
+      for (const part of parts()) {
+        read += part.length;
+        yield part;
+      }
+    }
+    return { stream: Readable.from(counted(), { objectMode: false }), read: () => read };
+  }
+  const refusal = (transform: LegacyLinesToCanonical, source: Readable) =>
+    pipeline(source, transform, hashingSink()).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+
+  it('stops a line at its bound, naming the archive and the row, before keeping more of it', async () => {
+    // Prepare
+    const source = bomb(64, 1, '{"id": 1}\n');
+    const transform = new LegacyLinesToCanonical(columnType, { key, lineBytes: 2 * MB });
+
+    // Act
+    const error = await refusal(transform, source.stream);
+
+    // Assess
+    expect(error).toBeInstanceOf(ArchiveIntegrityError);
+    expect((error as Error).message).toMatch(
+      new RegExp(`^archive ${key}: row 2 is a line of more than ${2 * MB} bytes`),
+    );
+    expect(source.read()).toBeLessThanOrEqual(4 * MB);
+  });
+
+  it('stops at the bytes the metadata states, though every line is short', async () => {
+    // Prepare: 1 GiB in lines of a MiB.
+    const source = bomb(1, 1024);
+    const transform = new LegacyLinesToCanonical(columnType, { key, uncompressedBytes: 3 * MB });
+
+    // Act
+    const error = await refusal(transform, source.stream);
+
+    // Assess
+    expect(error).toBeInstanceOf(ArchiveIntegrityError);
+    expect((error as Error).message).toBe(
+      `archive ${key} decompresses to more than the ${3 * MB} bytes its sidecar states; read no further`,
+    );
+    expect(source.read()).toBeLessThanOrEqual(6 * MB);
+  });
+
+  it('converts a file of exactly the stated bytes, its longest line exactly at the bound, as before', async () => {
+    // Prepare
+    const input = Buffer.from('{"id": 1}\n{"id": 12345678901234567890}');
+    const transform = new LegacyLinesToCanonical(columnType, {
+      key,
+      uncompressedBytes: input.length,
+      lineBytes: '{"id": 12345678901234567890}'.length,
+    });
+    const out: Buffer[] = [];
+
+    // Act
+    await pipeline(Readable.from([input.subarray(0, 5), input.subarray(5)]), transform, async (source) => {
+      for await (const chunk of source) out.push(chunk as Buffer);
+    });
+
+    // Assess
+    expect(Buffer.concat(out).toString()).toBe('{"id":"1"}\n{"id":"12345678901234567890"}\n');
+    expect(transform.figures()).toEqual({
+      rows: 2,
+      contentSha256: sha256(input),
+      uncompressedBytes: input.length,
+    });
   });
 });

@@ -1,9 +1,18 @@
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { Readable, Transform, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import { JsonLinesToCopyText } from '../../../../lambdas/shared/archive/copy-text.js';
 import { RowDigest } from '../../../../lambdas/shared/archive/row-digest.js';
-import { JsonLinesContent, JsonLinesToCopy } from '../../../../lambdas/shared/archive/stream.js';
+import {
+  COPY_SIGNATURE,
+  createLinesGunzip,
+  JsonLinesContent,
+  JsonLinesToCopy,
+  MAX_ARCHIVE_LINE_BYTES,
+} from '../../../../lambdas/shared/archive/stream.js';
+import { ArchiveIntegrityError } from '../../../../lambdas/shared/errors/step-errors.js';
 import { hashingSink, rechunked, WIDE_ROW_BYTES, wideRowBudget } from '../../../support/wide-line.js';
 
 describe('JsonLinesContent and JsonLinesToCopy', () => {
@@ -134,5 +143,155 @@ describe('one very large row (PostgreSQL allows 1 GB per value): work stays line
     expect(copied()).toBeLessThanOrEqual(budget);
     expect(encoder.figures()).toEqual(line.figures);
     expect(sink.sha256()).toBe(expected.digest('hex'));
+  });
+});
+
+/** A MiB of one byte, gzipped once: a gzip member of about 1 KiB that a bomb repeats. */
+const MiB = 1024 * 1024;
+const MIB_OF_A = gzipSync(Buffer.alloc(MiB, 0x61));
+
+/**
+ * A decompression bomb as gzip members (gunzip reads them as one stream): `head`, `mib` MiB of "a", `tail`, repeated
+ * `times`. A few KiB per GiB, produced as it is read: the test never holds what it inflates to.
+ */
+function bomb(head: string, mib: number, tail: string, times = 1, before = ''): Readable {
+  const first = gzipSync(head);
+  const last = gzipSync(tail);
+  return Readable.from(
+    (function* () {
+      if (before) yield gzipSync(before);
+      for (let t = 0; t < times; t++) {
+        yield first;
+        for (let i = 0; i < mib; i++) yield MIB_OF_A;
+        yield last;
+      }
+    })(),
+    { objectMode: false },
+  );
+}
+
+/** Counts the decompressed bytes a reader was handed. */
+function inflatedMeter(): Transform & { bytes: number } {
+  const meter = Object.assign(
+    new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        meter.bytes += chunk.length;
+        callback(null, chunk);
+      },
+    }),
+    { bytes: 0 },
+  );
+  return meter;
+}
+
+/** Reads `source` (gzip) through `reader`; the decompressed bytes handed over, and what `reader` passed on. */
+async function readBomb(source: Readable, reader: Writable) {
+  const inflated = inflatedMeter();
+  const sink = hashingSink();
+  const streams = reader instanceof Transform ? [reader, sink] : [reader];
+  const outcome = await (pipeline as (...streams: (Readable | Writable)[]) => Promise<void>)(
+    source,
+    createLinesGunzip(),
+    inflated,
+    ...streams,
+  ).then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+  return { outcome, inflated: inflated.bytes, passedOn: sink.bytes() };
+}
+
+describe('a decompression bomb (a small object inflating past its sidecar, or to one enormous line) is refused as it arrives', () => {
+  const key = 'archive/app/public/events/year=2024/month=01/day=01/x.jsonl.gz';
+
+  it('JsonLinesToCopy (restore) stops a line at MAX_ARCHIVE_LINE_BYTES, naming the archive, before holding more of it', async () => {
+    // Prepare: one line 16 MiB longer than any line export writes, the sidecar stating its size truthfully.
+    const mib = MAX_ARCHIVE_LINE_BYTES / MiB + 16;
+    const reader = new JsonLinesToCopy(undefined, { key, uncompressedBytes: mib * MiB + 11 });
+
+    // Act
+    const { outcome, inflated, passedOn } = await readBomb(bomb('{"id": "', mib, '"}\n'), reader);
+
+    // Assess: refused at the bound (give or take a chunk in flight), nothing of the line passed on to the COPY.
+    expect(outcome).toBeInstanceOf(ArchiveIntegrityError);
+    expect((outcome as Error).message).toBe(
+      `archive ${key}: row 1 is a line of more than ${MAX_ARCHIVE_LINE_BYTES} bytes, longer than export writes or restore can load (a jsonb value holds at most 256 MiB); read no further`,
+    );
+    expect(inflated).toBeLessThanOrEqual(MAX_ARCHIVE_LINE_BYTES + MiB);
+    expect(passedOn).toBe(COPY_SIGNATURE.length + 8);
+  });
+
+  it.each([
+    ['JsonLinesContent (verify)', () => new JsonLinesContent({ key, lineBytes: 3 * MiB })],
+    ['JsonLinesToCopy (restore)', () => new JsonLinesToCopy(new RowDigest(), { key, lineBytes: 3 * MiB })],
+    [
+      'JsonLinesToCopyText (restore)',
+      () => new JsonLinesToCopyText(['id'], undefined, { key, lineBytes: 3 * MiB }),
+    ],
+  ])('%s stops a line at its bound', async (_name, reader) => {
+    // Act: short lines first, then one of 64 MiB.
+    const { outcome, inflated } = await readBomb(
+      bomb('{"id" : "', 64, '"}\n', 1, '{"id" : "1"}\n{"id" : "2"}\n'),
+      reader(),
+    );
+
+    // Assess
+    expect(outcome).toBeInstanceOf(ArchiveIntegrityError);
+    expect((outcome as Error).message).toMatch(
+      new RegExp(`^archive ${key}: row 3 is a line of more than ${3 * MiB} bytes`),
+    );
+    expect(inflated).toBeLessThanOrEqual(4 * MiB);
+  });
+
+  it.each([
+    ['JsonLinesContent (verify)', () => new JsonLinesContent({ key, uncompressedBytes: 2 * MiB })],
+    ['JsonLinesToCopy (restore)', () => new JsonLinesToCopy(undefined, { key, uncompressedBytes: 2 * MiB })],
+    [
+      'JsonLinesToCopyText (restore)',
+      () => new JsonLinesToCopyText(['id'], new RowDigest(), { key, uncompressedBytes: 2 * MiB }),
+    ],
+  ])('%s stops at the bytes the sidecar states, though every line is short', async (_name, reader) => {
+    // Act: 1 GiB in lines of a MiB each.
+    const { outcome, inflated } = await readBomb(bomb('{"id" : "', 1, '"}\n', 1024), reader());
+
+    // Assess
+    expect(outcome).toBeInstanceOf(ArchiveIntegrityError);
+    expect((outcome as Error).message).toBe(
+      `archive ${key} decompresses to more than the ${2 * MiB} bytes its sidecar states; read no further`,
+    );
+    expect(inflated).toBeLessThanOrEqual(3 * MiB);
+  });
+
+  it('an archive of exactly the stated bytes, its longest line exactly at the bound, reads as before', async () => {
+    // Prepare
+    const lines = ['{"a" : "x\\\\y \\n 😀"}', '{"a" : null}', '{"a" : "\u2028"}'];
+    const output = Buffer.from(`${lines.join('\n')}\n`);
+    const written = {
+      rows: 3,
+      contentSha256: createHash('sha256').update(output).digest('hex'),
+      uncompressedBytes: output.length,
+    };
+    const longest = Math.max(...lines.map((line) => Buffer.byteLength(line)));
+    const bounds = { key, uncompressedBytes: output.length, lineBytes: longest };
+    const readers = [
+      new JsonLinesContent(bounds),
+      new JsonLinesToCopy(new RowDigest(), bounds),
+      new JsonLinesToCopyText(['a'], undefined, bounds),
+    ];
+    const digest = new RowDigest();
+    for (const line of lines) digest.add(Buffer.from(line));
+
+    // Act
+    const outcomes = await Promise.all(
+      readers.map((reader) => readBomb(Readable.from([gzipSync(output)]), reader)),
+    );
+
+    // Assess
+    expect(outcomes.map((o) => o.outcome)).toEqual([undefined, undefined, undefined]);
+    expect(readers.map((reader) => reader.figures())).toEqual([
+      written,
+      { ...written, rowDigest: digest.value() },
+      written,
+    ]);
   });
 });
