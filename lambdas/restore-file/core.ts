@@ -27,6 +27,7 @@ import {
   type RestoredMark,
   type RestoreFileResult,
 } from '../shared/lock-table/restore-records.js';
+import { createTarget } from '../shared/restore/create-target.js';
 import {
   type ArchivedColumn,
   assertWritable,
@@ -34,7 +35,6 @@ import {
   copyIntoStagingSql,
   copyIntoTargetSql,
   createStagingSql,
-  describeTarget,
   dropStagingSql,
   insertSql,
   lockAndDescribeTarget,
@@ -125,6 +125,12 @@ async function writeGroup(
   const { task, deps } = group;
   // Locked for the group: the unique key checked once holds for every archive of it (lockAndDescribeTarget).
   group.target = await lockAndDescribeTarget(client, task.target);
+  if (!group.target && task.dryRun) {
+    // The plan creates a missing target only for a real restore: a dry run creates it as the plan would (like the
+    // source, or from an archive's manifest once the source is gone) in its own transaction, which rolls back.
+    await createTarget(client, task, archives[0]?.key, deps.store);
+    group.target = await lockAndDescribeTarget(client, task.target);
+  }
   if (group.target) assertWritable(group.target, task.strategy);
   group.watermark = watermarkOf(task, group.target);
   const lookups = await groupLookups(task, archives, group.target, deps);
@@ -319,10 +325,8 @@ async function writeArchive(
   archive: ArchivePointer,
   { expected, committed, body }: PreparedArchive,
 ): Promise<RestoreFileResult> {
-  const { task, deps, target } = group;
+  const { task, deps, target: table } = group;
   const empty = { key: archive.key, rows: 0, inserted: 0, skipped: 0, overwritten: 0, warnings: [] };
-  // A dry run into a target it would create reads the source's shape, which the new table would copy.
-  const table = target ?? (task.dryRun ? await describeTarget(client, task.source) : undefined);
   if (!table) throw new TableNotUsableError(`restore target ${tableLabel(task.target)} does not exist`);
   const warnings = committed.warnings;
   const figures = { ...empty, rows: expected.rows };
@@ -330,9 +334,9 @@ async function writeArchive(
   let path: 'copy' | 'reference' = 'reference';
   let result: RestoreFileResult | undefined;
   const rows = rowWindow(task, expected);
-  if (target && !rows) {
+  if (!rows) {
     const opened = body && !body.destroyed ? body : undefined;
-    const direct = await copyDirectly(client, group, archive, expected, committed.pin, target, opened);
+    const direct = await copyDirectly(client, group, archive, expected, committed.pin, table, opened);
     if (direct) {
       path = 'copy';
       result = {
@@ -370,24 +374,19 @@ async function writeArchive(
       rows: inWindow,
       warnings: [...warnings, ...windowNote, ...plan.warnings],
     };
-    if (!target) {
-      // Nothing is in a table the restore would create: every row (of the window) would be written.
-      result = { ...withWarnings, status: 'dry-run', inserted: inWindow };
-    } else {
-      // A dry run runs the very INSERT too, in the transaction that rolls back: its figures are the real ones.
-      const written = await insert(
-        client,
-        insertSql(table, plan, task.strategy, conflictKey, rows),
-        task.strategy,
-      );
-      result = {
-        ...withWarnings,
-        status: task.dryRun ? 'dry-run' : 'restored',
-        inserted: written.inserted,
-        overwritten: written.updated,
-        skipped: inWindow - written.inserted - written.updated,
-      };
-    }
+    // A dry run runs the very INSERT too, in the transaction that rolls back: its figures are the real ones.
+    const written = await insert(
+      client,
+      insertSql(table, plan, task.strategy, conflictKey, rows),
+      task.strategy,
+    );
+    result = {
+      ...withWarnings,
+      status: task.dryRun ? 'dry-run' : 'restored',
+      inserted: written.inserted,
+      overwritten: written.updated,
+      skipped: inWindow - written.inserted - written.updated,
+    };
     // The next archive of the group may take this path too.
     await client.query(dropStagingSql);
   }

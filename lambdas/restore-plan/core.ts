@@ -1,23 +1,9 @@
-import type pg from 'pg';
-import {
-  type ArchiveSource,
-  archiveDay,
-  listArchives,
-  readExpectation,
-  sourcePrefix,
-} from '../shared/archive/catalog.js';
+import { type ArchiveSource, archiveDay, listArchives, sourcePrefix } from '../shared/archive/catalog.js';
 import { findDatabase } from '../shared/config/resolved-table.js';
 import { inTransaction } from '../shared/database/db.js';
-import { quoteIdent } from '../shared/database/table-sql.js';
 import { ConfigError, TableNotUsableError } from '../shared/errors/step-errors.js';
-import {
-  assertWritable,
-  describeTarget,
-  qualified,
-  resolveTypeName,
-  type TableName,
-  tableLabel,
-} from '../shared/restore/restore-sql.js';
+import { createTarget } from '../shared/restore/create-target.js';
+import { assertWritable, describeTarget, type TableName, tableLabel } from '../shared/restore/restore-sql.js';
 import {
   assertRestoreTargetAllowed,
   type RestoreRequest,
@@ -140,7 +126,7 @@ export async function planRestore(
         );
       }
       if (task.dryRun) return false;
-      await createTarget(client, task, first, deps);
+      await createTarget(client, task, first, deps.store);
       return true;
     }),
   );
@@ -187,40 +173,4 @@ export async function listPage(
     archives.push({ key: ref.key, format: ref.format, size: ref.size });
   }
   return { groups: groupArchives(archives, concurrency), cursor: archives.at(-1)?.key ?? cursor, more };
-}
-
-/**
- * Creates a separate restore target: like the source (columns, constraints, indexes, identity, generated columns)
- * when the source exists, else from the first archive's manifest (columns with their types, NOT NULL, and its key
- * as primary key). Defaults are left out: a serial default would tie the copy to the source's sequence.
- */
-async function createTarget(
-  client: pg.ClientBase,
-  task: RestoreTask,
-  firstArchive: string | undefined,
-  deps: Pick<StepDeps, 'store'>,
-): Promise<void> {
-  if (await describeTarget(client, task.source)) {
-    await client.query(
-      `CREATE TABLE ${qualified(task.target)} (LIKE ${qualified(task.source)} INCLUDING ALL EXCLUDING DEFAULTS)`,
-    );
-    return;
-  }
-  const manifest =
-    firstArchive && task.format === 'native'
-      ? (await readExpectation(deps.store, { key: firstArchive, format: 'native' })).manifest
-      : undefined;
-  if (!manifest) {
-    throw new TableNotUsableError(
-      `cannot create ${tableLabel(task.target)}: the source ${tableLabel(task.source)} is gone and no archive describes its columns; create the target first`,
-    );
-  }
-  const columns: string[] = [];
-  for (const column of manifest.columns) {
-    const resolved = await resolveTypeName(client, column.type);
-    if (!resolved) throw new TableNotUsableError(`archived column type ${column.type} is unknown here`);
-    columns.push(`${quoteIdent(column.name)} ${resolved}${column.nullable ? '' : ' NOT NULL'}`);
-  }
-  columns.push(`PRIMARY KEY (${manifest.keyColumns.map(quoteIdent).join(', ')})`);
-  await client.query(`CREATE TABLE ${qualified(task.target)} (${columns.join(', ')})`);
 }

@@ -619,3 +619,38 @@ describe('strategy overwrite into a table with a GENERATED ALWAYS identity colum
     expect(edited.rows[0]?.n).toBe(10);
   });
 });
+
+describe('restore of a table that is gone (dropped after archiving) into a new table', () => {
+  const bed = archiverTestbed(
+    async (db) => seedEvents(db.client, 'gone', 80, 40),
+    [{ schema: 'public', name: 'gone', timestampColumn: 'created_at' }],
+  );
+  const restore = (request: Record<string, unknown>) =>
+    runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.gone', targetTable: 'public.gone_copy', ...request },
+      { retryIntervalScale: 0 },
+    );
+
+  it('dry-runs what the real restore then does, leaving no table behind, and restores every row', async () => {
+    // Prepare
+    expect((await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 })).execution.status).toBe(
+      'SUCCEEDED',
+    );
+    const archived = (await readLiveArchives(bed.local, 'public', 'gone')).flatMap((a) => a.lines).length;
+    await bed.db.client.query('DROP TABLE public.gone');
+
+    // Act
+    const dry = await restore({ dryRun: true });
+    const left = await bed.db.client.query(`SELECT pg_catalog.to_regclass('public.gone_copy') AS t`);
+    const real = await restore({});
+
+    // Assess
+    expect(dry.execution.status).toBe('SUCCEEDED');
+    expect(dry.results.every((r) => r.status === 'dry-run')).toBe(true);
+    expect(dry.results.reduce((n, r) => n + r.inserted, 0)).toBe(archived);
+    expect(left.rows[0]?.t).toBeNull();
+    expect(real.execution.status).toBe('SUCCEEDED');
+    expect(real.results.reduce((n, r) => n + r.inserted, 0)).toBe(archived);
+  });
+});
