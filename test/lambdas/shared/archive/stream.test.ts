@@ -15,14 +15,16 @@ import {
 import { ArchiveIntegrityError } from '../../../../lambdas/shared/errors/step-errors.js';
 import { hashingSink, rechunked, WIDE_ROW_BYTES, wideRowBudget } from '../../../support/wide-line.js';
 
+/** Three archive lines (escapes, a null, a line separator) and what export recorded of them. */
+const lines = ['{"a" : "x\\\\y \\n 😀"}', '{"a" : null}', '{"a" : "\u2028"}'];
+const output = Buffer.from(`${lines.join('\n')}\n`);
+const written = {
+  rows: 3,
+  contentSha256: createHash('sha256').update(output).digest('hex'),
+  uncompressedBytes: output.length,
+};
+
 describe('JsonLinesContent and JsonLinesToCopy', () => {
-  const lines = ['{"a" : "x\\\\y \\n 😀"}', '{"a" : null}', '{"a" : "\u2028"}'];
-  const output = Buffer.from(`${lines.join('\n')}\n`);
-  const written = {
-    rows: 3,
-    contentSha256: createHash('sha256').update(output).digest('hex'),
-    uncompressedBytes: output.length,
-  };
   const chunked = (buffer: Buffer, size: number) =>
     Readable.from(
       Array.from({ length: Math.ceil(buffer.length / size) }, (_, i) =>
@@ -264,13 +266,6 @@ describe('a decompression bomb (a small object inflating past its sidecar, or to
 
   it('an archive of exactly the stated bytes, its longest line exactly at the bound, reads as before', async () => {
     // Prepare
-    const lines = ['{"a" : "x\\\\y \\n 😀"}', '{"a" : null}', '{"a" : "\u2028"}'];
-    const output = Buffer.from(`${lines.join('\n')}\n`);
-    const written = {
-      rows: 3,
-      contentSha256: createHash('sha256').update(output).digest('hex'),
-      uncompressedBytes: output.length,
-    };
     const longest = Math.max(...lines.map((line) => Buffer.byteLength(line)));
     const bounds = { key, uncompressedBytes: output.length, lineBytes: longest };
     const readers = [
