@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback, Writable } from 'node:stream';
 import { createGunzip, type Gunzip } from 'node:zlib';
@@ -151,17 +152,23 @@ export class LineMeter {
  */
 export class JsonLinesContent extends Writable {
   private readonly meter: LineMeter;
+  private readonly utf8: Utf8Check;
   private result: ContentFigures | undefined;
 
-  /** `bounds`: the sidecar's (or the export's recorded) size, past which the object is refused. */
+  /**
+   * `bounds`: the sidecar's (or the export's recorded) size, past which the object is refused. The text must be UTF-8
+   * too: restore's database refuses anything else, so an archive that is not could never be restored.
+   */
   constructor(bounds?: ReadBounds) {
     super();
     this.meter = new LineMeter(undefined, undefined, bounds);
+    this.utf8 = new Utf8Check(bounds);
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     try {
       this.meter.push(chunk);
+      this.utf8.push(chunk);
     } catch (error) {
       callback(error as Error);
       return;
@@ -170,6 +177,12 @@ export class JsonLinesContent extends Writable {
   }
 
   override _final(callback: (error?: Error | null) => void): void {
+    try {
+      this.utf8.end();
+    } catch (error) {
+      callback(error as Error);
+      return;
+    }
     this.result = this.meter.end();
     callback();
   }
@@ -178,6 +191,44 @@ export class JsonLinesContent extends Writable {
     if (!this.result) throw new Error('stream not finished');
     return this.result;
   }
+}
+
+/**
+ * Whether a stream of chunks is UTF-8, a chunk at a time (isUtf8 is native and vectorised): a character cut by a chunk's
+ * end is carried into the next chunk's check.
+ */
+class Utf8Check {
+  private carried: Buffer | undefined;
+
+  constructor(private readonly bounds: ReadBounds = {}) {}
+
+  push(chunk: Buffer): void {
+    const bytes = this.carried ? Buffer.concat([this.carried, chunk]) : chunk;
+    const cut = completeCharacters(bytes);
+    if (!isUtf8(bytes.subarray(0, cut))) throw this.invalid();
+    this.carried = cut < bytes.length ? Buffer.from(bytes.subarray(cut)) : undefined;
+  }
+
+  end(): void {
+    if (this.carried) throw this.invalid();
+  }
+
+  private invalid(): ArchiveIntegrityError {
+    return new ArchiveIntegrityError(
+      `${archiveName(this.bounds)} holds bytes that are not UTF-8, which no restore could read`,
+    );
+  }
+}
+
+/** Where the last character that `bytes` holds whole ends: before a lead byte whose continuation is still to come. */
+function completeCharacters(bytes: Buffer): number {
+  for (let i = bytes.length - 1; i >= Math.max(0, bytes.length - 4); i -= 1) {
+    const byte = bytes[i] as number;
+    if ((byte & 0xc0) === 0x80) continue;
+    const length = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : byte >= 0xc0 ? 2 : 1;
+    return i + length > bytes.length ? i : bytes.length;
+  }
+  return bytes.length;
 }
 
 const COPY_HEADER = Buffer.concat([COPY_SIGNATURE, Buffer.alloc(8)]);

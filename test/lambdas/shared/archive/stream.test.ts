@@ -90,6 +90,49 @@ describe('JsonLinesContent and JsonLinesToCopy', () => {
   });
 });
 
+describe('JsonLinesContent requires UTF-8 (restore could never read anything else)', () => {
+  const read = (bytes: Buffer, size: number) => {
+    const content = new JsonLinesContent({ key: 'k' });
+    return pipeline(
+      Readable.from(
+        Array.from({ length: Math.ceil(bytes.length / size) }, (_, i) =>
+          bytes.subarray(i * size, (i + 1) * size),
+        ),
+      ),
+      content,
+    ).then(() => content.figures());
+  };
+
+  it.each([1, 2, 3, 5, 64])(
+    'takes characters of 2, 3 and 4 bytes cut by chunks of %i bytes',
+    async (size) => {
+      // Act
+      const figures = await read(output, size);
+
+      // Assess
+      expect(figures).toEqual(written);
+    },
+  );
+
+  it.each([
+    [
+      'a lone lead byte (PostgreSQL 14\'s bare "char" 0xC3)',
+      Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x20, 0x3a, 0x20, 0x22, 0xc3, 0x22, 0x7d, 0x0a]),
+    ],
+    [
+      'a character cut by the end of the object',
+      Buffer.concat([Buffer.from('{"a" : "x"}\n'), Buffer.from('😀').subarray(0, 3)]),
+    ],
+    ['a stray continuation byte', Buffer.from([0x7b, 0x7d, 0x80, 0x0a])],
+  ])('refuses %s', async (_case, bytes) => {
+    // Act / Assess
+    for (const size of [1, 4, bytes.length])
+      await expect(read(bytes, size)).rejects.toThrow(
+        new ArchiveIntegrityError('archive k holds bytes that are not UTF-8, which no restore could read'),
+      );
+  });
+});
+
 describe('RowDigest', () => {
   it('does not depend on row order but on every row', () => {
     // Prepare
