@@ -90,14 +90,24 @@ interface SideEffect {
   on: string;
 }
 
-/** The type of the column `a` under its domains, without a modifier: `timestamp(3) without time zone` reads as
- * `timestamp without time zone`. */
+/**
+ * The type of the column `a` under its domains, without a modifier: `timestamp(3) without time zone` reads as
+ * `timestamp without time zone`.
+ */
 const BASE_TYPE_SQL = `(WITH RECURSIVE base AS (
      SELECT t.oid, t.typtype, t.typbasetype FROM pg_catalog.pg_type t WHERE t.oid = a.atttypid
      UNION ALL
      SELECT t.oid, t.typtype, t.typbasetype FROM pg_catalog.pg_type t JOIN base b ON t.oid = b.typbasetype
       WHERE b.typtype = 'd')
    SELECT pg_catalog.format_type(b.oid, NULL) FROM base b WHERE b.typtype <> 'd')`;
+
+/**
+ * Whether the column `a` holds no NULL for certain. PostgreSQL 18 sets attnotnull for a NOT NULL constraint added NOT
+ * VALID, which older rows may still break: only a validated one counts (before 18 such constraints are not in
+ * pg_constraint, and attnotnull alone decides).
+ */
+const NOT_NULL_SQL = `(a.attnotnull AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint n
+     WHERE n.conrelid = a.attrelid AND n.contype = 'n' AND NOT n.convalidated AND n.conkey = ARRAY[a.attnum]))`;
 
 /**
  * Whether the column `a` is ordered by PostgreSQL's built-in operators: its type (through any domains) is built in, or
@@ -144,10 +154,7 @@ export async function describeTable(client: pg.ClientBase, table: TableIdentity)
             pg_catalog.row_security_active(c.oid) AS row_security,
             (SELECT coalesce(json_agg(json_build_object('name', a.attname,
                       'type', pg_catalog.format_type(a.atttypid, a.atttypmod), 'base_type', ${BASE_TYPE_SQL},
-                      -- PostgreSQL 18 sets attnotnull for a NOT NULL constraint added NOT VALID, which older rows
-                      -- may still break: only a validated one makes a column fit for a key.
-                      'notnull', a.attnotnull AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint n
-                        WHERE n.conrelid = a.attrelid AND n.contype = 'n' AND NOT n.convalidated AND n.conkey = ARRAY[a.attnum]),
+                      'notnull', ${NOT_NULL_SQL},
                       'generated', a.attgenerated::text, 'builtin_order', ${BUILTIN_ORDER_SQL}) ORDER BY a.attnum), '[]')
                FROM pg_catalog.pg_attribute a
               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
