@@ -229,18 +229,13 @@ export async function streamArchive(
     copyColumns?: string[];
     /** The object's body, already opened (pinned) by the caller; otherwise it is opened here. */
     body?: Readable;
-    /**
-     * The archive's sidecar as the caller read it (readExpectation): its `uncompressedBytes` bound the read. Read
-     * here when not given, one small GET more.
-     */
-    expected?: Pick<ArchiveExpectation, 'uncompressedBytes'>;
-  } = {},
+    /** The archive's sidecar as the caller read it (readExpectation): its `uncompressedBytes` bound the read. */
+    expected: Pick<ArchiveExpectation, 'uncompressedBytes'>;
+  },
 ): Promise<MeasuredArchive> {
   // Pinned to the object the inventory recorded, where known: another object under the key is refused.
   let body: Readable | undefined;
-  let uncompressedBytes: number;
   try {
-    ({ uncompressedBytes } = options.expected ?? (await readExpectation(store, ref)));
     body = options.body ?? (await store.getStream(ref.key, options.pin));
     if (!body) throw new ArchiveIntegrityError(`archive ${ref.key} is missing`);
   } catch (error) {
@@ -255,7 +250,7 @@ export async function streamArchive(
   const digest = options.rowDigest ? new RowDigest() : undefined;
   // The sidecar measures the bytes as stored: a legacy archive's before conversion, so its converter checks them; the
   // encoder then bounds the converted lines.
-  const bounds = { key: ref.key, uncompressedBytes };
+  const bounds = { key: ref.key, uncompressedBytes: options.expected.uncompressedBytes };
   const legacy =
     ref.format === 'legacy'
       ? new LegacyLinesToCanonical(options.columnType ?? (() => undefined), bounds)

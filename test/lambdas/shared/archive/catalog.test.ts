@@ -1,7 +1,7 @@
 import { Readable, Writable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { streamArchive } from '../../../../lambdas/shared/archive/catalog.js';
+import { readExpectation, streamArchive } from '../../../../lambdas/shared/archive/catalog.js';
 import { MAX_LEGACY_LINE_BYTES } from '../../../../lambdas/shared/archive/legacy-rows.js';
 import type { ArchiveStore } from '../../../../lambdas/shared/archive/store.js';
 import { ArchiveIntegrityError } from '../../../../lambdas/shared/errors/step-errors.js';
@@ -106,7 +106,7 @@ describe('streamArchive: a decompression bomb is refused as it arrives', () => {
     },
   );
 
-  describe('a legacy archive, bounded by its metadata read here (the caller passes no sidecar)', () => {
+  describe('a legacy archive, bounded by its metadata', () => {
     const legacy = writeLegacyArchive({
       prefix: '',
       database: 'app',
@@ -129,7 +129,7 @@ describe('streamArchive: a decompression bomb is refused as it arrives', () => {
       );
 
       // Act
-      const measured = await streamArchive(store, ref);
+      const measured = await streamArchive(store, ref, { expected: await readExpectation(store, ref) });
 
       // Assess
       expect(read.texts).toEqual([legacy.metadataKey]);
@@ -144,7 +144,7 @@ describe('streamArchive: a decompression bomb is refused as it arrives', () => {
       );
 
       // Act
-      const error = await failure(streamArchive(store, ref));
+      const error = await failure(streamArchive(store, ref, { expected: await readExpectation(store, ref) }));
 
       // Assess
       expect(error).toBeInstanceOf(ArchiveIntegrityError);
@@ -164,7 +164,7 @@ describe('streamArchive: a decompression bomb is refused as it arrives', () => {
       );
 
       // Act
-      const error = await failure(streamArchive(store, ref));
+      const error = await failure(streamArchive(store, ref, { expected: await readExpectation(store, ref) }));
 
       // Assess
       expect(error).toBeInstanceOf(ArchiveIntegrityError);
