@@ -110,13 +110,16 @@ describe('whoever starts executions cannot move the cut-off past the retention',
     await verifyBatch(task, deps);
     const future = { ...task, cutoff: new Date(Date.now() + DAY_MS).toISOString() };
 
-    // Act
-    const refusedExport = exportBatch(future, deps);
-    const refusedDelete = deleteBatch({ ...future, progress: { batches: 0, rows: 0, bytes: 0 } }, deps);
+    // Act: both at once, each with its expectation attached as it starts, so neither rejection goes unobserved.
+    const refusals = Promise.all([
+      expect(exportBatch(future, deps)).rejects.toThrow(ConfigError),
+      expect(deleteBatch({ ...future, progress: { batches: 0, rows: 0, bytes: 0 } }, deps)).rejects.toThrow(
+        ConfigError,
+      ),
+    ]);
 
     // Assess
-    await expect(refusedExport).rejects.toThrow(ConfigError);
-    await expect(refusedDelete).rejects.toThrow(ConfigError);
+    await refusals;
     const remaining = await tableLines(bed.db.client, table);
     recordProof({
       kind: 'threat',

@@ -204,18 +204,20 @@ describe('s3rver and object pins', () => {
     const { port } = await bare.run();
     const bareClient = s3ClientAt(`http://127.0.0.1:${port}`);
     try {
-      // Act
-      const local = store.requireWriteOnce('probe', { storageClass: 'STANDARD' });
-      const again = store.requireWriteOnce('probe', { storageClass: 'STANDARD' });
-      const ignored = new ArchiveStore(bareClient, 'bare').requireWriteOnce('probe', {
-        storageClass: 'STANDARD',
-      });
+      // Act: all three at once, settled together, so no rejection waits unobserved while another is awaited.
+      const [local, again, ignored] = await Promise.allSettled([
+        store.requireWriteOnce('probe', { storageClass: 'STANDARD' }),
+        store.requireWriteOnce('probe', { storageClass: 'STANDARD' }),
+        new ArchiveStore(bareClient, 'bare').requireWriteOnce('probe', { storageClass: 'STANDARD' }),
+      ]);
 
       // Assess
-      await expect(local).resolves.toBeUndefined();
-      await expect(again).resolves.toBeUndefined();
-      await expect(ignored).rejects.toThrow(ConfigError);
-      await expect(ignored).rejects.toThrow(/wrote s3:\/\/bare\/probe twice despite If-None-Match/);
+      expect(local).toEqual({ status: 'fulfilled', value: undefined });
+      expect(again).toEqual({ status: 'fulfilled', value: undefined });
+      expect(ignored.status).toBe('rejected');
+      const reason = (ignored as PromiseRejectedResult).reason;
+      expect(reason).toBeInstanceOf(ConfigError);
+      expect(String(reason.message)).toMatch(/wrote s3:\/\/bare\/probe twice despite If-None-Match/);
     } finally {
       bareClient.destroy();
       await bare.close();
