@@ -654,3 +654,49 @@ describe('restore of a table that is gone (dropped after archiving) into a new t
     expect(real.results.reduce((n, r) => n + r.inserted, 0)).toBe(archived);
   });
 });
+
+describe('restore of a dropped table whose columns have type modifiers', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query(
+        `CREATE TABLE public.gone_typed (id bigint PRIMARY KEY, created_at timestamptz(3) NOT NULL, code char(5),
+                                         name varchar(12), amount numeric(10,2), flags bit(4), tags varchar(8)[],
+                                         at time(0));
+         INSERT INTO public.gone_typed
+         SELECT g, ${TODAY_UTC_SQL} - interval '35 days' + g * interval '1 hour 0.123 seconds', 'c' || g % 10,
+                'name ' || g, g * 1.5, (g % 16)::bit(4), ARRAY['t' || g, NULL], time '12:34:56'
+           FROM generate_series(1, 40) AS g`,
+      );
+    },
+    [{ schema: 'public', name: 'gone_typed', timestampColumn: 'created_at' }],
+  );
+
+  it('creates the target from the manifest with the archived columns’ modifiers, so char(n) values get their padding back', async () => {
+    // Prepare: every row is past the cut-off; how each reads, its padding included, and each column's type.
+    const rowsSql = (table: string) =>
+      `SELECT id, created_at::text, code, octet_length(code) AS code_bytes, name, amount::text, flags::text,
+              tags::text, at::text FROM public.${table} ORDER BY id`;
+    const typesSql = (table: string) =>
+      `SELECT attname, pg_catalog.format_type(atttypid, atttypmod) AS type, attnotnull FROM pg_catalog.pg_attribute
+        WHERE attrelid = 'public.${table}'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum`;
+    const before = (await bed.db.client.query(rowsSql('gone_typed'))).rows;
+    const types = (await bed.db.client.query(typesSql('gone_typed'))).rows;
+    expect((await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 })).execution.status).toBe(
+      'SUCCEEDED',
+    );
+    await bed.db.client.query('DROP TABLE public.gone_typed');
+
+    // Act
+    const restored = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.gone_typed', targetTable: 'public.typed_copy' },
+      { retryIntervalScale: 0 },
+    );
+
+    // Assess
+    expect(restored.execution.status).toBe('SUCCEEDED');
+    expect((await bed.db.client.query(typesSql('typed_copy'))).rows).toEqual(types);
+    expect((await bed.db.client.query(rowsSql('typed_copy'))).rows).toEqual(before);
+    expect(before[0]).toMatchObject({ code: 'c1   ', code_bytes: 5 });
+  });
+});

@@ -151,18 +151,55 @@ export async function describeTarget(
 
 /**
  * A type name from an archive's manifest, resolved by the server: a manifest is data, so its type text is never
- * spliced into SQL as written. Returns PostgreSQL's own (quoted) spelling without a modifier, which reads as the
- * unbounded type (`bpchar`, `"bit"`, `numeric`), or undefined when the type is unknown. An unqualified name that
- * pg_catalog does not know is looked up in `public`: archives written before sessions pinned the search_path name
- * a type there without its schema (see comparableType).
+ * spliced into SQL as written. Returns PostgreSQL's own (quoted) spelling, or undefined when the type is unknown. The
+ * modifiers (`character(5)`, `numeric(10,2)`, `timestamp(3) with time zone`, `character varying(8)[]`) are kept when
+ * the type's own modifier-input function, given the manifest's numbers, yields a type the server spells exactly as
+ * the manifest does; otherwise the type is unbounded (`bpchar`, `"bit"`, `numeric`), which takes every archived value.
+ * Kept modifiers give a table created from the manifest the source's columns, and a `character(n)` value its padding,
+ * which its text form (what the archive holds) drops. An unqualified name that pg_catalog does not know is looked up
+ * in `public`: archives written before sessions pinned the search_path name a type there without its schema (see
+ * comparableType).
  */
 export async function resolveTypeName(client: pg.ClientBase, type: string): Promise<string | undefined> {
-  const result = await client.query<{ type: string | null }>(
-    `SELECT pg_catalog.format_type(COALESCE(pg_catalog.to_regtype($1),
-              CASE WHEN pg_catalog.strpos($1, '.') = 0 THEN pg_catalog.to_regtype('public.' || $1) END), -1) AS type`,
+  try {
+    return await resolveTypeText(client, type);
+  } catch (error) {
+    // to_regtype reads the modifiers too, and the modifier-input function checks them: both refuse bad ones.
+    throw new TableNotUsableError(
+      `archived column type ${type} has modifiers this server refuses: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+}
+
+async function resolveTypeText(client: pg.ClientBase, type: string): Promise<string | undefined> {
+  const found = await client.query<{
+    oid: number;
+    unbounded: string;
+    modifier_schema: string | null;
+    modifier_input: string | null;
+  }>(
+    `SELECT t.oid, pg_catalog.format_type(t.oid, -1) AS unbounded,
+            n.nspname AS modifier_schema, p.proname AS modifier_input
+       FROM pg_catalog.pg_type t
+       LEFT JOIN pg_catalog.pg_proc p ON p.oid = t.typmodin
+       LEFT JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+      WHERE t.oid = COALESCE(pg_catalog.to_regtype($1),
+                    CASE WHEN pg_catalog.strpos($1, '.') = 0 THEN pg_catalog.to_regtype('public.' || $1) END)`,
     [type],
   );
-  return result.rows[0]?.type ?? undefined;
+  const resolved = found.rows[0];
+  if (!resolved) return undefined;
+  const modifiers = /\((\d{1,9}(?:,\d{1,9})*)\)/.exec(type)?.[1]?.split(',');
+  if (!modifiers || !resolved.modifier_schema || !resolved.modifier_input) return resolved.unbounded;
+  // The function's name comes from the catalog and is quoted; only the numbers travel, as a parameter.
+  const modifierInput = `${quoteIdent(resolved.modifier_schema)}.${quoteIdent(resolved.modifier_input)}`;
+  const bounded = await client.query<{ type: string }>(
+    `SELECT pg_catalog.format_type($1::pg_catalog.oid, ${modifierInput}($2::pg_catalog.cstring[])) AS type`,
+    [resolved.oid, modifiers],
+  );
+  const spelled = bounded.rows[0]?.type;
+  return spelled === type ? spelled : resolved.unbounded;
 }
 
 export interface ArchivedColumn {

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TableNotUsableError } from '../../../../lambdas/shared/errors/step-errors.js';
 import {
   createStagingSql,
   describeTarget,
@@ -22,7 +23,17 @@ describe('resolveTypeName: a manifest type text, resolved by the server under th
 
   it.each([
     ['integer', 'integer'],
-    ['character varying(12)', 'character varying'],
+    // Modifiers the server spells back as written are kept; anything else reads as the unbounded type.
+    ['character varying(12)', 'character varying(12)'],
+    ['character(5)', 'character(5)'],
+    ['numeric(10,2)', 'numeric(10,2)'],
+    ['timestamp(3) with time zone', 'timestamp(3) with time zone'],
+    ['character varying(8)[]', 'character varying(8)[]'],
+    ['bit(4)', 'bit(4)'],
+    ['interval(2)', 'interval'],
+    ['interval day to second(2)', 'interval'],
+    ['numeric(10, 2)', 'numeric'],
+    ['character', 'bpchar'],
     // Written before the search_path was pinned: a type in public without its schema.
     ['mood', 'public.mood'],
     ['mood[]', 'public.mood[]'],
@@ -36,6 +47,23 @@ describe('resolveTypeName: a manifest type text, resolved by the server under th
 
     // Assess
     expect(type).toBe(resolved);
+  });
+
+  it('refuses modifiers the type refuses, naming the type, rather than creating a column unlike the archived one', async () => {
+    // Act
+    const refused = await Promise.allSettled(
+      ['character varying(0)', 'integer(3)'].map((type) => resolveTypeName(db.client, type)),
+    );
+
+    // Assess
+    expect(refused.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    for (const [i, type] of ['character varying\\(0\\)', 'integer\\(3\\)'].entries()) {
+      const reason = (refused[i] as PromiseRejectedResult).reason;
+      expect(reason).toBeInstanceOf(TableNotUsableError);
+      expect(reason.message).toMatch(
+        new RegExp(`^archived column type ${type} has modifiers this server refuses`),
+      );
+    }
   });
 });
 
