@@ -540,11 +540,11 @@ async function stage(
       rowDigest: expected.rowDigest !== undefined,
     });
   } catch (error) {
+    // A reader's stop (a line or the bytes past their bound) is a refused archive like a figure that differs.
+    if (error instanceof ArchiveIntegrityError) refuseArchive(deps, task, error.message);
     // PostgreSQL refusing the bytes themselves (say, invalid UTF-8) is damage, reported without the value.
     if (sqlState(error).startsWith('22'))
-      throw new ArchiveIntegrityError(
-        `archive ${archive.key} holds bytes PostgreSQL refuses (${sqlState(error)})`,
-      );
+      refuseArchive(deps, task, `archive ${archive.key} holds bytes PostgreSQL refuses (${sqlState(error)})`);
     throw error;
   }
   refuseUnlessLikeSidecar(deps, task, expected, measured);
@@ -591,6 +591,7 @@ async function copyDirectly(
       copyColumns: plan.columns.map((c) => c.name),
     });
   } catch (error) {
+    if (error instanceof ArchiveIntegrityError) refuseArchive(deps, task, error.message);
     const refusedByDatabase = /^(22|23|0A)/.test(sqlState(error));
     if (!refusedByDatabase && !(error instanceof LineNotCopyableError)) throw error;
     // The archive's savepoint was set just before: nothing of the COPY remains.

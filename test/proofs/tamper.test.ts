@@ -353,11 +353,13 @@ describe('a decompression bomb planted among the archives of a table is refused 
       new PutObjectCommand({ Bucket: bucket, Key: manifestKeyFor(key), Body: JSON.stringify(manifest) }),
     );
 
+    const recorder = metricRecorder();
+
     // Act
     const restored = await runLocalRestore(
       bed.local,
       { database: 'app', table: 'public.bombed', targetTable: 'public.bombed_copy' },
-      { retryIntervalScale: 0 },
+      { retryIntervalScale: 0, deps: recorder.wrap },
     );
     const copied = await bed.db.client.query('SELECT count(*)::int AS n FROM public.bombed_copy');
     const validated: string[] = [];
@@ -374,6 +376,8 @@ describe('a decompression bomb planted among the archives of a table is refused 
     const bomb = restored.results.find((r) => r.key === key);
     expect(bomb?.status).toBe('failed');
     expect(bomb?.error).toMatch(new RegExp(`^ArchiveIntegrityError: ${refusal}`));
+    // Counted where the alarm on refused archives looks, as a figure that differs is.
+    expect(recorder.count('VerificationFailures', 'public.bombed_copy')).toBe(1);
     const others = restored.results.filter((r) => r.key !== key);
     expect(others.map((r) => r.status)).toEqual(genuine.map(() => 'restored'));
     expect(copied.rows[0].n).toBe(genuine.reduce((sum, archive) => sum + archive.lines.length, 0));
