@@ -17,6 +17,9 @@ export interface CpuFigures {
   groups: { group: string; seconds: number }[];
 }
 
+/** The group of every process that is not the archiver's, its stand-ins' or the database's. */
+export const OTHER_PROCESSES = 'other processes';
+
 interface ProcessTicks {
   group: string;
   parent: number;
@@ -40,12 +43,12 @@ function groupOf(pid: number, stat: string): string {
   try {
     args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
   } catch {
-    return 'other processes';
+    return OTHER_PROCESSES;
   }
   if (args.some((arg) => arg.endsWith('s3-server.mjs'))) return 'local S3 server';
   const bundle = args.find((arg) => arg.endsWith('.mjs'));
   if (command === 'node' && bundle) return `function ${basename(bundle, '.mjs')}`;
-  return 'other processes';
+  return OTHER_PROCESSES;
 }
 
 /** Every process's CPU ticks now, by pid. */
