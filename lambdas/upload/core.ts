@@ -58,7 +58,7 @@ export async function uploadBatch(input: UploadInput, deps: UploadDeps): Promise
   let damage: Damage | undefined;
   const published = await forEachObject(inFlight.objects, async (object, index) => {
     const outcome = await publishObject(deps, input, inFlight, index);
-    if (typeof outcome === 'boolean') return { ...object, createdArchive: outcome };
+    if ('figures' in outcome) return { ...object, ...outcome };
     // The first damage found decides; the others are left as they are for the withdrawal.
     damage ??= outcome;
     return object;
@@ -97,16 +97,25 @@ export async function uploadBatch(input: UploadInput, deps: UploadDeps): Promise
   };
 }
 
+/** What publishing an object settled: whether this call created the archive, and the figures of the archive kept. */
+interface Published {
+  createdArchive: boolean;
+  figures: BatchObject['figures'];
+}
+
 /**
- * Publishes the batch's object at `index` and its manifest. True when this call created the archive
- * object (false: it was there, from a retry or identical rows archived before), or the damage that stops the batch.
+ * Publishes the batch's object at `index` and its manifest: whether this call created the archive object (false: it
+ * was there, from a retry or identical rows archived before) and the archive's figures, or the damage that stops the
+ * batch. An archive of the same content that was there keeps its own compressed bytes, which differ from the staged
+ * ones when another compression level or zlib wrote it (rows restored into the table and archived again): the batch
+ * takes its compressed figures, which verify then measures on those bytes, and the earlier manifest stays valid.
  */
 async function publishObject(
   deps: UploadDeps,
   input: UploadInput,
   inFlight: InFlight,
   index: number,
-): Promise<boolean | Damage> {
+): Promise<Published | Damage> {
   const { store, config } = deps;
   const { batchId } = inFlight;
   const object = inFlight.objects[index];
@@ -114,35 +123,32 @@ async function publishObject(
   const manifestKey = manifestKeyFor(object.archiveKey);
   const write: WriteOptions = { storageClass: config.s3.storageClass, kmsKeyId: config.s3.kmsKeyId };
   let created = false;
-  const sameContent = async () => {
-    const existing = await store.head(object.archiveKey);
-    if (existing && existing.metadata['content-sha256'] !== object.figures.contentSha256) {
-      throw new ArchiveConflictError(`${object.archiveKey} exists with different content`);
-    }
-    return existing !== undefined;
-  };
+  let figures = object.figures;
   // The copy is write-once (If-None-Match) and copies only the object export staged (by its ETag), so nothing is read
   // before it. Refused, the archive key tells why: there already (a retry, or identical rows archived before,
   // accepted only with the same content), or not, and then the staged object was changed or is gone.
   if ((await copyStaged(store, batchId, object, write)) === 'copied') created = true;
-  else if (!(await sameContent())) {
-    const staged = await store.head(object.stagingKey);
-    const problem = !staged
-      ? 'missing'
-      : staged.size !== object.figures.compressedBytes
-        ? `${staged.size} bytes, expected ${object.figures.compressedBytes}`
-        : `not the object export wrote (ETag ${staged.pin?.etag ?? 'none'}, export's ${object.stagedEtag ?? 'not recorded'})`;
-    return {
-      problem: `staging object ${object.stagingKey} is ${problem}`,
-      withdraw: true,
-      ...(staged ? { evidence: [object.stagingKey] } : {}),
+  else {
+    const existing = await store.head(object.archiveKey);
+    if (existing && existing.metadata['content-sha256'] !== object.figures.contentSha256) {
+      throw new ArchiveConflictError(`${object.archiveKey} exists with different content`);
+    }
+    if (!existing) return stagingDamage(store, object);
+    figures = {
+      ...figures,
+      compressedBytes: existing.size,
+      compressedSha256: existing.metadata['compressed-sha256'] ?? figures.compressedSha256,
     };
   }
   await deps.fault('upload:afterCopy');
   await requireKmsIfCritical(deps, input, object.archiveKey);
 
   // The manifest comes from the in-flight record; a record written before that kept it staged beside the object.
-  const manifest = manifestOf(inFlight, index) ?? (await readStagedManifest(deps, object));
+  const kept = {
+    ...inFlight,
+    objects: inFlight.objects.map((o, i) => (i === index ? { ...o, figures } : o)),
+  };
+  const manifest = manifestOf(kept, index) ?? (await readStagedManifest(deps, object));
   if (manifest === 'damaged') {
     return {
       problem: `staged manifest of ${object.archiveKey} does not describe the exported batch`,
@@ -158,7 +164,22 @@ async function publishObject(
     throw new ArchiveIntegrityError(`manifest of ${object.archiveKey} is neither staged nor published`);
   }
   await deps.fault('upload:afterManifest');
-  return created;
+  return { createdArchive: created, figures };
+}
+
+/** The damage when the copy was refused and no archive is there: the staged object was changed or is gone. */
+async function stagingDamage(store: UploadDeps['store'], object: BatchObject): Promise<Damage> {
+  const staged = await store.head(object.stagingKey);
+  const problem = !staged
+    ? 'missing'
+    : staged.size !== object.figures.compressedBytes
+      ? `${staged.size} bytes, expected ${object.figures.compressedBytes}`
+      : `not the object export wrote (ETag ${staged.pin?.etag ?? 'none'}, export's ${object.stagedEtag ?? 'not recorded'})`;
+  return {
+    problem: `staging object ${object.stagingKey} is ${problem}`,
+    withdraw: true,
+    ...(staged ? { evidence: [object.stagingKey] } : {}),
+  };
 }
 
 /**

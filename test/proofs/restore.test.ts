@@ -7,6 +7,7 @@ import type { StepDeps } from '../../lambdas/shared/step/step-deps.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import {
   archiverTestbed,
+  cutoffSql,
   getObject,
   listKeys,
   readLiveArchives,
@@ -698,5 +699,51 @@ describe('restore of a dropped table whose columns have type modifiers', () => {
     expect((await bed.db.client.query(typesSql('typed_copy'))).rows).toEqual(types);
     expect((await bed.db.client.query(rowsSql('typed_copy'))).rows).toEqual(before);
     expect(before[0]).toMatchObject({ code: 'c1   ', code_bytes: 5 });
+  });
+});
+
+describe('rows restored into the archived table and archived again, after the compression level changed', () => {
+  const bed = archiverTestbed(
+    async (db) => seedEvents(db.client, 'recompressed', 120),
+    [{ schema: 'public', name: 'recompressed', timestampColumn: 'created_at' }],
+  );
+  const oldRows = async () =>
+    (
+      await bed.db.client.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM public.recompressed WHERE created_at < ${cutoffSql()}`,
+      )
+    ).rows[0]?.n;
+  const level6 = (deps: StepDeps): StepDeps => ({
+    ...deps,
+    config: { ...deps.config, defaults: { ...deps.config.defaults, compressionLevel: 6 } },
+  });
+
+  it('go to the same archives, which keep their own bytes and manifests: the run succeeds and nothing is left', async () => {
+    // Prepare: archived at the default level, restored into the table itself; the same content now compresses otherwise.
+    const original = await lines(bed.db.client, 'recompressed');
+    expect((await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 })).execution.status).toBe(
+      'SUCCEEDED',
+    );
+    const archives = await readLiveArchives(bed.local, 'public', 'recompressed');
+    const restored = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.recompressed' },
+      { retryIntervalScale: 0 },
+    );
+    expect(restored.execution.status).toBe('SUCCEEDED');
+    expect(await oldRows()).toBeGreaterThan(0);
+
+    // Act
+    const again = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0, deps: level6 });
+
+    // Assess
+    expect(again.execution.status).toBe('SUCCEEDED');
+    expect(await oldRows()).toBe(0);
+    const after = await readLiveArchives(bed.local, 'public', 'recompressed');
+    expect(after.map((a) => [a.key, a.manifest.figures])).toEqual(
+      archives.map((a) => [a.key, a.manifest.figures]),
+    );
+    const young = await lines(bed.db.client, 'recompressed');
+    expect([...young, ...after.flatMap((a) => a.lines)].sort()).toEqual(original);
   });
 });
