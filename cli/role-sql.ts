@@ -22,7 +22,7 @@ function dollarTag(texts: string[]): string {
 /**
  * The SQL that creates the archiver's database role with what the steps use, and nothing else: CONNECT; USAGE on
  * each table's schema; SELECT and DELETE on each configured table (a partitioned table's partitions are reached
- * through it); for restores, INSERT and UPDATE on those tables and USAGE and UPDATE on the sequences that feed their
+ * through it); for restores, INSERT and UPDATE on those tables and USAGE, SELECT and UPDATE on the sequences that feed their
  * columns (restore moves them past the restored values), and on `restoreTargets` what creating and filling a target
  * needs; `pg_read_all_stats` when `replicaLag` reads `pg_stat_replication`; MAINTAIN (PostgreSQL 17 and later) when
  * `vacuumAfterRun` is set. Run it as a superuser or the tables' owner, in each database (psql -d <database> -f).
@@ -69,7 +69,7 @@ function databaseSql(config: ArchiverConfig, db: DatabaseConfig, options: RoleSq
   FOR s IN SELECT pg_catalog.pg_get_serial_sequence(${quoteLiteral(t.qualified)}, a.attname)
              FROM pg_catalog.pg_attribute a
             WHERE a.attrelid = ${quoteLiteral(t.qualified)}::regclass AND a.attnum > 0 AND NOT a.attisdropped LOOP
-    IF s IS NOT NULL THEN EXECUTE format('GRANT USAGE, UPDATE ON SEQUENCE %s TO %s', s, ${quoteLiteral(role)}); END IF;
+    IF s IS NOT NULL THEN EXECUTE format('GRANT USAGE, SELECT, UPDATE ON SEQUENCE %s TO %s', s, ${quoteLiteral(role)}); END IF;
   END LOOP;
 END ${tag};`,
       );

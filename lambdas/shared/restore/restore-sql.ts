@@ -417,31 +417,56 @@ export const windowRowsSql = (rows: RowWindow): string =>
   `SELECT count(*)::int AS rows FROM ${stagedRows} WHERE ${rowWindowSql(rows)}`;
 
 /**
- * Moves every sequence that feeds an integer column of the target (serial or identity) past the highest value now in
- * that column, never backwards, so new rows do not collide with restored ones. Returns the sequences it advanced. A
- * sequence that feeds a column of another type (a text key 'evt_' || nextval(...), owned by it) has no highest value
- * to follow.
+ * Moves every ascending sequence that feeds an integer column of the target (serial or identity) past the highest
+ * value now in that column, never backwards, so new rows do not collide with restored ones. Returns the sequences it
+ * advanced. A sequence that feeds a column of another type (a text key 'evt_' || nextval(...), owned by it) has no
+ * highest value to follow. "Backwards" is judged against the value the sequence would give next: a sequence never
+ * called yet gives its start (or restart) value, say 1,000,000 for a table recreated so new ids cannot reuse archived
+ * ones; moving it down to the highest restored id would hand the application the ids of archived rows not restored
+ * yet, which a later restore would then skip as already there.
  */
 export async function advanceSequences(
   client: pg.ClientBase,
   table: TableName,
 ): Promise<{ column: string; sequence: string; value: string }[]> {
-  const sequences = await client.query<{ column: string; sequence: string }>(
-    `SELECT a.attname AS column, pg_catalog.pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), a.attname) AS sequence
-       FROM pg_catalog.pg_attribute a
-       JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
-      WHERE a.attrelid = format('%I.%I', $1::text, $2::text)::regclass AND a.attnum > 0 AND NOT a.attisdropped
-        AND (CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END)
-            IN ('pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int4'::pg_catalog.regtype, 'pg_catalog.int8'::pg_catalog.regtype)`,
+  const sequences = await client.query<{
+    column: string;
+    sequence: string;
+    schema: string;
+    name: string;
+    increment: string;
+    readable: boolean;
+  }>(
+    `SELECT f.column, f.sequence::text AS sequence, n.nspname AS schema, c.relname AS name,
+            s.seqincrement::text AS increment, pg_catalog.has_sequence_privilege(c.oid, 'SELECT') AS readable
+       FROM (SELECT a.attname AS column,
+                    pg_catalog.pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), a.attname)::regclass AS sequence
+               FROM pg_catalog.pg_attribute a
+               JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+              WHERE a.attrelid = format('%I.%I', $1::text, $2::text)::regclass AND a.attnum > 0 AND NOT a.attisdropped
+                AND (CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END)
+                    IN ('pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int4'::pg_catalog.regtype,
+                        'pg_catalog.int8'::pg_catalog.regtype)) f
+       JOIN pg_catalog.pg_class c ON c.oid = f.sequence
+       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+       JOIN pg_catalog.pg_sequence s ON s.seqrelid = c.oid
+      WHERE s.seqincrement > 0`,
     [table.schema, table.name],
   );
   const advanced: { column: string; sequence: string; value: string }[] = [];
-  for (const { column, sequence } of sequences.rows.filter((r) => r.sequence !== null)) {
+  for (const { column, sequence, schema, name, increment, readable } of sequences.rows) {
+    // The sequence's own row says what it gives next; a role granted only USAGE and UPDATE (the role SQL of versions
+    // before SELECT was granted) cannot read it, and then a sequence never called counts from its START value.
+    const next = readable
+      ? `SELECT CASE WHEN is_called THEN last_value::numeric + $2::numeric ELSE last_value::numeric END AS v
+           FROM ${quoteIdent(schema)}.${quoteIdent(name)}`
+      : `SELECT coalesce(pg_catalog.pg_sequence_last_value($1::regclass)::numeric + $2::numeric, s.seqstart::numeric) AS v
+           FROM pg_catalog.pg_sequence s WHERE s.seqrelid = $1::regclass`;
     const result = await client.query<{ value: string }>(
-      `SELECT pg_catalog.setval($1::regclass, m)::text AS value
-         FROM (SELECT max(${quoteIdent(column)})::bigint AS m FROM ${qualified(table)}) AS highest
-        WHERE m IS NOT NULL AND m > coalesce(pg_catalog.pg_sequence_last_value($1::regclass), 0)`,
-      [sequence],
+      `SELECT pg_catalog.setval($1::regclass, highest.m)::text AS value
+         FROM (SELECT max(${quoteIdent(column)})::bigint AS m FROM ${qualified(table)}) AS highest, (${next}) AS next
+        WHERE highest.m IS NOT NULL AND highest.m >= next.v`,
+      [sequence, increment],
     );
     const value = result.rows[0]?.value;
     if (value !== undefined) advanced.push({ column, sequence, value });
