@@ -31,7 +31,9 @@ import { createTarget } from '../shared/restore/create-target.js';
 import {
   type ArchivedColumn,
   assertWritable,
+  type ColumnPlan,
   checkConversions,
+  conflictKeyProblems,
   copyIntoStagingSql,
   copyIntoTargetSql,
   createStagingSql,
@@ -361,7 +363,7 @@ async function writeArchive(
     assertShapedLikeArchive(task, archived, table);
     const plan = planColumns(archived, table, task.drift);
     await checkConversions(client, plan, task.drift);
-    const conflictKey = await uniqueConflictKey(client, group, expected, table);
+    const conflictKey = await uniqueConflictKey(client, group, expected, table, plan, archived);
     const inWindow = rows ? await countInWindow(client, rows) : expected.rows;
     const windowNote = rows
       ? [
@@ -578,7 +580,7 @@ async function copyDirectly(
   assertShapedLikeArchive(task, archived, target);
   const plan = planColumns(archived, target, task.drift);
   if (plan.converted.length > 0 || !target.copyable) return undefined;
-  await uniqueConflictKey(client, { task, deps, ...group }, expected, target);
+  await uniqueConflictKey(client, { task, deps, ...group }, expected, target, plan, archived);
   const sink = client.query(copyFromStdin(copyIntoTargetSql(target, plan)));
   let measured: Awaited<ReturnType<typeof streamArchive>>;
   try {
@@ -602,14 +604,25 @@ async function copyDirectly(
   return { written: sink.rowCount, planWarnings: plan.warnings };
 }
 
-/** The key rows conflict on, which must be unique in the target for a restore to recognise rows already there. */
+/**
+ * The key rows conflict on, which must be unique in the target and tell the archive's rows apart as the archived
+ * table did, for a restore to recognise rows already there (conflictKeyProblems).
+ */
 async function uniqueConflictKey(
   client: pg.ClientBase,
   { task, uniqueKeys }: GroupWrite,
   expected: ArchiveExpectation,
   table: RestoreTarget,
+  plan: ColumnPlan,
+  archived: readonly ArchivedColumn[],
 ): Promise<string[]> {
   const conflictKey = conflictKeyOf(expected, table);
+  const problems = conflictKeyProblems(conflictKey, plan, archived, table);
+  if (problems.length > 0) {
+    throw new SchemaDriftError(
+      `restore cannot recognise the archive's rows by the key (${conflictKey.join(', ')}) of ${tableLabel(task.target)}: ${problems.join('; ')}; restore into a table keyed like the archive (${expected.manifest?.keyColumns.join(', ') || 'its key'}), nothing was written`,
+    );
+  }
   const columns = JSON.stringify(conflictKey);
   // The group holds the target's lock, so no index is dropped meanwhile: one answer serves the group.
   let unique = uniqueKeys.get(columns);

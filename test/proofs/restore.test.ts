@@ -747,3 +747,114 @@ describe('rows restored into the archived table and archived again, after the co
     expect([...young, ...after.flatMap((a) => a.lines)].sort()).toEqual(original);
   });
 });
+
+describe('the target key must tell the archived rows apart as the archived table did', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await seedEvents(db.client, 'renamed', 60, 60);
+      // 'k1' and 'K1' are two rows of the source, whose collation is deterministic.
+      await db.client.query(
+        `CREATE TABLE public.tagged (tag text PRIMARY KEY, created_at timestamptz NOT NULL, note text);
+         INSERT INTO public.tagged (tag, created_at, note)
+         SELECT CASE WHEN g % 2 = 0 THEN 'k' ELSE 'K' END || (g / 2),
+                ${TODAY_UTC_SQL} - interval '45 days' + g * interval '1 hour', 'n' || g
+           FROM generate_series(0, 19) AS g`,
+      );
+    },
+    [
+      { schema: 'public', name: 'renamed', timestampColumn: 'created_at' },
+      { schema: 'public', name: 'tagged', timestampColumn: 'created_at' },
+    ],
+  );
+  const restore = (request: Record<string, unknown>) =>
+    runLocalRestore(bed.local, { database: 'app', ...request }, { retryIntervalScale: 0 });
+  const count = async (table: string) =>
+    (await bed.db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM public.${table}`)).rows[0]?.n;
+
+  it('archives both tables first', async () => {
+    // Act
+    const run = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+
+    // Assess
+    expect(run.execution.status).toBe('SUCCEEDED');
+    expect(await count('tagged')).toBe(0);
+  });
+
+  it('refuses lenient drift that would drop the key column renamed since: new keys would be made up, and a repeat would double every row', async () => {
+    // Prepare
+    await bed.db.client.query('ALTER TABLE public.renamed RENAME COLUMN id TO event_id');
+    const before = await count('renamed');
+
+    // Act
+    const result = await restore({ table: 'public.renamed', drift: 'lenient' });
+
+    // Assess
+    expect(result.execution.status).toBe('FAILED');
+    expect(result.results.length).toBeGreaterThan(0);
+    for (const r of result.results)
+      expect(r.error).toMatch(
+        /^SchemaDriftError: .*key \(event_id\).*"event_id" is not written from the archive/,
+      );
+    expect(await count('renamed')).toBe(before);
+  });
+
+  it.each([
+    [
+      'a case-insensitive collation',
+      'text COLLATE public.ci',
+      /"tag" compares under a nondeterministic collation/,
+    ],
+    [
+      'character(n), which ignores trailing blanks',
+      'character(4)',
+      /"tag" was text when archived and is character\(4\)/,
+    ],
+  ])('refuses a target whose key compares more loosely, by %s, writing nothing', async (_, type, says) => {
+    // Prepare
+    await bed.db.client.query(`DROP TABLE IF EXISTS public.loose;
+      CREATE COLLATION IF NOT EXISTS public.ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+      CREATE TABLE public.loose (tag ${type} PRIMARY KEY, created_at timestamptz NOT NULL, note text)`);
+
+    // Act
+    const result = await restore({ table: 'public.tagged', targetTable: 'public.loose' });
+
+    // Assess
+    expect(result.execution.status).toBe('FAILED');
+    for (const r of result.results) expect(r.error).toMatch(says);
+    expect(await count('loose')).toBe(0);
+  });
+
+  it('takes a key whose type changed within one equality (text to varchar), every row back', async () => {
+    // Prepare
+    await bed.db.client.query(
+      'CREATE TABLE public.retyped (tag varchar(10) PRIMARY KEY, created_at timestamptz NOT NULL, note text)',
+    );
+
+    // Act
+    const result = await restore({ table: 'public.tagged', targetTable: 'public.retyped' });
+
+    // Assess
+    expect(result.execution.status).toBe('SUCCEEDED');
+    expect(await count('retyped')).toBe(20);
+  });
+
+  it('restores into a partitioned target again after TRUNCATE: a new table to the watermark, as a truncated table is', async () => {
+    // Prepare
+    await bed.db.client.query(
+      `CREATE TABLE public.parted (tag text PRIMARY KEY, created_at timestamptz NOT NULL, note text) PARTITION BY HASH (tag);
+       CREATE TABLE public.parted_0 PARTITION OF public.parted FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+       CREATE TABLE public.parted_1 PARTITION OF public.parted FOR VALUES WITH (MODULUS 2, REMAINDER 1)`,
+    );
+    const first = await restore({ table: 'public.tagged', targetTable: 'public.parted' });
+    await bed.db.client.query('TRUNCATE public.parted');
+
+    // Act
+    const again = await restore({ table: 'public.tagged', targetTable: 'public.parted' });
+
+    // Assess
+    expect(first.execution.status).toBe('SUCCEEDED');
+    expect(again.execution.status).toBe('SUCCEEDED');
+    expect(again.results.map((r) => r.status)).not.toContain('already-restored');
+    expect(await count('parted')).toBe(20);
+  });
+});

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { comparableType } from '../batch/schema-drift.js';
 import {
   PRIMARY_KEY_SQL,
   REPLICATION_ROLE_SQL,
@@ -26,6 +27,11 @@ export interface TargetColumn {
   /** `baseType` without its modifier (`varchar(3)` → `character varying`): what reads a value unchanged. */
   plainType: string;
   generated: boolean;
+  /**
+   * Whether values compare equal only when they are the same (false under a nondeterministic collation, say
+   * case-insensitive ICU, which takes 'k1' and 'K1' for one key).
+   */
+  deterministic: boolean;
 }
 
 /** A restore target as the catalog describes it. */
@@ -63,9 +69,16 @@ export function assertWritable(target: RestoreTarget, strategy: 'fail' | 'skip' 
 }
 
 /**
- * Reads the target's columns and primary key in one round trip (restore describes its target once per archive, in
- * the archive's transaction); undefined when there is no such table.
+ * The target's identity for its restore watermark: its oid and its storage, which a new table, TRUNCATE or a rewrite
+ * changes. A partitioned table has no storage of its own: its leaves' storage stands for it (a digest, to keep the key
+ * short whatever the partitions), which TRUNCATE, ATTACH and DETACH change.
  */
+const TARGET_IDENTITY_SQL = `c.oid::text || '.' || CASE WHEN c.relkind = 'p'
+    THEN pg_catalog.md5(coalesce((SELECT pg_catalog.string_agg(p.relid::oid::text || ':' ||
+           coalesce(pg_catalog.pg_relation_filenode(p.relid)::text, '0'), ',' ORDER BY p.relid::oid)
+         FROM pg_catalog.pg_partition_tree(c.oid) p WHERE p.isleaf), ''))
+    ELSE coalesce(pg_catalog.pg_relation_filenode(c.oid)::text, '0') END`;
+
 /**
  * The target, described under a ROW EXCLUSIVE lock held to the end of the transaction (what its COPY or INSERT takes
  * anyway, so no writer waits): no ALTER TABLE, DROP TABLE or DROP INDEX can come between the description, the checks
@@ -85,6 +98,10 @@ export async function lockAndDescribeTarget(
   return describeTarget(client, table);
 }
 
+/**
+ * Reads the target's columns and primary key in one round trip (restore describes its target once per archive, in
+ * the archive's transaction); undefined when there is no such table.
+ */
 export async function describeTarget(
   client: pg.ClientBase,
   table: TableName,
@@ -93,7 +110,14 @@ export async function describeTarget(
     oid: number;
     relkind: string;
     identity: string;
-    columns: { name: string; type: string; base_type: string; plain_type: string; generated: string }[];
+    columns: {
+      name: string;
+      type: string;
+      base_type: string;
+      plain_type: string;
+      generated: string;
+      deterministic: boolean | null;
+    }[];
     primary_key: string[];
     copyable: boolean;
     has_rules: boolean;
@@ -101,14 +125,16 @@ export async function describeTarget(
     triggers: { name: string; on: string; insert: boolean; update: boolean }[];
   }>(
     `SELECT c.oid, c.relkind, ${REPLICATION_ROLE_SQL} AS replication_role,
-            c.oid::text || '.' || coalesce(pg_catalog.pg_relation_filenode(c.oid)::text, '0') AS identity,
+            ${TARGET_IDENTITY_SQL} AS identity,
             (SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_object(
                       'name', a.attname,
                       'type', pg_catalog.format_type(a.atttypid, a.atttypmod),
                       'base_type', CASE WHEN ty.typtype = 'd' THEN pg_catalog.format_type(ty.typbasetype, ty.typtypmod)
                                         ELSE pg_catalog.format_type(a.atttypid, a.atttypmod) END,
                       'plain_type', pg_catalog.format_type(CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE a.atttypid END, NULL),
-                      'generated', a.attgenerated::text) ORDER BY a.attnum), '[]')
+                      'generated', a.attgenerated::text,
+                      'deterministic', (SELECT co.collisdeterministic FROM pg_catalog.pg_collation co
+                                         WHERE co.oid = a.attcollation)) ORDER BY a.attnum), '[]')
                FROM pg_catalog.pg_attribute a
                JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
@@ -141,6 +167,7 @@ export async function describeTarget(
       baseType: c.base_type,
       plainType: c.plain_type,
       generated: c.generated !== '',
+      deterministic: c.deterministic !== false,
     })),
     primaryKey: relation.primary_key,
     copyable: relation.copyable,
@@ -218,6 +245,42 @@ export interface ColumnPlan {
    */
   converted: { name: string; from: string; into: string; changed: string }[];
   warnings: string[];
+}
+
+/** Integer and character types whose equality is the same whichever of them holds the value. */
+const SAME_EQUALITY = [new Set(['smallint', 'integer', 'bigint']), new Set(['text', 'character varying'])];
+
+/** A type's name without its modifiers and the `public.` older manifests lack. */
+const bareType = (type: string): string => comparableType(type.replace(/\(\d+(?:,\d+)*\)/g, ''));
+
+/**
+ * Why the target's `conflictKey` cannot tell the archive's rows apart from each other and from rows already there, or
+ * an empty list: each key column must be written from the archive (a key the archive does not supply gets new values,
+ * and a repeated restore doubles every row) and must compare as the archived column did (a case-insensitive
+ * collation, or a type such as citext or character(n), takes distinct archived keys for one, and `skip` would count
+ * the rows after the first as already there). Legacy archives record no types; their key columns' types are not
+ * compared.
+ */
+export function conflictKeyProblems(
+  conflictKey: readonly string[],
+  plan: ColumnPlan,
+  archived: readonly ArchivedColumn[],
+  target: RestoreTarget,
+): string[] {
+  return conflictKey.flatMap((name) => {
+    if (!plan.columns.some((c) => c.name === name)) return [`"${name}" is not written from the archive`];
+    const column = target.columns.find((c) => c.name === name);
+    if (!column) return [`"${name}" is not a column of the target`];
+    if (!column.deterministic) return [`"${name}" compares under a nondeterministic collation`];
+    const was = archived.find((c) => c.name === name)?.type;
+    if (was === undefined) return [];
+    const before = bareType(was);
+    const now = [bareType(column.type), column.plainType];
+    const same =
+      now.includes(before) ||
+      SAME_EQUALITY.some((family) => now.some((t) => family.has(t)) && family.has(before));
+    return same ? [] : [`"${name}" was ${was} when archived and is ${column.type} in the target`];
+  });
 }
 
 /**
