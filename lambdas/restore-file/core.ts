@@ -39,6 +39,7 @@ import {
   createStagingSql,
   dropStagingSql,
   insertSql,
+  type LocalTimeColumn,
   lockAndDescribeTarget,
   planColumns,
   type RestoreTarget,
@@ -164,9 +165,12 @@ async function writeInGroup(
       await client.query(MONEY_LOCALE_SQL, [ready.expected.manifest?.lcMonetary ?? null]);
       await client.query(`SAVEPOINT ${ARCHIVE_SAVEPOINT}`);
       const result = await writeArchive(client, group, archive, ready);
-      // A month archive restored in part is not marked: a later restore of other days of it must not skip it.
+      // A month archive restored in part is not marked: a later restore of other days of it must not skip it. Nor is
+      // a native archive the inventory does not list: one still in flight may have its rows deleted after this
+      // restore, and its mark would then skip them (a committed archive's marks go when a batch deletes its rows).
       const whole = rowWindow(group.task, ready.expected) === undefined;
-      if (result.status === 'restored' && group.watermark && whole) {
+      const listed = ready.expected.format !== 'native' || ready.committed.listed;
+      if (result.status === 'restored' && group.watermark && whole && listed) {
         const written = {
           inserted: result.inserted,
           skipped: result.skipped,
@@ -250,7 +254,8 @@ function unwrap<T>(outcome: Settled<T> | undefined): T {
 
 interface PreparedArchive {
   expected: ArchiveExpectation;
-  committed: { pin?: ObjectPin; warnings: string[] };
+  /** What the inventory says: the pin of the committed object, whether it lists the archive at all, and warnings. */
+  committed: { pin?: ObjectPin; listed: boolean; warnings: string[] };
   /** The object, opened ahead for the fast path: its first bytes arrive while the previous archive is written. */
   body?: Readable;
 }
@@ -301,7 +306,9 @@ async function prepareArchive(
   deps: RestoreFileDeps,
 ): Promise<PreparedArchive | RestoreFileResult> {
   const mark = lookups.marks.get(archive.key);
-  if (mark) return resultFromMark(archive.key, task, mark);
+  // Overwrite puts the archived versions back whatever an earlier restore did; a mark of this very restore is a retry.
+  if (mark && (task.strategy !== 'overwrite' || mark.restoreId === task.restoreId))
+    return resultFromMark(archive.key, task, mark);
   const expected = await readExpectation(deps.store, archive);
   checkOrigin(task, expected);
   const committed = checkInventory(deps, task, expected, lookups.entries.get(archive.key));
@@ -361,7 +368,7 @@ async function writeArchive(
       ? expected.manifest.columns.map((c) => ({ name: c.name, type: c.type }))
       : [...seen].map((name) => ({ name }));
     assertShapedLikeArchive(task, archived, table);
-    const plan = planColumns(archived, table, task.drift);
+    const plan = planColumns(archived, table, task.drift, localTimeOf(expected));
     await checkConversions(client, plan, task.drift);
     const conflictKey = await uniqueConflictKey(client, group, expected, table, plan, archived);
     const inWindow = rows ? await countInWindow(client, rows) : expected.rows;
@@ -476,14 +483,17 @@ function checkInventory(
   task: RestoreTask,
   expected: ArchiveExpectation,
   entry: InventoryEntry | undefined,
-): { pin?: ObjectPin; warnings: string[] } {
-  if (expected.format !== 'native') return { warnings: [] };
+): { pin?: ObjectPin; listed: boolean; warnings: string[] } {
+  if (expected.format !== 'native') return { listed: false, warnings: [] };
   if (!entry) {
     if (task.requireInventory)
       throw new ArchiveIntegrityError(
         `archive ${expected.key} is not in the inventory of committed archives (requireInventory), nothing restored`,
       );
-    return { warnings: ['not in the inventory of committed archives (written before it existed?)'] };
+    return {
+      listed: false,
+      warnings: ['not in the inventory of committed archives (written before it existed?)'],
+    };
   }
   const problems = archiveProblems(expected, { recorded: entry.figures, committed: entry }).sidecar;
   if (problems.length > 0) {
@@ -493,7 +503,7 @@ function checkInventory(
       `archive ${expected.key} is not the archive committed under its key, nothing restored: ${problems.join('; ')}`,
     );
   }
-  return { pin: entry.pin, warnings: [] };
+  return { pin: entry.pin, listed: true, warnings: [] };
 }
 
 /** Refuses the archive (rolling its transaction back) unless what was streamed matches its sidecar. */
@@ -578,7 +588,7 @@ async function copyDirectly(
   if (!expected.manifest) return undefined;
   const archived = expected.manifest.columns.map((c) => ({ name: c.name, type: c.type }));
   assertShapedLikeArchive(task, archived, target);
-  const plan = planColumns(archived, target, task.drift);
+  const plan = planColumns(archived, target, task.drift, localTimeOf(expected));
   if (plan.converted.length > 0 || !target.copyable) return undefined;
   await uniqueConflictKey(client, { task, deps, ...group }, expected, target, plan, archived);
   const sink = client.query(copyFromStdin(copyIntoTargetSql(target, plan)));
@@ -636,6 +646,14 @@ async function uniqueConflictKey(
     );
   }
   return conflictKey;
+}
+
+/** A native archive's timestamp column when it holds local times, and their zone, as its manifest records them. */
+function localTimeOf(expected: ArchiveExpectation): LocalTimeColumn | undefined {
+  const manifest = expected.manifest;
+  return manifest?.timestampType === 'timestamp'
+    ? { column: manifest.timestampColumn, timeZone: manifest.timestampTimeZone }
+    : undefined;
 }
 
 /** The key rows conflict on: the archived table's key when the target still has it, else the target's own. */

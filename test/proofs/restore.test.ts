@@ -2,8 +2,13 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
+import { deleteBatch } from '../../lambdas/delete/core.js';
+import { exportBatch } from '../../lambdas/export/core.js';
 import type { ArchiveStore } from '../../lambdas/shared/archive/store.js';
+import { retentionCutoff } from '../../lambdas/shared/config/governance.js';
 import type { StepDeps } from '../../lambdas/shared/step/step-deps.js';
+import { uploadBatch } from '../../lambdas/upload/core.js';
+import { verifyBatch } from '../../lambdas/verify/core.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import {
   archiverTestbed,
@@ -856,5 +861,117 @@ describe('the target key must tell the archived rows apart as the archived table
     expect(again.execution.status).toBe('SUCCEEDED');
     expect(again.results.map((r) => r.status)).not.toContain('already-restored');
     expect(await count('parted')).toBe(20);
+  });
+});
+
+describe('what a restore marks as received, and what it reads back, after the table moved on', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await seedEvents(db.client, 'overlapped', 120);
+      await seedEvents(db.client, 'kept', 60, 60);
+      await db.client.query(
+        `CREATE TABLE public.local_ts (id bigserial PRIMARY KEY, created_at timestamp NOT NULL, actor text NOT NULL);
+         INSERT INTO public.local_ts (created_at, actor)
+         SELECT (${TODAY_UTC_SQL} AT TIME ZONE 'America/New_York') - interval '60 days' + g * interval '7 hours', 'a' || g
+           FROM generate_series(1, 200) AS g;
+         CREATE TABLE public.instants AS
+         SELECT id, created_at AT TIME ZONE 'America/New_York' AS at FROM public.local_ts
+          WHERE created_at < (${cutoffSql()} AT TIME ZONE 'America/New_York')`,
+      );
+    },
+    [
+      { schema: 'public', name: 'overlapped', timestampColumn: 'created_at' },
+      { schema: 'public', name: 'kept', timestampColumn: 'created_at' },
+      {
+        schema: 'public',
+        name: 'local_ts',
+        timestampColumn: 'created_at',
+        timestampTimeZone: 'America/New_York',
+      },
+    ],
+  );
+  const restore = (request: Record<string, unknown>) =>
+    runLocalRestore(bed.local, { database: 'app', ...request }, { retryIntervalScale: 0 });
+
+  it('does not mark an archive still in flight: once its batch deletes the rows, a restore brings them back', async () => {
+    // Prepare: a batch of the nightly run verified, its delete not yet run.
+    const table = resolvedTable({ name: 'overlapped', timestampColumn: 'created_at' });
+    const before = (await tableLines(bed.db.client, table)).sort();
+    const deps = bed.local.deps();
+    const acquired = await deps.locks.acquire('app', 'public.overlapped', 'exec-nightly', 1200);
+    if (!acquired.acquired) throw new Error('lease not acquired');
+    const task = {
+      runId: 'exec-nightly',
+      database: 'app',
+      table: 'public.overlapped',
+      cutoff: retentionCutoff(Date.now(), 30),
+      lease: acquired.lease,
+    };
+    await exportBatch({ ...task, progress: { batches: 0, rows: 0, bytes: 0 } }, deps);
+    await uploadBatch(task, deps);
+    await verifyBatch(task, deps);
+    const during = await restore({ table: 'public.overlapped' });
+    await deleteBatch({ ...task, progress: { batches: 0, rows: 0, bytes: 0 } }, deps);
+    await deps.locks.release('app', 'public.overlapped', acquired.lease);
+    const deleted = before.length - (await tableLines(bed.db.client, table)).length;
+
+    // Act
+    const after = await restore({ table: 'public.overlapped' });
+
+    // Assess
+    expect(during.execution.status).toBe('SUCCEEDED');
+    expect(deleted).toBeGreaterThan(0);
+    expect(after.execution.status).toBe('SUCCEEDED');
+    expect(after.results.reduce((n, r) => n + r.inserted, 0)).toBe(deleted);
+    expect((await tableLines(bed.db.client, table)).sort()).toEqual(before);
+  });
+
+  it('strategy overwrite puts the archived values back over rows an earlier restore wrote with skip', async () => {
+    // Prepare
+    expect((await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 })).execution.status).toBe(
+      'SUCCEEDED',
+    );
+    const [first] = await readLiveArchives(bed.local, 'public', 'kept');
+    if (!first) throw new Error('nothing archived');
+    const one = { table: 'public.kept', targetTable: 'public.kept_copy', mode: 'key', key: first.key };
+    expect((await restore(one)).execution.status).toBe('SUCCEEDED');
+    await bed.db.client.query(`UPDATE public.kept_copy SET actor = 'edited'`);
+
+    // Act
+    const overwrite = await restore({ ...one, strategy: 'overwrite' });
+    const copied = await lines(bed.db.client, 'kept_copy');
+
+    // Assess
+    expect(overwrite.execution.status).toBe('SUCCEEDED');
+    expect(overwrite.results.map((r) => r.status)).toEqual(['restored']);
+    expect(overwrite.results[0]?.overwritten).toBe(first.lines.length);
+    expect(copied).toEqual([...first.lines].sort());
+  });
+
+  it('reads the local times of a timestamp column migrated to timestamptz in the zone the manifest names', async () => {
+    // Prepare: archived (a run finds nothing left if an earlier test ran one), then the migration such a table meets,
+    // done right for the live rows.
+    expect((await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 })).execution.status).toBe(
+      'SUCCEEDED',
+    );
+    await bed.db.client.query(
+      `ALTER TABLE public.local_ts ALTER COLUMN created_at TYPE timestamptz USING created_at AT TIME ZONE 'America/New_York'`,
+    );
+
+    // Act
+    const result = await restore({ table: 'public.local_ts' });
+    const restored = await bed.db.client.query<{ archived: number; restored: number; wrong: number }>(
+      `SELECT (SELECT count(*)::int FROM public.instants) AS archived, count(*)::int AS restored,
+              count(*) FILTER (WHERE t.created_at IS DISTINCT FROM i.at)::int AS wrong
+         FROM public.instants i JOIN public.local_ts t USING (id)`,
+    );
+
+    // Assess
+    expect(result.execution.status).toBe('SUCCEEDED');
+    expect(result.results.flatMap((r) => r.warnings).join('\n')).toMatch(
+      /converted from timestamp without time zone to timestamp with time zone: its local times read in America\/New_York/,
+    );
+    expect(restored.rows[0]?.archived).toBeGreaterThan(0);
+    expect(restored.rows[0]).toMatchObject({ restored: restored.rows[0]?.archived, wrong: 0 });
   });
 });

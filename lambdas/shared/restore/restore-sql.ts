@@ -229,6 +229,12 @@ async function resolveTypeText(client: pg.ClientBase, type: string): Promise<str
   return spelled === type ? spelled : resolved.unbounded;
 }
 
+/** The archive's timestamp column when it holds local times (`timestamp`), and their zone. */
+export interface LocalTimeColumn {
+  column: string;
+  timeZone: string;
+}
+
 export interface ArchivedColumn {
   name: string;
   /** The column's type when it was archived; undefined when the archive does not record it (legacy). */
@@ -295,6 +301,7 @@ export function planColumns(
   archived: ArchivedColumn[],
   target: RestoreTarget,
   drift: 'strict' | 'lenient',
+  localTime?: LocalTimeColumn,
 ): ColumnPlan {
   const byName = new Map(target.columns.map((c) => [c.name, c]));
   const archivedNames = new Set(archived.map((c) => c.name));
@@ -313,11 +320,33 @@ export function planColumns(
       continue;
     }
     const text = `(s.j ->> ${quoteLiteral(column.name)})`;
+    const toInstant =
+      column.type !== undefined &&
+      bareType(column.type) === 'timestamp without time zone' &&
+      into.plainType === 'timestamp with time zone';
+    if (toInstant && localTime?.column === column.name) {
+      // The archive's timestamp column holds local times of the zone its manifest names: read there, each is the
+      // instant it was. Only what the target then does to the instant (a precision that rounds) counts as a change.
+      const instant = `(${text}::timestamp without time zone AT TIME ZONE ${quoteLiteral(localTime.timeZone)})`;
+      plan.columns.push({ name: column.name, expression: `${instant}::${into.type}` });
+      plan.converted.push({
+        name: column.name,
+        from: column.type ?? '',
+        into: into.type,
+        changed: `${instant}::${into.type} IS DISTINCT FROM ${instant}`,
+      });
+      plan.warnings.push(
+        `column "${column.name}" converted from ${column.type} to ${into.type}: its local times read in ${localTime.timeZone}, the archive's timestampTimeZone`,
+      );
+      continue;
+    }
     plan.columns.push({ name: column.name, expression: `${text}::${into.type}` });
     if (column.type !== undefined && column.type !== into.type) {
       const changed = `(${text}::${into.type})::text IS DISTINCT FROM ${text}`;
-      plan.converted.push({ name: column.name, from: column.type, into: into.type, changed });
-      plan.warnings.push(`column "${column.name}" converted from ${column.type} to ${into.type}`);
+      // Any other local time has no zone on record: the session's (UTC) would read it.
+      const from = toInstant ? `${column.type} (local times, read as UTC)` : column.type;
+      plan.converted.push({ name: column.name, from, into: into.type, changed });
+      plan.warnings.push(`column "${column.name}" converted from ${from} to ${into.type}`);
     }
     const legacyChange = column.type === undefined ? legacyValueChange(text, into) : undefined;
     if (legacyChange) {
