@@ -1,6 +1,8 @@
+import type pg from 'pg';
 import { inTransaction } from '../shared/database/db.js';
+import { quoteIdent } from '../shared/database/table-sql.js';
 import { failedRestoreResult, type RestoreFileResult } from '../shared/lock-table/restore-records.js';
-import { advanceSequences } from '../shared/restore/restore-sql.js';
+import { advanceSequences, type SequenceAdvance } from '../shared/restore/restore-sql.js';
 import { type RestoreTask, type RestoreTotals, restoreTargetLabel } from '../shared/restore/restore-task.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import { auditEventId, recordAuditEvent } from '../shared/telemetry/audit-trail.js';
@@ -79,11 +81,11 @@ export async function finish(
   deps: RestoreSummaryDeps,
 ): Promise<RestoreSummary> {
   const wrote = !task.dryRun && totals.inserted + totals.overwritten > 0;
-  const sequences = wrote
+  const { advanced: sequences, warnings } = wrote
     ? await (await deps.database(task.database)).withConnection((client) =>
-        inTransaction(client, () => advanceSequences(client, task.target)),
+        inTransaction(client, () => advanceTargetSequences(client, task.target)),
       )
-    : [];
+    : { advanced: [], warnings: [] };
   const failures =
     totals.failedFiles > 0
       ? (await deps.restoreRecords.listResults(task.restoreId))
@@ -99,6 +101,7 @@ export async function finish(
     dryRun: task.dryRun,
     totals,
     sequences,
+    warnings,
     failures,
   };
   await recordAuditEvent(deps, {
@@ -109,8 +112,36 @@ export async function finish(
     database: task.database,
     table: summary.target,
     actor: 'step:restore-summary',
-    details: { status: summary.status, dryRun: task.dryRun, ...totals },
+    details: {
+      status: summary.status,
+      dryRun: task.dryRun,
+      ...totals,
+      ...(warnings.length > 0 ? { sequencesNotAdvanced: warnings.length } : {}),
+    },
   });
   deps.telemetry.info('restore finished', { ...summary, failures: failures.length });
+  for (const warning of warnings) deps.telemetry.warn('restore left a sequence behind', { warning });
   return summary;
+}
+
+/**
+ * What a sequence's failure to move means, by SQLSTATE (never the error's message: it holds the values). The rows are
+ * committed by now; a sequence that could not be advanced is the operator's to fix, not a reason to fail the restore.
+ */
+const SEQUENCE_FAILURES: Record<string, string> = {
+  '22003': 'the restored values lie beyond its MINVALUE..MAXVALUE',
+  '42501': 'the role may not change it (it needs UPDATE on the sequence)',
+};
+
+/** Advances the target's sequences past the restored values; each that cannot move is a warning naming it and why. */
+export async function advanceTargetSequences(
+  client: pg.ClientBase,
+  target: RestoreTask['target'],
+): Promise<{ advanced: SequenceAdvance['advanced']; warnings: string[] }> {
+  const { advanced, failed } = await advanceSequences(client, target);
+  const warnings = failed.map(
+    ({ column, sequence, code }) =>
+      `sequence ${sequence} of column ${quoteIdent(column)} was not advanced past the restored values: ${SEQUENCE_FAILURES[code] ?? 'PostgreSQL refused'} (SQLSTATE ${code}); new rows may take values already there until it is moved past max(${quoteIdent(column)}) (ALTER SEQUENCE, then setval)`,
+  );
+  return { advanced, warnings };
 }

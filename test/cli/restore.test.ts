@@ -39,6 +39,17 @@ describe('restore options → execution input', () => {
     expect(noSchema).toThrow(/table: must be "schema.name"/);
     expect(backwards).toThrow(/toDay: must not be before fromDay/);
   });
+
+  it('refuses a --from or --to its month does not have, before starting anything', () => {
+    // Act
+    const from = () => restoreRequest({ ...base, from: '2020-02-30' });
+    const to = () => restoreRequest({ ...base, from: '2020-01-01', to: '2020-04-31' });
+
+    // Assess
+    expect(from).toThrow(ConfigError);
+    expect(from).toThrow(/fromDay: must be a day of the calendar/);
+    expect(to).toThrow(/toDay: must be a day of the calendar/);
+  });
 });
 
 describe('restore results as the operator reads them', () => {

@@ -3,13 +3,27 @@ import { readExpectation } from '../archive/catalog.js';
 import type { ArchiveStore } from '../archive/store.js';
 import { quoteIdent } from '../database/table-sql.js';
 import { TableNotUsableError } from '../errors/step-errors.js';
-import { describeTarget, qualified, resolveTypeName, tableLabel } from './restore-sql.js';
+import { qualified, resolveTypeName, tableLabel } from './restore-sql.js';
 import type { RestoreTask } from './restore-task.js';
+
+/** What a relation that is no table is, as the error names it (pg_class.relkind). */
+const RELATION_KINDS: Record<string, string> = {
+  v: 'a view',
+  m: 'a materialized view',
+  f: 'a foreign table',
+  S: 'a sequence',
+  c: 'a composite type',
+  i: 'an index',
+  I: 'a partitioned index',
+  t: 'a TOAST table',
+};
 
 /**
  * Creates a separate restore target: like the source (columns, constraints, indexes, identity, generated columns)
  * when the source exists, else from the first archive's manifest (columns with their types, NOT NULL, and its key
- * as primary key). Defaults are left out: a serial default would tie the copy to the source's sequence.
+ * as primary key). The source's defaults are kept, but for those that take a sequence's next value: a serial default
+ * would tie the copy to the source's sequence (an identity column gets a sequence of its own, INCLUDING IDENTITY).
+ * Archives older than a column added with NOT NULL DEFAULT restore into the copy as into the source, with the default.
  */
 export async function createTarget(
   client: pg.ClientBase,
@@ -17,10 +31,22 @@ export async function createTarget(
   firstArchive: string | undefined,
   store: ArchiveStore,
 ): Promise<void> {
-  if (await describeTarget(client, task.source)) {
+  const source = await client.query<{ relkind: string }>(
+    `SELECT c.relkind FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1 AND c.relname = $2`,
+    [task.source.schema, task.source.name],
+  );
+  const relkind = source.rows[0]?.relkind;
+  if (relkind !== undefined) {
+    if (relkind !== 'r' && relkind !== 'p') {
+      throw new TableNotUsableError(
+        `cannot create ${tableLabel(task.target)} like the archived table: the source ${tableLabel(task.source)} is ${RELATION_KINDS[relkind] ?? 'no table'} now, not a table (renamed, and a view put in its place?); create the target first, with the archived columns and a key, and restore into it`,
+      );
+    }
     await client.query(
       `CREATE TABLE ${qualified(task.target)} (LIKE ${qualified(task.source)} INCLUDING ALL EXCLUDING DEFAULTS)`,
     );
+    await copyDefaults(client, task);
     return;
   }
   const manifest =
@@ -40,4 +66,31 @@ export async function createTarget(
   }
   columns.push(`PRIMARY KEY (${manifest.keyColumns.map(quoteIdent).join(', ')})`);
   await client.query(`CREATE TABLE ${qualified(task.target)} (${columns.join(', ')})`);
+}
+
+/**
+ * Gives the new target the source's column defaults but those that take a sequence's next value (a serial column's,
+ * or any expression that depends on a sequence or calls nextval): the copy must not draw on the source's sequences.
+ * Generated columns are not defaults here (INCLUDING GENERATED copied them); identity columns have no default.
+ * The expressions come back fully qualified (the session's search_path is pg_catalog) and are read in the same session.
+ */
+async function copyDefaults(client: pg.ClientBase, task: RestoreTask): Promise<void> {
+  const defaults = await client.query<{ column: string; expression: string }>(
+    `SELECT a.attname AS column, pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS expression
+       FROM pg_catalog.pg_attrdef d
+       JOIN pg_catalog.pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+      WHERE d.adrelid = pg_catalog.format('%I.%I', $1::text, $2::text)::pg_catalog.regclass AND NOT a.attisdropped AND a.attgenerated = ''
+        AND pg_catalog.strpos(pg_catalog.pg_get_expr(d.adbin, d.adrelid), 'nextval(') = 0
+        AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend p JOIN pg_catalog.pg_class s ON s.oid = p.refobjid
+                         WHERE p.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass AND p.objid = d.oid
+                           AND p.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND s.relkind = 'S')
+      ORDER BY a.attnum`,
+    [task.source.schema, task.source.name],
+  );
+  if (defaults.rows.length === 0) return;
+  await client.query(
+    `ALTER TABLE ${qualified(task.target)} ${defaults.rows
+      .map(({ column, expression }) => `ALTER COLUMN ${quoteIdent(column)} SET DEFAULT ${expression}`)
+      .join(', ')}`,
+  );
 }

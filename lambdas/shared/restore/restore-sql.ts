@@ -508,6 +508,12 @@ function rowWindowSql(rows: RowWindow): string {
 export const windowRowsSql = (rows: RowWindow): string =>
   `SELECT count(*)::int AS rows FROM ${stagedRows} WHERE ${rowWindowSql(rows)}`;
 
+/** The sequences advanceSequences moved, and those it could not move with the SQLSTATE that stopped each. */
+export interface SequenceAdvance {
+  advanced: { column: string; sequence: string; value: string }[];
+  failed: { column: string; sequence: string; code: string }[];
+}
+
 /**
  * Moves every ascending sequence that feeds an integer column of the target (serial or identity) past the highest
  * value now in that column, never backwards, so new rows do not collide with restored ones. Returns the sequences it
@@ -517,10 +523,7 @@ export const windowRowsSql = (rows: RowWindow): string =>
  * ones; moving it down to the highest restored id would hand the application the ids of archived rows not restored
  * yet, which a later restore would then skip as already there.
  */
-export async function advanceSequences(
-  client: pg.ClientBase,
-  table: TableName,
-): Promise<{ column: string; sequence: string; value: string }[]> {
+export async function advanceSequences(client: pg.ClientBase, table: TableName): Promise<SequenceAdvance> {
   const sequences = await client.query<{
     column: string;
     sequence: string;
@@ -545,7 +548,7 @@ export async function advanceSequences(
       WHERE s.seqincrement > 0`,
     [table.schema, table.name],
   );
-  const advanced: { column: string; sequence: string; value: string }[] = [];
+  const outcome: SequenceAdvance = { advanced: [], failed: [] };
   for (const { column, sequence, schema, name, increment, readable } of sequences.rows) {
     // The sequence's own row says what it gives next; a role granted only USAGE and UPDATE (the role SQL of versions
     // before SELECT was granted) cannot read it, and then a sequence never called counts from its START value.
@@ -554,14 +557,25 @@ export async function advanceSequences(
            FROM ${quoteIdent(schema)}.${quoteIdent(name)}`
       : `SELECT coalesce(pg_catalog.pg_sequence_last_value($1::regclass)::numeric + $2::numeric, s.seqstart::numeric) AS v
            FROM pg_catalog.pg_sequence s WHERE s.seqrelid = $1::regclass`;
-    const result = await client.query<{ value: string }>(
-      `SELECT pg_catalog.setval($1::regclass, highest.m)::text AS value
-         FROM (SELECT max(${quoteIdent(column)})::bigint AS m FROM ${qualified(table)}) AS highest, (${next}) AS next
-        WHERE highest.m IS NOT NULL AND highest.m >= next.v`,
-      [sequence, increment],
-    );
-    const value = result.rows[0]?.value;
-    if (value !== undefined) advanced.push({ column, sequence, value });
+    // Each under a savepoint: one that cannot move leaves the others, and the transaction, usable.
+    await client.query('SAVEPOINT advance_sequence');
+    try {
+      const result = await client.query<{ value: string }>(
+        `SELECT pg_catalog.setval($1::regclass, highest.m)::text AS value
+           FROM (SELECT max(${quoteIdent(column)})::bigint AS m FROM ${qualified(table)}) AS highest, (${next}) AS next
+          WHERE highest.m IS NOT NULL AND highest.m >= next.v`,
+        [sequence, increment],
+      );
+      await client.query('RELEASE SAVEPOINT advance_sequence');
+      const value = result.rows[0]?.value;
+      if (value !== undefined) outcome.advanced.push({ column, sequence, value });
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      // Data (a MAXVALUE below the restored values), privilege or object state: this sequence's, not the session's.
+      if (typeof code !== 'string' || !/^(22|42501$|55000$)/.test(code)) throw error;
+      await client.query('ROLLBACK TO SAVEPOINT advance_sequence');
+      outcome.failed.push({ column, sequence, code });
+    }
   }
-  return advanced;
+  return outcome;
 }

@@ -1,0 +1,155 @@
+import { describe, expect, it } from 'vitest';
+import { listAuditEvents } from '../../lambdas/shared/telemetry/audit-trail.js';
+import { runLocalArchive, runLocalRestore } from '../../local/run.js';
+import { archiverTestbed, readLiveArchives, seedEvents } from '../support/fixtures.js';
+
+/**
+ * Restore into a target the plan creates like a source that changed since archiving (a NOT NULL column with a default
+ * added; the table renamed and a view put in its place), into a target whose identity sequence cannot reach the
+ * restored keys, and over days the calendar does not have.
+ */
+describe('restore targets: created like a source that changed since, or with a sequence that cannot follow', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await seedEvents(db.client, 'grown', 60, 60);
+      await seedEvents(db.client, 'viewed', 60, 60);
+    },
+    [
+      { schema: 'public', name: 'grown', timestampColumn: 'created_at' },
+      { schema: 'public', name: 'viewed', timestampColumn: 'created_at' },
+    ],
+  );
+  const restore = (request: Record<string, unknown>) =>
+    runLocalRestore(bed.local, { database: 'app', ...request }, { retryIntervalScale: 0 });
+  const count = async (table: string) =>
+    (await bed.db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`)).rows[0]?.n;
+  const archivedIds = async (table: string) =>
+    (await readLiveArchives(bed.local, 'public', table)).flatMap((a) =>
+      a.lines.map((line) => Number((JSON.parse(line) as { id: string }).id)),
+    );
+
+  it('archives the old rows of both tables first', async () => {
+    // Act
+    const run = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+
+    // Assess
+    expect(run.execution.status).toBe('SUCCEEDED');
+    expect((await archivedIds('grown')).length).toBeGreaterThan(0);
+    expect((await archivedIds('viewed')).length).toBeGreaterThan(0);
+  });
+
+  it('a column added to the source since with NOT NULL DEFAULT: the new target keeps that default, and every archive restores into it', async () => {
+    // Prepare
+    await bed.db.client.query(
+      `ALTER TABLE public.grown ADD COLUMN tenant_id integer NOT NULL DEFAULT 7,
+                                ADD COLUMN noted_at timestamptz NOT NULL DEFAULT '2020-01-01T00:00:00Z'`,
+    );
+    const archived = await archivedIds('grown');
+    const sourceNext = await bed.db.client.query<{ value: string }>(
+      `SELECT last_value::text AS value FROM public.grown_id_seq`,
+    );
+
+    // Act
+    const result = await restore({ table: 'public.grown', targetTable: 'public.grown_copy' });
+    const rows = await bed.db.client.query<{ n: number; tenants: number[]; noted: number }>(
+      `SELECT count(*)::int AS n, array_agg(DISTINCT tenant_id) AS tenants,
+              count(*) FILTER (WHERE noted_at = '2020-01-01T00:00:00Z')::int AS noted FROM public.grown_copy`,
+    );
+    const defaults = await bed.db.client.query<{ column: string; value: string | null }>(
+      `SELECT column_name AS column, column_default AS value FROM information_schema.columns
+        WHERE table_schema = 'public' AND table_name = 'grown_copy' ORDER BY ordinal_position`,
+    );
+    const sourceAfter = await bed.db.client.query<{ value: string }>(
+      `SELECT last_value::text AS value FROM public.grown_id_seq`,
+    );
+
+    // Assess
+    expect(result.execution.status).toBe('SUCCEEDED');
+    expect(result.results.every((r) => r.status === 'restored')).toBe(true);
+    expect(rows.rows[0]).toEqual({ n: archived.length, tenants: [7], noted: archived.length });
+    // The defaults that take no sequence's value are kept; the serial key's nextval of the source's sequence is not.
+    expect(Object.fromEntries(defaults.rows.map((d) => [d.column, d.value]))).toEqual({
+      id: null,
+      created_at: null,
+      actor: null,
+      payload: null,
+      tenant_id: '7',
+      noted_at: "'2020-01-01 00:00:00+00'::timestamp with time zone",
+    });
+    expect(sourceAfter.rows[0]?.value).toBe(sourceNext.rows[0]?.value);
+  });
+
+  it('the source renamed and a view put in its place: the error names the source as what is wrong and says to create the target first, and leaves no table', async () => {
+    // Prepare
+    await bed.db.client.query('ALTER TABLE public.viewed RENAME TO viewed_v2');
+    await bed.db.client.query('CREATE VIEW public.viewed AS SELECT * FROM public.viewed_v2');
+
+    // Act
+    const result = await restore({ table: 'public.viewed', targetTable: 'public.viewed_copy' });
+    const left = await bed.db.client.query(`SELECT to_regclass('public.viewed_copy') AS t`);
+
+    // Assess
+    expect(result.execution.status).toBe('FAILED');
+    expect(result.execution.error?.name).toBe('TableNotUsableError');
+    expect(result.execution.error?.message).toMatch(
+      /cannot create "public"\."viewed_copy" like the archived table: the source "public"\."viewed" is a view now, not a table .*create the target first/,
+    );
+    expect(result.execution.error?.message).not.toMatch(/restore target "public"\."viewed" is not a table/);
+    expect(left.rows[0].t).toBeNull();
+  });
+
+  it('a target whose identity sequence cannot reach the restored keys: every row is restored, the execution succeeds, and the summary and audit trail say which sequence was left behind and why', async () => {
+    // Prepare: an operator-made target whose identity stops at 10 (the archived keys go higher).
+    await bed.db.client.query(
+      `CREATE TABLE public.capped (id bigint GENERATED BY DEFAULT AS IDENTITY (MAXVALUE 10) PRIMARY KEY,
+                                   created_at timestamptz, actor text NOT NULL, payload jsonb, tenant_id integer)`,
+    );
+    const archived = await archivedIds('grown');
+    expect(Math.max(...archived)).toBeGreaterThan(10);
+
+    // Act
+    const result = await restore({ table: 'public.grown', targetTable: 'public.capped' });
+    const events = await listAuditEvents(bed.local.deps().store, bed.local.config.s3.prefix, {
+      kinds: ['restore-finished'],
+    });
+
+    // Assess
+    expect(result.execution.status).toBe('SUCCEEDED');
+    expect(await count('public.capped')).toBe(archived.length);
+    expect(result.execution.output).toMatchObject({
+      status: 'succeeded',
+      totals: { inserted: archived.length, failedFiles: 0 },
+      sequences: [],
+      warnings: [
+        expect.stringMatching(
+          /^sequence public\.capped_id_seq of column "id" was not advanced past the restored values: the restored values lie beyond its MINVALUE\.\.MAXVALUE \(SQLSTATE 22003\)/,
+        ),
+      ],
+    });
+    // The reason is told by SQLSTATE, never by a value of the rows.
+    const warning = (result.execution.output as { warnings: string[] }).warnings[0] ?? '';
+    expect(warning.replace('22003', '')).not.toMatch(/\d{2}/);
+    const finished = events.find((e) => e.table === 'public.capped');
+    expect(finished?.details).toMatchObject({
+      status: 'succeeded',
+      inserted: archived.length,
+      sequencesNotAdvanced: 1,
+    });
+  });
+
+  it('a day the calendar does not have is refused, naming the field, before anything is read or created', async () => {
+    // Act
+    const result = await restore({
+      table: 'public.grown',
+      targetTable: 'public.days',
+      mode: 'range',
+      fromDay: '2020-02-30',
+    });
+    const left = await bed.db.client.query(`SELECT to_regclass('public.days') AS t`);
+
+    // Assess
+    expect(result.execution.status).toBe('FAILED');
+    expect(result.execution.error?.message).toMatch(/fromDay: must be a day of the calendar, YYYY-MM-DD/);
+    expect(left.rows[0].t).toBeNull();
+  });
+});
