@@ -139,13 +139,24 @@ export class ArchiverFunctions extends Construct {
     lockTable.grant(this.export, ['holds'], 'GetItem');
     // Settling a batch whose delete committed enters its archive in the inventory.
     lockTable.grant(this.export, ['inventory'], 'UpdateItem');
+    // ... and removes the restore watermarks of its archives for the table (one Query, then the marks by key).
+    lockTable.grant(this.export, ['restored'], 'Query', 'BatchGetItem', 'BatchWriteItem');
     bucket.grantObjects(this.export, [layout.audit], auditWriter);
 
     // upload: copies staging to the write-once archive key, publishes the manifest, removes staging.
     this.upload = step('upload', 'Upload', LONG_STEP, false);
     bucket.grantObjects(this.upload, [layout.staging], { read: true, delete: true });
     bucket.grantObjects(this.upload, layout.archives, { read: true, write: true });
+    // An orphan manifest (no committed archive, the data object this batch's) is removed before upload writes its own:
+    // manifests only, never an archive's data.
+    bucket.grantObjects(
+      this.upload,
+      layout.archives.map((pattern) => `${pattern}.manifest.json`),
+      { delete: true },
+    );
     lockTable.grant(this.upload, ['tableState'], 'GetItem', 'UpdateItem');
+    // Whether the inventory lists a committed archive under a key whose manifest looks orphaned.
+    lockTable.grant(this.upload, ['inventory'], 'BatchGetItem');
 
     // verify: re-reads archive and manifest (no database: delete digests the rows); withdraws damage, quarantined.
     this.verify = step('verify', 'Verify', LONG_STEP, false);
@@ -163,6 +174,8 @@ export class ArchiverFunctions extends Construct {
     bucket.grantObjects(this.delete, [layout.quarantine], { write: true });
     lockTable.grant(this.delete, ['tableState'], 'GetItem', 'UpdateItem');
     lockTable.grant(this.delete, ['inventory'], 'UpdateItem');
+    // The commit removes the restore watermarks of its archives for the table (one Query, then the marks by key).
+    lockTable.grant(this.delete, ['restored'], 'Query', 'BatchGetItem', 'BatchWriteItem');
 
     // summary: reads the run's outcomes.
     this.summary = step('summary', 'Summary', SHORT_STEP, false);

@@ -1,9 +1,4 @@
-import {
-  type Manifest,
-  ManifestSchema,
-  manifestKeyFor,
-  writeOnceProbeKey,
-} from '../shared/archive/format.js';
+import { type Manifest, manifestKeyFor, parseManifest, writeOnceProbeKey } from '../shared/archive/format.js';
 import type { WriteOptions } from '../shared/archive/store-writes.js';
 import {
   BATCH_ID_METADATA,
@@ -36,7 +31,7 @@ export function archiveMetadata(batchId: string, object: BatchObject): Record<st
   };
 }
 
-export type UploadDeps = Pick<StepDeps, 'config' | 'store' | 'locks' | 'telemetry' | 'fault'>;
+export type UploadDeps = Pick<StepDeps, 'config' | 'store' | 'locks' | 'inventory' | 'telemetry' | 'fault'>;
 
 /** What stops a batch at upload: the problem, whether upload withdraws the batch, and the keys kept as evidence. */
 interface Damage {
@@ -123,13 +118,16 @@ async function publishObject(
   const manifestKey = manifestKeyFor(object.archiveKey);
   const write: WriteOptions = { storageClass: config.s3.storageClass, kmsKeyId: config.s3.kmsKeyId };
   let created = false;
+  /** Whether the archive object is this batch's: this call's copy created it, or an earlier attempt's did. */
+  let ownArchive = false;
   let figures = object.figures;
   // The copy is write-once (If-None-Match) and copies only the object export staged (by its ETag), so nothing is read
   // before it. Refused, the archive key tells why: there already (a retry, or identical rows archived before,
   // accepted only with the same content), or not, and then the staged object was changed or is gone.
-  if ((await copyStaged(store, batchId, object, write)) === 'copied') created = true;
+  if ((await copyStaged(store, batchId, object, write)) === 'copied') created = ownArchive = true;
   else {
     const existing = await store.head(object.archiveKey);
+    ownArchive = existing?.metadata[BATCH_ID_METADATA] === batchId;
     if (existing && existing.metadata['content-sha256'] !== object.figures.contentSha256) {
       throw new ArchiveConflictError(`${object.archiveKey} exists with different content`);
     }
@@ -156,7 +154,7 @@ async function publishObject(
     };
   }
   if (manifest)
-    await putManifestOnce(deps, manifestKey, manifest, {
+    await putManifestOnce(deps, { ...input, batchId, ownArchive }, manifestKey, manifest, {
       ...write,
       metadata: { [BATCH_ID_METADATA]: batchId },
     });
@@ -236,38 +234,80 @@ async function readStagedManifest(
 ): Promise<Manifest | 'damaged' | undefined> {
   const text = await deps.store.getText(manifestKeyFor(object.stagingKey));
   if (text === undefined) return undefined;
-  let manifest: Manifest;
-  try {
-    manifest = ManifestSchema.parse(JSON.parse(text));
-  } catch {
-    return 'damaged';
-  }
+  const manifest = parseManifest(text);
+  if (!manifest) return 'damaged';
   const describesBatch =
     manifest.dataKey === object.archiveKey &&
     JSON.stringify(manifest.figures) === JSON.stringify(object.figures);
   return describesBatch ? manifest : 'damaged';
 }
 
+/** How often upload removes an orphan manifest and writes its own before it gives up (another writer keeps racing). */
+const ORPHAN_ROUNDS = 3;
+
+/** A manifest's text with its keys in order: two manifests are the same when these are equal. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}
+
 /**
- * Publishes the manifest write-once. A manifest already there for the same rows (same data key and figures) is
- * accepted even if another run wrote it: the content-addressed data object is the same.
+ * Publishes the manifest write-once. What is already at the key decides:
+ * - this very manifest (a retry, or a duplicated invocation of this batch's upload): done;
+ * - another, while the archive object under its data key is this batch's (`ownArchive`: this batch's copy created
+ *   it, so no data object was there, and it still is) and the inventory lists no committed archive under that key:
+ *   an orphan, left by a withdrawal that ended between removing an archive and its manifest, or written by a stale
+ *   upload after its archive was withdrawn. It is removed (only if still the one read) and this batch's written, a
+ *   few rounds at most;
+ * - otherwise, a manifest for the same rows (same data key and figures) is accepted even if another run wrote it: the
+ *   content-addressed data object is the same (identical rows archived before). Anything else is a conflict.
+ * The manifest of a committed archive is never replaced.
  */
 async function putManifestOnce(
-  deps: Pick<StepDeps, 'store'>,
+  deps: Pick<StepDeps, 'store' | 'inventory'>,
+  owner: Pick<UploadInput, 'database' | 'table'> & { batchId: string; ownArchive: boolean },
   key: string,
   manifest: Manifest,
   write: WriteOptions,
 ): Promise<void> {
-  const describesSameRows = (existing: string) => {
-    try {
-      const parsed = ManifestSchema.parse(JSON.parse(existing));
-      return (
-        parsed.dataKey === manifest.dataKey &&
-        JSON.stringify(parsed.figures) === JSON.stringify(manifest.figures)
-      );
-    } catch {
-      return false;
-    }
+  const { store } = deps;
+  const text = JSON.stringify(manifest, null, 2);
+  const mine = canonical(manifest);
+  const isMine = (parsed: Manifest | undefined) => parsed !== undefined && canonical(parsed) === mine;
+  const describesSameRows = (parsed: Manifest | undefined) =>
+    parsed !== undefined &&
+    parsed.dataKey === manifest.dataKey &&
+    JSON.stringify(parsed.figures) === JSON.stringify(manifest.figures);
+  // Read only when the manifest there is not this batch's: the archive's writer now, then the inventory.
+  const isOrphan = async () => {
+    if (!owner.ownArchive) return false;
+    const archive = await store.head(manifest.dataKey);
+    if (archive?.metadata[BATCH_ID_METADATA] !== owner.batchId) return false;
+    const committed = await deps.inventory.entries(owner.database, owner.table, [manifest.dataKey]);
+    return !committed.has(manifest.dataKey);
   };
-  await deps.store.putTextOnce(key, JSON.stringify(manifest, null, 2), write, describesSameRows);
+  for (let round = 0; round <= ORPHAN_ROUNDS; round++) {
+    let existing = '';
+    const outcome = await store.putTextOnce(key, text, write, (found) => {
+      existing = found;
+      return true;
+    });
+    if (outcome === 'written') return;
+    const parsed = parseManifest(existing);
+    if (isMine(parsed)) return;
+    // Gone between the refused write and the read (an orphan another invocation removed): write again.
+    if (existing === '') continue;
+    if (await isOrphan()) {
+      if (round === ORPHAN_ROUNDS) break;
+      // Only the manifest read: one a racing invocation of this batch wrote meanwhile stays.
+      if ((await store.getText(key)) === existing) await store.deleteKeys([key]);
+      continue;
+    }
+    if (describesSameRows(parsed)) return;
+    break;
+  }
+  throw new ArchiveConflictError(`s3://${store.bucket}/${key} exists with other content`);
 }

@@ -1,5 +1,5 @@
 import { pipeline } from 'node:stream/promises';
-import { type Manifest, ManifestSchema, manifestKeyFor } from '../shared/archive/format.js';
+import { type Manifest, manifestKeyFor, parseManifest } from '../shared/archive/format.js';
 import { archiveProblems, manifestExpectation } from '../shared/archive/integrity.js';
 import type { ObjectPin } from '../shared/archive/store.js';
 import { ByteFigures, createLinesGunzip, JsonLinesContent } from '../shared/archive/stream.js';
@@ -11,14 +11,6 @@ import { ArchiveIntegrityError, StorageUnavailableError } from '../shared/errors
 import type { BatchObject } from '../shared/lock-table/table-state.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import type { VerifyInput, VerifyOutput } from './schema.js';
-
-function parseManifest(text: string): Manifest | undefined {
-  try {
-    return ManifestSchema.parse(JSON.parse(text));
-  } catch {
-    return undefined;
-  }
-}
 
 export type VerifyDeps = Pick<StepDeps, 'config' | 'store' | 'locks' | 'telemetry' | 'fault'>;
 

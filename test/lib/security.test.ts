@@ -151,10 +151,13 @@ describe('function roles', () => {
     }
   });
 
-  it('let upload publish archives but delete only staging objects', () => {
+  it('let upload publish archives but delete only staging objects and manifests (an orphan one, never data)', () => {
     // Act & Assess
     expect(objectPatterns('upload', 's3:PutObject')).toEqual(AREAS.archives);
-    expect(objectPatterns('upload', 's3:DeleteObject')).toEqual([AREAS.staging]);
+    expect(objectPatterns('upload', 's3:DeleteObject')).toEqual([
+      AREAS.staging,
+      ...AREAS.archives.map((area) => `${area}.manifest.json`),
+    ]);
     expect(objectPatterns('upload', 's3:GetObject')).toEqual([AREAS.staging, ...AREAS.archives].sort());
   });
 
@@ -246,6 +249,8 @@ describe('function roles', () => {
   it('grant each step only the lock-table operations it issues, each on the key areas it needs (LeadingKeys)', () => {
     // Prepare
     const perDb = (area: string) => [`${area}#billing#*`, `${area}#crm#*`];
+    // A committed batch finds the table's restore watermarks by one query and removes those of its archives.
+    const watermarkRemoval = ['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem', 'dynamodb:Query'];
     const expected: Record<Step, [string[], string[]][]> = {
       plan: [
         [['dynamodb:GetItem'], [...perDb('TABLE'), 'HOLDS', 'CONFIG']],
@@ -262,12 +267,17 @@ describe('function roles', () => {
         [['dynamodb:GetItem', 'dynamodb:UpdateItem'], perDb('TABLE')],
         [['dynamodb:GetItem'], ['HOLDS']],
         [['dynamodb:UpdateItem'], perDb('ARCHIVES')],
+        [watermarkRemoval, perDb('RESTORED')],
       ],
-      upload: [[['dynamodb:GetItem', 'dynamodb:UpdateItem'], perDb('TABLE')]],
+      upload: [
+        [['dynamodb:GetItem', 'dynamodb:UpdateItem'], perDb('TABLE')],
+        [['dynamodb:BatchGetItem'], perDb('ARCHIVES')],
+      ],
       verify: [[['dynamodb:GetItem', 'dynamodb:UpdateItem'], perDb('TABLE')]],
       delete: [
         [['dynamodb:GetItem', 'dynamodb:UpdateItem'], perDb('TABLE')],
         [['dynamodb:UpdateItem'], perDb('ARCHIVES')],
+        [watermarkRemoval, perDb('RESTORED')],
       ],
       summary: [[['dynamodb:Query'], ['RUN#*']]],
     };

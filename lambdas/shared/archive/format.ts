@@ -229,6 +229,15 @@ export const ManifestSchema = z.object({
 
 export type Manifest = z.infer<typeof ManifestSchema>;
 
+/** A manifest's text read as a manifest, or undefined when it is not one (not JSON, or not the schema). */
+export function parseManifest(text: string): Manifest | undefined {
+  try {
+    return ManifestSchema.parse(JSON.parse(text));
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * What the manifests of one batch's objects share, recorded by export in the batch's in-flight record: upload writes
  * each manifest from it (batch-manifest.ts), so no manifest is staged in S3 and read back.

@@ -216,9 +216,11 @@ export function renewLease(
 }
 
 /**
- * Records a committed batch: enters each of its archives in the inventory, then clears it from the lease item
- * (fenced), adds it to the totals and emits the metrics. A crash between the two leaves the batch `deleting`: the
- * next attempt settles it as committed and comes here again (the inventory writes are idempotent).
+ * Records a committed batch: enters each of its archives in the inventory and removes the restore watermarks of its
+ * archive keys for this table (the rows they name left the table again, so a later restore must write them), then
+ * clears it from the lease item (fenced), adds it to the totals and emits the metrics. A crash before the clearing
+ * leaves the batch `deleting`: the next attempt settles it as committed and comes here again (the inventory writes
+ * and the watermark removals are idempotent).
  */
 export async function recordCommitted(
   deps: Pick<StepDeps, 'inventory' | 'locks' | 'now' | 'telemetry'>,
@@ -227,23 +229,32 @@ export async function recordCommitted(
 ): Promise<void> {
   assertTransition(inFlight.stage, 'committed');
   const committedAt = deps.now().toISOString();
-  await forEachObject(
-    inFlight.objects,
-    (object) =>
-      deps.inventory.record(task.database, task.table, {
-        archiveKey: object.archiveKey,
-        day: object.day,
-        ...(object.span ? { span: object.span } : {}),
-        batchId: inFlight.batchId,
-        runId: inFlight.runId,
-        figures: object.figures,
-        pin: object.pin,
-        ...(object.manifestSha256 ? { manifestSha256: object.manifestSha256 } : {}),
-        committedAt,
-        ...(inFlight.manifest?.lcMonetary ? { lcMonetary: inFlight.manifest.lcMonetary } : {}),
-      }),
-    REQUEST_CONCURRENCY,
-  );
+  await Promise.all([
+    forEachObject(
+      inFlight.objects,
+      (object) =>
+        deps.inventory.record(task.database, task.table, {
+          archiveKey: object.archiveKey,
+          day: object.day,
+          ...(object.span ? { span: object.span } : {}),
+          batchId: inFlight.batchId,
+          runId: inFlight.runId,
+          figures: object.figures,
+          pin: object.pin,
+          ...(object.manifestSha256 ? { manifestSha256: object.manifestSha256 } : {}),
+          committedAt,
+          ...(inFlight.manifest?.lcMonetary ? { lcMonetary: inFlight.manifest.lcMonetary } : {}),
+        }),
+      REQUEST_CONCURRENCY,
+    ),
+    // Rows restored into the table and archived again by this batch went back under the same keys: the watermark
+    // saying the table holds those archives is stale (one query per batch when the table never was a target).
+    deps.inventory.forgetRestored(
+      task.database,
+      task.table,
+      inFlight.objects.map((object) => object.archiveKey),
+    ),
+  ]);
   const totals = batchTotals(inFlight);
   await deps.locks.clearInFlight(task.database, task.table, task.lease, inFlight, {
     rows: totals.rowCount,
@@ -280,12 +291,13 @@ export async function withdrawBatch(
   // Ownership is read from each object right before it is removed: an invocation still running beside its retry
   // must not take an object another batch has put under the same (content-addressed) key since. An object without
   // a batch-id counts as ours only under keys this batch wrote (its staging keys; the archive if upload created it).
+  const ours = (head: ObjectHead | undefined, wroteKey: boolean): head is ObjectHead => {
+    const writer = head?.metadata[BATCH_ID_METADATA];
+    return head !== undefined && (writer === inFlight.batchId || (writer === undefined && wroteKey));
+  };
   const owned = async (key: string, wroteKey: boolean) => {
     const head = await store.head(key);
-    const writer = head?.metadata[BATCH_ID_METADATA];
-    return head !== undefined && (writer === inFlight.batchId || (writer === undefined && wroteKey))
-      ? head
-      : undefined;
+    return ours(head, wroteKey) ? head : undefined;
   };
   const removeIfOwned = async (key: string, wroteKey: boolean) => {
     if (await owned(key, wroteKey)) await store.deleteKeys([key]);
@@ -305,10 +317,15 @@ export async function withdrawBatch(
     // A batch recorded before its manifests were kept in its record staged them.
     if (!inFlight.manifest) await removeIfOwned(manifestKeyFor(object.stagingKey), true);
     const createdArchive = object.createdArchive === true;
-    const head = await owned(object.archiveKey, createdArchive);
-    if (!head) return;
-    if (evidence.includes(object.archiveKey)) await quarantine(object.archiveKey, head);
-    await removeIfOwned(object.archiveKey, createdArchive);
+    const head = await store.head(object.archiveKey);
+    // Another batch's archive under the key (identical rows archived before): neither it nor its manifest is ours.
+    if (head && !ours(head, createdArchive)) return;
+    if (head) {
+      if (evidence.includes(object.archiveKey)) await quarantine(object.archiveKey, head);
+      await removeIfOwned(object.archiveKey, createdArchive);
+    }
+    // The manifest is removed even when the archive is already gone: a withdrawal that ended between the two, or a
+    // stale upload that wrote it after the archive went, would otherwise leave it to the next batch of these rows.
     await removeIfOwned(manifestKeyFor(object.archiveKey), createdArchive);
   });
   const [first] = inFlight.objects;

@@ -1,11 +1,16 @@
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { type InventoryEntry, InventoryEntrySchema } from '../archive/inventory.js';
 import { ArchiveConflictError } from '../errors/step-errors.js';
+import { RestoreRecords } from './restore-records.js';
 import { isConditionFailure, itemKey, type LockTableClient } from './table-client.js';
 
 /** The inventory of committed archives: what validate and restore trust an archive object against. */
 export class ArchiveInventory {
-  constructor(private readonly lockTable: LockTableClient) {}
+  private readonly restoreRecords: RestoreRecords;
+
+  constructor(private readonly lockTable: LockTableClient) {
+    this.restoreRecords = new RestoreRecords(lockTable);
+  }
 
   /** Inventory items of a table share one partition: validate reads them with one query. */
   static key(database: string, table: string, archiveKey: string) {
@@ -34,6 +39,16 @@ export class ArchiveInventory {
       if (!isConditionFailure(error)) throw error;
       throw new ArchiveConflictError(`the inventory records other content under ${entry.archiveKey}`);
     }
+  }
+
+  /**
+   * A committed batch deleted the rows of these archives from `table`: the restore watermarks that say the table
+   * received them (RestoreRecords.forgetRestored) no longer hold, whichever identity of the table they name. Rows
+   * restored into the table and archived again go back under the same content-addressed keys, and a later restore
+   * must write them again instead of reporting them already restored.
+   */
+  async forgetRestored(database: string, table: string, archiveKeys: readonly string[]): Promise<void> {
+    await this.restoreRecords.forgetRestored(database, table, archiveKeys);
   }
 
   /** The entries of these archives of one table, by archive key (absent: not in the inventory), in one read. */

@@ -75,19 +75,58 @@ export class RestoreRecords {
     return marks;
   }
 
-  /** Records the watermarks of a group's archives, 25 to a request; they never expire. */
+  /**
+   * Records the watermarks of a group's archives, 25 to a request; they never expire. `target` is the watermark's
+   * target, the table and its identity (`schema.name@identity`); the same request lists it among the table's
+   * watermark targets (targetsKey), so that an archive committed later finds every mark it makes stale in one query.
+   */
   async markAllRestored(
     database: string,
     target: string,
     marks: { archiveKey: string; mark: RestoredMark }[],
   ): Promise<void> {
+    if (marks.length === 0) return;
     await this.lockTable.putItems(
-      marks.map(({ archiveKey, mark }) => ({
-        pk: `RESTORED#${database}#${target}`,
-        sk: archiveKey,
-        attributes: { mark },
-      })),
+      [
+        ...marks.map(({ archiveKey, mark }) => ({
+          pk: `RESTORED#${database}#${target}`,
+          sk: archiveKey,
+          attributes: { mark },
+        })),
+        { ...RestoreRecords.targetsKey(database, tableOfTarget(target)), sk: target, attributes: {} },
+      ],
       false,
     );
   }
+
+  /**
+   * The partition that lists a table's watermark targets (one item per identity it received archives under, the
+   * target as sort key). Its key cannot be a watermark's: those end in `@` and an identity, digits and a dot.
+   */
+  static targetsKey(database: string, table: string): { pk: string } {
+    return { pk: `RESTORED#${database}#${table}@targets` };
+  }
+
+  /**
+   * Removes the watermarks of these archives in `table` as a restore target, under any identity of it: a committed
+   * batch archived (back) into these keys rows that were restored into the table, so the table no longer holds them
+   * and a restore must write them again. One query for the table's targets: nothing more when the table never was
+   * a restore target; otherwise the marks are read by key (100 to a request) and those there deleted (25 to one).
+   */
+  async forgetRestored(database: string, table: string, archiveKeys: readonly string[]): Promise<void> {
+    if (archiveKeys.length === 0) return;
+    const targets = await this.lockTable.queryAll(RestoreRecords.targetsKey(database, table).pk);
+    const keys = targets.flatMap((item) =>
+      [...new Set(archiveKeys)].map((sk) => ({ pk: `RESTORED#${database}#${String(item.sk)}`, sk })),
+    );
+    if (keys.length === 0) return;
+    const found = await this.lockTable.getItems(keys);
+    await this.lockTable.deleteItems(keys.filter(({ pk, sk }) => found.has(itemKey(pk, sk))));
+  }
 }
+
+/** The table of a watermark target (`schema.name@identity`): an identity holds no `@`, so up to the last one. */
+const tableOfTarget = (target: string): string => {
+  const at = target.lastIndexOf('@');
+  return at < 0 ? target : target.slice(0, at);
+};

@@ -110,6 +110,26 @@ export class LockTableClient {
     }
   }
 
+  /**
+   * Deletes items by key, 25 a request (BatchWriteItem); a key with no item is no error. Keys DynamoDB leaves
+   * unprocessed under load are sent again, a few times, then the delete fails as unavailable.
+   */
+  async deleteItems(keys: { pk: string; sk: string }[]): Promise<void> {
+    // One request may not name a key twice.
+    const byKey = new Map(keys.map(({ pk, sk }) => [itemKey(pk, sk), { pk, sk }]));
+    const deletes = [...byKey.values()].map((key) => ({ DeleteRequest: { Key: key } }));
+    for (let at = 0; at < deletes.length; at += BATCH_WRITE_ITEMS) {
+      let pending: Record<string, unknown>[] = deletes.slice(at, at + BATCH_WRITE_ITEMS);
+      for (let attempt = 0; pending.length > 0; attempt++) {
+        await backOff(attempt, pending.length);
+        const result = await this.call(() =>
+          this.ddb.send(new BatchWriteCommand({ RequestItems: { [this.tableName]: pending } })),
+        );
+        pending = result.UnprocessedItems?.[this.tableName] ?? [];
+      }
+    }
+  }
+
   /** Sets these attributes on an item; `expires` adds the TTL attribute, so the item goes after 90 days. */
   async put(pk: string, sk: string, attributes: Record<string, unknown>, expires = true): Promise<void> {
     const names: Record<string, string> = {};
