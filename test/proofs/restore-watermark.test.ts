@@ -9,6 +9,7 @@ import {
   seedEvents,
   tableLines,
 } from '../support/fixtures.js';
+import { recordProof } from '../support/proof-ledger.js';
 
 const spec = { schema: 'public', name: 'events', timestampColumn: 'created_at' };
 const events = resolvedTable(spec);
@@ -65,6 +66,12 @@ describe('the restore watermark of a table whose restored rows are archived agai
     // Act
     const again = await restore({});
     const copyAgain = await restore({ targetTable: 'public.events_copy' });
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack: 'a restore into the archived table, archived again by the next run, then restored again',
+      held: (await tableLines(bed.db.client, events)).length === before.length,
+    });
 
     // Assess: every archive is restored into the table again; the copy, whose rows no run archived, keeps its marks.
     expect(again.execution.status).toBe('SUCCEEDED');

@@ -22,6 +22,7 @@ import {
   TODAY_UTC_SQL,
   tableLines,
 } from '../support/fixtures.js';
+import { recordProof } from '../support/proof-ledger.js';
 
 const lines = (client: Parameters<typeof tableLines>[0], name: string) =>
   tableLines(client, resolvedTable({ name, timestampColumn: 'created_at' })).then((l) => l.sort());
@@ -792,6 +793,12 @@ describe('the target key must tell the archived rows apart as the archived table
 
     // Act
     const result = await restore({ table: 'public.renamed', drift: 'lenient' });
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack: 'a lenient restore into the archived table after its key column was renamed',
+      held: result.execution.status === 'FAILED' && (await count('renamed')) === before,
+    });
 
     // Assess
     expect(result.execution.status).toBe('FAILED');
@@ -822,6 +829,12 @@ describe('the target key must tell the archived rows apart as the archived table
 
     // Act
     const result = await restore({ table: 'public.tagged', targetTable: 'public.loose' });
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack: `a restore into a target whose key compares more loosely (${type})`,
+      held: result.execution.status === 'FAILED' && (await count('loose')) === 0,
+    });
 
     // Assess
     expect(result.execution.status).toBe('FAILED');

@@ -14,6 +14,7 @@ import { verifyBatch } from '../../lambdas/verify/core.js';
 import { runLocalArchive } from '../../local/run.js';
 import type { StepEvent } from '../../local/workflow.js';
 import { archiverTestbed, cutoffSql, listKeys, s3ClientFor, seedEvents } from '../support/fixtures.js';
+import { recordProof } from '../support/proof-ledger.js';
 
 class InjectedCrash extends Error {
   override name = 'InjectedCrash';
@@ -100,6 +101,12 @@ describe('a withdrawal interrupted between removing an archive and removing its 
         orphansAfterExport = await orphanManifests(bed);
     };
     const third = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0, afterStep });
+    recordProof({
+      kind: 'threat',
+      actor: 'invocation',
+      attack: 'a withdrawal cut between removing an archive and its manifest, then a migration',
+      held: third.execution.status === 'SUCCEEDED' && (await orphanManifests(bed)).length === 0,
+    });
 
     // Assess
     expect(orphansAfterExport).toEqual([]);
@@ -166,6 +173,12 @@ describe("a stopped execution's upload writes its manifest after its batch was w
       if (orphansAfterStaleUpload.length === 0) orphansAfterStaleUpload = await orphanManifests(bed);
     };
     const run = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0, afterStep });
+    recordProof({
+      kind: 'threat',
+      actor: 'invocation',
+      attack: "a stopped execution's upload writing its manifest after lease break and the withdrawal",
+      held: run.execution.status === 'SUCCEEDED' && (await orphanManifests(bed)).length === 0,
+    });
 
     // Assess
     expect(await staleUpload).toBe('LeaseLostError');

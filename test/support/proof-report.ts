@@ -40,6 +40,9 @@ const PROOF_FILES = [
   'test/proofs/wide-row.test.ts',
   'test/proofs/schema-change.test.ts',
   'test/proofs/value-settings.test.ts',
+  'test/proofs/withdrawal.test.ts',
+  'test/proofs/restore-watermark.test.ts',
+  'test/proofs/restore.test.ts',
 ];
 
 interface ProofSummary {
