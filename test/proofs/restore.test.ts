@@ -5,7 +5,6 @@ import { describe, expect, it } from 'vitest';
 import { deleteBatch } from '../../lambdas/delete/core.js';
 import { exportBatch } from '../../lambdas/export/core.js';
 import type { ArchiveStore } from '../../lambdas/shared/archive/store.js';
-import { retentionCutoff } from '../../lambdas/shared/config/governance.js';
 import type { StepDeps } from '../../lambdas/shared/step/step-deps.js';
 import { uploadBatch } from '../../lambdas/upload/core.js';
 import { verifyBatch } from '../../lambdas/verify/core.js';
@@ -14,6 +13,7 @@ import {
   archiverTestbed,
   cutoffSql,
   getObject,
+  leasedTask,
   listKeys,
   readLiveArchives,
   resolvedTable,
@@ -911,21 +911,13 @@ describe('what a restore marks as received, and what it reads back, after the ta
     const table = resolvedTable({ name: 'overlapped', timestampColumn: 'created_at' });
     const before = (await tableLines(bed.db.client, table)).sort();
     const deps = bed.local.deps();
-    const acquired = await deps.locks.acquire('app', 'public.overlapped', 'exec-nightly', 1200);
-    if (!acquired.acquired) throw new Error('lease not acquired');
-    const task = {
-      runId: 'exec-nightly',
-      database: 'app',
-      table: 'public.overlapped',
-      cutoff: retentionCutoff(Date.now(), 30),
-      lease: acquired.lease,
-    };
+    const task = await leasedTask(bed.local, 'public.overlapped', 'exec-nightly');
     await exportBatch({ ...task, progress: { batches: 0, rows: 0, bytes: 0 } }, deps);
     await uploadBatch(task, deps);
     await verifyBatch(task, deps);
     const during = await restore({ table: 'public.overlapped' });
     await deleteBatch({ ...task, progress: { batches: 0, rows: 0, bytes: 0 } }, deps);
-    await deps.locks.release('app', 'public.overlapped', acquired.lease);
+    await deps.locks.release('app', 'public.overlapped', task.lease);
     const deleted = before.length - (await tableLines(bed.db.client, table)).length;
 
     // Act

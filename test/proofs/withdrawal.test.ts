@@ -6,14 +6,19 @@ import { type Manifest, manifestKeyFor, tablePrefix } from '../../lambdas/shared
 import type { ArchiveStore } from '../../lambdas/shared/archive/store.js';
 import { BATCH_ID_METADATA } from '../../lambdas/shared/batch/batch.js';
 import { manifestOf } from '../../lambdas/shared/batch/batch-manifest.js';
-import { retentionCutoff } from '../../lambdas/shared/config/governance.js';
 import type { FaultPoint, StepDeps } from '../../lambdas/shared/step/step-deps.js';
-import type { TableTask } from '../../lambdas/shared/step/table-task.js';
 import { uploadBatch } from '../../lambdas/upload/core.js';
 import { verifyBatch } from '../../lambdas/verify/core.js';
 import { runLocalArchive } from '../../local/run.js';
 import type { StepEvent } from '../../local/workflow.js';
-import { archiverTestbed, cutoffSql, listKeys, s3ClientFor, seedEvents } from '../support/fixtures.js';
+import {
+  archiverTestbed,
+  cutoffSql,
+  leasedTask,
+  listKeys,
+  s3ClientFor,
+  seedEvents,
+} from '../support/fixtures.js';
 import { recordProof } from '../support/proof-ledger.js';
 
 class InjectedCrash extends Error {
@@ -124,15 +129,7 @@ describe("a stopped execution's upload writes its manifest after its batch was w
     // Prepare: an execution exported a batch; its upload copied the archive and is still running when the operator
     // stops the execution and breaks its lease; a migration the manifest records is deployed.
     const deps = bed.local.deps();
-    const acquired = await deps.locks.acquire('app', 'public.events', 'arn:stopped-execution', 1200);
-    if (!acquired.acquired) throw new Error('lease not acquired');
-    const stopped: TableTask = {
-      runId: 'stopped-run',
-      database: 'app',
-      table: 'public.events',
-      cutoff: retentionCutoff(Date.now(), 30),
-      lease: acquired.lease,
-    };
+    const stopped = await leasedTask(bed.local, 'public.events', 'arn:stopped-execution', 'stopped-run');
     await exportBatch({ ...stopped, progress: { batches: 0, rows: 0, bytes: 0 } }, deps);
     let resume: () => void = () => undefined;
     const gate = new Promise<void>((r) => {
@@ -197,15 +194,7 @@ describe('two invocations of one upload at once, an orphan manifest under its ke
     // Prepare: a batch exported; under its first archive's manifest key, a manifest no archive object goes with
     // (another run's, for the same rows and figures, recording the column as nullable).
     const deps = bed.local.deps();
-    const acquired = await deps.locks.acquire('app', 'public.events', 'arn:execution', 1200);
-    if (!acquired.acquired) throw new Error('lease not acquired');
-    const task: TableTask = {
-      runId: 'run',
-      database: 'app',
-      table: 'public.events',
-      cutoff: retentionCutoff(Date.now(), 30),
-      lease: acquired.lease,
-    };
+    const task = await leasedTask(bed.local, 'public.events', 'arn:execution', 'run');
     await exportBatch({ ...task, progress: { batches: 0, rows: 0, bytes: 0 } }, deps);
     const inFlight = (await deps.locks.get('app', 'public.events')).inFlight;
     if (!inFlight) throw new Error('no batch exported');

@@ -10,6 +10,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, inject } from 'vitest';
 import { stringify } from 'yaml';
 import { type Manifest, ManifestSchema, tablePrefix } from '../../lambdas/shared/archive/format.js';
+import { retentionCutoff } from '../../lambdas/shared/config/governance.js';
 import type { TableIdentity } from '../../lambdas/shared/config/resolved-table.js';
 import type { ArchiverConfigInput } from '../../lambdas/shared/config/schema.js';
 import { sessionSetupSql } from '../../lambdas/shared/database/db.js';
@@ -18,6 +19,7 @@ import { rowLineSql, rowSourceSql } from '../../lambdas/shared/database/table-sq
 import { LeaseStore } from '../../lambdas/shared/lock-table/lease-store.js';
 import { LockTableClient } from '../../lambdas/shared/lock-table/table-client.js';
 import type { StepDeps } from '../../lambdas/shared/step/step-deps.js';
+import type { TableTask } from '../../lambdas/shared/step/table-task.js';
 import type { MetricName } from '../../lambdas/shared/telemetry/powertools.js';
 import { type LocalEnvironment, openLocalEnvironment } from '../../local/run.js';
 import { recordProof } from './proof-ledger.js';
@@ -384,4 +386,19 @@ export async function seedEvents(
        FROM generate_series(1, $1) AS g`,
     [rows, days],
   );
+}
+
+/**
+ * A task of database `app`'s `table` under a lease taken now for `owner`, with the cut-off a run started today takes
+ * (30 days' retention): what the state machine hands the batch steps, for a test that drives them one by one.
+ */
+export async function leasedTask(
+  local: LocalEnvironment,
+  table: string,
+  owner: string,
+  runId = owner,
+): Promise<TableTask> {
+  const acquired = await local.deps().locks.acquire('app', table, owner, 1200);
+  if (!acquired.acquired) throw new Error(`the lease of ${table} was not acquired`);
+  return { runId, database: 'app', table, cutoff: retentionCutoff(Date.now(), 30), lease: acquired.lease };
 }
