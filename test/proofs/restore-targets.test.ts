@@ -79,6 +79,25 @@ describe('restore targets: created like a source that changed since, or with a s
     expect(sourceAfter.rows[0]?.value).toBe(sourceNext.rows[0]?.value);
   });
 
+  it('a target with a NOT NULL column the archive has no value for: each archive fails naming the column, nothing written', async () => {
+    // Prepare: the operator's target has a column the archived table never had, NOT NULL without a default.
+    await bed.db.client.query(
+      `CREATE TABLE public.grown_strict (LIKE public.grown INCLUDING ALL, "Tenant ID" integer NOT NULL)`,
+    );
+
+    // Act
+    const result = await restore({ table: 'public.grown', targetTable: 'public.grown_strict' });
+
+    // Assess
+    expect(result.execution.status).toBe('FAILED');
+    expect(result.results.length).toBeGreaterThan(0);
+    for (const r of result.results)
+      expect(r.error).toMatch(
+        /^SchemaDriftError: .*its column "Tenant ID" is NOT NULL and the archive holds no value for it/,
+      );
+    expect(await count('public.grown_strict')).toBe(0);
+  });
+
   it('the source renamed and a view put in its place: the error names the source as what is wrong and says to create the target first, and leaves no table', async () => {
     // Prepare
     await bed.db.client.query('ALTER TABLE public.viewed RENAME TO viewed_v2');
