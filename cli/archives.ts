@@ -1,7 +1,9 @@
 import type { ArchiveSource } from '../lambdas/shared/archive/catalog.js';
+import { isCalendarDay } from '../lambdas/shared/archive/format.js';
 import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
 import { findDatabase } from '../lambdas/shared/config/resolved-table.js';
 import { type ArchiverConfig, tableRef } from '../lambdas/shared/config/schema.js';
+import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import type { ArchiveInventory } from '../lambdas/shared/lock-table/archive-inventory.js';
 import { TableRefSchema } from '../lambdas/shared/restore/restore-task.js';
 import { listWithRows, type ValidationReport, validateArchives } from './archive-validation.js';
@@ -24,6 +26,13 @@ interface ScopedSource {
 }
 
 export function sourcesInScope(config: ArchiverConfig, options: ArchiveScopeOptions): ScopedSource[] {
+  for (const [name, day] of [
+    ['--from', options.from],
+    ['--to', options.to],
+  ] as const) {
+    if (day !== undefined && !isCalendarDay(day))
+      throw new ConfigError(`${name} must be a day of the calendar YYYY-MM-DD, got "${day}"`);
+  }
   const databases = options.database ? [findDatabase(config, options.database)] : config.databases;
   return databases.flatMap((db) => {
     const tables = options.table

@@ -1,3 +1,4 @@
+import { isCalendarDay } from '../lambdas/shared/archive/format.js';
 import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
 import { formatIssues } from '../lambdas/shared/config/config.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
@@ -25,7 +26,8 @@ function instant(option: string, value: string | undefined, endOfDay: boolean): 
   if (value === undefined) return undefined;
   const text = DAY.test(value) ? `${value}T${endOfDay ? '23:59:59.999' : '00:00:00.000'}Z` : value;
   const time = Date.parse(text);
-  if (Number.isNaN(time)) {
+  // Date.parse reads 2020-02-30 as March 1st: a day must be one of the calendar.
+  if (Number.isNaN(time) || (DAY.test(value) && !isCalendarDay(value))) {
     throw new ConfigError(`${option}: must be a day (YYYY-MM-DD) or an ISO-8601 time, got "${value}"`);
   }
   return new Date(time).toISOString();

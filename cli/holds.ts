@@ -1,6 +1,6 @@
 import { PutObjectLegalHoldCommand, type S3Client } from '@aws-sdk/client-s3';
 import { listArchives, sidecarKeyFor } from '../lambdas/shared/archive/catalog.js';
-import { spanLastDay } from '../lambdas/shared/archive/format.js';
+import { isCalendarDay, spanLastDay } from '../lambdas/shared/archive/format.js';
 import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
 import { tableLocation } from '../lambdas/shared/batch/batch.js';
 import { resolveTable } from '../lambdas/shared/config/resolved-table.js';
@@ -18,8 +18,6 @@ export interface HoldContext {
   actor: string;
   now?: () => Date;
 }
-
-const DAY = /^\d{4}-\d{2}-\d{2}$/;
 
 /** Every hold change and Object Lock legal hold leaves an audit event (never row values: names and counts). */
 async function audit(
@@ -103,8 +101,8 @@ export async function setObjectLegalHold(
     ['--from', options.fromDay],
     ['--to', options.toDay],
   ] as const) {
-    if (day !== undefined && !DAY.test(day))
-      throw new ConfigError(`${name} must be a day YYYY-MM-DD, got "${day}"`);
+    if (day !== undefined && !isCalendarDay(day))
+      throw new ConfigError(`${name} must be a day of the calendar YYYY-MM-DD, got "${day}"`);
   }
   const location = tableLocation(ctx.config, resolveTable(ctx.config, database, table));
   const refs = [];

@@ -9,6 +9,8 @@ describe('audit CLI filter', () => {
       until: '2025-01-07T23:59:59.999Z',
     });
     expect(() => auditFilter({ since: 'yesterday' })).toThrow(/^--since: must be a day/);
+    // Not read as March 1st, as Date.parse would.
+    expect(() => auditFilter({ until: '2025-02-30' })).toThrow(/^--until: must be a day/);
     expect(() => auditFilter({ since: '2025-01-08', until: '2025-01-07' })).toThrow(
       '--until: must not be before --since',
     );

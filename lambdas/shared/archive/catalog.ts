@@ -4,6 +4,7 @@ import { ArchiveIntegrityError, StorageUnavailableError } from '../errors/step-e
 import { JsonLinesToCopyText, LineNotCopyableError } from './copy-text.js';
 import {
   archivePath,
+  isCalendarDay,
   keyNamesContent,
   ManifestSchema,
   manifestKeyFor,
@@ -80,11 +81,7 @@ export function archivePartition(
         ? { day: `${match[1]}-${match[2]}-01`, span: 'month' }
         : { day: `${match[1]}-${match[2]}-${match[3]}`, span: 'day' };
   }
-  // Date.parse rolls 2025-02-30 over to March; only a day that reads back the same is one.
-  const time = partition ? Date.parse(`${partition.day}T00:00:00Z`) : Number.NaN;
-  return partition && !Number.isNaN(time) && new Date(time).toISOString().startsWith(partition.day)
-    ? partition
-    : undefined;
+  return partition && isCalendarDay(partition.day) ? partition : undefined;
 }
 
 /** The first day of a data object of `source`, or undefined when `key` is not one. */

@@ -87,6 +87,16 @@ function utcDate(year: number, monthIndex: number, day: number): Date {
   return date;
 }
 
+/**
+ * Whether `day` is a YYYY-MM-DD day of the calendar. Date.parse rolls 2025-02-30 over to March 1st: only a day that
+ * reads back the same is one.
+ */
+export function isCalendarDay(day: string): boolean {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(day)) return false;
+  const time = Date.parse(`${day}T00:00:00Z`);
+  return !Number.isNaN(time) && new Date(time).toISOString().startsWith(day);
+}
+
 /** The last day an object that starts on `day` covers, YYYY-MM-DD. */
 export function spanLastDay(day: string, span: ObjectSpan): string {
   if (span === 'day') return day;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isCalendarDay } from '../archive/format.js';
 import type { DatabaseConfig } from '../config/schema.js';
 import { ConfigError } from '../errors/step-errors.js';
 
@@ -17,20 +18,13 @@ export const TableRefSchema = z.preprocess((ref) => {
 
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
 
-/**
- * Whether a YYYY-MM-DD names a day of the calendar: Date.parse rolls 2020-02-30 over to March 1st, so only a day that
- * reads back the same is one (as `archivePartition` checks a key's folders). Text of another shape is the regex's to refuse.
- */
-const isCalendarDay = (day: string): boolean => {
-  if (!DAY.test(day)) return true;
-  const time = Date.parse(`${day}T00:00:00Z`);
-  return !Number.isNaN(time) && new Date(time).toISOString().startsWith(day);
-};
-
 const day = z
   .string()
   .regex(DAY, 'must be a day, YYYY-MM-DD')
-  .refine(isCalendarDay, 'must be a day of the calendar, YYYY-MM-DD: there is no such day');
+  .refine(
+    (text) => !DAY.test(text) || isCalendarDay(text),
+    'must be a day of the calendar, YYYY-MM-DD: there is no such day',
+  );
 
 /**
  * The restore state machine's execution input, as an operator pastes it into the console or the CLI builds it.

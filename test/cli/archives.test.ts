@@ -1,0 +1,31 @@
+import { describe, expect, it } from 'vitest';
+import { sourcesInScope } from '../../cli/archives.js';
+import { parseConfig } from '../../lambdas/shared/config/config.js';
+import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
+
+describe('the archives in scope of list, validate and holds', () => {
+  const config = parseConfig(
+    {
+      s3: { bucket: 'archive' },
+      databases: [
+        {
+          name: 'app',
+          credentials: { urlEnv: 'DB_URL' },
+          tables: [{ name: 'events', timestampColumn: 'at' }],
+        },
+      ],
+    },
+    'test',
+  );
+  const scope = (days: { from?: string; to?: string }) => sourcesInScope(config, { ...days, json: false });
+
+  it('refuses a --from or --to that is no day of the calendar, naming the option, rather than reading it as another day', () => {
+    // Act & Assess
+    expect(scope({ from: '2020-02-29', to: '2020-03-01' })).toHaveLength(1);
+    expect(() => scope({ from: '2020-02-30' })).toThrow(ConfigError);
+    expect(() => scope({ from: '2020-02-30' })).toThrow(
+      '--from must be a day of the calendar YYYY-MM-DD, got "2020-02-30"',
+    );
+    expect(() => scope({ to: '2021-13-01' })).toThrow(/^--to must be a day of the calendar/);
+  });
+});
