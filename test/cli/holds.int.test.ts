@@ -122,7 +122,11 @@ describe('audit-archiver legal-hold place|lift and hold set', () => {
     const s3 = { send: async () => ({}) } as unknown as S3Client;
     await expect(
       setObjectLegalHold({ ...context(), s3 }, 'app', 'public.events', 'ON', { fromDay: '2025-1-2' }),
-    ).rejects.toThrow('--from must be a day YYYY-MM-DD, got "2025-1-2"');
+    ).rejects.toThrow('--from must be a day of the calendar YYYY-MM-DD, got "2025-1-2"');
+    // Not read as March 1st, as Date.parse would.
+    await expect(
+      setObjectLegalHold({ ...context(), s3 }, 'app', 'public.events', 'ON', { toDay: '2025-02-30' }),
+    ).rejects.toThrow('--to must be a day of the calendar YYYY-MM-DD, got "2025-02-30"');
     await expect(setHold(context(), 'app', 'public.nope', 'x')).rejects.toThrow(ConfigError);
     await expect(setHold(context(), 'app', 'public.events', ' ')).rejects.toThrow(
       '--reason must not be empty',
