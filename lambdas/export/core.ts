@@ -33,7 +33,7 @@ import { batchSpan, batchTotals, MAX_OBJECTS_PER_BATCH, RecordRoom } from '../sh
 import { activeHold } from '../shared/batch/holds.js';
 import { checkSchemaDrift } from '../shared/batch/schema-drift.js';
 import { ApplicationLoad, batchRowLimit, checkReplicaLag, vacuumTable } from '../shared/batch/throttle.js';
-import { resolveTable } from '../shared/config/resolved-table.js';
+import { findDatabase, resolveTable } from '../shared/config/resolved-table.js';
 import { abandonConnection, type Database, inReadOnlyTransaction } from '../shared/database/db.js';
 import { describeTable, type TableShape } from '../shared/database/table-shape.js';
 import { batchPredicateSql, rawBytesSql, rowValuesCopySql } from '../shared/database/table-sql.js';
@@ -97,6 +97,7 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
   const copied = await db.withConnection((client) =>
     inReadOnlyTransaction(client, async () => {
       const shape = await describeTable(client, table);
+      refuseConfiguredAncestor(deps.config, input.database, shape);
       try {
         await checkReplicaLag(client, table.replicaLag);
       } catch (error) {
@@ -515,4 +516,24 @@ function summary(
     compressedBytes: totals.compressedBytes,
     uncompressedBytes: totals.uncompressedBytes,
   };
+}
+
+/**
+ * A partition the config lists beside a partitioned table it belongs to would have its rows archived twice over, by
+ * two leases at once: the delete's proof would roll the loser back, every night, and the table's archives would be
+ * split between two prefixes. The partition is refused, naming what to change.
+ */
+function refuseConfiguredAncestor(
+  config: StepDeps['config'],
+  database: string,
+  shape: Pick<TableShape, 'schema' | 'name' | 'partitionOf'>,
+): void {
+  const tables = findDatabase(config, database).tables;
+  const ancestor = shape.partitionOf.find((a) =>
+    tables.some((t) => t.schema === a.schema && t.name === a.name),
+  );
+  if (!ancestor) return;
+  throw new TableNotUsableError(
+    `table "${shape.schema}"."${shape.name}" in database ${database} is a partition of "${ancestor.schema}"."${ancestor.name}", which the config archives too, with every partition's rows: remove the partition from the config`,
+  );
 }

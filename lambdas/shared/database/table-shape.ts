@@ -25,6 +25,8 @@ export interface TableShape {
   partitioned: boolean;
   /** Inheritance children of a plain table (schema-qualified): never read or deleted with it (rowSourceSql). */
   inheritanceChildren: string[];
+  /** The partitioned tables a partition belongs to, nearest first; empty for any other table. */
+  partitionOf: { schema: string; name: string }[];
   columns: ColumnInfo[];
   keyColumns: ColumnInfo[];
   timestampColumn: ColumnInfo;
@@ -145,6 +147,7 @@ export async function describeTable(client: pg.ClientBase, table: TableIdentity)
     primary_key: string[];
     side_effects: { cascade: SideEffect | null; trigger: SideEffect | null; rule: SideEffect | null };
     children: string[];
+    ancestors: { schema: string; name: string }[];
     replication_role: string;
     row_security: boolean;
     server_version: number;
@@ -161,7 +164,12 @@ export async function describeTable(client: pg.ClientBase, table: TableIdentity)
             ${PRIMARY_KEY_SQL.replace('$1', 'c.oid')} AS primary_key,
             ${SIDE_EFFECTS_SQL} AS side_effects,
             ARRAY(SELECT ${relationNameSql('h.inhrelid')} FROM pg_catalog.pg_inherits h
-                   WHERE h.inhparent = c.oid AND c.relkind <> 'p' ORDER BY 1) AS children
+                   WHERE h.inhparent = c.oid AND c.relkind <> 'p' ORDER BY 1) AS children,
+            (SELECT coalesce(json_agg(json_build_object('schema', an.nspname, 'name', ak.relname) ORDER BY a.level), '[]')
+               FROM pg_catalog.pg_partition_ancestors(c.oid) WITH ORDINALITY AS a(relid, level)
+               JOIN pg_catalog.pg_class ak ON ak.oid = a.relid
+               JOIN pg_catalog.pg_namespace an ON an.oid = ak.relnamespace
+              WHERE a.relid <> c.oid) AS ancestors
        FROM pg_catalog.pg_class c
        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = $1 AND c.relname = $2`,
@@ -230,6 +238,7 @@ export async function describeTable(client: pg.ClientBase, table: TableIdentity)
     name: table.name,
     partitioned: relation.relkind === 'p',
     inheritanceChildren: relation.children,
+    partitionOf: relation.ancestors,
     columns,
     keyColumns,
     timestampColumn,
