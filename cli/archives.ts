@@ -25,14 +25,19 @@ interface ScopedSource {
   source: ArchiveSource;
 }
 
-export function sourcesInScope(config: ArchiverConfig, options: ArchiveScopeOptions): ScopedSource[] {
+/** Refuses a --from or --to that is no day of the calendar (2020-02-30 is not read as March 1st), naming the option. */
+export function requireCalendarDays(days: { from?: string; to?: string }): void {
   for (const [name, day] of [
-    ['--from', options.from],
-    ['--to', options.to],
+    ['--from', days.from],
+    ['--to', days.to],
   ] as const) {
     if (day !== undefined && !isCalendarDay(day))
       throw new ConfigError(`${name} must be a day of the calendar YYYY-MM-DD, got "${day}"`);
   }
+}
+
+export function sourcesInScope(config: ArchiverConfig, options: ArchiveScopeOptions): ScopedSource[] {
+  requireCalendarDays(options);
   const databases = options.database ? [findDatabase(config, options.database)] : config.databases;
   return databases.flatMap((db) => {
     const tables = options.table

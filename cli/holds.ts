@@ -1,6 +1,6 @@
 import { PutObjectLegalHoldCommand, type S3Client } from '@aws-sdk/client-s3';
 import { listArchives, sidecarKeyFor } from '../lambdas/shared/archive/catalog.js';
-import { isCalendarDay, spanLastDay } from '../lambdas/shared/archive/format.js';
+import { spanLastDay } from '../lambdas/shared/archive/format.js';
 import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
 import { tableLocation } from '../lambdas/shared/batch/batch.js';
 import { resolveTable } from '../lambdas/shared/config/resolved-table.js';
@@ -8,6 +8,7 @@ import type { ArchiverConfig } from '../lambdas/shared/config/schema.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import type { Hold, LegalHolds } from '../lambdas/shared/lock-table/legal-holds.js';
 import { appendAuditEvent } from '../lambdas/shared/telemetry/audit-trail.js';
+import { requireCalendarDays } from './archives.js';
 
 /** What the hold commands act on: the lock table the steps read holds from, and the bucket of the audit trail. */
 export interface HoldContext {
@@ -97,13 +98,7 @@ export async function setObjectLegalHold(
   status: 'ON' | 'OFF',
   options: LegalHoldOptions = {},
 ): Promise<{ archives: number; objects: number }> {
-  for (const [name, day] of [
-    ['--from', options.fromDay],
-    ['--to', options.toDay],
-  ] as const) {
-    if (day !== undefined && !isCalendarDay(day))
-      throw new ConfigError(`${name} must be a day of the calendar YYYY-MM-DD, got "${day}"`);
-  }
+  requireCalendarDays({ from: options.fromDay, to: options.toDay });
   const location = tableLocation(ctx.config, resolveTable(ctx.config, database, table));
   const refs = [];
   for await (const ref of listArchives(ctx.store, { format: 'native', location }, options)) refs.push(ref);
