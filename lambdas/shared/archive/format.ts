@@ -216,7 +216,7 @@ export const ManifestSchema = z.object({
   timestampType: z.enum(['timestamptz', 'timestamp']),
   timestampTimeZone: z.string(),
   /** The object's first day: the day of a day object, the first of the month of a month object. */
-  day: z.string().regex(/^\d{4}-\d{2}-\d{2}$/),
+  day: z.string().refine(isCalendarDay, 'must be a day of the calendar, YYYY-MM-DD'),
   /** Absent in archives written before month objects existed: a day object. */
   span: z.enum(OBJECT_SPANS).optional(),
   cutoff: z.string(),

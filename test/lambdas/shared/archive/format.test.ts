@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   archiveKey,
+  isCalendarDay,
   keySegment,
   manifestKeyFor,
   quarantineKey,
@@ -190,5 +191,15 @@ describe('object spans', () => {
     // Act and assess
     expect(suggestedObjectSpan(200, 60)).toEqual({ span: 'month', dayObjectBytes: 12_000 });
     expect(suggestedObjectSpan(2500, 75)).toEqual({ span: 'day', dayObjectBytes: 187_500 });
+  });
+});
+
+describe('days of the calendar', () => {
+  it('takes only a YYYY-MM-DD that reads back the same: no February 30th, no month 13, no other shape', () => {
+    // Act and assess
+    expect(['2024-02-29', '2023-12-31', '0001-01-01'].map(isCalendarDay)).toEqual([true, true, true]);
+    expect(
+      ['2023-02-29', '2020-02-30', '2021-13-01', '2021-00-10', '2021-1-2', '20210102', ''].map(isCalendarDay),
+    ).toEqual([false, false, false, false, false, false, false]);
   });
 });
