@@ -1,4 +1,10 @@
-import { type Manifest, manifestKeyFor, parseManifest, writeOnceProbeKey } from '../shared/archive/format.js';
+import {
+  canonicalJson,
+  type Manifest,
+  manifestKeyFor,
+  parseManifest,
+  writeOnceProbeKey,
+} from '../shared/archive/format.js';
 import type { WriteOptions } from '../shared/archive/store-writes.js';
 import {
   BATCH_ID_METADATA,
@@ -245,15 +251,6 @@ async function readStagedManifest(
 /** How often upload removes an orphan manifest and writes its own before it gives up (another writer keeps racing). */
 const ORPHAN_ROUNDS = 3;
 
-/** A manifest's text with its keys in order: two manifests are the same when these are equal. */
-function canonical(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : v,
-  );
-}
-
 /**
  * Publishes the manifest write-once. What is already at the key decides:
  * - this very manifest (a retry, or a duplicated invocation of this batch's upload): done;
@@ -275,8 +272,8 @@ async function putManifestOnce(
 ): Promise<void> {
   const { store } = deps;
   const text = JSON.stringify(manifest, null, 2);
-  const mine = canonical(manifest);
-  const isMine = (parsed: Manifest | undefined) => parsed !== undefined && canonical(parsed) === mine;
+  const mine = canonicalJson(manifest);
+  const isMine = (parsed: Manifest | undefined) => parsed !== undefined && canonicalJson(parsed) === mine;
   const describesSameRows = (parsed: Manifest | undefined) =>
     parsed !== undefined &&
     parsed.dataKey === manifest.dataKey &&

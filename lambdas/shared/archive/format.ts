@@ -239,6 +239,17 @@ export const ManifestSchema = z.object({
 
 export type Manifest = z.infer<typeof ManifestSchema>;
 
+/**
+ * JSON with sorted keys and without undefined values: a record (a manifest, a batch's in-flight record) compares equal
+ * to what was written for it, whatever order its keys came back in.
+ */
+export const canonicalJson = (value: unknown): string =>
+  JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+
 /** A manifest's text read as a manifest, or undefined when it is not one (not JSON, or not the schema). */
 export function parseManifest(text: string): Manifest | undefined {
   try {

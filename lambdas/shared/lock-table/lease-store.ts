@@ -1,6 +1,6 @@
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
-import { ColumnSchema } from '../archive/format.js';
+import { ColumnSchema, canonicalJson } from '../archive/format.js';
 import { LeaseLostError } from '../errors/step-errors.js';
 import { isConditionFailure, type LockTableClient } from './table-client.js';
 import {
@@ -10,14 +10,6 @@ import {
   type Lease,
   type TableState,
 } from './table-state.js';
-
-/** JSON with sorted keys and without undefined values: a record compares equal to what was written for it. */
-const canonical = (value: unknown): string =>
-  JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : v,
-  );
 
 /**
  * Per-table leases with fencing tokens, the batch in flight and the totals, all on one item per table. Every write
@@ -126,7 +118,7 @@ export class LeaseStore {
     }
     // A request retried after its first attempt was applied (response lost) fails its condition: the record
     // already being exactly what this write sets, under this lease, means it was this write.
-    const applied = (state: TableState) => canonical(state.inFlight) === canonical(inFlight);
+    const applied = (state: TableState) => canonicalJson(state.inFlight) === canonicalJson(inFlight);
     await this.guarded(database, table, lease, applied, () =>
       this.lockTable.ddb.send(
         new UpdateCommand({
@@ -198,7 +190,8 @@ export class LeaseStore {
     }
     // A retry of a clear that was applied finds this batch gone and recorded as cleared the same way: done once.
     const applied = (state: TableState) =>
-      state.inFlight?.batchId !== inFlight.batchId && canonical(state.lastCleared) === canonical(cleared);
+      state.inFlight?.batchId !== inFlight.batchId &&
+      canonicalJson(state.lastCleared) === canonicalJson(cleared);
     await this.guarded(database, table, lease, applied, () =>
       this.lockTable.ddb.send(
         new UpdateCommand({
