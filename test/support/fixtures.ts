@@ -18,6 +18,7 @@ import { describeTable } from '../../lambdas/shared/database/table-shape.js';
 import { rowLineSql, rowSourceSql } from '../../lambdas/shared/database/table-sql.js';
 import { LeaseStore } from '../../lambdas/shared/lock-table/lease-store.js';
 import { LockTableClient } from '../../lambdas/shared/lock-table/table-client.js';
+import type { RestoreTask } from '../../lambdas/shared/restore/restore-task.js';
 import type { StepDeps } from '../../lambdas/shared/step/step-deps.js';
 import type { TableTask } from '../../lambdas/shared/step/table-task.js';
 import type { MetricName } from '../../lambdas/shared/telemetry/powertools.js';
@@ -402,3 +403,17 @@ export async function leasedTask(
   if (!acquired.acquired) throw new Error(`the lease of ${table} was not acquired`);
   return { runId, database: 'app', table, cutoff: retentionCutoff(Date.now(), 30), lease: acquired.lease };
 }
+
+/** A restore task of database `app` with the defaults a request gets: `source` into `target` (itself by default). */
+export const restoreTaskOf = (source: string, target = source): RestoreTask => ({
+  restoreId: 'r-1',
+  database: 'app',
+  source: { schema: 'public', name: source },
+  target: { schema: 'public', name: target },
+  format: 'native',
+  strategy: 'skip',
+  dryRun: false,
+  ignoreWatermark: false,
+  drift: 'strict',
+  requireInventory: false,
+});

@@ -2,21 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ArchiveStore } from '../../../../lambdas/shared/archive/store.js';
 import { TableNotUsableError } from '../../../../lambdas/shared/errors/step-errors.js';
 import { createTarget } from '../../../../lambdas/shared/restore/create-target.js';
-import type { RestoreTask } from '../../../../lambdas/shared/restore/restore-task.js';
-import { createTestDatabase, type TestDatabase } from '../../../support/fixtures.js';
+import { createTestDatabase, restoreTaskOf, type TestDatabase } from '../../../support/fixtures.js';
 
-const task = (source: string, target: string): RestoreTask => ({
-  restoreId: 'r-1',
-  database: 'app',
-  source: { schema: 'public', name: source },
-  target: { schema: 'public', name: target },
-  format: 'native',
-  strategy: 'skip',
-  dryRun: false,
-  ignoreWatermark: false,
-  drift: 'strict',
-  requireInventory: false,
-});
+const task = restoreTaskOf;
 /** The path that creates a target like its source reads no archive. */
 const noStore = {} as ArchiveStore;
 

@@ -1,20 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { formatIssues } from '../../../../lambdas/shared/config/config.js';
 import { RestoreRequestSchema, RestoreTaskSchema } from '../../../../lambdas/shared/restore/restore-task.js';
+import { restoreTaskOf } from '../../../support/fixtures.js';
 
 const request = { database: 'app', table: 'public.audit_logs', mode: 'range' };
-const task = {
-  restoreId: 'r-1',
-  database: 'app',
-  source: { schema: 'public', name: 'audit_logs' },
-  target: { schema: 'public', name: 'audit_logs' },
-  format: 'native',
-  strategy: 'skip',
-  dryRun: false,
-  ignoreWatermark: false,
-  drift: 'strict',
-  requireInventory: false,
-};
+const task = restoreTaskOf('audit_logs');
 const problems = (result: { success: boolean; error?: Parameters<typeof formatIssues>[0] }) =>
   result.error ? formatIssues(result.error) : '';
 
