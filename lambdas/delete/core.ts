@@ -12,7 +12,7 @@ import {
   withdrawBatch,
 } from '../shared/batch/batch.js';
 import { batchSpan, batchTotals, forEachObject, REQUEST_CONCURRENCY } from '../shared/batch/batch-objects.js';
-import { batchToActOn, reachesPastCutoff } from '../shared/batch/lifecycle.js';
+import { batchToActOn, reachesPastCutoff, readingChange } from '../shared/batch/lifecycle.js';
 import { pauseAfterBatch } from '../shared/batch/throttle.js';
 import { resolveTable } from '../shared/config/resolved-table.js';
 import { inTransaction } from '../shared/database/db.js';
@@ -29,7 +29,14 @@ import type { BatchObject, InFlight } from '../shared/lock-table/table-state.js'
 import type { StepDeps } from '../shared/step/step-deps.js';
 import type { DeleteInput, DeleteOutput } from './schema.js';
 
-class DigestMismatch extends Error {}
+class DigestMismatch extends Error {
+  constructor(
+    message: string,
+    readonly reason: 'rows-changed' | 'reading-changed' = 'rows-changed',
+  ) {
+    super(message);
+  }
+}
 class ArchiveChanged extends Error {
   constructor(
     message: string,
@@ -193,7 +200,7 @@ export async function deleteBatch(input: DeleteInput, deps: DeleteDeps): Promise
     // A previous attempt may have reached COMMIT; its outcome decides whether there is anything left to do.
     if (
       inFlight.stage === 'deleting' &&
-      (await settleDelete(client, deps.store, shape, inFlight)) === 'committed'
+      (await settleDelete(client, deps.store, table, inFlight)) === 'committed'
     ) {
       return 'committed-before' as const;
     }
@@ -208,6 +215,9 @@ export async function deleteBatch(input: DeleteInput, deps: DeleteDeps): Promise
         // columns as they are until COMMIT.
         const columns = columnsChange(inFlight, described);
         if (columns) throw new DigestMismatch(columns);
+        // The config (or the primary key) changed since export: the batch's bounds would select other rows, or none.
+        const reading = readingChange(inFlight, described);
+        if (reading) throw new DigestMismatch(reading, 'reading-changed');
         const xid = await client.query<{ xid: string }>(
           'SELECT pg_catalog.pg_current_xact_id()::text AS xid',
         );
@@ -240,8 +250,12 @@ export async function deleteBatch(input: DeleteInput, deps: DeleteDeps): Promise
     );
   }
   if (outcome instanceof DigestMismatch) {
+    await withdrawBatch(deps, input, inFlight, outcome.reason);
+    if (outcome.reason === 'reading-changed')
+      throw new RowsChangedError(
+        `${input.database}/${input.table} is read otherwise than when its batch was exported (${outcome.message}); rolled back, nothing deleted, batch withdrawn: the next run archives the rows again`,
+      );
     deps.telemetry.metric('RowsChanged', 'Count', 1, tableLabel(input));
-    await withdrawBatch(deps, input, inFlight, 'rows-changed');
     throw new RowsChangedError(
       `rows of ${input.database}/${input.table} changed after verification (${outcome.message}); rolled back, archive withdrawn`,
     );

@@ -43,6 +43,7 @@ const PROOF_FILES = [
   'test/proofs/withdrawal.test.ts',
   'test/proofs/restore-watermark.test.ts',
   'test/proofs/restore.test.ts',
+  'test/proofs/config-change.test.ts',
 ];
 
 interface ProofSummary {

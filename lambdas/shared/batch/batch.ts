@@ -20,17 +20,39 @@ import {
   BatchOutcomeUnknownError,
   DeleteInProgressError,
   StorageUnavailableError,
+  TableNotUsableError,
 } from '../errors/step-errors.js';
 import type { BatchObject, InFlight } from '../lock-table/table-state.js';
 import type { StepDeps } from '../step/step-deps.js';
 import type { TableTask } from '../step/table-task.js';
 import { batchSpan, batchTotals, forEachObject, REQUEST_CONCURRENCY } from './batch-objects.js';
-import { afterDeleteSettled, assertTransition, type Recovery, recoveryOf } from './lifecycle.js';
+import {
+  afterDeleteSettled,
+  assertTransition,
+  readingChange,
+  recoveryOf,
+  resumeOrWithdraw,
+} from './lifecycle.js';
 
 export const BATCH_ID_METADATA = 'batch-id';
 
 export function tableLocation(config: ArchiverConfig, table: ResolvedTable): TableLocation {
   return { prefix: config.s3.prefix, database: table.database, schema: table.schema, table: table.name };
+}
+
+/**
+ * The table as the batch in flight read it: its key, timestamp column and zone as its record keeps them, whatever
+ * the config says now. The batch's bounds and windows only mean what they meant at export read this way.
+ */
+export function tableAsExported(table: ResolvedTable, inFlight: Pick<InFlight, 'manifest'>): ResolvedTable {
+  const exported = inFlight.manifest;
+  if (!exported) return table;
+  return {
+    ...table,
+    keyColumns: exported.keyColumns,
+    timestampColumn: exported.timestampColumn,
+    timestampTimeZone: exported.timestampTimeZone,
+  };
 }
 
 export const tableLabel = (task: Pick<TableTask, 'database' | 'table'>) => ({
@@ -114,14 +136,14 @@ export async function deleteTransactionStatus(
 
 /**
  * Settles a batch whose delete was under way when its attempt ended. The transaction's recorded outcome decides;
- * when the server cannot tell, the rows decide: none left of any object means the delete committed, exactly the
- * archived rows of every object means it did not. Anything else cannot be settled safely, and nothing is deleted or
- * withdrawn: an operator decides.
+ * when the server cannot tell, the rows decide, read as the batch read them (tableAsExported): none left of any
+ * object means the delete committed, exactly the archived rows of every object means it did not. Anything else
+ * cannot be settled safely, and nothing is deleted or withdrawn: an operator decides.
  */
 export async function settleDelete(
   client: pg.ClientBase,
   store: ArchiveStore,
-  shape: () => Promise<TableShape>,
+  table: ResolvedTable,
   inFlight: InFlight,
 ): Promise<'committed' | 'aborted'> {
   const status = await deleteTransactionStatus(client, inFlight);
@@ -129,7 +151,15 @@ export async function settleDelete(
   // By the lines, not the row versions: the server cannot tell mostly after a restore or a switch to another server,
   // where the same rows may carry other xmins and slots.
   const now = await inReadOnlyTransaction(client, async () => {
-    const described = await shape();
+    let described: TableShape;
+    try {
+      described = await describeTable(client, tableAsExported(table, inFlight));
+    } catch (error) {
+      if (!(error instanceof TableNotUsableError)) throw error;
+      throw new BatchOutcomeUnknownError(
+        `cannot tell whether the delete of batch ${inFlight.batchId} committed (transaction ${inFlight.deleteXid} is unknown to this server), and the table can no longer be read as the batch was (${error.message}); nothing was changed`,
+      );
+    }
     const found = [];
     for (const object of inFlight.objects)
       found.push(await digestBatchInDatabase(client, described, object.bounds));
@@ -268,7 +298,13 @@ export async function recordCommitted(
   deps.telemetry.metric('ObjectsArchived', 'Count', inFlight.objects.length, label);
 }
 
-export type WithdrawReason = 'rows-changed' | 'integrity' | 'missing-staging' | 'discarded' | 'cutoff-moved';
+export type WithdrawReason =
+  | 'rows-changed'
+  | 'integrity'
+  | 'missing-staging'
+  | 'discarded'
+  | 'cutoff-moved'
+  | 'reading-changed';
 
 /**
  * Takes back a batch whose delete never committed: its rows are all still in the database, so its archive must not
@@ -351,14 +387,11 @@ export async function recoverInFlight(
   table: ResolvedTable,
   inFlight: InFlight,
 ): Promise<boolean> {
-  let recovery: Recovery = recoveryOf(inFlight, task.cutoff);
-  if (recovery.action === 'settle-delete') {
-    const db = await deps.database(task.database);
-    const settled = await db.withConnection((client) =>
-      settleDelete(client, deps.store, () => describeTable(client, table), inFlight),
-    );
-    recovery = afterDeleteSettled(inFlight, task.cutoff, settled);
-  }
+  const first = recoveryOf(inFlight, task.cutoff);
+  const recovery =
+    first.action === 'resume' || first.action === 'settle-delete'
+      ? await decideWithTable(deps, task, table, inFlight, first.action === 'settle-delete')
+      : first;
   switch (recovery.action) {
     case 'resume':
       return true;
@@ -377,4 +410,28 @@ export async function recoverInFlight(
       await withdrawBatch(deps, task, inFlight, recovery.reason);
       return false;
   }
+}
+
+/**
+ * A batch to carry on, or a `deleting` one to settle, decided with the database: a committed delete is recorded
+ * whatever became of the table since (dropped, even); a batch whose rows are all in the table is carried on only if
+ * the table is still read as the batch read it (lifecycle.ts readingChange).
+ */
+async function decideWithTable(
+  deps: Pick<StepDeps, 'store' | 'database' | 'telemetry'>,
+  task: TableTask,
+  table: ResolvedTable,
+  inFlight: InFlight,
+  settling: boolean,
+) {
+  const db = await deps.database(task.database);
+  return db.withConnection(async (client) => {
+    const settled = settling ? await settleDelete(client, deps.store, table, inFlight) : undefined;
+    if (settled === 'committed') return afterDeleteSettled(inFlight, task.cutoff, settled);
+    const changed = readingChange(inFlight, await describeTable(client, table));
+    if (changed) deps.telemetry.warn('batch in flight read otherwise now', { ...tableLabel(task), changed });
+    return settled
+      ? afterDeleteSettled(inFlight, task.cutoff, settled, changed)
+      : resumeOrWithdraw(inFlight, task.cutoff, changed);
+  });
 }

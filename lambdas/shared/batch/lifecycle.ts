@@ -1,3 +1,4 @@
+import type { ColumnInfo, TableShape } from '../database/table-shape.js';
 import { InvalidInputError } from '../errors/step-errors.js';
 import type { InFlight } from '../lock-table/table-state.js';
 import type { TableTask } from '../step/table-task.js';
@@ -71,10 +72,40 @@ export function reachesPastCutoff(inFlight: Pick<InFlight, 'objects'>, cutoff: s
   return Date.parse(batchSpan(inFlight).to) > Date.parse(cutoff);
 }
 
+/**
+ * Why the table is now read otherwise than when the batch was exported, or undefined: its key, or the column and zone
+ * that put its rows on days, changed since (in the config, or the primary key in the database). The batch's bounds
+ * are values of its own key and its windows instants of its own zone: read through others they select other rows, or
+ * none, or fail to cast. A batch recorded before its record kept these has nothing to compare with.
+ */
+export function readingChange(
+  inFlight: Pick<InFlight, 'manifest'>,
+  now: {
+    keyColumns: readonly Pick<ColumnInfo, 'name'>[];
+    timestampColumn: Pick<ColumnInfo, 'name'>;
+    timestampKind: TableShape['timestampKind'];
+    timestampTimeZone: string;
+  },
+): string | undefined {
+  const exported = inFlight.manifest;
+  if (!exported) return undefined;
+  const changes: string[] = [];
+  const key = now.keyColumns.map((c) => c.name);
+  if (key.join('\n') !== exported.keyColumns.join('\n'))
+    changes.push(`key (${exported.keyColumns.join(', ')}) is now (${key.join(', ')})`);
+  if (now.timestampColumn.name !== exported.timestampColumn || now.timestampKind !== exported.timestampType)
+    changes.push(
+      `timestamp column ${exported.timestampColumn} (${exported.timestampType}) is now ${now.timestampColumn.name} (${now.timestampKind})`,
+    );
+  else if (now.timestampKind === 'timestamp' && now.timestampTimeZone !== exported.timestampTimeZone)
+    changes.push(`timestampTimeZone ${exported.timestampTimeZone} is now ${now.timestampTimeZone}`);
+  return changes.length > 0 ? `since export, the table's ${changes.join('; its ')}` : undefined;
+}
+
 /** What a later attempt does with a batch an earlier one left in flight. */
 export type Recovery =
   /** Take it back, its rows stay in the database. */
-  | { action: 'withdraw'; reason: 'discarded' | 'cutoff-moved' }
+  | { action: 'withdraw'; reason: 'discarded' | 'cutoff-moved' | 'reading-changed' }
   /** Carry it on from its stage: the next steps continue it. */
   | { action: 'resume' }
   /** Its delete was under way: ask the database whether it committed, then `afterDeleteSettled` decides. */
@@ -85,20 +116,23 @@ export type Recovery =
   | { action: 'resume-verified' };
 
 /**
- * The decision for a batch found in flight, before the database is asked anything. Exported-only batches are
- * discarded (nothing was published), and so is an interrupted withdrawal (it is finished). Uploaded or verified ones
- * are resumed unless they reach past this run's cut-off.
+ * The decision for a batch found in flight. Exported-only batches are discarded (nothing was published), and so is an
+ * interrupted withdrawal (it is finished). Uploaded or verified ones are resumed unless they reach past this run's
+ * cut-off or the table is now read otherwise (`readingChanged`, readingChange: known once the table is described,
+ * which only a batch that would be resumed or settled needs).
  */
-export function recoveryOf(inFlight: Pick<InFlight, 'stage' | 'objects'>, cutoff: string): Recovery {
+export function recoveryOf(
+  inFlight: Pick<InFlight, 'stage' | 'objects'>,
+  cutoff: string,
+  readingChanged?: string,
+): Recovery {
   switch (inFlight.stage) {
     case 'exported':
     case 'withdrawing':
       return { action: 'withdraw', reason: 'discarded' };
     case 'uploaded':
     case 'verified':
-      return reachesPastCutoff(inFlight, cutoff)
-        ? { action: 'withdraw', reason: 'cutoff-moved' }
-        : { action: 'resume' };
+      return resumeOrWithdraw(inFlight, cutoff, readingChanged);
     case 'deleting':
       return { action: 'settle-delete' };
   }
@@ -109,9 +143,28 @@ export function afterDeleteSettled(
   inFlight: Pick<InFlight, 'objects'>,
   cutoff: string,
   settled: 'committed' | 'aborted',
+  readingChanged?: string,
 ): Exclude<Recovery, { action: 'settle-delete' }> {
   if (settled === 'committed') return { action: 'record-committed' };
-  return reachesPastCutoff(inFlight, cutoff)
-    ? { action: 'withdraw', reason: 'cutoff-moved' }
-    : { action: 'resume-verified' };
+  return notToResume(inFlight, cutoff, readingChanged) ?? { action: 'resume-verified' };
+}
+
+/** An uploaded or verified batch: carried on, unless notToResume says why not. */
+export function resumeOrWithdraw(
+  inFlight: Pick<InFlight, 'objects'>,
+  cutoff: string,
+  readingChanged: string | undefined,
+): Extract<Recovery, { action: 'resume' | 'withdraw' }> {
+  return notToResume(inFlight, cutoff, readingChanged) ?? { action: 'resume' };
+}
+
+/** Why a batch whose rows are all still in the table is taken back instead of carried on, if it is. */
+function notToResume(
+  inFlight: Pick<InFlight, 'objects'>,
+  cutoff: string,
+  readingChanged: string | undefined,
+): Extract<Recovery, { action: 'withdraw' }> | undefined {
+  if (reachesPastCutoff(inFlight, cutoff)) return { action: 'withdraw', reason: 'cutoff-moved' };
+  if (readingChanged) return { action: 'withdraw', reason: 'reading-changed' };
+  return undefined;
 }

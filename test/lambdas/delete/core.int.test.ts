@@ -27,9 +27,13 @@ describe('delete step', () => {
     async (db) => {
       await seedEvents(db.client, 'fenced', 600);
       await seedEvents(db.client, 'retried', 600);
+      await seedEvents(db.client, 'rekeyed', 600);
+      await db.client.query(
+        `ALTER TABLE rekeyed ADD COLUMN uid uuid NOT NULL DEFAULT gen_random_uuid() UNIQUE`,
+      );
       for (const { table } of COLUMN_CHANGES) await seedEvents(db.client, table, 400);
     },
-    [spec('fenced'), spec('retried'), ...COLUMN_CHANGES.map((change) => spec(change.table))],
+    [spec('fenced'), spec('retried'), spec('rekeyed'), ...COLUMN_CHANGES.map((change) => spec(change.table))],
   );
 
   it('refuses to delete for a holder whose lease was taken over, and the new holder finishes the batch', async () => {
@@ -87,6 +91,32 @@ describe('delete step', () => {
       await assertNoLossNoDuplicates(bed.local, bed.db.client, table, changed);
     },
   );
+
+  it('takes a batch back when the config names another key since export (a deployment during the run)', async () => {
+    // Prepare: a verified batch keyed by id; then the config names the uuid key (its bounds cannot be read in it).
+    const deps = bed.local.deps();
+    const table = resolvedTable(spec('rekeyed'));
+    const original = await tableLines(bed.db.client, table);
+    const { task } = await batchThrough(deps, 'public.rekeyed', 'verified', { owner: 'exec-rekeyed' });
+    const config = structuredClone(deps.config);
+    const entry = config.databases[0]?.tables.find((t) => t.name === 'rekeyed');
+    if (!entry) throw new Error('rekeyed is not configured');
+    entry.keyColumns = ['uid'];
+    const redeployed = { ...deps, config };
+
+    // Act
+    const refused = deleteBatch({ ...task, progress: ZERO }, redeployed);
+
+    // Assess: rolled back and withdrawn, saying why; the next batch reads the table by the new key.
+    await expect(refused).rejects.toThrow(/read otherwise .*key \(id\) is now \(uid\)/);
+    expect(await tableLines(bed.db.client, table)).toEqual(original);
+    expect((await deps.locks.get('app', 'public.rekeyed')).inFlight).toBeUndefined();
+    expect(await exportBatch(task, redeployed)).toMatchObject({ status: 'exported' });
+    await uploadBatch(task, redeployed);
+    await verifyBatch(task, redeployed);
+    expect((await deleteBatch({ ...task, progress: ZERO }, redeployed)).rowsDeleted).toBeGreaterThan(0);
+    await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+  });
 
   it('a retry after a commit whose acknowledgement was lost deletes nothing more and counts the batch once', async () => {
     // Prepare

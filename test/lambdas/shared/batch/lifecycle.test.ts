@@ -8,6 +8,7 @@ import {
   batchToActOn,
   type End,
   reachesPastCutoff,
+  readingChange,
   recoveryOf,
   type Stage,
   TRANSITIONS,
@@ -177,6 +178,60 @@ describe('the cut-off test', () => {
   });
 });
 
+describe('how the table is read, against how the batch read it', () => {
+  const exported = (manifest: Partial<NonNullable<InFlight['manifest']>>): Pick<InFlight, 'manifest'> => ({
+    manifest: {
+      formatVersion: 1 as const,
+      tool: { name: 'audit-archiver', version: '0.1.0' },
+      database: 'main',
+      schema: 'public',
+      table: 'audit_log',
+      keyColumns: ['id'],
+      timestampColumn: 'created_at',
+      timestampType: 'timestamp' as const,
+      timestampTimeZone: 'UTC',
+      compression: { format: 'gzip' as const, level: 3 },
+      encoding: 'jsonl-pg-text' as const,
+      exportedAt: CUTOFF,
+      ...manifest,
+    },
+  });
+  const shape = (now: {
+    key?: string[];
+    column?: string;
+    kind?: 'timestamp' | 'timestamptz';
+    zone?: string;
+  }) => ({
+    keyColumns: (now.key ?? ['id']).map((name) => ({ name })),
+    timestampColumn: { name: now.column ?? 'created_at' },
+    timestampKind: now.kind ?? ('timestamp' as const),
+    timestampTimeZone: now.zone ?? 'UTC',
+  });
+
+  it('names what changed: the key, the timestamp column or its type, the zone of a timestamp without zone', () => {
+    // Act / Assess
+    expect(readingChange(exported({}), shape({}))).toBeUndefined();
+    expect(readingChange(exported({}), shape({ key: ['uid'] }))).toMatch(/key \(id\) is now \(uid\)/);
+    expect(readingChange(exported({}), shape({ key: ['id', 'at'] }))).toMatch(/is now \(id, at\)/);
+    expect(readingChange(exported({}), shape({ column: 'logged_at' }))).toMatch(
+      /timestamp column created_at \(timestamp\) is now logged_at/,
+    );
+    expect(readingChange(exported({}), shape({ kind: 'timestamptz' }))).toMatch(
+      /is now created_at \(timestamptz\)/,
+    );
+    expect(readingChange(exported({}), shape({ zone: 'Europe/Paris' }))).toMatch(
+      /timestampTimeZone UTC is now Europe\/Paris/,
+    );
+  });
+
+  it('ignores the zone of a timestamptz column (its instants are the same in any), and a record without a manifest', () => {
+    // Act / Assess
+    const instants = exported({ timestampType: 'timestamptz' });
+    expect(readingChange(instants, shape({ kind: 'timestamptz', zone: 'Asia/Tokyo' }))).toBeUndefined();
+    expect(readingChange({ manifest: undefined }, shape({ key: ['uid'] }))).toBeUndefined();
+  });
+});
+
 describe('recovery of a batch found in flight', () => {
   const past = '2026-03-02T00:00:00.000Z';
 
@@ -215,6 +270,30 @@ describe('recovery of a batch found in flight', () => {
     expect(afterDeleteSettled(batch('deleting', past), CUTOFF, 'aborted')).toEqual({
       action: 'withdraw',
       reason: 'cutoff-moved',
+    });
+  });
+
+  it('takes back a batch whose rows are all in the table when the table is now read otherwise', () => {
+    // Prepare
+    const changed = "since export, the table's key (id) is now (uid)";
+
+    // Act / Assess: the cut-off is said first; a committed delete is recorded whatever the reading.
+    for (const stage of ['uploaded', 'verified'] as const) {
+      expect(recoveryOf(batch(stage), CUTOFF, changed)).toEqual({
+        action: 'withdraw',
+        reason: 'reading-changed',
+      });
+      expect(recoveryOf(batch(stage, past), CUTOFF, changed)).toEqual({
+        action: 'withdraw',
+        reason: 'cutoff-moved',
+      });
+    }
+    expect(afterDeleteSettled(batch('deleting'), CUTOFF, 'aborted', changed)).toEqual({
+      action: 'withdraw',
+      reason: 'reading-changed',
+    });
+    expect(afterDeleteSettled(batch('deleting'), CUTOFF, 'committed', changed)).toEqual({
+      action: 'record-committed',
     });
   });
 
