@@ -143,6 +143,7 @@ export async function describeTable(client: pg.ClientBase, table: TableIdentity)
       notnull: boolean;
       generated: string;
       builtin_order: boolean;
+      deterministic: boolean | null;
     }[];
     primary_key: string[];
     side_effects: { cascade: SideEffect | null; trigger: SideEffect | null; rule: SideEffect | null };
@@ -158,7 +159,9 @@ export async function describeTable(client: pg.ClientBase, table: TableIdentity)
             (SELECT coalesce(json_agg(json_build_object('name', a.attname,
                       'type', pg_catalog.format_type(a.atttypid, a.atttypmod), 'base_type', ${BASE_TYPE_SQL},
                       'notnull', ${NOT_NULL_SQL},
-                      'generated', a.attgenerated::text, 'builtin_order', ${BUILTIN_ORDER_SQL}) ORDER BY a.attnum), '[]')
+                      'generated', a.attgenerated::text, 'builtin_order', ${BUILTIN_ORDER_SQL},
+                      'deterministic', (SELECT co.collisdeterministic FROM pg_catalog.pg_collation co
+                                         WHERE co.oid = a.attcollation)) ORDER BY a.attnum), '[]')
                FROM pg_catalog.pg_attribute a
               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
             ${PRIMARY_KEY_SQL.replace('$1', 'c.oid')} AS primary_key,
@@ -213,7 +216,20 @@ export async function describeTable(client: pg.ClientBase, table: TableIdentity)
     const column = byName.get(name);
     if (!column) throw new TableNotUsableError(`${where} has no key column "${name}"`);
     if (column.nullable) throw new TableNotUsableError(`key column "${name}" of ${where} must be NOT NULL`);
-    if (!relation.columns.find((c) => c.name === name)?.builtin_order) {
+    const described = relation.columns.find((c) => c.name === name);
+    // Restore recognises the archived rows by their key (restore-sql.ts conflictKeyProblems): a key it would refuse
+    // is refused here, before any row is deleted, or the rows could not come back into a table like this one.
+    if (column.generated) {
+      throw new TableNotUsableError(
+        `key column "${name}" of ${where} is generated: a restore writes each archived row's key, and PostgreSQL computes a generated column itself; set keyColumns to stored columns covered by a unique index`,
+      );
+    }
+    if (described?.deterministic === false) {
+      throw new TableNotUsableError(
+        `key column "${name}" of ${where} compares under a nondeterministic collation (equal values may differ in their text): a restore could not tell archived rows from rows already there by it; set keyColumns to columns under deterministic collations, covered by a unique index`,
+      );
+    }
+    if (!described?.builtin_order) {
       throw new TableNotUsableError(
         `key column "${name}" of ${where} is ${column.type}, which is not ordered by PostgreSQL's built-in operators for certain (an extension's type such as citext; or a composite, array or range type of a schema of its own); set keyColumns to columns of built-in types, enums or domains over them, covered by a unique index`,
       );

@@ -57,6 +57,10 @@ describe('table checks', () => {
       CREATE DOMAIN event_time AS timestamptz(3);
       CREATE TABLE precise_times (id int PRIMARY KEY, rails timestamp(6), millis timestamptz(3), seconds timestamp(0),
         domained event_time);
+      CREATE COLLATION case_insensitive (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+      CREATE TABLE case_insensitive_key (code text COLLATE case_insensitive PRIMARY KEY, created_at timestamptz);
+      CREATE TABLE generated_key (created_at timestamptz NOT NULL, seq int NOT NULL,
+        day date GENERATED ALWAYS AS ((created_at AT TIME ZONE 'UTC')::date) STORED, PRIMARY KEY (day, seq));
       CREATE TABLE invalid_key (id int NOT NULL, created_at timestamptz);
       INSERT INTO invalid_key VALUES (1, now()), (1, now());`);
     await expect(
@@ -142,6 +146,16 @@ describe('table checks', () => {
       'a key of a domain over an extension’s type',
       { name: 'extension_domain_key', timestampColumn: 'created_at' },
       /key column "email" .* is domain_of_extension, which is not ordered by PostgreSQL's built-in operators/,
+    ],
+    [
+      'a key under a nondeterministic collation, whose archived rows restore could not recognise',
+      { name: 'case_insensitive_key', timestampColumn: 'created_at' },
+      /key column "code" .* compares under a nondeterministic collation/,
+    ],
+    [
+      'a key with a generated column, which restore cannot write',
+      { name: 'generated_key', timestampColumn: 'created_at' },
+      /key column "day" .* is generated/,
     ],
     ['an integer timestamp column', { name: 'datecol', timestampColumn: 'id' }, /is integer/],
     [
