@@ -155,6 +155,54 @@ describe('a "char" column holding a byte above 0x7f (its text is that bare byte 
   });
 });
 
+describe.each([
+  { encoding: 'SQL_ASCII', sqlState: '22021', byte: 'e9', why: /holds bytes that are not valid UTF-8/ },
+  {
+    encoding: 'WIN1252',
+    sqlState: '22P05',
+    byte: '81',
+    why: /holds a character that has no equivalent in UTF-8/,
+  },
+] as const)(
+  'a $encoding database holding a byte UTF-8 cannot take (0x$byte)',
+  ({ encoding, sqlState, byte, why }) => {
+    const spec = { schema: 'public', name: 'notes', timestampColumn: 'created_at' };
+    const bed = archiverTestbed(
+      async (db) => {
+        // The byte stored as the application's client gave it: SQL_ASCII keeps any byte, 0x81 is undefined in WIN1252.
+        await db.client.query(`
+        CREATE TABLE public.notes (id int PRIMARY KEY, created_at timestamptz NOT NULL, note text NOT NULL);
+        INSERT INTO public.notes VALUES
+          (1, ${TODAY_UTC_SQL} - interval '40 days', E'Jane Roe \\x${byte}'),
+          (2, ${TODAY_UTC_SQL} - interval '40 days' + interval '1 hour', 'plain'),
+          (3, ${TODAY_UTC_SQL} - interval '2 days', 'new');`);
+      },
+      [spec],
+      { encoding },
+    );
+
+    it('refuses the table before anything moves, naming it and why (the value is not UTF-8), never the value', async () => {
+      // Act
+      const run = await runLocalArchive(bed.local, { tables: ['public.notes'] }, { retryIntervalScale: 0 });
+      const left = await bed.db.client.query<{ n: number }>('SELECT count(*)::int AS n FROM public.notes');
+
+      // Assess
+      expect(run.execution.status).toBe('FAILED');
+      const error = run.outcomes[0]?.error ?? '';
+      expect(error).toMatch(/^TableNotUsableError: .*a value of public\.notes /);
+      expect(error).toMatch(why);
+      expect(error).toMatch(
+        new RegExp(
+          `\\(SQLSTATE ${sqlState}[;)].*, so it cannot be archived: archives are UTF-8; nothing of this batch was archived or deleted`,
+        ),
+      );
+      expect(error).not.toMatch(/Jane|Roe/);
+      expect(left.rows[0]?.n).toBe(3);
+      expect(await listKeys(bed.local, 'archive/app/public.notes/')).toEqual([]);
+    });
+  },
+);
+
 describe('timestamp columns of any precision, or of a domain over one (Rails writes timestamp(6))', () => {
   const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
   const bed = archiverTestbed(
@@ -230,5 +278,45 @@ describe('a partition configured beside the partitioned table it belongs to', ()
     const counts = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
     expect(counts.inArchives).toBeGreaterThan(0);
     expect(await listKeys(bed.local, 'archive/app/public.whole_old/')).toEqual([]);
+  });
+});
+
+describe('a key column of a domain: its bounds compare as the column does', () => {
+  const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at', batchSize: 5 });
+  const bed = archiverTestbed(
+    async (db) => {
+      // Twelve keys over two old days, six a day, so batches of five end mid-day, at a key.
+      const keyed = (table: string, keys: string) => `
+        INSERT INTO public.${table} (k, created_at)
+        SELECT k, ${TODAY_UTC_SQL} - interval '40 days' - (n % 2) * interval '1 day'
+          FROM unnest(${keys}) WITH ORDINALITY AS u(k, n);`;
+      await db.client.query(`
+        CREATE DOMAIN public.code AS text COLLATE "en-x-icu";
+        CREATE TABLE public.recollated (k public.code COLLATE "C" PRIMARY KEY, created_at timestamptz NOT NULL);
+        ${keyed('recollated', `ARRAY['a', 'B', 'c', 'D', '_e', 'é', 'Z', 'zz', '10', '9', 'a-b', 'ab']`)}
+        CREATE DOMAIN public.ticket AS int;
+        CREATE TABLE public.tickets (k public.ticket PRIMARY KEY, created_at timestamptz NOT NULL);
+        ${keyed('tickets', 'ARRAY[-6, -5, -4, -3, -2, -1, 1, 2, 3, 4, 5, 6]')}
+        ALTER DOMAIN public.ticket ADD CONSTRAINT ticket_positive CHECK (VALUE > 0) NOT VALID;`);
+    },
+    [spec('recollated'), spec('tickets')],
+  );
+
+  it.each([
+    ['a domain whose collation the column overrides', 'recollated'],
+    ['a domain given a CHECK, NOT VALID, that old keys break', 'tickets'],
+  ])('archives a table keyed by %s, every old row once', async (_case, name) => {
+    // Prepare
+    const table = resolvedTable(spec(name));
+    const original = await tableLines(bed.db.client, table);
+
+    // Act
+    const run = await runLocalArchive(bed.local, { tables: [`public.${name}`] }, { retryIntervalScale: 0 });
+
+    // Assess
+    expect(run.outcomes[0]?.error).toBeUndefined();
+    expect(run.execution.status).toBe('SUCCEEDED');
+    const counts = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+    expect(counts).toEqual({ inDatabase: 0, inArchives: 12 });
   });
 });

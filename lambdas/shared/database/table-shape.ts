@@ -15,6 +15,16 @@ export interface ColumnInfo {
   generated: boolean;
 }
 
+/**
+ * A key column, with the type its bound values are cast to: its own type, or for a domain the type under it with
+ * the domain's modifier. A bound cast to the domain would take the domain's CHECKs (one added NOT VALID refuses old
+ * keys) and its collation (which may clash with the column's); under the domain it compares the same, by the same
+ * operators, under the column's collation.
+ */
+export interface KeyColumn extends ColumnInfo {
+  boundType: string;
+}
+
 export type TimestampKind = 'timestamptz' | 'timestamp';
 
 /** What the steps need to know about a table, read from the catalog and checked once per step. */
@@ -28,7 +38,7 @@ export interface TableShape {
   /** The partitioned tables a partition belongs to, nearest first; empty for any other table. */
   partitionOf: { schema: string; name: string }[];
   columns: ColumnInfo[];
-  keyColumns: ColumnInfo[];
+  keyColumns: KeyColumn[];
   timestampColumn: ColumnInfo;
   timestampKind: TimestampKind;
   timestampTimeZone: string;
@@ -104,6 +114,20 @@ const BASE_TYPE_SQL = `(WITH RECURSIVE base AS (
    SELECT pg_catalog.format_type(b.oid, NULL) FROM base b WHERE b.typtype <> 'd')`;
 
 /**
+ * The type under the column `a`'s domains, with the modifier the nearest of them gives it (`numeric(12,4)`,
+ * `character(6)`): KeyColumn.boundType. A column of a plain type is its own type, modifier included.
+ */
+const BOUND_TYPE_SQL = `(WITH RECURSIVE base AS (
+     SELECT t.oid, t.typtype, t.typbasetype, CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END AS typmod
+       FROM pg_catalog.pg_type t WHERE t.oid = a.atttypid
+     UNION ALL
+     SELECT t.oid, t.typtype, t.typbasetype,
+            CASE WHEN b.typmod <> -1 THEN b.typmod WHEN t.typtype = 'd' THEN t.typtypmod ELSE -1 END
+       FROM pg_catalog.pg_type t JOIN base b ON t.oid = b.typbasetype
+      WHERE b.typtype = 'd')
+   SELECT pg_catalog.format_type(b.oid, b.typmod) FROM base b WHERE b.typtype <> 'd')`;
+
+/**
  * Whether the column `a` holds no NULL for certain. PostgreSQL 18 sets attnotnull for a NOT NULL constraint added NOT
  * VALID, which older rows may still break: only a validated one counts (before 18 such constraints are not in
  * pg_constraint, and attnotnull alone decides).
@@ -144,6 +168,7 @@ export async function describeTable(client: pg.ClientBase, table: TableIdentity)
       generated: string;
       builtin_order: boolean;
       deterministic: boolean | null;
+      bound_type: string;
     }[];
     primary_key: string[];
     side_effects: { cascade: SideEffect | null; trigger: SideEffect | null; rule: SideEffect | null };
@@ -161,7 +186,8 @@ export async function describeTable(client: pg.ClientBase, table: TableIdentity)
                       'notnull', ${NOT_NULL_SQL},
                       'generated', a.attgenerated::text, 'builtin_order', ${BUILTIN_ORDER_SQL},
                       'deterministic', (SELECT co.collisdeterministic FROM pg_catalog.pg_collation co
-                                         WHERE co.oid = a.attcollation)) ORDER BY a.attnum), '[]')
+                                         WHERE co.oid = a.attcollation),
+                      'bound_type', ${BOUND_TYPE_SQL}) ORDER BY a.attnum), '[]')
                FROM pg_catalog.pg_attribute a
               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
             ${PRIMARY_KEY_SQL.replace('$1', 'c.oid')} AS primary_key,
@@ -234,7 +260,7 @@ export async function describeTable(client: pg.ClientBase, table: TableIdentity)
         `key column "${name}" of ${where} is ${column.type}, which is not ordered by PostgreSQL's built-in operators for certain (an extension's type such as citext; or a composite, array or range type of a schema of its own); set keyColumns to columns of built-in types, enums or domains over them, covered by a unique index`,
       );
     }
-    return column;
+    return { ...column, boundType: described.bound_type };
   });
   refuseSideEffects(relation.side_effects, where);
   refuseReplicaSession(relation.replication_role, where);

@@ -149,7 +149,7 @@ const keyTupleSql = (shape: TableShape, alias = 't'): string =>
   `(${shape.keyColumns.map((c) => `${alias}.${quoteIdent(c.name)}`).join(', ')})`;
 
 const keyValueTupleSql = (shape: TableShape, values: string[]): string =>
-  `(${shape.keyColumns.map((c, i) => `${quoteLiteral(values[i] ?? '')}::${c.type}`).join(', ')})`;
+  `(${shape.keyColumns.map((c, i) => `${quoteLiteral(values[i] ?? '')}::${c.boundType}`).join(', ')})`;
 
 export const keyOrderSql = (shape: TableShape, direction: 'ASC' | 'DESC' = 'ASC', alias = 't'): string =>
   shape.keyColumns.map((c) => `${alias}.${quoteIdent(c.name)} ${direction}`).join(', ');
