@@ -17,17 +17,23 @@ export function checkConfig(config: ArchiverConfig, ctx: z.RefinementCtx): void 
       });
     }
     seenDatabases.add(db.name);
-    const seenTables = new Set<string>();
+    // By the name keys and lease items use (schema.name): two tables whose names only differ in where the dot falls
+    // ("a.b"."c" and "a"."b.c") would share them, so the second is refused as well, naming both.
+    const seenTables = new Map<string, { schema: string; name: string }>();
     db.tables.forEach((t, j) => {
       const ref = tableRef(t);
-      if (seenTables.has(ref)) {
+      const seen = seenTables.get(ref);
+      if (seen) {
+        const same = seen.schema === t.schema && seen.name === t.name;
         ctx.addIssue({
           code: 'custom',
           path: ['databases', i, 'tables', j],
-          message: `duplicate table ${ref}`,
+          message: same
+            ? `duplicate table ${ref}`
+            : `table "${t.schema}"."${t.name}" has the name ${ref} in archive keys and leases, as "${seen.schema}"."${seen.name}" does: archive only one of them under this database entry`,
         });
       }
-      seenTables.add(ref);
+      seenTables.set(ref, { schema: t.schema, name: t.name });
     });
   });
   for (const issue of governanceIssues(config)) ctx.addIssue({ code: 'custom', ...issue });

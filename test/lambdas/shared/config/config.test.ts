@@ -123,6 +123,15 @@ describe('config schema', () => {
       (c: ReturnType<typeof minimal>) => c.databases[0]?.tables.push({ name: 'audit', timestampColumn: 'x' }),
       'databases.0.tables.1: duplicate table public.audit',
     ],
+    [
+      'two tables whose names differ only in where the dot falls',
+      (c: ReturnType<typeof minimal>) =>
+        c.databases[0]?.tables.push(
+          { schema: 'a.b', name: 'c', timestampColumn: 'x' },
+          { schema: 'a', name: 'b.c', timestampColumn: 'x' },
+        ),
+      'databases.0.tables.2: table "a"."b.c" has the name a.b.c in archive keys and leases, as "a.b"."c" does',
+    ],
   ])('rejects %s and names the field', (_case, mutate, expected) => {
     // Prepare
     const raw = minimal();
