@@ -17,7 +17,7 @@ export function checkConfig(config: ArchiverConfig, ctx: z.RefinementCtx): void 
       });
     }
     seenDatabases.add(db.name);
-    // By the name keys and lease items use (schema.name): two tables whose names only differ in where the dot falls
+    // By the name lock-table items use (schema.name): two tables whose names only differ in where the dot falls
     // ("a.b"."c" and "a"."b.c") would share them, so the second is refused as well, naming both.
     const seenTables = new Map<string, { schema: string; name: string }>();
     db.tables.forEach((t, j) => {
@@ -30,7 +30,7 @@ export function checkConfig(config: ArchiverConfig, ctx: z.RefinementCtx): void 
           path: ['databases', i, 'tables', j],
           message: same
             ? `duplicate table ${ref}`
-            : `table "${t.schema}"."${t.name}" has the name ${ref} in archive keys and leases, as "${seen.schema}"."${seen.name}" does: archive only one of them under this database entry`,
+            : `table "${t.schema}"."${t.name}" has the name ${ref} in the lock table (its lease, progress and inventory), as "${seen.schema}"."${seen.name}" does: archive only one of them under this database entry`,
         });
       }
       seenTables.set(ref, { schema: t.schema, name: t.name });

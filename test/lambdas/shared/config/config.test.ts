@@ -130,7 +130,7 @@ describe('config schema', () => {
           { schema: 'a.b', name: 'c', timestampColumn: 'x' },
           { schema: 'a', name: 'b.c', timestampColumn: 'x' },
         ),
-      'databases.0.tables.2: table "a"."b.c" has the name a.b.c in archive keys and leases, as "a.b"."c" does',
+      'databases.0.tables.2: table "a"."b.c" has the name a.b.c in the lock table (its lease, progress and inventory), as "a.b"."c" does',
     ],
   ])('rejects %s and names the field', (_case, mutate, expected) => {
     // Prepare
