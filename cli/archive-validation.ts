@@ -176,7 +176,7 @@ export async function validateArchives(
         'error',
         'missing-archive',
         entry.archiveKey,
-        `committed ${entry.committedAt} with ${entry.figures.rowCount} rows; the object is gone`,
+        `committed ${entry.committedAt} with ${entry.figures.rowCount} rows; ${whyMissing(source, entry.archiveKey)}`,
       );
   }
 
@@ -205,6 +205,18 @@ export async function validateArchives(
     }
   }
   return report;
+}
+
+/**
+ * Why a committed archive is not in the listing: a key outside the table's folder under the current prefix was
+ * written under another prefix (or in another bucket), and is never listed here though it may be intact; one inside
+ * it is gone from the bucket.
+ */
+function whyMissing(source: ArchiveSource, key: string): string {
+  const folder = sourcePrefix(source);
+  return key.startsWith(folder)
+    ? 'the object is gone from this bucket (deleted or expired, or s3.bucket changed since it was written)'
+    : `outside the current prefix (${folder}), so not read here: s3.prefix or the bucket changed since it was written; validate it with the old prefix in the config`;
 }
 
 /**

@@ -19,6 +19,7 @@ export interface RestoreOptions {
   ignoreWatermark: boolean;
   drift: 'strict' | 'lenient';
   requireInventory?: boolean;
+  allowMissingArchives?: boolean;
   legacyDatabase?: string;
   legacyPrefix?: string;
   json: boolean;
@@ -39,6 +40,7 @@ export function restoreRequest(options: RestoreOptions): RestoreRequestInput {
     ignoreWatermark: options.ignoreWatermark,
     drift: options.drift,
     ...(options.requireInventory ? { requireInventory: true } : {}),
+    ...(options.allowMissingArchives ? { allowMissingArchives: true } : {}),
     ...(options.legacyDatabase
       ? {
           legacy: {

@@ -52,7 +52,7 @@ export interface RestoreWorkflowProps {
 /**
  * The console restore: `restore.asl.json` as a named Standard state machine, started by hand with a restore request,
  * and its three functions (same conventions as the archive steps). Grants follow lambdas/restore-*: plan lists and
- * reads archives and sidecars and checks the target table; each file step reads one archive, restores it in the
+ * reads archives and sidecars, queries the table's inventory of committed archives and checks the target table; each file step reads one archive, restores it in the
  * database and marks it restored; summary records and totals the results and finishes the table. None of them
  * writes or deletes an object.
  */
@@ -70,6 +70,8 @@ export class RestoreWorkflow extends Construct {
     this.plan = new ArchiverFunction(this, 'Plan', { step: 'restore-plan', ...shared, ...PLAN_STEP });
     functions.databaseSecrets.grantRead(this.plan);
     bucket.grantObjects(this.plan, [props.readableKeys], { read: true });
+    // The table's committed archives, one paginated Query, which the listing must hold.
+    lockTable.grant(this.plan, ['inventory'], 'Query');
 
     this.file = new ArchiverFunction(this, 'File', { step: 'restore-file', ...shared, ...LONG_STEP });
     functions.databaseSecrets.grantRead(this.file);

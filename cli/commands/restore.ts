@@ -94,6 +94,11 @@ function withRestoreOptions(command: Command, required = true): Command {
       'refuse archives the inventory of committed archives does not list (those written before it)',
       false,
     )
+    .option(
+      '--allow-missing-archives',
+      'restore what is left when committed archives are not in the bucket (prefix or bucket changed, deleted); they are counted in the summary',
+      false,
+    )
     .option('--legacy-database <name>', "read the Python tool's archives of this PostgreSQL database")
     .option(
       '--legacy-prefix <prefix>',
@@ -176,6 +181,7 @@ function reportRestore(
     console.log(JSON.stringify({ execution, results, ...(seconds ? { seconds } : {}) }, null, 2));
   } else {
     console.log(formatRestoreResults(results, seconds));
+    for (const warning of summaryWarnings(execution.output)) console.log(`warning: ${warning}`);
     if (execution.status === 'SUCCEEDED') console.log(`Execution ${execution.executionName} succeeded.`);
     else
       console.error(
@@ -183,4 +189,10 @@ function reportRestore(
       );
   }
   return execution.status === 'SUCCEEDED' ? 0 : 1;
+}
+
+/** The summary's warnings (committed archives left out, sequences left behind), when the execution has a summary. */
+function summaryWarnings(output: unknown): string[] {
+  const warnings = (output as { warnings?: unknown } | undefined)?.warnings;
+  return Array.isArray(warnings) ? warnings.filter((w): w is string => typeof w === 'string') : [];
 }

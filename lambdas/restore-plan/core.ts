@@ -1,4 +1,12 @@
-import { type ArchiveSource, archiveDay, listArchives, sourcePrefix } from '../shared/archive/catalog.js';
+import {
+  type ArchiveSource,
+  archiveDay,
+  listArchives,
+  partitionInRange,
+  sourcePrefix,
+} from '../shared/archive/catalog.js';
+import { tablePrefix } from '../shared/archive/format.js';
+import type { InventoryEntry } from '../shared/archive/inventory.js';
 import { findDatabase } from '../shared/config/resolved-table.js';
 import { inTransaction } from '../shared/database/db.js';
 import { ConfigError, TableNotUsableError } from '../shared/errors/step-errors.js';
@@ -34,7 +42,10 @@ export function archiveSource(task: RestoreTask, prefix: string): ArchiveSource 
 
 const splitName = (table: TableName) => ({ schema: table.schema, table: table.name });
 
-export type RestorePlanDeps = Pick<StepDeps, 'config' | 'store' | 'database' | 'telemetry'>;
+export type RestorePlanDeps = Pick<StepDeps, 'config' | 'store' | 'inventory' | 'database' | 'telemetry'>;
+
+/** Keys of unreachable committed archives the plan's error and warning name, at most. */
+const MISSING_KEYS_SHOWN = 5;
 
 export async function restorePlanStep(
   input: RestorePlanInput,
@@ -47,8 +58,9 @@ export async function restorePlanStep(
 
 /**
  * Plan: resolves the request against the config, selects the archives (refusing more than one execution can
- * carry), and makes sure the target exists: the original table must, a separate target is created like the
- * source (or from the archive's manifest when the source is gone). A dry run creates nothing.
+ * carry), checks that every committed archive of the request (the inventory's) is among them, and makes sure the
+ * target exists: the original table must, a separate target is created like the source (or from the archive's
+ * manifest when the source is gone). A dry run creates nothing.
  */
 export async function planRestore(
   restoreId: string,
@@ -76,7 +88,11 @@ export async function planRestore(
   };
   assertRestoreTargetAllowed(database, task);
   const source = archiveSource(task, deps.config.s3.prefix);
-  if (task.key && archiveDay(source, task.key) === undefined) {
+  // What the listing must hold: the committed archives of the request, read before listing, so an archive committed
+  // meanwhile is listed too.
+  const unlisted = await committedArchives(task, deps);
+  // A committed key outside the current prefix is one the listing cannot return: said below, with the reason.
+  if (task.key && archiveDay(source, task.key) === undefined && !unlisted.has(task.key)) {
     throw new ConfigError(`key "${task.key}" is not an archive of ${tableLabel(task.source)}`);
   }
   const concurrency = database.maxConnections;
@@ -92,6 +108,7 @@ export async function planRestore(
   };
   for await (const ref of selectArchives(task, source, deps)) {
     archives += 1;
+    unlisted.delete(ref.key);
     first ??= ref.key;
     page.push({ key: ref.key, format: ref.format, size: ref.size });
     if (page.length === RESTORE_PAGE_ARCHIVES) countPage();
@@ -102,6 +119,19 @@ export async function planRestore(
     }
   }
   if (page.length > 0) countPage();
+  if (unlisted.size > 0) {
+    const missing = missingArchives(task, source, deps.config.s3, [...unlisted.values()]);
+    if (!request.allowMissingArchives) throw new ConfigError(`${missing.message}; nothing was written`);
+    task.missingArchives = { archives: unlisted.size, rows: missing.rows };
+    deps.telemetry.warn('restore leaves out committed archives that are not in the bucket', {
+      restoreId,
+      database: task.database,
+      table: `${task.source.schema}.${task.source.name}`,
+      missingArchives: unlisted.size,
+      missingRows: missing.rows,
+      keys: missing.keys,
+    });
+  }
   // Nothing to restore is far more often a mistyped table, day range or prefix than an intent: say so.
   if (archives === 0) {
     throw new ConfigError(
@@ -139,6 +169,71 @@ export async function planRestore(
   });
   return { task, archives, targetCreated, concurrency };
 }
+
+/**
+ * The committed archives a native task selects, by key: the table's inventory (one query) within the day range (a
+ * month object when its month meets it), or the one key. Legacy archives have no inventory.
+ */
+async function committedArchives(
+  task: RestoreTask,
+  deps: Pick<StepDeps, 'inventory'>,
+): Promise<Map<string, InventoryEntry>> {
+  if (task.format !== 'native') return new Map();
+  const entries = await deps.inventory.list(task.database, `${task.source.schema}.${task.source.name}`);
+  const range = { fromDay: task.fromDay, toDay: task.toDay };
+  const selected = entries.filter((entry) =>
+    task.key
+      ? entry.archiveKey === task.key
+      : partitionInRange({ day: entry.day, span: entry.span ?? 'day' }, range),
+  );
+  return new Map(selected.map((entry) => [entry.archiveKey, entry]));
+}
+
+/**
+ * What the plan says of committed archives the listing did not return: how many and how many rows, the first keys,
+ * and why where it can tell. A key outside the table's folder under the current `s3.prefix` was written under another
+ * prefix; one inside it is gone from this bucket (deleted or expired, or the bucket changed).
+ */
+function missingArchives(
+  task: Pick<RestoreTask, 'source'>,
+  source: ArchiveSource,
+  s3: { bucket?: string; prefix: string },
+  missing: InventoryEntry[],
+): { message: string; rows: number; keys: string[] } {
+  const folder = sourcePrefix(source);
+  const sorted = [...missing].sort((a, b) => (a.archiveKey < b.archiveKey ? -1 : 1));
+  const rows = sorted.reduce((n, entry) => n + entry.figures.rowCount, 0);
+  const keys = sorted.slice(0, MISSING_KEYS_SHOWN).map((entry) => entry.archiveKey);
+  const outside = sorted.filter((entry) => !entry.archiveKey.startsWith(folder));
+  const gone = sorted.length - outside.length;
+  // The folder of the table under any prefix: what precedes it in a key is the prefix it was written under.
+  const tableFolder =
+    source.format === 'native' ? tablePrefix({ ...source.location, prefix: '' }) : undefined;
+  const oldPrefixes = [
+    ...new Set(
+      outside.map((entry) => {
+        const at = tableFolder ? entry.archiveKey.lastIndexOf(tableFolder) : -1;
+        return at >= 0 ? `"${entry.archiveKey.slice(0, at)}"` : 'another';
+      }),
+    ),
+  ];
+  const reasons = [
+    outside.length > 0
+      ? `${count(outside.length, 'is', 'are')} outside the current s3.prefix "${s3.prefix}" (written under ${oldPrefixes.join(', ')}): s3.prefix or the bucket changed since they were written; restore them with the old prefix (and bucket) in the config`
+      : undefined,
+    gone > 0
+      ? `${count(gone, 'is', 'are')} under the current prefix but gone from this bucket${s3.bucket ? ` (${s3.bucket})` : ''}: deleted (by a bucket writer, or expired by aws.storage.expireAfterDays), or the bucket changed since they were written (then restore with the old bucket in the config)`
+      : undefined,
+  ].filter((reason) => reason !== undefined);
+  const shown = `${keys.join(', ')}${sorted.length > keys.length ? `, and ${sorted.length - keys.length} more` : ''}`;
+  return {
+    message: `${sorted.length} committed archive(s) of ${tableLabel(task.source)} in the inventory, ${rows.toLocaleString('en-US')} rows, are not in the bucket under ${folder}, so this restore would leave their rows out: ${shown}. Of them, ${reasons.join('; ')}. Set allowMissingArchives to restore the rest knowingly`,
+    rows,
+    keys,
+  };
+}
+
+const count = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
 
 /** The archives a task selects, in key order. */
 function selectArchives(

@@ -81,7 +81,7 @@ export async function finish(
   deps: RestoreSummaryDeps,
 ): Promise<RestoreSummary> {
   const wrote = !task.dryRun && totals.inserted + totals.overwritten > 0;
-  const { advanced: sequences, warnings } = wrote
+  const { advanced: sequences, warnings: sequenceWarnings } = wrote
     ? await (await deps.database(task.database)).withConnection((client) =>
         inTransaction(client, () => advanceTargetSequences(client, task.target)),
       )
@@ -93,6 +93,15 @@ export async function finish(
           .slice(0, MAX_FAILURES_SHOWN)
           .map((r) => ({ key: r.key, error: r.error ?? 'failed' }))
       : [];
+  const missing = task.missingArchives;
+  const warnings = [
+    ...(missing
+      ? [
+          `${missing.archives} committed archive(s) with ${missing.rows} rows were not in the bucket and were left out (allowMissingArchives): this target lacks their rows`,
+        ]
+      : []),
+    ...sequenceWarnings,
+  ];
   const summary: RestoreSummary = {
     restoreId: task.restoreId,
     database: task.database,
@@ -116,11 +125,12 @@ export async function finish(
       status: summary.status,
       dryRun: task.dryRun,
       ...totals,
-      ...(warnings.length > 0 ? { sequencesNotAdvanced: warnings.length } : {}),
+      ...(sequenceWarnings.length > 0 ? { sequencesNotAdvanced: sequenceWarnings.length } : {}),
+      ...(missing ? { missingArchives: missing.archives, missingRows: missing.rows } : {}),
     },
   });
   deps.telemetry.info('restore finished', { ...summary, failures: failures.length });
-  for (const warning of warnings) deps.telemetry.warn('restore left a sequence behind', { warning });
+  for (const warning of sequenceWarnings) deps.telemetry.warn('restore left a sequence behind', { warning });
   return summary;
 }
 

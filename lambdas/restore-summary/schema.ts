@@ -48,7 +48,11 @@ export const RestoreSummarySchema = z.object({
   dryRun: z.boolean(),
   totals: RestoreTotalsSchema,
   sequences: z.array(z.object({ column: z.string(), sequence: z.string(), value: z.string() })),
-  /** Sequences that could not be moved past the restored values (the rows are restored all the same), and why. */
+  /**
+   * What the restore left undone though it succeeded: committed archives not in the bucket, left out by
+   * `allowMissingArchives` (counted); sequences that could not be moved past the restored values (the rows are
+   * restored all the same), and why.
+   */
   warnings: z.array(z.string()),
   /** The first failures, so the console shows why; every result is in the lock table under the restore id. */
   failures: z.array(z.object({ key: z.string(), error: z.string() })),

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { formatRestoreResults, type RestoreOptions, restoreRequest } from '../../cli/restore.js';
 import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
+import { RestoreRequestSchema } from '../../lambdas/shared/restore/restore-task.js';
 
 const base: RestoreOptions = {
   database: 'app',
@@ -27,6 +28,18 @@ describe('restore options → execution input', () => {
       targetTable: 'inspect.audit_logs',
       legacy: { database: 'prod' },
     });
+  });
+
+  it('passes --allow-missing-archives to the request; without it the request leaves the default (refuse)', () => {
+    // Act
+    const allowing = restoreRequest({ ...base, allowMissingArchives: true });
+    const plain = restoreRequest(base);
+
+    // Assess
+    expect(allowing).toMatchObject({ allowMissingArchives: true });
+    expect(RestoreRequestSchema.parse(allowing).allowMissingArchives).toBe(true);
+    expect(plain).not.toHaveProperty('allowMissingArchives');
+    expect(RestoreRequestSchema.parse(plain).allowMissingArchives).toBe(false);
   });
 
   it('names the field and the reason when the options make no valid request', () => {

@@ -44,6 +44,7 @@ const PROOF_FILES = [
   'test/proofs/restore-watermark.test.ts',
   'test/proofs/restore.test.ts',
   'test/proofs/config-change.test.ts',
+  'test/proofs/restore-inventory.test.ts',
 ];
 
 interface ProofSummary {

@@ -58,6 +58,13 @@ export const RestoreRequestSchema = z
      */
     requireInventory: z.boolean().default(false),
     /**
+     * Restore what the bucket still holds when committed archives of the request (the inventory lists them) are not
+     * in the listing under the current `s3.prefix`: the prefix or bucket changed since they were written, or they
+     * were deleted. By default the plan then fails, naming them, before anything is written; with this set it logs a
+     * warning, and the summary and the `restore-finished` audit event count the archives and rows left out.
+     */
+    allowMissingArchives: z.boolean().default(false),
+    /**
      * Read archives written by the Python "Audit Table Archiver" instead: `database` is the PostgreSQL database
      * name its keys start with; `prefix` defaults to the config's s3.prefix.
      */
@@ -104,6 +111,14 @@ export const RestoreTaskSchema = z
     fromDay: day.optional(),
     toDay: day.optional(),
     key: z.string().optional(),
+    /**
+     * Committed archives of the request the plan did not find in the bucket and left out (`allowMissingArchives`),
+     * and their rows by the inventory: the summary reports them. Absent when none was missing.
+     */
+    missingArchives: z
+      .object({ archives: z.number().int().positive(), rows: z.number().int().nonnegative() })
+      .strict()
+      .optional(),
   })
   .strict();
 export type RestoreTask = z.infer<typeof RestoreTaskSchema>;

@@ -125,11 +125,13 @@ describe('config schema', () => {
     ],
     [
       'two tables whose names differ only in where the dot falls',
-      (c: ReturnType<typeof minimal>) =>
-        c.databases[0]?.tables.push(
+      (c: ReturnType<typeof minimal>) => {
+        const dotted = [
           { schema: 'a.b', name: 'c', timestampColumn: 'x' },
           { schema: 'a', name: 'b.c', timestampColumn: 'x' },
-        ),
+        ];
+        c.databases[0]?.tables.push(...dotted);
+      },
       'databases.0.tables.2: table "a"."b.c" has the name a.b.c in the lock table (its lease, progress and inventory), as "a.b"."c" does',
     ],
   ])('rejects %s and names the field', (_case, mutate, expected) => {
