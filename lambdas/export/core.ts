@@ -179,7 +179,8 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
       } catch (error) {
         // Every staging write has ended before the export fails: none lands after a retry has begun.
         await publishing.settle().catch(() => undefined);
-        throw error;
+        // A key the batch's bounds read may be what is not UTF-8, before any COPY.
+        throw notUtf8Refusal(shape, error);
       }
       return { shape, staged: await Promise.all(staged.map((object) => object.staged)), drift };
     }),
@@ -369,8 +370,8 @@ async function stageSpans(
     if (open && last) objects.push(await open.end(last, batch.publishing));
     return objects;
   } catch (thrown) {
-    // An upload's failure is the reason a wait was aborted.
-    const error = failure.signal.aborted ? failure.signal.reason : thrown;
+    // An upload's failure is the reason a wait was aborted; a value the COPY could not write as UTF-8 refuses the table.
+    const error = notUtf8Refusal(shape, failure.signal.aborted ? failure.signal.reason : thrown);
     copy.destroy();
     abandonConnection(client);
     open?.destroy(error);
@@ -383,6 +384,32 @@ async function stageSpans(
       );
     throw error;
   }
+}
+
+/**
+ * SQLSTATEs PostgreSQL raises when a value read in the archiver's UTF-8 client encoding cannot be written in it: 22021
+ * a byte sequence not valid in UTF-8 (stored as given in a SQL_ASCII database), 22P05 a character the server encoding
+ * has that UTF-8 has no equivalent for (a byte a WIN125x code page leaves undefined, say).
+ */
+const NOT_UTF8: Record<string, string> = {
+  '22021':
+    'holds bytes that are not valid UTF-8 (SQLSTATE 22021; a SQL_ASCII database stores any bytes as given)',
+  '22P05': 'holds a character that has no equivalent in UTF-8 (SQLSTATE 22P05)',
+};
+
+/**
+ * `error` as the table's refusal when it says a value could not be read as UTF-8, else `error` itself. Archives are
+ * UTF-8, so such a value could never be archived (nor its row deleted): the message names the table and the SQLSTATE,
+ * never the value, which PostgreSQL's own message quotes.
+ */
+function notUtf8Refusal(shape: Pick<TableShape, 'schema' | 'name'>, error: unknown): unknown {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  const why = typeof code === 'string' && Object.hasOwn(NOT_UTF8, code) ? NOT_UTF8[code] : undefined;
+  if (!why || error instanceof TableNotUsableError) return error;
+  return new TableNotUsableError(
+    `a value of ${shape.schema}.${shape.name} ${why}, so it cannot be archived: archives are UTF-8; nothing of this batch was archived or deleted (correct the value, or leave the table out of the config)`,
+    { cause: error },
+  );
 }
 
 /** One object's lines on their way through gzip into its staging upload. */

@@ -1,7 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { listAuditEvents } from '../../lambdas/shared/telemetry/audit-trail.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
-import { archiverTestbed, readLiveArchives, seedEvents } from '../support/fixtures.js';
+import { archiverTestbed, readLiveArchives, seedEvents, TODAY_UTC_SQL } from '../support/fixtures.js';
 
 /**
  * Restore into a target the plan creates like a source that changed since archiving (a NOT NULL column with a default
@@ -171,4 +171,92 @@ describe('restore targets: created like a source that changed since, or with a s
     expect(result.execution.error?.message).toMatch(/fromDay: must be a day of the calendar, YYYY-MM-DD/);
     expect(left.rows[0].t).toBeNull();
   });
+});
+
+/**
+ * A constraint added to the archived table since (NOT VALID, so the rows already there were never checked) that the
+ * archived rows break: restoring them into it is refused, naming the constraint or column, the table and what to do,
+ * and never a value of the rows (audit rows hold personal data).
+ */
+describe('restore into a table given a NOT VALID constraint since that the archived rows break', () => {
+  const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query(`
+        CREATE TABLE public.payments (id int PRIMARY KEY, created_at timestamptz NOT NULL, amount numeric, payer text);
+        INSERT INTO public.payments
+        SELECT g, ${TODAY_UTC_SQL} - interval '40 days' + g * interval '1 hour', g * 1000 - 4242, 'Jane Roe'
+          FROM generate_series(1, 6) AS g;
+        CREATE TABLE public.signed (id int PRIMARY KEY, created_at timestamptz NOT NULL, signer text);
+        INSERT INTO public.signed
+        SELECT g, ${TODAY_UTC_SQL} - interval '40 days' + g * interval '1 hour', CASE WHEN g % 2 = 0 THEN 'Jane Roe' END
+          FROM generate_series(1, 6) AS g;`);
+    },
+    [spec('payments'), spec('signed')],
+  );
+  const count = async (table: string) =>
+    (await bed.db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`)).rows[0]?.n;
+
+  it('a CHECK constraint: each archive fails naming the constraint and the table, and nothing is written', async () => {
+    // Prepare: the rows are archived, then a migration adds a CHECK their amounts break.
+    const run = await runLocalArchive(bed.local, { tables: ['public.payments'] }, { retryIntervalScale: 0 });
+    expect(run.execution.status).toBe('SUCCEEDED');
+    expect(await count('public.payments')).toBe(0);
+    await bed.db.client.query(
+      'ALTER TABLE public.payments ADD CONSTRAINT amount_positive CHECK (amount > 0) NOT VALID',
+    );
+
+    // Act
+    const result = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.payments' },
+      { retryIntervalScale: 0 },
+    );
+
+    // Assess
+    expect(result.execution.status).toBe('FAILED');
+    expect(result.results.length).toBeGreaterThan(0);
+    for (const r of result.results) {
+      expect(r.error).toMatch(
+        /^SchemaDriftError: the target table "public"\."payments" refused the archived rows: its CHECK constraint "amount_positive" does not hold for at least one of them \(SQLSTATE 23514/,
+      );
+      expect(r.error).toMatch(
+        /restore into a target without that constraint, or change the constraint so the archived rows satisfy it$/,
+      );
+      expect(r.error).not.toMatch(/4242|3242|Jane|Roe/);
+    }
+    expect(await count('public.payments')).toBe(0);
+  });
+
+  it.skipIf(inject('postgresVersion') < 18)(
+    'a NOT NULL constraint (PostgreSQL 18): the error says the archive holds a null in the column, not that it lacks the column',
+    async () => {
+      // Prepare: the rows are archived, then a migration makes the column NOT NULL for the rows to come.
+      const run = await runLocalArchive(bed.local, { tables: ['public.signed'] }, { retryIntervalScale: 0 });
+      expect(run.execution.status).toBe('SUCCEEDED');
+      expect(await count('public.signed')).toBe(0);
+      await bed.db.client.query(
+        'ALTER TABLE public.signed ADD CONSTRAINT signer_nn NOT NULL signer NOT VALID',
+      );
+
+      // Act
+      const result = await runLocalRestore(
+        bed.local,
+        { database: 'app', table: 'public.signed' },
+        { retryIntervalScale: 0 },
+      );
+
+      // Assess
+      expect(result.execution.status).toBe('FAILED');
+      expect(result.results.length).toBeGreaterThan(0);
+      for (const r of result.results) {
+        expect(r.error).toMatch(
+          /^SchemaDriftError: the target table "public"\."signed" refused the archived rows: its column "signer" is NOT NULL and the archive holds a null in it for at least one row \(SQLSTATE 23502/,
+        );
+        expect(r.error).toMatch(/restore into a target whose column "signer" allows nulls/);
+        expect(r.error).not.toMatch(/holds no value|give the column a default|Jane|Roe/);
+      }
+      expect(await count('public.signed')).toBe(0);
+    },
+  );
 });

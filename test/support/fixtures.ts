@@ -32,13 +32,23 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** A fresh database in the project's embedded PostgreSQL, with the archiver's session settings (but search_path). */
-export async function createTestDatabase(): Promise<TestDatabase> {
+/** Server encodings a test database may be created in besides the server's default (UTF8). */
+export type TestEncoding = 'SQL_ASCII' | 'LATIN1' | 'WIN1252';
+
+/**
+ * A fresh database in the project's embedded PostgreSQL, with the archiver's session settings (but search_path); in
+ * `encoding` when given (with the C locale, which takes any encoding).
+ */
+export async function createTestDatabase(options: { encoding?: TestEncoding } = {}): Promise<TestDatabase> {
   const adminUrl = inject('postgresUrl');
   const name = `t_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.query(
+    options.encoding
+      ? `CREATE DATABASE ${name} ENCODING '${options.encoding}' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0`
+      : `CREATE DATABASE ${name}`,
+  );
   await admin.end();
   const url = adminUrl.replace(/\/[^/]*$/, `/${name}`);
   const client = new pg.Client({ connectionString: url });
@@ -164,18 +174,18 @@ export function leaseStoreAt(local: LocalEnvironment, now: () => number): LeaseS
 }
 
 /**
- * One test file's world: a fresh database seeded by `seed`, a config for `tables` and local S3/DynamoDB, set up
- * before the file's tests and torn down after them.
+ * One test file's world: a fresh database (in `encoding` when given) seeded by `seed`, a config for `tables` and
+ * local S3/DynamoDB, set up before the file's tests and torn down after them.
  */
 export function archiverTestbed(
   seed: (db: TestDatabase) => Promise<void>,
   tables: TableSpec[],
-  overrides: Parameters<typeof writeTestConfig>[2] = {},
+  { encoding, ...overrides }: Parameters<typeof writeTestConfig>[2] & { encoding?: TestEncoding } = {},
 ): { db: TestDatabase; local: LocalEnvironment } {
   let db: TestDatabase | undefined;
   let env: Awaited<ReturnType<typeof openTestEnvironment>> | undefined;
   beforeAll(async () => {
-    db = await createTestDatabase();
+    db = await createTestDatabase({ encoding });
     await seed(db);
     env = await openTestEnvironment(db, tables, overrides);
   });
