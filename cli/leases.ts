@@ -32,6 +32,11 @@ export interface LeaseContext {
 export interface TableStatus {
   database: string;
   table: string;
+  /**
+   * The config lists no such table (its database entry or table was renamed or removed) while its lease item still
+   * holds a batch in flight: no run finishes that batch until the entry is back.
+   */
+  notConfigured?: true;
   lease: { state: 'free' } | { state: 'held' | 'expired'; owner: string; expiresAt: string };
   /** The batch between export and a committed delete, which the next run finishes or undoes first. */
   inFlight?: { stage: string; objects: number; rows: number; firstDay: string; lastDay: string };
@@ -62,52 +67,34 @@ const brief = (outcome: LatestOutcomes['last']): OutcomeBrief | undefined =>
     ...(outcome.error ? { error: outcome.error } : {}),
   };
 
-/** Every configured table in scope (one database, some tables), as `status` shows it. */
+/**
+ * Every configured table in scope (one database, some tables), as `status` shows it; and, unless tables are named,
+ * every table whose item holds a batch in flight under a name the config no longer lists.
+ */
 export async function tableStatuses(
   ctx: Pick<LeaseContext, 'config' | 'leases' | 'holds' | 'runRecords' | 'now'>,
   scope: { database?: string; tables?: string[] } = {},
 ): Promise<TableStatus[]> {
-  const now = (ctx.now?.() ?? new Date()).getTime();
   const statuses: TableStatus[] = [];
   for (const db of ctx.config.databases) {
     if (scope.database && db.name !== scope.database) continue;
-    for (const configured of db.tables) {
-      const ref = tableRef(configured);
+    for (const entry of db.tables) {
+      const ref = tableRef(entry);
       if (scope.tables && !scope.tables.includes(ref)) continue;
       const table = resolveTable(ctx.config, db.name, ref);
-      const [state, hold, latest] = await Promise.all([
-        ctx.leases.get(db.name, ref),
-        activeHold({ holds: ctx.holds }, db.name, ref, table.governance.configHold),
-        ctx.runRecords.latestOutcomes(db.name, ref),
-      ]);
-      const expiresAt = state.expiresAt ?? 0;
-      const inFlight = state.inFlight;
-      statuses.push({
-        database: db.name,
-        table: ref,
-        lease: state.owner
-          ? {
-              state: expiresAt > now ? 'held' : 'expired',
-              owner: state.owner,
-              expiresAt: new Date(expiresAt).toISOString(),
-            }
-          : { state: 'free' },
-        ...(inFlight
-          ? {
-              inFlight: {
-                stage: inFlight.stage,
-                objects: inFlight.objects.length,
-                rows: batchTotals(inFlight).rowCount,
-                ...(({ firstDay, lastDay }) => ({ firstDay, lastDay }))(batchSpan(inFlight)),
-              },
-            }
-          : {}),
-        ...(hold ? { legalHold: hold } : {}),
-        archived: { rows: state.totalRows, bytes: state.totalBytes, batches: state.totalBatches },
-        ...(latest.last ? { last: brief(latest.last) } : {}),
-        ...(latest.lastSucceeded ? { lastSucceeded: brief(latest.lastSucceeded) } : {}),
-      });
+      statuses.push(await tableStatus(ctx, db.name, ref, table.governance.configHold));
     }
+  }
+  if (!scope.tables) {
+    const listed = (t: { database: string; table: string }) =>
+      ctx.config.databases.some(
+        (d) => d.name === t.database && d.tables.some((e) => tableRef(e) === t.table),
+      );
+    const left = (await ctx.leases.tablesWithBatchInFlight()).filter(
+      (t) => (!scope.database || t.database === scope.database) && !listed(t),
+    );
+    for (const t of left)
+      statuses.push({ ...(await tableStatus(ctx, t.database, t.table)), notConfigured: true });
   }
   if (statuses.length === 0) {
     throw new ConfigError(
@@ -117,14 +104,59 @@ export async function tableStatuses(
   return statuses;
 }
 
+async function tableStatus(
+  ctx: Pick<LeaseContext, 'leases' | 'holds' | 'runRecords' | 'now'>,
+  database: string,
+  ref: string,
+  configHold?: string,
+): Promise<TableStatus> {
+  const now = (ctx.now?.() ?? new Date()).getTime();
+  const [state, hold, latest] = await Promise.all([
+    ctx.leases.get(database, ref),
+    activeHold({ holds: ctx.holds }, database, ref, configHold),
+    ctx.runRecords.latestOutcomes(database, ref),
+  ]);
+  const expiresAt = state.expiresAt ?? 0;
+  const inFlight = state.inFlight;
+  return {
+    database,
+    table: ref,
+    lease: state.owner
+      ? {
+          state: expiresAt > now ? 'held' : 'expired',
+          owner: state.owner,
+          expiresAt: new Date(expiresAt).toISOString(),
+        }
+      : { state: 'free' },
+    ...(inFlight
+      ? {
+          inFlight: {
+            stage: inFlight.stage,
+            objects: inFlight.objects.length,
+            rows: batchTotals(inFlight).rowCount,
+            ...(({ firstDay, lastDay }) => ({ firstDay, lastDay }))(batchSpan(inFlight)),
+          },
+        }
+      : {}),
+    ...(hold ? { legalHold: hold } : {}),
+    archived: { rows: state.totalRows, bytes: state.totalBytes, batches: state.totalBatches },
+    ...(latest.last ? { last: brief(latest.last) } : {}),
+    ...(latest.lastSucceeded ? { lastSucceeded: brief(latest.lastSucceeded) } : {}),
+  };
+}
+
 export function formatStatuses(statuses: TableStatus[]): string {
   const lines: string[] = [];
   for (const s of statuses) {
-    lines.push(`${s.database}/${s.table}`);
+    lines.push(`${s.database}/${s.table}${s.notConfigured ? ' (not in the config)' : ''}`);
     lines.push(
       `  lease: ${s.lease.state === 'free' ? 'free' : `${s.lease.state === 'held' ? 'held' : 'expired, free to take'} by ${s.lease.owner} until ${s.lease.expiresAt}`}`,
     );
-    if (s.inFlight)
+    if (s.inFlight && s.notConfigured)
+      lines.push(
+        `  in flight: a batch ${s.inFlight.stage}, ${s.inFlight.objects} objects, ${formatNumber(s.inFlight.rows)} rows (${s.inFlight.firstDay} to ${s.inFlight.lastDay}), left under a name the config no longer lists: no run finishes or undoes it${s.inFlight.stage === 'deleting' ? ' (its delete may have committed: its rows may be only in its archives, which no restore finds in the inventory until then)' : ''}; put the entry back, with this database name and table, until a run has settled it`,
+      );
+    else if (s.inFlight)
       lines.push(
         `  in flight: a batch ${s.inFlight.stage}, ${s.inFlight.objects} objects, ${formatNumber(s.inFlight.rows)} rows (${s.inFlight.firstDay} to ${s.inFlight.lastDay}); the next run finishes or undoes it first${s.inFlight.stage === 'deleting' ? ', unless it fails with BatchOutcomeUnknownError: then `batch settle` (runbook)' : ''}`,
       );

@@ -288,3 +288,39 @@ describe('a state dir serves one process at a time', () => {
     }
   });
 });
+
+describe('status: a batch left in flight under a name the config no longer lists', () => {
+  const bed = archiverTestbed(
+    async (db) => seedEvents(db.client, 'renamed', 300, 40),
+    [{ schema: 'public', name: 'renamed', timestampColumn: 'created_at' }],
+  );
+
+  it('is shown, with what to do, when the database entry was renamed after a run stopped past its commit', async () => {
+    // Prepare: the run stops after its delete committed; the operator then renames the database entry.
+    const stop = async (point: string) => {
+      if (point === 'delete:afterCommit') throw new Error('stopped after COMMIT');
+    };
+    await runLocalArchive(bed.local, { tables: ['public.renamed'] }, { fault: stop, retryIntervalScale: 0 });
+    const config = structuredClone(bed.local.config);
+    const entry = config.databases[0];
+    if (!entry) throw new Error('setup: database entry');
+    entry.name = 'app2';
+    const deps = bed.local.deps();
+    const ctx = { config, leases: deps.locks, holds: deps.holds, runRecords: deps.runRecords };
+
+    // Act
+    const statuses = await tableStatuses(ctx);
+    const named = await tableStatuses(ctx, { tables: ['public.renamed'] });
+
+    // Assess: the configured table, and the batch under the old name, which no run would finish.
+    expect(statuses.map((s) => [s.database, s.table, s.notConfigured])).toEqual([
+      ['app2', 'public.renamed', undefined],
+      ['app', 'public.renamed', true],
+    ]);
+    expect(statuses[1]?.inFlight).toMatchObject({ stage: 'deleting' });
+    expect(formatStatuses(statuses)).toMatch(
+      /app\/public\.renamed \(not in the config\)\n {2}lease: .*\n {2}in flight: a batch deleting, .* no run finishes or undoes it .*; put the entry back, with this database name and table, until a run has settled it/,
+    );
+    expect(named.map((s) => s.database)).toEqual(['app2']);
+  });
+});

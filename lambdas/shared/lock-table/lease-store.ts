@@ -55,6 +55,22 @@ export class LeaseStore {
     }
   }
 
+  /**
+   * The tables that have a batch in flight, by the names their items are keyed by (whatever the config lists now):
+   * a Scan of the whole table, for `status`, which shows the batches a renamed config entry left behind.
+   */
+  async tablesWithBatchInFlight(): Promise<{ database: string; table: string }[]> {
+    const items = await this.lockTable.scanAll({
+      expression: 'sk = :state AND attribute_exists(inFlight) AND begins_with(pk, :prefix)',
+      values: { ':state': 'STATE', ':prefix': 'TABLE#' },
+    });
+    return items.flatMap((item) => {
+      // TABLE#<database>#<table>: a database name holds no '#' (config schema), a table's name may.
+      const [, database, ...table] = String(item.pk).split('#');
+      return database && table.length > 0 ? [{ database, table: table.join('#') }] : [];
+    });
+  }
+
   async get(database: string, table: string): Promise<TableState> {
     const item = (await this.lockTable.getItem(LeaseStore.stateKey(database, table))) ?? {};
     return {

@@ -4,6 +4,7 @@ import {
   BatchWriteCommand,
   GetCommand,
   QueryCommand,
+  ScanCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { classifyAwsError, LockStoreUnavailableError } from '../errors/step-errors.js';
@@ -168,6 +169,36 @@ export class LockTableClient {
             TableName: this.tableName,
             KeyConditionExpression: 'pk = :pk',
             ExpressionAttributeValues: { ':pk': pk },
+            ExclusiveStartKey: startKey,
+            ConsistentRead: true,
+          }),
+        ),
+      );
+      items.push(...(page.Items ?? []));
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return items;
+  }
+
+  /**
+   * Every item of the table `filter` keeps (a Scan: it reads the whole table, inventory included), for operator
+   * commands only; no function is granted Scan.
+   */
+  async scanAll(filter: {
+    expression: string;
+    names?: Record<string, string>;
+    values: Record<string, unknown>;
+  }): Promise<Record<string, unknown>[]> {
+    const items: Record<string, unknown>[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.call(() =>
+        this.ddb.send(
+          new ScanCommand({
+            TableName: this.tableName,
+            FilterExpression: filter.expression,
+            ExpressionAttributeNames: filter.names,
+            ExpressionAttributeValues: filter.values,
             ExclusiveStartKey: startKey,
             ConsistentRead: true,
           }),
