@@ -235,7 +235,7 @@ export async function describeTable(client: pg.ClientBase, table: TableIdentity)
   const keyNames = table.keyColumns ?? relation.primary_key;
   if (keyNames.length === 0) {
     throw new TableNotUsableError(
-      `${where} has no primary key (a deferrable one cannot serve: restore's INSERT ... ON CONFLICT refuses it); set keyColumns to NOT NULL columns covered by a unique, non-deferrable index`,
+      `${where} has no primary key (a deferrable one cannot serve: restore's INSERT ... ON CONFLICT refuses it); set keyColumns to the NOT NULL columns of a unique, non-deferrable index`,
     );
   }
   const keyColumns = keyNames.map((name) => {
@@ -247,17 +247,17 @@ export async function describeTable(client: pg.ClientBase, table: TableIdentity)
     // is refused here, before any row is deleted, or the rows could not come back into a table like this one.
     if (column.generated) {
       throw new TableNotUsableError(
-        `key column "${name}" of ${where} is generated: a restore writes each archived row's key, and PostgreSQL computes a generated column itself; set keyColumns to stored columns covered by a unique index`,
+        `key column "${name}" of ${where} is generated: a restore writes each archived row's key, and PostgreSQL computes a generated column itself; set keyColumns to the stored columns of a unique index`,
       );
     }
     if (described?.deterministic === false) {
       throw new TableNotUsableError(
-        `key column "${name}" of ${where} compares under a nondeterministic collation (equal values may differ in their text): a restore could not tell archived rows from rows already there by it; set keyColumns to columns under deterministic collations, covered by a unique index`,
+        `key column "${name}" of ${where} compares under a nondeterministic collation (equal values may differ in their text): a restore could not tell archived rows from rows already there by it; set keyColumns to the columns of a unique index under deterministic collations`,
       );
     }
     if (!described?.builtin_order) {
       throw new TableNotUsableError(
-        `key column "${name}" of ${where} is ${column.type}, which is not ordered by PostgreSQL's built-in operators for certain (an extension's type such as citext; or a composite, array or range type of a schema of its own); set keyColumns to columns of built-in types, enums or domains over them, covered by a unique index`,
+        `key column "${name}" of ${where} is ${column.type}, which is not ordered by PostgreSQL's built-in operators for certain (an extension's type such as citext; or a composite, array or range type of a schema of its own); set keyColumns to columns of built-in types, enums or domains over them, the columns of a unique index`,
       );
     }
     return { ...column, boundType: described.bound_type };
@@ -272,7 +272,7 @@ export async function describeTable(client: pg.ClientBase, table: TableIdentity)
   }
   if (table.keyColumns && !(await isUnique(client, relation.oid, keyNames))) {
     throw new TableNotUsableError(
-      `key columns (${keyNames.join(', ')}) of ${where} are not covered by a primary key or a valid unique index`,
+      `key columns (${keyNames.join(', ')}) of ${where} are not exactly the columns of its primary key or of a valid, non-deferrable unique index (restore recognises rows already there by such an index only)`,
     );
   }
   return {
@@ -358,10 +358,11 @@ export async function primaryKey(client: pg.ClientBase, oid: number): Promise<st
 }
 
 /**
- * True when some unique, non-partial, non-expression index uses only columns from `names` and enforces uniqueness
- * now: valid and live (a failed `CREATE UNIQUE INDEX CONCURRENTLY` leaves an invalid one over duplicate keys) and not
- * deferrable (ON CONFLICT cannot arbitrate on a deferrable one, and it allows duplicates inside a transaction).
- * Key columns are NOT NULL, so NULLS [NOT] DISTINCT does not matter.
+ * True when some unique, non-partial, non-expression index has exactly the columns `names` as its key (in any order:
+ * restore's `ON CONFLICT (names)` arbitrates only on such an index, and refuses a key that merely contains one) and
+ * enforces uniqueness now: valid and live (a failed `CREATE UNIQUE INDEX CONCURRENTLY` leaves an invalid one over
+ * duplicate keys) and not deferrable (ON CONFLICT cannot arbitrate on a deferrable one, and it allows duplicates
+ * inside a transaction). Key columns are NOT NULL, so NULLS [NOT] DISTINCT does not matter.
  */
 export async function isUnique(client: pg.ClientBase, oid: number, names: string[]): Promise<boolean> {
   const result = await client.query<{ ok: boolean }>(
@@ -369,6 +370,7 @@ export async function isUnique(client: pg.ClientBase, oid: number, names: string
        SELECT 1 FROM pg_catalog.pg_index i
         WHERE i.indrelid = $1 AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
           AND i.indisvalid AND i.indisready AND i.indislive AND i.indimmediate
+          AND i.indnkeyatts = pg_catalog.cardinality(ARRAY(SELECT DISTINCT pg_catalog.unnest($2::text[])))
           AND NOT EXISTS (
             SELECT 1 FROM unnest(i.indkey[0:i.indnkeyatts - 1]) AS k(attnum)
               JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum

@@ -61,6 +61,7 @@ describe('table checks', () => {
       CREATE TABLE case_insensitive_key (code text COLLATE case_insensitive PRIMARY KEY, created_at timestamptz);
       CREATE TABLE generated_key (created_at timestamptz NOT NULL, seq int NOT NULL,
         day date GENERATED ALWAYS AS ((created_at AT TIME ZONE 'UTC')::date) STORED, PRIMARY KEY (day, seq));
+      CREATE TABLE superset_key (id int PRIMARY KEY, created_at timestamptz NOT NULL);
       CREATE TABLE invalid_key (id int NOT NULL, created_at timestamptz);
       INSERT INTO invalid_key VALUES (1, now()), (1, now());`);
     await expect(
@@ -105,7 +106,7 @@ describe('table checks', () => {
     [
       'a key without unique index',
       { name: 'not_unique', timestampColumn: 'created_at', keyColumns: ['id'] },
-      /are not covered by a primary key or a valid unique index/,
+      /are not exactly the columns of its primary key or of a valid, non-deferrable unique index/,
     ],
     [
       'a table whose deletes cascade',
@@ -130,12 +131,12 @@ describe('table checks', () => {
     [
       'a key whose unique index is invalid (a failed concurrent build)',
       { name: 'invalid_key', timestampColumn: 'created_at', keyColumns: ['id'] },
-      /are not covered by a primary key or a valid unique index/,
+      /are not exactly the columns of its primary key or of a valid, non-deferrable unique index/,
     ],
     [
       'a key whose unique constraint is deferrable',
       { name: 'deferrable_key', timestampColumn: 'created_at', keyColumns: ['id'] },
-      /are not covered by a primary key or a valid unique index/,
+      /are not exactly the columns of its primary key or of a valid, non-deferrable unique index/,
     ],
     [
       'a key of an extension’s type, whose order the batch’s comparisons would not follow',
@@ -156,6 +157,11 @@ describe('table checks', () => {
       'a key with a generated column, which restore cannot write',
       { name: 'generated_key', timestampColumn: 'created_at' },
       /key column "day" .* is generated/,
+    ],
+    [
+      'key columns that contain a unique key without being one, on which restore could not arbitrate',
+      { name: 'superset_key', timestampColumn: 'created_at', keyColumns: ['id', 'created_at'] },
+      /key columns \(id, created_at\) .* are not exactly the columns of its primary key/,
     ],
     ['an integer timestamp column', { name: 'datecol', timestampColumn: 'id' }, /is integer/],
     [
