@@ -178,7 +178,31 @@ async function databaseChecks(deps: DoctorDeps, db: DatabaseConfig): Promise<Che
   return results;
 }
 
-/** Usable (the steps' own describeTable), privileges the steps need, and an index that finds old rows. */
+/**
+ * CHECK and NOT NULL constraints added NOT VALID on the table, its partitions or the domains of its columns: rows
+ * written before them may break them, and a restore into the table checks every row it writes.
+ */
+const UNVALIDATED_CONSTRAINTS_SQL = `
+  WITH RECURSIVE relations AS (
+         SELECT relid FROM pg_catalog.pg_partition_tree($1::pg_catalog.regclass)
+          UNION SELECT $1::pg_catalog.oid),
+       types AS (
+         SELECT a.atttypid AS oid FROM pg_catalog.pg_attribute a
+          WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+          UNION
+         SELECT t.typbasetype FROM pg_catalog.pg_type t JOIN types ON t.oid = types.oid WHERE t.typtype = 'd')
+  SELECT co.conname AS name,
+         CASE WHEN co.contypid <> 0 THEN 'domain ' || pg_catalog.format_type(co.contypid, NULL)
+              ELSE 'table ' || co.conrelid::pg_catalog.regclass::text END AS on
+    FROM pg_catalog.pg_constraint co
+   WHERE NOT co.convalidated AND co.contype IN ('c', 'n')
+     AND (co.conrelid IN (SELECT relid FROM relations) OR co.contypid IN (SELECT oid FROM types))
+   ORDER BY 2, 1`;
+
+/**
+ * Usable (the steps' own describeTable), constraints older rows may break, privileges the steps need, and an index
+ * that finds old rows.
+ */
 async function tableChecks(
   client: pg.Client,
   config: ArchiverConfig,
@@ -205,6 +229,17 @@ async function tableChecks(
         subject,
         status: 'warning',
         detail: `archived ONLY as itself: the rows of ${shape.inheritanceChildren.join(', ')} stay (configure each child as its own table to archive it)`,
+      });
+    }
+    const unvalidated = await client.query<{ name: string; on: string }>(UNVALIDATED_CONSTRAINTS_SQL, [
+      relation.oid,
+    ]);
+    if (unvalidated.rows.length > 0) {
+      results.push({
+        check: 'constraints not validated',
+        subject,
+        status: 'warning',
+        detail: `${unvalidated.rows.map((c) => `"${c.name}" on ${c.on}`).join(', ')}: added NOT VALID, so older rows may break them; a restore into this table refuses such rows (the error names the constraint; restore them into a target without it). ALTER TABLE ... VALIDATE CONSTRAINT (ALTER DOMAIN for a domain's) tells`,
       });
     }
     const granted = await client.query<{ usage: boolean; select: boolean; delete: boolean }>(

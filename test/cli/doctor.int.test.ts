@@ -78,6 +78,33 @@ describe('audit-archiver local doctor: every check against embedded PostgreSQL, 
     }
   });
 
+  it('warns about constraints added NOT VALID, on the table or a column’s domain, which older rows may break', async () => {
+    // Prepare: old rows break both (a restore into the table would refuse them).
+    await bed.db.client.query(`
+      CREATE DOMAIN public.short_actor AS text;
+      CREATE TABLE public.constrained (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, actor public.short_actor,
+                                       amount int NOT NULL);
+      CREATE INDEX ON public.constrained (created_at);
+      INSERT INTO public.constrained VALUES (1, now() - interval '40 days', 'a rather long actor', -5);
+      ALTER TABLE public.constrained ADD CONSTRAINT amount_positive CHECK (amount > 0) NOT VALID;
+      ALTER DOMAIN public.short_actor ADD CONSTRAINT actor_short CHECK (length(VALUE) < 8) NOT VALID;`);
+    const tables: TableSpec[] = [{ schema: 'public', name: 'constrained', timestampColumn: 'created_at' }];
+
+    // Act
+    const results = await doctor({ config: config(bed.db.url, tables) });
+
+    // Assess
+    expect(find(results, 'constraints not validated')).toMatchObject({
+      status: 'warning',
+      subject: 'app/public.constrained',
+      detail: expect.stringContaining(
+        '"actor_short" on domain public.short_actor, "amount_positive" on table public.constrained: added NOT VALID',
+      ),
+    });
+    expect(find(results, 'table')?.status).toBe('ok');
+    expect(doctorExitCode(results, true)).toBe(1);
+  });
+
   it('warns about a timestamp column without an index: exit 0, 1 with --strict', async () => {
     // Prepare
     const tables: TableSpec[] = [{ schema: 'public', name: 'no index', timestampColumn: 'created_at' }];
