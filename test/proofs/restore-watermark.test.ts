@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { manifestKeyFor } from '../../lambdas/shared/archive/format.js';
 import type { RestoredMark } from '../../lambdas/shared/lock-table/restore-records.js';
 import { type LocalEnvironment, runLocalArchive, runLocalRestore } from '../../local/run.js';
 import {
@@ -132,5 +133,49 @@ describe('removing the watermarks of committed archives', () => {
 
     // Assess
     expect(spent).toEqual({ Query: 1 });
+  });
+});
+
+describe('a key archived again after its object went', () => {
+  const again = { ...spec, name: 'again' };
+  const bed = archiverTestbed(async (db) => seedEvents(db.client, 'again', 200, 40), [again]);
+  const fast = { retryIntervalScale: 0 };
+
+  it('is restored as the object now under the key, not the one the inventory first recorded', async () => {
+    // Prepare: archive; restore one archive's rows into the table; its object and manifest then go (expired, or
+    // deleted); the next run archives those rows again, re-creating the same content-addressed key.
+    const table = resolvedTable(again);
+    const before = (await tableLines(bed.db.client, table)).sort();
+    expect((await runLocalArchive(bed.local, {}, fast)).execution.status).toBe('SUCCEEDED');
+    const kept = (await tableLines(bed.db.client, table)).sort();
+    const [first] = (await bed.local.deps().inventory.list('app', 'public.again')).sort((a, b) =>
+      a.archiveKey < b.archiveKey ? -1 : 1,
+    );
+    if (!first) throw new Error('setup: nothing archived');
+    const back = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.again', mode: 'key', key: first.archiveKey },
+      fast,
+    );
+    expect(back.execution.status).toBe('SUCCEEDED');
+    await bed.local.deps().store.deleteKeys([first.archiveKey, manifestKeyFor(first.archiveKey)]);
+    expect((await runLocalArchive(bed.local, {}, fast)).execution.status).toBe('SUCCEEDED');
+    const entry = (await bed.local.deps().inventory.entries('app', 'public.again', [first.archiveKey])).get(
+      first.archiveKey,
+    );
+
+    // Act
+    const restored = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.again', targetTable: 'public.again_copy' },
+      fast,
+    );
+
+    // Assess: the entry is the second commit's, and every archived row comes back once.
+    expect(entry?.batchId).not.toBe(first.batchId);
+    expect(restored.results.filter((r) => r.error)).toEqual([]);
+    expect(restored.execution.status).toBe('SUCCEEDED');
+    const copied = await tableLines(bed.db.client, resolvedTable({ ...again, name: 'again_copy' }));
+    expect([...copied, ...kept].sort()).toEqual(before);
   });
 });

@@ -18,8 +18,11 @@ export class ArchiveInventory {
   }
 
   /**
-   * Records a committed archive, write-once: only a batch whose delete committed is recorded (a fact of the
-   * database, which no stale invocation can change), and an entry is never replaced by other figures.
+   * Records a committed archive: only a batch whose delete committed is recorded (a fact of the database, which no
+   * stale invocation can change), and never over an entry of other content. A later commit of the same content takes
+   * the entry over: the same rows restored into the table and archived again, whose object may have been re-created
+   * meanwhile (its predecessor expired or deleted), with another pin and manifest that restore must check it against.
+   * Commits of a table come one after another (one batch in flight per lease), so the entry is the latest commit's.
    */
   async record(database: string, table: string, entry: InventoryEntry): Promise<void> {
     try {
@@ -28,7 +31,7 @@ export class ArchiveInventory {
           new UpdateCommand({
             TableName: this.lockTable.tableName,
             Key: ArchiveInventory.key(database, table, entry.archiveKey),
-            UpdateExpression: 'SET #archive = if_not_exists(#archive, :entry)',
+            UpdateExpression: 'SET #archive = :entry',
             ConditionExpression: 'attribute_not_exists(#archive) OR #archive.figures.contentSha256 = :sha',
             ExpressionAttributeNames: { '#archive': 'archive' },
             ExpressionAttributeValues: { ':entry': entry, ':sha': entry.figures.contentSha256 },
