@@ -362,7 +362,9 @@ export async function primaryKey(client: pg.ClientBase, oid: number): Promise<st
  * restore's `ON CONFLICT (names)` arbitrates only on such an index, and refuses a key that merely contains one) and
  * enforces uniqueness now: valid and live (a failed `CREATE UNIQUE INDEX CONCURRENTLY` leaves an invalid one over
  * duplicate keys) and not deferrable (ON CONFLICT cannot arbitrate on a deferrable one, and it allows duplicates
- * inside a transaction). Key columns are NOT NULL, so NULLS [NOT] DISTINCT does not matter.
+ * inside a transaction), and compares each under a deterministic collation (an index `COLLATE` a case-insensitive
+ * one takes distinct keys for one: restore would count archived rows as already there). Key columns are NOT NULL, so
+ * NULLS [NOT] DISTINCT does not matter.
  */
 export async function isUnique(client: pg.ClientBase, oid: number, names: string[]): Promise<boolean> {
   const result = await client.query<{ ok: boolean }>(
@@ -371,6 +373,10 @@ export async function isUnique(client: pg.ClientBase, oid: number, names: string
         WHERE i.indrelid = $1 AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
           AND i.indisvalid AND i.indisready AND i.indislive AND i.indimmediate
           AND i.indnkeyatts = pg_catalog.cardinality(ARRAY(SELECT DISTINCT pg_catalog.unnest($2::text[])))
+          AND NOT EXISTS (
+            SELECT 1 FROM pg_catalog.unnest(i.indcollation) AS k(coll)
+              JOIN pg_catalog.pg_collation co ON co.oid = k.coll
+             WHERE NOT co.collisdeterministic)
           AND NOT EXISTS (
             SELECT 1 FROM unnest(i.indkey[0:i.indnkeyatts - 1]) AS k(attnum)
               JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum

@@ -61,6 +61,8 @@ describe('table checks', () => {
       CREATE TABLE case_insensitive_key (code text COLLATE case_insensitive PRIMARY KEY, created_at timestamptz);
       CREATE TABLE generated_key (created_at timestamptz NOT NULL, seq int NOT NULL,
         day date GENERATED ALWAYS AS ((created_at AT TIME ZONE 'UTC')::date) STORED, PRIMARY KEY (day, seq));
+      CREATE TABLE case_insensitive_index (code text NOT NULL, created_at timestamptz);
+      CREATE UNIQUE INDEX ON case_insensitive_index (code COLLATE case_insensitive);
       CREATE TABLE superset_key (id int PRIMARY KEY, created_at timestamptz NOT NULL);
       CREATE TABLE invalid_key (id int NOT NULL, created_at timestamptz);
       INSERT INTO invalid_key VALUES (1, now()), (1, now());`);
@@ -157,6 +159,11 @@ describe('table checks', () => {
       'a key with a generated column, which restore cannot write',
       { name: 'generated_key', timestampColumn: 'created_at' },
       /key column "day" .* is generated/,
+    ],
+    [
+      'a key whose only unique index compares under a nondeterministic collation',
+      { name: 'case_insensitive_index', timestampColumn: 'created_at', keyColumns: ['code'] },
+      /key columns \(code\) .* are not exactly the columns of its primary key/,
     ],
     [
       'key columns that contain a unique key without being one, on which restore could not arbitrate',
