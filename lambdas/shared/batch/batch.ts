@@ -150,10 +150,15 @@ export async function settleDelete(
   if (status !== 'unknown') return status;
   // By the lines, not the row versions: the server cannot tell mostly after a restore or a switch to another server,
   // where the same rows may carry other xmins and slots.
+  if (!inFlight.manifest) {
+    throw new BatchOutcomeUnknownError(
+      `cannot tell whether the delete of batch ${inFlight.batchId} committed (transaction ${inFlight.deleteXid} is unknown to this server), and its record, written by an earlier version, does not say how it read the table (its key, timestamp column and zone), so its rows cannot decide; nothing was changed (settle it with batch settle)`,
+    );
+  }
   const now = await inReadOnlyTransaction(client, async () => {
     let described: TableShape;
     try {
-      described = await describeTable(client, tableAsExported(table, inFlight));
+      described = await describeTable(client, tableAsExported(table, inFlight), 'rows');
     } catch (error) {
       if (!(error instanceof TableNotUsableError)) throw error;
       throw new BatchOutcomeUnknownError(

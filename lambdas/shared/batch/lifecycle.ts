@@ -76,7 +76,7 @@ export function reachesPastCutoff(inFlight: Pick<InFlight, 'objects'>, cutoff: s
  * Why the table is now read otherwise than when the batch was exported, or undefined: its key, or the column and zone
  * that put its rows on days, changed since (in the config, or the primary key in the database). The batch's bounds
  * are values of its own key and its windows instants of its own zone: read through others they select other rows, or
- * none, or fail to cast. A batch recorded before its record kept these has nothing to compare with.
+ * none, or fail to cast. A batch recorded before its record kept these counts as read otherwise.
  */
 export function readingChange(
   inFlight: Pick<InFlight, 'manifest'>,
@@ -88,7 +88,9 @@ export function readingChange(
   },
 ): string | undefined {
   const exported = inFlight.manifest;
-  if (!exported) return undefined;
+  // Rows read under an unknown reading are never carried on: they are all in the table, and the next batch reads them.
+  if (!exported)
+    return `the batch's record, written by an earlier version, does not say how it read the table`;
   const changes: string[] = [];
   const key = now.keyColumns.map((c) => c.name);
   if (key.join('\n') !== exported.keyColumns.join('\n'))

@@ -154,7 +154,16 @@ const BUILTIN_ORDER_SQL = `(WITH RECURSIVE base AS (
  * NOT NULL and unique (a primary key or a valid, immediate unique index without predicate or expressions, see
  * isUnique), and deleting its rows changes nothing else (refuseSideEffects).
  */
-export async function describeTable(client: pg.ClientBase, table: TableIdentity): Promise<TableShape> {
+export async function describeTable(
+  client: pg.ClientBase,
+  table: TableIdentity,
+  /**
+   * `rows`: the caller only counts rows by the key and day windows (settling a delete by its rows): what deleting
+   * and restoring them needs (a unique key restore can arbitrate on, a DELETE without side effects) is not checked.
+   */
+  purpose: 'archive' | 'rows' = 'archive',
+): Promise<TableShape> {
+  const archiving = purpose === 'archive';
   const where = `table "${table.schema}"."${table.name}" in database ${table.database}`;
   // One round trip for everything the checks below need: describeTable runs in every step that touches rows.
   const described = await client.query<{
@@ -245,12 +254,12 @@ export async function describeTable(client: pg.ClientBase, table: TableIdentity)
     const described = relation.columns.find((c) => c.name === name);
     // Restore recognises the archived rows by their key (restore-sql.ts conflictKeyProblems): a key it would refuse
     // is refused here, before any row is deleted, or the rows could not come back into a table like this one.
-    if (column.generated) {
+    if (archiving && column.generated) {
       throw new TableNotUsableError(
         `key column "${name}" of ${where} is generated: a restore writes each archived row's key, and PostgreSQL computes a generated column itself; set keyColumns to the stored columns of a unique index`,
       );
     }
-    if (described?.deterministic === false) {
+    if (archiving && described?.deterministic === false) {
       throw new TableNotUsableError(
         `key column "${name}" of ${where} compares under a nondeterministic collation (equal values may differ in their text): a restore could not tell archived rows from rows already there by it; set keyColumns to the columns of a unique index under deterministic collations`,
       );
@@ -262,15 +271,17 @@ export async function describeTable(client: pg.ClientBase, table: TableIdentity)
     }
     return { ...column, boundType: described.bound_type };
   });
-  refuseSideEffects(relation.side_effects, where);
-  refuseReplicaSession(relation.replication_role, where);
+  if (archiving) {
+    refuseSideEffects(relation.side_effects, where);
+    refuseReplicaSession(relation.replication_role, where);
+  }
   // Through a partitioned table only its own policies apply, and a plain table is read ONLY: the table's own decide.
   if (relation.row_security) {
     throw new TableNotUsableError(
       `${where} has row-level security that applies to the archiver's role: its policies could hide rows from export or keep the delete from rows it archived; grant the role BYPASSRLS, or archive as the table's owner (without FORCE ROW LEVEL SECURITY)`,
     );
   }
-  if (table.keyColumns && !(await isUnique(client, relation.oid, keyNames))) {
+  if (archiving && table.keyColumns && !(await isUnique(client, relation.oid, keyNames))) {
     throw new TableNotUsableError(
       `key columns (${keyNames.join(', ')}) of ${where} are not exactly the columns of its primary key or of a valid, non-deferrable unique index (restore recognises rows already there by such an index only)`,
     );

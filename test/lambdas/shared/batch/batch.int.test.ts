@@ -32,10 +32,17 @@ const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'crea
 describe('batch settlement and withdrawal', () => {
   const bed = archiverTestbed(
     async (db) => {
-      for (const name of ['stale', 'moved_server', 'unknown_outcome', 'raced', 'broken_read'])
+      for (const name of ['stale', 'moved_server', 'unknown_outcome', 'raced', 'broken_read', 'unread'])
         await seedEvents(db.client, name, 400);
     },
-    [spec('stale'), spec('moved_server'), spec('unknown_outcome'), spec('raced'), spec('broken_read')],
+    [
+      spec('stale'),
+      spec('moved_server'),
+      spec('unknown_outcome'),
+      spec('raced'),
+      spec('broken_read'),
+      spec('unread'),
+    ],
   );
 
   async function verifiedBatch(
@@ -127,6 +134,27 @@ describe('batch settlement and withdrawal', () => {
     expect(await tableLines(bed.db.client, table)).toEqual(before);
     expect((await deps.locks.get('app', 'public.unknown_outcome')).inFlight).toEqual(foreign);
     expect((await readLiveArchives(bed.local, 'public', 'unknown_outcome')).length).toBe(0);
+  });
+
+  it('never settles by the rows a batch whose record (an earlier version’s) does not say how it read the table', async () => {
+    // Prepare: the delete's outcome unknown to the server, and the record without the manifest it reads by.
+    const deps = bed.local.deps();
+    const table = resolvedTable(spec('unread'));
+    const { task, foreign } = await deleteOnAnotherServer(deps, 'public.unread');
+    const { manifest: _, ...earlier } = foreign;
+    await deps.locks.setInFlight('app', 'public.unread', task.lease, 3600, earlier, { unchanged: foreign });
+    const before = await tableLines(bed.db.client, table);
+
+    // Act
+    const attempt = exportBatch(task, deps);
+
+    // Assess: rows untouched, the record kept for an operator's batch settle.
+    await expect(attempt).rejects.toThrow(
+      /written by an earlier version, does not say how it read the table/,
+    );
+    await expect(attempt).rejects.toThrow(BatchOutcomeUnknownError);
+    expect(await tableLines(bed.db.client, table)).toEqual(before);
+    expect((await deps.locks.get('app', 'public.unread')).inFlight).toEqual(earlier);
   });
 
   it('settling by the rows, a read of an archive that breaks off is the retried StorageUnavailableError, changing nothing', async () => {
