@@ -121,7 +121,9 @@ export async function planRestore(
   if (page.length > 0) countPage();
   if (unlisted.size > 0) {
     const missing = missingArchives(task, source, deps.config.s3, [...unlisted.values()]);
-    if (!request.allowMissingArchives) throw new ConfigError(`${missing.message}; nothing was written`);
+    // One archive asked for by key that is not there leaves nothing to restore: allowing it changes nothing.
+    if (!request.allowMissingArchives || (task.key && archives === 0))
+      throw new ConfigError(`${missing.message}; nothing was written`);
     task.missingArchives = { archives: unlisted.size, rows: missing.rows };
     deps.telemetry.warn('restore leaves out committed archives that are not in the bucket', {
       restoreId,
@@ -227,7 +229,7 @@ function missingArchives(
   ].filter((reason) => reason !== undefined);
   const shown = `${keys.join(', ')}${sorted.length > keys.length ? `, and ${sorted.length - keys.length} more` : ''}`;
   return {
-    message: `${sorted.length} committed archive(s) of ${tableLabel(task.source)} in the inventory, ${rows.toLocaleString('en-US')} rows, are not in the bucket under ${folder}, so this restore would leave their rows out: ${shown}. Of them, ${reasons.join('; ')}. Set allowMissingArchives to restore the rest knowingly`,
+    message: `${sorted.length} committed archive(s) of ${tableLabel(task.source)} in the inventory, ${rows.toLocaleString('en-US')} rows, are not in the bucket under ${folder}, so this restore cannot read them (their rows are left out, unless other archives hold them too: rows restored into the table and archived again since): ${shown}. Of them, ${reasons.join('; ')}. Set allowMissingArchives to restore the rest knowingly`,
     rows,
     keys,
   };

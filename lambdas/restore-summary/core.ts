@@ -97,7 +97,7 @@ export async function finish(
   const warnings = [
     ...(missing
       ? [
-          `${missing.archives} committed archive(s) with ${missing.rows} rows were not in the bucket and were left out (allowMissingArchives): this target lacks their rows`,
+          `${missing.archives} committed archive(s) with ${missing.rows} rows were not in the bucket and were left out (allowMissingArchives): this target lacks their rows unless other archives hold them too`,
         ]
       : []),
     ...sequenceWarnings,

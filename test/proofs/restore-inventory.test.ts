@@ -91,6 +91,11 @@ describe('restore against the inventory of committed archives', () => {
       { ...request, mode: 'key', key: before[0]?.archiveKey },
       withMovedConfig(),
     );
+    const oneKeyAllowed = await runLocalRestore(
+      bed.local,
+      { ...request, mode: 'key', key: before[0]?.archiveKey, allowMissingArchives: true },
+      withMovedConfig(),
+    );
     recordProof({
       kind: 'threat',
       actor: 'operator',
@@ -111,9 +116,12 @@ describe('restore against the inventory of committed archives', () => {
       expect(message).toContain('allowMissingArchives');
       expect(run.results).toEqual([]);
     }
-    expect(oneKey.execution.error?.name).toBe('ConfigError');
-    expect(oneKey.execution.error?.message).toContain(`1 committed archive(s) of "public"."moved"`);
-    expect(oneKey.execution.error?.message).toContain('outside the current s3.prefix');
+    // By key, allowing missing archives leaves nothing to restore: the same reason, not "does not exist".
+    for (const run of [oneKey, oneKeyAllowed]) {
+      expect(run.execution.error?.name).toBe('ConfigError');
+      expect(run.execution.error?.message).toContain(`1 committed archive(s) of "public"."moved"`);
+      expect(run.execution.error?.message).toContain('outside the current s3.prefix');
+    }
     expect(await exists('moved_copy')).toBe(false);
   });
 
@@ -138,7 +146,7 @@ describe('restore against the inventory of committed archives', () => {
       status: 'succeeded',
       totals: { files: after.length, inserted: rowsOf(after) },
       warnings: [
-        `${before.length} committed archive(s) with ${rowsOf(before)} rows were not in the bucket and were left out (allowMissingArchives): this target lacks their rows`,
+        `${before.length} committed archive(s) with ${rowsOf(before)} rows were not in the bucket and were left out (allowMissingArchives): this target lacks their rows unless other archives hold them too`,
       ],
     });
     const back = await tableLines(
