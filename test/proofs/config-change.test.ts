@@ -85,148 +85,135 @@ describe('a config change while a batch is in flight', () => {
     ddb.destroy();
   }
 
-  function crashOnce(point: FaultPoint) {
-    let fired = false;
-    return {
-      fired: () => fired,
-      fault: async (reached: FaultPoint) => {
-        if (reached !== point || fired) return;
-        fired = true;
-        throw new Error(`injected crash at ${reached}`);
-      },
+  /**
+   * Runs the table until a crash at `stopAt` leaves a batch in flight, lets `meanwhile` happen (a failover, a
+   * migration), then runs it again under the entry `after`. What the batch was left at, and what the second run made
+   * of the table: its status, and the rows once in the table or an archive (or why not).
+   */
+  async function interruptedThenChanged(change: {
+    before: TableSpec;
+    after: TableSpec;
+    stopAt: FaultPoint;
+    meanwhile?: (local: LocalEnvironment) => Promise<void>;
+  }) {
+    const table = resolvedTable(change.before);
+    const ref = `${table.schema}.${table.name}`;
+    const original = await tableLines(db.client, table);
+    const { local: first, stateDir } = await openWith(change.before);
+    let crashed = false;
+    const crash = async (reached: FaultPoint) => {
+      if (reached !== change.stopAt || crashed) return;
+      crashed = true;
+      throw new Error(`injected crash at ${reached}`);
     };
+    await runLocalArchive(first, { tables: [ref] }, { fault: crash, retryIntervalScale: 0 });
+    await change.meanwhile?.(first);
+    const stage = crashed ? (await first.deps().locks.get('app', ref)).inFlight?.stage : 'no crash';
+    await first.close();
+    const { local: second } = await openWith(change.after, stateDir);
+    try {
+      const run = await runLocalArchive(second, { tables: [ref] }, { retryIntervalScale: 0 });
+      const counts = await assertNoLossNoDuplicates(second, db.client, table, original).catch(
+        (error: Error) => error,
+      );
+      return { stage, status: run.execution.status, counts };
+    } finally {
+      await second.close();
+    }
+  }
+
+  const held = (outcome: Awaited<ReturnType<typeof interruptedThenChanged>>) =>
+    outcome.status === 'SUCCEEDED' && !(outcome.counts instanceof Error);
+
+  function assertEveryRowOnce(outcome: Awaited<ReturnType<typeof interruptedThenChanged>>): void {
+    expect(outcome.status).toBe('SUCCEEDED');
+    if (outcome.counts instanceof Error) throw outcome.counts;
+    expect(outcome.counts.inArchives).toBeGreaterThan(0);
   }
 
   it('keyColumns now a key of another type (bigint to uuid): the verified batch is taken back, every row archived once', async () => {
-    // Prepare: a run crashes inside the delete transaction (rolled back), leaving a verified batch keyed by id.
+    // Prepare: a crash inside the delete transaction (rolled back) leaves a verified batch keyed by id.
     const spec = { schema: 'public', name: 'keyed', timestampColumn: 'created_at' };
-    const table = resolvedTable(spec);
-    const original = await tableLines(db.client, table);
-    const { local: first, stateDir } = await openWith({ ...spec, keyColumns: ['id'] });
-    const crash = crashOnce('delete:betweenObjects');
-    await runLocalArchive(first, { tables: ['public.keyed'] }, { fault: crash.fault, retryIntervalScale: 0 });
-    const stage = (await first.deps().locks.get('app', 'public.keyed')).inFlight?.stage;
-    await first.close();
 
     // Act: the config now names the uuid key.
-    const { local: second } = await openWith({ ...spec, keyColumns: ['uid'] }, stateDir);
-    const run = await runLocalArchive(second, { tables: ['public.keyed'] }, { retryIntervalScale: 0 });
+    const outcome = await interruptedThenChanged({
+      before: { ...spec, keyColumns: ['id'] },
+      after: { ...spec, keyColumns: ['uid'] },
+      stopAt: 'delete:betweenObjects',
+    });
 
     // Assess
-    const counts = await assertNoLossNoDuplicates(second, db.client, table, original).catch(
-      (error: Error) => error,
-    );
-    await second.close();
     recordProof({
       kind: 'threat',
       actor: 'operator',
       attack: 'changes keyColumns to a key of another type while a verified batch is in flight',
-      held: run.execution.status === 'SUCCEEDED' && !(counts instanceof Error),
+      held: held(outcome),
     });
-    expect(crash.fired()).toBe(true);
-    expect(stage).toBe('verified');
-    expect(run.execution.status).toBe('SUCCEEDED');
-    if (counts instanceof Error) throw counts;
-    expect(counts.inArchives).toBeGreaterThan(0);
+    expect(outcome.stage).toBe('verified');
+    assertEveryRowOnce(outcome);
   });
 
   it('timestampTimeZone changed while a delete is unknown to the server: settled by the batch’s own windows, never counted as committed', async () => {
-    // Prepare: a run stops before its delete commits; the server then cannot tell (a failover or a restored
+    // Prepare: the run stops before its delete commits; the server then cannot tell (a failover or a restored
     // cluster: another server identity), so the rows decide whether it committed.
     const spec = { schema: 'public', name: 'zoned', timestampColumn: 'created_at' };
-    const table = resolvedTable(spec);
-    const original = await tableLines(db.client, table);
-    const { local: first, stateDir } = await openWith({ ...spec, timestampTimeZone: 'UTC' });
-    const crash = crashOnce('delete:beforeCommit');
-    await runLocalArchive(first, { tables: ['public.zoned'] }, { fault: crash.fault, retryIntervalScale: 0 });
-    const stage = (await first.deps().locks.get('app', 'public.zoned')).inFlight?.stage;
-    await rewriteRecord(first, 'public.zoned', 'SET inFlight.deleteServer = :other', OTHER_SERVER);
-    await first.close();
 
     // Act: the zone moves the days by 14 hours; read in it, the batch's windows hold none of its rows.
-    const { local: second } = await openWith({ ...spec, timestampTimeZone: 'Pacific/Kiritimati' }, stateDir);
-    const run = await runLocalArchive(second, { tables: ['public.zoned'] }, { retryIntervalScale: 0 });
+    const outcome = await interruptedThenChanged({
+      before: { ...spec, timestampTimeZone: 'UTC' },
+      after: { ...spec, timestampTimeZone: 'Pacific/Kiritimati' },
+      stopAt: 'delete:beforeCommit',
+      meanwhile: (local) =>
+        rewriteRecord(local, 'public.zoned', 'SET inFlight.deleteServer = :other', OTHER_SERVER),
+    });
 
     // Assess: no row in two committed archives, none lost.
-    const counts = await assertNoLossNoDuplicates(second, db.client, table, original).catch(
-      (error: Error) => error,
-    );
-    await second.close();
     recordProof({
       kind: 'threat',
       actor: 'operator',
       attack: 'changes timestampTimeZone while a delete whose outcome the server cannot tell is in flight',
-      held: run.execution.status === 'SUCCEEDED' && !(counts instanceof Error),
+      held: held(outcome),
     });
-    expect(crash.fired()).toBe(true);
-    expect(stage).toBe('deleting');
-    expect(run.execution.status).toBe('SUCCEEDED');
-    if (counts instanceof Error) throw counts;
-    expect(counts.inArchives).toBeGreaterThan(0);
+    expect(outcome.stage).toBe('deleting');
+    assertEveryRowOnce(outcome);
   });
 
   it('a committed delete the server cannot tell, then the primary key moved (keyColumns unset): settled by its rows as committed', async () => {
     // Prepare: the delete commits, the run stops before recording it; then a failover, and a migration that moves
     // the primary key to uid (the batch's id bounds no longer name a unique key, and need not: rows are counted).
     const spec = { schema: 'public', name: 'rekeyed', timestampColumn: 'created_at' };
-    const table = resolvedTable(spec);
-    const original = await tableLines(db.client, table);
-    const { local: first, stateDir } = await openWith(spec);
-    const crash = crashOnce('delete:afterCommit');
-    await runLocalArchive(
-      first,
-      { tables: ['public.rekeyed'] },
-      { fault: crash.fault, retryIntervalScale: 0 },
-    );
-    const stage = (await first.deps().locks.get('app', 'public.rekeyed')).inFlight?.stage;
-    await rewriteRecord(first, 'public.rekeyed', 'SET inFlight.deleteServer = :other', OTHER_SERVER);
-    await first.close();
-    await db.client.query('ALTER TABLE rekeyed DROP CONSTRAINT rekeyed_pkey, ADD PRIMARY KEY (uid)');
+    const meanwhile = async (local: LocalEnvironment) => {
+      await rewriteRecord(local, 'public.rekeyed', 'SET inFlight.deleteServer = :other', OTHER_SERVER);
+      await db.client.query('ALTER TABLE rekeyed DROP CONSTRAINT rekeyed_pkey, ADD PRIMARY KEY (uid)');
+    };
 
     // Act
-    const { local: second } = await openWith(spec, stateDir);
-    const run = await runLocalArchive(second, { tables: ['public.rekeyed'] }, { retryIntervalScale: 0 });
+    const outcome = await interruptedThenChanged({
+      before: spec,
+      after: spec,
+      stopAt: 'delete:afterCommit',
+      meanwhile,
+    });
 
     // Assess: the committed batch's archives are recorded, every row is once in the table or an archive.
-    const counts = await assertNoLossNoDuplicates(second, db.client, table, original).catch(
-      (error: Error) => error,
-    );
-    await second.close();
-    expect(crash.fired()).toBe(true);
-    expect(stage).toBe('deleting');
-    expect(run.execution.status).toBe('SUCCEEDED');
-    if (counts instanceof Error) throw counts;
-    expect(counts.inArchives).toBeGreaterThan(0);
+    expect(outcome.stage).toBe('deleting');
+    assertEveryRowOnce(outcome);
   });
 
   it('a verified batch whose record an earlier version wrote (no manifest), then keyColumns changed: taken back, every row archived once', async () => {
     // Prepare: a verified batch keyed by id, its record as an earlier version kept it: it does not say its key.
     const spec = { schema: 'public', name: 'unrecorded', timestampColumn: 'created_at' };
-    const table = resolvedTable(spec);
-    const original = await tableLines(db.client, table);
-    const { local: first, stateDir } = await openWith({ ...spec, keyColumns: ['id'] });
-    const crash = crashOnce('delete:betweenObjects');
-    await runLocalArchive(
-      first,
-      { tables: ['public.unrecorded'] },
-      { fault: crash.fault, retryIntervalScale: 0 },
-    );
-    await rewriteRecord(first, 'public.unrecorded', 'REMOVE inFlight.manifest');
-    const stage = (await first.deps().locks.get('app', 'public.unrecorded')).inFlight?.stage;
-    await first.close();
 
     // Act
-    const { local: second } = await openWith({ ...spec, keyColumns: ['uid'] }, stateDir);
-    const run = await runLocalArchive(second, { tables: ['public.unrecorded'] }, { retryIntervalScale: 0 });
+    const outcome = await interruptedThenChanged({
+      before: { ...spec, keyColumns: ['id'] },
+      after: { ...spec, keyColumns: ['uid'] },
+      stopAt: 'delete:betweenObjects',
+      meanwhile: (local) => rewriteRecord(local, 'public.unrecorded', 'REMOVE inFlight.manifest'),
+    });
 
     // Assess
-    const counts = await assertNoLossNoDuplicates(second, db.client, table, original).catch(
-      (error: Error) => error,
-    );
-    await second.close();
-    expect(stage).toBe('verified');
-    expect(run.execution.status).toBe('SUCCEEDED');
-    if (counts instanceof Error) throw counts;
-    expect(counts.inArchives).toBeGreaterThan(0);
+    expect(outcome.stage).toBe('verified');
+    assertEveryRowOnce(outcome);
   });
 });

@@ -197,20 +197,20 @@ describe('restore into a table given a NOT VALID constraint since that the archi
   const count = async (table: string) =>
     (await bed.db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`)).rows[0]?.n;
 
-  it('a CHECK constraint: each archive fails naming the constraint and the table, and nothing is written', async () => {
-    // Prepare: the rows are archived, then a migration adds a CHECK their amounts break.
-    const run = await runLocalArchive(bed.local, { tables: ['public.payments'] }, { retryIntervalScale: 0 });
+  /** Archives the table's rows, then migrates it with `ddl`, then restores the rows into it. */
+  async function restoreAfter(table: string, ddl: string) {
+    const run = await runLocalArchive(bed.local, { tables: [table] }, { retryIntervalScale: 0 });
     expect(run.execution.status).toBe('SUCCEEDED');
-    expect(await count('public.payments')).toBe(0);
-    await bed.db.client.query(
-      'ALTER TABLE public.payments ADD CONSTRAINT amount_positive CHECK (amount > 0) NOT VALID',
-    );
+    expect(await count(table)).toBe(0);
+    await bed.db.client.query(`ALTER TABLE ${table} ${ddl}`);
+    return runLocalRestore(bed.local, { database: 'app', table }, { retryIntervalScale: 0 });
+  }
 
-    // Act
-    const result = await runLocalRestore(
-      bed.local,
-      { database: 'app', table: 'public.payments' },
-      { retryIntervalScale: 0 },
+  it('a CHECK constraint: each archive fails naming the constraint and the table, and nothing is written', async () => {
+    // Act: a migration adds a CHECK the archived amounts break.
+    const result = await restoreAfter(
+      'public.payments',
+      'ADD CONSTRAINT amount_positive CHECK (amount > 0) NOT VALID',
     );
 
     // Assess
@@ -231,19 +231,10 @@ describe('restore into a table given a NOT VALID constraint since that the archi
   it.skipIf(inject('postgresVersion') < 18)(
     'a NOT NULL constraint (PostgreSQL 18): the error says the archive holds a null in the column, not that it lacks the column',
     async () => {
-      // Prepare: the rows are archived, then a migration makes the column NOT NULL for the rows to come.
-      const run = await runLocalArchive(bed.local, { tables: ['public.signed'] }, { retryIntervalScale: 0 });
-      expect(run.execution.status).toBe('SUCCEEDED');
-      expect(await count('public.signed')).toBe(0);
-      await bed.db.client.query(
-        'ALTER TABLE public.signed ADD CONSTRAINT signer_nn NOT NULL signer NOT VALID',
-      );
-
-      // Act
-      const result = await runLocalRestore(
-        bed.local,
-        { database: 'app', table: 'public.signed' },
-        { retryIntervalScale: 0 },
+      // Act: a migration makes the column NOT NULL for the rows to come.
+      const result = await restoreAfter(
+        'public.signed',
+        'ADD CONSTRAINT signer_nn NOT NULL signer NOT VALID',
       );
 
       // Assess

@@ -160,24 +160,17 @@ export class LockTableClient {
 
   /** Every item of a partition, page after page. */
   async queryAll(pk: string): Promise<Record<string, unknown>[]> {
-    const items: Record<string, unknown>[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const page = await this.call(() =>
-        this.ddb.send(
-          new QueryCommand({
-            TableName: this.tableName,
-            KeyConditionExpression: 'pk = :pk',
-            ExpressionAttributeValues: { ':pk': pk },
-            ExclusiveStartKey: startKey,
-            ConsistentRead: true,
-          }),
-        ),
-      );
-      items.push(...(page.Items ?? []));
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
-    return items;
+    return this.allPages((startKey) =>
+      this.ddb.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          KeyConditionExpression: 'pk = :pk',
+          ExpressionAttributeValues: { ':pk': pk },
+          ExclusiveStartKey: startKey,
+          ConsistentRead: true,
+        }),
+      ),
+    );
   }
 
   /**
@@ -186,26 +179,32 @@ export class LockTableClient {
    */
   async scanAll(filter: {
     expression: string;
-    names?: Record<string, string>;
     values: Record<string, unknown>;
   }): Promise<Record<string, unknown>[]> {
+    return this.allPages((startKey) =>
+      this.ddb.send(
+        new ScanCommand({
+          TableName: this.tableName,
+          FilterExpression: filter.expression,
+          ExpressionAttributeValues: filter.values,
+          ExclusiveStartKey: startKey,
+          ConsistentRead: true,
+        }),
+      ),
+    );
+  }
+
+  private async allPages(
+    page: (
+      startKey: Record<string, unknown> | undefined,
+    ) => Promise<{ Items?: Record<string, unknown>[]; LastEvaluatedKey?: Record<string, unknown> }>,
+  ): Promise<Record<string, unknown>[]> {
     const items: Record<string, unknown>[] = [];
     let startKey: Record<string, unknown> | undefined;
     do {
-      const page = await this.call(() =>
-        this.ddb.send(
-          new ScanCommand({
-            TableName: this.tableName,
-            FilterExpression: filter.expression,
-            ExpressionAttributeNames: filter.names,
-            ExpressionAttributeValues: filter.values,
-            ExclusiveStartKey: startKey,
-            ConsistentRead: true,
-          }),
-        ),
-      );
-      items.push(...(page.Items ?? []));
-      startKey = page.LastEvaluatedKey;
+      const result = await this.call(() => page(startKey));
+      items.push(...(result.Items ?? []));
+      startKey = result.LastEvaluatedKey;
     } while (startKey);
     return items;
   }
