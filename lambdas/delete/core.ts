@@ -250,12 +250,14 @@ export async function deleteBatch(input: DeleteInput, deps: DeleteDeps): Promise
     );
   }
   if (outcome instanceof DigestMismatch) {
+    // Counted before the withdrawal, which may fail: the alarm sees rows that changed either way.
+    if (outcome.reason === 'rows-changed')
+      deps.telemetry.metric('RowsChanged', 'Count', 1, tableLabel(input));
     await withdrawBatch(deps, input, inFlight, outcome.reason);
     if (outcome.reason === 'reading-changed')
       throw new RowsChangedError(
         `${input.database}/${input.table} is read otherwise than when its batch was exported (${outcome.message}); rolled back, nothing deleted, batch withdrawn: the next run archives the rows again`,
       );
-    deps.telemetry.metric('RowsChanged', 'Count', 1, tableLabel(input));
     throw new RowsChangedError(
       `rows of ${input.database}/${input.table} changed after verification (${outcome.message}); rolled back, archive withdrawn`,
     );

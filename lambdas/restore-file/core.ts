@@ -742,11 +742,15 @@ function notNullRefusal(error: unknown, { target, fromArchive }: InsertRefusalCo
 
 /**
  * A CHECK constraint refused a row: one added since (NOT VALID, say) that the archived rows never had to satisfy. The
- * message names the constraint and its table or domain, never a value (audit rows hold personal data).
+ * message names the constraint and its table or domain, never a value (audit rows hold personal data). The same
+ * SQLSTATE without a constraint is a partitioned target with no partition for the row (the old days' partitions of
+ * an audit table are often dropped once archived).
  */
 function checkRefusal(error: unknown, { target }: InsertRefusalContext): string {
   const fields = error as RefusalFields;
   const constraint = named(fields.constraint);
-  const which = constraint ? `its CHECK constraint ${quoteIdent(constraint)}` : 'a CHECK constraint';
+  if (!constraint)
+    return `the target ${refusedObject(fields, target)} refused the archived rows: no partition of it takes some of them (SQLSTATE 23514; the partition of their days was dropped or detached, or never existed); create or attach a partition for those days, or restore into a table that is not partitioned`;
+  const which = `its CHECK constraint ${quoteIdent(constraint)}`;
   return `the target ${refusedObject(fields, target)} refused the archived rows: ${which} does not hold for at least one of them (SQLSTATE 23514; a constraint added later as NOT VALID need not hold for older rows); restore into a target without that constraint, or change the constraint so the archived rows satisfy it`;
 }

@@ -251,3 +251,47 @@ describe('restore into a table given a NOT VALID constraint since that the archi
     },
   );
 });
+
+describe('restore into a partitioned table whose partition of the archived days was dropped since', () => {
+  const spec = { schema: 'public', name: 'by_month', timestampColumn: 'created_at' };
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query(`
+      CREATE TABLE public.by_month (id int, created_at timestamptz NOT NULL, actor text,
+                                    PRIMARY KEY (id, created_at)) PARTITION BY RANGE (created_at);
+      CREATE TABLE public.by_month_old PARTITION OF public.by_month
+        FOR VALUES FROM (MINVALUE) TO (${TODAY_UTC_SQL} - interval '35 days');
+      CREATE TABLE public.by_month_new PARTITION OF public.by_month
+        FOR VALUES FROM (${TODAY_UTC_SQL} - interval '35 days') TO (MAXVALUE);
+      INSERT INTO public.by_month
+      SELECT g, ${TODAY_UTC_SQL} - g * interval '1 day', 'Jane Roe' FROM generate_series(1, 50) AS g;`);
+    },
+    [spec],
+  );
+
+  it('fails each archive saying no partition takes its rows, not that a CHECK constraint broke', async () => {
+    // Prepare: the old rows are archived, then their partition is dropped (the usual end of an audit partition).
+    const run = await runLocalArchive(bed.local, { tables: ['public.by_month'] }, { retryIntervalScale: 0 });
+    expect(run.execution.status).toBe('SUCCEEDED');
+    await bed.db.client.query('DROP TABLE public.by_month_old');
+
+    // Act
+    const result = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.by_month' },
+      { retryIntervalScale: 0 },
+    );
+
+    // Assess
+    expect(result.execution.status).toBe('FAILED');
+    const failed = result.results.filter((r) => r.error);
+    expect(failed.length).toBeGreaterThan(0);
+    for (const r of failed) {
+      expect(r.error).toMatch(
+        /refused the archived rows: no partition of it takes some of them \(SQLSTATE 23514/,
+      );
+      expect(r.error).toMatch(/create or attach a partition for those days/);
+      expect(r.error).not.toMatch(/CHECK constraint|Jane|Roe/);
+    }
+  });
+});

@@ -382,9 +382,9 @@ export async function withdrawBatch(
 }
 
 /**
- * Finishes or undoes a batch an earlier attempt left in flight, as lifecycle.ts `recoveryOf` decides; a `deleting`
- * batch is first settled by its transaction (settleDelete). True when the batch is carried on (the caller resumes
- * it from its stage), false when it left the lease item.
+ * Finishes or undoes a batch an earlier attempt left in flight, as lifecycle.ts decides: `recoveryOf` first; a batch
+ * to carry on, or a `deleting` one to settle (settleDelete), with the table as it is read now (decideWithTable).
+ * True when the batch is carried on (the caller resumes it from its stage), false when it left the lease item.
  */
 export async function recoverInFlight(
   deps: Pick<StepDeps, 'config' | 'store' | 'locks' | 'inventory' | 'database' | 'telemetry' | 'now'>,
@@ -433,7 +433,9 @@ async function decideWithTable(
   return db.withConnection(async (client) => {
     const settled = settling ? await settleDelete(client, deps.store, table, inFlight) : undefined;
     if (settled === 'committed') return afterDeleteSettled(inFlight, task.cutoff, settled);
-    const changed = readingChange(inFlight, await describeTable(client, table));
+    // In a transaction, as every description: it sets the archiver's settings again (a pooler may have reset them).
+    const shape = await inReadOnlyTransaction(client, () => describeTable(client, table));
+    const changed = readingChange(inFlight, shape);
     if (changed) deps.telemetry.warn('batch in flight read otherwise now', { ...tableLabel(task), changed });
     return settled
       ? afterDeleteSettled(inFlight, task.cutoff, settled, changed)

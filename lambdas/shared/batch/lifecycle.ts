@@ -93,7 +93,7 @@ export function readingChange(
     return `the batch's record, written by an earlier version, does not say how it read the table`;
   const changes: string[] = [];
   const key = now.keyColumns.map((c) => c.name);
-  if (key.join('\n') !== exported.keyColumns.join('\n'))
+  if (key.length !== exported.keyColumns.length || key.some((name, i) => name !== exported.keyColumns[i]))
     changes.push(`key (${exported.keyColumns.join(', ')}) is now (${key.join(', ')})`);
   if (now.timestampColumn.name !== exported.timestampColumn || now.timestampKind !== exported.timestampType)
     changes.push(
@@ -118,23 +118,18 @@ export type Recovery =
   | { action: 'resume-verified' };
 
 /**
- * The decision for a batch found in flight. Exported-only batches are discarded (nothing was published), and so is an
- * interrupted withdrawal (it is finished). Uploaded or verified ones are resumed unless they reach past this run's
- * cut-off or the table is now read otherwise (`readingChanged`, readingChange: known once the table is described,
- * which only a batch that would be resumed or settled needs).
+ * The decision for a batch found in flight, before the table is read. Exported-only batches are discarded (nothing
+ * was published), and so is an interrupted withdrawal (it is finished). Uploaded or verified ones are resumed unless
+ * they reach past this run's cut-off; once the table is described, resumeOrWithdraw decides with its reading.
  */
-export function recoveryOf(
-  inFlight: Pick<InFlight, 'stage' | 'objects'>,
-  cutoff: string,
-  readingChanged?: string,
-): Recovery {
+export function recoveryOf(inFlight: Pick<InFlight, 'stage' | 'objects'>, cutoff: string): Recovery {
   switch (inFlight.stage) {
     case 'exported':
     case 'withdrawing':
       return { action: 'withdraw', reason: 'discarded' };
     case 'uploaded':
     case 'verified':
-      return resumeOrWithdraw(inFlight, cutoff, readingChanged);
+      return resumeOrWithdraw(inFlight, cutoff, undefined);
     case 'deleting':
       return { action: 'settle-delete' };
   }
@@ -151,7 +146,10 @@ export function afterDeleteSettled(
   return notToResume(inFlight, cutoff, readingChanged) ?? { action: 'resume-verified' };
 }
 
-/** An uploaded or verified batch: carried on, unless notToResume says why not. */
+/**
+ * An uploaded or verified batch: carried on, unless it reaches past the cut-off or the table is now read otherwise
+ * (`readingChanged`, from readingChange).
+ */
 export function resumeOrWithdraw(
   inFlight: Pick<InFlight, 'objects'>,
   cutoff: string,

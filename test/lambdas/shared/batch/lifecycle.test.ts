@@ -10,6 +10,7 @@ import {
   reachesPastCutoff,
   readingChange,
   recoveryOf,
+  resumeOrWithdraw,
   type Stage,
   TRANSITIONS,
 } from '../../../../lambdas/shared/batch/lifecycle.js';
@@ -213,6 +214,7 @@ describe('how the table is read, against how the batch read it', () => {
     expect(readingChange(exported({}), shape({}))).toBeUndefined();
     expect(readingChange(exported({}), shape({ key: ['uid'] }))).toMatch(/key \(id\) is now \(uid\)/);
     expect(readingChange(exported({}), shape({ key: ['id', 'at'] }))).toMatch(/is now \(id, at\)/);
+    expect(readingChange(exported({ keyColumns: ['a\nb'] }), shape({ key: ['a', 'b'] }))).toMatch(/is now/);
     expect(readingChange(exported({}), shape({ column: 'logged_at' }))).toMatch(
       /timestamp column created_at \(timestamp\) is now logged_at/,
     );
@@ -279,14 +281,15 @@ describe('recovery of a batch found in flight', () => {
 
     // Act / Assess: the cut-off is said first; a committed delete is recorded whatever the reading.
     for (const stage of ['uploaded', 'verified'] as const) {
-      expect(recoveryOf(batch(stage), CUTOFF, changed)).toEqual({
+      expect(resumeOrWithdraw(batch(stage), CUTOFF, changed)).toEqual({
         action: 'withdraw',
         reason: 'reading-changed',
       });
-      expect(recoveryOf(batch(stage, past), CUTOFF, changed)).toEqual({
+      expect(resumeOrWithdraw(batch(stage, past), CUTOFF, changed)).toEqual({
         action: 'withdraw',
         reason: 'cutoff-moved',
       });
+      expect(resumeOrWithdraw(batch(stage), CUTOFF, undefined)).toEqual({ action: 'resume' });
     }
     expect(afterDeleteSettled(batch('deleting'), CUTOFF, 'aborted', changed)).toEqual({
       action: 'withdraw',
