@@ -106,7 +106,12 @@ export const TableConfigSchema = z
     /** Zone in which a `timestamp without time zone` column is expressed. Ignored for timestamptz. */
     timestampTimeZone: z.string().min(1).default('UTC'),
     /** Key columns; defaults to the table's primary key. Must identify a row uniquely and be NOT NULL. */
-    keyColumns: z.array(pgIdentifier).min(1).max(8).optional(),
+    keyColumns: z
+      .array(pgIdentifier)
+      .min(1)
+      .max(8)
+      .refine((names) => new Set(names).size === names.length, 'must not name a column twice')
+      .optional(),
     retentionDays: z.number().int().min(1).max(36500).optional(),
     batchSize: z.number().int().min(1).max(5_000_000).optional(),
     onSchemaDrift: z.enum(['fail', 'continue']).optional(),

@@ -383,15 +383,13 @@ export async function isUnique(client: pg.ClientBase, oid: number, names: string
        SELECT 1 FROM pg_catalog.pg_index i
         WHERE i.indrelid = $1 AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
           AND i.indisvalid AND i.indisready AND i.indislive AND i.indimmediate
-          AND i.indnkeyatts = pg_catalog.cardinality(ARRAY(SELECT DISTINCT pg_catalog.unnest($2::text[])))
+          AND ARRAY(SELECT a.attname::text COLLATE "C" FROM pg_catalog.unnest(i.indkey[0:i.indnkeyatts - 1]) AS k(attnum)
+                      JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY 1)
+              = ARRAY(SELECT n COLLATE "C" FROM pg_catalog.unnest($2::text[]) AS n ORDER BY 1)
           AND NOT EXISTS (
             SELECT 1 FROM pg_catalog.unnest(i.indcollation) AS k(coll)
               JOIN pg_catalog.pg_collation co ON co.oid = k.coll
              WHERE NOT co.collisdeterministic)
-          AND NOT EXISTS (
-            SELECT 1 FROM unnest(i.indkey[0:i.indnkeyatts - 1]) AS k(attnum)
-              JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-             WHERE a.attname <> ALL ($2::text[]))
      ) AS ok`,
     [oid, names],
   );

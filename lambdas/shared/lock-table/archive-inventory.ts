@@ -22,24 +22,32 @@ export class ArchiveInventory {
    * stale invocation can change), and never over an entry of other content. A later commit of the same content takes
    * the entry over: the same rows restored into the table and archived again, whose object may have been re-created
    * meanwhile (its predecessor expired or deleted), with another pin and manifest that restore must check it against.
-   * Commits of a table come one after another (one batch in flight per lease), so the entry is the latest commit's.
+   * An earlier commit recorded late (a retried record of a settled batch) leaves a later one's entry as it is.
    */
   async record(database: string, table: string, entry: InventoryEntry): Promise<void> {
+    const key = ArchiveInventory.key(database, table, entry.archiveKey);
     try {
       await this.lockTable.call(() =>
         this.lockTable.ddb.send(
           new UpdateCommand({
             TableName: this.lockTable.tableName,
-            Key: ArchiveInventory.key(database, table, entry.archiveKey),
+            Key: key,
             UpdateExpression: 'SET #archive = :entry',
-            ConditionExpression: 'attribute_not_exists(#archive) OR #archive.figures.contentSha256 = :sha',
+            ConditionExpression:
+              'attribute_not_exists(#archive) OR (#archive.figures.contentSha256 = :sha AND #archive.committedAt <= :committedAt)',
             ExpressionAttributeNames: { '#archive': 'archive' },
-            ExpressionAttributeValues: { ':entry': entry, ':sha': entry.figures.contentSha256 },
+            ExpressionAttributeValues: {
+              ':entry': entry,
+              ':sha': entry.figures.contentSha256,
+              ':committedAt': entry.committedAt,
+            },
           }),
         ),
       );
     } catch (error) {
       if (!isConditionFailure(error)) throw error;
+      const recorded = (await this.lockTable.getItem(key))?.archive as InventoryEntry | undefined;
+      if (recorded?.figures.contentSha256 === entry.figures.contentSha256) return;
       throw new ArchiveConflictError(`the inventory records other content under ${entry.archiveKey}`);
     }
   }

@@ -124,6 +124,12 @@ describe('config schema', () => {
       'databases.0.tables.1: duplicate table public.audit',
     ],
     [
+      'a key column named twice',
+      (c: ReturnType<typeof minimal>) =>
+        Object.assign(c.databases[0]?.tables[0] ?? {}, { keyColumns: ['id', 'id'] }),
+      'databases.0.tables.0.keyColumns: must not name a column twice',
+    ],
+    [
       'two tables whose names differ only in where the dot falls',
       (c: ReturnType<typeof minimal>) => {
         const dotted = [

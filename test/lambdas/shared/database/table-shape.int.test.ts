@@ -63,6 +63,8 @@ describe('table checks', () => {
         day date GENERATED ALWAYS AS ((created_at AT TIME ZONE 'UTC')::date) STORED, PRIMARY KEY (day, seq));
       CREATE TABLE case_insensitive_index (code text NOT NULL, created_at timestamptz);
       CREATE UNIQUE INDEX ON case_insensitive_index (code COLLATE case_insensitive);
+      CREATE TABLE repeated_column_index (a int NOT NULL, b int NOT NULL, created_at timestamptz);
+      CREATE UNIQUE INDEX ON repeated_column_index (a, a);
       CREATE TABLE superset_key (id int PRIMARY KEY, created_at timestamptz NOT NULL);
       CREATE TABLE invalid_key (id int NOT NULL, created_at timestamptz);
       INSERT INTO invalid_key VALUES (1, now()), (1, now());`);
@@ -164,6 +166,11 @@ describe('table checks', () => {
       'a key whose only unique index compares under a nondeterministic collation',
       { name: 'case_insensitive_index', timestampColumn: 'created_at', keyColumns: ['code'] },
       /key columns \(code\) .* are not exactly the columns of its primary key/,
+    ],
+    [
+      'key columns whose only unique index repeats one of them instead of holding the other',
+      { name: 'repeated_column_index', timestampColumn: 'created_at', keyColumns: ['a', 'b'] },
+      /key columns \(a, b\) .* are not exactly the columns of its primary key/,
     ],
     [
       'key columns that contain a unique key without being one, on which restore could not arbitrate',
