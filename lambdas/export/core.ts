@@ -376,11 +376,12 @@ async function stageSpans(
     abandonConnection(client);
     open?.destroy(error);
     await Promise.allSettled(streams.map((stream) => stream.settled));
-    // A row that cannot be archived: say where it is, so the operator can find it.
+    // A row that cannot be archived: say which day it is on, so the operator can find it (by day, never by its key:
+    // a key can be personal data, and this message reaches the execution's history and logs).
     const at = open?.span ?? spans[0];
     if (error instanceof TableNotUsableError && at)
       throw new TableNotUsableError(
-        `${batch.input.database}/${batch.input.table}, day ${at.day} from key ${JSON.stringify(at.bounds.firstKey)}: ${error.message}`,
+        `${batch.input.database}/${batch.input.table}, day ${at.day}: ${error.message}`,
       );
     throw error;
   }

@@ -552,7 +552,7 @@ describe('export step', () => {
     await expect(attempt).rejects.toMatchObject({
       name: 'TableNotUsableError',
       message: expect.stringMatching(
-        /^app\/public\.unrestorable, day \d{4}-\d{2}-\d{2} from key \["2"\]: row 1 of the object has an archive line of over 268434432 bytes/,
+        /^app\/public\.unrestorable, day \d{4}-\d{2}-\d{2}: row 1 of the object has an archive line of over 268434432 bytes/,
       ),
     });
     expect((await deps.locks.get('app', 'public.unrestorable')).inFlight).toBeUndefined();

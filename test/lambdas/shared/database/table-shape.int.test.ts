@@ -63,6 +63,12 @@ describe('table checks', () => {
         day date GENERATED ALWAYS AS ((created_at AT TIME ZONE 'UTC')::date) STORED, PRIMARY KEY (day, seq));
       CREATE TABLE case_insensitive_index (code text NOT NULL, created_at timestamptz);
       CREATE UNIQUE INDEX ON case_insensitive_index (code COLLATE case_insensitive);
+      CREATE DOMAIN amount4 AS numeric(12,4);
+      CREATE DOMAIN code6 AS character(6);
+      CREATE DOMAIN short_code AS varchar(5) COLLATE "C";
+      CREATE DOMAIN shorter_code AS short_code;
+      CREATE TABLE modified_keys (m amount4, c code6, s shorter_code, created_at timestamptz,
+        PRIMARY KEY (m, c, s));
       CREATE TABLE repeated_column_index (a int NOT NULL, b int NOT NULL, created_at timestamptz);
       CREATE UNIQUE INDEX ON repeated_column_index (a, a);
       CREATE TABLE superset_key (id int PRIMARY KEY, created_at timestamptz NOT NULL);
@@ -201,6 +207,38 @@ describe('table checks', () => {
 
     // Assess
     expect(shape.keyColumns.map((c) => c.type)).toEqual(['small_positive', 'stage', 'integer[]']);
+  });
+
+  it('casts a domain key column’s bounds to the type under it, with the modifier the domains give it', async () => {
+    // Act
+    const shape = await describeTable(
+      db.client,
+      resolvedTable({ name: 'modified_keys', timestampColumn: 'created_at' }),
+    );
+
+    // Assess
+    expect(shape.keyColumns.map((c) => [c.type, c.boundType])).toEqual([
+      ['amount4', 'numeric(12,4)'],
+      ['code6', 'character(6)'],
+      ['shorter_code', 'character varying(5)'],
+    ]);
+  });
+
+  it('reads a table only to count its rows without the checks deleting and restoring them need', async () => {
+    // Prepare: a DELETE trigger, and key columns no unique index covers: both refused for archiving.
+    const triggered = resolvedTable({ name: 'statement_trigger', timestampColumn: 'created_at' });
+    const unkeyed = resolvedTable({ name: 'not_unique', timestampColumn: 'created_at', keyColumns: ['id'] });
+
+    // Act
+    const counted = await Promise.all([
+      describeTable(db.client, triggered, 'rows'),
+      describeTable(db.client, unkeyed, 'rows'),
+    ]);
+
+    // Assess
+    expect(counted.map((shape) => shape.keyColumns.map((c) => c.name))).toEqual([['id'], ['id']]);
+    await expect(describeTable(db.client, triggered)).rejects.toThrow(TableNotUsableError);
+    await expect(describeTable(db.client, unkeyed)).rejects.toThrow(TableNotUsableError);
   });
 
   it.each([
