@@ -1,4 +1,5 @@
 import { type Command, Option } from 'commander';
+import { RestoreSummarySchema } from '../../lambdas/restore-summary/schema.js';
 import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
 import type { RestoreFileResult } from '../../lambdas/shared/lock-table/restore-records.js';
 import { boundedRequests } from '../../lambdas/shared/runtime/aws-requests.js';
@@ -193,6 +194,6 @@ function reportRestore(
 
 /** The summary's warnings (committed archives left out, sequences left behind), when the execution has a summary. */
 function summaryWarnings(output: unknown): string[] {
-  const warnings = (output as { warnings?: unknown } | undefined)?.warnings;
-  return Array.isArray(warnings) ? warnings.filter((w): w is string => typeof w === 'string') : [];
+  const summary = RestoreSummarySchema.pick({ warnings: true }).safeParse(output);
+  return summary.success ? summary.data.warnings : [];
 }
