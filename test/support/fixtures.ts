@@ -23,6 +23,7 @@ import type { StepDeps } from '../../lambdas/shared/step/step-deps.js';
 import type { TableTask } from '../../lambdas/shared/step/table-task.js';
 import type { MetricName } from '../../lambdas/shared/telemetry/powertools.js';
 import { type LocalEnvironment, openLocalEnvironment } from '../../local/run.js';
+import { type LocalServices, startLocalServices } from '../../local/services.js';
 import { recordProof } from './proof-ledger.js';
 
 export interface TestDatabase {
@@ -203,6 +204,56 @@ export function archiverTestbed(
     },
     get local() {
       return ready(env).local;
+    },
+  };
+}
+
+/**
+ * A local DynamoDB lock table for the tests of one store, started before the file's tests and stopped after: its
+ * document client, and a LockTableClient on `now` (the test's clock, if it keeps one).
+ */
+export function localLockTable(
+  name: string,
+  now?: () => number,
+): {
+  readonly ddb: DynamoDBDocumentClient;
+  readonly lockTable: LockTableClient;
+  readonly services: LocalServices;
+} {
+  let dir: string | undefined;
+  let started:
+    | { services: LocalServices; ddb: DynamoDBDocumentClient; lockTable: LockTableClient }
+    | undefined;
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), `${name}-`));
+    const services = await startLocalServices(dir, name);
+    const ddb = DynamoDBDocumentClient.from(
+      new DynamoDBClient({
+        endpoint: services.dynamoEndpoint,
+        region: 'us-east-1',
+        credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+      }),
+      { marshallOptions: { removeUndefinedValues: true } },
+    );
+    started = { services, ddb, lockTable: new LockTableClient(ddb, services.lockTable, now) };
+  });
+  afterAll(async () => {
+    await started?.services.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+  const ready = () => {
+    if (!started) throw new Error('lock table used outside its tests');
+    return started;
+  };
+  return {
+    get ddb() {
+      return ready().ddb;
+    },
+    get lockTable() {
+      return ready().lockTable;
+    },
+    get services() {
+      return ready().services;
     },
   };
 }

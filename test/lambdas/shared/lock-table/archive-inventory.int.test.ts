@@ -1,14 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { InventoryEntry } from '../../../../lambdas/shared/archive/inventory.js';
 import { ArchiveConflictError } from '../../../../lambdas/shared/errors/step-errors.js';
 import { ArchiveInventory } from '../../../../lambdas/shared/lock-table/archive-inventory.js';
-import { LockTableClient } from '../../../../lambdas/shared/lock-table/table-client.js';
-import { type LocalServices, startLocalServices } from '../../../../local/services.js';
+import { localLockTable } from '../../../support/fixtures.js';
 
 const KEY = 'archive/app/public.events/year=2024/month=01/day=01/20240101-aaaa.jsonl.gz';
 
@@ -31,30 +25,10 @@ const commit = (batchId: string, committedAt: string, sha = 'a'): InventoryEntry
 });
 
 describe('the inventory of committed archives on a local DynamoDB', () => {
-  let services: LocalServices;
-  let dir: string;
-  let inventory: ArchiveInventory;
+  const local = localLockTable('inventory-test');
+  const inventory = () => new ArchiveInventory(local.lockTable);
 
-  beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'inventory-test-'));
-    services = await startLocalServices(dir, 'inventory-test');
-    const ddb = DynamoDBDocumentClient.from(
-      new DynamoDBClient({
-        endpoint: services.dynamoEndpoint,
-        region: 'us-east-1',
-        credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
-      }),
-      { marshallOptions: { removeUndefinedValues: true } },
-    );
-    inventory = new ArchiveInventory(new LockTableClient(ddb, services.lockTable));
-  });
-
-  afterAll(async () => {
-    await services?.stop();
-    rmSync(dir, { recursive: true, force: true });
-  });
-
-  const recorded = async () => (await inventory.entries('app', 'public.events', [KEY])).get(KEY);
+  const recorded = async () => (await inventory().entries('app', 'public.events', [KEY])).get(KEY);
 
   it('keeps the latest commit of the same content, whatever order the records arrive in, and refuses other content', async () => {
     // Prepare: a first commit, and a later one of the same rows whose object was re-created (another pin, manifest).
@@ -62,12 +36,16 @@ describe('the inventory of committed archives on a local DynamoDB', () => {
     const later = commit('later', '2024-03-01T03:00:00.000Z');
 
     // Act
-    await inventory.record('app', 'public.events', first);
-    await inventory.record('app', 'public.events', later);
+    await inventory().record('app', 'public.events', first);
+    await inventory().record('app', 'public.events', later);
     const afterLater = await recorded();
-    await inventory.record('app', 'public.events', first);
+    await inventory().record('app', 'public.events', first);
     const afterLateFirst = await recorded();
-    const other = inventory.record('app', 'public.events', commit('other', '2024-04-01T03:00:00.000Z', 'f'));
+    const other = inventory().record(
+      'app',
+      'public.events',
+      commit('other', '2024-04-01T03:00:00.000Z', 'f'),
+    );
 
     // Assess
     expect(afterLater).toEqual(later);

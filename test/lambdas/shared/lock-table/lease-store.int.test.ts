@@ -10,6 +10,7 @@ import { LeaseStore } from '../../../../lambdas/shared/lock-table/lease-store.js
 import { LockTableClient } from '../../../../lambdas/shared/lock-table/table-client.js';
 import type { InFlight } from '../../../../lambdas/shared/lock-table/table-state.js';
 import { type LocalServices, startLocalServices } from '../../../../local/services.js';
+import { localLockTable } from '../../../support/fixtures.js';
 import { recordProof } from '../../../support/proof-ledger.js';
 
 const batch = (stage: InFlight['stage']): InFlight => ({
@@ -41,29 +42,12 @@ const batch = (stage: InFlight['stage']): InFlight => ({
 });
 
 describe('LeaseStore on a local DynamoDB', () => {
-  let services: LocalServices;
-  let dir: string;
   let clock = 1_700_000_000_000;
+  const local = localLockTable('locks-test', () => clock);
   let locks: LeaseStore;
-  let ddb!: DynamoDBDocumentClient;
 
-  beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'locks-test-'));
-    services = await startLocalServices(dir, 'locks-test');
-    ddb = DynamoDBDocumentClient.from(
-      new DynamoDBClient({
-        endpoint: services.dynamoEndpoint,
-        region: 'us-east-1',
-        credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
-      }),
-      { marshallOptions: { removeUndefinedValues: true } },
-    );
-    locks = new LeaseStore(new LockTableClient(ddb, services.lockTable, () => clock));
-  });
-
-  afterAll(async () => {
-    await services?.stop();
-    rmSync(dir, { recursive: true, force: true });
+  beforeAll(() => {
+    locks = new LeaseStore(local.lockTable);
   });
 
   it('holds every object the record’s room took, each at its largest, beside the widest columns; a few more do not fit', async () => {
@@ -231,9 +215,9 @@ describe('LeaseStore on a local DynamoDB', () => {
     const { objects, ...batchFields } = batch('verified');
     const [object] = objects;
     const earlier = { ...batchFields, ...object };
-    await ddb.send(
+    await local.ddb.send(
       new UpdateCommand({
-        TableName: services.lockTable,
+        TableName: local.services.lockTable,
         Key: LeaseStore.stateKey('db', 't9'),
         UpdateExpression: 'SET inFlight = :inFlight',
         ExpressionAttributeValues: { ':inFlight': earlier },

@@ -1,34 +1,13 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { RestoreRecords } from '../../../../lambdas/shared/lock-table/restore-records.js';
 import { LockTableClient } from '../../../../lambdas/shared/lock-table/table-client.js';
-import { type LocalServices, startLocalServices } from '../../../../local/services.js';
+import { localLockTable } from '../../../support/fixtures.js';
 
 describe('RestoreRecords on a local DynamoDB', () => {
-  let services: LocalServices;
-  let dir: string;
+  const local = localLockTable('restore-records-test');
   let records: RestoreRecords;
-
-  beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'restore-records-test-'));
-    services = await startLocalServices(dir, 'restore-records-test');
-    const ddb = DynamoDBDocumentClient.from(
-      new DynamoDBClient({
-        endpoint: services.dynamoEndpoint,
-        region: 'us-east-1',
-        credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
-      }),
-    );
-    records = new RestoreRecords(new LockTableClient(ddb, services.lockTable));
-  });
-
-  afterAll(async () => {
-    await services?.stop();
-    rmSync(dir, { recursive: true, force: true });
+  beforeAll(() => {
+    records = new RestoreRecords(local.lockTable);
   });
 
   it('writes watermarks 25 to a request and reads them 100 keys to a request: each archive marked for this target, and only those', async () => {
