@@ -179,7 +179,8 @@ async function databaseChecks(deps: DoctorDeps, db: DatabaseConfig): Promise<Che
 }
 
 /**
- * CHECK and NOT NULL constraints added NOT VALID on the table, its partitions or the domains of its columns: rows
+ * CHECK and NOT NULL constraints added NOT VALID on the table, its partitions or the domains its columns use (also as
+ * array elements or inside composite types): rows
  * written before them may break them, and a restore into the table checks every row it writes.
  */
 const UNVALIDATED_CONSTRAINTS_SQL = `
@@ -190,7 +191,14 @@ const UNVALIDATED_CONSTRAINTS_SQL = `
          SELECT a.atttypid AS oid FROM pg_catalog.pg_attribute a
           WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
           UNION
-         SELECT t.typbasetype FROM pg_catalog.pg_type t JOIN types ON t.oid = types.oid WHERE t.typtype = 'd')
+         -- Under each type: a domain's base type, an array's element type, a composite type's attributes' types.
+         SELECT under.oid FROM types JOIN pg_catalog.pg_type t ON t.oid = types.oid
+          CROSS JOIN LATERAL (
+            SELECT t.typbasetype WHERE t.typtype = 'd'
+            UNION ALL SELECT t.typelem WHERE t.typcategory = 'A' AND t.typelem <> 0
+            UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a
+                       WHERE t.typtype = 'c' AND a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+          ) AS under(oid))
   SELECT co.conname AS name,
          CASE WHEN co.contypid <> 0 THEN 'domain ' || pg_catalog.format_type(co.contypid, NULL)
               ELSE 'table ' || co.conrelid::pg_catalog.regclass::text END AS on

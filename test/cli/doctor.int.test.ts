@@ -82,12 +82,15 @@ describe('audit-archiver local doctor: every check against embedded PostgreSQL, 
     // Prepare: old rows break both (a restore into the table would refuse them).
     await bed.db.client.query(`
       CREATE DOMAIN public.short_actor AS text;
+      CREATE DOMAIN public.tag AS text;
+      CREATE TYPE public.label AS (tag public.tag);
       CREATE TABLE public.constrained (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, actor public.short_actor,
-                                       amount int NOT NULL);
+                                       amount int NOT NULL, tags public.tag[], label public.label);
       CREATE INDEX ON public.constrained (created_at);
       INSERT INTO public.constrained VALUES (1, now() - interval '40 days', 'a rather long actor', -5);
       ALTER TABLE public.constrained ADD CONSTRAINT amount_positive CHECK (amount > 0) NOT VALID;
-      ALTER DOMAIN public.short_actor ADD CONSTRAINT actor_short CHECK (length(VALUE) < 8) NOT VALID;`);
+      ALTER DOMAIN public.short_actor ADD CONSTRAINT actor_short CHECK (length(VALUE) < 8) NOT VALID;
+      ALTER DOMAIN public.tag ADD CONSTRAINT tag_lower CHECK (VALUE = lower(VALUE)) NOT VALID;`);
     const tables: TableSpec[] = [{ schema: 'public', name: 'constrained', timestampColumn: 'created_at' }];
 
     // Act
@@ -98,7 +101,7 @@ describe('audit-archiver local doctor: every check against embedded PostgreSQL, 
       status: 'warning',
       subject: 'app/public.constrained',
       detail: expect.stringContaining(
-        '"actor_short" on domain public.short_actor, "amount_positive" on table public.constrained: added NOT VALID',
+        '"actor_short" on domain public.short_actor, "tag_lower" on domain public.tag, "amount_positive" on table public.constrained: added NOT VALID',
       ),
     });
     expect(find(results, 'table')?.status).toBe('ok');
