@@ -64,7 +64,9 @@ const failure = (error: unknown, secret?: string): string => {
 /** Runs every check; never throws: a check that cannot run is itself a result. */
 export async function runDoctor(deps: DoctorDeps): Promise<CheckResult[]> {
   const results: CheckResult[] = [timeoutCheck(deps.config)];
-  for (const db of deps.config.databases) results.push(...(await databaseChecks(deps, db)));
+  const archivedAs = new Map<string, string[]>();
+  for (const db of deps.config.databases) results.push(...(await databaseChecks(deps, db, archivedAs)));
+  results.push(...aliasChecks(archivedAs));
   results.push(...(await bucketChecks(deps)));
   results.push(await lockTableCheck(deps));
   results.push(await executionsCheck(deps));
@@ -118,7 +120,44 @@ function tlsCheck(db: DatabaseConfig, host: string, encrypted: boolean | undefin
       };
 }
 
-async function databaseChecks(deps: DoctorDeps, db: DatabaseConfig): Promise<CheckResult[]> {
+/**
+ * The physical database a connection reaches: the cluster's system identifier and the database's oid. Two config
+ * entries may reach one database (another host name, a pooler beside the direct address). Undefined where the role
+ * may not call pg_control_system (role-sql grants it).
+ */
+async function physicalDatabase(client: pg.Client): Promise<string | undefined> {
+  try {
+    const result = await client.query<{ id: string }>(
+      `SELECT s.system_identifier::text || ':' || d.oid::text AS id
+         FROM pg_catalog.pg_control_system() s, pg_catalog.pg_database d
+        WHERE d.datname = pg_catalog.current_database()`,
+    );
+    return result.rows[0]?.id;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A table configured twice over (two entries that reach one database): both archive it, each under its own prefix
+ * and inventory, so a restore through one entry silently lacks the rows the other archived.
+ */
+export function aliasChecks(archivedAs: ReadonlyMap<string, readonly string[]>): CheckResult[] {
+  return [...archivedAs.values()]
+    .filter((subjects) => subjects.length > 1)
+    .map((subjects) => ({
+      check: 'configured twice',
+      subject: subjects.join(', '),
+      status: 'critical' as const,
+      detail: `one table of one database, under ${subjects.length} config entries: each archives it under its own prefix and inventory, so a restore or validate through one misses the rows the other archived. Keep one entry`,
+    }));
+}
+
+async function databaseChecks(
+  deps: DoctorDeps,
+  db: DatabaseConfig,
+  archivedAs: Map<string, string[]>,
+): Promise<CheckResult[]> {
   const source =
     'url' in db.credentials
       ? 'url'
@@ -170,8 +209,20 @@ async function databaseChecks(deps: DoctorDeps, db: DatabaseConfig): Promise<Che
       detail: `PostgreSQL ${row?.version ?? '?'}`,
     });
     results.push(tlsCheck(db, settings.host, row?.ssl ?? undefined));
-    for (const table of db.tables)
+    const physical = await physicalDatabase(client);
+    for (const table of db.tables) {
+      const subject = `${db.name}/${tableRef(table)}`;
+      const relation = physical
+        ? await findRelation(client, resolveTable(deps.config, db.name, tableRef(table))).catch(
+            () => undefined,
+          )
+        : undefined;
+      if (relation) {
+        const identity = `${physical}:${relation.oid}`;
+        archivedAs.set(identity, [...(archivedAs.get(identity) ?? []), subject]);
+      }
       results.push(...(await tableChecks(client, deps.config, db.name, tableRef(table))));
+    }
   } finally {
     await client.end().catch(() => undefined);
   }

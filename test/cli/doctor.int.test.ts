@@ -108,6 +108,29 @@ describe('audit-archiver local doctor: every check against embedded PostgreSQL, 
     expect(doctorExitCode(results, true)).toBe(1);
   });
 
+  it('is critical when two config entries reach one database and list the same table: exit 2', async () => {
+    // Prepare: another connection string for the same database, as a second entry written for other tables would be.
+    const direct = `${bed.db.url}?application_name=direct`;
+    const twice = parseDeploymentConfig({
+      s3: { bucket: bed.local.services.bucket, prefix: 'archive/' },
+      databases: [
+        { name: 'app', credentials: { url: bed.db.url }, tls: 'disable', tables: [EVENTS] },
+        { name: 'app_direct', credentials: { url: direct }, tls: 'disable', tables: [EVENTS] },
+      ],
+    });
+
+    // Act
+    const results = await doctor({ config: twice });
+
+    // Assess
+    expect(find(results, 'configured twice')).toMatchObject({
+      status: 'critical',
+      subject: 'app/public.events, app_direct/public.events',
+      detail: expect.stringContaining('a restore or validate through one misses the rows the other archived'),
+    });
+    expect(doctorExitCode(results)).toBe(1);
+  });
+
   it('warns about a timestamp column without an index: exit 0, 1 with --strict', async () => {
     // Prepare
     const tables: TableSpec[] = [{ schema: 'public', name: 'no index', timestampColumn: 'created_at' }];
