@@ -98,15 +98,18 @@ export async function uploadBatch(input: UploadInput, deps: UploadDeps): Promise
   };
 }
 
-/** What publishing an object settled: whether this call created the archive, and the figures of the archive kept. */
+/**
+ * What publishing an object settled: whether this batch created the archive (this call's copy, or an earlier
+ * attempt's: every attempt records the same), and the figures of the archive kept.
+ */
 interface Published {
   createdArchive: boolean;
   figures: BatchObject['figures'];
 }
 
 /**
- * Publishes the batch's object at `index` and its manifest: whether this call created the archive object (false: it
- * was there, from a retry or identical rows archived before) and the archive's figures, or the damage that stops the
+ * Publishes the batch's object at `index` and its manifest: whether this batch created the archive object (false:
+ * identical rows archived before by another batch) and the archive's figures, or the damage that stops the
  * batch. An archive of the same content that was there keeps its own compressed bytes, which differ from the staged
  * ones when another compression level or zlib wrote it (rows restored into the table and archived again): the batch
  * takes its compressed figures, which verify then measures on those bytes, and the earlier manifest stays valid.
@@ -123,14 +126,13 @@ async function publishObject(
   if (!object) throw new Error(`the batch has no object ${index}`);
   const manifestKey = manifestKeyFor(object.archiveKey);
   const write: WriteOptions = { storageClass: config.s3.storageClass, kmsKeyId: config.s3.kmsKeyId };
-  let created = false;
   /** Whether the archive object is this batch's: this call's copy created it, or an earlier attempt's did. */
   let ownArchive = false;
   let figures = object.figures;
   // The copy is write-once (If-None-Match) and copies only the object export staged (by its ETag), so nothing is read
   // before it. Refused, the archive key tells why: there already (a retry, or identical rows archived before,
   // accepted only with the same content), or not, and then the staged object was changed or is gone.
-  if ((await copyStaged(store, batchId, object, write)) === 'copied') created = ownArchive = true;
+  if ((await copyStaged(store, batchId, object, write)) === 'copied') ownArchive = true;
   else {
     const existing = await store.head(object.archiveKey);
     ownArchive = existing?.metadata[BATCH_ID_METADATA] === batchId;
@@ -168,7 +170,7 @@ async function publishObject(
     throw new ArchiveIntegrityError(`manifest of ${object.archiveKey} is neither staged nor published`);
   }
   await deps.fault('upload:afterManifest');
-  return { createdArchive: created, figures };
+  return { createdArchive: ownArchive, figures };
 }
 
 /** The damage when the copy was refused and no archive is there: the staged object was changed or is gone. */

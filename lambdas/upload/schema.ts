@@ -6,7 +6,7 @@ export type UploadInput = z.infer<typeof UploadInputSchema>;
 
 export const UploadOutputSchema = z.object({
   objects: z.number().int().positive(),
-  /** Objects this batch created; the others were already there: a retried upload or identical rows archived before. */
+  /** Objects this batch created (in this attempt or an earlier one); the others are identical rows archived before. */
   created: z.number().int().nonnegative(),
 });
 export type UploadOutput = z.infer<typeof UploadOutputSchema>;

@@ -8,7 +8,9 @@ import { describe, expect, it } from 'vitest';
 import { validateCommand } from '../../cli/archives.js';
 import { manifestKeyFor } from '../../lambdas/shared/archive/format.js';
 import { ByteFigures, JsonLinesToCopy } from '../../lambdas/shared/archive/stream.js';
+import { StorageUnavailableError } from '../../lambdas/shared/errors/step-errors.js';
 import { ArchiveInventory } from '../../lambdas/shared/lock-table/archive-inventory.js';
+import type { FaultPoint } from '../../lambdas/shared/step/step-deps.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import type { StepEvent } from '../../local/workflow.js';
 import {
@@ -37,6 +39,7 @@ describe('a bucket writer cannot make the archiver lose rows or restore forged o
       await seedEvents(db.client, 'swapped', 300, 33);
       await seedEvents(db.client, 'forged', 300, 33);
       await seedEvents(db.client, 'raced', 60, 33);
+      await seedEvents(db.client, 'raced_retried', 60, 33);
       // Rows on three days with two empty days between them (the 35th, 34th and 31st day before today).
       await db.client.query(
         'CREATE TABLE public.sparse (id bigserial PRIMARY KEY, created_at timestamptz, actor text NOT NULL, payload jsonb)',
@@ -47,7 +50,7 @@ describe('a bucket writer cannot make the archiver lose rows or restore forged o
            FROM unnest(ARRAY[35, 34, 31]) AS d, generate_series(1, 5) AS g`,
       );
     },
-    [spec('swapped'), spec('forged'), spec('sparse'), spec('raced')],
+    [spec('swapped'), spec('forged'), spec('sparse'), spec('raced'), spec('raced_retried')],
   );
   const s3 = () => s3ClientFor(bed.local);
   const bucket = () => bed.local.services.bucket;
@@ -243,57 +246,78 @@ describe('a bucket writer cannot make the archiver lose rows or restore forged o
     );
   });
 
-  it('a manifest rewritten between upload and verify fails verification: nothing is deleted or committed, and the next run archives the rows', async () => {
-    // Prepare: right after upload wrote the manifests, the bucket writer drops a column from the first one.
-    const table = resolvedTable(spec('raced'));
-    const original = await tableLines(bed.db.client, table);
-    let struck: string | undefined;
-    const afterStep = async (event: StepEvent) => {
-      if (event.functionName !== 'upload' || struck) return;
-      const key = (await bed.local.deps().locks.get('app', 'public.raced')).inFlight?.objects[0]?.archiveKey;
-      if (!key) return;
-      const manifest = JSON.parse((await getObject(bed.local, manifestKeyFor(key))).toString('utf8'));
-      await s3().send(
-        new PutObjectCommand({
-          Bucket: bucket(),
-          Key: manifestKeyFor(key),
-          Body: JSON.stringify({
-            ...manifest,
-            columns: manifest.columns.filter((c: { name: string }) => c.name !== 'payload'),
+  it.each([
+    { name: 'raced', upload: 'upload' },
+    // An S3 error after the copies (a 503 on a manifest PUT): the ASL retries upload, which finds the archives there.
+    { name: 'raced_retried', upload: 'upload retried after its copies' },
+  ])(
+    'a manifest rewritten between $upload and verify fails verification: nothing is deleted or committed, and the next run archives the rows',
+    async ({ name }) => {
+      // Prepare: right after upload wrote the manifests, the bucket writer drops a column from the first one.
+      const table = resolvedTable(spec(name));
+      let failedOnce = name !== 'raced_retried';
+      const fault = (point: FaultPoint) => {
+        if (point !== 'upload:afterCopy' || failedOnce) return;
+        failedOnce = true;
+        throw new StorageUnavailableError('503 Slow Down on the manifest PUT');
+      };
+      const original = await tableLines(bed.db.client, table);
+      let struck: string | undefined;
+      const afterStep = async (event: StepEvent) => {
+        if (event.functionName !== 'upload' || struck) return;
+        const key = (await bed.local.deps().locks.get('app', `public.${name}`)).inFlight?.objects[0]
+          ?.archiveKey;
+        if (!key) return;
+        const manifest = JSON.parse((await getObject(bed.local, manifestKeyFor(key))).toString('utf8'));
+        await s3().send(
+          new PutObjectCommand({
+            Bucket: bucket(),
+            Key: manifestKeyFor(key),
+            Body: JSON.stringify({
+              ...manifest,
+              columns: manifest.columns.filter((c: { name: string }) => c.name !== 'payload'),
+            }),
           }),
-        }),
+        );
+        struck = key;
+      };
+
+      // Act
+      const raced = await runLocalArchive(
+        bed.local,
+        { tables: [`public.${name}`] },
+        { afterStep, fault, retryIntervalScale: 0 },
       );
-      struck = key;
-    };
+      const afterRace = await tableLines(bed.db.client, table);
+      const committed = await bed.local.deps().inventory.list('app', `public.${name}`);
+      const next = await runLocalArchive(
+        bed.local,
+        { tables: [`public.${name}`] },
+        { retryIntervalScale: 0 },
+      );
 
-    // Act
-    const raced = await runLocalArchive(
-      bed.local,
-      { tables: ['public.raced'] },
-      { afterStep, retryIntervalScale: 0 },
-    );
-    const afterRace = await tableLines(bed.db.client, table);
-    const committed = await bed.local.deps().inventory.list('app', 'public.raced');
-    const next = await runLocalArchive(bed.local, { tables: ['public.raced'] }, { retryIntervalScale: 0 });
-
-    // Assess
-    recordProof({
-      kind: 'threat',
-      actor: 'bucket writer',
-      attack: 'manifest rewritten between upload and verify',
-      held:
-        raced.execution.status === 'FAILED' && afterRace.length === original.length && committed.length === 0,
-    });
-    expect(struck).toBeDefined();
-    expect(raced.execution.status).toBe('FAILED');
-    expect(raced.outcomes[0]?.error).toMatch(
-      /^ArchiveIntegrityError: archive .* failed verification: manifest is not the one upload wrote \(columns differ\)/,
-    );
-    expect(afterRace).toEqual(original);
-    expect(committed).toEqual([]);
-    expect(next.execution.status).toBe('SUCCEEDED');
-    await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
-  });
+      // Assess
+      recordProof({
+        kind: 'threat',
+        actor: 'bucket writer',
+        attack: `manifest rewritten between ${name === 'raced' ? 'upload' : 'a retried upload'} and verify`,
+        held:
+          raced.execution.status === 'FAILED' &&
+          afterRace.length === original.length &&
+          committed.length === 0,
+      });
+      expect(struck).toBeDefined();
+      expect(failedOnce).toBe(true);
+      expect(raced.execution.status).toBe('FAILED');
+      expect(raced.outcomes[0]?.error).toMatch(
+        /^ArchiveIntegrityError: archive .* failed verification: manifest is not the one upload wrote \(columns differ\)/,
+      );
+      expect(afterRace).toEqual(original);
+      expect(committed).toEqual([]);
+      expect(next.execution.status).toBe('SUCCEEDED');
+      await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+    },
+  );
 
   it('validate tells a day without rows from a missing archive', async () => {
     // Prepare

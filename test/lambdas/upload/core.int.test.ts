@@ -12,9 +12,9 @@ describe('upload step', () => {
   const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
 
   const bed = archiverTestbed(async (db) => {
-    for (const name of ['published', 'retried', 'foreign', 'planted', 'legacy'])
+    for (const name of ['published', 'retried', 'duplicated', 'foreign', 'planted', 'legacy'])
       await seedEvents(db.client, name, 40);
-  }, ['published', 'retried', 'foreign', 'planted', 'legacy'].map(spec));
+  }, ['published', 'retried', 'duplicated', 'foreign', 'planted', 'legacy'].map(spec));
 
   it('publishes each staged object of the batch write-once under its archive key, with its metadata and manifest', async () => {
     // Prepare: a batch of many days.
@@ -77,9 +77,10 @@ describe('upload step', () => {
     // Act
     const retried = await uploadBatch(task, bed.local.deps());
 
-    // Assess: the objects copied before the crash are recognised as this batch's, not created again.
+    // Assess: the objects copied before the crash are recognised as this batch's, not copied again, and recorded as
+    // this batch's as the first attempt would have (verify holds their manifests to the ones upload wrote).
     expect(retried.objects).toBe(inFlight.objects.length);
-    expect(retried.created).toBeLessThan(inFlight.objects.length);
+    expect(retried.created).toBe(inFlight.objects.length);
     for (const { key, pin } of copied) {
       const published = await deps.store.head(key);
       expect(published?.pin).toEqual(pin);
@@ -90,7 +91,24 @@ describe('upload step', () => {
       expect(keys).toContain(manifestKeyFor(each.archiveKey));
       expect(keys).not.toContain(each.stagingKey);
     }
-    expect((await deps.locks.get('app', 'public.retried')).inFlight).toMatchObject({ stage: 'uploaded' });
+    const uploaded = (await deps.locks.get('app', 'public.retried')).inFlight;
+    expect(uploaded).toMatchObject({ stage: 'uploaded' });
+    expect(uploaded?.objects.map((o) => o.createdArchive)).toEqual(inFlight.objects.map(() => true));
+  });
+
+  it('completes one publication when invoked twice at once (a Task retried while the first invocation still ran)', async () => {
+    // Prepare
+    const deps = bed.local.deps();
+    const { task, inFlight } = await batchThrough(deps, 'public.duplicated', 'exported');
+
+    // Act
+    const outcomes = await Promise.allSettled([uploadBatch(task, deps), uploadBatch(task, deps)]);
+
+    // Assess: both succeed, whichever one's record was written, and it says this batch created every archive.
+    expect(outcomes.map((o) => (o.status === 'rejected' ? String(o.reason) : 'ok'))).toEqual(['ok', 'ok']);
+    const uploaded = (await deps.locks.get('app', 'public.duplicated')).inFlight;
+    expect(uploaded).toMatchObject({ stage: 'uploaded', batchId: inFlight.batchId });
+    expect(uploaded?.objects.map((o) => o.createdArchive)).toEqual(inFlight.objects.map(() => true));
   });
 
   it('refuses a foreign object at the archive key and leaves it and the staged batch as they are', async () => {
