@@ -24,8 +24,13 @@ import {
   rowSourceSql,
   rowVersionSql,
 } from '../shared/database/table-sql.js';
-import { ArchiveIntegrityError, InvalidInputError, RowsChangedError } from '../shared/errors/step-errors.js';
-import type { BatchObject, InFlight } from '../shared/lock-table/table-state.js';
+import {
+  ArchiveIntegrityError,
+  DeleteInProgressError,
+  InvalidInputError,
+  RowsChangedError,
+} from '../shared/errors/step-errors.js';
+import type { BatchObject, InFlight, TableState } from '../shared/lock-table/table-state.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import type { DeleteInput, DeleteOutput } from './schema.js';
 
@@ -143,6 +148,31 @@ async function objectChange(deps: Pick<StepDeps, 'store'>, object: BatchObject):
   return undefined;
 }
 
+/**
+ * What a delete retried after its batch was committed and recorded answers (its response was lost, or a duplicate of
+ * it got there first): the batch the record last cleared as committed under this lease, which renewLease just proved
+ * ours. Under one lease the state machine asks for one batch's delete at a time, so no batch in flight means that one;
+ * `batchId` names it when known.
+ */
+function committedByTwin(input: DeleteInput, state: TableState, batchId?: string): DeleteOutput | undefined {
+  const cleared = state.lastCleared;
+  const stillInFlight =
+    batchId === undefined ? state.inFlight !== undefined : state.inFlight?.batchId === batchId;
+  if (stillInFlight || !cleared?.committed || cleared.token !== input.lease.token) return undefined;
+  if (batchId !== undefined && cleared.batchId !== batchId) return undefined;
+  const { rows, bytes, objects } = cleared;
+  if (rows === undefined || bytes === undefined || !objects) return undefined;
+  return {
+    objects,
+    rowsDeleted: rows,
+    progress: {
+      batches: input.progress.batches + 1,
+      rows: input.progress.rows + rows,
+      bytes: input.progress.bytes + bytes,
+    },
+  };
+}
+
 export type DeleteDeps = Pick<
   StepDeps,
   'config' | 'store' | 'locks' | 'inventory' | 'database' | 'telemetry' | 'now' | 'fault'
@@ -161,6 +191,8 @@ export async function deleteBatch(input: DeleteInput, deps: DeleteDeps): Promise
   assertTaskCutoff(deps, input, table);
   await renewLease(deps, input);
   const state = await deps.locks.get(input.database, input.table);
+  const recorded = committedByTwin(input, state);
+  if (recorded) return recorded;
   const inFlight = batchToActOn('delete', input, state.inFlight);
   // The rows it would delete end at the batch's upper bound: that, too, must be within the retention.
   const totals = batchTotals(inFlight);
@@ -242,6 +274,17 @@ export async function deleteBatch(input: DeleteInput, deps: DeleteDeps): Promise
     }
   });
 
+  if (outcome instanceof ArchiveChanged || outcome instanceof DigestMismatch) {
+    // A duplicate of this invocation (a Task retried while the first still ran) may have deleted the rows first: its
+    // DELETE held them, so this one found none. Its record says so; the batch is then neither changed nor withdrawn.
+    const now = await deps.locks.get(input.database, input.table);
+    if (now.inFlight?.batchId === inFlight.batchId && now.inFlight.stage === 'deleting')
+      throw new DeleteInProgressError(
+        `another invocation is deleting the batch of ${input.database}/${input.table}; retry once it has ended`,
+      );
+    const recorded = committedByTwin(input, now, inFlight.batchId);
+    if (recorded) return recorded;
+  }
   if (outcome instanceof ArchiveChanged) {
     deps.telemetry.metric('VerificationFailures', 'Count', 1, tableLabel(input));
     await withdrawBatch(deps, input, inFlight, 'integrity', outcome.keys);

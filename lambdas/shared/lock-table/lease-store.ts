@@ -182,7 +182,16 @@ export class LeaseStore {
     inFlight: Pick<InFlight, 'batchId' | 'objects' | 'columns'>,
     committed?: { rows: number; bytes: number },
   ): Promise<void> {
-    const cleared = { batchId: inFlight.batchId, committed: committed !== undefined };
+    const cleared: TableState['lastCleared'] = committed
+      ? {
+          batchId: inFlight.batchId,
+          committed: true,
+          token: lease.token,
+          rows: committed.rows,
+          bytes: committed.bytes,
+          objects: inFlight.objects.length,
+        }
+      : { batchId: inFlight.batchId, committed: false };
     const values: Record<string, unknown> = {
       ':owner': lease.owner,
       ':token': lease.token,

@@ -128,8 +128,19 @@ export interface TableState {
   /** Columns of the last committed archive: what schema drift is measured against (no S3 read needed). */
   lastColumns?: Column[];
   lastArchiveKey?: string;
-  /** The batch last cleared from the lease item, and whether as committed: how a retried clear recognises itself. */
-  lastCleared?: { batchId: string; committed: boolean };
+  /**
+   * The batch last cleared from the lease item, and whether as committed: how a retried clear recognises itself. A
+   * committed one also says under which lease and what it archived (absent on items written before): how a retried or
+   * duplicated delete of the batch answers once its twin recorded it.
+   */
+  lastCleared?: {
+    batchId: string;
+    committed: boolean;
+    token?: number;
+    rows?: number;
+    bytes?: number;
+    objects?: number;
+  };
 }
 
 export type AcquireResult =

@@ -1,9 +1,15 @@
+import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { deleteBatch } from '../../../lambdas/delete/core.js';
 import { exportBatch } from '../../../lambdas/export/core.js';
-import { LeaseLostError } from '../../../lambdas/shared/errors/step-errors.js';
+import {
+  DeleteInProgressError,
+  InvalidInputError,
+  LeaseLostError,
+} from '../../../lambdas/shared/errors/step-errors.js';
+import type { LeaseStore } from '../../../lambdas/shared/lock-table/lease-store.js';
 import type { Lease } from '../../../lambdas/shared/lock-table/table-state.js';
-import type { FaultPoint } from '../../../lambdas/shared/step/step-deps.js';
+import type { FaultPoint, StepDeps } from '../../../lambdas/shared/step/step-deps.js';
 import type { TableTask } from '../../../lambdas/shared/step/table-task.js';
 import { uploadBatch } from '../../../lambdas/upload/core.js';
 import { verifyBatch } from '../../../lambdas/verify/core.js';
@@ -13,6 +19,7 @@ import {
   archiverTestbed,
   assertNoLossNoDuplicates,
   leaseStoreAt,
+  metricRecorder,
   resolvedTable,
   seedEvents,
   tableLines,
@@ -27,13 +34,22 @@ describe('delete step', () => {
     async (db) => {
       await seedEvents(db.client, 'fenced', 600);
       await seedEvents(db.client, 'retried', 600);
+      await seedEvents(db.client, 'twinned', 600);
+      await seedEvents(db.client, 'recorded', 200);
       await seedEvents(db.client, 'rekeyed', 600);
       await db.client.query(
         `ALTER TABLE rekeyed ADD COLUMN uid uuid NOT NULL DEFAULT gen_random_uuid() UNIQUE`,
       );
       for (const { table } of COLUMN_CHANGES) await seedEvents(db.client, table, 400);
     },
-    [spec('fenced'), spec('retried'), spec('rekeyed'), ...COLUMN_CHANGES.map((change) => spec(change.table))],
+    [
+      spec('fenced'),
+      spec('retried'),
+      spec('twinned'),
+      spec('recorded'),
+      spec('rekeyed'),
+      ...COLUMN_CHANGES.map((change) => spec(change.table)),
+    ],
   );
 
   it('refuses to delete for a holder whose lease was taken over, and the new holder finishes the batch', async () => {
@@ -146,4 +162,86 @@ describe('delete step', () => {
     expect(state).toMatchObject({ inFlight: undefined, totalBatches: 1, totalRows: retried.rowsDeleted });
     await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
   });
+
+  it('a duplicate that finds its twin deleted the rows neither counts RowsChanged nor withdraws: it waits, then answers with the batch', async () => {
+    // Prepare: invocation A, its DELETE holding the rows, starts its twin B just before it records `deleting`; B reads
+    // the batch as verified and its DELETE waits on A's row locks. A then commits and stops before recording.
+    const table = resolvedTable(spec('twinned'));
+    const original = await tableLines(bed.db.client, table);
+    const base = bed.local.deps();
+    const { task } = await batchThrough(base, 'public.twinned', 'verified');
+    const input = { ...task, progress: ZERO };
+    const twinMetrics = metricRecorder();
+    let twin: Promise<unknown> | undefined;
+    const locksA = Object.create(base.locks) as LeaseStore;
+    locksA.setInFlight = async (...args: Parameters<LeaseStore['setInFlight']>) => {
+      if (!twin) {
+        twin = deleteBatch(input, twinMetrics.wrap(bed.local.deps())).catch((error: unknown) => error);
+        await waitForLockWait(bed.db.client, 'twinned');
+      }
+      return base.locks.setInFlight(...args);
+    };
+    let twinSettled: unknown;
+    const pauseAfterCommit = async (point: FaultPoint) => {
+      if (point === 'delete:afterCommit') twinSettled = await twin;
+    };
+    const first: StepDeps = { ...bed.local.deps(pauseAfterCommit), locks: locksA };
+
+    // Act
+    const deleted = await deleteBatch(input, first);
+    const retried = await deleteBatch(input, bed.local.deps());
+
+    // Assess: the twin saw the batch being deleted (retried by the state machine), and its retry answers with the
+    // batch A committed; nothing was withdrawn or counted as changed, no row lost or doubled.
+    expect(twinSettled).toBeInstanceOf(DeleteInProgressError);
+    expect(twinMetrics.count('RowsChanged')).toBe(0);
+    expect(retried).toEqual({
+      objects: deleted.objects,
+      rowsDeleted: deleted.rowsDeleted,
+      progress: {
+        batches: 1,
+        rows: deleted.rowsDeleted,
+        bytes: deleted.progress.bytes,
+      },
+    });
+    const state = await base.locks.get('app', 'public.twinned');
+    expect(state).toMatchObject({ inFlight: undefined, totalBatches: 1, totalRows: deleted.rowsDeleted });
+    await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+  });
+
+  it('a retry after its batch was recorded answers with that batch under its own lease only', async () => {
+    // Prepare
+    const deps = bed.local.deps();
+    const { task } = await batchThrough(deps, 'public.recorded', 'verified', {
+      owner: 'exec-D',
+      leaseSeconds: 60,
+    });
+    const deleted = await deleteBatch({ ...task, progress: ZERO }, deps);
+
+    // Act
+    const retried = await deleteBatch({ ...task, progress: ZERO }, deps);
+    await deps.locks.release('app', 'public.recorded', task.lease);
+    const other = await deps.locks.acquire('app', 'public.recorded', 'exec-E', 60);
+    if (!other.acquired) throw new Error('acquire failed');
+    const foreign = deleteBatch({ ...task, lease: other.lease, progress: ZERO }, deps);
+
+    // Assess: the batch's figures; its rate and pause were the first answer's to act on.
+    const { batches, rows, bytes } = deleted.progress;
+    expect(retried).toEqual({ ...deleted, progress: { batches, rows, bytes } });
+    await expect(foreign).rejects.toThrow(InvalidInputError);
+  });
 });
+
+/** Waits until a session's DELETE on `table` waits for a lock. */
+async function waitForLockWait(client: pg.Client, table: string): Promise<void> {
+  for (let i = 0; i < 400; i += 1) {
+    const waiting = await client.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_catalog.pg_stat_activity
+        WHERE wait_event_type = 'Lock' AND query ILIKE '%DELETE FROM%' || $1 || '%'`,
+      [table],
+    );
+    if ((waiting.rows[0]?.n ?? 0) > 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error(`no DELETE on ${table} waited for a lock`);
+}
