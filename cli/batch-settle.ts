@@ -1,12 +1,17 @@
 import { pipeline } from 'node:stream/promises';
 import { createLinesGunzip, LineMeter } from '../lambdas/shared/archive/stream.js';
-import { deleteTransactionStatus, recordCommitted, withdrawBatch } from '../lambdas/shared/batch/batch.js';
+import {
+  deleteTransactionStatus,
+  recordCommitted,
+  settleDelete,
+  withdrawBatch,
+} from '../lambdas/shared/batch/batch.js';
 import { batchTotals } from '../lambdas/shared/batch/batch-objects.js';
-import { resolveTable } from '../lambdas/shared/config/resolved-table.js';
+import { type ResolvedTable, resolveTable } from '../lambdas/shared/config/resolved-table.js';
 import { inReadOnlyTransaction } from '../lambdas/shared/database/db.js';
 import { describeTable, type TableShape } from '../lambdas/shared/database/table-shape.js';
 import { quoteIdent, rowSourceSql } from '../lambdas/shared/database/table-sql.js';
-import { DeleteInProgressError } from '../lambdas/shared/errors/step-errors.js';
+import { BatchOutcomeUnknownError, DeleteInProgressError } from '../lambdas/shared/errors/step-errors.js';
 import type { BatchObject, InFlight } from '../lambdas/shared/lock-table/table-state.js';
 import type { StepDeps } from '../lambdas/shared/step/step-deps.js';
 import { appendAuditEvent } from '../lambdas/shared/telemetry/audit-trail.js';
@@ -78,7 +83,7 @@ export async function settleBatch(
   const task = { runId: `settle-${now}`, database, table, cutoff: seen.cutoff, lease: taken.lease };
   // Under our lease now: the batch must still be the one read, and its delete one the server cannot tell about.
   const inFlight = (await ctx.locks.get(database, table)).inFlight;
-  const refusal = await unsettleable(ctx, resolved.database, seen, inFlight);
+  const refusal = await unsettleable(ctx, resolved, seen, inFlight);
   if (refusal || !inFlight) {
     await ctx.locks.release(database, table, taken.lease);
     return { settled: false, reason: refusal ?? 'the batch went meanwhile' };
@@ -120,27 +125,31 @@ export async function settleBatch(
 }
 
 /**
- * Why the batch may not be settled by hand, if so: it changed since it was read, or the server knows how its delete
- * ended (the next run settles it then) or that it is still running. Only an outcome no step can establish is for an
- * operator to decide.
+ * Why the batch may not be settled by hand, if so: it changed since it was read, or its delete's outcome can be
+ * established as a run establishes it (the next run settles it then): by the server, which knows how the transaction
+ * ended or that it is still running, or by the rows, none or exactly the archived ones left. A claim against them
+ * would lose rows (aborted) or leave them both in the table and in a committed archive (committed). Only an outcome
+ * no step can establish is for an operator to decide.
  */
 async function unsettleable(
   ctx: SettleContext,
-  database: string,
+  table: ResolvedTable,
   seen: InFlight,
   now: InFlight | undefined,
 ): Promise<string | undefined> {
   if (!now || now.batchId !== seen.batchId || now.stage !== 'deleting' || now.deleteXid !== seen.deleteXid)
     return 'the batch changed while it was being settled; run status again';
-  const db = await ctx.database(database);
+  const db = await ctx.database(table.database);
   try {
     const status = await db.withConnection((client) => deleteTransactionStatus(client, now));
-    return status === 'unknown'
-      ? undefined
-      : `the server knows its delete ${status === 'committed' ? 'committed' : 'did not commit'}: the next run settles it`;
+    if (status !== 'unknown')
+      return `the server knows its delete ${status === 'committed' ? 'committed' : 'did not commit'}: the next run settles it`;
+    const byRows = await db.withConnection((client) => settleDelete(client, ctx.store, table, now));
+    return `its rows tell its delete ${byRows === 'committed' ? 'committed (none is left)' : 'did not commit (all are in the table as archived)'}: the next run settles it`;
   } catch (error) {
     if (error instanceof DeleteInProgressError)
       return `its delete transaction ${now.deleteXid} is still open`;
+    if (error instanceof BatchOutcomeUnknownError) return undefined;
     throw error;
   }
 }

@@ -17,20 +17,17 @@ import {
 const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
 
 describe('batch settle: a batch whose delete no step can settle, decided by an operator', () => {
-  const bed = archiverTestbed(
-    async (db) => {
-      for (const name of ['changed', 'gone', 'known', 'operator_held', 'dead_holder'])
-        await seedEvents(db.client, name, 300, 40);
-    },
-    [spec('changed'), spec('gone'), spec('known'), spec('operator_held'), spec('dead_holder')],
-  );
+  const bed = archiverTestbed(async (db) => {
+    for (const name of ['changed', 'gone', 'known', 'intact', 'operator_held', 'dead_holder'])
+      await seedEvents(db.client, name, 300, 40);
+  }, ['changed', 'gone', 'known', 'intact', 'operator_held', 'dead_holder'].map(spec));
 
   /**
    * A batch left `deleting` by a crash before COMMIT, recorded as if on another server (a database restored or
    * failed over since: its transaction id tells nothing), then `change` run on its rows: the state in which the
-   * next run stops with BatchOutcomeUnknownError.
+   * next run stops with BatchOutcomeUnknownError. Without a change its rows tell the delete did not commit.
    */
-  async function unknownOutcome(name: string, change: string): Promise<void> {
+  async function unknownOutcome(name: string, change?: string): Promise<void> {
     const table = `public.${name}`;
     const crash = async (point: string) => {
       if (point === 'delete:beforeCommit') throw Object.assign(new Error('crash'), { name: 'InjectedCrash' });
@@ -50,6 +47,7 @@ describe('batch settle: a batch whose delete no step can settle, decided by an o
       'deleting',
     ]);
     await locks.release('app', table, taken.lease);
+    if (!change) return;
     await bed.db.client.query(change);
     const stopped = await runLocalArchive(bed.local, { tables: [table] }, { retryIntervalScale: 0 });
     expect(stopped.outcomes[0]?.error).toMatch(/^BatchOutcomeUnknownError: /);
@@ -78,6 +76,28 @@ describe('batch settle: a batch whose delete no step can settle, decided by an o
       reason: 'the server knows its delete did not commit: the next run settles it',
     });
     expect((await bed.local.deps().locks.get('app', 'public.known')).inFlight).toEqual(before.inFlight);
+  });
+
+  it('refuses a claim the rows can settle: every row still in the table as archived, the next run settles it', async () => {
+    // Prepare: the transaction id tells nothing, but every row of the batch is in the table as exported.
+    const table = resolvedTable(spec('intact'));
+    const original = await tableLines(bed.db.client, table);
+    await unknownOutcome('intact');
+    const before = await bed.local.deps().locks.get('app', 'public.intact');
+
+    // Act: committed would leave every row both in the table and in a committed archive.
+    const refused = await settleBatch(context(), 'app', 'public.intact', 'committed');
+    const rerun = await runLocalArchive(bed.local, { tables: ['public.intact'] }, { retryIntervalScale: 0 });
+
+    // Assess
+    expect(refused).toEqual({
+      settled: false,
+      reason:
+        'its rows tell its delete did not commit (all are in the table as archived): the next run settles it',
+    });
+    expect(before.inFlight?.stage).toBe('deleting');
+    expect(rerun.execution.status).toBe('SUCCEEDED');
+    await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
   });
 
   it('rows changed since export, every key still there: aborted withdraws its archives and the next run archives the rows as they are', async () => {
