@@ -164,6 +164,8 @@ export class ArchiverFunctions extends Construct {
     bucket.grantObjects(this.verify, layout.archives, { read: true, delete: true });
     bucket.grantObjects(this.verify, [layout.quarantine], { write: true });
     lockTable.grant(this.verify, ['tableState'], 'GetItem', 'UpdateItem');
+    // The manifest digest the inventory binds for an archive another batch committed under the same key.
+    lockTable.grant(this.verify, ['inventory'], 'BatchGetItem');
 
     // delete: deletes the verified rows in one transaction; withdraws the archive if they changed meanwhile.
     this.delete = step('delete', 'Delete', LONG_STEP, true);

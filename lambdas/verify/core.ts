@@ -12,7 +12,7 @@ import type { BatchObject } from '../shared/lock-table/table-state.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import type { VerifyInput, VerifyOutput } from './schema.js';
 
-export type VerifyDeps = Pick<StepDeps, 'config' | 'store' | 'locks' | 'telemetry' | 'fault'>;
+export type VerifyDeps = Pick<StepDeps, 'config' | 'store' | 'locks' | 'inventory' | 'telemetry' | 'fault'>;
 
 /**
  * Verify: re-reads each published object of the batch and its manifest from S3, once, and measures row count, sizes
@@ -27,8 +27,21 @@ export async function verifyBatch(input: VerifyInput, deps: VerifyDeps): Promise
   await renewLease(deps, input);
   const state = await deps.locks.get(input.database, input.table);
   const inFlight = batchToActOn('verify', input, state.inFlight);
+  // An archive another batch created (identical rows archived before) keeps that batch's manifest: once committed,
+  // the one its inventory entry binds, or the commit would bind a manifest a bucket writer rewrote since.
+  const found = inFlight.objects
+    .filter((object) => !object.createdArchive)
+    .map((object) => object.archiveKey);
+  const committed =
+    found.length > 0 ? await deps.inventory.entries(input.database, input.table, found) : new Map();
   const checked = await forEachObject(inFlight.objects, (object, i) =>
-    verifyObject(deps, object, object.createdArchive ? manifestOf(inFlight, i) : undefined),
+    verifyObject(
+      deps,
+      object,
+      object.createdArchive
+        ? { written: manifestOf(inFlight, i) }
+        : { committedSha256: committed.get(object.archiveKey)?.manifestSha256 },
+    ),
   );
   const failed = inFlight.objects.flatMap((object, i) => {
     const outcome = checked[i];
@@ -89,15 +102,17 @@ function meaningChanges(read: Manifest, written: Manifest): string[] {
 }
 
 /**
- * Reads one object back and checks it against its manifest and the recorded figures: its pin, or the problem.
- * `written`: the manifest upload wrote from the in-flight record when this batch created the archive; the one read
- * must say the same, or a bucket writer's rewrite between upload and verify would be the manifest the commit binds.
+ * Reads one object back and checks it against its manifest and the recorded figures: its pin, or the problem. The
+ * manifest read must be the one the archive has: `written`, the manifest upload wrote from the in-flight record when
+ * this batch created the archive (it must say the same), or `committedSha256`, the digest the inventory binds for an
+ * archive committed before; else a bucket writer's rewrite would be the manifest the commit binds.
  */
 async function verifyObject(
   deps: VerifyDeps,
   object: BatchObject,
-  written: Manifest | undefined,
+  bound: { written?: Manifest; committedSha256?: string },
 ): Promise<{ pin: ObjectPin | undefined; manifestSha256: string | undefined } | { problem: string }> {
+  const { written, committedSha256 } = bound;
   const fail = (problem: string) => ({
     problem: `archive ${object.archiveKey} failed verification: ${problem}`,
   });
@@ -111,6 +126,8 @@ async function verifyObject(
   const changed = written ? meaningChanges(manifest, written) : [];
   if (changed.length > 0) return fail(`manifest is not the one upload wrote (${changed.join(', ')} differ)`);
   const sidecar = manifestExpectation(object.archiveKey, manifest, manifestText);
+  if (committedSha256 !== undefined && sidecar.manifestSha256 !== committedSha256)
+    return fail('manifest is not the one its committed archive was verified with');
   const manifestProblems = archiveProblems(sidecar, { recorded: expected }).sidecar;
   if (manifestProblems.length > 0)
     return fail(`manifest differs from the export: ${manifestProblems.join('; ')}`);

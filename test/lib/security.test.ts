@@ -273,7 +273,10 @@ describe('function roles', () => {
         [['dynamodb:GetItem', 'dynamodb:UpdateItem'], perDb('TABLE')],
         [['dynamodb:BatchGetItem'], perDb('ARCHIVES')],
       ],
-      verify: [[['dynamodb:GetItem', 'dynamodb:UpdateItem'], perDb('TABLE')]],
+      verify: [
+        [['dynamodb:GetItem', 'dynamodb:UpdateItem'], perDb('TABLE')],
+        [['dynamodb:BatchGetItem'], perDb('ARCHIVES')],
+      ],
       delete: [
         [['dynamodb:GetItem', 'dynamodb:UpdateItem'], perDb('TABLE')],
         [['dynamodb:UpdateItem'], perDb('ARCHIVES')],

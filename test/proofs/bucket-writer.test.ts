@@ -40,6 +40,7 @@ describe('a bucket writer cannot make the archiver lose rows or restore forged o
       await seedEvents(db.client, 'forged', 300, 33);
       await seedEvents(db.client, 'raced', 60, 33);
       await seedEvents(db.client, 'raced_retried', 60, 33);
+      await seedEvents(db.client, 'laundered', 60, 33);
       // Rows on three days with two empty days between them (the 35th, 34th and 31st day before today).
       await db.client.query(
         'CREATE TABLE public.sparse (id bigserial PRIMARY KEY, created_at timestamptz, actor text NOT NULL, payload jsonb)',
@@ -50,7 +51,14 @@ describe('a bucket writer cannot make the archiver lose rows or restore forged o
            FROM unnest(ARRAY[35, 34, 31]) AS d, generate_series(1, 5) AS g`,
       );
     },
-    [spec('swapped'), spec('forged'), spec('sparse'), spec('raced'), spec('raced_retried')],
+    [
+      spec('swapped'),
+      spec('forged'),
+      spec('sparse'),
+      spec('raced'),
+      spec('raced_retried'),
+      spec('laundered'),
+    ],
   );
   const s3 = () => s3ClientFor(bed.local);
   const bucket = () => bed.local.services.bucket;
@@ -318,6 +326,60 @@ describe('a bucket writer cannot make the archiver lose rows or restore forged o
       await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
     },
   );
+
+  it('a committed manifest rewritten, then its rows restored and archived again under the same key: verify refuses the rewrite and the inventory keeps binding the original', async () => {
+    // Prepare: the rows archived, restored into the table, and a manifest of theirs rewritten (a column dropped).
+    const table = resolvedTable(spec('laundered'));
+    const original = await tableLines(bed.db.client, table);
+    const archived = await runLocalArchive(
+      bed.local,
+      { tables: ['public.laundered'] },
+      { retryIntervalScale: 0 },
+    );
+    expect(archived.execution.status).toBe('SUCCEEDED');
+    const restored = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.laundered' },
+      { retryIntervalScale: 0 },
+    );
+    expect(restored.execution.status).toBe('SUCCEEDED');
+    const [victim] = await readLiveArchives(bed.local, 'public', 'laundered');
+    if (!victim) throw new Error('nothing archived');
+    const inventory = bed.local.deps().inventory;
+    const bound = (await inventory.entries('app', 'public.laundered', [victim.key])).get(victim.key);
+    await s3().send(
+      new PutObjectCommand({
+        Bucket: bucket(),
+        Key: manifestKeyFor(victim.key),
+        Body: JSON.stringify({
+          ...victim.manifest,
+          columns: victim.manifest.columns.filter((c) => c.name !== 'payload'),
+        }),
+      }),
+    );
+
+    // Act: the next run exports the same rows into the same content-addressed keys.
+    const again = await runLocalArchive(
+      bed.local,
+      { tables: ['public.laundered'] },
+      { retryIntervalScale: 0 },
+    );
+
+    // Assess: the batch is withdrawn, its rows stay, and the entry still binds the manifest verified at first.
+    const after = (await inventory.entries('app', 'public.laundered', [victim.key])).get(victim.key);
+    recordProof({
+      kind: 'threat',
+      actor: 'bucket writer',
+      attack: "rewrites a committed archive's manifest, then identical rows are archived again under its key",
+      held: again.execution.status === 'FAILED' && after?.manifestSha256 === bound?.manifestSha256,
+    });
+    expect(bound?.manifestSha256).toBeDefined();
+    expect(again.outcomes[0]?.error).toMatch(
+      /^ArchiveIntegrityError: archive .* failed verification: manifest is not the one its committed archive was verified with/,
+    );
+    expect(after?.manifestSha256).toBe(bound?.manifestSha256);
+    expect((await tableLines(bed.db.client, table)).sort()).toEqual([...original].sort());
+  });
 
   it('validate tells a day without rows from a missing archive', async () => {
     // Prepare
