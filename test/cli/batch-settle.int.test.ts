@@ -13,6 +13,7 @@ import {
   seedEvents,
   tableLines,
 } from '../support/fixtures.js';
+import { recordProof } from '../support/proof-ledger.js';
 
 const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
 
@@ -90,6 +91,12 @@ describe('batch settle: a batch whose delete no step can settle, decided by an o
     const rerun = await runLocalArchive(bed.local, { tables: ['public.intact'] }, { retryIntervalScale: 0 });
 
     // Assess
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack: 'batch settle --as committed while every row of the batch is still in the table',
+      held: !refused.settled && rerun.execution.status === 'SUCCEEDED',
+    });
     expect(refused).toEqual({
       settled: false,
       reason:

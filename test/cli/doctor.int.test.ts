@@ -8,6 +8,7 @@ import {
 } from '../../lambdas/shared/config/deployment-schema.js';
 import { freePort } from '../../local/postgres.js';
 import { archiverTestbed, seedEvents, type TableSpec } from '../support/fixtures.js';
+import { recordProof } from '../support/proof-ledger.js';
 
 const EVENTS: TableSpec = { schema: 'public', name: 'events', timestampColumn: 'created_at' };
 
@@ -123,6 +124,12 @@ describe('audit-archiver local doctor: every check against embedded PostgreSQL, 
     const results = await doctor({ config: twice });
 
     // Assess
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack: 'one table under two databases entries that reach the same database',
+      held: find(results, 'configured twice')?.status === 'critical',
+    });
     expect(find(results, 'configured twice')).toMatchObject({
       status: 'critical',
       subject: 'app/public.events, app_direct/public.events',

@@ -45,6 +45,9 @@ const PROOF_FILES = [
   'test/proofs/restore.test.ts',
   'test/proofs/config-change.test.ts',
   'test/proofs/restore-inventory.test.ts',
+  'test/lambdas/upload/core.int.test.ts',
+  'test/cli/batch-settle.int.test.ts',
+  'test/cli/doctor.int.test.ts',
 ];
 
 interface ProofSummary {

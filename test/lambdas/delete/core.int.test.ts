@@ -24,6 +24,7 @@ import {
   seedEvents,
   tableLines,
 } from '../../support/fixtures.js';
+import { recordProof } from '../../support/proof-ledger.js';
 
 const ZERO = { batches: 0, rows: 0, bytes: 0 };
 
@@ -193,6 +194,12 @@ describe('delete step', () => {
 
     // Assess: the twin saw the batch being deleted (retried by the state machine), and its retry answers with the
     // batch A committed; nothing was withdrawn or counted as changed, no row lost or doubled.
+    recordProof({
+      kind: 'threat',
+      actor: 'invocation',
+      attack: 'a delete invoked twice at once: the second finds the rows its twin deleted',
+      held: twinSettled instanceof DeleteInProgressError && twinMetrics.count('RowsChanged') === 0,
+    });
     expect(twinSettled).toBeInstanceOf(DeleteInProgressError);
     expect(twinMetrics.count('RowsChanged')).toBe(0);
     expect(retried).toEqual({

@@ -7,6 +7,7 @@ import type { FaultPoint } from '../../../lambdas/shared/step/step-deps.js';
 import { uploadBatch } from '../../../lambdas/upload/core.js';
 import { batchThrough } from '../../support/batch-stages.js';
 import { archiverTestbed, getObject, listKeys, s3ClientFor, seedEvents } from '../../support/fixtures.js';
+import { recordProof } from '../../support/proof-ledger.js';
 
 describe('upload step', () => {
   const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
@@ -105,8 +106,16 @@ describe('upload step', () => {
     const outcomes = await Promise.allSettled([uploadBatch(task, deps), uploadBatch(task, deps)]);
 
     // Assess: both succeed, whichever one's record was written, and it says this batch created every archive.
-    expect(outcomes.map((o) => (o.status === 'rejected' ? String(o.reason) : 'ok'))).toEqual(['ok', 'ok']);
     const uploaded = (await deps.locks.get('app', 'public.duplicated')).inFlight;
+    recordProof({
+      kind: 'threat',
+      actor: 'invocation',
+      attack: 'an upload invoked twice at once',
+      held:
+        outcomes.every((o) => o.status === 'fulfilled') &&
+        uploaded?.objects.every((o) => o.createdArchive) === true,
+    });
+    expect(outcomes.map((o) => (o.status === 'rejected' ? String(o.reason) : 'ok'))).toEqual(['ok', 'ok']);
     expect(uploaded).toMatchObject({ stage: 'uploaded', batchId: inFlight.batchId });
     expect(uploaded?.objects.map((o) => o.createdArchive)).toEqual(inFlight.objects.map(() => true));
   });
