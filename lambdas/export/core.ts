@@ -180,7 +180,7 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
         // Every staging write has ended before the export fails: none lands after a retry has begun.
         await publishing.settle().catch(() => undefined);
         // A key the batch's bounds read may be what is not UTF-8, before any COPY.
-        throw notUtf8Refusal(shape, error);
+        throw valueRefusal(shape, error);
       }
       return { shape, staged: await Promise.all(staged.map((object) => object.staged)), drift };
     }),
@@ -370,19 +370,25 @@ async function stageSpans(
     if (open && last) objects.push(await open.end(last, batch.publishing));
     return objects;
   } catch (thrown) {
-    // An upload's failure is the reason a wait was aborted; a value the COPY could not write as UTF-8 refuses the table.
-    const error = notUtf8Refusal(shape, failure.signal.aborted ? failure.signal.reason : thrown);
+    // An upload's failure is the reason a wait was aborted; a value the COPY could not render refuses the table.
+    const cause = failure.signal.aborted ? failure.signal.reason : thrown;
+    const error = valueRefusal(shape, cause);
     copy.destroy();
     abandonConnection(client);
     open?.destroy(error);
     await Promise.allSettled(streams.map((stream) => stream.settled));
     // A row that cannot be archived: say which day it is on, so the operator can find it (by day, never by its key:
-    // a key can be personal data, and this message reaches the execution's history and logs).
-    const at = open?.span ?? spans[0];
-    if (error instanceof TableNotUsableError && at)
+    // a key can be personal data, and this message reaches the execution's history and logs). A line too long is the
+    // open object's; a value PostgreSQL could not render is the row after the last it sent, or (computed below a
+    // day's sort, as a VIRTUAL column is) one of a later day of this COPY, before that day's first row came.
+    const first = open?.span ?? spans[0];
+    const last = error === cause ? first : spans.at(-1);
+    if (error instanceof TableNotUsableError && first && last) {
+      const days = first === last ? `day ${first.day}` : `a day from ${first.day} to ${last.day}`;
       throw new TableNotUsableError(
-        `${batch.input.database}/${batch.input.table}, day ${at.day}: ${error.message}`,
+        `${batch.input.database}/${batch.input.table}, ${days}: ${error.message}`,
       );
+    }
     throw error;
   }
 }
@@ -399,16 +405,33 @@ const NOT_UTF8: Record<string, string> = {
 };
 
 /**
- * `error` as the table's refusal when it says a value could not be read as UTF-8, else `error` itself. Archives are
- * UTF-8, so such a value could never be archived (nor its row deleted): the message names the table and the SQLSTATE,
- * never the value, which PostgreSQL's own message quotes.
+ * `error` as the table's refusal when PostgreSQL could not render a value of it (a data exception, SQLSTATE class 22),
+ * else `error` itself: such a row could never be archived (nor deleted), and retrying reads it again. The message
+ * names the table and the SQLSTATE, never the value, which PostgreSQL's own message may quote. A value that is not
+ * UTF-8 (archives are) says so; any other is most likely a VIRTUAL generated column (PostgreSQL 18), computed as the
+ * row is read, whose expression fails on an old row (`total / parts` where `parts` is 0).
  */
-function notUtf8Refusal(shape: Pick<TableShape, 'schema' | 'name'>, error: unknown): unknown {
+function valueRefusal(
+  shape: Pick<TableShape, 'schema' | 'name' | 'virtualColumns'>,
+  error: unknown,
+): unknown {
   const code = (error as { code?: unknown } | undefined)?.code;
-  const why = typeof code === 'string' && Object.hasOwn(NOT_UTF8, code) ? NOT_UTF8[code] : undefined;
-  if (!why || error instanceof TableNotUsableError) return error;
+  if (typeof code !== 'string' || !code.startsWith('22') || error instanceof TableNotUsableError)
+    return error;
+  const table = `${shape.schema}.${shape.name}`;
+  const nothing = 'nothing of this batch was archived or deleted';
+  if (Object.hasOwn(NOT_UTF8, code)) {
+    return new TableNotUsableError(
+      `a value of ${table} ${NOT_UTF8[code]}, so it cannot be archived: archives are UTF-8; ${nothing} (correct the value, or leave the table out of the config)`,
+      { cause: error },
+    );
+  }
+  const virtual =
+    shape.virtualColumns.length > 0
+      ? `; its VIRTUAL generated columns (${shape.virtualColumns.join(', ')}) are computed as rows are read, and an expression that fails on an old row fails there`
+      : '';
   return new TableNotUsableError(
-    `a value of ${shape.schema}.${shape.name} ${why}, so it cannot be archived: archives are UTF-8; nothing of this batch was archived or deleted (correct the value, or leave the table out of the config)`,
+    `a value of ${table} could not be read (SQLSTATE ${code}, a data exception${virtual}); ${nothing} (correct the row, or leave the table out of the config)`,
     { cause: error },
   );
 }

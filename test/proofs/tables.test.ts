@@ -320,3 +320,102 @@ describe('a key column of a domain: its bounds compare as the column does', () =
     expect(counts).toEqual({ inDatabase: 0, inArchives: 12 });
   });
 });
+
+describe('a character column without a length (bpchar) holding trailing blanks, which its ::text drops', () => {
+  const spec = { schema: 'public', name: 'padded', timestampColumn: 'created_at' };
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query(`
+        CREATE DOMAIN public.padded_code AS bpchar;
+        CREATE TABLE public.padded (id int PRIMARY KEY, created_at timestamptz NOT NULL, code bpchar NOT NULL,
+                                    domained public.padded_code, fixed char(5));
+        INSERT INTO public.padded VALUES
+          (1, ${TODAY_UTC_SQL} - interval '40 days', 'AB  ', ' x ', 'ab'),
+          (2, ${TODAY_UTC_SQL} - interval '40 days' + interval '1 hour', '  ', '', NULL),
+          (3, ${TODAY_UTC_SQL} - interval '40 days' + interval '2 hours', 'z', NULL, 'abcde'),
+          (4, ${TODAY_UTC_SQL} - interval '2 days', 'new ', 'new ', 'new');
+        CREATE TABLE public.padded_before AS SELECT * FROM public.padded;`);
+    },
+    [spec],
+  );
+
+  it('archives and restores every value with its blanks, by COPY and, with one row already back, row by row', async () => {
+    // Prepare
+    const table = resolvedTable(spec);
+    const original = await tableLines(bed.db.client, table);
+    const run = await runLocalArchive(bed.local, { tables: ['public.padded'] }, { retryIntervalScale: 0 });
+    expect(run.execution.status).toBe('SUCCEEDED');
+    await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+    await bed.db.client.query(
+      `CREATE TABLE public.padded_copy (LIKE public.padded INCLUDING ALL);
+       INSERT INTO public.padded_copy SELECT * FROM public.padded_before WHERE id = 2`,
+    );
+
+    // Act: into the emptied table (its COPY path), and into a copy holding one of the rows (the reference path).
+    const restored = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.padded' },
+      { retryIntervalScale: 0 },
+    );
+    const copied = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.padded', targetTable: 'public.padded_copy' },
+      { retryIntervalScale: 0 },
+    );
+
+    // Assess: compared by each row's text, which keeps a bpchar's blanks.
+    expect(restored.execution.status).toBe('SUCCEEDED');
+    expect(copied.execution.status).toBe('SUCCEEDED');
+    expect(copied.execution.output).toMatchObject({ totals: { inserted: 2, skipped: 1 } });
+    for (const target of ['public.padded', 'public.padded_copy']) {
+      expect(
+        await compareRows(
+          bed.db.client,
+          'SELECT * FROM public.padded_before WHERE id < 4',
+          `SELECT * FROM ${target} WHERE id < 4`,
+        ),
+      ).toEqual({ rows: 3, missing: 0, extra: 0 });
+    }
+  });
+});
+
+describe('columns whose archived text a restore would not turn back into the value', () => {
+  const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
+  const bed = archiverTestbed(
+    async (db) => {
+      // An application's display cast (its text is not the type's), and the relation a change touched as regclass
+      // (its text is a name, which a later restore resolves to whatever has that name then).
+      await db.client.query(`
+        CREATE TYPE public.address AS (street text, city text);
+        CREATE FUNCTION public.address_label(public.address) RETURNS text IMMUTABLE LANGUAGE sql
+          AS $$ SELECT ($1).street || ', ' || ($1).city $$;
+        CREATE CAST (public.address AS text) WITH FUNCTION public.address_label(public.address);
+        CREATE TABLE public.moves (id int PRIMARY KEY, created_at timestamptz NOT NULL, dest public.address NOT NULL);
+        INSERT INTO public.moves VALUES (1, ${TODAY_UTC_SQL} - interval '40 days', ROW('1 Main St', 'Springfield'));
+        CREATE TABLE public.changes (id int PRIMARY KEY, created_at timestamptz NOT NULL, rel regclass NOT NULL);
+        INSERT INTO public.changes VALUES (1, ${TODAY_UTC_SQL} - interval '40 days', 'public.moves');`);
+    },
+    [spec('moves'), spec('changes')],
+  );
+
+  it.each([
+    [
+      'moves',
+      /^TableNotUsableError: column "dest" of table "public"."moves" in database app is public\.address, which has a cast to or from text that is not PostgreSQL's own: CAST \(public\.address AS text\) WITH FUNCTION public\.address_label\(public\.address\)/,
+    ],
+    [
+      'changes',
+      /^TableNotUsableError: column "rel" of table "public"."changes" in database app is regclass, which holds oids of catalog objects and writes them as the objects' names/,
+    ],
+  ])('refuses %s by column, type and why before anything moves', async (name, why) => {
+    // Act
+    const run = await runLocalArchive(bed.local, { tables: [`public.${name}`] }, { retryIntervalScale: 0 });
+
+    // Assess
+    expect(run.execution.status).toBe('FAILED');
+    expect(run.outcomes[0]?.error).toMatch(why);
+    const left = await bed.db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM public.${name}`);
+    expect(left.rows[0]?.n).toBe(1);
+    expect(await listKeys(bed.local, `archive/app/public.${name}/`)).toEqual([]);
+  });
+});

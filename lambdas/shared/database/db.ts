@@ -27,7 +27,9 @@ export interface SessionLimits {
  * role's to set) reads an array's unquoted NULL element as the text "NULL". The search_path makes every
  * unqualified function, operator and type resolve in pg_catalog: whatever another role creates in public or in the
  * table's own schema (a better-matching `convert_to(text, text)`, an `=` on some type) is never picked. pg_temp is
- * listed last, or it would be searched first for relations.
+ * listed last, or it would be searched first for relations. quote_all_identifiers on would quote the type names
+ * format_type gives (the manifest's columns, restore's casts); exit_on_error on would end the session at restore's
+ * first refused COPY, which a savepoint is there to take back.
  */
 const PINNED_SETTINGS: readonly (readonly [string, string])[] = [
   ['client_encoding', "'UTF8'"],
@@ -40,10 +42,23 @@ const PINNED_SETTINGS: readonly (readonly [string, string])[] = [
   ['xmloption', "'content'"],
   ['array_nulls', 'on'],
   ['search_path', 'pg_catalog, pg_temp'],
+  ['quote_all_identifiers', 'off'],
+  ['exit_on_error', 'off'],
 ];
 
+/**
+ * transaction_timeout (PostgreSQL 17+; a database or role may set it) would end a transaction the archiver bounds
+ * itself with statement_timeout and idle_in_transaction_session_timeout, a long export's among them: off, set only
+ * where the setting exists. Set within a transaction, it also stops the timer that transaction started with.
+ */
+const transactionTimeoutSql = (local: boolean): string =>
+  `SELECT pg_catalog.set_config('transaction_timeout', '0', ${local}) WHERE pg_catalog.current_setting('transaction_timeout', true) IS NOT NULL`;
+
 function settingsSql(limits: SessionLimits | undefined, scope: 'SET' | 'SET LOCAL'): string[] {
-  const pinned = PINNED_SETTINGS.map(([name, value]) => `${scope} ${name} = ${value}`);
+  const pinned = [
+    ...PINNED_SETTINGS.map(([name, value]) => `${scope} ${name} = ${value}`),
+    transactionTimeoutSql(scope === 'SET LOCAL'),
+  ];
   if (!limits) return pinned;
   return [
     ...pinned,
@@ -65,11 +80,18 @@ const TRANSACTION_SETUP = Symbol('audit-archiver transaction setup');
 type WithSetup = { [TRANSACTION_SETUP]?: string };
 
 /**
+ * A transaction's access mode, always said: a database or role may set default_transaction_read_only, which would
+ * make a plain BEGIN read-only. Only transactions that write say READ WRITE, which a hot standby refuses; reads run
+ * anywhere.
+ */
+type AccessMode = ' READ WRITE' | ' READ ONLY';
+
+/**
  * BEGIN together with SET LOCAL of every setting, in one round trip. Behind a transaction-pooling proxy (PgBouncer in
  * transaction mode) consecutive transactions may run on different server connections, so settings made once per
  * connection cannot be relied on; a transaction always runs on one server connection, so these hold in all of it.
  */
-function beginSql(client: pg.ClientBase, mode: '' | ' READ ONLY'): string {
+function beginSql(client: pg.ClientBase, mode: AccessMode): string {
   const setup = (client as WithSetup)[TRANSACTION_SETUP] ?? settingsSql(undefined, 'SET LOCAL').join('; ');
   return `BEGIN${mode}; ${setup}`;
 }
@@ -170,9 +192,11 @@ const rollBack = async (client: pg.ClientBase) => {
   if (!abandoned(client)) await client.query('ROLLBACK').catch(() => undefined);
 };
 
-/** Runs `work` in a transaction and rolls back on any error, including errors thrown by `work` itself. */
+/**
+ * Runs `work` in a READ WRITE transaction and rolls back on any error, including errors thrown by `work` itself.
+ */
 export function inTransaction<T>(client: pg.ClientBase, work: () => Promise<T>): Promise<T> {
-  return committed(client, '', work);
+  return committed(client, ' READ WRITE', work);
 }
 
 /**
@@ -183,11 +207,7 @@ export function inReadOnlyTransaction<T>(client: pg.ClientBase, work: () => Prom
   return committed(client, ' READ ONLY', work);
 }
 
-async function committed<T>(
-  client: pg.ClientBase,
-  mode: '' | ' READ ONLY',
-  work: () => Promise<T>,
-): Promise<T> {
+async function committed<T>(client: pg.ClientBase, mode: AccessMode, work: () => Promise<T>): Promise<T> {
   await client.query(beginSql(client, mode));
   try {
     const result = await work();
@@ -201,7 +221,7 @@ async function committed<T>(
 
 /** Runs `work` in a transaction that always rolls back: a dry run sees what would happen and leaves nothing. */
 export async function inRolledBackTransaction<T>(client: pg.ClientBase, work: () => Promise<T>): Promise<T> {
-  await client.query(beginSql(client, ''));
+  await client.query(beginSql(client, ' READ WRITE'));
   try {
     return await work();
   } finally {

@@ -47,6 +47,14 @@ export interface TableShape {
    * such a byte is not UTF-8, so an archive holding it could never be restored. Export refuses those values.
    */
   rawByteColumns: ColumnInfo[];
+  /**
+   * Columns of `character` without a length (`bpchar`, or a domain over it): `::text` drops their trailing blanks, which
+   * the column keeps, so their text is their type's output (table-sql.ts valueTextSql). `character(n)` is not among
+   * them: the column pads what `::text` trims again on restore.
+   */
+  blankKeepingColumns: string[];
+  /** VIRTUAL generated columns (PostgreSQL 18): computed as they are read, so an old row may fail to compute. */
+  virtualColumns: string[];
 }
 
 const timestampTypes: Record<string, TimestampKind> = {
@@ -56,13 +64,15 @@ const timestampTypes: Record<string, TimestampKind> = {
 
 /**
  * The primary key's column names of the relation `$1`, in key order: an empty array when it has none, or only a
- * deferrable one, which INSERT ... ON CONFLICT cannot use (restore), so its rows could be archived and never restored.
+ * deferrable one or a temporal one (`WITHOUT OVERLAPS`, PostgreSQL 18: an exclusion constraint), neither of which
+ * INSERT ... ON CONFLICT can use (restore), so its rows could be archived and never restored.
  */
 export const PRIMARY_KEY_SQL = `ARRAY(SELECT a.attname::text
        FROM pg_catalog.pg_index i
        CROSS JOIN LATERAL unnest(i.indkey[0:i.indnkeyatts - 1]) WITH ORDINALITY AS k(attnum, ord)
        JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
       WHERE i.indrelid = $1 AND i.indisprimary AND i.indisvalid AND i.indisready AND i.indislive AND i.indimmediate
+        AND NOT i.indisexclusion
       ORDER BY k.ord)`;
 
 /**
@@ -79,11 +89,16 @@ export const relationNameSql = (oid: string): string =>
   `(SELECT pg_catalog.format('%I.%I', n.nspname, k.relname) FROM pg_catalog.pg_class k
       JOIN pg_catalog.pg_namespace n ON n.oid = k.relnamespace WHERE k.oid = ${oid})`;
 
-/** What acts on other tables when rows are deleted from `c`, beside the rows themselves (see refuseSideEffects). */
+/**
+ * What acts on other tables when rows are deleted from `c`, beside the rows themselves (see refuseSideEffects). A
+ * foreign key `NOT ENFORCED` (PostgreSQL 18) has no triggers, so it cascades nothing: its `conenforced` is read through
+ * the row's JSON, because the column does not exist before 18.
+ */
 const SIDE_EFFECTS_SQL = `(SELECT json_build_object('cascade', (
             SELECT json_build_object('name', f.conname, 'on', ${relationNameSql('f.conrelid')})
               FROM pg_catalog.pg_constraint f
              WHERE f.contype = 'f' AND f.confrelid = ANY (${TABLE_RELATIONS_SQL}) AND f.confdeltype IN ('c', 'n', 'd')
+               AND coalesce((pg_catalog.to_jsonb(f) ->> 'conenforced')::bool, true)
              ORDER BY f.conname LIMIT 1),
           'trigger', (
             SELECT json_build_object('name', g.tgname, 'on', ${relationNameSql('g.tgrelid')})
@@ -150,6 +165,52 @@ const BUILTIN_ORDER_SQL = `(WITH RECURSIVE base AS (
    SELECT b.typtype = 'e' OR b.typnamespace = 'pg_catalog'::pg_catalog.regnamespace FROM base b WHERE b.typtype <> 'd')`;
 
 /**
+ * The type under the column `a`'s domains (`bt` below), joined beside it: PostgreSQL looks through domains for a
+ * cast too, and a domain has its base type's output and input functions.
+ */
+const BASE_TYPE_JOIN_SQL = `JOIN pg_catalog.pg_type bt ON bt.oid = (WITH RECURSIVE base AS (
+     SELECT t.oid, t.typtype, t.typbasetype FROM pg_catalog.pg_type t WHERE t.oid = a.atttypid
+     UNION ALL
+     SELECT t.oid, t.typtype, t.typbasetype FROM pg_catalog.pg_type t JOIN base b ON t.oid = b.typbasetype
+      WHERE b.typtype = 'd')
+   SELECT b.oid FROM base b WHERE b.typtype <> 'd')`;
+
+/** Whether the function `fn` is PostgreSQL's own C function `name` (language internal, which only a superuser uses). */
+const isBuiltinFunction = (fn: string, name: string): string =>
+  `EXISTS (SELECT FROM pg_catalog.pg_proc p WHERE p.oid = ${fn} AND p.prolang = 12 AND p.prosrc = '${name}')`;
+
+/**
+ * A cast between the type `bt` and text that is not PostgreSQL's own (the cast or its function created after initdb:
+ * oid 16384 and up, FirstNormalObjectId), spelled as CREATE CAST spells it; NULL when there is none. Export writes
+ * `value::text` and restore's reference path reads `(line ->> 'c')::type`, and a cast takes such a cast over the
+ * type's output and input functions: a composite's display text would be archived, the row deleted and never
+ * restored. A cast between arrays' elements is not taken (an array's text is its elements' output). A binary-coercible
+ * cast over a type whose output or input is text's own (citext) writes and reads the very same text, and is allowed.
+ */
+const USER_TEXT_CAST_SQL = `(SELECT pg_catalog.format('(%s AS %s) %s', pg_catalog.format_type(k.castsource, NULL),
+            pg_catalog.format_type(k.casttarget, NULL),
+            CASE k.castmethod WHEN 'f' THEN 'WITH FUNCTION ' || k.castfunc::pg_catalog.regprocedure::text
+                              WHEN 'b' THEN 'WITHOUT FUNCTION' ELSE 'WITH INOUT' END)
+       FROM pg_catalog.pg_cast k
+      WHERE (k.oid >= 16384::pg_catalog.oid OR k.castfunc >= 16384::pg_catalog.oid)
+        AND ((k.castsource = bt.oid AND k.casttarget = 'pg_catalog.text'::pg_catalog.regtype
+              AND NOT (k.castmethod = 'b' AND ${isBuiltinFunction('bt.typoutput', 'textout')}))
+          OR (k.casttarget = bt.oid AND k.castsource = 'pg_catalog.text'::pg_catalog.regtype
+              AND NOT (k.castmethod = 'b' AND ${isBuiltinFunction('bt.typinput', 'textin')})))
+      ORDER BY k.oid LIMIT 1)`;
+
+/**
+ * Whether the type `bt` or its arrays' element holds oids of catalog objects and writes them as the objects' names
+ * (regclass, regtype, regproc and the others; a domain over one has its output function).
+ */
+const CATALOG_NAME_SQL = `EXISTS (SELECT FROM pg_catalog.pg_type e
+     WHERE e.oid IN (bt.oid, bt.typelem)
+       AND e.typoutput = ANY ('{pg_catalog.regprocout, pg_catalog.regprocedureout, pg_catalog.regoperout,
+              pg_catalog.regoperatorout, pg_catalog.regclassout, pg_catalog.regtypeout, pg_catalog.regroleout,
+              pg_catalog.regnamespaceout, pg_catalog.regconfigout, pg_catalog.regdictionaryout,
+              pg_catalog.regcollationout}'::pg_catalog.regproc[]))`;
+
+/**
  * Reads and checks the table: it exists and is a table, the timestamp column is a timestamp, the key columns are
  * NOT NULL and unique (a primary key or a valid, immediate unique index without predicate or expressions, see
  * isUnique), and deleting its rows changes nothing else (refuseSideEffects).
@@ -178,6 +239,8 @@ export async function describeTable(
       builtin_order: boolean;
       deterministic: boolean | null;
       bound_type: string;
+      text_cast: string | null;
+      catalog_name: boolean;
     }[];
     primary_key: string[];
     side_effects: { cascade: SideEffect | null; trigger: SideEffect | null; rule: SideEffect | null };
@@ -196,8 +259,9 @@ export async function describeTable(
                       'generated', a.attgenerated::text, 'builtin_order', ${BUILTIN_ORDER_SQL},
                       'deterministic', (SELECT co.collisdeterministic FROM pg_catalog.pg_collation co
                                          WHERE co.oid = a.attcollation),
-                      'bound_type', ${BOUND_TYPE_SQL}) ORDER BY a.attnum), '[]')
-               FROM pg_catalog.pg_attribute a
+                      'bound_type', ${BOUND_TYPE_SQL}, 'text_cast', ${USER_TEXT_CAST_SQL},
+                      'catalog_name', ${CATALOG_NAME_SQL}) ORDER BY a.attnum), '[]')
+               FROM pg_catalog.pg_attribute a ${BASE_TYPE_JOIN_SQL}
               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
             ${PRIMARY_KEY_SQL.replace('$1', 'c.oid')} AS primary_key,
             ${SIDE_EFFECTS_SQL} AS side_effects,
@@ -228,6 +292,7 @@ export async function describeTable(
     generated: c.generated !== '',
   }));
   const byName = new Map(columns.map((c) => [c.name, c]));
+  if (archiving) refuseUnrestorableValues(relation.columns, where);
 
   const timestampColumn = byName.get(table.timestampColumn);
   if (!timestampColumn) throw new TableNotUsableError(`${where} has no column "${table.timestampColumn}"`);
@@ -244,7 +309,7 @@ export async function describeTable(
   const keyNames = table.keyColumns ?? relation.primary_key;
   if (keyNames.length === 0) {
     throw new TableNotUsableError(
-      `${where} has no primary key (a deferrable one cannot serve: restore's INSERT ... ON CONFLICT refuses it); set keyColumns to the NOT NULL columns of a unique, non-deferrable index`,
+      `${where} has no primary key (a deferrable one or one WITHOUT OVERLAPS cannot serve: restore's INSERT ... ON CONFLICT refuses it); set keyColumns to the NOT NULL columns of a unique, non-deferrable index`,
     );
   }
   const keyColumns = keyNames.map((name) => {
@@ -298,7 +363,33 @@ export async function describeTable(
     timestampKind,
     timestampTimeZone: table.timestampTimeZone,
     rawByteColumns: relation.server_version < 150000 ? columns.filter((c) => c.type === '"char"') : [],
+    // format_type spells `character` without a length `bpchar`, whatever the settings.
+    blankKeepingColumns: relation.columns.filter((c) => c.bound_type === 'bpchar').map((c) => c.name),
+    virtualColumns: relation.columns.filter((c) => c.generated === 'v').map((c) => c.name),
   };
+}
+
+/**
+ * Every archived value must come back as it was: a column whose values the archive's text would not bring back (see
+ * USER_TEXT_CAST_SQL and CATALOG_NAME_SQL) is refused before any row moves, naming it and why.
+ */
+function refuseUnrestorableValues(
+  columns: { name: string; type: string; text_cast: string | null; catalog_name: boolean }[],
+  where: string,
+): void {
+  for (const column of columns) {
+    const named = `column "${column.name}" of ${where} is ${column.type}`;
+    if (column.text_cast) {
+      throw new TableNotUsableError(
+        `${named}, which has a cast to or from text that is not PostgreSQL's own: CAST ${column.text_cast}. The archive holds each value as its type's text, and the archiver's casts to and from text would take that cast instead, so values could be archived that no restore brings back; drop the cast, or leave the table out of the config`,
+      );
+    }
+    if (column.catalog_name) {
+      throw new TableNotUsableError(
+        `${named}, which holds oids of catalog objects and writes them as the objects' names: a restore after such an object was renamed or replaced would bring back another oid silently, and one after it was dropped would fail; change the column's type to oid, or leave the table out of the config`,
+      );
+    }
+  }
 }
 
 /**
@@ -373,7 +464,8 @@ export async function primaryKey(client: pg.ClientBase, oid: number): Promise<st
  * restore's `ON CONFLICT (names)` arbitrates only on such an index, and refuses a key that merely contains one) and
  * enforces uniqueness now: valid and live (a failed `CREATE UNIQUE INDEX CONCURRENTLY` leaves an invalid one over
  * duplicate keys) and not deferrable (ON CONFLICT cannot arbitrate on a deferrable one, and it allows duplicates
- * inside a transaction), and compares each under a deterministic collation (an index `COLLATE` a case-insensitive
+ * inside a transaction) nor temporal (`WITHOUT OVERLAPS`, PostgreSQL 18, an exclusion constraint: ON CONFLICT refuses
+ * it too), and compares each under a deterministic collation (an index `COLLATE` a case-insensitive
  * one takes distinct keys for one: restore would count archived rows as already there). Key columns are NOT NULL, so
  * NULLS [NOT] DISTINCT does not matter.
  */
@@ -382,7 +474,7 @@ export async function isUnique(client: pg.ClientBase, oid: number, names: string
     `SELECT EXISTS (
        SELECT 1 FROM pg_catalog.pg_index i
         WHERE i.indrelid = $1 AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
-          AND i.indisvalid AND i.indisready AND i.indislive AND i.indimmediate
+          AND i.indisvalid AND i.indisready AND i.indislive AND i.indimmediate AND NOT i.indisexclusion
           AND ARRAY(SELECT a.attname::text COLLATE "C" FROM pg_catalog.unnest(i.indkey[0:i.indnkeyatts - 1]) AS k(attnum)
                       JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY 1)
               = ARRAY(SELECT n COLLATE "C" FROM pg_catalog.unnest($2::text[]) AS n ORDER BY 1)

@@ -20,6 +20,17 @@ export const rowSourceSql = (shape: { schema: string; name: string; partitioned:
   `${shape.partitioned ? '' : 'ONLY '}${qualifiedName(shape)}`;
 
 /**
+ * The archived text of the column `name`'s value `value` (NULL stays NULL): `::text`, which is the type's output
+ * function for every type the archiver accepts (table-shape.ts refuses other casts to text), except for `character`
+ * without a length, whose cast to text drops the trailing blanks the value holds: its output function keeps them.
+ */
+function valueTextSql(shape: Pick<TableShape, 'blankKeepingColumns'>, name: string, value: string): string {
+  return shape.blankKeepingColumns.includes(name)
+    ? `pg_catalog.textin(pg_catalog.bpcharout(${value}))`
+    : `${value}::text`;
+}
+
+/**
  * The archive line of a row, as PostgreSQL computes it: a JSON object with every column's text representation
  * (SQL NULL as JSON null). Text output is exact for every type under the session settings in db.ts, so restore
  * reproduces each value with the type's own input function, and SQL can digest the very bytes the archive holds.
@@ -27,7 +38,9 @@ export const rowSourceSql = (shape: { schema: string; name: string; partitioned:
  */
 export function rowLineSql(shape: TableShape, alias = 't'): string {
   const keys = shape.columns.map((c) => quoteLiteral(c.name)).join(', ');
-  const values = shape.columns.map((c) => `${alias}.${quoteIdent(c.name)}::text`).join(', ');
+  const values = shape.columns
+    .map((c) => valueTextSql(shape, c.name, `${alias}.${quoteIdent(c.name)}`))
+    .join(', ');
   return `pg_catalog.json_object(ARRAY[${keys}]::text[], ARRAY[${values}]::text[])::text`;
 }
 
@@ -44,7 +57,7 @@ export function rowLineSql(shape: TableShape, alias = 't'): string {
  */
 export function rowValuesCopySql(shape: TableShape, predicates: readonly string[]): string {
   const inner = shape.columns.map((c, i) => `t.${quoteIdent(c.name)} AS c${i}`).join(', ');
-  const values = shape.columns.map((_, i) => `s.c${i}::text`).join(', ');
+  const values = shape.columns.map((c, i) => valueTextSql(shape, c.name, `s.c${i}`)).join(', ');
   const branches = predicates.map(
     (
       predicate,

@@ -214,6 +214,22 @@ export function classifyDatabaseError(error: unknown): Error {
     );
   }
   if (missingObjectPgCodes.has(code)) return new TableNotUsableError(message, { cause: error });
+  // A write refused as read-only: the archiver says READ WRITE where it writes (db.ts), so what is left is a server
+  // that cannot write at all. PostgreSQL refuses READ WRITE on a hot standby with 0A000, telling it by its message.
+  if (code === '25006' || (code === '0A000' && /read-write mode during recovery/i.test(err.message ?? ''))) {
+    return new ConfigError(
+      `${message}. The database is read-only for the archiver: the host is a hot standby (a read replica), or the database or the archiver's role is set read-only (default_transaction_read_only); point the database's host at the primary, or reset that setting`,
+      { cause: error },
+    );
+  }
+  // A limit the server's configuration sets (temp_file_limit, which a role or database may lower): the same batch
+  // would meet it again, so it is not retried. PostgreSQL's message names the limit and never quotes a value.
+  if (code === '53400') {
+    return new ConfigError(
+      `${message}. A configuration limit of the database server (the one named above) stopped the statement: raise it for the archiver's role, or lower the table's batchSize`,
+      { cause: error },
+    );
+  }
   // Another table's foreign key (ON DELETE NO ACTION or RESTRICT) still references rows being deleted: retrying cannot
   // help until those references go. The message names the constraint and tables; the key values are in the detail.
   if (code === '23503') {

@@ -106,6 +106,17 @@ describe('export step', () => {
           FROM generate_series(1, ${LONG_KEY_DAYS}) AS g;
         CREATE TABLE long_keys_local (id text PRIMARY KEY, at timestamp NOT NULL);
         INSERT INTO long_keys_local SELECT id, created_at AT TIME ZONE 'UTC' FROM long_keys`);
+      // PostgreSQL 18: a VIRTUAL generated column, computed as rows are read, that fails on the middle day's one row.
+      const version = (
+        await db.client.query<{ v: number }>(`SELECT current_setting('server_version_num')::int AS v`)
+      ).rows[0]?.v;
+      if (version !== undefined && version >= 180000)
+        await db.client.query(`
+          CREATE TABLE ratios (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, total int NOT NULL,
+                               parts int NOT NULL, share int GENERATED ALWAYS AS (total / parts) VIRTUAL);
+          INSERT INTO ratios (id, created_at, total, parts)
+          SELECT g, ${cutoffSql()} - make_interval(days => 4 - g / 3), 100, CASE WHEN g = 4 THEN 0 ELSE 4 END
+            FROM generate_series(1, 8) AS g`);
       await db.client.query(`
         CREATE TABLE recent (id bigint PRIMARY KEY, created_at timestamptz, actor text NOT NULL);
         INSERT INTO recent VALUES (1, ${cutoffSql()}, 'at_cutoff'), (2, NULL, 'no_timestamp'), (3, ${TODAY_UTC_SQL}, 'today')`);
@@ -122,6 +133,7 @@ describe('export step', () => {
       spec('within_budget'),
       spec('shadowed'),
       { ...spec('unrestorable'), batchSize: 100 },
+      { ...spec('ratios'), batchSize: 100 },
       { ...spec('went_away'), batchSize: 100 },
       { ...spec('long_keys'), batchSize: 1000 },
       {
@@ -557,6 +569,40 @@ describe('export step', () => {
     });
     expect((await deps.locks.get('app', 'public.unrestorable')).inFlight).toBeUndefined();
     expect(await countRows('public.unrestorable')).toBe(3);
+  });
+
+  it('refuses a row whose VIRTUAL generated column fails to compute (PostgreSQL 18+), naming the table, the column and the day, never a value', async () => {
+    // Prepare: rows on three days; the one whose parts is 0 lies on the middle one.
+    const version = (
+      await bed.db.client.query<{ v: number }>(`SELECT current_setting('server_version_num')::int AS v`)
+    ).rows[0]?.v;
+    if (version === undefined || version < 180000) return;
+    const failing = (
+      await bed.db.client.query<{ day: string }>(
+        `SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day FROM ratios WHERE parts = 0`,
+      )
+    ).rows[0]?.day;
+    const deps = bed.local.deps();
+    const task = await leasedTask(deps, 'public.ratios');
+
+    // Act
+    const attempt = exportBatch(task, deps);
+
+    // Assess: the days named hold the failing row's.
+    const error = await attempt.then(
+      () => undefined,
+      (thrown: unknown) => thrown as Error,
+    );
+    expect(error?.name).toBe('TableNotUsableError');
+    const named = error?.message.match(
+      /^app\/public\.ratios, (?:day (\S+)|a day from (\S+) to (\S+)): a value of public\.ratios could not be read \(SQLSTATE 22012, a data exception; its VIRTUAL generated columns \(share\) are computed as rows are read/,
+    );
+    expect(named).not.toBeNull();
+    const [from, to] = named?.[1] ? [named[1], named[1]] : [named?.[2] ?? '', named?.[3] ?? ''];
+    expect(failing !== undefined && from <= failing && failing <= to).toBe(true);
+    expect(error?.message).not.toMatch(/division by zero|100/);
+    expect((await deps.locks.get('app', 'public.ratios')).inFlight).toBeUndefined();
+    expect(await countRows('public.ratios')).toBe(8);
   });
 
   it('takes a timestamp column’s rows by their local day windows, a local time in a spring-forward gap too', async () => {

@@ -1,11 +1,14 @@
-import { describe, expect, inject, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
   type ConnectionSettings,
   createDatabase,
+  type Database,
   inReadOnlyTransaction,
+  inRolledBackTransaction,
   inTransaction,
 } from '../../../../lambdas/shared/database/db.js';
-import { DatabaseUnavailableError } from '../../../../lambdas/shared/errors/step-errors.js';
+import { ConfigError, DatabaseUnavailableError } from '../../../../lambdas/shared/errors/step-errors.js';
 import { recordProof } from '../../../support/proof-ledger.js';
 
 function settingsOf(url: string): ConnectionSettings {
@@ -126,4 +129,106 @@ describe('session settings behind a transaction-pooling proxy', () => {
       }
     },
   );
+});
+
+describe('settings a database or role sets for every session (ALTER DATABASE … SET)', () => {
+  const adminUrl = inject('postgresUrl');
+  const name = `settings_${Date.now()}`;
+  let admin: pg.Client;
+  let db: Database;
+  let transactionTimeout: boolean;
+
+  beforeAll(async () => {
+    admin = new pg.Client({ connectionString: adminUrl });
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${name}`);
+    // transaction_timeout exists since PostgreSQL 17.
+    transactionTimeout =
+      (await admin.query(`SELECT current_setting('transaction_timeout', true) AS t`)).rows[0]?.t !== null;
+    for (const setting of [
+      'quote_all_identifiers = on',
+      'exit_on_error = on',
+      'default_transaction_read_only = on',
+      ...(transactionTimeout ? ["transaction_timeout = '200ms'"] : []),
+    ])
+      await admin.query(`ALTER DATABASE ${name} SET ${setting}`);
+    db = createDatabase(settingsOf(adminUrl.replace(/\/[^/]*$/, `/${name}`)), {
+      tls: 'disable',
+      maxConnections: 1,
+      limits: { statementTimeoutSeconds: 10, lockTimeoutSeconds: 5 },
+    });
+  });
+
+  afterAll(async () => {
+    await db?.end();
+    await admin?.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await admin?.end();
+  });
+
+  it('pins quote_all_identifiers and exit_on_error off, and transaction_timeout where the server has it', async () => {
+    // Act
+    const seen = await db.withConnection((client) =>
+      inReadOnlyTransaction(client, async () => {
+        // Longer than the database's transaction_timeout, which would end the session.
+        await client.query('SELECT pg_sleep(0.4)');
+        return (
+          await client.query(`SELECT current_setting('quote_all_identifiers') AS quote_all_identifiers,
+                                     current_setting('exit_on_error') AS exit_on_error,
+                                     current_setting('transaction_timeout', true) AS transaction_timeout,
+                                     format_type('jsonb'::regtype, NULL) AS type_name`)
+        ).rows[0];
+      }),
+    );
+
+    // Assess
+    expect(seen).toEqual({
+      quote_all_identifiers: 'off',
+      exit_on_error: 'off',
+      transaction_timeout: transactionTimeout ? '0' : null,
+      type_name: 'jsonb',
+    });
+  });
+
+  it('keeps the session after an error a savepoint takes back, as restore does after a refused COPY', async () => {
+    // Act
+    const after = await db.withConnection((client) =>
+      inRolledBackTransaction(client, async () => {
+        await client.query('SAVEPOINT archive');
+        await client.query('SELECT 1 / 0').catch(() => undefined);
+        await client.query('ROLLBACK TO SAVEPOINT archive');
+        return (await client.query<{ one: number }>('SELECT 1 AS one')).rows[0]?.one;
+      }),
+    );
+
+    // Assess
+    expect(after).toBe(1);
+  });
+
+  it('writes in its transactions although the database makes transactions read-only by default', async () => {
+    // Act
+    await db.withConnection((client) =>
+      inTransaction(client, async () => {
+        await client.query('CREATE TABLE public.written (n int)');
+        await client.query('INSERT INTO public.written VALUES (1)');
+      }),
+    );
+
+    // Assess
+    expect((await db.withConnection((client) => client.query('SELECT n FROM public.written'))).rows).toEqual([
+      { n: 1 },
+    ]);
+  });
+
+  it('names a write refused as read-only: the host is a standby, or the database or role is read-only', async () => {
+    // Act: a write where the server allows none, as on a hot standby.
+    const attempt = db.withConnection((client) =>
+      inReadOnlyTransaction(client, () => client.query('INSERT INTO public.written VALUES (2)')),
+    );
+
+    // Assess
+    await expect(attempt).rejects.toBeInstanceOf(ConfigError);
+    await expect(attempt).rejects.toThrow(
+      /database error 25006: .* The database is read-only for the archiver: the host is a hot standby/,
+    );
+  });
 });

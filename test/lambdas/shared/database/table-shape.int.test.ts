@@ -73,7 +73,25 @@ describe('table checks', () => {
       CREATE UNIQUE INDEX ON repeated_column_index (a, a);
       CREATE TABLE superset_key (id int PRIMARY KEY, created_at timestamptz NOT NULL);
       CREATE TABLE invalid_key (id int NOT NULL, created_at timestamptz);
-      INSERT INTO invalid_key VALUES (1, now()), (1, now());`);
+      INSERT INTO invalid_key VALUES (1, now()), (1, now());
+      CREATE TYPE address AS (street text, city text);
+      CREATE FUNCTION address_label(address) RETURNS text IMMUTABLE LANGUAGE sql
+        AS $$ SELECT ($1).street || ', ' || ($1).city $$;
+      CREATE CAST (address AS text) WITH FUNCTION address_label(address);
+      CREATE DOMAIN shipping_address AS address;
+      CREATE TABLE labelled (id int PRIMARY KEY, created_at timestamptz, dest address);
+      CREATE TABLE labelled_domain (id int PRIMARY KEY, created_at timestamptz, dest shipping_address);
+      CREATE TYPE place AS (street text, city text);
+      CREATE FUNCTION place_parse(text) RETURNS place IMMUTABLE LANGUAGE sql
+        AS $$ SELECT ROW(split_part($1, ', ', 1), split_part($1, ', ', 2))::place $$;
+      CREATE CAST (text AS place) WITH FUNCTION place_parse(text);
+      CREATE TABLE parsed (id int PRIMARY KEY, created_at timestamptz, visited place);
+      CREATE TABLE relations (id int PRIMARY KEY, created_at timestamptz, rel regclass);
+      CREATE DOMAIN routine AS regprocedure;
+      CREATE TABLE routines (id int PRIMARY KEY, created_at timestamptz, called routine[]);
+      CREATE DOMAIN blank_padded AS bpchar;
+      CREATE TABLE text_forms (id int PRIMARY KEY, created_at timestamptz, email citext, stops address[],
+        code bpchar, padded blank_padded, fixed char(6), fixed_domain code6, names text[]);`);
     await expect(
       db.client.query('CREATE UNIQUE INDEX CONCURRENTLY invalid_key_id ON invalid_key (id)'),
     ).rejects.toThrow(/could not create unique index/);
@@ -100,7 +118,7 @@ describe('table checks', () => {
     [
       'a deferrable primary key, which restore could not use',
       { name: 'deferrable_pk', timestampColumn: 'created_at' },
-      /has no primary key \(a deferrable one cannot serve: restore's INSERT ... ON CONFLICT refuses it\)/,
+      /has no primary key \(a deferrable one or one WITHOUT OVERLAPS cannot serve: restore's INSERT ... ON CONFLICT refuses it\)/,
     ],
     ['a missing column', { name: 'events', timestampColumn: 'nope' }, /has no column "nope"/],
     [
@@ -182,6 +200,31 @@ describe('table checks', () => {
       'key columns that contain a unique key without being one, on which restore could not arbitrate',
       { name: 'superset_key', timestampColumn: 'created_at', keyColumns: ['id', 'created_at'] },
       /key columns \(id, created_at\) .* are not exactly the columns of its primary key/,
+    ],
+    [
+      'a composite column whose type has a user-defined cast to text, which export’s ::text would take',
+      { name: 'labelled', timestampColumn: 'created_at' },
+      /column "dest" .* is address, which has a cast to or from text that is not PostgreSQL's own: CAST \((public\.)?address AS text\) WITH FUNCTION (public\.)?address_label\((public\.)?address\)/,
+    ],
+    [
+      'a column of a domain over such a type (a cast looks through domains)',
+      { name: 'labelled_domain', timestampColumn: 'created_at' },
+      /column "dest" .* is shipping_address, which has a cast to or from text that is not PostgreSQL's own: CAST \((public\.)?address AS text\)/,
+    ],
+    [
+      'a composite column whose type has a user-defined cast from text, which restore’s reference path would take',
+      { name: 'parsed', timestampColumn: 'created_at' },
+      /column "visited" .* is place, which has a cast to or from text that is not PostgreSQL's own: CAST \(text AS (public\.)?place\) WITH FUNCTION (public\.)?place_parse\(text\)/,
+    ],
+    [
+      'a regclass column, whose text is a name a later restore would resolve to another relation',
+      { name: 'relations', timestampColumn: 'created_at' },
+      /column "rel" .* is regclass, which holds oids of catalog objects and writes them as the objects' names/,
+    ],
+    [
+      'an array of a domain over regprocedure',
+      { name: 'routines', timestampColumn: 'created_at' },
+      /column "called" .* is routine\[\], which holds oids of catalog objects/,
     ],
     ['an integer timestamp column', { name: 'datecol', timestampColumn: 'id' }, /is integer/],
     [
@@ -279,6 +322,74 @@ describe('table checks', () => {
 
     // Assess
     expect(accepted.keyColumns.map((c) => c.name)).toEqual(['id']);
+  });
+
+  it('accepts columns whose text the archive keeps: citext (its casts to text are text’s own I/O), an array of a type with a cast, unbounded character kept with its blanks', async () => {
+    // Act
+    const shape = await describeTable(
+      db.client,
+      resolvedTable({ name: 'text_forms', timestampColumn: 'created_at' }),
+    );
+
+    // Assess: an array's text is its elements' output, never a cast; only `character` without a length (directly or
+    // through a domain) is written by its output function, `character(n)` by ::text as always.
+    expect(shape.columns.map((c) => c.name)).toContain('stops');
+    expect(shape.blankKeepingColumns).toEqual(['code', 'padded']);
+    expect(shape.virtualColumns).toEqual([]);
+  });
+
+  it('refuses a temporal primary key (PostgreSQL 18+, WITHOUT OVERLAPS), on which restore’s ON CONFLICT cannot arbitrate', async () => {
+    // Prepare
+    const version = (
+      await db.client.query<{ v: number }>(`SELECT current_setting('server_version_num')::int AS v`)
+    ).rows[0]?.v;
+    if (version === undefined || version < 180000) return;
+    await db.client.query(`
+      CREATE EXTENSION btree_gist;
+      CREATE TABLE tenancy (id int, valid tstzrange, created_at timestamptz NOT NULL,
+        PRIMARY KEY (id, valid WITHOUT OVERLAPS));`);
+
+    // Act
+    const byPrimaryKey = describeTable(
+      db.client,
+      resolvedTable({ name: 'tenancy', timestampColumn: 'created_at' }),
+    );
+    const byKeyColumns = describeTable(
+      db.client,
+      resolvedTable({ name: 'tenancy', timestampColumn: 'created_at', keyColumns: ['id', 'valid'] }),
+    );
+
+    // Assess
+    await expect(byPrimaryKey).rejects.toThrow(
+      /has no primary key \(a deferrable one or one WITHOUT OVERLAPS cannot serve/,
+    );
+    await expect(byKeyColumns).rejects.toThrow(/key columns \(id, valid\) .* are not exactly the columns/);
+  });
+
+  it('accepts a table referenced by a NOT ENFORCED foreign key with ON DELETE CASCADE (PostgreSQL 18+): it cascades nothing', async () => {
+    // Prepare
+    const version = (
+      await db.client.query<{ v: number }>(`SELECT current_setting('server_version_num')::int AS v`)
+    ).rows[0]?.v;
+    if (version === undefined || version < 180000) return;
+    await db.client.query(`
+      CREATE TABLE unenforced_parent (id int PRIMARY KEY, created_at timestamptz NOT NULL);
+      CREATE TABLE unenforced_child (id int PRIMARY KEY,
+        parent int REFERENCES unenforced_parent ON DELETE CASCADE NOT ENFORCED);
+      CREATE TABLE enforced_parent (id int PRIMARY KEY, created_at timestamptz NOT NULL);
+      CREATE TABLE enforced_child (id int PRIMARY KEY, parent int REFERENCES enforced_parent ON DELETE CASCADE);`);
+
+    // Act
+    const shape = await describeTable(
+      db.client,
+      resolvedTable({ name: 'unenforced_parent', timestampColumn: 'created_at' }),
+    );
+
+    // Assess: the same key enforced still cascades, and is refused.
+    expect(shape.keyColumns.map((c) => c.name)).toEqual(['id']);
+    await expect(
+      describeTable(db.client, resolvedTable({ name: 'enforced_parent', timestampColumn: 'created_at' })),
+    ).rejects.toThrow(/is referenced by foreign key "enforced_child_parent_fkey"/);
   });
 
   it('takes only the key columns of a primary key, not its INCLUDE columns', async () => {

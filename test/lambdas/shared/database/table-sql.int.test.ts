@@ -108,6 +108,31 @@ describe('table SQL and its digests', () => {
     expect(exported).toHaveLength(3);
   });
 
+  it('keeps the trailing blanks of character without a length in export’s lines and rowLineSql alike, and writes character(n) as before', async () => {
+    // Prepare: `::text` trims a bpchar's trailing blanks, which an unbounded column keeps (and a restore would lose);
+    // a character(n) column pads them back itself, and its archives' bytes stay what they were.
+    await db.client.query(`
+      CREATE DOMAIN padded_code AS bpchar;
+      CREATE TABLE blanks (id int PRIMARY KEY, created_at timestamptz NOT NULL, b bpchar, d padded_code, f char(4));
+      INSERT INTO blanks VALUES (1, '2024-01-01', 'AB  ', ' x ', 'AB'), (2, '2024-01-02', '  ', '', NULL),
+        (3, '2024-01-03', NULL, NULL, '');`);
+    const shape = await describeTable(
+      db.client,
+      resolvedTable({ name: 'blanks', timestampColumn: 'created_at' }),
+    );
+
+    // Act
+    const exported = await exportedLines(db.client, shape);
+
+    // Assess
+    expect(exported).toEqual(await jsonObjectLines(db.client, shape));
+    expect(exported.map((line) => JSON.parse(line))).toEqual([
+      { id: '1', created_at: '2024-01-01 00:00:00+00', b: 'AB  ', d: ' x ', f: 'AB' },
+      { id: '2', created_at: '2024-01-02 00:00:00+00', b: '  ', d: '', f: null },
+      { id: '3', created_at: '2024-01-03 00:00:00+00', b: null, d: null, f: '' },
+    ]);
+  });
+
   it('reads several objects in one COPY: each object’s rows together, in key order, in the order the objects were given', async () => {
     // Prepare: rows of three days inserted out of key order; the objects are asked for newest day first.
     await db.client.query(`

@@ -35,6 +35,45 @@ describe('error classification', () => {
     expect(error.message).toMatch(/verify-full.*databaseCaBundlePath.*tls: require/);
   });
 
+  it.each([
+    ['25006', 'cannot execute DELETE in a read-only transaction'],
+    ['0A000', 'cannot set transaction read-write mode during recovery'],
+  ])(
+    'names a database that cannot be written (%s) as a config error: a standby host, or a read-only database or role',
+    (code, text) => {
+      // Act
+      const error = classifyDatabaseError(pgError(code, text));
+
+      // Assess: not retried, and says why and what to change.
+      expect(error).toBeInstanceOf(ConfigError);
+      expect(error.message).toContain(`database error ${code}: ${text}.`);
+      expect(error.message).toMatch(
+        /read-only for the archiver: the host is a hot standby .*\(default_transaction_read_only\)/,
+      );
+    },
+  );
+
+  it('leaves another feature_not_supported error as it is', () => {
+    // Act
+    const error = pgError('0A000', 'cannot copy from view "v"');
+
+    // Assess
+    expect(classifyDatabaseError(error)).toBe(error);
+  });
+
+  it('names a configuration limit of the server (temp_file_limit) as a config error naming the limit', () => {
+    // Act
+    const error = classifyDatabaseError(
+      pgError('53400', 'temporary file size exceeds "temp_file_limit" (64kB)'),
+    );
+
+    // Assess
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.message).toMatch(
+      /^database error 53400: temporary file size exceeds "temp_file_limit" \(64kB\)\. A configuration limit of the database server/,
+    );
+  });
+
   it('treats a dropped connection as transient', () => {
     expect(
       classifyDatabaseError(new Error('Client has encountered a connection error and is not queryable')),
