@@ -138,7 +138,10 @@ function run(command: string, args: string[], user: { uid: number; gid: number }
   });
 }
 
-/** Resolves once the server accepts connections. Its log keeps being drained so the server never blocks on it. */
+/**
+ * Resolves once the server accepts connections (read-only ones, for a standby). Its log keeps being drained so the
+ * server never blocks on it.
+ */
 function waitUntilReady(server: ChildProcess): Promise<void> {
   return new Promise((resolve, reject) => {
     let log = '';
@@ -146,7 +149,7 @@ function waitUntilReady(server: ChildProcess): Promise<void> {
     server.stderr?.on('data', (chunk) => {
       if (ready) return;
       log += String(chunk);
-      ready = log.includes('database system is ready to accept connections');
+      ready = /database system is ready to accept (read-only )?connections/.test(log);
       if (ready) resolve();
     });
     server.once('exit', (code) => reject(new Error(`postgres exited (${code}) before it was ready: ${log}`)));

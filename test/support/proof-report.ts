@@ -48,6 +48,7 @@ const PROOF_FILES = [
   'test/lambdas/upload/core.int.test.ts',
   'test/cli/batch-settle.int.test.ts',
   'test/cli/doctor.int.test.ts',
+  'test/proofs/standby.test.ts',
 ];
 
 interface ProofSummary {

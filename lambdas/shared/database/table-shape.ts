@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { TableIdentity } from '../config/resolved-table.js';
-import { TableNotUsableError } from '../errors/step-errors.js';
+import { ConfigError, TableNotUsableError } from '../errors/step-errors.js';
 
 /**
  * What the catalog says about a table, and whether the archiver may use it. The SQL the steps build from a shape is
@@ -249,9 +249,11 @@ export async function describeTable(
     replication_role: string;
     row_security: boolean;
     server_version: number;
+    in_recovery: boolean;
   }>(
     `SELECT c.oid, c.relkind, ${REPLICATION_ROLE_SQL} AS replication_role,
             pg_catalog.current_setting('server_version_num')::int4 AS server_version,
+            pg_catalog.pg_is_in_recovery() AS in_recovery,
             pg_catalog.row_security_active(c.oid) AS row_security,
             (SELECT coalesce(json_agg(json_build_object('name', a.attname,
                       'type', pg_catalog.format_type(a.atttypid, a.atttypmod), 'base_type', ${BASE_TYPE_SQL},
@@ -279,6 +281,13 @@ export async function describeTable(
   );
   const relation = described.rows[0];
   if (!relation) throw new TableNotUsableError(`${where} does not exist`);
+  // A standby (a read replica's endpoint) reads fine: without this, export, upload and verify would run for a batch
+  // no delete can ever remove, every run.
+  if (archiving && relation.in_recovery) {
+    throw new ConfigError(
+      `database ${table.database} is a hot standby (a read replica): its rows can be read but never deleted; point its host at the primary`,
+    );
+  }
   if (relation.relkind !== 'r' && relation.relkind !== 'p') {
     const kinds: Record<string, string> = { v: 'a view', m: 'a materialized view', f: 'a foreign table' };
     throw new TableNotUsableError(
