@@ -3,6 +3,7 @@ import {
   type ArchiveSource,
   archivePartition,
   listArchives,
+  OtherSchemaArchives,
   partitionInRange,
   readExpectation,
   sidecarKeyFor,
@@ -49,19 +50,25 @@ export interface ValidationReport {
   rows: number;
   bytes: number;
   problems: ValidationProblem[];
+  /** What is worth knowing but no problem: legacy archives of another schema's same-named table, left out. */
+  notes?: string[];
 }
 
 /** Staging objects older than this belong to no batch that can still be in flight (leases last at most hours). */
 const STALE_STAGING_MS = 24 * 3600 * 1000;
 
-/** Lists a source's archives with the row counts their sidecars declare (one small read per archive). */
+/**
+ * Lists a source's archives with the row counts their sidecars declare (one small read per archive); `others` counts
+ * the legacy archives left out as another schema's.
+ */
 export async function listWithRows(
   store: ArchiveStore,
   source: ArchiveSource,
   range: { fromDay?: string; toDay?: string } = {},
+  others?: OtherSchemaArchives,
 ): Promise<ArchiveListing[]> {
   const listing: ArchiveListing[] = [];
-  for await (const ref of listArchives(store, source, range)) {
+  for await (const ref of listArchives(store, source, { ...range, onOtherSchema: others?.add })) {
     const rows = await readExpectation(store, ref).then(
       (expected) => expected.rows,
       (error: unknown) => {
@@ -97,8 +104,9 @@ export async function validateArchives(
   const keys = new Set<string>();
   const committed = new Map((inventory ?? []).map((entry) => [entry.archiveKey, entry]));
   for await (const object of store.list(sourcePrefix(source))) keys.add(object.key);
+  const others = new OtherSchemaArchives();
 
-  for await (const ref of listArchives(store, source, range)) {
+  for await (const ref of listArchives(store, source, { ...range, onOtherSchema: others.add })) {
     report.archives += 1;
     report.bytes += ref.size;
     for (const day of partitionDays(ref)) days.add(day);
@@ -204,6 +212,8 @@ export async function validateArchives(
       problem('warning', 'day-gap', `${sourcePrefix(source)}${gap}`, `no archive for ${gap}`);
     }
   }
+  const note = source.format === 'legacy' ? others.note(source.table) : undefined;
+  if (note) report.notes = [note];
   return report;
 }
 

@@ -1,4 +1,4 @@
-import type { ArchiveSource } from '../lambdas/shared/archive/catalog.js';
+import { type ArchiveSource, OtherSchemaArchives } from '../lambdas/shared/archive/catalog.js';
 import { isCalendarDay } from '../lambdas/shared/archive/format.js';
 import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
 import { findDatabase } from '../lambdas/shared/config/resolved-table.js';
@@ -51,6 +51,7 @@ export function sourcesInScope(config: ArchiverConfig, options: ArchiveScopeOpti
             format: 'legacy' as const,
             prefix: options.legacyPrefix ?? config.s3.prefix,
             database: options.legacyDatabase,
+            schema: table.schema,
             table: table.name,
           }
         : {
@@ -108,6 +109,7 @@ export async function validateCommand(
       write(
         `${r.database}/${r.table}: ${formatNumber(r.archives)} archives, ${formatNumber(r.rows)} rows verified`,
       );
+      for (const note of r.notes ?? []) write(`  NOTE ${note}`);
       for (const p of r.problems) write(`  ${p.severity.toUpperCase()} ${p.kind}: ${p.key}: ${p.detail}`);
     }
     write(
@@ -129,19 +131,28 @@ export async function listCommand(
 ): Promise<number> {
   const all = [];
   for (const scoped of sourcesInScope(config, options)) {
-    const archives = await listWithRows(store, scoped.source, { fromDay: options.from, toDay: options.to });
-    all.push({ database: scoped.database, table: tableRef(scoped.table), archives });
+    const others = new OtherSchemaArchives();
+    const range = { fromDay: options.from, toDay: options.to };
+    const archives = await listWithRows(store, scoped.source, range, others);
+    const note = others.note(scoped.table.name);
+    all.push({
+      database: scoped.database,
+      table: tableRef(scoped.table),
+      archives,
+      ...(note ? { notes: [note] } : {}),
+    });
   }
   if (options.json) {
     write(JSON.stringify(all, null, 2));
     return 0;
   }
-  for (const { database, table, archives } of all) {
+  for (const { database, table, archives, notes } of all) {
     const rows = archives.reduce((n, a) => n + (a.rows ?? 0), 0);
     const bytes = archives.reduce((n, a) => n + a.size, 0);
     write(
       `${database}/${table}: ${archives.length} archives, ${formatNumber(rows)} rows, ${formatNumber(bytes)} bytes`,
     );
+    for (const note of notes ?? []) write(`  NOTE ${note}`);
     for (const a of archives) {
       write(
         `  ${a.span === 'month' ? a.day.slice(0, 7).padEnd(10) : a.day}  ${String(a.rows ?? '?').padStart(9)} rows  ${String(a.size).padStart(11)} B  ${a.storageClass.padEnd(12)} ${a.key}`,

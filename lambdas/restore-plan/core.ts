@@ -1,7 +1,9 @@
 import {
   type ArchiveSource,
   archiveDay,
+  type ListOptions,
   listArchives,
+  OtherSchemaArchives,
   partitionInRange,
   sourcePrefix,
 } from '../shared/archive/catalog.js';
@@ -22,10 +24,9 @@ import {
   groupArchives,
   HISTORY_EVENTS_PER_GROUP,
   HISTORY_EVENTS_PER_PAGE,
-  type ListedArchive,
   MAX_PLANNED_HISTORY_EVENTS,
-  RESTORE_PAGE_ARCHIVES,
 } from './groups.js';
+import { type CommittedArchives, cursorStart, partitionsOfSeveralRuns, restorePages } from './pages.js';
 import type { RestorePage, RestorePlan, RestorePlanInput, RestorePlanOutput } from './schema.js';
 
 /** Where the archives of a restore task are. */
@@ -35,6 +36,7 @@ export function archiveSource(task: RestoreTask, prefix: string): ArchiveSource 
         format: 'legacy',
         prefix: task.legacy.prefix,
         database: task.legacy.database,
+        schema: task.source.schema,
         table: task.source.name,
       }
     : { format: 'native', location: { prefix, database: task.database, ...splitName(task.source) } };
@@ -98,27 +100,32 @@ export async function planRestore(
   const concurrency = database.maxConnections;
   let archives = 0;
   let first: string | undefined;
-  // The execution's history grows with the groups and pages it will run: counted as the list steps will cut them.
+  // The execution's history grows with the groups and pages it will run: counted as the list steps will cut them, in
+  // the order they will hand the archives out (by the same inventory).
   let historyEvents = 0;
-  let page: ListedArchive[] = [];
-  const countPage = () => {
-    historyEvents +=
-      HISTORY_EVENTS_PER_PAGE + HISTORY_EVENTS_PER_GROUP * groupArchives(page, concurrency).length;
-    page = [];
+  const committed = new Map(unlisted);
+  const others = new OtherSchemaArchives();
+  const selected = async function* () {
+    for await (const ref of selectArchives(task, source, deps, undefined, others.add)) {
+      archives += 1;
+      unlisted.delete(ref.key);
+      first ??= ref.key;
+      yield ref;
+    }
   };
-  for await (const ref of selectArchives(task, source, deps)) {
-    archives += 1;
-    unlisted.delete(ref.key);
-    first ??= ref.key;
-    page.push({ key: ref.key, format: ref.format, size: ref.size });
-    if (page.length === RESTORE_PAGE_ARCHIVES) countPage();
+  for await (const page of restorePages(selected(), {
+    strategy: task.strategy,
+    cursor: '',
+    committed: async () => committed,
+  })) {
+    historyEvents +=
+      HISTORY_EVENTS_PER_PAGE + HISTORY_EVENTS_PER_GROUP * groupArchives(page.archives, concurrency).length;
     if (historyEvents > MAX_PLANNED_HISTORY_EVENTS) {
       throw new ConfigError(
         `more archives match than one execution's history can hold (over ${archives.toLocaleString('en-US')} so far); restore them in several executions by day range (mode "range")`,
       );
     }
   }
-  if (page.length > 0) countPage();
   if (unlisted.size > 0) {
     const missing = missingArchives(task, source, deps.config.s3, [...unlisted.values()]);
     // One archive asked for by key that is not there leaves nothing to restore: allowing it changes nothing.
@@ -134,14 +141,22 @@ export async function planRestore(
       keys: missing.keys,
     });
   }
+  const otherSchemas = others.note(task.source.name);
   // Nothing to restore is far more often a mistyped table, day range or prefix than an intent: say so.
   if (archives === 0) {
     throw new ConfigError(
       task.key
-        ? `archive "${task.key}" does not exist`
-        : `no ${task.format} archives of ${tableLabel(task.source)} in ${task.database}${task.fromDay || task.toDay ? ` between ${task.fromDay ?? 'the first'} and ${task.toDay ?? 'the last'} day` : ''} (under ${sourcePrefix(source)})`,
+        ? `archive "${task.key}" does not exist${otherSchemas ? ` as an archive of ${tableLabel(task.source)}: ${otherSchemas}` : ''}`
+        : `no ${task.format} archives of ${tableLabel(task.source)} in ${task.database}${task.fromDay || task.toDay ? ` between ${task.fromDay ?? 'the first'} and ${task.toDay ?? 'the last'} day` : ''} (under ${sourcePrefix(source)})${otherSchemas ? `; ${otherSchemas}` : ''}`,
     );
   }
+  if (otherSchemas)
+    deps.telemetry.info('restore leaves out legacy archives of another schema', {
+      restoreId,
+      table: `${task.source.schema}.${task.source.name}`,
+      otherSchemaArchives: others.count,
+      note: otherSchemas,
+    });
 
   const db = await deps.database(task.database);
   const targetCreated = await db.withConnection((client) =>
@@ -158,8 +173,15 @@ export async function planRestore(
         );
       }
       if (task.dryRun) return false;
-      await createTarget(client, task, first, deps.store);
-      return true;
+      if (await createTarget(client, task, first, deps.store)) return true;
+      // Another restore into the same new target created it meanwhile: restore into it as into any existing target.
+      const created = await describeTarget(client, task.target);
+      if (!created)
+        throw new TableNotUsableError(
+          `restore target ${tableLabel(task.target)} in database ${task.database} could not be created: a type of that name exists, and it is no table; restore into another table (targetTable)`,
+        );
+      assertWritable(created, task.strategy);
+      return false;
     }),
   );
   deps.telemetry.info('restore planned', {
@@ -168,6 +190,8 @@ export async function planRestore(
     target: tableLabel(task.target),
     archives,
     targetCreated,
+    // Days (or months) archived again after a restore: where two versions of a row exist, the newest is restored.
+    partitionsOfSeveralRuns: partitionsOfSeveralRuns(committed.values()),
   });
   return { task, archives, targetCreated, concurrency };
 }
@@ -237,14 +261,20 @@ function missingArchives(
 
 const count = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
 
-/** The archives a task selects, in key order. */
+/** The archives a task selects, in key order (after `startAfter`); legacy archives of another schema are left out. */
 function selectArchives(
   task: RestoreTask,
   source: ArchiveSource,
   deps: Pick<StepDeps, 'store'>,
   startAfter?: string,
+  onOtherSchema?: ListOptions['onOtherSchema'],
 ) {
-  const refs = listArchives(deps.store, source, { fromDay: task.fromDay, toDay: task.toDay, startAfter });
+  const refs = listArchives(deps.store, source, {
+    fromDay: task.fromDay,
+    toDay: task.toDay,
+    startAfter,
+    onOtherSchema,
+  });
   if (!task.key) return refs;
   const only = task.key;
   return (async function* () {
@@ -252,22 +282,32 @@ function selectArchives(
   })();
 }
 
-/** One page of archives after `cursor` (the previous page's last key), cut into groups for the Map. */
+/**
+ * One page of archives after `cursor` (where the previous page ended), cut into groups for the Map, in the order the
+ * strategy restores them (pages.ts); the table's inventory is read only when a partition holds several archives.
+ */
 export async function listPage(
   task: RestoreTask,
   cursor: string,
   concurrency: number,
-  deps: Pick<StepDeps, 'config' | 'store'>,
+  deps: Pick<StepDeps, 'config' | 'store' | 'inventory'>,
 ): Promise<RestorePage> {
   const source = archiveSource(task, deps.config.s3.prefix);
-  const archives: ListedArchive[] = [];
-  let more = false;
-  for await (const ref of selectArchives(task, source, deps, cursor || undefined)) {
-    if (archives.length === RESTORE_PAGE_ARCHIVES) {
-      more = true;
-      break;
-    }
-    archives.push({ key: ref.key, format: ref.format, size: ref.size });
-  }
-  return { groups: groupArchives(archives, concurrency), cursor: archives.at(-1)?.key ?? cursor, more };
+  let committed: Promise<CommittedArchives> | undefined;
+  const pages = restorePages(selectArchives(task, source, deps, cursorStart(cursor)), {
+    strategy: task.strategy,
+    cursor,
+    committed: () => {
+      committed ??= committedArchives(task, deps);
+      return committed;
+    },
+  });
+  const next = await pages.next();
+  await pages.return(undefined);
+  const page = next.done ? undefined : next.value;
+  return {
+    groups: groupArchives(page?.archives ?? [], concurrency),
+    cursor: page?.cursor ?? cursor,
+    more: page?.more ?? false,
+  };
 }

@@ -27,8 +27,11 @@ export const MAX_PLANNED_HISTORY_EVENTS = 15_000;
 export const HISTORY_EVENTS_PER_GROUP = 7;
 export const HISTORY_EVENTS_PER_PAGE = 16;
 
-/** An archive as listed: its pointer and its size in bytes. */
-export type ListedArchive = ArchivePointer & { size: number };
+/**
+ * An archive as listed: its pointer, its size in bytes, and, when it must be restored in order with the archives of
+ * its partition beside it (pages.ts), that partition's folder: no group is cut between them.
+ */
+export type ListedArchive = ArchivePointer & { size: number; ordered?: string };
 
 export interface ArchiveGroup {
   archives: ArchivePointer[];
@@ -37,38 +40,52 @@ export interface ArchiveGroup {
 /**
  * Cuts a page's archives (in key order, so a group holds consecutive days) into groups: as few as the limits allow,
  * but a multiple of `concurrency` of them (at most one per archive), so every wave of the Map keeps each of the
- * database's connections busy, with about the same bytes each.
+ * database's connections busy, with about the same bytes each. Consecutive archives of one ordered partition stay in
+ * one group (the page holds no more of them than a group may), which restores them one after the other.
  */
 export function groupArchives(archives: ListedArchive[], concurrency: number): ArchiveGroup[] {
   if (archives.length === 0) return [];
+  const runs = orderedRuns(archives);
   const bytes = archives.reduce((sum, archive) => sum + archive.size, 0);
   const fewest = Math.max(
     Math.ceil(archives.length / MAX_ARCHIVES_PER_GROUP),
     Math.ceil(bytes / MAX_GROUP_BYTES),
   );
-  const count = Math.min(archives.length, Math.ceil(fewest / concurrency) * concurrency);
+  const count = Math.min(runs.length, Math.ceil(fewest / concurrency) * concurrency);
   const groups: ArchiveGroup[] = [];
   let current: ArchivePointer[] = [];
   let currentBytes = 0;
   let bytesLeft = bytes;
-  for (const { size, ...pointer } of archives) {
-    // The current group's fair share of what is left, its own bytes included; an archive joins it unless that
-    // overshoots the share by more than half the archive.
+  for (const run of runs) {
+    const size = run.reduce((sum, archive) => sum + archive.size, 0);
+    // The current group's fair share of what is left, its own bytes included; a run joins it unless that
+    // overshoots the share by more than half the run.
     const share = bytesLeft / Math.max(1, count - groups.length);
     const full =
-      current.length === MAX_ARCHIVES_PER_GROUP ||
-      (current.length > 0 &&
-        (currentBytes + size > MAX_GROUP_BYTES ||
-          (groups.length < count - 1 && currentBytes + size / 2 > share)));
+      current.length > 0 &&
+      (current.length + run.length > MAX_ARCHIVES_PER_GROUP ||
+        currentBytes + size > MAX_GROUP_BYTES ||
+        (groups.length < count - 1 && currentBytes + size / 2 > share));
     if (full) {
       groups.push({ archives: current });
       bytesLeft -= currentBytes;
       current = [];
       currentBytes = 0;
     }
-    current.push(pointer);
+    for (const { key, format } of run) current.push({ key, format });
     currentBytes += size;
   }
   groups.push({ archives: current });
   return groups;
+}
+
+/** The archives as runs that no group boundary may cut: consecutive archives of one ordered partition, else one each. */
+function orderedRuns(archives: ListedArchive[]): ListedArchive[][] {
+  const runs: ListedArchive[][] = [];
+  for (const archive of archives) {
+    const last = runs.at(-1);
+    if (archive.ordered !== undefined && last?.[0]?.ordered === archive.ordered) last.push(archive);
+    else runs.push([archive]);
+  }
+  return runs;
 }

@@ -13,7 +13,7 @@ export const RestorePlanInputSchema = z.discriminatedUnion('action', [
     .object({
       action: z.literal('list'),
       task: RestoreTaskSchema,
-      /** The last key of the previous page; "" for the first page. */
+      /** Where the previous page ended (restore-plan/pages.ts); "" for the first page. */
       cursor: z.string(),
       /** Groups run at once (the plan's concurrency): a page has a multiple of it. */
       concurrency: z.number().int().positive(),

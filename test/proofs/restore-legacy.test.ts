@@ -1,6 +1,6 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { describe, expect, it } from 'vitest';
-import { validateCommand } from '../../cli/archives.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { listCommand, validateCommand } from '../../cli/archives.js';
 import { compareRows } from '../../local/compare-rows.js';
 import { runLocalRestore } from '../../local/run.js';
 import { archiverTestbed, s3ClientFor } from '../support/fixtures.js';
@@ -253,6 +253,109 @@ describe('legacy archives restored into columns whose types narrowed since', () 
     expect(restored.results[0]?.status).toBe('restored');
     expect(written.rows).toEqual([
       { amount: '12.30', code: 'ab', seen_at: '2025-01-02 03:04:05', seen_on: '2025-01-02' },
+    ]);
+  });
+});
+
+describe('legacy archives of same-named tables in two schemas, which share the layout’s folder', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query('CREATE SCHEMA billing');
+      for (const schema of ['public', 'billing'])
+        await db.client.query(
+          `CREATE TABLE ${schema}.audit_log (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, actor text NOT NULL)`,
+        );
+    },
+    [
+      { schema: 'public', name: 'audit_log', timestampColumn: 'created_at' },
+      { schema: 'billing', name: 'audit_log', timestampColumn: 'created_at' },
+    ],
+  );
+  const OTHER_SCHEMA_NOTE =
+    /^ {2}NOTE left out legacy archives of the same-named table of another schema .*: 1 of "billing"\."audit_log"$/;
+
+  beforeAll(async () => {
+    // Prepare: one batch of each table, the same ids, in the folder the layout gives both ({db}/audit_log/).
+    const s3 = s3ClientFor(bed.local);
+    for (const [schema, runStamp] of [
+      ['public', '20250301T020304Z'],
+      ['billing', '20250301T020305Z'],
+    ] as const) {
+      const archive = writeLegacyArchive({
+        prefix: 'archive/',
+        database: bed.db.name,
+        schema,
+        table: 'audit_log',
+        runStamp,
+        batch: 1,
+        rows: [
+          { id: 1, created_at: '2025-01-02T03:04:05+00:00', actor: `${schema}-row` },
+          { id: 2, created_at: '2025-01-02T03:04:06+00:00', actor: `${schema}-row` },
+        ],
+      });
+      for (const [key, body] of archive.files)
+        await s3.send(new PutObjectCommand({ Bucket: bed.local.services.bucket, Key: key, Body: body }));
+    }
+  });
+
+  it('restores each table from its own archives only, the other schema’s left out', async () => {
+    // Act
+    const restored = [];
+    for (const table of ['public.audit_log', 'billing.audit_log'])
+      restored.push(
+        await runLocalRestore(
+          bed.local,
+          { database: 'app', table, legacy: { database: bed.db.name } },
+          { retryIntervalScale: 0 },
+        ),
+      );
+
+    // Assess
+    expect(restored.map((r) => r.execution.status)).toEqual(['SUCCEEDED', 'SUCCEEDED']);
+    expect(restored.map((r) => r.results.map((result) => result.key))).toEqual([
+      [expect.stringMatching(/audit_log_20250301T020304Z_batch_001\.jsonl\.gz$/)],
+      [expect.stringMatching(/audit_log_20250301T020305Z_batch_001\.jsonl\.gz$/)],
+    ]);
+    for (const schema of ['public', 'billing']) {
+      const rows = await bed.db.client.query(`SELECT actor FROM ${schema}.audit_log ORDER BY id`);
+      expect(rows.rows.map((r) => r.actor)).toEqual([`${schema}-row`, `${schema}-row`]);
+    }
+  });
+
+  it('validate verifies each table’s archives without error, noting the other schema’s', async () => {
+    // Act
+    const lines: string[] = [];
+    const code = await validateCommand(
+      bed.local.deps().store,
+      bed.local.config,
+      { legacyDatabase: bed.db.name, table: ['public.audit_log'], json: false, strict: true },
+      (line) => lines.push(line),
+    );
+
+    // Assess
+    expect(code).toBe(0);
+    expect(lines).toEqual([
+      'app/public.audit_log: 1 archives, 2 rows verified',
+      expect.stringMatching(OTHER_SCHEMA_NOTE),
+      'OK: no errors, 0 warning(s)',
+    ]);
+  });
+
+  it('list counts each table’s own archives and rows, noting the other schema’s', async () => {
+    // Act
+    const lines: string[] = [];
+    await listCommand(
+      bed.local.deps().store,
+      bed.local.config,
+      { legacyDatabase: bed.db.name, table: ['public.audit_log'], json: false },
+      (line) => lines.push(line),
+    );
+
+    // Assess
+    expect(lines[0]).toMatch(/^app\/public\.audit_log: 1 archives, 2 rows, /);
+    expect(lines[1]).toMatch(OTHER_SCHEMA_NOTE);
+    expect(lines.slice(2)).toEqual([
+      expect.stringMatching(/audit_log_20250301T020304Z_batch_001\.jsonl\.gz$/),
     ]);
   });
 });

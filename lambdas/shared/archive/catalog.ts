@@ -30,11 +30,12 @@ import { ByteFigures, type ContentFigures, createLinesGunzip, JsonLinesToCopy } 
 /**
  * Where a table's archives are: written by this tool (`native`), or by the Python "Audit Table Archiver" it
  * succeeds (`legacy`: `{prefix}{pg database}/{table}/year=/month=/day=/{table}_{stamp}_batch_{NNN}.jsonl.gz`, whose
- * day folders are the run's date, not the rows').
+ * day folders are the run's date, not the rows'). The legacy layout names no schema: same-named tables of two
+ * schemas share its folder, and `schema` picks this table's archives by their metadata.
  */
 export type ArchiveSource =
   | { format: 'native'; location: TableLocation }
-  | { format: 'legacy'; prefix: string; database: string; table: string };
+  | { format: 'legacy'; prefix: string; database: string; schema: string; table: string };
 
 /** One archive data object of a source. */
 export interface ArchiveRef {
@@ -106,9 +107,14 @@ export interface ListOptions {
   toDay?: string;
   /** Resume after this key (a previous page's last key). */
   startAfter?: string;
+  /** Told of each legacy archive left out as another schema's (`otherSchema`), with the schema it names. */
+  onOtherSchema?: (ref: ArchiveRef, schema: string) => void;
 }
 
-/** Data objects of a source in key order (so by month, then day), filtered by partition. */
+/**
+ * Data objects of a source in key order (so by month, then day), filtered by partition. A legacy source reads each
+ * archive's metadata (one small GET) and leaves out the archives of the same-named table of another schema.
+ */
 export async function* listArchives(
   store: ArchiveStore,
   source: ArchiveSource,
@@ -116,7 +122,56 @@ export async function* listArchives(
 ): AsyncGenerator<ArchiveRef> {
   for await (const object of store.list(sourcePrefix(source), options.startAfter)) {
     const ref = toRef(source, object);
-    if (ref && partitionInRange(ref, options)) yield ref;
+    if (!ref || !partitionInRange(ref, options)) continue;
+    const other = source.format === 'legacy' ? await otherSchema(store, source, ref) : undefined;
+    if (other === undefined) yield ref;
+    else options.onOtherSchema?.(ref, other);
+  }
+}
+
+/**
+ * The schema a legacy archive's metadata names when it is the same-named table of another schema in the same
+ * database: the layout cannot tell them apart, and that archive is no archive of this table. Undefined when it names
+ * this table, or anything else (another database or table), or cannot be read: restore and validate refuse such an
+ * archive themselves, naming it.
+ */
+async function otherSchema(
+  store: ArchiveStore,
+  source: Extract<ArchiveSource, { format: 'legacy' }>,
+  ref: ArchiveRef,
+): Promise<string | undefined> {
+  const text = await store.getText(legacyMetadataKeyFor(ref.key));
+  if (text === undefined) return undefined;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const parsed = LegacyMetadataSchema.safeParse(raw);
+  const info = parsed.success ? parsed.data.batch_info : undefined;
+  return info?.database === source.database && info.table === source.table && info.schema !== source.schema
+    ? info.schema
+    : undefined;
+}
+
+/** Counts the legacy archives a listing left out as another schema's, and says so. */
+export class OtherSchemaArchives {
+  private readonly bySchema = new Map<string, number>();
+
+  readonly add = (_ref: ArchiveRef, schema: string): void => {
+    this.bySchema.set(schema, (this.bySchema.get(schema) ?? 0) + 1);
+  };
+
+  get count(): number {
+    return [...this.bySchema.values()].reduce((n, c) => n + c, 0);
+  }
+
+  /** One sentence naming them, or undefined when none was left out. */
+  note(table: string): string | undefined {
+    if (this.bySchema.size === 0) return undefined;
+    const tables = [...this.bySchema].map(([schema, n]) => `${n} of "${schema}"."${table}"`).join(', ');
+    return `left out legacy archives of the same-named table of another schema (the Python tool's layout names no schema; their metadata does): ${tables}`;
   }
 }
 

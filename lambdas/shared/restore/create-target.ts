@@ -24,8 +24,41 @@ const RELATION_KINDS: Record<string, string> = {
  * as primary key). The source's defaults are kept, but for those that take a sequence's next value: a serial default
  * would tie the copy to the source's sequence (an identity column gets a sequence of its own, INCLUDING IDENTITY).
  * Archives older than a column added with NOT NULL DEFAULT restore into the copy as into the source, with the default.
+ * Runs in the caller's transaction. Returns false, having created nothing, when the name was taken meanwhile (another
+ * restore created the same target): the caller describes it and checks it as any existing target.
  */
 export async function createTarget(
+  client: pg.ClientBase,
+  task: RestoreTask,
+  firstArchive: string | undefined,
+  store: ArchiveStore,
+): Promise<boolean> {
+  // The CREATE under a savepoint of its own: losing the race to another restore's CREATE leaves the transaction usable.
+  await client.query('SAVEPOINT create_target');
+  try {
+    await create(client, task, firstArchive, store);
+  } catch (error) {
+    if (!createdMeanwhile(error)) throw error;
+    await client.query('ROLLBACK TO SAVEPOINT create_target');
+    return false;
+  }
+  await client.query('RELEASE SAVEPOINT create_target');
+  return true;
+}
+
+/**
+ * Whether the CREATE failed because the name was taken after the caller found no table of it: by another restore's
+ * CREATE, committed before ours looked (42P07 duplicate_table; 42710 duplicate_object when it committed between our
+ * relation's check and its row type's), or while ours waited on its uncommitted catalog rows, where only the catalog's
+ * unique name indexes speak (23505 on pg_type's or pg_class's, which a CREATE TABLE raises for nothing else). A type
+ * of that name that is no table (an enum, a domain) raises 42710 too: the caller finds no table and says so.
+ */
+function createdMeanwhile(error: unknown): boolean {
+  const { code } = error as { code?: unknown };
+  return code === '42P07' || code === '42710' || code === '23505';
+}
+
+async function create(
   client: pg.ClientBase,
   task: RestoreTask,
   firstArchive: string | undefined,

@@ -1,0 +1,218 @@
+import { z } from 'zod';
+import type { ArchiveRef } from '../shared/archive/catalog.js';
+import type { InventoryEntry } from '../shared/archive/inventory.js';
+import type { RestoreTask } from '../shared/restore/restore-task.js';
+import {
+  type ListedArchive,
+  MAX_ARCHIVES_PER_GROUP,
+  MAX_GROUP_BYTES,
+  RESTORE_PAGE_ARCHIVES,
+} from './groups.js';
+
+/**
+ * The order a restore hands out its archives in, and where its pages end.
+ *
+ * The same row can be in two committed archives of one partition (its day, or its month): archived, restored into the
+ * table, changed (a redaction), archived again. The newest committed version must win, whatever the strategy: `skip`
+ * (and `fail`) restore the newest archive first, so an older version finds its row already there; `overwrite` the
+ * oldest first, so the newest is written last. Only the batches of different runs can hold the same row (a run's
+ * batches each take rows the one before deleted), so only a partition whose archives come from more than one run, or
+ * from a run and from before the inventory, is *ordered*. Groups of a page run at once, so a page holds at most one
+ * group's worth of an ordered partition, in that group, in order; the rest of it follows in the next pages, which run
+ * after. An archive the inventory does not list (written before it existed, or by a batch not committed) counts as
+ * older than every committed one: a committed version wins over one nothing vouches for. Among themselves such
+ * archives keep key order, having no time on record.
+ */
+
+/** What the order needs of a committed archive: its inventory entry's run and commit time. */
+export type CommittedArchives = ReadonlyMap<string, Pick<InventoryEntry, 'committedAt' | 'runId'>>;
+
+/** An archive's place in the order: its commit time (none when the inventory does not list it), then its key. */
+const PositionSchema = z.object({ key: z.string(), committedAt: z.string().optional() }).strict();
+type Position = z.infer<typeof PositionSchema>;
+
+/** A page ending inside an ordered partition: its folder, and the last archive of it handed out. */
+const InsideSchema = z.object({ partition: z.string(), after: PositionSchema }).strict();
+type Inside = z.infer<typeof InsideSchema>;
+
+/** Compares two archives of one partition in the order `strategy` restores them. */
+function restoreOrder(strategy: RestoreTask['strategy']): (a: Position, b: Position) => number {
+  const newestFirst = strategy !== 'overwrite';
+  return (a, b) => {
+    if ((a.committedAt === undefined) !== (b.committedAt === undefined))
+      return (a.committedAt === undefined) === newestFirst ? 1 : -1;
+    if (a.committedAt !== undefined && b.committedAt !== undefined && a.committedAt !== b.committedAt)
+      return a.committedAt < b.committedAt === newestFirst ? 1 : -1;
+    return a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+  };
+}
+
+/**
+ * A page's cursor is "" (the first page), a key (every archive up to it in key order was handed out), or, for a page
+ * that ended inside an ordered partition, JSON naming that partition and the last archive of it handed out. No archive
+ * key is a JSON object: keys end in `.jsonl.gz`.
+ */
+function parseCursor(cursor: string): { startAfter?: string; inside?: Inside } {
+  if (cursor === '') return {};
+  if (cursor.startsWith('{')) {
+    const inside = InsideSchema.safeParse(safeJson(cursor));
+    // Listing after the folder itself starts at the partition's first archive.
+    if (inside.success) return { startAfter: inside.data.partition, inside: inside.data };
+  }
+  return { startAfter: cursor };
+}
+
+const safeJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+};
+
+/** The key to list after for the page that follows `cursor`. */
+export const cursorStart = (cursor: string): string | undefined => parseCursor(cursor).startAfter;
+
+/**
+ * How many partitions have committed archives of more than one run: those that may hold a row in two versions, of
+ * which restore brings back the newest. Whether they do, only their rows can tell.
+ */
+export function partitionsOfSeveralRuns(
+  entries: Iterable<Pick<InventoryEntry, 'day' | 'span' | 'runId'>>,
+): number {
+  const runs = new Map<string, Set<string>>();
+  for (const entry of entries) {
+    const partition = `${entry.span ?? 'day'} ${entry.day}`;
+    runs.set(partition, (runs.get(partition) ?? new Set()).add(entry.runId));
+  }
+  return [...runs.values()].filter((ids) => ids.size > 1).length;
+}
+
+/** A partition is the folder of its archives: a day folder, or a month folder for month objects. */
+const folderOf = (key: string): string => key.slice(0, key.lastIndexOf('/') + 1);
+
+export interface ArchivePage {
+  /** In restore order; consecutive archives of an ordered partition carry its folder (`ordered`). */
+  archives: ListedArchive[];
+  cursor: string;
+  more: boolean;
+}
+
+/**
+ * What a page takes whole: one archive, or up to a group's worth of an ordered partition in restore order; `cursor` is
+ * where the next page starts when this one ends after them.
+ */
+interface Chunk {
+  archives: ListedArchive[];
+  ordered: boolean;
+  folder: string;
+  cursor: string;
+}
+
+/**
+ * The pages of a restore's archives, from `cursor` on: `refs` are the archives in key order, listed after
+ * `cursorStart(cursor)`; `committed` gives the inventory's entries, asked for only when a partition holds several
+ * archives. Pages hold at most RESTORE_PAGE_ARCHIVES archives.
+ */
+export async function* restorePages(
+  refs: AsyncIterable<ArchiveRef>,
+  options: { strategy: RestoreTask['strategy']; cursor: string; committed: () => Promise<CommittedArchives> },
+): AsyncGenerator<ArchivePage> {
+  const { inside } = parseCursor(options.cursor);
+  const order = restoreOrder(options.strategy);
+  let page: Chunk[] = [];
+  const finish = (more: boolean): ArchivePage => ({
+    archives: page.flatMap((chunk) => chunk.archives),
+    cursor: page.at(-1)?.cursor ?? options.cursor,
+    more,
+  });
+  for await (const partition of partitionsOf(refs)) {
+    const first = partition[0];
+    if (!first) continue;
+    const folder = folderOf(first.key);
+    const resumed = inside?.partition === folder ? inside.after : undefined;
+    const committed: CommittedArchives = partition.length > 1 ? await options.committed() : new Map();
+    const runs = new Set(partition.map((ref) => committed.get(ref.key)?.runId));
+    // A page that ended inside this partition found it ordered: it stays so, or its cursor would mean nothing.
+    const ordered = runs.size > 1 || resumed !== undefined;
+    for (const chunk of chunksOf(partition, folder, ordered, committed, order, resumed)) {
+      const held = page.reduce((n, c) => n + c.archives.length, 0);
+      const sharing = chunk.ordered && page.some((c) => c.ordered && c.folder === folder);
+      if (page.length > 0 && (held + chunk.archives.length > RESTORE_PAGE_ARCHIVES || sharing)) {
+        yield finish(true);
+        page = [];
+      }
+      page.push(chunk);
+    }
+  }
+  if (page.length > 0) yield finish(false);
+}
+
+/** Consecutive archives (in key order) of one folder. */
+async function* partitionsOf(refs: AsyncIterable<ArchiveRef>): AsyncGenerator<ArchiveRef[]> {
+  let current: ArchiveRef[] = [];
+  for await (const ref of refs) {
+    if (current[0] && folderOf(current[0].key) !== folderOf(ref.key)) {
+      yield current;
+      current = [];
+    }
+    current.push(ref);
+  }
+  if (current.length > 0) yield current;
+}
+
+/**
+ * A partition cut into chunks: one per archive, in key order, when it is not ordered; else in restore order (after
+ * `resumed`, the last one a previous page handed out), as many as a group may restore together (MAX_ARCHIVES_PER_GROUP,
+ * MAX_GROUP_BYTES; a larger archive alone).
+ */
+function chunksOf(
+  partition: ArchiveRef[],
+  folder: string,
+  ordered: boolean,
+  committed: CommittedArchives,
+  order: (a: Position, b: Position) => number,
+  resumed: Position | undefined,
+): Chunk[] {
+  // Every archive of it in key order up to its last key: where a page ending with the partition resumes.
+  const end = partition.at(-1)?.key ?? folder;
+  const listed = (ref: ArchiveRef): ListedArchive => ({
+    key: ref.key,
+    format: ref.format,
+    size: ref.size,
+    ...(ordered ? { ordered: folder } : {}),
+  });
+  if (!ordered) {
+    return partition.map((ref) => ({ archives: [listed(ref)], ordered, folder, cursor: ref.key }));
+  }
+  const positioned = partition
+    .map((ref) => ({ ref, at: { key: ref.key, committedAt: committed.get(ref.key)?.committedAt } }))
+    .filter(({ at }) => resumed === undefined || order(at, resumed) > 0)
+    .sort((a, b) => order(a.at, b.at));
+  const chunks: Chunk[] = [];
+  let current: typeof positioned = [];
+  let bytes = 0;
+  const close = (last: boolean) => {
+    const tail = current.at(-1)?.at;
+    if (!tail) return;
+    chunks.push({
+      archives: current.map(({ ref }) => listed(ref)),
+      ordered,
+      folder,
+      cursor: last ? end : JSON.stringify({ partition: folder, after: tail } satisfies Inside),
+    });
+    current = [];
+    bytes = 0;
+  };
+  for (const item of positioned) {
+    if (
+      current.length === MAX_ARCHIVES_PER_GROUP ||
+      (current.length > 0 && bytes + item.ref.size > MAX_GROUP_BYTES)
+    )
+      close(false);
+    current.push(item);
+    bytes += item.ref.size;
+  }
+  close(true);
+  return chunks;
+}

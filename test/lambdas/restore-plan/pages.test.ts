@@ -1,0 +1,178 @@
+import { describe, expect, it } from 'vitest';
+import { groupArchives, MAX_ARCHIVES_PER_GROUP } from '../../../lambdas/restore-plan/groups.js';
+import {
+  type ArchivePage,
+  type CommittedArchives,
+  cursorStart,
+  partitionsOfSeveralRuns,
+  restorePages,
+} from '../../../lambdas/restore-plan/pages.js';
+import type { ArchiveRef } from '../../../lambdas/shared/archive/catalog.js';
+
+const DAY = 'archive/app/public.events/year=2025/month=01/day=07/';
+const NEXT_DAY = 'archive/app/public.events/year=2025/month=01/day=08/';
+
+const ref = (key: string, size = 1000): ArchiveRef => ({
+  key,
+  format: 'native',
+  day: '2025-01-07',
+  span: 'day',
+  size,
+  storageClass: 'STANDARD',
+});
+
+/** The listing as the store gives it: in key order, after `startAfter`. */
+async function* listing(refs: ArchiveRef[], startAfter?: string): AsyncGenerator<ArchiveRef> {
+  for (const r of [...refs].sort((a, b) => (a.key < b.key ? -1 : 1)))
+    if (startAfter === undefined || r.key > startAfter) yield r;
+}
+
+/** Every page a restore lists, each from the cursor the one before it returned, as ListPage does. */
+async function allPages(
+  refs: ArchiveRef[],
+  strategy: 'skip' | 'overwrite' | 'fail',
+  committed: CommittedArchives,
+): Promise<ArchivePage[]> {
+  const pages: ArchivePage[] = [];
+  let cursor = '';
+  for (;;) {
+    const next = await restorePages(listing(refs, cursorStart(cursor)), {
+      strategy,
+      cursor,
+      committed: async () => committed,
+    }).next();
+    if (next.done) return pages;
+    pages.push(next.value);
+    cursor = next.value.cursor;
+    if (!next.value.more) return pages;
+  }
+}
+
+const keysOf = (pages: ArchivePage[]) => pages.flatMap((page) => page.archives.map((a) => a.key));
+
+describe('restorePages: the newest committed version of a row wins', () => {
+  // Prepare: a day archived (run-1), its rows restored, one changed and archived again (run-2, the key sorting first).
+  const old = `${DAY}20250107-bbbbbbbbbbbbbbbbbbbbbbbb.jsonl.gz`;
+  const redacted = `${DAY}20250107-aaaaaaaaaaaaaaaaaaaaaaaa.jsonl.gz`;
+  const committed: CommittedArchives = new Map([
+    [old, { committedAt: '2025-02-01T00:00:00.000Z', runId: 'run-1' }],
+    [redacted, { committedAt: '2025-03-01T00:00:00.000Z', runId: 'run-2' }],
+  ]);
+
+  it('restores the newest first under skip and fail (older versions find their rows there), the oldest first under overwrite', async () => {
+    // Act
+    const skip = await allPages([ref(old), ref(redacted)], 'skip', committed);
+    const fail = await allPages([ref(old), ref(redacted)], 'fail', committed);
+    const overwrite = await allPages([ref(redacted), ref(old)], 'overwrite', committed);
+
+    // Assess
+    expect(keysOf(skip)).toEqual([redacted, old]);
+    expect(keysOf(fail)).toEqual([redacted, old]);
+    expect(keysOf(overwrite)).toEqual([old, redacted]);
+  });
+
+  it('puts the archives of such a day in one group, so one invocation restores them in that order', async () => {
+    // Prepare: other days beside it, enough for a group each at concurrency 4.
+    const others = ['01', '02', '03'].map((n) => ref(`${NEXT_DAY}2025010${n}-${n.repeat(12)}.jsonl.gz`));
+
+    // Act
+    const [page] = await allPages([ref(old), ref(redacted), ...others], 'overwrite', committed);
+    const groups = groupArchives(page?.archives ?? [], 4);
+
+    // Assess
+    expect(groups.map((g) => g.archives.map((a) => a.key))).toContainEqual([old, redacted]);
+    expect(groups).toHaveLength(4);
+  });
+
+  it('counts an archive the inventory does not list as older than every committed one', async () => {
+    // Prepare: written before the inventory existed, its key sorting between the two.
+    const unlisted = `${DAY}20250107-abababababababababababab.jsonl.gz`;
+    const refs = [ref(old), ref(redacted), ref(unlisted)];
+
+    // Act
+    const skip = await allPages(refs, 'skip', committed);
+    const overwrite = await allPages(refs, 'overwrite', committed);
+
+    // Assess
+    expect(keysOf(skip)).toEqual([redacted, old, unlisted]);
+    expect(keysOf(overwrite)).toEqual([unlisted, old, redacted]);
+  });
+
+  it('leaves a day of one run in key order and free to spread over groups: its batches hold no row twice', async () => {
+    // Prepare: four batches of one run.
+    const keys = ['d', 'c', 'b', 'a'].map((c) => `${DAY}20250107-${c.repeat(24)}.jsonl.gz`);
+    const oneRun: CommittedArchives = new Map(
+      keys.map((key, i) => [key, { committedAt: `2025-02-01T00:00:0${i}.000Z`, runId: 'run-1' }]),
+    );
+
+    // Act
+    const pages = await allPages(
+      keys.map((key) => ref(key)),
+      'skip',
+      oneRun,
+    );
+
+    // Assess
+    expect(keysOf(pages)).toEqual([...keys].sort());
+    expect(groupArchives(pages[0]?.archives ?? [], 4)).toHaveLength(4);
+  });
+});
+
+describe('restorePages: a day with two versions and more archives than a group takes', () => {
+  // Prepare: 40 archives of one day from two runs, committed a second apart, with keys in another order.
+  const keys = Array.from(
+    { length: 40 },
+    (_, i) => `${DAY}20250107-${String((i * 7919) % 1000).padStart(24, '0')}.jsonl.gz`,
+  );
+  const committed: CommittedArchives = new Map(
+    keys.map((key, i) => [
+      key,
+      {
+        committedAt: `2025-02-01T00:${String(i).padStart(2, '0')}:00.000Z`,
+        runId: i < 20 ? 'run-1' : 'run-2',
+      },
+    ]),
+  );
+  const others = Array.from({ length: 30 }, (_, i) =>
+    ref(`${NEXT_DAY}20250108-${String(i).padStart(24, '0')}.jsonl.gz`),
+  );
+
+  it.each(['skip', 'overwrite'] as const)(
+    'hands out each archive once, in the order %s restores them, no page running two groups of that day at once',
+    async (strategy) => {
+      // Act
+      const pages = await allPages([...keys.map((key) => ref(key)), ...others], strategy, committed);
+
+      // Assess
+      const newestFirst = [...keys].reverse();
+      const day = keysOf(pages).filter((key) => key.startsWith(DAY));
+      expect(day).toEqual(strategy === 'skip' ? newestFirst : keys);
+      expect(keysOf(pages).filter((key) => key.startsWith(NEXT_DAY))).toEqual(others.map((o) => o.key));
+      for (const page of pages) {
+        const groups = groupArchives(page.archives, 4);
+        const holding = groups.filter((g) => g.archives.some((a) => a.key.startsWith(DAY)));
+        expect(holding.length).toBeLessThanOrEqual(1);
+        expect(groups.every((g) => g.archives.length <= MAX_ARCHIVES_PER_GROUP)).toBe(true);
+      }
+      expect(pages.at(-1)?.more).toBe(false);
+    },
+  );
+});
+
+describe('partitionsOfSeveralRuns: what the plan tells of days that may hold a row twice', () => {
+  it('counts the days and months whose committed archives come from more than one run', () => {
+    // Prepare: a day of two batches of one run, a day archived again by a later run, a month object of two runs.
+    const entries = [
+      { day: '2025-01-07', runId: 'run-1' },
+      { day: '2025-01-07', runId: 'run-1' },
+      { day: '2025-01-08', runId: 'run-1' },
+      { day: '2025-01-08', runId: 'run-2' },
+      { day: '2025-02-01', span: 'month' as const, runId: 'run-1' },
+      { day: '2025-02-01', span: 'month' as const, runId: 'run-3' },
+      { day: '2025-02-01', span: 'day' as const, runId: 'run-4' },
+    ];
+
+    // Act, Assess
+    expect(partitionsOfSeveralRuns(entries)).toBe(2);
+  });
+});

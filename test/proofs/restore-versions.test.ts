@@ -1,0 +1,84 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { runLocalArchive, runLocalRestore } from '../../local/run.js';
+import { archiverTestbed, readLiveArchives, seedEvents } from '../support/fixtures.js';
+
+const fast = { retryIntervalScale: 0 };
+
+/**
+ * A day archived, restored into the table, one of its rows redacted and the day archived again: two committed
+ * archives of that day hold the row, the old version and the redacted one. Whatever their keys' order, a restore
+ * brings back the version archived last (the newest committed), under every strategy.
+ */
+describe('restore of a row two committed archives hold in two versions', () => {
+  const bed = archiverTestbed(
+    async (db) => seedEvents(db.client, 'events', 60, 36),
+    [{ schema: 'public', name: 'events', timestampColumn: 'created_at' }],
+  );
+  let redactedId = 0;
+  let oldKey = '';
+  let newKey = '';
+
+  beforeAll(async () => {
+    // Prepare: archived, restored, redacted, archived again.
+    if ((await runLocalArchive(bed.local, {}, fast)).execution.status !== 'SUCCEEDED')
+      throw new Error('archive');
+    const back = await runLocalRestore(bed.local, { database: 'app', table: 'public.events' }, fast);
+    if (back.execution.status !== 'SUCCEEDED') throw new Error('restore');
+    const redacted = await bed.db.client.query<{ id: number }>(
+      `UPDATE public.events SET actor = 'REDACTED', payload = NULL
+        WHERE id = (SELECT min(id) FROM public.events) RETURNING id::int AS id`,
+    );
+    redactedId = redacted.rows[0]?.id ?? 0;
+    if ((await runLocalArchive(bed.local, {}, fast)).execution.status !== 'SUCCEEDED')
+      throw new Error('archive');
+    const holding = (await readLiveArchives(bed.local, 'public', 'events')).filter((archive) =>
+      archive.lines.some((line) => Number(JSON.parse(line).id) === redactedId),
+    );
+    const entries = await bed.local.deps().inventory.list('app', 'public.events');
+    const committedAt = (key: string) => entries.find((entry) => entry.archiveKey === key)?.committedAt ?? '';
+    const [older, newer] = holding
+      .map((a) => a.key)
+      .sort((a, b) => (committedAt(a) < committedAt(b) ? -1 : 1));
+    if (holding.length !== 2 || !older || !newer) throw new Error('expected two archives holding the row');
+    oldKey = older;
+    newKey = newer;
+  });
+
+  const rowIn = async (target: string) =>
+    (await bed.db.client.query(`SELECT actor, payload FROM public.${target} WHERE id = $1`, [redactedId]))
+      .rows;
+
+  it.each(['skip', 'overwrite'] as const)(
+    'brings the row back as archived last under %s, every archive restored',
+    async (strategy) => {
+      // Act
+      const target = `latest_${strategy}`;
+      const result = await runLocalRestore(
+        bed.local,
+        { database: 'app', table: 'public.events', targetTable: `public.${target}`, strategy },
+        fast,
+      );
+
+      // Assess
+      expect(result.execution.status).toBe('SUCCEEDED');
+      expect(await rowIn(target)).toEqual([{ actor: 'REDACTED', payload: null }]);
+      expect(result.results.find((r) => r.key === newKey)?.status).toBe('restored');
+      expect(result.results.find((r) => r.key === oldKey)?.status).toBe('restored');
+    },
+  );
+
+  it('under fail writes the newest version and refuses the older archive, whose rows are there already', async () => {
+    // Act
+    const result = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.events', targetTable: 'public.latest_fail', strategy: 'fail' },
+      fast,
+    );
+
+    // Assess
+    expect(result.execution.status).toBe('FAILED');
+    expect(await rowIn('latest_fail')).toEqual([{ actor: 'REDACTED', payload: null }]);
+    expect(result.results.find((r) => r.key === newKey)?.status).toBe('restored');
+    expect(result.results.find((r) => r.key === oldKey)?.status).toBe('failed');
+  });
+});
