@@ -45,6 +45,7 @@ import {
   planColumns,
   type RestoreTarget,
   type RowWindow,
+  rowsInRangeSql,
   type TableName,
   tableLabel,
   windowRowsSql,
@@ -85,7 +86,11 @@ export async function restoreFiles(
   try {
     assertRestoreTargetAllowed(findDatabase(deps.config, task.database), task);
     const db = await deps.database(task.database);
-    // A dry run does everything in a transaction that always rolls back: it measures, and leaves nothing behind.
+    // A dry run does everything in a transaction that always rolls back: it measures, and leaves nothing behind but
+    // one thing. A target column the archive lacks whose default takes a sequence's next value draws on it for every
+    // row written (nextval is not transactional), so that sequence moves on: values are skipped, never reused. Setting
+    // it back would hand out values the application drew meanwhile; a value of the dry run's own could trip another
+    // unique index the real restore would not.
     const transaction = task.dryRun ? inRolledBackTransaction : inTransaction;
     results = await db.withConnection((client) =>
       transaction(client, () => writeGroup(client, archives, group)),
@@ -162,11 +167,13 @@ async function writeInGroup(
   try {
     const ready = unwrap(prepared);
     if ('status' in ready) return ready;
+    const staleMark = ready.mark && (await staleMarkWarning(client, group, ready.expected, ready.mark));
+    if (ready.mark && !staleMark) return resultFromMark(archive.key, group.task, ready.mark);
     try {
       // Before the savepoint: a rollback to it (a refused COPY, then the reference path) would undo it.
       await client.query(MONEY_LOCALE_SQL, [ready.expected.manifest?.lcMonetary ?? null]);
       await client.query(`SAVEPOINT ${ARCHIVE_SAVEPOINT}`);
-      const result = await writeArchive(client, group, archive, ready);
+      const result = await writeArchive(client, group, archive, ready, staleMark ? [staleMark] : []);
       // A month archive restored in part is not marked: a later restore of other days of it must not skip it. Nor is
       // a native archive the inventory does not list: one still in flight may have its rows deleted after this
       // restore, and its mark would then skip them (a committed archive's marks go when a batch deletes its rows).
@@ -260,6 +267,8 @@ interface PreparedArchive {
   committed: { pin?: ObjectPin; listed: boolean; warnings: string[] };
   /** The object, opened ahead for the fast path: its first bytes arrive while the previous archive is written. */
   body?: Readable;
+  /** The watermark that answers for the archive, once the target proves to hold its rows (staleMarkWarning). */
+  mark?: RestoredMark;
 }
 
 const watermarkOf = (task: RestoreTask, existing: RestoreTarget | undefined) =>
@@ -297,8 +306,9 @@ async function groupLookups(
 
 /**
  * What an archive's write needs, read before its transaction: its sidecar, checked against the request and the
- * inventory. An archive the watermark lists is answered from it: by this very restore (a retried group) with the
- * figures it recorded, by an earlier one as already restored.
+ * inventory. An archive the watermark lists comes with its mark, which answers for it once the write finds the target
+ * still holding its rows: by this very restore (a retried group) with the figures it recorded, by an earlier one as
+ * already restored.
  */
 async function prepareArchive(
   task: RestoreTask,
@@ -307,20 +317,80 @@ async function prepareArchive(
   lookups: GroupLookups,
   deps: RestoreFileDeps,
 ): Promise<PreparedArchive | RestoreFileResult> {
-  const mark = lookups.marks.get(archive.key);
+  const marked = lookups.marks.get(archive.key);
   // Overwrite puts the archived versions back whatever an earlier restore did; a mark of this very restore is a retry.
-  if (mark && (task.strategy !== 'overwrite' || mark.restoreId === task.restoreId))
-    return resultFromMark(archive.key, task, mark);
+  const mark =
+    marked && (task.strategy !== 'overwrite' || marked.restoreId === task.restoreId) ? marked : undefined;
   const expected = await readExpectation(deps.store, archive);
   checkOrigin(task, expected);
   const committed = checkInventory(deps, task, expected, lookups.entries.get(archive.key));
-  if (!existing || !expected.manifest) return { expected, committed };
+  // A marked archive is mostly answered from its mark: its object is opened only if it is written after all.
+  if (mark || !existing || !expected.manifest) return { expected, committed, mark };
   // Any trouble opening it is met again, and reported, when the write opens it itself.
   const body = await deps.store.getStream(archive.key, committed.pin).catch(() => undefined);
   // A connection that breaks while the body waits must not crash the process: the write then opens it afresh.
   body?.on('error', () => undefined);
   return { expected, committed, body };
 }
+
+/**
+ * Why a mark cannot answer for its archive, or undefined when it can: the target must still hold as many rows in the
+ * archive's key range and time window as the mark says were restored. A mark outlives its rows when they were
+ * deleted from the target, or archived again (under these keys by a batch whose removal of the marks has not run yet
+ * or ran before the mark was written, or under other keys once the table's columns changed). The archive is then
+ * written again, which its strategy makes idempotent. One count, served by an index, under the target's lock; a
+ * legacy archive records no key range, so its mark is never taken on trust.
+ */
+async function staleMarkWarning(
+  client: pg.PoolClient,
+  { task, deps, target }: GroupWrite,
+  expected: ArchiveExpectation,
+  mark: RestoredMark,
+): Promise<string | undefined> {
+  const manifest = expected.manifest;
+  const sql =
+    manifest && target
+      ? rowsInRangeSql(target, {
+          keyColumns: manifest.keyColumns,
+          firstKey: manifest.keyRange.first,
+          lastKey: manifest.keyRange.last,
+          window: {
+            column: manifest.timestampColumn,
+            type: manifest.timestampType,
+            timeZone: manifest.timestampTimeZone,
+            from: manifest.bounds.from,
+            to: manifest.bounds.to,
+          },
+        })
+      : undefined;
+  const held = sql === undefined ? undefined : await countUnlessRefused(client, sql);
+  if (held !== undefined && held >= mark.rows) return undefined;
+  deps.telemetry.warn('restore watermark does not hold, archive restored again', {
+    restoreId: task.restoreId,
+    key: expected.key,
+    markedBy: mark.restoreId,
+  });
+  const found =
+    held === undefined
+      ? 'which cannot be checked against the target (a legacy archive, or a key or timestamp column changed since)'
+      : `but the target holds ${held} rows in the archive's key range and time window (deleted, or archived again, since)`;
+  return `restored again: the watermark says restore ${mark.restoreId} wrote its ${mark.rows} rows, ${found}`;
+}
+
+/** The count, or undefined when the target cannot read the archive's bounds (SQLSTATE 22: its types changed). */
+async function countUnlessRefused(client: pg.PoolClient, sql: string): Promise<number | undefined> {
+  await client.query(`SAVEPOINT ${MARK_SAVEPOINT}`);
+  try {
+    return (await client.query<{ rows: number }>(sql)).rows[0]?.rows ?? 0;
+  } catch (error) {
+    if (!sqlState(error).startsWith('22')) throw error;
+    await client.query(`ROLLBACK TO SAVEPOINT ${MARK_SAVEPOINT}`);
+    return undefined;
+  }
+}
+
+/** Set before a mark's count: a bound the target refuses leaves the group's transaction usable. */
+const MARK_SAVEPOINT = 'audit_archiver_mark';
 
 function resultFromMark(key: string, task: RestoreTask, mark: RestoredMark): RestoreFileResult {
   const empty = { key, rows: mark.rows, inserted: 0, skipped: 0, overwritten: 0, warnings: [] };
@@ -335,11 +405,12 @@ async function writeArchive(
   group: GroupWrite,
   archive: ArchivePointer,
   { expected, committed, body }: PreparedArchive,
+  notes: string[],
 ): Promise<RestoreFileResult> {
   const { task, deps, target: table } = group;
   const empty = { key: archive.key, rows: 0, inserted: 0, skipped: 0, overwritten: 0, warnings: [] };
   if (!table) throw new TableNotUsableError(`restore target ${tableLabel(task.target)} does not exist`);
-  const warnings = committed.warnings;
+  const warnings = [...committed.warnings, ...notes];
   const figures = { ...empty, rows: expected.rows };
   // Which path wrote the rows: an operator wondering why one archive took longer sees the conflicts' second read.
   let path: 'copy' | 'reference' = 'reference';

@@ -72,16 +72,18 @@ export async function tally(
 }
 
 /**
- * Finish: advances the target's sequences past the restored keys (when rows were written) and reports. The state
- * machine fails the execution when any archive failed, so a partial restore is never mistaken for a complete one.
+ * Finish: advances the target's sequences past the restored keys and reports. The state machine fails the execution
+ * when any archive failed, so a partial restore is never mistaken for a complete one. Every restore but a dry run
+ * advances them, whatever its totals say: rows committed by an earlier attempt (a group that crashed after its COMMIT
+ * and ran again, a re-run after a failed execution) count as skipped or already restored here, yet may be past the
+ * sequence. Advancing never moves a sequence backwards, so a restore that wrote nothing leaves it where it was.
  */
 export async function finish(
   task: RestoreTask,
   totals: RestoreTotals,
   deps: RestoreSummaryDeps,
 ): Promise<RestoreSummary> {
-  const wrote = !task.dryRun && totals.inserted + totals.overwritten > 0;
-  const { advanced: sequences, warnings: sequenceWarnings } = wrote
+  const { advanced: sequences, warnings: sequenceWarnings } = !task.dryRun
     ? await (await deps.database(task.database)).withConnection((client) =>
         inTransaction(client, () => advanceTargetSequences(client, task.target)),
       )

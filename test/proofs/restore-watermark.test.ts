@@ -1,15 +1,23 @@
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { manifestKeyFor } from '../../lambdas/shared/archive/format.js';
 import type { RestoredMark } from '../../lambdas/shared/lock-table/restore-records.js';
-import { type LocalEnvironment, runLocalArchive, runLocalRestore } from '../../local/run.js';
+import {
+  type LocalEnvironment,
+  runLocalArchive,
+  runLocalRestore,
+  type WorkflowOptions,
+} from '../../local/run.js';
 import {
   archiverTestbed,
   cutoffSql,
   readLiveArchives,
   resolvedTable,
+  s3ClientFor,
   seedEvents,
   tableLines,
 } from '../support/fixtures.js';
+import { writeLegacyArchive } from '../support/legacy-archive.js';
 import { recordProof } from '../support/proof-ledger.js';
 
 const spec = { schema: 'public', name: 'events', timestampColumn: 'created_at' };
@@ -177,5 +185,241 @@ describe('a key archived again after its object went', () => {
     expect(restored.execution.status).toBe('SUCCEEDED');
     const copied = await tableLines(bed.db.client, resolvedTable({ ...again, name: 'again_copy' }));
     expect([...copied, ...kept].sort()).toEqual(before);
+  });
+});
+
+describe('a watermark whose rows the target no longer holds', () => {
+  const bed = archiverTestbed(async (db) => seedEvents(db.client, 'events', 120), [spec]);
+  const fast = { retryIntervalScale: 0 };
+  const forensics = resolvedTable({ ...spec, name: 'forensics' });
+  const restore = () =>
+    runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.events', targetTable: 'public.forensics' },
+      fast,
+    );
+
+  it('rows deleted from the target (DELETE, its identity unchanged): the next restore writes their archive again and says why; the marks hold again afterwards', async () => {
+    // Prepare: archive; restore into a forensics table; an investigator then deletes the rows of one archive.
+    expect((await runLocalArchive(bed.local, {}, fast)).execution.status).toBe('SUCCEEDED');
+    const archives = (await readLiveArchives(bed.local, 'public', 'events')).sort((a, b) =>
+      a.key.localeCompare(b.key),
+    );
+    const [gone] = archives;
+    if (!gone || archives.length < 3) throw new Error('setup: too few archives');
+    expect((await restore()).execution.status).toBe('SUCCEEDED');
+    const ids = gone.lines.map((line) => String(JSON.parse(line).id));
+    await bed.db.client.query('DELETE FROM public.forensics WHERE id::text = ANY($1)', [ids]);
+
+    // Act
+    const again = await restore();
+    const restoredLines = (await tableLines(bed.db.client, forensics)).sort();
+    const third = await restore();
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack: 'rows of a restore target deleted (not truncated), then the restore repeated',
+      held: restoredLines.length === archives.flatMap((a) => a.lines).length,
+    });
+
+    // Assess: that archive alone is written again, with a warning naming counts only; every archived row is back.
+    expect(again.execution.status).toBe('SUCCEEDED');
+    const rewritten = again.results.find((r) => r.key === gone.key);
+    expect(rewritten).toMatchObject({
+      status: 'restored',
+      rows: gone.lines.length,
+      inserted: gone.lines.length,
+    });
+    expect(rewritten?.warnings[0]).toMatch(
+      new RegExp(
+        `^restored again: .* wrote its ${gone.lines.length} rows, but the target holds 0 rows in the archive's key range and time window`,
+      ),
+    );
+    expect(
+      again.results.filter((r) => r.key !== gone.key).every((r) => r.status === 'already-restored'),
+    ).toBe(true);
+    expect(restoredLines).toEqual(archives.flatMap((a) => a.lines).sort());
+    expect(third.results.every((r) => r.status === 'already-restored')).toBe(true);
+  });
+});
+
+describe('a watermark racing an archive run of the restored table', () => {
+  const race = { ...spec, name: 'race' };
+  const table = resolvedTable(race);
+  const bed = archiverTestbed(async (db) => seedEvents(db.client, 'race', 120), [race]);
+  const fast = { retryIntervalScale: 0 };
+  const restore = (options: WorkflowOptions = {}) =>
+    runLocalRestore(bed.local, { database: 'app', table: 'public.race' }, { ...fast, ...options });
+
+  it('written after a run archived the restored rows again and removed the marks it found: the next restore writes them back', async () => {
+    // Prepare: archive the old rows.
+    const before = (await tableLines(bed.db.client, table)).sort();
+    expect((await runLocalArchive(bed.local, {}, fast)).execution.status).toBe('SUCCEEDED');
+
+    // Act: restore into the table; between a group's COMMIT and its watermark write, a run archives the restored rows
+    // again and deletes them (finding no mark to remove yet); then the operator restores again.
+    let run: Awaited<ReturnType<typeof runLocalArchive>> | undefined;
+    const first = await restore({
+      fault: async (point) => {
+        if (point === 'restore:afterCommit' && !run) run = await runLocalArchive(bed.local, {}, fast);
+      },
+    });
+    const between = (await tableLines(bed.db.client, table)).length;
+    const again = await restore();
+    const after = (await tableLines(bed.db.client, table)).sort();
+    recordProof({
+      kind: 'threat',
+      actor: 'invocation',
+      attack: "a restore's watermark written after an archive run deleted the restored rows again",
+      held: again.execution.status === 'SUCCEEDED' && after.length === before.length,
+    });
+
+    // Assess: the run took the rows; the repeated restore wrote every archive again, not "already restored".
+    expect(first.execution.status).toBe('SUCCEEDED');
+    expect(run?.execution.status).toBe('SUCCEEDED');
+    expect(between).toBeLessThan(before.length);
+    expect(again.execution.status).toBe('SUCCEEDED');
+    expect(again.results.some((r) => r.status === 'already-restored')).toBe(false);
+    expect(after).toEqual(before);
+  });
+});
+
+describe("a watermark met between a batch delete's COMMIT and its removal of the marks", () => {
+  const crash = { ...spec, name: 'crash' };
+  const table = resolvedTable(crash);
+  const bed = archiverTestbed(async (db) => seedEvents(db.client, 'crash', 120), [crash]);
+  const fast = { retryIntervalScale: 0 };
+  const restore = () => runLocalRestore(bed.local, { database: 'app', table: 'public.crash' }, fast);
+
+  it('(the invocation died there, the batch still in flight) does not stop the restore writing the rows back', async () => {
+    // Prepare: archive; restore into the table (marks written); the next run archives the restored rows again, and
+    // its first delete commits and its invocation dies before recording the commit: the marks are still there.
+    const before = (await tableLines(bed.db.client, table)).sort();
+    expect((await runLocalArchive(bed.local, {}, fast)).execution.status).toBe('SUCCEEDED');
+    expect((await restore()).execution.status).toBe('SUCCEEDED');
+    expect((await tableLines(bed.db.client, table)).sort()).toEqual(before);
+    const crashed = await runLocalArchive(
+      bed.local,
+      {},
+      {
+        ...fast,
+        fault: (point) => {
+          if (point === 'delete:afterCommit') throw new Error('Lambda timed out');
+        },
+      },
+    );
+    expect(crashed.execution.status).not.toBe('SUCCEEDED');
+    const missing = before.length - (await tableLines(bed.db.client, table)).length;
+
+    // Act
+    const restored = await restore();
+    const after = (await tableLines(bed.db.client, table)).sort();
+    recordProof({
+      kind: 'threat',
+      actor: 'invocation',
+      attack: "a restore between a batch delete's COMMIT and the removal of the watermarks it makes stale",
+      held: restored.execution.status === 'SUCCEEDED' && after.length === before.length,
+    });
+
+    // Assess
+    expect(missing).toBeGreaterThan(0);
+    expect(restored.execution.status).toBe('SUCCEEDED');
+    expect(restored.results.reduce((n, r) => n + r.inserted, 0)).toBe(missing);
+    expect(after).toEqual(before);
+  });
+});
+
+describe('a watermark of rows archived again under other keys', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await seedEvents(db.client, 'events', 60, 36);
+      await db.client.query(
+        `CREATE TABLE public.audit_log (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, actor text NOT NULL)`,
+      );
+    },
+    [spec, { ...spec, name: 'audit_log' }],
+  );
+  const fast = { retryIntervalScale: 0 };
+
+  it('a column added between two runs (every line, so every key, differs): restoring a first archive writes its rows again', async () => {
+    // Prepare: archive; restore into the table; add a column; the next run archives the same rows under new keys.
+    expect((await runLocalArchive(bed.local, {}, fast)).execution.status).toBe('SUCCEEDED');
+    const [first] = (await readLiveArchives(bed.local, 'public', 'events')).sort((a, b) =>
+      a.key.localeCompare(b.key),
+    );
+    if (!first) throw new Error('setup: nothing archived');
+    const ids = first.lines.map((line) => String(JSON.parse(line).id));
+    const present = async () =>
+      (
+        await bed.db.client.query('SELECT count(*)::int AS n FROM public.events WHERE id::text = ANY($1)', [
+          ids,
+        ])
+      ).rows[0].n as number;
+    expect(
+      (await runLocalRestore(bed.local, { database: 'app', table: 'public.events' }, fast)).execution.status,
+    ).toBe('SUCCEEDED');
+    await bed.db.client.query(`ALTER TABLE public.events ADD COLUMN region text NOT NULL DEFAULT 'eu'`);
+    expect((await runLocalArchive(bed.local, {}, fast)).execution.status).toBe('SUCCEEDED');
+    const between = await present();
+
+    // Act
+    const again = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.events', mode: 'key', key: first.key },
+      fast,
+    );
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack: 'a restore of an archive whose restored rows were archived again under other keys',
+      held: again.execution.status === 'SUCCEEDED' && (await present()) === ids.length,
+    });
+
+    // Assess
+    expect(between).toBe(0);
+    expect(again.execution.status).toBe('SUCCEEDED');
+    expect(again.results).toMatchObject([{ status: 'restored', inserted: ids.length }]);
+    expect(await present()).toBe(ids.length);
+  });
+
+  it('a legacy archive restored, then archived again by this tool: its mark, which no key range backs, is not trusted', async () => {
+    // Prepare: a Python tool's archive in the bucket.
+    const archive = writeLegacyArchive({
+      prefix: 'archive/',
+      database: bed.db.name,
+      schema: 'public',
+      table: 'audit_log',
+      runStamp: '20250301T020304Z',
+      batch: 1,
+      rows: [
+        { id: 1, created_at: '2025-01-02T03:04:05+00:00', actor: 'a' },
+        { id: 2, created_at: '2025-01-02T03:04:06+00:00', actor: 'b' },
+      ],
+    });
+    const s3 = s3ClientFor(bed.local);
+    for (const [key, body] of archive.files)
+      await s3.send(new PutObjectCommand({ Bucket: bed.local.services.bucket, Key: key, Body: body }));
+    const request = { database: 'app', table: 'public.audit_log', legacy: { database: bed.db.name } };
+    const count = async () =>
+      (await bed.db.client.query('SELECT count(*)::int AS n FROM public.audit_log')).rows[0].n as number;
+    expect((await runLocalRestore(bed.local, request, fast)).execution.status).toBe('SUCCEEDED');
+    expect((await runLocalArchive(bed.local, {}, fast)).execution.status).toBe('SUCCEEDED');
+    const between = await count();
+
+    // Act
+    const again = await runLocalRestore(bed.local, request, fast);
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack: 'a legacy archive restored, archived again natively, then restored again',
+      held: again.execution.status === 'SUCCEEDED' && (await count()) === 2,
+    });
+
+    // Assess
+    expect(between).toBe(0);
+    expect(again.execution.status).toBe('SUCCEEDED');
+    expect(again.results).toMatchObject([{ status: 'restored', inserted: 2 }]);
+    expect(again.results[0]?.warnings[0]).toMatch(/^restored again: .* cannot be checked against the target/);
+    expect(await count()).toBe(2);
   });
 });

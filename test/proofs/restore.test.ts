@@ -979,4 +979,24 @@ describe('what a restore marks as received, and what it reads back, after the ta
     expect(restored.rows[0]?.archived).toBeGreaterThan(0);
     expect(restored.rows[0]).toMatchObject({ restored: restored.rows[0]?.archived, wrong: 0 });
   });
+
+  it('finds the rows of local-time archives where their marks say, in a timestamp column and in one migrated to timestamptz: a repeated restore is answered from the marks', async () => {
+    // Prepare: the archives restored into the migrated table (previous test) and into a copy that keeps local times.
+    await bed.db.client.query(
+      `CREATE TABLE public.local_copy (id bigint PRIMARY KEY, created_at timestamp NOT NULL, actor text NOT NULL)`,
+    );
+    const copy = { table: 'public.local_ts', targetTable: 'public.local_copy' };
+    expect((await restore(copy)).execution.status).toBe('SUCCEEDED');
+
+    // Act
+    const migrated = await restore({ table: 'public.local_ts' });
+    const local = await restore(copy);
+
+    // Assess
+    for (const again of [migrated, local]) {
+      expect(again.execution.status).toBe('SUCCEEDED');
+      expect(again.results.length).toBeGreaterThan(0);
+      expect(again.results.map((r) => r.status)).toEqual(again.results.map(() => 'already-restored'));
+    }
+  });
 });

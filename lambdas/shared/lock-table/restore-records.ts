@@ -77,8 +77,9 @@ export class RestoreRecords {
 
   /**
    * Records the watermarks of a group's archives, 25 to a request; they never expire. `target` is the watermark's
-   * target, the table and its identity (`schema.name@identity`); the same request lists it among the table's
-   * watermark targets (targetsKey), so that an archive committed later finds every mark it makes stale in one query.
+   * target, the table and its identity (`schema.name@identity`); it is listed among the table's watermark targets
+   * (targetsKey) first, in a request of its own, so that an archive committed later finds every mark it makes stale in
+   * one query: a write cut short after some of the marks never leaves marks that no commit can find.
    */
   async markAllRestored(
     database: string,
@@ -87,14 +88,15 @@ export class RestoreRecords {
   ): Promise<void> {
     if (marks.length === 0) return;
     await this.lockTable.putItems(
-      [
-        ...marks.map(({ archiveKey, mark }) => ({
-          pk: `RESTORED#${database}#${target}`,
-          sk: archiveKey,
-          attributes: { mark },
-        })),
-        { ...RestoreRecords.targetsKey(database, tableOfTarget(target)), sk: target, attributes: {} },
-      ],
+      [{ ...RestoreRecords.targetsKey(database, tableOfTarget(target)), sk: target, attributes: {} }],
+      false,
+    );
+    await this.lockTable.putItems(
+      marks.map(({ archiveKey, mark }) => ({
+        pk: `RESTORED#${database}#${target}`,
+        sk: archiveKey,
+        attributes: { mark },
+      })),
       false,
     );
   }

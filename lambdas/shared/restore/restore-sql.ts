@@ -494,19 +494,65 @@ export interface RowWindow {
   to: string;
 }
 
-function rowWindowSql(rows: RowWindow): string {
-  const text = `(s.j ->> ${quoteLiteral(rows.column)})`;
+/** `value` (of the window's type) inside the window. */
+function windowSql(value: string, rows: RowWindow): string {
   const bound = (iso: string) =>
     rows.type === 'timestamptz'
       ? `${quoteLiteral(iso)}::timestamptz`
       : `(${quoteLiteral(iso)}::timestamptz AT TIME ZONE ${quoteLiteral(rows.timeZone)})`;
-  const value = `${text}::${rows.type}`;
   return `${value} >= ${bound(rows.from)} AND ${value} < ${bound(rows.to)}`;
 }
+
+const rowWindowSql = (rows: RowWindow): string =>
+  windowSql(`(s.j ->> ${quoteLiteral(rows.column)})::${rows.type}`, rows);
 
 /** How many staged rows lie inside the window. */
 export const windowRowsSql = (rows: RowWindow): string =>
   `SELECT count(*)::int AS rows FROM ${stagedRows} WHERE ${rowWindowSql(rows)}`;
+
+/**
+ * Where a native archive's rows lie, by its manifest: between its first and last key (text forms, in key order) and
+ * inside its bounds of the timestamp column, as export read them.
+ */
+export interface ArchivedRowRange {
+  keyColumns: string[];
+  firstKey: string[];
+  lastKey: string[];
+  window: RowWindow;
+}
+
+/**
+ * Counts the target's rows inside an archive's key range and time window, served by the target's key (or timestamp)
+ * index: fewer than the archive holds means the target lacks some of its rows. Each bound is read by the target
+ * column's type, and the window compares the target's timestamp column as it is now (a `timestamp` migrated to
+ * `timestamptz` compares instants). Undefined when the target has no such columns to compare: the range cannot be
+ * counted there.
+ */
+export function rowsInRangeSql(target: RestoreTarget, range: ArchivedRowRange): string | undefined {
+  const column = (name: string) => target.columns.find((c) => c.name === name);
+  const keys = range.keyColumns.map(column);
+  const time = column(range.window.column);
+  const sameLength = (values: string[]) => values.length === keys.length;
+  if (keys.some((key) => !key) || !time || !sameLength(range.firstKey) || !sameLength(range.lastKey))
+    return undefined;
+  const { window } = range;
+  const type =
+    time.plainType === 'timestamp with time zone'
+      ? 'timestamptz'
+      : time.plainType === 'timestamp without time zone'
+        ? 'timestamp'
+        : undefined;
+  if (!type) return undefined;
+  // An archived timestamptz read into a `timestamp` column keeps its UTC wall-clock time (the sessions' TimeZone).
+  const timeZone = window.type === 'timestamp' ? window.timeZone : 'UTC';
+  const names = range.keyColumns.map(quoteIdent).join(', ');
+  // The plain type: a modifier would cut a bound (varchar(3)) where the column's values never were.
+  const bound = (values: string[]) =>
+    values.map((value, i) => `${quoteLiteral(value)}::${keys[i]?.plainType}`).join(', ');
+  return `SELECT count(*)::int AS rows FROM ${qualified(target.table)}
+     WHERE ROW(${names}) >= ROW(${bound(range.firstKey)}) AND ROW(${names}) <= ROW(${bound(range.lastKey)})
+       AND ${windowSql(quoteIdent(time.name), { ...window, type, timeZone })}`;
+}
 
 /** The sequences advanceSequences moved, and those it could not move with the SQLSTATE that stopped each. */
 export interface SequenceAdvance {
@@ -515,13 +561,14 @@ export interface SequenceAdvance {
 }
 
 /**
- * Moves every ascending sequence that feeds an integer column of the target (serial or identity) past the highest
- * value now in that column, never backwards, so new rows do not collide with restored ones. Returns the sequences it
- * advanced. A sequence that feeds a column of another type (a text key 'evt_' || nextval(...), owned by it) has no
- * highest value to follow. "Backwards" is judged against the value the sequence would give next: a sequence never
- * called yet gives its start (or restart) value, say 1,000,000 for a table recreated so new ids cannot reuse archived
- * ones; moving it down to the highest restored id would hand the application the ids of archived rows not restored
- * yet, which a later restore would then skip as already there.
+ * Moves every ascending sequence that feeds an integer column of the target past the highest value now in that column,
+ * never backwards, so new rows do not collide with restored ones: the sequence the column owns (serial or identity)
+ * and any its default depends on (`DEFAULT nextval('some_seq')` on a sequence made by hand, owned by no column or by
+ * another table's). Returns the sequences it advanced. A sequence that feeds a column of another type (a text key
+ * 'evt_' || nextval(...), owned by it) has no highest value to follow. "Backwards" is judged against the value the
+ * sequence would give next: a sequence never called yet gives its start (or restart) value, say 1,000,000 for a table
+ * recreated so new ids cannot reuse archived ones; moving it down to the highest restored id would hand the
+ * application the ids of archived rows not restored yet, which a later restore would then skip as already there.
  */
 export async function advanceSequences(client: pg.ClientBase, table: TableName): Promise<SequenceAdvance> {
   const sequences = await client.query<{
@@ -532,20 +579,29 @@ export async function advanceSequences(client: pg.ClientBase, table: TableName):
     increment: string;
     readable: boolean;
   }>(
-    `SELECT f.column, f.sequence::text AS sequence, n.nspname AS schema, c.relname AS name,
+    `SELECT f.column, c.oid::regclass::text AS sequence, n.nspname AS schema, c.relname AS name,
             s.seqincrement::text AS increment, pg_catalog.has_sequence_privilege(c.oid, 'SELECT') AS readable
-       FROM (SELECT a.attname AS column,
-                    pg_catalog.pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), a.attname)::regclass AS sequence
+       FROM (SELECT a.attname AS column, a.attnum, fed.sequence
                FROM pg_catalog.pg_attribute a
                JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+               CROSS JOIN LATERAL (
+                     SELECT pg_catalog.pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), a.attname)::regclass::oid
+                            AS sequence
+                     UNION
+                     SELECT p.refobjid
+                       FROM pg_catalog.pg_attrdef d
+                       JOIN pg_catalog.pg_depend p ON p.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass
+                            AND p.objid = d.oid AND p.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                      WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum) AS fed
               WHERE a.attrelid = format('%I.%I', $1::text, $2::text)::regclass AND a.attnum > 0 AND NOT a.attisdropped
                 AND (CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END)
                     IN ('pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int4'::pg_catalog.regtype,
                         'pg_catalog.int8'::pg_catalog.regtype)) f
-       JOIN pg_catalog.pg_class c ON c.oid = f.sequence
+       JOIN pg_catalog.pg_class c ON c.oid = f.sequence AND c.relkind = 'S'
        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
        JOIN pg_catalog.pg_sequence s ON s.seqrelid = c.oid
-      WHERE s.seqincrement > 0`,
+      WHERE s.seqincrement > 0
+      ORDER BY f.attnum, c.oid`,
     [table.schema, table.name],
   );
   const outcome: SequenceAdvance = { advanced: [], failed: [] };

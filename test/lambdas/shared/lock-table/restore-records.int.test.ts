@@ -1,3 +1,4 @@
+import { BatchWriteCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { RestoreRecords } from '../../../../lambdas/shared/lock-table/restore-records.js';
 import { LockTableClient } from '../../../../lambdas/shared/lock-table/table-client.js';
@@ -43,6 +44,43 @@ describe('RestoreRecords on a local DynamoDB', () => {
     // Assess
     expect([...marks.keys()].sort()).toEqual(marked);
     expect(marks.get(marked[4] ?? '')).toMatchObject({ restoreId: 'r1', rows: 4, written: { inserted: 4 } });
+  });
+
+  it('lists the target before writing its marks: a write of 30 marks cut short before its last request leaves none that a commit cannot remove', async () => {
+    // Prepare: a lock table client whose BatchWriteItem with the last mark never arrives (the invocation dies there).
+    const keys = Array.from(
+      { length: 30 },
+      (_, i) => `archive/app/public.cut/k${String(i).padStart(2, '0')}`,
+    );
+    const carriesLast = (command: BatchWriteCommand) =>
+      (command.input.RequestItems?.[local.lockTable.tableName] ?? []).some(
+        (request) => request.PutRequest?.Item?.sk === keys.at(-1),
+      );
+    const dying = new LockTableClient(
+      {
+        send: async (command: BatchWriteCommand) => {
+          if (command instanceof BatchWriteCommand && carriesLast(command))
+            throw new Error('invocation died');
+          return local.ddb.send(command);
+        },
+      } as never,
+      local.lockTable.tableName,
+    );
+    const mark = { restoreId: 'r2', restoredAt: '2026-12-01T00:00:00.000Z', rows: 1 };
+    const cut = new RestoreRecords(dying).markAllRestored(
+      'app',
+      'public.cut@5.6',
+      keys.map((archiveKey) => ({ archiveKey, mark })),
+    );
+    await expect(cut).rejects.toThrow();
+    const left = (await records.restoredMarks('app', 'public.cut@5.6', keys)).size;
+
+    // Act: a batch commits these archives again.
+    await records.forgetRestored('app', 'public.cut', keys);
+
+    // Assess: the first 25 marks were written, and the commit found and removed them.
+    expect(left).toBe(25);
+    expect((await records.restoredMarks('app', 'public.cut@5.6', keys)).size).toBe(0);
   });
 
   it('records a page of results 25 to a request, every one listed afterwards, a repeated key once', async () => {
