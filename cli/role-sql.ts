@@ -68,7 +68,14 @@ function databaseSql(config: ArchiverConfig, db: DatabaseConfig, options: RoleSq
         `DO ${tag} DECLARE s text; BEGIN
   FOR s IN SELECT pg_catalog.pg_get_serial_sequence(${quoteLiteral(t.qualified)}, a.attname)
              FROM pg_catalog.pg_attribute a
-            WHERE a.attrelid = ${quoteLiteral(t.qualified)}::regclass AND a.attnum > 0 AND NOT a.attisdropped LOOP
+            WHERE a.attrelid = ${quoteLiteral(t.qualified)}::regclass AND a.attnum > 0 AND NOT a.attisdropped
+           UNION
+           -- A sequence a column's default draws on without owning it (DEFAULT nextval('seq')).
+           SELECT p.refobjid::regclass::text
+             FROM pg_catalog.pg_attrdef d
+             JOIN pg_catalog.pg_depend p ON p.classid = 'pg_catalog.pg_attrdef'::regclass AND p.objid = d.oid
+             JOIN pg_catalog.pg_class c ON c.oid = p.refobjid AND c.relkind = 'S'
+            WHERE d.adrelid = ${quoteLiteral(t.qualified)}::regclass LOOP
     IF s IS NOT NULL THEN EXECUTE format('GRANT USAGE, SELECT, UPDATE ON SEQUENCE %s TO %s', s, ${quoteLiteral(role)}); END IF;
   END LOOP;
 END ${tag};`,

@@ -44,6 +44,9 @@ describe('role-sql: the archiver’s database role, with exactly what archiving 
   beforeAll(async () => {
     db = await createTestDatabase();
     await seedEvents(db.client, 'events', 300, 40);
+    // Its key's default draws on a sequence the column does not own: restore moves that one on too.
+    await db.client.query(`CREATE SEQUENCE public.hand_seq;
+      ALTER TABLE public.events ALTER COLUMN id SET DEFAULT nextval('public.hand_seq')`);
     await db.client.query(`
       CREATE SCHEMA "Audit $grants$ Log";
       CREATE TABLE "Audit $grants$ Log"."Parted ""events""" (id bigserial, created_at timestamptz NOT NULL, note text,
@@ -101,6 +104,10 @@ describe('role-sql: the archiver’s database role, with exactly what archiving 
     );
     expect(restored.execution.status).toBe('SUCCEEDED');
     expect((await tableLines(db.client, events)).sort()).toEqual(before);
+    const handSeq = await db.client.query<{ moved: boolean }>(
+      'SELECT last_value >= (SELECT max(id) FROM public.events) AS moved FROM public.hand_seq',
+    );
+    expect(handSeq.rows[0]?.moved).toBe(true);
     // A restore target it creates in a schema restoreTargets names.
     expect(intoTarget.execution.status).toBe('SUCCEEDED');
     expect(intoTarget.results.reduce((n, r) => n + r.inserted, 0)).toBeGreaterThan(0);
