@@ -137,8 +137,8 @@ async function writeGroup(
   group.target = await lockAndDescribeTarget(client, task.target);
   if (!group.target && task.dryRun) {
     // The plan creates a missing target only for a real restore: a dry run creates it as the plan would (like the
-    // source, or from an archive's manifest once the source is gone) in its own transaction, which rolls back.
-    await createTarget(client, task, archives[0]?.key, deps.store);
+    // source, or as the plan's template once the source is gone) in its own transaction, which rolls back.
+    await createTarget(client, task);
     group.target = await lockAndDescribeTarget(client, task.target);
   }
   if (group.target) assertWritable(group.target, task.strategy);

@@ -10,9 +10,9 @@ import {
 import { tablePrefix } from '../shared/archive/format.js';
 import type { InventoryEntry } from '../shared/archive/inventory.js';
 import { findDatabase } from '../shared/config/resolved-table.js';
-import { inTransaction } from '../shared/database/db.js';
+import { inReadOnlyTransaction, inTransaction } from '../shared/database/db.js';
 import { ConfigError, TableNotUsableError } from '../shared/errors/step-errors.js';
-import { createTarget } from '../shared/restore/create-target.js';
+import { createTarget, sourceKind, targetTemplate } from '../shared/restore/create-target.js';
 import { assertWritable, describeTarget, type TableName, tableLabel } from '../shared/restore/restore-sql.js';
 import {
   assertRestoreTargetAllowed,
@@ -99,7 +99,8 @@ export async function planRestore(
   }
   const concurrency = database.maxConnections;
   let archives = 0;
-  let first: string | undefined;
+  /** The keys selected, in key order: a target created once the source is gone takes every shape among them. */
+  const keys: string[] = [];
   // The execution's history grows with the groups and pages it will run: counted as the list steps will cut them, in
   // the order they will hand the archives out (by the same inventory).
   let historyEvents = 0;
@@ -109,7 +110,7 @@ export async function planRestore(
     for await (const ref of selectArchives(task, source, deps, undefined, others.add)) {
       archives += 1;
       unlisted.delete(ref.key);
-      first ??= ref.key;
+      keys.push(ref.key);
       yield ref;
     }
   };
@@ -159,6 +160,19 @@ export async function planRestore(
     });
 
   const db = await deps.database(task.database);
+  const sameTable = task.target.schema === task.source.schema && task.target.name === task.source.name;
+  // Read outside the transaction that creates the target: a manifest per archive may take a while.
+  const fromArchives =
+    task.format === 'native' &&
+    !sameTable &&
+    (await db.withConnection((client) =>
+      inReadOnlyTransaction(
+        client,
+        async () =>
+          !(await describeTarget(client, task.target)) && (await sourceKind(client, task)) === undefined,
+      ),
+    ));
+  if (fromArchives) task.template = await targetTemplate(deps.store, keys);
   const targetCreated = await db.withConnection((client) =>
     inTransaction(client, async () => {
       const target = await describeTarget(client, task.target);
@@ -166,14 +180,13 @@ export async function planRestore(
         assertWritable(target, task.strategy);
         return false;
       }
-      const sameTable = task.target.schema === task.source.schema && task.target.name === task.source.name;
       if (sameTable) {
         throw new TableNotUsableError(
           `restore target ${tableLabel(task.target)} does not exist in database ${task.database}; create it, or restore into another table (targetTable)`,
         );
       }
       if (task.dryRun) return false;
-      if (await createTarget(client, task, first, deps.store)) return true;
+      if (await createTarget(client, task)) return true;
       // Another restore into the same new target created it meanwhile: restore into it as into any existing target.
       const created = await describeTarget(client, task.target);
       if (!created)

@@ -662,6 +662,59 @@ describe('restore of a table that is gone (dropped after archiving) into a new t
   });
 });
 
+describe('restore of a dropped table whose archives have two shapes (a column added between two runs)', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query(
+        `CREATE TABLE public.evolved (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL, actor text NOT NULL);
+         INSERT INTO public.evolved (created_at, actor)
+         SELECT ${TODAY_UTC_SQL} - interval '40 days' + g * interval '1 minute', 'old_' || g FROM generate_series(1, 5) g`,
+      );
+    },
+    [{ schema: 'public', name: 'evolved', timestampColumn: 'created_at' }],
+  );
+
+  it('creates the target with every archived column, so the dry run and the restore take every archive', async () => {
+    // Prepare: archived, a column added and rows of an older day backfilled with it, archived again, then dropped.
+    expect((await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 })).execution.status).toBe(
+      'SUCCEEDED',
+    );
+    await bed.db.client.query(
+      `ALTER TABLE public.evolved ADD COLUMN region text NOT NULL DEFAULT 'eu';
+       INSERT INTO public.evolved (created_at, actor)
+       SELECT ${TODAY_UTC_SQL} - interval '45 days' + g * interval '1 minute', 'new_' || g FROM generate_series(1, 5) g`,
+    );
+    expect((await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 })).execution.status).toBe(
+      'SUCCEEDED',
+    );
+    const archived = (await readLiveArchives(bed.local, 'public', 'evolved')).flatMap((a) => a.lines);
+    await bed.db.client.query('DROP TABLE public.evolved');
+    const restore = (request: Record<string, unknown>) =>
+      runLocalRestore(
+        bed.local,
+        { database: 'app', table: 'public.evolved', targetTable: 'public.evolved_copy', ...request },
+        { retryIntervalScale: 0 },
+      );
+
+    // Act
+    const dry = await restore({ dryRun: true });
+    const real = await restore({});
+
+    // Assess: the column the older archive lacks is nullable in the new table, and its rows come back without it.
+    expect(archived).toHaveLength(10);
+    expect(dry.execution.status).toBe('SUCCEEDED');
+    expect(dry.results.reduce((n, r) => n + r.inserted, 0)).toBe(10);
+    expect(real.execution.status).toBe('SUCCEEDED');
+    const copied = await bed.db.client.query<{ actor: string; region: string | null }>(
+      'SELECT actor, region FROM public.evolved_copy ORDER BY id',
+    );
+    expect(copied.rows.map((r) => `${r.actor}:${r.region}`)).toEqual([
+      ...[1, 2, 3, 4, 5].map((g) => `old_${g}:null`),
+      ...[1, 2, 3, 4, 5].map((g) => `new_${g}:eu`),
+    ]);
+  });
+});
+
 describe('restore of a dropped table whose columns have type modifiers', () => {
   const bed = archiverTestbed(
     async (db) => {

@@ -1,10 +1,11 @@
 import type pg from 'pg';
 import { readExpectation } from '../archive/catalog.js';
+import type { Manifest } from '../archive/format.js';
 import type { ArchiveStore } from '../archive/store.js';
 import { quoteIdent } from '../database/table-sql.js';
 import { TableNotUsableError } from '../errors/step-errors.js';
 import { qualified, resolveTypeName, tableLabel } from './restore-sql.js';
-import type { RestoreTask } from './restore-task.js';
+import type { RestoreTask, TargetTemplate } from './restore-task.js';
 
 /** What a relation that is no table is, as the error names it (pg_class.relkind). */
 const RELATION_KINDS: Record<string, string> = {
@@ -20,23 +21,19 @@ const RELATION_KINDS: Record<string, string> = {
 
 /**
  * Creates a separate restore target: like the source (columns, constraints, indexes, identity, generated columns)
- * when the source exists, else from the first archive's manifest (columns with their types, NOT NULL, and its key
- * as primary key). The source's defaults are kept, but for those that take a sequence's next value: a serial default
- * would tie the copy to the source's sequence (an identity column gets a sequence of its own, INCLUDING IDENTITY).
- * Archives older than a column added with NOT NULL DEFAULT restore into the copy as into the source, with the default.
- * Runs in the caller's transaction. Returns false, having created nothing, when the name was taken meanwhile (another
- * restore created the same target): the caller describes it and checks it as any existing target.
+ * when the source exists, else as the task's template (every column the selected archives hold, with its type, NOT
+ * NULL where every archive has it so, and the key as primary key). The source's defaults are kept, but for those
+ * that take a sequence's next value: a serial default would tie the copy to the source's sequence (an identity column
+ * gets a sequence of its own, INCLUDING IDENTITY). Archives older than a column added with NOT NULL DEFAULT restore
+ * into the copy as into the source, with the default. Runs in the caller's transaction. Returns false, having
+ * created nothing, when the name was taken meanwhile (another restore created the same target): the caller describes
+ * it and checks it as any existing target.
  */
-export async function createTarget(
-  client: pg.ClientBase,
-  task: RestoreTask,
-  firstArchive: string | undefined,
-  store: ArchiveStore,
-): Promise<boolean> {
+export async function createTarget(client: pg.ClientBase, task: RestoreTask): Promise<boolean> {
   // The CREATE under a savepoint of its own: losing the race to another restore's CREATE leaves the transaction usable.
   await client.query('SAVEPOINT create_target');
   try {
-    await create(client, task, firstArchive, store);
+    await create(client, task);
   } catch (error) {
     if (!createdMeanwhile(error)) throw error;
     await client.query('ROLLBACK TO SAVEPOINT create_target');
@@ -58,18 +55,58 @@ function createdMeanwhile(error: unknown): boolean {
   return code === '42P07' || code === '42710' || code === '23505';
 }
 
-async function create(
-  client: pg.ClientBase,
-  task: RestoreTask,
-  firstArchive: string | undefined,
-  store: ArchiveStore,
-): Promise<void> {
+/** The source's relkind (pg_class), undefined when it is gone. */
+export async function sourceKind(client: pg.ClientBase, task: RestoreTask): Promise<string | undefined> {
   const source = await client.query<{ relkind: string }>(
     `SELECT c.relkind FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = $1 AND c.relname = $2`,
     [task.source.schema, task.source.name],
   );
-  const relkind = source.rows[0]?.relkind;
+  return source.rows[0]?.relkind;
+}
+
+/** Manifests read at once while a template is built. */
+const MANIFEST_READS = 8;
+
+/**
+ * The table the archives `keys` (in key order: older days first) fit in: every column any of them holds, in the
+ * order first met, with the type the last one gave it; NOT NULL only where every archive holds the column NOT NULL;
+ * the key of the last. Undefined when none has a manifest (the Python tool's archives).
+ */
+export async function targetTemplate(
+  store: ArchiveStore,
+  keys: readonly string[],
+): Promise<TargetTemplate | undefined> {
+  const manifests: Manifest[] = [];
+  for (let start = 0; start < keys.length; start += MANIFEST_READS) {
+    const read = await Promise.all(
+      keys
+        .slice(start, start + MANIFEST_READS)
+        .map(async (key) => (await readExpectation(store, { key, format: 'native' })).manifest),
+    );
+    for (const manifest of read) if (manifest) manifests.push(manifest);
+  }
+  const last = manifests.at(-1);
+  if (!last) return undefined;
+  const columns = new Map<string, TargetTemplate['columns'][number]>();
+  for (const manifest of manifests) {
+    for (const column of manifest.columns) {
+      const seen = columns.get(column.name);
+      columns.set(column.name, {
+        name: column.name,
+        type: column.type,
+        nullable: column.nullable || (seen ? seen.nullable : manifest !== manifests[0]),
+      });
+    }
+    // A column this archive lacks takes no value from it: NULL.
+    for (const [name, column] of columns)
+      if (!manifest.columns.some((c) => c.name === name)) columns.set(name, { ...column, nullable: true });
+  }
+  return { columns: [...columns.values()], keyColumns: last.keyColumns };
+}
+
+async function create(client: pg.ClientBase, task: RestoreTask): Promise<void> {
+  const relkind = await sourceKind(client, task);
   if (relkind !== undefined) {
     if (relkind !== 'r' && relkind !== 'p') {
       throw new TableNotUsableError(
@@ -82,31 +119,21 @@ async function create(
     await copyDefaults(client, task);
     return;
   }
-  const manifest =
-    firstArchive && task.format === 'native'
-      ? (await readExpectation(store, { key: firstArchive, format: 'native' })).manifest
-      : undefined;
-  if (!manifest) {
+  if (!task.template) {
     throw new TableNotUsableError(
       `cannot create ${tableLabel(task.target)}: the source ${tableLabel(task.source)} is gone and no archive describes its columns; create the target first`,
     );
   }
   const columns: string[] = [];
-  for (const column of manifest.columns) {
+  for (const column of task.template.columns) {
     const resolved = await resolveTypeName(client, column.type);
     if (!resolved) throw new TableNotUsableError(`archived column type ${column.type} is unknown here`);
     columns.push(`${quoteIdent(column.name)} ${resolved}${column.nullable ? '' : ' NOT NULL'}`);
   }
-  columns.push(`PRIMARY KEY (${manifest.keyColumns.map(quoteIdent).join(', ')})`);
+  columns.push(`PRIMARY KEY (${task.template.keyColumns.map(quoteIdent).join(', ')})`);
   await client.query(`CREATE TABLE ${qualified(task.target)} (${columns.join(', ')})`);
 }
 
-/**
- * Gives the new target the source's column defaults but those that take a sequence's next value (a serial column's,
- * or any expression that depends on a sequence or calls nextval): the copy must not draw on the source's sequences.
- * Generated columns are not defaults here (INCLUDING GENERATED copied them); identity columns have no default.
- * The expressions come back fully qualified (the session's search_path is pg_catalog) and are read in the same session.
- */
 async function copyDefaults(client: pg.ClientBase, task: RestoreTask): Promise<void> {
   const defaults = await client.query<{ column: string; expression: string }>(
     `SELECT a.attname AS column, pg_catalog.pg_get_expr(d.adbin, d.adrelid) AS expression

@@ -119,9 +119,22 @@ export const RestoreTaskSchema = z
       .object({ archives: z.number().int().positive(), rows: z.number().int().nonnegative() })
       .strict()
       .optional(),
+    /**
+     * The table a missing target is created as when the source is gone too, from the manifests of every archive
+     * the request selects (the plan reads them): a table whose columns changed over the years has archives of
+     * several shapes, and the target must take them all. Absent when the target exists or the source does.
+     */
+    template: z
+      .object({
+        columns: z.array(z.object({ name: z.string(), type: z.string(), nullable: z.boolean() }).strict()),
+        keyColumns: z.array(z.string()).min(1),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 export type RestoreTask = z.infer<typeof RestoreTaskSchema>;
+export type TargetTemplate = NonNullable<RestoreTask['template']>;
 
 export const ArchivePointerSchema = z
   .object({ key: z.string().min(1), format: z.enum(['native', 'legacy']) })

@@ -66,12 +66,7 @@ describe('a restore target another restore creates meanwhile', () => {
     let usable: pg.QueryResult | undefined;
     try {
       await session.query('BEGIN');
-      created = await createTarget(
-        session,
-        restoreTaskOf('events', 'copy_committed'),
-        undefined,
-        bed.local.deps().store,
-      );
+      created = await createTarget(session, restoreTaskOf('events', 'copy_committed'));
       usable = await session.query('SELECT 1 AS one');
       await session.query('COMMIT');
     } finally {

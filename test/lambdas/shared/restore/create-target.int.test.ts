@@ -1,12 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ArchiveStore } from '../../../../lambdas/shared/archive/store.js';
 import { TableNotUsableError } from '../../../../lambdas/shared/errors/step-errors.js';
 import { createTarget } from '../../../../lambdas/shared/restore/create-target.js';
 import { createTestDatabase, restoreTaskOf, type TestDatabase } from '../../../support/fixtures.js';
 
 const task = restoreTaskOf;
-/** The path that creates a target like its source reads no archive. */
-const noStore = {} as ArchiveStore;
 
 describe('createTarget like the source: what the new table takes from it', () => {
   let db: TestDatabase;
@@ -52,7 +49,7 @@ describe('createTarget like the source: what the new table takes from it', () =>
   it('keeps NOT NULL and every default but those that take a sequence’s value; identity gets a sequence of its own', async () => {
     // Act
     await db.client.query('BEGIN');
-    await createTarget(db.client, task('source', 'copy'), undefined, noStore);
+    await createTarget(db.client, task('source', 'copy'));
     await db.client.query('COMMIT');
     const copied = await columns('copy');
     const lineSequence = await db.client.query<{ source: string; copy: string }>(
@@ -83,8 +80,10 @@ describe('createTarget like the source: what the new table takes from it', () =>
   });
 
   it('creates a plain table like a partitioned source, with its defaults', async () => {
-    // Act
-    await createTarget(db.client, task('parted', 'parted_copy'), undefined, noStore);
+    // Act: in the caller's transaction, as the plan runs it.
+    await db.client.query('BEGIN');
+    await createTarget(db.client, task('parted', 'parted_copy'));
+    await db.client.query('COMMIT');
     const copied = await columns('parted_copy');
 
     // Assess
@@ -101,7 +100,9 @@ describe('createTarget like the source: what the new table takes from it', () =>
     'refuses a source that is no table (%s), naming the source, not the target, and saying to create the target first',
     async (name, kind) => {
       // Act
-      const created = createTarget(db.client, task(name, `${name}_copy`), undefined, noStore);
+      await db.client.query('BEGIN');
+      const created = createTarget(db.client, task(name, `${name}_copy`));
+      await created.catch(() => db.client.query('ROLLBACK'));
 
       // Assess
       await expect(created).rejects.toThrow(TableNotUsableError);
