@@ -706,19 +706,31 @@ async function uniqueConflictKey(
       `restore cannot recognise the archive's rows by the key (${conflictKey.join(', ')}) of ${tableLabel(task.target)}: ${problems.join('; ')}; restore into a table keyed like the archive (${expected.manifest?.keyColumns.join(', ') || 'its key'}), nothing was written`,
     );
   }
-  const columns = JSON.stringify(conflictKey);
   // The group holds the target's lock, so no index is dropped meanwhile: one answer serves the group.
-  let unique = uniqueKeys.get(columns);
-  if (unique === undefined) {
-    unique = conflictKey.length > 0 && (await isUnique(client, table.oid, conflictKey));
-    uniqueKeys.set(columns, unique);
-  }
-  if (!unique) {
-    throw new SchemaDriftError(
-      `restore needs a primary key or unique index on the key (${conflictKey.join(', ') || 'none'}) of ${tableLabel(task.target)}, to recognise rows that are already there`,
-    );
-  }
-  return conflictKey;
+  const unique = async (key: string[]) => {
+    const columns = JSON.stringify(key);
+    let answer = uniqueKeys.get(columns);
+    if (answer === undefined) {
+      answer = key.length > 0 && (await isUnique(client, table.oid, key));
+      uniqueKeys.set(columns, answer);
+    }
+    return answer;
+  };
+  if (await unique(conflictKey)) return conflictKey;
+  // A table made partitioned since archiving had to take its partition key into its primary key, (id) becoming
+  // (id, created_at): rows are recognised by that key when the archive writes every column of it.
+  const wider = table.primaryKey;
+  if (
+    conflictKey.length > 0 &&
+    wider.length > conflictKey.length &&
+    conflictKey.every((name) => wider.includes(name)) &&
+    conflictKeyProblems(wider, plan, archived, table).length === 0 &&
+    (await unique(wider))
+  )
+    return wider;
+  throw new SchemaDriftError(
+    `restore needs a primary key or unique index on the key (${conflictKey.join(', ') || 'none'}) of ${tableLabel(task.target)}, or a primary key that adds archived columns to it, to recognise rows that are already there`,
+  );
 }
 
 /** A native archive's timestamp column when it holds local times, and their zone, as its manifest records them. */

@@ -715,6 +715,48 @@ describe('restore of a dropped table whose archives have two shapes (a column ad
   });
 });
 
+describe('restore into the archived table after it was made partitioned (its key widened to (id, created_at))', () => {
+  const bed = archiverTestbed(
+    async (db) => seedEvents(db.client, 'repartitioned', 60, 36),
+    [{ schema: 'public', name: 'repartitioned', timestampColumn: 'created_at' }],
+  );
+
+  it('takes its old archives back, recognising rows by the wider key, and a repeat skips every row', async () => {
+    // Prepare: archived under (id), then the table converted as PostgreSQL requires (the partition key in the key).
+    const table = resolvedTable({ name: 'repartitioned', timestampColumn: 'created_at' });
+    const original = (await tableLines(bed.db.client, table)).sort();
+    expect((await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 })).execution.status).toBe(
+      'SUCCEEDED',
+    );
+    await bed.db.client.query(`
+      ALTER TABLE public.repartitioned RENAME TO repartitioned_before;
+      CREATE TABLE public.repartitioned (id bigint NOT NULL, created_at timestamptz NOT NULL, actor text NOT NULL,
+                                         payload jsonb, PRIMARY KEY (id, created_at)) PARTITION BY RANGE (created_at);
+      CREATE TABLE public.repartitioned_all PARTITION OF public.repartitioned DEFAULT;
+      INSERT INTO public.repartitioned SELECT * FROM public.repartitioned_before;
+      DROP TABLE public.repartitioned_before;`);
+    const restore = () =>
+      runLocalRestore(
+        bed.local,
+        { database: 'app', table: 'public.repartitioned', ignoreWatermark: true },
+        { retryIntervalScale: 0 },
+      );
+
+    // Act
+    const restored = await restore();
+    const repeated = await restore();
+
+    // Assess
+    expect(restored.execution.status).toBe('SUCCEEDED');
+    expect((await tableLines(bed.db.client, table)).sort()).toEqual(original);
+    expect(repeated.execution.status).toBe('SUCCEEDED');
+    expect(repeated.results.reduce((n, r) => n + r.inserted, 0)).toBe(0);
+    expect(repeated.results.reduce((n, r) => n + r.skipped, 0)).toBe(
+      restored.results.reduce((n, r) => n + r.inserted, 0),
+    );
+  });
+});
+
 describe('restore of a dropped table whose columns have type modifiers', () => {
   const bed = archiverTestbed(
     async (db) => {
