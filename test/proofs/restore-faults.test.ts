@@ -180,6 +180,13 @@ describe('restore under faults: no archive restored twice or in part', () => {
       point: 'restore: every COMMIT followed by a crash, then a re-run',
       iteration: 0,
     });
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack:
+        'restores again after every group died past its COMMIT: the identity sequence behind the restored ids',
+      held: Number(added.rows[0]?.id) === highest + 1,
+    });
   });
 
   it('an archive whose read always breaks off mid-stream: nothing of it is written, the others are restored', async () => {

@@ -701,6 +701,12 @@ describe('restore of a dropped table whose archives have two shapes (a column ad
     const real = await restore({});
 
     // Assess: the column the older archive lacks is nullable in the new table, and its rows come back without it.
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack: 'restores a dropped table whose archives have two shapes into a new table',
+      held: dry.execution.status === 'SUCCEEDED' && real.execution.status === 'SUCCEEDED',
+    });
     expect(archived).toHaveLength(10);
     expect(dry.execution.status).toBe('SUCCEEDED');
     expect(dry.results.reduce((n, r) => n + r.inserted, 0)).toBe(10);
@@ -747,6 +753,12 @@ describe('restore into the archived table after it was made partitioned (its key
     const repeated = await restore();
 
     // Assess
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack: 'restores into the archived table made partitioned since (its key widened)',
+      held: restored.execution.status === 'SUCCEEDED' && repeated.execution.status === 'SUCCEEDED',
+    });
     expect(restored.execution.status).toBe('SUCCEEDED');
     expect((await tableLines(bed.db.client, table)).sort()).toEqual(original);
     expect(repeated.execution.status).toBe('SUCCEEDED');
