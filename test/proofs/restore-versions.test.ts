@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import { archiverTestbed, readLiveArchives, seedEvents } from '../support/fixtures.js';
+import { recordProof } from '../support/proof-ledger.js';
 
 const fast = { retryIntervalScale: 0 };
 
@@ -60,8 +61,15 @@ describe('restore of a row two committed archives hold in two versions', () => {
       );
 
       // Assess
+      const row = await rowIn(target);
+      recordProof({
+        kind: 'threat',
+        actor: 'operator',
+        attack: `restores (${target}) a partition holding a row in two committed archives`,
+        held: result.execution.status === 'SUCCEEDED' && row[0]?.actor === 'REDACTED',
+      });
       expect(result.execution.status).toBe('SUCCEEDED');
-      expect(await rowIn(target)).toEqual([{ actor: 'REDACTED', payload: null }]);
+      expect(row).toEqual([{ actor: 'REDACTED', payload: null }]);
       expect(result.results.find((r) => r.key === newKey)?.status).toBe('restored');
       expect(result.results.find((r) => r.key === oldKey)?.status).toBe('restored');
     },

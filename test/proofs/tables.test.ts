@@ -11,6 +11,7 @@ import {
   TODAY_UTC_SQL,
   tableLines,
 } from '../support/fixtures.js';
+import { recordProof } from '../support/proof-ledger.js';
 
 const DAY_MS = 86_400_000;
 
@@ -412,9 +413,18 @@ describe('columns whose archived text a restore would not turn back into the val
     const run = await runLocalArchive(bed.local, { tables: [`public.${name}`] }, { retryIntervalScale: 0 });
 
     // Assess
+    const left = await bed.db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM public.${name}`);
+    recordProof({
+      kind: 'threat',
+      actor: name === 'moves' ? 'database role' : 'operator',
+      attack:
+        name === 'moves'
+          ? "creates a cast to text for a column's type, which ::text would take"
+          : 'archives a table with a regclass column',
+      held: why.test(run.outcomes[0]?.error ?? '') && left.rows[0]?.n === 1,
+    });
     expect(run.execution.status).toBe('FAILED');
     expect(run.outcomes[0]?.error).toMatch(why);
-    const left = await bed.db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM public.${name}`);
     expect(left.rows[0]?.n).toBe(1);
     expect(await listKeys(bed.local, `archive/app/public.${name}/`)).toEqual([]);
   });
