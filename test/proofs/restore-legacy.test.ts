@@ -5,6 +5,7 @@ import { compareRows } from '../../local/compare-rows.js';
 import { runLocalRestore } from '../../local/run.js';
 import { archiverTestbed, s3ClientFor } from '../support/fixtures.js';
 import { type LegacyArchive, writeLegacyArchive } from '../support/legacy-archive.js';
+import { recordProof } from '../support/proof-ledger.js';
 
 const COLUMNS = `id bigint PRIMARY KEY, created_at timestamptz NOT NULL, naive timestamp, amount numeric(12,4),
   ratio float8, big bigint, raw blob, doc jsonb, doc_json json, tags text[], grid int[], ok boolean, day date,
@@ -311,6 +312,13 @@ describe('legacy archives of same-named tables in two schemas, which share the l
       );
 
     // Assess
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack:
+        "restores the Python tool's archives of a table whose same-named twin in another schema shares its folder",
+      held: restored.every((r) => r.execution.status === 'SUCCEEDED' && r.results.length === 1),
+    });
     expect(restored.map((r) => r.execution.status)).toEqual(['SUCCEEDED', 'SUCCEEDED']);
     expect(restored.map((r) => r.results.map((result) => result.key))).toEqual([
       [expect.stringMatching(/audit_log_20250301T020304Z_batch_001\.jsonl\.gz$/)],

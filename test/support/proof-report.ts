@@ -50,6 +50,9 @@ const PROOF_FILES = [
   'test/cli/doctor.int.test.ts',
   'test/proofs/standby.test.ts',
   'test/proofs/restore-versions.test.ts',
+  'test/proofs/restore-legacy.test.ts',
+  'test/lambdas/restore-plan/target-created-meanwhile.int.test.ts',
+  'test/lambdas/export/core.int.test.ts',
 ];
 
 interface ProofSummary {

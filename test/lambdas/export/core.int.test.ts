@@ -22,6 +22,7 @@ import {
   type TestDatabase,
   TODAY_UTC_SQL,
 } from '../../support/fixtures.js';
+import { recordProof } from '../../support/proof-ledger.js';
 import { archiveLineRows } from '../../support/sql.js';
 
 const DAY_MS = 86_400_000;
@@ -593,6 +594,12 @@ describe('export step', () => {
       () => undefined,
       (thrown: unknown) => thrown as Error,
     );
+    recordProof({
+      kind: 'threat',
+      actor: 'invocation',
+      attack: 'a row whose VIRTUAL generated column fails to compute',
+      held: error?.name === 'TableNotUsableError',
+    });
     expect(error?.name).toBe('TableNotUsableError');
     const named = error?.message.match(
       /^app\/public\.ratios, (?:day (\S+)|a day from (\S+) to (\S+)): a value of public\.ratios could not be read \(SQLSTATE 22012, a data exception; its VIRTUAL generated columns \(share\) are computed as rows are read/,

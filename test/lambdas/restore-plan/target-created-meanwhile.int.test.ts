@@ -6,6 +6,7 @@ import { createTarget } from '../../../lambdas/shared/restore/create-target.js';
 import { RestoreRequestSchema } from '../../../lambdas/shared/restore/restore-task.js';
 import { runLocalArchive } from '../../../local/run.js';
 import { archiverTestbed, restoreTaskOf, seedEvents } from '../../support/fixtures.js';
+import { recordProof } from '../../support/proof-ledger.js';
 
 /**
  * Two restores into the same table that does not exist yet: both plans find it missing and create it. The one whose
@@ -49,6 +50,16 @@ describe('a restore target another restore creates meanwhile', () => {
       await other.query('COMMIT');
 
       // Assess
+      const outcome = await planned.then(
+        (plan) => plan.targetCreated,
+        () => undefined,
+      );
+      recordProof({
+        kind: 'threat',
+        actor: 'execution starter',
+        attack: 'starts two restores into the same new target at once',
+        held: outcome === false,
+      });
       await expect(planned).resolves.toMatchObject({ targetCreated: false, archives: expect.any(Number) });
     } finally {
       await other.end();
