@@ -165,10 +165,13 @@ function committedByTwin(input: DeleteInput, state: TableState, batchId?: string
   return {
     objects,
     rowsDeleted: rows,
+    // No rate to size the next batch by, no pause: the first answer, which the state machine never saw, had them.
     progress: {
       batches: input.progress.batches + 1,
       rows: input.progress.rows + rows,
       bytes: input.progress.bytes + bytes,
+      rowsPerSecond: 0,
+      pauseSeconds: 0,
     },
   };
 }
@@ -278,7 +281,12 @@ export async function deleteBatch(input: DeleteInput, deps: DeleteDeps): Promise
     // A duplicate of this invocation (a Task retried while the first still ran) may have deleted the rows first: its
     // DELETE held them, so this one found none. Its record says so; the batch is then neither changed nor withdrawn.
     const now = await deps.locks.get(input.database, input.table);
-    if (now.inFlight?.batchId === inFlight.batchId && now.inFlight.stage === 'deleting')
+    // A `deleting` record this invocation read itself (an earlier attempt's, settled as aborted) is no twin's.
+    if (
+      now.inFlight?.batchId === inFlight.batchId &&
+      now.inFlight.stage === 'deleting' &&
+      now.inFlight.deleteXid !== inFlight.deleteXid
+    )
       throw new DeleteInProgressError(
         `another invocation is deleting the batch of ${input.database}/${input.table}; retry once it has ended`,
       );

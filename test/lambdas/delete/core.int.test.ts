@@ -6,6 +6,8 @@ import {
   DeleteInProgressError,
   InvalidInputError,
   LeaseLostError,
+  LockStoreUnavailableError,
+  RowsChangedError,
 } from '../../../lambdas/shared/errors/step-errors.js';
 import type { LeaseStore } from '../../../lambdas/shared/lock-table/lease-store.js';
 import type { Lease } from '../../../lambdas/shared/lock-table/table-state.js';
@@ -13,6 +15,7 @@ import type { FaultPoint, StepDeps } from '../../../lambdas/shared/step/step-dep
 import type { TableTask } from '../../../lambdas/shared/step/table-task.js';
 import { uploadBatch } from '../../../lambdas/upload/core.js';
 import { verifyBatch } from '../../../lambdas/verify/core.js';
+import { runLocalArchive } from '../../../local/run.js';
 import { batchThrough } from '../../support/batch-stages.js';
 import { COLUMN_CHANGES } from '../../support/column-changes.js';
 import {
@@ -37,6 +40,8 @@ describe('delete step', () => {
       await seedEvents(db.client, 'retried', 600);
       await seedEvents(db.client, 'twinned', 600);
       await seedEvents(db.client, 'recorded', 200);
+      await seedEvents(db.client, 'answer_lost', 200);
+      await seedEvents(db.client, 'changed_after_crash', 200);
       await seedEvents(db.client, 'rekeyed', 600);
       await db.client.query(
         `ALTER TABLE rekeyed ADD COLUMN uid uuid NOT NULL DEFAULT gen_random_uuid() UNIQUE`,
@@ -48,6 +53,8 @@ describe('delete step', () => {
       spec('retried'),
       spec('twinned'),
       spec('recorded'),
+      spec('answer_lost'),
+      spec('changed_after_crash'),
       spec('rekeyed'),
       ...COLUMN_CHANGES.map((change) => spec(change.table)),
     ],
@@ -209,6 +216,8 @@ describe('delete step', () => {
         batches: 1,
         rows: deleted.rowsDeleted,
         bytes: deleted.progress.bytes,
+        rowsPerSecond: 0,
+        pauseSeconds: 0,
       },
     });
     const state = await base.locks.get('app', 'public.twinned');
@@ -234,8 +243,65 @@ describe('delete step', () => {
 
     // Assess: the batch's figures; its rate and pause were the first answer's to act on.
     const { batches, rows, bytes } = deleted.progress;
-    expect(retried).toEqual({ ...deleted, progress: { batches, rows, bytes } });
+    expect(retried).toEqual({
+      ...deleted,
+      progress: { batches, rows, bytes, rowsPerSecond: 0, pauseSeconds: 0 },
+    });
     await expect(foreign).rejects.toThrow(InvalidInputError);
+  });
+
+  it('in the state machine, a delete retried after its batch was recorded (the answer lost) carries the run on', async () => {
+    // Prepare: the first recording of a committed batch applies, and its answer is lost (the step fails, retried).
+    const table = resolvedTable(spec('answer_lost'));
+    const original = await tableLines(bed.db.client, table);
+    let lost = false;
+    const loseFirstAnswer = (deps: StepDeps): StepDeps => {
+      const locks = Object.create(deps.locks) as LeaseStore;
+      locks.clearInFlight = async (...args: Parameters<LeaseStore['clearInFlight']>) => {
+        await deps.locks.clearInFlight(...args);
+        if (args[4] && !lost) {
+          lost = true;
+          throw new LockStoreUnavailableError('the recording applied; its answer was lost');
+        }
+      };
+      return { ...deps, locks };
+    };
+
+    // Act
+    const run = await runLocalArchive(
+      bed.local,
+      { tables: ['public.answer_lost'] },
+      { deps: loseFirstAnswer, retryIntervalScale: 0 },
+    );
+
+    // Assess
+    expect(lost).toBe(true);
+    expect(run.execution.status).toBe('SUCCEEDED');
+    const state = await bed.local.deps().locks.get('app', 'public.answer_lost');
+    expect(run.outcomes[0]).toMatchObject({ status: 'succeeded', rowsArchived: state.totalRows });
+    await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+  });
+
+  it('a retry after an attempt that died before COMMIT, of rows changed since, is RowsChanged: no twin is waited for', async () => {
+    // Prepare: the attempt recorded `deleting` and died before COMMIT; then a row of the batch changes.
+    const crashBeforeCommit = (point: FaultPoint) => {
+      if (point === 'delete:beforeCommit') throw new Error('died before COMMIT');
+    };
+    const { task } = await batchThrough(bed.local.deps(), 'public.changed_after_crash', 'verified');
+    const input = { ...task, progress: ZERO };
+    await expect(deleteBatch(input, bed.local.deps(crashBeforeCommit))).rejects.toThrow(/died before COMMIT/);
+    await bed.db.client.query(
+      `UPDATE public.changed_after_crash SET actor = 'changed' WHERE id = (SELECT min(id) FROM public.changed_after_crash)`,
+    );
+    const metrics = metricRecorder();
+
+    // Act
+    const retried = deleteBatch(input, metrics.wrap(bed.local.deps()));
+
+    // Assess
+    await expect(retried).rejects.toThrow(RowsChangedError);
+    expect(metrics.count('RowsChanged')).toBe(1);
+    expect((await bed.local.deps().locks.get('app', 'public.changed_after_crash')).inFlight).toBeUndefined();
   });
 });
 
