@@ -184,15 +184,17 @@ const isBuiltinFunction = (fn: string, name: string): string =>
  * oid 16384 and up, FirstNormalObjectId), spelled as CREATE CAST spells it; NULL when there is none. Export writes
  * `value::text` and restore's reference path reads `(line ->> 'c')::type`, and a cast takes such a cast over the
  * type's output and input functions: a composite's display text would be archived, the row deleted and never
- * restored. A cast between arrays' elements is not taken (an array's text is its elements' output). A binary-coercible
- * cast over a type whose output or input is text's own (citext) writes and reads the very same text, and is allowed.
+ * restored. A cast between arrays' elements is not taken (an array's text is its elements' output). A cast WITH INOUT
+ * is the type's output and input functions themselves (`CREATE CAST (text AS action) WITH INOUT` on an enum, as ORMs
+ * do), and a binary-coercible cast over a type whose output or input is text's own (citext) writes and reads the very
+ * same text: both are allowed.
  */
 const USER_TEXT_CAST_SQL = `(SELECT pg_catalog.format('(%s AS %s) %s', pg_catalog.format_type(k.castsource, NULL),
             pg_catalog.format_type(k.casttarget, NULL),
             CASE k.castmethod WHEN 'f' THEN 'WITH FUNCTION ' || k.castfunc::pg_catalog.regprocedure::text
                               WHEN 'b' THEN 'WITHOUT FUNCTION' ELSE 'WITH INOUT' END)
        FROM pg_catalog.pg_cast k
-      WHERE (k.oid >= 16384::pg_catalog.oid OR k.castfunc >= 16384::pg_catalog.oid)
+      WHERE (k.oid >= 16384::pg_catalog.oid OR k.castfunc >= 16384::pg_catalog.oid) AND k.castmethod <> 'i'
         AND ((k.castsource = bt.oid AND k.casttarget = 'pg_catalog.text'::pg_catalog.regtype
               AND NOT (k.castmethod = 'b' AND ${isBuiltinFunction('bt.typoutput', 'textout')}))
           OR (k.casttarget = bt.oid AND k.castsource = 'pg_catalog.text'::pg_catalog.regtype
@@ -390,7 +392,7 @@ function refuseUnrestorableValues(
     const named = `column "${column.name}" of ${where} is ${column.type}`;
     if (column.text_cast) {
       throw new TableNotUsableError(
-        `${named}, which has a cast to or from text that is not PostgreSQL's own: CAST ${column.text_cast}. The archive holds each value as its type's text, and the archiver's casts to and from text would take that cast instead, so values could be archived that no restore brings back; drop the cast, or leave the table out of the config`,
+        `${named}, which has a cast to or from text that is not PostgreSQL's own: CAST ${column.text_cast}. The archive holds each value as its type's text, and the archiver's casts to and from text would take that cast instead, so values could be archived that no restore brings back; drop the cast (or make it WITH INOUT), or leave the table out of the config (an extension's cast cannot be dropped)`,
       );
     }
     if (column.catalog_name) {
