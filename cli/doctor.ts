@@ -121,14 +121,15 @@ function tlsCheck(db: DatabaseConfig, host: string, encrypted: boolean | undefin
 }
 
 /**
- * The physical database a connection reaches: the cluster's system identifier and the database's oid. Two config
- * entries may reach one database (another host name, a pooler beside the direct address). Undefined where the role
- * may not call pg_control_system (role-sql grants it).
+ * The physical database a connection reaches: the cluster's system identifier, the running server's start time and
+ * the database's oid. Two config entries may reach one database (another host name, a pooler beside the direct
+ * address); a clone restored from a snapshot or a base backup has the same identifier and oids, but a server of its
+ * own. Undefined where the role may not call pg_control_system (role-sql grants it).
  */
 async function physicalDatabase(client: pg.Client): Promise<string | undefined> {
   try {
     const result = await client.query<{ id: string }>(
-      `SELECT s.system_identifier::text || ':' || d.oid::text AS id
+      `SELECT s.system_identifier::text || ':' || pg_catalog.pg_postmaster_start_time()::text || ':' || d.oid::text AS id
          FROM pg_catalog.pg_control_system() s, pg_catalog.pg_database d
         WHERE d.datname = pg_catalog.current_database()`,
     );
@@ -210,6 +211,13 @@ async function databaseChecks(
     });
     results.push(tlsCheck(db, settings.host, row?.ssl ?? undefined));
     const physical = await physicalDatabase(client);
+    if (!physical && db.tables.length > 0)
+      results.push({
+        check: 'configured twice',
+        subject: db.name,
+        status: 'skipped',
+        detail: `cannot tell whether another entry reaches this database: the role may not call pg_control_system() (role-sql grants it)`,
+      });
     for (const table of db.tables) {
       const subject = `${db.name}/${tableRef(table)}`;
       const relation = physical
