@@ -31,6 +31,7 @@ import {
 import { createTarget } from '../shared/restore/create-target.js';
 import {
   type ArchivedColumn,
+  type ArchivedRowRange,
   assertWritable,
   type ColumnPlan,
   checkConversions,
@@ -48,6 +49,7 @@ import {
   rowsInRangeSql,
   type TableName,
   tableLabel,
+  windowDigestSql,
   windowRowsSql,
 } from '../shared/restore/restore-sql.js';
 import {
@@ -122,7 +124,7 @@ interface GroupWrite {
   /** Whether a conflict key is unique in the target, by its columns: asked once per group (the target is locked). */
   uniqueKeys: Map<string, boolean>;
   /** The watermarks of the archives written, recorded once the transaction commits. */
-  marks: { archiveKey: string; mark: RestoredMark }[];
+  marks: { archiveKey: string; mark: RestoredMark; range?: ArchivedRowRange }[];
   /** The next archive, being prepared while the current one is written. */
   next?: Promise<Settled<PreparedArchive | RestoreFileResult>>;
 }
@@ -154,7 +156,29 @@ async function writeGroup(
     group.next = following ? prepare(following) : undefined;
     results.push(await writeInGroup(client, group, archive, prepared));
   }
+  await measureMarkedWindows(client, group);
   return results;
+}
+
+/**
+ * What each watermark of the group records of its archive's time window once every archive is written (one round
+ * trip), so a later restore can tell that nothing there came or went since (staleMarkWarning).
+ */
+async function measureMarkedWindows(client: pg.PoolClient, { target, marks }: GroupWrite): Promise<void> {
+  const measured = marks.filter((m) => m.range);
+  const sql =
+    target &&
+    measured.length > 0 &&
+    windowDigestSql(
+      target,
+      measured.flatMap((m) => m.range ?? []),
+    );
+  if (!sql) return;
+  const rows = await queryUnlessRefused<{ i: number; rows: number; digest: string }>(client, sql);
+  for (const row of rows ?? []) {
+    const entry = measured[row.i];
+    if (entry) entry.mark.window = { rows: row.rows, digest: row.digest };
+  }
 }
 
 /** One archive of the group under its savepoint; a failure retrying cannot cure is its result, the rest is thrown. */
@@ -173,7 +197,12 @@ async function writeInGroup(
       // Before the savepoint: a rollback to it (a refused COPY, then the reference path) would undo it.
       await client.query(MONEY_LOCALE_SQL, [ready.expected.manifest?.lcMonetary ?? null]);
       await client.query(`SAVEPOINT ${ARCHIVE_SAVEPOINT}`);
-      const result = await writeArchive(client, group, archive, ready, staleMark ? [staleMark] : []);
+      // The mark vouches for the rows still there: under `fail` they are no conflict.
+      const writing =
+        staleMark && group.task.strategy === 'fail'
+          ? { ...group, task: { ...group.task, strategy: 'skip' as const } }
+          : group;
+      const result = await writeArchive(client, writing, archive, ready, staleMark ? [staleMark] : []);
       // A month archive restored in part is not marked: a later restore of other days of it must not skip it. Nor is
       // a native archive the inventory does not list: one still in flight may have its rows deleted after this
       // restore, and its mark would then skip them (a committed archive's marks go when a batch deletes its rows).
@@ -193,6 +222,7 @@ async function writeInGroup(
             rows: result.rows,
             written,
           },
+          range: archivedRange(ready.expected),
         });
       }
       return result;
@@ -333,13 +363,34 @@ async function prepareArchive(
   return { expected, committed, body };
 }
 
+/** Where a native archive's rows lie, by its manifest; undefined for the Python tool's archives. */
+function archivedRange(expected: ArchiveExpectation): ArchivedRowRange | undefined {
+  const manifest = expected.manifest;
+  return manifest
+    ? {
+        keyColumns: manifest.keyColumns,
+        firstKey: manifest.keyRange.first,
+        lastKey: manifest.keyRange.last,
+        window: {
+          column: manifest.timestampColumn,
+          type: manifest.timestampType,
+          timeZone: manifest.timestampTimeZone,
+          from: manifest.bounds.from,
+          to: manifest.bounds.to,
+        },
+      }
+    : undefined;
+}
+
 /**
- * Why a mark cannot answer for its archive, or undefined when it can: the target must still hold as many rows in the
- * archive's key range and time window as the mark says were restored. A mark outlives its rows when they were
- * deleted from the target, or archived again (under these keys by a batch whose removal of the marks has not run yet
- * or ran before the mark was written, or under other keys once the table's columns changed). The archive is then
- * written again, which its strategy makes idempotent. One count, served by an index, under the target's lock; a
- * legacy archive records no key range, so its mark is never taken on trust.
+ * Why a mark cannot answer for its archive, or undefined when it can. A mark outlives its rows when they were deleted
+ * from the target, or archived again (under these keys by a batch whose removal of the marks has not run yet or ran
+ * before the mark was written, or under other keys once the table's columns changed). It answers while the target's
+ * rows in the archive's time window are what they were when it was written (their count and the digest of their
+ * keys: one scan of the window under the target's lock); a mark written before it recorded them, while the target
+ * holds at least as many rows in the archive's key range and window as it says were restored. A legacy archive's
+ * mark cannot be checked. An archive whose mark does not answer is written again (under `fail` as under `skip`: the
+ * mark vouches for the rows still there).
  */
 async function staleMarkWarning(
   client: pg.PoolClient,
@@ -347,41 +398,42 @@ async function staleMarkWarning(
   expected: ArchiveExpectation,
   mark: RestoredMark,
 ): Promise<string | undefined> {
-  const manifest = expected.manifest;
-  const sql =
-    manifest && target
-      ? rowsInRangeSql(target, {
-          keyColumns: manifest.keyColumns,
-          firstKey: manifest.keyRange.first,
-          lastKey: manifest.keyRange.last,
-          window: {
-            column: manifest.timestampColumn,
-            type: manifest.timestampType,
-            timeZone: manifest.timestampTimeZone,
-            from: manifest.bounds.from,
-            to: manifest.bounds.to,
-          },
-        })
-      : undefined;
-  const held = sql === undefined ? undefined : await countUnlessRefused(client, sql);
-  if (held !== undefined && held >= mark.rows) return undefined;
+  const range = archivedRange(expected);
+  let found: string;
+  if (range && target && mark.window) {
+    const sql = windowDigestSql(target, [range]);
+    const now = sql && (await queryUnlessRefused<{ rows: number; digest: string }>(client, sql))?.[0];
+    if (now && now.rows === mark.window.rows && now.digest === mark.window.digest) return undefined;
+    found = now
+      ? `but the target's rows in its time window changed since (${mark.window.rows} then, ${now.rows} now)`
+      : 'which the target can no longer check (its key or timestamp column changed since)';
+  } else {
+    const sql = range && target ? rowsInRangeSql(target, range) : undefined;
+    const held = sql ? (await queryUnlessRefused<{ rows: number }>(client, sql))?.[0]?.rows : undefined;
+    if (held !== undefined && held >= mark.rows) return undefined;
+    found =
+      held === undefined
+        ? 'which cannot be checked against the target (a legacy archive, or a key or timestamp column changed since)'
+        : `but the target holds ${held} rows in the archive's key range and time window (deleted, or archived again, since)`;
+  }
   deps.telemetry.warn('restore watermark does not hold, archive restored again', {
     restoreId: task.restoreId,
     key: expected.key,
     markedBy: mark.restoreId,
   });
-  const found =
-    held === undefined
-      ? 'which cannot be checked against the target (a legacy archive, or a key or timestamp column changed since)'
-      : `but the target holds ${held} rows in the archive's key range and time window (deleted, or archived again, since)`;
   return `restored again: the watermark says restore ${mark.restoreId} wrote its ${mark.rows} rows, ${found}`;
 }
 
-/** The count, or undefined when the target cannot read the archive's bounds (SQLSTATE 22: its types changed). */
-async function countUnlessRefused(client: pg.PoolClient, sql: string): Promise<number | undefined> {
+/** The rows, or undefined when the target cannot read an archive's bounds (SQLSTATE 22: its types changed). */
+async function queryUnlessRefused<T extends pg.QueryResultRow>(
+  client: pg.PoolClient,
+  sql: string,
+): Promise<T[] | undefined> {
   await client.query(`SAVEPOINT ${MARK_SAVEPOINT}`);
   try {
-    return (await client.query<{ rows: number }>(sql)).rows[0]?.rows ?? 0;
+    const result = await client.query<T>(sql);
+    await client.query(`RELEASE SAVEPOINT ${MARK_SAVEPOINT}`);
+    return result.rows;
   } catch (error) {
     if (!sqlState(error).startsWith('22')) throw error;
     await client.query(`ROLLBACK TO SAVEPOINT ${MARK_SAVEPOINT}`);
@@ -389,7 +441,7 @@ async function countUnlessRefused(client: pg.PoolClient, sql: string): Promise<n
   }
 }
 
-/** Set before a mark's count: a bound the target refuses leaves the group's transaction usable. */
+/** Set before a mark's query: a bound the target refuses leaves the group's transaction usable. */
 const MARK_SAVEPOINT = 'audit_archiver_mark';
 
 function resultFromMark(key: string, task: RestoreTask, mark: RestoredMark): RestoreFileResult {

@@ -15,6 +15,7 @@ import {
   resolvedTable,
   s3ClientFor,
   seedEvents,
+  TODAY_UTC_SQL,
   tableLines,
 } from '../support/fixtures.js';
 import { writeLegacyArchive } from '../support/legacy-archive.js';
@@ -232,7 +233,7 @@ describe('a watermark whose rows the target no longer holds', () => {
     });
     expect(rewritten?.warnings[0]).toMatch(
       new RegExp(
-        `^restored again: .* wrote its ${gone.lines.length} rows, but the target holds 0 rows in the archive's key range and time window`,
+        `^restored again: .* wrote its ${gone.lines.length} rows, but the target's rows in its time window changed since \\(${gone.lines.length} then, 0 now\\)`,
       ),
     );
     expect(
@@ -421,5 +422,92 @@ describe('a watermark of rows archived again under other keys', () => {
     expect(again.results).toMatchObject([{ status: 'restored', inserted: 2 }]);
     expect(again.results[0]?.warnings[0]).toMatch(/^restored again: .* cannot be checked against the target/);
     expect(await count()).toBe(2);
+  });
+});
+
+describe('a watermark checked against the rows of its time window', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query(
+        `CREATE TABLE public.late_day (id int PRIMARY KEY, created_at timestamptz NOT NULL, actor text NOT NULL);
+         INSERT INTO public.late_day
+         SELECT id, ${TODAY_UTC_SQL} - interval '40 days' + id * interval '1 hour', 'on time'
+           FROM unnest(ARRAY[1, 3, 5]) AS id;
+         CREATE TABLE public.audit_log (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, actor text NOT NULL)`,
+      );
+    },
+    [
+      { ...spec, name: 'late_day' },
+      { ...spec, name: 'audit_log' },
+    ],
+  );
+  const fast = { retryIntervalScale: 0 };
+
+  it('two archives of one day whose key ranges overlap: rows of one deleted from the target are written back, though the other’s fill its range', async () => {
+    // Prepare: ids 1, 3 and 5 archived; late rows 2 and 4 of the same day archived by the next run; both restored into
+    // a copy, then 1 and 3 deleted there. A count of A's key range (1..5) would still find three rows.
+    expect((await runLocalArchive(bed.local, { tables: ['public.late_day'] }, fast)).execution.status).toBe(
+      'SUCCEEDED',
+    );
+    await bed.db.client.query(
+      `INSERT INTO public.late_day SELECT id, ${TODAY_UTC_SQL} - interval '40 days' + id * interval '1 hour', 'late'
+         FROM unnest(ARRAY[2, 4]) AS id`,
+    );
+    expect((await runLocalArchive(bed.local, { tables: ['public.late_day'] }, fast)).execution.status).toBe(
+      'SUCCEEDED',
+    );
+    expect(await readLiveArchives(bed.local, 'public', 'late_day')).toHaveLength(2);
+    const request = { database: 'app', table: 'public.late_day', targetTable: 'public.late_day_copy' };
+    expect((await runLocalRestore(bed.local, request, fast)).execution.status).toBe('SUCCEEDED');
+    await bed.db.client.query('DELETE FROM public.late_day_copy WHERE id IN (1, 3)');
+
+    // Act
+    const again = await runLocalRestore(bed.local, request, fast);
+
+    // Assess
+    const ids = await bed.db.client.query<{ id: number }>('SELECT id FROM public.late_day_copy ORDER BY id');
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack:
+        'deletes restored rows of one of two archives of a day whose key ranges overlap, then restores again',
+      held: again.execution.status === 'SUCCEEDED' && ids.rows.length === 5,
+    });
+    expect(again.execution.status).toBe('SUCCEEDED');
+    expect(ids.rows.map((r) => r.id)).toEqual([1, 2, 3, 4, 5]);
+    expect(again.results.reduce((n, r) => n + r.inserted, 0)).toBe(2);
+  });
+
+  it('under strategy fail, a re-run over a legacy archive whose rows are all there succeeds: its mark vouches for them', async () => {
+    // Prepare: a Python tool's archive restored with strategy fail.
+    const archive = writeLegacyArchive({
+      prefix: 'archive/',
+      database: bed.db.name,
+      schema: 'public',
+      table: 'audit_log',
+      runStamp: '20250301T020304Z',
+      batch: 1,
+      rows: [
+        { id: 1, created_at: '2025-01-02T03:04:05+00:00', actor: 'a' },
+        { id: 2, created_at: '2025-01-02T03:04:06+00:00', actor: 'b' },
+      ],
+    });
+    const s3 = s3ClientFor(bed.local);
+    for (const [key, body] of archive.files)
+      await s3.send(new PutObjectCommand({ Bucket: bed.local.services.bucket, Key: key, Body: body }));
+    const request = {
+      database: 'app',
+      table: 'public.audit_log',
+      legacy: { database: bed.db.name },
+      strategy: 'fail' as const,
+    };
+    expect((await runLocalRestore(bed.local, request, fast)).execution.status).toBe('SUCCEEDED');
+
+    // Act
+    const again = await runLocalRestore(bed.local, request, fast);
+
+    // Assess: written again as under skip, nothing refused.
+    expect(again.execution.status).toBe('SUCCEEDED');
+    expect(again.results).toMatchObject([{ status: 'restored', inserted: 0, skipped: 2 }]);
   });
 });

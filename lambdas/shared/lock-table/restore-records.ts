@@ -36,6 +36,12 @@ export interface RestoredMark {
   rows: number;
   /** What the restore did with the rows, so a retry of the same restore reports it (absent on older marks). */
   written?: Pick<RestoreFileResult, 'inserted' | 'skipped' | 'overwritten'>;
+  /**
+   * The target's rows in the archive's time window and the digest of their keys when the restore committed: while
+   * both are the same, the archive's rows are still there (absent on older marks, and where the target cannot read the
+   * window).
+   */
+  window?: { rows: number; digest: string };
 }
 
 /** What restores leave behind: each archive's result (expires after 90 days) and the watermarks (never expire). */

@@ -522,36 +522,68 @@ export interface ArchivedRowRange {
 }
 
 /**
- * Counts the target's rows inside an archive's key range and time window, served by the target's key (or timestamp)
- * index: fewer than the archive holds means the target lacks some of its rows. Each bound is read by the target
- * column's type, and the window compares the target's timestamp column as it is now (a `timestamp` migrated to
- * `timestamptz` compares instants). Undefined when the target has no such columns to compare: the range cannot be
- * counted there.
+ * The target's rows inside an archive's time window, read as the target's timestamp column is now (a `timestamp`
+ * migrated to `timestamptz` compares instants): `{ column, type, timeZone }` for windowSql, or undefined when the
+ * target has no such column to compare.
  */
-export function rowsInRangeSql(target: RestoreTarget, range: ArchivedRowRange): string | undefined {
-  const column = (name: string) => target.columns.find((c) => c.name === name);
-  const keys = range.keyColumns.map(column);
-  const time = column(range.window.column);
-  const sameLength = (values: string[]) => values.length === keys.length;
-  if (keys.some((key) => !key) || !time || !sameLength(range.firstKey) || !sameLength(range.lastKey))
-    return undefined;
-  const { window } = range;
+function targetWindow(target: RestoreTarget, range: ArchivedRowRange): RowWindow | undefined {
+  const time = target.columns.find((c) => c.name === range.window.column);
   const type =
-    time.plainType === 'timestamp with time zone'
+    time?.plainType === 'timestamp with time zone'
       ? 'timestamptz'
-      : time.plainType === 'timestamp without time zone'
+      : time?.plainType === 'timestamp without time zone'
         ? 'timestamp'
         : undefined;
   if (!type) return undefined;
   // An archived timestamptz read into a `timestamp` column keeps its UTC wall-clock time (the sessions' TimeZone).
-  const timeZone = window.type === 'timestamp' ? window.timeZone : 'UTC';
+  const timeZone = range.window.type === 'timestamp' ? range.window.timeZone : 'UTC';
+  return { ...range.window, type, timeZone };
+}
+
+/**
+ * Counts the target's rows inside an archive's key range and time window, served by the target's key (or timestamp)
+ * index: fewer than the archive holds means the target lacks some of its rows. Each bound is read by the target
+ * column's type. Undefined when the target has no such columns to compare: the range cannot be counted there. What
+ * a watermark written before it recorded its window's digest is checked by.
+ */
+export function rowsInRangeSql(target: RestoreTarget, range: ArchivedRowRange): string | undefined {
+  const column = (name: string) => target.columns.find((c) => c.name === name);
+  const keys = range.keyColumns.map(column);
+  const window = targetWindow(target, range);
+  const sameLength = (values: string[]) => values.length === keys.length;
+  if (keys.some((key) => !key) || !window || !sameLength(range.firstKey) || !sameLength(range.lastKey))
+    return undefined;
   const names = range.keyColumns.map(quoteIdent).join(', ');
   // The plain type: a modifier would cut a bound (varchar(3)) where the column's values never were.
   const bound = (values: string[]) =>
     values.map((value, i) => `${quoteLiteral(value)}::${keys[i]?.plainType}`).join(', ');
   return `SELECT count(*)::int AS rows FROM ${qualified(target.table)}
      WHERE ROW(${names}) >= ROW(${bound(range.firstKey)}) AND ROW(${names}) <= ROW(${bound(range.lastKey)})
-       AND ${windowSql(quoteIdent(time.name), { ...window, type, timeZone })}`;
+       AND ${windowSql(quoteIdent(window.column), window)}`;
+}
+
+/**
+ * Per archive (by its index in `ranges`), the target's rows inside its time window and an order-independent digest of
+ * their keys, in one round trip of index range scans on the timestamp column. A watermark records them when its group
+ * commits; while they are unchanged, nothing in the window came or went since, so the archive's rows, there then,
+ * still are. By time only: a key range would be read in the target's collation, which may order text otherwise
+ * than the archived table did. Undefined when the target cannot read an archive's window or lacks its key columns.
+ */
+export function windowDigestSql(
+  target: RestoreTarget,
+  ranges: readonly ArchivedRowRange[],
+): string | undefined {
+  const branches: string[] = [];
+  for (const [i, range] of ranges.entries()) {
+    const window = targetWindow(target, range);
+    if (!window || range.keyColumns.some((name) => !target.columns.some((c) => c.name === name)))
+      return undefined;
+    const keys = range.keyColumns.map(quoteIdent).join(', ');
+    branches.push(`SELECT ${i} AS i, count(*)::int AS rows,
+              coalesce(sum(pg_catalog.hashtextextended(ROW(${keys})::text, 0)), 0)::text AS digest
+         FROM ${qualified(target.table)} WHERE ${windowSql(quoteIdent(window.column), window)}`);
+  }
+  return branches.length > 0 ? branches.join(' UNION ALL ') : undefined;
 }
 
 /** The sequences advanceSequences moved, and those it could not move with the SQLSTATE that stopped each. */
