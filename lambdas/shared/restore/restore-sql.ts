@@ -624,7 +624,11 @@ export async function advanceSequences(client: pg.ClientBase, table: TableName):
                        FROM pg_catalog.pg_attrdef d
                        JOIN pg_catalog.pg_depend p ON p.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass
                             AND p.objid = d.oid AND p.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
-                      WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum) AS fed
+                      WHERE d.adrelid = a.attrelid AND d.adnum = a.attnum
+                        -- Only a default that is the sequence's next value itself: one that computes with it
+                        -- (nextval('s') * 1000 + shard) would send the sequence to its column's values, far past.
+                        AND pg_catalog.pg_get_expr(d.adbin, d.adrelid)
+                            = pg_catalog.format('nextval(%L::regclass)', p.refobjid::pg_catalog.regclass::text)) AS fed
               WHERE a.attrelid = format('%I.%I', $1::text, $2::text)::regclass AND a.attnum > 0 AND NOT a.attisdropped
                 AND (CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END)
                     IN ('pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int4'::pg_catalog.regtype,

@@ -14,7 +14,10 @@ describe('advanceTargetSequences: each sequence of the target past the restored 
       INSERT INTO public.capped (id, seq_no) SELECT g, g * 2 FROM generate_series(1, 60) g;
       CREATE SEQUENCE public.hand_seq;
       CREATE TABLE public.hand_made (id bigint PRIMARY KEY DEFAULT nextval('public.hand_seq'), seq_no serial);
-      INSERT INTO public.hand_made (id, seq_no) SELECT g, g * 2 FROM generate_series(1, 60) g;`);
+      INSERT INTO public.hand_made (id, seq_no) SELECT g, g * 2 FROM generate_series(1, 60) g;
+      CREATE SEQUENCE public.shard_seq;
+      CREATE TABLE public.sharded (id bigint PRIMARY KEY DEFAULT nextval('public.shard_seq') * 1000 + 7);
+      INSERT INTO public.sharded SELECT g * 1000 + 7 FROM generate_series(1, 60) g;`);
     await db.client.query('SET search_path = pg_catalog, pg_temp');
   });
   afterAll(async () => db?.drop());
@@ -62,6 +65,20 @@ describe('advanceTargetSequences: each sequence of the target past the restored 
       warnings: [],
     });
     expect(next.rows[0]?.id).toBe('61');
+  });
+
+  it('leaves alone a sequence a default computes with (nextval * 1000 + shard): its column’s values are not its own', async () => {
+    // Act
+    const result = await inTransaction(() =>
+      advanceTargetSequences(db.client, { schema: 'public', name: 'sharded' }),
+    );
+    const sequence = await db.client.query<{ last: string; called: boolean }>(
+      'SELECT last_value::text AS last, is_called AS called FROM public.shard_seq',
+    );
+
+    // Assess
+    expect(result).toEqual({ advanced: [], warnings: [] });
+    expect(sequence.rows[0]).toEqual({ last: '1', called: false });
   });
 
   it('advances the sequences that can reach, warns of the one that cannot by name and SQLSTATE, and keeps the transaction usable', async () => {
