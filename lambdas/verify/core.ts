@@ -28,7 +28,8 @@ export async function verifyBatch(input: VerifyInput, deps: VerifyDeps): Promise
   const state = await deps.locks.get(input.database, input.table);
   const inFlight = batchToActOn('verify', input, state.inFlight);
   // An archive another batch created (identical rows archived before) keeps that batch's manifest: once committed,
-  // the one its inventory entry binds, or the commit would bind a manifest a bucket writer rewrote since.
+  // the one its inventory entry binds, or the commit would bind a manifest a bucket writer rewrote since. An entry
+  // committed before entries recorded the manifest's digest, or an archive not committed, binds none to check.
   const found = inFlight.objects
     .filter((object) => !object.createdArchive)
     .map((object) => object.archiveKey);
