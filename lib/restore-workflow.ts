@@ -70,8 +70,9 @@ export class RestoreWorkflow extends Construct {
     this.plan = new ArchiverFunction(this, 'Plan', { step: 'restore-plan', ...shared, ...PLAN_STEP });
     functions.databaseSecrets.grantRead(this.plan);
     bucket.grantObjects(this.plan, [props.readableKeys], { read: true });
-    // The table's committed archives, one paginated Query, which the listing must hold.
-    lockTable.grant(this.plan, ['inventory'], 'Query');
+    // The table's committed archives, one paginated Query, which the listing must hold; a list page reads the entries
+    // of the archives of a day several runs archived (their commit order) by key.
+    lockTable.grant(this.plan, ['inventory'], 'Query', 'BatchGetItem');
 
     this.file = new ArchiverFunction(this, 'File', { step: 'restore-file', ...shared, ...LONG_STEP });
     functions.databaseSecrets.grantRead(this.file);

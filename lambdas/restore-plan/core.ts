@@ -10,7 +10,7 @@ import {
 import { tablePrefix } from '../shared/archive/format.js';
 import type { InventoryEntry } from '../shared/archive/inventory.js';
 import { findDatabase } from '../shared/config/resolved-table.js';
-import { inReadOnlyTransaction, inTransaction } from '../shared/database/db.js';
+import { type Database, inReadOnlyTransaction, inTransaction } from '../shared/database/db.js';
 import { ConfigError, TableNotUsableError } from '../shared/errors/step-errors.js';
 import { createTarget, sourceKind, targetTemplate } from '../shared/restore/create-target.js';
 import { assertWritable, describeTarget, type TableName, tableLabel } from '../shared/restore/restore-sql.js';
@@ -98,6 +98,12 @@ export async function planRestore(
     throw new ConfigError(`key "${task.key}" is not an archive of ${tableLabel(task.source)}`);
   }
   const concurrency = database.maxConnections;
+  const db = await deps.database(task.database);
+  // The plan lists every archive of the request at once: it reads legacy metadata only where another schema's table
+  // may have archives among them, or for the one key asked for. The list steps read it still, for their pages: they
+  // leave out the archives of a twin since dropped, which the plan then counts.
+  const otherSchemas =
+    task.format === 'native' || task.key !== undefined || (await twinTableExists(db, task.source));
   let archives = 0;
   /** The keys selected, in key order: a target created once the source is gone takes every shape among them. */
   const keys: string[] = [];
@@ -107,7 +113,7 @@ export async function planRestore(
   const committed = new Map(unlisted);
   const others = new OtherSchemaArchives();
   const selected = async function* () {
-    for await (const ref of selectArchives(task, source, deps, undefined, others.add)) {
+    for await (const ref of selectArchives(task, source, deps, undefined, others.add, otherSchemas)) {
       archives += 1;
       unlisted.delete(ref.key);
       keys.push(ref.key);
@@ -142,24 +148,23 @@ export async function planRestore(
       keys: missing.keys,
     });
   }
-  const otherSchemas = others.note(task.source.name);
+  const leftOut = others.note(task.source.name);
   // Nothing to restore is far more often a mistyped table, day range or prefix than an intent: say so.
   if (archives === 0) {
     throw new ConfigError(
       task.key
-        ? `archive "${task.key}" does not exist${otherSchemas ? ` as an archive of ${tableLabel(task.source)}: ${otherSchemas}` : ''}`
-        : `no ${task.format} archives of ${tableLabel(task.source)} in ${task.database}${task.fromDay || task.toDay ? ` between ${task.fromDay ?? 'the first'} and ${task.toDay ?? 'the last'} day` : ''} (under ${sourcePrefix(source)})${otherSchemas ? `; ${otherSchemas}` : ''}`,
+        ? `archive "${task.key}" does not exist${leftOut ? ` as an archive of ${tableLabel(task.source)}: ${leftOut}` : ''}`
+        : `no ${task.format} archives of ${tableLabel(task.source)} in ${task.database}${task.fromDay || task.toDay ? ` between ${task.fromDay ?? 'the first'} and ${task.toDay ?? 'the last'} day` : ''} (under ${sourcePrefix(source)})${leftOut ? `; ${leftOut}` : ''}`,
     );
   }
-  if (otherSchemas)
+  if (leftOut)
     deps.telemetry.info('restore leaves out legacy archives of another schema', {
       restoreId,
       table: `${task.source.schema}.${task.source.name}`,
       otherSchemaArchives: others.count,
-      note: otherSchemas,
+      note: leftOut,
     });
 
-  const db = await deps.database(task.database);
   const sameTable = task.target.schema === task.source.schema && task.target.name === task.source.name;
   // Read outside the transaction that creates the target: a manifest per archive may take a while.
   const fromArchives =
@@ -274,30 +279,50 @@ function missingArchives(
 
 const count = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : many}`;
 
-/** The archives a task selects, in key order (after `startAfter`); legacy archives of another schema are left out. */
+/**
+ * The archives a task selects, in key order (after `startAfter`); legacy archives of another schema are left out
+ * (unless `otherSchemas` is false: none can be among them). A task of one key lists that key alone (and reads no
+ * other legacy archive's metadata).
+ */
 function selectArchives(
   task: RestoreTask,
   source: ArchiveSource,
   deps: Pick<StepDeps, 'store'>,
   startAfter?: string,
   onOtherSchema?: ListOptions['onOtherSchema'],
+  otherSchemas = true,
 ) {
-  const refs = listArchives(deps.store, source, {
+  return listArchives(deps.store, source, {
     fromDay: task.fromDay,
     toDay: task.toDay,
     startAfter,
+    key: task.key,
     onOtherSchema,
+    otherSchemas,
   });
-  if (!task.key) return refs;
-  const only = task.key;
-  return (async function* () {
-    for await (const ref of refs) if (ref.key === only) yield ref;
-  })();
+}
+
+/**
+ * Whether the database has a relation of the table's name in another schema: the Python tool's layout names no
+ * schema, so its archives may share the table's folder, and only their metadata tells them apart. One catalog query.
+ */
+async function twinTableExists(db: Database, table: TableName): Promise<boolean> {
+  const result = await db.withConnection((client) =>
+    client.query<{ twin: boolean }>(
+      `SELECT EXISTS (
+         SELECT FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relname = $1 AND n.nspname <> $2 AND c.relkind IN ('r', 'p', 'f', 'v', 'm')
+       ) AS twin`,
+      [table.name, table.schema],
+    ),
+  );
+  return result.rows[0]?.twin !== false;
 }
 
 /**
  * One page of archives after `cursor` (where the previous page ended), cut into groups for the Map, in the order the
- * strategy restores them (pages.ts); the table's inventory is read only when a partition holds several archives.
+ * strategy restores them (pages.ts). The inventory is read only for the archives of a partition that holds several
+ * (or that the previous page ended inside), by key: a page costs the same however many archives the table has.
  */
 export async function listPage(
   task: RestoreTask,
@@ -306,14 +331,13 @@ export async function listPage(
   deps: Pick<StepDeps, 'config' | 'store' | 'inventory'>,
 ): Promise<RestorePage> {
   const source = archiveSource(task, deps.config.s3.prefix);
-  let committed: Promise<CommittedArchives> | undefined;
+  const table = `${task.source.schema}.${task.source.name}`;
   const pages = restorePages(selectArchives(task, source, deps, cursorStart(cursor)), {
     strategy: task.strategy,
     cursor,
-    committed: () => {
-      committed ??= committedArchives(task, deps);
-      return committed;
-    },
+    // Legacy archives have no inventory.
+    committed: async (keys): Promise<CommittedArchives> =>
+      task.format === 'native' ? deps.inventory.entries(task.database, table, keys) : new Map(),
   });
   const next = await pages.next();
   await pages.return(undefined);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { ArchiveRef } from '../shared/archive/catalog.js';
 import type { InventoryEntry } from '../shared/archive/inventory.js';
@@ -22,6 +23,10 @@ import {
  * after. An archive the inventory does not list (written before it existed, or by a batch not committed) counts as
  * older than every committed one: a committed version wins over one nothing vouches for. Among themselves such
  * archives keep key order, having no time on record.
+ *
+ * A page ending inside an ordered partition names the archives of it handed out so far, not a place in that order: an
+ * entry committed again meanwhile (the same rows archived again take the entry over, with a later commit time), or
+ * committed since, moves in the order, and would otherwise cross the page's end (handed out twice, or never).
  */
 
 /** What the order needs of a committed archive: its inventory entry's run and commit time. */
@@ -31,9 +36,44 @@ export type CommittedArchives = ReadonlyMap<string, Pick<InventoryEntry, 'commit
 const PositionSchema = z.object({ key: z.string(), committedAt: z.string().optional() }).strict();
 type Position = z.infer<typeof PositionSchema>;
 
-/** A page ending inside an ordered partition: its folder, and the last archive of it handed out. */
-const InsideSchema = z.object({ partition: z.string(), after: PositionSchema }).strict();
+/**
+ * A page ending inside an ordered partition: its folder, and the archives of it handed out (`handed`: HANDED_ID_LENGTH
+ * characters per archive). Cursors made before carry the last archive handed out instead (`after`), still followed.
+ */
+const InsideSchema = z
+  .object({ partition: z.string(), handed: z.string().optional(), after: PositionSchema.optional() })
+  .strict()
+  .refine((inside) => (inside.handed === undefined) !== (inside.after === undefined));
 type Inside = z.infer<typeof InsideSchema>;
+
+/**
+ * Characters naming an archive of a partition in a cursor: 72 bits of the SHA-256 of its key, in base64url (the keys
+ * themselves are up to a few hundred characters; a cursor must fit in the execution's state). The chance that an
+ * archive not handed out shares the name of one that was is about n² / 2⁷³ for n archives of one partition.
+ */
+const HANDED_ID_LENGTH = 12;
+const handedId = (key: string): string =>
+  createHash('sha256').update(key).digest('base64url').slice(0, HANDED_ID_LENGTH);
+
+/** Where a page resumes inside an ordered partition: the archives of it already handed out. */
+interface Resumed {
+  /** Their names (handedId), concatenated, as the cursor carries them; undefined for a cursor made before. */
+  handed?: string;
+  /** Whether an archive of the partition was handed out. */
+  has: (at: Position) => boolean;
+}
+
+function resumedFrom(inside: Inside, order: (a: Position, b: Position) => number): Resumed {
+  const { handed, after } = inside;
+  if (handed === undefined) {
+    // A cursor made before: the archives up to `after` in the order were handed out.
+    return { has: (at) => after !== undefined && order(at, after) <= 0 };
+  }
+  const ids = new Set<string>();
+  for (let at = 0; at < handed.length; at += HANDED_ID_LENGTH)
+    ids.add(handed.slice(at, at + HANDED_ID_LENGTH));
+  return { handed, has: (at) => ids.has(handedId(at.key)) };
+}
 
 /** Compares two archives of one partition in the order `strategy` restores them. */
 function restoreOrder(strategy: RestoreTask['strategy']): (a: Position, b: Position) => number {
@@ -49,7 +89,7 @@ function restoreOrder(strategy: RestoreTask['strategy']): (a: Position, b: Posit
 
 /**
  * A page's cursor is "" (the first page), a key (every archive up to it in key order was handed out), or, for a page
- * that ended inside an ordered partition, JSON naming that partition and the last archive of it handed out. No archive
+ * that ended inside an ordered partition, JSON naming that partition and the archives of it handed out. No archive
  * key is a JSON object: keys end in `.jsonl.gz`.
  */
 function parseCursor(cursor: string): { startAfter?: string; inside?: Inside } {
@@ -111,12 +151,16 @@ interface Chunk {
 
 /**
  * The pages of a restore's archives, from `cursor` on: `refs` are the archives in key order, listed after
- * `cursorStart(cursor)`; `committed` gives the inventory's entries, asked for only when a partition holds several
- * archives. Pages hold at most RESTORE_PAGE_ARCHIVES archives.
+ * `cursorStart(cursor)`; `committed` gives the inventory's entries of one partition's archives, asked for only when
+ * the partition holds several archives or a page ended inside it. Pages hold at most RESTORE_PAGE_ARCHIVES archives.
  */
 export async function* restorePages(
   refs: AsyncIterable<ArchiveRef>,
-  options: { strategy: RestoreTask['strategy']; cursor: string; committed: () => Promise<CommittedArchives> },
+  options: {
+    strategy: RestoreTask['strategy'];
+    cursor: string;
+    committed: (keys: string[]) => Promise<CommittedArchives>;
+  },
 ): AsyncGenerator<ArchivePage> {
   const { inside } = parseCursor(options.cursor);
   const order = restoreOrder(options.strategy);
@@ -130,8 +174,13 @@ export async function* restorePages(
     const first = partition[0];
     if (!first) continue;
     const folder = folderOf(first.key);
-    const resumed = inside?.partition === folder ? inside.after : undefined;
-    const committed: CommittedArchives = partition.length > 1 ? await options.committed() : new Map();
+    const resumed = inside?.partition === folder ? resumedFrom(inside, order) : undefined;
+    // However few of its archives are listed now (some may be gone since), a partition a page ended inside is ordered,
+    // by the inventory's entries of them.
+    const committed: CommittedArchives =
+      partition.length > 1 || resumed !== undefined
+        ? await options.committed(partition.map((ref) => ref.key))
+        : new Map();
     const runs = new Set(partition.map((ref) => committed.get(ref.key)?.runId));
     // A page that ended inside this partition found it ordered: it stays so, or its cursor would mean nothing.
     const ordered = runs.size > 1 || resumed !== undefined;
@@ -162,8 +211,8 @@ async function* partitionsOf(refs: AsyncIterable<ArchiveRef>): AsyncGenerator<Ar
 }
 
 /**
- * A partition cut into chunks: one per archive, in key order, when it is not ordered; else in restore order (after
- * `resumed`, the last one a previous page handed out), as many as a group may restore together (MAX_ARCHIVES_PER_GROUP,
+ * A partition cut into chunks: one per archive, in key order, when it is not ordered; else in restore order (but for
+ * those previous pages handed out, `resumed`), as many as a group may restore together (MAX_ARCHIVES_PER_GROUP,
  * MAX_GROUP_BYTES; a larger archive alone).
  */
 function chunksOf(
@@ -172,7 +221,7 @@ function chunksOf(
   ordered: boolean,
   committed: CommittedArchives,
   order: (a: Position, b: Position) => number,
-  resumed: Position | undefined,
+  resumed: Resumed | undefined,
 ): Chunk[] {
   // Every archive of it in key order up to its last key: where a page ending with the partition resumes.
   const end = partition.at(-1)?.key ?? folder;
@@ -185,21 +234,29 @@ function chunksOf(
   if (!ordered) {
     return partition.map((ref) => ({ archives: [listed(ref)], ordered, folder, cursor: ref.key }));
   }
-  const positioned = partition
-    .map((ref) => ({ ref, at: { key: ref.key, committedAt: committed.get(ref.key)?.committedAt } }))
-    .filter(({ at }) => resumed === undefined || order(at, resumed) > 0)
-    .sort((a, b) => order(a.at, b.at));
+  const all = partition.map((ref) => ({
+    ref,
+    at: { key: ref.key, committedAt: committed.get(ref.key)?.committedAt },
+  }));
+  const positioned = all.filter(({ at }) => !resumed?.has(at)).sort((a, b) => order(a.at, b.at));
   const chunks: Chunk[] = [];
   let current: typeof positioned = [];
   let bytes = 0;
+  // The archives of the partition handed out up to the chunk being closed, previous pages' included.
+  let handed =
+    resumed?.handed ??
+    all
+      .filter(({ at }) => resumed?.has(at))
+      .map(({ ref }) => handedId(ref.key))
+      .join('');
   const close = (last: boolean) => {
-    const tail = current.at(-1)?.at;
-    if (!tail) return;
+    if (current.length === 0) return;
+    handed += current.map(({ ref }) => handedId(ref.key)).join('');
     chunks.push({
       archives: current.map(({ ref }) => listed(ref)),
       ordered,
       folder,
-      cursor: last ? end : JSON.stringify({ partition: folder, after: tail } satisfies Inside),
+      cursor: last ? end : JSON.stringify({ partition: folder, handed } satisfies Inside),
     });
     current = [];
     bytes = 0;

@@ -521,7 +521,12 @@ describe('restore function roles', () => {
 
     // Act & Assess
     // The plan compares the listing with the table's committed archives: one Query of the inventory.
-    expect(leadingKeys('plan')).toEqual([[['dynamodb:Query'], ['ARCHIVES#billing#*', 'ARCHIVES#crm#*']]]);
+    expect(leadingKeys('plan')).toEqual([
+      [
+        ['dynamodb:BatchGetItem', 'dynamodb:Query'],
+        ['ARCHIVES#billing#*', 'ARCHIVES#crm#*'],
+      ],
+    ]);
     expect(leadingKeys('file')).toEqual([
       [
         ['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem'],

@@ -107,25 +107,78 @@ export interface ListOptions {
   toDay?: string;
   /** Resume after this key (a previous page's last key). */
   startAfter?: string;
+  /** This archive only (a restore of one key): listed from just before it, and no other legacy metadata read. */
+  key?: string;
+  /**
+   * false: read no legacy metadata, and leave nothing out as another schema's (the caller knows of no same-named
+   * table of another schema). Default true.
+   */
+  otherSchemas?: boolean;
   /** Told of each legacy archive left out as another schema's (`otherSchema`), with the schema it names. */
   onOtherSchema?: (ref: ArchiveRef, schema: string) => void;
 }
 
+/** Legacy archives whose metadata a listing reads at once (one small GET each), ahead of the one it yields next. */
+export const LEGACY_METADATA_READS = 8;
+
 /**
- * Data objects of a source in key order (so by month, then day), filtered by partition. A legacy source reads each
- * archive's metadata (one small GET) and leaves out the archives of the same-named table of another schema.
+ * Data objects of a source in key order (so by month, then day), filtered by partition (and key). A legacy source
+ * reads the metadata of each archive it selects (LEGACY_METADATA_READS at a time, yielding in key order) and leaves
+ * out the archives of the same-named table of another schema.
  */
 export async function* listArchives(
   store: ArchiveStore,
   source: ArchiveSource,
   options: ListOptions = {},
 ): AsyncGenerator<ArchiveRef> {
-  for await (const object of store.list(sourcePrefix(source), options.startAfter)) {
+  const refs = selectedRefs(store, source, options);
+  if (source.format === 'native' || options.otherSchemas === false) {
+    yield* refs;
+    return;
+  }
+  const reading: { ref: ArchiveRef; schema: Promise<string | undefined> }[] = [];
+  let listed = false;
+  try {
+    for (;;) {
+      while (!listed && reading.length < LEGACY_METADATA_READS) {
+        const item = await refs.next();
+        if (item.done) {
+          listed = true;
+          break;
+        }
+        const schema = otherSchema(store, source, item.value);
+        // Awaited in turn below; one left unread by a consumer that stopped early must not fail the process.
+        schema.catch(() => undefined);
+        reading.push({ ref: item.value, schema });
+      }
+      const head = reading.shift();
+      if (!head) return;
+      const other = await head.schema;
+      if (other === undefined) yield head.ref;
+      else options.onOtherSchema?.(head.ref, other);
+    }
+  } finally {
+    await refs.return(undefined);
+  }
+}
+
+/** The data objects a listing selects, before any legacy metadata is read. */
+async function* selectedRefs(
+  store: ArchiveStore,
+  source: ArchiveSource,
+  options: ListOptions,
+): AsyncGenerator<ArchiveRef> {
+  const only = options.key;
+  // One key is listed from the key less its last character, which sorts just before it.
+  const before = only?.slice(0, -1);
+  const startAfter =
+    before !== undefined && (options.startAfter === undefined || options.startAfter < before)
+      ? before
+      : options.startAfter;
+  for await (const object of store.list(sourcePrefix(source), startAfter)) {
+    if (only !== undefined && object.key !== only) continue;
     const ref = toRef(source, object);
-    if (!ref || !partitionInRange(ref, options)) continue;
-    const other = source.format === 'legacy' ? await otherSchema(store, source, ref) : undefined;
-    if (other === undefined) yield ref;
-    else options.onOtherSchema?.(ref, other);
+    if (ref && partitionInRange(ref, options)) yield ref;
   }
 }
 

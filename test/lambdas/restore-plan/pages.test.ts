@@ -176,3 +176,119 @@ describe('partitionsOfSeveralRuns: what the plan tells of days that may hold a r
     expect(partitionsOfSeveralRuns(entries)).toBe(2);
   });
 });
+
+/**
+ * Every page a restore lists, each from the cursor the one before it returned, with the bucket and the inventory as
+ * they are when that page is listed (`page` counts from 0).
+ */
+async function pagesOver(
+  strategy: 'skip' | 'overwrite' | 'fail',
+  refsAt: (page: number) => ArchiveRef[],
+  committedAt: (page: number) => CommittedArchives,
+  cursor = '',
+): Promise<ArchivePage[]> {
+  const pages: ArchivePage[] = [];
+  for (;;) {
+    const at = pages.length;
+    const next = await restorePages(listing(refsAt(at), cursorStart(cursor)), {
+      strategy,
+      cursor,
+      committed: async () => committedAt(at),
+    }).next();
+    if (next.done) return pages;
+    pages.push(next.value);
+    cursor = next.value.cursor;
+    if (!next.value.more) return pages;
+  }
+}
+
+describe('restorePages: a day cut over several pages while its inventory or its archives change', () => {
+  // Prepare: 40 archives of one day from two runs, a minute apart in commit order, with keys in another order.
+  const keys = Array.from(
+    { length: 40 },
+    (_, i) => `${DAY}20250107-${String((i * 7919) % 1000).padStart(24, '0')}.jsonl.gz`,
+  );
+  const committed: CommittedArchives = new Map(
+    keys.map((key, i) => [
+      key,
+      {
+        committedAt: `2025-02-01T00:${String(i).padStart(2, '0')}:00.000Z`,
+        runId: i < 20 ? 'run-1' : 'run-2',
+      },
+    ]),
+  );
+  /** The inventory once `key`'s rows were archived again: its entry taken over by a later commit. */
+  const committedAgain = (key: string): CommittedArchives =>
+    new Map([...committed, [key, { committedAt: '2025-03-01T00:00:00.000Z', runId: 'run-3' }]]);
+  const refs = keys.map((key) => ref(key));
+
+  it.each([
+    // The newest first: the first page takes the 16 newest; an older one not yet handed out becomes the newest.
+    ['skip', 5],
+    // The oldest first: the first page takes the 16 oldest; one of them becomes the newest.
+    ['overwrite', 3],
+  ] as const)(
+    'under %s hands out each archive once though an entry is committed again between pages',
+    async (strategy, moved) => {
+      // Act
+      const pages = await pagesOver(
+        strategy,
+        () => refs,
+        (page) => (page === 0 ? committed : committedAgain(keys[moved] ?? '')),
+      );
+
+      // Assess
+      const handed = keysOf(pages);
+      expect(pages).toHaveLength(3);
+      expect([...handed].sort()).toEqual([...keys].sort());
+      // What the first page handed out stays before the rest, and the archive that moved goes where it is now.
+      const first = strategy === 'skip' ? [...keys].reverse().slice(0, 16) : keys.slice(0, 16);
+      expect(keysOf(pages.slice(0, 1))).toEqual(first);
+      if (strategy === 'skip') expect(keysOf(pages.slice(1, 2))[0]).toBe(keys[moved]);
+    },
+  );
+
+  it.each([
+    // Its one archive left was handed out by the first page: it is not again.
+    ['skip', 20, []],
+    // Its one archive left was not: it is now.
+    ['overwrite', 27, [27]],
+  ] as const)(
+    'under %s resumes a day that ended a page with one archive of it left in the bucket',
+    async (strategy, left, expected) => {
+      // Prepare: 20 of the archives (two runs); after the first page, all but one of them are gone (expired).
+      const day = refs.slice(10, 30);
+
+      // Act
+      const pages = await pagesOver(
+        strategy,
+        (page) => (page === 0 ? day : day.filter((r) => r.key === keys[left])),
+        () => committed,
+      );
+
+      // Assess
+      expect(keysOf(pages.slice(0, 1))).toHaveLength(16);
+      expect(keysOf(pages.slice(1))).toEqual(expected.map((i) => keys[i]));
+    },
+  );
+
+  it('follows a cursor made before cursors named the archives handed out, and hands out the rest once', async () => {
+    // Prepare: a first page that handed out the 16 newest under skip, its cursor naming the last of them.
+    const oldCursor = JSON.stringify({
+      partition: DAY,
+      after: { key: keys[24], committedAt: committed.get(keys[24] ?? '')?.committedAt },
+    });
+
+    // Act
+    const pages = await pagesOver(
+      'skip',
+      () => refs,
+      () => committed,
+      oldCursor,
+    );
+
+    // Assess
+    expect(keysOf(pages)).toEqual([...keys].reverse().slice(16));
+    expect(pages.at(-1)?.more).toBe(false);
+  });
+});
