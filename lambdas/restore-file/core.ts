@@ -161,24 +161,29 @@ async function writeGroup(
 }
 
 /**
- * What each watermark of the group records of its archive's time window once every archive is written (one round
- * trip), so a later restore can tell that nothing there came or went since (staleMarkWarning).
+ * What each watermark of the group records of where its archive's rows lie, once every archive is written, so a later
+ * restore can tell that nothing there came or went since (staleMarkWarning). An archive whose rows the target does
+ * not all hold there (a row skipped for a key the target has elsewhere), or whose place it cannot read, gets no mark:
+ * a later restore writes it again.
  */
-async function measureMarkedWindows(client: pg.PoolClient, { target, marks }: GroupWrite): Promise<void> {
-  const measured = marks.filter((m) => m.range);
-  const sql =
-    target &&
-    measured.length > 0 &&
-    windowDigestSql(
-      target,
-      measured.flatMap((m) => m.range ?? []),
-    );
-  if (!sql) return;
-  const rows = await queryUnlessRefused<{ i: number; rows: number; digest: string }>(client, sql);
-  for (const row of rows ?? []) {
-    const entry = measured[row.i];
-    if (entry) entry.mark.window = { rows: row.rows, digest: row.digest };
+async function measureMarkedWindows(client: pg.PoolClient, group: GroupWrite): Promise<void> {
+  const { target } = group;
+  const kept: GroupWrite['marks'] = [];
+  for (const entry of group.marks) {
+    // A legacy archive records no place: its mark only says it was restored, which a later restore checks by writing
+    // it again (as under skip).
+    if (!entry.range) {
+      kept.push(entry);
+      continue;
+    }
+    const sql = target && windowDigestSql(target, entry.range);
+    const [measured] =
+      (sql && (await queryUnlessRefused<{ rows: number; digest: string }>(client, sql))) || [];
+    if (!measured || measured.rows < entry.mark.rows) continue;
+    entry.mark.window = { rows: measured.rows, digest: measured.digest };
+    kept.push(entry);
   }
+  group.marks = kept;
 }
 
 /** One archive of the group under its savepoint; a failure retrying cannot cure is its result, the rest is thrown. */
@@ -386,8 +391,8 @@ function archivedRange(expected: ArchiveExpectation): ArchivedRowRange | undefin
  * Why a mark cannot answer for its archive, or undefined when it can. A mark outlives its rows when they were deleted
  * from the target, or archived again (under these keys by a batch whose removal of the marks has not run yet or ran
  * before the mark was written, or under other keys once the table's columns changed). It answers while the target's
- * rows in the archive's time window are what they were when it was written (their count and the digest of their
- * keys: one scan of the window under the target's lock); a mark written before it recorded them, while the target
+ * rows where the archive's rows lie are what they were when it was written (their count and the digest of their keys,
+ * windowDigestSql: one index range scan under the target's lock); a mark written before it recorded them, while the target
  * holds at least as many rows in the archive's key range and window as it says were restored. A legacy archive's
  * mark cannot be checked. An archive whose mark does not answer is written again (under `fail` as under `skip`: the
  * mark vouches for the rows still there).
@@ -401,11 +406,11 @@ async function staleMarkWarning(
   const range = archivedRange(expected);
   let found: string;
   if (range && target && mark.window) {
-    const sql = windowDigestSql(target, [range]);
+    const sql = windowDigestSql(target, range);
     const now = sql && (await queryUnlessRefused<{ rows: number; digest: string }>(client, sql))?.[0];
     if (now && now.rows === mark.window.rows && now.digest === mark.window.digest) return undefined;
     found = now
-      ? `but the target's rows in its time window changed since (${mark.window.rows} then, ${now.rows} now)`
+      ? `but the target's rows where its rows lie changed since (${mark.window.rows} then, ${now.rows} now)`
       : 'which the target can no longer check (its key or timestamp column changed since)';
   } else {
     const sql = range && target ? rowsInRangeSql(target, range) : undefined;

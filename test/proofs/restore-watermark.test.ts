@@ -233,7 +233,7 @@ describe('a watermark whose rows the target no longer holds', () => {
     });
     expect(rewritten?.warnings[0]).toMatch(
       new RegExp(
-        `^restored again: .* wrote its ${gone.lines.length} rows, but the target's rows in its time window changed since \\(${gone.lines.length} then, 0 now\\)`,
+        `^restored again: .* wrote its ${gone.lines.length} rows, but the target's rows where its rows lie changed since \\(${gone.lines.length} then, 0 now\\)`,
       ),
     );
     expect(
@@ -433,12 +433,17 @@ describe('a watermark checked against the rows of its time window', () => {
          INSERT INTO public.late_day
          SELECT id, ${TODAY_UTC_SQL} - interval '40 days' + id * interval '1 hour', 'on time'
            FROM unnest(ARRAY[1, 3, 5]) AS id;
-         CREATE TABLE public.audit_log (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, actor text NOT NULL)`,
+         CREATE TABLE public.audit_log (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, actor text NOT NULL);
+         CREATE TABLE public.busy_day (id int PRIMARY KEY, created_at timestamptz NOT NULL, actor text NOT NULL);
+         INSERT INTO public.busy_day
+         SELECT g, ${TODAY_UTC_SQL} - interval '40 days' + g * interval '1 minute', 'user_' || g
+           FROM generate_series(1, 60) AS g`,
       );
     },
     [
       { ...spec, name: 'late_day' },
       { ...spec, name: 'audit_log' },
+      { ...spec, name: 'busy_day', batchSize: 10 },
     ],
   );
   const fast = { retryIntervalScale: 0 };
@@ -476,6 +481,25 @@ describe('a watermark checked against the rows of its time window', () => {
     expect(again.execution.status).toBe('SUCCEEDED');
     expect(ids.rows.map((r) => r.id)).toEqual([1, 2, 3, 4, 5]);
     expect(again.results.reduce((n, r) => n + r.inserted, 0)).toBe(2);
+  });
+
+  it('archives of one day restored by several groups: a repeat is answered from their marks, none written again', async () => {
+    // Prepare: one day in six archives of one run (batches of 10), restored into a copy by more than one group, so a
+    // group measures its day while another's rows of the day are, or are not yet, there.
+    expect((await runLocalArchive(bed.local, { tables: ['public.busy_day'] }, fast)).execution.status).toBe(
+      'SUCCEEDED',
+    );
+    expect(await readLiveArchives(bed.local, 'public', 'busy_day')).toHaveLength(6);
+    const request = { database: 'app', table: 'public.busy_day', targetTable: 'public.busy_day_copy' };
+    const first = await runLocalRestore(bed.local, request, fast);
+
+    // Act
+    const again = await runLocalRestore(bed.local, request, fast);
+
+    // Assess
+    expect(first.execution.status).toBe('SUCCEEDED');
+    expect(again.execution.status).toBe('SUCCEEDED');
+    expect(again.results.map((r) => r.status)).toEqual(Array(6).fill('already-restored'));
   });
 
   it('under strategy fail, a re-run over a legacy archive whose rows are all there succeeds: its mark vouches for them', async () => {

@@ -4,6 +4,7 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { deleteBatch } from '../../lambdas/delete/core.js';
 import { exportBatch } from '../../lambdas/export/core.js';
+import { manifestKeyFor } from '../../lambdas/shared/archive/format.js';
 import type { ArchiveStore } from '../../lambdas/shared/archive/store.js';
 import type { StepDeps } from '../../lambdas/shared/step/step-deps.js';
 import { uploadBatch } from '../../lambdas/upload/core.js';
@@ -718,6 +719,45 @@ describe('restore of a dropped table whose archives have two shapes (a column ad
       ...[1, 2, 3, 4, 5].map((g) => `old_${g}:null`),
       ...[1, 2, 3, 4, 5].map((g) => `new_${g}:eu`),
     ]);
+  });
+});
+
+describe('restore of a dropped table one of whose manifests is damaged', () => {
+  const bed = archiverTestbed(
+    async (db) => seedEvents(db.client, 'torn', 40, 36),
+    [{ schema: 'public', name: 'torn', timestampColumn: 'created_at' }],
+  );
+
+  it('creates the target from the manifests it can read and restores every other archive; the damaged one is refused by name', async () => {
+    // Prepare
+    expect((await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 })).execution.status).toBe(
+      'SUCCEEDED',
+    );
+    const archives = await readLiveArchives(bed.local, 'public', 'torn');
+    const [damaged] = archives;
+    if (!damaged) throw new Error('nothing archived');
+    await s3ClientFor(bed.local).send(
+      new PutObjectCommand({
+        Bucket: bed.local.services.bucket,
+        Key: manifestKeyFor(damaged.key),
+        Body: '{ not a manifest',
+      }),
+    );
+    await bed.db.client.query('DROP TABLE public.torn');
+
+    // Act
+    const restored = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.torn', targetTable: 'public.torn_copy' },
+      { retryIntervalScale: 0 },
+    );
+
+    // Assess
+    const copied = await bed.db.client.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM public.torn_copy',
+    );
+    expect(restored.results.find((r) => r.key === damaged.key)).toMatchObject({ status: 'failed' });
+    expect(copied.rows[0]?.n).toBe(archives.slice(1).flatMap((a) => a.lines).length);
   });
 });
 

@@ -3,7 +3,7 @@ import { readExpectation } from '../archive/catalog.js';
 import type { Manifest } from '../archive/format.js';
 import type { ArchiveStore } from '../archive/store.js';
 import { quoteIdent } from '../database/table-sql.js';
-import { TableNotUsableError } from '../errors/step-errors.js';
+import { ArchiveIntegrityError, TableNotUsableError } from '../errors/step-errors.js';
 import { qualified, resolveTypeName, tableLabel } from './restore-sql.js';
 import type { RestoreTask, TargetTemplate } from './restore-task.js';
 
@@ -65,27 +65,41 @@ export async function sourceKind(client: pg.ClientBase, task: RestoreTask): Prom
   return source.rows[0]?.relkind;
 }
 
-/** Manifests read at once while a template is built. */
-const MANIFEST_READS = 8;
+/** Manifests read at once while a template is built: the plan function reads every selected one. */
+const MANIFEST_READS = 32;
 
 /**
- * The table the archives `keys` (in key order: older days first) fit in: every column any of them holds, in the
- * order first met, with the type the last one gave it; NOT NULL only where every archive holds the column NOT NULL;
- * the key of the last. Undefined when none has a manifest (the Python tool's archives).
+ * The table the archives `keys` fit in, taken in the order they were exported: every column any of them holds, in the
+ * order first met, with the type the newest gave it; NOT NULL only where every archive holds the column NOT NULL; the
+ * key of the newest. An archive whose sidecar cannot be read is left out here (restore refuses it by name later).
+ * Undefined when none has a manifest (the Python tool's archives).
  */
 export async function targetTemplate(
   store: ArchiveStore,
   keys: readonly string[],
 ): Promise<TargetTemplate | undefined> {
-  const manifests: Manifest[] = [];
+  const manifests: Pick<Manifest, 'columns' | 'keyColumns' | 'exportedAt'>[] = [];
   for (let start = 0; start < keys.length; start += MANIFEST_READS) {
     const read = await Promise.all(
-      keys
-        .slice(start, start + MANIFEST_READS)
-        .map(async (key) => (await readExpectation(store, { key, format: 'native' })).manifest),
+      keys.slice(start, start + MANIFEST_READS).map(async (key) => {
+        try {
+          return (await readExpectation(store, { key, format: 'native' })).manifest;
+        } catch (error) {
+          if (error instanceof ArchiveIntegrityError) return undefined;
+          throw error;
+        }
+      }),
     );
-    for (const manifest of read) if (manifest) manifests.push(manifest);
+    for (const manifest of read)
+      if (manifest)
+        manifests.push({
+          columns: manifest.columns,
+          keyColumns: manifest.keyColumns,
+          exportedAt: manifest.exportedAt,
+        });
   }
+  // Keys end in a content hash: the last of a day is any run's. ISO instants sort as they happened.
+  manifests.sort((a, b) => (a.exportedAt < b.exportedAt ? -1 : a.exportedAt > b.exportedAt ? 1 : 0));
   const last = manifests.at(-1);
   if (!last) return undefined;
   const columns = new Map<string, TargetTemplate['columns'][number]>();

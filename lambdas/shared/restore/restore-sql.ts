@@ -32,6 +32,8 @@ export interface TargetColumn {
    * case-insensitive ICU, which takes 'k1' and 'K1' for one key).
    */
   deterministic: boolean;
+  /** Whether its values compare under a collation (text types): an order of them depends on it. */
+  collatable: boolean;
 }
 
 /** A restore target as the catalog describes it. */
@@ -117,6 +119,7 @@ export async function describeTarget(
       plain_type: string;
       generated: string;
       deterministic: boolean | null;
+      collatable: boolean;
     }[];
     primary_key: string[];
     copyable: boolean;
@@ -134,7 +137,8 @@ export async function describeTarget(
                       'plain_type', pg_catalog.format_type(CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE a.atttypid END, NULL),
                       'generated', a.attgenerated::text,
                       'deterministic', (SELECT co.collisdeterministic FROM pg_catalog.pg_collation co
-                                         WHERE co.oid = a.attcollation)) ORDER BY a.attnum), '[]')
+                                         WHERE co.oid = a.attcollation),
+                      'collatable', a.attcollation <> 0) ORDER BY a.attnum), '[]')
                FROM pg_catalog.pg_attribute a
                JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
@@ -168,6 +172,7 @@ export async function describeTarget(
       plainType: c.plain_type,
       generated: c.generated !== '',
       deterministic: c.deterministic !== false,
+      collatable: c.collatable,
     })),
     primaryKey: relation.primary_key,
     copyable: relation.copyable,
@@ -563,27 +568,29 @@ export function rowsInRangeSql(target: RestoreTarget, range: ArchivedRowRange): 
 }
 
 /**
- * Per archive (by its index in `ranges`), the target's rows inside its time window and an order-independent digest of
- * their keys, in one round trip of index range scans on the timestamp column. A watermark records them when its group
- * commits; while they are unchanged, nothing in the window came or went since, so the archive's rows, there then,
- * still are. By time only: a key range would be read in the target's collation, which may order text otherwise
- * than the archived table did. Undefined when the target cannot read an archive's window or lacks its key columns.
+ * The target's rows where an archive's rows lie, and an order-independent digest of their keys, in one index range
+ * scan: inside its time window, and, when no key column compares under a collation, its key range too (another
+ * archive of the day, restored by a group running beside this one, then counts apart). A text key range is left out:
+ * the target's collation may order keys otherwise than the archived table did, and leave archived rows outside it. A
+ * watermark records both when its group commits; while they are unchanged, nothing there came or went since, so the
+ * archive's rows, there then, still are. Undefined when the target cannot read the window or lacks a key column.
  */
-export function windowDigestSql(
-  target: RestoreTarget,
-  ranges: readonly ArchivedRowRange[],
-): string | undefined {
-  const branches: string[] = [];
-  for (const [i, range] of ranges.entries()) {
-    const window = targetWindow(target, range);
-    if (!window || range.keyColumns.some((name) => !target.columns.some((c) => c.name === name)))
-      return undefined;
-    const keys = range.keyColumns.map(quoteIdent).join(', ');
-    branches.push(`SELECT ${i} AS i, count(*)::int AS rows,
-              coalesce(sum(pg_catalog.hashtextextended(ROW(${keys})::text, 0)), 0)::text AS digest
-         FROM ${qualified(target.table)} WHERE ${windowSql(quoteIdent(window.column), window)}`);
-  }
-  return branches.length > 0 ? branches.join(' UNION ALL ') : undefined;
+export function windowDigestSql(target: RestoreTarget, range: ArchivedRowRange): string | undefined {
+  const window = targetWindow(target, range);
+  const keys = range.keyColumns.map((name) => target.columns.find((c) => c.name === name));
+  if (!window || keys.some((key) => !key)) return undefined;
+  const names = range.keyColumns.map(quoteIdent).join(', ');
+  const bound = (values: string[]) =>
+    values.map((value, i) => `${quoteLiteral(value)}::${keys[i]?.plainType}`).join(', ');
+  const byKey =
+    keys.every((key) => key && !key.collatable) &&
+    range.firstKey.length === keys.length &&
+    range.lastKey.length === keys.length
+      ? ` AND ROW(${names}) >= ROW(${bound(range.firstKey)}) AND ROW(${names}) <= ROW(${bound(range.lastKey)})`
+      : '';
+  return `SELECT count(*)::int AS rows,
+                 coalesce(sum(pg_catalog.hashtextextended(ROW(${names})::text, 0)), 0)::text AS digest
+            FROM ${qualified(target.table)} WHERE ${windowSql(quoteIdent(window.column), window)}${byKey}`;
 }
 
 /** The sequences advanceSequences moved, and those it could not move with the SQLSTATE that stopped each. */
