@@ -40,6 +40,25 @@ const requestsBetween = (before: Record<string, number>, after: Record<string, n
       .filter(([, n]) => n > 0),
   );
 
+/** A Python tool's archive of public.audit_log (two rows) in the bucket, as that tool laid it out. */
+async function putLegacyAuditLog(local: LocalEnvironment, database: string): Promise<void> {
+  const archive = writeLegacyArchive({
+    prefix: 'archive/',
+    database,
+    schema: 'public',
+    table: 'audit_log',
+    runStamp: '20250301T020304Z',
+    batch: 1,
+    rows: [
+      { id: 1, created_at: '2025-01-02T03:04:05+00:00', actor: 'a' },
+      { id: 2, created_at: '2025-01-02T03:04:06+00:00', actor: 'b' },
+    ],
+  });
+  const s3 = s3ClientFor(local);
+  for (const [key, body] of archive.files)
+    await s3.send(new PutObjectCommand({ Bucket: local.services.bucket, Key: key, Body: body }));
+}
+
 describe('the restore watermark of a table whose restored rows are archived again', () => {
   const bed = archiverTestbed(async (db) => seedEvents(db.client, 'events', 120), [spec]);
   const restore = (request: Record<string, unknown>) =>
@@ -385,21 +404,7 @@ describe('a watermark of rows archived again under other keys', () => {
 
   it('a legacy archive restored, then archived again by this tool: its mark, which no key range backs, is not trusted', async () => {
     // Prepare: a Python tool's archive in the bucket.
-    const archive = writeLegacyArchive({
-      prefix: 'archive/',
-      database: bed.db.name,
-      schema: 'public',
-      table: 'audit_log',
-      runStamp: '20250301T020304Z',
-      batch: 1,
-      rows: [
-        { id: 1, created_at: '2025-01-02T03:04:05+00:00', actor: 'a' },
-        { id: 2, created_at: '2025-01-02T03:04:06+00:00', actor: 'b' },
-      ],
-    });
-    const s3 = s3ClientFor(bed.local);
-    for (const [key, body] of archive.files)
-      await s3.send(new PutObjectCommand({ Bucket: bed.local.services.bucket, Key: key, Body: body }));
+    await putLegacyAuditLog(bed.local, bed.db.name);
     const request = { database: 'app', table: 'public.audit_log', legacy: { database: bed.db.name } };
     const count = async () =>
       (await bed.db.client.query('SELECT count(*)::int AS n FROM public.audit_log')).rows[0].n as number;
@@ -504,21 +509,7 @@ describe('a watermark checked against the rows of its time window', () => {
 
   it('under strategy fail, a re-run over a legacy archive whose rows are all there succeeds: its mark vouches for them', async () => {
     // Prepare: a Python tool's archive restored with strategy fail.
-    const archive = writeLegacyArchive({
-      prefix: 'archive/',
-      database: bed.db.name,
-      schema: 'public',
-      table: 'audit_log',
-      runStamp: '20250301T020304Z',
-      batch: 1,
-      rows: [
-        { id: 1, created_at: '2025-01-02T03:04:05+00:00', actor: 'a' },
-        { id: 2, created_at: '2025-01-02T03:04:06+00:00', actor: 'b' },
-      ],
-    });
-    const s3 = s3ClientFor(bed.local);
-    for (const [key, body] of archive.files)
-      await s3.send(new PutObjectCommand({ Bucket: bed.local.services.bucket, Key: key, Body: body }));
+    await putLegacyAuditLog(bed.local, bed.db.name);
     const request = {
       database: 'app',
       table: 'public.audit_log',
