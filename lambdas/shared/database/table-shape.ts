@@ -202,12 +202,24 @@ const USER_TEXT_CAST_SQL = `(SELECT pg_catalog.format('(%s AS %s) %s', pg_catalo
       ORDER BY k.oid LIMIT 1)`;
 
 /**
- * Whether the type `bt` or its arrays' element holds oids of catalog objects and writes them as the objects' names
- * (regclass, regtype, regproc and the others; a domain over one has its output function).
+ * Whether the type `bt` holds oids of catalog objects and writes them as the objects' names (regclass, regtype,
+ * regproc and the others; a domain over one has its output function), or holds such a type anywhere under it: as its
+ * arrays' element, in a composite type's attribute, a range's subtype, at any depth (record_out and array_out write
+ * each part by its own output function).
  */
-const CATALOG_NAME_SQL = `EXISTS (SELECT FROM pg_catalog.pg_type e
-     WHERE e.oid IN (bt.oid, bt.typelem)
-       AND e.typoutput = ANY ('{pg_catalog.regprocout, pg_catalog.regprocedureout, pg_catalog.regoperout,
+const CATALOG_NAME_SQL = `EXISTS (WITH RECURSIVE under(oid) AS (
+       SELECT bt.oid
+        UNION
+       SELECT x.oid FROM under JOIN pg_catalog.pg_type t ON t.oid = under.oid
+        CROSS JOIN LATERAL (
+          SELECT t.typelem WHERE t.typcategory = 'A' AND t.typelem <> 0
+          UNION ALL SELECT t.typbasetype WHERE t.typtype = 'd'
+          UNION ALL SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE t.typtype = 'r' AND r.rngtypid = t.oid
+          UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a
+                     WHERE t.typtype = 'c' AND a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
+        ) AS x(oid))
+     SELECT FROM under JOIN pg_catalog.pg_type e ON e.oid = under.oid
+      WHERE e.typoutput = ANY ('{pg_catalog.regprocout, pg_catalog.regprocedureout, pg_catalog.regoperout,
               pg_catalog.regoperatorout, pg_catalog.regclassout, pg_catalog.regtypeout, pg_catalog.regroleout,
               pg_catalog.regnamespaceout, pg_catalog.regconfigout, pg_catalog.regdictionaryout,
               pg_catalog.regcollationout}'::pg_catalog.regproc[]))`;

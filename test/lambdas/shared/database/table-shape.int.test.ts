@@ -88,6 +88,8 @@ describe('table checks', () => {
       CREATE TABLE parsed (id int PRIMARY KEY, created_at timestamptz, visited place);
       CREATE TABLE relations (id int PRIMARY KEY, created_at timestamptz, rel regclass);
       CREATE DOMAIN routine AS regprocedure;
+      CREATE TYPE lookup AS (note text, target regclass);
+      CREATE TABLE lookups (id int PRIMARY KEY, created_at timestamptz, seen lookup[]);
       CREATE TABLE routines (id int PRIMARY KEY, created_at timestamptz, called routine[]);
       CREATE DOMAIN blank_padded AS bpchar;
       CREATE TYPE audit_action AS ENUM ('insert', 'update', 'delete');
@@ -227,6 +229,11 @@ describe('table checks', () => {
       'an array of a domain over regprocedure',
       { name: 'routines', timestampColumn: 'created_at' },
       /column "called" .* is routine\[\], which holds oids of catalog objects/,
+    ],
+    [
+      'an array of a composite type with a regclass attribute',
+      { name: 'lookups', timestampColumn: 'created_at' },
+      /column "seen" .* is lookup\[\], which holds oids of catalog objects/,
     ],
     ['an integer timestamp column', { name: 'datecol', timestampColumn: 'id' }, /is integer/],
     [
