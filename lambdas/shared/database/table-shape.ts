@@ -184,7 +184,9 @@ const isBuiltinFunction = (fn: string, name: string): string =>
  * oid 16384 and up, FirstNormalObjectId), spelled as CREATE CAST spells it; NULL when there is none. Export writes
  * `value::text` and restore's reference path reads `(line ->> 'c')::type`, and a cast takes such a cast over the
  * type's output and input functions: a composite's display text would be archived, the row deleted and never
- * restored. A cast between arrays' elements is not taken (an array's text is its elements' output). A cast WITH INOUT
+ * restored. A cast the extension that defines the type defines too (PostGIS's geometry to and from text, its output
+ * and input in other words) is its author's, as its output and input are, and is allowed; another extension's, or a
+ * user's, is not. A cast between arrays' elements is not taken (an array's text is its elements' output). A cast WITH INOUT
  * is the type's output and input functions themselves (`CREATE CAST (text AS action) WITH INOUT` on an enum, as ORMs
  * do), and a binary-coercible cast over a type whose output or input is text's own (citext) writes and reads the very
  * same text: both are allowed.
@@ -199,6 +201,10 @@ const USER_TEXT_CAST_SQL = `(SELECT pg_catalog.format('(%s AS %s) %s', pg_catalo
               AND NOT (k.castmethod = 'b' AND ${isBuiltinFunction('bt.typoutput', 'textout')}))
           OR (k.casttarget = bt.oid AND k.castsource = 'pg_catalog.text'::pg_catalog.regtype
               AND NOT (k.castmethod = 'b' AND ${isBuiltinFunction('bt.typinput', 'textin')})))
+        AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend c JOIN pg_catalog.pg_depend t ON t.refobjid = c.refobjid
+                         WHERE c.classid = 'pg_catalog.pg_cast'::pg_catalog.regclass AND c.objid = k.oid
+                           AND c.deptype = 'e' AND t.classid = 'pg_catalog.pg_type'::pg_catalog.regclass
+                           AND t.objid = bt.oid AND t.deptype = 'e')
       ORDER BY k.oid LIMIT 1)`;
 
 /**

@@ -92,6 +92,20 @@ describe('table checks', () => {
       CREATE TABLE lookups (id int PRIMARY KEY, created_at timestamptz, seen lookup[]);
       CREATE TABLE routines (id int PRIMARY KEY, created_at timestamptz, called routine[]);
       CREATE DOMAIN blank_padded AS bpchar;
+      CREATE TYPE ext_point AS (x int, y int);
+      CREATE FUNCTION ext_point_text(ext_point) RETURNS text IMMUTABLE LANGUAGE sql
+        AS $$ SELECT pg_catalog.textin(pg_catalog.record_out($1)) $$;
+      CREATE CAST (ext_point AS text) WITH FUNCTION ext_point_text(ext_point);
+      ALTER EXTENSION citext ADD TYPE ext_point;
+      ALTER EXTENSION citext ADD FUNCTION ext_point_text(ext_point);
+      ALTER EXTENSION citext ADD CAST (ext_point AS text);
+      CREATE TABLE extension_cast (id int PRIMARY KEY, created_at timestamptz, at ext_point);
+      CREATE TYPE badge AS (label text);
+      CREATE FUNCTION badge_text(badge) RETURNS text IMMUTABLE LANGUAGE sql AS $$ SELECT 'badge: ' || ($1).label $$;
+      CREATE CAST (badge AS text) WITH FUNCTION badge_text(badge);
+      ALTER EXTENSION citext ADD FUNCTION badge_text(badge);
+      ALTER EXTENSION citext ADD CAST (badge AS text);
+      CREATE TABLE badged (id int PRIMARY KEY, created_at timestamptz, worn badge);
       CREATE TYPE audit_action AS ENUM ('insert', 'update', 'delete');
       CREATE CAST (text AS audit_action) WITH INOUT AS IMPLICIT;
       CREATE TABLE text_forms (id int PRIMARY KEY, created_at timestamptz, email citext, stops address[],
@@ -221,6 +235,11 @@ describe('table checks', () => {
       /column "visited" .* is place, which has a cast to or from text that is not PostgreSQL's own: CAST \(text AS (public\.)?place\) WITH FUNCTION (public\.)?place_parse\(text\)/,
     ],
     [
+      'a display cast of a user’s type made a member of an extension (only the type’s own extension vouches for it)',
+      { name: 'badged', timestampColumn: 'created_at' },
+      /column "worn" .* is badge, which has a cast to or from text that is not PostgreSQL's own: CAST \((public\.)?badge AS text\)/,
+    ],
+    [
       'a regclass column, whose text is a name a later restore would resolve to another relation',
       { name: 'relations', timestampColumn: 'created_at' },
       /column "rel" .* is regclass, which holds oids of catalog objects and writes them as the objects' names/,
@@ -331,6 +350,17 @@ describe('table checks', () => {
 
     // Assess
     expect(accepted.keyColumns.map((c) => c.name)).toEqual(['id']);
+  });
+
+  it('accepts a type whose cast to text its own extension defines (as PostGIS defines geometry’s)', async () => {
+    // Act
+    const shape = await describeTable(
+      db.client,
+      resolvedTable({ name: 'extension_cast', timestampColumn: 'created_at' }),
+    );
+
+    // Assess
+    expect(shape.columns.map((c) => c.name)).toContain('at');
   });
 
   it('accepts columns whose text the archive keeps: citext (its casts to text are text’s own I/O), an enum with a cast WITH INOUT (as ORMs add), an array of a type with a cast, unbounded character kept with its blanks', async () => {
