@@ -1,9 +1,9 @@
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+
 import { beforeAll, describe, expect, it } from 'vitest';
 import { listCommand, validateCommand } from '../../cli/archives.js';
 import { compareRows } from '../../local/compare-rows.js';
 import { runLocalRestore } from '../../local/run.js';
-import { archiverTestbed, s3ClientFor } from '../support/fixtures.js';
+import { archiverTestbed, putObjects, } from '../support/fixtures.js';
 import { type LegacyArchive, writeLegacyArchive } from '../support/legacy-archive.js';
 import { recordProof } from '../support/proof-ledger.js';
 
@@ -72,12 +72,7 @@ describe('restore of archives written by the Python "Audit Table Archiver"', () 
     [{ schema: 'public', name: 'legacy_audit', timestampColumn: 'created_at' }],
   );
 
-  const upload = async (archive: LegacyArchive) => {
-    const s3 = s3ClientFor(bed.local);
-    for (const [key, body] of archive.files) {
-      await s3.send(new PutObjectCommand({ Bucket: bed.local.services.bucket, Key: key, Body: body }));
-    }
-  };
+  const upload = (archive: LegacyArchive) => putObjects(bed.local, archive.files);
   const legacyArchive = (batch: number, rows: typeof LEGACY_ROWS, runStamp = '20250301T020304Z') =>
     writeLegacyArchive({
       prefix: 'archive/',
@@ -191,9 +186,7 @@ describe('legacy archives restored into columns whose types narrowed since', () 
       batch: 1,
       rows: [{ id: 1, created_at: '2025-01-02T03:04:05+00:00', ...values }],
     });
-    const s3 = s3ClientFor(bed.local);
-    for (const [key, body] of archive.files)
-      await s3.send(new PutObjectCommand({ Bucket: bed.local.services.bucket, Key: key, Body: body }));
+    await putObjects(bed.local, archive.files);
     return runLocalRestore(
       bed.local,
       {
@@ -277,7 +270,6 @@ describe('legacy archives of same-named tables in two schemas, which share the l
 
   beforeAll(async () => {
     // Prepare: one batch of each table, the same ids, in the folder the layout gives both ({db}/audit_log/).
-    const s3 = s3ClientFor(bed.local);
     for (const [schema, runStamp] of [
       ['public', '20250301T020304Z'],
       ['billing', '20250301T020305Z'],
@@ -294,8 +286,7 @@ describe('legacy archives of same-named tables in two schemas, which share the l
           { id: 2, created_at: '2025-01-02T03:04:06+00:00', actor: `${schema}-row` },
         ],
       });
-      for (const [key, body] of archive.files)
-        await s3.send(new PutObjectCommand({ Bucket: bed.local.services.bucket, Key: key, Body: body }));
+      await putObjects(bed.local, archive.files);
     }
   });
 

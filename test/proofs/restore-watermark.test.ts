@@ -1,4 +1,4 @@
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+
 import { describe, expect, it } from 'vitest';
 import { manifestKeyFor } from '../../lambdas/shared/archive/format.js';
 import type { RestoredMark } from '../../lambdas/shared/lock-table/restore-records.js';
@@ -11,9 +11,9 @@ import {
 import {
   archiverTestbed,
   cutoffSql,
+  putObjects,
   readLiveArchives,
   resolvedTable,
-  s3ClientFor,
   seedEvents,
   TODAY_UTC_SQL,
   tableLines,
@@ -54,9 +54,7 @@ async function putLegacyAuditLog(local: LocalEnvironment, database: string): Pro
       { id: 2, created_at: '2025-01-02T03:04:06+00:00', actor: 'b' },
     ],
   });
-  const s3 = s3ClientFor(local);
-  for (const [key, body] of archive.files)
-    await s3.send(new PutObjectCommand({ Bucket: local.services.bucket, Key: key, Body: body }));
+  await putObjects(local, archive.files);
 }
 
 describe('the restore watermark of a table whose restored rows are archived again', () => {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import pg from 'pg';
 import { afterAll, beforeAll, inject } from 'vitest';
@@ -288,6 +288,13 @@ export async function listKeys(local: LocalEnvironment, prefix: string): Promise
     token = page.NextContinuationToken;
   } while (token);
   return keys;
+}
+
+/** Puts objects into the local bucket as they are (a Python tool's archive, say), key by key. */
+export async function putObjects(local: LocalEnvironment, files: ReadonlyMap<string, Buffer>): Promise<void> {
+  const s3 = s3ClientFor(local);
+  for (const [key, body] of files)
+    await s3.send(new PutObjectCommand({ Bucket: local.services.bucket, Key: key, Body: body }));
 }
 
 export async function getObject(local: LocalEnvironment, key: string): Promise<Buffer> {

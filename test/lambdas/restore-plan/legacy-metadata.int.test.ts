@@ -1,9 +1,9 @@
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+
 import { beforeAll, describe, expect, it } from 'vitest';
 import { listPage, planRestore } from '../../../lambdas/restore-plan/core.js';
 import type { ArchiveStore } from '../../../lambdas/shared/archive/store.js';
 import { RestoreRequestSchema } from '../../../lambdas/shared/restore/restore-task.js';
-import { archiverTestbed, s3ClientFor } from '../../support/fixtures.js';
+import { archiverTestbed, putObjects, } from '../../support/fixtures.js';
 import { writeLegacyArchive } from '../../support/legacy-archive.js';
 
 /**
@@ -28,7 +28,6 @@ describe('restore plan of legacy archives, reading their metadata only where ano
   ] as const;
 
   beforeAll(async () => {
-    const s3 = s3ClientFor(bed.local);
     for (const [schema, runStamp] of runs) {
       const archive = writeLegacyArchive({
         prefix: 'archive/',
@@ -39,8 +38,7 @@ describe('restore plan of legacy archives, reading their metadata only where ano
         batch: 1,
         rows: [{ id: 1, created_at: '2025-01-02T03:04:05+00:00', actor: `${schema}-row` }],
       });
-      for (const [key, body] of archive.files)
-        await s3.send(new PutObjectCommand({ Bucket: bed.local.services.bucket, Key: key, Body: body }));
+      await putObjects(bed.local, archive.files);
     }
   });
 

@@ -6,6 +6,7 @@ import type { ArchiveStore } from '../../../lambdas/shared/archive/store.js';
 import type { ArchiverConfig } from '../../../lambdas/shared/config/schema.js';
 import type { ArchiveInventory } from '../../../lambdas/shared/lock-table/archive-inventory.js';
 import type { RestoreTask } from '../../../lambdas/shared/restore/restore-task.js';
+import { restoreTaskOf } from '../../support/fixtures.js';
 import { writeLegacyArchive } from '../../support/legacy-archive.js';
 
 /** A store holding `files`, listed in key order as S3 lists them, that notes each object read. */
@@ -28,19 +29,10 @@ function storeOf(files: Map<string, Buffer>) {
 const config = { s3: { prefix: 'archive/' } } as ArchiverConfig;
 
 const taskOf = (overrides: Partial<RestoreTask>): RestoreTask => ({
-  restoreId: 'restore-1',
+  ...restoreTaskOf('audit_log'),
   database: 'crm',
-  source: { schema: 'public', name: 'audit_log' },
-  target: { schema: 'public', name: 'audit_log' },
-  format: 'native',
-  strategy: 'skip',
-  dryRun: false,
-  ignoreWatermark: false,
-  drift: 'strict',
-  requireInventory: false,
   ...overrides,
 });
-
 describe('listPage of a legacy restore of one key', () => {
   it('reads the metadata of that archive alone, not of every legacy archive of the table', async () => {
     // Prepare: 30 runs' batches of the table in the layout's one folder.

@@ -118,8 +118,8 @@ describe('restorePages: the newest committed version of a row wins', () => {
   });
 });
 
-describe('restorePages: a day with two versions and more archives than a group takes', () => {
-  // Prepare: 40 archives of one day from two runs, committed a second apart, with keys in another order.
+/** 40 archives of one day from two runs, a minute apart in commit order, with keys in another order. */
+const TWO_RUN_DAY = (() => {
   const keys = Array.from(
     { length: 40 },
     (_, i) => `${DAY}20250107-${String((i * 7919) % 1000).padStart(24, '0')}.jsonl.gz`,
@@ -133,6 +133,11 @@ describe('restorePages: a day with two versions and more archives than a group t
       },
     ]),
   );
+  return { keys, committed };
+})();
+
+describe('restorePages: a day with two versions and more archives than a group takes', () => {
+  const { keys, committed } = TWO_RUN_DAY;
   const others = Array.from({ length: 30 }, (_, i) =>
     ref(`${NEXT_DAY}20250108-${String(i).padStart(24, '0')}.jsonl.gz`),
   );
@@ -203,20 +208,7 @@ async function pagesOver(
 }
 
 describe('restorePages: a day cut over several pages while its inventory or its archives change', () => {
-  // Prepare: 40 archives of one day from two runs, a minute apart in commit order, with keys in another order.
-  const keys = Array.from(
-    { length: 40 },
-    (_, i) => `${DAY}20250107-${String((i * 7919) % 1000).padStart(24, '0')}.jsonl.gz`,
-  );
-  const committed: CommittedArchives = new Map(
-    keys.map((key, i) => [
-      key,
-      {
-        committedAt: `2025-02-01T00:${String(i).padStart(2, '0')}:00.000Z`,
-        runId: i < 20 ? 'run-1' : 'run-2',
-      },
-    ]),
-  );
+  const { keys, committed } = TWO_RUN_DAY;
   /** The inventory once `key`'s rows were archived again: its entry taken over by a later commit. */
   const committedAgain = (key: string): CommittedArchives =>
     new Map([...committed, [key, { committedAt: '2025-03-01T00:00:00.000Z', runId: 'run-3' }]]);
