@@ -552,19 +552,38 @@ function targetWindow(target: RestoreTarget, range: ArchivedRowRange): RowWindow
  * a watermark written before it recorded its window's digest is checked by.
  */
 export function rowsInRangeSql(target: RestoreTarget, range: ArchivedRowRange): string | undefined {
-  const column = (name: string) => target.columns.find((c) => c.name === name);
-  const keys = range.keyColumns.map(column);
+  const place = archivedPlace(target, range);
+  if (!place?.keyRange) return undefined;
+  return `SELECT count(*)::int AS rows FROM ${qualified(target.table)} WHERE ${place.window} AND ${place.keyRange}`;
+}
+
+/**
+ * Where an archive's rows lie in the target, as predicates: its time window, read by the target's timestamp column,
+ * and its key range, each bound read by its key column's plain type (a modifier would cut a bound, varchar(3), where
+ * the column's values never were). Undefined when the target cannot read the window or lacks a key column; no key
+ * range when the manifest's bounds do not match the key.
+ */
+function archivedPlace(
+  target: RestoreTarget,
+  range: ArchivedRowRange,
+): { window: string; keyRange?: string; names: string; collatable: boolean } | undefined {
   const window = targetWindow(target, range);
-  const sameLength = (values: string[]) => values.length === keys.length;
-  if (keys.some((key) => !key) || !window || !sameLength(range.firstKey) || !sameLength(range.lastKey))
-    return undefined;
+  const keys = range.keyColumns.map((name) => target.columns.find((c) => c.name === name));
+  if (!window || keys.some((key) => !key)) return undefined;
   const names = range.keyColumns.map(quoteIdent).join(', ');
-  // The plain type: a modifier would cut a bound (varchar(3)) where the column's values never were.
   const bound = (values: string[]) =>
     values.map((value, i) => `${quoteLiteral(value)}::${keys[i]?.plainType}`).join(', ');
-  return `SELECT count(*)::int AS rows FROM ${qualified(target.table)}
-     WHERE ROW(${names}) >= ROW(${bound(range.firstKey)}) AND ROW(${names}) <= ROW(${bound(range.lastKey)})
-       AND ${windowSql(quoteIdent(window.column), window)}`;
+  const bounded = range.firstKey.length === keys.length && range.lastKey.length === keys.length;
+  return {
+    window: windowSql(quoteIdent(window.column), window),
+    names,
+    collatable: keys.some((key) => key?.collatable),
+    ...(bounded
+      ? {
+          keyRange: `ROW(${names}) >= ROW(${bound(range.firstKey)}) AND ROW(${names}) <= ROW(${bound(range.lastKey)})`,
+        }
+      : {}),
+  };
 }
 
 /**
@@ -576,21 +595,12 @@ export function rowsInRangeSql(target: RestoreTarget, range: ArchivedRowRange): 
  * archive's rows, there then, still are. Undefined when the target cannot read the window or lacks a key column.
  */
 export function windowDigestSql(target: RestoreTarget, range: ArchivedRowRange): string | undefined {
-  const window = targetWindow(target, range);
-  const keys = range.keyColumns.map((name) => target.columns.find((c) => c.name === name));
-  if (!window || keys.some((key) => !key)) return undefined;
-  const names = range.keyColumns.map(quoteIdent).join(', ');
-  const bound = (values: string[]) =>
-    values.map((value, i) => `${quoteLiteral(value)}::${keys[i]?.plainType}`).join(', ');
-  const byKey =
-    keys.every((key) => key && !key.collatable) &&
-    range.firstKey.length === keys.length &&
-    range.lastKey.length === keys.length
-      ? ` AND ROW(${names}) >= ROW(${bound(range.firstKey)}) AND ROW(${names}) <= ROW(${bound(range.lastKey)})`
-      : '';
+  const place = archivedPlace(target, range);
+  if (!place) return undefined;
+  const byKey = place.keyRange && !place.collatable ? ` AND ${place.keyRange}` : '';
   return `SELECT count(*)::int AS rows,
-                 coalesce(sum(pg_catalog.hashtextextended(ROW(${names})::text, 0)), 0)::text AS digest
-            FROM ${qualified(target.table)} WHERE ${windowSql(quoteIdent(window.column), window)}${byKey}`;
+                 coalesce(sum(pg_catalog.hashtextextended(ROW(${place.names})::text, 0)), 0)::text AS digest
+            FROM ${qualified(target.table)} WHERE ${place.window}${byKey}`;
 }
 
 /** The sequences advanceSequences moved, and those it could not move with the SQLSTATE that stopped each. */
