@@ -1,9 +1,8 @@
-
 import { beforeAll, describe, expect, it } from 'vitest';
 import { listCommand, validateCommand } from '../../cli/archives.js';
 import { compareRows } from '../../local/compare-rows.js';
 import { runLocalRestore } from '../../local/run.js';
-import { archiverTestbed, putObjects, } from '../support/fixtures.js';
+import { archiverTestbed, putObjects } from '../support/fixtures.js';
 import { type LegacyArchive, writeLegacyArchive } from '../support/legacy-archive.js';
 import { recordProof } from '../support/proof-ledger.js';
 

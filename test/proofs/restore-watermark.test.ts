@@ -1,4 +1,3 @@
-
 import { describe, expect, it } from 'vitest';
 import { manifestKeyFor } from '../../lambdas/shared/archive/format.js';
 import type { RestoredMark } from '../../lambdas/shared/lock-table/restore-records.js';

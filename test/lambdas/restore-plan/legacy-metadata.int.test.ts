@@ -1,9 +1,8 @@
-
 import { beforeAll, describe, expect, it } from 'vitest';
 import { listPage, planRestore } from '../../../lambdas/restore-plan/core.js';
 import type { ArchiveStore } from '../../../lambdas/shared/archive/store.js';
 import { RestoreRequestSchema } from '../../../lambdas/shared/restore/restore-task.js';
-import { archiverTestbed, putObjects, } from '../../support/fixtures.js';
+import { archiverTestbed, putObjects } from '../../support/fixtures.js';
 import { writeLegacyArchive } from '../../support/legacy-archive.js';
 
 /**
