@@ -8,8 +8,8 @@ import { acknowledgeWildcardResources } from './nag.js';
 /** What a principal may do with the objects under a set of key patterns. */
 export interface ObjectAccess {
   /**
-   * GetObject (and so HeadObject and copy-from), kms:Decrypt, and ListBucket limited to the same key patterns, so
-   * a missing key answers 404 instead of 403.
+   * GetObject (and so HeadObject and copy-from) and GetObjectVersion (a read pinned to the version it checked),
+   * kms:Decrypt, and ListBucket limited to the same key patterns, so a missing key answers 404 instead of 403.
    * @default false
    */
   readonly read?: boolean;
@@ -257,7 +257,8 @@ export class ArchiveBucket extends Construct {
   public grantObjects(grantee: iam.IGrantable, keyPatterns: readonly string[], access: ObjectAccess): void {
     const objectArns = keyPatterns.map((pattern) => this.bucket.arnForObjects(pattern));
     const actions = [
-      ...(access.read ? ['s3:GetObject'] : []),
+      // A pinned read names the version it checked (the bucket is versioned), which S3 authorizes as GetObjectVersion.
+      ...(access.read ? ['s3:GetObject', 's3:GetObjectVersion'] : []),
       ...(access.write ? ['s3:PutObject', 's3:AbortMultipartUpload'] : []),
       ...(access.delete ? ['s3:DeleteObject'] : []),
     ];

@@ -69,9 +69,10 @@ export type SharedStepProps = Omit<ArchiverFunctionProps, 'step' | 'timeout' | '
  * objects a step reads, writes or deletes (by key area), which lock-table operations it issues, whether it opens
  * database connections (secrets, VPC). A step gets nothing it does not call.
  *
- * Every step that removes a batch (export settling a crashed attempt, upload, verify, delete) goes through
- * `withdrawBatch`, which heads the archive, deletes the batch's staging objects and, when the archive is the
- * batch's own, the archive and its manifest; verify first copies a damaged archive to the quarantine area.
+ * Every step that removes a batch (export settling a crashed attempt, verify, delete) goes through `withdrawBatch`,
+ * which heads the archive, deletes the batch's staging objects and, when the archive is the batch's own, the archive
+ * and its manifest; verify first copies a damaged archive to the quarantine area. Upload never removes a batch: it
+ * keeps a damaged staged object in the quarantine and leaves the batch to the next export.
  */
 export class ArchiverFunctions extends Construct {
   public readonly bundledConfig: BundledConfig;
@@ -154,6 +155,9 @@ export class ArchiverFunctions extends Construct {
       layout.archives.map((pattern) => `${pattern}.manifest.json`),
       { delete: true },
     );
+    // A staged object that is there but not export's is kept in the quarantine as evidence (write only); the batch
+    // is left to the next export to discard.
+    bucket.grantObjects(this.upload, [layout.quarantine], { write: true });
     lockTable.grant(this.upload, ['tableState'], 'GetItem', 'UpdateItem');
     // Whether the inventory lists a committed archive under a key whose manifest looks orphaned.
     lockTable.grant(this.upload, ['inventory'], 'BatchGetItem');

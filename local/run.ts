@@ -80,8 +80,9 @@ export async function openLocalEnvironment(
       }
       return new LocalWorkflow({
         functions: options.functions,
-        getDeps: () => {
-          const deps = depsFromEnv({ ...env, ...options.env }, options.fault);
+        // Each function's SDK clients name it in their user agent, as its own process does (function-processes.ts).
+        getDeps: (name) => {
+          const deps = depsFromEnv({ ...env, AWS_SDK_UA_APP_ID: name, ...options.env }, options.fault);
           return options.deps ? options.deps(deps) : deps;
         },
         retryIntervalScale: options.retryIntervalScale,

@@ -1,7 +1,8 @@
 // Runs s3rver in its own process: it needs --openssl-legacy-provider (its list continuation tokens use DES,
 // which current Node disables), and the flag must not weaken the archiver's own process.
 // It exits when its parent goes away, so a killed local run never leaves a server behind.
-// It counts the requests it answers by caller and S3 operation; the parent asks for them with { command: 'counts' }.
+// It counts the requests it answers by caller and S3 operation; the parent asks for them with { command: 'counts' },
+// and for each request described with { command: 'requests' }.
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
@@ -181,11 +182,6 @@ async function exitWhenIdle() {
   process.exit(0);
 }
 
-// First of all middleware (Koa composes it when the server starts): counted, then checked, then written.
-server.middleware.unshift(counted, conditionalWrites, copySourceConditions);
-
-const { port } = await server.run();
-
 /** The S3 operation of a path-style request, as S3 bills it (by the API call, not by the HTTP method alone). */
 function operation(request) {
   const url = new URL(request.url ?? '/', 'http://local');
@@ -216,12 +212,57 @@ function operation(request) {
   }
 }
 
+/**
+ * What a request touched, as IAM authorizes it: the object key (a DeleteObjects request's keys, as s3rver parsed its
+ * body), the copy source, the listing prefix, the version asked for, and the status it got (a missing key's 404
+ * needs ListBucket). Kept for local mode's check of each function's requests against its role.
+ */
+const requests = [];
+async function logged(ctx, next) {
+  const request = ctx.req;
+  const url = new URL(request.url ?? '/', 'http://local');
+  const [, , ...key] = url.pathname.split('/');
+  const source = request.headers['x-amz-copy-source'];
+  const entry = {
+    caller: callerOf(request.headers),
+    operation: operation(request),
+    ...(key.length > 0 ? { key: decodeURIComponent(key.join('/')) } : {}),
+    ...(source
+      ? {
+          sourceKey: decodeURIComponent(String(source).replace(/^\//, '').split('?')[0])
+            .split('/')
+            .slice(1)
+            .join('/'),
+        }
+      : {}),
+    ...(url.searchParams.has('prefix') ? { prefix: url.searchParams.get('prefix') } : {}),
+    ...(url.searchParams.has('versionId') ? { versionId: url.searchParams.get('versionId') } : {}),
+  };
+  ctx.res.on('finish', () => requests.push({ ...entry, status: ctx.res.statusCode }));
+  try {
+    await next();
+  } finally {
+    if (entry.operation === 'DeleteObjects') {
+      entry.keys = [].concat(ctx.request.body?.Delete?.Object ?? []).map((object) => String(object.Key));
+    }
+  }
+}
+
+// First of all middleware (Koa composes it when the server starts): counted, then checked, then written.
+server.middleware.unshift(counted, logged, conditionalWrites, copySourceConditions);
+
+const { port } = await server.run();
+
 const counts = new Map();
 server.httpServer.on('request', (request) => {
   const key = JSON.stringify([callerOf(request.headers), operation(request)]);
   counts.set(key, (counts.get(key) ?? 0) + 1);
 });
 process.on('message', (message) => {
+  if (message?.command === 'requests') {
+    process.send?.({ requests });
+    return;
+  }
   if (message?.command !== 'counts') return;
   process.send?.({
     counts: [...counts].map(([key, count]) => {

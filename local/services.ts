@@ -1,6 +1,6 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
-import type { IncomingMessage, Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +25,25 @@ const RequestCountSchema = z.object({
 });
 export type RequestCount = z.infer<typeof RequestCountSchema>;
 
+/**
+ * One request a local server answered, with what IAM would authorize it on: S3's object key (or a DeleteObjects
+ * request's keys), copy source, listing prefix and version; DynamoDB's table and the partition keys it names.
+ */
+const LoggedRequestSchema = z.object({
+  service: z.enum(['s3', 'dynamodb']),
+  caller: z.string(),
+  operation: z.string(),
+  status: z.number().int(),
+  key: z.string().optional(),
+  keys: z.array(z.string()).optional(),
+  sourceKey: z.string().optional(),
+  prefix: z.string().optional(),
+  versionId: z.string().optional(),
+  table: z.string().optional(),
+  leadingKeys: z.array(z.string()).optional(),
+});
+export type LoggedRequest = z.infer<typeof LoggedRequestSchema>;
+
 /** Endpoints of the local stand-ins, exported as the AWS SDK's own endpoint variables. */
 export interface LocalServices {
   s3Endpoint: string;
@@ -35,6 +54,8 @@ export interface LocalServices {
   env: Record<string, string>;
   /** Every request the servers answered since they started; the bench prices them. */
   requestCounts(): Promise<RequestCount[]>;
+  /** Every request the servers answered since they started, described; tests check them against the roles. */
+  requestLog(): Promise<LoggedRequest[]>;
   stop(): Promise<void>;
 }
 
@@ -64,60 +85,113 @@ async function startS3(directory: string, bucket: string): Promise<{ port: numbe
   return { port, child };
 }
 
-/** Asks the S3 server's process for its request counts. */
-function s3RequestCounts(child: ChildProcess): Promise<RequestCount[]> {
+/** Asks the S3 server's process for what `command` names, and reads its answer with `schema`. */
+function askS3<T>(child: ChildProcess, command: 'counts' | 'requests', schema: z.ZodType<T>): Promise<T> {
   return new Promise((resolve, reject) => {
     const onExit = (code: number | null) => reject(new Error(`local S3 server exited (${code})`));
     child.once('exit', onExit);
     child.once('message', (message) => {
       child.off('exit', onExit);
-      resolve(z.object({ counts: z.array(RequestCountSchema) }).parse(message).counts);
+      resolve(schema.parse(message));
     });
-    child.send({ command: 'counts' });
+    child.send({ command });
   });
 }
 
-const BATCH_OPERATIONS = new Set(['BatchGetItem', 'BatchWriteItem']);
+/** A DynamoDB item key or item as the wire carries it: its partition key `pk` is a string. */
+type WireItem = { pk?: { S?: string } } | undefined;
+const partitionKeyOf = (item: WireItem) => item?.pk?.S ?? '';
 
-/** The items a BatchGetItem or BatchWriteItem request names (its billed request units); 1 if it cannot be read. */
-function batchItems(body: string): number {
-  try {
-    const { RequestItems } = JSON.parse(body) as { RequestItems?: Record<string, unknown> };
-    return Object.values(RequestItems ?? {}).reduce<number>((total, perTable) => {
-      const items = Array.isArray(perTable) ? perTable : (perTable as { Keys?: unknown[] }).Keys;
-      return total + (items?.length ?? 0);
-    }, 0);
-  } catch {
-    return 1;
+/** The partition key a Query's key condition names (`pk = :value`, the name maybe through `#name`). */
+function queriedPartition(body: {
+  KeyConditionExpression?: string;
+  ExpressionAttributeNames?: Record<string, string>;
+  ExpressionAttributeValues?: Record<string, { S?: string }>;
+}): string {
+  for (const [, name, value] of (body.KeyConditionExpression ?? '').matchAll(/([#\w]+)\s*=\s*(:\w+)/g)) {
+    const attribute = name?.startsWith('#') ? body.ExpressionAttributeNames?.[name] : name;
+    if (attribute === 'pk') return body.ExpressionAttributeValues?.[value ?? '']?.S ?? '';
   }
+  return '';
 }
 
-async function startDynamo(
-  path: string,
-): Promise<{ port: number; server: Server; counts: Map<string, { count: number; units: number }> }> {
+/**
+ * What a DynamoDB request touched, as IAM authorizes it: per table, the partition keys of the items it names
+ * (`dynamodb:LeadingKeys`), and its billed request units (one per item of a batch request). A Scan names none.
+ */
+export function describeDynamoRequest(
+  operation: string,
+  text: string,
+): { tables: { table: string; leadingKeys: string[] }[]; units: number } {
+  let body: Record<string, unknown>;
+  try {
+    body = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    return { tables: [], units: 1 };
+  }
+  if (operation === 'BatchGetItem' || operation === 'BatchWriteItem') {
+    const perTable = Object.entries((body.RequestItems ?? {}) as Record<string, unknown>).map(
+      ([table, items]) => {
+        const keys = Array.isArray(items)
+          ? (items as { PutRequest?: { Item: WireItem }; DeleteRequest?: { Key: WireItem } }[]).map(
+              (request) => request.PutRequest?.Item ?? request.DeleteRequest?.Key,
+            )
+          : ((items as { Keys?: WireItem[] }).Keys ?? []);
+        return { table, leadingKeys: keys.map(partitionKeyOf) };
+      },
+    );
+    return { tables: perTable, units: perTable.reduce((total, t) => total + t.leadingKeys.length, 0) };
+  }
+  const table = String(body.TableName ?? '');
+  const leadingKeys =
+    operation === 'Query'
+      ? [queriedPartition(body)]
+      : operation === 'Scan'
+        ? []
+        : [partitionKeyOf((body.Key ?? body.Item) as WireItem)];
+  return { tables: table ? [{ table, leadingKeys }] : [], units: 1 };
+}
+
+async function startDynamo(path: string): Promise<{
+  port: number;
+  server: Server;
+  counts: Map<string, { count: number; units: number }>;
+  requests: LoggedRequest[];
+}> {
   const server = dynalite({ path, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 }) as Server;
   // The operation is the X-Amz-Target header's action (DynamoDB_20120810.GetItem).
   const counts = new Map<string, { count: number; units: number }>();
-  server.on('request', (request: IncomingMessage) => {
+  const requests: LoggedRequest[] = [];
+  server.on('request', (request: IncomingMessage, response: ServerResponse) => {
     const target = String(request.headers['x-amz-target'] ?? '');
     const operation = target.slice(target.indexOf('.') + 1);
-    const key = JSON.stringify([callerOf(request.headers), operation]);
+    const caller = callerOf(request.headers);
+    const key = JSON.stringify([caller, operation]);
     const counted = counts.get(key) ?? { count: 0, units: 0 };
     counts.set(key, counted);
     counted.count += 1;
-    if (!BATCH_OPERATIONS.has(operation)) {
-      counted.units += 1;
-      return;
-    }
     // dynalite reads the body through 'data' events too; this listener sees the same chunks.
     const body: Buffer[] = [];
     request.on('data', (chunk: Buffer) => body.push(chunk));
     request.on('end', () => {
-      counted.units += batchItems(Buffer.concat(body).toString('utf8'));
+      const { tables, units } = describeDynamoRequest(operation, Buffer.concat(body).toString('utf8'));
+      counted.units += units;
+      response.on('finish', () => {
+        for (const { table, leadingKeys } of tables) {
+          requests.push({
+            service: 'dynamodb',
+            caller,
+            operation,
+            table,
+            leadingKeys,
+            status: response.statusCode,
+          });
+        }
+      });
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { port: (server.address() as AddressInfo).port, server, counts };
+  return { port: (server.address() as AddressInfo).port, server, counts, requests };
 }
 
 async function ensureLockTable(endpoint: string): Promise<void> {
@@ -205,7 +279,19 @@ export async function startLocalServices(stateDir: string, bucket: string): Prom
         const [caller = '', operation = ''] = JSON.parse(key) as string[];
         return { service: 'dynamodb' as const, caller, operation, count, units };
       });
-      return [...(await s3RequestCounts(s3.child)), ...dynamoCounts];
+      const { counts } = await askS3(s3.child, 'counts', z.object({ counts: z.array(RequestCountSchema) }));
+      return [...counts, ...dynamoCounts];
+    },
+    async requestLog() {
+      const s3Log = await askS3(
+        s3.child,
+        'requests',
+        z.object({ requests: z.array(LoggedRequestSchema.omit({ service: true })) }),
+      );
+      return [
+        ...s3Log.requests.map((request) => ({ service: 's3' as const, ...request })),
+        ...dynamo.requests,
+      ];
     },
     async stop() {
       await new Promise<void>((resolve) => dynamo.server.close(() => resolve()));

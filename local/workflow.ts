@@ -10,7 +10,7 @@ import { createHandler as planHandler } from '../lambdas/plan/handler.js';
 import { createHandler as restoreFileHandler } from '../lambdas/restore-file/handler.js';
 import { createHandler as restorePlanHandler } from '../lambdas/restore-plan/handler.js';
 import { createHandler as restoreSummaryHandler } from '../lambdas/restore-summary/handler.js';
-import type { DepsProvider } from '../lambdas/shared/runtime/handler.js';
+import type { StepDeps } from '../lambdas/shared/step/step-deps.js';
 import { createHandler as summaryHandler } from '../lambdas/summary/handler.js';
 import { createHandler as uploadHandler } from '../lambdas/upload/handler.js';
 import { createHandler as verifyHandler } from '../lambdas/verify/handler.js';
@@ -104,7 +104,7 @@ export interface LocalWorkflowOptions {
   /** Where the functions run; without one, in this process, with `getDeps`. */
   functions?: FunctionRunner;
   /** Dependencies of the in-process functions; tests inject fault points here. */
-  getDeps?: DepsProvider;
+  getDeps?: (functionName: FunctionName) => StepDeps;
   /** Multiplies the ASL's Retry intervals (1 = as deployed); tests use 0 to retry at once. */
   retryIntervalScale?: number;
   /** Called after every function invocation, for progress display. */
@@ -167,18 +167,19 @@ export class LocalWorkflow {
   private readonly taskOverrides: Record<string, (input: unknown) => Promise<unknown>>;
 
   constructor(private readonly options: LocalWorkflowOptions = {}) {
-    const getDeps = options.getDeps;
+    const given = options.getDeps;
+    const getDeps = (name: FunctionName) => (given ? () => given(name) : undefined);
     this.handlers = {
-      plan: planHandler(getDeps),
-      lock: lockHandler(getDeps),
-      export: exportHandler(getDeps),
-      upload: uploadHandler(getDeps),
-      verify: verifyHandler(getDeps),
-      delete: deleteHandler(getDeps),
-      summary: summaryHandler(getDeps),
-      'restore-plan': restorePlanHandler(getDeps),
-      'restore-file': restoreFileHandler(getDeps),
-      'restore-summary': restoreSummaryHandler(getDeps),
+      plan: planHandler(getDeps('plan')),
+      lock: lockHandler(getDeps('lock')),
+      export: exportHandler(getDeps('export')),
+      upload: uploadHandler(getDeps('upload')),
+      verify: verifyHandler(getDeps('verify')),
+      delete: deleteHandler(getDeps('delete')),
+      summary: summaryHandler(getDeps('summary')),
+      'restore-plan': restorePlanHandler(getDeps('restore-plan')),
+      'restore-file': restoreFileHandler(getDeps('restore-file')),
+      'restore-summary': restoreSummaryHandler(getDeps('restore-summary')),
     } as Record<FunctionName, LambdaHandler>;
     const parentDefinition = loadDefinition('archive.asl.json', localSubstitutions);
     const childDefinition = loadDefinition('archive-table.asl.json', localSubstitutions);

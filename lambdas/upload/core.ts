@@ -5,13 +5,14 @@ import {
   parseManifest,
   writeOnceProbeKey,
 } from '../shared/archive/format.js';
+import type { ObjectHead } from '../shared/archive/store.js';
 import type { WriteOptions } from '../shared/archive/store-writes.js';
 import {
   BATCH_ID_METADATA,
+  keepAsEvidence,
   recordInFlight,
   renewLease,
   tableLabel,
-  withdrawBatch,
 } from '../shared/batch/batch.js';
 import { manifestOf } from '../shared/batch/batch-manifest.js';
 import { forEachObject } from '../shared/batch/batch-objects.js';
@@ -39,11 +40,10 @@ export function archiveMetadata(batchId: string, object: BatchObject): Record<st
 
 export type UploadDeps = Pick<StepDeps, 'config' | 'store' | 'locks' | 'inventory' | 'telemetry' | 'fault'>;
 
-/** What stops a batch at upload: the problem, whether upload withdraws the batch, and the keys kept as evidence. */
+/** What stops a batch at upload: the problem, and the staged object kept as evidence (it is there, but not export's). */
 interface Damage {
   problem: string;
-  withdraw: boolean;
-  evidence?: string[];
+  evidence?: { key: string; head: ObjectHead };
 }
 
 /**
@@ -65,19 +65,14 @@ export async function uploadBatch(input: UploadInput, deps: UploadDeps): Promise
     return object;
   });
   if (damage) {
-    // Damaged staged objects: nothing was deleted. Counted as a failed verification; the batch is dropped here, or,
-    // once an archive was copied (which upload may not delete), by the next export, which discards it.
+    // Damaged staged objects: nothing was deleted. Counted as a failed verification. Upload keeps the evidence and
+    // leaves the batch in flight: the next export discards it, archives this batch copied included, which upload's
+    // role may not delete.
     deps.telemetry.metric('VerificationFailures', 'Count', 1, tableLabel(input));
-    // A staged object that is there but not export's is kept in the quarantine as evidence.
-    if (damage.withdraw)
-      await withdrawBatch(
-        deps,
-        input,
-        inFlight,
-        damage.evidence ? 'integrity' : 'missing-staging',
-        damage.evidence,
-      );
-    throw new ArchiveIntegrityError(damage.problem);
+    if (damage.evidence) {
+      await keepAsEvidence(deps, inFlight, damage.evidence.key, damage.evidence.head, 'integrity');
+    }
+    throw new ArchiveIntegrityError(`${damage.problem}; the next run discards the batch`);
   }
   // Staging goes once every object is published: a retry before this finds each archive published and its staged
   // copies still there, which it accepts.
@@ -156,10 +151,7 @@ async function publishObject(
   };
   const manifest = manifestOf(kept, index) ?? (await readStagedManifest(deps, object));
   if (manifest === 'damaged') {
-    return {
-      problem: `staged manifest of ${object.archiveKey} does not describe the exported batch`,
-      withdraw: false,
-    };
+    return { problem: `staged manifest of ${object.archiveKey} does not describe the exported batch` };
   }
   if (manifest)
     await putManifestOnce(deps, { ...input, batchId, ownArchive }, manifestKey, manifest, {
@@ -183,8 +175,7 @@ async function stagingDamage(store: UploadDeps['store'], object: BatchObject): P
       : `not the object export wrote (ETag ${staged.pin?.etag ?? 'none'}, export's ${object.stagedEtag ?? 'not recorded'})`;
   return {
     problem: `staging object ${object.stagingKey} is ${problem}`,
-    withdraw: true,
-    ...(staged ? { evidence: [object.stagingKey] } : {}),
+    ...(staged ? { evidence: { key: object.stagingKey, head: staged } } : {}),
   };
 }
 

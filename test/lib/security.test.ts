@@ -151,9 +151,9 @@ describe('function roles', () => {
     }
   });
 
-  it('let upload publish archives but delete only staging objects and manifests (an orphan one, never data)', () => {
-    // Act & Assess
-    expect(objectPatterns('upload', 's3:PutObject')).toEqual(AREAS.archives);
+  it('let upload publish archives and keep quarantine copies, but delete only staging objects and manifests (an orphan one, never data)', () => {
+    // Act & Assess: a damaged staged object is copied to the quarantine; the next export discards the batch.
+    expect(objectPatterns('upload', 's3:PutObject')).toEqual([AREAS.quarantine, ...AREAS.archives]);
     expect(objectPatterns('upload', 's3:DeleteObject')).toEqual([
       AREAS.staging,
       ...AREAS.archives.map((area) => `${area}.manifest.json`),
@@ -168,6 +168,14 @@ describe('function roles', () => {
       [AREAS.audit, AREAS.staging, ...AREAS.archives].sort(),
     );
     expect(objectPatterns('export', 's3:DeleteObject')).toEqual([AREAS.staging, ...AREAS.archives].sort());
+  });
+
+  it('let every step that reads an object also read the version it pinned, as S3 authorizes a read naming one', () => {
+    // Act & Assess: restore-file reads each archive pinned to the version its inventory entry recorded.
+    const steps = ['plan', 'lock', 'export', 'upload', 'verify', 'delete', 'summary'] as const;
+    for (const step of steps) {
+      expect(objectPatterns(step, 's3:GetObjectVersion')).toEqual(objectPatterns(step, 's3:GetObject'));
+    }
   });
 
   it('let verify and delete never write archives, only quarantine copies (each withdraws an archive that changed)', () => {
@@ -497,6 +505,8 @@ describe('restore function roles', () => {
       // Assess
       expect(JSON.stringify(reads.flatMap(resourcesOf))).toContain('"/audit/*"');
       expect(reads.flatMap(resourcesOf)).toHaveLength(1);
+      // Archives are read pinned to the version the inventory recorded, which S3 authorizes as GetObjectVersion.
+      expect(reads.every((s) => actionsOf(s).includes('s3:GetObjectVersion'))).toBe(true);
     }
     for (const which of ['plan', 'file'] as const) {
       expect(actions(which, 's3').filter((a) => /Put|Delete|Abort/.test(a))).toEqual([]);

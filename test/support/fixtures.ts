@@ -7,7 +7,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import pg from 'pg';
-import { afterAll, beforeAll, inject } from 'vitest';
+import { afterAll, beforeAll, expect, inject } from 'vitest';
 import { stringify } from 'yaml';
 import { type Manifest, ManifestSchema, tablePrefix } from '../../lambdas/shared/archive/format.js';
 import { retentionCutoff } from '../../lambdas/shared/config/governance.js';
@@ -25,6 +25,7 @@ import type { MetricName } from '../../lambdas/shared/telemetry/powertools.js';
 import { type LocalEnvironment, openLocalEnvironment } from '../../local/run.js';
 import { type LocalServices, startLocalServices } from '../../local/services.js';
 import { recordProof } from './proof-ledger.js';
+import { deniedRequests, stackRoles } from './role-grants.js';
 
 export interface TestDatabase {
   name: string;
@@ -191,8 +192,12 @@ export function archiverTestbed(
     env = await openTestEnvironment(db, tables, overrides);
   });
   afterAll(async () => {
-    await env?.close();
-    await db?.drop();
+    try {
+      if (env) await expectRequestsWithinRoles(env.local);
+    } finally {
+      await env?.close();
+      await db?.drop();
+    }
   });
   const ready = <T>(value: T | undefined): T => {
     if (value === undefined) throw new Error('testbed used outside its tests');
@@ -206,6 +211,25 @@ export function archiverTestbed(
       return ready(env).local;
     },
   };
+}
+
+/**
+ * Every request the file's workflow functions sent is one the deployed stack's role of that function allows: the
+ * local servers authorize nothing, so a path that needs a permission its role lacks would otherwise pass locally
+ * and fail in AWS with AccessDenied.
+ */
+export async function expectRequestsWithinRoles(local: LocalEnvironment): Promise<void> {
+  const requests = await local.services.requestLog();
+  console.log('DEBUG', JSON.stringify([...new Set(requests.map((r) => r.caller))]), requests.length);
+  const names = { bucket: local.services.bucket, lockTable: local.services.lockTable };
+  const denials = deniedRequests(requests, stackRoles(local.config, names), names);
+  recordProof({
+    kind: 'threat',
+    actor: 'invocation',
+    attack: 'a function path that calls S3 or DynamoDB beyond what its deployed role allows',
+    held: denials.length === 0,
+  });
+  expect(denials).toEqual([]);
 }
 
 /**

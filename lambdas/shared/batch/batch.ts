@@ -311,6 +311,23 @@ export type WithdrawReason =
   | 'cutoff-moved'
   | 'reading-changed';
 
+/** Copies an object the batch found damaged to the quarantine area, where it stays as evidence. */
+export async function keepAsEvidence(
+  deps: Pick<StepDeps, 'config' | 'store'>,
+  inFlight: InFlight,
+  key: string,
+  head: ObjectHead,
+  reason: WithdrawReason,
+): Promise<void> {
+  await deps.store.copyOnce(
+    key,
+    quarantineKey(deps.config.s3.prefix, key, reason),
+    { storageClass: 'STANDARD', kmsKeyId: deps.config.s3.kmsKeyId },
+    { [BATCH_ID_METADATA]: inFlight.batchId },
+    head.size,
+  );
+}
+
 /**
  * Takes back a batch whose delete never committed: its rows are all still in the database, so its archive must not
  * stay live. The caller passes the record it read and decided on; the batch is first claimed (`withdrawing`) with a
@@ -343,14 +360,7 @@ export async function withdrawBatch(
   const removeIfOwned = async (key: string, wroteKey: boolean) => {
     if (await owned(key, wroteKey)) await store.deleteKeys([key]);
   };
-  const quarantine = (key: string, head: ObjectHead) =>
-    store.copyOnce(
-      key,
-      quarantineKey(deps.config.s3.prefix, key, reason),
-      { storageClass: 'STANDARD', kmsKeyId: deps.config.s3.kmsKeyId },
-      { [BATCH_ID_METADATA]: inFlight.batchId },
-      head.size,
-    );
+  const quarantine = (key: string, head: ObjectHead) => keepAsEvidence(deps, inFlight, key, head, reason);
   await forEachObject(inFlight.objects, async (object) => {
     const staged = evidence.includes(object.stagingKey) && (await owned(object.stagingKey, true));
     if (staged) await quarantine(object.stagingKey, staged);

@@ -39,26 +39,32 @@ export interface ClientEndpoints {
   secrets?: string;
 }
 
-/** The SDK clients of one set of endpoints, with the request timeouts. */
+/**
+ * The SDK clients of one set of endpoints, with the request timeouts. `appId` names the caller in the user agent;
+ * unset, the SDK reads AWS_SDK_UA_APP_ID from the process, as in AWS.
+ */
 export function awsClients(
   endpoints: ClientEndpoints,
   timeouts?: Parameters<typeof boundedRequests>[0],
+  appId?: string,
 ): ProcessClients {
   const requestHandler = boundedRequests(timeouts);
+  const common = { requestHandler, ...(appId ? { userAgentAppId: appId } : {}) };
   return {
-    s3: new S3Client({ endpoint: endpoints.s3, forcePathStyle: endpoints.s3 !== undefined, requestHandler }),
-    ddb: DynamoDBDocumentClient.from(new DynamoDBClient({ endpoint: endpoints.dynamodb, requestHandler }), {
+    s3: new S3Client({ endpoint: endpoints.s3, forcePathStyle: endpoints.s3 !== undefined, ...common }),
+    ddb: DynamoDBDocumentClient.from(new DynamoDBClient({ endpoint: endpoints.dynamodb, ...common }), {
       marshallOptions: { removeUndefinedValues: true },
     }),
-    secrets: new SecretsManagerClient({ endpoint: endpoints.secrets, requestHandler }),
-    sns: new SNSClient({ requestHandler }),
+    secrets: new SecretsManagerClient({ endpoint: endpoints.secrets, ...common }),
+    sns: new SNSClient(common),
   };
 }
 
 /**
  * SDK clients are created once per process (Lambda container) and reused across invocations. Endpoints are the
  * SDK's own AWS_ENDPOINT_URL_* variables, read from `env` so a local run can point one process at its servers;
- * in AWS they are unset and the SDK uses the regional endpoints.
+ * in AWS they are unset and the SDK uses the regional endpoints. So is the user-agent app id, which local mode sets
+ * per function when the functions share its process, so the local servers can tell who sent a request.
  */
 function processClients(env: NodeJS.ProcessEnv): ProcessClients {
   const endpoints: ClientEndpoints = {
@@ -66,10 +72,11 @@ function processClients(env: NodeJS.ProcessEnv): ProcessClients {
     dynamodb: env.AWS_ENDPOINT_URL_DYNAMODB,
     secrets: env.AWS_ENDPOINT_URL_SECRETS_MANAGER,
   };
-  const key = JSON.stringify(endpoints);
+  const appId = env.AWS_SDK_UA_APP_ID;
+  const key = JSON.stringify({ ...endpoints, appId });
   let cached = clients.get(key);
   if (!cached) {
-    cached = awsClients(endpoints);
+    cached = awsClients(endpoints, undefined, appId);
     clients.set(key, cached);
   }
   return cached;
