@@ -208,12 +208,11 @@ const USER_TEXT_CAST_SQL = `(SELECT pg_catalog.format('(%s AS %s) %s', pg_catalo
       ORDER BY k.oid LIMIT 1)`;
 
 /**
- * Whether the type `bt` holds oids of catalog objects and writes them as the objects' names (regclass, regtype,
- * regproc and the others; a domain over one has its output function), or holds such a type anywhere under it: as its
- * arrays' element, in a composite type's attribute, a range's subtype, at any depth (record_out and array_out write
- * each part by its own output function).
+ * Whether the type `bt`, or a type anywhere under it, meets `condition` (on `e`, a pg_type row): as its arrays'
+ * element, its domain's base type, a composite type's attribute or a range's subtype, at any depth (record_out and
+ * array_out write each part by its own output function, and the input functions read them the same way).
  */
-const CATALOG_NAME_SQL = `EXISTS (WITH RECURSIVE under(oid) AS (
+const typeUnderSql = (condition: string) => `EXISTS (WITH RECURSIVE under(oid) AS (
        SELECT bt.oid
         UNION
        SELECT x.oid FROM under JOIN pg_catalog.pg_type t ON t.oid = under.oid
@@ -224,11 +223,22 @@ const CATALOG_NAME_SQL = `EXISTS (WITH RECURSIVE under(oid) AS (
           UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a
                      WHERE t.typtype = 'c' AND a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
         ) AS x(oid))
-     SELECT FROM under JOIN pg_catalog.pg_type e ON e.oid = under.oid
-      WHERE e.typoutput = ANY ('{pg_catalog.regprocout, pg_catalog.regprocedureout, pg_catalog.regoperout,
-              pg_catalog.regoperatorout, pg_catalog.regclassout, pg_catalog.regtypeout, pg_catalog.regroleout,
-              pg_catalog.regnamespaceout, pg_catalog.regconfigout, pg_catalog.regdictionaryout,
-              pg_catalog.regcollationout}'::pg_catalog.regproc[]))`;
+     SELECT FROM under JOIN pg_catalog.pg_type e ON e.oid = under.oid WHERE ${condition})`;
+
+/**
+ * Types that hold oids of catalog objects and write them as the objects' names: regclass, regtype, regproc and the
+ * others, and aclitem (a grant names its roles; a dropped role's oid is written bare and never read back).
+ */
+const CATALOG_NAME_SQL = typeUnderSql(`e.typoutput = ANY ('{pg_catalog.regprocout, pg_catalog.regprocedureout,
+              pg_catalog.regoperout, pg_catalog.regoperatorout, pg_catalog.regclassout, pg_catalog.regtypeout,
+              pg_catalog.regroleout, pg_catalog.regnamespaceout, pg_catalog.regconfigout,
+              pg_catalog.regdictionaryout, pg_catalog.regcollationout, pg_catalog.aclitemout}'::pg_catalog.regproc[])`);
+
+/** Types PostgreSQL writes but whose input function refuses every value: the planner's own stored trees and statistics. */
+const WRITE_ONLY_SQL = typeUnderSql(`e.typinput IN (SELECT p.oid FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace
+                AND p.proname = ANY ('{pg_node_tree_in, pg_ndistinct_in, pg_dependencies_in, pg_mcv_list_in,
+                                      brin_bloom_summary_in, brin_minmax_multi_summary_in}'))`);
 
 /**
  * Reads and checks the table: it exists and is a table, the timestamp column is a timestamp, the key columns are
@@ -261,6 +271,7 @@ export async function describeTable(
       bound_type: string;
       text_cast: string | null;
       catalog_name: boolean;
+      write_only: boolean;
     }[];
     primary_key: string[];
     side_effects: { cascade: SideEffect | null; trigger: SideEffect | null; rule: SideEffect | null };
@@ -282,7 +293,7 @@ export async function describeTable(
                       'deterministic', (SELECT co.collisdeterministic FROM pg_catalog.pg_collation co
                                          WHERE co.oid = a.attcollation),
                       'bound_type', ${BOUND_TYPE_SQL}, 'text_cast', ${USER_TEXT_CAST_SQL},
-                      'catalog_name', ${CATALOG_NAME_SQL}) ORDER BY a.attnum), '[]')
+                      'catalog_name', ${CATALOG_NAME_SQL}, 'write_only', ${WRITE_ONLY_SQL}) ORDER BY a.attnum), '[]')
                FROM pg_catalog.pg_attribute a ${BASE_TYPE_JOIN_SQL}
               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
             ${PRIMARY_KEY_SQL.replace('$1', 'c.oid')} AS primary_key,
@@ -403,7 +414,13 @@ export async function describeTable(
  * USER_TEXT_CAST_SQL and CATALOG_NAME_SQL) is refused before any row moves, naming it and why.
  */
 function refuseUnrestorableValues(
-  columns: { name: string; type: string; text_cast: string | null; catalog_name: boolean }[],
+  columns: {
+    name: string;
+    type: string;
+    text_cast: string | null;
+    catalog_name: boolean;
+    write_only: boolean;
+  }[],
   where: string,
 ): void {
   for (const column of columns) {
@@ -416,6 +433,11 @@ function refuseUnrestorableValues(
     if (column.catalog_name) {
       throw new TableNotUsableError(
         `${named}, which holds oids of catalog objects and writes them as the objects' names: a restore after such an object was renamed or replaced would bring back another oid silently, and one after it was dropped would fail; change the column's type to oid, or leave the table out of the config`,
+      );
+    }
+    if (column.write_only) {
+      throw new TableNotUsableError(
+        `${named}, which PostgreSQL writes but never reads back (its input function refuses every value): archived rows could never be restored; store the column as text, or leave the table out of the config`,
       );
     }
   }

@@ -91,6 +91,10 @@ describe('table checks', () => {
       CREATE TYPE lookup AS (note text, target regclass);
       CREATE TABLE lookups (id int PRIMARY KEY, created_at timestamptz, seen lookup[]);
       CREATE TABLE routines (id int PRIMARY KEY, created_at timestamptz, called routine[]);
+      CREATE TABLE grants (id int PRIMARY KEY, created_at timestamptz, acl aclitem[]);
+      CREATE TYPE permission AS (note text, grant_given aclitem);
+      CREATE TABLE permissions (id int PRIMARY KEY, created_at timestamptz, given permission);
+      CREATE TABLE defaults_seen (id int PRIMARY KEY, created_at timestamptz, tree pg_node_tree);
       CREATE DOMAIN blank_padded AS bpchar;
       CREATE TYPE ext_point AS (x int, y int);
       CREATE FUNCTION ext_point_text(ext_point) RETURNS text IMMUTABLE LANGUAGE sql
@@ -253,6 +257,21 @@ describe('table checks', () => {
       'an array of a composite type with a regclass attribute',
       { name: 'lookups', timestampColumn: 'created_at' },
       /column "seen" .* is lookup\[\], which holds oids of catalog objects/,
+    ],
+    [
+      'an aclitem[] column, whose grants name roles (a dropped role is written as a bare oid no restore reads)',
+      { name: 'grants', timestampColumn: 'created_at' },
+      /column "acl" .* is aclitem\[\], which holds oids of catalog objects/,
+    ],
+    [
+      'a composite column with an aclitem attribute',
+      { name: 'permissions', timestampColumn: 'created_at' },
+      /column "given" .* is permission, which holds oids of catalog objects/,
+    ],
+    [
+      'a pg_node_tree column, which PostgreSQL writes but refuses to read',
+      { name: 'defaults_seen', timestampColumn: 'created_at' },
+      /column "tree" .* is pg_node_tree, which PostgreSQL writes but never reads back/,
     ],
     ['an integer timestamp column', { name: 'datecol', timestampColumn: 'id' }, /is integer/],
     [
