@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { ArnFormat, Duration, RemovalPolicy, Size, Stack } from 'aws-cdk-lib';
+import { ArnFormat, Duration, NestedStack, RemovalPolicy, Size, Stack } from 'aws-cdk-lib';
 import * as athena from 'aws-cdk-lib/aws-athena';
 import * as glue from 'aws-cdk-lib/aws-glue';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -8,6 +8,12 @@ import { Construct } from 'constructs';
 import { type ObjectSpan, tablePrefix } from '../lambdas/shared/archive/format.js';
 import type { ArchiveBucket } from './archive-bucket.js';
 import { acknowledgeWildcardResources } from './nag.js';
+
+/**
+ * Glue tables per nested stack. A CloudFormation stack holds at most 500 resources, and the stack's own ~100 leave no
+ * room for a fleet's tables (a run covers 1,000): each group of tables is a nested stack, one resource of the parent.
+ */
+export const GLUE_TABLES_PER_STACK = 400;
 
 /** Partition columns of an archive table, as the key layout names them. */
 const PARTITION_COLUMNS = ['year', 'month', 'day'] as const;
@@ -115,6 +121,8 @@ export class ArchiveQueries extends Construct {
   public readonly tables: Readonly<Record<string, glue.CfnTable>>;
   /** Glue table names by "database/schema.table". */
   public readonly tableNames: Readonly<Record<string, string>>;
+  /** The nested stacks that hold the Glue tables, GLUE_TABLES_PER_STACK each at most. */
+  public readonly tableStacks: readonly NestedStack[];
   public readonly resultsBucket: s3.Bucket;
   public readonly workGroup: athena.CfnWorkGroup;
   /** A role any principal of this account that is allowed to assume it can use to run queries. */
@@ -141,6 +149,14 @@ export class ArchiveQueries extends Construct {
     const names = uniqueGlueNames(props.tables.map((t) => `${t.database}__${t.schema}__${t.table}`));
     const tables: Record<string, glue.CfnTable> = {};
     const tableNames: Record<string, string> = {};
+    const tableStacks: NestedStack[] = [];
+    const tableStackFor = (i: number): NestedStack => {
+      const group = Math.floor(i / GLUE_TABLES_PER_STACK);
+      tableStacks[group] ??= new NestedStack(this, `Tables${group}`, {
+        description: `audit-archiver: Glue tables ${group * GLUE_TABLES_PER_STACK + 1} to ${Math.min(props.tables.length, (group + 1) * GLUE_TABLES_PER_STACK)} of the archives`,
+      });
+      return tableStacks[group];
+    };
     props.tables.forEach((table, i) => {
       const name = names[i] ?? '';
       const ref = `${table.database}/${table.schema}.${table.table}`;
@@ -154,9 +170,9 @@ export class ArchiveQueries extends Construct {
           columnNames[j] === column ? [] : [[`mapping.${columnNames[j]}`, column]],
         ),
       );
-      const created = new glue.CfnTable(this, `Table${i}`, {
+      const created = new glue.CfnTable(tableStackFor(i), `Table${i}`, {
         catalogId: stack.account,
-        // The database's Ref (its name) orders the table after it.
+        // The database's Ref (its name, a parameter of the nested stack) orders the table after it.
         databaseName: this.database.ref,
         tableInput: {
           name,
@@ -202,6 +218,7 @@ export class ArchiveQueries extends Construct {
     });
     this.tables = tables;
     this.tableNames = tableNames;
+    this.tableStacks = tableStacks;
 
     this.resultsBucket = new s3.Bucket(this, 'Results', {
       encryption: s3.BucketEncryption.KMS,
@@ -248,6 +265,16 @@ export class ArchiveQueries extends Construct {
     this.grantQuery(this.queryRole, props.archiveAreas);
   }
 
+  /** Every table of the archive tables' Glue database. */
+  private get tablesArn(): string {
+    return Stack.of(this).formatArn({
+      service: 'glue',
+      resource: 'table',
+      resourceName: `${this.databaseName}/*`,
+      arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+    });
+  }
+
   /**
    * Lets `grantee` run queries in the workgroup over the archive tables: the Athena calls on this workgroup only,
    * the Glue catalog entries read-only, the archive areas read-only, and results in the results bucket.
@@ -285,12 +312,14 @@ export class ArchiveQueries extends Construct {
         'glue:GetPartition',
         'glue:GetPartitions',
       ],
-      resourceArns: [
-        glueArn('catalog'),
-        glueArn('database', this.databaseName),
-        ...Object.values(this.tableNames).map((name) => glueArn('table', `${this.databaseName}/${name}`)),
-      ],
+      resourceArns: [glueArn('catalog'), glueArn('database', this.databaseName), this.tablesArn],
     });
+    acknowledgeWildcardResources(
+      grantee,
+      [this.tablesArn],
+      "The archive tables' Glue database holds only the archiver's tables, one per configured table; listing each " +
+        'one would pass the IAM policy size limit for a fleet of tables.',
+    );
     this.archiveBucket.grantObjects(grantee, archiveAreas, { read: true });
     iam.Grant.addToPrincipal({
       grantee,
