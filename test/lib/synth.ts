@@ -67,12 +67,18 @@ export interface Statement {
   Condition?: Record<string, Record<string, unknown>>;
 }
 
-/** The statements of every inline policy attached to the role with this logical id. */
+/**
+ * The statements of every policy the stack attaches to the role with this logical id: its inline policies, and the
+ * managed policies CDK moves statements to when a role's inline policy would pass IAM's size limit.
+ */
 export function roleStatements(template: Template, roleLogicalId: string): Statement[] {
-  const policies = template.findResources('AWS::IAM::Policy');
-  return Object.values(policies)
+  const policies = [
+    ...Object.values(template.findResources('AWS::IAM::Policy')),
+    ...Object.values(template.findResources('AWS::IAM::ManagedPolicy')),
+  ];
+  return policies
     .filter((policy) =>
-      (policy.Properties.Roles as { Ref: string }[]).some((role) => role.Ref === roleLogicalId),
+      ((policy.Properties.Roles ?? []) as { Ref: string }[]).some((role) => role.Ref === roleLogicalId),
     )
     .flatMap((policy) => policy.Properties.PolicyDocument.Statement as Statement[]);
 }

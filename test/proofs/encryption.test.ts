@@ -7,7 +7,12 @@ import { refuseCriticalTablesLocally } from '../../cli/plan.js';
 import type { ArchiverConfigInput } from '../../lambdas/shared/config/schema.js';
 import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
 import { type LocalEnvironment, openLocalEnvironment, runLocalArchive } from '../../local/run.js';
-import { createTestDatabase, seedEvents, type TestDatabase } from '../support/fixtures.js';
+import {
+  createTestDatabase,
+  expectRequestsWithinRoles,
+  seedEvents,
+  type TestDatabase,
+} from '../support/fixtures.js';
 
 /**
  * Critical tables need SSE-KMS archives. Local S3 (s3rver) accepts the KMS request headers but stores and reports
@@ -31,7 +36,7 @@ describe('encryption enforcement: a critical table in local mode', () => {
       s3: {
         bucket: 'test-archive',
         prefix: 'archive/',
-        kmsKeyId: 'arn:aws:kms:eu-west-1:111122223333:key/test',
+        kmsKeyId: 'arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab',
       },
       defaults: { retentionDays: 30 },
       databases: [
@@ -50,7 +55,11 @@ describe('encryption enforcement: a critical table in local mode', () => {
     local = await openLocalEnvironment(join(dir, 'config.yaml'), join(dir, 'state'));
   });
   afterAll(async () => {
-    await local?.close();
+    try {
+      if (local) await expectRequestsWithinRoles(local);
+    } finally {
+      await local?.close();
+    }
     await db?.drop();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });

@@ -16,6 +16,7 @@ import {
   localSubstitutions,
   type StepEvent,
 } from '../../local/workflow.js';
+import { expectRequestsWithinRoles } from '../support/fixtures.js';
 
 /**
  * The fleet one scheduled run covers: 1000 tables across 100 databases, on the real archive ASL, handlers,
@@ -183,7 +184,11 @@ describe('a scheduled run over a fleet of 1000 tables in 100 databases', () => {
   }, 300_000);
 
   afterAll(async () => {
-    await local?.close();
+    try {
+      if (local) await expectRequestsWithinRoles(local);
+    } finally {
+      await local?.close();
+    }
     const admin = new pg.Client({ connectionString: adminUrl });
     await admin.connect();
     for (const { pgName } of databases) {
