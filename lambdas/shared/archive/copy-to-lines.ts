@@ -3,17 +3,32 @@ import { TableNotUsableError } from '../errors/step-errors.js';
 import { COPY_SIGNATURE, type ContentFigures } from './stream.js';
 import { VersionDigest } from './version-digest.js';
 
-const TWO_32 = 2 ** 32;
 /** PostgreSQL's timestamptz epoch, 2000-01-01T00:00:00Z, in ms since 1970. */
 const PG_EPOCH_MS = 946_684_800_000;
 
-/** A binary timestamptz (µs since 2000-01-01 UTC) as ISO-8601 with microseconds. */
-function isoMicros(micros: number): string {
-  const ms = Math.floor(micros / 1000);
-  const iso = new Date(PG_EPOCH_MS + ms).toISOString();
-  const extra = String(micros - ms * 1000).padStart(3, '0');
+/**
+ * A binary timestamptz (µs since 2000-01-01 UTC) as its two 32-bit halves, signed high and unsigned low: a double
+ * holds the µs exactly only within about 285 years of 2000, and rows of year 1 are archived too.
+ */
+interface MicrosHalves {
+  high: number;
+  low: number;
+}
+
+const before = (a: MicrosHalves, b: MicrosHalves) => a.high < b.high || (a.high === b.high && a.low < b.low);
+
+/** A binary timestamptz as ISO-8601 with microseconds. */
+function isoMicros({ high, low }: MicrosHalves): string {
+  const micros = (BigInt(high) << 32n) + BigInt(low);
+  // Floor division: BigInt division truncates toward zero, and instants before 2000 are negative.
+  const ms = micros / 1000n - (micros % 1000n < 0n ? 1n : 0n);
+  const iso = new Date(PG_EPOCH_MS + Number(ms)).toISOString();
+  const extra = String(micros - ms * 1000n).padStart(3, '0');
   return `${iso.slice(0, -1)}${extra}Z`;
 }
+
+const NO_MIN: MicrosHalves = { high: Number.POSITIVE_INFINITY, low: 0 };
+const NO_MAX: MicrosHalves = { high: Number.NEGATIVE_INFINITY, low: 0 };
 
 /**
  * What PostgreSQL's escape_json writes for each byte: 0 for the byte itself, else the escape's second character
@@ -227,8 +242,8 @@ export class CopyToArchiveLines {
   private bytes = 0;
   /** Output bytes handed out by `lines()`, over all objects. */
   private taken = 0;
-  private minMicros = Number.POSITIVE_INFINITY;
-  private maxMicros = Number.NEGATIVE_INFINITY;
+  private minMicros = NO_MIN;
+  private maxMicros = NO_MAX;
 
   /**
    * `columns`: the names, in the COPY's order. `versions`: where the row versions go (version-digest.ts); export
@@ -338,8 +353,8 @@ export class CopyToArchiveLines {
     this.content = createHash('sha256');
     this.rows = 0;
     this.bytes = 0;
-    this.minMicros = Number.POSITIVE_INFINITY;
-    this.maxMicros = Number.NEGATIVE_INFINITY;
+    this.minMicros = NO_MIN;
+    this.maxMicros = NO_MAX;
     return ended;
   }
 
@@ -388,9 +403,9 @@ export class CopyToArchiveLines {
   }
 
   private timestamp(bytes: Buffer, offset: number): void {
-    const micros = bytes.readInt32BE(offset) * TWO_32 + bytes.readUInt32BE(offset + 4);
-    if (micros < this.minMicros) this.minMicros = micros;
-    if (micros > this.maxMicros) this.maxMicros = micros;
+    const micros = { high: bytes.readInt32BE(offset), low: bytes.readUInt32BE(offset + 4) };
+    if (before(micros, this.minMicros)) this.minMicros = micros;
+    if (before(this.maxMicros, micros)) this.maxMicros = micros;
   }
 
   /** A complete small item: checks it and sets what comes next. */

@@ -117,6 +117,26 @@ describe('CopyToArchiveLines', () => {
     },
   );
 
+  it('states the timestamp range to the microsecond far from 2000 too (year 1, where a double rounds)', async () => {
+    // Prepare
+    const early = (ts: string, id: string): Row => ({ values: [id], ts, version: 1n });
+    const lines = new CopyToArchiveLines(['id']);
+    const copy = copyBinary([
+      early('0001-01-01T00:00:00.000001Z', '2'),
+      early('0001-01-01T00:00:00.000000Z', '1'),
+      early('0001-01-01T00:00:00.000003Z', '3'),
+    ]);
+
+    // Act
+    const output = await onlyObject(chunked(copy, 5), lines);
+
+    // Assess
+    expect([output.figures.minTimestamp, output.figures.maxTimestamp]).toEqual([
+      '0001-01-01T00:00:00.000000Z',
+      '0001-01-01T00:00:00.000003Z',
+    ]);
+  });
+
   it('escapes every control character as json_object does, one byte in six becoming six', async () => {
     // Prepare: a value of nothing but control characters, longer than one output buffer.
     const value = controls.repeat(20_000);
