@@ -30,6 +30,8 @@ const ON_BOTH_VERSIONS: Record<string, string> = {
   'test/lambdas/export/next-batch.int.test.ts':
     'the UTC day of each row (date_bin) and the spans a batch takes',
   'test/lambdas/delete/core.int.test.ts': 'the delete transaction, its digest and the fenced commit',
+  'test/proofs/restore-fidelity.test.ts':
+    'generated columns computed in the INSERT, types redefined under their names, data exceptions named by column',
   'test/lambdas/delete/row-versions.int.test.ts':
     'tuple identity (tableoid, ctid, xmin) under HOT and other updates, VACUUM, FREEZE, CLUSTER, partitions',
   'test/proofs/types-and-identifiers.test.ts':

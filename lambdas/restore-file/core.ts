@@ -35,6 +35,8 @@ import {
   assertWritable,
   type ColumnPlan,
   checkConversions,
+  checkRecomputed,
+  columnReadSql,
   conflictKeyProblems,
   copyIntoStagingSql,
   copyIntoTargetSql,
@@ -507,20 +509,20 @@ async function writeArchive(
           `a month archive: ${expected.rows - inWindow} of its ${expected.rows} rows lie outside ${rows.from.slice(0, 10)}..${dayBefore(rows.to)} and were left out`,
         ]
       : [];
-    // A month archive restored in part counts the rows of its days only; the others are named in the warning.
-    const withWarnings = {
-      ...figures,
-      rows: inWindow,
-      warnings: [...warnings, ...windowNote, ...plan.warnings],
-    };
     // A dry run runs the very INSERT too, in the transaction that rolls back: its figures are the real ones.
     const written = await insert(client, insertSql(table, plan, task.strategy, conflictKey, rows), {
       strategy: task.strategy,
       target: task.target,
-      fromArchive: plan.columns.map((c) => c.name),
+      plan,
+      rows,
     });
+    // Before the archive's savepoint is left: a refusal rolls back what the INSERT wrote.
+    checkRecomputed(plan, written.recomputed ?? [], task.drift, task.target);
     result = {
-      ...withWarnings,
+      ...figures,
+      // A month archive restored in part counts the rows of its days only; the others are named in the warning.
+      rows: inWindow,
+      warnings: [...warnings, ...windowNote, ...plan.warnings],
       status: task.dryRun ? 'dry-run' : 'restored',
       inserted: written.inserted,
       overwritten: written.updated,
@@ -693,7 +695,8 @@ async function stage(
 }
 
 /**
- * The fast path, for a native archive whose columns reach the target unconverted: its rows go straight into the
+ * The fast path, for a native archive whose columns reach the target unconverted and none of which the target
+ * generates (the INSERT compares what it computes with the archive): its rows go straight into the
  * target with one `COPY target (columns) FROM STDIN`, as text rows the encoder builds from the lines (the values are
  * in their text form already), measured on the way and checked against the sidecar before the transaction commits.
  * No temporary table and no jsonb parse per column: per row, what a plain COPY FROM costs.
@@ -719,7 +722,7 @@ async function copyDirectly(
   const archived = expected.manifest.columns.map((c) => ({ name: c.name, type: c.type }));
   assertShapedLikeArchive(task, archived, target);
   const plan = planColumns(archived, target, task.drift, localTimeOf(expected));
-  if (plan.converted.length > 0 || !target.copyable) return undefined;
+  if (plan.converted.length > 0 || plan.recomputed.length > 0 || !target.copyable) return undefined;
   await uniqueConflictKey(client, { task, deps, ...group }, expected, target, plan, archived);
   const sink = client.query(copyFromStdin(copyIntoTargetSql(target, plan)));
   let measured: Awaited<ReturnType<typeof streamArchive>>;
@@ -811,13 +814,19 @@ function conflictKeyOf(expected: ArchiveExpectation, target: RestoreTarget): str
 interface InsertRefusalContext {
   strategy: RestoreTask['strategy'];
   target: TableName;
-  /** The target's columns the INSERT writes from the archive; the others take their defaults. */
-  fromArchive: readonly string[];
+  /** The target's columns the INSERT writes from the archive (the others take their defaults), and how it reads each. */
+  plan: ColumnPlan;
+  /** The rows of a month archive a day-range restore takes. */
+  rows: RowWindow | undefined;
 }
 
+/** Set before the INSERT: a data exception rolls back to it, and the staged rows are read again to name the column. */
+const INSERT_SAVEPOINT = 'audit_archiver_insert';
+
 async function insert(client: pg.PoolClient, sql: string, context: InsertRefusalContext) {
+  await client.query(`SAVEPOINT ${INSERT_SAVEPOINT}`);
   try {
-    const result = await client.query<{ inserted: number; updated: number }>(sql);
+    const result = await client.query<{ inserted: number; updated: number; recomputed?: number[] }>(sql);
     return result.rows[0] ?? { inserted: 0, updated: 0 };
   } catch (error) {
     const code = sqlState(error);
@@ -832,11 +841,37 @@ async function insert(client: pg.PoolClient, sql: string, context: InsertRefusal
       );
     if (code === '23502') throw new SchemaDriftError(notNullRefusal(error, context));
     if (code === '23514') throw new SchemaDriftError(checkRefusal(error, context));
-    // Values the target refuses (a cast that fails, a constraint): reported by SQLSTATE, never by value.
-    if (code.startsWith('22') || code.startsWith('23'))
+    if (code.startsWith('22')) throw new SchemaDriftError(await dataRefusal(client, code, context));
+    // Values the target refuses (a constraint): reported by SQLSTATE, never by value.
+    if (code.startsWith('23'))
       throw new SchemaDriftError(`the target refused the archived rows (SQLSTATE ${code})`);
     throw error;
   }
+}
+
+/**
+ * A data exception refused the INSERT (a value its column's type cannot read, say an enum label renamed since): the
+ * staged values are read again column by column, each rolled back to the savepoint set before the INSERT if it fails,
+ * to name the first column that refuses them and its type. Never the value, nor PostgreSQL's message, which quotes it.
+ */
+async function dataRefusal(
+  client: pg.PoolClient,
+  code: string,
+  { target, plan, rows }: InsertRefusalContext,
+): Promise<string> {
+  await client.query(`ROLLBACK TO SAVEPOINT ${INSERT_SAVEPOINT}`);
+  for (const column of plan.columns) {
+    try {
+      await client.query(columnReadSql(column, rows));
+    } catch (error) {
+      const refused = sqlState(error);
+      if (!refused.startsWith('22')) throw error;
+      await client.query(`ROLLBACK TO SAVEPOINT ${INSERT_SAVEPOINT}`);
+      return `the target ${tableLabel(target)} refused the archived rows: its column ${quoteIdent(column.name)} (${column.type}) cannot read the archived values of at least one row (SQLSTATE ${refused}; its type changed since archiving?); restore into a target whose column ${quoteIdent(column.name)} reads them`;
+    }
+  }
+  // Every column reads its values: what the target computes from them failed.
+  return `the target ${tableLabel(target)} refused the archived rows (SQLSTATE ${code}) computing a generated column, a default or a constraint`;
 }
 
 /** The fields of a PostgreSQL error that name what refused a value (never the value itself). */
@@ -867,14 +902,14 @@ function refusedObject(error: RefusalFields, target: TableName): string {
  * A NOT NULL column refused a row: either the archive holds a null in it (the constraint was added since, NOT VALID
  * on PostgreSQL 18, or the target was made stricter), or the archive has no such column and the target no default.
  */
-function notNullRefusal(error: unknown, { target, fromArchive }: InsertRefusalContext): string {
+function notNullRefusal(error: unknown, { target, plan }: InsertRefusalContext): string {
   const fields = error as RefusalFields;
   const column = named(fields.column);
   const where = refusedObject(fields, target);
   if (!column) {
     return `the target ${where} refused the archived rows: a NOT NULL constraint refused a null (SQLSTATE 23502); restore into a target without that constraint, or drop it for the restore`;
   }
-  if (fromArchive.includes(column)) {
+  if (plan.columns.some((c) => c.name === column)) {
     return `the target ${where} refused the archived rows: its column ${quoteIdent(column)} is NOT NULL and the archive holds a null in it for at least one row (SQLSTATE 23502; a NOT NULL added later as NOT VALID need not hold for older rows); restore into a target whose column ${quoteIdent(column)} allows nulls, or drop its NOT NULL for the restore`;
   }
   return `the target ${where} refused the archived rows: its column ${quoteIdent(column)} is NOT NULL and the archive holds no value for it, the archived table having no such column (SQLSTATE 23502); give the column a default, or restore into another table`;

@@ -51,6 +51,7 @@ const PROOF_FILES = [
   'test/proofs/standby.test.ts',
   'test/proofs/restore-versions.test.ts',
   'test/proofs/restore-legacy.test.ts',
+  'test/proofs/restore-fidelity.test.ts',
   'test/lambdas/restore-plan/target-created-meanwhile.int.test.ts',
   'test/lambdas/export/core.int.test.ts',
 ];

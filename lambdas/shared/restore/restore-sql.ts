@@ -26,6 +26,13 @@ export interface TargetColumn {
   baseType: string;
   /** `baseType` without its modifier (`varchar(3)` → `character varying`): what reads a value unchanged. */
   plainType: string;
+  /**
+   * Whether its type (or its arrays' element) is a domain, composite or range of the database's own, which can be
+   * redefined under the same name to read a value otherwise (a domain made numeric(10,1), an attribute retyped): its
+   * values are checked to read back as archived even when the name is the archived one. PostgreSQL's own types, enums
+   * (a label reads as itself or not at all) and extensions' base types keep the COPY path.
+   */
+  redefinable: boolean;
   generated: boolean;
   /**
    * Whether values compare equal only when they are the same (false under a nondeterministic collation, say
@@ -117,6 +124,7 @@ export async function describeTarget(
       type: string;
       base_type: string;
       plain_type: string;
+      redefinable: boolean;
       generated: string;
       deterministic: boolean | null;
       collatable: boolean;
@@ -135,6 +143,11 @@ export async function describeTarget(
                       'base_type', CASE WHEN ty.typtype = 'd' THEN pg_catalog.format_type(ty.typbasetype, ty.typtypmod)
                                         ELSE pg_catalog.format_type(a.atttypid, a.atttypmod) END,
                       'plain_type', pg_catalog.format_type(CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE a.atttypid END, NULL),
+                      'redefinable', (SELECT el.typtype IN ('d', 'c', 'r', 'm')
+                                             AND el.typnamespace <> 'pg_catalog'::pg_catalog.regnamespace
+                                        FROM pg_catalog.pg_type el
+                                       WHERE el.oid = CASE WHEN ty.typcategory = 'A' AND ty.typelem <> 0
+                                                           THEN ty.typelem ELSE ty.oid END),
                       'generated', a.attgenerated::text,
                       'deterministic', (SELECT co.collisdeterministic FROM pg_catalog.pg_collation co
                                          WHERE co.oid = a.attcollation),
@@ -170,6 +183,7 @@ export async function describeTarget(
       type: c.type,
       baseType: c.base_type,
       plainType: c.plain_type,
+      redefinable: c.redefinable,
       generated: c.generated !== '',
       deterministic: c.deterministic !== false,
       collatable: c.collatable,
@@ -248,15 +262,30 @@ export interface ArchivedColumn {
 
 /** How each archived value reaches the target: the columns written, the SQL that reads each, and what drifted. */
 export interface ColumnPlan {
-  columns: { name: string; expression: string }[];
+  /** Each column written from the archive, the target's type of it, and the SQL that reads its value. */
+  columns: { name: string; type: string; expression: string }[];
   /**
    * Columns whose values must be checked to survive reading into the target (checkConversions): `changed` is true for
-   * a value that does not. A native archive's column whose type changed since archiving; a legacy archive's column
-   * (it records no types) whose target type could take a value otherwise than it reads.
+   * a value that does not. A native archive's column whose type changed since archiving, or can be redefined under
+   * its name (TargetColumn.redefinable); a legacy archive's column (it records no types)
+   * whose target type could take a value otherwise than it reads.
    */
   converted: { name: string; from: string; into: string; changed: string }[];
+  /**
+   * Generated columns of the target that the archive holds values of: the target computes them, and the INSERT
+   * compares each value it computed with the archived one (insertSql, checkRecomputed). `archived` reads the
+   * archived value's text from the staged row.
+   */
+  recomputed: { column: TargetColumn; archived: string }[];
   warnings: string[];
 }
+
+/**
+ * A value's text as export wrote it (table-sql.ts valueTextSql): `::text`, but the output function for `character`
+ * without a length, whose cast to text drops the trailing blanks the value holds.
+ */
+const archivedTextSql = (value: string, column: TargetColumn): string =>
+  column.baseType === 'bpchar' ? `pg_catalog.textin(pg_catalog.bpcharout(${value}))` : `${value}::text`;
 
 /** Integer and character types whose equality is the same whichever of them holds the value. */
 const SAME_EQUALITY = [new Set(['smallint', 'integer', 'bigint']), new Set(['text', 'character varying'])];
@@ -297,9 +326,11 @@ export function conflictKeyProblems(
 /**
  * Maps archived columns onto the target. Every value is read as `j ->> 'name'` (its text form) and goes through the
  * target column type's input function, which reproduces it exactly when the type is unchanged. Columns added since
- * archiving are left out of the INSERT, so they get their default (or NULL); generated columns are recomputed by
- * the target; a column the target no longer has is an error in `strict` mode and dropped with a warning in
- * `lenient` mode. A changed type is read by the new type's input function, and checkConversions then refuses values
+ * archiving are left out of the INSERT, so they get their default (or NULL); generated columns are computed by the
+ * target, which may compute other values than the archived ones (a function replaced since, a setting the
+ * application's session had, a column plain when archived), so the INSERT compares them (checkRecomputed); a column
+ * the target no longer has is an error in `strict` mode and dropped with a warning in `lenient` mode. A changed type,
+ * or one that can be redefined under its name, is read by the target type's input function, and checkConversions then refuses values
  * that would change. The archived type names are only compared, never spliced into SQL: a manifest is data.
  */
 export function planColumns(
@@ -310,7 +341,7 @@ export function planColumns(
 ): ColumnPlan {
   const byName = new Map(target.columns.map((c) => [c.name, c]));
   const archivedNames = new Set(archived.map((c) => c.name));
-  const plan: ColumnPlan = { columns: [], converted: [], warnings: [] };
+  const plan: ColumnPlan = { columns: [], converted: [], recomputed: [], warnings: [] };
   const removed: string[] = [];
   for (const column of archived) {
     const into = byName.get(column.name);
@@ -318,13 +349,13 @@ export function planColumns(
       removed.push(column.name);
       continue;
     }
+    const text = `(s.j ->> ${quoteLiteral(column.name)})`;
     if (into.generated) {
-      plan.warnings.push(
-        `column "${column.name}" is generated in the target: recomputed, archived values unused`,
-      );
+      // A legacy archive's text is the Python tool's, not PostgreSQL's: compared as the column's type reads it.
+      const archivedText = column.type === undefined ? archivedTextSql(`${text}::${into.type}`, into) : text;
+      plan.recomputed.push({ column: into, archived: archivedText });
       continue;
     }
-    const text = `(s.j ->> ${quoteLiteral(column.name)})`;
     const toInstant =
       column.type !== undefined &&
       bareType(column.type) === 'timestamp without time zone' &&
@@ -333,7 +364,7 @@ export function planColumns(
       // The archive's timestamp column holds local times of the zone its manifest names: read there, each is the
       // instant it was. Only what the target then does to the instant (a precision that rounds) counts as a change.
       const instant = `(${text}::timestamp without time zone AT TIME ZONE ${quoteLiteral(localTime.timeZone)})`;
-      plan.columns.push({ name: column.name, expression: `${instant}::${into.type}` });
+      plan.columns.push({ name: column.name, type: into.type, expression: `${instant}::${into.type}` });
       plan.converted.push({
         name: column.name,
         from: column.type ?? '',
@@ -345,13 +376,15 @@ export function planColumns(
       );
       continue;
     }
-    plan.columns.push({ name: column.name, expression: `${text}::${into.type}` });
-    if (column.type !== undefined && column.type !== into.type) {
-      const changed = `(${text}::${into.type})::text IS DISTINCT FROM ${text}`;
+    plan.columns.push({ name: column.name, type: into.type, expression: `${text}::${into.type}` });
+    const renamed = column.type !== undefined && column.type !== into.type;
+    if (renamed || (column.type !== undefined && into.redefinable)) {
+      const changed = `${archivedTextSql(`${text}::${into.type}`, into)} IS DISTINCT FROM ${text}`;
       // Any other local time has no zone on record: the session's (UTC) would read it.
-      const from = toInstant ? `${column.type} (local times, read as UTC)` : column.type;
+      const from = toInstant ? `${column.type} (local times, read as UTC)` : `${column.type}`;
       plan.converted.push({ name: column.name, from, into: into.type, changed });
-      plan.warnings.push(`column "${column.name}" converted from ${from} to ${into.type}`);
+      // The same name may stand for another definition now: only a value that changes is reported.
+      if (renamed) plan.warnings.push(`column "${column.name}" converted from ${from} to ${into.type}`);
     }
     const legacyChange = column.type === undefined ? legacyValueChange(text, into) : undefined;
     if (legacyChange) {
@@ -400,11 +433,12 @@ function legacyValueChange(text: string, into: TargetColumn): string | undefined
 }
 
 /**
- * For each column whose type changed, reads every staged value with the new type and compares its text form with
- * the archived one (for a legacy archive, its reading by the target type with its plain reading, see
- * legacyValueChange): a conversion that would truncate, round or reinterpret a value (say text into varchar(3),
- * numeric into numeric(10,2), timestamptz into date) fails in `strict` mode and is reported in `lenient` mode; a
- * value the new type cannot read at all always fails.
+ * For each column whose type changed or can be redefined under its name, reads every staged value with the target's type and
+ * compares its text form with the archived one (for a legacy archive, its reading by the target type with its plain
+ * reading, see legacyValueChange): a conversion that would truncate, round or reinterpret a value (say text into
+ * varchar(3), numeric into numeric(10,2), timestamptz into date, or a domain redefined as numeric(10,1)) fails in
+ * `strict` mode and is reported in `lenient` mode; a value the target type cannot read at all (an enum label renamed,
+ * a domain's CHECK made stricter) always fails, naming the column, never the value.
  */
 export async function checkConversions(
   client: pg.ClientBase,
@@ -412,6 +446,8 @@ export async function checkConversions(
   drift: 'strict' | 'lenient',
 ): Promise<void> {
   for (const column of plan.converted) {
+    const redefined = column.from === column.into;
+    const read = `read as ${column.into}${redefined ? ' (redefined since archiving)' : ''}`;
     let changed: number;
     try {
       const result = await client.query<{ changed: number }>(
@@ -419,18 +455,49 @@ export async function checkConversions(
       );
       changed = result.rows[0]?.changed ?? 0;
     } catch (error) {
-      const code = (error as { code?: string }).code ?? '';
-      if (!code.startsWith('22')) throw error;
+      // A data exception, or a domain's constraint (23514, 23502): reported by SQLSTATE and constraint, never by value.
+      const { code = '', constraint } = error as { code?: string; constraint?: string };
+      if (!/^2[23]/.test(code)) throw error;
+      const by = constraint ? `, constraint ${quoteIdent(constraint)}` : '';
       throw new SchemaDriftError(
-        `column "${column.name}": archived ${column.from} values cannot be read as ${column.into} (SQLSTATE ${code})`,
+        `column "${column.name}": archived ${column.from} values cannot be ${read} (SQLSTATE ${code}${by})`,
       );
     }
-    if (changed === 0) continue;
-    const what = `column "${column.name}": ${changed} value(s) change when converted from ${column.from} to ${column.into}`;
-    if (drift === 'strict')
-      throw new SchemaDriftError(`${what}; restore with drift "lenient" to accept that`);
-    plan.warnings.push(what);
+    if (changed > 0)
+      reportChanged(
+        plan,
+        drift,
+        `column "${column.name}": ${changed} value(s) change when ${redefined ? read : `converted from ${column.from} to ${column.into}`}`,
+      );
   }
+}
+
+/**
+ * Checks what the INSERT found of the generated columns it computed (insertSql's `recomputed`, one count per column of
+ * plan.recomputed): a value other than the archived one fails the archive in `strict` mode (it rolls back to its
+ * savepoint, nothing of it written) and is reported in `lenient` mode, as a conversion that changes values is.
+ */
+export function checkRecomputed(
+  plan: ColumnPlan,
+  differing: readonly number[],
+  drift: 'strict' | 'lenient',
+  target: TableName,
+): void {
+  for (const [i, { column }] of plan.recomputed.entries()) {
+    const changed = differing[i] ?? 0;
+    if (changed > 0)
+      reportChanged(
+        plan,
+        drift,
+        `${tableLabel(target)} column "${column.name}": ${changed} value(s) the target computes (generated) differ from the archived ones`,
+      );
+  }
+}
+
+/** Values that change fail the archive under `strict` drift; under `lenient` they are written, with a warning. */
+function reportChanged(plan: ColumnPlan, drift: 'strict' | 'lenient', what: string): void {
+  if (drift === 'strict') throw new SchemaDriftError(`${what}; restore with drift "lenient" to accept that`);
+  plan.warnings.push(what);
 }
 
 /**
@@ -456,7 +523,10 @@ export type ConflictStrategy = 'skip' | 'overwrite' | 'fail';
 
 /**
  * One set-based INSERT from the staged lines with the conflict strategy, counting inserted and replaced rows
- * (`xmax = 0` marks a freshly inserted row). OVERRIDING SYSTEM VALUE keeps archived identity values.
+ * (`xmax = 0` marks a freshly inserted row). OVERRIDING SYSTEM VALUE keeps archived identity values. With generated
+ * columns the archive holds values of (plan.recomputed), also counts per column the rows written whose computed value
+ * is not the archived one (`recomputed`), by their key, the rows skipped left out: only the statement knows which rows
+ * it wrote.
  */
 export function insertSql(
   target: RestoreTarget,
@@ -476,14 +546,36 @@ export function insertSql(
   if (strategy === 'skip' || (strategy === 'overwrite' && updates.length === 0))
     conflict = `ON CONFLICT (${key}) DO NOTHING`;
   else if (strategy === 'overwrite') conflict = `ON CONFLICT (${key}) DO UPDATE SET ${updates.join(', ')}`;
+  // Positional names (k0…, g0…): no column of the table can shadow another, or `inserted`.
+  const keys = conflictKey.map((name, i) => `${quoteIdent(name)} AS k${i}`);
+  const computed = plan.recomputed.map(({ column }, i) => `${quoteIdent(column.name)} AS g${i}`);
+  const returned = plan.recomputed.length > 0 ? [...keys, ...computed].map((c) => `, ${c}`).join('') : '';
+  const keyJoin = conflictKey
+    .map((name, i) => `w.k${i} = ${plan.columns.find((c) => c.name === name)?.expression}`)
+    .join(' AND ');
+  const differing = plan.recomputed.map(
+    ({ column, archived }, i) =>
+      `count(*) FILTER (WHERE ${archivedTextSql(`w.g${i}`, column)} IS DISTINCT FROM ${archived})::int`,
+  );
+  const recomputed =
+    plan.recomputed.length > 0
+      ? `, (SELECT ARRAY[${differing.join(', ')}] FROM written AS w JOIN ${stagedRows} ON ${keyJoin}) AS recomputed`
+      : '';
   return `WITH written AS (
       INSERT INTO ${qualified(target.table)} (${names}) OVERRIDING SYSTEM VALUE
       SELECT ${values} FROM ${stagedRows}${rows ? ` WHERE ${rowWindowSql(rows)}` : ''}
       ${conflict}
-      RETURNING (xmax = 0) AS inserted)
-    SELECT count(*) FILTER (WHERE inserted)::int AS inserted, count(*) FILTER (WHERE NOT inserted)::int AS updated
+      RETURNING (xmax = 0) AS inserted${returned})
+    SELECT count(*) FILTER (WHERE inserted)::int AS inserted, count(*) FILTER (WHERE NOT inserted)::int AS updated${recomputed}
       FROM written`;
 }
+
+/**
+ * Reads every staged value of one column as the INSERT does (with a day-range's window): fails where the INSERT
+ * failed on that column's values, so a refusal can name the column (PostgreSQL 14 has no pg_input_is_valid).
+ */
+export const columnReadSql = (column: { expression: string }, rows?: RowWindow): string =>
+  `SELECT count(${column.expression})::int AS read FROM ${stagedRows}${rows ? ` WHERE ${rowWindowSql(rows)}` : ''}`;
 
 /**
  * The rows of a month archive a day-range restore takes (`from` inclusive, `to` exclusive, ISO-8601 UTC), read by
