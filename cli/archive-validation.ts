@@ -207,9 +207,14 @@ export async function validateArchives(
     // Native day folders are the rows' days, so a missing day inside the span means no archive holds that day. Where
     // the inventory speaks (from its first day on), a day without an entry had no rows, and a lost archive is an error.
     const firstInventoried = [...committed.values()].map((e) => e.day).sort()[0];
-    for (const gap of missingDays([...days].sort())) {
-      if (firstInventoried !== undefined && gap >= firstInventoried) continue;
-      problem('warning', 'day-gap', `${sourcePrefix(source)}${gap}`, `no archive for ${gap}`);
+    const gaps = missingDays([...days].sort()).filter(
+      (gap) => firstInventoried === undefined || gap < firstInventoried,
+    );
+    // A run of missing days is one warning (a year-1 row before years of nothing would otherwise be 700,000).
+    for (const { first, last, count } of dayRuns(gaps)) {
+      const span = count === 1 ? first : `${first}..${last}`;
+      const what = count === 1 ? span : `${span} (${count} days)`;
+      problem('warning', 'day-gap', `${sourcePrefix(source)}${span}`, `no archive for ${what}`);
     }
   }
   const note = source.format === 'legacy' ? others.note(source.table) : undefined;
@@ -286,6 +291,22 @@ function partitionDays(ref: Pick<ArchiveRef, 'day' | 'span'>): string[] {
 }
 
 /** Days between the first and the last of `sortedDays` that are not in it. */
+/** Consecutive days of a sorted list, as runs. */
+function dayRuns(sortedDays: string[]): { first: string; last: string; count: number }[] {
+  const runs: { first: string; last: string; count: number }[] = [];
+  for (const day of sortedDays) {
+    const run = runs.at(-1);
+    if (run && nextDay(run.last) === day) {
+      run.last = day;
+      run.count += 1;
+    } else runs.push({ first: day, last: day, count: 1 });
+  }
+  return runs;
+}
+
+const nextDay = (day: string) =>
+  new Date(new Date(`${day}T00:00:00Z`).getTime() + 86_400_000).toISOString().slice(0, 10);
+
 function missingDays(sortedDays: string[]): string[] {
   const first = sortedDays[0];
   const last = sortedDays.at(-1);

@@ -68,18 +68,20 @@ describe('validate and list archives', () => {
     expect(table?.archives.every((a) => a.storageClass === 'STANDARD')).toBe(true);
   });
 
-  it('finds each fault it claims to: corrupt data, missing sidecar, orphan sidecar, foreign archive, staging leftovers, day gaps', async () => {
+  it('finds each fault it claims to: corrupt data, missing sidecar, orphan sidecar, foreign archive, staging leftovers, day gaps (a run of days as one)', async () => {
     // Prepare
     const s3 = s3ClientFor(bed.local);
     const Bucket = bed.local.services.bucket;
     const keys = (await readLiveArchives(bed.local, 'public', 'events')).map((a) => a.key).sort();
-    const [corrupt = '', noSidecar = '', noData = '', , gap = ''] = keys.slice(1);
+    const [corrupt = '', noSidecar = '', noData = '', , gap = '', gapNext = ''] = keys.slice(1);
     const body = await getObject(bed.local, corrupt);
     await s3.send(new PutObjectCommand({ Bucket, Key: corrupt, Body: body.subarray(0, body.length - 9) }));
     await s3.send(new DeleteObjectCommand({ Bucket, Key: manifestOf(noSidecar) }));
     await s3.send(new DeleteObjectCommand({ Bucket, Key: noData }));
-    await s3.send(new DeleteObjectCommand({ Bucket, Key: gap }));
-    await s3.send(new DeleteObjectCommand({ Bucket, Key: manifestOf(gap) }));
+    for (const key of [gap, gapNext]) {
+      await s3.send(new DeleteObjectCommand({ Bucket, Key: key }));
+      await s3.send(new DeleteObjectCommand({ Bucket, Key: manifestOf(key) }));
+    }
     const [foreign = ''] = (await readLiveArchives(bed.local, 'public', 'others')).map((a) => a.key);
     const planted = foreign.replace('public.others', 'public.events');
     await s3.send(new CopyObjectCommand({ Bucket, Key: planted, CopySource: `${Bucket}/${foreign}` }));
@@ -115,7 +117,7 @@ describe('validate and list archives', () => {
         `error wrong-table ${planted}`,
         `warning stale-staging ${staging}`,
         `warning day-gap ${bed.local.config.s3.prefix}app/public.events/${day(noData)}`,
-        `warning day-gap ${bed.local.config.s3.prefix}app/public.events/${day(gap)}`,
+        `warning day-gap ${bed.local.config.s3.prefix}app/public.events/${day(gap)}..${day(gapNext)}`,
       ].sort(),
     );
     expect(cli.code).toBe(1);
