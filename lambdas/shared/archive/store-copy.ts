@@ -6,7 +6,7 @@ import {
   type S3Client,
   UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
-import { classifyAwsError, StorageUnavailableError } from '../errors/step-errors.js';
+import { classifyAwsError } from '../errors/step-errors.js';
 import { type BucketClient, encryption, isPreconditionFailed, type WriteOptions } from './store-writes.js';
 
 /**
@@ -74,12 +74,11 @@ export async function copyOnce(
     return 'copied';
   } catch (error) {
     if (isPreconditionFailed(error)) return 'refused';
+    const { name } = error as { name?: string };
     // The source is gone (404 NoSuchKey): refused like a source that changed, when the caller named the one it meant.
-    if (sourceEtag && (error as { name?: string }).name === 'NoSuchKey') return 'refused';
-    // 409 ConditionalRequestConflict: a concurrent conditional write; S3 asks for a retry.
-    const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-    if (status === 409)
-      throw new StorageUnavailableError(`conflicting write to ${destinationKey}; retry`, { cause: error });
+    if (sourceEtag && name === 'NoSuchKey') return 'refused';
+    // The SDK retried a completion whose answer was lost, and S3 had completed it: the caller reads what is there.
+    if (name === 'NoSuchUpload') return 'refused';
     throw classifyAwsError(error, 's3');
   }
 }

@@ -117,9 +117,25 @@ export class ArchiveStore {
         serverSideEncryption: head.ServerSideEncryption,
       };
     } catch (error) {
-      if (isNotFound(error)) return undefined;
+      if (await this.isMissing(error, key)) return undefined;
       throw classifyAwsError(error, 's3');
     }
+  }
+
+  /**
+   * Whether a read's error says the key holds no object. S3 answers a missing key 404 only to a caller that may list
+   * it, else 403; whether a ListBucket grant limited by `s3:prefix` (what each step gets) counts for that, AWS does not
+   * document. So a 403 is settled by listing the key itself, which that grant allows: a key listed is there and the
+   * 403 stands (a read of a version or a key the caller may not read).
+   */
+  private async isMissing(error: unknown, key: string): Promise<boolean> {
+    if (isNotFound(error)) return true;
+    if ((error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode !== 403)
+      return false;
+    const listed = await this.s3
+      .send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: key, MaxKeys: 1 }))
+      .catch(() => undefined);
+    return listed !== undefined && listed.Contents?.[0]?.Key !== key;
   }
 
   /** The object's bytes; with `pin`, ArchiveIntegrityError unless they are the pinned object's. */
@@ -142,7 +158,7 @@ export class ArchiveStore {
     } catch (error) {
       if (error instanceof ArchiveIntegrityError) throw error;
       if (pin && isPreconditionFailed(error)) throw pinMismatchError(key, pin);
-      if (isNotFound(error)) return undefined;
+      if (await this.isMissing(error, key)) return undefined;
       throw classifyAwsError(error, 's3');
     }
   }
@@ -152,7 +168,7 @@ export class ArchiveStore {
       const object = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
       return await (object.Body as { transformToString(): Promise<string> }).transformToString();
     } catch (error) {
-      if (isNotFound(error)) return undefined;
+      if (await this.isMissing(error, key)) return undefined;
       throw classifyAwsError(error, 's3');
     }
   }

@@ -253,7 +253,10 @@ export function classifyDatabaseError(error: unknown): Error {
   return error instanceof Error && !code.startsWith('22') ? error : new Error(message, { cause: error });
 }
 
-/** Whether an AWS SDK error is transient: network, 5xx, throttling (TooManyRequests included). */
+/**
+ * Whether an AWS SDK error is transient: network, 5xx, throttling (TooManyRequests included), and S3's 409
+ * ConditionalRequestConflict, its answer to one of two conditional writes to a key at once, which it asks to retry.
+ */
 export function isTransientAwsError(error: unknown): boolean {
   const err = error as {
     name?: string;
@@ -266,7 +269,7 @@ export function isTransientAwsError(error: unknown): boolean {
     status >= 500 ||
     status === 429 ||
     transientNodeCodes.has(err.code ?? '') ||
-    /Throttl|TooManyRequests|TimeoutError|RequestTimeout|SlowDown|ServiceUnavailable|InternalError|InternalServiceError|socket hang up/i.test(
+    /Throttl|TooManyRequests|TimeoutError|RequestTimeout|SlowDown|ServiceUnavailable|InternalError|InternalServiceError|ConditionalRequestConflict|socket hang up/i.test(
       `${err.name ?? ''} ${err.message ?? ''}`,
     )
   );

@@ -8,6 +8,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { ArchiveStore } from '../../../../lambdas/shared/archive/store.js';
+import { StorageUnavailableError } from '../../../../lambdas/shared/errors/step-errors.js';
 
 /**
  * A client that records the commands it is sent. The AWS SDK is stood in for here because s3rver, the local S3,
@@ -119,6 +120,59 @@ describe('ArchiveStore.copyOnce', () => {
     const abort = sent.at(-1);
     expect(abort).toBeInstanceOf(AbortMultipartUploadCommand);
     expect((abort as AbortMultipartUploadCommand).input).toEqual({ Bucket: 'b', Key: 'a/x', UploadId: 'u2' });
+  });
+
+  it('refuses when the SDK retried a completion S3 had carried out (404 NoSuchUpload), so the caller reads what is there', async () => {
+    // Prepare: the first completion's answer was lost; the SDK's own retry finds the upload gone.
+    const gone = Object.assign(new Error('The specified upload does not exist'), {
+      name: 'NoSuchUpload',
+      $metadata: { httpStatusCode: 404 },
+    });
+    const { client } = recordingClient((command) =>
+      command instanceof CreateMultipartUploadCommand
+        ? { UploadId: 'u5' }
+        : command instanceof CompleteMultipartUploadCommand
+          ? gone
+          : { CopyPartResult: { ETag: '"p"' } },
+    );
+    const store = new ArchiveStore(client, 'b', { inPartsAboveBytes: 0, partBytes: 1024 });
+
+    // Act
+    const result = await store.copyOnce('s/x', 'a/x', write, metadata, 100, '"e"');
+
+    // Assess
+    expect(result).toBe('refused');
+  });
+
+  it('asks for a retry when S3 answers two conditional writes at once with 409 ConditionalRequestConflict', async () => {
+    // Prepare
+    const conflict = Object.assign(new Error('conflicting conditional operation'), {
+      name: 'ConditionalRequestConflict',
+      $metadata: { httpStatusCode: 409 },
+    });
+    const copying = recordingClient((command) =>
+      command instanceof CreateMultipartUploadCommand
+        ? { UploadId: 'u6' }
+        : command instanceof CompleteMultipartUploadCommand
+          ? conflict
+          : { CopyPartResult: { ETag: '"p"' } },
+    );
+    const writing = recordingClient(() => conflict);
+
+    // Act
+    const copied = new ArchiveStore(copying.client, 'b', { inPartsAboveBytes: 0, partBytes: 1024 }).copyOnce(
+      's/x',
+      'a/x',
+      write,
+      metadata,
+      100,
+      '"e"',
+    );
+    const written = new ArchiveStore(writing.client, 'b').putTextOnce('a/_x.manifest.json', '{}', write);
+
+    // Assess: the manifest's write-once PUT is retried like the copy.
+    await expect(copied).rejects.toBeInstanceOf(StorageUnavailableError);
+    await expect(written).rejects.toBeInstanceOf(StorageUnavailableError);
   });
 
   it('refuses, aborting the upload, when a part finds the source changed (412) or gone (404) under its ETag', async () => {
