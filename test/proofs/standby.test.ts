@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { serverIdentity } from '../../lambdas/shared/batch/batch.js';
 import { type LocalPostgres, type PostgresVersion, startLocalPostgres } from '../../local/postgres.js';
 import { type LocalEnvironment, openLocalEnvironment, runLocalArchive } from '../../local/run.js';
 import { listKeys, seedEvents, writeTestConfig } from '../support/fixtures.js';
@@ -74,5 +75,34 @@ describe('an operator who points a database entry at a hot standby', () => {
     expect(error).toMatch(/^ConfigError: database app is a hot standby \(a read replica\)/);
     expect(keys.filter((key) => !key.includes('/_audit/'))).toEqual([]);
     expect(after.rows[0]?.n).toBe(200);
+  });
+
+  it('has another server identity the moment it is promoted, so a delete retried across a failover asks no xid of the old primary', async () => {
+    // Prepare: a promotion requests a checkpoint, but does not wait for it; a busy server's takes minutes.
+    if (!standby) throw new Error('setup failed');
+    const client = new pg.Client({ connectionString: standby.url() });
+    await client.connect();
+    try {
+      await client.query('CHECKPOINT');
+      const { rows } = await client.query<{ sysid: string; timeline: number }>(
+        'SELECT s.system_identifier::text AS sysid, c.timeline_id AS timeline FROM pg_control_system() s, pg_control_checkpoint() c',
+      );
+      const [before] = rows;
+
+      // Act
+      await client.query('SELECT pg_promote(true)');
+      const identity = await serverIdentity(client);
+
+      // Assess
+      recordProof({
+        kind: 'threat',
+        actor: 'operator',
+        attack: 'fails the database over to a replica while a delete waits for its COMMIT',
+        held: identity === `${before?.sysid}:${(before?.timeline ?? 0) + 1}`,
+      });
+      expect(identity).toBe(`${before?.sysid}:${(before?.timeline ?? 0) + 1}`);
+    } finally {
+      await client.end();
+    }
   });
 });

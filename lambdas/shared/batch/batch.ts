@@ -87,14 +87,19 @@ export async function digestBatchInDatabase(
 
 /**
  * The server an xid belongs to: system identifier and timeline. A restored cluster, a blue/green switchover or a
- * promoted replica has another identity, and an xid from before means nothing there. Undefined where the server
- * does not let us read it (some managed services); xid lookups then rely on the row comparison alone.
+ * promoted replica has another identity, and an xid from before means nothing there. The timeline is the one WAL is
+ * written on now (the first 8 hex digits of the current WAL file's name): the last checkpoint's, which
+ * pg_control_checkpoint() reports, stays the old one after a promotion until the next checkpoint ends, minutes on a
+ * busy server, and a delete retried across a failover would then ask the new primary about an xid of the old.
+ * Undefined where the server does not let us read it (some managed services); xid lookups then rely on the row
+ * comparison alone.
  */
 export async function serverIdentity(client: pg.ClientBase): Promise<string | undefined> {
   try {
     const result = await client.query<{ id: string }>(
-      `SELECT pg_catalog.format('%s:%s', s.system_identifier, c.timeline_id) AS id
-         FROM pg_catalog.pg_control_system() s, pg_catalog.pg_control_checkpoint() c`,
+      `SELECT pg_catalog.format('%s:%s', s.system_identifier,
+                ('x' || pg_catalog.substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8))::bit(32)::int) AS id
+         FROM pg_catalog.pg_control_system() s`,
     );
     return result.rows[0]?.id;
   } catch {
