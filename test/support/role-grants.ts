@@ -119,7 +119,8 @@ export function permissionsFor(request: LoggedRequest, bucket: string, tableArn:
     case 'GetObject':
       return [
         object(request.versionId ? 's3:GetObjectVersion' : 's3:GetObject'),
-        // S3 answers a missing key with 404 only to a caller that may list it, otherwise 403.
+        // S3 answers a missing key with 404 only to a caller that may list it, otherwise 403, which the store settles
+        // by listing the key itself (ArchiveStore.isMissing): either way the role must let it list that key.
         ...(request.status === 404 ? [listing(request.key ?? '')] : []),
       ];
     case 'PutObject':
