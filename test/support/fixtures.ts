@@ -220,7 +220,6 @@ export function archiverTestbed(
  */
 export async function expectRequestsWithinRoles(local: LocalEnvironment): Promise<void> {
   const requests = await local.services.requestLog();
-  console.log('DEBUG', JSON.stringify([...new Set(requests.map((r) => r.caller))]), requests.length);
   const names = { bucket: local.services.bucket, lockTable: local.services.lockTable };
   const denials = deniedRequests(requests, stackRoles(local.config, names), names);
   recordProof({

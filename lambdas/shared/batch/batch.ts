@@ -98,7 +98,7 @@ export async function serverIdentity(client: pg.ClientBase): Promise<string | un
   try {
     const result = await client.query<{ id: string }>(
       `SELECT pg_catalog.format('%s:%s', s.system_identifier,
-                ('x' || pg_catalog.substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8))::bit(32)::int) AS id
+                pg_catalog.concat('x', pg_catalog.substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8))::bit(32)::int) AS id
          FROM pg_catalog.pg_control_system() s`,
     );
     return result.rows[0]?.id;
