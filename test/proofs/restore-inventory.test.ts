@@ -41,6 +41,7 @@ describe('restore against the inventory of committed archives', () => {
   let moved: ReturnType<typeof writeTestConfig>;
   beforeAll(() => {
     moved = writeTestConfig(bed.db, TABLES, { prefix: 'moved/' });
+    bed.redeployedWith(moved.configPath);
   });
   afterAll(() => moved?.cleanup());
   /** The functions read the moved config (the same state: local S3 server, lock table). */

@@ -10,6 +10,10 @@ import pg from 'pg';
 import { afterAll, beforeAll, expect, inject } from 'vitest';
 import { stringify } from 'yaml';
 import { type Manifest, ManifestSchema, tablePrefix } from '../../lambdas/shared/archive/format.js';
+import {
+  type DeploymentConfig,
+  loadDeploymentConfigFile,
+} from '../../lambdas/shared/config/deployment-schema.js';
 import { retentionCutoff } from '../../lambdas/shared/config/governance.js';
 import type { TableIdentity } from '../../lambdas/shared/config/resolved-table.js';
 import type { ArchiverConfigInput } from '../../lambdas/shared/config/schema.js';
@@ -183,9 +187,15 @@ export function archiverTestbed(
   seed: (db: TestDatabase) => Promise<void>,
   tables: TableSpec[],
   { encoding, ...overrides }: Parameters<typeof writeTestConfig>[2] & { encoding?: TestEncoding } = {},
-): { db: TestDatabase; local: LocalEnvironment } {
+): {
+  db: TestDatabase;
+  local: LocalEnvironment;
+  /** A config the functions also ran with (an operator who changed it deployed it): its roles count too. */
+  redeployedWith(configPath: string): void;
+} {
   let db: TestDatabase | undefined;
   let env: Awaited<ReturnType<typeof openTestEnvironment>> | undefined;
+  const redeployed: DeploymentConfig[] = [];
   beforeAll(async () => {
     db = await createTestDatabase({ encoding });
     await seed(db);
@@ -193,7 +203,7 @@ export function archiverTestbed(
   });
   afterAll(async () => {
     try {
-      if (env) await expectRequestsWithinRoles(env.local);
+      if (env) await expectRequestsWithinRoles(env.local, redeployed);
     } finally {
       await env?.close();
       await db?.drop();
@@ -210,6 +220,9 @@ export function archiverTestbed(
     get local() {
       return ready(env).local;
     },
+    redeployedWith(configPath: string) {
+      redeployed.push(loadDeploymentConfigFile(configPath));
+    },
   };
 }
 
@@ -218,10 +231,18 @@ export function archiverTestbed(
  * local servers authorize nothing, so a path that needs a permission its role lacks would otherwise pass locally
  * and fail in AWS with AccessDenied.
  */
-export async function expectRequestsWithinRoles(local: LocalEnvironment): Promise<void> {
+export async function expectRequestsWithinRoles(
+  local: LocalEnvironment,
+  redeployed: readonly DeploymentConfig[] = [],
+): Promise<void> {
   const requests = await local.services.requestLog();
   const names = { bucket: local.services.bucket, lockTable: local.services.lockTable };
-  const denials = deniedRequests(requests, stackRoles(local.config, names), names);
+  const configs = [local.config, ...redeployed];
+  const denials = deniedRequests(
+    requests,
+    configs.map((config) => stackRoles(config, names)),
+    names,
+  );
   recordProof({
     kind: 'threat',
     actor: 'invocation',

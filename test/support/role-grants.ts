@@ -212,20 +212,27 @@ export function stackRoles(
   }
 }
 
-/** The requests local functions sent that their deployed roles would refuse, one per request and permission. */
+/**
+ * The requests local functions sent that their deployed roles would refuse, one per request and permission. With
+ * several deployments (an operator who changed the config and deployed again between runs), a request passes when
+ * the role of any of them allows it.
+ */
 export function deniedRequests(
   requests: LoggedRequest[],
-  roles: StackRoles,
+  deployments: StackRoles[],
   local: { bucket: string; lockTable: string },
 ): Denial[] {
   const tableArn = `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${local.lockTable}`;
   const denials: Denial[] = [];
   for (const request of requests) {
+    const roles = deployments.flatMap((roles) => {
+      const statements = roles.statementsOf(request.caller);
+      return statements ? [{ statements, resolve: roles.resolve }] : [];
+    });
     // Requests of the tests themselves, of local mode's setup and of the CLI name no function.
-    const statements = roles.statementsOf(request.caller);
-    if (!statements) continue;
+    if (roles.length === 0) continue;
     for (const needed of permissionsFor(request, local.bucket, tableArn)) {
-      if (allows(statements, needed, roles.resolve)) continue;
+      if (roles.some(({ statements, resolve }) => allows(statements, needed, resolve))) continue;
       denials.push({
         caller: request.caller,
         request: `${request.operation} ${request.key ?? request.table ?? ''} (${request.status})`,
