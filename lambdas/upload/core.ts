@@ -9,6 +9,7 @@ import type { ObjectHead } from '../shared/archive/store.js';
 import type { WriteOptions } from '../shared/archive/store-writes.js';
 import {
   BATCH_ID_METADATA,
+  claimForWithdrawal,
   keepAsEvidence,
   recordInFlight,
   renewLease,
@@ -66,13 +67,14 @@ export async function uploadBatch(input: UploadInput, deps: UploadDeps): Promise
   });
   if (damage) {
     // Damaged staged objects: nothing was deleted. Counted as a failed verification. Upload keeps the evidence and
-    // leaves the batch in flight: the next export discards it, archives this batch copied included, which upload's
-    // role may not delete.
+    // claims the batch for withdrawal, whatever stage a resumed batch had reached; the next export withdraws it,
+    // archives this batch copied included, which upload's role may not delete.
     deps.telemetry.metric('VerificationFailures', 'Count', 1, tableLabel(input));
     if (damage.evidence) {
       await keepAsEvidence(deps, inFlight, damage.evidence.key, damage.evidence.head, 'integrity');
     }
-    throw new ArchiveIntegrityError(`${damage.problem}; the next run discards the batch`);
+    await claimForWithdrawal(deps, input, inFlight);
+    throw new ArchiveIntegrityError(`${damage.problem}; the next run withdraws the batch`);
   }
   // Staging goes once every object is published: a retry before this finds each archive published and its staged
   // copies still there, which it accepts.

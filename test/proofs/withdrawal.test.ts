@@ -13,11 +13,14 @@ import { runLocalArchive } from '../../local/run.js';
 import type { StepEvent } from '../../local/workflow.js';
 import {
   archiverTestbed,
+  assertNoLossNoDuplicates,
   cutoffSql,
   leasedTask,
   listKeys,
+  resolvedTable,
   s3ClientFor,
   seedEvents,
+  tableLines,
 } from '../support/fixtures.js';
 import { recordProof } from '../support/proof-ledger.js';
 
@@ -239,5 +242,51 @@ describe('two invocations of one upload at once, an orphan manifest under its ke
       inFlight.batchId,
     );
     expect(verified).toBe('verified');
+  });
+});
+
+describe('a batch resumed after its upload whose archive is gone (a run stopped between upload and verify)', () => {
+  const bed = archiverTestbed(async (db) => seedEvents(db.client, 'events', 310, 31), [spec]);
+
+  it('is claimed for withdrawal by the resumed upload and withdrawn by the next export; nothing is lost or left stuck', async () => {
+    // Prepare: the run stops between upload and verify (the batch stays `uploaded`, its staging removed); then one of
+    // its archives is deleted from the bucket.
+    const table = resolvedTable({ schema: 'public', name: 'events', timestampColumn: 'created_at' });
+    const original = await tableLines(bed.db.client, table);
+    let stopped = false;
+    const stopAfterUpload = async (event: StepEvent) => {
+      if (event.functionName === 'upload' && !stopped) {
+        stopped = true;
+        throw new InjectedCrash('the run stops after upload');
+      }
+    };
+    const first = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0, afterStep: stopAfterUpload });
+    const inFlight = (await bed.local.deps().locks.get('app', 'public.events')).inFlight;
+    const [gone] = inFlight?.objects ?? [];
+    if (!gone) throw new Error('no batch in flight');
+    await bed.local.deps().store.deleteKeys([gone.archiveKey]);
+
+    // Act: the next run resumes the batch at upload; the one after that.
+    const second = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+    const stage = (await bed.local.deps().locks.get('app', 'public.events')).inFlight?.stage;
+    const third = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+    recordProof({
+      kind: 'threat',
+      actor: 'bucket writer',
+      attack: 'deletes an archive of a batch a stopped run left between upload and verify',
+      held: third.execution.status === 'SUCCEEDED' && (await oldRows(bed)) === 0,
+    });
+
+    // Assess
+    expect(first.execution.status).toBe('FAILED');
+    expect(inFlight?.stage).toBe('uploaded');
+    expect(second.execution.status).toBe('FAILED');
+    expect(second.outcomes[0]?.error).toMatch(
+      /^ArchiveIntegrityError: staging object .* is missing; the next run withdraws the batch/,
+    );
+    expect(stage).toBe('withdrawing');
+    expect(third.execution.status).toBe('SUCCEEDED');
+    expect(await oldRows(bed)).toBe(0);
+    await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
   });
 });

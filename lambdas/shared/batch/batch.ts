@@ -308,13 +308,20 @@ export async function recordCommitted(
   deps.telemetry.metric('ObjectsArchived', 'Count', inFlight.objects.length, label);
 }
 
-export type WithdrawReason =
-  | 'rows-changed'
-  | 'integrity'
-  | 'missing-staging'
-  | 'discarded'
-  | 'cutoff-moved'
-  | 'reading-changed';
+export type WithdrawReason = 'rows-changed' | 'integrity' | 'discarded' | 'cutoff-moved' | 'reading-changed';
+
+/**
+ * Marks the batch `withdrawing`: from then on no step takes it further, and the next export withdraws it whatever
+ * stage it had reached. A record already `withdrawing` (a crash mid-withdrawal) is claimed again the same way, to
+ * finish the job.
+ */
+export async function claimForWithdrawal(
+  deps: Pick<StepDeps, 'config' | 'locks'>,
+  task: TableTask,
+  inFlight: InFlight,
+): Promise<void> {
+  await recordInFlight(deps, task, { ...inFlight, stage: 'withdrawing' }, { unchanged: inFlight });
+}
 
 /** Copies an object the batch found damaged to the quarantine area, where it stays as evidence. */
 export async function keepAsEvidence(
@@ -349,8 +356,7 @@ export async function withdrawBatch(
   evidence: readonly string[] = [],
 ): Promise<void> {
   const { store } = deps;
-  // A record already `withdrawing` (a crash mid-withdrawal) is claimed again the same way, to finish the job.
-  await recordInFlight(deps, task, { ...inFlight, stage: 'withdrawing' }, { unchanged: inFlight });
+  await claimForWithdrawal(deps, task, inFlight);
   // Ownership is read from each object right before it is removed: an invocation still running beside its retry
   // must not take an object another batch has put under the same (content-addressed) key since. An object without
   // a batch-id counts as ours only under keys this batch wrote (its staging keys; the archive if upload created it).

@@ -23,9 +23,9 @@ export type End = 'committed' | 'withdrawn';
  */
 export const TRANSITIONS: { readonly [from in Stage | 'none']: readonly (Stage | End)[] } = {
   none: ['exported'],
-  // upload; discarded by the next export, or dropped by upload when staging is damaged
+  // upload; discarded by the next export, or claimed for withdrawal by upload when staging is damaged
   exported: ['uploaded', 'withdrawing'],
-  // verify; a failed verification or a cut-off that moved
+  // verify; a failed verification, a cut-off that moved, or damaged staging a resumed upload found
   uploaded: ['verified', 'withdrawing'],
   // verify again; delete; a failed verification, changed rows or archive, or a cut-off that moved
   verified: ['verified', 'deleting', 'withdrawing'],
