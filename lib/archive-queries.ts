@@ -10,10 +10,14 @@ import type { ArchiveBucket } from './archive-bucket.js';
 import { acknowledgeWildcardResources } from './nag.js';
 
 /**
- * Glue tables per nested stack. A CloudFormation stack holds at most 500 resources, and the stack's own ~100 leave no
- * room for a fleet's tables (a run covers 1,000): each group of tables is a nested stack, one resource of the parent.
+ * Where the Glue tables go. A CloudFormation stack holds at most 500 resources, and the stack's own ~110 leave no room
+ * for a fleet's tables (a run covers 1,000). The first GLUE_TABLES_IN_STACK stay in the stack itself, under the
+ * logical ids they always had: a deployed stack updates without replacing them (a replacement creates the new table
+ * before it deletes the old, and Glue refuses a second table of the name). The others go in nested stacks of
+ * GLUE_TABLES_PER_NESTED_STACK, each one resource of the parent.
  */
-export const GLUE_TABLES_PER_STACK = 400;
+export const GLUE_TABLES_IN_STACK = 300;
+export const GLUE_TABLES_PER_NESTED_STACK = 400;
 
 /** Partition columns of an archive table, as the key layout names them. */
 const PARTITION_COLUMNS = ['year', 'month', 'day'] as const;
@@ -121,7 +125,7 @@ export class ArchiveQueries extends Construct {
   public readonly tables: Readonly<Record<string, glue.CfnTable>>;
   /** Glue table names by "database/schema.table". */
   public readonly tableNames: Readonly<Record<string, string>>;
-  /** The nested stacks that hold the Glue tables, GLUE_TABLES_PER_STACK each at most. */
+  /** The nested stacks that hold the Glue tables past the first GLUE_TABLES_IN_STACK, GLUE_TABLES_PER_NESTED_STACK each at most. */
   public readonly tableStacks: readonly NestedStack[];
   public readonly resultsBucket: s3.Bucket;
   public readonly workGroup: athena.CfnWorkGroup;
@@ -150,10 +154,12 @@ export class ArchiveQueries extends Construct {
     const tables: Record<string, glue.CfnTable> = {};
     const tableNames: Record<string, string> = {};
     const tableStacks: NestedStack[] = [];
-    const tableStackFor = (i: number): NestedStack => {
-      const group = Math.floor(i / GLUE_TABLES_PER_STACK);
+    const tableScope = (i: number): Construct => {
+      if (i < GLUE_TABLES_IN_STACK) return this;
+      const group = Math.floor((i - GLUE_TABLES_IN_STACK) / GLUE_TABLES_PER_NESTED_STACK);
+      const first = GLUE_TABLES_IN_STACK + group * GLUE_TABLES_PER_NESTED_STACK;
       tableStacks[group] ??= new NestedStack(this, `Tables${group}`, {
-        description: `audit-archiver: Glue tables ${group * GLUE_TABLES_PER_STACK + 1} to ${Math.min(props.tables.length, (group + 1) * GLUE_TABLES_PER_STACK)} of the archives`,
+        description: `audit-archiver: Glue tables ${first + 1} to ${Math.min(props.tables.length, first + GLUE_TABLES_PER_NESTED_STACK)} of the archives`,
       });
       return tableStacks[group];
     };
@@ -170,9 +176,9 @@ export class ArchiveQueries extends Construct {
           columnNames[j] === column ? [] : [[`mapping.${columnNames[j]}`, column]],
         ),
       );
-      const created = new glue.CfnTable(tableStackFor(i), `Table${i}`, {
+      const created = new glue.CfnTable(tableScope(i), `Table${i}`, {
         catalogId: stack.account,
-        // The database's Ref (its name, a parameter of the nested stack) orders the table after it.
+        // The database's Ref (its name; a parameter in a nested stack) orders the table after it.
         databaseName: this.database.ref,
         tableInput: {
           name,
