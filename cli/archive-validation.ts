@@ -207,13 +207,10 @@ export async function validateArchives(
     // Native day folders are the rows' days, so a missing day inside the span means no archive holds that day. Where
     // the inventory speaks (from its first day on), a day without an entry had no rows, and a lost archive is an error.
     const firstInventoried = [...committed.values()].map((e) => e.day).sort()[0];
-    const gaps = missingDays([...days].sort()).filter(
-      (gap) => firstInventoried === undefined || gap < firstInventoried,
-    );
     // A run of missing days is one warning (a year-1 row before years of nothing would otherwise be 700,000).
-    for (const { first, last, count } of dayRuns(gaps)) {
-      const span = count === 1 ? first : `${first}..${last}`;
-      const what = count === 1 ? span : `${span} (${count} days)`;
+    for (const gap of missingDayRuns([...days].sort(), firstInventoried)) {
+      const span = gap.first === gap.last ? gap.first : `${gap.first}..${gap.last}`;
+      const what = gap.first === gap.last ? span : `${span} (${gap.count} days)`;
       problem('warning', 'day-gap', `${sourcePrefix(source)}${span}`, `no archive for ${what}`);
     }
   }
@@ -284,39 +281,35 @@ function partitionDays(ref: Pick<ArchiveRef, 'day' | 'span'>): string[] {
   const last = spanLastDay(ref.day, ref.span);
   const days = [ref.day];
   for (let day = ref.day; day < last; ) {
-    day = new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
+    day = dayAfter(day);
     days.push(day);
   }
   return days;
 }
 
-/** Days between the first and the last of `sortedDays` that are not in it. */
-/** Consecutive days of a sorted list, as runs. */
-function dayRuns(sortedDays: string[]): { first: string; last: string; count: number }[] {
+const DAY_MS = 86_400_000;
+const dayAfter = (day: string) =>
+  new Date(Date.parse(`${day}T00:00:00Z`) + DAY_MS).toISOString().slice(0, 10);
+const dayBefore = (day: string) =>
+  new Date(Date.parse(`${day}T00:00:00Z`) - DAY_MS).toISOString().slice(0, 10);
+
+/**
+ * The runs of days between the first and the last of `sortedDays` that are not in it, before `until` (the first day
+ * the inventory covers) where given: from the gaps between neighbours, without naming each missing day.
+ */
+function missingDayRuns(
+  sortedDays: string[],
+  until?: string,
+): { first: string; last: string; count: number }[] {
   const runs: { first: string; last: string; count: number }[] = [];
-  for (const day of sortedDays) {
-    const run = runs.at(-1);
-    if (run && nextDay(run.last) === day) {
-      run.last = day;
-      run.count += 1;
-    } else runs.push({ first: day, last: day, count: 1 });
-  }
+  sortedDays.forEach((day, i) => {
+    const next = sortedDays[i + 1];
+    if (next === undefined) return;
+    const first = dayAfter(day);
+    const last = until !== undefined && until <= next ? dayBefore(until) : dayBefore(next);
+    if (first > last) return;
+    const count = (Date.parse(`${last}T00:00:00Z`) - Date.parse(`${first}T00:00:00Z`)) / DAY_MS + 1;
+    runs.push({ first, last, count });
+  });
   return runs;
-}
-
-const nextDay = (day: string) =>
-  new Date(new Date(`${day}T00:00:00Z`).getTime() + 86_400_000).toISOString().slice(0, 10);
-
-function missingDays(sortedDays: string[]): string[] {
-  const first = sortedDays[0];
-  const last = sortedDays.at(-1);
-  if (!first || !last) return [];
-  const present = new Set(sortedDays);
-  const gaps: string[] = [];
-  for (let day = new Date(`${first}T00:00:00Z`); day.toISOString().slice(0, 10) < last; ) {
-    day = new Date(day.getTime() + 86_400_000);
-    const text = day.toISOString().slice(0, 10);
-    if (!present.has(text)) gaps.push(text);
-  }
-  return gaps;
 }
