@@ -48,11 +48,16 @@ describe('restore fidelity: generated columns and types redefined under their na
         CREATE TABLE public.feelings (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, note text,
           m public.mood);
 
+        CREATE DOMAIN public.blanks AS bpchar;
+        CREATE DOMAIN public.padded_code AS public.blanks;
+        CREATE TABLE public.padded (id int PRIMARY KEY, created_at timestamptz NOT NULL, code public.padded_code);
+        INSERT INTO public.padded VALUES (1, ${OLD}, 'ab  '), (2, ${OLD}, ' c ');
+
         CREATE TYPE public.tone AS ENUM ('calm', 'loud');
         CREATE TABLE public.voices (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, note text, t public.tone);
         INSERT INTO public.voices VALUES (1, ${OLD}, 'Jane Roe', 'calm'), (2, ${OLD}, 'fine', 'loud');`);
     },
-    ['users_log', 'orders', 'doubled', 'ledger', 'feelings', 'voices'].map((name) => ({
+    ['users_log', 'orders', 'doubled', 'ledger', 'feelings', 'voices', 'padded'].map((name) => ({
       schema: 'public',
       name,
       timestampColumn: 'created_at',
@@ -242,5 +247,18 @@ describe('restore fidelity: generated columns and types redefined under their na
     expect(errors).toMatch(/"t" \(public\.tone\)/);
     expect(errors).not.toMatch(/calm|Jane/);
     expect(await count('public.voices')).toBe(0);
+  });
+
+  it('a domain over a domain over unbounded character restores its trailing blanks under strict, checked unchanged', async () => {
+    // Act
+    const result = await restore({ table: 'public.padded' });
+
+    // Assess
+    expect(result.execution.status).toBe('SUCCEEDED');
+    expect(result.results.flatMap((r) => r.warnings ?? [])).toEqual([]);
+    const { rows } = await bed.db.client.query<{ code: string }>(
+      'SELECT pg_catalog.textin(pg_catalog.bpcharout(code)) AS code FROM public.padded ORDER BY id',
+    );
+    expect(rows.map((r) => r.code)).toEqual(['ab  ', ' c ']);
   });
 });

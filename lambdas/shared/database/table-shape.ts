@@ -132,7 +132,7 @@ const BASE_TYPE_SQL = `(WITH RECURSIVE base AS (
  * The type under the column `a`'s domains, with the modifier the nearest of them gives it (`numeric(12,4)`,
  * `character(6)`): KeyColumn.boundType. A column of a plain type is its own type, modifier included.
  */
-const BOUND_TYPE_SQL = `(WITH RECURSIVE base AS (
+export const BOUND_TYPE_SQL = `(WITH RECURSIVE base AS (
      SELECT t.oid, t.typtype, t.typbasetype, CASE WHEN t.typtype = 'd' THEN t.typtypmod ELSE a.atttypmod END AS typmod
        FROM pg_catalog.pg_type t WHERE t.oid = a.atttypid
      UNION ALL
@@ -234,11 +234,20 @@ const CATALOG_NAME_SQL = typeUnderSql(`e.typoutput = ANY ('{pg_catalog.regprocou
               pg_catalog.regroleout, pg_catalog.regnamespaceout, pg_catalog.regconfigout,
               pg_catalog.regdictionaryout, pg_catalog.regcollationout, pg_catalog.aclitemout}'::pg_catalog.regproc[])`);
 
-/** Types PostgreSQL writes but whose input function refuses every value: the planner's own stored trees and statistics. */
+/**
+ * Types PostgreSQL writes but whose input function refuses every value: the planner's own stored trees and
+ * statistics, BRIN summaries, and the GiST index keys of full-text search and of contrib extensions (pg_trgm, hstore,
+ * btree_gist, intarray, ltree), those only as members of their extension.
+ */
 const WRITE_ONLY_SQL = typeUnderSql(`e.typinput IN (SELECT p.oid FROM pg_catalog.pg_proc p
-              WHERE p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace
-                AND p.proname = ANY ('{pg_node_tree_in, pg_ndistinct_in, pg_dependencies_in, pg_mcv_list_in,
-                                      brin_bloom_summary_in, brin_minmax_multi_summary_in}'))`);
+              WHERE (p.pronamespace = 'pg_catalog'::pg_catalog.regnamespace
+                     AND p.proname = ANY ('{pg_node_tree_in, pg_ndistinct_in, pg_dependencies_in, pg_mcv_list_in,
+                                           brin_bloom_summary_in, brin_minmax_multi_summary_in, gtsvectorin}'))
+                 OR (p.proname = ANY ('{gtrgm_in, ghstore_in, gbtreekey2_in, gbtreekey4_in, gbtreekey8_in,
+                                       gbtreekey16_in, gbtreekey32_in, gbtreekey_var_in, _intbig_in, ltree_gist_in}')
+                     AND EXISTS (SELECT FROM pg_catalog.pg_depend d
+                                  WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                                    AND d.objid = p.oid AND d.deptype = 'e')))`);
 
 /**
  * Reads and checks the table: it exists and is a table, the timestamp column is a timestamp, the key columns are

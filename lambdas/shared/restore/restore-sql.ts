@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { comparableType } from '../batch/schema-drift.js';
 import {
+  BOUND_TYPE_SQL,
   PRIMARY_KEY_SQL,
   REPLICATION_ROLE_SQL,
   refuseReplicaSession,
@@ -22,7 +23,10 @@ export const tableLabel = (table: TableName): string => `"${table.schema}"."${ta
 export interface TargetColumn {
   name: string;
   type: string;
-  /** The type under a domain (a domain over bytea reads its values as bytea does); else `type`. */
+  /**
+   * The type under its domains, however deep, with the nearest modifier (a domain over a domain over bytea reads its
+   * values as bytea does; one over unbounded `character` keeps its trailing blanks); else `type`.
+   */
   baseType: string;
   /** `baseType` without its modifier (`varchar(3)` → `character varying`): what reads a value unchanged. */
   plainType: string;
@@ -140,8 +144,7 @@ export async function describeTarget(
             (SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_object(
                       'name', a.attname,
                       'type', pg_catalog.format_type(a.atttypid, a.atttypmod),
-                      'base_type', CASE WHEN ty.typtype = 'd' THEN pg_catalog.format_type(ty.typbasetype, ty.typtypmod)
-                                        ELSE pg_catalog.format_type(a.atttypid, a.atttypmod) END,
+                      'base_type', ${BOUND_TYPE_SQL},
                       'plain_type', pg_catalog.format_type(CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE a.atttypid END, NULL),
                       'redefinable', (SELECT el.typtype IN ('d', 'c', 'r', 'm')
                                              AND el.typnamespace <> 'pg_catalog'::pg_catalog.regnamespace

@@ -95,6 +95,9 @@ describe('table checks', () => {
       CREATE TYPE permission AS (note text, grant_given aclitem);
       CREATE TABLE permissions (id int PRIMARY KEY, created_at timestamptz, given permission);
       CREATE TABLE defaults_seen (id int PRIMARY KEY, created_at timestamptz, tree pg_node_tree);
+      CREATE TABLE search_keys (id int PRIMARY KEY, created_at timestamptz, k gtsvector);
+      CREATE EXTENSION pg_trgm;
+      CREATE TABLE trigram_keys (id int PRIMARY KEY, created_at timestamptz, k gtrgm[]);
       CREATE DOMAIN blank_padded AS bpchar;
       CREATE TYPE ext_point AS (x int, y int);
       CREATE FUNCTION ext_point_text(ext_point) RETURNS text IMMUTABLE LANGUAGE sql
@@ -267,6 +270,16 @@ describe('table checks', () => {
       'a composite column with an aclitem attribute',
       { name: 'permissions', timestampColumn: 'created_at' },
       /column "given" .* is permission, which holds oids of catalog objects/,
+    ],
+    [
+      'a gtsvector column (a full-text GiST key), which PostgreSQL writes but refuses to read',
+      { name: 'search_keys', timestampColumn: 'created_at' },
+      /column "k" .* is gtsvector, which PostgreSQL writes but never reads back/,
+    ],
+    [
+      'an array of pg_trgm’s GiST key, which its extension writes but refuses to read',
+      { name: 'trigram_keys', timestampColumn: 'created_at' },
+      /column "k" .* is (public\.)?gtrgm\[\], which PostgreSQL writes but never reads back/,
     ],
     [
       'a pg_node_tree column, which PostgreSQL writes but refuses to read',
