@@ -10,6 +10,7 @@ import type { FaultInjector, StepDeps } from '../lambdas/shared/step/step-deps.j
 import { type LocalServices, startLocalServices } from './services.js';
 import {
   type ExecutionResult,
+  type FunctionName,
   type FunctionRunner,
   LocalWorkflow,
   type LocalWorkflowOptions,
@@ -44,6 +45,8 @@ export interface LocalEnvironment {
   env: NodeJS.ProcessEnv;
   deps(fault?: FaultInjector): StepDeps;
   workflow(options?: WorkflowOptions): LocalWorkflow;
+  /** The functions this process has run (in-process workflows): each names itself to the local servers. */
+  readonly functionsRun: ReadonlySet<FunctionName>;
   close(): Promise<void>;
 }
 
@@ -69,10 +72,12 @@ export async function openLocalEnvironment(
     ARCHIVER_CONFIG_PATH: absoluteConfig,
     ARCHIVER_NOTIFICATIONS_FILE: join(resolve(stateDir), NOTIFICATIONS_FILE),
   };
+  const functionsRun = new Set<FunctionName>();
   return {
     config,
     services,
     env,
+    functionsRun,
     deps: (fault) => depsFromEnv(env, fault),
     workflow: (options = {}) => {
       if (options.functions && (options.fault || options.env || options.deps)) {
@@ -82,6 +87,7 @@ export async function openLocalEnvironment(
         functions: options.functions,
         // Each function's SDK clients name it in their user agent, as its own process does (function-processes.ts).
         getDeps: (name) => {
+          functionsRun.add(name);
           const deps = depsFromEnv({ ...env, AWS_SDK_UA_APP_ID: name, ...options.env }, options.fault);
           return options.deps ? options.deps(deps) : deps;
         },

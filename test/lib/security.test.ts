@@ -6,7 +6,9 @@ import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ArchiveBucket } from '../../lib/archive-bucket.js';
 import type { ArchiverFunction } from '../../lib/archiver-function.js';
+import type { LoggedRequest } from '../../local/services.js';
 import { recordProof } from '../support/proof-ledger.js';
+import { deniedRequests, stackRoles } from '../support/role-grants.js';
 import {
   actionsOf,
   fixture,
@@ -317,6 +319,54 @@ describe('function roles', () => {
       expect([step, granted]).toEqual([step, expected[step]]);
       for (const s of dynamo) expect(resourcesOf(s)).toEqual([table]);
     }
+  });
+});
+
+describe("the local check of each function's requests against its role (test/support/role-grants.ts)", () => {
+  it('refuses what the role does not allow, and passes what it does', () => {
+    // Prepare
+    const names = { bucket: 'archive-bucket', lockTable: 'locks' };
+    const roles = [stackRoles(synth.config, names)];
+    const archive = 'audit/billing/public.audit_log/year=2026/month=01/day=02/20260102-abc.jsonl.gz';
+    const s3 = (caller: string, operation: string, more: Partial<LoggedRequest> = {}): LoggedRequest => ({
+      service: 's3',
+      caller,
+      operation,
+      status: 200,
+      key: archive,
+      ...more,
+    });
+    const lockItem = (caller: string, operation: string, leadingKeys: string[]): LoggedRequest => ({
+      service: 'dynamodb',
+      caller,
+      operation,
+      status: 200,
+      table: names.lockTable,
+      leadingKeys,
+    });
+    const denied = (request: LoggedRequest) => deniedRequests([request], roles, names).length > 0;
+
+    // Act & Assess
+    expect(denied(s3('upload', 'PutObject'))).toBe(false);
+    expect(denied(s3('upload', 'DeleteObject'))).toBe(true);
+    expect(denied(s3('verify', 'PutObject'))).toBe(true);
+    expect(denied(s3('restore-file', 'GetObject', { versionId: 'v1' }))).toBe(false);
+    expect(
+      denied(s3('upload', 'HeadObject', { key: 'audit/_staging/billing/x.jsonl.gz', status: 404 })),
+    ).toBe(false);
+    expect(denied(s3('plan', 'HeadObject', { status: 404 }))).toBe(true);
+    expect(
+      denied(s3('export', 'DeleteObjects', { key: undefined, keys: ['audit/_staging/a', archive] })),
+    ).toBe(false);
+    expect(
+      denied(s3('export', 'DeleteObjects', { key: undefined, keys: ['audit/_audit/events/x.json'] })),
+    ).toBe(true);
+    expect(denied(lockItem('lock', 'UpdateItem', ['TABLE#billing#public.audit_log']))).toBe(false);
+    expect(denied(lockItem('lock', 'UpdateItem', ['TABLE#other#public.audit_log']))).toBe(true);
+    expect(denied(lockItem('plan', 'UpdateItem', ['TABLE#billing#public.audit_log']))).toBe(true);
+    expect(denied(lockItem('summary', 'Scan', []))).toBe(true);
+    expect(denied(s3('a-function-of-no-stack', 'GetObject'))).toBe(true);
+    expect(denied(s3('', 'DeleteObject'))).toBe(false);
   });
 });
 

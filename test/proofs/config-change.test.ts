@@ -8,6 +8,7 @@ import { type LocalEnvironment, openLocalEnvironment, runLocalArchive } from '..
 import {
   assertNoLossNoDuplicates,
   createTestDatabase,
+  expectRequestsWithinRoles,
   resolvedTable,
   seedEvents,
   type TableSpec,
@@ -109,13 +110,18 @@ describe('a config change while a batch is in flight', () => {
     await runLocalArchive(first, { tables: [ref] }, { fault: crash, retryIntervalScale: 0 });
     await change.meanwhile?.(first);
     const stage = crashed ? (await first.deps().locks.get('app', ref)).inFlight?.stage : 'no crash';
-    await first.close();
+    try {
+      await expectRequestsWithinRoles(first);
+    } finally {
+      await first.close();
+    }
     const { local: second } = await openWith(change.after, stateDir);
     try {
       const run = await runLocalArchive(second, { tables: [ref] }, { retryIntervalScale: 0 });
       const counts = await assertNoLossNoDuplicates(second, db.client, table, original).catch(
         (error: Error) => error,
       );
+      await expectRequestsWithinRoles(second);
       return { stage, status: run.execution.status, counts };
     } finally {
       await second.close();

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { serverIdentity } from '../../lambdas/shared/batch/batch.js';
 import { type LocalPostgres, type PostgresVersion, startLocalPostgres } from '../../local/postgres.js';
 import { type LocalEnvironment, openLocalEnvironment, runLocalArchive } from '../../local/run.js';
-import { listKeys, seedEvents, writeTestConfig } from '../support/fixtures.js';
+import { expectRequestsWithinRoles, listKeys, seedEvents, writeTestConfig } from '../support/fixtures.js';
 import { recordProof } from '../support/proof-ledger.js';
 
 /**
@@ -42,7 +42,11 @@ describe('an operator who points a database entry at a hot standby', () => {
     local = await openLocalEnvironment(files.configPath, join(files.dir, 'state'));
   });
   afterAll(async () => {
-    await local?.close();
+    try {
+      if (local) await expectRequestsWithinRoles(local);
+    } finally {
+      await local?.close();
+    }
     files?.cleanup();
     await standby?.stop();
     rmSync(root, { recursive: true, force: true });

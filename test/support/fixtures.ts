@@ -243,6 +243,9 @@ export async function expectRequestsWithinRoles(
     configs.map((config) => stackRoles(config, names)),
     names,
   );
+  // Every function that ran named itself in its requests: were they not told apart, nothing would be checked.
+  const callers = new Set(requests.map((r) => r.caller));
+  expect([...local.functionsRun].filter((name) => !callers.has(name))).toEqual([]);
   recordProof({
     kind: 'threat',
     actor: 'invocation',

@@ -225,12 +225,17 @@ export function deniedRequests(
   const tableArn = `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${local.lockTable}`;
   const denials: Denial[] = [];
   for (const request of requests) {
+    // Requests of the tests themselves, of local mode's setup and of the CLI name no function (an SDK client without
+    // an app id, which Powertools marks `PT-…` when it traces it); any other name must be a function's.
+    if (request.caller === '' || request.caller.startsWith('PT-')) continue;
     const roles = deployments.flatMap((roles) => {
       const statements = roles.statementsOf(request.caller);
       return statements ? [{ statements, resolve: roles.resolve }] : [];
     });
-    // Requests of the tests themselves, of local mode's setup and of the CLI name no function.
-    if (roles.length === 0) continue;
+    if (roles.length === 0) {
+      denials.push({ caller: request.caller, request: request.operation, needs: 'a function of the stack' });
+      continue;
+    }
     for (const needed of permissionsFor(request, local.bucket, tableArn)) {
       if (roles.some(({ statements, resolve }) => allows(statements, needed, resolve))) continue;
       denials.push({
