@@ -9,24 +9,10 @@ import {
 import { describe, expect, it } from 'vitest';
 import { ArchiveStore } from '../../../../lambdas/shared/archive/store.js';
 import { StorageUnavailableError } from '../../../../lambdas/shared/errors/step-errors.js';
+import { recordingClient } from '../../../support/recording-s3.js';
 
-/**
- * A client that records the commands it is sent. The AWS SDK is stood in for here because s3rver, the local S3,
- * answers UploadPartCopy with NotImplemented (test/lambdas/shared/archive/store.int.test.ts shows it): no local server can run
- * a copy in parts.
- */
-function recordingClient(answer: (command: object) => unknown = () => ({})) {
-  const sent: object[] = [];
-  const client = {
-    send: async (command: object) => {
-      sent.push(command);
-      const result = answer(command);
-      if (result instanceof Error) throw result;
-      return result;
-    },
-  } as unknown as S3Client;
-  return { client, sent };
-}
+// The SDK is stood in for: s3rver, the local S3, answers UploadPartCopy with NotImplemented
+// (test/lambdas/shared/archive/store.int.test.ts shows it), so no local server can run a copy in parts.
 
 const write = { storageClass: 'STANDARD_IA' as const, kmsKeyId: 'arn:aws:kms:eu-west-1:111122223333:key/k' };
 const metadata = { 'content-sha256': 'c'.repeat(64) };
