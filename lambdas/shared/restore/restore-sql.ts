@@ -448,30 +448,56 @@ export async function checkConversions(
   plan: ColumnPlan,
   drift: 'strict' | 'lenient',
 ): Promise<void> {
-  for (const column of plan.converted) {
+  if (plan.converted.length === 0) return;
+  // One pass over the staged rows counts the changed values of every column (each pass parses every line); only a
+  // value some column's type cannot read at all sends the check back to one column at a time, to name the column.
+  const counts = plan.converted.map((column, i) => `count(*) FILTER (WHERE ${column.changed})::int AS c${i}`);
+  let changed: (number | undefined)[] = [];
+  await client.query(`SAVEPOINT ${CONVERSIONS_SAVEPOINT}`);
+  try {
+    const result = await client.query<Record<string, number>>(
+      `SELECT ${counts.join(', ')} FROM ${stagedRows}`,
+    );
+    changed = plan.converted.map((_, i) => result.rows[0]?.[`c${i}`] ?? 0);
+    await client.query(`RELEASE SAVEPOINT ${CONVERSIONS_SAVEPOINT}`);
+  } catch (error) {
+    if (!/^2[23]/.test((error as { code?: string }).code ?? '')) throw error;
+    await client.query(`ROLLBACK TO SAVEPOINT ${CONVERSIONS_SAVEPOINT}`);
+  }
+  for (const [i, column] of plan.converted.entries()) {
     const redefined = column.from === column.into;
     const read = `read as ${column.into}${redefined ? ' (redefined since archiving)' : ''}`;
-    let changed: number;
-    try {
-      const result = await client.query<{ changed: number }>(
-        `SELECT count(*)::int AS changed FROM ${stagedRows} WHERE ${column.changed}`,
-      );
-      changed = result.rows[0]?.changed ?? 0;
-    } catch (error) {
-      // A data exception, or a domain's constraint (23514, 23502): reported by SQLSTATE and constraint, never by value.
-      const { code = '', constraint } = error as { code?: string; constraint?: string };
-      if (!/^2[23]/.test(code)) throw error;
-      const by = constraint ? `, constraint ${quoteIdent(constraint)}` : '';
-      throw new SchemaDriftError(
-        `column "${column.name}": archived ${column.from} values cannot be ${read} (SQLSTATE ${code}${by})`,
-      );
-    }
-    if (changed > 0)
+    const count = changed[i] ?? (await changedValues(client, column, read));
+    if (count > 0)
       reportChanged(
         plan,
         drift,
-        `column "${column.name}": ${changed} value(s) change when ${redefined ? read : `converted from ${column.from} to ${column.into}`}`,
+        `column "${column.name}": ${count} value(s) change when ${redefined ? read : `converted from ${column.from} to ${column.into}`}`,
       );
+  }
+}
+
+const CONVERSIONS_SAVEPOINT = 'audit_archiver_conversions';
+
+/** One column's changed values, or the SchemaDriftError that names it when its type cannot read one. */
+async function changedValues(
+  client: pg.ClientBase,
+  column: ColumnPlan['converted'][number],
+  read: string,
+): Promise<number> {
+  try {
+    const result = await client.query<{ changed: number }>(
+      `SELECT count(*)::int AS changed FROM ${stagedRows} WHERE ${column.changed}`,
+    );
+    return result.rows[0]?.changed ?? 0;
+  } catch (error) {
+    // A data exception, or a domain's constraint (23514, 23502): reported by SQLSTATE and constraint, never by value.
+    const { code = '', constraint } = error as { code?: string; constraint?: string };
+    if (!/^2[23]/.test(code)) throw error;
+    const by = constraint ? `, constraint ${quoteIdent(constraint)}` : '';
+    throw new SchemaDriftError(
+      `column "${column.name}": archived ${column.from} values cannot be ${read} (SQLSTATE ${code}${by})`,
+    );
   }
 }
 
