@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { listCommand, validateCommand } from '../../cli/archives.js';
 import { compareRows } from '../../local/compare-rows.js';
 import { runLocalRestore } from '../../local/run.js';
-import { archiverTestbed, putObjects } from '../support/fixtures.js';
+import { archiverTestbed, putLegacyAuditLogs, putObjects } from '../support/fixtures.js';
 import { type LegacyArchive, writeLegacyArchive } from '../support/legacy-archive.js';
 import { recordProof } from '../support/proof-ledger.js';
 
@@ -267,27 +267,18 @@ describe('legacy archives of same-named tables in two schemas, which share the l
   const OTHER_SCHEMA_NOTE =
     /^ {2}NOTE left out legacy archives of the same-named table of another schema .*: 1 of "billing"\."audit_log"$/;
 
-  beforeAll(async () => {
-    // Prepare: one batch of each table, the same ids, in the folder the layout gives both ({db}/audit_log/).
-    for (const [schema, runStamp] of [
-      ['public', '20250301T020304Z'],
-      ['billing', '20250301T020305Z'],
-    ] as const) {
-      const archive = writeLegacyArchive({
-        prefix: 'archive/',
-        database: bed.db.name,
-        schema,
-        table: 'audit_log',
-        runStamp,
-        batch: 1,
-        rows: [
-          { id: 1, created_at: '2025-01-02T03:04:05+00:00', actor: `${schema}-row` },
-          { id: 2, created_at: '2025-01-02T03:04:06+00:00', actor: `${schema}-row` },
-        ],
-      });
-      await putObjects(bed.local, archive.files);
-    }
-  });
+  // Prepare: one batch of each table, the same ids, in the folder the layout gives both ({db}/audit_log/).
+  beforeAll(() =>
+    putLegacyAuditLogs(
+      bed.local,
+      bed.db.name,
+      [
+        ['public', '20250301T020304Z'],
+        ['billing', '20250301T020305Z'],
+      ],
+      [1, 2],
+    ),
+  );
 
   it('restores each table from its own archives only, the other schema’s left out', async () => {
     // Act

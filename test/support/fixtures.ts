@@ -28,6 +28,7 @@ import type { TableTask } from '../../lambdas/shared/step/table-task.js';
 import type { MetricName } from '../../lambdas/shared/telemetry/powertools.js';
 import { type LocalEnvironment, openLocalEnvironment } from '../../local/run.js';
 import { type LocalServices, startLocalServices } from '../../local/services.js';
+import { writeLegacyArchive } from './legacy-archive.js';
 import { recordProof } from './proof-ledger.js';
 import { deniedRequests, stackRoles } from './role-grants.js';
 
@@ -335,6 +336,34 @@ export async function listKeys(local: LocalEnvironment, prefix: string): Promise
     token = page.NextContinuationToken;
   } while (token);
   return keys;
+}
+
+/**
+ * Puts the Python tool's archives of tables named `audit_log` in several schemas, which its layout files in one folder:
+ * a batch per `[schema, runStamp]`, each holding rows `ids` whose actor names their schema.
+ */
+export async function putLegacyAuditLogs(
+  local: LocalEnvironment,
+  database: string,
+  runs: readonly (readonly [schema: string, runStamp: string])[],
+  ids: readonly number[],
+): Promise<void> {
+  for (const [schema, runStamp] of runs) {
+    const archive = writeLegacyArchive({
+      prefix: 'archive/',
+      database,
+      schema,
+      table: 'audit_log',
+      runStamp,
+      batch: 1,
+      rows: ids.map((id) => ({
+        id,
+        created_at: `2025-01-02T03:04:${String(4 + id).padStart(2, '0')}+00:00`,
+        actor: `${schema}-row`,
+      })),
+    });
+    await putObjects(local, archive.files);
+  }
 }
 
 /** Puts objects into the local bucket as they are (a Python tool's archive, say), key by key. */

@@ -2,8 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { listPage, planRestore } from '../../../lambdas/restore-plan/core.js';
 import type { ArchiveStore } from '../../../lambdas/shared/archive/store.js';
 import { RestoreRequestSchema } from '../../../lambdas/shared/restore/restore-task.js';
-import { archiverTestbed, putObjects } from '../../support/fixtures.js';
-import { writeLegacyArchive } from '../../support/legacy-archive.js';
+import { archiverTestbed, putLegacyAuditLogs } from '../../support/fixtures.js';
 
 /**
  * The Python tool's archives of `public.audit_log`, and one of `billing.audit_log`, a table since dropped, in the one
@@ -26,20 +25,7 @@ describe('restore plan of legacy archives, reading their metadata only where ano
     ['public', '20250304T020304Z'],
   ] as const;
 
-  beforeAll(async () => {
-    for (const [schema, runStamp] of runs) {
-      const archive = writeLegacyArchive({
-        prefix: 'archive/',
-        database: bed.db.name,
-        schema,
-        table: 'audit_log',
-        runStamp,
-        batch: 1,
-        rows: [{ id: 1, created_at: '2025-01-02T03:04:05+00:00', actor: `${schema}-row` }],
-      });
-      await putObjects(bed.local, archive.files);
-    }
-  });
+  beforeAll(() => putLegacyAuditLogs(bed.local, bed.db.name, runs, [1]));
 
   /** The testbed's deps, their store noting each metadata object read. */
   const counted = () => {
