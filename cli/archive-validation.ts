@@ -14,8 +14,8 @@ import { keySegment, spanLastDay } from '../lambdas/shared/archive/format.js';
 import { archiveProblems } from '../lambdas/shared/archive/integrity.js';
 import type { InventoryEntry } from '../lambdas/shared/archive/inventory.js';
 import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
-import { isColdStorageClass } from '../lambdas/shared/config/storage-classes.js';
 import { ArchiveIntegrityError } from '../lambdas/shared/errors/step-errors.js';
+import { unreadableColdArchives } from '../lambdas/shared/restore/cold-archives.js';
 
 export type ProblemKind =
   | 'corrupt'
@@ -110,12 +110,14 @@ export async function validateArchives(
     report.archives += 1;
     report.bytes += ref.size;
     for (const day of partitionDays(ref)) days.add(day);
-    if (isColdStorageClass(ref.storageClass)) {
+    // A cold archive restored from cold storage reads like any other: only one S3 would refuse is left unchecked.
+    const [cold] = await unreadableColdArchives(store, [ref]);
+    if (cold) {
       problem(
         'warning',
         'cold',
         ref.key,
-        `in ${ref.storageClass}: restore the object from cold storage to verify it`,
+        `in ${ref.storageClass}, ${cold.state === 'restoring' ? 'its restore from cold storage still running' : 'not restored from cold storage'}: restore the object (RestoreObject) to verify it`,
       );
       continue;
     }

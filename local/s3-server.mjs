@@ -165,6 +165,71 @@ async function copySourceConditions(ctx, next) {
 }
 
 /**
+ * Cold storage as S3 has it: an object whose class is GLACIER or DEEP_ARCHIVE (written so, or copied onto itself with
+ * that class, which is what a lifecycle transition amounts to here) is listed in its class, and a GET of it is refused
+ * (403 InvalidObjectState) until RestoreObject (POST ?restore) restored it; HEAD answers with its class and restore
+ * status. s3rver lists every object as STANDARD and knows no restore. A restore completes at once here, and its copy
+ * never expires.
+ */
+const COLD_CLASSES = new Set(['GLACIER', 'DEEP_ARCHIVE']);
+S3Object.ALLOWED_METADATA.push('x-amz-restore');
+const restored = (restore) => /ongoing-request="false"/.test(restore ?? '');
+async function coldStorage(ctx, next) {
+  const [, bucketName, ...key] = ctx.path.split('/');
+  if (ctx.method === 'POST' && 'restore' in ctx.query && bucketName && key.length > 0) {
+    const bucket = decodeURIComponent(bucketName);
+    const objectKey = decodeURIComponent(key.join('/'));
+    const metadata = await store.getMetadata(bucket, objectKey).catch(() => undefined);
+    if (!metadata) throw new S3Error('NoSuchKey', 'The specified key does not exist.', { Key: objectKey });
+    if (!COLD_CLASSES.has(metadata['x-amz-storage-class']))
+      throw new S3Error(
+        'InvalidObjectState',
+        "Restore is not allowed for the object's current storage class",
+      );
+    const already = restored(metadata['x-amz-restore']);
+    const expiry = new Date(Date.now() + 100 * 365 * 86_400_000).toUTCString();
+    await store.putMetadata(bucket, objectKey, {
+      ...metadata,
+      'x-amz-restore': `ongoing-request="false", expiry-date="${expiry}"`,
+    });
+    ctx.status = already ? 200 : 202;
+    return;
+  }
+  await next();
+  if (ctx.method !== 'GET' || ctx.status >= 300) return;
+  const storageClass = ctx.response.get('x-amz-storage-class');
+  if (!COLD_CLASSES.has(storageClass) || restored(ctx.response.get('x-amz-restore'))) return;
+  ctx.body?.destroy?.();
+  throw new S3Error('InvalidObjectState', "The operation is not valid for the object's storage class", {
+    StorageClass: storageClass,
+  });
+}
+
+/** Each listed object's class, by bucket and key, as the store read it with the listing (see listedInClass). */
+const listedClasses = new Map();
+const listObjects = store.listObjects.bind(store);
+store.listObjects = async (bucketName, options) => {
+  const result = await listObjects(bucketName, options);
+  for (const object of result.objects) {
+    const storageClass = object.metadata['x-amz-storage-class'];
+    if (storageClass && storageClass !== 'STANDARD')
+      listedClasses.set(`${bucketName}/${object.key}`, storageClass);
+    else listedClasses.delete(`${bucketName}/${object.key}`);
+  }
+  return result;
+};
+/** Runs right before s3rver's routes: a listing's entries carry each object's class, not STANDARD for all. */
+async function listedInClass(ctx, next) {
+  await next();
+  const listing = ctx.body?.ListBucketResult;
+  if (!listing?.Contents) return;
+  const bucketName = decodeURIComponent(ctx.path.split('/')[1] ?? '');
+  for (const entry of listing.Contents) {
+    entry.StorageClass = listedClasses.get(`${bucketName}/${entry.Key}`) ?? entry.StorageClass;
+  }
+}
+
+/**
  * Requests being answered: when the parent goes away (a killed local run), the server finishes them before it exits,
  * so no object is left half written; S3 never shows half an object.
  */
@@ -204,6 +269,7 @@ function operation(request) {
       return copy ? 'CopyObject' : hasKey ? 'PutObject' : 'CreateBucket';
     case 'POST':
       if (query('delete')) return 'DeleteObjects';
+      if (query('restore')) return 'RestoreObject';
       return query('uploads') ? 'CreateMultipartUpload' : 'CompleteMultipartUpload';
     case 'DELETE':
       return query('uploadId') ? 'AbortMultipartUpload' : hasKey ? 'DeleteObject' : 'DeleteBucket';
@@ -249,7 +315,8 @@ async function logged(ctx, next) {
 }
 
 // First of all middleware (Koa composes it when the server starts): counted, then checked, then written.
-server.middleware.unshift(counted, logged, conditionalWrites, copySourceConditions);
+server.middleware.unshift(counted, logged, conditionalWrites, copySourceConditions, coldStorage);
+server.middleware.splice(server.middleware.length - 1, 0, listedInClass);
 
 const { port } = await server.run();
 

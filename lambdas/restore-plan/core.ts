@@ -10,8 +10,10 @@ import {
 import { tablePrefix } from '../shared/archive/format.js';
 import type { InventoryEntry } from '../shared/archive/inventory.js';
 import { findDatabase } from '../shared/config/resolved-table.js';
+import { isColdStorageClass } from '../shared/config/storage-classes.js';
 import { type Database, inReadOnlyTransaction, inTransaction } from '../shared/database/db.js';
-import { ConfigError, TableNotUsableError } from '../shared/errors/step-errors.js';
+import { ArchiveInColdStorageError, ConfigError, TableNotUsableError } from '../shared/errors/step-errors.js';
+import { coldArchivesMessage, unreadableColdArchives } from '../shared/restore/cold-archives.js';
 import { createTarget, sourceKind, targetTemplate } from '../shared/restore/create-target.js';
 import { assertWritable, describeTarget, type TableName, tableLabel } from '../shared/restore/restore-sql.js';
 import {
@@ -112,11 +114,15 @@ export async function planRestore(
   let historyEvents = 0;
   const committed = new Map(unlisted);
   const others = new OtherSchemaArchives();
+  /** Archives listed in a class S3 may refuse to read (GLACIER, DEEP_ARCHIVE): checked before anything is written. */
+  const coldRefs: { key: string; storageClass: string }[] = [];
   const selected = async function* () {
     for await (const ref of selectArchives(task, source, deps, undefined, others.add, otherSchemas)) {
       archives += 1;
       unlisted.delete(ref.key);
       keys.push(ref.key);
+      if (isColdStorageClass(ref.storageClass))
+        coldRefs.push({ key: ref.key, storageClass: ref.storageClass });
       yield ref;
     }
   };
@@ -155,6 +161,13 @@ export async function planRestore(
       task.key
         ? `archive "${task.key}" does not exist${leftOut ? ` as an archive of ${tableLabel(task.source)}: ${leftOut}` : ''}`
         : `no ${task.format} archives of ${tableLabel(task.source)} in ${task.database}${task.fromDay || task.toDay ? ` between ${task.fromDay ?? 'the first'} and ${task.toDay ?? 'the last'} day` : ''} (under ${sourcePrefix(source)})${leftOut ? `; ${leftOut}` : ''}`,
+    );
+  }
+  // Found now rather than by each group as it reads them, after others have written their rows.
+  const unreadable = await unreadableColdArchives(deps.store, coldRefs);
+  if (unreadable.length > 0) {
+    throw new ArchiveInColdStorageError(
+      `${coldArchivesMessage(unreadable, tableLabel(task.source))}; nothing was written`,
     );
   }
   if (leftOut)

@@ -52,6 +52,7 @@ const PROOF_FILES = [
   'test/proofs/restore-versions.test.ts',
   'test/proofs/restore-legacy.test.ts',
   'test/proofs/restore-fidelity.test.ts',
+  'test/proofs/cold-archives.test.ts',
   'test/lambdas/restore-plan/target-created-meanwhile.int.test.ts',
   'test/lambdas/export/core.int.test.ts',
 ];

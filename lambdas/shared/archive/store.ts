@@ -9,6 +9,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { z } from 'zod';
 import {
+  ArchiveInColdStorageError,
   ArchiveIntegrityError,
   ConfigError,
   classifyAwsError,
@@ -51,6 +52,11 @@ export interface ObjectHead {
   pin?: ObjectPin;
   metadata: Record<string, string>;
   storageClass?: string;
+  /**
+   * S3's restore status of an object in cold storage (`x-amz-restore`): `ongoing-request="true"` while a restore
+   * runs, `ongoing-request="false", expiry-date="…"` once its copy can be read; undefined when never restored.
+   */
+  restore?: string;
   /** `aws:kms`, `AES256`, ... as S3 reports it; undefined when the server says nothing (s3rver). */
   serverSideEncryption?: string;
 }
@@ -69,6 +75,18 @@ const pinOf = (etag?: string, versionId?: string): ObjectPin | undefined =>
 const pinned = (pin?: ObjectPin) => (pin ? { IfMatch: pin.etag, VersionId: pin.versionId } : {});
 const pinMismatch = (pin: ObjectPin | undefined, etag: string | undefined): boolean =>
   pin !== undefined && etag !== pin.etag;
+
+/**
+ * S3 refuses to read an object in GLACIER or DEEP_ARCHIVE (403 InvalidObjectState) until a restore from cold storage
+ * has completed: said as such, which retrying cannot cure, rather than as an unnamed 403.
+ */
+function coldStorageRefusal(error: unknown, key: string): ArchiveInColdStorageError | undefined {
+  const err = error as { name?: string; StorageClass?: string };
+  if (err.name !== 'InvalidObjectState') return undefined;
+  return new ArchiveInColdStorageError(
+    `${key} is in ${err.StorageClass ?? 'cold storage'} and not restored from it: restore it in S3 (RestoreObject) and read it once the restore has completed`,
+  );
+}
 
 /** A pinned read found other bytes under the key than those pinned (overwritten, or another version). */
 const pinMismatchError = (key: string, pin: ObjectPin, found?: string) =>
@@ -114,6 +132,7 @@ export class ArchiveStore {
         pin: pinOf(head.ETag, head.VersionId),
         metadata: head.Metadata ?? {},
         storageClass: head.StorageClass,
+        restore: head.Restore,
         serverSideEncryption: head.ServerSideEncryption,
       };
     } catch (error) {
@@ -158,6 +177,8 @@ export class ArchiveStore {
     } catch (error) {
       if (error instanceof ArchiveIntegrityError) throw error;
       if (pin && isPreconditionFailed(error)) throw pinMismatchError(key, pin);
+      const cold = coldStorageRefusal(error, key);
+      if (cold) throw cold;
       if (await this.isMissing(error, key)) return undefined;
       throw classifyAwsError(error, 's3');
     }
@@ -168,6 +189,8 @@ export class ArchiveStore {
       const object = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
       return await (object.Body as { transformToString(): Promise<string> }).transformToString();
     } catch (error) {
+      const cold = coldStorageRefusal(error, key);
+      if (cold) throw cold;
       if (await this.isMissing(error, key)) return undefined;
       throw classifyAwsError(error, 's3');
     }

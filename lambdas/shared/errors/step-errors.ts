@@ -121,6 +121,14 @@ export class EncryptionRequiredError extends ArchiverError {
   readonly retryable = false;
 }
 
+/**
+ * An archive in GLACIER or DEEP_ARCHIVE that S3 will not read until a restore from cold storage (RestoreObject) has
+ * completed. Retrying cannot cure it: the operator restores the objects in S3 first.
+ */
+export class ArchiveInColdStorageError extends ArchiverError {
+  readonly retryable = false;
+}
+
 export const errorClasses = {
   ConfigError,
   InvalidInputError,
@@ -141,6 +149,7 @@ export const errorClasses = {
   SchemaChangedError,
   RestoreIncompleteError,
   EncryptionRequiredError,
+  ArchiveInColdStorageError,
 } as const;
 
 /**

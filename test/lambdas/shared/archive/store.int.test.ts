@@ -11,7 +11,9 @@ import {
   CreateMultipartUploadCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListObjectsV2Command,
   PutObjectCommand,
+  RestoreObjectCommand,
   S3Client,
   UploadPartCommand,
   UploadPartCopyCommand,
@@ -20,7 +22,12 @@ import { Upload } from '@aws-sdk/lib-storage';
 import S3rver from 's3rver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ArchiveStore } from '../../../../lambdas/shared/archive/store.js';
-import { ArchiveIntegrityError, ConfigError } from '../../../../lambdas/shared/errors/step-errors.js';
+import {
+  ArchiveInColdStorageError,
+  ArchiveIntegrityError,
+  ConfigError,
+} from '../../../../lambdas/shared/errors/step-errors.js';
+import { unreadableColdArchives } from '../../../../lambdas/shared/restore/cold-archives.js';
 import { type LocalServices, startLocalServices } from '../../../../local/services.js';
 
 /**
@@ -77,6 +84,54 @@ describe('s3rver and object pins', () => {
     await expect(refused).rejects.toThrow(ArchiveIntegrityError);
     await expect(refused).rejects.toThrow(/dst is not the pinned object/);
     expect((await store.head('dst'))?.pin).toEqual({ etag: md5('forged! bytes!') });
+  });
+
+  it('keeps an object moved to GLACIER unreadable until it is restored, as S3 does, and the store says so by name', async () => {
+    // Prepare: an object copied onto itself with a cold class, what a lifecycle transition amounts to here
+    await s3.send(
+      new PutObjectCommand({ Bucket: 'pins', Key: 'cold/a', Body: 'cold bytes', Metadata: { kept: 'yes' } }),
+    );
+    await s3.send(
+      new CopyObjectCommand({
+        Bucket: 'pins',
+        Key: 'cold/a',
+        CopySource: 'pins/cold/a',
+        MetadataDirective: 'REPLACE',
+        Metadata: { kept: 'yes' },
+        StorageClass: 'GLACIER',
+      }),
+    );
+    const listed = async () =>
+      (await s3.send(new ListObjectsV2Command({ Bucket: 'pins', Prefix: 'cold/' }))).Contents?.map(
+        (c) => c.StorageClass,
+      );
+
+    // Act
+    const classBefore = await listed();
+    const headBefore = await store.head('cold/a');
+    const readBefore = await store.getStream('cold/a').catch((error: unknown) => error);
+    const unreadableBefore = await unreadableColdArchives(store, [
+      { key: 'cold/a', storageClass: 'GLACIER' },
+    ]);
+    const restoring = await s3.send(
+      new RestoreObjectCommand({ Bucket: 'pins', Key: 'cold/a', RestoreRequest: { Days: 1 } }),
+    );
+    const headAfter = await store.head('cold/a');
+    const readAfter = await store.getStream('cold/a');
+    const unreadableAfter = await unreadableColdArchives(store, [{ key: 'cold/a', storageClass: 'GLACIER' }]);
+
+    // Assess
+    expect(classBefore).toEqual(['GLACIER']);
+    expect(headBefore).toMatchObject({ storageClass: 'GLACIER', metadata: { kept: 'yes' } });
+    expect(headBefore?.restore).toBeUndefined();
+    expect(readBefore).toBeInstanceOf(ArchiveInColdStorageError);
+    expect((readBefore as Error).message).toMatch(/cold\/a is in GLACIER and not restored from it/);
+    expect(unreadableBefore).toEqual([{ key: 'cold/a', storageClass: 'GLACIER', state: 'not-restored' }]);
+    expect(restoring.$metadata.httpStatusCode).toBe(202);
+    expect(headAfter?.restore).toMatch(/ongoing-request="false"/);
+    expect(Buffer.concat((await readAfter?.toArray()) ?? []).toString()).toBe('cold bytes');
+    expect(unreadableAfter).toEqual([]);
+    expect(await listed()).toEqual(['GLACIER']);
   });
 
   it('refuses a PutObject, CopyObject or multipart completion into an existing key under If-None-Match, as S3 does', async () => {

@@ -1,0 +1,142 @@
+import { CopyObjectCommand, HeadObjectCommand, RestoreObjectCommand } from '@aws-sdk/client-s3';
+import { describe, expect, it } from 'vitest';
+import { validateCommand } from '../../cli/archives.js';
+import { runLocalArchive, runLocalRestore } from '../../local/run.js';
+import {
+  archiverTestbed,
+  compareRows,
+  resolvedTable,
+  s3ClientFor,
+  seedEvents,
+  tableLines,
+} from '../support/fixtures.js';
+import { recordProof } from '../support/proof-ledger.js';
+
+const TABLE = { schema: 'public', name: 'cooled', timestampColumn: 'created_at' };
+
+/**
+ * Archives a lifecycle rule moved to GLACIER or DEEP_ARCHIVE (`aws.storage.transitions`) can be read only once S3
+ * has restored them from cold storage. A restore that met them group by group would fail part way, after other
+ * groups wrote their rows; the plan finds them first (one HEAD per cold archive: a listing gives the class, not the
+ * restore status) and refuses before anything is written, naming them. The local S3 server keeps the class an object
+ * was copied onto itself with and refuses to read it until RestoreObject, as S3 does (local/s3-server.mjs).
+ */
+describe('archives in cold storage', () => {
+  const bed = archiverTestbed((db) => seedEvents(db.client, TABLE.name, 400, 80), [TABLE]);
+  const table = resolvedTable(TABLE);
+  let original: string[] = [];
+  let coldKeys: string[] = [];
+
+  const validate = async () => {
+    const lines: string[] = [];
+    const code = await validateCommand(
+      bed.local.deps().store,
+      bed.local.config,
+      { table: [`public.${TABLE.name}`], json: false, strict: false },
+      (line) => lines.push(line),
+      bed.local.deps().inventory,
+    );
+    return { code, text: lines.join('\n') };
+  };
+  const rowCount = async () =>
+    Number((await bed.db.client.query(`SELECT count(*) AS n FROM public.cooled`)).rows[0].n);
+
+  it('archives the table, then a lifecycle rule moves two of its archives to GLACIER and DEEP_ARCHIVE', async () => {
+    // Prepare
+    original = await tableLines(bed.db.client, table);
+
+    // Act
+    const run = await runLocalArchive(bed.local);
+    const entries = await bed.local.deps().inventory.list('app', `public.${TABLE.name}`);
+    coldKeys = entries
+      .map((entry) => entry.archiveKey)
+      .sort()
+      .slice(1, 3);
+    const s3 = s3ClientFor(bed.local);
+    const Bucket = bed.local.services.bucket;
+    for (const [i, Key] of coldKeys.entries()) {
+      const head = await s3.send(new HeadObjectCommand({ Bucket, Key }));
+      await s3.send(
+        new CopyObjectCommand({
+          Bucket,
+          Key,
+          CopySource: `${Bucket}/${Key}`,
+          MetadataDirective: 'REPLACE',
+          Metadata: head.Metadata,
+          ContentType: head.ContentType,
+          StorageClass: i === 0 ? 'GLACIER' : 'DEEP_ARCHIVE',
+        }),
+      );
+    }
+
+    // Assess
+    expect(run.execution.status).toBe('SUCCEEDED');
+    expect(coldKeys).toHaveLength(2);
+    expect(await rowCount()).toBeLessThan(original.length);
+  });
+
+  it('refuses the restore and its dry run before writing anything, naming the cold archives; validate warns and checks the rest', async () => {
+    // Prepare
+    const before = await rowCount();
+    const request = { database: 'app', table: `public.${TABLE.name}` };
+
+    // Act
+    const restored = await runLocalRestore(bed.local, request, { retryIntervalScale: 0 });
+    const dryRun = await runLocalRestore(bed.local, { ...request, dryRun: true }, { retryIntervalScale: 0 });
+    const validated = await validate();
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack: 'restores a table some of whose archives a lifecycle rule moved to GLACIER or DEEP_ARCHIVE',
+      held: restored.execution.status === 'FAILED' && restored.results.length === 0,
+    });
+
+    // Assess
+    for (const run of [restored, dryRun]) {
+      expect(run.execution.status).toBe('FAILED');
+      expect(run.execution.error?.name).toBe('ArchiveInColdStorageError');
+      const message = run.execution.error?.message ?? '';
+      expect(message).toContain('2 archive(s) of "public"."cooled" are in GLACIER and DEEP_ARCHIVE');
+      expect(message).toContain('(0 being restored now)');
+      for (const key of coldKeys) expect(message).toContain(key);
+      expect(message).toContain('nothing was written');
+      expect(run.results).toEqual([]);
+    }
+    expect(await rowCount()).toBe(before);
+    expect(validated.code).toBe(0);
+    for (const key of coldKeys) {
+      expect(validated.text).toMatch(
+        new RegExp(`WARNING cold: ${key}: in (GLACIER|DEEP_ARCHIVE), not restored from cold storage`),
+      );
+    }
+  });
+
+  it('once the archives are restored in S3, validate checks them and the restore brings every row back', async () => {
+    // Prepare
+    const s3 = s3ClientFor(bed.local);
+    for (const Key of coldKeys) {
+      await s3.send(
+        new RestoreObjectCommand({ Bucket: bed.local.services.bucket, Key, RestoreRequest: { Days: 2 } }),
+      );
+    }
+
+    // Act
+    const validated = await validate();
+    const restored = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: `public.${TABLE.name}` },
+      { retryIntervalScale: 0 },
+    );
+    const present = await tableLines(bed.db.client, table);
+
+    // Assess
+    expect(validated.code).toBe(0);
+    expect(validated.text).not.toContain('cold');
+    expect(restored.execution.status).toBe('SUCCEEDED');
+    expect(restored.results.filter((r) => coldKeys.includes(r.key)).map((r) => r.status)).toEqual([
+      'restored',
+      'restored',
+    ]);
+    expect(compareRows(original, present)).toEqual({ lost: 0, doubled: 0, extra: 0 });
+  });
+});
