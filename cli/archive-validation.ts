@@ -30,7 +30,8 @@ export type ProblemKind =
   | 'not-as-committed'
   | 'missing-archive'
   | 'not-in-inventory'
-  | 'not-an-archive';
+  | 'not-an-archive'
+  | 'not-configured';
 
 export interface ValidationProblem {
   /** `error`: an archive cannot be trusted or is incomplete; `warning`: worth a look, nothing is lost. */

@@ -1,4 +1,4 @@
-import { type ArchiveSource, OtherSchemaArchives } from '../lambdas/shared/archive/catalog.js';
+import { type ArchiveSource, OtherSchemaArchives, sourcePrefix } from '../lambdas/shared/archive/catalog.js';
 import { isCalendarDay } from '../lambdas/shared/archive/format.js';
 import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
 import { findDatabase } from '../lambdas/shared/config/resolved-table.js';
@@ -34,6 +34,9 @@ export function requireCalendarDays(days: { from?: string; to?: string }): void 
     if (day !== undefined && !isCalendarDay(day))
       throw new ConfigError(`${name} must be a day of the calendar YYYY-MM-DD, got "${day}"`);
   }
+  // A reversed range selects nothing, which would read as "all is well" for the days meant.
+  if (days.from !== undefined && days.to !== undefined && days.to < days.from)
+    throw new ConfigError(`--to ${days.to} is before --from ${days.from}: the range selects no day`);
 }
 
 export function sourcesInScope(config: ArchiverConfig, options: ArchiveScopeOptions): ScopedSource[] {
@@ -97,6 +100,15 @@ export async function validateCommand(
       new Date(),
       committed,
     );
+    if (report.archives === 0 && !committed?.length && !configured(config, scoped)) {
+      // Nothing found for a table the config does not name is far more often a mistyped name than an intent.
+      report.problems.push({
+        severity: 'error',
+        kind: 'not-configured',
+        key: sourcePrefix(scoped.source),
+        detail: `${tableRef(scoped.table)} is no table of database ${scoped.database} in the config, and no archive of it is here: a mistyped name?`,
+      });
+    }
     reports.push({ ...report, database: scoped.database, table: tableRef(scoped.table) });
   }
   const problems = reports.flatMap((r) => r.problems);
@@ -121,6 +133,13 @@ export async function validateCommand(
   if (errors > 0) return 1;
   return options.strict && warnings > 0 ? 1 : 0;
 }
+
+const configured = (config: ArchiverConfig, scoped: ScopedSource): boolean =>
+  config.databases.some(
+    (db) =>
+      db.name === scoped.database &&
+      db.tables.some((t) => t.schema === scoped.table.schema && t.name === scoped.table.name),
+  );
 
 /** `list`: the archives in scope with day (or month), rows, bytes and storage class. */
 export async function listCommand(

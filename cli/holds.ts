@@ -1,6 +1,6 @@
 import { PutObjectLegalHoldCommand, type S3Client } from '@aws-sdk/client-s3';
 import { listArchives, sidecarKeyFor } from '../lambdas/shared/archive/catalog.js';
-import { spanLastDay } from '../lambdas/shared/archive/format.js';
+import { spanLastDay, tablePrefix } from '../lambdas/shared/archive/format.js';
 import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
 import { tableLocation } from '../lambdas/shared/batch/batch.js';
 import { resolveTable } from '../lambdas/shared/config/resolved-table.js';
@@ -109,6 +109,12 @@ export async function setObjectLegalHold(
       (options.fromDay !== undefined && ref.day < options.fromDay) ||
       (options.toDay !== undefined && spanLastDay(ref.day, ref.span) > options.toDay),
   );
+  // Object Lock holds objects that exist: a hold on none protects nothing, and must not be recorded as placed.
+  if (refs.length === 0) {
+    throw new ConfigError(
+      `no archives of ${table} in ${database}${options.fromDay || options.toDay ? ` between ${options.fromDay ?? 'the first day'} and ${options.toDay ?? 'the last day'}` : ''} (under ${tablePrefix(location)}): no legal hold was ${status === 'ON' ? 'placed' : 'lifted'}`,
+    );
+  }
   if (status === 'OFF' && wider.length > 0) {
     throw new ConfigError(
       `${wider.length} month archive(s) reach beyond ${options.fromDay ?? 'the first day'}..${options.toDay ?? 'the last day'} (${wider[0]?.key}): lifting their hold would lift it on days outside the range; give whole months`,

@@ -1,4 +1,5 @@
-import { existsSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { existsSync, renameSync, writeFileSync } from 'node:fs';
 import pg from 'pg';
 import { parse as parseYaml, stringify } from 'yaml';
 import { z } from 'zod';
@@ -482,7 +483,7 @@ export async function runWizard(options: WizardOptions, io: WizardIo): Promise<s
     }
   }
   if (!url) throw new ConfigError('--database-url or --url-env: the wizard needs a database to look at');
-  const settings = parseConnectionUrl(url);
+  const settings = parseConnectionUrl(url, urlEnv ? `environment variable ${urlEnv}` : 'the database URL');
   const loopback = ['localhost', '127.0.0.1', '::1'].includes(settings.host);
   const tls = options.tls ?? (loopback ? 'disable' : 'verify-full');
   const client = new pg.Client({ ...settings, ssl: tlsOption(tls), connectionTimeoutMillis: 10_000 });
@@ -543,7 +544,11 @@ export async function runWizard(options: WizardOptions, io: WizardIo): Promise<s
       : 'N';
     if (!/^y(es)?$/i.test(answer)) throw new ConfigError(`--out: ${out} exists; give --yes to overwrite it`);
   }
-  writeFileSync(out, result.yaml, { mode: 0o600 });
+  // A new file, renamed over the old: its mode applies only where a file is created, and the config may hold the
+  // password, so an existing world-readable file must not be written in place.
+  const written = `${out}.${randomUUID()}.tmp`;
+  writeFileSync(written, result.yaml, { mode: 0o600, flag: 'wx' });
+  renameSync(written, out);
   io.write(
     `Wrote ${out}: ${chosen.length} table(s), retention ${result.retention.days} days (${result.retention.reason}).`,
   );

@@ -116,4 +116,18 @@ describe('audit-archiver', () => {
     expect(run.status).toBe(2);
     expect(run.stderr).toMatch(/--state-machine-arn/);
   });
+  it('refuses a config whose url has an unencoded "/" in the password as a config error naming the field, never the password', () => {
+    // Prepare: a generated password holding "/", pasted into the URL without percent-encoding
+    const dir = mkdtempSync(join(tmpdir(), 'audit-archiver-url-'));
+    const config = billingConfig(dir, 'postgres://archiver:Hunter2/Secret@127.0.0.1:5432/billing');
+
+    // Act
+    const plan = cli('plan', '-c', config, '--state-dir', join(dir, 'state'));
+    rmSync(dir, { recursive: true, force: true });
+
+    // Assess: exit 2 (a config to fix), not a failure of the work; the field named, and how to write it
+    expect(`${plan.stdout}\n${plan.stderr}`).not.toContain('Hunter2');
+    expect(plan.stderr).toMatch(/databases\.0\.credentials(\.url)?:.*is not a valid URL:.*percent-encoded/);
+    expect(plan.status).toBe(2);
+  });
 });

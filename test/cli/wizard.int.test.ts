@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -129,6 +129,28 @@ describe('audit-archiver wizard: finds the audit tables of a database and writes
     expect(parsed.defaults.retentionDays).toBe(180);
     expect(text).not.toContain(db.url);
     expect(lines.at(-1)).toMatch(/^Wrote .*: 2 table\(s\), retention 180 days/);
+  });
+
+  it('keeps an overwritten config that now holds the password private (0600), though the file it replaces was not', async () => {
+    // Prepare: an earlier config, readable by every user (the umask's 0644)
+    const out = join(dir, 'overwritten.yaml');
+    writeFileSync(out, '# an older config\n');
+    chmodSync(out, 0o644);
+
+    // Act: the URL (with its password) goes into the config
+    await runWizard(
+      parseWizardOptions({ databaseUrl: db.url, tables: ['public.audit_events'], out, yes: true }),
+      {
+        write: () => undefined,
+        env: {},
+        now: () => new Date('2026-01-02T00:00:00Z'),
+      },
+    );
+
+    // Assess
+    expect(readFileSync(out, 'utf8')).toContain(db.url);
+    expect(statSync(out).mode & 0o777).toBe(0o600);
+    expect(readdirSync(dir).filter((name) => name.endsWith('.tmp'))).toEqual([]);
   });
 
   it('asks for tables, retention and file when interactive, asks again after a typo, and refuses an unusable table by name', async () => {

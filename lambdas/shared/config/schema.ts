@@ -151,9 +151,21 @@ export const PolicyConfigSchema = z
   })
   .strict();
 
+/** What a connection URL must look like: a password generator's `/` or `#` otherwise ends the password early. */
+export const CONNECTION_URL_RULE =
+  'postgres://user:password@host:port/database, with any / ? # @ : % in the user or password percent-encoded (%2F %3F %23 %40 %3A %25)';
+
 const CredentialsSchema = z.union([
   z.object({ secretArn: z.string().min(1) }).strict(),
-  z.object({ url: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL') }).strict(),
+  z
+    .object({
+      url: z
+        .string()
+        .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+        // The message never quotes the URL: it holds the password.
+        .refine((url) => URL.canParse(url), `is not a valid URL: ${CONNECTION_URL_RULE}`),
+    })
+    .strict(),
   z
     .object({ urlEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name') })
     .strict(),

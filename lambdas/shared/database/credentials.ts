@@ -1,6 +1,6 @@
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { z } from 'zod';
-import type { DatabaseConfig } from '../config/schema.js';
+import { CONNECTION_URL_RULE, type DatabaseConfig } from '../config/schema.js';
 import {
   ConfigError,
   DatabaseAccessError,
@@ -18,7 +18,9 @@ const RdsSecretSchema = z.object({
   dbname: z.string().min(1).optional(),
 });
 
-export function parseConnectionUrl(url: string): ConnectionSettings {
+export function parseConnectionUrl(url: string, source = 'the connection URL'): ConnectionSettings {
+  // URL's own error carries the whole input, password included: it never leaves here.
+  if (!URL.canParse(url)) throw new ConfigError(`${source} is not a valid URL: ${CONNECTION_URL_RULE}`);
   const parsed = new URL(url);
   return {
     host: decodeURIComponent(parsed.hostname),
@@ -49,11 +51,11 @@ export async function resolveConnection(
   sources: CredentialSources,
 ): Promise<ConnectionSettings> {
   const creds = db.credentials;
-  if ('url' in creds) return parseConnectionUrl(creds.url);
+  if ('url' in creds) return parseConnectionUrl(creds.url, `database ${db.name}: credentials.url`);
   if ('urlEnv' in creds) {
     const url = sources.env[creds.urlEnv];
     if (!url) throw new ConfigError(`database ${db.name}: environment variable ${creds.urlEnv} is not set`);
-    return parseConnectionUrl(url);
+    return parseConnectionUrl(url, `database ${db.name}: environment variable ${creds.urlEnv}`);
   }
   const cached = cache.get(creds.secretArn);
   if (cached && cached.until > Date.now()) return cached.value;

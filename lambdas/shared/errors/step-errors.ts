@@ -201,12 +201,18 @@ const tlsCertificateCodes = new Set([
 /** Maps a driver error to a named archiver error; messages keep SQLSTATE but never row values. */
 export function classifyDatabaseError(error: unknown): Error {
   if (error instanceof ArchiverError) return error;
-  const err = error as { code?: string; message?: string };
+  const err = error as { code?: string; message?: string; where?: string };
   const code = err.code ?? '';
-  // Data exceptions (class 22) quote the offending value, which may be row data: keep only the SQLSTATE.
+  const raisedBy = userFunctions(err.where);
+  // Data exceptions (class 22) quote the offending value, and so may what a function of the database raises (a CHECK,
+  // trigger, policy or generated column calling `RAISE EXCEPTION 'rejected %', value`): keep only the SQLSTATE and
+  // the functions that raised it.
+  const withheld = code.startsWith('22') || code.startsWith('P0') || raisedBy !== undefined;
   const text = code.startsWith('22')
     ? 'data exception (message withheld: it may quote row values)'
-    : (err.message ?? String(error));
+    : withheld
+      ? `raised in ${raisedBy ?? 'a function of the database'} (message withheld: it may quote row values)`
+      : (err.message ?? String(error));
   const message = `database error${code ? ` ${code}` : ''}: ${text}`;
   if (accessPgCodes.has(code)) return new DatabaseAccessError(message, { cause: error });
   // TLS mismatches are settled by the database's `tls` setting or the server, never by retrying.
@@ -259,7 +265,19 @@ export function classifyDatabaseError(error: unknown): Error {
   ) {
     return new DatabaseUnavailableError(message, { cause: error });
   }
-  return error instanceof Error && !code.startsWith('22') ? error : new Error(message, { cause: error });
+  return error instanceof Error && !withheld ? error : new Error(message, { cause: error });
+}
+
+/**
+ * The functions an error's context (`where`) names, by name and argument types ("PL/pgSQL function
+ * public.check_email(text) line 3 at RAISE"), or undefined when it names none. Only those parts: the context also
+ * quotes the statements the functions ran, which may hold values.
+ */
+function userFunctions(where: string | undefined): string | undefined {
+  const names = [
+    ...(where ?? '').matchAll(/\b((?:PL\/pgSQL|SQL) function (?:"[^"]*"|[^\s(]+\([^)]*\)))/g),
+  ].map((match) => match[1]);
+  return names.length > 0 ? [...new Set(names)].join(', called from ') : undefined;
 }
 
 /**

@@ -53,6 +53,33 @@ describe('error classification', () => {
     },
   );
 
+  it.each([
+    ['P0001', 'rejected email alice@example.com', 'PL/pgSQL function check_email(text) line 3 at RAISE'],
+    [
+      '23514',
+      'alice@example.com is not allowed',
+      'PL/pgSQL function public.guard() line 4 at RAISE\nSQL statement "SELECT public.guard()"\nSQL function "outer_check" statement 1',
+    ],
+    ['P0004', 'assertion failed for alice@example.com', undefined],
+  ])(
+    'withholds the message of an error a function of the database raised (%s): it may quote the row it refused',
+    (code, text, where) => {
+      // Act
+      const error = classifyDatabaseError(Object.assign(pgError(code, text), { where }));
+
+      // Assess: the SQLSTATE and the functions by name and argument types stay; no value, no statement text.
+      expect(error.message).toContain(`database error ${code}: raised in `);
+      expect(error.message).toContain('(message withheld: it may quote row values)');
+      expect(error.message).not.toContain('alice@example.com');
+      expect(error.message).not.toContain('SELECT');
+      if (code === 'P0001') expect(error.message).toContain('PL/pgSQL function check_email(text)');
+      if (code === '23514')
+        expect(error.message).toContain(
+          'raised in PL/pgSQL function public.guard(), called from SQL function "outer_check"',
+        );
+    },
+  );
+
   it('leaves another feature_not_supported error as it is', () => {
     // Act
     const error = pgError('0A000', 'cannot copy from view "v"');

@@ -1,0 +1,132 @@
+import { PutObjectLegalHoldCommand, type S3Client } from '@aws-sdk/client-s3';
+import { describe, expect, it } from 'vitest';
+import { listCommand, validateCommand } from '../../cli/archives.js';
+import { setObjectLegalHold } from '../../cli/holds.js';
+import { listAuditEvents } from '../../lambdas/shared/telemetry/audit-trail.js';
+import { runLocalArchive } from '../../local/run.js';
+import { archiverTestbed, readLiveArchives, seedEvents } from '../support/fixtures.js';
+
+/**
+ * A scope that selects nothing, by a reversed day range or a mistyped table, is refused rather than read as a success:
+ * an auditor or a CI gate would take "OK" on 0 archives for "these days are intact", and a legal hold placed on no
+ * object for archives protected.
+ */
+describe('validate, list and legal-hold on a scope that selects nothing', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await seedEvents(db.client, 'events', 200, 40);
+    },
+    [{ schema: 'public', name: 'events', timestampColumn: 'created_at' }],
+  );
+
+  /** The command's exit code, or the error it ended with. */
+  const outcome = async (run: (write: (line: string) => void) => Promise<number>) => {
+    const lines: string[] = [];
+    try {
+      return { code: await run((line) => lines.push(line)), error: undefined, text: lines.join('\n') };
+    } catch (error) {
+      return { code: undefined, error: error as Error, text: lines.join('\n') };
+    }
+  };
+  const validate = (options: Record<string, unknown>) =>
+    outcome((write) =>
+      validateCommand(
+        bed.local.deps().store,
+        bed.local.config,
+        { json: false, strict: false, ...options },
+        write,
+        bed.local.deps().inventory,
+      ),
+    );
+
+  it('validate refuses a reversed --from/--to instead of reporting "OK" on 0 archives', async () => {
+    // Prepare: archives on about ten days, all committed and intact.
+    const archived = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+    expect(archived.execution.status).toBe('SUCCEEDED');
+    const archives = await readLiveArchives(bed.local, 'public', 'events');
+    expect(archives.length).toBeGreaterThan(1);
+    const days = archives.map((a) => a.manifest.day).sort();
+    const [first = '', last = ''] = [days[0], days.at(-1)];
+
+    // Act: the operator swapped the two days (--from is the later one).
+    const swapped = await validate({ table: ['public.events'], from: last, to: first });
+
+    // Assess
+    expect(swapped.text).not.toMatch(/^OK: no errors/m);
+    expect(swapped.error?.name).toBe('ConfigError');
+    expect(swapped.error?.message).toBe(`--to ${first} is before --from ${last}: the range selects no day`);
+  });
+
+  it('list refuses a reversed --from/--to instead of listing 0 archives', async () => {
+    const archives = await readLiveArchives(bed.local, 'public', 'events');
+    const days = archives.map((a) => a.manifest.day).sort();
+
+    // Act
+    const listed = await outcome((write) =>
+      listCommand(
+        bed.local.deps().store,
+        bed.local.config,
+        { table: ['public.events'], from: days.at(-1), to: days[0], json: false },
+        write,
+      ),
+    );
+
+    // Assess
+    expect(listed.error?.name).toBe('ConfigError');
+  });
+
+  it('validate does not call a table that is not in the config and has no archive at all "OK"', async () => {
+    // Act: a typo (events → event): no such table in the config, no object under its prefix, no inventory.
+    const typo = await validate({ table: ['public.event'] });
+
+    // Assess
+    expect(typo.code).toBe(1);
+    expect(typo.text).toContain(
+      'ERROR not-configured: archive/app/public.event/: public.event is no table of database app in the config, and no archive of it is here: a mistyped name?',
+    );
+    expect(typo.text).toMatch(/^FAILED: 1 error\(s\)/m);
+  });
+
+  it('legal-hold place refuses a reversed --from/--to instead of placing the hold on nothing and recording it', async () => {
+    // Prepare: Object Lock calls go to a recorder (s3rver has none); the archives are listed from the real local S3.
+    const archives = await readLiveArchives(bed.local, 'public', 'events');
+    const days = archives.map((a) => a.manifest.day).sort();
+    const sent: PutObjectLegalHoldCommand[] = [];
+    const s3 = {
+      send: async (command: unknown) => {
+        if (command instanceof PutObjectLegalHoldCommand) sent.push(command);
+        return {};
+      },
+    } as unknown as S3Client;
+    const deps = bed.local.deps();
+    const ctx = { config: bed.local.config, holds: deps.holds, store: deps.store, actor: 'test', s3 };
+
+    // Act: a legal hold on the table's archived days, the two days swapped.
+    const placed = await setObjectLegalHold(ctx, 'app', 'public.events', 'ON', {
+      fromDay: days.at(-1),
+      toDay: days[0],
+    }).then(
+      (done) => ({ done, error: undefined }),
+      (error: Error) => ({ done: undefined, error }),
+    );
+
+    const none = await setObjectLegalHold(ctx, 'app', 'public.events', 'ON', {
+      fromDay: '2999-01-01',
+      toDay: '2999-12-31',
+    }).then(
+      (done) => ({ done, error: undefined }),
+      (error: Error) => ({ done: undefined, error }),
+    );
+    const recorded = await listAuditEvents(bed.local.deps().store, bed.local.config.s3.prefix, {
+      kinds: ['legal-hold-changed'],
+    });
+
+    // Assess: nothing held, nothing recorded as held
+    expect(placed.error?.name).toBe('ConfigError');
+    expect(none.error?.message).toBe(
+      'no archives of public.events in app between 2999-01-01 and 2999-12-31 (under archive/app/public.events/): no legal hold was placed',
+    );
+    expect(sent).toEqual([]);
+    expect(recorded).toEqual([]);
+  });
+});
