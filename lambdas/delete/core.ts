@@ -52,10 +52,13 @@ class ArchiveChanged extends Error {
 }
 
 /**
- * Deletes the batch's rows, one statement per object (each by its day window and key range, so each is served by
- * the table's indexes), and measures what they deleted against what export read: the row versions' digest over the
+ * Deletes the batch's rows and measures what it deleted against what export read: the row versions' digest over the
  * whole batch (see table-sql.ts rowVersionSql for why equal sums mean exactly the exported tuples), or, for a batch
  * exported by an earlier version without one, the MD5 of every deleted row's line against its archive's row digest.
+ * One statement takes every object's rows (each by its day window and key range, so each is served by the table's
+ * indexes): a foreign key of the table onto itself (NO ACTION) is checked at the end of the statement, so rows of the
+ * batch that reference each other go together; one statement per object would find each day's rows still referenced
+ * by the next day's.
  */
 async function deleteMeasured(
   deps: Pick<StepDeps, 'fault'>,
@@ -63,25 +66,26 @@ async function deleteMeasured(
   shape: TableShape,
   inFlight: InFlight,
 ): Promise<{ rows: number; matches: boolean }> {
+  const source = (predicate: string) => `${rowSourceSql(shape)} AS t WHERE ${predicate}`;
+  if (inFlight.versionDigest !== undefined) {
+    const predicates = inFlight.objects.map((object) => `(${batchPredicateSql(shape, object.bounds)})`);
+    // sum(int8) is exact (numeric); the digest is the batch's sum modulo 2^64, as export computed it.
+    const deleted = await client.query<{ rows: string; sum: string }>(
+      `WITH deleted AS (DELETE FROM ${source(predicates.join(' OR '))} RETURNING ${rowVersionSql()} AS v)
+       SELECT count(*)::text AS rows, coalesce(sum(v), 0)::text AS sum FROM deleted`,
+    );
+    await deps.fault('delete:afterDelete');
+    const row = deleted.rows[0] ?? { rows: '0', sum: '0' };
+    return {
+      rows: Number(row.rows),
+      matches: versionDigestFromSql(row.sum) === inFlight.versionDigest,
+    };
+  }
   let rows = 0;
   let matches = true;
-  let versions = 0n;
-  for (const [i, object] of inFlight.objects.entries()) {
-    if (i > 0) await deps.fault('delete:betweenObjects');
-    const source = `${rowSourceSql(shape)} AS t WHERE ${batchPredicateSql(shape, object.bounds)}`;
-    if (inFlight.versionDigest !== undefined) {
-      // sum(int8) is exact (numeric); the digest is the batch's sum modulo 2^64, as export computed it.
-      const deleted = await client.query<{ rows: string; sum: string }>(
-        `WITH deleted AS (DELETE FROM ${source} RETURNING ${rowVersionSql()} AS v)
-         SELECT count(*)::text AS rows, coalesce(sum(v), 0)::text AS sum FROM deleted`,
-      );
-      const row = deleted.rows[0] ?? { rows: '0', sum: '0' };
-      rows += Number(row.rows);
-      versions += BigInt(row.sum);
-      continue;
-    }
+  for (const object of inFlight.objects) {
     const deleted = await client.query<{ rows: string; hi: string; lo: string }>(
-      `WITH deleted AS (DELETE FROM ${source} RETURNING ${rowHashSql(shape)} AS h)
+      `WITH deleted AS (DELETE FROM ${source(batchPredicateSql(shape, object.bounds))} RETURNING ${rowHashSql(shape)} AS h)
        ${digestSelectSql('SELECT h FROM deleted')}`,
     );
     const row = deleted.rows[0] ?? { rows: '0', hi: '0', lo: '0' };
@@ -89,8 +93,7 @@ async function deleteMeasured(
     // Batches without a version digest come from versions that always recorded the row digest.
     matches &&= object.figures.rowDigest !== undefined && rowDigestFromSql(row) === object.figures.rowDigest;
   }
-  if (inFlight.versionDigest !== undefined)
-    matches = versionDigestFromSql(versions.toString()) === inFlight.versionDigest;
+  await deps.fault('delete:afterDelete');
   return { rows, matches };
 }
 

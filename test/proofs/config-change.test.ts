@@ -145,7 +145,7 @@ describe('a config change while a batch is in flight', () => {
     const outcome = await interruptedThenChanged({
       before: { ...spec, keyColumns: ['id'] },
       after: { ...spec, keyColumns: ['uid'] },
-      stopAt: 'delete:betweenObjects',
+      stopAt: 'delete:afterDelete',
     });
 
     // Assess
@@ -214,7 +214,7 @@ describe('a config change while a batch is in flight', () => {
     const outcome = await interruptedThenChanged({
       before: { ...spec, keyColumns: ['id'] },
       after: { ...spec, keyColumns: ['uid'] },
-      stopAt: 'delete:betweenObjects',
+      stopAt: 'delete:afterDelete',
       meanwhile: (local) => rewriteRecord(local, 'public.unrecorded', 'REMOVE inFlight.manifest'),
     });
 

@@ -381,7 +381,7 @@ describe('rows the archived table still has referenced by a plain foreign key, a
     });
     expect(run.execution.status).toBe('FAILED');
     expect(run.outcomes[0]?.error).toMatch(
-      /^TableNotUsableError: database error 23503: .* violates foreign key constraint "referrer_event_id_fkey" on table "referrer"; another table's foreign key refuses it/,
+      /^TableNotUsableError: database error 23503: .* violates foreign key constraint "referrer_event_id_fkey" on table "referrer"; rows that stay \(in that table\) still reference rows of the batch/,
     );
     expect(run.outcomes[0]?.error).not.toMatch(/\(id\)=/);
     expect(after).toEqual(before);

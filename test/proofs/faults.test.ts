@@ -40,7 +40,7 @@ const FAULT_CASES: FaultCase[] = [
   { name: 'between upload and verify', after: 'upload' },
   { name: 'verify, object read, before its figures are compared', point: 'verify:afterRead' },
   { name: 'between verify and delete', after: 'verify' },
-  { name: 'delete, inside the transaction between two objects', point: 'delete:betweenObjects' },
+  { name: 'delete, inside the transaction after its DELETE', point: 'delete:afterDelete' },
   { name: 'delete, inside the transaction before COMMIT', point: 'delete:beforeCommit' },
   { name: 'delete, committed, before progress is recorded', point: 'delete:afterCommit' },
   {
@@ -219,7 +219,7 @@ describe(`zero data loss under faults, on the real local workflow (seed ${PROOF_
       if (point === 'export:betweenObjects') expect(staged).toHaveLength(1);
       if (point?.startsWith('delete:')) expect(crashedBatch?.objects.length).toBeGreaterThan(1);
       // Crashed inside the transaction, it rolled back: every object's rows, the first one's too, are still there.
-      if (point === 'delete:betweenObjects' || point === 'delete:beforeCommit')
+      if (point === 'delete:afterDelete' || point === 'delete:beforeCommit')
         expect(rowsKept).toEqual(crashedBatch?.objects.map((o) => o.figures.rowCount));
       if ('endsMidDay' in faultCase) expect(crashedBatch?.restOfDay).toBeGreaterThan(0);
       expect(rerun.execution.status).toBe('SUCCEEDED');

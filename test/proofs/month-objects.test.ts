@@ -220,7 +220,7 @@ const MONTH_FAULTS: FaultPoint[] = [
   'export:betweenObjects',
   'upload:afterManifest',
   'verify:afterRead',
-  'delete:betweenObjects',
+  'delete:afterDelete',
   'delete:beforeCommit',
   'delete:afterCommit',
 ];

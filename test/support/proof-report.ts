@@ -54,6 +54,7 @@ const PROOF_FILES = [
   'test/proofs/restore-fidelity.test.ts',
   'test/proofs/cold-archives.test.ts',
   'test/proofs/restore-messages.test.ts',
+  'test/proofs/self-reference.test.ts',
   'test/lambdas/restore-plan/target-created-meanwhile.int.test.ts',
   'test/lambdas/export/core.int.test.ts',
 ];

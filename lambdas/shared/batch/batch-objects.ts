@@ -16,7 +16,7 @@ import type { BatchObject, InFlight } from '../lock-table/table-state.js';
 /**
  * Most objects (days) one batch takes. The batch's record holds each object's keys, bounds, figures, timestamp range
  * and staged ETag on the lease item (about 1 KB each with short keys; `RecordRoom` ends a batch of long keys sooner),
- * and its delete runs one statement per object in one transaction: 100 days keep both small while a low-volume table
+ * and its delete ORs every object's predicate in one statement: 100 days keep both small while a low-volume table
  * still clears a quarter's backlog per batch.
  */
 export const MAX_OBJECTS_PER_BATCH = 100;

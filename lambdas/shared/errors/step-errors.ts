@@ -245,11 +245,12 @@ export function classifyDatabaseError(error: unknown): Error {
       { cause: error },
     );
   }
-  // Another table's foreign key (ON DELETE NO ACTION or RESTRICT) still references rows being deleted: retrying cannot
-  // help until those references go. The message names the constraint and tables; the key values are in the detail.
+  // A foreign key (ON DELETE NO ACTION or RESTRICT; another table's, or the table's own from rows newer than the batch)
+  // still references rows being deleted: retrying cannot help until those references go. The message names the
+  // constraint and tables; the key values are in the detail.
   if (code === '23503') {
     return new TableNotUsableError(
-      `${message}; another table's foreign key refuses it, so none of it was committed`,
+      `${message}; rows that stay (in that table) still reference rows of the batch, so none of it was committed`,
       {
         cause: error,
       },

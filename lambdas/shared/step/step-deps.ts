@@ -17,7 +17,7 @@ export type FaultPoint =
   | 'upload:afterCopy'
   | 'upload:afterManifest'
   | 'verify:afterRead'
-  | 'delete:betweenObjects'
+  | 'delete:afterDelete'
   | 'delete:beforeCommit'
   | 'delete:afterCommit'
   | 'restore:afterCommit';
