@@ -13,7 +13,30 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import S3rver from 's3rver';
 import S3Error from 's3rver/lib/models/error.js';
 import S3Object from 's3rver/lib/models/object.js';
+import FilesystemStore from 's3rver/lib/stores/filesystem.js';
 import { callerOf } from './request-caller.mjs';
+
+/**
+ * s3rver keeps each key as a file path, so a key segment longer than a file name may be (255 bytes) failed with
+ * ENAMETOOLONG, answered as a 500: a table whose non-ASCII schema and table names, each within PostgreSQL's 63 bytes,
+ * become 300 characters of percent-encoding in one segment could never be archived here, where S3 takes keys of up to
+ * 1,024 bytes. A long segment is kept as several directories, each closed by a marker no key holds; a listing joins
+ * them again. Room is left in each piece for s3rver's and this server's suffixes (`._S3rver_object.<uuid>.partial`).
+ */
+const SEGMENT_BYTES = 160;
+const CONTINUED = '._S3rver_continued';
+function splitSegment(segment) {
+  if (Buffer.byteLength(segment) <= SEGMENT_BYTES) return segment;
+  const pieces = [''];
+  for (const character of segment) {
+    const last = pieces.length - 1;
+    if (Buffer.byteLength(pieces[last] + character) > SEGMENT_BYTES) pieces.push(character);
+    else pieces[last] += character;
+  }
+  return pieces.join(`${CONTINUED}/`);
+}
+FilesystemStore.encodeKeyPath = (key) => key.split('/').map(splitSegment).join('/');
+FilesystemStore.decodeKeyPath = (keyPath) => keyPath.replaceAll(`${CONTINUED}/`, '');
 
 const [directory, bucket] = process.argv.slice(2);
 const server = new S3rver({

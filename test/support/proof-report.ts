@@ -55,6 +55,10 @@ const PROOF_FILES = [
   'test/proofs/cold-archives.test.ts',
   'test/proofs/restore-messages.test.ts',
   'test/proofs/self-reference.test.ts',
+  'test/proofs/fixed-length-keys.test.ts',
+  'test/proofs/long-names.test.ts',
+  'test/proofs/unusual-keys.test.ts',
+  'test/proofs/unusual-shapes.test.ts',
   'test/lambdas/restore-plan/target-created-meanwhile.int.test.ts',
   'test/lambdas/export/core.int.test.ts',
 ];

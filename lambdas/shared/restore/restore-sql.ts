@@ -679,6 +679,13 @@ export function rowsInRangeSql(target: RestoreTarget, range: ArchivedRowRange): 
 }
 
 /**
+ * A plain type name that reads a value whole in a cast: `bit` and `character` without a modifier mean one bit or
+ * character there (`'0101'::bit` is `'0'`), so a key bound is read as `bit varying` or `bpchar`, which keep every one.
+ */
+const unboundedType = (plainType: string): string =>
+  plainType.replace(/^bit(?=(\[\])*$)/, 'bit varying').replace(/^character(?=(\[\])*$)/, 'bpchar');
+
+/**
  * Where an archive's rows lie in the target, as predicates: its time window, read by the target's timestamp column,
  * and its key range, each bound read by its key column's plain type (a modifier would cut a bound, varchar(3), where
  * the column's values never were). Undefined when the target cannot read the window or lacks a key column; no key
@@ -693,7 +700,7 @@ function archivedPlace(
   if (!window || keys.some((key) => !key)) return undefined;
   const names = range.keyColumns.map(quoteIdent).join(', ');
   const bound = (values: string[]) =>
-    values.map((value, i) => `${quoteLiteral(value)}::${keys[i]?.plainType}`).join(', ');
+    values.map((value, i) => `${quoteLiteral(value)}::${unboundedType(keys[i]?.plainType ?? '')}`).join(', ');
   const bounded = range.firstKey.length === keys.length && range.lastKey.length === keys.length;
   return {
     window: windowSql(quoteIdent(window.column), window),

@@ -1,0 +1,132 @@
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { compareRows } from '../../local/compare-rows.js';
+import { runLocalArchive, runLocalRestore } from '../../local/run.js';
+import {
+  archiverTestbed,
+  assertNoLossNoDuplicates,
+  resolvedTable,
+  TODAY_UTC_SQL,
+  tableLines,
+} from '../support/fixtures.js';
+
+const q = pg.escapeIdentifier;
+const day = (n: number) => `(${TODAY_UTC_SQL} - make_interval(days => ${n}))`;
+
+interface Case {
+  schema?: string;
+  name: string;
+  timestampColumn: string;
+  keyColumns?: string[];
+  timestampTimeZone?: string;
+  ddl: string;
+}
+
+const CASES: Case[] = [
+  {
+    name: 'ml_parted',
+    timestampColumn: 'created_at',
+    ddl: `CREATE TABLE public.ml_parted (id bigint NOT NULL, region text NOT NULL, gone int, created_at timestamptz NOT NULL,
+            payload jsonb, PRIMARY KEY (id, region, created_at)) PARTITION BY LIST (region);
+          ALTER TABLE public.ml_parted DROP COLUMN gone;
+          -- a partition made apart with other column order and a dropped column, then attached
+          CREATE TABLE public.ml_eu (junk text, payload jsonb, created_at timestamptz NOT NULL, region text NOT NULL,
+            id bigint NOT NULL) PARTITION BY RANGE (created_at);
+          ALTER TABLE public.ml_eu DROP COLUMN junk;
+          CREATE TABLE public.ml_eu_old (created_at timestamptz NOT NULL, x int, id bigint NOT NULL, region text NOT NULL, payload jsonb);
+          ALTER TABLE public.ml_eu_old DROP COLUMN x;
+          ALTER TABLE public.ml_eu ATTACH PARTITION public.ml_eu_old FOR VALUES FROM (MINVALUE) TO (${day(35)});
+          CREATE TABLE public.ml_eu_def PARTITION OF public.ml_eu DEFAULT;
+          ALTER TABLE public.ml_parted ATTACH PARTITION public.ml_eu FOR VALUES IN ('eu');
+          CREATE TABLE public.ml_us PARTITION OF public.ml_parted FOR VALUES IN ('us') PARTITION BY HASH (id);
+          CREATE TABLE public.ml_us0 PARTITION OF public.ml_us FOR VALUES WITH (MODULUS 2, REMAINDER 0);
+          CREATE TABLE public.ml_us1 PARTITION OF public.ml_us FOR VALUES WITH (MODULUS 2, REMAINDER 1);
+          CREATE TABLE public.ml_other PARTITION OF public.ml_parted DEFAULT;
+          INSERT INTO public.ml_parted (id, region, created_at, payload)
+          SELECT g, (ARRAY['eu','us','ap'])[g % 3 + 1], ${day(45)} + g * interval '37 minutes', jsonb_build_object('g', g)
+            FROM generate_series(1, 600) g;
+          INSERT INTO public.ml_parted VALUES (1, 'eu', ${day(1)}, 'null');`,
+  },
+  {
+    name: 'unlogged_t',
+    timestampColumn: 'created_at',
+    ddl: `CREATE UNLOGGED TABLE public.unlogged_t (id int PRIMARY KEY, created_at timestamptz NOT NULL, v text);
+          INSERT INTO public.unlogged_t SELECT g, ${day(40)} + g * interval '1 hour', 'v' FROM generate_series(1, 50) g;`,
+  },
+  {
+    name: 'boundaries',
+    timestampColumn: 'created_at',
+    ddl: `CREATE TABLE public.boundaries (id int PRIMARY KEY, created_at timestamptz, v text);
+          INSERT INTO public.boundaries VALUES
+            (1, ${day(40)}, 'midnight'), (2, ${day(40)} - interval '1 microsecond', 'just before'),
+            (3, ${day(39)} - interval '1 microsecond', 'last of day'), (4, ${day(39)}, 'next midnight'),
+            (5, '0001-01-01 00:00:00+00', 'year one'), (6, '0001-01-01 00:00:00+00'::timestamptz - interval '1 microsecond', 'BC'),
+            (7, '-infinity', 'minus infinity'), (8, 'infinity', 'plus infinity'), (9, NULL, 'null'),
+            (10, '4000-01-01', 'far future'), (11, '1900-01-01 00:00:00+00', 'old'), (12, '0099-12-31 23:59:59.999999+00', 'y99'),
+            (13, '2000-01-01 00:00:00+00', 'pg epoch'), (14, '1970-01-01 00:00:00+00', 'unix epoch'),
+            (15, '1969-12-31 23:59:59.999999+00', 'before unix'), (16, '0001-12-31 23:59:59.999999+00', 'end of year 1');`,
+  },
+  {
+    name: 'gen_ts',
+    timestampColumn: 'created_at',
+    ddl: `CREATE TABLE public.gen_ts (id int PRIMARY KEY, epoch float8 NOT NULL,
+            created_at timestamptz GENERATED ALWAYS AS (to_timestamp(epoch)) STORED, v text);
+          INSERT INTO public.gen_ts (id, epoch, v)
+          SELECT g, extract(epoch FROM ${day(40)}) + g * 3600, 'v' FROM generate_series(1, 30) g;`,
+  },
+  {
+    schema: 'select',
+    name: '1 From."Where"',
+    timestampColumn: 'a',
+    keyColumns: ['A', 'Aa', ' a'],
+    ddl: `CREATE SCHEMA "select";
+          CREATE TABLE "select"."1 From.""Where""" ("A" int NOT NULL, "Aa" text NOT NULL, " a" text NOT NULL,
+            a timestamp NOT NULL, "a " text, "A.b" text, "1" int, PRIMARY KEY ("A", "Aa", " a"));
+          INSERT INTO "select"."1 From.""Where""" SELECT g % 4, 'x' || g, ' ', ${day(40)} + g * interval '1 hour', 'a ', 'A.b', g
+            FROM generate_series(1, 30) g;`,
+  },
+];
+
+describe('unusual table shapes and names archive, delete and restore exactly', () => {
+  const specs = CASES.map(({ ddl: _ddl, ...spec }) => spec);
+  const bed = archiverTestbed(
+    async (db) => {
+      for (const [i, c] of CASES.entries()) {
+        await db.client.query(c.ddl);
+        await db.client.query(
+          `CREATE TABLE public.before_${i} AS SELECT * FROM ${q(c.schema ?? 'public')}.${q(c.name)}`,
+        );
+      }
+    },
+    specs,
+    { defaults: { batchSize: 11 } },
+  );
+
+  it.each(CASES.map((c, i) => [c.name, c, i] as const))('%s', async (_name, c, i) => {
+    const schema = c.schema ?? 'public';
+    const table = resolvedTable({ ...c, schema });
+    const original = await tableLines(bed.db.client, table);
+    const run = await runLocalArchive(
+      bed.local,
+      { tables: [`${schema}.${c.name}`] },
+      { retryIntervalScale: 0 },
+    );
+    expect(run.outcomes[0]?.error).toBeUndefined();
+    expect(run.execution.status).toBe('SUCCEEDED');
+    const counts = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+    expect(counts.inArchives).toBeGreaterThan(0);
+    const restore = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: { schema, name: c.name } },
+      { retryIntervalScale: 0 },
+    );
+    expect(restore.execution.error).toBeUndefined();
+    expect(restore.execution.status).toBe('SUCCEEDED');
+    const compared = await compareRows(
+      bed.db.client,
+      `SELECT * FROM public.before_${i}`,
+      `SELECT * FROM ${q(schema)}.${q(c.name)}`,
+    );
+    expect(compared).toEqual({ rows: original.length, missing: 0, extra: 0 });
+  });
+});
