@@ -114,9 +114,14 @@ export async function lockTable(input: LockInput, deps: LockDeps): Promise<LockO
     return result;
   }
   const released = await deps.locks.release(input.database, input.table, input.lease);
+  // Every batch the budget allowed was withdrawn (the application changes the table's old rows faster than a batch
+  // goes through): no progress, which must not read as a success; the table fails with the last withdrawal's error.
+  const error =
+    input.error ??
+    (input.budgetReached && input.progress.rows === 0 && input.rowsChanged ? input.rowsChanged : undefined);
   // A hold set during the run stopped export at a batch boundary (see export core): report it as held.
-  const hold = input.error ? undefined : await tableHold(deps, input);
-  const status = input.error ? ('failed' as const) : hold ? ('held' as const) : ('succeeded' as const);
+  const hold = error ? undefined : await tableHold(deps, input);
+  const status = error ? ('failed' as const) : hold ? ('held' as const) : ('succeeded' as const);
   const outcome: TableOutcome = {
     database: input.database,
     table: input.table,
@@ -129,7 +134,7 @@ export async function lockTable(input: LockInput, deps: LockDeps): Promise<LockO
     durationSeconds: input.startedAt
       ? (deps.now().getTime() - Date.parse(input.startedAt)) / 1000
       : undefined,
-    error: input.error ? `${input.error.Error}: ${summarizeCause(input.error.Cause) ?? ''}` : undefined,
+    error: error ? `${error.Error}: ${summarizeCause(error.Cause) ?? ''}` : undefined,
     finishedAt,
   };
   await recordOutcome(deps, input.runId, outcome);

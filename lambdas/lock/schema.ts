@@ -2,6 +2,8 @@ import { z } from 'zod';
 import { LeaseSchema } from '../shared/lock-table/table-state.js';
 import { ProgressSchema } from '../shared/step/table-task.js';
 
+const CaughtErrorSchema = z.object({ Error: z.string(), Cause: z.string().optional() });
+
 const TableSchema = z.object({
   runId: z.string().min(1),
   database: z.string().min(1),
@@ -18,7 +20,9 @@ export const LockInputSchema = z.discriminatedUnion('action', [
     /** When the table's execution started, for the outcome's duration. */
     startedAt: z.iso.datetime({ offset: true }).optional(),
     /** The Catch output ({Error, Cause}) when the table's run failed. */
-    error: z.object({ Error: z.string(), Cause: z.string().optional() }).optional(),
+    error: CaughtErrorSchema.optional(),
+    /** The last batch of the run withdrawn because its rows changed (RowsChangedError, caught); null: none. */
+    rowsChanged: CaughtErrorSchema.nullable().optional(),
   }),
 ]);
 export type LockInput = z.infer<typeof LockInputSchema>;

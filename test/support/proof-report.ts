@@ -59,6 +59,7 @@ const PROOF_FILES = [
   'test/proofs/long-names.test.ts',
   'test/proofs/unusual-keys.test.ts',
   'test/proofs/unusual-shapes.test.ts',
+  'test/proofs/withdrawn-every-batch.test.ts',
   'test/lambdas/restore-plan/target-created-meanwhile.int.test.ts',
   'test/lambdas/export/core.int.test.ts',
 ];
