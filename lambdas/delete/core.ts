@@ -99,7 +99,7 @@ async function deleteMeasured(
 
 /**
  * Why the table's columns are no longer the ones the batch's archives hold (by name and type, in order: what each
- * line carries), or undefined. Deleting then would lose a column added since export (its value is in no archive; a
+ * line carries; and by their numbers in the table, which a column dropped and added again changes), or undefined. Deleting then would lose a column added since export (its value is in no archive; a
  * restore would take its default of the day), or the values of one renamed since (a restore matches names).
  */
 function columnsChange(inFlight: InFlight, now: TableShape): string | undefined {
@@ -108,7 +108,12 @@ function columnsChange(inFlight: InFlight, now: TableShape): string | undefined 
     columns.map((c) => `${c.name} ${c.type}`);
   const archived = described(inFlight.columns);
   const current = described(now.columns);
-  if (archived.join('\n') === current.join('\n')) return undefined;
+  if (archived.join('\n') === current.join('\n')) {
+    const numbers = inFlight.columnNumbers;
+    if (!numbers || numbers.join(',') === now.columnNumbers.join(',')) return undefined;
+    const readded = now.columns.filter((_, i) => numbers[i] !== now.columnNumbers[i]).map((c) => c.name);
+    return `column(s) ${readded.join(', ')} of the table were dropped and added again under the same name and type since export: the table's values are not those archived`;
+  }
   const added = current.filter((c) => !archived.includes(c));
   const gone = archived.filter((c) => !current.includes(c));
   if (added.length === 0 && gone.length === 0) return `the table's columns are in another order since export`;

@@ -134,7 +134,12 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
              FROM (VALUES ('max_parallel_workers_per_gather', '0'), ('enable_async_append', 'off')) AS v(name, setting)
             WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_settings AS s WHERE s.name = v.name)`,
         );
-        const room = new RecordRoom(shape.columns, [state.lastColumns, state.inFlight?.columns], drift);
+        const room = new RecordRoom(
+          shape.columns,
+          [state.lastColumns, state.inFlight?.columns],
+          drift,
+          shape.columnNumbers,
+        );
         const fits = (span: ObjectBounds) => room.take(location, table.objectSpan, span);
         const spans = await wholeSpans(
           client,
@@ -206,6 +211,7 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
     objects: staged,
     versionDigest: versions.value(),
     columns: shape.columns,
+    columnNumbers: shape.columnNumbers,
     exportedAt: started,
     busySessions: load?.busySessions(),
     manifest: {

@@ -34,7 +34,7 @@ export class RecordRoom {
   private taken = 0;
 
   /**
-   * Beside the objects, the item holds the batch's columns, its schema drift and the last committed archive's columns
+   * Beside the objects, the item holds the batch's columns (and their numbers), its schema drift and the last committed archive's columns
    * (`lastColumns`, which the batch's commit replaces): after columns were dropped, those are the wider ones.
    * `earlierColumns` are the candidates for those: the item's, and those of a batch left in flight, whose settling
    * may commit it first.
@@ -43,11 +43,13 @@ export class RecordRoom {
     columns: readonly Column[],
     earlierColumns: readonly (readonly Column[] | undefined)[],
     drift: SchemaDrift | undefined,
+    columnNumbers: readonly number[] = [],
   ) {
     this.left =
       ITEM_LIMIT_BYTES -
       LEASE_ITEM_OTHER_BYTES -
       attributeBytes(columns) -
+      attributeBytes(columnNumbers) -
       Math.max(0, ...earlierColumns.map(attributeBytes)) -
       attributeBytes(drift);
   }

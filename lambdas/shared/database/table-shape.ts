@@ -38,6 +38,11 @@ export interface TableShape {
   /** The partitioned tables a partition belongs to, nearest first; empty for any other table. */
   partitionOf: { schema: string; name: string }[];
   columns: ColumnInfo[];
+  /**
+   * Each column's number in the table (attnum), in `columns` order: a column dropped and added again under the same
+   * name and type has another, though no row was rewritten.
+   */
+  columnNumbers: number[];
   keyColumns: KeyColumn[];
   timestampColumn: ColumnInfo;
   timestampKind: TimestampKind;
@@ -271,6 +276,7 @@ export async function describeTable(
     relkind: string;
     columns: {
       name: string;
+      number: number;
       type: string;
       base_type: string;
       notnull: boolean;
@@ -295,7 +301,7 @@ export async function describeTable(
             pg_catalog.current_setting('server_version_num')::int4 AS server_version,
             pg_catalog.pg_is_in_recovery() AS in_recovery,
             pg_catalog.row_security_active(c.oid) AS row_security,
-            (SELECT coalesce(json_agg(json_build_object('name', a.attname,
+            (SELECT coalesce(json_agg(json_build_object('name', a.attname, 'number', a.attnum,
                       'type', pg_catalog.format_type(a.atttypid, a.atttypmod), 'base_type', ${BASE_TYPE_SQL},
                       'notnull', ${NOT_NULL_SQL},
                       'generated', a.attgenerated::text, 'builtin_order', ${BUILTIN_ORDER_SQL},
@@ -407,6 +413,7 @@ export async function describeTable(
     inheritanceChildren: relation.children,
     partitionOf: relation.ancestors,
     columns,
+    columnNumbers: relation.columns.map((c) => c.number),
     keyColumns,
     timestampColumn,
     timestampKind,

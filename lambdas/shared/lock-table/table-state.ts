@@ -103,6 +103,11 @@ export const InFlightSchema = z.preprocess(
     deleteServer: z.string().optional(),
     /** The table's columns at export; they become the table's `lastColumns` when this batch's delete commits. */
     columns: z.array(ColumnSchema).optional(),
+    /**
+     * Their numbers in the table (attnum) at export: delete refuses a column dropped and added again under its name
+     * and type since, whose values are not those archived (no row was rewritten). Absent in records written before.
+     */
+    columnNumbers: z.array(z.number().int()).optional(),
     /** When export started this batch (epoch ms): the batch's rows/s, which sizes the next batch and the throttle. */
     exportedAt: z.number().optional(),
     /**
