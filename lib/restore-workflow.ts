@@ -52,7 +52,8 @@ export interface RestoreWorkflowProps {
 /**
  * The console restore: `restore.asl.json` as a named Standard state machine, started by hand with a restore request,
  * and its three functions (same conventions as the archive steps). Grants follow lambdas/restore-*: plan lists and
- * reads archives and sidecars, queries the table's inventory of committed archives and checks the target table; each file step reads one archive, restores it in the
+ * reads archives and sidecars, queries the table's inventory of committed archives, reads the source table's batch in
+ * flight (its archives are left out) and checks the target table; each file step reads one archive, restores it in the
  * database and marks it restored; summary records and totals the results and finishes the table. None of them
  * writes or deletes an object.
  */
@@ -73,6 +74,8 @@ export class RestoreWorkflow extends Construct {
     // The table's committed archives, one paginated Query, which the listing must hold; a list page reads the entries
     // of the archives of a day several runs archived (their commit order) by key.
     lockTable.grant(this.plan, ['inventory'], 'Query', 'BatchGetItem');
+    // The source table's batch in flight, whose archives a restore leaves out (their rows were never deleted).
+    lockTable.grant(this.plan, ['tableState'], 'GetItem');
 
     this.file = new ArchiverFunction(this, 'File', { step: 'restore-file', ...shared, ...LONG_STEP });
     functions.databaseSecrets.grantRead(this.file);

@@ -10,11 +10,13 @@ import {
 import { tablePrefix } from '../shared/archive/format.js';
 import type { InventoryEntry } from '../shared/archive/inventory.js';
 import { findDatabase } from '../shared/config/resolved-table.js';
+import { tableRef } from '../shared/config/schema.js';
 import { isColdStorageClass } from '../shared/config/storage-classes.js';
 import { type Database, inReadOnlyTransaction, inTransaction } from '../shared/database/db.js';
 import { ArchiveInColdStorageError, ConfigError, TableNotUsableError } from '../shared/errors/step-errors.js';
 import { coldArchivesMessage, unreadableColdArchives } from '../shared/restore/cold-archives.js';
 import { createTarget, sourceKind, targetTemplate } from '../shared/restore/create-target.js';
+import { uncommittedInFlight } from '../shared/restore/in-flight-archives.js';
 import { assertWritable, describeTarget, type TableName, tableLabel } from '../shared/restore/restore-sql.js';
 import {
   assertRestoreTargetAllowed,
@@ -46,7 +48,10 @@ export function archiveSource(task: RestoreTask, prefix: string): ArchiveSource 
 
 const splitName = (table: TableName) => ({ schema: table.schema, table: table.name });
 
-export type RestorePlanDeps = Pick<StepDeps, 'config' | 'store' | 'inventory' | 'database' | 'telemetry'>;
+export type RestorePlanDeps = Pick<
+  StepDeps,
+  'config' | 'store' | 'inventory' | 'locks' | 'database' | 'telemetry'
+>;
 
 /** Keys of unreachable committed archives the plan's error and warning name, at most. */
 const MISSING_KEYS_SHOWN = 5;
@@ -152,6 +157,27 @@ export async function planRestore(
       missingArchives: unlisted.size,
       missingRows: missing.rows,
       keys: missing.keys,
+    });
+  }
+  // Archives of the table's batch in flight hold rows never deleted: the table has them, as the application has them
+  // now. Read after the listing (see uncommittedInFlight); the list steps leave them out again, page by page.
+  const inFlight =
+    task.format === 'native'
+      ? await uncommittedInFlight(deps, task.database, tableRef(task.source), keys)
+      : new Set<string>();
+  if (inFlight.size > 0) {
+    archives -= inFlight.size;
+    keys.splice(0, keys.length, ...keys.filter((key) => !inFlight.has(key)));
+    if (archives === 0)
+      throw new ConfigError(
+        `the only archive(s) of ${tableLabel(task.source)} selected (${inFlight.size}) belong to the batch it has in flight: their rows are still in the table, not yet deleted; nothing to restore`,
+      );
+    task.inFlightArchives = inFlight.size;
+    deps.telemetry.warn('restore leaves out the archives of the batch in flight', {
+      restoreId,
+      database: task.database,
+      table: `${task.source.schema}.${task.source.name}`,
+      inFlightArchives: inFlight.size,
     });
   }
   const leftOut = others.note(task.source.name);
@@ -341,10 +367,10 @@ export async function listPage(
   task: RestoreTask,
   cursor: string,
   concurrency: number,
-  deps: Pick<StepDeps, 'config' | 'store' | 'inventory'>,
+  deps: Pick<StepDeps, 'config' | 'store' | 'inventory' | 'locks'>,
 ): Promise<RestorePage> {
   const source = archiveSource(task, deps.config.s3.prefix);
-  const table = `${task.source.schema}.${task.source.name}`;
+  const table = tableRef(task.source);
   const pages = restorePages(selectArchives(task, source, deps, cursorStart(cursor)), {
     strategy: task.strategy,
     cursor,
@@ -355,8 +381,22 @@ export async function listPage(
   const next = await pages.next();
   await pages.return(undefined);
   const page = next.done ? undefined : next.value;
+  const listed = page?.archives ?? [];
+  // As the plan did: archives of the batch in flight are not written (read again now that this page is listed).
+  const inFlight =
+    task.format === 'native'
+      ? await uncommittedInFlight(
+          deps,
+          task.database,
+          table,
+          listed.map((archive) => archive.key),
+        )
+      : new Set<string>();
   return {
-    groups: groupArchives(page?.archives ?? [], concurrency),
+    groups: groupArchives(
+      listed.filter((archive) => !inFlight.has(archive.key)),
+      concurrency,
+    ),
     cursor: page?.cursor ?? cursor,
     more: page?.more ?? false,
   };

@@ -102,6 +102,11 @@ export async function finish(
           `${missing.archives} committed archive(s) with ${missing.rows} rows were not in the bucket and were left out (allowMissingArchives): this target lacks their rows unless other archives hold them too`,
         ]
       : []),
+    ...(task.inFlightArchives
+      ? [
+          `${task.inFlightArchives} archive(s) of the batch the source table had in flight were left out: their rows were still in the table, not yet deleted`,
+        ]
+      : []),
     ...sequenceWarnings,
   ];
   const summary: RestoreSummary = {

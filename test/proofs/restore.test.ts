@@ -1053,7 +1053,7 @@ describe('what a restore marks as received, and what it reads back, after the ta
   const restore = (request: Record<string, unknown>) =>
     runLocalRestore(bed.local, { database: 'app', ...request }, { retryIntervalScale: 0 });
 
-  it('does not mark an archive still in flight: once its batch deletes the rows, a restore brings them back', async () => {
+  it('leaves an archive still in flight out (nothing else to restore: refused), so once its batch deletes the rows, a restore brings them back', async () => {
     // Prepare: a batch of the nightly run verified, its delete not yet run.
     const table = resolvedTable({ name: 'overlapped', timestampColumn: 'created_at' });
     const before = (await tableLines(bed.db.client, table)).sort();
@@ -1071,7 +1071,11 @@ describe('what a restore marks as received, and what it reads back, after the ta
     const after = await restore({ table: 'public.overlapped' });
 
     // Assess
-    expect(during.execution.status).toBe('SUCCEEDED');
+    expect(during.execution.status).toBe('FAILED');
+    expect(during.execution.error?.message).toMatch(
+      /belong to the batch it has in flight: .*nothing to restore$/,
+    );
+    expect(during.results).toEqual([]);
     expect(deleted).toBeGreaterThan(0);
     expect(after.execution.status).toBe('SUCCEEDED');
     expect(after.results.reduce((n, r) => n + r.inserted, 0)).toBe(deleted);

@@ -61,6 +61,7 @@ const PROOF_FILES = [
   'test/proofs/unusual-shapes.test.ts',
   'test/proofs/withdrawn-every-batch.test.ts',
   'test/proofs/ddl-between-steps.test.ts',
+  'test/proofs/restore-in-flight.test.ts',
   'test/lambdas/restore-plan/target-created-meanwhile.int.test.ts',
   'test/lambdas/export/core.int.test.ts',
 ];

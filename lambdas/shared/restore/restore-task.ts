@@ -120,6 +120,11 @@ export const RestoreTaskSchema = z
       .strict()
       .optional(),
     /**
+     * Archives of the source table's batch in flight the plan left out (their rows are still in the table, not yet
+     * deleted): the summary reports them. Absent when none was.
+     */
+    inFlightArchives: z.number().int().positive().optional(),
+    /**
      * The table a missing target is created as when the source is gone too, from the manifests of every archive
      * the request selects (the plan reads them): a table whose columns changed over the years has archives of
      * several shapes, and the target must take them all. Absent when the target exists or the source does.

@@ -5,6 +5,7 @@ import type { InventoryEntry } from '../../../lambdas/shared/archive/inventory.j
 import type { ArchiveStore } from '../../../lambdas/shared/archive/store.js';
 import type { ArchiverConfig } from '../../../lambdas/shared/config/schema.js';
 import type { ArchiveInventory } from '../../../lambdas/shared/lock-table/archive-inventory.js';
+import type { LeaseStore } from '../../../lambdas/shared/lock-table/lease-store.js';
 import type { RestoreTask } from '../../../lambdas/shared/restore/restore-task.js';
 import { restoreTaskOf } from '../../support/fixtures.js';
 import { writeLegacyArchive } from '../../support/legacy-archive.js';
@@ -27,6 +28,9 @@ function storeOf(files: Map<string, Buffer>) {
 }
 
 const config = { s3: { prefix: 'archive/' } } as ArchiverConfig;
+
+/** A table with no batch in flight: every listed archive is one to restore. */
+const noBatchInFlight = { get: async () => ({}) } as unknown as LeaseStore;
 
 const taskOf = (overrides: Partial<RestoreTask>): RestoreTask => ({
   ...restoreTaskOf('audit_log'),
@@ -56,7 +60,12 @@ describe('listPage of a legacy restore of one key', () => {
     });
 
     // Act
-    const page = await listPage(task, '', 4, { config, store, inventory: {} as ArchiveInventory });
+    const page = await listPage(task, '', 4, {
+      config,
+      store,
+      inventory: {} as ArchiveInventory,
+      locks: noBatchInFlight,
+    });
 
     // Assess
     expect(page.groups.flatMap((group) => group.archives.map((a) => a.key))).toEqual([wanted?.dataKey]);
@@ -92,7 +101,7 @@ describe('listPage of a native restore', () => {
     } as unknown as ArchiveInventory;
 
     // Act
-    const page = await listPage(taskOf({}), '', 4, { config, store, inventory });
+    const page = await listPage(taskOf({}), '', 4, { config, store, inventory, locks: noBatchInFlight });
 
     // Assess: the day of two runs restores newest first.
     expect(asked).toEqual([several]);

@@ -1,0 +1,117 @@
+import { describe, expect, it } from 'vitest';
+import { deleteBatch } from '../../lambdas/delete/core.js';
+import { exportBatch } from '../../lambdas/export/core.js';
+import { uploadBatch } from '../../lambdas/upload/core.js';
+import { verifyBatch } from '../../lambdas/verify/core.js';
+import { runLocalArchive, runLocalRestore } from '../../local/run.js';
+import {
+  archiverTestbed,
+  assertNoLossNoDuplicates,
+  leasedTask,
+  readLiveArchives,
+  resolvedTable,
+  seedEvents,
+  TODAY_UTC_SQL,
+  tableLines,
+} from '../support/fixtures.js';
+import { recordProof } from '../support/proof-ledger.js';
+
+const ZERO = { batches: 0, rows: 0, bytes: 0 };
+const spec = { schema: 'public', name: 'busy', timestampColumn: 'created_at', batchSize: 40 };
+const table = resolvedTable(spec);
+
+/**
+ * A restore into the archived table while a batch of it is in flight (exported, uploaded and verified, not yet
+ * deleted). That batch's archives are already under their final keys, but their rows were never deleted: the table
+ * holds them as the application has them now. The restore leaves them out (plan and list steps read the batch in
+ * flight after listing), so it neither writes the exported copy over a row the application updated since nor brings
+ * back one it deleted; the committed archives are restored as ever.
+ */
+describe('restore while a batch of the table is in flight', () => {
+  const bed = archiverTestbed((db) => seedEvents(db.client, 'busy', 120), [spec], {
+    defaults: { maxBatchesPerRun: 1 },
+  });
+
+  it('restores the committed archives only, and the application’s changes to the batch in flight survive', async () => {
+    // Prepare: one batch committed by a run, the next one verified and not deleted
+    const first = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+    const committed = await readLiveArchives(bed.local, 'public', 'busy');
+    const deps = bed.local.deps();
+    const task = await leasedTask(bed.local, 'public.busy', 'exec-in-flight');
+    await exportBatch({ ...task, progress: ZERO }, deps);
+    await uploadBatch(task, deps);
+    await verifyBatch(task, deps);
+    const inFlight =
+      (await deps.locks.get('app', 'public.busy')).inFlight?.objects.map((o) => o.archiveKey) ?? [];
+    // The application updates one row of the batch and deletes another: this is now the truth
+    await bed.db.client.query(`
+      UPDATE public.busy SET actor = 'edited-by-app' WHERE id = (SELECT min(id) FROM public.busy);
+      DELETE FROM public.busy WHERE id = (SELECT min(id) + 1 FROM public.busy);`);
+    const expected = [...(await tableLines(bed.db.client, table)), ...committed.flatMap((a) => a.lines)];
+
+    // Act: a restore of the whole table into it with overwrite, then the run's delete and the next run
+    const restored = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.busy', strategy: 'overwrite' },
+      { retryIntervalScale: 0 },
+    );
+    const deleted = await deleteBatch({ ...task, progress: ZERO }, deps).then(
+      () => 'deleted',
+      (error: Error) => error.name,
+    );
+    await deps.locks.release('app', 'public.busy', task.lease);
+    for (let run = 0; run < 5; run += 1) await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+    const counts = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, expected).catch(
+      (error: Error) => error,
+    );
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack:
+        'restores the archived table while a batch of it is verified, not deleted, and the application changes its rows',
+      held: !(counts instanceof Error),
+    });
+
+    // Assess
+    expect(first.execution.status).toBe('SUCCEEDED');
+    expect(inFlight.length).toBeGreaterThan(0);
+    expect(restored.execution.status).toBe('SUCCEEDED');
+    expect(restored.results.map((r) => r.key).sort()).toEqual(committed.map((a) => a.key).sort());
+    expect((restored.execution.output as { warnings?: string[] }).warnings).toContainEqual(
+      `${inFlight.length} archive(s) of the batch the source table had in flight were left out: their rows were still in the table, not yet deleted`,
+    );
+    expect(deleted).toBe('RowsChangedError');
+    if (counts instanceof Error) throw counts;
+  });
+
+  it('refuses a restore whose only archives belong to the batch in flight, writing nothing', async () => {
+    // Prepare: rows written late into an archived day, their batch verified, not deleted
+    await bed.db.client.query(`
+      INSERT INTO public.busy (created_at, actor, payload)
+      SELECT ${TODAY_UTC_SQL} - interval '50 days' + g * interval '1 minute', 'late', '{}' FROM generate_series(1, 10) g`);
+    const deps = bed.local.deps();
+    const task = await leasedTask(bed.local, 'public.busy', 'exec-only-in-flight');
+    await exportBatch({ ...task, progress: ZERO }, deps);
+    await uploadBatch(task, deps);
+    await verifyBatch(task, deps);
+    const [object] = (await deps.locks.get('app', 'public.busy')).inFlight?.objects ?? [];
+    if (!object) throw new Error('setup: no batch in flight');
+
+    // Act
+    const restored = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.busy', mode: 'key', key: object.archiveKey },
+      { retryIntervalScale: 0 },
+    );
+    await deleteBatch({ ...task, progress: ZERO }, deps);
+    await deps.locks.release('app', 'public.busy', task.lease);
+
+    // Assess
+    expect(restored.execution.status).toBe('FAILED');
+    expect(restored.execution.error?.name).toBe('ConfigError');
+    expect(restored.execution.error?.message).toBe(
+      'the only archive(s) of "public"."busy" selected (1) belong to the batch it has in flight: their rows are still in the table, not yet deleted; nothing to restore',
+    );
+    expect(restored.results).toEqual([]);
+  });
+});
