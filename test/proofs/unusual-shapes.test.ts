@@ -1,28 +1,14 @@
-import pg from 'pg';
-import { describe, expect, it } from 'vitest';
-import { compareRows } from '../../local/compare-rows.js';
-import { runLocalArchive, runLocalRestore } from '../../local/run.js';
-import {
-  archiverTestbed,
-  assertNoLossNoDuplicates,
-  resolvedTable,
-  TODAY_UTC_SQL,
-  tableLines,
-} from '../support/fixtures.js';
+import { TODAY_UTC_SQL } from '../support/fixtures.js';
+import { describeRoundTrips, type RoundTripCase } from '../support/round-trips.js';
 
-const q = pg.escapeIdentifier;
 const day = (n: number) => `(${TODAY_UTC_SQL} - make_interval(days => ${n}))`;
 
-interface Case {
-  schema?: string;
-  name: string;
-  timestampColumn: string;
-  keyColumns?: string[];
-  timestampTimeZone?: string;
-  ddl: string;
-}
-
-const CASES: Case[] = [
+/**
+ * Tables of unusual shapes: multi-level partitions (list, range, hash, defaults) built apart with other column orders
+ * and dropped columns, unlogged, rows at day boundaries and timestamp edges, hostile schema, table and column names,
+ * a STORED generated timestamp column.
+ */
+const CASES: RoundTripCase[] = [
   {
     name: 'ml_parted',
     timestampColumn: 'created_at',
@@ -87,46 +73,4 @@ const CASES: Case[] = [
   },
 ];
 
-describe('unusual table shapes and names archive, delete and restore exactly', () => {
-  const specs = CASES.map(({ ddl: _ddl, ...spec }) => spec);
-  const bed = archiverTestbed(
-    async (db) => {
-      for (const [i, c] of CASES.entries()) {
-        await db.client.query(c.ddl);
-        await db.client.query(
-          `CREATE TABLE public.before_${i} AS SELECT * FROM ${q(c.schema ?? 'public')}.${q(c.name)}`,
-        );
-      }
-    },
-    specs,
-    { defaults: { batchSize: 11 } },
-  );
-
-  it.each(CASES.map((c, i) => [c.name, c, i] as const))('%s', async (_name, c, i) => {
-    const schema = c.schema ?? 'public';
-    const table = resolvedTable({ ...c, schema });
-    const original = await tableLines(bed.db.client, table);
-    const run = await runLocalArchive(
-      bed.local,
-      { tables: [`${schema}.${c.name}`] },
-      { retryIntervalScale: 0 },
-    );
-    expect(run.outcomes[0]?.error).toBeUndefined();
-    expect(run.execution.status).toBe('SUCCEEDED');
-    const counts = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
-    expect(counts.inArchives).toBeGreaterThan(0);
-    const restore = await runLocalRestore(
-      bed.local,
-      { database: 'app', table: { schema, name: c.name } },
-      { retryIntervalScale: 0 },
-    );
-    expect(restore.execution.error).toBeUndefined();
-    expect(restore.execution.status).toBe('SUCCEEDED');
-    const compared = await compareRows(
-      bed.db.client,
-      `SELECT * FROM public.before_${i}`,
-      `SELECT * FROM ${q(schema)}.${q(c.name)}`,
-    );
-    expect(compared).toEqual({ rows: original.length, missing: 0, extra: 0 });
-  });
-});
+describeRoundTrips('unusual table shapes and names archive, delete and restore exactly', CASES, 11);
