@@ -39,12 +39,23 @@ export function requireCalendarDays(days: { from?: string; to?: string }): void 
     throw new ConfigError(`--to ${days.to} is before --from ${days.from}: the range selects no day`);
 }
 
+const configuredIn = (db: ArchiverConfig['databases'][number], table: { schema: string; name: string }) =>
+  db.tables.some((t) => t.schema === table.schema && t.name === table.name);
+
 export function sourcesInScope(config: ArchiverConfig, options: ArchiveScopeOptions): ScopedSource[] {
   requireCalendarDays(options);
   const databases = options.database ? [findDatabase(config, options.database)] : config.databases;
   return databases.flatMap((db) => {
+    // A table named without a database is looked for where the config has it, or everywhere when it has it nowhere.
     const tables = options.table
-      ? options.table.map((ref) => TableRefSchema.parse(ref))
+      ? options.table
+          .map((ref) => TableRefSchema.parse(ref))
+          .filter(
+            (table) =>
+              options.database !== undefined ||
+              configuredIn(db, table) ||
+              !databases.some((other) => configuredIn(other, table)),
+          )
       : db.tables.map((t) => ({ schema: t.schema, name: t.name }));
     return tables.map((table) => ({
       database: db.name,
@@ -100,7 +111,11 @@ export async function validateCommand(
       new Date(),
       committed,
     );
-    if (report.archives === 0 && !committed?.length && !configured(config, scoped)) {
+    if (
+      report.archives === 0 &&
+      !committed?.length &&
+      !config.databases.some((db) => configuredIn(db, scoped.table))
+    ) {
       // Nothing found for a table the config does not name is far more often a mistyped name than an intent.
       report.problems.push({
         severity: 'error',
@@ -133,13 +148,6 @@ export async function validateCommand(
   if (errors > 0) return 1;
   return options.strict && warnings > 0 ? 1 : 0;
 }
-
-const configured = (config: ArchiverConfig, scoped: ScopedSource): boolean =>
-  config.databases.some(
-    (db) =>
-      db.name === scoped.database &&
-      db.tables.some((t) => t.schema === scoped.table.schema && t.name === scoped.table.name),
-  );
 
 /** `list`: the archives in scope with day (or month), rows, bytes and storage class. */
 export async function listCommand(

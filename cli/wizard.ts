@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import pg from 'pg';
 import { parse as parseYaml, stringify } from 'yaml';
 import { z } from 'zod';
@@ -548,7 +548,12 @@ export async function runWizard(options: WizardOptions, io: WizardIo): Promise<s
   // password, so an existing world-readable file must not be written in place.
   const written = `${out}.${randomUUID()}.tmp`;
   writeFileSync(written, result.yaml, { mode: 0o600, flag: 'wx' });
-  renameSync(written, out);
+  try {
+    renameSync(written, out);
+  } catch (error) {
+    rmSync(written, { force: true });
+    throw error;
+  }
   io.write(
     `Wrote ${out}: ${chosen.length} table(s), retention ${result.retention.days} days (${result.retention.reason}).`,
   );

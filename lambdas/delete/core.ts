@@ -81,6 +81,8 @@ async function deleteMeasured(
       matches: versionDigestFromSql(row.sum) === inFlight.versionDigest,
     };
   }
+  // Records an earlier version wrote (no version digest) are compared object by object, each by its own statement: a
+  // foreign key of the table onto itself between their days still holds such a batch back, until it is exported anew.
   let rows = 0;
   let matches = true;
   for (const object of inFlight.objects) {

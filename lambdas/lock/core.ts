@@ -58,6 +58,9 @@ export type LockDeps = Pick<
   'config' | 'store' | 'locks' | 'holds' | 'runRecords' | 'telemetry' | 'now'
 >;
 
+/** Batches withdrawn in a run that archived nothing, from which the table fails rather than succeeds. */
+export const WITHDRAWALS_THAT_FAIL = 3;
+
 /**
  * Lock: acquires the table's lease (a second execution finds it held and the table is skipped with that status),
  * or releases it and records the table's outcome for the run summary. Release runs on every path, failure included.
@@ -114,11 +117,15 @@ export async function lockTable(input: LockInput, deps: LockDeps): Promise<LockO
     return result;
   }
   const released = await deps.locks.release(input.database, input.table, input.lease);
-  // Every batch the budget allowed was withdrawn (the application changes the table's old rows faster than a batch
-  // goes through): no progress, which must not read as a success; the table fails with the last withdrawal's error.
-  const error =
-    input.error ??
-    (input.budgetReached && input.progress.rows === 0 && input.rowsChanged ? input.rowsChanged : undefined);
+  // Every batch the budget allowed, and at least a few, was withdrawn (the application changes the table's old rows
+  // faster than a batch goes through): no progress, which must not read as a success, so the table fails with the
+  // last withdrawal's error. One or two (a budget that small) may be a late update that the next run gets past.
+  const stuck =
+    input.budgetReached &&
+    input.progress.rows === 0 &&
+    input.progress.batches >= WITHDRAWALS_THAT_FAIL &&
+    input.rowsChanged;
+  const error = input.error ?? (stuck ? input.rowsChanged : undefined);
   // A hold set during the run stopped export at a batch boundary (see export core): report it as held.
   const hold = error ? undefined : await tableHold(deps, input);
   const status = error ? ('failed' as const) : hold ? ('held' as const) : ('succeeded' as const);

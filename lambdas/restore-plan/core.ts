@@ -163,14 +163,19 @@ export async function planRestore(
   // now. Read after the listing (see uncommittedInFlight); the list steps leave them out again, page by page.
   const inFlight =
     task.format === 'native'
-      ? await uncommittedInFlight(deps, task.database, tableRef(task.source), keys)
+      ? await uncommittedInFlight(
+          { ...deps, sourceDatabase: async () => db },
+          task.database,
+          tableRef(task.source),
+          keys,
+        )
       : new Set<string>();
   if (inFlight.size > 0) {
     archives -= inFlight.size;
     keys.splice(0, keys.length, ...keys.filter((key) => !inFlight.has(key)));
     if (archives === 0)
       throw new ConfigError(
-        `the only archive(s) of ${tableLabel(task.source)} selected (${inFlight.size}) belong to the batch it has in flight: their rows are still in the table, not yet deleted; nothing to restore`,
+        `the only archive(s) of ${tableLabel(task.source)} selected (${inFlight.size}) belong to the batch it has in flight: their rows are still in the source table, not yet deleted; nothing to restore`,
       );
     task.inFlightArchives = inFlight.size;
     deps.telemetry.warn('restore leaves out the archives of the batch in flight', {
@@ -190,7 +195,10 @@ export async function planRestore(
     );
   }
   // Found now rather than by each group as it reads them, after others have written their rows.
-  const unreadable = await unreadableColdArchives(deps.store, coldRefs);
+  const unreadable = await unreadableColdArchives(
+    deps.store,
+    coldRefs.filter((ref) => !inFlight.has(ref.key)),
+  );
   if (unreadable.length > 0) {
     throw new ArchiveInColdStorageError(
       `${coldArchivesMessage(unreadable, tableLabel(task.source))}; nothing was written`,
@@ -367,7 +375,7 @@ export async function listPage(
   task: RestoreTask,
   cursor: string,
   concurrency: number,
-  deps: Pick<StepDeps, 'config' | 'store' | 'inventory' | 'locks'>,
+  deps: Pick<StepDeps, 'config' | 'store' | 'inventory' | 'locks' | 'database'>,
 ): Promise<RestorePage> {
   const source = archiveSource(task, deps.config.s3.prefix);
   const table = tableRef(task.source);
@@ -386,7 +394,7 @@ export async function listPage(
   const inFlight =
     task.format === 'native'
       ? await uncommittedInFlight(
-          deps,
+          { ...deps, sourceDatabase: () => deps.database(task.database) },
           task.database,
           table,
           listed.map((archive) => archive.key),

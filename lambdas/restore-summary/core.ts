@@ -104,7 +104,7 @@ export async function finish(
       : []),
     ...(task.inFlightArchives
       ? [
-          `${task.inFlightArchives} archive(s) of the batch the source table had in flight were left out: their rows were still in the table, not yet deleted`,
+          `${task.inFlightArchives} archive(s) of the batch the source table had in flight when the restore was planned were left out: their rows were still in the source table, not yet deleted; restore again once the archive run has committed them`,
         ]
       : []),
     ...sequenceWarnings,

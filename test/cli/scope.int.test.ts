@@ -87,6 +87,32 @@ describe('validate, list and legal-hold on a scope that selects nothing', () => 
     expect(typo.text).toMatch(/^FAILED: 1 error\(s\)/m);
   });
 
+  it('validate -t looks for a table in the databases that configure it, so an intact one passes in a config of several', async () => {
+    // Prepare: a second database that archives another table
+    const [app] = bed.local.config.databases;
+    const [events] = app?.tables ?? [];
+    if (!app || !events) throw new Error('setup: no database');
+    const config = {
+      ...bed.local.config,
+      databases: [app, { ...app, name: 'crm', tables: [{ ...events, name: 'contacts' }] }],
+    };
+    const lines: string[] = [];
+
+    // Act
+    const code = await validateCommand(
+      bed.local.deps().store,
+      config,
+      { table: ['public.events'], json: false, strict: false },
+      (line) => lines.push(line),
+      bed.local.deps().inventory,
+    );
+
+    // Assess
+    expect(lines.join('\n')).not.toContain('crm/');
+    expect(lines.at(-1)).toMatch(/^OK: no errors/);
+    expect(code).toBe(0);
+  });
+
   it('legal-hold place refuses a reversed --from/--to instead of placing the hold on nothing and recording it', async () => {
     // Prepare: Object Lock calls go to a recorder (s3rver has none); the archives are listed from the real local S3.
     const archives = await readLiveArchives(bed.local, 'public', 'events');

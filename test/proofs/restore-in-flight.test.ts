@@ -28,13 +28,19 @@ const table = resolvedTable(spec);
  * back one it deleted; the committed archives are restored as ever.
  */
 describe('restore while a batch of the table is in flight', () => {
-  const bed = archiverTestbed((db) => seedEvents(db.client, 'busy', 120), [spec], {
-    defaults: { maxBatchesPerRun: 1 },
-  });
+  const settled = { ...spec, name: 'settled' };
+  const bed = archiverTestbed(
+    async (db) => {
+      await seedEvents(db.client, 'busy', 120);
+      await seedEvents(db.client, 'settled', 120);
+    },
+    [spec, settled],
+    { defaults: { maxBatchesPerRun: 1 } },
+  );
 
   it('restores the committed archives only, and the application’s changes to the batch in flight survive', async () => {
     // Prepare: one batch committed by a run, the next one verified and not deleted
-    const first = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+    const first = await runLocalArchive(bed.local, { tables: ['public.busy'] }, { retryIntervalScale: 0 });
     const committed = await readLiveArchives(bed.local, 'public', 'busy');
     const deps = bed.local.deps();
     const task = await leasedTask(bed.local, 'public.busy', 'exec-in-flight');
@@ -60,7 +66,8 @@ describe('restore while a batch of the table is in flight', () => {
       (error: Error) => error.name,
     );
     await deps.locks.release('app', 'public.busy', task.lease);
-    for (let run = 0; run < 5; run += 1) await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+    for (let run = 0; run < 5; run += 1)
+      await runLocalArchive(bed.local, { tables: ['public.busy'] }, { retryIntervalScale: 0 });
     const counts = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, expected).catch(
       (error: Error) => error,
     );
@@ -78,7 +85,7 @@ describe('restore while a batch of the table is in flight', () => {
     expect(restored.execution.status).toBe('SUCCEEDED');
     expect(restored.results.map((r) => r.key).sort()).toEqual(committed.map((a) => a.key).sort());
     expect((restored.execution.output as { warnings?: string[] }).warnings).toContainEqual(
-      `${inFlight.length} archive(s) of the batch the source table had in flight were left out: their rows were still in the table, not yet deleted`,
+      `${inFlight.length} archive(s) of the batch the source table had in flight when the restore was planned were left out: their rows were still in the source table, not yet deleted; restore again once the archive run has committed them`,
     );
     expect(deleted).toBe('RowsChangedError');
     if (counts instanceof Error) throw counts;
@@ -110,8 +117,44 @@ describe('restore while a batch of the table is in flight', () => {
     expect(restored.execution.status).toBe('FAILED');
     expect(restored.execution.error?.name).toBe('ConfigError');
     expect(restored.execution.error?.message).toBe(
-      'the only archive(s) of "public"."busy" selected (1) belong to the batch it has in flight: their rows are still in the table, not yet deleted; nothing to restore',
+      'the only archive(s) of "public"."busy" selected (1) belong to the batch it has in flight: their rows are still in the source table, not yet deleted; nothing to restore',
     );
     expect(restored.results).toEqual([]);
+  });
+
+  it('restores a batch whose delete committed but was not yet recorded, settling it by its transaction id', async () => {
+    // Prepare: one batch committed by a run, then a second whose delete commits and crashes before it is recorded
+    // (the inventory write comes after COMMIT): in flight, stage deleting, its rows gone from the table
+    const sourceTable = resolvedTable(settled);
+    const original = await tableLines(bed.db.client, sourceTable);
+    await runLocalArchive(bed.local, { tables: ['public.settled'] }, { retryIntervalScale: 0 });
+    const crashing = bed.local.deps(async (point) => {
+      if (point === 'delete:afterCommit') throw new Error('crash after COMMIT');
+    });
+    const task = await leasedTask(bed.local, 'public.settled', 'exec-deleting');
+    await exportBatch({ ...task, progress: ZERO }, crashing);
+    await uploadBatch(task, crashing);
+    await verifyBatch(task, crashing);
+    const crashed = await deleteBatch({ ...task, progress: ZERO }, crashing).then(
+      () => 'committed and recorded',
+      (error: Error) => error.message,
+    );
+    const stage = (await crashing.locks.get('app', 'public.settled')).inFlight?.stage;
+    await crashing.locks.release('app', 'public.settled', task.lease);
+
+    // Act: the whole table restored into a new table
+    const restored = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.settled', targetTable: 'public.settled_copy' },
+      { retryIntervalScale: 0 },
+    );
+    const copied = await tableLines(bed.db.client, resolvedTable({ ...settled, name: 'settled_copy' }));
+    const left = await tableLines(bed.db.client, sourceTable);
+
+    // Assess: every row is in the table or in the copy, once
+    expect(crashed).toBe('crash after COMMIT');
+    expect(stage).toBe('deleting');
+    expect(restored.execution.status).toBe('SUCCEEDED');
+    expect([...copied, ...left].sort()).toEqual([...original].sort());
   });
 });

@@ -55,3 +55,30 @@ describe('a table whose every batch is withdrawn because the application changes
     expect(run.execution.status).toBe('FAILED');
   });
 });
+
+describe('a table whose one batch of a run is withdrawn (a budget of one)', () => {
+  const bed = archiverTestbed(async (db) => seedEvents(db.client, 'late', 120), [{ ...spec, name: 'late' }], {
+    defaults: { maxBatchesPerRun: 1 },
+  });
+
+  it('succeeds with nothing archived: one late update is no stuck table, and the next run gets past it', async () => {
+    // Prepare: the application updates a row of the run's only batch once
+    let updated = false;
+    const fault = async (point: FaultPoint) => {
+      if (point !== 'verify:afterRead' || updated) return;
+      updated = true;
+      await bed.db.client.query(
+        `UPDATE public.late SET actor = actor || '.' WHERE id = (SELECT min(id) FROM public.late)`,
+      );
+    };
+
+    // Act
+    const withdrawn = await runLocalArchive(bed.local, {}, { fault, retryIntervalScale: 0 });
+    const next = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+
+    // Assess
+    expect(withdrawn.outcomes[0]).toMatchObject({ status: 'succeeded', rowsArchived: 0, batches: 1 });
+    expect(withdrawn.execution.status).toBe('SUCCEEDED');
+    expect(next.outcomes[0]?.rowsArchived).toBeGreaterThan(0);
+  });
+});

@@ -155,6 +155,18 @@ export const PolicyConfigSchema = z
 export const CONNECTION_URL_RULE =
   'postgres://user:password@host:port/database, with any / ? # @ : % in the user or password percent-encoded (%2F %3F %23 %40 %3A %25)';
 
+/** Whether a connection URL parses, its percent-encoding included (`%zz` is not an escape). */
+export function connectionUrlParses(url: string): boolean {
+  if (!URL.canParse(url)) return false;
+  const { username, password, hostname, pathname } = new URL(url);
+  try {
+    for (const part of [username, password, hostname, pathname]) decodeURIComponent(part);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const CredentialsSchema = z.union([
   z.object({ secretArn: z.string().min(1) }).strict(),
   z
@@ -163,7 +175,7 @@ const CredentialsSchema = z.union([
         .string()
         .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
         // The message never quotes the URL: it holds the password.
-        .refine((url) => URL.canParse(url), `is not a valid URL: ${CONNECTION_URL_RULE}`),
+        .refine(connectionUrlParses, `is not a valid URL: ${CONNECTION_URL_RULE}`),
     })
     .strict(),
   z

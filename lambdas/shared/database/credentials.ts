@@ -1,6 +1,6 @@
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { z } from 'zod';
-import { CONNECTION_URL_RULE, type DatabaseConfig } from '../config/schema.js';
+import { CONNECTION_URL_RULE, connectionUrlParses, type DatabaseConfig } from '../config/schema.js';
 import {
   ConfigError,
   DatabaseAccessError,
@@ -20,7 +20,8 @@ const RdsSecretSchema = z.object({
 
 export function parseConnectionUrl(url: string, source = 'the connection URL'): ConnectionSettings {
   // URL's own error carries the whole input, password included: it never leaves here.
-  if (!URL.canParse(url)) throw new ConfigError(`${source} is not a valid URL: ${CONNECTION_URL_RULE}`);
+  if (!connectionUrlParses(url))
+    throw new ConfigError(`${source} is not a valid URL: ${CONNECTION_URL_RULE}`);
   const parsed = new URL(url);
   return {
     host: decodeURIComponent(parsed.hostname),

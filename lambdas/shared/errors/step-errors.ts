@@ -204,10 +204,13 @@ export function classifyDatabaseError(error: unknown): Error {
   const err = error as { code?: string; message?: string; where?: string };
   const code = err.code ?? '';
   const raisedBy = userFunctions(err.where);
-  // Data exceptions (class 22) quote the offending value, and so may what a function of the database raises (a CHECK,
-  // trigger, policy or generated column calling `RAISE EXCEPTION 'rejected %', value`): keep only the SQLSTATE and
-  // the functions that raised it.
-  const withheld = code.startsWith('22') || code.startsWith('P0') || raisedBy !== undefined;
+  // Data exceptions (class 22) quote the offending value, and so may what a function of the database raises in any
+  // language (a CHECK, trigger, policy or generated column calling `RAISE EXCEPTION 'rejected %', value`; PL/pgSQL's
+  // P0 class, external routines' 38 and 39): keep only the SQLSTATE and the functions that raised it.
+  const withheld =
+    code.startsWith('22') ||
+    ['P0', '38', '39'].includes(code.slice(0, 2)) ||
+    /\bfunction\b/.test(err.where ?? '');
   const text = code.startsWith('22')
     ? 'data exception (message withheld: it may quote row values)'
     : withheld
@@ -271,12 +274,12 @@ export function classifyDatabaseError(error: unknown): Error {
 
 /**
  * The functions an error's context (`where`) names, by name and argument types ("PL/pgSQL function
- * public.check_email(text) line 3 at RAISE"), or undefined when it names none. Only those parts: the context also
+ * public.check_email(text) line 3 at RAISE", `PL/Python function "f"`), or undefined when it names none. Only those parts: the context also
  * quotes the statements the functions ran, which may hold values.
  */
 function userFunctions(where: string | undefined): string | undefined {
   const names = [
-    ...(where ?? '').matchAll(/\b((?:PL\/pgSQL|SQL) function (?:"[^"]*"|[^\s(]+\([^)]*\)))/g),
+    ...(where ?? '').matchAll(/\b((?:PL\/\w+|SQL) function (?:"[^"]*"|[^\s("])+(?:\([^)]*\))?)/g),
   ].map((match) => match[1]);
   return names.length > 0 ? [...new Set(names)].join(', called from ') : undefined;
 }

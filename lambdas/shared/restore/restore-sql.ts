@@ -419,14 +419,23 @@ export function planColumns(
 }
 
 /**
+ * A plain type name that reads a value whole in a cast: `bit` and `character` without a modifier mean one bit or
+ * character there (`'0101'::bit` is `'0'`), so a key bound is read as `bit varying` or `bpchar`, which keep every one.
+ */
+const unboundedType = (plainType: string): string =>
+  plainType.replace(/^bit(?=(\[\])*$)/, 'bit varying').replace(/^character(?=(\[\])*$)/, 'bpchar');
+
+/**
  * When a legacy archive's value (its text, typeless) would change on its way into `into`, which a cast does silently:
  * a modifier that truncates or rounds (`varchar(3)`, `numeric(10,2)`, `timestamp(0)`), an offset a `timestamp`
  * column drops, a time of day a `date` column drops. Undefined when the target reads every value as it is written.
  */
 function legacyValueChange(text: string, into: TargetColumn): string | undefined {
   const plain = into.plainType;
+  // Compared as the unbounded type: `character` or `bit` alone would cut both sides to one character.
+  const whole = unboundedType(plain);
   const changes = [
-    ...(into.type !== plain ? [`(${text}::${into.type})::${plain} IS DISTINCT FROM ${text}::${plain}`] : []),
+    ...(into.type !== plain ? [`(${text}::${into.type})::${whole} IS DISTINCT FROM ${text}::${whole}`] : []),
     ...(plain === 'timestamp without time zone'
       ? [`${text}::${plain} IS DISTINCT FROM (${text}::timestamp with time zone AT TIME ZONE 'UTC')`]
       : []),
@@ -677,13 +686,6 @@ export function rowsInRangeSql(target: RestoreTarget, range: ArchivedRowRange): 
   if (!place?.keyRange) return undefined;
   return `SELECT count(*)::int AS rows FROM ${qualified(target.table)} WHERE ${place.window} AND ${place.keyRange}`;
 }
-
-/**
- * A plain type name that reads a value whole in a cast: `bit` and `character` without a modifier mean one bit or
- * character there (`'0101'::bit` is `'0'`), so a key bound is read as `bit varying` or `bpchar`, which keep every one.
- */
-const unboundedType = (plainType: string): string =>
-  plainType.replace(/^bit(?=(\[\])*$)/, 'bit varying').replace(/^character(?=(\[\])*$)/, 'bpchar');
 
 /**
  * Where an archive's rows lie in the target, as predicates: its time window, read by the target's timestamp column,

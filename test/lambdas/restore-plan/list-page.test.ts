@@ -29,8 +29,11 @@ function storeOf(files: Map<string, Buffer>) {
 
 const config = { s3: { prefix: 'archive/' } } as ArchiverConfig;
 
-/** A table with no batch in flight: every listed archive is one to restore. */
+/** A table with no batch in flight: every listed archive is one to restore, and no database is asked. */
 const noBatchInFlight = { get: async () => ({}) } as unknown as LeaseStore;
+const noDatabase = async () => {
+  throw new Error('no database in this test');
+};
 
 const taskOf = (overrides: Partial<RestoreTask>): RestoreTask => ({
   ...restoreTaskOf('audit_log'),
@@ -65,6 +68,7 @@ describe('listPage of a legacy restore of one key', () => {
       store,
       inventory: {} as ArchiveInventory,
       locks: noBatchInFlight,
+      database: noDatabase,
     });
 
     // Assess
@@ -101,7 +105,13 @@ describe('listPage of a native restore', () => {
     } as unknown as ArchiveInventory;
 
     // Act
-    const page = await listPage(taskOf({}), '', 4, { config, store, inventory, locks: noBatchInFlight });
+    const page = await listPage(taskOf({}), '', 4, {
+      config,
+      store,
+      inventory,
+      locks: noBatchInFlight,
+      database: noDatabase,
+    });
 
     // Assess: the day of two runs restores newest first.
     expect(asked).toEqual([several]);

@@ -110,6 +110,7 @@ describe('s3rver and object pins', () => {
     const classBefore = await listed();
     const headBefore = await store.head('cold/a');
     const readBefore = await store.getStream('cold/a').catch((error: unknown) => error);
+    const textBefore = await store.getText('cold/a').catch((error: unknown) => error);
     const unreadableBefore = await unreadableColdArchives(store, [
       { key: 'cold/a', storageClass: 'GLACIER' },
     ]);
@@ -125,6 +126,7 @@ describe('s3rver and object pins', () => {
     expect(headBefore).toMatchObject({ storageClass: 'GLACIER', metadata: { kept: 'yes' } });
     expect(headBefore?.restore).toBeUndefined();
     expect(readBefore).toBeInstanceOf(ArchiveInColdStorageError);
+    expect(textBefore).toBeInstanceOf(ArchiveInColdStorageError);
     expect((readBefore as Error).message).toMatch(/cold\/a is in GLACIER and not restored from it/);
     expect(unreadableBefore).toEqual([{ key: 'cold/a', storageClass: 'GLACIER', state: 'not-restored' }]);
     expect(restoring.$metadata.httpStatusCode).toBe(202);

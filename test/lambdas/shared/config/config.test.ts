@@ -47,6 +47,23 @@ describe('config schema', () => {
     expect(config.databases[0]?.tables[0]?.schema).toBe('public');
   });
 
+  it.each([
+    ['an unencoded "/" in the password', 'postgres://archiver:Hunter2/Secret@127.0.0.1:5432/billing'],
+    ['a "%" that escapes nothing', 'postgres://archiver:Hunter2%zzSecret@127.0.0.1:5432/billing'],
+  ])('refuses a connection URL with %s, naming the field, never the password', (_case, url) => {
+    // Prepare
+    const config = minimal();
+    const [database] = config.databases;
+    if (database) database.credentials = { url };
+
+    // Act
+    const error = errorOf(config);
+
+    // Assess
+    expect(error).toContain('databases.0.credentials.url: is not a valid URL: postgres://user:password@host');
+    expect(error).not.toContain('Hunter2');
+  });
+
   it('keeps an aws section as written without validating it: the functions never read it', () => {
     // Prepare: a section the deployment schema refuses (see deployment-schema.test.ts).
     const aws = { schedule: { expression: '0 3 * * *' }, logRetentionDays: 100 };

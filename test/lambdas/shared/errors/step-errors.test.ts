@@ -61,6 +61,14 @@ describe('error classification', () => {
       'PL/pgSQL function public.guard() line 4 at RAISE\nSQL statement "SELECT public.guard()"\nSQL function "outer_check" statement 1',
     ],
     ['P0004', 'assertion failed for alice@example.com', undefined],
+    ['38000', 'rejected email alice@example.com', 'PL/Tcl function "check_email"'],
+    [
+      '38000',
+      'ValueError: rejected alice@example.com',
+      'Traceback (most recent call last):\n  PL/Python function "check_email", line 3',
+    ],
+    ['38000', 'rejected alice@example.com at line 2.', 'PL/Perl function "check_email"'],
+    ['23514', 'rejected alice@example.com', 'PL/pgSQL function public."Check Email"(text) line 3 at RAISE'],
   ])(
     'withholds the message of an error a function of the database raised (%s): it may quote the row it refused',
     (code, text, where) => {
@@ -73,7 +81,11 @@ describe('error classification', () => {
       expect(error.message).not.toContain('alice@example.com');
       expect(error.message).not.toContain('SELECT');
       if (code === 'P0001') expect(error.message).toContain('PL/pgSQL function check_email(text)');
-      if (code === '23514')
+      if (where?.includes('Check Email'))
+        expect(error.message).toContain('raised in PL/pgSQL function public."Check Email"(text)');
+      if (where?.includes('PL/Python'))
+        expect(error.message).toContain('raised in PL/Python function "check_email"');
+      if (where?.includes('guard'))
         expect(error.message).toContain(
           'raised in PL/pgSQL function public.guard(), called from SQL function "outer_check"',
         );
