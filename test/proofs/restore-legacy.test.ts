@@ -164,12 +164,14 @@ describe('restore of archives written by the Python "Audit Table Archiver"', () 
 });
 
 describe('legacy archives restored into columns whose types narrowed since', () => {
-  // Today's table: amount was numeric(12,4), code and tag text and seen_at timestamptz when the Python tool archived it.
+  // Today's table: amount was numeric(12,4), code and tag text, seen_at timestamptz and seen_tz timestamp when the
+  // Python tool archived it.
   const bed = archiverTestbed(
     async (db) => {
       await db.client.query(
         `CREATE TABLE public.legacy_audit (id bigint PRIMARY KEY, created_at timestamptz NOT NULL,
-           amount numeric(10,2), code varchar(3), seen_at timestamp, seen_on date, tag character(3))`,
+           amount numeric(10,2), code varchar(3), seen_at timestamp, seen_on date, tag character(3),
+           seen_tz timestamptz)`,
       );
     },
     [{ schema: 'public', name: 'legacy_audit', timestampColumn: 'created_at' }],
@@ -203,6 +205,12 @@ describe('legacy archives restored into columns whose types narrowed since', () 
     ['a value a numeric(10,2) would round', '20250301T010000Z', { amount: '12.3456' }, 'amount'],
     ['a value a varchar(3) would truncate', '20250302T010000Z', { code: 'abcdef' }, 'code'],
     ['a value a character(3) would truncate', '20250305T010000Z', { tag: 'abcd' }, 'tag'],
+    [
+      'a local time (a timestamp then) a timestamptz would read as UTC',
+      '20250306T010000Z',
+      { seen_tz: '2025-01-02T03:04:05Z' },
+      'seen_tz',
+    ],
     [
       'an offset a timestamp would drop',
       '20250303T010000Z',

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
+import { canonicalJson } from '../archive/format.js';
 import { ConfigError } from '../errors/step-errors.js';
 import { governanceIssues } from './governance.js';
 import { type ArchiverConfig, ArchiverConfigObject, tableRef } from './schema.js';
@@ -35,6 +36,20 @@ export function checkConfig(config: ArchiverConfig, ctx: z.RefinementCtx): void 
       }
       seenTables.set(ref, { schema: t.schema, name: t.name });
     });
+  });
+  // Two entries with the same credentials reach the same database: a table both list would be archived under two
+  // leases, prefixes and inventories, and a restore, validate or list through either would miss what the other took.
+  config.databases.forEach((db, i) => {
+    const twin = config.databases
+      .slice(0, i)
+      .find((other) => canonicalJson(other.credentials) === canonicalJson(db.credentials));
+    const shared = twin && db.tables.find((t) => twin.tables.some((o) => tableRef(o) === tableRef(t)));
+    if (twin && shared)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['databases', i, 'credentials'],
+        message: `database entries "${twin.name}" and "${db.name}" have the same credentials, so they reach the same database, and both list ${tableRef(shared)}: list it under one of them`,
+      });
   });
   for (const issue of governanceIssues(config)) ctx.addIssue({ code: 'custom', ...issue });
 }

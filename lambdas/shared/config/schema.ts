@@ -35,6 +35,11 @@ export const S3ConfigSchema = z
       .refine(
         (p) => !p.split('/').some((part) => part === '..' || part === '.'),
         'must not contain "." or ".." segments',
+      )
+      // S3 takes "a//b/", but a path, a console folder view or a local store reading it as one makes it "a/b/".
+      .refine(
+        (p) => p === '' || !p.slice(0, -1).split('/').includes(''),
+        'must not contain an empty segment ("//")',
       ),
     storageClass: z.enum(WRITABLE_STORAGE_CLASSES).default('STANDARD'),
     /** KMS key id or ARN for SSE-KMS. When omitted, archives use the bucket's default encryption. */

@@ -440,6 +440,9 @@ function legacyValueChange(text: string, into: TargetColumn): string | undefined
       ? [`${text}::${plain} IS DISTINCT FROM (${text}::timestamp with time zone AT TIME ZONE 'UTC')`]
       : []),
     ...(plain === 'date' ? [`${text}::date IS DISTINCT FROM ${text}::timestamp without time zone`] : []),
+    // The tool appended `Z` to naive values (a `timestamp` column then): their zone is unknown, and reading them as
+    // UTC would make up an instant. An aware value carries its offset (`+00:00`).
+    ...(plain === 'timestamp with time zone' ? [`${text} OPERATOR(pg_catalog.~) '[0-9]Z$'`] : []),
   ];
   return changes.length > 0 ? `(${changes.join(' OR ')})` : undefined;
 }

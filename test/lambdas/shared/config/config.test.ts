@@ -64,6 +64,38 @@ describe('config schema', () => {
     expect(error).not.toContain('Hunter2');
   });
 
+  it('refuses two database entries with the same credentials that list the same table', () => {
+    // Prepare: the same URL under two names, both archiving public.audit
+    const [app] = minimal().databases;
+    if (!app) throw new Error('setup');
+    const config = { ...minimal(), databases: [app, { ...app, name: 'app_copy' }] };
+
+    // Act
+    const error = errorOf(config);
+
+    // Assess
+    expect(error).toContain(
+      'databases.1.credentials: database entries "app" and "app_copy" have the same credentials, so they reach the same database, and both list public.audit: list it under one of them',
+    );
+    expect(() =>
+      parseConfig({
+        ...config,
+        databases: [app, { ...app, name: 'app_copy', tables: [{ name: 'other', timestampColumn: 'at' }] }],
+      }),
+    ).not.toThrow();
+  });
+
+  it('refuses an s3.prefix with an empty segment', () => {
+    // Act
+    const error = errorOf({ ...minimal(), s3: { bucket: 'archive-bucket', prefix: 'arch//ive/' } });
+
+    // Assess
+    expect(error).toContain('s3.prefix: must not contain an empty segment ("//")');
+    expect(() =>
+      parseConfig({ ...minimal(), s3: { bucket: 'archive-bucket', prefix: 'arch/ive/' } }),
+    ).not.toThrow();
+  });
+
   it('keeps an aws section as written without validating it: the functions never read it', () => {
     // Prepare: a section the deployment schema refuses (see deployment-schema.test.ts).
     const aws = { schedule: { expression: '0 3 * * *' }, logRetentionDays: 100 };
