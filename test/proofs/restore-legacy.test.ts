@@ -257,6 +257,40 @@ describe('legacy archives restored into columns whose types narrowed since', () 
       { amount: '12.30', code: 'ab', seen_at: '2025-01-02 03:04:05', seen_on: '2025-01-02' },
     ]);
   });
+
+  it('says of a file without its .manifest.json that its batch’s delete was never recorded as committed', async () => {
+    // Prepare: a batch of the tool whose manifest never came (its delete failed, or the tool stopped)
+    await bed.db.client.query('DELETE FROM public.legacy_audit');
+    const archive = writeLegacyArchive({
+      prefix: 'archive/',
+      database: bed.db.name,
+      schema: 'public',
+      table: 'legacy_audit',
+      runStamp: '20250310T010000Z',
+      batch: 1,
+      rows: [{ id: 2, created_at: '2025-01-02T03:04:05+00:00', code: 'ok' }],
+    });
+    await putObjects(bed.local, new Map([...archive.files].filter(([key]) => key !== archive.manifestKey)));
+
+    // Act
+    const restored = await runLocalRestore(
+      bed.local,
+      {
+        database: 'app',
+        table: 'public.legacy_audit',
+        legacy: { database: bed.db.name },
+        mode: 'key',
+        key: archive.dataKey,
+      },
+      { retryIntervalScale: 0 },
+    );
+
+    // Assess
+    expect(restored.results.map((r) => r.status)).toEqual(['restored']);
+    expect(restored.results[0]?.warnings).toContain(
+      "no .manifest.json: the Python tool never recorded this batch's delete as committed, so its rows may be older copies of rows still in the source table or archived again by a later run",
+    );
+  });
 });
 
 describe('legacy archives of same-named tables in two schemas, which share the layout’s folder', () => {
