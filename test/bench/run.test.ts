@@ -156,7 +156,8 @@ describe('npm run bench (smoke, at a small size so it cannot rot)', () => {
       expect(window?.errors).toBe(0);
       expect(window?.p99Ms).toBeGreaterThanOrEqual(window?.p95Ms ?? Number.NaN);
     }
-    expect(oltp?.withoutArchiver.seconds).toBeGreaterThanOrEqual(0.5);
+    // The window is a 0.5 s timer, measured on another clock: it may end a fraction of a millisecond early.
+    expect(oltp?.withoutArchiver.seconds).toBeGreaterThanOrEqual(0.49);
     const without = ((oltp?.withoutArchiver.tps ?? 0) + (oltp?.afterArchiver.tps ?? 0)) / 2;
     expect(oltp?.tpsRatio).toBeCloseTo((oltp?.withArchiver.tps ?? 0) / without);
     expect(formatResult(result)).toContain('OLTP TPS with archiver / without');

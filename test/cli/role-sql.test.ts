@@ -7,7 +7,7 @@ const config = parseConfig(
     s3: { bucket: 'audit-archive' },
     databases: ['billing', 'crm'].map((name) => ({
       name,
-      credentials: { urlEnv: 'DB_URL' },
+      credentials: { urlEnv: `${name.toUpperCase()}_URL` },
       tables: [{ name: 'events', timestampColumn: 'at' }],
     })),
   },

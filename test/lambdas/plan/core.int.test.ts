@@ -72,7 +72,7 @@ function depsFor(tablesPerDb: number[], maxConnections = 2): PlanDeps {
     defaults: { retentionDays: 10 },
     databases: tablesPerDb.map((count, d) => ({
       name: `db${d}`,
-      credentials: { url: 'postgres://u:p@h/db' },
+      credentials: { url: `postgres://u:p@h/db${d}` },
       maxConnections,
       tables: Array.from({ length: count }, (_, t) => ({
         schema: 'audit',
