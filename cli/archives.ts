@@ -23,6 +23,10 @@ interface ScopedSource {
   database: string;
   table: { schema: string; name: string };
   source: ArchiveSource;
+  /** Whether this database entry of the config lists the table. */
+  configured: boolean;
+  /** Not listed here, but by another entry in scope (no database given): reported only if something is found. */
+  elsewhere: boolean;
 }
 
 /** Refuses a --from or --to that is no day of the calendar (2020-02-30 is not read as March 1st), naming the option. */
@@ -46,20 +50,19 @@ export function sourcesInScope(config: ArchiverConfig, options: ArchiveScopeOpti
   requireCalendarDays(options);
   const databases = options.database ? [findDatabase(config, options.database)] : config.databases;
   return databases.flatMap((db) => {
-    // A table named without a database is looked for where the config has it, or everywhere when it has it nowhere.
     const tables = options.table
-      ? options.table
-          .map((ref) => TableRefSchema.parse(ref))
-          .filter(
-            (table) =>
-              options.database !== undefined ||
-              configuredIn(db, table) ||
-              !databases.some((other) => configuredIn(other, table)),
-          )
+      ? options.table.map((ref) => TableRefSchema.parse(ref))
       : db.tables.map((t) => ({ schema: t.schema, name: t.name }));
     return tables.map((table) => ({
       database: db.name,
       table,
+      configured: configuredIn(db, table),
+      // A table named without a database is looked for in every entry; one that does not configure it while another
+      // does is only reported when it holds something of it (archives written before the table moved, say).
+      elsewhere:
+        options.database === undefined &&
+        !configuredIn(db, table) &&
+        databases.some((other) => configuredIn(other, table)),
       source: options.legacyDatabase
         ? {
             format: 'legacy' as const,
@@ -111,11 +114,9 @@ export async function validateCommand(
       new Date(),
       committed,
     );
-    if (
-      report.archives === 0 &&
-      !committed?.length &&
-      !config.databases.some((db) => configuredIn(db, scoped.table))
-    ) {
+    const empty = report.archives === 0 && !committed?.length && report.problems.length === 0;
+    if (empty && scoped.elsewhere) continue;
+    if (empty && !scoped.configured) {
       // Nothing found for a table the config does not name is far more often a mistyped name than an intent.
       report.problems.push({
         severity: 'error',
@@ -161,6 +162,7 @@ export async function listCommand(
     const others = new OtherSchemaArchives();
     const range = { fromDay: options.from, toDay: options.to };
     const archives = await listWithRows(store, scoped.source, range, others);
+    if (archives.length === 0 && scoped.elsewhere) continue;
     const note = others.note(scoped.table.name);
     all.push({
       database: scoped.database,

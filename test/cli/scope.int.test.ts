@@ -113,6 +113,65 @@ describe('validate, list and legal-hold on a scope that selects nothing', () => 
     expect(code).toBe(0);
   });
 
+  it('validate -d -t reports a table that database does not configure, though another one does', async () => {
+    // Prepare
+    const [app] = bed.local.config.databases;
+    const [events] = app?.tables ?? [];
+    if (!app || !events) throw new Error('setup: no database');
+    const config = {
+      ...bed.local.config,
+      databases: [app, { ...app, name: 'crm', tables: [{ ...events, name: 'contacts' }] }],
+    };
+
+    // Act
+    const wrong = await outcome((write) =>
+      validateCommand(
+        bed.local.deps().store,
+        config,
+        { database: 'crm', table: ['public.events'], json: false, strict: false },
+        write,
+        bed.local.deps().inventory,
+      ),
+    );
+
+    // Assess
+    expect(wrong.code).toBe(1);
+    expect(wrong.text).toContain('public.events is no table of database crm in the config');
+  });
+
+  it('list and validate -t still show the archives an entry holds of a table it no longer configures', async () => {
+    // Prepare: public.events moved from entry "app" to entry "crm"; app's archives of it stay in the bucket
+    const [app] = bed.local.config.databases;
+    const [events] = app?.tables ?? [];
+    if (!app || !events) throw new Error('setup: no database');
+    const config = {
+      ...bed.local.config,
+      databases: [
+        { ...app, tables: [{ ...events, name: 'contacts' }] },
+        { ...app, name: 'crm', tables: [events] },
+      ],
+    };
+
+    // Act
+    const listed = await outcome((write) =>
+      listCommand(bed.local.deps().store, config, { table: ['public.events'], json: false }, write),
+    );
+    const validated = await outcome((write) =>
+      validateCommand(
+        bed.local.deps().store,
+        config,
+        { table: ['public.events'], json: false, strict: false },
+        write,
+        bed.local.deps().inventory,
+      ),
+    );
+
+    // Assess
+    expect(listed.text).toMatch(/^app\/public\.events: [1-9]\d* archives/m);
+    expect(validated.text).toMatch(/^app\/public\.events: [1-9]\d* archives/m);
+    expect(validated.code).toBe(0);
+  });
+
   it('legal-hold place refuses a reversed --from/--to instead of placing the hold on nothing and recording it', async () => {
     // Prepare: Object Lock calls go to a recorder (s3rver has none); the archives are listed from the real local S3.
     const archives = await readLiveArchives(bed.local, 'public', 'events');

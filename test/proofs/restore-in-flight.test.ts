@@ -122,7 +122,7 @@ describe('restore while a batch of the table is in flight', () => {
     expect(restored.results).toEqual([]);
   });
 
-  it('restores a batch whose delete committed but was not yet recorded, settling it by its transaction id', async () => {
+  it('waits for a batch whose delete committed but was not yet recorded, then restores it once the run records it', async () => {
     // Prepare: one batch committed by a run, then a second whose delete commits and crashes before it is recorded
     // (the inventory write comes after COMMIT): in flight, stage deleting, its rows gone from the table
     const sourceTable = resolvedTable(settled);
@@ -141,19 +141,28 @@ describe('restore while a batch of the table is in flight', () => {
     );
     const stage = (await crashing.locks.get('app', 'public.settled')).inFlight?.stage;
     await crashing.locks.release('app', 'public.settled', task.lease);
+    const request = { database: 'app', table: 'public.settled', targetTable: 'public.settled_copy' };
 
-    // Act: the whole table restored into a new table
-    const restored = await runLocalRestore(
-      bed.local,
-      { database: 'app', table: 'public.settled', targetTable: 'public.settled_copy' },
-      { retryIntervalScale: 0 },
-    );
+    // Act: a restore of the whole table into a new table, then the next run, then the restore again
+    const waiting = await runLocalRestore(bed.local, request, { retryIntervalScale: 0 });
+    const run = await runLocalArchive(bed.local, { tables: ['public.settled'] }, { retryIntervalScale: 0 });
+    const restored = await runLocalRestore(bed.local, request, { retryIntervalScale: 0 });
     const copied = await tableLines(bed.db.client, resolvedTable({ ...settled, name: 'settled_copy' }));
     const left = await tableLines(bed.db.client, sourceTable);
 
     // Assess: every row is in the table or in the copy, once
     expect(crashed).toBe('crash after COMMIT');
     expect(stage).toBe('deleting');
+    expect(waiting.execution.status).toBe('FAILED');
+    expect(waiting.execution.error?.name).toBe('DeleteInProgressError');
+    expect(waiting.execution.error?.message).toContain(
+      'its delete step ended before recording its archives as committed: run the table’s archive'.replace(
+        '’',
+        "'",
+      ),
+    );
+    expect(waiting.results).toEqual([]);
+    expect(run.execution.status).toBe('SUCCEEDED');
     expect(restored.execution.status).toBe('SUCCEEDED');
     expect([...copied, ...left].sort()).toEqual([...original].sort());
   });

@@ -18,6 +18,8 @@ import { describeTable, type TableShape } from '../database/table-shape.js';
 import { batchPredicateSql, digestSelectSql, rowHashSql, rowSourceSql } from '../database/table-sql.js';
 import {
   BatchOutcomeUnknownError,
+  classifyDatabaseError,
+  DatabaseUnavailableError,
   DeleteInProgressError,
   StorageUnavailableError,
   TableNotUsableError,
@@ -102,9 +104,18 @@ export async function serverIdentity(client: pg.ClientBase): Promise<string | un
          FROM pg_catalog.pg_control_system() s`,
     );
     return result.rows[0]?.id;
-  } catch {
+  } catch (error) {
+    // A role that may not read pg_control_system gets no identity; a connection that broke is retried, not taken
+    // for another server.
+    throwIfUnavailable(error);
     return undefined;
   }
+}
+
+/** Rethrows an error that says the database went away (retried by the state machine), and nothing else. */
+function throwIfUnavailable(error: unknown): void {
+  const classified = classifyDatabaseError(error);
+  if (classified instanceof DatabaseUnavailableError) throw classified;
 }
 
 /**
@@ -126,7 +137,8 @@ export async function deleteTransactionStatus(
       [inFlight.deleteXid],
     );
     status = result.rows[0]?.status ?? null;
-  } catch {
+  } catch (error) {
+    throwIfUnavailable(error);
     // "transaction ID ... is in the future": this server never ran that transaction.
     return 'unknown';
   }

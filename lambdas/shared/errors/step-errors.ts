@@ -201,15 +201,18 @@ const tlsCertificateCodes = new Set([
 /** Maps a driver error to a named archiver error; messages keep SQLSTATE but never row values. */
 export function classifyDatabaseError(error: unknown): Error {
   if (error instanceof ArchiverError) return error;
-  const err = error as { code?: string; message?: string; where?: string };
+  const err = error as { code?: string; message?: string; where?: string; file?: string };
   const code = err.code ?? '';
   const raisedBy = userFunctions(err.where);
   // Data exceptions (class 22) quote the offending value, and so may what a function of the database raises in any
   // language (a CHECK, trigger, policy or generated column calling `RAISE EXCEPTION 'rejected %', value`; PL/pgSQL's
-  // P0 class, external routines' 38 and 39): keep only the SQLSTATE and the functions that raised it.
+  // P0 class, external routines' 38 and 39): keep only the SQLSTATE and the functions that raised it. Told by the
+  // source file that raised it (a procedural language's, never translated) as well as by the context, which is in
+  // the server's language.
   const withheld =
     code.startsWith('22') ||
     ['P0', '38', '39'].includes(code.slice(0, 2)) ||
+    /^(pl_|plpy|plperl|pltcl|plv8)/.test(err.file ?? '') ||
     /\bfunction\b/.test(err.where ?? '');
   const text = code.startsWith('22')
     ? 'data exception (message withheld: it may quote row values)'

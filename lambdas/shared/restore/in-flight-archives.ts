@@ -1,6 +1,6 @@
 import { deleteTransactionStatus } from '../batch/batch.js';
 import type { Database } from '../database/db.js';
-import { BatchOutcomeUnknownError } from '../errors/step-errors.js';
+import { BatchOutcomeUnknownError, DeleteInProgressError } from '../errors/step-errors.js';
 import type { ArchiveInventory } from '../lock-table/archive-inventory.js';
 import type { LeaseStore } from '../lock-table/lease-store.js';
 
@@ -17,8 +17,9 @@ export interface InFlightDeps {
  * since export, maybe), so a restore must not write the exported copies over them. Read after the keys were listed: a
  * batch's archive keys are in its in-flight record from export on, before any is published. A batch whose delete may
  * have committed (stage `deleting`: its COMMIT comes before the inventory write, and a crash between them leaves it
- * so until the next run settles it) is settled by its transaction id on the source database: committed, its archives
- * are restored like any; unknown to the server, the restore stops rather than leave out rows the table lost. An
+ * so until the next run settles it) is asked about by its transaction id on the source database: aborted, its rows are
+ * in the table; committed or unknown to the server, the restore stops (committed: retried, as the run records it)
+ * rather than leave out rows the table lost or read archives the inventory does not vouch for yet. An
  * archive still in flight whose key a committed batch wrote too (the same rows restored and archived again) is
  * committed content, and stays.
  */
@@ -38,7 +39,12 @@ export async function uncommittedInFlight(
   if (inFlight.deleteXid) {
     const db = await deps.sourceDatabase();
     const status = await db.withConnection((client) => deleteTransactionStatus(client, inFlight));
-    if (status === 'committed') return new Set();
+    // Committed, its rows left the table, but its archives are not in the inventory yet, which restore checks them
+    // against: the archive run's next step records them (retried meanwhile), as batch settle does.
+    if (status === 'committed')
+      throw new DeleteInProgressError(
+        `the batch ${database}/${table} has in flight (${inFlightKeys.length} of the archives selected) was deleted, and its delete step ended before recording its archives as committed: run the table's archive (it records the batch) or batch settle, then restore again`,
+      );
     if (status === 'unknown')
       throw new BatchOutcomeUnknownError(
         `the batch ${database}/${table} has in flight (${inFlightKeys.length} of the archives selected) was being deleted, and the server cannot tell whether that delete committed: its rows may be in neither the table nor a restore; run the table's archive (its next export settles the batch) or settle it with batch settle, then restore again`,

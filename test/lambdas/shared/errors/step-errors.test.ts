@@ -69,11 +69,18 @@ describe('error classification', () => {
     ],
     ['38000', 'rejected alice@example.com at line 2.', 'PL/Perl function "check_email"'],
     ['23514', 'rejected alice@example.com', 'PL/pgSQL function public."Check Email"(text) line 3 at RAISE'],
+    // A server whose messages are in French: the context is translated, the source file is not.
+    [
+      '23505',
+      'rejected alice@example.com',
+      'fonction PL/pgSQL check_email(text), ligne 3 à RAISE',
+      'pl_exec.c',
+    ],
   ])(
     'withholds the message of an error a function of the database raised (%s): it may quote the row it refused',
-    (code, text, where) => {
+    (code, text, where, file?: string) => {
       // Act
-      const error = classifyDatabaseError(Object.assign(pgError(code, text), { where }));
+      const error = classifyDatabaseError(Object.assign(pgError(code, text), { where, file }));
 
       // Assess: the SQLSTATE and the functions by name and argument types stay; no value, no statement text.
       expect(error.message).toContain(`database error ${code}: raised in `);
