@@ -36,6 +36,9 @@ export async function uncommittedInFlight(
     .map((object) => object.archiveKey)
     .filter((key) => listed.has(key));
   if (!inFlight || inFlightKeys.length === 0) return new Set();
+  const committed = await deps.inventory.entries(database, table, inFlightKeys);
+  const uncommitted = inFlightKeys.filter((key) => !committed.has(key));
+  if (uncommitted.length === 0) return new Set();
   if (inFlight.deleteXid) {
     const db = await deps.sourceDatabase();
     const status = await db.withConnection((client) => deleteTransactionStatus(client, inFlight));
@@ -43,13 +46,12 @@ export async function uncommittedInFlight(
     // against: the archive run's next step records them (retried meanwhile), as batch settle does.
     if (status === 'committed')
       throw new DeleteInProgressError(
-        `the batch ${database}/${table} has in flight (${inFlightKeys.length} of the archives selected) was deleted, and its delete step ended before recording its archives as committed: run the table's archive (it records the batch) or batch settle, then restore again`,
+        `the batch ${database}/${table} has in flight (${uncommitted.length} of the archives selected) was deleted, and its delete step ended before recording its archives as committed: run the table's archive (it records the batch) or batch settle, then restore again`,
       );
     if (status === 'unknown')
       throw new BatchOutcomeUnknownError(
-        `the batch ${database}/${table} has in flight (${inFlightKeys.length} of the archives selected) was being deleted, and the server cannot tell whether that delete committed: its rows may be in neither the table nor a restore; run the table's archive (its next export settles the batch) or settle it with batch settle, then restore again`,
+        `the batch ${database}/${table} has in flight (${uncommitted.length} of the archives selected) was being deleted, and the server cannot tell whether that delete committed: its rows may be in neither the table nor a restore; run the table's archive (its next export settles the batch) or settle it with batch settle, then restore again`,
       );
   }
-  const committed = await deps.inventory.entries(database, table, inFlightKeys);
-  return new Set(inFlightKeys.filter((key) => !committed.has(key)));
+  return new Set(uncommitted);
 }

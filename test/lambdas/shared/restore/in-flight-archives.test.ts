@@ -68,6 +68,20 @@ describe('archives of the batch in flight', () => {
     expect(asked).toEqual([]);
   });
 
+  it('asks nothing of a deleting batch whose archives a committed batch wrote too (the same rows archived again)', async () => {
+    // Prepare
+    const { deps, asked } = depsWith({
+      inFlightKeys: ['b', 'c'],
+      deleteXid: '742',
+      committedKeys: ['b', 'c'],
+      xactStatus: 'committed',
+    });
+
+    // Act & Assess
+    expect(await uncommittedInFlight(deps, 'app', 'public.t', listed)).toEqual(new Set());
+    expect(asked).toEqual([]);
+  });
+
   it('leaves out those of a batch whose delete the server says aborted', async () => {
     // Prepare
     const { deps, asked } = depsWith({ inFlightKeys: ['b'], deleteXid: '742', xactStatus: 'aborted' });
