@@ -19,6 +19,24 @@ describe('validate, list and legal-hold on a scope that selects nothing', () => 
     [{ schema: 'public', name: 'events', timestampColumn: 'created_at' }],
   );
 
+  /**
+   * The testbed's config with a second database entry, crm, of the same server: public.events is listed under `events`
+   * (app, as in the testbed, or crm, as if it moved there), public.contacts under the other.
+   */
+  const twoDatabases = (events: 'app' | 'crm') => {
+    const [app] = bed.local.config.databases;
+    const [table] = app?.tables ?? [];
+    if (!app || !table) throw new Error('setup: no database');
+    const contacts = [{ ...table, name: 'contacts' }];
+    return {
+      ...bed.local.config,
+      databases: [
+        { ...app, tables: events === 'app' ? [table] : contacts },
+        { ...app, name: 'crm', tables: events === 'crm' ? [table] : contacts },
+      ],
+    };
+  };
+
   /** The command's exit code, or the error it ended with. */
   const outcome = async (run: (write: (line: string) => void) => Promise<number>) => {
     const lines: string[] = [];
@@ -89,13 +107,7 @@ describe('validate, list and legal-hold on a scope that selects nothing', () => 
 
   it('validate -t looks for a table in the databases that configure it, so an intact one passes in a config of several', async () => {
     // Prepare: a second database that archives another table
-    const [app] = bed.local.config.databases;
-    const [events] = app?.tables ?? [];
-    if (!app || !events) throw new Error('setup: no database');
-    const config = {
-      ...bed.local.config,
-      databases: [app, { ...app, name: 'crm', tables: [{ ...events, name: 'contacts' }] }],
-    };
+    const config = twoDatabases('app');
     const lines: string[] = [];
 
     // Act
@@ -115,13 +127,7 @@ describe('validate, list and legal-hold on a scope that selects nothing', () => 
 
   it('validate -d -t reports a table that database does not configure, though another one does', async () => {
     // Prepare
-    const [app] = bed.local.config.databases;
-    const [events] = app?.tables ?? [];
-    if (!app || !events) throw new Error('setup: no database');
-    const config = {
-      ...bed.local.config,
-      databases: [app, { ...app, name: 'crm', tables: [{ ...events, name: 'contacts' }] }],
-    };
+    const config = twoDatabases('app');
 
     // Act
     const wrong = await outcome((write) =>
@@ -141,16 +147,7 @@ describe('validate, list and legal-hold on a scope that selects nothing', () => 
 
   it('list and validate -t still show the archives an entry holds of a table it no longer configures', async () => {
     // Prepare: public.events moved from entry "app" to entry "crm"; app's archives of it stay in the bucket
-    const [app] = bed.local.config.databases;
-    const [events] = app?.tables ?? [];
-    if (!app || !events) throw new Error('setup: no database');
-    const config = {
-      ...bed.local.config,
-      databases: [
-        { ...app, tables: [{ ...events, name: 'contacts' }] },
-        { ...app, name: 'crm', tables: [events] },
-      ],
-    };
+    const config = twoDatabases('crm');
 
     // Act
     const listed = await outcome((write) =>
