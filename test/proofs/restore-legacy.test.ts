@@ -176,8 +176,11 @@ describe('legacy archives restored into columns whose types narrowed since', () 
     },
     [{ schema: 'public', name: 'legacy_audit', timestampColumn: 'created_at' }],
   );
-  /** Puts one archive of one row (the Python tool's layout) into the bucket and restores it alone. */
-  const restoreOne = async (runStamp: string, values: Record<string, unknown>) => {
+  /**
+   * Puts one archive of one row (the Python tool's layout) into the bucket, without its `.manifest.json` when
+   * `uncommitted` (a batch whose delete the tool never recorded), and restores it alone.
+   */
+  const restoreOne = async (runStamp: string, values: Record<string, unknown>, uncommitted = false) => {
     const archive = writeLegacyArchive({
       prefix: 'archive/',
       database: bed.db.name,
@@ -187,7 +190,10 @@ describe('legacy archives restored into columns whose types narrowed since', () 
       batch: 1,
       rows: [{ id: 1, created_at: '2025-01-02T03:04:05+00:00', ...values }],
     });
-    await putObjects(bed.local, archive.files);
+    await putObjects(
+      bed.local,
+      new Map([...archive.files].filter(([key]) => !uncommitted || key !== archive.manifestKey)),
+    );
     return runLocalRestore(
       bed.local,
       {
@@ -261,29 +267,9 @@ describe('legacy archives restored into columns whose types narrowed since', () 
   it('says of a file without its .manifest.json that its batch’s delete was never recorded as committed', async () => {
     // Prepare: a batch of the tool whose manifest never came (its delete failed, or the tool stopped)
     await bed.db.client.query('DELETE FROM public.legacy_audit');
-    const archive = writeLegacyArchive({
-      prefix: 'archive/',
-      database: bed.db.name,
-      schema: 'public',
-      table: 'legacy_audit',
-      runStamp: '20250310T010000Z',
-      batch: 1,
-      rows: [{ id: 2, created_at: '2025-01-02T03:04:05+00:00', code: 'ok' }],
-    });
-    await putObjects(bed.local, new Map([...archive.files].filter(([key]) => key !== archive.manifestKey)));
 
     // Act
-    const restored = await runLocalRestore(
-      bed.local,
-      {
-        database: 'app',
-        table: 'public.legacy_audit',
-        legacy: { database: bed.db.name },
-        mode: 'key',
-        key: archive.dataKey,
-      },
-      { retryIntervalScale: 0 },
-    );
+    const restored = await restoreOne('20250310T010000Z', { code: 'ok' }, true);
 
     // Assess
     expect(restored.results.map((r) => r.status)).toEqual(['restored']);
