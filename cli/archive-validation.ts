@@ -13,6 +13,7 @@ import {
 import { keySegment, spanLastDay } from '../lambdas/shared/archive/format.js';
 import { archiveProblems } from '../lambdas/shared/archive/integrity.js';
 import type { InventoryEntry } from '../lambdas/shared/archive/inventory.js';
+import { legacyManifestKeyFor, UNCOMMITTED_LEGACY_BATCH } from '../lambdas/shared/archive/legacy-format.js';
 import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
 import { ArchiveIntegrityError } from '../lambdas/shared/errors/step-errors.js';
 import { unreadableColdArchives } from '../lambdas/shared/restore/cold-archives.js';
@@ -31,7 +32,8 @@ export type ProblemKind =
   | 'missing-archive'
   | 'not-in-inventory'
   | 'not-an-archive'
-  | 'not-configured';
+  | 'not-configured'
+  | 'uncommitted';
 
 export interface ValidationProblem {
   /** `error`: an archive cannot be trusted or is incomplete; `warning`: worth a look, nothing is lost. */
@@ -122,6 +124,8 @@ export async function validateArchives(
       );
       continue;
     }
+    if (ref.format === 'legacy' && !keys.has(legacyManifestKeyFor(ref.key)))
+      problem('warning', 'uncommitted', ref.key, UNCOMMITTED_LEGACY_BATCH);
     const entry = committed.get(ref.key);
     const age = now.getTime() - (ref.lastModified?.getTime() ?? 0);
     if (!entry && !keys.has(sidecarKeyFor(ref)) && age < STALE_STAGING_MS) {

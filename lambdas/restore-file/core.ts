@@ -9,7 +9,7 @@ import {
   type MeasuredArchive,
 } from '../shared/archive/integrity.js';
 import type { InventoryEntry } from '../shared/archive/inventory.js';
-import { legacyManifestKeyFor } from '../shared/archive/legacy-format.js';
+import { legacyManifestKeyFor, UNCOMMITTED_LEGACY_BATCH } from '../shared/archive/legacy-format.js';
 import type { ObjectPin } from '../shared/archive/store.js';
 import { findDatabase } from '../shared/config/resolved-table.js';
 import { copyFromStdin } from '../shared/database/copy-from.js';
@@ -607,14 +607,6 @@ function checkOrigin(task: RestoreTask, expected: ArchiveExpectation): void {
     );
   }
 }
-
-/**
- * The Python tool uploaded a batch's `.manifest.json` once its delete had committed: without it, the batch's rows may
- * never have left the table (still there, changed since, or archived again by a later run), and the file holds copies
- * as they were then. Said with the archive's result: which copy should win, only the operator can tell.
- */
-const UNCOMMITTED_LEGACY_BATCH =
-  "no .manifest.json: the Python tool never recorded this batch's delete as committed, so its rows may be older copies of rows still in the source table or archived again by a later run";
 
 /**
  * A native archive the inventory lists must be what its batch committed (figures, and the pinned object that is

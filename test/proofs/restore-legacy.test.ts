@@ -264,18 +264,28 @@ describe('legacy archives restored into columns whose types narrowed since', () 
     ]);
   });
 
-  it('says of a file without its .manifest.json that its batch’s delete was never recorded as committed', async () => {
+  it('says of a file without its .manifest.json, in the restore’s result and in validate, that its batch’s delete was never recorded', async () => {
     // Prepare: a batch of the tool whose manifest never came (its delete failed, or the tool stopped)
     await bed.db.client.query('DELETE FROM public.legacy_audit');
 
     // Act
     const restored = await restoreOne('20250310T010000Z', { code: 'ok' }, true);
+    const lines: string[] = [];
+    await validateCommand(
+      bed.local.deps().store,
+      bed.local.config,
+      { legacyDatabase: bed.db.name, json: false, strict: false },
+      (line) => lines.push(line),
+    );
 
     // Assess
     expect(restored.results.map((r) => r.status)).toEqual(['restored']);
     expect(restored.results[0]?.warnings).toContain(
       "no .manifest.json: the Python tool never recorded this batch's delete as committed, so its rows may be older copies of rows still in the source table or archived again by a later run",
     );
+    expect(lines.filter((line) => line.includes('uncommitted'))).toEqual([
+      `  WARNING uncommitted: ${restored.results[0]?.key}: no .manifest.json: the Python tool never recorded this batch's delete as committed, so its rows may be older copies of rows still in the source table or archived again by a later run`,
+    ]);
   });
 });
 

@@ -84,6 +84,14 @@ export function legacyManifestKeyFor(dataKey: string): string {
   return sidecarKey(dataKey, '.manifest.json');
 }
 
+/**
+ * What restore and validate say of a data file without its `.manifest.json`: its batch's rows may never have left
+ * the table (still there, changed since, or archived again by a later run), and the file holds copies as they were
+ * then. Which copy should win, only the operator can tell.
+ */
+export const UNCOMMITTED_LEGACY_BATCH =
+  "no .manifest.json: the Python tool never recorded this batch's delete as committed, so its rows may be older copies of rows still in the source table or archived again by a later run";
+
 // ---------------------------------------------------------------------------------------------------------------
 // Sidecar schemas: strict on what restore relies on, loose elsewhere so real files with extra fields parse.
 
