@@ -109,10 +109,11 @@ function uniqueGlueNames(names: readonly string[], reserved: readonly string[] =
 }
 
 /**
- * Athena over the archives, with no crawler and no grant to any function: a Glue database with one table per
- * archived table, over its key prefix (`{prefix}{database}/{schema}.{table}/`), reading the gzip JSON lines with the
- * OpenX JSON SerDe, every column a `string` (values are PostgreSQL text form; cast in SQL). Partition projection on
- * year/month/day (the rows' UTC day; year/month for a table of month objects) makes new days queryable at once. Manifests start with "_", which Athena skips.
+ * Athena over the archives, with no crawler and no grant to any function: a Glue database with one table per archived
+ * table, over its key prefix (`{prefix}{database}/{schema}.{table}/`), reading the gzip JSON lines with the OpenX JSON
+ * SerDe, every column a `string` (values are PostgreSQL text form; cast in SQL). Partition projection on year/month/day
+ * (the rows' UTC day; year/month for a table of month objects) makes new days queryable at once. Manifests start with
+ * "_", which Athena skips.
  *
  * Queries run in a dedicated workgroup whose settings clients cannot override: results go to the stack's results
  * bucket (SSE-KMS with the archive key, TLS-only, no public access, expiring), and a per-query scan limit applies.

@@ -100,9 +100,10 @@ async function deleteMeasured(
 }
 
 /**
- * Why the table's columns are no longer the ones the batch's archives hold (by name and type, in order: what each
- * line carries; and by their numbers in the table, which a column dropped and added again changes), or undefined. Deleting then would lose a column added since export (its value is in no archive; a
- * restore would take its default of the day), or the values of one renamed since (a restore matches names).
+ * Why the table's columns are no longer the ones the batch's archives hold (by name and type, in order: what each line
+ * carries; and by their numbers in the table, which a column dropped and added again changes), or undefined. Deleting
+ * then would lose a column added since export (its value is in no archive; a restore would take its default of the
+ * day), or the values of one renamed since (a restore matches names).
  */
 function columnsChange(inFlight: InFlight, now: TableShape): string | undefined {
   if (!inFlight.columns) return undefined;

@@ -59,12 +59,12 @@ export type ExportDeps = Pick<
 >;
 
 /**
- * Export: finishes or undoes a batch an earlier attempt left in flight, then streams the next batch of eligible
- * rows through gzip into staging objects: from the oldest eligible UTC day (or month, `objectSpan`) on, one object per
- * day or month (an object never spans two), until the batch holds `batchSize` rows (or the time budget's share of them),
- * `MAX_OBJECTS_PER_BATCH` days, or every eligible row. Its last object may end mid-day, at a key. Everything the
- * later steps check is measured on the way; rows never pass through memory as a whole. The backlog metric
- * (`BacklogRows`) is 0 when nothing is left, and counted when the batch budget's last batch is exported.
+ * Export: finishes or undoes a batch an earlier attempt left in flight, then streams the next batch of eligible rows
+ * through gzip into staging objects: from the oldest eligible UTC day (or month, `objectSpan`) on, one object per day
+ * or month (an object never spans two), until the batch holds `batchSize` rows (or the time budget's share of them),
+ * `MAX_OBJECTS_PER_BATCH` days, or every eligible row. Its last object may end mid-day, at a key. Everything the later
+ * steps check is measured on the way; rows never pass through memory as a whole. The backlog metric (`BacklogRows`) is
+ * 0 when nothing is left, and counted when the batch budget's last batch is exported.
  */
 export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise<ExportOutput> {
   const table = resolveTable(deps.config, input.database, input.table);

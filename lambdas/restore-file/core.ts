@@ -397,8 +397,8 @@ function archivedRange(expected: ArchiveExpectation): ArchivedRowRange | undefin
  * from the target, or archived again (under these keys by a batch whose removal of the marks has not run yet or ran
  * before the mark was written, or under other keys once the table's columns changed). It answers while the target's
  * rows where the archive's rows lie are what they were when it was written (their count and the digest of their keys,
- * windowDigestSql: one index range scan under the target's lock); a mark written before it recorded them, while the target
- * holds at least as many rows in the archive's key range and window as it says were restored. A legacy archive's
+ * windowDigestSql: one index range scan under the target's lock); a mark written before it recorded them, while the
+ * target holds at least as many rows in the archive's key range and window as it says were restored. A legacy archive's
  * mark cannot be checked. An archive whose mark does not answer is written again (under `fail` as under `skip`: the
  * mark vouches for the rows still there).
  */

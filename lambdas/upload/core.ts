@@ -48,9 +48,9 @@ interface Damage {
 }
 
 /**
- * Upload: publishes each staged object of the batch under its final, content-addressed key without ever replacing
- * an existing object, writes its manifest sidecar once, then removes the batch's staging objects. Every part is idempotent,
- * so a retry after a crash at any point completes the same publication.
+ * Upload: publishes each staged object of the batch under its final, content-addressed key without ever replacing an
+ * existing object, writes its manifest sidecar once, then removes the batch's staging objects. Every part is
+ * idempotent, so a retry after a crash at any point completes the same publication.
  */
 export async function uploadBatch(input: UploadInput, deps: UploadDeps): Promise<UploadOutput> {
   const started = Date.now();

@@ -34,10 +34,10 @@ export class RecordRoom {
   private taken = 0;
 
   /**
-   * Beside the objects, the item holds the batch's columns (and their numbers), its schema drift and the last committed archive's columns
-   * (`lastColumns`, which the batch's commit replaces): after columns were dropped, those are the wider ones.
-   * `earlierColumns` are the candidates for those: the item's, and those of a batch left in flight, whose settling
-   * may commit it first.
+   * Beside the objects, the item holds the batch's columns (and their numbers), its schema drift and the last committed
+   * archive's columns (`lastColumns`, which the batch's commit replaces): after columns were dropped, those are the
+   * wider ones. `earlierColumns` are the candidates for those: the item's, and those of a batch left in flight, whose
+   * settling may commit it first.
    */
   constructor(
     columns: readonly Column[],

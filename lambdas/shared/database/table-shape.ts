@@ -53,9 +53,9 @@ export interface TableShape {
    */
   rawByteColumns: ColumnInfo[];
   /**
-   * Columns of `character` without a length (`bpchar`, or a domain over it): `::text` drops their trailing blanks, which
-   * the column keeps, so their text is their type's output (table-sql.ts valueTextSql). `character(n)` is not among
-   * them: the column pads what `::text` trims again on restore.
+   * Columns of `character` without a length (`bpchar`, or a domain over it): `::text` drops their trailing blanks,
+   * which the column keeps, so their text is their type's output (table-sql.ts valueTextSql). `character(n)` is not
+   * among them: the column pads what `::text` trims again on restore.
    */
   blankKeepingColumns: string[];
   /** VIRTUAL generated columns (PostgreSQL 18): computed as they are read, so an old row may fail to compute. */
@@ -187,14 +187,14 @@ const isBuiltinFunction = (fn: string, name: string): string =>
 /**
  * A cast between the type `bt` and text that is not PostgreSQL's own (the cast or its function created after initdb:
  * oid 16384 and up, FirstNormalObjectId), spelled as CREATE CAST spells it; NULL when there is none. Export writes
- * `value::text` and restore's reference path reads `(line ->> 'c')::type`, and a cast takes such a cast over the
- * type's output and input functions: a composite's display text would be archived, the row deleted and never
- * restored. A cast the extension that defines the type defines too (PostGIS's geometry to and from text, its output
- * and input in other words) is its author's, as its output and input are, and is allowed; another extension's, or a
- * user's, is not. A cast between arrays' elements is not taken (an array's text is its elements' output). A cast WITH INOUT
- * is the type's output and input functions themselves (`CREATE CAST (text AS action) WITH INOUT` on an enum, as ORMs
- * do), and a binary-coercible cast over a type whose output or input is text's own (citext) writes and reads the very
- * same text: both are allowed.
+ * `value::text` and restore's reference path reads `(line ->> 'c')::type`, and a cast takes such a cast over the type's
+ * output and input functions: a composite's display text would be archived, the row deleted and never restored. A cast
+ * the extension that defines the type defines too (PostGIS's geometry to and from text, its output and input in other
+ * words) is its author's, as its output and input are, and is allowed; another extension's, or a user's, is not. A cast
+ * between arrays' elements is not taken (an array's text is its elements' output). A cast WITH INOUT is the type's
+ * output and input functions themselves (`CREATE CAST (text AS action) WITH INOUT` on an enum, as ORMs do), and a
+ * binary-coercible cast over a type whose output or input is text's own (citext) writes and reads the very same text:
+ * both are allowed.
  */
 const USER_TEXT_CAST_SQL = `(SELECT pg_catalog.format('(%s AS %s) %s', pg_catalog.format_type(k.castsource, NULL),
             pg_catalog.format_type(k.casttarget, NULL),

@@ -277,8 +277,8 @@ export function classifyDatabaseError(error: unknown): Error {
 
 /**
  * The functions an error's context (`where`) names, by name and argument types ("PL/pgSQL function
- * public.check_email(text) line 3 at RAISE", `PL/Python function "f"`), or undefined when it names none. Only those parts: the context also
- * quotes the statements the functions ran, which may hold values.
+ * public.check_email(text) line 3 at RAISE", `PL/Python function "f"`), or undefined when it names none. Only those
+ * parts: the context also quotes the statements the functions ran, which may hold values.
  */
 function userFunctions(where: string | undefined): string | undefined {
   const names = [

@@ -330,10 +330,10 @@ export function conflictKeyProblems(
  * Maps archived columns onto the target. Every value is read as `j ->> 'name'` (its text form) and goes through the
  * target column type's input function, which reproduces it exactly when the type is unchanged. Columns added since
  * archiving are left out of the INSERT, so they get their default (or NULL); generated columns are computed by the
- * target, which may compute other values than the archived ones (a function replaced since, a setting the
- * application's session had, a column plain when archived), so the INSERT compares them (checkRecomputed); a column
- * the target no longer has is an error in `strict` mode and dropped with a warning in `lenient` mode. A changed type,
- * or one that can be redefined under its name, is read by the target type's input function, and checkConversions then refuses values
+ * target, which may compute other values than the archived ones (a function replaced since, a setting the application's
+ * session had, a column plain when archived), so the INSERT compares them (checkRecomputed); a column the target no
+ * longer has is an error in `strict` mode and dropped with a warning in `lenient` mode. A changed type, or one that can
+ * be redefined under its name, is read by the target type's input function, and checkConversions then refuses values
  * that would change. The archived type names are only compared, never spliced into SQL: a manifest is data.
  */
 export function planColumns(
@@ -448,12 +448,12 @@ function legacyValueChange(text: string, into: TargetColumn): string | undefined
 }
 
 /**
- * For each column whose type changed or can be redefined under its name, reads every staged value with the target's type and
- * compares its text form with the archived one (for a legacy archive, its reading by the target type with its plain
- * reading, see legacyValueChange): a conversion that would truncate, round or reinterpret a value (say text into
+ * For each column whose type changed or can be redefined under its name, reads every staged value with the target's
+ * type and compares its text form with the archived one (for a legacy archive, its reading by the target type with its
+ * plain reading, see legacyValueChange): a conversion that would truncate, round or reinterpret a value (say text into
  * varchar(3), numeric into numeric(10,2), timestamptz into date, or a domain redefined as numeric(10,1)) fails in
- * `strict` mode and is reported in `lenient` mode; a value the target type cannot read at all (an enum label renamed,
- * a domain's CHECK made stricter) always fails, naming the column, never the value.
+ * `strict` mode and is reported in `lenient` mode; a value the target type cannot read at all (an enum label renamed, a
+ * domain's CHECK made stricter) always fails, naming the column, never the value.
  */
 export async function checkConversions(
   client: pg.ClientBase,
