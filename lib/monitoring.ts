@@ -12,6 +12,8 @@ import type { MetricName } from '../lambdas/shared/telemetry/powertools.js';
 
 /** 5-minute periods a retried condition (throttling) must last before it alarms. */
 const SUSTAINED_PERIODS = 3;
+/** UTC days on end with a batch withdrawn because its rows changed before a withdrawal is worth a page. */
+const ROWS_CHANGED_DAYS = 3;
 /** CloudWatch evaluates an alarm with one-hour periods over seven days at most (Period x EvaluationPeriods). */
 const MAX_NO_SUCCESS_HOURS = 168;
 
@@ -224,6 +226,16 @@ export class ArchiveMonitoring extends Construct {
       'VerificationFailures',
       this.metric('VerificationFailures'),
       'an archive failed verification (it was withdrawn, no rows were deleted)',
+    );
+    // One withdrawn batch is routine (the application touched an old row between export and delete), and a table
+    // fails only when three or more batches of its budget were all withdrawn. A budget of one or two batches never
+    // fails that way, and a larger one can lose most of its batches without failing: withdrawals on three days
+    // running mean the application keeps changing rows the retention calls old.
+    alarm(
+      'RowsChanged',
+      this.metric('RowsChanged', { period: Duration.days(1) }),
+      `batches were withdrawn because their rows changed on ${ROWS_CHANGED_DAYS} days running`,
+      { evaluationPeriods: ROWS_CHANGED_DAYS, datapointsToAlarm: ROWS_CHANGED_DAYS },
     );
 
     // "No successful run in the last N hours". A period is at most one day, and a day-long period would not slide

@@ -233,11 +233,31 @@ describe('alarms', () => {
     });
   });
 
+  it('RowsChanged fires when batches were withdrawn for changed rows on three UTC days running, not on one', () => {
+    // Act
+    const alarm = alarmsById(plain).RowsChanged;
+    // Assess
+    expect(alarm).toMatchObject({
+      Namespace: 'AuditArchiver',
+      MetricName: 'RowsChanged',
+      Dimensions: [{ Name: 'service', Value: 'audit-archiver' }],
+      Statistic: 'Sum',
+      Period: 86_400,
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+      EvaluationPeriods: 3,
+      DatapointsToAlarm: 3,
+      TreatMissingData: 'notBreaching',
+      AlarmActions: [topicRef(plain)],
+    });
+  });
+
   it('are exactly these, and every one notifies the topic', () => {
     // Prepare
     const expected = [
       ...[...anyFailure, ...sustained].map(([id]) => id),
       'VerificationFailures',
+      'RowsChanged',
       'NoSuccessfulRun',
     ].sort();
     // Act
