@@ -165,13 +165,13 @@ describe('restore of archives written by the Python "Audit Table Archiver"', () 
 
 describe('legacy archives restored into columns whose types narrowed since', () => {
   // Today's table: amount was numeric(12,4), code and tag text, seen_at timestamptz and seen_tz timestamp when the
-  // Python tool archived it.
+  // Python tool archived it, and the arrays' elements likewise.
   const bed = archiverTestbed(
     async (db) => {
       await db.client.query(
         `CREATE TABLE public.legacy_audit (id bigint PRIMARY KEY, created_at timestamptz NOT NULL,
            amount numeric(10,2), code varchar(3), seen_at timestamp, seen_on date, tag character(3),
-           seen_tz timestamptz)`,
+           seen_tz timestamptz, seen_ats timestamp[], seen_ons date[], seen_tzs timestamptz[])`,
       );
     },
     [{ schema: 'public', name: 'legacy_audit', timestampColumn: 'created_at' }],
@@ -229,6 +229,29 @@ describe('legacy archives restored into columns whose types narrowed since', () 
       { seen_on: '2025-01-02T03:04:05+00:00' },
       'seen_on',
     ],
+    [
+      'an array element of local time a timestamptz[] would read as UTC',
+      '20250311T010000Z',
+      {
+        seen_tzs: [
+          ['2025-01-02T03:04:05+00:00', null],
+          ['2025-01-02T03:04:05Z', null],
+        ],
+      },
+      'seen_tzs',
+    ],
+    [
+      'an array element whose offset a timestamp[] would drop',
+      '20250312T010000Z',
+      { seen_ats: ['2025-01-02T03:04:05', '2025-01-02T03:04:05-05:00'] },
+      'seen_ats',
+    ],
+    [
+      'an array element whose time of day a date[] would drop',
+      '20250313T010000Z',
+      { seen_ons: ['2025-01-02', '2025-01-02T03:04:05+00:00'] },
+      'seen_ons',
+    ],
   ])('refuses %s under strict drift, writing nothing', async (_case, runStamp, values, column) => {
     // Act
     const restored = await restoreOne(runStamp, values);
@@ -252,15 +275,27 @@ describe('legacy archives restored into columns whose types narrowed since', () 
       code: 'ab',
       seen_at: '2025-01-02T03:04:05',
       seen_on: '2025-01-02',
+      seen_ats: ['2025-01-02T03:04:05Z', null],
+      seen_ons: [['2025-01-02'], ['2025-01-03T00:00:00+00:00']],
+      seen_tzs: ['2025-01-02T03:04:05+00:00'],
     });
     const written = await bed.db.client.query(
-      'SELECT amount::text, code, seen_at::text, seen_on::text FROM public.legacy_audit WHERE id = 1',
+      `SELECT amount::text, code, seen_at::text, seen_on::text, seen_ats::text, seen_ons::text,
+              seen_tzs::text FROM public.legacy_audit WHERE id = 1`,
     );
 
     // Assess
     expect(restored.results[0]?.status).toBe('restored');
     expect(written.rows).toEqual([
-      { amount: '12.30', code: 'ab', seen_at: '2025-01-02 03:04:05', seen_on: '2025-01-02' },
+      {
+        amount: '12.30',
+        code: 'ab',
+        seen_at: '2025-01-02 03:04:05',
+        seen_on: '2025-01-02',
+        seen_ats: '{"2025-01-02 03:04:05",NULL}',
+        seen_ons: '{{2025-01-02},{2025-01-03}}',
+        seen_tzs: '{"2025-01-02 03:04:05+00"}',
+      },
     ]);
   });
 

@@ -428,23 +428,42 @@ const unboundedType = (plainType: string): string =>
 /**
  * When a legacy archive's value (its text, typeless) would change on its way into `into`, which a cast does silently:
  * a modifier that truncates or rounds (`varchar(3)`, `numeric(10,2)`, `timestamp(0)`), an offset a `timestamp`
- * column drops, a time of day a `date` column drops. Undefined when the target reads every value as it is written.
+ * column drops, a time of day a `date` column drops, a naive time a `timestamptz` column would read as UTC; and the
+ * same of an array's elements. Undefined when the target reads every value as it is written.
  */
 function legacyValueChange(text: string, into: TargetColumn): string | undefined {
   const plain = into.plainType;
   // Compared as the unbounded type: `character` or `bit` alone would cut both sides to one character.
   const whole = unboundedType(plain);
+  const element = plain.replace(/(\[\])+$/, '');
+  // An array's elements (of any dimension) are checked one by one, as text: legacy-rows.ts writes each element as
+  // the scalar's text.
+  const elementChange = element === plain ? legacyTimeChange(text, plain) : legacyTimeChange('e.v', element);
+  const timeChange =
+    element === plain || elementChange === undefined
+      ? elementChange
+      : `EXISTS (SELECT FROM pg_catalog.unnest(${text}::pg_catalog.text[]) AS e(v) WHERE ${elementChange})`;
   const changes = [
     ...(into.type !== plain ? [`(${text}::${into.type})::${whole} IS DISTINCT FROM ${text}::${whole}`] : []),
-    ...(plain === 'timestamp without time zone'
-      ? [`${text}::${plain} IS DISTINCT FROM (${text}::timestamp with time zone AT TIME ZONE 'UTC')`]
-      : []),
-    ...(plain === 'date' ? [`${text}::date IS DISTINCT FROM ${text}::timestamp without time zone`] : []),
-    // The tool appended `Z` to naive values (a `timestamp` column then): their zone is unknown, and reading them as
-    // UTC would make up an instant. An aware value carries its offset (`+00:00`).
-    ...(plain === 'timestamp with time zone' ? [`${text} OPERATOR(pg_catalog.~) '[0-9]Z$'`] : []),
+    ...(timeChange ? [timeChange] : []),
   ];
   return changes.length > 0 ? `(${changes.join(' OR ')})` : undefined;
+}
+
+/** What a date or time type drops or makes up of a legacy value's text, a scalar's or an array element's. */
+function legacyTimeChange(text: string, type: string): string | undefined {
+  switch (type) {
+    case 'timestamp without time zone':
+      return `${text}::${type} IS DISTINCT FROM (${text}::timestamp with time zone AT TIME ZONE 'UTC')`;
+    case 'date':
+      return `${text}::date IS DISTINCT FROM ${text}::timestamp without time zone`;
+    case 'timestamp with time zone':
+      // The tool appended `Z` to naive values (a `timestamp` column then): their zone is unknown, and reading them
+      // as UTC would make up an instant. An aware value carries its offset (`+00:00`).
+      return `${text} OPERATOR(pg_catalog.~) '[0-9]Z$'`;
+    default:
+      return undefined;
+  }
 }
 
 /**
