@@ -217,36 +217,25 @@ describe('alarms', () => {
     expect(watched).toEqual([]);
   });
 
-  it('VerificationFailures fires on any failed verification (custom metric, service dimension) and notifies the topic', () => {
+  it.each([
+    ['VerificationFailures', 'on any failed verification (5 minutes)', { Period: 300, EvaluationPeriods: 1 }],
+    [
+      'RowsChanged',
+      'when batches were withdrawn for changed rows on three UTC days running, not on one',
+      { Period: 86_400, EvaluationPeriods: 3, DatapointsToAlarm: 3 },
+    ],
+  ])('%s fires %s (custom metric, service dimension) and notifies the topic', (id, _when, window) => {
     // Act
-    const alarm = alarmsById(plain).VerificationFailures;
+    const alarm = alarmsById(plain)[id];
     // Assess
     expect(alarm).toMatchObject({
       Namespace: 'AuditArchiver',
-      MetricName: 'VerificationFailures',
+      MetricName: id,
       Dimensions: [{ Name: 'service', Value: 'audit-archiver' }],
       Statistic: 'Sum',
+      ...window,
       Threshold: 0,
       ComparisonOperator: 'GreaterThanThreshold',
-      TreatMissingData: 'notBreaching',
-      AlarmActions: [topicRef(plain)],
-    });
-  });
-
-  it('RowsChanged fires when batches were withdrawn for changed rows on three UTC days running, not on one', () => {
-    // Act
-    const alarm = alarmsById(plain).RowsChanged;
-    // Assess
-    expect(alarm).toMatchObject({
-      Namespace: 'AuditArchiver',
-      MetricName: 'RowsChanged',
-      Dimensions: [{ Name: 'service', Value: 'audit-archiver' }],
-      Statistic: 'Sum',
-      Period: 86_400,
-      Threshold: 0,
-      ComparisonOperator: 'GreaterThanThreshold',
-      EvaluationPeriods: 3,
-      DatapointsToAlarm: 3,
       TreatMissingData: 'notBreaching',
       AlarmActions: [topicRef(plain)],
     });
