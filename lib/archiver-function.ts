@@ -45,8 +45,9 @@ export interface ArchiverFunctionProps extends DatabaseNetworkProps {
   readonly step: ArchiverStep;
   /** The config the bundle ships as `archiver.config.json`. */
   readonly config: BundledConfig;
-  /** Variables besides `ARCHIVER_CONFIG_PATH`, `NODE_OPTIONS` and the Powertools ones. */
+  /** Variables besides `ARCHIVER_CONFIG_PATH` and `NODE_OPTIONS`. */
   readonly environment: Record<string, string>;
+  /** The function's timeout (see LONG_STEP and SHORT_STEP); each Task of the state machines allows a little more. */
   readonly timeout: Duration;
   /** Memory in MB; CPU scales with it. */
   readonly memorySize: number;
@@ -71,8 +72,9 @@ export interface ArchiverFunctionProps extends DatabaseNetworkProps {
  * One archiver step as a Lambda function: Node.js 22 on arm64, an ESM bundle (minified, source-mapped, class names
  * kept because the state machines match on error names) that carries the validated config (and the database CA
  * certificates, when given), an explicit log group with retention, X-Ray active tracing, and a role that starts
- * with nothing but writing to that log group and sending traces. Everything else is granted by the stack, per
- * step, through this construct (it is the grantee).
+ * with nothing but writing to that log group and sending traces. Everything else is granted per step by the
+ * construct that owns the resource (ArchiverFunctions, RestoreWorkflow, ArchiveMonitoring), with this construct as
+ * the grantee.
  */
 export class ArchiverFunction extends Construct implements iam.IGrantable {
   public readonly function: nodejs.NodejsFunction;
@@ -124,8 +126,6 @@ export class ArchiverFunction extends Construct implements iam.IGrantable {
       reservedConcurrentExecutions: props.reservedConcurrentExecutions,
       environment: {
         ARCHIVER_CONFIG_PATH: BundledConfig.RUNTIME_PATH,
-        POWERTOOLS_SERVICE_NAME: 'audit-archiver',
-        POWERTOOLS_METRICS_NAMESPACE: 'AuditArchiver',
         NODE_OPTIONS: '--enable-source-maps',
         ...props.databaseCaBundle?.environment,
         ...props.environment,

@@ -1,5 +1,4 @@
 import { ArnFormat, CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
-import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
@@ -126,19 +125,7 @@ export class AuditArchiverStack extends Stack {
       scheduledRunsExpected: aws.schedule.enabled,
     });
     // Run summaries go to the alarm topic, so its email subscribers and chat channels receive them too.
-    // Spelled out rather than topic.grantPublish, which grants the wildcard action kms:GenerateDataKey*.
-    const summary = this.functions.summary.function;
-    summary.addEnvironment('NOTIFICATION_TOPIC_ARN', this.monitoring.topic.topicArn);
-    summary.addToRolePolicy(
-      new iam.PolicyStatement({ actions: ['sns:Publish'], resources: [this.monitoring.topic.topicArn] }),
-    );
-    summary.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
-        resources: [this.monitoring.topicKey.keyArn],
-        conditions: { StringEquals: { 'kms:ViaService': `sns.${this.region}.amazonaws.com` } },
-      }),
-    );
+    this.monitoring.grantPublishSummaries(this.functions.summary.function);
     this.chatNotifications = new ChatNotifications(this, 'ChatNotifications', {
       topic: this.monitoring.topic,
       slack: aws.notifications.slack,

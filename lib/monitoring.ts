@@ -8,7 +8,11 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
-import type { MetricName } from '../lambdas/shared/telemetry/powertools.js';
+import {
+  METRICS_NAMESPACE,
+  type MetricName,
+  SERVICE_NAME,
+} from '../lambdas/shared/telemetry/metric-names.js';
 
 /** 5-minute periods a retried condition (throttling) must last before it alarms. */
 const SUSTAINED_PERIODS = 3;
@@ -46,16 +50,6 @@ export interface ArchiveMonitoringProps {
    */
   readonly scheduledRunsExpected?: boolean;
   /**
-   * CloudWatch namespace of the functions' custom metrics (`POWERTOOLS_METRICS_NAMESPACE`).
-   * @default 'AuditArchiver'
-   */
-  readonly metricsNamespace?: string;
-  /**
-   * Value of the `service` dimension of the custom metrics (`POWERTOOLS_SERVICE_NAME`).
-   * @default 'audit-archiver'
-   */
-  readonly serviceName?: string;
-  /**
    * Prefix of every alarm name (followed by "-"); the topic and key policies admit alarms with this prefix only.
    * @default - the stack name
    */
@@ -90,9 +84,6 @@ export class ArchiveMonitoring extends Construct {
   /** Prefix of every alarm name, followed by "-". */
   public readonly alarmNamePrefix: string;
 
-  private readonly namespace: string;
-  private readonly service: string;
-
   constructor(scope: Construct, id: string, props: ArchiveMonitoringProps) {
     super(scope, id);
     const stack = Stack.of(this);
@@ -102,8 +93,6 @@ export class ArchiveMonitoring extends Construct {
         `${this.node.path}: noSuccessfulRunHours must be an integer from 1 to ${MAX_NO_SUCCESS_HOURS}`,
       );
     }
-    this.namespace = props.metricsNamespace ?? 'AuditArchiver';
-    this.service = props.serviceName ?? 'audit-archiver';
     this.alarmNamePrefix = props.alarmNamePrefix ?? stack.stackName;
 
     // CloudWatch publishes to an encrypted topic only if the key lets it; AWS-managed SNS keys cannot. Both the key
@@ -266,7 +255,7 @@ export class ArchiveMonitoring extends Construct {
       new cloudwatch.TextWidget({
         markdown:
           '# audit-archiver\nCustom metrics come from the step functions (namespace ' +
-          `\`${this.namespace}\`): totals carry the \`service\` dimension only, per-table series also ` +
+          `\`${METRICS_NAMESPACE}\`): totals carry the \`service\` dimension only, per-table series also ` +
           '`database` and `table`.',
         width: 24,
         height: 2,
@@ -356,12 +345,30 @@ export class ArchiveMonitoring extends Construct {
     );
   }
 
+  /**
+   * Lets `fn` publish to the alarm topic (a run's summary) and tells it the topic in `NOTIFICATION_TOPIC_ARN`. Spelled
+   * out rather than `topic.grantPublish`, which grants the wildcard action `kms:GenerateDataKey*`.
+   */
+  public grantPublishSummaries(fn: lambda.Function): void {
+    fn.addEnvironment('NOTIFICATION_TOPIC_ARN', this.topic.topicArn);
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ['sns:Publish'], resources: [this.topic.topicArn] }),
+    );
+    fn.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+        resources: [this.topicKey.keyArn],
+        conditions: { StringEquals: { 'kms:ViaService': `sns.${Stack.of(this).region}.amazonaws.com` } },
+      }),
+    );
+  }
+
   /** A custom metric in total (the `service` dimension only), as the functions emit it. */
   private metric(name: MetricName, options: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
     return new cloudwatch.Metric({
-      namespace: this.namespace,
+      namespace: METRICS_NAMESPACE,
       metricName: name,
-      dimensionsMap: { service: this.service },
+      dimensionsMap: { service: SERVICE_NAME },
       statistic: cloudwatch.Stats.SUM,
       period: Duration.minutes(5),
       ...options,
@@ -377,9 +384,9 @@ export class ArchiveMonitoring extends Construct {
     periodSeconds = 300,
     statistic: 'Sum' | 'Minimum' | 'Maximum' = 'Sum',
   ): cloudwatch.MathExpression {
-    const schema = `{${this.namespace},service,database,table}`;
+    const schema = `{${METRICS_NAMESPACE},service,database,table}`;
     return new cloudwatch.MathExpression({
-      expression: `SEARCH('${schema} service="${this.service}" MetricName="${name}"', '${statistic}', ${periodSeconds})`,
+      expression: `SEARCH('${schema} service="${SERVICE_NAME}" MetricName="${name}"', '${statistic}', ${periodSeconds})`,
       usingMetrics: {},
       // Empty: each series keeps its own label, the database and table dimension values.
       label: '',

@@ -101,8 +101,6 @@ describe('step functions', () => {
           ARCHIVER_CONFIG_PATH: '/var/task/archiver.config.json',
           LOCK_TABLE_NAME: { Ref: table },
           ARCHIVE_BUCKET: { Ref: bucket },
-          POWERTOOLS_SERVICE_NAME: 'audit-archiver',
-          POWERTOOLS_METRICS_NAMESPACE: 'AuditArchiver',
           NODE_OPTIONS: '--enable-source-maps',
           ...(DATABASE_STEPS.includes(step) ? { NODE_EXTRA_CA_CERTS: '/var/runtime/ca-cert.pem' } : {}),
           // Run summaries go to the alarm topic.

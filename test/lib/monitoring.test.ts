@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { MetricName } from '../../lambdas/shared/telemetry/powertools.js';
+import type { MetricName } from '../../lambdas/shared/telemetry/metric-names.js';
 import { fixture, logicalId, roleStatements, type Synthesized, synthesize } from './synth.js';
 
 /** CloudFormation JSON, as `Template.toJSON()` types it. */

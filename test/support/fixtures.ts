@@ -25,7 +25,7 @@ import { LockTableClient } from '../../lambdas/shared/lock-table/table-client.js
 import type { RestoreTask } from '../../lambdas/shared/restore/restore-task.js';
 import type { StepDeps } from '../../lambdas/shared/step/step-deps.js';
 import type { TableTask } from '../../lambdas/shared/step/table-task.js';
-import type { MetricName } from '../../lambdas/shared/telemetry/powertools.js';
+import type { MetricName } from '../../lambdas/shared/telemetry/metric-names.js';
 import { type LocalEnvironment, openLocalEnvironment } from '../../local/run.js';
 import { type LocalServices, startLocalServices } from '../../local/services.js';
 import { writeLegacyArchive } from './legacy-archive.js';

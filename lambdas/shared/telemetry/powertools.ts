@@ -1,30 +1,13 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import { METRICS_NAMESPACE, type MetricName, SERVICE_NAME } from './metric-names.js';
 
-/** Module-scope singletons, as Powertools recommends: one per process, configured from POWERTOOLS_* env vars. */
-export const logger = new Logger({ serviceName: 'audit-archiver' });
-export const metrics = new Metrics({ namespace: 'AuditArchiver', serviceName: 'audit-archiver' });
-
-export type MetricName =
-  | 'RowsArchived'
-  | 'BytesArchived'
-  | 'BatchesArchived'
-  | 'ObjectsArchived'
-  | 'RowsDeleted'
-  | 'VerificationFailures'
-  | 'RowsChanged'
-  | 'ExportDuration'
-  | 'UploadDuration'
-  | 'VerifyDuration'
-  | 'DeleteDuration'
-  | 'TablesSkippedLocked'
-  | 'TableRunsSucceeded'
-  | 'TablesBudgetReached'
-  | 'BacklogRows'
-  | 'VacuumFailures'
-  | 'ReplicaLagPauses'
-  | 'BusySessions'
-  | 'ThrottlePauseSeconds';
+/**
+ * Module-scope singletons, as Powertools recommends: one per process. The namespace and service are the alarms'
+ * contract (lib/monitoring.ts), so they are constants here, not environment variables a deployment could change.
+ */
+export const logger = new Logger({ serviceName: SERVICE_NAME });
+export const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: SERVICE_NAME });
 
 /** What the pure cores may report; handlers bind it to Powertools, tests to a recorder. Never row data. */
 export interface Telemetry {
