@@ -162,7 +162,7 @@ export function workloadFromOptions(options: CostOptions, batchSize: number): Wo
     bytes = rows * perRow;
     basis = options.avgRowBytes
       ? `${options.avgRowBytes} bytes/row raw / compression ratio ${options.compressionRatio ?? DEFAULT_COMPRESSION_RATIO}`
-      : `${DEFAULT_ARCHIVE_BYTES_PER_ROW} bytes/row (measured gzip 6 archives of the benchmark table)`;
+      : `${DEFAULT_ARCHIVE_BYTES_PER_ROW} bytes/row (the benchmark table's archives at gzip level 3)`;
   } else {
     throw new ConfigError('cost needs --size, --rows, or a database to measure (--config or --demo)');
   }

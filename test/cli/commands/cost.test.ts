@@ -19,7 +19,7 @@ describe('cost: inputs', () => {
   it('derives rows and archives from a size, and from rows and their raw width', () => {
     // Act
     const sized = workloadFromOptions(parseCostOptions({ size: '720MB', compressionRatio: '2' }), 50_000);
-    const rowed = workloadFromOptions(parseCostOptions({ rows: '1000000', avgRowBytes: '250' }), 50_000);
+    const rowed = workloadFromOptions(parseCostOptions({ rows: '1000000', avgRowBytes: '240' }), 50_000);
 
     // Assess
     expect(sized.backlog.bytes).toBe(360 * 1024 ** 2);
