@@ -31,6 +31,8 @@ export async function measureAll(config: ArchiverConfig, store?: ArchiveStore): 
   for (const db of config.databases) {
     const settings = await resolveConnection(db, { env: process.env, secrets });
     const client = new pg.Client({ ...settings, ssl: tlsOption(db.tls), connectionTimeoutMillis: 10_000 });
+    // A connection the server drops fails the query under way; the event alone must not crash the process.
+    client.on('error', () => undefined);
     await client.connect();
     try {
       // The steps' own settings (search_path pinned to pg_catalog): what it measures cannot be skewed by planted objects.

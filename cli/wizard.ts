@@ -487,6 +487,8 @@ export async function runWizard(options: WizardOptions, io: WizardIo): Promise<s
   const loopback = ['localhost', '127.0.0.1', '::1'].includes(settings.host);
   const tls = options.tls ?? (loopback ? 'disable' : 'verify-full');
   const client = new pg.Client({ ...settings, ssl: tlsOption(tls), connectionTimeoutMillis: 10_000 });
+  // A connection the server drops fails the query under way; the event alone must not crash the process.
+  client.on('error', () => undefined);
   await client.connect();
   let candidates: Candidate[];
   try {

@@ -49,18 +49,16 @@ export function clearDemoArchives(stateDir: string): void {
  * - "billing"."Invoice Events": composite key, timestamp without time zone, numeric, text[], a name that needs quoting.
  */
 export async function seedDemoDatabase(adminUrl: string, rows: number): Promise<string> {
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${DEMO_DATABASE}`);
-  await admin.query(`CREATE DATABASE ${DEMO_DATABASE}`);
-  await admin.end();
+  await withDemoClient(adminUrl, async (admin) => {
+    await admin.query(`DROP DATABASE IF EXISTS ${DEMO_DATABASE}`);
+    await admin.query(`CREATE DATABASE ${DEMO_DATABASE}`);
+  });
   const url = adminUrl.replace(/\/[^/]*$/, `/${DEMO_DATABASE}`);
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
   const auditRows = Math.round(rows * 0.7);
   const invoiceRows = rows - auditRows;
-  await createAuditLogsTable(client, auditRows);
-  await client.query(`
+  await withDemoClient(url, async (client) => {
+    await createAuditLogsTable(client, auditRows);
+    await client.query(`
     CREATE SCHEMA billing;
     CREATE TABLE billing."Invoice Events" (
       tenant_id int NOT NULL,
@@ -79,8 +77,24 @@ export async function seedDemoDatabase(adminUrl: string, rows: number): Promise<
     CREATE SCHEMA ${ORIGINALS_SCHEMA};
     CREATE TABLE ${ORIGINALS_SCHEMA}.audit_logs AS SELECT * FROM public.audit_logs;
     CREATE TABLE ${ORIGINALS_SCHEMA}."Invoice Events" AS SELECT * FROM billing."Invoice Events";`);
-  await client.end();
+  });
   return url;
+}
+
+/**
+ * Runs `work` on a connection that is closed however it ends. The listener keeps a connection the server drops (the
+ * demo's PostgreSQL stopped after a failed seed) from crashing the process with an unhandled 'error' event, which
+ * would hide the failure itself.
+ */
+async function withDemoClient(url: string, work: (client: pg.Client) => Promise<void>): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await work(client);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }
 
 /** Where the demo keeps its config in the state dir (`audit --demo` reads it without starting the database). */
