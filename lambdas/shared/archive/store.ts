@@ -13,6 +13,7 @@ import {
   ArchiveIntegrityError,
   ConfigError,
   classifyAwsError,
+  isTransientAwsError,
   StorageUnavailableError,
 } from '../errors/step-errors.js';
 import { type CopyOptions, copyOnce, DEFAULT_COPY } from './store-copy.js';
@@ -295,12 +296,14 @@ export class ArchiveStore {
           }),
         ),
       );
-      // DeleteObjects answers 200 and lists the keys it could not delete (a missing key is not one of them).
+      // DeleteObjects answers 200 and lists the keys it could not delete (a missing key is not one of them). Only a
+      // key S3 could not delete now (SlowDown, InternalError) is worth a retry; AccessDenied is not an outage.
       const failed = deleted.Errors ?? [];
-      if (failed.length > 0) {
-        throw new StorageUnavailableError(
-          `could not delete ${failed.length} of ${chunk.length} objects (${failed[0]?.Code ?? 'unknown'}: ${failed[0]?.Key ?? ''})`,
-        );
+      const first = failed[0];
+      if (first) {
+        const message = `could not delete ${failed.length} of ${chunk.length} objects (${first.Code ?? 'unknown'}: ${first.Key ?? ''})`;
+        const transient = failed.every((e) => isTransientAwsError({ name: e.Code, message: e.Message }));
+        throw transient ? new StorageUnavailableError(message) : new Error(message);
       }
     }
   }

@@ -1,4 +1,4 @@
-import { HeadObjectCommand, type ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { DeleteObjectsCommand, HeadObjectCommand, type ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { ArchiveStore } from '../../../../lambdas/shared/archive/store.js';
 import { recordingClient } from '../../../support/recording-s3.js';
@@ -41,5 +41,36 @@ describe('ArchiveStore reads of a key S3 answers with 403', () => {
     // Assess
     await expect(there).rejects.toBe(denied);
     await expect(unknown).rejects.toBe(denied);
+  });
+});
+
+describe('ArchiveStore.deleteKeys, for the keys DeleteObjects lists as not deleted', () => {
+  const keys = Array.from({ length: 8 }, (_, i) => `staging/b/${i}.jsonl.gz`);
+  const answering = (code: string) =>
+    recordingClient((command) =>
+      command instanceof DeleteObjectsCommand
+        ? { Errors: [{ Key: keys[3], Code: code, Message: `${code} message` }] }
+        : {},
+    ).client;
+
+  it('names a key S3 could not delete now (SlowDown, InternalError) a storage outage, which is retried', async () => {
+    // Act
+    const slowDown = new ArchiveStore(answering('SlowDown'), 'b').deleteKeys(keys);
+    const internal = new ArchiveStore(answering('InternalError'), 'b').deleteKeys(keys);
+
+    // Assess
+    await expect(slowDown).rejects.toMatchObject({ name: 'StorageUnavailableError' });
+    await expect(internal).rejects.toMatchObject({ name: 'StorageUnavailableError' });
+  });
+
+  it('does not retry a refusal (AccessDenied) as an outage, and names its code and key', async () => {
+    // Act
+    const denied = new ArchiveStore(answering('AccessDenied'), 'b').deleteKeys(keys);
+
+    // Assess
+    await expect(denied).rejects.toThrow(
+      new Error('could not delete 1 of 8 objects (AccessDenied: staging/b/3.jsonl.gz)'),
+    );
+    await expect(denied).rejects.not.toMatchObject({ name: 'StorageUnavailableError' });
   });
 });
