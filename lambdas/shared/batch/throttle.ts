@@ -1,7 +1,8 @@
 import type pg from 'pg';
 import type { ArchiverConfig, DatabaseConfig } from '../config/schema.js';
+import { APPLICATION_NAME } from '../database/db.js';
 import type { TableShape } from '../database/table-shape.js';
-import { qualifiedName } from '../database/table-sql.js';
+import { qualifiedName, quoteLiteral } from '../database/table-sql.js';
 import { ReplicaLagError } from '../errors/step-errors.js';
 import type { Progress } from '../step/table-task.js';
 import type { Telemetry } from '../telemetry/powertools.js';
@@ -96,7 +97,7 @@ export class ApplicationLoad {
                   AND state_change > pg_catalog.clock_timestamp() - ${Number(this.idleInTransactionSeconds)}::float8 * interval '1 second')
               END)::int AS busy
          FROM pg_catalog.pg_stat_activity
-        WHERE pid <> pg_catalog.pg_backend_pid() AND application_name IS DISTINCT FROM 'audit-archiver'
+        WHERE pid <> pg_catalog.pg_backend_pid() AND application_name IS DISTINCT FROM ${quoteLiteral(APPLICATION_NAME)}
           -- Another role's session shows its role but not its backend type to a role without pg_read_all_stats.
           AND (backend_type = 'client backend' OR (backend_type IS NULL AND usesysid IS NOT NULL))`,
     )) as unknown as pg.QueryResult<{ busy: number }>[];

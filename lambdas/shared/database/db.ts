@@ -3,6 +3,9 @@ import { ARCHIVE_LC_MONETARY } from '../archive/format.js';
 import type { DatabaseConfig } from '../config/schema.js';
 import { classifyDatabaseError } from '../errors/step-errors.js';
 
+/** The archiver's sessions' application_name: the load throttle (batch/throttle.ts) leaves them out of the load. */
+export const APPLICATION_NAME = 'audit-archiver';
+
 /** A resolved connection: what credentials.ts produces from a secret, a URL or an env var. */
 export interface ConnectionSettings {
   host: string;
@@ -66,7 +69,7 @@ function settingsSql(limits: SessionLimits | undefined, scope: 'SET' | 'SET LOCA
     `${scope} lock_timeout = ${Math.round(limits.lockTimeoutSeconds * 1000)}`,
     // An invocation that dies mid-transaction must not hold row locks until TCP keepalive notices.
     `${scope} idle_in_transaction_session_timeout = ${Math.round(Math.max(60, limits.statementTimeoutSeconds) * 1000)}`,
-    `${scope} application_name = 'audit-archiver'`,
+    `${scope} application_name = ${pg.escapeLiteral(APPLICATION_NAME)}`,
   ];
 }
 
