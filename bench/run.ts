@@ -819,8 +819,15 @@ function formatOltp(oltp: OltpFigures): string[] {
   ];
 }
 
-/** The workload's flags, named as typed: `--oltp-clients 0` turns the workload and the second archive run off. */
-const OltpFlagsSchema = z.object({
+/**
+ * The numeric flags, named as typed (batch size and gzip level within the config's bounds): `--oltp-clients 0` turns
+ * the workload and the second archive run off.
+ */
+const BenchFlagsSchema = z.object({
+  rows: z.coerce.number().int().min(1).max(100_000_000),
+  'batch-size': z.coerce.number().int().min(1).max(5_000_000),
+  'compression-level': z.coerce.number().int().min(1).max(9),
+  postgres: z.enum(['14', '18']).transform((major) => Number(major) as PostgresVersion),
   'oltp-clients': z.coerce.number().int().min(0).max(64),
   'oltp-seconds': z.coerce.number().positive().max(3600),
 });
@@ -838,13 +845,13 @@ async function main(): Promise<void> {
       'one-day': { type: 'boolean', default: false },
     },
   });
-  const flags = OltpFlagsSchema.safeParse(values);
+  const flags = BenchFlagsSchema.safeParse(values);
   if (!flags.success) throw new Error(`invalid option:\n${formatIssues(flags.error)}`);
   const result = await runBenchmark({
-    rows: Number(values.rows),
-    batchSize: Number(values['batch-size']),
-    compressionLevel: Number(values['compression-level']),
-    postgres: Number(values.postgres) as PostgresVersion,
+    rows: flags.data.rows,
+    batchSize: flags.data['batch-size'],
+    compressionLevel: flags.data['compression-level'],
+    postgres: flags.data.postgres,
     oltpClients: flags.data['oltp-clients'],
     oltpSeconds: flags.data['oltp-seconds'],
     oneDay: values['one-day'],

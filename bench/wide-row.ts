@@ -30,7 +30,7 @@ export interface WideRowFigures {
 const valueSql = (megabytes: number) =>
   `repeat(md5(random()::text) || E'"\\n', ${Math.ceil((megabytes * 1024 * 1024) / 34)})`;
 
-export async function runWideRow(megabytes: number, version: PostgresVersion): Promise<WideRowFigures> {
+async function runWideRow(megabytes: number, version: PostgresVersion): Promise<WideRowFigures> {
   const work = mkdtempSync(join(tmpdir(), 'audit-archiver-wide-row-'));
   const server = await startLocalPostgres(version);
   const client = new pg.Client({ connectionString: server.url() });

@@ -55,7 +55,7 @@ export function auditFilter(options: Omit<AuditOptions, 'json'>): AuditFilter {
 
 const detailText = (value: unknown) => (Array.isArray(value) ? `[${value.join('; ')}]` : String(value));
 
-export function formatAuditEvents(events: AuditEvent[]): string {
+function formatAuditEvents(events: AuditEvent[]): string {
   if (events.length === 0) return 'No audit events in scope.';
   return events
     .map((e) => {

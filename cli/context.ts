@@ -61,7 +61,7 @@ export interface OperatorStores {
 }
 
 /** Opens the deployed lock table's stores that operator commands use. */
-export async function openLockTable(name: string): Promise<OperatorStores> {
+async function openLockTable(name: string): Promise<OperatorStores> {
   const { LockTableClient } = await import('../lambdas/shared/lock-table/table-client.js');
   const { ArchiveInventory } = await import('../lambdas/shared/lock-table/archive-inventory.js');
   const { LegalHolds } = await import('../lambdas/shared/lock-table/legal-holds.js');

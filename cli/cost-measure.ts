@@ -169,7 +169,7 @@ async function timestampKind(client: pg.ClientBase, oid: number, column: string)
  * A table's existing archives: their total size and count, and bytes per row over the newest 50 (from the row count
  * each object carries in its metadata).
  */
-export async function measureArchives(
+async function measureArchives(
   store: ArchiveStore,
   config: ArchiverConfig,
   database: string,

@@ -143,7 +143,7 @@ async function physicalDatabase(client: pg.Client): Promise<string | undefined> 
  * A table configured twice over (two entries that reach one database): both archive it, each under its own prefix
  * and inventory, so a restore through one entry silently lacks the rows the other archived.
  */
-export function aliasChecks(archivedAs: ReadonlyMap<string, readonly string[]>): CheckResult[] {
+function aliasChecks(archivedAs: ReadonlyMap<string, readonly string[]>): CheckResult[] {
   return [...archivedAs.values()]
     .filter((subjects) => subjects.length > 1)
     .map((subjects) => ({
@@ -495,7 +495,7 @@ export async function executionsCheck(deps: DoctorDeps): Promise<CheckResult> {
   }
 }
 
-export function judgeExecutions(
+function judgeExecutions(
   executions: ExecutionListItem[],
   now: Date,
   maxHours: number,

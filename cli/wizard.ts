@@ -268,7 +268,7 @@ async function ageProfile(client: pg.ClientBase, candidate: Candidate): Promise<
   };
 }
 
-export function formatCandidates(candidates: Candidate[]): string {
+function formatCandidates(candidates: Candidate[]): string {
   return candidates
     .map((c, i) => {
       const head = `${String(i + 1).padStart(3)}. ${c.schema}.${c.name}`;

@@ -13,11 +13,6 @@ export interface ArchiveStateMachinesProps {
   /** The step functions the definitions' `${...FunctionArn}` placeholders name. */
   readonly functions: ArchiverFunctions;
   /**
-   * Directory holding `archive.asl.json` and `archive-table.asl.json`.
-   * @default the repository's statemachines/ directory
-   */
-  readonly definitionsDir?: string;
-  /**
    * Execution log level of both state machines.
    * @default sfn.LogLevel.ERROR
    */
@@ -41,7 +36,6 @@ export class ArchiveStateMachines extends Construct {
 
   constructor(scope: Construct, id: string, props: ArchiveStateMachinesProps) {
     super(scope, id);
-    const dir = props.definitionsDir ?? STATE_MACHINES_DIR;
     const { functions } = props;
     const common = { logLevel: props.logLevel, logRetention: props.logRetention };
 
@@ -53,7 +47,7 @@ export class ArchiveStateMachines extends Construct {
       DeleteFunctionArn: functions.delete,
     };
     this.archiveTable = new AslStateMachine(this, 'ArchiveTable', {
-      definitionFile: join(dir, 'archive-table.asl.json'),
+      definitionFile: join(STATE_MACHINES_DIR, 'archive-table.asl.json'),
       substitutions: Object.fromEntries(
         Object.entries(childSteps).map(([name, step]) => [name, step.function.functionArn]),
       ),
@@ -62,7 +56,7 @@ export class ArchiveStateMachines extends Construct {
     for (const step of Object.values(childSteps)) this.archiveTable.grantInvoke(step.function);
 
     this.archive = new AslStateMachine(this, 'Archive', {
-      definitionFile: join(dir, 'archive.asl.json'),
+      definitionFile: join(STATE_MACHINES_DIR, 'archive.asl.json'),
       substitutions: {
         PlanFunctionArn: functions.plan.function.functionArn,
         SummaryFunctionArn: functions.summary.function.functionArn,

@@ -7,7 +7,7 @@ import { Construct, type IConstruct } from 'constructs';
  * `Ref` becomes `<Logical>`, `Fn::Join` is joined and anything else is JSON. Acknowledgments then name the exact
  * resource pattern, so a new, unreviewed wildcard still fails the check.
  */
-export function nagResource(scope: IConstruct, arn: string): string {
+function nagResource(scope: IConstruct, arn: string): string {
   const visit = (node: unknown): string => {
     if (node === undefined) return '';
     if (typeof node === 'string') return node.replace(/\$\{/g, '<').replace(/}/g, '>');

@@ -18,7 +18,9 @@ const SUMMARY_STEP: StepSize = { timeout: Duration.seconds(300), memorySize: 256
 export interface RestoreWorkflowProps {
   /** The archive steps: the restore steps share their bundle, environment, network, CA certificates and secrets. */
   readonly functions: ArchiverFunctions;
+  /** The bucket the restore reads archives from (through `readableKeys`) and writes its audit events to. */
   readonly archiveBucket: ArchiveBucket;
+  /** The lock table: the restore reads the inventory and the batch in flight, and keeps its watermarks and results. */
   readonly lockTable: LockTable;
   /**
    * Key pattern (relative to the bucket) the restore may read: the archiver's prefix, which also holds archives of
@@ -32,11 +34,6 @@ export interface RestoreWorkflowProps {
    * @default `${stackName}-restore`
    */
   readonly stateMachineName?: string;
-  /**
-   * Directory holding `restore.asl.json`.
-   * @default the repository's statemachines/ directory
-   */
-  readonly definitionsDir?: string;
   /**
    * Execution log level.
    * @default sfn.LogLevel.ERROR
@@ -101,7 +98,7 @@ export class RestoreWorkflow extends Construct {
       RestoreSummaryFunctionArn: this.summary,
     };
     this.stateMachine = new AslStateMachine(this, 'StateMachine', {
-      definitionFile: join(props.definitionsDir ?? STATE_MACHINES_DIR, 'restore.asl.json'),
+      definitionFile: join(STATE_MACHINES_DIR, 'restore.asl.json'),
       stateMachineName: props.stateMachineName ?? `${Stack.of(this).stackName}-restore`,
       substitutions: Object.fromEntries(
         Object.entries(steps).map(([name, step]) => [name, step.function.functionArn]),

@@ -9,8 +9,8 @@ import { createAuditLogsTable } from './audit-table.js';
 import { compareRows, type RowComparison } from './compare-rows.js';
 
 export const DEMO_DATABASE = 'shop';
-export const DEMO_RETENTION_DAYS = 90;
-export const DEMO_BUCKET = 'audit-archiver-demo';
+const DEMO_RETENTION_DAYS = 90;
+const DEMO_BUCKET = 'audit-archiver-demo';
 /** The untouched copy of the demo tables, taken before archiving, that a demo restore is compared with. */
 const ORIGINALS_SCHEMA = 'demo_original';
 const DEMO_TABLES = [

@@ -35,8 +35,7 @@ interface Container {
  * Runs each function as Lambda does: its handler bundled alone with the stack's esbuild options, in a Node process
  * of its own started at the first invocation and kept warm for the next ones. Like a Lambda execution environment,
  * a process serves one invocation at a time: a concurrent one (a Map's iterations) gets another process, started
- * cold, and the warm ones are reused (
- * workflow is the only caller). Each process's SDK clients name the function as their user-agent app id, so the local
+ * cold, and idle warm ones are reused first. Each process's SDK clients name the function as their user-agent app id, so the local
  * servers can count requests per function. The bench uses it to measure each function's memory; tests keep the
  * functions in-process, where they can inject faults.
  */

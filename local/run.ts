@@ -18,7 +18,7 @@ import {
 } from './workflow.js';
 
 export const DEFAULT_STATE_DIR = '.audit-archiver';
-export const DEFAULT_LOCAL_BUCKET = 'audit-archiver-local';
+const DEFAULT_LOCAL_BUCKET = 'audit-archiver-local';
 /** Local mode has no SNS: the summary step writes its would-be messages here, in the state dir. */
 export const NOTIFICATIONS_FILE = 'notifications.jsonl';
 

@@ -59,7 +59,7 @@ export interface LocalServices {
   stop(): Promise<void>;
 }
 
-export const LOCK_TABLE = 'audit-archiver-locks';
+const LOCK_TABLE = 'audit-archiver-locks';
 
 /** Local credentials: the ones s3rver expects (dynalite takes any); real AWS credentials are never used locally. */
 const LOCAL_AWS_ENV = {
@@ -119,7 +119,7 @@ function queriedPartition(body: {
  * What a DynamoDB request touched, as IAM authorizes it: per table, the partition keys of the items it names
  * (`dynamodb:LeadingKeys`), and its billed request units (one per item of a batch request). A Scan names none.
  */
-export function describeDynamoRequest(
+function describeDynamoRequest(
   operation: string,
   text: string,
 ): { tables: { table: string; leadingKeys: string[] }[]; units: number } {

@@ -184,7 +184,7 @@ export function workloadFromOptions(options: CostOptions, batchSize: number): Wo
 const usd = (value: number) => (value < 10 ? `$${value.toFixed(2)}` : `$${formatNumber(Math.round(value))}`);
 const gib = (bytes: number) => `${(bytes / GIB).toFixed(bytes < GIB ? 3 : 1)} GiB`;
 
-export function formatCostReport(report: CostReport): string {
+function formatCostReport(report: CostReport): string {
   const w = report.workload;
   const lines = [
     `Archive: ${formatNumber(w.backlog.rows)} rows, ${gib(w.backlog.bytes)} in ${formatNumber(w.backlog.objects)} archives now; ` +

@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
-import { type Command, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { z } from 'zod';
 import { startDemoPostgres } from '../demo-database.js';
 import type { OutputOptions } from '../progress.js';
 import { configureLogging, STATE_DIR_OPTION } from './common.js';
@@ -13,7 +14,7 @@ export function registerDemo(program: Command): void {
       'Start an embedded PostgreSQL with a demo database, archive it locally, and print a summary.',
     )
     .option(...STATE_DIR_OPTION)
-    .option('-r, --rows <n>', 'rows to seed across the demo tables', (v) => Number.parseInt(v, 10), 250_000)
+    .option('-r, --rows <n>', 'rows to seed across the demo tables (2 to 50,000,000)', parseDemoRows, 250_000)
     .addOption(
       new Option('--postgres <major>', 'PostgreSQL major version').choices(['14', '18']).default('18'),
     )
@@ -59,4 +60,13 @@ async function runDemo(options: { stateDir: string; rows: number; postgres: '14'
   } finally {
     await server.stop();
   }
+}
+
+/** Both demo tables get rows, and a seed this machine fills in minutes at most. */
+const DemoRowsSchema = z.coerce.number().int().min(2).max(50_000_000);
+
+function parseDemoRows(value: string): number {
+  const rows = DemoRowsSchema.safeParse(value);
+  if (!rows.success) throw new InvalidArgumentError(`"${value}" is not a whole number from 2 to 50,000,000`);
+  return rows.data;
 }

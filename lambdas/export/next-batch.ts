@@ -147,7 +147,7 @@ const MIN_MAX_KEY_TYPE =
   /^(smallint|integer|bigint|numeric(\(\d+(,\d+)?\))?|text|character varying(\(\d+\))?|date|timestamp(\(\d\))? with(out)? time zone)$/;
 
 /** The most rows `eligibleRowsCapped` counts: a backlog beyond it reads as this many, so the count stays bounded. */
-export const BACKLOG_COUNT_CAP = 10_000_000;
+const BACKLOG_COUNT_CAP = 10_000_000;
 
 /**
  * Eligible rows in the table, up to `BACKLOG_COUNT_CAP`: the dashboard's backlog once a run's batch budget ends it.

@@ -59,7 +59,7 @@ export type LockDeps = Pick<
 >;
 
 /** Batches withdrawn in a run that archived nothing, from which the table fails rather than succeeds. */
-export const WITHDRAWALS_THAT_FAIL = 3;
+const WITHDRAWALS_THAT_FAIL = 3;
 
 /**
  * Lock: acquires the table's lease (a second execution finds it held and the table is skipped with that status),

@@ -21,7 +21,7 @@ export const PlanInputSchema = z.object({
 });
 export type PlanInput = z.infer<typeof PlanInputSchema>;
 
-export const LaneTableSchema = z.object({ table: z.string(), cutoff: z.string() });
+export const LaneTableSchema = z.object({ table: z.string(), cutoff: z.iso.datetime({ offset: true }) });
 
 /** Tables of one database processed one after another; a database gets at most maxConnections lanes. */
 export const LaneSchema = z.object({ database: z.string(), tables: z.array(LaneTableSchema).min(1) });

@@ -34,7 +34,7 @@ import { type CommittedArchives, cursorStart, partitionsOfSeveralRuns, restorePa
 import type { RestorePage, RestorePlan, RestorePlanInput, RestorePlanOutput } from './schema.js';
 
 /** Where the archives of a restore task are. */
-export function archiveSource(task: RestoreTask, prefix: string): ArchiveSource {
+function archiveSource(task: RestoreTask, prefix: string): ArchiveSource {
   return task.format === 'legacy' && task.legacy
     ? {
         format: 'legacy',

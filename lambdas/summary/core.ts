@@ -3,7 +3,7 @@ import { auditEventId, recordAuditEvent } from '../shared/telemetry/audit-trail.
 import { runNotifications } from '../shared/telemetry/notifications.js';
 import type { SummaryInput, SummaryOutput } from './schema.js';
 
-export const MAX_TABLES_IN_SUMMARY = 100;
+const MAX_TABLES_IN_SUMMARY = 100;
 
 /**
  * Sends the run's notifications through the injected publisher. A publish that fails (after the SDK's own retries)
@@ -30,15 +30,15 @@ async function notify(
   }
 }
 
-/**
- * Summary: totals of the run from the outcomes each table recorded. A table that recorded nothing (its execution
- * died before releasing its lease) counts as failed, so a run can never look cleaner than it was.
- */
 export type SummaryDeps = Pick<
   StepDeps,
   'config' | 'store' | 'runRecords' | 'telemetry' | 'now' | 'publisher'
 >;
 
+/**
+ * Summary: totals of the run from the outcomes each table recorded. A table that recorded nothing (its execution
+ * died before releasing its lease) counts as failed, so a run can never look cleaner than it was.
+ */
 export async function summarizeRun(input: SummaryInput, deps: SummaryDeps): Promise<SummaryOutput> {
   const outcomes = await deps.runRecords.listOutcomes(input.runId);
   const count = (status: string) => outcomes.filter((o) => o.status === status).length;

@@ -29,7 +29,7 @@ import type { StepDeps } from '../shared/step/step-deps.js';
 import type { UploadInput, UploadOutput } from './schema.js';
 
 /** Object metadata that lets anyone holding only the object check it, and tells whose batch wrote it. */
-export function archiveMetadata(batchId: string, object: BatchObject): Record<string, string> {
+function archiveMetadata(batchId: string, object: BatchObject): Record<string, string> {
   return {
     [BATCH_ID_METADATA]: batchId,
     'content-sha256': object.figures.contentSha256,

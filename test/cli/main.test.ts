@@ -46,6 +46,7 @@ describe('audit-archiver', () => {
     const unknownOption = cli('plan', '--no-such-option');
     const missingOption = cli('doctor');
     const noConfig = cli('plan');
+    const badRows = cli('demo', '--rows', '-5');
     const help = cli('cost', '--help');
 
     // Assess
@@ -54,6 +55,8 @@ describe('audit-archiver', () => {
     expect(missingOption.status).toBe(2);
     expect(noConfig.status).toBe(2);
     expect(noConfig.stderr).toMatch(/^ConfigError: plan needs --config/m);
+    expect(badRows.status).toBe(2);
+    expect(badRows.stderr).toMatch(/"-5" is not a whole number from 2 to 50,000,000/);
     expect(help.status).toBe(0);
   });
 

@@ -39,12 +39,15 @@ export async function s3Call<T>(operation: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Upload parts: two in flight (queueSize) bound what export holds while it streams an object. */
+const PART_BYTES = 8 * 1024 * 1024;
+
 /** Streams a body into an object with multipart upload; the caller hashes what flows through. */
 export async function putStream(
   { s3, bucket }: BucketClient,
   key: string,
   body: Readable,
-  options: WriteOptions & { partSizeBytes?: number },
+  options: WriteOptions,
 ): Promise<string | undefined> {
   const stored = await s3Call(() =>
     new Upload({
@@ -58,7 +61,7 @@ export async function putStream(
         Metadata: options.metadata,
         ...encryption(options),
       },
-      partSize: options.partSizeBytes ?? 8 * 1024 * 1024,
+      partSize: PART_BYTES,
       queueSize: 2,
       leavePartsOnError: false,
     }).done(),

@@ -27,12 +27,12 @@ import {
   type WriteOptions,
 } from './store-writes.js';
 
-/** One object of a listing. */
-
 /** Up to this many keys are deleted one request each, in parallel. */
 const FEW_KEYS = 4;
 /** S3's limit of keys per DeleteObjects request. */
 const DELETE_OBJECTS_MAX = 1000;
+
+/** One object of a listing. */
 export interface ListedObject {
   key: string;
   size: number;
@@ -116,11 +116,7 @@ export class ArchiveStore {
    * Streams a body into an object with multipart upload; the caller hashes what flows through. Returns the stored
    * object's ETag, which a copy can be made conditional on.
    */
-  async putStream(
-    key: string,
-    body: Readable,
-    options: WriteOptions & { partSizeBytes?: number },
-  ): Promise<string | undefined> {
+  async putStream(key: string, body: Readable, options: WriteOptions): Promise<string | undefined> {
     return putStream(this.client, key, body, options);
   }
 

@@ -138,7 +138,7 @@ export function batchesForDays(rowsPerDay: readonly number[], batchSize: number)
  * each request's latency in turn. Four keeps an upload's copies and a verify's reads within a small function's
  * sockets and memory (each read streams through gunzip).
  */
-export const OBJECT_CONCURRENCY = 4;
+const OBJECT_CONCURRENCY = 4;
 
 /**
  * Requests without a body (a HEAD, an inventory item's write) that run at once: they hold no memory, so a batch's

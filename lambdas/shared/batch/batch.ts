@@ -46,7 +46,7 @@ export function tableLocation(config: ArchiverConfig, table: ResolvedTable): Tab
  * The table as the batch in flight read it: its key, timestamp column and zone as its record keeps them, whatever
  * the config says now. The batch's bounds and windows only mean what they meant at export read this way.
  */
-export function tableAsExported(table: ResolvedTable, inFlight: Pick<InFlight, 'manifest'>): ResolvedTable {
+function tableAsExported(table: ResolvedTable, inFlight: Pick<InFlight, 'manifest'>): ResolvedTable {
   const exported = inFlight.manifest;
   if (!exported) return table;
   return {

@@ -24,7 +24,7 @@ export function retentionCutoff(start: Date | number, retentionDays: number): st
  * midnight the two can read different days. Only a later cut-off is dangerous; a run started on an earlier day
  * carries an earlier one and is always accepted.
  */
-export const CUTOFF_CLOCK_SKEW_MS = 5 * 60_000;
+const CUTOFF_CLOCK_SKEW_MS = 5 * 60_000;
 
 /**
  * The latest cut-off a step may act on at `now`: that of a run starting now, under the table's effective retention

@@ -565,7 +565,7 @@ function reportChanged(plan: ColumnPlan, drift: 'strict' | 'lenient', what: stri
  * the line once for every column that reads it, holding each parse until the row is done (a 200 MB line took 5 GB
  * and 28 s over six columns).
  */
-export const STAGING_TABLE = 'pg_temp.audit_archiver_restore';
+const STAGING_TABLE = 'pg_temp.audit_archiver_restore';
 const stagedRows = `(SELECT line::jsonb AS j FROM ${STAGING_TABLE} OFFSET 0) AS s`;
 
 export const createStagingSql = `CREATE TEMP TABLE audit_archiver_restore (line text) ON COMMIT DROP`;

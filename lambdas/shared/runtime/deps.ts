@@ -3,6 +3,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { SNSClient } from '@aws-sdk/client-sns';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { z } from 'zod';
 import { ArchiveStore } from '../archive/store.js';
 import { loadConfigFile } from '../config/config.js';
 import { findDatabase } from '../config/resolved-table.js';
@@ -88,6 +89,13 @@ function required(env: NodeJS.ProcessEnv, name: string): string {
   return value;
 }
 
+/** A byte count from the environment: a typo must fail, not become NaN, which every size comparison would pass. */
+function byteCount(env: NodeJS.ProcessEnv, name: string): number {
+  const parsed = z.coerce.number().int().min(0).safeParse(env[name]);
+  if (!parsed.success) throw new ConfigError(`environment variable ${name} must be a whole number of bytes`);
+  return parsed.data;
+}
+
 /**
  * Builds step dependencies from the environment: the one place that reads it. In AWS the variables come from the
  * stack; in local mode the runner sets the same names to local endpoints (AWS_ENDPOINT_URL_*) and state paths.
@@ -112,7 +120,7 @@ export function depsFromEnv(
       env.ARCHIVE_BUCKET ?? resolvedConfig.s3.bucket ?? required(env, 'ARCHIVE_BUCKET'),
       // Unset in AWS: every copy goes in parts (see CopyOptions); local mode sets it for s3rver.
       env.ARCHIVER_COPY_IN_PARTS_ABOVE_BYTES
-        ? { inPartsAboveBytes: Number(env.ARCHIVER_COPY_IN_PARTS_ABOVE_BYTES) }
+        ? { inPartsAboveBytes: byteCount(env, 'ARCHIVER_COPY_IN_PARTS_ABOVE_BYTES') }
         : {},
     ),
     locks: new LeaseStore(lockTable),

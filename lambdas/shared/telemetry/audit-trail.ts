@@ -16,7 +16,7 @@ import {
  * The leading "_" keeps it apart from every archive area (database names start with a letter or digit), so list
  * and validate, which only look below a table's own prefix, never see it. Keys sort by time.
  */
-export const AUDIT_FORMAT_VERSION = 1;
+const AUDIT_FORMAT_VERSION = 1;
 
 export const AUDIT_EVENT_KINDS = [
   'run-started',

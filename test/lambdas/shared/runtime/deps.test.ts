@@ -9,7 +9,7 @@ import {
   StorageUnavailableError,
 } from '../../../../lambdas/shared/errors/step-errors.js';
 import { LockTableClient } from '../../../../lambdas/shared/lock-table/table-client.js';
-import { awsClients } from '../../../../lambdas/shared/runtime/deps.js';
+import { awsClients, depsFromEnv } from '../../../../lambdas/shared/runtime/deps.js';
 
 /** Short bounds, so a test sees them act in a second; the functions' own are AWS_REQUEST_TIMEOUTS. */
 const TEST_TIMEOUTS = { connectionTimeout: 1_000, requestTimeout: 300 };
@@ -97,5 +97,27 @@ describe('AWS clients of the functions', () => {
     // Assess: every byte, after a second of silence, three times the request timeout.
     expect(read?.equals(body)).toBe(true);
     s3.destroy();
+  });
+});
+
+describe('step dependencies from the environment', () => {
+  it('refuse a copy threshold that is not a whole number of bytes, naming the variable', () => {
+    // Prepare: what the stack or local mode sets, with a typo in the threshold
+    const env = {
+      ARCHIVER_CONFIG_PATH: new URL('../../../../config/archiver.example.yaml', import.meta.url).pathname,
+      LOCK_TABLE_NAME: 'locks',
+      ARCHIVE_BUCKET: 'archive',
+      AWS_REGION: 'eu-west-1',
+    };
+
+    // Act
+    const typo = () => depsFromEnv({ ...env, ARCHIVER_COPY_IN_PARTS_ABOVE_BYTES: '10MB' });
+    const bytes = depsFromEnv({ ...env, ARCHIVER_COPY_IN_PARTS_ABOVE_BYTES: '10485760' });
+
+    // Assess
+    expect(typo).toThrow(
+      /^environment variable ARCHIVER_COPY_IN_PARTS_ABOVE_BYTES must be a whole number of bytes$/,
+    );
+    expect(bytes.store).toBeInstanceOf(ArchiveStore);
   });
 });
