@@ -9,7 +9,6 @@ import type { ArchiveInventory } from '../lambdas/shared/lock-table/archive-inve
 import type { LeaseStore } from '../lambdas/shared/lock-table/lease-store.js';
 import type { LegalHolds } from '../lambdas/shared/lock-table/legal-holds.js';
 import type { RunRecords } from '../lambdas/shared/lock-table/run-records.js';
-import { boundedRequests } from '../lambdas/shared/runtime/aws-requests.js';
 import type { LocalEnvironment } from '../local/run.js';
 
 /**
@@ -47,9 +46,14 @@ export async function openArchiveStore(
 ): Promise<{ store: ArchiveStore; s3: S3Client }> {
   const name = archiveBucket(config, bucket);
   const { ArchiveStore } = await import('../lambdas/shared/archive/store.js');
-  const { S3Client } = await import('@aws-sdk/client-s3');
-  const s3 = new S3Client({ requestHandler: boundedRequests() });
+  const { s3 } = await deployedClients();
   return { store: new ArchiveStore(s3, name), s3 };
+}
+
+/** The functions' own SDK clients (timeouts, marshalling), at AWS's endpoints: loaded only by commands that reach AWS. */
+async function deployedClients() {
+  const { awsClients } = await import('../lambdas/shared/runtime/deps.js');
+  return awsClients({});
 }
 
 /** The stores of the deployed lock table (its name is the stack output LockTableName) that operator commands use. */
@@ -67,12 +71,7 @@ async function openLockTable(name: string): Promise<OperatorStores> {
   const { LegalHolds } = await import('../lambdas/shared/lock-table/legal-holds.js');
   const { LeaseStore } = await import('../lambdas/shared/lock-table/lease-store.js');
   const { RunRecords } = await import('../lambdas/shared/lock-table/run-records.js');
-  const { DynamoDBClient } = await import('@aws-sdk/client-dynamodb');
-  const { DynamoDBDocumentClient } = await import('@aws-sdk/lib-dynamodb');
-  const client = new LockTableClient(
-    DynamoDBDocumentClient.from(new DynamoDBClient({ requestHandler: boundedRequests() })),
-    name,
-  );
+  const client = new LockTableClient((await deployedClients()).ddb, name);
   return {
     inventory: new ArchiveInventory(client),
     holds: new LegalHolds(client),
