@@ -2,6 +2,7 @@ import {
   type ArchiveRef,
   type ArchiveSource,
   archivePartition,
+  legacyBatchCommitted,
   listArchives,
   OtherSchemaArchives,
   partitionInRange,
@@ -13,7 +14,7 @@ import {
 import { keySegment, spanLastDay } from '../lambdas/shared/archive/format.js';
 import { archiveProblems } from '../lambdas/shared/archive/integrity.js';
 import type { InventoryEntry } from '../lambdas/shared/archive/inventory.js';
-import { legacyManifestKeyFor, UNCOMMITTED_LEGACY_BATCH } from '../lambdas/shared/archive/legacy-format.js';
+import { UNCOMMITTED_LEGACY_BATCH } from '../lambdas/shared/archive/legacy-format.js';
 import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
 import { ArchiveIntegrityError } from '../lambdas/shared/errors/step-errors.js';
 import { unreadableColdArchives } from '../lambdas/shared/restore/cold-archives.js';
@@ -124,8 +125,6 @@ export async function validateArchives(
       );
       continue;
     }
-    if (ref.format === 'legacy' && !keys.has(legacyManifestKeyFor(ref.key)))
-      problem('warning', 'uncommitted', ref.key, UNCOMMITTED_LEGACY_BATCH);
     const entry = committed.get(ref.key);
     const age = now.getTime() - (ref.lastModified?.getTime() ?? 0);
     if (!entry && !keys.has(sidecarKeyFor(ref)) && age < STALE_STAGING_MS) {
@@ -156,6 +155,8 @@ export async function validateArchives(
         );
         continue;
       }
+      if (expected.format === 'legacy' && !(await legacyBatchCommitted(store, expected)))
+        problem('warning', 'uncommitted', ref.key, UNCOMMITTED_LEGACY_BATCH);
       const differs = entry
         ? archiveProblems(expected, { recorded: entry.figures, committed: entry }).sidecar
         : [];

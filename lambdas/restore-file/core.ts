@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type pg from 'pg';
-import { readExpectation, streamArchive } from '../shared/archive/catalog.js';
+import { legacyBatchCommitted, readExpectation, streamArchive } from '../shared/archive/catalog.js';
 import { LineNotCopyableError } from '../shared/archive/copy-text.js';
 import { spanEnd, spanLastDay } from '../shared/archive/format.js';
 import {
@@ -9,7 +9,7 @@ import {
   type MeasuredArchive,
 } from '../shared/archive/integrity.js';
 import type { InventoryEntry } from '../shared/archive/inventory.js';
-import { legacyManifestKeyFor, UNCOMMITTED_LEGACY_BATCH } from '../shared/archive/legacy-format.js';
+import { UNCOMMITTED_LEGACY_BATCH } from '../shared/archive/legacy-format.js';
 import type { ObjectPin } from '../shared/archive/store.js';
 import { findDatabase } from '../shared/config/resolved-table.js';
 import { copyFromStdin } from '../shared/database/copy-from.js';
@@ -49,6 +49,7 @@ import {
   planColumns,
   type RestoreTarget,
   type RowWindow,
+  refusesValue,
   rowsInRangeSql,
   type TableName,
   tableLabel,
@@ -362,7 +363,7 @@ async function prepareArchive(
   const expected = await readExpectation(deps.store, archive);
   checkOrigin(task, expected);
   const committed = checkInventory(deps, task, expected, lookups.entries.get(archive.key));
-  if (expected.format === 'legacy' && !(await deps.store.head(legacyManifestKeyFor(archive.key))))
+  if (expected.format === 'legacy' && !(await legacyBatchCommitted(deps.store, expected)))
     committed.warnings.push(UNCOMMITTED_LEGACY_BATCH);
   // A marked archive is mostly answered from its mark: its object is opened only if it is written after all.
   if (mark || !existing || !expected.manifest) return { expected, committed, mark };
@@ -445,7 +446,7 @@ async function queryUnlessRefused<T extends pg.QueryResultRow>(
     await client.query(`RELEASE SAVEPOINT ${MARK_SAVEPOINT}`);
     return result.rows;
   } catch (error) {
-    if (!sqlState(error).startsWith('22')) throw error;
+    if (!refusesValue(sqlState(error))) throw error;
     await client.query(`ROLLBACK TO SAVEPOINT ${MARK_SAVEPOINT}`);
     return undefined;
   }
@@ -740,7 +741,7 @@ async function copyDirectly(
     });
   } catch (error) {
     if (error instanceof ArchiveIntegrityError) refuseArchive(deps, task, error.message);
-    const refusedByDatabase = /^(22|23|0A)/.test(sqlState(error));
+    const refusedByDatabase = refusesValue(sqlState(error)) || /^(23|0A)/.test(sqlState(error));
     if (!refusedByDatabase && !(error instanceof LineNotCopyableError)) throw error;
     // The archive's savepoint was set just before: nothing of the COPY remains.
     await client.query(`ROLLBACK TO SAVEPOINT ${ARCHIVE_SAVEPOINT}`);
@@ -844,7 +845,12 @@ async function insert(client: pg.PoolClient, sql: string, context: InsertRefusal
       );
     if (code === '23502') throw new SchemaDriftError(notNullRefusal(error, context));
     if (code === '23514') throw new SchemaDriftError(checkRefusal(error, context));
-    if (code.startsWith('22')) throw new SchemaDriftError(await dataRefusal(client, code, context));
+    if (refusesValue(code)) throw new SchemaDriftError(await dataRefusal(client, code, context));
+    // ON CONFLICT DO UPDATE met one target row twice: the archive's rows hold one key twice.
+    if (code === '21000')
+      throw new RestoreConflictError(
+        'rows of the archive meet the same row of the target twice (SQLSTATE 21000): the archive holds a key twice, which no export writes',
+      );
     // Values the target refuses (a constraint): reported by SQLSTATE, never by value.
     if (code.startsWith('23'))
       throw new SchemaDriftError(`the target refused the archived rows (SQLSTATE ${code})`);
@@ -868,7 +874,7 @@ async function dataRefusal(
       await client.query(columnReadSql(column, rows));
     } catch (error) {
       const refused = sqlState(error);
-      if (!refused.startsWith('22')) throw error;
+      if (!refusesValue(refused)) throw error;
       await client.query(`ROLLBACK TO SAVEPOINT ${INSERT_SAVEPOINT}`);
       return `the target ${tableLabel(target)} refused the archived rows: its column ${quoteIdent(column.name)} (${column.type}) cannot read the archived values of at least one row (SQLSTATE ${refused}; its type changed since archiving?); restore into a target whose column ${quoteIdent(column.name)} reads them`;
     }

@@ -224,7 +224,7 @@ export async function planRestore(
           !(await describeTarget(client, task.target)) && (await sourceKind(client, task)) === undefined,
       ),
     ));
-  if (fromArchives) task.template = await targetTemplate(deps.store, keys);
+  if (fromArchives) task.template = await targetTemplate(deps.store, keys, committed, task.requireInventory);
   const targetCreated = await db.withConnection((client) =>
     inTransaction(client, async () => {
       const target = await describeTarget(client, task.target);

@@ -64,6 +64,7 @@ const PROOF_FILES = [
   'test/proofs/restore-in-flight.test.ts',
   'test/lambdas/restore-plan/target-created-meanwhile.int.test.ts',
   'test/lambdas/export/core.int.test.ts',
+  'test/proofs/planted-archives.test.ts',
 ];
 
 interface ProofSummary {

@@ -17,7 +17,9 @@ import {
 import { type ArchiveExpectation, type MeasuredArchive, manifestExpectation } from './integrity.js';
 import {
   LegacyFormatError,
+  LegacyManifestSchema,
   LegacyMetadataSchema,
+  legacyManifestKeyFor,
   legacyMetadataKeyFor,
   legacyTablePrefix,
   parseLegacyDataKey,
@@ -300,7 +302,39 @@ export async function readExpectation(
     compressedSha256: metadata.checksums.compressed_sha256,
     uncompressedBytes: metadata.data_info.uncompressed_size_bytes,
     compressedBytes: metadata.data_info.compressed_size_bytes,
+    legacyBatchId: metadata.batch_info.batch_id,
   };
+}
+
+/**
+ * Whether the Python tool recorded the delete of a legacy archive's batch as committed: a `.manifest.json` beside it
+ * that is a manifest of this batch (its table and batch id). Any other object there, or none, leaves the batch
+ * uncommitted (UNCOMMITTED_LEGACY_BATCH).
+ */
+export async function legacyBatchCommitted(
+  store: ArchiveStore,
+  expected: ArchiveExpectation,
+): Promise<boolean> {
+  const text = await store.getText(legacyManifestKeyFor(expected.key)).catch((error: unknown) => {
+    if (error instanceof ArchiveIntegrityError) return undefined;
+    throw error;
+  });
+  if (text === undefined) return false;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return false;
+  }
+  const parsed = LegacyManifestSchema.safeParse(raw);
+  if (!parsed.success) return false;
+  const info = parsed.data.manifest_info;
+  return (
+    info.database === expected.origin.database &&
+    info.schema === expected.origin.schema &&
+    info.table === expected.origin.table &&
+    info.batch_id === expected.legacyBatchId
+  );
 }
 
 /** Gives the target column's type (format_type text) for a legacy value, or undefined for an unknown column. */

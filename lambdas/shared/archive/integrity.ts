@@ -26,6 +26,8 @@ export interface ArchiveExpectation extends ArchiveFigures {
   manifest?: Manifest;
   /** SHA-256 of the native manifest's text as read (UTF-8), which a commit records (InventoryEntry.manifestSha256). */
   manifestSha256?: string;
+  /** Legacy only: the batch id the metadata names, which the batch's `.manifest.json` names too. */
+  legacyBatchId?: string;
 }
 
 /** SHA-256 of a manifest's text as read: what verify records and restore and validate compare. */

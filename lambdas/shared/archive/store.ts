@@ -27,6 +27,8 @@ import {
   type WriteOptions,
 } from './store-writes.js';
 
+/** The longest text object read whole (getText): a manifest of 1,600 columns with long key bounds is well under. */
+const TEXT_MAX_BYTES = 4 * 1024 * 1024;
 /** Up to this many keys are deleted one request each, in parallel. */
 const FEW_KEYS = 4;
 /** S3's limit of keys per DeleteObjects request. */
@@ -181,11 +183,32 @@ export class ArchiveStore {
     }
   }
 
+  /**
+   * A small object's text (a manifest, legacy metadata, an audit event). One longer than TEXT_MAX_BYTES is refused
+   * with ArchiveIntegrityError naming it, before more of it is held: none the archiver writes comes near, and a
+   * bucket writer's padded sidecar must not exhaust a reader's memory (or V8's longest string) and fail every read.
+   */
   async getText(key: string): Promise<string | undefined> {
     try {
       const object = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
-      return await (object.Body as { transformToString(): Promise<string> }).transformToString();
+      const body = object.Body as Readable;
+      const tooLong = () => {
+        body.destroy();
+        return new ArchiveIntegrityError(
+          `object ${key} is longer than ${TEXT_MAX_BYTES} bytes, more than any manifest, metadata or event the archiver writes`,
+        );
+      };
+      if ((object.ContentLength ?? 0) > TEXT_MAX_BYTES) throw tooLong();
+      const chunks: Buffer[] = [];
+      let bytes = 0;
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        bytes += chunk.length;
+        if (bytes > TEXT_MAX_BYTES) throw tooLong();
+        chunks.push(chunk);
+      }
+      return Buffer.concat(chunks).toString('utf8');
     } catch (error) {
+      if (error instanceof ArchiveIntegrityError) throw error;
       const cold = coldStorageRefusal(error, key);
       if (cold) throw cold;
       if (await this.isMissing(error, key)) return undefined;

@@ -211,14 +211,17 @@ export function classifyDatabaseError(error: unknown): Error {
   // the server's language.
   const withheld =
     code.startsWith('22') ||
+    valueSyntaxError(code, err.message) ||
     ['P0', '38', '39'].includes(code.slice(0, 2)) ||
     /^(pl_|plpy|plperl|pltcl|plv8)/.test(err.file ?? '') ||
     /\bfunction\b/.test(err.where ?? '');
   const text = code.startsWith('22')
     ? 'data exception (message withheld: it may quote row values)'
-    : withheld
-      ? `raised in ${raisedBy ?? 'a function of the database'} (message withheld: it may quote row values)`
-      : (err.message ?? String(error));
+    : valueSyntaxError(code, err.message)
+      ? 'a value could not be read (message withheld: it may quote row values)'
+      : withheld
+        ? `raised in ${raisedBy ?? 'a function of the database'} (message withheld: it may quote row values)`
+        : (err.message ?? String(error));
   const message = `database error${code ? ` ${code}` : ''}: ${text}`;
   if (accessPgCodes.has(code)) return new DatabaseAccessError(message, { cause: error });
   // TLS mismatches are settled by the database's `tls` setting or the server, never by retrying.
@@ -274,6 +277,13 @@ export function classifyDatabaseError(error: unknown): Error {
   }
   return error instanceof Error && !withheld ? error : new Error(message, { cause: error });
 }
+
+/**
+ * A syntax error (42601) raised by a type's input function reading a value (tsquery, jsonpath), which quotes the
+ * value, rather than by the SQL parser reading a statement ("syntax error at or near" a token, or "at end of input").
+ */
+const valueSyntaxError = (code: string, message = ''): boolean =>
+  code === '42601' && !/^syntax error at (or near "[^"]*"|end of input)$/.test(message);
 
 /**
  * The functions an error's context (`where`) names, by name and argument types ("PL/pgSQL function

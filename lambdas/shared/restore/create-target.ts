@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { readExpectation } from '../archive/catalog.js';
 import type { Manifest } from '../archive/format.js';
+import type { InventoryEntry } from '../archive/inventory.js';
 import type { ArchiveStore } from '../archive/store.js';
 import { quoteIdent } from '../database/table-sql.js';
 import { ArchiveIntegrityError, TableNotUsableError } from '../errors/step-errors.js';
@@ -71,19 +72,32 @@ const MANIFEST_READS = 32;
 /**
  * The table the archives `keys` fit in, taken in the order they were exported: every column any of them holds, in the
  * order first met, with the type the newest gave it; NOT NULL only where every archive holds the column NOT NULL; the
- * key of the newest. An archive whose sidecar cannot be read is left out here (restore refuses it by name later).
+ * key of the newest. Only committed archives shape it when there are any (or `requireInventory` asks for them), each
+ * by the manifest its commit recorded: an archive a bucket writer planted, or a manifest rewritten with a later
+ * `exportedAt`, would otherwise give the new table its types and key, and every committed archive would then be
+ * refused or converted. An archive whose sidecar cannot be read is left out here (restore refuses it by name later).
  * Undefined when none has a manifest (the Python tool's archives).
  */
 export async function targetTemplate(
   store: ArchiveStore,
   keys: readonly string[],
+  committed: ReadonlyMap<string, Pick<InventoryEntry, 'manifestSha256'>>,
+  requireInventory: boolean,
 ): Promise<TargetTemplate | undefined> {
+  const shaping =
+    requireInventory || keys.some((key) => committed.has(key))
+      ? keys.filter((key) => committed.has(key))
+      : keys;
   const manifests: Pick<Manifest, 'columns' | 'keyColumns' | 'exportedAt'>[] = [];
-  for (let start = 0; start < keys.length; start += MANIFEST_READS) {
+  for (let start = 0; start < shaping.length; start += MANIFEST_READS) {
     const read = await Promise.all(
-      keys.slice(start, start + MANIFEST_READS).map(async (key) => {
+      shaping.slice(start, start + MANIFEST_READS).map(async (key) => {
         try {
-          return (await readExpectation(store, { key, format: 'native' })).manifest;
+          const expectation = await readExpectation(store, { key, format: 'native' });
+          const recorded = committed.get(key)?.manifestSha256;
+          return recorded === undefined || recorded === expectation.manifestSha256
+            ? expectation.manifest
+            : undefined;
         } catch (error) {
           if (error instanceof ArchiveIntegrityError) return undefined;
           throw error;

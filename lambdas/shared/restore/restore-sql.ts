@@ -492,7 +492,7 @@ export async function checkConversions(
     changed = plan.converted.map((_, i) => result.rows[0]?.[`c${i}`] ?? 0);
     await client.query(`RELEASE SAVEPOINT ${CONVERSIONS_SAVEPOINT}`);
   } catch (error) {
-    if (!/^2[23]/.test((error as { code?: string }).code ?? '')) throw error;
+    if (!refusesValueOrDomain((error as { code?: string }).code ?? '')) throw error;
     await client.query(`ROLLBACK TO SAVEPOINT ${CONVERSIONS_SAVEPOINT}`);
   }
   for (const [i, column] of plan.converted.entries()) {
@@ -510,6 +510,17 @@ export async function checkConversions(
 
 const CONVERSIONS_SAVEPOINT = 'audit_archiver_conversions';
 
+/**
+ * Whether a SQLSTATE says a value could not be read by its column's type: a data exception (22), or what some input
+ * functions raise instead, a syntax error (42601: tsquery, jsonpath; the message quotes the value) or a limit
+ * exceeded (54: an array of too many dimensions, a document nested past the stack).
+ */
+export const refusesValue = (code: string): boolean =>
+  code.startsWith('22') || code === '42601' || code.startsWith('54');
+
+/** refusesValue, or a domain's constraint (23514, 23502). */
+const refusesValueOrDomain = (code: string): boolean => refusesValue(code) || code.startsWith('23');
+
 /** One column's changed values, or the SchemaDriftError that names it when its type cannot read one. */
 async function changedValues(
   client: pg.ClientBase,
@@ -522,9 +533,9 @@ async function changedValues(
     );
     return result.rows[0]?.changed ?? 0;
   } catch (error) {
-    // A data exception, or a domain's constraint (23514, 23502): reported by SQLSTATE and constraint, never by value.
+    // A value refused, or a domain's constraint: reported by SQLSTATE and constraint, never by value.
     const { code = '', constraint } = error as { code?: string; constraint?: string };
-    if (!/^2[23]/.test(code)) throw error;
+    if (!refusesValueOrDomain(code)) throw error;
     const by = constraint ? `, constraint ${quoteIdent(constraint)}` : '';
     throw new SchemaDriftError(
       `column "${column.name}": archived ${column.from} values cannot be ${read} (SQLSTATE ${code}${by})`,

@@ -138,6 +138,23 @@ describe('error classification', () => {
     );
   });
 
+  it('never repeats the message of a syntax error a type raised reading a value, but keeps the parser’s own', () => {
+    // Act
+    const tsquery = classifyDatabaseError(pgError('42601', 'syntax error in tsquery: "alice & & bob"'));
+    const jsonpath = classifyDatabaseError(
+      pgError('42601', 'syntax error at or near "alice" of jsonpath input'),
+    );
+    const parser = classifyDatabaseError(pgError('42601', 'syntax error at or near "SELEKT"'));
+
+    // Assess
+    for (const error of [tsquery, jsonpath]) {
+      expect(error.message).toBe(
+        'database error 42601: a value could not be read (message withheld: it may quote row values)',
+      );
+    }
+    expect(parser.message).toBe('syntax error at or near "SELEKT"');
+  });
+
   it('names transient AWS failures and leaves the rest alone', () => {
     const throttled = Object.assign(new Error('slow down'), {
       name: 'SlowDown',

@@ -1,0 +1,300 @@
+import { describe, expect, it } from 'vitest';
+import { listCommand, validateCommand } from '../../cli/archives.js';
+import { formatRestoreResults } from '../../cli/restore.js';
+import { manifestKeyFor } from '../../lambdas/shared/archive/format.js';
+import { runLocalArchive, runLocalRestore } from '../../local/run.js';
+import {
+  archiverTestbed,
+  type LiveArchive,
+  putObjects,
+  readLiveArchives,
+  TODAY_UTC_SQL,
+} from '../support/fixtures.js';
+import { writeLegacyArchive } from '../support/legacy-archive.js';
+import { changedLine, plantArchive } from '../support/planted-archives.js';
+import { recordProof } from '../support/proof-ledger.js';
+
+/** A personal value only a planted archive holds. */
+const SENTINEL = 'private-person@example.com';
+
+/**
+ * A bucket writer plants archives the archiver never committed, with their figures stated truthfully: what an archive
+ * written before the inventory looks like. Restore refuses what it cannot read by name, never quoting a value;
+ * nothing planted shapes a target a restore creates; a padded sidecar cannot fail every read.
+ */
+describe('archives a bucket writer planted', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query(
+        `CREATE TABLE public.planted (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, q jsonpath,
+           arr int[], doc jsonb, tq tsquery)`,
+      );
+      await db.client.query(
+        `INSERT INTO public.planted
+         SELECT g, ${TODAY_UTC_SQL} - make_interval(days => 40) + g * interval '1 hour', '$.a', ARRAY[g, g + 1],
+                jsonb_build_object('n', g), 'a & b'
+           FROM generate_series(1, 30) AS g`,
+      );
+    },
+    [{ schema: 'public', name: 'planted', timestampColumn: 'created_at' }],
+  );
+  let genuine: LiveArchive[] = [];
+  const first = () => {
+    const archive = genuine[0];
+    if (!archive) throw new Error('nothing archived');
+    return archive;
+  };
+
+  it('archives the table first', async () => {
+    // Act
+    const run = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+    genuine = await readLiveArchives(bed.local, 'public', 'planted');
+
+    // Assess
+    expect(run.execution.status).toBe('SUCCEEDED');
+    expect(genuine.length).toBeGreaterThan(0);
+  });
+
+  it.each([
+    // Input functions that raise a syntax error (42601) quoting the value, not a data exception.
+    ['a jsonpath it cannot read (42601)', 'rt_jsonpath', { id: '900001', q: `$.a ${SENTINEL}` }, 'skip'],
+    ['a tsquery it cannot read (42601)', 'rt_tsquery', { id: '900002', tq: `${SENTINEL} & & x` }, 'skip'],
+    // Limits (54000, 54001): no value quoted, but the archive must still be named.
+    ['an int[] of 7 dimensions (54000)', 'rt_dims', { id: '900003', arr: '{{{{{{{1}}}}}}}' }, 'skip'],
+    [
+      'a jsonb nested past the stack (54001)',
+      'rt_deep',
+      { id: '900004', doc: `${'['.repeat(200_000)}${']'.repeat(200_000)}` },
+      'skip',
+    ],
+  ])('refuses %s by name, never quoting the value', async (_case, target, changes, strategy) => {
+    // Prepare
+    const planted = await plantArchive(bed.local, first(), `${changedLine(first(), changes)}\n`);
+
+    // Act
+    const restored = await runLocalRestore(
+      bed.local,
+      {
+        database: 'app',
+        table: 'public.planted',
+        mode: 'key',
+        key: planted.key,
+        targetTable: `public.${target}`,
+        strategy,
+      },
+      { retryIntervalScale: 0 },
+    );
+    const shown = [
+      JSON.stringify(restored.execution),
+      JSON.stringify(restored.results),
+      formatRestoreResults(restored.results),
+    ].join('\n');
+    recordProof({
+      kind: 'threat',
+      actor: 'bucket writer',
+      attack: `plants an archive holding ${_case}, whose message would quote it, then a restore reads it`,
+      held: !shown.includes(SENTINEL) && restored.results[0]?.status === 'failed',
+    });
+
+    // Assess
+    expect(restored.results).toHaveLength(1);
+    expect(restored.results[0]?.status).toBe('failed');
+    expect(restored.results[0]?.error).toMatch(
+      /^SchemaDriftError: the target "public"\."rt_\w+" refused the archived rows: its column "\w+" \(\w+(\[\])?\) cannot read the archived values of at least one row \(SQLSTATE (42601|54000|54001)/,
+    );
+    expect(shown).not.toContain(SENTINEL);
+  });
+
+  it('refuses an archive holding one key twice under overwrite as a conflict, by name', async () => {
+    // Prepare
+    const twice = `${changedLine(first(), { id: '900005' })}\n${changedLine(first(), { id: '900005', q: '$.b' })}\n`;
+    const planted = await plantArchive(bed.local, first(), twice);
+
+    // Act
+    const restored = await runLocalRestore(
+      bed.local,
+      {
+        database: 'app',
+        table: 'public.planted',
+        mode: 'key',
+        key: planted.key,
+        targetTable: 'public.rt_twice',
+        strategy: 'overwrite',
+      },
+      { retryIntervalScale: 0 },
+    );
+
+    // Assess
+    expect(restored.results[0]?.status).toBe('failed');
+    expect(restored.results[0]?.error).toMatch(
+      /^RestoreConflictError: rows of the archive meet the same row of the target twice \(SQLSTATE 21000\)/,
+    );
+  });
+
+  it('creates the target of a dropped table from its committed archives only, not from a planted newer manifest', async () => {
+    // Prepare: the source is dropped, and a planted archive claims to be the newest, with other types and key
+    const shapeOf = async (table: string) =>
+      (
+        await bed.db.client.query(
+          `SELECT a.attname AS name, pg_catalog.format_type(a.atttypid, a.atttypmod) AS type FROM pg_attribute a
+            WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum`,
+          [table],
+        )
+      ).rows;
+    const committedShape = await shapeOf('public.planted');
+    await bed.db.client.query('CREATE TABLE public.planted_kept AS TABLE public.planted');
+    await bed.db.client.query('DROP TABLE public.planted');
+    const planted = await plantArchive(
+      bed.local,
+      first(),
+      `${changedLine(first(), { id: '900006' })}\n`,
+      (m) => ({
+        ...m,
+        exportedAt: '2999-01-01T00:00:00.000Z',
+        keyColumns: ['id', 'q'],
+        columns: [
+          ...m.columns.map((c) => (c.name === 'id' ? { ...c, type: 'text' } : c)),
+          { name: 'planted', type: 'text', nullable: true, generated: false },
+        ],
+      }),
+    );
+
+    // Act
+    const restored = await runLocalRestore(
+      bed.local,
+      {
+        database: 'app',
+        table: 'public.planted',
+        targetTable: 'public.planted_copy',
+        requireInventory: true,
+      },
+      { retryIntervalScale: 0 },
+    );
+    const created = await shapeOf('public.planted_copy');
+    const key = await bed.db.client.query(
+      `SELECT pg_catalog.pg_get_constraintdef(oid) AS def FROM pg_constraint
+        WHERE conrelid = 'public.planted_copy'::regclass AND contype = 'p'`,
+    );
+    recordProof({
+      kind: 'threat',
+      actor: 'bucket writer',
+      attack:
+        'plants a manifest claiming to be the newest (other types, key and columns) before a restore creates the target of a dropped table',
+      held: JSON.stringify(created) === JSON.stringify(committedShape),
+    });
+
+    // Assess: the planted archive refused, every committed one restored into a table of the committed shape
+    expect(restored.results.find((r) => r.key === planted.key)?.status).toBe('failed');
+    expect(restored.results.filter((r) => r.status === 'restored')).toHaveLength(genuine.length);
+    expect(created).toEqual(committedShape);
+    expect(key.rows[0]?.def).toBe('PRIMARY KEY (id)');
+  });
+
+  it('names a sidecar padded past any manifest in list, validate and restore, and reads the rest', async () => {
+    // Prepare: a valid manifest followed by 5 MiB of blanks (JSON allows them)
+    const planted = await plantArchive(bed.local, first(), `${changedLine(first(), { id: '900007' })}\n`);
+    const padded = Buffer.alloc(5 * 1024 * 1024, 0x20);
+    Buffer.from(JSON.stringify(planted.manifest), 'utf8').copy(padded);
+    await putObjects(bed.local, new Map([[manifestKeyFor(planted.key), padded]]));
+    const lines: string[] = [];
+    const write = (line: string) => lines.push(line);
+    const { store, inventory } = bed.local.deps();
+
+    // Act
+    await listCommand(store, bed.local.config, { table: ['public.planted'], json: false }, write);
+    const validated = await validateCommand(
+      store,
+      bed.local.config,
+      { table: ['public.planted'], json: false, strict: false },
+      write,
+      inventory,
+    );
+    const restored = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.planted', targetTable: 'public.planted_padded' },
+      { retryIntervalScale: 0 },
+    );
+
+    const named = restored.results.find((r) => r.key === planted.key)?.error ?? '';
+    recordProof({
+      kind: 'threat',
+      actor: 'bucket writer',
+      attack:
+        'pads a manifest past any the archiver writes, then list, validate and a restore read the table',
+      held: validated === 1 && named.includes('longer than'),
+    });
+
+    // Assess
+    expect(validated).toBe(1);
+    expect(lines.find((line) => line.includes(planted.key) && line.includes('ERROR'))).toMatch(
+      /longer than 4194304 bytes, more than any manifest/,
+    );
+    expect(restored.results.find((r) => r.key === planted.key)?.error).toMatch(
+      /^ArchiveIntegrityError: object .*\.manifest\.json is longer than 4194304 bytes/,
+    );
+    expect(restored.results.filter((r) => r.status === 'restored').length).toBeGreaterThanOrEqual(
+      genuine.length,
+    );
+  });
+});
+
+describe("the Python tool's .manifest.json, which says a batch's delete committed", () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query(
+        'CREATE TABLE public.legacy_note (id bigint PRIMARY KEY, created_at timestamptz NOT NULL)',
+      );
+    },
+    [{ schema: 'public', name: 'legacy_note', timestampColumn: 'created_at' }],
+  );
+
+  it('counts only a manifest of this batch: any other object there leaves the uncommitted warning', async () => {
+    // Prepare: a batch whose delete was never recorded, and an object that is no manifest under the manifest's name
+    const archive = writeLegacyArchive({
+      prefix: 'archive/',
+      database: bed.db.name,
+      schema: 'public',
+      table: 'legacy_note',
+      runStamp: '20250301T020304Z',
+      batch: 1,
+      rows: [{ id: 1, created_at: '2025-01-02T03:04:05+00:00' }],
+      withManifest: false,
+    });
+    await putObjects(
+      bed.local,
+      new Map([...archive.files, [archive.manifestKey, Buffer.from('not a manifest')]]),
+    );
+    const lines: string[] = [];
+
+    // Act
+    const restored = await runLocalRestore(
+      bed.local,
+      {
+        database: 'app',
+        table: 'public.legacy_note',
+        targetTable: 'public.legacy_copy',
+        legacy: { database: bed.db.name },
+      },
+      { retryIntervalScale: 0 },
+    );
+    await validateCommand(
+      bed.local.deps().store,
+      bed.local.config,
+      { table: ['public.legacy_note'], json: false, strict: false, legacyDatabase: bed.db.name },
+      (line) => lines.push(line),
+    );
+
+    const warned = restored.results[0]?.warnings.some((w) => w.startsWith('no .manifest.json:')) ?? false;
+    recordProof({
+      kind: 'threat',
+      actor: 'bucket writer',
+      attack: "puts an object that is no manifest under a legacy batch's .manifest.json",
+      held: warned,
+    });
+
+    // Assess
+    expect(restored.results.map((r) => r.status)).toEqual(['restored']);
+    expect(restored.results[0]?.warnings.some((w) => w.startsWith('no .manifest.json:'))).toBe(true);
+    expect(lines.some((line) => line.includes('uncommitted') && line.includes(archive.dataKey))).toBe(true);
+  });
+});
