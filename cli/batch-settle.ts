@@ -36,7 +36,8 @@ const KEYS_PER_QUERY = 5_000;
 
 /**
  * Settles a batch whose delete's outcome no step can establish (BatchOutcomeUnknownError), as the operator decides
- * after the runbook's checks:
+ * after the runbook's checks, or one whose outcome the server tells, as it tells (no run settles the batch of a table
+ * under a legal hold):
  *
  * - `committed`: its archives are entered in the inventory and the batch is cleared, as the delete's commit does.
  *   No row can be lost this way: a row the delete did not remove stays in the table, and a later run archives it
@@ -83,7 +84,7 @@ export async function settleBatch(
   const task = { runId: `settle-${now}`, database, table, cutoff: seen.cutoff, lease: taken.lease };
   // Under our lease now: the batch must still be the one read, and its delete one the server cannot tell about.
   const inFlight = (await ctx.locks.get(database, table)).inFlight;
-  const refusal = await unsettleable(ctx, resolved, seen, inFlight);
+  const refusal = await unsettleable(ctx, resolved, seen, inFlight, as);
   if (refusal || !inFlight) {
     await ctx.locks.release(database, table, taken.lease);
     return { settled: false, reason: refusal ?? 'the batch went meanwhile' };
@@ -136,16 +137,27 @@ async function unsettleable(
   table: ResolvedTable,
   seen: InFlight,
   now: InFlight | undefined,
+  as: 'committed' | 'aborted',
 ): Promise<string | undefined> {
   if (!now || now.batchId !== seen.batchId || now.stage !== 'deleting' || now.deleteXid !== seen.deleteXid)
     return 'the batch changed while it was being settled; run status again';
   const db = await ctx.database(table.database);
+  // An outcome the server or the rows tell is settled as they tell it, by the next run or here: a run cannot come
+  // while the table is under a legal hold, and a restore waits for the batch meanwhile.
+  const contrary = (told: 'committed' | 'aborted', how: string) =>
+    told === as ? undefined : `${how}: settle it --as ${told}, or let the next run settle it`;
   try {
     const status = await db.withConnection((client) => deleteTransactionStatus(client, now));
     if (status !== 'unknown')
-      return `the server knows its delete ${status === 'committed' ? 'committed' : 'did not commit'}: the next run settles it`;
+      return contrary(
+        status === 'committed' ? 'committed' : 'aborted',
+        `the server knows its delete ${status === 'committed' ? 'committed' : 'did not commit'}`,
+      );
     const byRows = await db.withConnection((client) => settleDelete(client, ctx.store, table, now));
-    return `its rows tell its delete ${byRows === 'committed' ? 'committed (none is left)' : 'did not commit (all are in the table as archived)'}: the next run settles it`;
+    return contrary(
+      byRows === 'committed' ? 'committed' : 'aborted',
+      `its rows tell its delete ${byRows === 'committed' ? 'committed (none is left)' : 'did not commit (all are in the table as archived)'}`,
+    );
   } catch (error) {
     if (error instanceof DeleteInProgressError)
       return `its delete transaction ${now.deleteXid} is still open`;

@@ -3,7 +3,7 @@ import { settleBatch } from '../../cli/batch-settle.js';
 import { executionRunning } from '../../cli/leases.js';
 import type { StepDeps } from '../../lambdas/shared/step/step-deps.js';
 import { listAuditEvents } from '../../lambdas/shared/telemetry/audit-trail.js';
-import { runLocalArchive } from '../../local/run.js';
+import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
@@ -19,9 +19,9 @@ const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'crea
 
 describe('batch settle: a batch whose delete no step can settle, decided by an operator', () => {
   const bed = archiverTestbed(async (db) => {
-    for (const name of ['changed', 'gone', 'known', 'intact', 'operator_held', 'dead_holder'])
+    for (const name of ['changed', 'gone', 'known', 'intact', 'operator_held', 'dead_holder', 'legal'])
       await seedEvents(db.client, name, 300, 40);
-  }, ['changed', 'gone', 'known', 'intact', 'operator_held', 'dead_holder'].map(spec));
+  }, ['changed', 'gone', 'known', 'intact', 'operator_held', 'dead_holder', 'legal'].map(spec));
 
   /**
    * A batch left `deleting` by a crash before COMMIT, recorded as if on another server (a database restored or
@@ -59,7 +59,7 @@ describe('batch settle: a batch whose delete no step can settle, decided by an o
     holderRunning: async () => false,
   });
 
-  it('refuses a batch whose delete the server can tell about: the next run settles it', async () => {
+  it('refuses a claim against what the server knows of the delete, naming the claim that fits', async () => {
     // Prepare: a delete crashed before COMMIT on this very server (it rolled back)
     const crash = async (point: string) => {
       if (point === 'delete:beforeCommit') throw Object.assign(new Error('crash'), { name: 'InjectedCrash' });
@@ -74,9 +74,50 @@ describe('batch settle: a batch whose delete no step can settle, decided by an o
     expect(before.inFlight?.stage).toBe('deleting');
     expect(refused).toEqual({
       settled: false,
-      reason: 'the server knows its delete did not commit: the next run settles it',
+      reason:
+        'the server knows its delete did not commit: settle it --as aborted, or let the next run settle it',
     });
     expect((await bed.local.deps().locks.get('app', 'public.known')).inFlight).toEqual(before.inFlight);
+  });
+
+  it('settles a batch as the server tells it when a legal hold keeps every run off the table, so a restore can go on', async () => {
+    // Prepare: a run died right after its delete committed, then the table was put under hold (an investigation)
+    const table = resolvedTable(spec('legal'));
+    const original = await tableLines(bed.db.client, table);
+    const crash = async (point: string) => {
+      if (point === 'delete:afterCommit') throw Object.assign(new Error('crash'), { name: 'InjectedCrash' });
+    };
+    await runLocalArchive(bed.local, { tables: ['public.legal'] }, { fault: crash, retryIntervalScale: 0 });
+    const { holds, locks } = bed.local.deps();
+    await holds.set({
+      database: 'app',
+      table: 'public.legal',
+      reason: 'case 2026-17',
+      setBy: 'legal@example.com',
+      setAt: new Date().toISOString(),
+    });
+    const held = await runLocalArchive(bed.local, { tables: ['public.legal'] }, { retryIntervalScale: 0 });
+
+    // Act
+    const contrary = await settleBatch(context(), 'app', 'public.legal', 'aborted');
+    const settled = await settleBatch(context(), 'app', 'public.legal', 'committed');
+    const restored = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.legal', targetTable: 'public.legal_copy' },
+      { retryIntervalScale: 0 },
+    );
+
+    // Assess
+    expect(held.outcomes.map((o) => o.status)).toEqual(['held']);
+    expect(contrary).toEqual({
+      settled: false,
+      reason:
+        'the server knows its delete committed: settle it --as committed, or let the next run settle it',
+    });
+    expect(settled).toMatchObject({ settled: true, as: 'committed' });
+    expect((await locks.get('app', 'public.legal')).inFlight).toBeUndefined();
+    expect(restored.execution.status).toBe('SUCCEEDED');
+    await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
   });
 
   it('refuses a claim the rows can settle: every row still in the table as archived, the next run settles it', async () => {
@@ -100,7 +141,7 @@ describe('batch settle: a batch whose delete no step can settle, decided by an o
     expect(refused).toEqual({
       settled: false,
       reason:
-        'its rows tell its delete did not commit (all are in the table as archived): the next run settles it',
+        'its rows tell its delete did not commit (all are in the table as archived): settle it --as aborted, or let the next run settle it',
     });
     expect(before.inFlight?.stage).toBe('deleting');
     expect(rerun.execution.status).toBe('SUCCEEDED');
