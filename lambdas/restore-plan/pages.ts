@@ -14,7 +14,8 @@ import {
  * The order a restore hands out its archives in, and where its pages end.
  *
  * The same row can be in two committed archives of one partition (its day, or its month): archived, restored into the
- * table, changed (a redaction), archived again. The newest committed version must win, whatever the strategy: `skip`
+ * table, changed (a redaction), archived again. A month's month objects and its day objects are one partition: a
+ * table switched between the two (`objectSpan`) archives the same rows again under the other layout. The newest committed version must win, whatever the strategy: `skip`
  * (and `fail`) restore the newest archive first, so an older version finds its row already there; `overwrite` the
  * oldest first, so the newest is written last. Only the batches of different runs can hold the same row (a run's
  * batches each take rows the one before deleted), so only a partition whose archives come from more than one run, or
@@ -120,16 +121,30 @@ export const cursorStart = (cursor: string): string | undefined => parseCursor(c
 export function partitionsOfSeveralRuns(
   entries: Iterable<Pick<InventoryEntry, 'day' | 'span' | 'runId'>>,
 ): number {
+  const all = [...entries];
+  const monthsOfMonthObjects = new Set(
+    all.filter((entry) => entry.span === 'month').map((entry) => entry.day.slice(0, 7)),
+  );
   const runs = new Map<string, Set<string>>();
-  for (const entry of entries) {
-    const partition = `${entry.span ?? 'day'} ${entry.day}`;
+  for (const entry of all) {
+    const month = entry.day.slice(0, 7);
+    const partition = monthsOfMonthObjects.has(month) ? `month ${month}` : `day ${entry.day}`;
     runs.set(partition, (runs.get(partition) ?? new Set()).add(entry.runId));
   }
   return [...runs.values()].filter((ids) => ids.size > 1).length;
 }
 
-/** A partition is the folder of its archives: a day folder, or a month folder for month objects. */
+/** The folder of an archive: a day folder, or a month folder for month objects. */
 const folderOf = (key: string): string => key.slice(0, key.lastIndexOf('/') + 1);
+
+const MONTH_FOLDER = /\/year=\d{4}\/month=\d{2}\/$/;
+
+/**
+ * Whether the archive under `key` belongs to the partition whose archives are in `folder`: its own folder, and for a
+ * month folder (month objects) also the day folders below it, which a key-ordered listing returns right after it.
+ */
+const inPartition = (folder: string, key: string): boolean =>
+  key.startsWith(folder) && (key.indexOf('/', folder.length) === -1 || MONTH_FOLDER.test(folder));
 
 export interface ArchivePage {
   /** In restore order; consecutive archives of an ordered partition carry its folder (`ordered`). */
@@ -197,11 +212,11 @@ export async function* restorePages(
   if (page.length > 0) yield finish(false);
 }
 
-/** Consecutive archives (in key order) of one folder. */
+/** Consecutive archives (in key order) of one partition: one folder, or a month's month and day objects. */
 async function* partitionsOf(refs: AsyncIterable<ArchiveRef>): AsyncGenerator<ArchiveRef[]> {
   let current: ArchiveRef[] = [];
   for await (const ref of refs) {
-    if (current[0] && folderOf(current[0].key) !== folderOf(ref.key)) {
+    if (current[0] && !inPartition(folderOf(current[0].key), ref.key)) {
       yield current;
       current = [];
     }

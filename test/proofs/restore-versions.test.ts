@@ -1,6 +1,6 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
-import { archiverTestbed, readLiveArchives, seedEvents } from '../support/fixtures.js';
+import { archiverTestbed, readLiveArchives, seedEvents, writeTestConfig } from '../support/fixtures.js';
 import { recordProof } from '../support/proof-ledger.js';
 
 const fast = { retryIntervalScale: 0 };
@@ -89,4 +89,69 @@ describe('restore of a row two committed archives hold in two versions', () => {
     expect(result.results.find((r) => r.key === newKey)?.status).toBe('restored');
     expect(result.results.find((r) => r.key === oldKey)?.status).toBe('failed');
   });
+});
+
+/**
+ * The same with a layout switch between the two archive runs: the month's rows archived in month objects, restored,
+ * one redacted, then `objectSpan: day` deployed and the rows archived again in day objects of that month. A listing
+ * in key order gives the month object first; the restore still brings back the version archived last.
+ */
+describe('restore of a row archived in a month object, then again in a day object (objectSpan switched)', () => {
+  const monthly = {
+    schema: 'public',
+    name: 'spans',
+    timestampColumn: 'created_at',
+    objectSpan: 'month' as const,
+  };
+  const bed = archiverTestbed(async (db) => seedEvents(db.client, 'spans', 60, 36), [monthly]);
+  let daily: ReturnType<typeof writeTestConfig>;
+  let redactedId = 0;
+
+  beforeAll(async () => {
+    // Prepare: archived by month, restored, redacted, archived again by day
+    if ((await runLocalArchive(bed.local, {}, fast)).execution.status !== 'SUCCEEDED')
+      throw new Error('archive');
+    const back = await runLocalRestore(bed.local, { database: 'app', table: 'public.spans' }, fast);
+    if (back.execution.status !== 'SUCCEEDED') throw new Error('restore');
+    const redacted = await bed.db.client.query<{ id: number }>(
+      `UPDATE public.spans SET actor = 'REDACTED', payload = NULL
+        WHERE id = (SELECT min(id) FROM public.spans) RETURNING id::int AS id`,
+    );
+    redactedId = redacted.rows[0]?.id ?? 0;
+    daily = writeTestConfig(bed.db, [{ ...monthly, objectSpan: 'day' }]);
+    bed.redeployedWith(daily.configPath);
+    const again = await runLocalArchive(
+      bed.local,
+      {},
+      { ...fast, env: { ARCHIVER_CONFIG_PATH: daily.configPath } },
+    );
+    if (again.execution.status !== 'SUCCEEDED') throw new Error('archive again');
+  });
+  afterAll(() => daily?.cleanup());
+
+  it.each(['skip', 'overwrite'] as const)(
+    'brings the row back as archived last under %s',
+    async (strategy) => {
+      // Act
+      const target = `spans_${strategy}`;
+      const result = await runLocalRestore(
+        bed.local,
+        { database: 'app', table: 'public.spans', targetTable: `public.${target}`, strategy },
+        { ...fast, env: { ARCHIVER_CONFIG_PATH: daily.configPath } },
+      );
+      const row = await bed.db.client.query(`SELECT actor, payload FROM public.${target} WHERE id = $1`, [
+        redactedId,
+      ]);
+
+      // Assess
+      recordProof({
+        kind: 'threat',
+        actor: 'operator',
+        attack: `switches objectSpan after a month was restored and changed, then restores (${strategy})`,
+        held: result.execution.status === 'SUCCEEDED' && row.rows[0]?.actor === 'REDACTED',
+      });
+      expect(result.execution.status).toBe('SUCCEEDED');
+      expect(row.rows).toEqual([{ actor: 'REDACTED', payload: null }]);
+    },
+  );
 });

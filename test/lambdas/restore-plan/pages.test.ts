@@ -118,6 +118,43 @@ describe('restorePages: the newest committed version of a row wins', () => {
   });
 });
 
+describe('restorePages: a month archived as a month object, then again as day objects (objectSpan switched)', () => {
+  // Prepare: the month's rows archived in one month object (run-1), restored, one redacted, archived again by day
+  // (run-2); another day of the month archived by run-2 only. A key-ordered listing gives the month object first.
+  const MONTH = 'archive/app/public.events/year=2025/month=01/';
+  const monthObject = `${MONTH}202501-ffffffffffffffffffffffff.jsonl.gz`;
+  const redactedDay = `${DAY}20250107-aaaaaaaaaaaaaaaaaaaaaaaa.jsonl.gz`;
+  const otherDay = `${NEXT_DAY}20250108-bbbbbbbbbbbbbbbbbbbbbbbb.jsonl.gz`;
+  const committed: CommittedArchives = new Map([
+    [monthObject, { committedAt: '2025-02-01T00:00:00.000Z', runId: 'run-1' }],
+    [redactedDay, { committedAt: '2025-03-01T00:00:00.000Z', runId: 'run-2' }],
+    [otherDay, { committedAt: '2025-03-01T00:00:01.000Z', runId: 'run-2' }],
+  ]);
+  const refs = [ref(monthObject), ref(redactedDay), ref(otherDay)];
+
+  it('orders the month object and the day objects of its month as one partition, newest first under skip', async () => {
+    // Act
+    const skip = await allPages(refs, 'skip', committed);
+    const overwrite = await allPages(refs, 'overwrite', committed);
+
+    // Assess
+    expect(keysOf(skip)).toEqual([otherDay, redactedDay, monthObject]);
+    expect(keysOf(overwrite)).toEqual([monthObject, redactedDay, otherDay]);
+    expect(new Set(skip.flatMap((page) => page.archives.map((a) => a.ordered)))).toEqual(new Set([MONTH]));
+  });
+
+  it('counts such a month in the plan as a partition that may hold a row twice', () => {
+    // Act, Assess
+    expect(
+      partitionsOfSeveralRuns([
+        { day: '2025-01-01', span: 'month', runId: 'run-1' },
+        { day: '2025-01-07', span: 'day', runId: 'run-2' },
+        { day: '2025-01-08', span: 'day', runId: 'run-2' },
+      ]),
+    ).toBe(1);
+  });
+});
+
 /** 40 archives of one day from two runs, a minute apart in commit order, with keys in another order. */
 const TWO_RUN_DAY = (() => {
   const keys = Array.from(
