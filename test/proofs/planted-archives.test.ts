@@ -105,6 +105,51 @@ describe('archives a bucket writer planted', () => {
     expect(shown).not.toContain(SENTINEL);
   });
 
+  it.each([
+    [
+      'an empty line between two rows',
+      (a: string, b: string) => `${a}\n\n${b}\n`,
+      /row 2 is not a line export writes/,
+    ],
+    ['a byte order mark', (a: string) => `\ufeff${a}\n`, /row 1 is not a line export writes/],
+    [
+      'a last line without its newline',
+      (a: string, b: string) => `${a}\n${b}`,
+      /its last line has no newline/,
+    ],
+  ])('refuses an archive with %s in restore and validate, naming it', async (_case, lines, problem) => {
+    // Prepare
+    const a = changedLine(first(), { id: '900010' });
+    const b = changedLine(first(), { id: '900011' });
+    const planted = await plantArchive(bed.local, first(), lines(a, b));
+    const validation: string[] = [];
+
+    // Act
+    const restored = await runLocalRestore(
+      bed.local,
+      {
+        database: 'app',
+        table: 'public.planted',
+        mode: 'key',
+        key: planted.key,
+        targetTable: 'public.rt_shape',
+      },
+      { retryIntervalScale: 0 },
+    );
+    await validateCommand(
+      bed.local.deps().store,
+      bed.local.config,
+      { table: ['public.planted'], json: false, strict: false },
+      (line) => validation.push(line),
+    );
+
+    // Assess
+    expect(restored.results[0]?.status).toBe('failed');
+    expect(restored.results[0]?.error).toMatch(/^ArchiveIntegrityError: /);
+    expect(restored.results[0]?.error).toMatch(problem);
+    expect(validation.find((line) => line.includes(planted.key) && line.includes('ERROR'))).toMatch(problem);
+  });
+
   it('refuses an archive holding one key twice under overwrite as a conflict, by name', async () => {
     // Prepare
     const twice = `${changedLine(first(), { id: '900005' })}\n${changedLine(first(), { id: '900005', q: '$.b' })}\n`;

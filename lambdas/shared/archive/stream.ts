@@ -73,6 +73,9 @@ export interface LineFigures extends ContentFigures {
  * growing buffer to every chunk made one large line's cost quadratic). `push` throws ArchiveIntegrityError once the
  * bytes pass `bounds` (the sidecar's size, the longest line), before it keeps a byte of the chunk that did.
  */
+/** The first byte of every line export writes. */
+const OPEN_BRACE = 0x7b;
+
 export class LineMeter {
   private readonly content: Hash = createHash('sha256');
   private rows = 0;
@@ -101,6 +104,7 @@ export class LineMeter {
     for (let newline = chunk.indexOf(10); newline !== -1; newline = chunk.indexOf(10, start)) {
       if (this.lineBytes === 0 && !this.onLine) {
         if (newline - start > this.maxLineBytes) throw this.lineTooLong();
+        if (chunk[start] !== OPEN_BRACE || newline === start) throw this.notAnObject();
         this.digest?.add(chunk.subarray(start, newline));
         this.rows += 1;
       } else {
@@ -113,15 +117,19 @@ export class LineMeter {
   }
 
   /**
-   * Ends the stream. Every line ends with "\n"; leftover bytes mean a truncated or altered object. They count as a
-   * row so the row count disagrees with the manifest rather than silently dropping the fragment.
+   * Ends the stream. Every line ends with "\n": leftover bytes mean a truncated or altered object, refused even where
+   * the sidecar counts them as a row.
    */
   end(): ContentFigures {
-    if (this.lineBytes > 0) this.endLine();
+    if (this.lineBytes > 0)
+      throw new ArchiveIntegrityError(
+        `${archiveName(this.bounds)}: its last line has no newline, which every line export writes ends with`,
+      );
     return { rows: this.rows, contentSha256: this.content.digest('hex'), uncompressedBytes: this.bytes };
   }
 
   private part(bytes: Buffer): void {
+    if (this.lineBytes === 0 && bytes.length > 0 && bytes[0] !== OPEN_BRACE) throw this.notAnObject();
     this.lineBytes += bytes.length;
     if (this.lineBytes > this.maxLineBytes) throw this.lineTooLong();
     this.digest?.update(bytes);
@@ -134,7 +142,19 @@ export class LineMeter {
     return lineTooLongError(this.bounds, this.rows + 1, this.maxLineBytes);
   }
 
+  /**
+   * Export writes one JSON object a line: a line that starts otherwise (empty, a BOM, an array) is no row, and
+   * PostgreSQL's error for it would blame a column.
+   */
+  private notAnObject(): ArchiveIntegrityError {
+    this.parts = [];
+    return new ArchiveIntegrityError(
+      `${archiveName(this.bounds)}: row ${this.rows + 1} is not a line export writes (one JSON object a line, starting with "{"); read no further`,
+    );
+  }
+
   private endLine(): void {
+    if (this.lineBytes === 0) throw this.notAnObject();
     this.digest?.endLine();
     this.rows += 1;
     if (this.onLine) {

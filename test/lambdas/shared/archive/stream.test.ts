@@ -67,27 +67,51 @@ describe('JsonLinesContent and JsonLinesToCopy', () => {
     expect(reader.figures()).toEqual(written);
   });
 
-  it('JsonLinesContent counts a trailing fragment (a truncated last line) so figures disagree', async () => {
-    // Prepare
-    const reader = new JsonLinesContent();
+  it.each([['a truncated last line', Buffer.from('{"a" : 1}\n{"a" : ')]])(
+    'JsonLinesContent and JsonLinesToCopy refuse %s, even where a sidecar counts it as a row',
+    async (_case, bytes) => {
+      // Act
+      const content = pipeline(Readable.from([bytes]), new JsonLinesContent({ key: 'k' }));
+      const copy = pipeline(
+        Readable.from([bytes]),
+        new JsonLinesToCopy(undefined, { key: 'k' }),
+        hashingSink(),
+      );
 
-    // Act
-    await pipeline(Readable.from([Buffer.from('{"a" : 1}\n{"a" : ')]), reader);
+      // Assess
+      for (const read of [content, copy])
+        await expect(read).rejects.toThrow(
+          new ArchiveIntegrityError(
+            'archive k: its last line has no newline, which every line export writes ends with',
+          ),
+        );
+    },
+  );
 
-    // Assess
-    expect(reader.figures().rows).toBe(2);
-  });
+  it.each([
+    ['an empty line', '{"a" : "1"}\n\n{"a" : "2"}\n', 2],
+    ['a byte order mark', '\ufeff{"a" : "1"}\n', 1],
+    ['a line that is a JSON array', '{"a" : "1"}\n["1"]\n', 2],
+  ])(
+    'JsonLinesContent and JsonLinesToCopy refuse %s: export writes one JSON object a line',
+    async (_case, text, row) => {
+      // Act
+      const content = pipeline(Readable.from([Buffer.from(text)]), new JsonLinesContent({ key: 'k' }));
+      const copy = pipeline(
+        Readable.from([Buffer.from(text)]),
+        new JsonLinesToCopy(undefined, { key: 'k' }),
+        hashingSink(),
+      );
 
-  it('JsonLinesToCopy counts a trailing fragment (a truncated last line) so figures disagree', async () => {
-    // Prepare
-    const reader = new JsonLinesToCopy();
-
-    // Act
-    await pipeline(Readable.from([Buffer.from('{"a" : 1}\n{"a" : ')]), reader, hashingSink());
-
-    // Assess
-    expect(reader.figures().rows).toBe(2);
-  });
+      // Assess
+      for (const read of [content, copy])
+        await expect(read).rejects.toThrow(
+          new ArchiveIntegrityError(
+            `archive k: row ${row} is not a line export writes (one JSON object a line, starting with "{"); read no further`,
+          ),
+        );
+    },
+  );
 });
 
 describe('JsonLinesContent requires UTF-8 (restore could never read anything else)', () => {
@@ -120,8 +144,8 @@ describe('JsonLinesContent requires UTF-8 (restore could never read anything els
       Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x20, 0x3a, 0x20, 0x22, 0xc3, 0x22, 0x7d, 0x0a]),
     ],
     [
-      'a character cut by the end of the object',
-      Buffer.concat([Buffer.from('{"a" : "x"}\n'), Buffer.from('😀').subarray(0, 3)]),
+      'a character cut by the end of a line',
+      Buffer.concat([Buffer.from('{"a" : "'), Buffer.from('😀').subarray(0, 3), Buffer.from('\n')]),
     ],
     ['a stray continuation byte', Buffer.from([0x7b, 0x7d, 0x80, 0x0a])],
   ])('refuses %s', async (_case, bytes) => {
