@@ -35,6 +35,7 @@ describe('a config change while a batch is in flight', () => {
     await seedEvents(db.client, 'keyed', 600);
     await db.client.query(`ALTER TABLE keyed ADD COLUMN uid uuid NOT NULL DEFAULT gen_random_uuid()`);
     await db.client.query(`CREATE UNIQUE INDEX ON keyed (uid)`);
+    for (const name of ['prefixed_upload', 'prefixed_verify']) await seedEvents(db.client, name, 600);
     for (const name of ['rekeyed', 'unrecorded']) {
       await seedEvents(db.client, name, 600);
       await db.client.query(
@@ -60,8 +61,9 @@ describe('a config change while a batch is in flight', () => {
   async function openWith(
     spec: TableSpec,
     stateDir?: string,
+    prefix?: string,
   ): Promise<{ local: LocalEnvironment; stateDir: string }> {
-    const files = writeTestConfig(db, [spec], { defaults: { batchSize: 150 } });
+    const files = writeTestConfig(db, [spec], { defaults: { batchSize: 150 }, prefix });
     cleanups.push(files.cleanup);
     const dir = stateDir ?? join(files.dir, 'state');
     return { local: await openLocalEnvironment(files.configPath, dir), stateDir: dir };
@@ -96,6 +98,8 @@ describe('a config change while a batch is in flight', () => {
     after: TableSpec;
     stopAt: FaultPoint;
     meanwhile?: (local: LocalEnvironment) => Promise<void>;
+    /** The `s3.prefix` deployed for the second run (the first runs under archive/). */
+    afterPrefix?: string;
   }) {
     const table = resolvedTable(change.before);
     const ref = `${table.schema}.${table.name}`;
@@ -115,14 +119,21 @@ describe('a config change while a batch is in flight', () => {
     } finally {
       await first.close();
     }
-    const { local: second } = await openWith(change.after, stateDir);
+    const { local: second } = await openWith(change.after, stateDir, change.afterPrefix);
     try {
       const run = await runLocalArchive(second, { tables: [ref] }, { retryIntervalScale: 0 });
       const counts = await assertNoLossNoDuplicates(second, db.client, table, original).catch(
         (error: Error) => error,
       );
       await expectRequestsWithinRoles(second);
-      return { stage, status: run.execution.status, counts };
+      return {
+        stage,
+        status: run.execution.status,
+        counts,
+        error: run.outcomes[0]?.error,
+        stateDir,
+        original,
+      };
     } finally {
       await second.close();
     }
@@ -136,6 +147,48 @@ describe('a config change while a batch is in flight', () => {
     if (outcome.counts instanceof Error) throw outcome.counts;
     expect(outcome.counts.inArchives).toBeGreaterThan(0);
   }
+
+  it.each([
+    ['upload:afterCopy', 'prefixed_upload'],
+    ['verify:afterRead', 'prefixed_verify'],
+  ] as const)(
+    's3.prefix changed with a batch in flight (stopped at %s): the run stops naming the prefix to deploy again, touching nothing',
+    async (stopAt, name) => {
+      // Prepare
+      const spec = { schema: 'public', name, timestampColumn: 'created_at' };
+      const table = resolvedTable(spec);
+
+      // Act: the second run under the new prefix (its roles checked), then one under the old prefix again
+      const moved = await interruptedThenChanged({
+        before: spec,
+        after: spec,
+        stopAt,
+        afterPrefix: 'moved/',
+      });
+      const { local: back } = await openWith(spec, moved.stateDir);
+      const finished = await runLocalArchive(back, { tables: [`public.${name}`] }, { retryIntervalScale: 0 });
+      const { inFlight } = await back.deps().locks.get('app', `public.${name}`);
+      const counts = await assertNoLossNoDuplicates(back, db.client, table, moved.original).finally(() =>
+        back.close(),
+      );
+
+      // Assess
+      recordProof({
+        kind: 'threat',
+        actor: 'operator',
+        attack: `changes s3.prefix while a batch is in flight (${stopAt})`,
+        held: moved.status === 'FAILED' && finished.execution.status === 'SUCCEEDED',
+      });
+      expect(moved.status).toBe('FAILED');
+      expect(moved.error).toMatch(
+        /^ConfigError: the batch in flight of app\/public\.prefixed_\w+ \(\w+\) keeps its objects under the s3\.prefix "archive\/", not under this deployment's "moved\/"/,
+      );
+      if (moved.counts instanceof Error) throw moved.counts;
+      expect(finished.execution.status).toBe('SUCCEEDED');
+      expect(inFlight).toBeUndefined();
+      expect(counts.inArchives).toBeGreaterThan(0);
+    },
+  );
 
   it('keyColumns now a key of another type (bigint to uuid): the verified batch is taken back, every row archived once', async () => {
     // Prepare: a crash inside the delete transaction (rolled back) leaves a verified batch keyed by id.

@@ -18,6 +18,7 @@ import { describeTable, type TableShape } from '../database/table-shape.js';
 import { batchPredicateSql, digestSelectSql, rowHashSql, rowSourceSql } from '../database/table-sql.js';
 import {
   BatchOutcomeUnknownError,
+  ConfigError,
   classifyDatabaseError,
   DatabaseUnavailableError,
   DeleteInProgressError,
@@ -415,6 +416,25 @@ export async function withdrawBatch(
 }
 
 /**
+ * Refuses a batch, not yet deleting, whose objects lie outside the deployed `s3.prefix`: the config changed it with
+ * the batch in flight. The functions' roles are built per prefix, so carrying the batch on or withdrawing it would
+ * fail with S3's AccessDenied, which no retry cures; the operator is told how to let it finish first. (A deleting
+ * batch is settled from the database and the inventory: its recorded keys are kept as they are.)
+ */
+function refuseMovedPrefix(config: ArchiverConfig, task: TableTask, inFlight: InFlight): void {
+  const { prefix } = config.s3;
+  if (inFlight.stage === 'deleting') return;
+  const moved = inFlight.objects.find(
+    (object) => !object.stagingKey.startsWith(prefix) || !object.archiveKey.startsWith(prefix),
+  );
+  if (!moved) return;
+  const was = moved.stagingKey.slice(0, moved.stagingKey.indexOf('_staging/'));
+  throw new ConfigError(
+    `the batch in flight of ${task.database}/${task.table} (${inFlight.stage}) keeps its objects under the s3.prefix "${was}", not under this deployment's "${prefix}", whose functions cannot reach them: deploy s3.prefix "${was}" again until a run has finished the batch (status shows none in flight), then change it; nothing was changed`,
+  );
+}
+
+/**
  * Finishes or undoes a batch an earlier attempt left in flight, as lifecycle.ts decides: `recoveryOf` first; a batch
  * to carry on, or a `deleting` one to settle (settleDelete), with the table as it is read now (decideWithTable).
  * True when the batch is carried on (the caller resumes it from its stage), false when it left the lease item.
@@ -425,6 +445,7 @@ export async function recoverInFlight(
   table: ResolvedTable,
   inFlight: InFlight,
 ): Promise<boolean> {
+  refuseMovedPrefix(deps.config, task, inFlight);
   const first = recoveryOf(inFlight, task.cutoff);
   const recovery =
     first.action === 'resume' || first.action === 'settle-delete'
