@@ -39,6 +39,13 @@ describe('archives a bucket writer planted', () => {
     [{ schema: 'public', name: 'planted', timestampColumn: 'created_at' }],
   );
   let genuine: LiveArchive[] = [];
+  /** Restores the one archive under `key` into a new target. */
+  const restoreKey = (key: string, targetTable: string, strategy: 'skip' | 'overwrite' = 'skip') =>
+    runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.planted', mode: 'key', key, targetTable, strategy },
+      { retryIntervalScale: 0 },
+    );
   const first = () => {
     const archive = genuine[0];
     if (!archive) throw new Error('nothing archived');
@@ -57,33 +64,21 @@ describe('archives a bucket writer planted', () => {
 
   it.each([
     // Input functions that raise a syntax error (42601) quoting the value, not a data exception.
-    ['a jsonpath it cannot read (42601)', 'rt_jsonpath', { id: '900001', q: `$.a ${SENTINEL}` }, 'skip'],
-    ['a tsquery it cannot read (42601)', 'rt_tsquery', { id: '900002', tq: `${SENTINEL} & & x` }, 'skip'],
+    ['a jsonpath it cannot read (42601)', 'rt_jsonpath', { id: '900001', q: `$.a ${SENTINEL}` }],
+    ['a tsquery it cannot read (42601)', 'rt_tsquery', { id: '900002', tq: `${SENTINEL} & & x` }],
     // Limits (54000, 54001): no value quoted, but the archive must still be named.
-    ['an int[] of 7 dimensions (54000)', 'rt_dims', { id: '900003', arr: '{{{{{{{1}}}}}}}' }, 'skip'],
+    ['an int[] of 7 dimensions (54000)', 'rt_dims', { id: '900003', arr: '{{{{{{{1}}}}}}}' }],
     [
       'a jsonb nested past the stack (54001)',
       'rt_deep',
       { id: '900004', doc: `${'['.repeat(200_000)}${']'.repeat(200_000)}` },
-      'skip',
     ],
-  ])('refuses %s by name, never quoting the value', async (_case, target, changes, strategy) => {
+  ])('refuses %s by name, never quoting the value', async (_case, target, changes) => {
     // Prepare
     const planted = await plantArchive(bed.local, first(), `${changedLine(first(), changes)}\n`);
 
     // Act
-    const restored = await runLocalRestore(
-      bed.local,
-      {
-        database: 'app',
-        table: 'public.planted',
-        mode: 'key',
-        key: planted.key,
-        targetTable: `public.${target}`,
-        strategy,
-      },
-      { retryIntervalScale: 0 },
-    );
+    const restored = await restoreKey(planted.key, `public.${target}`);
     const shown = [
       JSON.stringify(restored.execution),
       JSON.stringify(restored.results),
@@ -125,17 +120,7 @@ describe('archives a bucket writer planted', () => {
     const validation: string[] = [];
 
     // Act
-    const restored = await runLocalRestore(
-      bed.local,
-      {
-        database: 'app',
-        table: 'public.planted',
-        mode: 'key',
-        key: planted.key,
-        targetTable: 'public.rt_shape',
-      },
-      { retryIntervalScale: 0 },
-    );
+    const restored = await restoreKey(planted.key, 'public.rt_shape');
     await validateCommand(
       bed.local.deps().store,
       bed.local.config,
@@ -156,18 +141,7 @@ describe('archives a bucket writer planted', () => {
     const planted = await plantArchive(bed.local, first(), twice);
 
     // Act
-    const restored = await runLocalRestore(
-      bed.local,
-      {
-        database: 'app',
-        table: 'public.planted',
-        mode: 'key',
-        key: planted.key,
-        targetTable: 'public.rt_twice',
-        strategy: 'overwrite',
-      },
-      { retryIntervalScale: 0 },
-    );
+    const restored = await restoreKey(planted.key, 'public.rt_twice', 'overwrite');
 
     // Assess
     expect(restored.results[0]?.status).toBe('failed');

@@ -1,5 +1,6 @@
 import { type Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import type { z } from 'zod';
 import { ArchiveIntegrityError, StorageUnavailableError } from '../errors/step-errors.js';
 import { JsonLinesToCopyText, LineNotCopyableError } from './copy-text.js';
 import {
@@ -195,16 +196,7 @@ async function otherSchema(
   source: Extract<ArchiveSource, { format: 'legacy' }>,
   ref: ArchiveRef,
 ): Promise<string | undefined> {
-  const text = await store.getText(legacyMetadataKeyFor(ref.key));
-  if (text === undefined) return undefined;
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  const parsed = LegacyMetadataSchema.safeParse(raw);
-  const info = parsed.success ? parsed.data.batch_info : undefined;
+  const info = (await readParsed(store, legacyMetadataKeyFor(ref.key), LegacyMetadataSchema))?.batch_info;
   return info?.database === source.database && info.table === source.table && info.schema !== source.schema
     ? info.schema
     : undefined;
@@ -306,6 +298,23 @@ export async function readExpectation(
   };
 }
 
+/** A sidecar of the bucket as `schema` reads it; undefined when it is missing, too long, not JSON or not of it. */
+async function readParsed<T>(store: ArchiveStore, key: string, schema: z.ZodType<T>): Promise<T | undefined> {
+  const text = await store.getText(key).catch((error: unknown) => {
+    if (error instanceof ArchiveIntegrityError) return undefined;
+    throw error;
+  });
+  if (text === undefined) return undefined;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const parsed = schema.safeParse(raw);
+  return parsed.success ? parsed.data : undefined;
+}
+
 /**
  * Whether the Python tool recorded the delete of a legacy archive's batch as committed: a `.manifest.json` beside it
  * that is a manifest of this batch (its table and batch id). Any other object there, or none, leaves the batch
@@ -315,21 +324,10 @@ export async function legacyBatchCommitted(
   store: ArchiveStore,
   expected: ArchiveExpectation,
 ): Promise<boolean> {
-  const text = await store.getText(legacyManifestKeyFor(expected.key)).catch((error: unknown) => {
-    if (error instanceof ArchiveIntegrityError) return undefined;
-    throw error;
-  });
-  if (text === undefined) return false;
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch {
-    return false;
-  }
-  const parsed = LegacyManifestSchema.safeParse(raw);
-  if (!parsed.success) return false;
-  const info = parsed.data.manifest_info;
+  const info = (await readParsed(store, legacyManifestKeyFor(expected.key), LegacyManifestSchema))
+    ?.manifest_info;
   return (
+    info !== undefined &&
     info.database === expected.origin.database &&
     info.schema === expected.origin.schema &&
     info.table === expected.origin.table &&
