@@ -67,8 +67,11 @@ interface Resumed {
 function resumedFrom(inside: Inside, order: (a: Position, b: Position) => number): Resumed {
   const { handed, after } = inside;
   if (handed === undefined) {
-    // A cursor made before: the archives up to `after` in the order were handed out.
-    return { has: (at) => after !== undefined && order(at, after) <= 0 };
+    // A cursor made before: the archives of its folder up to `after` in the order were handed out. Its partition was
+    // that folder alone then: day folders below a month folder, now of its partition, were not handed out.
+    return {
+      has: (at) => after !== undefined && folderOf(at.key) === inside.partition && order(at, after) <= 0,
+    };
   }
   const ids = new Set<string>();
   for (let at = 0; at < handed.length; at += HANDED_ID_LENGTH)
@@ -185,10 +188,7 @@ export async function* restorePages(
     cursor: page.at(-1)?.cursor ?? options.cursor,
     more,
   });
-  for await (const partition of partitionsOf(refs)) {
-    const first = partition[0];
-    if (!first) continue;
-    const folder = folderOf(first.key);
+  for await (const { folder, partition } of partitionsOf(refs, inside?.partition)) {
     const resumed = inside?.partition === folder ? resumedFrom(inside, order) : undefined;
     // However few of its archives are listed now (some may be gone since), a partition a page ended inside is ordered,
     // by the inventory's entries of them.
@@ -212,17 +212,30 @@ export async function* restorePages(
   if (page.length > 0) yield finish(false);
 }
 
-/** Consecutive archives (in key order) of one partition: one folder, or a month's month and day objects. */
-async function* partitionsOf(refs: AsyncIterable<ArchiveRef>): AsyncGenerator<ArchiveRef[]> {
+/**
+ * Consecutive archives (in key order) of one partition, named by its folder: one folder, or a month's month and day
+ * objects. The partition a cursor resumes inside keeps its name though its first archives are gone since (a month
+ * object expired or withdrawn), so the archives its pages handed out are known still.
+ */
+async function* partitionsOf(
+  refs: AsyncIterable<ArchiveRef>,
+  resumedPartition: string | undefined,
+): AsyncGenerator<{ folder: string; partition: ArchiveRef[] }> {
   let current: ArchiveRef[] = [];
+  let folder = '';
   for await (const ref of refs) {
-    if (current[0] && !inPartition(folderOf(current[0].key), ref.key)) {
-      yield current;
+    if (current.length > 0 && !inPartition(folder, ref.key)) {
+      yield { folder, partition: current };
       current = [];
     }
+    if (current.length === 0)
+      folder =
+        resumedPartition !== undefined && inPartition(resumedPartition, ref.key)
+          ? resumedPartition
+          : folderOf(ref.key);
     current.push(ref);
   }
-  if (current.length > 0) yield current;
+  if (current.length > 0) yield { folder, partition: current };
 }
 
 /**

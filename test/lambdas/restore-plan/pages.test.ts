@@ -321,3 +321,85 @@ describe('restorePages: a day cut over several pages while its inventory or its 
     expect(pages.at(-1)?.more).toBe(false);
   });
 });
+
+const SWITCHED_MONTH = 'archive/app/public.events/year=2025/month=01/';
+
+/**
+ * A month archived as one month object (run-1), then, objectSpan switched to day, its rows restored and archived
+ * again as 40 day objects over 4 days (run-2). The month object is the oldest object: a lifecycle expiry
+ * (aws.storage.expireAfterDays) removes it first, possibly while a restore is between two pages.
+ */
+const SWITCHED = (() => {
+  const monthObject = `${SWITCHED_MONTH}202501-${'f'.repeat(24)}.jsonl.gz`;
+  const dayKeys = Array.from({ length: 40 }, (_, i) => {
+    const dd = String(7 + Math.floor(i / 10)).padStart(2, '0');
+    return `${SWITCHED_MONTH}day=${dd}/202501${dd}-${String(i).padStart(24, '0')}.jsonl.gz`;
+  });
+  const committed: CommittedArchives = new Map([
+    [monthObject, { committedAt: '2025-02-01T00:00:00.000Z', runId: 'run-1' }],
+    ...dayKeys.map(
+      (key, i) =>
+        [
+          key,
+          { committedAt: `2025-03-01T00:${String(i).padStart(2, '0')}:00.000Z`, runId: 'run-2' },
+        ] as const,
+    ),
+  ]);
+  return { monthObject, dayKeys, committed };
+})();
+
+describe('restorePages: a month of month and day objects whose month object goes between two pages', () => {
+  const { monthObject, dayKeys, committed } = SWITCHED;
+  const all = [monthObject, ...dayKeys].map((key) => ref(key));
+  const withoutMonth = dayKeys.map((key) => ref(key));
+
+  it.each(['skip', 'overwrite', 'fail'] as const)(
+    'under %s hands out every day object once though the month object expired after the first page',
+    async (strategy) => {
+      // Act: the first page ends inside the month partition (cursor names MONTH); the month object is gone after it.
+      const pages = await pagesOver(
+        strategy,
+        (page) => (page === 0 ? all : withoutMonth),
+        () => committed,
+      );
+
+      // Assess
+      expect(JSON.parse(pages[0]?.cursor ?? '{}').partition).toBe(SWITCHED_MONTH);
+      const handed = keysOf(pages).filter((key) => key !== monthObject);
+      const twice = handed.filter((key, i) => handed.indexOf(key) !== i);
+      expect(twice).toEqual([]);
+      expect([...new Set(handed)].sort()).toEqual([...dayKeys].sort());
+    },
+  );
+});
+
+describe('restorePages: a cursor made before cursors named the archives handed out (`after`), over a month folder', () => {
+  const { monthObject, dayKeys, committed } = SWITCHED;
+  // A second month object of a later run, so the month folder was an ordered partition for the code that made the
+  // cursor (then: the month folder alone, day folders being partitions of their own).
+  const monthAgain = `${SWITCHED_MONTH}202501-${'e'.repeat(24)}.jsonl.gz`;
+  const committedBoth: CommittedArchives = new Map([
+    ...committed,
+    [monthAgain, { committedAt: '2025-02-15T00:00:00.000Z', runId: 'run-1b' }],
+  ]);
+  const all = [monthObject, monthAgain, ...dayKeys].map((key) => ref(key));
+
+  it('hands out the day objects of that month, which the old page never did', async () => {
+    // Prepare: under skip the old code handed out the newest month object first (monthAgain) and ended the page there.
+    const oldCursor = JSON.stringify({
+      partition: SWITCHED_MONTH,
+      after: { key: monthAgain, committedAt: committedBoth.get(monthAgain)?.committedAt },
+    });
+
+    // Act
+    const pages = await pagesOver(
+      'skip',
+      () => all,
+      () => committedBoth,
+      oldCursor,
+    );
+
+    // Assess: the rest of the month object folder (monthObject) and every day object, each once.
+    expect([...keysOf(pages)].sort()).toEqual([monthObject, ...dayKeys].sort());
+  });
+});
