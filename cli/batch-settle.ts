@@ -82,7 +82,7 @@ export async function settleBatch(
   const taken = await ctx.locks.acquire(database, table, owner, ctx.config.defaults.leaseSeconds);
   if (!taken.acquired) return { settled: false, reason: `${taken.holder} took the table meanwhile` };
   const task = { runId: `settle-${now}`, database, table, cutoff: seen.cutoff, lease: taken.lease };
-  // Under our lease now: the batch must still be the one read, and its delete one the server cannot tell about.
+  // Under our lease now: the batch must still be the one read, and the claim one its delete's outcome allows.
   const inFlight = (await ctx.locks.get(database, table)).inFlight;
   const refusal = await unsettleable(ctx, resolved, seen, inFlight, as);
   if (refusal || !inFlight) {
@@ -126,11 +126,11 @@ export async function settleBatch(
 }
 
 /**
- * Why the batch may not be settled by hand, if so: it changed since it was read, or its delete's outcome can be
- * established as a run establishes it (the next run settles it then): by the server, which knows how the transaction
- * ended or that it is still running, or by the rows, none or exactly the archived ones left. A claim against them
- * would lose rows (aborted) or leave them both in the table and in a committed archive (committed). Only an outcome
- * no step can establish is for an operator to decide.
+ * Why the batch may not be settled as claimed, if so: it changed since it was read, its delete is still running, or
+ * its outcome can be established as a run establishes it, by the server (which knows how the transaction ended) or by
+ * the rows (none or exactly the archived ones left), and the claim is the other one: it would lose rows (aborted) or
+ * leave them both in the table and in a committed archive (committed). A claim that agrees is taken; an outcome no
+ * step can establish is the operator's to decide.
  */
 async function unsettleable(
   ctx: SettleContext,

@@ -260,8 +260,8 @@ export async function deleteBatch(input: DeleteInput, deps: DeleteDeps): Promise
         // ADD COLUMN rewrites no row, so the row versions still match what export read; the lock above keeps the
         // columns as they are until COMMIT.
         const columns = columnsChange(inFlight, described);
-        // Counted in RowsChanged like a changed row: the alarm sees migrations that keep changing columns.
-        if (columns) throw new DigestMismatch(columns, 'rows-changed');
+        // A 'rows-changed' mismatch, counted in RowsChanged: the alarm sees migrations that keep changing columns.
+        if (columns) throw new DigestMismatch(columns);
         // The config (or the primary key) changed since export: the batch's bounds would select other rows, or none.
         const reading = readingChange(inFlight, described);
         if (reading) throw new DigestMismatch(reading, 'reading-changed');

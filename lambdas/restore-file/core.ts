@@ -446,7 +446,7 @@ async function queryUnlessRefused<T extends pg.QueryResultRow>(
     await client.query(`RELEASE SAVEPOINT ${MARK_SAVEPOINT}`);
     return result.rows;
   } catch (error) {
-    if (!refusesValue(sqlState(error))) throw error;
+    if (!sqlState(error).startsWith('22')) throw error;
     await client.query(`ROLLBACK TO SAVEPOINT ${MARK_SAVEPOINT}`);
     return undefined;
   }
@@ -846,10 +846,11 @@ async function insert(client: pg.PoolClient, sql: string, context: InsertRefusal
     if (code === '23502') throw new SchemaDriftError(notNullRefusal(error, context));
     if (code === '23514') throw new SchemaDriftError(checkRefusal(error, context));
     if (refusesValue(code)) throw new SchemaDriftError(await dataRefusal(client, code, context));
-    // ON CONFLICT DO UPDATE met one target row twice: the archive's rows hold one key twice.
+    // ON CONFLICT DO UPDATE met one target row twice (the archive holds a key twice), or a subquery of the target's
+    // (a trigger's, a default's) returned more than one row.
     if (code === '21000')
       throw new RestoreConflictError(
-        'rows of the archive meet the same row of the target twice (SQLSTATE 21000): the archive holds a key twice, which no export writes',
+        'the target refused the archived rows (SQLSTATE 21000): they meet the same row of the target twice (an archive holding a key twice, which no export writes), or a subquery of the target returned more than one row',
       );
     // Values the target refuses (a constraint): reported by SQLSTATE, never by value.
     if (code.startsWith('23'))

@@ -146,7 +146,7 @@ describe('archives a bucket writer planted', () => {
     // Assess
     expect(restored.results[0]?.status).toBe('failed');
     expect(restored.results[0]?.error).toMatch(
-      /^RestoreConflictError: rows of the archive meet the same row of the target twice \(SQLSTATE 21000\)/,
+      /^RestoreConflictError: the target refused the archived rows \(SQLSTATE 21000\): they meet the same row of the target twice/,
     );
   });
 
@@ -303,7 +303,8 @@ describe("the Python tool's .manifest.json, which says a batch's delete committe
       (line) => lines.push(line),
     );
 
-    const warned = restored.results[0]?.warnings.some((w) => w.startsWith('no .manifest.json:')) ?? false;
+    const warned =
+      restored.results[0]?.warnings.some((w) => w.startsWith('no .manifest.json of this batch:')) ?? false;
     recordProof({
       kind: 'threat',
       actor: 'bucket writer',
@@ -313,7 +314,9 @@ describe("the Python tool's .manifest.json, which says a batch's delete committe
 
     // Assess
     expect(restored.results.map((r) => r.status)).toEqual(['restored']);
-    expect(restored.results[0]?.warnings.some((w) => w.startsWith('no .manifest.json:'))).toBe(true);
+    expect(restored.results[0]?.warnings.some((w) => w.startsWith('no .manifest.json of this batch:'))).toBe(
+      true,
+    );
     expect(lines.some((line) => line.includes('uncommitted') && line.includes(archive.dataKey))).toBe(true);
   });
 });

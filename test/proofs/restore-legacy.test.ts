@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { listCommand, validateCommand } from '../../cli/archives.js';
 import { compareRows } from '../../local/compare-rows.js';
@@ -299,6 +300,50 @@ describe('legacy archives restored into columns whose types narrowed since', () 
     ]);
   });
 
+  it('reads a committed batch’s .manifest.json of megabytes (every key the tool deleted) as committed', async () => {
+    // Prepare: a batch whose manifest lists 100,000 uuid keys, about 4.5 MB
+    await bed.db.client.query('DELETE FROM public.legacy_audit');
+    const archive = writeLegacyArchive({
+      prefix: 'archive/',
+      database: bed.db.name,
+      schema: 'public',
+      table: 'legacy_audit',
+      runStamp: '20250311T010000Z',
+      batch: 1,
+      rows: [{ id: 1, created_at: '2025-01-02T03:04:05+00:00', code: 'ok' }],
+      primaryKeys: Array.from({ length: 100_000 }, () => randomUUID()),
+    });
+    await putObjects(bed.local, archive.files);
+    const lines: string[] = [];
+
+    // Act
+    const restored = await runLocalRestore(
+      bed.local,
+      {
+        database: 'app',
+        table: 'public.legacy_audit',
+        legacy: { database: bed.db.name },
+        mode: 'key',
+        key: archive.dataKey,
+      },
+      { retryIntervalScale: 0 },
+    );
+    await validateCommand(
+      bed.local.deps().store,
+      bed.local.config,
+      { legacyDatabase: bed.db.name, json: false, strict: false },
+      (line) => lines.push(line),
+    );
+
+    // Assess
+    expect(archive.files.get(archive.manifestKey)?.length).toBeGreaterThan(4 * 1024 * 1024);
+    expect(restored.results.map((r) => r.status)).toEqual(['restored']);
+    expect(restored.results[0]?.warnings.filter((w) => w.includes('manifest'))).toEqual([]);
+    expect(lines.filter((line) => line.includes(archive.dataKey) && line.includes('uncommitted'))).toEqual(
+      [],
+    );
+  });
+
   it('says of a file without its .manifest.json, in the restore’s result and in validate, that its batch’s delete was never recorded', async () => {
     // Prepare: a batch of the tool whose manifest never came (its delete failed, or the tool stopped)
     await bed.db.client.query('DELETE FROM public.legacy_audit');
@@ -316,10 +361,10 @@ describe('legacy archives restored into columns whose types narrowed since', () 
     // Assess
     expect(restored.results.map((r) => r.status)).toEqual(['restored']);
     expect(restored.results[0]?.warnings).toContain(
-      "no .manifest.json: the Python tool never recorded this batch's delete as committed, so its rows may be older copies of rows still in the source table or archived again by a later run",
+      "no .manifest.json of this batch: the Python tool never recorded this batch's delete as committed, so its rows may be older copies of rows still in the source table or archived again by a later run",
     );
     expect(lines.filter((line) => line.includes('uncommitted'))).toEqual([
-      `  WARNING uncommitted: ${restored.results[0]?.key}: no .manifest.json: the Python tool never recorded this batch's delete as committed, so its rows may be older copies of rows still in the source table or archived again by a later run`,
+      `  WARNING uncommitted: ${restored.results[0]?.key}: no .manifest.json of this batch: the Python tool never recorded this batch's delete as committed, so its rows may be older copies of rows still in the source table or archived again by a later run`,
     ]);
   });
 });

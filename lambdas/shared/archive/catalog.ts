@@ -304,6 +304,10 @@ async function readParsed<T>(store: ArchiveStore, key: string, schema: z.ZodType
     if (error instanceof ArchiveIntegrityError) return undefined;
     throw error;
   });
+  return parsedAs(text, schema);
+}
+
+function parsedAs<T>(text: string | undefined, schema: z.ZodType<T>): T | undefined {
   if (text === undefined) return undefined;
   let raw: unknown;
   try {
@@ -315,6 +319,18 @@ async function readParsed<T>(store: ArchiveStore, key: string, schema: z.ZodType
   return parsed.success ? parsed.data : undefined;
 }
 
+/** Bytes of a legacy manifest read to tell its batch: ample for its fields, which precede the list of keys. */
+const LEGACY_MANIFEST_HEAD_BYTES = 64 * 1024;
+/** Where the tool's manifest (json.dumps, indent=2) starts the list of every key it deleted. */
+const LEGACY_MANIFEST_KEYS = '\n  "primary_keys": ';
+
+/** A legacy manifest's text up to its list of keys (closed with an empty list), or whole when it was read whole. */
+function legacyManifestFields(head: { text: string; whole: boolean }): string | undefined {
+  if (head.whole) return head.text;
+  const keysAt = head.text.indexOf(LEGACY_MANIFEST_KEYS);
+  return keysAt === -1 ? undefined : `${head.text.slice(0, keysAt)}${LEGACY_MANIFEST_KEYS}[]\n}`;
+}
+
 /**
  * Whether the Python tool recorded the delete of a legacy archive's batch as committed: a `.manifest.json` beside it
  * that is a manifest of this batch (its table and batch id). Any other object there, or none, leaves the batch
@@ -324,8 +340,9 @@ export async function legacyBatchCommitted(
   store: ArchiveStore,
   expected: ArchiveExpectation,
 ): Promise<boolean> {
-  const info = (await readParsed(store, legacyManifestKeyFor(expected.key), LegacyManifestSchema))
-    ?.manifest_info;
+  // Read up to its list of keys only: a batch of 100,000 keys makes a manifest of megabytes.
+  const head = await store.getTextHead(legacyManifestKeyFor(expected.key), LEGACY_MANIFEST_HEAD_BYTES);
+  const info = parsedAs(head && legacyManifestFields(head), LegacyManifestSchema)?.manifest_info;
   return (
     info !== undefined &&
     info.database === expected.origin.database &&

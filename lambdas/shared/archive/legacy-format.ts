@@ -90,7 +90,7 @@ export function legacyManifestKeyFor(dataKey: string): string {
  * then. Which copy should win, only the operator can tell.
  */
 export const UNCOMMITTED_LEGACY_BATCH =
-  "no .manifest.json: the Python tool never recorded this batch's delete as committed, so its rows may be older copies of rows still in the source table or archived again by a later run";
+  "no .manifest.json of this batch: the Python tool never recorded this batch's delete as committed, so its rows may be older copies of rows still in the source table or archived again by a later run";
 
 // ---------------------------------------------------------------------------------------------------------------
 // Sidecar schemas: strict on what restore relies on, loose elsewhere so real files with extra fields parse.

@@ -184,6 +184,31 @@ export class ArchiveStore {
   }
 
   /**
+   * The first `bytes` of an object's text, and whether they are all of it: for a sidecar whose fields come before a
+   * list as long as its batch (the Python tool's manifest lists every key it deleted).
+   */
+  async getTextHead(key: string, bytes: number): Promise<{ text: string; whole: boolean } | undefined> {
+    try {
+      const object = await this.s3.send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: `bytes=0-${bytes - 1}` }),
+      );
+      const head = Buffer.from(
+        await (object.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
+      );
+      // Content-Range: bytes 0-(n-1)/size; a server that ignores the range sends the whole object.
+      const size = Number(/\/(\d+)$/.exec(object.ContentRange ?? '')?.[1] ?? head.length);
+      return { text: head.subarray(0, bytes).toString('utf8'), whole: size <= bytes };
+    } catch (error) {
+      // S3 answers a range of an empty object with 416.
+      if ((error as { name?: string }).name === 'InvalidRange') return { text: '', whole: true };
+      const cold = coldStorageRefusal(error, key);
+      if (cold) throw cold;
+      if (await this.isMissing(error, key)) return undefined;
+      throw classifyAwsError(error, 's3');
+    }
+  }
+
+  /**
    * A small object's text (a manifest, legacy metadata, an audit event). One longer than TEXT_MAX_BYTES is refused
    * with ArchiveIntegrityError naming it, before more of it is held: none the archiver writes comes near, and a
    * bucket writer's padded sidecar must not exhaust a reader's memory (or V8's longest string) and fail every read.

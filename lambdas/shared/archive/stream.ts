@@ -66,6 +66,9 @@ export interface LineFigures extends ContentFigures {
   rowDigest?: string;
 }
 
+/** The first byte of every line export writes. */
+const OPEN_BRACE = 0x7b;
+
 /**
  * Splits archive JSONL into lines and measures it as export (copy-to-lines.ts) did when writing it: SHA-256 of every byte,
  * byte count, row count and, into `digest` when given, the row digest over each line without its "\n". A line is
@@ -73,9 +76,6 @@ export interface LineFigures extends ContentFigures {
  * growing buffer to every chunk made one large line's cost quadratic). `push` throws ArchiveIntegrityError once the
  * bytes pass `bounds` (the sidecar's size, the longest line), before it keeps a byte of the chunk that did.
  */
-/** The first byte of every line export writes. */
-const OPEN_BRACE = 0x7b;
-
 export class LineMeter {
   private readonly content: Hash = createHash('sha256');
   private rows = 0;
@@ -199,11 +199,11 @@ export class JsonLinesContent extends Writable {
   override _final(callback: (error?: Error | null) => void): void {
     try {
       this.utf8.end();
+      this.result = this.meter.end();
     } catch (error) {
       callback(error as Error);
       return;
     }
-    this.result = this.meter.end();
     callback();
   }
 
@@ -304,7 +304,12 @@ export class JsonLinesToCopy extends Transform {
   }
 
   override _flush(callback: TransformCallback): void {
-    this.result = { ...this.meter.end(), ...(this.digest ? { rowDigest: this.digest.value() } : {}) };
+    try {
+      this.result = { ...this.meter.end(), ...(this.digest ? { rowDigest: this.digest.value() } : {}) };
+    } catch (error) {
+      callback(error as Error);
+      return;
+    }
     this.out.push(COPY_TRAILER);
     callback(null, this.tuples());
   }
