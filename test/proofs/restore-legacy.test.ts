@@ -179,9 +179,14 @@ describe('legacy archives restored into columns whose types narrowed since', () 
   );
   /**
    * Puts one archive of one row (the Python tool's layout) into the bucket, without its `.manifest.json` when
-   * `uncommitted` (a batch whose delete the tool never recorded), and restores it alone.
+   * `uncommitted` (a batch whose delete the tool never recorded), its manifest listing `primaryKeys` when given, and
+   * restores it alone.
    */
-  const restoreOne = async (runStamp: string, values: Record<string, unknown>, uncommitted = false) => {
+  const restoreOne = async (
+    runStamp: string,
+    values: Record<string, unknown>,
+    { uncommitted = false, primaryKeys }: { uncommitted?: boolean; primaryKeys?: unknown[] } = {},
+  ) => {
     const archive = writeLegacyArchive({
       prefix: 'archive/',
       database: bed.db.name,
@@ -190,12 +195,13 @@ describe('legacy archives restored into columns whose types narrowed since', () 
       runStamp,
       batch: 1,
       rows: [{ id: 1, created_at: '2025-01-02T03:04:05+00:00', ...values }],
+      primaryKeys,
     });
     await putObjects(
       bed.local,
       new Map([...archive.files].filter(([key]) => !uncommitted || key !== archive.manifestKey)),
     );
-    return runLocalRestore(
+    const restored = await runLocalRestore(
       bed.local,
       {
         database: 'app',
@@ -206,6 +212,7 @@ describe('legacy archives restored into columns whose types narrowed since', () 
       },
       { retryIntervalScale: 0 },
     );
+    return { ...restored, archive };
   };
 
   it.each([
@@ -301,33 +308,17 @@ describe('legacy archives restored into columns whose types narrowed since', () 
   });
 
   it('reads a committed batch’s .manifest.json of megabytes (every key the tool deleted) as committed', async () => {
-    // Prepare: a batch whose manifest lists 100,000 uuid keys, about 4.5 MB
+    // Prepare
     await bed.db.client.query('DELETE FROM public.legacy_audit');
-    const archive = writeLegacyArchive({
-      prefix: 'archive/',
-      database: bed.db.name,
-      schema: 'public',
-      table: 'legacy_audit',
-      runStamp: '20250311T010000Z',
-      batch: 1,
-      rows: [{ id: 1, created_at: '2025-01-02T03:04:05+00:00', code: 'ok' }],
-      primaryKeys: Array.from({ length: 100_000 }, () => randomUUID()),
-    });
-    await putObjects(bed.local, archive.files);
     const lines: string[] = [];
 
-    // Act
-    const restored = await runLocalRestore(
-      bed.local,
-      {
-        database: 'app',
-        table: 'public.legacy_audit',
-        legacy: { database: bed.db.name },
-        mode: 'key',
-        key: archive.dataKey,
-      },
-      { retryIntervalScale: 0 },
+    // Act: a batch whose manifest lists 100,000 uuid keys (about 4.5 MB) restored, then validated
+    const restored = await restoreOne(
+      '20250311T010000Z',
+      { code: 'ok' },
+      { primaryKeys: Array.from({ length: 100_000 }, () => randomUUID()) },
     );
+    const { archive } = restored;
     await validateCommand(
       bed.local.deps().store,
       bed.local.config,
@@ -349,7 +340,7 @@ describe('legacy archives restored into columns whose types narrowed since', () 
     await bed.db.client.query('DELETE FROM public.legacy_audit');
 
     // Act
-    const restored = await restoreOne('20250310T010000Z', { code: 'ok' }, true);
+    const restored = await restoreOne('20250310T010000Z', { code: 'ok' }, { uncommitted: true });
     const lines: string[] = [];
     await validateCommand(
       bed.local.deps().store,
