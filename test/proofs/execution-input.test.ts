@@ -196,6 +196,33 @@ describe('whoever starts a restore cannot write into a table the config does not
     },
   );
 
+  it('refuses a table the config does not archive named as the source, restored into itself (an overwrite of it)', async () => {
+    // Prepare: a bucket writer's legacy-layout archive of public.accounts would be read under this source
+    const before = await snapshot('public.accounts');
+
+    // Act
+    const result = await restore({
+      table: 'public.accounts',
+      strategy: 'overwrite',
+      drift: 'lenient',
+      legacy: { database: bed.db.name },
+    });
+
+    // Assess
+    const after = await snapshot('public.accounts');
+    recordProof({
+      kind: 'threat',
+      actor: 'execution starter',
+      attack: 'names an unconfigured table as the restore source, so that it is also the target',
+      held: result.execution.status === 'FAILED' && JSON.stringify(after) === JSON.stringify(before),
+    });
+    expect(result.execution.status).toBe('FAILED');
+    expect(result.execution.error?.message ?? '').toMatch(
+      /restore target "public"\."accounts" is neither a table the config archives \(restored into itself\) nor in restoreTargets/,
+    );
+    expect(after).toEqual(before);
+  });
+
   it('restores into a new table the config allows, and into the archived table itself', async () => {
     // Prepare
     const table = resolvedTable(spec('events'));

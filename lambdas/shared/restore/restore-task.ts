@@ -169,15 +169,19 @@ export const restoresIntoArchivedTable = (task: Pick<RestoreTask, 'source' | 'ta
   task.target.schema === task.source.schema && task.target.name === task.source.name;
 
 /**
- * A restore writes into the archived table itself, or into a table the config's `restoreTargets` names ("schema.name"
- * or "schema.*"): the execution input names the target, and whoever can start an execution can name any table.
- * Checked by the plan and again by each archive's step before it writes.
+ * A restore writes into the archived table itself, when the config archives it, or into a table the config's
+ * `restoreTargets` names ("schema.name" or "schema.*"): the execution input names the source and the target, and
+ * whoever can start an execution can name any table, as either. Checked by the plan and again by each archive's step
+ * before it writes.
  */
 export function assertRestoreTargetAllowed(
   db: DatabaseConfig,
   task: Pick<RestoreTask, 'source' | 'target'>,
 ): void {
-  if (restoresIntoArchivedTable(task)) return;
+  const configured = db.tables.some(
+    (table) => table.schema === task.source.schema && table.name === task.source.name,
+  );
+  if (restoresIntoArchivedTable(task) && configured) return;
   const allowed = db.restoreTargets ?? [];
   const listed = allowed.some((ref) => {
     const dot = ref.indexOf('.');
@@ -186,7 +190,7 @@ export function assertRestoreTargetAllowed(
   });
   if (!listed) {
     throw new ConfigError(
-      `restore target "${task.target.schema}"."${task.target.name}" is neither the archived table nor in restoreTargets of database ${db.name} (${allowed.join(', ') || 'none'}); nothing was written`,
+      `restore target "${task.target.schema}"."${task.target.name}" is neither a table the config archives (restored into itself) nor in restoreTargets of database ${db.name} (${allowed.join(', ') || 'none'}); nothing was written`,
     );
   }
 }
