@@ -37,6 +37,8 @@ export function databaseCaBundleFile(config: DeploymentConfig, configPath: strin
  */
 export function deploymentErrors(config: DeploymentConfig, configPath: string): DeploymentFinding[] {
   const errors: DeploymentFinding[] = [];
+  const expiry = config.aws.storage?.expireAfterDays;
+  const locked = config.aws.storage?.objectLock !== undefined;
   config.databases.forEach((db, i) => {
     if ('secretArn' in db.credentials && !SECRET_ARN.test(db.credentials.secretArn)) {
       errors.push({
@@ -45,6 +47,23 @@ export function deploymentErrors(config: DeploymentConfig, configPath: string): 
           'must be a Secrets Manager secret ARN (the functions are granted read on exactly that secret)',
       });
     }
+    // The bundled config ships in every function's asset, which lambda:GetFunction reads.
+    if ('url' in db.credentials && new URL(db.credentials.url).password !== '') {
+      errors.push({
+        path: `databases.${i}.credentials.url`,
+        message:
+          'holds a password, which would be shipped in plain text inside every function (anyone who may read a function reads it); use secretArn in AWS',
+      });
+    }
+    // Expiry removes a held table's archives on schedule: only Object Lock's legal holds keep them.
+    db.tables.forEach((table, t) => {
+      if (table.legalHold !== undefined && table.legalHold !== false && expiry !== undefined && !locked) {
+        errors.push({
+          path: `databases.${i}.tables.${t}.legalHold`,
+          message: `cannot keep this table's archives while aws.storage.expireAfterDays (${expiry}) deletes them: set aws.storage.objectLock (legal-hold place then holds each object), or remove the expiry`,
+        });
+      }
+    });
   });
   const keyId = config.s3.kmsKeyId;
   if (keyId !== undefined && !KEY_ARN.test(keyId) && !KEY_ID.test(keyId)) {
@@ -126,7 +145,7 @@ export function deploymentWarnings(config: DeploymentConfig): DeploymentFinding[
     if ('url' in db.credentials) {
       warnings.push({
         path: `databases.${i}.credentials.url`,
-        message: 'the URL (and any password in it) is shipped inside the Lambda asset; use secretArn in AWS',
+        message: 'the URL is shipped inside the Lambda asset; use secretArn in AWS',
       });
     } else if ('urlEnv' in db.credentials) {
       warnings.push({

@@ -112,13 +112,34 @@ describe('deploymentErrors', () => {
       'aws:\n  databaseFunctionConcurrency: 3\n',
       /aws\.databaseFunctionConcurrency: must be at least 4 \(run\.maxConcurrency/,
     ],
-  ])('refuses %s, naming the field', (name, extra, expected) => {
-    // Act
-    const load = loadWith(name.replaceAll(' ', '-'), extra);
-    // Assess
-    expect(load).toThrow(ConfigError);
-    expect(load).toThrow(expected);
-  });
+    [
+      'a table under a config legal hold whose archives expire without Object Lock',
+      'aws:\n  storage:\n    expireAfterDays: 400\n',
+      /databases\.0\.tables\.0\.legalHold: cannot keep this table's archives while aws\.storage\.expireAfterDays \(400\) deletes them/,
+      [
+        '        timestampColumn: created_at\n',
+        '        timestampColumn: created_at\n        legalHold: case 2026-17\n',
+      ],
+    ],
+    [
+      'a connection URL that holds a password, which every function asset would ship',
+      '',
+      /databases\.0\.credentials\.url: holds a password, which would be shipped in plain text inside every function/,
+      [
+        'secretArn: arn:aws:secretsmanager:eu-west-1:111122223333:secret:audit-archiver/billing-AbCdEf',
+        'url: postgres://archiver:s3cret@db.example.com:5432/billing',
+      ],
+    ],
+  ] as [string, string, RegExp, [string, string]?][])(
+    'refuses %s, naming the field',
+    (name, extra, expected, replace) => {
+      // Act
+      const load = loadWith(name.replaceAll(' ', '-'), extra, replace);
+      // Assess
+      expect(load).toThrow(ConfigError);
+      expect(load).toThrow(expected);
+    },
+  );
 
   it('warns that tls: disable sends passwords and rows in clear text', () => {
     // Prepare
