@@ -66,7 +66,8 @@ export class AuditArchiverStack extends Stack {
       encryptionKey: config.s3.kmsKeyId ? this.importKey(config.s3.kmsKeyId) : undefined,
       stagingPrefix: areaPrefix(layout.staging),
       archivePrefixes: layout.archives.map(areaPrefix),
-      writeOnceKeyPatterns: layout.archives,
+      // Archives, manifests and audit events are all written with If-None-Match: none can be overwritten.
+      writeOnceKeyPatterns: [...layout.archives, layout.audit],
       archiveTransitions: storage?.transitions.map((t) => ({
         storageClass: new s3.StorageClass(t.storageClass),
         transitionAfter: Duration.days(t.afterDays),

@@ -103,7 +103,7 @@ describe('archive bucket', () => {
     expect(statements.filter((s) => s.Effect === 'Allow')).toEqual([]);
   });
 
-  it('denies object creation without If-None-Match in every database archive area, and writes with other encryption anywhere', () => {
+  it('denies object creation without If-None-Match in every database archive area and the audit trail, and writes with other encryption anywhere', () => {
     // Prepare
     const bucket = logicalId(synth.stack, synth.stack.archiveBucket.bucket);
     const objects = (pattern: string) => ({
@@ -115,14 +115,14 @@ describe('archive bucket', () => {
     });
     const statements = Object.values(policy).flatMap((p) => p.Properties.PolicyDocument.Statement);
     const sid = (name: string) => statements.find((s) => s.Sid === name);
-    // Assess: archives and manifests are write-once for every principal; staging, quarantine and audit are not
-    // covered (staging objects are replaced by a retried export).
+    // Assess: archives, manifests and audit events are write-once for every principal; staging and quarantine are
+    // not covered (staging objects are replaced by a retried export).
     expect(sid('DenyArchiveWritesWithoutIfNoneMatch')).toEqual({
       Sid: 'DenyArchiveWritesWithoutIfNoneMatch',
       Effect: 'Deny',
       Principal: { AWS: '*' },
       Action: 's3:PutObject',
-      Resource: [objects('audit/billing/*'), objects('audit/crm/*')],
+      Resource: [objects('audit/_audit/events/*'), objects('audit/billing/*'), objects('audit/crm/*')],
       Condition: { Null: { 's3:if-none-match': 'true' }, Bool: { 's3:ObjectCreationOperation': 'true' } },
     });
     expect(sid('DenyWritesWithOtherEncryption')).toMatchObject({
