@@ -97,7 +97,8 @@ export class AslStateMachine extends Construct {
         'Added by the StateMachine construct for log delivery (logs:*LogDelivery, PutResourcePolicy, Describe*) ' +
         'and X-Ray (PutTraceSegments, PutTelemetryRecords, GetSampling*); these actions support no resource scope.',
     });
-    if (level !== sfn.LogLevel.ALL) {
+    // The config offers ERROR and ALL only: at FATAL or OFF failed states would go unlogged.
+    if (level === sfn.LogLevel.ERROR) {
       Validations.of(this.stateMachine).acknowledge({
         id: 'AwsSolutions-SF1',
         reason:

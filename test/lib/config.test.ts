@@ -122,6 +122,11 @@ describe('deploymentErrors', () => {
       ],
     ],
     [
+      'state machine logs off, where a failed table would be in no log',
+      "aws:\n  stateMachineLogLevel: 'OFF'\n",
+      /aws\.stateMachineLogLevel: .*"ERROR"\|"ALL"/,
+    ],
+    [
       'a connection URL that holds a password, which every function asset would ship',
       '',
       /databases\.0\.credentials\.url: holds a password, which would be shipped in plain text inside every function/,
