@@ -288,8 +288,9 @@ export class ArchiveBucket extends Construct {
     acknowledgeWildcardResources(
       grantee,
       objectArns,
-      'Object access is limited to one key area of the archive bucket (a prefix ending in "/*"); keys below it are ' +
-        'created per batch at run time and cannot be listed in advance.',
+      'Object access is limited to the key areas this grant names (a prefix ending in "/*"; the restore reads the ' +
+        "archiver's whole s3.prefix, the bucket when it is empty, where the Python tool's archives lie too); keys " +
+        'below them are created per batch at run time and cannot be listed in advance.',
     );
   }
 }
