@@ -58,7 +58,10 @@ export class ChatNotifications extends Construct {
     if (!props.slack && !props.teams) return;
 
     this.role = new iam.Role(this, 'Role', {
-      assumedBy: new iam.ServicePrincipal('chatbot.amazonaws.com'),
+      // Only on behalf of this account's channel configurations (confused deputy).
+      assumedBy: new iam.ServicePrincipal('chatbot.amazonaws.com').withConditions({
+        StringEquals: { 'aws:SourceAccount': Stack.of(this).account },
+      }),
       description: 'audit-archiver: AWS Chatbot reads the alarms it posts',
     });
     this.role.addToPolicy(

@@ -571,7 +571,10 @@ describe('chat channels (AWS Chatbot)', () => {
     const statements = roleStatements(chat.template, channelRole());
     // Assess
     expect(resource.Properties.AssumeRolePolicyDocument.Statement).toEqual([
-      expect.objectContaining({ Principal: { Service: 'chatbot.amazonaws.com' } }),
+      expect.objectContaining({
+        Principal: { Service: 'chatbot.amazonaws.com' },
+        Condition: { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } },
+      }),
     ]);
     expect(resource.Properties.ManagedPolicyArns).toBeUndefined();
     expect(statements).toEqual([
