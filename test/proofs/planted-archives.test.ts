@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { listCommand, validateCommand } from '../../cli/archives.js';
-import { formatRestoreResults } from '../../cli/restore.js';
 import { manifestKeyFor } from '../../lambdas/shared/archive/format.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import {
@@ -8,6 +7,7 @@ import {
   type LiveArchive,
   putObjects,
   readLiveArchives,
+  restoreAsShown,
   TODAY_UTC_SQL,
 } from '../support/fixtures.js';
 import { writeLegacyArchive } from '../support/legacy-archive.js';
@@ -79,11 +79,7 @@ describe('archives a bucket writer planted', () => {
 
     // Act
     const restored = await restoreKey(planted.key, `public.${target}`);
-    const shown = [
-      JSON.stringify(restored.execution),
-      JSON.stringify(restored.results),
-      formatRestoreResults(restored.results),
-    ].join('\n');
+    const shown = restoreAsShown(restored);
     recordProof({
       kind: 'threat',
       actor: 'bucket writer',

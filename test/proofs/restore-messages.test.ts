@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatRestoreResults } from '../../cli/restore.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
-import { archiverTestbed, TODAY_UTC_SQL } from '../support/fixtures.js';
+import { archiverTestbed, restoreAsShown, TODAY_UTC_SQL } from '../support/fixtures.js';
 import { recordProof } from '../support/proof-ledger.js';
 
 /** A personal value only the archived rows hold. */
@@ -46,11 +45,7 @@ describe('what a refused restore says', () => {
       { database: 'app', table: 'public.people' },
       { retryIntervalScale: 0 },
     );
-    const shown = [
-      JSON.stringify(restored.execution),
-      JSON.stringify(restored.results),
-      formatRestoreResults(restored.results),
-    ].join('\n');
+    const shown = restoreAsShown(restored);
     recordProof({
       kind: 'threat',
       actor: 'database role',

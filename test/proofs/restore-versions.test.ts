@@ -6,6 +6,25 @@ import { recordProof } from '../support/proof-ledger.js';
 const fast = { retryIntervalScale: 0 };
 
 /**
+ * Archives `public.<table>`, restores it into itself and redacts the row with the least id (the application's
+ * change): that row's old version is now in a committed archive, its new one only in the table. Returns its id.
+ */
+async function archiveRestoreRedact(
+  bed: Pick<ReturnType<typeof archiverTestbed>, 'db' | 'local'>,
+  table: string,
+): Promise<number> {
+  if ((await runLocalArchive(bed.local, {}, fast)).execution.status !== 'SUCCEEDED')
+    throw new Error('archive');
+  const back = await runLocalRestore(bed.local, { database: 'app', table: `public.${table}` }, fast);
+  if (back.execution.status !== 'SUCCEEDED') throw new Error('restore');
+  const redacted = await bed.db.client.query<{ id: number }>(
+    `UPDATE public.${table} SET actor = 'REDACTED', payload = NULL
+      WHERE id = (SELECT min(id) FROM public.${table}) RETURNING id::int AS id`,
+  );
+  return redacted.rows[0]?.id ?? 0;
+}
+
+/**
  * A day archived, restored into the table, one of its rows redacted and the day archived again: two committed
  * archives of that day hold the row, the old version and the redacted one. Whatever their keys' order, a restore
  * brings back the version archived last (the newest committed), under every strategy.
@@ -21,15 +40,7 @@ describe('restore of a row two committed archives hold in two versions', () => {
 
   beforeAll(async () => {
     // Prepare: archived, restored, redacted, archived again.
-    if ((await runLocalArchive(bed.local, {}, fast)).execution.status !== 'SUCCEEDED')
-      throw new Error('archive');
-    const back = await runLocalRestore(bed.local, { database: 'app', table: 'public.events' }, fast);
-    if (back.execution.status !== 'SUCCEEDED') throw new Error('restore');
-    const redacted = await bed.db.client.query<{ id: number }>(
-      `UPDATE public.events SET actor = 'REDACTED', payload = NULL
-        WHERE id = (SELECT min(id) FROM public.events) RETURNING id::int AS id`,
-    );
-    redactedId = redacted.rows[0]?.id ?? 0;
+    redactedId = await archiveRestoreRedact(bed, 'events');
     if ((await runLocalArchive(bed.local, {}, fast)).execution.status !== 'SUCCEEDED')
       throw new Error('archive');
     const holding = (await readLiveArchives(bed.local, 'public', 'events')).filter((archive) =>
@@ -109,15 +120,7 @@ describe('restore of a row archived in a month object, then again in a day objec
 
   beforeAll(async () => {
     // Prepare: archived by month, restored, redacted, archived again by day
-    if ((await runLocalArchive(bed.local, {}, fast)).execution.status !== 'SUCCEEDED')
-      throw new Error('archive');
-    const back = await runLocalRestore(bed.local, { database: 'app', table: 'public.spans' }, fast);
-    if (back.execution.status !== 'SUCCEEDED') throw new Error('restore');
-    const redacted = await bed.db.client.query<{ id: number }>(
-      `UPDATE public.spans SET actor = 'REDACTED', payload = NULL
-        WHERE id = (SELECT min(id) FROM public.spans) RETURNING id::int AS id`,
-    );
-    redactedId = redacted.rows[0]?.id ?? 0;
+    redactedId = await archiveRestoreRedact(bed, 'spans');
     daily = writeTestConfig(bed.db, [{ ...monthly, objectSpan: 'day' }]);
     bed.redeployedWith(daily.configPath);
     const again = await runLocalArchive(

@@ -9,6 +9,7 @@ import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, inject } from 'vitest';
 import { stringify } from 'yaml';
+import { formatRestoreResults } from '../../cli/restore.js';
 import { type Manifest, ManifestSchema, tablePrefix } from '../../lambdas/shared/archive/format.js';
 import {
   type DeploymentConfig,
@@ -561,3 +562,18 @@ export const restoreTaskOf = (source: string, target = source): RestoreTask => (
   drift: 'strict',
   requireInventory: false,
 });
+
+/**
+ * Everything a restore shows of itself: the execution (its output and error), every archive's result, and the CLI's
+ * report of them. Row values must be in none of it (audit rows hold personal data).
+ */
+export function restoreAsShown(restored: {
+  execution: unknown;
+  results: Parameters<typeof formatRestoreResults>[0];
+}): string {
+  return [
+    JSON.stringify(restored.execution),
+    JSON.stringify(restored.results),
+    formatRestoreResults(restored.results),
+  ].join('\n');
+}
