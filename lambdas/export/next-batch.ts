@@ -71,10 +71,9 @@ export async function nextBatchBounds(
  * taken in timestamp order, which the column's index serves, so every span but the last one the limit reached is
  * whole; that last one is left out for `nextBatchBounds`, which takes its first rows in key order.
  *
- * Only for `timestamptz` columns, whose UTC day is exactly the range `dayWindowSql` cuts an object by. A `timestamp`
- * column's day window is a range of local times: a local time in a spring-forward gap (02:30 where clocks jump from
- * 02:00 to 03:00) converts to an instant on one UTC day but lies in the window of the other, and would be chosen for
- * neither; those tables keep `nextBatchBounds` alone, which chooses each day by its window (`oldestDaySql`).
+ * Only for `timestamptz` columns, whose order is their instants'. A `timestamp` column's local times do not order as
+ * their instants where the zone's offset changes (02:30 in a spring-forward gap from 02:00 to 03:00 reads later than
+ * 03:00): a span the limit cut could then look whole. Those tables keep `nextBatchBounds` alone.
  */
 export async function wholeSpans(
   client: pg.ClientBase,

@@ -65,6 +65,7 @@ const PROOF_FILES = [
   'test/lambdas/restore-plan/target-created-meanwhile.int.test.ts',
   'test/lambdas/export/core.int.test.ts',
   'test/proofs/planted-archives.test.ts',
+  'test/proofs/time-zones.test.ts',
 ];
 
 interface ProofSummary {

@@ -121,33 +121,18 @@ export const rowVersionSql = (alias = 't'): string =>
   `pg_catalog.hashtextextended(${alias}.tableoid::text || ':' || ${alias}.ctid::text || ':' || ${alias}.xmin::text, 0)`;
 
 /**
- * The UTC day (YYYY-MM-DD) whose window (`dayWindowSql`) holds the oldest row with the timestamp in [from, to). It
- * takes min() of the bare column so the index on it serves the query, and converts only that one value. A `timestamp`
- * column's windows are local times: a local time in a spring-forward gap that falls at UTC midnight (02:30 where
- * clocks jump from 02:00 to 03:00) converts to an instant on the next UTC day but lies before that day's window, so
- * the day is the one whose window starts at or before the value and ends after it.
+ * The UTC day (YYYY-MM-DD) of the oldest row with the timestamp in [from, to) (`dayWindowSql`). It takes min() of the
+ * bare column so the index on it serves the query, and converts only that one value. For a `timestamp` column read
+ * in a zone with daylight saving the least local time is not always the least instant (a time in a spring-forward
+ * gap reads an hour later than the first time after the gap), but it is a row of the window, so its day holds rows.
  */
 export function oldestDaySql(shape: TableShape, from: string, to: string): string {
   const oldest = `SELECT min(t.${quoteIdent(shape.timestampColumn.name)}) AS v FROM ${rowSourceSql(shape)} AS t WHERE ${dayWindowSql(shape, from, to)}`;
-  if (shape.timestampKind === 'timestamptz') {
-    return `SELECT to_char(o.v AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day FROM (${oldest}) AS o`;
-  }
-  const zone = quoteLiteral(shape.timestampTimeZone);
-  // A UTC midnight (timestamp) as the local time at which its day's window starts.
-  const localStart = (midnight: string) => `((${midnight}) AT TIME ZONE 'UTC') AT TIME ZONE ${zone}`;
-  return `SELECT to_char(CASE WHEN u.v < ${localStart('u.x')} THEN u.x - interval '1 day'
-                              WHEN u.v >= ${localStart("u.x + interval '1 day'")} THEN u.x + interval '1 day'
-                              ELSE u.x END, 'YYYY-MM-DD') AS day
-            FROM (SELECT o.v, date_trunc('day', (o.v AT TIME ZONE ${zone}) AT TIME ZONE 'UTC') AS x
-                    FROM (${oldest}) AS o) AS u`;
-}
-
-/** The timestamp column compared with an instant given as ISO-8601 UTC text. */
-function timestampBound(shape: TableShape, isoLiteral: string): string {
-  const instant = `${isoLiteral}::timestamptz`;
-  return shape.timestampKind === 'timestamptz'
-    ? instant
-    : `(${instant} AT TIME ZONE ${quoteLiteral(shape.timestampTimeZone)})`;
+  const instant =
+    shape.timestampKind === 'timestamptz'
+      ? 'o.v'
+      : `(o.v AT TIME ZONE ${quoteLiteral(shape.timestampTimeZone)})`;
+  return `SELECT to_char(${instant} AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day FROM (${oldest}) AS o`;
 }
 
 /** The timestamp column as a timestamptz, whatever its declared type. */
@@ -170,10 +155,62 @@ export const keyOrderSql = (shape: TableShape, direction: 'ASC' | 'DESC' = 'ASC'
 export const keyTextSql = (shape: TableShape, alias = 't'): string =>
   `ARRAY[${shape.keyColumns.map((c) => `${alias}.${quoteIdent(c.name)}::text`).join(', ')}]::text[]`;
 
-/** Rows with the timestamp in [from, to): the eligible rows of one day. */
+/** Zones whose local time is UTC at every instant: a `timestamp` column read in one orders as its instants. */
+const UTC_ZONE = /^(Etc\/)?(UTC|UCT|Zulu|Universal|GMT)$/i;
+
+/**
+ * Rows whose timestamp, as an instant (`timestampAsInstantSql`), lies in [from, to): the eligible rows of one day, or
+ * of every day before a cut-off. On a `timestamptz` column (or a `timestamp` read as UTC) a range of the bare column,
+ * which its index serves.
+ *
+ * A `timestamp` column read in a zone with daylight saving or other offset changes holds local times, which do not
+ * order as the instants PostgreSQL reads them as: a time in a fall-back overlap reads as its later instant, a time in
+ * a spring-forward gap an hour later than the first time after the gap. A range of local times alone would hold rows
+ * read as after its end: a cut-off at a UTC midnight inside Antarctica/Troll's overlap took local 01:00–01:59, read as
+ * 01:00–01:59 UTC, and deleted those rows up to two hours before their retention ended. So each row's instant is
+ * compared too, and the bare column's range (for the index) is widened at each end by how far the zone's offset moves
+ * within 26 hours of it (nothing, nearly always), which keeps every local time that reads as an instant inside.
+ */
 export function dayWindowSql(shape: TableShape, from: string, to: string, alias = 't'): string {
-  const column = `${alias}.${quoteIdent(shape.timestampColumn.name)}`;
-  return `${column} >= ${timestampBound(shape, quoteLiteral(from))} AND ${column} < ${timestampBound(shape, quoteLiteral(to))}`;
+  return timeWindowSql(
+    `${alias}.${quoteIdent(shape.timestampColumn.name)}`,
+    shape.timestampKind,
+    shape.timestampTimeZone,
+    from,
+    to,
+  );
+}
+
+/** `dayWindowSql` of any expression of a timestamp type; restore reads its rows' windows with it. */
+export function timeWindowSql(
+  column: string,
+  kind: 'timestamptz' | 'timestamp',
+  timeZone: string,
+  from: string,
+  to: string,
+): string {
+  const fromInstant = `${quoteLiteral(from)}::timestamptz`;
+  const toInstant = `${quoteLiteral(to)}::timestamptz`;
+  if (kind === 'timestamptz') return `${column} >= ${fromInstant} AND ${column} < ${toInstant}`;
+  if (UTC_ZONE.test(timeZone)) {
+    return `${column} >= (${fromInstant} AT TIME ZONE 'UTC') AND ${column} < (${toInstant} AT TIME ZONE 'UTC')`;
+  }
+  const zone = quoteLiteral(timeZone);
+  const local = (instant: string) => `(${instant} AT TIME ZONE ${zone})`;
+  const offset = (instant: string) => `(${local(instant)} - (${instant} AT TIME ZONE 'UTC'))`;
+  // How far the zone's offset 26 hours before and after the instant differs from its offset there: no real zone's
+  // offset ever moved by more than 24 hours at once (Pacific/Apia, 2011), nor twice within two days.
+  const swing = (instant: string) => {
+    const [before, at, after] = [
+      offset(`(${instant} - interval '26 hours')`),
+      offset(instant),
+      offset(`(${instant} + interval '26 hours')`),
+    ];
+    return `greatest(${before} - ${at}, ${at} - ${before}, ${after} - ${at}, ${at} - ${after})`;
+  };
+  const instant = `(${column} AT TIME ZONE ${zone})`;
+  return `${column} >= ${local(fromInstant)} - ${swing(fromInstant)} AND ${column} < ${local(toInstant)} + ${swing(toInstant)}
+          AND ${instant} >= ${fromInstant} AND ${instant} < ${toInstant}`;
 }
 
 /** Rows before year 1 AD or at -infinity have no calendar day to partition by; they are never eligible. */

@@ -8,7 +8,7 @@ import {
   relationNameSql,
   TABLE_RELATIONS_SQL,
 } from '../database/table-shape.js';
-import { quoteIdent, quoteLiteral } from '../database/table-sql.js';
+import { quoteIdent, quoteLiteral, timeWindowSql } from '../database/table-sql.js';
 import { SchemaDriftError, TableNotUsableError } from '../errors/step-errors.js';
 
 export interface TableName {
@@ -650,9 +650,8 @@ export const columnReadSql = (column: { expression: string }, rows?: RowWindow):
 
 /**
  * The rows of a month archive a day-range restore takes (`from` inclusive, `to` exclusive, ISO-8601 UTC), read by
- * the archived timestamp column as its manifest describes it: a `timestamp` is local time in its zone, compared with
- * the bounds as local times, as export's day windows do (table-sql.ts dayWindowSql), so a local time in a DST gap
- * belongs to the day export filed it under.
+ * the archived timestamp column as its manifest describes it: a `timestamp` is local time in its zone, compared as
+ * the instant PostgreSQL reads it as, as export's day windows do (table-sql.ts dayWindowSql).
  */
 export interface RowWindow {
   column: string;
@@ -663,13 +662,8 @@ export interface RowWindow {
 }
 
 /** `value` (of the window's type) inside the window. */
-function windowSql(value: string, rows: RowWindow): string {
-  const bound = (iso: string) =>
-    rows.type === 'timestamptz'
-      ? `${quoteLiteral(iso)}::timestamptz`
-      : `(${quoteLiteral(iso)}::timestamptz AT TIME ZONE ${quoteLiteral(rows.timeZone)})`;
-  return `${value} >= ${bound(rows.from)} AND ${value} < ${bound(rows.to)}`;
-}
+const windowSql = (value: string, rows: RowWindow): string =>
+  timeWindowSql(value, rows.type, rows.timeZone, rows.from, rows.to);
 
 const rowWindowSql = (rows: RowWindow): string =>
   windowSql(`(s.j ->> ${quoteLiteral(rows.column)})::${rows.type}`, rows);

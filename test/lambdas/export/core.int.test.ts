@@ -82,7 +82,7 @@ describe('export step', () => {
         SELECT g, ${cutoffSql()} - interval '3 days' + g * interval '1 minute', ROW(g + 1000, '1999-01-01', 'inner')::shadow
           FROM generate_series(1, 3) AS g`);
       // Local times in Asia/Jerusalem, whose clocks jumped from 02:00 to 03:00 at UTC midnight on 2024-03-29: 02:30
-      // lies in the gap (PostgreSQL reads it as 00:30 UTC on the 29th; its local day window is the 28th's).
+      // lies in the gap: PostgreSQL reads it as 00:30 UTC on the 29th, after 03:00 local (00:00 UTC).
       await db.client.query(`
         CREATE TABLE spring_gap (id bigint PRIMARY KEY, at timestamp NOT NULL);
         INSERT INTO spring_gap VALUES (1, '2024-03-28 10:00'), (2, '2024-03-28 12:00'), (3, '2024-03-29 01:00'),
@@ -612,7 +612,7 @@ describe('export step', () => {
     expect(await countRows('public.ratios')).toBe(8);
   });
 
-  it('takes a timestamp column’s rows by their local day windows, a local time in a spring-forward gap too', async () => {
+  it('takes a timestamp column’s rows by the UTC days of their instants, a local time in a spring-forward gap too', async () => {
     // Prepare
     const deps = bed.local.deps();
     const task = await leasedTask(deps, 'public.spring_gap');
@@ -620,16 +620,17 @@ describe('export step', () => {
     // Act
     const exported = await exportBatch(task, deps);
 
-    // Assess: all six rows, the one at 02:30 with the day its window covers.
+    // Assess: all six rows, the one at 02:30 with the 29th, the day PostgreSQL reads it on, though its local time
+    // comes before 03:00, the 29th's first.
     expect(exported).toMatchObject({ status: 'exported', rows: 6, objects: 2 });
     const { inFlight } = await staged(deps, 'public.spring_gap');
     expect(inFlight.objects.map((o) => [o.day, o.bounds.firstKey, o.bounds.lastKey])).toEqual([
-      ['2024-03-28', ['1'], ['4']],
-      ['2024-03-29', ['5'], ['6']],
+      ['2024-03-28', ['1'], ['3']],
+      ['2024-03-29', ['4'], ['6']],
     ]);
   });
 
-  it('takes a row at a local time in a spring-forward gap when it is the oldest left, with the day whose window holds it', async () => {
+  it('takes a row at a local time in a spring-forward gap when it is the oldest left, with the day of its instant', async () => {
     // Prepare
     const deps = bed.local.deps();
     const task = await leasedTask(deps, 'public.gap_alone');
@@ -638,6 +639,6 @@ describe('export step', () => {
     const exported = await exportBatch(task, deps);
 
     // Assess
-    expect(exported).toMatchObject({ status: 'exported', rows: 1, firstDay: '2024-03-28' });
+    expect(exported).toMatchObject({ status: 'exported', rows: 1, firstDay: '2024-03-29' });
   });
 });
