@@ -134,8 +134,11 @@ export function suggestRetention(age: AgeProfile): RetentionSuggestion {
 
 /** Every ordinary or partitioned table outside the system schemas, with what archiving it needs. */
 export async function discoverCandidates(client: pg.ClientBase): Promise<Candidate[]> {
+  // The zone sessions start in (the server's, the database's or the role's TimeZone), which `now()` and
+  // LOCALTIMESTAMP write a `timestamp` column's local times in: reset_val, since the wizard's own session is set to UTC.
   const zone = await client.query<{ zone: string }>(
-    `SELECT coalesce((SELECT name FROM pg_catalog.pg_timezone_names WHERE name = current_setting('TimeZone')), 'UTC') AS zone`,
+    `SELECT coalesce((SELECT z.name FROM pg_catalog.pg_timezone_names AS z, pg_catalog.pg_settings AS s
+                       WHERE s.name = 'TimeZone' AND z.name = s.reset_val), 'UTC') AS zone`,
   );
   const serverZone = zone.rows[0]?.zone ?? 'UTC';
   const tables = await client.query<{
