@@ -27,8 +27,9 @@ describe('whoever starts executions cannot move the cut-off past the retention',
       await seedEvents(db.client, 'guarded', 300);
       await seedEvents(db.client, 'lawful', 300);
       await seedEvents(db.client, 'stepwise', 300);
+      await seedEvents(db.client, 'skewed', 300);
     },
-    [spec('guarded'), spec('lawful'), spec('stepwise')],
+    [spec('guarded'), spec('lawful'), spec('stepwise'), spec('skewed')],
   );
 
   it('refuses a table execution started with a future cut-off: nothing archived, nothing deleted', async () => {
@@ -63,6 +64,44 @@ describe('whoever starts executions cannot move the cut-off past the retention',
     expect(outcome?.error).toMatch(/^ConfigError: .*later than its retention allows/);
     expect(remaining).toHaveLength(original.length);
     expect(keys).toEqual([]);
+  });
+
+  it("refuses the next day's cut-off while the functions' clock reads the next day: the execution's start bounds it", async () => {
+    // Prepare: the functions' clock runs a day ahead (as 5 minutes of allowed skew would before a UTC midnight); the
+    // input asks for the cut-off of a run started then. The execution's start, which its input cannot set, is now.
+    const table = resolvedTable(spec('skewed'));
+    const original = await tableLines(bed.db.client, table);
+    const tomorrow = Date.now() + DAY_MS;
+    const forged = {
+      runId: 'skewed-clock',
+      database: 'app',
+      table: 'public.skewed',
+      cutoff: retentionCutoff(tomorrow, 30),
+      startedAt: new Date(tomorrow).toISOString(),
+      maxBatches: 100,
+    };
+    const workflow = bed.local.workflow({
+      retryIntervalScale: 0,
+      deps: (deps) => ({ ...deps, now: () => new Date(tomorrow) }),
+    });
+
+    // Act
+    const execution = await workflow.runArchiveTable(forged);
+
+    // Assess
+    const remaining = await tableLines(bed.db.client, table);
+    const outcome = (await bed.local.deps().runRecords.listOutcomes('skewed-clock'))[0];
+    recordProof({
+      kind: 'threat',
+      actor: 'execution starter',
+      attack: "the next day's cut-off in the minutes before a UTC midnight, within the functions' clock skew",
+      held: execution.status === 'FAILED' && remaining.length === original.length,
+    });
+    expect(execution.status).toBe('FAILED');
+    expect(outcome?.error).toMatch(
+      /^ConfigError: .*later than its retention allows .*for an execution started/,
+    );
+    expect(remaining).toHaveLength(original.length);
   });
 
   it("accepts a run started yesterday with yesterday's (earlier) cut-off", async () => {

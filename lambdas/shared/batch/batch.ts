@@ -65,7 +65,8 @@ export const tableLabel = (task: Pick<TableTask, 'database' | 'table'>) => ({
 
 /**
  * Refuses a task whose cut-off (or `cutoff`, e.g. the upper bound of the batch in flight) is later than the table's
- * retention allows at the step's clock: a ConfigError the ASL catches, before any row is read or deleted.
+ * retention allows at the step's clock and at the execution's start: a ConfigError the ASL catches, before any row is
+ * read or deleted.
  */
 export function assertTaskCutoff(
   deps: Pick<StepDeps, 'config' | 'now'>,
@@ -73,7 +74,7 @@ export function assertTaskCutoff(
   table: ResolvedTable,
   cutoff: string = task.cutoff,
 ): void {
-  assertCutoffAllowed(deps.config, task.database, table.settings, cutoff, deps.now());
+  assertCutoffAllowed(deps.config, task.database, table.settings, cutoff, deps.now(), task.startedAt);
 }
 
 /** Count and digest of the rows a batch predicate selects now, computed by PostgreSQL over the archive line text. */

@@ -27,12 +27,16 @@ export function retentionCutoff(start: Date | number, retentionDays: number): st
 const CUTOFF_CLOCK_SKEW_MS = 5 * 60_000;
 
 /**
- * The latest cut-off a step may act on at `now`: that of a run starting now, under the table's effective retention
- * (its configured retention, never below the policy's minimum for it).
+ * The latest cut-off a step may act on at `now`: that of a run starting now (within the clock skew), and no later
+ * than that of a run started when the execution did (`startedAt`, when the step knows it), under the table's
+ * effective retention (its configured retention, never below the policy's minimum for it). Without `startedAt` the
+ * skew would let whoever starts an execution in the last minutes before a UTC midnight hand in the next day's
+ * cut-off, and have rows deleted minutes before their retention ended.
  */
-function latestAllowedCutoff(governance: TableGovernance, now: Date): string {
+function latestAllowedCutoff(governance: TableGovernance, now: Date, startedAt?: string): string {
   const days = Math.max(governance.retentionDays, governance.minRetentionDays ?? 0);
-  return retentionCutoff(now.getTime() + CUTOFF_CLOCK_SKEW_MS, days);
+  const started = startedAt === undefined ? Number.POSITIVE_INFINITY : Date.parse(startedAt);
+  return retentionCutoff(Math.min(now.getTime() + CUTOFF_CLOCK_SKEW_MS, started), days);
 }
 
 /**
@@ -45,13 +49,14 @@ export function assertCutoffAllowed(
   table: TableConfig,
   cutoff: string,
   now: Date,
+  startedAt?: string,
 ): void {
   const governance = tableGovernance(config, table);
   refuseProblems(tableProblems(config, database, table, governance), database, table);
-  const latest = latestAllowedCutoff(governance, now);
+  const latest = latestAllowedCutoff(governance, now, startedAt);
   if (!(Date.parse(cutoff) <= Date.parse(latest))) {
     throw new ConfigError(
-      `cut-off ${cutoff} of ${tableName(database, table)} is later than its retention allows (latest ${latest}); nothing was archived or deleted`,
+      `cut-off ${cutoff} of ${tableName(database, table)} is later than its retention allows (latest ${latest}${startedAt ? `, for an execution started ${startedAt}` : ''}); nothing was archived or deleted`,
     );
   }
 }

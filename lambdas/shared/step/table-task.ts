@@ -8,6 +8,12 @@ export const TableTaskSchema = z.object({
   table: z.string().min(1),
   /** ISO-8601 instant; rows with the timestamp column before it are eligible. */
   cutoff: z.iso.datetime({ offset: true }),
+  /**
+   * When the per-table execution started (`$$.Execution.StartTime`, which the ASL passes to the steps that check the
+   * cut-off): no cut-off later than a run started then takes is accepted. Whoever starts an execution writes its
+   * input, and with the step's clock alone could hand in the next day's cut-off in the minutes before midnight.
+   */
+  startedAt: z.iso.datetime({ offset: true }).optional(),
   lease: LeaseSchema,
 });
 export type TableTask = z.infer<typeof TableTaskSchema>;

@@ -241,4 +241,19 @@ describe('assertCutoffAllowed', () => {
       check(retentionCutoff(Date.parse('2026-05-10T08:00:00Z'), 60), '2026-05-10T09:00:00Z'),
     ).toThrow(ConfigError);
   });
+
+  it("refuses the next day's cut-off within the clock skew when the execution started before midnight", () => {
+    // Prepare: a clock at 23:58 allows the cut-off of a run starting at 00:03, the next day's.
+    const nextDays = retentionCutoff(Date.parse('2026-05-11T00:00:00Z'), 90);
+    const now = new Date('2026-05-10T23:58:00Z');
+
+    // Act / Assess
+    expect(() => assertCutoffAllowed(config, 'app', table, nextDays, now)).not.toThrow();
+    expect(() => assertCutoffAllowed(config, 'app', table, nextDays, now, '2026-05-10T23:56:00Z')).toThrow(
+      /later than its retention allows \(latest 2026-02-09T00:00:00.000Z, for an execution started 2026-05-10T23:56:00Z\)/,
+    );
+    expect(() =>
+      assertCutoffAllowed(config, 'app', table, nextDays, now, '2026-05-11T00:00:30Z'),
+    ).not.toThrow();
+  });
 });
