@@ -178,7 +178,9 @@ async function databaseChecks(
       check: 'credentials',
       subject: db.name,
       status: 'ok',
-      detail: `${source} resolves to ${settings.user}@${settings.host}:${settings.port}/${settings.database}`,
+      // Where it connects, not who as: the server and database are what an operator checks here; the user name, like
+      // the password, stays out of output that is pasted into tickets.
+      detail: `${source} resolves to ${settings.host}:${settings.port}, database ${JSON.stringify(settings.database)}`,
     },
   ];
   const client = new pg.Client({ ...settings, ssl: tlsOption(db.tls), connectionTimeoutMillis: 5_000 });

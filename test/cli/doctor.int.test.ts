@@ -190,6 +190,37 @@ describe('audit-archiver local doctor: every check against embedded PostgreSQL, 
     expect(doctorExitCode(results)).toBe(1);
   });
 
+  it('refuses a URL whose unencoded "@" and "/" would make part of the password the host, and prints no part of it', async () => {
+    // Prepare
+    const env = { APP_URL: 'postgres://archiver:Tr0ub@dorSecretPart/horse@127.0.0.1:5432/app' };
+    const fromEnv = parseDeploymentConfig({
+      s3: { bucket: bed.local.services.bucket, prefix: 'archive/' },
+      databases: [{ name: 'app', credentials: { urlEnv: 'APP_URL' }, tls: 'disable', tables: [EVENTS] }],
+    });
+
+    // Act
+    const results = await runDoctor({ ...localDoctorDeps(bed.local, env), config: fromEnv });
+
+    // Assess
+    expect(find(results, 'credentials')).toMatchObject({
+      status: 'critical',
+      detail: expect.stringContaining('environment variable APP_URL is ambiguous'),
+    });
+    expect(JSON.stringify(results)).not.toContain('dorSecretPart');
+    expect(doctorExitCode(results)).toBe(1);
+  });
+
+  it('says which server and database the credentials reach, not the user name', async () => {
+    // Act
+    const results = await doctor();
+
+    // Assess
+    const { hostname, port } = new URL(bed.db.url);
+    expect(find(results, 'credentials')?.detail).toMatch(
+      new RegExp(`^url resolves to ${hostname}:${port}, database "[^"]+"$`),
+    );
+  });
+
   it('is critical when S3 cannot be reached: exit 2', async () => {
     // Prepare: a port nothing listens on
     const s3 = new S3Client({

@@ -160,16 +160,28 @@ export const PolicyConfigSchema = z
 export const CONNECTION_URL_RULE =
   'postgres://user:password@host:port/database, with any / ? # @ : % in the user or password percent-encoded (%2F %3F %23 %40 %3A %25)';
 
-/** Whether a connection URL parses, its percent-encoding included (`%zz` is not an escape). */
-export function connectionUrlParses(url: string): boolean {
-  if (!URL.canParse(url)) return false;
-  const { username, password, hostname, pathname } = new URL(url);
+/**
+ * Why a connection URL cannot be read safely, or undefined when it can. Beyond parsing (`%zz` is not an escape), it
+ * refuses what parses as another URL than the one written: a second raw `@` in the authority, an `@` after it, or a
+ * fragment, which an unencoded `@`, `/`, `?` or `#` in the password makes of it. Read as written, part of the password
+ * would become the host or the database and reach DNS, errors, the audit trail and notifications.
+ */
+export function connectionUrlProblem(url: string): string | undefined {
+  const parses = `is not a valid URL: ${CONNECTION_URL_RULE}`;
+  if (!URL.canParse(url)) return parses;
+  const { username, password, hostname, pathname, search } = new URL(url);
   try {
-    for (const part of [username, password, hostname, pathname]) decodeURIComponent(part);
-    return true;
+    for (const part of [username, password, hostname, pathname, search]) decodeURIComponent(part);
   } catch {
-    return false;
+    return parses;
   }
+  const afterScheme = url.slice(url.indexOf('//') + 2);
+  const authorityEnd = afterScheme.search(/[/?#]/);
+  const authority = authorityEnd < 0 ? afterScheme : afterScheme.slice(0, authorityEnd);
+  const rest = authorityEnd < 0 ? '' : afterScheme.slice(authorityEnd);
+  if ((authority.match(/@/g) ?? []).length > 1 || rest.includes('@') || url.includes('#'))
+    return `is ambiguous, part of the password would be read as the host or the database: ${CONNECTION_URL_RULE}`;
+  return undefined;
 }
 
 const CredentialsSchema = z.union([
@@ -180,7 +192,10 @@ const CredentialsSchema = z.union([
         .string()
         .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
         // The message never quotes the URL: it holds the password.
-        .refine(connectionUrlParses, `is not a valid URL: ${CONNECTION_URL_RULE}`),
+        .superRefine((url, ctx) => {
+          const problem = connectionUrlProblem(url);
+          if (problem) ctx.addIssue({ code: 'custom', message: problem });
+        }),
     })
     .strict(),
   z

@@ -1,6 +1,6 @@
 import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { z } from 'zod';
-import { CONNECTION_URL_RULE, connectionUrlParses, type DatabaseConfig } from '../config/schema.js';
+import { connectionUrlProblem, type DatabaseConfig } from '../config/schema.js';
 import {
   ConfigError,
   DatabaseAccessError,
@@ -20,8 +20,8 @@ const RdsSecretSchema = z.object({
 
 export function parseConnectionUrl(url: string, source = 'the connection URL'): ConnectionSettings {
   // URL's own error carries the whole input, password included: it never leaves here.
-  if (!connectionUrlParses(url))
-    throw new ConfigError(`${source} is not a valid URL: ${CONNECTION_URL_RULE}`);
+  const problem = connectionUrlProblem(url);
+  if (problem) throw new ConfigError(`${source} ${problem}`);
   const parsed = new URL(url);
   return {
     host: decodeURIComponent(parsed.hostname),

@@ -64,6 +64,43 @@ describe('config schema', () => {
     expect(error).not.toContain('Hunter2');
   });
 
+  it.each([
+    ['a raw "@" and "/" in the password', 'postgres://archiver:Tr0ub@dorSecretPart/horse@127.0.0.1:5432/app'],
+    ['two raw "@" in the authority', 'postgres://archiver:Tr0ub@dorSecretPart@127.0.0.1:5432/app'],
+    ['a raw "#" in the password', 'postgres://archiver:1234#dorSecretPart@127.0.0.1:5432/app'],
+    ['a raw "?" in the password', 'postgres://archiver:1234?dorSecretPart@127.0.0.1:5432/app'],
+    ['a fragment', 'postgres://archiver:pw@127.0.0.1:5432/app#dorSecretPart'],
+  ])('refuses a connection URL that parses with part of the password elsewhere: %s', (_case, url) => {
+    // Prepare
+    const config = minimal();
+    const [database] = config.databases;
+    if (database) database.credentials = { url };
+
+    // Act
+    const error = errorOf(config);
+
+    // Assess: the field and the fix are named, no fragment of the password
+    expect(error).toContain('databases.0.credentials.url:');
+    expect(error).toContain('percent-encoded (%2F %3F %23 %40 %3A %25)');
+    expect(error).not.toContain('dorSecretPart');
+  });
+
+  it('accepts a password whose "@", "/", "?" and "#" are percent-encoded, and a query', () => {
+    // Prepare
+    const config = minimal();
+    const [database] = config.databases;
+    if (database)
+      database.credentials = {
+        url: 'postgres://archiver:Tr0ub%40dor%2Fho%3Frse%23@127.0.0.1:5432/app?sslmode=disable',
+      };
+
+    // Act
+    const parsed = parseConfig(config);
+
+    // Assess
+    expect(parsed.databases[0]?.credentials).toEqual(database?.credentials);
+  });
+
   it('refuses two database entries with the same credentials that list the same table', () => {
     // Prepare: the same URL under two names, both archiving public.audit
     const [app] = minimal().databases;
