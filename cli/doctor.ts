@@ -194,7 +194,7 @@ async function databaseChecks(
       check: 'reachable',
       subject: db.name,
       status: 'critical',
-      detail: failure(classifyDatabaseError(error), settings.password),
+      detail: failure(classifyDatabaseError(error, db.name), settings.password),
     });
     results.push(tlsCheck(db, settings.host, undefined));
     return results;

@@ -112,6 +112,8 @@ export interface Database {
 }
 
 export interface DatabaseOptions {
+  /** The config's database entry, which errors its settings cure name. */
+  name?: string;
   tls: DatabaseConfig['tls'];
   maxConnections: number;
   limits: SessionLimits;
@@ -144,12 +146,12 @@ export function createDatabase(settings: ConnectionSettings, options: DatabaseOp
         client = await pool.connect();
       } catch (error) {
         if ((error as { code?: string }).code !== '28P01' || !options.onAuthFailure)
-          throw classifyDatabaseError(error);
+          throw classifyDatabaseError(error, options.name);
         options.onAuthFailure();
         try {
           client = await pool.connect();
         } catch (retryError) {
-          throw classifyDatabaseError(retryError);
+          throw classifyDatabaseError(retryError, options.name);
         }
       }
       let broken = false;
@@ -166,7 +168,7 @@ export function createDatabase(settings: ConnectionSettings, options: DatabaseOp
         return await work(client);
       } catch (error) {
         broken = true;
-        throw classifyDatabaseError(error);
+        throw classifyDatabaseError(error, options.name);
       } finally {
         client.off('error', onError);
         // A failed client may sit in an aborted transaction or a half-read COPY: never hand it out again.

@@ -198,8 +198,11 @@ const tlsCertificateCodes = new Set([
   'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 
-/** Maps a driver error to a named archiver error; messages keep SQLSTATE but never row values. */
-export function classifyDatabaseError(error: unknown): Error {
+/**
+ * Maps a driver error to a named archiver error; messages keep SQLSTATE but never row values. `database`, the config's
+ * database entry, where the caller knows it: errors the entry's settings cure (credentials, database name, tls) name it.
+ */
+export function classifyDatabaseError(error: unknown, database?: string): Error {
   if (error instanceof ArchiverError) return error;
   const err = error as { code?: string; message?: string; where?: string; file?: string };
   const code = err.code ?? '';
@@ -223,17 +226,26 @@ export function classifyDatabaseError(error: unknown): Error {
         ? `raised in ${raisedBy ?? 'a function of the database'} (message withheld: it may quote row values)`
         : (err.message ?? String(error));
   const message = `database error${code ? ` ${code}` : ''}: ${text}`;
-  if (accessPgCodes.has(code)) return new DatabaseAccessError(message, { cause: error });
+  const entry = database === undefined ? 'the database' : `database ${database}`;
+  const ofEntry = database === undefined ? message : `${entry}: ${message}`;
+  if (accessPgCodes.has(code)) return new DatabaseAccessError(ofEntry, { cause: error });
+  // The entry's credentials name a database the server does not have: a fix in the config, never a retry.
+  if (code === '3D000') {
+    return new ConfigError(
+      `${ofEntry}. The credentials of ${entry} in the config name a database this server does not have: correct the database name (the URL's path, or the secret's dbname)`,
+      { cause: error },
+    );
+  }
   // TLS mismatches are settled by the database's `tls` setting or the server, never by retrying.
   if (/server does not support SSL connections/i.test(err.message ?? '')) {
     return new ConfigError(
-      `${message}. The database's tls setting (default verify-full) asks for TLS: enable TLS on the server, or set tls: disable for a server reached only over a trusted network`,
+      `${ofEntry}. The tls setting of ${entry} (default verify-full) asks for TLS: enable TLS on the server, or set tls: disable for a server reached only over a trusted network`,
       { cause: error },
     );
   }
   if (tlsCertificateCodes.has(code)) {
     return new ConfigError(
-      `${message}. With tls: verify-full the server's certificate must chain to a trusted CA (for RDS, aws.databaseCaBundlePath) and name the host you connect to; tls: require encrypts without verifying either`,
+      `${ofEntry}. With tls: verify-full (${entry}) the server's certificate must chain to a trusted CA (for RDS, aws.databaseCaBundlePath) and name the host you connect to; tls: require encrypts without verifying either`,
       { cause: error },
     );
   }

@@ -136,6 +136,7 @@ export function depsFromEnv(
         const resolve = () => resolveConnection(dbConfig, { secrets, env });
         db = resolve().then((settings) =>
           createDatabase(settings, {
+            name: dbConfig.name,
             tls: dbConfig.tls,
             maxConnections: dbConfig.maxConnections,
             limits: resolvedConfig.defaults,

@@ -69,6 +69,34 @@ describe('TLS to the database, against a server that has none', () => {
   });
 });
 
+describe('connection errors name the config database entry', () => {
+  it('names a database the server does not have as a config error of the entry, not a raw driver error', async () => {
+    // Prepare
+    const db = createDatabase(
+      { ...settingsOf(inject('postgresUrl')), database: 'no_such_database' },
+      {
+        name: 'billing',
+        tls: 'disable',
+        maxConnections: 1,
+        limits: { statementTimeoutSeconds: 10, lockTimeoutSeconds: 5 },
+      },
+    );
+
+    try {
+      // Act
+      const attempt = db.withConnection((client) => client.query('SELECT 1'));
+
+      // Assess
+      await expect(attempt).rejects.toBeInstanceOf(ConfigError);
+      await expect(attempt).rejects.toThrow(
+        /^database billing: database error 3D000: database "no_such_database" does not exist\. The credentials of database billing/,
+      );
+    } finally {
+      await db.end();
+    }
+  });
+});
+
 describe('session settings behind a transaction-pooling proxy', () => {
   const limits = { statementTimeoutSeconds: 10, lockTimeoutSeconds: 5 };
   const shown = `SELECT current_setting('search_path') AS search_path, current_setting('DateStyle') AS date_style,

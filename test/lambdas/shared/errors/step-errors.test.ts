@@ -35,6 +35,29 @@ describe('error classification', () => {
     expect(error.message).toMatch(/verify-full.*databaseCaBundlePath.*tls: require/);
   });
 
+  it('names a database the server does not have as a config error naming the config entry', () => {
+    // Act
+    const error = classifyDatabaseError(pgError('3D000', 'database "nodb" does not exist'), 'app');
+
+    // Assess: not a raw driver error; nothing to retry
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.message).toMatch(/^database app: database error 3D000: database "nodb" does not exist\./);
+    expect(error.message).toContain('The credentials of database app in the config name a database');
+  });
+
+  it.each([
+    ['28P01', 'password authentication failed for user "archiver"', DatabaseAccessError],
+    ['08P01', 'The server does not support SSL connections', ConfigError],
+    ['DEPTH_ZERO_SELF_SIGNED_CERT', 'self-signed certificate', ConfigError],
+  ])('names the config database entry in %s, which its settings cure', (code, text, type) => {
+    // Act
+    const error = classifyDatabaseError(pgError(code, text), 'billing');
+
+    // Assess
+    expect(error).toBeInstanceOf(type);
+    expect(error.message).toMatch(/^database billing: database error /);
+  });
+
   it.each([
     ['25006', 'cannot execute DELETE in a read-only transaction'],
     ['0A000', 'cannot set transaction read-write mode during recovery'],
