@@ -16,7 +16,7 @@ import { batchToActOn, reachesPastCutoff, readingChange } from '../shared/batch/
 import { pauseAfterBatch } from '../shared/batch/throttle.js';
 import { resolveTable } from '../shared/config/resolved-table.js';
 import { inTransaction } from '../shared/database/db.js';
-import { describeTable, type TableShape } from '../shared/database/table-shape.js';
+import { describeTable, readingDigestOf, type TableShape } from '../shared/database/table-shape.js';
 import {
   batchPredicateSql,
   digestSelectSql,
@@ -121,6 +121,17 @@ function columnsChange(inFlight: InFlight, now: TableShape): string | undefined 
   const gone = archived.filter((c) => !current.includes(c));
   if (added.length === 0 && gone.length === 0) return `the table's columns are in another order since export`;
   return `the table's columns changed since export (now also: ${added.join(', ') || 'none'}; no longer: ${gone.join(', ') || 'none'})`;
+}
+
+/**
+ * Why the rows would read otherwise than their archive says though every row version and column name and type is the
+ * same, or undefined: a collation, a generation expression, or a type a column is built from (an enum's labels, a
+ * composite's attributes) changed since export (table-shape.ts READING_DIGEST_SQL). A batch exported by an earlier
+ * version, which recorded no digest, has nothing to compare.
+ */
+function definitionsChange(inFlight: InFlight, now: string): string | undefined {
+  if (inFlight.readingDigest === undefined || inFlight.readingDigest === now) return undefined;
+  return `a column's collation or generation expression, or a type a column uses (an enum's labels, a composite's attributes, a domain or range), changed since export`;
 }
 
 /**
@@ -263,7 +274,8 @@ export async function deleteBatch(input: DeleteInput, deps: DeleteDeps): Promise
         // A 'rows-changed' mismatch, counted in RowsChanged: the alarm sees migrations that keep changing columns.
         if (columns) throw new DigestMismatch(columns);
         // The config (or the primary key) changed since export: the batch's bounds would select other rows, or none.
-        const reading = readingChange(inFlight, described);
+        const reading =
+          readingChange(inFlight, described) ?? definitionsChange(inFlight, described.readingDigest);
         if (reading) throw new DigestMismatch(reading, 'reading-changed');
         const xid = await client.query<{ xid: string }>(
           'SELECT pg_catalog.pg_current_xact_id()::text AS xid',
@@ -271,11 +283,17 @@ export async function deleteBatch(input: DeleteInput, deps: DeleteDeps): Promise
         const deleted = await deleteMeasured(deps, client, described, inFlight);
         if (deleted.rows !== totals.rowCount || !deleted.matches) {
           throw new DigestMismatch(
-            `would delete ${deleted.rows} rows, the verified archives hold ${totals.rowCount}`,
+            deleted.rows === totals.rowCount
+              ? `the ${deleted.rows} rows it would delete are not the row versions export read`
+              : `would delete ${deleted.rows} rows, the verified archives hold ${totals.rowCount}`,
           );
         }
         const changed = await publishedChange(deps, inFlight);
         if (changed) throw changed;
+        // ALTER TYPE takes no lock on the table: a label renamed during the DELETE would commit rows whose archive
+        // says otherwise. Read again as late as the transaction allows.
+        const redefined = definitionsChange(inFlight, await readingDigestOf(client, described));
+        if (redefined) throw new DigestMismatch(redefined, 'reading-changed');
         deleting = { ...inFlight, stage: 'deleting', deleteXid: xid.rows[0]?.xid, deleteServer };
         // Conditional on the lease and on the record being as read: a holder whose lease was taken over, or a stale
         // invocation, fails here and rolls back (fencing).

@@ -212,6 +212,7 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
     versionDigest: versions.value(),
     columns: shape.columns,
     columnNumbers: shape.columnNumbers,
+    readingDigest: shape.readingDigest,
     exportedAt: started,
     busySessions: load?.busySessions(),
     manifest: {

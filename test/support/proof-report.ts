@@ -66,6 +66,7 @@ const PROOF_FILES = [
   'test/lambdas/export/core.int.test.ts',
   'test/proofs/planted-archives.test.ts',
   'test/proofs/time-zones.test.ts',
+  'test/proofs/redefined-between-steps.test.ts',
 ];
 
 interface ProofSummary {

@@ -60,6 +60,8 @@ export interface TableShape {
   blankKeepingColumns: string[];
   /** VIRTUAL generated columns (PostgreSQL 18): computed as they are read, so an old row may fail to compute. */
   virtualColumns: string[];
+  /** What decides how rows read and keys compare, beyond the columns' names and types (READING_DIGEST_SQL). */
+  readingDigest: string;
 }
 
 const timestampTypes: Record<string, TimestampKind> = {
@@ -93,6 +95,61 @@ export const TABLE_RELATIONS_SQL = `(CASE WHEN c.relkind = 'p'
 export const relationNameSql = (oid: string): string =>
   `(SELECT pg_catalog.format('%I.%I', n.nspname, k.relname) FROM pg_catalog.pg_class k
       JOIN pg_catalog.pg_namespace n ON n.oid = k.relnamespace WHERE k.oid = ${oid})`;
+
+/**
+ * A digest of what decides how the rows of `c` read as text and how their keys compare, beyond each column's name and
+ * type name: each column's collation and generation expression, and, through every type a column's type is built
+ * from (domains, arrays, ranges, multiranges, composites), each enum's labels in order, each composite's attributes,
+ * each domain's base type and each range's subtype and collation. None of these rewrites a row when it changes
+ * (`ALTER COLUMN … COLLATE`, `ALTER TYPE … RENAME VALUE`, `ALTER TYPE … ADD ATTRIBUTE`, `SET EXPRESSION`), so the row
+ * versions the delete compares stay the same while the rows read otherwise than their archive says, or a batch's key
+ * range selects other rows. Objects by oid: one dropped and created again under its name is another.
+ */
+const READING_DIGEST_SQL = `(WITH RECURSIVE
+       cols AS (SELECT a.attnum, a.atttypid, pg_catalog.format('%s %s %s %s %s', a.attname,
+                       pg_catalog.format_type(a.atttypid, a.atttypmod), a.attcollation::int8, a.attgenerated,
+                       pg_catalog.pg_get_expr(d.adbin, d.adrelid)) AS said
+                  FROM pg_catalog.pg_attribute a
+                  LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum AND a.attgenerated <> ''
+                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
+       types(oid) AS (SELECT atttypid FROM cols
+                      UNION
+                      SELECT u.part FROM types t JOIN pg_catalog.pg_type y ON y.oid = t.oid,
+                        LATERAL (SELECT y.typbasetype UNION ALL SELECT y.typelem
+                                 UNION ALL SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = y.oid
+                                 UNION ALL SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngmultitypid = y.oid
+                                 UNION ALL SELECT ta.atttypid FROM pg_catalog.pg_attribute ta
+                                            WHERE ta.attrelid = y.typrelid AND ta.attnum > 0 AND NOT ta.attisdropped
+                                ) AS u(part)
+                       WHERE u.part <> 0)
+     SELECT pg_catalog.md5(
+              (SELECT coalesce(string_agg(said, E'\\n' ORDER BY attnum), '') FROM cols) || E'\\n' ||
+              (SELECT coalesce(string_agg(pg_catalog.format('%s %s %s %s %s %s', y.oid::int8, y.typtype,
+                        pg_catalog.format_type(y.typbasetype, y.typtypmod), y.typcollation::int8,
+                        (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) FROM pg_catalog.pg_enum e
+                          WHERE e.enumtypid = y.oid),
+                        (SELECT string_agg(pg_catalog.format('%s %s %s', ta.attname,
+                                  pg_catalog.format_type(ta.atttypid, ta.atttypmod), ta.attcollation::int8), ','
+                                  ORDER BY ta.attnum)
+                           FROM pg_catalog.pg_attribute ta
+                          WHERE ta.attrelid = y.typrelid AND ta.attnum > 0 AND NOT ta.attisdropped)
+                        || coalesce((SELECT pg_catalog.format(' %s %s', r.rngsubtype::int8, r.rngcollation::int8)
+                                       FROM pg_catalog.pg_range r WHERE r.rngtypid = y.oid), '')),
+                      E'\\n' ORDER BY y.oid), '')
+                 FROM types t JOIN pg_catalog.pg_type y ON y.oid = t.oid)))`;
+
+/** The table's READING_DIGEST_SQL alone: the delete reads it again just before it commits. */
+export async function readingDigestOf(
+  client: pg.ClientBase,
+  table: { schema: string; name: string },
+): Promise<string> {
+  const read = await client.query<{ reading: string }>(
+    `SELECT ${READING_DIGEST_SQL} AS reading FROM pg_catalog.pg_class c
+       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`,
+    [table.schema, table.name],
+  );
+  return read.rows[0]?.reading ?? '';
+}
 
 /**
  * What acts on other tables when rows are deleted from `c`, beside the rows themselves (see refuseSideEffects). A
@@ -296,11 +353,13 @@ export async function describeTable(
     row_security: boolean;
     server_version: number;
     in_recovery: boolean;
+    reading: string;
   }>(
     `SELECT c.oid, c.relkind, ${REPLICATION_ROLE_SQL} AS replication_role,
             pg_catalog.current_setting('server_version_num')::int4 AS server_version,
             pg_catalog.pg_is_in_recovery() AS in_recovery,
             pg_catalog.row_security_active(c.oid) AS row_security,
+            ${READING_DIGEST_SQL} AS reading,
             (SELECT coalesce(json_agg(json_build_object('name', a.attname, 'number', a.attnum,
                       'type', pg_catalog.format_type(a.atttypid, a.atttypmod), 'base_type', ${BASE_TYPE_SQL},
                       'notnull', ${NOT_NULL_SQL},
@@ -422,6 +481,7 @@ export async function describeTable(
     // format_type spells `character` without a length `bpchar`, whatever the settings.
     blankKeepingColumns: relation.columns.filter((c) => c.bound_type === 'bpchar').map((c) => c.name),
     virtualColumns: relation.columns.filter((c) => c.generated === 'v').map((c) => c.name),
+    readingDigest: relation.reading,
   };
 }
 

@@ -113,9 +113,11 @@ export function rowHashSql(shape: TableShape, alias = 't'): string {
  * matches the batch predicate into the very slot (same partition and ctid) of an exported tuple that meanwhile was
  * deleted and vacuumed away, with every other row unchanged: one chance in 2^32 per such row, and only if the
  * slot is reused. (2) A collision of the 64-bit sums of two different multisets, about 2^-64 for inputs the server
- * assigns. (3) A batch predicate that is not immutable (a text key under a collation an OS upgrade changed) can
- * select rows the export did not; they sit in other slots, so only a rewrite moving one, same xmin, into an
- * exported tuple's old slot would pass.
+ * assigns. (3) A batch predicate that is not immutable can select rows the export did not; they sit in other slots,
+ * so only a rewrite moving one, same xmin, into an exported tuple's old slot would pass: a key column's collation
+ * changed by `ALTER COLUMN … COLLATE` (no row rewritten) and then VACUUM FULL can do exactly that, so the delete also
+ * compares the table's reading digest (table-shape.ts READING_DIGEST_SQL: collations, enum labels, composite
+ * attributes) with export's; a collation an OS upgrade changed under its name is not caught.
  */
 export const rowVersionSql = (alias = 't'): string =>
   `pg_catalog.hashtextextended(${alias}.tableoid::text || ':' || ${alias}.ctid::text || ':' || ${alias}.xmin::text, 0)`;

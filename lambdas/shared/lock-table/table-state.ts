@@ -108,6 +108,15 @@ export const InFlightSchema = z.preprocess(
      * and type since, whose values are not those archived (no row was rewritten). Absent in records written before.
      */
     columnNumbers: z.array(z.number().int()).optional(),
+    /**
+     * What decided how the rows read and their keys compared at export (table-shape.ts READING_DIGEST_SQL): collations,
+     * generation expressions, enum labels, composite attributes. Delete refuses to commit under another. Absent in
+     * records written before.
+     */
+    readingDigest: z
+      .string()
+      .regex(/^[0-9a-f]{32}$/)
+      .optional(),
     /** When export started this batch (epoch ms): the batch's rows/s, which sizes the next batch and the throttle. */
     exportedAt: z.number().optional(),
     /**
