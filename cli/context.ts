@@ -28,6 +28,7 @@ export async function withLocalEnvironment<T>(
   try {
     return await work(env);
   } finally {
+    // Also after a failure: a local server that died while the command ran throws here, and says so (exit 1).
     await env.close();
   }
 }

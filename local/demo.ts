@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
@@ -118,10 +118,14 @@ export function writeDemoConfig(stateDir: string, databaseUrl: string): string {
     ],
   };
   const path = demoConfigPath(stateDir);
+  // It holds the demo's password: a new file only its owner reads, renamed over one an earlier version left readable.
+  const written = `${path}.${randomUUID()}.tmp`;
   writeFileSync(
-    path,
+    written,
     `# Written by \`audit-archiver demo\`; see config/archiver.example.yaml for every option.\n${stringify(config)}`,
+    { mode: 0o600, flag: 'wx' },
   );
+  renameSync(written, path);
   return path;
 }
 

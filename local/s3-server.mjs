@@ -38,6 +38,8 @@ function splitSegment(segment) {
 FilesystemStore.encodeKeyPath = (key) => key.split('/').map(splitSegment).join('/');
 FilesystemStore.decodeKeyPath = (keyPath) => keyPath.replaceAll(`${CONTINUED}/`, '');
 
+// Objects are archives of personal data: files only their owner reads, whatever the user's umask.
+process.umask(0o077);
 const [directory, bucket] = process.argv.slice(2);
 const server = new S3rver({
   address: '127.0.0.1',

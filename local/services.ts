@@ -1,5 +1,5 @@
 import { type ChildProcess, fork } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -240,8 +240,13 @@ async function ensureLockTable(endpoint: string): Promise<void> {
  * commands find the archives and the table states of earlier runs.
  */
 export async function startLocalServices(stateDir: string, bucket: string): Promise<LocalServices> {
-  mkdirSync(join(stateDir, 's3'), { recursive: true });
-  mkdirSync(join(stateDir, 'dynamodb'), { recursive: true });
+  // The archives are personal data (the only copy of deleted rows): only the owner reads the state, also in a state dir
+  // an earlier version created for everyone to read.
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  for (const store of ['s3', 'dynamodb']) {
+    mkdirSync(join(stateDir, store), { recursive: true, mode: 0o700 });
+    chmodSync(join(stateDir, store), 0o700);
+  }
   const release = claimStateDir(stateDir);
   let s3: Awaited<ReturnType<typeof startS3>>;
   let dynamo: Awaited<ReturnType<typeof startDynamo>>;
@@ -294,13 +299,20 @@ export async function startLocalServices(stateDir: string, bucket: string): Prom
       ];
     },
     async stop() {
+      // A server that ended before it was asked to (a crash, the OOM killer) fails the command that used it.
+      const { exitCode, signalCode } = s3.child;
       await new Promise<void>((resolve) => dynamo.server.close(() => resolve()));
       await new Promise<void>((resolve) => {
-        if (s3.child.exitCode !== null) return resolve();
+        if (s3.child.exitCode !== null || s3.child.signalCode !== null) return resolve();
         s3.child.once('exit', () => resolve());
         s3.child.kill('SIGTERM');
       });
       release();
+      if (exitCode !== null || signalCode !== null) {
+        throw new Error(
+          `the local S3 server ended (${signalCode ?? `exit code ${exitCode}`}) before the command did: what the command read or wrote after that failed or is missing; run it again`,
+        );
+      }
     },
   };
 }

@@ -33,7 +33,8 @@ async function runDemo(options: { stateDir: string; rows: number; postgres: '14'
   const say = (line: string) => {
     if (!options.quiet && !options.json) console.log(line);
   };
-  mkdirSync(options.stateDir, { recursive: true });
+  // Only the owner reads the state: archives of personal data, and a config with the demo's password.
+  mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
   demo.clearDemoArchives(options.stateDir);
   say(`Starting embedded PostgreSQL ${options.postgres} ...`);
   const server = await startDemoPostgres(options.stateDir, Number(options.postgres) as 14 | 18);

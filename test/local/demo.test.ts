@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -19,6 +19,23 @@ describe('the demo (npm start)', () => {
       'billing.Invoice Events',
     ]);
     expect(config.defaults.maxBatchesPerRun).toBeGreaterThanOrEqual(400);
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('the demo config', () => {
+  it('is written for its owner only (it holds the password), also over a file an earlier version left readable', () => {
+    // Prepare
+    const dir = mkdtempSync(join(tmpdir(), 'demo-config-'));
+    const path = join(dir, 'demo-config.yaml');
+    writeFileSync(path, 'old\n', { mode: 0o644 });
+    chmodSync(path, 0o644);
+
+    // Act
+    writeDemoConfig(dir, 'postgres://postgres:pw@127.0.0.1:5432/shop');
+
+    // Assess
+    expect(statSync(path).mode & 0o777).toBe(0o600);
     rmSync(dir, { recursive: true, force: true });
   });
 });

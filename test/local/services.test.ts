@@ -1,0 +1,94 @@
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { afterAll, describe, expect, it } from 'vitest';
+import { startLocalServices } from '../../local/services.js';
+
+const root = mkdtempSync(join(tmpdir(), 'local-services-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+/** The pid of the local S3 server serving a state dir (its command line names the directory). */
+const s3ServerPid = (stateDir: string): number =>
+  Number(
+    execFileSync('pgrep', ['-f', `s3-server.mjs ${join(stateDir, 's3')}`], { encoding: 'utf8' }).split(
+      '\n',
+    )[0],
+  );
+
+const exited = (pid: number) =>
+  new Promise<void>((resolve) => {
+    const poll = setInterval(() => {
+      try {
+        process.kill(pid, 0);
+      } catch {
+        clearInterval(poll);
+        resolve();
+      }
+    }, 20);
+  });
+
+describe('local services', () => {
+  it('stop() ends and says so when the local S3 server was killed by a signal, instead of never resolving', async () => {
+    // Prepare: the server dies as the OOM killer would end it
+    const stateDir = join(root, 'killed');
+    const services = await startLocalServices(stateDir, 'killed-bucket');
+    const pid = s3ServerPid(stateDir);
+    process.kill(pid, 'SIGKILL');
+    await exited(pid);
+
+    // Act
+    const stopped = await Promise.race([
+      services.stop().then(
+        () => 'resolved',
+        (error: Error) => error.message,
+      ),
+      new Promise((resolve) => setTimeout(() => resolve('still waiting'), 5_000)),
+    ]);
+
+    // Assess
+    expect(stopped).toMatch(/^the local S3 server ended \(SIGKILL\) before the command did/);
+  });
+
+  it('keeps the state only its owner reads: the dirs 0700, also where they existed readable, the archives 0600', async () => {
+    // Prepare: a state dir an earlier version left for everyone to read
+    const stateDir = join(root, 'private');
+    mkdirSync(join(stateDir, 's3'), { recursive: true, mode: 0o755 });
+    chmodSync(join(stateDir, 's3'), 0o755);
+    const fresh = join(root, 'fresh', 'state');
+    const services = await startLocalServices(stateDir, 'private-bucket');
+    const freshServices = await startLocalServices(fresh, 'fresh-bucket');
+    const s3 = new S3Client({
+      endpoint: services.s3Endpoint,
+      forcePathStyle: true,
+      region: services.env.AWS_REGION,
+      credentials: {
+        accessKeyId: services.env.AWS_ACCESS_KEY_ID ?? '',
+        secretAccessKey: services.env.AWS_SECRET_ACCESS_KEY ?? '',
+      },
+    });
+
+    try {
+      // Act
+      await s3.send(
+        new PutObjectCommand({ Bucket: 'private-bucket', Key: 'archive/a.jsonl.gz', Body: 'rows' }),
+      );
+
+      // Assess
+      const mode = (path: string) => statSync(path).mode & 0o777;
+      expect(mode(fresh)).toBe(0o700);
+      expect(mode(join(stateDir, 's3'))).toBe(0o700);
+      expect(mode(join(stateDir, 'dynamodb'))).toBe(0o700);
+      const objects = (readdirSync(join(stateDir, 's3'), { recursive: true }) as string[]).filter((file) =>
+        file.endsWith('a.jsonl.gz._S3rver_object'),
+      );
+      expect(objects).toHaveLength(1);
+      expect(mode(join(stateDir, 's3', objects[0] ?? '')) & 0o077).toBe(0);
+    } finally {
+      s3.destroy();
+      await services.stop();
+      await freshServices.stop();
+    }
+  });
+});
