@@ -5,6 +5,18 @@ const formatBytes = (bytes: number) =>
 
 export const formatNumber = (n: number) => n.toLocaleString('en-US');
 
+// C0 and C1 controls and DEL, the Unicode line and paragraph separators, and the bidirectional marks and overrides.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * Text from the database or an operator (table names, hold reasons, errors) made safe for a terminal or a comment
+ * line: control characters (line breaks, ANSI escapes) and the invisible ones that reorder a line become `\uXXXX`.
+ */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 export interface TableReport {
   outcome: TableOutcome;
   rowsKept?: number;

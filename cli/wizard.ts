@@ -18,7 +18,7 @@ import { sessionSetupSql, tlsOption } from '../lambdas/shared/database/db.js';
 import { describeTable, primaryKey, TABLE_RELATIONS_SQL } from '../lambdas/shared/database/table-shape.js';
 import { qualifiedName, quoteIdent } from '../lambdas/shared/database/table-sql.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
-import { formatNumber } from './report.js';
+import { formatNumber, printable } from './report.js';
 
 /** Names that say "audit data": such tables rank first. */
 const AUDIT_NAME = /audit|log|history|event|journal|activity|trail|change|outbox/i;
@@ -35,7 +35,8 @@ const PREFERRED_COLUMNS = [
   'ts',
   'time',
 ];
-const MUTABLE_COLUMN = /updated|modified|deleted|expires|due|scheduled/i;
+/** Names of columns a row's later life changes: a row's age by them moves whenever it is touched. */
+const MUTABLE_COLUMN = /updated|modified|deleted|expires|due|scheduled|last|seen|touched|accessed|refreshed/i;
 /** Retentions the wizard chooses between, longest first. */
 const RETENTIONS = [730, 365, 180, 90] as const;
 /** A retention is worth suggesting when it archives at least this share of the rows. */
@@ -79,19 +80,21 @@ export interface RetentionSuggestion {
   reason: string;
 }
 
-/** The preferred timestamp column of a table: named like an event time, NOT NULL, indexed; never "updated_at". */
+/**
+ * The preferred timestamp column of a table: named like an event time, NOT NULL, indexed. Never a mutable-sounding one
+ * ("updated_at", "last_seen"): a table with only such columns gets no choice, and the operator names its column.
+ */
 export function chooseTimestampColumn(columns: TimestampCandidate[]): TimestampCandidate | undefined {
   const score = (c: TimestampCandidate) => {
     const preferred = PREFERRED_COLUMNS.indexOf(c.name.toLowerCase());
     return (
       (preferred >= 0 ? 100 - preferred : 0) +
-      (/created|occurred|logged|inserted|recorded/i.test(c.name) ? 20 : 0) -
-      (MUTABLE_COLUMN.test(c.name) ? 200 : 0) +
+      (/created|occurred|logged|inserted|recorded/i.test(c.name) ? 20 : 0) +
       (c.indexed ? 10 : 0) +
       (c.notNull ? 5 : 0)
     );
   };
-  return [...columns].sort((a, b) => score(b) - score(a))[0];
+  return columns.filter((c) => !MUTABLE_COLUMN.test(c.name)).sort((a, b) => score(b) - score(a))[0];
 }
 
 /** Usable audit-like tables first, then other usable ones, biggest first; unusable ones last. */
@@ -171,7 +174,8 @@ export async function discoverCandidates(client: pg.ClientBase): Promise<Candida
   );
   const candidates: Candidate[] = [];
   for (const t of tables.rows) {
-    const timestamp = chooseTimestampColumn(columns.rows.filter((c) => c.oid === t.oid));
+    const own = columns.rows.filter((c) => c.oid === t.oid);
+    const timestamp = chooseTimestampColumn(own);
     const candidate: Candidate = {
       schema: t.schema,
       name: t.name,
@@ -183,7 +187,9 @@ export async function discoverCandidates(client: pg.ClientBase): Promise<Candida
     };
     await assessKey(client, t.oid, candidate);
     if (timestamp?.kind === 'timestamp') candidate.timestampTimeZone = serverZone;
-    if (!timestamp) candidate.unusable = 'no timestamptz or timestamp column';
+    if (!timestamp && own.length > 0)
+      candidate.unusable = `its only timestamp columns (${own.map((c) => c.name).join(', ')}) change when a row is touched, so a row's age by them moves: if one is the event time, write the config with it as timestampColumn yourself`;
+    else if (!timestamp) candidate.unusable = 'no timestamptz or timestamp column';
     else if (candidate.keyKind === 'none') candidate.unusable = 'no primary key or NOT NULL unique index';
     else candidate.unusable = await archiverRefusal(client, candidate);
     if (!candidate.unusable) {
@@ -272,22 +278,23 @@ async function ageProfile(client: pg.ClientBase, candidate: Candidate): Promise<
 }
 
 function formatCandidates(candidates: Candidate[]): string {
-  return candidates
-    .map((c, i) => {
-      const head = `${String(i + 1).padStart(3)}. ${c.schema}.${c.name}`;
-      if (c.unusable) return `${head}  (not usable: ${c.unusable})`;
-      const age = c.age;
-      const oldest =
-        age?.oldestDays === null || age?.oldestDays === undefined
-          ? 'empty'
-          : `oldest ${Math.floor(age.oldestDays)} d`;
-      return (
-        `${head}  ${c.timestamp?.name} (${c.timestamp?.kind}${c.timestamp?.indexed ? ', indexed' : ', NOT indexed'}), ` +
-        `${c.keyKind}${c.keyColumns ? ` (${c.keyColumns.join(', ')})` : ''}, ${formatNumber(age?.rows ?? 0)} rows, ` +
-        `${(c.bytes / 1024 ** 2).toFixed(1)} MiB, ${oldest}${c.auditLike ? ', audit-like' : ''}`
-      );
-    })
-    .join('\n');
+  return candidates.map((c, i) => printable(candidateLine(c, i))).join('\n');
+}
+
+/** One table of the listing, as the database names it (formatCandidates makes it printable). */
+function candidateLine(c: Candidate, i: number): string {
+  const head = `${String(i + 1).padStart(3)}. ${c.schema}.${c.name}`;
+  if (c.unusable) return `${head}  (not usable: ${c.unusable})`;
+  const age = c.age;
+  const oldest =
+    age?.oldestDays === null || age?.oldestDays === undefined
+      ? 'empty'
+      : `oldest ${Math.floor(age.oldestDays)} d`;
+  return (
+    `${head}  ${c.timestamp?.name} (${c.timestamp?.kind}${c.timestamp?.indexed ? ', indexed' : ', NOT indexed'}), ` +
+    `${c.keyKind}${c.keyColumns ? ` (${c.keyColumns.join(', ')})` : ''}, ${formatNumber(age?.rows ?? 0)} rows, ` +
+    `${(c.bytes / 1024 ** 2).toFixed(1)} MiB, ${oldest}${c.auditLike ? ', audit-like' : ''}`
+  );
 }
 
 export const WizardOptionsSchema = z
@@ -375,11 +382,12 @@ export function buildConfig(input: {
   now: Date;
   demo?: boolean;
 }): WizardResult {
-  const suggestions = input.tables.flatMap((t) => (t.retention ? [t.retention] : []));
-  const longest = [...suggestions].sort((a, b) => b.days - a.days)[0];
   const retention: RetentionSuggestion = input.retentionDays
     ? { days: input.retentionDays, reason: 'given with --retention-days' }
-    : (longest ?? { days: 365, reason: 'default' });
+    : (defaultRetention(input.tables) ?? { days: 365, reason: 'default' });
+  // Without a retention given, each table keeps its own suggestion: one table's must not shorten or lengthen another's.
+  const ownRetention = (t: Candidate) =>
+    !input.retentionDays && t.retention && t.retention.days !== retention.days ? t.retention.days : undefined;
   const spans = new Map(input.tables.map((t) => [t, objectSpanOf(t)]));
   const tables: TableConfig[] = input.tables.map((t) => ({
     schema: t.schema,
@@ -387,6 +395,7 @@ export function buildConfig(input: {
     timestampColumn: t.timestamp?.name ?? '',
     timestampTimeZone: t.timestampTimeZone ?? 'UTC',
     ...(t.keyColumns ? { keyColumns: t.keyColumns } : {}),
+    ...(ownRetention(t) ? { retentionDays: ownRetention(t) } : {}),
     ...(spans.get(t)?.span === 'month' ? { objectSpan: 'month' as const } : {}),
   }));
   const config: ArchiverConfigInput = {
@@ -396,10 +405,11 @@ export function buildConfig(input: {
   };
   const header = [
     `Written by \`audit-archiver wizard\` on ${input.now.toISOString().slice(0, 10)}; every option: config/archiver.example.yaml.`,
-    `retentionDays ${retention.days}: ${input.retentionDays ? retention.reason : `the longest of the tables' suggestions`}.`,
+    `retentionDays ${retention.days}: ${input.retentionDays ? retention.reason : `the longest of the suggestions for tables with rows; a table suggested otherwise has its own retentionDays`}.`,
+    // Names quoted and escaped: a line break in one would end the comment and add settings to the file.
     ...input.tables.map(
       (t) =>
-        `${t.schema}.${t.name}: ${t.retention?.reason ?? ''}${t.timestamp?.indexed ? '' : `; index "${t.timestamp?.name}" first`}${spanReason(spans.get(t))}`,
+        `${quoted(tableRef(t))}: ${t.retention?.reason ?? ''}${t.timestamp?.indexed ? '' : `; index ${quoted(t.timestamp?.name ?? '')} first`}${spanReason(spans.get(t))}`,
     ),
     ...('url' in input.credentials
       ? ['This file holds a database password: keep it private, or use urlEnv.']
@@ -410,6 +420,20 @@ export function buildConfig(input: {
   ];
   const yaml = `${header.map((line) => `# ${line}`).join('\n')}\n${stringify(config)}`;
   return { yaml, config: parseConfig(parseYaml(yaml), 'the generated config'), retention };
+}
+
+/** A name in a comment line or on the terminal: quoted, its control characters escaped. */
+const quoted = (name: string) => printable(JSON.stringify(name));
+
+/**
+ * The longest of the tables' suggestions, among tables with rows when there are any: an empty table's year says
+ * nothing about the rows of the others.
+ */
+function defaultRetention(tables: Candidate[]): RetentionSuggestion | undefined {
+  const withRows = tables.filter((t) => t.retention && t.age?.oldestDays != null);
+  return (withRows.length > 0 ? withRows : tables)
+    .flatMap((t) => (t.retention ? [t.retention] : []))
+    .sort((a, b) => b.days - a.days)[0];
 }
 
 /**
@@ -525,10 +549,17 @@ export async function runWizard(options: WizardOptions, io: WizardIo): Promise<s
       tables: chosen,
       now: io.now(),
     });
-    io.write(`Suggested retention: ${suggested.retention.days} days (${suggested.retention.reason}).`);
-    retentionDays = Number(
+    const own = suggested.config.databases[0]?.tables.filter((t) => t.retentionDays !== undefined) ?? [];
+    io.write(
+      `Suggested retention: ${suggested.retention.days} days (${suggested.retention.reason})` +
+        own.map((t) => `; ${quoted(tableRef(t))} ${t.retentionDays} days, its own suggestion`).join('') +
+        '.',
+    );
+    const answer = Number(
       await prompter.ask('Retention in days', String(suggested.retention.days), retentionRefusal),
     );
+    // The suggestion accepted keeps each table's own; another number applies to every table.
+    retentionDays = answer === suggested.retention.days ? undefined : answer;
   }
   if (prompter) out = await prompter.ask('Write the config to', out);
   const result = buildConfig({

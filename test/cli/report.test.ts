@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatSummary } from '../../cli/report.js';
+import { formatSummary, printable } from '../../cli/report.js';
 
 describe('the local run summary', () => {
   it('counts batches, not objects: a batch holds one archive object per day it spans', () => {
@@ -21,5 +21,15 @@ describe('the local run summary', () => {
 
     // Assess
     expect(text).toContain('archived 135,499 rows in 6 batches, 10.3 MiB; kept 39,501 rows in 22.3 s');
+  });
+});
+
+describe('text from the database or an operator on the terminal', () => {
+  it('escapes line breaks, ANSI escapes, C1 controls and bidirectional overrides, and leaves the rest as it is', () => {
+    // Act
+    const shown = printable('a\nb\u001b[2Jc\u009bd\u202ee Événements ✓ "q"');
+
+    // Assess
+    expect(shown).toBe('a\\u000ab\\u001b[2Jc\\u009bd\\u202ee Événements ✓ "q"');
   });
 });

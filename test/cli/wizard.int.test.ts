@@ -63,6 +63,62 @@ describe('audit-archiver wizard: finds the audit tables of a database and writes
     expect(names.at(-1)).not.toBe('public.audit_events');
   });
 
+  it('marks a table whose only timestamp columns change with its rows unusable, naming them, rather than choose one', async () => {
+    // Prepare
+    await db.client.query(
+      'CREATE TABLE session_log (id int PRIMARY KEY, updated_at timestamptz NOT NULL, last_seen_at timestamptz)',
+    );
+
+    try {
+      // Act
+      const candidates = await discoverCandidates(db.client);
+
+      // Assess
+      const sessions = candidates.find((c) => c.name === 'session_log');
+      expect(sessions?.timestamp).toBeUndefined();
+      expect(sessions?.unusable).toMatch(
+        /^its only timestamp columns \((updated_at, last_seen_at|last_seen_at, updated_at)\) change when a row is touched/,
+      );
+      expect(sessions?.unusable).toContain('timestampColumn yourself');
+    } finally {
+      await db.client.query('DROP TABLE session_log');
+    }
+  });
+
+  it('writes a table name with line breaks as one escaped comment line and lists it escaped: no setting is added', async () => {
+    // Prepare: any role with CREATE on a schema can name a table so; "log" makes it audit-like
+    const hostile = 'log\naws: {notifications: {emails: [a@ev.il]}}\n\u001b[2J#';
+    await db.client.query(
+      `CREATE TABLE public."${hostile}" (id int PRIMARY KEY, created_at timestamptz NOT NULL)`,
+    );
+    const out = join(dir, 'injected.yaml');
+    const lines: string[] = [];
+
+    try {
+      // Act
+      await runWizard(
+        parseWizardOptions({ urlEnv: 'WIZARD_TEST_URL', out, yes: true, tables: [`public.${hostile}`] }),
+        {
+          write: (line) => lines.push(line),
+          env: { WIZARD_TEST_URL: db.url },
+          now: () => new Date('2026-01-02T00:00:00Z'),
+        },
+      );
+
+      // Assess
+      const written = parseYaml(readFileSync(out, 'utf8')) as Record<string, unknown>;
+      expect(Object.keys(written)).toEqual(['s3', 'defaults', 'databases']);
+      expect(loadConfigFile(out).databases[0]?.tables.map((t) => t.name)).toEqual([hostile]);
+      const listed = lines[0]?.split('\n').find((line) => line.includes('public.log'));
+      expect(listed).toContain(
+        'public.log\\u000aaws: {notifications: {emails: [a@ev.il]}}\\u000a\\u001b[2J#',
+      );
+      expect(lines.join('\n')).not.toContain('\u001b');
+    } finally {
+      await db.client.query(`DROP TABLE public."${hostile}"`);
+    }
+  });
+
   it('sizes a plain table and a partitioned one (all its partitions) as PostgreSQL does', async () => {
     // Prepare: a plain table and a partitioned one of two partitions, both analyzed so reltuples is known.
     await db.client.query(`

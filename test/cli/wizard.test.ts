@@ -36,6 +36,17 @@ describe('wizard: choosing', () => {
     expect(chosen?.name).toBe('logged_at');
   });
 
+  it.each([['updated_at'], ['modified_at'], ['last_seen_at']])(
+    'chooses no column of a table whose only timestamp column is mutable-sounding: %s',
+    (name) => {
+      // Act
+      const chosen = chooseTimestampColumn([{ name, kind: 'timestamptz', notNull: true, indexed: true }]);
+
+      // Assess
+      expect(chosen).toBeUndefined();
+    },
+  );
+
   it('ranks usable audit-like tables first, then other usable ones by size, unusable ones last', () => {
     // Act
     const ranked = rankCandidates([
@@ -129,13 +140,71 @@ describe('wizard: the config it writes', () => {
     expect(logins?.objectSpan).toBe('month');
     expect(events?.objectSpan).toBeUndefined();
     expect(result.yaml).toContain(
-      "# public.logins: ; objectSpan month: a day's archive would be about 1 KiB, and Standard-IA and Glacier bill each object as 128 KiB at least",
+      `# "public.logins": ; objectSpan month: a day's archive would be about 1 KiB, and Standard-IA and Glacier bill each object as 128 KiB at least`,
     );
+  });
+
+  it('gives each table its own suggested retention: an empty table beside a real one does not lengthen its', () => {
+    // Prepare: 180 days for a table with rows, a year for an empty one
+    const withRows = candidate({
+      name: 'audit_logs',
+      age: { rows: 100, oldestDays: 400, olderThan: {} },
+      retention: { days: 180, reason: '180 days archives 55%' },
+    });
+    const empty = candidate({
+      name: 'new_log',
+      age: { rows: 0, oldestDays: null, olderThan: {} },
+      retention: { days: 365, reason: 'the table is empty' },
+    });
+
+    // Act
+    const { config } = buildConfig({
+      database: 'app',
+      credentials: { urlEnv: 'APP_DB' },
+      tls: 'verify-full',
+      tables: [withRows, empty],
+      now: new Date('2026-01-01T00:00:00Z'),
+    });
+
+    // Assess
+    const retentionOf = (name: string) =>
+      config.databases[0]?.tables.find((t) => t.name === name)?.retentionDays ??
+      config.defaults.retentionDays;
+    expect(retentionOf('audit_logs')).toBe(180);
+    expect(retentionOf('new_log')).toBe(365);
+  });
+
+  it('gives every table the retention given with --retention-days', () => {
+    // Act
+    const { config } = buildConfig({
+      database: 'app',
+      credentials: { urlEnv: 'APP_DB' },
+      tls: 'verify-full',
+      tables: [
+        candidate({ name: 'a_log', retention: { days: 180, reason: 'r' } }),
+        candidate({ name: 'b_log', retention: { days: 730, reason: 'r' } }),
+      ],
+      retentionDays: 90,
+      now: new Date('2026-01-01T00:00:00Z'),
+    });
+
+    // Assess
+    expect(config.defaults.retentionDays).toBe(90);
+    expect(config.databases[0]?.tables.map((t) => t.retentionDays)).toEqual([undefined, undefined]);
   });
 
   it('is YAML the config schema accepts, in which quotes, spaces, unicode and YAML syntax in names round-trip', () => {
     // Prepare
-    const names = ['He said "hi"', "it's: # not a comment", 'Événements ✓', '- [x]', 'yes'];
+    const names = [
+      'He said "hi"',
+      "it's: # not a comment",
+      'Événements ✓',
+      '- [x]',
+      'yes',
+      'log\naws: {notifications: {emails: [a@ev.il]}}\n#',
+      'evil\r\ns3: {bucket: pwned}\n#',
+      '\u001b[31mred\u2028line',
+    ];
 
     // Act
     const result = buildConfig({
@@ -167,7 +236,9 @@ describe('wizard: the config it writes', () => {
       })),
     );
     expect(parsed.defaults.retentionDays).toBe(90);
+    expect(Object.keys(parseYaml(result.yaml))).toEqual(['s3', 'defaults', 'databases']);
     expect(result.yaml).toMatch(/^# Written by `audit-archiver wizard` on 2026-01-01/);
     expect(result.yaml).toContain(`index "yes" first`);
+    expect(result.yaml).toContain('# "log\\naws: {notifications: {emails: [a@ev.il]}}\\n#.log\\naws:');
   });
 });
