@@ -66,10 +66,12 @@ function rowWords(dryRun: boolean, inserted: number, skipped: number, overwritte
  * Per-archive lines and totals; failures first-class, so a partial restore can never read as a complete one, and a
  * dry run never as a restore.
  */
-export function formatRestoreResults(results: RestoreFileResult[], seconds?: number): string {
+export function formatRestoreResults(
+  results: RestoreFileResult[],
+  { dryRun, seconds }: { dryRun: boolean; seconds?: number },
+): string {
   const lines: string[] = [];
   const sum = (pick: (r: RestoreFileResult) => number) => results.reduce((n, r) => n + pick(r), 0);
-  const dryRun = results.length > 0 && results.every((r) => r.status === 'dry-run' || r.status === 'failed');
   // Every archive when few; otherwise only those that need attention, so failures never scroll away.
   const shown = results.length <= 20 ? results : results.filter((r) => r.error || r.warnings.length > 0);
   for (const r of shown) {

@@ -122,7 +122,11 @@ async function restoreLocally(options: LocalRestoreOptions): Promise<number> {
     const started = Date.now();
     const { execution, results } = await runLocalRestore(local, request, { onStep: display.onStep });
     display.finish();
-    return reportRestore(execution, results, options.json, (Date.now() - started) / 1000);
+    return reportRestore(execution, results, {
+      json: options.json,
+      dryRun: options.dryRun,
+      seconds: (Date.now() - started) / 1000,
+    });
   });
 }
 
@@ -151,7 +155,10 @@ async function restoreDemo(options: LocalRestoreOptions): Promise<number> {
         );
         display.finish();
         const seconds = (Date.now() - started) / 1000;
-        worst = Math.max(worst, reportRestore(execution, results, options.json, seconds));
+        worst = Math.max(
+          worst,
+          reportRestore(execution, results, { json: options.json, dryRun: options.dryRun, seconds }),
+        );
       }
       return worst;
     });
@@ -175,13 +182,12 @@ async function restoreDemo(options: LocalRestoreOptions): Promise<number> {
 function reportRestore(
   execution: ExecutionResult,
   results: RestoreFileResult[],
-  json: boolean,
-  seconds?: number,
+  { json, dryRun, seconds }: { json: boolean; dryRun: boolean; seconds?: number },
 ): number {
   if (json) {
     console.log(JSON.stringify({ execution, results, ...(seconds ? { seconds } : {}) }, null, 2));
   } else {
-    console.log(formatRestoreResults(results, seconds));
+    console.log(formatRestoreResults(results, { dryRun, seconds }));
     for (const warning of summaryWarnings(execution.output)) console.log(`warning: ${warning}`);
     if (execution.status === 'SUCCEEDED') console.log(`Execution ${execution.executionName} succeeded.`);
     else

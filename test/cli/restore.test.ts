@@ -78,7 +78,7 @@ describe('restore results as the operator reads them', () => {
 
   it('says a dry run would restore the rows and wrote nothing, never that it restored them', () => {
     // Act
-    const text = formatRestoreResults([result('dry-run', 'a'), result('dry-run', 'b')]);
+    const text = formatRestoreResults([result('dry-run', 'a'), result('dry-run', 'b')], { dryRun: true });
 
     // Assess
     expect(text).not.toMatch(/\d restored/);
@@ -87,9 +87,29 @@ describe('restore results as the operator reads them', () => {
 
   it('says a restore restored them', () => {
     // Act
-    const text = formatRestoreResults([result('restored', 'a'), result('restored', 'b')]);
+    const text = formatRestoreResults([result('restored', 'a'), result('restored', 'b')], { dryRun: false });
 
     // Assess
     expect(text).toMatch(/rows: 42,000 restored, 0 skipped, 0 overwritten$/);
+  });
+
+  it('says a restore whose every archive failed restored nothing, not that it would have (a dry run)', () => {
+    // Prepare
+    const failed = {
+      ...result('restored', 'a'),
+      status: 'failed' as const,
+      rows: 0,
+      inserted: 0,
+      error: 'X: y',
+    };
+
+    // Act
+    const text = formatRestoreResults([failed], { dryRun: false });
+
+    // Assess
+    expect(text).not.toMatch(/would be restored|nothing written/);
+    expect(text).toMatch(
+      /Archives: 1 \(1 failed, 0 already restored\); rows: 0 restored, 0 skipped, 0 overwritten$/,
+    );
   });
 });

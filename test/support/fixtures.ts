@@ -574,6 +574,6 @@ export function restoreAsShown(restored: {
   return [
     JSON.stringify(restored.execution),
     JSON.stringify(restored.results),
-    formatRestoreResults(restored.results),
+    formatRestoreResults(restored.results, { dryRun: restored.results.some((r) => r.status === 'dry-run') }),
   ].join('\n');
 }
