@@ -537,7 +537,6 @@ function judgeExecutions(
   };
 }
 
-/** 0 all good, 1 warnings, 2 anything critical. */
 /** The CLI's scheme (docs/operating.md, Exit codes): 1 when a check is critical, or warns under --strict; else 0. */
 export function doctorExitCode(results: CheckResult[], strict = false): 0 | 1 {
   if (results.some((r) => r.status === 'critical')) return 1;

@@ -10,7 +10,7 @@ import { configureLogging, STATE_DIR_OPTION } from './common.js';
 const doctorHelp = (where: 'aws' | 'local') => `
 Checks: the timeouts; per database its credentials, reachability, TLS; per table that the archiver can use it, the
 SELECT and DELETE privileges, an index on the timestamp column; the bucket (reachable, writable${where === 'aws' ? ', versioning and Object Lock' : ''}); the lock table${where === 'aws' ? '; the last executions of the archive state machine' : ''}.
-Exit code 0 all good, 1 warnings, 2 anything critical.
+Exit code 0 when every check is ok or only warns (1 with --strict), 1 when any is critical, 2 on a usage or config error.
 Example:
   audit-archiver ${where === 'aws' ? 'doctor -c archiver.yaml --state-machine-arn <ArchiveStateMachineArn> --lock-table <LockTableName>' : 'local doctor --demo'}`;
 

@@ -109,7 +109,7 @@ describe('audit-archiver local doctor: every check against embedded PostgreSQL, 
     expect(doctorExitCode(results, true)).toBe(1);
   });
 
-  it('is critical when two config entries reach one database and list the same table: exit 2', async () => {
+  it('is critical when two config entries reach one database and list the same table: exit 1', async () => {
     // Prepare: another connection string for the same database, as a second entry written for other tables would be.
     const direct = `${bed.db.url}?application_name=direct`;
     const twice = parseDeploymentConfig({
@@ -151,7 +151,7 @@ describe('audit-archiver local doctor: every check against embedded PostgreSQL, 
     expect(doctorExitCode(results, true)).toBe(1);
   });
 
-  it('is critical when the role may SELECT but not DELETE: exit 2', async () => {
+  it('is critical when the role may SELECT but not DELETE: exit 1', async () => {
     // Prepare
     const role = `reader_${randomUUID().slice(0, 8)}`;
     await bed.db.client.query(`CREATE ROLE ${role} LOGIN PASSWORD 'reader-pw'`);
@@ -173,7 +173,7 @@ describe('audit-archiver local doctor: every check against embedded PostgreSQL, 
     }
   });
 
-  it('names the error class of a wrong password and never prints the password: exit 2', async () => {
+  it('names the error class of a wrong password and never prints the password: exit 1', async () => {
     // Prepare
     const wrong = 'Wr0ng-S3cret';
     const url = bed.db.url.replace(/:[^:@/]*@/, `:${wrong}@`);
@@ -221,7 +221,7 @@ describe('audit-archiver local doctor: every check against embedded PostgreSQL, 
     );
   });
 
-  it('is critical when S3 cannot be reached: exit 2', async () => {
+  it('is critical when S3 cannot be reached: exit 1', async () => {
     // Prepare: a port nothing listens on
     const s3 = new S3Client({
       endpoint: `http://127.0.0.1:${await freePort()}`,
