@@ -7,7 +7,20 @@ export const EXIT_OK = 0;
 export const EXIT_FINDINGS = 1;
 export const EXIT_USAGE = 2;
 
+/** Errors that say the user's input is at fault: the config, a flag, or what the flags asked for. */
+const USAGE_ERRORS = new Set(['ConfigError', 'InvalidInputError']);
+
 /** The exit code of an error that ended a command: the user's input is at fault (2), or the work failed (1). */
 export function exitCodeOf(error: Error): number {
-  return error.name === 'ConfigError' || error.name === 'InvalidInputError' ? EXIT_USAGE : EXIT_FINDINGS;
+  return USAGE_ERRORS.has(error.name) ? EXIT_USAGE : EXIT_FINDINGS;
+}
+
+/**
+ * The exit code of a finished execution, by the name of the error that ended it: a plan step refusing the input (a
+ * table or database not in the config, a restore target not allowed) is a usage error (2), as the CLI's own check of
+ * the same input is; any other failure is 1. A table's own failure ends a run as ArchiveRunFailed, so it is 1.
+ */
+export function executionExitCode(status: string, errorName: string | undefined): number {
+  if (status === 'SUCCEEDED') return EXIT_OK;
+  return errorName !== undefined && USAGE_ERRORS.has(errorName) ? EXIT_USAGE : EXIT_FINDINGS;
 }

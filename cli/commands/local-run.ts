@@ -5,6 +5,7 @@ import { tablePrefix } from '../../lambdas/shared/archive/format.js';
 import type { PlanReport } from '../../lambdas/shared/batch/plan-report.js';
 import type { TableOutcome } from '../../lambdas/shared/lock-table/run-records.js';
 import { withLocalEnvironment } from '../context.js';
+import { EXIT_FINDINGS, EXIT_OK, executionExitCode } from '../exit-codes.js';
 import { commandOutput, notificationsOfRun, type OutputOptions, progressMode } from '../progress.js';
 import { formatSummary } from '../report.js';
 import { configureLogging, STATE_DIR_OPTION } from './common.js';
@@ -92,14 +93,14 @@ export async function archiveLocally(
     );
     if (output.json) {
       console.log(JSON.stringify(runResult(execution, seconds, reports), null, 2));
-      return localRunExitCode(execution.status, outcomes);
+      return localRunExitCode(execution, outcomes);
     }
     console.log(formatSummary(reports, seconds));
     if (execution.status !== 'SUCCEEDED') {
       console.error(
         `Execution ${execution.executionName} failed: ${execution.error?.name}: ${execution.error?.message}`,
       );
-      return 1;
+      return localRunExitCode(execution, outcomes);
     }
     console.log(`Execution ${execution.executionName} succeeded.`);
     const skipped = outcomes.filter((o) => o.status === 'skipped');
@@ -110,7 +111,7 @@ export async function archiveLocally(
         `${skipped.length} table(s) skipped: ${skipped.map((o) => `${o.database}/${o.table} (${o.reason ?? 'locked'})`).join('; ')}`,
       );
     }
-    return localRunExitCode(execution.status, outcomes);
+    return localRunExitCode(execution, outcomes);
   });
 }
 
@@ -154,7 +155,14 @@ function runResult(
   };
 }
 
-/** 0 when the run succeeded and took every table it was given; 1 when it failed or skipped a table (locked). */
-export function localRunExitCode(status: string, outcomes: Pick<TableOutcome, 'status'>[]): 0 | 1 {
-  return status === 'SUCCEEDED' && outcomes.every((o) => o.status !== 'skipped') ? 0 : 1;
+/**
+ * 0 when the run succeeded and took every table it was given; 1 when it failed or skipped a table (locked); 2 when
+ * the plan refused the input (executionExitCode).
+ */
+export function localRunExitCode(
+  execution: { status: string; error?: { name?: string } },
+  outcomes: Pick<TableOutcome, 'status'>[],
+): number {
+  if (execution.status !== 'SUCCEEDED') return executionExitCode(execution.status, execution.error?.name);
+  return outcomes.every((o) => o.status !== 'skipped') ? EXIT_OK : EXIT_FINDINGS;
 }

@@ -6,6 +6,7 @@ import { boundedRequests } from '../../lambdas/shared/runtime/aws-requests.js';
 import type { ExecutionResult } from '../../local/workflow.js';
 import { withLocalEnvironment } from '../context.js';
 import { withDemoDatabase } from '../demo-database.js';
+import { executionExitCode } from '../exit-codes.js';
 import { commandOutput, type OutputOptions } from '../progress.js';
 import { formatNumber } from '../report.js';
 import { formatRestoreResults, type RestoreOptions, restoreRequest, runAwsRestore } from '../restore.js';
@@ -59,7 +60,7 @@ export function registerRestore(program: Command, local: Command): void {
     const rate =
       outcome.rowsPerSecond !== undefined ? ` (${formatNumber(outcome.rowsPerSecond)} rows/s)` : '';
     console.log(`Execution ${outcome.executionArn}: ${outcome.status}${rate}`);
-    process.exitCode = outcome.status === 'SUCCEEDED' ? 0 : 1;
+    process.exitCode = executionExitCode(outcome.status, outcome.error);
   });
 }
 
@@ -195,7 +196,7 @@ function reportRestore(
         `Execution ${execution.executionName} failed: ${execution.error?.name}: ${execution.error?.message}`,
       );
   }
-  return execution.status === 'SUCCEEDED' ? 0 : 1;
+  return executionExitCode(execution.status, execution.error?.name);
 }
 
 /** The summary's warnings (committed archives left out, sequences left behind), when the execution has a summary. */

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { boundedRequests } from '../../lambdas/shared/runtime/aws-requests.js';
-import { EXIT_FINDINGS, EXIT_OK } from '../exit-codes.js';
+import { EXIT_FINDINGS, EXIT_OK, executionExitCode } from '../exit-codes.js';
 import { writeLine } from './common.js';
 
 interface RunOptions {
@@ -50,8 +50,11 @@ export function registerRun(program: Command): void {
       );
       if (options.json) console.log(JSON.stringify(outcome, null, 2));
       else console.log(outcome.plan ? formatPlanReport(outcome.plan) : formatRunOutcome(outcome));
-      const succeeded = outcome.status === 'SUCCEEDED';
       process.exitCode =
-        succeeded && (!outcome.plan || planExitCode(outcome.plan) === 0) ? EXIT_OK : EXIT_FINDINGS;
+        outcome.status !== 'SUCCEEDED'
+          ? executionExitCode(outcome.status, outcome.error)
+          : !outcome.plan || planExitCode(outcome.plan) === 0
+            ? EXIT_OK
+            : EXIT_FINDINGS;
     });
 }

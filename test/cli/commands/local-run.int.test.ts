@@ -58,4 +58,25 @@ describe('local run --json', () => {
     expect((parsed.tables[0]?.rowsArchived ?? 0) + (left.rows[0]?.n ?? 0)).toBe(300);
     expect(parsed.tables[0]?.rowsArchived).toBeGreaterThan(0);
   });
+
+  it.each([
+    ['a table not in the config', ['-t', 'public.nosuch']],
+    ['a database not in the config', ['-d', 'nosuch']],
+  ])('exits 2, a usage or config error, for %s, saying which', (_case, selection) => {
+    // Act
+    const result = cli(
+      'local',
+      'run',
+      '-q',
+      '-c',
+      files.configPath,
+      '-s',
+      join(files.dir, 'state'),
+      ...selection,
+    );
+
+    // Assess
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/failed: ConfigError: .*nosuch/);
+  });
 });
