@@ -73,30 +73,34 @@ export async function settleBatch(
   if (holder && (await ctx.holderRunning(holder)))
     return { settled: false, reason: `${holder} holds the table and is still running` };
   // A gone holder's lease that has not expired is broken, as `lease break` would, and recorded as such.
+  let broken = '';
   if (state.owner && state.token !== undefined && !expired) {
     const lease = { owner: state.owner, token: state.token };
-    if (await ctx.locks.release(database, table, lease))
+    if (await ctx.locks.release(database, table, lease)) {
       await auditLeaseBroken(ctx, database, table, { ...lease, inFlight: seen.stage }, ctx.now());
+      broken = `; the lease of ${lease.owner}, whose run is over, was broken all the same (in the audit trail)`;
+    }
   }
+  // A refusal after that says so: the table is free for the next run, which the operator may not expect.
+  const refused = (reason: string): SettleOutcome => ({ settled: false, reason: `${reason}${broken}` });
   const owner = operatorOwner(ctx.actor);
   const taken = await ctx.locks.acquire(database, table, owner, ctx.config.defaults.leaseSeconds);
-  if (!taken.acquired) return { settled: false, reason: `${taken.holder} took the table meanwhile` };
+  if (!taken.acquired) return refused(`${taken.holder} took the table meanwhile`);
   const task = { runId: `settle-${now}`, database, table, cutoff: seen.cutoff, lease: taken.lease };
   // Under our lease now: the batch must still be the one read, and the claim one its delete's outcome allows.
   const inFlight = (await ctx.locks.get(database, table)).inFlight;
   const refusal = await unsettleable(ctx, resolved, seen, inFlight, as);
   if (refusal || !inFlight) {
     await ctx.locks.release(database, table, taken.lease);
-    return { settled: false, reason: refusal ?? 'the batch went meanwhile' };
+    return refused(refusal ?? 'the batch went meanwhile');
   }
   try {
     if (as === 'aborted') {
       const missing = await archivedKeysMissing(ctx, resolved, inFlight);
       if (missing > 0) {
-        return {
-          settled: false,
-          reason: `${missing} archived rows of the batch are not in the table: withdrawing its archives would lose them; settle it as committed`,
-        };
+        return refused(
+          `${missing} archived rows of the batch are not in the table: withdrawing its archives would lose them; settle it as committed`,
+        );
       }
       await withdrawBatch(ctx, task, inFlight, 'rows-changed');
     } else {

@@ -9,6 +9,7 @@ import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import type { Hold, LegalHolds } from '../lambdas/shared/lock-table/legal-holds.js';
 import { appendAuditEvent } from '../lambdas/shared/telemetry/audit-trail.js';
 import { requireCalendarDays } from './archives.js';
+import { printable } from './report.js';
 
 /** What the hold commands act on: the lock table the steps read holds from, and the bucket of the audit trail. */
 export interface HoldContext {
@@ -77,8 +78,9 @@ export async function clearHold(ctx: HoldContext, database: string, table: strin
 export function formatHolds(holds: Hold[], { json = false }: { json?: boolean } = {}): string {
   if (json) return JSON.stringify(holds, null, 2);
   if (holds.length === 0) return 'No legal holds in the lock table.';
+  // A reason is an operator's text, a table name the database's: no control character reaches the terminal.
   return holds
-    .map((h) => `${h.database}/${h.table}: ${h.reason} (set ${h.setAt} by ${h.setBy ?? '-'})`)
+    .map((h) => printable(`${h.database}/${h.table}: ${h.reason} (set ${h.setAt} by ${h.setBy ?? '-'})`))
     .join('\n');
 }
 

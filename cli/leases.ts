@@ -9,7 +9,7 @@ import type { LeaseStore } from '../lambdas/shared/lock-table/lease-store.js';
 import type { LegalHolds } from '../lambdas/shared/lock-table/legal-holds.js';
 import type { LatestOutcomes, RunRecords } from '../lambdas/shared/lock-table/run-records.js';
 import { appendAuditEvent } from '../lambdas/shared/telemetry/audit-trail.js';
-import { formatNumber } from './report.js';
+import { formatNumber, printable } from './report.js';
 
 /** What `status` and `lease break` read and change: the lock table of local mode or of the deployed stack. */
 export interface LeaseContext {
@@ -97,9 +97,11 @@ export async function tableStatuses(
       statuses.push({ ...(await tableStatus(ctx, t.database, t.table)), notConfigured: true });
   }
   if (statuses.length === 0) {
-    throw new ConfigError(
-      `no configured table matches ${scope.database ? `database ${scope.database}` : ''}${scope.tables ? ` tables ${scope.tables.join(', ')}` : ''}`,
-    );
+    const asked = [
+      ...(scope.database ? [`database ${scope.database}`] : []),
+      ...(scope.tables ? [`tables ${scope.tables.join(', ')}`] : []),
+    ];
+    throw new ConfigError(`no configured table matches ${asked.join(' and ')}`);
   }
   return statuses;
 }
@@ -170,7 +172,8 @@ export function formatStatuses(statuses: TableStatus[]): string {
       `  archived so far: ${formatNumber(s.archived.rows)} rows in ${formatNumber(s.archived.batches)} batches`,
     );
   }
-  return lines.join('\n');
+  // Table names, hold reasons and errors come from the database and operators: no control character reaches the terminal.
+  return lines.map(printable).join('\n');
 }
 
 /** The lease owner of an operator's command that acts on a table's batch (`batch settle`). */

@@ -39,5 +39,5 @@ export function formatSummary(reports: TableReport[], seconds: number): string {
     if (outcome.error) lines.push(`    error: ${outcome.error}`);
     if (archiveLocation) lines.push(`    archives: ${archiveLocation}`);
   }
-  return lines.join('\n');
+  return lines.map(printable).join('\n');
 }

@@ -19,9 +19,20 @@ const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'crea
 
 describe('batch settle: a batch whose delete no step can settle, decided by an operator', () => {
   const bed = archiverTestbed(async (db) => {
-    for (const name of ['changed', 'gone', 'known', 'intact', 'operator_held', 'dead_holder', 'legal'])
+    for (const name of [
+      'changed',
+      'gone',
+      'known',
+      'intact',
+      'operator_held',
+      'dead_holder',
+      'legal',
+      'refused_dead',
+    ])
       await seedEvents(db.client, name, 300, 40);
-  }, ['changed', 'gone', 'known', 'intact', 'operator_held', 'dead_holder', 'legal'].map(spec));
+  }, ['changed', 'gone', 'known', 'intact', 'operator_held', 'dead_holder', 'legal', 'refused_dead'].map(
+    spec,
+  ));
 
   /**
    * A batch left `deleting` by a crash before COMMIT, recorded as if on another server (a database restored or
@@ -245,5 +256,31 @@ describe('batch settle: a batch whose delete no step can settle, decided by an o
       ['batch-settled', 'ops@example.com', expect.objectContaining({ as: 'committed' })],
       ['lease-broken', 'ops@example.com', { owner, token: taken.lease.token, inFlight: 'deleting' }],
     ]);
+  });
+
+  it('says so when it broke a gone execution’s lease and then refused the claim: the table is free for the next run', async () => {
+    // Prepare: a delete crashed before COMMIT on this server (it rolled back); a stopped execution holds the table
+    const crash = async (point: string) => {
+      if (point === 'delete:beforeCommit') throw Object.assign(new Error('crash'), { name: 'InjectedCrash' });
+    };
+    await runLocalArchive(
+      bed.local,
+      { tables: ['public.refused_dead'] },
+      { fault: crash, retryIntervalScale: 0 },
+    );
+    const locks = bed.local.deps().locks;
+    const owner = 'arn:aws:states:us-east-1:111111111111:execution:archive:stopped-too';
+    const taken = await locks.acquire('app', 'public.refused_dead', owner, 3600);
+    if (!taken.acquired) throw new Error('setup: lease');
+
+    // Act
+    const refused = await settleBatch(context(), 'app', 'public.refused_dead', 'committed');
+
+    // Assess
+    expect(refused).toEqual({
+      settled: false,
+      reason: `the server knows its delete did not commit: settle it --as aborted, or let the next run settle it; the lease of ${owner}, whose run is over, was broken all the same (in the audit trail)`,
+    });
+    expect((await locks.get('app', 'public.refused_dead')).owner).toBeUndefined();
   });
 });

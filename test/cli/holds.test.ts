@@ -24,4 +24,17 @@ describe('hold list output', () => {
     expect(JSON.parse(formatHolds([hold], { json: true }))).toEqual([hold]);
     expect(JSON.parse(formatHolds([], { json: true }))).toEqual([]);
   });
+
+  it('prints a reason or table name with terminal escapes or line breaks escaped, not acted on', () => {
+    // Prepare: a reason that would clear the screen and forge a second hold line
+    const hostile = { ...hold, reason: 'x\u001b[2J\napp/public.other: forged' };
+
+    // Act
+    const text = formatHolds([hostile]);
+
+    // Assess
+    expect(text).toBe(
+      'app/public.audit_logs: x\\u001b[2J\\u000aapp/public.other: forged (set 2026-12-01T10:00:00.000Z by legal@example.com)',
+    );
+  });
 });

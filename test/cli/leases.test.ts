@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest';
+import { formatStatuses, tableStatuses } from '../../cli/leases.js';
+import { parseConfig } from '../../lambdas/shared/config/config.js';
+
+const config = parseConfig({
+  s3: { bucket: 'archive-bucket' },
+  databases: [
+    {
+      name: 'app',
+      credentials: { urlEnv: 'APP_URL' },
+      tables: [{ name: 'audit_logs', timestampColumn: 'created_at' }],
+    },
+  ],
+});
+
+describe('status', () => {
+  it.each([
+    [{ tables: ['public.nosuch'] }, 'no configured table matches tables public.nosuch'],
+    [
+      { database: 'app', tables: ['public.nosuch'] },
+      'no configured table matches database app and tables public.nosuch',
+    ],
+  ])('names what matched no configured table in one plain sentence: %j', async (scope, message) => {
+    // Act
+    const refused = tableStatuses({ config } as Parameters<typeof tableStatuses>[0], scope);
+
+    // Assess
+    await expect(refused).rejects.toThrow(new RegExp(`^${message}$`));
+  });
+
+  it('prints a table name and hold reason with terminal escapes escaped, not acted on', () => {
+    // Act
+    const text = formatStatuses([
+      {
+        database: 'app',
+        table: 'public.log\u001b[2J',
+        lease: { state: 'free' },
+        legalHold: 'case\u009b1m 17',
+        archived: { rows: 0, bytes: 0, batches: 0 },
+      },
+    ]);
+
+    // Assess
+    expect(text).not.toContain('\u001b');
+    expect(text).not.toContain('\u009b');
+    expect(text).toContain('app/public.log\\u001b[2J');
+    expect(text).toContain('legal hold: case\\u009b1m 17');
+  });
+});
