@@ -109,7 +109,10 @@ export const TableConfigSchema = z
     name: pgIdentifier,
     timestampColumn: pgIdentifier,
     /** Zone in which a `timestamp without time zone` column is expressed. Ignored for timestamptz. */
-    timestampTimeZone: z.string().min(1).default('UTC'),
+    timestampTimeZone: z
+      .string()
+      .refine(isIanaTimeZone, 'must be an IANA time zone name such as "UTC" or "Europe/Paris"')
+      .default('UTC'),
     /** Key columns; defaults to the table's primary key. Must identify a row uniquely and be NOT NULL. */
     keyColumns: z
       .array(pgIdentifier)

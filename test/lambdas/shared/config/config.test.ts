@@ -101,6 +101,21 @@ describe('config schema', () => {
     expect(parsed.databases[0]?.credentials).toEqual(database?.credentials);
   });
 
+  it('refuses a timestampTimeZone that is no IANA zone, naming the field, as it does the schedule’s', () => {
+    // Prepare
+    const config = minimal();
+    const [table] = config.databases[0]?.tables ?? [];
+    if (table) Object.assign(table, { timestampTimeZone: 'Mars/Olympus' });
+
+    // Act
+    const error = errorOf(config);
+
+    // Assess
+    expect(error).toContain(
+      'databases.0.tables.0.timestampTimeZone: must be an IANA time zone name such as "UTC" or "Europe/Paris"',
+    );
+  });
+
   it('refuses two database entries with the same credentials that list the same table', () => {
     // Prepare: the same URL under two names, both archiving public.audit
     const [app] = minimal().databases;
