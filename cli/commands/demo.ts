@@ -53,8 +53,10 @@ async function runDemo(options: { stateDir: string; rows: number; postgres: '14'
         );
         return Number(result.rows[0].n);
       };
-      process.exitCode = await archiveLocally(configPath, options.stateDir, {}, countRows, options);
-      say('Bring the rows back with: npm run cli -- local restore --demo');
+      const exitCode = await archiveLocally(configPath, options.stateDir, {}, countRows, options);
+      process.exitCode = exitCode;
+      const hint = demoRestoreHint(options.stateDir, exitCode);
+      if (hint) say(hint);
     } finally {
       await client.end();
     }
@@ -62,6 +64,16 @@ async function runDemo(options: { stateDir: string; rows: number; postgres: '14'
     await server.stop();
   }
 }
+
+/** How to restore the demo just archived, in the state dir it used; nothing after a run that failed. */
+export function demoRestoreHint(stateDir: string, exitCode: number): string | undefined {
+  if (exitCode !== 0) return undefined;
+  const where = stateDir === STATE_DIR_OPTION[2] ? '' : ` --state-dir ${shellWord(stateDir)}`;
+  return `Bring the rows back with: npm run cli -- local restore --demo${where}`;
+}
+
+/** A path as one shell word: as it is when plain, else single-quoted. */
+const shellWord = (text: string) => (/^[\w./-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`);
 
 /** Both demo tables get rows, and a seed this machine fills in minutes at most. */
 const DemoRowsSchema = z.coerce.number().int().min(2).max(50_000_000);
