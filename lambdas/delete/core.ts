@@ -265,8 +265,13 @@ export async function deleteBatch(input: DeleteInput, deps: DeleteDeps): Promise
     try {
       await inTransaction(client, async () => {
         // The lock DELETE takes anyway (on every partition), taken before the checks: a trigger, rule or foreign key
-        // added to the table now waits for COMMIT, so the second check sees everything the DELETE will fire.
-        await client.query(`LOCK TABLE ${rowSourceSql(await shape())} IN ROW EXCLUSIVE MODE`);
+        // added to the table now waits for COMMIT, so the second check sees everything the DELETE will fire. ATTACH
+        // PARTITION takes only SHARE UPDATE EXCLUSIVE on a partitioned table, which that lock lets through: a partition
+        // with a DELETE trigger could join between the check and the DELETE, so a partitioned table is locked in that
+        // mode (the application's reads and writes still pass; VACUUM and ANALYZE of a partition wait or skip it).
+        const unlocked = await shape();
+        const mode = unlocked.partitioned ? 'SHARE UPDATE EXCLUSIVE' : 'ROW EXCLUSIVE';
+        await client.query(`LOCK TABLE ${rowSourceSql(unlocked)} IN ${mode} MODE`);
         const described = await shape();
         // ADD COLUMN rewrites no row, so the row versions still match what export read; the lock above keeps the
         // columns as they are until COMMIT.

@@ -67,6 +67,7 @@ const PROOF_FILES = [
   'test/proofs/planted-archives.test.ts',
   'test/proofs/time-zones.test.ts',
   'test/proofs/redefined-between-steps.test.ts',
+  'test/proofs/attach-partition.test.ts',
 ];
 
 interface ProofSummary {

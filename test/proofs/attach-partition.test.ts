@@ -1,0 +1,168 @@
+import pg from 'pg';
+import { describe, expect, it } from 'vitest';
+import { deleteBatch } from '../../lambdas/delete/core.js';
+import type { Database } from '../../lambdas/shared/database/db.js';
+import type { StepDeps } from '../../lambdas/shared/step/step-deps.js';
+import { runLocalArchive, runLocalRestore } from '../../local/run.js';
+import { batchThrough } from '../support/batch-stages.js';
+import {
+  archiverTestbed,
+  assertNoLossNoDuplicates,
+  resolvedTable,
+  TODAY_UTC_SQL,
+  tableLines,
+} from '../support/fixtures.js';
+import { recordProof } from '../support/proof-ledger.js';
+
+/**
+ * Delete refuses a table whose partitions carry a trigger that fires on DELETE, and restore one whose partitions carry
+ * one that fires on INSERT; each checks under a lock held to COMMIT, so a trigger added meanwhile waits. ATTACH
+ * PARTITION takes only SHARE UPDATE EXCLUSIVE on the partitioned table, which the ROW EXCLUSIVE lock those writes
+ * take let through: a partition that already carried such a trigger joined after the check. A delete then committed
+ * what a soft-delete trigger did to another table; a restore wrote rows a trigger restamped.
+ *
+ * Here another session tries the ATTACH at the moment each holds its lock (the delete asking for its transaction id,
+ * the restore opening its first archive's savepoint), with a short lock timeout: it must wait, not join.
+ */
+const OLD = `${TODAY_UTC_SQL} - interval '40 days'`;
+const ZERO = { batches: 0, rows: 0, bytes: 0 };
+const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
+
+/** Deps whose database connections run `during` once, before the first statement matching `at`. */
+function interceptedAt(deps: StepDeps, at: RegExp, during: () => Promise<void>): StepDeps {
+  let done = false;
+  const intercept = (client: pg.PoolClient): pg.PoolClient =>
+    new Proxy(client, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target);
+        if (prop !== 'query') return typeof value === 'function' ? value.bind(target) : value;
+        // Synchronous for every other statement: a COPY's query returns its stream, not a promise.
+        return (...args: unknown[]) => {
+          const run = () => (target.query as (...a: unknown[]) => unknown)(...args);
+          const text =
+            typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string } | undefined)?.text;
+          if (done || !text || !at.test(text)) return run();
+          done = true;
+          return during().then(run);
+        };
+      },
+    });
+  return {
+    ...deps,
+    async database(name) {
+      const inner = await deps.database(name);
+      return {
+        ...inner,
+        withConnection: (work) => inner.withConnection((client) => work(intercept(client))),
+      } satisfies Database;
+    },
+  };
+}
+
+describe('a partition carrying a trigger, attached while a delete or a restore writes', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query(`
+        CREATE TABLE public.unrelated (id int PRIMARY KEY);
+        INSERT INTO public.unrelated SELECT generate_series(1, 10);
+        CREATE FUNCTION public.soft_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN DELETE FROM public.unrelated; RETURN NULL; END $$;
+        CREATE FUNCTION public.restamp() RETURNS trigger LANGUAGE plpgsql AS $$
+          BEGIN NEW.v := 'stamped'; RETURN NEW; END $$;`);
+      for (const name of ['deleted', 'restored']) {
+        await db.client.query(`
+          CREATE TABLE public.${name} (id int NOT NULL, region text NOT NULL, created_at timestamptz NOT NULL, v text,
+            PRIMARY KEY (id, region)) PARTITION BY LIST (region);
+          CREATE TABLE public.${name}_eu PARTITION OF public.${name} FOR VALUES IN ('eu');
+          INSERT INTO public.${name} SELECT g, 'eu', ${OLD} + g * interval '1 minute', 'v' || g FROM generate_series(1, 20) g;
+          CREATE TABLE public.${name}_late (LIKE public.${name} INCLUDING ALL);`);
+      }
+      await db.client.query(`
+        INSERT INTO public.deleted_late VALUES (5, 'late', ${OLD} + interval '5 minutes', 'late');
+        CREATE TRIGGER soft BEFORE DELETE ON public.deleted_late FOR EACH ROW EXECUTE FUNCTION public.soft_delete();
+        CREATE TRIGGER restamp BEFORE INSERT ON public.restored_late FOR EACH ROW EXECUTE FUNCTION public.restamp();`);
+    },
+    [spec('deleted'), spec('restored')],
+  );
+
+  /** The ATTACH, from another session that waits at most 300 ms for its lock: the error it met, if any. */
+  async function tryAttach(table: string): Promise<string | undefined> {
+    const session = new pg.Client({ connectionString: bed.db.url });
+    await session.connect();
+    try {
+      await session.query(`SET lock_timeout = '300ms'`);
+      await session.query(
+        `ALTER TABLE public.${table} ATTACH PARTITION public.${table}_late FOR VALUES IN ('late')`,
+      );
+      return undefined;
+    } catch (error) {
+      return (error as { code?: string }).code;
+    } finally {
+      await session.end();
+    }
+  }
+
+  it('a delete: the ATTACH waits for its COMMIT, and the delete changes nothing but the archived rows', async () => {
+    // Prepare
+    const deps = bed.local.deps();
+    const table = resolvedTable(spec('deleted'));
+    const original = await tableLines(bed.db.client, table);
+    const { task } = await batchThrough(deps, 'public.deleted', 'verified');
+    let attach: string | undefined = 'not tried';
+    const racing = interceptedAt(deps, /pg_current_xact_id/, async () => {
+      attach = await tryAttach('deleted');
+    });
+
+    // Act
+    const deleted = await deleteBatch({ ...task, progress: ZERO }, racing);
+
+    // Assess: the ATTACH timed out on the delete's lock (55P03); the delete removed its batch only.
+    const unrelated = await bed.db.client.query('SELECT count(*)::int AS n FROM public.unrelated');
+    recordProof({
+      kind: 'threat',
+      actor: 'database role',
+      attack: 'attaches a partition carrying a DELETE trigger while a delete runs',
+      held: attach === '55P03' && unrelated.rows[0]?.n === 10,
+    });
+    expect(attach).toBe('55P03');
+    expect(deleted.rowsDeleted).toBe(20);
+    expect(unrelated.rows[0]?.n).toBe(10);
+    await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+  });
+
+  it('a restore: the ATTACH waits for the group’s COMMIT, and no restored row is restamped', async () => {
+    // Prepare: the table archived.
+    const archived = await runLocalArchive(
+      bed.local,
+      { tables: ['public.restored'] },
+      { retryIntervalScale: 0 },
+    );
+    expect(archived.execution.status).toBe('SUCCEEDED');
+    let attach: string | undefined = 'not tried';
+    const racing = (deps: StepDeps) =>
+      interceptedAt(deps, /^SAVEPOINT audit_archiver_archive/, async () => {
+        attach = await tryAttach('restored');
+      });
+
+    // Act
+    const restore = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: { schema: 'public', name: 'restored' } },
+      { retryIntervalScale: 0, deps: racing },
+    );
+
+    // Assess
+    const stamped = await bed.db.client.query(
+      `SELECT count(*) FILTER (WHERE v = 'stamped')::int AS stamped, count(*)::int AS n FROM public.restored`,
+    );
+    recordProof({
+      kind: 'threat',
+      actor: 'database role',
+      attack: 'attaches a partition carrying an INSERT trigger while a restore writes',
+      held: attach === '55P03' && stamped.rows[0]?.stamped === 0,
+    });
+    expect(attach).toBe('55P03');
+    expect(restore.execution.status).toBe('SUCCEEDED');
+    expect(stamped.rows[0]).toEqual({ stamped: 0, n: 20 });
+  });
+});
