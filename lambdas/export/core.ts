@@ -230,6 +230,7 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
       exportedAt: deps.now().toISOString(),
       // Pinned on every session (database/db.ts): restore reads the money values under it.
       lcMonetary: ARCHIVE_LC_MONETARY,
+      ...(Object.keys(shape.typeDefinitions).length > 0 ? { typeDefinitions: shape.typeDefinitions } : {}),
       // Told in the batch's first object's manifest (an object whose rows went away is not in the batch).
       ...(drift ? { schemaDrift: drift } : {}),
     },

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import type pg from 'pg';
 import { legacyBatchCommitted, readExpectation, streamArchive } from '../shared/archive/catalog.js';
 import { LineNotCopyableError } from '../shared/archive/copy-text.js';
-import { spanEnd, spanLastDay } from '../shared/archive/format.js';
+import { type Manifest, spanEnd, spanLastDay } from '../shared/archive/format.js';
 import {
   type ArchiveExpectation,
   archiveProblems,
@@ -501,7 +501,7 @@ async function writeArchive(
       return table.columns.find((c) => c.name === column)?.baseType;
     });
     const archived: ArchivedColumn[] = expected.manifest
-      ? expected.manifest.columns.map((c) => ({ name: c.name, type: c.type }))
+      ? archivedColumns(expected.manifest)
       : [...seen].map((name) => ({ name }));
     assertShapedLikeArchive(task, archived, table);
     const plan = planColumns(archived, table, task.drift, localTimeOf(expected));
@@ -582,6 +582,14 @@ async function countInWindow(client: pg.PoolClient, rows: RowWindow): Promise<nu
  * the archived table itself, whose columns changed over time, never for an unrelated table that happens to share a
  * key. Its uniqueness on the archive's key is checked next, as for every target.
  */
+/** The columns a native archive's manifest records, each with its type and that type's definition. */
+const archivedColumns = (manifest: Manifest): ArchivedColumn[] =>
+  manifest.columns.map((c) => ({
+    name: c.name,
+    type: c.type,
+    definition: manifest.typeDefinitions?.[c.type],
+  }));
+
 function assertShapedLikeArchive(task: RestoreTask, archived: ArchivedColumn[], table: RestoreTarget): void {
   if (restoresIntoArchivedTable(task)) return;
   const missing = archived
@@ -723,10 +731,16 @@ async function copyDirectly(
   body: Readable | undefined,
 ): Promise<{ written: number; planWarnings: string[] } | undefined> {
   if (!expected.manifest) return undefined;
-  const archived = expected.manifest.columns.map((c) => ({ name: c.name, type: c.type }));
+  const archived = archivedColumns(expected.manifest);
   assertShapedLikeArchive(task, archived, target);
   const plan = planColumns(archived, target, task.drift, localTimeOf(expected));
-  if (plan.converted.length > 0 || plan.recomputed.length > 0 || !target.copyable) return undefined;
+  if (
+    plan.converted.length > 0 ||
+    plan.recomputed.length > 0 ||
+    plan.redefined.length > 0 ||
+    !target.copyable
+  )
+    return undefined;
   await uniqueConflictKey(client, { task, deps, ...group }, expected, target, plan, archived);
   const sink = client.query(copyFromStdin(copyIntoTargetSql(target, plan)));
   let measured: Awaited<ReturnType<typeof streamArchive>>;

@@ -53,11 +53,17 @@ describe('restore fidelity: generated columns and types redefined under their na
         CREATE TABLE public.padded (id int PRIMARY KEY, created_at timestamptz NOT NULL, code public.padded_code);
         INSERT INTO public.padded VALUES (1, ${OLD}, 'ab  '), (2, ${OLD}, ' c ');
 
+        CREATE TYPE public.level AS ENUM ('low', 'high');
+        CREATE TYPE public.fee AS (value int, cents int);
+        CREATE TABLE public.charges (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, lvl public.level,
+          f public.fee);
+        INSERT INTO public.charges VALUES (1, ${OLD}, 'low', ROW(1, 99)), (2, ${OLD}, 'high', ROW(2, 50));
+
         CREATE TYPE public.tone AS ENUM ('calm', 'loud');
         CREATE TABLE public.voices (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, note text, t public.tone);
         INSERT INTO public.voices VALUES (1, ${OLD}, 'Jane Roe', 'calm'), (2, ${OLD}, 'fine', 'loud');`);
     },
-    ['users_log', 'orders', 'doubled', 'ledger', 'feelings', 'voices', 'padded'].map((name) => ({
+    ['users_log', 'orders', 'doubled', 'ledger', 'feelings', 'voices', 'padded', 'charges'].map((name) => ({
       schema: 'public',
       name,
       timestampColumn: 'created_at',
@@ -239,14 +245,48 @@ describe('restore fidelity: generated columns and types redefined under their na
       actor: 'operator',
       attack:
         'restores a native archive after an enum label was renamed: an error naming the column, never the value',
-      held: /"t" \(public\.tone\)/.test(errors) && !/calm|Jane/.test(errors),
+      held:
+        /column "t": its type public\.tone is defined otherwise/.test(errors) && !/calm|Jane/.test(errors),
     });
 
     // Assess
     expect(result.execution.status).toBe('FAILED');
-    expect(errors).toMatch(/"t" \(public\.tone\)/);
+    expect(errors).toMatch(
+      /^SchemaDriftError: column "t": its type public\.tone is defined otherwise than when archived/,
+    );
     expect(errors).not.toMatch(/calm|Jane/);
     expect(await count('public.voices')).toBe(0);
+  });
+
+  it('enum labels swapped and a composite attribute replaced since archiving, every text the same: strict refuses naming the column; lenient warns', async () => {
+    // Prepare: 'low' now names the member that was 'high'; the archived (1,99) would put 99 into tax_rate.
+    await bed.db.client.query(`ALTER TYPE public.level RENAME VALUE 'low' TO 'tmp';
+      ALTER TYPE public.level RENAME VALUE 'high' TO 'low'; ALTER TYPE public.level RENAME VALUE 'tmp' TO 'high';
+      ALTER TYPE public.fee DROP ATTRIBUTE cents, ADD ATTRIBUTE tax_rate int`);
+
+    // Act
+    const strict = await restore({ table: 'public.charges' });
+    const afterStrict = await count('public.charges');
+    const lenient = await restore({ table: 'public.charges', drift: 'lenient' });
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack:
+        'restores after enum labels were swapped or a composite attribute replaced under its type name (values read the same text as other values)',
+      held: strict.execution.status === 'FAILED' && afterStrict === 0,
+    });
+
+    // Assess
+    expect(strict.execution.status).toBe('FAILED');
+    expect(strict.results[0]?.error).toMatch(
+      /^SchemaDriftError: column "lvl": its type public\.level is defined otherwise than when archived .*; restore with drift "lenient"/,
+    );
+    expect(afterStrict).toBe(0);
+    expect(lenient.execution.status).toBe('SUCCEEDED');
+    expect(lenient.results[0]?.warnings).toEqual([
+      expect.stringMatching(/^column "lvl": its type public\.level is defined otherwise/),
+      expect.stringMatching(/^column "f": its type public\.fee is defined otherwise/),
+    ]);
   });
 
   it('a domain over a domain over unbounded character restores its trailing blanks under strict, checked unchanged', async () => {

@@ -235,6 +235,12 @@ export const ManifestSchema = z.object({
    * archives written before, under the exporting session's own, which restore takes to be the target database's default.
    */
   lcMonetary: z.literal(ARCHIVE_LC_MONETARY).optional(),
+  /**
+   * A digest of the definition of each column type that is not PostgreSQL's own, by the type's name as `columns`
+   * gives it (table-shape.ts typeDefinitionsSql): a restore refuses a column whose type is defined otherwise now under
+   * the same name (an enum label renamed, a composite attribute replaced). Absent in archives written before.
+   */
+  typeDefinitions: z.record(z.string(), hex(32)).optional(),
 });
 
 export type Manifest = z.infer<typeof ManifestSchema>;
@@ -278,6 +284,7 @@ export const BatchManifestSchema = ManifestSchema.pick({
   exportedAt: true,
   schemaDrift: true,
   lcMonetary: true,
+  typeDefinitions: true,
 });
 export type BatchManifest = z.infer<typeof BatchManifestSchema>;
 export type SchemaDrift = z.infer<typeof SchemaDriftSchema>;

@@ -62,6 +62,8 @@ export interface TableShape {
   virtualColumns: string[];
   /** What decides how rows read and keys compare, beyond the columns' names and types (READING_DIGEST_SQL). */
   readingDigest: string;
+  /** The definitions of the columns' types that are not PostgreSQL's own, by type name (typeDefinitionsSql). */
+  typeDefinitions: Record<string, string>;
 }
 
 const timestampTypes: Record<string, TimestampKind> = {
@@ -137,6 +139,51 @@ const READING_DIGEST_SQL = `(WITH RECURSIVE
                                        FROM pg_catalog.pg_range r WHERE r.rngtypid = y.oid), '')),
                       E'\\n' ORDER BY y.oid), '')
                  FROM types t JOIN pg_catalog.pg_type y ON y.oid = t.oid)))`;
+
+/**
+ * For each type a column of the relation `relation` has (as format_type names it, modifier included) that is or is
+ * built from a type outside PostgreSQL's own (a domain, enum, composite or range, or an array of one): a digest of its
+ * definition by names, through every type it is built from (enum labels in order, composite attributes with their
+ * types and collations, a domain's base type and collation, a range's subtype and collation). Exports record it in the
+ * manifest; a restore refuses a column whose type, under the same name, is defined otherwise now: `ALTER TYPE … RENAME
+ * VALUE` or an attribute dropped and another added read an archived value as something else, with the same text.
+ */
+export const typeDefinitionsSql = (relation: string): string => `(WITH RECURSIVE
+       roots AS (SELECT DISTINCT a.atttypid AS root, a.atttypmod AS modifier FROM pg_catalog.pg_attribute a
+                  WHERE a.attrelid = ${relation} AND a.attnum > 0 AND NOT a.attisdropped),
+       reach(root, modifier, oid) AS (
+         SELECT root, modifier, root FROM roots
+         UNION
+         SELECT r.root, r.modifier, u.part FROM reach r JOIN pg_catalog.pg_type y ON y.oid = r.oid,
+           LATERAL (SELECT y.typbasetype UNION ALL SELECT y.typelem
+                    UNION ALL SELECT g.rngsubtype FROM pg_catalog.pg_range g WHERE g.rngtypid = y.oid
+                    UNION ALL SELECT g.rngtypid FROM pg_catalog.pg_range g WHERE g.rngmultitypid = y.oid
+                    UNION ALL SELECT ta.atttypid FROM pg_catalog.pg_attribute ta
+                               WHERE ta.attrelid = y.typrelid AND ta.attnum > 0 AND NOT ta.attisdropped) AS u(part)
+          WHERE u.part <> 0)
+     SELECT coalesce(pg_catalog.json_object_agg(d.name, d.definition), '{}')
+       FROM (SELECT pg_catalog.format_type(r.root, r.modifier) AS name,
+                    pg_catalog.md5(string_agg(pg_catalog.format('%s|%s|%s|%s|%s|%s|%s',
+                      pg_catalog.format_type(y.oid, NULL), y.typtype,
+                      CASE WHEN y.typtype = 'd' THEN pg_catalog.format_type(y.typbasetype, y.typtypmod) END,
+                      CASE WHEN y.typtype = 'd' THEN (SELECT co.collname FROM pg_catalog.pg_collation co
+                                                       WHERE co.oid = y.typcollation) END,
+                      (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) FROM pg_catalog.pg_enum e
+                        WHERE e.enumtypid = y.oid),
+                      (SELECT string_agg(pg_catalog.format('%s %s %s', ta.attname,
+                                pg_catalog.format_type(ta.atttypid, ta.atttypmod),
+                                (SELECT co.collname FROM pg_catalog.pg_collation co WHERE co.oid = ta.attcollation)),
+                              ',' ORDER BY ta.attnum)
+                         FROM pg_catalog.pg_attribute ta
+                        WHERE y.typtype = 'c' AND ta.attrelid = y.typrelid AND ta.attnum > 0 AND NOT ta.attisdropped),
+                      (SELECT pg_catalog.format('%s %s', pg_catalog.format_type(g.rngsubtype, NULL),
+                                (SELECT co.collname FROM pg_catalog.pg_collation co WHERE co.oid = g.rngcollation))
+                         FROM pg_catalog.pg_range g WHERE g.rngtypid = y.oid)),
+                    E'\\n' ORDER BY pg_catalog.format_type(y.oid, NULL))) AS definition
+               FROM reach r JOIN pg_catalog.pg_type y ON y.oid = r.oid
+              GROUP BY r.root, r.modifier
+             HAVING bool_or(y.typnamespace NOT IN ('pg_catalog'::pg_catalog.regnamespace,
+                                                   'information_schema'::pg_catalog.regnamespace))) AS d)`;
 
 /** The table's READING_DIGEST_SQL alone: the delete reads it again just before it commits. */
 export async function readingDigestOf(
@@ -354,12 +401,14 @@ export async function describeTable(
     server_version: number;
     in_recovery: boolean;
     reading: string;
+    type_definitions: Record<string, string>;
   }>(
     `SELECT c.oid, c.relkind, ${REPLICATION_ROLE_SQL} AS replication_role,
             pg_catalog.current_setting('server_version_num')::int4 AS server_version,
             pg_catalog.pg_is_in_recovery() AS in_recovery,
             pg_catalog.row_security_active(c.oid) AS row_security,
             ${READING_DIGEST_SQL} AS reading,
+            ${typeDefinitionsSql('c.oid')} AS type_definitions,
             (SELECT coalesce(json_agg(json_build_object('name', a.attname, 'number', a.attnum,
                       'type', pg_catalog.format_type(a.atttypid, a.atttypmod), 'base_type', ${BASE_TYPE_SQL},
                       'notnull', ${NOT_NULL_SQL},
@@ -482,6 +531,7 @@ export async function describeTable(
     blankKeepingColumns: relation.columns.filter((c) => c.bound_type === 'bpchar').map((c) => c.name),
     virtualColumns: relation.columns.filter((c) => c.generated === 'v').map((c) => c.name),
     readingDigest: relation.reading,
+    typeDefinitions: relation.type_definitions,
   };
 }
 

@@ -7,6 +7,7 @@ import {
   refuseReplicaSession,
   relationNameSql,
   TABLE_RELATIONS_SQL,
+  typeDefinitionsSql,
 } from '../database/table-shape.js';
 import { quoteIdent, quoteLiteral, timeWindowSql } from '../database/table-sql.js';
 import { SchemaDriftError, TableNotUsableError } from '../errors/step-errors.js';
@@ -61,6 +62,8 @@ export interface RestoreTarget {
   hasRules: boolean;
   /** Enabled user triggers on the table or its partitions that fire on INSERT or on UPDATE. */
   triggers: { name: string; on: string; insert: boolean; update: boolean }[];
+  /** The definitions of its columns' types that are not PostgreSQL's own, by type name (typeDefinitionsSql). */
+  typeDefinitions: Record<string, string>;
 }
 
 /**
@@ -142,9 +145,11 @@ export async function describeTarget(
     has_rules: boolean;
     replication_role: string;
     triggers: { name: string; on: string; insert: boolean; update: boolean }[];
+    type_definitions: Record<string, string>;
   }>(
     `SELECT c.oid, c.relkind, ${REPLICATION_ROLE_SQL} AS replication_role,
             ${TARGET_IDENTITY_SQL} AS identity,
+            ${typeDefinitionsSql('c.oid')} AS type_definitions,
             (SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_object(
                       'name', a.attname,
                       'type', pg_catalog.format_type(a.atttypid, a.atttypmod),
@@ -198,6 +203,7 @@ export async function describeTarget(
     primaryKey: relation.primary_key,
     copyable: relation.copyable,
     hasRules: relation.has_rules,
+    typeDefinitions: relation.type_definitions,
     triggers: relation.triggers,
   };
 }
@@ -265,6 +271,8 @@ export interface ArchivedColumn {
   name: string;
   /** The column's type when it was archived; undefined when the archive does not record it (legacy). */
   type?: string;
+  /** Its type's definition when archived, where the manifest records one (Manifest.typeDefinitions). */
+  definition?: string;
 }
 
 /** How each archived value reaches the target: the columns written, the SQL that reads each, and what drifted. */
@@ -284,6 +292,12 @@ export interface ColumnPlan {
    * archived value's text from the staged row.
    */
   recomputed: { column: TargetColumn; archived: string }[];
+  /**
+   * Columns whose type the target defines otherwise under its archived name than the archive's manifest recorded
+   * (Manifest.typeDefinitions): checkConversions reports them where no value's text changes, since a label renamed or
+   * an attribute replaced reads the same text as another value.
+   */
+  redefined: { name: string; type: string }[];
   warnings: string[];
 }
 
@@ -348,7 +362,7 @@ export function planColumns(
 ): ColumnPlan {
   const byName = new Map(target.columns.map((c) => [c.name, c]));
   const archivedNames = new Set(archived.map((c) => c.name));
-  const plan: ColumnPlan = { columns: [], converted: [], recomputed: [], warnings: [] };
+  const plan: ColumnPlan = { columns: [], converted: [], recomputed: [], redefined: [], warnings: [] };
   const removed: string[] = [];
   for (const column of archived) {
     const into = byName.get(column.name);
@@ -385,6 +399,12 @@ export function planColumns(
     }
     plan.columns.push({ name: column.name, type: into.type, expression: `${text}::${into.type}` });
     const renamed = column.type !== undefined && column.type !== into.type;
+    if (
+      !renamed &&
+      column.definition !== undefined &&
+      target.typeDefinitions[into.type] !== column.definition
+    )
+      plan.redefined.push({ name: column.name, type: into.type });
     if (renamed || (column.type !== undefined && into.redefinable)) {
       const changed = `${archivedTextSql(`${text}::${into.type}`, into)} IS DISTINCT FROM ${text}`;
       // Any other local time has no zone on record: the session's (UTC) would read it.
@@ -483,6 +503,23 @@ export async function checkConversions(
   plan: ColumnPlan,
   drift: 'strict' | 'lenient',
 ): Promise<void> {
+  const reported = new Set<string>();
+  await countConversions(client, plan, drift, reported);
+  for (const column of plan.redefined.filter((c) => !reported.has(c.name)))
+    reportChanged(
+      plan,
+      drift,
+      `column "${column.name}": its type ${column.type} is defined otherwise than when archived (an enum's labels, a composite's attributes, a domain's or range's base type), so its archived values, read by the same text, would be other values`,
+    );
+}
+
+/** checkConversions' count of changed values per converted column; `reported` collects the columns it reported. */
+async function countConversions(
+  client: pg.ClientBase,
+  plan: ColumnPlan,
+  drift: 'strict' | 'lenient',
+  reported: Set<string>,
+): Promise<void> {
   if (plan.converted.length === 0) return;
   // One pass over the staged rows counts the changed values of every column (each pass parses every line); only a
   // value some column's type cannot read at all sends the check back to one column at a time, to name the column.
@@ -503,12 +540,13 @@ export async function checkConversions(
     const redefined = column.from === column.into;
     const read = `read as ${column.into}${redefined ? ' (redefined since archiving)' : ''}`;
     const count = changed[i] ?? (await changedValues(client, column, read));
-    if (count > 0)
-      reportChanged(
-        plan,
-        drift,
-        `column "${column.name}": ${count} value(s) change when ${redefined ? read : `converted from ${column.from} to ${column.into}`}`,
-      );
+    if (count === 0) continue;
+    reported.add(column.name);
+    reportChanged(
+      plan,
+      drift,
+      `column "${column.name}": ${count} value(s) change when ${redefined ? read : `converted from ${column.from} to ${column.into}`}`,
+    );
   }
 }
 
