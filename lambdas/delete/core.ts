@@ -16,7 +16,7 @@ import { batchToActOn, reachesPastCutoff, readingChange } from '../shared/batch/
 import { pauseAfterBatch } from '../shared/batch/throttle.js';
 import { resolveTable } from '../shared/config/resolved-table.js';
 import { inTransaction } from '../shared/database/db.js';
-import { describeTable, readingDigestOf, type TableShape } from '../shared/database/table-shape.js';
+import { describeTable, type TableShape } from '../shared/database/table-shape.js';
 import {
   batchPredicateSql,
   digestSelectSql,
@@ -266,12 +266,9 @@ export async function deleteBatch(input: DeleteInput, deps: DeleteDeps): Promise
       await inTransaction(client, async () => {
         // The lock DELETE takes anyway (on every partition), taken before the checks: a trigger, rule or foreign key
         // added to the table now waits for COMMIT, so the second check sees everything the DELETE will fire. ATTACH
-        // PARTITION takes only SHARE UPDATE EXCLUSIVE on a partitioned table, which that lock lets through: a partition
-        // with a DELETE trigger could join between the check and the DELETE, so a partitioned table is locked in that
-        // mode (the application's reads and writes still pass; VACUUM and ANALYZE of a partition wait or skip it).
-        const unlocked = await shape();
-        const mode = unlocked.partitioned ? 'SHARE UPDATE EXCLUSIVE' : 'ROW EXCLUSIVE';
-        await client.query(`LOCK TABLE ${rowSourceSql(unlocked)} IN ${mode} MODE`);
+        // PARTITION passes it (SHARE UPDATE EXCLUSIVE, which would also stop autovacuum of every partition if taken
+        // here): the table is described again after the DELETE, before COMMIT.
+        await client.query(`LOCK TABLE ${rowSourceSql(await shape())} IN ROW EXCLUSIVE MODE`);
         const described = await shape();
         // ADD COLUMN rewrites no row, so the row versions still match what export read; the lock above keeps the
         // columns as they are until COMMIT.
@@ -295,9 +292,10 @@ export async function deleteBatch(input: DeleteInput, deps: DeleteDeps): Promise
         }
         const changed = await publishedChange(deps, inFlight);
         if (changed) throw changed;
-        // ALTER TYPE takes no lock on the table: a label renamed during the DELETE would commit rows whose archive
-        // says otherwise. Read again as late as the transaction allows.
-        const redefined = definitionsChange(inFlight, await readingDigestOf(client, described));
+        // Described again as late as the transaction allows: a partition attached during the DELETE with a trigger
+        // that fired is refused (TableNotUsableError), and what the trigger did rolls back; ALTER TYPE takes no lock
+        // on the table, and a label renamed during the DELETE would commit rows whose archive says otherwise.
+        const redefined = definitionsChange(inFlight, (await shape()).readingDigest);
         if (redefined) throw new DigestMismatch(redefined, 'reading-changed');
         deleting = { ...inFlight, stage: 'deleting', deleteXid: xid.rows[0]?.xid, deleteServer };
         // Conditional on the lease and on the record being as read: a holder whose lease was taken over, or a stale

@@ -42,6 +42,7 @@ import {
   copyIntoStagingSql,
   copyIntoTargetSql,
   createStagingSql,
+  describeTarget,
   dropStagingSql,
   insertSql,
   type LocalTimeColumn,
@@ -161,6 +162,10 @@ async function writeGroup(
     results.push(await writeInGroup(client, group, archive, prepared));
   }
   await measureMarkedWindows(client, group);
+  // A partition attached while the group wrote (ATTACH PARTITION passes its lock) may carry a trigger that changed
+  // rows written into it: checked again, the group rolls back rather than commit them.
+  const target = group.target && (await describeTarget(client, task.target));
+  if (target) assertWritable(target, task.strategy);
   return results;
 }
 

@@ -5,24 +5,19 @@ import type { Database } from '../../lambdas/shared/database/db.js';
 import type { StepDeps } from '../../lambdas/shared/step/step-deps.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import { batchThrough } from '../support/batch-stages.js';
-import {
-  archiverTestbed,
-  assertNoLossNoDuplicates,
-  resolvedTable,
-  TODAY_UTC_SQL,
-  tableLines,
-} from '../support/fixtures.js';
+import { archiverTestbed, TODAY_UTC_SQL } from '../support/fixtures.js';
 import { recordProof } from '../support/proof-ledger.js';
 
 /**
  * Delete refuses a table whose partitions carry a trigger that fires on DELETE, and restore one whose partitions carry
  * one that fires on INSERT; each checks under a lock held to COMMIT, so a trigger added meanwhile waits. ATTACH
  * PARTITION takes only SHARE UPDATE EXCLUSIVE on the partitioned table, which the ROW EXCLUSIVE lock those writes
- * take let through: a partition that already carried such a trigger joined after the check. A delete then committed
+ * take lets through: a partition that already carried such a trigger joined after the check. A delete then committed
  * what a soft-delete trigger did to another table; a restore wrote rows a trigger restamped.
  *
- * Here another session tries the ATTACH at the moment each holds its lock (the delete asking for its transaction id,
- * the restore opening its first archive's savepoint), with a short lock timeout: it must wait, not join.
+ * Here another session attaches such a partition while each runs (the delete asking for its transaction id, just
+ * before its DELETE; the restore opening its first archive's savepoint). Each describes its table again before COMMIT,
+ * refuses it by the trigger and rolls back what the trigger did.
  */
 const OLD = `${TODAY_UTC_SQL} - interval '40 days'`;
 const ZERO = { batches: 0, rows: 0, bytes: 0 };
@@ -85,52 +80,50 @@ describe('a partition carrying a trigger, attached while a delete or a restore w
     [spec('deleted'), spec('restored')],
   );
 
-  /** The ATTACH, from another session that waits at most 300 ms for its lock: the error it met, if any. */
-  async function tryAttach(table: string): Promise<string | undefined> {
+  /** The ATTACH, from another session. */
+  async function attach(table: string): Promise<void> {
     const session = new pg.Client({ connectionString: bed.db.url });
     await session.connect();
     try {
-      await session.query(`SET lock_timeout = '300ms'`);
       await session.query(
         `ALTER TABLE public.${table} ATTACH PARTITION public.${table}_late FOR VALUES IN ('late')`,
       );
-      return undefined;
-    } catch (error) {
-      return (error as { code?: string }).code;
     } finally {
       await session.end();
     }
   }
 
-  it('a delete: the ATTACH waits for its COMMIT, and the delete changes nothing but the archived rows', async () => {
+  it('a delete: refused by the trigger before COMMIT, nothing deleted and nothing the trigger did kept', async () => {
     // Prepare
     const deps = bed.local.deps();
-    const table = resolvedTable(spec('deleted'));
-    const original = await tableLines(bed.db.client, table);
     const { task } = await batchThrough(deps, 'public.deleted', 'verified');
-    let attach: string | undefined = 'not tried';
-    const racing = interceptedAt(deps, /pg_current_xact_id/, async () => {
-      attach = await tryAttach('deleted');
-    });
+    const racing = interceptedAt(deps, /pg_current_xact_id/, () => attach('deleted'));
 
     // Act
-    const deleted = await deleteBatch({ ...task, progress: ZERO }, racing);
+    const refused = await deleteBatch({ ...task, progress: ZERO }, racing).catch((error: Error) => error);
 
-    // Assess: the ATTACH timed out on the delete's lock (55P03); the delete removed its batch only.
+    // Assess: the soft-delete trigger fired in the delete's transaction, which rolled back.
     const unrelated = await bed.db.client.query('SELECT count(*)::int AS n FROM public.unrelated');
+    const left = await bed.db.client.query(
+      `SELECT count(*)::int AS n FROM public.deleted WHERE region = 'eu'`,
+    );
+    const { inFlight } = await deps.locks.get('app', 'public.deleted');
     recordProof({
       kind: 'threat',
       actor: 'database role',
       attack: 'attaches a partition carrying a DELETE trigger while a delete runs',
-      held: attach === '55P03' && unrelated.rows[0]?.n === 10,
+      held: refused instanceof Error && unrelated.rows[0]?.n === 10 && left.rows[0]?.n === 20,
     });
-    expect(attach).toBe('55P03');
-    expect(deleted.rowsDeleted).toBe(20);
+    expect(refused).toMatchObject({
+      name: 'TableNotUsableError',
+      message: expect.stringMatching(/trigger "soft" on public\.deleted_late/),
+    });
     expect(unrelated.rows[0]?.n).toBe(10);
-    await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+    expect(left.rows[0]?.n).toBe(20);
+    expect(inFlight?.stage).toBe('verified');
   });
 
-  it('a restore: the ATTACH waits for the group’s COMMIT, and no restored row is restamped', async () => {
+  it('a restore: the group is refused by the trigger before COMMIT, and no restored row is restamped', async () => {
     // Prepare: the table archived.
     const archived = await runLocalArchive(
       bed.local,
@@ -138,11 +131,8 @@ describe('a partition carrying a trigger, attached while a delete or a restore w
       { retryIntervalScale: 0 },
     );
     expect(archived.execution.status).toBe('SUCCEEDED');
-    let attach: string | undefined = 'not tried';
     const racing = (deps: StepDeps) =>
-      interceptedAt(deps, /^SAVEPOINT audit_archiver_archive/, async () => {
-        attach = await tryAttach('restored');
-      });
+      interceptedAt(deps, /^SAVEPOINT audit_archiver_archive/, () => attach('restored'));
 
     // Act
     const restore = await runLocalRestore(
@@ -152,17 +142,19 @@ describe('a partition carrying a trigger, attached while a delete or a restore w
     );
 
     // Assess
-    const stamped = await bed.db.client.query(
+    const written = await bed.db.client.query(
       `SELECT count(*) FILTER (WHERE v = 'stamped')::int AS stamped, count(*)::int AS n FROM public.restored`,
     );
     recordProof({
       kind: 'threat',
       actor: 'database role',
       attack: 'attaches a partition carrying an INSERT trigger while a restore writes',
-      held: attach === '55P03' && stamped.rows[0]?.stamped === 0,
+      held: written.rows[0]?.stamped === 0,
     });
-    expect(attach).toBe('55P03');
-    expect(restore.execution.status).toBe('SUCCEEDED');
-    expect(stamped.rows[0]).toEqual({ stamped: 0, n: 20 });
+    expect(restore.execution.status).toBe('FAILED');
+    expect(restore.results.map((r) => r.error)).toContainEqual(
+      expect.stringMatching(/^TableNotUsableError: .*restamp/),
+    );
+    expect(written.rows[0]).toEqual({ stamped: 0, n: 0 });
   });
 });

@@ -185,19 +185,6 @@ export const typeDefinitionsSql = (relation: string): string => `(WITH RECURSIVE
              HAVING bool_or(y.typnamespace NOT IN ('pg_catalog'::pg_catalog.regnamespace,
                                                    'information_schema'::pg_catalog.regnamespace))) AS d)`;
 
-/** The table's READING_DIGEST_SQL alone: the delete reads it again just before it commits. */
-export async function readingDigestOf(
-  client: pg.ClientBase,
-  table: { schema: string; name: string },
-): Promise<string> {
-  const read = await client.query<{ reading: string }>(
-    `SELECT ${READING_DIGEST_SQL} AS reading FROM pg_catalog.pg_class c
-       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`,
-    [table.schema, table.name],
-  );
-  return read.rows[0]?.reading ?? '';
-}
-
 /**
  * What acts on other tables when rows are deleted from `c`, beside the rows themselves (see refuseSideEffects). A
  * foreign key `NOT ENFORCED` (PostgreSQL 18) has no triggers, so it cascades nothing: its `conenforced` is read through

@@ -98,23 +98,21 @@ const TARGET_IDENTITY_SQL = `c.oid::text || '.' || CASE WHEN c.relkind = 'p'
 /**
  * The target, described under a ROW EXCLUSIVE lock held to the end of the transaction (what its COPY or INSERT takes
  * anyway, so no writer waits): no ALTER TABLE, DROP TABLE or DROP INDEX can come between the description, the checks
- * made on it (its unique key, its triggers) and the writes, even after an archive rolled back to its savepoint, which
- * releases the locks taken after it. A partitioned target is locked SHARE UPDATE EXCLUSIVE, which ATTACH PARTITION
- * takes: a partition with an INSERT trigger that restamps rows could otherwise join between the check and the writes
- * (the application's reads and writes still pass). Undefined, with nothing locked, when the table does not exist.
+ * made on it (its unique key) and the writes, even after an archive rolled back to its savepoint, which releases the
+ * locks taken after it. ATTACH PARTITION is the exception (it takes SHARE UPDATE EXCLUSIVE, which lets ROW EXCLUSIVE
+ * through; taking that mode here would make a restore's parallel groups wait on each other): the group checks its
+ * target's triggers again before it commits. Undefined, with nothing locked, when the table does not exist.
  */
 export async function lockAndDescribeTarget(
   client: pg.ClientBase,
   table: TableName,
 ): Promise<RestoreTarget | undefined> {
-  const found = await client.query<{ relkind: string }>(
-    'SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1)',
+  const found = await client.query<{ present: boolean }>(
+    'SELECT pg_catalog.to_regclass($1) IS NOT NULL AS present',
     [qualified(table)],
   );
-  const relkind = found.rows[0]?.relkind;
-  if (relkind === undefined) return undefined;
-  const mode = relkind === 'p' ? 'SHARE UPDATE EXCLUSIVE' : 'ROW EXCLUSIVE';
-  await client.query(`LOCK TABLE ${qualified(table)} IN ${mode} MODE`);
+  if (!found.rows[0]?.present) return undefined;
+  await client.query(`LOCK TABLE ${qualified(table)} IN ROW EXCLUSIVE MODE`);
   return describeTarget(client, table);
 }
 
