@@ -44,6 +44,21 @@ import { midStreamFaultPoint } from './mid-stream-fault.js';
 import { eligibleRowsCapped, nextBatchBounds, type ObjectBounds, wholeSpans } from './next-batch.js';
 import type { ExportInput, ExportOutput } from './schema.js';
 
+/** The most bytes of enum labels a batch's record and each manifest carry: the record has a size limit. */
+const ENUM_LABEL_BYTES = 4096;
+
+/** The enums' labels the manifests record: the smallest enums first, as many as fit ENUM_LABEL_BYTES. */
+function recordedEnumLabels(enums: Record<string, string[]>): { enumLabels?: Record<string, string[]> } {
+  const kept: Record<string, string[]> = {};
+  let bytes = 0;
+  for (const [name, labels] of Object.entries(enums).sort(([, a], [, b]) => a.length - b.length)) {
+    bytes += Buffer.byteLength(JSON.stringify([name, labels]));
+    if (bytes > ENUM_LABEL_BYTES) break;
+    kept[name] = labels;
+  }
+  return Object.keys(kept).length > 0 ? { enumLabels: kept } : {};
+}
+
 export type ExportDeps = Pick<
   StepDeps,
   | 'config'
@@ -231,6 +246,7 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
       // Pinned on every session (database/db.ts): restore reads the money values under it.
       lcMonetary: ARCHIVE_LC_MONETARY,
       ...(Object.keys(shape.typeDefinitions).length > 0 ? { typeDefinitions: shape.typeDefinitions } : {}),
+      ...recordedEnumLabels(shape.enumLabels),
       // Told in the batch's first object's manifest (an object whose rows went away is not in the batch).
       ...(drift ? { schemaDrift: drift } : {}),
     },

@@ -509,7 +509,13 @@ async function writeArchive(
       ? archivedColumns(expected.manifest)
       : [...seen].map((name) => ({ name }));
     assertShapedLikeArchive(task, archived, table);
-    const plan = planColumns(archived, table, task.drift, localTimeOf(expected));
+    const plan = planColumns(
+      archived,
+      table,
+      task.drift,
+      localTimeOf(expected),
+      expected.manifest?.enumLabels,
+    );
     await checkConversions(client, plan, task.drift);
     const conflictKey = await uniqueConflictKey(client, group, expected, table, plan, archived);
     const inWindow = rows ? await countInWindow(client, rows) : expected.rows;
@@ -738,7 +744,7 @@ async function copyDirectly(
   if (!expected.manifest) return undefined;
   const archived = archivedColumns(expected.manifest);
   assertShapedLikeArchive(task, archived, target);
-  const plan = planColumns(archived, target, task.drift, localTimeOf(expected));
+  const plan = planColumns(archived, target, task.drift, localTimeOf(expected), expected.manifest.enumLabels);
   if (
     plan.converted.length > 0 ||
     plan.recomputed.length > 0 ||

@@ -59,15 +59,21 @@ describe('restore fidelity: generated columns and types redefined under their na
           f public.fee);
         INSERT INTO public.charges VALUES (1, ${OLD}, 'low', ROW(1, 99)), (2, ${OLD}, 'high', ROW(2, 50));
 
+        CREATE TYPE public.phase AS ENUM ('open', 'closed');
+        CREATE TABLE public.phases (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, p public.phase);
+        INSERT INTO public.phases VALUES (1, ${OLD}, 'open'), (2, ${OLD}, 'closed');
+
         CREATE TYPE public.tone AS ENUM ('calm', 'loud');
         CREATE TABLE public.voices (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, note text, t public.tone);
         INSERT INTO public.voices VALUES (1, ${OLD}, 'Jane Roe', 'calm'), (2, ${OLD}, 'fine', 'loud');`);
     },
-    ['users_log', 'orders', 'doubled', 'ledger', 'feelings', 'voices', 'padded', 'charges'].map((name) => ({
-      schema: 'public',
-      name,
-      timestampColumn: 'created_at',
-    })),
+    ['users_log', 'orders', 'doubled', 'ledger', 'feelings', 'voices', 'padded', 'charges', 'phases'].map(
+      (name) => ({
+        schema: 'public',
+        name,
+        timestampColumn: 'created_at',
+      }),
+    ),
   );
   const restore = (request: Record<string, unknown>) =>
     runLocalRestore(bed.local, { database: 'app', ...request }, { retryIntervalScale: 0 });
@@ -233,7 +239,7 @@ describe('restore fidelity: generated columns and types redefined under their na
     expect(await count('public.feelings')).toBe(0);
   });
 
-  it('an enum label renamed since a native archive (the COPY path): the archive fails naming the column and its type, never the value, nothing written', async () => {
+  it('an enum label renamed since a native archive: the archive fails naming the column and the enum, never the value, nothing written', async () => {
     // Prepare
     await bed.db.client.query(`ALTER TYPE public.tone RENAME VALUE 'calm' TO 'quiet'`);
 
@@ -246,13 +252,14 @@ describe('restore fidelity: generated columns and types redefined under their na
       attack:
         'restores a native archive after an enum label was renamed: an error naming the column, never the value',
       held:
-        /column "t": its type public\.tone is defined otherwise/.test(errors) && !/calm|Jane/.test(errors),
+        /column "t": enum public\.tone no longer has the labels archived/.test(errors) &&
+        !/calm|Jane/.test(errors),
     });
 
     // Assess
     expect(result.execution.status).toBe('FAILED');
     expect(errors).toMatch(
-      /^SchemaDriftError: column "t": its type public\.tone is defined otherwise than when archived/,
+      /^SchemaDriftError: column "t": enum public\.tone no longer has the labels archived/,
     );
     expect(errors).not.toMatch(/calm|Jane/);
     expect(await count('public.voices')).toBe(0);
@@ -279,14 +286,29 @@ describe('restore fidelity: generated columns and types redefined under their na
     // Assess
     expect(strict.execution.status).toBe('FAILED');
     expect(strict.results[0]?.error).toMatch(
-      /^SchemaDriftError: column "lvl": its type public\.level is defined otherwise than when archived .*; restore with drift "lenient"/,
+      /^SchemaDriftError: column "f": its type public\.fee is defined otherwise than when archived .*; restore with drift "lenient"/,
     );
     expect(afterStrict).toBe(0);
     expect(lenient.execution.status).toBe('SUCCEEDED');
     expect(lenient.results[0]?.warnings).toEqual([
-      expect.stringMatching(/^column "lvl": its type public\.level is defined otherwise/),
       expect.stringMatching(/^column "f": its type public\.fee is defined otherwise/),
+      expect.stringMatching(/^column "lvl": enum public\.level no longer has the labels archived/),
     ]);
+  });
+
+  it('an enum that gained labels since archiving (ADD VALUE, before and after the archived ones) restores under strict', async () => {
+    // Prepare: a routine migration that changes no archived value.
+    await bed.db.client.query(`ALTER TYPE public.phase ADD VALUE 'draft' BEFORE 'open';
+      ALTER TYPE public.phase ADD VALUE 'archived'`);
+
+    // Act
+    const result = await restore({ table: 'public.phases' });
+
+    // Assess
+    expect(result.execution.status).toBe('SUCCEEDED');
+    expect(result.results.flatMap((r) => r.warnings)).toEqual([]);
+    const rows = await bed.db.client.query<{ p: string }>('SELECT p::text FROM public.phases ORDER BY id');
+    expect(rows.rows.map((r) => r.p)).toEqual(['open', 'closed']);
   });
 
   it('a domain over a domain over unbounded character restores its trailing blanks under strict, checked unchanged', async () => {

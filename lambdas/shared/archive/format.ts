@@ -241,6 +241,11 @@ export const ManifestSchema = z.object({
    * the same name (an enum label renamed, a composite attribute replaced). Absent in archives written before.
    */
   typeDefinitions: z.record(z.string(), hex(32)).optional(),
+  /**
+   * The labels, in order, of the enums the columns are made of (table-shape.ts enumLabelsSql): a restore refuses a
+   * column of an enum that lost or reordered them. Absent in archives written before, and for large enums.
+   */
+  enumLabels: z.record(z.string(), z.array(z.string())).optional(),
 });
 
 export type Manifest = z.infer<typeof ManifestSchema>;
@@ -285,6 +290,7 @@ export const BatchManifestSchema = ManifestSchema.pick({
   schemaDrift: true,
   lcMonetary: true,
   typeDefinitions: true,
+  enumLabels: true,
 });
 export type BatchManifest = z.infer<typeof BatchManifestSchema>;
 export type SchemaDrift = z.infer<typeof SchemaDriftSchema>;

@@ -64,6 +64,8 @@ export interface TableShape {
   readingDigest: string;
   /** The definitions of the columns' types that are not PostgreSQL's own, by type name (typeDefinitionsSql). */
   typeDefinitions: Record<string, string>;
+  /** The labels of the enums its columns are made of, by enum name (enumLabelsSql). */
+  enumLabels: Record<string, string[]>;
 }
 
 const timestampTypes: Record<string, TimestampKind> = {
@@ -99,91 +101,109 @@ export const relationNameSql = (oid: string): string =>
       JOIN pg_catalog.pg_namespace n ON n.oid = k.relnamespace WHERE k.oid = ${oid})`;
 
 /**
+ * The types a type `y` is built from, one level down: a domain's base, an array's element, a range's subtype, a
+ * multirange's range, a composite's attributes. A recursive walk over it reaches every type a column's values are made
+ * of.
+ */
+const TYPE_PARTS_SQL = `LATERAL (SELECT y.typbasetype UNION ALL SELECT y.typelem
+             UNION ALL SELECT g.rngsubtype FROM pg_catalog.pg_range g WHERE g.rngtypid = y.oid
+             UNION ALL SELECT g.rngtypid FROM pg_catalog.pg_range g WHERE g.rngmultitypid = y.oid
+             UNION ALL SELECT ta.atttypid FROM pg_catalog.pg_attribute ta
+                        WHERE ta.attrelid = y.typrelid AND ta.attnum > 0 AND NOT ta.attisdropped) AS u(part)`;
+
+/** `reach(root, modifier, oid)`: each column type of `relation` (with its modifier) and every type it is built from. */
+const reachSql = (relation: string): string => `reach(root, modifier, oid) AS (
+         SELECT DISTINCT a.atttypid, a.atttypmod, a.atttypid FROM pg_catalog.pg_attribute a
+          WHERE a.attrelid = ${relation} AND a.attnum > 0 AND NOT a.attisdropped
+         UNION
+         SELECT r.root, r.modifier, u.part FROM reach r JOIN pg_catalog.pg_type y ON y.oid = r.oid, ${TYPE_PARTS_SQL}
+          WHERE u.part <> 0)`;
+
+/** A composite `y`'s attributes as `name type collation`, comma-separated; `collation` is an oid (`oid`) or a name. */
+const attributesSql = (
+  collation: 'oid' | 'name',
+): string => `(SELECT string_agg(pg_catalog.format('%s %s %s', ta.attname,
+          pg_catalog.format_type(ta.atttypid, ta.atttypmod),
+          ${collation === 'oid' ? 'ta.attcollation::int8' : '(SELECT co.collname FROM pg_catalog.pg_collation co WHERE co.oid = ta.attcollation)'}),
+        ',' ORDER BY ta.attnum)
+   FROM pg_catalog.pg_attribute ta
+  WHERE y.typtype = 'c' AND ta.attrelid = y.typrelid AND ta.attnum > 0 AND NOT ta.attisdropped)`;
+
+/** An enum `y`'s labels in their order, comma-separated. */
+const ENUM_LABELS_SQL = `(SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) FROM pg_catalog.pg_enum e
+   WHERE e.enumtypid = y.oid)`;
+
+/**
  * A digest of what decides how the rows of `c` read as text and how their keys compare, beyond each column's name and
  * type name: each column's collation and generation expression, and, through every type a column's type is built
- * from (domains, arrays, ranges, multiranges, composites), each enum's labels in order, each composite's attributes,
- * each domain's base type and each range's subtype and collation. None of these rewrites a row when it changes
- * (`ALTER COLUMN … COLLATE`, `ALTER TYPE … RENAME VALUE`, `ALTER TYPE … ADD ATTRIBUTE`, `SET EXPRESSION`), so the row
- * versions the delete compares stay the same while the rows read otherwise than their archive says, or a batch's key
- * range selects other rows. Objects by oid: one dropped and created again under its name is another.
+ * from, each enum's labels in order, each composite's attributes, each domain's base type and each range's subtype and
+ * collation. None of these rewrites a row when it changes (`ALTER COLUMN … COLLATE`, `ALTER TYPE … RENAME VALUE`,
+ * `ALTER TYPE … ADD ATTRIBUTE`, `SET EXPRESSION`), so the row versions the delete compares stay the same while the rows
+ * read otherwise than their archive says, or a batch's key range selects other rows. Objects by oid: one dropped and
+ * created again under its name is another. `ADD VALUE` changes it too: a batch in flight then is withdrawn and
+ * exported again, which loses nothing.
  */
-const READING_DIGEST_SQL = `(WITH RECURSIVE
-       cols AS (SELECT a.attnum, a.atttypid, pg_catalog.format('%s %s %s %s %s', a.attname,
-                       pg_catalog.format_type(a.atttypid, a.atttypmod), a.attcollation::int8, a.attgenerated,
-                       pg_catalog.pg_get_expr(d.adbin, d.adrelid)) AS said
-                  FROM pg_catalog.pg_attribute a
-                  LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum AND a.attgenerated <> ''
-                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
-       types(oid) AS (SELECT atttypid FROM cols
-                      UNION
-                      SELECT u.part FROM types t JOIN pg_catalog.pg_type y ON y.oid = t.oid,
-                        LATERAL (SELECT y.typbasetype UNION ALL SELECT y.typelem
-                                 UNION ALL SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE r.rngtypid = y.oid
-                                 UNION ALL SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE r.rngmultitypid = y.oid
-                                 UNION ALL SELECT ta.atttypid FROM pg_catalog.pg_attribute ta
-                                            WHERE ta.attrelid = y.typrelid AND ta.attnum > 0 AND NOT ta.attisdropped
-                                ) AS u(part)
-                       WHERE u.part <> 0)
+const READING_DIGEST_SQL = `(WITH RECURSIVE ${reachSql('c.oid')}
      SELECT pg_catalog.md5(
-              (SELECT coalesce(string_agg(said, E'\\n' ORDER BY attnum), '') FROM cols) || E'\\n' ||
-              (SELECT coalesce(string_agg(pg_catalog.format('%s %s %s %s %s %s', y.oid::int8, y.typtype,
-                        pg_catalog.format_type(y.typbasetype, y.typtypmod), y.typcollation::int8,
-                        (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) FROM pg_catalog.pg_enum e
-                          WHERE e.enumtypid = y.oid),
-                        (SELECT string_agg(pg_catalog.format('%s %s %s', ta.attname,
-                                  pg_catalog.format_type(ta.atttypid, ta.atttypmod), ta.attcollation::int8), ','
-                                  ORDER BY ta.attnum)
-                           FROM pg_catalog.pg_attribute ta
-                          WHERE ta.attrelid = y.typrelid AND ta.attnum > 0 AND NOT ta.attisdropped)
-                        || coalesce((SELECT pg_catalog.format(' %s %s', r.rngsubtype::int8, r.rngcollation::int8)
-                                       FROM pg_catalog.pg_range r WHERE r.rngtypid = y.oid), '')),
+              (SELECT coalesce(string_agg(pg_catalog.format('%s %s %s %s %s', a.attname,
+                        pg_catalog.format_type(a.atttypid, a.atttypmod), a.attcollation::int8, a.attgenerated,
+                        pg_catalog.pg_get_expr(d.adbin, d.adrelid)), E'\\n' ORDER BY a.attnum), '')
+                 FROM pg_catalog.pg_attribute a
+                 LEFT JOIN pg_catalog.pg_attrdef d
+                   ON d.adrelid = a.attrelid AND d.adnum = a.attnum AND a.attgenerated <> ''
+                WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) || E'\\n' ||
+              (SELECT coalesce(string_agg(pg_catalog.format('%s %s %s %s %s %s %s', y.oid::int8, y.typtype,
+                        pg_catalog.format_type(y.typbasetype, y.typtypmod), y.typcollation::int8, ${ENUM_LABELS_SQL},
+                        ${attributesSql('oid')},
+                        (SELECT pg_catalog.format('%s %s', g.rngsubtype::int8, g.rngcollation::int8)
+                           FROM pg_catalog.pg_range g WHERE g.rngtypid = y.oid)),
                       E'\\n' ORDER BY y.oid), '')
-                 FROM types t JOIN pg_catalog.pg_type y ON y.oid = t.oid)))`;
+                 FROM (SELECT DISTINCT oid FROM reach) AS t JOIN pg_catalog.pg_type y ON y.oid = t.oid)))`;
+
+/** Whether a type `y` is PostgreSQL's own. */
+const BUILTIN_TYPE_SQL = `y.typnamespace IN ('pg_catalog'::pg_catalog.regnamespace, 'information_schema'::pg_catalog.regnamespace)`;
 
 /**
  * For each type a column of the relation `relation` has (as format_type names it, modifier included) that is or is
  * built from a type outside PostgreSQL's own (a domain, enum, composite or range, or an array of one): a digest of its
- * definition by names, through every type it is built from (enum labels in order, composite attributes with their
- * types and collations, a domain's base type and collation, a range's subtype and collation). Exports record it in the
- * manifest; a restore refuses a column whose type, under the same name, is defined otherwise now: `ALTER TYPE … RENAME
- * VALUE` or an attribute dropped and another added read an archived value as something else, with the same text.
+ * definition by names, through every type it is built from (composite attributes with their types and collations, a
+ * domain's base type and collation, a range's subtype and collation; an enum's labels are in `enumLabelsSql`, since a
+ * label added changes no archived value). Exports record it in the manifest; a restore refuses a column whose type,
+ * under the same name, is defined otherwise now: an attribute dropped and another of its type added in its place
+ * reads an archived value as something else, with the same text.
  */
-export const typeDefinitionsSql = (relation: string): string => `(WITH RECURSIVE
-       roots AS (SELECT DISTINCT a.atttypid AS root, a.atttypmod AS modifier FROM pg_catalog.pg_attribute a
-                  WHERE a.attrelid = ${relation} AND a.attnum > 0 AND NOT a.attisdropped),
-       reach(root, modifier, oid) AS (
-         SELECT root, modifier, root FROM roots
-         UNION
-         SELECT r.root, r.modifier, u.part FROM reach r JOIN pg_catalog.pg_type y ON y.oid = r.oid,
-           LATERAL (SELECT y.typbasetype UNION ALL SELECT y.typelem
-                    UNION ALL SELECT g.rngsubtype FROM pg_catalog.pg_range g WHERE g.rngtypid = y.oid
-                    UNION ALL SELECT g.rngtypid FROM pg_catalog.pg_range g WHERE g.rngmultitypid = y.oid
-                    UNION ALL SELECT ta.atttypid FROM pg_catalog.pg_attribute ta
-                               WHERE ta.attrelid = y.typrelid AND ta.attnum > 0 AND NOT ta.attisdropped) AS u(part)
-          WHERE u.part <> 0)
+export const typeDefinitionsSql = (relation: string): string => `(WITH RECURSIVE ${reachSql(relation)}
      SELECT coalesce(pg_catalog.json_object_agg(d.name, d.definition), '{}')
        FROM (SELECT pg_catalog.format_type(r.root, r.modifier) AS name,
-                    pg_catalog.md5(string_agg(pg_catalog.format('%s|%s|%s|%s|%s|%s|%s',
+                    pg_catalog.md5(string_agg(pg_catalog.format('%s|%s|%s|%s|%s|%s',
                       pg_catalog.format_type(y.oid, NULL), y.typtype,
                       CASE WHEN y.typtype = 'd' THEN pg_catalog.format_type(y.typbasetype, y.typtypmod) END,
                       CASE WHEN y.typtype = 'd' THEN (SELECT co.collname FROM pg_catalog.pg_collation co
                                                        WHERE co.oid = y.typcollation) END,
-                      (SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) FROM pg_catalog.pg_enum e
-                        WHERE e.enumtypid = y.oid),
-                      (SELECT string_agg(pg_catalog.format('%s %s %s', ta.attname,
-                                pg_catalog.format_type(ta.atttypid, ta.atttypmod),
-                                (SELECT co.collname FROM pg_catalog.pg_collation co WHERE co.oid = ta.attcollation)),
-                              ',' ORDER BY ta.attnum)
-                         FROM pg_catalog.pg_attribute ta
-                        WHERE y.typtype = 'c' AND ta.attrelid = y.typrelid AND ta.attnum > 0 AND NOT ta.attisdropped),
+                      ${attributesSql('name')},
                       (SELECT pg_catalog.format('%s %s', pg_catalog.format_type(g.rngsubtype, NULL),
                                 (SELECT co.collname FROM pg_catalog.pg_collation co WHERE co.oid = g.rngcollation))
                          FROM pg_catalog.pg_range g WHERE g.rngtypid = y.oid)),
                     E'\\n' ORDER BY pg_catalog.format_type(y.oid, NULL))) AS definition
                FROM reach r JOIN pg_catalog.pg_type y ON y.oid = r.oid
               GROUP BY r.root, r.modifier
-             HAVING bool_or(y.typnamespace NOT IN ('pg_catalog'::pg_catalog.regnamespace,
-                                                   'information_schema'::pg_catalog.regnamespace))) AS d)`;
+             HAVING bool_or(NOT ${BUILTIN_TYPE_SQL})) AS d)`;
+
+/** The most labels an enum may have for its labels to be recorded in a manifest (enumLabelsSql). */
+const ENUM_LABELS_RECORDED = 64;
+
+/**
+ * The labels, in order, of each enum type a column of the relation `relation` is made of, by the enum's name, up to
+ * ENUM_LABELS_RECORDED of them (a manifest stays small): a restore refuses a column of an enum whose archived labels are
+ * no longer all there in their order (one renamed, two swapped), and takes one a label was added to.
+ */
+export const enumLabelsSql = (relation: string): string => `(WITH RECURSIVE ${reachSql(relation)}
+     SELECT coalesce(pg_catalog.json_object_agg(pg_catalog.format_type(y.oid, NULL),
+              (SELECT pg_catalog.json_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_catalog.pg_enum e
+                WHERE e.enumtypid = y.oid)), '{}')
+       FROM (SELECT DISTINCT oid FROM reach) AS t JOIN pg_catalog.pg_type y ON y.oid = t.oid
+      WHERE y.typtype = 'e'
+        AND (SELECT count(*) FROM pg_catalog.pg_enum e WHERE e.enumtypid = y.oid) <= ${ENUM_LABELS_RECORDED})`;
 
 /**
  * What acts on other tables when rows are deleted from `c`, beside the rows themselves (see refuseSideEffects). A
@@ -389,6 +409,7 @@ export async function describeTable(
     in_recovery: boolean;
     reading: string;
     type_definitions: Record<string, string>;
+    enum_labels: Record<string, string[]>;
   }>(
     `SELECT c.oid, c.relkind, ${REPLICATION_ROLE_SQL} AS replication_role,
             pg_catalog.current_setting('server_version_num')::int4 AS server_version,
@@ -396,6 +417,7 @@ export async function describeTable(
             pg_catalog.row_security_active(c.oid) AS row_security,
             ${READING_DIGEST_SQL} AS reading,
             ${typeDefinitionsSql('c.oid')} AS type_definitions,
+            ${enumLabelsSql('c.oid')} AS enum_labels,
             (SELECT coalesce(json_agg(json_build_object('name', a.attname, 'number', a.attnum,
                       'type', pg_catalog.format_type(a.atttypid, a.atttypmod), 'base_type', ${BASE_TYPE_SQL},
                       'notnull', ${NOT_NULL_SQL},
@@ -519,6 +541,7 @@ export async function describeTable(
     virtualColumns: relation.columns.filter((c) => c.generated === 'v').map((c) => c.name),
     readingDigest: relation.reading,
     typeDefinitions: relation.type_definitions,
+    enumLabels: relation.enum_labels,
   };
 }
 

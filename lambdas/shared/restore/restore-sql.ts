@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { comparableType } from '../batch/schema-drift.js';
 import {
   BOUND_TYPE_SQL,
+  enumLabelsSql,
   PRIMARY_KEY_SQL,
   REPLICATION_ROLE_SQL,
   refuseReplicaSession,
@@ -64,6 +65,8 @@ export interface RestoreTarget {
   triggers: { name: string; on: string; insert: boolean; update: boolean }[];
   /** The definitions of its columns' types that are not PostgreSQL's own, by type name (typeDefinitionsSql). */
   typeDefinitions: Record<string, string>;
+  /** The labels of the enums its columns are made of, by enum name (enumLabelsSql). */
+  enumLabels: Record<string, string[]>;
 }
 
 /**
@@ -144,10 +147,12 @@ export async function describeTarget(
     replication_role: string;
     triggers: { name: string; on: string; insert: boolean; update: boolean }[];
     type_definitions: Record<string, string>;
+    enum_labels: Record<string, string[]>;
   }>(
     `SELECT c.oid, c.relkind, ${REPLICATION_ROLE_SQL} AS replication_role,
             ${TARGET_IDENTITY_SQL} AS identity,
             ${typeDefinitionsSql('c.oid')} AS type_definitions,
+            ${enumLabelsSql('c.oid')} AS enum_labels,
             (SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_object(
                       'name', a.attname,
                       'type', pg_catalog.format_type(a.atttypid, a.atttypmod),
@@ -202,6 +207,7 @@ export async function describeTarget(
     copyable: relation.copyable,
     hasRules: relation.has_rules,
     typeDefinitions: relation.type_definitions,
+    enumLabels: relation.enum_labels,
     triggers: relation.triggers,
   };
 }
@@ -291,11 +297,11 @@ export interface ColumnPlan {
    */
   recomputed: { column: TargetColumn; archived: string }[];
   /**
-   * Columns whose type the target defines otherwise under its archived name than the archive's manifest recorded
-   * (Manifest.typeDefinitions): checkConversions reports them where no value's text changes, since a label renamed or
-   * an attribute replaced reads the same text as another value.
+   * Why columns would read as other values by the same text: their type is defined otherwise under its archived name
+   * than the archive's manifest recorded (Manifest.typeDefinitions), or an enum they are made of lost or reordered its
+   * archived labels (Manifest.enumLabels). checkConversions reports each where it found no changed value to report.
    */
-  redefined: { name: string; type: string }[];
+  redefined: { column?: string; message: string }[];
   warnings: string[];
 }
 
@@ -343,6 +349,31 @@ export function conflictKeyProblems(
 }
 
 /**
+ * The enums the archive's columns are made of whose archived labels the target's enum of that name no longer has, all
+ * and in their order (a label renamed, two swapped): an archived label would read as another value, or not at all.
+ * Labels added since change nothing archived. Named by the columns of the enum (or an array of it), else by the enum.
+ */
+function relabelledEnums(
+  archived: readonly ArchivedColumn[],
+  target: RestoreTarget,
+  archivedEnums: Record<string, string[]>,
+): ColumnPlan['redefined'] {
+  return Object.entries(archivedEnums).flatMap(([name, labels]) => {
+    const now = target.enumLabels[name];
+    if (!now) return [];
+    let at = 0;
+    for (const label of now) if (label === labels[at]) at += 1;
+    if (at === labels.length) return [];
+    const why = `enum ${name} no longer has the labels archived, in their order (one renamed, or two swapped), so archived values, read by the same text, would be other values`;
+    const direct = archived.filter((c) => c.type === name || c.type === `${name}[]`);
+    if (direct.length === 0) return [{ message: `a column's type is made of ${why}` }];
+    // A column of another type now reads its values otherwise anyway: checkConversions compares them.
+    const kept = direct.filter((c) => target.columns.some((t) => t.name === c.name && t.type === c.type));
+    return kept.map((c) => ({ column: c.name, message: `column "${c.name}": ${why}` }));
+  });
+}
+
+/**
  * Maps archived columns onto the target. Every value is read as `j ->> 'name'` (its text form) and goes through the
  * target column type's input function, which reproduces it exactly when the type is unchanged. Columns added since
  * archiving are left out of the INSERT, so they get their default (or NULL); generated columns are computed by the
@@ -357,6 +388,7 @@ export function planColumns(
   target: RestoreTarget,
   drift: 'strict' | 'lenient',
   localTime?: LocalTimeColumn,
+  archivedEnums: Record<string, string[]> = {},
 ): ColumnPlan {
   const byName = new Map(target.columns.map((c) => [c.name, c]));
   const archivedNames = new Set(archived.map((c) => c.name));
@@ -402,7 +434,10 @@ export function planColumns(
       column.definition !== undefined &&
       target.typeDefinitions[into.type] !== column.definition
     )
-      plan.redefined.push({ name: column.name, type: into.type });
+      plan.redefined.push({
+        column: column.name,
+        message: `column "${column.name}": its type ${into.type} is defined otherwise than when archived (a composite's attributes, a domain's or range's base type), so its archived values, read by the same text, would be other values`,
+      });
     if (renamed || (column.type !== undefined && into.redefinable)) {
       const changed = `${archivedTextSql(`${text}::${into.type}`, into)} IS DISTINCT FROM ${text}`;
       // Any other local time has no zone on record: the session's (UTC) would read it.
@@ -421,6 +456,7 @@ export function planColumns(
       });
     }
   }
+  plan.redefined.push(...relabelledEnums(archived, target, archivedEnums));
   if (removed.length > 0) {
     const list = removed.map((name) => `"${name}"`).join(', ');
     if (drift === 'strict') {
@@ -503,12 +539,8 @@ export async function checkConversions(
 ): Promise<void> {
   const reported = new Set<string>();
   await countConversions(client, plan, drift, reported);
-  for (const column of plan.redefined.filter((c) => !reported.has(c.name)))
-    reportChanged(
-      plan,
-      drift,
-      `column "${column.name}": its type ${column.type} is defined otherwise than when archived (an enum's labels, a composite's attributes, a domain's or range's base type), so its archived values, read by the same text, would be other values`,
-    );
+  for (const { column, message } of plan.redefined)
+    if (!column || !reported.has(column)) reportChanged(plan, drift, message);
 }
 
 /** checkConversions' count of changed values per converted column; `reported` collects the columns it reported. */
