@@ -157,6 +157,10 @@ export const keyOrderSql = (shape: TableShape, direction: 'ASC' | 'DESC' = 'ASC'
 export const keyTextSql = (shape: TableShape, alias = 't'): string =>
   `ARRAY[${shape.keyColumns.map((c) => `${alias}.${quoteIdent(c.name)}::text`).join(', ')}]::text[]`;
 
+/** `iso` moved by `hours`, no earlier than EARLIEST_ELIGIBLE (before it nothing is eligible, and year 0 is no year). */
+const hoursFrom = (iso: string, hours: number): string =>
+  new Date(Math.max(Date.parse(iso) + hours * 3_600_000, Date.parse(EARLIEST_ELIGIBLE))).toISOString();
+
 /** Zones whose local time is UTC at every instant: a `timestamp` column read in one orders as its instants. */
 const UTC_ZONE = /^(Etc\/)?(UTC|UCT|Zulu|Universal|GMT)$/i;
 
@@ -198,21 +202,24 @@ export function timeWindowSql(
     return `${column} >= (${fromInstant} AT TIME ZONE 'UTC') AND ${column} < (${toInstant} AT TIME ZONE 'UTC')`;
   }
   const zone = quoteLiteral(timeZone);
-  const local = (instant: string) => `(${instant} AT TIME ZONE ${zone})`;
-  const offset = (instant: string) => `(${local(instant)} - (${instant} AT TIME ZONE 'UTC'))`;
+  // Every bound below is made of literals and immutable functions, so PostgreSQL computes it once, when it plans the
+  // statement, and estimates the range as for literal bounds: no interval is added to a timestamptz (that is stable,
+  // and would be computed again for every row); the instants 26 hours away are literals too.
+  const instant = (iso: string) => `${quoteLiteral(iso)}::timestamptz`;
+  const local = (iso: string) => `(${instant(iso)} AT TIME ZONE ${zone})`;
+  const offset = (iso: string) => `(${local(iso)} - (${instant(iso)} AT TIME ZONE 'UTC'))`;
   // How far the zone's offset 26 hours before and after the instant differs from its offset there: no real zone's
   // offset ever moved by more than 24 hours at once (Pacific/Apia, 2011), nor twice within two days.
-  const swing = (instant: string) => {
-    const [before, at, after] = [
-      offset(`(${instant} - interval '26 hours')`),
-      offset(instant),
-      offset(`(${instant} + interval '26 hours')`),
-    ];
+  const swing = (iso: string) => {
+    const [before, at, after] = [offset(hoursFrom(iso, -26)), offset(iso), offset(hoursFrom(iso, 26))];
     return `greatest(${before} - ${at}, ${at} - ${before}, ${after} - ${at}, ${at} - ${after})`;
   };
-  const instant = `(${column} AT TIME ZONE ${zone})`;
-  return `${column} >= ${local(fromInstant)} - ${swing(fromInstant)} AND ${column} < ${local(toInstant)} + ${swing(toInstant)}
-          AND ${instant} >= ${fromInstant} AND ${instant} < ${toInstant}`;
+  // A local time at least the swing inside both bounds reads as an instant inside them: only the rows near a bound
+  // (none, where the offset does not move there) are converted and compared as instants.
+  const read = `(${column} AT TIME ZONE ${zone})`;
+  return `${column} >= ${local(from)} - ${swing(from)} AND ${column} < ${local(to)} + ${swing(to)}
+          AND CASE WHEN ${column} >= ${local(from)} + ${swing(from)} AND ${column} < ${local(to)} - ${swing(to)} THEN true
+                   ELSE ${read} >= ${instant(from)} AND ${read} < ${instant(to)} END`;
 }
 
 /** Rows before year 1 AD or at -infinity have no calendar day to partition by; they are never eligible. */
