@@ -25,12 +25,17 @@ export async function withLocalEnvironment<T>(
 ): Promise<T> {
   const { openLocalEnvironment } = await import('../local/run.js');
   const env = await openLocalEnvironment(configPath, stateDir);
+  let result: T;
   try {
-    return await work(env);
-  } finally {
-    // Also after a failure: a local server that died while the command ran throws here, and says so (exit 1).
-    await env.close();
+    result = await work(env);
+  } catch (error) {
+    // The command's own error is what the operator needs (and decides the exit code), whatever closing meets.
+    await env.close().catch(() => undefined);
+    throw error;
   }
+  // A local server that died while the command ran throws here, and says so (exit 1).
+  await env.close();
+  return result;
 }
 
 /** The deployed archive bucket: --bucket, else the config's s3.bucket. */

@@ -588,11 +588,6 @@ async function countInWindow(client: pg.PoolClient, rows: RowWindow): Promise<nu
   return counted.rows[0]?.rows ?? 0;
 }
 
-/**
- * Another table takes an archive only if it holds every archived column: lenient drift (dropping columns) is for
- * the archived table itself, whose columns changed over time, never for an unrelated table that happens to share a
- * key. Its uniqueness on the archive's key is checked next, as for every target.
- */
 /** The columns a native archive's manifest records, each with its type and that type's definition. */
 const archivedColumns = (manifest: Manifest): ArchivedColumn[] =>
   manifest.columns.map((c) => ({
@@ -601,6 +596,11 @@ const archivedColumns = (manifest: Manifest): ArchivedColumn[] =>
     definition: manifest.typeDefinitions?.[c.type],
   }));
 
+/**
+ * Another table takes an archive only if it holds every archived column: lenient drift (dropping columns) is for
+ * the archived table itself, whose columns changed over time, never for an unrelated table that happens to share a
+ * key. Its uniqueness on the archive's key is checked next, as for every target.
+ */
 function assertShapedLikeArchive(task: RestoreTask, archived: ArchivedColumn[], table: RestoreTarget): void {
   if (restoresIntoArchivedTable(task)) return;
   const missing = archived
