@@ -100,19 +100,27 @@ export async function archiveLocally(
       console.error(
         `Execution ${execution.executionName} failed: ${execution.error?.name}: ${execution.error?.message}`,
       );
-      return localRunExitCode(execution, outcomes);
-    }
-    console.log(`Execution ${execution.executionName} succeeded.`);
-    const skipped = outcomes.filter((o) => o.status === 'skipped');
-    if (skipped.length > 0) {
-      // A run that could not take a table (another run, or a crashed one, holds its lease) archived nothing there: a
-      // cron job must not read it as done.
-      console.error(
-        `${skipped.length} table(s) skipped: ${skipped.map((o) => `${o.database}/${o.table} (${o.reason ?? 'locked'})`).join('; ')}`,
-      );
-    }
+    } else console.log(`Execution ${execution.executionName} succeeded.`);
+    // A run that could not take a table archived nothing there: a cron job must not read it as done.
+    const skipped = skippedTables(outcomes);
+    if (skipped) console.error(skipped);
     return localRunExitCode(execution, outcomes);
   });
+}
+
+/**
+ * What a local run says of the tables it skipped because a lease was held, or undefined. No other command holds the
+ * state dir meanwhile, so the holder is a local run that ended without releasing it (killed, interrupted): the lease
+ * would hold the table until it expires (`leaseSeconds`), and `lease break` frees it now.
+ */
+export function skippedTables(
+  outcomes: readonly Pick<TableOutcome, 'database' | 'table' | 'status' | 'reason'>[],
+) {
+  const skipped = outcomes.filter((o) => o.status === 'skipped');
+  if (skipped.length === 0) return undefined;
+  const listed = skipped.map((o) => `${o.database}/${o.table} (${o.reason ?? 'locked'})`).join('; ');
+  const [first] = skipped;
+  return `${skipped.length} table(s) skipped: ${listed}. A local run that ended without releasing a lease (killed or interrupted) holds it until it expires; with the same config and state dir, \`npm run cli -- lease break ${first?.database} ${first?.table}\` frees it, and the next run settles its batch in flight.`;
 }
 
 /**

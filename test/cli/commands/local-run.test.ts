@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { localRunExitCode } from '../../../cli/commands/local-run.js';
+import { localRunExitCode, skippedTables } from '../../../cli/commands/local-run.js';
 
 describe('local run exit code', () => {
   it('is 0 for a succeeded run that took every table, held ones included', () => {
@@ -27,5 +27,33 @@ describe('local run exit code', () => {
     expect(
       localRunExitCode({ status: 'FAILED', error: { name: 'ArchiveRunFailed' } }, [{ status: 'failed' }]),
     ).toBe(1);
+  });
+});
+
+describe('local run, tables skipped on a held lease', () => {
+  it('names each with its holder and says how to free a lease an interrupted local run left', () => {
+    // Act
+    const said = skippedTables([
+      {
+        database: 'shop',
+        table: 'public.audit_logs',
+        status: 'skipped',
+        reason: 'locked by local-1 until 2026-12-05T12:00:00.000Z',
+      },
+      { database: 'shop', table: 'public.orders', status: 'succeeded' },
+    ]);
+
+    // Assess
+    expect(said).toMatch(
+      /^1 table\(s\) skipped: shop\/public\.audit_logs \(locked by local-1 until 2026-12-05T12:00:00\.000Z\)\./,
+    );
+    expect(said).toContain('`npm run cli -- lease break shop public.audit_logs` frees it');
+  });
+
+  it('says nothing when no table was skipped', () => {
+    // Act and assess
+    expect(
+      skippedTables([{ database: 'shop', table: 'public.orders', status: 'succeeded' }]),
+    ).toBeUndefined();
   });
 });
