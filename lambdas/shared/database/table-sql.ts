@@ -195,17 +195,15 @@ export function timeWindowSql(
   from: string,
   to: string,
 ): string {
-  const fromInstant = `${quoteLiteral(from)}::timestamptz`;
-  const toInstant = `${quoteLiteral(to)}::timestamptz`;
-  if (kind === 'timestamptz') return `${column} >= ${fromInstant} AND ${column} < ${toInstant}`;
+  const instant = (iso: string) => `${quoteLiteral(iso)}::timestamptz`;
+  if (kind === 'timestamptz') return `${column} >= ${instant(from)} AND ${column} < ${instant(to)}`;
   if (UTC_ZONE.test(timeZone)) {
-    return `${column} >= (${fromInstant} AT TIME ZONE 'UTC') AND ${column} < (${toInstant} AT TIME ZONE 'UTC')`;
+    return `${column} >= (${instant(from)} AT TIME ZONE 'UTC') AND ${column} < (${instant(to)} AT TIME ZONE 'UTC')`;
   }
   const zone = quoteLiteral(timeZone);
   // Every bound below is made of literals and immutable functions, so PostgreSQL computes it once, when it plans the
   // statement, and estimates the range as for literal bounds: no interval is added to a timestamptz (that is stable,
   // and would be computed again for every row); the instants 26 hours away are literals too.
-  const instant = (iso: string) => `${quoteLiteral(iso)}::timestamptz`;
   const local = (iso: string) => `(${instant(iso)} AT TIME ZONE ${zone})`;
   const offset = (iso: string) => `(${local(iso)} - (${instant(iso)} AT TIME ZONE 'UTC'))`;
   // How far the zone's offset 26 hours before and after the instant differs from its offset there: no real zone's
