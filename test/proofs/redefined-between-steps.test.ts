@@ -79,8 +79,12 @@ describe('DDL that rewrites no row, between verify and delete, changing how the 
   const bed = archiverTestbed(
     async (db) => {
       for (const c of CASES) await db.client.query(c.seed);
+      await db.client.query(`CREATE TYPE public.state_late AS ENUM ('a', 'b', 'c');
+        CREATE TABLE public.enum_late (id int PRIMARY KEY, created_at timestamptz NOT NULL, state public.state_late);
+        INSERT INTO public.enum_late SELECT g, ${OLD}, (ARRAY['a', 'b', 'c'])[g % 3 + 1]::public.state_late
+          FROM generate_series(1, 30) g;`);
     },
-    CASES.map((c) => spec(c.name, 'batchSize' in c ? c.batchSize : undefined)),
+    [...CASES.map((c) => spec(c.name, 'batchSize' in c ? c.batchSize : undefined)), spec('enum_late')],
   );
 
   /** VACUUM FULL until the dead row before the first live one is gone (a snapshot may still see it for a while). */
@@ -143,4 +147,33 @@ describe('DDL that rewrites no row, between verify and delete, changing how the 
       expect(left.rows[0]?.n).toBe(0);
     },
   );
+
+  it('two enum labels swapped while the DELETE runs (ALTER TYPE locks no table): the delete rolls back before COMMIT', async () => {
+    // Prepare: a verified batch; the swap lands after the DELETE statement, before COMMIT.
+    const deps = bed.local.deps();
+    const { task } = await batchThrough(deps, 'public.enum_late', 'verified');
+    const swapping = {
+      ...deps,
+      fault: async (point: string) => {
+        if (point === 'delete:afterDelete')
+          await bed.db.client.query(`ALTER TYPE public.state_late RENAME VALUE 'b' TO 'tmp';
+            ALTER TYPE public.state_late RENAME VALUE 'c' TO 'b'; ALTER TYPE public.state_late RENAME VALUE 'tmp' TO 'c'`);
+      },
+    };
+
+    // Act
+    const refused = await deleteBatch({ ...task, progress: ZERO }, swapping).catch((error: Error) => error);
+
+    // Assess: nothing deleted, the batch withdrawn.
+    const left = await bed.db.client.query('SELECT count(*)::int AS n FROM public.enum_late');
+    recordProof({
+      kind: 'threat',
+      actor: 'database role',
+      attack: 'swaps two enum labels while a delete runs, after its DELETE statement',
+      held: refused instanceof Error && left.rows[0]?.n === 30,
+    });
+    expect(refused).toMatchObject({ name: 'RowsChangedError' });
+    expect(left.rows[0]?.n).toBe(30);
+    expect((await deps.locks.get('app', 'public.enum_late')).inFlight).toBeUndefined();
+  });
 });
