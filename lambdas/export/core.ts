@@ -38,7 +38,7 @@ import { abandonConnection, type Database, inReadOnlyTransaction } from '../shar
 import { describeTable, type TableShape } from '../shared/database/table-shape.js';
 import { batchPredicateSql, rawBytesSql, rowValuesCopySql } from '../shared/database/table-sql.js';
 import { ReplicaLagError, TableNotUsableError } from '../shared/errors/step-errors.js';
-import type { BatchObject, InFlight } from '../shared/lock-table/table-state.js';
+import { type BatchObject, type InFlight, keptAsLastColumns } from '../shared/lock-table/table-state.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import { midStreamFaultPoint } from './mid-stream-fault.js';
 import { eligibleRowsCapped, nextBatchBounds, type ObjectBounds, wholeSpans } from './next-batch.js';
@@ -89,6 +89,10 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
   const state = await deps.locks.get(input.database, input.table);
   if (state.inFlight && (await recoverInFlight(deps, input, table, state.inFlight))) {
     return summary('resumed', state.inFlight);
+  }
+  // Kept by an earlier version however wide: the item would have no room for this batch (see LAST_COLUMNS_MAX_BYTES).
+  if (state.lastColumns && !keptAsLastColumns(state.lastColumns)) {
+    await deps.locks.forgetLastColumns(input.database, input.table, input.lease);
   }
   // A legal hold set while the run was going: no new batch starts (release then records the table as held).
   if (await activeHold(deps, input.database, input.table, table.governance.configHold)) {

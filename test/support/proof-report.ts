@@ -68,6 +68,7 @@ const PROOF_FILES = [
   'test/proofs/time-zones.test.ts',
   'test/proofs/redefined-between-steps.test.ts',
   'test/proofs/attach-partition.test.ts',
+  'test/proofs/wide-tables.test.ts',
 ];
 
 interface ProofSummary {

@@ -11,7 +11,7 @@ import {
 } from '../archive/format.js';
 import { TableNotUsableError } from '../errors/step-errors.js';
 import { attributeBytes, ITEM_LIMIT_BYTES } from '../lock-table/item-size.js';
-import type { BatchObject, InFlight } from '../lock-table/table-state.js';
+import { type BatchObject, type InFlight, keptAsLastColumns } from '../lock-table/table-state.js';
 
 /**
  * Most objects (days) one batch takes. The batch's record holds each object's keys, bounds, figures, timestamp range
@@ -35,9 +35,9 @@ export class RecordRoom {
 
   /**
    * Beside the objects, the item holds the batch's columns (and their numbers), its schema drift and the last committed
-   * archive's columns (`lastColumns`, which the batch's commit replaces): after columns were dropped, those are the
-   * wider ones. `earlierColumns` are the candidates for those: the item's, and those of a batch left in flight, whose
-   * settling may commit it first.
+   * archive's columns (`lastColumns`, which the batch's commit replaces) when they are narrow enough to be kept
+   * (LAST_COLUMNS_MAX_BYTES): after columns were dropped, those are the wider ones. `earlierColumns` are the candidates
+   * for those: the item's, and those of a batch left in flight, whose settling may commit it first.
    */
   constructor(
     columns: readonly Column[],
@@ -50,7 +50,7 @@ export class RecordRoom {
       LEASE_ITEM_OTHER_BYTES -
       attributeBytes(columns) -
       attributeBytes(columnNumbers) -
-      Math.max(0, ...earlierColumns.map(attributeBytes)) -
+      Math.max(0, ...earlierColumns.filter((c) => c && keptAsLastColumns(c)).map(attributeBytes)) -
       attributeBytes(drift);
   }
 

@@ -7,6 +7,7 @@ import {
   type AcquireResult,
   type InFlight,
   InFlightSchema,
+  keptAsLastColumns,
   type Lease,
   type TableState,
 } from './table-state.js';
@@ -174,6 +175,25 @@ export class LeaseStore {
     );
   }
 
+  /**
+   * Drops `lastColumns` kept by a version that kept columns of any width (LAST_COLUMNS_MAX_BYTES), while holding the
+   * lease: such an item had no room left for a batch. What they said stays in the last archive's manifest.
+   */
+  async forgetLastColumns(database: string, table: string, lease: Lease): Promise<void> {
+    await this.guarded(database, table, lease, undefined, () =>
+      this.lockTable.ddb.send(
+        new UpdateCommand({
+          TableName: this.lockTable.tableName,
+          Key: LeaseStore.stateKey(database, table),
+          UpdateExpression: 'REMOVE lastColumns',
+          ConditionExpression: '#owner = :owner AND #token = :token',
+          ExpressionAttributeNames: { '#owner': 'owner', '#token': 'token' },
+          ExpressionAttributeValues: { ':owner': lease.owner, ':token': lease.token },
+        }),
+      ),
+    );
+  }
+
   /** Clears the in-flight batch (that batch only), while holding the lease. `committed` adds it to the totals. */
   async clearInFlight(
     database: string,
@@ -208,9 +228,12 @@ export class LeaseStore {
         // The newest: the manifest schema drift falls back to when the item has no columns.
         ':archiveKey': inFlight.objects.at(-1)?.archiveKey,
       });
-      if (inFlight.columns) {
+      if (inFlight.columns && keptAsLastColumns(inFlight.columns)) {
         update = update.replace(' ADD ', ', lastColumns = :columns ADD ');
         values[':columns'] = inFlight.columns;
+      } else if (inFlight.columns) {
+        // Too wide to keep: the drift check reads the last archive's manifest instead of older columns.
+        update = update.replace('REMOVE inFlight', 'REMOVE inFlight, lastColumns');
       }
     }
     // A retry of a clear that was applied finds this batch gone and recorded as cleared the same way: done once.

@@ -9,6 +9,7 @@ import {
   OBJECT_SPANS,
 } from '../archive/format.js';
 import { ObjectPinSchema } from '../archive/store.js';
+import { attributeBytes } from './item-size.js';
 
 /** The lease a table's execution holds: owner (execution id) plus a fencing token that grows on every acquisition. */
 export const LeaseSchema = z.object({ owner: z.string().min(1), token: z.number().int().positive() });
@@ -130,6 +131,17 @@ export const InFlightSchema = z.preprocess(
 );
 export type InFlight = z.infer<typeof InFlightSchema>;
 
+/**
+ * The most of the last committed archive's columns the lease item keeps (`lastColumns`). A wider table's are not kept:
+ * schema drift then reads them from that archive's manifest (one GET per export). Beside the batch's own columns, two
+ * copies of 1,600 long-named columns would leave the item no room for a batch's objects, and the table would be stuck.
+ */
+export const LAST_COLUMNS_MAX_BYTES = 16 * 1024;
+
+/** Whether the lease item keeps these columns as `lastColumns` (LAST_COLUMNS_MAX_BYTES). */
+export const keptAsLastColumns = (columns: readonly Column[]): boolean =>
+  attributeBytes(columns) <= LAST_COLUMNS_MAX_BYTES;
+
 /** A table's lease item (`TABLE#db#table`/`STATE`) as read: the lease, the batch in flight and the totals. */
 export interface TableState {
   owner?: string;
@@ -139,7 +151,10 @@ export interface TableState {
   totalRows: number;
   totalBytes: number;
   totalBatches: number;
-  /** Columns of the last committed archive: what schema drift is measured against (no S3 read needed). */
+  /**
+   * Columns of the last committed archive: what schema drift is measured against (no S3 read needed). Absent when
+   * they were wider than LAST_COLUMNS_MAX_BYTES.
+   */
   lastColumns?: Column[];
   lastArchiveKey?: string;
   /**
