@@ -55,8 +55,13 @@ export function assertCutoffAllowed(
   refuseProblems(tableProblems(config, database, table, governance), database, table);
   const latest = latestAllowedCutoff(governance, now, startedAt);
   if (!(Date.parse(cutoff) <= Date.parse(latest))) {
+    // Which bound refused it: the execution's start, or this step's clock (which may run behind the planner's).
+    const byStart = startedAt !== undefined && Date.parse(startedAt) < now.getTime() + CUTOFF_CLOCK_SKEW_MS;
+    const bound = byStart
+      ? `for an execution started ${startedAt}`
+      : `by this step's clock, which reads ${now.toISOString()}: is it more than ${CUTOFF_CLOCK_SKEW_MS / 60_000} minutes behind the clock that planned the run?`;
     throw new ConfigError(
-      `cut-off ${cutoff} of ${tableName(database, table)} is later than its retention allows (latest ${latest}${startedAt ? `, for an execution started ${startedAt}` : ''}); nothing was archived or deleted`,
+      `cut-off ${cutoff} of ${tableName(database, table)} is later than its retention allows (latest ${latest}, ${bound}); nothing was archived or deleted`,
     );
   }
 }

@@ -242,6 +242,17 @@ describe('assertCutoffAllowed', () => {
     ).toThrow(ConfigError);
   });
 
+  it('names the clock when it is what refuses the cut-off, as a clock running behind would', () => {
+    // Prepare: the plan ran at 08:00 on 05-11; this step's clock reads a day earlier.
+    const planned = retentionCutoff(Date.parse('2026-05-11T08:00:00Z'), 90);
+    const behind = new Date('2026-05-10T08:00:00Z');
+
+    // Act / Assess
+    expect(() => assertCutoffAllowed(config, 'app', table, planned, behind, '2026-05-11T08:00:00Z')).toThrow(
+      /\(latest 2026-02-09T00:00:00.000Z, by this step's clock, which reads 2026-05-10T08:00:00.000Z: is it more than 5 minutes behind the clock that planned the run\?\)/,
+    );
+  });
+
   it("refuses the next day's cut-off within the clock skew when the execution started before midnight", () => {
     // Prepare: a clock at 23:58 allows the cut-off of a run starting at 00:03, the next day's.
     const nextDays = retentionCutoff(Date.parse('2026-05-11T00:00:00Z'), 90);
