@@ -220,8 +220,9 @@ export class ArchiveBucket extends Construct {
   }
 
   /**
-   * Objects are SSE-KMS by default encryption; a write asking for other encryption (SSE-S3, or SSE-C, whose key the
-   * archiver would never have) is denied, so every object stays readable and protected by the bucket's key policy.
+   * Objects are SSE-KMS by default encryption; a write asking for other encryption (SSE-S3, SSE-C, whose key the
+   * archiver would never have, or another KMS key) is denied, so every object stays readable and protected by the
+   * bucket's key policy.
    */
   private denyOtherEncryption(): void {
     const objects = this.bucket.arnForObjects('*');
@@ -235,6 +236,27 @@ export class ArchiveBucket extends Construct {
         conditions: {
           StringNotEquals: { 's3:x-amz-server-side-encryption': 'aws:kms' },
           Null: { 's3:x-amz-server-side-encryption': 'false' },
+        },
+      }),
+    );
+    // A write naming a KMS key names the bucket's key (the archiver names it by ARN or by id, as `s3.kmsKeyId` is
+    // written): an object under a key of the writer's own would be unreadable once that key is disabled or its
+    // policy changed, an archive held to ransom.
+    this.bucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'DenyWritesWithOtherKmsKey',
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ['s3:PutObject'],
+        resources: [objects],
+        conditions: {
+          StringNotEquals: {
+            's3:x-amz-server-side-encryption-aws-kms-key-id': [
+              this.encryptionKey.keyArn,
+              this.encryptionKey.keyId,
+            ],
+          },
+          Null: { 's3:x-amz-server-side-encryption-aws-kms-key-id': 'false' },
         },
       }),
     );

@@ -106,6 +106,7 @@ describe('archive bucket', () => {
   it('denies object creation without If-None-Match in every database archive area and the audit trail, and writes with other encryption anywhere', () => {
     // Prepare
     const bucket = logicalId(synth.stack, synth.stack.archiveBucket.bucket);
+    const key = logicalId(synth.stack, synth.stack.archiveBucket.encryptionKey);
     const objects = (pattern: string) => ({
       'Fn::Join': ['', [{ 'Fn::GetAtt': [bucket, 'Arn'] }, `/${pattern}`]],
     });
@@ -132,6 +133,17 @@ describe('archive bucket', () => {
       Condition: {
         StringNotEquals: { 's3:x-amz-server-side-encryption': 'aws:kms' },
         Null: { 's3:x-amz-server-side-encryption': 'false' },
+      },
+    });
+    expect(sid('DenyWritesWithOtherKmsKey')).toMatchObject({
+      Effect: 'Deny',
+      Action: 's3:PutObject',
+      Resource: objects('*'),
+      Condition: {
+        StringNotEquals: {
+          's3:x-amz-server-side-encryption-aws-kms-key-id': [{ 'Fn::GetAtt': [key, 'Arn'] }, { Ref: key }],
+        },
+        Null: { 's3:x-amz-server-side-encryption-aws-kms-key-id': 'false' },
       },
     });
     expect(sid('DenyCustomerProvidedKeys')).toMatchObject({
