@@ -7,6 +7,7 @@ import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import type { ArchiveInventory } from '../lambdas/shared/lock-table/archive-inventory.js';
 import { TableRefSchema } from '../lambdas/shared/restore/restore-task.js';
 import { listWithRows, type ValidationReport, validateArchives } from './archive-validation.js';
+import { safeJson, safeLine, type Write } from './output.js';
 import { formatNumber } from './report.js';
 
 export interface ArchiveScopeOptions {
@@ -92,7 +93,7 @@ export async function validateCommand(
   store: ArchiveStore,
   config: ArchiverConfig,
   options: ArchiveScopeOptions & { strict: boolean },
-  write: (line: string) => void,
+  write: Write,
   inventory?: Pick<ArchiveInventory, 'list'>,
 ): Promise<number> {
   const reports: (ValidationReport & { database: string; table: string })[] = [];
@@ -131,19 +132,24 @@ export async function validateCommand(
   const errors = problems.filter((p) => p.severity === 'error').length;
   const warnings = problems.length - errors;
   if (options.json) {
-    write(JSON.stringify({ ok: errors === 0, errors, warnings, tables: reports }, null, 2));
+    write(safeJson({ ok: errors === 0, errors, warnings, tables: reports }));
   } else {
     for (const r of reports) {
       write(
-        `${r.database}/${r.table}: ${formatNumber(r.archives)} archives, ${formatNumber(r.rows)} rows verified`,
+        safeLine(
+          `${r.database}/${r.table}: ${formatNumber(r.archives)} archives, ${formatNumber(r.rows)} rows verified`,
+        ),
       );
-      for (const note of r.notes ?? []) write(`  NOTE ${note}`);
-      for (const p of r.problems) write(`  ${p.severity.toUpperCase()} ${p.kind}: ${p.key}: ${p.detail}`);
+      for (const note of r.notes ?? []) write(safeLine(`  NOTE ${note}`));
+      for (const p of r.problems)
+        write(safeLine(`  ${p.severity.toUpperCase()} ${p.kind}: ${p.key}: ${p.detail}`));
     }
     write(
-      errors === 0
-        ? `OK: no errors, ${warnings} warning(s)`
-        : `FAILED: ${errors} error(s), ${warnings} warning(s)`,
+      safeLine(
+        errors === 0
+          ? `OK: no errors, ${warnings} warning(s)`
+          : `FAILED: ${errors} error(s), ${warnings} warning(s)`,
+      ),
     );
   }
   if (errors > 0) return 1;
@@ -155,7 +161,7 @@ export async function listCommand(
   store: ArchiveStore,
   config: ArchiverConfig,
   options: ArchiveScopeOptions,
-  write: (line: string) => void,
+  write: Write,
 ): Promise<number> {
   const all = [];
   for (const scoped of sourcesInScope(config, options)) {
@@ -172,19 +178,23 @@ export async function listCommand(
     });
   }
   if (options.json) {
-    write(JSON.stringify(all, null, 2));
+    write(safeJson(all));
     return 0;
   }
   for (const { database, table, archives, notes } of all) {
     const rows = archives.reduce((n, a) => n + (a.rows ?? 0), 0);
     const bytes = archives.reduce((n, a) => n + a.size, 0);
     write(
-      `${database}/${table}: ${archives.length} archives, ${formatNumber(rows)} rows, ${formatNumber(bytes)} bytes`,
+      safeLine(
+        `${database}/${table}: ${archives.length} archives, ${formatNumber(rows)} rows, ${formatNumber(bytes)} bytes`,
+      ),
     );
-    for (const note of notes ?? []) write(`  NOTE ${note}`);
+    for (const note of notes ?? []) write(safeLine(`  NOTE ${note}`));
     for (const a of archives) {
       write(
-        `  ${a.span === 'month' ? a.day.slice(0, 7).padEnd(10) : a.day}  ${String(a.rows ?? '?').padStart(9)} rows  ${String(a.size).padStart(11)} B  ${a.storageClass.padEnd(12)} ${a.key}`,
+        safeLine(
+          `  ${a.span === 'month' ? a.day.slice(0, 7).padEnd(10) : a.day}  ${String(a.rows ?? '?').padStart(9)} rows  ${String(a.size).padStart(11)} B  ${a.storageClass.padEnd(12)} ${a.key}`,
+        ),
       );
     }
   }

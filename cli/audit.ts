@@ -9,6 +9,7 @@ import {
   AuditFilterSchema,
   listAuditEvents,
 } from '../lambdas/shared/telemetry/audit-trail.js';
+import { type SafeText, safeJson, safeLine, safeLines, type Write } from './output.js';
 
 export interface AuditOptions {
   since?: string;
@@ -55,17 +56,18 @@ export function auditFilter(options: Omit<AuditOptions, 'json'>): AuditFilter {
 
 const detailText = (value: unknown) => (Array.isArray(value) ? `[${value.join('; ')}]` : String(value));
 
-function formatAuditEvents(events: AuditEvent[]): string {
-  if (events.length === 0) return 'No audit events in scope.';
-  return events
-    .map((e) => {
+function formatAuditEvents(events: AuditEvent[]): SafeText {
+  if (events.length === 0) return safeLine('No audit events in scope.');
+  // Names, reasons and errors in the trail come from the database, S3 and operators: each event stays one line.
+  return safeLines(
+    events.map((e) => {
       const where = e.table ? `${e.database ?? ''}/${e.table}` : (e.database ?? '-');
       const details = Object.entries(e.details)
         .map(([key, value]) => `${key}=${detailText(value)}`)
         .join(' ');
       return `${e.time}  ${e.kind.padEnd(18)} ${where}  run=${e.runId ?? '-'} by ${e.actor}  ${details}`;
-    })
-    .join('\n');
+    }),
+  );
 }
 
 /** Prints the audit events in scope, oldest first (human lines or one JSON array). */
@@ -73,9 +75,9 @@ export async function auditCommand(
   store: ArchiveStore,
   prefix: string,
   options: AuditOptions,
-  write: (line: string) => void,
+  write: Write,
 ): Promise<number> {
   const events = await listAuditEvents(store, prefix, auditFilter(options));
-  write(options.json ? JSON.stringify(events, null, 2) : formatAuditEvents(events));
+  write(options.json ? safeJson(events) : formatAuditEvents(events));
   return 0;
 }

@@ -2,6 +2,7 @@ import type { SFNClient } from '@aws-sdk/client-sfn';
 import type { PlanReport } from '../lambdas/shared/batch/plan-report.js';
 import type { SummaryOutput } from '../lambdas/summary/schema.js';
 import { startAndFollow } from './execution-history.js';
+import { type SafeText, safeLines, type Write } from './output.js';
 import { formatNumber } from './report.js';
 
 /** What `run` starts: the archive state machine's input (the same a console "Start execution" takes). */
@@ -62,7 +63,7 @@ export async function runAwsArchive(
   sfn: Pick<SFNClient, 'send'>,
   stateMachineArn: string,
   input: ArchiveRunInput,
-  options: { write: (line: string) => void; pollMs?: number },
+  options: { write: Write; pollMs?: number },
 ): Promise<AwsRunOutcome> {
   const progress = new RunProgress();
   const { executionArn, execution } = await startAndFollow(sfn, stateMachineArn, input, {
@@ -82,7 +83,7 @@ export async function runAwsArchive(
 }
 
 /** The outcome for a person: the execution's status, then per table what it did (the summary's lines). */
-export function formatRunOutcome(outcome: AwsRunOutcome): string {
+export function formatRunOutcome(outcome: AwsRunOutcome): SafeText {
   const lines = [`Execution ${outcome.executionArn}: ${outcome.status}`];
   if (outcome.error) lines.push(`  ${outcome.error}${outcome.cause ? `: ${outcome.cause}` : ''}`);
   const summary = outcome.summary;
@@ -97,5 +98,5 @@ export function formatRunOutcome(outcome: AwsRunOutcome): string {
     }
     if (summary.perTableTruncated) lines.push('  … more tables: `status` shows each');
   }
-  return lines.join('\n');
+  return safeLines(lines);
 }

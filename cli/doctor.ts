@@ -21,6 +21,7 @@ import { type ConnectionSettings, sessionSetupSql, tlsOption } from '../lambdas/
 import { describeTable, findRelation } from '../lambdas/shared/database/table-shape.js';
 import { classifyDatabaseError } from '../lambdas/shared/errors/step-errors.js';
 import type { LocalEnvironment } from '../local/run.js';
+import { type SafeText, safeLines } from './output.js';
 
 export type CheckStatus = 'ok' | 'warning' | 'critical' | 'skipped';
 
@@ -545,12 +546,13 @@ export function doctorExitCode(results: CheckResult[], strict = false): 0 | 1 {
 
 const MARKS: Record<CheckStatus, string> = { ok: '✔', warning: '⚠', critical: '✖', skipped: '-' };
 
-export function formatDoctor(results: CheckResult[]): string {
+export function formatDoctor(results: CheckResult[]): SafeText {
   const width = Math.max(...results.map((r) => r.check.length));
   const lines = results.map((r) => `${MARKS[r.status]} ${r.check.padEnd(width)}  ${r.subject}: ${r.detail}`);
   const count = (status: CheckStatus) => results.filter((r) => r.status === status).length;
   lines.push('', `${count('ok')} ok, ${count('warning')} warnings, ${count('critical')} critical`);
-  return lines.join('\n');
+  // Subjects name databases and tables; details carry the database's and AWS's messages: each check stays one line.
+  return safeLines(lines);
 }
 
 /** Doctor's clients for local mode: the local S3 and DynamoDB of `local`, one attempt each so an outage shows fast. */

@@ -3,6 +3,7 @@ import type {
   GetExecutionHistoryCommandOutput,
   SFNClient,
 } from '@aws-sdk/client-sfn';
+import { safeLine, type Write } from './output.js';
 
 export type HistoryEvent = NonNullable<GetExecutionHistoryCommandOutput['events']>[number];
 
@@ -49,7 +50,7 @@ export class HistoryFollower {
 
 /** How a command follows its execution: each new history event, and the progress line to print between polls. */
 export interface Following {
-  write: (line: string) => void;
+  write: Write;
   pollMs?: number;
   /** Each history event, oldest first, as it appears. */
   onEvent(event: HistoryEvent): void;
@@ -72,7 +73,7 @@ export async function startAndFollow(
     new StartExecutionCommand({ stateMachineArn, input: JSON.stringify(input) }),
   );
   const executionArn = started.executionArn ?? '';
-  following.write(`Started ${executionArn}`);
+  following.write(safeLine(`Started ${executionArn}`));
   const history = new HistoryFollower(sfn, executionArn);
   let reported: string | undefined;
   for (;;) {
@@ -81,7 +82,7 @@ export async function startAndFollow(
     if (execution.status !== 'RUNNING') return { executionArn, execution };
     const { line, key = line } = following.progress();
     if (key !== reported) {
-      following.write(`  ${line}`);
+      following.write(safeLine(`  ${line}`));
       reported = key;
     }
     await new Promise((resolve) => setTimeout(resolve, following.pollMs ?? 5000));

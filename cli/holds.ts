@@ -9,7 +9,7 @@ import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import type { Hold, LegalHolds } from '../lambdas/shared/lock-table/legal-holds.js';
 import { appendAuditEvent } from '../lambdas/shared/telemetry/audit-trail.js';
 import { requireCalendarDays } from './archives.js';
-import { printable } from './report.js';
+import { type SafeText, safeJson, safeLine, safeLines } from './output.js';
 
 /** What the hold commands act on: the lock table the steps read holds from, and the bucket of the audit trail. */
 export interface HoldContext {
@@ -75,13 +75,13 @@ export async function clearHold(ctx: HoldContext, database: string, table: strin
 }
 
 /** The holds as lines for a person, or with `json` as one JSON array (empty when there is none) for a script. */
-export function formatHolds(holds: Hold[], { json = false }: { json?: boolean } = {}): string {
-  if (json) return JSON.stringify(holds, null, 2);
-  if (holds.length === 0) return 'No legal holds in the lock table.';
+export function formatHolds(holds: Hold[], { json = false }: { json?: boolean } = {}): SafeText {
+  if (json) return safeJson(holds);
+  if (holds.length === 0) return safeLine('No legal holds in the lock table.');
   // A reason is an operator's text, a table name the database's: no control character reaches the terminal.
-  return holds
-    .map((h) => printable(`${h.database}/${h.table}: ${h.reason} (set ${h.setAt} by ${h.setBy ?? '-'})`))
-    .join('\n');
+  return safeLines(
+    holds.map((h) => `${h.database}/${h.table}: ${h.reason} (set ${h.setAt} by ${h.setBy ?? '-'})`),
+  );
 }
 
 export interface LegalHoldOptions {

@@ -9,7 +9,8 @@ import type { LeaseStore } from '../lambdas/shared/lock-table/lease-store.js';
 import type { LegalHolds } from '../lambdas/shared/lock-table/legal-holds.js';
 import type { LatestOutcomes, RunRecords } from '../lambdas/shared/lock-table/run-records.js';
 import { appendAuditEvent } from '../lambdas/shared/telemetry/audit-trail.js';
-import { formatNumber, printable } from './report.js';
+import { type SafeText, safeLines } from './output.js';
+import { formatNumber } from './report.js';
 
 /** What `status` and `lease break` read and change: the lock table of local mode or of the deployed stack. */
 export interface LeaseContext {
@@ -147,7 +148,7 @@ async function tableStatus(
   };
 }
 
-export function formatStatuses(statuses: TableStatus[]): string {
+export function formatStatuses(statuses: TableStatus[]): SafeText {
   const lines: string[] = [];
   for (const s of statuses) {
     lines.push(`${s.database}/${s.table}${s.notConfigured ? ' (not in the config)' : ''}`);
@@ -173,7 +174,7 @@ export function formatStatuses(statuses: TableStatus[]): string {
     );
   }
   // Table names, hold reasons and errors come from the database and operators: no control character reaches the terminal.
-  return lines.map(printable).join('\n');
+  return safeLines(lines);
 }
 
 /** The lease owner of an operator's command that acts on a table's batch (`batch settle`). */

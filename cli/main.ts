@@ -14,6 +14,7 @@ import { registerRoleSql } from './commands/role-sql.js';
 import { registerRun } from './commands/run.js';
 import { registerWizard } from './commands/wizard.js';
 import { EXIT_USAGE, exitCodeOf } from './exit-codes.js';
+import { printError, safeLines } from './output.js';
 
 /**
  * audit-archiver command line. Local commands run the deployed state machine definitions in-process against local
@@ -49,6 +50,8 @@ registerDoctor(program, local);
 registerAudit(program);
 
 program.parseAsync().catch((error: Error) => {
-  console.error(`${error.name}: ${error.message}`);
+  // A message may span lines on purpose (a config's issues, one a line); each line is made printable. A name with a
+  // line break in it can still begin a line here, but one that carries no control character.
+  printError(safeLines(`${error.name}: ${error.message}`.split('\n')));
   process.exitCode = exitCodeOf(error);
 });

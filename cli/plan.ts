@@ -3,6 +3,7 @@ import { resolveConfiguredTable } from '../lambdas/shared/config/resolved-table.
 import { type ArchiverConfig, tableRef } from '../lambdas/shared/config/schema.js';
 import { ConfigError, DatabaseUnavailableError } from '../lambdas/shared/errors/step-errors.js';
 import type { LocalEnvironment } from '../local/run.js';
+import { type SafeText, safeLines } from './output.js';
 import { formatNumber } from './report.js';
 
 export interface PlanSelection {
@@ -92,7 +93,7 @@ const COUNT_METHODS: Record<TablePlan['countMethod'], string> = {
   none: 'not counted',
 };
 
-export function formatPlanReport(report: PlanReport): string {
+export function formatPlanReport(report: PlanReport): SafeText {
   const lines = [`Plan (dry run ${report.runId}, ${report.plannedAt}); nothing was changed.`];
   for (const t of report.tables) {
     lines.push(`  ${t.database}/${t.table}: ${ACTIONS[t.action]}`);
@@ -111,5 +112,5 @@ export function formatPlanReport(report: PlanReport): string {
     lines.push(`    retention: ${t.retention}`);
     lines.push(`    encryption: ${t.encryption}`);
   }
-  return lines.join('\n');
+  return safeLines(lines);
 }

@@ -1,5 +1,6 @@
 import { isRetryableError } from '../lambdas/shared/errors/step-errors.js';
 import type { StepEvent } from '../local/workflow.js';
+import { print, printable, redrawn, type SafeText, safeJsonLine, safeLine, writeStdout } from './output.js';
 import { formatEta, RestoreProgress } from './restore-progress.js';
 
 /** One thing worth showing while a local command runs; also the shape of each JSON line off a terminal. */
@@ -94,7 +95,8 @@ export interface BarState {
 
 /**
  * One line, fitted to `width` columns: `label [#####.....]  42% 12,000 rows 3 batches`, or for a restore
- * `label [#####.....]  42% 12,000 rows 3/7 archives 9,000 rows/s 0:04 left`.
+ * `label [#####.....]  42% 12,000 rows 3/7 archives 9,000 rows/s 0:04 left`. The label (a table's name) and the
+ * status are made printable before the line is fitted, so an escaped name takes the width it shows in.
  */
 export function renderBar(state: BarState, width: number): string {
   const pace = `${state.rowsPerSecond !== undefined ? ` ${formatCount(state.rowsPerSecond)} rows/s` : ''}${state.etaSeconds !== undefined && !state.status ? ` ${formatEta(state.etaSeconds)} left` : ''}`;
@@ -102,8 +104,11 @@ export function renderBar(state: BarState, width: number): string {
     state.of !== undefined
       ? `${formatCount(state.batches)}/${formatCount(state.of)} archives${pace}`
       : `${formatCount(state.batches)} batches${pace}`;
-  const figures = `${formatCount(state.rows)} rows ${count}${state.status ? ` ${state.status}` : state.note ? ` (${state.note})` : ''}`;
-  const barWidth = Math.max(10, Math.min(30, width - state.label.length - figures.length - 10));
+  const figures = printable(
+    `${formatCount(state.rows)} rows ${count}${state.status ? ` ${state.status}` : state.note ? ` (${state.note})` : ''}`,
+  );
+  const label = printable(state.label);
+  const barWidth = Math.max(10, Math.min(30, width - label.length - figures.length - 10));
   let bar: string;
   let percent = '';
   const [done, total] = state.of !== undefined ? [state.batches, state.of] : [state.rows, state.totalRows];
@@ -119,12 +124,12 @@ export function renderBar(state: BarState, width: number): string {
     const at = state.tick % barWidth;
     bar = `${'.'.repeat(at)}${SPINNER[state.tick % SPINNER.length]}${'.'.repeat(barWidth - at - 1)}`;
   }
-  const line = `${state.label} [${bar}]${percent} ${figures}`;
+  const line = `${label} [${bar}]${percent} ${figures}`;
   return line.length > width ? `${line.slice(0, Math.max(0, width - 1))}…` : line;
 }
 
 export interface ProgressOutput {
-  write(text: string): void;
+  write(text: SafeText): void;
   isTTY?: boolean;
   columns?: number;
 }
@@ -202,7 +207,7 @@ export class ProgressDisplay {
     if (this.mode === 'quiet') return;
     const now = (this.options.now ?? Date.now)();
     if (this.mode === 'json') {
-      this.out.write(`${JSON.stringify({ time: new Date(now).toISOString(), ...event })}\n`);
+      this.out.write(safeJsonLine({ time: new Date(now).toISOString(), ...event }));
       return;
     }
     const label = event.database ? `${event.database}/${event.table}` : event.table;
@@ -249,9 +254,8 @@ export class ProgressDisplay {
     this.lastDraw = now;
     // A pseudo-terminal without a size reports 0 columns: draw at a usual width rather than cut every bar to nothing.
     const width = this.out.columns || 100;
-    const up = this.drawnLines > 0 ? `\x1b[${this.drawnLines}A` : '';
-    const lines = [...this.bars.values()].map((bar) => `\r\x1b[2K${renderBar(bar, width)}\n`);
-    this.out.write(`${up}${lines.join('')}`);
+    const lines = [...this.bars.values()].map((bar) => renderBar(bar, width));
+    this.out.write(redrawn(this.drawnLines, lines));
     this.drawnLines = lines.length;
   }
 }
@@ -266,18 +270,18 @@ export interface OutputOptions {
 /** A local command's output: `say` for its own lines (silent with --quiet), `display` for progress on stdout. */
 export function commandOutput(
   options: OutputOptions,
-  stdout: NodeJS.WriteStream = process.stdout,
+  stdout: Pick<NodeJS.WriteStream, 'isTTY' | 'columns'> = process.stdout,
   totals?: Map<string, number>,
 ) {
   const display = new ProgressDisplay(
-    { write: (text) => stdout.write(text), isTTY: stdout.isTTY, columns: stdout.columns },
+    { write: writeStdout, isTTY: stdout.isTTY, columns: stdout.columns },
     progressMode(options, stdout.isTTY === true),
     { totals },
   );
   return {
     display,
     say: (line: string) => {
-      if (!options.quiet && !options.json) console.log(line);
+      if (!options.quiet && !options.json) print(safeLine(line));
     },
   };
 }

@@ -4,6 +4,7 @@ import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import type { RestoreFileResult } from '../lambdas/shared/lock-table/restore-records.js';
 import { type RestoreRequestInput, RestoreRequestSchema } from '../lambdas/shared/restore/restore-task.js';
 import { type HistoryEvent, startAndFollow } from './execution-history.js';
+import { type SafeText, safeLine, safeLines, type Write } from './output.js';
 import { formatNumber } from './report.js';
 import { formatRestoreProgress, RestoreProgress } from './restore-progress.js';
 
@@ -69,7 +70,7 @@ function rowWords(dryRun: boolean, inserted: number, skipped: number, overwritte
 export function formatRestoreResults(
   results: RestoreFileResult[],
   { dryRun, seconds }: { dryRun: boolean; seconds?: number },
-): string {
+): SafeText {
   const lines: string[] = [];
   const sum = (pick: (r: RestoreFileResult) => number) => results.reduce((n, r) => n + pick(r), 0);
   // Every archive when few; otherwise only those that need attention, so failures never scroll away.
@@ -89,7 +90,21 @@ export function formatRestoreResults(
       sum((r) => r.overwritten),
     )}${seconds ? `; ${formatNumber(Math.round(sum((r) => (r.status === 'already-restored' ? 0 : r.rows)) / seconds))} rows/s over ${seconds.toFixed(1)} s` : ''}`,
   );
-  return lines.join('\n');
+  // Keys, errors and warnings name tables and carry the database's messages: each stays one line.
+  return safeLines(lines);
+}
+
+/**
+ * A local execution that failed, in one line (stderr): its error's message names tables and carries the database's
+ * messages, so a line break in it is escaped too.
+ */
+export function formatExecutionFailure(execution: {
+  executionName: string;
+  error?: { name?: string; message?: string };
+}): SafeText {
+  return safeLine(
+    `Execution ${execution.executionName} failed: ${execution.error?.name}: ${execution.error?.message}`,
+  );
 }
 
 export interface AwsRestoreOutcome {
@@ -111,7 +126,7 @@ export async function runAwsRestore(
   sfn: Pick<SFNClient, 'send'>,
   stateMachineArn: string,
   request: RestoreRequestInput,
-  options: { write: (line: string) => void; pollMs?: number; now?: () => number },
+  options: { write: Write; pollMs?: number; now?: () => number },
 ): Promise<AwsRestoreOutcome> {
   const progress = new RestoreProgress(options.now);
   let finish: unknown;

@@ -1,6 +1,7 @@
 import { type ArchiverConfig, type DatabaseConfig, tableRef } from '../lambdas/shared/config/schema.js';
 import { quoteIdent, quoteLiteral } from '../lambdas/shared/database/table-sql.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
+import { printable, replaceUnprintable, type SafeText, safeLines } from './output.js';
 
 export interface RoleSqlOptions {
   /** The login role the archiver connects as. */
@@ -10,6 +11,22 @@ export interface RoleSqlOptions {
   /** Leave out what restores need (INSERT and UPDATE, sequences, restore targets). */
   noRestore?: boolean;
 }
+
+/**
+ * A name or a text in the SQL, printable on a terminal with the same meaning: as usual when it has no control
+ * character (line breaks, escape sequences, bidi marks), else in PostgreSQL's Unicode escape form (`U&"..."`,
+ * `U&'...'`; standard_conforming_strings on, the default since 9.1), each such character written `\XXXX`.
+ */
+function unicodeEscaped(text: string, quote: '"' | "'"): string {
+  const body = replaceUnprintable(
+    text.replaceAll('\\', '\\\\').replaceAll(quote, quote + quote),
+    (c) => `\\${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+  return `U&${quote}${body}${quote}`;
+}
+const sqlIdent = (name: string) => (printable(name) === name ? quoteIdent(name) : unicodeEscaped(name, '"'));
+const sqlLiteral = (text: string) =>
+  printable(text) === text ? quoteLiteral(text) : unicodeEscaped(text, "'");
 
 /** A dollar-quote tag that occurs in none of `texts`, so a name can never end the quoted body. */
 function dollarTag(texts: string[]): string {
@@ -27,7 +44,7 @@ function dollarTag(texts: string[]): string {
  * needs; `pg_read_all_stats` when `replicaLag` reads `pg_stat_replication`; MAINTAIN (PostgreSQL 17 and later) when
  * `vacuumAfterRun` is set. Run it as a superuser or the tables' owner, in each database (psql -d <database> -f).
  */
-export function roleSql(config: ArchiverConfig, options: RoleSqlOptions): string {
+export function roleSql(config: ArchiverConfig, options: RoleSqlOptions): SafeText {
   // Each database's SQL runs in that database: printed one at a time, so it cannot be piped into the wrong one.
   if (!options.database && config.databases.length > 1)
     throw new ConfigError(
@@ -38,10 +55,15 @@ export function roleSql(config: ArchiverConfig, options: RoleSqlOptions): string
   return databaseSql(config, db, options);
 }
 
-function databaseSql(config: ArchiverConfig, db: DatabaseConfig, options: RoleSqlOptions): string {
-  const role = quoteIdent(options.role);
+function databaseSql(config: ArchiverConfig, db: DatabaseConfig, options: RoleSqlOptions): SafeText {
+  const role = sqlIdent(options.role);
   const restore = !options.noRestore;
-  const tables = db.tables.map((t) => ({ ...t, qualified: `${quoteIdent(t.schema)}.${quoteIdent(t.name)}` }));
+  const tables = db.tables.map((t) => ({
+    ...t,
+    qualified: `${sqlIdent(t.schema)}.${sqlIdent(t.name)}`,
+    // As regclass reads it, in a literal: the plain quoted form (regclass knows no U&), the literal escaped instead.
+    regclass: sqlLiteral(`${quoteIdent(t.schema)}.${quoteIdent(t.name)}`),
+  }));
   const schemas = [...new Set(tables.map((t) => t.schema))];
   const tag = dollarTag([
     options.role,
@@ -49,14 +71,14 @@ function databaseSql(config: ArchiverConfig, db: DatabaseConfig, options: RoleSq
     ...(db.restoreTargets ?? []),
   ]);
   const lines = [
-    `-- audit-archiver role for database ${db.name} (${tables.map((t) => tableRef(t)).join(', ')}).`,
+    `-- audit-archiver role for database ${db.name} (${tables.map((t) => printable(tableRef(t))).join(', ')}).`,
     '-- Run in that database as a superuser or the owner of its tables; then set the password (psql: \\password)',
     '-- and store it in the secret the config names.',
     // The role is cluster-wide: created by the first database's SQL, found by the next one's.
-    `DO ${tag} BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = ${quoteLiteral(options.role)}) THEN CREATE ROLE ${role} LOGIN; END IF; END ${tag};`,
+    `DO ${tag} BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = ${sqlLiteral(options.role)}) THEN CREATE ROLE ${role} LOGIN; END IF; END ${tag};`,
     // TEMPORARY: a restore stages an archive that cannot go straight into its target in a temporary table.
-    `DO ${tag} BEGIN EXECUTE format('GRANT CONNECT${restore ? ', TEMPORARY' : ''} ON DATABASE %I TO %s', current_database(), ${quoteLiteral(role)}); END ${tag};`,
-    ...schemas.map((schema) => `GRANT USAGE ON SCHEMA ${quoteIdent(schema)} TO ${role};`),
+    `DO ${tag} BEGIN EXECUTE format('GRANT CONNECT${restore ? ', TEMPORARY' : ''} ON DATABASE %I TO %s', current_database(), ${sqlLiteral(role)}); END ${tag};`,
+    ...schemas.map((schema) => `GRANT USAGE ON SCHEMA ${sqlIdent(schema)} TO ${role};`),
     ...tables.map(
       (t) => `GRANT SELECT, DELETE${restore ? ', INSERT, UPDATE' : ''} ON TABLE ${t.qualified} TO ${role};`,
     ),
@@ -66,31 +88,31 @@ function databaseSql(config: ArchiverConfig, db: DatabaseConfig, options: RoleSq
     for (const t of tables) {
       lines.push(
         `DO ${tag} DECLARE s text; BEGIN
-  FOR s IN SELECT pg_catalog.pg_get_serial_sequence(${quoteLiteral(t.qualified)}, a.attname)
+  FOR s IN SELECT pg_catalog.pg_get_serial_sequence(${t.regclass}, a.attname)
              FROM pg_catalog.pg_attribute a
-            WHERE a.attrelid = ${quoteLiteral(t.qualified)}::regclass AND a.attnum > 0 AND NOT a.attisdropped
+            WHERE a.attrelid = ${t.regclass}::regclass AND a.attnum > 0 AND NOT a.attisdropped
            UNION
            -- A sequence a column's default draws on without owning it (DEFAULT nextval('seq')).
            SELECT p.refobjid::regclass::text
              FROM pg_catalog.pg_attrdef d
              JOIN pg_catalog.pg_depend p ON p.classid = 'pg_catalog.pg_attrdef'::regclass AND p.objid = d.oid
              JOIN pg_catalog.pg_class c ON c.oid = p.refobjid AND c.relkind = 'S'
-            WHERE d.adrelid = ${quoteLiteral(t.qualified)}::regclass LOOP
-    IF s IS NOT NULL THEN EXECUTE format('GRANT USAGE, SELECT, UPDATE ON SEQUENCE %s TO %s', s, ${quoteLiteral(role)}); END IF;
+            WHERE d.adrelid = ${t.regclass}::regclass LOOP
+    IF s IS NOT NULL THEN EXECUTE format('GRANT USAGE, SELECT, UPDATE ON SEQUENCE %s TO %s', s, ${sqlLiteral(role)}); END IF;
   END LOOP;
 END ${tag};`,
       );
     }
     for (const target of db.restoreTargets ?? []) {
       const dot = target.indexOf('.');
-      const schema = quoteIdent(target.slice(0, dot));
+      const schema = sqlIdent(target.slice(0, dot));
       const name = target.slice(dot + 1);
-      lines.push(`-- restoreTargets ${target}: create a missing target (CREATE) and fill it.`);
+      lines.push(`-- restoreTargets ${printable(target)}: create a missing target (CREATE) and fill it.`);
       lines.push(`GRANT USAGE, CREATE ON SCHEMA ${schema} TO ${role};`);
       lines.push(
         name === '*'
           ? `GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA ${schema} TO ${role};`
-          : `-- an existing ${target} also needs: GRANT SELECT, INSERT, UPDATE ON TABLE ${schema}.${quoteIdent(name)} TO ${role};`,
+          : `-- an existing ${printable(target)} also needs: GRANT SELECT, INSERT, UPDATE ON TABLE ${schema}.${sqlIdent(name)} TO ${role};`,
       );
     }
   }
@@ -104,5 +126,6 @@ END ${tag};`,
     );
     lines.push(...tables.map((t) => `GRANT MAINTAIN ON TABLE ${t.qualified} TO ${role};`));
   }
-  return lines.join('\n');
+  // Every name above is printable already (sqlIdent, sqlLiteral, printable): the statements' own line breaks stay.
+  return safeLines(lines.join('\n').split('\n'));
 }

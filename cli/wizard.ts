@@ -18,7 +18,8 @@ import { sessionSetupSql, tlsOption } from '../lambdas/shared/database/db.js';
 import { describeTable, primaryKey, TABLE_RELATIONS_SQL } from '../lambdas/shared/database/table-shape.js';
 import { qualifiedName, quoteIdent } from '../lambdas/shared/database/table-sql.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
-import { formatNumber, printable } from './report.js';
+import { printable, safeLine, safeLines, type Write } from './output.js';
+import { formatNumber } from './report.js';
 
 /** Names that say "audit data": such tables rank first. */
 const AUDIT_NAME = /audit|log|history|event|journal|activity|trail|change|outbox/i;
@@ -277,11 +278,7 @@ async function ageProfile(client: pg.ClientBase, candidate: Candidate): Promise<
   };
 }
 
-function formatCandidates(candidates: Candidate[]): string {
-  return candidates.map((c, i) => printable(candidateLine(c, i))).join('\n');
-}
-
-/** One table of the listing, as the database names it (formatCandidates makes it printable). */
+/** One table of the listing, as the database names it (runWizard writes each as one printable line). */
 function candidateLine(c: Candidate, i: number): string {
   const head = `${String(i + 1).padStart(3)}. ${c.schema}.${c.name}`;
   if (c.unusable) return `${head}  (not usable: ${c.unusable})`;
@@ -482,7 +479,7 @@ function retentionRefusal(answer: string): string | undefined {
 
 export interface WizardIo {
   prompter?: Prompter;
-  write(line: string): void;
+  write: Write;
   env: Record<string, string | undefined>;
   now(): Date;
 }
@@ -525,7 +522,9 @@ export async function runWizard(options: WizardOptions, io: WizardIo): Promise<s
   } finally {
     await client.end();
   }
-  io.write(`Tables of ${settings.database} (audit-like first):\n${formatCandidates(candidates)}`);
+  io.write(
+    safeLines([`Tables of ${settings.database} (audit-like first):`, ...candidates.map(candidateLine)]),
+  );
   let picks = options.tables;
   let retentionDays = options.retentionDays;
   let out = options.out;
@@ -551,9 +550,11 @@ export async function runWizard(options: WizardOptions, io: WizardIo): Promise<s
     });
     const own = suggested.config.databases[0]?.tables.filter((t) => t.retentionDays !== undefined) ?? [];
     io.write(
-      `Suggested retention: ${suggested.retention.days} days (${suggested.retention.reason})` +
-        own.map((t) => `; ${quoted(tableRef(t))} ${t.retentionDays} days, its own suggestion`).join('') +
-        '.',
+      safeLine(
+        `Suggested retention: ${suggested.retention.days} days (${suggested.retention.reason})` +
+          own.map((t) => `; ${quoted(tableRef(t))} ${t.retentionDays} days, its own suggestion`).join('') +
+          '.',
+      ),
     );
     const answer = Number(
       await prompter.ask('Retention in days', String(suggested.retention.days), retentionRefusal),
@@ -591,8 +592,10 @@ export async function runWizard(options: WizardOptions, io: WizardIo): Promise<s
     throw error;
   }
   io.write(
-    `Wrote ${out}: ${chosen.length} table(s), retention ${result.retention.days} days (${result.retention.reason}).`,
+    safeLine(
+      `Wrote ${out}: ${chosen.length} table(s), retention ${result.retention.days} days (${result.retention.reason}).`,
+    ),
   );
-  if (options.demo) io.write(DEMO_NOTE);
+  if (options.demo) io.write(safeLine(DEMO_NOTE));
   return out;
 }

@@ -1,13 +1,8 @@
 import type { Command } from 'commander';
 import { type ArchiveScopeOptions, listCommand, validateCommand } from '../archives.js';
 import { type ArchiveTarget, withArchiveContext } from '../context.js';
-import {
-  CONFIG_OR_DEMO_OPTIONS,
-  configPathOf,
-  configureLogging,
-  STATE_DIR_OPTION,
-  writeLine,
-} from './common.js';
+import { print, safeLine } from '../output.js';
+import { CONFIG_OR_DEMO_OPTIONS, configPathOf, configureLogging, STATE_DIR_OPTION } from './common.js';
 
 type ScopeCommandOptions = ArchiveScopeOptions & {
   config?: string;
@@ -58,11 +53,13 @@ export function registerArchiveCommands(program: Command, local: Command): void 
             : { mode: 'local', configPath, stateDir: options.stateDir };
         process.exitCode = await withArchiveContext(target, async ({ config, store, lockTable }) => {
           if (target.mode === 'aws' && !lockTable && name === 'validate') {
-            writeLine(
-              'note: without --lock-table the archives are not compared with the inventory of committed archives',
+            print(
+              safeLine(
+                'note: without --lock-table the archives are not compared with the inventory of committed archives',
+              ),
             );
           }
-          return run(store, config, options, writeLine, lockTable?.inventory);
+          return run(store, config, options, print, lockTable?.inventory);
         });
       });
     }

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { type AuditOptions, auditCommand } from '../audit.js';
 import { withArchiveContext } from '../context.js';
-import { configPathOf, configureLogging, STATE_DIR_OPTION, writeLine } from './common.js';
+import { print } from '../output.js';
+import { configPathOf, configureLogging, STATE_DIR_OPTION } from './common.js';
 
 /** `audit`: the audit trail in the archive bucket, local or in AWS. */
 export function registerAudit(program: Command): void {
@@ -38,7 +39,7 @@ export function registerAudit(program: Command): void {
           ? { mode: 'aws' as const, configPath, bucket: options.bucket }
           : { mode: 'local' as const, configPath, stateDir: options.stateDir };
         process.exitCode = await withArchiveContext(target, ({ config, store }) =>
-          auditCommand(store, config.s3.prefix, options, writeLine),
+          auditCommand(store, config.s3.prefix, options, print),
         );
       },
     );

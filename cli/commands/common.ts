@@ -24,8 +24,6 @@ export function configureLogging(verbose: boolean): void {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 }
 
-export const writeLine = (line: string): void => console.log(line);
-
 /** `--config`, or with `--demo` the demo's config (`npm start`). Commander help text for both options. */
 export const CONFIG_OR_DEMO_OPTIONS = {
   config: ['-c, --config <file>', 'config file (YAML); not needed with --demo'],

@@ -24,6 +24,7 @@ import {
   workloadFromTables,
 } from '../cost-model.js';
 import { withDemoDatabase } from '../demo-database.js';
+import { print, type SafeText, safeJson, safeLines } from '../output.js';
 import { formatNumber } from '../report.js';
 import { configureLogging, STATE_DIR_OPTION } from './common.js';
 
@@ -78,7 +79,7 @@ async function runCost(raw: Record<string, unknown>): Promise<void> {
       options.size === undefined && options.rows === undefined && measure ? await measure() : undefined;
     const workload = tables ? workloadFromTables(tables) : workloadFromOptions(options, batchSize);
     const result = costReport(workload, plansFor(config), options.months, options.region, tables);
-    console.log(options.json ? JSON.stringify(result, null, 2) : formatCostReport(result));
+    print(options.json ? safeJson(result) : formatCostReport(result));
   };
   // Loaded on use, and only to measure: pg and the database layer (see common.ts).
   const measureAll = async (config: DeploymentConfig, store?: ArchiveStore) =>
@@ -184,7 +185,7 @@ export function workloadFromOptions(options: CostOptions, batchSize: number): Wo
 const usd = (value: number) => (value < 10 ? `$${value.toFixed(2)}` : `$${formatNumber(Math.round(value))}`);
 const gib = (bytes: number) => `${(bytes / GIB).toFixed(bytes < GIB ? 3 : 1)} GiB`;
 
-function formatCostReport(report: CostReport): string {
+function formatCostReport(report: CostReport): SafeText {
   const w = report.workload;
   const lines = [
     `Archive: ${formatNumber(w.backlog.rows)} rows, ${gib(w.backlog.bytes)} in ${formatNumber(w.backlog.objects)} archives now; ` +
@@ -229,5 +230,6 @@ function formatCostReport(report: CostReport): string {
     `Prices: ${report.region}, ${report.prices.currency}, ${report.prices.source}, taken ${report.prices.takenOn}; ` +
       'storage at the first 50 TB tier; data transfer out of the region is not included.',
   );
-  return lines.join('\n');
+  // Database and table names come from the config and the database: each stays one line.
+  return safeLines(lines);
 }

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
 import { startDemoPostgres } from '../demo-database.js';
+import { print, safeLine } from '../output.js';
 import type { OutputOptions } from '../progress.js';
 import { configureLogging, STATE_DIR_OPTION } from './common.js';
 import { archiveLocally, JSON_RESULT_OPTION } from './local-run.js';
@@ -31,7 +32,7 @@ async function runDemo(options: { stateDir: string; rows: number; postgres: '14'
   const demo = await import('../../local/demo.js');
   const { default: pg } = await import('pg');
   const say = (line: string) => {
-    if (!options.quiet && !options.json) console.log(line);
+    if (!options.quiet && !options.json) print(safeLine(line));
   };
   // Only the owner reads the state: archives of personal data, and a config with the demo's password.
   mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });

@@ -5,6 +5,7 @@ import { boundedRequests } from '../../lambdas/shared/runtime/aws-requests.js';
 import { archiveBucket, withLocalEnvironment } from '../context.js';
 import { withDemoDatabase } from '../demo-database.js';
 import type { CheckResult } from '../doctor.js';
+import { print, safeJson } from '../output.js';
 import { configureLogging, STATE_DIR_OPTION } from './common.js';
 
 const doctorHelp = (where: 'aws' | 'local') => `
@@ -108,6 +109,6 @@ function printDoctor(
   { json, strict }: { json: boolean; strict: boolean },
 ): void {
   const exitCode = doctor.doctorExitCode(results, strict);
-  console.log(json ? JSON.stringify({ exitCode, checks: results }, null, 2) : doctor.formatDoctor(results));
+  print(json ? safeJson({ exitCode, checks: results }) : doctor.formatDoctor(results));
   process.exitCode = exitCode;
 }

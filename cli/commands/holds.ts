@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
 import type { ArchiveContext } from '../context.js';
 import type { HoldContext } from '../holds.js';
+import { print, safeLine } from '../output.js';
 import {
   type LockTableTargetOptions,
   withLockTableOptions,
@@ -22,14 +23,18 @@ export function registerHolds(program: Command): void {
     .action(async (database: string, table: string, options: HoldCommandOptions & { reason: string }) => {
       const { setHold } = await loadHolds();
       const set = await withHoldContext(options, (ctx) => setHold(ctx, database, table, options.reason));
-      console.log(`${database}/${table} is under legal hold: ${set.reason}`);
+      print(safeLine(`${database}/${table} is under legal hold: ${set.reason}`));
     });
   withHoldOptions(hold.command('clear <database> <table>').description('Lift a table’s legal hold.')).action(
     async (database: string, table: string, options: HoldCommandOptions) => {
       const { clearHold } = await loadHolds();
       const cleared = await withHoldContext(options, (ctx) => clearHold(ctx, database, table));
-      console.log(
-        cleared ? `${database}/${table}: hold cleared` : `${database}/${table} had no hold in the lock table`,
+      print(
+        safeLine(
+          cleared
+            ? `${database}/${table}: hold cleared`
+            : `${database}/${table} had no hold in the lock table`,
+        ),
       );
     },
   );
@@ -37,7 +42,7 @@ export function registerHolds(program: Command): void {
     .option('--json', 'print the holds as a JSON array', false)
     .action(async (options: HoldCommandOptions & { json: boolean }) => {
       const { formatHolds } = await loadHolds();
-      console.log(
+      print(
         await withHoldContext(options, async (ctx) =>
           formatHolds(await ctx.holds.list(), { json: options.json }),
         ),
@@ -74,8 +79,10 @@ export function registerHolds(program: Command): void {
         const done = await withHoldContext(options, (ctx) =>
           setObjectLegalHold(ctx, database, table, status, { fromDay: options.from, toDay: options.to }),
         );
-        console.log(
-          `${database}/${table}: legal hold ${status} on ${done.objects} objects (${done.archives} archives)`,
+        print(
+          safeLine(
+            `${database}/${table}: legal hold ${status} on ${done.objects} objects (${done.archives} archives)`,
+          ),
         );
       },
     );

@@ -5,6 +5,7 @@ import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
 import { boundedRequests } from '../../lambdas/shared/runtime/aws-requests.js';
 import { archiveBucket, withLocalEnvironment } from '../context.js';
 import { EXIT_FINDINGS, EXIT_OK } from '../exit-codes.js';
+import { print, safeJson, safeLine } from '../output.js';
 import { configPathOf, configureLogging } from './common.js';
 import {
   type LockTableTargetOptions,
@@ -33,7 +34,7 @@ export function registerLeases(program: Command): void {
         const statuses = await withLockTableTarget(options, 'status', ({ config, lockTable }) =>
           tableStatuses({ config, ...lockTable }, { database: options.database, tables: options.table }),
         );
-        console.log(options.json ? JSON.stringify(statuses, null, 2) : formatStatuses(statuses));
+        print(options.json ? safeJson(statuses) : formatStatuses(statuses));
         process.exitCode = EXIT_OK;
       },
     );
@@ -124,6 +125,7 @@ export function registerLeases(program: Command): void {
 
 /** The command's one line for the operator, and its exit code: 0 when done, 1 when refused (a finding). */
 function conclude(done: boolean, line: string): void {
-  console.log(line);
+  // The table as the operator typed it, and a reason that may carry the database's or an operator's text.
+  print(safeLine(line));
   process.exitCode = done ? EXIT_OK : EXIT_FINDINGS;
 }

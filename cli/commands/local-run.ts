@@ -6,8 +6,10 @@ import type { PlanReport } from '../../lambdas/shared/batch/plan-report.js';
 import type { TableOutcome } from '../../lambdas/shared/lock-table/run-records.js';
 import { withLocalEnvironment } from '../context.js';
 import { EXIT_FINDINGS, EXIT_OK, executionExitCode } from '../exit-codes.js';
+import { print, printError, safeJson, safeLine, safeLines } from '../output.js';
 import { commandOutput, notificationsOfRun, type OutputOptions, progressMode } from '../progress.js';
 import { formatSummary } from '../report.js';
+import { formatExecutionFailure } from '../restore.js';
 import { configureLogging, STATE_DIR_OPTION } from './common.js';
 
 /** `local run`: the archive workflow against the user's PostgreSQL, with local S3 and DynamoDB. */
@@ -69,9 +71,14 @@ export async function archiveLocally(
     display.finish();
     const notifications = join(resolve(stateDir), NOTIFICATIONS_FILE);
     if (output.verbose && !output.json && existsSync(notifications)) {
+      // The message's own line breaks are kept (a notification is several lines); each line is made printable.
       for (const message of notificationsOfRun(readFileSync(notifications, 'utf8'), execution.executionName))
-        console.log(
-          `Notification (local mode writes it to ${NOTIFICATIONS_FILE}; AWS sends it to SNS):\n${message}`,
+        print(
+          safeLines(
+            `Notification (local mode writes it to ${NOTIFICATIONS_FILE}; AWS sends it to SNS):\n${message}`.split(
+              '\n',
+            ),
+          ),
         );
     }
     const seconds = (Date.now() - started) / 1000;
@@ -92,18 +99,16 @@ export async function archiveLocally(
       }),
     );
     if (output.json) {
-      console.log(JSON.stringify(runResult(execution, seconds, reports), null, 2));
+      print(safeJson(runResult(execution, seconds, reports)));
       return localRunExitCode(execution, outcomes);
     }
-    console.log(formatSummary(reports, seconds));
+    print(formatSummary(reports, seconds));
     if (execution.status !== 'SUCCEEDED') {
-      console.error(
-        `Execution ${execution.executionName} failed: ${execution.error?.name}: ${execution.error?.message}`,
-      );
-    } else console.log(`Execution ${execution.executionName} succeeded.`);
+      printError(formatExecutionFailure(execution));
+    } else print(safeLine(`Execution ${execution.executionName} succeeded.`));
     // A run that could not take a table archived nothing there: a cron job must not read it as done.
     const skipped = skippedTables(outcomes);
-    if (skipped) console.error(skipped);
+    if (skipped) printError(safeLine(skipped));
     return localRunExitCode(execution, outcomes);
   });
 }

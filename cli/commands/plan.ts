@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
 import { withLocalEnvironment } from '../context.js';
 import { withDemoDatabase } from '../demo-database.js';
+import { print, safeJson } from '../output.js';
 import { configureLogging, STATE_DIR_OPTION } from './common.js';
 
 interface PlanCommandOptions {
@@ -33,7 +34,7 @@ export function registerPlan(program: Command): void {
       const plan = (configPath: string) =>
         withLocalEnvironment(configPath, options.stateDir, async (env) => {
           const report = await planLocally(env, { database: options.database, tables: options.table });
-          console.log(options.json ? JSON.stringify(report, null, 2) : formatPlanReport(report));
+          print(options.json ? safeJson(report) : formatPlanReport(report));
           process.exitCode = planExitCode(report);
         });
       if (options.demo) return withDemoDatabase(options.stateDir, ({ configPath }) => plan(configPath));

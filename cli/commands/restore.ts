@@ -7,10 +7,17 @@ import type { ExecutionResult } from '../../local/workflow.js';
 import { withLocalEnvironment } from '../context.js';
 import { withDemoDatabase } from '../demo-database.js';
 import { executionExitCode } from '../exit-codes.js';
+import { print, printError, safeJson, safeLine } from '../output.js';
 import { commandOutput, type OutputOptions } from '../progress.js';
 import { formatNumber } from '../report.js';
-import { formatRestoreResults, type RestoreOptions, restoreRequest, runAwsRestore } from '../restore.js';
-import { configureLogging, STATE_DIR_OPTION, writeLine } from './common.js';
+import {
+  formatExecutionFailure,
+  formatRestoreResults,
+  type RestoreOptions,
+  restoreRequest,
+  runAwsRestore,
+} from '../restore.js';
+import { configureLogging, STATE_DIR_OPTION } from './common.js';
 
 /** `restore` (the deployed restore state machine) and `local restore` (the same ASL and handlers, in-process). */
 export function registerRestore(program: Command, local: Command): void {
@@ -53,13 +60,13 @@ export function registerRestore(program: Command, local: Command): void {
       options.stateMachineArn,
       restoreRequest(options),
       {
-        write: writeLine,
+        write: print,
       },
     );
-    console.log(JSON.stringify(outcome.output ?? { error: outcome.error, cause: outcome.cause }, null, 2));
+    print(safeJson(outcome.output ?? { error: outcome.error, cause: outcome.cause }));
     const rate =
       outcome.rowsPerSecond !== undefined ? ` (${formatNumber(outcome.rowsPerSecond)} rows/s)` : '';
-    console.log(`Execution ${outcome.executionArn}: ${outcome.status}${rate}`);
+    print(safeLine(`Execution ${outcome.executionArn}: ${outcome.status}${rate}`));
     process.exitCode = executionExitCode(outcome.status, outcome.error);
   });
 }
@@ -168,8 +175,10 @@ async function restoreDemo(options: LocalRestoreOptions): Promise<number> {
     try {
       for (const c of await compareWithOriginals(client)) {
         const same = c.missing === 0 && c.extra === 0;
-        console.log(
-          `${c.table}: ${c.rows.toLocaleString('en-US')} rows; ${same ? 'identical to the original rows' : `DIFFERS from the original rows: ${c.missing} missing, ${c.extra} extra`}`,
+        print(
+          safeLine(
+            `${c.table}: ${c.rows.toLocaleString('en-US')} rows; ${same ? 'identical to the original rows' : `DIFFERS from the original rows: ${c.missing} missing, ${c.extra} extra`}`,
+          ),
         );
         if (!same) exitCode = 1;
       }
@@ -186,15 +195,12 @@ function reportRestore(
   { json, dryRun, seconds }: { json: boolean; dryRun: boolean; seconds?: number },
 ): number {
   if (json) {
-    console.log(JSON.stringify({ execution, results, ...(seconds ? { seconds } : {}) }, null, 2));
+    print(safeJson({ execution, results, ...(seconds ? { seconds } : {}) }));
   } else {
-    console.log(formatRestoreResults(results, { dryRun, seconds }));
-    for (const warning of summaryWarnings(execution.output)) console.log(`warning: ${warning}`);
-    if (execution.status === 'SUCCEEDED') console.log(`Execution ${execution.executionName} succeeded.`);
-    else
-      console.error(
-        `Execution ${execution.executionName} failed: ${execution.error?.name}: ${execution.error?.message}`,
-      );
+    print(formatRestoreResults(results, { dryRun, seconds }));
+    for (const warning of summaryWarnings(execution.output)) print(safeLine(`warning: ${warning}`));
+    if (execution.status === 'SUCCEEDED') print(safeLine(`Execution ${execution.executionName} succeeded.`));
+    else printError(formatExecutionFailure(execution));
   }
   return executionExitCode(execution.status, execution.error?.name);
 }

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { loadDeploymentConfigFile } from '../../lambdas/shared/config/deployment-schema.js';
+import { print } from '../output.js';
 import { roleSql } from '../role-sql.js';
 import { CONFIG_OR_DEMO_OPTIONS, configPathOf, STATE_DIR_OPTION } from './common.js';
 
@@ -26,7 +27,7 @@ export function registerRoleSql(program: Command): void {
         restore: boolean;
       }) => {
         const config = loadDeploymentConfigFile(await configPathOf(options, 'role-sql'));
-        console.log(
+        print(
           roleSql(config, { role: options.role, database: options.database, noRestore: !options.restore }),
         );
       },

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { boundedRequests } from '../../lambdas/shared/runtime/aws-requests.js';
 import { EXIT_FINDINGS, EXIT_OK, executionExitCode } from '../exit-codes.js';
-import { writeLine } from './common.js';
+import { print, safeJson } from '../output.js';
 
 interface RunOptions {
   stateMachineArn: string;
@@ -45,11 +45,11 @@ export function registerRun(program: Command): void {
         options.stateMachineArn,
         input,
         {
-          write: options.json ? () => undefined : writeLine,
+          write: options.json ? () => undefined : print,
         },
       );
-      if (options.json) console.log(JSON.stringify(outcome, null, 2));
-      else console.log(outcome.plan ? formatPlanReport(outcome.plan) : formatRunOutcome(outcome));
+      if (options.json) print(safeJson(outcome));
+      else print(outcome.plan ? formatPlanReport(outcome.plan) : formatRunOutcome(outcome));
       process.exitCode =
         outcome.status !== 'SUCCEEDED'
           ? executionExitCode(outcome.status, outcome.error)

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { withDemoDatabase } from '../demo-database.js';
+import { print, safeLine } from '../output.js';
 import type { Prompter } from '../wizard.js';
 import { STATE_DIR_OPTION } from './common.js';
 
@@ -54,7 +55,7 @@ Examples:
         const interactive = process.stdin.isTTY === true && !options.yes;
         await wizard.runWizard(options, {
           prompter: interactive ? prompter : undefined,
-          write: (line) => console.log(line),
+          write: print,
           env: process.env,
           now: () => new Date(),
         });
@@ -65,7 +66,7 @@ Examples:
       } catch (error) {
         if ((error as Error).name !== 'ExitPromptError') throw error;
         // Ctrl-C at a prompt: the user chose to stop; nothing was written. 130 is the shell's code for SIGINT.
-        console.log('Stopped; nothing was written.');
+        print(safeLine('Stopped; nothing was written.'));
         process.exitCode = 130;
       }
     });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatSummary, printable } from '../../cli/report.js';
+import { printable } from '../../cli/output.js';
+import { formatSummary } from '../../cli/report.js';
 
 describe('the local run summary', () => {
   it('counts batches, not objects: a batch holds one archive object per day it spans', () => {
