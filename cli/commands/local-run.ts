@@ -4,11 +4,12 @@ import type { Command } from 'commander';
 import { tablePrefix } from '../../lambdas/shared/archive/format.js';
 import type { PlanReport } from '../../lambdas/shared/batch/plan-report.js';
 import type { TableOutcome } from '../../lambdas/shared/lock-table/run-records.js';
+import type { WorkflowOptions } from '../../local/run.js';
 import { withLocalEnvironment } from '../context.js';
 import { EXIT_FINDINGS, EXIT_OK, executionExitCode } from '../exit-codes.js';
 import { print, printError, safeJson, safeLine, safeLines } from '../output.js';
 import { commandOutput, notificationsOfRun, type OutputOptions, progressMode } from '../progress.js';
-import { formatSummary } from '../report.js';
+import { formatSummary, WithdrawnBatches } from '../report.js';
 import { formatExecutionFailure } from '../restore.js';
 import { configureLogging, STATE_DIR_OPTION } from './common.js';
 
@@ -55,6 +56,8 @@ export async function archiveLocally(
   input: Record<string, unknown>,
   rowsKept: ((database: string, table: string) => Promise<number>) | undefined,
   output: OutputOptions,
+  /** Tests only: faults injected into the steps, and the retry intervals' scale. */
+  workflow: Pick<WorkflowOptions, 'fault' | 'retryIntervalScale'> = {},
 ): Promise<number> {
   // Loaded on use: local mode and the database layer (see common.ts).
   const { runLocalArchive, NOTIFICATIONS_FILE } = await import('../../local/run.js');
@@ -67,7 +70,15 @@ export async function archiveLocally(
     const { display, say } = commandOutput(output, process.stdout, totals);
     const started = Date.now();
     say(`Archiving with the local workflow (state in ${resolve(stateDir)}) ...`);
-    const { execution, outcomes } = await runLocalArchive(local, input, { onStep: display.onStep });
+    // The outcomes count withdrawn batches with committed ones (the batch budget's count): the summary tells them apart.
+    const withdrawn = new WithdrawnBatches();
+    const { execution, outcomes } = await runLocalArchive(local, input, {
+      ...workflow,
+      onStep: (event) => {
+        withdrawn.onStep(event);
+        display.onStep(event);
+      },
+    });
     display.finish();
     const notifications = join(resolve(stateDir), NOTIFICATIONS_FILE);
     if (output.verbose && !output.json && existsSync(notifications)) {
@@ -92,7 +103,7 @@ export async function archiveLocally(
           table: rest.join('.'),
         });
         return {
-          outcome,
+          outcome: withdrawn.committed(outcome),
           rowsKept: rowsKept ? await rowsKept(outcome.database, outcome.table) : undefined,
           archiveLocation: join(resolve(stateDir), 's3', local.services.bucket, prefix),
         };
