@@ -448,6 +448,32 @@ describe('restore workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
     expect(counts.rows[0]).toEqual({ rows: 0, seen: 0 });
   });
 
+  it('restores into a target whose rules were dropped or disabled (pg_class still says it has rules)', async () => {
+    // Prepare: relhasrules stays true after DROP RULE, until a VACUUM clears it.
+    await bed.db.client.query(`
+      CREATE TABLE public.unruled (LIKE public.before_archive INCLUDING ALL);
+      CREATE TABLE public.unruled_seen (id bigint);
+      CREATE RULE seen AS ON INSERT TO public.unruled DO ALSO INSERT INTO public.unruled_seen VALUES (NEW.id);
+      CREATE RULE seen_too AS ON INSERT TO public.unruled DO ALSO INSERT INTO public.unruled_seen VALUES (NEW.id);
+      DROP RULE seen ON public.unruled;
+      ALTER TABLE public.unruled DISABLE RULE seen_too;`);
+    const flagged = await bed.db.client.query(
+      `SELECT relhasrules FROM pg_catalog.pg_class WHERE oid = 'public.unruled'::regclass`,
+    );
+    expect(flagged.rows[0]).toEqual({ relhasrules: true });
+
+    // Act
+    const result = await restore({ targetTable: 'public.unruled', mode: 'key', key: dataKeys[1] ?? '' });
+
+    // Assess
+    expect(result.execution.status).toBe('SUCCEEDED');
+    const counts = await bed.db.client.query(
+      `SELECT (SELECT count(*) FROM public.unruled)::int AS rows, (SELECT count(*) FROM public.unruled_seen)::int AS seen`,
+    );
+    expect(counts.rows[0]?.rows).toBeGreaterThan(0);
+    expect(counts.rows[0]?.seen).toBe(0);
+  });
+
   it('a target with row-level security gets its rows through INSERT under its policies (COPY FROM refuses it)', async () => {
     // Prepare: forced on the owner too, with a policy that admits every row.
     await bed.db.client.query(`

@@ -171,7 +171,11 @@ export async function describeTarget(
                JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
             ${PRIMARY_KEY_SQL.replace('$1', 'c.oid')} AS primary_key,
-            NOT c.relrowsecurity AS copyable, c.relhasrules AS has_rules,
+            NOT c.relrowsecurity AS copyable,
+            -- Not relhasrules, which stays true after DROP RULE until a VACUUM. An INSERT or UPDATE rule that fires
+            -- (a replica session, where 'R' rules would, is refused) is what ON CONFLICT refuses and COPY skips.
+            EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r
+                     WHERE r.ev_class = c.oid AND r.ev_type IN ('2', '3') AND r.ev_enabled IN ('O', 'A')) AS has_rules,
             (SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_object('name', g.tgname,
                       'on', ${relationNameSql('g.tgrelid')},
                       'insert', (g.tgtype::int & 4) <> 0, 'update', (g.tgtype::int & 16) <> 0) ORDER BY g.tgname), '[]')
