@@ -91,6 +91,8 @@ export async function lockTable(input: LockInput, deps: LockDeps): Promise<LockO
       input.owner,
       deps.config.defaults.leaseSeconds,
     );
+    // A late duplicate of this execution's own acquire, after its release: the execution has had its answer.
+    if (!result.acquired && result.releasedByCaller) return result;
     if (!result.acquired) {
       const reason = `locked by ${result.holder} until ${new Date(result.expiresAt).toISOString()}`;
       deps.telemetry.metric('TablesSkippedLocked', 'Count', 1, {

@@ -69,6 +69,8 @@ const PROOF_FILES = [
   'test/proofs/redefined-between-steps.test.ts',
   'test/proofs/attach-partition.test.ts',
   'test/proofs/wide-tables.test.ts',
+  'test/proofs/at-least-once/duplicate-acquire.test.ts',
+  'test/proofs/at-least-once/duplicated-steps.test.ts',
 ];
 
 interface ProofSummary {

@@ -24,7 +24,12 @@ export class LeaseStore {
     return { pk: `TABLE#${database}#${table}`, sk: 'STATE' };
   }
 
-  /** Takes the lease when it is free, expired (checked here: TTL deletion is not timely) or already ours. */
+  /**
+   * Takes the lease when it is free or expired (checked here: TTL deletion is not timely), adding one to the fencing
+   * token; one already ours is renewed under the same token. Step Functions invokes a Lambda at least once: a
+   * duplicate of this execution's acquire must neither fence the execution out of its own lease (a new token) nor,
+   * landing after the release, take the lease for an execution that has ended (`releasedBy`).
+   */
   async acquire(
     database: string,
     table: string,
@@ -33,27 +38,44 @@ export class LeaseStore {
   ): Promise<AcquireResult> {
     const now = this.lockTable.now();
     const expiresAt = now + leaseSeconds * 1000;
-    try {
-      const result = await this.lockTable.call(() =>
+    const update = (expression: string, condition: string, values: Record<string, unknown>) =>
+      this.lockTable.call(() =>
         this.lockTable.ddb.send(
           new UpdateCommand({
             TableName: this.lockTable.tableName,
             Key: LeaseStore.stateKey(database, table),
-            UpdateExpression:
-              'SET #owner = :owner, expiresAt = :expiresAt, acquiredAt = :now ADD #token :one',
-            ConditionExpression: 'attribute_not_exists(#owner) OR expiresAt < :now OR #owner = :owner',
-            ExpressionAttributeNames: { '#owner': 'owner', '#token': 'token' },
-            ExpressionAttributeValues: { ':owner': owner, ':expiresAt': expiresAt, ':now': now, ':one': 1 },
+            UpdateExpression: expression,
+            ConditionExpression: condition,
+            ExpressionAttributeNames: { '#owner': 'owner', ...(values[':one'] ? { '#token': 'token' } : {}) },
+            ExpressionAttributeValues: { ':owner': owner, ':expiresAt': expiresAt, ':now': now, ...values },
             ReturnValues: 'ALL_NEW',
           }),
         ),
       );
-      return { acquired: true, lease: { owner, token: Number(result.Attributes?.token) }, expiresAt };
-    } catch (error) {
-      if (!isConditionFailure(error)) throw error;
-      const state = await this.get(database, table);
-      return { acquired: false, holder: state.owner ?? 'unknown', expiresAt: state.expiresAt ?? 0 };
+    const attempts = [
+      () =>
+        update(
+          'SET #owner = :owner, expiresAt = :expiresAt, acquiredAt = :now ADD #token :one',
+          '(attribute_not_exists(#owner) OR expiresAt < :now) AND (attribute_not_exists(releasedBy) OR releasedBy <> :owner)',
+          { ':one': 1 },
+        ),
+      () => update('SET expiresAt = :expiresAt', '#owner = :owner AND expiresAt >= :now', {}),
+    ];
+    for (const attempt of attempts) {
+      try {
+        const result = await attempt();
+        return { acquired: true, lease: { owner, token: Number(result.Attributes?.token) }, expiresAt };
+      } catch (error) {
+        if (!isConditionFailure(error)) throw error;
+      }
     }
+    const state = await this.get(database, table);
+    return {
+      acquired: false,
+      holder: state.owner ?? 'unknown',
+      expiresAt: state.expiresAt ?? 0,
+      ...(state.releasedBy === owner ? { releasedByCaller: true } : {}),
+    };
   }
 
   /**
@@ -85,6 +107,7 @@ export class LeaseStore {
       lastColumns: item.lastColumns === undefined ? undefined : z.array(ColumnSchema).parse(item.lastColumns),
       lastArchiveKey: item.lastArchiveKey as string | undefined,
       lastCleared: item.lastCleared as TableState['lastCleared'],
+      releasedBy: item.releasedBy as string | undefined,
     };
   }
 
@@ -262,7 +285,8 @@ export class LeaseStore {
           new UpdateCommand({
             TableName: this.lockTable.tableName,
             Key: LeaseStore.stateKey(database, table),
-            UpdateExpression: 'REMOVE #owner, expiresAt',
+            // An acquire of this owner arriving late (a duplicated invocation) must not take the lease again.
+            UpdateExpression: 'REMOVE #owner, expiresAt SET releasedBy = :owner',
             ConditionExpression: '#owner = :owner AND #token = :token',
             ExpressionAttributeNames: { '#owner': 'owner', '#token': 'token' },
             ExpressionAttributeValues: { ':owner': lease.owner, ':token': lease.token },

@@ -157,6 +157,8 @@ export interface TableState {
    */
   lastColumns?: Column[];
   lastArchiveKey?: string;
+  /** The owner that last released the lease: its acquire, duplicated and arriving late, is refused. */
+  releasedBy?: string;
   /**
    * The batch last cleared from the lease item, and whether as committed: how a retried clear recognises itself. A
    * committed one also says under which lease and what it archived (absent on items written before): how a retried or
@@ -174,4 +176,10 @@ export interface TableState {
 
 export type AcquireResult =
   | { acquired: true; lease: Lease; expiresAt: number }
-  | { acquired: false; holder: string; expiresAt: number };
+  | {
+      acquired: false;
+      holder: string;
+      expiresAt: number;
+      /** The caller released this lease already: a late duplicate of its acquire, to be ignored. */
+      releasedByCaller?: true;
+    };

@@ -1,0 +1,74 @@
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import type { ArchiveStore } from '../../../lambdas/shared/archive/store.js';
+import type { StepDeps } from '../../../lambdas/shared/step/step-deps.js';
+import type { LocalEnvironment } from '../../../local/run.js';
+import { s3ClientFor } from '../../support/fixtures.js';
+
+export class InjectedCrash extends Error {
+  override name = 'InjectedCrash';
+}
+
+export const ZERO = { batches: 0, rows: 0, bytes: 0 };
+
+/** A promise and its resolver: a gate a paused invocation waits at, or a signal that it got somewhere. */
+export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
+  let resolve: (value: T) => void = () => undefined;
+  const promise = new Promise<T>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+const unquoted = (etag: string | undefined) => etag?.replaceAll('"', '');
+
+/**
+ * The functions' store, but `copyOnce` copies as it does in AWS, where every archive is copied in parts
+ * (store-copy.ts DEFAULT_COPY: CreateMultipartUpload, UploadPartCopy of the staged source with its ETag as
+ * condition, then CompleteMultipartUpload with If-None-Match). s3rver has no UploadPartCopy, so the parts are stood in
+ * for by a read of the source (the part copies, which read the source then), and the completion by a write-once PUT
+ * of those bytes (the object appears only at CompleteMultipartUpload). `sourceRead` is called once the source has
+ * been read; the completion waits for `complete`: a Lambda that stalls between its last part and the completion.
+ */
+export function copyingInParts(
+  local: LocalEnvironment,
+  deps: StepDeps,
+  sourceRead: () => void,
+  complete: Promise<void>,
+): StepDeps {
+  const store = Object.create(deps.store) as ArchiveStore;
+  store.copyOnce = async (sourceKey, destinationKey, _options, metadata, _sizeBytes, sourceEtag) => {
+    const s3 = s3ClientFor(local);
+    let body: Buffer;
+    try {
+      const object = await s3.send(new GetObjectCommand({ Bucket: deps.store.bucket, Key: sourceKey }));
+      if (sourceEtag && unquoted(object.ETag) !== unquoted(sourceEtag)) return 'refused';
+      body = Buffer.from(
+        await (object.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray(),
+      );
+    } catch (error) {
+      if ((error as Error).name === 'NoSuchKey') return 'refused';
+      throw error;
+    }
+    sourceRead();
+    await complete;
+    try {
+      await s3.send(
+        new PutObjectCommand({
+          Bucket: deps.store.bucket,
+          Key: destinationKey,
+          Body: body,
+          Metadata: metadata,
+          ContentType: 'application/x-ndjson',
+          ContentEncoding: 'gzip',
+          IfNoneMatch: '*',
+        }),
+      );
+      return 'copied';
+    } catch (error) {
+      const err = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+      if (err.name === 'PreconditionFailed' || err.$metadata?.httpStatusCode === 412) return 'refused';
+      throw error;
+    }
+  };
+  return { ...deps, store };
+}
