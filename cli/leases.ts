@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { SFNClient } from '@aws-sdk/client-sfn';
 import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
 import { batchSpan, batchTotals } from '../lambdas/shared/batch/batch-objects.js';
@@ -177,8 +178,12 @@ export function formatStatuses(statuses: TableStatus[]): SafeText {
   return safeLines(lines);
 }
 
-/** The lease owner of an operator's command that acts on a table's batch (`batch settle`). */
-export const operatorOwner = (actor: string): string => `operator:${actor}`;
+/**
+ * The lease owner of an operator's command that acts on a table's batch (`batch settle`): unique per command, as an
+ * execution's id is, since a lease records the owner that released it and refuses that owner's later acquire (a
+ * duplicated invocation arriving late).
+ */
+export const operatorOwner = (actor: string): string => `operator:${actor}:${randomUUID()}`;
 export const isOperatorOwner = (owner: string): boolean => owner.startsWith('operator:');
 
 /**

@@ -138,8 +138,9 @@ export class ArchiverFunctions extends Construct {
     bucket.grantObjects(this.export, layout.archives, { read: true, delete: true });
     lockTable.grant(this.export, ['tableState'], 'GetItem', 'UpdateItem');
     lockTable.grant(this.export, ['holds'], 'GetItem');
-    // Settling a batch whose delete committed enters its archive in the inventory.
-    lockTable.grant(this.export, ['inventory'], 'UpdateItem');
+    // Settling a batch whose delete committed enters its archive in the inventory; withdrawing one never removes an
+    // archive the inventory lists.
+    lockTable.grant(this.export, ['inventory'], 'UpdateItem', 'BatchGetItem');
     // ... and removes the restore watermarks of its archives for the table (one Query, then the marks by key).
     lockTable.grant(this.export, ['restored'], 'Query', 'BatchGetItem', 'BatchWriteItem');
     bucket.grantObjects(this.export, [layout.audit], auditWriter);
@@ -179,7 +180,8 @@ export class ArchiverFunctions extends Construct {
     // An archive changed after verification is withdrawn with a copy kept as evidence.
     bucket.grantObjects(this.delete, [layout.quarantine], { write: true });
     lockTable.grant(this.delete, ['tableState'], 'GetItem', 'UpdateItem');
-    lockTable.grant(this.delete, ['inventory'], 'UpdateItem');
+    // Commits enter the batch's archives; a withdrawal never removes one the inventory lists.
+    lockTable.grant(this.delete, ['inventory'], 'UpdateItem', 'BatchGetItem');
     // The commit removes the restore watermarks of its archives for the table (one Query, then the marks by key).
     lockTable.grant(this.delete, ['restored'], 'Query', 'BatchGetItem', 'BatchWriteItem');
 

@@ -1,4 +1,5 @@
 import {
+  type ArchiveRef,
   type ArchiveSource,
   archiveDay,
   type ListOptions,
@@ -16,7 +17,7 @@ import { type Database, inReadOnlyTransaction, inTransaction } from '../shared/d
 import { ArchiveInColdStorageError, ConfigError, TableNotUsableError } from '../shared/errors/step-errors.js';
 import { coldArchivesMessage, unreadableColdArchives } from '../shared/restore/cold-archives.js';
 import { createTarget, sourceKind, targetTemplate } from '../shared/restore/create-target.js';
-import { uncommittedInFlight } from '../shared/restore/in-flight-archives.js';
+import { uncommittedInFlight, withoutNeverCommitted } from '../shared/restore/in-flight-archives.js';
 import { assertWritable, describeTarget, type TableName, tableLabel } from '../shared/restore/restore-sql.js';
 import {
   assertRestoreTargetAllowed,
@@ -112,6 +113,7 @@ export async function planRestore(
   const otherSchemas =
     task.format === 'native' || task.key !== undefined || (await twinTableExists(db, task.source));
   let archives = 0;
+  let neverCommitted = 0;
   /** The keys selected, in key order: a target created once the source is gone takes every shape among them. */
   const keys: string[] = [];
   // The execution's history grows with the groups and pages it will run: counted as the list steps will cut them, in
@@ -122,7 +124,9 @@ export async function planRestore(
   /** Archives listed in a class S3 may refuse to read (GLACIER, DEEP_ARCHIVE): checked before anything is written. */
   const coldRefs: { key: string; storageClass: string }[] = [];
   const selected = async function* () {
-    for await (const ref of selectArchives(task, source, deps, undefined, others.add, otherSchemas)) {
+    for await (const ref of selectArchives(task, source, deps, undefined, others.add, otherSchemas, () => {
+      neverCommitted += 1;
+    })) {
       archives += 1;
       unlisted.delete(ref.key);
       keys.push(ref.key);
@@ -157,6 +161,19 @@ export async function planRestore(
       missingArchives: unlisted.size,
       missingRows: missing.rows,
       keys: missing.keys,
+    });
+  }
+  if (neverCommitted > 0) {
+    if (task.key && archives === 0)
+      throw new ConfigError(
+        `archive "${task.key}" was never committed: an object of a withdrawn batch, completed after the withdrawal by an invocation that had lost its lease; its rows were never deleted by it; nothing to restore`,
+      );
+    task.neverCommittedArchives = neverCommitted;
+    deps.telemetry.warn('restore leaves out archives no batch committed', {
+      restoreId,
+      database: task.database,
+      table: `${task.source.schema}.${task.source.name}`,
+      neverCommittedArchives: neverCommitted,
     });
   }
   // Archives of the table's batch in flight hold rows never deleted: the table has them, as the application has them
@@ -334,12 +351,13 @@ const count = (n: number, one: string, many: string) => `${n} ${n === 1 ? one : 
 function selectArchives(
   task: RestoreTask,
   source: ArchiveSource,
-  deps: Pick<StepDeps, 'store'>,
+  deps: Pick<StepDeps, 'store' | 'locks' | 'inventory'>,
   startAfter?: string,
   onOtherSchema?: ListOptions['onOtherSchema'],
   otherSchemas = true,
+  onNeverCommitted: (ref: ArchiveRef) => void = () => undefined,
 ) {
-  return listArchives(deps.store, source, {
+  const listed = listArchives(deps.store, source, {
     fromDay: task.fromDay,
     toDay: task.toDay,
     startAfter,
@@ -347,6 +365,10 @@ function selectArchives(
     onOtherSchema,
     otherSchemas,
   });
+  // Archives no batch committed are left out here, before any page is cut: plan and list steps see the same ones.
+  return task.format === 'native'
+    ? withoutNeverCommitted(listed, deps, task.database, tableRef(task.source), onNeverCommitted)
+    : listed;
 }
 
 /**

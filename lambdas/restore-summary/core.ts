@@ -107,6 +107,11 @@ export async function finish(
           `${task.inFlightArchives} archive(s) of the batch the source table had in flight when the restore was planned were left out: their rows were still in the source table, not yet deleted; restore again once the archive run has committed them`,
         ]
       : []),
+    ...(task.neverCommittedArchives
+      ? [
+          `${task.neverCommittedArchives} archive(s) no batch committed were left out: objects of withdrawn batches that an invocation which had lost its lease completed late; their rows were never deleted by them (validate lists them)`,
+        ]
+      : []),
     ...sequenceWarnings,
   ];
   const summary: RestoreSummary = {

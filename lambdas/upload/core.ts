@@ -259,8 +259,8 @@ const ORPHAN_ROUNDS = 3;
  * The manifest of a committed archive is never replaced.
  */
 async function putManifestOnce(
-  deps: Pick<StepDeps, 'store' | 'inventory'>,
-  owner: Pick<UploadInput, 'database' | 'table'> & { batchId: string; ownArchive: boolean },
+  deps: Pick<StepDeps, 'store' | 'inventory' | 'locks'>,
+  owner: Pick<UploadInput, 'database' | 'table' | 'lease'> & { batchId: string; ownArchive: boolean },
   key: string,
   manifest: Manifest,
   write: WriteOptions,
@@ -294,7 +294,9 @@ async function putManifestOnce(
     if (existing === '') continue;
     if (await isOrphan()) {
       if (round === ORPHAN_ROUNDS) break;
-      // Only the manifest read: one a racing invocation of this batch wrote meanwhile stays.
+      // Only the manifest read: one a racing invocation of this batch wrote meanwhile stays. Fenced: an upload whose
+      // lease was lost (its object completed after the batch was withdrawn) would remove the next batch's manifest.
+      await deps.locks.assertHolding(owner.database, owner.table, owner.lease, owner.batchId);
       if ((await store.getText(key)) === existing) await store.deleteKeys([key]);
       continue;
     }

@@ -276,7 +276,7 @@ describe('function roles', () => {
       export: [
         [['dynamodb:GetItem', 'dynamodb:UpdateItem'], perDb('TABLE')],
         [['dynamodb:GetItem'], ['HOLDS']],
-        [['dynamodb:UpdateItem'], perDb('ARCHIVES')],
+        [['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'], perDb('ARCHIVES')],
         [watermarkRemoval, perDb('RESTORED')],
       ],
       upload: [
@@ -289,7 +289,7 @@ describe('function roles', () => {
       ],
       delete: [
         [['dynamodb:GetItem', 'dynamodb:UpdateItem'], perDb('TABLE')],
-        [['dynamodb:UpdateItem'], perDb('ARCHIVES')],
+        [['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'], perDb('ARCHIVES')],
         [watermarkRemoval, perDb('RESTORED')],
       ],
       summary: [[['dynamodb:Query'], ['RUN#*']]],

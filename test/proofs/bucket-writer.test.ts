@@ -3,13 +3,14 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip, gunzipSync, gzipSync } from 'node:zlib';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DeleteObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { DeleteCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { validateCommand } from '../../cli/archives.js';
 import { manifestKeyFor } from '../../lambdas/shared/archive/format.js';
 import { ByteFigures, JsonLinesToCopy } from '../../lambdas/shared/archive/stream.js';
 import { StorageUnavailableError } from '../../lambdas/shared/errors/step-errors.js';
 import { ArchiveInventory } from '../../lambdas/shared/lock-table/archive-inventory.js';
+import { LeaseStore } from '../../lambdas/shared/lock-table/lease-store.js';
 import type { FaultPoint } from '../../lambdas/shared/step/step-deps.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import type { StepEvent } from '../../local/workflow.js';
@@ -414,7 +415,8 @@ describe('a bucket writer cannot make the archiver lose rows or restore forged o
   });
 
   it('restores an archive written before the inventory with a warning, and refuses it when the inventory is required', async () => {
-    // Prepare: the first test archived this table; its first archive loses its inventory entry, as if written before.
+    // Prepare: the first test archived this table; its first archive loses its inventory entry, and the table's lease
+    // item the time its inventory began, as if both were written before.
     const [old] = await readLiveArchives(bed.local, 'public', 'swapped');
     if (!old) throw new Error('nothing archived');
     const ddb = DynamoDBDocumentClient.from(
@@ -424,6 +426,13 @@ describe('a bucket writer cannot make the archiver lose rows or restore forged o
       new DeleteCommand({
         TableName: bed.local.services.lockTable,
         Key: ArchiveInventory.key('app', 'public.swapped', old.key),
+      }),
+    );
+    await ddb.send(
+      new UpdateCommand({
+        TableName: bed.local.services.lockTable,
+        Key: LeaseStore.stateKey('app', 'public.swapped'),
+        UpdateExpression: 'REMOVE inventorySince',
       }),
     );
     ddb.destroy();

@@ -62,6 +62,47 @@ describe('archives a bucket writer planted', () => {
     expect(genuine.length).toBeGreaterThan(0);
   });
 
+  it('leaves out an archive planted since the table’s inventory began, and says so', async () => {
+    // Prepare: a row that was never in the table, in an archive no batch committed
+    const planted = await plantArchive(
+      bed.local,
+      first(),
+      `${changedLine(first(), { id: '900099' })}\n`,
+      undefined,
+      { beforeTheInventory: false },
+    );
+
+    // Act
+    const byKey = await restoreKey(planted.key, 'public.rt_never_committed_key').catch(
+      (error: Error) => error,
+    );
+    const whole = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.planted', targetTable: 'public.rt_never_committed' },
+      { retryIntervalScale: 0 },
+    );
+    const back = await bed.db.client.query(
+      `SELECT count(*)::int AS n FROM public.rt_never_committed WHERE id = 900099`,
+    );
+    recordProof({
+      kind: 'threat',
+      actor: 'bucket writer',
+      attack: 'plants an archive the inventory does not list, dated after the table’s inventory began',
+      held: whole.execution.status === 'SUCCEEDED' && back.rows[0]?.n === 0,
+    });
+
+    // Assess
+    expect(byKey instanceof Error ? byKey.message : byKey.execution.error?.message).toMatch(
+      /was never committed/,
+    );
+    expect(whole.execution.status).toBe('SUCCEEDED');
+    expect(whole.results.map((r) => r.key)).not.toContain(planted.key);
+    expect(back.rows[0]?.n).toBe(0);
+    expect((whole.execution.output as { warnings?: string[] }).warnings?.join('\n')).toMatch(
+      /^1 archive\(s\) no batch committed were left out/m,
+    );
+  });
+
   it.each([
     // Input functions that raise a syntax error (42601) quoting the value, not a data exception.
     ['a jsonpath it cannot read (42601)', 'rt_jsonpath', { id: '900001', q: `$.a ${SENTINEL}` }],

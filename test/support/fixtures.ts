@@ -23,6 +23,7 @@ import { describeTable } from '../../lambdas/shared/database/table-shape.js';
 import { rowLineSql, rowSourceSql } from '../../lambdas/shared/database/table-sql.js';
 import { LeaseStore } from '../../lambdas/shared/lock-table/lease-store.js';
 import { LockTableClient } from '../../lambdas/shared/lock-table/table-client.js';
+import { withoutNeverCommitted } from '../../lambdas/shared/restore/in-flight-archives.js';
 import type { RestoreTask } from '../../lambdas/shared/restore/restore-task.js';
 import type { StepDeps } from '../../lambdas/shared/step/step-deps.js';
 import type { TableTask } from '../../lambdas/shared/step/table-task.js';
@@ -367,6 +368,23 @@ export async function putLegacyAuditLogs(
   }
 }
 
+/**
+ * Makes the table's lease item as a version before `inventorySince` left it: restore then reads an archive the
+ * inventory does not list (one a bucket writer planted, say) with a warning, as it reads archives written before the
+ * inventory existed, where it would otherwise leave it out as never committed.
+ */
+export async function asBeforeTheInventory(local: LocalEnvironment, table: string): Promise<void> {
+  const ddb = DynamoDBDocumentClient.from(new DynamoDBClient({ endpoint: local.services.dynamoEndpoint }));
+  await ddb.send(
+    new UpdateCommand({
+      TableName: local.services.lockTable,
+      Key: LeaseStore.stateKey('app', table),
+      UpdateExpression: 'REMOVE inventorySince',
+    }),
+  );
+  ddb.destroy();
+}
+
 /** Puts objects into the local bucket as they are (a Python tool's archive, say), key by key. */
 export async function putObjects(local: LocalEnvironment, files: ReadonlyMap<string, Buffer>): Promise<void> {
   const s3 = s3ClientFor(local);
@@ -400,14 +418,43 @@ export async function readLiveArchives(
 ): Promise<LiveArchive[]> {
   const prefix = tablePrefix({ prefix: local.config.s3.prefix, database: 'app', schema, table });
   const keys = await listKeys(local, prefix);
-  const { inFlight } = await local.deps().locks.get('app', `${schema}.${table}`);
+  // As restore lists them: an object no batch committed is not an archive of the table.
+  const deps = local.deps();
+  const neverCommitted = new Set<string>();
+  const listed = async function* () {
+    const s3 = s3ClientFor(local);
+    let token: string | undefined;
+    do {
+      const page = await s3.send(
+        new ListObjectsV2Command({ Bucket: local.services.bucket, Prefix: prefix, ContinuationToken: token }),
+      );
+      for (const object of page.Contents ?? [])
+        if (object.Key?.endsWith('.jsonl.gz'))
+          yield {
+            key: object.Key,
+            format: 'native' as const,
+            day: '',
+            span: 'day' as const,
+            size: object.Size ?? 0,
+            storageClass: 'STANDARD',
+            lastModified: object.LastModified,
+          };
+      token = page.NextContinuationToken;
+    } while (token);
+  };
+  for await (const _ of withoutNeverCommitted(listed(), deps, 'app', `${schema}.${table}`, (ref) =>
+    neverCommitted.add(ref.key),
+  ));
+  const { inFlight } = await deps.locks.get('app', `${schema}.${table}`);
   let uncommitted = new Set(inFlight?.objects.map((object) => object.archiveKey));
   if (inFlight?.deleteXid && client) {
     const status = await client.query('SELECT pg_xact_status($1::xid8) AS s', [inFlight.deleteXid]);
     if (status.rows[0]?.s === 'committed') uncommitted = new Set();
   }
   const archives: LiveArchive[] = [];
-  for (const key of keys.filter((k) => k.endsWith('.jsonl.gz') && !uncommitted.has(k))) {
+  for (const key of keys.filter(
+    (k) => k.endsWith('.jsonl.gz') && !uncommitted.has(k) && !neverCommitted.has(k),
+  )) {
     const manifestKey = key.replace(/\/([^/]+)\.jsonl\.gz$/, '/_$1.manifest.json');
     if (!keys.includes(manifestKey)) continue;
     const manifest = ManifestSchema.parse(JSON.parse((await getObject(local, manifestKey)).toString('utf8')));

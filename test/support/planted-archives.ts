@@ -2,20 +2,23 @@ import { createHash } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { archiveKey, type Manifest, manifestKeyFor } from '../../lambdas/shared/archive/format.js';
 import type { LocalEnvironment } from '../../local/run.js';
-import { type LiveArchive, putObjects } from './fixtures.js';
+import { asBeforeTheInventory, type LiveArchive, putObjects } from './fixtures.js';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
 /**
  * What a bucket writer plants: an archive of `lines` (exactly these bytes, gzipped) with the manifest of a genuine
- * archive of the table, its figures stated truthfully and its key naming the content (what an archive written before
- * the inventory looks like), then `edit`ed. Returns the key and the manifest.
+ * archive of the table, its figures stated truthfully and its key naming the content, then `edit`ed. Unless told
+ * otherwise, the table's lease item is made as before the inventory began (asBeforeTheInventory), so that restore reads
+ * the archive as one written before the inventory existed, which is how such content can reach it. Returns the key and
+ * the manifest.
  */
 export async function plantArchive(
   local: LocalEnvironment,
   genuine: LiveArchive,
   lines: string,
   edit: (manifest: Manifest) => Manifest = (manifest) => manifest,
+  { beforeTheInventory = true }: { beforeTheInventory?: boolean } = {},
 ): Promise<{ key: string; manifest: Manifest }> {
   const bytes = Buffer.from(lines, 'utf8');
   const gz = gzipSync(bytes);
@@ -38,6 +41,7 @@ export async function plantArchive(
       compressedBytes: gz.length,
     },
   });
+  if (beforeTheInventory) await asBeforeTheInventory(local, `${schema}.${table}`);
   await putObjects(
     local,
     new Map([

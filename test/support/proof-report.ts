@@ -71,6 +71,8 @@ const PROOF_FILES = [
   'test/proofs/wide-tables.test.ts',
   'test/proofs/at-least-once/duplicate-acquire.test.ts',
   'test/proofs/at-least-once/duplicated-steps.test.ts',
+  'test/proofs/at-least-once/stale-upload.test.ts',
+  'test/proofs/at-least-once/stale-withdrawal.test.ts',
 ];
 
 interface ProofSummary {

@@ -363,7 +363,7 @@ export async function keepAsEvidence(
  * damaged or changed, staged objects that are not the ones export wrote) are first copied to the quarantine.
  */
 export async function withdrawBatch(
-  deps: Pick<StepDeps, 'config' | 'locks' | 'store' | 'telemetry'>,
+  deps: Pick<StepDeps, 'config' | 'locks' | 'store' | 'inventory' | 'telemetry'>,
   task: TableTask,
   inFlight: InFlight,
   reason: WithdrawReason,
@@ -382,8 +382,18 @@ export async function withdrawBatch(
     const head = await store.head(key);
     return ours(head, wroteKey) ? head : undefined;
   };
+  // A committed archive is never removed, whatever its object says: a stale upload of this batch may have completed
+  // its copy after the batch left the lease item once, and the next batch adopted that object and committed it.
+  const committed = await deps.inventory.entries(
+    task.database,
+    task.table,
+    inFlight.objects.map((object) => object.archiveKey),
+  );
   const removeIfOwned = async (key: string, wroteKey: boolean) => {
-    if (await owned(key, wroteKey)) await store.deleteKeys([key]);
+    if (!(await owned(key, wroteKey))) return;
+    // Fenced: a withdrawal whose lease was lost meanwhile removes nothing another holder may have published since.
+    await deps.locks.assertHolding(task.database, task.table, task.lease, inFlight.batchId);
+    await store.deleteKeys([key]);
   };
   const quarantine = (key: string, head: ObjectHead) => keepAsEvidence(deps, inFlight, key, head, reason);
   await forEachObject(inFlight.objects, async (object) => {
@@ -392,6 +402,7 @@ export async function withdrawBatch(
     await removeIfOwned(object.stagingKey, true);
     // A batch recorded before its manifests were kept in its record staged them.
     if (!inFlight.manifest) await removeIfOwned(manifestKeyFor(object.stagingKey), true);
+    if (committed.has(object.archiveKey)) return;
     const createdArchive = object.createdArchive === true;
     const head = await store.head(object.archiveKey);
     // Another batch's archive under the key (identical rows archived before): neither it nor its manifest is ours.

@@ -108,6 +108,7 @@ export class LeaseStore {
       lastArchiveKey: item.lastArchiveKey as string | undefined,
       lastCleared: item.lastCleared as TableState['lastCleared'],
       releasedBy: item.releasedBy as string | undefined,
+      inventorySince: item.inventorySince === undefined ? undefined : Number(item.inventorySince),
     };
   }
 
@@ -164,7 +165,8 @@ export class LeaseStore {
         new UpdateCommand({
           TableName: this.lockTable.tableName,
           Key: LeaseStore.stateKey(database, table),
-          UpdateExpression: 'SET inFlight = :inFlight, expiresAt = :expiresAt',
+          // A new batch: from the first on, every archive of the table is committed through the inventory.
+          UpdateExpression: `SET inFlight = :inFlight, expiresAt = :expiresAt${expect === 'none' ? ', inventorySince = if_not_exists(inventorySince, :now)' : ''}`,
           ConditionExpression: condition,
           ExpressionAttributeNames: { '#owner': 'owner', '#token': 'token' },
           ExpressionAttributeValues: values,
@@ -196,6 +198,23 @@ export class LeaseStore {
         }),
       ),
     );
+  }
+
+  /**
+   * Throws LeaseLostError unless `lease` is still held and unexpired with batch `batchId` in flight. Checked right
+   * before an object is removed: an invocation that lost its lease (its execution stopped, the lease broken or taken
+   * over) runs on up to its timeout, and must remove nothing the next holder may have published or adopted since.
+   */
+  async assertHolding(database: string, table: string, lease: Lease, batchId: string): Promise<void> {
+    const state = await this.get(database, table);
+    if (state.owner !== lease.owner || state.token !== lease.token)
+      throw new LeaseLostError(
+        `lease on ${database}/${table} is no longer held by this execution (token ${lease.token}, now ${state.owner ?? 'nobody'} with token ${state.token ?? '-'})`,
+      );
+    if ((state.expiresAt ?? 0) <= this.lockTable.now())
+      throw new LeaseLostError(`lease on ${database}/${table} expired before the step finished`);
+    if (state.inFlight?.batchId !== batchId)
+      throw new LeaseLostError(`in-flight batch of ${database}/${table} changed under this execution`);
   }
 
   /**

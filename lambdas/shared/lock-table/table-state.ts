@@ -157,6 +157,11 @@ export interface TableState {
    */
   lastColumns?: Column[];
   lastArchiveKey?: string;
+  /**
+   * When a batch of the table was first recorded by a version that records every commit in the inventory (epoch ms):
+   * a native archive written since that the inventory does not list was never committed (restore leaves it out).
+   */
+  inventorySince?: number;
   /** The owner that last released the lease: its acquire, duplicated and arriving late, is refused. */
   releasedBy?: string;
   /**

@@ -1,3 +1,4 @@
+import type { ArchiveRef } from '../archive/catalog.js';
 import { deleteTransactionStatus } from '../batch/batch.js';
 import type { Database } from '../database/db.js';
 import { BatchOutcomeUnknownError, DeleteInProgressError } from '../errors/step-errors.js';
@@ -54,4 +55,53 @@ export async function uncommittedInFlight(
       );
   }
   return new Set(uncommitted);
+}
+
+/** How many listed archives one look-up in the inventory takes (one BatchGetItem). */
+const INVENTORY_LOOKUP_KEYS = 100;
+
+/**
+ * `refs` without the native archives no batch committed: not in the inventory nor in the table's batch in flight,
+ * and written (LastModified, which S3 sets; whole seconds) since the table's first batch under a version that records
+ * every commit (`inventorySince`). Such an object is a withdrawn batch's that an invocation which had lost its lease
+ * completed after the withdrawal (a copy in parts reads its source first, and completes later): its rows were never
+ * deleted by it, the table holds them as the application has them now (or erased them), and restoring it would bring
+ * back erased rows or revert updates. Each is passed to `onLeftOut`. Archives from before `inventorySince` pass, and
+ * restore-file warns of them as before.
+ */
+export async function* withoutNeverCommitted(
+  refs: AsyncIterable<ArchiveRef>,
+  deps: Pick<InFlightDeps, 'locks' | 'inventory'>,
+  database: string,
+  table: string,
+  onLeftOut: (ref: ArchiveRef) => void,
+): AsyncGenerator<ArchiveRef> {
+  const { inventorySince, inFlight } = await deps.locks.get(database, table);
+  if (inventorySince === undefined) {
+    yield* refs;
+    return;
+  }
+  const since = Math.floor(inventorySince / 1000) * 1000;
+  const inFlightKeys = new Set(inFlight?.objects.map((object) => object.archiveKey));
+  const suspect = (ref: ArchiveRef) =>
+    ref.format === 'native' &&
+    !inFlightKeys.has(ref.key) &&
+    ref.lastModified !== undefined &&
+    ref.lastModified.getTime() >= since;
+  let pending: ArchiveRef[] = [];
+  async function* sorted(): AsyncGenerator<ArchiveRef> {
+    const suspects = pending.filter(suspect).map((ref) => ref.key);
+    const committed =
+      suspects.length > 0 ? await deps.inventory.entries(database, table, suspects) : new Map();
+    for (const ref of pending) {
+      if (suspect(ref) && !committed.has(ref.key)) onLeftOut(ref);
+      else yield ref;
+    }
+    pending = [];
+  }
+  for await (const ref of refs) {
+    pending.push(ref);
+    if (pending.length >= INVENTORY_LOOKUP_KEYS) yield* sorted();
+  }
+  yield* sorted();
 }

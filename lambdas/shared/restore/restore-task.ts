@@ -125,6 +125,11 @@ export const RestoreTaskSchema = z
      */
     inFlightArchives: z.number().int().positive().optional(),
     /**
+     * Native archives the plan left out because no batch committed them (in-flight-archives.ts withoutNeverCommitted):
+     * the summary reports them. Absent when none was.
+     */
+    neverCommittedArchives: z.number().int().positive().optional(),
+    /**
      * The table a missing target is created as when the source is gone too, from the manifests of every archive
      * the request selects (the plan reads them): a table whose columns changed over the years has archives of
      * several shapes, and the target must take them all. Absent when the target exists or the source does.
