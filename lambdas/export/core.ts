@@ -37,7 +37,7 @@ import { findDatabase, resolveTable } from '../shared/config/resolved-table.js';
 import { abandonConnection, type Database, inReadOnlyTransaction } from '../shared/database/db.js';
 import { describeTable, type TableShape } from '../shared/database/table-shape.js';
 import { batchPredicateSql, rawBytesSql, rowValuesCopySql } from '../shared/database/table-sql.js';
-import { ReplicaLagError, TableNotUsableError } from '../shared/errors/step-errors.js';
+import { LeaseLostError, ReplicaLagError, TableNotUsableError } from '../shared/errors/step-errors.js';
 import { type BatchObject, type InFlight, keptAsLastColumns } from '../shared/lock-table/table-state.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import { midStreamFaultPoint } from './mid-stream-fault.js';
@@ -255,7 +255,13 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
       ...(drift ? { schemaDrift: drift } : {}),
     },
   };
-  await recordInFlight(deps, input, inFlight, 'none');
+  try {
+    await recordInFlight(deps, input, inFlight, 'none');
+  } catch (error) {
+    const twin = error instanceof LeaseLostError ? await twinsBatch(deps, input, inFlight) : undefined;
+    if (!twin) throw error;
+    return summary('resumed', twin);
+  }
   if (inFlight.busySessions !== undefined)
     deps.telemetry.metric('BusySessions', 'Count', inFlight.busySessions, tableLabel(input));
   const output = summary('exported', inFlight);
@@ -273,6 +279,30 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
     busySessions: inFlight.busySessions,
   });
   return output;
+}
+
+/**
+ * The batch a duplicate of this invocation recorded first, under this lease and run (Lambda invokes at least once, and
+ * a Task retried beside the attempt it replaced runs twice), or undefined. The state machine may carry on with this
+ * invocation's answer: it answers with that batch, as if it had resumed it, and removes what it staged itself that the
+ * batch does not use (objects of another content, under other keys, carrying this batch's id).
+ */
+async function twinsBatch(
+  deps: ExportDeps,
+  input: ExportInput,
+  mine: InFlight,
+): Promise<InFlight | undefined> {
+  const state = await deps.locks.get(input.database, input.table);
+  const twin = state.inFlight;
+  const ours = state.owner === input.lease.owner && state.token === input.lease.token;
+  if (!ours || !twin || twin.batchId === mine.batchId || twin.runId !== input.runId) return undefined;
+  const used = new Set(twin.objects.map((object) => object.stagingKey));
+  for (const object of mine.objects) {
+    if (used.has(object.stagingKey)) continue;
+    const head = await deps.store.head(object.stagingKey);
+    if (head?.metadata[BATCH_ID_METADATA] === mine.batchId) await deps.store.deleteKeys([object.stagingKey]);
+  }
+  return twin;
 }
 
 /**

@@ -73,6 +73,7 @@ const PROOF_FILES = [
   'test/proofs/at-least-once/duplicated-steps.test.ts',
   'test/proofs/at-least-once/stale-upload.test.ts',
   'test/proofs/at-least-once/stale-withdrawal.test.ts',
+  'test/proofs/at-least-once/invoked-twice.test.ts',
 ];
 
 interface ProofSummary {
