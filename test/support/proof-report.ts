@@ -74,6 +74,7 @@ const PROOF_FILES = [
   'test/proofs/at-least-once/stale-upload.test.ts',
   'test/proofs/at-least-once/stale-withdrawal.test.ts',
   'test/proofs/at-least-once/invoked-twice.test.ts',
+  'test/proofs/lossy-encodings.test.ts',
 ];
 
 interface ProofSummary {

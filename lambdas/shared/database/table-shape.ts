@@ -366,6 +366,13 @@ const WRITE_ONLY_SQL = typeUnderSql(`e.typinput IN (SELECT p.oid FROM pg_catalog
                                     AND d.objid = p.oid AND d.deptype = 'e')))`);
 
 /**
+ * Server encodings whose conversion to UTF-8 and back is not the identity for every character (PostgreSQL maps several
+ * of their byte sequences to one Unicode character). The others were each found to convert every character to UTF-8
+ * and back exactly, or to refuse it (SQLSTATE 22P05, which export names).
+ */
+const LOSSY_ENCODINGS = new Set(['EUC_JP', 'EUC_JIS_2004']);
+
+/**
  * Reads and checks the table: it exists and is a table, the timestamp column is a timestamp, the key columns are
  * NOT NULL and unique (a primary key or a valid, immediate unique index without predicate or expressions, see
  * isUnique), and deleting its rows changes nothing else (refuseSideEffects).
@@ -407,6 +414,7 @@ export async function describeTable(
     row_security: boolean;
     server_version: number;
     in_recovery: boolean;
+    server_encoding: string;
     reading: string;
     type_definitions: Record<string, string>;
     enum_labels: Record<string, string[]>;
@@ -414,6 +422,7 @@ export async function describeTable(
     `SELECT c.oid, c.relkind, ${REPLICATION_ROLE_SQL} AS replication_role,
             pg_catalog.current_setting('server_version_num')::int4 AS server_version,
             pg_catalog.pg_is_in_recovery() AS in_recovery,
+            pg_catalog.current_setting('server_encoding') AS server_encoding,
             pg_catalog.row_security_active(c.oid) AS row_security,
             ${READING_DIGEST_SQL} AS reading,
             ${typeDefinitionsSql('c.oid')} AS type_definitions,
@@ -444,6 +453,11 @@ export async function describeTable(
   );
   const relation = described.rows[0];
   if (!relation) throw new TableNotUsableError(`${where} does not exist`);
+  if (archiving && LOSSY_ENCODINGS.has(relation.server_encoding)) {
+    throw new TableNotUsableError(
+      `database ${table.database} is encoded ${relation.server_encoding}, some of whose characters come back from UTF-8 (the archives' encoding) as other bytes (NEC's duplicates of JIS X 0208 symbols; in EUC_JIS_2004, a letter with a combining mark): a restore could not give them back, and keys and bounds would select other rows; nothing was archived or deleted`,
+    );
+  }
   // A standby (a read replica's endpoint) reads fine: without this, export, upload and verify would run for a batch
   // no delete can ever remove, every run.
   if (archiving && relation.in_recovery) {
