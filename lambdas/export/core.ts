@@ -158,6 +158,7 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
           [state.lastColumns, state.inFlight?.columns],
           drift,
           shape.columnNumbers,
+          { typeDefinitions: shape.typeDefinitions, ...recordedEnumLabels(shape.enumLabels) },
         );
         const fits = (span: ObjectBounds) => room.take(location, table.objectSpan, span);
         const spans = await wholeSpans(

@@ -75,6 +75,7 @@ const PROOF_FILES = [
   'test/proofs/at-least-once/stale-withdrawal.test.ts',
   'test/proofs/at-least-once/invoked-twice.test.ts',
   'test/proofs/lossy-encodings.test.ts',
+  'test/proofs/large-objects.test.ts',
 ];
 
 interface ProofSummary {

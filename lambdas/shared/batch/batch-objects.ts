@@ -44,12 +44,15 @@ export class RecordRoom {
     earlierColumns: readonly (readonly Column[] | undefined)[],
     drift: SchemaDrift | undefined,
     columnNumbers: readonly number[] = [],
+    /** What the batch's manifest records of the column types (type definitions, enum labels): one per type used. */
+    typesRecorded: unknown = undefined,
   ) {
     this.left =
       ITEM_LIMIT_BYTES -
       LEASE_ITEM_OTHER_BYTES -
       attributeBytes(columns) -
       attributeBytes(columnNumbers) -
+      attributeBytes(typesRecorded) -
       Math.max(0, ...earlierColumns.filter((c) => c && keptAsLastColumns(c)).map(attributeBytes)) -
       attributeBytes(drift);
   }
@@ -68,7 +71,7 @@ export class RecordRoom {
     }
     if (this.taken === 0)
       throw new TableNotUsableError(
-        `one archive object's record (${bytes} bytes with its first and last key, beside the table's columns) does not fit in the lease item (DynamoDB's ${ITEM_LIMIT_BYTES} bytes): the table's key values or columns are too long`,
+        `one archive object's record (${bytes} bytes with its first and last key, beside the table's columns) does not fit in the lease item (DynamoDB's ${ITEM_LIMIT_BYTES} bytes): the table's key values or columns (their names and types) are too long`,
       );
     return false;
   }

@@ -351,6 +351,15 @@ const CATALOG_NAME_SQL = typeUnderSql(`e.typoutput = ANY ('{pg_catalog.regprocou
               pg_catalog.regdictionaryout, pg_catalog.regcollationout, pg_catalog.aclitemout}'::pg_catalog.regproc[])`);
 
 /**
+ * Whether column `a` is of the `lo` extension's type (or an array of it), a domain over oid naming a large object: the
+ * object lives in pg_largeobject, not in the row, and vacuumlo (which every application using lo runs) unlinks it once
+ * the archived row is deleted.
+ */
+const LARGE_OBJECT_SQL = `EXISTS (SELECT FROM pg_catalog.pg_type t JOIN pg_catalog.pg_type e ON e.oid IN (t.oid, t.typelem)
+       WHERE t.oid = a.atttypid AND e.typname = 'lo' AND e.typtype = 'd'
+         AND e.typbasetype = 'pg_catalog.oid'::pg_catalog.regtype)`;
+
+/**
  * Types PostgreSQL writes but whose input function refuses every value: the planner's own stored trees and
  * statistics, BRIN summaries, and the GiST index keys of full-text search and of contrib extensions (pg_trgm, hstore,
  * btree_gist, intarray, ltree), those only as members of their extension.
@@ -405,6 +414,7 @@ export async function describeTable(
       text_cast: string | null;
       catalog_name: boolean;
       write_only: boolean;
+      large_object: boolean;
     }[];
     primary_key: string[];
     side_effects: { cascade: SideEffect | null; trigger: SideEffect | null; rule: SideEffect | null };
@@ -434,7 +444,8 @@ export async function describeTable(
                       'deterministic', (SELECT co.collisdeterministic FROM pg_catalog.pg_collation co
                                          WHERE co.oid = a.attcollation),
                       'bound_type', ${BOUND_TYPE_SQL}, 'text_cast', ${USER_TEXT_CAST_SQL},
-                      'catalog_name', ${CATALOG_NAME_SQL}, 'write_only', ${WRITE_ONLY_SQL}) ORDER BY a.attnum), '[]')
+                      'catalog_name', ${CATALOG_NAME_SQL}, 'write_only', ${WRITE_ONLY_SQL},
+                      'large_object', ${LARGE_OBJECT_SQL}) ORDER BY a.attnum), '[]')
                FROM pg_catalog.pg_attribute a ${BASE_TYPE_JOIN_SQL}
               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
             ${PRIMARY_KEY_SQL.replace('$1', 'c.oid')} AS primary_key,
@@ -570,6 +581,7 @@ function refuseUnrestorableValues(
     text_cast: string | null;
     catalog_name: boolean;
     write_only: boolean;
+    large_object: boolean;
   }[],
   where: string,
 ): void {
@@ -583,6 +595,11 @@ function refuseUnrestorableValues(
     if (column.catalog_name) {
       throw new TableNotUsableError(
         `${named}, which holds oids of catalog objects and writes them as the objects' names: a restore after such an object was renamed or replaced would bring back another oid silently, and one after it was dropped would fail; change the column's type to oid, or leave the table out of the config`,
+      );
+    }
+    if (column.large_object) {
+      throw new TableNotUsableError(
+        `${named}, a large object's oid: an archive would hold the oid, not the object, which vacuumlo unlinks once the row is deleted, and a restored row would name an object that is gone; leave the table out of the config, or keep the objects' content in the row (bytea)`,
       );
     }
     if (column.write_only) {

@@ -159,7 +159,7 @@ describe('the room a batch’s objects have on the lease item', () => {
 
     // Assess
     expect(taking).toThrow(TableNotUsableError);
-    expect(taking).toThrow(/key values or columns are too long/);
+    expect(taking).toThrow(/key values or columns \(their names and types\) are too long/);
   });
 
   it('leaves less room beside a wide table’s columns, yet room for objects beside the widest names', () => {
@@ -176,6 +176,31 @@ describe('the room a batch’s objects have on the lease item', () => {
     expect(besideWidest).toBeGreaterThan(1);
     expect(besideWidest).toBeLessThan(besideWide);
     expect(besideWide).toBeLessThan(besideNarrow);
+  });
+
+  it('leaves less room beside the types the manifest records, and none beside too many', () => {
+    // Prepare: a type definition of each column's own domain, as the batch's manifest records them.
+    const types = (count: number) =>
+      Object.fromEntries(
+        Array.from({ length: count }, (_, i) => [`public.${'d'.repeat(40)}${i}`, '0'.repeat(32)]),
+      );
+
+    // Act
+    const plain = taken(new RecordRoom(columns, [columns], undefined, [], undefined), 2_600);
+    const typed = taken(
+      new RecordRoom(columns, [columns], undefined, [], { typeDefinitions: types(200) }),
+      2_600,
+    );
+    const tooMany = () =>
+      new RecordRoom(columns, [columns], undefined, [], { typeDefinitions: types(5_000) }).take(
+        location,
+        'day',
+        bounds(36),
+      );
+
+    // Assess
+    expect(typed).toBeLessThan(plain);
+    expect(tooMany).toThrow(/columns \(their names and types\) are too long/);
   });
 
   it('keeps room for the wider columns of the last archive, from before columns were dropped', () => {
