@@ -100,61 +100,99 @@ describe('table kinds: partitioned tables through their parent, views refused', 
   });
 });
 
-describe('a "char" column holding a byte above 0x7f (its text is that bare byte up to PostgreSQL 14)', () => {
-  const spec = { schema: 'public', name: 'ops', timestampColumn: 'created_at' };
-  const bed = archiverTestbed(
-    async (db) => {
-      // 'é'::"char" keeps the first byte of the character's UTF-8: 0xC3, half a character.
-      await db.client.query(`
-        CREATE TABLE public.ops (id int PRIMARY KEY, created_at timestamptz NOT NULL, op "char" NOT NULL);
-        INSERT INTO public.ops VALUES
-          (1, ${TODAY_UTC_SQL} - interval '40 days', 'é'),
-          (2, ${TODAY_UTC_SQL} - interval '40 days' + interval '1 hour', 'I'),
-          (3, ${TODAY_UTC_SQL} - interval '2 days', 'U');
+describe.each([
+  {
+    kind: '"char"',
+    types: '',
+    column: '"char"',
+    value: "'é'",
+    refusal: /a "char" column of public\.ops \(op\) holds a byte above 0x7f/,
+  },
+  {
+    kind: 'a domain over "char"',
+    types: 'CREATE DOMAIN public.op_code AS "char";',
+    column: 'public.op_code',
+    value: "'é'",
+    refusal: /a "char" column of public\.ops \(op\) holds a byte above 0x7f/,
+  },
+  {
+    kind: '"char"[]',
+    types: '',
+    column: '"char"[]',
+    value: `ARRAY['é'::"char", 'I']`,
+    refusal: /column "op" of .* is "char"\[\], which holds "char" values: PostgreSQL 14 and older write/,
+  },
+  {
+    kind: 'a composite with a "char" attribute',
+    types: 'CREATE TYPE public.op_pair AS (op "char", n int);',
+    column: 'public.op_pair',
+    value: `ROW('é', 1)`,
+    refusal: /column "op" of .* is public\.op_pair, which holds "char" values: PostgreSQL 14 and older write/,
+  },
+])(
+  'a column of $kind holding a byte above 0x7f (its text is that bare byte up to PostgreSQL 14)',
+  ({ kind, types, column, value, refusal }) => {
+    const spec = { schema: 'public', name: 'ops', timestampColumn: 'created_at' };
+    const bed = archiverTestbed(
+      async (db) => {
+        // 'é'::"char" keeps the first byte of the character's UTF-8: 0xC3, half a character.
+        await db.client.query(`${types}
+        CREATE TABLE public.ops (id int PRIMARY KEY, created_at timestamptz NOT NULL, op ${column} NOT NULL);
+        INSERT INTO public.ops VALUES (1, ${TODAY_UTC_SQL} - interval '40 days', ${value});
         CREATE TABLE public.ops_before AS SELECT * FROM public.ops;`);
-    },
-    [spec],
-  );
-
-  it('archives and restores it exactly where PostgreSQL writes it escaped (15+), and refuses it before anything moves where it writes it bare', async () => {
-    // Prepare
-    const version = (
-      await bed.db.client.query<{ v: number }>(`SELECT current_setting('server_version_num')::int AS v`)
-    ).rows[0]?.v;
-
-    // Act
-    const run = await runLocalArchive(bed.local, { tables: ['public.ops'] }, { retryIntervalScale: 0 });
-    const left = await bed.db.client.query<{ n: number }>('SELECT count(*)::int AS n FROM public.ops');
-    const restored =
-      run.execution.status === 'SUCCEEDED'
-        ? await runLocalRestore(
-            bed.local,
-            { database: 'app', table: 'public.ops' },
-            { retryIntervalScale: 0 },
-          )
-        : undefined;
-    const compared = await compareRows(
-      bed.db.client,
-      'SELECT * FROM public.ops_before',
-      'SELECT * FROM public.ops',
+      },
+      [spec],
     );
 
-    // Assess
-    expect(compared).toEqual({ rows: 3, missing: 0, extra: 0 });
-    if (version === undefined || version < 150000) {
-      expect(run.execution.status).toBe('FAILED');
-      expect(run.outcomes[0]?.error).toMatch(
-        /^TableNotUsableError: .*a "char" column of public\.ops \(op\) holds a byte above 0x7f/,
+    it('archives and restores it exactly where PostgreSQL writes it escaped (15+), and refuses it before anything moves where it writes it bare', async () => {
+      // Prepare
+      const version = (
+        await bed.db.client.query<{ v: number }>(`SELECT current_setting('server_version_num')::int AS v`)
+      ).rows[0]?.v;
+
+      // Act
+      const run = await runLocalArchive(bed.local, { tables: ['public.ops'] }, { retryIntervalScale: 0 });
+      const left = await bed.db.client.query<{ n: number }>('SELECT count(*)::int AS n FROM public.ops');
+      const restored =
+        run.execution.status === 'SUCCEEDED'
+          ? await runLocalRestore(
+              bed.local,
+              { database: 'app', table: 'public.ops' },
+              { retryIntervalScale: 0 },
+            )
+          : undefined;
+      const compared = await compareRows(
+        bed.db.client,
+        'SELECT * FROM public.ops_before',
+        'SELECT * FROM public.ops',
       );
-      expect(left.rows[0]?.n).toBe(3);
-      expect(await listKeys(bed.local, 'archive/app/public.ops/')).toEqual([]);
-    } else {
-      expect(run.execution.status).toBe('SUCCEEDED');
-      expect(left.rows[0]?.n).toBe(1);
-      expect(restored?.execution.status).toBe('SUCCEEDED');
-    }
-  });
-});
+
+      // Assess
+      const bare = version === undefined || version < 150000;
+      recordProof({
+        kind: 'threat',
+        actor: 'operator',
+        attack: `archives a column of ${kind} holding a byte above 0x7f${bare ? ', which PostgreSQL 14 writes bare' : ''}`,
+        held:
+          compared.missing === 0 &&
+          compared.extra === 0 &&
+          (bare ? refusal.test(run.outcomes[0]?.error ?? '') : restored?.execution.status === 'SUCCEEDED'),
+      });
+      expect(compared).toEqual({ rows: 1, missing: 0, extra: 0 });
+      if (bare) {
+        expect(run.execution.status).toBe('FAILED');
+        expect(run.outcomes[0]?.error).toMatch(/^TableNotUsableError: /);
+        expect(run.outcomes[0]?.error).toMatch(refusal);
+        expect(left.rows[0]?.n).toBe(1);
+        expect(await listKeys(bed.local, 'archive/app/public.ops/')).toEqual([]);
+      } else {
+        expect(run.execution.status).toBe('SUCCEEDED');
+        expect(left.rows[0]?.n).toBe(0);
+        expect(restored?.execution.status).toBe('SUCCEEDED');
+      }
+    });
+  },
+);
 
 describe.each([
   { encoding: 'SQL_ASCII', sqlState: '22021', byte: 'e9', why: /holds bytes that are not valid UTF-8/ },

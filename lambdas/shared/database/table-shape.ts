@@ -48,8 +48,9 @@ export interface TableShape {
   timestampKind: TimestampKind;
   timestampTimeZone: string;
   /**
-   * `"char"` columns whose text is the bare byte (PostgreSQL 14 and older; 15 writes a byte above 0x7f as `\ooo`):
-   * such a byte is not UTF-8, so an archive holding it could never be restored. Export refuses those values.
+   * `"char"` columns (or of a domain over it) whose text is the bare byte (PostgreSQL 14 and older; 15 writes a byte
+   * above 0x7f as `\ooo`): such a byte is not UTF-8, so an archive holding it could never be restored. Export refuses
+   * those values; a `"char"` deeper in a column's type (an array's element, a composite's attribute) refuses the table.
    */
   rawByteColumns: ColumnInfo[];
   /**
@@ -359,6 +360,9 @@ const LARGE_OBJECT_SQL = `EXISTS (SELECT FROM pg_catalog.pg_type t JOIN pg_catal
        WHERE t.oid = a.atttypid AND e.typname = 'lo' AND e.typtype = 'd'
          AND e.typbasetype = 'pg_catalog.oid'::pg_catalog.regtype)`;
 
+/** Whether `"char"` is the column's type under its domains, or anywhere under that (an array's element, an attribute). */
+const NESTED_CHAR_SQL = typeUnderSql(`e.oid = 'pg_catalog."char"'::pg_catalog.regtype`);
+
 /**
  * Types PostgreSQL writes but whose input function refuses every value: the planner's own stored trees and
  * statistics, BRIN summaries, and the GiST index keys of full-text search and of contrib extensions (pg_trgm, hstore,
@@ -415,6 +419,7 @@ export async function describeTable(
       catalog_name: boolean;
       write_only: boolean;
       large_object: boolean;
+      nested_char: boolean;
     }[];
     primary_key: string[];
     side_effects: { cascade: SideEffect | null; trigger: SideEffect | null; rule: SideEffect | null };
@@ -445,7 +450,7 @@ export async function describeTable(
                                          WHERE co.oid = a.attcollation),
                       'bound_type', ${BOUND_TYPE_SQL}, 'text_cast', ${USER_TEXT_CAST_SQL},
                       'catalog_name', ${CATALOG_NAME_SQL}, 'write_only', ${WRITE_ONLY_SQL},
-                      'large_object', ${LARGE_OBJECT_SQL}) ORDER BY a.attnum), '[]')
+                      'large_object', ${LARGE_OBJECT_SQL}, 'nested_char', ${NESTED_CHAR_SQL}) ORDER BY a.attnum), '[]')
                FROM pg_catalog.pg_attribute a ${BASE_TYPE_JOIN_SQL}
               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
             ${PRIMARY_KEY_SQL.replace('$1', 'c.oid')} AS primary_key,
@@ -490,6 +495,12 @@ export async function describeTable(
   }));
   const byName = new Map(columns.map((c) => [c.name, c]));
   if (archiving) refuseUnrestorableValues(relation.columns, where);
+  const nestedChar = relation.columns.find((c) => c.nested_char && c.base_type !== '"char"');
+  if (archiving && nestedChar && relation.server_version < 150000) {
+    throw new TableNotUsableError(
+      `column "${nestedChar.name}" of ${where} is ${nestedChar.type}, which holds "char" values: PostgreSQL 14 and older write a "char" byte above 0x7f bare, which is not UTF-8, so an archive holding one could never be restored; archive the table on PostgreSQL 15 or later, or change the column's type`,
+    );
+  }
 
   const timestampColumn = byName.get(table.timestampColumn);
   if (!timestampColumn) throw new TableNotUsableError(`${where} has no column "${table.timestampColumn}"`);
@@ -560,7 +571,10 @@ export async function describeTable(
     timestampColumn,
     timestampKind,
     timestampTimeZone: table.timestampTimeZone,
-    rawByteColumns: relation.server_version < 150000 ? columns.filter((c) => c.type === '"char"') : [],
+    rawByteColumns:
+      relation.server_version < 150000
+        ? columns.filter((_, i) => relation.columns[i]?.base_type === '"char"')
+        : [],
     // format_type spells `character` without a length `bpchar`, whatever the settings.
     blankKeepingColumns: relation.columns.filter((c) => c.bound_type === 'bpchar').map((c) => c.name),
     virtualColumns: relation.columns.filter((c) => c.generated === 'v').map((c) => c.name),

@@ -74,7 +74,9 @@ export function rowValuesCopySql(shape: TableShape, predicates: readonly string[
  * the `"char"` to int4 cast is signed, so such a byte is negative.
  */
 export function rawBytesSql(shape: TableShape, predicates: readonly string[]): string {
-  const bytes = shape.rawByteColumns.map((c) => `t.${quoteIdent(c.name)}::pg_catalog.int4 < 0`).join(' OR ');
+  const bytes = shape.rawByteColumns
+    .map((c) => `t.${quoteIdent(c.name)}::pg_catalog."char"::pg_catalog.int4 < 0`)
+    .join(' OR ');
   return `SELECT EXISTS (SELECT FROM ${rowSourceSql(shape)} AS t WHERE (${predicates.join(') OR (')}) AND (${bytes})) AS found`;
 }
 
