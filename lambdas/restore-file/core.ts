@@ -877,6 +877,12 @@ async function insert(client: pg.PoolClient, sql: string, context: InsertRefusal
       throw new RestoreConflictError(
         'the target refused the archived rows (SQLSTATE 21000): they meet the same row of the target twice (an archive holding a key twice, which no export writes), or a subquery of the target returned more than one row',
       );
+    // A foreign key of the target (onto itself, say) finds a referenced row absent: it may be in another archive,
+    // which this restore writes in a transaction of its own, maybe later.
+    if (code === '23503')
+      throw new RestoreConflictError(
+        `the target refused the archived rows: ${foreignKeyRefusal(error)} references a row that is not there (SQLSTATE 23503), maybe one another archive holds; restore again once the archives it references are restored (rows referencing each other across archives never are), or restore into a target without that foreign key, or drop it for the restore`,
+      );
     // Values the target refuses (a constraint): reported by SQLSTATE, never by value.
     if (code.startsWith('23'))
       throw new SchemaDriftError(`the target refused the archived rows (SQLSTATE ${code})`);
@@ -907,6 +913,15 @@ async function dataRefusal(
   }
   // Every column reads its values: what the target computes from them failed.
   return `the target ${tableLabel(target)} refused the archived rows (SQLSTATE ${code}) computing a generated column, a default or a constraint`;
+}
+
+/** The foreign key a 23503 names, and its table: never the key values, which its detail quotes. */
+function foreignKeyRefusal(error: unknown): string {
+  const { constraint, table, schema } = error as RefusalFields;
+  const on = named(table)
+    ? ` of ${named(schema) ? `${quoteIdent(String(schema))}.` : ''}${quoteIdent(String(table))}`
+    : '';
+  return named(constraint) ? `foreign key ${quoteIdent(String(constraint))}${on}` : `a foreign key${on}`;
 }
 
 /** The fields of a PostgreSQL error that name what refused a value (never the value itself). */

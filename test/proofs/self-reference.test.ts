@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { runLocalArchive } from '../../local/run.js';
+import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
@@ -74,5 +74,94 @@ describe('a foreign key of the table onto itself', () => {
       /^TableNotUsableError: database error 23503: .* violates foreign key constraint "caused_cause_id_fkey" on table "caused"; rows that stay \(in that table\) still reference rows of the batch/,
     );
     expect(run.outcomes[0]?.error).not.toMatch(/\(id\)=/);
+  });
+});
+
+/**
+ * A cause and its follow-up, both long past the cut-off, on either side of a batch boundary (batchSize 1 puts each
+ * day in a batch of its own): the cause's batch cannot be deleted while its follow-up stays, and every run stops
+ * there. The error says how to get past it; nothing is lost meanwhile.
+ */
+describe('a foreign key of the table onto itself, a cause and its follow-up in different batches', () => {
+  const spec = { schema: 'public', name: 'spanning', timestampColumn: 'created_at' };
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query(`
+        CREATE TABLE public.spanning (id int PRIMARY KEY, cause_id int REFERENCES public.spanning (id),
+                                      created_at timestamptz NOT NULL, what text NOT NULL);
+        INSERT INTO public.spanning VALUES
+          (1, NULL, ${day(40)} + interval '23 hours', 'login'),
+          (2, 1, ${day(39)} + interval '1 hour', 'follow-up the next day'),
+          (3, NULL, ${day(2)}, 'recent');`);
+    },
+    [spec],
+    { defaults: { batchSize: 1 } },
+  );
+
+  it('keeps every row and names the remedy: a batch size that puts them in one batch', async () => {
+    // Prepare
+    const table = resolvedTable(spec);
+    const original = await tableLines(bed.db.client, table);
+
+    // Act
+    const run = await runLocalArchive(bed.local, { tables: ['public.spanning'] }, { retryIntervalScale: 0 });
+
+    // Assess
+    await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+    expect(run.outcomes[0]?.error).toMatch(
+      /^TableNotUsableError: .*When that table is the archived one, the referencing rows may be past the cut-off too, only beyond this batch .*raise the table's batchSize/,
+    );
+  });
+});
+
+/**
+ * Two archived rows that point at each other (an entry and its correction, linked both ways), on days 40 and 39: one
+ * batch deletes them together, in one statement. A restore writes each archive in a transaction of its own, so each
+ * row's reference is checked while the other is absent: the archive is refused naming the foreign key, and restoring
+ * into a target without it brings both back.
+ */
+describe('a foreign key of the table onto itself, two archived rows that reference each other', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query(`
+        CREATE TABLE public.linked (id int PRIMARY KEY, linked_to int REFERENCES public.linked (id),
+                                    created_at timestamptz NOT NULL, what text NOT NULL);
+        INSERT INTO public.linked VALUES (1, NULL, ${day(40)}, 'entry'), (2, NULL, ${day(39)}, 'correction'),
+                                         (3, NULL, ${day(2)}, 'recent');
+        UPDATE public.linked SET linked_to = 3 - id WHERE id < 3;
+        CREATE TABLE public.linked_copy (LIKE public.linked INCLUDING ALL);`);
+    },
+    [{ schema: 'public', name: 'linked', timestampColumn: 'created_at' }],
+    { defaults: { batchSize: 1000 } },
+  );
+
+  it('names the foreign key that refuses them, and restores them into a target without it', async () => {
+    // Act
+    const run = await runLocalArchive(bed.local, { tables: ['public.linked'] }, { retryIntervalScale: 0 });
+    const intoTable = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.linked' },
+      { retryIntervalScale: 0 },
+    );
+    const intoCopy = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.linked', targetTable: 'public.linked_copy' },
+      { retryIntervalScale: 0 },
+    );
+    const copied = await bed.db.client.query<{ id: number; linked_to: number }>(
+      'SELECT id, linked_to FROM public.linked_copy ORDER BY id',
+    );
+
+    // Assess
+    expect(run.outcomes[0]).toMatchObject({ status: 'succeeded', rowsArchived: 2 });
+    for (const result of intoTable.results)
+      expect(result.error).toMatch(
+        /^RestoreConflictError: the target refused the archived rows: foreign key "linked_linked_to_fkey" of "public"\."linked" references a row that is not there \(SQLSTATE 23503\)/,
+      );
+    expect(intoCopy.execution.status).toBe('SUCCEEDED');
+    expect(copied.rows).toEqual([
+      { id: 1, linked_to: 2 },
+      { id: 2, linked_to: 1 },
+    ]);
   });
 });

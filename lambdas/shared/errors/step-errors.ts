@@ -271,7 +271,7 @@ export function classifyDatabaseError(error: unknown, database?: string): Error 
   // constraint and tables; the key values are in the detail.
   if (code === '23503') {
     return new TableNotUsableError(
-      `${message}; rows that stay (in that table) still reference rows of the batch, so none of it was committed`,
+      `${message}; rows that stay (in that table) still reference rows of the batch, so none of it was committed. When that table is the archived one, the referencing rows may be past the cut-off too, only beyond this batch (a reference spanning batches): raise the table's batchSize so that rows referencing each other share a batch`,
       {
         cause: error,
       },
