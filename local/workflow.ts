@@ -165,6 +165,8 @@ export class LocalWorkflow {
   private readonly restore: StateMachine;
   private readonly retryOverrides: Record<string, number>;
   private readonly taskOverrides: Record<string, (input: unknown) => Promise<unknown>>;
+  /** Child executions by name, as Step Functions keeps them: what a StartExecution of the same name finds. */
+  private readonly children = new Map<string, { input: string; ended: boolean; result: Promise<unknown> }>();
 
   constructor(private readonly options: LocalWorkflowOptions = {}) {
     const given = options.getDeps;
@@ -207,7 +209,7 @@ export class LocalWorkflow {
           state.Resource === 'arn:aws:states:::lambda:invoke'
             ? (input: unknown) => this.invokeFunction(input as { FunctionName: string; Payload: unknown })
             : (input: unknown) =>
-                this.startChildExecution(input as { StateMachineArn: string; Input: unknown }),
+                this.startChildExecution(input as { StateMachineArn: string; Input: unknown; Name?: string }),
         ]),
     );
   }
@@ -243,18 +245,44 @@ export class LocalWorkflow {
     }
   }
 
-  /** The startExecution.sync:2 integration: runs the child definition to its end, fails as States.TaskFailed. */
-  private async startChildExecution(input: { StateMachineArn: string; Input: unknown }): Promise<unknown> {
-    const name = randomUUID();
-    const executionArn = `${input.StateMachineArn.replace(':stateMachine:', ':execution:')}:${name}`;
-    try {
-      const output = await this.run(this.child, input.Input, executionArn, name, input.StateMachineArn);
-      return { ExecutionArn: executionArn, Status: 'SUCCEEDED', Output: output };
-    } catch (error) {
-      const failure = new Error(`child execution ${name} failed: ${(error as Error).message}`);
-      failure.name = 'States.TaskFailed';
-      throw failure;
+  /**
+   * The startExecution.sync:2 integration: runs the child definition to its end, fails as States.TaskFailed. A `Name`
+   * is kept as Step Functions keeps it: started again while that execution runs, with the same input, it is the same
+   * execution (its result awaited again); once it has ended, it is ExecutionAlreadyExists.
+   */
+  private startChildExecution(input: {
+    StateMachineArn: string;
+    Input: unknown;
+    Name?: string;
+  }): Promise<unknown> {
+    const named = input.Name === undefined ? undefined : this.children.get(input.Name);
+    if (named && !named.ended && named.input === JSON.stringify(input.Input)) return named.result;
+    if (named) {
+      const exists = new Error(`execution ${input.Name} already exists`);
+      exists.name = 'StepFunctions.ExecutionAlreadyExistsException';
+      return Promise.reject(exists);
     }
+    const name = input.Name ?? randomUUID();
+    const executionArn = `${input.StateMachineArn.replace(':stateMachine:', ':execution:')}:${name}`;
+    const child = {
+      input: JSON.stringify(input.Input),
+      ended: false,
+      result: Promise.resolve<unknown>(undefined),
+    };
+    child.result = (async () => {
+      try {
+        const output = await this.run(this.child, input.Input, executionArn, name, input.StateMachineArn);
+        return { ExecutionArn: executionArn, Status: 'SUCCEEDED', Output: output };
+      } catch (error) {
+        const failure = new Error(`child execution ${name} failed: ${(error as Error).message}`);
+        failure.name = 'States.TaskFailed';
+        throw failure;
+      } finally {
+        child.ended = true;
+      }
+    })();
+    this.children.set(name, child);
+    return child.result;
   }
 
   private async run(

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { recordConfigChange } from '../shared/batch/config-fingerprint.js';
 import { buildPlanReport, type PlannedTable } from '../shared/batch/plan-report.js';
 import { formatIssues } from '../shared/config/config.js';
@@ -54,7 +55,7 @@ export async function planRun(input: PlanInput, deps: PlanDeps): Promise<PlanOut
     const dbLanes: Lane[] = Array.from({ length: laneCount }, () => ({ database: db.name, tables: [] }));
     tables.forEach((table, i) => {
       const cutoff = retentionCutoff(start, table.retentionDays);
-      dbLanes[i % laneCount]?.tables.push({ table: table.ref, cutoff });
+      dbLanes[i % laneCount]?.tables.push({ table: table.ref, cutoff, n: tableCount + i });
       planned.push({ table, cutoff });
     });
     lanes.push(...dbLanes);
@@ -66,6 +67,7 @@ export async function planRun(input: PlanInput, deps: PlanDeps): Promise<PlanOut
     maxConcurrency: config.run.maxConcurrency,
     maxBatches: config.defaults.maxBatchesPerRun,
     tableCount,
+    childKey: createHash('sha256').update(input.runId).digest('hex').slice(0, 32),
     lanes: request.dryRun ? [] : lanes,
     dryRun: request.dryRun,
     report: request.dryRun ? await buildPlanReport(deps, input.runId, planned) : undefined,

@@ -21,7 +21,12 @@ export const PlanInputSchema = z.object({
 });
 export type PlanInput = z.infer<typeof PlanInputSchema>;
 
-export const LaneTableSchema = z.object({ table: z.string(), cutoff: z.iso.datetime({ offset: true }) });
+export const LaneTableSchema = z.object({
+  table: z.string(),
+  cutoff: z.iso.datetime({ offset: true }),
+  /** The table's place in the run: with the plan's `childKey`, the name of the table's child execution. */
+  n: z.number().int().nonnegative(),
+});
 
 /** Tables of one database processed one after another; a database gets at most maxConnections lanes. */
 export const LaneSchema = z.object({ database: z.string(), tables: z.array(LaneTableSchema).min(1) });
@@ -31,6 +36,12 @@ export const PlanOutputSchema = z.object({
   maxConcurrency: z.number().int().positive(),
   maxBatches: z.number().int().positive(),
   tableCount: z.number().int().nonnegative(),
+  /**
+   * The run's part of its child executions' names (`<childKey>-<n>`): a StartExecution retried after it was carried
+   * out finds the child it started instead of starting a second one for the table. A digest of the run's id, which may
+   * be as long as a name may be.
+   */
+  childKey: z.string().regex(/^[0-9a-f]{32}$/),
   lanes: z.array(LaneSchema),
   /** The ASL's DryRun? choice reads it: true ends the execution with `report` instead of running the lanes. */
   dryRun: z.boolean(),

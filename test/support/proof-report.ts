@@ -76,6 +76,7 @@ const PROOF_FILES = [
   'test/proofs/at-least-once/invoked-twice.test.ts',
   'test/proofs/lossy-encodings.test.ts',
   'test/proofs/large-objects.test.ts',
+  'test/proofs/at-least-once/duplicate-child.test.ts',
 ];
 
 interface ProofSummary {

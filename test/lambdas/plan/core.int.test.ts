@@ -102,11 +102,17 @@ describe('plan', () => {
     expect(plan.lanes[0]?.tables[0]).toEqual({
       table: 'audit.table_number_0',
       cutoff: '2025-03-09T00:00:00.000Z',
+      n: 0,
     });
     expect(plan.lanes[1]?.tables[0]).toEqual({
       table: 'audit.table_number_1',
       cutoff: '2025-02-28T00:00:00.000Z',
+      n: 1,
     });
+    // Each table's child execution is named by the run and the table's place in it: one name per table.
+    const names = plan.lanes.flatMap((l) => l.tables.map((t) => `${plan.childKey}-${t.n}`));
+    expect(new Set(names).size).toBe(6);
+    expect(plan.childKey).toMatch(/^[0-9a-f]{32}$/);
   });
 
   it('applies database and table filters from the execution input', async () => {
@@ -118,7 +124,7 @@ describe('plan', () => {
 
     // Assess
     expect(plan.lanes).toEqual([
-      { database: 'db0', tables: [{ table: 'audit.table_number_3', cutoff: expect.any(String) }] },
+      { database: 'db0', tables: [{ table: 'audit.table_number_3', cutoff: expect.any(String), n: 0 }] },
     ]);
   });
 
