@@ -1,5 +1,4 @@
 import type { TableOutcome } from '../lambdas/shared/lock-table/run-records.js';
-import type { StepEvent } from '../local/workflow.js';
 import { type SafeText, safeLines } from './output.js';
 
 const formatBytes = (bytes: number) =>
@@ -7,42 +6,8 @@ const formatBytes = (bytes: number) =>
 
 export const formatNumber = (n: number) => n.toLocaleString('en-US');
 
-/**
- * The batches of a local run that were withdrawn, per "database/table", counted from its steps as it goes: a delete
- * that ends in RowsChangedError (rows changed under the verified batch, or its archive changed) deleted nothing, and
- * the state machine counts it in the table's `progress.batches` all the same (CountWithdrawnBatch), so that a
- * table whose rows keep changing cannot loop past its batch budget. The outcome a table records carries that count;
- * the batches it committed are that count less these. Once the outcome itself counts committed batches only (a
- * withdrawal counter beside `progress.batches` in the ASL, read by the lock step), this goes:
- * test/cli/commands/withdrawn-batches.int.test.ts compares the summary with `status` and fails on a count taken twice.
- */
-export class WithdrawnBatches {
-  private readonly counts = new Map<string, number>();
-
-  /** Pass as (part of) a workflow's onStep. */
-  readonly onStep = (event: StepEvent): void => {
-    if (event.functionName !== 'delete' || event.error?.name !== 'RowsChangedError') return;
-    const { database = '', table = '' } = (event.payload ?? {}) as { database?: string; table?: string };
-    const key = `${database}/${table}`;
-    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
-  };
-
-  of(database: string, table: string): number {
-    return this.counts.get(`${database}/${table}`) ?? 0;
-  }
-
-  /** The outcome with `batches` the batches it committed, and how many were withdrawn when any were. */
-  committed(outcome: TableOutcome): TableOutcome & { withdrawnBatches?: number } {
-    const withdrawn = Math.min(outcome.batches, this.of(outcome.database, outcome.table));
-    return withdrawn === 0
-      ? outcome
-      : { ...outcome, batches: outcome.batches - withdrawn, withdrawnBatches: withdrawn };
-  }
-}
-
 export interface TableReport {
-  /** `batches` counts the batches committed; `withdrawnBatches` those withdrawn (WithdrawnBatches.committed). */
-  outcome: TableOutcome & { withdrawnBatches?: number };
+  outcome: TableOutcome;
   rowsKept?: number;
   archiveLocation?: string;
 }

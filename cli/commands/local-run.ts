@@ -9,7 +9,7 @@ import { withLocalEnvironment } from '../context.js';
 import { EXIT_FINDINGS, EXIT_OK, executionExitCode } from '../exit-codes.js';
 import { print, printError, safeJson, safeLine, safeLines } from '../output.js';
 import { commandOutput, notificationsOfRun, type OutputOptions, progressMode } from '../progress.js';
-import { formatSummary, WithdrawnBatches } from '../report.js';
+import { formatSummary } from '../report.js';
 import { formatExecutionFailure } from '../restore.js';
 import { configureLogging, STATE_DIR_OPTION } from './common.js';
 
@@ -70,14 +70,9 @@ export async function archiveLocally(
     const { display, say } = commandOutput(output, process.stdout, totals);
     const started = Date.now();
     say(`Archiving with the local workflow (state in ${resolve(stateDir)}) ...`);
-    // The outcomes count withdrawn batches with committed ones (the batch budget's count): the summary tells them apart.
-    const withdrawn = new WithdrawnBatches();
     const { execution, outcomes } = await runLocalArchive(local, input, {
       ...workflow,
-      onStep: (event) => {
-        withdrawn.onStep(event);
-        display.onStep(event);
-      },
+      onStep: display.onStep,
     });
     display.finish();
     const notifications = join(resolve(stateDir), NOTIFICATIONS_FILE);
@@ -103,7 +98,7 @@ export async function archiveLocally(
           table: rest.join('.'),
         });
         return {
-          outcome: withdrawn.committed(outcome),
+          outcome,
           rowsKept: rowsKept ? await rowsKept(outcome.database, outcome.table) : undefined,
           archiveLocation: join(resolve(stateDir), 's3', local.services.bucket, prefix),
         };

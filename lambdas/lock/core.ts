@@ -138,7 +138,8 @@ export async function lockTable(input: LockInput, deps: LockDeps): Promise<LockO
     reason: hold,
     rowsArchived: input.progress.rows,
     bytesArchived: input.progress.bytes,
-    batches: input.progress.batches,
+    batches: Math.max(0, input.progress.batches - input.withdrawnBatches),
+    ...(input.withdrawnBatches > 0 ? { withdrawnBatches: input.withdrawnBatches } : {}),
     budgetReached: input.budgetReached,
     durationSeconds: input.startedAt
       ? (deps.now().getTime() - Date.parse(input.startedAt)) / 1000

@@ -46,7 +46,8 @@ describe('a table whose every batch is withdrawn because the application changes
     expect(run.outcomes[0]).toMatchObject({
       status: 'failed',
       rowsArchived: 0,
-      batches: 3,
+      batches: 0,
+      withdrawnBatches: 3,
       budgetReached: true,
     });
     expect(run.outcomes[0]?.error).toMatch(
@@ -77,7 +78,12 @@ describe('a table whose one batch of a run is withdrawn (a budget of one)', () =
     const next = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
 
     // Assess
-    expect(withdrawn.outcomes[0]).toMatchObject({ status: 'succeeded', rowsArchived: 0, batches: 1 });
+    expect(withdrawn.outcomes[0]).toMatchObject({
+      status: 'succeeded',
+      rowsArchived: 0,
+      batches: 0,
+      withdrawnBatches: 1,
+    });
     expect(withdrawn.execution.status).toBe('SUCCEEDED');
     expect(next.outcomes[0]?.rowsArchived).toBeGreaterThan(0);
   });

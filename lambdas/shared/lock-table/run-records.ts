@@ -10,7 +10,10 @@ export interface TableOutcome {
   reason?: string;
   rowsArchived: number;
   bytesArchived: number;
+  /** Batches committed. */
   batches: number;
+  /** Batches withdrawn because their rows changed under them (nothing deleted); absent when none was. */
+  withdrawnBatches?: number;
   /** True when eligible rows may remain because the per-run batch budget was used up. */
   budgetReached: boolean;
   durationSeconds?: number;
