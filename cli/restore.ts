@@ -20,6 +20,7 @@ export interface RestoreOptions {
   ignoreWatermark: boolean;
   drift: 'strict' | 'lenient';
   requireInventory?: boolean;
+  unlistedArchives?: 'refuse' | 'skip' | 'restore';
   allowMissingArchives?: boolean;
   legacyDatabase?: string;
   legacyPrefix?: string;
@@ -41,6 +42,9 @@ export function restoreRequest(options: RestoreOptions): RestoreRequestInput {
     ignoreWatermark: options.ignoreWatermark,
     drift: options.drift,
     ...(options.requireInventory ? { requireInventory: true } : {}),
+    ...(options.unlistedArchives && options.unlistedArchives !== 'refuse'
+      ? { unlistedArchives: options.unlistedArchives }
+      : {}),
     ...(options.allowMissingArchives ? { allowMissingArchives: true } : {}),
     ...(options.legacyDatabase
       ? {

@@ -103,6 +103,14 @@ function withRestoreOptions(command: Command, required = true): Command {
       'refuse archives the inventory of committed archives does not list (those written before it)',
       false,
     )
+    .addOption(
+      new Option(
+        '--unlisted-archives <choice>',
+        "archives the inventory does not list though dated after the table's archives began to be recorded there: refuse the restore, skip them, or restore them",
+      )
+        .choices(['refuse', 'skip', 'restore'])
+        .default('refuse'),
+    )
     .option(
       '--allow-missing-archives',
       'restore what is left when committed archives are not in the bucket (prefix or bucket changed, deleted); they are counted in the summary',

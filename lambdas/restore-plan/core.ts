@@ -17,7 +17,7 @@ import { type Database, inReadOnlyTransaction, inTransaction } from '../shared/d
 import { ArchiveInColdStorageError, ConfigError, TableNotUsableError } from '../shared/errors/step-errors.js';
 import { coldArchivesMessage, unreadableColdArchives } from '../shared/restore/cold-archives.js';
 import { createTarget, sourceKind, targetTemplate } from '../shared/restore/create-target.js';
-import { uncommittedInFlight, withoutNeverCommitted } from '../shared/restore/in-flight-archives.js';
+import { sortUnlisted, uncommittedInFlight } from '../shared/restore/in-flight-archives.js';
 import { assertWritable, describeTarget, type TableName, tableLabel } from '../shared/restore/restore-sql.js';
 import {
   assertRestoreTargetAllowed,
@@ -92,6 +92,7 @@ export async function planRestore(
     ignoreWatermark: request.ignoreWatermark,
     drift: request.drift,
     requireInventory: request.requireInventory,
+    unlistedArchives: request.unlistedArchives,
     fromDay: request.fromDay,
     toDay: request.toDay,
     key: request.key,
@@ -113,7 +114,8 @@ export async function planRestore(
   const otherSchemas =
     task.format === 'native' || task.key !== undefined || (await twinTableExists(db, task.source));
   let archives = 0;
-  let neverCommitted = 0;
+  /** Archives the inventory does not list (sortUnlisted): how many, and the first few keys for the message. */
+  const notListed = { count: 0, keys: [] as string[] };
   /** The keys selected, in key order: a target created once the source is gone takes every shape among them. */
   const keys: string[] = [];
   // The execution's history grows with the groups and pages it will run: counted as the list steps will cut them, in
@@ -124,9 +126,18 @@ export async function planRestore(
   /** Archives listed in a class S3 may refuse to read (GLACIER, DEEP_ARCHIVE): checked before anything is written. */
   const coldRefs: { key: string; storageClass: string }[] = [];
   const selected = async function* () {
-    for await (const ref of selectArchives(task, source, deps, undefined, others.add, otherSchemas, () => {
-      neverCommitted += 1;
-    })) {
+    for await (const ref of selectArchives(
+      task,
+      source,
+      deps,
+      undefined,
+      others.add,
+      otherSchemas,
+      (found) => {
+        notListed.count += 1;
+        if (notListed.keys.length < MISSING_KEYS_SHOWN) notListed.keys.push(found.key);
+      },
+    )) {
       archives += 1;
       unlisted.delete(ref.key);
       keys.push(ref.key);
@@ -163,17 +174,18 @@ export async function planRestore(
       keys: missing.keys,
     });
   }
-  if (neverCommitted > 0) {
-    if (task.key && archives === 0)
-      throw new ConfigError(
-        `archive "${task.key}" was never committed: an object of a withdrawn batch, completed after the withdrawal by an invocation that had lost its lease; its rows were never deleted by it; nothing to restore`,
-      );
-    task.neverCommittedArchives = neverCommitted;
-    deps.telemetry.warn('restore leaves out archives no batch committed', {
+  if (notListed.count > 0 && task.unlistedArchives === 'refuse')
+    throw new ConfigError(
+      `${notListed.count} archive(s) of ${tableLabel(task.source)} are not in the inventory of committed archives though S3 dates them after the table's archives began to be recorded there (${notListed.keys.join(', ')}${notListed.count > notListed.keys.length ? ', …' : ''}): a withdrawn batch's object completed late by an invocation that had lost its lease (its rows may have been changed or erased since), an object written outside the archiver, or a committed archive whose inventory entry is gone (a lock table restored to an earlier time?); restore again with unlistedArchives "skip" to leave them out, or "restore" to restore them; nothing was written`,
+    );
+  if (notListed.count > 0 && task.unlistedArchives === 'skip') {
+    task.unlistedArchivesLeftOut = notListed.count;
+    deps.telemetry.warn('restore leaves out archives the inventory does not list', {
       restoreId,
       database: task.database,
       table: `${task.source.schema}.${task.source.name}`,
-      neverCommittedArchives: neverCommitted,
+      unlistedArchives: notListed.count,
+      keys: notListed.keys,
     });
   }
   // Archives of the table's batch in flight hold rows never deleted: the table has them, as the application has them
@@ -355,7 +367,7 @@ function selectArchives(
   startAfter?: string,
   onOtherSchema?: ListOptions['onOtherSchema'],
   otherSchemas = true,
-  onNeverCommitted: (ref: ArchiveRef) => void = () => undefined,
+  onUnlisted: (ref: ArchiveRef) => void = () => undefined,
 ) {
   const listed = listArchives(deps.store, source, {
     fromDay: task.fromDay,
@@ -365,9 +377,16 @@ function selectArchives(
     onOtherSchema,
     otherSchemas,
   });
-  // Archives no batch committed are left out here, before any page is cut: plan and list steps see the same ones.
+  // Sorted out here, before any page is cut: plan and list steps see the same ones.
   return task.format === 'native'
-    ? withoutNeverCommitted(listed, deps, task.database, tableRef(task.source), onNeverCommitted)
+    ? sortUnlisted(
+        listed,
+        deps,
+        task.database,
+        tableRef(task.source),
+        onUnlisted,
+        task.unlistedArchives === 'restore',
+      )
     : listed;
 }
 
@@ -401,13 +420,23 @@ export async function listPage(
 ): Promise<RestorePage> {
   const source = archiveSource(task, deps.config.s3.prefix);
   const table = tableRef(task.source);
-  const pages = restorePages(selectArchives(task, source, deps, cursorStart(cursor)), {
-    strategy: task.strategy,
-    cursor,
-    // Legacy archives have no inventory.
-    committed: async (keys): Promise<CommittedArchives> =>
-      task.format === 'native' ? deps.inventory.entries(task.database, table, keys) : new Map(),
-  });
+  // One the plan did not see (written since) is refused here as the plan would have refused it.
+  const onUnlisted = (ref: ArchiveRef) => {
+    if (task.unlistedArchives === 'refuse')
+      throw new ConfigError(
+        `archive ${ref.key} appeared during the restore, not in the inventory of committed archives though S3 dates it after the table's archives began to be recorded there; restore the rest again with unlistedArchives "skip" or "restore"`,
+      );
+  };
+  const pages = restorePages(
+    selectArchives(task, source, deps, cursorStart(cursor), undefined, true, onUnlisted),
+    {
+      strategy: task.strategy,
+      cursor,
+      // Legacy archives have no inventory.
+      committed: async (keys): Promise<CommittedArchives> =>
+        task.format === 'native' ? deps.inventory.entries(task.database, table, keys) : new Map(),
+    },
+  );
   const next = await pages.next();
   await pages.return(undefined);
   const page = next.done ? undefined : next.value;

@@ -107,9 +107,9 @@ export async function finish(
           `${task.inFlightArchives} archive(s) of the batch the source table had in flight when the restore was planned were left out: their rows were still in the source table, not yet deleted; restore again once the archive run has committed them`,
         ]
       : []),
-    ...(task.neverCommittedArchives
+    ...(task.unlistedArchivesLeftOut
       ? [
-          `${task.neverCommittedArchives} archive(s) no batch committed were left out: objects of withdrawn batches that an invocation which had lost its lease completed late; their rows were never deleted by them (validate lists them)`,
+          `${task.unlistedArchivesLeftOut} archive(s) the inventory of committed archives does not list were left out (unlistedArchives "skip"): validate lists them as not-in-inventory`,
         ]
       : []),
     ...sequenceWarnings,

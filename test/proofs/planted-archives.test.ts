@@ -62,7 +62,7 @@ describe('archives a bucket writer planted', () => {
     expect(genuine.length).toBeGreaterThan(0);
   });
 
-  it('leaves out an archive planted since the table’s inventory began, and says so', async () => {
+  it('refuses a restore that meets an archive the inventory does not list, dated since it began, unless told', async () => {
     // Prepare: a row that was never in the table, in an archive no batch committed
     const planted = await plantArchive(
       bed.local,
@@ -71,36 +71,39 @@ describe('archives a bucket writer planted', () => {
       undefined,
       { beforeTheInventory: false },
     );
+    const request = { database: 'app', table: 'public.planted' };
+    const restoreInto = (targetTable: string, unlistedArchives?: 'skip' | 'restore') =>
+      runLocalRestore(
+        bed.local,
+        { ...request, targetTable, ...(unlistedArchives ? { unlistedArchives } : {}) },
+        { retryIntervalScale: 0 },
+      );
+    const planted900099 = async (target: string) =>
+      (await bed.db.client.query(`SELECT count(*)::int AS n FROM ${target} WHERE id = 900099`)).rows[0]?.n;
 
     // Act
-    const byKey = await restoreKey(planted.key, 'public.rt_never_committed_key').catch(
-      (error: Error) => error,
-    );
-    const whole = await runLocalRestore(
-      bed.local,
-      { database: 'app', table: 'public.planted', targetTable: 'public.rt_never_committed' },
-      { retryIntervalScale: 0 },
-    );
-    const back = await bed.db.client.query(
-      `SELECT count(*)::int AS n FROM public.rt_never_committed WHERE id = 900099`,
-    );
+    const refused = await restoreInto('public.rt_unlisted_refused');
+    const skipped = await restoreInto('public.rt_unlisted_skipped', 'skip');
+    const restored = await restoreInto('public.rt_unlisted_restored', 'restore');
     recordProof({
       kind: 'threat',
       actor: 'bucket writer',
       attack: 'plants an archive the inventory does not list, dated after the table’s inventory began',
-      held: whole.execution.status === 'SUCCEEDED' && back.rows[0]?.n === 0,
+      held:
+        refused.execution.status === 'FAILED' && (await planted900099('public.rt_unlisted_skipped')) === 0,
     });
 
-    // Assess
-    expect(byKey instanceof Error ? byKey.message : byKey.execution.error?.message).toMatch(
-      /was never committed/,
+    // Assess: refused by default, naming the archive; left out or restored (with a warning) only when told.
+    expect(refused.execution.status).toBe('FAILED');
+    expect(refused.execution.error?.message).toContain(planted.key);
+    expect(skipped.execution.status).toBe('SUCCEEDED');
+    expect(skipped.results.map((r) => r.key)).not.toContain(planted.key);
+    expect(await planted900099('public.rt_unlisted_skipped')).toBe(0);
+    expect(restored.execution.status).toBe('SUCCEEDED');
+    expect(restored.results.find((r) => r.key === planted.key)?.warnings.join(' ')).toMatch(
+      /not in the inventory/,
     );
-    expect(whole.execution.status).toBe('SUCCEEDED');
-    expect(whole.results.map((r) => r.key)).not.toContain(planted.key);
-    expect(back.rows[0]?.n).toBe(0);
-    expect((whole.execution.output as { warnings?: string[] }).warnings?.join('\n')).toMatch(
-      /^1 archive\(s\) no batch committed were left out/m,
-    );
+    expect(await planted900099('public.rt_unlisted_restored')).toBe(1);
   });
 
   it.each([

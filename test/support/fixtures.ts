@@ -23,7 +23,7 @@ import { describeTable } from '../../lambdas/shared/database/table-shape.js';
 import { rowLineSql, rowSourceSql } from '../../lambdas/shared/database/table-sql.js';
 import { LeaseStore } from '../../lambdas/shared/lock-table/lease-store.js';
 import { LockTableClient } from '../../lambdas/shared/lock-table/table-client.js';
-import { withoutNeverCommitted } from '../../lambdas/shared/restore/in-flight-archives.js';
+import { sortUnlisted } from '../../lambdas/shared/restore/in-flight-archives.js';
 import type { RestoreTask } from '../../lambdas/shared/restore/restore-task.js';
 import type { StepDeps } from '../../lambdas/shared/step/step-deps.js';
 import type { TableTask } from '../../lambdas/shared/step/table-task.js';
@@ -418,9 +418,10 @@ export async function readLiveArchives(
 ): Promise<LiveArchive[]> {
   const prefix = tablePrefix({ prefix: local.config.s3.prefix, database: 'app', schema, table });
   const keys = await listKeys(local, prefix);
-  // As restore lists them: an object no batch committed is not an archive of the table.
+  // An object the inventory does not list though dated after the table's archives began to be recorded there is not
+  // one of the table's archives (no commit vouches for it; restore refuses or leaves it out).
   const deps = local.deps();
-  const neverCommitted = new Set<string>();
+  const unlisted = new Set<string>();
   const listed = async function* () {
     const s3 = s3ClientFor(local);
     let token: string | undefined;
@@ -442,8 +443,8 @@ export async function readLiveArchives(
       token = page.NextContinuationToken;
     } while (token);
   };
-  for await (const _ of withoutNeverCommitted(listed(), deps, 'app', `${schema}.${table}`, (ref) =>
-    neverCommitted.add(ref.key),
+  for await (const _ of sortUnlisted(listed(), deps, 'app', `${schema}.${table}`, (ref) =>
+    unlisted.add(ref.key),
   ));
   const { inFlight } = await deps.locks.get('app', `${schema}.${table}`);
   let uncommitted = new Set(inFlight?.objects.map((object) => object.archiveKey));
@@ -452,9 +453,7 @@ export async function readLiveArchives(
     if (status.rows[0]?.s === 'committed') uncommitted = new Set();
   }
   const archives: LiveArchive[] = [];
-  for (const key of keys.filter(
-    (k) => k.endsWith('.jsonl.gz') && !uncommitted.has(k) && !neverCommitted.has(k),
-  )) {
+  for (const key of keys.filter((k) => k.endsWith('.jsonl.gz') && !uncommitted.has(k) && !unlisted.has(k))) {
     const manifestKey = key.replace(/\/([^/]+)\.jsonl\.gz$/, '/_$1.manifest.json');
     if (!keys.includes(manifestKey)) continue;
     const manifest = ManifestSchema.parse(JSON.parse((await getObject(local, manifestKey)).toString('utf8')));
@@ -608,6 +607,7 @@ export const restoreTaskOf = (source: string, target = source): RestoreTask => (
   ignoreWatermark: false,
   drift: 'strict',
   requireInventory: false,
+  unlistedArchives: 'refuse',
 });
 
 /**

@@ -61,47 +61,55 @@ export async function uncommittedInFlight(
 const INVENTORY_LOOKUP_KEYS = 100;
 
 /**
- * `refs` without the native archives no batch committed: not in the inventory nor in the table's batch in flight,
- * and written (LastModified, which S3 sets; whole seconds) since the table's first batch under a version that records
- * every commit (`inventorySince`). Such an object is a withdrawn batch's that an invocation which had lost its lease
- * completed after the withdrawal (a copy in parts reads its source first, and completes later): its rows were never
- * deleted by it, the table holds them as the application has them now (or erased them), and restoring it would bring
- * back erased rows or revert updates. Each is passed to `onLeftOut`. Archives from before `inventorySince` pass, and
- * restore-file warns of them as before.
+ * `refs`, less each native archive the inventory does not list though S3 dates it (LastModified; whole seconds) after
+ * the table's first batch recorded with the inventory (`inventorySince`), which goes to `onUnlisted` (and is kept
+ * too with `keep`): no commit vouches for it. It may be a withdrawn batch's object that an invocation which had lost its lease
+ * completed after the withdrawal (a copy in parts reads its source first, and completes later), whose rows the
+ * application may have changed or erased since; or an object written outside the archiver; or a committed archive
+ * whose inventory entry is gone (a lock table restored to an earlier time). Only the caller can choose
+ * (RestoreTask.unlistedArchives). Archives of the table's batch in flight pass (uncommittedInFlight decides), and so
+ * do archives from before `inventorySince`, which restore-file warns of as before. Each chunk is looked up in the
+ * inventory, then the lease item is read, then what is still missing is looked up again: a batch that commits
+ * meanwhile is in flight at the read or in the inventory at the second look-up (its commit writes the inventory
+ * before it clears the lease item).
  */
-export async function* withoutNeverCommitted(
+export async function* sortUnlisted(
   refs: AsyncIterable<ArchiveRef>,
   deps: Pick<InFlightDeps, 'locks' | 'inventory'>,
   database: string,
   table: string,
-  onLeftOut: (ref: ArchiveRef) => void,
+  onUnlisted: (ref: ArchiveRef) => void,
+  keep = false,
 ): AsyncGenerator<ArchiveRef> {
-  const { inventorySince, inFlight } = await deps.locks.get(database, table);
+  // Set once, with the table's first batch recorded: read again after each chunk's first look-up, for the batch in flight.
+  const { inventorySince } = await deps.locks.get(database, table);
   if (inventorySince === undefined) {
     yield* refs;
     return;
   }
   const since = Math.floor(inventorySince / 1000) * 1000;
-  const inFlightKeys = new Set(inFlight?.objects.map((object) => object.archiveKey));
-  const suspect = (ref: ArchiveRef) =>
-    ref.format === 'native' &&
-    !inFlightKeys.has(ref.key) &&
-    ref.lastModified !== undefined &&
-    ref.lastModified.getTime() >= since;
+  const dated = (ref: ArchiveRef) =>
+    ref.format === 'native' && ref.lastModified !== undefined && ref.lastModified.getTime() >= since;
+  const lookUp = async (keys: string[]) =>
+    keys.length > 0 ? await deps.inventory.entries(database, table, keys) : new Map();
   let pending: ArchiveRef[] = [];
-  async function* sorted(): AsyncGenerator<ArchiveRef> {
-    const suspects = pending.filter(suspect).map((ref) => ref.key);
-    const committed =
-      suspects.length > 0 ? await deps.inventory.entries(database, table, suspects) : new Map();
-    for (const ref of pending) {
-      if (suspect(ref) && !committed.has(ref.key)) onLeftOut(ref);
-      else yield ref;
-    }
+  async function* sift(): AsyncGenerator<ArchiveRef> {
+    const chunk = pending;
     pending = [];
+    const first = await lookUp(chunk.filter(dated).map((ref) => ref.key));
+    const { inFlight } = await deps.locks.get(database, table);
+    const inFlightKeys = new Set(inFlight?.objects.map((object) => object.archiveKey));
+    const suspects = chunk.filter((ref) => dated(ref) && !first.has(ref.key) && !inFlightKeys.has(ref.key));
+    const second = await lookUp(suspects.map((ref) => ref.key));
+    const unlisted = new Set(suspects.filter((ref) => !second.has(ref.key)));
+    for (const ref of chunk) {
+      if (unlisted.has(ref)) onUnlisted(ref);
+      if (keep || !unlisted.has(ref)) yield ref;
+    }
   }
   for await (const ref of refs) {
     pending.push(ref);
-    if (pending.length >= INVENTORY_LOOKUP_KEYS) yield* sorted();
+    if (pending.length >= INVENTORY_LOOKUP_KEYS) yield* sift();
   }
-  yield* sorted();
+  yield* sift();
 }

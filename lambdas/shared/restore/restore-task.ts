@@ -58,6 +58,15 @@ export const RestoreRequestSchema = z
      */
     requireInventory: z.boolean().default(false),
     /**
+     * Native archives the inventory does not list though S3 dates them after the table's archives began to be
+     * recorded there (in-flight-archives.ts unlistedSince): a withdrawn batch's object that an invocation which had
+     * lost its lease completed late (restoring it could bring back rows the application erased since), an object
+     * written outside the archiver, or a committed archive whose inventory entry is gone (a lock table restored to an
+     * earlier time). `refuse` fails the plan naming them, before anything is written; `skip` leaves them out and
+     * counts them in the summary; `restore` restores them with a warning.
+     */
+    unlistedArchives: z.enum(['refuse', 'skip', 'restore']).default('refuse'),
+    /**
      * Restore what the bucket still holds when committed archives of the request (the inventory lists them) are not
      * in the listing under the current `s3.prefix`: the prefix or bucket changed since they were written, or they
      * were deleted. By default the plan then fails, naming them, before anything is written; with this set it logs a
@@ -108,6 +117,7 @@ export const RestoreTaskSchema = z
     ignoreWatermark: z.boolean(),
     drift: z.enum(['strict', 'lenient']),
     requireInventory: z.boolean(),
+    unlistedArchives: z.enum(['refuse', 'skip', 'restore']),
     fromDay: day.optional(),
     toDay: day.optional(),
     key: z.string().optional(),
@@ -124,11 +134,8 @@ export const RestoreTaskSchema = z
      * deleted): the summary reports them. Absent when none was.
      */
     inFlightArchives: z.number().int().positive().optional(),
-    /**
-     * Native archives the plan left out because no batch committed them (in-flight-archives.ts withoutNeverCommitted):
-     * the summary reports them. Absent when none was.
-     */
-    neverCommittedArchives: z.number().int().positive().optional(),
+    /** Unlisted archives the plan left out (`unlistedArchives: skip`): the summary reports them. Absent when none was. */
+    unlistedArchivesLeftOut: z.number().int().positive().optional(),
     /**
      * The table a missing target is created as when the source is gone too, from the manifests of every archive
      * the request selects (the plan reads them): a table whose columns changed over the years has archives of

@@ -157,16 +157,18 @@ describe('an orphan archive left by a stopped run’s upload completing its copy
     ).rows[0].id as string;
 
     // Act: the next run withdraws the stopped batch, exports the day as it is now and archives it; the stale copy
-    // completes right after that export. Then a restore of the whole table (defaults: skip).
+    // completes right after that export. Then a restore of the whole table, by default, then leaving such archives out.
     const afterStep = async (event: StepEvent) => {
       if (event.functionName !== 'export') return;
       complete.resolve();
       await staleUpload;
     };
     const run = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0, afterStep });
-    const restored = await runLocalRestore(
+    const request = { database: 'app', table: 'public.events' };
+    const refused = await runLocalRestore(bed.local, request, { retryIntervalScale: 0 });
+    const skipped = await runLocalRestore(
       bed.local,
-      { database: 'app', table: 'public.events' },
+      { ...request, unlistedArchives: 'skip' },
       { retryIntervalScale: 0 },
     );
     const back = (
@@ -174,21 +176,25 @@ describe('an orphan archive left by a stopped run’s upload completing its copy
     ).rows[0].n as number;
 
     // Assess
-    const notCommittedButRestored = restored.results
-      .filter((r) => r.warnings.some((w) => w.startsWith('not in the inventory')))
-      .map((r) => `${r.status} ${r.inserted} inserted`);
+    const output = skipped.execution.output as { warnings?: string[] } | undefined;
     recordProof({
       kind: 'threat',
       actor: 'invocation',
       attack:
         'an upload whose lease was broken completes its copy in parts after its batch was withdrawn, leaving an archive holding a row the application erased since',
-      held: back === 0 && notCommittedButRestored.length === 0,
+      held: back === 0 && refused.execution.status === 'FAILED' && skipped.execution.status === 'SUCCEEDED',
     });
     expect(await staleUpload).toBe('LeaseLostError');
     expect(run.execution.status).toBe('SUCCEEDED');
-    expect({
-      erasedRowBack: back,
-      notCommittedButRestored,
-    }).toEqual({ erasedRowBack: 0, notCommittedButRestored: [] });
+    expect(refused.execution.status).toBe('FAILED');
+    expect(refused.execution.error?.message).toMatch(
+      /^1 archive\(s\) of "public"\."events" are not in the inventory of committed archives though S3 dates them after/,
+    );
+    expect(refused.results).toEqual([]);
+    expect(skipped.execution.status).toBe('SUCCEEDED');
+    expect(output?.warnings?.join('\n')).toMatch(
+      /^1 archive\(s\) the inventory of committed archives does not list were left out/m,
+    );
+    expect(back).toBe(0);
   });
 });
