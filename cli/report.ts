@@ -21,7 +21,7 @@ export function formatSummary(reports: TableReport[], seconds: number): SafeText
       `  ${outcome.database}/${outcome.table}: ${outcome.status}${outcome.reason ? ` (${outcome.reason})` : ''}`,
     );
     lines.push(
-      `    archived ${formatNumber(outcome.rowsArchived)} rows in ${outcome.batches} batches${outcome.withdrawnBatches ? ` (${outcome.withdrawnBatches} more withdrawn: rows or archives changed under them, nothing deleted)` : ''}, ${formatBytes(outcome.bytesArchived)}` +
+      `    archived ${formatNumber(outcome.rowsArchived)} rows in ${outcome.batches} batches${outcome.withdrawnBatches ? ` (${outcome.withdrawnBatches} more withdrawn: rows changed under them, nothing deleted)` : ''}, ${formatBytes(outcome.bytesArchived)}` +
         (rowsKept === undefined ? '' : `; kept ${formatNumber(rowsKept)} rows`) +
         ` in ${duration.toFixed(1)} s (${formatNumber(rate)} rows/s)${outcome.budgetReached ? '; batch budget reached, the next run continues' : ''}`,
     );

@@ -298,10 +298,15 @@ async function twinsBatch(
   const ours = state.owner === input.lease.owner && state.token === input.lease.token;
   if (!ours || !twin || twin.batchId === mine.batchId || twin.runId !== input.runId) return undefined;
   const used = new Set(twin.objects.map((object) => object.stagingKey));
-  for (const object of mine.objects) {
-    if (used.has(object.stagingKey)) continue;
-    const head = await deps.store.head(object.stagingKey);
-    if (head?.metadata[BATCH_ID_METADATA] === mine.batchId) await deps.store.deleteKeys([object.stagingKey]);
+  const staged = mine.objects.map((object) => object.stagingKey);
+  const [first] = staged;
+  // And its write-once probe, unless it is the twin's.
+  if (first) staged.push(writeOnceProbeKey(first));
+  if (twin.objects[0]) used.add(writeOnceProbeKey(twin.objects[0].stagingKey));
+  for (const key of staged) {
+    if (used.has(key)) continue;
+    const head = await deps.store.head(key);
+    if (head?.metadata[BATCH_ID_METADATA] === mine.batchId) await deps.store.deleteKeys([key]);
   }
   return twin;
 }

@@ -69,6 +69,10 @@ const WITHDRAWALS_THAT_FAIL = 3;
 export async function lockTable(input: LockInput, deps: LockDeps): Promise<LockOutput> {
   const finishedAt = deps.now().toISOString();
   if (input.action === 'acquire') {
+    // A late duplicate of this execution's own acquire, after its release: the execution has had its answer, and its
+    // outcome is recorded (a hold set since must not overwrite it).
+    const { releasedBy } = await deps.locks.get(input.database, input.table);
+    if (releasedBy === input.owner) return { acquired: false, holder: input.owner, expiresAt: 0 };
     const hold = await tableHold(deps, input);
     if (hold) {
       deps.telemetry.warn('table skipped: legal hold', { database: input.database, table: input.table });
@@ -91,7 +95,7 @@ export async function lockTable(input: LockInput, deps: LockDeps): Promise<LockO
       input.owner,
       deps.config.defaults.leaseSeconds,
     );
-    // A late duplicate of this execution's own acquire, after its release: the execution has had its answer.
+    // The same, released between the read above and the acquire.
     if (!result.acquired && result.releasedByCaller) return result;
     if (!result.acquired) {
       const reason = `locked by ${result.holder} until ${new Date(result.expiresAt).toISOString()}`;
@@ -138,7 +142,7 @@ export async function lockTable(input: LockInput, deps: LockDeps): Promise<LockO
     reason: hold,
     rowsArchived: input.progress.rows,
     bytesArchived: input.progress.bytes,
-    batches: Math.max(0, input.progress.batches - input.withdrawnBatches),
+    batches: input.progress.batches - input.withdrawnBatches,
     ...(input.withdrawnBatches > 0 ? { withdrawnBatches: input.withdrawnBatches } : {}),
     budgetReached: input.budgetReached,
     durationSeconds: input.startedAt

@@ -24,7 +24,7 @@ export const LockInputSchema = z.discriminatedUnion('action', [
     /** The last batch of the run withdrawn because its rows changed (RowsChangedError, caught); null: none. */
     rowsChanged: CaughtErrorSchema.nullable().optional(),
     /**
-     * How many of the run's batches were withdrawn so (nothing deleted): `progress.batches` counts them against the
+     * How many of the run's batches were withdrawn so far (nothing deleted): `progress.batches` counts them against the
      * budget, the outcome reports the committed ones. Absent from executions of an earlier definition: none.
      */
     withdrawnBatches: z.number().int().nonnegative().default(0),

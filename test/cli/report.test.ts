@@ -47,7 +47,7 @@ describe('the local run summary with withdrawn batches', () => {
 
     // Assess
     expect(text).toContain(
-      'archived 1,050,000 rows in 21 batches (24 more withdrawn: rows or archives changed under them, nothing deleted), 1.0 MiB',
+      'archived 1,050,000 rows in 21 batches (24 more withdrawn: rows changed under them, nothing deleted), 1.0 MiB',
     );
     expect(none).toContain('archived 1,050,000 rows in 21 batches, 1.0 MiB');
   });

@@ -325,18 +325,20 @@ const USER_TEXT_CAST_SQL = `(SELECT pg_catalog.format('(%s AS %s) %s', pg_catalo
       ORDER BY k.oid LIMIT 1)`;
 
 /**
- * Whether the type `bt`, or a type anywhere under it, meets `condition` (on `e`, a pg_type row): as its arrays'
- * element, its domain's base type, a composite type's attribute or a range's subtype, at any depth (record_out and
- * array_out write each part by its own output function, and the input functions read them the same way).
+ * Whether the type `start` (by default `bt`, the column's type under its domains), or a type anywhere under it, meets
+ * `condition` (on `e`, a pg_type row): as its arrays' element, its domain's base type, a composite type's attribute, a
+ * range's subtype or a multirange's range, at any depth (record_out and array_out write each part by its own output
+ * function, and the input functions read them the same way).
  */
-const typeUnderSql = (condition: string) => `EXISTS (WITH RECURSIVE under(oid) AS (
-       SELECT bt.oid
+const typeUnderSql = (condition: string, start = 'bt.oid') => `EXISTS (WITH RECURSIVE under(oid) AS (
+       SELECT ${start}
         UNION
        SELECT x.oid FROM under JOIN pg_catalog.pg_type t ON t.oid = under.oid
         CROSS JOIN LATERAL (
           SELECT t.typelem WHERE t.typcategory = 'A' AND t.typelem <> 0
           UNION ALL SELECT t.typbasetype WHERE t.typtype = 'd'
           UNION ALL SELECT r.rngsubtype FROM pg_catalog.pg_range r WHERE t.typtype = 'r' AND r.rngtypid = t.oid
+          UNION ALL SELECT r.rngtypid FROM pg_catalog.pg_range r WHERE t.typtype = 'm' AND r.rngmultitypid = t.oid
           UNION ALL SELECT a.atttypid FROM pg_catalog.pg_attribute a
                      WHERE t.typtype = 'c' AND a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped
         ) AS x(oid))
@@ -352,13 +354,15 @@ const CATALOG_NAME_SQL = typeUnderSql(`e.typoutput = ANY ('{pg_catalog.regprocou
               pg_catalog.regdictionaryout, pg_catalog.regcollationout, pg_catalog.aclitemout}'::pg_catalog.regproc[])`);
 
 /**
- * Whether column `a` is of the `lo` extension's type (or an array of it), a domain over oid naming a large object: the
- * object lives in pg_largeobject, not in the row, and vacuumlo (which every application using lo runs) unlinks it once
- * the archived row is deleted.
+ * Whether column `a` holds the `lo` extension's type anywhere in its type (itself, a domain over it, an array's element,
+ * an attribute), a domain over oid naming a large object: the object lives in pg_largeobject, not in the row, and
+ * vacuumlo (which every application using lo runs) unlinks it once the archived row is deleted. Walked from the
+ * column's own type: `bt` is under the domains, where `lo` itself is.
  */
-const LARGE_OBJECT_SQL = `EXISTS (SELECT FROM pg_catalog.pg_type t JOIN pg_catalog.pg_type e ON e.oid IN (t.oid, t.typelem)
-       WHERE t.oid = a.atttypid AND e.typname = 'lo' AND e.typtype = 'd'
-         AND e.typbasetype = 'pg_catalog.oid'::pg_catalog.regtype)`;
+const LARGE_OBJECT_SQL = typeUnderSql(
+  `e.typname = 'lo' AND e.typtype = 'd' AND e.typbasetype = 'pg_catalog.oid'::pg_catalog.regtype`,
+  'a.atttypid',
+);
 
 /** Whether `"char"` is the column's type under its domains, or anywhere under that (an array's element, an attribute). */
 const NESTED_CHAR_SQL = typeUnderSql(`e.oid = 'pg_catalog."char"'::pg_catalog.regtype`);

@@ -38,7 +38,12 @@ export class LeaseStore {
   ): Promise<AcquireResult> {
     const now = this.lockTable.now();
     const expiresAt = now + leaseSeconds * 1000;
-    const update = (expression: string, condition: string, values: Record<string, unknown>) =>
+    const update = (
+      expression: string,
+      condition: string,
+      names: Record<string, string>,
+      values: Record<string, unknown>,
+    ) =>
       this.lockTable.call(() =>
         this.lockTable.ddb.send(
           new UpdateCommand({
@@ -46,7 +51,7 @@ export class LeaseStore {
             Key: LeaseStore.stateKey(database, table),
             UpdateExpression: expression,
             ConditionExpression: condition,
-            ExpressionAttributeNames: { '#owner': 'owner', ...(values[':one'] ? { '#token': 'token' } : {}) },
+            ExpressionAttributeNames: { '#owner': 'owner', ...names },
             ExpressionAttributeValues: { ':owner': owner, ':expiresAt': expiresAt, ':now': now, ...values },
             ReturnValues: 'ALL_NEW',
           }),
@@ -57,9 +62,10 @@ export class LeaseStore {
         update(
           'SET #owner = :owner, expiresAt = :expiresAt, acquiredAt = :now ADD #token :one',
           '(attribute_not_exists(#owner) OR expiresAt < :now) AND (attribute_not_exists(releasedBy) OR releasedBy <> :owner)',
+          { '#token': 'token' },
           { ':one': 1 },
         ),
-      () => update('SET expiresAt = :expiresAt', '#owner = :owner AND expiresAt >= :now', {}),
+      () => update('SET expiresAt = :expiresAt', '#owner = :owner AND expiresAt >= :now', {}, {}),
     ];
     for (const attempt of attempts) {
       try {

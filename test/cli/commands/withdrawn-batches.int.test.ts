@@ -74,7 +74,7 @@ describe('local run summary with withdrawn batches', () => {
     expect(status.totalBatches).toBeGreaterThan(1);
     expect(updated).toBeGreaterThan(1);
     expect(printed.join('\n')).toContain(
-      `archived ${status.totalRows.toLocaleString('en-US')} rows in ${status.totalBatches} batches (${updated} more withdrawn: rows or archives changed under them, nothing deleted),`,
+      `archived ${status.totalRows.toLocaleString('en-US')} rows in ${status.totalBatches} batches (${updated} more withdrawn: rows changed under them, nothing deleted),`,
     );
   });
 });

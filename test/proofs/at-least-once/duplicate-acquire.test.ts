@@ -31,8 +31,18 @@ describe('a duplicated AcquireLock invocation landing after the execution took i
       }
     };
     const run = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0, afterStep });
-    // And once more, after the execution released the lease.
+    // And once more, after the execution released the lease, with a legal hold set meanwhile.
+    const { holds, runRecords } = bed.local.deps();
+    await holds.set({
+      database: 'app',
+      table: 'public.events',
+      reason: 'case 2026-18',
+      setBy: 'legal@example.com',
+      setAt: new Date().toISOString(),
+    });
     const late = acquire ? await lockTable(acquire, bed.local.deps()) : undefined;
+    const recorded = await runRecords.listOutcomes(run.execution.executionName);
+    await holds.clear('app', 'public.events');
     const lease = await bed.local.deps().locks.get('app', 'public.events');
     const next = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
     const left = (
@@ -45,6 +55,7 @@ describe('a duplicated AcquireLock invocation landing after the execution took i
     const outcome = {
       duplicated,
       late: late && 'acquired' in late ? late.acquired : undefined,
+      recorded: recorded.map((o) => o.status),
       run: run.outcomes.map((o) => `${o.status} ${o.error ?? ''}`.trim()),
       // Released at the end of the run, whatever happened in it
       leaseOwnerAfterRun: lease.owner,
@@ -54,6 +65,7 @@ describe('a duplicated AcquireLock invocation landing after the execution took i
     const expected = {
       duplicated: true,
       late: false,
+      recorded: ['succeeded'],
       run: ['succeeded'],
       leaseOwnerAfterRun: undefined,
       next: ['succeeded'],
