@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { breakLease } from '../../../cli/leases.js';
 import { exportBatch } from '../../../lambdas/export/core.js';
 import { manifestKeyFor } from '../../../lambdas/shared/archive/format.js';
 import type { FaultPoint } from '../../../lambdas/shared/step/step-deps.js';
@@ -15,7 +14,7 @@ import {
   tableLines,
 } from '../../support/fixtures.js';
 import { recordProof } from '../../support/proof-ledger.js';
-import { copyingInParts, deferred, ZERO } from './support.js';
+import { breakStoppedLease, copyingInParts, deferred, ZERO } from './support.js';
 
 const spec = { schema: 'public', name: 'events', timestampColumn: 'created_at' };
 const table = resolvedTable(spec);
@@ -61,12 +60,7 @@ describe('a stopped run’s upload completing its copy in parts after lease brea
       (error: Error) => error.name,
     );
     await sourceRead.promise;
-    const broken = await breakLease(
-      { ...deps, leases: deps.locks, actor: 'operator', holderRunning: async () => false },
-      'app',
-      'public.events',
-    );
-    expect(broken.broken).toBe(true);
+    expect(await breakStoppedLease(bed.local)).toBe(true);
 
     // Act: the next run; the stale upload completes after its export, writes its manifest after its verify
     let exported = false;
@@ -144,12 +138,7 @@ describe('an orphan archive left by a stopped run’s upload completing its copy
       (error: Error) => error.name,
     );
     await sourceRead.promise;
-    const broken = await breakLease(
-      { ...deps, leases: deps.locks, actor: 'operator', holderRunning: async () => false },
-      'app',
-      'public.events',
-    );
-    expect(broken.broken).toBe(true);
+    expect(await breakStoppedLease(bed.local)).toBe(true);
     const erased = (
       await bed.db.client.query(
         `DELETE FROM public.events WHERE id = (SELECT min(id) FROM public.events) RETURNING id::text`,

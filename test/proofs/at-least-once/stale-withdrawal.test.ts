@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { breakLease } from '../../../cli/leases.js';
 import { deleteBatch } from '../../../lambdas/delete/core.js';
 import { exportBatch } from '../../../lambdas/export/core.js';
 import type { ArchiveStore } from '../../../lambdas/shared/archive/store.js';
@@ -18,7 +17,7 @@ import {
   tableLines,
 } from '../../support/fixtures.js';
 import { recordProof } from '../../support/proof-ledger.js';
-import { copyingInParts, deferred, ZERO } from './support.js';
+import { breakStoppedLease, copyingInParts, deferred, ZERO } from './support.js';
 
 const spec = { schema: 'public', name: 'events', timestampColumn: 'created_at' };
 const table = resolvedTable(spec);
@@ -105,11 +104,7 @@ describe('a stale withdrawal meeting an archive a stale upload of its batch comp
 
     // Act: A is stopped and its lease broken; run B; the stale upload completes after B's export; then the stale
     // withdrawal goes on
-    const broken = await breakLease(
-      { ...deps, leases: deps.locks, actor: 'operator', holderRunning: async () => false },
-      'app',
-      'public.events',
-    );
+    const broken = await breakStoppedLease(bed.local);
     let completed = false;
     const afterStep = async (event: StepEvent) => {
       if (event.functionName !== 'export' || completed) return;
@@ -138,7 +133,7 @@ describe('a stale withdrawal meeting an archive a stale upload of its batch comp
       held: stillThere.every(Boolean) && lost === 0 && doubled === 0,
     });
     expect(claimed).toBe('withdrawing');
-    expect(broken.broken).toBe(true);
+    expect(broken).toBe(true);
     expect(await duplicateUpload).toBe('LeaseLostError');
     expect(run.execution.status).toBe('SUCCEEDED');
     expect(staleOutcome).toBe('LeaseLostError');

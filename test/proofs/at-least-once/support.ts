@@ -1,4 +1,5 @@
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { breakLease } from '../../../cli/leases.js';
 import type { ArchiveStore } from '../../../lambdas/shared/archive/store.js';
 import type { StepDeps } from '../../../lambdas/shared/step/step-deps.js';
 import type { LocalEnvironment } from '../../../local/run.js';
@@ -71,4 +72,15 @@ export function copyingInParts(
     }
   };
   return { ...deps, store };
+}
+
+/** `lease break` of public.events by an operator who knows its execution was stopped (its Lambdas run on). */
+export async function breakStoppedLease(local: LocalEnvironment): Promise<boolean> {
+  const deps = local.deps();
+  const outcome = await breakLease(
+    { ...deps, leases: deps.locks, actor: 'operator', holderRunning: async () => false },
+    'app',
+    'public.events',
+  );
+  return outcome.broken;
 }
