@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { type Column, ManifestSchema, manifestKeyFor, type SchemaDrift } from '../archive/format.js';
 import type { ResolvedTable } from '../config/resolved-table.js';
-import { SchemaChangedError } from '../errors/step-errors.js';
+import { ArchiveInColdStorageError, SchemaChangedError } from '../errors/step-errors.js';
 import type { StepDeps } from '../step/step-deps.js';
 import type { TableTask } from '../step/table-task.js';
 import { auditEventId, recordAuditEvent } from '../telemetry/audit-trail.js';
@@ -58,7 +58,19 @@ export async function checkSchemaDrift(
   const state = await deps.locks.get(task.database, task.table);
   let previous = state.lastColumns;
   if (!previous && state.lastArchiveKey) {
-    const text = await deps.store.getText(manifestKeyFor(state.lastArchiveKey));
+    const key = manifestKeyFor(state.lastArchiveKey);
+    const text = await deps.store.getText(key).catch((error: unknown) => {
+      // A wide table's columns are not kept on the lease item, and the manifest that holds them may have moved to cold
+      // storage since (a table archived no more for a while). Drift that only informs (`continue`) is not worth a
+      // stuck table: it goes unchecked for this batch, with a warning; `fail` says which object to restore.
+      if (!(error instanceof ArchiveInColdStorageError) || table.onSchemaDrift === 'fail') throw error;
+      deps.telemetry.warn('schema drift not checked: the last archive’s manifest is in cold storage', {
+        database: task.database,
+        table: task.table,
+        manifest: key,
+      });
+      return undefined;
+    });
     const manifest = text === undefined ? undefined : ManifestSchema.safeParse(JSON.parse(text));
     previous = manifest?.success ? manifest.data.columns : undefined;
   }
