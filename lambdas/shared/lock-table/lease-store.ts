@@ -213,14 +213,9 @@ export class LeaseStore {
    */
   async assertHolding(database: string, table: string, lease: Lease, batchId: string): Promise<void> {
     const state = await this.get(database, table);
-    if (state.owner !== lease.owner || state.token !== lease.token)
-      throw new LeaseLostError(
-        `lease on ${database}/${table} is no longer held by this execution (token ${lease.token}, now ${state.owner ?? 'nobody'} with token ${state.token ?? '-'})`,
-      );
-    if ((state.expiresAt ?? 0) <= this.lockTable.now())
-      throw new LeaseLostError(`lease on ${database}/${table} expired before the step finished`);
-    if (state.inFlight?.batchId !== batchId)
-      throw new LeaseLostError(`in-flight batch of ${database}/${table} changed under this execution`);
+    const held = state.owner === lease.owner && state.token === lease.token;
+    if (!held || (state.expiresAt ?? 0) <= this.lockTable.now() || state.inFlight?.batchId !== batchId)
+      throw this.leaseLost(database, table, lease, state);
   }
 
   /**
@@ -345,15 +340,18 @@ export class LeaseStore {
       const state = await this.get(database, table);
       const ours = state.owner === lease.owner && state.token === lease.token;
       if (ours && applied?.(state)) return;
-      if (!ours) {
-        throw new LeaseLostError(
-          `lease on ${database}/${table} is no longer held by this execution (token ${lease.token}, now ${state.owner ?? 'nobody'} with token ${state.token ?? '-'})`,
-        );
-      }
-      if ((state.expiresAt ?? 0) <= this.lockTable.now()) {
-        throw new LeaseLostError(`lease on ${database}/${table} expired before the step finished`);
-      }
-      throw new LeaseLostError(`in-flight batch of ${database}/${table} changed under this execution`);
+      throw this.leaseLost(database, table, lease, state);
     }
+  }
+
+  /** Why `lease` no longer covers a write, as `state` shows: taken over, expired, or another batch in flight. */
+  private leaseLost(database: string, table: string, lease: Lease, state: TableState): LeaseLostError {
+    if (state.owner !== lease.owner || state.token !== lease.token)
+      return new LeaseLostError(
+        `lease on ${database}/${table} is no longer held by this execution (token ${lease.token}, now ${state.owner ?? 'nobody'} with token ${state.token ?? '-'})`,
+      );
+    if ((state.expiresAt ?? 0) <= this.lockTable.now())
+      return new LeaseLostError(`lease on ${database}/${table} expired before the step finished`);
+    return new LeaseLostError(`in-flight batch of ${database}/${table} changed under this execution`);
   }
 }
