@@ -5,7 +5,7 @@
 // and for each request described with { command: 'requests' }.
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -72,6 +72,10 @@ async function writeWhole(path, content, describe) {
   const source = Buffer.isBuffer(content) ? Readable.from([content]) : content;
   try {
     await pipeline(source, measure, createWriteStream(temporary));
+    // S3 dates an object (LastModified) by its own clock; s3rver reports the file's mtime, which the kernel sets by
+    // the real clock even when this process's clock is moved (faketime, the suite at any hour).
+    const now = new Date();
+    await utimes(temporary, now, now);
     const written = { size, md5: md5.digest('hex') };
     await describe(written);
     await rename(temporary, path);
@@ -118,8 +122,12 @@ store.copyObject = async (sourceBucket, sourceKey, bucket, key, replacementMetad
   const metadata =
     replacementMetadata ??
     JSON.parse(await readFile(store.getResourcePath(sourceBucket, sourceKey, 'metadata.json'), 'utf8'));
-  if (source === store.getResourcePath(bucket, key, 'object')) await store.putMetadata(bucket, key, metadata);
-  else
+  if (source === store.getResourcePath(bucket, key, 'object')) {
+    // A copy onto itself (a change of class or metadata) dates the object anew, as in S3.
+    await store.putMetadata(bucket, key, metadata);
+    const now = new Date();
+    await utimes(source, now, now);
+  } else
     await writeWhole(store.getResourcePath(bucket, key, 'object'), createReadStream(source), (written) =>
       store.putMetadata(bucket, key, metadata, written.md5),
     );

@@ -9,9 +9,9 @@
  *   AT_HOURS_PROJECTS=pg14 npm run test:hours           other vitest projects (comma-separated)
  *
  * By default it runs at the next 00:30, 06:30, 17:30 and 23:30 UTC, each less than a day ahead: the hours that once
- * broke the suite, and the half hour before midnight. A shift of days works too (`--at 2028-02-29T23:30`) with one
- * known exception: s3rver dates objects by their files' modification times, which the kernel sets and faketime cannot
- * move, so a test that needs an object to be young (validate's in-flight archive) fails there by construction.
+ * broke the suite, and the half hour before midnight. A shift of days works too (`--at 2028-02-29T23:30`): the local S3
+ * server dates each object it writes by its own (shifted) clock, as S3 does, not by the file's modification time,
+ * which the kernel sets by the real clock.
  */
 import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
