@@ -1,10 +1,11 @@
-import { CopyObjectCommand, HeadObjectCommand, RestoreObjectCommand } from '@aws-sdk/client-s3';
+import { RestoreObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { validateCommand } from '../../cli/archives.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import {
   archiverTestbed,
   compareRows,
+  moveToStorageClass,
   resolvedTable,
   s3ClientFor,
   seedEvents,
@@ -52,22 +53,8 @@ describe('archives in cold storage', () => {
       .map((entry) => entry.archiveKey)
       .sort()
       .slice(1, 3);
-    const s3 = s3ClientFor(bed.local);
-    const Bucket = bed.local.services.bucket;
-    for (const [i, Key] of coldKeys.entries()) {
-      const head = await s3.send(new HeadObjectCommand({ Bucket, Key }));
-      await s3.send(
-        new CopyObjectCommand({
-          Bucket,
-          Key,
-          CopySource: `${Bucket}/${Key}`,
-          MetadataDirective: 'REPLACE',
-          Metadata: head.Metadata,
-          ContentType: head.ContentType,
-          StorageClass: i === 0 ? 'GLACIER' : 'DEEP_ARCHIVE',
-        }),
-      );
-    }
+    for (const [i, key] of coldKeys.entries())
+      await moveToStorageClass(bed.local, key, i === 0 ? 'GLACIER' : 'DEEP_ARCHIVE');
 
     // Assess
     expect(run.execution.status).toBe('SUCCEEDED');

@@ -1,5 +1,4 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { CopyObjectCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
@@ -10,8 +9,8 @@ import { runLocalArchive } from '../../local/run.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
+  moveToStorageClass,
   resolvedTable,
-  s3ClientFor,
   TODAY_UTC_SQL,
   tableLines,
 } from '../support/fixtures.js';
@@ -153,21 +152,7 @@ describe('a table of nearly PostgreSQL’s most columns whose last manifest is i
     const first = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
     const { lastArchiveKey } = await bed.local.deps().locks.get('app', 'public.widest_cold');
     if (!lastArchiveKey) throw new Error('nothing archived');
-    const s3 = s3ClientFor(bed.local);
-    const Bucket = bed.local.services.bucket;
-    const Key = manifestKeyFor(lastArchiveKey);
-    const head = await s3.send(new HeadObjectCommand({ Bucket, Key }));
-    await s3.send(
-      new CopyObjectCommand({
-        Bucket,
-        Key,
-        CopySource: `${Bucket}/${Key}`,
-        MetadataDirective: 'REPLACE',
-        Metadata: head.Metadata,
-        ContentType: head.ContentType,
-        StorageClass: 'GLACIER',
-      }),
-    );
+    await moveToStorageClass(bed.local, manifestKeyFor(lastArchiveKey), 'GLACIER');
     await bed.db.client.query(insertRows(11).replace('public.widest', 'public.widest_cold'));
     const original = await tableLines(bed.db.client, table);
 

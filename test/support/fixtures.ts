@@ -4,7 +4,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  CopyObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, inject } from 'vitest';
@@ -383,6 +390,28 @@ export async function asBeforeTheInventory(local: LocalEnvironment, table: strin
     }),
   );
   ddb.destroy();
+}
+
+/** Moves an object to `storageClass` as a lifecycle transition would: a copy onto itself in that class. */
+export async function moveToStorageClass(
+  local: LocalEnvironment,
+  key: string,
+  storageClass: 'GLACIER' | 'DEEP_ARCHIVE',
+): Promise<void> {
+  const s3 = s3ClientFor(local);
+  const Bucket = local.services.bucket;
+  const head = await s3.send(new HeadObjectCommand({ Bucket, Key: key }));
+  await s3.send(
+    new CopyObjectCommand({
+      Bucket,
+      Key: key,
+      CopySource: `${Bucket}/${key}`,
+      MetadataDirective: 'REPLACE',
+      Metadata: head.Metadata,
+      ContentType: head.ContentType,
+      StorageClass: storageClass,
+    }),
+  );
 }
 
 /** Puts objects into the local bucket as they are (a Python tool's archive, say), key by key. */
