@@ -17,7 +17,7 @@ import {
   tableLines,
 } from '../../support/fixtures.js';
 import { recordProof } from '../../support/proof-ledger.js';
-import { deferred, ZERO } from './support.js';
+import { cancellingLockWaits, deferred, ZERO } from './support.js';
 
 type Step = 'export' | 'upload' | 'verify' | 'delete';
 const STEPS: Step[] = ['export', 'upload', 'verify', 'delete'];
@@ -119,7 +119,10 @@ describe('a step invoked twice, or taken over, at every fault point', () => {
         }
       } else {
         await expireLease(bed.local, 'app', ref);
-        const run = await runLocalArchive(bed.local, { tables: [ref] }, { retryIntervalScale: 0 });
+        // A delete paused after its DELETE holds the rows: the takeover's steps wait on them until lock_timeout (5 s).
+        const run = await cancellingLockWaits(bed.db.client, 10, () =>
+          runLocalArchive(bed.local, { tables: [ref] }, { retryIntervalScale: 0 }),
+        );
         log.push(`takeover: ${run.outcomes.map((o) => `${o.status} ${o.error ?? ''}`).join()}`);
       }
       resume.resolve();

@@ -1,4 +1,5 @@
 import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import type pg from 'pg';
 import { breakLease } from '../../../cli/leases.js';
 import type { ArchiveStore } from '../../../lambdas/shared/archive/store.js';
 import type { StepDeps } from '../../../lambdas/shared/step/step-deps.js';
@@ -83,4 +84,35 @@ export async function breakStoppedLease(local: LocalEnvironment): Promise<boolea
     'public.events',
   );
   return outcome.broken;
+}
+
+/**
+ * Runs `during` while cancelling every statement that has waited on a lock for over `seconds`: lock_timeout's part,
+ * played by a client. Under faketime (the suite at another hour) PostgreSQL's timers never fire, so a step waiting on
+ * rows another invocation holds would wait for good. Set above the config's lockTimeoutSeconds, it only acts there; a
+ * cancelled statement fails with 57014, which the steps treat as lock_timeout's 55P03 (both transient).
+ */
+export async function cancellingLockWaits<T>(
+  client: pg.ClientBase,
+  seconds: number,
+  during: () => Promise<T>,
+): Promise<T> {
+  let done = false;
+  const watch = (async () => {
+    while (!done) {
+      await client.query(
+        `SELECT pg_catalog.pg_cancel_backend(pid) FROM pg_catalog.pg_stat_activity
+          WHERE wait_event_type = 'Lock' AND state = 'active' AND pid <> pg_catalog.pg_backend_pid()
+            AND pg_catalog.clock_timestamp() - query_start > pg_catalog.make_interval(secs => $1)`,
+        [seconds],
+      );
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  })();
+  try {
+    return await during();
+  } finally {
+    done = true;
+    await watch;
+  }
 }
