@@ -114,7 +114,9 @@ describe('restore of a row archived in a month object, then again in a day objec
     timestampColumn: 'created_at',
     objectSpan: 'month' as const,
   };
-  const bed = archiverTestbed(async (db) => seedEvents(db.client, 'spans', 60, 36), [monthly]);
+  // 70 days: whatever the date, a whole month lies between the oldest rows and the cut-off (30 days), so the first
+  // run writes month objects (export takes a month only once all of it is past the cut-off).
+  const bed = archiverTestbed(async (db) => seedEvents(db.client, 'spans', 70, 70), [monthly]);
   let daily: ReturnType<typeof writeTestConfig>;
   let redactedId = 0;
 

@@ -56,7 +56,7 @@ const flipMiddleByte = (bytes: Buffer) => {
   copy[at] = (copy[at] ?? 0) ^ 0xff;
   return copy;
 };
-const editManifest = (text: string, from: RegExp, to: (match: string, n: string) => string) => {
+const editManifest = (text: string, from: RegExp, to: (match: string, ...groups: string[]) => string) => {
   const edited = text.replace(from, to);
   if (edited === text) throw new Error(`the manifest has nothing matching ${from}`);
   return edited;
@@ -124,8 +124,8 @@ const TAMPER_CASES: TamperCase[] = [
         manifestKeyFor(t.archive),
         editManifest(
           (await t.read(manifestKeyFor(t.archive))).toString('utf8'),
-          /"compressedSha256": "([0-9a-f])/,
-          (m, c) => m.replace(`"${c}`, `"${c === '0' ? '1' : '0'}`),
+          /("compressedSha256": ")([0-9a-f])/,
+          (_, key, c) => `${key}${c === '0' ? '1' : '0'}`,
         ),
       ),
     says: /failed verification: manifest differs from the export: compressedSha256/,
