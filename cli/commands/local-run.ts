@@ -7,6 +7,8 @@ import type { TableOutcome } from '../../lambdas/shared/lock-table/run-records.j
 import type { WorkflowOptions } from '../../local/run.js';
 import { withLocalEnvironment } from '../context.js';
 import { EXIT_FINDINGS, EXIT_OK, executionExitCode } from '../exit-codes.js';
+import { releasingOnInterrupt } from '../interrupt.js';
+import { LeasesTaken } from '../leases-taken.js';
 import { print, printError, safeJson, safeLine, safeLines } from '../output.js';
 import { commandOutput, notificationsOfRun, type OutputOptions, progressMode } from '../progress.js';
 import { formatSummary } from '../report.js';
@@ -70,10 +72,18 @@ export async function archiveLocally(
     const { display, say } = commandOutput(output, process.stdout, totals);
     const started = Date.now();
     say(`Archiving with the local workflow (state in ${resolve(stateDir)}) ...`);
-    const { execution, outcomes } = await runLocalArchive(local, input, {
-      ...workflow,
-      onStep: display.onStep,
-    });
+    const leases = new LeasesTaken();
+    const { execution, outcomes } = await releasingOnInterrupt(
+      () => leases.releaseAll(local.deps().locks),
+      () =>
+        runLocalArchive(local, input, {
+          ...workflow,
+          onStep: (event) => {
+            leases.note(event);
+            display.onStep(event);
+          },
+        }),
+    );
     display.finish();
     const notifications = join(resolve(stateDir), NOTIFICATIONS_FILE);
     if (output.verbose && !output.json && existsSync(notifications)) {
@@ -121,7 +131,7 @@ export async function archiveLocally(
 
 /**
  * What a local run says of the tables it skipped because a lease was held, or undefined. No other command holds the
- * state dir meanwhile, so the holder is a local run that ended without releasing it (killed, interrupted): the lease
+ * state dir meanwhile, so the holder is a local run that ended without releasing it (killed, or a crash): the lease
  * would hold the table until it expires (`leaseSeconds`), and `lease break` frees it now.
  */
 export function skippedTables(
@@ -131,7 +141,7 @@ export function skippedTables(
   if (skipped.length === 0) return undefined;
   const listed = skipped.map((o) => `${o.database}/${o.table} (${o.reason ?? 'locked'})`).join('; ');
   const [first] = skipped;
-  return `${skipped.length} table(s) skipped: ${listed}. A local run that ended without releasing a lease (killed or interrupted) holds it until it expires; with the same config and state dir, \`npm run cli -- lease break ${first?.database} ${first?.table}\` frees it, and the next run settles its batch in flight.`;
+  return `${skipped.length} table(s) skipped: ${listed}. A local run that ended without releasing a lease (killed, or a crash) holds it until it expires; with the same config and state dir, \`npm run cli -- lease break ${first?.database} ${first?.table}\` frees it, and the next run settles its batch in flight.`;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -79,4 +79,69 @@ describe('local run --json', () => {
     expect(result.status).toBe(2);
     expect(result.stderr).toMatch(/failed: ConfigError: .*nosuch/);
   });
+});
+
+describe('local run stopped by a signal', () => {
+  let db: TestDatabase;
+  let files: ReturnType<typeof writeTestConfig>;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    // One table per signal: each test's next run archives its table to the end.
+    for (const name of ['events_sigint', 'events_sigterm']) await seedEvents(db.client, name, 40_000, 40);
+    files = writeTestConfig(
+      db,
+      ['events_sigint', 'events_sigterm'].map((name) => ({ name, timestampColumn: 'created_at' })),
+    );
+  });
+  afterAll(async () => {
+    files?.cleanup();
+    await db?.drop();
+  });
+
+  /** Starts `local run`, sends `signal` once its first batch committed, and resolves when it has ended. */
+  function runStoppedBy(signal: NodeJS.Signals, stateDir: string, table: string) {
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'cli/main.ts', 'local', 'run', '-c', files.configPath, '-s', stateDir, '-t', table],
+      { cwd: root },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString('utf8');
+      if (stdout.includes('"type":"batch"') && child.signalCode === null) child.kill(signal);
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString('utf8');
+    });
+    return new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) =>
+      child.on('close', (status) => resolve({ status, stdout, stderr })),
+    );
+  }
+
+  it.each([
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const)(
+    'gives its lease back on %s and exits %i, so the next run is not refused the table',
+    async (signal, code) => {
+      // Prepare
+      const stateDir = join(files.dir, `state-${signal}`);
+      const table = `public.events_${signal.toLowerCase()}`;
+
+      // Act: stopped mid-table, then status and the next run, as a cron job would start it
+      const stopped = await runStoppedBy(signal, stateDir, table);
+      const status = cli('status', '--json', '-c', files.configPath, '-s', stateDir, '-t', table);
+      const next = cli('local', 'run', '--json', '-c', files.configPath, '-s', stateDir, '-t', table);
+
+      // Assess: it stopped before it was done, said what it released, and left the table free
+      expect(stopped.stdout).not.toMatch(/"type":"table"/);
+      expect(stopped.status).toBe(code);
+      expect(stopped.stderr).toContain(`Stopped by ${signal}: released the lease of app/${table}`);
+      expect(JSON.parse(status.stdout)).toMatchObject([{ table, lease: { state: 'free' } }]);
+      expect(next.status).toBe(0);
+      expect(JSON.parse(next.stdout)).toMatchObject({ tables: [{ table, status: 'succeeded' }] });
+    },
+  );
 });
