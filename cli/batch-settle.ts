@@ -12,9 +12,10 @@ import { inReadOnlyTransaction } from '../lambdas/shared/database/db.js';
 import { describeTable, type TableShape } from '../lambdas/shared/database/table-shape.js';
 import { quoteIdent, rowSourceSql } from '../lambdas/shared/database/table-sql.js';
 import { BatchOutcomeUnknownError, DeleteInProgressError } from '../lambdas/shared/errors/step-errors.js';
-import type { BatchObject, InFlight } from '../lambdas/shared/lock-table/table-state.js';
+import type { BatchObject, InFlight, Lease } from '../lambdas/shared/lock-table/table-state.js';
 import type { StepDeps } from '../lambdas/shared/step/step-deps.js';
 import { appendAuditEvent } from '../lambdas/shared/telemetry/audit-trail.js';
+import { type InterruptHooks, releasingOnInterrupt } from './interrupt.js';
 import { auditLeaseBroken, isOperatorOwner, operatorOwner } from './leases.js';
 
 /** What settling a batch uses: the steps' own stores and database access, who acts, and the holder check. */
@@ -25,6 +26,8 @@ export type SettleContext = Pick<
   actor: string;
   /** As for `lease break`: whether the execution holding the table's lease may still run. */
   holderRunning(owner: string): Promise<boolean>;
+  /** Tests only: the signals that stop the command, and how it ends. */
+  interrupts?: InterruptHooks;
 };
 
 export type SettleOutcome =
@@ -86,12 +89,44 @@ export async function settleBatch(
   const owner = operatorOwner(ctx.actor);
   const taken = await ctx.locks.acquire(database, table, owner, ctx.config.defaults.leaseSeconds);
   if (!taken.acquired) return refused(`${taken.holder} took the table meanwhile`);
-  const task = { runId: `settle-${now}`, database, table, cutoff: seen.cutoff, lease: taken.lease };
+  // Stopped (Ctrl-C, SIGTERM) while it holds the lease, it gives it back: an operator's lease counts as running until
+  // it expires, so one left behind would keep every run, `lease break` and another settle off the table until then.
+  return releasingOnInterrupt(
+    async () =>
+      (await ctx.locks.release(database, table, taken.lease))
+        ? `released the lease of ${database}/${table}; run status, then batch settle again`
+        : undefined,
+    () =>
+      settleUnderLease(
+        ctx,
+        resolved,
+        { table, seen, as, lease: taken.lease, runId: `settle-${now}` },
+        refused,
+      ),
+    ctx.interrupts,
+  );
+}
+
+/** The settlement itself, under the operator's lease, which it releases when it ends. */
+async function settleUnderLease(
+  ctx: SettleContext,
+  resolved: ResolvedTable,
+  {
+    table,
+    seen,
+    as,
+    lease,
+    runId,
+  }: { table: string; seen: InFlight; as: 'committed' | 'aborted'; lease: Lease; runId: string },
+  refused: (reason: string) => SettleOutcome,
+): Promise<SettleOutcome> {
+  const { database } = resolved;
+  const task = { runId, database, table, cutoff: seen.cutoff, lease };
   // Under our lease now: the batch must still be the one read, and the claim one its delete's outcome allows.
   const inFlight = (await ctx.locks.get(database, table)).inFlight;
   const refusal = await unsettleable(ctx, resolved, seen, inFlight, as);
   if (refusal || !inFlight) {
-    await ctx.locks.release(database, table, taken.lease);
+    await ctx.locks.release(database, table, lease);
     return refused(refusal ?? 'the batch went meanwhile');
   }
   try {
@@ -107,7 +142,7 @@ export async function settleBatch(
       await recordCommitted(ctx, task, inFlight);
     }
   } finally {
-    await ctx.locks.release(database, table, taken.lease);
+    await ctx.locks.release(database, table, lease);
   }
   await appendAuditEvent(
     ctx.store,

@@ -2,7 +2,7 @@
  * One exit-code scheme for every command (docs/operating.md, Exit codes):
  * 0 all good; 1 findings or a failure (a check or archive failed, a table was refused or skipped, a run failed);
  * 2 usage or configuration error (bad flags, invalid config); 130 stopped at a prompt with Ctrl-C, or a
- * local run stopped by SIGINT (143: SIGTERM) after it gave its leases back (interrupt.ts).
+ * local run or batch settle stopped by SIGINT (143: SIGTERM) after it gave its leases back (interrupt.ts).
  */
 export const EXIT_OK = 0;
 export const EXIT_FINDINGS = 1;

@@ -9,7 +9,10 @@ const CLEANUP_MS = 10_000;
 
 /** What ends the process: tests replace it and the signal source. */
 export interface InterruptHooks {
-  signals?: Pick<NodeJS.Process, 'once' | 'off'>;
+  signals?: {
+    once(signal: Signal, listener: () => void): unknown;
+    off(signal: Signal, listener: () => void): unknown;
+  };
   exit?: (code: number) => void;
   write?: Write;
 }
@@ -52,10 +55,11 @@ export async function releasingOnInterrupt<T>(
       },
     ]),
   ) as Record<Signal, () => void>;
-  for (const [signal, handler] of Object.entries(handlers)) signals.once(signal, handler);
+  const listened = Object.entries(handlers) as [Signal, () => void][];
+  for (const [signal, handler] of listened) signals.once(signal, handler);
   try {
     return await work();
   } finally {
-    for (const [signal, handler] of Object.entries(handlers)) signals.off(signal, handler);
+    for (const [signal, handler] of listened) signals.off(signal, handler);
   }
 }

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { settleBatch } from '../../cli/batch-settle.js';
 import { executionRunning } from '../../cli/leases.js';
@@ -28,11 +29,20 @@ describe('batch settle: a batch whose delete no step can settle, decided by an o
       'dead_holder',
       'legal',
       'refused_dead',
+      'interrupted',
     ])
       await seedEvents(db.client, name, 300, 40);
-  }, ['changed', 'gone', 'known', 'intact', 'operator_held', 'dead_holder', 'legal', 'refused_dead'].map(
-    spec,
-  ));
+  }, [
+    'changed',
+    'gone',
+    'known',
+    'intact',
+    'operator_held',
+    'dead_holder',
+    'legal',
+    'refused_dead',
+    'interrupted',
+  ].map(spec));
 
   /**
    * A batch left `deleting` by a crash before COMMIT, recorded as if on another server (a database restored or
@@ -228,6 +238,54 @@ describe('batch settle: a batch whose delete no step can settle, decided by an o
       reason: 'operator:alice@example.com holds the table and is still running',
     });
     expect(afterExpiry).toMatchObject({ settled: true, as: 'aborted' });
+  });
+
+  it('a settle stopped by Ctrl-C while it holds the table gives its lease back: another settle need not wait for it to expire', async () => {
+    // Prepare: a batch only an operator can settle, and a settle that is stopped while it reads the batch's archives
+    await unknownOutcome(
+      'interrupted',
+      `UPDATE public.interrupted SET actor = 'changed' WHERE id = (SELECT min(id) FROM public.interrupted)`,
+    );
+    const signals = new EventEmitter();
+    const said: string[] = [];
+    let ended: (code: number) => void = () => undefined;
+    const exitCode = new Promise<number>((resolve) => {
+      ended = resolve;
+    });
+    const deps = bed.local.deps() as StepDeps;
+    const stoppedWhileReading = Object.assign(Object.create(deps.store) as StepDeps['store'], {
+      getStream: async () => {
+        signals.emit('SIGINT');
+        await Promise.race([exitCode, new Promise((resolve) => setTimeout(resolve, 2000))]);
+        throw new Error('the process ended');
+      },
+    });
+    // As in AWS: an operator's lease counts as running until it expires.
+    const noStepFunctions = { send: async () => Promise.reject(new Error('Step Functions asked')) };
+    const holderRunning = executionRunning(noStepFunctions);
+
+    // Act
+    const stopped = settleBatch(
+      {
+        ...context(),
+        store: stoppedWhileReading,
+        holderRunning,
+        interrupts: { signals, exit: ended, write: (text) => said.push(text) },
+      },
+      'app',
+      'public.interrupted',
+      'aborted',
+    ).catch((error: Error) => error);
+    const code = await Promise.race([exitCode, stopped.then(() => undefined)]);
+    await stopped;
+    const again = await settleBatch({ ...context(), holderRunning }, 'app', 'public.interrupted', 'aborted');
+
+    // Assess
+    expect(code).toBe(130);
+    expect(said).toEqual([
+      'Stopped by SIGINT: released the lease of app/public.interrupted; run status, then batch settle again',
+    ]);
+    expect(again).toMatchObject({ settled: true, as: 'aborted' });
   });
 
   it('breaks a gone execution’s unexpired lease as lease break would, and says so in the audit trail', async () => {
