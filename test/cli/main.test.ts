@@ -133,4 +133,32 @@ describe('audit-archiver', () => {
     expect(plan.stderr).toMatch(/databases\.0\.credentials(\.url)?:.*is not a valid URL:.*percent-encoded/);
     expect(plan.status).toBe(2);
   });
+
+  it('refuses a config that is not valid YAML naming the line and column, never quoting its lines (a url holds a password)', () => {
+    // Prepare: a flow map left unclosed on the line of a url with a password
+    const dir = mkdtempSync(join(tmpdir(), 'audit-archiver-yaml-'));
+    const config = join(dir, 'config.yaml');
+    writeFileSync(
+      config,
+      [
+        's3: { bucket: audit-archive }',
+        'databases:',
+        '  - name: billing',
+        '    credentials: { url: "postgres://archiver:Hunter2Secret@127.0.0.1:5432/billing"',
+        '    tls: disable',
+        '    tables: [{ schema: public, name: audit_logs, timestampColumn: created_at }]',
+      ].join('\n'),
+    );
+
+    // Act
+    const plan = cli('plan', '-c', config, '--state-dir', join(dir, 'state'));
+    rmSync(dir, { recursive: true, force: true });
+
+    // Assess: exit 2, where the YAML breaks and why, and no line of the file
+    expect(`${plan.stdout}\n${plan.stderr}`).not.toContain('Hunter2');
+    expect(plan.stderr).toMatch(
+      /config\.yaml is not valid YAML at line 5, column 5: Flow map in block collection/,
+    );
+    expect(plan.status).toBe(2);
+  });
 });

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { LineCounter, parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
 import { canonicalJson } from '../archive/format.js';
 import { ConfigError } from '../errors/step-errors.js';
@@ -85,10 +85,14 @@ export function loadWith<T>(schema: z.ZodType<T>, path: string): T {
     throw new ConfigError(`cannot read config file ${path}: ${(error as Error).message}`);
   }
   let raw: unknown;
+  const lines = new LineCounter();
   try {
-    raw = parseYaml(text);
+    // Without pretty errors: those quote the config's lines, and a `url:` line holds a database password.
+    raw = parseYaml(text, { prettyErrors: false, lineCounter: lines });
   } catch (error) {
-    throw new ConfigError(`${path} is not valid YAML: ${(error as Error).message}`);
+    if (!(error instanceof YAMLParseError)) throw error;
+    const { line, col } = lines.linePos(error.pos[0]);
+    throw new ConfigError(`${path} is not valid YAML at line ${line}, column ${col}: ${error.message}`);
   }
   return parseWith(schema, raw, path);
 }
