@@ -16,6 +16,14 @@ import { registerWizard } from './commands/wizard.js';
 import { EXIT_USAGE, exitCodeOf } from './exit-codes.js';
 import { printError, safeLines } from './output.js';
 
+// `npm run cli` and `npm start` run a script in the package's folder, wherever the operator typed them (npm keeps that
+// folder in INIT_CWD): paths they give (--config, --state-dir, --out) are read from where they typed them, as the
+// installed command reads them. Left in the package's folder, a config beside the operator was "not found" and a
+// relative state dir landed in the package, apart from the one a later command in their folder opens.
+const npmScript = process.env.npm_package_name === 'audit-archiver' && process.env.npm_lifecycle_event;
+if ((npmScript === 'cli' || npmScript === 'start') && process.env.INIT_CWD)
+  process.chdir(process.env.INIT_CWD);
+
 /**
  * audit-archiver command line. Local commands run the deployed state machine definitions in-process against local
  * S3 and DynamoDB stand-ins whose state lives in --state-dir (default .audit-archiver/). Each command lives in

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -160,5 +160,26 @@ describe('audit-archiver', () => {
       /config\.yaml is not valid YAML at line 5, column 5: Flow map in block collection/,
     );
     expect(plan.status).toBe(2);
+  });
+
+  it('`npm run cli` reads the paths it is given from the folder it was typed in, not from the package’s', () => {
+    // Prepare: the operator's folder, outside the package, with their config in it
+    const dir = mkdtempSync(join(tmpdir(), 'audit-archiver-ops-'));
+    billingConfig(dir, 'postgres://archiver@127.0.0.1:1/billing');
+    const npmRun = (...args: string[]) =>
+      spawnSync('npm', ['--prefix', root, 'run', '-s', 'cli', '--', ...args], { cwd: dir, encoding: 'utf8' });
+
+    // Act
+    const roleSql = npmRun('role-sql', '-c', 'config.yaml');
+    const status = npmRun('status', '-c', 'config.yaml', '-s', 'state');
+    const stateThere = existsSync(join(dir, 'state'));
+    rmSync(dir, { recursive: true, force: true });
+
+    // Assess: the config found, and the relative state dir made beside it
+    expect(roleSql.stderr).toBe('');
+    expect(roleSql.stdout).toContain('-- audit-archiver role for database billing (public.audit_logs).');
+    expect(roleSql.status).toBe(0);
+    expect(status.status).toBe(0);
+    expect(stateThere).toBe(true);
   });
 });
