@@ -187,24 +187,46 @@ export function connectionUrlProblem(url: string): string | undefined {
   return undefined;
 }
 
-const CredentialsSchema = z.union([
-  z.object({ secretArn: z.string().min(1) }).strict(),
-  z
-    .object({
-      url: z
-        .string()
-        .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
-        // The message never quotes the URL: it holds the password.
-        .superRefine((url, ctx) => {
-          const problem = connectionUrlProblem(url);
-          if (problem) ctx.addIssue({ code: 'custom', message: problem });
-        }),
-    })
-    .strict(),
-  z
-    .object({ urlEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name') })
-    .strict(),
-]);
+const CREDENTIAL_FORMS =
+  'exactly one of secretArn (a Secrets Manager secret), url (postgres://...) or urlEnv (an environment variable holding the URL)';
+
+/**
+ * Why credentials fit none of the forms: zod's own "Invalid input" says neither. Names the keys given, never a value
+ * (a URL holds a password), and a key only when it looks like a field name (a URL written without `url:` is a key).
+ */
+function credentialsProblem(input: unknown): string {
+  if (typeof input !== 'object' || input === null || Array.isArray(input))
+    return `must be a map holding ${CREDENTIAL_FORMS}, such as { urlEnv: DATABASE_URL }`;
+  const given = Object.keys(input);
+  if (given.length === 1 && ['secretArn', 'url', 'urlEnv'].includes(given[0] ?? ''))
+    return `its ${given[0]} must be a string`;
+  const keys = given.map((key) =>
+    /^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(key) ? `"${key}"` : 'a key that is no field name',
+  );
+  return `must hold ${CREDENTIAL_FORMS}; it holds ${keys.length === 0 ? 'none' : keys.join(', ')}`;
+}
+
+const CredentialsSchema = z.union(
+  [
+    z.object({ secretArn: z.string().min(1) }).strict(),
+    z
+      .object({
+        url: z
+          .string()
+          .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+          // The message never quotes the URL: it holds the password.
+          .superRefine((url, ctx) => {
+            const problem = connectionUrlProblem(url);
+            if (problem) ctx.addIssue({ code: 'custom', message: problem });
+          }),
+      })
+      .strict(),
+    z
+      .object({ urlEnv: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'must be an environment variable name') })
+      .strict(),
+  ],
+  { error: (issue) => (issue.code === 'invalid_union' ? credentialsProblem(issue.input) : undefined) },
+);
 
 export const DatabaseConfigSchema = z
   .object({

@@ -212,7 +212,38 @@ describe('config schema', () => {
     [
       'no credentials',
       (c: ReturnType<typeof minimal>) => Object.assign(c.databases[0] ?? {}, { credentials: {} }),
-      'databases.0.credentials',
+      'databases.0.credentials: must hold exactly one of secretArn (a Secrets Manager secret), url (postgres://...) or urlEnv (an environment variable holding the URL); it holds none',
+    ],
+    [
+      'credentials given both as url and urlEnv',
+      (c: ReturnType<typeof minimal>) =>
+        Object.assign(c.databases[0] ?? {}, {
+          credentials: { url: 'postgres://u:p@h/db', urlEnv: 'DB_URL' },
+        }),
+      'databases.0.credentials: must hold exactly one of secretArn (a Secrets Manager secret), url (postgres://...) or urlEnv (an environment variable holding the URL); it holds "url", "urlEnv"',
+    ],
+    [
+      'credentials as RDS secret fields',
+      (c: ReturnType<typeof minimal>) =>
+        Object.assign(c.databases[0] ?? {}, { credentials: { username: 'u', password: 'p' } }),
+      'it holds "username", "password"',
+    ],
+    [
+      'a url written as the credentials themselves',
+      (c: ReturnType<typeof minimal>) =>
+        Object.assign(c.databases[0] ?? {}, { credentials: 'postgres://u:p@h/db' }),
+      'databases.0.credentials: must be a map holding exactly one of secretArn',
+    ],
+    [
+      'a url written as a key, without `url:`',
+      (c: ReturnType<typeof minimal>) =>
+        Object.assign(c.databases[0] ?? {}, { credentials: { 'postgres://u:p@h/db': null } }),
+      '; it holds a key that is no field name',
+    ],
+    [
+      'a url that is no string',
+      (c: ReturnType<typeof minimal>) => Object.assign(c.databases[0] ?? {}, { credentials: { url: 5 } }),
+      'databases.0.credentials: its url must be a string',
     ],
     [
       'an empty table list',
