@@ -5,8 +5,12 @@ import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { stringify } from 'yaml';
 import type { ArchiverConfigInput } from '../lambdas/shared/config/schema.js';
+import { ArchiveInventory } from '../lambdas/shared/lock-table/archive-inventory.js';
+import { LeaseStore } from '../lambdas/shared/lock-table/lease-store.js';
+import { LockTableClient } from '../lambdas/shared/lock-table/table-client.js';
 import { createAuditLogsTable } from './audit-table.js';
 import { compareRows, type RowComparison } from './compare-rows.js';
+import type { LocalServices } from './services.js';
 
 export const DEMO_DATABASE = 'shop';
 const DEMO_RETENTION_DAYS = 90;
@@ -41,6 +45,37 @@ export function readDemoState(stateDir: string): { postgres: 14 | 18 } {
 /** A new demo seeds a new database: archives of an earlier demo would no longer match it. */
 export function clearDemoArchives(stateDir: string): void {
   rmSync(join(stateDir, 's3', DEMO_BUCKET), { recursive: true, force: true });
+}
+
+/**
+ * What the lock table holds of an earlier demo's tables goes with its archives (clearDemoArchives): the lease item
+ * (a batch in flight, totals, last outcome), the inventory of committed archives and the restore watermarks. Left
+ * there, the inventory listed archives that were gone, and `local restore --demo` refused them all. Only the demo's
+ * own tables' items go (a legal hold an operator set stays): the state dir may serve local runs of their own
+ * databases too.
+ */
+export async function forgetDemoTables(services: Pick<LocalServices, 'dynamoEndpoint' | 'lockTable'>) {
+  // Region and credentials are local mode's, which opening the environment set in the process. Loaded on use: it
+  // loads Powertools, which reads its log level once (cli/commands/common.ts).
+  const { awsClients } = await import('../lambdas/shared/runtime/deps.js');
+  const lockTable = new LockTableClient(
+    awsClients({ dynamodb: services.dynamoEndpoint }).ddb,
+    services.lockTable,
+  );
+  for (const table of DEMO_TABLES) {
+    const ref = `${table.schema}.${table.name}`;
+    const partitions = [
+      LeaseStore.stateKey(DEMO_DATABASE, ref).pk,
+      ArchiveInventory.key(DEMO_DATABASE, ref, '').pk,
+      // RestoreRecords: the demo restores each table into itself.
+      `RESTORED#${DEMO_DATABASE}#${ref}`,
+      `RESTORED#${DEMO_DATABASE}#${ref}@targets`,
+    ];
+    const keys: { pk: string; sk: string }[] = [];
+    for (const pk of partitions)
+      for (const item of await lockTable.queryAll(pk)) keys.push({ pk, sk: String(item.sk) });
+    await lockTable.deleteItems(keys);
+  }
 }
 
 /**

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { z } from 'zod';
+import { withLocalEnvironment } from '../context.js';
 import { startDemoPostgres } from '../demo-database.js';
 import { print, safeLine } from '../output.js';
 import type { OutputOptions } from '../progress.js';
@@ -44,6 +45,9 @@ async function runDemo(options: { stateDir: string; rows: number; postgres: '14'
     const url = await demo.seedDemoDatabase(server.url(), options.rows);
     demo.writeDemoState(options.stateDir, server.version);
     const configPath = demo.writeDemoConfig(options.stateDir, url);
+    await withLocalEnvironment(configPath, options.stateDir, (local) =>
+      demo.forgetDemoTables(local.services),
+    );
     const client = new pg.Client({ connectionString: url });
     await client.connect();
     try {
