@@ -19,7 +19,10 @@ import { configureLogging, STATE_DIR_OPTION } from './common.js';
 export function registerLocalRun(local: Command): void {
   local
     .command('run')
-    .description('Archive the tables of a config against your PostgreSQL, with local S3 and DynamoDB.')
+    // Local S3 and DynamoDB do not make it a trial: say that rows go, and where their only copy then is.
+    .description(
+      'Archive the tables of a config against your PostgreSQL, with local S3 and DynamoDB: rows archived are DELETED from the database, and their archives in the state dir are then their only copy (see plan for a dry run).',
+    )
     .requiredOption('-c, --config <file>', 'config file (YAML)')
     .option(...STATE_DIR_OPTION)
     .option('-d, --database <name>', 'only this database')

@@ -182,4 +182,17 @@ describe('audit-archiver', () => {
     expect(status.status).toBe(0);
     expect(stateThere).toBe(true);
   });
+
+  it('local run --help says that it deletes the rows it archives, and where their only copy then is', () => {
+    // Act
+    const help = cli('local', 'run', '--help');
+    const local = cli('local', '--help');
+
+    // Assess: local S3 and DynamoDB do not make it a trial run
+    expect(help.status).toBe(0);
+    expect(help.stdout.replace(/\s+/g, ' ')).toContain(
+      'rows archived are DELETED from the database, and their archives in the state dir are then their only copy',
+    );
+    expect(local.stdout).toMatch(/run \[options\] +Archive the tables of a config against your PostgreSQL/);
+  });
 });
