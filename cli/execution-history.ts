@@ -3,6 +3,7 @@ import type {
   GetExecutionHistoryCommandOutput,
   SFNClient,
 } from '@aws-sdk/client-sfn';
+import { type InterruptHooks, releasingOnInterrupt } from './interrupt.js';
 import { safeLine, type Write } from './output.js';
 
 export type HistoryEvent = NonNullable<GetExecutionHistoryCommandOutput['events']>[number];
@@ -56,6 +57,8 @@ export interface Following {
   onEvent(event: HistoryEvent): void;
   /** The progress line, printed when its `key` (the line itself by default) changed since the last one printed. */
   progress(): { line: string; key?: string };
+  /** Tests only: the signals that stop the command, and how it ends. */
+  interrupts?: InterruptHooks;
 }
 
 /**
@@ -76,15 +79,23 @@ export async function startAndFollow(
   following.write(safeLine(`Started ${executionArn}`));
   const history = new HistoryFollower(sfn, executionArn);
   let reported: string | undefined;
-  for (;;) {
-    const execution = await sfn.send(new DescribeExecutionCommand({ executionArn }));
-    for (const event of await history.newEvents()) following.onEvent(event);
-    if (execution.status !== 'RUNNING') return { executionArn, execution };
-    const { line, key = line } = following.progress();
-    if (key !== reported) {
-      following.write(safeLine(`  ${line}`));
-      reported = key;
-    }
-    await new Promise((resolve) => setTimeout(resolve, following.pollMs ?? 5000));
-  }
+  // Ctrl-C stops the following, not the execution (unlike `local run`, whose process runs it): say so.
+  return releasingOnInterrupt(
+    async () =>
+      `stopped following ${executionArn}; the execution goes on in Step Functions (stop it there if it must not)`,
+    async () => {
+      for (;;) {
+        const execution = await sfn.send(new DescribeExecutionCommand({ executionArn }));
+        for (const event of await history.newEvents()) following.onEvent(event);
+        if (execution.status !== 'RUNNING') return { executionArn, execution };
+        const { line, key = line } = following.progress();
+        if (key !== reported) {
+          following.write(safeLine(`  ${line}`));
+          reported = key;
+        }
+        await new Promise((resolve) => setTimeout(resolve, following.pollMs ?? 5000));
+      }
+    },
+    following.interrupts,
+  );
 }
