@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { listCommand, validateCommand } from '../../cli/archives.js';
 import { compareRows } from '../../local/compare-rows.js';
@@ -456,5 +456,81 @@ describe('legacy archives of same-named tables in two schemas, which share the l
     expect(lines.slice(2)).toEqual([
       expect.stringMatching(/audit_log_20250301T020304Z_batch_001\.jsonl\.gz$/),
     ]);
+  });
+});
+
+describe("legacy archives holding a bytea value of megabytes (an attachment), base64 in the Python tool's files", () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query(
+        'CREATE TABLE public.legacy_files (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, body bytea, parts bytea[])',
+      );
+    },
+    [{ schema: 'public', name: 'legacy_files', timestampColumn: 'created_at' }],
+  );
+  /** 4 MiB of varied bytes: their base64 (5.6 MB) is longer than a regular expression of a repeated group can check. */
+  const attachment = Buffer.alloc(4 * 1024 * 1024);
+  for (let i = 0; i < attachment.length; i++) attachment[i] = (i * 131 + (i >> 12)) & 0xff;
+  const md5 = (data: Buffer) => createHash('md5').update(data).digest('hex');
+  /** Puts one archive of one row (the Python tool's layout) with `values`, and restores it alone. */
+  const restoreOne = async (runStamp: string, values: Record<string, unknown>) => {
+    const archive = writeLegacyArchive({
+      prefix: 'archive/',
+      database: bed.db.name,
+      schema: 'public',
+      table: 'legacy_files',
+      runStamp,
+      batch: 1,
+      rows: [{ id: 1, created_at: '2025-01-02T03:04:05+00:00', ...values }],
+    });
+    await putObjects(bed.local, archive.files);
+    return runLocalRestore(
+      bed.local,
+      {
+        database: 'app',
+        table: 'public.legacy_files',
+        legacy: { database: bed.db.name },
+        mode: 'key',
+        key: archive.dataKey,
+      },
+      { retryIntervalScale: 0 },
+    );
+  };
+
+  it('restores it byte for byte, in a column and as an array element', async () => {
+    // Act
+    const base64 = attachment.toString('base64');
+    const restored = await restoreOne('20250301T010000Z', { body: base64, parts: [base64, null] });
+    const written = await bed.db.client.query(
+      'SELECT md5(body) AS body, md5(parts[1]) AS part, parts[2] IS NULL AS second FROM public.legacy_files',
+    );
+
+    // Assess
+    const [result] = restored.results;
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack:
+        "restores the Python tool's archives of a table holding a bytea value of megabytes (base64 in its files)",
+      held: result?.status === 'restored' && written.rows[0]?.body === md5(attachment),
+    });
+    expect([result?.status, result?.error]).toEqual(['restored', undefined]);
+    expect(written.rows).toEqual([{ body: md5(attachment), part: md5(attachment), second: true }]);
+  });
+
+  it('still refuses a value of megabytes that is not base64, naming the column and never the value', async () => {
+    // Prepare
+    await bed.db.client.query('DELETE FROM public.legacy_files');
+
+    // Act: one character no base64 has, at the end of megabytes that are
+    const restored = await restoreOne('20250302T010000Z', { body: `${attachment.toString('base64')}*` });
+    const written = await bed.db.client.query('SELECT count(*)::int AS n FROM public.legacy_files');
+
+    // Assess
+    expect(restored.results.map((r) => r.status)).toEqual(['failed']);
+    expect(restored.results[0]?.error).toMatch(
+      /^ArchiveIntegrityError: archive .*legacy_files_20250302T010000Z_batch_001\.jsonl\.gz: row 1 of the file cannot be converted: column "body" \(bytea\): value is not valid base64$/,
+    );
+    expect(written.rows[0]?.n).toBe(0);
   });
 });

@@ -25,7 +25,13 @@ import { beyondSidecarError, lineTooLongError, MAX_ARCHIVE_LINE_BYTES, type Read
 /** Fields the tool added to every row; they are not columns of the source table. */
 const TOOL_FIELDS = new Set(['_archived_at', '_batch_id', '_source_database', '_source_table']);
 
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+/**
+ * Base64 as Python's b64encode writes it (padded), with the length a multiple of 4 checked apart: a repeated group
+ * (`(?:[A-Za-z0-9+/]{4})*`) backtracks once per group, and V8 gives up on a value of some 3 MB ("Maximum call stack
+ * size exceeded"), so an attachment of that size could not be restored.
+ */
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const isBase64 = (text: string): boolean => text.length % 4 === 0 && BASE64.test(text);
 /** Python's str(timedelta) when there are days: `-1 day, 23:59:59.500000`. */
 const TIMEDELTA_WITH_DAYS = /^(-?\d+) days?, (\d+:\d{2}:\d{2}(?:\.\d{6})?)$/;
 /** An explicit UTC offset followed by the `Z` the tool appended: PostgreSQL rejects both together. */
@@ -75,7 +81,7 @@ function convertString(text: string, rule: ValueRule, column: string): string {
       return OFFSET_THEN_Z.test(text) ? text.slice(0, -1) : text;
     case 'bytea':
       // Buffer's base64 decoder skips invalid characters; validate so garbage is never restored as bytes.
-      if (!BASE64.test(text))
+      if (!isBase64(text))
         throw new LegacyFormatError(`column "${column}" (bytea): value is not valid base64`);
       return `\\x${Buffer.from(text, 'base64').toString('hex')}`;
     case 'interval': {
