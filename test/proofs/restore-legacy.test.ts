@@ -534,3 +534,62 @@ describe("legacy archives holding a bytea value of megabytes (an attachment), ba
     expect(written.rows[0]?.n).toBe(0);
   });
 });
+
+describe('a legacy archive of one line of a hundred MiB and more, planted among a table’s legacy archives', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query(
+        'CREATE TABLE public.legacy_notes (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, note text)',
+      );
+    },
+    [{ schema: 'public', name: 'legacy_notes', timestampColumn: 'created_at' }],
+  );
+  const MiB = 1024 * 1024;
+
+  it('is refused by name before it is converted, which would hold it about five times; the others restore', async () => {
+    // Prepare: a genuine archive, and one of a single line of 136 MiB (its metadata truthful; about 140 KiB of gzip),
+    // which converting to a canonical line held five times over: 1.1 GB at 200 MiB, past the restore function's memory.
+    const archive = (batch: number, note: string) =>
+      writeLegacyArchive({
+        prefix: 'archive/',
+        database: bed.db.name,
+        schema: 'public',
+        table: 'legacy_notes',
+        runStamp: '20250301T010000Z',
+        batch,
+        rows: [{ id: batch, created_at: '2025-01-02T03:04:05+00:00', note }],
+      });
+    const genuine = archive(1, 'kept');
+    const planted = archive(2, 'a'.repeat(136 * MiB));
+    await putObjects(bed.local, new Map([...genuine.files, ...planted.files]));
+
+    // Act
+    const restored = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.legacy_notes', legacy: { database: bed.db.name } },
+      { retryIntervalScale: 0 },
+    );
+    const written = await bed.db.client.query('SELECT id::int, note FROM public.legacy_notes ORDER BY id');
+
+    // Assess
+    const bomb = restored.results.find((r) => r.key === planted.dataKey);
+    recordProof({
+      kind: 'threat',
+      actor: 'bucket writer',
+      attack:
+        "plants a Python-tool archive of one line of a hundred MiB and more (a few hundred KiB of gzip) among a table's legacy archives",
+      held: bomb?.status === 'failed' && written.rows.length === 1,
+    });
+    expect(planted.files.get(planted.dataKey)?.length).toBeLessThan(MiB);
+    expect([bomb?.status, bomb?.error]).toEqual([
+      'failed',
+      expect.stringMatching(
+        new RegExp(
+          `^ArchiveIntegrityError: archive ${planted.dataKey}: row 1 is a line of more than \\d+ bytes`,
+        ),
+      ),
+    ]);
+    expect(restored.results.find((r) => r.key === genuine.dataKey)?.status).toBe('restored');
+    expect(written.rows).toEqual([{ id: 1, note: 'kept' }]);
+  });
+});

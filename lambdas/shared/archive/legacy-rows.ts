@@ -2,7 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { LegacyFormatError } from './legacy-format.js';
 import { type LegacyJsonValue, parseLegacyJson } from './legacy-json.js';
-import { beyondSidecarError, lineTooLongError, MAX_ARCHIVE_LINE_BYTES, type ReadBounds } from './stream.js';
+import { beyondSidecarError, lineTooLongError, type ReadBounds } from './stream.js';
 
 /**
  * Rows of the predecessor tool's data files (see legacy-format.ts), converted to this tool's canonical lines. Pure:
@@ -172,11 +172,15 @@ export interface LegacyFileFigures {
 }
 
 /**
- * The longest legacy line read: a canonical line of MAX_ARCHIVE_LINE_BYTES, with room for what only the legacy line
- * carries (the tool's four fields, Python's ", " and ": " separators, a `Z` per timestamp). Every other value converts
- * to at least as many bytes, so a longer legacy line converts to a line restore cannot load.
+ * The longest legacy line read: 128 MiB. Converting a line holds it about five times at once (its bytes, the decoded
+ * text, the converted text, its bytes again and the staging tuple): a line of 200 MiB took 1.1 GB, past the restore
+ * function's 1,024 MB (a canonical line of 256 MiB takes about 330 MB). A planted line inflates from a few hundred KiB
+ * of gzip, and must not end the function, which fails the restore unnamed: a longer line is refused by name.
  */
-export const MAX_LEGACY_LINE_BYTES = MAX_ARCHIVE_LINE_BYTES + 1024 * 1024;
+export const MAX_LEGACY_LINE_BYTES = 128 * 1024 * 1024;
+
+/** Why a legacy line past MAX_LEGACY_LINE_BYTES is refused, said in its error. */
+const LEGACY_LINE_LIMIT = "longer than restore converts from the Python tool's format within its memory";
 
 /**
  * Decompressed legacy data file in, canonical JSON lines (`JSON.stringify(row) + '\n'`) out. The tool wrote no
@@ -232,7 +236,7 @@ export class LegacyLinesToCanonical extends Transform {
   private keep(part: Buffer): void {
     this.pendingBytes += part.length;
     if (this.pendingBytes > this.maxLineBytes)
-      throw lineTooLongError(this.bounds, this.rows + 1, this.maxLineBytes);
+      throw lineTooLongError(this.bounds, this.rows + 1, this.maxLineBytes, LEGACY_LINE_LIMIT);
     this.pending.push(part);
   }
 

@@ -45,10 +45,15 @@ export function beyondSidecarError(bounds: ReadBounds): ArchiveIntegrityError {
   );
 }
 
-/** Row `row` of the archive is longer than `limit` bytes. */
-export function lineTooLongError(bounds: ReadBounds, row: number, limit: number): ArchiveIntegrityError {
+/** Row `row` of the archive is longer than `limit` bytes, which is `why` it is refused. */
+export function lineTooLongError(
+  bounds: ReadBounds,
+  row: number,
+  limit: number,
+  why = 'longer than export writes or restore can load (a jsonb value holds at most 256 MiB)',
+): ArchiveIntegrityError {
   return new ArchiveIntegrityError(
-    `${archiveName(bounds)}: row ${row} is a line of more than ${limit} bytes, longer than export writes or restore can load (a jsonb value holds at most 256 MiB); read no further`,
+    `${archiveName(bounds)}: row ${row} is a line of more than ${limit} bytes, ${why}; read no further`,
   );
 }
 
