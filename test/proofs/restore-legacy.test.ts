@@ -539,28 +539,29 @@ describe('a legacy archive of one line of a hundred MiB and more, planted among 
   const bed = archiverTestbed(
     async (db) => {
       await db.client.query(
-        'CREATE TABLE public.legacy_notes (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, note text)',
+        'CREATE TABLE public.legacy_notes (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, note text, tags int[])',
       );
     },
     [{ schema: 'public', name: 'legacy_notes', timestampColumn: 'created_at' }],
   );
   const MiB = 1024 * 1024;
+  /** One row's archive in the Python tool's layout: batch `batch` of the run at `runStamp`. */
+  const archive = (runStamp: string, batch: number, values: Record<string, unknown>) =>
+    writeLegacyArchive({
+      prefix: 'archive/',
+      database: bed.db.name,
+      schema: 'public',
+      table: 'legacy_notes',
+      runStamp,
+      batch,
+      rows: [{ id: batch, created_at: '2025-01-02T03:04:05+00:00', ...values }],
+    });
 
   it('is refused by name before it is converted, which would hold it about five times; the others restore', async () => {
     // Prepare: a genuine archive, and one of a single line of 136 MiB (its metadata truthful; about 140 KiB of gzip),
     // which converting to a canonical line held five times over: 1.1 GB at 200 MiB, past the restore function's memory.
-    const archive = (batch: number, note: string) =>
-      writeLegacyArchive({
-        prefix: 'archive/',
-        database: bed.db.name,
-        schema: 'public',
-        table: 'legacy_notes',
-        runStamp: '20250301T010000Z',
-        batch,
-        rows: [{ id: batch, created_at: '2025-01-02T03:04:05+00:00', note }],
-      });
-    const genuine = archive(1, 'kept');
-    const planted = archive(2, 'a'.repeat(136 * MiB));
+    const genuine = archive('20250301T010000Z', 1, { note: 'kept' });
+    const planted = archive('20250301T010000Z', 2, { note: 'a'.repeat(136 * MiB) });
     await putObjects(bed.local, new Map([...genuine.files, ...planted.files]));
 
     // Act
@@ -591,5 +592,48 @@ describe('a legacy archive of one line of a hundred MiB and more, planted among 
     ]);
     expect(restored.results.find((r) => r.key === genuine.dataKey)?.status).toBe('restored');
     expect(written.rows).toEqual([{ id: 1, note: 'kept' }]);
+  });
+
+  it('refuses by name a line of a few MiB whose values number millions, which parsing would hold as objects', async () => {
+    // Prepare: a row whose array has 2 million elements, 4 MiB of text (a few KiB of gzip); parsing kept each as an
+    // object of its own, some 150 bytes apiece: 16 MiB of them took 1.3 GB, past the restore function's memory.
+    await bed.db.client.query('DELETE FROM public.legacy_notes');
+    const genuine = archive('20250302T010000Z', 1, { note: 'kept', tags: [1, 2] });
+    const planted = archive('20250302T010000Z', 2, { tags: Array.from({ length: 2_000_000 }, () => 1) });
+    await putObjects(bed.local, new Map([...genuine.files, ...planted.files]));
+
+    // Act
+    const restored = await runLocalRestore(
+      bed.local,
+      {
+        database: 'app',
+        table: 'public.legacy_notes',
+        legacy: { database: bed.db.name },
+        mode: 'range',
+        fromDay: '2025-03-02',
+        toDay: '2025-03-02',
+      },
+      { retryIntervalScale: 0 },
+    );
+    const written = await bed.db.client.query(
+      'SELECT id::int, tags::text FROM public.legacy_notes ORDER BY id',
+    );
+
+    // Assess
+    const dense = restored.results.find((r) => r.key === planted.dataKey);
+    recordProof({
+      kind: 'threat',
+      actor: 'bucket writer',
+      attack:
+        'plants a Python-tool archive of a row of millions of values (an array of 2 million elements, a few KiB of gzip)',
+      held: dense?.status === 'failed' && written.rows.length === 1,
+    });
+    expect(planted.files.get(planted.dataKey)?.length).toBeLessThan(64 * 1024);
+    expect([dense?.status, dense?.error]).toEqual([
+      'failed',
+      `ArchiveIntegrityError: archive ${planted.dataKey}: row 1 of the file cannot be converted: it holds more than 500000 values (array elements and members counted), more than restore converts within its memory`,
+    ]);
+    expect(restored.results.find((r) => r.key === genuine.dataKey)?.status).toBe('restored');
+    expect(written.rows).toEqual([{ id: 1, tags: '{1,2}' }]);
   });
 });

@@ -19,6 +19,13 @@ export type LegacyJsonValue =
 
 // PostgreSQL arrays have at most 6 dimensions and the tool wrote jsonb as strings: deeper nesting is not a row.
 const MAX_DEPTH = 1000;
+/**
+ * Values one line may hold, array elements and members counted: parsing keeps each as an object, some 150 bytes a value
+ * all told, so a line of 16 MiB of `1,` (8 million elements, a few KiB of gzip) took 1.3 GB, past the restore function's
+ * 1,024 MB. With a line of MAX_LEGACY_LINE_BYTES (legacy-rows.ts) beside them, half a million took 800 MB. A row has at
+ * most 1,600 columns: this leaves room for arrays of hundreds of thousands of elements.
+ */
+export const MAX_LEGACY_VALUES = 500_000;
 const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 const HEX4 = /^[0-9a-fA-F]{4}$/;
 const ESCAPES: Record<string, string> = {
@@ -34,6 +41,7 @@ const ESCAPES: Record<string, string> = {
 
 class LegacyJsonParser {
   private pos = 0;
+  private values = 0;
 
   constructor(private readonly text: string) {}
 
@@ -68,6 +76,10 @@ class LegacyJsonParser {
   }
 
   private value(depth: number): LegacyJsonValue {
+    if (++this.values > MAX_LEGACY_VALUES)
+      throw new LegacyFormatError(
+        `it holds more than ${MAX_LEGACY_VALUES} values (array elements and members counted), more than restore converts within its memory`,
+      );
     this.skipWhitespace();
     const c = this.text[this.pos];
     if (c === '{') return this.object(depth + 1);
