@@ -120,8 +120,8 @@ export class ArchiverFunctions extends Construct {
     this.plan = step('plan', 'Plan', SHORT_STEP, true);
     this.databaseSecrets.grantRead(this.plan);
     lockTable.grant(this.plan, ['tableState', 'holds', 'configFingerprint'], 'GetItem');
-    // Run-started and config-changed events; the config fingerprint lives in the lock table.
-    lockTable.grant(this.plan, ['configFingerprint'], 'UpdateItem');
+    // Run-started and config-changed events; the config fingerprint and the run's children live in the lock table.
+    lockTable.grant(this.plan, ['configFingerprint', 'runOutcomes'], 'UpdateItem');
     bucket.grantObjects(this.plan, [layout.audit], auditWriter);
 
     // lock: acquires/releases leases (conditional updates) and records run outcomes.

@@ -17,7 +17,7 @@ export type LockTableAction =
  * The partition-key areas of the table, as the stores in lambdas/shared/lock-table/ build the keys: `TABLE#db#table`
  * (lease and in-flight batch, lease-store.ts; the latest outcomes, run-records.ts), `ARCHIVES#db#table` (inventory of committed archives;
  * archive-inventory.ts), `RESTORED#db#target` (restore watermark) and `RESTORE#restoreId` (restore results;
- * restore-records.ts), `RUN#runId` (outcomes) and `CONFIG` (run-records.ts), `HOLDS` (legal-holds.ts).
+ * restore-records.ts), `RUN#runId` (outcomes, and the run's children) and `CONFIG` (run-records.ts), `HOLDS` (legal-holds.ts).
  */
 export type LockKeyArea =
   | 'tableState'
@@ -62,7 +62,7 @@ export interface LockTableProps {
 
 /**
  * The lock/progress table: per-table leases with fencing tokens and the in-flight batch (`TABLE#db#table`/`STATE`),
- * and per-run outcomes (`RUN#runId`/`db#table`) that expire through the `ttl` attribute (epoch seconds, 90 days
+ * and per-run outcomes (`RUN#runId`/`db#table`, beside the names of the run's table executions, `CHILDREN`) that expire through the `ttl` attribute (epoch seconds, 90 days
  * after the run; lambdas/shared/lock-table/table-client.ts). On-demand, point-in-time recovery, deletion protection, retained.
  *
  * Encrypted at rest with the AWS-managed DynamoDB key (aws/dynamodb): items hold lease owners, batch key ranges and

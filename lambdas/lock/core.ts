@@ -1,5 +1,6 @@
 import { activeHold } from '../shared/batch/holds.js';
 import { resolveTableIfConfigured } from '../shared/config/resolved-table.js';
+import { ConfigError } from '../shared/errors/step-errors.js';
 import type { TableOutcome } from '../shared/lock-table/run-records.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import { auditEventId, recordAuditEvent } from '../shared/telemetry/audit-trail.js';
@@ -24,6 +25,26 @@ const tableHold = (deps: Pick<StepDeps, 'config' | 'holds'>, input: LockInput) =
     input.table,
     resolveTableIfConfigured(deps.config, input.database, input.table)?.governance.configHold,
   );
+
+/**
+ * Refuses a table execution that claims a run which did not start it for the table. Whoever may start the per-table
+ * state machine writes its input, run id included: one started with a running run's id would otherwise record the
+ * table's outcome in that run, over the outcome of the run's own execution (a failure read as a success), or for a
+ * table the run never planned (standing in for one of its tables that recorded nothing), and the run's summary would
+ * count it. A run records the name of each execution it starts (its plan step); a run that recorded none (an
+ * execution started by hand under an id of its own) records as before.
+ */
+async function assertRunsChild(deps: Pick<StepDeps, 'runRecords'>, input: LockInput & { action: 'acquire' }) {
+  const children = await deps.runRecords.children(input.runId);
+  if (!children) return;
+  // An execution's id (its ARN) ends in its name, which holds no ':'.
+  const name = input.owner.slice(input.owner.lastIndexOf(':') + 1);
+  const started = children[input.database]?.[input.table];
+  if (name !== started)
+    throw new ConfigError(
+      `execution ${name} is not the one run ${input.runId} started for table ${input.table} of database ${input.database} (${started ?? 'the run does not archive it'}): it may not act or record an outcome in that run; nothing was done`,
+    );
+}
 
 /** Records the outcome for the run summary and appends it to the audit trail (counts and status only). */
 async function recordOutcome(
@@ -69,6 +90,7 @@ const WITHDRAWALS_THAT_FAIL = 3;
 export async function lockTable(input: LockInput, deps: LockDeps): Promise<LockOutput> {
   const finishedAt = deps.now().toISOString();
   if (input.action === 'acquire') {
+    await assertRunsChild(deps, input);
     // A late duplicate of this execution's own acquire, after its release: the execution has had its answer, and its
     // outcome is recorded (a hold set since must not overwrite it).
     const { releasedBy } = await deps.locks.get(input.database, input.table);

@@ -264,7 +264,7 @@ describe('function roles', () => {
     const expected: Record<Step, [string[], string[]][]> = {
       plan: [
         [['dynamodb:GetItem'], [...perDb('TABLE'), 'HOLDS', 'CONFIG']],
-        [['dynamodb:UpdateItem'], ['CONFIG']],
+        [['dynamodb:UpdateItem'], ['CONFIG', 'RUN#*']],
       ],
       lock: [
         [

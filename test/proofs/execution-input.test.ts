@@ -8,6 +8,7 @@ import type { TableTask } from '../../lambdas/shared/step/table-task.js';
 import { uploadBatch } from '../../lambdas/upload/core.js';
 import { verifyBatch } from '../../lambdas/verify/core.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
+import type { ExecutionResult, StepEvent } from '../../local/workflow.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
@@ -168,6 +169,84 @@ describe('whoever starts executions cannot move the cut-off past the retention',
     });
     expect(remaining).toHaveLength(original.length);
   });
+});
+
+describe("whoever starts a table execution with a run's id cannot rewrite that run's outcome", () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await seedEvents(db.client, 'steady', 100);
+      await seedEvents(db.client, 'crashing', 100);
+      await seedEvents(db.client, 'unplanned', 100);
+    },
+    [spec('steady'), spec('crashing'), spec('unplanned')],
+  );
+
+  it.each([
+    {
+      name: 'over the outcome of the table it names, which failed',
+      crashAfter: 'verify',
+      forgedTable: 'public.crashing',
+      recorded: [
+        ['public.crashing', 'failed'],
+        ['public.steady', 'succeeded'],
+      ],
+    },
+    {
+      name: 'for a table the run does not archive, in place of one that recorded nothing',
+      crashAfter: 'lock',
+      forgedTable: 'public.unplanned',
+      recorded: [['public.steady', 'succeeded']],
+    },
+  ])(
+    'refuses such an execution $name: the run fails as its table did',
+    async ({ name, crashAfter, forgedTable, recorded }) => {
+      // Prepare: a run of two tables, one of whose executions crashes (between verify and delete: it records a failure;
+      // or right after taking its lease: it records nothing). Then a table execution is started by hand with the run's
+      // id and a cut-off that finds nothing, which records a success.
+      let crashed = false;
+      let forged: ExecutionResult | undefined;
+      const forge = async (runId: string) => {
+        forged = await bed.local.workflow({ retryIntervalScale: 0 }).runArchiveTable({
+          runId,
+          database: 'app',
+          table: forgedTable,
+          cutoff: '2000-01-01T00:00:00.000Z',
+          maxBatches: 1,
+        });
+      };
+      const afterStep = async (event: StepEvent) => {
+        const step = event.payload as { action?: string; runId?: string; table?: string };
+        if (step.table !== 'public.crashing' || !step.runId) return;
+        if (event.functionName === crashAfter && !crashed) {
+          crashed = true;
+          if (crashAfter === 'lock') await forge(step.runId);
+          throw new Error(`crash after ${crashAfter}`);
+        }
+        if (event.functionName === 'lock' && step.action === 'release') await forge(step.runId);
+      };
+
+      // Act
+      const run = await bed.local
+        .workflow({ retryIntervalScale: 0, afterStep })
+        .runArchive({ tables: ['public.steady', 'public.crashing'] });
+      const outcomes = await bed.local.deps().runRecords.listOutcomes(run.executionName);
+      const forgedOutcomes = forged
+        ? await bed.local.deps().runRecords.listOutcomes(forged.executionName)
+        : [];
+
+      // Assess
+      recordProof({
+        kind: 'threat',
+        actor: 'execution starter',
+        attack: `starts a table execution with a running run's id, ${name}`,
+        held: run.status === 'FAILED' && forged?.status === 'FAILED',
+      });
+      expect(forged?.status).toBe('FAILED');
+      expect([run.status, run.error?.name]).toEqual(['FAILED', 'ArchiveRunFailed']);
+      expect(outcomes.map((o) => [o.table, o.status]).sort()).toEqual(recorded);
+      expect(forgedOutcomes).toEqual([]);
+    },
+  );
 });
 
 describe('whoever starts a restore cannot write into a table the config does not allow', () => {

@@ -31,6 +31,11 @@ export type StoredConfigFingerprint = z.infer<typeof StoredConfigFingerprintSche
 const CONFIG_FINGERPRINT_KEY = { pk: 'CONFIG', sk: 'FINGERPRINT' };
 /** Sort key of a table's latest outcomes, in its `TABLE#db#table` area beside the lease item (`STATE`). */
 const LATEST_OUTCOME_SK = 'OUTCOME';
+/** Sort key of a run's children, in its `RUN#runId` area beside the tables' outcomes (`db#table`). */
+const RUN_CHILDREN_SK = 'CHILDREN';
+
+/** The name of the table execution a run starts for each of its tables: database → table ("schema.name") → name. */
+export type RunChildren = Record<string, Record<string, string>>;
 
 export interface LatestOutcomes {
   last?: TableOutcome & { runId: string };
@@ -64,7 +69,20 @@ export class RunRecords {
   }
 
   async listOutcomes(runId: string): Promise<TableOutcome[]> {
-    return (await this.lockTable.queryAll(`RUN#${runId}`)).map((item) => item.outcome as TableOutcome);
+    return (await this.lockTable.queryAll(`RUN#${runId}`))
+      .filter((item) => item.outcome !== undefined)
+      .map((item) => item.outcome as TableOutcome);
+  }
+
+  /** Records, before the run starts any, which execution it starts for each table (expires with its outcomes). */
+  async recordChildren(runId: string, children: RunChildren): Promise<void> {
+    await this.lockTable.put(`RUN#${runId}`, RUN_CHILDREN_SK, { children });
+  }
+
+  /** The executions the run recorded it starts; undefined for a run that recorded none (one started by hand). */
+  async children(runId: string): Promise<RunChildren | undefined> {
+    const item = await this.lockTable.getItem({ pk: `RUN#${runId}`, sk: RUN_CHILDREN_SK });
+    return item?.children as RunChildren | undefined;
   }
 
   /** The fingerprint of the config the last run planned with (see batch/config-fingerprint.ts). */
