@@ -470,3 +470,75 @@ describe('a bucket writer cannot make the archiver lose rows or restore forged o
     expect(lenient.results[0]?.warnings.join(' ')).toMatch(/not in the inventory/);
   });
 });
+
+describe("a bucket writer who rewrites the manifest schema drift reads a table's last columns from", () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await seedEvents(db.client, 'informed', 60, 33);
+      await seedEvents(db.client, 'watched', 60, 33);
+    },
+    [spec('informed'), { ...spec('watched'), onSchemaDrift: 'fail' }],
+  );
+
+  it('cannot stop a table with an unnamed error, nor feed it a forged drift: only the manifest its commit recorded counts', async () => {
+    // Prepare: both tables archived; then old rows arrive again, the lease items keep no columns (as for a table too
+    // wide for them, whose drift check reads its last archive's manifest), and a bucket writer rewrites that manifest:
+    // not JSON for one table, a consistent manifest whose columns lost one for the other.
+    const first = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+    expect(first.execution.status).toBe('SUCCEEDED');
+    const ddb = DynamoDBDocumentClient.from(
+      new DynamoDBClient({ endpoint: bed.local.services.dynamoEndpoint }),
+    );
+    const rewritten: Record<string, string> = {};
+    for (const name of ['informed', 'watched']) {
+      await bed.db.client.query(
+        `INSERT INTO public.${name} (created_at, actor) SELECT ${TODAY_UTC_SQL} - interval '40 days', 'late' FROM generate_series(1, 5)`,
+      );
+      const state = await bed.local.deps().locks.get('app', `public.${name}`);
+      await ddb.send(
+        new UpdateCommand({
+          TableName: bed.local.services.lockTable,
+          Key: LeaseStore.stateKey('app', `public.${name}`),
+          UpdateExpression: 'REMOVE lastColumns',
+        }),
+      );
+      const key = manifestKeyFor(state.lastArchiveKey ?? '');
+      const manifest = JSON.parse((await getObject(bed.local, key)).toString('utf8')) as {
+        columns: { name: string }[];
+      };
+      const body =
+        name === 'informed'
+          ? 'not a manifest'
+          : JSON.stringify({ ...manifest, columns: manifest.columns.filter((c) => c.name !== 'payload') });
+      await s3ClientFor(bed.local).send(
+        new PutObjectCommand({ Bucket: bed.local.services.bucket, Key: key, Body: body }),
+      );
+      rewritten[name] = key;
+    }
+    ddb.destroy();
+
+    // Act
+    const second = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+
+    // Assess: the informed table goes on (its drift unchecked this once); the watched one fails naming the manifest
+    // and why, never with a drift the rewrite made up.
+    const outcome = (table: string) => second.outcomes.find((o) => o.table === `public.${table}`);
+    const left = await bed.db.client.query(
+      `SELECT count(*)::int AS n FROM public.informed WHERE created_at < ${TODAY_UTC_SQL} - interval '30 days'`,
+    );
+    recordProof({
+      kind: 'threat',
+      actor: 'bucket writer',
+      attack: "rewrites the manifest a table's schema drift check reads its last columns from",
+      held: outcome('informed')?.status === 'succeeded' && !/drift/i.test(outcome('watched')?.error ?? ''),
+    });
+    expect(outcome('informed')?.status).toBe('succeeded');
+    expect(left.rows[0]?.n).toBe(0);
+    expect(outcome('watched')?.status).toBe('failed');
+    expect(outcome('watched')?.error).toMatch(
+      new RegExp(
+        `^ArchiveIntegrityError: .*${rewritten.watched?.replaceAll('.', '\\.')} is not the manifest its archive's commit recorded`,
+      ),
+    );
+  });
+});

@@ -1,7 +1,12 @@
 import { createHash } from 'node:crypto';
-import { type Column, ManifestSchema, manifestKeyFor, type SchemaDrift } from '../archive/format.js';
+import { type Column, manifestKeyFor, parseManifest, type SchemaDrift } from '../archive/format.js';
+import { manifestSha256 } from '../archive/integrity.js';
 import type { ResolvedTable } from '../config/resolved-table.js';
-import { ArchiveInColdStorageError, SchemaChangedError } from '../errors/step-errors.js';
+import {
+  ArchiveInColdStorageError,
+  ArchiveIntegrityError,
+  SchemaChangedError,
+} from '../errors/step-errors.js';
 import type { StepDeps } from '../step/step-deps.js';
 import type { TableTask } from '../step/table-task.js';
 import { auditEventId, recordAuditEvent } from '../telemetry/audit-trail.js';
@@ -40,6 +45,61 @@ export function compareColumns(previous: Column[], current: Column[]): SchemaDri
   return changed ? drift : undefined;
 }
 
+/**
+ * The columns of the manifest of `archiveKey`, the table's last committed archive, as its commit recorded it. A
+ * bucket writer may rewrite that object (into something that is not JSON, or a manifest of other columns, which would
+ * make up a drift or hide one): only the manifest whose SHA-256 the inventory entry binds is read. One that cannot be
+ * read so, or is in cold storage, leaves drift that only informs (`continue`) unchecked for this batch, with a
+ * warning, rather than stop the table; `fail` says which object and why.
+ */
+async function lastManifestColumns(
+  deps: Pick<StepDeps, 'store' | 'inventory' | 'telemetry'>,
+  task: TableTask,
+  table: ResolvedTable,
+  archiveKey: string,
+): Promise<Column[] | undefined> {
+  const key = manifestKeyFor(archiveKey);
+  let text: string | undefined;
+  let problem: string | undefined;
+  try {
+    text = await deps.store.getText(key);
+  } catch (error) {
+    // A wide table's columns are not kept on the lease item, and the manifest that holds them may have moved to cold
+    // storage since (a table archived no more for a while): `fail` says which object to restore.
+    if (error instanceof ArchiveInColdStorageError) {
+      if (table.onSchemaDrift === 'fail') throw error;
+      deps.telemetry.warn('schema drift not checked: the last archive’s manifest is in cold storage', {
+        database: task.database,
+        table: task.table,
+        manifest: key,
+      });
+      return undefined;
+    }
+    if (!(error instanceof ArchiveIntegrityError)) throw error;
+    problem = error.message;
+  }
+  if (text !== undefined) {
+    const entry = (await deps.inventory.entries(task.database, task.table, [archiveKey])).get(archiveKey);
+    const manifest = parseManifest(text);
+    if (entry?.manifestSha256 !== undefined && entry.manifestSha256 !== manifestSha256(text))
+      problem = `${key} is not the manifest its archive's commit recorded (rewritten in the bucket?)`;
+    else if (!manifest) problem = `${key} is not a valid format-1 manifest`;
+    else return manifest.columns;
+  }
+  if (problem === undefined) return undefined;
+  if (table.onSchemaDrift === 'fail')
+    throw new ArchiveIntegrityError(
+      `schema drift of ${task.table} cannot be checked against its last archive: ${problem}; put its manifest back, or archive once with onSchemaDrift continue`,
+    );
+  deps.telemetry.warn('schema drift not checked: the last archive’s manifest cannot be read as committed', {
+    database: task.database,
+    table: task.table,
+    manifest: key,
+    problem,
+  });
+  return undefined;
+}
+
 const columnsHash = (columns: Column[]) =>
   createHash('sha256').update(JSON.stringify(columns)).digest('hex').slice(0, 16);
 
@@ -50,30 +110,15 @@ const columnsHash = (columns: Column[]) =>
  * the audit trail (a retry writes the same event id), then fails the table or is returned for the manifest.
  */
 export async function checkSchemaDrift(
-  deps: Pick<StepDeps, 'config' | 'locks' | 'store' | 'now' | 'telemetry'>,
+  deps: Pick<StepDeps, 'config' | 'locks' | 'store' | 'inventory' | 'now' | 'telemetry'>,
   task: TableTask,
   table: ResolvedTable,
   current: Column[],
 ): Promise<SchemaDrift | undefined> {
   const state = await deps.locks.get(task.database, task.table);
-  let previous = state.lastColumns;
-  if (!previous && state.lastArchiveKey) {
-    const key = manifestKeyFor(state.lastArchiveKey);
-    const text = await deps.store.getText(key).catch((error: unknown) => {
-      // A wide table's columns are not kept on the lease item, and the manifest that holds them may have moved to cold
-      // storage since (a table archived no more for a while). Drift that only informs (`continue`) is not worth a
-      // stuck table: it goes unchecked for this batch, with a warning; `fail` says which object to restore.
-      if (!(error instanceof ArchiveInColdStorageError) || table.onSchemaDrift === 'fail') throw error;
-      deps.telemetry.warn('schema drift not checked: the last archive’s manifest is in cold storage', {
-        database: task.database,
-        table: task.table,
-        manifest: key,
-      });
-      return undefined;
-    });
-    const manifest = text === undefined ? undefined : ManifestSchema.safeParse(JSON.parse(text));
-    previous = manifest?.success ? manifest.data.columns : undefined;
-  }
+  const previous =
+    state.lastColumns ??
+    (state.lastArchiveKey ? await lastManifestColumns(deps, task, table, state.lastArchiveKey) : undefined);
   if (!previous) return undefined;
   const found = compareColumns(previous, current);
   if (!found) return undefined;
