@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { listCommand, validateCommand } from '../../cli/archives.js';
-import { manifestKeyFor } from '../../lambdas/shared/archive/format.js';
+import { type Manifest, manifestKeyFor } from '../../lambdas/shared/archive/format.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import {
   archiverTestbed,
@@ -189,6 +189,59 @@ describe('archives a bucket writer planted', () => {
       /^RestoreConflictError: the target refused the archived rows \(SQLSTATE 21000\): they meet the same row of the target twice/,
     );
   });
+
+  it.each([
+    [
+      'lists a column twice',
+      (m: Manifest) => ({ ...m, columns: [...m.columns, ...m.columns.slice(0, 1)] }),
+      'lists column "id" twice',
+    ],
+    [
+      'names a key column it does not list',
+      (m: Manifest) => ({ ...m, keyColumns: ['nowhere'] }),
+      'names key column "nowhere", which it does not list',
+    ],
+    [
+      'names a timestamp column it does not list',
+      (m: Manifest) => ({ ...m, timestampColumn: 'nowhere' }),
+      'names timestamp column "nowhere", which it does not list',
+    ],
+  ])(
+    'refuses by name an archive whose manifest %s, before the database sees it',
+    async (what, edit, says) => {
+      // Prepare: one genuine line under a manifest edited so
+      const planted = await plantArchive(
+        bed.local,
+        first(),
+        `${changedLine(first(), { id: '900006' })}\n`,
+        edit,
+      );
+      const lines: string[] = [];
+
+      // Act
+      const restored = await restoreKey(planted.key, 'public.rt_columns');
+      await validateCommand(
+        bed.local.deps().store,
+        bed.local.config,
+        { table: ['public.planted'], json: false, strict: false },
+        (line) => lines.push(line),
+        bed.local.deps().inventory,
+      );
+
+      // Assess
+      const refusal = `manifest ${manifestKeyFor(planted.key)} ${says}`;
+      recordProof({
+        kind: 'threat',
+        actor: 'bucket writer',
+        attack: `plants an archive whose manifest ${what}`,
+        held: restored.results[0]?.error === `ArchiveIntegrityError: ${refusal}`,
+      });
+      expect(restored.results.map((r) => [r.status, r.error])).toEqual([
+        ['failed', `ArchiveIntegrityError: ${refusal}`],
+      ]);
+      expect(lines.filter((line) => line.includes(refusal))).toHaveLength(1);
+    },
+  );
 
   it('creates the target of a dropped table from its committed archives only, not from a planted newer manifest', async () => {
     // Prepare: the source is dropped, and a planted archive claims to be the newest, with other types and key

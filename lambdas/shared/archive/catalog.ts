@@ -7,6 +7,7 @@ import {
   archivePath,
   isCalendarDay,
   keyNamesContent,
+  type Manifest,
   ManifestSchema,
   manifestKeyFor,
   type ObjectSpan,
@@ -259,6 +260,8 @@ export async function readExpectation(
     if (!parsed.success)
       throw new ArchiveIntegrityError(`manifest ${sidecarKey} is not a valid format-1 manifest`);
     const manifest = parsed.data;
+    const columnProblem = manifestColumnProblem(manifest);
+    if (columnProblem) throw new ArchiveIntegrityError(`manifest ${sidecarKey} ${columnProblem}`);
     if (manifest.dataKey !== ref.key)
       throw new ArchiveIntegrityError(`manifest ${sidecarKey} names another object (${manifest.dataKey})`);
     // The key is content-addressed: a manifest (and bytes) rewritten to describe other rows no longer fits it.
@@ -296,6 +299,24 @@ export async function readExpectation(
     compressedBytes: metadata.data_info.compressed_size_bytes,
     legacyBatchId: metadata.batch_info.batch_id,
   };
+}
+
+/**
+ * What no manifest export writes says of its columns: one listed twice (a COPY or INSERT naming it twice fails with
+ * the database's own error), or a key or timestamp column it does not list (its rows could not be told apart or
+ * placed). Undefined for a manifest without such a fault.
+ */
+function manifestColumnProblem(manifest: Manifest): string | undefined {
+  const names = new Set<string>();
+  for (const { name } of manifest.columns) {
+    if (names.has(name)) return `lists column "${name}" twice`;
+    names.add(name);
+  }
+  const missingKey = manifest.keyColumns.find((name) => !names.has(name));
+  if (missingKey !== undefined) return `names key column "${missingKey}", which it does not list`;
+  if (!names.has(manifest.timestampColumn))
+    return `names timestamp column "${manifest.timestampColumn}", which it does not list`;
+  return undefined;
 }
 
 /** A sidecar of the bucket as `schema` reads it; undefined when it is missing, too long, not JSON or not of it. */
