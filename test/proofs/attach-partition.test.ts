@@ -1,11 +1,11 @@
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { deleteBatch } from '../../lambdas/delete/core.js';
-import type { Database } from '../../lambdas/shared/database/db.js';
 import type { StepDeps } from '../../lambdas/shared/step/step-deps.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import { batchThrough } from '../support/batch-stages.js';
 import { archiverTestbed, TODAY_UTC_SQL } from '../support/fixtures.js';
+import { interceptedAt } from '../support/intercepted.js';
 import { recordProof } from '../support/proof-ledger.js';
 
 /**
@@ -22,37 +22,6 @@ import { recordProof } from '../support/proof-ledger.js';
 const OLD = `${TODAY_UTC_SQL} - interval '40 days'`;
 const ZERO = { batches: 0, rows: 0, bytes: 0 };
 const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
-
-/** Deps whose database connections run `during` once, before the first statement matching `at`. */
-function interceptedAt(deps: StepDeps, at: RegExp, during: () => Promise<void>): StepDeps {
-  let done = false;
-  const intercept = (client: pg.PoolClient): pg.PoolClient =>
-    new Proxy(client, {
-      get(target, prop) {
-        const value = Reflect.get(target, prop, target);
-        if (prop !== 'query') return typeof value === 'function' ? value.bind(target) : value;
-        // Synchronous for every other statement: a COPY's query returns its stream, not a promise.
-        return (...args: unknown[]) => {
-          const run = () => (target.query as (...a: unknown[]) => unknown)(...args);
-          const text =
-            typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string } | undefined)?.text;
-          if (done || !text || !at.test(text)) return run();
-          done = true;
-          return during().then(run);
-        };
-      },
-    });
-  return {
-    ...deps,
-    async database(name) {
-      const inner = await deps.database(name);
-      return {
-        ...inner,
-        withConnection: (work) => inner.withConnection((client) => work(intercept(client))),
-      } satisfies Database;
-    },
-  };
-}
 
 describe('a partition carrying a trigger, attached while a delete or a restore writes', () => {
   const bed = archiverTestbed(

@@ -68,6 +68,7 @@ const PROOF_FILES = [
   'test/proofs/time-zones.test.ts',
   'test/proofs/redefined-between-steps.test.ts',
   'test/proofs/attach-partition.test.ts',
+  'test/proofs/session-defaults.test.ts',
   'test/proofs/wide-tables.test.ts',
   'test/proofs/at-least-once/duplicate-acquire.test.ts',
   'test/proofs/at-least-once/duplicated-steps.test.ts',

@@ -93,10 +93,13 @@ type AccessMode = ' READ WRITE' | ' READ ONLY';
  * BEGIN together with SET LOCAL of every setting, in one round trip. Behind a transaction-pooling proxy (PgBouncer in
  * transaction mode) consecutive transactions may run on different server connections, so settings made once per
  * connection cannot be relied on; a transaction always runs on one server connection, so these hold in all of it.
+ * READ COMMITTED is said too: a database or role may default to repeatable read or serializable, whose one snapshot,
+ * taken by the setup's SELECT, would hide from the checks made after a lock (delete, restore) a foreign key, trigger or
+ * partition committed while the lock was awaited, which the statement that follows fires all the same.
  */
 function beginSql(client: pg.ClientBase, mode: AccessMode): string {
   const setup = (client as WithSetup)[TRANSACTION_SETUP] ?? settingsSql(undefined, 'SET LOCAL').join('; ');
-  return `BEGIN${mode}; ${setup}`;
+  return `BEGIN ISOLATION LEVEL READ COMMITTED${mode}; ${setup}`;
 }
 
 export function tlsOption(mode: DatabaseConfig['tls']): pg.PoolConfig['ssl'] {
