@@ -535,3 +535,79 @@ describe('row-level security that applies to the archiver, and triggers on a res
     },
   );
 });
+
+describe('a publication that publishes deletes from a table without a replica identity', () => {
+  // keyed: its key is a unique index, not a primary key, so REPLICA IDENTITY DEFAULT finds none; parted: one partition
+  // of a partitioned table published through its root.
+  const spec = (name: string) => ({
+    schema: 'public',
+    name,
+    timestampColumn: 'created_at',
+    keyColumns: ['id'],
+  });
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query(`
+        CREATE TABLE public.keyed (id bigint NOT NULL, created_at timestamptz NOT NULL, v text);
+        CREATE UNIQUE INDEX keyed_id ON public.keyed (id);
+        INSERT INTO public.keyed SELECT g, ${OLD} + g * interval '1 hour', 'v' || g FROM generate_series(1, 30) g;
+        CREATE TABLE public.parted (id bigint NOT NULL, created_at timestamptz NOT NULL, v text) PARTITION BY RANGE (id);
+        CREATE UNIQUE INDEX parted_id ON public.parted (id);
+        CREATE TABLE public.parted_low PARTITION OF public.parted FOR VALUES FROM (0) TO (100);
+        INSERT INTO public.parted SELECT g, ${OLD} + g * interval '1 hour', 'v' || g FROM generate_series(1, 30) g;`);
+    },
+    [spec('keyed'), spec('parted')],
+  );
+
+  it.each([
+    ['keyed', 'keyed_pub', 'public.keyed', 'keyed_id', ''],
+    [
+      'parted',
+      'parted_pub',
+      'public.parted_low',
+      'parted_low_id_idx',
+      ' WITH (publish_via_partition_root = true)',
+    ],
+  ])(
+    'refuses %s before any row moves, naming the publication and the remedy, and archives it once it has one',
+    async (name, publication, relation, index, options) => {
+      // Prepare: the rows as they were, then the table's owner publishes it.
+      const table = resolvedTable(spec(name));
+      const original = await tableLines(bed.db.client, table);
+      const before = await rowsOf(bed.db, `public.${name}`);
+      await bed.db.client.query(`CREATE PUBLICATION ${publication} FOR TABLE public.${name}${options}`);
+
+      // Act
+      const refused = await runLocalArchive(
+        bed.local,
+        { tables: [`public.${name}`] },
+        { retryIntervalScale: 0 },
+      );
+      const keys = await listKeys(bed.local, `archive/app/public.${name}/`);
+      const after = await rowsOf(bed.db, `public.${name}`);
+      await bed.db.client.query(`ALTER TABLE ${relation} REPLICA IDENTITY USING INDEX ${index}`);
+      const archived = await runLocalArchive(
+        bed.local,
+        { tables: [`public.${name}`] },
+        { retryIntervalScale: 0 },
+      );
+
+      // Assess: PostgreSQL's own refusal came at the delete, after the batch's archives were written and verified.
+      recordProof({
+        kind: 'threat',
+        actor: 'database role',
+        attack: `publishes the deletes of ${name}, which has no replica identity`,
+        held: refused.execution.status === 'FAILED' && keys.length === 0 && after.length === before.length,
+      });
+      expect(refused.execution.status).toBe('FAILED');
+      expect(refused.outcomes[0]?.error).toBe(
+        `TableNotUsableError: table "public"."${name}" in database app: publication "${publication}" publishes deletes from ${relation}, which has no replica identity, so PostgreSQL refuses to delete its rows; give it one (ALTER TABLE ${relation} REPLICA IDENTITY USING INDEX on the key's unique index, or REPLICA IDENTITY FULL), or leave it out of the publication`,
+      );
+      expect(keys).toEqual([]);
+      expect(after).toEqual(before);
+      expect(archived.execution.status).toBe('SUCCEEDED');
+      const counts = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+      expect(counts.inArchives).toBe(original.length);
+    },
+  );
+});

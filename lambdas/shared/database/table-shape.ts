@@ -229,6 +229,27 @@ const SIDE_EFFECTS_SQL = `(SELECT json_build_object('cascade', (
              WHERE r.ev_class = ANY (${TABLE_RELATIONS_SQL}) AND r.ev_type = '4' AND r.ev_enabled <> 'D'
              ORDER BY r.rulename LIMIT 1)))`;
 
+/**
+ * A relation of `c` that PostgreSQL refuses to delete from: a publication publishes its deletes (FOR ALL TABLES, for
+ * its schema, for it or for a partitioned table above it) and it has no replica identity (REPLICA IDENTITY NOTHING,
+ * or DEFAULT without a primary key: a key of a unique index alone does not count). Its DELETE would fail only after a
+ * batch was exported, uploaded and verified, every run, with PostgreSQL's message naming neither remedy.
+ */
+const UNIDENTIFIED_PUBLISHED_SQL = `(SELECT json_build_object('name', p.pubname, 'on', ${relationNameSql('l.oid')})
+       FROM pg_catalog.pg_class l CROSS JOIN pg_catalog.pg_publication p
+      WHERE l.oid = ANY (${TABLE_RELATIONS_SQL}) AND l.relkind = 'r' AND p.pubdelete
+        AND l.relreplident <> 'f'
+        AND NOT EXISTS (SELECT FROM pg_catalog.pg_index i
+                         WHERE i.indrelid = l.oid AND CASE l.relreplident WHEN 'd' THEN i.indisprimary
+                                                                          WHEN 'i' THEN i.indisreplident ELSE false END)
+        AND (p.puballtables OR EXISTS (
+              SELECT FROM pg_catalog.pg_publication_tables pt
+                JOIN pg_catalog.pg_namespace xn ON xn.nspname = pt.schemaname
+                JOIN pg_catalog.pg_class x ON x.relnamespace = xn.oid AND x.relname = pt.tablename
+               WHERE pt.pubname = p.pubname
+                 AND (x.oid = l.oid OR x.oid IN (SELECT a.relid FROM pg_catalog.pg_partition_ancestors(l.oid) AS a))))
+      ORDER BY l.oid, p.pubname LIMIT 1)`;
+
 interface SideEffect {
   name: string;
   on: string;
@@ -427,6 +448,7 @@ export async function describeTable(
     }[];
     primary_key: string[];
     side_effects: { cascade: SideEffect | null; trigger: SideEffect | null; rule: SideEffect | null };
+    unidentified_published: SideEffect | null;
     children: string[];
     ancestors: { schema: string; name: string }[];
     replication_role: string;
@@ -459,6 +481,7 @@ export async function describeTable(
               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
             ${PRIMARY_KEY_SQL.replace('$1', 'c.oid')} AS primary_key,
             ${SIDE_EFFECTS_SQL} AS side_effects,
+            ${UNIDENTIFIED_PUBLISHED_SQL} AS unidentified_published,
             ARRAY(SELECT ${relationNameSql('h.inhrelid')} FROM pg_catalog.pg_inherits h
                    WHERE h.inhparent = c.oid AND c.relkind <> 'p' ORDER BY 1) AS children,
             (SELECT coalesce(json_agg(json_build_object('schema', an.nspname, 'name', ak.relname) ORDER BY a.level), '[]')
@@ -551,6 +574,12 @@ export async function describeTable(
   if (archiving) {
     refuseSideEffects(relation.side_effects, where);
     refuseReplicaSession(relation.replication_role, where);
+    const published = relation.unidentified_published;
+    if (published) {
+      throw new TableNotUsableError(
+        `${where}: publication "${published.name}" publishes deletes from ${published.on}, which has no replica identity, so PostgreSQL refuses to delete its rows; give it one (ALTER TABLE ${published.on} REPLICA IDENTITY USING INDEX on the key's unique index, or REPLICA IDENTITY FULL), or leave it out of the publication`,
+      );
+    }
   }
   // Through a partitioned table only its own policies apply, and a plain table is read ONLY: the table's own decide.
   if (relation.row_security) {
