@@ -14,7 +14,7 @@ import type { ObjectPin } from '../shared/archive/store.js';
 import { findDatabase } from '../shared/config/resolved-table.js';
 import { copyFromStdin } from '../shared/database/copy-from.js';
 import { inRolledBackTransaction, inTransaction } from '../shared/database/db.js';
-import { isUnique } from '../shared/database/table-shape.js';
+import { isUnique, looseUniqueIndex } from '../shared/database/table-shape.js';
 import { quoteIdent } from '../shared/database/table-sql.js';
 import {
   ArchiveIntegrityError,
@@ -126,8 +126,11 @@ interface GroupWrite {
   target?: RestoreTarget;
   /** The key of the target's watermark (its identity), when it exists. */
   watermark?: string;
-  /** Whether a conflict key is unique in the target, by its columns: asked once per group (the target is locked). */
-  uniqueKeys: Map<string, boolean>;
+  /**
+   * Whether a conflict key is unique in the target, and a unique index on its columns that compares them more loosely
+   * (looseUniqueIndex), by its columns: asked once per group (the target is locked).
+   */
+  uniqueKeys: Map<string, { unique: boolean; looseIndex?: string }>;
   /** The watermarks of the archives written, recorded once the transaction commits. */
   marks: { archiveKey: string; mark: RestoredMark; range?: ArchivedRowRange }[];
   /** The next archive, being prepared while the current one is written. */
@@ -796,16 +799,27 @@ async function uniqueConflictKey(
     );
   }
   // The group holds the target's lock, so no index is dropped meanwhile: one answer serves the group.
-  const unique = async (key: string[]) => {
+  const described = async (key: string[]) => {
     const columns = JSON.stringify(key);
     let answer = uniqueKeys.get(columns);
     if (answer === undefined) {
-      answer = key.length > 0 && (await isUnique(client, table.oid, key));
+      const unique = key.length > 0 && (await isUnique(client, table.oid, key));
+      answer = { unique, looseIndex: unique ? await looseUniqueIndex(client, table.oid, key) : undefined };
       uniqueKeys.set(columns, answer);
     }
     return answer;
   };
-  if (await unique(conflictKey)) return conflictKey;
+  const unique = async (key: string[]) => (await described(key)).unique;
+  // Every unique index on the key's columns arbitrates ON CONFLICT, not only the one isUnique found.
+  const arbitrated = async (key: string[]) => {
+    const loose = (await described(key)).looseIndex;
+    if (loose)
+      throw new SchemaDriftError(
+        `restore cannot recognise the archive's rows by the key (${key.join(', ')}) of ${tableLabel(task.target)}: its unique index "${loose}" compares them under a nondeterministic collation, and INSERT ... ON CONFLICT arbitrates on it too, so an archived row would be taken for another one already there (skipped, or written over it); drop that index for the restore or restore into a table without it (targetTable), nothing was written`,
+      );
+    return key;
+  };
+  if (await unique(conflictKey)) return arbitrated(conflictKey);
   // A table made partitioned since archiving had to take its partition key into its primary key, (id) becoming
   // (id, created_at): rows are recognised by that key when the archive writes every column of it.
   const wider = table.primaryKey;
@@ -816,7 +830,7 @@ async function uniqueConflictKey(
     conflictKeyProblems(wider, plan, archived, table).length === 0 &&
     (await unique(wider))
   )
-    return wider;
+    return arbitrated(wider);
   throw new SchemaDriftError(
     `restore needs a primary key or unique index on the key (${conflictKey.join(', ') || 'none'}) of ${tableLabel(task.target)}, or a primary key that adds archived columns to it, to recognise rows that are already there`,
   );

@@ -1015,6 +1015,32 @@ describe('the target key must tell the archived rows apart as the archived table
     expect(await count('loose')).toBe(0);
   });
 
+  it('refuses a target keyed like the archive that also has a case-insensitive unique index on the key, writing nothing', async () => {
+    // Prepare: the target's primary key tells 'k1' from 'K1'; a second unique index on the same column does not, and
+    // INSERT ... ON CONFLICT (tag) arbitrates on every unique index of that column.
+    await bed.db.client.query(`DROP TABLE IF EXISTS public.loose;
+      CREATE COLLATION IF NOT EXISTS public.ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+      CREATE TABLE public.loose (tag text PRIMARY KEY, created_at timestamptz NOT NULL, note text);
+      CREATE UNIQUE INDEX loose_tag_ci ON public.loose (tag COLLATE public.ci)`);
+
+    // Act
+    const result = await restore({ table: 'public.tagged', targetTable: 'public.loose' });
+
+    // Assess: without the check, half the archived rows were skipped as already there and the restore succeeded.
+    recordProof({
+      kind: 'threat',
+      actor: 'database role',
+      attack: 'a restore into a target with a case-insensitive unique index beside its key',
+      held: result.execution.status === 'FAILED' && (await count('loose')) === 0,
+    });
+    expect(result.execution.status).toBe('FAILED');
+    for (const r of result.results)
+      expect(r.error).toMatch(
+        /^SchemaDriftError: .*its unique index "loose_tag_ci" compares them under a nondeterministic collation/,
+      );
+    expect(await count('loose')).toBe(0);
+  });
+
   it('takes a key whose type changed within one equality (text to varchar), every row back', async () => {
     // Prepare
     await bed.db.client.query(

@@ -753,6 +753,33 @@ export async function isUnique(client: pg.ClientBase, oid: number, names: string
   return result.rows[0]?.ok === true;
 }
 
+/**
+ * A unique index of `oid` on exactly the columns `names` that compares one of them under a nondeterministic collation
+ * (`CREATE UNIQUE INDEX ON t (tag COLLATE case_insensitive)`, beside the key's own index): its name, else undefined.
+ * `INSERT ... ON CONFLICT (names)` takes every valid unique index on those columns as an arbiter, whatever its
+ * collation, so such an index would make a restore take an archived row for another one already there ('Alice' for
+ * 'alice'): skipped as restored under `skip`, written over that other row under `overwrite`.
+ */
+export async function looseUniqueIndex(
+  client: pg.ClientBase,
+  oid: number,
+  names: string[],
+): Promise<string | undefined> {
+  const result = await client.query<{ name: string }>(
+    `SELECT c.relname AS name FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+      WHERE i.indrelid = $1 AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
+        AND ARRAY(SELECT a.attname::text COLLATE "C" FROM pg_catalog.unnest(i.indkey[0:i.indnkeyatts - 1]) AS k(attnum)
+                    JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY 1)
+            = ARRAY(SELECT n COLLATE "C" FROM pg_catalog.unnest($2::text[]) AS n ORDER BY 1)
+        AND EXISTS (SELECT 1 FROM pg_catalog.unnest(i.indcollation) AS k(coll)
+                      JOIN pg_catalog.pg_collation co ON co.oid = k.coll
+                     WHERE NOT co.collisdeterministic)
+      ORDER BY c.relname LIMIT 1`,
+    [oid, names],
+  );
+  return result.rows[0]?.name;
+}
+
 async function checkTimeZone(client: pg.ClientBase, zone: string): Promise<void> {
   const result = await client.query('SELECT 1 FROM pg_catalog.pg_timezone_names WHERE name = $1', [zone]);
   if (result.rowCount === 0)
