@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import {
   archiverTestbed,
@@ -556,7 +556,7 @@ describe('a publication that publishes deletes from a table without a replica id
         CREATE TABLE public.parted_low PARTITION OF public.parted FOR VALUES FROM (0) TO (100);
         INSERT INTO public.parted SELECT g, ${OLD} + g * interval '1 hour', 'v' || g FROM generate_series(1, 30) g;`);
     },
-    [spec('keyed'), spec('parted')],
+    [spec('keyed'), spec('parted'), { schema: 'public', name: 'filtered', timestampColumn: 'created_at' }],
   );
 
   it.each([
@@ -608,6 +608,33 @@ describe('a publication that publishes deletes from a table without a replica id
       expect(archived.execution.status).toBe('SUCCEEDED');
       const counts = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
       expect(counts.inArchives).toBe(original.length);
+    },
+  );
+
+  // A row filter (PostgreSQL 15+) on a column outside the replica identity: PostgreSQL's own refusal, at the delete.
+  it.skipIf(inject('postgresVersion') < 15)(
+    'fails a table whose publication filters rows by a column outside its replica identity with an error naming the remedy, deleting nothing',
+    async () => {
+      // Prepare
+      await bed.db.client.query(`
+        CREATE TABLE public.filtered (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, v text);
+        INSERT INTO public.filtered SELECT g, ${OLD} + g * interval '1 hour', 'v' || g FROM generate_series(1, 30) g;
+        CREATE PUBLICATION filtered_pub FOR TABLE public.filtered WHERE (v <> 'draft');`);
+      const before = await rowsOf(bed.db, 'public.filtered');
+
+      // Act
+      const run = await runLocalArchive(
+        bed.local,
+        { tables: ['public.filtered'] },
+        { retryIntervalScale: 0 },
+      );
+
+      // Assess
+      expect(run.execution.status).toBe('FAILED');
+      expect(run.outcomes[0]?.error).toMatch(
+        /^TableNotUsableError: database error 42P10: cannot delete from table "filtered" \(Column used in the publication WHERE expression is not part of the replica identity\.\): .*REPLICA IDENTITY FULL/,
+      );
+      expect(await rowsOf(bed.db, 'public.filtered')).toEqual(before);
     },
   );
 });

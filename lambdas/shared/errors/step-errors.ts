@@ -277,6 +277,19 @@ export function classifyDatabaseError(error: unknown, database?: string): Error 
       },
     );
   }
+  // A publication publishes the table's deletes (or updates: a restore's overwrite) and its replica identity does not
+  // cover them (there is none, or it lacks a column of the publication's row filter or column list, PostgreSQL 15+):
+  // every such statement is refused until the table or the publication changes. The detail names which, never a value.
+  if (
+    (code === '55000' || code === '42P10') &&
+    /^cannot (delete from|update) table /.test(err.message ?? '')
+  ) {
+    const detail = (error as { detail?: string }).detail;
+    return new TableNotUsableError(
+      `${message}${detail ? ` (${detail})` : ''}: a publication publishes this table's changes, which its replica identity must cover; give the table one that does (ALTER TABLE ... REPLICA IDENTITY USING INDEX on the key's unique index, or REPLICA IDENTITY FULL), or change the publication's row filter or column list, or leave the table out of it`,
+      { cause: error },
+    );
+  }
   if (transientPgCodes.has(code) || transientNodeCodes.has(code) || code.startsWith('08')) {
     return new DatabaseUnavailableError(message, { cause: error });
   }

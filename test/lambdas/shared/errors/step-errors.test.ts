@@ -35,6 +35,30 @@ describe('error classification', () => {
     expect(error.message).toMatch(/verify-full.*databaseCaBundlePath.*tls: require/);
   });
 
+  it.each([
+    [
+      '55000',
+      'cannot update table "events" because it does not have a replica identity and publishes updates',
+      undefined,
+    ],
+    [
+      '42P10',
+      'cannot delete from table "events"',
+      'Column list used by the publication does not cover the replica identity.',
+    ],
+  ])(
+    'names a publication the replica identity does not cover (%s) as a table to change, with the remedy',
+    (code, text, detail) => {
+      // Act
+      const error = classifyDatabaseError(Object.assign(pgError(code, text), { detail }));
+
+      // Assess: not retried, not a raw driver error
+      expect(error).toBeInstanceOf(TableNotUsableError);
+      expect(error.message).toContain(detail ?? text);
+      expect(error.message).toMatch(/REPLICA IDENTITY USING INDEX.*or leave the table out of it$/);
+    },
+  );
+
   it('names a database the server does not have as a config error naming the config entry', () => {
     // Act
     const error = classifyDatabaseError(pgError('3D000', 'database "nodb" does not exist'), 'app');
