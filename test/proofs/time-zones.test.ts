@@ -132,3 +132,48 @@ describe('a cut-off where the zone of a timestamp column changes its offset', ()
     });
   }
 });
+
+/**
+ * `AT TIME ZONE 'EST'` reads the name as a time zone abbreviation first, from the session's `timezone_abbreviations`,
+ * which a database or role may set: under the Australia set EST is UTC+10, not the zone EST (UTC−5), and every local
+ * time read 15 hours earlier. A run then deleted rows up to 15 hours before their retention ended.
+ */
+describe('a database whose timezone_abbreviations gives the zone name of a timestamp column another offset', () => {
+  const cutoff = '2026-10-25T00:00:00.000Z';
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query(`ALTER DATABASE "${db.name}" SET timezone_abbreviations = 'Australia'`);
+      await db.client.query(`
+        CREATE TABLE public.eastern (id bigint PRIMARY KEY, created_at timestamp NOT NULL, note text NOT NULL);
+        -- 1 is before the cut-off in EST (17:00 UTC); 10 and 11 are after it (01:00 and 14:00 UTC on the 25th).
+        INSERT INTO public.eastern VALUES (1, '2026-10-24 12:00', 'old'), (10, '2026-10-24 20:00', 'young'),
+                                          (11, '2026-10-25 09:00', 'young');`);
+    },
+    [spec('eastern', 'EST')],
+  );
+
+  it('EST: reads the zone as the zone, whatever abbreviations the database sets, and keeps the young rows', async () => {
+    // Act
+    const run = await bed.local.workflow({ retryIntervalScale: 0 }).runArchiveTable({
+      runId: 'time-zones-eastern',
+      database: 'app',
+      table: 'public.eastern',
+      cutoff,
+      maxBatches: 10,
+    });
+
+    // Assess
+    const kept = await bed.db.client.query<{ id: string }>('SELECT id::text FROM public.eastern ORDER BY id');
+    const archived = (await readLiveArchives(bed.local, 'public', 'eastern')).flatMap((a) => a.lines);
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack:
+        'a database sets timezone_abbreviations so that a timestamp column zone name (EST) reads as +10',
+      held: kept.rows.map((r) => r.id).join() === '10,11',
+    });
+    expect(run.status).toBe('SUCCEEDED');
+    expect(kept.rows.map((r) => r.id)).toEqual(['10', '11']);
+    expect(archived).toHaveLength(1);
+  });
+});
