@@ -897,9 +897,8 @@ async function insert(client: pg.PoolClient, sql: string, context: InsertRefusal
       throw new RestoreConflictError(
         `the target refused the archived rows: ${foreignKeyRefusal(error)} references a row that is not there (SQLSTATE 23503), maybe one another archive holds; restore again once the archives it references are restored (rows referencing each other across archives never are), or restore into a target without that foreign key, or drop it for the restore`,
       );
-    // Values the target refuses (a constraint): reported by SQLSTATE, never by value.
-    if (code.startsWith('23'))
-      throw new SchemaDriftError(`the target refused the archived rows (SQLSTATE ${code})`);
+    // Values the target refuses (a constraint): reported by SQLSTATE and the constraint's name, never by value.
+    if (code.startsWith('23')) throw new SchemaDriftError(constraintRefusal(error, code, context));
     throw error;
   }
 }
@@ -977,6 +976,25 @@ function notNullRefusal(error: unknown, { target, plan }: InsertRefusalContext):
     return `the target ${where} refused the archived rows: its column ${quoteIdent(column)} is NOT NULL and the archive holds a null in it for at least one row (SQLSTATE 23502; a NOT NULL added later as NOT VALID need not hold for older rows); restore into a target whose column ${quoteIdent(column)} allows nulls, or drop its NOT NULL for the restore`;
   }
   return `the target ${where} refused the archived rows: its column ${quoteIdent(column)} is NOT NULL and the archive holds no value for it, the archived table having no such column (SQLSTATE 23502); give the column a default, or restore into another table`;
+}
+
+/**
+ * Another constraint refused the rows: an exclusion constraint (23P01, an archived row overlapping a row of the target
+ * or another archived row) or a unique constraint other than the key rows conflict on (23505). Named with its table,
+ * never by the values PostgreSQL's detail quotes.
+ */
+function constraintRefusal(error: unknown, code: string, { target }: InsertRefusalContext): string {
+  const fields = error as RefusalFields;
+  const constraint = named(fields.constraint);
+  if (!constraint)
+    return `the target ${refusedObject(fields, target)} refused the archived rows (SQLSTATE ${code})`;
+  const kind =
+    code === '23P01'
+      ? 'exclusion constraint'
+      : code === '23505'
+        ? 'unique constraint or index'
+        : 'constraint';
+  return `the target ${refusedObject(fields, target)} refused the archived rows: its ${kind} ${quoteIdent(constraint)} does not hold for at least one of them, against the target's rows or each other (SQLSTATE ${code}); restore into a target without that constraint, or drop it for the restore`;
 }
 
 /**

@@ -187,12 +187,17 @@ describe('restore into a table given a NOT VALID constraint since that the archi
         INSERT INTO public.payments
         SELECT g, ${TODAY_UTC_SQL} - interval '40 days' + g * interval '1 hour', g * 1000 - 4242, 'Jane Roe'
           FROM generate_series(1, 6) AS g;
+        CREATE TABLE public.booked (id int PRIMARY KEY, created_at timestamptz NOT NULL, during tstzrange NOT NULL, guest text);
+        INSERT INTO public.booked
+        SELECT g, ${TODAY_UTC_SQL} - interval '40 days' + g * interval '1 hour',
+               tstzrange(${TODAY_UTC_SQL} - interval '40 days', ${TODAY_UTC_SQL} - interval '39 days'), 'Jane Roe'
+          FROM generate_series(1, 6) AS g;
         CREATE TABLE public.signed (id int PRIMARY KEY, created_at timestamptz NOT NULL, signer text);
         INSERT INTO public.signed
         SELECT g, ${TODAY_UTC_SQL} - interval '40 days' + g * interval '1 hour', CASE WHEN g % 2 = 0 THEN 'Jane Roe' END
           FROM generate_series(1, 6) AS g;`);
     },
-    [spec('payments'), spec('signed')],
+    [spec('payments'), spec('signed'), spec('booked')],
   );
   const count = async (table: string) =>
     (await bed.db.client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`)).rows[0]?.n;
@@ -226,6 +231,26 @@ describe('restore into a table given a NOT VALID constraint since that the archi
       expect(r.error).not.toMatch(/4242|3242|Jane|Roe/);
     }
     expect(await count('public.payments')).toBe(0);
+  });
+
+  it('an exclusion constraint: each archive fails naming the constraint and the table, and nothing is written', async () => {
+    // Act: a migration forbids overlapping bookings, which the archived rows are (the constraint cannot be NOT VALID:
+    // the table is empty once archived).
+    const result = await restoreAfter(
+      'public.booked',
+      'ADD CONSTRAINT no_overlap EXCLUDE USING gist (during WITH &&)',
+    );
+
+    // Assess
+    expect(result.execution.status).toBe('FAILED');
+    expect(result.results.length).toBeGreaterThan(0);
+    for (const r of result.results) {
+      expect(r.error).toMatch(
+        /^SchemaDriftError: the target table "public"\."booked" refused the archived rows: its exclusion constraint "no_overlap" does not hold for at least one of them, .*\(SQLSTATE 23P01\); restore into a target without that constraint, or drop it for the restore$/,
+      );
+      expect(r.error).not.toMatch(/Jane|Roe|\[/);
+    }
+    expect(await count('public.booked')).toBe(0);
   });
 
   it.skipIf(inject('postgresVersion') < 18)(
