@@ -34,7 +34,9 @@ Australia set, not the zone's UTC-5): a row's instant, its age and its day. The 
  * table's own schema (a better-matching `convert_to(text, text)`, an `=` on some type) is never picked. pg_temp is
  * listed last, or it would be searched first for relations. quote_all_identifiers on would quote the type names
  * format_type gives (the manifest's columns, restore's casts); exit_on_error on would end the session at restore's
- * first refused COPY, which a savepoint is there to take back.
+ * first refused COPY, which a savepoint is there to take back. synchronous_commit off (a database's or role's, for
+ * the application's speed) acknowledges a COMMIT before its WAL is on disk: a crash then takes back a delete whose
+ * archive the inventory already records as committed, and the rows are archived a second time.
  */
 const PINNED_SETTINGS: readonly (readonly [string, string])[] = [
   ['client_encoding', "'UTF8'"],
@@ -50,6 +52,7 @@ const PINNED_SETTINGS: readonly (readonly [string, string])[] = [
   ['search_path', 'pg_catalog, pg_temp'],
   ['quote_all_identifiers', 'off'],
   ['exit_on_error', 'off'],
+  ['synchronous_commit', 'on'],
 ];
 
 /**
