@@ -875,8 +875,13 @@ async function insert(client: pg.PoolClient, sql: string, context: InsertRefusal
     const code = sqlState(error);
     if (code === '23505' && context.strategy === 'fail')
       throw new RestoreConflictError('rows of the archive already exist in the target (strategy "fail")');
-    if (code === '42P10')
+    if (code === '42P10') {
+      // Also PostgreSQL's refusal of an UPDATE that a publication's row filter or column list does not allow, which
+      // classifyDatabaseError names; otherwise ON CONFLICT found no index on the key.
+      const published = classifyDatabaseError(error);
+      if (published instanceof TableNotUsableError) throw published;
       throw new SchemaDriftError('restore needs a primary key or unique index on exactly the key columns');
+    }
     // An UPDATE may set a GENERATED ALWAYS identity column only to DEFAULT: overwrite cannot put the archived value.
     if (code === '428C9')
       throw new SchemaDriftError(

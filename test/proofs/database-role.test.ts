@@ -637,4 +637,33 @@ describe('a publication that publishes deletes from a table without a replica id
       expect(await rowsOf(bed.db, 'public.filtered')).toEqual(before);
     },
   );
+
+  it.skipIf(inject('postgresVersion') < 15)(
+    'fails an overwrite whose UPDATE a publication refuses, naming the publication as the cause, not the key',
+    async () => {
+      // Prepare: keyed was archived whole above; one of its keys is back, and a publication of its updates filters
+      // rows by a column outside its replica identity (the key's unique index).
+      await bed.db.client.query(`
+        INSERT INTO public.keyed VALUES (1, ${OLD}, 'back');
+        CREATE PUBLICATION keyed_updates FOR TABLE public.keyed WHERE (v <> 'draft') WITH (publish = 'update');`);
+
+      // Act
+      const restore = await runLocalRestore(
+        bed.local,
+        { database: 'app', table: 'public.keyed', strategy: 'overwrite' },
+        { retryIntervalScale: 0 },
+      );
+
+      // Assess
+      expect(restore.execution.status).toBe('FAILED');
+      expect(restore.results.map((r) => r.error)).toContainEqual(
+        expect.stringMatching(
+          /^TableNotUsableError: database error 42P10: cannot update table "keyed" \(Column used in the publication WHERE expression is not part of the replica identity\.\)/,
+        ),
+      );
+      // The archive holding key 1 wrote nothing; the others, which update no row, were restored.
+      const kept = await bed.db.client.query<{ v: string }>('SELECT v FROM public.keyed WHERE id = 1');
+      expect(kept.rows).toEqual([{ v: 'back' }]);
+    },
+  );
 });
