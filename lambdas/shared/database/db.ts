@@ -28,8 +28,8 @@ export interface SessionLimits {
  * values read, not how they are written: content (PostgreSQL's default) reads documents and fragments, where DOCUMENT,
  * which a database or role may set, refuses the fragments an archive holds; array_nulls off (also a database's or
  * role's to set) reads an array's unquoted NULL element as the text "NULL". timezone_abbreviations decides what
-`col AT TIME ZONE 'EST'` means, since PostgreSQL reads a zone name as an abbreviation first (EST is UTC+10 in the
-Australia set, not the zone's UTC-5): a row's instant, its age and its day. The search_path makes every
+ * `col AT TIME ZONE 'EST'` means, since PostgreSQL reads a zone name as an abbreviation first (EST is UTC+10 in the
+ * Australia set, not the zone's UTC-5): a row's instant, its age and its day. The search_path makes every
  * unqualified function, operator and type resolve in pg_catalog: whatever another role creates in public or in the
  * table's own schema (a better-matching `convert_to(text, text)`, an `=` on some type) is never picked. pg_temp is
  * listed last, or it would be searched first for relations. quote_all_identifiers on would quote the type names
