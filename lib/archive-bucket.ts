@@ -65,6 +65,8 @@ export interface ArchiveBucketProps {
    * denies every object creation there (PutObject, CompleteMultipartUpload, CopyObject) without `If-None-Match`, so no
    * principal, the archiver's roles included, can overwrite an archive or a manifest. The archiver publishes an
    * archive by a multipart copy whose completion carries `If-None-Match: *` (S3 refuses CopyObject into such an area).
+   * The policy also denies every principal `s3:DeleteObjectVersion` there: a delete only adds a delete marker, which
+   * can be removed to bring the object back, and only lifecycle rules remove versions.
    * @default - no write-once area
    */
   readonly writeOnceKeyPatterns?: readonly string[];
@@ -215,6 +217,17 @@ export class ArchiveBucket extends Construct {
           Null: { 's3:if-none-match': 'true' },
           Bool: { 's3:ObjectCreationOperation': 'true' },
         },
+      }),
+    );
+    // No archiver code deletes a version. A version deleted is gone for good, whoever does it (the console's "Empty",
+    // a script cleaning the bucket, a role with s3:* on it): the archives are the only copy of deleted rows.
+    this.bucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'DenyArchiveVersionDeletes',
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ['s3:DeleteObjectVersion'],
+        resources: keyPatterns.map((pattern) => this.bucket.arnForObjects(pattern)),
       }),
     );
   }

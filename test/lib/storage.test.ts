@@ -152,6 +152,27 @@ describe('archive bucket', () => {
     });
   });
 
+  it('denies every principal deleting a version in the archive areas and the audit trail (a delete only adds a marker)', () => {
+    // Prepare
+    const bucket = logicalId(synth.stack, synth.stack.archiveBucket.bucket);
+    const objects = (pattern: string) => ({
+      'Fn::Join': ['', [{ 'Fn::GetAtt': [bucket, 'Arn'] }, `/${pattern}`]],
+    });
+    // Act
+    const statements = Object.values(
+      synth.template.findResources('AWS::S3::BucketPolicy', { Properties: { Bucket: { Ref: bucket } } }),
+    ).flatMap((p) => p.Properties.PolicyDocument.Statement);
+    // Assess: no function issues DeleteObjectVersion; a version removed is gone for good (the console's "Empty"
+    // does it to every version), while a delete marker can be removed and the archive is back.
+    expect(statements.find((s) => s.Sid === 'DenyArchiveVersionDeletes')).toEqual({
+      Sid: 'DenyArchiveVersionDeletes',
+      Effect: 'Deny',
+      Principal: { AWS: '*' },
+      Action: 's3:DeleteObjectVersion',
+      Resource: [objects('audit/_audit/events/*'), objects('audit/billing/*'), objects('audit/crm/*')],
+    });
+  });
+
   it('expires staging objects (current and noncurrent) only, never archives', () => {
     // Act
     const bucket =
