@@ -32,8 +32,10 @@ export interface ArchiveBucketProps {
    */
   readonly bucketName?: string;
   /**
-   * Key for SSE-KMS default encryption (`s3.kmsKeyId` in the config, imported by the stack).
-   * @default - a new customer-managed key with yearly automatic rotation
+   * Key for SSE-KMS default encryption (`s3.kmsKeyId` in the config, imported by the stack); its policy is its
+   * owner's to harden.
+   * @default - a new customer-managed key with yearly automatic rotation, whose policy (unless `removalPolicy` is
+   * DESTROY) denies every principal scheduling its deletion or putting a policy that bypasses the lockout check
    */
   readonly encryptionKey?: kms.IKey;
   /**
@@ -125,13 +127,7 @@ export class ArchiveBucket extends Construct {
     super(scope, id);
     const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
 
-    this.encryptionKey =
-      props.encryptionKey ??
-      new kms.Key(this, 'Key', {
-        description: 'audit-archiver: SSE-KMS key of the archive bucket',
-        enableKeyRotation: true,
-        removalPolicy,
-      });
+    this.encryptionKey = props.encryptionKey ?? this.createKey(removalPolicy);
 
     this.accessLogsBucket = new s3.Bucket(this, 'AccessLogs', {
       // Server access log delivery supports SSE-S3 only.
@@ -200,6 +196,42 @@ export class ArchiveBucket extends Construct {
     });
     this.denyOverwrites(props.writeOnceKeyPatterns ?? []);
     this.denyOtherEncryption();
+  }
+
+  /**
+   * The archive key. Its policy keeps the default (the account root, so IAM policies decide), and denies the two
+   * calls that would make every archive unreadable at once, irreversibly: scheduling the key's deletion, and a key
+   * policy that shuts every principal out (`BypassPolicyLockoutSafetyCheck`). Deleting the key on purpose then takes
+   * a change of this policy first; CloudFormation keeps the right to change it.
+   */
+  private createKey(removalPolicy: RemovalPolicy): kms.Key {
+    const key = new kms.Key(this, 'Key', {
+      description: 'audit-archiver: SSE-KMS key of the archive bucket',
+      enableKeyRotation: true,
+      removalPolicy,
+    });
+    // A key the stack itself deletes (RemovalPolicy.DESTROY) must stay deletable by CloudFormation.
+    if (removalPolicy === RemovalPolicy.DESTROY) return key;
+    key.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'DenyArchiveKeyDeletion',
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ['kms:ScheduleKeyDeletion'],
+        resources: ['*'],
+      }),
+    );
+    key.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'DenyKeyPolicyLockout',
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ['kms:PutKeyPolicy'],
+        resources: ['*'],
+        conditions: { Bool: { 'kms:BypassPolicyLockoutSafetyCheck': 'true' } },
+      }),
+    );
+    return key;
   }
 
   private denyOverwrites(keyPatterns: readonly string[]): void {

@@ -51,6 +51,33 @@ describe('archive bucket', () => {
     });
   });
 
+  it("denies every principal scheduling the archive key's deletion, or a key policy that bypasses the lockout check", () => {
+    // Prepare
+    const key = logicalId(synth.stack, synth.stack.archiveBucket.encryptionKey);
+    // Act
+    const statements = synth.template.toJSON().Resources[key].Properties.KeyPolicy.Statement;
+    const sid = (name: string) => statements.find((s: { Sid?: string }) => s.Sid === name);
+    // Assess: the account root keeps kms:* (IAM decides, and CloudFormation can still update the policy), but no one
+    // makes every archive unreadable in one call: deleting the key, or a policy that shuts everyone out, takes a
+    // change of this policy first.
+    expect(sid('DenyArchiveKeyDeletion')).toEqual({
+      Sid: 'DenyArchiveKeyDeletion',
+      Effect: 'Deny',
+      Principal: { AWS: '*' },
+      Action: 'kms:ScheduleKeyDeletion',
+      Resource: '*',
+    });
+    expect(sid('DenyKeyPolicyLockout')).toEqual({
+      Sid: 'DenyKeyPolicyLockout',
+      Effect: 'Deny',
+      Principal: { AWS: '*' },
+      Action: 'kms:PutKeyPolicy',
+      Resource: '*',
+      Condition: { Bool: { 'kms:BypassPolicyLockoutSafetyCheck': 'true' } },
+    });
+    expect(statements.filter((s: { Effect: string }) => s.Effect === 'Allow')).toHaveLength(1);
+  });
+
   it('blocks public access, is versioned, logs access to the logs bucket and is retained', () => {
     // Prepare
     const logsBucket = logicalId(synth.stack, synth.stack.archiveBucket.accessLogsBucket);
