@@ -1,4 +1,4 @@
-import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { ArnFormat, Duration, Lazy, RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as actions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -345,11 +345,35 @@ export class ArchiveMonitoring extends Construct {
     );
   }
 
+  /** Roles of the functions granted `grantPublishSummaries`: the only principals of the account that may publish. */
+  private readonly publishers: string[] = [];
+
   /**
    * Lets `fn` publish to the alarm topic (a run's summary) and tells it the topic in `NOTIFICATION_TOPIC_ARN`. Spelled
    * out rather than `topic.grantPublish`, which grants the wildcard action `kms:GenerateDataKey*`.
+   *
+   * From the first grant on, the topic policy denies publishing to every other principal but AWS services (the
+   * alarms): within the account an IAM allow would otherwise be enough, and a forged "run succeeded" or alarm
+   * message would reach the operators' mail and chat channels as the archiver's.
    */
   public grantPublishSummaries(fn: lambda.Function): void {
+    if (!fn.role) throw new Error(`${fn.node.path}: a function that publishes summaries needs a role`);
+    if (this.publishers.length === 0) {
+      this.topic.addToResourcePolicy(
+        new iam.PolicyStatement({
+          sid: 'DenyPublishByOthers',
+          effect: iam.Effect.DENY,
+          principals: [new iam.AnyPrincipal()],
+          actions: ['sns:Publish'],
+          resources: [this.topic.topicArn],
+          conditions: {
+            Bool: { 'aws:PrincipalIsAWSService': 'false' },
+            ArnNotEquals: { 'aws:PrincipalArn': Lazy.list({ produce: () => this.publishers }) },
+          },
+        }),
+      );
+    }
+    this.publishers.push(fn.role.roleArn);
     fn.addEnvironment('NOTIFICATION_TOPIC_ARN', this.topic.topicArn);
     fn.addToRolePolicy(
       new iam.PolicyStatement({ actions: ['sns:Publish'], resources: [this.topic.topicArn] }),

@@ -91,6 +91,29 @@ describe('alarm topic', () => {
       expect(alarm.AlarmName).toBe(`${prefix}-${id}`);
   });
 
+  it('refuses publishing by any principal of the account but the summary function and AWS services', () => {
+    // Prepare
+    const summaryRole = {
+      'Fn::GetAtt': [logicalId(plain.stack, plain.stack.functions.summary.role), 'Arn'],
+    };
+    // Act
+    const [topicPolicy] = Object.values(resources(plain, 'AWS::SNS::TopicPolicy'));
+    const statements = topicPolicy?.Properties.PolicyDocument.Statement as Json[];
+    // Assess: an IAM allow in the same account is enough to publish to a topic whose policy does not deny it, so a
+    // forged "run succeeded" or alarm message would reach the operators' mail and chat channels.
+    expect(statements.find((s) => s.Sid === 'DenyPublishByOthers')).toEqual({
+      Sid: 'DenyPublishByOthers',
+      Effect: 'Deny',
+      Principal: { AWS: '*' },
+      Action: 'sns:Publish',
+      Resource: topicRef(plain),
+      Condition: {
+        Bool: { 'aws:PrincipalIsAWSService': 'false' },
+        ArnNotEquals: { 'aws:PrincipalArn': [summaryRole] },
+      },
+    });
+  });
+
   it('subscribes each configured email address once, and nothing without addresses', () => {
     // Act
     const subscriptions = Object.values(resources(monitored, 'AWS::SNS::Subscription'));
