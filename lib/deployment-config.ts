@@ -138,9 +138,25 @@ function pemProblem(file: string): string | undefined {
     : `${file} holds no PEM certificate ("-----BEGIN CERTIFICATE-----")`;
 }
 
-/** Credentials that deploy but are a poor fit for Lambda; reported as synth warnings. */
+/**
+ * What deploys but is a poor fit, reported as synth warnings: credentials Lambda would get in plain text or not at
+ * all, and archive expiry that a delete marker could bring forward.
+ */
 export function deploymentWarnings(config: DeploymentConfig): DeploymentFinding[] {
   const warnings: DeploymentFinding[] = [];
+  // The lifecycle rule removes a noncurrent archive version 30 days after it became noncurrent, whatever made it so:
+  // expiry, or a delete marker written early by a principal allowed s3:DeleteObject there (the functions that
+  // withdraw batches, an operator). Only Object Lock retention as long as the expiry keeps each version until then.
+  const storage = config.aws.storage;
+  const expiry = storage?.expireAfterDays;
+  if (expiry !== undefined && (storage?.objectLock?.retentionDays ?? 0) < expiry) {
+    warnings.push({
+      path: 'aws.storage.expireAfterDays',
+      message:
+        `a delete marker written on a committed archive or manifest before it is ${expiry} days old removes it for good 30 days ` +
+        `later (the noncurrent-version rule); set aws.storage.objectLock with retentionDays ${expiry} to keep every archive until it expires`,
+    });
+  }
   config.databases.forEach((db, i) => {
     if ('url' in db.credentials) {
       warnings.push({

@@ -10,6 +10,7 @@ import {
   quarantineKey,
   stagingKey,
 } from '../../lambdas/shared/archive/format.js';
+import type { DeploymentConfig } from '../../lambdas/shared/config/deployment-schema.js';
 import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
 import { archiveLayout } from '../../lib/archive-layout.js';
 import {
@@ -60,6 +61,37 @@ describe('loadDeploymentConfig', () => {
       'databases.0.credentials.url',
       'databases.1.credentials.urlEnv',
     ]);
+  });
+});
+
+describe('deploymentWarnings on archive expiry', () => {
+  /** The fixture with every deployment option (expiry and Object Lock at 2,555 days), its storage block replaced. */
+  const withStorage = (storage: Partial<DeploymentConfig['aws']['storage']>): DeploymentConfig => {
+    const config = loadDeploymentConfig(fixture('production.yaml'));
+    const base = config.aws.storage ?? { transitions: [] };
+    return { ...config, aws: { ...config.aws, storage: { ...base, ...storage } } };
+  };
+  const expiryWarnings = (config: DeploymentConfig) =>
+    deploymentWarnings(config).filter((w) => w.path === 'aws.storage.expireAfterDays');
+
+  it('warns when a delete marker on an archive could remove it for good before it expires', () => {
+    // Prepare: noncurrent archive versions expire 30 days after they become so, whoever wrote the delete marker.
+    const unlocked = withStorage({ objectLock: undefined });
+    const lockedShorter = withStorage({ objectLock: { mode: 'GOVERNANCE', retentionDays: 365 } });
+    // Act
+    const found = [expiryWarnings(unlocked), expiryWarnings(lockedShorter)];
+    // Assess
+    for (const warnings of found) {
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]?.message).toMatch(/delete marker/);
+      expect(warnings[0]?.message).toMatch(/objectLock/);
+    }
+  });
+
+  it('says nothing when Object Lock keeps every archive version until it expires, or nothing expires', () => {
+    // Act & Assess
+    expect(expiryWarnings(withStorage({}))).toEqual([]);
+    expect(expiryWarnings(withStorage({ expireAfterDays: undefined, objectLock: undefined }))).toEqual([]);
   });
 });
 
