@@ -68,6 +68,11 @@ export interface ArchiveQueriesProps {
    */
   readonly bytesScannedCutoffPerQuery?: Size;
   /**
+   * Who may assume `queryRole`, which reads every archived row (`aws.athena.queryPrincipals`).
+   * @default - the account root: any principal of the account whose IAM allows `sts:AssumeRole` on the role
+   */
+  readonly queryPrincipals?: readonly iam.IPrincipal[];
+  /**
    * Name of the Glue database.
    * @default - the stack name, lower-cased, other characters than a-z, 0-9 and "_" replaced by "_"
    */
@@ -130,7 +135,7 @@ export class ArchiveQueries extends Construct {
   public readonly tableStacks: readonly NestedStack[];
   public readonly resultsBucket: s3.Bucket;
   public readonly workGroup: athena.CfnWorkGroup;
-  /** A role any principal of this account that is allowed to assume it can use to run queries. */
+  /** The role people assume to run queries: `queryPrincipals`, or any principal of the account IAM lets assume it. */
   public readonly queryRole: iam.Role;
 
   private readonly archiveBucket: ArchiveBucket;
@@ -265,8 +270,9 @@ export class ArchiveQueries extends Construct {
       },
     });
 
+    const [first, ...others] = props.queryPrincipals ?? [];
     this.queryRole = new iam.Role(this, 'QueryRole', {
-      assumedBy: new iam.AccountRootPrincipal(),
+      assumedBy: first ? new iam.CompositePrincipal(first, ...others) : new iam.AccountRootPrincipal(),
       description: 'audit-archiver: run Athena queries over the archives',
     });
     this.grantQuery(this.queryRole, props.archiveAreas);

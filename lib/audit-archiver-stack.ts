@@ -1,4 +1,5 @@
 import { ArnFormat, CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
@@ -140,6 +141,7 @@ export class AuditArchiverStack extends Stack {
       firstYear: aws.athena?.firstYear,
       lastYear: aws.athena?.lastYear,
       resultsExpiration: aws.athena ? Duration.days(aws.athena.resultsExpireAfterDays) : undefined,
+      queryPrincipals: aws.athena?.queryPrincipals?.map((arn) => new iam.ArnPrincipal(arn)),
     });
 
     const outputs: [string, string, string][] = [

@@ -680,6 +680,21 @@ describe('query role', () => {
     );
   });
 
+  it('is assumable only by the principals aws.athena.queryPrincipals names, when it names some', () => {
+    // Act
+    const role =
+      production.template.toJSON().Resources[logicalId(production.stack, production.stack.queries.queryRole)];
+    // Assess: not the account root, which would let any principal whose IAM allows sts:AssumeRole on "*" read every
+    // archived row.
+    expect(role.Properties.AssumeRolePolicyDocument.Statement).toEqual([
+      {
+        Action: 'sts:AssumeRole',
+        Effect: 'Allow',
+        Principal: { AWS: 'arn:aws:iam::111122223333:role/audit-readers' },
+      },
+    ]);
+  });
+
   it('is the only principal with Athena or Glue permissions: no function gets any', () => {
     // Act
     const policies = Object.values(synth.template.findResources('AWS::IAM::Policy'));

@@ -162,6 +162,21 @@ export const AwsAthenaConfigSchema = z
     lastYear: z.number().int().min(1).max(9999).default(2100),
     /** Query results (in the stack's results bucket) expire after this many days. */
     resultsExpireAfterDays: z.number().int().min(1).max(3650).default(30),
+    /**
+     * The IAM roles and users that may assume the query role, which reads every archived row. Without it the role
+     * trusts the account: any principal whose IAM allows `sts:AssumeRole` on it (or on `*`).
+     */
+    queryPrincipals: z
+      .array(
+        z
+          .string()
+          .regex(
+            /^arn:aws[a-z-]*:iam::\d{12}:(role|user)\/[\w+=,.@/-]+$/,
+            'must be the ARN of an IAM role or user',
+          ),
+      )
+      .min(1)
+      .optional(),
     /** Per archived table: the columns its Glue table declares (every value is a string: PostgreSQL text form). */
     tables: z
       .array(

@@ -285,6 +285,11 @@ describe('config schema, aws deployment options', () => {
       { athena: { tables: [{ database: 'app', table: 'public.audit', columns: [] }] } },
       'aws.athena.tables.0.columns: ',
     ],
+    [
+      'a query principal that is an account id, not a role or user ARN',
+      { athena: { queryPrincipals: ['111122223333'] } },
+      'aws.athena.queryPrincipals.0: must be the ARN of an IAM role or user',
+    ],
     ['reserved concurrency of 0', { databaseFunctionConcurrency: 0 }, 'aws.databaseFunctionConcurrency: '],
   ])('rejects %s and names the field', (_case, aws, expected) => {
     // Act
