@@ -103,7 +103,8 @@ export interface ArchiveBucketProps {
    */
   readonly accessLogsExpiration?: Duration;
   /**
-   * What happens to the buckets and the key when the stack is deleted. Archives are the only copy of deleted rows.
+   * What happens to the buckets, the archive bucket's policy and the key when the stack is deleted. Archives are the
+   * only copy of deleted rows.
    * @default RemovalPolicy.RETAIN
    */
   readonly removalPolicy?: RemovalPolicy;
@@ -196,6 +197,9 @@ export class ArchiveBucket extends Construct {
     });
     this.denyOverwrites(props.writeOnceKeyPatterns ?? []);
     this.denyOtherEncryption();
+    // The policy goes with the bucket: a bucket retained without it would take requests without TLS, overwrites of
+    // archives and deletes of their versions.
+    this.bucket.policy?.applyRemovalPolicy(removalPolicy);
   }
 
   /**

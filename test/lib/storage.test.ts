@@ -103,6 +103,19 @@ describe('archive bucket', () => {
     expect(bucket.UpdateReplacePolicy).toBe('Retain');
   });
 
+  it('keeps its bucket policy with the bucket when the stack is deleted, so the retained archives stay protected', () => {
+    // Prepare
+    const bucket = logicalId(synth.stack, synth.stack.archiveBucket.bucket);
+    // Act
+    const policies = Object.values(
+      synth.template.findResources('AWS::S3::BucketPolicy', { Properties: { Bucket: { Ref: bucket } } }),
+    );
+    // Assess: without it a retained bucket would take writes without TLS, overwrites and version deletes.
+    expect(policies).toHaveLength(1);
+    expect(policies[0]?.DeletionPolicy).toBe('Retain');
+    expect(policies[0]?.UpdateReplacePolicy).toBe('Retain');
+  });
+
   it('denies requests without TLS, and below TLS 1.2, in the bucket policy', () => {
     // Prepare
     const bucket = logicalId(synth.stack, synth.stack.archiveBucket.bucket);
