@@ -667,3 +667,38 @@ describe('a publication that publishes deletes from a table without a replica id
     },
   );
 });
+
+describe('a publication FOR ALL TABLES, and an unlogged table it does not publish', () => {
+  // PostgreSQL publishes no unlogged (or temporary) table, whatever the publication says, so it deletes the rows of
+  // one without a replica identity: the archiver must not refuse it.
+  const spec = { schema: 'public', name: 'scratch', timestampColumn: 'created_at', keyColumns: ['id'] };
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query(`
+        CREATE UNLOGGED TABLE public.scratch (id bigint NOT NULL, created_at timestamptz NOT NULL, v text);
+        CREATE UNIQUE INDEX scratch_id ON public.scratch (id);
+        INSERT INTO public.scratch SELECT g, ${OLD} + g * interval '1 hour', 'v' || g FROM generate_series(1, 30) g;
+        CREATE PUBLICATION everything FOR ALL TABLES;`);
+    },
+    [spec],
+  );
+
+  it('archives the unlogged table, whose deletes PostgreSQL allows', async () => {
+    // Prepare: PostgreSQL itself deletes its rows (rolled back).
+    await bed.db.client.query('BEGIN');
+    const deleted = await bed.db.client.query('DELETE FROM public.scratch WHERE id = 1');
+    await bed.db.client.query('ROLLBACK');
+    const table = resolvedTable(spec);
+    const original = await tableLines(bed.db.client, table);
+
+    // Act
+    const run = await runLocalArchive(bed.local, { tables: ['public.scratch'] }, { retryIntervalScale: 0 });
+
+    // Assess
+    expect(deleted.rowCount).toBe(1);
+    expect(run.outcomes[0]?.error).toBeUndefined();
+    expect(run.execution.status).toBe('SUCCEEDED');
+    const counts = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+    expect(counts.inArchives).toBe(original.length);
+  });
+});
