@@ -90,7 +90,9 @@ export function loadWith<T>(schema: z.ZodType<T>, path: string): T {
     // Without pretty errors: those quote the config's lines, and a `url:` line holds a database password.
     raw = parseYaml(text, { prettyErrors: false, lineCounter: lines });
   } catch (error) {
-    if (!(error instanceof YAMLParseError)) throw error;
+    // Aliases that expand past the library's bound fail as it builds the value (a ReferenceError, with no place).
+    if (!(error instanceof YAMLParseError))
+      throw new ConfigError(`${path} is not valid YAML: ${(error as Error).message}`);
     const { line, col } = lines.linePos(error.pos[0]);
     throw new ConfigError(`${path} is not valid YAML at line ${line}, column ${col}: ${error.message}`);
   }

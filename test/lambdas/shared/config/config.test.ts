@@ -296,4 +296,31 @@ describe('config schema', () => {
     );
     expect(() => loadConfigFile(broken)).toThrow(/broken\.yaml is not valid YAML/);
   });
+
+  it('refuses a file whose aliases expand past the yaml library’s bound as a ConfigError naming it', () => {
+    // Prepare: each level repeats the one before ten times (the "billion laughs")
+    const dir = mkdtempSync(join(tmpdir(), 'config-test-'));
+    const laughs = join(dir, 'laughs.yaml');
+    const levels = ['a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]'];
+    for (let i = 1; i < 9; i++)
+      levels.push(
+        `a${i}: &a${i} [${Array(10)
+          .fill(`*a${i - 1}`)
+          .join(', ')}]`,
+      );
+    writeFileSync(laughs, levels.join('\n'));
+
+    // Act
+    const refusal = (() => {
+      try {
+        loadConfigFile(laughs);
+      } catch (error) {
+        return error as Error;
+      }
+    })();
+
+    // Assess
+    expect(refusal?.name).toBe('ConfigError');
+    expect(refusal?.message).toMatch(/laughs\.yaml is not valid YAML: Excessive alias count/);
+  });
 });
