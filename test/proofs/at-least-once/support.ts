@@ -90,7 +90,8 @@ export async function breakStoppedLease(local: LocalEnvironment): Promise<boolea
  * Runs `during` while cancelling every statement that has waited on a lock for over `seconds`: lock_timeout's part,
  * played by a client. Under faketime (the suite at another hour) PostgreSQL's timers never fire, so a step waiting on
  * rows another invocation holds would wait for good. Set above the config's lockTimeoutSeconds, it only acts there; a
- * cancelled statement fails with 57014, which the steps treat as lock_timeout's 55P03 (both transient).
+ * cancelled statement fails with 57014, which the steps treat as lock_timeout's 55P03 (both transient). Only in the
+ * test's own database: the other test files share the server, and their waits are not this test's to cancel.
  */
 export async function cancellingLockWaits<T>(
   client: pg.ClientBase,
@@ -102,7 +103,8 @@ export async function cancellingLockWaits<T>(
     while (!done) {
       await client.query(
         `SELECT pg_catalog.pg_cancel_backend(pid) FROM pg_catalog.pg_stat_activity
-          WHERE wait_event_type = 'Lock' AND state = 'active' AND pid <> pg_catalog.pg_backend_pid()
+          WHERE datname = pg_catalog.current_database() AND wait_event_type = 'Lock' AND state = 'active'
+            AND pid <> pg_catalog.pg_backend_pid()
             AND pg_catalog.clock_timestamp() - query_start > pg_catalog.make_interval(secs => $1)`,
         [seconds],
       );
