@@ -35,11 +35,10 @@ const tableHold = (deps: Pick<StepDeps, 'config' | 'holds'>, input: LockInput) =
  * execution started by hand under an id of its own) records as before.
  */
 async function assertRunsChild(deps: Pick<StepDeps, 'runRecords'>, input: LockInput & { action: 'acquire' }) {
-  const children = await deps.runRecords.children(input.runId);
-  if (!children) return;
+  const started = await deps.runRecords.childOf(input.runId, input.database, input.table);
+  if (started === undefined) return;
   // An execution's id (its ARN) ends in its name, which holds no ':'.
   const name = input.owner.slice(input.owner.lastIndexOf(':') + 1);
-  const started = children[input.database]?.[input.table];
   if (name !== started)
     throw new ConfigError(
       `execution ${name} is not the one run ${input.runId} started for table ${input.table} of database ${input.database} (${started ?? 'the run does not archive it'}): it may not act or record an outcome in that run; nothing was done`,

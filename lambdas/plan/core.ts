@@ -6,7 +6,6 @@ import { assertTableGoverned, retentionCutoff } from '../shared/config/governanc
 import { resolveConfiguredTable } from '../shared/config/resolved-table.js';
 import { tableRef } from '../shared/config/schema.js';
 import { ConfigError } from '../shared/errors/step-errors.js';
-import type { RunChildren } from '../shared/lock-table/run-records.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import { auditEventId, recordAuditEvent } from '../shared/telemetry/audit-trail.js';
 import { type Lane, type PlanInput, type PlanOutput, RunRequestSchema } from './schema.js';
@@ -85,12 +84,9 @@ export async function planRun(input: PlanInput, deps: PlanDeps): Promise<PlanOut
     return plan;
   }
   // Before any child starts: only these record a table's outcome in this run (lock core, assertRunsChild).
-  const children: RunChildren = {};
-  for (const lane of lanes) {
-    const names = children[lane.database] ?? {};
-    for (const { table, n } of lane.tables) names[table] = `${plan.childKey}-${n}`;
-    children[lane.database] = names;
-  }
+  const children = lanes.flatMap(({ database, tables }) =>
+    tables.map(({ table, n }) => ({ database, table, name: `${plan.childKey}-${n}` })),
+  );
   await deps.runRecords.recordChildren(input.runId, children);
   const configChanges = await recordConfigChange(deps, input.runId);
   await recordAuditEvent(deps, {

@@ -34,8 +34,18 @@ const LATEST_OUTCOME_SK = 'OUTCOME';
 /** Sort key of a run's children, in its `RUN#runId` area beside the tables' outcomes (`db#table`). */
 const RUN_CHILDREN_SK = 'CHILDREN';
 
-/** The name of the table execution a run starts for each of its tables: database → table ("schema.name") → name. */
-export type RunChildren = Record<string, Record<string, string>>;
+/** The table execution a run starts for one of its tables: its name. */
+export interface RunChild {
+  database: string;
+  table: string;
+  name: string;
+}
+
+/**
+ * A child's key in the stored map: the table's outcome sort key (`db#table`). Never a database name alone, which may
+ * be `constructor` or `toString`: the SDK's marshaller refuses a map holding such a key, and plain objects inherit it.
+ */
+const childKey = (database: string, table: string) => `${database}#${table}`;
 
 export interface LatestOutcomes {
   last?: TableOutcome & { runId: string };
@@ -75,14 +85,21 @@ export class RunRecords {
   }
 
   /** Records, before the run starts any, which execution it starts for each table (expires with its outcomes). */
-  async recordChildren(runId: string, children: RunChildren): Promise<void> {
-    await this.lockTable.put(`RUN#${runId}`, RUN_CHILDREN_SK, { children });
+  async recordChildren(runId: string, children: RunChild[]): Promise<void> {
+    const names = Object.fromEntries(children.map((c) => [childKey(c.database, c.table), c.name]));
+    await this.lockTable.put(`RUN#${runId}`, RUN_CHILDREN_SK, { children: names });
   }
 
-  /** The executions the run recorded it starts; undefined for a run that recorded none (one started by hand). */
-  async children(runId: string): Promise<RunChildren | undefined> {
+  /**
+   * The name of the execution the run recorded it starts for the table: null when it starts none for the table,
+   * undefined for a run that recorded none (one started by hand).
+   */
+  async childOf(runId: string, database: string, table: string): Promise<string | null | undefined> {
     const item = await this.lockTable.getItem({ pk: `RUN#${runId}`, sk: RUN_CHILDREN_SK });
-    return item?.children as RunChildren | undefined;
+    if (!item) return undefined;
+    const names = (item.children ?? {}) as Record<string, string>;
+    const key = childKey(database, table);
+    return Object.hasOwn(names, key) ? (names[key] ?? null) : null;
   }
 
   /** The fingerprint of the config the last run planned with (see batch/config-fingerprint.ts). */

@@ -115,6 +115,28 @@ describe('plan', () => {
     expect(plan.childKey).toMatch(/^[0-9a-f]{32}$/);
   });
 
+  it('records the child it starts for each table, whatever the database is named (constructor, toString)', async () => {
+    // Prepare: names a config allows that are also members every plain object inherits
+    const config = parseConfig({
+      s3: { bucket: 'bucket' },
+      databases: ['constructor', 'toString'].map((name) => ({
+        name,
+        credentials: { url: `postgres://u:p@h/${name}` },
+        tables: [{ schema: 'audit', name: 'events', timestampColumn: 'created_at' }],
+      })),
+    });
+
+    // Act
+    const plan = await planRun({ request: {}, runId: 'run-named', startTime: START }, depsWith(config));
+    const { runRecords } = depsWith(config);
+
+    // Assess
+    expect(await runRecords.childOf('run-named', 'constructor', 'audit.events')).toBe(`${plan.childKey}-0`);
+    expect(await runRecords.childOf('run-named', 'toString', 'audit.events')).toBe(`${plan.childKey}-1`);
+    expect(await runRecords.childOf('run-named', 'constructor', 'audit.other')).toBeNull();
+    expect(await runRecords.childOf('run-by-hand', 'constructor', 'audit.events')).toBeUndefined();
+  });
+
   it('applies database and table filters from the execution input', async () => {
     // Act
     const plan = await planRun(
