@@ -7,6 +7,7 @@ import { stringify } from 'yaml';
 import type { ArchiverConfigInput } from '../lambdas/shared/config/schema.js';
 import { ArchiveInventory } from '../lambdas/shared/lock-table/archive-inventory.js';
 import { LeaseStore } from '../lambdas/shared/lock-table/lease-store.js';
+import { RestoreRecords } from '../lambdas/shared/lock-table/restore-records.js';
 import { LockTableClient } from '../lambdas/shared/lock-table/table-client.js';
 import { createAuditLogsTable } from './audit-table.js';
 import { compareRows, type RowComparison } from './compare-rows.js';
@@ -64,12 +65,15 @@ export async function forgetDemoTables(services: Pick<LocalServices, 'dynamoEndp
   );
   for (const table of DEMO_TABLES) {
     const ref = `${table.schema}.${table.name}`;
+    // The demo restores each table into itself: its watermarks are kept per identity of the table, listed under it.
+    const targets = RestoreRecords.targetsKey(DEMO_DATABASE, ref).pk;
     const partitions = [
       LeaseStore.stateKey(DEMO_DATABASE, ref).pk,
       ArchiveInventory.key(DEMO_DATABASE, ref, '').pk,
-      // RestoreRecords: the demo restores each table into itself.
-      `RESTORED#${DEMO_DATABASE}#${ref}`,
-      `RESTORED#${DEMO_DATABASE}#${ref}@targets`,
+      ...(await lockTable.queryAll(targets)).map(
+        (item) => RestoreRecords.watermarkKey(DEMO_DATABASE, String(item.sk)).pk,
+      ),
+      targets,
     ];
     const keys: { pk: string; sk: string }[] = [];
     for (const pk of partitions)

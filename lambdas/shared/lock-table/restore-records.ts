@@ -71,7 +71,7 @@ export class RestoreRecords {
     target: string,
     archiveKeys: string[],
   ): Promise<Map<string, RestoredMark>> {
-    const pk = `RESTORED#${database}#${target}`;
+    const { pk } = RestoreRecords.watermarkKey(database, target);
     const items = await this.lockTable.getItems(archiveKeys.map((sk) => ({ pk, sk })));
     const marks = new Map<string, RestoredMark>();
     for (const key of archiveKeys) {
@@ -99,12 +99,17 @@ export class RestoreRecords {
     );
     await this.lockTable.putItems(
       marks.map(({ archiveKey, mark }) => ({
-        pk: `RESTORED#${database}#${target}`,
+        ...RestoreRecords.watermarkKey(database, target),
         sk: archiveKey,
         attributes: { mark },
       })),
       false,
     );
+  }
+
+  /** The partition of a watermark target's marks (`schema.name@identity`), one item per archive it received. */
+  static watermarkKey(database: string, target: string): { pk: string } {
+    return { pk: `RESTORED#${database}#${target}` };
   }
 
   /**
@@ -125,7 +130,10 @@ export class RestoreRecords {
     if (archiveKeys.length === 0) return;
     const targets = await this.lockTable.queryAll(RestoreRecords.targetsKey(database, table).pk);
     const keys = targets.flatMap((item) =>
-      [...new Set(archiveKeys)].map((sk) => ({ pk: `RESTORED#${database}#${String(item.sk)}`, sk })),
+      [...new Set(archiveKeys)].map((sk) => ({
+        ...RestoreRecords.watermarkKey(database, String(item.sk)),
+        sk,
+      })),
     );
     if (keys.length === 0) return;
     const found = await this.lockTable.getItems(keys);
