@@ -11,7 +11,18 @@ const TableSchema = z.object({
 });
 
 export const LockInputSchema = z.discriminatedUnion('action', [
-  TableSchema.extend({ action: z.literal('acquire'), owner: z.string().min(1) }),
+  /**
+   * The acquire checks the rest of the execution's input too, which it does not use: later states read it, and a field
+   * missing or ill-typed there (an execution started by hand) would fail the execution while it holds the lease, in a
+   * Choice state that has no Catch, leaving the table locked until the lease expires.
+   */
+  TableSchema.extend({
+    action: z.literal('acquire'),
+    owner: z.string().min(1),
+    cutoff: z.iso.datetime({ offset: true }),
+    /** The run's batch budget, as the plan sets it. */
+    maxBatches: z.number().int().positive(),
+  }),
   TableSchema.extend({
     action: z.literal('release'),
     lease: LeaseSchema,

@@ -359,3 +359,61 @@ describe('whoever starts a restore cannot write into a table the config does not
     expect(restored.length).toBeGreaterThan(0);
   });
 });
+
+describe('a table execution started with incomplete or ill-typed input fails before it takes the lease', () => {
+  const bed = archiverTestbed(async (db) => seedEvents(db.client, 'unleased', 300), [spec('unleased')]);
+  const lawful = () => ({
+    runId: 'direct-start',
+    database: 'app',
+    table: 'public.unleased',
+    cutoff: retentionCutoff(Date.now(), 30),
+    maxBatches: 100,
+  });
+  const without = (field: 'cutoff' | 'maxBatches') => {
+    const { [field]: _omitted, ...rest } = lawful();
+    return rest;
+  };
+
+  it.each([
+    ['maxBatches', 'missing', without('maxBatches')],
+    ['maxBatches', 'a string', { ...lawful(), maxBatches: '100' }],
+    ['maxBatches', 'zero', { ...lawful(), maxBatches: 0 }],
+    ['cutoff', 'missing', without('cutoff')],
+    ['cutoff', 'not an instant', { ...lawful(), cutoff: 'yesterday' }],
+  ])('refuses %s (%s), naming it: the lease stays free for the next run', async (field, how, input) => {
+    // Prepare
+    const table = resolvedTable(spec('unleased'));
+    const original = await tableLines(bed.db.client, table);
+
+    // Act: started directly, as whoever may start executions can.
+    const execution = await bed.local.workflow({ retryIntervalScale: 0 }).runArchiveTable(input);
+
+    // Assess
+    const lease = await bed.local.deps().locks.get('app', 'public.unleased');
+    const remaining = await tableLines(bed.db.client, table);
+    recordProof({
+      kind: 'threat',
+      actor: 'execution starter',
+      attack: `starts a table execution with ${field} ${how}, to keep the table's lease held`,
+      held: execution.status === 'FAILED' && lease.owner === undefined,
+    });
+    expect(execution.status).toBe('FAILED');
+    expect(execution.error?.message ?? '').toContain(field);
+    expect(lease.owner).toBeUndefined();
+    expect(remaining).toHaveLength(original.length);
+  });
+
+  it('then archives the table with complete input, the lease not in its way', async () => {
+    // Prepare
+    const table = resolvedTable(spec('unleased'));
+    const original = await tableLines(bed.db.client, table);
+
+    // Act
+    const execution = await bed.local.workflow({ retryIntervalScale: 0 }).runArchiveTable(lawful());
+
+    // Assess
+    expect(execution.status).toBe('SUCCEEDED');
+    const { inArchives } = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+    expect(inArchives).toBeGreaterThan(0);
+  });
+});
