@@ -7,9 +7,11 @@ import {
   type AuditEvent,
   type AuditFilter,
   AuditFilterSchema,
-  listAuditEvents,
+  readAuditEvents,
+  type UnreadableAuditEvent,
 } from '../lambdas/shared/telemetry/audit-trail.js';
-import { type SafeText, safeJson, safeLine, safeLines, type Write } from './output.js';
+import { EXIT_FINDINGS, EXIT_OK } from './exit-codes.js';
+import { printError, type SafeText, safeJson, safeLine, safeLines, type Write } from './output.js';
 
 export interface AuditOptions {
   since?: string;
@@ -70,14 +72,29 @@ function formatAuditEvents(events: AuditEvent[]): SafeText {
   );
 }
 
-/** Prints the audit events in scope, oldest first (human lines or one JSON array). */
+/** The objects that are no event, by key and reason: their content is whoever planted them's choice. */
+function formatUnreadable(unreadable: UnreadableAuditEvent[]): SafeText {
+  const count = unreadable.length;
+  return safeLines([
+    `${count} audit event ${count === 1 ? 'object' : 'objects'} could not be read (left out above):`,
+    ...unreadable.map(({ key, reason }) => `  ${key}: ${reason}`),
+  ]);
+}
+
+/**
+ * Prints the audit events in scope, oldest first (human lines or one JSON array), and on `warn` the objects under the
+ * trail that are no event: listed, not fatal, and the exit code says some of the trail could not be read.
+ */
 export async function auditCommand(
   store: ArchiveStore,
   prefix: string,
   options: AuditOptions,
   write: Write,
+  warn: Write = printError,
 ): Promise<number> {
-  const events = await listAuditEvents(store, prefix, auditFilter(options));
+  const { events, unreadable } = await readAuditEvents(store, prefix, auditFilter(options));
   write(options.json ? safeJson(events) : formatAuditEvents(events));
-  return 0;
+  if (unreadable.length === 0) return EXIT_OK;
+  warn(formatUnreadable(unreadable));
+  return EXIT_FINDINGS;
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { validateCommand } from '../../cli/archives.js';
@@ -5,12 +6,13 @@ import { auditCommand } from '../../cli/audit.js';
 import { ManifestSchema } from '../../lambdas/shared/archive/format.js';
 import {
   type AuditEvent,
+  auditEventKey,
   auditEventsPrefix,
   listAuditEvents,
 } from '../../lambdas/shared/telemetry/audit-trail.js';
 import { NotificationSchema } from '../../lambdas/shared/telemetry/notifications.js';
 import { NOTIFICATIONS_FILE, runLocalArchive, runLocalRestore } from '../../local/run.js';
-import { archiverTestbed, getObject, listKeys } from '../support/fixtures.js';
+import { archiverTestbed, getObject, listKeys, putObjects } from '../support/fixtures.js';
 
 const spec = (name: string, onSchemaDrift?: 'fail' | 'continue') => ({
   schema: 'public',
@@ -151,5 +153,62 @@ describe('audit trail and schema drift through the local workflow', () => {
     ]);
     expect(lines.join('\n').split('\n')).toHaveLength(1);
     expect(lines[0]).toMatch(/schema-drift +app\/public\.events_fail .*action=fail/);
+  });
+
+  it('lists the readable events around planted invalid objects, naming their keys (never their content), and exits 1', async () => {
+    // Prepare: under the trail's prefix, one object that is not JSON and one event with a field the format lacks.
+    const plantedKey = (kind: string) =>
+      auditEventKey(prefix(), {
+        time: new Date().toISOString(),
+        kind: kind as AuditEvent['kind'],
+        id: randomUUID(),
+      });
+    const notJson = plantedKey('run-started');
+    const invalid = plantedKey('table-outcome');
+    await putObjects(
+      bed.local,
+      new Map([
+        [notJson, Buffer.from('secret-row-value {')],
+        [
+          invalid,
+          Buffer.from(JSON.stringify({ formatVersion: 1, kind: 'table-outcome', secret: 'row-value' })),
+        ],
+      ]),
+    );
+    const readable = await listAuditEvents(store(), prefix(), {}).catch(() => undefined);
+    const lines: string[] = [];
+    const warnings: string[] = [];
+    const json: string[] = [];
+
+    // Act
+    const code = await auditCommand(
+      store(),
+      prefix(),
+      { json: false },
+      (l) => lines.push(l),
+      (l) => warnings.push(l),
+    );
+    const jsonCode = await auditCommand(
+      store(),
+      prefix(),
+      { json: true },
+      (l) => json.push(l),
+      () => undefined,
+    );
+
+    // Assess
+    expect(readable).toBeUndefined();
+    expect([code, jsonCode]).toEqual([1, 1]);
+    const listed = lines.join('\n');
+    expect(listed).toMatch(/run-started/);
+    expect(listed).toMatch(/table-outcome +app\/public\.events_continue/);
+    const warned = warnings.join('\n');
+    expect(warned).toContain(`${notJson}: not JSON`);
+    expect(warned).toContain(`${invalid}: not an audit event`);
+    expect(warned).toMatch(/2 audit event objects could not be read/);
+    expect(`${listed}\n${warned}`).not.toMatch(/secret|row-value/);
+    const events = JSON.parse(json.join('\n')) as AuditEvent[];
+    expect(events.map((e) => e.kind)).toContain('run-started');
+    expect(events.every((e) => e.formatVersion === 1 && e.id)).toBe(true);
   });
 });

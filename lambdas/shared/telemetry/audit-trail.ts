@@ -156,16 +156,23 @@ export const AuditFilterSchema = z
   .strict();
 export type AuditFilter = z.infer<typeof AuditFilterSchema>;
 
+/** An object under the trail's prefix that is no audit event, by key and why: never its content. */
+export interface UnreadableAuditEvent {
+  key: string;
+  reason: string;
+}
+
 /**
- * Events in time order, filtered by time range, kind, database and table. The listing starts at the `since` day and
- * stops after `until`; kind and time are read from the key, so only matching events are fetched. Retries of the
- * same event (same id) appear once, at their first time.
+ * Events in time order, filtered by time range, kind, database and table, and the objects in range that are no
+ * event. The listing starts at the `since` day and stops after `until`; kind and time are read from the key, so only
+ * matching events are fetched. Retries of the same event (same id) appear once, at their first time. An object that
+ * does not parse is set aside, not fatal: whoever can write the bucket could otherwise hide the whole trail with one.
  */
-export async function listAuditEvents(
+export async function readAuditEvents(
   store: ArchiveStore,
   prefix: string,
   filter: AuditFilter = {},
-): Promise<AuditEvent[]> {
+): Promise<{ events: AuditEvent[]; unreadable: UnreadableAuditEvent[] }> {
   const since = filter.since ? Date.parse(filter.since) : undefined;
   const until = filter.until ? Date.parse(filter.until) : undefined;
   const root = auditEventsPrefix(prefix);
@@ -174,6 +181,7 @@ export async function listAuditEvents(
       ? undefined
       : `${root}${new Date(since).toISOString().slice(0, 10).replaceAll('-', '/')}/`;
   const events: AuditEvent[] = [];
+  const unreadable: UnreadableAuditEvent[] = [];
   const seen = new Set<string>();
   for await (const object of store.list(root, startAfter)) {
     const name = parseAuditEventKey(object.key);
@@ -185,24 +193,50 @@ export async function listAuditEvents(
     if (seen.has(name.id)) continue;
     const text = await store.getText(object.key);
     if (text === undefined) continue;
-    const event = parseEvent(object.key, text);
+    const event = parseEvent(text);
+    if (typeof event === 'string') {
+      unreadable.push({ key: object.key, reason: event });
+      continue;
+    }
     if (filter.database && event.database !== filter.database) continue;
     if (filter.table && event.table !== filter.table) continue;
     seen.add(event.id);
     events.push(event);
   }
+  return { events, unreadable };
+}
+
+/** As readAuditEvents, for readers that trust the trail: an object that is no event is an ArchiveIntegrityError. */
+export async function listAuditEvents(
+  store: ArchiveStore,
+  prefix: string,
+  filter: AuditFilter = {},
+): Promise<AuditEvent[]> {
+  const { events, unreadable } = await readAuditEvents(store, prefix, filter);
+  const [first] = unreadable;
+  if (first) throw new ArchiveIntegrityError(`audit event ${first.key}: ${first.reason}`);
   return events;
 }
 
-function parseEvent(key: string, text: string): AuditEvent {
+const EVENT_FIELDS = new Set(Object.keys(AuditEventSchema.shape));
+
+/**
+ * The event, or why it is none. The reason names only the format's own fields that are wrong: the issues' messages
+ * could repeat what the object holds (a key the format lacks), and whoever planted it chose that.
+ */
+function parseEvent(text: string): AuditEvent | string {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch {
-    throw new ArchiveIntegrityError(`audit event ${key} is not JSON`);
+    return 'not JSON';
   }
   const parsed = AuditEventSchema.safeParse(raw);
-  if (!parsed.success)
-    throw new ArchiveIntegrityError(`audit event ${key} is invalid:\n${formatIssues(parsed.error)}`);
-  return parsed.data;
+  if (parsed.success) return parsed.data;
+  const fields = [
+    ...new Set(
+      parsed.error.issues.map((issue) => String(issue.path[0] ?? '')).filter((f) => EVENT_FIELDS.has(f)),
+    ),
+  ];
+  return `not an audit event${fields.length ? ` (${fields.join(', ')})` : ''}`;
 }
