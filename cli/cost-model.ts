@@ -350,8 +350,10 @@ export interface TableMeasurement {
 }
 
 /** How many objects `days` consecutive days of a table make at least: one a day, or one a month. */
+export const spannedObjects = (objectSpan: ObjectSpan, days: number): number =>
+  objectSpan === 'month' ? Math.ceil(days / DAYS_PER_MONTH) : days;
 const spans = (t: Pick<TableMeasurement, 'objectSpan'>, days: number): number =>
-  t.objectSpan === 'month' ? Math.ceil(days / DAYS_PER_MONTH) : days;
+  spannedObjects(t.objectSpan, days);
 
 /**
  * The size of a table's objects, with `objectSpan: month` suggested where its day objects are small (each object is

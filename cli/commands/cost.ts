@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
+import { OBJECT_SPANS } from '../../lambdas/shared/archive/format.js';
 import type { ArchiveStore } from '../../lambdas/shared/archive/store.js';
 import { formatIssues } from '../../lambdas/shared/config/config.js';
 import {
@@ -19,6 +20,7 @@ import {
   objectSpanNote,
   plansFor,
   pricesFor,
+  spannedObjects,
   type TableMeasurement,
   type Workload,
   workloadFromTables,
@@ -44,6 +46,11 @@ export function registerCost(program: Command): void {
     .option('--avg-row-bytes <n>', 'average raw row width in bytes (with --rows)')
     .option('--monthly-rows <n>', 'rows archived each month afterwards (with --size or --rows)', '0')
     .option(
+      '--days <n>',
+      'UTC days the rows of --size or --rows span, oldest to the cut-off: a run writes one archive a day (a month with --object-span month) at least; default: from --monthly-rows',
+    )
+    .option('--object-span <span>', 'with --size or --rows: day or month, as the tables’ objectSpan', 'day')
+    .option(
       '-c, --config <file>',
       'config: its lifecycle (aws.storage), and, without --size/--rows, its tables measured live',
     )
@@ -59,7 +66,7 @@ export function registerCost(program: Command): void {
       `
 Examples:
   audit-archiver cost --size 120GB --monthly-rows 5000000
-  audit-archiver cost --rows 400000000 --avg-row-bytes 180 -c archiver.yaml
+  audit-archiver cost --rows 400000000 --avg-row-bytes 180 --days 730 -c archiver.yaml
   audit-archiver cost --demo
 Prices: one dated table (cli/cost-prices.ts), us-east-1, from the Amazon S3 pricing page.`,
     )
@@ -123,6 +130,8 @@ export const CostOptionsSchema = z
     rows: z.coerce.number().int().min(0).optional(),
     avgRowBytes: z.coerce.number().positive('must be a positive number of bytes').optional(),
     monthlyRows: z.coerce.number().int().min(0).optional(),
+    days: z.coerce.number().int().min(1).optional(),
+    objectSpan: z.enum(OBJECT_SPANS).default('day'),
     months: z.coerce.number().int().min(1).max(600).default(36),
     region: z.string().default('us-east-1'),
     json: z.boolean().default(false),
@@ -169,15 +178,39 @@ export function workloadFromOptions(options: CostOptions, batchSize: number): Wo
   }
   const perRow = rows > 0 ? bytes / rows : DEFAULT_ARCHIVE_BYTES_PER_ROW;
   const monthlyRows = options.monthlyRows ?? 0;
+  const days = backlogDays(options, rows, monthlyRows);
   return {
-    backlog: { rows, bytes, objects: archiveObjects(rows, batchSize) },
+    backlog: {
+      rows,
+      bytes,
+      objects: archiveObjects(rows, batchSize, spannedObjects(options.objectSpan, days.days)),
+    },
     monthly: {
       rows: monthlyRows,
       bytes: monthlyRows * perRow,
-      objects: archiveObjects(monthlyRows, batchSize, DAYS_PER_MONTH),
+      objects: archiveObjects(monthlyRows, batchSize, spannedObjects(options.objectSpan, DAYS_PER_MONTH)),
     },
-    basis,
+    basis: rows > 0 ? `${basis}, over ${formatNumber(days.days)} days${days.from}` : basis,
   };
+}
+
+/**
+ * The UTC days the backlog's rows span. A run writes one object per day (or month) of rows at least, however few, so
+ * the span sets the object count, and with it requests and minimum billable sizes, as much as the rows do. Rows
+ * arriving at --monthly-rows took rows / (monthly rows / 30) days to accumulate; without either it is not guessed.
+ */
+function backlogDays(
+  options: CostOptions,
+  rows: number,
+  monthlyRows: number,
+): { days: number; from: string } {
+  if (options.days !== undefined) return { days: options.days, from: '' };
+  if (rows === 0) return { days: 0, from: '' };
+  if (monthlyRows > 0)
+    return { days: Math.ceil(rows / (monthlyRows / DAYS_PER_MONTH)), from: ' (from --monthly-rows)' };
+  throw new ConfigError(
+    '--days: cost needs the UTC days the rows span (oldest row to the cut-off), or --monthly-rows to derive them: a run writes one archive per day (or month, --object-span month) at least',
+  );
 }
 
 // ----- the report ------------------------------------------------------------------------------------------------

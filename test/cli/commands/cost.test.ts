@@ -18,8 +18,14 @@ describe('cost: inputs', () => {
 
   it('derives rows and archives from a size, and from rows and their raw width', () => {
     // Act
-    const sized = workloadFromOptions(parseCostOptions({ size: '720MB', compressionRatio: '2' }), 50_000);
-    const rowed = workloadFromOptions(parseCostOptions({ rows: '1000000', avgRowBytes: '240' }), 50_000);
+    const sized = workloadFromOptions(
+      parseCostOptions({ size: '720MB', compressionRatio: '2', days: '1' }),
+      50_000,
+    );
+    const rowed = workloadFromOptions(
+      parseCostOptions({ rows: '1000000', avgRowBytes: '240', days: '1' }),
+      50_000,
+    );
 
     // Assess
     expect(sized.backlog.bytes).toBe(360 * 1024 ** 2);
@@ -27,5 +33,43 @@ describe('cost: inputs', () => {
     expect(rowed.backlog.bytes).toBe(1_000_000 * 100);
     expect(archiveObjects(10, 50_000, 30)).toBe(10);
     expect(archiveObjects(100_000, 50_000, 30)).toBe(30);
+  });
+
+  it('counts at least one archive per UTC day (or month) the backlog spans, as a run writes them', () => {
+    // Prepare: a million rows, 20 batches of 50,000, over a year of days.
+    const year = { rows: '1000000', days: '365' };
+
+    // Act
+    const days = workloadFromOptions(parseCostOptions(year), 50_000);
+    const months = workloadFromOptions(parseCostOptions({ ...year, objectSpan: 'month' }), 50_000);
+    // Without --days the span follows from the monthly inflow: 100,000 rows a month make a million in 300 days.
+    const inflow = workloadFromOptions(parseCostOptions({ rows: '1000000', monthlyRows: '100000' }), 50_000);
+    const sized = workloadFromOptions(parseCostOptions({ size: '75GB', days: '730' }), 50_000_000);
+
+    // Assess
+    expect(days.backlog.objects).toBe(365);
+    expect(months.backlog.objects).toBe(20);
+    expect(
+      workloadFromOptions(parseCostOptions({ ...year, objectSpan: 'month' }), 500_000).backlog.objects,
+    ).toBe(13);
+    expect(inflow.backlog.objects).toBe(300);
+    expect(inflow.monthly.objects).toBe(30);
+    expect(
+      workloadFromOptions(parseCostOptions({ rows: '0', monthlyRows: '100000', objectSpan: 'month' }), 50_000)
+        .monthly.objects,
+    ).toBe(2);
+    expect(sized.backlog.objects).toBe(730);
+    expect(days.basis).toMatch(/over 365 days/);
+    expect(inflow.basis).toMatch(/over 300 days \(from --monthly-rows\)/);
+  });
+
+  it('refuses rows or a size it cannot spread over days, naming --days', () => {
+    // Act / Assess
+    expect(() => workloadFromOptions(parseCostOptions({ rows: '1000000' }), 50_000)).toThrow(
+      /--days: .*the UTC days the rows span/,
+    );
+    expect(() => workloadFromOptions(parseCostOptions({ size: '1GB' }), 50_000)).toThrow(/--days/);
+    expect(() => parseCostOptions({ rows: '5', days: '0' })).toThrow(/days:/);
+    expect(() => parseCostOptions({ rows: '5', days: '1', objectSpan: 'week' })).toThrow(/objectSpan:/);
   });
 });
