@@ -3,7 +3,7 @@ import { recordConfigChange } from '../shared/batch/config-fingerprint.js';
 import { buildPlanReport, type PlannedTable } from '../shared/batch/plan-report.js';
 import { formatIssues } from '../shared/config/config.js';
 import { assertTableGoverned, retentionCutoff } from '../shared/config/governance.js';
-import { resolveConfiguredTable } from '../shared/config/resolved-table.js';
+import { didYouMean, resolveConfiguredTable, tablesNamedLike } from '../shared/config/resolved-table.js';
 import { tableRef } from '../shared/config/schema.js';
 import { ConfigError } from '../shared/errors/step-errors.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
@@ -61,7 +61,11 @@ export async function planRun(input: PlanInput, deps: PlanDeps): Promise<PlanOut
     lanes.push(...dbLanes);
     tableCount += tables.length;
   }
-  if (wanted.size > 0) throw new ConfigError(`tables not in the config: ${[...wanted].join(', ')}`);
+  if (wanted.size > 0) {
+    // A name without its schema (`-t events`) is the usual slip: name the configured tables it matches.
+    const unknown = [...wanted].map((ref) => `${ref}${didYouMean(tablesNamedLike(databases, ref))}`);
+    throw new ConfigError(`tables not in the config: ${unknown.join(', ')}`);
+  }
   const plan: PlanOutput = {
     runId: input.runId,
     maxConcurrency: config.run.maxConcurrency,

@@ -111,6 +111,31 @@ export function resolveTableIfConfigured(
 /** The table `ref` ("schema.name") of `database`, resolved; throws ConfigError when the config does not list it. */
 export function resolveTable(config: ArchiverConfig, database: string, ref: string): ResolvedTable {
   const table = resolveTableIfConfigured(config, database, ref);
-  if (!table) throw new ConfigError(`table "${ref}" is not configured for database "${database}"`);
+  if (!table)
+    throw new ConfigError(
+      `table "${ref}" is not configured for database "${database}"${didYouMean(tablesNamedLike([findDatabase(config, database)], ref))}`,
+    );
   return table;
 }
+
+const MAX_SUGGESTIONS = 5;
+
+/**
+ * The configured tables an unknown `ref` most likely meant, as "schema.name": the table named without its schema
+ * (`events` for `public.events`), under another schema, or in another case. Only names from the config are given back.
+ */
+export function tablesNamedLike(databases: readonly DatabaseConfig[], ref: string): string[] {
+  const wanted = ref.toLowerCase();
+  const like = databases
+    .flatMap((db) => db.tables)
+    .filter((t) => {
+      const name = t.name.toLowerCase();
+      return wanted === name || wanted.endsWith(`.${name}`) || wanted === tableRef(t).toLowerCase();
+    })
+    .map(tableRef);
+  return [...new Set(like)].sort().slice(0, MAX_SUGGESTIONS);
+}
+
+/** " (did you mean a or b?)" after an unknown name, or nothing. */
+export const didYouMean = (refs: readonly string[]): string =>
+  refs.length > 0 ? ` (did you mean ${refs.join(' or ')}?)` : '';

@@ -152,7 +152,17 @@ describe('plan', () => {
 
   it.each([
     [{ database: 'nope' }, /database "nope" is not in the config/],
-    [{ tables: ['audit.nope'] }, /tables not in the config: audit.nope/],
+    [{ tables: ['audit.nope'] }, /tables not in the config: audit\.nope$/],
+    // A name without its schema, under another schema or in another case: the configured tables of that name.
+    [
+      { tables: ['table_number_1', 'audit.nope'] },
+      /tables not in the config: table_number_1 \(did you mean audit\.table_number_1\?\), audit\.nope$/,
+    ],
+    [
+      { tables: ['public.table_number_0'] },
+      /public\.table_number_0 \(did you mean audit\.table_number_0\?\)$/,
+    ],
+    [{ tables: ['AUDIT.Table_Number_1'] }, /AUDIT\.Table_Number_1 \(did you mean audit\.table_number_1\?\)$/],
     [{ tabels: [] }, /execution input is invalid:\n\(root\): Unrecognized key: "tabels"/],
   ])('refuses the input %j with a clear error', async (request, message) => {
     await expect(planRun({ request, runId: 'r', startTime: START }, depsFor([2]))).rejects.toThrow(message);

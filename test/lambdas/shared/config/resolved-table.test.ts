@@ -166,6 +166,9 @@ describe('resolveTable', () => {
     expect(() => resolveTable(config, 'app', 'public.gone')).toThrow(
       new ConfigError('table "public.gone" is not configured for database "app"'),
     );
+    expect(() => resolveTable(config, 'app', 'audit')).toThrow(
+      new ConfigError('table "audit" is not configured for database "app" (did you mean public.audit?)'),
+    );
     expect(resolveTableIfConfigured(config, 'app', 'public.gone')).toBeUndefined();
     expect(() => resolveTableIfConfigured(config, 'other', 'public.audit')).toThrow(
       new ConfigError('database "other" is not in the config'),
