@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { TableIdentity } from '../config/resolved-table.js';
-import { ConfigError, TableNotUsableError } from '../errors/step-errors.js';
+import { ConfigError, DatabaseAccessError, TableNotUsableError } from '../errors/step-errors.js';
 
 /**
  * What the catalog says about a table, and whether the archiver may use it. The SQL the steps build from a shape is
@@ -446,6 +446,7 @@ export async function describeTable(
       write_only: boolean;
       large_object: boolean;
       nested_char: boolean;
+      readable: boolean;
     }[];
     primary_key: string[];
     side_effects: { cascade: SideEffect | null; trigger: SideEffect | null; rule: SideEffect | null };
@@ -477,7 +478,8 @@ export async function describeTable(
                                          WHERE co.oid = a.attcollation),
                       'bound_type', ${BOUND_TYPE_SQL}, 'text_cast', ${USER_TEXT_CAST_SQL},
                       'catalog_name', ${CATALOG_NAME_SQL}, 'write_only', ${WRITE_ONLY_SQL},
-                      'large_object', ${LARGE_OBJECT_SQL}, 'nested_char', ${NESTED_CHAR_SQL}) ORDER BY a.attnum), '[]')
+                      'large_object', ${LARGE_OBJECT_SQL}, 'nested_char', ${NESTED_CHAR_SQL},
+                      'readable', pg_catalog.has_column_privilege(c.oid, a.attnum, 'SELECT')) ORDER BY a.attnum), '[]')
                FROM pg_catalog.pg_attribute a ${BASE_TYPE_JOIN_SQL}
               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
             ${PRIMARY_KEY_SQL.replace('$1', 'c.oid')} AS primary_key,
@@ -572,6 +574,17 @@ export async function describeTable(
     }
     return { ...column, boundType: described.bound_type };
   });
+  // Export reads every column, counting rows only the key and the timestamp: without this, the SELECT is refused
+  // (42501) naming the table only, and the operator has to find the columns a column-level grant left out.
+  const needed = archiving
+    ? relation.columns
+    : relation.columns.filter((c) => c.name === table.timestampColumn || keyNames.includes(c.name));
+  const unreadable = needed.filter((c) => !c.readable).map((c) => `"${c.name}"`);
+  if (unreadable.length > 0) {
+    throw new DatabaseAccessError(
+      `the archiver's role may not read ${unreadable.length === 1 ? 'column' : 'columns'} ${unreadable.join(', ')} of ${where}: ${archiving ? 'an archive holds every column' : 'rows are counted by the key and the timestamp column'}; GRANT SELECT on the table (or on ${unreadable.length === 1 ? 'that column' : 'those columns'}) to the role`,
+    );
+  }
   if (archiving) {
     refuseSideEffects(relation.side_effects, where);
     refuseReplicaSession(relation.replication_role, where);

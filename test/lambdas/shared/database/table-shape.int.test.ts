@@ -1,6 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeTable } from '../../../../lambdas/shared/database/table-shape.js';
-import { TableNotUsableError } from '../../../../lambdas/shared/errors/step-errors.js';
+import { DatabaseAccessError, TableNotUsableError } from '../../../../lambdas/shared/errors/step-errors.js';
 import {
   createTestDatabase,
   resolvedTable,
@@ -494,5 +495,34 @@ describe('table checks', () => {
 
     // Assess
     expect(shape.keyColumns.map((c) => c.name)).toEqual(['id', 'created_at']);
+  });
+
+  it('refuses a table with columns the role may not read, naming them (never a value); counting rows needs only the key and time', async () => {
+    // Prepare: the role may read the key and the timestamp, not the two other columns.
+    const role = `columns_${randomUUID().slice(0, 8)}`;
+    await db.client.query(`
+      CREATE TABLE column_grants (id int PRIMARY KEY, created_at timestamptz NOT NULL, note text, "Secret Col" text);
+      INSERT INTO column_grants VALUES (1, now() - interval '400 days', 'note-value', 'secret-value');
+      CREATE ROLE ${role};
+      GRANT SELECT (id, created_at), DELETE ON column_grants TO ${role};`);
+    const table = resolvedTable({ name: 'column_grants', timestampColumn: 'created_at' });
+
+    try {
+      // Act
+      await db.client.query(`SET ROLE ${role}`);
+      const archiving = describeTable(db.client, table).catch((error: unknown) => error);
+      const refused = await archiving;
+      const counting = await describeTable(db.client, table, 'rows');
+
+      // Assess
+      expect(refused).toBeInstanceOf(DatabaseAccessError);
+      expect((refused as Error).message).toMatch(
+        /may not read columns "note", "Secret Col" of table "public"\."column_grants" .*GRANT SELECT/,
+      );
+      expect((refused as Error).message).not.toMatch(/note-value|secret-value/);
+      expect(counting.keyColumns.map((c) => c.name)).toEqual(['id']);
+    } finally {
+      await db.client.query(`RESET ROLE; REVOKE ALL ON column_grants FROM ${role}; DROP ROLE ${role}`);
+    }
   });
 });
