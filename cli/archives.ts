@@ -1,7 +1,7 @@
 import { type ArchiveSource, OtherSchemaArchives, sourcePrefix } from '../lambdas/shared/archive/catalog.js';
 import { isCalendarDay } from '../lambdas/shared/archive/format.js';
 import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
-import { findDatabase } from '../lambdas/shared/config/resolved-table.js';
+import { didYouMean, findDatabase, tablesNamedLike } from '../lambdas/shared/config/resolved-table.js';
 import { type ArchiverConfig, tableRef } from '../lambdas/shared/config/schema.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import type { ArchiveInventory } from '../lambdas/shared/lock-table/archive-inventory.js';
@@ -47,12 +47,19 @@ export function requireCalendarDays(days: { from?: string; to?: string }): void 
 const configuredIn = (db: ArchiverConfig['databases'][number], table: { schema: string; name: string }) =>
   db.tables.some((t) => t.schema === table.schema && t.name === table.name);
 
+/** A -t value as a table; a name without its schema is a usage error that names the configured tables it matches. */
+function tableOption(ref: string, databases: ArchiverConfig['databases']): { schema: string; name: string } {
+  const parsed = TableRefSchema.safeParse(ref);
+  if (parsed.success) return parsed.data;
+  throw new ConfigError(`-t ${ref}: must be "schema.name"${didYouMean(tablesNamedLike(databases, ref))}`);
+}
+
 export function sourcesInScope(config: ArchiverConfig, options: ArchiveScopeOptions): ScopedSource[] {
   requireCalendarDays(options);
   const databases = options.database ? [findDatabase(config, options.database)] : config.databases;
   return databases.flatMap((db) => {
     const tables = options.table
-      ? options.table.map((ref) => TableRefSchema.parse(ref))
+      ? options.table.map((ref) => tableOption(ref, databases))
       : db.tables.map((t) => ({ schema: t.schema, name: t.name }));
     return tables.map((table) => ({
       database: db.name,
@@ -123,7 +130,7 @@ export async function validateCommand(
         severity: 'error',
         kind: 'not-configured',
         key: sourcePrefix(scoped.source),
-        detail: `${tableRef(scoped.table)} is no table of database ${scoped.database} in the config, and no archive of it is here: a mistyped name?`,
+        detail: `${tableRef(scoped.table)} is no table of database ${scoped.database} in the config, and no archive of it is here: a mistyped name?${didYouMean(tablesNamedLike([findDatabase(config, scoped.database)], tableRef(scoped.table)))}`,
       });
     }
     reports.push({ ...report, database: scoped.database, table: tableRef(scoped.table) });

@@ -28,4 +28,15 @@ describe('the archives in scope of list, validate and holds', () => {
     );
     expect(() => scope({ to: '2021-13-01' })).toThrow(/^--to must be a day of the calendar/);
   });
+
+  it('refuses -t without a schema as a usage error that suggests the configured tables of that name', () => {
+    // Act & Assess
+    expect(() => sourcesInScope(config, { table: ['events'], json: false })).toThrow(
+      new ConfigError('-t events: must be "schema.name" (did you mean public.events?)'),
+    );
+    expect(() => sourcesInScope(config, { table: ['nope'], json: false })).toThrow(
+      new ConfigError('-t nope: must be "schema.name"'),
+    );
+    expect(sourcesInScope(config, { table: ['public.events'], json: false })).toHaveLength(1);
+  });
 });
