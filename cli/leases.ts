@@ -3,7 +3,7 @@ import type { SFNClient } from '@aws-sdk/client-sfn';
 import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
 import { batchSpan, batchTotals } from '../lambdas/shared/batch/batch-objects.js';
 import { activeHold } from '../lambdas/shared/batch/holds.js';
-import { resolveTable } from '../lambdas/shared/config/resolved-table.js';
+import { didYouMean, resolveTable, tablesNamedLike } from '../lambdas/shared/config/resolved-table.js';
 import { type ArchiverConfig, tableRef } from '../lambdas/shared/config/schema.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import type { LeaseStore } from '../lambdas/shared/lock-table/lease-store.js';
@@ -99,9 +99,15 @@ export async function tableStatuses(
       statuses.push({ ...(await tableStatus(ctx, t.database, t.table)), notConfigured: true });
   }
   if (statuses.length === 0) {
+    const inScope = ctx.config.databases.filter((db) => !scope.database || db.name === scope.database);
     const asked = [
       ...(scope.database ? [`database ${scope.database}`] : []),
-      ...(scope.tables ? [`tables ${scope.tables.join(', ')}`] : []),
+      // A name without its schema (`-t audit_logs`) is the usual slip: name the configured tables it matches.
+      ...(scope.tables
+        ? [
+            `tables ${scope.tables.map((ref) => `${ref}${didYouMean(tablesNamedLike(inScope, ref))}`).join(', ')}`,
+          ]
+        : []),
     ];
     throw new ConfigError(`no configured table matches ${asked.join(' and ')}`);
   }

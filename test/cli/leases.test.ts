@@ -20,6 +20,10 @@ describe('status', () => {
       { database: 'app', tables: ['public.nosuch'] },
       'no configured table matches database app and tables public.nosuch',
     ],
+    [
+      { tables: ['audit_logs'] },
+      'no configured table matches tables audit_logs \\(did you mean public\\.audit_logs\\?\\)',
+    ],
   ])('names what matched no configured table in one plain sentence: %j', async (scope, message) => {
     // Act
     const refused = tableStatuses({ config } as Parameters<typeof tableStatuses>[0], scope);
