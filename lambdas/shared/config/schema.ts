@@ -112,6 +112,14 @@ export const TableConfigSchema = z
     timestampTimeZone: z
       .string()
       .refine(isIanaTimeZone, 'must be an IANA time zone name such as "UTC" or "Europe/Paris"')
+      .superRefine((zone, ctx) => {
+        const region = FIXED_IN_POSTGRES[zone.toUpperCase()];
+        if (region)
+          ctx.addIssue({
+            code: 'custom',
+            message: `PostgreSQL reads "${zone}" as an abbreviation of a fixed offset, with no summer time, unlike the zone of that name: rows' instants, the cut-off and their objects' days would be an hour off half the year; name the zone by its region, such as "${region}"`,
+          });
+      })
       .default('UTC'),
     /** Key columns; defaults to the table's primary key. Must identify a row uniquely and be NOT NULL. */
     keyColumns: z
@@ -266,6 +274,19 @@ export const DatabaseConfigSchema = z
   .strict();
 
 /** Whether the runtime knows the zone: IANA names (with their aliases), as EventBridge Scheduler expects them. */
+/**
+ * Zone names that PostgreSQL's Default abbreviations (pinned, db.ts) also hold, and that it reads as such, a fixed
+ * offset all year (`AT TIME ZONE 'CET'` is UTC+01:00 in July), though the IANA zone keeps summer time; with a region
+ * to suggest instead. The other zone names among the abbreviations (EST, MST, HST, GMT, UTC, UCT, Zulu) are fixed
+ * offsets either way.
+ */
+const FIXED_IN_POSTGRES: Record<string, string> = {
+  CET: 'Europe/Paris',
+  EET: 'Europe/Athens',
+  MET: 'Europe/Paris',
+  WET: 'Europe/Lisbon',
+};
+
 export function isIanaTimeZone(zone: string): boolean {
   // Intl also accepts offsets such as "+01:00", which are not IANA names; names start with a letter.
   if (!/^[A-Za-z][A-Za-z0-9_+/-]*$/.test(zone)) return false;

@@ -116,6 +116,39 @@ describe('config schema', () => {
     );
   });
 
+  it.each(['CET', 'EET', 'MET', 'WET', 'cet'])(
+    'refuses timestampTimeZone %s, which PostgreSQL reads as a fixed offset with no summer time, naming a region',
+    (zone) => {
+      // Prepare
+      const config = minimal();
+      const [table] = config.databases[0]?.tables ?? [];
+      if (table) Object.assign(table, { timestampTimeZone: zone });
+
+      // Act
+      const error = errorOf(config);
+
+      // Assess
+      expect(error).toMatch(
+        new RegExp(
+          `databases\\.0\\.tables\\.0\\.timestampTimeZone: PostgreSQL reads "${zone}" as an abbreviation of a fixed offset, with no summer time.*such as "Europe/`,
+        ),
+      );
+    },
+  );
+
+  it.each(['EST', 'UTC', 'Europe/Paris', 'EST5EDT'])('accepts timestampTimeZone %s', (zone) => {
+    // Prepare
+    const config = minimal();
+    const [table] = config.databases[0]?.tables ?? [];
+    if (table) Object.assign(table, { timestampTimeZone: zone });
+
+    // Act
+    const parsed = parseConfig(config);
+
+    // Assess
+    expect(parsed.databases[0]?.tables[0]?.timestampTimeZone).toBe(zone);
+  });
+
   it('refuses two database entries with the same credentials that list the same table', () => {
     // Prepare: the same URL under two names, both archiving public.audit
     const [app] = minimal().databases;
