@@ -12,6 +12,7 @@ import {
   type ArchiverConfigInput,
   type TableConfig,
   tableRef,
+  zoneForPostgres,
 } from '../lambdas/shared/config/schema.js';
 import { parseConnectionUrl } from '../lambdas/shared/database/credentials.js';
 import { sessionSetupSql, tlsOption } from '../lambdas/shared/database/db.js';
@@ -144,7 +145,8 @@ export async function discoverCandidates(client: pg.ClientBase): Promise<Candida
     `SELECT coalesce((SELECT z.name FROM pg_catalog.pg_timezone_names AS z, pg_catalog.pg_settings AS s
                        WHERE s.name = 'TimeZone' AND z.name = s.reset_val), 'UTC') AS zone`,
   );
-  const serverZone = zone.rows[0]?.zone ?? 'UTC';
+  // A TimeZone of CET is the zone of that name, which `AT TIME ZONE` would read as a fixed offset (zoneForPostgres).
+  const serverZone = zoneForPostgres(zone.rows[0]?.zone ?? 'UTC');
   const tables = await client.query<{
     oid: number;
     schema: string;

@@ -113,8 +113,8 @@ export const TableConfigSchema = z
       .string()
       .refine(isIanaTimeZone, 'must be an IANA time zone name such as "UTC" or "Europe/Paris"')
       .superRefine((zone, ctx) => {
-        const region = FIXED_IN_POSTGRES[zone.toUpperCase()];
-        if (region)
+        const region = zoneForPostgres(zone);
+        if (region !== zone)
           ctx.addIssue({
             code: 'custom',
             message: `PostgreSQL reads "${zone}" as an abbreviation of a fixed offset, with no summer time, unlike the zone of that name: rows' instants, the cut-off and their objects' days would be an hour off half the year; name the zone by its region, such as "${region}"`,
@@ -286,6 +286,11 @@ const FIXED_IN_POSTGRES: Record<string, string> = {
   MET: 'Europe/Paris',
   WET: 'Europe/Lisbon',
 };
+
+/** `zone`, or for a name PostgreSQL would read as a fixed offset (FIXED_IN_POSTGRES), a region that keeps its rules. */
+export function zoneForPostgres(zone: string): string {
+  return FIXED_IN_POSTGRES[zone.toUpperCase()] ?? zone;
+}
 
 export function isIanaTimeZone(zone: string): boolean {
   // Intl also accepts offsets such as "+01:00", which are not IANA names; names start with a letter.
