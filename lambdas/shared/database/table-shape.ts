@@ -574,15 +574,13 @@ export async function describeTable(
     }
     return { ...column, boundType: described.bound_type };
   });
-  // Export reads every column, counting rows only the key and the timestamp: without this, the SELECT is refused
-  // (42501) naming the table only, and the operator has to find the columns a column-level grant left out.
-  const needed = archiving
-    ? relation.columns
-    : relation.columns.filter((c) => c.name === table.timestampColumn || keyNames.includes(c.name));
-  const unreadable = needed.filter((c) => !c.readable).map((c) => `"${c.name}"`);
+  // Export reads every column, and so does settling a delete by its rows (each row's digest holds every column):
+  // without this, the SELECT is refused (42501) naming the table only, and the operator has to find the columns a
+  // column-level grant left out.
+  const unreadable = relation.columns.filter((c) => !c.readable).map((c) => `"${c.name}"`);
   if (unreadable.length > 0) {
     throw new DatabaseAccessError(
-      `the archiver's role may not read ${unreadable.length === 1 ? 'column' : 'columns'} ${unreadable.join(', ')} of ${where}: ${archiving ? 'an archive holds every column' : 'rows are counted by the key and the timestamp column'}; GRANT SELECT on the table (or on ${unreadable.length === 1 ? 'that column' : 'those columns'}) to the role`,
+      `the archiver's role may not read ${unreadable.length === 1 ? 'column' : 'columns'} ${unreadable.join(', ')} of ${where}: an archive holds every column, and its rows are compared by every column; GRANT SELECT on the table (or on ${unreadable.length === 1 ? 'that column' : 'those columns'}) to the role`,
     );
   }
   if (archiving) {

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { digestBatchInDatabase } from '../../../../lambdas/shared/batch/batch.js';
 import { describeTable } from '../../../../lambdas/shared/database/table-shape.js';
 import { DatabaseAccessError, TableNotUsableError } from '../../../../lambdas/shared/errors/step-errors.js';
 import {
@@ -497,7 +498,7 @@ describe('table checks', () => {
     expect(shape.keyColumns.map((c) => c.name)).toEqual(['id', 'created_at']);
   });
 
-  it('refuses a table with columns the role may not read, naming them (never a value); counting rows needs only the key and time', async () => {
+  it('refuses a table with columns the role may not read, naming them (never a value), to archive and to settle by rows', async () => {
     // Prepare: the role may read the key and the timestamp, not the two other columns.
     const role = `columns_${randomUUID().slice(0, 8)}`;
     await db.client.query(`
@@ -506,23 +507,58 @@ describe('table checks', () => {
       CREATE ROLE ${role};
       GRANT SELECT (id, created_at), DELETE ON column_grants TO ${role};`);
     const table = resolvedTable({ name: 'column_grants', timestampColumn: 'created_at' });
+    const owners = await describeTable(db.client, table, 'rows');
+    const bounds = {
+      from: '0001-01-01T00:00:00.000Z',
+      to: '9999-01-01T00:00:00.000Z',
+      firstKey: ['1'],
+      lastKey: ['1'],
+    };
 
     try {
       // Act
       await db.client.query(`SET ROLE ${role}`);
-      const archiving = describeTable(db.client, table).catch((error: unknown) => error);
-      const refused = await archiving;
-      const counting = await describeTable(db.client, table, 'rows');
+      const refused = await Promise.all(
+        (['archive', 'rows'] as const).map((purpose) =>
+          describeTable(db.client, table, purpose).catch((error: unknown) => error),
+        ),
+      );
+      // Settling a delete by its rows digests every column of each row, not only the key and the timestamp.
+      const digest = await digestBatchInDatabase(db.client, owners, bounds).catch((error: unknown) => error);
 
       // Assess
-      expect(refused).toBeInstanceOf(DatabaseAccessError);
-      expect((refused as Error).message).toMatch(
-        /may not read columns "note", "Secret Col" of table "public"\."column_grants" .*GRANT SELECT/,
-      );
-      expect((refused as Error).message).not.toMatch(/note-value|secret-value/);
-      expect(counting.keyColumns.map((c) => c.name)).toEqual(['id']);
+      expect((digest as { code?: string }).code).toBe('42501');
+      for (const error of refused) {
+        expect(error).toBeInstanceOf(DatabaseAccessError);
+        expect((error as Error).message).toMatch(
+          /may not read columns "note", "Secret Col" of table "public"\."column_grants" .*GRANT SELECT/,
+        );
+        expect((error as Error).message).not.toMatch(/note-value|secret-value/);
+      }
     } finally {
       await db.client.query(`RESET ROLE; REVOKE ALL ON column_grants FROM ${role}; DROP ROLE ${role}`);
+    }
+  });
+
+  it('passes a role granted SELECT on the table, whose grant covers every column', async () => {
+    // Prepare
+    const role = `table_grant_${randomUUID().slice(0, 8)}`;
+    await db.client.query(`
+      CREATE TABLE table_grant (id int PRIMARY KEY, created_at timestamptz NOT NULL, note text);
+      CREATE ROLE ${role};
+      GRANT SELECT, DELETE ON table_grant TO ${role};`);
+    const table = resolvedTable({ name: 'table_grant', timestampColumn: 'created_at' });
+
+    try {
+      // Act
+      await db.client.query(`SET ROLE ${role}`);
+      const shapes = [await describeTable(db.client, table), await describeTable(db.client, table, 'rows')];
+
+      // Assess
+      for (const shape of shapes)
+        expect(shape.columns.map((c) => c.name)).toEqual(['id', 'created_at', 'note']);
+    } finally {
+      await db.client.query(`RESET ROLE; REVOKE ALL ON table_grant FROM ${role}; DROP ROLE ${role}`);
     }
   });
 });
