@@ -49,7 +49,10 @@ export function registerCost(program: Command): void {
       '--days <n>',
       'UTC days the rows of --size or --rows span, oldest to the cut-off: a run writes one archive a day (a month with --object-span month) at least; default: from --monthly-rows',
     )
-    .option('--object-span <span>', 'with --size or --rows: day or month, as the tables’ objectSpan', 'day')
+    .option(
+      '--object-span <span>',
+      'with --size or --rows: day or month, as the tables’ objectSpan (default: day)',
+    )
     .option(
       '-c, --config <file>',
       'config: its lifecycle (aws.storage), and, without --size/--rows, its tables measured live',
@@ -131,7 +134,7 @@ export const CostOptionsSchema = z
     avgRowBytes: z.coerce.number().positive('must be a positive number of bytes').optional(),
     monthlyRows: z.coerce.number().int().min(0).optional(),
     days: z.coerce.number().int().min(1).optional(),
-    objectSpan: z.enum(OBJECT_SPANS).default('day'),
+    objectSpan: z.enum(OBJECT_SPANS).optional(),
     months: z.coerce.number().int().min(1).max(600).default(36),
     region: z.string().default('us-east-1'),
     json: z.boolean().default(false),
@@ -143,6 +146,15 @@ export const CostOptionsSchema = z
   .refine((o) => o.avgRowBytes === undefined || o.rows !== undefined, {
     path: ['avgRowBytes'],
     message: 'needs --rows',
+  })
+  // Measured tables count their own days and objectSpan: either option would be ignored without --size or --rows.
+  .refine((o) => o.days === undefined || o.size !== undefined || o.rows !== undefined, {
+    path: ['days'],
+    message: 'needs --size or --rows (measured tables count their own days)',
+  })
+  .refine((o) => o.objectSpan === undefined || o.size !== undefined || o.rows !== undefined, {
+    path: ['objectSpan'],
+    message: 'needs --size or --rows (measured tables have their own objectSpan)',
   });
 export type CostOptions = z.infer<typeof CostOptionsSchema>;
 
@@ -179,16 +191,17 @@ export function workloadFromOptions(options: CostOptions, batchSize: number): Wo
   const perRow = rows > 0 ? bytes / rows : DEFAULT_ARCHIVE_BYTES_PER_ROW;
   const monthlyRows = options.monthlyRows ?? 0;
   const days = backlogDays(options, rows, monthlyRows);
+  const span = options.objectSpan ?? 'day';
   return {
     backlog: {
       rows,
       bytes,
-      objects: archiveObjects(rows, batchSize, spannedObjects(options.objectSpan, days.days)),
+      objects: archiveObjects(rows, batchSize, spannedObjects(span, days.days)),
     },
     monthly: {
       rows: monthlyRows,
       bytes: monthlyRows * perRow,
-      objects: archiveObjects(monthlyRows, batchSize, spannedObjects(options.objectSpan, DAYS_PER_MONTH)),
+      objects: archiveObjects(monthlyRows, batchSize, spannedObjects(span, DAYS_PER_MONTH)),
     },
     basis: rows > 0 ? `${basis}, over ${formatNumber(days.days)} days${days.from}` : basis,
   };

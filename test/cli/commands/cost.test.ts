@@ -72,4 +72,11 @@ describe('cost: inputs', () => {
     expect(() => parseCostOptions({ rows: '5', days: '0' })).toThrow(/days:/);
     expect(() => parseCostOptions({ rows: '5', days: '1', objectSpan: 'week' })).toThrow(/objectSpan:/);
   });
+
+  it('refuses --days or --object-span without --size or --rows, where measured tables would ignore them', () => {
+    // Act / Assess: with a config or --demo the tables are measured, each over its own days and objectSpan.
+    expect(() => parseCostOptions({ days: '730' })).toThrow(/days: needs --size or --rows/);
+    expect(() => parseCostOptions({ objectSpan: 'month' })).toThrow(/objectSpan: needs --size or --rows/);
+    expect(parseCostOptions({ monthlyRows: '0' }).objectSpan).toBeUndefined();
+  });
 });
