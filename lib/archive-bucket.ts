@@ -103,7 +103,7 @@ export interface ArchiveBucketProps {
    */
   readonly accessLogsExpiration?: Duration;
   /**
-   * What happens to the buckets, the archive bucket's policy and the key when the stack is deleted. Archives are the
+   * What happens to the buckets, their policies and the key when the stack is deleted. Archives are the
    * only copy of deleted rows.
    * @default RemovalPolicy.RETAIN
    */
@@ -197,9 +197,11 @@ export class ArchiveBucket extends Construct {
     });
     this.denyOverwrites(props.writeOnceKeyPatterns ?? []);
     this.denyOtherEncryption();
-    // The policy goes with the bucket: a bucket retained without it would take requests without TLS, overwrites of
-    // archives and deletes of their versions.
+    // The policies go with their buckets: a bucket retained without its policy would take requests without TLS,
+    // overwrites of archives and deletes of their versions, and S3 would no longer deliver the retained archive
+    // bucket's access logs (the logs bucket's policy is what allows it).
     this.bucket.policy?.applyRemovalPolicy(removalPolicy);
+    this.accessLogsBucket.policy?.applyRemovalPolicy(removalPolicy);
   }
 
   /**

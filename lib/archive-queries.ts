@@ -88,7 +88,7 @@ export interface ArchiveQueriesProps {
    */
   readonly accessLogsBucket?: s3.IBucket;
   /**
-   * What happens to the results bucket when the stack is deleted.
+   * What happens to the results bucket and its policy when the stack is deleted.
    * @default RemovalPolicy.RETAIN
    */
   readonly removalPolicy?: RemovalPolicy;
@@ -250,6 +250,9 @@ export class ArchiveQueries extends Construct {
       ],
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
     });
+    // Its policy goes with it: a retained results bucket (archived rows, query by query) would otherwise take requests
+    // without TLS.
+    this.resultsBucket.policy?.applyRemovalPolicy(props.removalPolicy ?? RemovalPolicy.RETAIN);
 
     this.workGroup = new athena.CfnWorkGroup(this, 'WorkGroup', {
       name: props.workGroupName ?? stack.stackName,

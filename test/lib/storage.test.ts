@@ -116,6 +116,28 @@ describe('archive bucket', () => {
     expect(policies[0]?.UpdateReplacePolicy).toBe('Retain');
   });
 
+  it('keeps the policies of the retained access-log and query-results buckets too, so logging goes on after teardown', () => {
+    // Prepare
+    const policyOf = (bucket: { node: { defaultChild?: unknown } }) =>
+      Object.values(
+        synth.template.findResources('AWS::S3::BucketPolicy', {
+          Properties: { Bucket: { Ref: logicalId(synth.stack, bucket) } },
+        }),
+      );
+    // Act
+    const policies = [
+      policyOf(synth.stack.archiveBucket.accessLogsBucket),
+      policyOf(synth.stack.queries.resultsBucket),
+    ];
+    // Assess: the retained archive bucket keeps logging to the retained logs bucket, and S3 delivers the logs only
+    // as the logs bucket's policy allows; without the policy every read of a retained archive goes unrecorded.
+    for (const found of policies) {
+      expect(found).toHaveLength(1);
+      expect(found[0]?.DeletionPolicy).toBe('Retain');
+      expect(found[0]?.UpdateReplacePolicy).toBe('Retain');
+    }
+  });
+
   it('denies requests without TLS, and below TLS 1.2, in the bucket policy', () => {
     // Prepare
     const bucket = logicalId(synth.stack, synth.stack.archiveBucket.bucket);
