@@ -420,8 +420,9 @@ export async function describeTable(
   client: pg.ClientBase,
   table: TableIdentity,
   /**
-   * `rows`: the caller only counts rows by the key and day windows (settling a delete by its rows): what deleting
-   * and restoring them needs (a unique key restore can arbitrate on, a DELETE without side effects) is not checked.
+   * `rows`: the caller only reads rows, by the key and day windows, counting and digesting them (settling a delete by
+   * its rows): what deleting and restoring them needs (a unique key restore can arbitrate on, a DELETE without side
+   * effects) is not checked; that every column is readable is.
    */
   purpose: 'archive' | 'rows' = 'archive',
 ): Promise<TableShape> {
