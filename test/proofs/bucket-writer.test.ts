@@ -530,7 +530,13 @@ describe("a bucket writer who rewrites the manifest schema drift reads a table's
       kind: 'threat',
       actor: 'bucket writer',
       attack: "rewrites the manifest a table's schema drift check reads its last columns from",
-      held: outcome('informed')?.status === 'succeeded' && !/drift/i.test(outcome('watched')?.error ?? ''),
+      // A forged drift would be a SchemaDriftError; the error says the manifest is not the committed one.
+      held:
+        outcome('informed')?.status === 'succeeded' &&
+        left.rows[0]?.n === 0 &&
+        /^ArchiveIntegrityError: .* is not the manifest its archive's commit recorded/.test(
+          outcome('watched')?.error ?? '',
+        ),
     });
     expect(outcome('informed')?.status).toBe('succeeded');
     expect(left.rows[0]?.n).toBe(0);
