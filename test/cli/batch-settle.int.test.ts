@@ -18,31 +18,22 @@ import { recordProof } from '../support/proof-ledger.js';
 
 const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
 
+const TABLES = [
+  'changed',
+  'gone',
+  'known',
+  'intact',
+  'operator_held',
+  'dead_holder',
+  'legal',
+  'refused_dead',
+  'interrupted',
+];
+
 describe('batch settle: a batch whose delete no step can settle, decided by an operator', () => {
   const bed = archiverTestbed(async (db) => {
-    for (const name of [
-      'changed',
-      'gone',
-      'known',
-      'intact',
-      'operator_held',
-      'dead_holder',
-      'legal',
-      'refused_dead',
-      'interrupted',
-    ])
-      await seedEvents(db.client, name, 300, 40);
-  }, [
-    'changed',
-    'gone',
-    'known',
-    'intact',
-    'operator_held',
-    'dead_holder',
-    'legal',
-    'refused_dead',
-    'interrupted',
-  ].map(spec));
+    for (const name of TABLES) await seedEvents(db.client, name, 300, 40);
+  }, TABLES.map(spec));
 
   /**
    * A batch left `deleting` by a crash before COMMIT, recorded as if on another server (a database restored or
