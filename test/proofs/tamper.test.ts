@@ -4,7 +4,7 @@ import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { validateCommand } from '../../cli/archives.js';
 import { archiveKey, type Manifest, manifestKeyFor } from '../../lambdas/shared/archive/format.js';
-import { MAX_ARCHIVE_LINE_BYTES } from '../../lambdas/shared/archive/stream.js';
+import { MAX_ARCHIVE_LINE_BYTES, MAX_LINE_MEMBERS } from '../../lambdas/shared/archive/stream.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import type { StepEvent } from '../../local/workflow.js';
 import {
@@ -386,5 +386,68 @@ describe('a decompression bomb planted among the archives of a table is refused 
     expect(copied.rows[0].n).toBe(genuine.reduce((sum, archive) => sum + archive.lines.length, 0));
     expect(code).toBe(1);
     expect(validated.join('\n')).toContain(refusal);
+  });
+});
+
+describe('an archive line of a million nested values planted among the archives of a table is refused unparsed', () => {
+  const bed = archiverTestbed(
+    async (db) => seedEvents(db.client, 'nested', 40, 40),
+    [{ schema: 'public', name: 'nested', timestampColumn: 'created_at' }],
+  );
+
+  it('restore names it before PostgreSQL parses it (4 MiB of "{}," took a backend 880 MB, 16 MiB 3.4 GB), writes nothing of it and restores the others', async () => {
+    // Prepare: a row of the table shaped as export writes it but for its jsonb column, an array of a million empty
+    // objects (a few KiB of gzip), under a genuine archive's manifest, its figures stated truthfully.
+    const archived = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+    expect(archived.execution.status).toBe('SUCCEEDED');
+    const genuine = await readLiveArchives(bed.local, 'public', 'nested');
+    const [victim] = genuine;
+    if (!victim?.lines[0]) throw new Error('nothing archived');
+    const { created_at } = JSON.parse(victim.lines[0]) as { created_at: string };
+    const line = `{"id":"1000000","created_at":${JSON.stringify(created_at)},"actor":"x","payload":[${'{},'.repeat(1024 * 1024)}{}]}\n`;
+    const content = Buffer.from(line);
+    const gz = gzipSync(content);
+    const contentSha256 = createHash('sha256').update(content).digest('hex');
+    const key = archiveKey(
+      { prefix: bed.local.config.s3.prefix, database: 'app', schema: 'public', table: 'nested' },
+      victim.manifest.day,
+      contentSha256,
+    );
+    const manifest: Manifest = {
+      ...victim.manifest,
+      dataKey: key,
+      figures: {
+        rowCount: 1,
+        contentSha256,
+        compressedSha256: createHash('sha256').update(gz).digest('hex'),
+        uncompressedBytes: content.length,
+        compressedBytes: gz.length,
+      },
+    };
+    const s3 = s3ClientFor(bed.local);
+    const bucket = bed.local.services.bucket;
+    await asBeforeTheInventory(bed.local, `${victim.manifest.schema}.${victim.manifest.table}`);
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: gz }));
+    await s3.send(
+      new PutObjectCommand({ Bucket: bucket, Key: manifestKeyFor(key), Body: JSON.stringify(manifest) }),
+    );
+
+    // Act
+    const restored = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.nested', targetTable: 'public.nested_copy' },
+      { retryIntervalScale: 0 },
+    );
+    const copied = await bed.db.client.query('SELECT count(*)::int AS n FROM public.nested_copy');
+
+    // Assess
+    const planted = restored.results.find((r) => r.key === key);
+    expect(planted?.status).toBe('failed');
+    expect(planted?.error).toBe(
+      `ArchiveIntegrityError: archive ${key}: row 1 is not a line export writes (one flat JSON object, no array or nested object, of at most ${MAX_LINE_MEMBERS} members), which restore does not parse; read no further`,
+    );
+    const others = restored.results.filter((r) => r.key !== key);
+    expect(others.map((r) => r.status)).toEqual(genuine.map(() => 'restored'));
+    expect(copied.rows[0].n).toBe(genuine.reduce((sum, archive) => sum + archive.lines.length, 0));
   });
 });

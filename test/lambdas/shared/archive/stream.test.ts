@@ -10,7 +10,9 @@ import {
   createLinesGunzip,
   JsonLinesContent,
   JsonLinesToCopy,
+  LineShape,
   MAX_ARCHIVE_LINE_BYTES,
+  MAX_LINE_MEMBERS,
 } from '../../../../lambdas/shared/archive/stream.js';
 import { ArchiveIntegrityError } from '../../../../lambdas/shared/errors/step-errors.js';
 import { hashingSink, rechunked, WIDE_ROW_BYTES, wideRowBudget } from '../../../support/wide-line.js';
@@ -356,4 +358,56 @@ describe('a decompression bomb (a small object inflating past its sidecar, or to
       written,
     ]);
   });
+});
+
+describe("a line whose parse would take gigabytes (nested values, members past any table's columns) is refused unparsed", () => {
+  const key = 'archive/app/public/events/year=2024/month=01/day=01/x.jsonl.gz';
+  const shaped = (line: string, chunk: number) => {
+    const shape = new LineShape();
+    const bytes = Buffer.from(line);
+    let flat = true;
+    for (let at = 0; at < bytes.length && flat; at += chunk)
+      flat = shape.push(bytes.subarray(at, at + chunk));
+    return shape.end() && flat;
+  };
+  const members = (n: number) => `{${Array.from({ length: n }, (_, i) => `"c${i}":null`).join(',')}}`;
+
+  it.each([1, 2, 3, 1000])(
+    'LineShape reads strings whole, escapes and all, in parts of %i bytes',
+    (chunk) => {
+      // Prepare / Act / Assess: brackets, braces and colons inside strings (escaped quotes and backslashes around
+      // them) are text; outside, a nested value or a member past the bound is not a line export writes.
+      expect(shaped('{"a" : "[{\\\\\\"}]:\\\\", "b":null, "c":"\\\\"}', chunk)).toBe(true);
+      expect(shaped(members(MAX_LINE_MEMBERS), chunk)).toBe(true);
+      expect(shaped(members(MAX_LINE_MEMBERS + 1), chunk)).toBe(false);
+      expect(shaped('{"a":"\\\\\\\\","b":[1]}', chunk)).toBe(false);
+      expect(shaped('{"a":"\\\\"  ,"b":{}}', chunk)).toBe(false);
+      expect(shaped('{"a":"x\\\\"}', chunk)).toBe(true);
+      expect(shaped('{"a":"x\\\\\\"}', chunk)).toBe(false);
+    },
+  );
+
+  it.each([
+    ['JsonLinesToCopy (restore)', () => new JsonLinesToCopy(undefined, { key })],
+    ['JsonLinesToCopyText (restore)', () => new JsonLinesToCopyText(['id', 'payload'], undefined, { key })],
+  ])(
+    '%s refuses, naming the archive and the row, a line of a million empty objects',
+    async (_name, reader) => {
+      // Prepare: 3 MiB of "{}," in one value (PostgreSQL's jsonb parse held 880 MB for 4 MiB of them).
+      const planted = `{"id":"1","payload":[${'{},'.repeat(1024 * 1024)}{}]}\n`;
+
+      // Act
+      const outcome = await pipeline(
+        Readable.from([Buffer.from('{"id":"0","payload":"{}"}\n'), Buffer.from(planted)]),
+        reader(),
+        hashingSink(),
+      ).catch((error: unknown) => error);
+
+      // Assess
+      expect(outcome).toBeInstanceOf(ArchiveIntegrityError);
+      expect((outcome as Error).message).toBe(
+        `archive ${key}: row 2 is not a line export writes (one flat JSON object, no array or nested object, of at most ${MAX_LINE_MEMBERS} members), which restore does not parse; read no further`,
+      );
+    },
+  );
 });
