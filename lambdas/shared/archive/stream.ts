@@ -332,6 +332,8 @@ export function lineShapeError(bounds: ReadBounds, row: number): ArchiveIntegrit
 
 const COPY_HEADER = Buffer.concat([COPY_SIGNATURE, Buffer.alloc(8)]);
 const COPY_TRAILER = Buffer.from([0xff, 0xff]);
+/** The most bytes of tuples joined into one CopyData message. */
+const JOINED_TUPLE_BYTES = 1024 * 1024;
 
 /**
  * Turns JSONL into `COPY t (line) FROM STDIN (FORMAT binary)` for a one-column text table, measuring the lines on
@@ -341,8 +343,9 @@ const COPY_TRAILER = Buffer.from([0xff, 0xff]);
  * MAX_ARCHIVE_LINE_BYTES, and the whole to what the sidecar states.
  */
 export class JsonLinesToCopy extends Transform {
-  /** Tuples of the lines completed by the chunk being transformed. */
+  /** Tuples of the lines completed by the chunk being transformed, and their bytes. */
   private out: Buffer[] = [];
+  private outBytes = 0;
   private readonly digest: RowDigest | undefined;
   private readonly meter: LineMeter;
   private result: LineFigures | undefined;
@@ -364,17 +367,28 @@ export class JsonLinesToCopy extends Transform {
         head.writeInt32BE(length, 2);
         this.out.push(head);
         for (const part of parts) this.out.push(part);
+        this.outBytes += head.length + length;
       },
       bounds,
     );
     this.push(COPY_HEADER);
   }
 
-  /** The tuples so far as one buffer (one CopyData message), each byte joined once. */
-  private tuples(): Buffer | undefined {
+  /**
+   * The tuples so far: as one buffer (one CopyData message, each byte joined once) up to JOINED_TUPLE_BYTES; past it
+   * (a long line) as the pieces they are, since joining them held the line twice: 600 MB for one of 240 MiB.
+   */
+  private tuples(): Buffer[] {
     const out = this.out;
+    const bytes = this.outBytes;
     this.out = [];
-    return out.length > 0 ? Buffer.concat(out) : undefined;
+    this.outBytes = 0;
+    if (out.length === 0) return [];
+    return bytes <= JOINED_TUPLE_BYTES ? [Buffer.concat(out, bytes)] : out;
+  }
+
+  private pushTuples(): void {
+    for (const tuples of this.tuples()) this.push(tuples);
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -382,10 +396,12 @@ export class JsonLinesToCopy extends Transform {
       this.meter.push(chunk);
     } catch (error) {
       this.out = [];
+      this.outBytes = 0;
       callback(error as Error);
       return;
     }
-    callback(null, this.tuples());
+    this.pushTuples();
+    callback();
   }
 
   override _flush(callback: TransformCallback): void {
@@ -396,7 +412,9 @@ export class JsonLinesToCopy extends Transform {
       return;
     }
     this.out.push(COPY_TRAILER);
-    callback(null, this.tuples());
+    this.outBytes += COPY_TRAILER.length;
+    this.pushTuples();
+    callback();
   }
 
   figures(): LineFigures {

@@ -217,6 +217,23 @@ describe('one very large row (PostgreSQL allows 1 GB per value): work stays line
   });
 });
 
+describe('one line of a few hundred MiB is held once by restore, not joined into a second copy', () => {
+  const { line, copied, withinBudget } = wideRowBudget();
+
+  it('JsonLinesToCopy (restore) passes a 128 MB line on as its pieces (joining it held 600 MB for 240 MiB)', async () => {
+    // Prepare
+    const encoder = new JsonLinesToCopy();
+    const sink = hashingSink();
+
+    // Act
+    await pipeline(rechunked([...line.pieces(), Buffer.from('\n')], 16 * 1024, withinBudget), encoder, sink);
+
+    // Assess: nothing of the line joined (a MiB of short lines is, into one CopyData message); every byte passed on.
+    expect(copied()).toBeLessThanOrEqual(1024 * 1024);
+    expect(sink.bytes()).toBe(COPY_SIGNATURE.length + 8 + 6 + WIDE_ROW_BYTES + 2);
+  });
+});
+
 /** A MiB of one byte, gzipped once: a gzip member of about 1 KiB that a bomb repeats. */
 const MiB = 1024 * 1024;
 const MIB_OF_A = gzipSync(Buffer.alloc(MiB, 0x61));
