@@ -11,6 +11,7 @@ import {
 import type { InventoryEntry } from '../shared/archive/inventory.js';
 import { UNCOMMITTED_LEGACY_BATCH } from '../shared/archive/legacy-format.js';
 import type { ObjectPin } from '../shared/archive/store.js';
+import { serverIdentity } from '../shared/batch/batch.js';
 import { findDatabase } from '../shared/config/resolved-table.js';
 import { copyFromStdin } from '../shared/database/copy-from.js';
 import { inRolledBackTransaction, inTransaction } from '../shared/database/db.js';
@@ -80,15 +81,16 @@ export type RestoreFileDeps = Pick<
  * others, and the group commits once. The next archive's sidecar is read, and its object opened, while the current
  * one is written. Errors that retrying cannot cure come back as that archive's `failed` result with a short message,
  * so a page of results stays small; a transient one is thrown for the state machine to retry the group, whose
- * transaction then wrote nothing. The watermarks of the archives written go to the lock table after the COMMIT, in
- * one request: until they are there, an archive met again finds its rows in the target (the crash case).
+ * transaction then wrote nothing. The watermarks of the archives written go to the lock table before the COMMIT,
+ * naming the transaction (markBeforeCommit), and again after it, in one request each: a retry after a failure between
+ * the COMMIT and the second write is answered by the first once the server tells the transaction committed.
  */
 export async function restoreFiles(
   input: RestoreFileInput,
   deps: RestoreFileDeps,
 ): Promise<RestoreFileOutput> {
   const { task, archives } = input;
-  const group: GroupWrite = { task, deps, uniqueKeys: new Map(), marks: [] };
+  const group: GroupWrite = { task, deps, uniqueKeys: new Map(), marks: [], settled: [] };
   let results: RestoreFileResult[];
   try {
     assertRestoreTargetAllowed(findDatabase(deps.config, task.database), task);
@@ -99,9 +101,11 @@ export async function restoreFiles(
     // it back would hand out values the application drew meanwhile; a value of the dry run's own could trip another
     // unique index the real restore would not.
     const transaction = task.dryRun ? inRolledBackTransaction : inTransaction;
-    results = await db.withConnection((client) =>
-      transaction(client, () => writeGroup(client, archives, group)),
-    );
+    results = await db.withConnection(async (client) => {
+      // Asked outside the transaction: a role that may not read it would abort the group's.
+      if (!task.dryRun) group.server = await serverIdentity(client);
+      return transaction(client, () => writeGroup(client, archives, group));
+    });
   } catch (error) {
     const failure = failedUnlessRetryable(error, deps, archives[0]?.key ?? '');
     return { results: archives.map((archive) => ({ ...failure, key: archive.key })) };
@@ -111,9 +115,11 @@ export async function restoreFiles(
       if ('value' in outcome && !('status' in outcome.value)) outcome.value.body?.destroy();
     });
   }
-  if (group.marks.length > 0 && group.watermark) {
+  // A mark this group wrote replaces the one it settled (a later entry of a key wins).
+  const confirmed = [...group.settled, ...group.marks];
+  if (confirmed.length > 0 && group.watermark) {
     await deps.fault('restore:afterCommit');
-    await deps.restoreRecords.markAllRestored(task.database, group.watermark, group.marks);
+    await deps.restoreRecords.markAllRestored(task.database, group.watermark, confirmed);
   }
   return { results: results.map(boundedWarnings) };
 }
@@ -133,6 +139,10 @@ interface GroupWrite {
   uniqueKeys: Map<string, { unique: boolean; looseIndex?: string }>;
   /** The watermarks of the archives written, recorded once the transaction commits. */
   marks: { archiveKey: string; mark: RestoredMark; range?: ArchivedRowRange }[];
+  /** Marks an earlier transaction wrote before its COMMIT, found committed: written again without it. */
+  settled: { archiveKey: string; mark: RestoredMark }[];
+  /** The server's identity, which a mark written before COMMIT names with the transaction (undefined: unknown). */
+  server?: string;
   /** The next archive, being prepared while the current one is written. */
   next?: Promise<Settled<PreparedArchive | RestoreFileResult>>;
 }
@@ -154,6 +164,7 @@ async function writeGroup(
   if (group.target) assertWritable(group.target, task.strategy);
   group.watermark = watermarkOf(task, group.target);
   const lookups = await groupLookups(task, archives, group.target, deps);
+  lookups.marks = await settleMarks(client, group, lookups.marks);
   const prepare = (archive: ArchivePointer) =>
     settled(prepareArchive(task, archive, group.target, lookups, deps));
   const results: RestoreFileResult[] = [];
@@ -169,7 +180,81 @@ async function writeGroup(
   // rows written into it: checked again, the group rolls back rather than commit them.
   const target = group.target && (await describeTarget(client, task.target));
   if (target) assertWritable(target, task.strategy);
+  await markBeforeCommit(client, group, lookups.marks);
   return results;
+}
+
+/**
+ * Writes the group's marks before its COMMIT, naming its transaction: should the write after the COMMIT fail (the
+ * lock table throttled or down) or the invocation die, the group retried finds its rows answered for by the marks
+ * rather than met as rows the target had (a conflict under `fail`). The last statement of the transaction: a mark of a
+ * transaction that rolls back counts for nothing (settleMarks).
+ */
+async function markBeforeCommit(
+  client: pg.PoolClient,
+  group: GroupWrite,
+  answering: Map<string, RestoredMark>,
+): Promise<void> {
+  const { task, deps, watermark } = group;
+  if (task.dryRun || !watermark || group.marks.length === 0) return;
+  const { rows } = await client.query<{ xid: string }>('SELECT pg_catalog.pg_current_xact_id()::text AS xid');
+  const xid = rows[0]?.xid;
+  if (!xid) return;
+  await deps.restoreRecords.markAllRestored(
+    task.database,
+    watermark,
+    group.marks.map(({ archiveKey, mark }) => ({
+      archiveKey,
+      mark: { ...mark, commit: { xid, server: group.server, previous: answering.get(archiveKey) } },
+    })),
+  );
+}
+
+/**
+ * The marks as they stand once the transactions named by marks written before a COMMIT are settled: committed on this
+ * server, the mark answers (and is written again without the transaction once the group commits); rolled back, still
+ * open, on another server or too old to tell, the mark it replaced answers, if any. Whatever cannot be told counts as
+ * not written: the archive is then written again, as before the marks were written early.
+ */
+async function settleMarks(
+  client: pg.PoolClient,
+  group: GroupWrite,
+  marks: Map<string, RestoredMark>,
+): Promise<Map<string, RestoredMark>> {
+  const settled = new Map<string, RestoredMark>();
+  const status = new Map<string, boolean>();
+  for (const [key, { commit, ...mark }] of marks) {
+    if (!commit) {
+      settled.set(key, mark);
+      continue;
+    }
+    let committed = status.get(commit.xid);
+    if (committed === undefined) {
+      committed = await transactionCommitted(client, commit, group.server);
+      status.set(commit.xid, committed);
+    }
+    if (committed) {
+      settled.set(key, mark);
+      group.settled.push({ archiveKey: key, mark });
+    } else if (commit.previous) settled.set(key, commit.previous);
+  }
+  return settled;
+}
+
+/** Whether a mark's transaction committed on this server; false when the server cannot tell. */
+async function transactionCommitted(
+  client: pg.PoolClient,
+  commit: NonNullable<RestoredMark['commit']>,
+  server: string | undefined,
+): Promise<boolean> {
+  if (server === undefined || commit.server !== server || !/^\d+$/.test(commit.xid)) return false;
+  // An xid this server never ran is refused (22023), which the savepoint takes back.
+  const [row] =
+    (await queryUnlessRefused<{ status: string | null }>(
+      client,
+      `SELECT pg_catalog.pg_xact_status('${commit.xid}'::pg_catalog.xid8) AS status`,
+    )) ?? [];
+  return row?.status === 'committed';
 }
 
 /**

@@ -80,6 +80,9 @@ function cutReadsOf(
   };
 }
 
+/** Whether a watermark write is the one after a group's COMMIT (the one before names the transaction). */
+const afterCommit = (marks: { mark: { commit?: unknown } }[]) => marks.every(({ mark }) => !mark.commit);
+
 describe('restore under faults: no archive restored twice or in part', () => {
   let archives: LiveArchive[] = [];
   const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
@@ -113,7 +116,7 @@ describe('restore under faults: no archive restored twice or in part', () => {
   }
   const allLines = () => archives.flatMap((a) => a.lines);
 
-  it('a crash after a group COMMITs but before its watermarks: the group runs again archive by archive and skips the committed rows; a re-run skips every archive', async () => {
+  it('a crash after a group COMMITs but before its watermarks: the group retried is answered by the marks written before its COMMIT; a re-run skips every archive', async () => {
     // Prepare: the second group to commit crashes before its watermarks are written.
     let commits = 0;
     let crashedGroup: string[] = [];
@@ -131,16 +134,13 @@ describe('restore under faults: no archive restored twice or in part', () => {
     const rerun = await restore('after_commit', {}, { strategy: 'skip' });
     const after = await rowsIn('after_commit', allLines());
 
-    // Assess: the crashed group's rows were committed once and met again (every row skipped); the other groups
-    // restored theirs; no row is there twice or missing.
+    // Assess: the crashed group's rows were committed once, and its retry reports them as inserted, from the marks
+    // its transaction wrote before COMMIT (none met again as skipped); no row is there twice or missing.
     expect(first.execution.status).toBe('SUCCEEDED');
     expect(first.results.every((r) => r.status === 'restored')).toBe(true);
     expect(crashedGroup.length).toBeGreaterThan(0);
-    const metAgain = first.results.filter((r) => r.inserted === 0);
-    expect(metAgain.map((r) => r.key).sort()).toEqual([...crashedGroup].sort());
-    for (const result of metAgain) expect(result.skipped).toBe(result.rows);
-    const crashedRows = metAgain.reduce((n, r) => n + r.rows, 0);
-    expect(first.results.reduce((n, r) => n + r.inserted, 0)).toBe(allLines().length - crashedRows);
+    expect(first.results.filter((r) => r.skipped > 0)).toEqual([]);
+    expect(first.results.reduce((n, r) => n + r.inserted, 0)).toBe(allLines().length);
     expect(between).toMatchObject({ lost: 0, doubled: 0, extra: 0 });
     expect(rerun.execution.status).toBe('SUCCEEDED');
     expect(rerun.results.every((r) => r.status === 'already-restored')).toBe(true);
@@ -256,13 +256,14 @@ describe('restore under faults: no archive restored twice or in part', () => {
     recordProof({ kind: 'fault', point: 'restore: read broken off once, retried', iteration: 0 });
   });
 
-  it('the watermark write after a COMMIT fails once: the group is retried, meets its rows again, every row restored once', async () => {
+  it('the watermark write after a COMMIT fails once: the group is retried, answered by the marks written before its COMMIT, every row restored once', async () => {
     // Prepare: the lock table refuses the second group's watermarks, once.
     let writes = 0;
     const failSecondWrite = (deps: StepDeps): StepDeps => {
       const restoreRecords = Object.create(deps.restoreRecords) as StepDeps['restoreRecords'];
       restoreRecords.markAllRestored = async (...args) => {
-        if (++writes === 2) throw new LockStoreUnavailableError('lock table unavailable (injected)');
+        if (afterCommit(args[2]) && ++writes === 2)
+          throw new LockStoreUnavailableError('lock table unavailable (injected)');
         return deps.restoreRecords.markAllRestored(...args);
       };
       return { ...deps, restoreRecords };
@@ -277,14 +278,125 @@ describe('restore under faults: no archive restored twice or in part', () => {
     const after = await rowsIn('mark_failed', allLines());
     const rerun = await restore('mark_failed');
 
-    // Assess: the retried group found its committed rows and skipped them; the re-run finds every watermark.
+    // Assess: the retried group found the marks of its committed transaction and reports what it inserted; the
+    // re-run finds every watermark.
     expect(errors).toEqual(['restore-file:LockStoreUnavailableError']);
     expect(run.execution.status).toBe('SUCCEEDED');
     expect(run.results.every((r) => r.status === 'restored')).toBe(true);
-    expect(run.results.some((r) => r.inserted === 0 && r.skipped === r.rows)).toBe(true);
+    expect(run.results.reduce((n, r) => n + r.inserted, 0)).toBe(allLines().length);
     expect(after).toMatchObject({ lost: 0, doubled: 0, extra: 0 });
     expect(rerun.results.every((r) => r.status === 'already-restored')).toBe(true);
     recordProof({ kind: 'fault', point: 'restore: watermark write fails after COMMIT', iteration: 0 });
+  });
+
+  it('under strategy "fail", the watermark write after a COMMIT fails once: the retried group meets its own rows, not a conflict', async () => {
+    // Prepare: the lock table refuses the second group's watermarks, once (throttled, or down for a moment).
+    let writes = 0;
+    const failSecondWrite = (deps: StepDeps): StepDeps => {
+      const restoreRecords = Object.create(deps.restoreRecords) as StepDeps['restoreRecords'];
+      restoreRecords.markAllRestored = async (...args) => {
+        if (afterCommit(args[2]) && ++writes === 2)
+          throw new LockStoreUnavailableError('lock table unavailable (injected)');
+        return deps.restoreRecords.markAllRestored(...args);
+      };
+      return { ...deps, restoreRecords };
+    };
+    const errors: string[] = [];
+    const onStep = (event: StepEvent) => {
+      if (event.error) errors.push(`${event.functionName}:${event.error.name}`);
+    };
+
+    // Act
+    const run = await restore('mark_failed_fail', { deps: failSecondWrite, onStep }, { strategy: 'fail' });
+    const after = await rowsIn('mark_failed_fail', allLines());
+    const rerun = await restore('mark_failed_fail', {}, { strategy: 'fail' });
+
+    // Assess: the rows the first attempt committed are this restore's own, no conflict; each row is there once and
+    // counted once as inserted, and a re-run finds every archive restored.
+    expect(errors).toEqual(['restore-file:LockStoreUnavailableError']);
+    expect(run.results.filter((r) => r.status !== 'restored').map((r) => r.error)).toEqual([]);
+    expect(run.execution.status).toBe('SUCCEEDED');
+    expect(run.results.reduce((n, r) => n + r.inserted, 0)).toBe(allLines().length);
+    expect(after).toMatchObject({ lost: 0, doubled: 0, extra: 0 });
+    expect(rerun.execution.status).toBe('SUCCEEDED');
+    expect(rerun.results.every((r) => r.status === 'already-restored')).toBe(true);
+    recordProof({
+      kind: 'threat',
+      actor: 'invocation',
+      attack:
+        'a restore under strategy "fail" whose watermark write after a COMMIT fails once (the lock table throttled): the group retried',
+      held: run.execution.status === 'SUCCEEDED' && after.lost === 0 && after.doubled === 0,
+    });
+  });
+
+  /** Dependencies that kill the first group's connection right after its marks are written, before its COMMIT. */
+  function killAfterMarks() {
+    const killed = { count: 0 };
+    const deps = (deps: StepDeps): StepDeps => {
+      const restoreRecords = Object.create(deps.restoreRecords) as StepDeps['restoreRecords'];
+      restoreRecords.markAllRestored = async (...args) => {
+        await deps.restoreRecords.markAllRestored(...args);
+        if (afterCommit(args[2]) || killed.count > 0) return;
+        killed.count += 1;
+        await bed.db.client.query(
+          "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'audit-archiver' AND datname = current_database() AND state = 'idle in transaction'",
+        );
+      };
+      return { ...deps, restoreRecords };
+    };
+    const errors: string[] = [];
+    const onStep = (event: StepEvent) => {
+      if (event.error) errors.push(`${event.functionName}:${event.error.name}`);
+    };
+    return { killed, deps, errors, onStep };
+  }
+
+  it('marks written before a COMMIT that then fails: they count for nothing, the group retried writes its rows', async () => {
+    // Prepare
+    const { killed, deps, errors, onStep } = killAfterMarks();
+
+    // Act
+    const run = await restore('marked_rolled_back', { deps, onStep }, { strategy: 'fail' });
+    const after = await rowsIn('marked_rolled_back', allLines());
+
+    // Assess: the marks of the rolled-back transaction answered for nothing (no "restored again" either); every row
+    // is there once, inserted once. Groups run side by side: one idle in its transaction then is killed with it.
+    expect(killed.count).toBe(1);
+    expect(errors.length).toBeGreaterThan(0);
+    expect(new Set(errors)).toEqual(new Set(['restore-file:DatabaseUnavailableError']));
+    expect(run.execution.status).toBe('SUCCEEDED');
+    expect(run.results.every((r) => r.status === 'restored' && r.warnings.length === 0)).toBe(true);
+    expect(run.results.reduce((n, r) => n + r.inserted, 0)).toBe(allLines().length);
+    expect(after).toMatchObject({ lost: 0, doubled: 0, extra: 0 });
+    recordProof({
+      kind: 'fault',
+      point: 'restore: connection killed after the marks, before COMMIT',
+      iteration: 0,
+    });
+  });
+
+  it('under "overwrite", marks written before a COMMIT that then fails: the retried group still puts the archived values back', async () => {
+    // Prepare: a target holding every archived key with other values.
+    const first = await restore('overwrite_rolled_back');
+    if (first.execution.status !== 'SUCCEEDED') throw new Error('the first restore failed');
+    await bed.db.client.query(`UPDATE public.overwrite_rolled_back SET actor = 'changed since'`);
+    const { killed, deps, errors, onStep } = killAfterMarks();
+
+    // Act
+    const run = await restore('overwrite_rolled_back', { deps, onStep }, { strategy: 'overwrite' });
+    const after = await rowsIn('overwrite_rolled_back', allLines());
+
+    // Assess: the keys were there all along, so only the transaction's outcome tells its marks do not answer.
+    expect(killed.count).toBe(1);
+    expect(errors.length).toBeGreaterThan(0);
+    expect(run.execution.status).toBe('SUCCEEDED');
+    expect(run.results.reduce((n, r) => n + r.overwritten, 0)).toBe(allLines().length);
+    expect(after).toMatchObject({ lost: 0, doubled: 0, extra: 0 });
+    recordProof({
+      kind: 'fault',
+      point: 'restore: overwrite, connection killed after the marks, before COMMIT',
+      iteration: 0,
+    });
   });
 
   it('an invocation that dies once its watermarks are written: the retried group reports what its first attempt wrote, from the marks', async () => {
@@ -294,7 +406,8 @@ describe('restore under faults: no archive restored twice or in part', () => {
       const restoreRecords = Object.create(deps.restoreRecords) as StepDeps['restoreRecords'];
       restoreRecords.markAllRestored = async (...args) => {
         await deps.restoreRecords.markAllRestored(...args);
-        if (++writes === 1) throw new InjectedCrash('invocation died after the watermark write');
+        if (afterCommit(args[2]) && ++writes === 1)
+          throw new InjectedCrash('invocation died after the watermark write');
       };
       return { ...deps, restoreRecords };
     };

@@ -42,6 +42,13 @@ export interface RestoredMark {
    * window).
    */
   window?: { rows: number; digest: string };
+  /**
+   * The restore transaction that wrote the rows, on a mark written before its COMMIT (and written again without it
+   * once committed): the mark answers only when that transaction committed on this very server, otherwise `previous`,
+   * the mark that answered before it, does. A lock-table write that fails after the COMMIT so leaves no committed rows
+   * without a mark, which a retry under `fail` would take for a conflict.
+   */
+  commit?: { xid: string; server?: string; previous?: RestoredMark };
 }
 
 /** What restores leave behind: each archive's result (expires after 90 days) and the watermarks (never expire). */
