@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import type { FaultPoint } from '../../lambdas/shared/step/step-deps.js';
+import type { LockTableClient } from '../../lambdas/shared/lock-table/table-client.js';
+import type { FaultPoint, StepDeps } from '../../lambdas/shared/step/step-deps.js';
 import { runLocalArchive } from '../../local/run.js';
 import {
   archiverTestbed,
@@ -29,7 +30,8 @@ describe('outages: connections reset or endpoints down mid-run are retried, and 
     async (db) => {
       await seedEvents(db.client, 's3_outage', 900);
       await seedEvents(db.client, 'db_outage', 900);
-      for (const name of ['s3_down', 'db_down', 'dynamodb_down']) await seedEvents(db.client, name, 330, 33);
+      for (const name of ['s3_down', 'db_down', 'dynamodb_down', 'dynamodb_throttled'])
+        await seedEvents(db.client, name, 330, 33);
       // The archiver reaches the database through a proxy that a test can take down.
       const url = new URL(db.url);
       database = await startFlakyProxy(Number(url.port));
@@ -38,7 +40,14 @@ describe('outages: connections reset or endpoints down mid-run are retried, and 
       Object.assign(db, { url: url.toString() });
     },
     // db_outage: 15 rows a day in batches of 20, so the second batch spans two days.
-    [spec('s3_outage'), spec('db_outage', 20), spec('s3_down'), spec('db_down'), spec('dynamodb_down')],
+    [
+      spec('s3_outage'),
+      spec('db_outage', 20),
+      spec('s3_down'),
+      spec('db_down'),
+      spec('dynamodb_down'),
+      spec('dynamodb_throttled'),
+    ],
   );
   afterAll(async () => database?.stop());
 
@@ -192,5 +201,68 @@ describe('outages: connections reset or endpoints down mid-run are retried, and 
     expect(run.execution.status).toBe('SUCCEEDED');
     expect(counts.inArchives).toBeGreaterThan(0);
     recordProof({ kind: 'fault', point: 'outage: lock table endpoint down, then up', iteration: 0 });
+  });
+
+  it('lock table throttled past the SDK retries (ProvisionedThroughputExceededException): the step retries, nothing lost', async () => {
+    // Prepare: after verify read the object, the next lock-table request is refused as DynamoDB refuses a hot
+    // partition (HTTP 400) once the SDK's retries are spent: the watermarks of a restore all share one partition key,
+    // and so does a table's lease item.
+    const table = resolvedTable(spec('dynamodb_throttled'));
+    const original = await tableLines(bed.db.client, table);
+    const throttle = { armed: false, thrown: 0 };
+    const fault = (point: FaultPoint) => {
+      if (point === 'verify:afterRead' && throttle.thrown === 0) throttle.armed = true;
+    };
+    const throttled = (deps: StepDeps): StepDeps => {
+      const { ddb } = (deps.inventory as unknown as { lockTable: LockTableClient }).lockTable;
+      const send = ddb.send.bind(ddb) as (...args: unknown[]) => Promise<unknown>;
+      Object.assign(ddb, {
+        send: async (...args: unknown[]) => {
+          if (throttle.armed) {
+            throttle.armed = false;
+            throttle.thrown += 1;
+            throw Object.assign(
+              new Error('The level of configured provisioned throughput for the table was exceeded'),
+              {
+                name: 'ProvisionedThroughputExceededException',
+                $fault: 'client',
+                $metadata: { httpStatusCode: 400 },
+              },
+            );
+          }
+          return send(...args);
+        },
+      });
+      return deps;
+    };
+    const failures: string[] = [];
+
+    // Act
+    const run = await runLocalArchive(
+      bed.local,
+      { tables: ['public.dynamodb_throttled'] },
+      {
+        fault,
+        deps: throttled,
+        retryIntervalScale: 0,
+        onStep: (event) => {
+          if (event.error) failures.push(`${event.functionName}:${event.error.name}`);
+        },
+      },
+    );
+    const counts = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+
+    // Assess
+    expect(throttle.thrown).toBe(1);
+    expect(failures).toEqual(['verify:LockStoreUnavailableError']);
+    expect(run.execution.status).toBe('SUCCEEDED');
+    expect(counts.inArchives).toBeGreaterThan(0);
+    recordProof({
+      kind: 'threat',
+      actor: 'invocation',
+      attack:
+        'the lock table throttles a step past the SDK retries (ProvisionedThroughputExceededException, HTTP 400)',
+      held: run.execution.status === 'SUCCEEDED',
+    });
   });
 });

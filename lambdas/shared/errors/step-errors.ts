@@ -334,11 +334,13 @@ export function isTransientAwsError(error: unknown): boolean {
     $metadata?: { httpStatusCode?: number };
   };
   const status = err.$metadata?.httpStatusCode ?? 0;
+  // DynamoDB answers throttling of a hot partition (ProvisionedThroughputExceeded: a restore target's watermarks share
+  // one partition key) and of the account (RequestLimitExceeded) with HTTP 400, once the SDK's own retries are spent.
   return (
     status >= 500 ||
     status === 429 ||
     transientNodeCodes.has(err.code ?? '') ||
-    /Throttl|TooManyRequests|TimeoutError|RequestTimeout|SlowDown|ServiceUnavailable|InternalError|InternalServiceError|ConditionalRequestConflict|socket hang up/i.test(
+    /Throttl|TooManyRequests|TimeoutError|RequestTimeout|SlowDown|ServiceUnavailable|InternalError|InternalServiceError|ConditionalRequestConflict|ProvisionedThroughputExceeded|RequestLimitExceeded|socket hang up/i.test(
       `${err.name ?? ''} ${err.message ?? ''}`,
     )
   );

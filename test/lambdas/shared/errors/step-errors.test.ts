@@ -215,4 +215,14 @@ describe('error classification', () => {
     expect(classifyAwsError(throttled, 'dynamodb')).toBeInstanceOf(LockStoreUnavailableError);
     expect(classifyAwsError(denied, 's3')).toBe(denied);
   });
+
+  it("names DynamoDB's throttling of a partition or of the account, answered with HTTP 400, a lock-table outage", () => {
+    for (const name of ['ProvisionedThroughputExceededException', 'RequestLimitExceeded']) {
+      const throttled = Object.assign(new Error('throughput exceeded'), {
+        name,
+        $metadata: { httpStatusCode: 400 },
+      });
+      expect(classifyAwsError(throttled, 'dynamodb')).toBeInstanceOf(LockStoreUnavailableError);
+    }
+  });
 });
