@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { LockTableClient } from '../../lambdas/shared/lock-table/table-client.js';
 import type { FaultPoint, StepDeps } from '../../lambdas/shared/step/step-deps.js';
@@ -30,7 +31,7 @@ describe('outages: connections reset or endpoints down mid-run are retried, and 
     async (db) => {
       await seedEvents(db.client, 's3_outage', 900);
       await seedEvents(db.client, 'db_outage', 900);
-      for (const name of ['s3_down', 'db_down', 'dynamodb_down', 'dynamodb_throttled'])
+      for (const name of ['s3_down', 'db_down', 'dynamodb_down', 'dynamodb_throttled', 'commit_lost'])
         await seedEvents(db.client, name, 330, 33);
       // The archiver reaches the database through a proxy that a test can take down.
       const url = new URL(db.url);
@@ -47,6 +48,7 @@ describe('outages: connections reset or endpoints down mid-run are retried, and 
       spec('db_down'),
       spec('dynamodb_down'),
       spec('dynamodb_throttled'),
+      spec('commit_lost', 20),
     ],
   );
   afterAll(async () => database?.stop());
@@ -264,5 +266,66 @@ describe('outages: connections reset or endpoints down mid-run are retried, and 
         'the lock table throttles a step past the SDK retries (ProvisionedThroughputExceededException, HTTP 400)',
       held: run.execution.status === 'SUCCEEDED',
     });
+  });
+
+  it("the answer to a delete's COMMIT lost with its connection: the retry settles the batch as committed, nothing lost", async () => {
+    // Prepare: the COMMIT of the second batch's delete reaches the server, then its connection breaks before the
+    // answer is read.
+    const table = resolvedTable(spec('commit_lost', 20));
+    const original = await tableLines(bed.db.client, table);
+    let deletes = 0;
+    let lost = 0;
+    const loseAnswer = (client: pg.PoolClient): pg.PoolClient => {
+      let deleting = false;
+      return new Proxy(client, {
+        get(target, prop) {
+          const value = Reflect.get(target, prop, target);
+          if (prop !== 'query') return typeof value === 'function' ? value.bind(target) : value;
+          return (...args: unknown[]) => {
+            const run = () => (target.query as (...a: unknown[]) => unknown)(...args);
+            if (typeof args[0] === 'string' && args[0].startsWith('WITH deleted AS (DELETE')) deleting = true;
+            if (args[0] !== 'COMMIT' || !deleting) return run();
+            deleting = false;
+            if (++deletes !== 2) return run();
+            return (run() as Promise<unknown>).then(() => {
+              lost += 1;
+              (
+                target as unknown as { connection: { stream: { destroy(): void } } }
+              ).connection.stream.destroy();
+              throw Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' });
+            });
+          };
+        },
+      });
+    };
+    const deps = (inner: StepDeps): StepDeps => ({
+      ...inner,
+      async database(name) {
+        const db = await inner.database(name);
+        return { ...db, withConnection: (work) => db.withConnection((client) => work(loseAnswer(client))) };
+      },
+    });
+    const failures: string[] = [];
+
+    // Act
+    const run = await runLocalArchive(
+      bed.local,
+      { tables: ['public.commit_lost'] },
+      {
+        deps,
+        retryIntervalScale: 0,
+        onStep: (event) => {
+          if (event.error) failures.push(`${event.functionName}:${event.error.name}`);
+        },
+      },
+    );
+    const counts = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+
+    // Assess
+    expect(lost).toBe(1);
+    expect(failures).toEqual(['delete:DatabaseUnavailableError']);
+    expect(run.execution.status).toBe('SUCCEEDED');
+    expect(counts.inArchives).toBeGreaterThan(0);
+    recordProof({ kind: 'fault', point: "outage: the answer to a delete's COMMIT lost", iteration: 0 });
   });
 });
