@@ -604,7 +604,9 @@ async function writeArchive(
       localTimeOf(expected),
       expected.manifest?.enumLabels,
     );
-    await checkConversions(client, plan, task.drift);
+    // The key rows are recognised by: the archive's, and a primary key widened since (uniqueConflictKey).
+    const keyColumns = [...new Set([...conflictKeyOf(expected, table), ...table.primaryKey])];
+    await checkConversions(client, plan, task.drift, keyColumns);
     const conflictKey = await uniqueConflictKey(client, group, expected, table, plan, archived);
     const inWindow = rows ? await countInWindow(client, rows) : expected.rows;
     const windowNote = rows

@@ -1055,6 +1055,34 @@ describe('the target key must tell the archived rows apart as the archived table
     expect(await count('retyped')).toBe(20);
   });
 
+  it('refuses under lenient drift a key whose values the target type changes (varchar(1) cuts k1 and K1 to one key), writing nothing', async () => {
+    // Prepare: one equality (text, varchar), but a modifier that cuts: every archived key but the first of its
+    // letter would meet one written before it, and skip would count it as already there.
+    await bed.db.client.query(
+      'CREATE TABLE public.cut (tag varchar(1) PRIMARY KEY, created_at timestamptz NOT NULL, note text)',
+    );
+
+    // Act
+    const result = await restore({
+      table: 'public.tagged',
+      targetTable: 'public.cut',
+      drift: 'lenient',
+    });
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack: 'a lenient restore into a target whose key type cuts the archived keys (text to varchar(1))',
+      held: result.execution.status === 'FAILED' && (await count('cut')) === 0,
+    });
+
+    // Assess
+    expect(result.execution.status).toBe('FAILED');
+    expect(result.results.length).toBeGreaterThan(0);
+    for (const r of result.results)
+      expect(r.error).toMatch(/^SchemaDriftError: key column "tag": \d+ value\(s\) change when converted/);
+    expect(await count('cut')).toBe(0);
+  });
+
   it('restores into a partitioned target again after TRUNCATE: a new table to the watermark, as a truncated table is', async () => {
     // Prepare
     await bed.db.client.query(

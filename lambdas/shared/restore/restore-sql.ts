@@ -534,15 +534,18 @@ function legacyTimeChange(text: string, type: string): string | undefined {
  * plain reading, see legacyValueChange): a conversion that would truncate, round or reinterpret a value (say text into
  * varchar(3), numeric into numeric(10,2), timestamptz into date, or a domain redefined as numeric(10,1)) fails in
  * `strict` mode and is reported in `lenient` mode; a value the target type cannot read at all (an enum label renamed, a
- * domain's CHECK made stricter) always fails, naming the column, never the value.
+ * domain's CHECK made stricter) always fails, naming the column, never the value. A changed value of a column in
+ * `keyColumns` fails under either mode: rows are recognised by it, so two archived rows could become one key (the
+ * second skipped as already there) or meet a row of the target they are not.
  */
 export async function checkConversions(
   client: pg.ClientBase,
   plan: ColumnPlan,
   drift: 'strict' | 'lenient',
+  keyColumns: readonly string[] = [],
 ): Promise<void> {
   const reported = new Set<string>();
-  await countConversions(client, plan, drift, reported);
+  await countConversions(client, plan, drift, reported, keyColumns);
   for (const { column, message } of plan.redefined)
     if (!column || !reported.has(column)) reportChanged(plan, drift, message);
 }
@@ -553,6 +556,7 @@ async function countConversions(
   plan: ColumnPlan,
   drift: 'strict' | 'lenient',
   reported: Set<string>,
+  keyColumns: readonly string[],
 ): Promise<void> {
   if (plan.converted.length === 0) return;
   // One pass over the staged rows counts the changed values of every column (each pass parses every line); only a
@@ -575,6 +579,10 @@ async function countConversions(
     const read = `read as ${column.into}${redefined ? ' (redefined since archiving)' : ''}`;
     const count = changed[i] ?? (await changedValues(client, column, read));
     if (count === 0) continue;
+    if (keyColumns.includes(column.name))
+      throw new SchemaDriftError(
+        `key column "${column.name}": ${count} value(s) change when ${redefined ? read : `converted from ${column.from} to ${column.into}`}, and the restore recognises rows by it (two archived rows could become one, the second skipped as already there); restore into a table whose key takes the archived values (targetTable), nothing was written`,
+      );
     reported.add(column.name);
     reportChanged(
       plan,
