@@ -136,7 +136,10 @@ interface GroupWrite {
    * Whether a conflict key is unique in the target, and a unique index on its columns that compares them more loosely
    * (looseUniqueIndex), by its columns: asked once per group (the target is locked).
    */
-  uniqueKeys: Map<string, { unique: boolean; looseIndex?: string }>;
+  uniqueKeys: Map<
+    string,
+    { unique: boolean; looseIndex?: { name: string; by: 'collation' | 'operator class' } }
+  >;
   /** The watermarks of the archives written, recorded once the transaction commits. */
   marks: { archiveKey: string; mark: RestoredMark; range?: ArchivedRowRange }[];
   /** Marks an earlier transaction wrote before its COMMIT, found committed: written again without it. */
@@ -902,7 +905,7 @@ async function uniqueConflictKey(
     const loose = (await described(key)).looseIndex;
     if (loose)
       throw new SchemaDriftError(
-        `restore cannot recognise the archive's rows by the key (${key.join(', ')}) of ${tableLabel(task.target)}: its unique index "${loose}" compares them under a nondeterministic collation, and INSERT ... ON CONFLICT arbitrates on it too, so an archived row would be taken for another one already there (skipped, or written over it); drop that index for the restore or restore into a table without it (targetTable), nothing was written`,
+        `restore cannot recognise the archive's rows by the key (${key.join(', ')}) of ${tableLabel(task.target)}: its unique index "${loose.name}" compares them ${loose.by === 'collation' ? 'under a nondeterministic collation' : "through an operator class other than their type's own"}, and INSERT ... ON CONFLICT arbitrates on it too, so an archived row would be taken for another one already there (skipped, or written over it); drop that index for the restore or restore into a table without it (targetTable), nothing was written`,
       );
     return key;
   };

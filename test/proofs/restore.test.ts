@@ -1041,6 +1041,33 @@ describe('the target key must tell the archived rows apart as the archived table
     expect(await count('loose')).toBe(0);
   });
 
+  it('refuses a target keyed like the archive that also has a unique index on the key under a looser operator class, writing nothing', async () => {
+    // Prepare: bpchar_ops takes text's values as character's, blind to trailing blanks: 'k1 ' (a row already there)
+    // and the archived 'k1' are one key to it, and INSERT ... ON CONFLICT (tag) arbitrates on that index too.
+    await bed.db.client.query(`DROP TABLE IF EXISTS public.loose;
+      CREATE TABLE public.loose (tag text PRIMARY KEY, created_at timestamptz NOT NULL, note text);
+      CREATE UNIQUE INDEX loose_tag_blank_blind ON public.loose (tag bpchar_ops);
+      INSERT INTO public.loose VALUES ('k1 ', now(), 'already there')`);
+
+    // Act
+    const result = await restore({ table: 'public.tagged', targetTable: 'public.loose' });
+
+    // Assess: without the check, 'k1' was skipped as already there and the restore succeeded.
+    recordProof({
+      kind: 'threat',
+      actor: 'database role',
+      attack:
+        'a restore into a target with a unique index on its key under a looser operator class (bpchar_ops on text)',
+      held: result.execution.status === 'FAILED' && (await count('loose')) === 1,
+    });
+    expect(result.execution.status).toBe('FAILED');
+    for (const r of result.results)
+      expect(r.error).toMatch(
+        /^SchemaDriftError: .*its unique index "loose_tag_blank_blind" compares them through an operator class other than/,
+      );
+    expect(await count('loose')).toBe(1);
+  });
+
   it('takes a key whose type changed within one equality (text to varchar), every row back', async () => {
     // Prepare
     await bed.db.client.query(

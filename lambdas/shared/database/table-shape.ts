@@ -767,30 +767,58 @@ export async function isUnique(client: pg.ClientBase, oid: number, names: string
 }
 
 /**
- * A unique index of `oid` on exactly the columns `names` that compares one of them under a nondeterministic collation
- * (`CREATE UNIQUE INDEX ON t (tag COLLATE case_insensitive)`, beside the key's own index): its name, else undefined.
- * `INSERT ... ON CONFLICT (names)` takes every valid unique index on those columns as an arbiter, whatever its
- * collation, so such an index would make a restore take an archived row for another one already there ('Alice' for
- * 'alice'): skipped as restored under `skip`, written over that other row under `overwrite`.
+ * A unique index of `oid` on exactly the columns `names` that compares one of them otherwise than its type's own
+ * equality: under a nondeterministic collation (`CREATE UNIQUE INDEX ON t (tag COLLATE case_insensitive)`, beside
+ * the key's own index), or through an operator class of another type or another equality (`(tag bpchar_ops)` on a
+ * text column, blind to trailing blanks). Its name and which of the two, else undefined. `INSERT ... ON CONFLICT
+ * (names)` takes every valid unique index on those columns as an arbiter, whatever its collation or operator class,
+ * so such an index would make a restore take an archived row for another one already there ('Alice' for 'alice', 'k1'
+ * for 'k1 '): skipped as restored under `skip`, written over that other row under `overwrite`. An operator class
+ * counts as the type's own when it is for the column's type (under its domains; `text` for `character varying`; a
+ * polymorphic one, as for enums) and is its default or shares the default's equality (`text_pattern_ops`).
  */
 export async function looseUniqueIndex(
   client: pg.ClientBase,
   oid: number,
   names: string[],
-): Promise<string | undefined> {
-  const result = await client.query<{ name: string }>(
-    `SELECT c.relname AS name FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+): Promise<{ name: string; by: 'collation' | 'operator class' } | undefined> {
+  const result = await client.query<{ name: string; by: 'collation' | 'operator class' }>(
+    `SELECT c.relname AS name,
+            CASE WHEN EXISTS (SELECT 1 FROM pg_catalog.unnest(i.indcollation) AS k(coll)
+                                JOIN pg_catalog.pg_collation co ON co.oid = k.coll
+                               WHERE NOT co.collisdeterministic)
+                 THEN 'collation' ELSE 'operator class' END AS by
+       FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
       WHERE i.indrelid = $1 AND i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL
         AND ARRAY(SELECT a.attname::text COLLATE "C" FROM pg_catalog.unnest(i.indkey[0:i.indnkeyatts - 1]) AS k(attnum)
                     JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY 1)
             = ARRAY(SELECT n COLLATE "C" FROM pg_catalog.unnest($2::text[]) AS n ORDER BY 1)
-        AND EXISTS (SELECT 1 FROM pg_catalog.unnest(i.indcollation) AS k(coll)
-                      JOIN pg_catalog.pg_collation co ON co.oid = k.coll
-                     WHERE NOT co.collisdeterministic)
+        AND (EXISTS (SELECT 1 FROM pg_catalog.unnest(i.indcollation) AS k(coll)
+                       JOIN pg_catalog.pg_collation co ON co.oid = k.coll
+                      WHERE NOT co.collisdeterministic)
+             OR EXISTS (
+               SELECT 1
+                 FROM ROWS FROM (pg_catalog.unnest(i.indclass[0:i.indnkeyatts - 1]::pg_catalog.oid[]),
+                                 pg_catalog.unnest(i.indkey[0:i.indnkeyatts - 1]::pg_catalog.int2[])) AS k(opclass, attnum)
+                 JOIN pg_catalog.pg_opclass oc ON oc.oid = k.opclass
+                 JOIN pg_catalog.pg_type it ON it.oid = oc.opcintype
+                 JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                 JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
+                 CROSS JOIN LATERAL (SELECT CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.oid END AS base) b
+                WHERE NOT (
+                  (oc.opcintype = b.base OR it.typtype = 'p'
+                   OR (b.base = 'pg_catalog.varchar'::pg_catalog.regtype AND oc.opcintype = 'pg_catalog.text'::pg_catalog.regtype))
+                  AND (oc.opcdefault OR (
+                    SELECT o.amopopr FROM pg_catalog.pg_amop o
+                     WHERE o.amopfamily = oc.opcfamily AND o.amopstrategy = 3
+                       AND o.amoplefttype = oc.opcintype AND o.amoprighttype = oc.opcintype)
+                    = (SELECT o.amopopr FROM pg_catalog.pg_opclass d JOIN pg_catalog.pg_amop o ON o.amopfamily = d.opcfamily
+                        WHERE d.opcmethod = oc.opcmethod AND d.opcdefault AND d.opcintype = oc.opcintype
+                          AND o.amopstrategy = 3 AND o.amoplefttype = oc.opcintype AND o.amoprighttype = oc.opcintype)))))
       ORDER BY c.relname LIMIT 1`,
     [oid, names],
   );
-  return result.rows[0]?.name;
+  return result.rows[0];
 }
 
 async function checkTimeZone(client: pg.ClientBase, zone: string): Promise<void> {
