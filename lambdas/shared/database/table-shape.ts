@@ -774,7 +774,7 @@ export async function isUnique(client: pg.ClientBase, oid: number, names: string
  * (names)` takes every valid unique index on those columns as an arbiter, whatever its collation or operator class,
  * so such an index would make a restore take an archived row for another one already there ('Alice' for 'alice', 'k1'
  * for 'k1 '): skipped as restored under `skip`, written over that other row under `overwrite`. An operator class
- * counts as the type's own when it is for the column's type (under its domains; `text` for `character varying`; a
+ * counts as the type's own when it is for the column's type (under all its domains; `text` for `character varying`; a
  * polymorphic one, as for enums) and is its default or shares the default's equality (`text_pattern_ops`).
  */
 export async function looseUniqueIndex(
@@ -803,8 +803,12 @@ export async function looseUniqueIndex(
                  JOIN pg_catalog.pg_opclass oc ON oc.oid = k.opclass
                  JOIN pg_catalog.pg_type it ON it.oid = oc.opcintype
                  JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-                 JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
-                 CROSS JOIN LATERAL (SELECT CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE ty.oid END AS base) b
+                 CROSS JOIN LATERAL (WITH RECURSIVE chain AS (
+                     SELECT t.oid, t.typtype, t.typbasetype FROM pg_catalog.pg_type t WHERE t.oid = a.atttypid
+                     UNION ALL
+                     SELECT t.oid, t.typtype, t.typbasetype
+                       FROM pg_catalog.pg_type t JOIN chain ON t.oid = chain.typbasetype WHERE chain.typtype = 'd')
+                   SELECT chain.oid AS base FROM chain WHERE chain.typtype <> 'd') b
                 WHERE NOT (
                   (oc.opcintype = b.base OR it.typtype = 'p'
                    OR (b.base = 'pg_catalog.varchar'::pg_catalog.regtype AND oc.opcintype = 'pg_catalog.text'::pg_catalog.regtype))
