@@ -115,18 +115,19 @@ const CASES: RoundTripCase[] = [
             FROM generate_series(1, 300) g;`,
   },
   {
-    // A key of a domain over a domain over text, and of varchar, through the pattern operator classes: their equality
-    // is the types' own, so the restore's ON CONFLICT arbitrates on the index as on a plain one.
+    // A key of a domain over a domain over text, and of varchar, through the pattern operator classes, and of cidr
+    // (inet's operator class): their equality is the types' own, so ON CONFLICT arbitrates on the index as on a plain one.
     name: 'domain_keys',
     timestampColumn: 'created_at',
-    keyColumns: ['k', 'v'],
+    keyColumns: ['k', 'v', 'c'],
     ddl: `CREATE DOMAIN public.tag1 AS text CHECK (VALUE <> 'forbidden');
           CREATE DOMAIN public.tag2 AS public.tag1;
-          CREATE TABLE public.domain_keys (k public.tag2 NOT NULL, v varchar(20) NOT NULL, created_at timestamptz NOT NULL);
-          CREATE UNIQUE INDEX ON public.domain_keys (k text_pattern_ops, v varchar_pattern_ops);
+          CREATE TABLE public.domain_keys (k public.tag2 NOT NULL, v varchar(20) NOT NULL, c cidr NOT NULL,
+            created_at timestamptz NOT NULL);
+          CREATE UNIQUE INDEX ON public.domain_keys (k text_pattern_ops, v varchar_pattern_ops, c);
           INSERT INTO public.domain_keys
-          SELECT 'k' || (g % 7), 'v' || g || repeat(' ', g % 3), ${day(40)} + (g % 4) * interval '1 hour' FROM generate_series(1, 30) g;
-          INSERT INTO public.domain_keys VALUES ('new', 'new', ${day(1)});`,
+          SELECT 'k' || (g % 7), 'v' || g || repeat(' ', g % 3), ('10.0.' || g || '.0/24')::cidr, ${day(40)} + (g % 4) * interval '1 hour' FROM generate_series(1, 30) g;
+          INSERT INTO public.domain_keys VALUES ('new', 'new', '10.1.0.0/16', ${day(1)});`,
   },
 ];
 

@@ -774,8 +774,8 @@ export async function isUnique(client: pg.ClientBase, oid: number, names: string
  * (names)` takes every valid unique index on those columns as an arbiter, whatever its collation or operator class,
  * so such an index would make a restore take an archived row for another one already there ('Alice' for 'alice', 'k1'
  * for 'k1 '): skipped as restored under `skip`, written over that other row under `overwrite`. An operator class
- * counts as the type's own when it is for the column's type (under all its domains; `text` for `character varying`; a
- * polymorphic one, as for enums) and is its default or shares the default's equality (`text_pattern_ops`).
+ * counts as the type's own when it is for the column's type (under all its domains; a polymorphic one, as for enums;
+ * for a type without one of its own, the preferred type's it is binary-coercible to: `text` for `varchar`, `inet` for `cidr`) and is its default or shares the default's equality (`text_pattern_ops`).
  */
 export async function looseUniqueIndex(
   client: pg.ClientBase,
@@ -811,7 +811,13 @@ export async function looseUniqueIndex(
                    SELECT chain.oid AS base FROM chain WHERE chain.typtype <> 'd') b
                 WHERE NOT (
                   (oc.opcintype = b.base OR it.typtype = 'p'
-                   OR (b.base = 'pg_catalog.varchar'::pg_catalog.regtype AND oc.opcintype = 'pg_catalog.text'::pg_catalog.regtype))
+                   -- A type without operator classes of its own takes those of the preferred type it is binary-coercible
+                   -- to, as PostgreSQL picks one: text's for varchar, inet's for cidr (not bpchar's, blind to blanks).
+                   OR (it.typispreferred
+                       AND EXISTS (SELECT 1 FROM pg_catalog.pg_cast ca WHERE ca.castsource = b.base
+                                      AND ca.casttarget = oc.opcintype AND ca.castmethod = 'b')
+                       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_opclass own
+                                        WHERE own.opcmethod = oc.opcmethod AND own.opcintype = b.base AND own.opcdefault)))
                   AND (oc.opcdefault OR (
                     SELECT o.amopopr FROM pg_catalog.pg_amop o
                      WHERE o.amopfamily = oc.opcfamily AND o.amopstrategy = 3
