@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { validateCommand } from '../../cli/archives.js';
 import { archiveKey, type Manifest, manifestKeyFor } from '../../lambdas/shared/archive/format.js';
 import { MAX_ARCHIVE_LINE_BYTES, MAX_LINE_MEMBERS } from '../../lambdas/shared/archive/stream.js';
-import { runLocalArchive, runLocalRestore } from '../../local/run.js';
+import { type LocalEnvironment, runLocalArchive, runLocalRestore } from '../../local/run.js';
 import type { StepEvent } from '../../local/workflow.js';
 import {
   archiverTestbed,
@@ -308,6 +308,44 @@ describe('tampering between steps is caught before any delete, with a named erro
   }
 });
 
+/**
+ * Plants a one-row archive beside `victim` (a genuine archive of the table): `gz` under the key its content names,
+ * with the victim's manifest but figures stated truthfully. Read as an archive from before the inventory, as restore
+ * reads those (since, it leaves out what none commits). Returns the planted key.
+ */
+async function plantOneRow(
+  local: LocalEnvironment,
+  victim: Awaited<ReturnType<typeof readLiveArchives>>[number],
+  planted: { gz: Buffer; contentSha256: string; uncompressedBytes: number },
+): Promise<string> {
+  const { gz, contentSha256, uncompressedBytes } = planted;
+  const { schema, table, day } = victim.manifest;
+  const key = archiveKey(
+    { prefix: local.config.s3.prefix, database: 'app', schema, table },
+    day,
+    contentSha256,
+  );
+  const manifest: Manifest = {
+    ...victim.manifest,
+    dataKey: key,
+    figures: {
+      rowCount: 1,
+      contentSha256,
+      compressedSha256: createHash('sha256').update(gz).digest('hex'),
+      uncompressedBytes,
+      compressedBytes: gz.length,
+    },
+  };
+  const s3 = s3ClientFor(local);
+  const bucket = local.services.bucket;
+  await asBeforeTheInventory(local, `${schema}.${table}`);
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: gz }));
+  await s3.send(
+    new PutObjectCommand({ Bucket: bucket, Key: manifestKeyFor(key), Body: JSON.stringify(manifest) }),
+  );
+  return key;
+}
+
 describe('a decompression bomb planted among the archives of a table is refused as it is read', () => {
   const bed = archiverTestbed(
     async (db) => seedEvents(db.client, 'bombed', 40, 40),
@@ -331,30 +369,11 @@ describe('a decompression bomb planted among the archives of a table is refused 
     const contentSha256 = content.update(tail).digest('hex');
     const member = gzipSync(block);
     const gz = Buffer.concat([gzipSync(head), ...Array.from({ length: mib }, () => member), gzipSync(tail)]);
-    const key = archiveKey(
-      { prefix: bed.local.config.s3.prefix, database: 'app', schema: 'public', table: 'bombed' },
-      victim.manifest.day,
+    const key = await plantOneRow(bed.local, victim, {
+      gz,
       contentSha256,
-    );
-    const manifest: Manifest = {
-      ...victim.manifest,
-      dataKey: key,
-      figures: {
-        rowCount: 1,
-        contentSha256,
-        compressedSha256: createHash('sha256').update(gz).digest('hex'),
-        uncompressedBytes: head.length + mib * block.length + tail.length,
-        compressedBytes: gz.length,
-      },
-    };
-    const s3 = s3ClientFor(bed.local);
-    const bucket = bed.local.services.bucket;
-    // Read as an archive from before the inventory, as restore reads those (since, it leaves out what none commits).
-    await asBeforeTheInventory(bed.local, `${victim.manifest.schema}.${victim.manifest.table}`);
-    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: gz }));
-    await s3.send(
-      new PutObjectCommand({ Bucket: bucket, Key: manifestKeyFor(key), Body: JSON.stringify(manifest) }),
-    );
+      uncompressedBytes: head.length + mib * block.length + tail.length,
+    });
 
     const recorder = metricRecorder();
 
@@ -408,29 +427,11 @@ describe('an archive line of a million nested values planted among the archives 
     const content = Buffer.from(line);
     const gz = gzipSync(content);
     const contentSha256 = createHash('sha256').update(content).digest('hex');
-    const key = archiveKey(
-      { prefix: bed.local.config.s3.prefix, database: 'app', schema: 'public', table: 'nested' },
-      victim.manifest.day,
+    const key = await plantOneRow(bed.local, victim, {
+      gz,
       contentSha256,
-    );
-    const manifest: Manifest = {
-      ...victim.manifest,
-      dataKey: key,
-      figures: {
-        rowCount: 1,
-        contentSha256,
-        compressedSha256: createHash('sha256').update(gz).digest('hex'),
-        uncompressedBytes: content.length,
-        compressedBytes: gz.length,
-      },
-    };
-    const s3 = s3ClientFor(bed.local);
-    const bucket = bed.local.services.bucket;
-    await asBeforeTheInventory(bed.local, `${victim.manifest.schema}.${victim.manifest.table}`);
-    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: gz }));
-    await s3.send(
-      new PutObjectCommand({ Bucket: bucket, Key: manifestKeyFor(key), Body: JSON.stringify(manifest) }),
-    );
+      uncompressedBytes: content.length,
+    });
 
     // Act
     const restored = await runLocalRestore(
