@@ -83,6 +83,31 @@ function cutReadsOf(
 /** Whether a watermark write is the one after a group's COMMIT (the one before names the transaction). */
 const afterCommit = (marks: { mark: { commit?: unknown } }[]) => marks.every(({ mark }) => !mark.commit);
 
+/** The functions' deps, but the lock table refuses the second watermark write made after a group's COMMIT, once. */
+function failingSecondMarkAfterCommit(): (deps: StepDeps) => StepDeps {
+  let writes = 0;
+  return (deps) => {
+    const restoreRecords = Object.create(deps.restoreRecords) as StepDeps['restoreRecords'];
+    restoreRecords.markAllRestored = async (...args) => {
+      if (afterCommit(args[2]) && ++writes === 2)
+        throw new LockStoreUnavailableError('lock table unavailable (injected)');
+      return deps.restoreRecords.markAllRestored(...args);
+    };
+    return { ...deps, restoreRecords };
+  };
+}
+
+/** The steps' errors as `function:ErrorName`, in order, and the listener that collects them. */
+function stepErrors(): { errors: string[]; onStep: (event: StepEvent) => void } {
+  const errors: string[] = [];
+  return {
+    errors,
+    onStep: (event) => {
+      if (event.error) errors.push(`${event.functionName}:${event.error.name}`);
+    },
+  };
+}
+
 describe('restore under faults: no archive restored twice or in part', () => {
   let archives: LiveArchive[] = [];
   const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
@@ -240,10 +265,7 @@ describe('restore under faults: no archive restored twice or in part', () => {
     // Prepare
     const victim = archives[3] as LiveArchive;
     const size = (await getObject(bed.local, victim.key)).length;
-    const errors: string[] = [];
-    const onStep = (event: StepEvent) => {
-      if (event.error) errors.push(`${event.functionName}:${event.error.name}`);
-    };
+    const { errors, onStep } = stepErrors();
 
     // Act
     const run = await restore('retried', { deps: cutReadsOf(victim.key, Math.floor(size / 2), 1), onStep });
@@ -258,20 +280,8 @@ describe('restore under faults: no archive restored twice or in part', () => {
 
   it('the watermark write after a COMMIT fails once: the group is retried, answered by the marks written before its COMMIT, every row restored once', async () => {
     // Prepare: the lock table refuses the second group's watermarks, once.
-    let writes = 0;
-    const failSecondWrite = (deps: StepDeps): StepDeps => {
-      const restoreRecords = Object.create(deps.restoreRecords) as StepDeps['restoreRecords'];
-      restoreRecords.markAllRestored = async (...args) => {
-        if (afterCommit(args[2]) && ++writes === 2)
-          throw new LockStoreUnavailableError('lock table unavailable (injected)');
-        return deps.restoreRecords.markAllRestored(...args);
-      };
-      return { ...deps, restoreRecords };
-    };
-    const errors: string[] = [];
-    const onStep = (event: StepEvent) => {
-      if (event.error) errors.push(`${event.functionName}:${event.error.name}`);
-    };
+    const failSecondWrite = failingSecondMarkAfterCommit();
+    const { errors, onStep } = stepErrors();
 
     // Act
     const run = await restore('mark_failed', { deps: failSecondWrite, onStep });
@@ -291,20 +301,8 @@ describe('restore under faults: no archive restored twice or in part', () => {
 
   it('under strategy "fail", the watermark write after a COMMIT fails once: the retried group meets its own rows, not a conflict', async () => {
     // Prepare: the lock table refuses the second group's watermarks, once (throttled, or down for a moment).
-    let writes = 0;
-    const failSecondWrite = (deps: StepDeps): StepDeps => {
-      const restoreRecords = Object.create(deps.restoreRecords) as StepDeps['restoreRecords'];
-      restoreRecords.markAllRestored = async (...args) => {
-        if (afterCommit(args[2]) && ++writes === 2)
-          throw new LockStoreUnavailableError('lock table unavailable (injected)');
-        return deps.restoreRecords.markAllRestored(...args);
-      };
-      return { ...deps, restoreRecords };
-    };
-    const errors: string[] = [];
-    const onStep = (event: StepEvent) => {
-      if (event.error) errors.push(`${event.functionName}:${event.error.name}`);
-    };
+    const failSecondWrite = failingSecondMarkAfterCommit();
+    const { errors, onStep } = stepErrors();
 
     // Act
     const run = await restore('mark_failed_fail', { deps: failSecondWrite, onStep }, { strategy: 'fail' });
@@ -344,10 +342,7 @@ describe('restore under faults: no archive restored twice or in part', () => {
       };
       return { ...deps, restoreRecords };
     };
-    const errors: string[] = [];
-    const onStep = (event: StepEvent) => {
-      if (event.error) errors.push(`${event.functionName}:${event.error.name}`);
-    };
+    const { errors, onStep } = stepErrors();
     return { killed, deps, errors, onStep };
   }
 
