@@ -29,6 +29,7 @@ import {
   DeleteInProgressError,
   InvalidInputError,
   RowsChangedError,
+  timedOutStatement,
 } from '../shared/errors/step-errors.js';
 import type { BatchObject, InFlight, TableState } from '../shared/lock-table/table-state.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
@@ -67,13 +68,17 @@ async function deleteMeasured(
   inFlight: InFlight,
 ): Promise<{ rows: number; matches: boolean }> {
   const source = (predicate: string) => `${rowSourceSql(shape)} AS t WHERE ${predicate}`;
+  const named = (error: unknown) =>
+    timedOutStatement(error, `delete's DELETE of the batch's ${inFlight.objects.length} object(s) of rows`);
   if (inFlight.versionDigest !== undefined) {
     const predicates = inFlight.objects.map((object) => `(${batchPredicateSql(shape, object.bounds)})`);
     // sum(int8) is exact (numeric); the digest is the batch's sum modulo 2^64, as export computed it.
-    const deleted = await client.query<{ rows: string; sum: string }>(
-      `WITH deleted AS (DELETE FROM ${source(predicates.join(' OR '))} RETURNING ${rowVersionSql()} AS v)
+    const deleted = await client
+      .query<{ rows: string; sum: string }>(
+        `WITH deleted AS (DELETE FROM ${source(predicates.join(' OR '))} RETURNING ${rowVersionSql()} AS v)
        SELECT count(*)::text AS rows, coalesce(sum(v), 0)::text AS sum FROM deleted`,
-    );
+      )
+      .catch((error) => Promise.reject(named(error)));
     await deps.fault('delete:afterDelete');
     const row = deleted.rows[0] ?? { rows: '0', sum: '0' };
     return {
@@ -86,10 +91,12 @@ async function deleteMeasured(
   let rows = 0;
   let matches = true;
   for (const object of inFlight.objects) {
-    const deleted = await client.query<{ rows: string; hi: string; lo: string }>(
-      `WITH deleted AS (DELETE FROM ${source(batchPredicateSql(shape, object.bounds))} RETURNING ${rowHashSql(shape)} AS h)
+    const deleted = await client
+      .query<{ rows: string; hi: string; lo: string }>(
+        `WITH deleted AS (DELETE FROM ${source(batchPredicateSql(shape, object.bounds))} RETURNING ${rowHashSql(shape)} AS h)
        ${digestSelectSql('SELECT h FROM deleted')}`,
-    );
+      )
+      .catch((error) => Promise.reject(named(error)));
     const row = deleted.rows[0] ?? { rows: '0', hi: '0', lo: '0' };
     rows += Number(row.rows);
     // Batches without a version digest come from versions that always recorded the row digest.

@@ -37,7 +37,12 @@ import { findDatabase, resolveTable } from '../shared/config/resolved-table.js';
 import { abandonConnection, type Database, inReadOnlyTransaction } from '../shared/database/db.js';
 import { describeTable, type TableShape } from '../shared/database/table-shape.js';
 import { batchPredicateSql, rawBytesSql, rowValuesCopySql } from '../shared/database/table-sql.js';
-import { LeaseLostError, ReplicaLagError, TableNotUsableError } from '../shared/errors/step-errors.js';
+import {
+  LeaseLostError,
+  ReplicaLagError,
+  TableNotUsableError,
+  timedOutStatement,
+} from '../shared/errors/step-errors.js';
 import { type BatchObject, type InFlight, keptAsLastColumns } from '../shared/lock-table/table-state.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import { midStreamFaultPoint } from './mid-stream-fault.js';
@@ -435,7 +440,9 @@ async function stageSpans(
     return objects;
   } catch (thrown) {
     // An upload's failure is the reason a wait was aborted; a value the COPY could not render refuses the table.
-    const cause = failure.signal.aborted ? failure.signal.reason : thrown;
+    const cause = failure.signal.aborted
+      ? failure.signal.reason
+      : timedOutStatement(thrown, `export's COPY of ${spans.length} day(s) of the batch's rows`);
     const error = valueRefusal(shape, cause);
     copy.destroy();
     abandonConnection(client);

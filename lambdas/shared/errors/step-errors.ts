@@ -129,6 +129,14 @@ export class ArchiveInColdStorageError extends ArchiverError {
   readonly retryable = false;
 }
 
+/**
+ * PostgreSQL's statement_timeout ended a statement (57014 with its own message; an administrator's cancel has the same
+ * code and is retried). The same batch would meet the same limit, so it is not retried: the table fails at once.
+ */
+export class StatementTimeoutError extends ArchiverError {
+  readonly retryable = false;
+}
+
 export const errorClasses = {
   ConfigError,
   InvalidInputError,
@@ -150,6 +158,7 @@ export const errorClasses = {
   RestoreIncompleteError,
   EncryptionRequiredError,
   ArchiveInColdStorageError,
+  StatementTimeoutError,
 } as const;
 
 /**
@@ -171,7 +180,7 @@ const transientPgCodes = new Set([
   '40P01', // deadlock_detected
   '53300', // too_many_connections
   '55P03', // lock_not_available (lock_timeout)
-  '57014', // query_canceled (statement_timeout)
+  '57014', // query_canceled by a client or an administrator (statement_timeout's own: StatementTimeoutError)
   '57P01', // admin_shutdown
   '57P02',
   '57P03', // cannot_connect_now
@@ -290,6 +299,8 @@ export function classifyDatabaseError(error: unknown, database?: string): Error 
       { cause: error },
     );
   }
+  const timedOut = statementTimeout(error, ofEntry, 'a statement');
+  if (timedOut) return timedOut;
   if (transientPgCodes.has(code) || transientNodeCodes.has(code) || code.startsWith('08')) {
     return new DatabaseUnavailableError(message, { cause: error });
   }
@@ -301,6 +312,35 @@ export function classifyDatabaseError(error: unknown, database?: string): Error 
     return new DatabaseUnavailableError(message, { cause: error });
   }
   return error instanceof Error && !withheld ? error : new Error(message, { cause: error });
+}
+
+/**
+ * Told from a cancel by PostgreSQL's message, which is in the server's language (lc_messages): under another one a
+ * timeout stays a retried 57014, as a cancel is.
+ */
+const STATEMENT_TIMEOUT_MESSAGE = 'canceling statement due to statement timeout';
+
+function statementTimeout(
+  error: unknown,
+  message: string,
+  statement: string,
+): StatementTimeoutError | undefined {
+  const err = error as { code?: string; message?: string };
+  if (err.code !== '57014' || err.message !== STATEMENT_TIMEOUT_MESSAGE) return undefined;
+  // The archiver sets statement_timeout on each session and transaction (database/db.ts), over any the role or
+  // database sets, so the config's setting is the one to raise.
+  return new StatementTimeoutError(
+    `${message}: ${statement} ran longer than defaults.statementTimeoutSeconds allows (the archiver sets statement_timeout from it on its sessions and transactions, over a role's or database's own): raise it, or lower the table's batchSize so that one batch's statements end within it; not retried, since the same batch would meet the same limit`,
+    { cause: error },
+  );
+}
+
+/**
+ * `error` as a StatementTimeoutError naming `statement` (what the operator would look for: "delete's DELETE of the
+ * batch's rows") when statement_timeout ended it; any other error unchanged.
+ */
+export function timedOutStatement<E>(error: E, statement: string): E | StatementTimeoutError {
+  return statementTimeout(error, `database error 57014: ${STATEMENT_TIMEOUT_MESSAGE}`, statement) ?? error;
 }
 
 /**

@@ -6,8 +6,10 @@ import {
   DatabaseAccessError,
   DatabaseUnavailableError,
   LockStoreUnavailableError,
+  StatementTimeoutError,
   StorageUnavailableError,
   TableNotUsableError,
+  timedOutStatement,
 } from '../../../../lambdas/shared/errors/step-errors.js';
 
 const pgError = (code: string, message: string) => Object.assign(new Error(message), { code });
@@ -24,6 +26,35 @@ describe('error classification', () => {
     ['ECONNREFUSED', DatabaseUnavailableError],
   ])('maps %s to %s', (code, type) => {
     expect(classifyDatabaseError(pgError(code, 'x'))).toBeInstanceOf(type);
+  });
+
+  it('ends a statement stopped by statement_timeout as not retryable, naming the statement and the setting to raise', () => {
+    // Prepare: PostgreSQL's own message for a statement its statement_timeout ended
+    const timedOut = pgError('57014', 'canceling statement due to statement timeout');
+
+    // Act
+    const named = timedOutStatement(timedOut, "delete's DELETE of the batch's rows");
+    const unnamed = classifyDatabaseError(timedOut, 'app');
+
+    // Assess: the same batch would meet the same limit, so the ASL does not retry it (States.ALL fails the table).
+    expect(named).toBeInstanceOf(StatementTimeoutError);
+    expect((named as StatementTimeoutError).retryable).toBe(false);
+    expect(named.message).toMatch(/delete's DELETE of the batch's rows ran longer than/);
+    expect(named.message).toMatch(/defaults\.statementTimeoutSeconds/);
+    expect(named.message).toMatch(/batchSize/);
+    expect(unnamed).toBeInstanceOf(StatementTimeoutError);
+    expect(unnamed.message).toMatch(/^database app: database error 57014: .*a statement ran longer than/);
+  });
+
+  it('retries a statement an administrator cancelled (57014 too): a cancel is no limit the batch meets again', () => {
+    // Act
+    const error = timedOutStatement(
+      pgError('57014', 'canceling statement due to user request'),
+      "export's COPY",
+    );
+
+    // Assess
+    expect(classifyDatabaseError(error)).toBeInstanceOf(DatabaseUnavailableError);
   });
 
   it('names a certificate verify-full cannot accept as a config error, with what to change', () => {
