@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { manifestKeyFor } from '../../lambdas/shared/archive/format.js';
 import type { RestoredMark } from '../../lambdas/shared/lock-table/restore-records.js';
+import { describeTarget } from '../../lambdas/shared/restore/restore-sql.js';
 import {
   type LocalEnvironment,
   runLocalArchive,
@@ -521,5 +522,70 @@ describe('a watermark checked against the rows of its time window', () => {
     // Assess: written again as under skip, nothing refused.
     expect(again.execution.status).toBe('SUCCEEDED');
     expect(again.results).toMatchObject([{ status: 'restored', inserted: 0, skipped: 2 }]);
+  });
+});
+
+describe('an older watermark (no window recorded) of a target with an inheritance child', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await seedEvents(db.client, 'events', 120);
+      await db.client.query(
+        `CREATE TABLE public.forensics (LIKE public.events INCLUDING ALL);
+         CREATE TABLE public.forensics_kept () INHERITS (public.forensics)`,
+      );
+    },
+    [spec],
+  );
+  const fast = { retryIntervalScale: 0 };
+  const request = { database: 'app', table: 'public.events', targetTable: 'public.forensics' };
+
+  it("is checked against the target's own rows: an archive whose rows only the child holds is restored again", async () => {
+    // Prepare: archive; restore into forensics; its marks as a version before window digests wrote them; then an
+    // investigator moves one archive's rows from forensics into its inheritance child.
+    expect((await runLocalArchive(bed.local, {}, fast)).execution.status).toBe('SUCCEEDED');
+    const archives = (await readLiveArchives(bed.local, 'public', 'events')).sort((a, b) =>
+      a.key.localeCompare(b.key),
+    );
+    const [moved] = archives;
+    if (!moved || archives.length < 2) throw new Error('setup: too few archives');
+    expect((await runLocalRestore(bed.local, request, fast)).execution.status).toBe('SUCCEEDED');
+    const deps = bed.local.deps();
+    const described = await describeTarget(bed.db.client, { schema: 'public', name: 'forensics' });
+    const target = `public.forensics@${described?.identity}`;
+    const keys = archives.map((a) => a.key);
+    const marks = await deps.restoreRecords.restoredMarks('app', target, keys);
+    expect(marks.size).toBe(keys.length);
+    await deps.restoreRecords.markAllRestored(
+      'app',
+      target,
+      [...marks].map(([archiveKey, { window: _, ...mark }]) => ({ archiveKey, mark })),
+    );
+    const ids = moved.lines.map((line) => String(JSON.parse(line).id));
+    await bed.db.client.query(
+      `WITH gone AS (DELETE FROM ONLY public.forensics WHERE id::text = ANY($1) RETURNING *)
+       INSERT INTO public.forensics_kept SELECT * FROM gone`,
+      [ids],
+    );
+
+    // Act
+    const again = await runLocalRestore(bed.local, request, fast);
+
+    // Assess: the moved archive is written again into forensics itself; the others' marks hold.
+    const own = await bed.db.client.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM ONLY public.forensics',
+    );
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack:
+        "a restore target's rows moved into its inheritance child, then the restore repeated over older watermarks",
+      held: own.rows[0]?.n === archives.flatMap((a) => a.lines).length,
+    });
+    expect(again.execution.status).toBe('SUCCEEDED');
+    expect(again.results.find((r) => r.key === moved.key)).toMatchObject({
+      status: 'restored',
+      inserted: moved.lines.length,
+    });
+    expect(own.rows[0]?.n).toBe(archives.flatMap((a) => a.lines).length);
   });
 });

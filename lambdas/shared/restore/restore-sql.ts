@@ -10,7 +10,7 @@ import {
   TABLE_RELATIONS_SQL,
   typeDefinitionsSql,
 } from '../database/table-shape.js';
-import { quoteIdent, quoteLiteral, timeWindowSql } from '../database/table-sql.js';
+import { quoteIdent, quoteLiteral, rowSourceSql, timeWindowSql } from '../database/table-sql.js';
 import { SchemaDriftError, TableNotUsableError } from '../errors/step-errors.js';
 
 export interface TableName {
@@ -55,6 +55,8 @@ export interface RestoreTarget {
   oid: number;
   /** Changes when the table is dropped and created again, or truncated: a restore watermark belongs to one. */
   identity: string;
+  /** A partitioned table, read through its parent; a plain one is read `ONLY`, without its inheritance children. */
+  partitioned: boolean;
   columns: TargetColumn[];
   primaryKey: string[];
   /** No row-level security: COPY FROM, which refuses it, writes rows as INSERT would. */
@@ -197,6 +199,7 @@ export async function describeTarget(
     table,
     oid: relation.oid,
     identity: relation.identity,
+    partitioned: relation.relkind === 'p',
     columns: relation.columns.map((c) => ({
       name: c.name,
       type: c.type,
@@ -787,6 +790,13 @@ function targetWindow(target: RestoreTarget, range: ArchivedRowRange): RowWindow
 }
 
 /**
+ * The target's own rows, as rowSourceSql reads an archived table's: an inheritance child's rows (which may fill an
+ * archive's range) were never restored into the target, and a restore writes only into it.
+ */
+const targetRows = (target: RestoreTarget): string =>
+  rowSourceSql({ ...target.table, partitioned: target.partitioned });
+
+/**
  * Counts the target's rows inside an archive's key range and time window, served by the target's key (or timestamp)
  * index: fewer than the archive holds means the target lacks some of its rows. Each bound is read by the target
  * column's type. Undefined when the target has no such columns to compare: the range cannot be counted there. What
@@ -795,7 +805,7 @@ function targetWindow(target: RestoreTarget, range: ArchivedRowRange): RowWindow
 export function rowsInRangeSql(target: RestoreTarget, range: ArchivedRowRange): string | undefined {
   const place = archivedPlace(target, range);
   if (!place?.keyRange) return undefined;
-  return `SELECT count(*)::int AS rows FROM ${qualified(target.table)} WHERE ${place.window} AND ${place.keyRange}`;
+  return `SELECT count(*)::int AS rows FROM ${targetRows(target)} WHERE ${place.window} AND ${place.keyRange}`;
 }
 
 /**
@@ -841,7 +851,7 @@ export function windowDigestSql(target: RestoreTarget, range: ArchivedRowRange):
   const byKey = place.keyRange && !place.collatable ? ` AND ${place.keyRange}` : '';
   return `SELECT count(*)::int AS rows,
                  coalesce(sum(pg_catalog.hashtextextended(ROW(${place.names})::text, 0)), 0)::text AS digest
-            FROM ${qualified(target.table)} WHERE ${place.window}${byKey}`;
+            FROM ${targetRows(target)} WHERE ${place.window}${byKey}`;
 }
 
 /** The sequences advanceSequences moved, and those it could not move with the SQLSTATE that stopped each. */
