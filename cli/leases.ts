@@ -4,7 +4,7 @@ import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
 import { batchSpan, batchTotals } from '../lambdas/shared/batch/batch-objects.js';
 import { activeHold } from '../lambdas/shared/batch/holds.js';
 import { didYouMean, resolveTable, tablesNamedLike } from '../lambdas/shared/config/resolved-table.js';
-import { type ArchiverConfig, tableRef } from '../lambdas/shared/config/schema.js';
+import { type ArchiverConfig, type DatabaseConfig, tableRef } from '../lambdas/shared/config/schema.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import type { LeaseStore } from '../lambdas/shared/lock-table/lease-store.js';
 import type { LegalHolds } from '../lambdas/shared/lock-table/legal-holds.js';
@@ -77,9 +77,14 @@ export async function tableStatuses(
   ctx: Pick<LeaseContext, 'config' | 'leases' | 'holds' | 'runRecords' | 'now'>,
   scope: { database?: string; tables?: string[] } = {},
 ): Promise<TableStatus[]> {
+  const inScope = ctx.config.databases.filter((db) => !scope.database || db.name === scope.database);
+  // Every name asked for must be configured: one left out of the list without a word reads as a table with no news.
+  const unknown = (scope.tables ?? []).filter(
+    (ref) => !inScope.some((db) => db.tables.some((entry) => tableRef(entry) === ref)),
+  );
+  if (unknown.length > 0) throw noMatch(scope.database, inScope, unknown);
   const statuses: TableStatus[] = [];
-  for (const db of ctx.config.databases) {
-    if (scope.database && db.name !== scope.database) continue;
+  for (const db of inScope) {
     for (const entry of db.tables) {
       const ref = tableRef(entry);
       if (scope.tables && !scope.tables.includes(ref)) continue;
@@ -98,20 +103,19 @@ export async function tableStatuses(
     for (const t of left)
       statuses.push({ ...(await tableStatus(ctx, t.database, t.table)), notConfigured: true });
   }
-  if (statuses.length === 0) {
-    const inScope = ctx.config.databases.filter((db) => !scope.database || db.name === scope.database);
-    const asked = [
-      ...(scope.database ? [`database ${scope.database}`] : []),
-      // A name without its schema (`-t audit_logs`) is the usual slip: name the configured tables it matches.
-      ...(scope.tables
-        ? [
-            `tables ${scope.tables.map((ref) => `${ref}${didYouMean(tablesNamedLike(inScope, ref))}`).join(', ')}`,
-          ]
-        : []),
-    ];
-    throw new ConfigError(`no configured table matches ${asked.join(' and ')}`);
-  }
+  if (statuses.length === 0) throw noMatch(scope.database, inScope, []);
   return statuses;
+}
+
+function noMatch(database: string | undefined, inScope: DatabaseConfig[], unknown: string[]): ConfigError {
+  const asked = [
+    ...(database ? [`database ${database}`] : []),
+    // A name without its schema (`-t audit_logs`) is the usual slip: name the configured tables it matches.
+    ...(unknown.length > 0
+      ? [`tables ${unknown.map((ref) => `${ref}${didYouMean(tablesNamedLike(inScope, ref))}`).join(', ')}`]
+      : []),
+  ];
+  return new ConfigError(`no configured table matches ${asked.join(' and ')}`);
 }
 
 async function tableStatus(

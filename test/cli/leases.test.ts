@@ -24,6 +24,11 @@ describe('status', () => {
       { tables: ['audit_logs'] },
       'no configured table matches tables audit_logs \\(did you mean public\\.audit_logs\\?\\)',
     ],
+    [{ tables: ['public.audit_logs', 'audit_log'] }, 'no configured table matches tables audit_log'],
+    [
+      { tables: ['public.audit_logs', 'audit_logs'] },
+      'no configured table matches tables audit_logs \\(did you mean public\\.audit_logs\\?\\)',
+    ],
   ])('names what matched no configured table in one plain sentence: %j', async (scope, message) => {
     // Act
     const refused = tableStatuses({ config } as Parameters<typeof tableStatuses>[0], scope);
