@@ -18,7 +18,7 @@ export async function withDemoDatabase<T>(
   const demo = await import('../local/demo.js');
   const server = await startDemoPostgres(stateDir, demo.readDemoState(stateDir).postgres);
   try {
-    const url = server.url(demo.DEMO_DATABASE);
+    const url = server.url(demo.DEMO_PG_DATABASE);
     return await work({ url, configPath: demo.writeDemoConfig(stateDir, url) });
   } finally {
     await server.stop();

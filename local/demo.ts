@@ -13,7 +13,14 @@ import { createAuditLogsTable } from './audit-table.js';
 import { compareRows, type RowComparison } from './compare-rows.js';
 import type { LocalServices } from './services.js';
 
-export const DEMO_DATABASE = 'shop';
+/**
+ * The demo's database entry in its config, which names its tables' items in the state dir's lock table. The state dir
+ * may serve local runs of an operator's own config too, where a short name (`shop`) could be an entry of theirs: the
+ * demo forgets its own items before each run, so it takes a name of its own, as its bucket does.
+ */
+export const DEMO_DATABASE = 'audit-archiver-demo';
+/** The demo's PostgreSQL database, in the demo's own cluster (demoDataDir). */
+export const DEMO_PG_DATABASE = 'shop';
 const DEMO_RETENTION_DAYS = 90;
 const DEMO_BUCKET = 'audit-archiver-demo';
 /** The untouched copy of the demo tables, taken before archiving, that a demo restore is compared with. */
@@ -89,10 +96,10 @@ export async function forgetDemoTables(services: Pick<LocalServices, 'dynamoEndp
  */
 export async function seedDemoDatabase(adminUrl: string, rows: number): Promise<string> {
   await withDemoClient(adminUrl, async (admin) => {
-    await admin.query(`DROP DATABASE IF EXISTS ${DEMO_DATABASE}`);
-    await admin.query(`CREATE DATABASE ${DEMO_DATABASE}`);
+    await admin.query(`DROP DATABASE IF EXISTS ${DEMO_PG_DATABASE}`);
+    await admin.query(`CREATE DATABASE ${DEMO_PG_DATABASE}`);
   });
-  const url = adminUrl.replace(/\/[^/]*$/, `/${DEMO_DATABASE}`);
+  const url = adminUrl.replace(/\/[^/]*$/, `/${DEMO_PG_DATABASE}`);
   const auditRows = Math.round(rows * 0.7);
   const invoiceRows = rows - auditRows;
   await withDemoClient(url, async (client) => {
