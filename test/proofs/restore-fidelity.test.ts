@@ -65,15 +65,28 @@ describe('restore fidelity: generated columns and types redefined under their na
 
         CREATE TYPE public.tone AS ENUM ('calm', 'loud');
         CREATE TABLE public.voices (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, note text, t public.tone);
-        INSERT INTO public.voices VALUES (1, ${OLD}, 'Jane Roe', 'calm'), (2, ${OLD}, 'fine', 'loud');`);
+        INSERT INTO public.voices VALUES (1, ${OLD}, 'Jane Roe', 'calm'), (2, ${OLD}, 'fine', 'loud');
+
+        CREATE TYPE public.severity AS ENUM ('info', 'alert');
+        CREATE TABLE public.alerts (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, s public.severity);
+        INSERT INTO public.alerts VALUES (1, ${OLD}, 'info'), (2, ${OLD}, 'alert');`);
     },
-    ['users_log', 'orders', 'doubled', 'ledger', 'feelings', 'voices', 'padded', 'charges', 'phases'].map(
-      (name) => ({
-        schema: 'public',
-        name,
-        timestampColumn: 'created_at',
-      }),
-    ),
+    [
+      'users_log',
+      'orders',
+      'doubled',
+      'ledger',
+      'feelings',
+      'voices',
+      'padded',
+      'charges',
+      'phases',
+      'alerts',
+    ].map((name) => ({
+      schema: 'public',
+      name,
+      timestampColumn: 'created_at',
+    })),
   );
   const restore = (request: Record<string, unknown>) =>
     runLocalRestore(bed.local, { database: 'app', ...request }, { retryIntervalScale: 0 });
@@ -309,6 +322,33 @@ describe('restore fidelity: generated columns and types redefined under their na
     expect(result.results.flatMap((r) => r.warnings)).toEqual([]);
     const rows = await bed.db.client.query<{ p: string }>('SELECT p::text FROM public.phases ORDER BY id');
     expect(rows.rows.map((r) => r.p)).toEqual(['open', 'closed']);
+  });
+
+  it('enum labels swapped in an enum that grew past the labels a manifest records: strict refuses naming the column', async () => {
+    // Prepare: the archive recorded the enum's two labels; a migration added 63 more, then 'info' and 'alert' swapped.
+    await bed.db.client.query(`DO $$ BEGIN
+        FOR i IN 1..63 LOOP EXECUTE pg_catalog.format('ALTER TYPE public.severity ADD VALUE %L', 'level' || i); END LOOP;
+      END $$`);
+    await bed.db.client.query(`ALTER TYPE public.severity RENAME VALUE 'info' TO 'tmp';
+      ALTER TYPE public.severity RENAME VALUE 'alert' TO 'info'; ALTER TYPE public.severity RENAME VALUE 'tmp' TO 'alert'`);
+
+    // Act
+    const result = await restore({ table: 'public.alerts' });
+    const written = await count('public.alerts');
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack:
+        'restores after two labels of an enum were swapped and the enum grew past the labels a manifest records (65 labels)',
+      held: result.execution.status === 'FAILED' && written === 0,
+    });
+
+    // Assess
+    expect(result.execution.status).toBe('FAILED');
+    expect(result.results[0]?.error).toMatch(
+      /^SchemaDriftError: column "s": enum public\.severity no longer has the labels archived/,
+    );
+    expect(written).toBe(0);
   });
 
   it('a domain over a domain over unbounded character restores its trailing blanks under strict, checked unchanged', async () => {

@@ -194,17 +194,23 @@ export const typeDefinitionsSql = (relation: string): string => `(WITH RECURSIVE
 const ENUM_LABELS_RECORDED = 64;
 
 /**
- * The labels, in order, of each enum type a column of the relation `relation` is made of, by the enum's name, up to
- * ENUM_LABELS_RECORDED of them (a manifest stays small): a restore refuses a column of an enum whose archived labels are
- * no longer all there in their order (one renamed, two swapped), and takes one a label was added to.
+ * The labels, in order, of each enum type a column of the relation `relation` is made of, by the enum's name: a
+ * restore refuses a column of an enum whose archived labels are no longer all there in their order (one renamed, two
+ * swapped), and takes one a label was added to. An export records only enums of up to ENUM_LABELS_RECORDED labels (a
+ * manifest stays small); a restore target's are read whole (`{ all: true }`), since labels added since archiving may
+ * take an enum past that, and its archived labels must still be checked.
  */
-export const enumLabelsSql = (relation: string): string => `(WITH RECURSIVE ${reachSql(relation)}
+export function enumLabelsSql(relation: string, { all = false } = {}): string {
+  const recorded = all
+    ? ''
+    : `AND (SELECT count(*) FROM pg_catalog.pg_enum e WHERE e.enumtypid = y.oid) <= ${ENUM_LABELS_RECORDED}`;
+  return `(WITH RECURSIVE ${reachSql(relation)}
      SELECT coalesce(pg_catalog.json_object_agg(pg_catalog.format_type(y.oid, NULL),
               (SELECT pg_catalog.json_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_catalog.pg_enum e
                 WHERE e.enumtypid = y.oid)), '{}')
        FROM (SELECT DISTINCT oid FROM reach) AS t JOIN pg_catalog.pg_type y ON y.oid = t.oid
-      WHERE y.typtype = 'e'
-        AND (SELECT count(*) FROM pg_catalog.pg_enum e WHERE e.enumtypid = y.oid) <= ${ENUM_LABELS_RECORDED})`;
+      WHERE y.typtype = 'e' ${recorded})`;
+}
 
 /**
  * What acts on other tables when rows are deleted from `c`, beside the rows themselves (see refuseSideEffects). A

@@ -67,7 +67,7 @@ export interface RestoreTarget {
   triggers: { name: string; on: string; insert: boolean; update: boolean }[];
   /** The definitions of its columns' types that are not PostgreSQL's own, by type name (typeDefinitionsSql). */
   typeDefinitions: Record<string, string>;
-  /** The labels of the enums its columns are made of, by enum name (enumLabelsSql). */
+  /** The labels of the enums its columns are made of, by enum name, however many (enumLabelsSql). */
   enumLabels: Record<string, string[]>;
 }
 
@@ -154,7 +154,7 @@ export async function describeTarget(
     `SELECT c.oid, c.relkind, ${REPLICATION_ROLE_SQL} AS replication_role,
             ${TARGET_IDENTITY_SQL} AS identity,
             ${typeDefinitionsSql('c.oid')} AS type_definitions,
-            ${enumLabelsSql('c.oid')} AS enum_labels,
+            ${enumLabelsSql('c.oid', { all: true })} AS enum_labels,
             (SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_object(
                       'name', a.attname,
                       'type', pg_catalog.format_type(a.atttypid, a.atttypmod),
