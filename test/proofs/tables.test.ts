@@ -194,6 +194,44 @@ describe.each([
   },
 );
 
+describe('a "char" column holding ASCII bytes only, its rows on several days of one batch', () => {
+  const spec = { schema: 'public', name: 'op_log', timestampColumn: 'created_at' };
+  const bed = archiverTestbed(
+    async (db) => {
+      // An audit table's operation code ('I', 'U', 'D'): every byte ASCII, which every version writes as it is.
+      await db.client.query(`
+        CREATE TABLE public.op_log (id int PRIMARY KEY, created_at timestamptz NOT NULL, op "char" NOT NULL);
+        INSERT INTO public.op_log
+        SELECT g, ${TODAY_UTC_SQL} - make_interval(days => 40 + g % 3), (ARRAY['I', 'U', 'D'])[g % 3 + 1]::"char"
+          FROM generate_series(1, 30) g;`);
+    },
+    [spec],
+  );
+
+  it('archives and restores it on every version: the check for bytes above 0x7f takes only the rows of a byte above it', async () => {
+    // Prepare
+    const table = resolvedTable(spec);
+    const original = await tableLines(bed.db.client, table);
+
+    // Act
+    const run = await runLocalArchive(bed.local, { tables: ['public.op_log'] }, { retryIntervalScale: 0 });
+    const counts = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+    const restored = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.op_log' },
+      { retryIntervalScale: 0 },
+    );
+
+    // Assess: one batch of three days' objects, none refused.
+    expect(run.outcomes[0]?.error).toBeUndefined();
+    expect(run.execution.status).toBe('SUCCEEDED');
+    expect(run.outcomes[0]).toMatchObject({ status: 'succeeded', rowsArchived: 30, batches: 1 });
+    expect(counts).toEqual({ inDatabase: 0, inArchives: 30 });
+    expect(restored.execution.status).toBe('SUCCEEDED');
+    expect((await tableLines(bed.db.client, table)).sort()).toEqual([...original].sort());
+  });
+});
+
 describe.each([
   { encoding: 'SQL_ASCII', sqlState: '22021', byte: 'e9', why: /holds bytes that are not valid UTF-8/ },
   {

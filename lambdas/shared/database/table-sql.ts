@@ -77,7 +77,9 @@ export function rawBytesSql(shape: TableShape, predicates: readonly string[]): s
   const bytes = shape.rawByteColumns
     .map((c) => `t.${quoteIdent(c.name)}::pg_catalog."char"::pg_catalog.int4 < 0`)
     .join(' OR ');
-  return `SELECT EXISTS (SELECT FROM ${rowSourceSql(shape)} AS t WHERE (${predicates.join(') OR (')}) AND (${bytes})) AS found`;
+  // The spans ORed inside parentheses of their own: AND binds tighter than OR, and would test the bytes of the last only.
+  const rows = predicates.map((p) => `(${p})`).join(' OR ');
+  return `SELECT EXISTS (SELECT FROM ${rowSourceSql(shape)} AS t WHERE (${rows}) AND (${bytes})) AS found`;
 }
 
 /**
