@@ -59,6 +59,7 @@ const PROOF_FILES = [
   'test/proofs/long-names.test.ts',
   'test/proofs/unusual-keys.test.ts',
   'test/proofs/unusual-shapes.test.ts',
+  'test/proofs/unusual-values.test.ts',
   'test/proofs/withdrawn-every-batch.test.ts',
   'test/proofs/ddl-between-steps.test.ts',
   'test/proofs/restore-in-flight.test.ts',
