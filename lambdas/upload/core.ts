@@ -39,6 +39,9 @@ function archiveMetadata(batchId: string, object: BatchObject): Record<string, s
   };
 }
 
+/** The form of a row digest (row-digest.ts): 32 hex digits. */
+const ROW_DIGEST = /^[0-9a-f]{32}$/;
+
 export type UploadDeps = Pick<StepDeps, 'config' | 'store' | 'locks' | 'inventory' | 'telemetry' | 'fault'>;
 
 /** What stops a batch at upload: the problem, and the staged object kept as evidence (it is there, but not export's). */
@@ -109,7 +112,9 @@ interface Published {
  * identical rows archived before by another batch) and the archive's figures, or the damage that stops the
  * batch. An archive of the same content that was there keeps its own compressed bytes, which differ from the staged
  * ones when another compression level or zlib wrote it (rows restored into the table and archived again): the batch
- * takes its compressed figures, which verify then measures on those bytes, and the earlier manifest stays valid.
+ * takes its compressed figures, which verify then measures on those bytes, and the earlier manifest stays valid. An
+ * archive a version before 2026-12-03 wrote states the row digest of its lines too: the batch takes it (verify
+ * measures it), or that manifest would differ from the batch's and fail the table every run.
  */
 async function publishObject(
   deps: UploadDeps,
@@ -137,10 +142,13 @@ async function publishObject(
       throw new ArchiveConflictError(`${object.archiveKey} exists with different content`);
     }
     if (!existing) return stagingDamage(store, object);
+    const rowDigest = existing.metadata['row-digest'];
     figures = {
       ...figures,
       compressedBytes: existing.size,
       compressedSha256: existing.metadata['compressed-sha256'] ?? figures.compressedSha256,
+      // Anything but a digest's form leaves the manifest's to differ from the batch's: a conflict, named.
+      ...(rowDigest && ROW_DIGEST.test(rowDigest) ? { rowDigest } : {}),
     };
   }
   await deps.fault('upload:afterCopy');

@@ -1,6 +1,7 @@
 import { pipeline } from 'node:stream/promises';
 import { type Manifest, manifestKeyFor, parseManifest } from '../shared/archive/format.js';
 import { archiveProblems, manifestExpectation } from '../shared/archive/integrity.js';
+import { RowDigest } from '../shared/archive/row-digest.js';
 import type { ObjectPin } from '../shared/archive/store.js';
 import { ByteFigures, createLinesGunzip, JsonLinesContent } from '../shared/archive/stream.js';
 import { recordInFlight, renewLease, tableLabel, withdrawBatch } from '../shared/batch/batch.js';
@@ -60,11 +61,16 @@ export async function verifyBatch(input: VerifyInput, deps: VerifyDeps): Promise
     throw new ArchiveIntegrityError(failed.map((f) => f.problem).join('; '));
   }
   // Pins the very objects read: a later overwrite (same size, same metadata or not) has another ETag and version;
-  // and the manifests read, by digest, which the commit records in the inventory.
+  // and the manifests read, by digest and lcMonetary, which the commit records in the inventory.
   const objects = inFlight.objects.map((object, i) => {
     const outcome = checked[i];
     return outcome && 'pin' in outcome
-      ? { ...object, pin: outcome.pin, manifestSha256: outcome.manifestSha256 }
+      ? {
+          ...object,
+          pin: outcome.pin,
+          manifestSha256: outcome.manifestSha256,
+          manifestLcMonetary: outcome.manifestLcMonetary,
+        }
       : object;
   });
   await recordInFlight(deps, input, { ...inFlight, stage: 'verified', objects }, ['uploaded', 'verified']);
@@ -112,7 +118,10 @@ async function verifyObject(
   deps: VerifyDeps,
   object: BatchObject,
   bound: { written?: Manifest; committedSha256?: string },
-): Promise<{ pin: ObjectPin | undefined; manifestSha256: string | undefined } | { problem: string }> {
+): Promise<
+  | { pin: ObjectPin | undefined; manifestSha256: string | undefined; manifestLcMonetary: 'C' | null }
+  | { problem: string }
+> {
   const { written, committedSha256 } = bound;
   const fail = (problem: string) => ({
     problem: `archive ${object.archiveKey} failed verification: ${problem}`,
@@ -137,14 +146,16 @@ async function verifyObject(
   if (!opened) return fail('object is missing');
   const { body, pin } = opened;
   const compressed = new ByteFigures();
-  // No MD5 of every line for the row digest: export computed the recorded digest from the very lines its recorded
-  // content SHA-256 covers, and the manifest agrees with both, so bytes reproducing that SHA-256 are those lines.
+  // A row digest is measured (an MD5 of every line) only where the sidecar states one: export no longer computes it,
+  // so it is an earlier version's, which upload took from the bucket when identical rows were archived again, and
+  // nothing but these bytes vouches for it. Where export did compute it, it did so from the very lines its recorded
+  // content SHA-256 covers, so bytes reproducing that SHA-256 are those lines; measuring it too costs only time.
   // A bomb planted under the key is refused once it inflates to twice the size export recorded: far enough past it
   // that an object altered a little is read whole and told apart by its figures.
-  const lines = new JsonLinesContent({
-    key: object.archiveKey,
-    uncompressedBytes: 2 * expected.uncompressedBytes + 1024 * 1024,
-  });
+  const lines = new JsonLinesContent(
+    { key: object.archiveKey, uncompressedBytes: 2 * expected.uncompressedBytes + 1024 * 1024 },
+    sidecar.rowDigest === undefined ? undefined : new RowDigest(),
+  );
   try {
     await pipeline(body, compressed, createLinesGunzip(), lines);
   } catch (error) {
@@ -166,5 +177,5 @@ async function verifyObject(
   const objectProblems = archiveProblems(sidecar, { recorded: expected, measured }).bytes;
   if (objectProblems.length > 0)
     return fail(`object differs from its manifest: ${objectProblems.join('; ')}`);
-  return { pin, manifestSha256: sidecar.manifestSha256 };
+  return { pin, manifestSha256: sidecar.manifestSha256, manifestLcMonetary: manifest.lcMonetary ?? null };
 }

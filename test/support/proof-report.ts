@@ -79,6 +79,7 @@ const PROOF_FILES = [
   'test/proofs/lossy-encodings.test.ts',
   'test/proofs/large-objects.test.ts',
   'test/proofs/at-least-once/duplicate-child.test.ts',
+  'test/proofs/archived-again.test.ts',
 ];
 
 interface ProofSummary {

@@ -171,22 +171,25 @@ export class LineMeter {
 }
 
 /**
- * Consumes archive JSONL and measures what export measured when writing it, but the row digest: verify's
- * reader, where the content SHA-256 stands for the digest (archiveProblems says when that is sound) and an MD5 of
- * every line was a large share of verify's time.
+ * Consumes archive JSONL and measures what export measured when writing it, the row digest only into `digest` when
+ * given: verify's reader, where the content SHA-256 stands for the digest (archiveProblems says when that is sound)
+ * and an MD5 of every line was a large share of verify's time.
  */
 export class JsonLinesContent extends Writable {
   private readonly meter: LineMeter;
   private readonly utf8: Utf8Check;
-  private result: ContentFigures | undefined;
+  private result: LineFigures | undefined;
 
   /**
    * `bounds`: the sidecar's (or the export's recorded) size, past which the object is refused. The text must be UTF-8
    * too: restore's database refuses anything else, so an archive that is not could never be restored.
    */
-  constructor(bounds?: ReadBounds) {
+  constructor(
+    bounds?: ReadBounds,
+    private readonly digest?: RowDigest,
+  ) {
     super();
-    this.meter = new LineMeter(undefined, undefined, bounds);
+    this.meter = new LineMeter(digest, undefined, bounds);
     this.utf8 = new Utf8Check(bounds);
   }
 
@@ -204,7 +207,7 @@ export class JsonLinesContent extends Writable {
   override _final(callback: (error?: Error | null) => void): void {
     try {
       this.utf8.end();
-      this.result = this.meter.end();
+      this.result = { ...this.meter.end(), ...(this.digest ? { rowDigest: this.digest.value() } : {}) };
     } catch (error) {
       callback(error as Error);
       return;
@@ -212,7 +215,7 @@ export class JsonLinesContent extends Writable {
     callback();
   }
 
-  figures(): ContentFigures {
+  figures(): LineFigures {
     if (!this.result) throw new Error('stream not finished');
     return this.result;
   }

@@ -108,6 +108,7 @@ export function largestObject(
     },
     pin: { etag: LONGEST_ETAG, versionId: LONGEST_VERSION_ID },
     manifestSha256: SHA256_TEXT,
+    manifestLcMonetary: 'C',
     timestampRange: { min: LONGEST_TIMESTAMP, max: LONGEST_TIMESTAMP },
   };
 }

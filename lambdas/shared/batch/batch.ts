@@ -7,6 +7,7 @@ import {
   type TableLocation,
   writeOnceProbeKey,
 } from '../archive/format.js';
+import type { InventoryEntry } from '../archive/inventory.js';
 import { RowDigest, rowDigestFromSql } from '../archive/row-digest.js';
 import type { ArchiveStore, ObjectHead } from '../archive/store.js';
 import { createLinesGunzip, LineMeter } from '../archive/stream.js';
@@ -297,7 +298,7 @@ export async function recordCommitted(
           pin: object.pin,
           ...(object.manifestSha256 ? { manifestSha256: object.manifestSha256 } : {}),
           committedAt,
-          ...(inFlight.manifest?.lcMonetary ? { lcMonetary: inFlight.manifest.lcMonetary } : {}),
+          ...lcMonetaryOf(inFlight, object),
         }),
       REQUEST_CONCURRENCY,
     ),
@@ -320,6 +321,16 @@ export async function recordCommitted(
   deps.telemetry.metric('BytesArchived', 'Bytes', totals.compressedBytes, label);
   deps.telemetry.metric('BatchesArchived', 'Count', 1, label);
   deps.telemetry.metric('ObjectsArchived', 'Count', inFlight.objects.length, label);
+}
+
+/**
+ * The `lcMonetary` of the manifest an object's commit binds: the one verify read (an archive identical rows made
+ * before keeps its own manifest, perhaps from before manifests recorded it), else the batch's own.
+ */
+function lcMonetaryOf(inFlight: InFlight, object: BatchObject): Pick<InventoryEntry, 'lcMonetary'> {
+  const lcMonetary =
+    object.manifestLcMonetary === undefined ? inFlight.manifest?.lcMonetary : object.manifestLcMonetary;
+  return lcMonetary ? { lcMonetary } : {};
 }
 
 export type WithdrawReason = 'rows-changed' | 'integrity' | 'discarded' | 'cutoff-moved' | 'reading-changed';

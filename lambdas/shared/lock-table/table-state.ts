@@ -39,6 +39,12 @@ export const BatchObjectSchema = z.object({
    * at commit: restore and validate then accept that manifest only, whatever a bucket writer rewrites consistently.
    */
   manifestSha256: z.string().optional(),
+  /**
+   * The `lcMonetary` of that manifest (null: it has none), set with it: the inventory entry records it. An archive
+   * identical rows made before keeps its own manifest, which one written before 2026-12-04 left without. Absent in
+   * records verified before it was kept: the batch's own manifest's.
+   */
+  manifestLcMonetary: ManifestSchema.shape.lcMonetary.unwrap().nullable().optional(),
   /** The least and greatest timestamp of its rows, for its manifest (absent in records whose manifests were staged). */
   timestampRange: ManifestSchema.shape.timestampRange.optional(),
 });

@@ -1,0 +1,160 @@
+/**
+ * Rows restored into the archived table itself are still past the cut-off: the next run archives them again. Rows
+ * archived again as they were go to the same content-addressed key, whose archive and manifest an earlier version may
+ * have written: the table must go on, every row in one live archive, restorable.
+ */
+
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CopyObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { describe, expect, it } from 'vitest';
+import { manifestKeyFor } from '../../lambdas/shared/archive/format.js';
+import type { InventoryEntry } from '../../lambdas/shared/archive/inventory.js';
+import { RowDigest } from '../../lambdas/shared/archive/row-digest.js';
+import { ArchiveInventory } from '../../lambdas/shared/lock-table/archive-inventory.js';
+import { type LocalEnvironment, runLocalArchive, runLocalRestore } from '../../local/run.js';
+import {
+  archiverTestbed,
+  assertNoLossNoDuplicates,
+  cutoffSql,
+  type LiveArchive,
+  readLiveArchives,
+  resolvedTable,
+  s3ClientFor,
+  seedEvents,
+  tableLines,
+} from '../support/fixtures.js';
+import { recordProof } from '../support/proof-ledger.js';
+
+const fast = { retryIntervalScale: 0 };
+
+/** The versions whose archives differ from today's around the same rows. */
+const EARLIER = {
+  /** Figures with the row digest (manifest, object metadata, inventory entry), no lcMonetary, no manifest digest. */
+  'before 2026-12-03': { rowDigest: true },
+  /** No lcMonetary in the manifest nor the inventory entry, and no manifest digest in the entry. */
+  'before 2026-12-04': { rowDigest: false },
+} as const;
+type Earlier = keyof typeof EARLIER;
+
+/** Makes a committed archive as an earlier version left it. The object's bytes stay, so its pin holds. */
+async function asWrittenBy(version: Earlier, local: LocalEnvironment, table: string, archive: LiveArchive) {
+  const digest = new RowDigest();
+  for (const line of archive.lines) digest.add(Buffer.from(line));
+  const rowDigest = EARLIER[version].rowDigest ? digest.value() : undefined;
+  const withDigest = <T extends object>(figures: T) => (rowDigest ? { ...figures, rowDigest } : figures);
+  const s3 = s3ClientFor(local);
+  const Bucket = local.services.bucket;
+  const head = await s3.send(new HeadObjectCommand({ Bucket, Key: archive.key }));
+  await s3.send(
+    new CopyObjectCommand({
+      Bucket,
+      Key: archive.key,
+      CopySource: `${Bucket}/${archive.key}`,
+      MetadataDirective: 'REPLACE',
+      Metadata: { ...head.Metadata, ...(rowDigest ? { 'row-digest': rowDigest } : {}) },
+      ContentType: head.ContentType,
+      ContentEncoding: head.ContentEncoding,
+    }),
+  );
+  const { lcMonetary: _money, ...manifest } = {
+    ...archive.manifest,
+    figures: withDigest(archive.manifest.figures),
+  };
+  await s3.send(
+    new PutObjectCommand({
+      Bucket,
+      Key: manifestKeyFor(archive.key),
+      Body: JSON.stringify(manifest, null, 2),
+    }),
+  );
+  const deps = local.deps();
+  const entry = (await deps.inventory.entries('app', table, [archive.key])).get(archive.key);
+  if (!entry) throw new Error(`setup: ${archive.key} is not in the inventory`);
+  const { manifestSha256: _bound, lcMonetary: _recorded, ...older } = entry;
+  const ddb = DynamoDBDocumentClient.from(new DynamoDBClient({ endpoint: local.services.dynamoEndpoint }), {
+    marshallOptions: { removeUndefinedValues: true },
+  });
+  await ddb.send(
+    new UpdateCommand({
+      TableName: local.services.lockTable,
+      Key: ArchiveInventory.key('app', table, archive.key),
+      UpdateExpression: 'SET #archive = :entry',
+      ExpressionAttributeNames: { '#archive': 'archive' },
+      ExpressionAttributeValues: {
+        ':entry': { ...older, figures: withDigest(older.figures) } satisfies InventoryEntry,
+      },
+    }),
+  );
+  ddb.destroy();
+}
+
+describe('rows restored into the archived table, archived again', () => {
+  const versions = Object.keys(EARLIER) as Earlier[];
+  const name = (version: Earlier) => `older_${versions.indexOf(version)}`;
+  const spec = (version: Earlier) => ({
+    schema: 'public',
+    name: name(version),
+    timestampColumn: 'created_at',
+  });
+  const bed = archiverTestbed(async (db) => {
+    for (const version of versions) await seedEvents(db.client, name(version), 80, 40);
+  }, versions.map(spec));
+
+  it.each(versions)(
+    'under the keys of archives a version %s wrote: archived again once, restorable, the table not stuck',
+    async (version) => {
+      // Prepare: archive; the archives as that version wrote them; restore all into the table.
+      const ref = `public.${name(version)}`;
+      const table = resolvedTable(spec(version));
+      const original = await tableLines(bed.db.client, table);
+      expect((await runLocalArchive(bed.local, { tables: [ref] }, fast)).execution.status).toBe('SUCCEEDED');
+      const archives = await readLiveArchives(bed.local, 'public', name(version));
+      for (const archive of archives) await asWrittenBy(version, bed.local, ref, archive);
+      const back = await runLocalRestore(bed.local, { database: 'app', table: ref }, fast);
+      expect(back.execution.status).toBe('SUCCEEDED');
+      expect((await tableLines(bed.db.client, table)).sort()).toEqual([...original].sort());
+
+      // Act
+      const again = await runLocalArchive(bed.local, { tables: [ref] }, fast);
+      const left = (
+        await bed.db.client.query(`SELECT count(*)::int AS n FROM ${ref} WHERE created_at < ${cutoffSql()}`)
+      ).rows[0].n as number;
+      const held = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original).then(
+        () => true,
+        () => false,
+      );
+      const copy = await runLocalRestore(
+        bed.local,
+        { database: 'app', table: ref, targetTable: `${ref}_copy` },
+        fast,
+      );
+      recordProof({
+        kind: 'threat',
+        actor: 'operator',
+        attack: `restores into the archived table rows whose archives a version ${version} wrote, and the next run archives them again`,
+        held:
+          again.execution.status === 'SUCCEEDED' &&
+          left === 0 &&
+          held &&
+          copy.execution.status === 'SUCCEEDED',
+      });
+
+      // Assess: the rows went back to the same keys, each once; a restore into a copy brings every one back.
+      expect(again.outcomes.map((o) => `${o.status} ${o.error ?? ''}`.trim())).toEqual(['succeeded']);
+      expect(again.execution.status).toBe('SUCCEEDED');
+      expect(left).toBe(0);
+      expect((await readLiveArchives(bed.local, 'public', name(version))).map((a) => a.key).sort()).toEqual(
+        archives.map((a) => a.key).sort(),
+      );
+      expect(held).toBe(true);
+      expect(copy.results.filter((r) => r.error)).toEqual([]);
+      expect(copy.execution.status).toBe('SUCCEEDED');
+      const copied = await tableLines(
+        bed.db.client,
+        resolvedTable({ ...spec(version), name: `${name(version)}_copy` }),
+      );
+      expect(copied.sort()).toEqual(archives.flatMap((a) => a.lines).sort());
+    },
+  );
+});
