@@ -270,7 +270,21 @@ const UNVALIDATED_CONSTRAINTS_SQL = `
    ORDER BY 2, 1`;
 
 /**
- * Usable (the steps' own describeTable), constraints older rows may break, privileges the steps need, and an index
+ * The zone the role's sessions start in (reset_val: doctor's own session is set to UTC), and whether a `timestamp`
+ * column's configured zone ($1) gives the same offsets (winter and summer): what the application's `now()` writes a
+ * `timestamp` column's local times in, when it connects as the archiver does.
+ */
+const SESSION_ZONE_SQL = `
+  SELECT s.reset_val AS zone,
+         pg_catalog.bool_and((v.t AT TIME ZONE s.reset_val) = (v.t AT TIME ZONE $1)) AS same
+    FROM pg_catalog.pg_settings AS s,
+         LATERAL (VALUES (pg_catalog.date_trunc('year', pg_catalog.now())),
+                         (pg_catalog.date_trunc('year', pg_catalog.now()) + interval '6 months')) AS v(t)
+   WHERE s.name = 'TimeZone'
+   GROUP BY s.reset_val`;
+
+/**
+ * Usable (the steps' own describeTable), a `timestamp` column read in another zone than sessions write it in, constraints older rows may break, privileges the steps need, and an index
  * that finds old rows.
  */
 async function tableChecks(
@@ -293,6 +307,19 @@ async function tableChecks(
         detail: `key (${shape.keyColumns.map((c) => c.name).join(', ')}), ${shape.timestampColumn.name} ${shape.timestampKind}`,
       },
     ];
+    if (shape.timestampKind === 'timestamp') {
+      const zones = await client.query<{ zone: string; same: boolean }>(SESSION_ZONE_SQL, [
+        table.timestampTimeZone,
+      ]);
+      const zone = zones.rows[0];
+      if (zone && !zone.same)
+        results.push({
+          check: 'timestamp zone',
+          subject,
+          status: 'warning',
+          detail: `"${shape.timestampColumn.name}" is a timestamp without time zone read in ${table.timestampTimeZone} (timestampTimeZone), but this database's sessions start in ${zone.zone}, where now(), CURRENT_TIMESTAMP and LOCALTIMESTAMP write local time: if the application writes it so, set timestampTimeZone: ${zone.zone}, or rows are read as other instants than they were written at (where ${zone.zone} is behind ${table.timestampTimeZone}, as earlier ones: archived and deleted that many hours before retentionDays)`,
+        });
+    }
     if (shape.inheritanceChildren.length > 0) {
       results.push({
         check: 'inheritance children',

@@ -151,6 +151,56 @@ describe('audit-archiver local doctor: every check against embedded PostgreSQL, 
     expect(doctorExitCode(results, true)).toBe(1);
   });
 
+  it('warns when a timestamp column is read in another zone than the database’s sessions write local times in, naming the zone to set', async () => {
+    // Prepare: sessions start in Los Angeles, whose LOCALTIMESTAMP fills the column; the config leaves it at UTC, so a
+    // row written 8 hours before a cut-off in truth reads as written 16 hours before it (in summer, 7 and 15).
+    await bed.db.client.query(`
+      ALTER DATABASE "${bed.db.name}" SET TimeZone = 'America/Los_Angeles';
+      CREATE TABLE public.local_times (id bigint PRIMARY KEY, created_at timestamp NOT NULL DEFAULT LOCALTIMESTAMP);
+      CREATE INDEX ON public.local_times (created_at);`);
+    const table = (zone?: string): TableSpec[] => [
+      { schema: 'public', name: 'local_times', timestampColumn: 'created_at', timestampTimeZone: zone },
+      EVENTS,
+    ];
+
+    try {
+      // Act
+      const utc = await doctor({ config: config(bed.db.url, table()) });
+      const set = await doctor({ config: config(bed.db.url, table('America/Los_Angeles')) });
+      const alike = await doctor({ config: config(bed.db.url, table('US/Pacific')) });
+
+      // Assess: warned at UTC, naming the zone; not once the zone (or another name of it) is set; never for timestamptz.
+      const warning = find(utc, 'timestamp zone');
+      recordProof({
+        kind: 'threat',
+        actor: 'operator',
+        attack:
+          'leaves timestampTimeZone at UTC for a timestamp column filled with now() in a database whose sessions start in Los Angeles',
+        held:
+          warning?.status === 'warning' &&
+          warning.detail.includes('set timestampTimeZone: America/Los_Angeles'),
+      });
+      expect(utc.filter((r) => r.check === 'timestamp zone')).toEqual([
+        {
+          check: 'timestamp zone',
+          subject: 'app/public.local_times',
+          status: 'warning',
+          detail: expect.stringContaining(
+            "read in UTC (timestampTimeZone), but this database's sessions start in America/Los_Angeles, where now(), CURRENT_TIMESTAMP and LOCALTIMESTAMP write local time: if the application writes it so, set timestampTimeZone: America/Los_Angeles",
+          ),
+        },
+      ]);
+      expect(find(set, 'timestamp zone')).toBeUndefined();
+      expect(find(alike, 'timestamp zone')).toBeUndefined();
+      expect(doctorExitCode(utc)).toBe(0);
+      expect(doctorExitCode(utc, true)).toBe(1);
+    } finally {
+      await bed.db.client.query(
+        `ALTER DATABASE "${bed.db.name}" RESET TimeZone; DROP TABLE public.local_times`,
+      );
+    }
+  });
+
   it('is critical when the role may SELECT but not DELETE: exit 1', async () => {
     // Prepare
     const role = `reader_${randomUUID().slice(0, 8)}`;
