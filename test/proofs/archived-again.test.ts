@@ -16,6 +16,7 @@ import { type LocalEnvironment, runLocalArchive, runLocalRestore } from '../../l
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
+  compareRows,
   cutoffSql,
   type LiveArchive,
   readLiveArchives,
@@ -157,4 +158,77 @@ describe('rows restored into the archived table, archived again', () => {
       expect(copied.sort()).toEqual(archives.flatMap((a) => a.lines).sort());
     },
   );
+});
+
+/**
+ * A day whose rows two batches took (the first ended mid-day) is one object once it is restored alone and archived
+ * again: its rows go to a third archive, under a key of their own. They are then in two committed archives, which a
+ * restore must not double.
+ */
+describe('rows of a day restored into the archived table and archived again under other cuts', () => {
+  const spec = { schema: 'public', name: 'split', timestampColumn: 'created_at', batchSize: 25 };
+  const table = resolvedTable(spec);
+  // 20 rows a day (19 on the first), 5 days past the cut-off: batches of 25 end mid-day.
+  const bed = archiverTestbed(async (db) => seedEvents(db.client, 'split', 700, 35), [spec]);
+
+  it('archives them once more under a key of their own; a restore of the table writes each row once', async () => {
+    // Prepare: archive; restore a day two archives hold into the table.
+    const original = await tableLines(bed.db.client, table);
+    expect((await runLocalArchive(bed.local, {}, fast)).execution.status).toBe('SUCCEEDED');
+    const first = await readLiveArchives(bed.local, 'public', 'split');
+    const days = first.map((a) => a.manifest.day);
+    const splitDay = days.find((day, i) => days.indexOf(day) !== i);
+    if (!splitDay) throw new Error('setup: no day in two archives');
+    const back = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.split', mode: 'range', fromDay: splitDay, toDay: splitDay },
+      fast,
+    );
+    expect(back.execution.status).toBe('SUCCEEDED');
+    const dayRows = back.results.reduce((n, r) => n + r.inserted, 0);
+
+    // Act: the next run; then the whole table restored into a copy, under skip and under overwrite.
+    const again = await runLocalArchive(bed.local, {}, fast);
+    const after = await readLiveArchives(bed.local, 'public', 'split');
+    const present = await tableLines(bed.db.client, table);
+    const inArchives = compareRows(original, [...present, ...after.flatMap((a) => a.lines)]);
+    const copies: Record<string, { status: string; lost: number; doubled: number }> = {};
+    for (const strategy of ['skip', 'overwrite'] as const) {
+      const copy = await runLocalRestore(
+        bed.local,
+        { database: 'app', table: 'public.split', targetTable: `public.split_${strategy}`, strategy },
+        fast,
+      );
+      const copied = await tableLines(bed.db.client, resolvedTable({ ...spec, name: `split_${strategy}` }));
+      const { lost, doubled } = compareRows(original, [...present, ...copied]);
+      copies[strategy] = { status: copy.execution.status, lost, doubled };
+    }
+    const restoredOnce = Object.values(copies).every(
+      (c) => c.status === 'SUCCEEDED' && c.lost === 0 && c.doubled === 0,
+    );
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack:
+        'restores into the archived table one day of rows two batches archived, and the next run archives that day as one object',
+      held: again.execution.status === 'SUCCEEDED' && inArchives.lost === 0 && restoredOnce,
+    });
+
+    // Assess: the day is in a third archive, so its rows are in two; nothing lost; each restore writes every row once.
+    expect(again.execution.status).toBe('SUCCEEDED');
+    expect(after.length).toBe(first.length + 1);
+    expect(
+      after
+        .filter((a) => a.manifest.day === splitDay)
+        .map((a) => a.lines.length)
+        .sort(),
+    ).toEqual(
+      [...first.filter((a) => a.manifest.day === splitDay).map((a) => a.lines.length), dayRows].sort(),
+    );
+    expect(inArchives).toEqual({ lost: 0, doubled: dayRows, extra: 0 });
+    expect(copies).toEqual({
+      skip: { status: 'SUCCEEDED', lost: 0, doubled: 0 },
+      overwrite: { status: 'SUCCEEDED', lost: 0, doubled: 0 },
+    });
+  });
 });
