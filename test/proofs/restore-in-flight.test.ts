@@ -15,6 +15,7 @@ import {
   tableLines,
 } from '../support/fixtures.js';
 import { recordProof } from '../support/proof-ledger.js';
+import { deferred } from './at-least-once/support.js';
 
 const ZERO = { batches: 0, rows: 0, bytes: 0 };
 const spec = { schema: 'public', name: 'busy', timestampColumn: 'created_at', batchSize: 40 };
@@ -165,5 +166,75 @@ describe('restore while a batch of the table is in flight', () => {
     expect(run.execution.status).toBe('SUCCEEDED');
     expect(restored.execution.status).toBe('SUCCEEDED');
     expect([...copied, ...left].sort()).toEqual([...original].sort());
+  });
+});
+
+/**
+ * A restore into the archived table while export's COPY of the next batch is streaming (paused after its first row):
+ * the restored rows are of the days the batch reads, but not in its snapshot nor in its key ranges, which were cut
+ * before. The batch must commit only its own rows, and the restored rows be archived again by a later run.
+ */
+describe('restore into the archived table while export streams the next batch', () => {
+  const streaming = { schema: 'public', name: 'streaming', timestampColumn: 'created_at', batchSize: 25 };
+  const sourceTable = resolvedTable(streaming);
+  // 20 rows a day (19 on the first), 5 days past the cut-off: the first batch ends 6 rows into the second day.
+  const bed = archiverTestbed(async (db) => seedEvents(db.client, 'streaming', 700, 35), [streaming], {
+    defaults: { maxBatchesPerRun: 1 },
+  });
+
+  it('commits the batch with its own rows only; later runs archive the restored rows again, each row in one archive', async () => {
+    // Prepare: the first batch committed; the next one's export paused mid-stream.
+    const original = await tableLines(bed.db.client, sourceTable);
+    const fast = { retryIntervalScale: 0 };
+    expect((await runLocalArchive(bed.local, {}, fast)).execution.status).toBe('SUCCEEDED');
+    const committed = await readLiveArchives(bed.local, 'public', 'streaming');
+    const task = await leasedTask(bed.local, 'public.streaming', 'exec-streaming');
+    const paused = deferred();
+    const resume = deferred();
+    const exporting = exportBatch(
+      { ...task, progress: ZERO },
+      bed.local.deps(async (at) => {
+        if (at === 'export:midStream') {
+          paused.resolve();
+          await resume.promise;
+        }
+      }),
+    );
+    const reached = await Promise.race([paused.promise.then(() => 'paused'), exporting]);
+    if (reached !== 'paused') throw new Error('setup: export did not stream');
+
+    // Act: the whole table restored into it meanwhile; then the batch goes on, and later runs.
+    const restored = await runLocalRestore(bed.local, { database: 'app', table: 'public.streaming' }, fast);
+    resume.resolve();
+    await exporting;
+    const deps = bed.local.deps();
+    await uploadBatch(task, deps);
+    await verifyBatch(task, deps);
+    const deleted = await deleteBatch({ ...task, progress: ZERO }, deps).then(
+      () => 'deleted',
+      (error: Error) => `${error.name}: ${error.message}`,
+    );
+    await deps.locks.release('app', 'public.streaming', task.lease);
+    for (let run = 0; run < 6; run += 1) await runLocalArchive(bed.local, {}, fast);
+    const counts = await assertNoLossNoDuplicates(bed.local, bed.db.client, sourceTable, original).catch(
+      (error: Error) => error,
+    );
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack: "restores into the archived table while export's COPY of the next batch is streaming",
+      held: deleted === 'deleted' && !(counts instanceof Error),
+    });
+
+    // Assess
+    expect(restored.execution.status).toBe('SUCCEEDED');
+    expect(restored.results.reduce((n, r) => n + r.inserted, 0)).toBe(
+      committed.flatMap((a) => a.lines).length,
+    );
+    expect(deleted).toBe('deleted');
+    if (counts instanceof Error) throw counts;
+    expect((await readLiveArchives(bed.local, 'public', 'streaming')).map((a) => a.key)).toEqual(
+      expect.arrayContaining(committed.map((a) => a.key)),
+    );
   });
 });
