@@ -102,8 +102,9 @@ export async function restoreFiles(
     // unique index the real restore would not.
     const transaction = task.dryRun ? inRolledBackTransaction : inTransaction;
     results = await db.withConnection(async (client) => {
-      // Asked outside the transaction: a role that may not read it would abort the group's.
-      if (!task.dryRun) group.server = await serverIdentity(client);
+      // Asked outside the transaction: a role that may not read it would abort the group's. A dry run asks too: it
+      // settles marks written before a COMMIT as the restore it stands for would (settleMarks).
+      group.server = await serverIdentity(client);
       return transaction(client, () => writeGroup(client, archives, group));
     });
   } catch (error) {
@@ -115,9 +116,9 @@ export async function restoreFiles(
       if ('value' in outcome && !('status' in outcome.value)) outcome.value.body?.destroy();
     });
   }
-  // A mark this group wrote replaces the one it settled (a later entry of a key wins).
+  // A mark this group wrote replaces the one it settled (a later entry of a key wins). A dry run writes none.
   const confirmed = [...group.settled, ...group.marks];
-  if (confirmed.length > 0 && group.watermark) {
+  if (!task.dryRun && confirmed.length > 0 && group.watermark) {
     await deps.fault('restore:afterCommit');
     await deps.restoreRecords.markAllRestored(task.database, group.watermark, confirmed);
   }

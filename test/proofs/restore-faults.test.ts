@@ -214,6 +214,38 @@ describe('restore under faults: no archive restored twice or in part', () => {
     });
   });
 
+  it('a dry run after every group died past its COMMIT tells what a restore would do: the marks written before COMMIT answer, no conflict', async () => {
+    // Prepare: every group of a restore under "fail" commits its rows and dies before the watermark write after COMMIT,
+    // in every attempt: only the marks written before each COMMIT say the rows are there.
+    const fault = (point: FaultPoint) => {
+      if (point === 'restore:afterCommit') throw new InjectedCrash('crash after COMMIT');
+    };
+    const first = await restore('dry_after_commit', { fault });
+
+    // Act
+    let dryMarks = 0;
+    const counting = (deps: StepDeps): StepDeps => {
+      const restoreRecords = Object.create(deps.restoreRecords) as StepDeps['restoreRecords'];
+      restoreRecords.markAllRestored = async (...args) => {
+        dryMarks += 1;
+        return deps.restoreRecords.markAllRestored(...args);
+      };
+      return { ...deps, restoreRecords };
+    };
+    const dry = await restore('dry_after_commit', { deps: counting }, { dryRun: true, strategy: 'fail' });
+    const real = await restore('dry_after_commit', {}, { strategy: 'fail' });
+
+    // Assess: the dry run reports what the restore then does, every archive already restored, not a conflict, and
+    // writes no watermark.
+    expect(first.execution.status).toBe('FAILED');
+    expect(real.results.map((r) => r.status)).toEqual(archives.map(() => 'already-restored'));
+    expect(dryMarks).toBe(0);
+    expect(dry.results.map((r) => [r.key, r.status, r.error])).toEqual(
+      real.results.map((r) => [r.key, r.status, r.error]),
+    );
+    expect(await rowsIn('dry_after_commit', allLines())).toMatchObject({ lost: 0, doubled: 0, extra: 0 });
+  });
+
   it('an archive whose read always breaks off mid-stream: nothing of it is written, the others are restored', async () => {
     // Prepare
     const victim = archives[2] as LiveArchive;
