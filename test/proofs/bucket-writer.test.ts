@@ -547,4 +547,49 @@ describe("a bucket writer who rewrites the manifest schema drift reads a table's
       ),
     );
   });
+  it('cannot hide a drift by deleting that manifest: under fail the table stops naming it, under continue it goes on with a warning', async () => {
+    // Prepare: old rows arrive again, the lease items keep no columns, each table gains a column (a drift), and a
+    // bucket writer deletes the manifest the check would read (in AWS, a delete marker hides it).
+    const ddb = DynamoDBDocumentClient.from(
+      new DynamoDBClient({ endpoint: bed.local.services.dynamoEndpoint }),
+    );
+    const deleted: Record<string, string> = {};
+    for (const name of ['informed', 'watched']) {
+      await bed.db.client.query(`ALTER TABLE public.${name} ADD COLUMN added_later text`);
+      await bed.db.client.query(
+        `INSERT INTO public.${name} (created_at, actor) SELECT ${TODAY_UTC_SQL} - interval '40 days', 'late' FROM generate_series(1, 5)`,
+      );
+      const state = await bed.local.deps().locks.get('app', `public.${name}`);
+      await ddb.send(
+        new UpdateCommand({
+          TableName: bed.local.services.lockTable,
+          Key: LeaseStore.stateKey('app', `public.${name}`),
+          UpdateExpression: 'REMOVE lastColumns',
+        }),
+      );
+      const key = manifestKeyFor(state.lastArchiveKey ?? '');
+      await s3ClientFor(bed.local).send(
+        new DeleteObjectCommand({ Bucket: bed.local.services.bucket, Key: key }),
+      );
+      deleted[name] = key;
+    }
+    ddb.destroy();
+
+    // Act
+    const run = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+
+    // Assess: the watched table does not archive past a drift it could not check; the informed one goes on.
+    const outcome = (table: string) => run.outcomes.find((o) => o.table === `public.${table}`);
+    recordProof({
+      kind: 'threat',
+      actor: 'bucket writer',
+      attack: "deletes the manifest a table's schema drift check reads its last columns from",
+      held: outcome('watched')?.status === 'failed' && outcome('informed')?.status === 'succeeded',
+    });
+    expect(outcome('informed')?.status).toBe('succeeded');
+    expect(outcome('watched')?.status).toBe('failed');
+    expect(outcome('watched')?.error).toMatch(
+      new RegExp(`^ArchiveIntegrityError: .*${deleted.watched?.replaceAll('.', '\\.')} is missing`),
+    );
+  });
 });

@@ -48,8 +48,8 @@ export function compareColumns(previous: Column[], current: Column[]): SchemaDri
 /**
  * The columns of the manifest of `archiveKey`, the table's last committed archive, as its commit recorded it. A
  * bucket writer may rewrite that object (into something that is not JSON, or a manifest of other columns, which would
- * make up a drift or hide one): only the manifest whose SHA-256 the inventory entry binds is read. One that cannot be
- * read so, or is in cold storage, leaves drift that only informs (`continue`) unchecked for this batch, with a
+ * make up a drift or hide one), or delete it: only the manifest whose SHA-256 the inventory entry binds is read. One
+ * that cannot be read so, is missing, or is in cold storage, leaves drift that only informs (`continue`) unchecked for this batch, with a
  * warning, rather than stop the table; `fail` says which object and why.
  */
 async function lastManifestColumns(
@@ -78,6 +78,9 @@ async function lastManifestColumns(
     if (!(error instanceof ArchiveIntegrityError)) throw error;
     problem = error.message;
   }
+  // Gone (in AWS, a delete marker any bucket writer may add): the drift it would show goes unseen as well.
+  if (text === undefined && problem === undefined)
+    problem = `${key} is missing (deleted in the bucket, or expired?)`;
   if (text !== undefined) {
     const entry = (await deps.inventory.entries(task.database, task.table, [archiveKey])).get(archiveKey);
     const manifest = parseManifest(text);
@@ -86,7 +89,6 @@ async function lastManifestColumns(
     else if (!manifest) problem = `${key} is not a valid format-1 manifest`;
     else return manifest.columns;
   }
-  if (problem === undefined) return undefined;
   if (table.onSchemaDrift === 'fail')
     throw new ArchiveIntegrityError(
       `schema drift of ${task.table} cannot be checked against its last archive: ${problem}; put its manifest back, or archive once with onSchemaDrift continue`,
