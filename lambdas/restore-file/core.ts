@@ -425,8 +425,9 @@ async function groupLookups(
 ): Promise<GroupLookups> {
   const watermark = watermarkOf(task, existing);
   const native = archives.filter((archive) => archive.format === 'native').map((archive) => archive.key);
+  // Read under ignoreWatermark too: a mark written before a COMMIT keeps the one it replaces (markBeforeCommit).
   const [marks, entries] = await Promise.all([
-    watermark && !task.ignoreWatermark
+    watermark
       ? deps.restoreRecords.restoredMarks(
           task.database,
           watermark,
@@ -454,9 +455,10 @@ async function prepareArchive(
   deps: RestoreFileDeps,
 ): Promise<PreparedArchive | RestoreFileResult> {
   const marked = lookups.marks.get(archive.key);
-  // Overwrite puts the archived versions back whatever an earlier restore did; a mark of this very restore is a retry.
-  const mark =
-    marked && (task.strategy !== 'overwrite' || marked.restoreId === task.restoreId) ? marked : undefined;
+  // Overwrite puts the archived versions back whatever an earlier restore did, and ignoreWatermark writes every archive
+  // again; a mark of this very restore is a retry.
+  const others = task.strategy !== 'overwrite' && !task.ignoreWatermark;
+  const mark = marked && (others || marked.restoreId === task.restoreId) ? marked : undefined;
   const expected = await readExpectation(deps.store, archive);
   checkOrigin(task, expected);
   const committed = checkInventory(deps, task, expected, lookups.entries.get(archive.key));

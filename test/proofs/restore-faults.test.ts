@@ -402,6 +402,51 @@ describe('restore under faults: no archive restored twice or in part', () => {
     });
   });
 
+  it('under ignoreWatermark and "fail", the watermark write after a COMMIT fails once: the retried group meets its own rows, not a conflict', async () => {
+    // Prepare
+    const failSecondWrite = failingSecondMarkAfterCommit();
+    const { errors, onStep } = stepErrors();
+
+    // Act
+    const run = await restore(
+      'ignored_retry',
+      { deps: failSecondWrite, onStep },
+      { strategy: 'fail', ignoreWatermark: true },
+    );
+
+    // Assess
+    expect(errors).toEqual(['restore-file:LockStoreUnavailableError']);
+    expect(run.results.filter((r) => r.status !== 'restored').map((r) => r.error)).toEqual([]);
+    expect(run.results.reduce((n, r) => n + r.inserted, 0)).toBe(allLines().length);
+    expect(await rowsIn('ignored_retry', allLines())).toMatchObject({ lost: 0, doubled: 0, extra: 0 });
+  });
+
+  it('a restore with ignoreWatermark whose transaction dies after its marks: the marks of the earlier restore still answer', async () => {
+    // Prepare: every archive restored and marked; then a restore that ignores the marks writes its own before each
+    // COMMIT, and every group dies right after, rolling back.
+    const first = await restore('ignored_marks');
+    const dying = (deps: StepDeps): StepDeps => {
+      const restoreRecords = Object.create(deps.restoreRecords) as StepDeps['restoreRecords'];
+      restoreRecords.markAllRestored = async (...args) => {
+        await deps.restoreRecords.markAllRestored(...args);
+        if (!afterCommit(args[2])) throw new InjectedCrash('invocation died before COMMIT');
+      };
+      return { ...deps, restoreRecords };
+    };
+    const ignoring = await restore('ignored_marks', { deps: dying }, { ignoreWatermark: true });
+
+    // Act
+    const rerun = await restore('ignored_marks', {}, { strategy: 'fail' });
+
+    // Assess: the rolled-back marks took nothing away; every archive is answered by the first restore's marks.
+    expect(first.execution.status).toBe('SUCCEEDED');
+    expect(ignoring.results.some((r) => r.status === 'restored')).toBe(false);
+    expect(rerun.results.map((r) => [r.status, r.error])).toEqual(
+      archives.map(() => ['already-restored', undefined]),
+    );
+    expect(await rowsIn('ignored_marks', allLines())).toMatchObject({ lost: 0, doubled: 0, extra: 0 });
+  });
+
   it('under "overwrite", marks written before a COMMIT that then fails: the retried group still puts the archived values back', async () => {
     // Prepare: a target holding every archived key with other values.
     const first = await restore('overwrite_rolled_back');
