@@ -338,6 +338,17 @@ async function reportBacklog(
   }
 }
 
+/**
+ * How lines go through an object's staging chain (bench/export-pipeline.ts measures each). Lines are passed on once
+ * WRITE_BYTES are ready (or the object ends), not per chunk of the COPY (about 20 KB); the chain's head takes up to
+ * HEAD_BYTES before a write waits, so the next lines are written while gzip (on libuv's pool) compresses the last;
+ * gzip hands on GZIP_CHUNK_BYTES at a time, so a write is one round trip to its thread, not three. None of them
+ * changes a byte of the object: without a flush, deflate's output does not depend on how its input is cut.
+ */
+export const WRITE_BYTES = 256 * 1024;
+export const HEAD_BYTES = 1024 * 1024;
+export const GZIP_CHUNK_BYTES = 64 * 1024;
+
 /** Whole spans one COPY reads at most: PostgreSQL keeps each branch's sort (up to work_mem) until the COPY ends. */
 export const SPANS_PER_COPY = 8;
 
@@ -415,7 +426,7 @@ async function stageSpans(
       for (let offset = 0; ; ) {
         assertNoneFailed(batch);
         offset = lines.read(chunk, offset);
-        const out = lines.lines();
+        const out = lines.lines(lines.atAnotherObject ? 0 : WRITE_BYTES);
         if (out) await open?.write(out, failure.signal);
         if (!lines.atAnotherObject) break;
         const { ended, next } = lines.nextObject();
@@ -435,6 +446,8 @@ async function stageSpans(
       }
     }
     assertNoneFailed(batch);
+    const rest = lines.lines();
+    if (rest) await open?.write(rest, failure.signal);
     const last = lines.finish();
     if (open && last) objects.push(await open.end(last, batch.publishing));
     return objects;
@@ -523,10 +536,10 @@ class StagingStream {
     private readonly batch: StagingBatch,
   ) {
     this.stagingKey = stagingKey(batch.location, span.day, batch.batchId);
-    this.head = midStreamFaultPoint(deps.fault);
+    this.head = midStreamFaultPoint(deps.fault, HEAD_BYTES);
     this.flowing = pipeline(
       this.head,
-      createGzip({ level: deps.config.defaults.compressionLevel }),
+      createGzip({ level: deps.config.defaults.compressionLevel, chunkSize: GZIP_CHUNK_BYTES }),
       this.compressed,
     );
     this.upload = deps.store.putStream(this.stagingKey, this.compressed, batch.write);

@@ -297,8 +297,13 @@ export class CopyToArchiveLines {
     return this.pending !== undefined;
   }
 
-  /** The current object's lines written since the last call, measured into its figures; undefined when none. */
-  lines(): Buffer | undefined {
+  /**
+   * The current object's lines written since the last call, measured into its figures, once they reach `least`
+   * bytes; undefined when fewer. Each buffer handed on costs every stage after it (the staging chain's transforms,
+   * a round trip to gzip's thread) a fixed amount, so export passes lines on a few hundred KB at a time.
+   */
+  lines(least = 0): Buffer | undefined {
+    if (this.out.written - this.taken < least) return undefined;
     const out = this.out.take();
     if (out.length === 0) return undefined;
     const joined = out.length === 1 ? (out[0] as Buffer) : Buffer.concat(out);
