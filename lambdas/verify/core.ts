@@ -36,15 +36,16 @@ export async function verifyBatch(input: VerifyInput, deps: VerifyDeps): Promise
     .map((object) => object.archiveKey);
   const committed =
     found.length > 0 ? await deps.inventory.entries(input.database, input.table, found) : new Map();
-  const checked = await forEachObject(inFlight.objects, (object, i) =>
-    verifyObject(
-      deps,
-      object,
-      object.createdArchive
-        ? { written: manifestOf(inFlight, i) }
-        : { committedSha256: committed.get(object.archiveKey)?.manifestSha256 },
-    ),
-  );
+  const checked = await forEachObject(inFlight.objects, async (object, i) => {
+    if (object.createdArchive) return verifyObject(deps, object, { written: manifestOf(inFlight, i) });
+    const entry = committed.get(object.archiveKey);
+    if (entry) return verifyObject(deps, object, { committedSha256: entry.manifestSha256 });
+    // No commit vouches for the archive there, and S3 dates it after the table's archives began to be recorded: a
+    // bucket writer's (restore refuses such an archive), or a stale upload's. Its manifest must say what the batch's
+    // says, or the commit would bind a planted one. One from before then was committed unrecorded: as committed.
+    const unvouched = await datedAfter(deps, object.archiveKey, state.inventorySince);
+    return verifyObject(deps, object, unvouched ? { written: manifestOf(inFlight, i), unvouched } : {});
+  });
   const failed = inFlight.objects.flatMap((object, i) => {
     const outcome = checked[i];
     return outcome && 'problem' in outcome ? [{ key: object.archiveKey, problem: outcome.problem }] : [];
@@ -76,6 +77,16 @@ export async function verifyBatch(input: VerifyInput, deps: VerifyDeps): Promise
   await recordInFlight(deps, input, { ...inFlight, stage: 'verified', objects }, ['uploaded', 'verified']);
   deps.telemetry.metric('VerifyDuration', 'Milliseconds', Date.now() - started, tableLabel(input));
   return { objects: objects.length, rows: batchTotals(inFlight).rowCount, verified: true };
+}
+
+/**
+ * Whether S3 dates the object at `key` at or after `since` (whole seconds, as sortUnlisted reads it): an archive the
+ * inventory does not list though the table's archives were recorded there by then.
+ */
+async function datedAfter(deps: VerifyDeps, key: string, since: number | undefined): Promise<boolean> {
+  if (since === undefined) return false;
+  const written = (await deps.store.head(key))?.lastModified;
+  return written !== undefined && written.getTime() >= Math.floor(since / 1000) * 1000;
 }
 
 /**
@@ -117,12 +128,12 @@ function meaningChanges(read: Manifest, written: Manifest): string[] {
 async function verifyObject(
   deps: VerifyDeps,
   object: BatchObject,
-  bound: { written?: Manifest; committedSha256?: string },
+  bound: { written?: Manifest; committedSha256?: string; unvouched?: boolean },
 ): Promise<
   | { pin: ObjectPin | undefined; manifestSha256: string | undefined; manifestLcMonetary: 'C' | null }
   | { problem: string }
 > {
-  const { written, committedSha256 } = bound;
+  const { written, committedSha256, unvouched } = bound;
   const fail = (problem: string) => ({
     problem: `archive ${object.archiveKey} failed verification: ${problem}`,
   });
@@ -134,6 +145,10 @@ async function verifyObject(
   if (manifest.dataKey !== object.archiveKey)
     return fail(`manifest names another object (${manifest.dataKey})`);
   const changed = written ? meaningChanges(manifest, written) : [];
+  if (changed.length > 0 && unvouched)
+    return fail(
+      `an archive no commit records was under its key before upload, with a manifest that differs from the batch's (${changed.join(', ')}): not the archiver's committed archive; remove it and its manifest once examined, and the next run archives the rows`,
+    );
   if (changed.length > 0) return fail(`manifest is not the one upload wrote (${changed.join(', ')} differ)`);
   const sidecar = manifestExpectation(object.archiveKey, manifest, manifestText);
   if (committedSha256 !== undefined && sidecar.manifestSha256 !== committedSha256)

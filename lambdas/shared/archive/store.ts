@@ -62,6 +62,8 @@ export interface ObjectHead {
   restore?: string;
   /** `aws:kms`, `AES256`, ... as S3 reports it; undefined when the server says nothing (s3rver). */
   serverSideEncryption?: string;
+  /** When the object was written, as S3 dates it (whole seconds). */
+  lastModified?: Date;
 }
 
 const isNotFound = (error: unknown): boolean => {
@@ -133,6 +135,7 @@ export class ArchiveStore {
         storageClass: head.StorageClass,
         restore: head.Restore,
         serverSideEncryption: head.ServerSideEncryption,
+        lastModified: head.LastModified,
       };
     } catch (error) {
       if (await this.isMissing(error, key)) return undefined;
