@@ -299,7 +299,7 @@ export function classifyDatabaseError(error: unknown, database?: string): Error 
       { cause: error },
     );
   }
-  const timedOut = statementTimeout(error, ofEntry, 'a statement');
+  const timedOut = statementTimeout(error, ofEntry, undefined);
   if (timedOut) return timedOut;
   if (transientPgCodes.has(code) || transientNodeCodes.has(code) || code.startsWith('08')) {
     return new DatabaseUnavailableError(message, { cause: error });
@@ -320,17 +320,25 @@ export function classifyDatabaseError(error: unknown, database?: string): Error 
  */
 const STATEMENT_TIMEOUT_MESSAGE = 'canceling statement due to statement timeout';
 
+/**
+ * `statement`: a batch's statement (export's, delete's), which a smaller batchSize shortens, or undefined: one of
+ * another step (a restore's COPY of an archive, whose size is its own; a plan's count), which only the setting cures.
+ */
 function statementTimeout(
   error: unknown,
   message: string,
-  statement: string,
+  statement: string | undefined,
 ): StatementTimeoutError | undefined {
   const err = error as { code?: string; message?: string };
   if (err.code !== '57014' || err.message !== STATEMENT_TIMEOUT_MESSAGE) return undefined;
   // The archiver sets statement_timeout on each session and transaction (database/db.ts), over any the role or
   // database sets, so the config's setting is the one to raise.
+  const limit =
+    "defaults.statementTimeoutSeconds (the archiver sets statement_timeout from it on its sessions and transactions, over a role's or database's own)";
   return new StatementTimeoutError(
-    `${message}: ${statement} ran longer than defaults.statementTimeoutSeconds allows (the archiver sets statement_timeout from it on its sessions and transactions, over a role's or database's own): raise it, or lower the table's batchSize so that one batch's statements end within it; not retried, since the same batch would meet the same limit`,
+    statement
+      ? `${message}: ${statement} ran longer than ${limit} allows: raise it, or lower the table's batchSize so that one batch's statements end within it; not retried, since the same batch would meet the same limit`
+      : `${message}: a statement ran longer than ${limit} allows: raise defaults.statementTimeoutSeconds; not retried, since the same statement would meet the same limit`,
     { cause: error },
   );
 }

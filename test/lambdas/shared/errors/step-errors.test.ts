@@ -46,6 +46,19 @@ describe('error classification', () => {
     expect(unnamed.message).toMatch(/^database app: database error 57014: .*a statement ran longer than/);
   });
 
+  it("advises no batchSize for a statement it cannot name: a restore's or a plan's does not shrink with it", () => {
+    // Act: a statement ended by statement_timeout that no step named (restore-file's COPY into the target)
+    const error = classifyDatabaseError(
+      pgError('57014', 'canceling statement due to statement timeout'),
+      'app',
+    );
+
+    // Assess: the setting to raise, and nothing about a batch it may not belong to.
+    expect(error).toBeInstanceOf(StatementTimeoutError);
+    expect(error.message).toMatch(/raise defaults\.statementTimeoutSeconds/);
+    expect(error.message).not.toMatch(/batch/);
+  });
+
   it('retries a statement an administrator cancelled (57014 too): a cancel is no limit the batch meets again', () => {
     // Act
     const error = timedOutStatement(
