@@ -16,10 +16,11 @@ export async function withDemoDatabase<T>(
   work: (demo: { url: string; configPath: string }) => Promise<T>,
 ): Promise<T> {
   const demo = await import('../local/demo.js');
-  const server = await startDemoPostgres(stateDir, demo.readDemoState(stateDir).postgres);
+  const state = demo.readDemoState(stateDir);
+  const server = await startDemoPostgres(stateDir, state.postgres);
   try {
     const url = server.url(demo.DEMO_PG_DATABASE);
-    return await work({ url, configPath: demo.writeDemoConfig(stateDir, url) });
+    return await work({ url, configPath: demo.writeDemoConfig(stateDir, url, state.database) });
   } finally {
     await server.stop();
   }

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { stringify } from 'yaml';
+import { z } from 'zod';
 import type { ArchiverConfigInput } from '../lambdas/shared/config/schema.js';
 import { ArchiveInventory } from '../lambdas/shared/lock-table/archive-inventory.js';
 import { LeaseStore } from '../lambdas/shared/lock-table/lease-store.js';
@@ -39,15 +40,28 @@ export function demoDataDir(stateDir: string, version: number): string {
   return join(tmpdir(), `audit-archiver-demo-${id}-pg${version}`);
 }
 
-/** What the last `demo` run left for a later `local restore --demo`: the PostgreSQL major it used. */
+/** The demo's database entry before it was DEMO_DATABASE: a demo an earlier version ran has its archives under it. */
+const EARLIER_DEMO_DATABASE = 'shop';
+
+/** What the last `demo` run left for later `--demo` commands (demo.json); an earlier version's names no entry. */
+const DemoStateSchema = z.object({
+  postgres: z.union([z.literal(14), z.literal(18)]),
+  database: z.string().min(1).default(EARLIER_DEMO_DATABASE),
+});
+export type DemoState = z.infer<typeof DemoStateSchema>;
+
+/** What the last `demo` run left for a later `local restore --demo`: the PostgreSQL major and the config entry it used. */
 export function writeDemoState(stateDir: string, version: number): void {
-  writeFileSync(join(stateDir, 'demo.json'), `${JSON.stringify({ postgres: version })}\n`);
+  writeFileSync(
+    join(stateDir, 'demo.json'),
+    `${JSON.stringify({ postgres: version, database: DEMO_DATABASE })}\n`,
+  );
 }
 
-export function readDemoState(stateDir: string): { postgres: 14 | 18 } {
+export function readDemoState(stateDir: string): DemoState {
   const path = join(stateDir, 'demo.json');
   if (!existsSync(path)) throw new Error(`no demo in ${resolve(stateDir)}: run \`npm start\` first`);
-  return JSON.parse(readFileSync(path, 'utf8')) as { postgres: 14 | 18 };
+  return DemoStateSchema.parse(JSON.parse(readFileSync(path, 'utf8')));
 }
 
 /** A new demo seeds a new database: archives of an earlier demo would no longer match it. */
@@ -148,14 +162,17 @@ export function demoConfigPath(stateDir: string): string {
   return join(stateDir, 'demo-config.yaml');
 }
 
-/** Writes the demo's config: the same schema a production config uses, with a local connection URL. */
-export function writeDemoConfig(stateDir: string, databaseUrl: string): string {
+/**
+ * Writes the demo's config: the same schema a production config uses, with a local connection URL. `database`: the
+ * entry its archives and lock-table items are under, the one its demo state records (readDemoState).
+ */
+export function writeDemoConfig(stateDir: string, databaseUrl: string, database = DEMO_DATABASE): string {
   const config: ArchiverConfigInput = {
     s3: { bucket: DEMO_BUCKET, prefix: 'archive/' },
     defaults: { retentionDays: DEMO_RETENTION_DAYS, batchSize: 25_000, maxBatchesPerRun: 800 },
     databases: [
       {
-        name: DEMO_DATABASE,
+        name: database,
         credentials: { url: databaseUrl },
         tls: 'disable',
         maxConnections: 2,

@@ -155,18 +155,21 @@ async function restoreDemo(options: LocalRestoreOptions): Promise<number> {
   }
   // Loaded on use: local mode, the demo and pg (see common.ts).
   const { runLocalRestore } = await import('../../local/run.js');
-  const { DEMO_DATABASE, compareWithOriginals } = await import('../../local/demo.js');
+  const { compareWithOriginals } = await import('../../local/demo.js');
   const { default: pg } = await import('pg');
   return withDemoDatabase(options.stateDir, async ({ url, configPath }) => {
     let exitCode = await withLocalEnvironment(configPath, options.stateDir, async (local) => {
       let worst = 0;
-      for (const table of local.config.databases[0]?.tables ?? []) {
+      // The entry the demo's state records (an earlier version's demo has its archives under another).
+      const [demo] = local.config.databases;
+      if (!demo) throw new Error('the demo config lists no database');
+      for (const table of demo.tables) {
         const { display, say } = commandOutput(options);
-        say(`Restoring ${DEMO_DATABASE}/${table.schema}.${table.name} ...`);
+        say(`Restoring ${demo.name}/${table.schema}.${table.name} ...`);
         const started = Date.now();
         const { execution, results } = await runLocalRestore(
           local,
-          restoreRequest({ ...options, database: DEMO_DATABASE, table: `${table.schema}.${table.name}` }),
+          restoreRequest({ ...options, database: demo.name, table: `${table.schema}.${table.name}` }),
           { onStep: display.onStep },
         );
         display.finish();
