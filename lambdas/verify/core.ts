@@ -1,6 +1,7 @@
 import { pipeline } from 'node:stream/promises';
 import { type Manifest, manifestKeyFor, parseManifest } from '../shared/archive/format.js';
 import { archiveProblems, manifestExpectation } from '../shared/archive/integrity.js';
+import type { InventoryEntry } from '../shared/archive/inventory.js';
 import { RowDigest } from '../shared/archive/row-digest.js';
 import type { ObjectPin } from '../shared/archive/store.js';
 import { ByteFigures, createLinesGunzip, JsonLinesContent } from '../shared/archive/stream.js';
@@ -39,7 +40,7 @@ export async function verifyBatch(input: VerifyInput, deps: VerifyDeps): Promise
   const checked = await forEachObject(inFlight.objects, async (object, i) => {
     if (object.createdArchive) return verifyObject(deps, object, { written: manifestOf(inFlight, i) });
     const entry = committed.get(object.archiveKey);
-    if (entry) return verifyObject(deps, object, { committedSha256: entry.manifestSha256 });
+    if (entry) return verifyObject(deps, object, { committed: entry });
     // No commit vouches for the archive there, and S3 dates it after the table's archives began to be recorded: a
     // bucket writer's (restore refuses such an archive), or a stale upload's. Its manifest must say what the batch's
     // says, or the commit would bind a planted one. One from before then was committed unrecorded: as committed.
@@ -122,18 +123,23 @@ function meaningChanges(read: Manifest, written: Manifest): string[] {
 /**
  * Reads one object back and checks it against its manifest and the recorded figures: its pin, or the problem. The
  * manifest read must be the one the archive has: `written`, the manifest upload wrote from the in-flight record when
- * this batch created the archive (it must say the same), or `committedSha256`, the digest the inventory binds for an
- * archive committed before; else a bucket writer's rewrite would be the manifest the commit binds.
+ * this batch created the archive (it must say the same; `unvouched`: an archive no commit records was there), or the
+ * one `committed`, the inventory entry of an archive committed before, binds (its digest, or its lcMonetary in an entry
+ * from before the digest); else a bucket writer's rewrite would be the manifest the commit binds.
  */
 async function verifyObject(
   deps: VerifyDeps,
   object: BatchObject,
-  bound: { written?: Manifest; committedSha256?: string; unvouched?: boolean },
+  bound: {
+    written?: Manifest;
+    committed?: Pick<InventoryEntry, 'lcMonetary' | 'manifestSha256'>;
+    unvouched?: boolean;
+  },
 ): Promise<
   | { pin: ObjectPin | undefined; manifestSha256: string | undefined; manifestLcMonetary: 'C' | null }
   | { problem: string }
 > {
-  const { written, committedSha256, unvouched } = bound;
+  const { written, committed, unvouched } = bound;
   const fail = (problem: string) => ({
     problem: `archive ${object.archiveKey} failed verification: ${problem}`,
   });
@@ -151,8 +157,13 @@ async function verifyObject(
     );
   if (changed.length > 0) return fail(`manifest is not the one upload wrote (${changed.join(', ')} differ)`);
   const sidecar = manifestExpectation(object.archiveKey, manifest, manifestText);
-  if (committedSha256 !== undefined && sidecar.manifestSha256 !== committedSha256)
+  if (committed?.manifestSha256 !== undefined && sidecar.manifestSha256 !== committed.manifestSha256)
     return fail('manifest is not the one its committed archive was verified with');
+  // An entry from before the digest binds the manifest's lcMonetary still: the commit must not take a stripped one.
+  if (committed && manifest.lcMonetary !== committed.lcMonetary)
+    return fail(
+      `manifest says lcMonetary ${manifest.lcMonetary ?? 'none'}, its committed archive's inventory entry ${committed.lcMonetary ?? 'none'}`,
+    );
   const manifestProblems = archiveProblems(sidecar, { recorded: expected }).sidecar;
   if (manifestProblems.length > 0)
     return fail(`manifest differs from the export: ${manifestProblems.join('; ')}`);

@@ -232,3 +232,74 @@ describe('rows of a day restored into the archived table and archived again unde
     });
   });
 });
+
+/**
+ * An entry committed before entries bound the manifest's digest binds its lcMonetary still: a bucket writer who strips
+ * it from that archive's manifest gets the archive refused by restore, and must not get the next archive of the same
+ * rows to commit the stripped manifest in its place.
+ */
+describe('rows archived again under an entry that binds lcMonetary but no manifest digest', () => {
+  const spec = { schema: 'public', name: 'money_bound', timestampColumn: 'created_at' };
+  const bed = archiverTestbed(async (db) => seedEvents(db.client, 'money_bound', 40, 35), [spec]);
+
+  it('does not commit a manifest a bucket writer stripped of its lcMonetary: verify refuses it, the entry keeps C', async () => {
+    // Prepare: archived, restored into the table; then the first archive's entry as such a version left it, and its
+    // manifest stripped.
+    const ref = 'public.money_bound';
+    const table = resolvedTable(spec);
+    const original = await tableLines(bed.db.client, table);
+    expect((await runLocalArchive(bed.local, { tables: [ref] }, fast)).execution.status).toBe('SUCCEEDED');
+    const back = await runLocalRestore(bed.local, { database: 'app', table: ref }, fast);
+    expect(back.execution.status).toBe('SUCCEEDED');
+    const [victim] = await readLiveArchives(bed.local, 'public', 'money_bound');
+    if (!victim) throw new Error('setup: nothing archived');
+    const inventory = bed.local.deps().inventory;
+    const entry = (await inventory.entries('app', ref, [victim.key])).get(victim.key);
+    if (!entry) throw new Error(`setup: ${victim.key} is not in the inventory`);
+    const { manifestSha256: _bound, ...older } = entry;
+    const ddb = DynamoDBDocumentClient.from(
+      new DynamoDBClient({ endpoint: bed.local.services.dynamoEndpoint }),
+      {
+        marshallOptions: { removeUndefinedValues: true },
+      },
+    );
+    await ddb.send(
+      new UpdateCommand({
+        TableName: bed.local.services.lockTable,
+        Key: ArchiveInventory.key('app', ref, victim.key),
+        UpdateExpression: 'SET #archive = :entry',
+        ExpressionAttributeNames: { '#archive': 'archive' },
+        ExpressionAttributeValues: { ':entry': older satisfies InventoryEntry },
+      }),
+    );
+    ddb.destroy();
+    const { lcMonetary: _money, ...stripped } = victim.manifest;
+    await s3ClientFor(bed.local).send(
+      new PutObjectCommand({
+        Bucket: bed.local.services.bucket,
+        Key: manifestKeyFor(victim.key),
+        Body: JSON.stringify(stripped, null, 2),
+      }),
+    );
+
+    // Act
+    const again = await runLocalArchive(bed.local, { tables: [ref] }, fast);
+
+    // Assess: the entry still binds C; the batch is withdrawn and its rows stay.
+    const after = (await inventory.entries('app', ref, [victim.key])).get(victim.key);
+    recordProof({
+      kind: 'threat',
+      actor: 'bucket writer',
+      attack:
+        'strips the lcMonetary of a manifest whose entry binds it but no digest, then identical rows are archived again',
+      held: again.execution.status === 'FAILED' && after?.lcMonetary === 'C',
+    });
+    expect(entry.lcMonetary).toBe('C');
+    expect(after?.lcMonetary).toBe('C');
+    expect(again.execution.status).toBe('FAILED');
+    expect(again.outcomes[0]?.error).toMatch(
+      /^ArchiveIntegrityError: archive .* failed verification: .*lcMonetary/,
+    );
+    expect((await tableLines(bed.db.client, table)).sort()).toEqual([...original].sort());
+  });
+});
