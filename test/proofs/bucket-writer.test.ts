@@ -480,6 +480,25 @@ describe("a bucket writer who rewrites the manifest schema drift reads a table's
     [spec('informed'), { ...spec('watched'), onSchemaDrift: 'fail' }],
   );
 
+  /**
+   * Old rows of the table `name` arrive again and its lease item keeps no columns (as for a table too wide for them), so
+   * the next run's drift check reads its last archive's manifest: that manifest's key.
+   */
+  async function lateRowsCheckedByManifest(ddb: DynamoDBDocumentClient, name: string): Promise<string> {
+    await bed.db.client.query(
+      `INSERT INTO public.${name} (created_at, actor) SELECT ${TODAY_UTC_SQL} - interval '40 days', 'late' FROM generate_series(1, 5)`,
+    );
+    const state = await bed.local.deps().locks.get('app', `public.${name}`);
+    await ddb.send(
+      new UpdateCommand({
+        TableName: bed.local.services.lockTable,
+        Key: LeaseStore.stateKey('app', `public.${name}`),
+        UpdateExpression: 'REMOVE lastColumns',
+      }),
+    );
+    return manifestKeyFor(state.lastArchiveKey ?? '');
+  }
+
   it('cannot stop a table with an unnamed error, nor feed it a forged drift: only the manifest its commit recorded counts', async () => {
     // Prepare: both tables archived; then old rows arrive again, the lease items keep no columns (as for a table too
     // wide for them, whose drift check reads its last archive's manifest), and a bucket writer rewrites that manifest:
@@ -491,18 +510,7 @@ describe("a bucket writer who rewrites the manifest schema drift reads a table's
     );
     const rewritten: Record<string, string> = {};
     for (const name of ['informed', 'watched']) {
-      await bed.db.client.query(
-        `INSERT INTO public.${name} (created_at, actor) SELECT ${TODAY_UTC_SQL} - interval '40 days', 'late' FROM generate_series(1, 5)`,
-      );
-      const state = await bed.local.deps().locks.get('app', `public.${name}`);
-      await ddb.send(
-        new UpdateCommand({
-          TableName: bed.local.services.lockTable,
-          Key: LeaseStore.stateKey('app', `public.${name}`),
-          UpdateExpression: 'REMOVE lastColumns',
-        }),
-      );
-      const key = manifestKeyFor(state.lastArchiveKey ?? '');
+      const key = await lateRowsCheckedByManifest(ddb, name);
       const manifest = JSON.parse((await getObject(bed.local, key)).toString('utf8')) as {
         columns: { name: string }[];
       };
@@ -556,18 +564,7 @@ describe("a bucket writer who rewrites the manifest schema drift reads a table's
     const deleted: Record<string, string> = {};
     for (const name of ['informed', 'watched']) {
       await bed.db.client.query(`ALTER TABLE public.${name} ADD COLUMN added_later text`);
-      await bed.db.client.query(
-        `INSERT INTO public.${name} (created_at, actor) SELECT ${TODAY_UTC_SQL} - interval '40 days', 'late' FROM generate_series(1, 5)`,
-      );
-      const state = await bed.local.deps().locks.get('app', `public.${name}`);
-      await ddb.send(
-        new UpdateCommand({
-          TableName: bed.local.services.lockTable,
-          Key: LeaseStore.stateKey('app', `public.${name}`),
-          UpdateExpression: 'REMOVE lastColumns',
-        }),
-      );
-      const key = manifestKeyFor(state.lastArchiveKey ?? '');
+      const key = await lateRowsCheckedByManifest(ddb, name);
       await s3ClientFor(bed.local).send(
         new DeleteObjectCommand({ Bucket: bed.local.services.bucket, Key: key }),
       );
