@@ -182,37 +182,32 @@ interface Variant {
   gzipChunk: number;
 }
 
-async function exportPipeline(client: pg.Client, sqls: string[], shape: TableShape, variant: Variant) {
+/** Each object's COPY through `stage`: from the server (`sqls`), or replayed from memory (`recorded`). */
+async function runObjects(
+  sources: readonly (AsyncIterable<Buffer> | Buffer[] | (() => AsyncIterable<Buffer>))[],
+  shape: TableShape,
+  variant: Variant,
+) {
   const versions = new VersionDigest();
   const figures: string[] = [];
-  for (const sql of sqls) {
-    const copy = client.query(copyTo(sql)) as unknown as AsyncIterable<Buffer>;
+  const names = shape.columns.map((c) => c.name);
+  for (const source of sources)
     figures.push(
-      ...(await stage(
-        copy,
-        shape.columns.map((c) => c.name),
-        versions,
-        variant,
-      )),
+      ...(await stage(typeof source === 'function' ? source() : source, names, versions, variant)),
     );
-  }
   return { figures, versions: versions.value() };
 }
 
-async function replay(recorded: Buffer[][], shape: TableShape, variant: Variant) {
-  const versions = new VersionDigest();
-  const figures: string[] = [];
-  for (const chunks of recorded)
-    figures.push(
-      ...(await stage(
-        chunks,
-        shape.columns.map((c) => c.name),
-        versions,
-        variant,
-      )),
-    );
-  return { figures, versions: versions.value() };
-}
+const exportPipeline = (client: pg.Client, sqls: string[], shape: TableShape, variant: Variant) =>
+  // Each COPY starts only when the one before it ended: one connection runs one at a time.
+  runObjects(
+    sqls.map((sql) => () => client.query(copyTo(sql)) as unknown as AsyncIterable<Buffer>),
+    shape,
+    variant,
+  );
+
+const replay = (recorded: Buffer[][], shape: TableShape, variant: Variant) =>
+  runObjects(recorded, shape, variant);
 
 const median = (values: number[]): number => {
   const sorted = [...values].sort((a, b) => a - b);
