@@ -1,4 +1,5 @@
 import {
+  BatchFiguresSchema,
   canonicalJson,
   type Manifest,
   manifestKeyFor,
@@ -38,9 +39,6 @@ function archiveMetadata(batchId: string, object: BatchObject): Record<string, s
     ...(object.figures.rowDigest ? { 'row-digest': object.figures.rowDigest } : {}),
   };
 }
-
-/** The form of a row digest (row-digest.ts): 32 hex digits. */
-const ROW_DIGEST = /^[0-9a-f]{32}$/;
 
 export type UploadDeps = Pick<StepDeps, 'config' | 'store' | 'locks' | 'inventory' | 'telemetry' | 'fault'>;
 
@@ -142,13 +140,13 @@ async function publishObject(
       throw new ArchiveConflictError(`${object.archiveKey} exists with different content`);
     }
     if (!existing) return stagingDamage(store, object);
-    const rowDigest = existing.metadata['row-digest'];
+    // Anything but a digest's form leaves the manifest's to differ from the batch's: a conflict, named.
+    const rowDigest = BatchFiguresSchema.shape.rowDigest.safeParse(existing.metadata['row-digest']).data;
     figures = {
       ...figures,
       compressedBytes: existing.size,
       compressedSha256: existing.metadata['compressed-sha256'] ?? figures.compressedSha256,
-      // Anything but a digest's form leaves the manifest's to differ from the batch's: a conflict, named.
-      ...(rowDigest && ROW_DIGEST.test(rowDigest) ? { rowDigest } : {}),
+      ...(rowDigest ? { rowDigest } : {}),
     };
   }
   await deps.fault('upload:afterCopy');

@@ -1,7 +1,7 @@
 import { pipeline } from 'node:stream/promises';
 import { type Manifest, manifestKeyFor, parseManifest } from '../shared/archive/format.js';
 import { archiveProblems, manifestExpectation } from '../shared/archive/integrity.js';
-import type { InventoryEntry } from '../shared/archive/inventory.js';
+import { datedSinceInventory, type InventoryEntry } from '../shared/archive/inventory.js';
 import { RowDigest } from '../shared/archive/row-digest.js';
 import type { ObjectPin } from '../shared/archive/store.js';
 import { ByteFigures, createLinesGunzip, JsonLinesContent } from '../shared/archive/stream.js';
@@ -44,7 +44,9 @@ export async function verifyBatch(input: VerifyInput, deps: VerifyDeps): Promise
     // No commit vouches for the archive there, and S3 dates it after the table's archives began to be recorded: a
     // bucket writer's (restore refuses such an archive), or a stale upload's. Its manifest must say what the batch's
     // says, or the commit would bind a planted one. One from before then was committed unrecorded: as committed.
-    const unvouched = await datedAfter(deps, object.archiveKey, state.inventorySince);
+    const unvouched =
+      state.inventorySince !== undefined &&
+      datedSinceInventory((await deps.store.head(object.archiveKey))?.lastModified, state.inventorySince);
     return verifyObject(deps, object, unvouched ? { written: manifestOf(inFlight, i), unvouched } : {});
   });
   const failed = inFlight.objects.flatMap((object, i) => {
@@ -78,16 +80,6 @@ export async function verifyBatch(input: VerifyInput, deps: VerifyDeps): Promise
   await recordInFlight(deps, input, { ...inFlight, stage: 'verified', objects }, ['uploaded', 'verified']);
   deps.telemetry.metric('VerifyDuration', 'Milliseconds', Date.now() - started, tableLabel(input));
   return { objects: objects.length, rows: batchTotals(inFlight).rowCount, verified: true };
-}
-
-/**
- * Whether S3 dates the object at `key` at or after `since` (whole seconds, as sortUnlisted reads it): an archive the
- * inventory does not list though the table's archives were recorded there by then.
- */
-async function datedAfter(deps: VerifyDeps, key: string, since: number | undefined): Promise<boolean> {
-  if (since === undefined) return false;
-  const written = (await deps.store.head(key))?.lastModified;
-  return written !== undefined && written.getTime() >= Math.floor(since / 1000) * 1000;
 }
 
 /**

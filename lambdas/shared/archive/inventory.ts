@@ -30,3 +30,16 @@ export const InventoryEntrySchema = z.object({
   manifestSha256: z.string().optional(),
 });
 export type InventoryEntry = z.infer<typeof InventoryEntrySchema>;
+
+/**
+ * Whether S3 dates an archive (`lastModified`, whole seconds) at or after `inventorySince`, when the table's first batch
+ * was recorded with the inventory (the lease item's): such an archive is one the inventory should list, so one it does
+ * not is a bucket writer's or a stale upload's, not a committed archive from before the inventory.
+ */
+export function datedSinceInventory(
+  lastModified: Date | undefined,
+  inventorySince: number | undefined,
+): boolean {
+  if (lastModified === undefined || inventorySince === undefined) return false;
+  return lastModified.getTime() >= Math.floor(inventorySince / 1000) * 1000;
+}

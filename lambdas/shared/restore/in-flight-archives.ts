@@ -1,4 +1,5 @@
 import type { ArchiveRef } from '../archive/catalog.js';
+import { datedSinceInventory } from '../archive/inventory.js';
 import { deleteTransactionStatus } from '../batch/batch.js';
 import type { Database } from '../database/db.js';
 import { BatchOutcomeUnknownError, DeleteInProgressError } from '../errors/step-errors.js';
@@ -87,9 +88,8 @@ export async function* sortUnlisted(
     yield* refs;
     return;
   }
-  const since = Math.floor(inventorySince / 1000) * 1000;
   const dated = (ref: ArchiveRef) =>
-    ref.format === 'native' && ref.lastModified !== undefined && ref.lastModified.getTime() >= since;
+    ref.format === 'native' && datedSinceInventory(ref.lastModified, inventorySince);
   const lookUp = async (keys: string[]) =>
     keys.length > 0 ? await deps.inventory.entries(database, table, keys) : new Map();
   let pending: ArchiveRef[] = [];
