@@ -3,22 +3,28 @@
  * under the archive key before upload copies it there: upload then takes the key as identical rows archived before.
  */
 
+import { createHash } from 'node:crypto';
+import { gunzipSync } from 'node:zlib';
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import { manifestKeyFor } from '../../lambdas/shared/archive/format.js';
+import { archiveKey, manifestKeyFor } from '../../lambdas/shared/archive/format.js';
 import { manifestSha256 } from '../../lambdas/shared/archive/integrity.js';
 import { manifestOf } from '../../lambdas/shared/batch/batch-manifest.js';
+import type { FaultPoint } from '../../lambdas/shared/step/step-deps.js';
 import { runLocalArchive } from '../../local/run.js';
 import type { StepEvent } from '../../local/workflow.js';
 import {
   archiverTestbed,
   getObject,
+  listKeys,
   resolvedTable,
   s3ClientFor,
   seedEvents,
   tableLines,
 } from '../support/fixtures.js';
 import { recordProof } from '../support/proof-ledger.js';
+
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
 describe('an archive and manifest planted under the key before upload', () => {
   const bed = archiverTestbed(
@@ -84,6 +90,91 @@ describe('an archive and manifest planted under the key before upload', () => {
       /^ArchiveIntegrityError: archive .* failed verification: an archive no commit records was under its key before upload, with a manifest that differs from the batch's \(keyColumns, lcMonetary\)/,
     );
     expect(await inventory.list('app', 'public.ahead')).toEqual([]);
+    expect(await tableLines(bed.db.client, table)).toEqual(original);
+  });
+});
+
+describe('an archive planted under the key while export still stages the table first batch', () => {
+  const bed = archiverTestbed(
+    async (db) => seedEvents(db.client, 'early', 60, 33),
+    [{ schema: 'public', name: 'early', timestampColumn: 'created_at' }],
+  );
+
+  it('is dated after the inventory began: verify refuses a manifest that says otherwise than the batch', async () => {
+    // Prepare: once export has staged the batch and before it records it (the table's first, which starts the
+    // inventory), the oldest staged object's bytes go under its archive key; S3 dates them a second before the
+    // record. After export, a manifest whose figures match, its lcMonetary stripped and its key columns changed.
+    const s3 = s3ClientFor(bed.local);
+    const Bucket = bed.local.services.bucket;
+    const table = resolvedTable({ schema: 'public', name: 'early', timestampColumn: 'created_at' });
+    const original = await tableLines(bed.db.client, table);
+    const location = {
+      prefix: bed.local.config.s3.prefix,
+      database: 'app',
+      schema: 'public',
+      table: 'early',
+    };
+    let archive: string | undefined;
+    const fault = async (point: FaultPoint) => {
+      if (point !== 'export:afterStaging' || archive) return;
+      const [staged] = (await listKeys(bed.local, `${bed.local.config.s3.prefix}_staging/`))
+        .filter((key) => key.endsWith('.jsonl.gz'))
+        .sort();
+      const day = staged?.match(/\/(\d{4}-\d{2}-\d{2})-[^/]*\.jsonl\.gz$/)?.[1];
+      if (!staged || !day) throw new Error('setup: nothing staged');
+      const bytes = await getObject(bed.local, staged);
+      const contentSha256 = sha256(gunzipSync(bytes));
+      archive = archiveKey(location, day, contentSha256);
+      await s3.send(
+        new PutObjectCommand({
+          Bucket,
+          Key: archive,
+          Body: bytes,
+          Metadata: { 'content-sha256': contentSha256, 'compressed-sha256': sha256(bytes) },
+          ContentType: 'application/x-ndjson',
+          ContentEncoding: 'gzip',
+        }),
+      );
+      // The record comes in a later second than the object's date, as it does after a batch of any size.
+      await new Promise((resolve) => setTimeout(resolve, 1100 - (Date.now() % 1000)));
+    };
+    let planted: { key: string; sha256: string } | undefined;
+    const afterStep = async (event: StepEvent) => {
+      if (event.functionName !== 'export' || planted) return;
+      const inFlight = (await bed.local.deps().locks.get('app', 'public.early')).inFlight;
+      const manifest = inFlight && manifestOf(inFlight, 0);
+      if (!manifest || inFlight.objects[0]?.archiveKey !== archive)
+        throw new Error('setup: not the first object');
+      const { lcMonetary: _money, ...forged } = { ...manifest, keyColumns: ['actor'] };
+      const text = JSON.stringify(forged, null, 2);
+      await s3.send(new PutObjectCommand({ Bucket, Key: manifestKeyFor(manifest.dataKey), Body: text }));
+      planted = { key: manifest.dataKey, sha256: manifestSha256(text) };
+    };
+
+    // Act
+    const run = await runLocalArchive(
+      bed.local,
+      { tables: ['public.early'] },
+      { fault, afterStep, retryIntervalScale: 0 },
+    );
+
+    // Assess: verify refuses the planted manifest by name; nothing is committed or deleted.
+    if (!planted) throw new Error('setup: nothing planted');
+    const inventory = bed.local.deps().inventory;
+    const entry = (await inventory.entries('app', 'public.early', [planted.key])).get(planted.key);
+    recordProof({
+      kind: 'threat',
+      actor: 'bucket writer',
+      attack:
+        'puts the staged bytes under the archive key while export stages the first batch, with a manifest of other meaning',
+      held: run.execution.status === 'FAILED' && entry === undefined,
+    });
+    expect(entry?.manifestSha256).not.toBe(planted.sha256);
+    expect(run.execution.status).toBe('FAILED');
+    expect(run.outcomes[0]?.error).toMatch(
+      /^ArchiveIntegrityError: archive .* failed verification: an archive no commit records was under its key before upload, with a manifest that differs from the batch's \(keyColumns, lcMonetary\)/,
+    );
+    expect(await inventory.list('app', 'public.early')).toEqual([]);
     expect(await tableLines(bed.db.client, table)).toEqual(original);
   });
 });

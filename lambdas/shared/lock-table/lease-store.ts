@@ -145,6 +145,9 @@ export class LeaseStore {
     let condition = '#owner = :owner AND #token = :token AND expiresAt > :now';
     if (expect === 'none') {
       condition += ' AND attribute_not_exists(inFlight)';
+      // Dated from when the batch's export began, before it staged anything: the staged bytes of the table's first
+      // batch, copied under an archive key by a bucket writer, are dated since (datedSinceInventory), not before.
+      values[':since'] = Math.min(now, inFlight.exportedAt ?? now);
     } else if (Array.isArray(expect)) {
       condition += ` AND inFlight.batchId = :batchId AND inFlight.stage IN (${expect.map((_, i) => `:stage${i}`).join(', ')})`;
       values[':batchId'] = inFlight.batchId;
@@ -172,7 +175,7 @@ export class LeaseStore {
           TableName: this.lockTable.tableName,
           Key: LeaseStore.stateKey(database, table),
           // A new batch: from the first on, every archive of the table is committed through the inventory.
-          UpdateExpression: `SET inFlight = :inFlight, expiresAt = :expiresAt${expect === 'none' ? ', inventorySince = if_not_exists(inventorySince, :now)' : ''}`,
+          UpdateExpression: `SET inFlight = :inFlight, expiresAt = :expiresAt${expect === 'none' ? ', inventorySince = if_not_exists(inventorySince, :since)' : ''}`,
           ConditionExpression: condition,
           ExpressionAttributeNames: { '#owner': 'owner', '#token': 'token' },
           ExpressionAttributeValues: values,

@@ -164,8 +164,9 @@ export interface TableState {
   lastColumns?: Column[];
   lastArchiveKey?: string;
   /**
-   * When a batch of the table was first recorded by a version that records every commit in the inventory (epoch ms):
-   * a native archive written since that the inventory does not list was never committed (restore leaves it out).
+   * When the export of the table's first batch recorded by a version that records every commit in the inventory began
+   * (epoch ms; before it staged anything): a native archive written since that the inventory does not list was never
+   * committed (restore leaves it out, verify holds its manifest to the batch's).
    */
   inventorySince?: number;
   /** The owner that last released the lease: its acquire, duplicated and arriving late, is refused. */
