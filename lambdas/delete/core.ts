@@ -69,7 +69,11 @@ async function deleteMeasured(
 ): Promise<{ rows: number; matches: boolean }> {
   const source = (predicate: string) => `${rowSourceSql(shape)} AS t WHERE ${predicate}`;
   const named = (error: unknown) =>
-    timedOutStatement(error, `delete's DELETE of the batch's ${inFlight.objects.length} object(s) of rows`);
+    timedOutStatement(
+      error,
+      `delete's DELETE of the batch's ${inFlight.objects.length} object(s) of rows`,
+      'in flight',
+    );
   if (inFlight.versionDigest !== undefined) {
     const predicates = inFlight.objects.map((object) => `(${batchPredicateSql(shape, object.bounds)})`);
     // sum(int8) is exact (numeric); the digest is the batch's sum modulo 2^64, as export computed it.

@@ -299,7 +299,7 @@ export function classifyDatabaseError(error: unknown, database?: string): Error 
       { cause: error },
     );
   }
-  const timedOut = statementTimeout(error, ofEntry, undefined);
+  const timedOut = statementTimeout(error, ofEntry, { cure: 'setting' });
   if (timedOut) return timedOut;
   if (transientPgCodes.has(code) || transientNodeCodes.has(code) || code.startsWith('08')) {
     return new DatabaseUnavailableError(message, { cause: error });
@@ -321,13 +321,19 @@ export function classifyDatabaseError(error: unknown, database?: string): Error 
 const STATEMENT_TIMEOUT_MESSAGE = 'canceling statement due to statement timeout';
 
 /**
- * `statement`: a batch's statement (export's, delete's), which a smaller batchSize shortens, or undefined: one of
- * another step (a restore's COPY of an archive, whose size is its own; a plan's count), which only the setting cures.
+ * What shortens a statement statementTimeout names: `batch`, a new batch's (export's COPY), which a smaller batchSize
+ * shortens; `in flight`, a batch's already exported (delete's DELETE), which every run resumes whole whatever batchSize
+ * says now; `setting`, one of another step (a restore's COPY of an archive, whose size is its own; a plan's count).
+ * Only the setting cures the last two.
  */
+type TimedOut =
+  | { statement: string; cure: 'batch' | 'in flight' }
+  | { statement?: undefined; cure: 'setting' };
+
 function statementTimeout(
   error: unknown,
   message: string,
-  statement: string | undefined,
+  named: TimedOut,
 ): StatementTimeoutError | undefined {
   const err = error as { code?: string; message?: string };
   if (err.code !== '57014' || err.message !== STATEMENT_TIMEOUT_MESSAGE) return undefined;
@@ -335,20 +341,31 @@ function statementTimeout(
   // database sets, so the config's setting is the one to raise.
   const limit =
     "defaults.statementTimeoutSeconds (the archiver sets statement_timeout from it on its sessions and transactions, over a role's or database's own)";
+  const advice = {
+    batch: `raise it, or lower the table's batchSize so that one batch's statements end within it; not retried, since the same batch would meet the same limit`,
+    'in flight': `raise defaults.statementTimeoutSeconds (the batch is kept in flight and resumed whole by every run, so a smaller batchSize shortens only the batches after it); not retried, since the same batch would meet the same limit`,
+    setting: `raise defaults.statementTimeoutSeconds; not retried, since the same statement would meet the same limit`,
+  }[named.cure];
   return new StatementTimeoutError(
-    statement
-      ? `${message}: ${statement} ran longer than ${limit} allows: raise it, or lower the table's batchSize so that one batch's statements end within it; not retried, since the same batch would meet the same limit`
-      : `${message}: a statement ran longer than ${limit} allows: raise defaults.statementTimeoutSeconds; not retried, since the same statement would meet the same limit`,
+    `${message}: ${named.statement ?? 'a statement'} ran longer than ${limit} allows: ${advice}`,
     { cause: error },
   );
 }
 
 /**
- * `error` as a StatementTimeoutError naming `statement` (what the operator would look for: "delete's DELETE of the
- * batch's rows") when statement_timeout ended it; any other error unchanged.
+ * `error` as a StatementTimeoutError naming `statement` (what the operator would look for: "export's COPY of the
+ * batch's rows") when statement_timeout ended it; any other error unchanged. `cure`: 'in flight' for a statement of a
+ * batch already exported, which a smaller batchSize does not shorten.
  */
-export function timedOutStatement<E>(error: E, statement: string): E | StatementTimeoutError {
-  return statementTimeout(error, `database error 57014: ${STATEMENT_TIMEOUT_MESSAGE}`, statement) ?? error;
+export function timedOutStatement<E>(
+  error: E,
+  statement: string,
+  cure: 'batch' | 'in flight' = 'batch',
+): E | StatementTimeoutError {
+  return (
+    statementTimeout(error, `database error 57014: ${STATEMENT_TIMEOUT_MESSAGE}`, { statement, cure }) ??
+    error
+  );
 }
 
 /**

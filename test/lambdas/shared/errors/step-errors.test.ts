@@ -33,17 +33,32 @@ describe('error classification', () => {
     const timedOut = pgError('57014', 'canceling statement due to statement timeout');
 
     // Act
-    const named = timedOutStatement(timedOut, "delete's DELETE of the batch's rows");
+    const named = timedOutStatement(timedOut, "export's COPY of 2 day(s) of the batch's rows");
     const unnamed = classifyDatabaseError(timedOut, 'app');
 
     // Assess: the same batch would meet the same limit, so the ASL does not retry it (States.ALL fails the table).
     expect(named).toBeInstanceOf(StatementTimeoutError);
     expect((named as StatementTimeoutError).retryable).toBe(false);
-    expect(named.message).toMatch(/delete's DELETE of the batch's rows ran longer than/);
+    expect(named.message).toMatch(/export's COPY of 2 day\(s\) of the batch's rows ran longer than/);
     expect(named.message).toMatch(/defaults\.statementTimeoutSeconds/);
     expect(named.message).toMatch(/batchSize/);
     expect(unnamed).toBeInstanceOf(StatementTimeoutError);
     expect(unnamed.message).toMatch(/^database app: database error 57014: .*a statement ran longer than/);
+  });
+
+  it("advises no batchSize for delete's DELETE: the batch in flight is resumed whole on every run, whatever it says", () => {
+    // Act: delete names its statement as a batch in flight's, which a smaller batchSize does not shrink
+    const error = timedOutStatement(
+      pgError('57014', 'canceling statement due to statement timeout'),
+      "delete's DELETE of the batch's 3 object(s) of rows",
+      'in flight',
+    );
+
+    // Assess: the setting to raise; lowering batchSize alone would leave the table failing at every run.
+    expect(error).toBeInstanceOf(StatementTimeoutError);
+    expect(error.message).toMatch(/delete's DELETE of the batch's 3 object\(s\) of rows ran longer than/);
+    expect(error.message).toMatch(/raise defaults\.statementTimeoutSeconds/);
+    expect(error.message).not.toMatch(/lower the table's batchSize/);
   });
 
   it("advises no batchSize for a statement it cannot name: a restore's or a plan's does not shrink with it", () => {
