@@ -1,5 +1,5 @@
 import { pipeline } from 'node:stream/promises';
-import { type Manifest, manifestKeyFor, parseManifest } from '../shared/archive/format.js';
+import { canonicalJson, type Manifest, manifestKeyFor, parseManifest } from '../shared/archive/format.js';
 import { archiveProblems, manifestExpectation } from '../shared/archive/integrity.js';
 import { datedSinceInventory, type InventoryEntry } from '../shared/archive/inventory.js';
 import { RowDigest } from '../shared/archive/row-digest.js';
@@ -104,12 +104,16 @@ const MEANING: readonly (keyof Manifest)[] = [
   'compression',
   'encoding',
   'lcMonetary',
+  // What restore checks the target's types against: without them it takes the archive for one written before.
+  'typeDefinitions',
+  'enumLabels',
   'dataKey',
 ];
 
 /** The fields of MEANING in which `read` differs from what upload wrote. */
 function meaningChanges(read: Manifest, written: Manifest): string[] {
-  return MEANING.filter((field) => JSON.stringify(read[field]) !== JSON.stringify(written[field]));
+  // Key order aside: a record's (typeDefinitions) is the order the lock table returned it in.
+  return MEANING.filter((field) => canonicalJson(read[field]) !== canonicalJson(written[field]));
 }
 
 /**

@@ -20,6 +20,7 @@ import {
   resolvedTable,
   s3ClientFor,
   seedEvents,
+  TODAY_UTC_SQL,
   tableLines,
 } from '../support/fixtures.js';
 import { recordProof } from '../support/proof-ledger.js';
@@ -175,6 +176,68 @@ describe('an archive planted under the key while export still stages the table f
       /^ArchiveIntegrityError: archive .* failed verification: an archive no commit records was under its key before upload, with a manifest that differs from the batch's \(keyColumns, lcMonetary\)/,
     );
     expect(await inventory.list('app', 'public.early')).toEqual([]);
+    expect(await tableLines(bed.db.client, table)).toEqual(original);
+  });
+});
+
+describe("a manifest rewritten after upload without its types' definitions", () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query(`CREATE TYPE mood AS ENUM ('low', 'high')`);
+      await db.client.query(
+        `CREATE TABLE typed (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL, mood mood NOT NULL)`,
+      );
+      await db.client.query(
+        `INSERT INTO typed (created_at, mood)
+         SELECT ${TODAY_UTC_SQL} - interval '40 days' + g * interval '1 hour', (ARRAY['low', 'high'])[1 + g % 2]::mood
+           FROM generate_series(1, 30) AS g`,
+      );
+    },
+    [{ schema: 'public', name: 'typed', timestampColumn: 'created_at' }],
+  );
+
+  it('fails verification naming them: the commit never binds a manifest restore could not check its types by', async () => {
+    // Prepare: right after upload, the first manifest loses what restore checks a target's types against (so a label
+    // swapped since archiving would restore other values), its figures intact.
+    const s3 = s3ClientFor(bed.local);
+    const Bucket = bed.local.services.bucket;
+    const table = resolvedTable({ schema: 'public', name: 'typed', timestampColumn: 'created_at' });
+    const original = await tableLines(bed.db.client, table);
+    let struck: string | undefined;
+    const afterStep = async (event: StepEvent) => {
+      if (event.functionName !== 'upload' || struck) return;
+      const key = (await bed.local.deps().locks.get('app', 'public.typed')).inFlight?.objects[0]?.archiveKey;
+      if (!key) throw new Error('setup: no batch in flight');
+      const manifest = JSON.parse((await getObject(bed.local, manifestKeyFor(key))).toString('utf8'));
+      if (!manifest.enumLabels || !manifest.typeDefinitions) throw new Error('setup: no types recorded');
+      const { enumLabels: _labels, typeDefinitions: _definitions, ...stripped } = manifest;
+      await s3.send(
+        new PutObjectCommand({ Bucket, Key: manifestKeyFor(key), Body: JSON.stringify(stripped) }),
+      );
+      struck = key;
+    };
+
+    // Act
+    const run = await runLocalArchive(
+      bed.local,
+      { tables: ['public.typed'] },
+      { afterStep, retryIntervalScale: 0 },
+    );
+
+    // Assess
+    const committed = await bed.local.deps().inventory.list('app', 'public.typed');
+    recordProof({
+      kind: 'threat',
+      actor: 'bucket writer',
+      attack: "strips a manifest's type definitions and enum labels between upload and verify",
+      held: run.execution.status === 'FAILED' && committed.length === 0,
+    });
+    expect(struck).toBeDefined();
+    expect(run.execution.status).toBe('FAILED');
+    expect(run.outcomes[0]?.error).toMatch(
+      /^ArchiveIntegrityError: archive .* failed verification: manifest is not the one upload wrote \(typeDefinitions, enumLabels differ\)/,
+    );
+    expect(committed).toEqual([]);
     expect(await tableLines(bed.db.client, table)).toEqual(original);
   });
 });
