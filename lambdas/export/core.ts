@@ -104,6 +104,9 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
     return { status: 'empty' as const };
   }
   const started = Date.now();
+  // From now on the table's archives are committed through the inventory: dated before anything is staged.
+  if (state.inventorySince === undefined)
+    await deps.locks.startInventory(input.database, input.table, input.lease, started);
   const batchId = randomUUID();
   const location = tableLocation(deps.config, table);
   const write = {

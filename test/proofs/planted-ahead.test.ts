@@ -241,3 +241,93 @@ describe("a manifest rewritten after upload without its types' definitions", () 
     expect(await tableLines(bed.db.client, table)).toEqual(original);
   });
 });
+
+describe("an archive planted from the staged bytes of a first batch's export that crashed before recording it", () => {
+  const bed = archiverTestbed(
+    async (db) => seedEvents(db.client, 'crashed', 60, 33),
+    [{ schema: 'public', name: 'crashed', timestampColumn: 'created_at' }],
+  );
+
+  it('is dated after the inventory began: verify refuses a manifest that says otherwise than the batch', async () => {
+    // Prepare: the table's first export stages its batch and dies before recording it; the bucket writer copies the
+    // oldest staged object under its archive key meanwhile. The next run's export stages the same rows a second later.
+    const s3 = s3ClientFor(bed.local);
+    const Bucket = bed.local.services.bucket;
+    const table = resolvedTable({ schema: 'public', name: 'crashed', timestampColumn: 'created_at' });
+    const original = await tableLines(bed.db.client, table);
+    const location = {
+      prefix: bed.local.config.s3.prefix,
+      database: 'app',
+      schema: 'public',
+      table: 'crashed',
+    };
+    let archive: string | undefined;
+    const fault = async (point: FaultPoint) => {
+      if (point !== 'export:afterStaging' || archive) return;
+      const [staged] = (await listKeys(bed.local, `${bed.local.config.s3.prefix}_staging/`))
+        .filter((key) => key.endsWith('.jsonl.gz'))
+        .sort();
+      const day = staged?.match(/\/(\d{4}-\d{2}-\d{2})-[^/]*\.jsonl\.gz$/)?.[1];
+      if (!staged || !day) throw new Error('setup: nothing staged');
+      const bytes = await getObject(bed.local, staged);
+      const contentSha256 = sha256(gunzipSync(bytes));
+      archive = archiveKey(location, day, contentSha256);
+      await s3.send(
+        new PutObjectCommand({
+          Bucket,
+          Key: archive,
+          Body: bytes,
+          Metadata: { 'content-sha256': contentSha256, 'compressed-sha256': sha256(bytes) },
+          ContentType: 'application/x-ndjson',
+          ContentEncoding: 'gzip',
+        }),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 1100 - (Date.now() % 1000)));
+      throw new Error('the export died before recording its batch');
+    };
+    const crashed = await runLocalArchive(
+      bed.local,
+      { tables: ['public.crashed'] },
+      { fault, retryIntervalScale: 0 },
+    );
+    expect(crashed.execution.status).toBe('FAILED');
+    let planted: { key: string; sha256: string } | undefined;
+    const afterStep = async (event: StepEvent) => {
+      if (event.functionName !== 'export' || planted) return;
+      const inFlight = (await bed.local.deps().locks.get('app', 'public.crashed')).inFlight;
+      const manifest = inFlight && manifestOf(inFlight, 0);
+      if (!manifest || inFlight.objects[0]?.archiveKey !== archive)
+        throw new Error('setup: not the first object');
+      const { lcMonetary: _money, ...forged } = { ...manifest, keyColumns: ['actor'] };
+      const text = JSON.stringify(forged, null, 2);
+      await s3.send(new PutObjectCommand({ Bucket, Key: manifestKeyFor(manifest.dataKey), Body: text }));
+      planted = { key: manifest.dataKey, sha256: manifestSha256(text) };
+    };
+
+    // Act
+    const run = await runLocalArchive(
+      bed.local,
+      { tables: ['public.crashed'] },
+      { afterStep, retryIntervalScale: 0 },
+    );
+
+    // Assess: verify refuses the planted manifest by name; nothing is committed or deleted.
+    if (!planted) throw new Error('setup: nothing planted');
+    const inventory = bed.local.deps().inventory;
+    const entry = (await inventory.entries('app', 'public.crashed', [planted.key])).get(planted.key);
+    recordProof({
+      kind: 'threat',
+      actor: 'bucket writer',
+      attack:
+        'puts the staged bytes of a first export that died before recording its batch under the archive key, with a manifest of other meaning',
+      held: run.execution.status === 'FAILED' && entry === undefined,
+    });
+    expect(entry?.manifestSha256).not.toBe(planted.sha256);
+    expect(run.execution.status).toBe('FAILED');
+    expect(run.outcomes[0]?.error).toMatch(
+      /^ArchiveIntegrityError: archive .* failed verification: an archive no commit records was under its key before upload, with a manifest that differs from the batch's \(keyColumns, lcMonetary\)/,
+    );
+    expect(await inventory.list('app', 'public.crashed')).toEqual([]);
+    expect(await tableLines(bed.db.client, table)).toEqual(original);
+  });
+});

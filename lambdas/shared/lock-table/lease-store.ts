@@ -145,9 +145,6 @@ export class LeaseStore {
     let condition = '#owner = :owner AND #token = :token AND expiresAt > :now';
     if (expect === 'none') {
       condition += ' AND attribute_not_exists(inFlight)';
-      // Dated from when the batch's export began, before it staged anything: the staged bytes of the table's first
-      // batch, copied under an archive key by a bucket writer, are dated since (datedSinceInventory), not before.
-      values[':since'] = Math.min(now, inFlight.exportedAt ?? now);
     } else if (Array.isArray(expect)) {
       condition += ` AND inFlight.batchId = :batchId AND inFlight.stage IN (${expect.map((_, i) => `:stage${i}`).join(', ')})`;
       values[':batchId'] = inFlight.batchId;
@@ -175,7 +172,7 @@ export class LeaseStore {
           TableName: this.lockTable.tableName,
           Key: LeaseStore.stateKey(database, table),
           // A new batch: from the first on, every archive of the table is committed through the inventory.
-          UpdateExpression: `SET inFlight = :inFlight, expiresAt = :expiresAt${expect === 'none' ? ', inventorySince = if_not_exists(inventorySince, :since)' : ''}`,
+          UpdateExpression: `SET inFlight = :inFlight, expiresAt = :expiresAt${expect === 'none' ? ', inventorySince = if_not_exists(inventorySince, :now)' : ''}`,
           ConditionExpression: condition,
           ExpressionAttributeNames: { '#owner': 'owner', '#token': 'token' },
           ExpressionAttributeValues: values,
@@ -219,6 +216,26 @@ export class LeaseStore {
     const held = state.owner === lease.owner && state.token === lease.token;
     if (!held || (state.expiresAt ?? 0) <= this.lockTable.now() || state.inFlight?.batchId !== batchId)
       throw this.leaseLost(database, table, lease, state);
+  }
+
+  /**
+   * Dates the table's inventory from `since` unless it is dated already, while holding the lease: export calls it
+   * before it stages the table's first batch, so that batch's staged bytes (an attempt's that dies before recording
+   * it included), copied under an archive key by a bucket writer, are dated since (datedSinceInventory).
+   */
+  async startInventory(database: string, table: string, lease: Lease, since: number): Promise<void> {
+    await this.guarded(database, table, lease, undefined, () =>
+      this.lockTable.ddb.send(
+        new UpdateCommand({
+          TableName: this.lockTable.tableName,
+          Key: LeaseStore.stateKey(database, table),
+          UpdateExpression: 'SET inventorySince = if_not_exists(inventorySince, :since)',
+          ConditionExpression: '#owner = :owner AND #token = :token',
+          ExpressionAttributeNames: { '#owner': 'owner', '#token': 'token' },
+          ExpressionAttributeValues: { ':owner': lease.owner, ':token': lease.token, ':since': since },
+        }),
+      ),
+    );
   }
 
   /**

@@ -164,8 +164,8 @@ export interface TableState {
   lastColumns?: Column[];
   lastArchiveKey?: string;
   /**
-   * When the export of the table's first batch recorded by a version that records every commit in the inventory began
-   * (epoch ms; before it staged anything): a native archive written since that the inventory does not list was never
+   * When the first export by a version that records every commit in the inventory began (epoch ms; before it staged
+   * anything, LeaseStore.startInventory): a native archive written since that the inventory does not list was never
    * committed (restore leaves it out, verify holds its manifest to the batch's).
    */
   inventorySince?: number;
