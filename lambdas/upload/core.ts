@@ -1,3 +1,4 @@
+import type { z } from 'zod';
 import {
   BatchFiguresSchema,
   canonicalJson,
@@ -140,14 +141,7 @@ async function publishObject(
       throw new ArchiveConflictError(`${object.archiveKey} exists with different content`);
     }
     if (!existing) return stagingDamage(store, object);
-    // Anything but a digest's form leaves the manifest's to differ from the batch's: a conflict, named.
-    const rowDigest = BatchFiguresSchema.shape.rowDigest.safeParse(existing.metadata['row-digest']).data;
-    figures = {
-      ...figures,
-      compressedBytes: existing.size,
-      compressedSha256: existing.metadata['compressed-sha256'] ?? figures.compressedSha256,
-      ...(rowDigest ? { rowDigest } : {}),
-    };
+    figures = existingFigures(deps, object, existing);
   }
   await deps.fault('upload:afterCopy');
   await requireKmsIfCritical(deps, input, object.archiveKey);
@@ -171,6 +165,40 @@ async function publishObject(
   }
   await deps.fault('upload:afterManifest');
   return { createdArchive: ownArchive, figures };
+}
+
+/**
+ * The batch's figures taken from an archive of the same content already at the key. Its metadata is anyone's with
+ * write access to the bucket, and goes into the lease item: a value not of a figure's form is left out, named but not
+ * copied (the batch keeps export's, which verify measures on the archive's bytes), and an object no gzip of rows can
+ * be (empty) is a conflict. A row digest left out makes an earlier manifest that states one differ from the batch's:
+ * a conflict, named.
+ */
+function existingFigures(deps: Pick<UploadDeps, 'telemetry'>, object: BatchObject, existing: ObjectHead) {
+  if (!BatchFiguresSchema.shape.compressedBytes.safeParse(existing.size).success) {
+    throw new ArchiveConflictError(
+      `${object.archiveKey} exists with different content (${existing.size} bytes)`,
+    );
+  }
+  const taken = (name: string, form: z.ZodType<string>): string | undefined => {
+    const value = existing.metadata[name];
+    if (value === undefined) return undefined;
+    if (form.safeParse(value).success) return value;
+    deps.telemetry.warn('upload ignores metadata of another form on the archive already at the key', {
+      key: object.archiveKey,
+      metadata: name,
+      length: value.length,
+    });
+    return undefined;
+  };
+  const compressedSha256 = taken('compressed-sha256', BatchFiguresSchema.shape.compressedSha256);
+  const rowDigest = taken('row-digest', BatchFiguresSchema.shape.rowDigest.unwrap());
+  return {
+    ...object.figures,
+    compressedBytes: existing.size,
+    ...(compressedSha256 ? { compressedSha256 } : {}),
+    ...(rowDigest ? { rowDigest } : {}),
+  };
 }
 
 /** The damage when the copy was refused and no archive is there: the staged object was changed or is gone. */

@@ -9,13 +9,14 @@ import { batchThrough } from '../../support/batch-stages.js';
 import { archiverTestbed, getObject, listKeys, s3ClientFor, seedEvents } from '../../support/fixtures.js';
 import { recordProof } from '../../support/proof-ledger.js';
 
+const TABLES = ['published', 'retried', 'duplicated', 'foreign', 'planted', 'legacy', 'garbled', 'emptied'];
+
 describe('upload step', () => {
   const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
 
   const bed = archiverTestbed(async (db) => {
-    for (const name of ['published', 'retried', 'duplicated', 'foreign', 'planted', 'legacy'])
-      await seedEvents(db.client, name, 40);
-  }, ['published', 'retried', 'duplicated', 'foreign', 'planted', 'legacy'].map(spec));
+    for (const name of TABLES) await seedEvents(db.client, name, 40);
+  }, TABLES.map(spec));
 
   it('publishes each staged object of the batch write-once under its archive key, with its metadata and manifest', async () => {
     // Prepare: a batch of many days.
@@ -141,6 +142,57 @@ describe('upload step', () => {
     expect(keys).toContain(object.stagingKey);
     expect(keys).not.toContain(manifestKeyFor(object.archiveKey));
     expect((await deps.locks.get('app', 'public.foreign')).inFlight).toMatchObject({ stage: 'exported' });
+  });
+
+  it('ignores a compressed-sha256 of another form on an archive already at the key: the lease item stays readable', async () => {
+    // Prepare: a bucket writer puts the staged bytes under the archive key, with 1,500 characters of metadata that
+    // upload would copy into the batch's record.
+    const deps = bed.local.deps();
+    const { task, inFlight } = await batchThrough(deps, 'public.garbled', 'exported');
+    const object = inFlight.objects[0];
+    if (!object) throw new Error('no object');
+    await s3ClientFor(bed.local).send(
+      new PutObjectCommand({
+        Bucket: bed.local.services.bucket,
+        Key: object.archiveKey,
+        Body: await getObject(bed.local, object.stagingKey),
+        Metadata: { 'content-sha256': object.figures.contentSha256, 'compressed-sha256': 'z'.repeat(1500) },
+      }),
+    );
+
+    // Act
+    await uploadBatch(task, deps);
+
+    // Assess: the batch keeps the figure export measured on these very bytes, which verify measures again.
+    const uploaded = (await deps.locks.get('app', 'public.garbled')).inFlight;
+    expect(uploaded?.stage).toBe('uploaded');
+    expect(uploaded?.objects[0]?.figures).toEqual(object.figures);
+  });
+
+  it("refuses an empty object at the archive key whose metadata claims the batch's content, naming the key", async () => {
+    // Prepare
+    const deps = bed.local.deps();
+    const { task, inFlight } = await batchThrough(deps, 'public.emptied', 'exported');
+    const object = inFlight.objects[0];
+    if (!object) throw new Error('no object');
+    await s3ClientFor(bed.local).send(
+      new PutObjectCommand({
+        Bucket: bed.local.services.bucket,
+        Key: object.archiveKey,
+        Body: Buffer.alloc(0),
+        Metadata: { 'content-sha256': object.figures.contentSha256 },
+      }),
+    );
+
+    // Act
+    const attempt = uploadBatch(task, deps);
+
+    // Assess: refused before the record is written; the record stays readable.
+    await expect(attempt).rejects.toMatchObject({
+      name: 'ArchiveConflictError',
+      message: `${object.archiveKey} exists with different content (0 bytes)`,
+    });
+    expect((await deps.locks.get('app', 'public.emptied')).inFlight).toMatchObject({ stage: 'exported' });
   });
 
   it('publishes the manifest export recorded: one planted beside a staged object is never read', async () => {
