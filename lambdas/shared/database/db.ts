@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { ARCHIVE_LC_MONETARY } from '../archive/format.js';
 import type { DatabaseConfig } from '../config/schema.js';
-import { classifyDatabaseError } from '../errors/step-errors.js';
+import { classifyDatabaseError, recordStatementTime } from '../errors/step-errors.js';
 
 /** The archiver's sessions' application_name: the load throttle (batch/throttle.ts) leaves them out of the load. */
 export const APPLICATION_NAME = 'audit-archiver';
@@ -130,6 +130,8 @@ export interface DatabaseOptions {
   password?: () => Promise<string>;
   /** Called when the server rejects the password: the source forgets what it cached, and the connect is retried once. */
   onAuthFailure?: () => void;
+  /** The clock statements are timed on, in milliseconds (tests move it); performance.now by default. */
+  now?: () => number;
 }
 
 export function createDatabase(settings: ConnectionSettings, options: DatabaseOptions): Database {
@@ -144,6 +146,7 @@ export function createDatabase(settings: ConnectionSettings, options: DatabaseOp
   });
   // Without a listener, a server-side disconnect of an idle client crashes the whole process.
   pool.on('error', () => undefined);
+  const now = options.now ?? (() => performance.now());
   const setup = sessionSetupSql(options.limits);
   const transactionSetup = settingsSql(options.limits, 'SET LOCAL').join('; ');
   // Session settings are made once per pooled connection (one round trip less per step). Every statement whose result
@@ -171,6 +174,7 @@ export function createDatabase(settings: ConnectionSettings, options: DatabaseOp
       client.on('error', onError);
       try {
         if ((client as WithSetup)[TRANSACTION_SETUP] === undefined) {
+          timeStatements(client, Math.round(options.limits.statementTimeoutSeconds * 1000), now);
           await client.query(setup);
           (client as WithSetup)[TRANSACTION_SETUP] = transactionSetup;
         }
@@ -186,6 +190,38 @@ export function createDatabase(settings: ConnectionSettings, options: DatabaseOp
     },
     end: () => pool.end(),
   };
+}
+
+/** What timeStatements wraps: a statement's promise, or a submittable (a COPY stream) whose errors pg hands it. */
+type Submittable = { submit: unknown; handleError: (error: unknown, ...rest: unknown[]) => unknown };
+
+/**
+ * Records on every error of the client's statements how long the statement ran, from its sending to its error, against
+ * `limitMs`, the statement_timeout the archiver sets (settingsSql): a timeout and a cancel share SQLSTATE 57014, and
+ * only an English server's message tells them apart (step-errors.ts). Installed once per pooled connection.
+ */
+function timeStatements(client: pg.PoolClient, limitMs: number, now: () => number): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  const timed = (...args: unknown[]): unknown => {
+    const started = now();
+    const record = (error: unknown) => recordStatementTime(error, { ranMs: now() - started, limitMs });
+    const submittable = args[0] as Partial<Submittable> | undefined;
+    const handleError = submittable?.handleError;
+    if (typeof submittable?.submit === 'function' && typeof handleError === 'function') {
+      submittable.handleError = (error, ...rest) => {
+        record(error);
+        return handleError.call(submittable, error, ...rest);
+      };
+    }
+    const result = query(...args);
+    return result instanceof Promise
+      ? result.catch((error: unknown) => {
+          record(error);
+          throw error;
+        })
+      : result;
+  };
+  client.query = timed as typeof client.query;
 }
 
 const ABANDONED = Symbol('abandoned');

@@ -130,8 +130,8 @@ export class ArchiveInColdStorageError extends ArchiverError {
 }
 
 /**
- * PostgreSQL's statement_timeout ended a statement (57014 with its own message; an administrator's cancel has the same
- * code and is retried). The same batch would meet the same limit, so it is not retried: the table fails at once.
+ * PostgreSQL's statement_timeout ended a statement (57014 that ran the archiver's limit; an administrator's cancel has
+ * the same code and is retried). The same batch would meet the same limit, so it is not retried: the table fails at once.
  */
 export class StatementTimeoutError extends ArchiverError {
   readonly retryable = false;
@@ -314,11 +314,37 @@ export function classifyDatabaseError(error: unknown, database?: string): Error 
   return error instanceof Error && !withheld ? error : new Error(message, { cause: error });
 }
 
-/**
- * Told from a cancel by PostgreSQL's message, which is in the server's language (lc_messages): under another one a
- * timeout stays a retried 57014, as a cancel is.
- */
+/** PostgreSQL's message for a statement its statement_timeout ended, when the server's lc_messages is English. */
 const STATEMENT_TIMEOUT_MESSAGE = 'canceling statement due to statement timeout';
+
+/** How long the statement an error ended ran, by the archiver's clock, and the statement_timeout it set for it. */
+export interface StatementTime {
+  ranMs: number;
+  /** 0: no limit. */
+  limitMs: number;
+}
+
+const STATEMENT_TIME = Symbol('audit-archiver statement time');
+
+/** Records on a driver error how long its statement ran (database/db.ts times every statement). */
+export function recordStatementTime(error: unknown, time: StatementTime): void {
+  if (error !== null && typeof error === 'object')
+    (error as { [STATEMENT_TIME]?: StatementTime })[STATEMENT_TIME] = time;
+}
+
+/**
+ * Whether a 57014 is statement_timeout's rather than a cancel (a client's or an administrator's, the same code). The
+ * message tells only in English, and lc_messages is the server's (superuser-only), so the statement's own time decides
+ * wherever the archiver timed it: the client's clock starts before the server's timer, so a timeout has always run its
+ * limit here, and a cancel has not, unless it came within a round trip of the limit, which the statement was about to
+ * meet anyway.
+ */
+function endedByTimeout(err: { code?: string; message?: string }): boolean {
+  if (err.code !== '57014') return false;
+  if (err.message === STATEMENT_TIMEOUT_MESSAGE) return true;
+  const time = (err as { [STATEMENT_TIME]?: StatementTime })[STATEMENT_TIME];
+  return time !== undefined && time.limitMs > 0 && time.ranMs >= time.limitMs;
+}
 
 /**
  * What shortens a statement statementTimeout names: `batch`, a new batch's (export's COPY), which a smaller batchSize
@@ -335,8 +361,7 @@ function statementTimeout(
   message: string,
   named: TimedOut,
 ): StatementTimeoutError | undefined {
-  const err = error as { code?: string; message?: string };
-  if (err.code !== '57014' || err.message !== STATEMENT_TIMEOUT_MESSAGE) return undefined;
+  if (!endedByTimeout(error as { code?: string; message?: string })) return undefined;
   // The archiver sets statement_timeout on each session and transaction (database/db.ts), over any the role or
   // database sets, so the config's setting is the one to raise.
   const limit =

@@ -1,4 +1,8 @@
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { setTimeout } from 'node:timers/promises';
 import pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import {
   type ConnectionSettings,
@@ -259,4 +263,69 @@ describe('settings a database or role sets for every session (ALTER DATABASE …
       /database error 25006: .* The database is read-only for the archiver: the host is a hot standby/,
     );
   });
+});
+
+describe('a statement ended by 57014, timed on the clock the database is given', () => {
+  it.each([
+    ['a query', 10_000, 'StatementTimeoutError'],
+    ['a query', 9_000, 'DatabaseUnavailableError'],
+    ['a COPY TO', 10_000, 'StatementTimeoutError'],
+    ['a COPY TO', 9_000, 'DatabaseUnavailableError'],
+  ] as const)(
+    '%s that ran %i ms of a 10 s statement_timeout ends as %s, whatever the message says',
+    async (kind, ranMs, name) => {
+      // Prepare: a real cancel (PostgreSQL's timers do not fire under faketime) while the injected clock moves by
+      // `ranMs`; a server in another language words a timeout and a cancel alike unknown.
+      let clock = 0;
+      const db = createDatabase(settingsOf(inject('postgresUrl')), {
+        tls: 'disable',
+        maxConnections: 1,
+        limits: { statementTimeoutSeconds: 10, lockTimeoutSeconds: 5 },
+        now: () => clock,
+      });
+      const admin = new pg.Client(inject('postgresUrl'));
+      await admin.connect();
+      try {
+        // Act
+        const attempt = db.withConnection(async (client) => {
+          const { pid } =
+            (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0] ?? {};
+          const sleep = 'SELECT pg_sleep(60)';
+          const statement =
+            kind === 'a query'
+              ? client.query(sleep)
+              : pipeline(
+                  client.query(copyTo(`COPY (${sleep}) TO STDOUT`)),
+                  new Writable({ write: (_, __, next) => next() }),
+                );
+          // Its error is awaited after the cancel returns, and may come before.
+          const ended = statement.then(
+            () => undefined,
+            (error: unknown) => error,
+          );
+          for (let waited = 0; ; waited++) {
+            const active = await admin.query(
+              "SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state = 'active' AND query LIKE '%pg_sleep(60)%'",
+              [pid],
+            );
+            if (active.rowCount) break;
+            if (waited > 200) throw new Error('setup: the statement never ran');
+            await setTimeout(25);
+          }
+          clock += ranMs;
+          await admin.query('SELECT pg_cancel_backend($1)', [pid]);
+          throw (await ended) ?? new Error('setup: the statement was not cancelled');
+        });
+
+        // Assess
+        await expect(attempt).rejects.toMatchObject({
+          name,
+          message: expect.stringMatching(/database error 57014/),
+        });
+      } finally {
+        await admin.end();
+        await db.end();
+      }
+    },
+  );
 });

@@ -6,6 +6,7 @@ import {
   DatabaseAccessError,
   DatabaseUnavailableError,
   LockStoreUnavailableError,
+  recordStatementTime,
   StatementTimeoutError,
   StorageUnavailableError,
   TableNotUsableError,
@@ -83,6 +84,33 @@ describe('error classification', () => {
 
     // Assess
     expect(classifyDatabaseError(error)).toBeInstanceOf(DatabaseUnavailableError);
+  });
+
+  it('tells a statement_timeout from a cancel in a server of another language by how long the statement ran', () => {
+    // Prepare: PostgreSQL's German messages (lc_messages = de_DE), the statements timed against a 10 s limit.
+    const timedOut = pgError('57014', 'storniere Anfrage wegen Zeitüberschreitung der Anweisung');
+    recordStatementTime(timedOut, { ranMs: 10_004, limitMs: 10_000 });
+    const cancelled = pgError('57014', 'storniere Anfrage wegen Benutzeranforderung');
+    recordStatementTime(cancelled, { ranMs: 9_990, limitMs: 10_000 });
+    const unlimited = pgError('57014', 'storniere Anfrage wegen Benutzeranforderung');
+    recordStatementTime(unlimited, { ranMs: 600_000, limitMs: 0 });
+
+    // Act
+    const named = timedOutStatement(timedOut, "export's COPY");
+    const unnamed = classifyDatabaseError(timedOut, 'app');
+
+    // Assess: a statement that ran its limit is the timeout, in any language; one that stopped short of it, or ran
+    // with none, was cancelled and is retried.
+    expect(named).toBeInstanceOf(StatementTimeoutError);
+    expect(named.message).toMatch(/^database error 57014: .*export's COPY ran longer than/);
+    expect(unnamed).toBeInstanceOf(StatementTimeoutError);
+    expect(unnamed.message).toMatch(
+      /^database app: database error 57014: storniere Anfrage .*a statement ran longer/,
+    );
+    expect(classifyDatabaseError(timedOutStatement(cancelled, "export's COPY"))).toBeInstanceOf(
+      DatabaseUnavailableError,
+    );
+    expect(classifyDatabaseError(unlimited)).toBeInstanceOf(DatabaseUnavailableError);
   });
 
   it('names a certificate verify-full cannot accept as a config error, with what to change', () => {
