@@ -82,7 +82,6 @@ export function timeoutCheck(config: ArchiverConfig): CheckResult {
       `statementTimeoutSeconds ${statement} leaves no margin under the ${STEP_TIMEOUT_SECONDS} s step timeout`,
     );
   }
-  if (lock >= statement) problems.push(`lockTimeoutSeconds ${lock} is not below statementTimeoutSeconds`);
   if (lock > MAX_SANE_LOCK_TIMEOUT_SECONDS) {
     problems.push(
       `lockTimeoutSeconds ${lock} lets a delete block writers for over ${MAX_SANE_LOCK_TIMEOUT_SECONDS} s`,

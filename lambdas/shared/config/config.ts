@@ -6,7 +6,10 @@ import { ConfigError } from '../errors/step-errors.js';
 import { governanceIssues } from './governance.js';
 import { type ArchiverConfig, ArchiverConfigObject, tableRef } from './schema.js';
 
-/** Rules across sections: names unique per level, every table within the retention and encryption policy. */
+/**
+ * Rules across fields and sections: names unique per level, the lock timeout below the statement timeout, every table
+ * within the retention and encryption policy.
+ */
 export function checkConfig(config: ArchiverConfig, ctx: z.RefinementCtx): void {
   const seenDatabases = new Set<string>();
   config.databases.forEach((db, i) => {
@@ -51,6 +54,14 @@ export function checkConfig(config: ArchiverConfig, ctx: z.RefinementCtx): void 
         message: `database entries "${twin.name}" and "${db.name}" have the same credentials, so they reach the same database, and both list ${tableRef(shared)}: list it under one of them`,
       });
   });
+  // statement_timeout counts the wait for locks too, so it would end any wait lock_timeout does not end first.
+  const { lockTimeoutSeconds: lock, statementTimeoutSeconds: statement } = config.defaults;
+  if (lock >= statement)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['defaults', 'lockTimeoutSeconds'],
+      message: `${lock} must be below defaults.statementTimeoutSeconds (${statement}): statement_timeout counts a statement's wait for locks too, so a wait would end as a statement timeout, which fails the table, instead of as a lock timeout, which is retried`,
+    });
   for (const issue of governanceIssues(config)) ctx.addIssue({ code: 'custom', ...issue });
 }
 

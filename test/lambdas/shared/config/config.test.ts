@@ -170,6 +170,31 @@ describe('config schema', () => {
     ).not.toThrow();
   });
 
+  it.each([
+    [30, 30],
+    [60, 30],
+  ])(
+    'refuses lockTimeoutSeconds %i with statementTimeoutSeconds %i, naming both and why',
+    (lock, statement) => {
+      // Act
+      const error = errorOf({
+        ...minimal(),
+        defaults: { lockTimeoutSeconds: lock, statementTimeoutSeconds: statement },
+      });
+
+      // Assess: a lock wait would end as the statement's timeout, which fails the table, not as a retried lock wait.
+      expect(error).toContain(
+        `defaults.lockTimeoutSeconds: ${lock} must be below defaults.statementTimeoutSeconds (${statement}): statement_timeout counts a statement's wait for locks too, so a wait would end as a statement timeout, which fails the table, instead of as a lock timeout, which is retried`,
+      );
+      expect(() =>
+        parseConfig({
+          ...minimal(),
+          defaults: { lockTimeoutSeconds: statement - 1, statementTimeoutSeconds: statement },
+        }),
+      ).not.toThrow();
+    },
+  );
+
   it('refuses an s3.prefix with an empty segment', () => {
     // Act
     const error = errorOf({ ...minimal(), s3: { bucket: 'archive-bucket', prefix: 'arch//ive/' } });
