@@ -835,6 +835,50 @@ describe('restore into the archived table after it was made partitioned (its key
   });
 });
 
+describe("restore into the archived table re-keyed since, a key column the archive's key lacks retyped leniently", () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query(`
+        CREATE TABLE public.rekeyed (id integer PRIMARY KEY, region varchar(20) NOT NULL,
+                                     created_at timestamptz NOT NULL, actor text);
+        INSERT INTO public.rekeyed
+        SELECT g, 'r' || g % 3, ${TODAY_UTC_SQL} - interval '50 days' + g * interval '1 hour', 'a' || g
+          FROM generate_series(1, 60) AS g;`);
+    },
+    [{ schema: 'public', name: 'rekeyed', timestampColumn: 'created_at' }],
+  );
+
+  it('takes its archives back under strict drift (int4 to int8, varchar(20) to varchar(40)), and a repeat skips every row', async () => {
+    // Prepare: archived under (id); the table then made again keyed (id, region), both columns widened.
+    const table = resolvedTable({ name: 'rekeyed', timestampColumn: 'created_at' });
+    const original = (await tableLines(bed.db.client, table)).sort();
+    expect((await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 })).execution.status).toBe(
+      'SUCCEEDED',
+    );
+    await bed.db.client.query(`
+      DROP TABLE public.rekeyed;
+      CREATE TABLE public.rekeyed (id bigint NOT NULL, region varchar(40) NOT NULL, created_at timestamptz NOT NULL,
+                                   actor text, PRIMARY KEY (id, region));`);
+    const restore = () =>
+      runLocalRestore(
+        bed.local,
+        { database: 'app', table: 'public.rekeyed', ignoreWatermark: true },
+        { retryIntervalScale: 0 },
+      );
+
+    // Act
+    const restored = await restore();
+    const repeated = await restore();
+
+    // Assess: no key type check refuses a change that keeps every value and its equality.
+    expect(restored.execution.status).toBe('SUCCEEDED');
+    expect((await tableLines(bed.db.client, table)).sort()).toEqual(original);
+    expect(repeated.execution.status).toBe('SUCCEEDED');
+    expect(repeated.results.reduce((n, r) => n + r.inserted, 0)).toBe(0);
+    expect(repeated.results.reduce((n, r) => n + r.skipped, 0)).toBe(original.length);
+  });
+});
+
 describe('restore of a dropped table whose columns have type modifiers', () => {
   const bed = archiverTestbed(
     async (db) => {
