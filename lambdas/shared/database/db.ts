@@ -36,7 +36,9 @@ export interface SessionLimits {
  * format_type gives (the manifest's columns, restore's casts); exit_on_error on would end the session at restore's
  * first refused COPY, which a savepoint is there to take back. synchronous_commit off (a database's or role's, for
  * the application's speed) acknowledges a COMMIT before its WAL is on disk: a crash then takes back a delete whose
- * archive the inventory already records as committed, and the rows are archived a second time.
+ * archive the inventory already records as committed, and the rows are archived a second time. `local` (a role's, to
+ * spare the application a synchronous standby's round trip) is overridden too: a failover to that standby would take
+ * back such a delete the same way, and the archiver commits once a batch, so the wait costs it little.
  */
 const PINNED_SETTINGS: readonly (readonly [string, string])[] = [
   ['client_encoding', "'UTF8'"],
