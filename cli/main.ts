@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { registerArchiveCommands } from './commands/archives.js';
 import { registerAudit } from './commands/audit.js';
+import { LAUNCHED_BY_NPM_SCRIPT } from './commands/common.js';
 import { registerCost } from './commands/cost.js';
 import { registerDemo } from './commands/demo.js';
 import { registerDoctor } from './commands/doctor.js';
@@ -19,10 +20,9 @@ import { printError, safeLines } from './output.js';
 // `npm run cli` and `npm start` run a script in the package's folder, wherever the operator typed them (npm keeps that
 // folder in INIT_CWD): paths they give (--config, --state-dir, --out) are read from where they typed them, as the
 // installed command reads them. Left in the package's folder, a config beside the operator was "not found" and a
-// relative state dir landed in the package, apart from the one a later command in their folder opens.
-const npmScript = process.env.npm_package_name === 'audit-archiver' && process.env.npm_lifecycle_event;
-if ((npmScript === 'cli' || npmScript === 'start') && process.env.INIT_CWD)
-  process.chdir(process.env.INIT_CWD);
+// relative state dir landed in the package, apart from the one a later command in their folder opens. The default
+// state dir stays the package's (STATE_DIR_OPTION).
+if (LAUNCHED_BY_NPM_SCRIPT && process.env.INIT_CWD) process.chdir(process.env.INIT_CWD);
 
 /**
  * audit-archiver command line. Local commands run the deployed state machine definitions in-process against local

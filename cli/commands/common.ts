@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
 /**
  * What the command files share. Every command file loads at start, because commander needs each command's options
@@ -9,11 +10,23 @@ import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
  * its module loads, so local mode may load only after configureLogging.
  */
 
-/** Same default as local/run.ts DEFAULT_STATE_DIR, repeated here because that module may load only after logging is set. */
+/** Whether `npm run cli` or `npm start` of this package started the process (cli/main.ts reads paths from INIT_CWD). */
+export const LAUNCHED_BY_NPM_SCRIPT =
+  process.env.npm_package_name === 'audit-archiver' &&
+  ['cli', 'start'].includes(process.env.npm_lifecycle_event ?? '') &&
+  process.env.INIT_CWD !== undefined;
+
+/**
+ * local/run.ts DEFAULT_STATE_DIR, repeated here because that module may load only after logging is set: in the folder
+ * the command runs in, but the package's under an npm script, wherever it was typed, so every npm command of a clone
+ * opens the state dir `npm start` made rather than an empty one that shows no archives.
+ */
 export const STATE_DIR_OPTION = [
   '-s, --state-dir <dir>',
   'where local S3 objects and DynamoDB state persist',
-  '.audit-archiver',
+  LAUNCHED_BY_NPM_SCRIPT
+    ? fileURLToPath(new URL('../../.audit-archiver', import.meta.url))
+    : '.audit-archiver',
 ] as const;
 
 /** Quiet Lambda-style JSON logs unless asked for; must run before the step modules load their Powertools singletons. */

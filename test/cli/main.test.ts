@@ -183,6 +183,28 @@ describe('audit-archiver', () => {
     expect(stateThere).toBe(true);
   });
 
+  it("`npm run cli` typed in another folder keeps the package's state dir as its default; the installed command, its own folder's", () => {
+    // Prepare: a folder other than the package's (a subfolder's INIT_CWD is the same to npm)
+    const dir = mkdtempSync(join(tmpdir(), 'audit-archiver-ops-'));
+
+    // Act
+    const npmHelp = spawnSync(
+      'npm',
+      ['--prefix', root, 'run', '-s', 'cli', '--', 'local', 'list', '--help'],
+      {
+        cwd: dir,
+        encoding: 'utf8',
+      },
+    );
+    const installedHelp = cli('local', 'list', '--help');
+    rmSync(dir, { recursive: true, force: true });
+
+    // Assess: every npm command of a clone opens the one state dir `npm start` made, wherever it is typed.
+    const words = (help: string) => help.replace(/\s+/g, ' ');
+    expect(words(npmHelp.stdout)).toContain(`persist (default: "${join(root, '.audit-archiver')}")`);
+    expect(words(installedHelp.stdout)).toContain('persist (default: ".audit-archiver")');
+  });
+
   it('local run --help says that it deletes the rows it archives, and where their only copy then is', () => {
     // Act
     const help = cli('local', 'run', '--help');
