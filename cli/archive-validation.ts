@@ -11,7 +11,7 @@ import {
   sourcePrefix,
   streamArchive,
 } from '../lambdas/shared/archive/catalog.js';
-import { keySegment, spanLastDay } from '../lambdas/shared/archive/format.js';
+import { keySegment, type Manifest, spanLastDay } from '../lambdas/shared/archive/format.js';
 import { archiveProblems } from '../lambdas/shared/archive/integrity.js';
 import type { InventoryEntry } from '../lambdas/shared/archive/inventory.js';
 import { UNCOMMITTED_LEGACY_BATCH } from '../lambdas/shared/archive/legacy-format.js';
@@ -34,7 +34,8 @@ export type ProblemKind =
   | 'not-in-inventory'
   | 'not-an-archive'
   | 'not-configured'
-  | 'uncommitted';
+  | 'uncommitted'
+  | 'archived-twice';
 
 export interface ValidationProblem {
   /** `error`: an archive cannot be trusted or is incomplete; `warning`: worth a look, nothing is lost. */
@@ -107,6 +108,7 @@ export async function validateArchives(
   const days = new Set<string>();
   const keys = new Set<string>();
   const committed = new Map((inventory ?? []).map((entry) => [entry.archiveKey, entry]));
+  const keyRanges: CommittedKeyRange[] = [];
   for await (const object of store.list(sourcePrefix(source))) keys.add(object.key);
   const others = new OtherSchemaArchives();
 
@@ -172,6 +174,13 @@ export async function validateArchives(
       const mismatches = archiveProblems(expected, { measured }).bytes;
       if (mismatches.length > 0) problem('error', 'corrupt', ref.key, mismatches.join('; '));
       else report.rows += expected.rows;
+      if (entry && expected.manifest && mismatches.length === 0)
+        keyRanges.push({
+          key: ref.key,
+          days: partitionDays(ref),
+          committedAt: entry.committedAt,
+          manifest: expected.manifest,
+        });
       if (inventory && !entry)
         problem(
           'warning',
@@ -185,6 +194,13 @@ export async function validateArchives(
       problem('error', missing ? 'missing-sidecar' : 'corrupt', ref.key, error.message);
     }
   }
+  for (const { key, earlier } of archivedTwice(keyRanges))
+    problem(
+      'warning',
+      'archived-twice',
+      key,
+      `its key range overlaps that of ${earlier.join(', ')}, committed before it for a day they share: rows restored into the table and archived again (or rows inserted late with keys inside that range) are in both, so they are counted twice here and by a query over the bucket, and a restore under "fail" refuses the older archive`,
+    );
   for (const entry of committed.values()) {
     const inRange = partitionInRange({ day: entry.day, span: entry.span ?? 'day' }, range);
     if (inRange && !keys.has(entry.archiveKey))
@@ -283,6 +299,68 @@ async function findLeftovers(
       problem('warning', 'quarantined', object.key, 'an archive that failed verification, kept as evidence');
   }
 }
+
+/** A committed archive's key range, for archivedTwice. */
+interface CommittedKeyRange {
+  key: string;
+  days: string[];
+  committedAt: string;
+  manifest: Manifest;
+}
+
+/**
+ * Committed archives whose key ranges overlap an earlier committed archive's of a day they share, by the order of keys
+ * whose columns are integers or uuids (text orders by a collation the manifest does not record: not compared). Batches
+ * cut a day by key, so only rows archived again (restored into the table) are in two.
+ */
+function archivedTwice(ranges: readonly CommittedKeyRange[]): { key: string; earlier: string[] }[] {
+  const byCommit = [...ranges].sort((a, b) => a.committedAt.localeCompare(b.committedAt));
+  return byCommit.flatMap((range, i) => {
+    const earlier = byCommit
+      .slice(0, i)
+      .filter(
+        (other) =>
+          other.days.some((day) => range.days.includes(day)) && keysOverlap(other.manifest, range.manifest),
+      )
+      .map((other) => other.key);
+    return earlier.length > 0 ? [{ key: range.key, earlier }] : [];
+  });
+}
+
+/** Whether two archives' key ranges overlap; false where their key columns cannot be ordered here. */
+function keysOverlap(a: Manifest, b: Manifest): boolean {
+  const columns = a.keyColumns.length;
+  const types = a.keyColumns.map((name) => a.columns.find((c) => c.name === name)?.type);
+  const comparable =
+    JSON.stringify(a.keyColumns) === JSON.stringify(b.keyColumns) &&
+    types.every((type, i) => type !== undefined && KEY_FORMS[type] !== undefined && type === typeOf(b, i)) &&
+    [a.keyRange.first, a.keyRange.last, b.keyRange.first, b.keyRange.last].every(
+      (values) =>
+        values.length === columns && values.every((value, i) => KEY_FORMS[types[i] ?? '']?.test(value)),
+    );
+  if (!comparable) return false;
+  const compare = (x: readonly string[], y: readonly string[]) => {
+    for (const [i, type] of types.entries()) {
+      const [u = '', v = ''] = [x[i], y[i]];
+      const order = type === 'uuid' ? (u < v ? -1 : u > v ? 1 : 0) : Math.sign(Number(BigInt(u) - BigInt(v)));
+      if (order !== 0) return order;
+    }
+    return 0;
+  };
+  return compare(a.keyRange.first, b.keyRange.last) <= 0 && compare(b.keyRange.first, a.keyRange.last) <= 0;
+}
+
+const typeOf = (manifest: Manifest, i: number) =>
+  manifest.columns.find((c) => c.name === manifest.keyColumns[i])?.type;
+
+/** Key column types whose text orders here as PostgreSQL orders their values, and the text PostgreSQL writes. */
+const INTEGER_TEXT = /^-?\d+$/;
+const KEY_FORMS: Record<string, RegExp> = {
+  smallint: INTEGER_TEXT,
+  integer: INTEGER_TEXT,
+  bigint: INTEGER_TEXT,
+  uuid: /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
+};
 
 /** Every day an archive's partition covers: its day, or each day of its month. */
 function partitionDays(ref: Pick<ArchiveRef, 'day' | 'span'>): string[] {

@@ -8,6 +8,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CopyObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
+import { validateArchives } from '../../cli/archive-validation.js';
 import { manifestKeyFor } from '../../lambdas/shared/archive/format.js';
 import type { InventoryEntry } from '../../lambdas/shared/archive/inventory.js';
 import { RowDigest } from '../../lambdas/shared/archive/row-digest.js';
@@ -187,9 +188,30 @@ describe('rows of a day restored into the archived table and archived again unde
     expect(back.execution.status).toBe('SUCCEEDED');
     const dayRows = back.results.reduce((n, r) => n + r.inserted, 0);
 
+    const twice = async () => {
+      const deps = bed.local.deps();
+      const location = {
+        prefix: bed.local.config.s3.prefix,
+        database: 'app',
+        schema: 'public',
+        table: 'split',
+      };
+      const report = await validateArchives(
+        deps.store,
+        { format: 'native', location },
+        { database: 'app', schema: 'public', table: 'split' },
+        {},
+        new Date(),
+        await deps.inventory.list('app', 'public.split'),
+      );
+      return report.problems.filter((p) => p.kind === 'archived-twice');
+    };
+    const twiceBefore = await twice();
+
     // Act: the next run; then the whole table restored into a copy, under skip and under overwrite.
     const again = await runLocalArchive(bed.local, {}, fast);
     const after = await readLiveArchives(bed.local, 'public', 'split');
+    const twiceAfter = await twice();
     const present = await tableLines(bed.db.client, table);
     const inArchives = compareRows(original, [...present, ...after.flatMap((a) => a.lines)]);
     const copies: Record<string, { status: string; lost: number; doubled: number }> = {};
@@ -226,6 +248,12 @@ describe('rows of a day restored into the archived table and archived again unde
       [...first.filter((a) => a.manifest.day === splitDay).map((a) => a.lines.length), dayRows].sort(),
     );
     expect(inArchives).toEqual({ lost: 0, doubled: dayRows, extra: 0 });
+    // validate warns of the rows it counts twice: the new archive's keys overlap both earlier archives of the day.
+    const older = first.filter((a) => a.manifest.day === splitDay).map((a) => a.key);
+    const newer = after.find((a) => !first.some((f) => f.key === a.key))?.key;
+    expect(twiceBefore).toEqual([]);
+    expect(twiceAfter.map((p) => [p.severity, p.key])).toEqual([['warning', newer]]);
+    for (const key of older) expect(twiceAfter[0]?.detail).toContain(key);
     expect(copies).toEqual({
       skip: { status: 'SUCCEEDED', lost: 0, doubled: 0 },
       overwrite: { status: 'SUCCEEDED', lost: 0, doubled: 0 },
