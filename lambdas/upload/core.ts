@@ -13,6 +13,7 @@ import {
   BATCH_ID_METADATA,
   claimForWithdrawal,
   keepAsEvidence,
+  LOCK_TABLE_METADATA,
   recordInFlight,
   renewLease,
   tableLabel,
@@ -24,16 +25,18 @@ import { resolveTableIfConfigured } from '../shared/config/resolved-table.js';
 import {
   ArchiveConflictError,
   ArchiveIntegrityError,
+  ConfigError,
   EncryptionRequiredError,
 } from '../shared/errors/step-errors.js';
 import type { BatchObject, InFlight } from '../shared/lock-table/table-state.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import type { UploadInput, UploadOutput } from './schema.js';
 
-/** Object metadata that lets anyone holding only the object check it, and tells whose batch wrote it. */
-function archiveMetadata(batchId: string, object: BatchObject): Record<string, string> {
+/** Object metadata that lets anyone holding only the object check it, and tells whose batch and deployment wrote it. */
+function archiveMetadata(batchId: string, lockTable: string, object: BatchObject): Record<string, string> {
   return {
     [BATCH_ID_METADATA]: batchId,
+    [LOCK_TABLE_METADATA]: lockTable,
     'content-sha256': object.figures.contentSha256,
     'compressed-sha256': object.figures.compressedSha256,
     'row-count': String(object.figures.rowCount),
@@ -133,7 +136,8 @@ async function publishObject(
   // The copy is write-once (If-None-Match) and copies only the object export staged (by its ETag), so nothing is read
   // before it. Refused, the archive key tells why: there already (a retry, or identical rows archived before,
   // accepted only with the same content), or not, and then the staged object was changed or is gone.
-  if ((await copyStaged(store, batchId, object, write)) === 'copied') ownArchive = true;
+  const lockTable = deps.inventory.lockTableName;
+  if ((await copyStaged(store, batchId, lockTable, object, write)) === 'copied') ownArchive = true;
   else {
     const existing = await store.head(object.archiveKey);
     ownArchive = existing?.metadata[BATCH_ID_METADATA] === batchId;
@@ -141,6 +145,14 @@ async function publishObject(
       throw new ArchiveConflictError(`${object.archiveKey} exists with different content`);
     }
     if (!existing) return stagingDamage(store, object);
+    // Another deployment's archive (its own lock table) is never adopted: its commit is in an inventory this one
+    // cannot read, and its withdrawal would remove the archive this batch committed, rows already deleted.
+    const writer = existing.metadata[LOCK_TABLE_METADATA];
+    if (writer !== undefined && writer !== lockTable) {
+      throw new ConfigError(
+        `${object.archiveKey} was created by the deployment whose lock table is ${writer}, not this one's (${lockTable}): two deployments archive ${input.database}/${input.table} into one bucket and prefix, and neither can see the other's commits; archive each table from one deployment, or give each deployment its own s3.prefix`,
+      );
+    }
     figures = existingFigures(deps, object, existing);
   }
   await deps.fault('upload:afterCopy');
@@ -222,6 +234,7 @@ async function stagingDamage(store: UploadDeps['store'], object: BatchObject): P
 async function copyStaged(
   store: UploadDeps['store'],
   batchId: string,
+  lockTable: string,
   object: BatchObject,
   write: WriteOptions,
 ): Promise<'copied' | 'refused'> {
@@ -232,7 +245,7 @@ async function copyStaged(
     object.stagingKey,
     object.archiveKey,
     write,
-    archiveMetadata(batchId, object),
+    archiveMetadata(batchId, lockTable, object),
     object.figures.compressedBytes,
     object.stagedEtag,
   );

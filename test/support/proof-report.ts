@@ -80,6 +80,7 @@ const PROOF_FILES = [
   'test/proofs/large-objects.test.ts',
   'test/proofs/at-least-once/duplicate-child.test.ts',
   'test/proofs/archived-again.test.ts',
+  'test/proofs/two-deployments.test.ts',
 ];
 
 interface ProofSummary {

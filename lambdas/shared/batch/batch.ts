@@ -39,6 +39,8 @@ import {
 } from './lifecycle.js';
 
 export const BATCH_ID_METADATA = 'batch-id';
+/** The lock table of the deployment whose upload created an archive object (ArchiveInventory.lockTableName). */
+export const LOCK_TABLE_METADATA = 'lock-table';
 
 export function tableLocation(config: ArchiverConfig, table: ResolvedTable): TableLocation {
   return { prefix: config.s3.prefix, database: table.database, schema: table.schema, table: table.name };

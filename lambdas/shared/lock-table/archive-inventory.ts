@@ -12,6 +12,14 @@ export class ArchiveInventory {
     this.restoreRecords = new RestoreRecords(lockTable);
   }
 
+  /**
+   * The lock table this inventory lives in: the deployment's identity, which upload writes on every archive it
+   * creates, since another deployment's commits are in an inventory this one cannot read.
+   */
+  get lockTableName(): string {
+    return this.lockTable.tableName;
+  }
+
   /** Inventory items of a table share one partition: validate reads them with one query. */
   static key(database: string, table: string, archiveKey: string) {
     return { pk: `ARCHIVES#${database}#${table}`, sk: archiveKey };

@@ -1,7 +1,7 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { type Manifest, manifestKeyFor } from '../../../lambdas/shared/archive/format.js';
-import { BATCH_ID_METADATA } from '../../../lambdas/shared/batch/batch.js';
+import { BATCH_ID_METADATA, LOCK_TABLE_METADATA } from '../../../lambdas/shared/batch/batch.js';
 import { manifestOf } from '../../../lambdas/shared/batch/batch-manifest.js';
 import type { FaultPoint } from '../../../lambdas/shared/step/step-deps.js';
 import { uploadBatch } from '../../../lambdas/upload/core.js';
@@ -41,6 +41,7 @@ describe('upload step', () => {
       expect(await getObject(bed.local, object.archiveKey)).toEqual(staged.get(object.archiveKey)?.data);
       expect((await deps.store.head(object.archiveKey))?.metadata).toEqual({
         [BATCH_ID_METADATA]: inFlight.batchId,
+        [LOCK_TABLE_METADATA]: bed.local.services.lockTable,
         'content-sha256': object.figures.contentSha256,
         'compressed-sha256': object.figures.compressedSha256,
         'row-count': String(object.figures.rowCount),
