@@ -43,6 +43,19 @@ describe('table checks', () => {
       CREATE TRIGGER on_insert AFTER INSERT ON insert_trigger FOR EACH ROW EXECUTE FUNCTION touch_side();
       CREATE TABLE instead_rule (id int PRIMARY KEY, created_at timestamptz);
       CREATE RULE keep AS ON DELETE TO instead_rule DO INSTEAD NOTHING;
+      -- Enabled for replica sessions only, or for every session: fired whatever session_replication_role says.
+      CREATE TABLE replica_trigger (id int PRIMARY KEY, created_at timestamptz);
+      CREATE TRIGGER on_delete_replica AFTER DELETE ON replica_trigger FOR EACH ROW EXECUTE FUNCTION touch_side();
+      ALTER TABLE replica_trigger ENABLE REPLICA TRIGGER on_delete_replica;
+      CREATE TABLE always_trigger (id int PRIMARY KEY, created_at timestamptz);
+      CREATE TRIGGER on_delete_always AFTER DELETE ON always_trigger FOR EACH ROW EXECUTE FUNCTION touch_side();
+      ALTER TABLE always_trigger ENABLE ALWAYS TRIGGER on_delete_always;
+      CREATE TABLE replica_rule (id int PRIMARY KEY, created_at timestamptz);
+      CREATE RULE keep_replica AS ON DELETE TO replica_rule DO INSTEAD NOTHING;
+      ALTER TABLE replica_rule ENABLE REPLICA RULE keep_replica;
+      CREATE TABLE always_rule (id int PRIMARY KEY, created_at timestamptz);
+      CREATE RULE keep_always AS ON DELETE TO always_rule DO INSTEAD NOTHING;
+      ALTER TABLE always_rule ENABLE ALWAYS RULE keep_always;
       CREATE TABLE deferrable_key (id int NOT NULL, created_at timestamptz,
         CONSTRAINT deferrable_key_id UNIQUE (id) DEFERRABLE INITIALLY DEFERRED);
       CREATE EXTENSION citext;
@@ -182,6 +195,26 @@ describe('table checks', () => {
       'a table with a DO INSTEAD rule on DELETE',
       { name: 'instead_rule', timestampColumn: 'created_at' },
       /rule "keep" on public.instead_rule acts on DELETE/,
+    ],
+    [
+      'a table with a DELETE trigger enabled for replica sessions only (ENABLE REPLICA)',
+      { name: 'replica_trigger', timestampColumn: 'created_at' },
+      /trigger "on_delete_replica" on public.replica_trigger fires on DELETE/,
+    ],
+    [
+      'a table with a DELETE trigger enabled for every session (ENABLE ALWAYS)',
+      { name: 'always_trigger', timestampColumn: 'created_at' },
+      /trigger "on_delete_always" on public.always_trigger fires on DELETE/,
+    ],
+    [
+      'a table with a DELETE rule enabled for replica sessions only (ENABLE REPLICA)',
+      { name: 'replica_rule', timestampColumn: 'created_at' },
+      /rule "keep_replica" on public.replica_rule acts on DELETE/,
+    ],
+    [
+      'a table with a DELETE rule enabled for every session (ENABLE ALWAYS)',
+      { name: 'always_rule', timestampColumn: 'created_at' },
+      /rule "keep_always" on public.always_rule acts on DELETE/,
     ],
     [
       'a key whose unique index is invalid (a failed concurrent build)',
