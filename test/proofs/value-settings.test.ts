@@ -4,7 +4,16 @@ import { describe, expect, it } from 'vitest';
 import { manifestKeyFor } from '../../lambdas/shared/archive/format.js';
 import { closeProcessDatabases } from '../../lambdas/shared/runtime/deps.js';
 import { type LocalEnvironment, runLocalArchive, runLocalRestore } from '../../local/run.js';
-import { archiverTestbed, readLiveArchives, s3ClientFor, type TestDatabase } from '../support/fixtures.js';
+import {
+  archiverTestbed,
+  assertNoLossNoDuplicates,
+  readLiveArchives,
+  resolvedTable,
+  s3ClientFor,
+  type TestDatabase,
+  TODAY_UTC_SQL,
+  tableLines,
+} from '../support/fixtures.js';
 import { COMMA_DECIMAL_LOCALE } from '../support/locales.js';
 import { recordProof } from '../support/proof-ledger.js';
 
@@ -252,5 +261,62 @@ describe('arrays keep their NULL elements whatever the database’s array_nulls'
     ]);
     const after = await elements('tagged_restored');
     assertKept('restore into a database whose array_nulls is off', before, after);
+  });
+});
+
+/**
+ * standard_conforming_strings, which a database or role may turn off (an application from before 9.1), makes a plain
+ * '…' literal read backslashes as escapes. The archiver writes key bounds into its SQL as literals (COPY takes no
+ * parameters): a bound holding a backslash must still select the rows it names, in export, delete and restore.
+ */
+describe('text keys holding backslashes whatever the database’s standard_conforming_strings', () => {
+  const spec = { schema: 'public', name: 'escaped_keys', timestampColumn: 'created_at' };
+  const bed = archiverTestbed(
+    async (db) => {
+      // One old day of keys with backslashes and quotes, taken three at a time: every batch ends inside the day at
+      // one of them.
+      await db.client.query(
+        `CREATE TABLE escaped_keys (k text PRIMARY KEY, created_at timestamptz NOT NULL, note text NOT NULL);
+         INSERT INTO escaped_keys
+         SELECT k, ${TODAY_UTC_SQL} - interval '40 days' + n * interval '1 minute', 'row ' || n
+           FROM unnest(ARRAY[E'a\\\\', E'a\\\\\\\\', E'a\\\\n', E'a\\\\''b', E'a\\\\0', E'b\\\\x41', E'b\\\\\\\\''', 'b''c',
+                             E'c\\\\u0041', E'c\\\\'])
+                WITH ORDINALITY AS u(k, n)`,
+      );
+    },
+    [spec],
+    { defaults: { batchSize: 3 } },
+  );
+
+  it('archives and deletes exactly the rows of each batch, and restores them byte for byte', async () => {
+    // Prepare
+    const table = resolvedTable(spec);
+    const original = await tableLines(bed.db.client, table);
+    const keys = async (relation: string) =>
+      (await bed.db.client.query(`SELECT k, note FROM ${relation} ORDER BY k COLLATE "C"`)).rows;
+    const before = await keys('escaped_keys');
+    await setDatabaseDefault(bed.db, 'standard_conforming_strings', 'off');
+    const session = new pg.Client({ connectionString: bed.db.url });
+    await session.connect();
+    const setting = await session.query('SHOW standard_conforming_strings').finally(() => session.end());
+    expect(setting.rows).toEqual([{ standard_conforming_strings: 'off' }]);
+
+    // Act
+    const archived = await archiveTable(bed.local, 'public.escaped_keys');
+    const restored = await restoreTable(bed.local, 'public.escaped_keys', 'public.escaped_keys_restored');
+
+    // Assess
+    expect(archived.outcomes).toMatchObject([{ status: 'succeeded', rowsArchived: 10 }]);
+    expect(archived.outcomes[0]?.batches).toBeGreaterThan(3);
+    expect(restored.execution.error).toBeUndefined();
+    expect(await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original)).toEqual({
+      inDatabase: 0,
+      inArchives: 10,
+    });
+    assertKept(
+      'archive and restore under standard_conforming_strings off',
+      before,
+      await keys('escaped_keys_restored'),
+    );
   });
 });
