@@ -436,7 +436,7 @@ describe('row-level security that applies to the archiver, and triggers on a res
         CREATE ROLE ${role} LOGIN PASSWORD 'not-a-secret';
         GRANT CONNECT, TEMPORARY ON DATABASE ${db.name} TO ${role};
         GRANT USAGE ON SCHEMA public TO ${role};`);
-      for (const name of ['guarded', 'hidden', 'stamped', 'no_backdating']) {
+      for (const name of ['guarded', 'hidden', 'stamped', 'stamped_always', 'no_backdating']) {
         await db.client.query(`
           CREATE TABLE public.${name} (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, kind text NOT NULL,
                                        received_by text NOT NULL DEFAULT 'app');
@@ -464,7 +464,7 @@ describe('row-level security that applies to the archiver, and triggers on a res
       url.password = 'not-a-secret';
       Object.assign(db, { url: url.toString() });
     },
-    [spec('guarded'), spec('hidden'), spec('stamped'), spec('no_backdating')],
+    [spec('guarded'), spec('hidden'), spec('stamped'), spec('stamped_always'), spec('no_backdating')],
   );
   const archive = (table: string) =>
     runLocalArchive(bed.local, { tables: [`public.${table}`] }, { retryIntervalScale: 0 });
@@ -496,11 +496,13 @@ describe('row-level security that applies to the archiver, and triggers on a res
   );
 
   it.each([
-    ['stamped', 'BEFORE INSERT', 'public.stamp_row'],
-    ['no_backdating', 'BEFORE INSERT', 'public.drop_backdated'],
+    ['stamped', 'BEFORE INSERT', 'public.stamp_row', ''],
+    // Enabled ALWAYS: it fires in replica sessions too (which restore refuses anyway), and in this one.
+    ['stamped_always', 'BEFORE INSERT', 'public.stamp_row', 'ENABLE ALWAYS'],
+    ['no_backdating', 'BEFORE INSERT', 'public.drop_backdated', ''],
   ])(
     'refuses to restore into %s, whose trigger would change or drop the restored rows, writing nothing',
-    async (name, timing, fn) => {
+    async (name, timing, fn, enable) => {
       // Prepare: archived, then the owner adds the trigger.
       const table = resolvedTable(spec(name));
       const original = await tableLines(bed.db.client, table);
@@ -508,6 +510,7 @@ describe('row-level security that applies to the archiver, and triggers on a res
       await bed.db.client.query(
         `CREATE TRIGGER on_insert ${timing} ON public.${name} FOR EACH ROW EXECUTE FUNCTION ${fn}()`,
       );
+      if (enable) await bed.db.client.query(`ALTER TABLE public.${name} ${enable} TRIGGER on_insert`);
       const restore = () =>
         runLocalRestore(bed.local, { database: 'app', table: `public.${name}` }, { retryIntervalScale: 0 });
 
