@@ -8,6 +8,7 @@ import {
   LeaseLostError,
   LockStoreUnavailableError,
   RowsChangedError,
+  TableNotUsableError,
 } from '../../../lambdas/shared/errors/step-errors.js';
 import type { LeaseStore } from '../../../lambdas/shared/lock-table/lease-store.js';
 import type { Lease } from '../../../lambdas/shared/lock-table/table-state.js';
@@ -43,6 +44,7 @@ describe('delete step', () => {
       await seedEvents(db.client, 'answer_lost', 200);
       await seedEvents(db.client, 'changed_after_crash', 200);
       await seedEvents(db.client, 'rekeyed', 600);
+      await seedEvents(db.client, 'replaced', 200);
       await db.client.query(
         `ALTER TABLE rekeyed ADD COLUMN uid uuid NOT NULL DEFAULT gen_random_uuid() UNIQUE`,
       );
@@ -56,6 +58,7 @@ describe('delete step', () => {
       spec('answer_lost'),
       spec('changed_after_crash'),
       spec('rekeyed'),
+      spec('replaced'),
       ...COLUMN_CHANGES.map((change) => spec(change.table)),
     ],
   );
@@ -115,6 +118,26 @@ describe('delete step', () => {
       await assertNoLossNoDuplicates(bed.local, bed.db.client, table, changed);
     },
   );
+
+  it('refuses by name a table replaced by a materialized view after verify: nothing is locked or deleted', async () => {
+    // Prepare: a verified batch, then the table is renamed away and a materialized view takes its name.
+    const deps = bed.local.deps();
+    const { task } = await batchThrough(deps, 'public.replaced', 'verified');
+    await bed.db.client.query(
+      `ALTER TABLE public.replaced RENAME TO replaced_away;
+       CREATE MATERIALIZED VIEW public.replaced AS SELECT * FROM public.replaced_away`,
+    );
+    const rows = await bed.db.client.query<{ n: string }>('SELECT count(*) AS n FROM public.replaced_away');
+
+    // Act
+    const refused = deleteBatch({ ...task, progress: ZERO }, deps);
+
+    // Assess: the step's error for a table it cannot use, naming what the relation is; every row still there.
+    await expect(refused).rejects.toThrow(TableNotUsableError);
+    await expect(refused).rejects.toThrow(/is a materialized view/);
+    const after = await bed.db.client.query<{ n: string }>('SELECT count(*) AS n FROM public.replaced_away');
+    expect(after.rows[0]?.n).toBe(rows.rows[0]?.n);
+  });
 
   it('takes a batch back when the config names another key since export (a deployment during the run)', async () => {
     // Prepare: a verified batch keyed by id; then the config names the uuid key (its bounds cannot be read in it).
