@@ -52,14 +52,34 @@ export function awsClients(
   const requestHandler = boundedRequests(timeouts);
   const common = { requestHandler, ...(appId ? { userAgentAppId: appId } : {}) };
   return {
-    s3: new S3Client({ endpoint: endpoints.s3, forcePathStyle: endpoints.s3 !== undefined, ...common }),
-    ddb: DynamoDBDocumentClient.from(new DynamoDBClient({ endpoint: endpoints.dynamodb, ...common }), {
-      marshallOptions: { removeUndefinedValues: true },
-    }),
-    secrets: new SecretsManagerClient({ endpoint: endpoints.secrets, ...common }),
-    sns: new SNSClient(common),
+    s3: unlogged(
+      new S3Client({ endpoint: endpoints.s3, forcePathStyle: endpoints.s3 !== undefined, ...common }),
+    ),
+    ddb: DynamoDBDocumentClient.from(
+      unlogged(new DynamoDBClient({ endpoint: endpoints.dynamodb, ...common })),
+      {
+        marshallOptions: { removeUndefinedValues: true },
+      },
+    ),
+    secrets: unlogged(new SecretsManagerClient({ endpoint: endpoints.secrets, ...common })),
+    sns: unlogged(new SNSClient(common)),
   };
 }
+
+/**
+ * The client without the SDK's logger middleware: with no logger configured it still runs every request's input and
+ * response through the service schema's sensitive-data filter (a walk of the whole item: a DynamoDB read of the batch
+ * in flight copies every object of it) to hand the copies to a logger that drops them: 0.05 to 0.07 ms of CPU a
+ * request (about 5% of a HEAD's, measured against the local servers). Nothing here gives the SDK a logger; failures
+ * reach the steps as errors.
+ */
+function unlogged<T extends { middlewareStack: { remove(name: string): boolean } }>(client: T): T {
+  client.middlewareStack.remove(SDK_LOGGER_MIDDLEWARE);
+  return client;
+}
+
+/** The name the SDK gives its logger middleware in every client's stack. */
+export const SDK_LOGGER_MIDDLEWARE = 'loggerMiddleware';
 
 /**
  * SDK clients are created once per process (Lambda container) and reused across invocations. Endpoints are the

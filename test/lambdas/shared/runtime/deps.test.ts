@@ -9,7 +9,7 @@ import {
   StorageUnavailableError,
 } from '../../../../lambdas/shared/errors/step-errors.js';
 import { LockTableClient } from '../../../../lambdas/shared/lock-table/table-client.js';
-import { awsClients, depsFromEnv } from '../../../../lambdas/shared/runtime/deps.js';
+import { awsClients, depsFromEnv, SDK_LOGGER_MIDDLEWARE } from '../../../../lambdas/shared/runtime/deps.js';
 
 /** Short bounds, so a test sees them act in a second; the functions' own are AWS_REQUEST_TIMEOUTS. */
 const TEST_TIMEOUTS = { connectionTimeout: 1_000, requestTimeout: 300 };
@@ -53,6 +53,29 @@ describe('AWS clients of the functions', () => {
     silent.close();
     slowBody.closeAllConnections();
     slowBody.close();
+  });
+
+  it('sends requests without the SDK logger middleware, which copies every input and output for a logger that drops them', () => {
+    // Prepare
+    const clients = awsClients({});
+
+    // Act
+    const stacks = Object.entries(clients).map(([name, client]) => ({
+      name,
+      middleware: client.middlewareStack.identify(),
+    }));
+
+    // Assess: the stacks are listed (the SDK's serializer is there), without the logger.
+    for (const { name, middleware } of stacks) {
+      expect(
+        middleware.some((m: string) => m.startsWith('serializerMiddleware')),
+        name,
+      ).toBe(true);
+      expect(
+        middleware.filter((m: string) => m.startsWith(SDK_LOGGER_MIDDLEWARE)),
+        name,
+      ).toEqual([]);
+    }
   });
 
   it('fails an S3 request that gets no answer as StorageUnavailableError, after the SDK retries', async () => {
