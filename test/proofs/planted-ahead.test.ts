@@ -95,6 +95,92 @@ describe('an archive and manifest planted under the key before upload', () => {
   });
 });
 
+type Testbed = ReturnType<typeof archiverTestbed>;
+type Planted = { key: string; sha256: string };
+
+/**
+ * Puts the oldest staged object's bytes under its archive key, as a bucket writer who reads the staging area can,
+ * then waits into the next second: the batch's record comes in a later second than the object's date, as after a
+ * batch of any size. Returns that key.
+ */
+async function copyOldestStagedUnderItsKey(bed: Testbed, name: string): Promise<string> {
+  const [staged] = (await listKeys(bed.local, `${bed.local.config.s3.prefix}_staging/`))
+    .filter((key) => key.endsWith('.jsonl.gz'))
+    .sort();
+  const day = staged?.match(/\/(\d{4}-\d{2}-\d{2})-[^/]*\.jsonl\.gz$/)?.[1];
+  if (!staged || !day) throw new Error('setup: nothing staged');
+  const bytes = await getObject(bed.local, staged);
+  const contentSha256 = sha256(gunzipSync(bytes));
+  const location = { prefix: bed.local.config.s3.prefix, database: 'app', schema: 'public', table: name };
+  const key = archiveKey(location, day, contentSha256);
+  await s3ClientFor(bed.local).send(
+    new PutObjectCommand({
+      Bucket: bed.local.services.bucket,
+      Key: key,
+      Body: bytes,
+      Metadata: { 'content-sha256': contentSha256, 'compressed-sha256': sha256(bytes) },
+      ContentType: 'application/x-ndjson',
+      ContentEncoding: 'gzip',
+    }),
+  );
+  await new Promise((resolve) => setTimeout(resolve, 1100 - (Date.now() % 1000)));
+  return key;
+}
+
+/**
+ * After export, a manifest beside the copied archive whose figures match the batch's first object, its lcMonetary
+ * stripped and its key columns changed. `planted()` says what was put there.
+ */
+function forgeFirstManifestAfterExport(bed: Testbed, name: string, copied: () => string | undefined) {
+  let planted: Planted | undefined;
+  const afterStep = async (event: StepEvent) => {
+    if (event.functionName !== 'export' || planted) return;
+    const inFlight = (await bed.local.deps().locks.get('app', `public.${name}`)).inFlight;
+    const manifest = inFlight && manifestOf(inFlight, 0);
+    if (!manifest || inFlight.objects[0]?.archiveKey !== copied())
+      throw new Error('setup: not the first object');
+    const { lcMonetary: _money, ...forged } = { ...manifest, keyColumns: ['actor'] };
+    const text = JSON.stringify(forged, null, 2);
+    await s3ClientFor(bed.local).send(
+      new PutObjectCommand({
+        Bucket: bed.local.services.bucket,
+        Key: manifestKeyFor(manifest.dataKey),
+        Body: text,
+      }),
+    );
+    planted = { key: manifest.dataKey, sha256: manifestSha256(text) };
+  };
+  return { afterStep, planted: () => planted };
+}
+
+/** Verify refused the planted manifest by name: nothing is committed or deleted. */
+async function assessRefused(
+  bed: Testbed,
+  name: string,
+  run: Awaited<ReturnType<typeof runLocalArchive>>,
+  planted: Planted | undefined,
+  original: string[],
+  attack: string,
+) {
+  if (!planted) throw new Error('setup: nothing planted');
+  const inventory = bed.local.deps().inventory;
+  const entry = (await inventory.entries('app', `public.${name}`, [planted.key])).get(planted.key);
+  recordProof({
+    kind: 'threat',
+    actor: 'bucket writer',
+    attack,
+    held: run.execution.status === 'FAILED' && entry === undefined,
+  });
+  expect(entry?.manifestSha256).not.toBe(planted.sha256);
+  expect(run.execution.status).toBe('FAILED');
+  expect(run.outcomes[0]?.error).toMatch(
+    /^ArchiveIntegrityError: archive .* failed verification: an archive no commit records was under its key before upload, with a manifest that differs from the batch's \(keyColumns, lcMonetary\)/,
+  );
+  expect(await inventory.list('app', `public.${name}`)).toEqual([]);
+  const table = resolvedTable({ schema: 'public', name, timestampColumn: 'created_at' });
+  expect(await tableLines(bed.db.client, table)).toEqual(original);
+}
+
 describe('an archive planted under the key while export still stages the table first batch', () => {
   const bed = archiverTestbed(
     async (db) => seedEvents(db.client, 'early', 60, 33),
@@ -103,80 +189,32 @@ describe('an archive planted under the key while export still stages the table f
 
   it('is dated after the inventory began: verify refuses a manifest that says otherwise than the batch', async () => {
     // Prepare: once export has staged the batch and before it records it (the table's first, which starts the
-    // inventory), the oldest staged object's bytes go under its archive key; S3 dates them a second before the
-    // record. After export, a manifest whose figures match, its lcMonetary stripped and its key columns changed.
-    const s3 = s3ClientFor(bed.local);
-    const Bucket = bed.local.services.bucket;
+    // inventory), the oldest staged object's bytes go under its archive key; after export, a forged manifest.
     const table = resolvedTable({ schema: 'public', name: 'early', timestampColumn: 'created_at' });
     const original = await tableLines(bed.db.client, table);
-    const location = {
-      prefix: bed.local.config.s3.prefix,
-      database: 'app',
-      schema: 'public',
-      table: 'early',
-    };
     let archive: string | undefined;
     const fault = async (point: FaultPoint) => {
-      if (point !== 'export:afterStaging' || archive) return;
-      const [staged] = (await listKeys(bed.local, `${bed.local.config.s3.prefix}_staging/`))
-        .filter((key) => key.endsWith('.jsonl.gz'))
-        .sort();
-      const day = staged?.match(/\/(\d{4}-\d{2}-\d{2})-[^/]*\.jsonl\.gz$/)?.[1];
-      if (!staged || !day) throw new Error('setup: nothing staged');
-      const bytes = await getObject(bed.local, staged);
-      const contentSha256 = sha256(gunzipSync(bytes));
-      archive = archiveKey(location, day, contentSha256);
-      await s3.send(
-        new PutObjectCommand({
-          Bucket,
-          Key: archive,
-          Body: bytes,
-          Metadata: { 'content-sha256': contentSha256, 'compressed-sha256': sha256(bytes) },
-          ContentType: 'application/x-ndjson',
-          ContentEncoding: 'gzip',
-        }),
-      );
-      // The record comes in a later second than the object's date, as it does after a batch of any size.
-      await new Promise((resolve) => setTimeout(resolve, 1100 - (Date.now() % 1000)));
+      if (point === 'export:afterStaging' && !archive)
+        archive = await copyOldestStagedUnderItsKey(bed, 'early');
     };
-    let planted: { key: string; sha256: string } | undefined;
-    const afterStep = async (event: StepEvent) => {
-      if (event.functionName !== 'export' || planted) return;
-      const inFlight = (await bed.local.deps().locks.get('app', 'public.early')).inFlight;
-      const manifest = inFlight && manifestOf(inFlight, 0);
-      if (!manifest || inFlight.objects[0]?.archiveKey !== archive)
-        throw new Error('setup: not the first object');
-      const { lcMonetary: _money, ...forged } = { ...manifest, keyColumns: ['actor'] };
-      const text = JSON.stringify(forged, null, 2);
-      await s3.send(new PutObjectCommand({ Bucket, Key: manifestKeyFor(manifest.dataKey), Body: text }));
-      planted = { key: manifest.dataKey, sha256: manifestSha256(text) };
-    };
+    const forgery = forgeFirstManifestAfterExport(bed, 'early', () => archive);
 
     // Act
     const run = await runLocalArchive(
       bed.local,
       { tables: ['public.early'] },
-      { fault, afterStep, retryIntervalScale: 0 },
+      { fault, afterStep: forgery.afterStep, retryIntervalScale: 0 },
     );
 
-    // Assess: verify refuses the planted manifest by name; nothing is committed or deleted.
-    if (!planted) throw new Error('setup: nothing planted');
-    const inventory = bed.local.deps().inventory;
-    const entry = (await inventory.entries('app', 'public.early', [planted.key])).get(planted.key);
-    recordProof({
-      kind: 'threat',
-      actor: 'bucket writer',
-      attack:
-        'puts the staged bytes under the archive key while export stages the first batch, with a manifest of other meaning',
-      held: run.execution.status === 'FAILED' && entry === undefined,
-    });
-    expect(entry?.manifestSha256).not.toBe(planted.sha256);
-    expect(run.execution.status).toBe('FAILED');
-    expect(run.outcomes[0]?.error).toMatch(
-      /^ArchiveIntegrityError: archive .* failed verification: an archive no commit records was under its key before upload, with a manifest that differs from the batch's \(keyColumns, lcMonetary\)/,
+    // Assess
+    await assessRefused(
+      bed,
+      'early',
+      run,
+      forgery.planted(),
+      original,
+      'puts the staged bytes under the archive key while export stages the first batch, with a manifest of other meaning',
     );
-    expect(await inventory.list('app', 'public.early')).toEqual([]);
-    expect(await tableLines(bed.db.client, table)).toEqual(original);
   });
 });
 
@@ -251,38 +289,12 @@ describe("an archive planted from the staged bytes of a first batch's export tha
   it('is dated after the inventory began: verify refuses a manifest that says otherwise than the batch', async () => {
     // Prepare: the table's first export stages its batch and dies before recording it; the bucket writer copies the
     // oldest staged object under its archive key meanwhile. The next run's export stages the same rows a second later.
-    const s3 = s3ClientFor(bed.local);
-    const Bucket = bed.local.services.bucket;
     const table = resolvedTable({ schema: 'public', name: 'crashed', timestampColumn: 'created_at' });
     const original = await tableLines(bed.db.client, table);
-    const location = {
-      prefix: bed.local.config.s3.prefix,
-      database: 'app',
-      schema: 'public',
-      table: 'crashed',
-    };
     let archive: string | undefined;
     const fault = async (point: FaultPoint) => {
       if (point !== 'export:afterStaging' || archive) return;
-      const [staged] = (await listKeys(bed.local, `${bed.local.config.s3.prefix}_staging/`))
-        .filter((key) => key.endsWith('.jsonl.gz'))
-        .sort();
-      const day = staged?.match(/\/(\d{4}-\d{2}-\d{2})-[^/]*\.jsonl\.gz$/)?.[1];
-      if (!staged || !day) throw new Error('setup: nothing staged');
-      const bytes = await getObject(bed.local, staged);
-      const contentSha256 = sha256(gunzipSync(bytes));
-      archive = archiveKey(location, day, contentSha256);
-      await s3.send(
-        new PutObjectCommand({
-          Bucket,
-          Key: archive,
-          Body: bytes,
-          Metadata: { 'content-sha256': contentSha256, 'compressed-sha256': sha256(bytes) },
-          ContentType: 'application/x-ndjson',
-          ContentEncoding: 'gzip',
-        }),
-      );
-      await new Promise((resolve) => setTimeout(resolve, 1100 - (Date.now() % 1000)));
+      archive = await copyOldestStagedUnderItsKey(bed, 'crashed');
       throw new Error('the export died before recording its batch');
     };
     const crashed = await runLocalArchive(
@@ -291,43 +303,23 @@ describe("an archive planted from the staged bytes of a first batch's export tha
       { fault, retryIntervalScale: 0 },
     );
     expect(crashed.execution.status).toBe('FAILED');
-    let planted: { key: string; sha256: string } | undefined;
-    const afterStep = async (event: StepEvent) => {
-      if (event.functionName !== 'export' || planted) return;
-      const inFlight = (await bed.local.deps().locks.get('app', 'public.crashed')).inFlight;
-      const manifest = inFlight && manifestOf(inFlight, 0);
-      if (!manifest || inFlight.objects[0]?.archiveKey !== archive)
-        throw new Error('setup: not the first object');
-      const { lcMonetary: _money, ...forged } = { ...manifest, keyColumns: ['actor'] };
-      const text = JSON.stringify(forged, null, 2);
-      await s3.send(new PutObjectCommand({ Bucket, Key: manifestKeyFor(manifest.dataKey), Body: text }));
-      planted = { key: manifest.dataKey, sha256: manifestSha256(text) };
-    };
+    const forgery = forgeFirstManifestAfterExport(bed, 'crashed', () => archive);
 
     // Act
     const run = await runLocalArchive(
       bed.local,
       { tables: ['public.crashed'] },
-      { afterStep, retryIntervalScale: 0 },
+      { afterStep: forgery.afterStep, retryIntervalScale: 0 },
     );
 
-    // Assess: verify refuses the planted manifest by name; nothing is committed or deleted.
-    if (!planted) throw new Error('setup: nothing planted');
-    const inventory = bed.local.deps().inventory;
-    const entry = (await inventory.entries('app', 'public.crashed', [planted.key])).get(planted.key);
-    recordProof({
-      kind: 'threat',
-      actor: 'bucket writer',
-      attack:
-        'puts the staged bytes of a first export that died before recording its batch under the archive key, with a manifest of other meaning',
-      held: run.execution.status === 'FAILED' && entry === undefined,
-    });
-    expect(entry?.manifestSha256).not.toBe(planted.sha256);
-    expect(run.execution.status).toBe('FAILED');
-    expect(run.outcomes[0]?.error).toMatch(
-      /^ArchiveIntegrityError: archive .* failed verification: an archive no commit records was under its key before upload, with a manifest that differs from the batch's \(keyColumns, lcMonetary\)/,
+    // Assess
+    await assessRefused(
+      bed,
+      'crashed',
+      run,
+      forgery.planted(),
+      original,
+      'puts the staged bytes of a first export that died before recording its batch under the archive key, with a manifest of other meaning',
     );
-    expect(await inventory.list('app', 'public.crashed')).toEqual([]);
-    expect(await tableLines(bed.db.client, table)).toEqual(original);
   });
 });
