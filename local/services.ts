@@ -194,7 +194,8 @@ async function startDynamo(path: string): Promise<{
   return { port: (server.address() as AddressInfo).port, server, counts, requests };
 }
 
-async function ensureLockTable(endpoint: string): Promise<void> {
+/** Creates the lock table (or another of its shape: a second deployment's) unless it exists, and waits until it is ACTIVE. */
+export async function ensureLockTable(endpoint: string, tableName = LOCK_TABLE): Promise<void> {
   const client = new DynamoDBClient({
     endpoint,
     region: LOCAL_AWS_ENV.AWS_REGION,
@@ -204,7 +205,7 @@ async function ensureLockTable(endpoint: string): Promise<void> {
     },
   });
   const status = () =>
-    client.send(new DescribeTableCommand({ TableName: LOCK_TABLE })).then(
+    client.send(new DescribeTableCommand({ TableName: tableName })).then(
       (described) => described.Table?.TableStatus,
       () => undefined,
     );
@@ -212,7 +213,7 @@ async function ensureLockTable(endpoint: string): Promise<void> {
     if ((await status()) === undefined) {
       await client.send(
         new CreateTableCommand({
-          TableName: LOCK_TABLE,
+          TableName: tableName,
           BillingMode: 'PAY_PER_REQUEST',
           AttributeDefinitions: [
             { AttributeName: 'pk', AttributeType: 'S' },
@@ -227,7 +228,7 @@ async function ensureLockTable(endpoint: string): Promise<void> {
     }
     // dynalite answers "not found" until the new table is ACTIVE, which a loaded machine can delay past the first use.
     for (let attempt = 0; (await status()) !== 'ACTIVE'; attempt += 1) {
-      if (attempt === 100) throw new Error(`local DynamoDB table ${LOCK_TABLE} did not become active`);
+      if (attempt === 100) throw new Error(`local DynamoDB table ${tableName} did not become active`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   } finally {

@@ -1,10 +1,10 @@
 import { gunzipSync } from 'node:zlib';
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manifestKeyFor } from '../../lambdas/shared/archive/format.js';
 import { depsFromEnv } from '../../lambdas/shared/runtime/deps.js';
 import type { FaultPoint } from '../../lambdas/shared/step/step-deps.js';
 import { runLocalArchive } from '../../local/run.js';
+import { ensureLockTable } from '../../local/services.js';
 import {
   compareRows,
   createTestDatabase,
@@ -36,22 +36,7 @@ describe('two deployments archiving one table', () => {
     await seedEvents(db.client, 'events', 40, 60);
     await seedEvents(db.client, 'elsewhere', 40, 60);
     env = await openTestEnvironment(db, [spec, elsewhere]);
-    const client = new DynamoDBClient({ endpoint: env.local.services.dynamoEndpoint });
-    await client.send(
-      new CreateTableCommand({
-        TableName: SECOND_LOCK_TABLE,
-        BillingMode: 'PAY_PER_REQUEST',
-        AttributeDefinitions: [
-          { AttributeName: 'pk', AttributeType: 'S' },
-          { AttributeName: 'sk', AttributeType: 'S' },
-        ],
-        KeySchema: [
-          { AttributeName: 'pk', KeyType: 'HASH' },
-          { AttributeName: 'sk', KeyType: 'RANGE' },
-        ],
-      }),
-    );
-    client.destroy();
+    await ensureLockTable(env.local.services.dynamoEndpoint, SECOND_LOCK_TABLE);
   });
   afterAll(async () => {
     await env?.close();
