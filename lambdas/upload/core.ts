@@ -146,9 +146,15 @@ async function publishObject(
     }
     if (!existing) return stagingDamage(store, object);
     // Another deployment's archive (its own lock table) is never adopted: its commit is in an inventory this one
-    // cannot read, and its withdrawal would remove the archive this batch committed, rows already deleted.
+    // cannot read, and its withdrawal would remove the archive this batch committed, rows already deleted. One this
+    // deployment's inventory lists is its own under an earlier name of its lock table (DynamoDB restores a table only
+    // under a new name), committed: adopted as any archive of rows archived again.
     const writer = existing.metadata[LOCK_TABLE_METADATA];
-    if (writer !== undefined && writer !== lockTable) {
+    if (
+      writer !== undefined &&
+      writer !== lockTable &&
+      !(await listedCommitted(deps, input, object.archiveKey, object.figures.contentSha256))
+    ) {
       throw new ConfigError(
         `${object.archiveKey} was created by the deployment whose lock table is ${writer}, not this one's (${lockTable}): two deployments archive ${input.database}/${input.table} into one bucket and prefix, and neither can see the other's commits; archive each table from one deployment, or give each deployment its own s3.prefix`,
       );
@@ -211,6 +217,17 @@ function existingFigures(deps: Pick<UploadDeps, 'telemetry'>, object: BatchObjec
     ...(compressedSha256 ? { compressedSha256 } : {}),
     ...(rowDigest ? { rowDigest } : {}),
   };
+}
+
+/** Whether this deployment's inventory lists `archiveKey` as committed with this content. */
+async function listedCommitted(
+  deps: UploadDeps,
+  input: UploadInput,
+  archiveKey: string,
+  contentSha256: string,
+): Promise<boolean> {
+  const entry = (await deps.inventory.entries(input.database, input.table, [archiveKey])).get(archiveKey);
+  return entry?.figures.contentSha256 === contentSha256;
 }
 
 /** The damage when the copy was refused and no archive is there: the staged object was changed or is gone. */

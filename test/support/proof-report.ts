@@ -81,6 +81,7 @@ const PROOF_FILES = [
   'test/proofs/at-least-once/duplicate-child.test.ts',
   'test/proofs/archived-again.test.ts',
   'test/proofs/two-deployments.test.ts',
+  'test/proofs/lock-table-restored.test.ts',
 ];
 
 interface ProofSummary {

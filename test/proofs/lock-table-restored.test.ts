@@ -1,0 +1,93 @@
+import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { depsFromEnv } from '../../lambdas/shared/runtime/deps.js';
+import { runLocalArchive, runLocalRestore } from '../../local/run.js';
+import {
+  assertNoLossNoDuplicates,
+  createTestDatabase,
+  openTestEnvironment,
+  resolvedTable,
+  seedEvents,
+  type TestDatabase,
+  tableLines,
+} from '../support/fixtures.js';
+
+const spec = { schema: 'public', name: 'events', timestampColumn: 'created_at' };
+const table = resolvedTable(spec);
+const RESTORED_LOCK_TABLE = 'audit-archiver-locks-restored';
+const fast = { retryIntervalScale: 0 };
+
+/**
+ * DynamoDB restores a table (point-in-time recovery, a backup) only under a new name: the deployment then runs on a
+ * copy of its own lock table, every lease, inventory entry and commit in it, under another name.
+ */
+describe('the lock table restored under a new name', () => {
+  let db: TestDatabase;
+  let env: Awaited<ReturnType<typeof openTestEnvironment>>;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await seedEvents(db.client, 'events', 40, 60);
+    env = await openTestEnvironment(db, [spec]);
+  });
+  afterAll(async () => {
+    await env?.close();
+    await db?.drop();
+  });
+
+  /** Copies every item of the deployment's lock table into a new table, as a restore does. */
+  async function restoreLockTableAs(name: string): Promise<void> {
+    const client = new DynamoDBClient({ endpoint: env.local.services.dynamoEndpoint });
+    const ddb = DynamoDBDocumentClient.from(client);
+    try {
+      await client.send(
+        new CreateTableCommand({
+          TableName: name,
+          BillingMode: 'PAY_PER_REQUEST',
+          AttributeDefinitions: [
+            { AttributeName: 'pk', AttributeType: 'S' },
+            { AttributeName: 'sk', AttributeType: 'S' },
+          ],
+          KeySchema: [
+            { AttributeName: 'pk', KeyType: 'HASH' },
+            { AttributeName: 'sk', KeyType: 'RANGE' },
+          ],
+        }),
+      );
+      let start: Record<string, unknown> | undefined;
+      do {
+        const page = await ddb.send(
+          new ScanCommand({ TableName: env.local.services.lockTable, ExclusiveStartKey: start }),
+        );
+        for (const item of page.Items ?? []) await ddb.send(new PutCommand({ TableName: name, Item: item }));
+        start = page.LastEvaluatedKey;
+      } while (start);
+    } finally {
+      ddb.destroy();
+    }
+  }
+
+  it('archives again the rows restored into the table, whose archives its own inventory lists as committed', async () => {
+    // Prepare: archive, restore every row into the table, then the lock table restored under a new name.
+    const original = await tableLines(db.client, table);
+    expect((await runLocalArchive(env.local, { tables: ['public.events'] }, fast)).execution.status).toBe(
+      'SUCCEEDED',
+    );
+    const back = await runLocalRestore(env.local, { database: 'app', table: 'public.events' }, fast);
+    expect(back.execution.status).toBe('SUCCEEDED');
+    await restoreLockTableAs(RESTORED_LOCK_TABLE);
+
+    // Act
+    const again = await runLocalArchive(
+      env.local,
+      { tables: ['public.events'] },
+      { ...fast, env: { LOCK_TABLE_NAME: RESTORED_LOCK_TABLE } },
+    );
+
+    // Assess: the table goes on, not refused as another deployment's; every row in one archive once.
+    const deps = depsFromEnv({ ...env.local.env, LOCK_TABLE_NAME: RESTORED_LOCK_TABLE });
+    const outcomes = await deps.runRecords.listOutcomes(again.execution.executionName);
+    expect(outcomes.map((o) => `${o.status} ${o.error ?? ''}`.trim())).toEqual(['succeeded']);
+    await assertNoLossNoDuplicates(env.local, db.client, table, original);
+  });
+});
