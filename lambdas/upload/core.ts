@@ -146,13 +146,14 @@ async function publishObject(
     }
     if (!existing) return stagingDamage(store, object);
     // Another deployment's archive (its own lock table) is never adopted: its commit is in an inventory this one
-    // cannot read, and its withdrawal would remove the archive this batch committed, rows already deleted. One this
-    // deployment's inventory lists is its own under an earlier name of its lock table (DynamoDB restores a table only
-    // under a new name), committed: adopted as any archive of rows archived again.
+    // cannot read, and its withdrawal would remove the archive this batch committed, rows already deleted. This
+    // batch's own (an earlier attempt's copy), or one this deployment's inventory lists as committed, was created
+    // under an earlier name of its lock table (DynamoDB restores a table only under a new name).
     const writer = existing.metadata[LOCK_TABLE_METADATA];
     if (
       writer !== undefined &&
       writer !== lockTable &&
+      !ownArchive &&
       !(await listedCommitted(deps, input, object.archiveKey, object.figures.contentSha256))
     ) {
       throw new ConfigError(

@@ -2,7 +2,10 @@ import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { depsFromEnv } from '../../lambdas/shared/runtime/deps.js';
+import type { FaultPoint } from '../../lambdas/shared/step/step-deps.js';
+import { uploadBatch } from '../../lambdas/upload/core.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
+import { batchThrough } from '../support/batch-stages.js';
 import {
   assertNoLossNoDuplicates,
   createTestDatabase,
@@ -14,6 +17,7 @@ import {
 } from '../support/fixtures.js';
 
 const spec = { schema: 'public', name: 'events', timestampColumn: 'created_at' };
+const inFlightSpec = { schema: 'public', name: 'in_flight', timestampColumn: 'created_at' };
 const table = resolvedTable(spec);
 const RESTORED_LOCK_TABLE = 'audit-archiver-locks-restored';
 const fast = { retryIntervalScale: 0 };
@@ -28,7 +32,8 @@ describe('the lock table restored under a new name', () => {
   beforeAll(async () => {
     db = await createTestDatabase();
     await seedEvents(db.client, 'events', 40, 60);
-    env = await openTestEnvironment(db, [spec]);
+    await seedEvents(db.client, 'in_flight', 40);
+    env = await openTestEnvironment(db, [spec, inFlightSpec]);
   });
   afterAll(async () => {
     await env?.close();
@@ -89,5 +94,25 @@ describe('the lock table restored under a new name', () => {
     const outcomes = await deps.runRecords.listOutcomes(again.execution.executionName);
     expect(outcomes.map((o) => `${o.status} ${o.error ?? ''}`.trim())).toEqual(['succeeded']);
     await assertNoLossNoDuplicates(env.local, db.client, table, original);
+  });
+
+  it('completes the upload of its batch in flight whose objects it copied under the earlier name', async () => {
+    // Prepare: an upload crashed after its copies; then the lock table restored under a new name.
+    const crashAfterCopy = (point: FaultPoint) => {
+      if (point === 'upload:afterCopy') throw new Error('crashed after the copy');
+    };
+    const { task, inFlight } = await batchThrough(env.local.deps(), 'public.in_flight', 'exported');
+    await expect(uploadBatch(task, env.local.deps(crashAfterCopy))).rejects.toThrow(/crashed after the copy/);
+    const name = `${RESTORED_LOCK_TABLE}-2`;
+    await restoreLockTableAs(name);
+
+    // Act
+    const deps = depsFromEnv({ ...env.local.env, LOCK_TABLE_NAME: name });
+    const retried = await uploadBatch(task, deps);
+
+    // Assess: the batch's own objects are recognised as its own, whatever lock table they name.
+    expect(retried.objects).toBe(inFlight.objects.length);
+    expect(retried.created).toBe(inFlight.objects.length);
+    expect((await deps.locks.get('app', 'public.in_flight')).inFlight).toMatchObject({ stage: 'uploaded' });
   });
 });
