@@ -154,7 +154,7 @@ async function publishObject(
       writer !== undefined &&
       writer !== lockTable &&
       !ownArchive &&
-      !(await listedCommitted(deps, input, object.archiveKey, object.figures.contentSha256))
+      !(await listedCommitted(deps, input, object.archiveKey, existing))
     ) {
       throw new ConfigError(
         `${object.archiveKey} was created by the deployment whose lock table is ${writer}, not this one's (${lockTable}): two deployments archive ${input.database}/${input.table} into one bucket and prefix, and neither can see the other's commits; archive each table from one deployment, or give each deployment its own s3.prefix`,
@@ -220,15 +220,22 @@ function existingFigures(deps: Pick<UploadDeps, 'telemetry'>, object: BatchObjec
   };
 }
 
-/** Whether this deployment's inventory lists `archiveKey` as committed with this content. */
+/**
+ * Whether this deployment's inventory lists `archiveKey` as committed, as the object there now: its pin, where the
+ * entry has one (an object another deployment re-created after this one's expired has another).
+ */
 async function listedCommitted(
   deps: UploadDeps,
   input: UploadInput,
   archiveKey: string,
-  contentSha256: string,
+  existing: ObjectHead,
 ): Promise<boolean> {
   const entry = (await deps.inventory.entries(input.database, input.table, [archiveKey])).get(archiveKey);
-  return entry?.figures.contentSha256 === contentSha256;
+  if (!entry || entry.figures.contentSha256 !== existing.metadata['content-sha256']) return false;
+  return (
+    entry.pin === undefined ||
+    (entry.pin.etag === existing.pin?.etag && entry.pin.versionId === existing.pin?.versionId)
+  );
 }
 
 /** The damage when the copy was refused and no archive is there: the staged object was changed or is gone. */
