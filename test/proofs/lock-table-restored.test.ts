@@ -1,10 +1,11 @@
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { depsFromEnv } from '../../lambdas/shared/runtime/deps.js';
 import type { FaultPoint } from '../../lambdas/shared/step/step-deps.js';
 import { uploadBatch } from '../../lambdas/upload/core.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
+import { ensureLockTable } from '../../local/services.js';
 import { batchThrough } from '../support/batch-stages.js';
 import {
   assertNoLossNoDuplicates,
@@ -45,20 +46,7 @@ describe('the lock table restored under a new name', () => {
     const client = new DynamoDBClient({ endpoint: env.local.services.dynamoEndpoint });
     const ddb = DynamoDBDocumentClient.from(client);
     try {
-      await client.send(
-        new CreateTableCommand({
-          TableName: name,
-          BillingMode: 'PAY_PER_REQUEST',
-          AttributeDefinitions: [
-            { AttributeName: 'pk', AttributeType: 'S' },
-            { AttributeName: 'sk', AttributeType: 'S' },
-          ],
-          KeySchema: [
-            { AttributeName: 'pk', KeyType: 'HASH' },
-            { AttributeName: 'sk', KeyType: 'RANGE' },
-          ],
-        }),
-      );
+      await ensureLockTable(env.local.services.dynamoEndpoint, name);
       let start: Record<string, unknown> | undefined;
       do {
         const page = await ddb.send(
