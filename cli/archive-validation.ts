@@ -314,17 +314,20 @@ interface CommittedKeyRange {
  * cut a day by key, so only rows archived again (restored into the table) are in two.
  */
 function archivedTwice(ranges: readonly CommittedKeyRange[]): { key: string; earlier: string[] }[] {
-  const byCommit = [...ranges].sort((a, b) => a.committedAt.localeCompare(b.committedAt));
-  return byCommit.flatMap((range, i) => {
-    const earlier = byCommit
-      .slice(0, i)
-      .filter(
-        (other) =>
-          other.days.some((day) => range.days.includes(day)) && keysOverlap(other.manifest, range.manifest),
-      )
-      .map((other) => other.key);
-    return earlier.length > 0 ? [{ key: range.key, earlier }] : [];
-  });
+  // Compared only with archives of the days it covers: a table's archives are many, a day's few.
+  const byDay = new Map<string, CommittedKeyRange[]>();
+  const found: { key: string; earlier: string[] }[] = [];
+  for (const range of [...ranges].sort((a, b) => a.committedAt.localeCompare(b.committedAt))) {
+    const earlier = new Set<string>();
+    for (const day of range.days) {
+      const ofDay = byDay.get(day) ?? [];
+      for (const other of ofDay) if (keysOverlap(other.manifest, range.manifest)) earlier.add(other.key);
+      ofDay.push(range);
+      byDay.set(day, ofDay);
+    }
+    if (earlier.size > 0) found.push({ key: range.key, earlier: [...earlier] });
+  }
+  return found;
 }
 
 /** Whether two archives' key ranges overlap; false where their key columns cannot be ordered here. */

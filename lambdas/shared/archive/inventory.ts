@@ -32,9 +32,10 @@ export const InventoryEntrySchema = z.object({
 export type InventoryEntry = z.infer<typeof InventoryEntrySchema>;
 
 /**
- * Whether S3 dates an archive (`lastModified`, whole seconds) at or after `inventorySince`, when the table's first batch
- * was recorded with the inventory (the lease item's): such an archive is one the inventory should list, so one it does
- * not is a bucket writer's or a stale upload's, not a committed archive from before the inventory.
+ * Whether S3 dates an archive (`lastModified`, whole seconds) at or after `inventorySince`, when the table's first
+ * export by a version that records commits in the inventory began (the lease item's, set before it staged anything):
+ * such an archive is one the inventory should list, so one it does not is a bucket writer's or a stale upload's, not a
+ * committed archive from before the inventory.
  */
 export function datedSinceInventory(
   lastModified: Date | undefined,
