@@ -47,8 +47,14 @@ export class FunctionProcesses implements FunctionRunner {
   private readonly built = new Set<FunctionName>();
   private nextId = 0;
 
-  /** `env`: what the functions' environment would be in AWS (local mode's endpoints and config path). */
-  constructor(private readonly env: NodeJS.ProcessEnv) {}
+  /**
+   * `env`: what the functions' environment would be in AWS (local mode's endpoints and config path); `execArgv`:
+   * Node flags added to each process's (a bench's `--cpu-prof`).
+   */
+  constructor(
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly execArgv: readonly string[] = [],
+  ) {}
 
   async invoke(name: FunctionName, payload: unknown, context: Context): Promise<unknown> {
     const container = await this.idleContainer(name);
@@ -185,7 +191,7 @@ export class FunctionProcesses implements FunctionRunner {
     const { NODE_OPTIONS: _ignored, ...env } = this.env;
     const child = fork(join(this.bundles, `${name}.mjs`), [], {
       env: { ...env, AWS_SDK_UA_APP_ID: name },
-      execArgv: ['--enable-source-maps'],
+      execArgv: ['--enable-source-maps', ...this.execArgv],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const figures: FunctionProcessFigures = this.figures.get(name) ?? {
