@@ -35,6 +35,7 @@ import { describeTable, type TableShape } from '../lambdas/shared/database/table
 import { quoteLiteral, rowValuesCopySql } from '../lambdas/shared/database/table-sql.js';
 import { createAuditLogsTable } from '../local/audit-table.js';
 import { type PostgresVersion, startLocalPostgres } from '../local/postgres.js';
+import { median } from './median.js';
 
 const RETENTION_DAYS = 40;
 /** As export: at most this many days' objects per COPY (core.ts SPANS_PER_COPY). */
@@ -209,13 +210,6 @@ const exportPipeline = (client: pg.Client, sqls: string[], shape: TableShape, va
 const replay = (recorded: Buffer[][], shape: TableShape, variant: Variant) =>
   runObjects(recorded, shape, variant);
 
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2
-    ? (sorted[middle] as number)
-    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
-};
 const spread = (values: number[]) =>
   `median ${median(values).toFixed(3)} (${Math.min(...values).toFixed(3)}–${Math.max(...values).toFixed(3)})`;
 

@@ -25,6 +25,7 @@ import { type PostgresVersion, startLocalPostgres } from '../local/postgres.js';
 import { openLocalEnvironment, runLocalArchive, runLocalRestore } from '../local/run.js';
 import { FUNCTION_NAMES } from '../local/workflow.js';
 import { type CpuFigures, cpuTimeOf } from './cpu-time.js';
+import { median } from './median.js';
 import { RETENTION_DAYS } from './run.js';
 
 const { values } = parseArgs({
@@ -45,12 +46,6 @@ const options = z
   })
   .parse(values);
 const profileDir = values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined;
-
-const median = (xs: number[]) => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
-};
 
 /** CPU ms per 10k rows by group of one measured span. */
 const per10k = (cpu: CpuFigures, rows: number) =>
