@@ -458,7 +458,7 @@ async function prepareArchive(
   // Overwrite puts the archived versions back whatever an earlier restore did, and ignoreWatermark writes every archive
   // again; a mark of this very restore is a retry.
   const others = task.strategy !== 'overwrite' && !task.ignoreWatermark;
-  const mark = marked && (others || marked.restoreId === task.restoreId) ? marked : undefined;
+  const mark = marked && (others || markOfThisRestore(marked, task)) ? marked : undefined;
   const expected = await readExpectation(deps.store, archive);
   checkOrigin(task, expected);
   const committed = checkInventory(deps, task, expected, lookups.entries.get(archive.key));
@@ -554,10 +554,17 @@ async function queryUnlessRefused<T extends pg.QueryResultRow>(
 /** Set before a mark's query: a bound the target refuses leaves the group's transaction usable. */
 const MARK_SAVEPOINT = 'audit_archiver_mark';
 
+/**
+ * Whether `mark` is this very restore's (a retried group's): of its id, and written since the execution started. An
+ * earlier execution under the same name (90 days on) wrote its marks before: under `overwrite` they answer for nothing.
+ */
+const markOfThisRestore = (mark: RestoredMark, task: RestoreTask): boolean =>
+  mark.restoreId === task.restoreId &&
+  (task.startedAt === undefined || Date.parse(mark.restoredAt) >= Date.parse(task.startedAt));
+
 function resultFromMark(key: string, task: RestoreTask, mark: RestoredMark): RestoreFileResult {
   const empty = { key, rows: mark.rows, inserted: 0, skipped: 0, overwritten: 0, warnings: [] };
-  if (mark.restoreId === task.restoreId && mark.written)
-    return { ...empty, status: 'restored', ...mark.written };
+  if (markOfThisRestore(mark, task) && mark.written) return { ...empty, status: 'restored', ...mark.written };
   return { ...empty, status: 'already-restored' };
 }
 

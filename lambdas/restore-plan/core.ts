@@ -62,7 +62,7 @@ export async function restorePlanStep(
   deps: RestorePlanDeps,
 ): Promise<RestorePlanOutput> {
   return input.action === 'plan'
-    ? planRestore(input.restoreId, input.request, deps)
+    ? planRestore(input.restoreId, input.request, deps, input.startedAt)
     : listPage(input.task, input.cursor, input.concurrency, deps);
 }
 
@@ -76,10 +76,12 @@ export async function planRestore(
   restoreId: string,
   request: RestoreRequest,
   deps: RestorePlanDeps,
+  startedAt?: string,
 ): Promise<RestorePlan> {
   const database = findDatabase(deps.config, request.database);
   const task: RestoreTask = {
     restoreId,
+    startedAt,
     database: request.database,
     source: request.table,
     target: request.targetTable ?? request.table,

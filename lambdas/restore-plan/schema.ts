@@ -7,7 +7,13 @@ import {
 
 export const RestorePlanInputSchema = z.discriminatedUnion('action', [
   z
-    .object({ action: z.literal('plan'), restoreId: z.string().min(1), request: RestoreRequestSchema })
+    .object({
+      action: z.literal('plan'),
+      restoreId: z.string().min(1),
+      /** `$$.Execution.StartTime`; absent from executions of an earlier definition. */
+      startedAt: z.iso.datetime({ offset: true }).optional(),
+      request: RestoreRequestSchema,
+    })
     .strict(),
   z
     .object({

@@ -594,3 +594,32 @@ describe.each([
     expect(own.rows[0]?.n).toBe(archives.flatMap((a) => a.lines).length);
   });
 });
+
+describe('a restore execution started under the name of an earlier one (Step Functions allows it after 90 days)', () => {
+  const bed = archiverTestbed(async (db) => seedEvents(db.client, 'events', 60), [spec]);
+
+  it('overwrites as asked: the earlier restore’s marks are not taken for a retried group’s own', async () => {
+    // Prepare: archive; restore into the table under a name; the application then changes restored rows.
+    const workflow = bed.local.workflow({ retryIntervalScale: 0 });
+    const request = { database: 'app', table: 'public.events', strategy: 'overwrite' };
+    expect((await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 })).execution.status).toBe(
+      'SUCCEEDED',
+    );
+    const left = (await tableLines(bed.db.client, events)).length;
+    const first = await workflow.runRestore(request, 'restore-events');
+    expect(first.status).toBe('SUCCEEDED');
+    const restored = (await tableLines(bed.db.client, events)).sort();
+    expect(restored.length).toBeGreaterThan(left);
+    await bed.db.client.query(`UPDATE public.events SET actor = 'changed' WHERE created_at < ${cutoffSql()}`);
+
+    // Act: the same restore under the same name, once that name may be used again.
+    const again = await workflow.runRestore(request, 'restore-events');
+
+    // Assess: the archived versions are back, every archive written again.
+    expect(again.status).toBe('SUCCEEDED');
+    expect((await tableLines(bed.db.client, events)).sort()).toEqual(restored);
+    const results = await bed.local.deps().restoreRecords.listResults('restore-events');
+    expect(results.every((r) => r.status === 'restored')).toBe(true);
+    expect(results.reduce((n, r) => n + r.overwritten, 0)).toBe(restored.length - left);
+  });
+});

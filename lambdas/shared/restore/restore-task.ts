@@ -106,6 +106,12 @@ export type RestoreRequestInput = z.input<typeof RestoreRequestSchema>;
 export const RestoreTaskSchema = z
   .object({
     restoreId: z.string().min(1),
+    /**
+     * When the execution started (`$$.Execution.StartTime`). The restore id is the execution's name, which Step
+     * Functions gives again 90 days after an execution: a watermark of this id written before this start is an earlier
+     * restore's, not a retried group's of this one. Absent from executions of an earlier definition.
+     */
+    startedAt: z.iso.datetime({ offset: true }).optional(),
     database: z.string().min(1),
     source: TableNameSchema,
     target: TableNameSchema,
