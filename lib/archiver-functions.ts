@@ -136,6 +136,9 @@ export class ArchiverFunctions extends Construct {
     this.databaseSecrets.grantRead(this.export);
     bucket.grantObjects(this.export, [layout.staging], { read: true, write: true, delete: true });
     bucket.grantObjects(this.export, layout.archives, { read: true, delete: true });
+    // A batch's archive copied under an earlier name of the lock table (restored under a new one) is kept in the
+    // quarantine before a withdrawal removes it: the earlier table may have committed it.
+    bucket.grantObjects(this.export, [layout.quarantine], { write: true });
     lockTable.grant(this.export, ['tableState'], 'GetItem', 'UpdateItem');
     lockTable.grant(this.export, ['holds'], 'GetItem');
     // Settling a batch whose delete committed enters its archive in the inventory; withdrawing one never removes an

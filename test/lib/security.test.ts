@@ -163,9 +163,10 @@ describe('function roles', () => {
     expect(objectPatterns('upload', 's3:GetObject')).toEqual([AREAS.staging, ...AREAS.archives].sort());
   });
 
-  it('let export write only staging objects', () => {
-    // Act & Assess: a withdrawal reads a staging object's head (whose batch wrote it) before it deletes it.
-    expect(objectPatterns('export', 's3:PutObject')).toEqual([AREAS.audit, AREAS.staging]);
+  it('let export write only staging objects and quarantine copies', () => {
+    // Act & Assess: a withdrawal reads a staging object's head (whose batch wrote it) before it deletes it, and keeps
+    // in the quarantine a batch's archive copied under an earlier name of the lock table.
+    expect(objectPatterns('export', 's3:PutObject')).toEqual([AREAS.audit, AREAS.quarantine, AREAS.staging]);
     expect(objectPatterns('export', 's3:GetObject')).toEqual(
       [AREAS.audit, AREAS.staging, ...AREAS.archives].sort(),
     );

@@ -1,16 +1,22 @@
+import { gunzipSync } from 'node:zlib';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { depsFromEnv } from '../../lambdas/shared/runtime/deps.js';
 import type { FaultPoint } from '../../lambdas/shared/step/step-deps.js';
 import { uploadBatch } from '../../lambdas/upload/core.js';
+import { verifyBatch } from '../../lambdas/verify/core.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import { ensureLockTable } from '../../local/services.js';
 import { batchThrough } from '../support/batch-stages.js';
 import {
   assertNoLossNoDuplicates,
+  compareRows,
   createTestDatabase,
+  getObject,
+  listKeys,
   openTestEnvironment,
+  readLiveArchives,
   resolvedTable,
   seedEvents,
   type TestDatabase,
@@ -19,6 +25,12 @@ import {
 
 const spec = { schema: 'public', name: 'events', timestampColumn: 'created_at' };
 const inFlightSpec = { schema: 'public', name: 'in_flight', timestampColumn: 'created_at' };
+const POINT_STAGES = ['exported', 'uploaded', 'verified'] as const;
+const pointSpecs = POINT_STAGES.map((stage) => ({
+  schema: 'public',
+  name: `point_${stage}`,
+  timestampColumn: 'created_at',
+}));
 const table = resolvedTable(spec);
 const RESTORED_LOCK_TABLE = 'audit-archiver-locks-restored';
 const fast = { retryIntervalScale: 0 };
@@ -34,7 +46,8 @@ describe('the lock table restored under a new name', () => {
     db = await createTestDatabase();
     await seedEvents(db.client, 'events', 40, 60);
     await seedEvents(db.client, 'in_flight', 40);
-    env = await openTestEnvironment(db, [spec, inFlightSpec]);
+    for (const point of pointSpecs) await seedEvents(db.client, point.name, 40);
+    env = await openTestEnvironment(db, [spec, inFlightSpec, ...pointSpecs]);
   });
   afterAll(async () => {
     await env?.close();
@@ -103,4 +116,46 @@ describe('the lock table restored under a new name', () => {
     expect(retried.created).toBe(inFlight.objects.length);
     expect((await deps.locks.get('app', 'public.in_flight')).inFlight).toMatchObject({ stage: 'uploaded' });
   });
+
+  for (const [i, stage] of POINT_STAGES.entries()) {
+    it(`keeps the rows of a batch ${stage} at the restore's point that the earlier table went on to commit`, async () => {
+      // Prepare: the lock table restored to a point with a batch in flight; the stack still ran on the earlier table
+      // until it was pointed at the restored one, and committed that batch (its rows deleted).
+      const point = pointSpecs[i] ?? spec;
+      const pointTable = resolvedTable(point);
+      const qualified = `public.${point.name}`;
+      const original = await tableLines(db.client, pointTable);
+      const { task } = await batchThrough(env.local.deps(), qualified, stage);
+      const name = `${RESTORED_LOCK_TABLE}-${stage}`;
+      await restoreLockTableAs(name);
+      if (stage === 'exported') await uploadBatch(task, env.local.deps());
+      if (stage !== 'verified') await verifyBatch(task, env.local.deps());
+      await env.local.deps().locks.release('app', qualified, task.lease);
+      const earlier = await runLocalArchive(env.local, { tables: [qualified] }, fast);
+      expect(earlier.execution.status).toBe('SUCCEEDED');
+      const restored = depsFromEnv({ ...env.local.env, LOCK_TABLE_NAME: name });
+      // The lease the restored table holds from its point has expired.
+      await restored.locks.release('app', qualified, task.lease);
+
+      // Act
+      await runLocalArchive(env.local, { tables: [qualified] }, { ...fast, env: { LOCK_TABLE_NAME: name } });
+
+      // Assess: the batch the restored table withdraws was committed by the earlier one, its rows deleted: its
+      // archive is kept in the quarantine, not removed as the only copy of them.
+      const remaining = await tableLines(db.client, pointTable);
+      const live = (await readLiveArchives(env.local, 'public', point.name, db.client)).flatMap(
+        (a) => a.lines,
+      );
+      const quarantined: string[] = [];
+      for (const key of await listKeys(env.local, 'archive/_quarantine/'))
+        if (key.includes(`/public.${point.name}/`) && key.endsWith('.jsonl.gz'))
+          quarantined.push(
+            ...gunzipSync(await getObject(env.local, key))
+              .toString('utf8')
+              .split('\n'),
+          );
+      const { lost } = compareRows(original, [...remaining, ...live, ...quarantined.filter((l) => l !== '')]);
+      expect(lost).toBe(0);
+    });
+  }
 });

@@ -373,7 +373,8 @@ export async function keepAsEvidence(
  * write that succeeds only if that record is unchanged, so an invocation acting on a stale view (the batch since
  * deleted and committed by a retry or a new lease holder) fails there and removes nothing. Only objects this batch
  * wrote are removed; an identical archive committed earlier never is. The keys named in `evidence` (archives found
- * damaged or changed, staged objects that are not the ones export wrote) are first copied to the quarantine.
+ * damaged or changed, staged objects that are not the ones export wrote) are first copied to the quarantine, and so
+ * is an archive of the batch copied under an earlier name of the lock table.
  */
 export async function withdrawBatch(
   deps: Pick<StepDeps, 'config' | 'locks' | 'store' | 'inventory' | 'telemetry'>,
@@ -409,6 +410,7 @@ export async function withdrawBatch(
     await store.deleteKeys([key]);
   };
   const quarantine = (key: string, head: ObjectHead) => keepAsEvidence(deps, inFlight, key, head, reason);
+  const lockTable = deps.inventory.lockTableName;
   await forEachObject(inFlight.objects, async (object) => {
     const staged = evidence.includes(object.stagingKey) && (await owned(object.stagingKey, true));
     if (staged) await quarantine(object.stagingKey, staged);
@@ -421,7 +423,12 @@ export async function withdrawBatch(
     // Another batch's archive under the key (identical rows archived before): neither it nor its manifest is ours.
     if (head && !ours(head, createdArchive)) return;
     if (head) {
-      if (evidence.includes(object.archiveKey)) await quarantine(object.archiveKey, head);
+      // An archive of this batch that names another lock table was copied before the lock table was restored under a
+      // new name: the earlier table may have gone on to commit the batch, its rows deleted, where this one's record
+      // and inventory stop at the restore's point. Kept in the quarantine, it is never the only copy removed.
+      const underAnotherLockTable = (head.metadata[LOCK_TABLE_METADATA] ?? lockTable) !== lockTable;
+      if (evidence.includes(object.archiveKey) || underAnotherLockTable)
+        await quarantine(object.archiveKey, head);
       await removeIfOwned(object.archiveKey, createdArchive);
     }
     // The manifest is removed even when the archive is already gone: a withdrawal that ended between the two, or a
