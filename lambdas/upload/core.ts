@@ -7,6 +7,7 @@ import {
   parseManifest,
   writeOnceProbeKey,
 } from '../shared/archive/format.js';
+import { datedSinceInventory } from '../shared/archive/inventory.js';
 import type { ObjectHead } from '../shared/archive/store.js';
 import type { WriteOptions } from '../shared/archive/store-writes.js';
 import {
@@ -64,7 +65,7 @@ export async function uploadBatch(input: UploadInput, deps: UploadDeps): Promise
   const inFlight = batchToActOn('upload', input, state.inFlight);
   let damage: Damage | undefined;
   const published = await forEachObject(inFlight.objects, async (object, index) => {
-    const outcome = await publishObject(deps, input, inFlight, index);
+    const outcome = await publishObject(deps, input, inFlight, index, state.inventorySince);
     if ('figures' in outcome) return { ...object, ...outcome };
     // The first damage found decides; the others are left as they are for the withdrawal.
     damage ??= outcome;
@@ -123,6 +124,7 @@ async function publishObject(
   input: UploadInput,
   inFlight: InFlight,
   index: number,
+  inventorySince: number | undefined,
 ): Promise<Published | Damage> {
   const { store, config } = deps;
   const { batchId } = inFlight;
@@ -175,7 +177,7 @@ async function publishObject(
     return { problem: `staged manifest of ${object.archiveKey} does not describe the exported batch` };
   }
   if (manifest)
-    await putManifestOnce(deps, { ...input, batchId, ownArchive }, manifestKey, manifest, {
+    await putManifestOnce(deps, { ...input, batchId, ownArchive, inventorySince }, manifestKey, manifest, {
       ...write,
       metadata: { [BATCH_ID_METADATA]: batchId },
     });
@@ -324,15 +326,21 @@ const ORPHAN_ROUNDS = 3;
  * - another, while the archive object under its data key is this batch's (`ownArchive`: this batch's copy created
  *   it, so no data object was there, and it still is) and the inventory lists no committed archive under that key:
  *   an orphan, left by a withdrawal that ended between removing an archive and its manifest, or written by a stale
- *   upload after its archive was withdrawn. It is removed (only if still the one read) and this batch's written, a
- *   few rounds at most;
+ *   upload after its archive was withdrawn; or while the archive there is no batch's that committed and S3 dates it
+ *   since the table's archives began to be recorded (`inventorySince`): a leftover, whose manifest verify would not
+ *   accept for this batch's unless it says the same. It is removed (only if still the one read) and this batch's
+ *   written, a few rounds at most;
  * - otherwise, a manifest for the same rows (same data key and figures) is accepted even if another run wrote it: the
  *   content-addressed data object is the same (identical rows archived before). Anything else is a conflict.
  * The manifest of a committed archive is never replaced.
  */
 async function putManifestOnce(
   deps: Pick<StepDeps, 'store' | 'inventory' | 'locks'>,
-  owner: Pick<UploadInput, 'database' | 'table' | 'lease'> & { batchId: string; ownArchive: boolean },
+  owner: Pick<UploadInput, 'database' | 'table' | 'lease'> & {
+    batchId: string;
+    ownArchive: boolean;
+    inventorySince: number | undefined;
+  },
   key: string,
   manifest: Manifest,
   write: WriteOptions,
@@ -347,9 +355,14 @@ async function putManifestOnce(
     JSON.stringify(parsed.figures) === JSON.stringify(manifest.figures);
   // Read only when the manifest there is not this batch's: the archive's writer now, then the inventory.
   const isOrphan = async () => {
-    if (!owner.ownArchive) return false;
     const archive = await store.head(manifest.dataKey);
-    if (archive?.metadata[BATCH_ID_METADATA] !== owner.batchId) return false;
+    if (!archive) return false;
+    // Not this batch's, but no commit's either and dated since the table's archives began to be recorded: a stale
+    // upload's leftover (its batch withdrawn) or a bucket writer's. Verify holds its manifest to this batch's, so
+    // another (enum labels added since) would fail the table on every run.
+    const leftover = !owner.ownArchive && datedSinceInventory(archive.lastModified, owner.inventorySince);
+    if (!leftover && (!owner.ownArchive || archive.metadata[BATCH_ID_METADATA] !== owner.batchId))
+      return false;
     const committed = await deps.inventory.entries(owner.database, owner.table, [manifest.dataKey]);
     return !committed.has(manifest.dataKey);
   };

@@ -7,14 +7,16 @@ import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import { archiveKey, manifestKeyFor } from '../../lambdas/shared/archive/format.js';
+import { archiveKey, ManifestSchema, manifestKeyFor } from '../../lambdas/shared/archive/format.js';
 import { manifestSha256 } from '../../lambdas/shared/archive/integrity.js';
 import { manifestOf } from '../../lambdas/shared/batch/batch-manifest.js';
 import type { FaultPoint } from '../../lambdas/shared/step/step-deps.js';
 import { runLocalArchive } from '../../local/run.js';
 import type { StepEvent } from '../../local/workflow.js';
+import { batchThrough } from '../support/batch-stages.js';
 import {
   archiverTestbed,
+  assertNoLossNoDuplicates,
   getObject,
   listKeys,
   resolvedTable,
@@ -33,7 +35,7 @@ describe('an archive and manifest planted under the key before upload', () => {
     [{ schema: 'public', name: 'ahead', timestampColumn: 'created_at' }],
   );
 
-  it('fails verification naming it: the commit never binds a manifest that says otherwise than the batch', async () => {
+  it("has its manifest replaced by the batch's: the commit never binds a manifest that says otherwise", async () => {
     // Prepare: after export, the staged bytes go under the archive key with a manifest whose figures match, its
     // lcMonetary stripped and its key columns changed.
     const s3 = s3ClientFor(bed.local);
@@ -74,24 +76,15 @@ describe('an archive and manifest planted under the key before upload', () => {
       { afterStep, retryIntervalScale: 0 },
     );
 
-    // Assess: verify refuses the planted manifest by name; nothing is committed or deleted.
-    if (!planted) throw new Error('setup: nothing planted');
-    const inventory = bed.local.deps().inventory;
-    const entry = (await inventory.entries('app', 'public.ahead', [planted.key])).get(planted.key);
-    const held = run.execution.status === 'FAILED' && entry === undefined;
-    recordProof({
-      kind: 'threat',
-      actor: 'bucket writer',
-      attack: 'puts the staged bytes under the archive key before upload, with a manifest of other meaning',
-      held,
-    });
-    expect(entry?.manifestSha256).not.toBe(planted.sha256);
-    expect(run.execution.status).toBe('FAILED');
-    expect(run.outcomes[0]?.error).toMatch(
-      /^ArchiveIntegrityError: archive .* failed verification: an archive no commit records was under its key before upload, with a manifest that differs from the batch's \(keyColumns, lcMonetary\)/,
+    // Assess
+    await assessReplaced(
+      bed,
+      'ahead',
+      run,
+      planted,
+      original,
+      'puts the staged bytes under the archive key before upload, with a manifest of other meaning',
     );
-    expect(await inventory.list('app', 'public.ahead')).toEqual([]);
-    expect(await tableLines(bed.db.client, table)).toEqual(original);
   });
 });
 
@@ -153,8 +146,11 @@ function forgeFirstManifestAfterExport(bed: Testbed, name: string, copied: () =>
   return { afterStep, planted: () => planted };
 }
 
-/** Verify refused the planted manifest by name: nothing is committed or deleted. */
-async function assessRefused(
+/**
+ * Upload took the planted manifest beside an archive no commit records for a leftover and wrote the batch's own in its
+ * place: the commit binds the batch's manifest (its key columns, its lcMonetary), and no row is lost.
+ */
+async function assessReplaced(
   bed: Testbed,
   name: string,
   run: Awaited<ReturnType<typeof runLocalArchive>>,
@@ -165,20 +161,21 @@ async function assessRefused(
   if (!planted) throw new Error('setup: nothing planted');
   const inventory = bed.local.deps().inventory;
   const entry = (await inventory.entries('app', `public.${name}`, [planted.key])).get(planted.key);
+  const bound = ManifestSchema.parse(
+    JSON.parse((await getObject(bed.local, manifestKeyFor(planted.key))).toString('utf8')),
+  );
   recordProof({
     kind: 'threat',
     actor: 'bucket writer',
     attack,
-    held: run.execution.status === 'FAILED' && entry === undefined,
+    held: entry !== undefined && entry.manifestSha256 !== planted.sha256,
   });
+  expect(run.execution.status).toBe('SUCCEEDED');
+  expect(entry?.manifestSha256).toBeDefined();
   expect(entry?.manifestSha256).not.toBe(planted.sha256);
-  expect(run.execution.status).toBe('FAILED');
-  expect(run.outcomes[0]?.error).toMatch(
-    /^ArchiveIntegrityError: archive .* failed verification: an archive no commit records was under its key before upload, with a manifest that differs from the batch's \(keyColumns, lcMonetary\)/,
-  );
-  expect(await inventory.list('app', `public.${name}`)).toEqual([]);
+  expect([bound.keyColumns, bound.lcMonetary]).toEqual([['id'], 'C']);
   const table = resolvedTable({ schema: 'public', name, timestampColumn: 'created_at' });
-  expect(await tableLines(bed.db.client, table)).toEqual(original);
+  await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
 }
 
 describe('an archive planted under the key while export still stages the table first batch', () => {
@@ -187,7 +184,7 @@ describe('an archive planted under the key while export still stages the table f
     [{ schema: 'public', name: 'early', timestampColumn: 'created_at' }],
   );
 
-  it('is dated after the inventory began: verify refuses a manifest that says otherwise than the batch', async () => {
+  it('is dated after the inventory began: upload replaces a manifest that says otherwise than the batch', async () => {
     // Prepare: once export has staged the batch and before it records it (the table's first, which starts the
     // inventory), the oldest staged object's bytes go under its archive key; after export, a forged manifest.
     const table = resolvedTable({ schema: 'public', name: 'early', timestampColumn: 'created_at' });
@@ -207,7 +204,7 @@ describe('an archive planted under the key while export still stages the table f
     );
 
     // Assess
-    await assessRefused(
+    await assessReplaced(
       bed,
       'early',
       run,
@@ -286,7 +283,7 @@ describe("an archive planted from the staged bytes of a first batch's export tha
     [{ schema: 'public', name: 'crashed', timestampColumn: 'created_at' }],
   );
 
-  it('is dated after the inventory began: verify refuses a manifest that says otherwise than the batch', async () => {
+  it('is dated after the inventory began: upload replaces a manifest that says otherwise than the batch', async () => {
     // Prepare: the table's first export stages its batch and dies before recording it; the bucket writer copies the
     // oldest staged object under its archive key meanwhile. The next run's export stages the same rows a second later.
     const table = resolvedTable({ schema: 'public', name: 'crashed', timestampColumn: 'created_at' });
@@ -313,7 +310,7 @@ describe("an archive planted from the staged bytes of a first batch's export tha
     );
 
     // Assess
-    await assessRefused(
+    await assessReplaced(
       bed,
       'crashed',
       run,
@@ -321,5 +318,46 @@ describe("an archive planted from the staged bytes of a first batch's export tha
       original,
       'puts the staged bytes of a first export that died before recording its batch under the archive key, with a manifest of other meaning',
     );
+  });
+});
+
+describe('a leftover archive of the same rows, then an enum label added', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query(`CREATE TYPE mood AS ENUM ('calm', 'glad')`);
+      await db.client.query(
+        'CREATE TABLE moods (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, m mood NOT NULL)',
+      );
+      await db.client.query(
+        `INSERT INTO moods SELECT g, ${TODAY_UTC_SQL} - make_interval(days => 40) + g * interval '1 minute', 'calm'
+           FROM generate_series(1, 20) AS g`,
+      );
+    },
+    [{ schema: 'public', name: 'moods', timestampColumn: 'created_at' }],
+  );
+
+  it('archives the rows, its manifest replaced by the batch’s, instead of failing the table every run', async () => {
+    // Prepare: a batch's archive and manifest left behind without a commit (as a stale upload leaves them once its
+    // batch was withdrawn), then a label added to the enum: the same rows, the same key, other enumLabels.
+    const deps = bed.local.deps();
+    const { task, inFlight } = await batchThrough(deps, 'public.moods', 'uploaded');
+    await deps.locks.clearInFlight('app', 'public.moods', task.lease, inFlight);
+    await deps.locks.release('app', 'public.moods', task.lease);
+    await bed.db.client.query(`ALTER TYPE mood ADD VALUE 'sad'`);
+    const table = resolvedTable({ schema: 'public', name: 'moods', timestampColumn: 'created_at' });
+    const original = await tableLines(bed.db.client, table);
+
+    // Act
+    const run = await runLocalArchive(bed.local, { tables: ['public.moods'] }, { retryIntervalScale: 0 });
+
+    // Assess
+    expect(run.outcomes.map((o) => `${o.status} ${o.error ?? ''}`.trim())).toEqual(['succeeded']);
+    const [key] = inFlight.objects.map((object) => object.archiveKey);
+    const bound = ManifestSchema.parse(
+      JSON.parse((await getObject(bed.local, manifestKeyFor(key ?? ''))).toString('utf8')),
+    );
+    expect(bound.enumLabels).toEqual({ 'public.mood': ['calm', 'glad', 'sad'] });
+    const { inArchives } = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+    expect(inArchives).toBe(20);
   });
 });
