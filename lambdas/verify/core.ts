@@ -1,6 +1,6 @@
 import { pipeline } from 'node:stream/promises';
 import { canonicalJson, type Manifest, manifestKeyFor, parseManifest } from '../shared/archive/format.js';
-import { archiveProblems, manifestExpectation } from '../shared/archive/integrity.js';
+import { archiveProblems, boundLcMonetary, manifestExpectation } from '../shared/archive/integrity.js';
 import { datedSinceInventory, type InventoryEntry } from '../shared/archive/inventory.js';
 import { RowDigest } from '../shared/archive/row-digest.js';
 import type { ObjectPin } from '../shared/archive/store.js';
@@ -156,9 +156,10 @@ async function verifyObject(
   if (committed?.manifestSha256 !== undefined && sidecar.manifestSha256 !== committed.manifestSha256)
     return fail('manifest is not the one its committed archive was verified with');
   // An entry from before the digest binds the manifest's lcMonetary still: the commit must not take a stripped one.
-  if (committed && manifest.lcMonetary !== committed.lcMonetary)
+  const recorded = committed && boundLcMonetary(committed, sidecar);
+  if (committed && manifest.lcMonetary !== recorded)
     return fail(
-      `manifest says lcMonetary ${manifest.lcMonetary ?? 'none'}, its committed archive's inventory entry ${committed.lcMonetary ?? 'none'}`,
+      `manifest says lcMonetary ${manifest.lcMonetary ?? 'none'}, its committed archive's inventory entry ${recorded ?? 'none'}`,
     );
   const manifestProblems = archiveProblems(sidecar, { recorded: expected }).sidecar;
   if (manifestProblems.length > 0)

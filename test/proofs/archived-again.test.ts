@@ -10,6 +10,7 @@ import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { validateArchives } from '../../cli/archive-validation.js';
 import { manifestKeyFor } from '../../lambdas/shared/archive/format.js';
+import { manifestSha256 } from '../../lambdas/shared/archive/integrity.js';
 import type { InventoryEntry } from '../../lambdas/shared/archive/inventory.js';
 import { RowDigest } from '../../lambdas/shared/archive/row-digest.js';
 import { ArchiveInventory } from '../../lambdas/shared/lock-table/archive-inventory.js';
@@ -36,6 +37,11 @@ const EARLIER = {
   'before 2026-12-03': { rowDigest: true },
   /** No lcMonetary in the manifest nor the inventory entry, and no manifest digest in the entry. */
   'before 2026-12-04': { rowDigest: false },
+  /**
+   * Such an archive whose rows a version of 2026-12-04 or 05 (before 039d86b) archived again: the entry binds the
+   * manifest's digest, and records lcMonetary C, which the manifest lacks. No column of the table holds money.
+   */
+  'before 2026-12-04 (its entry from 2026-12-05)': { rowDigest: false, recordedC: true },
 } as const;
 type Earlier = keyof typeof EARLIER;
 
@@ -43,7 +49,8 @@ type Earlier = keyof typeof EARLIER;
 async function asWrittenBy(version: Earlier, local: LocalEnvironment, table: string, archive: LiveArchive) {
   const digest = new RowDigest();
   for (const line of archive.lines) digest.add(Buffer.from(line));
-  const rowDigest = EARLIER[version].rowDigest ? digest.value() : undefined;
+  const earlier: { rowDigest: boolean; recordedC?: boolean } = EARLIER[version];
+  const rowDigest = earlier.rowDigest ? digest.value() : undefined;
   const withDigest = <T extends object>(figures: T) => (rowDigest ? { ...figures, rowDigest } : figures);
   const s3 = s3ClientFor(local);
   const Bucket = local.services.bucket;
@@ -63,13 +70,8 @@ async function asWrittenBy(version: Earlier, local: LocalEnvironment, table: str
     ...archive.manifest,
     figures: withDigest(archive.manifest.figures),
   };
-  await s3.send(
-    new PutObjectCommand({
-      Bucket,
-      Key: manifestKeyFor(archive.key),
-      Body: JSON.stringify(manifest, null, 2),
-    }),
-  );
+  const manifestText = JSON.stringify(manifest, null, 2);
+  await s3.send(new PutObjectCommand({ Bucket, Key: manifestKeyFor(archive.key), Body: manifestText }));
   const deps = local.deps();
   const entry = (await deps.inventory.entries('app', table, [archive.key])).get(archive.key);
   if (!entry) throw new Error(`setup: ${archive.key} is not in the inventory`);
@@ -84,7 +86,11 @@ async function asWrittenBy(version: Earlier, local: LocalEnvironment, table: str
       UpdateExpression: 'SET #archive = :entry',
       ExpressionAttributeNames: { '#archive': 'archive' },
       ExpressionAttributeValues: {
-        ':entry': { ...older, figures: withDigest(older.figures) } satisfies InventoryEntry,
+        ':entry': {
+          ...older,
+          figures: withDigest(older.figures),
+          ...(earlier.recordedC ? { manifestSha256: manifestSha256(manifestText), lcMonetary: 'C' } : {}),
+        } satisfies InventoryEntry,
       },
     }),
   );
@@ -131,6 +137,28 @@ describe('rows restored into the archived table, archived again', () => {
         { database: 'app', table: ref, targetTable: `${ref}_copy` },
         fast,
       );
+      const deps = bed.local.deps();
+      const entries = await deps.inventory.entries(
+        'app',
+        ref,
+        archives.map((a) => a.key),
+      );
+      const validated = await validateArchives(
+        deps.store,
+        {
+          format: 'native',
+          location: {
+            prefix: bed.local.config.s3.prefix,
+            database: 'app',
+            schema: 'public',
+            table: name(version),
+          },
+        },
+        { database: 'app', schema: 'public', table: name(version) },
+        {},
+        new Date(),
+        await deps.inventory.list('app', ref),
+      );
       recordProof({
         kind: 'threat',
         actor: 'operator',
@@ -157,6 +185,11 @@ describe('rows restored into the archived table, archived again', () => {
         resolvedTable({ ...spec(version), name: `${name(version)}_copy` }),
       );
       expect(copied.sort()).toEqual(archives.flatMap((a) => a.lines).sort());
+      // The commit records the lcMonetary of the manifest it binds (none), so validate finds each as committed.
+      expect(archives.map((a) => entries.get(a.key)?.lcMonetary ?? 'none')).toEqual(
+        archives.map(() => 'none'),
+      );
+      expect(validated.problems.filter((p) => p.severity === 'error')).toEqual([]);
     },
   );
 });

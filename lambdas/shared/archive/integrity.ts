@@ -52,6 +52,77 @@ export function manifestExpectation(key: string, manifest: Manifest, text: strin
   };
 }
 
+/**
+ * PostgreSQL's own types (format_type's names, modifiers and array brackets aside) whose text lc_monetary leaves
+ * alone. Any other (money, or a domain, composite or range that may hold it) may read otherwise under another.
+ */
+const NOT_MONEY = new Set([
+  'smallint',
+  'integer',
+  'bigint',
+  'numeric',
+  'real',
+  'double precision',
+  'boolean',
+  'text',
+  'character varying',
+  'character',
+  '"char"',
+  'name',
+  'bytea',
+  'uuid',
+  'json',
+  'jsonb',
+  'xml',
+  'date',
+  'time without time zone',
+  'time with time zone',
+  'timestamp without time zone',
+  'timestamp with time zone',
+  'interval',
+  'inet',
+  'cidr',
+  'macaddr',
+  'macaddr8',
+  'bit',
+  'bit varying',
+  'oid',
+  'tsvector',
+  'tsquery',
+]);
+
+/** Whether a column of this type (format_type's name) may hold money, whose text lc_monetary decides. */
+function mayHoldMoney(type: string): boolean {
+  const base = type
+    .replace(/(\[\])+$/, '')
+    .replace(/\(\d+(,\d+)?\)/g, '')
+    .replace(/^interval .*/, 'interval');
+  return !NOT_MONEY.has(base);
+}
+
+/**
+ * The lcMonetary an inventory entry binds a manifest to. Versions of 2026-12-04 and 05 (before 039d86b) recorded C in
+ * the entry of an archive written before 2026-12-04, whose manifest has none, when its rows were archived again:
+ * restore, validate and verify then refused the rows' only archive for good. Where the entry's digest binds that very
+ * manifest and none of its columns may hold money, which lcMonetary it states changes nothing a restore reads: the
+ * manifest's none is taken. An entry without a digest, or an archive that may hold money, binds its lcMonetary still,
+ * so a manifest a bucket writer stripped of it stays refused.
+ */
+export function boundLcMonetary(
+  committed: Pick<InventoryEntry, 'lcMonetary' | 'manifestSha256'>,
+  expected: Pick<ArchiveExpectation, 'manifest' | 'manifestSha256'>,
+): InventoryEntry['lcMonetary'] {
+  const { manifest } = expected;
+  const recordedByMistake =
+    committed.lcMonetary !== undefined &&
+    manifest !== undefined &&
+    manifest.lcMonetary === undefined &&
+    committed.manifestSha256 !== undefined &&
+    committed.manifestSha256 === expected.manifestSha256 &&
+    !manifest.columns.some((column) => mayHoldMoney(column.type));
+  return recordedByMistake ? undefined : committed.lcMonetary;
+}
+
 /** What reading an archive's bytes measured. */
 export type MeasuredArchive = ArchiveFigures;
 
@@ -97,7 +168,8 @@ export function archiveProblems(
         ['rowDigest', recorded.rowDigest, expected.rowDigest],
       ]
     : [];
-  if (committed) sidecar.push(['lcMonetary', committed.lcMonetary, expected.manifest?.lcMonetary]);
+  if (committed)
+    sidecar.push(['lcMonetary', boundLcMonetary(committed, expected), expected.manifest?.lcMonetary]);
   // Entries written before the digest was recorded bind the figures and lcMonetary only.
   if (committed?.manifestSha256 !== undefined)
     sidecar.push(['manifestSha256', committed.manifestSha256, expected.manifestSha256]);

@@ -134,6 +134,37 @@ describe('archiveProblems: the integrity check verify, restore and validate shar
     expect(older.sidecar).toEqual([]);
   });
 
+  it('takes an entry’s C for none only where its digest binds a manifest without lcMonetary and no money column', () => {
+    // Prepare: a manifest without lcMonetary, read with digest d, of the given column types.
+    const d = 'd'.repeat(64);
+    const read = (...types: string[]): ArchiveExpectation => ({
+      ...expected,
+      manifestSha256: d,
+      manifest: {
+        columns: types.map((type) => ({ name: type, type, nullable: false, generated: false })),
+      } as unknown as ArchiveExpectation['manifest'],
+    });
+    const plain = read(
+      'bigint',
+      'timestamp(3) with time zone',
+      'character varying(20)[]',
+      'interval day to second',
+    );
+    const lcMonetary = (
+      archive: ArchiveExpectation,
+      committed: { lcMonetary?: 'C'; manifestSha256?: string },
+    ) => archiveProblems(archive, { recorded, committed }).sidecar.filter((p) => p.startsWith('lcMonetary'));
+
+    // Act / Assess: the entry 039d86b's bug wrote agrees; with money, a domain, or no digest binding it, C binds.
+    expect(lcMonetary(plain, { lcMonetary: 'C', manifestSha256: d })).toEqual([]);
+    const refused = ['lcMonetary: recorded C, sidecar says undefined'];
+    expect(lcMonetary(read('bigint', 'money'), { lcMonetary: 'C', manifestSha256: d })).toEqual(refused);
+    expect(lcMonetary(read('bigint', 'money[]'), { lcMonetary: 'C', manifestSha256: d })).toEqual(refused);
+    expect(lcMonetary(read('bigint', 'price'), { lcMonetary: 'C', manifestSha256: d })).toEqual(refused);
+    expect(lcMonetary(plain, { lcMonetary: 'C' })).toEqual(refused);
+    expect(lcMonetary(plain, { lcMonetary: 'C', manifestSha256: 'e'.repeat(64) })).toEqual(refused);
+  });
+
   it('refuses a manifest other than the one the commit recorded by digest, and skips entries without one', () => {
     // Prepare
     const read = { ...expected, manifestSha256: 'b'.repeat(64) };
