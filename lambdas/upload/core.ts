@@ -159,7 +159,7 @@ async function publishObject(
       !(await listedCommitted(deps, input, object.archiveKey, existing))
     ) {
       throw new ConfigError(
-        `${object.archiveKey} was created by the deployment whose lock table is ${writer}, not this one's (${lockTable}): two deployments archive ${input.database}/${input.table} into one bucket and prefix, and neither can see the other's commits; archive each table from one deployment, or give each deployment its own s3.prefix`,
+        `${object.archiveKey} was created by the deployment whose lock table is ${shownTableName(writer)}, not this one's (${lockTable}): two deployments archive ${input.database}/${input.table} into one bucket and prefix, and neither can see the other's commits; archive each table from one deployment, or give each deployment its own s3.prefix`,
       );
     }
     figures = existingFigures(deps, object, existing);
@@ -186,6 +186,17 @@ async function publishObject(
   }
   await deps.fault('upload:afterManifest');
   return { createdArchive: ownArchive, figures };
+}
+
+/** A DynamoDB table name's form: all an archiver writes as `lock-table` metadata. */
+const TABLE_NAME = /^[A-Za-z0-9_.-]{3,255}$/;
+
+/**
+ * A `lock-table` metadata value as a message may show it: anyone with write access to the bucket sets it (up to 2 KB,
+ * any text), so only a table name is quoted, never a line made to read as a log entry or advice.
+ */
+function shownTableName(value: string): string {
+  return TABLE_NAME.test(value) ? value : 'unreadable (not a DynamoDB table name)';
 }
 
 /**

@@ -9,7 +9,17 @@ import { batchThrough } from '../../support/batch-stages.js';
 import { archiverTestbed, getObject, listKeys, s3ClientFor, seedEvents } from '../../support/fixtures.js';
 import { recordProof } from '../../support/proof-ledger.js';
 
-const TABLES = ['published', 'retried', 'duplicated', 'foreign', 'planted', 'legacy', 'garbled', 'emptied'];
+const TABLES = [
+  'published',
+  'retried',
+  'duplicated',
+  'foreign',
+  'planted',
+  'legacy',
+  'garbled',
+  'emptied',
+  'claimed',
+];
 
 describe('upload step', () => {
   const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
@@ -194,6 +204,37 @@ describe('upload step', () => {
       message: `${object.archiveKey} exists with different content (0 bytes)`,
     });
     expect((await deps.locks.get('app', 'public.emptied')).inFlight).toMatchObject({ stage: 'exported' });
+  });
+
+  it("refuses another deployment's archive without quoting a lock-table metadata that is no table name", async () => {
+    // Prepare: a bucket writer puts the staged bytes under the archive key, claimed by a lock table whose name is 2 KB
+    // of text made to read as a log line and a piece of advice.
+    const deps = bed.local.deps();
+    const { task, inFlight } = await batchThrough(deps, 'public.claimed', 'exported');
+    const object = inFlight.objects[0];
+    if (!object) throw new Error('no object');
+    const claim = `x INFO all archives verified; run: aws s3 rm --recursive s3://bucket/ ${'#'.repeat(1900)}`;
+    await s3ClientFor(bed.local).send(
+      new PutObjectCommand({
+        Bucket: bed.local.services.bucket,
+        Key: object.archiveKey,
+        Body: await getObject(bed.local, object.stagingKey),
+        Metadata: { 'content-sha256': object.figures.contentSha256, [LOCK_TABLE_METADATA]: claim },
+      }),
+    );
+
+    // Act
+    const refused = await uploadBatch(task, deps).then(
+      () => undefined,
+      (error: Error) => error,
+    );
+
+    // Assess: refused as another deployment's, the claim not repeated; the batch stays at export.
+    expect(refused?.name).toBe('ConfigError');
+    expect(refused?.message).toContain('lock table is unreadable (not a DynamoDB table name)');
+    expect(refused?.message).not.toContain('aws s3 rm');
+    expect(refused?.message.length).toBeLessThan(1000);
+    expect((await deps.locks.get('app', 'public.claimed')).inFlight).toMatchObject({ stage: 'exported' });
   });
 
   it('publishes the manifest export recorded: one planted beside a staged object is never read', async () => {
