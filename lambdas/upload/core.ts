@@ -235,7 +235,9 @@ function existingFigures(deps: Pick<UploadDeps, 'telemetry'>, object: BatchObjec
 
 /**
  * Whether this deployment's inventory lists `archiveKey` as committed, as the object there now: its pin, where the
- * entry has one (an object another deployment re-created after this one's expired has another).
+ * entry has one (an object another deployment re-created after this one's expired has another version), and dated by
+ * S3 no later than that commit (identical bytes put again have the same ETag, and a bucket without versions, as the
+ * local one, gives no version to tell them apart).
  */
 async function listedCommitted(
   deps: UploadDeps,
@@ -245,6 +247,7 @@ async function listedCommitted(
 ): Promise<boolean> {
   const entry = (await deps.inventory.entries(input.database, input.table, [archiveKey])).get(archiveKey);
   if (!entry || entry.figures.contentSha256 !== existing.metadata['content-sha256']) return false;
+  if (existing.lastModified && existing.lastModified.getTime() > Date.parse(entry.committedAt)) return false;
   return (
     entry.pin === undefined ||
     (entry.pin.etag === existing.pin?.etag && entry.pin.versionId === existing.pin?.versionId)

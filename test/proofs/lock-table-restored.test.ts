@@ -1,7 +1,10 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { gunzipSync } from 'node:zlib';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DeleteObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LOCK_TABLE_METADATA } from '../../lambdas/shared/batch/batch.js';
 import { depsFromEnv } from '../../lambdas/shared/runtime/deps.js';
 import type { FaultPoint } from '../../lambdas/shared/step/step-deps.js';
 import { uploadBatch } from '../../lambdas/upload/core.js';
@@ -18,6 +21,7 @@ import {
   openTestEnvironment,
   readLiveArchives,
   resolvedTable,
+  s3ClientFor,
   seedEvents,
   type TestDatabase,
   tableLines,
@@ -31,6 +35,7 @@ const pointSpecs = POINT_STAGES.map((stage) => ({
   name: `point_${stage}`,
   timestampColumn: 'created_at',
 }));
+const recreatedSpec = { schema: 'public', name: 'recreated', timestampColumn: 'created_at' };
 const table = resolvedTable(spec);
 const RESTORED_LOCK_TABLE = 'audit-archiver-locks-restored';
 const fast = { retryIntervalScale: 0 };
@@ -46,8 +51,9 @@ describe('the lock table restored under a new name', () => {
     db = await createTestDatabase();
     await seedEvents(db.client, 'events', 40, 60);
     await seedEvents(db.client, 'in_flight', 40);
+    await seedEvents(db.client, 'recreated', 40, 60);
     for (const point of pointSpecs) await seedEvents(db.client, point.name, 40);
-    env = await openTestEnvironment(db, [spec, inFlightSpec, ...pointSpecs]);
+    env = await openTestEnvironment(db, [spec, inFlightSpec, recreatedSpec, ...pointSpecs]);
   });
   afterAll(async () => {
     await env?.close();
@@ -158,4 +164,41 @@ describe('the lock table restored under a new name', () => {
       expect(lost).toBe(0);
     });
   }
+
+  it('refuses an archive another deployment re-created, identical, after the one its inventory lists was gone', async () => {
+    // Prepare: archived and restored into the table; then one archive expired and put back, the same bytes, by a
+    // deployment whose lock table is another (S3 dates it after the commit).
+    const ref = 'public.recreated';
+    const recreated = resolvedTable(recreatedSpec);
+    const original = await tableLines(db.client, recreated);
+    expect((await runLocalArchive(env.local, { tables: [ref] }, fast)).execution.status).toBe('SUCCEEDED');
+    expect((await runLocalRestore(env.local, { database: 'app', table: ref }, fast)).execution.status).toBe(
+      'SUCCEEDED',
+    );
+    const [archive] = await readLiveArchives(env.local, 'public', 'recreated');
+    if (!archive) throw new Error('setup: nothing archived');
+    const s3 = s3ClientFor(env.local);
+    const Bucket = env.local.services.bucket;
+    const head = await s3.send(new HeadObjectCommand({ Bucket, Key: archive.key }));
+    const body = await getObject(env.local, archive.key);
+    await sleep(1100);
+    await s3.send(new DeleteObjectCommand({ Bucket, Key: archive.key }));
+    await s3.send(
+      new PutObjectCommand({
+        Bucket,
+        Key: archive.key,
+        Body: body,
+        Metadata: { ...head.Metadata, [LOCK_TABLE_METADATA]: 'another-deployment-locks' },
+      }),
+    );
+
+    // Act
+    const again = await runLocalArchive(env.local, { tables: [ref] }, fast);
+
+    // Assess: refused as the other deployment's, whose withdrawal could remove it; no row deleted.
+    expect(again.outcomes.map((o) => `${o.status} ${o.error ?? ''}`)).toEqual([
+      expect.stringMatching(/^failed ConfigError: .* lock table is another-deployment-locks/),
+    ]);
+    expect((await tableLines(db.client, recreated)).sort()).toEqual([...original].sort());
+  });
 });
