@@ -70,17 +70,28 @@ const brief = (outcome: LatestOutcomes['last']): OutcomeBrief | undefined =>
   };
 
 /**
- * Every configured table in scope (one database, some tables), as `status` shows it; and, unless tables are named,
- * every table whose item holds a batch in flight under a name the config no longer lists.
+ * Every configured table in scope (one database, some tables), as `status` shows it; and every table in scope whose
+ * item holds a batch in flight under a name the config no longer lists (named ones only, when tables are named).
  */
 export async function tableStatuses(
   ctx: Pick<LeaseContext, 'config' | 'leases' | 'holds' | 'runRecords' | 'now'>,
   scope: { database?: string; tables?: string[] } = {},
 ): Promise<TableStatus[]> {
   const inScope = ctx.config.databases.filter((db) => !scope.database || db.name === scope.database);
-  // Every name asked for must be configured: one left out of the list without a word reads as a table with no news.
+  const configured = (ref: string) =>
+    inScope.some((db) => db.tables.some((entry) => tableRef(entry) === ref));
+  const listed = (t: { database: string; table: string }) =>
+    ctx.config.databases.some((d) => d.name === t.database && d.tables.some((e) => tableRef(e) === t.table));
+  const left = (await ctx.leases.tablesWithBatchInFlight()).filter(
+    (t) =>
+      (!scope.database || t.database === scope.database) &&
+      !listed(t) &&
+      (!scope.tables || scope.tables.includes(t.table)),
+  );
+  // Every name asked for must be configured or hold a batch in flight: one left out of the list without a word reads
+  // as a table with no news.
   const unknown = (scope.tables ?? []).filter(
-    (ref) => !inScope.some((db) => db.tables.some((entry) => tableRef(entry) === ref)),
+    (ref) => !configured(ref) && !left.some((t) => t.table === ref),
   );
   if (unknown.length > 0) throw noMatch(scope.database, inScope, unknown);
   const statuses: TableStatus[] = [];
@@ -92,17 +103,8 @@ export async function tableStatuses(
       statuses.push(await tableStatus(ctx, db.name, ref, table.governance.configHold));
     }
   }
-  if (!scope.tables) {
-    const listed = (t: { database: string; table: string }) =>
-      ctx.config.databases.some(
-        (d) => d.name === t.database && d.tables.some((e) => tableRef(e) === t.table),
-      );
-    const left = (await ctx.leases.tablesWithBatchInFlight()).filter(
-      (t) => (!scope.database || t.database === scope.database) && !listed(t),
-    );
-    for (const t of left)
-      statuses.push({ ...(await tableStatus(ctx, t.database, t.table)), notConfigured: true });
-  }
+  for (const t of left)
+    statuses.push({ ...(await tableStatus(ctx, t.database, t.table)), notConfigured: true });
   if (statuses.length === 0) throw noMatch(scope.database, inScope, []);
   return statuses;
 }

@@ -291,20 +291,27 @@ describe('a state dir serves one process at a time', () => {
 
 describe('status: a batch left in flight under a name the config no longer lists', () => {
   const bed = archiverTestbed(
-    async (db) => seedEvents(db.client, 'renamed', 300, 40),
-    [{ schema: 'public', name: 'renamed', timestampColumn: 'created_at' }],
+    async (db) => {
+      await seedEvents(db.client, 'renamed', 300, 40);
+      await seedEvents(db.client, 'removed', 300, 40);
+    },
+    [
+      { schema: 'public', name: 'renamed', timestampColumn: 'created_at' },
+      { schema: 'public', name: 'removed', timestampColumn: 'created_at' },
+    ],
   );
+  const stop = async (point: string) => {
+    if (point === 'delete:afterCommit') throw new Error('stopped after COMMIT');
+  };
 
   it('is shown, with what to do, when the database entry was renamed after a run stopped past its commit', async () => {
     // Prepare: the run stops after its delete committed; the operator then renames the database entry.
-    const stop = async (point: string) => {
-      if (point === 'delete:afterCommit') throw new Error('stopped after COMMIT');
-    };
     await runLocalArchive(bed.local, { tables: ['public.renamed'] }, { fault: stop, retryIntervalScale: 0 });
     const config = structuredClone(bed.local.config);
     const entry = config.databases[0];
     if (!entry) throw new Error('setup: database entry');
     entry.name = 'app2';
+    entry.tables = entry.tables.filter((t) => t.name === 'renamed');
     const deps = bed.local.deps();
     const ctx = { config, leases: deps.locks, holds: deps.holds, runRecords: deps.runRecords };
 
@@ -321,6 +328,37 @@ describe('status: a batch left in flight under a name the config no longer lists
     expect(formatStatuses(statuses)).toMatch(
       /app\/public\.renamed \(not in the config\)\n {2}lease: .*\n {2}in flight: a batch deleting, .* no run finishes or undoes it .*; put the entry back, with this database name and table, until a run has settled it/,
     );
-    expect(named.map((s) => s.database)).toEqual(['app2']);
+    expect(named.map((s) => [s.database, s.notConfigured])).toEqual([
+      ['app2', undefined],
+      ['app', true],
+    ]);
+  });
+
+  it('is found by name (-t) when the table was removed from the config; a name with nothing in flight is refused', async () => {
+    // Prepare: the run stops after its delete committed; the operator then removes the table from the config.
+    await runLocalArchive(bed.local, { tables: ['public.removed'] }, { fault: stop, retryIntervalScale: 0 });
+    const config = structuredClone(bed.local.config);
+    const entry = config.databases[0];
+    if (!entry) throw new Error('setup: database entry');
+    entry.tables = entry.tables.filter((t) => t.name !== 'removed');
+    const deps = bed.local.deps();
+    const ctx = { config, leases: deps.locks, holds: deps.holds, runRecords: deps.runRecords };
+
+    // Act
+    const named = await tableStatuses(ctx, { tables: ['public.removed'] });
+    const inDatabase = await tableStatuses(ctx, { database: 'app', tables: ['public.removed'] });
+    const elsewhere = tableStatuses(ctx, { database: 'other', tables: ['public.removed'] });
+    const never = tableStatuses(ctx, { tables: ['public.never_archived'] });
+
+    // Assess
+    expect(named.map((s) => [s.database, s.table, s.notConfigured, s.inFlight?.stage])).toEqual([
+      ['app', 'public.removed', true, 'deleting'],
+    ]);
+    expect(inDatabase).toEqual(named);
+    await expect(elsewhere).rejects.toMatchObject({ name: 'ConfigError' });
+    await expect(never).rejects.toMatchObject({
+      name: 'ConfigError',
+      message: expect.stringContaining('public.never_archived'),
+    });
   });
 });
