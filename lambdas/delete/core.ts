@@ -225,8 +225,7 @@ export async function deleteBatch(input: DeleteInput, deps: DeleteDeps): Promise
   const started = Date.now();
   const table = resolveTable(deps.config, input.database, input.table);
   assertTaskCutoff(deps, input, table);
-  await renewLease(deps, input);
-  const state = await deps.locks.get(input.database, input.table);
+  const state = await renewLease(deps, input);
   const recorded = committedByTwin(input, state);
   if (recorded) return recorded;
   const inFlight = batchToActOn('delete', input, state.inFlight);

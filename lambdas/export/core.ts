@@ -89,9 +89,8 @@ export type ExportDeps = Pick<
 export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise<ExportOutput> {
   const table = resolveTable(deps.config, input.database, input.table);
   assertTaskCutoff(deps, input, table);
-  await renewLease(deps, input);
+  const state = await renewLease(deps, input);
   const db = await deps.database(input.database);
-  const state = await deps.locks.get(input.database, input.table);
   if (state.inFlight && (await recoverInFlight(deps, input, table, state.inFlight))) {
     return summary('resumed', state.inFlight);
   }

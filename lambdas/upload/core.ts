@@ -60,8 +60,7 @@ interface Damage {
  */
 export async function uploadBatch(input: UploadInput, deps: UploadDeps): Promise<UploadOutput> {
   const started = Date.now();
-  await renewLease(deps, input);
-  const state = await deps.locks.get(input.database, input.table);
+  const state = await renewLease(deps, input);
   const inFlight = batchToActOn('upload', input, state.inFlight);
   let damage: Damage | undefined;
   const published = await forEachObject(inFlight.objects, async (object, index) => {

@@ -26,8 +26,7 @@ export type VerifyDeps = Pick<StepDeps, 'config' | 'store' | 'locks' | 'inventor
  */
 export async function verifyBatch(input: VerifyInput, deps: VerifyDeps): Promise<VerifyOutput> {
   const started = Date.now();
-  await renewLease(deps, input);
-  const state = await deps.locks.get(input.database, input.table);
+  const state = await renewLease(deps, input);
   const inFlight = batchToActOn('verify', input, state.inFlight);
   // An archive another batch created (identical rows archived before) keeps that batch's manifest: once committed,
   // the one its inventory entry binds, or the commit would bind a manifest a bucket writer rewrote since. An entry

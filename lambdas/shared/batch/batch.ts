@@ -26,7 +26,7 @@ import {
   StorageUnavailableError,
   TableNotUsableError,
 } from '../errors/step-errors.js';
-import type { BatchObject, InFlight } from '../lock-table/table-state.js';
+import type { BatchObject, InFlight, TableState } from '../lock-table/table-state.js';
 import type { StepDeps } from '../step/step-deps.js';
 import type { TableTask } from '../step/table-task.js';
 import { batchSpan, batchTotals, forEachObject, REQUEST_CONCURRENCY } from './batch-objects.js';
@@ -257,13 +257,14 @@ export async function recordInFlight(
 
 /**
  * Renews the task's lease for `leaseSeconds` plus `waitSeconds` (a throttle pause the state machine waits next): each
- * step calls it first, so neither retries nor waits between steps outlast the lease. LeaseLostError once it is lost.
+ * step calls it first, so neither retries nor waits between steps outlast the lease, and acts on the table's state it
+ * returns (the lease item as the renew left it). LeaseLostError once it is lost.
  */
 export function renewLease(
   deps: Pick<StepDeps, 'config' | 'locks'>,
   task: TableTask,
   waitSeconds = 0,
-): Promise<void> {
+): Promise<TableState> {
   return deps.locks.renew(
     task.database,
     task.table,

@@ -101,7 +101,11 @@ export class LeaseStore {
   }
 
   async get(database: string, table: string): Promise<TableState> {
-    const item = (await this.lockTable.getItem(LeaseStore.stateKey(database, table))) ?? {};
+    return LeaseStore.stateOf((await this.lockTable.getItem(LeaseStore.stateKey(database, table))) ?? {});
+  }
+
+  /** The table's state as its lease item holds it. */
+  private static stateOf(item: Record<string, unknown>): TableState {
     return {
       owner: item.owner as string | undefined,
       token: item.token === undefined ? undefined : Number(item.token),
@@ -182,13 +186,16 @@ export class LeaseStore {
   }
 
   /**
-   * Extends the lease to `seconds` from now while it is still held and unexpired (LeaseLostError otherwise). Every
-   * step renews it when it starts, so retry intervals and waits between steps never outlast it.
+   * Extends the lease to `seconds` from now while it is still held and unexpired (LeaseLostError otherwise), and returns
+   * the table's state as it left it. Every step renews it when it starts, so retry intervals and waits between steps
+   * never outlast it.
    */
-  async renew(database: string, table: string, lease: Lease, seconds: number): Promise<void> {
+  async renew(database: string, table: string, lease: Lease, seconds: number): Promise<TableState> {
     const now = this.lockTable.now();
-    await this.guarded(database, table, lease, undefined, () =>
-      this.lockTable.ddb.send(
+    let renewed: Record<string, unknown> | undefined;
+    await this.guarded(database, table, lease, undefined, async () => {
+      // The item as this renew left it: a step reads its state from it, not from a GetItem of its own.
+      const { Attributes } = await this.lockTable.ddb.send(
         new UpdateCommand({
           TableName: this.lockTable.tableName,
           Key: LeaseStore.stateKey(database, table),
@@ -201,9 +208,13 @@ export class LeaseStore {
             ':now': now,
             ':expiresAt': now + seconds * 1000,
           },
+          ReturnValues: 'ALL_NEW',
         }),
-      ),
-    );
+      );
+      renewed = Attributes;
+    });
+    if (!renewed) throw new Error(`renewing the lease on ${database}/${table} returned no item`);
+    return LeaseStore.stateOf(renewed);
   }
 
   /**

@@ -11,11 +11,13 @@ import {
   LeaseLostError,
   StorageUnavailableError,
 } from '../../../../lambdas/shared/errors/step-errors.js';
+import { LeaseStore } from '../../../../lambdas/shared/lock-table/lease-store.js';
 import type { InFlight } from '../../../../lambdas/shared/lock-table/table-state.js';
 import type { StepDeps } from '../../../../lambdas/shared/step/step-deps.js';
 import type { TableTask } from '../../../../lambdas/shared/step/table-task.js';
 import { uploadBatch } from '../../../../lambdas/upload/core.js';
 import { verifyBatch } from '../../../../lambdas/verify/core.js';
+import { runLocalArchive } from '../../../../local/run.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
@@ -247,5 +249,25 @@ describe('batch settlement and withdrawal', () => {
     });
     expect(retried.status).toBe('exported');
     expect(carriedOn).not.toBeInstanceOf(Error);
+  });
+});
+
+describe('the lease item each step reads', () => {
+  const bed = archiverTestbed(async (db) => seedEvents(db.client, 'reads', 40), [spec('reads')]);
+
+  it('is the one its renew returns: no step reads the lease item again right after renewing its lease', async () => {
+    // Act: one batch.
+    const run = await runLocalArchive(bed.local, { tables: ['public.reads'] }, { retryIntervalScale: 0 });
+
+    // Assess: the lease item's GetItems, by function (there were 4 in export, 1 in each other step, before renew
+    // returned the item). The two export still makes, for its two invocations (the second finds nothing left), come
+    // later in its work.
+    const { pk } = LeaseStore.stateKey('app', 'public.reads');
+    const reads: Record<string, number> = {};
+    for (const r of await bed.local.services.requestLog())
+      if (r.service === 'dynamodb' && r.operation === 'GetItem' && r.leadingKeys?.includes(pk))
+        reads[r.caller] = (reads[r.caller] ?? 0) + 1;
+    expect(run.execution.status).toBe('SUCCEEDED');
+    expect(reads).toEqual({ lock: 1, export: 2 });
   });
 });
