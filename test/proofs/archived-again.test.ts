@@ -170,13 +170,19 @@ describe('rows restored into the archived table, archived again', () => {
           copy.execution.status === 'SUCCEEDED',
       });
 
-      // Assess: the rows went back to the same keys, each once; a restore into a copy brings every one back.
+      // Assess: the rows went back to the same keys, each once; a restore into a copy brings every one back. (A run
+      // that ends past UTC midnight also archives the day that became old: an archive of a day of its own.)
       expect(again.outcomes.map((o) => `${o.status} ${o.error ?? ''}`.trim())).toEqual(['succeeded']);
       expect(again.execution.status).toBe('SUCCEEDED');
       expect(left).toBe(0);
-      expect((await readLiveArchives(bed.local, 'public', name(version))).map((a) => a.key).sort()).toEqual(
-        archives.map((a) => a.key).sort(),
-      );
+      const live = await readLiveArchives(bed.local, 'public', name(version));
+      const days = new Set(archives.map((a) => a.manifest.day));
+      expect(
+        live
+          .filter((a) => days.has(a.manifest.day))
+          .map((a) => a.key)
+          .sort(),
+      ).toEqual(archives.map((a) => a.key).sort());
       expect(held).toBe(true);
       expect(copy.results.filter((r) => r.error)).toEqual([]);
       expect(copy.execution.status).toBe('SUCCEEDED');
@@ -184,7 +190,7 @@ describe('rows restored into the archived table, archived again', () => {
         bed.db.client,
         resolvedTable({ ...spec(version), name: `${name(version)}_copy` }),
       );
-      expect(copied.sort()).toEqual(archives.flatMap((a) => a.lines).sort());
+      expect(copied.sort()).toEqual(live.flatMap((a) => a.lines).sort());
       // The commit records the lcMonetary of the manifest it binds (none), so validate finds each as committed.
       expect(archives.map((a) => entries.get(a.key)?.lcMonetary ?? 'none')).toEqual(
         archives.map(() => 'none'),
