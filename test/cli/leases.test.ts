@@ -30,8 +30,14 @@ describe('status', () => {
       'no configured table matches tables audit_logs \\(did you mean public\\.audit_logs\\?\\)',
     ],
   ])('names what matched no configured table in one plain sentence: %j', async (scope, message) => {
+    // Prepare: a lock table with no batch in flight (a name not configured is looked for among those).
+    const leases = { tablesWithBatchInFlight: async () => [] };
+
     // Act
-    const refused = tableStatuses({ config } as Parameters<typeof tableStatuses>[0], scope);
+    const refused = tableStatuses(
+      { config, leases } as unknown as Parameters<typeof tableStatuses>[0],
+      scope,
+    );
 
     // Assess
     await expect(refused).rejects.toThrow(new RegExp(`^${message}$`));
