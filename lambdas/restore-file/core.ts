@@ -324,6 +324,7 @@ async function writeInGroup(
           archiveKey: archive.key,
           mark: {
             restoreId: group.task.restoreId,
+            ...(group.task.startedAt === undefined ? {} : { startedAt: group.task.startedAt }),
             restoredAt: group.deps.now().toISOString(),
             rows: result.rows,
             written,
@@ -555,12 +556,18 @@ async function queryUnlessRefused<T extends pg.QueryResultRow>(
 const MARK_SAVEPOINT = 'audit_archiver_mark';
 
 /**
- * Whether `mark` is this very restore's (a retried group's): of its id, and written since the execution started. An
- * earlier execution under the same name (90 days on) wrote its marks before: under `overwrite` they answer for nothing.
+ * Whether `mark` is this very restore's (a retried group's): of its id, and of the execution that started when this
+ * one did. An earlier execution under the same name (90 days on) wrote its marks before: under `overwrite` they answer
+ * for nothing. A mark that names its execution's start is matched by it, not by the functions' clock, which may run
+ * behind the one that dated the start: a retry's own rows would then be written again (a conflict under `fail`). One
+ * written before marks named it is this restore's if written since the start.
  */
 const markOfThisRestore = (mark: RestoredMark, task: RestoreTask): boolean =>
   mark.restoreId === task.restoreId &&
-  (task.startedAt === undefined || Date.parse(mark.restoredAt) >= Date.parse(task.startedAt));
+  (task.startedAt === undefined ||
+    (mark.startedAt === undefined
+      ? Date.parse(mark.restoredAt) >= Date.parse(task.startedAt)
+      : mark.startedAt === task.startedAt));
 
 function resultFromMark(key: string, task: RestoreTask, mark: RestoredMark): RestoreFileResult {
   const empty = { key, rows: mark.rows, inserted: 0, skipped: 0, overwritten: 0, warnings: [] };

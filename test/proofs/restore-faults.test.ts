@@ -421,6 +421,30 @@ describe('restore under faults: no archive restored twice or in part', () => {
     expect(await rowsIn('ignored_retry', allLines())).toMatchObject({ lost: 0, doubled: 0, extra: 0 });
   });
 
+  it('under ignoreWatermark and "fail", with the functions\' clock a minute behind the execution\'s start: the retried group still meets its own rows', async () => {
+    // Prepare: the second group's watermarks refused once; the functions' clock, which dates the marks, runs a minute
+    // behind the one that dated the execution's start (within the skew the functions allow a cut-off).
+    const failSecondWrite = failingSecondMarkAfterCommit();
+    const behind = (deps: StepDeps): StepDeps => ({
+      ...failSecondWrite(deps),
+      now: () => new Date(Date.now() - 60_000),
+    });
+    const { errors, onStep } = stepErrors();
+
+    // Act
+    const run = await restore(
+      'skewed_retry',
+      { deps: behind, onStep },
+      { strategy: 'fail', ignoreWatermark: true },
+    );
+
+    // Assess: the marks the first attempt wrote are this restore's own, whatever the clocks say.
+    expect(errors).toEqual(['restore-file:LockStoreUnavailableError']);
+    expect(run.results.filter((r) => r.status !== 'restored').map((r) => r.error)).toEqual([]);
+    expect(run.results.reduce((n, r) => n + r.inserted, 0)).toBe(allLines().length);
+    expect(await rowsIn('skewed_retry', allLines())).toMatchObject({ lost: 0, doubled: 0, extra: 0 });
+  });
+
   it('a restore with ignoreWatermark whose transaction dies after its marks: the marks of the earlier restore still answer', async () => {
     // Prepare: every archive restored and marked; then a restore that ignores the marks writes its own before each
     // COMMIT, and every group dies right after, rolling back.

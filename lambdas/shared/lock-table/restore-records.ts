@@ -32,6 +32,8 @@ export function failedRestoreResult(key: string, error: string): RestoreFileResu
 
 export interface RestoredMark {
   restoreId: string;
+  /** The start of the restore execution that wrote it (`$$.Execution.StartTime`; absent on older marks). */
+  startedAt?: string;
   restoredAt: string;
   rows: number;
   /** What the restore did with the rows, so a retry of the same restore reports it (absent on older marks). */
