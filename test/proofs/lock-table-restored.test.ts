@@ -4,6 +4,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DeleteObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { manifestKeyFor } from '../../lambdas/shared/archive/format.js';
 import { LOCK_TABLE_METADATA } from '../../lambdas/shared/batch/batch.js';
 import { depsFromEnv } from '../../lambdas/shared/runtime/deps.js';
 import type { FaultPoint } from '../../lambdas/shared/step/step-deps.js';
@@ -162,6 +163,19 @@ describe('the lock table restored under a new name', () => {
           );
       const { lost } = compareRows(original, [...remaining, ...live, ...quarantined.filter((l) => l !== '')]);
       expect(lost).toBe(0);
+      // Each kept archive has its manifest in the quarantine too: what types its lines.
+      const kept = (await listKeys(env.local, 'archive/_quarantine/')).filter((key) =>
+        key.includes(`/public.${point.name}/`),
+      );
+      const archivesKept = kept.filter((key) => key.endsWith('.jsonl.gz'));
+      expect(archivesKept.length).toBeGreaterThan(0);
+      const fileOf = (key: string) => key.slice(key.lastIndexOf('/') + 1);
+      expect(
+        kept
+          .filter((key) => key.endsWith('.manifest.json'))
+          .map(fileOf)
+          .sort(),
+      ).toEqual(archivesKept.map((key) => fileOf(manifestKeyFor(key))).sort());
     });
   }
 

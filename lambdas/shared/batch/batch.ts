@@ -426,10 +426,14 @@ export async function withdrawBatch(
     if (head) {
       // An archive of this batch that names another lock table was copied before the lock table was restored under a
       // new name: the earlier table may have gone on to commit the batch, its rows deleted, where this one's record
-      // and inventory stop at the restore's point. Kept in the quarantine, it is never the only copy removed.
+      // and inventory stop at the restore's point. Kept in the quarantine, it is never the only copy removed; so is
+      // its manifest, which reading it back needs (the earlier table's entry binds its digest).
       const underAnotherLockTable = (head.metadata[LOCK_TABLE_METADATA] ?? lockTable) !== lockTable;
       if (evidence.includes(object.archiveKey) || underAnotherLockTable)
         await quarantine(object.archiveKey, head);
+      const manifestKey = manifestKeyFor(object.archiveKey);
+      const manifestHead = underAnotherLockTable ? await store.head(manifestKey) : undefined;
+      if (manifestHead) await quarantine(manifestKey, manifestHead);
       await removeIfOwned(object.archiveKey, createdArchive);
     }
     // The manifest is removed even when the archive is already gone: a withdrawal that ended between the two, or a
