@@ -44,6 +44,14 @@ export function requireCalendarDays(days: { from?: string; to?: string }): void 
     throw new ConfigError(`--to ${days.to} is before --from ${days.from}: the range selects no day`);
 }
 
+/** Refuses --legacy-prefix alone: without --legacy-database it was ignored and the native archives read instead. */
+export function requireLegacyDatabase(options: { legacyDatabase?: string; legacyPrefix?: string }): void {
+  if (options.legacyPrefix !== undefined && options.legacyDatabase === undefined)
+    throw new ConfigError(
+      "--legacy-prefix needs --legacy-database (the Python tool's PostgreSQL database): without it the native archives would be read instead",
+    );
+}
+
 const configuredIn = (db: ArchiverConfig['databases'][number], table: { schema: string; name: string }) =>
   db.tables.some((t) => t.schema === table.schema && t.name === table.name);
 
@@ -56,6 +64,7 @@ function tableOption(ref: string, databases: ArchiverConfig['databases']): { sch
 
 export function sourcesInScope(config: ArchiverConfig, options: ArchiveScopeOptions): ScopedSource[] {
   requireCalendarDays(options);
+  requireLegacyDatabase(options);
   const databases = options.database ? [findDatabase(config, options.database)] : config.databases;
   return databases.flatMap((db) => {
     const tables = options.table

@@ -3,6 +3,7 @@ import { formatIssues } from '../lambdas/shared/config/config.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import type { RestoreFileResult } from '../lambdas/shared/lock-table/restore-records.js';
 import { type RestoreRequestInput, RestoreRequestSchema } from '../lambdas/shared/restore/restore-task.js';
+import { requireLegacyDatabase } from './archives.js';
 import { type HistoryEvent, startAndFollow } from './execution-history.js';
 import { type SafeText, safeLine, safeLines, type Write } from './output.js';
 import { formatNumber } from './report.js';
@@ -29,6 +30,11 @@ export interface RestoreOptions {
 
 /** The execution input these options stand for, validated by the same schema the state machine's plan uses. */
 export function restoreRequest(options: RestoreOptions): RestoreRequestInput {
+  requireLegacyDatabase(options);
+  if (options.key && (options.from || options.to))
+    throw new ConfigError(
+      '--key restores one archive: leave out --from and --to (or --key, to restore the days)',
+    );
   const request: RestoreRequestInput = {
     database: options.database,
     table: options.table,

@@ -39,4 +39,15 @@ describe('the archives in scope of list, validate and holds', () => {
     );
     expect(sourcesInScope(config, { table: ['public.events'], json: false })).toHaveLength(1);
   });
+
+  it('refuses --legacy-prefix without --legacy-database rather than reading the native archives instead', () => {
+    // Act
+    const prefixAlone = () => sourcesInScope(config, { legacyPrefix: 'old/', json: false });
+    const both = sourcesInScope(config, { legacyPrefix: 'old/', legacyDatabase: 'prod', json: false });
+
+    // Assess
+    expect(prefixAlone).toThrow(ConfigError);
+    expect(prefixAlone).toThrow(/--legacy-prefix needs --legacy-database/);
+    expect(both[0]?.source).toMatchObject({ format: 'legacy', prefix: 'old/', database: 'prod' });
+  });
 });

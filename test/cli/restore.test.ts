@@ -53,6 +53,26 @@ describe('restore options → execution input', () => {
     expect(backwards).toThrow(/toDay: must not be before fromDay/);
   });
 
+  it('refuses --legacy-prefix without --legacy-database rather than restoring the native archives instead', () => {
+    // Act
+    const prefixAlone = () => restoreRequest({ ...base, legacyPrefix: 'old/' });
+    const both = restoreRequest({ ...base, legacyPrefix: 'old/', legacyDatabase: 'prod' });
+
+    // Assess
+    expect(prefixAlone).toThrow(ConfigError);
+    expect(prefixAlone).toThrow(/--legacy-prefix needs --legacy-database/);
+    expect(both).toMatchObject({ legacy: { database: 'prod', prefix: 'old/' } });
+  });
+
+  it('refuses --key with --from or --to in the options’ own words, not the request’s', () => {
+    // Act
+    const keyAndDays = () => restoreRequest({ ...base, key: 'archive/app/x.jsonl.gz', from: '2025-01-01' });
+
+    // Assess
+    expect(keyAndDays).toThrow(ConfigError);
+    expect(keyAndDays).toThrow(/--key restores one archive: leave out --from and --to/);
+  });
+
   it('refuses a --from or --to its month does not have, before starting anything', () => {
     // Act
     const from = () => restoreRequest({ ...base, from: '2020-02-30' });
