@@ -6,6 +6,7 @@ import pg from 'pg';
 import { stringify } from 'yaml';
 import { z } from 'zod';
 import type { ArchiverConfigInput } from '../lambdas/shared/config/schema.js';
+import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import { ArchiveInventory } from '../lambdas/shared/lock-table/archive-inventory.js';
 import { LeaseStore } from '../lambdas/shared/lock-table/lease-store.js';
 import { RestoreRecords } from '../lambdas/shared/lock-table/restore-records.js';
@@ -60,8 +61,19 @@ export function writeDemoState(stateDir: string, version: number): void {
 
 export function readDemoState(stateDir: string): DemoState {
   const path = join(stateDir, 'demo.json');
-  if (!existsSync(path)) throw new Error(`no demo in ${resolve(stateDir)}: run \`npm start\` first`);
-  return DemoStateSchema.parse(JSON.parse(readFileSync(path, 'utf8')));
+  if (!existsSync(path))
+    throw new ConfigError(`--demo: no demo in ${resolve(stateDir)}; run \`npm start\` first`);
+  let parsed: ReturnType<typeof DemoStateSchema.safeParse> | undefined;
+  try {
+    parsed = DemoStateSchema.safeParse(JSON.parse(readFileSync(path, 'utf8')));
+  } catch {
+    // No JSON (a damaged file): said below as one another version left.
+  }
+  if (!parsed?.success)
+    throw new ConfigError(
+      `--demo: ${path} is not one this version reads (another version's demo, or damaged); run \`npm start\` to make a new demo in this state dir, or use another --state-dir`,
+    );
+  return parsed.data;
 }
 
 /** A new demo seeds a new database: archives of an earlier demo would no longer match it. */

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -36,5 +36,33 @@ describe('--demo on the commands that need no database', () => {
     expect(JSON.parse(holds.stdout)).toEqual([]);
     expect(noDemo.status).toBe(2);
     expect(noDemo.stderr).toMatch(/ConfigError: --demo: no demo in .*; run `npm start` first/);
+  });
+
+  it('a demo.json another version left, or a damaged one: says what to do (exit 2), not a raw parse error', () => {
+    // Prepare: one names a PostgreSQL major this version does not run, one is no JSON; and none at all
+    const otherVersion = join(dir, 'other-version');
+    const damaged = join(dir, 'damaged');
+    for (const [stateDir, text] of [
+      [otherVersion, '{"postgres":16,"database":"shop"}\n'],
+      [damaged, 'not json\n'],
+    ] as const) {
+      mkdirSync(stateDir);
+      writeFileSync(join(stateDir, 'demo.json'), text);
+    }
+
+    // Act: commands that start the demo's PostgreSQL read demo.json
+    const runs = [
+      cli('local', 'restore', '--demo', '-q', '-s', otherVersion),
+      cli('local', 'restore', '--demo', '-q', '-s', damaged),
+      cli('local', 'restore', '--demo', '-q', '-s', join(dir, 'none')),
+    ];
+
+    // Assess
+    for (const run of runs) {
+      expect(run.status, run.stderr).toBe(2);
+      expect(run.stderr).toMatch(/^ConfigError: --demo: .*run `npm start`/);
+      expect(run.stderr).not.toMatch(/ZodError|SyntaxError/);
+    }
+    expect(runs[0]?.stderr).toMatch(/demo\.json is not one this version reads/);
   });
 });
