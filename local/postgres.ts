@@ -156,6 +156,26 @@ function waitUntilReady(server: ChildProcess): Promise<void> {
   });
 }
 
+const SIGNALS = ['SIGINT', 'SIGTERM'] as const;
+let serversRunning = 0;
+
+/** Exits as the shell would, on a signal Node would otherwise end on (no other listener): so 'exit' stops the servers. */
+function exitOnSignal(signal: NodeJS.Signals): void {
+  if (process.listenerCount(signal) === 1) process.exit(signal === 'SIGINT' ? 130 : 143);
+}
+
+/**
+ * A signal no one handles ends Node without 'exit' (a `kill`, `timeout` or scheduler reaching this process alone):
+ * the server was left running on its data dir, and every later start on it failed. One listener however many servers.
+ */
+function exitOnSignalWhileRunning(change: 1 | -1): void {
+  serversRunning += change;
+  for (const signal of SIGNALS) {
+    if (change === 1 && serversRunning === 1) process.on(signal, exitOnSignal);
+    if (change === -1 && serversRunning === 0) process.off(signal, exitOnSignal);
+  }
+}
+
 /**
  * Starts a PostgreSQL on a free loopback port. By default it is throw-away: initdb into a fresh temp dir (under the
  * system temp dir so the `postgres` user can reach it), removed by `stop()`. With `dataDir` it is persistent: the
@@ -200,13 +220,23 @@ export async function startLocalPostgres(
   // Never leave a server behind when this process ends without calling stop().
   const killOnExit = () => server.kill('SIGINT');
   process.once('exit', killOnExit);
-  await waitUntilReady(server);
+  exitOnSignalWhileRunning(+1);
+  let listening = true;
+  try {
+    await waitUntilReady(server);
+  } catch (error) {
+    exitOnSignalWhileRunning(-1);
+    throw error;
+  }
   return {
     version,
     port,
     url: (database = 'postgres') => `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/${database}`,
     async stop() {
       process.off('exit', killOnExit);
+      // Once, though stop() may be called again.
+      if (listening) exitOnSignalWhileRunning(-1);
+      listening = false;
       if (server.exitCode === null) {
         const exited = new Promise((resolve) => server.once('exit', resolve));
         server.kill('SIGINT');

@@ -1,0 +1,59 @@
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { demoDataDir } from '../../../local/demo.js';
+
+const root = new URL('../../../', import.meta.url).pathname;
+const cli = (...args: string[]) =>
+  spawnSync(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], { cwd: root, encoding: 'utf8' });
+
+describe('local restore --demo', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'demo-dry-run-'));
+  const stateDir = join(dir, 'state');
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(demoDataDir(stateDir, 18), { recursive: true, force: true });
+  });
+  beforeAll(() => {
+    const demo = cli('demo', '--rows', '200', '-q', '-s', stateDir);
+    expect(demo.status, demo.stderr).toBe(0);
+  });
+
+  it('stopped by a signal to its own process (kill, timeout, a scheduler), stops the demo PostgreSQL it started', async () => {
+    // Prepare: a dry run, so the restore below still has every archive to restore
+    const postmasterPid = join(demoDataDir(stateDir, 18), 'postmaster.pid');
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'cli/main.ts', 'local', 'restore', '--demo', '--dry-run', '-q', '-s', stateDir],
+      { cwd: root, stdio: 'ignore' },
+    );
+    const ended = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    while (!existsSync(postmasterPid)) await new Promise((resolve) => setTimeout(resolve, 100));
+
+    // Act
+    child.kill('SIGTERM');
+    const code = await ended;
+
+    // Assess: the shell's code for SIGTERM, and the server gone (it removes its pid file as it stops)
+    expect(code).toBe(143);
+    for (let waited = 0; existsSync(postmasterPid) && waited < 100; waited++)
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(existsSync(postmasterPid)).toBe(false);
+  });
+
+  it('succeeds without calling the tables different from the originals: it restored nothing to compare', () => {
+    // Act: the dry run, then the restore it previewed
+    const dryRun = cli('local', 'restore', '--demo', '--dry-run', '-q', '-s', stateDir);
+    const restore = cli('local', 'restore', '--demo', '-q', '-s', stateDir);
+
+    // Assess
+    expect(dryRun.stderr).toBe('');
+    expect(dryRun.stdout).not.toMatch(/DIFFERS/);
+    expect(dryRun.stdout).toMatch(/^Dry run: nothing was restored, so the tables were not compared/m);
+    expect(dryRun.status).toBe(0);
+    expect(restore.stdout).toMatch(/^public\.audit_logs: 140 rows; identical to the original rows$/m);
+    expect(restore.status).toBe(0);
+  });
+});
