@@ -152,7 +152,17 @@ function waitUntilReady(server: ChildProcess): Promise<void> {
       ready = /database system is ready to accept (read-only )?connections/.test(log);
       if (ready) resolve();
     });
-    server.once('exit', (code) => reject(new Error(`postgres exited (${code}) before it was ready: ${log}`)));
+    server.once('exit', (code) => {
+      // PostgreSQL's own hint asks a question; say what the data dir's other server is and what to do about it.
+      const other = /Is another postmaster \(PID (\d+)\) running in data directory "([^"]*)"/.exec(log);
+      reject(
+        new Error(
+          other
+            ? `a PostgreSQL (PID ${other[1]}) already runs on ${other[2]}: another command is using it, or one killed by SIGKILL left it running; once no command uses it, stop it (kill -INT ${other[1]}) and try again`
+            : `postgres exited (${code}) before it was ready: ${log}`,
+        ),
+      );
+    });
   });
 }
 

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoDataDir } from '../../../local/demo.js';
+import { startLocalPostgres } from '../../../local/postgres.js';
 
 const root = new URL('../../../', import.meta.url).pathname;
 const cli = (...args: string[]) =>
@@ -55,5 +56,22 @@ describe('local restore --demo', () => {
     expect(dryRun.status).toBe(0);
     expect(restore.stdout).toMatch(/^public\.audit_logs: 140 rows; identical to the original rows$/m);
     expect(restore.status).toBe(0);
+  });
+
+  it('a demo PostgreSQL another process left running (killed with SIGKILL): says which process and what to do', async () => {
+    // Prepare: the demo's server, started by a process that is not the command
+    const left = await startLocalPostgres(18, { dataDir: demoDataDir(stateDir, 18) });
+    try {
+      // Act
+      const run = cli('local', 'restore', '--demo', '--dry-run', '-q', '-s', stateDir);
+
+      // Assess
+      expect(run.status).toBe(1);
+      expect(run.stderr).toMatch(
+        /a PostgreSQL \(PID \d+\) already runs on .*: another command is using it, or one killed by SIGKILL left it running; once no command uses it, stop it \(kill -INT \d+\) and try again/,
+      );
+    } finally {
+      await left.stop();
+    }
   });
 });
