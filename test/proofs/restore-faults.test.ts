@@ -402,48 +402,36 @@ describe('restore under faults: no archive restored twice or in part', () => {
     });
   });
 
-  it('under ignoreWatermark and "fail", the watermark write after a COMMIT fails once: the retried group meets its own rows, not a conflict', async () => {
-    // Prepare
-    const failSecondWrite = failingSecondMarkAfterCommit();
-    const { errors, onStep } = stepErrors();
+  // The second: the functions' clock, which dates the marks, runs a minute behind the one that dated the execution's
+  // start (within the skew the functions allow a cut-off); the marks the first attempt wrote are still its own.
+  it.each([
+    { clock: 'the same clock', table: 'ignored_retry', behindMs: 0 },
+    {
+      clock: "the functions' clock a minute behind the execution's start",
+      table: 'skewed_retry',
+      behindMs: 60_000,
+    },
+  ])(
+    'under ignoreWatermark and "fail", the watermark write after a COMMIT fails once, $clock: the retried group meets its own rows, not a conflict',
+    async ({ table, behindMs }) => {
+      // Prepare
+      const failSecondWrite = failingSecondMarkAfterCommit();
+      const deps = (step: StepDeps): StepDeps => ({
+        ...failSecondWrite(step),
+        now: () => new Date(step.now().getTime() - behindMs),
+      });
+      const { errors, onStep } = stepErrors();
 
-    // Act
-    const run = await restore(
-      'ignored_retry',
-      { deps: failSecondWrite, onStep },
-      { strategy: 'fail', ignoreWatermark: true },
-    );
+      // Act
+      const run = await restore(table, { deps, onStep }, { strategy: 'fail', ignoreWatermark: true });
 
-    // Assess
-    expect(errors).toEqual(['restore-file:LockStoreUnavailableError']);
-    expect(run.results.filter((r) => r.status !== 'restored').map((r) => r.error)).toEqual([]);
-    expect(run.results.reduce((n, r) => n + r.inserted, 0)).toBe(allLines().length);
-    expect(await rowsIn('ignored_retry', allLines())).toMatchObject({ lost: 0, doubled: 0, extra: 0 });
-  });
-
-  it('under ignoreWatermark and "fail", with the functions\' clock a minute behind the execution\'s start: the retried group still meets its own rows', async () => {
-    // Prepare: the second group's watermarks refused once; the functions' clock, which dates the marks, runs a minute
-    // behind the one that dated the execution's start (within the skew the functions allow a cut-off).
-    const failSecondWrite = failingSecondMarkAfterCommit();
-    const behind = (deps: StepDeps): StepDeps => ({
-      ...failSecondWrite(deps),
-      now: () => new Date(Date.now() - 60_000),
-    });
-    const { errors, onStep } = stepErrors();
-
-    // Act
-    const run = await restore(
-      'skewed_retry',
-      { deps: behind, onStep },
-      { strategy: 'fail', ignoreWatermark: true },
-    );
-
-    // Assess: the marks the first attempt wrote are this restore's own, whatever the clocks say.
-    expect(errors).toEqual(['restore-file:LockStoreUnavailableError']);
-    expect(run.results.filter((r) => r.status !== 'restored').map((r) => r.error)).toEqual([]);
-    expect(run.results.reduce((n, r) => n + r.inserted, 0)).toBe(allLines().length);
-    expect(await rowsIn('skewed_retry', allLines())).toMatchObject({ lost: 0, doubled: 0, extra: 0 });
-  });
+      // Assess
+      expect(errors).toEqual(['restore-file:LockStoreUnavailableError']);
+      expect(run.results.filter((r) => r.status !== 'restored').map((r) => r.error)).toEqual([]);
+      expect(run.results.reduce((n, r) => n + r.inserted, 0)).toBe(allLines().length);
+      expect(await rowsIn(table, allLines())).toMatchObject({ lost: 0, doubled: 0, extra: 0 });
+    },
+  );
 
   it('a restore with ignoreWatermark whose transaction dies after its marks: the marks of the earlier restore still answer', async () => {
     // Prepare: every archive restored and marked; then a restore that ignores the marks writes its own before each
