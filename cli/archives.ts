@@ -101,6 +101,10 @@ export function sourcesInScope(config: ArchiverConfig, options: ArchiveScopeOpti
   });
 }
 
+/** A table in scope that the config does not name and of which nothing is found: far more often a typo than intended. */
+const notConfigured = (config: ArchiverConfig, scoped: ScopedSource): string =>
+  `${tableRef(scoped.table)} is no table of database ${scoped.database} in the config, and no archive of it is here: a mistyped name?${didYouMean(tablesNamedLike([findDatabase(config, scoped.database)], tableRef(scoped.table)))}`;
+
 /**
  * `validate`: re-reads every archive in scope; exit code 1 on any error, and with --strict on warnings too. With the
  * lock table, native archives are also compared with its inventory of committed archives.
@@ -139,7 +143,7 @@ export async function validateCommand(
         severity: 'error',
         kind: 'not-configured',
         key: sourcePrefix(scoped.source),
-        detail: `${tableRef(scoped.table)} is no table of database ${scoped.database} in the config, and no archive of it is here: a mistyped name?${didYouMean(tablesNamedLike([findDatabase(config, scoped.database)], tableRef(scoped.table)))}`,
+        detail: notConfigured(config, scoped),
       });
     }
     reports.push({ ...report, database: scoped.database, table: tableRef(scoped.table) });
@@ -180,11 +184,16 @@ export async function listCommand(
   write: Write,
 ): Promise<number> {
   const all = [];
+  const mistyped: string[] = [];
   for (const scoped of sourcesInScope(config, options)) {
     const others = new OtherSchemaArchives();
     const range = { fromDay: options.from, toDay: options.to };
     const archives = await listWithRows(store, scoped.source, range, others);
     if (archives.length === 0 && scoped.elsewhere) continue;
+    if (archives.length === 0 && !scoped.configured) {
+      mistyped.push(notConfigured(config, scoped));
+      continue;
+    }
     const note = others.note(scoped.table.name);
     all.push({
       database: scoped.database,
@@ -193,6 +202,7 @@ export async function listCommand(
       ...(note ? { notes: [note] } : {}),
     });
   }
+  if (mistyped.length > 0) throw new ConfigError(mistyped.join('; '));
   if (options.json) {
     write(safeJson(all));
     return 0;

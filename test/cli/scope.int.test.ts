@@ -105,6 +105,25 @@ describe('validate, list and legal-hold on a scope that selects nothing', () => 
     expect(typo.text).toMatch(/^FAILED: 1 error\(s\)/m);
   });
 
+  it('list refuses a table that is not in the config and has no archive at all instead of listing 0 archives', async () => {
+    // Act: the same typo (events → event), and the configured table beside it.
+    const typo = await outcome((write) =>
+      listCommand(
+        bed.local.deps().store,
+        bed.local.config,
+        { table: ['public.events', 'public.event'], json: false },
+        write,
+      ),
+    );
+
+    // Assess: a usage error naming the typo and the table it was likely meant to be; nothing listed as if empty.
+    expect(typo.error?.name).toBe('ConfigError');
+    expect(typo.error?.message).toBe(
+      'public.event is no table of database app in the config, and no archive of it is here: a mistyped name?',
+    );
+    expect(typo.text).toBe('');
+  });
+
   it('validate -t looks for a table in the databases that configure it, so an intact one passes in a config of several', async () => {
     // Prepare: a second database that archives another table
     const config = twoDatabases('app');
