@@ -31,6 +31,7 @@ import {
   type RequestCosts,
   type RequestTally,
 } from '../cli/cost-requests.js';
+import { OBJECT_SPANS, type ObjectSpan, spanCutoff } from '../lambdas/shared/archive/format.js';
 import { formatIssues } from '../lambdas/shared/config/config.js';
 import { retentionCutoff } from '../lambdas/shared/config/governance.js';
 import { type ArchiverConfigInput, DefaultsSchema } from '../lambdas/shared/config/schema.js';
@@ -67,6 +68,13 @@ export interface BenchOptions {
    * (objects never span two days): the peak-memory proof. The bench then gives each step 90% of its time budget.
    */
   oneDay?: boolean;
+  /**
+   * The table's `objectSpan`: `month` shows what the per-object cost weighs (the same rows in 13 objects instead of
+   * about 360). A month is archived once all of it is past the cut-off, so the baselines then take the rows before
+   * the cut-off's month.
+   * @default 'day'
+   */
+  objectSpan?: ObjectSpan;
 }
 
 export interface OltpFigures {
@@ -353,7 +361,7 @@ export async function runBenchmark(
       `Creating audit_logs with ${options.rows.toLocaleString('en-US')} rows (PostgreSQL ${options.postgres}) ...`,
     );
     // The run's own cut-off (plan's), so the baselines and the archiver handle the same rows.
-    const cutoff = retentionCutoff(Date.now(), RETENTION_DAYS);
+    const cutoff = spanCutoff(retentionCutoff(Date.now(), RETENTION_DAYS), options.objectSpan ?? 'day');
     const createTable = async () => {
       await createAuditLogsTable(client, options.rows);
       if (!options.oneDay) return;
@@ -412,7 +420,13 @@ export async function runBenchmark(
           tls: 'disable',
           // The restore stage writes into a new table beside the archived one.
           restoreTargets: ['public.restored'],
-          tables: [{ name: 'audit_logs', timestampColumn: 'created_at' }],
+          tables: [
+            {
+              name: 'audit_logs',
+              timestampColumn: 'created_at',
+              ...(options.objectSpan ? { objectSpan: options.objectSpan } : {}),
+            },
+          ],
         },
       ],
     };
@@ -830,6 +844,7 @@ const BenchFlagsSchema = z.object({
   postgres: z.enum(['14', '18']).transform((major) => Number(major) as PostgresVersion),
   'oltp-clients': z.coerce.number().int().min(0).max(64),
   'oltp-seconds': z.coerce.number().positive().max(3600),
+  'object-span': z.enum(OBJECT_SPANS),
 });
 
 async function main(): Promise<void> {
@@ -843,6 +858,7 @@ async function main(): Promise<void> {
       'oltp-seconds': { type: 'string', default: '10' },
       out: { type: 'string', default: 'bench/results' },
       'one-day': { type: 'boolean', default: false },
+      'object-span': { type: 'string', default: 'day' },
     },
   });
   const flags = BenchFlagsSchema.safeParse(values);
@@ -855,6 +871,7 @@ async function main(): Promise<void> {
     oltpClients: flags.data['oltp-clients'],
     oltpSeconds: flags.data['oltp-seconds'],
     oneDay: values['one-day'],
+    objectSpan: flags.data['object-span'],
   });
   console.log(formatResult(result));
   mkdirSync(values.out, { recursive: true });
