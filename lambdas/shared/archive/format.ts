@@ -149,9 +149,12 @@ export function stagingKey(loc: TableLocation, day: string, batchId: string): st
   return `${loc.prefix}_staging/${keySegment(loc.database)}/${keySegment(loc.schema)}.${keySegment(loc.table)}/${day}-${id}.jsonl.gz`;
 }
 
-/** Where an archive that failed verification is kept as evidence before it is withdrawn. */
-export function quarantineKey(prefix: string, dataKey: string, reason: string): string {
-  return `${prefix}_quarantine/${new Date().toISOString().replaceAll(':', '')}-${reason}/${dataKey.slice(prefix.length)}`;
+/**
+ * Where an archive that failed verification is kept as evidence before it is withdrawn: under a folder of the time
+ * (`at`) and reason, which every object one withdrawal keeps shares, so an archive's manifest lies beside it.
+ */
+export function quarantineKey(prefix: string, dataKey: string, reason: string, at = new Date()): string {
+  return `${prefix}_quarantine/${at.toISOString().replaceAll(':', '')}-${reason}/${dataKey.slice(prefix.length)}`;
 }
 
 const hex = (length: number) => z.string().regex(new RegExp(`^[0-9a-f]{${length}}$`));

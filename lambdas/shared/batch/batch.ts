@@ -351,17 +351,21 @@ export async function claimForWithdrawal(
   await recordInFlight(deps, task, { ...inFlight, stage: 'withdrawing' }, { unchanged: inFlight });
 }
 
-/** Copies an object the batch found damaged to the quarantine area, where it stays as evidence. */
+/**
+ * Copies an object the batch found damaged to the quarantine area, where it stays as evidence: under the folder of
+ * `at`, one per withdrawal, so the objects it keeps (an archive and its manifest) lie side by side.
+ */
 export async function keepAsEvidence(
   deps: Pick<StepDeps, 'config' | 'store'>,
   inFlight: InFlight,
   key: string,
   head: ObjectHead,
   reason: WithdrawReason,
+  at = new Date(),
 ): Promise<void> {
   await deps.store.copyOnce(
     key,
-    quarantineKey(deps.config.s3.prefix, key, reason),
+    quarantineKey(deps.config.s3.prefix, key, reason, at),
     { storageClass: 'STANDARD', kmsKeyId: deps.config.s3.kmsKeyId },
     { [BATCH_ID_METADATA]: inFlight.batchId },
     head.size,
@@ -410,7 +414,9 @@ export async function withdrawBatch(
     await deps.locks.assertHolding(task.database, task.table, task.lease, inFlight.batchId);
     await store.deleteKeys([key]);
   };
-  const quarantine = (key: string, head: ObjectHead) => keepAsEvidence(deps, inFlight, key, head, reason);
+  const quarantinedAt = new Date();
+  const quarantine = (key: string, head: ObjectHead) =>
+    keepAsEvidence(deps, inFlight, key, head, reason, quarantinedAt);
   const lockTable = deps.inventory.lockTableName;
   await forEachObject(inFlight.objects, async (object) => {
     const staged = evidence.includes(object.stagingKey) && (await owned(object.stagingKey, true));
