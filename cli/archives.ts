@@ -1,4 +1,9 @@
-import { type ArchiveSource, OtherSchemaArchives, sourcePrefix } from '../lambdas/shared/archive/catalog.js';
+import {
+  type ArchiveSource,
+  listArchives,
+  OtherSchemaArchives,
+  sourcePrefix,
+} from '../lambdas/shared/archive/catalog.js';
 import { isCalendarDay } from '../lambdas/shared/archive/format.js';
 import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
 import { didYouMean, findDatabase, tablesNamedLike } from '../lambdas/shared/config/resolved-table.js';
@@ -101,6 +106,24 @@ export function sourcesInScope(config: ArchiverConfig, options: ArchiveScopeOpti
   });
 }
 
+/**
+ * Whether the bucket holds no archive of a source at all, whatever --from/--to: a table the config does not name with
+ * archives only outside the range is named right (an entry that no longer configures it), not mistyped.
+ */
+async function noArchiveAtAll(
+  store: ArchiveStore,
+  scoped: ScopedSource,
+  range: { fromDay?: string; toDay?: string },
+): Promise<boolean> {
+  if (range.fromDay === undefined && range.toDay === undefined) return true;
+  const archives = listArchives(store, scoped.source);
+  try {
+    return (await archives.next()).done === true;
+  } finally {
+    await archives.return(undefined);
+  }
+}
+
 /** A table in scope that the config does not name and of which nothing is found: far more often a typo than intended. */
 const notConfigured = (config: ArchiverConfig, scoped: ScopedSource): string =>
   `${tableRef(scoped.table)} is no table of database ${scoped.database} in the config, and no archive of it is here: a mistyped name?${didYouMean(tablesNamedLike([findDatabase(config, scoped.database)], tableRef(scoped.table)))}`;
@@ -127,17 +150,11 @@ export async function validateCommand(
       inventory && scoped.source.format === 'native'
         ? await inventory.list(scoped.database, tableRef(scoped.table))
         : undefined;
-    const report = await validateArchives(
-      store,
-      scoped.source,
-      origin,
-      { fromDay: options.from, toDay: options.to },
-      new Date(),
-      committed,
-    );
+    const range = { fromDay: options.from, toDay: options.to };
+    const report = await validateArchives(store, scoped.source, origin, range, new Date(), committed);
     const empty = report.archives === 0 && !committed?.length && report.problems.length === 0;
     if (empty && scoped.elsewhere) continue;
-    if (empty && !scoped.configured) {
+    if (empty && !scoped.configured && (await noArchiveAtAll(store, scoped, range))) {
       // Nothing found for a table the config does not name is far more often a mistyped name than an intent.
       report.problems.push({
         severity: 'error',
@@ -190,7 +207,7 @@ export async function listCommand(
     const range = { fromDay: options.from, toDay: options.to };
     const archives = await listWithRows(store, scoped.source, range, others);
     if (archives.length === 0 && scoped.elsewhere) continue;
-    if (archives.length === 0 && !scoped.configured) {
+    if (archives.length === 0 && !scoped.configured && (await noArchiveAtAll(store, scoped, range))) {
       mistyped.push(notConfigured(config, scoped));
       continue;
     }

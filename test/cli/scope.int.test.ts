@@ -188,6 +188,48 @@ describe('validate, list and legal-hold on a scope that selects nothing', () => 
     expect(validated.code).toBe(0);
   });
 
+  it('list -d -t shows 0 archives in range, not a mistyped name, for a table an entry no longer configures whose archives lie before --from', async () => {
+    // Prepare: public.events moved from entry "app" to entry "crm"; app's archives of it are all of days before today
+    const config = twoDatabases('crm');
+    const today = new Date().toISOString().slice(0, 10);
+    expect((await readLiveArchives(bed.local, 'public', 'events')).length).toBeGreaterThan(0);
+
+    // Act
+    const listed = await outcome((write) =>
+      listCommand(
+        bed.local.deps().store,
+        config,
+        { database: 'app', table: ['public.events'], from: today, json: false },
+        write,
+      ),
+    );
+
+    // Assess: the name is right, only the range holds nothing of it
+    expect(listed.error).toBeUndefined();
+    expect(listed.code).toBe(0);
+    expect(listed.text).toBe('app/public.events: 0 archives, 0 rows, 0 bytes');
+  });
+
+  it('validate -d -t without the lock table does not call a table an entry no longer configures mistyped when its archives lie before --from', async () => {
+    // Prepare: as above; no inventory, so only the bucket tells whether the table was ever archived there
+    const config = twoDatabases('crm');
+    const today = new Date().toISOString().slice(0, 10);
+
+    // Act
+    const validated = await outcome((write) =>
+      validateCommand(
+        bed.local.deps().store,
+        config,
+        { database: 'app', table: ['public.events'], from: today, json: false, strict: false },
+        write,
+      ),
+    );
+
+    // Assess
+    expect(validated.text).not.toContain('a mistyped name?');
+    expect(validated.text).toMatch(/^app\/public\.events: 0 archives/m);
+  });
+
   it('legal-hold place refuses a reversed --from/--to instead of placing the hold on nothing and recording it', async () => {
     // Prepare: Object Lock calls go to a recorder (s3rver has none); the archives are listed from the real local S3.
     const archives = await readLiveArchives(bed.local, 'public', 'events');
