@@ -426,6 +426,61 @@ describe('rows the archived table still has referenced by a plain foreign key, a
   });
 });
 
+describe('rows referenced by a DEFERRABLE INITIALLY DEFERRED foreign key', () => {
+  const spec = { schema: 'public', name: 'deferred_referenced', timestampColumn: 'created_at' };
+  const bed = archiverTestbed(
+    async (db) => {
+      await seedEvents(db.client, 'deferred_referenced', 120, 60);
+      // Checked at COMMIT, not by the DELETE: the refusal comes after the delete recorded its transaction id.
+      await db.client.query(`
+        CREATE TABLE public.deferred_referrer (id int PRIMARY KEY,
+          event_id bigint REFERENCES public.deferred_referenced (id) DEFERRABLE INITIALLY DEFERRED);
+        INSERT INTO public.deferred_referrer SELECT g, g FROM generate_series(1, 3) AS g;`);
+    },
+    [spec],
+  );
+  const table = resolvedTable(spec);
+  const archive = () =>
+    runLocalArchive(bed.local, { tables: ['public.deferred_referenced'] }, { retryIntervalScale: 0 });
+
+  it('fails the batch at COMMIT, and every later attempt settles it as aborted: nothing deleted, nothing orphaned', async () => {
+    // Prepare
+    const before = await tableLines(bed.db.client, table);
+    const cutoff = await fixedCutoffSql(bed.db.client);
+
+    // Act: twice refused (the second settles the first's recorded transaction), then archived once unreferenced
+    const first = await archive();
+    const recorded = (await bed.local.deps().locks.get('app', 'public.deferred_referenced')).inFlight;
+    const second = await archive();
+    const afterRefusals = await tableLines(bed.db.client, table);
+    await bed.db.client.query('DELETE FROM public.deferred_referrer');
+    const next = await archive();
+
+    // Assess
+    recordProof({
+      kind: 'threat',
+      actor: 'database role',
+      attack:
+        'a DEFERRABLE INITIALLY DEFERRED foreign key keeps archived rows referenced (refused at COMMIT)',
+      held: afterRefusals.length === before.length && next.execution.status === 'SUCCEEDED',
+    });
+    for (const run of [first, second]) {
+      expect(run.execution.status).toBe('FAILED');
+      expect(run.outcomes[0]?.error).toMatch(
+        /^TableNotUsableError: database error 23503: .* violates foreign key constraint "deferred_referrer_event_id_fkey"/,
+      );
+    }
+    expect(recorded?.stage).toBe('deleting');
+    expect(afterRefusals).toEqual(before);
+    expect(next.execution.status).toBe('SUCCEEDED');
+    await assertNoLossNoDuplicates(bed.local, bed.db.client, table, before);
+    const left = await bed.db.client.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM public.deferred_referenced WHERE created_at < ${cutoff}`,
+    );
+    expect(left.rows[0]?.n).toBe(0);
+  });
+});
+
 describe('row-level security that applies to the archiver, and triggers on a restore target', () => {
   // The usual setup: the application's role owns the tables, the archiver's role is granted SELECT and DELETE.
   const role = `archiver_${randomUUID().replaceAll('-', '').slice(0, 8)}`;
