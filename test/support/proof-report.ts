@@ -82,6 +82,7 @@ const PROOF_FILES = [
   'test/proofs/archived-again.test.ts',
   'test/proofs/two-deployments.test.ts',
   'test/proofs/lock-table-restored.test.ts',
+  'test/proofs/late-arrivals.test.ts',
 ];
 
 interface ProofSummary {
