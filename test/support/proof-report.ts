@@ -83,6 +83,7 @@ const PROOF_FILES = [
   'test/proofs/two-deployments.test.ts',
   'test/proofs/lock-table-restored.test.ts',
   'test/proofs/late-arrivals.test.ts',
+  'test/proofs/application-locks.test.ts',
 ];
 
 interface ProofSummary {
