@@ -133,6 +133,6 @@ export async function runLocalRestore(
   options: WorkflowOptions = {},
 ): Promise<LocalRestoreResult> {
   const execution = await local.workflow(options).runRestore(request);
-  const results = await local.deps().restoreRecords.listResults(execution.executionName);
+  const results = await local.deps().restoreRecords.listResults(execution.executionName, execution.startedAt);
   return { execution, results };
 }

@@ -20,7 +20,7 @@ export async function restoreSummaryStep(
   deps: RestoreSummaryDeps,
 ): Promise<RestoreSummaryOutput> {
   return input.action === 'tally'
-    ? { totals: await tally(input.restoreId, input.results, input.totals, deps) }
+    ? { totals: await tally(input.restoreId, input.results, input.totals, deps, input.startedAt) }
     : finish(input.task, input.totals, deps);
 }
 
@@ -51,11 +51,12 @@ export async function tally(
   outcomes: GroupOutcome[],
   totals: RestoreTotals,
   deps: Pick<StepDeps, 'restoreRecords'>,
+  startedAt?: string,
 ): Promise<RestoreTotals> {
   const next = { ...totals };
   const results = outcomes.flatMap(archiveResults);
   // One item per archive, 25 a request: a page's items one request each took most of a second.
-  await deps.restoreRecords.recordResults(restoreId, results);
+  await deps.restoreRecords.recordResults(restoreId, results, startedAt);
   for (const result of results) {
     next.files += 1;
     if (result.status === 'failed') next.failedFiles += 1;
@@ -90,7 +91,7 @@ export async function finish(
     : { advanced: [], warnings: [] };
   const failures =
     totals.failedFiles > 0
-      ? (await deps.restoreRecords.listResults(task.restoreId))
+      ? (await deps.restoreRecords.listResults(task.restoreId, task.startedAt))
           .filter((r) => r.status === 'failed')
           .slice(0, MAX_FAILURES_SHOWN)
           .map((r) => ({ key: r.key, error: r.error ?? 'failed' }))

@@ -32,6 +32,8 @@ export const RestoreSummaryInputSchema = z.discriminatedUnion('action', [
     .object({
       action: z.literal('tally'),
       restoreId: z.string().min(1),
+      /** The execution's start, which its results carry (absent from executions of an earlier definition). */
+      startedAt: z.iso.datetime({ offset: true }).optional(),
       results: z.array(GroupOutcomeSchema),
       totals: RestoreTotalsSchema,
     })

@@ -622,4 +622,41 @@ describe('a restore execution started under the name of an earlier one (Step Fun
     expect(results.every((r) => r.status === 'restored')).toBe(true);
     expect(results.reduce((n, r) => n + r.overwritten, 0)).toBe(restored.length - left);
   });
+
+  it('reports only its own results: the earlier restore’s failures under the name are not listed as this one’s', async () => {
+    // Prepare: archive; restore everything back (another name); then, under the name, a restore that fails every
+    // archive (its rows are there, strategy `fail`).
+    const finished: unknown[] = [];
+    const workflow = bed.local.workflow({
+      retryIntervalScale: 0,
+      onStep: (event) => {
+        if (
+          event.functionName === 'restore-summary' &&
+          (event.payload as { action?: string }).action === 'finish'
+        )
+          finished.push(event.result);
+      },
+    });
+    const request = { database: 'app', table: 'public.events', strategy: 'fail', ignoreWatermark: true };
+    expect((await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 })).execution.status).toBe(
+      'SUCCEEDED',
+    );
+    expect((await workflow.runRestore({ ...request, strategy: 'skip' }, 'restore-all')).status).toBe(
+      'SUCCEEDED',
+    );
+    const first = await workflow.runRestore(request, 'restore-reused');
+    const earlier = await bed.local.deps().restoreRecords.listResults('restore-reused', first.startedAt);
+    expect(first.status).toBe('FAILED');
+    expect(earlier.length).toBeGreaterThan(1);
+    const key = earlier[0]?.key ?? '';
+
+    // Act: the name again, for one of those archives.
+    const again = await workflow.runRestore({ ...request, mode: 'key', key }, 'restore-reused');
+
+    // Assess: its summary and its results name that archive alone.
+    const results = await bed.local.deps().restoreRecords.listResults('restore-reused', again.startedAt);
+    expect(again.status).toBe('FAILED');
+    expect((finished.at(-1) as { failures: { key: string }[] }).failures.map((f) => f.key)).toEqual([key]);
+    expect(results.map((r) => [r.key, r.status])).toEqual([[key, 'failed']]);
+  });
 });

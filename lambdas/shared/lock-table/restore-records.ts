@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { itemKey, type LockTableClient } from './table-client.js';
+import { itemKey, type LockTableClient, OUTCOME_TTL_SECONDS } from './table-client.js';
 
 /** What one archive gave a restore; `failed` carries the error, never row values. */
 export const RestoreFileResultSchema = z.object({
@@ -57,18 +57,37 @@ export interface RestoredMark {
 export class RestoreRecords {
   constructor(private readonly lockTable: LockTableClient) {}
 
-  /** Records one archive's result in a restore (item per archive, so a page of results never crowds the state). */
-  /** Records a page of per-archive results, one item each, in requests of 25. */
-  async recordResults(restoreId: string, results: RestoreFileResult[]): Promise<void> {
+  /**
+   * Records a page of per-archive results, one item each, in requests of 25 (a page's items never crowd the state).
+   * `startedAt` is the execution's start: Step Functions gives a name again 90 days after its execution ended, before
+   * TTL may have removed that execution's results, so each result says which execution of the name it belongs to.
+   */
+  async recordResults(restoreId: string, results: RestoreFileResult[], startedAt?: string): Promise<void> {
     await this.lockTable.putItems(
-      results.map((result) => ({ pk: `RESTORE#${restoreId}`, sk: result.key, attributes: { result } })),
+      results.map((result) => ({
+        pk: `RESTORE#${restoreId}`,
+        sk: result.key,
+        attributes: startedAt ? { result, startedAt } : { result },
+      })),
     );
   }
 
-  async listResults(restoreId: string): Promise<RestoreFileResult[]> {
-    return (await this.lockTable.queryAll(`RESTORE#${restoreId}`)).map(
-      (item) => item.result as RestoreFileResult,
-    );
+  /**
+   * The results of the restore `restoreId` started at `startedAt` (every result of the name without it). A result
+   * without `startedAt` (written by an earlier version, for an execution in flight across the upgrade) counts when it
+   * was written after this start, as its TTL tells: an earlier execution of the name ended 90 days before it.
+   */
+  async listResults(restoreId: string, startedAt?: string): Promise<RestoreFileResult[]> {
+    const items = await this.lockTable.queryAll(`RESTORE#${restoreId}`);
+    const since = startedAt ? Date.parse(startedAt) - UNDATED_RESULT_CLOCK_SLACK_MS : undefined;
+    return items
+      .filter(
+        (item) =>
+          since === undefined ||
+          item.startedAt === startedAt ||
+          (item.startedAt === undefined && writtenAt(item) >= since),
+      )
+      .map((item) => item.result as RestoreFileResult);
   }
 
   /**
@@ -155,3 +174,12 @@ const tableOfTarget = (target: string): string => {
   const at = target.lastIndexOf('@');
   return at < 0 ? target : target.slice(0, at);
 };
+
+/**
+ * How far behind Step Functions' clock a function's may run when its undated result is judged by its TTL: a day, far
+ * more than clocks drift, far less than the 90 days between two executions of one name.
+ */
+const UNDATED_RESULT_CLOCK_SLACK_MS = 24 * 3600 * 1000;
+
+/** When an item with the TTL attribute was written (milliseconds). */
+const writtenAt = (item: Record<string, unknown>): number => (Number(item.ttl) - OUTCOME_TTL_SECONDS) * 1000;

@@ -10,7 +10,7 @@ import {
 import { classifyAwsError, LockStoreUnavailableError } from '../errors/step-errors.js';
 
 /** How long run outcomes and restore results stay before DynamoDB TTL removes them. */
-const OUTCOME_TTL_SECONDS = 90 * 24 * 3600;
+export const OUTCOME_TTL_SECONDS = 90 * 24 * 3600;
 
 /** BatchGetItem's and BatchWriteItem's limits of keys a request. */
 const BATCH_GET_KEYS = 100;

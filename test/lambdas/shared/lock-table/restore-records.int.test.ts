@@ -104,6 +104,40 @@ describe('RestoreRecords on a local DynamoDB', () => {
     expect(listed).toHaveLength(59);
     expect(listed.find((r) => r.rows === 7)).toMatchObject({ status: 'restored', inserted: 7 });
   });
+
+  it('lists the results of one execution of a name: its own, and those without a start written since it began (an earlier version’s)', async () => {
+    // Prepare: under one name, an execution 91 days ago (undated results, as an earlier version wrote them) and
+    // this one, started an hour ago, with a result of its own and an undated one written since it began.
+    const day = 24 * 3600 * 1000;
+    const startedAt = new Date(Date.now() - 3600 * 1000).toISOString();
+    const result = (key: string) => ({
+      key,
+      status: 'restored' as const,
+      rows: 1,
+      inserted: 1,
+      skipped: 0,
+      overwritten: 0,
+      warnings: [],
+    });
+    const earlier = new RestoreRecords(
+      new LockTableClient(local.ddb, local.lockTable.tableName, () => Date.now() - 91 * day),
+    );
+    await earlier.recordResults('reused', [result('old-undated')]);
+    await records.recordResults(
+      'reused',
+      [result('old-dated')],
+      new Date(Date.now() - 91 * day).toISOString(),
+    );
+    await records.recordResults('reused', [result('own')], startedAt);
+    await records.recordResults('reused', [result('own-undated')]);
+
+    // Act
+    const listed = await records.listResults('reused', startedAt);
+
+    // Assess
+    expect(listed.map((r) => r.key).sort()).toEqual(['own', 'own-undated']);
+    expect(await records.listResults('reused')).toHaveLength(4);
+  });
 });
 
 /**
