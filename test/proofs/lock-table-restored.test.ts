@@ -1,13 +1,13 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { gunzipSync } from 'node:zlib';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DeleteObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
-import { DynamoDBDocumentClient, PutCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { DynamoDBDocumentClient, PutCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manifestKeyFor } from '../../lambdas/shared/archive/format.js';
 import { LOCK_TABLE_METADATA } from '../../lambdas/shared/batch/batch.js';
+import { ArchiveInventory } from '../../lambdas/shared/lock-table/archive-inventory.js';
 import { depsFromEnv } from '../../lambdas/shared/runtime/deps.js';
-import type { FaultPoint } from '../../lambdas/shared/step/step-deps.js';
+import type { FaultPoint, StepDeps } from '../../lambdas/shared/step/step-deps.js';
 import { uploadBatch } from '../../lambdas/upload/core.js';
 import { verifyBatch } from '../../lambdas/verify/core.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
@@ -37,6 +37,7 @@ const pointSpecs = POINT_STAGES.map((stage) => ({
   timestampColumn: 'created_at',
 }));
 const recreatedSpec = { schema: 'public', name: 'recreated', timestampColumn: 'created_at' };
+const behindSpec = { schema: 'public', name: 'clock_behind', timestampColumn: 'created_at' };
 const table = resolvedTable(spec);
 const RESTORED_LOCK_TABLE = 'audit-archiver-locks-restored';
 const fast = { retryIntervalScale: 0 };
@@ -53,8 +54,9 @@ describe('the lock table restored under a new name', () => {
     await seedEvents(db.client, 'events', 40, 60);
     await seedEvents(db.client, 'in_flight', 40);
     await seedEvents(db.client, 'recreated', 40, 60);
+    await seedEvents(db.client, 'clock_behind', 40, 60);
     for (const point of pointSpecs) await seedEvents(db.client, point.name, 40);
-    env = await openTestEnvironment(db, [spec, inFlightSpec, recreatedSpec, ...pointSpecs]);
+    env = await openTestEnvironment(db, [spec, inFlightSpec, recreatedSpec, behindSpec, ...pointSpecs]);
   });
   afterAll(async () => {
     await env?.close();
@@ -75,6 +77,28 @@ describe('the lock table restored under a new name', () => {
         for (const item of page.Items ?? []) await ddb.send(new PutCommand({ TableName: name, Item: item }));
         start = page.LastEvaluatedKey;
       } while (start);
+    } finally {
+      ddb.destroy();
+    }
+  }
+
+  /** Moves the commit its inventory entry records `ms` earlier, as if the archive had been committed then. */
+  async function backdateCommit(table: string, archiveKey: string, ms: number): Promise<void> {
+    const entry = (await env.local.deps().inventory.entries('app', table, [archiveKey])).get(archiveKey);
+    if (!entry) throw new Error(`setup: no inventory entry for ${archiveKey}`);
+    const ddb = DynamoDBDocumentClient.from(
+      new DynamoDBClient({ endpoint: env.local.services.dynamoEndpoint }),
+    );
+    try {
+      await ddb.send(
+        new UpdateCommand({
+          TableName: env.local.services.lockTable,
+          Key: ArchiveInventory.key('app', table, archiveKey),
+          UpdateExpression: 'SET #archive.committedAt = :at',
+          ExpressionAttributeNames: { '#archive': 'archive' },
+          ExpressionAttributeValues: { ':at': new Date(Date.parse(entry.committedAt) - ms).toISOString() },
+        }),
+      );
     } finally {
       ddb.destroy();
     }
@@ -102,6 +126,39 @@ describe('the lock table restored under a new name', () => {
     const outcomes = await deps.runRecords.listOutcomes(again.execution.executionName);
     expect(outcomes.map((o) => `${o.status} ${o.error ?? ''}`.trim())).toEqual(['succeeded']);
     await assertNoLossNoDuplicates(env.local, db.client, table, original);
+  });
+
+  it('archives again under the restored table when the functions’ clock, which dated the commits, runs two minutes behind S3’s', async () => {
+    // Prepare: archived by functions whose clock is two minutes behind (S3 dates each archive after its commit);
+    // every row restored into the table; the lock table restored under a new name.
+    const ref = 'public.clock_behind';
+    const behind = resolvedTable(behindSpec);
+    const original = await tableLines(db.client, behind);
+    const slow = (step: StepDeps): StepDeps => ({
+      ...step,
+      now: () => new Date(step.now().getTime() - 120_000),
+    });
+    expect(
+      (await runLocalArchive(env.local, { tables: [ref] }, { ...fast, deps: slow })).execution.status,
+    ).toBe('SUCCEEDED');
+    expect((await runLocalRestore(env.local, { database: 'app', table: ref }, fast)).execution.status).toBe(
+      'SUCCEEDED',
+    );
+    const name = `${RESTORED_LOCK_TABLE}-behind`;
+    await restoreLockTableAs(name);
+
+    // Act
+    const again = await runLocalArchive(
+      env.local,
+      { tables: [ref] },
+      { ...fast, env: { LOCK_TABLE_NAME: name } },
+    );
+
+    // Assess: its own archives are adopted, not refused as re-created; every row in one archive once.
+    const deps = depsFromEnv({ ...env.local.env, LOCK_TABLE_NAME: name });
+    const outcomes = await deps.runRecords.listOutcomes(again.execution.executionName);
+    expect(outcomes.map((o) => `${o.status} ${o.error ?? ''}`.trim())).toEqual(['succeeded']);
+    await assertNoLossNoDuplicates(env.local, db.client, behind, original);
   });
 
   it('completes the upload of its batch in flight whose objects it copied under the earlier name', async () => {
@@ -178,7 +235,7 @@ describe('the lock table restored under a new name', () => {
 
   it('refuses an archive another deployment re-created, identical, after the one its inventory lists was gone', async () => {
     // Prepare: archived and restored into the table; then one archive expired and put back, the same bytes, by a
-    // deployment whose lock table is another (S3 dates it after the commit).
+    // deployment whose lock table is another, ten minutes after the commit (its inventory entry backdated).
     const ref = 'public.recreated';
     const recreated = resolvedTable(recreatedSpec);
     const original = await tableLines(db.client, recreated);
@@ -192,7 +249,7 @@ describe('the lock table restored under a new name', () => {
     const Bucket = env.local.services.bucket;
     const head = await s3.send(new HeadObjectCommand({ Bucket, Key: archive.key }));
     const body = await getObject(env.local, archive.key);
-    await sleep(1100);
+    await backdateCommit(ref, archive.key, 10 * 60_000);
     await s3.send(new DeleteObjectCommand({ Bucket, Key: archive.key }));
     await s3.send(
       new PutObjectCommand({
