@@ -126,6 +126,12 @@ export function parseSize(text: string): number {
   return Number(match[1]) * (UNITS[unit] ?? 1);
 }
 
+/** A size of zero bytes, however written ("0", "0GB", "0.0 TiB"); one that is no size parseSize names later. */
+const isZeroSize = (text: string): boolean => {
+  const match = SIZE.exec(text.trim());
+  return match !== null && Number(match[1]) === 0;
+};
+
 export const CostOptionsSchema = z
   .object({
     size: z.string().optional(),
@@ -138,6 +144,15 @@ export const CostOptionsSchema = z
     months: z.coerce.number().int().min(1).max(600).default(36),
     region: z.string().default('us-east-1'),
     json: z.boolean().default(false),
+  })
+  // Zero rows now and none afterwards: every figure would be zero, a mistyped value rather than a question.
+  .refine((o) => o.rows !== 0 || (o.monthlyRows ?? 0) > 0, {
+    path: ['rows'],
+    message: 'must be positive (0 only with --monthly-rows, for the rows archived afterwards alone)',
+  })
+  .refine((o) => o.size === undefined || !isZeroSize(o.size) || (o.monthlyRows ?? 0) > 0, {
+    path: ['size'],
+    message: 'must be positive (0 only with --monthly-rows, for the rows archived afterwards alone)',
   })
   .refine((o) => !(o.size !== undefined && o.rows !== undefined), {
     path: ['size'],

@@ -48,6 +48,8 @@ describe('audit-archiver', () => {
     const noConfig = cli('plan');
     const badRows = cli('demo', '--rows', '-5');
     const help = cli('cost', '--help');
+    const zeroSize = cli('cost', '--size', '0', '--days', '1');
+    const zeroRows = cli('cost', '--rows', '0', '--days', '1');
 
     // Assess
     expect(unknownOption.status).toBe(2);
@@ -58,6 +60,9 @@ describe('audit-archiver', () => {
     expect(badRows.status).toBe(2);
     expect(badRows.stderr).toMatch(/"-5" is not a whole number from 2 to 50,000,000/);
     expect(help.status).toBe(0);
+    expect([zeroSize.status, zeroRows.status]).toEqual([2, 2]);
+    expect(zeroSize.stderr).toMatch(/size: must be positive/);
+    expect(zeroRows.stderr).toMatch(/rows: must be positive/);
   });
 
   it('maps an error that ended a command: the user’s input 2, a failure of the work 1', () => {

@@ -63,6 +63,17 @@ describe('cost: inputs', () => {
     expect(inflow.basis).toMatch(/over 300 days \(from --monthly-rows\)/);
   });
 
+  it('refuses a zero --size or --rows, which would report zero figures, unless --monthly-rows gives rows afterwards', () => {
+    // Act / Assess
+    expect(() => parseCostOptions({ rows: '0', days: '1' })).toThrow(/rows: must be positive/);
+    expect(() => parseCostOptions({ size: '0GB', days: '1' })).toThrow(/size: must be positive/);
+    expect(() => parseCostOptions({ size: '0', days: '1', monthlyRows: '0' })).toThrow(
+      /size: must be positive/,
+    );
+    expect(parseCostOptions({ rows: '0', monthlyRows: '100000' }).rows).toBe(0);
+    expect(parseCostOptions({ size: '0.5GB', days: '1' }).size).toBe('0.5GB');
+  });
+
   it('refuses rows or a size it cannot spread over days, naming --days', () => {
     // Act / Assess
     expect(() => workloadFromOptions(parseCostOptions({ rows: '1000000' }), 50_000)).toThrow(
