@@ -192,7 +192,7 @@ export class ProgressDisplay {
     const snapshot = restore.snapshot();
     return {
       type: 'archive',
-      database: '',
+      database: snapshot.database ?? '',
       table: `restore into ${snapshot.target ?? restoreId}`,
       rows: snapshot.rows,
       batches: snapshot.archives,
@@ -210,7 +210,9 @@ export class ProgressDisplay {
       this.out.write(safeJsonLine({ time: new Date(now).toISOString(), ...event }));
       return;
     }
-    const label = event.database ? `${event.database}/${event.table}` : event.table;
+    // A restore's bar is named for its target alone ("restore into …"), as the JSON line's table is.
+    const label =
+      event.database && event.type !== 'archive' ? `${event.database}/${event.table}` : event.table;
     const bar = this.bars.get(label) ?? {
       label,
       rows: 0,

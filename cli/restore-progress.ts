@@ -8,7 +8,8 @@ interface ArchiveOutcome {
 
 /** How far a restore is, as its steps report it. */
 export interface RestoreSnapshot {
-  /** The restore's target, `schema.name`, once the plan named it. */
+  /** The database and the target, `schema.name`, once the plan named them. */
+  database?: string;
   target?: string;
   /** Archives finished (restored, already restored, failed), and how many the plan selected. */
   archives: number;
@@ -27,6 +28,7 @@ export interface RestoreSnapshot {
  * is rows over wall time since the restore started; the time left scales the time so far by the archives left.
  */
 export class RestoreProgress {
+  private database: string | undefined;
   private target: string | undefined;
   private totalArchives: number | undefined;
   private archives = 0;
@@ -38,8 +40,12 @@ export class RestoreProgress {
     this.started = now();
   }
 
-  planned(plan: { archives: number; task: { target: { schema: string; name: string } } }): void {
+  planned(plan: {
+    archives: number;
+    task: { database: string; target: { schema: string; name: string } };
+  }): void {
     this.totalArchives = plan.archives;
+    this.database = plan.task.database;
     this.target = `${plan.task.target.schema}.${plan.task.target.name}`;
   }
 
@@ -61,6 +67,7 @@ export class RestoreProgress {
         ? Math.max(0, Math.round((seconds * (this.totalArchives - this.archives)) / this.archives))
         : undefined;
     return {
+      ...(this.database ? { database: this.database } : {}),
       ...(this.target ? { target: this.target } : {}),
       archives: this.archives,
       ...(this.totalArchives !== undefined ? { totalArchives: this.totalArchives } : {}),

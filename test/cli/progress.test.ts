@@ -236,7 +236,10 @@ describe('ProgressDisplay, following a restore', () => {
   const plan = step(
     'restore-plan',
     { action: 'plan', restoreId: 'r1' },
-    { archives: 4, task: { restoreId: 'r1', target: { schema: 'public', name: 'restored' } } },
+    {
+      archives: 4,
+      task: { restoreId: 'r1', database: 'app', target: { schema: 'public', name: 'restored' } },
+    },
   );
   const group = (rows: number[]) =>
     step(
@@ -272,6 +275,23 @@ describe('ProgressDisplay, following a restore', () => {
       /restore into public\.restored \[#+\] 100% 4,000 rows 4\/4 archives 1,000 rows\/s succeeded/,
     );
     expect(end).not.toMatch(/left/);
+  });
+
+  it('names the database the restore targets on each JSON line', () => {
+    // Prepare
+    const { writes, out } = recorder(false);
+    const display = new ProgressDisplay(out, progressMode({}, false), { now: () => 0 });
+
+    // Act
+    display.onStep(plan);
+    display.onStep(group([10]));
+
+    // Assess
+    const lines = writes.map((line) => JSON.parse(line) as { database: string; table: string });
+    expect(lines.map((line) => [line.database, line.table])).toEqual([
+      ['app', 'restore into public.restored'],
+      ['app', 'restore into public.restored'],
+    ]);
   });
 
   it('draws whole bars on a terminal that reports no width (a pseudo-terminal without a size)', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { formatEta, formatRestoreProgress, RestoreProgress } from '../../cli/restore-progress.js';
 
-const plan = { archives: 4, task: { target: { schema: 'public', name: 'restored' } } };
+const plan = { archives: 4, task: { database: 'app', target: { schema: 'public', name: 'restored' } } };
 const restored = (rows: number) => ({ status: 'restored', rows });
 
 describe('RestoreProgress', () => {
@@ -25,6 +25,7 @@ describe('RestoreProgress', () => {
 
     // Assess: rows restored count, rows already there and failures do not; no time left once ended.
     expect(midway).toEqual({
+      database: 'app',
       target: 'public.restored',
       archives: 2,
       totalArchives: 4,
@@ -33,6 +34,7 @@ describe('RestoreProgress', () => {
       etaSeconds: 10,
     });
     expect(end).toEqual({
+      database: 'app',
       target: 'public.restored',
       archives: 4,
       totalArchives: 4,
