@@ -132,7 +132,32 @@ export async function runLocalRestore(
   request: unknown,
   options: WorkflowOptions = {},
 ): Promise<LocalRestoreResult> {
-  const execution = await local.workflow(options).runRestore(request);
-  const results = await local.deps().restoreRecords.listResults(execution.executionName, execution.startedAt);
+  let startedAt: string | undefined;
+  const execution = await local
+    .workflow({
+      ...options,
+      onStep: (event) => {
+        startedAt ??= planStartedAt(event);
+        options.onStep?.(event);
+      },
+    })
+    .runRestore(request);
+  // No plan, no results; an earlier restore of the name may have left some.
+  const results = startedAt
+    ? await local.deps().restoreRecords.listResults(execution.executionName, startedAt)
+    : [];
   return { execution, results };
+}
+
+/**
+ * The execution's start as its plan received it (`$$.Execution.StartTime`, which the interpreter sets itself): the
+ * results it records carry it, and an earlier execution of the name left others.
+ */
+export function planStartedAt(event: StepEvent): string | undefined {
+  const payload = event.payload as { action?: unknown; startedAt?: unknown } | undefined;
+  return event.functionName === 'restore-plan' &&
+    payload?.action === 'plan' &&
+    typeof payload.startedAt === 'string'
+    ? payload.startedAt
+    : undefined;
 }

@@ -127,8 +127,6 @@ export type InterpreterEvent =
 
 export interface ExecutionResult {
   executionName: string;
-  /** `$$.Execution.StartTime`: which execution of the name this was (a restore's results carry it). */
-  startedAt: string;
   status: 'SUCCEEDED' | 'FAILED';
   output?: unknown;
   error?: { name: string; message: string };
@@ -273,14 +271,7 @@ export class LocalWorkflow {
     };
     child.result = (async () => {
       try {
-        const output = await this.run(
-          this.child,
-          input.Input,
-          executionArn,
-          name,
-          input.StateMachineArn,
-          new Date().toISOString(),
-        );
+        const output = await this.run(this.child, input.Input, executionArn, name, input.StateMachineArn);
         return { ExecutionArn: executionArn, Status: 'SUCCEEDED', Output: output };
       } catch (error) {
         const failure = new Error(`child execution ${name} failed: ${(error as Error).message}`);
@@ -300,7 +291,6 @@ export class LocalWorkflow {
     executionArn: string,
     name: string,
     machineArn: string,
-    startedAt: string,
   ) {
     const execution = machine.run(input as never, {
       overrides: {
@@ -311,7 +301,7 @@ export class LocalWorkflow {
         Execution: {
           Id: executionArn,
           Name: name,
-          StartTime: startedAt,
+          StartTime: new Date().toISOString(),
           Input: input as never,
         },
         StateMachine: { Id: machineArn, Name: machineArn.split(':').pop() },
@@ -357,20 +347,14 @@ export class LocalWorkflow {
   ): Promise<ExecutionResult> {
     const machineArn = stateMachineArn(machineName);
     const executionArn = `${machineArn.replace(':stateMachine:', ':execution:')}:${executionName}`;
-    const startedAt = new Date().toISOString();
     try {
-      const output = await this.run(machine, input, executionArn, executionName, machineArn, startedAt);
-      return { executionName, startedAt, status: 'SUCCEEDED', output };
+      const output = await this.run(machine, input, executionArn, executionName, machineArn);
+      return { executionName, status: 'SUCCEEDED', output };
     } catch (error) {
       // The interpreter wraps the failure in an ExecutionError; Step Functions reports the inner error and cause.
       const err = error as Error;
       const failure = err.cause instanceof Error ? err.cause : err;
-      return {
-        executionName,
-        startedAt,
-        status: 'FAILED',
-        error: { name: failure.name, message: failure.message },
-      };
+      return { executionName, status: 'FAILED', error: { name: failure.name, message: failure.message } };
     }
   }
 }

@@ -4,6 +4,7 @@ import type { RestoredMark } from '../../lambdas/shared/lock-table/restore-recor
 import { describeTarget } from '../../lambdas/shared/restore/restore-sql.js';
 import {
   type LocalEnvironment,
+  planStartedAt,
   runLocalArchive,
   runLocalRestore,
   type WorkflowOptions,
@@ -627,9 +628,12 @@ describe('a restore execution started under the name of an earlier one (Step Fun
     // Prepare: archive; restore everything back (another name); then, under the name, a restore that fails every
     // archive (its rows are there, strategy `fail`).
     const finished: unknown[] = [];
+    const starts: string[] = [];
     const workflow = bed.local.workflow({
       retryIntervalScale: 0,
       onStep: (event) => {
+        const start = planStartedAt(event);
+        if (start) starts.push(start);
         if (
           event.functionName === 'restore-summary' &&
           (event.payload as { action?: string }).action === 'finish'
@@ -645,7 +649,7 @@ describe('a restore execution started under the name of an earlier one (Step Fun
       'SUCCEEDED',
     );
     const first = await workflow.runRestore(request, 'restore-reused');
-    const earlier = await bed.local.deps().restoreRecords.listResults('restore-reused', first.startedAt);
+    const earlier = await bed.local.deps().restoreRecords.listResults('restore-reused', starts.at(-1));
     expect(first.status).toBe('FAILED');
     expect(earlier.length).toBeGreaterThan(1);
     const key = earlier[0]?.key ?? '';
@@ -654,7 +658,7 @@ describe('a restore execution started under the name of an earlier one (Step Fun
     const again = await workflow.runRestore({ ...request, mode: 'key', key }, 'restore-reused');
 
     // Assess: its summary and its results name that archive alone.
-    const results = await bed.local.deps().restoreRecords.listResults('restore-reused', again.startedAt);
+    const results = await bed.local.deps().restoreRecords.listResults('restore-reused', starts.at(-1));
     expect(again.status).toBe('FAILED');
     expect((finished.at(-1) as { failures: { key: string }[] }).failures.map((f) => f.key)).toEqual([key]);
     expect(results.map((r) => [r.key, r.status])).toEqual([[key, 'failed']]);
