@@ -919,6 +919,13 @@ async function uniqueConflictKey(
   const unique = async (key: string[]) => (await described(key)).unique;
   // Every unique index on the key's columns arbitrates ON CONFLICT, not only the one isUnique found.
   const arbitrated = async (key: string[]) => {
+    // A unique index tells no NULL key from another (and NULLS NOT DISTINCT takes them all for one): an archived row
+    // without its key would be written again by every restore, or skipped as another row's.
+    const nullable = key.filter((name) => !table.columns.find((c) => c.name === name)?.notNull);
+    if (nullable.length > 0)
+      throw new SchemaDriftError(
+        `restore cannot recognise the archive's rows by the key (${key.join(', ')}) of ${tableLabel(task.target)}: its key column(s) ${nullable.map((name) => `"${name}"`).join(', ')} admit NULL, and a row without its key would be written again by every restore; make them NOT NULL or restore into a table keyed NOT NULL (targetTable), nothing was written`,
+      );
     const loose = (await described(key)).looseIndex;
     if (loose)
       throw new SchemaDriftError(

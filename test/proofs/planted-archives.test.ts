@@ -190,6 +190,40 @@ describe('archives a bucket writer planted', () => {
     );
   });
 
+  it('refuses a target whose key admits NULL, so a planted row without its key is not written again by every restore', async () => {
+    // Prepare: the operator's target is keyed by a unique index on a nullable column; the planted row has no key.
+    await bed.db.client.query(
+      `CREATE TABLE public.rt_nullable_key (id bigint UNIQUE, created_at timestamptz NOT NULL, q jsonpath,
+         arr int[], doc jsonb, tq tsquery)`,
+    );
+    const planted = await plantArchive(bed.local, first(), `${changedLine(first(), { id: null })}\n`);
+
+    // Act: restored twice, as a repeated restore (or one meeting the watermark's short count) would
+    const restored = [
+      await restoreKey(planted.key, 'public.rt_nullable_key'),
+      await restoreKey(planted.key, 'public.rt_nullable_key'),
+    ];
+    const written = await bed.db.client.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM public.rt_nullable_key',
+    );
+
+    // Assess
+    recordProof({
+      kind: 'threat',
+      actor: 'bucket writer',
+      attack: 'plants an archive whose row has no key, restored into a target whose key admits NULL',
+      held: written.rows[0]?.n === 0,
+    });
+    for (const r of restored) {
+      expect(r.execution.status).toBe('FAILED');
+      expect(r.results.map((a) => a.status)).toEqual(['failed']);
+      expect(r.results[0]?.error).toMatch(
+        /^SchemaDriftError: restore cannot recognise the archive's rows by the key \(id\) of "public"\."rt_nullable_key": its key column\(s\) "id" admit NULL/,
+      );
+    }
+    expect(written.rows[0]?.n).toBe(0);
+  });
+
   it.each([
     [
       'lists a column twice',

@@ -292,7 +292,7 @@ export const BOUND_TYPE_SQL = `(WITH RECURSIVE base AS (
  * VALID, which older rows may still break: only a validated one counts (before 18 such constraints are not in
  * pg_constraint, and attnotnull alone decides).
  */
-const NOT_NULL_SQL = `(a.attnotnull AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint n
+export const NOT_NULL_SQL = `(a.attnotnull AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint n
      WHERE n.conrelid = a.attrelid AND n.contype = 'n' AND NOT n.convalidated AND n.conkey = ARRAY[a.attnum]))`;
 
 /**

@@ -3,6 +3,7 @@ import { comparableType } from '../batch/schema-drift.js';
 import {
   BOUND_TYPE_SQL,
   enumLabelsSql,
+  NOT_NULL_SQL,
   PRIMARY_KEY_SQL,
   REPLICATION_ROLE_SQL,
   refuseReplicaSession,
@@ -47,6 +48,8 @@ export interface TargetColumn {
   deterministic: boolean;
   /** Whether its values compare under a collation (text types): an order of them depends on it. */
   collatable: boolean;
+  /** Whether it holds no NULL for certain (NOT NULL, validated). */
+  notNull: boolean;
 }
 
 /** A restore target as the catalog describes it. */
@@ -142,6 +145,7 @@ export async function describeTarget(
       generated: string;
       deterministic: boolean | null;
       collatable: boolean;
+      not_null: boolean;
     }[];
     primary_key: string[];
     copyable: boolean;
@@ -168,7 +172,8 @@ export async function describeTarget(
                       'generated', a.attgenerated::text,
                       'deterministic', (SELECT co.collisdeterministic FROM pg_catalog.pg_collation co
                                          WHERE co.oid = a.attcollation),
-                      'collatable', a.attcollation <> 0) ORDER BY a.attnum), '[]')
+                      'collatable', a.attcollation <> 0,
+                      'not_null', ${NOT_NULL_SQL}) ORDER BY a.attnum), '[]')
                FROM pg_catalog.pg_attribute a
                JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
@@ -209,6 +214,7 @@ export async function describeTarget(
       generated: c.generated !== '',
       deterministic: c.deterministic !== false,
       collatable: c.collatable,
+      notNull: c.not_null,
     })),
     primaryKey: relation.primary_key,
     copyable: relation.copyable,
