@@ -157,6 +157,10 @@ async function writeGroup(
   group: GroupWrite,
 ): Promise<RestoreFileResult[]> {
   const { task, deps } = group;
+  // A deferred constraint of the target (a foreign key, a unique index) would be checked only at COMMIT: the group
+  // would fail there with no archive to blame, and a dry run, which never commits, would not meet it. Checked at each
+  // statement instead, it fails the archive that breaks it, inside that archive's savepoint.
+  await client.query('SET CONSTRAINTS ALL IMMEDIATE');
   // Locked for the group: the unique key checked once holds for every archive of it (lockAndDescribeTarget).
   group.target = await lockAndDescribeTarget(client, task.target);
   if (!group.target && task.dryRun) {

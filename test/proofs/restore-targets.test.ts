@@ -320,3 +320,86 @@ describe('restore into a partitioned table whose partition of the archived days 
     }
   });
 });
+
+/**
+ * A target whose constraints are DEFERRABLE INITIALLY DEFERRED (a foreign key, a unique constraint outside the key):
+ * PostgreSQL checks them at COMMIT, where a violation fails the whole group with no archive to blame, and a dry run
+ * (which never commits) does not meet them. Each archive is checked as it is written instead.
+ */
+describe('restore into a target whose deferred constraints some archived rows break', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      // Three UTC days of rows, so three archives: ids 1–2, 3–5 and 6.
+      await db.client.query(`
+        CREATE TABLE public.deferred (id int PRIMARY KEY, created_at timestamptz NOT NULL, actor text NOT NULL);
+        INSERT INTO public.deferred
+        SELECT g, ${TODAY_UTC_SQL} - interval '40 days' + g * interval '8 hours', 'p' || g
+          FROM generate_series(1, 6) AS g;
+        CREATE TABLE public.people (actor text PRIMARY KEY);
+        INSERT INTO public.people SELECT 'p' || g FROM generate_series(1, 6) AS g WHERE g <> 4;`);
+    },
+    [{ schema: 'public', name: 'deferred', timestampColumn: 'created_at' }],
+  );
+  const restoreInto = (targetTable: string, dryRun = false) =>
+    runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.deferred', targetTable, dryRun },
+      { retryIntervalScale: 0 },
+    );
+  /** The archive holding the row of `id`. */
+  const archiveOf = async (id: number) =>
+    (await readLiveArchives(bed.local, 'public', 'deferred')).find((a) =>
+      a.lines.some((line) => (JSON.parse(line) as { id: string }).id === String(id)),
+    )?.key;
+  const ids = async (table: string) =>
+    (await bed.db.client.query<{ id: number }>(`SELECT id FROM ${table} ORDER BY id`)).rows.map((r) => r.id);
+
+  it('archives the table first', async () => {
+    // Act
+    const run = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+
+    // Assess
+    expect(run.execution.status).toBe('SUCCEEDED');
+    expect(await readLiveArchives(bed.local, 'public', 'deferred')).toHaveLength(3);
+  });
+
+  it('a deferred foreign key: the archive referencing a missing row fails as a conflict, in the dry run too; the others restore', async () => {
+    // Prepare
+    await bed.db.client.query(`
+      CREATE TABLE public.deferred_fk (id int PRIMARY KEY, created_at timestamptz NOT NULL,
+        actor text NOT NULL REFERENCES public.people DEFERRABLE INITIALLY DEFERRED)`);
+    const orphan = await archiveOf(4);
+
+    // Act
+    const dry = await restoreInto('public.deferred_fk', true);
+    const real = await restoreInto('public.deferred_fk');
+
+    // Assess
+    for (const result of [dry, real]) {
+      expect(result.execution.status).toBe('FAILED');
+      expect(result.results.filter((r) => r.error).map((r) => r.key)).toEqual([orphan]);
+      expect(result.results.find((r) => r.key === orphan)?.error).toMatch(
+        /^RestoreConflictError: the target refused the archived rows: foreign key "deferred_fk_actor_fkey" of "public"\."deferred_fk" references a row that is not there \(SQLSTATE 23503\)/,
+      );
+    }
+    expect(await ids('public.deferred_fk')).toEqual([1, 2, 6]);
+  });
+
+  it('a deferred unique constraint outside the key: the archive holding a taken value fails naming the constraint; the others restore', async () => {
+    // Prepare: the target already has a row whose actor an archived row repeats.
+    await bed.db.client.query(`
+      CREATE TABLE public.deferred_unique (id int PRIMARY KEY, created_at timestamptz NOT NULL, actor text NOT NULL,
+        CONSTRAINT actor_once UNIQUE (actor) DEFERRABLE INITIALLY DEFERRED);
+      INSERT INTO public.deferred_unique VALUES (100, '2000-01-01T00:00:00Z', 'p1')`);
+    const taken = await archiveOf(1);
+
+    // Act
+    const result = await restoreInto('public.deferred_unique');
+
+    // Assess
+    expect(result.execution.status).toBe('FAILED');
+    expect(result.results.filter((r) => r.error).map((r) => r.key)).toEqual([taken]);
+    expect(result.results.find((r) => r.key === taken)?.error).toMatch(/^SchemaDriftError: .*"actor_once"/);
+    expect(await ids('public.deferred_unique')).toEqual([3, 4, 5, 6, 100]);
+  });
+});
