@@ -148,6 +148,11 @@ describe('archives a bucket writer planted', () => {
     ],
     ['a byte order mark', (a: string) => `\ufeff${a}\n`, /row 1 is not a line export writes/],
     [
+      'lines ending in CRLF',
+      (a: string, b: string) => `${a}\r\n${b}\r\n`,
+      /row 1 is not a line export writes/,
+    ],
+    [
       'a last line without its newline',
       (a: string, b: string) => `${a}\n${b}`,
       /its last line has no newline/,

@@ -73,6 +73,8 @@ export interface LineFigures extends ContentFigures {
 
 /** The first byte of every line export writes. */
 const OPEN_BRACE = 0x7b;
+/** The last byte of every line export writes, before its "\n". */
+const CLOSE_BRACE = 0x7d;
 
 /**
  * Splits archive JSONL into lines and measures it as export (copy-to-lines.ts) did when writing it: SHA-256 of every byte,
@@ -87,6 +89,8 @@ export class LineMeter {
   private bytes = 0;
   /** The line under way: its length so far, and its parts when a consumer wants whole lines. */
   private lineBytes = 0;
+  /** The last byte of the line under way. */
+  private lastByte = 0;
   private parts: Buffer[] = [];
   private readonly maxBytes: number;
   private readonly maxLineBytes: number;
@@ -109,7 +113,7 @@ export class LineMeter {
     for (let newline = chunk.indexOf(10); newline !== -1; newline = chunk.indexOf(10, start)) {
       if (this.lineBytes === 0 && !this.onLine) {
         if (newline - start > this.maxLineBytes) throw this.lineTooLong();
-        if (chunk[start] !== OPEN_BRACE || newline === start) throw this.notAnObject();
+        if (chunk[start] !== OPEN_BRACE || chunk[newline - 1] !== CLOSE_BRACE) throw this.notAnObject();
         this.digest?.add(chunk.subarray(start, newline));
         this.rows += 1;
       } else {
@@ -135,6 +139,7 @@ export class LineMeter {
 
   private part(bytes: Buffer): void {
     if (this.lineBytes === 0 && bytes.length > 0 && bytes[0] !== OPEN_BRACE) throw this.notAnObject();
+    if (bytes.length > 0) this.lastByte = bytes[bytes.length - 1] ?? 0;
     this.lineBytes += bytes.length;
     if (this.lineBytes > this.maxLineBytes) throw this.lineTooLong();
     this.digest?.update(bytes);
@@ -148,18 +153,18 @@ export class LineMeter {
   }
 
   /**
-   * Export writes one JSON object a line: a line that starts otherwise (empty, a BOM, an array) is no row, and
-   * PostgreSQL's error for it would blame a column.
+   * Export writes one JSON object a line: a line that starts or ends otherwise (empty, a BOM, an array, a "\r" before
+   * the "\n") is no row, and PostgreSQL's error for it would blame a column.
    */
   private notAnObject(): ArchiveIntegrityError {
     this.parts = [];
     return new ArchiveIntegrityError(
-      `${archiveName(this.bounds)}: row ${this.rows + 1} is not a line export writes (one JSON object a line, starting with "{"); read no further`,
+      `${archiveName(this.bounds)}: row ${this.rows + 1} is not a line export writes (one JSON object a line, from "{" to "}"); read no further`,
     );
   }
 
   private endLine(): void {
-    if (this.lineBytes === 0) throw this.notAnObject();
+    if (this.lineBytes === 0 || this.lastByte !== CLOSE_BRACE) throw this.notAnObject();
     this.digest?.endLine();
     this.rows += 1;
     if (this.onLine) {
@@ -195,8 +200,9 @@ export class JsonLinesContent extends Writable {
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
     try {
-      this.meter.push(chunk);
+      // UTF-8 first: a character cut by a line's end is named as such, not as a line that does not end in "}".
       this.utf8.push(chunk);
+      this.meter.push(chunk);
     } catch (error) {
       callback(error as Error);
       return;

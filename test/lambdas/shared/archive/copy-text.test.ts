@@ -118,7 +118,7 @@ describe('JsonLinesToCopyText: archive lines into COPY text rows of the target c
   });
 
   it.each([
-    ['a line that is not JSON', Buffer.from('{"id": "1"\n')],
+    ['a line that is not JSON', Buffer.from('{"id": "1",}\n')],
     ['a value that is not a string', Buffer.from('{"id": 1}\n')],
     [
       'bytes that are not UTF-8',

@@ -94,6 +94,8 @@ describe('JsonLinesContent and JsonLinesToCopy', () => {
     ['an empty line', '{"a" : "1"}\n\n{"a" : "2"}\n', 2],
     ['a byte order mark', '\ufeff{"a" : "1"}\n', 1],
     ['a line that is a JSON array', '{"a" : "1"}\n["1"]\n', 2],
+    ['a carriage return before the newline', '{"a" : "1"}\r\n', 1],
+    ['a blank after the object', '{"a" : "1"}\n{"a" : "2"} \n', 2],
   ])(
     'JsonLinesContent and JsonLinesToCopy refuse %s: export writes one JSON object a line',
     async (_case, text, row) => {
@@ -109,7 +111,7 @@ describe('JsonLinesContent and JsonLinesToCopy', () => {
       for (const read of [content, copy])
         await expect(read).rejects.toThrow(
           new ArchiveIntegrityError(
-            `archive k: row ${row} is not a line export writes (one JSON object a line, starting with "{"); read no further`,
+            `archive k: row ${row} is not a line export writes (one JSON object a line, from "{" to "}"); read no further`,
           ),
         );
     },
