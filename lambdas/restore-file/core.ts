@@ -313,10 +313,12 @@ async function writeInGroup(
           ? { ...group, task: { ...group.task, strategy: 'skip' as const } }
           : group;
       const result = await writeArchive(client, writing, archive, ready, staleMark ? [staleMark] : []);
-      // A month archive restored in part is not marked: a later restore of other days of it must not skip it. Nor is
-      // a native archive the inventory does not list: one still in flight may have its rows deleted after this
-      // restore, and its mark would then skip them (a committed archive's marks go when a batch deletes its rows).
-      const whole = rowWindow(group.task, ready.expected) === undefined;
+      // A month archive restored in part is not marked: a later restore of other days of it must not skip it (one
+      // whose rows all lie in the days restored is restored whole). Nor is a native archive the inventory does not
+      // list: one still in flight may have its rows deleted after this restore, and its mark would then skip them (a
+      // committed archive's marks go when a batch deletes its rows).
+      const whole =
+        rowWindow(group.task, ready.expected) === undefined || result.rows === ready.expected.rows;
       const listed = ready.expected.format !== 'native' || ready.committed.listed;
       if (result.status === 'restored' && group.watermark && whole && listed) {
         const written = {
@@ -633,11 +635,12 @@ async function writeArchive(
     await checkConversions(client, plan, task.drift, keyColumns);
     const conflictKey = await uniqueConflictKey(client, group, expected, table, plan, archived);
     const inWindow = rows ? await countInWindow(client, rows) : expected.rows;
-    const windowNote = rows
-      ? [
-          `a month archive: ${expected.rows - inWindow} of its ${expected.rows} rows lie outside ${rows.from.slice(0, 10)}..${dayBefore(rows.to)} and were left out`,
-        ]
-      : [];
+    const windowNote =
+      rows && inWindow < expected.rows
+        ? [
+            `a month archive: ${expected.rows - inWindow} of its ${expected.rows} rows lie outside ${rows.from.slice(0, 10)}..${dayBefore(rows.to)} and were left out`,
+          ]
+        : [];
     // A dry run runs the very INSERT too, in the transaction that rolls back: its figures are the real ones.
     const written = await insert(client, insertSql(table, plan, task.strategy, conflictKey, rows), {
       strategy: task.strategy,

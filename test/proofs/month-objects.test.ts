@@ -162,6 +162,34 @@ describe('month objects: a low-volume table archived one object per UTC month', 
     expect(await linesOf(bed.db.client, 'restored')).toEqual(inMonth);
   });
 
+  it('a day range that holds every row of a month object restores it whole: no rows called left out, and marked restored', async () => {
+    // Prepare: a month object whose rows leave days of its month out (the oldest, or one a batch ended inside), and the
+    // range of exactly its rows' days
+    const dayOf = (line: string) => (JSON.parse(line) as { created_at: string }).created_at.slice(0, 10);
+    const spans = (await readLiveArchives(bed.local, 'public', 'events')).map((a) => {
+      const days = a.lines.map(dayOf).sort();
+      return { archive: a, fromDay: days[0] ?? '', toDay: days.at(-1) ?? '' };
+    });
+    const inPart = spans.find(
+      (s) => s.fromDay !== s.archive.manifest.day || s.toDay !== spanLastDay(s.archive.manifest.day, 'month'),
+    );
+    if (!inPart) throw new Error('setup: every month object holds rows of its whole month');
+    const { archive, fromDay, toDay } = inPart;
+    const request = { mode: 'range', fromDay, toDay, targetTable: 'public.restored_inside' };
+
+    // Act
+    const first = await restore(request);
+    const again = await restore(request);
+
+    // Assess: all its rows restored without the warning; the second restore answered by the first one's mark
+    const resultOf = (run: typeof first) => run.results.find((r) => r.key === archive.key);
+    expect(first.execution.status).toBe('SUCCEEDED');
+    expect(resultOf(first)).toMatchObject({ status: 'restored', rows: archive.lines.length });
+    expect(resultOf(first)?.inserted).toBe(archive.lines.length);
+    expect(resultOf(first)?.warnings.join(' ')).not.toMatch(/lie outside/);
+    expect(resultOf(again)?.status).toBe('already-restored');
+  });
+
   it('refuses a month object a bucket writer moved into another month’s folder, with its manifest rewritten to match', async () => {
     // Prepare: the newest archive and its manifest copied under the month before its own, its dataKey rewritten
     const s3 = s3ClientFor(bed.local);
