@@ -105,7 +105,14 @@ export async function restoreFiles(
       // Asked outside the transaction: a role that may not read it would abort the group's. A dry run asks too: it
       // settles marks written before a COMMIT as the restore it stands for would (settleMarks).
       group.server = await serverIdentity(client);
-      return transaction(client, () => writeGroup(client, archives, group));
+      try {
+        return await transaction(client, () => writeGroup(client, archives, group, 'group'));
+      } catch (error) {
+        if (!(error instanceof DeferredConstraintBroken)) throw error;
+        // Written again from the start, each archive checked as it is written: the ones that break it fail alone.
+        Object.assign(group, { uniqueKeys: new Map(), marks: [], settled: [] });
+        return transaction(client, () => writeGroup(client, archives, group, 'archive'));
+      }
     });
   } catch (error) {
     const failure = failedUnlessRetryable(error, deps, archives[0]?.key ?? '');
@@ -151,16 +158,26 @@ interface GroupWrite {
   next?: Promise<Settled<PreparedArchive | RestoreFileResult>>;
 }
 
+/**
+ * When a group checks the target's deferred constraints (a foreign key or unique index DEFERRABLE INITIALLY DEFERRED):
+ * once its archives are written (rows of two archives referencing each other pass), or as each archive is written.
+ */
+type DeferredChecks = 'group' | 'archive';
+
+/** The group's rows break a deferred constraint of the target: it is written again, checked archive by archive. */
+class DeferredConstraintBroken extends Error {
+  override name = 'DeferredConstraintBroken';
+}
+
 async function writeGroup(
   client: pg.PoolClient,
   archives: ArchivePointer[],
   group: GroupWrite,
+  checks: DeferredChecks,
 ): Promise<RestoreFileResult[]> {
   const { task, deps } = group;
-  // A deferred constraint of the target (a foreign key, a unique index) would be checked only at COMMIT: the group
-  // would fail there with no archive to blame, and a dry run, which never commits, would not meet it. Checked at each
-  // statement instead, it fails the archive that breaks it, inside that archive's savepoint.
-  await client.query('SET CONSTRAINTS ALL IMMEDIATE');
+  // Checked at each statement, a deferred constraint fails the archive that breaks it, inside its savepoint.
+  if (checks === 'archive') await client.query('SET CONSTRAINTS ALL IMMEDIATE');
   // Locked for the group: the unique key checked once holds for every archive of it (lockAndDescribeTarget).
   group.target = await lockAndDescribeTarget(client, task.target);
   if (!group.target && task.dryRun) {
@@ -183,6 +200,7 @@ async function writeGroup(
     group.next = following ? prepare(following) : undefined;
     results.push(await writeInGroup(client, group, archive, prepared));
   }
+  if (checks === 'group') await checkDeferredConstraints(client);
   await measureMarkedWindows(client, group);
   // A partition attached while the group wrote (ATTACH PARTITION passes its lock) may carry a trigger that changed
   // rows written into it: checked again, the group rolls back rather than commit them.
@@ -190,6 +208,19 @@ async function writeGroup(
   if (target) assertWritable(target, task.strategy);
   await markBeforeCommit(client, group, lookups.marks);
   return results;
+}
+
+/**
+ * Checks the target's deferred constraints now rather than at COMMIT, where a violation would fail the group with no
+ * archive to blame, and which a dry run never reaches.
+ */
+async function checkDeferredConstraints(client: pg.PoolClient): Promise<void> {
+  try {
+    await client.query('SET CONSTRAINTS ALL IMMEDIATE');
+  } catch (error) {
+    if (sqlState(error).startsWith('23')) throw new DeferredConstraintBroken();
+    throw error;
+  }
 }
 
 /**

@@ -165,3 +165,49 @@ describe('a foreign key of the table onto itself, two archived rows that referen
     ]);
   });
 });
+
+/**
+ * The same two rows that point at each other, restored into a target whose foreign key onto itself is DEFERRABLE
+ * INITIALLY DEFERRED: one group (one connection) writes both archives in one transaction, so the key holds at its
+ * COMMIT though each archive alone breaks it. A target's deferred constraints are checked for the group as a whole.
+ */
+describe('a deferred foreign key of the target onto itself, two archived rows that reference each other', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query(`
+        CREATE TABLE public.mutual (id int PRIMARY KEY, linked_to int REFERENCES public.mutual (id),
+                                    created_at timestamptz NOT NULL, what text NOT NULL);
+        INSERT INTO public.mutual VALUES (1, NULL, ${day(40)}, 'entry'), (2, NULL, ${day(39)}, 'correction'),
+                                         (3, NULL, ${day(2)}, 'recent');
+        UPDATE public.mutual SET linked_to = 3 - id WHERE id < 3;
+        CREATE TABLE public.mutual_deferred (LIKE public.mutual INCLUDING ALL,
+          FOREIGN KEY (linked_to) REFERENCES public.mutual_deferred (id) DEFERRABLE INITIALLY DEFERRED);`);
+    },
+    [{ schema: 'public', name: 'mutual', timestampColumn: 'created_at' }],
+    { defaults: { batchSize: 1000 }, maxConnections: 1 },
+  );
+
+  it('restores both archives, in the dry run too', async () => {
+    // Prepare
+    const run = await runLocalArchive(bed.local, { tables: ['public.mutual'] }, { retryIntervalScale: 0 });
+    const request = { database: 'app', table: 'public.mutual', targetTable: 'public.mutual_deferred' };
+
+    // Act
+    const dry = await runLocalRestore(bed.local, { ...request, dryRun: true }, { retryIntervalScale: 0 });
+    const real = await runLocalRestore(bed.local, request, { retryIntervalScale: 0 });
+    const restored = await bed.db.client.query<{ id: number; linked_to: number }>(
+      'SELECT id, linked_to FROM public.mutual_deferred ORDER BY id',
+    );
+
+    // Assess
+    expect(run.outcomes[0]).toMatchObject({ status: 'succeeded', rowsArchived: 2 });
+    for (const result of [dry, real]) {
+      expect(result.results.filter((r) => r.error)).toEqual([]);
+      expect(result.execution.status).toBe('SUCCEEDED');
+    }
+    expect(restored.rows).toEqual([
+      { id: 1, linked_to: 2 },
+      { id: 2, linked_to: 1 },
+    ]);
+  });
+});
