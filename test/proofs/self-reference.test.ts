@@ -114,6 +114,14 @@ describe('a foreign key of the table onto itself, a cause and its follow-up in d
   });
 });
 
+/** A table keyed by id whose rows 1 and 2 (days 40 and 39) reference each other, and row 3 (day 2) is recent. */
+const linkedPairSql = (name: string) => `
+        CREATE TABLE public.${name} (id int PRIMARY KEY, linked_to int REFERENCES public.${name} (id),
+                                    created_at timestamptz NOT NULL, what text NOT NULL);
+        INSERT INTO public.${name} VALUES (1, NULL, ${day(40)}, 'entry'), (2, NULL, ${day(39)}, 'correction'),
+                                         (3, NULL, ${day(2)}, 'recent');
+        UPDATE public.${name} SET linked_to = 3 - id WHERE id < 3;`;
+
 /**
  * Two archived rows that point at each other (an entry and its correction, linked both ways), on days 40 and 39: one
  * batch deletes them together, in one statement. A restore writes each archive in a transaction of its own, so each
@@ -124,11 +132,7 @@ describe('a foreign key of the table onto itself, two archived rows that referen
   const bed = archiverTestbed(
     async (db) => {
       await db.client.query(`
-        CREATE TABLE public.linked (id int PRIMARY KEY, linked_to int REFERENCES public.linked (id),
-                                    created_at timestamptz NOT NULL, what text NOT NULL);
-        INSERT INTO public.linked VALUES (1, NULL, ${day(40)}, 'entry'), (2, NULL, ${day(39)}, 'correction'),
-                                         (3, NULL, ${day(2)}, 'recent');
-        UPDATE public.linked SET linked_to = 3 - id WHERE id < 3;
+        ${linkedPairSql('linked')}
         CREATE TABLE public.linked_copy (LIKE public.linked INCLUDING ALL);`);
     },
     [{ schema: 'public', name: 'linked', timestampColumn: 'created_at' }],
@@ -175,11 +179,7 @@ describe('a deferred foreign key of the target onto itself, two archived rows th
   const bed = archiverTestbed(
     async (db) => {
       await db.client.query(`
-        CREATE TABLE public.mutual (id int PRIMARY KEY, linked_to int REFERENCES public.mutual (id),
-                                    created_at timestamptz NOT NULL, what text NOT NULL);
-        INSERT INTO public.mutual VALUES (1, NULL, ${day(40)}, 'entry'), (2, NULL, ${day(39)}, 'correction'),
-                                         (3, NULL, ${day(2)}, 'recent');
-        UPDATE public.mutual SET linked_to = 3 - id WHERE id < 3;
+        ${linkedPairSql('mutual')}
         CREATE TABLE public.mutual_deferred (LIKE public.mutual INCLUDING ALL,
           FOREIGN KEY (linked_to) REFERENCES public.mutual_deferred (id) DEFERRABLE INITIALLY DEFERRED);`);
     },
