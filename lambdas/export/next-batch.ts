@@ -25,7 +25,9 @@ export interface ObjectBounds {
 /**
  * The oldest eligible UTC day or month (`span`), at or after `after` when given (the end of the previous object's
  * window), and the key range of its first `batchSize` rows in key order. Month objects take only months that ended
- * before the cut-off (format.ts spanCutoff).
+ * before the cut-off (format.ts spanCutoff). A span whose rows went away between the two queries (the application
+ * deleted them) is passed over for the next: undefined means no eligible row is left, and export ends the table's
+ * run on it.
  */
 export async function nextBatchBounds(
   client: pg.ClientBase,
@@ -36,33 +38,37 @@ export async function nextBatchBounds(
   after?: string,
 ): Promise<ObjectBounds | undefined> {
   const end = spanCutoff(cutoff, span);
-  const from = after ?? EARLIEST_ELIGIBLE;
-  if (Date.parse(from) >= Date.parse(end)) return undefined;
-  const oldest = await client.query<{ day: string | null }>(oldestDaySql(shape, from, end));
-  const oldestDay = oldest.rows[0]?.day;
-  if (!oldestDay) return undefined;
-  const day = span === 'day' ? oldestDay : `${oldestDay.slice(0, 7)}-01`;
-  const windowFrom = new Date(`${day}T00:00:00Z`).toISOString();
-  const to = new Date(Math.min(Date.parse(spanEnd(day, span)), Date.parse(end))).toISOString();
   const keyColumns = shape.keyColumns.map((c) => `t.${quoteIdent(c.name)}`).join(', ');
-  const range = await client.query<{ first: string[] | null; last: string[] | null; rows: number }>(
-    `WITH batch AS MATERIALIZED (
-       SELECT ${keyColumns} FROM ${rowSourceSql(shape)} AS t
-        WHERE ${dayWindowSql(shape, windowFrom, to)}
-        ORDER BY ${keyOrderSql(shape)} LIMIT $1)
-     SELECT (SELECT ${keyTextSql(shape, 'b')} FROM batch AS b ORDER BY ${keyOrderSql(shape, 'ASC', 'b')} LIMIT 1) AS first,
-            (SELECT ${keyTextSql(shape, 'b')} FROM batch AS b ORDER BY ${keyOrderSql(shape, 'DESC', 'b')} LIMIT 1) AS last,
-            (SELECT count(*)::int FROM batch) AS rows`,
-    [batchSize],
-  );
-  const first = range.rows[0]?.first;
-  const last = range.rows[0]?.last;
-  if (!first || !last) return undefined;
-  return {
-    day,
-    bounds: { from: windowFrom, to, firstKey: first, lastKey: last },
-    rows: range.rows[0]?.rows ?? 0,
-  };
+  // Each pass starts at the end of the span before it, so it ends.
+  for (let from = after ?? EARLIEST_ELIGIBLE; Date.parse(from) < Date.parse(end); ) {
+    const oldest = await client.query<{ day: string | null }>(oldestDaySql(shape, from, end));
+    const oldestDay = oldest.rows[0]?.day;
+    if (!oldestDay) return undefined;
+    const day = span === 'day' ? oldestDay : `${oldestDay.slice(0, 7)}-01`;
+    const windowFrom = new Date(`${day}T00:00:00Z`).toISOString();
+    const to = new Date(Math.min(Date.parse(spanEnd(day, span)), Date.parse(end))).toISOString();
+    const range = await client.query<{ first: string[] | null; last: string[] | null; rows: number }>(
+      `WITH batch AS MATERIALIZED (
+         SELECT ${keyColumns} FROM ${rowSourceSql(shape)} AS t
+          WHERE ${dayWindowSql(shape, windowFrom, to)}
+          ORDER BY ${keyOrderSql(shape)} LIMIT $1)
+       SELECT (SELECT ${keyTextSql(shape, 'b')} FROM batch AS b ORDER BY ${keyOrderSql(shape, 'ASC', 'b')} LIMIT 1) AS first,
+              (SELECT ${keyTextSql(shape, 'b')} FROM batch AS b ORDER BY ${keyOrderSql(shape, 'DESC', 'b')} LIMIT 1) AS last,
+              (SELECT count(*)::int FROM batch) AS rows`,
+      [batchSize],
+    );
+    const first = range.rows[0]?.first;
+    const last = range.rows[0]?.last;
+    if (first && last) {
+      return {
+        day,
+        bounds: { from: windowFrom, to, firstKey: first, lastKey: last },
+        rows: range.rows[0]?.rows ?? 0,
+      };
+    }
+    from = to;
+  }
+  return undefined;
 }
 
 /**

@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nextBatchBounds, type ObjectBounds, wholeSpans } from '../../../lambdas/export/next-batch.js';
 import type { ObjectSpan } from '../../../lambdas/shared/archive/format.js';
@@ -203,4 +204,67 @@ describe('the spans a batch takes whole', () => {
     expect(local.timestampKind).toBe('timestamp');
     expect(whole).toEqual([]);
   });
+});
+
+/**
+ * `client`, which runs `sql` once, right after the query that finds the oldest eligible day returns: the application
+ * deleting that day's rows between that query and the one that reads the day's key range.
+ */
+function deletingAfterOldestDay(client: pg.ClientBase, sql: string): pg.ClientBase {
+  let done = false;
+  const query = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
+  return new Proxy(client, {
+    get(target, property, receiver) {
+      if (property !== 'query') return Reflect.get(target, property, receiver);
+      return async (...args: unknown[]) => {
+        const result = await query(...args);
+        if (!done && typeof args[0] === 'string' && args[0].includes(' AS day FROM (')) {
+          done = true;
+          await query(sql);
+        }
+        return result;
+      };
+    },
+  });
+}
+
+describe('a day whose rows the application deletes between finding it the oldest and reading its keys', () => {
+  let db: TestDatabase;
+  const cutoff = retentionCutoff(Date.now(), RETENTION_DAYS);
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    // Two rows on the oldest eligible day, three on a later one, one past the cut-off.
+    await db.client.query(`
+      CREATE TABLE vanishing (id int PRIMARY KEY, at timestamptz NOT NULL);
+      INSERT INTO vanishing VALUES
+        (1, '${cutoff}'::timestamptz - interval '10 days'), (2, '${cutoff}'::timestamptz - interval '10 days' + interval '1 hour'),
+        (3, '${cutoff}'::timestamptz - interval '5 days'), (4, '${cutoff}'::timestamptz - interval '5 days' + interval '1 hour'),
+        (5, '${cutoff}'::timestamptz - interval '5 days' + interval '2 hours'), (6, '${cutoff}'::timestamptz + interval '1 hour');`);
+  });
+
+  afterAll(async () => db?.drop());
+
+  it.each(['timestamptz', 'timestamp'] as const)(
+    'passes over it to the next eligible day (a %s column), rather than end the batch as if no row were left',
+    async (kind) => {
+      // Prepare
+      const name = `vanishing_${kind}`;
+      await db.client.query(
+        `CREATE TABLE ${name} AS SELECT id, ${kind === 'timestamptz' ? 'at' : "at AT TIME ZONE 'UTC' AS at"} FROM vanishing;
+         ALTER TABLE ${name} ADD PRIMARY KEY (id);`,
+      );
+      const shape = await describeTable(db.client, resolvedTable({ name, timestampColumn: 'at' }));
+      const racing = deletingAfterOldestDay(db.client, `DELETE FROM ${name} WHERE id IN (1, 2)`);
+
+      // Act
+      const next = await nextBatchBounds(racing, shape, cutoff, 'day', 100);
+
+      // Assess: the later day, whole.
+      const later = new Date(Date.parse(cutoff) - 5 * 86_400_000).toISOString();
+      expect(next?.day).toBe(later.slice(0, 10));
+      expect(next?.rows).toBe(3);
+      expect(next?.bounds).toMatchObject({ from: later, firstKey: ['3'], lastKey: ['5'] });
+    },
+  );
 });
