@@ -4,9 +4,29 @@ import { describeRoundTrips, type RoundTripCase } from '../support/round-trips.j
 const day = (n: number) => `(${TODAY_UTC_SQL} - make_interval(days => ${n}))`;
 
 /**
+ * Rows of a `timestamp` column read in `zone`: local times of UTC midnights and a microsecond before them, through one
+ * old day, and local times at the ends of the type's range, whose instant lies outside `timestamptz`'s (294276 AD read
+ * west of UTC, 4714 BC read east of it in local mean time: converting them fails, which `overflows` checks), or in
+ * another era (a local time of 1 BC that is an instant of 1 AD west of UTC).
+ */
+const overflows = (local: string, zone: string) =>
+  `DO $$ BEGIN PERFORM '${local}'::timestamp AT TIME ZONE '${zone}'; RAISE EXCEPTION 'converts';
+          EXCEPTION WHEN datetime_field_overflow THEN NULL; END $$;`;
+const localEdges = (zone: string) => {
+  const local = (n: number, shift = '0') => `((${day(n)} + interval '${shift}') AT TIME ZONE '${zone}')`;
+  return `(1, ${local(40)}, 'utc midnight'), (2, ${local(40, '-1 microsecond')}, 'just before'),
+    (3, ${local(39, '-1 microsecond')}, 'last of day'), (4, ${local(39)}, 'next midnight'),
+    (5, '294276-12-31 23:59:59.999999', 'max'), (6, 'infinity', 'inf'), (7, '-infinity', '-inf'),
+    (8, '4714-11-24 00:00:00 BC', 'min'), (9, NULL, 'null'), (10, '0001-01-01 00:00:00', 'year one'),
+    (11, '0001-12-31 23:59:59.999999 BC', '1 BC'), (12, ${local(40, '5 hours')}, 'a'), (13, ${local(40, '13 hours')}, 'b'),
+    (14, ${local(40, '23 hours 59 minutes')}, 'c'), (15, ${local(1)}, 'young')`;
+};
+
+/**
  * Tables of unusual shapes: multi-level partitions (list, range, hash, defaults) built apart with other column orders
- * and dropped columns, unlogged, rows at day boundaries and timestamp edges, hostile schema, table and column names,
- * a STORED generated timestamp column.
+ * and dropped columns, unlogged, rows at day boundaries and timestamp edges (of a `timestamptz` column, and of
+ * `timestamp` columns read in zones east and west of UTC, with and without an index), hostile schema, table and
+ * column names, a STORED generated timestamp column.
  */
 const CASES: RoundTripCase[] = [
   {
@@ -51,6 +71,23 @@ const CASES: RoundTripCase[] = [
             (10, '4000-01-01', 'far future'), (11, '1900-01-01 00:00:00+00', 'old'), (12, '0099-12-31 23:59:59.999999+00', 'y99'),
             (13, '2000-01-01 00:00:00+00', 'pg epoch'), (14, '1970-01-01 00:00:00+00', 'unix epoch'),
             (15, '1969-12-31 23:59:59.999999+00', 'before unix'), (16, '0001-12-31 23:59:59.999999+00', 'end of year 1');`,
+  },
+  {
+    name: 'local_edges_west',
+    timestampColumn: 'at_local',
+    timestampTimeZone: 'America/New_York',
+    ddl: `CREATE TABLE public.local_edges_west (id int PRIMARY KEY, at_local timestamp, v text);
+          INSERT INTO public.local_edges_west VALUES ${localEdges('America/New_York')};
+          ${overflows('294276-12-31 23:59:59.999999', 'America/New_York')}`,
+  },
+  {
+    name: 'local_edges_east',
+    timestampColumn: 'at_local',
+    timestampTimeZone: 'Asia/Tokyo',
+    ddl: `CREATE TABLE public.local_edges_east (id int PRIMARY KEY, at_local timestamp, v text);
+          CREATE INDEX ON public.local_edges_east (at_local);
+          INSERT INTO public.local_edges_east VALUES ${localEdges('Asia/Tokyo')};
+          ${overflows('4714-11-24 00:00:00 BC', 'Asia/Tokyo')}`,
   },
   {
     name: 'gen_ts',
