@@ -233,17 +233,18 @@ function existingFigures(deps: Pick<UploadDeps, 'telemetry'>, object: BatchObjec
 }
 
 /**
- * How much later than its commit S3 may date the archive the inventory lists: the commit is dated by the function's
- * clock, which may run behind S3's (as far as the functions allow a cut-off's clock), while a re-creation follows an
- * expiry or a deletion, days later.
+ * How much later than its commit S3 may date the archive the inventory lists, when the commit pinned no version: the
+ * commit is dated by the function's clock, which may run behind S3's (as far as the functions allow a cut-off's
+ * clock), while a re-creation follows an expiry or a deletion, days later.
  */
 const RECREATED_AFTER_COMMIT_SLACK_MS = 5 * 60_000;
 
 /**
  * Whether this deployment's inventory lists `archiveKey` as committed, as the object there now: its pin, where the
- * entry has one (an object another deployment re-created after this one's expired has another version), and dated by
- * S3 no later than that commit, give or take the clocks (identical bytes put again have the same ETag, and a bucket
- * without versions, as the local one, gives no version to tell them apart).
+ * entry has one (an object another deployment re-created after this one's expired has another version). Where the
+ * bucket keeps versions the version the commit pinned decides alone, whatever the clocks; without one (a bucket without
+ * versions, as the local one: identical bytes put again have the same ETag) S3 must date the object no later than
+ * that commit, give or take the clocks.
  */
 async function listedCommitted(
   deps: UploadDeps,
@@ -253,14 +254,12 @@ async function listedCommitted(
 ): Promise<boolean> {
   const entry = (await deps.inventory.entries(input.database, input.table, [archiveKey])).get(archiveKey);
   if (!entry || entry.figures.contentSha256 !== existing.metadata['content-sha256']) return false;
-  if (
+  const { pin } = entry;
+  if (pin && (pin.etag !== existing.pin?.etag || pin.versionId !== existing.pin?.versionId)) return false;
+  if (pin?.versionId !== undefined) return true;
+  return !(
     existing.lastModified &&
     existing.lastModified.getTime() > Date.parse(entry.committedAt) + RECREATED_AFTER_COMMIT_SLACK_MS
-  )
-    return false;
-  return (
-    entry.pin === undefined ||
-    (entry.pin.etag === existing.pin?.etag && entry.pin.versionId === existing.pin?.versionId)
   );
 }
 

@@ -4,6 +4,7 @@ import { DeleteObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-s
 import { DynamoDBDocumentClient, PutCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manifestKeyFor } from '../../lambdas/shared/archive/format.js';
+import type { ArchiveStore } from '../../lambdas/shared/archive/store.js';
 import { LOCK_TABLE_METADATA } from '../../lambdas/shared/batch/batch.js';
 import { ArchiveInventory } from '../../lambdas/shared/lock-table/archive-inventory.js';
 import { depsFromEnv } from '../../lambdas/shared/runtime/deps.js';
@@ -38,6 +39,11 @@ const pointSpecs = POINT_STAGES.map((stage) => ({
 }));
 const recreatedSpec = { schema: 'public', name: 'recreated', timestampColumn: 'created_at' };
 const behindSpec = { schema: 'public', name: 'clock_behind', timestampColumn: 'created_at' };
+const versionedSpecs = ['versioned', 'reversioned'].map((name) => ({
+  schema: 'public',
+  name,
+  timestampColumn: 'created_at',
+}));
 const table = resolvedTable(spec);
 const RESTORED_LOCK_TABLE = 'audit-archiver-locks-restored';
 const fast = { retryIntervalScale: 0 };
@@ -56,7 +62,15 @@ describe('the lock table restored under a new name', () => {
     await seedEvents(db.client, 'recreated', 40, 60);
     await seedEvents(db.client, 'clock_behind', 40, 60);
     for (const point of pointSpecs) await seedEvents(db.client, point.name, 40);
-    env = await openTestEnvironment(db, [spec, inFlightSpec, recreatedSpec, behindSpec, ...pointSpecs]);
+    for (const versioned of versionedSpecs) await seedEvents(db.client, versioned.name, 40, 60);
+    env = await openTestEnvironment(db, [
+      spec,
+      inFlightSpec,
+      recreatedSpec,
+      behindSpec,
+      ...pointSpecs,
+      ...versionedSpecs,
+    ]);
   });
   afterAll(async () => {
     await env?.close();
@@ -82,8 +96,16 @@ describe('the lock table restored under a new name', () => {
     }
   }
 
-  /** Moves the commit its inventory entry records `ms` earlier, as if the archive had been committed then. */
-  async function backdateCommit(table: string, archiveKey: string, ms: number): Promise<void> {
+  /**
+   * Moves the commit its inventory entry records `ms` earlier, as if the archive had been committed then; with
+   * `versionId`, records it in the entry's pin, as verify pins an object of a bucket that keeps versions.
+   */
+  async function backdateCommit(
+    table: string,
+    archiveKey: string,
+    ms: number,
+    versionId?: string,
+  ): Promise<void> {
     const entry = (await env.local.deps().inventory.entries('app', table, [archiveKey])).get(archiveKey);
     if (!entry) throw new Error(`setup: no inventory entry for ${archiveKey}`);
     const ddb = DynamoDBDocumentClient.from(
@@ -94,14 +116,50 @@ describe('the lock table restored under a new name', () => {
         new UpdateCommand({
           TableName: env.local.services.lockTable,
           Key: ArchiveInventory.key('app', table, archiveKey),
-          UpdateExpression: 'SET #archive.committedAt = :at',
+          UpdateExpression: `SET #archive.committedAt = :at${versionId ? ', #archive.pin.versionId = :version' : ''}`,
           ExpressionAttributeNames: { '#archive': 'archive' },
-          ExpressionAttributeValues: { ':at': new Date(Date.parse(entry.committedAt) - ms).toISOString() },
+          ExpressionAttributeValues: {
+            ':at': new Date(Date.parse(entry.committedAt) - ms).toISOString(),
+            ...(versionId ? { ':version': versionId } : {}),
+          },
         }),
       );
     } finally {
       ddb.destroy();
     }
+  }
+
+  /**
+   * Archives `name` and restores every row into it; then, as in a bucket that keeps versions, records a version in
+   * the pin of each of its inventory entries, with the commit `earlierMs` earlier; then restores the lock table under a
+   * new name. The deps of the deployment on that table, whose S3 HEAD reports each archive under the version
+   * `reported` gives. The local S3 server keeps no versions: the HEAD responses are mocked here for that alone.
+   */
+  async function versionedDeployment(
+    name: string,
+    { earlierMs, reported }: { earlierMs: number; reported: (pinned: string) => string },
+  ): Promise<StepDeps> {
+    const ref = `public.${name}`;
+    expect((await runLocalArchive(env.local, { tables: [ref] }, fast)).execution.status).toBe('SUCCEEDED');
+    expect((await runLocalRestore(env.local, { database: 'app', table: ref }, fast)).execution.status).toBe(
+      'SUCCEEDED',
+    );
+    const versions = new Map<string, string>();
+    for (const [i, entry] of (await env.local.deps().inventory.list('app', ref)).entries()) {
+      const pinned = `version-${i}`;
+      await backdateCommit(ref, entry.archiveKey, earlierMs, pinned);
+      versions.set(entry.archiveKey, reported(pinned));
+    }
+    const lockTable = `${RESTORED_LOCK_TABLE}-${name}`;
+    await restoreLockTableAs(lockTable);
+    const deps = depsFromEnv({ ...env.local.env, LOCK_TABLE_NAME: lockTable });
+    const store = Object.create(deps.store) as ArchiveStore;
+    store.head = async (key) => {
+      const head = await deps.store.head(key);
+      const versionId = versions.get(key);
+      return head?.pin && versionId ? { ...head, pin: { ...head.pin, versionId } } : head;
+    };
+    return { ...deps, store };
   }
 
   it('archives again the rows restored into the table, whose archives its own inventory lists as committed', async () => {
@@ -159,6 +217,42 @@ describe('the lock table restored under a new name', () => {
     const outcomes = await deps.runRecords.listOutcomes(again.execution.executionName);
     expect(outcomes.map((o) => `${o.status} ${o.error ?? ''}`.trim())).toEqual(['succeeded']);
     await assertNoLossNoDuplicates(env.local, db.client, behind, original);
+  });
+
+  it('adopts its own archive by the version its commit pinned, however far behind S3 the functions’ clock ran (a bucket that keeps versions)', async () => {
+    // Prepare: each commit dated ten minutes before S3 dated its archive (the functions' clock far behind), and S3
+    // reporting each archive under the version its commit pinned.
+    const deps = await versionedDeployment('versioned', {
+      earlierMs: 10 * 60_000,
+      reported: (pinned) => pinned,
+    });
+    const { task, inFlight } = await batchThrough(deps, 'public.versioned', 'exported');
+
+    // Act
+    const uploaded = await uploadBatch(task, deps);
+
+    // Assess: its archives adopted, not refused as re-created by another deployment.
+    expect(uploaded).toEqual({ objects: inFlight.objects.length, created: 0 });
+    expect((await deps.locks.get('app', 'public.versioned')).inFlight).toMatchObject({ stage: 'uploaded' });
+  });
+
+  it('refuses an archive S3 reports under another version than its commit pinned, however close to the commit S3 dates it', async () => {
+    // Prepare: each commit as dated, but S3 reporting each archive under another version (re-created since).
+    const deps = await versionedDeployment('reversioned', {
+      earlierMs: 0,
+      reported: (pinned) => `${pinned}-recreated`,
+    });
+    const { task } = await batchThrough(deps, 'public.reversioned', 'exported');
+
+    // Act
+    const uploaded = uploadBatch(task, deps);
+
+    // Assess
+    await expect(uploaded).rejects.toMatchObject({
+      name: 'ConfigError',
+      message: expect.stringContaining(`lock table is ${env.local.services.lockTable},`),
+    });
+    expect((await deps.locks.get('app', 'public.reversioned')).inFlight).toMatchObject({ stage: 'exported' });
   });
 
   it('completes the upload of its batch in flight whose objects it copied under the earlier name', async () => {
