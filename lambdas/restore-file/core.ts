@@ -16,7 +16,7 @@ import { findDatabase } from '../shared/config/resolved-table.js';
 import { copyFromStdin } from '../shared/database/copy-from.js';
 import { inRolledBackTransaction, inTransaction } from '../shared/database/db.js';
 import { isUnique, looseUniqueIndex } from '../shared/database/table-shape.js';
-import { quoteIdent } from '../shared/database/table-sql.js';
+import { qualifiedName, quoteIdent } from '../shared/database/table-sql.js';
 import {
   ArchiveIntegrityError,
   ArchiverError,
@@ -962,7 +962,7 @@ async function uniqueConflictKey(
     const nullable = key.filter((name) => !table.columns.find((c) => c.name === name)?.notNull);
     if (nullable.length > 0)
       throw new SchemaDriftError(
-        `restore cannot recognise the archive's rows by the key (${key.join(', ')}) of ${tableLabel(task.target)}: its key column(s) ${nullable.map((name) => `"${name}"`).join(', ')} admit NULL, and a row without its key would be written again by every restore; make them NOT NULL or restore into a table keyed NOT NULL (targetTable), nothing was written`,
+        `restore cannot recognise the archive's rows by the key (${key.join(', ')}) of ${tableLabel(task.target)}: its key column(s) ${nullable.map((name) => `"${name}"`).join(', ')} admit NULL (only a validated NOT NULL on the column rules it out, not a CHECK (... IS NOT NULL) or a NOT NULL domain), and a row without its key would be written again by every restore; make them NOT NULL (ALTER TABLE ${qualifiedName(task.target)} ${nullable.map((name) => `ALTER COLUMN ${quoteIdent(name)} SET NOT NULL`).join(', ')}) or restore into a table keyed NOT NULL (targetTable), nothing was written`,
       );
     const loose = (await described(key)).looseIndex;
     if (loose)

@@ -318,6 +318,49 @@ describe('restore workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
     expect(count.rows[0].n).toBe(0);
   });
 
+  it('refuses a target whose key only a CHECK or a NOT NULL domain keeps from NULL, naming the columns and the ALTER that makes them NOT NULL', async () => {
+    // Prepare: keyed by a unique index on a column declared nullable, its NULLs refused by a CHECK or by its domain.
+    await bed.db.client.query(`
+      CREATE DOMAIN public.present_id AS bigint NOT NULL;
+      CREATE TABLE public.checked_key (id bigint UNIQUE CHECK (id IS NOT NULL), created_at timestamptz,
+                                       actor text NOT NULL, payload jsonb);
+      CREATE TABLE public.domain_key (id public.present_id UNIQUE, created_at timestamptz, actor text NOT NULL,
+                                      payload jsonb);`);
+    const key = dataKeys[2] ?? '';
+    const targets = ['checked_key', 'domain_key'];
+
+    // Act
+    const refused = await Promise.all(
+      targets.map((name) => restore({ targetTable: `public.${name}`, mode: 'key', key })),
+    );
+    for (const name of targets)
+      await bed.db.client.query(`ALTER TABLE "public"."${name}" ALTER COLUMN "id" SET NOT NULL`);
+    const restored = await Promise.all(
+      targets.map((name) => restore({ targetTable: `public.${name}`, mode: 'key', key })),
+    );
+
+    // Assess: refused with nothing written, saying what to run; once it has run, restored.
+    for (const [i, result] of refused.entries()) {
+      const name = targets[i] ?? '';
+      expect(result.execution.status).toBe('FAILED');
+      expect(result.results[0]?.error).toMatch(
+        new RegExp(
+          `^SchemaDriftError: restore cannot recognise the archive's rows by the key \\(id\\) of "public"\\."${name}": its key column\\(s\\) "id" admit NULL .*ALTER TABLE "public"\\."${name}" ALTER COLUMN "id" SET NOT NULL`,
+        ),
+      );
+      expect(result.results[0]?.error).toMatch(/a CHECK \(\.\.\. IS NOT NULL\) or a NOT NULL domain/);
+    }
+    for (const result of restored) expect(result.execution.status).toBe('SUCCEEDED');
+    const counts = await bed.db.client.query(
+      'SELECT (SELECT count(*) FROM public.checked_key)::int AS checked, (SELECT count(*) FROM public.domain_key)::int AS domain',
+    );
+    expect(counts.rows[0]).toEqual({
+      checked: restored[0]?.results[0]?.inserted,
+      domain: restored[1]?.results[0]?.inserted,
+    });
+    expect(restored[0]?.results[0]?.inserted).toBeGreaterThan(0);
+  });
+
   it('refuses tampered, truncated and wrongly described archives with nothing of them written, and restores the rest', async () => {
     // Prepare: damage three archives in three ways; keep their bytes to put back afterwards.
     const s3 = s3ClientFor(bed.local);
