@@ -491,7 +491,7 @@ describe('row-level security that applies to the archiver, and triggers on a res
         CREATE ROLE ${role} LOGIN PASSWORD 'not-a-secret';
         GRANT CONNECT, TEMPORARY ON DATABASE ${db.name} TO ${role};
         GRANT USAGE ON SCHEMA public TO ${role};`);
-      for (const name of ['guarded', 'hidden', 'stamped', 'stamped_always', 'no_backdating']) {
+      for (const name of ['guarded', 'hidden', 'stamped', 'stamped_always', 'no_backdating', 'policed']) {
         await db.client.query(`
           CREATE TABLE public.${name} (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, kind text NOT NULL,
                                        received_by text NOT NULL DEFAULT 'app');
@@ -519,7 +519,14 @@ describe('row-level security that applies to the archiver, and triggers on a res
       url.password = 'not-a-secret';
       Object.assign(db, { url: url.toString() });
     },
-    [spec('guarded'), spec('hidden'), spec('stamped'), spec('stamped_always'), spec('no_backdating')],
+    [
+      spec('guarded'),
+      spec('hidden'),
+      spec('stamped'),
+      spec('stamped_always'),
+      spec('no_backdating'),
+      spec('policed'),
+    ],
   );
   const archive = (table: string) =>
     runLocalArchive(bed.local, { tables: [`public.${table}`] }, { retryIntervalScale: 0 });
@@ -549,6 +556,44 @@ describe('row-level security that applies to the archiver, and triggers on a res
       expect(await listKeys(bed.local, `archive/app/public.${name}/`)).toEqual([]);
     },
   );
+
+  it('refuses to restore into a target whose row-level security keeps the role from writing the rows, naming the table and the remedies', async () => {
+    // Prepare: archived, then the owner enables row-level security with a policy that lets the role read rows only.
+    const table = resolvedTable(spec('policed'));
+    const original = await tableLines(bed.db.client, table);
+    expect((await archive('policed')).execution.status).toBe('SUCCEEDED');
+    await bed.db.client.query(`
+      ALTER TABLE public.policed ENABLE ROW LEVEL SECURITY;
+      CREATE POLICY sel ON public.policed FOR SELECT USING (true);`);
+    const restore = (strategy: string) =>
+      runLocalRestore(
+        bed.local,
+        { database: 'app', table: 'public.policed', strategy },
+        { retryIntervalScale: 0 },
+      );
+
+    // Act: every strategy refused; then a policy that lets the role insert, as the message suggests.
+    const refused: Awaited<ReturnType<typeof restore>>[] = [];
+    for (const strategy of ['skip', 'overwrite', 'fail']) refused.push(await restore(strategy));
+    const afterRefusal = await rowsOf(bed.db, 'public.policed');
+    await bed.db.client.query(`CREATE POLICY ins ON public.policed FOR INSERT WITH CHECK (true)`);
+    const restored = await restore('skip');
+
+    // Assess
+    for (const run of refused) {
+      expect(run.execution.status).toBe('FAILED');
+      expect(run.results.length).toBeGreaterThan(0);
+      for (const result of run.results) {
+        expect(result.status).toBe('failed');
+        expect(result.error).toMatch(
+          /^DatabaseAccessError: restore target "public"\."policed": its row-level security refused the archived rows .*BYPASSRLS.*a policy .*ALTER TABLE "public"\."policed" DISABLE ROW LEVEL SECURITY/,
+        );
+      }
+    }
+    expect(afterRefusal).toEqual([]);
+    expect(restored.execution.status).toBe('SUCCEEDED');
+    expect((await tableLines(bed.db.client, table)).sort()).toEqual([...original].sort());
+  });
 
   it.each([
     ['stamped', 'BEFORE INSERT', 'public.stamp_row', ''],
