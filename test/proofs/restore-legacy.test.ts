@@ -165,14 +165,16 @@ describe('restore of archives written by the Python "Audit Table Archiver"', () 
 });
 
 describe('legacy archives restored into columns whose types narrowed since', () => {
-  // Today's table: amount was numeric(12,4), code and tag text, seen_at timestamptz and seen_tz timestamp when the
-  // Python tool archived it, and the arrays' elements likewise.
+  // Today's table: amount was numeric(12,4), code and tag text, seen_at timestamptz and seen_tz timestamp, score, fee
+  // and ratio numeric (ratio double precision once) when the Python tool archived it, and the arrays' elements
+  // likewise.
   const bed = archiverTestbed(
     async (db) => {
       await db.client.query(
         `CREATE TABLE public.legacy_audit (id bigint PRIMARY KEY, created_at timestamptz NOT NULL,
            amount numeric(10,2), code varchar(3), seen_at timestamp, seen_on date, tag character(3),
-           seen_tz timestamptz, seen_ats timestamp[], seen_ons date[], seen_tzs timestamptz[])`,
+           seen_tz timestamptz, seen_ats timestamp[], seen_ons date[], seen_tzs timestamptz[],
+           score double precision, ratio real, scores double precision[], fee money)`,
       );
     },
     [{ schema: 'public', name: 'legacy_audit', timestampColumn: 'created_at' }],
@@ -260,6 +262,20 @@ describe('legacy archives restored into columns whose types narrowed since', () 
       { seen_ons: ['2025-01-02', '2025-01-02T03:04:05+00:00'] },
       'seen_ons',
     ],
+    [
+      'a number a double precision would round (a numeric then)',
+      '20250314T010000Z',
+      { score: '12345678901234567.89' },
+      'score',
+    ],
+    ['a number a real would round', '20250315T010000Z', { ratio: Math.PI }, 'ratio'],
+    [
+      'an array element a double precision[] would round',
+      '20250316T010000Z',
+      { scores: ['1.5', '0.30000000000000000001'] },
+      'scores',
+    ],
+    ['a number a money would round', '20250317T010000Z', { fee: '12.345' }, 'fee'],
   ])('refuses %s under strict drift, writing nothing', async (_case, runStamp, values, column) => {
     // Act
     const restored = await restoreOne(runStamp, values);
@@ -286,10 +302,15 @@ describe('legacy archives restored into columns whose types narrowed since', () 
       seen_ats: ['2025-01-02T03:04:05Z', null],
       seen_ons: [['2025-01-02'], ['2025-01-03T00:00:00+00:00']],
       seen_tzs: ['2025-01-02T03:04:05+00:00'],
+      score: '1.500000',
+      ratio: 0.1,
+      scores: [0.1, 1e20, 'NaN', '-Infinity', null],
+      fee: '12.340',
     });
     const written = await bed.db.client.query(
       `SELECT amount::text, code, seen_at::text, seen_on::text, seen_ats::text, seen_ons::text,
-              seen_tzs::text FROM public.legacy_audit WHERE id = 1`,
+              seen_tzs::text, score::text, ratio::text, scores::text, fee::numeric::text AS fee
+         FROM public.legacy_audit WHERE id = 1`,
     );
 
     // Assess
@@ -303,6 +324,10 @@ describe('legacy archives restored into columns whose types narrowed since', () 
         seen_ats: '{"2025-01-02 03:04:05",NULL}',
         seen_ons: '{{2025-01-02},{2025-01-03}}',
         seen_tzs: '{"2025-01-02 03:04:05+00"}',
+        score: '1.5',
+        ratio: '0.1',
+        scores: '{0.1,1e+20,NaN,-Infinity,NULL}',
+        fee: '12.34',
       },
     ]);
   });

@@ -499,8 +499,9 @@ const unboundedType = (plainType: string): string =>
 /**
  * When a legacy archive's value (its text, typeless) would change on its way into `into`, which a cast does silently:
  * a modifier that truncates or rounds (`varchar(3)`, `numeric(10,2)`, `timestamp(0)`), an offset a `timestamp`
- * column drops, a time of day a `date` column drops, a naive time a `timestamptz` column would read as UTC; and the
- * same of an array's elements. Undefined when the target reads every value as it is written.
+ * column drops, a time of day a `date` column drops, a naive time a `timestamptz` column would read as UTC, digits a
+ * `real`, `double precision` or `money` column rounds away; and the same of an array's elements. Undefined when the
+ * target reads every value as it is written.
  */
 function legacyValueChange(text: string, into: TargetColumn): string | undefined {
   const plain = into.plainType;
@@ -509,7 +510,8 @@ function legacyValueChange(text: string, into: TargetColumn): string | undefined
   const element = plain.replace(/(\[\])+$/, '');
   // An array's elements (of any dimension) are checked one by one, as text: legacy-rows.ts writes each element as
   // the scalar's text.
-  const elementChange = element === plain ? legacyTimeChange(text, plain) : legacyTimeChange('e.v', element);
+  const elementChange =
+    element === plain ? legacyScalarChange(text, plain) : legacyScalarChange('e.v', element);
   const timeChange =
     element === plain || elementChange === undefined
       ? elementChange
@@ -521,9 +523,27 @@ function legacyValueChange(text: string, into: TargetColumn): string | undefined
   return changes.length > 0 ? `(${changes.join(' OR ')})` : undefined;
 }
 
-/** What a date or time type drops or makes up of a legacy value's text, a scalar's or an array element's. */
-function legacyTimeChange(text: string, type: string): string | undefined {
+/**
+ * Whether a number's text reads as another number in `type`: the tool kept every digit (a numeric column's
+ * `"1.500000"`), and a column made `real`, `double precision` or `money` since rounds what it cannot hold. Compared as
+ * decimals (`"1.500000"` is 1.5, `1e+20` is 100000000000000000000): a float through its shortest exact text
+ * (extra_float_digits, db.ts; its cast to numeric keeps 15 digits), money by its cast. Only text that is a decimal
+ * number is compared: NaN and the infinities read as themselves, and money's own text (`$1,234.56`) as it did.
+ */
+const numberRoundsSql = (text: string, type: 'real' | 'double precision' | 'money'): string =>
+  `CASE WHEN ${text} OPERATOR(pg_catalog.~) '^[[:space:]]*[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?[[:space:]]*$'
+        THEN ${text}::${type}${type === 'money' ? '' : '::text'}::numeric IS DISTINCT FROM ${text}::numeric
+        ELSE false END`;
+
+/**
+ * What a date, time or number type drops or makes up of a legacy value's text, a scalar's or an array element's.
+ */
+function legacyScalarChange(text: string, type: string): string | undefined {
   switch (type) {
+    case 'real':
+    case 'double precision':
+    case 'money':
+      return numberRoundsSql(text, type);
     case 'timestamp without time zone':
       return `${text}::${type} IS DISTINCT FROM (${text}::timestamp with time zone AT TIME ZONE 'UTC')`;
     case 'date':
