@@ -5,7 +5,8 @@ import type { RestoreFileResult } from '../lambdas/shared/lock-table/restore-rec
 import { type RestoreRequestInput, RestoreRequestSchema } from '../lambdas/shared/restore/restore-task.js';
 import { requireLegacyDatabase } from './archives.js';
 import { type HistoryEvent, startAndFollow } from './execution-history.js';
-import { type SafeText, safeLine, safeLines, type Write } from './output.js';
+import { executionExitCode } from './exit-codes.js';
+import { type SafeText, safeJson, safeLine, safeLines, type Write } from './output.js';
 import { formatNumber } from './report.js';
 import { formatRestoreProgress, RestoreProgress } from './restore-progress.js';
 
@@ -166,6 +167,32 @@ export async function runAwsRestore(
     cause: execution.cause,
     ...(seconds ? { rowsPerSecond: Math.round(rows / seconds) } : {}),
   };
+}
+
+/**
+ * `restore`: the deployed restore state machine started with the options' request and followed to its end; the
+ * execution's summary (or error) and status printed, or with --json its outcome alone, as one JSON document (no
+ * progress lines); its exit code.
+ */
+export async function restoreOnAws(
+  sfn: Pick<SFNClient, 'send'>,
+  stateMachineArn: string,
+  options: RestoreOptions,
+  { write, pollMs }: { write: Write; pollMs?: number },
+): Promise<number> {
+  const outcome = await runAwsRestore(sfn, stateMachineArn, restoreRequest(options), {
+    write: options.json ? () => undefined : write,
+    pollMs,
+  });
+  const exitCode = executionExitCode(outcome.status, outcome.error);
+  if (options.json) {
+    write(safeJson(outcome));
+    return exitCode;
+  }
+  write(safeJson(outcome.output ?? { error: outcome.error, cause: outcome.cause }));
+  const rate = outcome.rowsPerSecond !== undefined ? ` (${formatNumber(outcome.rowsPerSecond)} rows/s)` : '';
+  write(safeLine(`Execution ${outcome.executionArn}: ${outcome.status}${rate}`));
+  return exitCode;
 }
 
 /**

@@ -9,13 +9,12 @@ import { withDemoDatabase } from '../demo-database.js';
 import { executionExitCode } from '../exit-codes.js';
 import { print, printError, safeJson, safeLine } from '../output.js';
 import { commandOutput, type OutputOptions } from '../progress.js';
-import { formatNumber } from '../report.js';
 import {
   formatExecutionFailure,
   formatRestoreResults,
   type RestoreOptions,
+  restoreOnAws,
   restoreRequest,
-  runAwsRestore,
 } from '../restore.js';
 import { configureLogging, STATE_DIR_OPTION } from './common.js';
 
@@ -39,7 +38,8 @@ export function registerRestore(program: Command, local: Command): void {
     .option('-v, --verbose', 'print the functions’ JSON logs and metrics', false)
     .option('-q, --quiet', 'print only the final summary and errors (no progress)', false)
     .action(async (options: LocalRestoreOptions & { demo: boolean }) => {
-      configureLogging(options.verbose === true);
+      // With --json, stdout holds the result alone: no function logs there.
+      configureLogging(options.verbose === true && options.json !== true);
       process.exitCode = options.demo ? await restoreDemo(options) : await restoreLocally(options);
     });
 
@@ -55,19 +55,12 @@ export function registerRestore(program: Command, local: Command): void {
   ).action(async (options: RestoreOptions & { stateMachineArn: string }) => {
     // Loaded on use: the AWS SDK (see common.ts).
     const { SFNClient } = await import('@aws-sdk/client-sfn');
-    const outcome = await runAwsRestore(
+    process.exitCode = await restoreOnAws(
       new SFNClient({ requestHandler: boundedRequests() }),
       options.stateMachineArn,
-      restoreRequest(options),
-      {
-        write: print,
-      },
+      options,
+      { write: print },
     );
-    print(safeJson(outcome.output ?? { error: outcome.error, cause: outcome.cause }));
-    const rate =
-      outcome.rowsPerSecond !== undefined ? ` (${formatNumber(outcome.rowsPerSecond)} rows/s)` : '';
-    print(safeLine(`Execution ${outcome.executionArn}: ${outcome.status}${rate}`));
-    process.exitCode = executionExitCode(outcome.status, outcome.error);
   });
 }
 
@@ -121,7 +114,7 @@ function withRestoreOptions(command: Command, required = true): Command {
       '--legacy-prefix <prefix>',
       "S3 prefix of the Python tool's archives (default: the config's s3.prefix)",
     )
-    .option('--json', 'print the result as JSON', false);
+    .option('--json', 'print the result alone, as one JSON document (no progress lines)', false);
 }
 
 type LocalRestoreOptions = RestoreOptions & { config?: string; stateDir: string } & OutputOptions;
@@ -138,11 +131,9 @@ async function restoreLocally(options: LocalRestoreOptions): Promise<number> {
     const started = Date.now();
     const { execution, results } = await runLocalRestore(local, request, { onStep: display.onStep });
     display.finish();
-    return reportRestore(execution, results, {
-      json: options.json,
-      dryRun: options.dryRun,
-      seconds: (Date.now() - started) / 1000,
-    });
+    const report = { execution, results, seconds: (Date.now() - started) / 1000 };
+    if (options.json) print(safeJson(report));
+    return reportRestore(report, { json: options.json, dryRun: options.dryRun });
   });
 }
 
@@ -157,6 +148,8 @@ async function restoreDemo(options: LocalRestoreOptions): Promise<number> {
   const { runLocalRestore } = await import('../../local/run.js');
   const { compareWithOriginals } = await import('../../local/demo.js');
   const { default: pg } = await import('pg');
+  // With --json, one document for both tables and the comparison, printed at the end.
+  const restores: (RestoreReport & { database: string; table: string })[] = [];
   return withDemoDatabase(options.stateDir, async ({ url, configPath }) => {
     let exitCode = await withLocalEnvironment(configPath, options.stateDir, async (local) => {
       let worst = 0;
@@ -173,33 +166,37 @@ async function restoreDemo(options: LocalRestoreOptions): Promise<number> {
           { onStep: display.onStep },
         );
         display.finish();
-        const seconds = (Date.now() - started) / 1000;
-        worst = Math.max(
-          worst,
-          reportRestore(execution, results, { json: options.json, dryRun: options.dryRun, seconds }),
-        );
+        const report = { execution, results, seconds: (Date.now() - started) / 1000 };
+        if (options.json)
+          restores.push({ database: demo.name, table: `${table.schema}.${table.name}`, ...report });
+        worst = Math.max(worst, reportRestore(report, { json: options.json, dryRun: options.dryRun }));
       }
       return worst;
     });
     // A dry run wrote nothing: the comparison would call every archived row missing and fail a preview that worked.
     if (options.dryRun) {
-      print(
-        safeLine('Dry run: nothing was restored, so the tables were not compared with the original rows.'),
-      );
+      if (options.json) print(safeJson({ restores }));
+      else
+        print(
+          safeLine('Dry run: nothing was restored, so the tables were not compared with the original rows.'),
+        );
       return exitCode;
     }
     const client = new pg.Client({ connectionString: url });
     await client.connect();
     try {
-      for (const c of await compareWithOriginals(client)) {
-        const same = c.missing === 0 && c.extra === 0;
-        print(
-          safeLine(
-            `${c.table}: ${c.rows.toLocaleString('en-US')} rows; ${same ? 'identical to the original rows' : `DIFFERS from the original rows: ${c.missing} missing, ${c.extra} extra`}`,
-          ),
-        );
-        if (!same) exitCode = 1;
-      }
+      const comparison = await compareWithOriginals(client);
+      if (comparison.some((c) => c.missing > 0 || c.extra > 0)) exitCode = 1;
+      if (options.json) print(safeJson({ restores, comparison }));
+      else
+        for (const c of comparison) {
+          const same = c.missing === 0 && c.extra === 0;
+          print(
+            safeLine(
+              `${c.table}: ${c.rows.toLocaleString('en-US')} rows; ${same ? 'identical to the original rows' : `DIFFERS from the original rows: ${c.missing} missing, ${c.extra} extra`}`,
+            ),
+          );
+        }
     } finally {
       await client.end();
     }
@@ -207,14 +204,19 @@ async function restoreDemo(options: LocalRestoreOptions): Promise<number> {
   });
 }
 
+/** One restore execution of a local command: its results, and how long it took. */
+interface RestoreReport {
+  execution: ExecutionResult;
+  results: RestoreFileResult[];
+  seconds: number;
+}
+
+/** Prints a restore's results for a person (with --json the caller prints the document); its exit code. */
 function reportRestore(
-  execution: ExecutionResult,
-  results: RestoreFileResult[],
-  { json, dryRun, seconds }: { json: boolean; dryRun: boolean; seconds?: number },
+  { execution, results, seconds }: RestoreReport,
+  { json, dryRun }: { json: boolean; dryRun: boolean },
 ): number {
-  if (json) {
-    print(safeJson({ execution, results, ...(seconds ? { seconds } : {}) }));
-  } else {
+  if (!json) {
     print(formatRestoreResults(results, { dryRun, seconds }));
     for (const warning of summaryWarnings(execution.output)) print(safeLine(`warning: ${warning}`));
     if (execution.status === 'SUCCEEDED') print(safeLine(`Execution ${execution.executionName} succeeded.`));

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { formatRestoreResults, type RestoreOptions, restoreRequest } from '../../cli/restore.js';
+import {
+  formatRestoreResults,
+  type RestoreOptions,
+  restoreOnAws,
+  restoreRequest,
+} from '../../cli/restore.js';
 import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
 import { RestoreRequestSchema } from '../../lambdas/shared/restore/restore-task.js';
 
@@ -131,5 +136,62 @@ describe('restore results as the operator reads them', () => {
     expect(text).toMatch(
       /Archives: 1 \(1 failed, 0 already restored\); rows: 0 restored, 0 skipped, 0 overwritten$/,
     );
+  });
+});
+
+describe('restore (AWS) with --json', () => {
+  const EXECUTION = 'arn:aws:states:us-east-1:111122223333:execution:audit-archiver-restore:cli-1';
+
+  /** A deployed execution that runs for one poll, then ends as `ended` says. */
+  const sfnEnding = (ended: Record<string, unknown>) => {
+    let polls = 0;
+    return {
+      send: async (command: { constructor: { name: string } }) => {
+        if (command.constructor.name === 'StartExecutionCommand') return { executionArn: EXECUTION };
+        if (command.constructor.name === 'DescribeExecutionCommand') {
+          polls += 1;
+          return polls === 1 ? { status: 'RUNNING' } : ended;
+        }
+        return { events: [] };
+      },
+    };
+  };
+
+  it('prints the outcome alone, as one JSON document a script can parse, whether the execution succeeded or failed', async () => {
+    // Prepare
+    const summary = { status: 'succeeded', totals: { files: 2, failedFiles: 0 } };
+    const succeeded = sfnEnding({ status: 'SUCCEEDED', output: JSON.stringify(summary) });
+    const failed = sfnEnding({ status: 'FAILED', error: 'ConfigError', cause: 'no archive selected' });
+    const lines: string[] = [];
+    const failedLines: string[] = [];
+
+    // Act
+    const code = await restoreOnAws(
+      succeeded as never,
+      'arn:aws:states:::stateMachine:restore',
+      { ...base, json: true },
+      { write: (text) => lines.push(text), pollMs: 1 },
+    );
+    const failedCode = await restoreOnAws(
+      failed as never,
+      'arn:aws:states:::stateMachine:restore',
+      { ...base, json: true },
+      { write: (text) => failedLines.push(text), pollMs: 1 },
+    );
+
+    // Assess: no progress or status line around it; the exit code as without --json
+    expect(JSON.parse(lines.join('\n'))).toEqual({
+      executionArn: EXECUTION,
+      status: 'SUCCEEDED',
+      output: summary,
+    });
+    expect(code).toBe(0);
+    expect(JSON.parse(failedLines.join('\n'))).toEqual({
+      executionArn: EXECUTION,
+      status: 'FAILED',
+      error: 'ConfigError',
+      cause: 'no archive selected',
+    });
+    expect(failedCode).toBe(2);
   });
 });

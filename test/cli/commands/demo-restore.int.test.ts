@@ -58,6 +58,31 @@ describe('local restore --demo', () => {
     expect(restore.status).toBe(0);
   });
 
+  it('--json prints one JSON document on stdout, with --verbose too: each table’s restore, then the comparison', () => {
+    // Act: after the restore above, so every archive is met again as already restored
+    const dryRun = cli('local', 'restore', '--demo', '--dry-run', '--json', '--verbose', '-s', stateDir);
+    const restore = cli('local', 'restore', '--demo', '--json', '--verbose', '-s', stateDir);
+
+    // Assess
+    expect(dryRun.status, dryRun.stderr).toBe(0);
+    const previewed = JSON.parse(dryRun.stdout) as { restores: { table: string }[]; comparison?: unknown };
+    expect(previewed.restores.map((r) => r.table)).toEqual(['public.audit_logs', 'billing.Invoice Events']);
+    expect(previewed.comparison).toBeUndefined();
+    expect(restore.status, restore.stderr).toBe(0);
+    const restored = JSON.parse(restore.stdout) as {
+      restores: { table: string; execution: { status: string } }[];
+      comparison: { table: string; missing: number; extra: number }[];
+    };
+    expect(restored.restores.map((r) => [r.table, r.execution.status])).toEqual([
+      ['public.audit_logs', 'SUCCEEDED'],
+      ['billing.Invoice Events', 'SUCCEEDED'],
+    ]);
+    expect(restored.comparison).toEqual([
+      expect.objectContaining({ table: 'public.audit_logs', missing: 0, extra: 0 }),
+      expect.objectContaining({ table: 'billing.Invoice Events', missing: 0, extra: 0 }),
+    ]);
+  });
+
   it('a demo PostgreSQL another process left running (killed with SIGKILL): says which process and what to do', async () => {
     // Prepare: the demo's server, started by a process that is not the command
     const left = await startLocalPostgres(18, { dataDir: demoDataDir(stateDir, 18) });
