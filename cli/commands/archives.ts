@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { type ArchiveScopeOptions, listCommand, validateCommand } from '../archives.js';
 import { type ArchiveTarget, withArchiveContext } from '../context.js';
-import { print, safeLine } from '../output.js';
+import { print, printError, safeLine } from '../output.js';
 import { CONFIG_OR_DEMO_OPTIONS, configPathOf, configureLogging, STATE_DIR_OPTION } from './common.js';
 
 type ScopeCommandOptions = ArchiveScopeOptions & {
@@ -53,7 +53,8 @@ export function registerArchiveCommands(program: Command, local: Command): void 
             : { mode: 'local', configPath, stateDir: options.stateDir };
         process.exitCode = await withArchiveContext(target, async ({ config, store, lockTable }) => {
           if (target.mode === 'aws' && !lockTable && name === 'validate') {
-            print(
+            // With --json, stdout holds the report alone.
+            (options.json ? printError : print)(
               safeLine(
                 'note: without --lock-table the archives are not compared with the inventory of committed archives',
               ),

@@ -1,6 +1,7 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -94,6 +95,52 @@ describe('audit-archiver', () => {
     expect(result.stderr).not.toContain('secret');
     expect(result.status).toBe(1);
     expect(seconds).toBeLessThan(15);
+  });
+
+  it('validate --json against a bucket, without --lock-table, prints the report alone on stdout and its note on stderr', async () => {
+    // Prepare: an S3 endpoint whose every listing is empty, and a config of one table
+    const s3 = createHttpServer((_request, response) => {
+      response.setHeader('content-type', 'application/xml');
+      response.end(
+        '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>audit-archive</Name><KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>',
+      );
+    });
+    await new Promise<void>((resolve) => s3.listen(0, '127.0.0.1', resolve));
+    const dir = mkdtempSync(join(tmpdir(), 'validate-json-'));
+    const config = billingConfig(dir, 'postgres://archiver@127.0.0.1:1/billing');
+    const env = {
+      ...process.env,
+      AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${(s3.address() as AddressInfo).port}`,
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'local',
+      AWS_SECRET_ACCESS_KEY: 'local',
+    };
+
+    // Act: a process of its own, while this one answers its requests
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'cli/main.ts', 'validate', '-c', config, '--json'],
+      {
+        cwd: root,
+        env,
+      },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+    });
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    s3.close();
+    rmSync(dir, { recursive: true, force: true });
+
+    // Assess
+    expect(JSON.parse(stdout)).toMatchObject({ ok: true, errors: 0 });
+    expect(stderr).toMatch(/^note: without --lock-table the archives are not compared with the inventory/m);
+    expect(code).toBe(0);
   });
 
   it('status exits 0 and shows each table; lease break exits 1 when there is nothing to break; run needs the deployed machine', () => {
