@@ -28,10 +28,13 @@ export async function planLocally(local: LocalEnvironment, selection: PlanSelect
 
 /**
  * Fails at once, naming the database, when a selected database cannot be reached (through the steps' own connection
- * path). The dry run's Plan step would retry it as the state machine says, about half a minute of silence: right for
- * a scheduled run, not for someone at a terminal or a CI gate.
+ * path). A plan step (the dry run's, a restore's) would retry it as the state machine says, from half a minute to a
+ * few minutes of waiting: right for a scheduled run, not for someone at a terminal or a CI gate.
  */
-async function assertDatabasesReachable(local: LocalEnvironment, selection: PlanSelection): Promise<void> {
+export async function assertDatabasesReachable(
+  local: LocalEnvironment,
+  selection: Pick<PlanSelection, 'database'>,
+): Promise<void> {
   const deps = local.deps();
   for (const { name } of local.config.databases.filter(
     (db) => !selection.database || db.name === selection.database,

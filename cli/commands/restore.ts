@@ -125,8 +125,10 @@ async function restoreLocally(options: LocalRestoreOptions): Promise<number> {
   }
   // Loaded on use: local mode (see common.ts).
   const { runLocalRestore } = await import('../../local/run.js');
+  const { assertDatabasesReachable } = await import('../plan.js');
   const request = restoreRequest(options);
   return withLocalEnvironment(options.config, options.stateDir, async (local) => {
+    await assertDatabasesReachable(local, { database: request.database });
     const { display } = commandOutput(options);
     const started = Date.now();
     const { execution, results } = await runLocalRestore(local, request, { onStep: display.onStep });

@@ -4,9 +4,11 @@ import { createServer as createHttpServer } from 'node:http';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { exitCodeOf } from '../../cli/exit-codes.js';
 import { ConfigError, DatabaseUnavailableError } from '../../lambdas/shared/errors/step-errors.js';
+import { startLocalServices } from '../../local/services.js';
 
 const root = new URL('../../', import.meta.url).pathname;
 const cli = (...args: string[]) =>
@@ -87,6 +89,60 @@ describe('audit-archiver', () => {
     // Act
     const started = Date.now();
     const result = cli('plan', '-c', config, '--state-dir', join(dir, 'state'));
+    const seconds = (Date.now() - started) / 1000;
+    rmSync(dir, { recursive: true, force: true });
+
+    // Assess
+    expect(result.stderr).toMatch(/DatabaseUnavailableError: database billing cannot be reached/);
+    expect(result.stderr).not.toContain('secret');
+    expect(result.status).toBe(1);
+    expect(seconds).toBeLessThan(15);
+  });
+
+  it('local restore fails within seconds, naming the database and exiting 1, when the database cannot be reached', async () => {
+    // Prepare: a port nothing listens on (taken, then freed), and a config pointing at it.
+    const port = await new Promise<number>((resolve) => {
+      const server = createServer().listen(0, '127.0.0.1', () => {
+        const { port: free } = server.address() as { port: number };
+        server.close(() => resolve(free));
+      });
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'restore-unreachable-'));
+    const config = billingConfig(dir, `postgres://archiver:secret@127.0.0.1:${port}/billing`);
+    // An archive to restore: with none, the plan refuses the request before it needs the database.
+    const services = await startLocalServices(join(dir, 'state'), 'audit-archive');
+    const s3 = new S3Client({
+      endpoint: services.s3Endpoint,
+      forcePathStyle: true,
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+    });
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: 'audit-archive',
+        Key: 'billing/public.audit_logs/year=2025/month=01/day=07/20250107-0a1b2c.jsonl.gz',
+        Body: 'an archive',
+      }),
+    );
+    s3.destroy();
+    await services.stop();
+
+    // Act
+    const started = Date.now();
+    const result = cli(
+      'local',
+      'restore',
+      '-c',
+      config,
+      '--state-dir',
+      join(dir, 'state'),
+      '-d',
+      'billing',
+      '-t',
+      'public.audit_logs',
+      '-q',
+    );
     const seconds = (Date.now() - started) / 1000;
     rmSync(dir, { recursive: true, force: true });
 
