@@ -165,16 +165,16 @@ describe('restore of archives written by the Python "Audit Table Archiver"', () 
 });
 
 describe('legacy archives restored into columns whose types narrowed since', () => {
-  // Today's table: amount was numeric(12,4), code and tag text, seen_at timestamptz and seen_tz timestamp, score, fee
-  // and ratio numeric (ratio double precision once) when the Python tool archived it, and the arrays' elements
-  // likewise.
+  // Today's table: amount was numeric(12,4), code, tag, flag and label text, seen_at timestamptz and seen_tz
+  // timestamp, score, fee and ratio numeric (ratio double precision once) when the Python tool archived it, and the
+  // arrays' elements likewise.
   const bed = archiverTestbed(
     async (db) => {
       await db.client.query(
         `CREATE TABLE public.legacy_audit (id bigint PRIMARY KEY, created_at timestamptz NOT NULL,
            amount numeric(10,2), code varchar(3), seen_at timestamp, seen_on date, tag character(3),
            seen_tz timestamptz, seen_ats timestamp[], seen_ons date[], seen_tzs timestamptz[],
-           score double precision, ratio real, scores double precision[], fee money)`,
+           score double precision, ratio real, scores double precision[], fee money, flag "char", label name)`,
       );
     },
     [{ schema: 'public', name: 'legacy_audit', timestampColumn: 'created_at' }],
@@ -276,6 +276,8 @@ describe('legacy archives restored into columns whose types narrowed since', () 
       'scores',
     ],
     ['a number a money would round', '20250317T010000Z', { fee: '12.345' }, 'fee'],
+    ['a text a "char" would cut to its first byte', '20250318T010000Z', { flag: 'ab' }, 'flag'],
+    ['a text a name would cut to 63 bytes', '20250319T010000Z', { label: 'x'.repeat(64) }, 'label'],
   ])('refuses %s under strict drift, writing nothing', async (_case, runStamp, values, column) => {
     // Act
     const restored = await restoreOne(runStamp, values);
@@ -306,11 +308,13 @@ describe('legacy archives restored into columns whose types narrowed since', () 
       ratio: 0.1,
       scores: [0.1, 1e20, 'NaN', '-Infinity', null],
       fee: '12.340',
+      flag: 'a',
+      label: 'x'.repeat(63),
     });
     const written = await bed.db.client.query(
       `SELECT amount::text, code, seen_at::text, seen_on::text, seen_ats::text, seen_ons::text,
-              seen_tzs::text, score::text, ratio::text, scores::text, fee::numeric::text AS fee
-         FROM public.legacy_audit WHERE id = 1`,
+              seen_tzs::text, score::text, ratio::text, scores::text, fee::numeric::text AS fee,
+              flag::text, label::text FROM public.legacy_audit WHERE id = 1`,
     );
 
     // Assess
@@ -328,6 +332,8 @@ describe('legacy archives restored into columns whose types narrowed since', () 
         ratio: '0.1',
         scores: '{0.1,1e+20,NaN,-Infinity,NULL}',
         fee: '12.34',
+        flag: 'a',
+        label: 'x'.repeat(63),
       },
     ]);
   });

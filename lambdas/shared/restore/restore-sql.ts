@@ -500,8 +500,8 @@ const unboundedType = (plainType: string): string =>
  * When a legacy archive's value (its text, typeless) would change on its way into `into`, which a cast does silently:
  * a modifier that truncates or rounds (`varchar(3)`, `numeric(10,2)`, `timestamp(0)`), an offset a `timestamp`
  * column drops, a time of day a `date` column drops, a naive time a `timestamptz` column would read as UTC, digits a
- * `real`, `double precision` or `money` column rounds away; and the same of an array's elements. Undefined when the
- * target reads every value as it is written.
+ * `real`, `double precision` or `money` column rounds away, text a `"char"` or `name` column cuts; and the same of an
+ * array's elements. Undefined when the target reads every value as it is written.
  */
 function legacyValueChange(text: string, into: TargetColumn): string | undefined {
   const plain = into.plainType;
@@ -536,7 +536,8 @@ const numberRoundsSql = (text: string, type: 'real' | 'double precision' | 'mone
         ELSE false END`;
 
 /**
- * What a date, time or number type drops or makes up of a legacy value's text, a scalar's or an array element's.
+ * What a date, time, number or short text type drops or makes up of a legacy value's text, a scalar's or an array
+ * element's.
  */
 function legacyScalarChange(text: string, type: string): string | undefined {
   switch (type) {
@@ -544,6 +545,10 @@ function legacyScalarChange(text: string, type: string): string | undefined {
     case 'double precision':
     case 'money':
       return numberRoundsSql(text, type);
+    case '"char"':
+    case 'name':
+      // Types that cut a longer text without a word (no modifier says so): "char" to its first byte, name to 63.
+      return `${text}::${type}::text IS DISTINCT FROM ${text}`;
     case 'timestamp without time zone':
       return `${text}::${type} IS DISTINCT FROM (${text}::timestamp with time zone AT TIME ZONE 'UTC')`;
     case 'date':
