@@ -128,6 +128,9 @@ async function noArchiveAtAll(
 const notConfigured = (config: ArchiverConfig, scoped: ScopedSource): string =>
   `${tableRef(scoped.table)} is no table of database ${scoped.database} in the config, and no archive of it is here: a mistyped name?${didYouMean(tablesNamedLike([findDatabase(config, scoped.database)], tableRef(scoped.table)))}`;
 
+const noArchiveInRange = ({ fromDay, toDay }: { fromDay?: string; toDay?: string }): string =>
+  `no archive of it lies ${fromDay && toDay ? `between ${fromDay} and ${toDay}` : fromDay ? `on or after ${fromDay}` : `on or before ${toDay}`}, though the bucket holds archives of it on other days: nothing in this range was checked (a mistyped --from or --to?)`;
+
 /**
  * `validate`: re-reads every archive in scope; exit code 1 on any error, and with --strict on warnings too. With the
  * lock table, native archives are also compared with its inventory of committed archives.
@@ -163,6 +166,13 @@ export async function validateCommand(
         detail: notConfigured(config, scoped),
       });
     }
+    if (
+      report.archives === 0 &&
+      report.problems.length === 0 &&
+      !(await noArchiveAtAll(store, scoped, range))
+    )
+      // "OK" on nothing in a range the operator typed reads as "intact": say that the archives lie elsewhere.
+      report.notes = [...(report.notes ?? []), noArchiveInRange(range)];
     reports.push({ ...report, database: scoped.database, table: tableRef(scoped.table) });
   }
   const problems = reports.flatMap((r) => r.problems);

@@ -75,6 +75,35 @@ describe('validate, list and legal-hold on a scope that selects nothing', () => 
     expect(swapped.error?.message).toBe(`--to ${first} is before --from ${last}: the range selects no day`);
   });
 
+  it('validate says that a --from/--to range holding no archive checked nothing, where the table has archives on other days', async () => {
+    // Prepare: archives on about ten days (a run that finds them archived already adds none); a range a year after
+    // the last of them (a mistyped year)
+    expect((await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 })).execution.status).toBe(
+      'SUCCEEDED',
+    );
+    const archives = await readLiveArchives(bed.local, 'public', 'events');
+    const last =
+      archives
+        .map((a) => a.manifest.day)
+        .sort()
+        .at(-1) ?? '';
+    const yearLater = `${Number(last.slice(0, 4)) + 1}${last.slice(4)}`;
+    expect(archives.length).toBeGreaterThan(1);
+
+    // Act
+    const text = await validate({ table: ['public.events'], from: yearLater, to: yearLater });
+    const json = await validate({ table: ['public.events'], from: yearLater, json: true });
+
+    // Assess: still no error (nothing in range is broken), but not a bare "OK"
+    expect(text.code).toBe(0);
+    expect(text.text).toContain(
+      `NOTE no archive of it lies between ${yearLater} and ${yearLater}, though the bucket holds archives of it on other days`,
+    );
+    expect(JSON.parse(json.text).tables[0].notes).toEqual([
+      `no archive of it lies on or after ${yearLater}, though the bucket holds archives of it on other days: nothing in this range was checked (a mistyped --from or --to?)`,
+    ]);
+  });
+
   it('list refuses a reversed --from/--to instead of listing 0 archives', async () => {
     const archives = await readLiveArchives(bed.local, 'public', 'events');
     const days = archives.map((a) => a.manifest.day).sort();
