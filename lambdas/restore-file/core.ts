@@ -1070,10 +1070,13 @@ async function insert(client: pg.PoolClient, sql: string, context: InsertRefusal
 const refusedByPolicy = (error: unknown): boolean =>
   (error as { routine?: string }).routine === 'ExecWithCheckOptions';
 
-/** The target's row-level security refused the archived rows: no strategy or retry cures that. */
+/**
+ * The target's row-level security refused the archived rows: no strategy or retry cures that. The INSERT has a
+ * RETURNING clause, so the role's SELECT policies must admit the new rows too, not only its INSERT policies.
+ */
 function rowSecurityRefusal(error: unknown, { strategy, target }: InsertRefusalContext): string {
   const { message } = error as { message?: string };
-  return `restore target ${tableLabel(target)}: its row-level security refused the archived rows (SQLSTATE 42501: ${message}), and nothing of the archive was written; let the role the restore connects as write them: grant it BYPASSRLS (ALTER ROLE ... BYPASSRLS), or add a policy for it that admits the rows on INSERT${strategy === 'overwrite' ? ' and on SELECT and UPDATE of the rows they replace' : ''} (CREATE POLICY ... ON ${qualifiedName(target)} ... TO that role), or disable row-level security on the target for the restore (ALTER TABLE ${qualifiedName(target)} DISABLE ROW LEVEL SECURITY)`;
+  return `restore target ${tableLabel(target)}: its row-level security refused the archived rows (SQLSTATE 42501: ${message}), and nothing of the archive was written; let the role the restore connects as write them: grant it BYPASSRLS (ALTER ROLE ... BYPASSRLS), or add policies for it that admit the rows on INSERT and on SELECT (the INSERT returns the rows it wrote)${strategy === 'overwrite' ? ', and on SELECT and UPDATE of the rows they replace' : ''} (CREATE POLICY ... ON ${qualifiedName(target)} ... TO that role), or disable row-level security on the target for the restore (ALTER TABLE ${qualifiedName(target)} DISABLE ROW LEVEL SECURITY)`;
 }
 
 /**

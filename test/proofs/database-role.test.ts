@@ -491,7 +491,15 @@ describe('row-level security that applies to the archiver, and triggers on a res
         CREATE ROLE ${role} LOGIN PASSWORD 'not-a-secret';
         GRANT CONNECT, TEMPORARY ON DATABASE ${db.name} TO ${role};
         GRANT USAGE ON SCHEMA public TO ${role};`);
-      for (const name of ['guarded', 'hidden', 'stamped', 'stamped_always', 'no_backdating', 'policed']) {
+      for (const name of [
+        'guarded',
+        'hidden',
+        'stamped',
+        'stamped_always',
+        'no_backdating',
+        'policed',
+        'unseen',
+      ]) {
         await db.client.query(`
           CREATE TABLE public.${name} (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, kind text NOT NULL,
                                        received_by text NOT NULL DEFAULT 'app');
@@ -526,6 +534,7 @@ describe('row-level security that applies to the archiver, and triggers on a res
       spec('stamped_always'),
       spec('no_backdating'),
       spec('policed'),
+      spec('unseen'),
     ],
   );
   const archive = (table: string) =>
@@ -586,10 +595,39 @@ describe('row-level security that applies to the archiver, and triggers on a res
       for (const result of run.results) {
         expect(result.status).toBe('failed');
         expect(result.error).toMatch(
-          /^DatabaseAccessError: restore target "public"\."policed": its row-level security refused the archived rows .*BYPASSRLS.*a policy .*ALTER TABLE "public"\."policed" DISABLE ROW LEVEL SECURITY/,
+          /^DatabaseAccessError: restore target "public"\."policed": its row-level security refused the archived rows .*BYPASSRLS.*policies for it .*ALTER TABLE "public"\."policed" DISABLE ROW LEVEL SECURITY/,
         );
       }
     }
+    expect(afterRefusal).toEqual([]);
+    expect(restored.execution.status).toBe('SUCCEEDED');
+    expect((await tableLines(bed.db.client, table)).sort()).toEqual([...original].sort());
+  });
+
+  it('names SELECT among what a policy must admit: the INSERT returns the rows it wrote, which an INSERT policy alone refuses', async () => {
+    // Prepare: archived, then row-level security with a policy that lets the role insert rows, but none to read them.
+    const table = resolvedTable(spec('unseen'));
+    const original = await tableLines(bed.db.client, table);
+    expect((await archive('unseen')).execution.status).toBe('SUCCEEDED');
+    await bed.db.client.query(`
+      ALTER TABLE public.unseen ENABLE ROW LEVEL SECURITY;
+      CREATE POLICY ins ON public.unseen FOR INSERT WITH CHECK (true);`);
+    const restore = () =>
+      runLocalRestore(bed.local, { database: 'app', table: 'public.unseen' }, { retryIntervalScale: 0 });
+
+    // Act: refused; then the SELECT policy the message names.
+    const refused = await restore();
+    const afterRefusal = await rowsOf(bed.db, 'public.unseen');
+    await bed.db.client.query(`CREATE POLICY sel ON public.unseen FOR SELECT USING (true)`);
+    const restored = await restore();
+
+    // Assess
+    expect(refused.execution.status).toBe('FAILED');
+    expect(refused.results.length).toBeGreaterThan(0);
+    for (const result of refused.results)
+      expect(result.error).toMatch(
+        /^DatabaseAccessError: .*policies for it that admit the rows on INSERT and on SELECT/,
+      );
     expect(afterRefusal).toEqual([]);
     expect(restored.execution.status).toBe('SUCCEEDED');
     expect((await tableLines(bed.db.client, table)).sort()).toEqual([...original].sort());
