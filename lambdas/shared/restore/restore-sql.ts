@@ -499,7 +499,7 @@ const unboundedType = (plainType: string): string =>
 /**
  * When a legacy archive's value (its text, typeless) would change on its way into `into`, which a cast does silently:
  * a modifier that truncates or rounds (`varchar(3)`, `numeric(10,2)`, `timestamp(0)`), an offset a `timestamp`
- * column drops, a time of day a `date` column drops, a naive time a `timestamptz` column would read as UTC, digits a
+ * column drops, a time of day a `date` column drops, a naive time a `timestamptz` column would read as UTC, an offset a `time` column drops, digits a
  * `real`, `double precision` or `money` column rounds away, text a `"char"` or `name` column cuts; and the same of an
  * array's elements. Undefined when the target reads every value as it is written.
  */
@@ -553,6 +553,10 @@ function legacyScalarChange(text: string, type: string): string | undefined {
       return `${text}::${type} IS DISTINCT FROM (${text}::timestamp with time zone AT TIME ZONE 'UTC')`;
     case 'date':
       return `${text}::date IS DISTINCT FROM ${text}::timestamp without time zone`;
+    case 'time without time zone':
+      // A time column drops an offset (a timetz's `03:04:05+02:00`) without a word; read with it, the time differs
+      // from the one read without (the transaction's zone is UTC).
+      return `${text}::time with time zone IS DISTINCT FROM ${text}::time without time zone::time with time zone`;
     case 'timestamp with time zone':
       // The tool appended `Z` to naive values (a `timestamp` column then): their zone is unknown, and reading them
       // as UTC would make up an instant. An aware value carries its offset (`+00:00`).
