@@ -166,16 +166,18 @@ describe('restore of archives written by the Python "Audit Table Archiver"', () 
 
 describe('legacy archives restored into columns whose types narrowed since', () => {
   // Today's table: amount was numeric(12,4), code, tag, flag and label text, seen_at timestamptz and seen_tz
-  // timestamp, score, fee and ratio numeric (ratio double precision once), at_time timetz
-  // when the Python tool archived it, and the arrays' elements likewise.
+  // timestamp, score, fee, ratio and weight numeric (ratio double precision once), at_time timetz when the Python tool
+  // archived it, and the arrays' elements likewise. weight is a domain over a domain over double precision.
   const bed = archiverTestbed(
     async (db) => {
       await db.client.query(
-        `CREATE TABLE public.legacy_audit (id bigint PRIMARY KEY, created_at timestamptz NOT NULL,
+        `CREATE DOMAIN public.measure AS double precision;
+         CREATE DOMAIN public.weight AS public.measure;
+         CREATE TABLE public.legacy_audit (id bigint PRIMARY KEY, created_at timestamptz NOT NULL,
            amount numeric(10,2), code varchar(3), seen_at timestamp, seen_on date, tag character(3),
            seen_tz timestamptz, seen_ats timestamp[], seen_ons date[], seen_tzs timestamptz[],
            score double precision, ratio real, scores double precision[], fee money, flag "char", label name,
-           at_time time)`,
+           at_time time, weight public.weight)`,
       );
     },
     [{ schema: 'public', name: 'legacy_audit', timestampColumn: 'created_at' }],
@@ -280,6 +282,12 @@ describe('legacy archives restored into columns whose types narrowed since', () 
     ['a text a "char" would cut to its first byte', '20250318T010000Z', { flag: 'ab' }, 'flag'],
     ['a text a name would cut to 63 bytes', '20250319T010000Z', { label: 'x'.repeat(64) }, 'label'],
     ['an offset a time would drop', '20250321T010000Z', { at_time: '03:04:05+02:00' }, 'at_time'],
+    [
+      'a number a domain over a domain over double precision would round',
+      '20250320T010000Z',
+      { weight: '12345678901234567.89' },
+      'weight',
+    ],
   ])('refuses %s under strict drift, writing nothing', async (_case, runStamp, values, column) => {
     // Act
     const restored = await restoreOne(runStamp, values);
@@ -313,11 +321,12 @@ describe('legacy archives restored into columns whose types narrowed since', () 
       flag: 'a',
       label: 'x'.repeat(63),
       at_time: '03:04:05.500000',
+      weight: '0.25',
     });
     const written = await bed.db.client.query(
       `SELECT amount::text, code, seen_at::text, seen_on::text, seen_ats::text, seen_ons::text,
               seen_tzs::text, score::text, ratio::text, scores::text, fee::numeric::text AS fee,
-              flag::text, label::text, at_time::text FROM public.legacy_audit WHERE id = 1`,
+              flag::text, label::text, at_time::text, weight::text FROM public.legacy_audit WHERE id = 1`,
     );
 
     // Assess
@@ -338,6 +347,7 @@ describe('legacy archives restored into columns whose types narrowed since', () 
         flag: 'a',
         label: 'x'.repeat(63),
         at_time: '03:04:05.5',
+        weight: '0.25',
       },
     ]);
   });

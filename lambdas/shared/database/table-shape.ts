@@ -263,10 +263,10 @@ interface SideEffect {
 }
 
 /**
- * The type of the column `a` under its domains, without a modifier: `timestamp(3) without time zone` reads as
- * `timestamp without time zone`.
+ * The type of the column `a` under its domains, however deep, without a modifier: `timestamp(3) without time zone`
+ * reads as `timestamp without time zone`.
  */
-const BASE_TYPE_SQL = `(WITH RECURSIVE base AS (
+export const BASE_TYPE_SQL = `(WITH RECURSIVE base AS (
      SELECT t.oid, t.typtype, t.typbasetype FROM pg_catalog.pg_type t WHERE t.oid = a.atttypid
      UNION ALL
      SELECT t.oid, t.typtype, t.typbasetype FROM pg_catalog.pg_type t JOIN base b ON t.oid = b.typbasetype

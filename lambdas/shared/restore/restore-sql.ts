@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { comparableType } from '../batch/schema-drift.js';
 import {
+  BASE_TYPE_SQL,
   BOUND_TYPE_SQL,
   enumLabelsSql,
   NOT_NULL_SQL,
@@ -163,7 +164,9 @@ export async function describeTarget(
                       'name', a.attname,
                       'type', pg_catalog.format_type(a.atttypid, a.atttypmod),
                       'base_type', ${BOUND_TYPE_SQL},
-                      'plain_type', pg_catalog.format_type(CASE WHEN ty.typtype = 'd' THEN ty.typbasetype ELSE a.atttypid END, NULL),
+                      -- Under every domain, as baseType: one level down, a domain over a domain would be read by
+                      -- the inner domain's name, which no check knows.
+                      'plain_type', ${BASE_TYPE_SQL},
                       'redefinable', (SELECT el.typtype IN ('d', 'c', 'r', 'm')
                                              AND el.typnamespace <> 'pg_catalog'::pg_catalog.regnamespace
                                         FROM pg_catalog.pg_type el
