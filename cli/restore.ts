@@ -171,17 +171,18 @@ export async function runAwsRestore(
 
 /**
  * `restore`: the deployed restore state machine started with the options' request and followed to its end; the
- * execution's summary (or error) and status printed, or with --json its outcome alone, as one JSON document (no
- * progress lines); its exit code.
+ * execution's summary (or error) and status printed, or with --json its outcome alone, as one JSON document, the
+ * progress lines (the execution's ARN first) going to `writeProgress`; its exit code.
  */
 export async function restoreOnAws(
   sfn: Pick<SFNClient, 'send'>,
   stateMachineArn: string,
   options: RestoreOptions,
-  { write, pollMs }: { write: Write; pollMs?: number },
+  { write, writeProgress, pollMs }: { write: Write; writeProgress: Write; pollMs?: number },
 ): Promise<number> {
+  // Under --json the ARN still reaches the operator (on stderr): following can fail while the restore runs on.
   const outcome = await runAwsRestore(sfn, stateMachineArn, restoreRequest(options), {
-    write: options.json ? () => undefined : write,
+    write: options.json ? writeProgress : write,
     pollMs,
   });
   const exitCode = executionExitCode(outcome.status, outcome.error);

@@ -59,7 +59,7 @@ export function registerRestore(program: Command, local: Command): void {
       new SFNClient({ requestHandler: boundedRequests() }),
       options.stateMachineArn,
       options,
-      { write: print },
+      { write: print, writeProgress: printError },
     );
   });
 }
@@ -114,7 +114,7 @@ function withRestoreOptions(command: Command, required = true): Command {
       '--legacy-prefix <prefix>',
       "S3 prefix of the Python tool's archives (default: the config's s3.prefix)",
     )
-    .option('--json', 'print the result alone, as one JSON document (no progress lines)', false);
+    .option('--json', 'print the result alone on stdout, as one JSON document', false);
 }
 
 type LocalRestoreOptions = RestoreOptions & { config?: string; stateDir: string } & OutputOptions;

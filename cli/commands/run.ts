@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { boundedRequests } from '../../lambdas/shared/runtime/aws-requests.js';
 import { EXIT_FINDINGS, EXIT_OK, executionExitCode } from '../exit-codes.js';
-import { print, safeJson } from '../output.js';
+import { print, printError, safeJson } from '../output.js';
 
 interface RunOptions {
   stateMachineArn: string;
@@ -29,7 +29,7 @@ export function registerRun(program: Command): void {
       'only these tables (with --database when several databases have them)',
     )
     .option('--dry-run', 'plan only: what a run would do per table, changing nothing', false)
-    .option('--json', 'print the outcome as one JSON document (no progress lines)', false)
+    .option('--json', 'print the outcome as one JSON document (progress lines on stderr)', false)
     .action(async (options: RunOptions) => {
       // Loaded on use: the AWS SDK (see common.ts).
       const { SFNClient } = await import('@aws-sdk/client-sfn');
@@ -45,7 +45,8 @@ export function registerRun(program: Command): void {
         options.stateMachineArn,
         input,
         {
-          write: options.json ? () => undefined : print,
+          // Under --json the ARN still reaches the operator (on stderr): following can fail while the run goes on.
+          write: options.json ? printError : print,
         },
       );
       if (options.json) print(safeJson(outcome));

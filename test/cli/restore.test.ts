@@ -164,19 +164,20 @@ describe('restore (AWS) with --json', () => {
     const failed = sfnEnding({ status: 'FAILED', error: 'ConfigError', cause: 'no archive selected' });
     const lines: string[] = [];
     const failedLines: string[] = [];
+    const progress: string[] = [];
 
     // Act
     const code = await restoreOnAws(
       succeeded as never,
       'arn:aws:states:::stateMachine:restore',
       { ...base, json: true },
-      { write: (text) => lines.push(text), pollMs: 1 },
+      { write: (text) => lines.push(text), writeProgress: (text) => progress.push(text), pollMs: 1 },
     );
     const failedCode = await restoreOnAws(
       failed as never,
       'arn:aws:states:::stateMachine:restore',
       { ...base, json: true },
-      { write: (text) => failedLines.push(text), pollMs: 1 },
+      { write: (text) => failedLines.push(text), writeProgress: () => undefined, pollMs: 1 },
     );
 
     // Assess: no progress or status line around it; the exit code as without --json
@@ -193,5 +194,7 @@ describe('restore (AWS) with --json', () => {
       cause: 'no archive selected',
     });
     expect(failedCode).toBe(2);
+    // The ARN goes to the progress stream (stderr): if following fails, the operator still knows the execution
+    expect(progress[0]).toBe(`Started ${EXECUTION}`);
   });
 });
