@@ -31,6 +31,23 @@ function billingConfig(dir: string, url: string): string {
   return config;
 }
 
+/** A port nothing listens on: taken, then freed. */
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+
+/** A command met the unreachable billing database: named, its password kept out, exit 1, within seconds. */
+function expectUnreachableBilling(result: ReturnType<typeof cli>, seconds: number): void {
+  expect(result.stderr).toMatch(/DatabaseUnavailableError: database billing cannot be reached/);
+  expect(result.stderr).not.toContain('secret');
+  expect(result.status).toBe(1);
+  expect(seconds).toBeLessThan(15);
+}
+
 describe('audit-archiver', () => {
   it('prints the package version with --version and exits 0', () => {
     // Prepare
@@ -77,12 +94,7 @@ describe('audit-archiver', () => {
 
   it('plan fails within seconds, naming the database and exiting 1, when the database cannot be reached', async () => {
     // Prepare: a port nothing listens on (taken, then freed), and a config pointing at it.
-    const port = await new Promise<number>((resolve) => {
-      const server = createServer().listen(0, '127.0.0.1', () => {
-        const { port: free } = server.address() as { port: number };
-        server.close(() => resolve(free));
-      });
-    });
+    const port = await freePort();
     const dir = mkdtempSync(join(tmpdir(), 'plan-unreachable-'));
     const config = billingConfig(dir, `postgres://archiver:secret@127.0.0.1:${port}/billing`);
 
@@ -93,20 +105,12 @@ describe('audit-archiver', () => {
     rmSync(dir, { recursive: true, force: true });
 
     // Assess
-    expect(result.stderr).toMatch(/DatabaseUnavailableError: database billing cannot be reached/);
-    expect(result.stderr).not.toContain('secret');
-    expect(result.status).toBe(1);
-    expect(seconds).toBeLessThan(15);
+    expectUnreachableBilling(result, seconds);
   });
 
   it('local restore fails within seconds, naming the database and exiting 1, when the database cannot be reached', async () => {
     // Prepare: a port nothing listens on (taken, then freed), and a config pointing at it.
-    const port = await new Promise<number>((resolve) => {
-      const server = createServer().listen(0, '127.0.0.1', () => {
-        const { port: free } = server.address() as { port: number };
-        server.close(() => resolve(free));
-      });
-    });
+    const port = await freePort();
     const dir = mkdtempSync(join(tmpdir(), 'restore-unreachable-'));
     const config = billingConfig(dir, `postgres://archiver:secret@127.0.0.1:${port}/billing`);
     // An archive to restore: with none, the plan refuses the request before it needs the database.
@@ -147,10 +151,7 @@ describe('audit-archiver', () => {
     rmSync(dir, { recursive: true, force: true });
 
     // Assess
-    expect(result.stderr).toMatch(/DatabaseUnavailableError: database billing cannot be reached/);
-    expect(result.stderr).not.toContain('secret');
-    expect(result.status).toBe(1);
-    expect(seconds).toBeLessThan(15);
+    expectUnreachableBilling(result, seconds);
   });
 
   it('validate --json against a bucket, without --lock-table, prints the report alone on stdout and its note on stderr', async () => {

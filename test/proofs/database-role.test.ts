@@ -566,14 +566,21 @@ describe('row-level security that applies to the archiver, and triggers on a res
     },
   );
 
+  /** Table `name` archived, then its owner enables row-level security with `policy`; its lines before the archive. */
+  const archivedUnderRowSecurity = async (name: string, policy: string) => {
+    const table = resolvedTable(spec(name));
+    const original = await tableLines(bed.db.client, table);
+    expect((await archive(name)).execution.status).toBe('SUCCEEDED');
+    await bed.db.client.query(`ALTER TABLE public.${name} ENABLE ROW LEVEL SECURITY; ${policy}`);
+    return { table, original };
+  };
+
   it('refuses to restore into a target whose row-level security keeps the role from writing the rows, naming the table and the remedies', async () => {
     // Prepare: archived, then the owner enables row-level security with a policy that lets the role read rows only.
-    const table = resolvedTable(spec('policed'));
-    const original = await tableLines(bed.db.client, table);
-    expect((await archive('policed')).execution.status).toBe('SUCCEEDED');
-    await bed.db.client.query(`
-      ALTER TABLE public.policed ENABLE ROW LEVEL SECURITY;
-      CREATE POLICY sel ON public.policed FOR SELECT USING (true);`);
+    const { table, original } = await archivedUnderRowSecurity(
+      'policed',
+      'CREATE POLICY sel ON public.policed FOR SELECT USING (true)',
+    );
     const restore = (strategy: string) =>
       runLocalRestore(
         bed.local,
@@ -606,12 +613,10 @@ describe('row-level security that applies to the archiver, and triggers on a res
 
   it('names SELECT among what a policy must admit: the INSERT returns the rows it wrote, which an INSERT policy alone refuses', async () => {
     // Prepare: archived, then row-level security with a policy that lets the role insert rows, but none to read them.
-    const table = resolvedTable(spec('unseen'));
-    const original = await tableLines(bed.db.client, table);
-    expect((await archive('unseen')).execution.status).toBe('SUCCEEDED');
-    await bed.db.client.query(`
-      ALTER TABLE public.unseen ENABLE ROW LEVEL SECURITY;
-      CREATE POLICY ins ON public.unseen FOR INSERT WITH CHECK (true);`);
+    const { table, original } = await archivedUnderRowSecurity(
+      'unseen',
+      'CREATE POLICY ins ON public.unseen FOR INSERT WITH CHECK (true)',
+    );
     const restore = () =>
       runLocalRestore(bed.local, { database: 'app', table: 'public.unseen' }, { retryIntervalScale: 0 });
 
