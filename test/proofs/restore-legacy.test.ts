@@ -167,17 +167,19 @@ describe('restore of archives written by the Python "Audit Table Archiver"', () 
 describe('legacy archives restored into columns whose types narrowed since', () => {
   // Today's table: amount was numeric(12,4), code, tag, flag and label text, seen_at timestamptz and seen_tz
   // timestamp, score, fee, ratio and weight numeric (ratio double precision once), at_time timetz when the Python tool
-  // archived it, and the arrays' elements likewise. weight is a domain over a domain over double precision.
+  // archived it, and the arrays' elements likewise. weight is a domain over a domain over double precision, price one
+  // over numeric(10,2); weights and prices arrays of them (numeric[] then).
   const bed = archiverTestbed(
     async (db) => {
       await db.client.query(
         `CREATE DOMAIN public.measure AS double precision;
          CREATE DOMAIN public.weight AS public.measure;
+         CREATE DOMAIN public.price AS numeric(10,2);
          CREATE TABLE public.legacy_audit (id bigint PRIMARY KEY, created_at timestamptz NOT NULL,
            amount numeric(10,2), code varchar(3), seen_at timestamp, seen_on date, tag character(3),
            seen_tz timestamptz, seen_ats timestamp[], seen_ons date[], seen_tzs timestamptz[],
            score double precision, ratio real, scores double precision[], fee money, flag "char", label name,
-           at_time time, weight public.weight)`,
+           at_time time, weight public.weight, weights public.weight[], prices public.price[])`,
       );
     },
     [{ schema: 'public', name: 'legacy_audit', timestampColumn: 'created_at' }],
@@ -288,6 +290,18 @@ describe('legacy archives restored into columns whose types narrowed since', () 
       { weight: '12345678901234567.89' },
       'weight',
     ],
+    [
+      'an array element a domain over a domain over double precision would round',
+      '20250323T010000Z',
+      { weights: ['0.5', '12345678901234567.89'] },
+      'weights',
+    ],
+    [
+      'an array element a domain over numeric(10,2) would round',
+      '20250324T010000Z',
+      { prices: ['1.25', '12.345'] },
+      'prices',
+    ],
   ])('refuses %s under strict drift, writing nothing', async (_case, runStamp, values, column) => {
     // Act
     const restored = await restoreOne(runStamp, values);
@@ -322,11 +336,14 @@ describe('legacy archives restored into columns whose types narrowed since', () 
       label: 'x'.repeat(63),
       at_time: '03:04:05.500000',
       weight: '0.25',
+      weights: ['0.25', '1e20'],
+      prices: ['12.340', null],
     });
     const written = await bed.db.client.query(
       `SELECT amount::text, code, seen_at::text, seen_on::text, seen_ats::text, seen_ons::text,
               seen_tzs::text, score::text, ratio::text, scores::text, fee::numeric::text AS fee,
-              flag::text, label::text, at_time::text, weight::text FROM public.legacy_audit WHERE id = 1`,
+              flag::text, label::text, at_time::text, weight::text,
+              weights::text, prices::text FROM public.legacy_audit WHERE id = 1`,
     );
 
     // Assess
@@ -348,6 +365,8 @@ describe('legacy archives restored into columns whose types narrowed since', () 
         label: 'x'.repeat(63),
         at_time: '03:04:05.5',
         weight: '0.25',
+        weights: '{0.25,1e+20}',
+        prices: '{12.34,NULL}',
       },
     ]);
   });

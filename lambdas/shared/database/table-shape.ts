@@ -263,15 +263,18 @@ interface SideEffect {
 }
 
 /**
- * The type of the column `a` under its domains, however deep, without a modifier: `timestamp(3) without time zone`
- * reads as `timestamp without time zone`.
+ * The type `typeOid` (an SQL expression) under its domains, however deep, without a modifier: `timestamp(3) without
+ * time zone` reads as `timestamp without time zone`.
  */
-export const BASE_TYPE_SQL = `(WITH RECURSIVE base AS (
-     SELECT t.oid, t.typtype, t.typbasetype FROM pg_catalog.pg_type t WHERE t.oid = a.atttypid
+export const baseTypeSql = (typeOid: string): string => `(WITH RECURSIVE base AS (
+     SELECT t.oid, t.typtype, t.typbasetype FROM pg_catalog.pg_type t WHERE t.oid = ${typeOid}
      UNION ALL
      SELECT t.oid, t.typtype, t.typbasetype FROM pg_catalog.pg_type t JOIN base b ON t.oid = b.typbasetype
       WHERE b.typtype = 'd')
    SELECT pg_catalog.format_type(b.oid, NULL) FROM base b WHERE b.typtype <> 'd')`;
+
+/** The type of the column `a` under its domains (baseTypeSql). */
+export const BASE_TYPE_SQL = baseTypeSql('a.atttypid');
 
 /**
  * The type under the column `a`'s domains, with the modifier the nearest of them gives it (`numeric(12,4)`,

@@ -3,6 +3,7 @@ import { comparableType } from '../batch/schema-drift.js';
 import {
   BASE_TYPE_SQL,
   BOUND_TYPE_SQL,
+  baseTypeSql,
   enumLabelsSql,
   NOT_NULL_SQL,
   PRIMARY_KEY_SQL,
@@ -34,6 +35,11 @@ export interface TargetColumn {
   baseType: string;
   /** `baseType` without its modifier (`varchar(3)` → `character varying`): what reads a value unchanged. */
   plainType: string;
+  /**
+   * An array's element type under its domains, however deep, without a modifier; undefined for a column that is not
+   * an array. `plainType` stops at an array of a domain (`weight[]`), whose elements the legacy checks read by this.
+   */
+  plainElementType?: string;
   /**
    * Whether its type (or its arrays' element) is a domain, composite or range of the database's own, which can be
    * redefined under the same name to read a value otherwise (a domain made numeric(10,1), an attribute retyped): its
@@ -142,6 +148,7 @@ export async function describeTarget(
       type: string;
       base_type: string;
       plain_type: string;
+      plain_element_type: string | null;
       redefinable: boolean;
       generated: string;
       deterministic: boolean | null;
@@ -167,6 +174,8 @@ export async function describeTarget(
                       -- Under every domain, as baseType: one level down, a domain over a domain would be read by
                       -- the inner domain's name, which no check knows.
                       'plain_type', ${BASE_TYPE_SQL},
+                      'plain_element_type', CASE WHEN ty.typcategory = 'A' AND ty.typelem <> 0
+                                                 THEN ${baseTypeSql('ty.typelem')} END,
                       'redefinable', (SELECT el.typtype IN ('d', 'c', 'r', 'm')
                                              AND el.typnamespace <> 'pg_catalog'::pg_catalog.regnamespace
                                         FROM pg_catalog.pg_type el
@@ -213,6 +222,7 @@ export async function describeTarget(
       type: c.type,
       baseType: c.base_type,
       plainType: c.plain_type,
+      ...(c.plain_element_type !== null ? { plainElementType: c.plain_element_type } : {}),
       redefinable: c.redefinable,
       generated: c.generated !== '',
       deterministic: c.deterministic !== false,
@@ -507,10 +517,11 @@ const unboundedType = (plainType: string): string =>
  * array's elements. Undefined when the target reads every value as it is written.
  */
 function legacyValueChange(text: string, into: TargetColumn): string | undefined {
-  const plain = into.plainType;
+  // An array of a domain reads its elements as the type under the domain: `weight[]` as `double precision[]`.
+  const element = into.plainElementType ?? into.plainType;
+  const plain = into.plainElementType === undefined ? into.plainType : `${element}[]`;
   // Compared as the unbounded type: `character` or `bit` alone would cut both sides to one character.
   const whole = unboundedType(plain);
-  const element = plain.replace(/(\[\])+$/, '');
   // An array's elements (of any dimension) are checked one by one, as text: legacy-rows.ts writes each element as
   // the scalar's text.
   const elementChange =
