@@ -511,10 +511,10 @@ const unboundedType = (plainType: string): string =>
 
 /**
  * When a legacy archive's value (its text, typeless) would change on its way into `into`, which a cast does silently:
- * a modifier that truncates or rounds (`varchar(3)`, `numeric(10,2)`, `timestamp(0)`), an offset a `timestamp`
- * column drops, a time of day a `date` column drops, a naive time a `timestamptz` column would read as UTC, an offset a `time` column drops, digits a
- * `real`, `double precision` or `money` column rounds away, text a `"char"` or `name` column cuts; and the same of an
- * array's elements. Undefined when the target reads every value as it is written.
+ * a modifier that truncates or rounds (`varchar(3)`, `numeric(10,2)`, `timestamp(0)`), an offset a `timestamp` or
+ * `time` column drops, a time of day a `date` column drops, a naive time a `timestamptz` column would read as UTC,
+ * digits a `real`, `double precision` or `money` column rounds away, text a `"char"` or `name` column cuts; and the
+ * same of an array's elements. Undefined when the target reads every value as it is written.
  */
 function legacyValueChange(text: string, into: TargetColumn): string | undefined {
   // An array of a domain reads its elements as the type under the domain: `weight[]` as `double precision[]`.
@@ -526,13 +526,13 @@ function legacyValueChange(text: string, into: TargetColumn): string | undefined
   // the scalar's text.
   const elementChange =
     element === plain ? legacyScalarChange(text, plain) : legacyScalarChange('e.v', element);
-  const timeChange =
+  const valueChange =
     element === plain || elementChange === undefined
       ? elementChange
       : `EXISTS (SELECT FROM pg_catalog.unnest(${text}::pg_catalog.text[]) AS e(v) WHERE ${elementChange})`;
   const changes = [
     ...(into.type !== plain ? [`(${text}::${into.type})::${whole} IS DISTINCT FROM ${text}::${whole}`] : []),
-    ...(timeChange ? [timeChange] : []),
+    ...(valueChange ? [valueChange] : []),
   ];
   return changes.length > 0 ? `(${changes.join(' OR ')})` : undefined;
 }
