@@ -45,6 +45,8 @@ export interface LocalEnvironment {
   env: NodeJS.ProcessEnv;
   deps(fault?: FaultInjector): StepDeps;
   workflow(options?: WorkflowOptions): LocalWorkflow;
+  /** Dates each archive run's start (LocalWorkflowOptions.clock; the system clock unless the environment has one). */
+  clock(): Date;
   /** The functions this process has run (in-process workflows): each names itself to the local servers. */
   readonly functionsRun: ReadonlySet<FunctionName>;
   close(): Promise<void>;
@@ -58,6 +60,7 @@ export interface LocalEnvironment {
 export async function openLocalEnvironment(
   configPath: string,
   stateDir = DEFAULT_STATE_DIR,
+  { clock }: Pick<LocalWorkflowOptions, 'clock'> = {},
 ): Promise<LocalEnvironment> {
   const absoluteConfig = resolve(configPath);
   const config = loadDeploymentConfigFile(absoluteConfig);
@@ -78,6 +81,7 @@ export async function openLocalEnvironment(
     services,
     env,
     functionsRun,
+    clock: () => clock?.() ?? new Date(),
     deps: (fault) => depsFromEnv(env, fault),
     workflow: (options = {}) => {
       if (options.functions && (options.fault || options.env || options.deps)) {
@@ -92,6 +96,7 @@ export async function openLocalEnvironment(
           return options.deps ? options.deps(deps) : deps;
         },
         retryIntervalScale: options.retryIntervalScale,
+        clock,
         onStep: options.onStep,
         afterStep: options.afterStep,
         onEvent: options.onEvent,

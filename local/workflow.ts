@@ -107,6 +107,12 @@ export interface LocalWorkflowOptions {
   getDeps?: (functionName: FunctionName) => StepDeps;
   /** Multiplies the ASL's Retry intervals (1 = as deployed); tests use 0 to retry at once. */
   retryIntervalScale?: number;
+  /**
+   * Dates each archive run's start, from which Plan takes the cut-off. Tests hold it on the day their rows were
+   * seeded from, so a midnight passing before the run does not move the cut-off.
+   * @default the system clock
+   */
+  clock?: () => Date;
   /** Called after every function invocation, for progress display. */
   onStep?: (event: StepEvent) => void;
   /**
@@ -219,7 +225,7 @@ export class LocalWorkflow {
     const name = FUNCTION_NAMES.find((n) => functionArn(n) === input.FunctionName);
     if (!name) throw new Error(`no local function for ${input.FunctionName}`);
     // A deep copy, as a real invocation serializes the payload.
-    const payload = JSON.parse(JSON.stringify(input.Payload)) as unknown;
+    const payload = this.dated(name, JSON.parse(JSON.stringify(input.Payload)) as unknown);
     const started = performance.now();
     try {
       const context = lambdaContext(name);
@@ -324,6 +330,15 @@ export class LocalWorkflow {
   /** Starts the archive state machine, like an EventBridge schedule or a console "Start execution". */
   runArchive(input: unknown = {}, executionName = localExecutionName()): Promise<ExecutionResult> {
     return this.execute(this.parent, 'archive', input, executionName);
+  }
+
+  /**
+   * Plan's copy of the execution's start, by `clock`: the interpreter dates every execution by the system clock and
+   * takes no other. Only Plan reads the day from it; the steps' own checks of the cut-off accept an earlier one.
+   */
+  private dated(name: FunctionName, payload: unknown): unknown {
+    const { clock } = this.options;
+    return clock && name === 'plan' ? { ...(payload as object), startTime: clock().toISOString() } : payload;
   }
 
   /**

@@ -12,6 +12,7 @@ import type { ExecutionResult, StepEvent } from '../../local/workflow.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
+  fixtureCutoff,
   listKeys,
   resolvedTable,
   seedEvents,
@@ -113,7 +114,7 @@ describe('whoever starts executions cannot move the cut-off past the retention',
       runId: 'started-yesterday',
       database: 'app',
       table: 'public.lawful',
-      cutoff: retentionCutoff(Date.now() - DAY_MS, 30),
+      cutoff: retentionCutoff(bed.db.now().getTime() - DAY_MS, 30),
       maxBatches: 100,
     };
 
@@ -142,7 +143,7 @@ describe('whoever starts executions cannot move the cut-off past the retention',
       runId: 'exec-stepwise',
       database: 'app',
       table: 'public.stepwise',
-      cutoff: retentionCutoff(Date.now(), 30),
+      cutoff: await fixtureCutoff(deps),
       lease: acquired.lease,
     };
     await exportBatch(task, deps);

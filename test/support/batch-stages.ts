@@ -1,11 +1,11 @@
 import { expect } from 'vitest';
 import { exportBatch } from '../../lambdas/export/core.js';
-import { retentionCutoff } from '../../lambdas/shared/config/governance.js';
 import type { InFlight } from '../../lambdas/shared/lock-table/table-state.js';
 import type { StepDeps } from '../../lambdas/shared/step/step-deps.js';
 import type { TableTask } from '../../lambdas/shared/step/table-task.js';
 import { uploadBatch } from '../../lambdas/upload/core.js';
 import { verifyBatch } from '../../lambdas/verify/core.js';
+import { fixtureCutoff } from './fixtures.js';
 
 const STAGES = ['exported', 'uploaded', 'verified'] as const;
 
@@ -25,7 +25,7 @@ export async function batchThrough(
     runId: owner,
     database: 'app',
     table,
-    cutoff: retentionCutoff(Date.now(), 30),
+    cutoff: await fixtureCutoff(deps),
     lease: acquired.lease,
   };
   expect((await exportBatch(task, deps)).status).toBe('exported');

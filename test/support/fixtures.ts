@@ -45,7 +45,27 @@ export interface TestDatabase {
   name: string;
   url: string;
   client: pg.Client;
+  /**
+   * The clock of this database's tests: the system's, held at the last instant of the UTC day the database's
+   * fixtures are dated from (TODAY_UTC_SQL), so a run after a midnight passed takes the cut-off its rows were seeded
+   * around. Archive executions of its testbeds start by it.
+   */
+  now(): Date;
   drop(): Promise<void>;
+}
+
+const DAY_MS = 86_400_000;
+/** The setting, per test database, that holds the UTC midnight its time-dependent fixtures are dated from. */
+const TEST_DAY_SETTING = 'archiver_test.today';
+
+/**
+ * The UTC midnight a new test database's fixtures are dated from: today's, or with `TEST_DAY_SHIFT=-1` yesterday's.
+ * That shift makes every test run as if midnight had passed since its rows were seeded: a test that reads the day
+ * from the system clock where it should read its database's fails then, as it would once in a while at midnight.
+ */
+function testDayStart(): number {
+  const shift = Math.trunc(Number(process.env.TEST_DAY_SHIFT ?? 0));
+  return (Math.floor(Date.now() / DAY_MS) + shift) * DAY_MS;
 }
 
 /** Server encodings a test database may be created in besides the server's default (UTF8). */
@@ -65,6 +85,8 @@ export async function createTestDatabase(options: { encoding?: TestEncoding } = 
       ? `CREATE DATABASE ${name} ENCODING '${options.encoding}' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0`
       : `CREATE DATABASE ${name}`,
   );
+  const today = testDayStart();
+  await admin.query(`ALTER DATABASE ${name} SET ${TEST_DAY_SETTING} = '${new Date(today).toISOString()}'`);
   await admin.end();
   const url = adminUrl.replace(/\/[^/]*$/, `/${name}`);
   const client = new pg.Client({ connectionString: url });
@@ -76,6 +98,7 @@ export async function createTestDatabase(options: { encoding?: TestEncoding } = 
     name,
     url,
     client,
+    now: () => new Date(Math.min(Date.now(), today + DAY_MS - 1)),
     async drop() {
       await client.end();
       const cleanup = new pg.Client({ connectionString: adminUrl });
@@ -130,7 +153,7 @@ export async function openTestEnvironment(
   overrides: Parameters<typeof writeTestConfig>[2] = {},
 ) {
   const files = writeTestConfig(db, tables, overrides);
-  const local = await openLocalEnvironment(files.configPath, join(files.dir, 'state'));
+  const local = await openLocalEnvironment(files.configPath, join(files.dir, 'state'), { clock: db.now });
   return {
     local,
     files,
@@ -564,13 +587,28 @@ export async function assertNoLossNoDuplicates(
 
 /**
  * Time-dependent fixtures anchor on today's UTC midnight, never on `now()`: the plan's cut-off is a UTC midnight too
- * (`retentionCutoff`), so which rows a run takes, and how many fall on each UTC day, is the same at every hour.
+ * (`retentionCutoff`), so which rows a run takes, and how many fall on each UTC day, is the same at every hour. In a
+ * test database it is the midnight of the day the database was made on (TestDatabase.now), not one that passed since.
  */
-export const TODAY_UTC_SQL = `date_trunc('day', now(), 'UTC')`;
+export const TODAY_UTC_SQL = `coalesce(nullif(current_setting('${TEST_DAY_SETTING}', true), '')::timestamptz, date_trunc('day', now(), 'UTC'))`;
 
 /** The cut-off a run started today takes with `retentionDays`, as SQL: rows `< cutoffSql()` are the eligible ones. */
 export const cutoffSql = (retentionDays = 30): string =>
   `(${TODAY_UTC_SQL} - make_interval(days => ${Math.trunc(retentionDays)}))`;
+
+/**
+ * The cut-off a run takes with `retentionDays` on the day `database`'s fixtures are dated from (TODAY_UTC_SQL), read
+ * through the functions' own connection: for a test that builds a batch's task by hand.
+ */
+export async function fixtureCutoff(deps: StepDeps, database = 'app', retentionDays = 30): Promise<string> {
+  const today = await (await deps.database(database)).withConnection(async (client) => {
+    const result = await client.query<{ ms: string }>(
+      `SELECT (extract(epoch FROM ${TODAY_UTC_SQL}) * 1000)::text AS ms`,
+    );
+    return Number(result.rows[0]?.ms);
+  });
+  return retentionCutoff(today, retentionDays);
+}
 
 /**
  * The cut-off `cutoffSql` names, as a literal fixed now. Taken before a run, it is at or before the run's own cut-off
@@ -621,7 +659,7 @@ export async function leasedTask(
 ): Promise<TableTask> {
   const acquired = await local.deps().locks.acquire('app', table, owner, 1200);
   if (!acquired.acquired) throw new Error(`the lease of ${table} was not acquired`);
-  return { runId, database: 'app', table, cutoff: retentionCutoff(Date.now(), 30), lease: acquired.lease };
+  return { runId, database: 'app', table, cutoff: retentionCutoff(local.clock(), 30), lease: acquired.lease };
 }
 
 /** A restore task of database `app` with the defaults a request gets: `source` into `target` (itself by default). */

@@ -5,7 +5,6 @@ import { describe, expect, it } from 'vitest';
 import { deleteBatch } from '../../../lambdas/delete/core.js';
 import { exportBatch } from '../../../lambdas/export/core.js';
 import { digestBatchInDatabase } from '../../../lambdas/shared/batch/batch.js';
-import { retentionCutoff } from '../../../lambdas/shared/config/governance.js';
 import { describeTable } from '../../../lambdas/shared/database/table-shape.js';
 import { RowsChangedError } from '../../../lambdas/shared/errors/step-errors.js';
 import type { InFlight } from '../../../lambdas/shared/lock-table/table-state.js';
@@ -18,6 +17,7 @@ import {
   archiverTestbed,
   assertNoLossNoDuplicates,
   fixedCutoffSql,
+  fixtureCutoff,
   resolvedTable,
   TODAY_UTC_SQL,
   tableLines,
@@ -122,7 +122,7 @@ describe('delete by row versions: every change between export and delete ends in
       runId: `exec-${name}`,
       database: 'app',
       table: ref,
-      cutoff: retentionCutoff(Date.now(), 30),
+      cutoff: await fixtureCutoff(deps),
       lease: acquired.lease,
     };
     expect(await exportBatch(task, deps)).toMatchObject({ status: 'exported', rows });

@@ -6,7 +6,6 @@ import type { ArchiveStore } from '../../../lambdas/shared/archive/store.js';
 import { versionDigestFromSql } from '../../../lambdas/shared/archive/version-digest.js';
 import { manifestOf } from '../../../lambdas/shared/batch/batch-manifest.js';
 import { MAX_OBJECTS_PER_BATCH } from '../../../lambdas/shared/batch/batch-objects.js';
-import { retentionCutoff } from '../../../lambdas/shared/config/governance.js';
 import { describeTable } from '../../../lambdas/shared/database/table-shape.js';
 import { rowVersionSql } from '../../../lambdas/shared/database/table-sql.js';
 import { StorageUnavailableError } from '../../../lambdas/shared/errors/step-errors.js';
@@ -15,6 +14,7 @@ import type { TableTask } from '../../../lambdas/shared/step/table-task.js';
 import {
   archiverTestbed,
   cutoffSql,
+  fixtureCutoff,
   getObject,
   listKeys,
   metricRecorder,
@@ -169,7 +169,7 @@ describe('export step', () => {
       runId: `exec-${table}`,
       database: 'app',
       table,
-      cutoff: retentionCutoff(Date.now(), 30),
+      cutoff: await fixtureCutoff(deps),
       lease: acquired.lease,
     };
   }

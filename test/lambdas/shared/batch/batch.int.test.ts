@@ -5,7 +5,6 @@ import { deleteBatch } from '../../../../lambdas/delete/core.js';
 import { exportBatch } from '../../../../lambdas/export/core.js';
 import { withdrawBatch } from '../../../../lambdas/shared/batch/batch.js';
 import { batchTotals } from '../../../../lambdas/shared/batch/batch-objects.js';
-import { retentionCutoff } from '../../../../lambdas/shared/config/governance.js';
 import {
   BatchOutcomeUnknownError,
   LeaseLostError,
@@ -21,6 +20,7 @@ import { runLocalArchive } from '../../../../local/run.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
+  fixtureCutoff,
   readLiveArchives,
   resolvedTable,
   seedEvents,
@@ -57,7 +57,7 @@ describe('batch settlement and withdrawal', () => {
       runId: 'r',
       database: 'app',
       table,
-      cutoff: retentionCutoff(Date.now(), 30),
+      cutoff: await fixtureCutoff(deps),
       lease: acquired.lease,
     };
     await exportBatch(task, deps);
@@ -199,7 +199,7 @@ describe('batch settlement and withdrawal', () => {
       runId: 'r',
       database: 'app',
       table: 'public.raced',
-      cutoff: retentionCutoff(Date.now(), 30),
+      cutoff: await fixtureCutoff(deps),
       lease: acquired.lease,
     };
     expect((await exportBatch(task, deps)).status).toBe('exported');
