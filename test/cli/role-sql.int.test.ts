@@ -62,7 +62,7 @@ describe('role-sql: the archiver’s database role, with exactly what archiving 
     // Act (as the superuser that installs it)
     await db.client.query(sql);
     await db.client.query(`ALTER ROLE ${role} PASSWORD 'role-secret'`);
-    local = await openLocalEnvironment(files.configPath, stateDir);
+    local = await openLocalEnvironment(files.configPath, stateDir, { clock: db.now });
   });
   afterAll(async () => {
     await local?.close();

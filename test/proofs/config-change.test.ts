@@ -66,7 +66,7 @@ describe('a config change while a batch is in flight', () => {
     const files = writeTestConfig(db, [spec], { defaults: { batchSize: 150 }, prefix });
     cleanups.push(files.cleanup);
     const dir = stateDir ?? join(files.dir, 'state');
-    return { local: await openLocalEnvironment(files.configPath, dir), stateDir: dir };
+    return { local: await openLocalEnvironment(files.configPath, dir, { clock: db.now }), stateDir: dir };
   }
 
   /** Rewrites the table's lease item as a failover (another server) or an earlier version's record would have it. */

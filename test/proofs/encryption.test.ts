@@ -52,7 +52,7 @@ describe('encryption enforcement: a critical table in local mode', () => {
       ],
     };
     writeFileSync(join(dir, 'config.yaml'), stringify(config));
-    local = await openLocalEnvironment(join(dir, 'config.yaml'), join(dir, 'state'));
+    local = await openLocalEnvironment(join(dir, 'config.yaml'), join(dir, 'state'), { clock: db.now });
   });
   afterAll(async () => {
     try {

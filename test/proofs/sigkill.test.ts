@@ -63,7 +63,7 @@ describe(`local runs killed with SIGKILL at random moments (seed ${SEED})`, () =
   async function checkAndExpireLease(
     original: string[],
   ): Promise<{ inDatabase: number; inArchives: number }> {
-    const local = await openLocalEnvironment(files.configPath, join(files.dir, 'state'));
+    const local = await openLocalEnvironment(files.configPath, join(files.dir, 'state'), { clock: db.now });
     try {
       const counts = await assertNoLossNoDuplicates(local, db.client, resolvedTable(spec), original);
       await expireLease(local, 'app', 'public.killed');
