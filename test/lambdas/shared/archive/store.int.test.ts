@@ -1,4 +1,4 @@
-import { fork } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -297,35 +297,57 @@ describe('s3rver and object pins', () => {
         child.once('message', (m) => resolve((m as { port: number }).port)),
       );
       const client = s3ClientAt(`http://127.0.0.1:${port}`);
-      return { child, client };
+      // Listened for from the start: its end may come before the answer to the PUT is read.
+      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      return { child, client, exited };
+    };
+    /** Until the server answers a PutObject: a fixed wait would let a slow machine's parent go before it arrived. */
+    const answering = async (child: ChildProcess) => {
+      for (let asked = 0; asked < 1000; asked++) {
+        const reply = new Promise<{ counts: { operation: string }[] }>((resolve) =>
+          child.once('message', (m) => resolve(m as { counts: { operation: string }[] })),
+        );
+        child.send({ command: 'counts' });
+        if ((await reply).counts.some((c) => c.operation === 'PutObject')) return;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      throw new Error('setup: the PutObject never reached the server');
     };
     const first = await start();
     const half = Buffer.alloc(4 * 1024 * 1024, 7);
+    let parentGone: () => void = () => undefined;
+    const gone = new Promise<void>((resolve) => {
+      parentGone = resolve;
+    });
     const body = Readable.from(
       (async function* () {
         yield half;
-        await new Promise((resolve) => setTimeout(resolve, 400));
+        await gone;
+        await new Promise((resolve) => setTimeout(resolve, 250));
         yield half;
       })(),
     );
 
     // Act
-    const put = first.client.send(
-      new PutObjectCommand({
-        Bucket: 'own',
-        Key: 'object',
-        Body: body,
-        ContentLength: 2 * half.length,
-        Metadata: { a: 'b' },
-      }),
-    );
-    await new Promise((resolve) => setTimeout(resolve, 150));
+    const put = first.client
+      .send(
+        new PutObjectCommand({
+          Bucket: 'own',
+          Key: 'object',
+          Body: body,
+          ContentLength: 2 * half.length,
+          Metadata: { a: 'b' },
+        }),
+      )
+      .then(
+        () => 'stored',
+        (error: Error) => error.name,
+      );
+    await answering(first.child);
     first.child.disconnect();
-    const answered = await put.then(
-      () => 'stored',
-      (error: Error) => error.name,
-    );
-    const exitCode = await new Promise((resolve) => first.child.once('exit', resolve));
+    parentGone();
+    const answered = await put;
+    const exitCode = await first.exited;
     first.client.destroy();
     const second = await start();
     const stored = await second.client.send(new GetObjectCommand({ Bucket: 'own', Key: 'object' }));
