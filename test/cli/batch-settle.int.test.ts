@@ -9,6 +9,7 @@ import {
   archiverTestbed,
   assertNoLossNoDuplicates,
   compareRows,
+  leaseStoreAt,
   readLiveArchives,
   resolvedTable,
   seedEvents,
@@ -213,15 +214,22 @@ describe('batch settle: a batch whose delete no step can settle, decided by an o
       `UPDATE public.operator_held SET actor = 'changed' WHERE id = (SELECT min(id) FROM public.operator_held)`,
     );
     const locks = bed.local.deps().locks;
-    const taken = await locks.acquire('app', 'public.operator_held', 'operator:alice@example.com', 1);
+    const taken = await locks.acquire('app', 'public.operator_held', 'operator:alice@example.com', 60);
     if (!taken.acquired) throw new Error('setup: lease');
     const noStepFunctions = { send: async () => Promise.reject(new Error('Step Functions asked')) };
     const settling = { ...context(), holderRunning: executionRunning(noStepFunctions) };
+    // Past the lease on a clock of its own: a lease of a second, waited out, ran out before the first settle read
+    // it whenever that took a second on a loaded machine.
+    const pastLease = () => Date.now() + 120_000;
 
     // Act
     const whileHeld = await settleBatch(settling, 'app', 'public.operator_held', 'aborted');
-    await new Promise((resolve) => setTimeout(resolve, 1100));
-    const afterExpiry = await settleBatch(settling, 'app', 'public.operator_held', 'aborted');
+    const afterExpiry = await settleBatch(
+      { ...settling, now: () => new Date(pastLease()), locks: leaseStoreAt(bed.local, pastLease) },
+      'app',
+      'public.operator_held',
+      'aborted',
+    );
 
     // Assess
     expect(whileHeld).toEqual({
