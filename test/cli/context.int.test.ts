@@ -26,7 +26,15 @@ describe('withLocalEnvironment', () => {
         )[0],
       );
       process.kill(pid, 'SIGKILL');
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      // Until this process has reaped it (and so seen it end): a fixed wait could end first on a loaded machine.
+      for (let reaped = false; !reaped; ) {
+        try {
+          process.kill(pid, 0);
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        } catch {
+          reaped = true;
+        }
+      }
       return 'done';
     });
 
