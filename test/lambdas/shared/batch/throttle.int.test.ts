@@ -100,11 +100,12 @@ describe('ApplicationLoad, against the real pg_stat_activity', () => {
   });
 
   it('does not count a session left idle in a transaction for longer than idleInTransactionSeconds', async () => {
-    // Prepare
+    // Prepare: the archiver's session first, so the first sample follows the forgotten statement at once (a
+    // connection opened between them could take a second on a loaded machine).
+    const archiver = await archiverSession();
     const forgotten = await connect();
     await forgotten.query('BEGIN');
     await forgotten.query('SELECT 1');
-    const archiver = await archiverSession();
     const fresh = new ApplicationLoad({ idleInTransactionSeconds: 1 });
     await fresh.sample(archiver);
 
