@@ -19,7 +19,7 @@ import {
   archiverTestbed,
   assertNoLossNoDuplicates,
   compareRows,
-  cutoffSql,
+  fixedCutoffSql,
   type LiveArchive,
   readLiveArchives,
   resolvedTable,
@@ -116,6 +116,7 @@ describe('rows restored into the archived table, archived again', () => {
       const ref = `public.${name(version)}`;
       const table = resolvedTable(spec(version));
       const original = await tableLines(bed.db.client, table);
+      const cutoff = await fixedCutoffSql(bed.db.client);
       expect((await runLocalArchive(bed.local, { tables: [ref] }, fast)).execution.status).toBe('SUCCEEDED');
       const archives = await readLiveArchives(bed.local, 'public', name(version));
       for (const archive of archives) await asWrittenBy(version, bed.local, ref, archive);
@@ -126,7 +127,7 @@ describe('rows restored into the archived table, archived again', () => {
       // Act
       const again = await runLocalArchive(bed.local, { tables: [ref] }, fast);
       const left = (
-        await bed.db.client.query(`SELECT count(*)::int AS n FROM ${ref} WHERE created_at < ${cutoffSql()}`)
+        await bed.db.client.query(`SELECT count(*)::int AS n FROM ${ref} WHERE created_at < ${cutoff}`)
       ).rows[0].n as number;
       const held = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original).then(
         () => true,

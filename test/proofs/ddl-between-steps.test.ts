@@ -4,7 +4,7 @@ import { runLocalArchive } from '../../local/run.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
-  cutoffSql,
+  fixedCutoffSql,
   resolvedTable,
   seedEvents,
   tableLines,
@@ -51,6 +51,7 @@ describe('DDL by the application between verify and delete', () => {
 
   it.each(CASES)('$name: nothing lost or doubled, and the table is archived', async ({ name, ddl }) => {
     // Prepare: the DDL runs once, after verify read the batch's objects
+    const cutoff = await fixedCutoffSql(bed.db.client);
     let done = false;
     let expected: string[] = [];
     const fault = async (point: FaultPoint) => {
@@ -91,9 +92,7 @@ describe('DDL by the application between verify and delete', () => {
     if (counts instanceof Error) throw counts;
     expect(second.execution.status).toBe('SUCCEEDED');
     const left = (
-      await bed.db.client.query(
-        `SELECT count(*)::int AS n FROM public.${name} WHERE created_at < ${cutoffSql()}`,
-      )
+      await bed.db.client.query(`SELECT count(*)::int AS n FROM public.${name} WHERE created_at < ${cutoff}`)
     ).rows[0].n as number;
     expect(left).toBe(0);
   });

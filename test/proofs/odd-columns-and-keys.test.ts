@@ -2,7 +2,7 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { compareRows } from '../../local/compare-rows.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
-import { archiverTestbed, cutoffSql, TODAY_UTC_SQL } from '../support/fixtures.js';
+import { archiverTestbed, fixedCutoffSql, TODAY_UTC_SQL } from '../support/fixtures.js';
 import { describeRoundTrips, type RoundTripCase } from '../support/round-trips.js';
 
 const q = pg.escapeIdentifier;
@@ -168,6 +168,7 @@ describe('hostile and alias-like column names restored row by row, over rows alr
   it.each(cases.map((c) => [c.name, c] as const))('%s', async (name, c) => {
     // Prepare: archive, restore, then change every restored row's other columns and delete one row.
     const table = { schema: 'public', name };
+    const cutoff = await fixedCutoffSql(bed.db.client);
     expect(
       (await runLocalArchive(bed.local, { tables: [`public.${name}`] }, { retryIntervalScale: 0 })).execution
         .status,
@@ -202,8 +203,8 @@ describe('hostile and alias-like column names restored row by row, over rows alr
     expect(restore.results.reduce((n, r) => n + r.overwritten, 0)).toBeGreaterThan(0);
     const compared = await compareRows(
       bed.db.client,
-      `SELECT * FROM public.${name}_before WHERE ${q(c.timestampColumn)} < ${cutoffSql()}`,
-      `SELECT * FROM public.${name} WHERE ${q(c.timestampColumn)} < ${cutoffSql()}`,
+      `SELECT * FROM public.${name}_before WHERE ${q(c.timestampColumn)} < ${cutoff}`,
+      `SELECT * FROM public.${name} WHERE ${q(c.timestampColumn)} < ${cutoff}`,
     );
     expect(compared).toMatchObject({ missing: 0, extra: 0 });
   });

@@ -5,7 +5,7 @@ import { batchThrough } from '../support/batch-stages.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
-  cutoffSql,
+  fixedCutoffSql,
   readLiveArchives,
   resolvedTable,
   TODAY_UTC_SQL,
@@ -110,6 +110,7 @@ describe('DDL that rewrites no row, between verify and delete, changing how the 
       await bed.db.client.query(c.ddl);
       if ('compact' in c) await compact(c.name);
       const asTheyReadNow = await tableLines(bed.db.client, table);
+      const cutoff = await fixedCutoffSql(bed.db.client);
 
       // Act
       const refused = await deleteBatch({ ...task, progress: ZERO }, deps).catch((error: Error) => error);
@@ -142,7 +143,7 @@ describe('DDL that rewrites no row, between verify and delete, changing how the 
       expect(next.execution.status).toBe('SUCCEEDED');
       await assertNoLossNoDuplicates(bed.local, bed.db.client, table, asTheyReadNow);
       const left = await bed.db.client.query(
-        `SELECT count(*)::int AS n FROM public.${c.name} WHERE created_at < ${cutoffSql()}`,
+        `SELECT count(*)::int AS n FROM public.${c.name} WHERE created_at < ${cutoff}`,
       );
       expect(left.rows[0]?.n).toBe(0);
     },

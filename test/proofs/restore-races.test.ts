@@ -3,7 +3,7 @@ import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import {
   archiverTestbed,
   compareRows,
-  cutoffSql,
+  fixedCutoffSql,
   readLiveArchives,
   resolvedTable,
   seedEvents,
@@ -26,6 +26,7 @@ describe('a restore into the archived table while an archive run of it is going'
     // Prepare: a first run archives part of the table
     const table = resolvedTable(spec('busy'));
     const original = await tableLines(bed.db.client, table);
+    const cutoff = await fixedCutoffSql(bed.db.client);
     expect((await runLocalArchive(bed.local, {}, fast)).execution.status).toBe('SUCCEEDED');
 
     // Act: the next run and a restore of the whole table into it, at once
@@ -46,9 +47,7 @@ describe('a restore into the archived table while an archive run of it is going'
     // Finish: the next runs leave no eligible row, and every row is still somewhere.
     for (let i = 0; i < 5; i += 1) await runLocalArchive(bed.local, {}, fast);
     const left = (
-      await bed.db.client.query(
-        `SELECT count(*)::int AS n FROM public.busy WHERE created_at < ${cutoffSql()}`,
-      )
+      await bed.db.client.query(`SELECT count(*)::int AS n FROM public.busy WHERE created_at < ${cutoff}`)
     ).rows[0].n as number;
     expect(left).toBe(0);
     const after = compareRows(original, [

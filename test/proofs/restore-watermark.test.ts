@@ -11,7 +11,7 @@ import {
 } from '../../local/run.js';
 import {
   archiverTestbed,
-  cutoffSql,
+  fixedCutoffSql,
   putObjects,
   readLiveArchives,
   resolvedTable,
@@ -66,17 +66,16 @@ describe('the restore watermark of a table whose restored rows are archived agai
       { database: 'app', table: 'public.events', ...request },
       { retryIntervalScale: 0 },
     );
-  const oldRows = async () =>
-    (
-      await bed.db.client.query(
-        `SELECT count(*)::int AS n FROM public.events WHERE created_at < ${cutoffSql()}`,
-      )
-    ).rows[0].n as number;
+  /** Rows older than `cutoff` (fixedCutoffSql, taken before the run). */
+  const oldRows = async (cutoff: string) =>
+    (await bed.db.client.query(`SELECT count(*)::int AS n FROM public.events WHERE created_at < ${cutoff}`))
+      .rows[0].n as number;
 
   it('no longer counts those archives as restored into it: a later restore writes their rows again', async () => {
     // Prepare: archive; restore into the table itself and into a copy; the next scheduled run archives the
     // restored rows again, into the same content-addressed keys.
     const before = (await tableLines(bed.db.client, events)).sort();
+    const cutoff = await fixedCutoffSql(bed.db.client);
     expect((await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 })).execution.status).toBe(
       'SUCCEEDED',
     );
@@ -88,7 +87,7 @@ describe('the restore watermark of a table whose restored rows are archived agai
     expect((await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 })).execution.status).toBe(
       'SUCCEEDED',
     );
-    expect(await oldRows()).toBe(0);
+    expect(await oldRows(cutoff)).toBe(0);
     expect((await readLiveArchives(bed.local, 'public', 'events')).map((a) => a.key).sort()).toEqual(keys);
 
     // Act
@@ -603,6 +602,7 @@ describe('a restore execution started under the name of an earlier one (Step Fun
     // Prepare: archive; restore into the table under a name; the application then changes restored rows.
     const workflow = bed.local.workflow({ retryIntervalScale: 0 });
     const request = { database: 'app', table: 'public.events', strategy: 'overwrite' };
+    const cutoff = await fixedCutoffSql(bed.db.client);
     expect((await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 })).execution.status).toBe(
       'SUCCEEDED',
     );
@@ -611,7 +611,7 @@ describe('a restore execution started under the name of an earlier one (Step Fun
     expect(first.status).toBe('SUCCEEDED');
     const restored = (await tableLines(bed.db.client, events)).sort();
     expect(restored.length).toBeGreaterThan(left);
-    await bed.db.client.query(`UPDATE public.events SET actor = 'changed' WHERE created_at < ${cutoffSql()}`);
+    await bed.db.client.query(`UPDATE public.events SET actor = 'changed' WHERE created_at < ${cutoff}`);
 
     // Act: the same restore under the same name, once that name may be used again.
     const again = await workflow.runRestore(request, 'restore-events');

@@ -13,6 +13,7 @@ import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import {
   archiverTestbed,
   cutoffSql,
+  fixedCutoffSql,
   getObject,
   leasedTask,
   listKeys,
@@ -973,10 +974,11 @@ describe('rows restored into the archived table and archived again, after the co
     async (db) => seedEvents(db.client, 'recompressed', 120),
     [{ schema: 'public', name: 'recompressed', timestampColumn: 'created_at' }],
   );
-  const oldRows = async () =>
+  /** Rows older than `cutoff` (fixedCutoffSql, taken before the runs). */
+  const oldRows = async (cutoff: string) =>
     (
       await bed.db.client.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM public.recompressed WHERE created_at < ${cutoffSql()}`,
+        `SELECT count(*)::int AS n FROM public.recompressed WHERE created_at < ${cutoff}`,
       )
     ).rows[0]?.n;
   const level6 = (deps: StepDeps): StepDeps => ({
@@ -987,6 +989,7 @@ describe('rows restored into the archived table and archived again, after the co
   it('go to the same archives, which keep their own bytes and manifests: the run succeeds and nothing is left', async () => {
     // Prepare: archived at the default level, restored into the table itself; the same content now compresses otherwise.
     const original = await lines(bed.db.client, 'recompressed');
+    const cutoff = await fixedCutoffSql(bed.db.client);
     expect((await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 })).execution.status).toBe(
       'SUCCEEDED',
     );
@@ -997,14 +1000,14 @@ describe('rows restored into the archived table and archived again, after the co
       { retryIntervalScale: 0 },
     );
     expect(restored.execution.status).toBe('SUCCEEDED');
-    expect(await oldRows()).toBeGreaterThan(0);
+    expect(await oldRows(cutoff)).toBeGreaterThan(0);
 
     // Act
     const again = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0, deps: level6 });
 
     // Assess
     expect(again.execution.status).toBe('SUCCEEDED');
-    expect(await oldRows()).toBe(0);
+    expect(await oldRows(cutoff)).toBe(0);
     const after = await readLiveArchives(bed.local, 'public', 'recompressed');
     expect(after.map((a) => [a.key, a.manifest.figures])).toEqual(
       archives.map((a) => [a.key, a.manifest.figures]),

@@ -14,7 +14,7 @@ import type { StepEvent } from '../../local/workflow.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
-  cutoffSql,
+  fixedCutoffSql,
   leasedTask,
   listKeys,
   resolvedTable,
@@ -39,12 +39,10 @@ async function orphanManifests(bed: ReturnType<typeof archiverTestbed>): Promise
   return keys.filter((k) => isManifest(k) && !manifestsOfData.has(k));
 }
 
-const oldRows = async (bed: ReturnType<typeof archiverTestbed>) =>
-  (
-    await bed.db.client.query(
-      `SELECT count(*)::int AS n FROM public.events WHERE created_at < ${cutoffSql()}`,
-    )
-  ).rows[0].n as number;
+/** Rows older than `cutoff` (fixedCutoffSql, taken before the runs). */
+const oldRows = async (bed: ReturnType<typeof archiverTestbed>, cutoff: string) =>
+  (await bed.db.client.query(`SELECT count(*)::int AS n FROM public.events WHERE created_at < ${cutoff}`))
+    .rows[0].n as number;
 
 /** The manifest the inventory's committed archive holds, for each published manifest: its runId must be the entry's. */
 async function manifestsOfCommittedRuns(bed: ReturnType<typeof archiverTestbed>): Promise<boolean> {
@@ -64,6 +62,7 @@ describe('a withdrawal interrupted between removing an archive and removing its 
     // Prepare: upload crashes once its object and manifest are published (the batch stays `exported`); the next
     // run discards the batch and crashes after removing the archive, before its manifest; then a migration that
     // the manifest records and the rows' text does not show.
+    const cutoff = await fixedCutoffSql(bed.db.client);
     let uploadCrashed = false;
     const first = await runLocalArchive(
       bed.local,
@@ -119,7 +118,7 @@ describe('a withdrawal interrupted between removing an archive and removing its 
     // Assess
     expect(orphansAfterExport).toEqual([]);
     expect(third.execution.status).toBe('SUCCEEDED');
-    expect(await oldRows(bed)).toBe(0);
+    expect(await oldRows(bed, cutoff)).toBe(0);
     expect(await orphanManifests(bed)).toEqual([]);
     expect(await manifestsOfCommittedRuns(bed)).toBe(true);
   });
@@ -131,6 +130,7 @@ describe("a stopped execution's upload writes its manifest after its batch was w
   it('the next batch of the same rows replaces that orphan manifest with its own, and the table stays archivable', async () => {
     // Prepare: an execution exported a batch; its upload copied the archive and is still running when the operator
     // stops the execution and breaks its lease; a migration the manifest records is deployed.
+    const cutoff = await fixedCutoffSql(bed.db.client);
     const deps = bed.local.deps();
     const stopped = await leasedTask(bed.local, 'public.events', 'arn:stopped-execution', 'stopped-run');
     await exportBatch({ ...stopped, progress: { batches: 0, rows: 0, bytes: 0 } }, deps);
@@ -184,7 +184,7 @@ describe("a stopped execution's upload writes its manifest after its batch was w
     expect(await staleUpload).toBe('LeaseLostError');
     expect(orphansAfterStaleUpload).toHaveLength(1);
     expect(run.execution.status).toBe('SUCCEEDED');
-    expect(await oldRows(bed)).toBe(0);
+    expect(await oldRows(bed, cutoff)).toBe(0);
     expect(await orphanManifests(bed)).toEqual([]);
     expect(await manifestsOfCommittedRuns(bed)).toBe(true);
   });
@@ -253,6 +253,7 @@ describe('a batch resumed after its upload whose archive is gone (a run stopped 
     // its archives is deleted from the bucket.
     const table = resolvedTable({ schema: 'public', name: 'events', timestampColumn: 'created_at' });
     const original = await tableLines(bed.db.client, table);
+    const cutoff = await fixedCutoffSql(bed.db.client);
     let stopped = false;
     const stopAfterUpload = async (event: StepEvent) => {
       if (event.functionName === 'upload' && !stopped) {
@@ -274,7 +275,7 @@ describe('a batch resumed after its upload whose archive is gone (a run stopped 
       kind: 'threat',
       actor: 'bucket writer',
       attack: 'deletes an archive of a batch a stopped run left between upload and verify',
-      held: third.execution.status === 'SUCCEEDED' && (await oldRows(bed)) === 0,
+      held: third.execution.status === 'SUCCEEDED' && (await oldRows(bed, cutoff)) === 0,
     });
 
     // Assess
@@ -286,7 +287,7 @@ describe('a batch resumed after its upload whose archive is gone (a run stopped 
     );
     expect(stage).toBe('withdrawing');
     expect(third.execution.status).toBe('SUCCEEDED');
-    expect(await oldRows(bed)).toBe(0);
+    expect(await oldRows(bed, cutoff)).toBe(0);
     await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
   });
 });

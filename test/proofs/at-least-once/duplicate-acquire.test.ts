@@ -3,7 +3,7 @@ import { lockTable } from '../../../lambdas/lock/core.js';
 import type { LockInput } from '../../../lambdas/lock/schema.js';
 import { runLocalArchive } from '../../../local/run.js';
 import type { StepEvent } from '../../../local/workflow.js';
-import { archiverTestbed, cutoffSql, seedEvents } from '../../support/fixtures.js';
+import { archiverTestbed, fixedCutoffSql, seedEvents } from '../../support/fixtures.js';
 import { recordProof } from '../../support/proof-ledger.js';
 
 const spec = { schema: 'public', name: 'events', timestampColumn: 'created_at' };
@@ -20,6 +20,7 @@ describe('a duplicated AcquireLock invocation landing after the execution took i
 
   it('neither fails the run nor leaves the table locked by an execution that has ended', async () => {
     // Act: the run; after its first export, the duplicate of its AcquireLock invocation runs
+    const cutoff = await fixedCutoffSql(bed.db.client);
     let acquire: LockInput | undefined;
     let duplicated = false;
     const afterStep = async (event: StepEvent) => {
@@ -46,9 +47,7 @@ describe('a duplicated AcquireLock invocation landing after the execution took i
     const lease = await bed.local.deps().locks.get('app', 'public.events');
     const next = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
     const left = (
-      await bed.db.client.query(
-        `SELECT count(*)::int AS n FROM public.events WHERE created_at < ${cutoffSql()}`,
-      )
+      await bed.db.client.query(`SELECT count(*)::int AS n FROM public.events WHERE created_at < ${cutoff}`)
     ).rows[0].n as number;
 
     // Assess

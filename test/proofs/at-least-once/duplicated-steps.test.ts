@@ -10,6 +10,7 @@ import {
   archiverTestbed,
   assertNoLossNoDuplicates,
   expireLease,
+  fixedCutoffSql,
   leasedTask,
   readLiveArchives,
   resolvedTable,
@@ -81,6 +82,7 @@ describe('a step invoked twice, or taken over, at every fault point', () => {
       const ref = `public.${tableName(i)}`;
       const table = resolvedTable(specOf(i));
       const original = await tableLines(bed.db.client, table);
+      const cutoff = await fixedCutoffSql(bed.db.client);
       const plain = bed.local.deps();
       const task = await leasedTask(bed.local, ref, `arn:first-${i}`, `run-first-${i}`);
       const log: string[] = [];
@@ -140,9 +142,7 @@ describe('a step invoked twice, or taken over, at every fault point', () => {
         await expireLease(bed.local, 'app', ref);
       }
       const left = (
-        await bed.db.client.query(
-          `SELECT count(*)::int AS n FROM ${ref} WHERE created_at < date_trunc('day', now(), 'UTC') - interval '30 days'`,
-        )
+        await bed.db.client.query(`SELECT count(*)::int AS n FROM ${ref} WHERE created_at < ${cutoff}`)
       ).rows[0].n as number;
       const live = (await readLiveArchives(bed.local, 'public', tableName(i), bed.db.client)).map(
         (a) => a.key,

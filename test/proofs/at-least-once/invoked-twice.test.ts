@@ -4,7 +4,7 @@ import type { LocalWorkflow } from '../../../local/workflow.js';
 import {
   archiverTestbed,
   compareRows,
-  cutoffSql,
+  fixedCutoffSql,
   readLiveArchives,
   resolvedTable,
   seedEvents,
@@ -62,6 +62,7 @@ describe('every archive step invoked twice at once, the state machine taking the
   it('archives every eligible row once, and the run succeeds', async () => {
     const table = resolvedTable(spec('twice'));
     const original = await tableLines(bed.db.client, table);
+    const cutoff = await fixedCutoffSql(bed.db.client);
     const { workflow, pending, duplicated } = atLeastOnce(
       bed.local,
       ['export', 'upload', 'verify', 'delete'],
@@ -74,9 +75,7 @@ describe('every archive step invoked twice at once, the state machine taking the
     const outcomes = await bed.local.deps().runRecords.listOutcomes(execution.executionName);
     const again = await bed.local.workflow({ retryIntervalScale: 0 }).runArchive({});
     const left = (
-      await bed.db.client.query(
-        `SELECT count(*)::int AS n FROM public.twice WHERE created_at < ${cutoffSql()}`,
-      )
+      await bed.db.client.query(`SELECT count(*)::int AS n FROM public.twice WHERE created_at < ${cutoff}`)
     ).rows[0].n as number;
     const { lost, doubled, extra } = compareRows(original, [
       ...(await tableLines(bed.db.client, table)),

@@ -7,7 +7,7 @@ import { runLocalArchive, runLocalRestore } from '../../../local/run.js';
 import type { StepEvent } from '../../../local/workflow.js';
 import {
   archiverTestbed,
-  cutoffSql,
+  fixedCutoffSql,
   leasedTask,
   resolvedTable,
   seedEvents,
@@ -37,6 +37,7 @@ describe('a stopped run’s upload completing its copy in parts after lease brea
   it('leaves every archived row restorable: the committed archive keeps the manifest its batch verified', async () => {
     // Prepare: the stopped execution's export and its upload, stalled between reading its source and completing
     const original = await tableLines(bed.db.client, table);
+    const cutoff = await fixedCutoffSql(bed.db.client);
     const deps = bed.local.deps();
     const stopped = await leasedTask(bed.local, 'public.events', 'arn:stopped-execution', 'stopped-run');
     await exportBatch({ ...stopped, progress: ZERO }, deps);
@@ -79,9 +80,7 @@ describe('a stopped run’s upload completing its copy in parts after lease brea
     };
     const run = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0, afterStep });
     const left = (
-      await bed.db.client.query(
-        `SELECT count(*)::int AS n FROM public.events WHERE created_at < ${cutoffSql()}`,
-      )
+      await bed.db.client.query(`SELECT count(*)::int AS n FROM public.events WHERE created_at < ${cutoff}`)
     ).rows[0].n as number;
     const [entry] = await deps.inventory.list('app', 'public.events');
     const manifestText = entry ? await deps.store.getText(manifestKeyFor(entry.archiveKey)) : undefined;
