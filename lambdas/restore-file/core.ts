@@ -963,7 +963,7 @@ async function uniqueConflictKey(
     const nullable = key.filter((name) => !table.columns.find((c) => c.name === name)?.notNull);
     if (nullable.length > 0)
       throw new SchemaDriftError(
-        `restore cannot recognise the archive's rows by the key (${key.join(', ')}) of ${tableLabel(task.target)}: its key column(s) ${nullable.map((name) => `"${name}"`).join(', ')} admit NULL (only a validated NOT NULL on the column rules it out, not a CHECK (... IS NOT NULL) or a NOT NULL domain), and a row without its key would be written again by every restore; make them NOT NULL (ALTER TABLE ${qualifiedName(task.target)} ${nullable.map((name) => `ALTER COLUMN ${quoteIdent(name)} SET NOT NULL`).join(', ')}) or restore into a table keyed NOT NULL (targetTable), nothing was written`,
+        `restore cannot recognise the archive's rows by the key (${key.join(', ')}) of ${tableLabel(task.target)}: its key column(s) ${nullable.map((name) => `"${name}"`).join(', ')} admit NULL (only a validated NOT NULL on the column rules it out, not a CHECK (... IS NOT NULL) or a NOT NULL domain), and a row without its key would be written again by every restore; make them NOT NULL (ALTER TABLE ${qualifiedName(task.target)} ${nullable.map((name) => `ALTER COLUMN ${quoteIdent(name)} SET NOT NULL`).join(', ')}; it locks the table while it scans every row, unless a validated CHECK (... IS NOT NULL) on the column proves it already) or restore into a table keyed NOT NULL (targetTable), nothing was written`,
       );
     const loose = (await described(key)).looseIndex;
     if (loose)
@@ -1076,7 +1076,7 @@ const refusedByPolicy = (error: unknown): boolean =>
  */
 function rowSecurityRefusal(error: unknown, { strategy, target }: InsertRefusalContext): string {
   const { message } = error as { message?: string };
-  return `restore target ${tableLabel(target)}: its row-level security refused the archived rows (SQLSTATE 42501: ${message}), and nothing of the archive was written; let the role the restore connects as write them: grant it BYPASSRLS (ALTER ROLE ... BYPASSRLS), or add policies for it that admit the rows on INSERT and on SELECT (the INSERT returns the rows it wrote)${strategy === 'overwrite' ? ', and on SELECT and UPDATE of the rows they replace' : ''} (CREATE POLICY ... ON ${qualifiedName(target)} ... TO that role), or disable row-level security on the target for the restore (ALTER TABLE ${qualifiedName(target)} DISABLE ROW LEVEL SECURITY)`;
+  return `restore target ${tableLabel(target)}: its row-level security refused the archived rows (SQLSTATE 42501: ${message}), and nothing of the archive was written; let the role the restore connects as write them: grant it BYPASSRLS (ALTER ROLE ... BYPASSRLS, which a superuser must grant, or from PostgreSQL 16 a role that has BYPASSRLS itself; a managed database's admin role may have neither), or add policies for it that admit the rows on INSERT and on SELECT (the INSERT returns the rows it wrote)${strategy === 'overwrite' ? ', and on SELECT and UPDATE of the rows they replace' : ''} (CREATE POLICY ... ON ${qualifiedName(target)} ... TO that role), or disable row-level security on the target for the restore (ALTER TABLE ${qualifiedName(target)} DISABLE ROW LEVEL SECURITY)`;
 }
 
 /**
