@@ -21,7 +21,7 @@ describe('table kinds: partitioned tables through their parent, views refused', 
     async (db) => {
       // Partitions: one ending 33 days ago, one from there to 20 days ago, and a default one for the rest, so the
       // eligible rows lie in two partitions and the cut-off falls inside the second.
-      const today = Math.floor(Date.now() / DAY_MS) * DAY_MS;
+      const today = Math.floor(db.now().getTime() / DAY_MS) * DAY_MS;
       const at = (days: number) => new Date(today - days * DAY_MS).toISOString();
       await db.client.query(`
         CREATE TABLE public.parted (id bigserial, created_at timestamptz NOT NULL, actor text NOT NULL,
