@@ -730,7 +730,9 @@ export type ConflictStrategy = 'skip' | 'overwrite' | 'fail';
 
 /**
  * One set-based INSERT from the staged lines with the conflict strategy, counting inserted and replaced rows
- * (`xmax = 0` marks a freshly inserted row). OVERRIDING SYSTEM VALUE keeps archived identity values. With generated
+ * (`xmax = 0` marks a freshly inserted row, and only an ON CONFLICT DO UPDATE returns others: PostgreSQL cannot return
+ * a system column of a row it routes into a partition made with PARTITION OF, so a partitioned target takes no
+ * DO UPDATE, SchemaDriftError). OVERRIDING SYSTEM VALUE keeps archived identity values. With generated
  * columns the archive holds values of (plan.recomputed), also counts per column the rows written whose computed value
  * is not the archived one (`recomputed`), by their key, the rows skipped left out: only the statement knows which rows
  * it wrote.
@@ -749,10 +751,15 @@ export function insertSql(
   const updates = plan.columns
     .filter((c) => !conflictKey.includes(c.name))
     .map((c) => `${quoteIdent(c.name)} = EXCLUDED.${quoteIdent(c.name)}`);
+  const updating = strategy === 'overwrite' && updates.length > 0;
+  if (updating && target.partitioned) {
+    throw new SchemaDriftError(
+      `strategy "overwrite" cannot restore rows already there into the partitioned table ${tableLabel(target.table)} (PostgreSQL cannot tell an ON CONFLICT DO UPDATE's replaced rows from its new ones there); nothing of the archive was written: restore with strategy "skip" into it, or with "overwrite" into a plain table`,
+    );
+  }
   let conflict = '';
-  if (strategy === 'skip' || (strategy === 'overwrite' && updates.length === 0))
-    conflict = `ON CONFLICT (${key}) DO NOTHING`;
-  else if (strategy === 'overwrite') conflict = `ON CONFLICT (${key}) DO UPDATE SET ${updates.join(', ')}`;
+  if (updating) conflict = `ON CONFLICT (${key}) DO UPDATE SET ${updates.join(', ')}`;
+  else if (strategy !== 'fail') conflict = `ON CONFLICT (${key}) DO NOTHING`;
   // Positional names (k0…, g0…): no column of the table can shadow another, or `inserted`.
   const keys = conflictKey.map((name, i) => `${quoteIdent(name)} AS k${i}`);
   const computed = plan.recomputed.map(({ column }, i) => `${quoteIdent(column.name)} AS g${i}`);
@@ -772,7 +779,7 @@ export function insertSql(
       INSERT INTO ${qualified(target.table)} (${names}) OVERRIDING SYSTEM VALUE
       SELECT ${values} FROM ${stagedRows}${rows ? ` WHERE ${rowWindowSql(rows)}` : ''}
       ${conflict}
-      RETURNING (xmax = 0) AS inserted${returned})
+      RETURNING ${updating ? '(xmax = 0)' : 'true'} AS inserted${returned})
     SELECT count(*) FILTER (WHERE inserted)::int AS inserted, count(*) FILTER (WHERE NOT inserted)::int AS updated${recomputed}
       FROM written`;
 }
