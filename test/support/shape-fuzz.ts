@@ -610,8 +610,11 @@ const SETTINGS: [string, string][] = [
 ];
 
 /** The SQL of an instant `days` days and `micros` microseconds after today's UTC midnight. */
-const instantSql = (days: number, micros: number) =>
-  `(date_trunc('day', now(), 'UTC') + make_interval(days => ${days}) + interval '${micros} microseconds')`;
+const instantSql = (days: number, micros: number) => {
+  // Whole seconds and the microseconds left: PostgreSQL 14 reads at most 2^31 - 1 microseconds in an interval.
+  const seconds = Math.floor(micros / 1e6);
+  return `(date_trunc('day', now(), 'UTC') + make_interval(days => ${days}, secs => ${seconds}) + interval '${micros - seconds * 1e6} microseconds')`;
+};
 
 /**
  * The archive column's value of one row, as SQL: mostly instants on UTC days before the cut-off (30 days' retention)
