@@ -416,6 +416,8 @@ function builtinTypes(version: number): FuzzType[] {
 
 /** An array of `element`: NULL elements, empty arrays, two dimensions, lower bounds other than 1. */
 function arrayOf(element: FuzzType): FuzzType {
+  // box separates its array elements with ';' (its typdelim), as its own text holds commas.
+  const d = element.label === 'box' ? ';' : ',';
   const elements = (rng: Rng, n: number) =>
     Array.from({ length: n }, () => {
       const value = element.value(rng);
@@ -431,11 +433,11 @@ function arrayOf(element: FuzzType): FuzzType {
         case 0:
           return '{}';
         case 1:
-          return `{{${elements(rng, 2).join(',')}},{${elements(rng, 2).join(',')}}}`;
+          return `{{${elements(rng, 2).join(d)}}${d}{${elements(rng, 2).join(d)}}}`;
         case 2:
-          return `[0:1]={${elements(rng, 2).join(',')}}`;
+          return `[0:1]={${elements(rng, 2).join(d)}}`;
         default:
-          return `{${elements(rng, rng.int(1, 4)).join(',')}}`;
+          return `{${elements(rng, rng.int(1, 4)).join(d)}}`;
       }
     },
     ...(element.key ? { key: (i: number) => `{${quoted(element.key?.(i) ?? '')}}` } : {}),
