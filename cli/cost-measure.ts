@@ -38,7 +38,7 @@ export async function measureAll(config: ArchiverConfig, store?: ArchiveStore): 
       // The steps' own settings (search_path pinned to pg_catalog): what it measures cannot be skewed by planted objects.
       await client.query(sessionSetupSql(config.defaults));
       for (const table of db.tables)
-        measured.push(await measureTable(client, config, db.name, tableRef(table), store));
+        measured.push(await measureTable(client, config, db.name, tableRef(table), { store }));
     } finally {
       await client.end();
     }
@@ -56,7 +56,7 @@ export async function measureTable(
   config: ArchiverConfig,
   database: string,
   ref: string,
-  store?: ArchiveStore,
+  { store, now = Date.now() }: { store?: ArchiveStore; now?: number } = {},
 ): Promise<TableMeasurement> {
   const table = resolveTable(config, database, ref);
   const relation = await findRelation(client, table);
@@ -85,7 +85,6 @@ export async function measureTable(
   let monthly: number;
   let oldestDays: number;
   const times = (s?.bounds ?? []).map(Number).filter(Number.isFinite);
-  const now = Date.now();
   // The cut-off a run started now would take (plan's), so eligible rows and days agree with `plan` and the run.
   const cutoff = Date.parse(retentionCutoff(now, table.retentionDays));
   const monthAgo = Date.parse(retentionCutoff(now, DAYS_PER_MONTH));
@@ -104,9 +103,9 @@ export async function measureTable(
       `SELECT count(*)::text AS rows,
               count(*) FILTER (WHERE ${column} < $1::timestamptz)::text AS eligible,
               count(*) FILTER (WHERE ${column} >= $2::timestamptz)::text AS monthly,
-              extract(epoch FROM now() - min(${column}))::text AS oldest
+              extract(epoch FROM $3::timestamptz - min(${column}))::text AS oldest
          FROM ${rowSourceSql({ ...table, partitioned: relation.relkind === 'p' })} AS t`,
-      [new Date(cutoff).toISOString(), new Date(monthAgo).toISOString()],
+      [new Date(cutoff).toISOString(), new Date(monthAgo).toISOString(), new Date(now).toISOString()],
     );
     const c = counted.rows[0];
     rows = Number(c?.rows ?? 0);

@@ -16,14 +16,21 @@ describe('audit-archiver cost: live tables from PostgreSQL statistics and measur
 
   it('counts rows when there are no statistics, reads the histogram once analyzed, then measures archives', async () => {
     // Act
-    const counted = await measureTable(bed.db.client, bed.local.config, 'app', 'public.events');
+    const counted = await measureTable(bed.db.client, bed.local.config, 'app', 'public.events', {
+      now: bed.db.now().getTime(),
+    });
     await bed.db.client.query('ANALYZE public.events');
-    const fromStats = await measureTable(bed.db.client, bed.local.config, 'app', 'public.events');
+    const fromStats = await measureTable(bed.db.client, bed.local.config, 'app', 'public.events', {
+      now: bed.db.now().getTime(),
+    });
     expect((await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 })).execution.status).toBe(
       'SUCCEEDED',
     );
     const store = bed.local.deps().store;
-    const measured = await measureTable(bed.db.client, bed.local.config, 'app', 'public.events', store);
+    const measured = await measureTable(bed.db.client, bed.local.config, 'app', 'public.events', {
+      store,
+      now: bed.db.now().getTime(),
+    });
 
     // Assess
     expect(counted).toMatchObject({ rows: 640, retentionDays: 30 });
