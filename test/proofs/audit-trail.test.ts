@@ -12,7 +12,7 @@ import {
 } from '../../lambdas/shared/telemetry/audit-trail.js';
 import { NotificationSchema } from '../../lambdas/shared/telemetry/notifications.js';
 import { NOTIFICATIONS_FILE, runLocalArchive, runLocalRestore } from '../../local/run.js';
-import { archiverTestbed, getObject, listKeys, putObjects } from '../support/fixtures.js';
+import { archiverTestbed, getObject, listKeys, putObjects, TODAY_UTC_SQL } from '../support/fixtures.js';
 
 const spec = (name: string, onSchemaDrift?: 'fail' | 'continue') => ({
   schema: 'public',
@@ -25,7 +25,7 @@ const spec = (name: string, onSchemaDrift?: 'fail' | 'continue') => ({
 /** 20 rows, 4 a day on five days past the 30-day retention: batches of 6 span days, four small batches per run. */
 const seedRows = (table: string, from: number) =>
   `INSERT INTO ${table} (created_at, payload)
-   SELECT now() - ((31 + g % 5) * interval '1 day'), 'value-' || g FROM generate_series(${from}, ${from + 19}) g`;
+   SELECT ${TODAY_UTC_SQL} - ((31 + g % 5) * interval '1 day') + interval '1 hour', 'value-' || g FROM generate_series(${from}, ${from + 19}) g`;
 
 describe('audit trail and schema drift through the local workflow', () => {
   // events_fail overrides the default (continue) with fail.
