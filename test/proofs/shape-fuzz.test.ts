@@ -203,24 +203,30 @@ async function runCase(c: FuzzCase): Promise<string> {
     );
     expect(run.outcomes[0]?.budgetReached).toBe(false);
 
+    /** Restores the table's archives into the new table `public.<name>`, which must hold exactly the archived rows. */
+    const { local } = env;
+    const restoreInto = async (name: string, what: string) => {
+      const restored = await runLocalRestore(
+        local,
+        {
+          database: 'app',
+          table: { schema: c.schema, name: c.table },
+          targetTable: { schema: 'public', name },
+        },
+        { retryIntervalScale: 0 },
+      );
+      expect(failure(restored), what).toBeUndefined();
+      expect(
+        await differences(
+          db.client,
+          `SELECT r FROM public.fz_orig WHERE ${eligible}`,
+          `SELECT ${rowText('t')} AS r FROM public.${name} AS t`,
+        ),
+      ).toEqual({ missing: 0, extra: 0 });
+    };
+
     // Act and assess: restore into a new table, then into the table itself.
-    const restoredNew = await runLocalRestore(
-      env.local,
-      {
-        database: 'app',
-        table: { schema: c.schema, name: c.table },
-        targetTable: { schema: 'public', name: 'fz_restored' },
-      },
-      { retryIntervalScale: 0 },
-    );
-    expect(failure(restoredNew), 'restore into a new table').toBeUndefined();
-    expect(
-      await differences(
-        db.client,
-        `SELECT r FROM public.fz_orig WHERE ${eligible}`,
-        `SELECT ${rowText('t')} AS r FROM public.fz_restored AS t`,
-      ),
-    ).toEqual({ missing: 0, extra: 0 });
+    await restoreInto('fz_restored', 'restore into a new table');
     const restoredBack = await runLocalRestore(
       env.local,
       { database: 'app', table: { schema: c.schema, name: c.table } },
@@ -234,23 +240,7 @@ async function runCase(c: FuzzCase): Promise<string> {
 
     // Act and assess: the table gone (renamed away), a new table made from the archives' manifests alone.
     await db.client.query(`ALTER TABLE ${ref} RENAME TO fz_gone`);
-    const fromManifests = await runLocalRestore(
-      env.local,
-      {
-        database: 'app',
-        table: { schema: c.schema, name: c.table },
-        targetTable: { schema: 'public', name: 'fz_made' },
-      },
-      { retryIntervalScale: 0 },
-    );
-    expect(failure(fromManifests), 'restore into a table made from the manifests').toBeUndefined();
-    expect(
-      await differences(
-        db.client,
-        `SELECT r FROM public.fz_orig WHERE ${eligible}`,
-        `SELECT ${rowText('t')} AS r FROM public.fz_made AS t`,
-      ),
-    ).toEqual({ missing: 0, extra: 0 });
+    await restoreInto('fz_made', 'restore into a table made from the manifests');
     await expectRequestsWithinRoles(env.local);
     return `archived ${archived.rows[0]?.n} rows in ${archives.length} objects`;
   } finally {
