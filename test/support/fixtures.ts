@@ -48,7 +48,7 @@ export interface TestDatabase {
   /**
    * The clock of this database's tests: the system's, held at the last instant of the UTC day the database's
    * fixtures are dated from (TODAY_UTC_SQL), so a run after a midnight passed takes the cut-off its rows were seeded
-   * around. Archive executions of its testbeds start by it.
+   * around. Its testbeds' archive runs hand it to Plan as their start.
    */
   now(): Date;
   drop(): Promise<void>;
