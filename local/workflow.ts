@@ -303,13 +303,9 @@ export class LocalWorkflow {
         taskResourceLocalHandlers: this.taskOverrides as never,
         retryIntervalOverrides: this.retryOverrides,
       },
+      // The interpreter sets the execution's StartTime and Input itself (by the system clock, from `input`).
       context: {
-        Execution: {
-          Id: executionArn,
-          Name: name,
-          StartTime: new Date().toISOString(),
-          Input: input as never,
-        },
+        Execution: { Id: executionArn, Name: name },
         StateMachine: { Id: machineArn, Name: machineArn.split(':').pop() },
       },
     });

@@ -40,6 +40,20 @@ export async function startFlakyProxy(targetPort: number): Promise<FlakyProxy> {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
   let relisten: NodeJS.Timeout | undefined;
+  let lostPort: Error | undefined;
+  // Another process may take the port while the endpoint is down: try again for a few seconds, then let stop() say so
+  // rather than leave the test to time out on refused connections.
+  const listenAgain = (attemptsLeft: number) => {
+    const retry = (error: NodeJS.ErrnoException) => {
+      if (error.code === 'EADDRINUSE' && attemptsLeft > 0) {
+        relisten = setTimeout(() => listenAgain(attemptsLeft - 1), 100);
+      } else {
+        lostPort = new Error(`flaky proxy could not listen on port ${port} again: ${error.message}`);
+      }
+    };
+    server.once('error', retry);
+    server.listen(port, '127.0.0.1', () => server.off('error', retry));
+  };
   const resetOpen = () => {
     for (const socket of open) {
       resets += 1;
@@ -57,14 +71,14 @@ export async function startFlakyProxy(targetPort: number): Promise<FlakyProxy> {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       resetOpen();
       await closed;
-      relisten = setTimeout(() => server.listen(port, '127.0.0.1'), ms);
+      relisten = setTimeout(() => listenAgain(50), ms);
     },
     resets: () => resets,
     stop: () =>
-      new Promise((resolve) => {
+      new Promise((resolve, reject) => {
         clearTimeout(relisten);
         for (const socket of open) socket.destroy();
-        server.close(() => resolve());
+        server.close(() => (lostPort ? reject(lostPort) : resolve()));
       }),
   };
 }
