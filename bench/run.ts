@@ -151,6 +151,8 @@ export interface BenchResult {
   oltp?: OltpFigures;
   /** CPU time by process group during the whole archive (the first run, alone). */
   archiveCpu: CpuFigures;
+  /** CPU time by process group during the restore. */
+  restoreCpu: CpuFigures;
   notes: string[];
 }
 
@@ -444,14 +446,18 @@ export async function runBenchmark(
     log('Archiver: a second run, which finds nothing left (the fixed part of a run) ...');
     const nothingLeft = await tallied(local, functions, (workflow) => runLocalArchive(local, {}, workflow));
     log('Restore: the local restore workflow, into a new table created like the source ...');
-    const restoreRun = await measured(() =>
-      tallied(local, functions, (workflow) =>
-        runLocalRestore(
-          local,
-          { database: 'bench', table: 'public.audit_logs', targetTable: 'public.restored' },
-          workflow,
+    const { value: restoreRun, cpu: restoreCpu } = await cpuTimeOf(
+      () =>
+        measured(() =>
+          tallied(local, functions, (workflow) =>
+            runLocalRestore(
+              local,
+              { database: 'bench', table: 'public.audit_logs', targetTable: 'public.restored' },
+              workflow,
+            ),
+          ),
         ),
-      ),
+      availableParallelism(),
     );
     const serverCounts = await local.services.requestCounts();
     const processFigures = functions.results();
@@ -641,6 +647,7 @@ export async function runBenchmark(
       lambdaMemoryMb: PRICED_LAMBDA_MEMORY_MB,
       oltp,
       archiveCpu,
+      restoreCpu,
       notes,
     };
   } finally {
@@ -681,8 +688,15 @@ export function formatResult(result: BenchResult): string {
     ...formatCosts(result.costs),
     '',
     ...formatCpu(
+      'the whole archive',
       result.archiveCpu,
       result.baseline.find((r) => r.stage === 'COPY | gzip + DELETE'),
+    ),
+    '',
+    ...formatCpu(
+      'the restore',
+      result.restoreCpu,
+      result.baseline.find((r) => r.stage === 'COPY FROM'),
     ),
     ...oltp,
     ...result.notes.map((n) => `note: ${n}`),
@@ -690,11 +704,11 @@ export function formatResult(result: BenchResult): string {
 }
 
 /**
- * The CPU each group used during the whole archive, and the floor it sets: the archiver's own processes (everything
+ * The CPU each group used during a workflow's run, and the floor it sets: the archiver's own processes (everything
  * but the rest of the machine) cannot finish in less wall time than their CPU seconds spread over every core, however
  * their stages overlapped; against the baseline, that floor is the best ratio this machine allows.
  */
-function formatCpu(cpu: CpuFigures, baseline: StageFigures | undefined): string[] {
+function formatCpu(during: string, cpu: CpuFigures, baseline: StageFigures | undefined): string[] {
   const available = cpu.wallSeconds * cpu.cores;
   const used = cpu.groups.reduce((sum, g) => sum + g.seconds, 0);
   const own = cpu.groups.filter((g) => g.group !== OTHER_PROCESSES).reduce((sum, g) => sum + g.seconds, 0);
@@ -702,7 +716,7 @@ function formatCpu(cpu: CpuFigures, baseline: StageFigures | undefined): string[
   const best =
     baseline && floor > 0 ? `, ${(baseline.seconds / floor).toFixed(2)}× ${baseline.stage} at best` : '';
   return [
-    `CPU during the whole archive: ${cpu.wallSeconds.toFixed(1)} s on ${cpu.cores} cores (${available.toFixed(1)} CPU s), ${used.toFixed(1)} CPU s used`,
+    `CPU during ${during}: ${cpu.wallSeconds.toFixed(1)} s on ${cpu.cores} cores (${available.toFixed(1)} CPU s), ${used.toFixed(1)} CPU s used`,
     `the archiver's own processes used ${own.toFixed(1)} CPU s: on ${cpu.cores} cores no overlap of its stages finishes in less than ${floor.toFixed(1)} s${best}`,
     ...renderTable(
       [

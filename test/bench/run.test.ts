@@ -64,6 +64,12 @@ describe('npm run bench (smoke, at a small size so it cannot rot)', () => {
     expect(formatResult(result)).toMatch(
       /finishes in less than [\d.]+ s, [\d.]+× COPY \| gzip \+ DELETE at best/,
     );
+    // The restore's too: the functions that write and the database that takes the rows.
+    expect(result.restoreCpu.groups.map((g) => g.group)).toEqual(
+      expect.arrayContaining(['PostgreSQL', 'function restore-file']),
+    );
+    expect(formatResult(result)).toMatch(/CPU during the restore: [\d.]+ s on \d+ cores/);
+    expect(formatResult(result)).toMatch(/finishes in less than [\d.]+ s, [\d.]+× COPY FROM at best/);
 
     // Assess: every function of both workflows ran in its own process, which loaded its modules and measured itself.
     expect(result.functions.map((f) => f.functionName).sort()).toEqual(
