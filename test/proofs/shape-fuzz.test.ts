@@ -59,7 +59,11 @@ const SEEDS = seedsFromEnv(process.env.FUZZ_SEEDS) ?? FIXED_SEEDS;
 const shapeOf = (c: FuzzCase): string =>
   [
     `seed ${c.seed}: ${JSON.stringify(c.spec)} batchSize ${c.batchSize}`,
+    ...(c.encoding ? [`CREATE DATABASE … ENCODING ${c.encoding}`] : []),
     ...c.databaseSettings.map(([name, value]) => `ALTER DATABASE … SET ${name} = ${lit(value)}`),
+    ...c.roleSettings.map(
+      ([name, value]) => `ALTER ROLE CURRENT_USER IN DATABASE … SET ${name} = ${lit(value)}`,
+    ),
     ...c.setup.map((sql) => (sql.startsWith('INSERT') ? `${sql.slice(0, 300)}…` : sql)),
   ].join(';\n');
 
@@ -89,13 +93,36 @@ function failure(restore: Awaited<ReturnType<typeof runLocalRestore>>): string |
 const NAMED_ERROR = /^[A-Z][A-Za-z]+Error: \S/;
 
 async function runCase(c: FuzzCase): Promise<string> {
-  const db = await createTestDatabase();
+  const db = await createTestDatabase(c.encoding ? { encoding: c.encoding } : {});
   let env: Awaited<ReturnType<typeof openTestEnvironment>> | undefined;
   try {
     for (const sql of c.setup) await db.client.query(sql);
     for (const [name, value] of c.databaseSettings)
       await db.client.query(`ALTER DATABASE ${q(db.name)} SET ${name} = ${lit(value)}`);
+    // The workflow connects as the suite's role: its settings in this database alone (the database drops them).
+    for (const [name, value] of c.roleSettings)
+      await db.client.query(`ALTER ROLE CURRENT_USER IN DATABASE ${q(db.name)} SET ${name} = ${lit(value)}`);
     const ref = `${q(c.schema)}.${q(c.table)}`;
+    // A plain table's own rows (ONLY: an inheritance child's rows are not the table's); a partitioned one's partitions'.
+    const relkind = await db.client.query<{ relkind: string }>(
+      'SELECT relkind FROM pg_class WHERE oid = $1::regclass',
+      [ref],
+    );
+    const from = relkind.rows[0]?.relkind === 'p' ? ref : `ONLY ${ref}`;
+    /** The rows of the tables the run must not touch, each as its text. */
+    const untouchedSql = c.untouched.map(
+      (u) => `SELECT ${lit(u)} || ': ' || row(u.*)::text AS r FROM ${u} AS u`,
+    );
+    const untouchedRows = untouchedSql.length > 0 ? `SELECT r FROM public.fz_untouched` : '';
+    if (untouchedSql.length > 0)
+      await db.client.query(`CREATE TABLE public.fz_untouched AS ${untouchedSql.join(' UNION ALL ')}`);
+    const expectUntouched = async (when: string) => {
+      if (untouchedSql.length === 0) return;
+      expect(
+        await differences(db.client, untouchedRows, untouchedSql.join(' UNION ALL ')),
+        `an inheritance parent's or child's rows changed ${when}`,
+      ).toEqual({ missing: 0, extra: 0 });
+    };
     const columns = await db.client.query<{ name: string }>(
       `SELECT attname AS name FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped
         ORDER BY attnum`,
@@ -129,7 +156,7 @@ async function runCase(c: FuzzCase): Promise<string> {
           : `(${ts}::timestamp AT TIME ZONE 'UTC')`;
     await db.client.query(
       `CREATE TABLE public.fz_orig AS SELECT ${rowText('t')} AS r, ${lineSql} AS line, ${instant} AS at
-         FROM ${ref} AS t`,
+         FROM ${from} AS t`,
     );
     env = await openTestEnvironment(db, [c.spec], { defaults: { batchSize: c.batchSize } });
 
@@ -154,7 +181,8 @@ async function runCase(c: FuzzCase): Promise<string> {
       `CREATE TABLE public.fz_archived AS SELECT * FROM unnest($1::text[], $2::text[]) AS a(line, day)`,
       [archives.flatMap((a) => a.lines), archives.flatMap((a) => a.lines.map(() => a.manifest.day))],
     );
-    const remaining = `SELECT ${rowText('t')} AS r FROM ${ref} AS t`;
+    const remaining = `SELECT ${rowText('t')} AS r FROM ${from} AS t`;
+    await expectUntouched('by the archive');
     const none = { missing: 0, extra: 0 };
     // Rows archived are rows of the table, each once; the table holds every other row as it was.
     expect(
@@ -237,6 +265,7 @@ async function runCase(c: FuzzCase): Promise<string> {
       missing: 0,
       extra: 0,
     });
+    await expectUntouched('by the restore into the table');
 
     // Act and assess: the table gone (renamed away), a new table made from the archives' manifests alone.
     await db.client.query(`ALTER TABLE ${ref} RENAME TO fz_gone`);

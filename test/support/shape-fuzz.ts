@@ -106,7 +106,7 @@ const pad = (n: number, width: number) => String(n).padStart(width, '0');
 const uuidOf = (i: number) => `${pad(i, 8)}-0000-4000-8000-${pad(i * 7919, 12).slice(-12)}`;
 
 /** The types PostgreSQL ships (`version` gates those that need a newer server). */
-function builtinTypes(version: number): FuzzType[] {
+function builtinTypes(version: number, encoding?: string): FuzzType[] {
   const types: FuzzType[] = [
     scalar(
       'int2',
@@ -411,7 +411,10 @@ function builtinTypes(version: number): FuzzType[] {
       (r) => `<v n="${r.int(0, 9)}"/>`,
     ),
   ];
-  return types;
+  // ICU does not take SQL_ASCII: its collations are unusable there.
+  return encoding === 'SQL_ASCII'
+    ? types.filter((t) => !['text icu', 'text numeric', 'text ci'].includes(t.label))
+    : types;
 }
 
 /** An array of `element`: NULL elements, empty arrays, two dimensions, lower bounds other than 1. */
@@ -578,6 +581,33 @@ export interface FuzzCase {
   batchSize: number;
   /** Why the product may refuse this table, when the generator made it so; empty: it must archive it. */
   mayRefuse: string[];
+  /** `ALTER ROLE {the workflow's role} IN DATABASE {db} SET …`: a role's settings, which override the database's. */
+  roleSettings: [string, string][];
+  /** The database's server encoding when not UTF8 (its values and names are then ones that encoding holds). */
+  encoding?: 'LATIN1' | 'SQL_ASCII';
+  /**
+   * Tables besides the case's whose rows the run must leave exactly as they were: an inheritance child of the table
+   * (read and deleted `ONLY`), or the parent the table inherits from.
+   */
+  untouched: string[];
+}
+
+/**
+ * `text` with every character `encoding` cannot hold replaced by one it can (the same character for the same input,
+ * so names stay consistent across statements), and JSON escapes of such characters (which jsonb would convert to the
+ * server encoding) by an escape of one it holds.
+ */
+function fitEncoding(text: string, encoding: 'LATIN1' | 'SQL_ASCII'): string {
+  const top = encoding === 'LATIN1' ? 0xff : 0x7f;
+  const swap = (cp: number) =>
+    encoding === 'LATIN1' ? String.fromCodePoint(0xc0 + (cp % 0x40)) : String.fromCodePoint(0x61 + (cp % 26));
+  return Array.from(
+    text.replace(/\\u([0-9a-fA-F]{4})(\\u[dD][c-fC-F][0-9a-fA-F]{2})?/g, (all, hex: string) =>
+      Number.parseInt(hex, 16) > top ? `\\u00${encoding === 'LATIN1' ? 'e9' : '41'}` : all,
+    ),
+  )
+    .map((c) => ((c.codePointAt(0) ?? 0) > top ? swap(c.codePointAt(0) ?? 0) : c))
+    .join('');
 }
 
 const ZONES = [
@@ -609,6 +639,15 @@ const SETTINGS: [string, string][] = [
   ['min_parallel_table_scan_size', '0'],
   ['jit', 'off'],
   ['search_path', 'public'],
+  ['search_path', '"$user", pg_temp, public'],
+  ['IntervalStyle', 'postgres_verbose'],
+  ['extra_float_digits', '3'],
+  ['lc_monetary', 'C.utf8'],
+  ['lc_numeric', 'POSIX'],
+  ['xmloption', 'document'],
+  ['array_nulls', 'off'],
+  ['DateStyle', 'Postgres, YMD'],
+  ['intervalstyle', 'sql_standard'],
 ];
 
 /** The SQL of an instant `days` days and `micros` microseconds after today's UTC midnight. */
@@ -665,12 +704,17 @@ function timestampSql(
 /** One case from `seed`, for a server of `version` (14 or 18). */
 export function generateCase(seed: number, version: number): FuzzCase {
   const rng = new Rng(seed);
+  // The choices added later (encoding, role settings, inheritance, nested and re-attached partitions) draw from a
+  // stream of their own, so a seed keeps the shape it had before them where they do not apply.
+  const more = new Rng(seed * 7919 + 17);
+  const encodingRoll = more.next();
+  const encoding = encodingRoll < 0.12 ? 'LATIN1' : encodingRoll < 0.18 ? 'SQL_ASCII' : undefined;
   const mayRefuse: string[] = [];
   const taken = new Set<string>();
   const schema = rng.chance(0.4) ? 'public' : nameFrom(rng, new Set());
   const table = nameFrom(rng, new Set());
   const setup: string[] = schema === 'public' ? [] : [`CREATE SCHEMA ${q(schema)}`];
-  const builtins = builtinTypes(version);
+  const builtins = builtinTypes(version, encoding);
   const pickType = (n: number): FuzzType => {
     const roll = rng.next();
     if (roll < 0.2) return userType(rng, schema, builtins, n);
@@ -747,7 +791,8 @@ export function generateCase(seed: number, version: number): FuzzCase {
     });
   }
   // Its type with a precision, or a domain over it; NOT NULL and part of the key, sometimes.
-  const tsInKey = keyStyle !== 'none' && keyStyle !== 'identity' && rng.chance(0.2);
+  // (`more` adds to how often, without changing the draws of seeds before it: rng draws first either way.)
+  const tsInKey = keyStyle !== 'none' && keyStyle !== 'identity' && (rng.chance(0.2) || more.chance(0.15));
   let tsType = rng.chance(0.3) && tsKind !== 'date' ? `${tsKind}(${rng.int(0, 6)})` : tsKind;
   if (rng.chance(0.15)) {
     const domain = `${q(schema)}.${q(`ts domain ${rng.pick(['', 'É', '"'])}`)}`;
@@ -786,21 +831,81 @@ export function generateCase(seed: number, version: number): FuzzCase {
           : '';
   // Partitioned by the archive column (its key holds it): a partition of old days, one across the cut-off's days, a
   // default one for the rest (the ends of time, NULL).
-  const partitioned = tsInKey && rng.chance(0.4);
+  const partitioned = tsInKey && (rng.chance(0.4) || more.chance(0.4));
+  // Inheritance (a plain table only): the table inherits from a parent holding rows of its own (its column first in
+  // the table, the archive column sometimes merged with the parent's), or gets a child (below) holding copies of its
+  // rows, keys and all. The product reads and deletes the table ONLY: neither's rows may change.
+  const inheritance = partitioned ? 'none' : more.pick(['none', 'none', 'none', 'parent', 'child'] as const);
+  const untouched: string[] = [];
+  let inherits = '';
+  if (inheritance === 'parent') {
+    const parent = `${q(schema)}.${q(`${table.slice(0, 20)} parent`)}`;
+    const note = nameFrom(more, taken);
+    const mergeTs = more.chance(0.5);
+    setup.push(
+      `CREATE TABLE ${parent} (${q(note)} text DEFAULT 'inherited'${mergeTs ? `, ${q(tsName)} ${tsType}` : ''})`,
+      `INSERT INTO ${parent} (${q(note)}${mergeTs ? `, ${q(tsName)}` : ''}) VALUES ${Array.from(
+        { length: more.int(1, 5) },
+        (_, i) =>
+          `(${lit(`parent's own ${i}`)}${mergeTs ? `, ${timestampSql(more, tsKind, zone, false, 40)}` : ''})`,
+      ).join(', ')}`,
+    );
+    inherits = ` INHERITS (${parent})`;
+    untouched.push(`ONLY ${parent}`);
+  }
   setup.push(
-    `CREATE TABLE ${ref} (${columns.map((c) => c.ddl).join(', ')}${constraint})${partitioned ? ` PARTITION BY RANGE (${q(tsName)})` : ''}`,
+    `CREATE TABLE ${ref} (${columns.map((c) => c.ddl).join(', ')}${constraint})${inherits}${partitioned ? ` PARTITION BY RANGE (${q(tsName)})` : ''}`,
   );
+  /** Statements that run once every row is written. */
+  const after: string[] = [];
   if (partitioned) {
     const bound = (days: number) => {
       const instant = `(date_trunc('day', now(), 'UTC') - make_interval(days => ${days}))`;
       return tsKind === 'timestamptz' ? instant : `(${instant} AT TIME ZONE ${lit(zone)})`;
     };
     const part = (suffix: string) => `${q(schema)}.${q(`${table.slice(0, 20)} ${suffix}`)}`;
+    const oldBound = `FOR VALUES FROM (MINVALUE) TO (${bound(rng.int(31, 34))})`;
+    const midTo = rng.int(0, 29);
+    // The mid partition partitioned again: by range on the archive column, or by list or hash on a key column.
+    const SUB_KEYS =
+      /^(int[248]|text|text C|varchar\(12\)|uuid|date|bytea|numeric|enum|inet|oid|interval|time)$/;
+    const subKey = keyTypes.findIndex((t) => SUB_KEYS.test(t.label));
+    let sub = more.pick(['none', 'none', 'range', 'list', 'hash'] as const);
+    if (sub !== 'none' && sub !== 'range' && subKey < 0) sub = 'range';
+    const subColumn = q(keyNames[subKey] ?? tsName);
+    const subBy = {
+      none: '',
+      range: ` PARTITION BY RANGE (${q(tsName)})`,
+      list: ` PARTITION BY LIST (${subColumn})`,
+      hash: ` PARTITION BY HASH (${subColumn})`,
+    }[sub];
     setup.push(
-      `CREATE TABLE ${part('old')} PARTITION OF ${ref} FOR VALUES FROM (MINVALUE) TO (${bound(rng.int(31, 34))})`,
-      `CREATE TABLE ${part('mid')} PARTITION OF ${ref} FOR VALUES FROM (${bound(30)}) TO (${bound(rng.int(0, 29))})`,
+      `CREATE TABLE ${part('old')} PARTITION OF ${ref} ${oldBound}`,
+      `CREATE TABLE ${part('mid')} PARTITION OF ${ref} FOR VALUES FROM (${bound(30)}) TO (${bound(midTo)})${subBy}`,
       `CREATE TABLE ${part('rest')} PARTITION OF ${ref} DEFAULT`,
     );
+    const first = keyTypes[subKey]?.key?.(0) ?? '';
+    if (sub === 'range')
+      setup.push(
+        `CREATE TABLE ${part('mid a')} PARTITION OF ${part('mid')} FOR VALUES FROM (MINVALUE) TO (${bound(more.int(midTo, 30))})`,
+        `CREATE TABLE ${part('mid b')} PARTITION OF ${part('mid')} DEFAULT`,
+      );
+    if (sub === 'list')
+      setup.push(
+        `CREATE TABLE ${part('mid a')} PARTITION OF ${part('mid')} FOR VALUES IN (${lit(first)})`,
+        `CREATE TABLE ${part('mid b')} PARTITION OF ${part('mid')} DEFAULT`,
+      );
+    if (sub === 'hash')
+      setup.push(
+        `CREATE TABLE ${part('mid a')} PARTITION OF ${part('mid')} FOR VALUES WITH (MODULUS 2, REMAINDER 0)`,
+        `CREATE TABLE ${part('mid b')} PARTITION OF ${part('mid')} FOR VALUES WITH (MODULUS 2, REMAINDER 1)`,
+      );
+    // The old partition detached once its rows are written and attached again (ATTACH PARTITION scans its rows).
+    if (more.chance(0.3))
+      after.push(
+        `ALTER TABLE ${ref} DETACH PARTITION ${part('old')}`,
+        `ALTER TABLE ${ref} ATTACH PARTITION ${part('old')} ${oldBound}`,
+      );
   }
   const rows = rng.int(10, 120);
   const insert = (from: number, to: number, cols: typeof columns) => {
@@ -831,6 +936,19 @@ export function generateCase(seed: number, version: number): FuzzCase {
     setup.push(`ALTER TABLE ${ref} ADD COLUMN ${q(name)} text DEFAULT ${lit(rng.pick(TEXTS))}`);
   }
   insert(half, rows, kept);
+  if (inheritance === 'child') {
+    // A child with a column of its own, holding a copy of every row of the table (the same keys, old days too).
+    const child = `${q(schema)}.${q(`${table.slice(0, 20)} child`)}`;
+    const own = nameFrom(more, taken);
+    setup.push(`CREATE TABLE ${child} (${q(own)} text DEFAULT 'child') INHERITS (${ref})`);
+    const copied = kept.filter((c) => c.value || c.name === identity).map((c) => q(c.name));
+    setup.push(
+      `INSERT INTO ${child} (${copied.join(', ')}) SELECT ${copied.join(', ')} FROM ONLY ${ref}`,
+      `UPDATE ${child} SET ${q(own)} = 'child ' || ${q(tsName)}::text`,
+    );
+    untouched.push(child);
+  }
+  setup.push(...after);
 
   const spec: TableSpec = {
     schema,
@@ -842,5 +960,38 @@ export function generateCase(seed: number, version: number): FuzzCase {
     ...(span === 'month' ? { objectSpan: span } : {}),
   };
   const databaseSettings = Array.from({ length: rng.int(0, 3) }, () => rng.pick(SETTINGS));
-  return { seed, schema, table, spec, setup, databaseSettings, batchSize: rng.int(3, 40), mayRefuse };
+  const batchSize = rng.int(3, 40);
+  const roleSettings = Array.from({ length: more.chance(0.4) ? more.int(1, 3) : 0 }, () =>
+    more.pick(SETTINGS),
+  );
+  const made: FuzzCase = {
+    seed,
+    schema,
+    table,
+    spec,
+    setup,
+    databaseSettings,
+    batchSize,
+    mayRefuse,
+    roleSettings,
+    untouched,
+  };
+  if (!encoding) return made;
+  // Names and values the encoding holds: each character it cannot hold replaced by one it can.
+  const inEncoding = (text: string) => fitEncoding(text, encoding);
+  return {
+    ...made,
+    encoding,
+    schema: inEncoding(schema),
+    table: inEncoding(table),
+    setup: setup.map(inEncoding),
+    untouched: untouched.map(inEncoding),
+    spec: {
+      ...spec,
+      schema: inEncoding(schema),
+      name: inEncoding(table),
+      timestampColumn: inEncoding(tsName),
+      ...(spec.keyColumns ? { keyColumns: spec.keyColumns.map(inEncoding) } : {}),
+    },
+  };
 }
