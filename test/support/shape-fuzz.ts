@@ -708,7 +708,7 @@ export function generateCase(seed: number, version: number): FuzzCase {
   // stream of their own, so a seed keeps the shape it had before them where they do not apply.
   const more = new Rng(seed * 7919 + 17);
   const encodingRoll = more.next();
-  const encoding = encodingRoll < 0.12 ? 'LATIN1' : encodingRoll < 0.18 ? 'SQL_ASCII' : undefined;
+  const encoding = encodingRoll < 0.12 ? 'LATIN1' : encodingRoll < 0.22 ? 'SQL_ASCII' : undefined;
   const mayRefuse: string[] = [];
   const taken = new Set<string>();
   const schema = rng.chance(0.4) ? 'public' : nameFrom(rng, new Set());
@@ -745,6 +745,8 @@ export function generateCase(seed: number, version: number): FuzzCase {
     }
   });
   const keyNames = keyTypes.map(() => nameFrom(rng, taken));
+  /** The key columns of `keyTypes`, index for index (keyNames may take the archive column in among them). */
+  const typedKeyNames = [...keyNames];
   const keyStyle = rng.pick(['primary', 'primary', 'unique', 'none', 'identity'] as const);
   if (keyStyle === 'none') mayRefuse.push('no key');
   if (keyStyle !== 'identity' && keyTypes.some((t) => /(^|over )text ci$/.test(t.label)))
@@ -756,6 +758,8 @@ export function generateCase(seed: number, version: number): FuzzCase {
     value?: (rng: Rng, i: number) => string | null;
     /** Its cast to text is immutable: a generated column may compute from it. */
     immutableText?: boolean;
+    /** A plain text column (of the default or the C collation). */
+    plainText?: boolean;
   }[] = [];
   const IMMUTABLE_TEXT = new Set(['int2', 'int4', 'int8', 'text', 'text C', 'varchar(12)', 'uuid']);
   const extra = rng.int(0, 9);
@@ -770,6 +774,7 @@ export function generateCase(seed: number, version: number): FuzzCase {
       ddl: `${q(name)} ${type.sql}`,
       value: (r) => type.value(r),
       immutableText: IMMUTABLE_TEXT.has(type.label),
+      plainText: type.label === 'text' || type.label === 'text C',
     });
   }
   keyTypes.forEach((type, k) => {
@@ -872,7 +877,7 @@ export function generateCase(seed: number, version: number): FuzzCase {
     const subKey = keyTypes.findIndex((t) => SUB_KEYS.test(t.label));
     let sub = more.pick(['none', 'none', 'range', 'list', 'hash'] as const);
     if (sub !== 'none' && sub !== 'range' && subKey < 0) sub = 'range';
-    const subColumn = q(keyNames[subKey] ?? tsName);
+    const subColumn = q(typedKeyNames[subKey] ?? tsName);
     const subBy = {
       none: '',
       range: ` PARTITION BY RANGE (${q(tsName)})`,
@@ -936,6 +941,19 @@ export function generateCase(seed: number, version: number): FuzzCase {
     setup.push(`ALTER TABLE ${ref} ADD COLUMN ${q(name)} text DEFAULT ${lit(rng.pick(TEXTS))}`);
   }
   insert(half, rows, kept);
+  if (encoding === 'SQL_ASCII' && more.chance(0.6)) {
+    let latin = kept.find((c) => c.plainText)?.name;
+    if (latin === undefined) {
+      latin = nameFrom(more, taken);
+      setup.push(`ALTER TABLE ${ref} ADD COLUMN ${q(latin)} text DEFAULT 'latin'`);
+    }
+    // A byte that is not UTF-8 in some values (a SQL_ASCII database stores any bytes it is given): documented to be
+    // refused by name (SQLSTATE 22021) when export reads such a row, before anything of its batch moves.
+    setup.push(
+      `UPDATE ${ref} SET ${q(latin)} = ${q(latin)} || convert_from('\\xe9'::bytea, 'SQL_ASCII') WHERE octet_length(${q(latin)}) % 2 = 0`,
+    );
+    mayRefuse.push('bytes that are not UTF-8 in a SQL_ASCII database');
+  }
   if (inheritance === 'child') {
     // A child with a column of its own, holding a copy of every row of the table (the same keys, old days too).
     const child = `${q(schema)}.${q(`${table.slice(0, 20)} child`)}`;
