@@ -37,10 +37,14 @@ const q = pg.escapeIdentifier;
 const lit = pg.escapeLiteral;
 
 /**
- * A spread of quick shapes: keyless, date and nondeterministic-key refusals, month objects, partitioned tables (14
- * and 55 found restore's reference path failing into them: restore-partitioned.test.ts).
+ * A spread of quick shapes: partitioned tables whose mid partition is partitioned again (14 by range, with an old
+ * partition made on its own, its columns in another order, and attached holding rows; 45 by list, its old partition
+ * detached and attached again; 116 by range in a LATIN1 database; 84 by hash, refused for a nondeterministic key);
+ * a keyless refusal (9); month objects (13); a table inheriting from a parent with rows of its own (24); tables with
+ * an inheritance child holding copies of their rows (68 in LATIN1, 2 in SQL_ASCII with bytes that are not UTF-8,
+ * refused by name); role settings in 9, 13 and 14.
  */
-const FIXED_SEEDS = [3, 6, 14, 16, 49, 55, 68, 74];
+const FIXED_SEEDS = [2, 9, 13, 14, 24, 45, 68, 84, 116];
 
 function seedsFromEnv(text: string | undefined): number[] | undefined {
   if (!text) return undefined;

@@ -657,6 +657,14 @@ const instantSql = (days: number, micros: number) => {
   return `(date_trunc('day', now(), 'UTC') + make_interval(days => ${days}, secs => ${seconds}) + interval '${micros - seconds * 1e6} microseconds')`;
 };
 
+/** The instant `instant` as a value of the archive column's kind (a local time in `zone`, or a UTC day). */
+const instantAs = (kind: 'timestamptz' | 'timestamp' | 'date', zone: string, instant: string) =>
+  kind === 'timestamptz'
+    ? instant
+    : kind === 'timestamp'
+      ? `(${instant} AT TIME ZONE ${lit(zone)})`
+      : `(${instant} AT TIME ZONE 'UTC')::date`;
+
 /**
  * The archive column's value of one row, as SQL: mostly instants on UTC days before the cut-off (30 days' retention)
  * and after it, some at day boundaries and the cut-off ±1 µs, some at the ends of time.
@@ -668,12 +676,7 @@ function timestampSql(
   nullable: boolean,
   oldest: number,
 ): string {
-  const asKind = (instant: string) =>
-    kind === 'timestamptz'
-      ? instant
-      : kind === 'timestamp'
-        ? `(${instant} AT TIME ZONE ${lit(zone)})`
-        : `(${instant} AT TIME ZONE 'UTC')::date`;
+  const asKind = (instant: string) => instantAs(kind, zone, instant);
   const roll = rng.next();
   if (roll < 0.55) return asKind(instantSql(-rng.int(31, oldest), rng.int(0, 86_399_999_999)));
   if (roll < 0.75) return asKind(instantSql(-rng.int(0, 29), rng.int(0, 86_399_999_999)));
@@ -863,13 +866,40 @@ export function generateCase(seed: number, version: number): FuzzCase {
   );
   /** Statements that run once every row is written. */
   const after: string[] = [];
+  /**
+   * A table made on its own, its columns in the reverse order of the table's (so other attribute numbers), rows
+   * written into it (keys none of the table's rows take), then attached as the partition `name`.
+   */
+  const standalonePartition = (name: string, bounds: string, old: (r: Rng) => string): string[] => {
+    const written = columns.filter((c) => c.value);
+    const tuples = Array.from(
+      { length: more.int(1, 12) },
+      (_, j) =>
+        `(${written
+          .map((c) => {
+            if (c.name === tsName) return old(more);
+            const value = c.value?.(more, 200 + j) ?? null;
+            return value === null ? 'NULL' : lit(value);
+          })
+          .join(', ')})`,
+    );
+    return [
+      `CREATE TABLE ${name} (${[...columns]
+        .reverse()
+        .map((c) => c.ddl)
+        .join(', ')})`,
+      `INSERT INTO ${name} (${written.map((c) => q(c.name)).join(', ')}) VALUES ${tuples.join(', ')}`,
+      `ALTER TABLE ${ref} ATTACH PARTITION ${name} ${bounds}`,
+    ];
+  };
   if (partitioned) {
     const bound = (days: number) => {
       const instant = `(date_trunc('day', now(), 'UTC') - make_interval(days => ${days}))`;
       return tsKind === 'timestamptz' ? instant : `(${instant} AT TIME ZONE ${lit(zone)})`;
     };
     const part = (suffix: string) => `${q(schema)}.${q(`${table.slice(0, 20)} ${suffix}`)}`;
-    const oldBound = `FOR VALUES FROM (MINVALUE) TO (${bound(rng.int(31, 34))})`;
+    const oldTo = rng.int(31, 34);
+    const oldBound = `FOR VALUES FROM (MINVALUE) TO (${bound(oldTo)})`;
     const midTo = rng.int(0, 29);
     // The mid partition partitioned again: by range on the archive column, or by list or hash on a key column.
     const SUB_KEYS =
@@ -885,7 +915,11 @@ export function generateCase(seed: number, version: number): FuzzCase {
       hash: ` PARTITION BY HASH (${subColumn})`,
     }[sub];
     setup.push(
-      `CREATE TABLE ${part('old')} PARTITION OF ${ref} ${oldBound}`,
+      ...(more.chance(0.35)
+        ? standalonePartition(part('old'), oldBound, (r) =>
+            instantAs(tsKind, zone, instantSql(-r.int(oldTo + 1, 40), r.int(0, 86_399_999_999))),
+          )
+        : [`CREATE TABLE ${part('old')} PARTITION OF ${ref} ${oldBound}`]),
       `CREATE TABLE ${part('mid')} PARTITION OF ${ref} FOR VALUES FROM (${bound(30)}) TO (${bound(midTo)})${subBy}`,
       `CREATE TABLE ${part('rest')} PARTITION OF ${ref} DEFAULT`,
     );
@@ -945,7 +979,7 @@ export function generateCase(seed: number, version: number): FuzzCase {
     let latin = kept.find((c) => c.plainText)?.name;
     if (latin === undefined) {
       latin = nameFrom(more, taken);
-      setup.push(`ALTER TABLE ${ref} ADD COLUMN ${q(latin)} text DEFAULT 'latin'`);
+      setup.push(`ALTER TABLE ${ref} ADD COLUMN ${q(latin)} text DEFAULT 'latin1'`);
     }
     // A byte that is not UTF-8 in some values (a SQL_ASCII database stores any bytes it is given): documented to be
     // refused by name (SQLSTATE 22021) when export reads such a row, before anything of its batch moves.
