@@ -648,6 +648,16 @@ const SETTINGS: [string, string][] = [
   ['array_nulls', 'off'],
   ['DateStyle', 'Postgres, YMD'],
   ['intervalstyle', 'sql_standard'],
+  ['transform_null_equals', 'on'],
+  ['enable_partition_pruning', 'off'],
+  ['plan_cache_mode', 'force_generic_plan'],
+  ['max_parallel_workers_per_gather', '0'],
+  ['default_toast_compression', 'pglz'],
+  ['backslash_quote', 'on'],
+  ['default_text_search_config', 'pg_catalog.simple'],
+  ['enable_hashjoin', 'off'],
+  ['enable_bitmapscan', 'off'],
+  ['constraint_exclusion', 'off'],
 ];
 
 /** The SQL of an instant `days` days and `micros` microseconds after today's UTC midnight. */
