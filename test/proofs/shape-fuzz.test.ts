@@ -1,7 +1,9 @@
 /**
  * Random table shapes through the real local workflows (test/support/shape-fuzz.ts makes them from a seed): each
  * case is a table of random columns, types, names, key and values, with rows on UTC days around the cut-off, in a
- * database of its own that may set other TimeZone, DateStyle and planner settings. The case is archived, then
+ * database of its own (UTF8, LATIN1 or SQL_ASCII) that may set other TimeZone, DateStyle and planner settings, for
+ * itself and for the workflow's role in it; the table may be partitioned on two levels, inherit from a parent, or
+ * have an inheritance child, whose rows must stay as they were. The case is archived, then
  * restored into a new table, back into itself, and (the table renamed away) into a table made from the manifests,
  * and must keep the product's invariants:
  *
