@@ -49,6 +49,7 @@ const PROOF_FILES = [
   'test/cli/batch-settle.int.test.ts',
   'test/cli/doctor.int.test.ts',
   'test/proofs/standby.test.ts',
+  'test/proofs/restored-cluster.test.ts',
   'test/proofs/restore-versions.test.ts',
   'test/proofs/restore-legacy.test.ts',
   'test/proofs/restore-fidelity.test.ts',
