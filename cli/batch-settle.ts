@@ -1,7 +1,7 @@
 import { pipeline } from 'node:stream/promises';
 import { createLinesGunzip, LineMeter } from '../lambdas/shared/archive/stream.js';
 import {
-  deleteTransactionStatus,
+  deleteOutcome,
   recordCommitted,
   settleDelete,
   withdrawBatch,
@@ -186,7 +186,7 @@ async function unsettleable(
   const contrary = (told: 'committed' | 'aborted', how: string) =>
     told === as ? undefined : `${how}: settle it --as ${told}, or let the next run settle it`;
   try {
-    const status = await db.withConnection((client) => deleteTransactionStatus(client, now));
+    const status = await db.withConnection((client) => deleteOutcome(client, table, now));
     if (status !== 'unknown')
       return contrary(
         status === 'committed' ? 'committed' : 'aborted',

@@ -11,12 +11,19 @@ import type { InventoryEntry } from '../archive/inventory.js';
 import { RowDigest, rowDigestFromSql } from '../archive/row-digest.js';
 import type { ArchiveStore, ObjectHead } from '../archive/store.js';
 import { createLinesGunzip, LineMeter } from '../archive/stream.js';
+import { versionDigestFromSql } from '../archive/version-digest.js';
 import { assertCutoffAllowed } from '../config/governance.js';
 import type { ResolvedTable } from '../config/resolved-table.js';
 import type { ArchiverConfig } from '../config/schema.js';
 import { inReadOnlyTransaction } from '../database/db.js';
 import { describeTable, type TableShape } from '../database/table-shape.js';
-import { batchPredicateSql, digestSelectSql, rowHashSql, rowSourceSql } from '../database/table-sql.js';
+import {
+  batchPredicateSql,
+  digestSelectSql,
+  rowHashSql,
+  rowSourceSql,
+  rowVersionSql,
+} from '../database/table-sql.js';
 import {
   BatchOutcomeUnknownError,
   ConfigError,
@@ -93,8 +100,10 @@ export async function digestBatchInDatabase(
 }
 
 /**
- * The server an xid belongs to: system identifier and timeline. A restored cluster, a blue/green switchover or a
- * promoted replica has another identity, and an xid from before means nothing there. The timeline is the one WAL is
+ * The server an xid belongs to: system identifier and timeline. A cluster restored by archive recovery (point in
+ * time), a blue/green switchover or a promoted replica has another identity, and an xid from before means nothing
+ * there. One restored from a copy of its data directory keeps both, and its transaction ids are given again: the rows
+ * check what it tells (deleteOutcome). The timeline is the one WAL is
  * written on now (the first 8 hex digits of the current WAL file's name): the last checkpoint's, which
  * pg_control_checkpoint() reports, stays the old one after a promotion until the next checkpoint ends, minutes on a
  * busy server, and a delete retried across a failover would then ask the new primary about an xid of the old.
@@ -157,7 +166,63 @@ export async function deleteTransactionStatus(
 }
 
 /**
- * Settles a batch whose delete was under way when its attempt ended. The transaction's recorded outcome decides;
+ * Whether every row version the batch's export read (tableoid, slot and writing transaction: table-sql.ts
+ * rowVersionSql) is still in the table, by their count and digest. The delete removes exactly those versions or
+ * commits nothing, and a version once deleted never comes back, so while all are there no delete of the batch
+ * committed in the history this server has: a cluster restored from a copy of its data directory (a volume or
+ * file-system snapshot, started by crash recovery) keeps its system identifier and timeline, only its transaction
+ * counter goes back, and the delete's transaction id later names one of the application's. False when the batch has no
+ * version digest (an earlier version's record) or the table can no longer be read as the batch read it.
+ */
+async function exportedVersionsRemain(
+  client: pg.ClientBase,
+  table: ResolvedTable,
+  inFlight: InFlight,
+): Promise<boolean> {
+  const { versionDigest } = inFlight;
+  if (versionDigest === undefined || !inFlight.manifest) return false;
+  return inReadOnlyTransaction(client, async () => {
+    let shape: TableShape;
+    try {
+      shape = await describeTable(client, tableAsExported(table, inFlight), 'rows');
+    } catch (error) {
+      if (error instanceof TableNotUsableError) return false;
+      throw error;
+    }
+    const predicates = inFlight.objects.map((object) => `(${batchPredicateSql(shape, object.bounds)})`);
+    const found = await client.query<{ rows: string; sum: string }>(
+      `SELECT count(*)::text AS rows, coalesce(sum(v), 0)::text AS sum
+         FROM (SELECT ${rowVersionSql()} AS v FROM ${rowSourceSql(shape)} AS t WHERE ${predicates.join(' OR ')}) AS versions`,
+    );
+    const row = found.rows[0];
+    const rows = batchTotals(inFlight).rowCount;
+    return (
+      row !== undefined &&
+      rows > 0 &&
+      Number(row.rows) === rows &&
+      versionDigestFromSql(row.sum) === versionDigest
+    );
+  });
+}
+
+/**
+ * What the server tells of the delete of a batch in flight (deleteTransactionStatus), unless its rows contradict it:
+ * `committed` while every row version the batch exported is still in the table (exportedVersionsRemain) is a
+ * transaction id the server reused after a restore, and the delete did not commit.
+ */
+export async function deleteOutcome(
+  client: pg.ClientBase,
+  table: ResolvedTable,
+  inFlight: InFlight,
+): Promise<'committed' | 'aborted' | 'unknown'> {
+  const status = await deleteTransactionStatus(client, inFlight);
+  if (status === 'committed' && (await exportedVersionsRemain(client, table, inFlight))) return 'aborted';
+  return status;
+}
+
+/**
+ * Settles a batch whose delete was under way when its attempt ended. The transaction's recorded outcome decides
+ * (deleteOutcome);
  * when the server cannot tell, the rows decide, read as the batch read them (tableAsExported): none left of any
  * object means the delete committed, exactly the archived rows of every object means it did not. Anything else
  * cannot be settled safely, and nothing is deleted or withdrawn: an operator decides.
@@ -168,7 +233,7 @@ export async function settleDelete(
   table: ResolvedTable,
   inFlight: InFlight,
 ): Promise<'committed' | 'aborted'> {
-  const status = await deleteTransactionStatus(client, inFlight);
+  const status = await deleteOutcome(client, table, inFlight);
   if (status !== 'unknown') return status;
   // By the lines, not the row versions: the server cannot tell mostly after a restore or a switch to another server,
   // where the same rows may carry other xmins and slots.
