@@ -68,7 +68,18 @@ describe('a database role shapes the table: children, cascades, triggers, rules,
         CREATE TABLE public.trig_parted (id bigint NOT NULL, created_at timestamptz NOT NULL, PRIMARY KEY (id, created_at)) PARTITION BY RANGE (created_at);
         CREATE TABLE public.trig_parted_all PARTITION OF public.trig_parted DEFAULT;
         INSERT INTO public.trig_parted SELECT g, ${OLD} + g * interval '1 minute' FROM generate_series(1, 10) AS g;
-        CREATE TRIGGER purge_on_delete AFTER DELETE ON public.trig_parted_all FOR EACH ROW EXECUTE FUNCTION public.purge_side();`);
+        CREATE TRIGGER purge_on_delete AFTER DELETE ON public.trig_parted_all FOR EACH ROW EXECUTE FUNCTION public.purge_side();
+
+        -- 2d. A partition archived on its own, whose partitioned table has such a trigger: PostgreSQL clones it onto
+        -- the partition, where it fires as its own (PostgreSQL 14 marks the clone internal, as it does a foreign key's).
+        CREATE TABLE public.leaf_side (n int);
+        INSERT INTO public.leaf_side SELECT generate_series(1, 5);
+        CREATE FUNCTION public.purge_leaf_side() RETURNS trigger LANGUAGE plpgsql AS
+          $$ BEGIN DELETE FROM public.leaf_side; RETURN OLD; END $$;
+        CREATE TABLE public.trig_parent (id bigint NOT NULL, created_at timestamptz NOT NULL, PRIMARY KEY (id, created_at)) PARTITION BY RANGE (created_at);
+        CREATE TABLE public.trig_leaf PARTITION OF public.trig_parent DEFAULT;
+        INSERT INTO public.trig_parent SELECT g, ${OLD} + g * interval '1 minute' FROM generate_series(1, 10) AS g;
+        CREATE TRIGGER purge_leaf_on_delete AFTER DELETE ON public.trig_parent FOR EACH ROW EXECUTE FUNCTION public.purge_leaf_side();`);
       await seedEvents(db.client, 'ruled', 40);
       await db.client.query(
         'CREATE RULE purge_on_delete AS ON DELETE TO public.ruled DO ALSO DELETE FROM public.side_table',
@@ -81,7 +92,14 @@ describe('a database role shapes the table: children, cascades, triggers, rules,
         db.client.query('CREATE UNIQUE INDEX CONCURRENTLY dupkey_id ON public.dupkey (id)'),
       ).rejects.toThrow(/could not create unique index/);
     },
-    [spec('inh_parent'), spec('fk_parted'), spec('trig_parted'), spec('ruled'), spec('dupkey', ['id'])],
+    [
+      spec('inh_parent'),
+      spec('fk_parted'),
+      spec('trig_parted'),
+      spec('trig_leaf'),
+      spec('ruled'),
+      spec('dupkey', ['id']),
+    ],
   );
   const archive = (table: string) =>
     runLocalArchive(bed.local, { tables: [`public.${table}`] }, { retryIntervalScale: 0 });
@@ -132,6 +150,7 @@ describe('a database role shapes the table: children, cascades, triggers, rules,
       /trigger "purge_on_delete" on public\.trig_parted_all fires on DELETE/,
       'public.side_table',
     ],
+    ['trig_leaf', /trigger "purge_leaf_on_delete" on public\.trig_leaf fires on DELETE/, 'public.leaf_side'],
     ['ruled', /rule "purge_on_delete" on public\.ruled acts on DELETE/, 'public.side_table'],
   ])(
     'refuses %s, whose deletes would change a table nothing archives, and changes nothing',
