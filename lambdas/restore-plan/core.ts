@@ -7,6 +7,7 @@ import {
   OtherSchemaArchives,
   partitionInRange,
   sourcePrefix,
+  withoutOtherSchemas,
 } from '../shared/archive/catalog.js';
 import { tablePrefix } from '../shared/archive/format.js';
 import type { InventoryEntry } from '../shared/archive/inventory.js';
@@ -152,6 +153,7 @@ export async function planRestore(
     strategy: task.strategy,
     cursor: '',
     committed: async () => committed,
+    format: task.format,
   })) {
     historyEvents +=
       HISTORY_EVENTS_PER_PAGE + HISTORY_EVENTS_PER_GROUP * groupArchives(page.archives, concurrency).length;
@@ -429,20 +431,29 @@ export async function listPage(
         `archive ${ref.key} appeared during the restore, not in the inventory of committed archives though S3 dates it after the table's archives began to be recorded there; restore the rest again with unlistedArchives "skip" or "restore"`,
       );
   };
+  // The Python tool's archives newest first: each page lists them from the start, so their metadata is read for the
+  // page's archives only, once cut.
+  const newestFirst = source.format === 'legacy' && task.strategy !== 'overwrite';
   const pages = restorePages(
-    selectArchives(task, source, deps, cursorStart(cursor), undefined, true, onUnlisted),
+    selectArchives(task, source, deps, cursorStart(cursor), undefined, !newestFirst, onUnlisted),
     {
       strategy: task.strategy,
       cursor,
       // Legacy archives have no inventory.
       committed: async (keys): Promise<CommittedArchives> =>
         task.format === 'native' ? deps.inventory.entries(task.database, table, keys) : new Map(),
+      format: task.format,
     },
   );
   const next = await pages.next();
   await pages.return(undefined);
   const page = next.done ? undefined : next.value;
-  const listed = page?.archives ?? [];
+  let listed = page?.archives ?? [];
+  if (newestFirst) {
+    const kept: typeof listed = [];
+    for await (const archive of withoutOtherSchemas(deps.store, source, listed.values())) kept.push(archive);
+    listed = kept;
+  }
   // As the plan did: archives of the batch in flight are not written (read again now that this page is listed).
   const inFlight =
     task.format === 'native'

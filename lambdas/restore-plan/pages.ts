@@ -92,16 +92,26 @@ function restoreOrder(strategy: RestoreTask['strategy']): (a: Position, b: Posit
 }
 
 /**
- * A page's cursor is "" (the first page), a key (every archive up to it in key order was handed out), or, for a page
- * that ended inside an ordered partition, JSON naming that partition and the archives of it handed out. No archive
- * key is a JSON object: keys end in `.jsonl.gz`.
+ * A page of the Python tool's archives restored newest run first: every archive from `before` on in key order was
+ * handed out (legacyPages).
  */
-function parseCursor(cursor: string): { startAfter?: string; inside?: Inside } {
+const BeforeSchema = z.object({ before: z.string() }).strict();
+
+/**
+ * A page's cursor is "" (the first page), a key (every archive up to it in key order was handed out), or, for a page
+ * that ended inside an ordered partition, JSON naming that partition and the archives of it handed out, or, for the
+ * Python tool's archives restored newest first, JSON naming the first archive handed out (listed from the start). No
+ * archive key is a JSON object: keys end in `.jsonl.gz`.
+ */
+function parseCursor(cursor: string): { startAfter?: string; inside?: Inside; before?: string } {
   if (cursor === '') return {};
   if (cursor.startsWith('{')) {
-    const inside = InsideSchema.safeParse(safeJson(cursor));
+    const json = safeJson(cursor);
+    const inside = InsideSchema.safeParse(json);
     // Listing after the folder itself starts at the partition's first archive.
     if (inside.success) return { startAfter: inside.data.partition, inside: inside.data };
+    const before = BeforeSchema.safeParse(json);
+    if (before.success) return { before: before.data.before };
   }
   return { startAfter: cursor };
 }
@@ -178,8 +188,14 @@ export async function* restorePages(
     strategy: RestoreTask['strategy'];
     cursor: string;
     committed: (keys: string[]) => Promise<CommittedArchives>;
+    /** The archives' format: the Python tool's are paged by legacyPages. */
+    format?: RestoreTask['format'];
   },
 ): AsyncGenerator<ArchivePage> {
+  if (options.format === 'legacy') {
+    yield* legacyPages(refs, options.strategy, options.cursor);
+    return;
+  }
   const { inside } = parseCursor(options.cursor);
   const order = restoreOrder(options.strategy);
   let page: Chunk[] = [];
@@ -300,4 +316,71 @@ function chunksOf(
   }
   close(true);
   return chunks;
+}
+
+/** The `ordered` mark of the Python tool's archives: all of a table's are one sequence (legacyPages). */
+const LEGACY_SEQUENCE = 'legacy';
+
+/**
+ * The pages of the Python tool's archives. Every run of that tool archived every row past its cut-off, rows it had
+ * restored too, and its date folders are the run's date, not the rows': a row archived, restored, changed and archived
+ * again lies in two folders, and the archives of any two runs may hold it in two versions. So the version archived last
+ * wins only if the archives are restored one after the other in run order (key order: the run's date folders, then
+ * its `{table}_{YYYYMMDDTHHMMSSZ}_batch_{NNN}` name): newest first under `skip` and `fail`, oldest first under
+ * `overwrite`. Each page holds one group's worth, in that order (a group restores its archives one after the other, and
+ * pages run one after the other). Oldest first pages on by key; newest first lists the archives up to the previous
+ * page's first one (`before`) from the start, once per page.
+ */
+async function* legacyPages(
+  refs: AsyncIterable<ArchiveRef>,
+  strategy: RestoreTask['strategy'],
+  cursor: string,
+): AsyncGenerator<ArchivePage> {
+  const listed = (ref: ArchiveRef): ListedArchive => ({
+    key: ref.key,
+    format: ref.format,
+    size: ref.size,
+    ordered: LEGACY_SEQUENCE,
+  });
+  const full = (chunk: ArchiveRef[], bytes: number, next: ArchiveRef) =>
+    chunk.length > 0 && (chunk.length === MAX_ARCHIVES_PER_GROUP || bytes + next.size > MAX_GROUP_BYTES);
+  if (strategy === 'overwrite') {
+    let chunk: ArchiveRef[] = [];
+    let bytes = 0;
+    const page = (more: boolean): ArchivePage => ({
+      archives: chunk.map(listed),
+      cursor: chunk.at(-1)?.key ?? cursor,
+      more,
+    });
+    for await (const ref of refs) {
+      if (full(chunk, bytes, ref)) {
+        yield page(true);
+        chunk = [];
+        bytes = 0;
+      }
+      chunk.push(ref);
+      bytes += ref.size;
+    }
+    if (chunk.length > 0) yield page(false);
+    return;
+  }
+  const { before } = parseCursor(cursor);
+  const all: ArchiveRef[] = [];
+  for await (const ref of refs) {
+    if (before !== undefined && ref.key >= before) break;
+    all.push(ref);
+  }
+  for (let end = all.length; end > 0; ) {
+    const chunk: ArchiveRef[] = [];
+    let bytes = 0;
+    for (let at = end - 1; at >= 0; at--) {
+      const ref = all[at] as ArchiveRef;
+      if (full(chunk, bytes, ref)) break;
+      chunk.push(ref);
+      bytes += ref.size;
+    }
+    end -= chunk.length;
+    const first = chunk.at(-1) as ArchiveRef;
+    yield { archives: chunk.map(listed), cursor: JSON.stringify({ before: first.key }), more: end > 0 };
+  }
 }

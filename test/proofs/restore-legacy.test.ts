@@ -701,3 +701,102 @@ describe('a legacy archive of one line of a hundred MiB and more, planted among 
     expect(written.rows).toEqual([{ id: 1, tags: '{1,2}' }]);
   });
 });
+
+/**
+ * The Python tool archived a row, restored it, the application changed it, and a later run archived it again (every
+ * run takes every row past its cut-off): its files of three runs hold the row in three versions. Its date folders are
+ * the runs' dates, so the versions lie in different folders (partitions), which a native restore never orders against
+ * each other: the legacy archives of a restore go one group at a time, newest run first under skip and fail, oldest
+ * first under overwrite, so the version archived last wins.
+ */
+describe('a row the Python tool archived, restored, and archived again after a change, in three runs', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query(
+        'CREATE TABLE public.legacy_redacted (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, actor text)',
+      );
+    },
+    [{ schema: 'public', name: 'legacy_redacted', timestampColumn: 'created_at' }],
+  );
+  /** One run's file: the changing row 7 in the version `actor`, and a row `own` that only this run archived. */
+  const run = (runStamp: string, actor: string, own: number) =>
+    writeLegacyArchive({
+      prefix: 'archive/',
+      database: bed.db.name,
+      schema: 'public',
+      table: 'legacy_redacted',
+      runStamp,
+      batch: 1,
+      rows: [
+        { id: 7, created_at: '2025-01-02T03:04:05+00:00', actor },
+        { id: own, created_at: '2025-01-03T00:00:00+00:00', actor: `only ${own}` },
+      ],
+    });
+  let runs: LegacyArchive[] = [];
+
+  beforeAll(async () => {
+    // Prepare: the three runs' files, oldest first
+    runs = [
+      run('20250301T020304Z', 'alice', 101),
+      run('20250402T020304Z', 'bob', 102),
+      run('20250503T020304Z', 'REDACTED', 103),
+    ];
+    await putObjects(bed.local, new Map(runs.flatMap((archive) => [...archive.files])));
+  });
+
+  const restoreInto = (target: string, strategy: 'skip' | 'overwrite' | 'fail') =>
+    runLocalRestore(
+      bed.local,
+      {
+        database: 'app',
+        table: 'public.legacy_redacted',
+        targetTable: `public.${target}`,
+        strategy,
+        legacy: { database: bed.db.name },
+      },
+      { retryIntervalScale: 0 },
+    );
+  const rowsOf = async (target: string) =>
+    (await bed.db.client.query(`SELECT id::int AS id, actor FROM public.${target} ORDER BY id`)).rows;
+  const expected = [
+    { id: 7, actor: 'REDACTED' },
+    { id: 101, actor: 'only 101' },
+    { id: 102, actor: 'only 102' },
+    { id: 103, actor: 'only 103' },
+  ];
+
+  it.each(['skip', 'overwrite'] as const)(
+    'brings the row back as the last run archived it under %s, every file restored',
+    async (strategy) => {
+      // Act
+      const target = `legacy_latest_${strategy}`;
+      const result = await restoreInto(target, strategy);
+
+      // Assess
+      const rows = await rowsOf(target);
+      recordProof({
+        kind: 'threat',
+        actor: 'operator',
+        attack: `restores (${strategy}) the Python tool's files of three runs that hold a row in three versions`,
+        held: result.execution.status === 'SUCCEEDED' && rows[0]?.actor === 'REDACTED',
+      });
+      expect(result.execution.status).toBe('SUCCEEDED');
+      expect(rows).toEqual(expected);
+      expect(result.results.map((r) => r.status)).toEqual(['restored', 'restored', 'restored']);
+    },
+  );
+
+  it('under fail writes the newest version and refuses the older files, whose row is there already', async () => {
+    // Act
+    const result = await restoreInto('legacy_latest_fail', 'fail');
+
+    // Assess
+    expect(result.execution.status).toBe('FAILED');
+    expect(await rowsOf('legacy_latest_fail')).toEqual([
+      { id: 7, actor: 'REDACTED' },
+      { id: 103, actor: 'only 103' },
+    ]);
+    const status = (archive: LegacyArchive) => result.results.find((r) => r.key === archive.dataKey)?.status;
+    expect(runs.map(status)).toEqual(['failed', 'failed', 'restored']);
+  });
+});

@@ -140,7 +140,20 @@ export async function* listArchives(
     yield* refs;
     return;
   }
-  const reading: { ref: ArchiveRef; schema: Promise<string | undefined> }[] = [];
+  yield* withoutOtherSchemas(store, source, refs, options.onOtherSchema);
+}
+
+/**
+ * The legacy archives of `refs` (in their order) but those whose metadata names the same-named table of another schema,
+ * which `onOtherSchema` is told of: LEGACY_METADATA_READS read at once.
+ */
+export async function* withoutOtherSchemas<T extends Pick<ArchiveRef, 'key'>>(
+  store: ArchiveStore,
+  source: Extract<ArchiveSource, { format: 'legacy' }>,
+  refs: AsyncIterator<T> | Iterator<T>,
+  onOtherSchema?: (ref: T, schema: string) => void,
+): AsyncGenerator<T> {
+  const reading: { ref: T; schema: Promise<string | undefined> }[] = [];
   let listed = false;
   try {
     for (;;) {
@@ -159,10 +172,10 @@ export async function* listArchives(
       if (!head) return;
       const other = await head.schema;
       if (other === undefined) yield head.ref;
-      else options.onOtherSchema?.(head.ref, other);
+      else onOtherSchema?.(head.ref, other);
     }
   } finally {
-    await refs.return(undefined);
+    await refs.return?.(undefined);
   }
 }
 
@@ -195,7 +208,7 @@ async function* selectedRefs(
 async function otherSchema(
   store: ArchiveStore,
   source: Extract<ArchiveSource, { format: 'legacy' }>,
-  ref: ArchiveRef,
+  ref: Pick<ArchiveRef, 'key'>,
 ): Promise<string | undefined> {
   const info = (await readParsed(store, legacyMetadataKeyFor(ref.key), LegacyMetadataSchema))?.batch_info;
   return info?.database === source.database && info.table === source.table && info.schema !== source.schema

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { groupArchives, MAX_ARCHIVES_PER_GROUP } from '../../../lambdas/restore-plan/groups.js';
+import {
+  groupArchives,
+  MAX_ARCHIVES_PER_GROUP,
+  MAX_GROUP_BYTES,
+} from '../../../lambdas/restore-plan/groups.js';
 import {
   type ArchivePage,
   type CommittedArchives,
@@ -32,6 +36,7 @@ async function allPages(
   refs: ArchiveRef[],
   strategy: 'skip' | 'overwrite' | 'fail',
   committed: CommittedArchives,
+  format: ArchiveRef['format'] = 'native',
 ): Promise<ArchivePage[]> {
   const pages: ArchivePage[] = [];
   let cursor = '';
@@ -40,6 +45,7 @@ async function allPages(
       strategy,
       cursor,
       committed: async () => committed,
+      format,
     }).next();
     if (next.done) return pages;
     pages.push(next.value);
@@ -199,6 +205,62 @@ describe('restorePages: a day with two versions and more archives than a group t
       expect(pages.at(-1)?.more).toBe(false);
     },
   );
+});
+
+/**
+ * The Python tool's archives of 40 batches over three runs, in date folders of the runs' days: any two runs may hold a
+ * row in two versions, whatever their folders.
+ */
+describe("restorePages: the Python tool's archives, one sequence in run order", () => {
+  const LEGACY = 'archive/app/audit_log/';
+  const legacyRef = (day: string, stamp: string, batch: number, size = 1000): ArchiveRef => ({
+    key: `${LEGACY}year=2025/month=03/day=${day}/audit_log_${stamp}_batch_${String(batch).padStart(3, '0')}.jsonl.gz`,
+    format: 'legacy',
+    day: `2025-03-${day}`,
+    span: 'day',
+    size,
+    storageClass: 'STANDARD',
+  });
+  const refs = [
+    ...Array.from({ length: 15 }, (_, i) => legacyRef('01', '20250301T020000Z', i + 1)),
+    ...Array.from({ length: 20 }, (_, i) => legacyRef('02', '20250302T020000Z', i + 1)),
+    ...Array.from({ length: 5 }, (_, i) => legacyRef('02', '20250302T140000Z', i + 1)),
+  ];
+  const runOrder = refs.map((r) => r.key);
+
+  it.each([
+    ['skip', [...runOrder].reverse()],
+    ['fail', [...runOrder].reverse()],
+    ['overwrite', runOrder],
+  ] as const)(
+    'hands out each archive once under %s, in its order, one group a page',
+    async (strategy, order) => {
+      // Act
+      const pages = await allPages(refs, strategy, new Map(), 'legacy');
+
+      // Assess: newest run first under skip and fail, oldest first under overwrite; pages run one after the other, so
+      // one group each keeps the order.
+      expect(keysOf(pages)).toEqual(order);
+      for (const page of pages) expect(groupArchives(page.archives, 4)).toHaveLength(1);
+      expect(pages.map((page) => page.archives.length)).toEqual([16, 16, 8]);
+      expect(pages.map((page) => page.more)).toEqual([true, true, false]);
+    },
+  );
+
+  it('cuts a page before an archive that would take its group past the bytes a group restores', async () => {
+    // Prepare: the newest archive takes most of a group's bytes alone
+    const big = legacyRef('03', '20250303T020000Z', 1, MAX_GROUP_BYTES - 10);
+    const older = [legacyRef('01', '20250301T020000Z', 1, 20), legacyRef('02', '20250302T020000Z', 1, 20)];
+
+    // Act
+    const pages = await allPages([...older, big], 'skip', new Map(), 'legacy');
+
+    // Assess
+    expect(pages.map((page) => page.archives.map((a) => a.key))).toEqual([
+      [big.key],
+      [older[1]?.key, older[0]?.key],
+    ]);
+  });
 });
 
 describe('partitionsOfSeveralRuns: what the plan tells of days that may hold a row twice', () => {
