@@ -179,7 +179,7 @@ describe('legacy archives restored into columns whose types narrowed since', () 
            amount numeric(10,2), code varchar(3), seen_at timestamp, seen_on date, tag character(3),
            seen_tz timestamptz, seen_ats timestamp[], seen_ons date[], seen_tzs timestamptz[],
            score double precision, ratio real, scores double precision[], fee money, flag "char", label name,
-           at_time time, weight public.weight, weights public.weight[], prices public.price[])`,
+           at_time time, weight public.weight, weights public.weight[], prices public.price[], ratios real[])`,
       );
     },
     [{ schema: 'public', name: 'legacy_audit', timestampColumn: 'created_at' }],
@@ -369,6 +369,25 @@ describe('legacy archives restored into columns whose types narrowed since', () 
         prices: '{12.34,NULL}',
       },
     ]);
+  });
+
+  it('restores a real column’s values as its driver gave them to the tool (each float4 widened to a double) under strict', async () => {
+    // Prepare
+    await bed.db.client.query('DELETE FROM public.legacy_audit');
+
+    // Act: asyncpg hands the tool a real as the double of its value, which it wrote with Python's repr: 0.1 as
+    // 0.10000000149011612. Read as a real, each is that very real again.
+    const restored = await restoreOne('20250325T010000Z', {
+      ratio: 0.10000000149011612,
+      ratios: [1.100000023841858, 3.4028234663852886e38, -0.5, null],
+    });
+    const written = await bed.db.client.query(
+      'SELECT ratio::text, ratios::text FROM public.legacy_audit WHERE id = 1',
+    );
+
+    // Assess
+    expect([restored.results[0]?.status, restored.results[0]?.error]).toEqual(['restored', undefined]);
+    expect(written.rows).toEqual([{ ratio: '0.1', ratios: '{1.1,3.4028235e+38,-0.5,NULL}' }]);
   });
 
   it('reads a committed batch’s .manifest.json of megabytes (every key the tool deleted) as committed', async () => {

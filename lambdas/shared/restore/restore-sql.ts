@@ -545,9 +545,23 @@ function legacyValueChange(text: string, into: TargetColumn): string | undefined
  * number is compared: NaN and the infinities read as themselves, and money's own text (`$1,234.56`) as it did.
  */
 const numberRoundsSql = (text: string, type: 'real' | 'double precision' | 'money'): string =>
-  `CASE WHEN ${text} OPERATOR(pg_catalog.~) '^[[:space:]]*[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?[[:space:]]*$'
+  `CASE WHEN ${text} OPERATOR(pg_catalog.~) '${DECIMAL_NUMBER}'
         THEN ${text}::${type}${type === 'money' ? '' : '::text'}::numeric IS DISTINCT FROM ${text}::numeric
         ELSE false END`;
+const DECIMAL_NUMBER = '^[[:space:]]*[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?[[:space:]]*$';
+
+/**
+ * numberRoundsSql for a `real`, which also takes the text of a double that is exactly a real. The tool's driver
+ * (asyncpg) handed it a real column's value as the double of it, which Python wrote in full (0.1 as
+ * `0.10000000149011612`): no decimal text of the real, yet exactly the real, which the comparison as decimals alone
+ * took for a value rounded (every real but the few whose decimal is short, refused under strict). Such a text is a
+ * double's own (its decimal reads back from the double) and the real holds that double.
+ */
+const realRoundsSql = (text: string): string =>
+  `(${numberRoundsSql(text, 'real')} AND (${numberRoundsSql(text, 'double precision')}
+     OR CASE WHEN ${text} OPERATOR(pg_catalog.~) '${DECIMAL_NUMBER}'
+          THEN ${text}::real::double precision IS DISTINCT FROM ${text}::double precision
+          ELSE false END))`;
 
 /**
  * What a date, time, number or short text type drops or makes up of a legacy value's text, a scalar's or an array
@@ -556,6 +570,7 @@ const numberRoundsSql = (text: string, type: 'real' | 'double precision' | 'mone
 function legacyScalarChange(text: string, type: string): string | undefined {
   switch (type) {
     case 'real':
+      return realRoundsSql(text);
     case 'double precision':
     case 'money':
       return numberRoundsSql(text, type);
