@@ -159,7 +159,7 @@ export async function planRestore(
       HISTORY_EVENTS_PER_PAGE + HISTORY_EVENTS_PER_GROUP * groupArchives(page.archives, concurrency).length;
     if (historyEvents > MAX_PLANNED_HISTORY_EVENTS) {
       throw new ConfigError(
-        `more archives match than one execution's history can hold (over ${archives.toLocaleString('en-US')} so far); restore them in several executions by day range (mode "range")`,
+        `more archives match than one execution's history can hold (over ${archives.toLocaleString('en-US')} so far); restore them in several executions by day range (mode "range")${task.format === 'legacy' ? `, the Python tool's run dates ${task.strategy === 'overwrite' ? 'earliest' : 'latest'} first, so the version of a row archived last wins` : ''}`,
       );
     }
   }

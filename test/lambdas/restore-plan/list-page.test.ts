@@ -77,6 +77,51 @@ describe('listPage of a legacy restore of one key', () => {
   });
 });
 
+describe('listPage of a legacy restore, newest run first', () => {
+  it('hands out one group a page, the newest runs first, reading the metadata of its own archives only', async () => {
+    // Prepare: 30 runs' batches of the table, each run in its date folder
+    const archives = Array.from({ length: 30 }, (_, i) =>
+      writeLegacyArchive({
+        prefix: 'archive/',
+        database: 'crm',
+        schema: 'public',
+        table: 'audit_log',
+        runStamp: `2025${String(1 + Math.floor(i / 28)).padStart(2, '0')}${String(1 + (i % 28)).padStart(2, '0')}T010000Z`,
+        batch: 1,
+        rows: [{ id: i, created_at: '2025-01-02T03:04:05+00:00' }],
+      }),
+    );
+    const { store, read } = storeOf(new Map(archives.flatMap((archive) => [...archive.files])));
+    const task = taskOf({ format: 'legacy', legacy: { database: 'crm', prefix: 'archive/' } });
+    const deps = {
+      config,
+      store,
+      inventory: {} as ArchiveInventory,
+      locks: noBatchInFlight,
+      database: noDatabase,
+    };
+
+    // Act
+    const first = await listPage(task, '', 4, deps);
+    const firstReads = [...read];
+    const second = await listPage(task, first.cursor, 4, deps);
+
+    // Assess
+    const newestFirst = archives.map((archive) => archive.dataKey).reverse();
+    expect(first.groups.map((group) => group.archives.map((a) => a.key))).toEqual([newestFirst.slice(0, 16)]);
+    expect(first.more).toBe(true);
+    expect(firstReads).toEqual(
+      archives
+        .slice(14)
+        .map((archive) => archive.metadataKey)
+        .reverse(),
+    );
+    expect(second.groups.map((group) => group.archives.map((a) => a.key))).toEqual([newestFirst.slice(16)]);
+    expect(second.more).toBe(false);
+    expect(read).toHaveLength(30);
+  });
+});
+
 describe('listPage of a native restore', () => {
   it('reads the inventory entries of the archives of its days of several archives only, never the whole inventory', async () => {
     // Prepare: a day of three archives (two runs), then 80 days of one archive each: the page ends among them.
