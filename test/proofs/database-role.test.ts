@@ -527,6 +527,15 @@ describe('row-level security that applies to the archiver, and triggers on a res
             FROM generate_series(1, 30) AS g;
           GRANT SELECT, DELETE, INSERT, UPDATE ON public.${name} TO ${role};`);
       }
+      // stamped_leaf: a partition restored on its own, whose partitioned table gets the trigger (cloned onto it).
+      await db.client.query(`
+        CREATE TABLE public.stamped_parent (id bigint NOT NULL, created_at timestamptz NOT NULL, kind text NOT NULL,
+                                            received_by text NOT NULL DEFAULT 'app', PRIMARY KEY (id, created_at))
+          PARTITION BY RANGE (created_at);
+        CREATE TABLE public.stamped_leaf PARTITION OF public.stamped_parent DEFAULT;
+        INSERT INTO public.stamped_leaf (id, created_at, kind)
+        SELECT g, ${OLD} + g * interval '1 hour', 'plain' FROM generate_series(1, 30) AS g;
+        GRANT SELECT, DELETE, INSERT, UPDATE ON public.stamped_parent, public.stamped_leaf TO ${role};`);
       // guarded: every row visible, but a DELETE policy keeps some; hidden: a SELECT policy hides some.
       await db.client.query(`
         ALTER TABLE public.guarded ENABLE ROW LEVEL SECURITY;
@@ -552,6 +561,7 @@ describe('row-level security that applies to the archiver, and triggers on a res
       spec('stamped'),
       spec('stamped_always'),
       spec('no_backdating'),
+      spec('stamped_leaf'),
       spec('policed'),
       spec('unseen'),
     ],
@@ -658,28 +668,30 @@ describe('row-level security that applies to the archiver, and triggers on a res
   });
 
   it.each([
-    ['stamped', 'BEFORE INSERT', 'public.stamp_row', ''],
+    ['stamped', 'BEFORE INSERT', 'public.stamp_row', '', 'stamped'],
     // Enabled ALWAYS: it fires in replica sessions too (which restore refuses anyway), and in this one.
-    ['stamped_always', 'BEFORE INSERT', 'public.stamp_row', 'ENABLE ALWAYS'],
-    ['no_backdating', 'BEFORE INSERT', 'public.drop_backdated', ''],
+    ['stamped_always', 'BEFORE INSERT', 'public.stamp_row', 'ENABLE ALWAYS', 'stamped_always'],
+    ['no_backdating', 'BEFORE INSERT', 'public.drop_backdated', '', 'no_backdating'],
+    // Made on its partitioned table: the clone fires on the partition as its own (PostgreSQL 14 marks it internal).
+    ['stamped_leaf', 'BEFORE INSERT', 'public.stamp_row', '', 'stamped_parent'],
   ])(
     'refuses to restore into %s, whose trigger would change or drop the restored rows, writing nothing',
-    async (name, timing, fn, enable) => {
+    async (name, timing, fn, enable, on) => {
       // Prepare: archived, then the owner adds the trigger.
       const table = resolvedTable(spec(name));
       const original = await tableLines(bed.db.client, table);
       expect((await archive(name)).execution.status).toBe('SUCCEEDED');
       await bed.db.client.query(
-        `CREATE TRIGGER on_insert ${timing} ON public.${name} FOR EACH ROW EXECUTE FUNCTION ${fn}()`,
+        `CREATE TRIGGER on_insert ${timing} ON public.${on} FOR EACH ROW EXECUTE FUNCTION ${fn}()`,
       );
-      if (enable) await bed.db.client.query(`ALTER TABLE public.${name} ${enable} TRIGGER on_insert`);
+      if (enable) await bed.db.client.query(`ALTER TABLE public.${on} ${enable} TRIGGER on_insert`);
       const restore = () =>
         runLocalRestore(bed.local, { database: 'app', table: `public.${name}` }, { retryIntervalScale: 0 });
 
       // Act
       const refused = await restore();
       const afterRefusal = await rowsOf(bed.db, `public.${name}`);
-      await bed.db.client.query(`ALTER TABLE public.${name} DISABLE TRIGGER on_insert`);
+      await bed.db.client.query(`ALTER TABLE public.${on} DISABLE TRIGGER on_insert`);
       const restored = await restore();
 
       // Assess
