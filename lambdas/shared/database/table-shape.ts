@@ -213,11 +213,19 @@ export function enumLabelsSql(relation: string, { all = false } = {}): string {
 }
 
 /**
+ * Whether trigger `g` runs code of someone's making: any but those by which PostgreSQL enforces a constraint (a
+ * foreign key's, a deferrable unique, primary-key or exclusion constraint's recheck). Not `NOT tgisinternal`: before
+ * PostgreSQL 15 the clone of a partitioned table's trigger on each partition is internal too, and it fires there as
+ * the partition's own, on a partition archived or restored by itself as well.
+ */
+export const userTriggerSql = (g: string): string =>
+  `NOT EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.oid = ${g}.tgconstraint AND k.contype IN ('f', 'p', 'u', 'x'))`;
+
+/**
  * What acts on other tables when rows are deleted from `c`, beside the rows themselves (see refuseSideEffects). A
  * foreign key `NOT ENFORCED` (PostgreSQL 18) has no triggers, so it cascades nothing: its `conenforced` is read through
- * the row's JSON, because the column does not exist before 18. Every trigger counts but a foreign key's own (which
- * the cascade above judges): PostgreSQL 14 marks a partitioned table's trigger internal (tgisinternal) where it
- * clones it onto a partition, and the clone fires there as its own, on a partition archived by itself too.
+ * the row's JSON, because the column does not exist before 18. A foreign key's own triggers are judged by the cascade
+ * above; every other trigger by userTriggerSql.
  */
 const SIDE_EFFECTS_SQL = `(SELECT json_build_object('cascade', (
             SELECT json_build_object('name', f.conname, 'on', ${relationNameSql('f.conrelid')})
@@ -229,7 +237,7 @@ const SIDE_EFFECTS_SQL = `(SELECT json_build_object('cascade', (
             SELECT json_build_object('name', g.tgname, 'on', ${relationNameSql('g.tgrelid')})
               FROM pg_catalog.pg_trigger g
              WHERE g.tgrelid = ANY (${TABLE_RELATIONS_SQL}) AND g.tgenabled <> 'D'
-               AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.oid = g.tgconstraint AND k.contype = 'f')
+               AND ${userTriggerSql('g')}
                AND (g.tgtype::int & 8) <> 0 -- TRIGGER_TYPE_DELETE, row or statement level
              ORDER BY g.tgname LIMIT 1),
           'rule', (

@@ -12,6 +12,7 @@ import {
   relationNameSql,
   TABLE_RELATIONS_SQL,
   typeDefinitionsSql,
+  userTriggerSql,
 } from '../database/table-shape.js';
 import { quoteIdent, quoteLiteral, rowSourceSql, timeWindowSql } from '../database/table-sql.js';
 import { SchemaDriftError, TableNotUsableError } from '../errors/step-errors.js';
@@ -199,7 +200,7 @@ export async function describeTarget(
                       'on', ${relationNameSql('g.tgrelid')},
                       'insert', (g.tgtype::int & 4) <> 0, 'update', (g.tgtype::int & 16) <> 0) ORDER BY g.tgname), '[]')
                FROM pg_catalog.pg_trigger g
-              WHERE g.tgrelid = ANY (${TABLE_RELATIONS_SQL}) AND NOT g.tgisinternal AND g.tgenabled IN ('O', 'A')
+              WHERE g.tgrelid = ANY (${TABLE_RELATIONS_SQL}) AND ${userTriggerSql('g')} AND g.tgenabled IN ('O', 'A')
                 AND (g.tgtype::int & 20) <> 0) AS triggers -- TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE
        FROM pg_catalog.pg_class c
        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
