@@ -40,20 +40,24 @@ const taskOf = (overrides: Partial<RestoreTask>): RestoreTask => ({
   database: 'crm',
   ...overrides,
 });
+/** One batch of the table from each of 30 runs of the Python tool, a day apart, row `i` in run `i`'s. */
+const thirtyRuns = () =>
+  Array.from({ length: 30 }, (_, i) =>
+    writeLegacyArchive({
+      prefix: 'archive/',
+      database: 'crm',
+      schema: 'public',
+      table: 'audit_log',
+      runStamp: `2025${String(1 + Math.floor(i / 28)).padStart(2, '0')}${String(1 + (i % 28)).padStart(2, '0')}T010000Z`,
+      batch: 1,
+      rows: [{ id: i, created_at: '2025-01-02T03:04:05+00:00' }],
+    }),
+  );
+
 describe('listPage of a legacy restore of one key', () => {
   it('reads the metadata of that archive alone, not of every legacy archive of the table', async () => {
-    // Prepare: 30 runs' batches of the table in the layout's one folder.
-    const archives = Array.from({ length: 30 }, (_, i) =>
-      writeLegacyArchive({
-        prefix: 'archive/',
-        database: 'crm',
-        schema: 'public',
-        table: 'audit_log',
-        runStamp: `2025${String(1 + Math.floor(i / 28)).padStart(2, '0')}${String(1 + (i % 28)).padStart(2, '0')}T010000Z`,
-        batch: 1,
-        rows: [{ id: i, created_at: '2025-01-02T03:04:05+00:00' }],
-      }),
-    );
+    // Prepare: 30 runs' batches of the table, each run in its date folder.
+    const archives = thirtyRuns();
     const { store, read } = storeOf(new Map(archives.flatMap((archive) => [...archive.files])));
     const wanted = archives[17];
     const task = taskOf({
@@ -79,18 +83,8 @@ describe('listPage of a legacy restore of one key', () => {
 
 describe('listPage of a legacy restore, newest run first', () => {
   it('hands out one group a page, the newest runs first, reading the metadata of its own archives only', async () => {
-    // Prepare: 30 runs' batches of the table, each run in its date folder
-    const archives = Array.from({ length: 30 }, (_, i) =>
-      writeLegacyArchive({
-        prefix: 'archive/',
-        database: 'crm',
-        schema: 'public',
-        table: 'audit_log',
-        runStamp: `2025${String(1 + Math.floor(i / 28)).padStart(2, '0')}${String(1 + (i % 28)).padStart(2, '0')}T010000Z`,
-        batch: 1,
-        rows: [{ id: i, created_at: '2025-01-02T03:04:05+00:00' }],
-      }),
-    );
+    // Prepare: 30 runs' batches of the table, each run in its date folder.
+    const archives = thirtyRuns();
     const { store, read } = storeOf(new Map(archives.flatMap((archive) => [...archive.files])));
     const task = taskOf({ format: 'legacy', legacy: { database: 'crm', prefix: 'archive/' } });
     const deps = {
