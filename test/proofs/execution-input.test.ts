@@ -379,6 +379,10 @@ describe('a table execution started with incomplete or ill-typed input fails bef
     ['maxBatches', 'missing', without('maxBatches')],
     ['maxBatches', 'a string', { ...lawful(), maxBatches: '100' }],
     ['maxBatches', 'zero', { ...lawful(), maxBatches: 0 }],
+    // At 26 history events a batch (5 for each of four Tasks, 2 for each of the loop's Choices and its Wait), 1,000
+    // batches are 26,000: in AWS the execution would fail at Step Functions' 25,000 events with no Catch, holding the
+    // lease, its table's outcome unrecorded. The config caps maxBatchesPerRun at 800 for that reason.
+    ['maxBatches', 'past what one execution history holds', { ...lawful(), maxBatches: 1_000 }],
     ['cutoff', 'missing', without('cutoff')],
     ['cutoff', 'not an instant', { ...lawful(), cutoff: 'yesterday' }],
   ])('refuses %s (%s), naming it: the lease stays free for the next run', async (field, how, input) => {
