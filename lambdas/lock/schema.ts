@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_BATCHES_PER_RUN } from '../shared/config/schema.js';
 import { LeaseSchema } from '../shared/lock-table/table-state.js';
 import { ProgressSchema } from '../shared/step/table-task.js';
 
@@ -20,8 +21,11 @@ export const LockInputSchema = z.discriminatedUnion('action', [
     action: z.literal('acquire'),
     owner: z.string().min(1),
     cutoff: z.iso.datetime({ offset: true }),
-    /** The run's batch budget, as the plan sets it. */
-    maxBatches: z.number().int().positive(),
+    /**
+     * The run's batch budget, as the plan sets it; never more than the config allows (an execution started by hand),
+     * which one execution's history holds.
+     */
+    maxBatches: z.number().int().positive().max(MAX_BATCHES_PER_RUN),
   }),
   TableSchema.extend({
     action: z.literal('release'),

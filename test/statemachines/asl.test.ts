@@ -1,6 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
+import { LockInputSchema } from '../../lambdas/lock/schema.js';
+import { MAX_BATCHES_PER_RUN } from '../../lambdas/shared/config/schema.js';
 import { errorClasses } from '../../lambdas/shared/errors/step-errors.js';
 import {
   allStates,
@@ -113,3 +115,56 @@ describe.each(FILES)('statemachines/%s', (file) => {
     }
   });
 });
+
+describe('statemachines/archive-table.asl.json batch loop', () => {
+  type LoopState = {
+    Type: string;
+    Next?: string;
+    Default?: string;
+    Choices?: { Next: string }[];
+    Catch?: { Next: string }[];
+  };
+  const definition = loadDefinition('archive-table.asl.json', localSubstitutions) as {
+    States: Record<string, LoopState>;
+  };
+  /** Standard workflow history events a state adds: a Lambda Task 5 (entered, scheduled, started, its end, exited). */
+  const events = (state: LoopState) => (state.Type === 'Task' ? 5 : 2);
+  /** The most events one pass from Export back to Export can add, over every edge (a caught withdrawal's included). */
+  function heaviestLoop(name: string, seen: Set<string>): number {
+    if (name === 'Export' && seen.size > 0) return 0;
+    const state = definition.States[name];
+    if (!state || seen.has(name)) return Number.NEGATIVE_INFINITY;
+    const next = [state.Next, state.Default, ...(state.Choices ?? []), ...(state.Catch ?? [])]
+      .map((edge) => (typeof edge === 'string' ? edge : edge?.Next))
+      .filter((n): n is string => n !== undefined);
+    const rest = Math.max(
+      Number.NEGATIVE_INFINITY,
+      ...next.map((n) => heaviestLoop(n, new Set([...seen, name]))),
+    );
+    return events(state) + rest;
+  }
+
+  it('runs the largest batch budget the config and the acquire allow within 25,000 history events, retries aside', () => {
+    // Act
+    const perBatch = heaviestLoop('Export', new Set());
+
+    // Assess: 26 a batch, 28 a withdrawn one; 30 counts the throttle's Wait after a withdrawal too, which never waits.
+    expect(perBatch).toBe(30);
+    expect(MAX_BATCHES_PER_RUN * perBatch).toBeLessThan(25_000);
+    expect(LockInputSchema.safeParse(acquireWith(MAX_BATCHES_PER_RUN)).success).toBe(true);
+    expect(LockInputSchema.safeParse(acquireWith(MAX_BATCHES_PER_RUN + 1)).success).toBe(false);
+  });
+});
+
+function acquireWith(maxBatches: number) {
+  const cutoff = '2026-01-01T00:00:00.000Z';
+  return {
+    action: 'acquire',
+    runId: 'r',
+    database: 'app',
+    table: 'public.t',
+    owner: 'o',
+    cutoff,
+    maxBatches,
+  };
+}
