@@ -1,3 +1,5 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { deleteBatch } from '../../lambdas/delete/core.js';
 import { exportBatch } from '../../lambdas/export/core.js';
@@ -420,5 +422,74 @@ describe('a table execution started with incomplete or ill-typed input fails bef
     expect(execution.status).toBe('SUCCEEDED');
     const { inArchives } = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
     expect(inArchives).toBeGreaterThan(0);
+  });
+});
+
+describe('an archive run started under the name of one from 90 days ago is summarized by its own outcomes', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await seedEvents(db.client, 'renamed_a', 300);
+      await seedEvents(db.client, 'renamed_b', 300);
+    },
+    [spec('renamed_a'), spec('renamed_b')],
+  );
+
+  it('fails the run whose one table recorded nothing, the earlier run’s outcomes still in the lock table', async () => {
+    // Prepare: a run under the name archives both tables. Step Functions gives the name again 90 days on; DynamoDB's
+    // TTL removes the run's outcomes (90 days) when it gets to it, days late at times: here they are, 91 days old.
+    const earlier = await bed.local.workflow({ retryIntervalScale: 0 }).runArchive({}, 'catch-up');
+    expect(earlier.status).toBe('SUCCEEDED');
+    const ddb = DynamoDBDocumentClient.from(
+      new DynamoDBClient({ endpoint: bed.local.services.dynamoEndpoint }),
+    );
+    const longAgo = Date.now() - 91 * DAY_MS;
+    for (const outcome of await bed.local.deps().runRecords.listOutcomes('catch-up')) {
+      await ddb.send(
+        new UpdateCommand({
+          TableName: bed.local.services.lockTable,
+          Key: { pk: 'RUN#catch-up', sk: `${outcome.database}#${outcome.table}` },
+          UpdateExpression: 'SET outcome.finishedAt = :finished, #ttl = :ttl',
+          ExpressionAttributeNames: { '#ttl': 'ttl' },
+          ExpressionAttributeValues: {
+            ':finished': new Date(longAgo).toISOString(),
+            ':ttl': Math.floor((longAgo + 90 * DAY_MS) / 1000),
+          },
+        }),
+      );
+    }
+    ddb.destroy();
+    // The name again, for renamed_b alone, whose table execution dies before it records anything (its acquire's
+    // answer lost for good): a table the summary must count as failed.
+    const summaries: unknown[] = [];
+    const workflow = bed.local.workflow({
+      retryIntervalScale: 0,
+      onStep: (event) => {
+        if (event.functionName === 'summary') summaries.push(event.result);
+      },
+      afterStep: (event) => {
+        if (event.functionName === 'lock' && (event.payload as { action?: string }).action === 'acquire')
+          throw new Error('the acquire’s answer was lost');
+      },
+    });
+
+    // Act
+    const again = await workflow.runArchive({ tables: ['public.renamed_b'] }, 'catch-up');
+
+    // Assess: the run fails, its one table failed; the earlier run's tables are not its own.
+    const summary = summaries.at(-1) as {
+      tables: number;
+      succeeded: number;
+      failed: number;
+      perTable: unknown[];
+    };
+    recordProof({
+      kind: 'threat',
+      actor: 'execution starter',
+      attack:
+        'starts an archive run under the name of one from 90 days ago whose outcomes TTL has not yet removed',
+      held: again.status === 'FAILED' && summary.failed === 1 && summary.succeeded === 0,
+    });
+    expect(again.status).toBe('FAILED');
+    expect(summary).toMatchObject({ tables: 1, succeeded: 0, failed: 1, perTable: [] });
   });
 });
