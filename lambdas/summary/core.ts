@@ -36,11 +36,11 @@ export type SummaryDeps = Pick<
 >;
 
 /**
- * Summary: totals of the run from the outcomes each table recorded. A table that recorded nothing (its execution
- * died before releasing its lease) counts as failed, so a run can never look cleaner than it was.
+ * Summary: totals of the run from the outcomes each table recorded since it started. A table that recorded nothing
+ * (its execution died before releasing its lease) counts as failed, so a run can never look cleaner than it was.
  */
 export async function summarizeRun(input: SummaryInput, deps: SummaryDeps): Promise<SummaryOutput> {
-  const outcomes = await deps.runRecords.listOutcomes(input.runId);
+  const outcomes = await deps.runRecords.listOutcomes(input.runId, input.startedAt);
   const count = (status: string) => outcomes.filter((o) => o.status === status).length;
   const missing = Math.max(0, input.tableCount - outcomes.length);
   const failedFirst = [...outcomes].sort(

@@ -3,6 +3,11 @@ import { z } from 'zod';
 export const SummaryInputSchema = z.object({
   runId: z.string().min(1),
   tableCount: z.number().int().nonnegative(),
+  /**
+   * The run's start (`$$.Execution.StartTime`): only outcomes recorded since count, not those of an earlier run under
+   * the same name. Absent from executions of an earlier definition: every outcome under the name.
+   */
+  startedAt: z.iso.datetime({ offset: true }).optional(),
 });
 export type SummaryInput = z.infer<typeof SummaryInputSchema>;
 

@@ -78,10 +78,18 @@ export class RunRecords {
     };
   }
 
-  async listOutcomes(runId: string): Promise<TableOutcome[]> {
+  /**
+   * The outcomes recorded under the run id; with `startedAt` (the run's execution start), only those finished since
+   * (less a day for the functions' clock). Step Functions gives an execution's name again after 90 days, when the
+   * earlier run's outcomes have expired but may still be there (DynamoDB's TTL removes them days late at times): they
+   * are not this run's, and would stand in for a table of it that recorded nothing.
+   */
+  async listOutcomes(runId: string, startedAt?: string): Promise<TableOutcome[]> {
+    const since = startedAt === undefined ? undefined : Date.parse(startedAt) - OUTCOME_CLOCK_SLACK_MS;
     return (await this.lockTable.queryAll(`RUN#${runId}`))
-      .filter((item) => item.outcome !== undefined)
-      .map((item) => item.outcome as TableOutcome);
+      .map((item) => item.outcome as TableOutcome | undefined)
+      .filter((outcome): outcome is TableOutcome => outcome !== undefined)
+      .filter((outcome) => since === undefined || Date.parse(outcome.finishedAt) >= since);
   }
 
   /** Records, before the run starts any, which execution it starts for each table (expires with its outcomes). */
@@ -112,3 +120,6 @@ export class RunRecords {
     await this.lockTable.put(CONFIG_FINGERPRINT_KEY.pk, CONFIG_FINGERPRINT_KEY.sk, { fingerprint }, false);
   }
 }
+
+/** How far behind Step Functions' clock, which dates a run's start, the functions' clock may date its outcomes. */
+const OUTCOME_CLOCK_SLACK_MS = 24 * 3600 * 1000;
