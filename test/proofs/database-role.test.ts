@@ -715,7 +715,8 @@ describe('row-level security that applies to the archiver, and triggers on a res
 
 describe('a publication that publishes deletes from a table without a replica identity', () => {
   // keyed: its key is a unique index, not a primary key, so REPLICA IDENTITY DEFAULT finds none; parted: one partition
-  // of a partitioned table published through its root.
+  // of a partitioned table published through its root; deferred: its primary key is DEFERRABLE, which PostgreSQL never
+  // takes as a replica identity (its key is a unique index beside it).
   const spec = (name: string) => ({
     schema: 'public',
     name,
@@ -731,9 +732,17 @@ describe('a publication that publishes deletes from a table without a replica id
         CREATE TABLE public.parted (id bigint NOT NULL, created_at timestamptz NOT NULL, v text) PARTITION BY RANGE (id);
         CREATE UNIQUE INDEX parted_id ON public.parted (id);
         CREATE TABLE public.parted_low PARTITION OF public.parted FOR VALUES FROM (0) TO (100);
-        INSERT INTO public.parted SELECT g, ${OLD} + g * interval '1 hour', 'v' || g FROM generate_series(1, 30) g;`);
+        INSERT INTO public.parted SELECT g, ${OLD} + g * interval '1 hour', 'v' || g FROM generate_series(1, 30) g;
+        CREATE TABLE public.deferred (id bigint PRIMARY KEY DEFERRABLE, created_at timestamptz NOT NULL, v text);
+        CREATE UNIQUE INDEX deferred_id ON public.deferred (id);
+        INSERT INTO public.deferred SELECT g, ${OLD} + g * interval '1 hour', 'v' || g FROM generate_series(1, 30) g;`);
     },
-    [spec('keyed'), spec('parted'), { schema: 'public', name: 'filtered', timestampColumn: 'created_at' }],
+    [
+      spec('keyed'),
+      spec('parted'),
+      spec('deferred'),
+      { schema: 'public', name: 'filtered', timestampColumn: 'created_at' },
+    ],
   );
 
   it.each([
@@ -745,6 +754,7 @@ describe('a publication that publishes deletes from a table without a replica id
       'parted_low_id_idx',
       ' WITH (publish_via_partition_root = true)',
     ],
+    ['deferred', 'deferred_pub', 'public.deferred', 'deferred_id', ''],
   ])(
     'refuses %s before any row moves, naming the publication and the remedy, and archives it once it has one',
     async (name, publication, relation, index, options) => {
