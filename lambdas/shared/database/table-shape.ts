@@ -249,17 +249,18 @@ const SIDE_EFFECTS_SQL = `(SELECT json_build_object('cascade', (
 /**
  * A relation of `c` that PostgreSQL refuses to delete from: a publication publishes its deletes (FOR ALL TABLES, for
  * its schema, for it or for a partitioned table above it; PostgreSQL publishes no unlogged or temporary table, whatever
- * the publication says) and it has no replica identity (REPLICA IDENTITY NOTHING,
- * or DEFAULT without a primary key: a key of a unique index alone does not count). Its DELETE would fail only after a
- * batch was exported, uploaded and verified, every run, with PostgreSQL's message naming neither remedy.
+ * the publication says) and it has no replica identity (REPLICA IDENTITY NOTHING, or DEFAULT without a primary key: a
+ * key of a unique index alone does not count, nor a DEFERRABLE primary key, which PostgreSQL never takes as one, on any
+ * version). Its DELETE would fail only after a batch was exported, uploaded and verified, every run.
  */
 const UNIDENTIFIED_PUBLISHED_SQL = `(SELECT json_build_object('name', p.pubname, 'on', ${relationNameSql('l.oid')})
        FROM pg_catalog.pg_class l CROSS JOIN pg_catalog.pg_publication p
       WHERE l.oid = ANY (${TABLE_RELATIONS_SQL}) AND l.relkind = 'r' AND l.relpersistence = 'p' AND p.pubdelete
         AND l.relreplident <> 'f'
         AND NOT EXISTS (SELECT FROM pg_catalog.pg_index i
-                         WHERE i.indrelid = l.oid AND CASE l.relreplident WHEN 'd' THEN i.indisprimary
-                                                                          WHEN 'i' THEN i.indisreplident ELSE false END)
+                         WHERE i.indrelid = l.oid AND i.indisvalid AND i.indimmediate
+                           AND CASE l.relreplident WHEN 'd' THEN i.indisprimary
+                                                   WHEN 'i' THEN i.indisreplident ELSE false END)
         AND (p.puballtables OR EXISTS (
               SELECT FROM pg_catalog.pg_publication_tables pt
                 JOIN pg_catalog.pg_namespace xn ON xn.nspname = pt.schemaname
