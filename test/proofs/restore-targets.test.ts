@@ -402,4 +402,25 @@ describe('restore into a target whose deferred constraints some archived rows br
     expect(result.results.find((r) => r.key === taken)?.error).toMatch(/^SchemaDriftError: .*"actor_once"/);
     expect(await ids('public.deferred_unique')).toEqual([3, 4, 5, 6, 100]);
   });
+
+  it('a deferrable unique constraint on the key itself: an archive whose rows are partly there fails naming it and the remedy, writing nothing; the others restore', async () => {
+    // Prepare: row 3 is back already. Its archive's COPY meets it, and INSERT ... ON CONFLICT (id) then takes every
+    // unique index on id as an arbiter, which PostgreSQL refuses for a deferrable one.
+    await bed.db.client.query(`
+      CREATE TABLE public.deferred_key (id int PRIMARY KEY, created_at timestamptz NOT NULL, actor text NOT NULL,
+        CONSTRAINT id_once UNIQUE (id) DEFERRABLE INITIALLY DEFERRED);
+      INSERT INTO public.deferred_key SELECT * FROM public.deferred_unique WHERE id = 3`);
+    const partly = await archiveOf(3);
+
+    // Act
+    const result = await restoreInto('public.deferred_key');
+
+    // Assess
+    expect(result.execution.status).toBe('FAILED');
+    expect(result.results.filter((r) => r.error).map((r) => r.key)).toEqual([partly]);
+    expect(result.results.find((r) => r.key === partly)?.error).toMatch(
+      /^SchemaDriftError: restore cannot recognise the archive's rows by the key \(id\) of "public"\."deferred_key": its unique index "id_once" is DEFERRABLE, .*nothing was written/,
+    );
+    expect(await ids('public.deferred_key')).toEqual([1, 2, 3, 6]);
+  });
 });

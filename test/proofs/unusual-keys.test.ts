@@ -129,6 +129,26 @@ const CASES: RoundTripCase[] = [
           SELECT 'k' || (g % 7), 'v' || g || repeat(' ', g % 3), ('10.0.' || g || '.0/24')::cidr, ${day(40)} + (g % 4) * interval '1 hour' FROM generate_series(1, 30) g;
           INSERT INTO public.domain_keys VALUES ('new', 'new', '10.1.0.0/16', ${day(1)});`,
   },
+  {
+    // A DEFERRABLE primary key beside the immediate unique index the key is: ON CONFLICT (id) takes every unique
+    // index on the key's columns as an arbiter, and refuses a deferrable one.
+    name: 'deferrable_pk',
+    timestampColumn: 'created_at',
+    keyColumns: ['id'],
+    ddl: `CREATE TABLE public.deferrable_pk (id bigint PRIMARY KEY DEFERRABLE, created_at timestamptz NOT NULL, v text);
+          CREATE UNIQUE INDEX deferrable_pk_id ON public.deferrable_pk (id);
+          INSERT INTO public.deferrable_pk SELECT g, ${day(40)} + (g % 4) * interval '1 hour', 'v' || g FROM generate_series(1, 20) g;
+          INSERT INTO public.deferrable_pk VALUES (100, ${day(1)}, 'new');`,
+  },
+  {
+    // The primary key, and a DEFERRABLE unique constraint on the same column.
+    name: 'deferrable_twin',
+    timestampColumn: 'created_at',
+    ddl: `CREATE TABLE public.deferrable_twin (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, v text,
+            CONSTRAINT deferrable_twin_once UNIQUE (id) DEFERRABLE INITIALLY DEFERRED);
+          INSERT INTO public.deferrable_twin SELECT g, ${day(40)} + (g % 4) * interval '1 hour', 'v' || g FROM generate_series(1, 20) g;
+          INSERT INTO public.deferrable_twin VALUES (100, ${day(1)}, 'new');`,
+  },
 ];
 
 describeRoundTrips('unusual keys archive, delete and restore exactly', CASES, 7);
