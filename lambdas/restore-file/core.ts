@@ -15,7 +15,7 @@ import { serverIdentity } from '../shared/batch/batch.js';
 import { findDatabase } from '../shared/config/resolved-table.js';
 import { copyFromStdin } from '../shared/database/copy-from.js';
 import { inRolledBackTransaction, inTransaction } from '../shared/database/db.js';
-import { isUnique, looseUniqueIndex } from '../shared/database/table-shape.js';
+import { deferrableUniqueIndex, isUnique, looseUniqueIndex } from '../shared/database/table-shape.js';
 import { qualifiedName, quoteIdent } from '../shared/database/table-sql.js';
 import {
   ArchiveIntegrityError,
@@ -142,12 +142,17 @@ interface GroupWrite {
   /** The key of the target's watermark (its identity), when it exists. */
   watermark?: string;
   /**
-   * Whether a conflict key is unique in the target, and a unique index on its columns that compares them more loosely
-   * (looseUniqueIndex), by its columns: asked once per group (the target is locked).
+   * Whether a conflict key is unique in the target, a unique index on its columns that compares them more loosely
+   * (looseUniqueIndex) and a deferrable one (deferrableUniqueIndex), by its columns: asked once per group (the target
+   * is locked).
    */
   uniqueKeys: Map<
     string,
-    { unique: boolean; looseIndex?: { name: string; by: 'collation' | 'operator class' } }
+    {
+      unique: boolean;
+      looseIndex?: { name: string; by: 'collation' | 'operator class' };
+      deferrableIndex?: string;
+    }
   >;
   /** The watermarks of the archives written, recorded once the transaction commits. */
   marks: { archiveKey: string; mark: RestoredMark; range?: ArchivedRowRange }[];
@@ -665,7 +670,10 @@ async function writeArchive(
     // The key rows are recognised by: the archive's, and a primary key widened since (uniqueConflictKey).
     const keyColumns = [...new Set([...conflictKeyOf(expected, table), ...table.primaryKey])];
     await checkConversions(client, plan, task.drift, keyColumns);
-    const conflictKey = await uniqueConflictKey(client, group, expected, table, plan, archived);
+    const conflictKey = await uniqueConflictKey(client, group, expected, table, plan, archived, {
+      // insertSql arbitrates with ON CONFLICT under every strategy but "fail".
+      onConflict: task.strategy !== 'fail',
+    });
     const inWindow = rows ? await countInWindow(client, rows) : expected.rows;
     const windowNote =
       rows && inWindow < expected.rows
@@ -901,7 +909,9 @@ async function copyDirectly(
     !target.copyable
   )
     return undefined;
-  await uniqueConflictKey(client, { task, deps, ...group }, expected, target, plan, archived);
+  await uniqueConflictKey(client, { task, deps, ...group }, expected, target, plan, archived, {
+    onConflict: false,
+  });
   const sink = client.query(copyFromStdin(copyIntoTargetSql(target, plan)));
   let measured: Awaited<ReturnType<typeof streamArchive>>;
   try {
@@ -927,7 +937,8 @@ async function copyDirectly(
 
 /**
  * The key rows conflict on, which must be unique in the target and tell the archive's rows apart as the archived
- * table did, for a restore to recognise rows already there (conflictKeyProblems).
+ * table did, for a restore to recognise rows already there (conflictKeyProblems), and, when an INSERT arbitrates on
+ * it (`onConflict`), must have no deferrable unique index on its columns, which ON CONFLICT refuses as an arbiter.
  */
 async function uniqueConflictKey(
   client: pg.ClientBase,
@@ -936,6 +947,7 @@ async function uniqueConflictKey(
   table: RestoreTarget,
   plan: ColumnPlan,
   archived: readonly ArchivedColumn[],
+  { onConflict }: { onConflict: boolean },
 ): Promise<string[]> {
   const conflictKey = conflictKeyOf(expected, table);
   const problems = conflictKeyProblems(conflictKey, plan, archived, table);
@@ -950,7 +962,13 @@ async function uniqueConflictKey(
     let answer = uniqueKeys.get(columns);
     if (answer === undefined) {
       const unique = key.length > 0 && (await isUnique(client, table.oid, key));
-      answer = { unique, looseIndex: unique ? await looseUniqueIndex(client, table.oid, key) : undefined };
+      answer = unique
+        ? {
+            unique,
+            looseIndex: await looseUniqueIndex(client, table.oid, key),
+            deferrableIndex: await deferrableUniqueIndex(client, table.oid, key),
+          }
+        : { unique };
       uniqueKeys.set(columns, answer);
     }
     return answer;
@@ -965,7 +983,11 @@ async function uniqueConflictKey(
       throw new SchemaDriftError(
         `restore cannot recognise the archive's rows by the key (${key.join(', ')}) of ${tableLabel(task.target)}: its key column(s) ${nullable.map((name) => `"${name}"`).join(', ')} admit NULL (only a validated NOT NULL on the column rules it out, not a CHECK (... IS NOT NULL) or a NOT NULL domain), and a row without its key would be written again by every restore; make them NOT NULL (ALTER TABLE ${qualifiedName(task.target)} ${nullable.map((name) => `ALTER COLUMN ${quoteIdent(name)} SET NOT NULL`).join(', ')}; it locks the table while it scans every row, unless a validated CHECK (... IS NOT NULL) on the column proves it already) or restore into a table keyed NOT NULL (targetTable), nothing was written`,
       );
-    const loose = (await described(key)).looseIndex;
+    const { looseIndex: loose, deferrableIndex } = await described(key);
+    if (onConflict && deferrableIndex)
+      throw new SchemaDriftError(
+        `restore cannot recognise the archive's rows by the key (${key.join(', ')}) of ${tableLabel(task.target)}: its unique index "${deferrableIndex}" is DEFERRABLE, and INSERT ... ON CONFLICT, which takes every unique index on the key's columns as an arbiter, refuses a deferrable one; drop that constraint for the restore or restore into a table without it (targetTable), nothing was written`,
+      );
     if (loose)
       throw new SchemaDriftError(
         `restore cannot recognise the archive's rows by the key (${key.join(', ')}) of ${tableLabel(task.target)}: its unique index "${loose.name}" compares them ${loose.by === 'collation' ? 'under a nondeterministic collation' : "through an operator class other than their type's own"}, and INSERT ... ON CONFLICT arbitrates on it too, so an archived row would be taken for another one already there (skipped, or written over it); drop that index for the restore or restore into a table without it (targetTable), nothing was written`,

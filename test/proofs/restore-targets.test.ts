@@ -414,6 +414,9 @@ describe('restore into a target whose deferred constraints some archived rows br
 
     // Act
     const result = await restoreInto('public.deferred_key');
+    const refused = await ids('public.deferred_key');
+    await bed.db.client.query('ALTER TABLE public.deferred_key DROP CONSTRAINT id_once');
+    const remedied = await restoreInto('public.deferred_key');
 
     // Assess
     expect(result.execution.status).toBe('FAILED');
@@ -421,6 +424,8 @@ describe('restore into a target whose deferred constraints some archived rows br
     expect(result.results.find((r) => r.key === partly)?.error).toMatch(
       /^SchemaDriftError: restore cannot recognise the archive's rows by the key \(id\) of "public"\."deferred_key": its unique index "id_once" is DEFERRABLE, .*nothing was written/,
     );
-    expect(await ids('public.deferred_key')).toEqual([1, 2, 3, 6]);
+    expect(refused).toEqual([1, 2, 3, 6]);
+    expect(remedied.execution.status).toBe('SUCCEEDED');
+    expect(await ids('public.deferred_key')).toEqual([1, 2, 3, 4, 5, 6]);
   });
 });

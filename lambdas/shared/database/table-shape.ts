@@ -852,6 +852,31 @@ export async function looseUniqueIndex(
   return result.rows[0];
 }
 
+/**
+ * A DEFERRABLE unique index of `oid` (a unique or primary-key constraint's) on exactly the columns `names`, by name,
+ * else undefined. `INSERT ... ON CONFLICT (names)` takes every valid unique index on those columns as an arbiter,
+ * beside the immediate one isUnique found, and PostgreSQL refuses a deferrable arbiter (SQLSTATE 55000) as soon as a
+ * row meets no conflict before it. COPY arbitrates on nothing, and is not affected.
+ */
+export async function deferrableUniqueIndex(
+  client: pg.ClientBase,
+  oid: number,
+  names: string[],
+): Promise<string | undefined> {
+  const result = await client.query<{ name: string }>(
+    `SELECT c.relname AS name
+       FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+      WHERE i.indrelid = $1 AND i.indisunique AND NOT i.indimmediate AND i.indisvalid
+        AND i.indpred IS NULL AND i.indexprs IS NULL AND NOT i.indisexclusion
+        AND ARRAY(SELECT a.attname::text COLLATE "C" FROM pg_catalog.unnest(i.indkey[0:i.indnkeyatts - 1]) AS k(attnum)
+                    JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY 1)
+            = ARRAY(SELECT n COLLATE "C" FROM pg_catalog.unnest($2::text[]) AS n ORDER BY 1)
+      ORDER BY c.relname LIMIT 1`,
+    [oid, names],
+  );
+  return result.rows[0]?.name;
+}
+
 async function checkTimeZone(client: pg.ClientBase, zone: string): Promise<void> {
   const result = await client.query('SELECT 1 FROM pg_catalog.pg_timezone_names WHERE name = $1', [zone]);
   if (result.rowCount === 0)
