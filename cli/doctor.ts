@@ -265,6 +265,9 @@ const UNVALIDATED_CONSTRAINTS_SQL = `
               ELSE 'table ' || co.conrelid::pg_catalog.regclass::text END AS on
     FROM pg_catalog.pg_constraint co
    WHERE NOT co.convalidated AND co.contype IN ('c', 'n')
+     -- PostgreSQL 18 marks a NOT ENFORCED constraint not validated too, and checks no row against it, a restored one
+     -- neither: read through the row's JSON, since conenforced does not exist before 18.
+     AND coalesce((pg_catalog.to_jsonb(co) ->> 'conenforced')::bool, true)
      AND (co.conrelid IN (SELECT relid FROM relations) OR co.contypid IN (SELECT oid FROM types))
    ORDER BY 2, 1`;
 
