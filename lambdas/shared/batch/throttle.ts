@@ -154,7 +154,11 @@ export function replicaLagProblems(
 
 /**
  * `VACUUM (ANALYZE)` after a table's run: reclaims the deleted rows' space for reuse and refreshes the planner's
- * statistics. The rows are archived already, so a failure (e.g. statement timeout) is reported, never fatal.
+ * statistics. The rows are archived already, so a failure (e.g. statement timeout) is reported, never fatal. So is a
+ * VACUUM that ends with a warning: PostgreSQL skips a table the role may not maintain (neither its owner nor, from
+ * 17, granted MAINTAIN) with a WARNING, not an error. Warnings are told by SQLSTATE class 01, not by their severity's
+ * text, which lc_messages translates; their text is not logged: ANALYZE runs the functions of expression indexes on
+ * sampled rows, and such a function may raise a warning holding a value.
  */
 export async function vacuumTable(
   client: pg.ClientBase,
@@ -163,9 +167,21 @@ export async function vacuumTable(
   label: { database: string; table: string },
 ): Promise<void> {
   const started = Date.now();
+  const warnings: string[] = [];
+  const onNotice = (notice: { code?: string }) => {
+    if (notice.code?.startsWith('01')) warnings.push(notice.code);
+  };
+  client.on('notice', onNotice);
   try {
     await client.query(`VACUUM (ANALYZE) ${qualifiedName(shape)}`);
-    telemetry.info('table vacuumed', { ...label, ms: Date.now() - started });
+    if (warnings.length === 0) telemetry.info('table vacuumed', { ...label, ms: Date.now() - started });
+    else {
+      telemetry.metric('VacuumFailures', 'Count', 1, label);
+      telemetry.warn(
+        'VACUUM (ANALYZE) was skipped or incomplete: PostgreSQL warned (a role that may not maintain the table is skipped); the archived rows stay deleted',
+        { ...label, codes: warnings },
+      );
+    }
   } catch (error) {
     telemetry.metric('VacuumFailures', 'Count', 1, label);
     telemetry.warn('VACUUM (ANALYZE) failed; the archived rows stay deleted', {
@@ -173,5 +189,7 @@ export async function vacuumTable(
       error: (error as Error).name,
       code: (error as { code?: string }).code,
     });
+  } finally {
+    client.off('notice', onNotice);
   }
 }
