@@ -115,6 +115,31 @@ describe('plan', () => {
     expect(plan.childKey).toMatch(/^[0-9a-f]{32}$/);
   });
 
+  it('names the children of a run started again under its name (Step Functions gives it again after 90 days) apart', async () => {
+    // Prepare: one table, planned twice by one execution (a retried Plan), and once by a later one of the same name.
+    const config = parseConfig({
+      s3: { bucket: 'bucket' },
+      databases: [
+        {
+          name: 'app',
+          credentials: { url: 'postgres://u:p@h/app' },
+          tables: [{ schema: 'audit', name: 'events', timestampColumn: 'created_at' }],
+        },
+      ],
+    });
+    const later = new Date(Date.parse(START) + 91 * 86_400_000).toISOString();
+
+    // Act
+    const first = await planRun({ request: {}, runId: 'catch-up', startTime: START }, depsWith(config));
+    const retried = await planRun({ request: {}, runId: 'catch-up', startTime: START }, depsWith(config));
+    const again = await planRun({ request: {}, runId: 'catch-up', startTime: later }, depsWith(config));
+
+    // Assess: a retry finds the child it started; the later run does not meet the earlier run's (ended) children,
+    // which Step Functions keeps for 90 days after they end, so past the parent's own name.
+    expect(retried.childKey).toBe(first.childKey);
+    expect(again.childKey).not.toBe(first.childKey);
+  });
+
   it('records the child it starts for each table, whatever the database is named (constructor, toString)', async () => {
     // Prepare: names a config allows that are also members every plain object inherits
     const config = parseConfig({
