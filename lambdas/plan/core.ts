@@ -71,7 +71,9 @@ export async function planRun(input: PlanInput, deps: PlanDeps): Promise<PlanOut
     maxConcurrency: config.run.maxConcurrency,
     maxBatches: config.defaults.maxBatchesPerRun,
     tableCount,
-    childKey: createHash('sha256').update(input.runId).digest('hex').slice(0, 32),
+    // The run's start too: an execution started again under the name 90 days on must not meet the earlier one's
+    // children, whose names Step Functions keeps for 90 days after they end, hours after the parent started.
+    childKey: createHash('sha256').update(`${input.runId}\n${input.startTime}`).digest('hex').slice(0, 32),
     lanes: request.dryRun ? [] : lanes,
     dryRun: request.dryRun,
     report: request.dryRun ? await buildPlanReport(deps, input.runId, planned) : undefined,

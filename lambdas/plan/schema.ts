@@ -39,7 +39,7 @@ export const PlanOutputSchema = z.object({
   /**
    * The run's part of its child executions' names (`<childKey>-<n>`): a StartExecution retried after it was carried
    * out finds the child it started instead of starting a second one for the table. A digest of the run's id, which may
-   * be as long as a name may be.
+   * be as long as a name may be, and of its start, which tells apart a run started again under the name 90 days on.
    */
   childKey: z.string().regex(/^[0-9a-f]{32}$/),
   lanes: z.array(LaneSchema),
