@@ -173,6 +173,8 @@ export class LocalWorkflow {
   private readonly taskOverrides: Record<string, (input: unknown) => Promise<unknown>>;
   /** Child executions by name, as Step Functions keeps them: what a StartExecution of the same name finds. */
   private readonly children = new Map<string, { input: string; ended: boolean; result: Promise<unknown> }>();
+  /** Each archive execution's start by `clock`, as Plan first read it (dated). */
+  private readonly starts = new Map<string, string>();
 
   constructor(private readonly options: LocalWorkflowOptions = {}) {
     const given = options.getDeps;
@@ -330,11 +332,18 @@ export class LocalWorkflow {
 
   /**
    * Plan's copy of the execution's start, by `clock`: the interpreter dates every execution by the system clock and
-   * takes no other. Only Plan reads the day from it; the steps' own checks of the cut-off accept an earlier one.
+   * takes no other. Only Plan reads the day from it; the steps' own checks of the cut-off accept an earlier one. Read
+   * once per execution (by its name and the interpreter's start), as Step Functions gives every invocation of one
+   * execution the same start: a retried Plan names the same children.
    */
   private dated(name: FunctionName, payload: unknown): unknown {
     const { clock } = this.options;
-    return clock && name === 'plan' ? { ...(payload as object), startTime: clock().toISOString() } : payload;
+    if (!clock || name !== 'plan') return payload;
+    const { runId, startTime } = payload as { runId?: string; startTime?: string };
+    const execution = `${runId}\n${startTime}`;
+    const start = this.starts.get(execution) ?? clock().toISOString();
+    this.starts.set(execution, start);
+    return { ...(payload as object), startTime: start };
   }
 
   /**

@@ -182,4 +182,31 @@ describe('archive workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
       encoding: 'jsonl-pg-text',
     });
   });
+
+  it('gives a retried Plan the start it gave the first invocation, as Step Functions does, so both name the same children', async () => {
+    // Prepare: Plan's first answer is lost after its work was done (its children recorded); the test clock moves on.
+    const starts: string[] = [];
+    let lost = false;
+    const workflow = bed.local.workflow({
+      retryIntervalScale: 0,
+      onStep: (event) => {
+        if (event.functionName === 'plan') starts.push((event.payload as { startTime: string }).startTime);
+      },
+      afterStep: (event) => {
+        if (event.functionName !== 'plan' || lost) return;
+        lost = true;
+        const error = new Error('the answer was lost');
+        error.name = 'Lambda.Unknown';
+        throw error;
+      },
+    });
+
+    // Act
+    const run = await workflow.runArchive({ tables: ['public.stuck'] });
+
+    // Assess
+    expect(run.status).toBe('SUCCEEDED');
+    expect(starts).toHaveLength(2);
+    expect(starts[1]).toBe(starts[0]);
+  });
 });
