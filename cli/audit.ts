@@ -1,7 +1,10 @@
 import { isCalendarDay } from '../lambdas/shared/archive/format.js';
 import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
 import { formatIssues } from '../lambdas/shared/config/config.js';
+import { didYouMean, tablesNamedLike } from '../lambdas/shared/config/resolved-table.js';
+import { type ArchiverConfig, tableRef } from '../lambdas/shared/config/schema.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
+import { TableRefSchema } from '../lambdas/shared/restore/restore-task.js';
 import {
   AUDIT_EVENT_KINDS,
   type AuditEvent,
@@ -81,18 +84,67 @@ function formatUnreadable(unreadable: UnreadableAuditEvent[]): SafeText {
   ]);
 }
 
+/** What the audit command reads of the config: the trail's prefix, and the names -d and -t are checked against. */
+export type AuditConfig = Pick<ArchiverConfig, 's3' | 'databases'>;
+
+/** A -t without its schema names no event (each names its table "schema.name"): a usage error naming the configured ones. */
+function requireSchema(config: AuditConfig, table: string | undefined): void {
+  if (table === undefined || TableRefSchema.safeParse(table).success) return;
+  throw new ConfigError(
+    `-t ${table}: must be "schema.name"${didYouMean(tablesNamedLike(config.databases, table))}`,
+  );
+}
+
+/** The -d and -t names the config does not have (in -d's database, when it has that), each as one phrase. */
+function namesNotConfigured(config: AuditConfig, filter: AuditFilter): string[] {
+  const phrases: string[] = [];
+  const named = config.databases.filter((db) => !filter.database || db.name === filter.database);
+  if (filter.database && named.length === 0) phrases.push(`database ${filter.database} is not in the config`);
+  const inScope = named.length > 0 ? named : config.databases;
+  if (filter.table && !inScope.some((db) => db.tables.some((t) => tableRef(t) === filter.table)))
+    phrases.push(
+      `${filter.table} is no table of the config${filter.database && named.length > 0 ? `'s database ${filter.database}` : ''}${didYouMean(tablesNamedLike(inScope, filter.table))}`,
+    );
+  return phrases;
+}
+
+/**
+ * Whether some readable event of the whole trail (any time, any kind) has the filter's database and table: a name the
+ * config no longer lists (an entry renamed or removed, a restore target) is still named right when the trail has it.
+ */
+async function trailNames(store: ArchiveStore, prefix: string, filter: AuditFilter): Promise<boolean> {
+  const { events, unreadable } = await readAuditEvents(store, prefix, {
+    ...(filter.database ? { database: filter.database } : {}),
+    ...(filter.table ? { table: filter.table } : {}),
+  });
+  // An object that is no event may be the one that names it: nothing can be said of the name then.
+  return events.length > 0 || unreadable.length > 0;
+}
+
 /**
  * Prints the audit events in scope, oldest first (human lines or one JSON array), and on `warn` the objects under the
- * trail that are no event: listed, not fatal, and the exit code says some of the trail could not be read.
+ * trail that are no event: listed, not fatal, and the exit code says some of the trail could not be read. A -d or -t
+ * name that matches no event, is not in the config and names no event of the whole trail is a usage error naming it:
+ * "No audit events in scope." and exit 0 would read as nothing having happened to the table meant.
  */
 export async function auditCommand(
   store: ArchiveStore,
-  prefix: string,
+  config: AuditConfig,
   options: AuditOptions,
   write: Write,
   warn: Write = printError,
 ): Promise<number> {
-  const { events, unreadable } = await readAuditEvents(store, prefix, auditFilter(options));
+  requireSchema(config, options.table);
+  const filter = auditFilter(options);
+  const prefix = config.s3.prefix;
+  const { events, unreadable } = await readAuditEvents(store, prefix, filter);
+  const unknown = events.length === 0 && unreadable.length === 0 ? namesNotConfigured(config, filter) : [];
+  if (unknown.length > 0) {
+    // Without a time or kind filter the listing just read was the whole trail.
+    const whole = !filter.since && !filter.until && !filter.kinds;
+    if (whole || !(await trailNames(store, prefix, filter)))
+      throw new ConfigError(`${unknown.join('; ')}, and no audit event names it: a mistyped name?`);
+  }
   write(options.json ? safeJson(events) : formatAuditEvents(events));
   if (unreadable.length === 0) return EXIT_OK;
   warn(formatUnreadable(unreadable));

@@ -39,7 +39,7 @@ export function registerAudit(program: Command): void {
           ? { mode: 'aws' as const, configPath, bucket: options.bucket }
           : { mode: 'local' as const, configPath, stateDir: options.stateDir };
         process.exitCode = await withArchiveContext(target, ({ config, store }) =>
-          auditCommand(store, config.s3.prefix, options, print),
+          auditCommand(store, config, options, print),
         );
       },
     );

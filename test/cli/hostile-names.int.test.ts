@@ -159,9 +159,9 @@ describe('a table named to forge or erase terminal lines, through every command 
   it('audit: each event one line, the name escaped; --json parses back to the very name', async () => {
     // Act
     const text = recorder();
-    await auditCommand(store(), bed.local.config.s3.prefix, { json: false }, text.write);
+    await auditCommand(store(), bed.local.config, { json: false }, text.write);
     const json = recorder();
-    await auditCommand(store(), bed.local.config.s3.prefix, { json: true }, json.write);
+    await auditCommand(store(), bed.local.config, { json: true }, json.write);
 
     // Assess
     const events = JSON.parse(json.writes.join('\n')) as { kind: string; table?: string }[];

@@ -141,7 +141,7 @@ describe('audit trail and schema drift through the local workflow', () => {
     const lines: string[] = [];
     await auditCommand(
       store(),
-      prefix(),
+      bed.local.config,
       { kind: ['restore-finished', 'schema-drift'], table: 'public.events_fail', json: false },
       (l) => lines.push(l),
     );
@@ -183,14 +183,14 @@ describe('audit trail and schema drift through the local workflow', () => {
     // Act
     const code = await auditCommand(
       store(),
-      prefix(),
+      bed.local.config,
       { json: false },
       (l) => lines.push(l),
       (l) => warnings.push(l),
     );
     const jsonCode = await auditCommand(
       store(),
-      prefix(),
+      bed.local.config,
       { json: true },
       (l) => json.push(l),
       () => undefined,
