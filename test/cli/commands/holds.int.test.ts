@@ -1,0 +1,55 @@
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { writeTestConfig } from '../../support/fixtures.js';
+
+const root = new URL('../../../', import.meta.url).pathname;
+const cli = (...args: string[]) =>
+  spawnSync(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], { cwd: root, encoding: 'utf8' });
+
+describe('hold clear on a table the config holds', () => {
+  let files: ReturnType<typeof writeTestConfig>;
+  const hold = (...args: string[]) =>
+    cli('hold', ...args, '-c', files.configPath, '-s', join(files.dir, 'state'));
+
+  beforeAll(() => {
+    // Prepare: the config holds public.events; the hold commands never connect to the database.
+    files = writeTestConfig({ url: 'postgres://archiver@127.0.0.1:1/app' }, [
+      { name: 'events', timestampColumn: 'created_at', legalHold: 'case 2025-17' },
+      { name: 'other', timestampColumn: 'created_at' },
+    ]);
+  });
+  afterAll(() => files?.cleanup());
+
+  it('says the table stays held by the config, and exits 1, whether or not the lock table held it too', () => {
+    // Act
+    const set = hold('set', 'app', 'public.events', '--reason', 'court order');
+    const cleared = hold('clear', 'app', 'public.events');
+    const again = hold('clear', 'app', 'public.events');
+
+    // Assess: neither reads as the table being free for the next run, which skips it as held
+    expect(set.status).toBe(0);
+    for (const result of [cleared, again]) {
+      expect(result.stdout).toMatch(
+        /app\/public\.events stays under the config's legal hold \(case 2025-17\)/,
+      );
+      expect(result.status).toBe(1);
+    }
+    expect(cleared.stdout).toMatch(/^app\/public\.events: the lock table's hold is cleared; /);
+    expect(again.stdout).toMatch(/^app\/public\.events: no hold in the lock table; /);
+  });
+
+  it('clears a hold of the lock table alone as before, and exits 0', () => {
+    // Act
+    const set = hold('set', 'app', 'public.other', '--reason', 'court order');
+    const cleared = hold('clear', 'app', 'public.other');
+    const again = hold('clear', 'app', 'public.other');
+
+    // Assess
+    expect(set.status).toBe(0);
+    expect(cleared.stdout).toBe('app/public.other: hold cleared\n');
+    expect(cleared.status).toBe(0);
+    expect(again.stdout).toBe('app/public.other had no hold in the lock table\n');
+    expect(again.status).toBe(0);
+  });
+});
