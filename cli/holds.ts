@@ -66,6 +66,10 @@ export async function setHold(
   return hold;
 }
 
+/** The legal hold the config itself puts on a table (its reason), which no command lifts; undefined when none. */
+export const configHold = (config: ArchiverConfig, database: string, table: string): string | undefined =>
+  resolveTable(config, database, table).governance.configHold;
+
 /** Lifts an operator's hold; a hold written in the config stays until the config changes. */
 export async function clearHold(ctx: HoldContext, database: string, table: string): Promise<boolean> {
   resolveTable(ctx.config, database, table);

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
 import type { ArchiveContext } from '../context.js';
+import { EXIT_FINDINGS } from '../exit-codes.js';
 import type { HoldContext } from '../holds.js';
 import { print, safeLine } from '../output.js';
 import {
@@ -27,8 +28,21 @@ export function registerHolds(program: Command): void {
     });
   withHoldOptions(hold.command('clear <database> <table>').description('Lift a table’s legal hold.')).action(
     async (database: string, table: string, options: HoldCommandOptions) => {
-      const { clearHold } = await loadHolds();
-      const cleared = await withHoldContext(options, (ctx) => clearHold(ctx, database, table));
+      const { clearHold, configHold } = await loadHolds();
+      const { cleared, held } = await withHoldContext(options, async (ctx) => ({
+        cleared: await clearHold(ctx, database, table),
+        held: configHold(ctx.config, database, table),
+      }));
+      // The config's own hold stays: "hold cleared" and exit 0 would read as the table being free for the next run.
+      if (held !== undefined) {
+        print(
+          safeLine(
+            `${database}/${table}: ${cleared ? "the lock table's hold is cleared" : 'no hold in the lock table'}; ${database}/${table} stays under the config's legal hold (${held}): runs skip it until legalHold is taken out of its config entry (and deployed)`,
+          ),
+        );
+        process.exitCode = EXIT_FINDINGS;
+        return;
+      }
       print(
         safeLine(
           cleared
