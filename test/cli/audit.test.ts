@@ -16,4 +16,16 @@ describe('audit CLI filter', () => {
     );
     expect(() => auditFilter({ kind: ['party'] })).toThrow(/--kind: .*kinds: run-started/);
   });
+
+  it('refuses a time without its offset, which Date.parse reads in the local zone while days and every time printed are UTC', () => {
+    // Act & Assess: on a laptop in New York, 16:37 would be read as 21:37Z and leave out five hours of events
+    expect(() => auditFilter({ since: '2026-12-06T16:37:00' })).toThrow(
+      /^--since: .*no offset.*2026-12-06T16:37:00Z/,
+    );
+    expect(() => auditFilter({ until: '2026-12-06T16:37' })).toThrow(/^--until: .*no offset/);
+    expect(auditFilter({ since: '2026-12-06T16:37:00Z', until: '2026-12-06T18:37:00+02:00' })).toMatchObject({
+      since: '2026-12-06T16:37:00.000Z',
+      until: '2026-12-06T16:37:00.000Z',
+    });
+  });
 });
