@@ -26,10 +26,19 @@ export interface AuditOptions {
 }
 
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
+/** A date and time of day with nothing after it (no Z, no ±hh:mm), which Date.parse reads in the machine's zone. */
+const LOCAL_TIME = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/;
 
-/** A day means its start for --since and its end for --until; anything else must be an ISO-8601 time. */
+/**
+ * A day means its start for --since and its end for --until (a UTC day); anything else must be an ISO-8601 time with
+ * its offset: one without is refused, not read in the machine's zone, since days and every time printed are UTC.
+ */
 function instant(option: string, value: string | undefined, endOfDay: boolean): string | undefined {
   if (value === undefined) return undefined;
+  if (LOCAL_TIME.test(value))
+    throw new ConfigError(
+      `${option}: "${value}" has no offset, so it would be read in this machine's time zone, while days and every time audit-archiver prints are UTC: write ${value.replace(' ', 'T')}Z for UTC, or give the offset (+02:00)`,
+    );
   const text = DAY.test(value) ? `${value}T${endOfDay ? '23:59:59.999' : '00:00:00.000'}Z` : value;
   const time = Date.parse(text);
   // Date.parse reads 2020-02-30 as March 1st: a day must be one of the calendar.
