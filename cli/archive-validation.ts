@@ -321,13 +321,35 @@ function archivedTwice(ranges: readonly CommittedKeyRange[]): { key: string; ear
     const earlier = new Set<string>();
     for (const day of range.days) {
       const ofDay = byDay.get(day) ?? [];
-      for (const other of ofDay) if (keysOverlap(other.manifest, range.manifest)) earlier.add(other.key);
+      for (const other of ofDay)
+        if (keysOverlap(other.manifest, range.manifest) && timesOverlap(other.manifest, range.manifest))
+          earlier.add(other.key);
       ofDay.push(range);
       byDay.set(day, ofDay);
     }
     if (earlier.size > 0) found.push({ key: range.key, earlier: [...earlier] });
   }
   return found;
+}
+
+/**
+ * Whether two archives' timestamp ranges meet (to the millisecond, ends included): a row in both lies in both. A
+ * table switched from day to month objects has day objects and a month object in one month, whose key ranges a
+ * random key (uuid) makes overlap though they share no row. True where it cannot tell: a range it cannot read, or
+ * archives that read the timestamp otherwise (another column, type or zone makes one row's instants differ).
+ */
+function timesOverlap(a: Manifest, b: Manifest): boolean {
+  const local = a.timestampType === 'timestamp' || b.timestampType === 'timestamp';
+  if (
+    a.timestampColumn !== b.timestampColumn ||
+    a.timestampType !== b.timestampType ||
+    (local && a.timestampTimeZone !== b.timestampTimeZone)
+  )
+    return true;
+  const [aMin, aMax] = [Date.parse(a.timestampRange.min), Date.parse(a.timestampRange.max)];
+  const [bMin, bMax] = [Date.parse(b.timestampRange.min), Date.parse(b.timestampRange.max)];
+  if (![aMin, aMax, bMin, bMax].every(Number.isFinite)) return true;
+  return aMin <= bMax && bMin <= aMax;
 }
 
 /** Whether two archives' key ranges overlap; false where their key columns cannot be ordered here. */
