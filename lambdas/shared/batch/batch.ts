@@ -206,9 +206,29 @@ async function exportedVersionsRemain(
 }
 
 /**
+ * Throws DeleteInProgressError while transaction `xid` holds its transaction id's lock, whatever pg_xact_status says of
+ * it. A commit is in the commit log before the transaction leaves the running ones (with synchronous replication, for
+ * as long as it waits for a standby), and until it has left them its deleted rows stay visible; it releases its locks
+ * only after: once the lock is gone, a snapshot taken next sees what it did. Some releases' pg_xact_status read the
+ * commit log first and answered `committed` in that window.
+ */
+export async function assertTransactionEnded(client: pg.ClientBase, xid: string): Promise<void> {
+  const { rows } = await client.query<{ running: boolean }>(
+    `SELECT EXISTS (SELECT FROM pg_catalog.pg_locks
+                     WHERE locktype = 'transactionid' AND transactionid = $1::pg_catalog.xid8::pg_catalog.xid) AS running`,
+    [xid],
+  );
+  if (rows[0]?.running)
+    throw new DeleteInProgressError(
+      `the delete transaction ${xid} of a previous attempt is still committing`,
+    );
+}
+
+/**
  * What the server tells of the delete of a batch in flight (deleteTransactionStatus), unless its rows contradict it:
- * `committed` while every row version the batch exported is still in the table (exportedVersionsRemain) is a
- * transaction id the server reused after a restore, and the delete did not commit.
+ * `committed` while every row version the batch exported is still in the table (exportedVersionsRemain), read once the
+ * transaction has ended (assertTransactionEnded), is a transaction id the server reused after a restore, and the
+ * delete did not commit.
  */
 export async function deleteOutcome(
   client: pg.ClientBase,
@@ -216,8 +236,9 @@ export async function deleteOutcome(
   inFlight: InFlight,
 ): Promise<'committed' | 'aborted' | 'unknown'> {
   const status = await deleteTransactionStatus(client, inFlight);
-  if (status === 'committed' && (await exportedVersionsRemain(client, table, inFlight))) return 'aborted';
-  return status;
+  if (status !== 'committed' || !inFlight.deleteXid) return status;
+  await assertTransactionEnded(client, inFlight.deleteXid);
+  return (await exportedVersionsRemain(client, table, inFlight)) ? 'aborted' : 'committed';
 }
 
 /**
