@@ -333,14 +333,17 @@ function archivedTwice(ranges: readonly CommittedKeyRange[]): { key: string; ear
 }
 
 /**
- * Whether two archives' timestamp ranges meet (to the millisecond, ends included): a row in both lies in both. A
- * table switched from day to month objects has day objects and a month object in one month, whose key ranges a
- * random key (uuid) makes overlap though they share no row. True where it cannot tell: a range it cannot read, or
- * archives that read the timestamp otherwise (another column, type or zone makes one row's instants differ).
+ * Whether two archives' timestamp ranges meet (to the millisecond, ends included), for a day object and a month object
+ * of one month: a table switched from day to month objects has both there, whose key ranges a random key (uuid) makes
+ * overlap though they share no row, and a row in both lies in both ranges. Between archives of one span the key ranges
+ * alone decide: a row restored, then moved to another time by the application and archived again, is in two archives
+ * whose timestamp ranges need not meet. True where it cannot tell: a range it cannot read, or archives that read the
+ * timestamp otherwise (another column, type or zone makes one row's instants differ).
  */
 function timesOverlap(a: Manifest, b: Manifest): boolean {
   const local = a.timestampType === 'timestamp' || b.timestampType === 'timestamp';
   if (
+    (a.span ?? 'day') === (b.span ?? 'day') ||
     a.timestampColumn !== b.timestampColumn ||
     a.timestampType !== b.timestampType ||
     (local && a.timestampTimeZone !== b.timestampTimeZone)

@@ -301,6 +301,66 @@ describe('rows of a day restored into the archived table and archived again unde
   });
 });
 
+describe('rows restored, moved to another time of the day by the application, and archived again', () => {
+  const spec = { schema: 'public', name: 'moved', timestampColumn: 'created_at', batchSize: 25 };
+  // As split above: 20 rows a day, batches of 25 that end mid-day, so a day lies in two archives cut by key.
+  const bed = archiverTestbed(async (db) => seedEvents(db.client, 'moved', 700, 35), [spec]);
+
+  it('validate still warns of them as archived twice, though the timestamp ranges of the archives do not meet', async () => {
+    // Prepare: archive; restore a day two archives hold; move its rows to an instant between those archives' ranges.
+    expect((await runLocalArchive(bed.local, {}, fast)).execution.status).toBe('SUCCEEDED');
+    const first = await readLiveArchives(bed.local, 'public', 'moved');
+    const days = first.map((a) => a.manifest.day);
+    const splitDay = days.find((day, i) => days.indexOf(day) !== i);
+    const ofDay = first
+      .filter((a) => a.manifest.day === splitDay)
+      .sort((a, b) => a.manifest.timestampRange.min.localeCompare(b.manifest.timestampRange.min));
+    const [early, late] = ofDay;
+    if (!splitDay || !early || !late) throw new Error('setup: no day in two archives');
+    const back = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.moved', mode: 'range', fromDay: splitDay, toDay: splitDay },
+      fast,
+    );
+    expect(back.execution.status).toBe('SUCCEEDED');
+    const between = new Date(Date.parse(early.manifest.timestampRange.max) + 1000).toISOString();
+    expect(between < late.manifest.timestampRange.min).toBe(true);
+    await bed.db.client.query(
+      `UPDATE public.moved SET created_at = $1 WHERE created_at >= $2 AND created_at < $2::timestamptz + interval '1 day'`,
+      [between, splitDay],
+    );
+
+    // Act
+    expect((await runLocalArchive(bed.local, {}, fast)).execution.status).toBe('SUCCEEDED');
+    const deps = bed.local.deps();
+    const report = await validateArchives(
+      deps.store,
+      {
+        format: 'native',
+        location: { prefix: bed.local.config.s3.prefix, database: 'app', schema: 'public', table: 'moved' },
+      },
+      { database: 'app', schema: 'public', table: 'moved' },
+      {},
+      new Date(),
+      await deps.inventory.list('app', 'public.moved'),
+    );
+
+    // Assess: the new archive of the day holds the moved rows, whose keys both earlier archives hold too.
+    const newer = (await readLiveArchives(bed.local, 'public', 'moved')).find(
+      (a) => !first.some((f) => f.key === a.key),
+    );
+    const range = newer?.manifest.timestampRange;
+    expect([range?.min, range?.max].map((t) => Date.parse(t ?? ''))).toEqual([
+      Date.parse(between),
+      Date.parse(between),
+    ]);
+    const twice = report.problems.filter((p) => p.kind === 'archived-twice');
+    expect(twice.map((p) => [p.severity, p.key])).toEqual([['warning', newer?.key]]);
+    expect(twice[0]?.detail).toContain(early.key);
+    expect(twice[0]?.detail).toContain(late.key);
+  });
+});
+
 /**
  * An entry committed before entries bound the manifest's digest binds its lcMonetary still: a bucket writer who strips
  * it from that archive's manifest gets the archive refused by restore, and must not get the next archive of the same
