@@ -32,7 +32,13 @@ import {
   HISTORY_EVENTS_PER_PAGE,
   MAX_PLANNED_HISTORY_EVENTS,
 } from './groups.js';
-import { type CommittedArchives, cursorStart, partitionsOfSeveralRuns, restorePages } from './pages.js';
+import {
+  type CommittedArchives,
+  cursorStart,
+  legacyNewestFirst,
+  partitionsOfSeveralRuns,
+  restorePages,
+} from './pages.js';
 import type { RestorePage, RestorePlan, RestorePlanInput, RestorePlanOutput } from './schema.js';
 
 /** Where the archives of a restore task are. */
@@ -433,7 +439,7 @@ export async function listPage(
   };
   // The Python tool's archives newest first: each page lists them from the start, so their metadata is read for the
   // page's archives only, once cut.
-  const newestFirst = source.format === 'legacy' && task.strategy !== 'overwrite';
+  const newestFirst = source.format === 'legacy' && legacyNewestFirst(task.strategy, cursor);
   const pages = restorePages(
     selectArchives(task, source, deps, cursorStart(cursor), undefined, !newestFirst, onUnlisted),
     {

@@ -318,6 +318,14 @@ function chunksOf(
   return chunks;
 }
 
+/**
+ * Whether the Python tool's archives are handed out newest run first (legacyPages): under `skip` and `fail`, unless the
+ * cursor is a key, which an execution started before they were (it paged in key order) hands on: it goes on as it
+ * began, rather than hand out again the archives up to that key.
+ */
+export const legacyNewestFirst = (strategy: RestoreTask['strategy'], cursor: string): boolean =>
+  strategy !== 'overwrite' && parseCursor(cursor).startAfter === undefined;
+
 /** The `ordered` mark of the Python tool's archives: all of a table's are one sequence (legacyPages). */
 const LEGACY_SEQUENCE = 'legacy';
 
@@ -344,7 +352,7 @@ async function* legacyPages(
   });
   const full = (chunk: ArchiveRef[], bytes: number, next: ArchiveRef) =>
     chunk.length > 0 && (chunk.length === MAX_ARCHIVES_PER_GROUP || bytes + next.size > MAX_GROUP_BYTES);
-  if (strategy === 'overwrite') {
+  if (!legacyNewestFirst(strategy, cursor)) {
     let chunk: ArchiveRef[] = [];
     let bytes = 0;
     const page = (more: boolean): ArchivePage => ({

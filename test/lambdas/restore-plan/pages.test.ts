@@ -247,6 +247,23 @@ describe("restorePages: the Python tool's archives, one sequence in run order", 
     },
   );
 
+  it('goes on in key order from a key cursor, which an execution started before newest-first paging hands on', async () => {
+    // Prepare: the cursor of a page that ended at the 10th archive in key order
+    const cursor = runOrder[9] ?? '';
+
+    // Act
+    const next = await restorePages(listing(refs, cursorStart(cursor)), {
+      strategy: 'skip',
+      cursor,
+      committed: async () => new Map(),
+      format: 'legacy',
+    }).next();
+
+    // Assess: the archives after it, none at or before it again
+    const page = next.done ? undefined : next.value;
+    expect(page?.archives.map((a) => a.key)).toEqual(runOrder.slice(10, 26));
+  });
+
   it('cuts a page before an archive that would take its group past the bytes a group restores', async () => {
     // Prepare: the newest archive takes most of a group's bytes alone
     const big = legacyRef('03', '20250303T020000Z', 1, MAX_GROUP_BYTES - 10);
