@@ -178,7 +178,7 @@ export async function vacuumTable(
     else {
       telemetry.metric('VacuumFailures', 'Count', 1, label);
       telemetry.warn(
-        'VACUUM (ANALYZE) was skipped or incomplete: PostgreSQL warned (a role that may not maintain the table is skipped); the archived rows stay deleted',
+        'VACUUM (ANALYZE) ended with a warning: the table may not be vacuumed (PostgreSQL skips one the role may not maintain with a warning); the archived rows stay deleted',
         { ...label, codes: warnings },
       );
     }
