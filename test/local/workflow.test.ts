@@ -185,6 +185,7 @@ describe('archive workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
 
   it('gives a retried Plan the start it gave the first invocation, as Step Functions does, so both name the same children', async () => {
     // Prepare: Plan's first answer is lost after its work was done (its children recorded); the test clock moves on.
+    // (events: the test above leaves stuck's lease held.)
     const starts: string[] = [];
     let lost = false;
     const workflow = bed.local.workflow({
@@ -202,7 +203,7 @@ describe('archive workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
     });
 
     // Act
-    const run = await workflow.runArchive({ tables: ['public.stuck'] });
+    const run = await workflow.runArchive({ tables: ['public.events'] });
 
     // Assess
     expect(run.status).toBe('SUCCEEDED');
