@@ -9,10 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { exitCodeOf } from '../../cli/exit-codes.js';
 import { ConfigError, DatabaseUnavailableError } from '../../lambdas/shared/errors/step-errors.js';
 import { startLocalServices } from '../../local/services.js';
-
-const root = new URL('../../', import.meta.url).pathname;
-const cli = (...args: string[]) =>
-  spawnSync(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], { cwd: root, encoding: 'utf8' });
+import { runCli as cli, REPO_ROOT as root } from '../support/cli-process.js';
 
 /** A config of one database, billing, with public.audit_logs, written into `dir`. */
 function billingConfig(dir: string, url: string): string {

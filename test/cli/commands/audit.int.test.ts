@@ -1,16 +1,12 @@
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli as cli } from '../../support/cli-process.js';
 import {
   createTestDatabase,
   seedEvents,
   type TestDatabase,
   writeTestConfig,
 } from '../../support/fixtures.js';
-
-const root = new URL('../../../', import.meta.url).pathname;
-const cli = (...args: string[]) =>
-  spawnSync(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], { cwd: root, encoding: 'utf8' });
 
 describe('audit -t / -d', () => {
   let db: TestDatabase;

@@ -1,13 +1,9 @@
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { demoDataDir } from '../../../local/demo.js';
-
-const root = new URL('../../../', import.meta.url).pathname;
-const cli = (...args: string[]) =>
-  spawnSync(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], { cwd: root, encoding: 'utf8' });
+import { runCli as cli } from '../../support/cli-process.js';
 
 describe('npm start run again in the same state dir', () => {
   const dir = mkdtempSync(join(tmpdir(), 'demo-again-'));

@@ -1,14 +1,10 @@
-import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { withLocalEnvironment } from '../../../cli/context.js';
 import { demoDataDir } from '../../../local/demo.js';
-
-const root = new URL('../../../', import.meta.url).pathname;
-const cli = (...args: string[]) =>
-  spawnSync(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], { cwd: root, encoding: 'utf8' });
+import { runCli as cli } from '../../support/cli-process.js';
 
 describe('npm start in a state dir that local runs of an operator database named shop use', () => {
   const dir = mkdtempSync(join(tmpdir(), 'demo-own-'));

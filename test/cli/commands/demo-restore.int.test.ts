@@ -1,14 +1,11 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoDataDir } from '../../../local/demo.js';
 import { startLocalPostgres } from '../../../local/postgres.js';
-
-const root = new URL('../../../', import.meta.url).pathname;
-const cli = (...args: string[]) =>
-  spawnSync(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], { cwd: root, encoding: 'utf8' });
+import { runCli as cli, REPO_ROOT as root } from '../../support/cli-process.js';
 
 describe('local restore --demo', () => {
   const dir = mkdtempSync(join(tmpdir(), 'demo-dry-run-'));

@@ -1,9 +1,5 @@
-import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-
-const root = new URL('../../../', import.meta.url).pathname;
-const cli = (...args: string[]) =>
-  spawnSync(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], { cwd: root, encoding: 'utf8' });
+import { runCli as cli } from '../../support/cli-process.js';
 
 describe('doctor --help', () => {
   it.each([['doctor'], ['local', 'doctor']])(

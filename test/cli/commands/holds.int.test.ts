@@ -1,11 +1,7 @@
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli as cli } from '../../support/cli-process.js';
 import { writeTestConfig } from '../../support/fixtures.js';
-
-const root = new URL('../../../', import.meta.url).pathname;
-const cli = (...args: string[]) =>
-  spawnSync(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], { cwd: root, encoding: 'utf8' });
 
 describe('hold clear on a table the config holds', () => {
   let files: ReturnType<typeof writeTestConfig>;
