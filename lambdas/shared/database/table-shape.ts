@@ -247,6 +247,17 @@ const SIDE_EFFECTS_SQL = `(SELECT json_build_object('cascade', (
              ORDER BY r.rulename LIMIT 1)))`;
 
 /**
+ * A relation of `c` holding rows in a table access method other than heap, with the method's name. The delete's proof
+ * (rowVersionSql) rests on how heap stores row versions: an update writes a new version with its own xmin, and a live
+ * version never changes slot. Another method (an extension's columnar store, or one declared with heap's handler under
+ * another name) promises none of that, and its ctid may not even name a slot.
+ */
+const OTHER_ACCESS_METHOD_SQL = `(SELECT json_build_object('name', am.amname, 'on', ${relationNameSql('l.oid')})
+       FROM pg_catalog.pg_class l JOIN pg_catalog.pg_am am ON am.oid = l.relam
+      WHERE l.oid = ANY (${TABLE_RELATIONS_SQL}) AND l.relkind = 'r' AND am.amname <> 'heap'
+      ORDER BY l.relname LIMIT 1)`;
+
+/**
  * A relation of `c` that PostgreSQL refuses to delete from: a publication publishes its deletes (FOR ALL TABLES, for
  * its schema, for it or for a partitioned table above it; PostgreSQL publishes no unlogged or temporary table, whatever
  * the publication says) and it has no replica identity (REPLICA IDENTITY NOTHING, or DEFAULT without a primary key: a
@@ -473,6 +484,7 @@ export async function describeTable(
     primary_key: string[];
     side_effects: { cascade: SideEffect | null; trigger: SideEffect | null; rule: SideEffect | null };
     unidentified_published: SideEffect | null;
+    other_access_method: { name: string; on: string } | null;
     children: string[];
     ancestors: { schema: string; name: string }[];
     replication_role: string;
@@ -507,6 +519,7 @@ export async function describeTable(
             ${PRIMARY_KEY_SQL.replace('$1', 'c.oid')} AS primary_key,
             ${SIDE_EFFECTS_SQL} AS side_effects,
             ${UNIDENTIFIED_PUBLISHED_SQL} AS unidentified_published,
+            ${OTHER_ACCESS_METHOD_SQL} AS other_access_method,
             ARRAY(SELECT ${relationNameSql('h.inhrelid')} FROM pg_catalog.pg_inherits h
                    WHERE h.inhparent = c.oid AND c.relkind <> 'p' ORDER BY 1) AS children,
             (SELECT coalesce(json_agg(json_build_object('schema', an.nspname, 'name', ak.relname) ORDER BY a.level), '[]')
@@ -606,6 +619,12 @@ export async function describeTable(
     );
   }
   if (archiving) {
+    const method = relation.other_access_method;
+    if (method) {
+      throw new TableNotUsableError(
+        `${where}: ${method.on} stores its rows with table access method "${method.name}", not heap; the delete proves it removes exactly the archived row versions by how heap keeps them, so only heap tables can be archived (rewrite it as one: ALTER TABLE ${method.on} SET ACCESS METHOD heap, on PostgreSQL 15 and later)`,
+      );
+    }
     refuseSideEffects(relation.side_effects, where);
     refuseReplicaSession(relation.replication_role, where);
     const published = relation.unidentified_published;

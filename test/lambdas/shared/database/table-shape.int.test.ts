@@ -42,6 +42,12 @@ describe('table checks', () => {
       CREATE TABLE insert_trigger (id int PRIMARY KEY, created_at timestamptz);
       CREATE TRIGGER on_insert AFTER INSERT ON insert_trigger FOR EACH ROW EXECUTE FUNCTION touch_side();
       CREATE TABLE instead_rule (id int PRIMARY KEY, created_at timestamptz);
+      CREATE ACCESS METHOD heap_alias TYPE TABLE HANDLER heap_tableam_handler;
+      CREATE TABLE other_method (id int PRIMARY KEY, created_at timestamptz) USING heap_alias;
+      CREATE TABLE other_method_parted (id int, created_at timestamptz, PRIMARY KEY (id, created_at))
+        PARTITION BY RANGE (created_at);
+      CREATE TABLE other_method_heap_leaf PARTITION OF other_method_parted FOR VALUES FROM (MINVALUE) TO ('2000-01-01');
+      CREATE TABLE other_method_leaf PARTITION OF other_method_parted DEFAULT USING heap_alias;
       CREATE RULE keep AS ON DELETE TO instead_rule DO INSTEAD NOTHING;
       -- Enabled for replica sessions only, or for every session: fired whatever session_replication_role says.
       CREATE TABLE replica_trigger (id int PRIMARY KEY, created_at timestamptz);
@@ -159,6 +165,16 @@ describe('table checks', () => {
       'a deferrable primary key, which restore could not use',
       { name: 'deferrable_pk', timestampColumn: 'created_at' },
       /has no primary key \(a deferrable one or one WITHOUT OVERLAPS cannot serve: restore's INSERT ... ON CONFLICT refuses it\)/,
+    ],
+    [
+      'a table of another access method, whose row versions the delete cannot prove',
+      { name: 'other_method', timestampColumn: 'created_at' },
+      /: public.other_method stores its rows with table access method "heap_alias", not heap; .*SET ACCESS METHOD heap/,
+    ],
+    [
+      'a partitioned table with a partition of another access method',
+      { name: 'other_method_parted', timestampColumn: 'created_at' },
+      /: public.other_method_leaf stores its rows with table access method "heap_alias", not heap/,
     ],
     ['a missing column', { name: 'events', timestampColumn: 'nope' }, /has no column "nope"/],
     [
