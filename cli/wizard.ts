@@ -16,7 +16,12 @@ import {
 } from '../lambdas/shared/config/schema.js';
 import { parseConnectionUrl } from '../lambdas/shared/database/credentials.js';
 import { sessionSetupSql, tlsOption } from '../lambdas/shared/database/db.js';
-import { describeTable, primaryKey, TABLE_RELATIONS_SQL } from '../lambdas/shared/database/table-shape.js';
+import {
+  describeTable,
+  keyIndexSql,
+  primaryKey,
+  TABLE_RELATIONS_SQL,
+} from '../lambdas/shared/database/table-shape.js';
 import { qualifiedName, quoteIdent } from '../lambdas/shared/database/table-sql.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import { printable, safeLine, safeLines, type Write } from './output.js';
@@ -214,7 +219,7 @@ async function assessKey(client: pg.ClientBase, oid: number, candidate: Candidat
        FROM pg_catalog.pg_index i
        CROSS JOIN LATERAL unnest(i.indkey[0:i.indnkeyatts - 1]) WITH ORDINALITY AS k(attnum, ord)
        JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-      WHERE i.indrelid = $1 AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+      WHERE i.indrelid = $1 AND ${keyIndexSql('i')}
       GROUP BY i.indexrelid
      HAVING bool_and(a.attnotnull) AND count(*) <= 8
       ORDER BY count(*), i.indexrelid

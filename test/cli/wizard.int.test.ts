@@ -85,6 +85,32 @@ describe('audit-archiver wizard: finds the audit tables of a database and writes
     }
   });
 
+  it('suggests as key only a unique index the archiver takes, past deferrable, invalid and case-insensitive ones', async () => {
+    // Prepare: every single-column unique index here is one the run refuses; the two-column one serves
+    await db.client.query(`
+      CREATE COLLATION wizard_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+      CREATE TABLE ledger_log (id int NOT NULL, ref text NOT NULL, tenant int NOT NULL, seq int NOT NULL,
+        created_at timestamptz NOT NULL, CONSTRAINT ledger_log_id UNIQUE (id) DEFERRABLE, UNIQUE (tenant, seq));
+      CREATE UNIQUE INDEX ledger_log_ref ON ledger_log (ref COLLATE wizard_ci);
+      INSERT INTO ledger_log VALUES (1, 'a', 1, 1, now()), (2, 'b', 1, 2, now()), (3, 'c', 2, 1, now());
+      ALTER TABLE ledger_log ADD COLUMN code int NOT NULL DEFAULT 0;`);
+    await expect(
+      db.client.query('CREATE UNIQUE INDEX CONCURRENTLY ledger_log_code ON ledger_log (code)'),
+    ).rejects.toThrow(/could not create unique index/);
+
+    try {
+      // Act
+      const candidates = await discoverCandidates(db.client);
+
+      // Assess
+      const ledger = candidates.find((c) => c.name === 'ledger_log');
+      expect(ledger).toMatchObject({ keyKind: 'unique index', keyColumns: ['tenant', 'seq'] });
+      expect(ledger?.unusable).toBeUndefined();
+    } finally {
+      await db.client.query('DROP TABLE ledger_log; DROP COLLATION wizard_ci');
+    }
+  });
+
   it('writes a table name with line breaks as one escaped comment line and lists it escaped: no setting is added', async () => {
     // Prepare: any role with CREATE on a schema can name a table so; "log" makes it audit-like
     const hostile = 'log\naws: {notifications: {emails: [a@ev.il]}}\n\u001b[2J#';

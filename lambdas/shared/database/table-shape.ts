@@ -778,28 +778,32 @@ export async function primaryKey(client: pg.ClientBase, oid: number): Promise<st
 }
 
 /**
- * True when some unique, non-partial, non-expression index has exactly the columns `names` as its key (in any order:
- * restore's `ON CONFLICT (names)` arbitrates only on such an index, and refuses a key that merely contains one) and
- * enforces uniqueness now: valid and live (a failed `CREATE UNIQUE INDEX CONCURRENTLY` leaves an invalid one over
- * duplicate keys) and not deferrable (ON CONFLICT cannot arbitrate on a deferrable one, and it allows duplicates
- * inside a transaction) nor temporal (`WITHOUT OVERLAPS`, PostgreSQL 18, an exclusion constraint: ON CONFLICT refuses
- * it too), and compares each under a deterministic collation (an index `COLLATE` a case-insensitive
- * one takes distinct keys for one: restore would count archived rows as already there). Key columns are NOT NULL, so
- * NULLS [NOT] DISTINCT does not matter.
+ * A unique index `i` that can serve as an archived table's key: non-partial, non-expression (restore's
+ * `ON CONFLICT (names)` arbitrates only on such an index, and refuses a key that merely contains one) and enforcing
+ * uniqueness now: valid and live (a failed `CREATE UNIQUE INDEX CONCURRENTLY` leaves an invalid one over duplicate
+ * keys) and not deferrable (ON CONFLICT cannot arbitrate on a deferrable one, and it allows duplicates inside a
+ * transaction) nor temporal (`WITHOUT OVERLAPS`, PostgreSQL 18, an exclusion constraint: ON CONFLICT refuses it too),
+ * and comparing each column under a deterministic collation (an index `COLLATE` a case-insensitive one takes distinct
+ * keys for one: restore would count archived rows as already there). Key columns are NOT NULL, so NULLS [NOT]
+ * DISTINCT does not matter. The wizard suggests keys by it too.
  */
+export const keyIndexSql = (i: string): string =>
+  `${i}.indisunique AND ${i}.indpred IS NULL AND ${i}.indexprs IS NULL
+          AND ${i}.indisvalid AND ${i}.indisready AND ${i}.indislive AND ${i}.indimmediate AND NOT ${i}.indisexclusion
+          AND NOT EXISTS (
+            SELECT 1 FROM pg_catalog.unnest(${i}.indcollation) AS k(coll)
+              JOIN pg_catalog.pg_collation co ON co.oid = k.coll
+             WHERE NOT co.collisdeterministic)`;
+
+/** True when some index that can serve as a key (keyIndexSql) has exactly the columns `names`, in any order. */
 export async function isUnique(client: pg.ClientBase, oid: number, names: string[]): Promise<boolean> {
   const result = await client.query<{ ok: boolean }>(
     `SELECT EXISTS (
        SELECT 1 FROM pg_catalog.pg_index i
-        WHERE i.indrelid = $1 AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
-          AND i.indisvalid AND i.indisready AND i.indislive AND i.indimmediate AND NOT i.indisexclusion
+        WHERE i.indrelid = $1 AND ${keyIndexSql('i')}
           AND ARRAY(SELECT a.attname::text COLLATE "C" FROM pg_catalog.unnest(i.indkey[0:i.indnkeyatts - 1]) AS k(attnum)
                       JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY 1)
               = ARRAY(SELECT n COLLATE "C" FROM pg_catalog.unnest($2::text[]) AS n ORDER BY 1)
-          AND NOT EXISTS (
-            SELECT 1 FROM pg_catalog.unnest(i.indcollation) AS k(coll)
-              JOIN pg_catalog.pg_collation co ON co.oid = k.coll
-             WHERE NOT co.collisdeterministic)
      ) AS ok`,
     [oid, names],
   );
