@@ -222,6 +222,18 @@ export const userTriggerSql = (g: string): string =>
   `NOT EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.oid = ${g}.tgconstraint AND k.contype IN ('f', 'p', 'u', 'x'))`;
 
 /**
+ * The relation trigger `g` was created on: a partitioned table's trigger is cloned onto each partition (under its
+ * name), and only the partitioned table's can be disabled by a role that is not a superuser on PostgreSQL 14, where
+ * the clone is a system trigger. Disabling it there disables its clones too.
+ */
+export const triggerDeclaredOnSql = (g: string): string =>
+  relationNameSql(`(WITH RECURSIVE up (parent, rel) AS (
+            SELECT ${g}.tgparentid, ${g}.tgrelid
+            UNION ALL
+            SELECT p.tgparentid, p.tgrelid FROM up JOIN pg_catalog.pg_trigger p ON p.oid = up.parent)
+          SELECT rel FROM up WHERE parent = 0)`);
+
+/**
  * What acts on other tables when rows are deleted from `c`, beside the rows themselves (see refuseSideEffects). A
  * foreign key `NOT ENFORCED` (PostgreSQL 18) has no triggers, so it cascades nothing: its `conenforced` is read through
  * the row's JSON, because the column does not exist before 18. A foreign key's own triggers are judged by the cascade
@@ -234,7 +246,7 @@ const SIDE_EFFECTS_SQL = `(SELECT json_build_object('cascade', (
                AND coalesce((pg_catalog.to_jsonb(f) ->> 'conenforced')::bool, true)
              ORDER BY f.conname LIMIT 1),
           'trigger', (
-            SELECT json_build_object('name', g.tgname, 'on', ${relationNameSql('g.tgrelid')})
+            SELECT json_build_object('name', g.tgname, 'on', ${triggerDeclaredOnSql('g')})
               FROM pg_catalog.pg_trigger g
              WHERE g.tgrelid = ANY (${TABLE_RELATIONS_SQL}) AND g.tgenabled <> 'D'
                AND ${userTriggerSql('g')}

@@ -11,6 +11,7 @@ import {
   refuseReplicaSession,
   relationNameSql,
   TABLE_RELATIONS_SQL,
+  triggerDeclaredOnSql,
   typeDefinitionsSql,
   userTriggerSql,
 } from '../database/table-shape.js';
@@ -197,7 +198,7 @@ export async function describeTarget(
             EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r
                      WHERE r.ev_class = c.oid AND r.ev_type IN ('2', '3') AND r.ev_enabled IN ('O', 'A')) AS has_rules,
             (SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_object('name', g.tgname,
-                      'on', ${relationNameSql('g.tgrelid')},
+                      'on', ${triggerDeclaredOnSql('g')},
                       'insert', (g.tgtype::int & 4) <> 0, 'update', (g.tgtype::int & 16) <> 0) ORDER BY g.tgname), '[]')
                FROM pg_catalog.pg_trigger g
               WHERE g.tgrelid = ANY (${TABLE_RELATIONS_SQL}) AND ${userTriggerSql('g')} AND g.tgenabled IN ('O', 'A')
