@@ -9,7 +9,6 @@ import {
   PRIMARY_KEY_SQL,
   REPLICATION_ROLE_SQL,
   refuseReplicaSession,
-  relationNameSql,
   TABLE_RELATIONS_SQL,
   triggerDeclaredOnSql,
   typeDefinitionsSql,
