@@ -205,7 +205,7 @@ export async function planRestore(
       ? await uncommittedInFlight(
           { ...deps, sourceDatabase: async () => db },
           task.database,
-          tableRef(task.source),
+          task.source,
           keys,
         )
       : new Set<string>();
@@ -466,7 +466,7 @@ export async function listPage(
       ? await uncommittedInFlight(
           { ...deps, sourceDatabase: () => deps.database(task.database) },
           task.database,
-          table,
+          task.source,
           listed.map((archive) => archive.key),
         )
       : new Set<string>();

@@ -6,7 +6,12 @@ import pg from 'pg';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import type { FaultPoint } from '../../lambdas/shared/step/step-deps.js';
 import { type LocalPostgres, type PostgresVersion, startLocalPostgres } from '../../local/postgres.js';
-import { type LocalEnvironment, openLocalEnvironment, runLocalArchive } from '../../local/run.js';
+import {
+  type LocalEnvironment,
+  openLocalEnvironment,
+  runLocalArchive,
+  runLocalRestore,
+} from '../../local/run.js';
 import {
   assertNoLossNoDuplicates,
   expectRequestsWithinRoles,
@@ -115,7 +120,12 @@ describe('an operator who restores the database from a snapshot taken before a d
     const original = await tableLines(client, table);
     env = await reopen();
 
-    // Act
+    // Act: an operator restores the table before the next run settles the batch, then the run goes on.
+    const restore = await runLocalRestore(
+      env,
+      { database: 'app', table: 'public.events' },
+      { retryIntervalScale: 0 },
+    );
     const rerun = await runLocalArchive(env, {}, { retryIntervalScale: 0 });
 
     // Assess: every row once, in the table or in one live archive.
@@ -136,6 +146,12 @@ describe('an operator who restores the database from a snapshot taken before a d
       });
     }
     expect(reused.rows[0]?.status).toBe('committed');
+    // The restore, too, takes the rows' word over the reused id: the batch's archives hold rows the table has.
+    expect(restore.execution.error).toEqual({
+      name: 'ConfigError',
+      message:
+        'the only archive(s) of "public"."events" selected (10) belong to the batch it has in flight: their rows are still in the source table, not yet deleted; nothing to restore',
+    });
     expect(rerun.execution.status).toBe('SUCCEEDED');
     expect(new Set(archived).size).toBe(archived.length);
   });

@@ -13,7 +13,7 @@ import type { ArchiveStore, ObjectHead } from '../archive/store.js';
 import { createLinesGunzip, LineMeter } from '../archive/stream.js';
 import { versionDigestFromSql } from '../archive/version-digest.js';
 import { assertCutoffAllowed } from '../config/governance.js';
-import type { ResolvedTable } from '../config/resolved-table.js';
+import type { ResolvedTable, TableIdentity } from '../config/resolved-table.js';
 import type { ArchiverConfig } from '../config/schema.js';
 import { inReadOnlyTransaction } from '../database/db.js';
 import { describeTable, type TableShape } from '../database/table-shape.js';
@@ -57,7 +57,7 @@ export function tableLocation(config: ArchiverConfig, table: ResolvedTable): Tab
  * The table as the batch in flight read it: its key, timestamp column and zone as its record keeps them, whatever
  * the config says now. The batch's bounds and windows only mean what they meant at export read this way.
  */
-function tableAsExported(table: ResolvedTable, inFlight: Pick<InFlight, 'manifest'>): ResolvedTable {
+function tableAsExported<T extends TableIdentity>(table: T, inFlight: Pick<InFlight, 'manifest'>): T {
   const exported = inFlight.manifest;
   if (!exported) return table;
   return {
@@ -176,7 +176,7 @@ export async function deleteTransactionStatus(
  */
 async function exportedVersionsRemain(
   client: pg.ClientBase,
-  table: ResolvedTable,
+  table: TableIdentity,
   inFlight: InFlight,
 ): Promise<boolean> {
   const { versionDigest } = inFlight;
@@ -232,7 +232,7 @@ export async function assertTransactionEnded(client: pg.ClientBase, xid: string)
  */
 export async function deleteOutcome(
   client: pg.ClientBase,
-  table: ResolvedTable,
+  table: TableIdentity,
   inFlight: InFlight,
 ): Promise<'committed' | 'aborted' | 'unknown'> {
   const status = await deleteTransactionStatus(client, inFlight);

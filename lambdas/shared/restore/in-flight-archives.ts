@@ -1,6 +1,7 @@
 import type { ArchiveRef } from '../archive/catalog.js';
 import { datedSinceInventory } from '../archive/inventory.js';
-import { deleteTransactionStatus } from '../batch/batch.js';
+import { deleteOutcome } from '../batch/batch.js';
+import { tableRef } from '../config/schema.js';
 import type { Database } from '../database/db.js';
 import { BatchOutcomeUnknownError, DeleteInProgressError } from '../errors/step-errors.js';
 import type { ArchiveInventory } from '../lock-table/archive-inventory.js';
@@ -19,8 +20,8 @@ export interface InFlightDeps {
  * since export, maybe), so a restore must not write the exported copies over them. Read after the keys were listed: a
  * batch's archive keys are in its in-flight record from export on, before any is published. A batch whose delete may
  * have committed (stage `deleting`: its COMMIT comes before the inventory write, and a crash between them leaves it
- * so until the next run settles it) is asked about by its transaction id on the source database: aborted, its rows are
- * in the table; committed or unknown to the server, the restore stops (committed: retried, as the run records it)
+ * so until the next run settles it) is asked about by its transaction id on the source database, as the run settles it
+ * (deleteOutcome: every exported row version still there overrules a `committed`): aborted, its rows are in the table; committed or unknown to the server, the restore stops (committed: retried, as the run records it)
  * rather than leave out rows the table lost or read archives the inventory does not vouch for yet. An
  * archive still in flight whose key a committed batch wrote too (the same rows restored and archived again) is
  * committed content, and stays.
@@ -28,10 +29,11 @@ export interface InFlightDeps {
 export async function uncommittedInFlight(
   deps: InFlightDeps,
   database: string,
-  table: string,
+  source: { schema: string; name: string },
   keys: readonly string[],
 ): Promise<Set<string>> {
   if (keys.length === 0) return new Set();
+  const table = tableRef(source);
   const listed = new Set(keys);
   const { inFlight } = await deps.locks.get(database, table);
   const inFlightKeys = (inFlight?.objects ?? [])
@@ -43,7 +45,16 @@ export async function uncommittedInFlight(
   if (uncommitted.length === 0) return new Set();
   if (inFlight.deleteXid) {
     const db = await deps.sourceDatabase();
-    const status = await db.withConnection((client) => deleteTransactionStatus(client, inFlight));
+    // Read as the batch read the table (its record's key, timestamp column and zone; the config may say otherwise
+    // now, or no longer name it): a `committed` its rows contradict is a transaction id reused after a snapshot restore.
+    const exported = {
+      database,
+      ...source,
+      ref: table,
+      timestampColumn: inFlight.manifest?.timestampColumn ?? '',
+      timestampTimeZone: inFlight.manifest?.timestampTimeZone ?? 'UTC',
+    };
+    const status = await db.withConnection((client) => deleteOutcome(client, exported, inFlight));
     // Committed, its rows left the table, but its archives are not in the inventory yet, which restore checks them
     // against: the archive run's next step records them (retried meanwhile), as batch settle does.
     if (status === 'committed')

@@ -55,7 +55,9 @@ describe('archives of the batch in flight', () => {
     const { deps, asked } = depsWith({});
 
     // Act & Assess
-    expect(await uncommittedInFlight(deps, 'app', 'public.t', listed)).toEqual(new Set());
+    expect(await uncommittedInFlight(deps, 'app', { schema: 'public', name: 't' }, listed)).toEqual(
+      new Set(),
+    );
     expect(asked).toEqual([]);
   });
 
@@ -64,7 +66,9 @@ describe('archives of the batch in flight', () => {
     const { deps, asked } = depsWith({ inFlightKeys: ['b', 'c', 'z'], committedKeys: ['c'] });
 
     // Act & Assess
-    expect(await uncommittedInFlight(deps, 'app', 'public.t', listed)).toEqual(new Set(['b']));
+    expect(await uncommittedInFlight(deps, 'app', { schema: 'public', name: 't' }, listed)).toEqual(
+      new Set(['b']),
+    );
     expect(asked).toEqual([]);
   });
 
@@ -78,7 +82,9 @@ describe('archives of the batch in flight', () => {
     });
 
     // Act & Assess
-    expect(await uncommittedInFlight(deps, 'app', 'public.t', listed)).toEqual(new Set());
+    expect(await uncommittedInFlight(deps, 'app', { schema: 'public', name: 't' }, listed)).toEqual(
+      new Set(),
+    );
     expect(asked).toEqual([]);
   });
 
@@ -87,7 +93,9 @@ describe('archives of the batch in flight', () => {
     const { deps, asked } = depsWith({ inFlightKeys: ['b'], deleteXid: '742', xactStatus: 'aborted' });
 
     // Act & Assess
-    expect(await uncommittedInFlight(deps, 'app', 'public.t', listed)).toEqual(new Set(['b']));
+    expect(await uncommittedInFlight(deps, 'app', { schema: 'public', name: 't' }, listed)).toEqual(
+      new Set(['b']),
+    );
     expect(asked).toHaveLength(1);
   });
 
@@ -100,7 +108,7 @@ describe('archives of the batch in flight', () => {
     const { deps } = depsWith({ inFlightKeys: ['b'], deleteXid: '742', xactStatus: status });
 
     // Act
-    const left = uncommittedInFlight(deps, 'app', 'public.t', listed);
+    const left = uncommittedInFlight(deps, 'app', { schema: 'public', name: 't' }, listed);
 
     // Assess
     await expect(left).rejects.toThrow(type);
