@@ -4,6 +4,10 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { planRestore, type RestorePlanDeps } from '../../lambdas/restore-plan/core.js';
+import { sourcePrefix } from '../../lambdas/shared/archive/catalog.js';
+import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
+import { RestoreRequestSchema } from '../../lambdas/shared/restore/restore-task.js';
 import { ArchiveBucket } from '../../lib/archive-bucket.js';
 import type { ArchiverFunction } from '../../lib/archiver-function.js';
 import type { LoggedRequest } from '../../local/services.js';
@@ -568,6 +572,52 @@ describe('restore function roles', () => {
     expect(JSON.stringify(summaryObjects.flatMap(resourcesOf))).toContain('"/audit/_audit/events/*"');
     expect(summaryObjects.flatMap(resourcesOf)).toHaveLength(1);
     expect(actions('summary', 's3').filter((a) => a.includes('Delete'))).toEqual([]);
+  });
+
+  it('let plan list every legacy prefix a restore it accepts names, and refuse the others by name before reading', async () => {
+    // Prepare: the Python tool's archives below the archiver's prefix, beside it, and at the bucket's root.
+    const names = { bucket: 'archive-bucket', lockTable: 'locks' };
+    const roles = [stackRoles(synth.config, names)];
+    const firstRead = new Error('the plan reads');
+    const reads = () => {
+      throw firstRead;
+    };
+    const deps = {
+      config: synth.config,
+      store: { list: reads, head: reads, getText: reads },
+      inventory: { list: reads },
+      locks: { get: reads },
+      database: reads,
+      telemetry: { info: () => undefined, warn: () => undefined, metric: () => undefined },
+    } as unknown as RestorePlanDeps;
+    const legacy = { database: 'crm_prod', schema: 'public', table: 'contact_history' };
+    for (const prefix of ['audit/', 'audit/python/', 'python/', '']) {
+      const listed = sourcePrefix({ format: 'legacy', prefix, ...legacy });
+      const listing: LoggedRequest = {
+        service: 's3',
+        caller: 'restore-plan',
+        operation: 'ListObjectsV2',
+        status: 200,
+        prefix: listed,
+      };
+      const listable = deniedRequests([listing], roles, names).length === 0;
+
+      // Act
+      const request = RestoreRequestSchema.parse({
+        database: 'crm',
+        table: 'public.contact_history',
+        legacy: { database: legacy.database, prefix },
+      });
+      const outcome = await planRestore('restore-1', request, deps).catch((error: unknown) => error);
+
+      // Assess: a prefix the role may list is read; any other is refused naming it, as AWS would deny its listing.
+      const refused = outcome instanceof ConfigError && outcome.message.includes(`"${prefix}"`);
+      expect([prefix, listable, listable ? outcome === firstRead : refused]).toEqual([
+        prefix,
+        listable,
+        true,
+      ]);
+    }
   });
 
   it('give each restore step only the lock-table operations it issues, on its key areas, and the database secrets', () => {
