@@ -112,7 +112,7 @@ function withRestoreOptions(command: Command, required = true): Command {
     .option('--legacy-database <name>', "read the Python tool's archives of this PostgreSQL database")
     .option(
       '--legacy-prefix <prefix>',
-      "S3 prefix of the Python tool's archives (default: the config's s3.prefix)",
+      "S3 prefix of the Python tool's archives, below the config's s3.prefix (default: s3.prefix)",
     )
     .option('--json', 'print the result alone on stdout, as one JSON document', false);
 }

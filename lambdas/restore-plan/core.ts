@@ -56,6 +56,18 @@ function archiveSource(task: RestoreTask, prefix: string): ArchiveSource {
 
 const splitName = (table: TableName) => ({ schema: table.schema, table: table.name });
 
+/**
+ * The stack lets the restore functions read the keys under `s3.prefix` alone (lib/restore-workflow.ts
+ * `readableKeys`): the Python tool's archives beside it would be denied to the listing in AWS, so the request is
+ * refused before anything is read.
+ */
+function assertLegacyPrefixReadable(task: Pick<RestoreTask, 'legacy'>, prefix: string): void {
+  if (!task.legacy || task.legacy.prefix.startsWith(prefix)) return;
+  throw new ConfigError(
+    `legacy prefix "${task.legacy.prefix}" is outside s3.prefix "${prefix}", the only keys the restore functions may read: copy the Python tool's archives (with their sidecars) below "${prefix}" and name that prefix; nothing was read`,
+  );
+}
+
 export type RestorePlanDeps = Pick<
   StepDeps,
   'config' | 'store' | 'inventory' | 'locks' | 'database' | 'telemetry'
@@ -107,6 +119,7 @@ export async function planRestore(
     key: request.key,
   };
   assertRestoreTargetAllowed(database, task);
+  assertLegacyPrefixReadable(task, deps.config.s3.prefix);
   const source = archiveSource(task, deps.config.s3.prefix);
   // What the listing must hold: the committed archives of the request, read before listing, so an archive committed
   // meanwhile is listed too.

@@ -75,7 +75,8 @@ export const RestoreRequestSchema = z
     allowMissingArchives: z.boolean().default(false),
     /**
      * Read archives written by the Python "Audit Table Archiver" instead: `database` is the PostgreSQL database
-     * name its keys start with; `prefix` defaults to the config's s3.prefix.
+     * name its keys start with; `prefix` defaults to the config's s3.prefix, below which it must lie (the restore
+     * functions read nothing else).
      */
     legacy: z
       .object({ database: z.string().min(1), prefix: z.string().optional() })
