@@ -88,6 +88,7 @@ const ACTIONS: Record<TablePlan['action'], string> = {
   held: 'HELD (skipped)',
   locked: 'LOCKED (skipped)',
   unusable: 'REFUSED',
+  uncounted: 'NOT COUNTED',
 };
 
 const COUNT_METHODS: Record<TablePlan['countMethod'], string> = {

@@ -29,8 +29,11 @@ const WIDTH_SAMPLE_ROWS = 1000;
 export const TablePlanSchema = z.object({
   database: z.string(),
   table: z.string(),
-  /** `archive`: would archive; `nothing`: no eligible row; `held`/`locked`: would be skipped; `unusable`: refused. */
-  action: z.enum(['archive', 'nothing', 'held', 'locked', 'unusable']),
+  /**
+   * `archive`: would archive; `nothing`: no eligible row; `held`/`locked`: would be skipped; `unusable`: refused;
+   * `uncounted`: its count did not end within the plan step's time (see PLAN_RETURN_MARGIN_MS).
+   */
+  action: z.enum(['archive', 'nothing', 'held', 'locked', 'unusable', 'uncounted']),
   cutoff: z.string(),
   eligibleRows: z.number().int().nonnegative(),
   /** Batches export would cut (batch-objects.ts batchesForDays): days in turn up to the batch size. */
@@ -68,7 +71,20 @@ export interface PlannedTable {
   cutoff: string;
 }
 
-export type PlanReportDeps = Pick<StepDeps, 'config' | 'locks' | 'holds' | 'database' | 'now'>;
+export type PlanReportDeps = Pick<
+  StepDeps,
+  'config' | 'locks' | 'holds' | 'database' | 'now' | 'remainingTimeMs'
+>;
+
+/**
+ * What a dry run keeps of its invocation's time to return the report. A count runs under a statement_timeout that ends
+ * it this long before the function would: in AWS the plan function has a minute, a big table's count can take longer,
+ * and a count the function's end left running would go on in PostgreSQL beside each retry's. A table whose count does
+ * not end in time is reported `uncounted`, and the others are still counted.
+ */
+export const PLAN_RETURN_MARGIN_MS = 5_000;
+/** Less time than this left for a count: the table is reported `uncounted` without starting one. */
+const MIN_COUNT_MS = 1_000;
 
 /**
  * Dry run: what an archive run would do per table, from reads only (catalog, counts through the timestamp index,
@@ -111,17 +127,44 @@ async function planTable(deps: PlanReportDeps, { table, cutoff }: PlannedTable):
     retention: retentionStatus(table.governance),
     encryption: encryptionStatus(config, table.governance),
   };
-  let counted: Awaited<ReturnType<typeof countEligible>>;
+  const countMs =
+    deps.remainingTimeMs === undefined
+      ? undefined
+      : Math.min(
+          deps.remainingTimeMs() - PLAN_RETURN_MARGIN_MS,
+          config.defaults.statementTimeoutSeconds * 1000,
+        );
+  const uncounted: TablePlan = {
+    ...base,
+    action: 'uncounted',
+    error: `not counted within the plan step's time (${Math.max(0, Math.round((countMs ?? 0) / 1000))} s left for it): run plan from the CLI, or a dry run of this table alone`,
+  };
+  if (countMs !== undefined && countMs < MIN_COUNT_MS) return uncounted;
+  let counted: Awaited<ReturnType<typeof countEligible>> | undefined;
   try {
     const db = await deps.database(database);
-    counted = await db.withConnection((client) =>
-      inReadOnlyTransaction(client, () => countEligible(client, table, cutoff, state)),
-    );
+    counted = await db.withConnection(async (client) => {
+      try {
+        const deadline = countMs === undefined ? undefined : performance.now() + countMs;
+        // Before each statement that reads rows: what is left of the budget, not the budget again.
+        const bound = async () => {
+          if (deadline === undefined) return;
+          const left = Math.max(1, Math.round(deadline - performance.now()));
+          await client.query(`SET LOCAL statement_timeout = ${left}`);
+        };
+        return await inReadOnlyTransaction(client, () => countEligible(client, table, cutoff, state, bound));
+      } catch (error) {
+        // query_canceled: the budget's statement_timeout (or an operator's cancel) ended the count.
+        if (countMs !== undefined && (error as { code?: string }).code === '57014') return undefined;
+        throw error;
+      }
+    });
   } catch (error) {
     // A table the run would refuse: report why (named errors carry no row values) and go on with the others.
     if (!(error instanceof ArchiverError) || error.retryable) throw error;
     return { ...base, action: 'unusable', error: `${error.name}: ${error.message}` };
   }
+  if (!counted) return uncounted;
   const maxBatches = config.defaults.maxBatchesPerRun;
   const action = hold ? 'held' : leased ? 'locked' : counted.eligibleRows > 0 ? 'archive' : 'nothing';
   return { ...base, ...counted, action, runsNeeded: Math.ceil(counted.batches / maxBatches) };
@@ -155,8 +198,11 @@ async function countEligible(
   table: ResolvedTable,
   cutoff: string,
   state: { totalRows: number; totalBytes: number },
+  bound: () => Promise<void>,
 ) {
+  await bound();
   const shape = await describeTable(client, table);
+  await bound();
   const window = eligibleWindowSql(shape, cutoff, table.objectSpan);
   const instant = timestampAsInstantSql(shape);
   // Grouped by UTC day as export cuts batches; the WHERE is a range on the bare column, which its index serves.
@@ -181,6 +227,7 @@ async function countEligible(
   const countMethod = (await hasTimestampIndex(client, shape))
     ? ('index' as const)
     : ('sequential-scan' as const);
+  await bound();
   const bytes = await estimateBytes(client, shape, window, eligibleRows, state);
   const bytesPerRow = eligibleRows > 0 ? bytes.estimatedBytes / eligibleRows : 0;
   const objectSpanNote =
