@@ -61,11 +61,16 @@ describe.each(FILES)('statemachines/%s', (file) => {
       const retried = (state.Retry ?? []).flatMap((r) => r.ErrorEquals);
       expect(retried.length, `${name} has no Retry`).toBeGreaterThan(0);
       if (state.Resource === 'arn:aws:states:::lambda:invoke') {
+        // The Lambda service's own transient errors, as the Step Functions guide lists them for lambda:invoke.
         expect(retried, name).toEqual(
           expect.arrayContaining([
             'DatabaseUnavailableError',
             'StorageUnavailableError',
             'Lambda.ServiceException',
+            'Lambda.AWSLambdaException',
+            'Lambda.SdkClientException',
+            'Lambda.ClientExecutionTimeoutException',
+            'Lambda.TooManyRequestsException',
           ]),
         );
       }
