@@ -1,8 +1,7 @@
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { assertTransactionEnded } from '../../../../lambdas/shared/batch/batch.js';
 import { DeleteInProgressError } from '../../../../lambdas/shared/errors/step-errors.js';
-import { type LocalPostgres, type PostgresVersion, startLocalPostgres } from '../../../../local/postgres.js';
+import { ownServer } from '../../../support/own-server.js';
 
 /**
  * A commit waiting for a synchronous standby is in the commit log already, and its deleted rows are still visible:
@@ -10,22 +9,7 @@ import { type LocalPostgres, type PostgresVersion, startLocalPostgres } from '..
  * which holds for the whole server, so this file has a server of its own.
  */
 describe('assertTransactionEnded, against a commit that waits for a synchronous standby', () => {
-  let server: LocalPostgres;
-  const clients: pg.Client[] = [];
-  const connect = async () => {
-    const client = new pg.Client({ connectionString: server.url() });
-    await client.connect();
-    clients.push(client);
-    return client;
-  };
-
-  beforeAll(async () => {
-    server = await startLocalPostgres(inject('postgresVersion') as PostgresVersion);
-  });
-  afterAll(async () => {
-    await Promise.all(clients.map((client) => client.end().catch(() => undefined)));
-    await server?.stop();
-  });
+  const { connect } = ownServer();
 
   it('says the delete is in progress until its COMMIT returned, then lets the rows answer', async () => {
     // Prepare: a delete whose COMMIT waits for a standby that never answers.

@@ -1,43 +1,24 @@
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   ApplicationLoad,
   LOAD_SAMPLE_INTERVAL_MS,
   vacuumTable,
 } from '../../../../lambdas/shared/batch/throttle.js';
 import { sessionSetupSql } from '../../../../lambdas/shared/database/db.js';
-import { type LocalPostgres, type PostgresVersion, startLocalPostgres } from '../../../../local/postgres.js';
+import { ownServer } from '../../../support/own-server.js';
 
 /**
  * The load the yieldToLoad throttle measures counts every client session of the server, so this file has a server of
  * its own: the suite's other files would be load here.
  */
 describe('ApplicationLoad, against the real pg_stat_activity', () => {
-  let server: LocalPostgres;
-  const clients: pg.Client[] = [];
-  const connect = async (options: { user?: string; password?: string } = {}) => {
-    const url = new URL(server.url());
-    if (options.user) url.username = options.user;
-    if (options.password) url.password = options.password;
-    const client = new pg.Client({ connectionString: url.toString() });
-    await client.connect();
-    clients.push(client);
-    return client;
-  };
+  const { connect } = ownServer();
   /** A session as the archiver opens it (its application_name). */
   const archiverSession = async (options: { user?: string; password?: string } = {}) => {
     const client = await connect(options);
     await client.query(sessionSetupSql({ statementTimeoutSeconds: 60, lockTimeoutSeconds: 5 }));
     return client;
   };
-
-  beforeAll(async () => {
-    server = await startLocalPostgres(inject('postgresVersion') as PostgresVersion);
-  });
-  afterAll(async () => {
-    await Promise.all(clients.map((client) => client.end().catch(() => undefined)));
-    await server?.stop();
-  });
 
   it('counts other sessions in a transaction, running or between statements; not idle ones, nor the archiver’s', async () => {
     // Prepare: one session between statements of a transaction, one running a statement, one idle, and another
