@@ -54,8 +54,8 @@ const MAX_TABLE_LINES = 25;
 const formatBytes = (bytes: number) =>
   bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
 const n = (value: number) => value.toLocaleString('en-US');
-/** SNS subjects are ASCII without control characters and at most 100 characters. */
-const subjectOf = (text: string) => text.replace(/[^\x20-\x7E]/g, '?').slice(0, 100);
+/** SNS refuses a subject that is not printable ASCII or not "less than 100 characters long", and the message with it. */
+const subjectOf = (text: string) => text.replace(/[^\x20-\x7E]/g, '?').slice(0, 99);
 
 type TableLine = RunSummaryLike['perTable'][number];
 

@@ -80,6 +80,24 @@ describe('runNotifications', () => {
     expect(quietRun).toEqual([]);
   });
 
+  it('keeps a per-table subject within what SNS accepts: ASCII, under 100 characters', () => {
+    // Prepare: a long, non-ASCII table name (identifiers reach 63 bytes; a schema adds as many)
+    const long: RunSummaryLike = {
+      ...summary(true),
+      perTable: [
+        { ...table(`"Événements d’audit ✓ ${'x'.repeat(50)}".${'y'.repeat(40)}`, 'failed'), database: 'app' },
+      ],
+    };
+
+    // Act
+    const [message] = runNotifications(long, config({ mode: 'per-table' }), DAY).send;
+
+    // Assess
+    expect(message?.subject.length).toBe(99);
+    expect(message?.subject).toMatch(/^audit-archiver app\/"\?v\?nements d\?audit \? x+/);
+    expect(message?.subject).toMatch(/^[\x20-\x7E]+$/);
+  });
+
   it('quiet hours hold back messages about nothing failing, never failures', () => {
     // Prepare
     const quiet = config({ quietHours: { start: '22:00', end: '07:00', timeZone: 'UTC' } });
