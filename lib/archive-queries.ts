@@ -358,7 +358,7 @@ export class ArchiveQueries extends Construct {
       grantee,
       actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
       resourceArns: [this.archiveBucket.encryptionKey.keyArn],
-      conditions: { StringEquals: { 'kms:ViaService': `s3.${stack.region}.amazonaws.com` } },
+      conditions: { StringEquals: { 'kms:ViaService': `s3.${stack.region}.${stack.urlSuffix}` } },
     });
     acknowledgeWildcardResources(
       grantee,

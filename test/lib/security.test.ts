@@ -261,6 +261,28 @@ describe('function roles', () => {
     }
   });
 
+  it("name the service of kms:ViaService by the partition's URL suffix (amazonaws.com.cn in China), in every policy", () => {
+    // Act: every condition on the service a key is used through, in roles and in key policies alike
+    const conditions = [
+      ...Object.values(synth.template.findResources('AWS::IAM::Policy')).flatMap(
+        (policy) => policy.Properties.PolicyDocument.Statement as Statement[],
+      ),
+      ...Object.values(synth.template.findResources('AWS::KMS::Key')).flatMap(
+        (key) => key.Properties.KeyPolicy.Statement as Statement[],
+      ),
+    ]
+      .map((s) => s.Condition?.StringEquals?.['kms:ViaService'])
+      .filter((value) => value !== undefined)
+      .map((value) => JSON.stringify(value));
+
+    // Assess
+    expect(conditions.length).toBeGreaterThan(0);
+    for (const condition of conditions) {
+      expect(condition).not.toContain('amazonaws.com');
+      expect(condition).toContain('{"Ref":"AWS::URLSuffix"}');
+    }
+  });
+
   it('grant each step only the lock-table operations it issues, each on the key areas it needs (LeadingKeys)', () => {
     // Prepare
     const perDb = (area: string) => [`${area}#billing#*`, `${area}#crm#*`];
