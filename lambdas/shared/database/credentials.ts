@@ -55,7 +55,12 @@ export async function resolveConnection(
   if ('url' in creds) return parseConnectionUrl(creds.url, `database ${db.name}: credentials.url`);
   if ('urlEnv' in creds) {
     const url = sources.env[creds.urlEnv];
-    if (!url) throw new ConfigError(`database ${db.name}: environment variable ${creds.urlEnv} is not set`);
+    if (url === undefined)
+      throw new ConfigError(`database ${db.name}: environment variable ${creds.urlEnv} is not set`);
+    if (url.trim() === '')
+      throw new ConfigError(
+        `database ${db.name}: environment variable ${creds.urlEnv} is set but empty; it must hold the database's URL`,
+      );
     return parseConnectionUrl(url, `database ${db.name}: environment variable ${creds.urlEnv}`);
   }
   const cached = cache.get(creds.secretArn);

@@ -169,6 +169,12 @@ describe('database credentials from Secrets Manager', () => {
     await expect(
       resolveConnection({ ...dbConfig('x'), credentials: { urlEnv: 'APP_DB_URL' } }, { env: {} }),
     ).rejects.toThrow('environment variable APP_DB_URL is not set');
+    await expect(
+      resolveConnection(
+        { ...dbConfig('x'), credentials: { urlEnv: 'APP_DB_URL' } },
+        { env: { APP_DB_URL: ' ' } },
+      ),
+    ).rejects.toThrow('environment variable APP_DB_URL is set but empty');
   });
 
   it('follows a rotated secret: a rejected password makes the pool read the secret again', async () => {
