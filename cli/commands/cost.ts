@@ -113,6 +113,9 @@ async function runCost(raw: Record<string, unknown>): Promise<void> {
   await report(config, () => measureAll(config, store));
 }
 
+/** 1 EiB of archives: more than any table, and well within what the price arithmetic handles. */
+const MAX_ARCHIVE_BYTES = 2 ** 60;
+
 // ----- options -----------------------------------------------------------------------------------------------------
 
 const SIZE = /^(\d+(?:\.\d+)?)\s*(B|KB|KIB|MB|MIB|GB|GIB|TB|TIB)?$/i;
@@ -205,6 +208,16 @@ export function workloadFromOptions(options: CostOptions, batchSize: number): Wo
   }
   const perRow = rows > 0 ? bytes / rows : DEFAULT_ARCHIVE_BYTES_PER_ROW;
   const monthlyRows = options.monthlyRows ?? 0;
+  // Past this the prices' arithmetic reaches Infinity ("$∞"): such input is a slip of the keyboard, said as one.
+  for (const [what, size] of [
+    [options.size !== undefined ? '--size' : '--rows × --avg-row-bytes', bytes],
+    ['--monthly-rows', monthlyRows * perRow],
+  ] as const) {
+    if (!(size <= MAX_ARCHIVE_BYTES))
+      throw new ConfigError(
+        `${what}: ${Number.isFinite(size) ? gib(size) : 'an endless size'} of archives is more than 1 EiB, far beyond any table; check the figures`,
+      );
+  }
   const days = backlogDays(options, rows, monthlyRows);
   const span = options.objectSpan ?? 'day';
   return {

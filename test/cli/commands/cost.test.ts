@@ -16,6 +16,25 @@ describe('cost: inputs', () => {
     );
   });
 
+  it('refuses figures past 1 EiB of archives, which would price as $∞, naming the option', () => {
+    // Act / Assess
+    expect(() =>
+      workloadFromOptions(
+        parseCostOptions({ rows: '9007199254740991', avgRowBytes: '1e300', days: '1' }),
+        50_000,
+      ),
+    ).toThrow(/^--rows × --avg-row-bytes: an endless size of archives is more than 1 EiB/);
+    expect(() =>
+      workloadFromOptions(parseCostOptions({ size: `${'9'.repeat(400)}TB`, days: '1' }), 50_000),
+    ).toThrow(/^--size: an endless size/);
+    expect(() =>
+      workloadFromOptions(
+        parseCostOptions({ rows: '1', avgRowBytes: '1e9', monthlyRows: '9007199254740991', days: '1' }),
+        50_000,
+      ),
+    ).toThrow(/^--monthly-rows: [\d,.]+ GiB of archives is more than 1 EiB/);
+  });
+
   it('derives rows and archives from a size, and from rows and their raw width', () => {
     // Act
     const sized = workloadFromOptions(
