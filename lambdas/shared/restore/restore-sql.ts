@@ -935,7 +935,8 @@ export interface SequenceAdvance {
 /**
  * Moves every ascending sequence that feeds an integer column of the target past the highest value now in that column,
  * never backwards, so new rows do not collide with restored ones: the sequence the column owns (serial or identity)
- * and any its default depends on (`DEFAULT nextval('some_seq')` on a sequence made by hand, owned by no column or by
+ * (the partitioned table's, for a partition's identity column) and any its default depends on
+ * (`DEFAULT nextval('some_seq')` on a sequence made by hand, owned by no column or by
  * another table's). Returns the sequences it advanced. A sequence that feeds a column of another type (a text key
  * 'evt_' || nextval(...), owned by it) has no highest value to follow. "Backwards" is judged against the value the
  * sequence would give next: a sequence never called yet gives its start (or restart) value, say 1,000,000 for a table
@@ -959,6 +960,10 @@ export async function advanceSequences(client: pg.ClientBase, table: TableName):
                CROSS JOIN LATERAL (
                      SELECT pg_catalog.pg_get_serial_sequence(format('%I.%I', $1::text, $2::text), a.attname)::regclass::oid
                             AS sequence
+                     UNION
+                     -- A partition's identity column takes its values from its partitioned table's sequence (17+).
+                     SELECT pg_catalog.pg_get_serial_sequence(
+                              pg_catalog.pg_partition_root(a.attrelid)::pg_catalog.regclass::text, a.attname)::regclass::oid
                      UNION
                      SELECT p.refobjid
                        FROM pg_catalog.pg_attrdef d
