@@ -33,7 +33,7 @@ import {
   resolvedTable,
 } from '../support/fixtures.js';
 import { recordProof } from '../support/proof-ledger.js';
-import { type FuzzCase, generateCase } from '../support/shape-fuzz.js';
+import { type FuzzCase, generateCase, seedsFromEnv } from '../support/shape-fuzz.js';
 
 const q = pg.escapeIdentifier;
 const lit = pg.escapeLiteral;
@@ -48,18 +48,7 @@ const lit = pg.escapeLiteral;
  */
 const FIXED_SEEDS = [2, 9, 13, 14, 24, 45, 68, 84, 116];
 
-function seedsFromEnv(text: string | undefined): number[] | undefined {
-  if (!text) return undefined;
-  return text.split(',').flatMap((part) => {
-    const [from, to] = part.split('-').map(Number);
-    if (from === undefined || Number.isNaN(from))
-      throw new Error(`FUZZ_SEEDS: ${part} is not a seed or a range`);
-    const last = to ?? from;
-    return Array.from({ length: last - from + 1 }, (_, i) => from + i);
-  });
-}
-
-const SEEDS = seedsFromEnv(process.env.FUZZ_SEEDS) ?? FIXED_SEEDS;
+const SEEDS = seedsFromEnv('FUZZ_SEEDS') ?? FIXED_SEEDS;
 
 /** The statements that shape the case, rows left out, for a failure's message. */
 const shapeOf = (c: FuzzCase): string =>

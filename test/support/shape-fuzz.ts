@@ -34,6 +34,19 @@ export class Rng {
   }
 }
 
+/** The seeds the environment variable `name` lists (`17,4242` or ranges `1000-1199`), if set. */
+export function seedsFromEnv(name: string): number[] | undefined {
+  const text = process.env[name];
+  if (!text) return undefined;
+  return text.split(',').flatMap((part) => {
+    const [from, to] = part.split('-').map(Number);
+    if (from === undefined || Number.isNaN(from))
+      throw new Error(`${name}: ${part} is not a seed or a range`);
+    const last = to ?? from;
+    return Array.from({ length: last - from + 1 }, (_, i) => from + i);
+  });
+}
+
 /** A column type: its DDL, the SQL that defines it first, and its values as text (null for SQL NULL). */
 interface FuzzType {
   sql: string;
