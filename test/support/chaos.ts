@@ -116,6 +116,7 @@ export class ChaosApplication {
   /** The application's writes run one after another on `client`; a step may be waiting for one (a row lock). */
   private queue: Promise<void> = Promise.resolve();
   private readonly pending = new Set<Promise<void>>();
+  private readonly failures: unknown[] = [];
   private locker: pg.Client | undefined;
   private lockHeld = false;
 
@@ -171,8 +172,10 @@ export class ChaosApplication {
   /** Inserts a row under `key` (a new one when undefined) at `at` (SQL). */
   private async insert(key: string[] | undefined, at: string): Promise<void> {
     const rev = ++this.rev;
-    const values = key ?? this.shape.newKey(this.rng, ++this.keys);
-    const columns = [...(values ? this.shape.keyColumns : []), 'created_at', 'tag', 'note', 'rev'];
+    // A key holding the timestamp takes it from `at`.
+    const keyColumns = this.shape.keyColumns.filter((c) => c !== 'created_at');
+    const values = (key ?? this.shape.newKey(this.rng, ++this.keys))?.slice(0, keyColumns.length);
+    const columns = [...(values ? keyColumns : []), 'created_at', 'tag', 'note', 'rev'];
     const params = [...(values ?? []), this.tag(), `note ${rev}`, rev];
     const placeholders = (values ?? []).map((_, i) => `$${i + 1}`);
     const n = placeholders.length;
@@ -196,8 +199,9 @@ export class ChaosApplication {
   }
 
   /**
-   * Runs `action` after the application's writes before it; the promise settles when it is done. A step waits for
-   * it only between steps: inside one (a delete's open transaction) the write may wait for the step.
+   * Runs `action` after the application's writes before it; the promise settles when it is done. Only a caller between
+   * two steps may wait for it: inside a step the write may wait for the step's locks (a VACUUM FULL for an export's
+   * COPY, an UPDATE for a delete's rows), as the application's would.
    */
   act(action: ChaosAction, where: string): Promise<void> {
     const target = this.target();
@@ -215,14 +219,26 @@ export class ChaosApplication {
     };
     const next = this.queue.then(run);
     this.queue = next.catch(() => undefined);
-    this.pending.add(next);
-    void next.finally(() => this.pending.delete(next)).catch(() => undefined);
+    this.track(next);
     return next;
   }
 
   /** Waits for every write and row lock the application started; fails with the first write that failed. */
   async settle(): Promise<void> {
-    while (this.pending.size > 0) await Promise.all([...this.pending]);
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+    if (this.failures.length > 0) throw this.failures[0];
+  }
+
+  /** Keeps `work` until it ends, and its failure for `settle`, whoever else awaits it. */
+  private track(work: Promise<void>): void {
+    this.pending.add(work);
+    work.then(
+      () => this.pending.delete(work),
+      (error: unknown) => {
+        this.failures.push(error);
+        this.pending.delete(work);
+      },
+    );
   }
 
   async close(): Promise<void> {
@@ -322,8 +338,7 @@ export class ChaosApplication {
           .catch(reject);
       }, ms),
     );
-    this.pending.add(release);
-    void release.finally(() => this.pending.delete(release)).catch(() => undefined);
+    this.track(release);
     return `${locked.rowCount} row(s) FOR ${mode} for ${ms} ms`;
   }
 
@@ -359,4 +374,42 @@ export class ChaosApplication {
     }
     return problems;
   }
+}
+
+/**
+ * What a restore of every archive into an empty table must hold, against what it holds: each archived row, once,
+ * except for a key the application re-inserted after the archiver took it, archived in two versions, of which a
+ * restore writes one (operating.md, restore: the newest under `skip` when both lie in one UTC day, either when the
+ * versions lie in different days).
+ */
+export function restoreProblems(
+  archives: readonly { day: string; lines: readonly string[] }[],
+  keyColumns: readonly string[],
+  restored: readonly string[],
+): string[] {
+  const keyOf = (line: string) => {
+    const row = JSON.parse(line) as Record<string, string>;
+    return JSON.stringify(keyColumns.map((c) => row[c]));
+  };
+  const versions = new Map<string, { line: string; day: string; rev: number }[]>();
+  for (const archive of archives)
+    for (const line of archive.lines) {
+      const rev = Number((JSON.parse(line) as { rev: string }).rev);
+      versions.set(keyOf(line), [...(versions.get(keyOf(line)) ?? []), { line, day: archive.day, rev }]);
+    }
+  const problems: string[] = [];
+  const written = new Map<string, string[]>();
+  for (const line of restored) written.set(keyOf(line), [...(written.get(keyOf(line)) ?? []), line]);
+  for (const [key, archived] of versions) {
+    const got = written.get(key) ?? [];
+    written.delete(key);
+    const newest = archived.reduce((a, b) => (b.rev > a.rev ? b : a));
+    const oneDay = archived.every((v) => v.day === newest.day);
+    const allowed = oneDay ? [newest.line] : archived.map((v) => v.line);
+    if (got.length !== 1 || !allowed.includes(got[0] ?? ''))
+      problems.push(`key ${key}: restored ${JSON.stringify(got)}, archived ${JSON.stringify(archived)}`);
+  }
+  for (const [key, lines] of written)
+    problems.push(`key ${key}: restored, never archived: ${lines.join(' ')}`);
+  return problems;
 }
