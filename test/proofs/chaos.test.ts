@@ -16,7 +16,8 @@
  *
  * No row is restored here, so no row is archived again (docs/reference.md: rows restored into the table are archived
  * again): one version is never in two archives. The seeded choices reproduce; a write made inside a step does not
- * wait for the step, so where it lands against the step's own statements may vary from run to run.
+ * wait for the step, so where it lands against the step's own statements may vary from run to run, and with it what
+ * the steps do next (a delete that rolls back or commits): a failing seed usually, not always, fails again.
  *
  *   CHAOS_SEEDS=1-200 npx vitest run --project pg18 test/proofs/chaos.test.ts
  *   CHAOS_SEEDS=17 CHAOS_VERBOSE=1 npx vitest run --project pg18 test/proofs/chaos.test.ts
