@@ -72,6 +72,12 @@ export interface AuditLocation {
 export const auditEventsPrefix = (prefix: string) => `${prefix}_audit/events/`;
 
 /** ISO-8601 basic format (no ":"), so it is a safe key segment and still sorts by time. */
+/**
+ * The longest event, as written: a few arrays of details at their longest. Readers take no more of an object, so a
+ * bucket writer's padded one costs them this much, not the 4 MiB a text read allows, and it is set aside unread.
+ */
+export const AUDIT_EVENT_MAX_BYTES = 256 * 1024;
+
 const compactTime = (iso: string) => new Date(iso).toISOString().replaceAll('-', '').replaceAll(':', '');
 
 export function auditEventKey(prefix: string, event: Pick<AuditEvent, 'time' | 'kind' | 'id'>): string {
@@ -112,11 +118,14 @@ export async function appendAuditEvent(
   });
   if (!parsed.success) throw new InvalidInputError(`audit event is invalid:\n${formatIssues(parsed.error)}`);
   const event = parsed.data;
+  const text = JSON.stringify(event);
+  if (Buffer.byteLength(text) > AUDIT_EVENT_MAX_BYTES)
+    throw new InvalidInputError(`audit event ${event.kind} is longer than ${AUDIT_EVENT_MAX_BYTES} bytes`);
   const key = auditEventKey(location.prefix, event);
   try {
     await store.putTextOnce(
       key,
-      JSON.stringify(event),
+      text,
       // Small objects: STANDARD avoids the 128 KiB minimum charge of the IA classes.
       { storageClass: 'STANDARD', kmsKeyId: location.kmsKeyId },
       // The same key holds the same event (same id, same millisecond): a retry after a lost response.
@@ -191,9 +200,16 @@ export async function readAuditEvents(
     if (since !== undefined && time < since) continue;
     if (filter.kinds && !(filter.kinds as string[]).includes(name.kind)) continue;
     if (seen.has(name.id)) continue;
-    const text = await store.getText(object.key);
-    if (text === undefined) continue;
-    const event = parseEvent(text);
+    const head = await store.getTextHead(object.key, AUDIT_EVENT_MAX_BYTES);
+    if (head === undefined) continue;
+    if (!head.whole) {
+      unreadable.push({
+        key: object.key,
+        reason: `longer than ${AUDIT_EVENT_MAX_BYTES} bytes, more than any event`,
+      });
+      continue;
+    }
+    const event = parseEvent(head.text);
     if (typeof event === 'string') {
       unreadable.push({ key: object.key, reason: event });
       continue;

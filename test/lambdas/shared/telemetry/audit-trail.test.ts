@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import type { ArchiveStore } from '../../../../lambdas/shared/archive/store.js';
+import { InvalidInputError } from '../../../../lambdas/shared/errors/step-errors.js';
 import {
+  AUDIT_EVENT_MAX_BYTES,
   AuditEventSchema,
+  appendAuditEvent,
   auditEventId,
   auditEventKey,
   parseAuditEventKey,
@@ -41,5 +45,22 @@ describe('audit event keys', () => {
     expect(AuditEventSchema.safeParse(event).success).toBe(true);
     expect(AuditEventSchema.safeParse({ ...event, details: { row: { email: 'a@b' } } }).success).toBe(false);
     expect(AuditEventSchema.safeParse({ ...event, kind: 'party' }).success).toBe(false);
+  });
+
+  it('refuses to write an event longer than readers take, before the bucket is touched', async () => {
+    // Prepare: the format admits details of any number of members; readers set aside an object past the cap.
+    const details = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`k${i}`, 'x'.repeat(1000)]));
+    const store = {} as ArchiveStore;
+
+    // Act
+    const written = appendAuditEvent(
+      store,
+      { prefix: '' },
+      { kind: 'run-started', time: new Date().toISOString(), actor: 'step:plan', details },
+    );
+
+    // Assess
+    await expect(written).rejects.toThrow(InvalidInputError);
+    await expect(written).rejects.toThrow(`longer than ${AUDIT_EVENT_MAX_BYTES} bytes`);
   });
 });
