@@ -12,6 +12,7 @@ import {
   restorePages,
 } from '../../../lambdas/restore-plan/pages.js';
 import type { ArchiveRef } from '../../../lambdas/shared/archive/catalog.js';
+import { ConfigError } from '../../../lambdas/shared/errors/step-errors.js';
 
 const DAY = 'archive/app/public.events/year=2025/month=01/day=07/';
 const NEXT_DAY = 'archive/app/public.events/year=2025/month=01/day=08/';
@@ -277,6 +278,27 @@ describe("restorePages: the Python tool's archives, one sequence in run order", 
       [big.key],
       [older[1]?.key, older[0]?.key],
     ]);
+  });
+  it('refuses newest first once more archives are listed than one execution restores, holding no more of them', async () => {
+    // Prepare: a bucket writer's tiny objects under the tool's layout, endless as far as the listing goes (a million
+    // of them held as refs took some 490 MB, nearly all of the plan function's 512).
+    let listed = 0;
+    async function* planted(): AsyncGenerator<ArchiveRef> {
+      for (; listed < 200_000; listed++) yield legacyRef('01', '20250301T020000Z', listed + 1);
+    }
+
+    // Act
+    const first = restorePages(planted(), {
+      strategy: 'skip',
+      cursor: '',
+      committed: async () => new Map(),
+      format: 'legacy',
+    }).next();
+
+    // Assess: refused by name as the plan refuses what the history cannot hold, the listing stopped soon after
+    await expect(first).rejects.toThrow(ConfigError);
+    await expect(first).rejects.toThrow(/more archives match than one execution's history can hold/);
+    expect(listed).toBeLessThanOrEqual(20_000);
   });
 });
 
