@@ -30,6 +30,7 @@ import {
   groupArchives,
   HISTORY_EVENTS_PER_GROUP,
   HISTORY_EVENTS_PER_PAGE,
+  historyFullError,
   MAX_PLANNED_HISTORY_EVENTS,
 } from './groups.js';
 import {
@@ -176,11 +177,7 @@ export async function planRestore(
   })) {
     historyEvents +=
       HISTORY_EVENTS_PER_PAGE + HISTORY_EVENTS_PER_GROUP * groupArchives(page.archives, concurrency).length;
-    if (historyEvents > MAX_PLANNED_HISTORY_EVENTS) {
-      throw new ConfigError(
-        `more archives match than one execution's history can hold (over ${archives.toLocaleString('en-US')} so far); restore them in several executions by day range (mode "range")${task.format === 'legacy' ? `, the Python tool's run dates ${task.strategy === 'overwrite' ? 'earliest' : 'latest'} first, so the version of a row archived last wins` : ''}`,
-      );
-    }
+    if (historyEvents > MAX_PLANNED_HISTORY_EVENTS) throw historyFullError(archives, task);
   }
   if (unlisted.size > 0) {
     const missing = missingArchives(task, source, deps.config.s3, [...unlisted.values()]);

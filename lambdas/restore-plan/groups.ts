@@ -1,4 +1,5 @@
-import type { ArchivePointer } from '../shared/restore/restore-task.js';
+import { ConfigError } from '../shared/errors/step-errors.js';
+import type { ArchivePointer, RestoreTask } from '../shared/restore/restore-task.js';
 
 /**
  * How a restore's archives are cut into work. A page is what one Map runs; a group is what one restore-file
@@ -26,6 +27,24 @@ export const MAX_GROUP_BYTES = 64 * 1024 * 1024;
 export const MAX_PLANNED_HISTORY_EVENTS = 15_000;
 export const HISTORY_EVENTS_PER_GROUP = 7;
 export const HISTORY_EVENTS_PER_PAGE = 16;
+/**
+ * The most of the Python tool's archives one execution restores: a page of them is one group of at most
+ * MAX_ARCHIVES_PER_GROUP (pages.ts legacyPages). Listing newest first holds them all before the first page, so it
+ * stops past this many: a bucket writer's tiny objects under the tool's layout must not fill the function first.
+ */
+export const MAX_LEGACY_ARCHIVES =
+  Math.floor(MAX_PLANNED_HISTORY_EVENTS / (HISTORY_EVENTS_PER_PAGE + HISTORY_EVENTS_PER_GROUP)) *
+  MAX_ARCHIVES_PER_GROUP;
+
+/** More archives match than one execution's history can hold: `archives` of them listed so far. */
+export function historyFullError(
+  archives: number,
+  task: Pick<RestoreTask, 'format' | 'strategy'>,
+): ConfigError {
+  return new ConfigError(
+    `more archives match than one execution's history can hold (over ${archives.toLocaleString('en-US')} so far); restore them in several executions by day range (mode "range")${task.format === 'legacy' ? `, the Python tool's run dates ${task.strategy === 'overwrite' ? 'earliest' : 'latest'} first, so the version of a row archived last wins` : ''}`,
+  );
+}
 
 /**
  * An archive as listed: its pointer, its size in bytes, and, when it must be restored in order with the archives of

@@ -4,9 +4,11 @@ import type { ArchiveRef } from '../shared/archive/catalog.js';
 import type { InventoryEntry } from '../shared/archive/inventory.js';
 import type { RestoreTask } from '../shared/restore/restore-task.js';
 import {
+  historyFullError,
   type ListedArchive,
   MAX_ARCHIVES_PER_GROUP,
   MAX_GROUP_BYTES,
+  MAX_LEGACY_ARCHIVES,
   RESTORE_PAGE_ARCHIVES,
 } from './groups.js';
 
@@ -376,6 +378,8 @@ async function* legacyPages(
   const all: ArchiveRef[] = [];
   for await (const ref of refs) {
     if (before !== undefined && ref.key >= before) break;
+    if (all.length === MAX_LEGACY_ARCHIVES)
+      throw historyFullError(all.length, { format: 'legacy', strategy });
     all.push(ref);
   }
   for (let end = all.length; end > 0; ) {

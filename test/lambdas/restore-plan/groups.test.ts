@@ -6,6 +6,7 @@ import {
   type ListedArchive,
   MAX_ARCHIVES_PER_GROUP,
   MAX_GROUP_BYTES,
+  MAX_LEGACY_ARCHIVES,
   MAX_PLANNED_HISTORY_EVENTS,
   RESTORE_PAGE_ARCHIVES,
 } from '../../../lambdas/restore-plan/groups.js';
@@ -93,5 +94,17 @@ describe('a restore of 10M rows within the Step Functions limits', () => {
     expect(events).toBeLessThan(MAX_PLANNED_HISTORY_EVENTS);
     expect(events).toBeLessThan(4000);
     expect(largestPage).toBeLessThan(256 * 1024);
+  });
+});
+
+describe('the most legacy archives one execution restores', () => {
+  it('is exactly what the plan admits, a page of one group of at most 16 each', () => {
+    // Prepare
+    const pageEvents = HISTORY_EVENTS_PER_PAGE + HISTORY_EVENTS_PER_GROUP;
+    const events = (archives: number) => Math.ceil(archives / MAX_ARCHIVES_PER_GROUP) * pageEvents;
+
+    // Act, Assess: listing stops past it, where the plan would refuse them anyway
+    expect(events(MAX_LEGACY_ARCHIVES)).toBeLessThanOrEqual(MAX_PLANNED_HISTORY_EVENTS);
+    expect(events(MAX_LEGACY_ARCHIVES + 1)).toBeGreaterThan(MAX_PLANNED_HISTORY_EVENTS);
   });
 });
