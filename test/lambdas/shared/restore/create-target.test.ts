@@ -1,0 +1,89 @@
+import { describe, expect, it } from 'vitest';
+import { archiveKey, type Manifest, manifestKeyFor } from '../../../../lambdas/shared/archive/format.js';
+import type { ArchiveStore } from '../../../../lambdas/shared/archive/store.js';
+import { targetTemplate } from '../../../../lambdas/shared/restore/create-target.js';
+
+const DAY = '2025-01-07';
+const SHA = 'a'.repeat(64);
+
+/** A manifest every check of readExpectation passes but for its `columns`, under the content-addressed key it names. */
+function planted(columns: number): { key: string; text: string } {
+  const key = archiveKey(
+    { prefix: 'archive/', database: 'app', schema: 'public', table: 'events' },
+    DAY,
+    SHA,
+  );
+  const manifest: Manifest = {
+    formatVersion: 1,
+    tool: { name: 'audit-archiver', version: '0.1.0' },
+    database: 'app',
+    schema: 'public',
+    table: 'events',
+    columns: Array.from({ length: columns }, (_, i) => ({
+      name: `c${i}`,
+      type: 'text',
+      nullable: true,
+      generated: false,
+    })),
+    keyColumns: ['c0'],
+    timestampColumn: 'c1',
+    timestampType: 'timestamptz',
+    timestampTimeZone: 'UTC',
+    day: DAY,
+    cutoff: '2025-02-01T00:00:00.000Z',
+    bounds: { from: `${DAY}T00:00:00.000Z`, to: '2025-01-08T00:00:00.000Z', firstKey: ['1'], lastKey: ['2'] },
+    keyRange: { first: ['1'], last: ['2'] },
+    timestampRange: { min: `${DAY}T01:00:00.000Z`, max: `${DAY}T02:00:00.000Z` },
+    figures: {
+      rowCount: 2,
+      contentSha256: SHA,
+      compressedSha256: SHA,
+      uncompressedBytes: 10,
+      compressedBytes: 10,
+    },
+    compression: { format: 'gzip', level: 3 },
+    encoding: 'jsonl-pg-text',
+    runId: 'run-1',
+    exportedAt: '2025-02-01T00:00:00.000Z',
+    dataKey: key,
+  };
+  return { key, text: JSON.stringify(manifest) };
+}
+
+const storeOf = (texts: Map<string, string>) =>
+  ({ getText: async (key: string) => texts.get(key) }) as unknown as ArchiveStore;
+
+describe('targetTemplate: the table a dropped source is created as', () => {
+  it('takes its shape from a manifest of as many columns as PostgreSQL allows', async () => {
+    // Prepare
+    const { key, text } = planted(1600);
+
+    // Act
+    const template = await targetTemplate(
+      storeOf(new Map([[manifestKeyFor(key), text]])),
+      [key],
+      new Map(),
+      false,
+    );
+
+    // Assess
+    expect(template?.columns).toHaveLength(1600);
+  });
+
+  it('takes nothing from a manifest listing more columns than a table can have, which no export writes', async () => {
+    // Prepare: 4 MiB of manifest holds some 70,000 columns, kept whole for every archive (10 MB apiece parsed, 32 read
+    // at once): a bucket writer's few dozen of them would fill the plan function's 512 MB.
+    const { key, text } = planted(1601);
+
+    // Act
+    const template = await targetTemplate(
+      storeOf(new Map([[manifestKeyFor(key), text]])),
+      [key],
+      new Map(),
+      false,
+    );
+
+    // Assess
+    expect(template).toBeUndefined();
+  });
+});
