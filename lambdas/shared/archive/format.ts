@@ -159,6 +159,9 @@ export function quarantineKey(prefix: string, dataKey: string, reason: string, a
 
 const hex = (length: number) => z.string().regex(new RegExp(`^[0-9a-f]{${length}}$`));
 
+/** The most columns a PostgreSQL table has: a manifest listing more is none export wrote. */
+export const MAX_TABLE_COLUMNS = 1600;
+
 export const ColumnSchema = z.object({
   name: z.string(),
   type: z.string(),
@@ -213,8 +216,9 @@ export const ManifestSchema = z.object({
   database: z.string(),
   schema: z.string(),
   table: z.string(),
-  columns: z.array(ColumnSchema).min(1),
-  keyColumns: z.array(z.string()).min(1),
+  // Bounded, as readers keep a manifest's columns (a target's shape): 4 MiB of text lists some 70,000.
+  columns: z.array(ColumnSchema).min(1).max(MAX_TABLE_COLUMNS),
+  keyColumns: z.array(z.string()).min(1).max(MAX_TABLE_COLUMNS),
   timestampColumn: z.string(),
   timestampType: z.enum(['timestamptz', 'timestamp']),
   timestampTimeZone: z.string(),

@@ -3,6 +3,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback, Writable } from 'node:stream';
 import { createGunzip, type Gunzip } from 'node:zlib';
 import { ArchiveIntegrityError } from '../errors/step-errors.js';
+import { MAX_TABLE_COLUMNS } from './format.js';
 import type { RowDigest } from './row-digest.js';
 
 /** The first 11 bytes of a binary COPY stream. */
@@ -265,10 +266,8 @@ function completeCharacters(bytes: Buffer): number {
   return bytes.length;
 }
 
-/**
- * The most members a native line holds: one per column, and a PostgreSQL table has at most 1,600.
- */
-export const MAX_LINE_MEMBERS = 1600;
+/** The most members a native line holds: one per column. */
+export const MAX_LINE_MEMBERS = MAX_TABLE_COLUMNS;
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
