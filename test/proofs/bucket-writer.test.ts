@@ -42,6 +42,7 @@ describe('a bucket writer cannot make the archiver lose rows or restore forged o
       await seedEvents(db.client, 'raced', 60, 33);
       await seedEvents(db.client, 'raced_retried', 60, 33);
       await seedEvents(db.client, 'laundered', 60, 33);
+      await seedEvents(db.client, 'padded', 60, 33);
       // Rows on three days with two empty days between them (the 35th, 34th and 31st day before today).
       await db.client.query(
         'CREATE TABLE public.sparse (id bigserial PRIMARY KEY, created_at timestamptz, actor text NOT NULL, payload jsonb)',
@@ -59,6 +60,7 @@ describe('a bucket writer cannot make the archiver lose rows or restore forged o
       spec('raced'),
       spec('raced_retried'),
       spec('laundered'),
+      spec('padded'),
     ],
   );
   const s3 = () => s3ClientFor(bed.local);
@@ -253,6 +255,55 @@ describe('a bucket writer cannot make the archiver lose rows or restore forged o
     expect(failed?.error).toMatch(
       /is not the archive committed under its key, nothing restored: manifestSha256: /,
     );
+  });
+
+  it('a manifest padded past the longest text a store reads, between upload and verify, fails verification once: the next run archives the rows', async () => {
+    // Prepare: right after upload wrote the manifests, the bucket writer pads the first one with 4 MiB of blanks
+    // (still JSON, still the same manifest): every text read refuses it by name.
+    const table = resolvedTable(spec('padded'));
+    const original = await tableLines(bed.db.client, table);
+    let struck: string | undefined;
+    const afterStep = async (event: StepEvent) => {
+      if (event.functionName !== 'upload' || struck) return;
+      const key = (await bed.local.deps().locks.get('app', 'public.padded')).inFlight?.objects[0]?.archiveKey;
+      if (!key) return;
+      const manifest = (await getObject(bed.local, manifestKeyFor(key))).toString('utf8');
+      await s3().send(
+        new PutObjectCommand({
+          Bucket: bucket(),
+          Key: manifestKeyFor(key),
+          Body: `${manifest}${' '.repeat(4 * 1024 * 1024)}`,
+        }),
+      );
+      struck = key;
+    };
+
+    // Act
+    const raced = await runLocalArchive(
+      bed.local,
+      { tables: ['public.padded'] },
+      { afterStep, retryIntervalScale: 0 },
+    );
+    const afterRace = await tableLines(bed.db.client, table);
+    const committed = await bed.local.deps().inventory.list('app', 'public.padded');
+    const next = await runLocalArchive(bed.local, { tables: ['public.padded'] }, { retryIntervalScale: 0 });
+
+    // Assess
+    recordProof({
+      kind: 'threat',
+      actor: 'bucket writer',
+      attack: 'manifest padded past the text read limit between upload and verify',
+      held:
+        raced.execution.status === 'FAILED' && afterRace.length === original.length && committed.length === 0,
+    });
+    expect(struck).toBeDefined();
+    expect(raced.execution.status).toBe('FAILED');
+    expect(afterRace).toEqual(original);
+    expect(committed).toEqual([]);
+    expect(next.outcomes[0]?.error).toBeUndefined();
+    expect(next.execution.status).toBe('SUCCEEDED');
+    expect(raced.outcomes[0]?.error).toMatch(/^ArchiveIntegrityError: archive .* failed verification: /);
+    await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
   });
 
   it.each([
