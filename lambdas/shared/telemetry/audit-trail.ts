@@ -71,13 +71,13 @@ export interface AuditLocation {
 
 export const auditEventsPrefix = (prefix: string) => `${prefix}_audit/events/`;
 
-/** ISO-8601 basic format (no ":"), so it is a safe key segment and still sorts by time. */
 /**
  * The longest event, as written: a few arrays of details at their longest. Readers take no more of an object, so a
  * bucket writer's padded one costs them this much, not the 4 MiB a text read allows, and it is set aside unread.
  */
 export const AUDIT_EVENT_MAX_BYTES = 256 * 1024;
 
+/** ISO-8601 basic format (no ":"), so it is a safe key segment and still sorts by time. */
 const compactTime = (iso: string) => new Date(iso).toISOString().replaceAll('-', '').replaceAll(':', '');
 
 export function auditEventKey(prefix: string, event: Pick<AuditEvent, 'time' | 'kind' | 'id'>): string {
