@@ -72,10 +72,11 @@ export interface AuditLocation {
 export const auditEventsPrefix = (prefix: string) => `${prefix}_audit/events/`;
 
 /**
- * The longest event, as written: a few arrays of details at their longest. Readers take no more of an object, so a
- * bucket writer's padded one costs them this much, not the 4 MiB a text read allows, and it is set aside unread.
+ * Longer than any event a step writes: the longest, schema drift's, holds five lists of at most 200 column
+ * descriptions of at most 300 characters, which JSON may escape to 6 bytes apiece (1.8 MB). Readers take no more of an
+ * object, so a bucket writer's padded one costs them this much, not the 4 MiB a text read allows, and is set aside.
  */
-export const AUDIT_EVENT_MAX_BYTES = 256 * 1024;
+export const AUDIT_EVENT_MAX_BYTES = 2 * 1024 * 1024;
 
 /** ISO-8601 basic format (no ":"), so it is a safe key segment and still sorts by time. */
 const compactTime = (iso: string) => new Date(iso).toISOString().replaceAll('-', '').replaceAll(':', '');

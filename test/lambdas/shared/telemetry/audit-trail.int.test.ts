@@ -52,7 +52,7 @@ describe('the audit trail read from a bucket a writer padded', () => {
   };
 
   it('lists the events beside an event padded to megabytes, naming it as unreadable rather than failing whole or holding it', async () => {
-    // Prepare: two genuine events, one planted past the longest text the store reads whole (4 MiB), one of 1 MiB
+    // Prepare: two genuine events, one planted past the longest text the store reads whole (4 MiB), one of 2.2 MB
     // that the format admits (details of any number of members) but no step writes.
     await appendAuditEvent(
       store,
@@ -60,7 +60,7 @@ describe('the audit trail read from a bucket a writer padded', () => {
       { kind: 'run-started', time: new Date().toISOString(), actor: 'step:plan', details: { tables: 1 } },
     );
     const huge = await plantEvent(4300);
-    const large = await plantEvent(1100);
+    const large = await plantEvent(2300);
     await appendAuditEvent(
       store,
       { prefix: '' },

@@ -47,9 +47,39 @@ describe('audit event keys', () => {
     expect(AuditEventSchema.safeParse({ ...event, kind: 'party' }).success).toBe(false);
   });
 
+  it('writes the longest event a step writes: schema drift of five full lists of escaped column descriptions', async () => {
+    // Prepare: 200 descriptions of 300 control characters per list, each escaped to 6 bytes in JSON
+    const list = Array.from({ length: 200 }, () => '\u0001'.repeat(300));
+    const details = {
+      action: 'continue',
+      added: list,
+      removed: list,
+      retyped: list,
+      nullability: list,
+      reordered: list,
+    };
+    const written: string[] = [];
+    const store = {
+      putTextOnce: async (_key: string, text: string) => {
+        written.push(text);
+      },
+    } as unknown as ArchiveStore;
+
+    // Act
+    await appendAuditEvent(
+      store,
+      { prefix: '' },
+      { kind: 'schema-drift', time: new Date().toISOString(), actor: 'step:export', details },
+    );
+
+    // Assess
+    expect(written).toHaveLength(1);
+    expect(Buffer.byteLength(written[0] ?? '')).toBeGreaterThan(1_800_000);
+  });
+
   it('refuses to write an event longer than readers take, before the bucket is touched', async () => {
     // Prepare: the format admits details of any number of members; readers set aside an object past the cap.
-    const details = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`k${i}`, 'x'.repeat(1000)]));
+    const details = Object.fromEntries(Array.from({ length: 2300 }, (_, i) => [`k${i}`, 'x'.repeat(1000)]));
     const store = {} as ArchiveStore;
 
     // Act
