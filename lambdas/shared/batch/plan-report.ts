@@ -127,35 +127,38 @@ async function planTable(deps: PlanReportDeps, { table, cutoff }: PlannedTable):
     retention: retentionStatus(table.governance),
     encryption: encryptionStatus(config, table.governance),
   };
-  const countMs =
-    deps.remainingTimeMs === undefined
-      ? undefined
-      : Math.min(
-          deps.remainingTimeMs() - PLAN_RETURN_MARGIN_MS,
-          config.defaults.statementTimeoutSeconds * 1000,
-        );
+  // From now: the secret's fetch and the connection count against the invocation's time too.
+  const started = performance.now();
+  const functionMs =
+    deps.remainingTimeMs === undefined ? undefined : deps.remainingTimeMs() - PLAN_RETURN_MARGIN_MS;
+  const statementMs = config.defaults.statementTimeoutSeconds * 1000;
+  const countMs = functionMs === undefined ? undefined : Math.min(functionMs, statementMs);
+  const deadline = countMs === undefined ? undefined : started + countMs;
   const uncounted: TablePlan = {
     ...base,
-    action: 'uncounted',
-    error: `not counted within the plan step's time (${Math.max(0, Math.round((countMs ?? 0) / 1000))} s left for it): run plan from the CLI, or a dry run of this table alone`,
+    // A table a run would skip anyway says so.
+    action: hold ? 'held' : leased ? 'locked' : 'uncounted',
+    error:
+      countMs === functionMs
+        ? `not counted within the plan step's time (${Math.max(0, Math.round((countMs ?? 0) / 1000))} s were left for it): plan this table alone, or from the CLI`
+        : `not counted within defaults.statementTimeoutSeconds (${config.defaults.statementTimeoutSeconds} s): raise it for the dry run, or add an index on the timestamp column`,
   };
   if (countMs !== undefined && countMs < MIN_COUNT_MS) return uncounted;
   let counted: Awaited<ReturnType<typeof countEligible>> | undefined;
   try {
     const db = await deps.database(database);
     counted = await db.withConnection(async (client) => {
+      // Before each statement that reads rows: what is left of the budget, not the budget again.
+      const bound = async () => {
+        if (deadline === undefined) return;
+        const left = Math.max(1, Math.round(deadline - performance.now()));
+        await client.query(`SET LOCAL statement_timeout = ${left}`);
+      };
       try {
-        const deadline = countMs === undefined ? undefined : performance.now() + countMs;
-        // Before each statement that reads rows: what is left of the budget, not the budget again.
-        const bound = async () => {
-          if (deadline === undefined) return;
-          const left = Math.max(1, Math.round(deadline - performance.now()));
-          await client.query(`SET LOCAL statement_timeout = ${left}`);
-        };
         return await inReadOnlyTransaction(client, () => countEligible(client, table, cutoff, state, bound));
       } catch (error) {
         // query_canceled: the budget's statement_timeout (or an operator's cancel) ended the count.
-        if (countMs !== undefined && (error as { code?: string }).code === '57014') return undefined;
+        if (deadline !== undefined && (error as { code?: string }).code === '57014') return undefined;
         throw error;
       }
     });

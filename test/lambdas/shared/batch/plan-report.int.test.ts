@@ -54,7 +54,7 @@ describe('dry run: each count within what is left of the plan step', () => {
         ['public.ledger', 'archive'],
       ]);
       expect(report.tables[0]?.error).toMatch(
-        /^not counted within the plan step's time \(2 s left for it\): run plan from the CLI/,
+        /^not counted within the plan step's time \(2 s were left for it\): plan this table alone, or from the CLI$/,
       );
       expect(report.tables[1]?.eligibleRows).toBe(5);
       expect(tookMs).toBeLessThan(4_500);
@@ -78,7 +78,7 @@ describe('dry run: each count within what is left of the plan step', () => {
     expect(report.tables.map((t) => t.action)).toEqual(['uncounted', 'uncounted']);
   });
 
-  it('counts every table when the time is not bounded (the CLI, local mode)', async () => {
+  it('counts every table under the statement limit alone when no invocation time bounds it (a direct call)', async () => {
     // Act
     const report = await buildPlanReport(bed.local.deps(), 'dry', await tables());
 
