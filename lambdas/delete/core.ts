@@ -314,7 +314,13 @@ export async function deleteBatch(input: DeleteInput, deps: DeleteDeps): Promise
         // on the table, and a label renamed during the DELETE would commit rows whose archive says otherwise.
         const redefined = definitionsChange(inFlight, (await shape()).readingDigest);
         if (redefined) throw new DigestMismatch(redefined, 'reading-changed');
-        deleting = { ...inFlight, stage: 'deleting', deleteXid: xid.rows[0]?.xid, deleteServer };
+        deleting = {
+          ...inFlight,
+          stage: 'deleting',
+          deleteXid: xid.rows[0]?.xid,
+          deleteServer,
+          deleteAt: deps.now().toISOString(),
+        };
         // Conditional on the lease and on the record being as read: a holder whose lease was taken over, or a stale
         // invocation, fails here and rolls back (fencing).
         await recordInFlight(deps, input, deleting, { unchanged: inFlight });

@@ -372,7 +372,7 @@ export async function recordCommitted(
   inFlight: InFlight,
 ): Promise<void> {
   assertTransition(inFlight.stage, 'committed');
-  const committedAt = deps.now().toISOString();
+  const committedAt = inFlight.deleteAt ?? deps.now().toISOString();
   await Promise.all([
     forEachObject(
       inFlight.objects,

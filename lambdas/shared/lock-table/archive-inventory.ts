@@ -30,10 +30,8 @@ export class ArchiveInventory {
    * stale invocation can change), and never over an entry of other content. A later commit of the same content takes
    * the entry over: the same rows restored into the table and archived again, whose object may have been re-created
    * meanwhile (its predecessor expired or deleted), with another pin and manifest that restore must check it against.
-   * An earlier commit recorded late (a retried record of a settled batch) leaves a later one's entry as it is, and
-   * the same batch recorded again keeps its first time: an invocation that read the batch as `deleting` and settles it
-   * after later batches committed would otherwise date it after them, and a restore, which restores a day's archives
-   * newest commit first, would bring back its older versions of their rows.
+   * An earlier commit recorded late (a retried record of a settled batch) leaves a later one's entry as it is. A batch
+   * recorded again, however late, carries the same time (its in-flight record's `deleteAt`), so it writes the same entry.
    */
   async record(database: string, table: string, entry: InventoryEntry): Promise<void> {
     const key = ArchiveInventory.key(database, table, entry.archiveKey);
@@ -45,13 +43,12 @@ export class ArchiveInventory {
             Key: key,
             UpdateExpression: 'SET #archive = :entry',
             ConditionExpression:
-              'attribute_not_exists(#archive) OR (#archive.figures.contentSha256 = :sha AND #archive.committedAt <= :committedAt AND #archive.batchId <> :batchId)',
+              'attribute_not_exists(#archive) OR (#archive.figures.contentSha256 = :sha AND #archive.committedAt <= :committedAt)',
             ExpressionAttributeNames: { '#archive': 'archive' },
             ExpressionAttributeValues: {
               ':entry': entry,
               ':sha': entry.figures.contentSha256,
               ':committedAt': entry.committedAt,
-              ':batchId': entry.batchId,
             },
           }),
         ),

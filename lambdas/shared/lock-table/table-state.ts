@@ -108,6 +108,12 @@ export const InFlightSchema = z.preprocess(
     deleteXid: z.string().optional(),
     /** The server (system identifier and timeline) that xid belongs to: another server's xids mean nothing. */
     deleteServer: z.string().optional(),
+    /**
+     * When the delete was about to commit (ISO), written with the xid: the inventory records the batch as committed
+     * then, whichever invocation records it and however late, so a restore orders a day's archives as their deletes
+     * committed. Absent in records written before: the time of the record.
+     */
+    deleteAt: z.string().optional(),
     /** The table's columns at export; they become the table's `lastColumns` when this batch's delete commits. */
     columns: z.array(ColumnSchema).optional(),
     /**

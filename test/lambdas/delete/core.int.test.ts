@@ -182,9 +182,11 @@ describe('delete step', () => {
       /connection lost/,
     );
     const afterCrash = await tableLines(bed.db.client, table);
+    const { inFlight } = await bed.local.deps().locks.get('app', 'public.retried');
 
-    // Act
-    const retried = await deleteBatch({ ...task, progress: ZERO }, bed.local.deps());
+    // Act: the retry runs later; the batch is recorded as committed when its delete was
+    const later = { ...bed.local.deps(), now: () => new Date(Date.now() + 30_000) };
+    const retried = await deleteBatch({ ...task, progress: ZERO }, later);
 
     // Assess
     expect(retried.rowsDeleted).toBe(original.length - afterCrash.length);
@@ -192,6 +194,12 @@ describe('delete step', () => {
     const state = await bed.local.deps().locks.get('app', 'public.retried');
     expect(state).toMatchObject({ inFlight: undefined, totalBatches: 1, totalRows: retried.rowsDeleted });
     await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+    const keys = inFlight?.objects.map((object) => object.archiveKey) ?? [];
+    const entries = await bed.local.deps().inventory.entries('app', 'public.retried', keys);
+    expect(inFlight?.deleteAt).toBeDefined();
+    expect([...entries.values()].map((entry) => entry.committedAt)).toEqual(
+      keys.map(() => inFlight?.deleteAt),
+    );
   });
 
   it('a duplicate that finds its twin deleted the rows neither counts RowsChanged nor withdraws: it waits, then answers with the batch', async () => {

@@ -53,20 +53,4 @@ describe('the inventory of committed archives on a local DynamoDB', () => {
     await expect(other).rejects.toThrow(ArchiveConflictError);
     expect(await recorded()).toEqual(later);
   });
-
-  it('keeps when a batch committed when the same batch is recorded again later (a stale invocation settling it)', async () => {
-    // Prepare: the batch recorded at its commit; a restore orders the archives of a day by these times.
-    const key = `${KEY.slice(0, -'.jsonl.gz'.length)}-again.jsonl.gz`;
-    const atCommit = { ...commit('b1', '2024-02-01T03:00:00.000Z'), archiveKey: key };
-
-    // Act: an invocation that read the batch as `deleting` before it was recorded records it again, after later batches.
-    await inventory().record('app', 'public.events', atCommit);
-    await inventory().record('app', 'public.events', {
-      ...atCommit,
-      committedAt: '2024-02-03T03:00:00.000Z',
-    });
-
-    // Assess
-    expect((await inventory().entries('app', 'public.events', [key])).get(key)).toEqual(atCommit);
-  });
 });
