@@ -19,9 +19,9 @@ import {
  * table, changed (a redaction), archived again. A month's month objects and its day objects are one partition: a
  * table switched between the two (`objectSpan`) archives the same rows again under the other layout. The newest committed version must win, whatever the strategy: `skip`
  * (and `fail`) restore the newest archive first, so an older version finds its row already there; `overwrite` the
- * oldest first, so the newest is written last. Only the batches of different runs can hold the same row (a run's
- * batches each take rows the one before deleted), so only a partition whose archives come from more than one run, or
- * from a run and from before the inventory, is *ordered*. Groups of a page run at once, so a page holds at most one
+ * oldest first, so the newest is written last. Two batches of one run can hold the same key too: a row one batch
+ * deleted that the application inserts again under its key (or a restore puts back) while the run goes on, which a
+ * later batch archives. So every partition of more than one archive is *ordered*. Groups of a page run at once, so a page holds at most one
  * group's worth of an ordered partition, in that group, in order; the rest of it follows in the next pages, which run
  * after. An archive the inventory does not list (written before it existed, or by a batch not committed) counts as
  * older than every committed one: a committed version wins over one nothing vouches for. Among themselves such
@@ -214,9 +214,8 @@ export async function* restorePages(
       partition.length > 1 || resumed !== undefined
         ? await options.committed(partition.map((ref) => ref.key))
         : new Map();
-    const runs = new Set(partition.map((ref) => committed.get(ref.key)?.runId));
     // A page that ended inside this partition found it ordered: it stays so, or its cursor would mean nothing.
-    const ordered = runs.size > 1 || resumed !== undefined;
+    const ordered = partition.length > 1 || resumed !== undefined;
     for (const chunk of chunksOf(partition, folder, ordered, committed, order, resumed)) {
       const held = page.reduce((n, c) => n + c.archives.length, 0);
       const sharing = chunk.ordered && page.some((c) => c.ordered && c.folder === folder);

@@ -79,7 +79,7 @@ describe('restorePages: the newest committed version of a row wins', () => {
   });
 
   it('puts the archives of such a day in one group, so one invocation restores them in that order', async () => {
-    // Prepare: other days beside it, enough for a group each at concurrency 4.
+    // Prepare: another day beside it, of three archives: ordered too, in a group of its own.
     const others = ['01', '02', '03'].map((n) => ref(`${NEXT_DAY}2025010${n}-${n.repeat(12)}.jsonl.gz`));
 
     // Act
@@ -88,7 +88,7 @@ describe('restorePages: the newest committed version of a row wins', () => {
 
     // Assess
     expect(groups.map((g) => g.archives.map((a) => a.key))).toContainEqual([old, redacted]);
-    expect(groups).toHaveLength(4);
+    expect(groups).toHaveLength(2);
   });
 
   it('counts an archive the inventory does not list as older than every committed one', async () => {
@@ -105,9 +105,9 @@ describe('restorePages: the newest committed version of a row wins', () => {
     expect(keysOf(overwrite)).toEqual([unlisted, old, redacted]);
   });
 
-  it('leaves a day of one run in key order and free to spread over groups: its batches hold no row twice', async () => {
-    // Prepare: four batches of one run.
-    const keys = ['d', 'c', 'b', 'a'].map((c) => `${DAY}20250107-${c.repeat(24)}.jsonl.gz`);
+  it('orders a day of one run too: a key one batch deleted can be inserted again and archived by a later batch', async () => {
+    // Prepare: four batches of one run, committed in key order; the last holds the key's newest version.
+    const keys = ['a', 'b', 'c', 'd'].map((c) => `${DAY}20250107-${c.repeat(24)}.jsonl.gz`);
     const oneRun: CommittedArchives = new Map(
       keys.map((key, i) => [key, { committedAt: `2025-02-01T00:00:0${i}.000Z`, runId: 'run-1' }]),
     );
@@ -119,9 +119,9 @@ describe('restorePages: the newest committed version of a row wins', () => {
       oneRun,
     );
 
-    // Assess
-    expect(keysOf(pages)).toEqual([...keys].sort());
-    expect(groupArchives(pages[0]?.archives ?? [], 4)).toHaveLength(4);
+    // Assess: newest first, in one group
+    expect(keysOf(pages)).toEqual([...keys].reverse());
+    expect(groupArchives(pages[0]?.archives ?? [], 4)).toHaveLength(1);
   });
 });
 
