@@ -355,7 +355,9 @@ export class ArchiveBucket extends Construct {
         grantee,
         actions: keyActions,
         resourceArns: [this.encryptionKey.keyArn],
-        conditions: { StringEquals: { 'kms:ViaService': `s3.${Stack.of(this).region}.${Stack.of(this).urlSuffix}` } },
+        conditions: {
+          StringEquals: { 'kms:ViaService': `s3.${Stack.of(this).region}.${Stack.of(this).urlSuffix}` },
+        },
       });
     }
     acknowledgeWildcardResources(

@@ -246,7 +246,7 @@ const SIDE_EFFECTS_SQL = `(SELECT json_build_object('cascade', (
                AND coalesce((pg_catalog.to_jsonb(f) ->> 'conenforced')::bool, true)
              ORDER BY f.conname LIMIT 1),
           'trigger', (
-            SELECT json_build_object('name', g.tgname, 'on', ${triggerDeclaredOnSql('g')})
+            SELECT json_build_object('name', g.tgname, 'on', ${triggerDeclaredOnSql('g')}, 'cloned', g.tgparentid <> 0)
               FROM pg_catalog.pg_trigger g
              WHERE g.tgrelid = ANY (${TABLE_RELATIONS_SQL}) AND g.tgenabled <> 'D'
                AND ${userTriggerSql('g')}
@@ -295,6 +295,8 @@ const UNIDENTIFIED_PUBLISHED_SQL = `(SELECT json_build_object('name', p.pubname,
 interface SideEffect {
   name: string;
   on: string;
+  /** A trigger cloned onto a partition from the table `on` names. */
+  cloned?: boolean;
 }
 
 /**
@@ -744,7 +746,7 @@ function refuseSideEffects(
   }
   if (trigger) {
     throw new TableNotUsableError(
-      `${where}: trigger "${trigger.name}" on ${trigger.on} fires on DELETE; ${why} (disable the trigger or archive another way)`,
+      `${where}: trigger "${trigger.name}" on ${trigger.on} fires on DELETE; ${why} (disable the trigger or archive another way${trigger.cloned ? `; disabled on ${trigger.on}, it is disabled on every partition of it` : ''})`,
     );
   }
   if (rule) {

@@ -47,6 +47,7 @@ export async function uncommittedInFlight(
     const db = await deps.sourceDatabase();
     // Read as the batch read the table (its record's key, timestamp column and zone; the config may say otherwise
     // now, or no longer name it): a `committed` its rows contradict is a transaction id reused after a snapshot restore.
+    // A record without a manifest (an earlier version's) is never read by its rows, so the fallbacks are not used.
     const exported = {
       database,
       ...source,
