@@ -34,19 +34,50 @@ describe('dry run: each count within what is left of the plan step', () => {
     }));
   };
 
+  /** Whether the server's timers fire: under faketime (LD_PRELOAD) PostgreSQL's statement_timeout never does. */
+  async function timersFire(): Promise<boolean> {
+    const probe = await bed.db.client
+      .query('BEGIN; SET LOCAL statement_timeout = 50; SELECT pg_sleep(0.5)')
+      .then(
+        () => false,
+        () => true,
+      );
+    await bed.db.client.query('ROLLBACK');
+    return probe;
+  }
+
+  /**
+   * Cancels a count still waiting on a lock after `ms`, as the statement_timeout would have: where the server's timers
+   * do not fire, the count would otherwise wait forever. Says whether it had to.
+   */
+  function cancelStuckCount(ms: number): { acted: () => boolean; stop: () => void } {
+    let acted = false;
+    const timer = setTimeout(async () => {
+      const cancelled = await bed.db.client.query(
+        `SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+          WHERE wait_event_type = 'Lock' AND datname = current_database() AND pid <> pg_backend_pid()`,
+      );
+      acted = (cancelled.rowCount ?? 0) > 0;
+    }, ms);
+    return { acted: () => acted, stop: () => clearTimeout(timer) };
+  }
+
   it('reports a table whose count outlasts the time left uncounted, ends that count, and counts the next', async () => {
     // Prepare: 1.5 s left for counts; the lock would hold the count for the whole lock timeout (5 s) otherwise.
+    const fire = await timersFire();
     const holder = new pg.Client({ connectionString: bed.db.url });
     await holder.connect();
     await holder.query('BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE');
     const planned = await tables();
     const deps = { ...bed.local.deps(), remainingTimeMs: () => PLAN_RETURN_MARGIN_MS + 1_500 };
+    const watchdog = cancelStuckCount(3_000);
 
     try {
       // Act
       const started = performance.now();
       const report = await buildPlanReport(deps, 'dry', planned);
       const tookMs = performance.now() - started;
+      watchdog.stop();
 
       // Assess
       expect(report.tables.map((t) => [t.table, t.action])).toEqual([
@@ -57,12 +88,15 @@ describe('dry run: each count within what is left of the plan step', () => {
         /^not counted within the plan step's time \(2 s were left for it\): plan this table alone, or from the CLI$/,
       );
       expect(report.tables[1]?.eligibleRows).toBe(5);
+      // The budget's statement_timeout ended the count, wherever the server's timers fire.
+      expect(watchdog.acted()).toBe(!fire);
       expect(tookMs).toBeLessThan(4_500);
       const waiting = await bed.db.client.query(
         `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()`,
       );
       expect(waiting.rows[0]?.n).toBe(0);
     } finally {
+      watchdog.stop();
       await holder.end();
     }
   });
