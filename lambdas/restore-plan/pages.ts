@@ -32,8 +32,8 @@ import {
  * committed since, moves in the order, and would otherwise cross the page's end (handed out twice, or never).
  */
 
-/** What the order needs of a committed archive: its inventory entry's run and commit time. */
-export type CommittedArchives = ReadonlyMap<string, Pick<InventoryEntry, 'committedAt' | 'runId'>>;
+/** What the order needs of a committed archive: its inventory entry's commit time. */
+export type CommittedArchives = ReadonlyMap<string, Pick<InventoryEntry, 'committedAt'>>;
 
 /** An archive's place in the order: its commit time (none when the inventory does not list it), then its key. */
 const PositionSchema = z.object({ key: z.string(), committedAt: z.string().optional() }).strict();
@@ -130,8 +130,9 @@ const safeJson = (text: string): unknown => {
 export const cursorStart = (cursor: string): string | undefined => parseCursor(cursor).startAfter;
 
 /**
- * How many partitions have committed archives of more than one run: those that may hold a row in two versions, of
- * which restore brings back the newest. Whether they do, only their rows can tell.
+ * How many partitions have committed archives of more than one run: those most likely to hold a row in two versions
+ * (archived, restored, changed, archived again), of which restore brings back the newest. A key the application
+ * inserted again within one run can put a row twice in a partition of one run too; only the rows can tell.
  */
 export function partitionsOfSeveralRuns(
   entries: Iterable<Pick<InventoryEntry, 'day' | 'span' | 'runId'>>,

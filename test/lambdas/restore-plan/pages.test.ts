@@ -62,8 +62,8 @@ describe('restorePages: the newest committed version of a row wins', () => {
   const old = `${DAY}20250107-bbbbbbbbbbbbbbbbbbbbbbbb.jsonl.gz`;
   const redacted = `${DAY}20250107-aaaaaaaaaaaaaaaaaaaaaaaa.jsonl.gz`;
   const committed: CommittedArchives = new Map([
-    [old, { committedAt: '2025-02-01T00:00:00.000Z', runId: 'run-1' }],
-    [redacted, { committedAt: '2025-03-01T00:00:00.000Z', runId: 'run-2' }],
+    [old, { committedAt: '2025-02-01T00:00:00.000Z' }],
+    [redacted, { committedAt: '2025-03-01T00:00:00.000Z' }],
   ]);
 
   it('restores the newest first under skip and fail (older versions find their rows there), the oldest first under overwrite', async () => {
@@ -109,7 +109,7 @@ describe('restorePages: the newest committed version of a row wins', () => {
     // Prepare: four batches of one run, committed in key order; the last holds the key's newest version.
     const keys = ['a', 'b', 'c', 'd'].map((c) => `${DAY}20250107-${c.repeat(24)}.jsonl.gz`);
     const oneRun: CommittedArchives = new Map(
-      keys.map((key, i) => [key, { committedAt: `2025-02-01T00:00:0${i}.000Z`, runId: 'run-1' }]),
+      keys.map((key, i) => [key, { committedAt: `2025-02-01T00:00:0${i}.000Z` }]),
     );
 
     // Act
@@ -133,9 +133,9 @@ describe('restorePages: a month archived as a month object, then again as day ob
   const redactedDay = `${DAY}20250107-aaaaaaaaaaaaaaaaaaaaaaaa.jsonl.gz`;
   const otherDay = `${NEXT_DAY}20250108-bbbbbbbbbbbbbbbbbbbbbbbb.jsonl.gz`;
   const committed: CommittedArchives = new Map([
-    [monthObject, { committedAt: '2025-02-01T00:00:00.000Z', runId: 'run-1' }],
-    [redactedDay, { committedAt: '2025-03-01T00:00:00.000Z', runId: 'run-2' }],
-    [otherDay, { committedAt: '2025-03-01T00:00:01.000Z', runId: 'run-2' }],
+    [monthObject, { committedAt: '2025-02-01T00:00:00.000Z' }],
+    [redactedDay, { committedAt: '2025-03-01T00:00:00.000Z' }],
+    [otherDay, { committedAt: '2025-03-01T00:00:01.000Z' }],
   ]);
   const refs = [ref(monthObject), ref(redactedDay), ref(otherDay)];
 
@@ -173,7 +173,6 @@ const TWO_RUN_DAY = (() => {
       key,
       {
         committedAt: `2025-02-01T00:${String(i).padStart(2, '0')}:00.000Z`,
-        runId: i < 20 ? 'run-1' : 'run-2',
       },
     ]),
   );
@@ -349,7 +348,7 @@ describe('restorePages: a day cut over several pages while its inventory or its 
   const { keys, committed } = TWO_RUN_DAY;
   /** The inventory once `key`'s rows were archived again: its entry taken over by a later commit. */
   const committedAgain = (key: string): CommittedArchives =>
-    new Map([...committed, [key, { committedAt: '2025-03-01T00:00:00.000Z', runId: 'run-3' }]]);
+    new Map([...committed, [key, { committedAt: '2025-03-01T00:00:00.000Z' }]]);
   const refs = keys.map((key) => ref(key));
 
   it.each([
@@ -437,13 +436,9 @@ const SWITCHED = (() => {
     return `${SWITCHED_MONTH}day=${dd}/202501${dd}-${String(i).padStart(24, '0')}.jsonl.gz`;
   });
   const committed: CommittedArchives = new Map([
-    [monthObject, { committedAt: '2025-02-01T00:00:00.000Z', runId: 'run-1' }],
+    [monthObject, { committedAt: '2025-02-01T00:00:00.000Z' }],
     ...dayKeys.map(
-      (key, i) =>
-        [
-          key,
-          { committedAt: `2025-03-01T00:${String(i).padStart(2, '0')}:00.000Z`, runId: 'run-2' },
-        ] as const,
+      (key, i) => [key, { committedAt: `2025-03-01T00:${String(i).padStart(2, '0')}:00.000Z` }] as const,
     ),
   ]);
   return { monthObject, dayKeys, committed };
@@ -481,7 +476,7 @@ describe('restorePages: a cursor made before cursors named the archives handed o
   const monthAgain = `${SWITCHED_MONTH}202501-${'e'.repeat(24)}.jsonl.gz`;
   const committedBoth: CommittedArchives = new Map([
     ...committed,
-    [monthAgain, { committedAt: '2025-02-15T00:00:00.000Z', runId: 'run-1b' }],
+    [monthAgain, { committedAt: '2025-02-15T00:00:00.000Z' }],
   ]);
   const all = [monthObject, monthAgain, ...dayKeys].map((key) => ref(key));
 
