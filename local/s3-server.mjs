@@ -134,6 +134,17 @@ store.copyObject = async (sourceBucket, sourceKey, bucket, key, replacementMetad
   return store.getMetadata(bucket, key);
 };
 
+/** S3 refuses a write to a key longer than 1,024 bytes (UTF-8); s3rver takes any a file path can hold. */
+const S3_MAX_KEY_BYTES = 1024;
+async function keyLength(ctx, next) {
+  const [, bucketName, ...key] = ctx.path.split('/');
+  const writes =
+    ctx.method === 'PUT' || (ctx.method === 'POST' && ('uploads' in ctx.query || 'uploadId' in ctx.query));
+  if (writes && bucketName && Buffer.byteLength(decodeURIComponent(key.join('/'))) > S3_MAX_KEY_BYTES)
+    throw new S3Error('KeyTooLongError', 'Your key is too long');
+  return next();
+}
+
 /**
  * Conditional writes (If-None-Match: *) on PutObject, CopyObject and CompleteMultipartUpload, which s3rver ignores:
  * S3 refuses such a write with 412 PreconditionFailed when the key exists, and the archiver's write-once objects
@@ -348,7 +359,7 @@ async function logged(ctx, next) {
 }
 
 // First of all middleware (Koa composes it when the server starts): counted, then checked, then written.
-server.middleware.unshift(counted, logged, conditionalWrites, copySourceConditions, coldStorage);
+server.middleware.unshift(counted, logged, keyLength, conditionalWrites, copySourceConditions, coldStorage);
 server.middleware.splice(server.middleware.length - 1, 0, listedInClass);
 
 const { port } = await server.run();

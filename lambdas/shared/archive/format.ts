@@ -19,6 +19,16 @@ export function keySegment(identifier: string): string {
     .join('');
 }
 
+/** The longest key S3 takes (KeyTooLongError past it). */
+export const S3_MAX_KEY_BYTES = 1024;
+
+/**
+ * The longest `s3.prefix`: below it the longest key the archiver writes (a quarantined manifest of a table whose
+ * three names are PostgreSQL's 63 bytes, percent-encoded whole) takes 695 bytes, so every key fits
+ * S3_MAX_KEY_BYTES (tested). A longer prefix would fail every table in AWS, and not in local mode.
+ */
+export const MAX_PREFIX_BYTES = 256;
+
 export interface TableLocation {
   prefix: string;
   database: string;

@@ -4,14 +4,17 @@ import {
   archiveKey,
   isCalendarDay,
   keySegment,
+  MAX_PREFIX_BYTES,
   manifestKeyFor,
   quarantineKey,
+  S3_MAX_KEY_BYTES,
   spanCutoff,
   spanEnd,
   spanLastDay,
   stagingKey,
   suggestedObjectSpan,
   tablePrefix,
+  writeOnceProbeKey,
 } from '../../../../lambdas/shared/archive/format.js';
 import { PROOF_SOAK, recordProof } from '../../../support/proof-ledger.js';
 
@@ -147,6 +150,27 @@ describe('archive keys', () => {
       property: 'archive keys stay under the prefix (Unicode identifiers)',
       cases: UNICODE_RUNS,
     });
+  });
+
+  it("fit S3's 1,024 bytes with the longest prefix the config takes and the longest names PostgreSQL allows", () => {
+    // Prepare: 63-byte names that percent-encode whole (189 characters each), the longest reason, a late timestamp.
+    const longest = '€'.repeat(21);
+    const prefix = `${'p'.repeat(MAX_PREFIX_BYTES - 1)}/`;
+    const loc = { prefix, database: longest, schema: longest, table: longest };
+    const day = '9999-12-31';
+    const data = archiveKey(loc, day, 'f'.repeat(64), 'day');
+    const staging = stagingKey(loc, day, 'batch');
+    const at = new Date('9999-12-31T23:59:59.999Z');
+
+    // Act
+    const keys = [data, manifestKeyFor(data), staging, writeOnceProbeKey(staging)].flatMap((key) => [
+      key,
+      quarantineKey(prefix, key, 'reading-changed', at),
+    ]);
+
+    // Assess
+    expect(Buffer.byteLength(prefix)).toBe(MAX_PREFIX_BYTES);
+    for (const key of keys) expect(Buffer.byteLength(key)).toBeLessThanOrEqual(S3_MAX_KEY_BYTES);
   });
 });
 

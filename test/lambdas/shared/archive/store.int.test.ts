@@ -178,6 +178,27 @@ describe('s3rver and object pins', () => {
     expect(fresh.ETag).toBe(md5('new'));
   });
 
+  it('refuses a key longer than 1,024 bytes with KeyTooLongError, as S3 does, and takes one of 1,024', async () => {
+    // Prepare: two-byte characters, so bytes and characters differ.
+    const key = (bytes: number) => `${'k/'.repeat(100)}${'é'.repeat((bytes - 200) / 2)}`;
+
+    // Act
+    const refused = await Promise.allSettled([
+      s3.send(new PutObjectCommand({ Bucket: 'pins', Key: key(1026), Body: 'x' })),
+      s3.send(new CopyObjectCommand({ Bucket: 'pins', Key: key(1026), CopySource: 'pins/src' })),
+      s3.send(new CreateMultipartUploadCommand({ Bucket: 'pins', Key: key(1026) })),
+    ]);
+    await s3.send(new PutObjectCommand({ Bucket: 'pins', Key: key(1024), Body: 'x' }));
+
+    // Assess
+    expect(refused.map((outcome) => outcome.status === 'rejected' && outcome.reason.name)).toEqual([
+      'KeyTooLongError',
+      'KeyTooLongError',
+      'KeyTooLongError',
+    ]);
+    expect((await s3.send(new HeadObjectCommand({ Bucket: 'pins', Key: key(1024) }))).ContentLength).toBe(1);
+  });
+
   it('copies only the source with the ETag it is given (x-amz-copy-source-if-match), as S3 does, and refuses another or none', async () => {
     // Prepare
     await s3.send(new PutObjectCommand({ Bucket: 'pins', Key: 'staged', Body: 'staged bytes' }));

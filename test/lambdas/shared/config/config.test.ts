@@ -2,6 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { MAX_PREFIX_BYTES } from '../../../../lambdas/shared/archive/format.js';
 import { loadConfigFile, parseConfig } from '../../../../lambdas/shared/config/config.js';
 import { resolveTable } from '../../../../lambdas/shared/config/resolved-table.js';
 import { configErrorOf } from '../../../support/config-errors.js';
@@ -203,6 +204,23 @@ describe('config schema', () => {
     expect(error).toContain('s3.prefix: must not contain an empty segment ("//")');
     expect(() =>
       parseConfig({ ...minimal(), s3: { bucket: 'archive-bucket', prefix: 'arch/ive/' } }),
+    ).not.toThrow();
+  });
+
+  it("refuses an s3.prefix so long that an archive's keys could pass S3's 1,024 bytes", () => {
+    // Prepare: a prefix of `bytes` bytes, one of its characters two bytes long.
+    const prefix = (bytes: number) => `${'p'.repeat(bytes - 3)}é/`;
+
+    // Act
+    const error = errorOf({
+      ...minimal(),
+      s3: { bucket: 'archive-bucket', prefix: prefix(MAX_PREFIX_BYTES + 1) },
+    });
+
+    // Assess
+    expect(error).toContain(`s3.prefix: must be at most ${MAX_PREFIX_BYTES} bytes`);
+    expect(() =>
+      parseConfig({ ...minimal(), s3: { bucket: 'archive-bucket', prefix: prefix(MAX_PREFIX_BYTES) } }),
     ).not.toThrow();
   });
 
