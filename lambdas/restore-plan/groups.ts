@@ -13,6 +13,12 @@ import type { ArchivePointer, RestoreTask } from '../shared/restore/restore-task
  * be (a 1,000-character error, five warnings of 300 characters, a long key: about 2.8 KB; tested).
  */
 export const RESTORE_PAGE_ARCHIVES = 64;
+/**
+ * Bytes of keys one page lists at most: each key is in the page and in its archive's result, so keys of up to S3's
+ * 1,024 bytes (a long s3.prefix, long names) would take a full page past 256 KiB. Keys of 512 bytes or less never
+ * shorten a page (tested).
+ */
+export const RESTORE_PAGE_KEY_BYTES = 32 * 1024;
 /** Archives one invocation restores at most. */
 export const MAX_ARCHIVES_PER_GROUP = 16;
 /**

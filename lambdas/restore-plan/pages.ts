@@ -10,6 +10,7 @@ import {
   MAX_GROUP_BYTES,
   MAX_LEGACY_ARCHIVES,
   RESTORE_PAGE_ARCHIVES,
+  RESTORE_PAGE_KEY_BYTES,
 } from './groups.js';
 
 /**
@@ -183,7 +184,8 @@ interface Chunk {
 /**
  * The pages of a restore's archives, from `cursor` on: `refs` are the archives in key order, listed after
  * `cursorStart(cursor)`; `committed` gives the inventory's entries of one partition's archives, asked for only when
- * the partition holds several archives or a page ended inside it. Pages hold at most RESTORE_PAGE_ARCHIVES archives.
+ * the partition holds several archives or a page ended inside it. Pages hold at most RESTORE_PAGE_ARCHIVES archives
+ * and RESTORE_PAGE_KEY_BYTES of keys.
  */
 export async function* restorePages(
   refs: AsyncIterable<ArchiveRef>,
@@ -218,9 +220,14 @@ export async function* restorePages(
     // A page that ended inside this partition found it ordered: it stays so, or its cursor would mean nothing.
     const ordered = partition.length > 1 || resumed !== undefined;
     for (const chunk of chunksOf(partition, folder, ordered, committed, order, resumed)) {
-      const held = page.reduce((n, c) => n + c.archives.length, 0);
+      const archives = page.reduce((n, c) => n + c.archives.length, 0) + chunk.archives.length;
+      const keyBytes = [...page, chunk].reduce(
+        (n, c) => c.archives.reduce((m, archive) => m + Buffer.byteLength(archive.key), n),
+        0,
+      );
       const sharing = chunk.ordered && page.some((c) => c.ordered && c.folder === folder);
-      if (page.length > 0 && (held + chunk.archives.length > RESTORE_PAGE_ARCHIVES || sharing)) {
+      const full = archives > RESTORE_PAGE_ARCHIVES || keyBytes > RESTORE_PAGE_KEY_BYTES;
+      if (page.length > 0 && (full || sharing)) {
         yield finish(true);
         page = [];
       }

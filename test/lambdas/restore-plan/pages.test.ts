@@ -499,3 +499,58 @@ describe('restorePages: a cursor made before cursors named the archives handed o
     expect([...keysOf(pages)].sort()).toEqual([monthObject, ...dayKeys].sort());
   });
 });
+
+describe('restorePages: the longest keys', () => {
+  /** One archive a day from 2025-01-01, each key `bytes` long. */
+  const dayKeys = (days: number, bytes: number) =>
+    Array.from({ length: days }, (_, at) => {
+      const [y, m, d] = new Date(Date.UTC(2025, 0, 1 + at)).toISOString().slice(0, 10).split('-');
+      return `/year=${y}/month=${m}/day=${d}/${y}${m}${d}-${'a'.repeat(24)}.jsonl.gz`.padStart(bytes, 'p');
+    });
+
+  it("ends a page before its keys and their worst-case results could pass Step Functions' 256 KiB", async () => {
+    // Prepare: 200 day archives under a table prefix of 1,024-byte keys, S3's longest (a 256-byte s3.prefix and names
+    // of 63 bytes percent-encoded whole come to about 900).
+    const keys = dayKeys(200, 1024);
+
+    // Act
+    const pages = await allPages(
+      keys.map((key) => ref(key)),
+      'skip',
+      new Map(),
+    );
+
+    // Assess: the state after a page's Map holds its groups and an outcome per archive, as long as one can be: longer
+    // than a failed result (a 1,000-character error, five warnings of 300: 2.6 KB and its key) is the outcome of an
+    // archive whose restore threw (its pointer and the Lambda error's cause, a message and a stack: 3 KB allowed).
+    expect(keysOf(pages)).toEqual(keys);
+    for (const page of pages) {
+      const groups = groupArchives(page.archives, 2);
+      const results = groups.map((group) => ({
+        outcomes: group.archives.map(({ key, format }) => ({
+          archives: [{ key, format }],
+          status: 'failed',
+          error: 'StorageUnavailableError',
+          cause: 'c'.repeat(3000),
+        })),
+      }));
+      const state = JSON.stringify({ page: { groups, cursor: page.cursor, more: page.more }, results });
+      expect(Buffer.byteLength(state)).toBeLessThan(240 * 1024);
+    }
+  });
+
+  it('keeps 64 archives a page for keys of up to 512 bytes', async () => {
+    // Prepare
+    const keys = dayKeys(128, 512);
+
+    // Act
+    const pages = await allPages(
+      keys.map((key) => ref(key)),
+      'skip',
+      new Map(),
+    );
+
+    // Assess
+    expect(pages.map((page) => page.archives.length)).toEqual([64, 64]);
+  });
+});
