@@ -273,15 +273,19 @@ const UNVALIDATED_CONSTRAINTS_SQL = `
 
 /**
  * The zone the role's sessions start in (reset_val: doctor's own session is set to UTC), and whether a `timestamp`
- * column's configured zone ($1) gives the same offsets (winter and summer): what the application's `now()` writes a
- * `timestamp` column's local times in, when it connects as the archiver does.
+ * column's configured zone ($1) gives the same offsets: what the application's `now()` writes a `timestamp` column's
+ * local times in, when it connects as the archiver does. Compared at every hour of the two years before this one to
+ * the end of the next, not in January and July alone: zones alike in winter and summer may change their clocks on
+ * other days (Cairo's summer time starts four weeks after Athens'), and rows written in between read an hour off.
  */
 const SESSION_ZONE_SQL = `
   SELECT s.reset_val AS zone,
          pg_catalog.bool_and((v.t AT TIME ZONE s.reset_val) = (v.t AT TIME ZONE $1)) AS same
     FROM pg_catalog.pg_settings AS s,
-         LATERAL (VALUES (pg_catalog.date_trunc('year', pg_catalog.now())),
-                         (pg_catalog.date_trunc('year', pg_catalog.now()) + interval '6 months')) AS v(t)
+         LATERAL pg_catalog.generate_series(
+           pg_catalog.date_trunc('year', pg_catalog.now()) - interval '2 years',
+           pg_catalog.date_trunc('year', pg_catalog.now()) + interval '2 years' - interval '1 hour',
+           interval '1 hour') AS v(t)
    WHERE s.name = 'TimeZone'
    GROUP BY s.reset_val`;
 

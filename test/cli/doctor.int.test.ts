@@ -223,6 +223,47 @@ describe('audit-archiver local doctor: every check against embedded PostgreSQL, 
     }
   });
 
+  it('warns when the zones agree in January and July but not in between (Cairo starts summer time four weeks after Athens)', async () => {
+    // Prepare: both zones are UTC+2 in winter and UTC+3 in summer, but Egypt moves its clocks on the last Friday of
+    // April and Greece on the last Sunday of March: through most of April a local time Cairo's now() writes reads in
+    // Athens as an instant an hour earlier than it was written, so those rows are archived an hour before their time.
+    await bed.db.client.query(`
+      ALTER DATABASE "${bed.db.name}" SET TimeZone = 'Africa/Cairo';
+      CREATE TABLE public.cairo_times (id bigint PRIMARY KEY, created_at timestamp NOT NULL DEFAULT LOCALTIMESTAMP);
+      CREATE INDEX ON public.cairo_times (created_at);`);
+    const table = (zone: string): TableSpec[] => [
+      { schema: 'public', name: 'cairo_times', timestampColumn: 'created_at', timestampTimeZone: zone },
+      EVENTS,
+    ];
+
+    try {
+      // Act
+      const athens = await doctor({ config: config(bed.db.url, table('Europe/Athens')) });
+      const cairo = await doctor({ config: config(bed.db.url, table('Africa/Cairo')) });
+      const egypt = await doctor({ config: config(bed.db.url, table('Egypt')) });
+
+      // Assess: warned for Athens, naming Cairo; silent for Cairo and for another name of it.
+      const warning = find(athens, 'timestamp zone');
+      recordProof({
+        kind: 'threat',
+        actor: 'operator',
+        attack:
+          'sets timestampTimeZone to a zone with the same winter and summer offsets as the sessions’ zone but other change dates',
+        held: warning?.status === 'warning' && warning.detail.includes('set timestampTimeZone: Africa/Cairo'),
+      });
+      expect(warning).toMatchObject({
+        status: 'warning',
+        detail: expect.stringContaining('set timestampTimeZone: Africa/Cairo'),
+      });
+      expect(find(cairo, 'timestamp zone')).toBeUndefined();
+      expect(find(egypt, 'timestamp zone')).toBeUndefined();
+    } finally {
+      await bed.db.client.query(
+        `ALTER DATABASE "${bed.db.name}" RESET TimeZone; DROP TABLE public.cairo_times`,
+      );
+    }
+  });
+
   it('is critical when the role may SELECT but not DELETE: exit 1', async () => {
     // Prepare
     const role = `reader_${randomUUID().slice(0, 8)}`;
