@@ -8,7 +8,12 @@ import { type ArchiverConfig, tableRef } from '../lambdas/shared/config/schema.j
 import { resolveConnection } from '../lambdas/shared/database/credentials.js';
 import { sessionSetupSql, tlsOption } from '../lambdas/shared/database/db.js';
 import { findRelation, TABLE_RELATIONS_SQL } from '../lambdas/shared/database/table-shape.js';
-import { quoteIdent, quoteLiteral, rowSourceSql } from '../lambdas/shared/database/table-sql.js';
+import {
+  EARLIEST_ELIGIBLE,
+  quoteIdent,
+  quoteLiteral,
+  rowSourceSql,
+} from '../lambdas/shared/database/table-sql.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import { boundedRequests } from '../lambdas/shared/runtime/aws-requests.js';
 import {
@@ -84,7 +89,10 @@ export async function measureTable(
   let eligible: number;
   let monthly: number;
   let oldestDays: number;
-  const times = (s?.bounds ?? []).map(Number).filter(Number.isFinite);
+  // Only instants a run can archive: sentinels (-infinity, infinity, BC dates) stay in the table, and a BC bound would
+  // date the oldest row millennia back, each day since an object to write.
+  const earliest = Date.parse(EARLIEST_ELIGIBLE);
+  const times = (s?.bounds ?? []).map(Number).filter((t) => Number.isFinite(t) && t >= earliest);
   // The cut-off a run started now would take (plan's), so eligible rows and days agree with `plan` and the run.
   const cutoff = Date.parse(retentionCutoff(now, table.retentionDays));
   const monthAgo = Date.parse(retentionCutoff(now, DAYS_PER_MONTH));
@@ -94,6 +102,7 @@ export async function measureTable(
     oldestDays = Math.max(0, (now - (times[0] ?? now)) / 86_400_000);
   } else {
     const column = instant(`t.${quoteIdent(table.timestampColumn)}`);
+    const archivable = `${column} >= '${EARLIEST_ELIGIBLE}'::timestamptz AND ${column} < 'infinity'::timestamptz`;
     const counted = await client.query<{
       rows: string;
       eligible: string;
@@ -101,9 +110,9 @@ export async function measureTable(
       oldest: string | null;
     }>(
       `SELECT count(*)::text AS rows,
-              count(*) FILTER (WHERE ${column} < $1::timestamptz)::text AS eligible,
-              count(*) FILTER (WHERE ${column} >= $2::timestamptz)::text AS monthly,
-              extract(epoch FROM $3::timestamptz - min(${column}))::text AS oldest
+              count(*) FILTER (WHERE ${archivable} AND ${column} < $1::timestamptz)::text AS eligible,
+              count(*) FILTER (WHERE ${archivable} AND ${column} >= $2::timestamptz)::text AS monthly,
+              extract(epoch FROM $3::timestamptz - min(${column}) FILTER (WHERE ${archivable}))::text AS oldest
          FROM ${rowSourceSql({ ...table, partitioned: relation.relkind === 'p' })} AS t`,
       [new Date(cutoff).toISOString(), new Date(monthAgo).toISOString(), new Date(now).toISOString()],
     );

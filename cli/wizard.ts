@@ -22,7 +22,7 @@ import {
   primaryKey,
   TABLE_RELATIONS_SQL,
 } from '../lambdas/shared/database/table-shape.js';
-import { qualifiedName, quoteIdent } from '../lambdas/shared/database/table-sql.js';
+import { EARLIEST_ELIGIBLE, qualifiedName, quoteIdent } from '../lambdas/shared/database/table-sql.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import { printable, safeLine, safeLines, type Write } from './output.js';
 import { formatNumber } from './report.js';
@@ -262,7 +262,12 @@ async function archiverRefusal(client: pg.ClientBase, candidate: Candidate): Pro
   }
 }
 
-/** Row count, oldest row and rows older than each usual retention; big tables are read on a 1% block sample. */
+/**
+ * Row count, oldest row and rows older than each usual retention; big tables are read on a 1% block sample. Age is
+ * measured on the rows a run can archive, those at a calendar day of year 1 AD or later: sentinels (`-infinity`,
+ * `infinity`, BC dates) stay in the table, and an infinite one would make the age infinite (PostgreSQL 17 and later)
+ * or fail the subtraction (before 17).
+ */
 async function ageProfile(client: pg.ClientBase, candidate: Candidate): Promise<AgeProfile> {
   const column = `t.${quoteIdent(candidate.timestamp?.name ?? '')}`;
   const instant =
@@ -272,9 +277,11 @@ async function ageProfile(client: pg.ClientBase, candidate: Candidate): Promise<
   const sampled = candidate.estimatedRows > SAMPLE_ABOVE_ROWS;
   const percent = sampled ? Math.max(0.01, (100 * SAMPLE_ABOVE_ROWS) / candidate.estimatedRows) : 100;
   const scale = 100 / percent;
+  const archivable = `${instant} >= '${EARLIEST_ELIGIBLE}'::timestamptz AND ${instant} < 'infinity'::timestamptz`;
   const result = await client.query<Record<string, string | null>>(
-    `SELECT count(*)::text AS rows, extract(epoch FROM now() - min(${instant}))::text AS oldest,
-            ${RETENTIONS.map((d) => `count(*) FILTER (WHERE ${instant} < now() - interval '${d} days')::text AS d${d}`).join(', ')}
+    `SELECT count(*)::text AS rows,
+            extract(epoch FROM now() - min(${instant}) FILTER (WHERE ${archivable}))::text AS oldest,
+            ${RETENTIONS.map((d) => `count(*) FILTER (WHERE ${archivable} AND ${instant} < now() - interval '${d} days')::text AS d${d}`).join(', ')}
        FROM ${qualifiedName(candidate)} AS t ${sampled ? `TABLESAMPLE SYSTEM (${percent.toFixed(4)})` : ''}`,
   );
   const row = result.rows[0] ?? {};

@@ -48,3 +48,47 @@ describe('audit-archiver cost: live tables from PostgreSQL statistics and measur
     expect(measured.archived.bytes).toBeCloseTo(measured.archiveBytesPerRow * counted.eligibleRows, -1);
   });
 });
+
+describe('audit-archiver cost: a table whose timestamp column holds sentinels a run never archives', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      // 100 rows, one every 9.6 hours over the 40 days before now, and -infinity, infinity and a BC date: a run
+      // archives none of those three (no calendar day of year 1 AD or later), so they count neither as eligible rows
+      // nor as days of objects to write.
+      await db.client.query(`
+        CREATE TABLE public.sentinel_events (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, note text);
+        CREATE INDEX ON public.sentinel_events (created_at);
+        INSERT INTO public.sentinel_events
+          SELECT g, now() - g * interval '9 hours 36 minutes', 'row ' || g FROM generate_series(1, 100) g;
+        INSERT INTO public.sentinel_events VALUES
+          (1001, '-infinity', 'always'), (1002, 'infinity', 'never'), (1003, '0044-03-15 12:00:00+00 BC', 'ides');`);
+    },
+    [{ schema: 'public', name: 'sentinel_events', timestampColumn: 'created_at' }],
+  );
+
+  it('counts neither the sentinels’ rows nor days back to them, with statistics or without', async () => {
+    // Prepare
+    const now = bed.db.now().getTime();
+    const eligible = await bed.db.client.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM public.sentinel_events
+        WHERE created_at >= '0001-01-01T00:00:00Z' AND created_at < $1::timestamptz`,
+      [new Date(Math.floor(now / 86_400_000) * 86_400_000 - 30 * 86_400_000).toISOString()],
+    );
+
+    // Act
+    const counted = await measureTable(bed.db.client, bed.local.config, 'app', 'public.sentinel_events', {
+      now,
+    });
+    await bed.db.client.query('ANALYZE public.sentinel_events');
+    const fromStats = await measureTable(bed.db.client, bed.local.config, 'app', 'public.sentinel_events', {
+      now,
+    });
+
+    // Assess: the oldest archivable row is 40 days old, so its objects span 10 or 11 days before the cut-off.
+    expect(counted.eligibleRows).toBe(eligible.rows[0]?.n);
+    expect(counted.eligibleDays).toBeGreaterThanOrEqual(10);
+    expect(counted.eligibleDays).toBeLessThanOrEqual(11);
+    expect(fromStats.eligibleDays).toBeGreaterThanOrEqual(10);
+    expect(fromStats.eligibleDays).toBeLessThanOrEqual(12);
+  });
+});

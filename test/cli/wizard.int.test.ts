@@ -63,6 +63,29 @@ describe('audit-archiver wizard: finds the audit tables of a database and writes
     expect(names.at(-1)).not.toBe('public.audit_events');
   });
 
+  it('measures a table’s age by the rows the archiver can take, past -infinity, infinity and BC sentinels', async () => {
+    // Prepare: 100 rows over 100 days, and the sentinels an application writes for "always" and "never".
+    await db.client.query(`
+      CREATE TABLE public.sentinel_events (id bigint PRIMARY KEY, created_at timestamptz);
+      CREATE INDEX ON public.sentinel_events (created_at);
+      INSERT INTO public.sentinel_events SELECT g, now() - make_interval(days => g) FROM generate_series(1, 100) g;
+      INSERT INTO public.sentinel_events VALUES
+        (1001, '-infinity'), (1002, 'infinity'), (1003, '0044-03-15 12:00:00+00 BC'), (1004, NULL);`);
+
+    try {
+      // Act
+      const candidates = await discoverCandidates(db.client);
+
+      // Assess: the oldest row is 100 days old (a run never archives the sentinels), and none is older than 180.
+      const sentinels = candidates.find((c) => c.name === 'sentinel_events');
+      expect(sentinels?.age?.rows).toBe(104);
+      expect(Math.floor(sentinels?.age?.oldestDays ?? Number.NaN)).toBe(100);
+      expect(sentinels?.age?.olderThan[180]).toBe(0);
+    } finally {
+      await db.client.query('DROP TABLE public.sentinel_events');
+    }
+  });
+
   it('marks a table whose only timestamp columns change with its rows unusable, naming them, rather than choose one', async () => {
     // Prepare
     await db.client.query(
