@@ -1,6 +1,6 @@
 import { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import pg from 'pg';
-import { tablePrefix } from '../lambdas/shared/archive/format.js';
+import { spanCutoff, tablePrefix } from '../lambdas/shared/archive/format.js';
 import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
 import { retentionCutoff } from '../lambdas/shared/config/governance.js';
 import { resolveTable } from '../lambdas/shared/config/resolved-table.js';
@@ -93,8 +93,9 @@ export async function measureTable(
   // date the oldest row millennia back, each day since an object to write.
   const earliest = Date.parse(EARLIEST_ELIGIBLE);
   const times = (s?.bounds ?? []).map(Number).filter((t) => Number.isFinite(t) && t >= earliest);
-  // The cut-off a run started now would take (plan's), so eligible rows and days agree with `plan` and the run.
-  const cutoff = Date.parse(retentionCutoff(now, table.retentionDays));
+  // Where the rows a run started now would take end (plan's cut-off, for a month table the first of its month), so
+  // eligible rows and days agree with `plan` and the run.
+  const cutoff = Date.parse(spanCutoff(retentionCutoff(now, table.retentionDays), table.objectSpan));
   const monthAgo = Date.parse(retentionCutoff(now, DAYS_PER_MONTH));
   if (rows > 0 && times.length >= 2) {
     eligible = Math.round(rows * histogramShare(times, cutoff));

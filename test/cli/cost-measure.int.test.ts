@@ -49,7 +49,7 @@ describe('audit-archiver cost: live tables from PostgreSQL statistics and measur
   });
 });
 
-describe('audit-archiver cost: a table whose timestamp column holds sentinels a run never archives', () => {
+describe('audit-archiver cost: counts the rows a run takes, of a table with sentinels and of a month table', () => {
   const bed = archiverTestbed(
     async (db) => {
       // 100 rows, one every 9.6 hours over the 40 days before now, and -infinity, infinity and a BC date: a run
@@ -61,10 +61,36 @@ describe('audit-archiver cost: a table whose timestamp column holds sentinels a 
         INSERT INTO public.sentinel_events
           SELECT g, now() - g * interval '9 hours 36 minutes', 'row ' || g FROM generate_series(1, 100) g;
         INSERT INTO public.sentinel_events VALUES
-          (1001, '-infinity', 'always'), (1002, 'infinity', 'never'), (1003, '0044-03-15 12:00:00+00 BC', 'ides');`);
+          (1001, '-infinity', 'always'), (1002, 'infinity', 'never'), (1003, '0044-03-15 12:00:00+00 BC', 'ides');
+        CREATE TABLE public.month_events (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, note text);
+        INSERT INTO public.month_events
+          SELECT g, now() - g * interval '1 day', 'row ' || g FROM generate_series(1, 120) g;`);
     },
-    [{ schema: 'public', name: 'sentinel_events', timestampColumn: 'created_at' }],
+    [
+      { schema: 'public', name: 'sentinel_events', timestampColumn: 'created_at' },
+      { schema: 'public', name: 'month_events', timestampColumn: 'created_at', objectSpan: 'month' },
+    ],
   );
+
+  it('counts of a month table only the months that ended before the cut-off, as plan and the run take them', async () => {
+    // Prepare: a run takes a month once all of it is past the cut-off (the first of the cut-off's month).
+    const now = bed.db.now().getTime();
+    const cutoff = new Date(Math.floor(now / 86_400_000) * 86_400_000 - 30 * 86_400_000);
+    const monthStart = new Date(Date.UTC(cutoff.getUTCFullYear(), cutoff.getUTCMonth(), 1)).toISOString();
+    const taken = await bed.db.client.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM public.month_events WHERE created_at < $1::timestamptz',
+      [monthStart],
+    );
+
+    // Act
+    const counted = await measureTable(bed.db.client, bed.local.config, 'app', 'public.month_events', {
+      now,
+    });
+
+    // Assess
+    expect(counted.objectSpan).toBe('month');
+    expect(counted.eligibleRows).toBe(taken.rows[0]?.n);
+  });
 
   it('counts neither the sentinels’ rows nor days back to them, with statistics or without', async () => {
     // Prepare
