@@ -142,16 +142,47 @@ export function suggestRetention(age: AgeProfile): RetentionSuggestion {
   };
 }
 
+/**
+ * The zone sessions start in (the server's, the database's or the role's TimeZone), which `now()` and LOCALTIMESTAMP
+ * write a `timestamp` column's local times in: reset_val, since the wizard's own session is set to UTC. A zone name
+ * is taken as it is (CET as the region PostgreSQL reads it as, zoneForPostgres); a POSIX setting such as `<-05>+5`
+ * names no zone, and stands for the fixed Etc/GMT zone of its offset when that offset is whole hours and kept at every
+ * hour of four years; otherwise `zone` is undefined: no zone the config takes reads the rows as written.
+ */
+async function sessionZone(client: pg.ClientBase): Promise<{ setting: string; zone?: string }> {
+  const setting = await client.query<{ setting: string; named: string | null; own: string }>(
+    `SELECT s.reset_val AS setting, pg_catalog.current_setting('TimeZone') AS own,
+            (SELECT z.name FROM pg_catalog.pg_timezone_names AS z WHERE z.name = s.reset_val) AS named
+       FROM pg_catalog.pg_settings AS s
+      WHERE s.name = 'TimeZone'`,
+  );
+  const { setting: sessions = 'UTC', named = null, own = 'UTC' } = setting.rows[0] ?? {};
+  if (named) return { setting: sessions, zone: zoneForPostgres(named) };
+  // The offsets as the sessions' own clock gives them: AT TIME ZONE may read a POSIX string otherwise (`UTC+3`).
+  await client.query(`SELECT pg_catalog.set_config('TimeZone', $1, false)`, [sessions]);
+  const offsets = await client
+    .query<{ offset: number | null }>(
+      `SELECT CASE WHEN pg_catalog.count(DISTINCT o.seconds) = 1 THEN pg_catalog.min(o.seconds)::int END AS "offset"
+         FROM (SELECT pg_catalog.date_part('timezone', v.t) AS seconds
+                 FROM pg_catalog.generate_series(
+                        pg_catalog.date_trunc('year', pg_catalog.now()) - interval '2 years',
+                        pg_catalog.date_trunc('year', pg_catalog.now()) + interval '2 years' - interval '1 hour',
+                        interval '1 hour') AS v(t)) AS o`,
+    )
+    .finally(() => client.query(`SELECT pg_catalog.set_config('TimeZone', $1, false)`, [own]));
+  const offset = offsets.rows[0]?.offset ?? null;
+  // Etc/GMT zones run from UTC-12 to UTC+14, their signs reversed (POSIX): UTC-5 is Etc/GMT+5.
+  const hours = offset === null || offset % 3600 !== 0 ? undefined : offset / 3600;
+  if (hours === undefined || hours < -12 || hours > 14) return { setting: sessions };
+  return {
+    setting: sessions,
+    zone: hours === 0 ? 'UTC' : `Etc/GMT${hours > 0 ? '-' : '+'}${Math.abs(hours)}`,
+  };
+}
+
 /** Every ordinary or partitioned table outside the system schemas, with what archiving it needs. */
 export async function discoverCandidates(client: pg.ClientBase): Promise<Candidate[]> {
-  // The zone sessions start in (the server's, the database's or the role's TimeZone), which `now()` and
-  // LOCALTIMESTAMP write a `timestamp` column's local times in: reset_val, since the wizard's own session is set to UTC.
-  const zone = await client.query<{ zone: string }>(
-    `SELECT coalesce((SELECT z.name FROM pg_catalog.pg_timezone_names AS z, pg_catalog.pg_settings AS s
-                       WHERE s.name = 'TimeZone' AND z.name = s.reset_val), 'UTC') AS zone`,
-  );
-  // A TimeZone of CET is the zone of that name, which `AT TIME ZONE` would read as a fixed offset (zoneForPostgres).
-  const serverZone = zoneForPostgres(zone.rows[0]?.zone ?? 'UTC');
+  const sessions = await sessionZone(client);
   const tables = await client.query<{
     oid: number;
     schema: string;
@@ -194,8 +225,10 @@ export async function discoverCandidates(client: pg.ClientBase): Promise<Candida
       auditLike: AUDIT_NAME.test(t.name),
     };
     await assessKey(client, t.oid, candidate);
-    if (timestamp?.kind === 'timestamp') candidate.timestampTimeZone = serverZone;
-    if (!timestamp && own.length > 0)
+    if (timestamp?.kind === 'timestamp') candidate.timestampTimeZone = sessions.zone;
+    if (timestamp?.kind === 'timestamp' && !sessions.zone)
+      candidate.unusable = `its timestamp column ${timestamp.name} holds local times, which the database's sessions start in ${sessions.setting}: no zone the config takes keeps that offset, so write the config with the zone the application writes in as timestampTimeZone yourself`;
+    else if (!timestamp && own.length > 0)
       candidate.unusable = `its only timestamp columns (${own.map((c) => c.name).join(', ')}) change when a row is touched, so a row's age by them moves: if one is the event time, write the config with it as timestampColumn yourself`;
     else if (!timestamp) candidate.unusable = 'no timestamptz or timestamp column';
     else if (candidate.keyKind === 'none') candidate.unusable = 'no primary key or NOT NULL unique index';

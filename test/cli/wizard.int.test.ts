@@ -1,6 +1,7 @@
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { discoverCandidates, type Prompter, parseWizardOptions, runWizard } from '../../cli/wizard.js';
@@ -308,6 +309,10 @@ describe.each([
   { sessions: 'America/New_York', written: 'America/New_York' },
   // PostgreSQL's AT TIME ZONE reads CET as a fixed offset (an abbreviation), so the config refuses it: a region.
   { sessions: 'CET', written: 'Europe/Paris' },
+  // A POSIX zone without summer time names no region: the fixed zone of its offset (Etc/GMT's sign is reversed).
+  { sessions: '<-05>+5', written: 'Etc/GMT+5' },
+  { sessions: 'UTC+3', written: 'Etc/GMT+3' },
+  { sessions: '<+0530>-5:30', written: undefined },
 ])(
   'audit-archiver wizard: the zone of a timestamp column, sessions in $sessions',
   ({ sessions, written }) => {
@@ -327,30 +332,51 @@ describe.each([
       rmSync(dir, { recursive: true, force: true });
     });
 
-    it('writes the zone sessions of the database start in, though its own session runs in UTC', async () => {
-      // Prepare
-      const out = join(dir, 'archiver.yaml');
+    it.skipIf(written === undefined)(
+      'writes the zone sessions of the database start in, though its own session runs in UTC',
+      async () => {
+        // Prepare
+        const out = join(dir, 'archiver.yaml');
 
-      // Act
-      await runWizard(
-        parseWizardOptions({
-          databaseUrl: db.url,
-          tables: ['public.audit_log'],
-          retentionDays: 30,
-          out,
-          yes: true,
-        }),
-        { write: () => undefined, env: {}, now: () => new Date() },
-      );
+        // Act
+        await runWizard(
+          parseWizardOptions({
+            databaseUrl: db.url,
+            tables: ['public.audit_log'],
+            retentionDays: 30,
+            out,
+            yes: true,
+          }),
+          { write: () => undefined, env: {}, now: () => new Date() },
+        );
 
-      // Assess: read as UTC, every New York row would look 4 to 5 hours older than it is, and be deleted that early.
-      const config = parseYaml(readFileSync(out, 'utf8')) as {
-        databases: { tables: { name: string; timestampTimeZone?: string }[] }[];
-      };
-      expect(config.databases[0]?.tables[0]).toMatchObject({
-        name: 'audit_log',
-        timestampTimeZone: written,
-      });
-    });
+        // Assess: read as UTC, every New York row would look 4 to 5 hours older than it is, and be deleted that early.
+        const config = parseYaml(readFileSync(out, 'utf8')) as {
+          databases: { tables: { name: string; timestampTimeZone?: string }[] }[];
+        };
+        expect(config.databases[0]?.tables[0]).toMatchObject({
+          name: 'audit_log',
+          timestampTimeZone: written,
+        });
+      },
+    );
+
+    it.skipIf(written !== undefined)(
+      'marks the table unusable when that zone names no zone the config takes',
+      async () => {
+        // Prepare: a session of the database as it is set up now.
+        const client = new pg.Client({ connectionString: db.url });
+        await client.connect();
+
+        // Act
+        const candidates = await discoverCandidates(client).finally(() => client.end());
+
+        // Assess: no zone is suggested rather than UTC, which would read every row hours off its age.
+        const audit = candidates.find((c) => c.name === 'audit_log');
+        expect(audit?.timestampTimeZone).toBeUndefined();
+        expect(audit?.unusable).toContain(`sessions start in ${sessions}`);
+        expect(audit?.unusable).toContain('timestampTimeZone yourself');
+      },
+    );
   },
 );
