@@ -22,6 +22,7 @@ import { describeTable, findRelation } from '../lambdas/shared/database/table-sh
 import { classifyDatabaseError } from '../lambdas/shared/errors/step-errors.js';
 import type { LocalEnvironment } from '../local/run.js';
 import { type SafeText, safeLines } from './output.js';
+import { sessionZone } from './session-zone.js';
 
 export type CheckStatus = 'ok' | 'warning' | 'critical' | 'skipped';
 
@@ -272,24 +273,6 @@ const UNVALIDATED_CONSTRAINTS_SQL = `
    ORDER BY 2, 1`;
 
 /**
- * The zone the role's sessions start in (reset_val: doctor's own session is set to UTC), and whether a `timestamp`
- * column's configured zone ($1) gives the same offsets: what the application's `now()` writes a `timestamp` column's
- * local times in, when it connects as the archiver does. Compared at every hour of the two years before this one to
- * the end of the next, not in January and July alone: zones alike in winter and summer may change their clocks on
- * other days (Cairo's summer time starts four weeks after Athens'), and rows written in between read an hour off.
- */
-const SESSION_ZONE_SQL = `
-  SELECT s.reset_val AS zone,
-         pg_catalog.bool_and((v.t AT TIME ZONE s.reset_val) = (v.t AT TIME ZONE $1)) AS same
-    FROM pg_catalog.pg_settings AS s,
-         LATERAL pg_catalog.generate_series(
-           pg_catalog.date_trunc('year', pg_catalog.now()) - interval '2 years',
-           pg_catalog.date_trunc('year', pg_catalog.now()) + interval '2 years' - interval '1 hour',
-           interval '1 hour') AS v(t)
-   WHERE s.name = 'TimeZone'
-   GROUP BY s.reset_val`;
-
-/**
  * Usable (the steps' own describeTable), a `timestamp` column read in another zone than sessions write it in, constraints older rows may break, privileges the steps need, and an index
  * that finds old rows.
  */
@@ -314,16 +297,16 @@ async function tableChecks(
       },
     ];
     if (shape.timestampKind === 'timestamp') {
-      const zones = await client.query<{ zone: string; same: boolean }>(SESSION_ZONE_SQL, [
-        table.timestampTimeZone,
-      ]);
-      const zone = zones.rows[0];
-      if (zone && !zone.same)
+      const sessions = await sessionZone(client, table.timestampTimeZone);
+      const set = sessions.zone
+        ? `set timestampTimeZone: ${sessions.zone}`
+        : 'set timestampTimeZone to a zone with the same offsets (the config takes zone names only)';
+      if (!sessions.same)
         results.push({
           check: 'timestamp zone',
           subject,
           status: 'warning',
-          detail: `"${shape.timestampColumn.name}" is a timestamp without time zone read in ${table.timestampTimeZone} (timestampTimeZone), but this database's sessions start in ${zone.zone}, where now(), CURRENT_TIMESTAMP and LOCALTIMESTAMP write local time: if the application writes it so, set timestampTimeZone: ${zone.zone}, or rows are read as other instants than they were written at (where ${zone.zone} is behind ${table.timestampTimeZone}, as earlier ones: archived and deleted that many hours before retentionDays)`,
+          detail: `"${shape.timestampColumn.name}" is a timestamp without time zone read in ${table.timestampTimeZone} (timestampTimeZone), but this database's sessions start in ${sessions.setting}, where now(), CURRENT_TIMESTAMP and LOCALTIMESTAMP write local time: if the application writes it so, ${set}, or rows are read as other instants than they were written at (where ${sessions.setting} is behind ${table.timestampTimeZone}, as earlier ones: archived and deleted that many hours before retentionDays)`,
         });
     }
     if (shape.inheritanceChildren.length > 0) {

@@ -12,7 +12,6 @@ import {
   type ArchiverConfigInput,
   type TableConfig,
   tableRef,
-  zoneForPostgres,
 } from '../lambdas/shared/config/schema.js';
 import { parseConnectionUrl } from '../lambdas/shared/database/credentials.js';
 import { sessionSetupSql, tlsOption } from '../lambdas/shared/database/db.js';
@@ -26,6 +25,7 @@ import { EARLIEST_ELIGIBLE, qualifiedName, quoteIdent } from '../lambdas/shared/
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import { printable, safeLine, safeLines, type Write } from './output.js';
 import { formatNumber } from './report.js';
+import { sessionZone } from './session-zone.js';
 
 /** Names that say "audit data": such tables rank first. */
 const AUDIT_NAME = /audit|log|history|event|journal|activity|trail|change|outbox/i;
@@ -139,44 +139,6 @@ export function suggestRetention(age: AgeProfile): RetentionSuggestion {
       age.oldestDays === null
         ? 'the table is empty: 365 days keeps a year queryable once rows arrive'
         : `the oldest row is ${Math.floor(age.oldestDays)} days old and 90 days would archive only ${pct(90)}: 365 days keeps a year queryable`,
-  };
-}
-
-/**
- * The zone sessions start in (the server's, the database's or the role's TimeZone), which `now()` and LOCALTIMESTAMP
- * write a `timestamp` column's local times in: reset_val, since the wizard's own session is set to UTC. A zone name
- * is taken as it is (CET as the region PostgreSQL reads it as, zoneForPostgres); a POSIX setting such as `<-05>+5`
- * names no zone, and stands for the fixed Etc/GMT zone of its offset when that offset is whole hours and kept at every
- * hour of four years; otherwise `zone` is undefined: no zone the config takes reads the rows as written.
- */
-async function sessionZone(client: pg.ClientBase): Promise<{ setting: string; zone?: string }> {
-  const setting = await client.query<{ setting: string; named: string | null; own: string }>(
-    `SELECT s.reset_val AS setting, pg_catalog.current_setting('TimeZone') AS own,
-            (SELECT z.name FROM pg_catalog.pg_timezone_names AS z WHERE z.name = s.reset_val) AS named
-       FROM pg_catalog.pg_settings AS s
-      WHERE s.name = 'TimeZone'`,
-  );
-  const { setting: sessions = 'UTC', named = null, own = 'UTC' } = setting.rows[0] ?? {};
-  if (named) return { setting: sessions, zone: zoneForPostgres(named) };
-  // The offsets as the sessions' own clock gives them: AT TIME ZONE may read a POSIX string otherwise (`UTC+3`).
-  await client.query(`SELECT pg_catalog.set_config('TimeZone', $1, false)`, [sessions]);
-  const offsets = await client
-    .query<{ offset: number | null }>(
-      `SELECT CASE WHEN pg_catalog.count(DISTINCT o.seconds) = 1 THEN pg_catalog.min(o.seconds)::int END AS "offset"
-         FROM (SELECT pg_catalog.date_part('timezone', v.t) AS seconds
-                 FROM pg_catalog.generate_series(
-                        pg_catalog.date_trunc('year', pg_catalog.now()) - interval '2 years',
-                        pg_catalog.date_trunc('year', pg_catalog.now()) + interval '2 years' - interval '1 hour',
-                        interval '1 hour') AS v(t)) AS o`,
-    )
-    .finally(() => client.query(`SELECT pg_catalog.set_config('TimeZone', $1, false)`, [own]));
-  const offset = offsets.rows[0]?.offset ?? null;
-  // Etc/GMT zones run from UTC-12 to UTC+14, their signs reversed (POSIX): UTC-5 is Etc/GMT+5.
-  const hours = offset === null || offset % 3600 !== 0 ? undefined : offset / 3600;
-  if (hours === undefined || hours < -12 || hours > 14) return { setting: sessions };
-  return {
-    setting: sessions,
-    zone: hours === 0 ? 'UTC' : `Etc/GMT${hours > 0 ? '-' : '+'}${Math.abs(hours)}`,
   };
 }
 

@@ -223,6 +223,37 @@ describe('audit-archiver local doctor: every check against embedded PostgreSQL, 
     }
   });
 
+  it('reads a POSIX sessions zone as the sessions do, and names the zone the config takes for it', async () => {
+    // Prepare: TimeZone 'UTC+3' is three hours west of UTC for a session (POSIX), while AT TIME ZONE 'UTC+3' reads
+    // as UTC: compared by AT TIME ZONE, a column read in UTC looked right, and its rows would go three hours early.
+    await bed.db.client.query(`
+      ALTER DATABASE "${bed.db.name}" SET TimeZone = 'UTC+3';
+      CREATE TABLE public.posix_times (id bigint PRIMARY KEY, created_at timestamp NOT NULL DEFAULT LOCALTIMESTAMP);
+      CREATE INDEX ON public.posix_times (created_at);`);
+    const table = (zone: string): TableSpec[] => [
+      { schema: 'public', name: 'posix_times', timestampColumn: 'created_at', timestampTimeZone: zone },
+      EVENTS,
+    ];
+
+    try {
+      // Act
+      const utc = await doctor({ config: config(bed.db.url, table('UTC')) });
+      const fixed = await doctor({ config: config(bed.db.url, table('Etc/GMT+3')) });
+
+      // Assess: warned at UTC, naming the Etc/GMT zone (config validation refuses 'UTC+3'); silent once it is set.
+      expect(find(utc, 'timestamp zone')).toMatchObject({
+        status: 'warning',
+        detail: expect.stringContaining('sessions start in UTC+3, where now()'),
+      });
+      expect(find(utc, 'timestamp zone')?.detail).toContain('set timestampTimeZone: Etc/GMT+3');
+      expect(find(fixed, 'timestamp zone')).toBeUndefined();
+    } finally {
+      await bed.db.client.query(
+        `ALTER DATABASE "${bed.db.name}" RESET TimeZone; DROP TABLE public.posix_times`,
+      );
+    }
+  });
+
   it('warns when the zones agree in January and July but not in between (Cairo starts summer time four weeks after Athens)', async () => {
     // Prepare: both zones are UTC+2 in winter and UTC+3 in summer, but Egypt moves its clocks on the last Friday of
     // April and Greece on the last Sunday of March: through most of April a local time Cairo's now() writes reads in
