@@ -15,7 +15,7 @@ import { registerRoleSql } from './commands/role-sql.js';
 import { registerRun } from './commands/run.js';
 import { registerWizard } from './commands/wizard.js';
 import { EXIT_USAGE, exitCodeOf } from './exit-codes.js';
-import { printError, safeLines } from './output.js';
+import { ignoreClosedReader, printError, safeLines } from './output.js';
 
 // `npm run cli` and `npm start` run a script in the package's folder, wherever the operator typed them (npm keeps that
 // folder in INIT_CWD): paths they give (--config, --state-dir, --out) are read from where they typed them, as the
@@ -23,6 +23,7 @@ import { printError, safeLines } from './output.js';
 // relative state dir landed in the package, apart from the one a later command in their folder opens. The default
 // state dir stays the package's (STATE_DIR_OPTION).
 if (LAUNCHED_BY_NPM_SCRIPT && process.env.INIT_CWD) process.chdir(process.env.INIT_CWD);
+ignoreClosedReader();
 
 /**
  * audit-archiver command line. Local commands run the deployed state machine definitions in-process against local

@@ -79,3 +79,18 @@ export const printError: Write = (text) => console.error(text);
 export const writeStdout: Write = (text) => {
   process.stdout.write(text);
 };
+
+/**
+ * A reader that goes away (`| head -3`, `| grep -m1 …`) closes the pipe; the next write then fails with EPIPE, which
+ * Node raises as an uncaught 'error' event: the command died mid-work with a stack trace, leaving a run's leases held,
+ * a batch in flight and the demo's PostgreSQL running. What is written after that goes nowhere, and the command carries
+ * on to its end (its exit code unchanged); any other error of the stream is raised as before.
+ */
+export function ignoreClosedReader(
+  streams: readonly NodeJS.WriteStream[] = [process.stdout, process.stderr],
+): void {
+  for (const stream of streams)
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') throw error;
+    });
+}
