@@ -173,6 +173,18 @@ export const CostOptionsSchema = z
   .refine((o) => o.objectSpan === undefined || o.size !== undefined || o.rows !== undefined, {
     path: ['objectSpan'],
     message: 'needs --size or --rows (measured tables have their own objectSpan)',
+  })
+  // Measured tables take their rows a month from the statistics: a figure given beside them would be dropped unsaid.
+  // (Commander's default is "0", so only a positive figure is one the operator gave.)
+  .refine((o) => !o.monthlyRows || o.size !== undefined || o.rows !== undefined, {
+    path: ['monthlyRows'],
+    message: 'needs --size or --rows (measured tables count their own rows a month)',
+  })
+  // The ratio divides a raw size: --size, or --rows' --avg-row-bytes; rows alone and measured tables have archive bytes.
+  .refine((o) => o.compressionRatio === undefined || o.size !== undefined || o.avgRowBytes !== undefined, {
+    path: ['compressionRatio'],
+    message:
+      'needs --size or --avg-row-bytes (a raw size to divide; without them bytes per row are archive bytes, measured or the benchmark’s)',
   });
 export type CostOptions = z.infer<typeof CostOptionsSchema>;
 

@@ -109,4 +109,19 @@ describe('cost: inputs', () => {
     expect(() => parseCostOptions({ objectSpan: 'month' })).toThrow(/objectSpan: needs --size or --rows/);
     expect(parseCostOptions({ monthlyRows: '0' }).objectSpan).toBeUndefined();
   });
+
+  it('refuses --monthly-rows or --compression-ratio without the figures they apply to, where measured tables would ignore them', () => {
+    // Act / Assess: measured tables take their rows a month from the statistics and their bytes per row from their
+    // archives or row width, so either figure was dropped without a word, and the estimate read as if it counted.
+    expect(() => parseCostOptions({ monthlyRows: '5000000' })).toThrow(/monthlyRows: needs --size or --rows/);
+    expect(() => parseCostOptions({ compressionRatio: '4' })).toThrow(
+      /compressionRatio: needs --size or --avg-row-bytes/,
+    );
+    expect(() => parseCostOptions({ rows: '5', days: '1', compressionRatio: '4' })).toThrow(
+      /compressionRatio: needs --size or --avg-row-bytes/,
+    );
+    expect(
+      parseCostOptions({ rows: '5', avgRowBytes: '100', days: '1', compressionRatio: '4' }).compressionRatio,
+    ).toBe(4);
+  });
 });
