@@ -28,6 +28,11 @@ export interface AuditOptions {
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
 /** A date and time of day with nothing after it (no Z, no ±hh:mm), which Date.parse reads in the machine's zone. */
 const LOCAL_TIME = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/;
+/**
+ * An ISO-8601 time with its offset. Anything else Date.parse takes ("2025/01/07", "Jan 7 2025", "2025-1-7") it reads
+ * as the start of a day in the machine's zone, and "2025-01" as the start of a month: --until then left the day out.
+ */
+const ZONED_TIME = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}(:?\d{2})?)$/i;
 
 /**
  * A day means its start for --since and its end for --until (a UTC day); anything else must be an ISO-8601 time with
@@ -41,8 +46,9 @@ function instant(option: string, value: string | undefined, endOfDay: boolean): 
     );
   const text = DAY.test(value) ? `${value}T${endOfDay ? '23:59:59.999' : '00:00:00.000'}Z` : value;
   const time = Date.parse(text);
-  // Date.parse reads 2020-02-30 as March 1st: a day must be one of the calendar.
-  if (Number.isNaN(time) || (DAY.test(value) && !isCalendarDay(value))) {
+  // Date.parse reads 2020-02-30 (and 2020-02-30T10:00Z) as March 1st (2nd): a day must be one of the calendar.
+  const day = value.slice(0, 10);
+  if (Number.isNaN(time) || !isCalendarDay(day) || !(DAY.test(value) || ZONED_TIME.test(value))) {
     throw new ConfigError(`${option}: must be a day (YYYY-MM-DD) or an ISO-8601 time, got "${value}"`);
   }
   return new Date(time).toISOString();

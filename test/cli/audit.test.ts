@@ -28,4 +28,26 @@ describe('audit CLI filter', () => {
       until: '2026-12-06T16:37:00.000Z',
     });
   });
+
+  it('refuses a day written otherwise than YYYY-MM-DD, which Date.parse reads as the start of a day in the local zone', () => {
+    // Act & Assess: "--until 2025/01/07" read as the start of January 7th (in New York 05:00Z) left that day's
+    // events out, where --until 2025-01-07 takes the whole day; "2025-01" as the start of January, not the month.
+    for (const written of [
+      '2025/01/07',
+      '2025-1-7',
+      '1/7/2025',
+      'Jan 7 2025',
+      '7 January 2025 10:00',
+      '2025-01',
+      '2025',
+      '2025-02-30T10:00Z',
+    ])
+      expect(() => auditFilter({ until: written }), written).toThrow(
+        /^--until: must be a day \(YYYY-MM-DD\)/,
+      );
+    expect(auditFilter({ since: '2025-01-07 03:15Z', until: '2025-01-07T05:15:00.5+01:00' })).toMatchObject({
+      since: '2025-01-07T03:15:00.000Z',
+      until: '2025-01-07T04:15:00.500Z',
+    });
+  });
 });
