@@ -97,10 +97,19 @@ export async function measureTable(
   // eligible rows and days agree with `plan` and the run.
   const cutoff = Date.parse(spanCutoff(retentionCutoff(now, table.retentionDays), table.objectSpan));
   const monthAgo = Date.parse(retentionCutoff(now, DAYS_PER_MONTH));
+  const rowSource = rowSourceSql({ ...table, partitioned: relation.relkind === 'p' });
   if (rows > 0 && times.length >= 2) {
-    eligible = Math.round(rows * histogramShare(times, cutoff));
+    // The histogram is as old as the last ANALYZE, which a run's deletes seldom bring about (10% of the rows must
+    // change): the rows a run archived since are still in it. The oldest row left, where an index finds it at once,
+    // leaves them out; without one, the histogram's own oldest bound stands.
+    const oldest = await oldestIndexedRow(client, relation.oid, table.timestampColumn, rowSource, instant);
+    const first = oldest === undefined ? (times[0] ?? now) : (oldest ?? Number.POSITIVE_INFINITY);
+    eligible =
+      first >= cutoff
+        ? 0
+        : Math.round(rows * Math.max(0, histogramShare(times, cutoff) - histogramShare(times, first)));
     monthly = Math.round(rows * (1 - histogramShare(times, monthAgo)));
-    oldestDays = Math.max(0, (now - (times[0] ?? now)) / 86_400_000);
+    oldestDays = eligible === 0 ? 0 : Math.max(0, (now - first) / 86_400_000);
   } else {
     const column = instant(`t.${quoteIdent(table.timestampColumn)}`);
     const archivable = `${column} >= '${EARLIEST_ELIGIBLE}'::timestamptz AND ${column} < 'infinity'::timestamptz`;
@@ -114,7 +123,7 @@ export async function measureTable(
               count(*) FILTER (WHERE ${archivable} AND ${column} < $1::timestamptz)::text AS eligible,
               count(*) FILTER (WHERE ${archivable} AND ${column} >= $2::timestamptz)::text AS monthly,
               extract(epoch FROM $3::timestamptz - min(${column}) FILTER (WHERE ${archivable}))::text AS oldest
-         FROM ${rowSourceSql({ ...table, partitioned: relation.relkind === 'p' })} AS t`,
+         FROM ${rowSource} AS t`,
       [new Date(cutoff).toISOString(), new Date(monthAgo).toISOString(), new Date(now).toISOString()],
     );
     const c = counted.rows[0];
@@ -163,6 +172,36 @@ export function histogramShare(bounds: number[], ms: number): number {
     if (ms < hi) return (i + (hi > lo ? (ms - lo) / (hi - lo) : 0)) / buckets;
   }
   return 1;
+}
+
+/**
+ * The oldest archivable row's time (epoch ms; null when there is none), when an index leads with the timestamp column so
+ * that min() reads one index entry; undefined without such an index (min() would read the whole table).
+ */
+async function oldestIndexedRow(
+  client: pg.ClientBase,
+  oid: number,
+  column: string,
+  source: string,
+  instant: (value: string) => string,
+): Promise<number | null | undefined> {
+  const indexed = await client.query(
+    `SELECT 1 FROM pg_catalog.pg_index i
+       JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+      WHERE i.indrelid = $1 AND a.attname = $2 AND i.indpred IS NULL
+      LIMIT 1`,
+    [oid, column],
+  );
+  if (indexed.rowCount === 0) return undefined;
+  // Of the rows a run can archive: sentinels (-infinity, BC dates) stay. min() of the column itself reads the index in
+  // order, skipping the rows the filter leaves out; the zone applies to the one value it finds.
+  const at = instant(`t.${quoteIdent(column)}`);
+  const result = await client.query<{ oldest: string | null }>(
+    `SELECT (extract(epoch FROM ${instant(`min(t.${quoteIdent(column)})`)}) * 1000)::text AS oldest FROM ${source} AS t
+      WHERE ${at} >= '${EARLIEST_ELIGIBLE}'::timestamptz AND ${at} < 'infinity'::timestamptz`,
+  );
+  const oldest = result.rows[0]?.oldest;
+  return oldest === null || oldest === undefined ? null : Number(oldest);
 }
 
 async function timestampKind(client: pg.ClientBase, oid: number, column: string): Promise<string> {
