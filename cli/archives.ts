@@ -72,8 +72,9 @@ export function sourcesInScope(config: ArchiverConfig, options: ArchiveScopeOpti
   requireLegacyDatabase(options);
   const databases = options.database ? [findDatabase(config, options.database)] : config.databases;
   return databases.flatMap((db) => {
+    // A table named twice is one table: listed (and its archives counted) once.
     const tables = options.table
-      ? options.table.map((ref) => tableOption(ref, databases))
+      ? [...new Set(options.table)].map((ref) => tableOption(ref, databases))
       : db.tables.map((t) => ({ schema: t.schema, name: t.name }));
     return tables.map((table) => ({
       database: db.name,

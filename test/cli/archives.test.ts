@@ -40,6 +40,13 @@ describe('the archives in scope of list, validate and holds', () => {
     expect(sourcesInScope(config, { table: ['public.events'], json: false })).toHaveLength(1);
   });
 
+  it('takes a table named twice with -t once, so list and validate neither print nor count its archives twice', () => {
+    // Act & Assess: a script summing `list --json` rows or `validate --json` figures would double them
+    expect(sourcesInScope(config, { table: ['public.events', 'public.events'], json: false })).toHaveLength(
+      1,
+    );
+  });
+
   it('refuses --legacy-prefix without --legacy-database rather than reading the native archives instead', () => {
     // Act
     const prefixAlone = () => sourcesInScope(config, { legacyPrefix: 'old/', json: false });
