@@ -2,7 +2,9 @@ import type { SFNClient } from '@aws-sdk/client-sfn';
 import type { PlanReport } from '../lambdas/shared/batch/plan-report.js';
 import type { SummaryOutput } from '../lambdas/summary/schema.js';
 import { startAndFollow } from './execution-history.js';
+import { EXIT_FINDINGS, EXIT_OK, executionExitCode } from './exit-codes.js';
 import { type SafeText, safeLines, type Write } from './output.js';
+import { planExitCode } from './plan.js';
 import { formatNumber } from './report.js';
 
 /** What `run` starts: the archive state machine's input (the same a console "Start execution" takes). */
@@ -99,4 +101,15 @@ export function formatRunOutcome(outcome: AwsRunOutcome): SafeText {
     if (summary.perTableTruncated) lines.push('  … more tables: `status` shows each');
   }
   return safeLines(lines);
+}
+
+/**
+ * The exit code of a deployed run: its execution's, then a dry run's plan (1 when it would refuse a table), then 1
+ * when it skipped a table whose lease another run held (only a run that skipped every table fails): a cron job must
+ * not read a table left unarchived as done, as `local run` says too. A held table is not counted: it was asked for.
+ */
+export function runExitCode(outcome: AwsRunOutcome): number {
+  if (outcome.status !== 'SUCCEEDED') return executionExitCode(outcome.status, outcome.error);
+  if (outcome.plan) return planExitCode(outcome.plan);
+  return (outcome.summary?.skipped ?? 0) > 0 ? EXIT_FINDINGS : EXIT_OK;
 }

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { boundedRequests } from '../../lambdas/shared/runtime/aws-requests.js';
-import { EXIT_FINDINGS, EXIT_OK, executionExitCode } from '../exit-codes.js';
 import { print, printError, safeJson } from '../output.js';
 
 interface RunOptions {
@@ -33,8 +32,8 @@ export function registerRun(program: Command): void {
     .action(async (options: RunOptions) => {
       // Loaded on use: the AWS SDK (see common.ts).
       const { SFNClient } = await import('@aws-sdk/client-sfn');
-      const { runAwsArchive, formatRunOutcome } = await import('../aws-run.js');
-      const { formatPlanReport, planExitCode } = await import('../plan.js');
+      const { runAwsArchive, formatRunOutcome, runExitCode } = await import('../aws-run.js');
+      const { formatPlanReport } = await import('../plan.js');
       const input = {
         ...(options.database ? { database: options.database } : {}),
         ...(options.table ? { tables: options.table } : {}),
@@ -51,11 +50,6 @@ export function registerRun(program: Command): void {
       );
       if (options.json) print(safeJson(outcome));
       else print(outcome.plan ? formatPlanReport(outcome.plan) : formatRunOutcome(outcome));
-      process.exitCode =
-        outcome.status !== 'SUCCEEDED'
-          ? executionExitCode(outcome.status, outcome.error)
-          : !outcome.plan || planExitCode(outcome.plan) === 0
-            ? EXIT_OK
-            : EXIT_FINDINGS;
+      process.exitCode = runExitCode(outcome);
     });
 }
