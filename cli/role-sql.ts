@@ -55,7 +55,23 @@ export function roleSql(config: ArchiverConfig, options: RoleSqlOptions): SafeTe
   return databaseSql(config, db, options);
 }
 
+/**
+ * Refuses a role name the SQL would fail on or misuse: PostgreSQL knows no empty name and reserves public, none and
+ * pg_*. A predefined role (pg_monitor, pg_read_all_data) exists already, so CREATE ROLE was skipped and every grant,
+ * DELETE on the audit tables included, went to it and to every role that is a member of it.
+ */
+function requireRoleName(role: string): void {
+  const why =
+    role === ''
+      ? 'must not be empty'
+      : role === 'public' || role === 'none' || role.startsWith('pg_')
+        ? "is reserved by PostgreSQL (public, none, pg_*): a predefined role's members would get the archiver's grants"
+        : undefined;
+  if (why) throw new ConfigError(`--role: "${role}" ${why}`);
+}
+
 function databaseSql(config: ArchiverConfig, db: DatabaseConfig, options: RoleSqlOptions): SafeText {
+  requireRoleName(options.role);
   const role = sqlIdent(options.role);
   const restore = !options.noRestore;
   const tables = db.tables.map((t) => ({

@@ -26,4 +26,14 @@ describe('role-sql', () => {
     expect(crm).toContain("IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'audit_archiver')");
     expect(crm).not.toContain('billing');
   });
+
+  it('refuses a role name PostgreSQL reserves or knows not, rather than print SQL that fails or grants to a predefined role', () => {
+    // Act & Assess: "" is no identifier; public, none and pg_* are reserved. pg_monitor exists, so CREATE ROLE was
+    // skipped and SELECT, DELETE on the audit tables granted to it, and so to every monitoring login that is its member.
+    for (const role of ['', 'public', 'none', 'pg_archiver', 'pg_monitor'])
+      expect(() => roleSql(config, { role, database: 'crm' }), role).toThrow(/^--role: /);
+    expect(roleSql(config, { role: 'Archiver "ops"', database: 'crm' })).toContain(
+      'CREATE ROLE "Archiver ""ops"""',
+    );
+  });
 });
