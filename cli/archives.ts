@@ -179,8 +179,10 @@ export async function validateCommand(
   const problems = reports.flatMap((r) => r.problems);
   const errors = problems.filter((p) => p.severity === 'error').length;
   const warnings = problems.length - errors;
+  // `ok` is what the exit code says: with --strict a warning fails too.
+  const ok = errors === 0 && !(options.strict && warnings > 0);
   if (options.json) {
-    write(safeJson({ ok: errors === 0, errors, warnings, tables: reports }));
+    write(safeJson({ ok, errors, warnings, tables: reports }));
   } else {
     for (const r of reports) {
       write(
@@ -194,14 +196,13 @@ export async function validateCommand(
     }
     write(
       safeLine(
-        errors === 0
+        ok
           ? `OK: no errors, ${warnings} warning(s)`
-          : `FAILED: ${errors} error(s), ${warnings} warning(s)`,
+          : `FAILED${errors === 0 ? ' (--strict: warnings fail)' : ''}: ${errors} error(s), ${warnings} warning(s)`,
       ),
     );
   }
-  if (errors > 0) return 1;
-  return options.strict && warnings > 0 ? 1 : 0;
+  return ok ? 0 : 1;
 }
 
 /** `list`: the archives in scope with day (or month), rows, bytes and storage class. */

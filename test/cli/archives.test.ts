@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { sourcesInScope } from '../../cli/archives.js';
+import { sourcesInScope, validateCommand } from '../../cli/archives.js';
+import type { ArchiveStore } from '../../lambdas/shared/archive/store.js';
 import { parseConfig } from '../../lambdas/shared/config/config.js';
 import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
 
@@ -38,6 +39,36 @@ describe('the archives in scope of list, validate and holds', () => {
       new ConfigError('-t nope: must be "schema.name"'),
     );
     expect(sourcesInScope(config, { table: ['public.events'], json: false })).toHaveLength(1);
+  });
+
+  it('says ok: false in --json exactly when it exits 1: with --strict a warning fails, and a script reading ok must see it', async () => {
+    // Prepare: a bucket holding only a quarantined archive of the table, a warning and no error
+    const quarantined = '_quarantine/app/public.events/x.jsonl.gz';
+    const store = {
+      bucket: 'archive',
+      async *list(prefix: string) {
+        if (quarantined.startsWith(prefix)) yield { key: quarantined, size: 1, storageClass: 'STANDARD' };
+      },
+    } as unknown as ArchiveStore;
+    const validate = async (strict: boolean) => {
+      const lines: string[] = [];
+      const code = await validateCommand(store, config, { json: true, strict }, (line) => lines.push(line));
+      return {
+        code,
+        report: JSON.parse(lines.join('\n')) as { ok: boolean; errors: number; warnings: number },
+      };
+    };
+
+    // Act
+    const lenient = await validate(false);
+    const strict = await validate(true);
+
+    // Assess
+    expect(lenient).toMatchObject({ code: 0, report: { ok: true, errors: 0, warnings: 1 } });
+    expect(strict).toMatchObject({ code: 1, report: { ok: false, errors: 0, warnings: 1 } });
+    const text: string[] = [];
+    await validateCommand(store, config, { json: false, strict: true }, (line) => text.push(line));
+    expect(text.at(-1)).toBe('FAILED (--strict: warnings fail): 0 error(s), 1 warning(s)');
   });
 
   it('takes a table named twice with -t once, so list and validate neither print nor count its archives twice', () => {
