@@ -9,6 +9,7 @@ import { print, safeJson, safeLine } from '../output.js';
 import { configPathOf, configureLogging } from './common.js';
 import {
   type LockTableTargetOptions,
+  requireActor,
   withLockTableOptions,
   withLockTableTarget,
 } from './lock-table-target.js';
@@ -85,6 +86,7 @@ export function registerLeases(program: Command): void {
     .action(async (database: string, table: string, options: LockTableTargetOptions & { as: string }) => {
       if (options.as !== 'committed' && options.as !== 'aborted')
         throw new ConfigError(`--as must be committed or aborted, not "${options.as}"`);
+      requireActor(options);
       const as = options.as;
       const { settleBatch } = await import('../batch-settle.js');
       const { executionRunning } = await loadLeases();

@@ -20,7 +20,17 @@ export const withLockTableOptions = (command: Command): Command =>
     .option(...STATE_DIR_OPTION)
     .option('--lock-table <name>', 'the deployed lock table (stack output); without it, local mode')
     .option('--bucket <name>', 'archive bucket of the audit trail (default: the config’s s3.bucket)')
-    .option('--actor <name>', 'who acts, for the audit trail', process.env.USER ?? 'operator');
+    // An empty USER (some containers) is no name: the audit trail needs one.
+    .option('--actor <name>', 'who acts, for the audit trail', process.env.USER || 'operator');
+
+/**
+ * Refuses an empty --actor (a script's unset variable) before anything changes: the audit trail refuses an event
+ * without one, and the hold or lease change made before it stood with no event, while the command failed.
+ */
+export function requireActor(options: Pick<LockTableTargetOptions, 'actor'>): void {
+  if (options.actor.trim() === '')
+    throw new ConfigError('--actor must not be empty: it names who acts in the audit trail');
+}
 
 /** Local mode (the state dir's DynamoDB and S3) unless --lock-table names the deployed lock table. */
 export async function withLockTableTarget<T>(
@@ -31,6 +41,7 @@ export async function withLockTableTarget<T>(
   ) => Promise<T>,
 ): Promise<T> {
   configureLogging(false);
+  requireActor(options);
   if (options.demo && options.lockTable)
     throw new ConfigError('--demo is local mode: leave out --lock-table');
   const configPath = await configPathOf(options, command);

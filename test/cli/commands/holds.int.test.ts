@@ -49,3 +49,34 @@ describe('hold clear on a table the config holds', () => {
     expect(again.status).toBe(0);
   });
 });
+
+describe('hold commands with an empty --actor (a script\'s unset variable: --actor "$OPERATOR")', () => {
+  let files: ReturnType<typeof writeTestConfig>;
+  const hold = (...args: string[]) =>
+    cli('hold', ...args, '-c', files.configPath, '-s', join(files.dir, 'state'));
+
+  beforeAll(() => {
+    files = writeTestConfig({ url: 'postgres://archiver@127.0.0.1:1/app' }, [
+      { name: 'events', timestampColumn: 'created_at' },
+    ]);
+  });
+  afterAll(() => files?.cleanup());
+
+  it('refuses before changing anything: the hold change and its audit event go together or not at all', () => {
+    // Act
+    const set = hold('set', 'app', 'public.events', '--reason', 'court order', '--actor', '');
+    const afterSet = hold('list', '--json');
+    hold('set', 'app', 'public.events', '--reason', 'court order', '--actor', 'alice');
+    const clear = hold('clear', 'app', 'public.events', '--actor', '');
+    const afterClear = hold('list', '--json');
+
+    // Assess: each refused as a usage error naming --actor, and the lock table as it was (before: the hold was set,
+    // then lifted, each time with no legal-hold-changed event, while the command said it was a usage error)
+    for (const refused of [set, clear]) {
+      expect(refused.status).toBe(2);
+      expect(refused.stderr).toMatch(/--actor/);
+    }
+    expect(JSON.parse(afterSet.stdout)).toEqual([]);
+    expect(JSON.parse(afterClear.stdout)).toMatchObject([{ table: 'public.events', setBy: 'alice' }]);
+  });
+});
