@@ -54,6 +54,12 @@ export async function setHold(
 ): Promise<Hold> {
   resolveTable(ctx.config, database, table);
   if (reason.trim() === '') throw new ConfigError('--reason must not be empty: a hold says why');
+  // A table has one hold item: another case's hold would replace this one, and a clear for either lift both.
+  const held = await ctx.holds.get(database, table);
+  if (held && held.reason !== reason)
+    throw new ConfigError(
+      `${database}/${table} is already under legal hold: ${held.reason} (set ${held.setAt} by ${held.setBy ?? '-'}); it stays held. To hold it for another reason too, clear it and set it again with both reasons in one --reason`,
+    );
   const hold: Hold = {
     database,
     table,

@@ -133,4 +133,21 @@ describe('audit-archiver legal-hold place|lift and hold set', () => {
     );
     expect(await bed.local.deps().holds.list()).toEqual([]);
   });
+  it('refuses a second hold on a held table rather than replace the first, which one clear would then lift for both', async () => {
+    // Prepare: a table held for one case
+    await setHold(context(), 'app', 'public.events', 'case 1');
+
+    // Act: a hold for another case, and the first one's reason again (a repeat)
+    const second = setHold({ ...context(), actor: 'bob' }, 'app', 'public.events', 'case 2');
+    await expect(second).rejects.toThrow(ConfigError);
+    await expect(setHold({ ...context(), actor: 'bob' }, 'app', 'public.events', 'case 2')).rejects.toThrow(
+      /already under legal hold: case 1 \(set .* by test-operator\)/,
+    );
+    const repeated = await setHold(context(), 'app', 'public.events', 'case 1');
+
+    // Assess: case 1's hold stands (before, it became case 2's, and clearing case 2 freed the table for the next run)
+    expect(repeated.reason).toBe('case 1');
+    expect(await bed.local.deps().holds.list()).toMatchObject([{ table: 'public.events', reason: 'case 1' }]);
+    expect(await bed.local.deps().holds.clear('app', 'public.events')).toBe(true);
+  });
 });
