@@ -111,7 +111,17 @@ export async function setObjectLegalHold(
   options: LegalHoldOptions = {},
 ): Promise<{ archives: number; objects: number }> {
   requireCalendarDays({ from: options.fromDay, to: options.toDay });
-  const location = tableLocation(ctx.config, resolveTable(ctx.config, database, table));
+  const resolved = resolveTable(ctx.config, database, table);
+  if (status === 'OFF') {
+    // Object Lock's legal hold is what keeps a held table's archives from the lifecycle's expiry (expireAfterDays):
+    // lifted while the table is held, the very rows the hold is for could be deleted from the bucket.
+    const held = resolved.governance.configHold ?? (await ctx.holds.get(database, table))?.reason;
+    if (held !== undefined)
+      throw new ConfigError(
+        `${database}/${table} is under legal hold (${held}): its archives keep their Object Lock legal hold until the table's hold is cleared (hold clear, or legalHold taken out of the config); nothing was lifted`,
+      );
+  }
+  const location = tableLocation(ctx.config, resolved);
   const refs = [];
   for await (const ref of listArchives(ctx.store, { format: 'native', location }, options)) refs.push(ref);
   // A month object holds every day of its month: placing a hold on some of its days holds them all, which is safe;

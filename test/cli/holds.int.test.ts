@@ -117,6 +117,27 @@ describe('audit-archiver legal-hold place|lift and hold set', () => {
     ).toEqual({ archives: 1, objects: 2 });
   });
 
+  it('refuses to lift the Object Lock holds of a table still under legal hold, whose archives would then expire', async () => {
+    // Prepare: archives held by Object Lock, and the table held for a case
+    await writeArchives();
+    const sent: string[] = [];
+    const s3 = {
+      send: async (command: PutObjectLegalHoldCommand) => {
+        sent.push(`${command.input.LegalHold?.Status} ${command.input.Key}`);
+        return {};
+      },
+    } as unknown as S3Client;
+    await setHold(context(), 'app', 'public.events', 'case 7');
+
+    // Act
+    const lifting = setObjectLegalHold({ ...context(), s3 }, 'app', 'public.events', 'OFF');
+
+    // Assess: nothing lifted while the table is held (its lifecycle's expireAfterDays would delete them)
+    await expect(lifting).rejects.toThrow(/app\/public\.events is under legal hold \(case 7\)/);
+    expect(sent).toEqual([]);
+    await bed.local.deps().holds.clear('app', 'public.events');
+  });
+
   it('refuses bad input naming what is wrong', async () => {
     // Act / Assess
     const s3 = { send: async () => ({}) } as unknown as S3Client;
