@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import pg from 'pg';
 import { parse as parseYaml, stringify } from 'yaml';
 import { z } from 'zod';
@@ -494,8 +495,19 @@ export interface WizardIo {
 }
 
 /** Runs the wizard on a connected database: discover, choose, build, write. Returns the written path. */
+/** Why the config cannot be written to `out`: its folder is missing (or not a folder); undefined when it can be. */
+function outFolderProblem(out: string): string | undefined {
+  const folder = dirname(resolve(out));
+  return existsSync(folder) && statSync(folder).isDirectory()
+    ? undefined
+    : `the folder ${folder} does not exist: create it, or write the config elsewhere`;
+}
+
 export async function runWizard(options: WizardOptions, io: WizardIo): Promise<string> {
   const prompter = options.yes ? undefined : io.prompter;
+  // Known before a database is read or a question asked: the answers would be lost at the end.
+  const outProblem = outFolderProblem(options.out);
+  if (outProblem && !prompter) throw new ConfigError(`--out: ${outProblem}`);
   let urlEnv = options.urlEnv;
   let url = options.databaseUrl ?? (urlEnv ? io.env[urlEnv] : undefined);
   if (urlEnv && !url) throw new ConfigError(`--url-env: environment variable ${urlEnv} is not set`);
@@ -571,7 +583,7 @@ export async function runWizard(options: WizardOptions, io: WizardIo): Promise<s
     // The suggestion accepted keeps each table's own; another number applies to every table.
     retentionDays = answer === suggested.retention.days ? undefined : answer;
   }
-  if (prompter) out = await prompter.ask('Write the config to', out);
+  if (prompter) out = await prompter.ask('Write the config to', out, outFolderProblem);
   const result = buildConfig({
     database: logicalDatabaseName(options.name ?? settings.database),
     credentials: urlEnv ? { urlEnv } : { url },

@@ -1,3 +1,6 @@
+import { randomUUID } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import {
@@ -8,10 +11,12 @@ import {
   logicalDatabaseName,
   parseWizardOptions,
   rankCandidates,
+  runWizard,
   selectTables,
   suggestRetention,
 } from '../../cli/wizard.js';
 import { ArchiverConfigSchema } from '../../lambdas/shared/config/config.js';
+import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
 
 const candidate = (c: Partial<Candidate> & { name: string }): Candidate => ({
   schema: 'public',
@@ -240,5 +245,23 @@ describe('wizard: the config it writes', () => {
     expect(result.yaml).toMatch(/^# Written by `audit-archiver wizard` on 2026-01-01/);
     expect(result.yaml).toContain(`index "yes" first`);
     expect(result.yaml).toContain('# "log\\naws: {notifications: {emails: [a@ev.il]}}\\n#.log\\naws:');
+  });
+});
+
+describe('wizard: where it writes', () => {
+  it('refuses an --out in a folder that does not exist before it connects to anything', async () => {
+    // Prepare: a database nothing listens on, so only a check made before connecting can answer.
+    const options = parseWizardOptions({
+      databaseUrl: 'postgres://u:p@127.0.0.1:1/app',
+      out: join(tmpdir(), `no-such-folder-${randomUUID()}`, 'archiver.yaml'),
+      yes: true,
+    });
+
+    // Act
+    const refused = runWizard(options, { write: () => undefined, env: {}, now: () => new Date() });
+
+    // Assess: named as the option, with the folder, never as a temporary file's ENOENT.
+    await expect(refused).rejects.toThrow(ConfigError);
+    await expect(refused).rejects.toThrow(/^--out: the folder .*no-such-folder-.* does not exist/);
   });
 });
