@@ -1,4 +1,7 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
 import { type ArchiveScopeOptions, listCommand, validateCommand } from '../archives.js';
 import { type ArchiveTarget, withArchiveContext } from '../context.js';
 import { print, printError, safeLine } from '../output.js';
@@ -46,6 +49,11 @@ export function registerArchiveCommands(program: Command, local: Command): void 
       command.action(async (options: ScopeCommandOptions) => {
         configureLogging(false);
         const configPath = await configPathOf(options, name);
+        // A state dir that is not there (mistyped) holds no archives: reported as none, all OK, it would mislead.
+        if (options.stateDir !== undefined && !existsSync(options.stateDir))
+          throw new ConfigError(
+            `--state-dir: no local state in ${resolve(options.stateDir)}: nothing was archived there (a local run creates it); give the state dir your runs use`,
+          );
         // Only the local commands have --state-dir (it has a default there).
         const target: ArchiveTarget =
           options.stateDir === undefined

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -32,6 +32,29 @@ describe('--demo on the commands that need no database', () => {
     expect(JSON.parse(holds.stdout)).toEqual([]);
     expect(noDemo.status).toBe(2);
     expect(noDemo.stderr).toMatch(/ConfigError: --demo: no demo in .*; run `npm start` first/);
+  });
+
+  it('validate and list refuse a state dir that does not exist rather than report no archives as OK (exit 2)', () => {
+    // Prepare: a config, and a state dir mistyped (none was ever made there).
+    const config = join(dir, 'archiver.yaml');
+    writeFileSync(
+      config,
+      's3: { bucket: archive-bucket }\ndatabases:\n  - name: app\n    credentials: { url: "postgres://u:p@127.0.0.1:1/app" }\n    tables: [{ name: audit, timestampColumn: at }]\n',
+    );
+    const mistyped = join(dir, 'stae');
+
+    // Act
+    const runs = [
+      cli('local', 'validate', '-c', config, '-s', mistyped),
+      cli('local', 'list', '-c', config, '-s', mistyped),
+    ];
+
+    // Assess: nothing is made there either.
+    for (const run of runs) {
+      expect(run.status, run.stdout).toBe(2);
+      expect(run.stderr).toMatch(/^ConfigError: --state-dir: no local state in .*stae/);
+    }
+    expect(existsSync(mistyped)).toBe(false);
   });
 
   it('a demo.json another version left, or a damaged one: says what to do (exit 2), not a raw parse error', () => {
