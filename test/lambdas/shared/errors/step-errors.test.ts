@@ -254,6 +254,26 @@ describe('error classification', () => {
     );
   });
 
+  it('names a lock table too small for the locks a statement takes (53200, hinted) as a config error naming the setting', () => {
+    // Prepare: PostgreSQL's error in German (lc_messages = de_DE); the hint names the setting untranslated.
+    const full = Object.assign(pgError('53200', 'Speicher im Shared Memory aufgebraucht'), {
+      hint: 'Sie müssen möglicherweise „max_locks_per_transaction“ erhöhen.',
+    });
+    const outOfMemory = Object.assign(pgError('53200', 'out of memory'), {
+      detail: 'Failed on request of size 1048576 in memory context "ExecutorState".',
+    });
+
+    // Act
+    const lockTable = classifyDatabaseError(full, 'app');
+    const process = classifyDatabaseError(outOfMemory, 'app');
+
+    // Assess
+    expect(lockTable).toBeInstanceOf(ConfigError);
+    expect(lockTable.message).toMatch(/max_locks_per_transaction.*lock table/);
+    expect(process).not.toBeInstanceOf(ConfigError);
+    expect(process.message).not.toMatch(/lock table/);
+  });
+
   it('treats a dropped connection as transient', () => {
     expect(
       classifyDatabaseError(new Error('Client has encountered a connection error and is not queryable')),
