@@ -213,7 +213,7 @@ const tlsCertificateCodes = new Set([
  */
 export function classifyDatabaseError(error: unknown, database?: string): Error {
   if (error instanceof ArchiverError) return error;
-  const err = error as { code?: string; message?: string; where?: string; file?: string };
+  const err = error as { code?: string; message?: string; where?: string; file?: string; routine?: string };
   const code = err.code ?? '';
   const raisedBy = userFunctions(err.where);
   // Data exceptions (class 22) quote the offending value, and so may what a function of the database raises in any
@@ -260,8 +260,14 @@ export function classifyDatabaseError(error: unknown, database?: string): Error 
   }
   if (missingObjectPgCodes.has(code)) return new TableNotUsableError(message, { cause: error });
   // A write refused as read-only: the archiver says READ WRITE where it writes (db.ts), so what is left is a server
-  // that cannot write at all. PostgreSQL refuses READ WRITE on a hot standby with 0A000, telling it by its message.
-  if (code === '25006' || (code === '0A000' && /read-write mode during recovery/i.test(err.message ?? ''))) {
+  // that cannot write at all. PostgreSQL refuses READ WRITE on a hot standby with 0A000, telling it by its message,
+  // or, in a server whose lc_messages translates it, by the routine that reported it (never translated): the check of
+  // a boolean setting, transaction_read_only's being the only one that answers 0A000.
+  if (
+    code === '25006' ||
+    (code === '0A000' &&
+      (/read-write mode during recovery/i.test(err.message ?? '') || err.routine === 'call_bool_check_hook'))
+  ) {
     return new ConfigError(
       `${message}. The database is read-only for the archiver: the host is a hot standby (a read replica), or the database or the archiver's role is set read-only (default_transaction_read_only); point the database's host at the primary, or reset that setting`,
       { cause: error },
@@ -301,9 +307,11 @@ export function classifyDatabaseError(error: unknown, database?: string): Error 
   // A publication publishes the table's deletes (or updates: a restore's overwrite) and its replica identity does not
   // cover them (there is none, or it lacks a column of the publication's row filter or column list, PostgreSQL 15+):
   // every such statement is refused until the table or the publication changes. The detail names which, never a value.
+  // Told by its English message, or by the routine that raised it where lc_messages translates the message.
   if (
     (code === '55000' || code === '42P10') &&
-    /^cannot (delete from|update) table /.test(err.message ?? '')
+    (/^cannot (delete from|update) table /.test(err.message ?? '') ||
+      err.routine === 'CheckCmdReplicaIdentity')
   ) {
     const detail = (error as { detail?: string }).detail;
     return new TableNotUsableError(

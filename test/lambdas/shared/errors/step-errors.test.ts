@@ -274,6 +274,34 @@ describe('error classification', () => {
     expect(process.message).not.toMatch(/lock table/);
   });
 
+  it('tells a hot standby and a publication without replica identity in a server whose lc_messages is German', () => {
+    // Prepare: PostgreSQL's errors in German (lc_messages = de_DE), with the routine that raised each, as it sends it.
+    const standby = Object.assign(
+      pgError(
+        '0A000',
+        'kann Transaktion während der Wiederherstellung nicht in den Lese/Schreib-Modus setzen',
+      ),
+      { routine: 'call_bool_check_hook', file: 'guc.c' },
+    );
+    const published = Object.assign(
+      pgError(
+        '55000',
+        'kann nicht aus Tabelle »events« löschen, weil sie keine Replik-Identität hat und Deletes publiziert',
+      ),
+      { routine: 'CheckCmdReplicaIdentity', file: 'execReplication.c' },
+    );
+
+    // Act
+    const readOnly = classifyDatabaseError(standby);
+    const identity = classifyDatabaseError(published);
+
+    // Assess
+    expect(readOnly).toBeInstanceOf(ConfigError);
+    expect(readOnly.message).toMatch(/hot standby/);
+    expect(identity).toBeInstanceOf(TableNotUsableError);
+    expect(identity.message).toMatch(/REPLICA IDENTITY/);
+  });
+
   it('treats a dropped connection as transient', () => {
     expect(
       classifyDatabaseError(new Error('Client has encountered a connection error and is not queryable')),
