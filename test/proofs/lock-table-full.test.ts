@@ -15,9 +15,13 @@ import { recordProof } from '../support/proof-ledger.js';
  * shared memory", its hint naming max_locks_per_transaction. The table fails; the error must say what to change, not
  * leave the operator with a bare "out of shared memory" under PostgreSQL's unnamed driver error.
  * This file runs a server of its own: every slot it can spare turned off, max_locks_per_transaction at its minimum
- * (10), so some 600 partitions fill it as tens of thousands fill a default server.
+ * (10), so some 600 partitions fill it as some ten thousand (hourly ones for a year) fill a default server.
  */
-describe('a partitioned table of more partitions than the server lock table holds', () => {
+describe.each([
+  { shape: 'daily partitions for two years back', past: 700, future: 0 },
+  // Partitions made ahead count as much: describing the table (pg_partition_tree) locks every partition, in every step.
+  { shape: 'daily partitions made two years ahead', past: 45, future: 660 },
+])('a partitioned table of more partitions than the server lock table holds: $shape', ({ past, future }) => {
   const version = inject('postgresVersion') as PostgresVersion;
   const root = mkdtempSync(join(tmpdir(), 'audit-archiver-lock-table-'));
   let server: LocalPostgres | undefined;
@@ -46,7 +50,8 @@ describe('a partitioned table of more partitions than the server lock table hold
     });
     const client = new pg.Client({ connectionString: server.url() });
     await client.connect();
-    const partitions = 700;
+    const partitions = past + future;
+    const rowsPartition = `public.events_${past - 40}`;
     try {
       await client.query(`CREATE TABLE public.events (id bigint NOT NULL, created_at timestamptz NOT NULL, v text,
                             PRIMARY KEY (id, created_at)) PARTITION BY RANGE (created_at)`);
@@ -54,8 +59,8 @@ describe('a partitioned table of more partitions than the server lock table hold
         const statements: string[] = [];
         for (let i = start; i < Math.min(partitions, start + 25); i++)
           statements.push(`CREATE TABLE public.events_${i} PARTITION OF public.events
-                           FOR VALUES FROM (${TODAY_UTC_SQL} - ${partitions - i} * interval '1 day')
-                                      TO (${TODAY_UTC_SQL} - ${partitions - i - 1} * interval '1 day')`);
+                           FOR VALUES FROM (${TODAY_UTC_SQL} + ${i - past} * interval '1 day')
+                                      TO (${TODAY_UTC_SQL} + ${i - past + 1} * interval '1 day')`);
         await client.query(statements.join('; '));
       }
       await client.query(`INSERT INTO public.events
@@ -76,13 +81,13 @@ describe('a partitioned table of more partitions than the server lock table hold
     const after = new pg.Client({ connectionString: server.url() });
     await after.connect();
     const left = await after
-      .query<{ n: number }>('SELECT count(*)::int AS n FROM public.events_660')
+      .query<{ n: number }>(`SELECT count(*)::int AS n FROM ${rowsPartition}`)
       .finally(() => after.end());
     const outcome = run.outcomes[0];
     recordProof({
       kind: 'threat',
       actor: 'operator',
-      attack: `archives a partitioned table of ${partitions} partitions on a server whose lock table cannot hold a lock on each`,
+      attack: `archives a partitioned table of ${partitions} partitions (${future} ahead) on a server whose lock table cannot hold a lock on each`,
       held: /max_locks_per_transaction/.test(outcome?.error ?? '') && left.rows[0]?.n === 50,
     });
     expect(left.rows[0]?.n).toBe(50);
