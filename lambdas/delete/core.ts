@@ -26,6 +26,7 @@ import {
 } from '../shared/database/table-sql.js';
 import {
   ArchiveIntegrityError,
+  ConfigError,
   DeleteInProgressError,
   InvalidInputError,
   RowsChangedError,
@@ -68,12 +69,18 @@ async function deleteMeasured(
   inFlight: InFlight,
 ): Promise<{ rows: number; matches: boolean }> {
   const source = (predicate: string) => `${rowSourceSql(shape)} AS t WHERE ${predicate}`;
-  const named = (error: unknown) =>
-    timedOutStatement(
-      error,
-      `delete's DELETE of the batch's ${inFlight.objects.length} object(s) of rows`,
-      'in flight',
-    );
+  const statement = `delete's DELETE of the batch's ${inFlight.objects.length} object(s) of rows`;
+  const named = (error: unknown) => {
+    // A server limit (temp_file_limit) met by a batch in flight: every run resumes it whole, whatever batchSize says
+    // now, so the limit is the only cure (classifyDatabaseError's advice of a smaller batchSize would not help).
+    const limit = error as { code?: string; message?: string };
+    if (limit.code === '53400')
+      return new ConfigError(
+        `database error 53400: ${limit.message}. A configuration limit of the database server (the one named above) stopped ${statement}, a batch already exported and verified that every run resumes whole (a smaller batchSize shortens only the batches after it): raise the limit for the archiver's role; not retried`,
+        { cause: error },
+      );
+    return timedOutStatement(error, statement, 'in flight');
+  };
   if (inFlight.versionDigest !== undefined) {
     const predicates = inFlight.objects.map((object) => `(${batchPredicateSql(shape, object.bounds)})`);
     // sum(int8) is exact (numeric); the digest is the batch's sum modulo 2^64, as export computed it.
