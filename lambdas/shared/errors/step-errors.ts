@@ -277,7 +277,7 @@ export function classifyDatabaseError(error: unknown, database?: string): Error 
   // would meet it again, so it is not retried. PostgreSQL's message names the limit and never quotes a value.
   if (code === '53400') {
     return new ConfigError(
-      `${message}. A configuration limit of the database server (the one named above) stopped the statement: raise it for the archiver's role, or lower the table's batchSize`,
+      `${message}. A configuration limit of the database server (the one named above) stopped the statement: raise it for the archiver's role, or, where export met it, lower the table's batchSize (a batch already exported, and a restore's archives, keep their size)`,
       { cause: error },
     );
   }

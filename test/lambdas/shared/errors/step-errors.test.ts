@@ -252,6 +252,8 @@ describe('error classification', () => {
     expect(error.message).toMatch(
       /^database error 53400: temporary file size exceeds "temp_file_limit" \(64kB\)\. A configuration limit of the database server/,
     );
+    // A smaller batchSize shortens only batches export has yet to read: a restore's archives keep their size.
+    expect(error.message).toMatch(/where export met it, lower the table's batchSize/);
   });
 
   it('names a lock table too small for the locks a statement takes (53200, hinted) as a config error naming the setting', () => {
