@@ -281,15 +281,16 @@ export function classifyDatabaseError(error: unknown, database?: string): Error 
       { cause: error },
     );
   }
-  // The server's lock table is full (53200 "out of shared memory"): a statement on a partitioned table locks every
-  // partition it may read, and the delete locks all of them, so a table of thousands of partitions needs more than
+  // The server's lock table is full (53200 "out of shared memory"): every step locks each partition of a partitioned
+  // table (describing it reads pg_partition_tree, which locks them; the delete's LOCK TABLE too), those made ahead of
+  // today as well, so a table of thousands of partitions needs more than
   // max_locks_per_transaction × connections. The message alone reads like a server out of memory; PostgreSQL's hint
   // names the setting, untranslated in any lc_messages, and quotes no value. 53200 is also a process out of memory
   // (no such hint), left as it was. Not retried: the same table takes the same locks.
   const hint = (error as { hint?: string }).hint ?? '';
   if (code === '53200' && /max_locks_per_transaction/.test(hint)) {
     return new ConfigError(
-      `${ofEntry} (${hint}). The server's lock table could not hold the locks the statement takes: a statement on a partitioned table locks each of its partitions it may read (a batch's delete, every partition), so one of thousands of partitions needs max_locks_per_transaction raised on the server (a restart), or fewer partitions (detach or drop emptied ones); other sessions holding many locks at once (pg_dump) fill it too. Not retried`,
+      `${ofEntry} (${hint}). The server's lock table could not hold the locks the statement takes: every step locks each partition of a partitioned table (those made ahead of today too), so one of thousands of partitions needs max_locks_per_transaction raised on the server (a restart), or fewer partitions (detach or drop emptied ones); other sessions holding many locks at once (pg_dump) fill it too. Not retried`,
       { cause: error },
     );
   }
