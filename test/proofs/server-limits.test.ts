@@ -1,37 +1,10 @@
-import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { deleteBatch } from '../../lambdas/delete/core.js';
-import type { Database } from '../../lambdas/shared/database/db.js';
-import type { StepDeps } from '../../lambdas/shared/step/step-deps.js';
 import { batchThrough } from '../support/batch-stages.js';
 import { archiverTestbed, TODAY_UTC_SQL } from '../support/fixtures.js';
+import { interceptedAt } from '../support/intercepted.js';
 
 const ZERO = { batches: 0, rows: 0, bytes: 0 };
-
-/** Deps whose connections run `sql` in the transaction of the first statement matching `at`, just before it. */
-function settingBefore(deps: StepDeps, at: RegExp, sql: string): StepDeps {
-  const wrap = (client: pg.PoolClient): pg.PoolClient =>
-    new Proxy(client, {
-      get(target, prop) {
-        const value = Reflect.get(target, prop, target);
-        if (prop !== 'query') return typeof value === 'function' ? value.bind(target) : value;
-        return (...args: unknown[]) => {
-          const run = () => (target.query as (...a: unknown[]) => unknown)(...args);
-          return typeof args[0] === 'string' && at.test(args[0]) ? target.query(sql).then(run) : run();
-        };
-      },
-    });
-  return {
-    ...deps,
-    async database(name) {
-      const inner = await deps.database(name);
-      return {
-        ...inner,
-        withConnection: (work) => inner.withConnection((client) => work(wrap(client))),
-      } satisfies Database;
-    },
-  };
-}
 
 /**
  * A server limit met by the DELETE of a batch already exported and verified: temp_file_limit, which a database or
@@ -54,10 +27,8 @@ describe('a delete that meets temp_file_limit', () => {
     // Prepare
     const deps = bed.local.deps();
     const { task } = await batchThrough(deps, 'public.events', 'verified');
-    const limited = settingBefore(
-      deps,
-      /^WITH deleted AS \(DELETE/,
-      "SET LOCAL work_mem = '64kB'; SET LOCAL temp_file_limit = 0",
+    const limited = interceptedAt(deps, /^WITH deleted AS \(DELETE/, (client) =>
+      client.query("SET LOCAL work_mem = '64kB'; SET LOCAL temp_file_limit = 0"),
     );
 
     // Act

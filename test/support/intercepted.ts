@@ -2,8 +2,15 @@ import type pg from 'pg';
 import type { Database } from '../../lambdas/shared/database/db.js';
 import type { StepDeps } from '../../lambdas/shared/step/step-deps.js';
 
-/** Deps whose database connections run `during` once, before the first statement matching `at`. */
-export function interceptedAt(deps: StepDeps, at: RegExp, during: () => Promise<void>): StepDeps {
+/**
+ * Deps whose database connections run `during` once, before the first statement matching `at`; it is handed that
+ * statement's connection (to run SQL in its transaction).
+ */
+export function interceptedAt(
+  deps: StepDeps,
+  at: RegExp,
+  during: (client: pg.PoolClient) => Promise<unknown>,
+): StepDeps {
   let done = false;
   const intercept = (client: pg.PoolClient): pg.PoolClient =>
     new Proxy(client, {
@@ -17,7 +24,7 @@ export function interceptedAt(deps: StepDeps, at: RegExp, during: () => Promise<
             typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string } | undefined)?.text;
           if (done || !text || !at.test(text)) return run();
           done = true;
-          return during().then(run);
+          return during(target).then(run);
         };
       },
     });
