@@ -28,6 +28,7 @@ import {
   ArchiveIntegrityError,
   ConfigError,
   DeleteInProgressError,
+  databaseErrorMessage,
   InvalidInputError,
   RowsChangedError,
   timedOutStatement,
@@ -73,10 +74,10 @@ async function deleteMeasured(
   const named = (error: unknown) => {
     // A server limit (temp_file_limit) met by a batch in flight: every run resumes it whole, whatever batchSize says
     // now, so the limit is the only cure (classifyDatabaseError's advice of a smaller batchSize would not help).
-    const limit = error as { code?: string; message?: string };
+    const limit = databaseErrorMessage(error);
     if (limit.code === '53400')
       return new ConfigError(
-        `database error 53400: ${limit.message}. A configuration limit of the database server (the one named above) stopped ${statement}, a batch already exported and verified that every run resumes whole (a smaller batchSize shortens only the batches after it): raise the limit for the archiver's role; not retried`,
+        `${limit.message}. A configuration limit of the database server (the one named above) stopped ${statement}, a batch already exported and verified that every run resumes whole (a smaller batchSize shortens only the batches after it): raise the limit for the archiver's role; not retried`,
         { cause: error },
       );
     return timedOutStatement(error, statement, 'in flight');

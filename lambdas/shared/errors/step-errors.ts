@@ -207,20 +207,28 @@ const tlsCertificateCodes = new Set([
   'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 
+/** The fields of a driver (pg) error the classification reads. */
+interface DriverError {
+  code?: string;
+  message?: string;
+  where?: string;
+  file?: string;
+  routine?: string;
+  hint?: string;
+  detail?: string;
+}
+
 /**
- * Maps a driver error to a named archiver error; messages keep SQLSTATE but never row values. `database`, the config's
- * database entry, where the caller knows it: errors the entry's settings cure (credentials, database name, tls) name it.
+ * A driver error as `database error <SQLSTATE>: <message>`, the message withheld where it may quote row values.
+ * Data exceptions (class 22) quote the offending value, and so may what a function of the database raises in any
+ * language (a CHECK, trigger, policy or generated column calling `RAISE EXCEPTION 'rejected %', value`; PL/pgSQL's P0
+ * class, external routines' 38 and 39): only the SQLSTATE and the functions that raised it are kept. Told by the
+ * source file that raised it (a procedural language's, never translated) as well as by the context, which is in the
+ * server's language.
  */
-export function classifyDatabaseError(error: unknown, database?: string): Error {
-  if (error instanceof ArchiverError) return error;
-  const err = error as { code?: string; message?: string; where?: string; file?: string; routine?: string };
+export function databaseErrorMessage(error: unknown): { code: string; message: string; withheld: boolean } {
+  const err = error as DriverError;
   const code = err.code ?? '';
-  const raisedBy = userFunctions(err.where);
-  // Data exceptions (class 22) quote the offending value, and so may what a function of the database raises in any
-  // language (a CHECK, trigger, policy or generated column calling `RAISE EXCEPTION 'rejected %', value`; PL/pgSQL's
-  // P0 class, external routines' 38 and 39): keep only the SQLSTATE and the functions that raised it. Told by the
-  // source file that raised it (a procedural language's, never translated) as well as by the context, which is in
-  // the server's language.
   const withheld =
     code.startsWith('22') ||
     valueSyntaxError(code, err.message) ||
@@ -232,9 +240,19 @@ export function classifyDatabaseError(error: unknown, database?: string): Error 
     : valueSyntaxError(code, err.message)
       ? 'a value could not be read (message withheld: it may quote row values)'
       : withheld
-        ? `raised in ${raisedBy ?? 'a function of the database'} (message withheld: it may quote row values)`
+        ? `raised in ${userFunctions(err.where) ?? 'a function of the database'} (message withheld: it may quote row values)`
         : (err.message ?? String(error));
-  const message = `database error${code ? ` ${code}` : ''}: ${text}`;
+  return { code, message: `database error${code ? ` ${code}` : ''}: ${text}`, withheld };
+}
+
+/**
+ * Maps a driver error to a named archiver error; messages keep SQLSTATE but never row values. `database`, the config's
+ * database entry, where the caller knows it: errors the entry's settings cure (credentials, database name, tls) name it.
+ */
+export function classifyDatabaseError(error: unknown, database?: string): Error {
+  if (error instanceof ArchiverError) return error;
+  const err = error as DriverError;
+  const { code, message, withheld } = databaseErrorMessage(error);
   const entry = database === undefined ? 'the database' : `database ${database}`;
   const ofEntry = database === undefined ? message : `${entry}: ${message}`;
   if (accessPgCodes.has(code)) return new DatabaseAccessError(ofEntry, { cause: error });
@@ -287,7 +305,7 @@ export function classifyDatabaseError(error: unknown, database?: string): Error 
   // max_locks_per_transaction × connections. The message alone reads like a server out of memory; PostgreSQL's hint
   // names the setting, untranslated in any lc_messages, and quotes no value. 53200 is also a process out of memory
   // (no such hint), left as it was. Not retried: the same table takes the same locks.
-  const hint = (error as { hint?: string }).hint ?? '';
+  const hint = err.hint ?? '';
   if (code === '53200' && /max_locks_per_transaction/.test(hint)) {
     return new ConfigError(
       `${ofEntry} (${hint}). The server's lock table could not hold the locks the statement takes: every step locks each partition of a partitioned table (those made ahead of today too), so one of thousands of partitions needs max_locks_per_transaction raised on the server (a restart), or fewer partitions (detach or drop emptied ones); other sessions holding many locks at once (pg_dump) fill it too. Not retried`,
@@ -314,7 +332,7 @@ export function classifyDatabaseError(error: unknown, database?: string): Error 
     (/^cannot (delete from|update) table /.test(err.message ?? '') ||
       err.routine === 'CheckCmdReplicaIdentity')
   ) {
-    const detail = (error as { detail?: string }).detail;
+    const detail = err.detail;
     return new TableNotUsableError(
       `${message}${detail ? ` (${detail})` : ''}: a publication publishes this table's changes, which its replica identity must cover; give the table one that does (ALTER TABLE ... REPLICA IDENTITY USING INDEX on the key's unique index, or REPLICA IDENTITY FULL), or change the publication's row filter or column list, or leave the table out of it`,
       { cause: error },

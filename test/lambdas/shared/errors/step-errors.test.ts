@@ -5,6 +5,7 @@ import {
   classifyDatabaseError,
   DatabaseAccessError,
   DatabaseUnavailableError,
+  databaseErrorMessage,
   LockStoreUnavailableError,
   recordStatementTime,
   StatementTimeoutError,
@@ -254,6 +255,27 @@ describe('error classification', () => {
     );
     // A smaller batchSize shortens only batches export has yet to read: a restore's archives keep their size.
     expect(error.message).toMatch(/where export met it, lower the table's batchSize/);
+  });
+
+  it('withholds the message of any SQLSTATE a function of the database raised, as databaseErrorMessage gives it too', () => {
+    // Prepare: a policy or trigger function raising 53400 with a row's value in its message.
+    const raised = Object.assign(pgError('53400', 'limit met for ann@example.com'), {
+      where: 'PL/pgSQL function audit_guard() line 3 at RAISE',
+    });
+
+    // Act
+    const described = databaseErrorMessage(raised);
+    const classified = classifyDatabaseError(raised);
+
+    // Assess
+    expect(described).toEqual({
+      code: '53400',
+      message:
+        'database error 53400: raised in PL/pgSQL function audit_guard() (message withheld: it may quote row values)',
+      withheld: true,
+    });
+    expect(classified.message).toContain(described.message);
+    expect(classified.message).not.toContain('ann@example.com');
   });
 
   it('names a lock table too small for the locks a statement takes (53200, hinted) as a config error naming the setting', () => {
