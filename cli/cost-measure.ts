@@ -185,10 +185,14 @@ async function oldestIndexedRow(
   source: string,
   instant: (value: string) => string,
 ): Promise<number | null | undefined> {
+  // An index min() can read in order: valid (not left by a failed concurrent build) and of a method that orders (a
+  // BRIN index, usual on an audit table's time, cannot: min() would read the table).
   const indexed = await client.query(
     `SELECT 1 FROM pg_catalog.pg_index i
        JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-      WHERE i.indrelid = $1 AND a.attname = $2 AND i.indpred IS NULL
+       JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+      WHERE i.indrelid = $1 AND a.attname = $2 AND i.indpred IS NULL AND i.indisvalid
+        AND pg_catalog.pg_indexam_has_property(ic.relam, 'can_order')
       LIMIT 1`,
     [oid, column],
   );
