@@ -297,7 +297,9 @@ async function tableChecks(
       },
     ];
     if (shape.timestampKind === 'timestamp') {
-      const sessions = await sessionZone(client, table.timestampTimeZone);
+      // Back to the oldest rows a run of this retention archives, and two years at least.
+      const yearsBack = Math.max(2, Math.ceil(table.retentionDays / 365) + 1);
+      const sessions = await sessionZone(client, table.timestampTimeZone, yearsBack);
       const set = sessions.zone
         ? `set timestampTimeZone: ${sessions.zone}`
         : 'set timestampTimeZone to a zone with the same offsets (the config takes zone names only)';

@@ -254,6 +254,42 @@ describe('audit-archiver local doctor: every check against embedded PostgreSQL, 
     }
   });
 
+  it('compares the zones back to the oldest rows a retention archives: Istanbul kept summer time until 2016', async () => {
+    // Prepare: since September 2016 Istanbul is UTC+3 all year, as Etc/GMT-3 is; before, it had summer time, so rows
+    // of those years a long retention archives read an hour off in winter.
+    await bed.db.client.query(`
+      ALTER DATABASE "${bed.db.name}" SET TimeZone = 'Europe/Istanbul';
+      CREATE TABLE public.istanbul_times (id bigint PRIMARY KEY, created_at timestamp NOT NULL DEFAULT LOCALTIMESTAMP);
+      CREATE INDEX ON public.istanbul_times (created_at);`);
+    const table = (retentionDays: number): TableSpec[] => [
+      {
+        schema: 'public',
+        name: 'istanbul_times',
+        timestampColumn: 'created_at',
+        timestampTimeZone: 'Etc/GMT-3',
+        retentionDays,
+      },
+      EVENTS,
+    ];
+
+    try {
+      // Act
+      const tenYears = await doctor({ config: config(bed.db.url, table(3650)) });
+      const oneYear = await doctor({ config: config(bed.db.url, table(365)) });
+
+      // Assess
+      expect(find(tenYears, 'timestamp zone')).toMatchObject({
+        status: 'warning',
+        detail: expect.stringContaining('set timestampTimeZone: Europe/Istanbul'),
+      });
+      expect(find(oneYear, 'timestamp zone')).toBeUndefined();
+    } finally {
+      await bed.db.client.query(
+        `ALTER DATABASE "${bed.db.name}" RESET TimeZone; DROP TABLE public.istanbul_times`,
+      );
+    }
+  });
+
   it('warns when the zones agree in January and July but not in between (Cairo starts summer time four weeks after Athens)', async () => {
     // Prepare: both zones are UTC+2 in winter and UTC+3 in summer, but Egypt moves its clocks on the last Friday of
     // April and Greece on the last Sunday of March: through most of April a local time Cairo's now() writes reads in
