@@ -7,6 +7,7 @@ import {
 import { tableRef } from '../lambdas/shared/config/schema.js';
 import { lifecycleRank } from '../lambdas/shared/config/storage-classes.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
+import { skippedRun } from './schedule-skips.js';
 
 /** Config path used when the CDK context names none (`cdk synth -c config=path/to/archiver.yaml`). */
 export const DEFAULT_CONFIG_PATH = 'config/archiver.example.yaml';
@@ -65,6 +66,9 @@ export function deploymentErrors(config: DeploymentConfig, configPath: string): 
       }
     });
   });
+  const { expression, timeZone } = config.aws.schedule;
+  const skipped = skippedRun(expression, timeZone);
+  if (skipped) errors.push({ path: 'aws.schedule.expression', message: skipped });
   const keyId = config.s3.kmsKeyId;
   if (keyId !== undefined && !KEY_ARN.test(keyId) && !KEY_ID.test(keyId)) {
     errors.push({

@@ -110,6 +110,19 @@ describe('deploymentErrors', () => {
     return () => loadDeploymentConfig(file);
   };
 
+  it('refuses a daily schedule whose only run daylight saving time skips one day a year, naming the field', () => {
+    // Prepare: EventBridge Scheduler skips a run at a local time that does not exist.
+    const load = loadWith(
+      'schedule-skipped',
+      'aws:\n  schedule:\n    expression: cron(30 2 * * ? *)\n    timeZone: Europe/Paris\n',
+    );
+
+    // Act, Assess: refused where it deploys; the other commands still read the config (lambdas' schema takes it).
+    expect(load).toThrow(
+      /aws\.schedule\.expression: runs only at 02:30 in Europe\/Paris, which daylight saving time skips/,
+    );
+  });
+
   it('accepts the fixture with every deployment option, resolving the CA bundle next to the config', () => {
     // Act
     const config = loadDeploymentConfig(fixture('production.yaml'));

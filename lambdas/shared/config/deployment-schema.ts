@@ -48,64 +48,6 @@ const scheduleExpression = z.string().superRefine((expression, ctx) => {
   });
 });
 
-/** The local times (minutes after midnight) of a cron that runs every day at fixed times; otherwise undefined. */
-function dailyRunMinutes(expression: string): number[] | undefined {
-  const fields = CRON.exec(expression)?.[1]?.split(/\s+/);
-  if (fields?.length !== 6) return undefined;
-  const [minutes = '', hours = '', ...days] = fields;
-  if (!days.every((field) => field === '*' || field === '?')) return undefined;
-  const list = (field: string, max: number) =>
-    /^\d{1,2}(,\d{1,2})*$/.test(field)
-      ? field
-          .split(',')
-          .map(Number)
-          .filter((n) => n <= max)
-      : undefined;
-  const atMinutes = list(minutes, 59);
-  const atHours = list(hours, 23);
-  if (!atMinutes?.length || !atHours?.length) return undefined;
-  return atHours.flatMap((hour) => atMinutes.map((minute) => hour * 60 + minute));
-}
-
-const MINUTE_MS = 60_000;
-const DAY_MS = 24 * 60 * MINUTE_MS;
-
-/**
- * The local times `zone` skips in the year from `from` (its clocks put forward): each skip's day and its span in
- * minutes after midnight. Offsets are read daily (no zone changes its clocks twice in a day), and a change is
- * found to the minute.
- */
-function skippedTimes(zone: string, from: number): { day: string; start: number; end: number }[] {
-  const format = new Intl.DateTimeFormat('en-US', { timeZone: zone, timeZoneName: 'longOffset' });
-  const offset = (at: number): number => {
-    const name = format.formatToParts(at).find((part) => part.type === 'timeZoneName')?.value ?? '';
-    const [, sign = '+', hh = '0', mm = '0'] = /^GMT([+-])(\d{2}):(\d{2})$/.exec(name) ?? [];
-    return (sign === '-' ? -1 : 1) * (Number(hh) * 60 + Number(mm));
-  };
-  const skips: { day: string; start: number; end: number }[] = [];
-  let before = offset(from);
-  for (let at = from + DAY_MS; at <= from + 366 * DAY_MS; at += DAY_MS) {
-    const after = offset(at);
-    if (after > before) {
-      let [older, newer] = [at - DAY_MS, at];
-      while (newer - older > MINUTE_MS) {
-        const middle = older + Math.floor((newer - older) / 2 / MINUTE_MS) * MINUTE_MS;
-        if (offset(middle) === before) older = middle;
-        else newer = middle;
-      }
-      // The wall clock reads `before` up to the change, then jumps: the times in between never occur.
-      const wall = new Date(newer + before * MINUTE_MS);
-      const start = wall.getUTCHours() * 60 + wall.getUTCMinutes();
-      skips.push({ day: wall.toISOString().slice(0, 10), start, end: start + after - before });
-    }
-    before = after;
-  }
-  return skips;
-}
-
-const clock = (minutes: number) =>
-  `${String(Math.floor(minutes / 60) % 24).padStart(2, '0')}:${String(minutes % 60).padStart(2, '0')}`;
-
 export const AwsScheduleConfigSchema = z
   .object({
     /** When the scheduled run starts: `cron(...)` (six fields) or `rate(N unit)`, read in `timeZone`. */
@@ -118,22 +60,7 @@ export const AwsScheduleConfigSchema = z
     /** Whether the schedule starts runs; when false, runs are only started by hand. */
     enabled: z.boolean().default(true),
   })
-  .strict()
-  .superRefine((schedule, ctx) => {
-    // EventBridge Scheduler skips a run at a local time that does not exist: a daily schedule whose every run falls in
-    // the times daylight saving time skips has no run that day, and the no-successful-run alarm fires.
-    const runs = dailyRunMinutes(schedule.expression);
-    if (!runs || !isIanaTimeZone(schedule.timeZone)) return;
-    const skip = skippedTimes(schedule.timeZone, Date.now()).find(({ start, end }) =>
-      runs.every((run) => run >= start && run < end),
-    );
-    if (!skip) return;
-    ctx.addIssue({
-      code: 'custom',
-      path: ['expression'],
-      message: `runs only at ${runs.map(clock).join(', ')} in ${schedule.timeZone}, which daylight saving time skips on ${skip.day} (${clock(skip.start)} to ${clock(skip.end)}): EventBridge Scheduler skips a run at a time that does not exist, so that day would have no run and the no-successful-run alarm would fire; choose a time outside that span`,
-    });
-  });
+  .strict();
 
 /** The retention periods CloudWatch Logs accepts, in days. */
 const LOG_RETENTION_DAYS = [

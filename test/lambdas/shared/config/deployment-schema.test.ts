@@ -76,39 +76,6 @@ describe('config schema, aws block', () => {
     expect(aws.alarms.noSuccessfulRunHours).toBe(26);
   });
 
-  it.each([
-    ['cron(30 2 * * ? *)', 'Europe/Paris', '02:30', '02:00 to 03:00'],
-    ['cron(0,30 2 * * ? *)', 'America/New_York', '02:00, 02:30', '02:00 to 03:00'],
-    ['cron(15 2 * * ? *)', 'Australia/Lord_Howe', '02:15', '02:00 to 02:30'],
-  ])(
-    'refuses a daily %s in %s: daylight saving time skips every run of one day a year',
-    (expression, timeZone, at, gap) => {
-      // Act
-      const error = errorOf(withAws({ schedule: { expression, timeZone } }));
-
-      // Assess: EventBridge Scheduler skips a run at a time that does not exist; the day would have none.
-      expect(error).toContain(
-        `aws.schedule.expression: runs only at ${at} in ${timeZone}, which daylight saving time skips`,
-      );
-      expect(error).toMatch(new RegExp(`skips on \\d{4}-\\d{2}-\\d{2} \\(${gap}\\)`));
-    },
-  );
-
-  it.each([
-    ['cron(30 2 * * ? *)', 'UTC'],
-    ['cron(0 3 * * ? *)', 'Europe/Paris'],
-    ['cron(45 2 * * ? *)', 'Australia/Lord_Howe'],
-    ['cron(30 2,4 * * ? *)', 'Europe/Paris'],
-    ['cron(30 */6 * * ? *)', 'Europe/Paris'],
-    ['cron(30 2 ? * MON-FRI *)', 'Europe/Paris'],
-    ['rate(1 day)', 'Europe/Paris'],
-  ])('accepts %s in %s: no day loses its only run', (expression, timeZone) => {
-    // Act, Assess
-    expect(
-      parseDeploymentConfig(withAws({ schedule: { expression, timeZone } })).aws.schedule.expression,
-    ).toBe(expression);
-  });
-
   it('accepts the expression shapes EventBridge Scheduler takes', () => {
     // Prepare
     const expressions = ['rate(1 hour)', 'rate(12 hours)', 'rate(7 days)', 'cron(0/15 * ? * MON-FRI 2026)'];
