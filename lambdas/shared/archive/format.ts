@@ -22,12 +22,15 @@ export function keySegment(identifier: string): string {
 /** The longest key S3 takes (KeyTooLongError past it). */
 export const S3_MAX_KEY_BYTES = 1024;
 
-/**
- * The longest `s3.prefix`: below it the longest key the archiver writes (a quarantined manifest of a table whose
- * three names are PostgreSQL's 63 bytes, percent-encoded whole) takes 695 bytes, so every key fits
- * S3_MAX_KEY_BYTES (tested). A longer prefix would fail every table in AWS, and not in local mode.
- */
-export const MAX_PREFIX_BYTES = 256;
+/** Why a batch's objects are withdrawn; the reason names the quarantine folder of the objects kept as evidence. */
+export const WITHDRAW_REASONS = [
+  'rows-changed',
+  'integrity',
+  'discarded',
+  'cutoff-moved',
+  'reading-changed',
+] as const;
+export type WithdrawReason = (typeof WITHDRAW_REASONS)[number];
 
 export interface TableLocation {
   prefix: string;
@@ -163,8 +166,34 @@ export function stagingKey(loc: TableLocation, day: string, batchId: string): st
  * Where an archive that failed verification is kept as evidence before it is withdrawn: under a folder of the time
  * (`at`) and reason, which every object one withdrawal keeps shares, so an archive's manifest lies beside it.
  */
-export function quarantineKey(prefix: string, dataKey: string, reason: string, at = new Date()): string {
+export function quarantineKey(
+  prefix: string,
+  dataKey: string,
+  reason: WithdrawReason,
+  at = new Date(),
+): string {
   return `${prefix}_quarantine/${at.toISOString().replaceAll(':', '')}-${reason}/${dataKey.slice(prefix.length)}`;
+}
+
+/**
+ * The longest key the archiver writes for the table at `loc` (tested against every kind): the quarantined copy of a
+ * manifest or staging object of the last day there is. Config validation refuses a table past S3_MAX_KEY_BYTES, which
+ * would fail every run in AWS and pass in local mode.
+ */
+export function longestKeyBytes(loc: TableLocation): number {
+  const day = '9999-12-31';
+  const data = archiveKey(loc, day, 'f'.repeat(64), 'day');
+  const staging = stagingKey(loc, day, 'batch');
+  const at = new Date('9999-12-31T23:59:59.999Z');
+  const keys = [data, manifestKeyFor(data), staging, writeOnceProbeKey(staging)];
+  return Math.max(
+    ...keys
+      .flatMap((key) => [
+        key,
+        ...WITHDRAW_REASONS.map((reason) => quarantineKey(loc.prefix, key, reason, at)),
+      ])
+      .map((key) => Buffer.byteLength(key)),
+  );
 }
 
 const hex = (length: number) => z.string().regex(new RegExp(`^[0-9a-f]{${length}}$`));

@@ -5,6 +5,7 @@ import {
   manifestKeyFor,
   quarantineKey,
   type TableLocation,
+  type WithdrawReason,
   writeOnceProbeKey,
 } from '../archive/format.js';
 import type { InventoryEntry } from '../archive/inventory.js';
@@ -421,8 +422,6 @@ function lcMonetaryOf(inFlight: InFlight, object: BatchObject): Pick<InventoryEn
     object.manifestLcMonetary === undefined ? inFlight.manifest?.lcMonetary : object.manifestLcMonetary;
   return lcMonetary ? { lcMonetary } : {};
 }
-
-export type WithdrawReason = 'rows-changed' | 'integrity' | 'discarded' | 'cutoff-moved' | 'reading-changed';
 
 /**
  * Marks the batch `withdrawing`: from then on no step takes it further, and the next export withdraws it whatever

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { LineCounter, parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
-import { canonicalJson } from '../archive/format.js';
+import { canonicalJson, longestKeyBytes, S3_MAX_KEY_BYTES } from '../archive/format.js';
 import { ConfigError } from '../errors/step-errors.js';
 import { governanceIssues } from './governance.js';
 import { type ArchiverConfig, ArchiverConfigObject, tableRef } from './schema.js';
@@ -38,6 +38,18 @@ export function checkConfig(config: ArchiverConfig, ctx: z.RefinementCtx): void 
         });
       }
       seenTables.set(ref, { schema: t.schema, name: t.name });
+      const longest = longestKeyBytes({
+        prefix: config.s3.prefix,
+        database: db.name,
+        schema: t.schema,
+        table: t.name,
+      });
+      if (longest > S3_MAX_KEY_BYTES)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['databases', i, 'tables', j, 'name'],
+          message: `under s3.prefix (${Buffer.byteLength(config.s3.prefix)} bytes) this table's keys would reach ${longest} bytes, past the ${S3_MAX_KEY_BYTES} S3 takes (its names are percent-encoded in them): shorten s3.prefix`,
+        });
     });
   });
   // Two entries with the same credentials reach the same database: a table both list would be archived under two

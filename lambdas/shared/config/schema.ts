@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { MAX_PREFIX_BYTES, OBJECT_SPANS, S3_MAX_KEY_BYTES } from '../archive/format.js';
+import { OBJECT_SPANS } from '../archive/format.js';
 import { WRITABLE_STORAGE_CLASSES } from './storage-classes.js';
 
 /** PostgreSQL truncates identifiers to NAMEDATALEN-1 bytes; a longer name would silently address another object. */
@@ -28,10 +28,6 @@ export const S3ConfigSchema = z
     prefix: z
       .string()
       .default('')
-      .refine(
-        (p) => Buffer.byteLength(p) <= MAX_PREFIX_BYTES,
-        `must be at most ${MAX_PREFIX_BYTES} bytes, so every key below it fits S3's ${S3_MAX_KEY_BYTES}`,
-      )
       .refine(
         (p) => p === '' || (p.endsWith('/') && !p.startsWith('/')),
         'must be empty or end with "/" and not start with "/"',

@@ -4,7 +4,7 @@ import {
   archiveKey,
   isCalendarDay,
   keySegment,
-  MAX_PREFIX_BYTES,
+  longestKeyBytes,
   manifestKeyFor,
   quarantineKey,
   S3_MAX_KEY_BYTES,
@@ -14,6 +14,7 @@ import {
   stagingKey,
   suggestedObjectSpan,
   tablePrefix,
+  WITHDRAW_REASONS,
   writeOnceProbeKey,
 } from '../../../../lambdas/shared/archive/format.js';
 import { PROOF_SOAK, recordProof } from '../../../support/proof-ledger.js';
@@ -152,25 +153,49 @@ describe('archive keys', () => {
     });
   });
 
-  it("fit S3's 1,024 bytes with the longest prefix the config takes and the longest names PostgreSQL allows", () => {
-    // Prepare: 63-byte names that percent-encode whole (189 characters each), the longest reason, a late timestamp.
+  it('reach at most longestKeyBytes, whatever the names, the day and the withdrawal reason', () => {
+    fc.assert(
+      fc.property(
+        configuredPrefix,
+        identifier,
+        identifier,
+        fc.constantFrom(...WITHDRAW_REASONS),
+        fc.date({
+          min: new Date('0001-01-01T00:00:00Z'),
+          max: new Date('9999-12-31T00:00:00Z'),
+          noInvalidDate: true,
+        }),
+        (prefix, schema, table, reason, date) => {
+          // Prepare: the database is a config name (its safe alphabet), up to 63 characters.
+          const loc = { prefix, database: 'd'.repeat(63), schema, table };
+          const day = date.toISOString().slice(0, 10);
+
+          // Act
+          const data = archiveKey(loc, day, 'a'.repeat(64), 'month');
+          const staging = stagingKey(loc, day, 'some batch');
+          const keys = [data, manifestKeyFor(data), staging, writeOnceProbeKey(staging)].flatMap((key) => [
+            key,
+            quarantineKey(prefix, key, reason, date),
+          ]);
+
+          // Assess
+          for (const key of keys) expect(Buffer.byteLength(key)).toBeLessThanOrEqual(longestKeyBytes(loc));
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('come to 569 bytes below the prefix for the longest names: 63-byte schema and table names percent-encoded whole', () => {
+    // Prepare
     const longest = '€'.repeat(21);
-    const prefix = `${'p'.repeat(MAX_PREFIX_BYTES - 1)}/`;
-    const loc = { prefix, database: longest, schema: longest, table: longest };
-    const day = '9999-12-31';
-    const data = archiveKey(loc, day, 'f'.repeat(64), 'day');
-    const staging = stagingKey(loc, day, 'batch');
-    const at = new Date('9999-12-31T23:59:59.999Z');
 
     // Act
-    const keys = [data, manifestKeyFor(data), staging, writeOnceProbeKey(staging)].flatMap((key) => [
-      key,
-      quarantineKey(prefix, key, 'reading-changed', at),
-    ]);
+    const bytes = longestKeyBytes({ prefix: '', database: 'd'.repeat(63), schema: longest, table: longest });
 
-    // Assess
-    expect(Buffer.byteLength(prefix)).toBe(MAX_PREFIX_BYTES);
-    for (const key of keys) expect(Buffer.byteLength(key)).toBeLessThanOrEqual(S3_MAX_KEY_BYTES);
+    // Assess: so a prefix of up to 455 bytes fits any table.
+    expect(bytes).toBe(569);
+    expect(S3_MAX_KEY_BYTES - bytes).toBe(455);
   });
 });
 

@@ -2,7 +2,6 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { MAX_PREFIX_BYTES } from '../../../../lambdas/shared/archive/format.js';
 import { loadConfigFile, parseConfig } from '../../../../lambdas/shared/config/config.js';
 import { resolveTable } from '../../../../lambdas/shared/config/resolved-table.js';
 import { configErrorOf } from '../../../support/config-errors.js';
@@ -207,21 +206,25 @@ describe('config schema', () => {
     ).not.toThrow();
   });
 
-  it("refuses an s3.prefix so long that an archive's keys could pass S3's 1,024 bytes", () => {
-    // Prepare: a prefix of `bytes` bytes, one of its characters two bytes long.
-    const prefix = (bytes: number) => `${'p'.repeat(bytes - 3)}é/`;
-
-    // Act
-    const error = errorOf({
+  it("refuses a table whose keys would pass S3's 1,024 bytes under s3.prefix, naming it; a long prefix fits short names", () => {
+    // Prepare: a prefix of 600 bytes, and a table whose schema and table names percent-encode to 189 characters each.
+    const prefix = `${'p'.repeat(599)}/`;
+    const longNames = { schema: '€'.repeat(21), name: '€'.repeat(21), timestampColumn: 'at' };
+    const withTables = (tables: unknown[]) => ({
       ...minimal(),
-      s3: { bucket: 'archive-bucket', prefix: prefix(MAX_PREFIX_BYTES + 1) },
+      s3: { bucket: 'archive-bucket', prefix },
+      databases: [{ name: 'app', credentials: { url: 'postgres://u:p@h/db' }, tables }],
     });
 
+    // Act
+    const error = errorOf(withTables([{ name: 'audit', timestampColumn: 'at' }, longNames]));
+
     // Assess
-    expect(error).toContain(`s3.prefix: must be at most ${MAX_PREFIX_BYTES} bytes`);
-    expect(() =>
-      parseConfig({ ...minimal(), s3: { bucket: 'archive-bucket', prefix: prefix(MAX_PREFIX_BYTES) } }),
-    ).not.toThrow();
+    expect(error).toContain(
+      "databases.0.tables.1.name: under s3.prefix (600 bytes) this table's keys would reach 1109 bytes, past the 1024 S3 takes",
+    );
+    expect(error).not.toContain('databases.0.tables.0');
+    expect(() => parseConfig(withTables([{ name: 'audit', timestampColumn: 'at' }]))).not.toThrow();
   });
 
   it('keeps an aws section as written without validating it: the functions never read it', () => {
