@@ -494,15 +494,17 @@ export interface WizardIo {
   now(): Date;
 }
 
-/** Runs the wizard on a connected database: discover, choose, build, write. Returns the written path. */
-/** Why the config cannot be written to `out`: its folder is missing (or not a folder); undefined when it can be. */
+/** Why the config cannot be written to `out`: its folder is missing, or not a folder; undefined when it can be. */
 function outFolderProblem(out: string): string | undefined {
   const folder = dirname(resolve(out));
-  return existsSync(folder) && statSync(folder).isDirectory()
+  if (!existsSync(folder))
+    return `the folder ${folder} does not exist: create it, or write the config elsewhere`;
+  return statSync(folder).isDirectory()
     ? undefined
-    : `the folder ${folder} does not exist: create it, or write the config elsewhere`;
+    : `${folder} is a file, not a folder: write the config elsewhere`;
 }
 
+/** Runs the wizard on a connected database: discover, choose, build, write. Returns the written path. */
 export async function runWizard(options: WizardOptions, io: WizardIo): Promise<string> {
   const prompter = options.yes ? undefined : io.prompter;
   // Known before a database is read or a question asked: the answers would be lost at the end.

@@ -509,8 +509,7 @@ describe('restorePages: the longest keys', () => {
     });
 
   it("ends a page before its keys and their worst-case results could pass Step Functions' 256 KiB", async () => {
-    // Prepare: 200 day archives under a table prefix of 1,024-byte keys, S3's longest (a 256-byte s3.prefix and names
-    // of 63 bytes percent-encoded whole come to about 900).
+    // Prepare: 200 day archives of 1,024-byte keys, the longest config validation lets a table's keys be (S3's).
     const keys = dayKeys(200, 1024);
 
     // Act
