@@ -273,12 +273,12 @@ describe('audit-archiver local doctor: every check against embedded PostgreSQL, 
     ];
 
     try {
-      // Act
-      const tenYears = await doctor({ config: config(bed.db.url, table(3650)) });
+      // Act: a century of retention reaches back past 2016 whatever the date the test runs on.
+      const century = await doctor({ config: config(bed.db.url, table(36_500)) });
       const oneYear = await doctor({ config: config(bed.db.url, table(365)) });
 
       // Assess
-      expect(find(tenYears, 'timestamp zone')).toMatchObject({
+      expect(find(century, 'timestamp zone')).toMatchObject({
         status: 'warning',
         detail: expect.stringContaining('set timestampTimeZone: Europe/Istanbul'),
       });
