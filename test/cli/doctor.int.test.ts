@@ -173,19 +173,33 @@ describe('audit-archiver local doctor: every check against embedded PostgreSQL, 
     expect(doctorExitCode(results, true)).toBe(1);
   });
 
+  /**
+   * Runs `act` with the database's sessions starting in `zone` and a table `name` whose LOCALTIMESTAMP default writes
+   * local times, undoing both after; `table(timestampTimeZone, retentionDays)` configures it beside EVENTS.
+   */
+  async function withLocalTimes(
+    zone: string,
+    name: string,
+    act: (table: (timestampTimeZone?: string, retentionDays?: number) => TableSpec[]) => Promise<void>,
+  ): Promise<void> {
+    await bed.db.client.query(`
+      ALTER DATABASE "${bed.db.name}" SET TimeZone = '${zone}';
+      CREATE TABLE public.${name} (id bigint PRIMARY KEY, created_at timestamp NOT NULL DEFAULT LOCALTIMESTAMP);
+      CREATE INDEX ON public.${name} (created_at);`);
+    try {
+      await act((timestampTimeZone, retentionDays) => [
+        { schema: 'public', name, timestampColumn: 'created_at', timestampTimeZone, retentionDays },
+        EVENTS,
+      ]);
+    } finally {
+      await bed.db.client.query(`ALTER DATABASE "${bed.db.name}" RESET TimeZone; DROP TABLE public.${name}`);
+    }
+  }
+
   it('warns when a timestamp column is read in another zone than the database’s sessions write local times in, naming the zone to set', async () => {
     // Prepare: sessions start in Los Angeles, whose LOCALTIMESTAMP fills the column; the config leaves it at UTC, so a
     // row written 8 hours before a cut-off in truth reads as written 16 hours before it (in summer, 7 and 15).
-    await bed.db.client.query(`
-      ALTER DATABASE "${bed.db.name}" SET TimeZone = 'America/Los_Angeles';
-      CREATE TABLE public.local_times (id bigint PRIMARY KEY, created_at timestamp NOT NULL DEFAULT LOCALTIMESTAMP);
-      CREATE INDEX ON public.local_times (created_at);`);
-    const table = (zone?: string): TableSpec[] => [
-      { schema: 'public', name: 'local_times', timestampColumn: 'created_at', timestampTimeZone: zone },
-      EVENTS,
-    ];
-
-    try {
+    await withLocalTimes('America/Los_Angeles', 'local_times', async (table) => {
       // Act
       const utc = await doctor({ config: config(bed.db.url, table()) });
       const set = await doctor({ config: config(bed.db.url, table('America/Los_Angeles')) });
@@ -216,26 +230,13 @@ describe('audit-archiver local doctor: every check against embedded PostgreSQL, 
       expect(find(alike, 'timestamp zone')).toBeUndefined();
       expect(doctorExitCode(utc)).toBe(0);
       expect(doctorExitCode(utc, true)).toBe(1);
-    } finally {
-      await bed.db.client.query(
-        `ALTER DATABASE "${bed.db.name}" RESET TimeZone; DROP TABLE public.local_times`,
-      );
-    }
+    });
   });
 
   it('reads a POSIX sessions zone as the sessions do, and names the zone the config takes for it', async () => {
-    // Prepare: TimeZone 'UTC+3' is three hours west of UTC for a session (POSIX), while AT TIME ZONE 'UTC+3' reads
-    // as UTC: compared by AT TIME ZONE, a column read in UTC looked right, and its rows would go three hours early.
-    await bed.db.client.query(`
-      ALTER DATABASE "${bed.db.name}" SET TimeZone = 'UTC+3';
-      CREATE TABLE public.posix_times (id bigint PRIMARY KEY, created_at timestamp NOT NULL DEFAULT LOCALTIMESTAMP);
-      CREATE INDEX ON public.posix_times (created_at);`);
-    const table = (zone: string): TableSpec[] => [
-      { schema: 'public', name: 'posix_times', timestampColumn: 'created_at', timestampTimeZone: zone },
-      EVENTS,
-    ];
-
-    try {
+    // Prepare: TimeZone 'UTC+3' is three hours west of UTC for a session (POSIX); a config cannot name it (it takes zone
+    // names), so the warning must name the zone it takes for it.
+    await withLocalTimes('UTC+3', 'posix_times', async (table) => {
       // Act
       const utc = await doctor({ config: config(bed.db.url, table('UTC')) });
       const fixed = await doctor({ config: config(bed.db.url, table('Etc/GMT+3')) });
@@ -247,35 +248,16 @@ describe('audit-archiver local doctor: every check against embedded PostgreSQL, 
       });
       expect(find(utc, 'timestamp zone')?.detail).toContain('set timestampTimeZone: Etc/GMT+3');
       expect(find(fixed, 'timestamp zone')).toBeUndefined();
-    } finally {
-      await bed.db.client.query(
-        `ALTER DATABASE "${bed.db.name}" RESET TimeZone; DROP TABLE public.posix_times`,
-      );
-    }
+    });
   });
 
   it('compares the zones back to the oldest rows a retention archives: Istanbul kept summer time until 2016', async () => {
     // Prepare: since September 2016 Istanbul is UTC+3 all year, as Etc/GMT-3 is; before, it had summer time, so rows
     // of those years a long retention archives read an hour off in winter.
-    await bed.db.client.query(`
-      ALTER DATABASE "${bed.db.name}" SET TimeZone = 'Europe/Istanbul';
-      CREATE TABLE public.istanbul_times (id bigint PRIMARY KEY, created_at timestamp NOT NULL DEFAULT LOCALTIMESTAMP);
-      CREATE INDEX ON public.istanbul_times (created_at);`);
-    const table = (retentionDays: number): TableSpec[] => [
-      {
-        schema: 'public',
-        name: 'istanbul_times',
-        timestampColumn: 'created_at',
-        timestampTimeZone: 'Etc/GMT-3',
-        retentionDays,
-      },
-      EVENTS,
-    ];
-
-    try {
+    await withLocalTimes('Europe/Istanbul', 'istanbul_times', async (table) => {
       // Act: a century of retention reaches back past 2016 whatever the date the test runs on.
-      const century = await doctor({ config: config(bed.db.url, table(36_500)) });
-      const oneYear = await doctor({ config: config(bed.db.url, table(365)) });
+      const century = await doctor({ config: config(bed.db.url, table('Etc/GMT-3', 36_500)) });
+      const oneYear = await doctor({ config: config(bed.db.url, table('Etc/GMT-3', 365)) });
 
       // Assess
       expect(find(century, 'timestamp zone')).toMatchObject({
@@ -283,27 +265,14 @@ describe('audit-archiver local doctor: every check against embedded PostgreSQL, 
         detail: expect.stringContaining('set timestampTimeZone: Europe/Istanbul'),
       });
       expect(find(oneYear, 'timestamp zone')).toBeUndefined();
-    } finally {
-      await bed.db.client.query(
-        `ALTER DATABASE "${bed.db.name}" RESET TimeZone; DROP TABLE public.istanbul_times`,
-      );
-    }
+    });
   });
 
   it('warns when the zones agree in January and July but not in between (Cairo starts summer time four weeks after Athens)', async () => {
     // Prepare: both zones are UTC+2 in winter and UTC+3 in summer, but Egypt moves its clocks on the last Friday of
     // April and Greece on the last Sunday of March: through most of April a local time Cairo's now() writes reads in
     // Athens as an instant an hour earlier than it was written, so those rows are archived an hour before their time.
-    await bed.db.client.query(`
-      ALTER DATABASE "${bed.db.name}" SET TimeZone = 'Africa/Cairo';
-      CREATE TABLE public.cairo_times (id bigint PRIMARY KEY, created_at timestamp NOT NULL DEFAULT LOCALTIMESTAMP);
-      CREATE INDEX ON public.cairo_times (created_at);`);
-    const table = (zone: string): TableSpec[] => [
-      { schema: 'public', name: 'cairo_times', timestampColumn: 'created_at', timestampTimeZone: zone },
-      EVENTS,
-    ];
-
-    try {
+    await withLocalTimes('Africa/Cairo', 'cairo_times', async (table) => {
       // Act
       const athens = await doctor({ config: config(bed.db.url, table('Europe/Athens')) });
       const cairo = await doctor({ config: config(bed.db.url, table('Africa/Cairo')) });
@@ -324,11 +293,7 @@ describe('audit-archiver local doctor: every check against embedded PostgreSQL, 
       });
       expect(find(cairo, 'timestamp zone')).toBeUndefined();
       expect(find(egypt, 'timestamp zone')).toBeUndefined();
-    } finally {
-      await bed.db.client.query(
-        `ALTER DATABASE "${bed.db.name}" RESET TimeZone; DROP TABLE public.cairo_times`,
-      );
-    }
+    });
   });
 
   it('is critical when the role may SELECT but not DELETE: exit 1', async () => {

@@ -13,6 +13,20 @@ describe('audit-archiver legal-hold place|lift and hold set', () => {
     return { config: bed.local.config, holds: deps.holds, store: deps.store, actor: 'test-operator' };
   };
 
+  /**
+   * s3rver implements no Object Lock: a client that takes PutObjectLegalHold and records each as "<status> <key>".
+   */
+  const legalHoldRecorder = () => {
+    const sent: string[] = [];
+    const s3 = {
+      send: async (command: PutObjectLegalHoldCommand) => {
+        sent.push(`${command.input.LegalHold?.Status} ${command.input.Key}`);
+        return {};
+      },
+    } as unknown as S3Client;
+    return { s3, sent };
+  };
+
   /** Three days of archives in the real local S3, each data object with its manifest, and a stray object. */
   async function writeArchives(): Promise<string[]> {
     const prefix = tablePrefix({ prefix: 'archive/', database: 'app', schema: 'public', table: 'events' });
@@ -90,13 +104,7 @@ describe('audit-archiver legal-hold place|lift and hold set', () => {
     const local = s3ClientFor(bed.local);
     for (const Key of [month, manifestKeyFor(month)])
       await local.send(new PutObjectCommand({ Bucket: bed.local.services.bucket, Key, Body: 'x' }));
-    const sent: string[] = [];
-    const s3 = {
-      send: async (command: PutObjectLegalHoldCommand) => {
-        sent.push(`${command.input.LegalHold?.Status} ${command.input.Key}`);
-        return {};
-      },
-    } as unknown as S3Client;
+    const { s3, sent } = legalHoldRecorder();
     const days = { fromDay: '2025-02-10', toDay: '2025-02-12' };
 
     // Act
@@ -120,13 +128,7 @@ describe('audit-archiver legal-hold place|lift and hold set', () => {
   it('refuses to lift the Object Lock holds of a table still under legal hold, whose archives would then expire', async () => {
     // Prepare: archives held by Object Lock, and the table held for a case
     await writeArchives();
-    const sent: string[] = [];
-    const s3 = {
-      send: async (command: PutObjectLegalHoldCommand) => {
-        sent.push(`${command.input.LegalHold?.Status} ${command.input.Key}`);
-        return {};
-      },
-    } as unknown as S3Client;
+    const { s3, sent } = legalHoldRecorder();
     await setHold(context(), 'app', 'public.events', 'case 7');
 
     // Act
