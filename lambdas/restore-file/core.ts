@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type pg from 'pg';
+import type { CopyStreamQuery } from 'pg-copy-streams';
 import { legacyBatchCommitted, readExpectation, streamArchive } from '../shared/archive/catalog.js';
 import { LineNotCopyableError } from '../shared/archive/copy-text.js';
 import { type Manifest, spanEnd, spanLastDay } from '../shared/archive/format.js';
@@ -857,7 +858,7 @@ async function stage(
   let measured: Awaited<ReturnType<typeof streamArchive>>;
   try {
     measured = await streamArchive(deps.store, archive, {
-      sink: client.query(copyFromStdin(copyIntoStagingSql)),
+      openSink: () => client.query(copyFromStdin(copyIntoStagingSql)),
       columnType,
       pin,
       expected,
@@ -912,11 +913,14 @@ async function copyDirectly(
   await uniqueConflictKey(client, { task, deps, ...group }, expected, target, plan, archived, {
     onConflict: false,
   });
-  const sink = client.query(copyFromStdin(copyIntoTargetSql(target, plan)));
+  let sink: CopyStreamQuery | undefined;
   let measured: Awaited<ReturnType<typeof streamArchive>>;
   try {
     measured = await streamArchive(deps.store, archive, {
-      sink,
+      openSink: () => {
+        sink = client.query(copyFromStdin(copyIntoTargetSql(target, plan)));
+        return sink;
+      },
       pin,
       body,
       expected,
@@ -932,7 +936,7 @@ async function copyDirectly(
     return undefined;
   }
   refuseUnlessLikeSidecar(deps, task, expected, measured);
-  return { written: sink.rowCount, planWarnings: plan.warnings };
+  return { written: sink?.rowCount ?? 0, planWarnings: plan.warnings };
 }
 
 /**

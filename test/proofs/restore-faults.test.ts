@@ -483,6 +483,55 @@ describe('restore under faults: no archive restored twice or in part', () => {
     });
   });
 
+  it('under "overwrite", the connection dies as the reference path opens an archive again: the group is retried as a database failure, nothing waits forever', {
+    timeout: 90_000,
+  }, async () => {
+    // Prepare: a target holding every archived key with other values, so each archive's COPY meets a conflict and
+    // the reference path reads it once more; as it does for the victim, the server ends the restore's connections.
+    const first = await restore('overwrite_reopened');
+    if (first.execution.status !== 'SUCCEEDED') throw new Error('the first restore failed');
+    await bed.db.client.query(`UPDATE public.overwrite_reopened SET actor = 'changed since'`);
+    const victim = archives[1] as LiveArchive;
+    let opened = 0;
+    const killed = { count: 0 };
+    const deps = (step: StepDeps): StepDeps => {
+      const store = Object.create(step.store) as ArchiveStore;
+      store.getStream = async (key, pin) => {
+        const body = await step.store.getStream(key, pin);
+        if (key !== victim.key || ++opened !== 2) return body;
+        const { rows } = await bed.db.client.query<{ ended: boolean }>(
+          `SELECT pg_terminate_backend(pid, 10000) AS ended FROM pg_stat_activity
+            WHERE application_name = 'audit-archiver' AND datname = current_database()
+              AND state <> 'idle' AND pid <> pg_backend_pid()`,
+        );
+        killed.count = rows.filter((row) => row.ended).length;
+        // The client learns of it from its socket: let that arrive before the body is handed on.
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        return body;
+      };
+      return { ...step, store };
+    };
+    const { errors, onStep } = stepErrors();
+
+    // Act
+    const run = await restore('overwrite_reopened', { deps, onStep }, { strategy: 'overwrite' });
+    const after = await rowsIn('overwrite_reopened', allLines());
+
+    // Assess: the broken connection reads as the database's failure (not the archive's store), and the retried group
+    // puts every archived value back.
+    expect(killed.count).toBeGreaterThan(0);
+    expect(errors.length).toBeGreaterThan(0);
+    expect(new Set(errors)).toEqual(new Set(['restore-file:DatabaseUnavailableError']));
+    expect(run.execution.status).toBe('SUCCEEDED');
+    expect(run.results.reduce((n, r) => n + r.overwritten, 0)).toBe(allLines().length);
+    expect(after).toMatchObject({ lost: 0, doubled: 0, extra: 0 });
+    recordProof({
+      kind: 'fault',
+      point: 'restore: connection ended as the reference path reads an archive again',
+      iteration: 0,
+    });
+  });
+
   it('an invocation that dies once its watermarks are written: the retried group reports what its first attempt wrote, from the marks', async () => {
     // Prepare: the first group's invocation dies right after its watermark write.
     let writes = 0;

@@ -410,7 +410,11 @@ export async function streamArchive(
   store: ArchiveStore,
   ref: Pick<ArchiveRef, 'key' | 'format'>,
   options: {
-    sink?: Writable;
+    /**
+     * Starts the sink once the body is open: a `COPY ... FROM STDIN` started before an await would meet a connection
+     * lost meanwhile with an error event no one listens to yet, and wait forever for the rows it never gets.
+     */
+    openSink?: () => Writable;
     columnType?: ColumnTypeOf;
     pin?: ObjectPin;
     rowDigest?: boolean;
@@ -427,10 +431,7 @@ export async function streamArchive(
     body = options.body ?? (await store.getStream(ref.key, options.pin));
     if (!body) throw new ArchiveIntegrityError(`archive ${ref.key} is missing`);
   } catch (error) {
-    // The sink (a COPY already started) must end too, or its connection stays in COPY mode; the server's answer to
-    // the aborted COPY is that same failure, already being thrown.
     options.body?.destroy();
-    options.sink?.on('error', () => undefined).destroy(error as Error);
     throw error;
   }
   const compressed = new ByteFigures();
@@ -449,10 +450,19 @@ export async function streamArchive(
     : new JsonLinesToCopy(digest, lineBounds);
   const stages: (Readable | Writable)[] = [body, compressed, createLinesGunzip()];
   if (legacy) stages.push(legacy);
-  stages.push(encoder, options.sink ?? discard());
+  const sink = options.openSink?.();
+  stages.push(encoder, sink ?? discard());
+  // The stage whose error came first failed the pipeline (the others are destroyed with it): the sink's is the
+  // database's, its driver's "Connection terminated" included, and keeps the database's classification.
+  let first: { stage: Readable | Writable; error: unknown } | undefined;
+  for (const stage of stages)
+    stage.once('error', (error) => {
+      first ??= { stage, error };
+    });
   try {
     await (pipeline as (...streams: (Readable | Writable)[]) => Promise<void>)(...stages);
   } catch (error) {
+    if (sink && first?.stage === sink) throw first.error;
     throw classifyReadError(error, ref.key);
   }
   const lines: ContentFigures = legacy ? legacy.figures() : encoder.figures();
@@ -480,7 +490,5 @@ function classifyReadError(error: unknown, key: string): Error {
     return new ArchiveIntegrityError(`archive ${key} cannot be decompressed (${code})`, { cause: error });
   if (error instanceof LegacyFormatError)
     return new ArchiveIntegrityError(`archive ${key}: ${(error as Error).message}`, { cause: error });
-  // Errors raised by the COPY sink (the database) keep their own classification.
-  if ((error as { code?: string }).code && /^[0-9A-Z]{5}$/.test(code)) return error as Error;
   return new StorageUnavailableError(`reading ${key} failed: ${(error as Error).message}`, { cause: error });
 }

@@ -88,7 +88,7 @@ describe('streamArchive: a decompression bomb is refused as it arrives', () => {
           store,
           { key, format: 'native' },
           {
-            sink,
+            openSink: () => sink,
             copyColumns,
             expected: { uncompressedBytes: 2 * MiB },
           },
