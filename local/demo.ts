@@ -158,12 +158,12 @@ export async function seedDemoDatabase(adminUrl: string, rows: number): Promise<
  * demo's PostgreSQL stopped after a failed seed) from crashing the process with an unhandled 'error' event, which
  * would hide the failure itself.
  */
-async function withDemoClient(url: string, work: (client: pg.Client) => Promise<void>): Promise<void> {
+export async function withDemoClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: url });
   client.on('error', () => undefined);
   try {
     await client.connect();
-    await work(client);
+    return await work(client);
   } finally {
     await client.end().catch(() => undefined);
   }

@@ -48,23 +48,20 @@ async function runDemo(options: { stateDir: string; rows: number; postgres: '14'
     await withLocalEnvironment(configPath, options.stateDir, (local) =>
       demo.forgetDemoTables(local.services),
     );
-    const client = new pg.Client({ connectionString: url });
-    await client.connect();
-    try {
-      const countRows = async (_database: string, table: string) => {
+    // A connection of its own per count, once the run is over: one held idle through the run, without a listener,
+    // crashed the demo with an unhandled 'error' event when the server ended it meanwhile.
+    const countRows = (_database: string, table: string) =>
+      demo.withDemoClient(url, async (client) => {
         const [schema = '', ...name] = table.split('.');
         const result = await client.query(
           `SELECT count(*)::int AS n FROM ${pg.escapeIdentifier(schema)}.${pg.escapeIdentifier(name.join('.'))}`,
         );
         return Number(result.rows[0].n);
-      };
-      const exitCode = await archiveLocally(configPath, options.stateDir, {}, countRows, options);
-      process.exitCode = exitCode;
-      const hint = demoRestoreHint(options.stateDir, exitCode);
-      if (hint) say(hint);
-    } finally {
-      await client.end();
-    }
+      });
+    const exitCode = await archiveLocally(configPath, options.stateDir, {}, countRows, options);
+    process.exitCode = exitCode;
+    const hint = demoRestoreHint(options.stateDir, exitCode);
+    if (hint) say(hint);
   } finally {
     await server.stop();
   }

@@ -146,10 +146,9 @@ async function restoreDemo(options: LocalRestoreOptions): Promise<number> {
       '--demo restores both demo tables into themselves: leave out --database, --table, --target and --key',
     );
   }
-  // Loaded on use: local mode, the demo and pg (see common.ts).
+  // Loaded on use: local mode and the demo (see common.ts).
   const { runLocalRestore } = await import('../../local/run.js');
-  const { compareWithOriginals } = await import('../../local/demo.js');
-  const { default: pg } = await import('pg');
+  const { compareWithOriginals, withDemoClient } = await import('../../local/demo.js');
   // With --json, one document for both tables and the comparison, printed at the end.
   const restores: (RestoreReport & { database: string; table: string })[] = [];
   return withDemoDatabase(options.stateDir, async ({ url, configPath }) => {
@@ -184,24 +183,19 @@ async function restoreDemo(options: LocalRestoreOptions): Promise<number> {
         );
       return exitCode;
     }
-    const client = new pg.Client({ connectionString: url });
-    await client.connect();
-    try {
-      const comparison = await compareWithOriginals(client);
-      if (comparison.some((c) => c.missing > 0 || c.extra > 0)) exitCode = 1;
-      if (options.json) print(safeJson({ restores, comparison }));
-      else
-        for (const c of comparison) {
-          const same = c.missing === 0 && c.extra === 0;
-          print(
-            safeLine(
-              `${c.table}: ${c.rows.toLocaleString('en-US')} rows; ${same ? 'identical to the original rows' : `DIFFERS from the original rows: ${c.missing} missing, ${c.extra} extra`}`,
-            ),
-          );
-        }
-    } finally {
-      await client.end();
-    }
+    // Its connection listens for errors: one the server ends mid-comparison fails the command rather than crash it.
+    const comparison = await withDemoClient(url, compareWithOriginals);
+    if (comparison.some((c) => c.missing > 0 || c.extra > 0)) exitCode = 1;
+    if (options.json) print(safeJson({ restores, comparison }));
+    else
+      for (const c of comparison) {
+        const same = c.missing === 0 && c.extra === 0;
+        print(
+          safeLine(
+            `${c.table}: ${c.rows.toLocaleString('en-US')} rows; ${same ? 'identical to the original rows' : `DIFFERS from the original rows: ${c.missing} missing, ${c.extra} extra`}`,
+          ),
+        );
+      }
     return exitCode;
   });
 }
