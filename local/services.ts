@@ -88,13 +88,29 @@ async function startS3(directory: string, bucket: string): Promise<{ port: numbe
 /** Asks the S3 server's process for what `command` names, and reads its answer with `schema`. */
 function askS3<T>(child: ChildProcess, command: 'counts' | 'requests', schema: z.ZodType<T>): Promise<T> {
   return new Promise((resolve, reject) => {
-    const onExit = (code: number | null) => reject(new Error(`local S3 server exited (${code})`));
-    child.once('exit', onExit);
-    child.once('message', (message) => {
+    const exited = (code: number | null, signal: NodeJS.Signals | null) =>
+      new Error(`local S3 server exited (${signal ?? code})`);
+    // A server already gone exits no more: waiting for its 'exit' would wait forever.
+    if (child.exitCode !== null || child.signalCode !== null)
+      return reject(exited(child.exitCode, child.signalCode));
+    const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
+      child.off('message', onMessage);
+      reject(exited(code, signal));
+    };
+    const onMessage = (message: unknown) => {
       child.off('exit', onExit);
       resolve(schema.parse(message));
+    };
+    child.once('exit', onExit);
+    child.once('message', onMessage);
+    // With a callback, a channel already closed fails the question; without one, it is an 'error' event of the child,
+    // which nothing listens to: an uncaught exception.
+    child.send({ command }, (error) => {
+      if (!error) return;
+      child.off('exit', onExit);
+      child.off('message', onMessage);
+      reject(error);
     });
-    child.send({ command });
   });
 }
 

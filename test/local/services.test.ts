@@ -51,6 +51,33 @@ describe('local services', () => {
     expect(stopped).toMatch(/^the local S3 server ended \(SIGKILL\) before the command did/);
   });
 
+  it('requestCounts() and requestLog() fail, rather than crash the process or wait forever, once the local S3 server is gone', async () => {
+    // Prepare: the server dies as the OOM killer would end it, and this process hears of it
+    const stateDir = join(root, 'gone');
+    const services = await startLocalServices(stateDir, 'gone-bucket');
+    const pid = s3ServerPid(stateDir);
+    process.kill(pid, 'SIGKILL');
+    await exited(pid);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const outcome = (asked: Promise<unknown>) =>
+      Promise.race([
+        asked.then(
+          () => 'resolved',
+          (error: Error) => error.message,
+        ),
+        new Promise((resolve) => setTimeout(() => resolve('still waiting'), 5_000)),
+      ]);
+
+    // Act
+    const counts = await outcome(services.requestCounts());
+    const log = await outcome(services.requestLog());
+    await services.stop().catch(() => undefined);
+
+    // Assess
+    expect(counts).toMatch(/^local S3 server exited \(SIGKILL\)/);
+    expect(log).toMatch(/^local S3 server exited \(SIGKILL\)/);
+  });
+
   it('keeps the state only its owner reads: the dirs 0700, also where they existed readable, the archives 0600', async () => {
     // Prepare: a state dir an earlier version left for everyone to read
     const stateDir = join(root, 'private');
