@@ -77,7 +77,15 @@ export class FunctionProcesses implements FunctionRunner {
     try {
       reply = await new Promise<Reply>((resolve, reject) => {
         container.pending.set(id, { resolve, reject });
-        container.child.send(invocation);
+        // A process that died since its last invocation (not yet heard of) fails this one here, and is never handed
+        // out again: without the callback, the closed pipe was an 'error' event of the child, which nothing listens
+        // to, and ended this process.
+        container.child.send(invocation, (error) => {
+          if (!error) return;
+          container.gone = true;
+          container.pending.delete(id);
+          reject(error);
+        });
       });
     } finally {
       container.busy = false;

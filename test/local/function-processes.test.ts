@@ -1,0 +1,56 @@
+import { execFileSync } from 'node:child_process';
+import type { Context } from 'aws-lambda';
+import { afterAll, describe, expect, it } from 'vitest';
+import { FunctionProcesses } from '../../local/function-processes.js';
+
+const context: Context = {
+  callbackWaitsForEmptyEventLoop: true,
+  functionName: 'audit-archiver-lock',
+  functionVersion: '$LATEST',
+  invokedFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:audit-archiver-lock',
+  memoryLimitInMB: '1024',
+  awsRequestId: 'test',
+  logGroupName: '/aws/lambda/audit-archiver-lock',
+  logStreamName: 'local',
+  getRemainingTimeInMillis: () => 60_000,
+  done: () => undefined,
+  fail: () => undefined,
+  succeed: () => undefined,
+};
+
+/** The pid of this process's one child running the lock function's bundle. */
+const lockProcessPid = (): number =>
+  Number(
+    execFileSync('pgrep', ['-P', String(process.pid), '-f', '/lock\\.mjs'], { encoding: 'utf8' }).split(
+      '\n',
+    )[0],
+  );
+
+describe('function processes', () => {
+  const functions = new FunctionProcesses({ ...process.env, POWERTOOLS_LOG_LEVEL: 'ERROR' });
+  afterAll(() => functions.close());
+
+  it('an invocation handed to a process that died since its last one fails, rather than crash the process that runs them', {
+    timeout: 60_000,
+  }, async () => {
+    // Prepare: a warm process of the lock function (an invalid payload is answered without any dependency), killed
+    // while idle; this process waits (blocked, so it has not heard of the death yet) until the child surely is gone.
+    await expect(functions.invoke('lock', {}, context)).rejects.toMatchObject({ name: 'InvalidInputError' });
+    process.kill(lockProcessPid(), 'SIGKILL');
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500);
+
+    // Act
+    const outcome = await Promise.race([
+      functions.invoke('lock', {}, context).then(
+        () => 'resolved',
+        (error: Error) => error.message,
+      ),
+      new Promise((resolve) => setTimeout(() => resolve('still waiting'), 5_000)),
+    ]);
+
+    // Assess: the invocation fails (the pipe or the process gone, whichever this process hears of first), and the next
+    // one gets a new process, as Lambda replaces a crashed container.
+    expect(outcome).toMatch(/EPIPE|channel closed|process exited/i);
+    await expect(functions.invoke('lock', {}, context)).rejects.toMatchObject({ name: 'InvalidInputError' });
+  });
+});
