@@ -1,0 +1,211 @@
+/**
+ * The server ends the functions' connection at a statement they send, one execution per statement: whichever it is,
+ * the step fails as the database's outage, is retried, and the execution ends with every row where it belongs, once.
+ * The statements are read from an execution run first without a fault, so a statement the steps add later is swept
+ * too; each place in the steps' code is swept once, not each of its repeats (sweptStatements).
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { StepDeps } from '../../lambdas/shared/step/step-deps.js';
+import { runLocalArchive, runLocalRestore } from '../../local/run.js';
+import type { StepEvent } from '../../local/workflow.js';
+import { connectionEndedAt } from '../support/connection-killer.js';
+import {
+  archiverTestbed,
+  assertNoLossNoDuplicates,
+  compareRows,
+  type LiveArchive,
+  readLiveArchives,
+  resolvedTable,
+  seedEvents,
+  tableLines,
+} from '../support/fixtures.js';
+import { recordProof } from '../support/proof-ledger.js';
+
+/** Tables made for the archive's sweep: more than the places it sweeps. */
+const SWEPT_TABLES = 60;
+const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at', batchSize: 4 });
+const swept = (n: number) => `swept_${n}`;
+
+/** A statement's text with what varies between executions left out: the names of the tables, numbers, literals. */
+function statementKind(statement: unknown): string {
+  const text =
+    typeof statement === 'string' ? statement : ((statement as { text?: string } | undefined)?.text ?? '');
+  return text
+    .replace(/'(?:[^']|'')*'/g, "''")
+    .replace(/"(?:swept|fail|overwrite)_\w+"/g, '"table"')
+    .replace(/\d+/g, '0')
+    .replace(/\s+/g, ' ')
+    .slice(0, 200);
+}
+
+/** The errors of an execution's steps, as `function:ErrorName`. */
+function stepErrors(): { errors: string[]; onStep: (event: StepEvent) => void } {
+  const errors: string[] = [];
+  return {
+    errors,
+    onStep: (event) => event.error && errors.push(`${event.functionName}:${event.error.name}`),
+  };
+}
+
+describe('a connection the server ends at any statement: retried, nothing lost or doubled', () => {
+  // 3 rows a day over 33 days: about 9 eligible rows on 3 days, in batches of 4 (a batch ends mid-day).
+  const bed = archiverTestbed(
+    async (db) => {
+      await seedEvents(db.client, 'source', 99, 33);
+      for (let n = 0; n <= SWEPT_TABLES; n++) await seedEvents(db.client, swept(n), 99, 33);
+    },
+    [spec('source'), ...Array.from({ length: SWEPT_TABLES + 1 }, (_, n) => spec(swept(n)))],
+  );
+  let archives: LiveArchive[] = [];
+
+  beforeAll(async () => {
+    const run = await runLocalArchive(bed.local, { tables: ['public.source'] }, { retryIntervalScale: 0 });
+    if (run.execution.status !== 'SUCCEEDED') throw new Error('archiving the material failed');
+    archives = await readLiveArchives(bed.local, 'public', 'source');
+    if (archives.length < 3) throw new Error(`only ${archives.length} archives to restore`);
+  });
+
+  /**
+   * The statements to end the connection at, by their place in an execution run first without a fault: the first of
+   * each kind of statement after each kind (a COMMIT after a DELETE is not one after a COPY), which sweeps every place
+   * in the steps' code without running each of its repeats (a restore writes every archive alike).
+   */
+  async function sweptStatements(execute: (deps: (deps: StepDeps) => StepDeps) => Promise<unknown>) {
+    const sent: string[] = [];
+    await execute((deps) => ({
+      ...deps,
+      async database(name) {
+        const inner = await deps.database(name);
+        return {
+          ...inner,
+          withConnection: (work) =>
+            inner.withConnection((client) =>
+              work(
+                new Proxy(client, {
+                  get(target, prop) {
+                    const value = Reflect.get(target, prop, target);
+                    if (prop !== 'query') return typeof value === 'function' ? value.bind(target) : value;
+                    return (...args: unknown[]) => {
+                      sent.push(statementKind(args[0]));
+                      return (target.query as (...a: unknown[]) => unknown)(...args);
+                    };
+                  },
+                }),
+              ),
+            ),
+        };
+      },
+    }));
+    const places = new Set<string>();
+    const chosen: number[] = [];
+    sent.forEach((kind, i) => {
+      const place = `${sent[i - 1] ?? ''} -> ${kind}`;
+      if (places.has(place)) return;
+      places.add(place);
+      chosen.push(i + 1);
+    });
+    return { sent: sent.length, chosen };
+  }
+
+  it('archive: each statement of an execution of three batches', { timeout: 900_000 }, async () => {
+    // Prepare
+    const { sent, chosen } = await sweptStatements((deps) =>
+      runLocalArchive(bed.local, { tables: [`public.${swept(0)}`] }, { retryIntervalScale: 0, deps }),
+    );
+    expect(sent).toBeGreaterThan(20);
+    expect(chosen.length).toBeLessThanOrEqual(SWEPT_TABLES);
+    const failures: string[] = [];
+
+    // Act: execution n ends the connection at its nth statement.
+    for (const [i, n] of chosen.entries()) {
+      const table = resolvedTable(spec(swept(i + 1)));
+      const original = await tableLines(bed.db.client, table);
+      const fault = connectionEndedAt(n, bed.db.client);
+      const { errors, onStep } = stepErrors();
+      const run = await runLocalArchive(
+        bed.local,
+        { tables: [`public.${table.name}`] },
+        { retryIntervalScale: 0, deps: fault.deps, onStep },
+      );
+      const at = `statement ${n} (${fault.ended()})`;
+      const counts = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original).catch(
+        (error: Error) => error.message,
+      );
+      if (run.execution.status !== 'SUCCEEDED') failures.push(`${at}: execution ${run.execution.status}`);
+      else if (typeof counts === 'string') failures.push(`${at}: ${counts}`);
+      else if (counts.inDatabase === original.length) failures.push(`${at}: nothing archived`);
+      if (!fault.ended()) failures.push(`${at}: no connection ended`);
+      const unexpected = errors.filter((e) => !e.endsWith(':DatabaseUnavailableError'));
+      if (unexpected.length > 0) failures.push(`${at}: ${unexpected.join(', ')}`);
+    }
+
+    // Assess
+    expect(failures).toEqual([]);
+    recordProof({
+      kind: 'fault',
+      point: `archive: connection ended at ${chosen.length} places of ${sent} statements`,
+      iteration: 0,
+    });
+  });
+
+  it.each([
+    { strategy: 'fail', what: 'into a new table' },
+    { strategy: 'overwrite', what: 'over every key with other values (the reference path)' },
+  ] as const)('restore $what: each statement of an execution', { timeout: 900_000 }, async ({ strategy }) => {
+    // Prepare
+    const lines = archives.flatMap((a) => a.lines);
+    // Under overwrite, each target starts as a copy of one holding every archived key with other values.
+    if (strategy === 'overwrite') {
+      const first = await runLocalRestore(
+        bed.local,
+        { database: 'app', table: 'public.source', targetTable: 'public.changed' },
+        { retryIntervalScale: 0 },
+      );
+      if (first.execution.status !== 'SUCCEEDED') throw new Error('the first restore failed');
+      await bed.db.client.query(`UPDATE public.changed SET actor = 'changed since'`);
+    }
+    const restore = async (
+      target: string,
+      deps?: (deps: StepDeps) => StepDeps,
+      onStep?: (event: StepEvent) => void,
+    ) => {
+      if (strategy === 'overwrite')
+        await bed.db.client.query(
+          `CREATE TABLE public.${target} (LIKE public.changed INCLUDING ALL);
+           INSERT INTO public.${target} SELECT * FROM public.changed`,
+        );
+      return runLocalRestore(
+        bed.local,
+        { database: 'app', table: 'public.source', targetTable: `public.${target}`, strategy },
+        { retryIntervalScale: 0, deps, onStep },
+      );
+    };
+    const { sent, chosen } = await sweptStatements((deps) => restore(`${strategy}_counted`, deps));
+    expect(sent).toBeGreaterThan(20);
+    const failures: string[] = [];
+
+    // Act
+    for (const n of chosen) {
+      const target = `${strategy}_${n}`;
+      const fault = connectionEndedAt(n, bed.db.client);
+      const { errors, onStep } = stepErrors();
+      const run = await restore(target, fault.deps, onStep);
+      const at = `statement ${n} (${fault.ended()})`;
+      const found = compareRows(lines, await tableLines(bed.db.client, resolvedTable(spec(target))));
+      recordProof({ kind: 'invariant', rows: lines.length, lost: found.lost, doubled: found.doubled });
+      if (run.execution.status !== 'SUCCEEDED') failures.push(`${at}: execution ${run.execution.status}`);
+      if (found.lost + found.doubled + found.extra > 0) failures.push(`${at}: ${JSON.stringify(found)}`);
+      if (!fault.ended()) failures.push(`${at}: no connection ended`);
+      const unexpected = errors.filter((e) => !e.endsWith(':DatabaseUnavailableError'));
+      if (unexpected.length > 0) failures.push(`${at}: ${unexpected.join(', ')}`);
+    }
+
+    // Assess
+    expect(failures).toEqual([]);
+    recordProof({
+      kind: 'fault',
+      point: `restore (${strategy}): connection ended at ${chosen.length} places of ${sent} statements`,
+      iteration: 0,
+    });
+  });
+});
