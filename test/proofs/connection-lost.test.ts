@@ -38,6 +38,25 @@ function statementKind(statement: unknown): string {
     .slice(0, 200);
 }
 
+/** Longer than any execution of these takes, retries included, on a busy machine. */
+const EXECUTION_BOUND_MS = 60_000;
+
+/** An execution, failed once it has run past EXECUTION_BOUND_MS: a step that waits forever fails the sweep at once. */
+async function bounded<T>(execution: Promise<T>, at: () => string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`${at()}: the execution did not end in ${EXECUTION_BOUND_MS / 1000} s`)),
+      EXECUTION_BOUND_MS,
+    );
+  });
+  try {
+    return await Promise.race([execution, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** The errors of an execution's steps, as `function:ErrorName`. */
 function stepErrors(): { errors: string[]; onStep: (event: StepEvent) => void } {
   const errors: string[] = [];
@@ -107,7 +126,7 @@ describe('a connection the server ends at any statement: retried, nothing lost o
     return { sent: sent.length, chosen };
   }
 
-  it('archive: each statement of an execution of three batches', { timeout: 900_000 }, async () => {
+  it('archive of three batches: each place of its statements', { timeout: 900_000 }, async () => {
     // Prepare
     const { sent, chosen } = await sweptStatements((deps) =>
       runLocalArchive(bed.local, { tables: [`public.${swept(0)}`] }, { retryIntervalScale: 0, deps }),
@@ -122,21 +141,24 @@ describe('a connection the server ends at any statement: retried, nothing lost o
       const original = await tableLines(bed.db.client, table);
       const fault = connectionEndedAt(n, bed.db.client);
       const { errors, onStep } = stepErrors();
-      const run = await runLocalArchive(
-        bed.local,
-        { tables: [`public.${table.name}`] },
-        { retryIntervalScale: 0, deps: fault.deps, onStep },
+      const at = () => `statement ${n} (${fault.ended()})`;
+      const run = await bounded(
+        runLocalArchive(
+          bed.local,
+          { tables: [`public.${table.name}`] },
+          { retryIntervalScale: 0, deps: fault.deps, onStep },
+        ),
+        at,
       );
-      const at = `statement ${n} (${fault.ended()})`;
       const counts = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original).catch(
         (error: Error) => error.message,
       );
-      if (run.execution.status !== 'SUCCEEDED') failures.push(`${at}: execution ${run.execution.status}`);
-      else if (typeof counts === 'string') failures.push(`${at}: ${counts}`);
-      else if (counts.inDatabase === original.length) failures.push(`${at}: nothing archived`);
-      if (!fault.ended()) failures.push(`${at}: no connection ended`);
+      if (run.execution.status !== 'SUCCEEDED') failures.push(`${at()}: execution ${run.execution.status}`);
+      else if (typeof counts === 'string') failures.push(`${at()}: ${counts}`);
+      else if (counts.inDatabase === original.length) failures.push(`${at()}: nothing archived`);
+      if (!fault.ended()) failures.push(`${at()}: no connection ended`);
       const unexpected = errors.filter((e) => !e.endsWith(':DatabaseUnavailableError'));
-      if (unexpected.length > 0) failures.push(`${at}: ${unexpected.join(', ')}`);
+      if (unexpected.length > 0) failures.push(`${at()}: ${unexpected.join(', ')}`);
     }
 
     // Assess
@@ -148,64 +170,65 @@ describe('a connection the server ends at any statement: retried, nothing lost o
     });
   });
 
-  it.each([
+  for (const { strategy, what } of [
     { strategy: 'fail', what: 'into a new table' },
-    { strategy: 'overwrite', what: 'over every key with other values (the reference path)' },
-  ] as const)('restore $what: each statement of an execution', { timeout: 900_000 }, async ({ strategy }) => {
-    // Prepare
-    const lines = archives.flatMap((a) => a.lines);
-    // Under overwrite, each target starts as a copy of one holding every archived key with other values.
-    if (strategy === 'overwrite') {
-      const first = await runLocalRestore(
-        bed.local,
-        { database: 'app', table: 'public.source', targetTable: 'public.changed' },
-        { retryIntervalScale: 0 },
-      );
-      if (first.execution.status !== 'SUCCEEDED') throw new Error('the first restore failed');
-      await bed.db.client.query(`UPDATE public.changed SET actor = 'changed since'`);
-    }
-    const restore = async (
-      target: string,
-      deps?: (deps: StepDeps) => StepDeps,
-      onStep?: (event: StepEvent) => void,
-    ) => {
-      if (strategy === 'overwrite')
-        await bed.db.client.query(
-          `CREATE TABLE public.${target} (LIKE public.changed INCLUDING ALL);
-           INSERT INTO public.${target} SELECT * FROM public.changed`,
+    { strategy: 'overwrite', what: 'over every key, whose values differ (the reference path)' },
+  ] as const)
+    it(`restore ${what}: each place of its statements`, { timeout: 900_000 }, async () => {
+      // Prepare
+      const lines = archives.flatMap((a) => a.lines);
+      // Under overwrite, each target starts as a copy of one holding every archived key with other values.
+      if (strategy === 'overwrite') {
+        const first = await runLocalRestore(
+          bed.local,
+          { database: 'app', table: 'public.source', targetTable: 'public.changed' },
+          { retryIntervalScale: 0 },
         );
-      return runLocalRestore(
-        bed.local,
-        { database: 'app', table: 'public.source', targetTable: `public.${target}`, strategy },
-        { retryIntervalScale: 0, deps, onStep },
-      );
-    };
-    const { sent, chosen } = await sweptStatements((deps) => restore(`${strategy}_counted`, deps));
-    expect(sent).toBeGreaterThan(20);
-    const failures: string[] = [];
+        if (first.execution.status !== 'SUCCEEDED') throw new Error('the first restore failed');
+        await bed.db.client.query(`UPDATE public.changed SET actor = 'changed since'`);
+      }
+      const restore = async (
+        target: string,
+        deps?: (deps: StepDeps) => StepDeps,
+        onStep?: (event: StepEvent) => void,
+      ) => {
+        if (strategy === 'overwrite')
+          await bed.db.client.query(
+            `CREATE TABLE public.${target} (LIKE public.changed INCLUDING ALL);
+           INSERT INTO public.${target} SELECT * FROM public.changed`,
+          );
+        return runLocalRestore(
+          bed.local,
+          { database: 'app', table: 'public.source', targetTable: `public.${target}`, strategy },
+          { retryIntervalScale: 0, deps, onStep },
+        );
+      };
+      const { sent, chosen } = await sweptStatements((deps) => restore(`${strategy}_counted`, deps));
+      expect(sent).toBeGreaterThan(20);
+      const failures: string[] = [];
 
-    // Act
-    for (const n of chosen) {
-      const target = `${strategy}_${n}`;
-      const fault = connectionEndedAt(n, bed.db.client);
-      const { errors, onStep } = stepErrors();
-      const run = await restore(target, fault.deps, onStep);
-      const at = `statement ${n} (${fault.ended()})`;
-      const found = compareRows(lines, await tableLines(bed.db.client, resolvedTable(spec(target))));
-      recordProof({ kind: 'invariant', rows: lines.length, lost: found.lost, doubled: found.doubled });
-      if (run.execution.status !== 'SUCCEEDED') failures.push(`${at}: execution ${run.execution.status}`);
-      if (found.lost + found.doubled + found.extra > 0) failures.push(`${at}: ${JSON.stringify(found)}`);
-      if (!fault.ended()) failures.push(`${at}: no connection ended`);
-      const unexpected = errors.filter((e) => !e.endsWith(':DatabaseUnavailableError'));
-      if (unexpected.length > 0) failures.push(`${at}: ${unexpected.join(', ')}`);
-    }
+      // Act
+      for (const n of chosen) {
+        const target = `${strategy}_${n}`;
+        const fault = connectionEndedAt(n, bed.db.client);
+        const { errors, onStep } = stepErrors();
+        const at = () => `statement ${n} (${fault.ended()})`;
+        const run = await bounded(restore(target, fault.deps, onStep), at);
+        const found = compareRows(lines, await tableLines(bed.db.client, resolvedTable(spec(target))));
+        recordProof({ kind: 'invariant', rows: lines.length, lost: found.lost, doubled: found.doubled });
+        if (run.execution.status !== 'SUCCEEDED') failures.push(`${at()}: execution ${run.execution.status}`);
+        if (found.lost + found.doubled + found.extra > 0) failures.push(`${at()}: ${JSON.stringify(found)}`);
+        if (!fault.ended()) failures.push(`${at()}: no connection ended`);
+        const unexpected = errors.filter((e) => !e.endsWith(':DatabaseUnavailableError'));
+        if (unexpected.length > 0) failures.push(`${at()}: ${unexpected.join(', ')}`);
+      }
 
-    // Assess
-    expect(failures).toEqual([]);
-    recordProof({
-      kind: 'fault',
-      point: `restore (${strategy}): connection ended at ${chosen.length} places of ${sent} statements`,
-      iteration: 0,
+      // Assess
+      expect(failures).toEqual([]);
+      recordProof({
+        kind: 'fault',
+        point: `restore (${strategy}): connection ended at ${chosen.length} places of ${sent} statements`,
+        iteration: 0,
+      });
     });
-  });
 });
