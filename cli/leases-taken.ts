@@ -1,7 +1,7 @@
 import { LockInputSchema, LockOutputSchema } from '../lambdas/lock/schema.js';
 import type { LeaseStore } from '../lambdas/shared/lock-table/lease-store.js';
 import type { Lease } from '../lambdas/shared/lock-table/table-state.js';
-import type { StepEvent } from '../local/workflow.js';
+import type { FunctionName, StepEvent } from '../local/workflow.js';
 
 /**
  * The table leases a local run holds, as its lock steps took and released them: what a Ctrl-C gives back. Only this
@@ -11,14 +11,31 @@ import type { StepEvent } from '../local/workflow.js';
  */
 export class LeasesTaken {
   private readonly held = new Map<string, { database: string; table: string; lease: Lease }>();
+  /** Lock steps started and not ended, by table: one ending after releaseAll looked would keep its lease. */
+  private readonly running = new Map<string, { ended: Promise<void>; end: () => void }>();
 
-  /** Notes a lock step's acquire or release (every other step is ignored). */
+  /** Notes a lock step starting (every other step is ignored). */
+  started(functionName: FunctionName, payload: unknown): void {
+    const input = functionName === 'lock' ? LockInputSchema.safeParse(payload) : undefined;
+    if (!input?.success) return;
+    const key = tableKey(input.data);
+    if (this.running.has(key)) return;
+    const step = {} as { ended: Promise<void>; end: () => void };
+    step.ended = new Promise((resolve) => {
+      step.end = resolve;
+    });
+    this.running.set(key, step);
+  }
+
+  /** Notes a lock step's acquire or release ending (every other step is ignored). */
   note(event: StepEvent): void {
-    if (event.functionName !== 'lock' || event.error) return;
-    const input = LockInputSchema.safeParse(event.payload);
-    if (!input.success) return;
+    const input = event.functionName === 'lock' ? LockInputSchema.safeParse(event.payload) : undefined;
+    if (!input?.success) return;
     const { database, table } = input.data;
-    const key = JSON.stringify([database, table]);
+    const key = tableKey(input.data);
+    this.running.get(key)?.end();
+    this.running.delete(key);
+    if (event.error) return;
     const output = LockOutputSchema.safeParse(event.result);
     if (input.data.action === 'release') this.held.delete(key);
     else if (output.success && 'acquired' in output.data && output.data.acquired)
@@ -28,8 +45,9 @@ export class LeasesTaken {
   /** Releases every lease still held (each conditioned on its owner and token); says which, if any. */
   async releaseAll(locks: Pick<LeaseStore, 'release'>): Promise<string | undefined> {
     const released: string[] = [];
-    // A lock step that ends meanwhile adds its lease: go round until none is left.
-    while (this.held.size > 0) {
+    // A lock step that ends meanwhile adds its lease: wait for those running, and go round until none is left.
+    while (this.held.size > 0 || this.running.size > 0) {
+      await Promise.all([...this.running.values()].map(({ ended }) => ended));
       const leases = [...this.held.entries()];
       for (const [key, { database, table, lease }] of leases) {
         this.held.delete(key);
@@ -40,3 +58,6 @@ export class LeasesTaken {
     return `released the lease of ${released.join(', ')}; the next run settles a batch in flight first`;
   }
 }
+
+const tableKey = ({ database, table }: { database: string; table: string }) =>
+  JSON.stringify([database, table]);

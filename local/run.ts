@@ -27,6 +27,8 @@ export interface WorkflowOptions {
   functions?: FunctionRunner;
   fault?: FaultInjector;
   retryIntervalScale?: number;
+  /** As every function invocation starts (see LocalWorkflowOptions.onInvoke). */
+  onInvoke?: LocalWorkflowOptions['onInvoke'];
   onStep?: (event: StepEvent) => void;
   /** Awaited between steps (see LocalWorkflowOptions.afterStep); tests inject faults at step boundaries. */
   afterStep?: (event: StepEvent) => Promise<void> | void;
@@ -97,6 +99,7 @@ export async function openLocalEnvironment(
         },
         retryIntervalScale: options.retryIntervalScale,
         clock,
+        onInvoke: options.onInvoke,
         onStep: options.onStep,
         afterStep: options.afterStep,
         onEvent: options.onEvent,

@@ -113,6 +113,8 @@ export interface LocalWorkflowOptions {
    * @default the system clock
    */
   clock?: () => Date;
+  /** Called as every function invocation starts; onStep follows when it ends, succeeded or failed. */
+  onInvoke?: (functionName: FunctionName, payload: unknown) => void;
   /** Called after every function invocation, for progress display. */
   onStep?: (event: StepEvent) => void;
   /**
@@ -229,6 +231,7 @@ export class LocalWorkflow {
     // A deep copy, as a real invocation serializes the payload.
     const payload = this.dated(name, JSON.parse(JSON.stringify(input.Payload)) as unknown);
     const started = performance.now();
+    this.options.onInvoke?.(name, payload);
     try {
       const context = lambdaContext(name);
       const result = this.options.functions

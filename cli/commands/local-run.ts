@@ -81,6 +81,7 @@ export async function archiveLocally(
       () =>
         runLocalArchive(local, input, {
           ...workflow,
+          onInvoke: (name, payload) => leases.started(name, payload),
           onStep: (event) => {
             leases.note(event);
             display.onStep(event);

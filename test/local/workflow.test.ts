@@ -210,4 +210,25 @@ describe('archive workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
     expect(starts).toHaveLength(2);
     expect(starts[1]).toBe(starts[0]);
   });
+
+  it('announces each invocation as it starts, with the payload its end then reports: a Ctrl-C can wait for a lock step', async () => {
+    // Prepare
+    const seen: string[] = [];
+    const workflow = bed.local.workflow({
+      retryIntervalScale: 0,
+      onInvoke: (name, payload) => seen.push(`start ${name} ${JSON.stringify(payload)}`),
+      onStep: (event) => seen.push(`end ${event.functionName} ${JSON.stringify(event.payload)}`),
+    });
+
+    // Act
+    const run = await workflow.runArchive({ tables: ['public.events'] });
+
+    // Assess: starts and ends pair up, each end right after its start (this run's steps follow one another).
+    expect(run.status).toBe('SUCCEEDED');
+    expect(seen.length).toBeGreaterThanOrEqual(4);
+    for (let i = 0; i < seen.length; i += 2) {
+      expect(seen[i]).toMatch(/^start /);
+      expect(seen[i + 1]).toBe(seen[i]?.replace(/^start /, 'end '));
+    }
+  });
 });

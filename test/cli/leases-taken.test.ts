@@ -1,0 +1,108 @@
+import { describe, expect, it } from 'vitest';
+import { LeasesTaken } from '../../cli/leases-taken.js';
+import type { Lease } from '../../lambdas/shared/lock-table/table-state.js';
+
+const acquire = {
+  action: 'acquire',
+  runId: 'run-1',
+  database: 'app',
+  table: 'public.events',
+  owner: 'execution-1',
+  cutoff: '2026-11-01T00:00:00.000Z',
+  maxBatches: 10,
+};
+const lease: Lease = { owner: 'execution-1', token: 7 };
+
+/** A lease store that records what it is asked to release. */
+function recordingLocks() {
+  const released: Lease[] = [];
+  return {
+    released,
+    release: async (_database: string, _table: string, given: Lease) => {
+      released.push(given);
+      return true;
+    },
+  };
+}
+
+describe('LeasesTaken', () => {
+  it('a Ctrl-C while a lock step acquires: the release waits for the step and gives its lease back', async () => {
+    // Prepare: the acquire has started and not ended when the clean-up starts.
+    const leases = new LeasesTaken();
+    const locks = recordingLocks();
+    leases.started('lock', acquire);
+
+    // Act
+    const releasing = leases.releaseAll(locks);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const releasedBefore = locks.released.length;
+    leases.note({
+      functionName: 'lock',
+      payload: acquire,
+      result: { acquired: true, lease, expiresAt: 1 },
+      durationMs: 5,
+    });
+    const said = await releasing;
+
+    // Assess
+    expect(releasedBefore).toBe(0);
+    expect(locks.released).toEqual([lease]);
+    expect(said).toMatch(/^released the lease of app\/public\.events/);
+  });
+
+  it('a lock step that failed, or acquired nothing, leaves nothing to wait for or release', async () => {
+    // Prepare
+    const leases = new LeasesTaken();
+    const locks = recordingLocks();
+    leases.started('lock', acquire);
+    leases.note({
+      functionName: 'lock',
+      payload: acquire,
+      error: new Error('lock table unavailable'),
+      durationMs: 5,
+    });
+    leases.started('lock', { ...acquire, table: 'public.other' });
+    leases.note({
+      functionName: 'lock',
+      payload: { ...acquire, table: 'public.other' },
+      result: { acquired: false, holder: 'execution-0', expiresAt: 1 },
+      durationMs: 5,
+    });
+
+    // Act
+    const said = await leases.releaseAll(locks);
+
+    // Assess
+    expect(said).toBeUndefined();
+    expect(locks.released).toEqual([]);
+  });
+
+  it('a lease released by its run is not released again; other steps are ignored', async () => {
+    // Prepare
+    const leases = new LeasesTaken();
+    const locks = recordingLocks();
+    leases.started('lock', acquire);
+    leases.note({
+      functionName: 'lock',
+      payload: acquire,
+      result: { acquired: true, lease, expiresAt: 1 },
+      durationMs: 5,
+    });
+    leases.started('export', { database: 'app', table: 'public.events' });
+    const release = { ...acquire, action: 'release', lease, progress: { batches: 1, rows: 10, bytes: 100 } };
+    leases.started('lock', release);
+    leases.note({
+      functionName: 'lock',
+      payload: release,
+      result: { released: true, status: 'succeeded' },
+      durationMs: 5,
+    });
+
+    // Act
+    const said = await leases.releaseAll(locks);
+
+    // Assess
+    expect(said).toBeUndefined();
+    expect(locks.released).toEqual([]);
+  });
+});
