@@ -19,6 +19,7 @@ import {
   seedEvents,
   tableLines,
 } from '../support/fixtures.js';
+import { interceptingStatements, statementText } from '../support/intercepted.js';
 import { recordProof } from '../support/proof-ledger.js';
 
 /** Tables made for the archive's sweep: more than the places it sweeps. */
@@ -28,9 +29,7 @@ const swept = (n: number) => `swept_${n}`;
 
 /** A statement's text with what varies between executions left out: the names of the tables, numbers, literals. */
 function statementKind(statement: unknown): string {
-  const text =
-    typeof statement === 'string' ? statement : ((statement as { text?: string } | undefined)?.text ?? '');
-  return text
+  return (statementText(statement) ?? '')
     .replace(/'(?:[^']|'')*'/g, "''")
     .replace(/"(?:swept|fail|overwrite)_\w+"/g, '"table"')
     .replace(/\d+/g, '0')
@@ -55,6 +54,26 @@ async function bounded<T>(execution: Promise<T>, at: () => string): Promise<T> {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * What went wrong in one execution of a sweep, each line naming the statement: it did not succeed, no connection was
+ * ended (the sweep missed its statement), a step failed otherwise than as the database's outage, or its rows.
+ */
+function sweepProblems(
+  at: string,
+  status: string,
+  fault: ReturnType<typeof connectionEndedAt>,
+  errors: string[],
+  rows: string[],
+): string[] {
+  const unexpected = errors.filter((e) => !e.endsWith(':DatabaseUnavailableError'));
+  return [
+    ...(status === 'SUCCEEDED' ? [] : [`execution ${status}`]),
+    ...(fault.ended() ? [] : ['no connection ended']),
+    ...(unexpected.length > 0 ? [unexpected.join(', ')] : []),
+    ...rows,
+  ].map((problem) => `${at}: ${problem}`);
 }
 
 /** The errors of an execution's steps, as `function:ErrorName`. */
@@ -91,30 +110,12 @@ describe('a connection the server ends at any statement: retried, nothing lost o
    */
   async function sweptStatements(execute: (deps: (deps: StepDeps) => StepDeps) => Promise<unknown>) {
     const sent: string[] = [];
-    await execute((deps) => ({
-      ...deps,
-      async database(name) {
-        const inner = await deps.database(name);
-        return {
-          ...inner,
-          withConnection: (work) =>
-            inner.withConnection((client) =>
-              work(
-                new Proxy(client, {
-                  get(target, prop) {
-                    const value = Reflect.get(target, prop, target);
-                    if (prop !== 'query') return typeof value === 'function' ? value.bind(target) : value;
-                    return (...args: unknown[]) => {
-                      sent.push(statementKind(args[0]));
-                      return (target.query as (...a: unknown[]) => unknown)(...args);
-                    };
-                  },
-                }),
-              ),
-            ),
-        };
-      },
-    }));
+    await execute((deps) =>
+      interceptingStatements(deps, (_client, args, send) => {
+        sent.push(statementKind(args[0]));
+        return send();
+      }),
+    );
     const places = new Set<string>();
     const chosen: number[] = [];
     sent.forEach((kind, i) => {
@@ -153,12 +154,13 @@ describe('a connection the server ends at any statement: retried, nothing lost o
       const counts = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original).catch(
         (error: Error) => error.message,
       );
-      if (run.execution.status !== 'SUCCEEDED') failures.push(`${at()}: execution ${run.execution.status}`);
-      else if (typeof counts === 'string') failures.push(`${at()}: ${counts}`);
-      else if (counts.inDatabase === original.length) failures.push(`${at()}: nothing archived`);
-      if (!fault.ended()) failures.push(`${at()}: no connection ended`);
-      const unexpected = errors.filter((e) => !e.endsWith(':DatabaseUnavailableError'));
-      if (unexpected.length > 0) failures.push(`${at()}: ${unexpected.join(', ')}`);
+      const rows =
+        typeof counts === 'string'
+          ? [counts]
+          : counts.inDatabase === original.length
+            ? ['nothing archived']
+            : [];
+      failures.push(...sweepProblems(at(), run.execution.status, fault, errors, rows));
     }
 
     // Assess
@@ -216,11 +218,8 @@ describe('a connection the server ends at any statement: retried, nothing lost o
         const run = await bounded(restore(target, fault.deps, onStep), at);
         const found = compareRows(lines, await tableLines(bed.db.client, resolvedTable(spec(target))));
         recordProof({ kind: 'invariant', rows: lines.length, lost: found.lost, doubled: found.doubled });
-        if (run.execution.status !== 'SUCCEEDED') failures.push(`${at()}: execution ${run.execution.status}`);
-        if (found.lost + found.doubled + found.extra > 0) failures.push(`${at()}: ${JSON.stringify(found)}`);
-        if (!fault.ended()) failures.push(`${at()}: no connection ended`);
-        const unexpected = errors.filter((e) => !e.endsWith(':DatabaseUnavailableError'));
-        if (unexpected.length > 0) failures.push(`${at()}: ${unexpected.join(', ')}`);
+        const rows = found.lost + found.doubled + found.extra > 0 ? [JSON.stringify(found)] : [];
+        failures.push(...sweepProblems(at(), run.execution.status, fault, errors, rows));
       }
 
       // Assess

@@ -1,6 +1,6 @@
 import type pg from 'pg';
-import type { Database } from '../../lambdas/shared/database/db.js';
 import type { StepDeps } from '../../lambdas/shared/step/step-deps.js';
+import { interceptingStatements, statementText } from './intercepted.js';
 
 /** How long a killed connection may take to tell its client: the server closes it as its backend exits. */
 const NOTICE_MS = 2_000;
@@ -34,40 +34,21 @@ export function connectionEndedAt(
       client.once('error', done);
       client.once('end', done);
     });
-  const intercept = (client: pg.PoolClient): pg.PoolClient =>
-    new Proxy(client, {
-      get(target, prop) {
-        const value = Reflect.get(target, prop, target);
-        if (prop !== 'query') return typeof value === 'function' ? value.bind(target) : value;
-        return (...args: unknown[]) => {
-          const run = () => (target.query as (...a: unknown[]) => unknown)(...args);
-          if (++sent !== nth) return run();
-          const statement = args[0] as string | { text?: string; submit?: unknown };
-          const text = typeof statement === 'string' ? statement : statement.text;
-          ended = (text ?? 'a submitted statement').replace(/\s+/g, ' ').slice(0, 100);
-          if (typeof statement !== 'string' && typeof statement.submit === 'function') {
-            const stream = run();
-            void end(target);
-            return stream;
-          }
-          const gone = noticed(target);
-          return end(target)
-            .then(() => gone)
-            .then(run);
-        };
-      },
-    });
   return {
     ended: () => ended,
-    deps: (deps) => ({
-      ...deps,
-      async database(name) {
-        const inner = await deps.database(name);
-        return {
-          ...inner,
-          withConnection: (work) => inner.withConnection((client) => work(intercept(client))),
-        } satisfies Database;
-      },
-    }),
+    deps: (deps) =>
+      interceptingStatements(deps, (client, args, send) => {
+        if (++sent !== nth) return send();
+        ended = (statementText(args[0]) ?? 'a submitted statement').replace(/\s+/g, ' ').slice(0, 100);
+        if (typeof (args[0] as { submit?: unknown }).submit === 'function') {
+          const stream = send();
+          void end(client);
+          return stream;
+        }
+        const gone = noticed(client);
+        return end(client)
+          .then(() => gone)
+          .then(send);
+      }),
   };
 }
