@@ -19,6 +19,7 @@ export class LeasesTaken {
     const input = functionName === 'lock' ? LockInputSchema.safeParse(payload) : undefined;
     if (!input?.success) return;
     const key = tableKey(input.data);
+    // The state machine runs one lock step of a table at a time.
     if (this.running.has(key)) return;
     const step = {} as { ended: Promise<void>; end: () => void };
     step.ended = new Promise((resolve) => {
@@ -45,14 +46,16 @@ export class LeasesTaken {
   /** Releases every lease still held (each conditioned on its owner and token); says which, if any. */
   async releaseAll(locks: Pick<LeaseStore, 'release'>): Promise<string | undefined> {
     const released: string[] = [];
-    // A lock step that ends meanwhile adds its lease: wait for those running, and go round until none is left.
+    // The leases held go back first: a lock step still running must not keep them past the clean-up's time. One that
+    // ends meanwhile adds its lease: go round until none is held and none runs.
     while (this.held.size > 0 || this.running.size > 0) {
-      await Promise.all([...this.running.values()].map(({ ended }) => ended));
       const leases = [...this.held.entries()];
       for (const [key, { database, table, lease }] of leases) {
         this.held.delete(key);
         if (await locks.release(database, table, lease)) released.push(`${database}/${table}`);
       }
+      if (this.held.size === 0 && this.running.size > 0)
+        await Promise.race([...this.running.values()].map(({ ended }) => ended));
     }
     if (released.length === 0) return undefined;
     return `released the lease of ${released.join(', ')}; the next run settles a batch in flight first`;

@@ -50,6 +50,37 @@ describe('LeasesTaken', () => {
     expect(said).toMatch(/^released the lease of app\/public\.events/);
   });
 
+  it('a lease already held goes back at once, while the lock step of another table still runs', async () => {
+    // Prepare: the lease of public.held is taken; an acquire of public.events has started and not ended.
+    const leases = new LeasesTaken();
+    const locks = recordingLocks();
+    const held = { ...acquire, table: 'public.held' };
+    leases.started('lock', held);
+    leases.note({
+      functionName: 'lock',
+      payload: held,
+      result: { acquired: true, lease, expiresAt: 1 },
+      durationMs: 5,
+    });
+    leases.started('lock', acquire);
+
+    // Act
+    const releasing = leases.releaseAll(locks);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const releasedWhileRunning = [...locks.released];
+    leases.note({
+      functionName: 'lock',
+      payload: acquire,
+      error: new Error('lock table unavailable'),
+      durationMs: 5,
+    });
+    const said = await releasing;
+
+    // Assess
+    expect(releasedWhileRunning).toEqual([lease]);
+    expect(said).toMatch(/^released the lease of app\/public\.held;/);
+  });
+
   it('a lock step that failed, or acquired nothing, leaves nothing to wait for or release', async () => {
     // Prepare
     const leases = new LeasesTaken();
