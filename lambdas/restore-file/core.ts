@@ -936,7 +936,9 @@ async function copyDirectly(
     return undefined;
   }
   refuseUnlessLikeSidecar(deps, task, expected, measured);
-  return { written: sink?.rowCount ?? 0, planWarnings: plan.warnings };
+  // streamArchive opens the sink before it reads a byte: one it did not open wrote nothing it could count.
+  if (!sink) throw new Error(`the COPY of ${archive.key} was never started`);
+  return { written: sink.rowCount, planWarnings: plan.warnings };
 }
 
 /**

@@ -398,7 +398,7 @@ const discard = () =>
 
 /**
  * Streams an archive once: S3 → hash of the compressed bytes → gunzip → (legacy rows converted to canonical lines)
- * → COPY rows → `sink` (a `COPY ... FROM STDIN` stream, or nothing to only measure). The rows are binary tuples of
+ * → COPY rows → the sink `openSink` starts (a `COPY ... FROM STDIN` stream, or nothing to only measure). The rows are binary tuples of
  * the whole lines (`COPY staging (line) ... (FORMAT binary)`), or, given `copyColumns`, text rows of those columns'
  * values (`COPY target (copyColumns) FROM STDIN`; a line it cannot turn into a row fails the stream with
  * LineNotCopyableError). Memory stays bounded by one chunk and one line whatever the archive's size, and so does the

@@ -176,3 +176,57 @@ describe('streamArchive: a decompression bomb is refused as it arrives', () => {
     });
   });
 });
+
+describe('streamArchive: a failure is the stage’s that failed first', () => {
+  const key = 'archive/app/public/events/year=2024/month=01/day=01/lines.jsonl.gz';
+  const lines = gzipSync('{"id" : "1"}\n{"id" : "2"}\n');
+
+  it('the sink’s error, the database driver’s without a code included, is thrown as it is: the database’s to classify', async () => {
+    // Prepare: a sink failing as pg does on a connection it knows is broken.
+    const { store } = fakeStore(new Map(), new Map([[key, () => [lines]]]));
+    const lost = new Error('Client has encountered a connection error and is not queryable');
+    const sink = new Writable({
+      write(_chunk, _encoding, callback) {
+        callback(lost);
+      },
+    });
+
+    // Act
+    const error = await failure(
+      streamArchive(
+        store,
+        { key, format: 'native' },
+        { openSink: () => sink, expected: { uncompressedBytes: MiB } },
+      ),
+    );
+
+    // Assess
+    expect(error).toBe(lost);
+  });
+
+  it('the body’s error is the store’s, whatever its code (EPIPE has five letters, as SQLSTATEs have)', async () => {
+    // Prepare: the object's connection breaks as it is read.
+    const broken = Object.assign(new Error('write EPIPE'), { code: 'EPIPE' });
+    const store = {
+      getStream: async () =>
+        new Readable({
+          read() {
+            this.destroy(broken);
+          },
+        }),
+    } as unknown as ArchiveStore;
+
+    // Act
+    const error = await failure(
+      streamArchive(
+        store,
+        { key, format: 'native' },
+        { openSink: () => copySink(), expected: { uncompressedBytes: MiB } },
+      ),
+    );
+
+    // Assess
+    expect(error?.name).toBe('StorageUnavailableError');
+    expect(error?.message).toMatch(/^reading .* failed: write EPIPE$/);
+  });
+});
