@@ -18,10 +18,10 @@ const context: Context = {
   succeed: () => undefined,
 };
 
-/** The pid of this process's one child running the lock function's bundle. */
+/** The pid of the newest child of this process running the lock function's bundle: the one this test just started. */
 const lockProcessPid = (): number =>
   Number(
-    execFileSync('pgrep', ['-P', String(process.pid), '-f', '/lock\\.mjs'], { encoding: 'utf8' }).split(
+    execFileSync('pgrep', ['-n', '-P', String(process.pid), '-f', '/lock\\.mjs'], { encoding: 'utf8' }).split(
       '\n',
     )[0],
   );

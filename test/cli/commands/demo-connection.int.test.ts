@@ -61,7 +61,7 @@ describe('npm start while the server ends connections of its own', () => {
           .query<{ ended: boolean }>(
             `SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity
               WHERE backend_type = 'client backend' AND datname = current_database() AND pid <> pg_backend_pid()
-                AND application_name = '' AND state = 'idle' AND state_change < now() - interval '300 ms'`,
+                AND application_name = '' AND state = 'idle' AND state_change < now() - interval '3 s'`,
           )
           .catch(() => ({ rows: [] }));
         terminated += rows.filter((row) => row.ended).length;
