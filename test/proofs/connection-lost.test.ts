@@ -1,14 +1,14 @@
 /**
- * The server ends the functions' connection at a statement they send, one execution per statement: whichever it is,
- * the step fails as the database's outage, is retried, and the execution ends with every row where it belongs, once.
- * The statements are read from an execution run first without a fault, so a statement the steps add later is swept
- * too; each place in the steps' code is swept once, not each of its repeats (sweptStatements).
+ * The server ends the functions' connection at a statement they send, one execution per place of their statements
+ * (statementPlaces): wherever it is, the step fails as the database's outage, is retried, and the execution ends with
+ * every row where it belongs, once. The places are read from an execution run first without a fault, so a statement
+ * the steps add later is swept too; each place is swept once, not each of its repeats (sweptPlaces).
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { StepDeps } from '../../lambdas/shared/step/step-deps.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import type { StepEvent } from '../../local/workflow.js';
-import { connectionEndedAt } from '../support/connection-killer.js';
+import { connectionEndedAt, statementPlaces } from '../support/connection-killer.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
@@ -57,22 +57,20 @@ async function bounded<T>(execution: Promise<T>, at: () => string): Promise<T> {
 }
 
 /**
- * What went wrong in one execution of a sweep, each line naming the statement: it did not succeed, no connection was
- * ended (the sweep missed its statement), a step failed otherwise than as the database's outage, or its rows.
+ * What went wrong in one execution of a sweep, each line naming the place: it did not succeed, no connection was
+ * ended (the execution never reached the place), a step failed otherwise than as the database's outage, or its rows.
  */
 function sweepProblems(
   at: string,
   status: string,
-  ended: { chosen?: string; statement?: string },
+  ended: string | undefined,
   errors: string[],
   rows: string[],
 ): string[] {
   const unexpected = errors.filter((e) => !e.endsWith(':DatabaseUnavailableError'));
-  const hit = ended.statement === undefined ? undefined : statementKind(ended.statement);
   return [
     ...(status === 'SUCCEEDED' ? [] : [`execution ${status}`]),
-    ...(hit === undefined ? ['no connection ended'] : []),
-    ...(hit !== undefined && hit !== ended.chosen ? [`ended at another statement than ${ended.chosen}`] : []),
+    ...(ended === undefined ? ['no connection ended'] : []),
     ...(unexpected.length > 0 ? [unexpected.join(', ')] : []),
     ...rows,
   ].map((problem) => `${at}: ${problem}`);
@@ -95,7 +93,7 @@ describe('a connection the server ends at any statement: retried, nothing lost o
       for (let n = 0; n <= SWEPT_TABLES; n++) await seedEvents(db.client, swept(n), 99, 33);
     },
     [spec('source'), ...Array.from({ length: SWEPT_TABLES + 1 }, (_, n) => spec(swept(n)))],
-    // One connection: a restore's groups run one after another, so its statements come in the same order each time.
+    // One connection: every statement comes on it, one at a time, so an execution reaches the same places each time.
     { maxConnections: 1 },
   );
   let archives: LiveArchive[] = [];
@@ -108,45 +106,40 @@ describe('a connection the server ends at any statement: retried, nothing lost o
   });
 
   /**
-   * The statements to end the connection at, by their place in an execution run first without a fault: the first of
-   * each kind of statement after each kind (a COMMIT after a DELETE is not one after a COPY), which sweeps every place
-   * in the steps' code without running each of its repeats (a restore writes every archive alike).
+   * The places to end the connection at (statementPlaces), in the order an execution run first without a fault reached
+   * them: every place in the steps' code, each once rather than each of its repeats (a restore writes every archive
+   * alike).
    */
-  async function sweptStatements(execute: (deps: (deps: StepDeps) => StepDeps) => Promise<unknown>) {
-    const sent: string[] = [];
+  async function sweptPlaces(execute: (deps: (deps: StepDeps) => StepDeps) => Promise<unknown>) {
+    const placeOf = statementPlaces(statementKind);
+    const places = new Set<string>();
+    let sent = 0;
     await execute((deps) =>
-      interceptingStatements(deps, (_client, args, send) => {
-        sent.push(statementKind(args[0]));
+      interceptingStatements(deps, (client, args, send) => {
+        sent += 1;
+        places.add(placeOf(client, args[0]));
         return send();
       }),
     );
-    const places = new Set<string>();
-    const chosen: number[] = [];
-    sent.forEach((kind, i) => {
-      const place = `${sent[i - 1] ?? ''} -> ${kind}`;
-      if (places.has(place)) return;
-      places.add(place);
-      chosen.push(i + 1);
-    });
-    return { sent: sent.length, chosen, kinds: sent };
+    return { sent, places: [...places] };
   }
 
   it('archive of three batches: each place of its statements', { timeout: 900_000 }, async () => {
     // Prepare
-    const { sent, chosen, kinds } = await sweptStatements((deps) =>
+    const { sent, places } = await sweptPlaces((deps) =>
       runLocalArchive(bed.local, { tables: [`public.${swept(0)}`] }, { retryIntervalScale: 0, deps }),
     );
     expect(sent).toBeGreaterThan(20);
-    expect(chosen.length).toBeLessThanOrEqual(SWEPT_TABLES);
+    expect(places.length).toBeLessThanOrEqual(SWEPT_TABLES);
     const failures: string[] = [];
 
     // Act: execution n ends the connection at its nth statement.
-    for (const [i, n] of chosen.entries()) {
+    for (const [i, place] of places.entries()) {
       const table = resolvedTable(spec(swept(i + 1)));
       const original = await tableLines(bed.db.client, table);
-      const fault = connectionEndedAt(n, bed.db.client);
+      const fault = connectionEndedAt(place, statementKind, bed.db.client);
       const { errors, onStep } = stepErrors();
-      const at = () => `statement ${n} (${statementKind(fault.ended() ?? kinds[n - 1]).slice(0, 100)})`;
+      const at = () => `at ${place.slice(0, 160)}`;
       const run = await bounded(
         runLocalArchive(
           bed.local,
@@ -164,22 +157,14 @@ describe('a connection the server ends at any statement: retried, nothing lost o
           : counts.inDatabase === original.length
             ? ['nothing archived']
             : [];
-      failures.push(
-        ...sweepProblems(
-          at(),
-          run.execution.status,
-          { chosen: kinds[n - 1], statement: fault.ended() },
-          errors,
-          rows,
-        ),
-      );
+      failures.push(...sweepProblems(at(), run.execution.status, fault.ended(), errors, rows));
     }
 
     // Assess
     expect(failures).toEqual([]);
     recordProof({
       kind: 'fault',
-      point: `archive: connection ended at ${chosen.length} places of ${sent} statements`,
+      point: `archive: connection ended at each of ${places.length} places of ${sent} statements`,
       iteration: 0,
     });
   });
@@ -217,36 +202,28 @@ describe('a connection the server ends at any statement: retried, nothing lost o
           { retryIntervalScale: 0, deps, onStep },
         );
       };
-      const { sent, chosen, kinds } = await sweptStatements((deps) => restore(`${strategy}_counted`, deps));
+      const { sent, places } = await sweptPlaces((deps) => restore(`${strategy}_counted`, deps));
       expect(sent).toBeGreaterThan(20);
       const failures: string[] = [];
 
       // Act
-      for (const n of chosen) {
-        const target = `${strategy}_${n}`;
-        const fault = connectionEndedAt(n, bed.db.client);
+      for (const [i, place] of places.entries()) {
+        const target = `${strategy}_${i + 1}`;
+        const fault = connectionEndedAt(place, statementKind, bed.db.client);
         const { errors, onStep } = stepErrors();
-        const at = () => `statement ${n} (${statementKind(fault.ended() ?? kinds[n - 1]).slice(0, 100)})`;
+        const at = () => `at ${place.slice(0, 160)}`;
         const run = await bounded(restore(target, fault.deps, onStep), at);
         const found = compareRows(lines, await tableLines(bed.db.client, resolvedTable(spec(target))));
         recordProof({ kind: 'invariant', rows: lines.length, lost: found.lost, doubled: found.doubled });
         const rows = found.lost + found.doubled + found.extra > 0 ? [JSON.stringify(found)] : [];
-        failures.push(
-          ...sweepProblems(
-            at(),
-            run.execution.status,
-            { chosen: kinds[n - 1], statement: fault.ended() },
-            errors,
-            rows,
-          ),
-        );
+        failures.push(...sweepProblems(at(), run.execution.status, fault.ended(), errors, rows));
       }
 
       // Assess
       expect(failures).toEqual([]);
       recordProof({
         kind: 'fault',
-        point: `restore (${strategy}): connection ended at ${chosen.length} places of ${sent} statements`,
+        point: `restore (${strategy}): connection ended at each of ${places.length} places of ${sent} statements`,
         iteration: 0,
       });
     });

@@ -5,20 +5,39 @@ import { interceptingStatements, statementText } from './intercepted.js';
 /** How long a killed connection may take to tell its client: the server closes it as its backend exits. */
 const NOTICE_MS = 2_000;
 
+/** A statement's kind: its text with what varies between executions left out (see the sweep's statementKind). */
+export type KindOf = (statement: unknown) => string;
+
 /**
- * Deps whose database connections are ended by the server at the `nth` statement the functions send (counted across
- * every connection of the execution, from 1), once: `admin` terminates that statement's backend. Before a statement
- * with a promise, the backend has exited and its client has heard of it (or NOTICE_MS passed) when the statement is
- * sent; a COPY, whose stream must be handed back at once, is sent first and its backend ended as it starts. `ended`
- * gives the statement once its backend exited.
+ * Where each statement is in the steps' code, told from the statements alone: the kind of the statement before it on
+ * the same connection, and its own (a COMMIT after a DELETE is not one after a COPY). Per connection, so statements of
+ * others running meanwhile do not change it.
+ */
+export function statementPlaces(kindOf: KindOf): (client: pg.PoolClient, statement: unknown) => string {
+  const previous = new WeakMap<pg.PoolClient, string>();
+  return (client, statement) => {
+    const kind = kindOf(statement);
+    const place = `${previous.get(client) ?? '(first)'} -> ${kind}`;
+    previous.set(client, kind);
+    return place;
+  };
+}
+
+/**
+ * Deps whose database connections are ended by the server at the first statement the functions send at `place`
+ * (statementPlaces): `admin` terminates that statement's backend. Before a statement with a promise, the backend has
+ * exited and its client has heard of it (or NOTICE_MS passed) when the statement is sent; a COPY, whose stream must be
+ * handed back at once, is sent first and its backend ended as it starts. `ended` gives the statement once its backend
+ * exited.
  */
 export function connectionEndedAt(
-  nth: number,
+  place: string,
+  kindOf: KindOf,
   admin: pg.Client,
 ): { deps: (deps: StepDeps) => StepDeps; ended: () => string | undefined } {
-  let sent = 0;
+  const placeOf = statementPlaces(kindOf);
+  let reached = false;
   let ended: string | undefined;
-  /** Ends the connection's backend and waits for it to exit; the statement is recorded only once it has. */
   const end = async (client: pg.PoolClient, statement: unknown) => {
     const pid = (client as unknown as { processID: number | null }).processID;
     const { rows } = await admin.query<{ ended: boolean | null }>(
@@ -43,7 +62,8 @@ export function connectionEndedAt(
     ended: () => ended,
     deps: (deps) =>
       interceptingStatements(deps, (client, args, send) => {
-        if (++sent !== nth) return send();
+        if (placeOf(client, args[0]) !== place || reached) return send();
+        reached = true;
         if (typeof (args[0] as { submit?: unknown }).submit === 'function') {
           const stream = send();
           // A failure here leaves `ended` unset, which the sweep reports.
