@@ -25,6 +25,16 @@ function recordingLocks() {
   };
 }
 
+/** A lock step's end, as the workflow reports it: its result, or its error. */
+const lockEnded = (payload: object, outcome: { result: unknown } | { error: Error }) => ({
+  functionName: 'lock' as const,
+  payload,
+  ...outcome,
+  durationMs: 5,
+});
+const acquired = { result: { acquired: true, lease, expiresAt: 1 } };
+const failed = { error: new Error('lock table unavailable') };
+
 describe('LeasesTaken', () => {
   it('a Ctrl-C while a lock step acquires: the release waits for the step and gives its lease back', async () => {
     // Prepare: the acquire has started and not ended when the clean-up starts.
@@ -36,12 +46,7 @@ describe('LeasesTaken', () => {
     const releasing = leases.releaseAll(locks);
     await new Promise((resolve) => setTimeout(resolve, 20));
     const releasedBefore = locks.released.length;
-    leases.note({
-      functionName: 'lock',
-      payload: acquire,
-      result: { acquired: true, lease, expiresAt: 1 },
-      durationMs: 5,
-    });
+    leases.note(lockEnded(acquire, acquired));
     const said = await releasing;
 
     // Assess
@@ -56,24 +61,14 @@ describe('LeasesTaken', () => {
     const locks = recordingLocks();
     const held = { ...acquire, table: 'public.held' };
     leases.started('lock', held);
-    leases.note({
-      functionName: 'lock',
-      payload: held,
-      result: { acquired: true, lease, expiresAt: 1 },
-      durationMs: 5,
-    });
+    leases.note(lockEnded(held, acquired));
     leases.started('lock', acquire);
 
     // Act
     const releasing = leases.releaseAll(locks);
     await new Promise((resolve) => setTimeout(resolve, 20));
     const releasedWhileRunning = [...locks.released];
-    leases.note({
-      functionName: 'lock',
-      payload: acquire,
-      error: new Error('lock table unavailable'),
-      durationMs: 5,
-    });
+    leases.note(lockEnded(acquire, failed));
     const said = await releasing;
 
     // Assess
@@ -86,19 +81,14 @@ describe('LeasesTaken', () => {
     const leases = new LeasesTaken();
     const locks = recordingLocks();
     leases.started('lock', acquire);
-    leases.note({
-      functionName: 'lock',
-      payload: acquire,
-      error: new Error('lock table unavailable'),
-      durationMs: 5,
-    });
+    leases.note(lockEnded(acquire, failed));
     leases.started('lock', { ...acquire, table: 'public.other' });
-    leases.note({
-      functionName: 'lock',
-      payload: { ...acquire, table: 'public.other' },
-      result: { acquired: false, holder: 'execution-0', expiresAt: 1 },
-      durationMs: 5,
-    });
+    leases.note(
+      lockEnded(
+        { ...acquire, table: 'public.other' },
+        { result: { acquired: false, holder: 'execution-0', expiresAt: 1 } },
+      ),
+    );
 
     // Act
     const said = await leases.releaseAll(locks);
@@ -113,21 +103,11 @@ describe('LeasesTaken', () => {
     const leases = new LeasesTaken();
     const locks = recordingLocks();
     leases.started('lock', acquire);
-    leases.note({
-      functionName: 'lock',
-      payload: acquire,
-      result: { acquired: true, lease, expiresAt: 1 },
-      durationMs: 5,
-    });
+    leases.note(lockEnded(acquire, acquired));
     leases.started('export', { database: 'app', table: 'public.events' });
     const release = { ...acquire, action: 'release', lease, progress: { batches: 1, rows: 10, bytes: 100 } };
     leases.started('lock', release);
-    leases.note({
-      functionName: 'lock',
-      payload: release,
-      result: { released: true, status: 'succeeded' },
-      durationMs: 5,
-    });
+    leases.note(lockEnded(release, { result: { released: true, status: 'succeeded' } }));
 
     // Act
     const said = await leases.releaseAll(locks);
