@@ -398,12 +398,13 @@ const discard = () =>
 
 /**
  * Streams an archive once: S3 → hash of the compressed bytes → gunzip → (legacy rows converted to canonical lines)
- * → COPY rows → the sink `openSink` starts (a `COPY ... FROM STDIN` stream, or nothing to only measure). The rows are binary tuples of
- * the whole lines (`COPY staging (line) ... (FORMAT binary)`), or, given `copyColumns`, text rows of those columns'
- * values (`COPY target (copyColumns) FROM STDIN`; a line it cannot turn into a row fails the stream with
- * LineNotCopyableError). Memory stays bounded by one chunk and one line whatever the archive's size, and so does the
- * work a small object can ask for: the read stops with ArchiveIntegrityError as soon as the decompressed bytes pass
- * what the sidecar states, or a line passes MAX_ARCHIVE_LINE_BYTES (longer than export writes or restore can load).
+ * → COPY rows → the sink `openSink` starts (a `COPY ... FROM STDIN` stream, or nothing to only measure). The rows
+ * are binary tuples of the whole lines (`COPY staging (line) ... (FORMAT binary)`), or, given `copyColumns`, text
+ * rows of those columns' values (`COPY target (copyColumns) FROM STDIN`; a line it cannot turn into a row fails the
+ * stream with LineNotCopyableError). Memory stays bounded by one chunk and one line whatever the archive's size, and
+ * so does the work a small object can ask for: the read stops with ArchiveIntegrityError as soon as the decompressed
+ * bytes pass what the sidecar states, or a line passes MAX_ARCHIVE_LINE_BYTES (longer than export writes or restore
+ * can load).
  * Returns what it measured; the caller compares it with the sidecar before trusting a single row.
  */
 export async function streamArchive(
