@@ -78,11 +78,14 @@ export async function measureTable(
                FROM pg_catalog.pg_class c, unnest(${TABLE_RELATIONS_SQL}) AS r(oid)
                JOIN pg_catalog.pg_class pc ON pc.oid = r.oid
               WHERE c.oid = $1)::text AS reltuples,
-            (SELECT sum(s.avg_width) FROM pg_catalog.pg_stats s WHERE s.schemaname = $2 AND s.tablename = $3)::text AS width,
+            (SELECT sum(s.avg_width) FROM pg_catalog.pg_stats s
+              WHERE s.schemaname = $2 AND s.tablename = $3 AND s.inherited = $5)::text AS width,
             (SELECT array_agg((extract(epoch FROM ${instant(`u.b::${kind}`)}) * 1000)::text ORDER BY u.ord)
                FROM pg_catalog.pg_stats s, unnest(s.histogram_bounds::text::text[]) WITH ORDINALITY AS u(b, ord)
-              WHERE s.schemaname = $2 AND s.tablename = $3 AND s.attname = $4) AS bounds`,
-    [relation.oid, table.schema, table.name, table.timestampColumn],
+              WHERE s.schemaname = $2 AND s.tablename = $3 AND s.attname = $4 AND s.inherited = $5) AS bounds`,
+    // The statistics of the rows a run reads: a plain table's own (ONLY), a partitioned table's over its partitions. A
+    // plain table with inheritance children has both sets: summed and merged, its children's rows and widths counted.
+    [relation.oid, table.schema, table.name, table.timestampColumn, relation.relkind === 'p'],
   );
   const s = stats.rows[0];
   let rows = Number(s?.reltuples ?? 0);

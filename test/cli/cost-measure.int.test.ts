@@ -122,3 +122,46 @@ describe('audit-archiver cost: counts the rows a run takes, of a table with sent
     expect(fromStats.eligibleDays).toBeLessThanOrEqual(12);
   });
 });
+
+describe('audit-archiver cost: a table with an inheritance child, which a run archives ONLY', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      // Two tables with the same 640 rows over the 32 UTC days before today; the second has an inheritance child of
+      // 6,400 older, wider rows, which a run never reads (a plain table is archived ONLY). ANALYZE gathers the parent's
+      // statistics twice then: of its own rows, and of its rows and its child's (pg_stats.inherited).
+      await seedEvents(db.client, 'events', 640, 32);
+      await seedEvents(db.client, 'parent_events', 640, 32);
+      await db.client.query(`
+        CREATE TABLE public.parent_events_old (extra text) INHERITS (public.parent_events);
+        INSERT INTO public.parent_events_old (created_at, actor, payload, extra)
+          SELECT now() - interval '200 days' + g * interval '10 minutes', repeat('a', 200),
+                 jsonb_build_object('note', repeat(md5(g::text), 8)), repeat('x', 500)
+            FROM generate_series(1, 6400) g;
+        ANALYZE public.events;
+        ANALYZE public.parent_events;`);
+    },
+    [
+      { schema: 'public', name: 'events', timestampColumn: 'created_at' },
+      { schema: 'public', name: 'parent_events', timestampColumn: 'created_at' },
+    ],
+  );
+
+  it('measures the parent as its own rows, as the table without a child measures', async () => {
+    // Prepare
+    const now = bed.db.now().getTime();
+    const alone = await measureTable(bed.db.client, bed.local.config, 'app', 'public.events', { now });
+
+    // Act
+    const parent = await measureTable(bed.db.client, bed.local.config, 'app', 'public.parent_events', {
+      now,
+    });
+
+    // Assess: the same rows, so the same figures; the child's rows and widths count for nothing.
+    expect(parent.bytesPerRowSource).toBe('row width');
+    expect(parent.archiveBytesPerRow).toBeCloseTo(alone.archiveBytesPerRow, 6);
+    expect(parent.rows).toBe(alone.rows);
+    expect(parent.eligibleRows).toBe(alone.eligibleRows);
+    expect(parent.monthlyRows).toBe(alone.monthlyRows);
+    expect(parent.eligibleDays).toBe(alone.eligibleDays);
+  });
+});
