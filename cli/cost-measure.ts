@@ -74,7 +74,9 @@ export async function measureTable(
     width: string | null;
     bounds: string[] | null;
   }>(
-    `SELECT (SELECT sum(pc.reltuples) FILTER (WHERE pc.reltuples > 0)
+    // Rows of the relations that hold them: ANALYZE of a partitioned table (autovacuum never runs it, an operator does)
+    // gives the table itself its partitions' rows as reltuples, which summed with theirs would count every row twice.
+    `SELECT (SELECT sum(pc.reltuples) FILTER (WHERE pc.reltuples > 0 AND pc.relkind <> 'p')
                FROM pg_catalog.pg_class c, unnest(${TABLE_RELATIONS_SQL}) AS r(oid)
                JOIN pg_catalog.pg_class pc ON pc.oid = r.oid
               WHERE c.oid = $1)::text AS reltuples,

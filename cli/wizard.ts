@@ -146,6 +146,8 @@ export function suggestRetention(age: AgeProfile): RetentionSuggestion {
 /** Every ordinary or partitioned table outside the system schemas, with what archiving it needs. */
 export async function discoverCandidates(client: pg.ClientBase): Promise<Candidate[]> {
   const sessions = await sessionZone(client);
+  // Rows of the relations that hold them: ANALYZE of a partitioned table gives the table itself its partitions' rows as
+  // reltuples, which summed with theirs would count every row twice.
   const tables = await client.query<{
     oid: number;
     schema: string;
@@ -156,7 +158,7 @@ export async function discoverCandidates(client: pg.ClientBase): Promise<Candida
     `SELECT c.oid, n.nspname AS schema, c.relname AS name,
             (SELECT coalesce(sum(pg_catalog.pg_total_relation_size(r.oid)), 0)
                FROM unnest(${TABLE_RELATIONS_SQL}) AS r(oid))::text AS bytes,
-            (SELECT coalesce(sum(pc.reltuples) FILTER (WHERE pc.reltuples > 0), 0)
+            (SELECT coalesce(sum(pc.reltuples) FILTER (WHERE pc.reltuples > 0 AND pc.relkind <> 'p'), 0)
                FROM unnest(${TABLE_RELATIONS_SQL}) AS r(oid) JOIN pg_catalog.pg_class pc ON pc.oid = r.oid)::text AS rows
        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
       WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition

@@ -137,12 +137,19 @@ describe('audit-archiver cost: a table with an inheritance child, which a run ar
           SELECT now() - interval '200 days' + g * interval '10 minutes', repeat('a', 200),
                  jsonb_build_object('note', repeat(md5(g::text), 8)), repeat('x', 500)
             FROM generate_series(1, 6400) g;
+        CREATE TABLE public.partitioned_events (LIKE public.events) PARTITION BY RANGE (created_at);
+        CREATE TABLE public.partitioned_events_all PARTITION OF public.partitioned_events DEFAULT;
+        ALTER TABLE public.partitioned_events ADD PRIMARY KEY (id, created_at);
+        CREATE INDEX ON public.partitioned_events (created_at);
+        INSERT INTO public.partitioned_events SELECT * FROM public.events;
         ANALYZE public.events;
-        ANALYZE public.parent_events;`);
+        ANALYZE public.parent_events;
+        ANALYZE public.partitioned_events;`);
     },
     [
       { schema: 'public', name: 'events', timestampColumn: 'created_at' },
       { schema: 'public', name: 'parent_events', timestampColumn: 'created_at' },
+      { schema: 'public', name: 'partitioned_events', timestampColumn: 'created_at' },
     ],
   );
 
@@ -163,5 +170,29 @@ describe('audit-archiver cost: a table with an inheritance child, which a run ar
     expect(parent.eligibleRows).toBe(alone.eligibleRows);
     expect(parent.monthlyRows).toBe(alone.monthlyRows);
     expect(parent.eligibleDays).toBe(alone.eligibleDays);
+  });
+
+  it('measures a partitioned table over its partitions, as the same rows in a plain table measure', async () => {
+    // Prepare
+    const now = bed.db.now().getTime();
+    const alone = await measureTable(bed.db.client, bed.local.config, 'app', 'public.events', { now });
+
+    // Act
+    const partitioned = await measureTable(
+      bed.db.client,
+      bed.local.config,
+      'app',
+      'public.partitioned_events',
+      {
+        now,
+      },
+    );
+
+    // Assess: a partitioned table has statistics over its partitions only (pg_stats.inherited): they are read.
+    expect(partitioned.bytesPerRowSource).toBe('row width');
+    expect(partitioned.archiveBytesPerRow).toBeCloseTo(alone.archiveBytesPerRow, 6);
+    expect(partitioned.rows).toBe(alone.rows);
+    expect(partitioned.eligibleRows).toBe(alone.eligibleRows);
+    expect(partitioned.monthlyRows).toBe(alone.monthlyRows);
   });
 });

@@ -199,6 +199,25 @@ describe('audit-archiver wizard: finds the audit tables of a database and writes
     expect(parted?.estimatedRows).toBe(2000);
   });
 
+  it('counts the rows of a partitioned table analyzed as a whole once, not again as its own', async () => {
+    // Prepare: ANALYZE of the partitioned table (autovacuum never runs it; operators do) analyzes its partitions and
+    // records their rows as its own reltuples too.
+    await db.client.query(`
+      CREATE TABLE counted_parted (id int, created_at timestamptz NOT NULL, PRIMARY KEY (id, created_at))
+        PARTITION BY RANGE (created_at);
+      CREATE TABLE counted_parted_old PARTITION OF counted_parted FOR VALUES FROM ('2000-01-01') TO ('2020-01-01');
+      CREATE TABLE counted_parted_new PARTITION OF counted_parted FOR VALUES FROM ('2020-01-01') TO ('2100-01-01');
+      INSERT INTO counted_parted SELECT g, CASE WHEN g % 2 = 0 THEN '2010-01-01'::timestamptz ELSE now() END
+        FROM generate_series(1, 2000) g;
+      ANALYZE counted_parted;`);
+
+    // Act
+    const candidates = await discoverCandidates(db.client);
+
+    // Assess
+    expect(candidates.find((c) => c.name === 'counted_parted')?.estimatedRows).toBe(2000);
+  });
+
   it('writes, without asking, a config the schema accepts, in which the hostile names round-trip', async () => {
     // Prepare
     const out = join(dir, 'archiver.yaml');
