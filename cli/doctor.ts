@@ -352,23 +352,28 @@ async function tableChecks(
           ? `the archiver's role lacks ${missing.join(', ')}: archive needs SELECT, delete needs DELETE`
           : 'SELECT and DELETE',
     });
-    const indexed = await client.query<{ name: string }>(
-      `SELECT ic.relname AS name
+    // A valid index first: one a failed CREATE INDEX CONCURRENTLY left behind is invalid, and no query ever uses it.
+    const indexed = await client.query<{ name: string; valid: boolean }>(
+      `SELECT ic.relname AS name, i.indisvalid AS valid
          FROM pg_catalog.pg_index i
          JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
          JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attname = $2
         WHERE i.indrelid = $1 AND i.indkey[0] = a.attnum AND i.indpred IS NULL
+        ORDER BY i.indisvalid DESC
         LIMIT 1`,
       [relation.oid, shape.timestampColumn.name],
     );
     const index = indexed.rows[0];
+    const unindexed = `every batch scans the whole table to find the oldest rows`;
     results.push({
       check: 'index',
       subject,
-      status: index ? 'ok' : 'warning',
-      detail: index
-        ? `"${shape.timestampColumn.name}" is indexed (${index.name})`
-        : `no index leads with "${shape.timestampColumn.name}": every batch scans the whole table to find the oldest rows`,
+      status: index?.valid ? 'ok' : 'warning',
+      detail: !index
+        ? `no index leads with "${shape.timestampColumn.name}": ${unindexed}`
+        : index.valid
+          ? `"${shape.timestampColumn.name}" is indexed (${index.name})`
+          : `the only index that leads with "${shape.timestampColumn.name}", ${index.name}, is invalid (a CREATE INDEX CONCURRENTLY that failed), so no query uses it and ${unindexed}: drop it and build it again`,
     });
     return results;
   } catch (error) {

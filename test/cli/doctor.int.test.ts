@@ -173,6 +173,27 @@ describe('audit-archiver local doctor: every check against embedded PostgreSQL, 
     expect(doctorExitCode(results, true)).toBe(1);
   });
 
+  it('warns about a timestamp column whose only index a failed CREATE INDEX CONCURRENTLY left invalid', async () => {
+    // Prepare: the build fails on two equal times and leaves the index behind, invalid: no query ever uses it.
+    await bed.db.client.query(`
+      CREATE TABLE "failed index" (id bigint PRIMARY KEY, created_at timestamptz NOT NULL);
+      INSERT INTO "failed index" VALUES (1, now() - interval '40 days'), (2, now() - interval '40 days');`);
+    await expect(
+      bed.db.client.query('CREATE UNIQUE INDEX CONCURRENTLY failed_at ON "failed index" (created_at)'),
+    ).rejects.toThrow(/could not create unique index/);
+    const tables: TableSpec[] = [{ schema: 'public', name: 'failed index', timestampColumn: 'created_at' }];
+
+    // Act
+    const results = await doctor({ config: config(bed.db.url, tables) });
+
+    // Assess
+    expect(find(results, 'index')).toMatchObject({
+      status: 'warning',
+      subject: 'app/public.failed index',
+      detail: expect.stringContaining('failed_at'),
+    });
+  });
+
   /**
    * Runs `act` with the database's sessions starting in `zone` and a table `name` whose LOCALTIMESTAMP default writes
    * local times, undoing both after; `table(timestampTimeZone, retentionDays)` configures it beside EVENTS.

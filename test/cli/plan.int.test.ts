@@ -151,3 +151,27 @@ describe('audit-archiver plan: a dry run through the archive state machine', () 
     );
   });
 });
+
+describe('audit-archiver plan: how a table is counted', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      // The only index on the timestamp column is one a failed CREATE INDEX CONCURRENTLY left invalid (two equal
+      // times broke its uniqueness): PostgreSQL never uses it, so every count and batch scans the table.
+      await db.client.query(`
+        CREATE TABLE half_indexed (id bigserial PRIMARY KEY, at timestamptz NOT NULL);
+        INSERT INTO half_indexed (at) SELECT ${TODAY_UTC_SQL} - interval '20 days' FROM generate_series(1, 2);`);
+      await expect(
+        db.client.query('CREATE UNIQUE INDEX CONCURRENTLY half_indexed_at ON half_indexed (at)'),
+      ).rejects.toThrow(/could not create unique index/);
+    },
+    [{ name: 'half_indexed', timestampColumn: 'at', retentionDays: 5 }],
+  );
+
+  it('says a table whose only index on the timestamp column is invalid is counted by a sequential scan', async () => {
+    // Act
+    const report = await planLocally(bed.local, {});
+
+    // Assess
+    expect(report.tables[0]).toMatchObject({ eligibleRows: 2, countMethod: 'sequential-scan' });
+  });
+});

@@ -258,13 +258,16 @@ function spanNote(span: ObjectSpan, rowsPerDay: number, bytesPerRow: number): st
     : day;
 }
 
-/** Whether a plain (non-partial) index leads with the timestamp column, so the eligible range needs no full scan. */
+/**
+ * Whether a plain (non-partial), valid index leads with the timestamp column, so the eligible range needs no full scan:
+ * one a failed CREATE INDEX CONCURRENTLY left invalid is never used.
+ */
 async function hasTimestampIndex(client: pg.ClientBase, shape: TableShape): Promise<boolean> {
   const result = await client.query<{ indexed: boolean }>(
     `SELECT EXISTS (
        SELECT 1 FROM pg_catalog.pg_index i
          JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-        WHERE i.indrelid = $1::regclass AND a.attname = $2 AND i.indpred IS NULL) AS indexed`,
+        WHERE i.indrelid = $1::regclass AND a.attname = $2 AND i.indpred IS NULL AND i.indisvalid) AS indexed`,
     [qualifiedName(shape), shape.timestampColumn.name],
   );
   return result.rows[0]?.indexed === true;
