@@ -169,8 +169,10 @@ export async function discoverCandidates(client: pg.ClientBase): Promise<Candida
     `SELECT a.attrelid AS oid, a.attname AS name,
             CASE WHEN a.atttypid = 'timestamptz'::regtype THEN 'timestamptz' ELSE 'timestamp' END AS kind,
             a.attnotnull AS "notNull",
+            -- Valid: one a failed CREATE INDEX CONCURRENTLY left behind is never used.
             EXISTS (SELECT 1 FROM pg_catalog.pg_index i
-                     WHERE i.indrelid = a.attrelid AND i.indkey[0] = a.attnum AND i.indpred IS NULL) AS indexed
+                     WHERE i.indrelid = a.attrelid AND i.indkey[0] = a.attnum AND i.indpred IS NULL
+                       AND i.indisvalid) AS indexed
        FROM pg_catalog.pg_attribute a
       WHERE a.attrelid = ANY ($1::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
         AND a.atttypid IN ('timestamptz'::regtype, 'timestamp'::regtype)`,

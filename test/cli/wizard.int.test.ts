@@ -218,6 +218,31 @@ describe('audit-archiver wizard: finds the audit tables of a database and writes
     expect(candidates.find((c) => c.name === 'counted_parted')?.estimatedRows).toBe(2000);
   });
 
+  it('calls a timestamp column whose only index a failed CREATE INDEX CONCURRENTLY left invalid not indexed', async () => {
+    // Prepare: the build fails on two equal times and leaves the index behind, invalid: no query ever uses it.
+    await db.client.query(`
+      CREATE TABLE failed_index_rows (id int PRIMARY KEY, created_at timestamptz NOT NULL);
+      INSERT INTO failed_index_rows VALUES (1, now() - interval '400 days'), (2, now() - interval '400 days');`);
+    try {
+      await expect(
+        db.client.query(
+          'CREATE UNIQUE INDEX CONCURRENTLY failed_index_rows_at ON failed_index_rows (created_at)',
+        ),
+      ).rejects.toThrow(/could not create unique index/);
+
+      // Act
+      const candidates = await discoverCandidates(db.client);
+
+      // Assess
+      expect(candidates.find((c) => c.name === 'failed_index_rows')?.timestamp).toMatchObject({
+        name: 'created_at',
+        indexed: false,
+      });
+    } finally {
+      await db.client.query('DROP TABLE failed_index_rows');
+    }
+  });
+
   it('writes, without asking, a config the schema accepts, in which the hostile names round-trip', async () => {
     // Prepare
     const out = join(dir, 'archiver.yaml');
