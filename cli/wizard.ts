@@ -22,7 +22,7 @@ import {
   primaryKey,
   TABLE_RELATIONS_SQL,
 } from '../lambdas/shared/database/table-shape.js';
-import { EARLIEST_ELIGIBLE, qualifiedName, quoteIdent } from '../lambdas/shared/database/table-sql.js';
+import { EARLIEST_ELIGIBLE, quoteIdent, rowSourceSql } from '../lambdas/shared/database/table-sql.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import { printable, safeLine, safeLines, type Write } from './output.js';
 import { formatNumber } from './report.js';
@@ -152,10 +152,11 @@ export async function discoverCandidates(client: pg.ClientBase): Promise<Candida
     oid: number;
     schema: string;
     name: string;
+    partitioned: boolean;
     bytes: string;
     rows: string;
   }>(
-    `SELECT c.oid, n.nspname AS schema, c.relname AS name,
+    `SELECT c.oid, n.nspname AS schema, c.relname AS name, c.relkind = 'p' AS partitioned,
             (SELECT coalesce(sum(pg_catalog.pg_total_relation_size(r.oid)), 0)
                FROM unnest(${TABLE_RELATIONS_SQL}) AS r(oid))::text AS bytes,
             (SELECT coalesce(sum(pc.reltuples) FILTER (WHERE pc.reltuples > 0 AND pc.relkind <> 'p'), 0)
@@ -201,7 +202,7 @@ export async function discoverCandidates(client: pg.ClientBase): Promise<Candida
     else if (candidate.keyKind === 'none') candidate.unusable = 'no primary key or NOT NULL unique index';
     else candidate.unusable = await archiverRefusal(client, candidate);
     if (!candidate.unusable) {
-      candidate.age = await ageProfile(client, candidate);
+      candidate.age = await ageProfile(client, candidate, t.partitioned);
       candidate.retention = suggestRetention(candidate.age);
     }
     candidates.push(candidate);
@@ -266,9 +267,14 @@ async function archiverRefusal(client: pg.ClientBase, candidate: Candidate): Pro
  * Row count, oldest row and rows older than each usual retention; big tables are read on a 1% block sample. Age is
  * measured on the rows a run can archive, those at a calendar day of year 1 AD or later: sentinels (`-infinity`,
  * `infinity`, BC dates) stay in the table, and an infinite one would make the age infinite (PostgreSQL 17 and later)
- * or fail the subtraction (before 17).
+ * or fail the subtraction (before 17). A plain table's own rows only, as a run reads it (`ONLY`): an inheritance child's
+ * rows stay in the child.
  */
-async function ageProfile(client: pg.ClientBase, candidate: Candidate): Promise<AgeProfile> {
+async function ageProfile(
+  client: pg.ClientBase,
+  candidate: Candidate,
+  partitioned: boolean,
+): Promise<AgeProfile> {
   const column = `t.${quoteIdent(candidate.timestamp?.name ?? '')}`;
   const instant =
     candidate.timestamp?.kind === 'timestamp'
@@ -282,7 +288,7 @@ async function ageProfile(client: pg.ClientBase, candidate: Candidate): Promise<
     `SELECT count(*)::text AS rows,
             extract(epoch FROM now() - min(${instant}) FILTER (WHERE ${archivable}))::text AS oldest,
             ${RETENTIONS.map((d) => `count(*) FILTER (WHERE ${archivable} AND ${instant} < now() - interval '${d} days')::text AS d${d}`).join(', ')}
-       FROM ${qualifiedName(candidate)} AS t ${sampled ? `TABLESAMPLE SYSTEM (${percent.toFixed(4)})` : ''}`,
+       FROM ${rowSourceSql({ ...candidate, partitioned })} AS t ${sampled ? `TABLESAMPLE SYSTEM (${percent.toFixed(4)})` : ''}`,
   );
   const row = result.rows[0] ?? {};
   return {

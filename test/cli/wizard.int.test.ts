@@ -243,6 +243,28 @@ describe('audit-archiver wizard: finds the audit tables of a database and writes
     }
   });
 
+  it("measures a table with an inheritance child by its own rows, which a run archives, not the child's", async () => {
+    // Prepare: 10 rows of the last days in the table, 1,000 of three years ago in its inheritance child (a run
+    // archives the table ONLY: the child's rows stay). Neither name looks like an audit table's: no other test picks it.
+    await db.client.query(`
+      CREATE TABLE parent_rows (id int PRIMARY KEY, created_at timestamptz NOT NULL);
+      CREATE TABLE parent_rows_old () INHERITS (parent_rows);
+      INSERT INTO parent_rows SELECT g, now() - make_interval(days => g) FROM generate_series(1, 10) g;
+      INSERT INTO parent_rows_old SELECT g, now() - interval '1100 days' FROM generate_series(11, 1010) g;`);
+    try {
+      // Act
+      const candidates = await discoverCandidates(db.client);
+
+      // Assess: a retention of 90 days would archive none of the table's rows; 365 days keeps its year queryable.
+      expect(candidates.find((c) => c.name === 'parent_rows')).toMatchObject({
+        age: { rows: 10, olderThan: { 90: 0, 730: 0 } },
+        retention: { days: 365 },
+      });
+    } finally {
+      await db.client.query('DROP TABLE parent_rows CASCADE');
+    }
+  });
+
   it('writes, without asking, a config the schema accepts, in which the hostile names round-trip', async () => {
     // Prepare
     const out = join(dir, 'archiver.yaml');
