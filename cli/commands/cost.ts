@@ -41,7 +41,11 @@ export function registerCost(program: Command): void {
       '--size <size>',
       'archive size, e.g. 120GB (binary units, as S3 bills); raw size with --compression-ratio',
     )
-    .option('--compression-ratio <n>', 'raw size / archive size, for --size or --avg-row-bytes (default 2.5)')
+    .option(
+      '--compression-ratio <n>',
+      // The ratio the estimate divides --avg-row-bytes by unless given; a --size it never divides unasked.
+      `raw size / archive size: with --size, the size is a raw one (a --size without it is the archives’ size); with --avg-row-bytes, default ${DEFAULT_COMPRESSION_RATIO}`,
+    )
     .option('--rows <n>', 'rows to archive now')
     .option('--avg-row-bytes <n>', 'average raw row width in bytes (with --rows)')
     .option('--monthly-rows <n>', 'rows archived each month afterwards (with --size or --rows)', '0')

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_COMPRESSION_RATIO } from '../../cli/cost-model.js';
 import { exitCodeOf } from '../../cli/exit-codes.js';
 import { ConfigError, DatabaseUnavailableError } from '../../lambdas/shared/errors/step-errors.js';
 import { startLocalServices } from '../../local/services.js';
@@ -309,6 +310,17 @@ describe('audit-archiver', () => {
     const words = (help: string) => help.replace(/\s+/g, ' ');
     expect(words(npmHelp.stdout)).toContain(`persist (default: "${join(root, '.audit-archiver')}")`);
     expect(words(installedHelp.stdout)).toContain('persist (default: ".audit-archiver")');
+  });
+
+  it('cost --help gives the compression ratio the estimate assumes, and only where one is assumed', () => {
+    // Act
+    const help = cli('cost', '--help');
+
+    // Assess: the ratio --avg-row-bytes is divided by unless given; a --size without it is the archives' size.
+    const ratio = /--compression-ratio <n>\s+(.*?)(?=\n {2}-)/s.exec(help.stdout)?.[1]?.replace(/\s+/g, ' ');
+    expect(help.status).toBe(0);
+    expect(ratio).toContain(`default ${DEFAULT_COMPRESSION_RATIO}`);
+    expect(ratio).toContain('--size without it is the archives’ size');
   });
 
   it('local run --help says that it deletes the rows it archives, and where their only copy then is', () => {
