@@ -373,7 +373,10 @@ async function tableChecks(
         ? `no index leads with "${shape.timestampColumn.name}": ${unindexed}`
         : index.valid
           ? `"${shape.timestampColumn.name}" is indexed (${index.name})`
-          : `the only index that leads with "${shape.timestampColumn.name}", ${index.name}, is invalid (a CREATE INDEX CONCURRENTLY that failed), so no query uses it and ${unindexed}: drop it and build it again`,
+          : relation.relkind === 'p'
+            ? // A partitioned table's index is invalid until every partition has one attached (CREATE INDEX ON ONLY).
+              `the index that leads with "${shape.timestampColumn.name}", ${index.name}, is invalid: some partition has no index attached to it, and batches scan that partition whole; attach one (ALTER INDEX ... ATTACH PARTITION)`
+            : `the only index that leads with "${shape.timestampColumn.name}", ${index.name}, is invalid (a CREATE INDEX CONCURRENTLY that failed), so no query uses it and ${unindexed}: drop it and build it again`,
     });
     return results;
   } catch (error) {

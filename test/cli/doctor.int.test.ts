@@ -194,6 +194,28 @@ describe('audit-archiver local doctor: every check against embedded PostgreSQL, 
     });
   });
 
+  it('says of a partitioned table whose index a partition lacks that the partition is scanned, not the table', async () => {
+    // Prepare: the index is created ON ONLY the partitioned table, and attached for one partition of two.
+    await bed.db.client.query(`
+      CREATE TABLE "parted index" (id bigint, created_at timestamptz NOT NULL, PRIMARY KEY (id, created_at))
+        PARTITION BY RANGE (created_at);
+      CREATE TABLE "parted index old" PARTITION OF "parted index" FOR VALUES FROM ('2000-01-01') TO ('2020-01-01');
+      CREATE TABLE "parted index new" PARTITION OF "parted index" FOR VALUES FROM ('2020-01-01') TO ('2100-01-01');
+      CREATE INDEX parted_at ON ONLY "parted index" (created_at);
+      CREATE INDEX parted_old_at ON "parted index old" (created_at);
+      ALTER INDEX parted_at ATTACH PARTITION parted_old_at;`);
+    const tables: TableSpec[] = [{ schema: 'public', name: 'parted index', timestampColumn: 'created_at' }];
+
+    // Act
+    const results = await doctor({ config: config(bed.db.url, tables) });
+
+    // Assess
+    expect(find(results, 'index')).toMatchObject({
+      status: 'warning',
+      detail: expect.stringContaining('parted_at, is invalid: some partition has no index attached to it'),
+    });
+  });
+
   /**
    * Runs `act` with the database's sessions starting in `zone` and a table `name` whose LOCALTIMESTAMP default writes
    * local times, undoing both after; `table(timestampTimeZone, retentionDays)` configures it beside EVENTS.
