@@ -228,13 +228,15 @@ export class ArchiveMonitoring extends Construct {
     );
 
     // "No successful run in the last N hours". A period is at most one day, and a day-long period would not slide
-    // by the hour, so: Sum of ExecutionsSucceeded per hour, and alarm when all N of the last N hourly datapoints
-    // are below 1 (N-of-N). Step Functions publishes no datapoint for an hour without a succeeded execution, so
-    // missing data must count as breaching; one hour with a success makes the alarm OK again. CloudWatch allows
-    // Period x EvaluationPeriods up to seven days for hourly periods, hence N <= 168.
+    // by the hour, so: Sum of RunsSucceeded per hour, and alarm when all N of the last N hourly datapoints are below 1
+    // (N-of-N). Not the parent's ExecutionsSucceeded: a dry run succeeds too, having archived nothing, and one a day
+    // would keep the alarm quiet while the schedule starts no run. The summary step emits RunsSucceeded for a run that
+    // ends a success, and nothing for an hour without one, so missing data must count as breaching; one hour with a
+    // success makes the alarm OK again. CloudWatch allows Period x EvaluationPeriods up to seven days for hourly
+    // periods, hence N <= 168.
     this.noSuccessfulRunAlarm = alarm(
       'NoSuccessfulRun',
-      parent.metricSucceeded({ statistic: cloudwatch.Stats.SUM, period: Duration.hours(1) }),
+      this.metric('RunsSucceeded', { period: Duration.hours(1) }),
       `no archive run has succeeded in the last ${hours} hours`,
       {
         threshold: 1,

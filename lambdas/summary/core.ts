@@ -36,6 +36,13 @@ export type SummaryDeps = Pick<
 >;
 
 /**
+ * Whether the run ends as a success: the rule of the archive state machine's `AnyTableFailed?` choice, which reads
+ * this summary (no table failed, and not every table that could run found its lease held).
+ */
+const runSucceeds = (summary: SummaryOutput): boolean =>
+  summary.failed === 0 && !(summary.succeeded === 0 && summary.skipped > 0);
+
+/**
  * Summary: totals of the run from the outcomes each table recorded since it started. A table that recorded nothing
  * (its execution died before releasing its lease) counts as failed, so a run can never look cleaner than it was.
  */
@@ -89,5 +96,8 @@ export async function summarizeRun(input: SummaryInput, deps: SummaryDeps): Prom
     },
   });
   await notify(summary, deps);
+  // What the no-successful-run alarm watches (lib/monitoring.ts). Step Functions' ExecutionsSucceeded would count a
+  // dry run too, which succeeds having archived nothing: runs by hand would hide a schedule that starts none.
+  if (runSucceeds(summary)) deps.telemetry.metric('RunsSucceeded', 'Count', 1);
   return summary;
 }

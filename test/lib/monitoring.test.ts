@@ -315,15 +315,18 @@ describe('alarms', () => {
     ['the default 26 hours', () => plain, 26],
     ['the configured 74 hours', () => monitored, 74],
   ])(
-    'NoSuccessfulRun alarms after %s without a succeeded parent execution, missing data breaching',
+    'NoSuccessfulRun alarms after %s without a run that succeeded, missing data breaching',
     (_case, pick, hours) => {
       // Prepare
       const synth = pick();
       // Act
       const alarm = alarmsById(synth).NoSuccessfulRun;
-      // Assess: hourly Sum of ExecutionsSucceeded < 1 in all N of the last N hours (a window of N hours).
+      // Assess: hourly Sum of RunsSucceeded (the summary's, which a dry run never reaches; test/local/workflow) < 1 in
+      // all N of the last N hours (a window of N hours).
       expect(alarm).toMatchObject({
-        ...stateMachineAlarm('ExecutionsSucceeded', 'archive')(synth),
+        Namespace: 'AuditArchiver',
+        MetricName: 'RunsSucceeded',
+        Dimensions: [{ Name: 'service', Value: 'audit-archiver' }],
         Statistic: 'Sum',
         Period: 3600,
         Threshold: 1,

@@ -1,17 +1,58 @@
+import { rmSync } from 'node:fs';
+import { Template } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
 import { ManifestSchema } from '../../lambdas/shared/archive/format.js';
+import type { DeploymentConfig } from '../../lambdas/shared/config/deployment-schema.js';
 import type { FaultPoint } from '../../lambdas/shared/step/step-deps.js';
+import type { MetricName } from '../../lambdas/shared/telemetry/metric-names.js';
+import { AuditArchiverStack } from '../../lib/audit-archiver-stack.js';
 import { runLocalArchive } from '../../local/run.js';
+import type { ExecutionResult } from '../../local/workflow.js';
+import { logicalId, projectApp } from '../lib/synth.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
   fixedCutoffSql,
   listKeys,
+  metricRecorder,
   readLiveArchives,
   resolvedTable,
   seedEvents,
   tableLines,
 } from '../support/fixtures.js';
+
+/** The metric the NoSuccessfulRun alarm of the stack deployed from `config` watches. */
+function noSuccessfulRunMetric(config: DeploymentConfig): {
+  Namespace: string;
+  MetricName: string;
+  Dimensions: { Name: string; Value: unknown }[];
+} {
+  const app = projectApp();
+  try {
+    const stack = new AuditArchiverStack(app, 'AuditArchiver', { config });
+    const alarm =
+      Template.fromStack(stack).toJSON().Resources[logicalId(stack, stack.monitoring.noSuccessfulRunAlarm)];
+    return alarm.Properties;
+  } finally {
+    rmSync(app.outdir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The datapoints one execution of the archive state machine gives `watched`: Step Functions counts every execution
+ * that ends SUCCEEDED in the state machine's ExecutionsSucceeded; the functions' custom metrics are what they emitted
+ * (each emission also goes to the total series, whose only dimension is `service`).
+ */
+function datapoints(
+  watched: ReturnType<typeof noSuccessfulRunMetric>,
+  execution: ExecutionResult,
+  emitted: ReturnType<typeof metricRecorder>,
+): number {
+  if (watched.Namespace === 'AWS/States')
+    return watched.MetricName === 'ExecutionsSucceeded' && execution.status === 'SUCCEEDED' ? 1 : 0;
+  expect(watched.Dimensions.map((d) => d.Name)).toEqual(['service']);
+  return emitted.count(watched.MetricName as MetricName);
+}
 
 /**
  * Crashes at every fault point and step boundary, tampering and concurrent executions are proven in the proof suite
@@ -94,6 +135,30 @@ describe('archive workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
     expect(outcomes[0]).toMatchObject({ status: 'succeeded', rowsArchived: 0, batches: 0 });
   });
 
+  it('counts a run that succeeded towards the no-successful-run alarm, never a dry run, which archives nothing and succeeds too', async () => {
+    // Prepare
+    const watched = noSuccessfulRunMetric(bed.local.config);
+    const dryRunMetrics = metricRecorder();
+    const runMetrics = metricRecorder();
+
+    // Act
+    const dryRun = await runLocalArchive(
+      bed.local,
+      { tables: ['public.events'], dryRun: true },
+      { retryIntervalScale: 0, deps: dryRunMetrics.wrap },
+    );
+    const run = await runLocalArchive(
+      bed.local,
+      { tables: ['public.events'] },
+      { retryIntervalScale: 0, deps: runMetrics.wrap },
+    );
+
+    // Assess: both executions succeed; only the run may keep the alarm quiet.
+    expect([dryRun.execution.status, run.execution.status]).toEqual(['SUCCEEDED', 'SUCCEEDED']);
+    expect(datapoints(watched, dryRun.execution, dryRunMetrics)).toBe(0);
+    expect(datapoints(watched, run.execution, runMetrics)).toBeGreaterThan(0);
+  });
+
   it('rows updated between export and delete: rolled back, nothing lost, the next run archives the current version', async () => {
     // Prepare: after the first batch is verified, update a row inside it.
     const table = resolvedTable(spec('changing'));
@@ -141,13 +206,20 @@ describe('archive workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
     const held = await bed.local.deps().locks.acquire('app', 'public.stuck', 'arn:dead-execution', 3600);
     expect(held.acquired).toBe(true);
     const before = await bed.db.client.query('SELECT count(*)::int AS n FROM public.stuck');
+    const emitted = metricRecorder();
 
     // Act
-    const run = await runLocalArchive(bed.local, { tables: ['public.stuck'] }, { retryIntervalScale: 0 });
+    const run = await runLocalArchive(
+      bed.local,
+      { tables: ['public.stuck'] },
+      { retryIntervalScale: 0, deps: emitted.wrap },
+    );
 
-    // Assess: not a success that hides the stuck lease; the table is reported skipped with its holder.
+    // Assess: not a success that hides the stuck lease (nor one the no-successful-run alarm counts); the table is
+    // reported skipped with its holder.
     expect(run.execution.status).toBe('FAILED');
     expect(run.execution.error?.name).toBe('ArchiveRunSkipped');
+    expect(datapoints(noSuccessfulRunMetric(bed.local.config), run.execution, emitted)).toBe(0);
     expect(run.outcomes[0]).toMatchObject({
       status: 'skipped',
       reason: expect.stringMatching(/arn:dead-execution/),

@@ -167,8 +167,9 @@ export async function openTestEnvironment(
 export interface RecordedMetric {
   name: MetricName;
   value: number;
-  database: string;
-  table: string;
+  /** The table's; absent for a metric of the whole run. */
+  database?: string;
+  table?: string;
 }
 
 /**

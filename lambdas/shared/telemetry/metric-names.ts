@@ -17,6 +17,7 @@ export type MetricName =
   | 'DeleteDuration'
   | 'TablesSkippedLocked'
   | 'TableRunsSucceeded'
+  | 'RunsSucceeded'
   | 'TablesBudgetReached'
   | 'BacklogRows'
   | 'VacuumFailures'

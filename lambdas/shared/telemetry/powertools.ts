@@ -13,11 +13,12 @@ export const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: 
 export interface Telemetry {
   info(message: string, fields?: Record<string, unknown>): void;
   warn(message: string, fields?: Record<string, unknown>): void;
+  /** A metric of `table`, or of the whole run when no table is given. */
   metric(
     name: MetricName,
     unit: 'Count' | 'Bytes' | 'Milliseconds' | 'Seconds',
     value: number,
-    table: { database: string; table: string },
+    table?: { database: string; table: string },
   ): void;
 }
 
@@ -25,10 +26,13 @@ export const powertoolsTelemetry: Telemetry = {
   info: (message, fields) => logger.info(message, { ...fields }),
   warn: (message, fields) => logger.warn(message, { ...fields }),
   metric: (name, unit, value, table) => {
-    // Per table (database, table dimensions) and in total (service dimension only), so dashboards get both.
-    const perTable = metrics.singleMetric();
-    perTable.addDimensions({ database: table.database, table: table.table });
-    perTable.addMetric(name, MetricUnit[unit], value);
+    // Per table (database, table dimensions) and in total (service dimension only), so dashboards get both; a run's
+    // metric in total only.
+    if (table) {
+      const perTable = metrics.singleMetric();
+      perTable.addDimensions({ database: table.database, table: table.table });
+      perTable.addMetric(name, MetricUnit[unit], value);
+    }
     metrics.singleMetric().addMetric(name, MetricUnit[unit], value);
   },
 };
