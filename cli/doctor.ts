@@ -11,7 +11,12 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { type ExecutionListItem, ListExecutionsCommand, type SFNClient } from '@aws-sdk/client-sfn';
+import {
+  DescribeExecutionCommand,
+  type ExecutionListItem,
+  ListExecutionsCommand,
+  type SFNClient,
+} from '@aws-sdk/client-sfn';
 import pg from 'pg';
 import type { DeploymentConfig } from '../lambdas/shared/config/deployment-schema.js';
 import { resolveTable } from '../lambdas/shared/config/resolved-table.js';
@@ -513,8 +518,10 @@ export async function executionsCheck(deps: DoctorDeps): Promise<CheckResult> {
     const listed = await deps.sfn.send(
       new ListExecutionsCommand({ stateMachineArn: deps.stateMachineArn, maxResults: 50 }),
     );
+    const executions = listed.executions ?? [];
     return judgeExecutions(
-      listed.executions ?? [],
+      executions,
+      await lastSucceededRun(deps.sfn, executions),
       deps.now(),
       deps.config.aws.alarms.noSuccessfulRunHours,
       subject,
@@ -524,15 +531,39 @@ export async function executionsCheck(deps: DoctorDeps): Promise<CheckResult> {
   }
 }
 
+const startedAt = (e: ExecutionListItem) => e.startDate?.getTime() ?? 0;
+const newestFirst = (executions: ExecutionListItem[]) =>
+  [...executions].sort((a, b) => startedAt(b) - startedAt(a));
+
+/**
+ * The newest succeeded execution that was a run, read newest first (one DescribeExecution each) until one is: a dry
+ * run (input `dryRun: true`) succeeds having archived nothing, so it tells nothing of the runs, as the no-successful-run
+ * alarm, which counts runs only (the summary's RunsSucceeded).
+ */
+async function lastSucceededRun(
+  sfn: SFNClient,
+  executions: ExecutionListItem[],
+): Promise<ExecutionListItem | undefined> {
+  for (const execution of newestFirst(executions).filter((e) => e.status === 'SUCCEEDED')) {
+    const { input } = await sfn.send(new DescribeExecutionCommand({ executionArn: execution.executionArn }));
+    if (!isDryRun(input)) return execution;
+  }
+  return undefined;
+}
+
+/** Whether an execution's input (JSON, as Step Functions takes only JSON) asks for a dry run. */
+const isDryRun = (input: string | undefined): boolean =>
+  (JSON.parse(input ?? '{}') as { dryRun?: unknown } | null)?.dryRun === true;
+
 function judgeExecutions(
   executions: ExecutionListItem[],
+  success: ExecutionListItem | undefined,
   now: Date,
   maxHours: number,
   subject: string,
 ): CheckResult {
   const check = 'last executions';
-  const started = (e: ExecutionListItem) => e.startDate?.getTime() ?? 0;
-  const sorted = [...executions].sort((a, b) => started(b) - started(a));
+  const sorted = newestFirst(executions);
   const latest = sorted[0];
   if (!latest) return { check, subject, status: 'warning', detail: 'no execution yet' };
   const finished = sorted.find((e) => e.status !== 'RUNNING');
@@ -544,8 +575,7 @@ function judgeExecutions(
       detail: `latest run ${finished.name} ${finished.status} (started ${finished.startDate?.toISOString()})`,
     };
   }
-  const success = sorted.find((e) => e.status === 'SUCCEEDED');
-  const hours = success ? (now.getTime() - started(success)) / 3_600_000 : Number.POSITIVE_INFINITY;
+  const hours = success ? (now.getTime() - startedAt(success)) / 3_600_000 : Number.POSITIVE_INFINITY;
   if (hours > maxHours) {
     return {
       check,

@@ -1,4 +1,9 @@
-import { type ExecutionListItem, ListExecutionsCommand, type SFNClient } from '@aws-sdk/client-sfn';
+import {
+  DescribeExecutionCommand,
+  type ExecutionListItem,
+  ListExecutionsCommand,
+  type SFNClient,
+} from '@aws-sdk/client-sfn';
 import { describe, expect, it } from 'vitest';
 import {
   type CheckResult,
@@ -30,13 +35,21 @@ const run = (name: string, status: ExecutionListItem['status'], hoursAgo: number
 
 /**
  * The last-executions check reads the deployed state machine's history: no local stand-in answers ListExecutions
- * for a real deployment's runs, so the SFN client is mocked here, and only here.
+ * for a real deployment's runs, so the SFN client is mocked here, and only here. Each execution's input is `{}` (a
+ * scheduled run) unless `inputs` gives it one.
  */
-function sfnReturning(executions: ExecutionListItem[]): { client: SFNClient; requests: unknown[] } {
+function sfnReturning(
+  executions: ExecutionListItem[],
+  inputs: Record<string, unknown> = {},
+): { client: SFNClient; requests: unknown[] } {
   const requests: unknown[] = [];
   const client = {
     send: async (command: unknown) => {
       requests.push(command);
+      if (command instanceof DescribeExecutionCommand) {
+        const name = command.input.executionArn?.slice(`${ARN}:`.length) ?? '';
+        return { ...executions.find((e) => e.name === name), input: JSON.stringify(inputs[name] ?? {}) };
+      }
       return { executions };
     },
   } as unknown as SFNClient;
@@ -89,6 +102,27 @@ describe('doctor: the last executions of the archive state machine (AWS mode)', 
       detail: 'no successful run for 27 h (more than 26 h)',
     });
     expect(noneResult).toMatchObject({ status: 'warning', detail: 'no execution yet' });
+  });
+
+  it('takes no dry run for a successful run: it succeeds having archived nothing, as the alarm does not count it', async () => {
+    // Prepare: the schedule's last run 50 h ago, an operator's dry runs since.
+    const { client } = sfnReturning(
+      [
+        run('plan-today', 'SUCCEEDED', 1),
+        run('plan-yesterday', 'SUCCEEDED', 25),
+        run('daily', 'SUCCEEDED', 50),
+      ],
+      { 'plan-today': { dryRun: true }, 'plan-yesterday': { database: 'app', dryRun: true } },
+    );
+
+    // Act
+    const result = await executionsCheck(awsDeps(client));
+
+    // Assess
+    expect(result).toMatchObject({
+      status: 'warning',
+      detail: 'no successful run for 50 h (more than 26 h)',
+    });
   });
 
   it('is skipped without a state machine ARN, and in local mode', async () => {
