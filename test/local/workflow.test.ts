@@ -190,11 +190,19 @@ describe('archive workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
   });
 
   it('a table without a usable key fails with a clear error and nothing is touched', async () => {
-    // Act
-    const run = await runLocalArchive(bed.local, { tables: ['public.keyless'] }, { retryIntervalScale: 0 });
+    // Prepare
+    const emitted = metricRecorder();
 
-    // Assess
+    // Act
+    const run = await runLocalArchive(
+      bed.local,
+      { tables: ['public.keyless'] },
+      { retryIntervalScale: 0, deps: emitted.wrap },
+    );
+
+    // Assess: a failed run, which the no-successful-run alarm does not count.
     expect(run.execution.status).toBe('FAILED');
+    expect(datapoints(noSuccessfulRunMetric(bed.local.config), run.execution, emitted)).toBe(0);
     expect(run.outcomes[0]?.error).toMatch(/^TableNotUsableError: .*has no primary key .*; set keyColumns/);
     const rows = await bed.db.client.query('SELECT count(*)::int AS n FROM public.keyless');
     expect(rows.rows[0].n).toBe(10);
