@@ -9,7 +9,11 @@ import { recordInFlight, renewLease, tableLabel, withdrawBatch } from '../shared
 import { manifestOf } from '../shared/batch/batch-manifest.js';
 import { batchTotals, forEachObject } from '../shared/batch/batch-objects.js';
 import { batchToActOn } from '../shared/batch/lifecycle.js';
-import { ArchiveIntegrityError, StorageUnavailableError } from '../shared/errors/step-errors.js';
+import {
+  ArchiveInColdStorageError,
+  ArchiveIntegrityError,
+  StorageUnavailableError,
+} from '../shared/errors/step-errors.js';
 import type { BatchObject } from '../shared/lock-table/table-state.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import type { VerifyInput, VerifyOutput } from './schema.js';
@@ -127,7 +131,7 @@ async function verifyObject(
   object: BatchObject,
   bound: {
     written?: Manifest;
-    committed?: Pick<InventoryEntry, 'lcMonetary' | 'manifestSha256'>;
+    committed?: Pick<InventoryEntry, 'lcMonetary' | 'manifestSha256' | 'pin' | 'figures'>;
     unvouched?: boolean;
   },
 ): Promise<
@@ -170,7 +174,19 @@ async function verifyObject(
   if (manifestProblems.length > 0)
     return fail(`manifest differs from the export: ${manifestProblems.join('; ')}`);
 
-  const opened = await deps.store.open(object.archiveKey);
+  const verified = {
+    manifestSha256: sidecar.manifestSha256,
+    manifestLcMonetary: manifest.lcMonetary ?? null,
+  };
+  let opened: Awaited<ReturnType<VerifyDeps['store']['open']>>;
+  try {
+    opened = await deps.store.open(object.archiveKey);
+  } catch (error) {
+    const pin =
+      error instanceof ArchiveInColdStorageError && (await committedVersion(deps, object, committed));
+    if (!pin) throw error;
+    return { pin, ...verified };
+  }
   if (!opened) return fail('object is missing');
   const { body, pin } = opened;
   const compressed = new ByteFigures();
@@ -205,5 +221,35 @@ async function verifyObject(
   const objectProblems = archiveProblems(sidecar, { recorded: expected, measured }).bytes;
   if (objectProblems.length > 0)
     return fail(`object differs from its manifest: ${objectProblems.join('; ')}`);
-  return { pin, manifestSha256: sidecar.manifestSha256, manifestLcMonetary: manifest.lcMonetary ?? null };
+  return { pin, ...verified };
+}
+
+/** The figures that say which rows an archive holds and what its bytes are. */
+const IDENTITY: readonly (keyof BatchObject['figures'])[] = [
+  'rowCount',
+  'contentSha256',
+  'compressedSha256',
+  'uncompressedBytes',
+  'compressedBytes',
+];
+
+/**
+ * The pin of an archive committed earlier that a lifecycle rule moved to GLACIER or DEEP_ARCHIVE since, when it is
+ * still the very object its commit verified: identical rows archived again under its key (restored into the table from
+ * that archive, whose restored copy S3 removed once its days ran out) could otherwise not be verified, and the table
+ * would fail every run until someone restored the archive from cold storage again. Its bytes were measured when that
+ * commit verified them, and an object keeps its ETag and version through a transition (S3 keeps a version's bytes as
+ * they were), so the object the inventory entry pins, with the entry's figures for the batch's rows, is taken as
+ * verified then. Anything else in cold storage (no pin recorded, another object, other figures) stays unverifiable.
+ */
+async function committedVersion(
+  deps: VerifyDeps,
+  object: BatchObject,
+  committed: Pick<InventoryEntry, 'pin' | 'figures'> | undefined,
+): Promise<ObjectPin | undefined> {
+  const pin = committed?.pin;
+  if (!pin || IDENTITY.some((figure) => committed.figures[figure] !== object.figures[figure]))
+    return undefined;
+  const head = await deps.store.head(object.archiveKey);
+  return head?.pin?.etag === pin.etag && head.pin.versionId === pin.versionId ? head.pin : undefined;
 }

@@ -1,10 +1,12 @@
-import { RestoreObjectCommand } from '@aws-sdk/client-s3';
+import { HeadObjectCommand, RestoreObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { validateCommand } from '../../cli/archives.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import {
   archiverTestbed,
+  assertNoLossNoDuplicates,
   compareRows,
+  fixedCutoffSql,
   moveToStorageClass,
   resolvedTable,
   s3ClientFor,
@@ -125,5 +127,45 @@ describe('archives in cold storage', () => {
       'restored',
     ]);
     expect(compareRows(original, present)).toEqual({ lost: 0, doubled: 0, extra: 0 });
+  });
+
+  it('archives the restored rows again once the archives they came from are cold again, without reading those', async () => {
+    // Prepare: the restored copies expired (S3 removes them after the days asked for), and the next run meets the
+    // archives of the restored rows, identical rows under the same keys, in GLACIER and DEEP_ARCHIVE again.
+    for (const [i, key] of coldKeys.entries())
+      await moveToStorageClass(bed.local, key, i === 0 ? 'GLACIER' : 'DEEP_ARCHIVE');
+    const cutoff = await fixedCutoffSql(bed.db.client);
+    const s3 = s3ClientFor(bed.local);
+
+    // Act
+    const run = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+    const eligible = await bed.db.client.query(
+      `SELECT count(*)::int AS n FROM public.${TABLE.name} WHERE created_at < ${cutoff}`,
+    );
+    const classes = [];
+    for (const Key of coldKeys)
+      classes.push(
+        (await s3.send(new HeadObjectCommand({ Bucket: bed.local.services.bucket, Key }))).StorageClass,
+      );
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack:
+        'restores rows into the archived table from archives restored from cold storage, whose restored copies expire before the next run archives the rows again',
+      held: run.execution.status === 'SUCCEEDED',
+    });
+
+    // Assess: each committed archive is taken as its commit verified it (the very object its inventory entry pins,
+    // with the entry's figures), unread; every eligible row is deleted again, and once the archives are restored
+    // from cold storage every row is in the table or in exactly one live archive.
+    expect(run.execution.status).toBe('SUCCEEDED');
+    expect(eligible.rows[0].n).toBe(0);
+    expect(classes).toEqual(['GLACIER', 'DEEP_ARCHIVE']);
+    for (const Key of coldKeys) {
+      await s3.send(
+        new RestoreObjectCommand({ Bucket: bed.local.services.bucket, Key, RestoreRequest: { Days: 2 } }),
+      );
+    }
+    await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
   });
 });
