@@ -172,12 +172,9 @@ export class ArchiveMonitoring extends Construct {
     const parent = props.archiveStateMachine;
     const child = props.archiveTableStateMachine;
 
+    // No alarm on ExecutionsTimedOut: the state machines set no execution timeout (each Task has its own, and a run's
+    // batches are bounded by maxBatchesPerRun), so no execution ends TIMED_OUT; a run that never ends is NoSuccessfulRun.
     alarm('ArchiveExecutionsFailed', parent.metricFailed(sum), 'an archive run (parent execution) failed');
-    alarm(
-      'ArchiveExecutionsTimedOut',
-      parent.metricTimedOut(sum),
-      'an archive run (parent execution) timed out',
-    );
     alarm(
       'ArchiveExecutionsAborted',
       parent.metricAborted(sum),
@@ -195,7 +192,6 @@ export class ArchiveMonitoring extends Construct {
         restore.metricFailed(sum),
         'a console restore failed or was incomplete',
       );
-      alarm('RestoreExecutionsTimedOut', restore.metricTimedOut(sum), 'a console restore timed out');
     }
     // No alarm on a function's Errors: the state machines invoke every function and retry its transient errors
     // (ReplicaLagError, DatabaseUnavailableError, …) up to 20 times, so one error is routine; an error that matters
@@ -335,7 +331,6 @@ export class ArchiveMonitoring extends Construct {
     const outcomes = (machine: sfn.IStateMachine) => [
       machine.metricSucceeded({ ...sum, label: 'succeeded' }),
       machine.metricFailed({ ...sum, label: 'failed' }),
-      machine.metricTimedOut({ ...sum, label: 'timed out' }),
       machine.metricAborted({ ...sum, label: 'aborted' }),
     ];
     this.dashboard.addWidgets(

@@ -177,11 +177,9 @@ describe('alarms', () => {
   type Case = [string, (synth: Synthesized) => Record<string, unknown>];
   const anyFailure: Case[] = [
     ['ArchiveExecutionsFailed', stateMachineAlarm('ExecutionsFailed', 'archive')],
-    ['ArchiveExecutionsTimedOut', stateMachineAlarm('ExecutionsTimedOut', 'archive')],
     ['ArchiveExecutionsAborted', stateMachineAlarm('ExecutionsAborted', 'archive')],
     ['ArchiveTableExecutionsFailed', stateMachineAlarm('ExecutionsFailed', 'archiveTable')],
     ['RestoreExecutionsFailed', restoreAlarm('ExecutionsFailed')],
-    ['RestoreExecutionsTimedOut', restoreAlarm('ExecutionsTimedOut')],
   ];
   const sustained: Case[] = [
     ...steps.map((step): Case => [`${title(step)}FunctionThrottles`, functionAlarm('Throttles', step)]),
@@ -230,6 +228,24 @@ describe('alarms', () => {
       });
     },
   );
+
+  it('none on timed-out executions, since no state machine sets an execution timeout (add the alarm with one)', () => {
+    // Prepare
+    const definitions = ['archive', 'archive-table', 'restore'].map((name) =>
+      JSON.parse(readFileSync(new URL(`../../statemachines/${name}.asl.json`, import.meta.url), 'utf8')),
+    );
+    // Act
+    const watched = Object.values(alarmsById(plain)).filter(
+      (alarm) => alarm.MetricName === 'ExecutionsTimedOut',
+    );
+    // Assess
+    expect(definitions.map((definition) => definition.TimeoutSeconds)).toEqual([
+      undefined,
+      undefined,
+      undefined,
+    ]);
+    expect(watched).toEqual([]);
+  });
 
   it('no alarm watches a function’s Errors: steps retry transient errors, and a lasting one fails its execution', () => {
     // Act
@@ -486,12 +502,7 @@ describe('dashboard', () => {
       expect([name, stats.sort()]).toEqual([name, ['Average', 'Maximum', 'p99']]);
     }
     for (const machine of [parent, child]) {
-      for (const outcome of [
-        'ExecutionsSucceeded',
-        'ExecutionsFailed',
-        'ExecutionsTimedOut',
-        'ExecutionsAborted',
-      ]) {
+      for (const outcome of ['ExecutionsSucceeded', 'ExecutionsFailed', 'ExecutionsAborted']) {
         expect(lines).toContainEqual(['AWS/States', outcome, 'StateMachineArn', machine, expect.anything()]);
       }
     }
