@@ -11,6 +11,28 @@ import { depsFromEnv } from './deps.js';
 export type DepsProvider = () => StepDeps;
 
 /**
+ * Characters of an error's message a step lets out. Lambda hands Step Functions the message twice (`errorMessage`,
+ * and the stack's first line), and a Catch puts that Cause in the state: a restore page holds one per archive that
+ * failed (restore-plan/groups.ts budgets 3 KB each), and a message that lists a wide table's columns would take the
+ * page past Step Functions' 256 KiB, failing the whole restore with States.DataLimitExceeded instead of naming why.
+ * A longer message is logged whole, then clipped.
+ */
+export const MAX_ERROR_MESSAGE_CHARS = 1000;
+
+function clipMessage(step: string, error: unknown): unknown {
+  if (!(error instanceof Error) || error.message.length <= MAX_ERROR_MESSAGE_CHARS) return error;
+  logger.error(`${step} failed with a message too long to hand on whole`, {
+    error: error.name,
+    wholeMessage: error.message,
+  });
+  const message = `${error.message.slice(0, MAX_ERROR_MESSAGE_CHARS)}…`;
+  const frames = (error.stack ?? '').split('\n').filter((line) => /^\s+at /.test(line));
+  error.message = message;
+  error.stack = [`${error.name}: ${message}`, ...frames].join('\n');
+  return error;
+}
+
+/**
  * A thin Lambda handler: validate the payload with the step's zod schema, hand it and the injected dependencies to
  * the pure core, validate what the core returns. `getDeps` is a factory so local mode and tests can inject theirs.
  */
@@ -21,14 +43,18 @@ export function stepHandler<I, O>(
   getDeps: DepsProvider = () => depsFromEnv(),
 ) {
   return middy(async (event: unknown, context: Context): Promise<O> => {
-    const input = schemas.input.safeParse(event);
-    if (!input.success)
-      throw new InvalidInputError(`${step} input is invalid:\n${formatIssues(input.error)}`);
-    const deps = getDeps();
-    const output = await core(input.data, {
-      ...deps,
-      remainingTimeMs: deps.remainingTimeMs ?? (() => context.getRemainingTimeInMillis()),
-    });
-    return schemas.output.parse(output);
+    try {
+      const input = schemas.input.safeParse(event);
+      if (!input.success)
+        throw new InvalidInputError(`${step} input is invalid:\n${formatIssues(input.error)}`);
+      const deps = getDeps();
+      const output = await core(input.data, {
+        ...deps,
+        remainingTimeMs: deps.remainingTimeMs ?? (() => context.getRemainingTimeInMillis()),
+      });
+      return schemas.output.parse(output);
+    } catch (error) {
+      throw clipMessage(step, error);
+    }
   }).use(injectLambdaContext(logger, { resetKeys: true }));
 }

@@ -521,7 +521,8 @@ describe('restorePages: the longest keys', () => {
 
     // Assess: the state after a page's Map holds its groups and an outcome per archive, as long as one can be: longer
     // than a failed result (a 1,000-character error, five warnings of 300: 2.6 KB and its key) is the outcome of an
-    // archive whose restore threw (its pointer and the Lambda error's cause, a message and a stack: 3 KB allowed).
+    // archive whose restore threw (its pointer and the Lambda error's cause: the message, which the step handler
+    // clips to 1,000 characters, twice, and the stack's frames: 4 KB allowed).
     expect(keysOf(pages)).toEqual(keys);
     for (const page of pages) {
       const groups = groupArchives(page.archives, 2);
@@ -530,7 +531,7 @@ describe('restorePages: the longest keys', () => {
           archives: [{ key, format }],
           status: 'failed',
           error: 'StorageUnavailableError',
-          cause: 'c'.repeat(3000),
+          cause: 'c'.repeat(4000),
         })),
       }));
       const state = JSON.stringify({ page: { groups, cursor: page.cursor, more: page.more }, results });

@@ -1,0 +1,110 @@
+import type { Context } from 'aws-lambda';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { z } from 'zod';
+import { InvalidInputError, TableNotUsableError } from '../../../../lambdas/shared/errors/step-errors.js';
+import { MAX_ERROR_MESSAGE_CHARS, stepHandler } from '../../../../lambdas/shared/runtime/handler.js';
+import type { StepDeps } from '../../../../lambdas/shared/step/step-deps.js';
+import { logger } from '../../../../lambdas/shared/telemetry/powertools.js';
+
+const context = {
+  functionName: 'audit-archiver-test',
+  functionVersion: '$LATEST',
+  invokedFunctionArn: 'arn:aws:lambda:us-east-1:123456789012:function:audit-archiver-test',
+  memoryLimitInMB: '256',
+  awsRequestId: 'request',
+  getRemainingTimeInMillis: () => 60_000,
+} as Context;
+
+/** What Lambda's Node.js runtime hands Step Functions as the Cause of a thrown error. */
+const causeOf = (error: Error) =>
+  JSON.stringify({
+    errorType: error.name,
+    errorMessage: error.message,
+    trace: (error.stack ?? '').split('\n'),
+  });
+
+const handlerThrowing = (error: Error) =>
+  stepHandler(
+    'test',
+    { input: z.object({ items: z.array(z.number()) }), output: z.object({}) },
+    async () => {
+      throw error;
+    },
+    () => ({}) as StepDeps,
+  );
+
+async function rejection(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error('the handler did not throw');
+}
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe('a step handler’s errors', () => {
+  it('clip a message that lists a wide table’s columns, keeping the name ASL matches and the stack’s frames', async () => {
+    // Prepare: a restore into a table of 2,000 columns lacking them all
+    const columns = Array.from({ length: 2000 }, (_, i) => `"column_${i}"`).join(', ');
+    const thrown = new TableNotUsableError(
+      `restore target "public"."wide" is not shaped like the archive: it lacks ${columns}`,
+    );
+
+    const whole = thrown.message;
+    const logged = vi.spyOn(logger, 'error').mockImplementation(() => undefined);
+
+    // Act
+    const error = await rejection(handlerThrowing(thrown)({ items: [] }, context));
+
+    // Assess: clipped, and logged whole
+    expect(logged).toHaveBeenCalledWith(expect.any(String), {
+      error: 'TableNotUsableError',
+      wholeMessage: whole,
+    });
+    expect(error).toBeInstanceOf(TableNotUsableError);
+    expect(error.name).toBe('TableNotUsableError');
+    expect(error.message).toBe(`${whole.slice(0, MAX_ERROR_MESSAGE_CHARS)}…`);
+    const [first, ...frames] = (error.stack ?? '').split('\n');
+    expect(first).toBe(`TableNotUsableError: ${error.message}`);
+    expect(frames.length).toBeGreaterThan(0);
+    expect(frames.every((frame) => /^\s+at /.test(frame))).toBe(true);
+    // The Cause holds the clipped message twice, JSON-escaped, beside the frames (70 KB with the whole message).
+    const framesBytes = Buffer.byteLength(JSON.stringify(frames));
+    expect(Buffer.byteLength(causeOf(error)) - framesBytes).toBeLessThan(3 * MAX_ERROR_MESSAGE_CHARS);
+  });
+
+  it('clip the issues of an input that fails validation in thousands of places', async () => {
+    vi.spyOn(logger, 'error').mockImplementation(() => undefined);
+
+    // Act
+    const error = await rejection(
+      handlerThrowing(new Error('never reached'))(
+        { items: Array.from({ length: 2000 }, () => 'x') },
+        context,
+      ),
+    );
+
+    // Assess
+    expect(error).toBeInstanceOf(InvalidInputError);
+    expect(error.message).toMatch(/^test input is invalid:\n/);
+    expect(error.message.length).toBe(MAX_ERROR_MESSAGE_CHARS + 1);
+  });
+
+  it('leave a message of ordinary length as it was thrown', async () => {
+    // Prepare
+    const thrown = new TableNotUsableError('restore target "public"."t" does not exist');
+    const stack = thrown.stack;
+
+    // Act
+    const error = await rejection(handlerThrowing(thrown)({ items: [] }, context));
+
+    // Assess
+    expect(error).toBe(thrown);
+    expect(error.message).toBe('restore target "public"."t" does not exist');
+    expect(error.stack).toBe(stack);
+  });
+});
