@@ -115,6 +115,7 @@ export class AuditArchiverStack extends Stack {
       archiveStateMachine: this.stateMachines.archive.stateMachine,
       archiveTableStateMachine: this.stateMachines.archiveTable.stateMachine,
       restoreStateMachine: this.restore.stateMachine.stateMachine,
+      deployment: this.lockTable.table.tableName,
       functions: {
         ...this.functions.byStep,
         restorePlan: this.restore.plan.function,

@@ -31,6 +31,11 @@ export interface ArchiveMonitoringProps {
    * @default - no restore alarms
    */
   readonly restoreStateMachine?: sfn.IStateMachine;
+  /**
+   * The deployment's name in the run metrics (`deployment` dimension): the lock table's name, which the functions
+   * read from LOCK_TABLE_NAME. Every stack in an account shares the metrics' namespace and service.
+   */
+  readonly deployment: string;
   /** The step functions by name (e.g. `export`); each gets an Errors and a Throttles alarm named after it. */
   readonly functions: Readonly<Record<string, lambda.IFunction>>;
   /**
@@ -67,7 +72,7 @@ const RUNBOOK_PATH = 'docs/runbook.md';
 
 /**
  * What operators watch: an SNS topic (customer-managed KMS key with rotation, TLS-only, email subscriptions) that
- * only this stack's CloudWatch alarms may publish to; alarms on failed, timed-out and aborted executions, on
+ * only this stack's CloudWatch alarms may publish to; alarms on failed and aborted executions, on
  * function errors and throttles, on verification failures and on "no successful run in N hours"; and a dashboard
  * of the archiver's custom metrics (totals and per table), step durations and execution outcomes.
  */
@@ -227,12 +232,16 @@ export class ArchiveMonitoring extends Construct {
     // by the hour, so: Sum of RunsSucceeded per hour, and alarm when all N of the last N hourly datapoints are below 1
     // (N-of-N). Not the parent's ExecutionsSucceeded: a dry run succeeds too, having archived nothing, and one a day
     // would keep the alarm quiet while the schedule starts no run. The summary step emits RunsSucceeded for a run that
-    // ends a success, and nothing for an hour without one, so missing data must count as breaching; one hour with a
-    // success makes the alarm OK again. CloudWatch allows Period x EvaluationPeriods up to seven days for hourly
-    // periods, hence N <= 168.
+    // ends a success, of its deployment (another stack's runs must not keep this one's alarm quiet), and nothing for an
+    // hour without one, so missing data must count as breaching; one hour with a success makes the alarm OK again.
+    // CloudWatch allows Period x EvaluationPeriods up to seven days for hourly periods, hence N <= 168.
+    const runsSucceeded = this.metric('RunsSucceeded', {
+      period: Duration.hours(1),
+      dimensionsMap: { service: SERVICE_NAME, deployment: props.deployment },
+    });
     this.noSuccessfulRunAlarm = alarm(
       'NoSuccessfulRun',
-      this.metric('RunsSucceeded', { period: Duration.hours(1) }),
+      runsSucceeded,
       `no archive run has succeeded in the last ${hours} hours`,
       {
         threshold: 1,
@@ -334,7 +343,14 @@ export class ArchiveMonitoring extends Construct {
       machine.metricAborted({ ...sum, label: 'aborted' }),
     ];
     this.dashboard.addWidgets(
-      this.graph('Runs (parent executions)', outcomes(parent), 12),
+      this.graph(
+        'Runs (parent executions)',
+        [
+          ...outcomes(parent),
+          runsSucceeded.with({ period: sum.period, label: 'runs that succeeded (no dry runs)' }),
+        ],
+        12,
+      ),
       this.graph('Tables (child executions)', outcomes(child), 12),
     );
     this.dashboard.addWidgets(

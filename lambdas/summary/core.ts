@@ -98,6 +98,6 @@ export async function summarizeRun(input: SummaryInput, deps: SummaryDeps): Prom
   await notify(summary, deps);
   // What the no-successful-run alarm watches (lib/monitoring.ts). Step Functions' ExecutionsSucceeded would count a
   // dry run too, which succeeds having archived nothing: runs by hand would hide a schedule that starts none.
-  if (runSucceeds(summary)) deps.telemetry.metric('RunsSucceeded', 'Count', 1);
+  if (runSucceeds(summary)) deps.telemetry.runMetric('RunsSucceeded', 'Count', 1);
   return summary;
 }

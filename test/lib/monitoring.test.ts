@@ -337,12 +337,15 @@ describe('alarms', () => {
       const synth = pick();
       // Act
       const alarm = alarmsById(synth).NoSuccessfulRun;
-      // Assess: hourly Sum of RunsSucceeded (the summary's, which a dry run never reaches; test/local/workflow) < 1 in
-      // all N of the last N hours (a window of N hours).
+      // Assess: hourly Sum of this deployment's RunsSucceeded (the summary's, which a dry run never reaches;
+      // test/local/workflow) < 1 in all N of the last N hours (a window of N hours).
       expect(alarm).toMatchObject({
         Namespace: 'AuditArchiver',
         MetricName: 'RunsSucceeded',
-        Dimensions: [{ Name: 'service', Value: 'audit-archiver' }],
+        Dimensions: expect.arrayContaining([
+          { Name: 'service', Value: 'audit-archiver' },
+          { Name: 'deployment', Value: { Ref: logicalId(synth.stack, synth.stack.lockTable.table) } },
+        ]),
         Statistic: 'Sum',
         Period: 3600,
         Threshold: 1,
@@ -487,7 +490,7 @@ describe('dashboard', () => {
     for (const [name, output] of Object.entries(outputs)) expect(output.Description, name).toMatch(/\w{4}/);
   });
 
-  it('graphs the step durations and the outcomes of both state machines', () => {
+  it('graphs the step durations, the outcomes of both state machines and the runs that succeeded', () => {
     // Prepare
     const parent = logicalId(plain.stack, plain.stack.stateMachines.archive.stateMachine);
     const child = logicalId(plain.stack, plain.stack.stateMachines.archiveTable.stateMachine);
@@ -506,6 +509,17 @@ describe('dashboard', () => {
         expect(lines).toContainEqual(['AWS/States', outcome, 'StateMachineArn', machine, expect.anything()]);
       }
     }
+    // The deployment's runs that succeeded (dry runs aside), what NoSuccessfulRun watches (the lock table's Ref reads
+    // here as its logical id).
+    expect(lines).toContainEqual([
+      'AuditArchiver',
+      'RunsSucceeded',
+      'deployment',
+      logicalId(plain.stack, plain.stack.lockTable.table),
+      'service',
+      'audit-archiver',
+      expect.objectContaining({ stat: 'Sum' }),
+    ]);
   });
 
   it('shows the state of every alarm', () => {

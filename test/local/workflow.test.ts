@@ -4,7 +4,6 @@ import { describe, expect, it } from 'vitest';
 import { ManifestSchema } from '../../lambdas/shared/archive/format.js';
 import type { DeploymentConfig } from '../../lambdas/shared/config/deployment-schema.js';
 import type { FaultPoint } from '../../lambdas/shared/step/step-deps.js';
-import type { MetricName } from '../../lambdas/shared/telemetry/metric-names.js';
 import { AuditArchiverStack } from '../../lib/audit-archiver-stack.js';
 import { runLocalArchive } from '../../local/run.js';
 import type { ExecutionResult } from '../../local/workflow.js';
@@ -21,18 +20,19 @@ import {
   tableLines,
 } from '../support/fixtures.js';
 
-/** The metric the NoSuccessfulRun alarm of the stack deployed from `config` watches. */
+/** The metric the NoSuccessfulRun alarm of the stack deployed from `config` watches, and its lock table's Ref. */
 function noSuccessfulRunMetric(config: DeploymentConfig): {
   Namespace: string;
   MetricName: string;
   Dimensions: { Name: string; Value: unknown }[];
+  lockTable: unknown;
 } {
   const app = projectApp();
   try {
     const stack = new AuditArchiverStack(app, 'AuditArchiver', { config });
     const alarm =
       Template.fromStack(stack).toJSON().Resources[logicalId(stack, stack.monitoring.noSuccessfulRunAlarm)];
-    return alarm.Properties;
+    return { ...alarm.Properties, lockTable: { Ref: logicalId(stack, stack.lockTable.table) } };
   } finally {
     rmSync(app.outdir, { recursive: true, force: true });
   }
@@ -40,8 +40,9 @@ function noSuccessfulRunMetric(config: DeploymentConfig): {
 
 /**
  * The datapoints one execution of the archive state machine gives `watched`: Step Functions counts every execution
- * that ends SUCCEEDED in the state machine's ExecutionsSucceeded; the functions' custom metrics are what they emitted
- * (each emission also goes to the total series, whose only dimension is `service`).
+ * that ends SUCCEEDED in the state machine's ExecutionsSucceeded; the functions' custom metrics are what they emitted.
+ * A run metric's series is the deployment's (service and deployment: the lock table's name, as
+ * test/lambdas/shared/telemetry/powertools.test.ts shows Powertools writes it).
  */
 function datapoints(
   watched: ReturnType<typeof noSuccessfulRunMetric>,
@@ -50,8 +51,13 @@ function datapoints(
 ): number {
   if (watched.Namespace === 'AWS/States')
     return watched.MetricName === 'ExecutionsSucceeded' && execution.status === 'SUCCEEDED' ? 1 : 0;
-  expect(watched.Dimensions.map((d) => d.Name)).toEqual(['service']);
-  return emitted.count(watched.MetricName as MetricName);
+  expect(watched.Dimensions).toEqual([
+    { Name: 'deployment', Value: watched.lockTable },
+    { Name: 'service', Value: 'audit-archiver' },
+  ]);
+  return emitted.metrics
+    .filter((metric) => metric.name === watched.MetricName && metric.run)
+    .reduce((sum, metric) => sum + metric.value, 0);
 }
 
 /**

@@ -170,6 +170,8 @@ export interface RecordedMetric {
   /** The table's; absent for a metric of the whole run. */
   database?: string;
   table?: string;
+  /** A metric of the whole run (runMetric), emitted with the deployment's dimension. */
+  run?: true;
 }
 
 /**
@@ -191,6 +193,10 @@ export function metricRecorder(): {
         metric(name, unit, value, label) {
           metrics.push({ name, value, ...label });
           deps.telemetry.metric(name, unit, value, label);
+        },
+        runMetric(name, unit, value) {
+          metrics.push({ name, value, run: true });
+          deps.telemetry.runMetric(name, unit, value);
         },
       },
     }),

@@ -132,7 +132,8 @@ export function depsFromEnv(
   }
   const { s3, ddb, secrets, sns } = processClients(env);
   const resolvedConfig = config;
-  const lockTable = new LockTableClient(ddb, required(env, 'LOCK_TABLE_NAME'));
+  const lockTableName = required(env, 'LOCK_TABLE_NAME');
+  const lockTable = new LockTableClient(ddb, lockTableName);
   return {
     config,
     store: new ArchiveStore(
@@ -169,7 +170,7 @@ export function depsFromEnv(
       }
       return db;
     },
-    telemetry: powertoolsTelemetry,
+    telemetry: powertoolsTelemetry(lockTableName),
     now: () => new Date(),
     fault,
     // The stack sets the topic; local mode sets the file (it has no SNS stand-in).

@@ -13,26 +13,37 @@ export const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName: 
 export interface Telemetry {
   info(message: string, fields?: Record<string, unknown>): void;
   warn(message: string, fields?: Record<string, unknown>): void;
-  /** A metric of `table`, or of the whole run when no table is given. */
+  /** A metric of `table`. */
   metric(
     name: MetricName,
     unit: 'Count' | 'Bytes' | 'Milliseconds' | 'Seconds',
     value: number,
-    table?: { database: string; table: string },
+    table: { database: string; table: string },
   ): void;
+  /** A metric of a whole run, of this deployment only. */
+  runMetric(name: MetricName, unit: 'Count', value: number): void;
 }
 
-export const powertoolsTelemetry: Telemetry = {
-  info: (message, fields) => logger.info(message, { ...fields }),
-  warn: (message, fields) => logger.warn(message, { ...fields }),
-  metric: (name, unit, value, table) => {
-    // Per table (database, table dimensions) and in total (service dimension only), so dashboards get both; a run's
-    // metric in total only.
-    if (table) {
+/**
+ * Telemetry through Powertools. `deployment` (the lock table's name) is the run metrics' `deployment` dimension:
+ * every stack in an account shares the namespace and service, and another deployment's successful runs must not keep
+ * this one's no-successful-run alarm quiet.
+ */
+export function powertoolsTelemetry(deployment: string): Telemetry {
+  return {
+    info: (message, fields) => logger.info(message, { ...fields }),
+    warn: (message, fields) => logger.warn(message, { ...fields }),
+    metric: (name, unit, value, table) => {
+      // Per table (database, table dimensions) and in total (service dimension only), so dashboards get both.
       const perTable = metrics.singleMetric();
       perTable.addDimensions({ database: table.database, table: table.table });
       perTable.addMetric(name, MetricUnit[unit], value);
-    }
-    metrics.singleMetric().addMetric(name, MetricUnit[unit], value);
-  },
-};
+      metrics.singleMetric().addMetric(name, MetricUnit[unit], value);
+    },
+    runMetric: (name, unit, value) => {
+      const ofRun = metrics.singleMetric();
+      ofRun.addDimensions({ deployment });
+      ofRun.addMetric(name, MetricUnit[unit], value);
+    },
+  };
+}

@@ -16,7 +16,12 @@ import { RunRecords } from '../../../lambdas/shared/lock-table/run-records.js';
 import { LockTableClient } from '../../../lambdas/shared/lock-table/table-client.js';
 import { type LocalServices, startLocalServices } from '../../../local/services.js';
 
-const silent = { info: () => undefined, warn: () => undefined, metric: () => undefined };
+const silent = {
+  info: () => undefined,
+  warn: () => undefined,
+  metric: () => undefined,
+  runMetric: () => undefined,
+};
 
 // Plan writes its run-started event and the config fingerprint into a local S3 and DynamoDB; what they hold is
 // checked in test/proofs/audit-trail.test.ts, here only the plan is.

@@ -144,6 +144,7 @@ describe('ApplicationLoad, against the real pg_stat_activity', () => {
           warn: (message: string, fields?: Record<string, unknown>) =>
             calls.push({ kind: 'warn', message, fields }),
           metric: (name: string) => calls.push({ kind: 'metric', message: name }),
+          runMetric: (name: string) => calls.push({ kind: 'run metric', message: name }),
         },
       };
     };
