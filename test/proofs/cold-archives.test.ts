@@ -1,4 +1,9 @@
-import { HeadObjectCommand, RestoreObjectCommand } from '@aws-sdk/client-s3';
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  RestoreObjectCommand,
+} from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { validateCommand } from '../../cli/archives.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
@@ -127,6 +132,55 @@ describe('archives in cold storage', () => {
       'restored',
     ]);
     expect(compareRows(original, present)).toEqual({ lost: 0, doubled: 0, extra: 0 });
+  });
+
+  it('refuses, unread, a cold archive a bucket writer replaced since its commit: the restored rows stay in the table', async () => {
+    // Prepare: the restored copies expired and the archives are cold again; a bucket writer put other bytes under one
+    // key, in GLACIER, with the archive's own metadata (what it held is kept, to put back afterwards).
+    const s3 = s3ClientFor(bed.local);
+    const Bucket = bed.local.services.bucket;
+    const [Key = ''] = coldKeys;
+    const head = await s3.send(new HeadObjectCommand({ Bucket, Key }));
+    const archived = await (
+      await s3.send(new GetObjectCommand({ Bucket, Key }))
+    ).Body?.transformToByteArray();
+    for (const [i, key] of coldKeys.entries())
+      await moveToStorageClass(bed.local, key, i === 0 ? 'GLACIER' : 'DEEP_ARCHIVE');
+    const put = (Body: Uint8Array) =>
+      s3.send(
+        new PutObjectCommand({
+          Bucket,
+          Key,
+          Body,
+          Metadata: head.Metadata,
+          ContentType: head.ContentType,
+          StorageClass: 'GLACIER',
+        }),
+      );
+    // Same length and metadata, one byte changed: what upload reads of it (HEAD) is the archive's.
+    const replaced = Uint8Array.from(archived ?? []);
+    replaced[replaced.length >> 1] = (replaced[replaced.length >> 1] ?? 0) ^ 0xff;
+    await put(replaced);
+    const before = await rowCount();
+
+    // Act
+    const run = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+    const after = await rowCount();
+    recordProof({
+      kind: 'threat',
+      actor: 'bucket writer',
+      attack:
+        'replaces a committed archive that is in cold storage, whose rows were restored into the table, before the next run archives them again',
+      held: run.execution.status !== 'SUCCEEDED' && after === before,
+    });
+    await put(archived ?? new Uint8Array());
+
+    // Assess: the replaced object is not the one the inventory entry pins (another ETag), so it is not taken as
+    // verified; the batch stops before its delete and no row leaves the table.
+    expect(run.outcomes.map((outcome) => [outcome.status, outcome.error])).toEqual([
+      ['failed', expect.stringMatching(/^ArchiveInColdStorageError: .* is in GLACIER/)],
+    ]);
+    expect(after).toBe(before);
   });
 
   it('archives the restored rows again once the archives they came from are cold again, without reading those', async () => {
