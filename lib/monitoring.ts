@@ -178,7 +178,8 @@ export class ArchiveMonitoring extends Construct {
     const child = props.archiveTableStateMachine;
 
     // No alarm on ExecutionsTimedOut: the state machines set no execution timeout (each Task has its own, and a run's
-    // batches are bounded by maxBatchesPerRun), so no execution ends TIMED_OUT; a run that never ends is NoSuccessfulRun.
+    // batches are bounded by maxBatchesPerRun), so only Step Functions' one-year limit could time one out; a run that
+    // does not end is NoSuccessfulRun.
     alarm('ArchiveExecutionsFailed', parent.metricFailed(sum), 'an archive run (parent execution) failed');
     alarm(
       'ArchiveExecutionsAborted',
