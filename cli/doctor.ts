@@ -381,7 +381,7 @@ async function tableChecks(
           : relation.relkind === 'p'
             ? // A partitioned table's index is invalid until every partition has one attached (CREATE INDEX ON ONLY).
               `the index that leads with "${shape.timestampColumn.name}", ${index.name}, is invalid: some partition has no index attached to it, and batches scan that partition whole; attach one (ALTER INDEX ... ATTACH PARTITION)`
-            : `the only index that leads with "${shape.timestampColumn.name}", ${index.name}, is invalid (a CREATE INDEX CONCURRENTLY that failed), so no query uses it and ${unindexed}: drop it and build it again`,
+            : `the index that leads with "${shape.timestampColumn.name}", ${index.name}, is invalid (a CREATE INDEX CONCURRENTLY that failed, or one still being built), so no query uses it and ${unindexed}: once no build is running (pg_stat_progress_create_index), drop it and build it again`,
     });
     return results;
   } catch (error) {

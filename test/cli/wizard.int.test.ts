@@ -210,12 +210,15 @@ describe('audit-archiver wizard: finds the audit tables of a database and writes
       INSERT INTO counted_parted SELECT g, CASE WHEN g % 2 = 0 THEN '2010-01-01'::timestamptz ELSE now() END
         FROM generate_series(1, 2000) g;
       ANALYZE counted_parted;`);
+    try {
+      // Act
+      const candidates = await discoverCandidates(db.client);
 
-    // Act
-    const candidates = await discoverCandidates(db.client);
-
-    // Assess
-    expect(candidates.find((c) => c.name === 'counted_parted')?.estimatedRows).toBe(2000);
+      // Assess
+      expect(candidates.find((c) => c.name === 'counted_parted')?.estimatedRows).toBe(2000);
+    } finally {
+      await db.client.query('DROP TABLE counted_parted');
+    }
   });
 
   it('calls a timestamp column whose only index a failed CREATE INDEX CONCURRENTLY left invalid not indexed', async () => {

@@ -20,13 +20,25 @@ import {
   tableLines,
 } from '../support/fixtures.js';
 
-/** The metric the NoSuccessfulRun alarm of the stack deployed from `config` watches, and its lock table's Ref. */
-function noSuccessfulRunMetric(config: DeploymentConfig): {
+interface WatchedMetric {
   Namespace: string;
   MetricName: string;
   Dimensions: { Name: string; Value: unknown }[];
   lockTable: unknown;
-} {
+}
+/** Synthesized once per config: a stack takes seconds of CPU. */
+const watchedByConfig = new WeakMap<DeploymentConfig, WatchedMetric>();
+
+/** The metric the NoSuccessfulRun alarm of the stack deployed from `config` watches, and its lock table's Ref. */
+function noSuccessfulRunMetric(config: DeploymentConfig): WatchedMetric {
+  const known = watchedByConfig.get(config);
+  if (known) return known;
+  const watched = synthesizedMetric(config);
+  watchedByConfig.set(config, watched);
+  return watched;
+}
+
+function synthesizedMetric(config: DeploymentConfig): WatchedMetric {
   const app = projectApp();
   try {
     const stack = new AuditArchiverStack(app, 'AuditArchiver', { config });
