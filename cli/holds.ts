@@ -7,7 +7,7 @@ import { resolveTable } from '../lambdas/shared/config/resolved-table.js';
 import type { ArchiverConfig } from '../lambdas/shared/config/schema.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import type { Hold, LegalHolds } from '../lambdas/shared/lock-table/legal-holds.js';
-import { appendAuditEvent } from '../lambdas/shared/telemetry/audit-trail.js';
+import { appendAuditEvent, auditEventId } from '../lambdas/shared/telemetry/audit-trail.js';
 import { requireCalendarDays } from './archives.js';
 import { type SafeText, safeJson, safeLine, safeLines } from './output.js';
 
@@ -27,11 +27,13 @@ async function audit(
   database: string,
   table: string,
   details: Record<string, string | number | null>,
+  id?: string,
 ): Promise<void> {
   await appendAuditEvent(
     ctx.store,
     { prefix: ctx.config.s3.prefix, kmsKeyId: ctx.config.s3.kmsKeyId },
     {
+      ...(id ? { id } : {}),
       kind: 'legal-hold-changed',
       time: (ctx.now?.() ?? new Date()).toISOString(),
       actor: ctx.actor,
@@ -76,12 +78,24 @@ export async function setHold(
 export const configHold = (config: ArchiverConfig, database: string, table: string): string | undefined =>
   resolveTable(config, database, table).governance.configHold;
 
-/** Lifts an operator's hold; a hold written in the config stays until the config changes. */
+/**
+ * Lifts an operator's hold; a hold written in the config stays until the config changes. The event is written before
+ * the hold goes: cleared first, a clear whose event could not be written left no hold for the command run again to
+ * find, and so no trace in the trail. A clear that fails after its event leaves the table held, and run again writes
+ * the same event id (the hold's), which readers keep once.
+ */
 export async function clearHold(ctx: HoldContext, database: string, table: string): Promise<boolean> {
   resolveTable(ctx.config, database, table);
-  const cleared = await ctx.holds.clear(database, table);
-  if (cleared) await audit(ctx, database, table, { action: 'hold-cleared', scope: 'table', reason: null });
-  return cleared;
+  const held = await ctx.holds.get(database, table);
+  if (!held) return false;
+  await audit(
+    ctx,
+    database,
+    table,
+    { action: 'hold-cleared', scope: 'table', reason: null },
+    auditEventId('hold-cleared', database, table, held.setAt),
+  );
+  return ctx.holds.clear(database, table);
 }
 
 /** The holds as lines for a person, or with `json` as one JSON array (empty when there is none) for a script. */

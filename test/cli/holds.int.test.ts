@@ -1,8 +1,8 @@
 import { PutObjectCommand, PutObjectLegalHoldCommand, type S3Client } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
-import { type HoldContext, setHold, setObjectLegalHold } from '../../cli/holds.js';
+import { clearHold, type HoldContext, setHold, setObjectLegalHold } from '../../cli/holds.js';
 import { manifestKeyFor, tablePrefix } from '../../lambdas/shared/archive/format.js';
-import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
+import { ConfigError, StorageUnavailableError } from '../../lambdas/shared/errors/step-errors.js';
 import { listAuditEvents } from '../../lambdas/shared/telemetry/audit-trail.js';
 import { archiverTestbed, s3ClientFor } from '../support/fixtures.js';
 
@@ -138,6 +138,35 @@ describe('audit-archiver legal-hold place|lift and hold set', () => {
     await expect(lifting).rejects.toThrow(/app\/public\.events is under legal hold \(case 7\)/);
     expect(sent).toEqual([]);
     await bed.local.deps().holds.clear('app', 'public.events');
+  });
+
+  it('records a hold clear whose audit event could not be written when the clear is run again, and only once', async () => {
+    // Prepare: a held table, and a bucket that refuses the audit event of the first clear
+    const since = new Date().toISOString();
+    await setHold(context(), 'app', 'public.events', 'case 9');
+    const store = bed.local.deps().store;
+    const refusing = Object.assign(Object.create(store) as typeof store, {
+      putTextOnce: async () => {
+        throw new Error('S3 unavailable');
+      },
+    });
+
+    // Act: the clear fails on its event, and the operator runs it again
+    const failed = clearHold({ ...context(), store: refusing }, 'app', 'public.events');
+    await expect(failed).rejects.toThrow(StorageUnavailableError);
+    const held = await bed.local.deps().holds.list();
+    const again = await clearHold(context(), 'app', 'public.events');
+
+    // Assess: the failed clear left the hold in place (before, it was gone, and the second clear found none and
+    // recorded nothing: a hold lifted with no trace in the audit trail); the second clears it and records it once
+    expect(held).toMatchObject([{ table: 'public.events', reason: 'case 9' }]);
+    expect(again).toBe(true);
+    expect(await bed.local.deps().holds.list()).toEqual([]);
+    const events = await listAuditEvents(store, 'archive/', { kinds: ['legal-hold-changed'], since });
+    expect(events.map((e) => [e.table, e.actor, e.details.action])).toEqual([
+      ['public.events', 'test-operator', 'hold-set'],
+      ['public.events', 'test-operator', 'hold-cleared'],
+    ]);
   });
 
   it('refuses bad input naming what is wrong', async () => {
