@@ -8,6 +8,7 @@ import {
   assertNoLossNoDuplicates,
   resolvedTable,
   seedEvents,
+  TODAY_UTC_SQL,
   tableLines,
 } from '../support/fixtures.js';
 
@@ -94,5 +95,48 @@ describe('legal hold through the real local workflow', () => {
     expect(await count('held')).toBe(20);
     expect(await count('midrun')).toBe(20);
     expect(await bed.local.deps().holds.list()).toEqual([]);
+  });
+});
+
+describe('legal hold on a partition the config lists beside its partitioned table', () => {
+  const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
+  const bed = archiverTestbed(
+    async (db) => {
+      // Every row older than 40 days is in whole_old; the 30-day retention makes all of them eligible.
+      await db.client.query(`
+        CREATE TABLE public.whole (id bigserial, created_at timestamptz NOT NULL, actor text NOT NULL,
+                                   PRIMARY KEY (id, created_at)) PARTITION BY RANGE (created_at);
+        CREATE TABLE public.whole_old PARTITION OF public.whole FOR VALUES FROM (MINVALUE) TO (${TODAY_UTC_SQL} - interval '40 days');
+        CREATE TABLE public.whole_new PARTITION OF public.whole DEFAULT;
+        INSERT INTO public.whole (created_at, actor)
+        SELECT ${TODAY_UTC_SQL} - g * interval '3 hours', 'user_' || g % 7 FROM generate_series(1, 60 * 8) AS g;`);
+    },
+    [spec('whole'), spec('whole_old')],
+  );
+
+  it('keeps the held partition’s rows: the partitioned table is refused, naming the hold', async () => {
+    // Prepare: the partition is held, the partitioned table it belongs to is not
+    const partition = resolvedTable(spec('whole_old'));
+    const original = await tableLines(bed.db.client, partition);
+    const deps = bed.local.deps();
+    await setHold(
+      { config: bed.local.config, holds: deps.holds, store: deps.store, actor: 'test-operator' },
+      'app',
+      'public.whole_old',
+      'case 2025-31',
+    );
+
+    // Act
+    const run = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+
+    // Assess: before, whole archived and deleted every row of whole_old while the partition was reported held
+    const outcomes = new Map(run.outcomes.map((o) => [o.table, o]));
+    expect(outcomes.get('public.whole_old')).toMatchObject({ status: 'held' });
+    expect(outcomes.get('public.whole')).toMatchObject({ status: 'failed', rowsArchived: 0 });
+    expect(outcomes.get('public.whole')?.error).toMatch(
+      /^TableNotUsableError: table "public"."whole" in database app holds the partition "public"."whole_old", which is under legal hold \(set .* by test-operator\): case 2025-31: /,
+    );
+    expect(original.length).toBeGreaterThan(0);
+    expect(await tableLines(bed.db.client, partition)).toEqual(original);
   });
 });
