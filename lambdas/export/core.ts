@@ -30,11 +30,10 @@ import {
   tableLocation,
 } from '../shared/batch/batch.js';
 import { batchSpan, batchTotals, MAX_OBJECTS_PER_BATCH, RecordRoom } from '../shared/batch/batch-objects.js';
-import { activeHold } from '../shared/batch/holds.js';
+import { activeHold, refuseHeldPartition } from '../shared/batch/holds.js';
 import { checkSchemaDrift } from '../shared/batch/schema-drift.js';
 import { ApplicationLoad, batchRowLimit, checkReplicaLag, vacuumTable } from '../shared/batch/throttle.js';
-import { findDatabase, resolveTable, resolveTableIfConfigured } from '../shared/config/resolved-table.js';
-import { tableRef } from '../shared/config/schema.js';
+import { findDatabase, resolveTable } from '../shared/config/resolved-table.js';
 import { abandonConnection, type Database, inReadOnlyTransaction } from '../shared/database/db.js';
 import { describeTable, type TableShape } from '../shared/database/table-shape.js';
 import { batchPredicateSql, rawBytesSql, rowValuesCopySql } from '../shared/database/table-sql.js';
@@ -655,48 +654,6 @@ function summary(
     compressedBytes: totals.compressedBytes,
     uncompressedBytes: totals.uncompressedBytes,
   };
-}
-
-/**
- * A partitioned table's rows are its partitions' rows: a partition the config lists beside it and holds (the
- * partition's entry, or `hold set` on it, which the lock step reports as held) would have its rows archived and
- * deleted with the partitioned table's all the same. The partitioned table is refused, nothing exported, naming the
- * hold; held too, it is skipped as held. The lock table is read only for a configured partition (a config the
- * partition's own runs refuse), so this costs a table without one no call outside the transaction.
- */
-async function refuseHeldPartition(
-  deps: Pick<StepDeps, 'config' | 'holds'>,
-  client: pg.ClientBase,
-  database: string,
-  shape: Pick<TableShape, 'schema' | 'name' | 'partitioned'>,
-): Promise<void> {
-  if (!shape.partitioned) return;
-  const db = findDatabase(deps.config, database);
-  const others = db.tables.filter((t) => t.schema !== shape.schema || t.name !== shape.name);
-  if (others.length === 0) return;
-  const partitions = await client.query<{ schema: string; name: string }>(
-    `SELECT n.nspname AS schema, c.relname AS name
-       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-      WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-        AND EXISTS (SELECT 1 FROM pg_catalog.pg_partition_ancestors(c.oid) AS a
-                      JOIN pg_catalog.pg_class p ON p.oid = a.relid
-                      JOIN pg_catalog.pg_namespace s ON s.oid = p.relnamespace
-                     WHERE s.nspname = $3 AND p.relname = $4)`,
-    [others.map((t) => t.schema), others.map((t) => t.name), shape.schema, shape.name],
-  );
-  for (const partition of partitions.rows) {
-    const ref = tableRef(partition);
-    const hold = await activeHold(
-      deps,
-      database,
-      ref,
-      resolveTableIfConfigured(deps.config, database, ref)?.governance.configHold,
-    );
-    if (hold)
-      throw new TableNotUsableError(
-        `table "${shape.schema}"."${shape.name}" in database ${database} holds the partition "${partition.schema}"."${partition.name}", which is under ${hold}: its rows would be archived and deleted with the table's; nothing was archived (put "${shape.schema}"."${shape.name}" under legal hold too)`,
-      );
-  }
 }
 
 /**

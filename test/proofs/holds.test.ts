@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { clearHold, type HoldContext, setHold } from '../../cli/holds.js';
+import { planExitCode, planLocally } from '../../cli/plan.js';
 import { listAuditEvents } from '../../lambdas/shared/telemetry/audit-trail.js';
 import type { SummaryOutput } from '../../lambdas/summary/schema.js';
 import { runLocalArchive } from '../../local/run.js';
@@ -127,8 +128,17 @@ describe('legal hold on a partition the config lists beside its partitioned tabl
     );
 
     // Act
+    const plan = await planLocally(bed.local, {});
     const run = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
 
+    // Assess: the plan says what the run does
+    const planned = new Map(plan.tables.map((t) => [t.table, t]));
+    expect(planned.get('public.whole_old')).toMatchObject({ action: 'held' });
+    expect(planned.get('public.whole')).toMatchObject({
+      action: 'unusable',
+      error: expect.stringContaining('holds the partition "public"."whole_old", which is under legal hold'),
+    });
+    expect(planExitCode(plan)).toBe(1);
     // Assess: before, whole archived and deleted every row of whole_old while the partition was reported held
     const outcomes = new Map(run.outcomes.map((o) => [o.table, o]));
     expect(outcomes.get('public.whole_old')).toMatchObject({ status: 'held' });

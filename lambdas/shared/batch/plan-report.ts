@@ -15,7 +15,7 @@ import {
 import { ArchiverError } from '../errors/step-errors.js';
 import type { StepDeps } from '../step/step-deps.js';
 import { batchesForDays } from './batch-objects.js';
-import { activeHold } from './holds.js';
+import { activeHold, refuseHeldPartition } from './holds.js';
 
 /**
  * Compressed/uncompressed size assumed for gzip of JSON lines when a table has no archive yet to measure. 0.15 is
@@ -155,7 +155,12 @@ async function planTable(deps: PlanReportDeps, { table, cutoff }: PlannedTable):
         await client.query(`SET LOCAL statement_timeout = ${left}`);
       };
       try {
-        return await inReadOnlyTransaction(client, () => countEligible(client, table, cutoff, state, bound));
+        // A held partition's rows the run would not take with this table's: it refuses the table (unusable).
+        const refuse = (shape: TableShape) =>
+          hold ? Promise.resolve() : refuseHeldPartition(deps, client, database, shape);
+        return await inReadOnlyTransaction(client, () =>
+          countEligible(client, table, cutoff, state, bound, refuse),
+        );
       } catch (error) {
         // query_canceled: the budget's statement_timeout (or an operator's cancel) ended the count.
         if (deadline !== undefined && (error as { code?: string }).code === '57014') return undefined;
@@ -202,9 +207,11 @@ async function countEligible(
   cutoff: string,
   state: { totalRows: number; totalBytes: number },
   bound: () => Promise<void>,
+  refuse: (shape: TableShape) => Promise<void>,
 ) {
   await bound();
   const shape = await describeTable(client, table);
+  await refuse(shape);
   await bound();
   const window = eligibleWindowSql(shape, cutoff, table.objectSpan);
   const instant = timestampAsInstantSql(shape);
