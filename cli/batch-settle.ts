@@ -79,8 +79,9 @@ export async function settleBatch(
   let broken = '';
   if (state.owner && state.token !== undefined && !expired) {
     const lease = { owner: state.owner, token: state.token };
+    // Recorded before it is released, as lease break records it.
+    await auditLeaseBroken(ctx, database, table, { ...lease, inFlight: seen.stage }, ctx.now());
     if (await ctx.locks.release(database, table, lease)) {
-      await auditLeaseBroken(ctx, database, table, { ...lease, inFlight: seen.stage }, ctx.now());
       broken = `; the lease of ${lease.owner}, whose run is over, was broken all the same (in the audit trail)`;
     }
   }

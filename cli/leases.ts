@@ -9,7 +9,7 @@ import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import type { LeaseStore } from '../lambdas/shared/lock-table/lease-store.js';
 import type { LegalHolds } from '../lambdas/shared/lock-table/legal-holds.js';
 import type { LatestOutcomes, RunRecords } from '../lambdas/shared/lock-table/run-records.js';
-import { appendAuditEvent } from '../lambdas/shared/telemetry/audit-trail.js';
+import { appendAuditEvent, auditEventId } from '../lambdas/shared/telemetry/audit-trail.js';
 import { type SafeText, safeLines } from './output.js';
 import { formatNumber } from './report.js';
 
@@ -247,15 +247,22 @@ export async function breakLease(ctx: LeaseContext, database: string, table: str
       broken: false,
       reason: `${state.owner} is still running: stop that execution first, or let it end (it releases the lease)`,
     };
+  const inFlight = state.inFlight?.stage;
+  // Recorded before it is released: released first, a break whose event could not be written left no lease for the
+  // command run again to find, and so no trace in the trail (see auditLeaseBroken).
+  await auditLeaseBroken(ctx, database, table, { owner: state.owner, token: state.token, inFlight }, now);
   const released = await ctx.leases.release(database, table, { owner: state.owner, token: state.token });
   if (!released)
     return { broken: false, reason: `the lease changed hands while it was being broken; run status again` };
-  const inFlight = state.inFlight?.stage;
-  await auditLeaseBroken(ctx, database, table, { owner: state.owner, token: state.token, inFlight }, now);
   return { broken: true, owner: state.owner, ...(inFlight ? { inFlight } : {}) };
 }
 
-/** The audit event of a lease released before it expired, its holder gone: `lease break`, or `batch settle`. */
+/**
+ * The audit event of a lease released before it expired, its holder gone: `lease break`, or `batch settle`. Written
+ * before the release, under an id of the lease (owner and fencing token): a command that fails between the two and
+ * is run again, or two at once, write the same id, which readers keep once. The release is conditioned on that
+ * owner and token, and a holder found gone does not release it itself.
+ */
 export async function auditLeaseBroken(
   ctx: Pick<LeaseContext, 'store' | 'config' | 'actor'>,
   database: string,
@@ -267,6 +274,7 @@ export async function auditLeaseBroken(
     ctx.store,
     { prefix: ctx.config.s3.prefix, kmsKeyId: ctx.config.s3.kmsKeyId },
     {
+      id: auditEventId('lease-broken', database, table, lease.owner, String(lease.token)),
       kind: 'lease-broken',
       time: now.toISOString(),
       actor: ctx.actor,

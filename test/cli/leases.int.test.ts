@@ -197,6 +197,38 @@ describe('status, lease break and run: a crashed run’s lease, and the deployed
     expect(await bed.local.deps().locks.release('app', 'public.others', taken.lease)).toBe(true);
   });
 
+  it('records a lease break whose audit event could not be written when the break is run again, and only once', async () => {
+    // Prepare: a dead holder's lease, and a bucket that refuses the audit event of the first break
+    const since = new Date().toISOString();
+    const owner = `${DEAD_HOLDER}-unrecorded`;
+    const taken = await bed.local.deps().locks.acquire('app', 'public.others', owner, 3600);
+    if (!taken.acquired) throw new Error('setup: lease');
+    const ctx = context(async () => false);
+    const refusing = Object.assign(Object.create(ctx.store) as typeof ctx.store, {
+      putTextOnce: async () => {
+        throw new Error('S3 unavailable');
+      },
+    });
+
+    // Act: the break fails on its event, and the operator runs it again
+    const failed = breakLease({ ...ctx, store: refusing }, 'app', 'public.others');
+    await expect(failed).rejects.toMatchObject({ name: 'StorageUnavailableError' });
+    const held = (await bed.local.deps().locks.get('app', 'public.others')).owner;
+    const again = await breakLease(ctx, 'app', 'public.others');
+
+    // Assess: the failed break left the lease as it was (before, it was released, and the second break found no
+    // lease and recorded nothing: a lease broken with no trace in the audit trail); the second breaks it, once
+    expect(held).toBe(owner);
+    expect(again).toMatchObject({ broken: true, owner });
+    const events = await listAuditEvents(ctx.store, bed.local.config.s3.prefix, {
+      kinds: ['lease-broken'],
+      since,
+    });
+    expect(events.map((e) => [e.table, e.actor, e.details.owner])).toEqual([
+      ['public.others', 'ops@example.com', owner],
+    ]);
+  });
+
   it('AWS mode: run starts the deployed archive machine and follows it; lease break asks Step Functions whether the holder runs', async () => {
     // Prepare: the run is held after its first export, while its table's child execution holds the lease
     const client = await sfn();
