@@ -14,7 +14,7 @@ import { quoteIdent, rowSourceSql } from '../lambdas/shared/database/table-sql.j
 import { BatchOutcomeUnknownError, DeleteInProgressError } from '../lambdas/shared/errors/step-errors.js';
 import type { BatchObject, InFlight, Lease } from '../lambdas/shared/lock-table/table-state.js';
 import type { StepDeps } from '../lambdas/shared/step/step-deps.js';
-import { appendAuditEvent } from '../lambdas/shared/telemetry/audit-trail.js';
+import { appendAuditEvent, auditEventId } from '../lambdas/shared/telemetry/audit-trail.js';
 import { type InterruptHooks, releasingOnInterrupt } from './interrupt.js';
 import { auditLeaseBroken, isOperatorOwner, operatorOwner } from './leases.js';
 
@@ -138,30 +138,33 @@ async function settleUnderLease(
           `${missing} archived rows of the batch are not in the table: withdrawing its archives would lose them; settle it as committed`,
         );
       }
-      await withdrawBatch(ctx, task, inFlight, 'rows-changed');
-    } else {
-      await recordCommitted(ctx, task, inFlight);
     }
+    // Recorded before the batch is settled: settled first, a settle whose event could not be written left no batch
+    // for the command run again to find, and so no trace of the operator's decision in the trail. Its id is the
+    // batch's and the claim's: run again after a failure between the two, it is written again and read once.
+    await appendAuditEvent(
+      ctx.store,
+      { prefix: ctx.config.s3.prefix, kmsKeyId: ctx.config.s3.kmsKeyId },
+      {
+        id: auditEventId('batch-settled', database, table, inFlight.batchId, as),
+        kind: 'batch-settled',
+        time: ctx.now().toISOString(),
+        actor: ctx.actor,
+        database,
+        table,
+        details: {
+          batchId: inFlight.batchId,
+          as,
+          objects: inFlight.objects.length,
+          rows: batchTotals(inFlight).rowCount,
+        },
+      },
+    );
+    if (as === 'aborted') await withdrawBatch(ctx, task, inFlight, 'rows-changed');
+    else await recordCommitted(ctx, task, inFlight);
   } finally {
     await ctx.locks.release(database, table, lease);
   }
-  await appendAuditEvent(
-    ctx.store,
-    { prefix: ctx.config.s3.prefix, kmsKeyId: ctx.config.s3.kmsKeyId },
-    {
-      kind: 'batch-settled',
-      time: ctx.now().toISOString(),
-      actor: ctx.actor,
-      database,
-      table,
-      details: {
-        batchId: inFlight.batchId,
-        as,
-        objects: inFlight.objects.length,
-        rows: batchTotals(inFlight).rowCount,
-      },
-    },
-  );
   return { settled: true, as, objects: inFlight.objects.length, rows: batchTotals(inFlight).rowCount };
 }
 

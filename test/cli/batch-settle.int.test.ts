@@ -29,6 +29,7 @@ const TABLES = [
   'legal',
   'refused_dead',
   'interrupted',
+  'unrecorded',
 ];
 
 describe('batch settle: a batch whose delete no step can settle, decided by an operator', () => {
@@ -205,6 +206,37 @@ describe('batch settle: a batch whose delete no step can settle, decided by an o
       ...(await readLiveArchives(bed.local, 'public', 'gone')).flatMap((a) => a.lines),
     ];
     expect(compareRows(original, present)).toMatchObject({ lost: 0, extra: 0 });
+  });
+
+  it('records a settle whose audit event could not be written when the settle is run again, and only once', async () => {
+    // Prepare: a batch no step can settle, and a bucket that refuses the audit event of the first settle
+    await unknownOutcome(
+      'unrecorded',
+      'DELETE FROM public.unrecorded WHERE id = (SELECT min(id) FROM public.unrecorded)',
+    );
+    const since = new Date().toISOString();
+    const ctx = context();
+    const refusing = Object.assign(Object.create(ctx.store) as typeof ctx.store, {
+      putTextOnce: async () => {
+        throw new Error('S3 unavailable');
+      },
+    });
+
+    // Act: the settle fails on its event, and the operator runs it again
+    const failed = settleBatch({ ...ctx, store: refusing }, 'app', 'public.unrecorded', 'committed');
+    await expect(failed).rejects.toMatchObject({ name: 'StorageUnavailableError' });
+    const again = await settleBatch(ctx, 'app', 'public.unrecorded', 'committed');
+
+    // Assess: before, the first settle committed the batch and the second found none in flight and recorded
+    // nothing: an operator's decision that the batch's rows were deleted, with no trace in the audit trail
+    expect(again).toMatchObject({ settled: true, as: 'committed' });
+    const events = await listAuditEvents(ctx.store, bed.local.config.s3.prefix, {
+      kinds: ['batch-settled'],
+      since,
+    });
+    expect(events.map((e) => [e.table, e.actor, e.details.as])).toEqual([
+      ['public.unrecorded', 'ops@example.com', 'committed'],
+    ]);
   });
 
   it('another operator’s settle holds the table while its lease lasts; once it expired (that command died) settle goes on', async () => {
