@@ -71,8 +71,9 @@ export class RestoreWorkflow extends Construct {
     // The table's committed archives, one paginated Query, which the listing must hold; a list page reads the entries
     // of the archives of a day several runs archived (their commit order) by key.
     lockTable.grant(this.plan, ['inventory'], 'Query', 'BatchGetItem');
-    // The source table's batch in flight, whose archives a restore leaves out (their rows were never deleted).
-    lockTable.grant(this.plan, ['tableState'], 'GetItem');
+    // The source table's batch in flight, whose archives a restore leaves out (their rows were never deleted), and
+    // the target's legal hold, which refuses strategy overwrite.
+    lockTable.grant(this.plan, ['tableState', 'holds'], 'GetItem');
 
     this.file = new ArchiverFunction(this, 'File', { step: 'restore-file', ...shared, ...LONG_STEP });
     functions.databaseSecrets.grantRead(this.file);

@@ -654,13 +654,14 @@ describe('restore function roles', () => {
 
     // Act & Assess
     // The plan compares the listing with the table's committed archives (one Query of the inventory) and leaves out
-    // the archives of the source table's batch in flight (one read of its lease item).
+    // the archives of the source table's batch in flight (one read of its lease item); it reads the target's legal
+    // hold, which refuses strategy overwrite.
     expect(leadingKeys('plan')).toEqual([
       [
         ['dynamodb:BatchGetItem', 'dynamodb:Query'],
         ['ARCHIVES#billing#*', 'ARCHIVES#crm#*'],
       ],
-      [['dynamodb:GetItem'], ['TABLE#billing#*', 'TABLE#crm#*']],
+      [['dynamodb:GetItem'], ['TABLE#billing#*', 'TABLE#crm#*', 'HOLDS']],
     ]);
     expect(leadingKeys('file')).toEqual([
       [

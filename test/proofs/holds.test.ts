@@ -3,7 +3,7 @@ import { clearHold, type HoldContext, setHold } from '../../cli/holds.js';
 import { planExitCode, planLocally } from '../../cli/plan.js';
 import { listAuditEvents } from '../../lambdas/shared/telemetry/audit-trail.js';
 import type { SummaryOutput } from '../../lambdas/summary/schema.js';
-import { runLocalArchive } from '../../local/run.js';
+import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
@@ -96,6 +96,39 @@ describe('legal hold through the real local workflow', () => {
     expect(await count('held')).toBe(20);
     expect(await count('midrun')).toBe(20);
     expect(await bed.local.deps().holds.list()).toEqual([]);
+  });
+
+  it('refuses a restore with strategy overwrite into a held table before writing anything; skip adds rows back', async () => {
+    // Prepare: free's 4 old rows are archived; the table is held.
+    await setHold(context(), 'app', 'public.free', 'case 2025-18');
+    const before = await tableLines(bed.db.client, resolvedTable(spec('free')));
+
+    // Act
+    const overwrite = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.free', strategy: 'overwrite' },
+      { retryIntervalScale: 0 },
+    );
+    const afterOverwrite = await tableLines(bed.db.client, resolvedTable(spec('free')));
+    const skip = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.free', strategy: 'skip' },
+      { retryIntervalScale: 0 },
+    );
+    const afterSkip = await count('free');
+    await clearHold(context(), 'app', 'public.free');
+
+    // Assess
+    expect([overwrite.execution.status, overwrite.execution.error?.name]).toEqual([
+      'FAILED',
+      'TableNotUsableError',
+    ]);
+    expect(overwrite.execution.error?.message).toMatch(
+      /"public"\."free" in database app is under legal hold \(set .* by test-operator\): case 2025-18: strategy overwrite would change its rows/,
+    );
+    expect(afterOverwrite).toEqual(before);
+    expect(skip.execution.status).toBe('SUCCEEDED');
+    expect(afterSkip).toBe(24);
   });
 });
 
