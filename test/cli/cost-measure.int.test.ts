@@ -153,46 +153,26 @@ describe('audit-archiver cost: a table with an inheritance child, which a run ar
     ],
   );
 
-  it('measures the parent as its own rows, as the table without a child measures', async () => {
+  it.each([
+    // A plain table with an inheritance child has statistics of its own rows and of the whole family (pg_stats.inherited):
+    // a run archives its own only.
+    ['the parent of an inheritance child as its own rows', 'public.parent_events'],
+    // A partitioned table has statistics over its partitions only.
+    ['a partitioned table over its partitions', 'public.partitioned_events'],
+  ])('measures %s, as the same rows in a plain table measure', async (_case, name) => {
     // Prepare
     const now = bed.db.now().getTime();
     const alone = await measureTable(bed.db.client, bed.local.config, 'app', 'public.events', { now });
 
     // Act
-    const parent = await measureTable(bed.db.client, bed.local.config, 'app', 'public.parent_events', {
-      now,
-    });
+    const measured = await measureTable(bed.db.client, bed.local.config, 'app', name, { now });
 
-    // Assess: the same rows, so the same figures; the child's rows and widths count for nothing.
-    expect(parent.bytesPerRowSource).toBe('row width');
-    expect(parent.archiveBytesPerRow).toBeCloseTo(alone.archiveBytesPerRow, 6);
-    expect(parent.rows).toBe(alone.rows);
-    expect(parent.eligibleRows).toBe(alone.eligibleRows);
-    expect(parent.monthlyRows).toBe(alone.monthlyRows);
-    expect(parent.eligibleDays).toBe(alone.eligibleDays);
-  });
-
-  it('measures a partitioned table over its partitions, as the same rows in a plain table measure', async () => {
-    // Prepare
-    const now = bed.db.now().getTime();
-    const alone = await measureTable(bed.db.client, bed.local.config, 'app', 'public.events', { now });
-
-    // Act
-    const partitioned = await measureTable(
-      bed.db.client,
-      bed.local.config,
-      'app',
-      'public.partitioned_events',
-      {
-        now,
-      },
-    );
-
-    // Assess: a partitioned table has statistics over its partitions only (pg_stats.inherited): they are read.
-    expect(partitioned.bytesPerRowSource).toBe('row width');
-    expect(partitioned.archiveBytesPerRow).toBeCloseTo(alone.archiveBytesPerRow, 6);
-    expect(partitioned.rows).toBe(alone.rows);
-    expect(partitioned.eligibleRows).toBe(alone.eligibleRows);
-    expect(partitioned.monthlyRows).toBe(alone.monthlyRows);
+    // Assess: the same rows, so the same figures.
+    expect(measured.bytesPerRowSource).toBe('row width');
+    expect(measured.archiveBytesPerRow).toBeCloseTo(alone.archiveBytesPerRow, 6);
+    expect(measured.rows).toBe(alone.rows);
+    expect(measured.eligibleRows).toBe(alone.eligibleRows);
+    expect(measured.monthlyRows).toBe(alone.monthlyRows);
+    expect(measured.eligibleDays).toBe(alone.eligibleDays);
   });
 });

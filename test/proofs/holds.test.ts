@@ -9,7 +9,7 @@ import {
   assertNoLossNoDuplicates,
   resolvedTable,
   seedEvents,
-  TODAY_UTC_SQL,
+  seedPartitionedWhole,
   tableLines,
 } from '../support/fixtures.js';
 
@@ -135,16 +135,8 @@ describe('legal hold through the real local workflow', () => {
 describe('legal hold on a partition the config lists beside its partitioned table', () => {
   const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
   const bed = archiverTestbed(
-    async (db) => {
-      // Every row older than 40 days is in whole_old; the 30-day retention makes all of them eligible.
-      await db.client.query(`
-        CREATE TABLE public.whole (id bigserial, created_at timestamptz NOT NULL, actor text NOT NULL,
-                                   PRIMARY KEY (id, created_at)) PARTITION BY RANGE (created_at);
-        CREATE TABLE public.whole_old PARTITION OF public.whole FOR VALUES FROM (MINVALUE) TO (${TODAY_UTC_SQL} - interval '40 days');
-        CREATE TABLE public.whole_new PARTITION OF public.whole DEFAULT;
-        INSERT INTO public.whole (created_at, actor)
-        SELECT ${TODAY_UTC_SQL} - g * interval '3 hours', 'user_' || g % 7 FROM generate_series(1, 60 * 8) AS g;`);
-    },
+    // Every row older than 40 days is in whole_old; the 30-day retention makes all of them eligible.
+    (db) => seedPartitionedWhole(db.client),
     [spec('whole'), spec('whole_old')],
   );
 

@@ -8,6 +8,7 @@ import {
   listKeys,
   resolvedTable,
   seedEvents,
+  seedPartitionedWhole,
   TODAY_UTC_SQL,
   tableLines,
 } from '../support/fixtures.js';
@@ -325,18 +326,7 @@ describe('timestamp columns of any precision, or of a domain over one (Rails wri
 
 describe('a partition configured beside the partitioned table it belongs to', () => {
   const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
-  const bed = archiverTestbed(
-    async (db) => {
-      await db.client.query(`
-        CREATE TABLE public.whole (id bigserial, created_at timestamptz NOT NULL, actor text NOT NULL,
-                                   PRIMARY KEY (id, created_at)) PARTITION BY RANGE (created_at);
-        CREATE TABLE public.whole_old PARTITION OF public.whole FOR VALUES FROM (MINVALUE) TO (${TODAY_UTC_SQL} - interval '40 days');
-        CREATE TABLE public.whole_new PARTITION OF public.whole DEFAULT;
-        INSERT INTO public.whole (created_at, actor)
-        SELECT ${TODAY_UTC_SQL} - g * interval '3 hours', 'user_' || g % 7 FROM generate_series(1, 60 * 8) AS g;`);
-    },
-    [spec('whole'), spec('whole_old')],
-  );
+  const bed = archiverTestbed((db) => seedPartitionedWhole(db.client), [spec('whole'), spec('whole_old')]);
 
   it('is refused by name, while the partitioned table archives every partition’s old rows once', async () => {
     // Prepare

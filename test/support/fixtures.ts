@@ -630,6 +630,20 @@ export async function fixedCutoffSql(client: pg.Client, retentionDays = 30): Pro
 }
 
 /**
+ * `public.whole`, partitioned by range on created_at: `whole_old` holds every row older than 40 days, `whole_new` the
+ * rest; 480 rows 3 hours apart back from today (UTC).
+ */
+export async function seedPartitionedWhole(client: pg.Client): Promise<void> {
+  await client.query(`
+    CREATE TABLE public.whole (id bigserial, created_at timestamptz NOT NULL, actor text NOT NULL,
+                               PRIMARY KEY (id, created_at)) PARTITION BY RANGE (created_at);
+    CREATE TABLE public.whole_old PARTITION OF public.whole FOR VALUES FROM (MINVALUE) TO (${TODAY_UTC_SQL} - interval '40 days');
+    CREATE TABLE public.whole_new PARTITION OF public.whole DEFAULT;
+    INSERT INTO public.whole (created_at, actor)
+    SELECT ${TODAY_UTC_SQL} - g * interval '3 hours', 'user_' || g % 7 FROM generate_series(1, 60 * 8) AS g;`);
+}
+
+/**
  * An audit-like table with `rows` rows spread evenly over the `days` UTC days before today, from just after the
  * midnight `days` days ago up to today's midnight: the same rows fall on the same UTC days at every hour.
  */
