@@ -7,6 +7,7 @@ import { resolveTable } from '../lambdas/shared/config/resolved-table.js';
 import type { ArchiverConfig } from '../lambdas/shared/config/schema.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import type { Hold, LegalHolds } from '../lambdas/shared/lock-table/legal-holds.js';
+import { isConditionFailure } from '../lambdas/shared/lock-table/table-client.js';
 import { appendAuditEvent, auditEventId } from '../lambdas/shared/telemetry/audit-trail.js';
 import { requireCalendarDays } from './archives.js';
 import { type SafeText, safeJson, safeLine, safeLines } from './output.js';
@@ -95,7 +96,16 @@ export async function clearHold(ctx: HoldContext, database: string, table: strin
     { action: 'hold-cleared', scope: 'table', reason: null },
     auditEventId('hold-cleared', database, table, held.setAt),
   );
-  return ctx.holds.clear(database, table);
+  try {
+    return await ctx.holds.clear(database, table, held.setAt);
+  } catch (error) {
+    // Cleared and set again since it was read: the new hold is not the one this clear recorded lifting.
+    if (isConditionFailure(error))
+      throw new Error(
+        `the legal hold on ${database}/${table} changed while it was being cleared (set again since ${held.setAt}); it stays: run hold list, then hold clear again`,
+      );
+    throw error;
+  }
 }
 
 /** The holds as lines for a person, or with `json` as one JSON array (empty when there is none) for a script. */

@@ -137,7 +137,7 @@ describe('audit-archiver legal-hold place|lift and hold set', () => {
     // Assess: nothing lifted while the table is held (its lifecycle's expireAfterDays would delete them)
     await expect(lifting).rejects.toThrow(/app\/public\.events is under legal hold \(case 7\)/);
     expect(sent).toEqual([]);
-    await bed.local.deps().holds.clear('app', 'public.events');
+    await clearHold(context(), 'app', 'public.events');
   });
 
   it('records a hold clear whose audit event could not be written when the clear is run again, and only once', async () => {
@@ -167,6 +167,33 @@ describe('audit-archiver legal-hold place|lift and hold set', () => {
       ['public.events', 'test-operator', 'hold-set'],
       ['public.events', 'test-operator', 'hold-cleared'],
     ]);
+  });
+
+  it('leaves a hold set again while a clear was lifting the one before, and says so', async () => {
+    // Prepare: case 3 is held; between this clear's read of it and its removal, another operator clears case 3 and
+    // holds the table for case 4.
+    await setHold(context(), 'app', 'public.events', 'case 3');
+    const other = { ...context(), actor: 'other-operator' };
+    const racing: HoldContext = {
+      ...context(),
+      holds: Object.assign(Object.create(context().holds), {
+        get: async (database: string, table: string) => {
+          const read = await context().holds.get(database, table);
+          await clearHold(other, database, table);
+          await new Promise((resolve) => setTimeout(resolve, 5)); // a later setAt
+          await setHold(other, database, table, 'case 4');
+          return read;
+        },
+      }),
+    };
+
+    // Act
+    const clearing = clearHold(racing, 'app', 'public.events');
+
+    // Assess: case 4's hold stands
+    await expect(clearing).rejects.toThrow(/changed while it was being cleared .* it stays/);
+    expect(await bed.local.deps().holds.list()).toMatchObject([{ table: 'public.events', reason: 'case 4' }]);
+    expect(await clearHold(context(), 'app', 'public.events')).toBe(true);
   });
 
   it('refuses bad input naming what is wrong', async () => {
@@ -200,6 +227,6 @@ describe('audit-archiver legal-hold place|lift and hold set', () => {
     // Assess: case 1's hold stands (before, it became case 2's, and clearing case 2 freed the table for the next run)
     expect(repeated.reason).toBe('case 1');
     expect(await bed.local.deps().holds.list()).toMatchObject([{ table: 'public.events', reason: 'case 1' }]);
-    expect(await bed.local.deps().holds.clear('app', 'public.events')).toBe(true);
+    expect(await clearHold(context(), 'app', 'public.events')).toBe(true);
   });
 });

@@ -24,13 +24,19 @@ export class LegalHolds {
     await this.lockTable.put(pk, sk, { hold }, false);
   }
 
-  /** Removes a hold; false when there was none. */
-  async clear(database: string, table: string): Promise<boolean> {
+  /**
+   * Removes the hold set at `setAt` (the one the caller read and recorded lifting); false when there is none. A hold
+   * set again meanwhile (another `setAt`) is left in place: ConditionalCheckFailedException.
+   */
+  async clear(database: string, table: string, setAt: string): Promise<boolean> {
     const result = await this.lockTable.call(() =>
       this.lockTable.ddb.send(
         new DeleteCommand({
           TableName: this.lockTable.tableName,
           Key: holdKey(database, table),
+          ConditionExpression: 'attribute_not_exists(pk) OR #hold.#setAt = :setAt',
+          ExpressionAttributeNames: { '#hold': 'hold', '#setAt': 'setAt' },
+          ExpressionAttributeValues: { ':setAt': setAt },
           ReturnValues: 'ALL_OLD',
         }),
       ),

@@ -43,7 +43,7 @@ describe('a duplicated AcquireLock invocation landing after the execution took i
     });
     const late = acquire ? await lockTable(acquire, bed.local.deps()) : undefined;
     const recorded = await runRecords.listOutcomes(run.execution.executionName);
-    await holds.clear('app', 'public.events');
+    await holds.clear('app', 'public.events', (await holds.get('app', 'public.events'))?.setAt ?? '');
     const lease = await bed.local.deps().locks.get('app', 'public.events');
     const next = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
     const left = (
