@@ -11,24 +11,42 @@ import { depsFromEnv } from './deps.js';
 export type DepsProvider = () => StepDeps;
 
 /**
- * Characters of an error's message a step lets out. Lambda hands Step Functions the message twice (`errorMessage`,
- * and the stack's first line), and a Catch puts that Cause in the state: a restore page holds one per archive that
- * failed (restore-plan/groups.ts budgets 3 KB each), and a message that lists a wide table's columns would take the
- * page past Step Functions' 256 KiB, failing the whole restore with States.DataLimitExceeded instead of naming why.
- * A longer message is logged whole, then clipped.
+ * Bytes of an error's message a step lets out, as JSON writes it (escapes and UTF-8 counted). Lambda hands Step
+ * Functions the message twice (`errorMessage`, and the stack's first line), and a Catch puts that Cause in the state:
+ * a restore page holds one per archive that failed (restore-plan/groups.ts budgets 4 KB each), and a message that
+ * lists a wide table's columns would take the page past Step Functions' 256 KiB, failing the whole restore with
+ * States.DataLimitExceeded instead of naming why. A longer message is logged whole, then clipped.
  */
-export const MAX_ERROR_MESSAGE_CHARS = 1000;
+export const MAX_ERROR_MESSAGE_BYTES = 1000;
+
+/** The longest start of `text`, cut between code points, whose JSON takes at most `bytes` bytes (quotes aside). */
+function clipJson(text: string, bytes: number): string {
+  let kept = '';
+  let used = 0;
+  for (const character of text) {
+    used += Buffer.byteLength(JSON.stringify(character)) - 2;
+    if (used > bytes) break;
+    kept += character;
+  }
+  return kept;
+}
 
 function clipMessage(step: string, error: unknown): unknown {
-  if (!(error instanceof Error) || error.message.length <= MAX_ERROR_MESSAGE_CHARS) return error;
+  if (!(error instanceof Error)) return error;
+  if (Buffer.byteLength(JSON.stringify(error.message)) - 2 <= MAX_ERROR_MESSAGE_BYTES) return error;
   logger.error(`${step} failed with a message too long to hand on whole`, {
     error: error.name,
     wholeMessage: error.message,
   });
-  const message = `${error.message.slice(0, MAX_ERROR_MESSAGE_CHARS)}…`;
+  const message = `${clipJson(error.message, MAX_ERROR_MESSAGE_BYTES - 3)}…`;
   const frames = (error.stack ?? '').split('\n').filter((line) => /^\s+at /.test(line));
-  error.message = message;
-  error.stack = [`${error.name}: ${message}`, ...frames].join('\n');
+  // Own properties: some errors (DOMException) define message as a getter on their prototype.
+  Object.defineProperty(error, 'message', { value: message, writable: true, configurable: true });
+  Object.defineProperty(error, 'stack', {
+    value: [`${error.name}: ${message}`, ...frames].join('\n'),
+    writable: true,
+    configurable: true,
+  });
   return error;
 }
 

@@ -522,7 +522,7 @@ describe('restorePages: the longest keys', () => {
     // Assess: the state after a page's Map holds its groups and an outcome per archive, as long as one can be: longer
     // than a failed result (a 1,000-character error, five warnings of 300: 2.6 KB and its key) is the outcome of an
     // archive whose restore threw (its pointer and the Lambda error's cause: the message, which the step handler
-    // clips to 1,000 characters, twice, and the stack's frames: 4 KB allowed).
+    // clips to 1,000 bytes of JSON, twice, and the stack's frames: 4 KB allowed).
     expect(keysOf(pages)).toEqual(keys);
     for (const page of pages) {
       const groups = groupArchives(page.archives, 2);

@@ -2,7 +2,7 @@ import type { Context } from 'aws-lambda';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { InvalidInputError, TableNotUsableError } from '../../../../lambdas/shared/errors/step-errors.js';
-import { MAX_ERROR_MESSAGE_CHARS, stepHandler } from '../../../../lambdas/shared/runtime/handler.js';
+import { MAX_ERROR_MESSAGE_BYTES, stepHandler } from '../../../../lambdas/shared/runtime/handler.js';
 import type { StepDeps } from '../../../../lambdas/shared/step/step-deps.js';
 import { logger } from '../../../../lambdas/shared/telemetry/powertools.js';
 
@@ -14,6 +14,9 @@ const context = {
   awsRequestId: 'request',
   getRemainingTimeInMillis: () => 60_000,
 } as Context;
+
+/** Bytes of `text` as JSON writes it, quotes aside. */
+const jsonBytes = (text: string) => Buffer.byteLength(JSON.stringify(text)) - 2;
 
 /** What Lambda's Node.js runtime hands Step Functions as the Cause of a thrown error. */
 const causeOf = (error: Error) =>
@@ -67,14 +70,16 @@ describe('a step handler’s errors', () => {
     });
     expect(error).toBeInstanceOf(TableNotUsableError);
     expect(error.name).toBe('TableNotUsableError');
-    expect(error.message).toBe(`${whole.slice(0, MAX_ERROR_MESSAGE_CHARS)}…`);
+    expect(error.message.endsWith('…')).toBe(true);
+    expect(whole.startsWith(error.message.slice(0, -1))).toBe(true);
+    expect(jsonBytes(error.message)).toBeLessThanOrEqual(MAX_ERROR_MESSAGE_BYTES);
     const [first, ...frames] = (error.stack ?? '').split('\n');
     expect(first).toBe(`TableNotUsableError: ${error.message}`);
     expect(frames.length).toBeGreaterThan(0);
     expect(frames.every((frame) => /^\s+at /.test(frame))).toBe(true);
     // The Cause holds the clipped message twice, JSON-escaped, beside the frames (70 KB with the whole message).
     const framesBytes = Buffer.byteLength(JSON.stringify(frames));
-    expect(Buffer.byteLength(causeOf(error)) - framesBytes).toBeLessThan(3 * MAX_ERROR_MESSAGE_CHARS);
+    expect(Buffer.byteLength(causeOf(error)) - framesBytes).toBeLessThan(2 * MAX_ERROR_MESSAGE_BYTES + 200);
   });
 
   it('clip the issues of an input that fails validation in thousands of places', async () => {
@@ -91,7 +96,38 @@ describe('a step handler’s errors', () => {
     // Assess
     expect(error).toBeInstanceOf(InvalidInputError);
     expect(error.message).toMatch(/^test input is invalid:\n/);
-    expect(error.message.length).toBe(MAX_ERROR_MESSAGE_CHARS + 1);
+    expect(jsonBytes(error.message)).toBeLessThanOrEqual(MAX_ERROR_MESSAGE_BYTES);
+    expect(error.message.endsWith('…')).toBe(true);
+  });
+
+  it('clip by the bytes JSON takes, between code points, whatever the characters of the names', async () => {
+    // Prepare: names of CJK characters, emoji (two UTF-16 units each) and control characters (six bytes escaped)
+    const columns = Array.from({ length: 300 }, (_, i) => `"列_${i}_😀\u0001"`).join(', ');
+    vi.spyOn(logger, 'error').mockImplementation(() => undefined);
+
+    // Act
+    const error = await rejection(
+      handlerThrowing(new TableNotUsableError(`it lacks ${columns}`))({ items: [] }, context),
+    );
+
+    // Assess: within the bytes, and no half of a surrogate pair (which UTF-8 would turn into U+FFFD)
+    expect(jsonBytes(error.message)).toBeLessThanOrEqual(MAX_ERROR_MESSAGE_BYTES);
+    expect(jsonBytes(error.message)).toBeGreaterThan(MAX_ERROR_MESSAGE_BYTES - 20);
+    expect(Buffer.from(error.message, 'utf8').toString('utf8')).toBe(error.message);
+  });
+
+  it('clip the message of an error that defines it as a getter (DOMException)', async () => {
+    // Prepare
+    vi.spyOn(logger, 'error').mockImplementation(() => undefined);
+
+    // Act
+    const error = await rejection(
+      handlerThrowing(new DOMException('x'.repeat(5000), 'AbortError'))({ items: [] }, context),
+    );
+
+    // Assess
+    expect(error.name).toBe('AbortError');
+    expect(jsonBytes(error.message)).toBeLessThanOrEqual(MAX_ERROR_MESSAGE_BYTES);
   });
 
   it('leave a message of ordinary length as it was thrown', async () => {
