@@ -103,20 +103,27 @@ describe('legal hold through the real local workflow', () => {
     await setHold(context(), 'app', 'public.free', 'case 2025-18');
     const before = await tableLines(bed.db.client, resolvedTable(spec('free')));
 
-    // Act
-    const overwrite = await runLocalRestore(
-      bed.local,
-      { database: 'app', table: 'public.free', strategy: 'overwrite' },
-      { retryIntervalScale: 0 },
-    );
-    const afterOverwrite = await tableLines(bed.db.client, resolvedTable(spec('free')));
-    const skip = await runLocalRestore(
-      bed.local,
-      { database: 'app', table: 'public.free', strategy: 'skip' },
-      { retryIntervalScale: 0 },
-    );
-    const afterSkip = await count('free');
-    await clearHold(context(), 'app', 'public.free');
+    // Act; the hold is cleared whatever happens, for the next test.
+    let overwrite: Awaited<ReturnType<typeof runLocalRestore>>;
+    let afterOverwrite: string[];
+    let skip: Awaited<ReturnType<typeof runLocalRestore>>;
+    let afterSkip: number;
+    try {
+      overwrite = await runLocalRestore(
+        bed.local,
+        { database: 'app', table: 'public.free', strategy: 'overwrite' },
+        { retryIntervalScale: 0 },
+      );
+      afterOverwrite = await tableLines(bed.db.client, resolvedTable(spec('free')));
+      skip = await runLocalRestore(
+        bed.local,
+        { database: 'app', table: 'public.free', strategy: 'skip' },
+        { retryIntervalScale: 0 },
+      );
+      afterSkip = await count('free');
+    } finally {
+      await clearHold(context(), 'app', 'public.free');
+    }
 
     // Assess
     expect([overwrite.execution.status, overwrite.execution.error?.name]).toEqual([
