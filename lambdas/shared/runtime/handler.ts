@@ -13,9 +13,9 @@ export type DepsProvider = () => StepDeps;
 /**
  * Bytes of an error's message a step lets out, as JSON writes it (escapes and UTF-8 counted). Lambda hands Step
  * Functions the message twice (`errorMessage`, and the stack's first line), and a Catch puts that Cause in the state:
- * a restore page holds one per archive that failed (restore-plan/groups.ts budgets 4 KB each), and a message that
- * lists a wide table's columns would take the page past Step Functions' 256 KiB, failing the whole restore with
- * States.DataLimitExceeded instead of naming why. A longer message is logged whole, then clipped.
+ * a restore page holds one per archive that failed, up to 64 with room for about 4 KB each (restore-plan/groups.ts),
+ * and a message that lists a wide table's columns would take the page past Step Functions' 256 KiB, failing the
+ * whole restore with States.DataLimitExceeded instead of naming why. A longer message is logged whole, then clipped.
  */
 export const MAX_ERROR_MESSAGE_BYTES = 1000;
 
