@@ -34,11 +34,14 @@ function clipJson(text: string, bytes: number): string {
 function clipMessage(step: string, error: unknown): unknown {
   if (!(error instanceof Error)) return error;
   if (Buffer.byteLength(JSON.stringify(error.message)) - 2 <= MAX_ERROR_MESSAGE_BYTES) return error;
-  logger.error(`${step} failed with a message too long to hand on whole`, {
+  logger.warn(`${step} failed with a message too long to hand on whole`, {
     error: error.name,
     wholeMessage: error.message,
   });
-  const message = `${clipJson(error.message, MAX_ERROR_MESSAGE_BYTES - 3)}…`;
+  const fitted = clipJson(error.message, MAX_ERROR_MESSAGE_BYTES - 3);
+  // A message of one problem a line (an input's issues) keeps whole lines: each still names what it is about.
+  const lineEnd = fitted.lastIndexOf('\n');
+  const message = `${lineEnd > 0 ? fitted.slice(0, lineEnd) : fitted}…`;
   const frames = (error.stack ?? '').split('\n').filter((line) => /^\s+at /.test(line));
   // Own properties: some errors (DOMException) define message as a getter on their prototype.
   Object.defineProperty(error, 'message', { value: message, writable: true, configurable: true });

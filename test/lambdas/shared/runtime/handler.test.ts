@@ -58,7 +58,7 @@ describe('a step handler’s errors', () => {
     );
 
     const whole = thrown.message;
-    const logged = vi.spyOn(logger, 'error').mockImplementation(() => undefined);
+    const logged = vi.spyOn(logger, 'warn').mockImplementation(() => undefined);
 
     // Act
     const error = await rejection(handlerThrowing(thrown)({ items: [] }, context));
@@ -82,8 +82,8 @@ describe('a step handler’s errors', () => {
     expect(Buffer.byteLength(causeOf(error)) - framesBytes).toBeLessThan(2 * MAX_ERROR_MESSAGE_BYTES + 200);
   });
 
-  it('clip the issues of an input that fails validation in thousands of places', async () => {
-    vi.spyOn(logger, 'error').mockImplementation(() => undefined);
+  it('clip the issues of an input that fails validation in thousands of places, keeping whole lines', async () => {
+    vi.spyOn(logger, 'warn').mockImplementation(() => undefined);
 
     // Act
     const error = await rejection(
@@ -95,7 +95,11 @@ describe('a step handler’s errors', () => {
 
     // Assess
     expect(error).toBeInstanceOf(InvalidInputError);
-    expect(error.message).toMatch(/^test input is invalid:\n/);
+    const [heading, ...issues] = error.message.split('\n');
+    expect(heading).toBe('test input is invalid:');
+    expect(issues.length).toBeGreaterThan(10);
+    // Whole lines are kept: each still names the field it is about.
+    for (const issue of issues) expect(issue).toMatch(/^items\.\d+: \S/);
     expect(jsonBytes(error.message)).toBeLessThanOrEqual(MAX_ERROR_MESSAGE_BYTES);
     expect(error.message.endsWith('…')).toBe(true);
   });
@@ -103,7 +107,7 @@ describe('a step handler’s errors', () => {
   it('clip by the bytes JSON takes, between code points, whatever the characters of the names', async () => {
     // Prepare: names of CJK characters, emoji (two UTF-16 units each) and control characters (six bytes escaped)
     const columns = Array.from({ length: 300 }, (_, i) => `"列_${i}_😀\u0001"`).join(', ');
-    vi.spyOn(logger, 'error').mockImplementation(() => undefined);
+    vi.spyOn(logger, 'warn').mockImplementation(() => undefined);
 
     // Act
     const error = await rejection(
@@ -118,7 +122,7 @@ describe('a step handler’s errors', () => {
 
   it('clip the message of an error that defines it as a getter (DOMException)', async () => {
     // Prepare
-    vi.spyOn(logger, 'error').mockImplementation(() => undefined);
+    vi.spyOn(logger, 'warn').mockImplementation(() => undefined);
 
     // Act
     const error = await rejection(
