@@ -169,17 +169,21 @@ describe('audit-archiver wizard: finds the audit tables of a database and writes
     }
   });
 
+  /** `name`, partitioned by range on created_at into `name`_old (before 2020) and `name`_new, with 2,000 rows. */
+  const partitionedSql = (name: string) => `
+      CREATE TABLE ${name} (id int, created_at timestamptz NOT NULL, PRIMARY KEY (id, created_at))
+        PARTITION BY RANGE (created_at);
+      CREATE TABLE ${name}_old PARTITION OF ${name} FOR VALUES FROM ('2000-01-01') TO ('2020-01-01');
+      CREATE TABLE ${name}_new PARTITION OF ${name} FOR VALUES FROM ('2020-01-01') TO ('2100-01-01');
+      INSERT INTO ${name} SELECT g, CASE WHEN g % 2 = 0 THEN '2010-01-01'::timestamptz ELSE now() END
+        FROM generate_series(1, 2000) g;`;
+
   it('sizes a plain table and a partitioned one (all its partitions) as PostgreSQL does', async () => {
     // Prepare: a plain table and a partitioned one of two partitions, both analyzed so reltuples is known.
     await db.client.query(`
       CREATE TABLE sized_plain (id int PRIMARY KEY, created_at timestamptz NOT NULL);
       INSERT INTO sized_plain SELECT g, now() FROM generate_series(1, 3000) g;
-      CREATE TABLE sized_parted (id int, created_at timestamptz NOT NULL, PRIMARY KEY (id, created_at))
-        PARTITION BY RANGE (created_at);
-      CREATE TABLE sized_parted_old PARTITION OF sized_parted FOR VALUES FROM ('2000-01-01') TO ('2020-01-01');
-      CREATE TABLE sized_parted_new PARTITION OF sized_parted FOR VALUES FROM ('2020-01-01') TO ('2100-01-01');
-      INSERT INTO sized_parted SELECT g, CASE WHEN g % 2 = 0 THEN '2010-01-01'::timestamptz ELSE now() END
-        FROM generate_series(1, 2000) g;
+      ${partitionedSql('sized_parted')}
       ANALYZE sized_plain; ANALYZE sized_parted_old; ANALYZE sized_parted_new;`);
     const expected = await db.client.query<{ plain: string; parted: string }>(
       `SELECT pg_total_relation_size('sized_plain')::text AS plain,
@@ -203,12 +207,7 @@ describe('audit-archiver wizard: finds the audit tables of a database and writes
     // Prepare: ANALYZE of the partitioned table (autovacuum never runs it; operators do) analyzes its partitions and
     // records their rows as its own reltuples too.
     await db.client.query(`
-      CREATE TABLE counted_parted (id int, created_at timestamptz NOT NULL, PRIMARY KEY (id, created_at))
-        PARTITION BY RANGE (created_at);
-      CREATE TABLE counted_parted_old PARTITION OF counted_parted FOR VALUES FROM ('2000-01-01') TO ('2020-01-01');
-      CREATE TABLE counted_parted_new PARTITION OF counted_parted FOR VALUES FROM ('2020-01-01') TO ('2100-01-01');
-      INSERT INTO counted_parted SELECT g, CASE WHEN g % 2 = 0 THEN '2010-01-01'::timestamptz ELSE now() END
-        FROM generate_series(1, 2000) g;
+      ${partitionedSql('counted_parted')}
       ANALYZE counted_parted;`);
     try {
       // Act
