@@ -10,15 +10,10 @@ import { Construct } from 'constructs';
 import { BundledConfig, copyIntoBundle } from './bundled-config.js';
 import type { DatabaseCaBundle } from './database-ca-bundle.js';
 import { FUNCTION_BUNDLE } from './function-bundle.js';
+import { type ArchiverStep, FUNCTION_MEMORY_MB } from './function-memory.js';
 
 /** Repository root: lambdas/<step>/handler.ts and package-lock.json live below it. */
 const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
-
-/** The steps of an archive run. */
-export type PipelineStep = 'plan' | 'lock' | 'export' | 'upload' | 'verify' | 'delete' | 'summary';
-/** The steps of a console restore. */
-export type RestoreStep = 'restore-plan' | 'restore-file' | 'restore-summary';
-export type ArchiverStep = PipelineStep | RestoreStep;
 
 /** Network placement for functions that connect to the databases. */
 export interface DatabaseNetworkProps {
@@ -47,10 +42,11 @@ export interface ArchiverFunctionProps extends DatabaseNetworkProps {
   readonly config: BundledConfig;
   /** Variables besides `ARCHIVER_CONFIG_PATH` and `NODE_OPTIONS`. */
   readonly environment: Record<string, string>;
-  /** The function's timeout (see LONG_STEP and SHORT_STEP); each Task of the state machines allows a little more. */
+  /**
+   * The function's timeout (see LONG_STEP and SHORT_STEP); each Task of the state machines allows a little more. Its
+   * memory is the step's in FUNCTION_MEMORY_MB.
+   */
   readonly timeout: Duration;
-  /** Memory in MB; CPU scales with it. */
-  readonly memorySize: number;
   /**
    * How long the function's log group keeps events.
    * @default logs.RetentionDays.THREE_MONTHS
@@ -115,7 +111,7 @@ export class ArchiverFunction extends Construct implements iam.IGrantable {
       depsLockFilePath: join(PROJECT_ROOT, 'package-lock.json'),
       runtime: lambda.Runtime.NODEJS_22_X,
       architecture: lambda.Architecture.ARM_64,
-      memorySize: props.memorySize,
+      memorySize: FUNCTION_MEMORY_MB[props.step],
       timeout: props.timeout,
       role: this.role,
       logGroup: this.logGroup,

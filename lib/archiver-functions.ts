@@ -8,13 +8,12 @@ import { archiveLayout } from './archive-layout.js';
 import {
   ArchiverFunction,
   type ArchiverFunctionProps,
-  type ArchiverStep,
   type DatabaseNetworkProps,
-  type PipelineStep,
 } from './archiver-function.js';
 import { BundledConfig } from './bundled-config.js';
 import { DatabaseCaBundle } from './database-ca-bundle.js';
 import { DatabaseSecrets } from './database-secrets.js';
+import type { ArchiverStep, PipelineStep } from './function-memory.js';
 import type { LockTable } from './lock-table.js';
 
 export interface ArchiverFunctionsProps extends DatabaseNetworkProps {
@@ -47,22 +46,16 @@ export interface ArchiverFunctionsProps extends DatabaseNetworkProps {
  */
 export const auditWriter = { read: true, write: true } as const;
 
-/** Memory and timeout of a step. */
-export interface StepSize {
-  readonly timeout: Duration;
-  readonly memorySize: number;
-}
-
-/** Steps that stream, digest or delete a batch: the Lambda maximum, since each checks its own time budget. */
-export const LONG_STEP: StepSize = { timeout: Duration.seconds(900), memorySize: 1024 };
-/** Steps that only plan, lock or total up. */
-export const SHORT_STEP: StepSize = { timeout: Duration.seconds(60), memorySize: 256 };
+/** The timeout of steps that stream, digest or delete a batch: the Lambda maximum, since each checks its own time budget. */
+export const LONG_STEP = Duration.seconds(900);
+/** The timeout of steps that only plan, lock or total up. */
+export const SHORT_STEP = Duration.seconds(60);
 
 /**
  * What every step shares, as ArchiverFunction props: bundled config, environment and logs; for database steps also
  * network placement, CA certificates and reserved concurrency.
  */
-export type SharedStepProps = Omit<ArchiverFunctionProps, 'step' | 'timeout' | 'memorySize'>;
+export type SharedStepProps = Omit<ArchiverFunctionProps, 'step' | 'timeout'>;
 
 /**
  * The seven step functions and, in one place, what each may touch. Grants follow the code in lambdas/: which
@@ -113,8 +106,8 @@ export class ArchiverFunctions extends Construct {
       databaseCaBundle: this.databaseCaBundle,
       reservedConcurrentExecutions: props.databaseFunctionConcurrency,
     };
-    const step = (name: ArchiverStep, id: string, size: StepSize, db: boolean) =>
-      new ArchiverFunction(this, id, { step: name, ...this.stepProps(db), ...size });
+    const step = (name: ArchiverStep, id: string, timeout: Duration, db: boolean) =>
+      new ArchiverFunction(this, id, { step: name, ...this.stepProps(db), timeout });
 
     // plan: works from the bundled config; a dry run (plan report) also counts rows and reads lease and hold items.
     this.plan = step('plan', 'Plan', SHORT_STEP, true);

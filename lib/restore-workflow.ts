@@ -6,14 +6,14 @@ import { Construct } from 'constructs';
 import type { ArchiveBucket } from './archive-bucket.js';
 import { STATE_MACHINES_DIR } from './archive-state-machines.js';
 import { ArchiverFunction } from './archiver-function.js';
-import { type ArchiverFunctions, auditWriter, LONG_STEP, type StepSize } from './archiver-functions.js';
+import { type ArchiverFunctions, auditWriter, LONG_STEP } from './archiver-functions.js';
 import { AslStateMachine } from './asl-state-machine.js';
 import type { LockTable } from './lock-table.js';
 
 /** Planning and listing read sidecars and pages of keys; its Task allows 360 s. */
-const PLAN_STEP: StepSize = { timeout: Duration.seconds(300), memorySize: 512 };
+const PLAN_STEP = Duration.seconds(300);
 /** Totals results and resets sequences; its Task allows 360 s. */
-const SUMMARY_STEP: StepSize = { timeout: Duration.seconds(300), memorySize: 256 };
+const SUMMARY_STEP = Duration.seconds(300);
 
 export interface RestoreWorkflowProps {
   /** The archive steps: the restore steps share their bundle, environment, network, CA certificates and secrets. */
@@ -65,7 +65,7 @@ export class RestoreWorkflow extends Construct {
     const { functions, archiveBucket: bucket, lockTable } = props;
     const shared = functions.stepProps(true);
 
-    this.plan = new ArchiverFunction(this, 'Plan', { step: 'restore-plan', ...shared, ...PLAN_STEP });
+    this.plan = new ArchiverFunction(this, 'Plan', { step: 'restore-plan', ...shared, timeout: PLAN_STEP });
     functions.databaseSecrets.grantRead(this.plan);
     bucket.grantObjects(this.plan, [props.readableKeys], { read: true });
     // The table's committed archives, one paginated Query, which the listing must hold; a list page reads the entries
@@ -75,7 +75,7 @@ export class RestoreWorkflow extends Construct {
     // the target's legal hold, which refuses strategy overwrite.
     lockTable.grant(this.plan, ['tableState', 'holds'], 'GetItem');
 
-    this.file = new ArchiverFunction(this, 'File', { step: 'restore-file', ...shared, ...LONG_STEP });
+    this.file = new ArchiverFunction(this, 'File', { step: 'restore-file', ...shared, timeout: LONG_STEP });
     functions.databaseSecrets.grantRead(this.file);
     bucket.grantObjects(this.file, [props.readableKeys], { read: true });
     // A group's watermarks and inventory entries are read in one BatchGetItem each, its watermarks written in one
@@ -86,7 +86,7 @@ export class RestoreWorkflow extends Construct {
     this.summary = new ArchiverFunction(this, 'Summary', {
       step: 'restore-summary',
       ...shared,
-      ...SUMMARY_STEP,
+      timeout: SUMMARY_STEP,
     });
     functions.databaseSecrets.grantRead(this.summary);
     // A page's results are written 25 to a BatchWriteItem.

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { Context } from 'aws-lambda';
 import { build } from 'esbuild';
 import { FUNCTION_BUNDLE } from '../lib/function-bundle.js';
+import { FUNCTION_MEMORY_MB, lambdaHeapFlags } from '../lib/function-memory.js';
 import { type Invocation, type Reply, ReplySchema } from './function-process.js';
 import { FUNCTION_NAMES, type FunctionName, type FunctionRunner } from './workflow.js';
 
@@ -195,11 +196,12 @@ export class FunctionProcesses implements FunctionRunner {
 
   private async launch(name: FunctionName): Promise<Container> {
     await this.bundle([name]);
-    // The stack's NODE_OPTIONS, and none of this process's (a TypeScript loader would be counted in the memory).
+    // The stack's NODE_OPTIONS, and none of this process's (a TypeScript loader would be counted in the memory); the
+    // heap Lambda's bootstrap gives the function's memory size.
     const { NODE_OPTIONS: _ignored, ...env } = this.env;
     const child = fork(join(this.bundles, `${name}.mjs`), [], {
       env: { ...env, AWS_SDK_UA_APP_ID: name },
-      execArgv: ['--enable-source-maps', ...this.execArgv],
+      execArgv: ['--enable-source-maps', ...lambdaHeapFlags(FUNCTION_MEMORY_MB[name]), ...this.execArgv],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const figures: FunctionProcessFigures = this.figures.get(name) ?? {

@@ -14,6 +14,7 @@ import type { StepDeps } from '../lambdas/shared/step/step-deps.js';
 import { createHandler as summaryHandler } from '../lambdas/summary/handler.js';
 import { createHandler as uploadHandler } from '../lambdas/upload/handler.js';
 import { createHandler as verifyHandler } from '../lambdas/verify/handler.js';
+import { FUNCTION_MEMORY_MB } from '../lib/function-memory.js';
 
 const REGION = 'us-east-1';
 const ACCOUNT = '000000000000';
@@ -150,7 +151,7 @@ function lambdaContext(name: FunctionName): Context {
     functionName: `audit-archiver-${name}`,
     functionVersion: '$LATEST',
     invokedFunctionArn: functionArn(name),
-    memoryLimitInMB: '1024',
+    memoryLimitInMB: String(FUNCTION_MEMORY_MB[name]),
     awsRequestId: randomUUID(),
     logGroupName: `/aws/lambda/audit-archiver-${name}`,
     logStreamName: 'local',

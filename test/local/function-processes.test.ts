@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import type { Context } from 'aws-lambda';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FunctionProcesses } from '../../local/function-processes.js';
@@ -29,6 +30,19 @@ const lockProcessPid = (): number =>
 describe('function processes', () => {
   const functions = new FunctionProcesses({ ...process.env, POWERTOOLS_LOG_LEVEL: 'ERROR' });
   afterAll(() => functions.close());
+
+  it('run a function with the heap Lambda gives its memory size', { timeout: 60_000 }, async () => {
+    // Prepare: a process of the lock function (256 MB in the stack).
+    await expect(functions.invoke('lock', {}, context)).rejects.toMatchObject({ name: 'InvalidInputError' });
+
+    // Act
+    const commandLine = readFileSync(`/proc/${lockProcessPid()}/cmdline`, 'utf8').split('\0');
+
+    // Assess: Lambda's Node.js bootstrap at 256 MB: 25 MB of new space (two semi-spaces of 12 MB), 231 MB of old.
+    expect(commandLine).toEqual(
+      expect.arrayContaining(['--max-semi-space-size=12', '--max-old-space-size=231']),
+    );
+  });
 
   it('an invocation handed to a process that died since its last one fails, rather than crash the process that runs them', {
     timeout: 60_000,
