@@ -32,7 +32,7 @@ export interface ArchiveMonitoringProps {
    */
   readonly restoreStateMachine?: sfn.IStateMachine;
   /**
-   * The deployment's name in the run metrics (`deployment` dimension): the lock table's name, which the functions
+   * The deployment's name in the custom metrics (`deployment` dimension): the lock table's name, which the functions
    * read from LOCK_TABLE_NAME. Every stack in an account shares the metrics' namespace and service.
    */
   readonly deployment: string;
@@ -91,6 +91,7 @@ export class ArchiveMonitoring extends Construct {
 
   constructor(scope: Construct, id: string, props: ArchiveMonitoringProps) {
     super(scope, id);
+    this.deployment = props.deployment;
     const stack = Stack.of(this);
     const hours = props.noSuccessfulRunHours ?? 26;
     if (!Number.isInteger(hours) || hours < 1 || hours > MAX_NO_SUCCESS_HOURS) {
@@ -236,10 +237,7 @@ export class ArchiveMonitoring extends Construct {
     // ends a success, of its deployment (another stack's runs must not keep this one's alarm quiet), and nothing for an
     // hour without one, so missing data must count as breaching; one hour with a success makes the alarm OK again.
     // CloudWatch allows Period x EvaluationPeriods up to seven days for hourly periods, hence N <= 168.
-    const runsSucceeded = this.metric('RunsSucceeded', {
-      period: Duration.hours(1),
-      dimensionsMap: { service: SERVICE_NAME, deployment: props.deployment },
-    });
+    const runsSucceeded = this.metric('RunsSucceeded', { period: Duration.hours(1) });
     this.noSuccessfulRunAlarm = alarm(
       'NoSuccessfulRun',
       runsSucceeded,
@@ -361,6 +359,8 @@ export class ArchiveMonitoring extends Construct {
 
   /** Roles of the functions granted `grantPublishSummaries`: the only principals of the account that may publish. */
   private readonly publishers: string[] = [];
+  /** The `deployment` dimension of this stack's custom metrics. */
+  private readonly deployment: string;
 
   /**
    * Lets `fn` publish to the alarm topic (a run's summary) and tells it the topic in `NOTIFICATION_TOPIC_ARN`. Spelled
@@ -403,12 +403,12 @@ export class ArchiveMonitoring extends Construct {
     );
   }
 
-  /** A custom metric in total (the `service` dimension only), as the functions emit it. */
+  /** A custom metric of this deployment in total (no table dimensions), as the functions emit it. */
   private metric(name: MetricName, options: cloudwatch.MetricOptions = {}): cloudwatch.Metric {
     return new cloudwatch.Metric({
       namespace: METRICS_NAMESPACE,
       metricName: name,
-      dimensionsMap: { service: SERVICE_NAME },
+      dimensionsMap: { service: SERVICE_NAME, deployment: this.deployment },
       statistic: cloudwatch.Stats.SUM,
       period: Duration.minutes(5),
       ...options,
@@ -416,17 +416,18 @@ export class ArchiveMonitoring extends Construct {
   }
 
   /**
-   * One series per table: a SEARCH over the per-table dimension set (service, database, table). `Minimum` for a level
-   * reported once a run (a day's runs left the least), `Sum` for counts.
+   * One series per table of this deployment: a SEARCH over the per-table dimension set (service, deployment, database,
+   * table). `Minimum` for a level reported once a run (a day's runs left the least), `Sum` for counts.
    */
   private perTable(
     name: MetricName,
     periodSeconds = 300,
     statistic: 'Sum' | 'Minimum' | 'Maximum' = 'Sum',
   ): cloudwatch.MathExpression {
-    const schema = `{${METRICS_NAMESPACE},service,database,table}`;
+    const schema = `{${METRICS_NAMESPACE},service,deployment,database,table}`;
+    const among = `service="${SERVICE_NAME}" deployment="${this.deployment}" MetricName="${name}"`;
     return new cloudwatch.MathExpression({
-      expression: `SEARCH('${schema} service="${SERVICE_NAME}" MetricName="${name}"', '${statistic}', ${periodSeconds})`,
+      expression: `SEARCH('${schema} ${among}', '${statistic}', ${periodSeconds})`,
       usingMetrics: {},
       // Empty: each series keeps its own label, the database and table dimension values.
       label: '',

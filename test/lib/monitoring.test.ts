@@ -263,14 +263,17 @@ describe('alarms', () => {
       'when batches were withdrawn for changed rows on three UTC days running, not on one',
       { Period: 86_400, EvaluationPeriods: 3, DatapointsToAlarm: 3 },
     ],
-  ])('%s fires %s (custom metric, service dimension) and notifies the topic', (id, _when, window) => {
+  ])('%s fires %s (custom metric of this deployment) and notifies the topic', (id, _when, window) => {
     // Act
     const alarm = alarmsById(plain)[id];
-    // Assess
+    // Assess: another stack in the account (another lock table) does not fire it.
     expect(alarm).toMatchObject({
       Namespace: 'AuditArchiver',
       MetricName: id,
-      Dimensions: [{ Name: 'service', Value: 'audit-archiver' }],
+      Dimensions: [
+        { Name: 'deployment', Value: { Ref: logicalId(plain.stack, plain.stack.lockTable.table) } },
+        { Name: 'service', Value: 'audit-archiver' },
+      ],
       Statistic: 'Sum',
       ...window,
       Threshold: 0,
@@ -422,13 +425,18 @@ describe('dashboard', () => {
     'VacuumFailures',
   ];
   const metricLines = () => dashboardBody(plain).widgets.flatMap((w) => w.properties.metrics ?? []);
+  /** The deployment dimension's value as the dashboard reads (the lock table's Ref, here its logical id). */
+  const deployment = () => logicalId(plain.stack, plain.stack.lockTable.table);
+  /** The SEARCH of one series per table of this deployment. */
+  const perTable = (name: MetricName, statistic: string, period: number) =>
+    `SEARCH('{AuditArchiver,service,deployment,database,table} service="audit-archiver" deployment="${deployment()}" MetricName="${name}"', '${statistic}', ${period})`;
   /** The SEARCH expressions of the widget titled `title`. */
   const search = (title: string) =>
     dashboardBody(plain)
       .widgets.find((w) => w.properties.title === title)
       ?.properties.metrics?.map((line) => (line[0] as { expression?: string }).expression);
 
-  it('graphs the totals of the custom metrics (namespace AuditArchiver, service dimension only)', () => {
+  it('graphs the totals of the custom metrics (namespace AuditArchiver, this deployment)', () => {
     // Act
     const lines = metricLines();
     // Assess
@@ -436,6 +444,8 @@ describe('dashboard', () => {
       expect(lines).toContainEqual([
         'AuditArchiver',
         name,
+        'deployment',
+        deployment(),
         'service',
         'audit-archiver',
         expect.objectContaining({ stat: 'Sum' }),
@@ -443,39 +453,37 @@ describe('dashboard', () => {
     }
   });
 
-  it('graphs them per table through a SEARCH on the service, database and table dimensions', () => {
+  it('graphs them per table through a SEARCH on the service, deployment, database and table dimensions', () => {
     // Act
     const expressions = metricLines()
       .map((line) => (line[0] as { expression?: string }).expression)
       .filter((e) => e !== undefined);
     // Assess
-    for (const name of ['RowsArchived', 'BytesArchived', 'RowsDeleted', 'VerificationFailures']) {
-      expect(expressions).toContain(
-        `SEARCH('{AuditArchiver,service,database,table} service="audit-archiver" MetricName="${name}"', 'Sum', 300)`,
-      );
+    for (const name of ['RowsArchived', 'BytesArchived', 'RowsDeleted', 'VerificationFailures'] as const) {
+      expect(expressions).toContain(perTable(name, 'Sum', 300));
     }
   });
 
   it('answers “are we keeping up?”: the backlog in rows, successful runs and runs that left rows, per table and per day', () => {
     // Act / Assess
     expect(search('Successful runs per table (per day)')).toEqual([
-      `SEARCH('{AuditArchiver,service,database,table} service="audit-archiver" MetricName="TableRunsSucceeded"', 'Sum', 86400)`,
+      perTable('TableRunsSucceeded', 'Sum', 86400),
     ]);
     expect(search('Backlog: eligible rows left after each run, per table')).toEqual([
-      `SEARCH('{AuditArchiver,service,database,table} service="audit-archiver" MetricName="BacklogRows"', 'Minimum', 86400)`,
+      perTable('BacklogRows', 'Minimum', 86400),
     ]);
     expect(search('Runs that left rows for the next run, per table (per day)')).toEqual([
-      `SEARCH('{AuditArchiver,service,database,table} service="audit-archiver" MetricName="TablesBudgetReached"', 'Sum', 86400)`,
+      perTable('TablesBudgetReached', 'Sum', 86400),
     ]);
   });
 
   it('answers “is the archiver yielding to the application?”: the load export saw and the waits set, per table', () => {
     // Act / Assess
     expect(search('Application load seen by export (busy sessions, per batch), per table')).toEqual([
-      `SEARCH('{AuditArchiver,service,database,table} service="audit-archiver" MetricName="BusySessions"', 'Maximum', 300)`,
+      perTable('BusySessions', 'Maximum', 300),
     ]);
     expect(search('Throttle waits after batches (seconds), per table')).toEqual([
-      `SEARCH('{AuditArchiver,service,database,table} service="audit-archiver" MetricName="ThrottlePauseSeconds"', 'Sum', 300)`,
+      perTable('ThrottlePauseSeconds', 'Sum', 300),
     ]);
   });
 
@@ -500,8 +508,8 @@ describe('dashboard', () => {
     for (const name of ['ExportDuration', 'UploadDuration', 'VerifyDuration', 'DeleteDuration']) {
       // The widget's default statistic (Average) is left out of the line.
       const stats = lines
-        .filter((line) => line[0] === 'AuditArchiver' && line[1] === name && line[3] === 'audit-archiver')
-        .map((line) => (line[4] as { stat?: string }).stat ?? 'Average');
+        .filter((line) => line[0] === 'AuditArchiver' && line[1] === name && line[3] === deployment())
+        .map((line) => (line[6] as { stat?: string }).stat ?? 'Average');
       expect([name, stats.sort()]).toEqual([name, ['Average', 'Maximum', 'p99']]);
     }
     for (const machine of [parent, child]) {
@@ -515,7 +523,7 @@ describe('dashboard', () => {
       'AuditArchiver',
       'RunsSucceeded',
       'deployment',
-      logicalId(plain.stack, plain.stack.lockTable.table),
+      deployment(),
       'service',
       'audit-archiver',
       expect.objectContaining({ stat: 'Sum' }),

@@ -20,25 +20,27 @@ export interface Telemetry {
     value: number,
     table: { database: string; table: string },
   ): void;
-  /** A metric of a whole run, of this deployment only. */
+  /** A metric of a whole run. */
   runMetric(name: MetricName, unit: 'Count', value: number): void;
 }
 
 /**
- * Telemetry through Powertools. `deployment` (the lock table's name) is the run metrics' `deployment` dimension:
- * every stack in an account shares the namespace and service, and another deployment's successful runs must not keep
- * this one's no-successful-run alarm quiet.
+ * Telemetry through Powertools. `deployment` (the lock table's name) is a dimension of every metric: every stack in
+ * an account shares the namespace and service, and another deployment's successful runs must not keep this one's
+ * no-successful-run alarm quiet, nor its failed verifications fire this one's alarms.
  */
 export function powertoolsTelemetry(deployment: string): Telemetry {
   return {
     info: (message, fields) => logger.info(message, { ...fields }),
     warn: (message, fields) => logger.warn(message, { ...fields }),
     metric: (name, unit, value, table) => {
-      // Per table (database, table dimensions) and in total (service dimension only), so dashboards get both.
+      // Per table (database, table dimensions) and in total (the deployment's), so dashboards get both.
       const perTable = metrics.singleMetric();
-      perTable.addDimensions({ database: table.database, table: table.table });
+      perTable.addDimensions({ deployment, database: table.database, table: table.table });
       perTable.addMetric(name, MetricUnit[unit], value);
-      metrics.singleMetric().addMetric(name, MetricUnit[unit], value);
+      const total = metrics.singleMetric();
+      total.addDimensions({ deployment });
+      total.addMetric(name, MetricUnit[unit], value);
     },
     runMetric: (name, unit, value) => {
       const ofRun = metrics.singleMetric();

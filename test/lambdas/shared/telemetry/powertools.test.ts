@@ -63,7 +63,7 @@ describe('Powertools telemetry', () => {
     ]);
   });
 
-  it('emits a table’s metric per table and in total', async () => {
+  it('emits a table’s metric per table and in total, of its deployment', async () => {
     // Act
     const documents = await emitted(({ powertoolsTelemetry }) =>
       powertoolsTelemetry('locks-of-prod').metric('RowsArchived', 'Count', 250, {
@@ -76,13 +76,18 @@ describe('Powertools telemetry', () => {
     expect(series(documents)).toEqual([
       {
         namespace: 'AuditArchiver',
-        dimensions: { service: 'audit-archiver', database: 'billing', table: 'public.audit_logs' },
+        dimensions: {
+          service: 'audit-archiver',
+          deployment: 'locks-of-prod',
+          database: 'billing',
+          table: 'public.audit_logs',
+        },
         metric: 'RowsArchived',
         value: 250,
       },
       {
         namespace: 'AuditArchiver',
-        dimensions: { service: 'audit-archiver' },
+        dimensions: { service: 'audit-archiver', deployment: 'locks-of-prod' },
         metric: 'RowsArchived',
         value: 250,
       },
