@@ -82,6 +82,8 @@ export class RestoreWorkflow extends Construct {
     // BatchWriteItem.
     lockTable.grant(this.file, ['restored'], 'BatchGetItem', 'BatchWriteItem');
     lockTable.grant(this.file, ['inventory'], 'BatchGetItem');
+    // The target's legal hold, checked again by each group of a restore with strategy overwrite.
+    lockTable.grant(this.file, ['holds'], 'GetItem');
 
     this.summary = new ArchiverFunction(this, 'Summary', {
       step: 'restore-summary',

@@ -67,6 +67,7 @@ import {
   restoresIntoArchivedTable,
   restoreTargetLabel,
 } from '../shared/restore/restore-task.js';
+import { refuseOverwriteUnderHold } from '../shared/restore/target-hold.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import type { RestoreFileInput, RestoreFileOutput } from './schema.js';
 
@@ -74,7 +75,7 @@ const sqlState = (error: unknown): string => (error as { code?: string }).code ?
 
 export type RestoreFileDeps = Pick<
   StepDeps,
-  'config' | 'store' | 'inventory' | 'restoreRecords' | 'database' | 'telemetry' | 'now' | 'fault'
+  'config' | 'store' | 'inventory' | 'restoreRecords' | 'holds' | 'database' | 'telemetry' | 'now' | 'fault'
 >;
 
 /**
@@ -194,6 +195,7 @@ async function writeGroup(
     group.target = await lockAndDescribeTarget(client, task.target);
   }
   if (group.target) assertWritable(group.target, task.strategy);
+  await refuseOverwriteUnderHold(deps, task, "this group's archives were not written (earlier groups' were)");
   group.watermark = watermarkOf(task, group.target);
   const lookups = await groupLookups(task, archives, group.target, deps);
   lookups.marks = await settleMarks(client, group, lookups.marks);

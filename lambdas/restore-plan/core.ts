@@ -11,8 +11,7 @@ import {
 } from '../shared/archive/catalog.js';
 import { tablePrefix } from '../shared/archive/format.js';
 import type { InventoryEntry } from '../shared/archive/inventory.js';
-import { activeHold } from '../shared/batch/holds.js';
-import { findDatabase, resolveTableIfConfigured } from '../shared/config/resolved-table.js';
+import { findDatabase } from '../shared/config/resolved-table.js';
 import { tableRef } from '../shared/config/schema.js';
 import { isColdStorageClass } from '../shared/config/storage-classes.js';
 import { type Database, inReadOnlyTransaction, inTransaction } from '../shared/database/db.js';
@@ -26,6 +25,7 @@ import {
   type RestoreRequest,
   type RestoreTask,
 } from '../shared/restore/restore-task.js';
+import { refuseOverwriteUnderHold } from '../shared/restore/target-hold.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import {
   groupArchives,
@@ -75,24 +75,6 @@ export type RestorePlanDeps = Pick<
   'config' | 'store' | 'inventory' | 'locks' | 'holds' | 'database' | 'telemetry'
 >;
 
-/**
- * A legal hold keeps a table's rows as they are, and strategy overwrite writes archived values over them: refused
- * before anything is listed or written. Strategies skip and fail only add the rows the table lacks.
- */
-async function refuseOverwriteUnderHold(
-  deps: Pick<RestorePlanDeps, 'config' | 'holds'>,
-  task: RestoreTask,
-): Promise<void> {
-  if (task.strategy !== 'overwrite') return;
-  const ref = tableRef(task.target);
-  const configured = resolveTableIfConfigured(deps.config, task.database, ref);
-  const hold = await activeHold(deps, task.database, ref, configured?.governance.configHold);
-  if (hold)
-    throw new TableNotUsableError(
-      `restore target ${tableLabel(task.target)} in database ${task.database} is under ${hold}: strategy overwrite would change its rows; restore with strategy skip, or into another table (targetTable); nothing was written`,
-    );
-}
-
 /** Keys of unreachable committed archives the plan's error and warning name, at most. */
 const MISSING_KEYS_SHOWN = 5;
 
@@ -139,7 +121,7 @@ export async function planRestore(
     key: request.key,
   };
   assertRestoreTargetAllowed(database, task);
-  await refuseOverwriteUnderHold(deps, task);
+  await refuseOverwriteUnderHold(deps, task, 'nothing was written');
   assertLegacyPrefixReadable(task, deps.config.s3.prefix);
   const source = archiveSource(task, deps.config.s3.prefix);
   // What the listing must hold: the committed archives of the request, read before listing, so an archive committed

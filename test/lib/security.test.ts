@@ -655,7 +655,7 @@ describe('restore function roles', () => {
     // Act & Assess
     // The plan compares the listing with the table's committed archives (one Query of the inventory) and leaves out
     // the archives of the source table's batch in flight (one read of its lease item); it reads the target's legal
-    // hold, which refuses strategy overwrite.
+    // hold, which refuses strategy overwrite, and so does each group of restore-file.
     expect(leadingKeys('plan')).toEqual([
       [
         ['dynamodb:BatchGetItem', 'dynamodb:Query'],
@@ -669,6 +669,7 @@ describe('restore function roles', () => {
         ['RESTORED#billing#*', 'RESTORED#crm#*'],
       ],
       [['dynamodb:BatchGetItem'], ['ARCHIVES#billing#*', 'ARCHIVES#crm#*']],
+      [['dynamodb:GetItem'], ['HOLDS']],
     ]);
     expect(leadingKeys('summary')).toEqual([[['dynamodb:BatchWriteItem', 'dynamodb:Query'], ['RESTORE#*']]]);
     for (const which of ['plan', 'file', 'summary'] as const) {

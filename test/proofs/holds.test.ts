@@ -137,6 +137,43 @@ describe('legal hold through the real local workflow', () => {
     expect(skip.execution.status).toBe('SUCCEEDED');
     expect(afterSkip).toBe(24);
   });
+
+  it('stops a restore with strategy overwrite whose target is held after its plan: no group writes', async () => {
+    // Prepare: midrun's 4 old rows are archived (the first test's runs); the hold lands once the plan has checked.
+    const before = await tableLines(bed.db.client, resolvedTable(spec('midrun')));
+    expect(before).toHaveLength(20);
+
+    // Act; the hold is cleared whatever happens, for the next test.
+    let restore: Awaited<ReturnType<typeof runLocalRestore>>;
+    let after: string[];
+    try {
+      restore = await runLocalRestore(
+        bed.local,
+        { database: 'app', table: 'public.midrun', strategy: 'overwrite' },
+        {
+          retryIntervalScale: 0,
+          afterStep: async (event) => {
+            if (event.functionName === 'restore-plan')
+              await setHold(context(), 'app', 'public.midrun', 'case 2025-19');
+          },
+        },
+      );
+      after = await tableLines(bed.db.client, resolvedTable(spec('midrun')));
+    } finally {
+      await clearHold(context(), 'app', 'public.midrun');
+    }
+
+    // Assess: every archive failed, naming the hold; the table is as it was.
+    expect(after).toEqual(before);
+    expect(restore.results.length).toBeGreaterThan(0);
+    for (const result of restore.results)
+      expect(result).toMatchObject({
+        status: 'failed',
+        error: expect.stringMatching(
+          /^TableNotUsableError: .*"public"\."midrun" in database app is under legal hold \(set .* by test-operator\): case 2025-19: strategy overwrite would change its rows/,
+        ),
+      });
+  });
 });
 
 describe('legal hold on a partition the config lists beside its partitioned table', () => {
