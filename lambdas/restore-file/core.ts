@@ -195,7 +195,12 @@ async function writeGroup(
     group.target = await lockAndDescribeTarget(client, task.target);
   }
   if (group.target) assertWritable(group.target, task.strategy);
-  await refuseOverwriteUnderHold(deps, task, "this group's archives were not written (earlier groups' were)");
+  await refuseOverwriteUnderHold(
+    deps,
+    client,
+    task,
+    "this group's archives were not written (earlier groups' were)",
+  );
   group.watermark = watermarkOf(task, group.target);
   const lookups = await groupLookups(task, archives, group.target, deps);
   lookups.marks = await settleMarks(client, group, lookups.marks);

@@ -121,7 +121,8 @@ export async function planRestore(
     key: request.key,
   };
   assertRestoreTargetAllowed(database, task);
-  await refuseOverwriteUnderHold(deps, task, 'nothing was written');
+  const db = await deps.database(task.database);
+  await db.withConnection((client) => refuseOverwriteUnderHold(deps, client, task, 'nothing was written'));
   assertLegacyPrefixReadable(task, deps.config.s3.prefix);
   const source = archiveSource(task, deps.config.s3.prefix);
   // What the listing must hold: the committed archives of the request, read before listing, so an archive committed
@@ -132,7 +133,6 @@ export async function planRestore(
     throw new ConfigError(`key "${task.key}" is not an archive of ${tableLabel(task.source)}`);
   }
   const concurrency = database.maxConnections;
-  const db = await deps.database(task.database);
   // The plan lists every archive of the request at once: it reads legacy metadata only where another schema's table
   // may have archives among them, or for the one key asked for. The list steps read it still, for their pages: they
   // leave out the archives of a twin since dropped, which the plan then counts.

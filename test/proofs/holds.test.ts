@@ -218,4 +218,60 @@ describe('legal hold on a partition the config lists beside its partitioned tabl
     expect(original.length).toBeGreaterThan(0);
     expect(await tableLines(bed.db.client, partition)).toEqual(original);
   });
+
+  it('refuses a restore with strategy overwrite into a table sharing rows with a held one: its partition, or the table it is a partition of', async () => {
+    // Prepare: the partition's hold lifted, whole archives the partition's rows (the previous test's hold kept them).
+    const deps = bed.local.deps();
+    const context: HoldContext = {
+      config: bed.local.config,
+      holds: deps.holds,
+      store: deps.store,
+      actor: 'test-operator',
+    };
+    await clearHold(context, 'app', 'public.whole_old');
+    const run = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+    expect(run.outcomes.find((o) => o.table === 'public.whole')).toMatchObject({ status: 'succeeded' });
+    const partition = resolvedTable(spec('whole_old'));
+    const emptied = await tableLines(bed.db.client, partition);
+    expect(emptied).toEqual([]);
+
+    // Act: into the partitioned table while its partition is held, then into the partition while the table is held.
+    let intoTable: Awaited<ReturnType<typeof runLocalRestore>>;
+    let intoPartition: Awaited<ReturnType<typeof runLocalRestore>>;
+    try {
+      await setHold(context, 'app', 'public.whole_old', 'case 2025-32');
+      intoTable = await runLocalRestore(
+        bed.local,
+        { database: 'app', table: 'public.whole', strategy: 'overwrite' },
+        { retryIntervalScale: 0 },
+      );
+      await clearHold(context, 'app', 'public.whole_old');
+      await setHold(context, 'app', 'public.whole', 'case 2025-33');
+      intoPartition = await runLocalRestore(
+        bed.local,
+        { database: 'app', table: 'public.whole', targetTable: 'public.whole_old', strategy: 'overwrite' },
+        { retryIntervalScale: 0 },
+      );
+    } finally {
+      await clearHold(context, 'app', 'public.whole_old');
+      await clearHold(context, 'app', 'public.whole');
+    }
+
+    // Assess: both refused before anything was written, naming the hold and the table it is on.
+    expect([intoTable.execution.status, intoTable.execution.error?.name]).toEqual([
+      'FAILED',
+      'TableNotUsableError',
+    ]);
+    expect(intoTable.execution.error?.message).toMatch(
+      /^restore target "public"\."whole" in database app is under legal hold \(set .* by test-operator\): case 2025-32, on "public"\."whole_old", which shares its rows: strategy overwrite would change its rows/,
+    );
+    expect([intoPartition.execution.status, intoPartition.execution.error?.name]).toEqual([
+      'FAILED',
+      'TableNotUsableError',
+    ]);
+    expect(intoPartition.execution.error?.message).toMatch(
+      /^restore target "public"\."whole_old" in database app is under legal hold \(set .* by test-operator\): case 2025-33, on "public"\."whole", which shares its rows: /,
+    );
+    expect(await tableLines(bed.db.client, partition)).toEqual([]);
+  });
 });

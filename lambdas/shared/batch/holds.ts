@@ -23,13 +23,57 @@ export async function activeHold(
     : undefined;
 }
 
+/** A table the config lists that shares rows with another through partitioning, and the hold it is under. */
+export interface HeldRelative {
+  schema: string;
+  name: string;
+  hold: string;
+}
+
+/**
+ * The first held table among those the config lists beside `table` in `database` that share its rows through
+ * partitioning: its partitions (at any depth) and, with `ancestors`, the partitioned tables it is a partition of.
+ * Holds are set only on configured tables, so the lock table is read only for a configured relative: a table without
+ * one costs no call but the catalog query, and none when the config lists no other table of the database.
+ */
+export async function heldPartitionRelative(
+  deps: Pick<StepDeps, 'config' | 'holds'>,
+  client: pg.ClientBase,
+  database: string,
+  table: { schema: string; name: string },
+  ancestors: boolean,
+): Promise<HeldRelative | undefined> {
+  const db = findDatabase(deps.config, database);
+  const others = db.tables.filter((t) => t.schema !== table.schema || t.name !== table.name);
+  if (others.length === 0) return undefined;
+  const relatives = await client.query<{ schema: string; name: string }>(
+    `WITH t AS (SELECT c.oid FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = $3 AND c.relname = $4)
+     SELECT n.nspname AS schema, c.relname AS name
+       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+        AND (EXISTS (SELECT 1 FROM pg_catalog.pg_partition_ancestors(c.oid) AS a WHERE a.relid IN (SELECT oid FROM t))
+             OR ($5 AND c.oid IN (SELECT a.relid FROM t, pg_catalog.pg_partition_ancestors(t.oid) AS a)))`,
+    [others.map((t) => t.schema), others.map((t) => t.name), table.schema, table.name, ancestors],
+  );
+  for (const relative of relatives.rows) {
+    const ref = tableRef(relative);
+    const hold = await activeHold(
+      deps,
+      database,
+      ref,
+      resolveTableIfConfigured(deps.config, database, ref)?.governance.configHold,
+    );
+    if (hold) return { ...relative, hold };
+  }
+  return undefined;
+}
+
 /**
  * A partitioned table's rows are its partitions' rows: a partition the config lists beside it and holds (the
  * partition's entry, or `hold set` on it, which the lock step reports as held) would have its rows archived and
  * deleted with the partitioned table's all the same. The partitioned table is refused, nothing exported, naming the
- * hold (export; plan reports it unusable); held too, it is skipped as held. The lock table is read only for a
- * configured partition (a config the partition's own runs refuse), so this costs a table without one no call outside
- * the transaction.
+ * hold (export; plan reports it unusable); held too, it is skipped as held.
  */
 export async function refuseHeldPartition(
   deps: Pick<StepDeps, 'config' | 'holds'>,
@@ -38,30 +82,9 @@ export async function refuseHeldPartition(
   shape: Pick<TableShape, 'schema' | 'name' | 'partitioned'>,
 ): Promise<void> {
   if (!shape.partitioned) return;
-  const db = findDatabase(deps.config, database);
-  const others = db.tables.filter((t) => t.schema !== shape.schema || t.name !== shape.name);
-  if (others.length === 0) return;
-  const partitions = await client.query<{ schema: string; name: string }>(
-    `SELECT n.nspname AS schema, c.relname AS name
-       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-      WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-        AND EXISTS (SELECT 1 FROM pg_catalog.pg_partition_ancestors(c.oid) AS a
-                      JOIN pg_catalog.pg_class p ON p.oid = a.relid
-                      JOIN pg_catalog.pg_namespace s ON s.oid = p.relnamespace
-                     WHERE s.nspname = $3 AND p.relname = $4)`,
-    [others.map((t) => t.schema), others.map((t) => t.name), shape.schema, shape.name],
-  );
-  for (const partition of partitions.rows) {
-    const ref = tableRef(partition);
-    const hold = await activeHold(
-      deps,
-      database,
-      ref,
-      resolveTableIfConfigured(deps.config, database, ref)?.governance.configHold,
+  const partition = await heldPartitionRelative(deps, client, database, shape, false);
+  if (partition)
+    throw new TableNotUsableError(
+      `table "${shape.schema}"."${shape.name}" in database ${database} holds the partition "${partition.schema}"."${partition.name}", which is under ${partition.hold}: its rows would be archived and deleted with the table's; nothing was archived (put "${shape.schema}"."${shape.name}" under legal hold too)`,
     );
-    if (hold)
-      throw new TableNotUsableError(
-        `table "${shape.schema}"."${shape.name}" in database ${database} holds the partition "${partition.schema}"."${partition.name}", which is under ${hold}: its rows would be archived and deleted with the table's; nothing was archived (put "${shape.schema}"."${shape.name}" under legal hold too)`,
-      );
-  }
 }

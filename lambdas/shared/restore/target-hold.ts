@@ -1,4 +1,5 @@
-import { activeHold } from '../batch/holds.js';
+import type pg from 'pg';
+import { activeHold, heldPartitionRelative } from '../batch/holds.js';
 import { resolveTableIfConfigured } from '../config/resolved-table.js';
 import { tableRef } from '../config/schema.js';
 import { TableNotUsableError } from '../errors/step-errors.js';
@@ -7,20 +8,29 @@ import { tableLabel } from './restore-sql.js';
 import type { RestoreTask } from './restore-task.js';
 
 /**
- * A legal hold keeps a table's rows as they are, and strategy overwrite writes archived values over them: refused.
- * Strategies skip and fail only add the rows the table lacks. The plan checks before anything is listed or written,
- * and each group again, with the target locked: a hold set while a restore runs stops it from the next group on.
- * `written` says what the refusal left unwritten.
+ * A legal hold keeps a table's rows as they are, and strategy overwrite writes archived values over them: refused,
+ * whether the hold is the target's own or a configured table's that shares its rows through partitioning (a held
+ * partition of a partitioned target, or a held partitioned table the target is a partition of). Strategies skip and
+ * fail only add the rows the table lacks. The plan checks before anything is listed or written, and each group again,
+ * with the target locked: a hold set while a restore runs stops it from the next group on. `written` says what the
+ * refusal left unwritten.
  */
 export async function refuseOverwriteUnderHold(
   deps: Pick<StepDeps, 'config' | 'holds'>,
+  client: pg.ClientBase,
   task: Pick<RestoreTask, 'database' | 'target' | 'strategy'>,
   written: string,
 ): Promise<void> {
   if (task.strategy !== 'overwrite') return;
   const ref = tableRef(task.target);
   const configured = resolveTableIfConfigured(deps.config, task.database, ref);
-  const hold = await activeHold(deps, task.database, ref, configured?.governance.configHold);
+  const own = await activeHold(deps, task.database, ref, configured?.governance.configHold);
+  const relative = own
+    ? undefined
+    : await heldPartitionRelative(deps, client, task.database, task.target, true);
+  const hold =
+    own ??
+    (relative && `${relative.hold}, on "${relative.schema}"."${relative.name}", which shares its rows`);
   if (hold)
     throw new TableNotUsableError(
       `restore target ${tableLabel(task.target)} in database ${task.database} is under ${hold}: strategy overwrite would change its rows; restore with strategy skip, or into another table (targetTable); ${written}`,
