@@ -195,15 +195,18 @@ async function writeGroup(
     group.target = await lockAndDescribeTarget(client, task.target);
   }
   if (group.target) assertWritable(group.target, task.strategy);
-  await refuseOverwriteUnderHold(
-    deps,
-    client,
-    task,
-    "this group's archives were not written (earlier groups' were)",
-  );
   group.watermark = watermarkOf(task, group.target);
   const lookups = await groupLookups(task, archives, group.target, deps);
   lookups.marks = await settleMarks(client, group, lookups.marks);
+  // A hold set while the restore runs stops an overwrite from the next group on. A group this restore committed
+  // already (retried after a failure past its COMMIT) writes nothing more, and is reported as what it wrote.
+  if (!archives.every((archive) => lookups.marks.get(archive.key)?.restoreId === task.restoreId))
+    await refuseOverwriteUnderHold(
+      deps,
+      client,
+      task,
+      "this group's archives were not written; groups committed before the hold was set stay written",
+    );
   const prepare = (archive: ArchivePointer) =>
     settled(prepareArchive(task, archive, group.target, lookups, deps));
   const results: RestoreFileResult[] = [];

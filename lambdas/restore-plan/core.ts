@@ -122,7 +122,12 @@ export async function planRestore(
   };
   assertRestoreTargetAllowed(database, task);
   const db = await deps.database(task.database);
-  await db.withConnection((client) => refuseOverwriteUnderHold(deps, client, task, 'nothing was written'));
+  if (task.strategy === 'overwrite')
+    await db.withConnection((client) =>
+      inReadOnlyTransaction(client, () =>
+        refuseOverwriteUnderHold(deps, client, task, 'nothing was written'),
+      ),
+    );
   assertLegacyPrefixReadable(task, deps.config.s3.prefix);
   const source = archiveSource(task, deps.config.s3.prefix);
   // What the listing must hold: the committed archives of the request, read before listing, so an archive committed

@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { clearHold, type HoldContext, setHold } from '../../cli/holds.js';
 import { planExitCode, planLocally } from '../../cli/plan.js';
+import type { FaultPoint } from '../../lambdas/shared/step/step-deps.js';
 import { listAuditEvents } from '../../lambdas/shared/telemetry/audit-trail.js';
 import type { SummaryOutput } from '../../lambdas/summary/schema.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
+import type { StepEvent } from '../../local/workflow.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
@@ -12,6 +14,10 @@ import {
   seedPartitionedWhole,
   tableLines,
 } from '../support/fixtures.js';
+
+class InjectedCrash extends Error {
+  override name = 'InjectedCrash';
+}
 
 /** Batches of 2 rows: each takes two days' objects. */
 const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at', batchSize: 2 });
@@ -174,6 +180,47 @@ describe('legal hold through the real local workflow', () => {
         ),
       });
   });
+
+  it('reports a group that committed before the hold was set as restored when its retry meets the hold', async () => {
+    // Prepare: held's 4 old rows are archived (the first test's runs); the first group to commit dies before its
+    // watermarks, and the hold lands then: its retry finds its own rows, answered by its marks.
+    const before = await count('held');
+    let crashedGroup: string[] = [];
+    const fault = async (point: FaultPoint) => {
+      if (point !== 'restore:afterCommit' || crashedGroup.length > 0) return;
+      crashedGroup = ['(pending)'];
+      await setHold(context(), 'app', 'public.held', 'case 2025-20');
+      throw new InjectedCrash('crash after COMMIT');
+    };
+    const onStep = (event: StepEvent) => {
+      if (event.functionName === 'restore-file' && event.error?.name === 'InjectedCrash')
+        crashedGroup = (event.payload as { archives: { key: string }[] }).archives.map((a) => a.key);
+    };
+
+    // Act; the hold is cleared whatever happens, for the next test.
+    let restore: Awaited<ReturnType<typeof runLocalRestore>>;
+    try {
+      restore = await runLocalRestore(
+        bed.local,
+        { database: 'app', table: 'public.held', strategy: 'overwrite' },
+        { retryIntervalScale: 0, fault, onStep },
+      );
+    } finally {
+      await clearHold(context(), 'app', 'public.held');
+    }
+
+    // Assess: the crashed group's archives are restored, not failed for a hold set after their COMMIT. A group that
+    // runs beside it restores if it checked the hold before it was set, and otherwise fails naming it.
+    expect(before).toBe(20);
+    expect(crashedGroup).not.toContain('(pending)');
+    const results = new Map(restore.results.map((r) => [r.key, r]));
+    for (const key of crashedGroup) expect(results.get(key)).toMatchObject({ status: 'restored' });
+    for (const result of restore.results.filter((r) => r.status !== 'restored'))
+      expect(result.error).toMatch(/under legal hold \(set .* by test-operator\): case 2025-20/);
+    const written = restore.results.reduce((n, r) => n + r.inserted + r.overwritten, 0);
+    expect(written).toBeGreaterThan(0);
+    expect(await count('held')).toBe(before + restore.results.reduce((n, r) => n + r.inserted, 0));
+  });
 });
 
 describe('legal hold on a partition the config lists beside its partitioned table', () => {
@@ -263,14 +310,14 @@ describe('legal hold on a partition the config lists beside its partitioned tabl
       'TableNotUsableError',
     ]);
     expect(intoTable.execution.error?.message).toMatch(
-      /^restore target "public"\."whole" in database app is under legal hold \(set .* by test-operator\): case 2025-32, on "public"\."whole_old", which shares its rows: strategy overwrite would change its rows/,
+      /^restore target "public"\."whole" in database app is under legal hold \(set .* by test-operator\): case 2025-32 \(the hold of "public"\."whole_old", which shares its rows\): strategy overwrite would change its rows/,
     );
     expect([intoPartition.execution.status, intoPartition.execution.error?.name]).toEqual([
       'FAILED',
       'TableNotUsableError',
     ]);
     expect(intoPartition.execution.error?.message).toMatch(
-      /^restore target "public"\."whole_old" in database app is under legal hold \(set .* by test-operator\): case 2025-33, on "public"\."whole", which shares its rows: /,
+      /^restore target "public"\."whole_old" in database app is under legal hold \(set .* by test-operator\): case 2025-33 \(the hold of "public"\."whole", which shares its rows\): /,
     );
     expect(await tableLines(bed.db.client, partition)).toEqual([]);
   });

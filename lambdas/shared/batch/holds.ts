@@ -41,7 +41,7 @@ export async function heldPartitionRelative(
   client: pg.ClientBase,
   database: string,
   table: { schema: string; name: string },
-  ancestors: boolean,
+  { ancestors }: { ancestors: boolean },
 ): Promise<HeldRelative | undefined> {
   const db = findDatabase(deps.config, database);
   const others = db.tables.filter((t) => t.schema !== table.schema || t.name !== table.name);
@@ -53,7 +53,8 @@ export async function heldPartitionRelative(
        FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
       WHERE (n.nspname, c.relname) IN (SELECT * FROM unnest($1::text[], $2::text[]))
         AND (EXISTS (SELECT 1 FROM pg_catalog.pg_partition_ancestors(c.oid) AS a WHERE a.relid IN (SELECT oid FROM t))
-             OR ($5 AND c.oid IN (SELECT a.relid FROM t, pg_catalog.pg_partition_ancestors(t.oid) AS a)))`,
+             OR ($5 AND c.oid IN (SELECT a.relid FROM t, pg_catalog.pg_partition_ancestors(t.oid) AS a)))
+      ORDER BY 1, 2`,
     [others.map((t) => t.schema), others.map((t) => t.name), table.schema, table.name, ancestors],
   );
   for (const relative of relatives.rows) {
@@ -82,7 +83,7 @@ export async function refuseHeldPartition(
   shape: Pick<TableShape, 'schema' | 'name' | 'partitioned'>,
 ): Promise<void> {
   if (!shape.partitioned) return;
-  const partition = await heldPartitionRelative(deps, client, database, shape, false);
+  const partition = await heldPartitionRelative(deps, client, database, shape, { ancestors: false });
   if (partition)
     throw new TableNotUsableError(
       `table "${shape.schema}"."${shape.name}" in database ${database} holds the partition "${partition.schema}"."${partition.name}", which is under ${partition.hold}: its rows would be archived and deleted with the table's; nothing was archived (put "${shape.schema}"."${shape.name}" under legal hold too)`,

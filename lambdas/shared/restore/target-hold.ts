@@ -12,7 +12,7 @@ import type { RestoreTask } from './restore-task.js';
  * whether the hold is the target's own or a configured table's that shares its rows through partitioning (a held
  * partition of a partitioned target, or a held partitioned table the target is a partition of). Strategies skip and
  * fail only add the rows the table lacks. The plan checks before anything is listed or written, and each group again,
- * with the target locked: a hold set while a restore runs stops it from the next group on. `written` says what the
+ * before it writes: a hold set while a restore runs stops it from the next group on. `written` says what the
  * refusal left unwritten.
  */
 export async function refuseOverwriteUnderHold(
@@ -27,10 +27,9 @@ export async function refuseOverwriteUnderHold(
   const own = await activeHold(deps, task.database, ref, configured?.governance.configHold);
   const relative = own
     ? undefined
-    : await heldPartitionRelative(deps, client, task.database, task.target, true);
+    : await heldPartitionRelative(deps, client, task.database, task.target, { ancestors: true });
   const hold =
-    own ??
-    (relative && `${relative.hold}, on "${relative.schema}"."${relative.name}", which shares its rows`);
+    own ?? (relative && `${relative.hold} (the hold of ${tableLabel(relative)}, which shares its rows)`);
   if (hold)
     throw new TableNotUsableError(
       `restore target ${tableLabel(task.target)} in database ${task.database} is under ${hold}: strategy overwrite would change its rows; restore with strategy skip, or into another table (targetTable); ${written}`,
