@@ -10,7 +10,8 @@ export type ArchiverStep = PipelineStep | RestoreStep;
  * CDK import here: local mode and the bench load this module.
  *
  * Memory is not what sizes the batch and file steps: they stream and stay well under 200 MB whatever the batch size,
- * but export and verify are CPU-bound and Lambda's CPU grows with memory, so they get 1024 MB.
+ * but export, verify and restore-file are CPU-bound and Lambda's CPU grows with memory, so they get 1024 MB (upload
+ * and delete too, though they mostly wait on S3 and the database). restore-plan lists and reads sidecars.
  */
 export const FUNCTION_MEMORY_MB = {
   plan: 256,
@@ -28,7 +29,7 @@ export const FUNCTION_MEMORY_MB = {
 /**
  * The V8 heap flags Lambda's Node.js bootstrap passes for a memory size: a tenth of it as new space (two
  * semi-spaces), the rest as old space. They decide how far the heap grows before it is collected: with this machine's
- * defaults (a 16 MB semi-space) export promoted more of its short-lived buffers and peaked about 50 MB higher.
+ * defaults (a 16 MB semi-space) export promoted more of its short-lived buffers and peaked 33 to 53 MB higher.
  */
 export function lambdaHeapFlags(memoryMb: number): string[] {
   const newSpaceMb = Math.floor(memoryMb / 10);

@@ -83,11 +83,13 @@ export class ArchiveMonitoring extends Construct {
   public readonly topic: sns.Topic;
   /** Every alarm, by construct id. */
   public readonly alarms: Readonly<Record<string, cloudwatch.Alarm>>;
-  /** Fires when no parent execution has succeeded for `noSuccessfulRunHours`. */
+  /** Fires when no run of this deployment (dry runs aside) has succeeded for `noSuccessfulRunHours`. */
   public readonly noSuccessfulRunAlarm: cloudwatch.Alarm;
   public readonly dashboard: cloudwatch.Dashboard;
   /** Prefix of every alarm name, followed by "-". */
   public readonly alarmNamePrefix: string;
+  /** The `deployment` dimension of this stack's custom metrics. */
+  private readonly deployment: string;
 
   constructor(scope: Construct, id: string, props: ArchiveMonitoringProps) {
     super(scope, id);
@@ -261,8 +263,8 @@ export class ArchiveMonitoring extends Construct {
       new cloudwatch.TextWidget({
         markdown:
           '# audit-archiver\nCustom metrics come from the step functions (namespace ' +
-          `\`${METRICS_NAMESPACE}\`): totals carry the \`service\` dimension only, per-table series also ` +
-          '`database` and `table`.',
+          `\`${METRICS_NAMESPACE}\`): totals carry the \`service\` and \`deployment\` dimensions (deployment: ` +
+          `${this.deployment}, the lock table's name), per-table series also \`database\` and \`table\`.`,
         width: 24,
         height: 2,
       }),
@@ -359,8 +361,6 @@ export class ArchiveMonitoring extends Construct {
 
   /** Roles of the functions granted `grantPublishSummaries`: the only principals of the account that may publish. */
   private readonly publishers: string[] = [];
-  /** The `deployment` dimension of this stack's custom metrics. */
-  private readonly deployment: string;
 
   /**
    * Lets `fn` publish to the alarm topic (a run's summary) and tells it the topic in `NOTIFICATION_TOPIC_ARN`. Spelled

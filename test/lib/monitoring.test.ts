@@ -436,10 +436,14 @@ describe('dashboard', () => {
       .widgets.find((w) => w.properties.title === title)
       ?.properties.metrics?.map((line) => (line[0] as { expression?: string }).expression);
 
-  it('graphs the totals of the custom metrics (namespace AuditArchiver, this deployment)', () => {
+  it('graphs the totals of the custom metrics (namespace AuditArchiver, this deployment), and says how they are found', () => {
     // Act
     const lines = metricLines();
+    const text = dashboardBody(plain).widgets.find((w) => w.type === 'text');
     // Assess
+    expect((text?.properties as { markdown?: string } | undefined)?.markdown).toContain(
+      `totals carry the \`service\` and \`deployment\` dimensions (deployment: ${deployment()}, the lock table's name)`,
+    );
     for (const name of customMetrics) {
       expect(lines).toContainEqual([
         'AuditArchiver',

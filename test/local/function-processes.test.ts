@@ -9,7 +9,7 @@ const context: Context = {
   functionName: 'audit-archiver-lock',
   functionVersion: '$LATEST',
   invokedFunctionArn: 'arn:aws:lambda:us-east-1:000000000000:function:audit-archiver-lock',
-  memoryLimitInMB: '1024',
+  memoryLimitInMB: '256',
   awsRequestId: 'test',
   logGroupName: '/aws/lambda/audit-archiver-lock',
   logStreamName: 'local',
