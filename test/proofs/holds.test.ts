@@ -282,9 +282,11 @@ describe('legal hold on a partition the config lists beside its partitioned tabl
     const emptied = await tableLines(bed.db.client, partition);
     expect(emptied).toEqual([]);
 
-    // Act: into the partitioned table while its partition is held, then into the partition while the table is held.
+    // Act: into the partitioned table while its partition is held, then into the partition while the table is held,
+    // then into the partitioned table with its partition held once the plan has checked.
     let intoTable: Awaited<ReturnType<typeof runLocalRestore>>;
     let intoPartition: Awaited<ReturnType<typeof runLocalRestore>>;
+    let heldAfterPlan: Awaited<ReturnType<typeof runLocalRestore>>;
     try {
       await setHold(context, 'app', 'public.whole_old', 'case 2025-32');
       intoTable = await runLocalRestore(
@@ -298,6 +300,18 @@ describe('legal hold on a partition the config lists beside its partitioned tabl
         bed.local,
         { database: 'app', table: 'public.whole', targetTable: 'public.whole_old', strategy: 'overwrite' },
         { retryIntervalScale: 0 },
+      );
+      await clearHold(context, 'app', 'public.whole');
+      heldAfterPlan = await runLocalRestore(
+        bed.local,
+        { database: 'app', table: 'public.whole', strategy: 'overwrite' },
+        {
+          retryIntervalScale: 0,
+          afterStep: async (event) => {
+            if (event.functionName === 'restore-plan')
+              await setHold(context, 'app', 'public.whole_old', 'case 2025-34');
+          },
+        },
       );
     } finally {
       await clearHold(context, 'app', 'public.whole_old');
@@ -319,6 +333,15 @@ describe('legal hold on a partition the config lists beside its partitioned tabl
     expect(intoPartition.execution.error?.message).toMatch(
       /^restore target "public"\."whole_old" in database app is under legal hold \(set .* by test-operator\): case 2025-33 \(the hold of "public"\."whole", which shares its rows\): /,
     );
+    // Assess: each group checks the partition's hold too.
+    expect(heldAfterPlan.results.length).toBeGreaterThan(0);
+    for (const result of heldAfterPlan.results)
+      expect(result).toMatchObject({
+        status: 'failed',
+        error: expect.stringContaining(
+          'case 2025-34 (the hold of "public"."whole_old", which shares its rows)',
+        ),
+      });
     expect(await tableLines(bed.db.client, partition)).toEqual([]);
   });
 });
