@@ -121,9 +121,8 @@ export async function planRestore(
     key: request.key,
   };
   assertRestoreTargetAllowed(database, task);
-  const db = await deps.database(task.database);
   if (task.strategy === 'overwrite')
-    await db.withConnection((client) =>
+    await (await deps.database(task.database)).withConnection((client) =>
       inReadOnlyTransaction(client, () =>
         refuseOverwriteUnderHold(deps, client, task, 'nothing was written'),
       ),
@@ -138,6 +137,7 @@ export async function planRestore(
     throw new ConfigError(`key "${task.key}" is not an archive of ${tableLabel(task.source)}`);
   }
   const concurrency = database.maxConnections;
+  const db = await deps.database(task.database);
   // The plan lists every archive of the request at once: it reads legacy metadata only where another schema's table
   // may have archives among them, or for the one key asked for. The list steps read it still, for their pages: they
   // leave out the archives of a twin since dropped, which the plan then counts.
