@@ -2,7 +2,9 @@ import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { deleteBatch } from '../../../lambdas/delete/core.js';
 import { exportBatch } from '../../../lambdas/export/core.js';
+import type { ArchiveStore } from '../../../lambdas/shared/archive/store.js';
 import {
+  ArchiveIntegrityError,
   DeleteInProgressError,
   InvalidInputError,
   LeaseLostError,
@@ -22,6 +24,7 @@ import { COLUMN_CHANGES } from '../../support/column-changes.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
+  fixtureCutoff,
   leaseStoreAt,
   metricRecorder,
   resolvedTable,
@@ -45,6 +48,7 @@ describe('delete step', () => {
       await seedEvents(db.client, 'changed_after_crash', 200);
       await seedEvents(db.client, 'rekeyed', 600);
       await seedEvents(db.client, 'replaced', 200);
+      await seedEvents(db.client, 'reversioned', 200);
       await db.client.query(
         `ALTER TABLE rekeyed ADD COLUMN uid uuid NOT NULL DEFAULT gen_random_uuid() UNIQUE`,
       );
@@ -59,6 +63,7 @@ describe('delete step', () => {
       spec('changed_after_crash'),
       spec('rekeyed'),
       spec('replaced'),
+      spec('reversioned'),
       ...COLUMN_CHANGES.map((change) => spec(change.table)),
     ],
   );
@@ -163,6 +168,58 @@ describe('delete step', () => {
     await verifyBatch(task, redeployed);
     expect((await deleteBatch({ ...task, progress: ZERO }, redeployed)).rowsDeleted).toBeGreaterThan(0);
     await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+  });
+
+  it('in a bucket that keeps versions, an archive put again after verify with the same ETag stops the delete: the version pinned is no longer the current one', async () => {
+    // Prepare: a bucket that keeps versions, as the S3 HEAD and GET report them (the local S3 server keeps none, so
+    // the version each reports is set here): verify pins each archive at version-1. Then every archive is put again,
+    // with the same bytes (so the same ETag), as version-2: the object verify read is no longer the current one.
+    const base = bed.local.deps();
+    const versions = new Map<string, string>();
+    const versioned = (pin: { etag: string } | undefined, key: string) => {
+      const versionId = versions.get(key);
+      return pin && versionId ? { ...pin, versionId } : pin;
+    };
+    const store = Object.create(base.store) as ArchiveStore;
+    store.head = async (key) => {
+      const head = await base.store.head(key);
+      return head && { ...head, pin: versioned(head.pin, key) };
+    };
+    store.open = async (key, pin) => {
+      const opened = await base.store.open(key, pin);
+      return opened && { ...opened, pin: versioned(opened.pin, key) };
+    };
+    const deps: StepDeps = { ...base, store };
+    const table = resolvedTable(spec('reversioned'));
+    const original = await tableLines(bed.db.client, table);
+    const acquired = await deps.locks.acquire('app', 'public.reversioned', 'exec-reversioned', 600);
+    if (!acquired.acquired) throw new Error('acquire failed');
+    const task: TableTask = {
+      runId: 'exec-reversioned',
+      database: 'app',
+      table: 'public.reversioned',
+      cutoff: await fixtureCutoff(deps),
+      lease: acquired.lease,
+    };
+    expect(await exportBatch(task, deps)).toMatchObject({ status: 'exported' });
+    const keys = ((await deps.locks.get('app', 'public.reversioned')).inFlight?.objects ?? []).map(
+      (object) => object.archiveKey,
+    );
+    for (const key of keys) versions.set(key, 'version-1');
+    await uploadBatch(task, deps);
+    await verifyBatch(task, deps);
+    const verified = (await deps.locks.get('app', 'public.reversioned')).inFlight;
+    expect(verified?.objects.map((object) => object.pin?.versionId)).toEqual(keys.map(() => 'version-1'));
+    for (const key of keys) versions.set(key, 'version-2');
+
+    // Act
+    const refused = deleteBatch({ ...task, progress: ZERO }, deps);
+
+    // Assess: rolled back and withdrawn, naming the version; every row still in the table.
+    await expect(refused).rejects.toThrow(ArchiveIntegrityError);
+    await expect(refused).rejects.toThrow(/object is another version/);
+    expect(await tableLines(bed.db.client, table)).toEqual(original);
+    expect((await deps.locks.get('app', 'public.reversioned')).inFlight).toBeUndefined();
   });
 
   it('a retry after a commit whose acknowledgement was lost deletes nothing more and counts the batch once', async () => {
