@@ -12,7 +12,7 @@ import {
 } from '../../../../lambdas/shared/errors/step-errors.js';
 import { LeaseStore } from '../../../../lambdas/shared/lock-table/lease-store.js';
 import type { InFlight } from '../../../../lambdas/shared/lock-table/table-state.js';
-import type { StepDeps } from '../../../../lambdas/shared/step/step-deps.js';
+import type { FaultPoint, StepDeps } from '../../../../lambdas/shared/step/step-deps.js';
 import type { TableTask } from '../../../../lambdas/shared/step/table-task.js';
 import { uploadBatch } from '../../../../lambdas/upload/core.js';
 import { verifyBatch } from '../../../../lambdas/verify/core.js';
@@ -34,12 +34,21 @@ const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'crea
 describe('batch settlement and withdrawal', () => {
   const bed = archiverTestbed(
     async (db) => {
-      for (const name of ['stale', 'moved_server', 'unknown_outcome', 'raced', 'broken_read', 'unread'])
+      for (const name of [
+        'stale',
+        'moved_server',
+        'switched_over',
+        'unknown_outcome',
+        'raced',
+        'broken_read',
+        'unread',
+      ])
         await seedEvents(db.client, name, 400);
     },
     [
       spec('stale'),
       spec('moved_server'),
+      spec('switched_over'),
       spec('unknown_outcome'),
       spec('raced'),
       spec('broken_read'),
@@ -115,6 +124,45 @@ describe('batch settlement and withdrawal', () => {
 
     // Assess
     expect(resumed).toMatchObject({ status: 'resumed', rows: batchTotals(inFlight).rowCount });
+    await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+  });
+
+  it('settles a delete recorded on another server by its rows, whatever this server says of a transaction of that id: rows gone, the batch is committed and its archive kept', async () => {
+    // Prepare: the delete committed on a server that is gone (a blue/green switchover: this server took the deletion
+    // over by replication, its transaction ids are its own). Here the transaction id recorded names one this server
+    // rolled back.
+    const deps = bed.local.deps();
+    const table = resolvedTable(spec('switched_over'));
+    const original = await tableLines(bed.db.client, table);
+    const { task } = await verifiedBatch(deps, 'public.switched_over');
+    const crashAfterCommit = (point: FaultPoint) => {
+      if (point === 'delete:afterCommit') throw new Error('connection lost after COMMIT');
+    };
+    await expect(deleteBatch({ ...task, progress: ZERO }, bed.local.deps(crashAfterCommit))).rejects.toThrow(
+      /connection lost/,
+    );
+    const deleting = (await deps.locks.get('app', 'public.switched_over')).inFlight;
+    if (deleting?.stage !== 'deleting') throw new Error('setup: the batch is not deleting');
+    await bed.db.client.query('BEGIN');
+    const rolledBack = await bed.db.client.query<{ xid: string }>(
+      'SELECT pg_catalog.pg_current_xact_id()::text AS xid',
+    );
+    await bed.db.client.query('ROLLBACK');
+    const onAnotherServer: InFlight = {
+      ...deleting,
+      deleteXid: rolledBack.rows[0]?.xid,
+      deleteServer: '1:1',
+    };
+    await deps.locks.setInFlight('app', 'public.switched_over', task.lease, 3600, onAnotherServer, {
+      unchanged: deleting,
+    });
+
+    // Act: the next export settles the batch in flight.
+    await exportBatch(task, deps);
+
+    // Assess: recorded as committed (not resumed, which would find no rows and withdraw the only copy of them).
+    const state = await deps.locks.get('app', 'public.switched_over');
+    expect(state.lastCleared).toMatchObject({ batchId: deleting.batchId, committed: true });
     await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
   });
 
