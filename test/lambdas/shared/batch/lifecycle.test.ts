@@ -214,6 +214,9 @@ describe('how the table is read, against how the batch read it', () => {
     expect(readingChange(exported({}), shape({}))).toBeUndefined();
     expect(readingChange(exported({}), shape({ key: ['uid'] }))).toMatch(/key \(id\) is now \(uid\)/);
     expect(readingChange(exported({}), shape({ key: ['id', 'at'] }))).toMatch(/is now \(id, at\)/);
+    expect(readingChange(exported({ keyColumns: ['id', 'at'] }), shape({ key: ['id'] }))).toMatch(
+      /key \(id, at\) is now \(id\)/,
+    );
     expect(readingChange(exported({ keyColumns: ['a\nb'] }), shape({ key: ['a', 'b'] }))).toMatch(/is now/);
     expect(readingChange(exported({}), shape({ column: 'logged_at' }))).toMatch(
       /timestamp column created_at \(timestamp\) is now logged_at/,
