@@ -2,6 +2,7 @@ import { Readable, Writable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { readExpectation, streamArchive } from '../../../../lambdas/shared/archive/catalog.js';
+import { archiveKey, type Manifest, manifestKeyFor } from '../../../../lambdas/shared/archive/format.js';
 import { MAX_LEGACY_LINE_BYTES } from '../../../../lambdas/shared/archive/legacy-rows.js';
 import type { ArchiveStore } from '../../../../lambdas/shared/archive/store.js';
 import { ArchiveIntegrityError } from '../../../../lambdas/shared/errors/step-errors.js';
@@ -228,5 +229,64 @@ describe('streamArchive: a failure is the stage’s that failed first', () => {
     // Assess
     expect(error?.name).toBe('StorageUnavailableError');
     expect(error?.message).toMatch(/^reading .* failed: write EPIPE$/);
+  });
+});
+
+describe('readExpectation: a native manifest must fit the partition its archive is under', () => {
+  const DAY = '2025-01-07';
+  const SHA = 'a'.repeat(64);
+  const key = archiveKey(
+    { prefix: 'archive/', database: 'app', schema: 'public', table: 'events' },
+    DAY,
+    SHA,
+  );
+  /** A manifest of the archive under `key` whose rows lie from its day's start to `to`. */
+  const manifestTo = (to: string): Manifest => ({
+    formatVersion: 1,
+    tool: { name: 'audit-archiver', version: '0.1.0' },
+    database: 'app',
+    schema: 'public',
+    table: 'events',
+    columns: [
+      { name: 'id', type: 'bigint', nullable: false, generated: false },
+      { name: 'created_at', type: 'timestamp with time zone', nullable: false, generated: false },
+    ],
+    keyColumns: ['id'],
+    timestampColumn: 'created_at',
+    timestampType: 'timestamptz',
+    timestampTimeZone: 'UTC',
+    day: DAY,
+    cutoff: '2025-02-01T00:00:00.000Z',
+    bounds: { from: `${DAY}T00:00:00.000Z`, to, firstKey: ['1'], lastKey: ['2'] },
+    keyRange: { first: ['1'], last: ['2'] },
+    timestampRange: { min: `${DAY}T01:00:00.000Z`, max: `${DAY}T02:00:00.000Z` },
+    figures: {
+      rowCount: 2,
+      contentSha256: SHA,
+      compressedSha256: SHA,
+      uncompressedBytes: 10,
+      compressedBytes: 10,
+    },
+    compression: { format: 'gzip', level: 3 },
+    encoding: 'jsonl-pg-text',
+    runId: 'run-1',
+    exportedAt: '2025-02-01T00:00:00.000Z',
+    dataKey: key,
+  });
+  const read = (manifest: Manifest) =>
+    readExpectation(fakeStore(new Map([[manifestKeyFor(key), JSON.stringify(manifest)]]), new Map()).store, {
+      key,
+      format: 'native',
+    });
+
+  it('accepts rows up to the end of its day, and refuses a manifest whose rows reach past it', async () => {
+    // Act
+    const whole = await read(manifestTo('2025-01-08T00:00:00.000Z'));
+    const past = read(manifestTo('2025-01-08T00:00:00.001Z'));
+
+    // Assess: a range filter trusts the partition, so rows said to lie past it would be missed by one.
+    expect(whole.rows).toBe(2);
+    await expect(past).rejects.toThrow(ArchiveIntegrityError);
+    await expect(past).rejects.toThrow(/its partition is not the manifest's day/);
   });
 });
