@@ -437,6 +437,10 @@ describe('a watermark checked against the rows of its time window', () => {
          SELECT id, ${TODAY_UTC_SQL} - interval '40 days' + id * interval '1 hour', 'on time'
            FROM unnest(ARRAY[1, 3, 5]) AS id;
          CREATE TABLE public.audit_log (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, actor text NOT NULL);
+         CREATE TABLE public.swapped_day (id int PRIMARY KEY, created_at timestamptz NOT NULL, actor text NOT NULL);
+         INSERT INTO public.swapped_day
+         SELECT id, ${TODAY_UTC_SQL} - interval '40 days' + id * interval '1 hour', 'archived'
+           FROM unnest(ARRAY[1, 3, 5]) AS id;
          CREATE TABLE public.busy_day (id int PRIMARY KEY, created_at timestamptz NOT NULL, actor text NOT NULL);
          INSERT INTO public.busy_day
          SELECT g, ${TODAY_UTC_SQL} - interval '40 days' + g * interval '1 minute', 'user_' || g
@@ -446,6 +450,7 @@ describe('a watermark checked against the rows of its time window', () => {
     [
       { ...spec, name: 'late_day' },
       { ...spec, name: 'audit_log' },
+      { ...spec, name: 'swapped_day' },
       { ...spec, name: 'busy_day', batchSize: 10 },
     ],
   );
@@ -484,6 +489,35 @@ describe('a watermark checked against the rows of its time window', () => {
     expect(again.execution.status).toBe('SUCCEEDED');
     expect(ids.rows.map((r) => r.id)).toEqual([1, 2, 3, 4, 5]);
     expect(again.results.reduce((n, r) => n + r.inserted, 0)).toBe(2);
+  });
+
+  it('a restored row replaced in the target by another of its key range and day: as many rows there, but not the archive’s, so it is written again', async () => {
+    // Prepare: ids 1, 3 and 5 of one day archived and restored into a copy; there, 3 is deleted and 4 inserted in the
+    // same day. A count of the archive's key range (1..5) and window still finds three rows.
+    expect(
+      (await runLocalArchive(bed.local, { tables: ['public.swapped_day'] }, fast)).execution.status,
+    ).toBe('SUCCEEDED');
+    expect(await readLiveArchives(bed.local, 'public', 'swapped_day')).toHaveLength(1);
+    const request = { database: 'app', table: 'public.swapped_day', targetTable: 'public.swapped_day_copy' };
+    expect((await runLocalRestore(bed.local, request, fast)).execution.status).toBe('SUCCEEDED');
+    await bed.db.client.query(
+      `DELETE FROM public.swapped_day_copy WHERE id = 3;
+       INSERT INTO public.swapped_day_copy
+       SELECT 4, ${TODAY_UTC_SQL} - interval '40 days' + interval '4 hours', 'investigator'`,
+    );
+
+    // Act
+    const again = await runLocalRestore(bed.local, request, fast);
+
+    // Assess: the archive's mark no longer answers (its keys' digest differs); row 3 is back beside the new row 4.
+    const ids = await bed.db.client.query<{ id: number }>(
+      'SELECT id FROM public.swapped_day_copy ORDER BY id',
+    );
+    expect(again.execution.status).toBe('SUCCEEDED');
+    expect(again.results).toHaveLength(1);
+    expect(again.results[0]).toMatchObject({ status: 'restored', inserted: 1 });
+    expect(again.results[0]?.warnings[0]).toMatch(/^restored again: .*changed since \(3 then, 3 now\)/);
+    expect(ids.rows.map((r) => r.id)).toEqual([1, 3, 4, 5]);
   });
 
   it('archives of one day restored by several groups: a repeat is answered from their marks, none written again', async () => {
