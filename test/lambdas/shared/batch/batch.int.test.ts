@@ -42,6 +42,7 @@ describe('batch settlement and withdrawal', () => {
         'raced',
         'broken_read',
         'unread',
+        'predates',
       ])
         await seedEvents(db.client, name, 400);
     },
@@ -53,6 +54,7 @@ describe('batch settlement and withdrawal', () => {
       spec('raced'),
       spec('broken_read'),
       spec('unread'),
+      spec('predates'),
     ],
   );
 
@@ -107,6 +109,52 @@ describe('batch settlement and withdrawal', () => {
     const archives = await readLiveArchives(bed.local, 'public', 'stale', bed.db.client);
     expect(archives.map((a) => a.key)).toContain(staleView.objects[0]?.archiveKey);
     await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+  });
+
+  it('a withdrawal leaves an archive it adopted that names no batch (an earlier version wrote it): only keys this batch wrote count as its own', async () => {
+    // Prepare: identical rows archived before, by a version that wrote no batch-id: the object is under the key of the
+    // batch's first archive (copied from the staged one, its figures but no batch-id). Upload adopts it.
+    const deps = bed.local.deps();
+    const table = resolvedTable(spec('predates'));
+    const original = await tableLines(bed.db.client, table);
+    const acquired = await deps.locks.acquire('app', 'public.predates', 'exec-predates', 3600);
+    if (!acquired.acquired) throw new Error('setup');
+    const task: TableTask = {
+      runId: 'r',
+      database: 'app',
+      table: 'public.predates',
+      cutoff: await fixtureCutoff(deps),
+      lease: acquired.lease,
+    };
+    await exportBatch(task, deps);
+    const exported = (await deps.locks.get('app', 'public.predates')).inFlight;
+    const [earlier, ...rest] = exported?.objects ?? [];
+    if (!earlier || rest.length === 0) throw new Error('setup: too few objects');
+    const { figures } = earlier;
+    await deps.store.copyOnce(
+      earlier.stagingKey,
+      earlier.archiveKey,
+      { storageClass: 'STANDARD' },
+      {
+        'content-sha256': figures.contentSha256,
+        'compressed-sha256': figures.compressedSha256,
+        'row-count': String(figures.rowCount),
+      },
+      figures.compressedBytes,
+    );
+    await uploadBatch(task, deps);
+    const uploaded = (await deps.locks.get('app', 'public.predates')).inFlight;
+    if (!uploaded) throw new Error('setup');
+    expect(uploaded.objects.map((object) => object.createdArchive)).toEqual([false, ...rest.map(() => true)]);
+
+    // Act
+    await withdrawBatch(deps, task, uploaded, 'rows-changed');
+
+    // Assess: the archive the batch found stays; those it created are gone; every row is still in the table.
+    expect(await deps.store.head(earlier.archiveKey)).toBeDefined();
+    for (const object of rest) expect(await deps.store.head(object.archiveKey)).toBeUndefined();
+    expect((await deps.locks.get('app', 'public.predates')).inFlight).toBeUndefined();
+    expect(await tableLines(bed.db.client, table)).toEqual(original);
   });
 
   it('settles an interrupted delete recorded on another server by its rows: untouched rows resume the batch', async () => {
