@@ -1,6 +1,7 @@
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
+import { manifestKeyFor } from '../../../lambdas/shared/archive/format.js';
 import type { StepDeps } from '../../../lambdas/shared/step/step-deps.js';
 import { verifyBatch } from '../../../lambdas/verify/core.js';
 import { batchThrough } from '../../support/batch-stages.js';
@@ -19,9 +20,10 @@ describe('verify step', () => {
 
   const bed = archiverTestbed(
     async (db) => {
-      for (const name of ['intact', 'tampered', 'replaced']) await seedEvents(db.client, name, 40);
+      for (const name of ['intact', 'tampered', 'replaced', 'rewritten'])
+        await seedEvents(db.client, name, 40);
     },
-    [spec('intact'), spec('tampered'), spec('replaced')],
+    [spec('intact'), spec('tampered'), spec('replaced'), spec('rewritten')],
   );
 
   /** Replaces the archive's bytes behind the archiver's back, keeping its metadata. */
@@ -116,5 +118,25 @@ describe('verify step', () => {
     });
     expect((await deps.locks.get('app', 'public.replaced')).inFlight).toBeUndefined();
     expect(await listKeys(bed.local, '')).not.toContain(replaced);
+  });
+
+  it('refuses a manifest rewritten after upload to place the rows in another key range, its figures unchanged', async () => {
+    // Prepare: a bucket writer rewrites one manifest's key range (what a restore's watermark check reads), nothing else.
+    const deps = bed.local.deps();
+    const { task, inFlight } = await batchThrough(deps, 'public.rewritten', 'uploaded');
+    const key = manifestKeyFor(inFlight.objects[0]?.archiveKey ?? '');
+    const manifest = JSON.parse((await deps.store.getText(key)) ?? '{}');
+    manifest.keyRange = { first: ['900000'], last: ['900001'] };
+    await overwrite(deps, key, Buffer.from(JSON.stringify(manifest, null, 2)));
+
+    // Act
+    const attempt = verifyBatch(task, deps);
+
+    // Assess: the commit would have bound that manifest; the batch is withdrawn instead.
+    await expect(attempt).rejects.toMatchObject({
+      name: 'ArchiveIntegrityError',
+      message: expect.stringMatching(/manifest is not the one upload wrote \(keyRange differ\)/),
+    });
+    expect((await deps.locks.get('app', 'public.rewritten')).inFlight).toBeUndefined();
   });
 });
