@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { describe, expect, it, vi } from 'vitest';
 import { deleteBatch } from '../../../../lambdas/delete/core.js';
 import { exportBatch } from '../../../../lambdas/export/core.js';
@@ -21,6 +21,7 @@ import {
   archiverTestbed,
   assertNoLossNoDuplicates,
   fixtureCutoff,
+  getObject,
   readLiveArchives,
   resolvedTable,
   seedEvents,
@@ -43,6 +44,7 @@ describe('batch settlement and withdrawal', () => {
         'broken_read',
         'unread',
         'predates',
+        'one_day_gone',
       ])
         await seedEvents(db.client, name, 400);
     },
@@ -55,6 +57,7 @@ describe('batch settlement and withdrawal', () => {
       spec('broken_read'),
       spec('unread'),
       spec('predates'),
+      spec('one_day_gone'),
     ],
   );
 
@@ -232,6 +235,30 @@ describe('batch settlement and withdrawal', () => {
     expect(await tableLines(bed.db.client, table)).toEqual(before);
     expect((await deps.locks.get('app', 'public.unknown_outcome')).inFlight).toEqual(foreign);
     expect((await readLiveArchives(bed.local, 'public', 'unknown_outcome')).length).toBe(0);
+  });
+
+  it('stops, changing nothing, when the rows of one archive are all gone and the others’ are all there: no delete leaves that', async () => {
+    // Prepare: the server cannot tell; the application then deleted every row of the batch's first day.
+    const deps = bed.local.deps();
+    const table = resolvedTable(spec('one_day_gone'));
+    const { task, inFlight, foreign } = await deleteOnAnotherServer(deps, 'public.one_day_gone');
+    const [first, ...rest] = inFlight.objects;
+    if (!first || rest.length === 0) throw new Error('setup: too few objects');
+    const lines = gunzipSync(await getObject(bed.local, first.archiveKey))
+      .toString('utf8')
+      .split('\n');
+    const ids = lines.filter((line) => line !== '').map((line) => String(JSON.parse(line).id));
+    expect(ids).toHaveLength(first.figures.rowCount);
+    await bed.db.client.query('DELETE FROM public.one_day_gone WHERE id::text = ANY($1)', [ids]);
+    const before = await tableLines(bed.db.client, table);
+
+    // Act
+    const attempt = exportBatch(task, deps);
+
+    // Assess: not taken for a committed delete (which removes every object's rows in one transaction).
+    await expect(attempt).rejects.toThrow(BatchOutcomeUnknownError);
+    expect(await tableLines(bed.db.client, table)).toEqual(before);
+    expect((await deps.locks.get('app', 'public.one_day_gone')).inFlight).toEqual(foreign);
   });
 
   it('never settles by the rows a batch whose record (an earlier version’s) does not say how it read the table', async () => {
