@@ -2,11 +2,12 @@ import { Readable, Writable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { readExpectation, streamArchive } from '../../../../lambdas/shared/archive/catalog.js';
-import { archiveKey, type Manifest, manifestKeyFor } from '../../../../lambdas/shared/archive/format.js';
+import { type Manifest, manifestKeyFor } from '../../../../lambdas/shared/archive/format.js';
 import { MAX_LEGACY_LINE_BYTES } from '../../../../lambdas/shared/archive/legacy-rows.js';
 import type { ArchiveStore } from '../../../../lambdas/shared/archive/store.js';
 import { ArchiveIntegrityError } from '../../../../lambdas/shared/errors/step-errors.js';
 import { writeLegacyArchive } from '../../../support/legacy-archive.js';
+import { FIXTURE_ARCHIVE_KEY, fixtureManifest } from '../../../support/manifest-fixture.js';
 
 const MiB = 1024 * 1024;
 const MIB_OF_A = gzipSync(Buffer.alloc(MiB, 0x61));
@@ -233,46 +234,12 @@ describe('streamArchive: a failure is the stage’s that failed first', () => {
 });
 
 describe('readExpectation: a native manifest must fit the partition its archive is under', () => {
-  const DAY = '2025-01-07';
-  const SHA = 'a'.repeat(64);
-  const key = archiveKey(
-    { prefix: 'archive/', database: 'app', schema: 'public', table: 'events' },
-    DAY,
-    SHA,
-  );
+  const key = FIXTURE_ARCHIVE_KEY;
   /** A manifest of the archive under `key` whose rows lie from its day's start to `to`. */
-  const manifestTo = (to: string): Manifest => ({
-    formatVersion: 1,
-    tool: { name: 'audit-archiver', version: '0.1.0' },
-    database: 'app',
-    schema: 'public',
-    table: 'events',
-    columns: [
-      { name: 'id', type: 'bigint', nullable: false, generated: false },
-      { name: 'created_at', type: 'timestamp with time zone', nullable: false, generated: false },
-    ],
-    keyColumns: ['id'],
-    timestampColumn: 'created_at',
-    timestampType: 'timestamptz',
-    timestampTimeZone: 'UTC',
-    day: DAY,
-    cutoff: '2025-02-01T00:00:00.000Z',
-    bounds: { from: `${DAY}T00:00:00.000Z`, to, firstKey: ['1'], lastKey: ['2'] },
-    keyRange: { first: ['1'], last: ['2'] },
-    timestampRange: { min: `${DAY}T01:00:00.000Z`, max: `${DAY}T02:00:00.000Z` },
-    figures: {
-      rowCount: 2,
-      contentSha256: SHA,
-      compressedSha256: SHA,
-      uncompressedBytes: 10,
-      compressedBytes: 10,
-    },
-    compression: { format: 'gzip', level: 3 },
-    encoding: 'jsonl-pg-text',
-    runId: 'run-1',
-    exportedAt: '2025-02-01T00:00:00.000Z',
-    dataKey: key,
-  });
+  const manifestTo = (to: string): Manifest => {
+    const manifest = fixtureManifest();
+    return { ...manifest, bounds: { ...manifest.bounds, to } };
+  };
   const read = (manifest: Manifest) =>
     readExpectation(fakeStore(new Map([[manifestKeyFor(key), JSON.stringify(manifest)]]), new Map()).store, {
       key,

@@ -1,24 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { archiveKey, type Manifest, manifestKeyFor } from '../../../../lambdas/shared/archive/format.js';
+import { manifestKeyFor } from '../../../../lambdas/shared/archive/format.js';
 import type { ArchiveStore } from '../../../../lambdas/shared/archive/store.js';
 import { targetTemplate } from '../../../../lambdas/shared/restore/create-target.js';
-
-const DAY = '2025-01-07';
-const SHA = 'a'.repeat(64);
+import { FIXTURE_ARCHIVE_KEY, fixtureManifest } from '../../../support/manifest-fixture.js';
 
 /** A manifest every check of readExpectation passes but for its `columns`, under the content-addressed key it names. */
 function planted(columns: number): { key: string; text: string } {
-  const key = archiveKey(
-    { prefix: 'archive/', database: 'app', schema: 'public', table: 'events' },
-    DAY,
-    SHA,
-  );
-  const manifest: Manifest = {
-    formatVersion: 1,
-    tool: { name: 'audit-archiver', version: '0.1.0' },
-    database: 'app',
-    schema: 'public',
-    table: 'events',
+  const manifest = fixtureManifest({
     columns: Array.from({ length: columns }, (_, i) => ({
       name: `c${i}`,
       type: 'text',
@@ -27,27 +15,8 @@ function planted(columns: number): { key: string; text: string } {
     })),
     keyColumns: ['c0'],
     timestampColumn: 'c1',
-    timestampType: 'timestamptz',
-    timestampTimeZone: 'UTC',
-    day: DAY,
-    cutoff: '2025-02-01T00:00:00.000Z',
-    bounds: { from: `${DAY}T00:00:00.000Z`, to: '2025-01-08T00:00:00.000Z', firstKey: ['1'], lastKey: ['2'] },
-    keyRange: { first: ['1'], last: ['2'] },
-    timestampRange: { min: `${DAY}T01:00:00.000Z`, max: `${DAY}T02:00:00.000Z` },
-    figures: {
-      rowCount: 2,
-      contentSha256: SHA,
-      compressedSha256: SHA,
-      uncompressedBytes: 10,
-      compressedBytes: 10,
-    },
-    compression: { format: 'gzip', level: 3 },
-    encoding: 'jsonl-pg-text',
-    runId: 'run-1',
-    exportedAt: '2025-02-01T00:00:00.000Z',
-    dataKey: key,
-  };
-  return { key, text: JSON.stringify(manifest) };
+  });
+  return { key: FIXTURE_ARCHIVE_KEY, text: JSON.stringify(manifest) };
 }
 
 const storeOf = (texts: Map<string, string>) =>
