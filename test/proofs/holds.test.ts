@@ -4,7 +4,7 @@ import { planExitCode, planLocally } from '../../cli/plan.js';
 import type { FaultPoint } from '../../lambdas/shared/step/step-deps.js';
 import { listAuditEvents } from '../../lambdas/shared/telemetry/audit-trail.js';
 import type { SummaryOutput } from '../../lambdas/summary/schema.js';
-import { runLocalArchive, runLocalRestore } from '../../local/run.js';
+import { type LocalEnvironment, runLocalArchive, runLocalRestore } from '../../local/run.js';
 import type { StepEvent } from '../../local/workflow.js';
 import {
   archiverTestbed,
@@ -19,6 +19,25 @@ class InjectedCrash extends Error {
   override name = 'InjectedCrash';
 }
 
+/** The hold commands' context over a testbed's local environment, as an operator named test-operator. */
+function holdContext(local: LocalEnvironment): HoldContext {
+  const deps = local.deps();
+  return { config: local.config, holds: deps.holds, store: deps.store, actor: 'test-operator' };
+}
+
+/** A restore with strategy overwrite of `table` whose table `held` is put under hold once the plan has checked. */
+const overwriteHeldAfterPlan = (local: LocalEnvironment, table: string, held: string, reason: string) =>
+  runLocalRestore(
+    local,
+    { database: 'app', table, strategy: 'overwrite' },
+    {
+      retryIntervalScale: 0,
+      afterStep: async (event) => {
+        if (event.functionName === 'restore-plan') await setHold(holdContext(local), 'app', held, reason);
+      },
+    },
+  );
+
 /** Batches of 2 rows: each takes two days' objects. */
 const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at', batchSize: 2 });
 
@@ -30,10 +49,7 @@ describe('legal hold through the real local workflow', () => {
     },
     [spec('held'), spec('midrun'), spec('free')],
   );
-  const context = (): HoldContext => {
-    const deps = bed.local.deps();
-    return { config: bed.local.config, holds: deps.holds, store: deps.store, actor: 'test-operator' };
-  };
+  const context = () => holdContext(bed.local);
   const count = async (name: string) =>
     Number((await bed.db.client.query(`SELECT count(*) AS n FROM ${name}`)).rows[0].n);
 
@@ -153,17 +169,7 @@ describe('legal hold through the real local workflow', () => {
     let restore: Awaited<ReturnType<typeof runLocalRestore>>;
     let after: string[];
     try {
-      restore = await runLocalRestore(
-        bed.local,
-        { database: 'app', table: 'public.midrun', strategy: 'overwrite' },
-        {
-          retryIntervalScale: 0,
-          afterStep: async (event) => {
-            if (event.functionName === 'restore-plan')
-              await setHold(context(), 'app', 'public.midrun', 'case 2025-19');
-          },
-        },
-      );
+      restore = await overwriteHeldAfterPlan(bed.local, 'public.midrun', 'public.midrun', 'case 2025-19');
       after = await tableLines(bed.db.client, resolvedTable(spec('midrun')));
     } finally {
       await clearHold(context(), 'app', 'public.midrun');
@@ -235,13 +241,7 @@ describe('legal hold on a partition the config lists beside its partitioned tabl
     // Prepare: the partition is held, the partitioned table it belongs to is not
     const partition = resolvedTable(spec('whole_old'));
     const original = await tableLines(bed.db.client, partition);
-    const deps = bed.local.deps();
-    await setHold(
-      { config: bed.local.config, holds: deps.holds, store: deps.store, actor: 'test-operator' },
-      'app',
-      'public.whole_old',
-      'case 2025-31',
-    );
+    await setHold(holdContext(bed.local), 'app', 'public.whole_old', 'case 2025-31');
 
     // Act
     const plan = await planLocally(bed.local, {});
@@ -268,13 +268,7 @@ describe('legal hold on a partition the config lists beside its partitioned tabl
 
   it('refuses a restore with strategy overwrite into a table sharing rows with a held one: its partition, or the table it is a partition of', async () => {
     // Prepare: the partition's hold lifted, whole archives the partition's rows (the previous test's hold kept them).
-    const deps = bed.local.deps();
-    const context: HoldContext = {
-      config: bed.local.config,
-      holds: deps.holds,
-      store: deps.store,
-      actor: 'test-operator',
-    };
+    const context = holdContext(bed.local);
     await clearHold(context, 'app', 'public.whole_old');
     const run = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
     expect(run.outcomes.find((o) => o.table === 'public.whole')).toMatchObject({ status: 'succeeded' });
@@ -302,16 +296,11 @@ describe('legal hold on a partition the config lists beside its partitioned tabl
         { retryIntervalScale: 0 },
       );
       await clearHold(context, 'app', 'public.whole');
-      heldAfterPlan = await runLocalRestore(
+      heldAfterPlan = await overwriteHeldAfterPlan(
         bed.local,
-        { database: 'app', table: 'public.whole', strategy: 'overwrite' },
-        {
-          retryIntervalScale: 0,
-          afterStep: async (event) => {
-            if (event.functionName === 'restore-plan')
-              await setHold(context, 'app', 'public.whole_old', 'case 2025-34');
-          },
-        },
+        'public.whole',
+        'public.whole_old',
+        'case 2025-34',
       );
     } finally {
       await clearHold(context, 'app', 'public.whole_old');
