@@ -24,7 +24,7 @@ import { COLUMN_CHANGES } from '../../support/column-changes.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
-  fixtureCutoff,
+  leasedTask,
   leaseStoreAt,
   metricRecorder,
   resolvedTable,
@@ -192,15 +192,7 @@ describe('delete step', () => {
     const deps: StepDeps = { ...base, store };
     const table = resolvedTable(spec('reversioned'));
     const original = await tableLines(bed.db.client, table);
-    const acquired = await deps.locks.acquire('app', 'public.reversioned', 'exec-reversioned', 600);
-    if (!acquired.acquired) throw new Error('acquire failed');
-    const task: TableTask = {
-      runId: 'exec-reversioned',
-      database: 'app',
-      table: 'public.reversioned',
-      cutoff: await fixtureCutoff(deps),
-      lease: acquired.lease,
-    };
+    const task = await leasedTask(bed.local, 'public.reversioned', 'exec-reversioned');
     expect(await exportBatch(task, deps)).toMatchObject({ status: 'exported' });
     const keys = ((await deps.locks.get('app', 'public.reversioned')).inFlight?.objects ?? []).map(
       (object) => object.archiveKey,

@@ -22,6 +22,7 @@ import {
   assertNoLossNoDuplicates,
   fixtureCutoff,
   getObject,
+  leasedTask,
   readLiveArchives,
   resolvedTable,
   seedEvents,
@@ -120,15 +121,7 @@ describe('batch settlement and withdrawal', () => {
     const deps = bed.local.deps();
     const table = resolvedTable(spec('predates'));
     const original = await tableLines(bed.db.client, table);
-    const acquired = await deps.locks.acquire('app', 'public.predates', 'exec-predates', 3600);
-    if (!acquired.acquired) throw new Error('setup');
-    const task: TableTask = {
-      runId: 'r',
-      database: 'app',
-      table: 'public.predates',
-      cutoff: await fixtureCutoff(deps),
-      lease: acquired.lease,
-    };
+    const task = await leasedTask(bed.local, 'public.predates', 'exec-predates');
     await exportBatch(task, deps);
     const exported = (await deps.locks.get('app', 'public.predates')).inFlight;
     const [earlier, ...rest] = exported?.objects ?? [];
