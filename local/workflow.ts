@@ -68,6 +68,21 @@ export function loadDefinition(file: string, substitutions: Record<string, strin
   return JSON.parse(text) as Record<string, unknown>;
 }
 
+/** The definitions this process has validated, by their text: the same ASL is not validated once per execution. */
+const validatedDefinitions = new Set<string>();
+
+/**
+ * The interpreter for `definition`, validated (asl-validator) the first time this process sees its text: validation
+ * compiles the ASL schema, about 90 ms of CPU per definition, and every local run builds its three state machines.
+ */
+export function stateMachineOf(definition: Record<string, unknown>): StateMachine {
+  const text = JSON.stringify(definition);
+  const validated = validatedDefinitions.has(text);
+  const machine = new StateMachine(definition as never, { validationOptions: { noValidate: validated } });
+  validatedDefinitions.add(text);
+  return machine;
+}
+
 type StateDefinition = {
   Type?: string;
   Resource?: string;
@@ -197,9 +212,9 @@ export class LocalWorkflow {
     const parentDefinition = loadDefinition('archive.asl.json', localSubstitutions);
     const childDefinition = loadDefinition('archive-table.asl.json', localSubstitutions);
     const restoreDefinition = loadDefinition('restore.asl.json', localSubstitutions);
-    this.parent = new StateMachine(parentDefinition as never);
-    this.child = new StateMachine(childDefinition as never);
-    this.restore = new StateMachine(restoreDefinition as never);
+    this.parent = stateMachineOf(parentDefinition);
+    this.child = stateMachineOf(childDefinition);
+    this.restore = stateMachineOf(restoreDefinition);
     const scale = options.retryIntervalScale ?? 1;
     const states = [
       ...allStates(parentDefinition),

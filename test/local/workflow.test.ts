@@ -6,7 +6,12 @@ import type { DeploymentConfig } from '../../lambdas/shared/config/deployment-sc
 import type { FaultPoint } from '../../lambdas/shared/step/step-deps.js';
 import { AuditArchiverStack } from '../../lib/audit-archiver-stack.js';
 import { runLocalArchive } from '../../local/run.js';
-import type { ExecutionResult } from '../../local/workflow.js';
+import {
+  type ExecutionResult,
+  loadDefinition,
+  localSubstitutions,
+  stateMachineOf,
+} from '../../local/workflow.js';
 import { logicalId, projectApp } from '../lib/synth.js';
 import {
   archiverTestbed,
@@ -328,5 +333,21 @@ describe('archive workflow, end to end on local PostgreSQL, S3 and DynamoDB', ()
       expect(seen[i]).toMatch(/^start /);
       expect(seen[i + 1]).toBe(seen[i]?.replace(/^start /, 'end '));
     }
+  });
+});
+
+describe('stateMachineOf', () => {
+  const valid = () => loadDefinition('restore.asl.json', localSubstitutions);
+
+  it('refuses an invalid definition every time, also after a valid one was validated', () => {
+    // Prepare
+    const invalid = { ...valid(), StartAt: 'NoSuchState' };
+    stateMachineOf(valid());
+
+    // Act
+    const attempts = [() => stateMachineOf(invalid), () => stateMachineOf(invalid)];
+
+    // Assess
+    for (const attempt of attempts) expect(attempt).toThrow(/invalid/);
   });
 });
