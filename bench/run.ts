@@ -35,6 +35,7 @@ import { OBJECT_SPANS, type ObjectSpan, spanCutoff } from '../lambdas/shared/arc
 import { formatIssues } from '../lambdas/shared/config/config.js';
 import { retentionCutoff } from '../lambdas/shared/config/governance.js';
 import { type ArchiverConfigInput, DefaultsSchema } from '../lambdas/shared/config/schema.js';
+import { FUNCTION_MEMORY_MB } from '../lib/function-memory.js';
 import { createAuditLogsTable } from '../local/audit-table.js';
 import { FunctionProcesses } from '../local/function-processes.js';
 import { type PostgresVersion, startLocalPostgres } from '../local/postgres.js';
@@ -146,8 +147,8 @@ export interface BenchResult {
   /** The first archive run, a second one that finds nothing left (the fixed part of a run), the restore run. */
   runs: RunTally[];
   costs: CostLine[];
-  /** The memory size Lambda compute is priced at. */
-  lambdaMemoryMb: number;
+  /** Each function's memory size in the stack, which its compute is priced at. */
+  lambdaMemoryMb: Record<FunctionName, number>;
   oltp?: OltpFigures;
   /** CPU time by process group during the whole archive (the first run, alone). */
   archiveCpu: CpuFigures;
@@ -155,9 +156,6 @@ export interface BenchResult {
   restoreCpu: CpuFigures;
   notes: string[];
 }
-
-/** Lambda compute is priced at this memory size for every function (price is linear in it). */
-const PRICED_LAMBDA_MEMORY_MB = 1024;
 
 const isFunctionName = (caller: string): caller is FunctionName =>
   (FUNCTION_NAMES as readonly string[]).includes(caller);
@@ -209,7 +207,10 @@ async function tallied<T>(
     steps,
     tally: {
       lambdaInvocations: steps.length,
-      lambdaSeconds: steps.reduce((total, s) => total + s.durationMs, 0) / 1000,
+      lambdaGbSeconds: steps.reduce(
+        (total, s) => total + (s.durationMs / 1000) * (FUNCTION_MEMORY_MB[s.functionName] / 1024),
+        0,
+      ),
       stateTransitions,
       ...requestsBetween(before, await local.services.requestCounts()),
     },
@@ -241,13 +242,13 @@ function costLines(
     s3: byObject.s3,
     dynamodb: byObject.dynamodb,
     dynamodbUnits: byObject.dynamodbUnits,
-    lambdaSeconds: nothingLeft.lambdaSeconds + (variable.lambdaSeconds * 1e6) / archive.rows,
+    lambdaGbSeconds: nothingLeft.lambdaGbSeconds + (variable.lambdaGbSeconds * 1e6) / archive.rows,
   };
   const line = (label: string, how: string, tally: RequestTally): CostLine => ({
     label,
     how,
     tally,
-    costs: priceTally(tally, PRICED_LAMBDA_MEMORY_MB),
+    costs: priceTally(tally),
   });
   return [
     line(
@@ -609,7 +610,7 @@ export async function runBenchmark(
     notes.push(
       'peak RSS: export, upload, verify and delete are their function’s process (its bundle alone, as in Lambda); whole archive and restore are the bench process (the Step Functions interpreter, local DynamoDB); PostgreSQL and the local S3 server run in processes of their own',
       'stage times are the sums of the functions’ wall times; the whole archive also includes the Step Functions interpreter and the lease and bookkeeping steps',
-      `prices: ${RUN_PRICES.sources.join(', ')} (us-east-1, taken ${RUN_PRICES.takenOn}) and the cost command's S3 table, STANDARD class; each DynamoDB item read or written as one request unit; Lambda compute is local wall time at ${PRICED_LAMBDA_MEMORY_MB} MB`,
+      `prices: ${RUN_PRICES.sources.join(', ')} (us-east-1, taken ${RUN_PRICES.takenOn}) and the cost command's S3 table, STANDARD class; each DynamoDB item read or written as one request unit; Lambda compute is local wall time at each function's memory size in the stack (lib/function-memory.ts)`,
     );
     if (options.oltpClients > 0) {
       notes.push('the archive run under the OLTP workload runs the functions in the bench process');
@@ -644,7 +645,7 @@ export async function runBenchmark(
       functions: functionFigures,
       runs,
       costs: costLines(archiveTally, idleTally, restoreTally, options.batchSize),
-      lambdaMemoryMb: PRICED_LAMBDA_MEMORY_MB,
+      lambdaMemoryMb: FUNCTION_MEMORY_MB,
       oltp,
       archiveCpu,
       restoreCpu,
@@ -788,7 +789,7 @@ function formatCosts(lines: CostLine[]): string[] {
         [
           'AWS cost',
           'invocations',
-          'Lambda s',
+          'Lambda GB-s',
           'transitions',
           'S3 req',
           'DynamoDB req',
@@ -801,7 +802,7 @@ function formatCosts(lines: CostLine[]): string[] {
         ...lines.map(({ label, tally, costs }) => [
           label,
           count(tally.lambdaInvocations),
-          tally.lambdaSeconds.toFixed(1),
+          tally.lambdaGbSeconds.toFixed(1),
           count(tally.stateTransitions),
           count(requestTotal(tally.s3)),
           count(requestTotal(tally.dynamodb)),

@@ -9,8 +9,8 @@ import { type PricedRegion, RUN_PRICES } from './cost-prices.js';
 /** What one or more runs did. */
 export interface RequestTally {
   lambdaInvocations: number;
-  /** Wall seconds of the invocations, summed. */
-  lambdaSeconds: number;
+  /** Lambda compute: each invocation's wall seconds times its function's memory size in GB, summed. */
+  lambdaGbSeconds: number;
   stateTransitions: number;
   /** By S3 operation (GetObject, PutObject, ...). */
   s3: Record<string, number>;
@@ -68,18 +68,14 @@ const dynamoUnits = (tally: RequestTally): Record<string, number> => ({
 /**
  * Prices a tally. S3 requests at the STANDARD class's rates (staging is always STANDARD; price archives written in
  * another class with the `cost` command); each DynamoDB item read or written as one request unit (the lock table's
- * items are under 1 KB and its reads strongly consistent); Lambda compute at `lambdaMemoryMb` for every function.
+ * items are under 1 KB and its reads strongly consistent); Lambda compute by its GB-seconds.
  */
-export function priceTally(
-  tally: RequestTally,
-  lambdaMemoryMb: number,
-  region: PricedRegion = 'us-east-1',
-): RequestCosts {
+export function priceTally(tally: RequestTally, region: PricedRegion = 'us-east-1'): RequestCosts {
   const run = RUN_PRICES.regions[region];
   const s3 = pricesFor(region).STANDARD;
   const costs = {
     lambdaRequests: (tally.lambdaInvocations / 1e6) * run.lambdaPerMillionRequests,
-    lambdaCompute: tally.lambdaSeconds * (lambdaMemoryMb / 1024) * run.lambdaPerGbSecond,
+    lambdaCompute: tally.lambdaGbSeconds * run.lambdaPerGbSecond,
     stateTransitions: (tally.stateTransitions / 1000) * run.stateTransitionPer1000,
     s3:
       (sum(tally.s3, (op) => S3_PUT_CLASS.has(op)) / 1000) * s3.putPer1000 +
@@ -106,7 +102,7 @@ export function addScaled(a: RequestTally, b: RequestTally, factor: number): Req
   };
   return {
     lambdaInvocations: a.lambdaInvocations + factor * b.lambdaInvocations,
-    lambdaSeconds: a.lambdaSeconds + factor * b.lambdaSeconds,
+    lambdaGbSeconds: a.lambdaGbSeconds + factor * b.lambdaGbSeconds,
     stateTransitions: a.stateTransitions + factor * b.stateTransitions,
     s3: merge(a.s3, b.s3),
     dynamodb: merge(a.dynamodb, b.dynamodb),
@@ -116,7 +112,7 @@ export function addScaled(a: RequestTally, b: RequestTally, factor: number): Req
 
 export const EMPTY_TALLY: RequestTally = {
   lambdaInvocations: 0,
-  lambdaSeconds: 0,
+  lambdaGbSeconds: 0,
   stateTransitions: 0,
   s3: {},
   dynamodb: {},
