@@ -207,15 +207,16 @@ async function tallied<T>(
     steps,
     tally: {
       lambdaInvocations: steps.length,
-      lambdaGbSeconds: steps.reduce(
-        (total, s) => total + (s.durationMs / 1000) * (FUNCTION_MEMORY_MB[s.functionName] / 1024),
-        0,
-      ),
+      lambdaGbSeconds: lambdaGbSeconds(steps),
       stateTransitions,
       ...requestsBetween(before, await local.services.requestCounts()),
     },
   };
 }
+
+/** What Lambda bills as compute: each invocation's seconds at its function's memory size in the stack. */
+export const lambdaGbSeconds = (steps: Pick<StepEvent, 'functionName' | 'durationMs'>[]) =>
+  steps.reduce((total, s) => total + (s.durationMs / 1000) * (FUNCTION_MEMORY_MB[s.functionName] / 1024), 0);
 
 const requestTotal = (counts: Record<string, number>) =>
   Object.values(counts).reduce((total, n) => total + n, 0);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { OTHER_PROCESSES } from '../../bench/cpu-time.js';
-import { formatResult, runBenchmark } from '../../bench/run.js';
+import { formatResult, lambdaGbSeconds, runBenchmark } from '../../bench/run.js';
 
 describe('npm run bench (smoke, at a small size so it cannot rot)', () => {
   it("archives and restores the shared table with each function in a process of its own, and reports every stage against the baseline, each function's memory and the runs' requests and AWS price", async () => {
@@ -168,5 +168,16 @@ describe('npm run bench (smoke, at a small size so it cannot rot)', () => {
     const without = ((oltp?.withoutArchiver.tps ?? 0) + (oltp?.afterArchiver.tps ?? 0)) / 2;
     expect(oltp?.tpsRatio).toBeCloseTo((oltp?.withArchiver.tps ?? 0) / without);
     expect(formatResult(result)).toContain('OLTP TPS with archiver / without');
+  });
+
+  it('prices each invocation at the memory size its function has in the stack', () => {
+    // Act: plan has 256 MB, export 1024 MB.
+    const gbSeconds = lambdaGbSeconds([
+      { functionName: 'plan', durationMs: 1000 },
+      { functionName: 'export', durationMs: 2000 },
+    ]);
+
+    // Assess
+    expect(gbSeconds).toBeCloseTo(0.25 + 2, 10);
   });
 });
