@@ -223,6 +223,16 @@ async function writeGroup(
   // rows written into it: checked again, the group rolls back rather than commit them.
   const target = group.target && (await describeTarget(client, task.target));
   if (target) assertWritable(target, task.strategy);
+  await deps.fault('restore:beforeCommit');
+  // A hold set, or a held table attached as a partition, while the group wrote: checked again just before COMMIT,
+  // the group rolls back. What is left is the moment between this read of the lock table and the COMMIT.
+  if (group.marks.length > 0)
+    await refuseOverwriteUnderHold(
+      deps,
+      client,
+      task,
+      "this group's archives were rolled back; groups committed before the hold was set stay written",
+    );
   await markBeforeCommit(client, group, lookups.marks);
   return results;
 }

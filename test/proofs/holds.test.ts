@@ -187,6 +187,44 @@ describe('legal hold through the real local workflow', () => {
       });
   });
 
+  it('rolls back a group with strategy overwrite whose target is held while it writes, just before its COMMIT', async () => {
+    // Prepare: midrun's 4 old rows are archived (the first test's runs); the hold lands once the first group has
+    // checked and written, before it commits.
+    const before = await tableLines(bed.db.client, resolvedTable(spec('midrun')));
+    let held = false;
+    const fault = async (point: FaultPoint) => {
+      if (point !== 'restore:beforeCommit' || held) return;
+      held = true;
+      await setHold(context(), 'app', 'public.midrun', 'case 2025-21');
+    };
+
+    // Act; the hold is cleared whatever happens, for the next test.
+    let restore: Awaited<ReturnType<typeof runLocalRestore>>;
+    let after: string[];
+    try {
+      restore = await runLocalRestore(
+        bed.local,
+        { database: 'app', table: 'public.midrun', strategy: 'overwrite' },
+        { retryIntervalScale: 0, fault },
+      );
+      after = await tableLines(bed.db.client, resolvedTable(spec('midrun')));
+    } finally {
+      await clearHold(context(), 'app', 'public.midrun');
+    }
+
+    // Assess: no group committed; every archive failed naming the hold.
+    expect(held).toBe(true);
+    expect(after).toEqual(before);
+    expect(restore.results.length).toBeGreaterThan(0);
+    for (const result of restore.results)
+      expect(result).toMatchObject({
+        status: 'failed',
+        error: expect.stringMatching(
+          /^TableNotUsableError: .*"public"\."midrun" .*under legal hold \(set .* by test-operator\): case 2025-21: strategy overwrite would change its rows.*(rolled back|were not written)/,
+        ),
+      });
+  });
+
   it('reports a group that committed before the hold was set as restored when its retry meets the hold', async () => {
     // Prepare: held's 4 old rows are archived (the first test's runs); the first group to commit dies before its
     // watermarks, and the hold lands then: its retry finds its own rows, answered by its marks.

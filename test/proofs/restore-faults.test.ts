@@ -173,6 +173,28 @@ describe('restore under faults: no archive restored twice or in part', () => {
     recordProof({ kind: 'fault', point: 'restore: crash after COMMIT, before the watermark', iteration: 0 });
   });
 
+  it('a crash inside a group, its rows written but before its COMMIT: the group rolls back and its retry writes them once', async () => {
+    // Prepare: the first group dies once it has written every archive, before its watermarks and COMMIT.
+    let crashed = false;
+    const fault = (point: FaultPoint) => {
+      if (point !== 'restore:beforeCommit' || crashed) return;
+      crashed = true;
+      throw new InjectedCrash('crash before COMMIT');
+    };
+
+    // Act
+    const first = await restore('before_commit', { fault });
+    const after = await rowsIn('before_commit', allLines());
+
+    // Assess
+    expect(crashed).toBe(true);
+    expect(first.execution.status).toBe('SUCCEEDED');
+    expect(first.results.every((r) => r.status === 'restored')).toBe(true);
+    expect(first.results.reduce((n, r) => n + r.inserted, 0)).toBe(allLines().length);
+    expect(after).toMatchObject({ lost: 0, doubled: 0, extra: 0 });
+    recordProof({ kind: 'fault', point: 'restore: crash inside a group, before COMMIT', iteration: 0 });
+  });
+
   it("every group dies after its COMMIT, in every attempt: no row counts as inserted, yet the target's identity sequence is moved past the committed ids", async () => {
     // Prepare: a target whose key takes new values from its identity sequence; the first execution fails with every
     // row committed and no watermark written.

@@ -11,9 +11,9 @@ import type { RestoreTask } from './restore-task.js';
  * A legal hold keeps a table's rows as they are, and strategy overwrite writes archived values over them: refused,
  * whether the hold is the target's own or a configured table's that shares its rows through partitioning (a held
  * partition of a partitioned target, or a held partitioned table the target is a partition of). Strategies skip and
- * fail only add the rows the table lacks. The plan checks before anything is listed or written, and each group again,
- * before it writes: a hold set while a restore runs stops it from the next group on. `written` says what the
- * refusal left unwritten.
+ * fail only add the rows the table lacks. The plan checks before anything is listed or written, and each group again
+ * before it writes and before its COMMIT: a hold set while a restore runs stops it from the group under way on.
+ * `written` says what the refusal left unwritten.
  */
 export async function refuseOverwriteUnderHold(
   deps: Pick<StepDeps, 'config' | 'holds'>,

@@ -20,6 +20,7 @@ export type FaultPoint =
   | 'delete:afterDelete'
   | 'delete:beforeCommit'
   | 'delete:afterCommit'
+  | 'restore:beforeCommit'
   | 'restore:afterCommit';
 export type FaultInjector = (point: FaultPoint) => Promise<void> | void;
 
