@@ -4,6 +4,7 @@ import type { ArchiveStore } from '../archive/store.js';
 import { formatIssues } from '../config/config.js';
 import type { ArchiverConfig } from '../config/schema.js';
 import {
+  ArchiveConflictError,
   ArchiveIntegrityError,
   ArchiverError,
   InvalidInputError,
@@ -122,16 +123,19 @@ export async function appendAuditEvent(
   const text = JSON.stringify(event);
   if (Buffer.byteLength(text) > AUDIT_EVENT_MAX_BYTES)
     throw new InvalidInputError(`audit event ${event.kind} is longer than ${AUDIT_EVENT_MAX_BYTES} bytes`);
+  // Small objects: STANDARD avoids the 128 KiB minimum charge of the IA classes.
+  const options = { storageClass: 'STANDARD' as const, kmsKeyId: location.kmsKeyId };
   const key = auditEventKey(location.prefix, event);
   try {
-    await store.putTextOnce(
-      key,
-      text,
-      // Small objects: STANDARD avoids the 128 KiB minimum charge of the IA classes.
-      { storageClass: 'STANDARD', kmsKeyId: location.kmsKeyId },
-      // The same key holds the same event (same id, same millisecond): a retry after a lost response.
-      (existing) => (JSON.parse(existing) as { id?: unknown }).id === event.id,
-    );
+    // The same key holding the same text is this event written before (a retry after a lost response).
+    if ((await putOnceUnlessTaken(store, key, text, options)) === 'written') return { key, event };
+    // Anything else under its key was planted there by a bucket writer who predicted the id (a step's ids derive
+    // from the run): the event goes under an id of its own, so the planted object neither stands for it nor hides
+    // it. Readers list both.
+    const moved = AuditEventSchema.parse({ ...event, id: randomUUID() });
+    const movedKey = auditEventKey(location.prefix, moved);
+    await store.putTextOnce(movedKey, JSON.stringify(moved), options);
+    return { key: movedKey, event: moved };
   } catch (error) {
     if (error instanceof ArchiverError && error.retryable) throw error;
     throw new StorageUnavailableError(
@@ -139,7 +143,22 @@ export async function appendAuditEvent(
       { cause: error },
     );
   }
-  return { key, event };
+}
+
+/** Writes `text` under `key` once: 'taken' when the key holds other content. */
+async function putOnceUnlessTaken(
+  store: ArchiveStore,
+  key: string,
+  text: string,
+  options: { storageClass: 'STANDARD'; kmsKeyId?: string },
+): Promise<'written' | 'taken'> {
+  try {
+    await store.putTextOnce(key, text, options);
+    return 'written';
+  } catch (error) {
+    if (error instanceof ArchiveConflictError) return 'taken';
+    throw error;
+  }
 }
 
 /** appendAuditEvent into the bucket and prefix of the steps' config. */
@@ -175,7 +194,8 @@ export interface UnreadableAuditEvent {
 /**
  * Events in time order, filtered by time range, kind, database and table, and the objects in range that are no
  * event. The listing starts at the `since` day and stops after `until`; kind and time are read from the key, so only
- * matching events are fetched. Retries of the same event (same id) appear once, at their first time. An object that
+ * matching events are fetched. Retries of the same event (same id, all but the time alike) appear once, at their first
+ * time; an object of the same id that says anything else is listed too. An object that
  * does not parse is set aside, not fatal: whoever can write the bucket could otherwise hide the whole trail with one.
  */
 export async function readAuditEvents(
@@ -192,7 +212,8 @@ export async function readAuditEvents(
       : `${root}${new Date(since).toISOString().slice(0, 10).replaceAll('-', '/')}/`;
   const events: AuditEvent[] = [];
   const unreadable: UnreadableAuditEvent[] = [];
-  const seen = new Set<string>();
+  /** By id, what each event of that id said (all of it but its time). */
+  const seen = new Map<string, Set<string>>();
   for await (const object of store.list(root, startAfter)) {
     const name = parseAuditEventKey(object.key);
     if (!name) continue;
@@ -200,7 +221,6 @@ export async function readAuditEvents(
     if (until !== undefined && time > until) break;
     if (since !== undefined && time < since) continue;
     if (filter.kinds && !(filter.kinds as string[]).includes(name.kind)) continue;
-    if (seen.has(name.id)) continue;
     const head = await store.getTextHead(object.key, AUDIT_EVENT_MAX_BYTES);
     if (head === undefined) continue;
     if (!head.whole) {
@@ -217,7 +237,11 @@ export async function readAuditEvents(
     }
     if (filter.database && event.database !== filter.database) continue;
     if (filter.table && event.table !== filter.table) continue;
-    seen.add(event.id);
+    // A retry repeats the event but its time; a planted object of the same id that says something else is not it.
+    const { time: _time, ...said } = event;
+    const retryOf = JSON.stringify(said);
+    if (seen.get(event.id)?.has(retryOf)) continue;
+    seen.set(event.id, (seen.get(event.id) ?? new Set()).add(retryOf));
     events.push(event);
   }
   return { events, unreadable };

@@ -80,4 +80,67 @@ describe('the audit trail read from a bucket a writer padded', () => {
     expect(unreadable.map((u) => u.key).sort()).toEqual([huge, large].sort());
     for (const { reason } of unreadable) expect(reason).toMatch(/longer than \d+ bytes/);
   });
+
+  /** An event of `kind` with `details` at `time` under id `id`, planted under its key below `prefix`. */
+  const plant = async (prefix: string, id: string, time: string, details: Record<string, string>) => {
+    const event = {
+      formatVersion: 1,
+      id,
+      kind: 'table-outcome' as const,
+      time,
+      actor: 'step:summary',
+      details,
+    };
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: auditEventKey(prefix, event),
+        Body: JSON.stringify(event),
+      }),
+    );
+  };
+
+  it('writes an event whose key a bucket writer took with other content under an id of its own: both are read', async () => {
+    // Prepare: the writer predicted the event's id and time and planted a success in its place.
+    const prefix = 'taken/';
+    const id = randomUUID();
+    const time = '2026-12-01T10:00:00.000Z';
+    await plant(prefix, id, time, { status: 'succeeded' });
+
+    // Act
+    const written = await appendAuditEvent(
+      store,
+      { prefix },
+      { id, kind: 'table-outcome', time, actor: 'step:summary', details: { status: 'failed' } },
+    );
+    const { events } = await readAuditEvents(store, prefix);
+
+    // Assess
+    expect(written.event.id).not.toBe(id);
+    expect(events.map((e) => e.details.status).sort()).toEqual(['failed', 'succeeded']);
+  });
+
+  it('lists an event beside an earlier object of its id that says something else; a retry that says the same is listed once', async () => {
+    // Prepare: a planted object of the event's id a minute before it, and a retry of the event a minute after.
+    const prefix = 'earlier/';
+    const id = randomUUID();
+    await plant(prefix, id, '2026-12-01T09:59:00.000Z', { status: 'succeeded' });
+    const event = {
+      id,
+      kind: 'table-outcome' as const,
+      actor: 'step:summary',
+      details: { status: 'failed' },
+    };
+    await appendAuditEvent(store, { prefix }, { ...event, time: '2026-12-01T10:00:00.000Z' });
+    await appendAuditEvent(store, { prefix }, { ...event, time: '2026-12-01T10:01:00.000Z' });
+
+    // Act
+    const { events } = await readAuditEvents(store, prefix);
+
+    // Assess
+    expect(events.map((e) => [e.time, e.details.status])).toEqual([
+      ['2026-12-01T09:59:00.000Z', 'succeeded'],
+      ['2026-12-01T10:00:00.000Z', 'failed'],
+    ]);
+  });
 });
