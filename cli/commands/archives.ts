@@ -1,11 +1,14 @@
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
 import { type ArchiveScopeOptions, listCommand, validateCommand } from '../archives.js';
 import { type ArchiveTarget, withArchiveContext } from '../context.js';
 import { print, printError, safeLine } from '../output.js';
-import { CONFIG_OR_DEMO_OPTIONS, configPathOf, configureLogging, STATE_DIR_OPTION } from './common.js';
+import {
+  CONFIG_OR_DEMO_OPTIONS,
+  configPathOf,
+  configureLogging,
+  requireLocalState,
+  STATE_DIR_OPTION,
+} from './common.js';
 
 type ScopeCommandOptions = ArchiveScopeOptions & {
   config?: string;
@@ -49,11 +52,7 @@ export function registerArchiveCommands(program: Command, local: Command): void 
       command.action(async (options: ScopeCommandOptions) => {
         configureLogging(false);
         const configPath = await configPathOf(options, name);
-        // A state dir that is not there (mistyped) holds no archives: reported as none, all OK, it would mislead.
-        if (options.stateDir !== undefined && !existsSync(options.stateDir))
-          throw new ConfigError(
-            `--state-dir: no local state in ${resolve(options.stateDir)}: nothing was archived there (a local run creates it); give the state dir your runs use`,
-          );
+        if (options.stateDir !== undefined) requireLocalState(options.stateDir);
         // Only the local commands have --state-dir (it has a default there).
         const target: ArchiveTarget =
           options.stateDir === undefined

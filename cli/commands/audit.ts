@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { type AuditOptions, auditCommand } from '../audit.js';
 import { withArchiveContext } from '../context.js';
 import { print } from '../output.js';
-import { configPathOf, configureLogging, STATE_DIR_OPTION } from './common.js';
+import { configPathOf, configureLogging, requireLocalState, STATE_DIR_OPTION } from './common.js';
 
 /** `audit`: the audit trail in the archive bucket, local or in AWS. */
 export function registerAudit(program: Command): void {
@@ -35,6 +35,7 @@ export function registerAudit(program: Command): void {
         configureLogging(false);
         // The demo's trail needs no database, only the config the demo left.
         const configPath = await configPathOf(options, 'audit');
+        if (!options.aws) requireLocalState(options.stateDir);
         const target = options.aws
           ? { mode: 'aws' as const, configPath, bucket: options.bucket }
           : { mode: 'local' as const, configPath, stateDir: options.stateDir };

@@ -29,6 +29,17 @@ export const STATE_DIR_OPTION = [
     : '.audit-archiver',
 ] as const;
 
+/**
+ * Refuses a state dir that is not there (mistyped) before a command that only reads it opens local mode, which would
+ * make it and report no archives, no events or no leases: all as they should be, it would mislead.
+ */
+export function requireLocalState(stateDir: string): void {
+  if (!existsSync(stateDir))
+    throw new ConfigError(
+      `--state-dir: no local state in ${resolve(stateDir)}: nothing was archived there (a local run creates it); give the state dir your runs use`,
+    );
+}
+
 /** Quiet Lambda-style JSON logs unless asked for; must run before the step modules load their Powertools singletons. */
 export function configureLogging(verbose: boolean): void {
   process.env.POWERTOOLS_LOG_LEVEL ??= verbose ? 'INFO' : 'ERROR';

@@ -4,6 +4,7 @@ import type { ArchiveContext } from '../context.js';
 import { EXIT_FINDINGS } from '../exit-codes.js';
 import type { HoldContext } from '../holds.js';
 import { print, safeLine } from '../output.js';
+import { requireLocalState } from './common.js';
 import {
   type LockTableTargetOptions,
   withLockTableOptions,
@@ -56,6 +57,7 @@ export function registerHolds(program: Command): void {
     .option('--json', 'print the holds as a JSON array', false)
     .action(async (options: HoldCommandOptions & { json: boolean }) => {
       const { formatHolds } = await loadHolds();
+      if (!options.lockTable && !options.demo) requireLocalState(options.stateDir);
       print(
         await withHoldContext(options, async (ctx) =>
           formatHolds(await ctx.holds.list(), { json: options.json }),

@@ -6,7 +6,7 @@ import { boundedRequests } from '../../lambdas/shared/runtime/aws-requests.js';
 import { archiveBucket, withLocalEnvironment } from '../context.js';
 import { EXIT_FINDINGS, EXIT_OK } from '../exit-codes.js';
 import { print, safeJson, safeLine } from '../output.js';
-import { configPathOf, configureLogging } from './common.js';
+import { configPathOf, configureLogging, requireLocalState } from './common.js';
 import {
   type LockTableTargetOptions,
   requireActor,
@@ -32,6 +32,7 @@ export function registerLeases(program: Command): void {
     .action(
       async (options: LockTableTargetOptions & { database?: string; table?: string[]; json: boolean }) => {
         const { tableStatuses, formatStatuses } = await loadLeases();
+        if (!options.lockTable && !options.demo) requireLocalState(options.stateDir);
         const statuses = await withLockTableTarget(options, 'status', ({ config, lockTable }) =>
           tableStatuses({ config, ...lockTable }, { database: options.database, tables: options.table }),
         );

@@ -34,7 +34,7 @@ describe('--demo on the commands that need no database', () => {
     expect(noDemo.stderr).toMatch(/ConfigError: --demo: no demo in .*; run `npm start` first/);
   });
 
-  it('validate and list refuse a state dir that does not exist rather than report no archives as OK (exit 2)', () => {
+  it('validate, list, audit, status and hold list refuse a state dir that does not exist rather than report nothing as OK (exit 2)', () => {
     // Prepare: a config, and a state dir mistyped (none was ever made there).
     const config = join(dir, 'archiver.yaml');
     writeFileSync(
@@ -47,6 +47,9 @@ describe('--demo on the commands that need no database', () => {
     const runs = [
       cli('local', 'validate', '-c', config, '-s', mistyped),
       cli('local', 'list', '-c', config, '-s', mistyped),
+      cli('audit', '-c', config, '-s', mistyped),
+      cli('status', '-c', config, '-s', mistyped),
+      cli('hold', 'list', '-c', config, '-s', mistyped),
     ];
 
     // Assess: nothing is made there either.
