@@ -83,7 +83,7 @@ export const configHold = (config: ArchiverConfig, database: string, table: stri
  * Lifts an operator's hold; a hold written in the config stays until the config changes. The event is written before
  * the hold goes: cleared first, a clear whose event could not be written left no hold for the command run again to
  * find, and so no trace in the trail. A clear that fails after its event leaves the table held, and run again writes
- * the same event id (the hold's), which readers keep once.
+ * the same event (the hold's id), which readers list once; run by another operator, it names them too.
  */
 export async function clearHold(ctx: HoldContext, database: string, table: string): Promise<boolean> {
   resolveTable(ctx.config, database, table);

@@ -156,22 +156,32 @@ export async function lockTable(input: LockInput, deps: LockDeps): Promise<LockO
   // A hold set during the run stopped export at a batch boundary (see export core): report it as held.
   const hold = error ? undefined : await tableHold(deps, input);
   const status = error ? ('failed' as const) : hold ? ('held' as const) : ('succeeded' as const);
-  const outcome: TableOutcome = {
-    database: input.database,
-    table: input.table,
-    status,
-    reason: hold,
-    rowsArchived: input.progress.rows,
-    bytesArchived: input.progress.bytes,
-    batches: input.progress.batches - input.withdrawnBatches,
-    ...(input.withdrawnBatches > 0 ? { withdrawnBatches: input.withdrawnBatches } : {}),
-    budgetReached: input.budgetReached,
-    durationSeconds: input.startedAt
-      ? (deps.now().getTime() - Date.parse(input.startedAt)) / 1000
-      : undefined,
-    error: error ? `${error.Error}: ${summarizeCause(error.Cause) ?? ''}` : undefined,
-    finishedAt,
-  };
+  // A retried release (its first attempt recorded the outcome, then timed out) records the same outcome again, end
+  // time and duration included, so its audit event reads as the same event. One from before this execution started
+  // (Step Functions gives a name again after 90 days) is not this run's.
+  const recorded = await deps.runRecords.recordedOutcome(input.runId, input.database, input.table);
+  const again =
+    recorded?.status === status &&
+    input.startedAt !== undefined &&
+    Date.parse(recorded.finishedAt) >= Date.parse(input.startedAt);
+  const outcome: TableOutcome = again
+    ? recorded
+    : {
+        database: input.database,
+        table: input.table,
+        status,
+        reason: hold,
+        rowsArchived: input.progress.rows,
+        bytesArchived: input.progress.bytes,
+        batches: input.progress.batches - input.withdrawnBatches,
+        ...(input.withdrawnBatches > 0 ? { withdrawnBatches: input.withdrawnBatches } : {}),
+        budgetReached: input.budgetReached,
+        durationSeconds: input.startedAt
+          ? (deps.now().getTime() - Date.parse(input.startedAt)) / 1000
+          : undefined,
+        error: error ? `${error.Error}: ${summarizeCause(error.Cause) ?? ''}` : undefined,
+        finishedAt,
+      };
   await recordOutcome(deps, input.runId, outcome);
   // Per table: a success (its absence over days is a table not archived), and a run that left rows for the next one.
   const label = { database: input.database, table: input.table };

@@ -94,7 +94,8 @@ export async function planRun(input: PlanInput, deps: PlanDeps): Promise<PlanOut
     tables.map(({ table, n }) => ({ database, table, name: `${plan.childKey}-${n}` })),
   );
   await deps.runRecords.recordChildren(input.runId, children);
-  const configChanges = await recordConfigChange(deps, input.runId);
+  await recordConfigChange(deps, input.runId);
+  // The same details on every attempt (the config-changed event names what changed), so a retry is read as one event.
   await recordAuditEvent(deps, {
     id: auditEventId('run-started', input.runId),
     kind: 'run-started',
@@ -105,7 +106,6 @@ export async function planRun(input: PlanInput, deps: PlanDeps): Promise<PlanOut
       tables: tableCount,
       lanes: lanes.length,
       ...(request.database ? { database: request.database } : {}),
-      ...(configChanges ? { configChangedPaths: configChanges } : {}),
     },
   });
   deps.telemetry.info('run planned', {

@@ -198,9 +198,11 @@ async function writeGroup(
   group.watermark = watermarkOf(task, group.target);
   const lookups = await groupLookups(task, archives, group.target, deps);
   lookups.marks = await settleMarks(client, group, lookups.marks);
-  // A hold set while the restore runs stops an overwrite from the next group on. A group this restore committed
-  // already (retried after a failure past its COMMIT) writes nothing more, and is reported as what it wrote.
-  if (!archives.every((archive) => lookups.marks.get(archive.key)?.restoreId === task.restoreId))
+  // A hold set while the restore runs stops an overwrite from the group under way on: checked before the group
+  // writes and again before its COMMIT. A group this restore committed already (retried after a failure past its
+  // COMMIT) writes nothing more, and is reported as what it wrote.
+  const writes = !archives.every((archive) => lookups.marks.get(archive.key)?.restoreId === task.restoreId);
+  if (writes)
     await refuseOverwriteUnderHold(
       deps,
       client,
@@ -224,14 +226,16 @@ async function writeGroup(
   const target = group.target && (await describeTarget(client, task.target));
   if (target) assertWritable(target, task.strategy);
   await deps.fault('restore:beforeCommit');
-  // A hold set, or a held table attached as a partition, while the group wrote: checked again just before COMMIT,
-  // the group rolls back. What is left is the moment between this read of the lock table and the COMMIT.
-  if (group.marks.length > 0)
+  // A hold set, or a held table attached as a partition, while the group wrote: the group rolls back. What is left is
+  // the moment between this read of the lock table and the COMMIT.
+  if (writes)
     await refuseOverwriteUnderHold(
       deps,
       client,
       task,
-      "this group's archives were rolled back; groups committed before the hold was set stay written",
+      task.dryRun
+        ? 'the dry run stopped here, as the restore would'
+        : "this group's archives were rolled back; groups committed before the hold was set stay written",
     );
   await markBeforeCommit(client, group, lookups.marks);
   return results;

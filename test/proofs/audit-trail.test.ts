@@ -212,3 +212,46 @@ describe('audit trail and schema drift through the local workflow', () => {
     expect(events.every((e) => e.formatVersion === 1 && e.id)).toBe(true);
   });
 });
+
+describe('the audit trail of a run whose bookkeeping steps each ran twice', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query(
+        'CREATE TABLE retried (id bigserial PRIMARY KEY, created_at timestamptz NOT NULL, payload text)',
+      );
+      await db.client.query(seedRows('retried', 1));
+    },
+    [spec('retried')],
+  );
+
+  it('lists each event once when plan, lock and summary each ran again after their first attempt ended', async () => {
+    // Prepare: every invocation of the three is made again once the first has ended (its answer lost, as a retry
+    // after a timeout would), a few milliseconds later, so the end times they record differ.
+    type Invoke = (input: { FunctionName: string; Payload: unknown }) => Promise<unknown>;
+    const workflow = bed.local.workflow({ retryIntervalScale: 0 });
+    const patched = workflow as unknown as { invokeFunction: Invoke };
+    const invoke = patched.invokeFunction.bind(workflow);
+    let repeated = 0;
+    patched.invokeFunction = async (input) => {
+      if (!/audit-archiver-(plan|lock|summary)$/.test(input.FunctionName)) return invoke(input);
+      await invoke(input).catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      repeated += 1;
+      return invoke(input);
+    };
+
+    // Act
+    const execution = await workflow.runArchive({});
+    const events = await listAuditEvents(bed.local.deps().store, bed.local.config.s3.prefix, {});
+
+    // Assess
+    expect(execution.status).toBe('SUCCEEDED');
+    expect(repeated).toBeGreaterThanOrEqual(4);
+    expect(events.map((e) => `${e.kind}${e.table ? ` ${e.table}` : ''}`).sort()).toEqual([
+      'config-changed',
+      'run-finished',
+      'run-started',
+      'table-outcome public.retried',
+    ]);
+  });
+});

@@ -212,8 +212,9 @@ describe('legal hold through the real local workflow', () => {
       await clearHold(context(), 'app', 'public.midrun');
     }
 
-    // Assess: no group committed; every archive failed naming the hold.
+    // Assess: no group committed; every archive failed naming the hold, the first group's as rolled back.
     expect(held).toBe(true);
+    expect(restore.results.some((r) => /rolled back/.test(r.error ?? ''))).toBe(true);
     expect(after).toEqual(before);
     expect(restore.results.length).toBeGreaterThan(0);
     for (const result of restore.results)

@@ -54,10 +54,10 @@ export function changedPaths(previous: Record<string, string>, current: Record<s
 export async function recordConfigChange(
   deps: Pick<StepDeps, 'config' | 'runRecords' | 'store' | 'now'>,
   runId: string,
-): Promise<string[] | undefined> {
+): Promise<void> {
   const current = configFingerprint(deps.config);
   const previous = await deps.runRecords.getConfigFingerprint();
-  if (previous?.hash === current.hash) return undefined;
+  if (previous?.hash === current.hash) return;
   const paths = changedPaths(previous?.paths ?? {}, current.paths);
   await recordAuditEvent(deps, {
     id: auditEventId('config-changed', previous?.hash ?? '', current.hash),
@@ -73,5 +73,4 @@ export async function recordConfigChange(
     },
   });
   await deps.runRecords.putConfigFingerprint({ ...current, recordedAt: deps.now().toISOString(), runId });
-  return paths;
 }

@@ -69,6 +69,12 @@ export class RunRecords {
     await this.lockTable.put(`TABLE#${outcome.database}#${outcome.table}`, LATEST_OUTCOME_SK, latest, false);
   }
 
+  /** The outcome a table recorded in the run, if any. */
+  async recordedOutcome(runId: string, database: string, table: string): Promise<TableOutcome | undefined> {
+    const item = await this.lockTable.getItem({ pk: `RUN#${runId}`, sk: `${database}#${table}` });
+    return item?.outcome as TableOutcome | undefined;
+  }
+
   /** A table's latest outcome and latest successful one, with the run of each. */
   async latestOutcomes(database: string, table: string): Promise<LatestOutcomes> {
     const item = await this.lockTable.getItem({ pk: `TABLE#${database}#${table}`, sk: LATEST_OUTCOME_SK });

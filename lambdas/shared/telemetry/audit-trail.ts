@@ -45,7 +45,7 @@ const DetailValueSchema = z.union([
 export const AuditEventSchema = z
   .object({
     formatVersion: z.literal(AUDIT_FORMAT_VERSION),
-    /** Unique per event; a retried step writes the same id again, and readers keep the first. */
+    /** Unique per event; a retried step writes the same id again, which readers list once when all but the time is alike. */
     id: z.uuid(),
     kind: AuditEventKindSchema,
     time: z.iso.datetime(),
@@ -134,15 +134,24 @@ export async function appendAuditEvent(
     // it. Readers list both.
     const moved = AuditEventSchema.parse({ ...event, id: randomUUID() });
     const movedKey = auditEventKey(location.prefix, moved);
-    await store.putTextOnce(movedKey, JSON.stringify(moved), options);
+    try {
+      await store.putTextOnce(movedKey, JSON.stringify(moved), options);
+    } catch (error) {
+      throw writeFailed(event, `${key}, taken, nor to ${movedKey}`, error);
+    }
     return { key: movedKey, event: moved };
   } catch (error) {
-    if (error instanceof ArchiverError && error.retryable) throw error;
-    throw new StorageUnavailableError(
-      `audit event ${event.kind} could not be written to ${key}: ${(error as Error).message}`,
-      { cause: error },
-    );
+    throw writeFailed(event, key, error);
   }
+}
+
+/** Any failure to write an event is retryable (StorageUnavailableError unless it is one already). */
+function writeFailed(event: AuditEvent, where: string, error: unknown): Error {
+  if (error instanceof ArchiverError && error.retryable) return error;
+  return new StorageUnavailableError(
+    `audit event ${event.kind} could not be written to ${where}: ${(error as Error).message}`,
+    { cause: error },
+  );
 }
 
 /** Writes `text` under `key` once: 'taken' when the key holds other content. */
@@ -212,7 +221,7 @@ export async function readAuditEvents(
       : `${root}${new Date(since).toISOString().slice(0, 10).replaceAll('-', '/')}/`;
   const events: AuditEvent[] = [];
   const unreadable: UnreadableAuditEvent[] = [];
-  /** By id, what each event of that id said (all of it but its time). */
+  /** By id, a digest of what each event of that id said (all of it but its time). */
   const seen = new Map<string, Set<string>>();
   for await (const object of store.list(root, startAfter)) {
     const name = parseAuditEventKey(object.key);
@@ -235,11 +244,15 @@ export async function readAuditEvents(
       unreadable.push({ key: object.key, reason: event });
       continue;
     }
+    if (event.id !== name.id || event.kind !== name.kind || Date.parse(event.time) !== time) {
+      unreadable.push({ key: object.key, reason: 'its key names another event (time, kind or id)' });
+      continue;
+    }
     if (filter.database && event.database !== filter.database) continue;
     if (filter.table && event.table !== filter.table) continue;
     // A retry repeats the event but its time; a planted object of the same id that says something else is not it.
     const { time: _time, ...said } = event;
-    const retryOf = JSON.stringify(said);
+    const retryOf = createHash('sha256').update(JSON.stringify(said)).digest('hex');
     if (seen.get(event.id)?.has(retryOf)) continue;
     seen.set(event.id, (seen.get(event.id) ?? new Set()).add(retryOf));
     events.push(event);

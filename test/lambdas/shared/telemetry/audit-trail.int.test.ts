@@ -12,7 +12,7 @@ import {
 } from '../../../../lambdas/shared/telemetry/audit-trail.js';
 import { type LocalServices, startLocalServices } from '../../../../local/services.js';
 
-describe('the audit trail read from a bucket a writer padded', () => {
+describe('the audit trail in a bucket others can write', () => {
   let dir = '';
   let services: LocalServices;
   let s3: S3Client;
@@ -142,5 +142,45 @@ describe('the audit trail read from a bucket a writer padded', () => {
       ['2026-12-01T09:59:00.000Z', 'succeeded'],
       ['2026-12-01T10:00:00.000Z', 'failed'],
     ]);
+  });
+
+  it('takes an event written again with the very same text (a retry after a lost response) as the one written', async () => {
+    // Prepare
+    const prefix = 'again/';
+    const event = {
+      id: randomUUID(),
+      kind: 'run-finished' as const,
+      time: '2026-12-01T10:00:00.000Z',
+      actor: 'step:summary',
+      details: { status: 'succeeded' },
+    };
+    const first = await appendAuditEvent(store, { prefix }, event);
+
+    // Act
+    const again = await appendAuditEvent(store, { prefix }, event);
+    const { events } = await readAuditEvents(store, prefix);
+
+    // Assess
+    expect(again.key).toBe(first.key);
+    expect(events).toHaveLength(1);
+  });
+
+  it('sets aside an object whose key names another event than it holds', async () => {
+    // Prepare: a genuine event copied under a key a minute earlier.
+    const prefix = 'renamed/';
+    const { event } = await appendAuditEvent(
+      store,
+      { prefix },
+      { kind: 'run-started', time: '2026-12-01T10:00:00.000Z', actor: 'step:plan', details: { tables: 1 } },
+    );
+    const earlier = auditEventKey(prefix, { ...event, time: '2026-12-01T09:59:00.000Z' });
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: earlier, Body: JSON.stringify(event) }));
+
+    // Act
+    const { events, unreadable } = await readAuditEvents(store, prefix);
+
+    // Assess
+    expect(events.map((e) => e.time)).toEqual(['2026-12-01T10:00:00.000Z']);
+    expect(unreadable).toEqual([{ key: earlier, reason: expect.stringMatching(/names another event/) }]);
   });
 });
