@@ -73,6 +73,17 @@ async function recordOutcome(
   });
 }
 
+/** Two outcomes of a table that say the same but when it ended and how long it took. */
+function sameOutcome(a: TableOutcome, b: TableOutcome): boolean {
+  const said = ({ finishedAt: _end, durationSeconds: _took, ...rest }: TableOutcome) =>
+    JSON.stringify(
+      Object.entries(rest)
+        .filter(([, value]) => value !== undefined)
+        .sort(),
+    );
+  return said(a) === said(b);
+}
+
 export type LockDeps = Pick<
   StepDeps,
   'config' | 'store' | 'locks' | 'holds' | 'runRecords' | 'telemetry' | 'now'
@@ -156,32 +167,35 @@ export async function lockTable(input: LockInput, deps: LockDeps): Promise<LockO
   // A hold set during the run stopped export at a batch boundary (see export core): report it as held.
   const hold = error ? undefined : await tableHold(deps, input);
   const status = error ? ('failed' as const) : hold ? ('held' as const) : ('succeeded' as const);
-  // A retried release (its first attempt recorded the outcome, then timed out) records the same outcome again, end
-  // time and duration included, so its audit event reads as the same event. One from before this execution started
-  // (Step Functions gives a name again after 90 days) is not this run's.
+  const computed: TableOutcome = {
+    database: input.database,
+    table: input.table,
+    status,
+    reason: hold,
+    rowsArchived: input.progress.rows,
+    bytesArchived: input.progress.bytes,
+    batches: input.progress.batches - input.withdrawnBatches,
+    ...(input.withdrawnBatches > 0 ? { withdrawnBatches: input.withdrawnBatches } : {}),
+    budgetReached: input.budgetReached,
+    durationSeconds: input.startedAt
+      ? (deps.now().getTime() - Date.parse(input.startedAt)) / 1000
+      : undefined,
+    error: error ? `${error.Error}: ${summarizeCause(error.Cause) ?? ''}` : undefined,
+    finishedAt,
+  };
+  // A retried release (its first attempt recorded the outcome, then timed out) keeps the end time and duration that
+  // attempt recorded, so its audit event reads as the same event. Only an outcome that says all else alike counts (not
+  // the acquire's `held` of this run, recorded before a hold was cleared and the table archived), and only one
+  // recorded since this execution started (Step Functions gives a name again after 90 days).
   const recorded = await deps.runRecords.recordedOutcome(input.runId, input.database, input.table);
   const again =
-    recorded?.status === status &&
+    recorded !== undefined &&
     input.startedAt !== undefined &&
-    Date.parse(recorded.finishedAt) >= Date.parse(input.startedAt);
+    Date.parse(recorded.finishedAt) >= Date.parse(input.startedAt) &&
+    sameOutcome(recorded, computed);
   const outcome: TableOutcome = again
-    ? recorded
-    : {
-        database: input.database,
-        table: input.table,
-        status,
-        reason: hold,
-        rowsArchived: input.progress.rows,
-        bytesArchived: input.progress.bytes,
-        batches: input.progress.batches - input.withdrawnBatches,
-        ...(input.withdrawnBatches > 0 ? { withdrawnBatches: input.withdrawnBatches } : {}),
-        budgetReached: input.budgetReached,
-        durationSeconds: input.startedAt
-          ? (deps.now().getTime() - Date.parse(input.startedAt)) / 1000
-          : undefined,
-        error: error ? `${error.Error}: ${summarizeCause(error.Cause) ?? ''}` : undefined,
-        finishedAt,
-      };
+    ? { ...computed, finishedAt: recorded.finishedAt, durationSeconds: recorded.durationSeconds }
+    : computed;
   await recordOutcome(deps, input.runId, outcome);
   // Per table: a success (its absence over days is a table not archived), and a run that left rows for the next one.
   const label = { database: input.database, table: input.table };

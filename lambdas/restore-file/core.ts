@@ -207,7 +207,9 @@ async function writeGroup(
       deps,
       client,
       task,
-      "this group's archives were not written; groups committed before the hold was set stay written",
+      task.dryRun
+        ? 'the dry run stopped here, as the restore would'
+        : "this group's archives were not written; groups committed before the hold was set stay written",
     );
   const prepare = (archive: ArchivePointer) =>
     settled(prepareArchive(task, archive, group.target, lookups, deps));

@@ -3,6 +3,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { validateCommand } from '../../cli/archives.js';
 import { auditCommand } from '../../cli/audit.js';
+import { clearHold, setHold } from '../../cli/holds.js';
+import { lockTable } from '../../lambdas/lock/core.js';
 import { ManifestSchema } from '../../lambdas/shared/archive/format.js';
 import {
   type AuditEvent,
@@ -12,7 +14,14 @@ import {
 } from '../../lambdas/shared/telemetry/audit-trail.js';
 import { NotificationSchema } from '../../lambdas/shared/telemetry/notifications.js';
 import { NOTIFICATIONS_FILE, runLocalArchive, runLocalRestore } from '../../local/run.js';
-import { archiverTestbed, getObject, listKeys, putObjects, TODAY_UTC_SQL } from '../support/fixtures.js';
+import {
+  archiverTestbed,
+  getObject,
+  leasedTask,
+  listKeys,
+  putObjects,
+  TODAY_UTC_SQL,
+} from '../support/fixtures.js';
 
 const spec = (name: string, onSchemaDrift?: 'fail' | 'continue') => ({
   schema: 'public',
@@ -253,5 +262,61 @@ describe('the audit trail of a run whose bookkeeping steps each ran twice', () =
       'run-started',
       'table-outcome public.retried',
     ]);
+  });
+
+  it("a release that meets the held outcome its run's acquire recorded, then archived rows, records its own figures", async () => {
+    // Prepare: the acquire recorded the table held (0 rows); the hold was cleared, the retried acquire took the lease
+    // and 7 rows were archived; a hold set again stopped the run, so the release finds the table held too.
+    const deps = bed.local.deps();
+    const runId = 'held-then-archived';
+    const startedAt = new Date(Date.now() - 60_000).toISOString();
+    await deps.runRecords.recordOutcome(runId, {
+      database: 'app',
+      table: 'public.retried',
+      status: 'held',
+      reason: 'legal hold',
+      rowsArchived: 0,
+      bytesArchived: 0,
+      batches: 0,
+      budgetReached: false,
+      finishedAt: new Date(Date.now() - 50_000).toISOString(),
+    });
+    const { lease } = await leasedTask(bed.local, 'public.retried', runId);
+    await setHold(
+      { config: bed.local.config, holds: deps.holds, store: deps.store, actor: 'test-operator' },
+      'app',
+      'public.retried',
+      'case 2025-22',
+    );
+
+    // Act
+    let released: Awaited<ReturnType<typeof lockTable>>;
+    try {
+      released = await lockTable(
+        {
+          action: 'release',
+          runId,
+          database: 'app',
+          table: 'public.retried',
+          lease,
+          progress: { batches: 2, rows: 7, bytes: 700 },
+          budgetReached: false,
+          startedAt,
+          withdrawnBatches: 0,
+        },
+        deps,
+      );
+    } finally {
+      await clearHold(
+        { config: bed.local.config, holds: deps.holds, store: deps.store, actor: 'test-operator' },
+        'app',
+        'public.retried',
+      );
+    }
+    const [outcome] = await deps.runRecords.listOutcomes(runId);
+
+    // Assess
+    expect(released).toMatchObject({ status: 'held' });
+    expect(outcome).toMatchObject({ status: 'held', rowsArchived: 7, batches: 2 });
   });
 });
