@@ -198,6 +198,7 @@ describe('a scheduled run over a fleet of 1000 tables in 100 databases', () => {
     rmSync(dir, { recursive: true, force: true });
   }, 600_000);
 
+  // Its limit (15 minutes) catches a hang; it is no speed target: the run took 366 to 515 s on 2 cores.
   it('archives every table within the payload, history and per-database connection limits', async () => {
     // Prepare
     if (!local) throw new Error('fleet not set up');
@@ -316,5 +317,5 @@ describe('a scheduled run over a fleet of 1000 tables in 100 databases', () => {
         });
       });
     });
-  }, 600_000);
+  }, 900_000);
 });
