@@ -202,15 +202,18 @@ async function writeGroup(
   // writes and again before its COMMIT. A group this restore committed already (retried after a failure past its
   // COMMIT) writes nothing more, and is reported as what it wrote.
   const writes = !archives.every((archive) => lookups.marks.get(archive.key)?.restoreId === task.restoreId);
-  if (writes)
+  const refuseUnderHold = async (archivesWere: 'not written' | 'rolled back') => {
+    if (!writes) return;
     await refuseOverwriteUnderHold(
       deps,
       client,
       task,
       task.dryRun
         ? 'the dry run stopped here, as the restore would'
-        : "this group's archives were not written; groups committed before the hold was set stay written",
+        : `this group's archives were ${archivesWere}; groups committed before the hold was set stay written`,
     );
+  };
+  await refuseUnderHold('not written');
   const prepare = (archive: ArchivePointer) =>
     settled(prepareArchive(task, archive, group.target, lookups, deps));
   const results: RestoreFileResult[] = [];
@@ -230,15 +233,7 @@ async function writeGroup(
   await deps.fault('restore:beforeCommit');
   // A hold set, or a held table attached as a partition, while the group wrote: the group rolls back. What is left is
   // the moment between this read of the lock table and the COMMIT.
-  if (writes)
-    await refuseOverwriteUnderHold(
-      deps,
-      client,
-      task,
-      task.dryRun
-        ? 'the dry run stopped here, as the restore would'
-        : "this group's archives were rolled back; groups committed before the hold was set stay written",
-    );
+  await refuseUnderHold('rolled back');
   await markBeforeCommit(client, group, lookups.marks);
   return results;
 }
