@@ -260,8 +260,8 @@ export async function breakLease(ctx: LeaseContext, database: string, table: str
 /**
  * The audit event of a lease released before it expired, its holder gone: `lease break`, or `batch settle`. Written
  * before the release, under an id of the lease (owner and fencing token): a command that fails between the two and
- * is run again write the same event, which readers list once (two operators at once: one each). The release is conditioned on that
- * owner and token, and a holder found gone does not release it itself.
+ * is run again writes the same event, which readers list once (two operators at once: one each). The release is
+ * conditioned on that owner and token, and a holder found gone does not release it itself.
  */
 export async function auditLeaseBroken(
   ctx: Pick<LeaseContext, 'store' | 'config' | 'actor'>,

@@ -45,7 +45,7 @@ const DetailValueSchema = z.union([
 export const AuditEventSchema = z
   .object({
     formatVersion: z.literal(AUDIT_FORMAT_VERSION),
-    /** Unique per event; a retried step writes the same id again, which readers list once when all but the time is alike. */
+    /** Unique per event; a retried step writes it again, which readers list once when all but the time is alike. */
     id: z.uuid(),
     kind: AuditEventKindSchema,
     time: z.iso.datetime(),
@@ -204,8 +204,8 @@ export interface UnreadableAuditEvent {
  * Events in time order, filtered by time range, kind, database and table, and the objects in range that are no
  * event. The listing starts at the `since` day and stops after `until`; kind and time are read from the key, so only
  * matching events are fetched. Retries of the same event (same id, all but the time alike) appear once, at their first
- * time; an object of the same id that says anything else is listed too. An object that
- * does not parse is set aside, not fatal: whoever can write the bucket could otherwise hide the whole trail with one.
+ * time; an object of the same id that says anything else is listed too. An object that does not parse, or whose key
+ * names another event, is set aside, not fatal: whoever can write the bucket could otherwise hide the whole trail.
  */
 export async function readAuditEvents(
   store: ArchiveStore,
