@@ -52,6 +52,14 @@ async function recordOutcome(
   outcome: TableOutcome,
 ): Promise<void> {
   await deps.runRecords.recordOutcome(runId, outcome);
+  await auditOutcome(deps, runId, outcome);
+}
+
+async function auditOutcome(
+  deps: Pick<StepDeps, 'config' | 'store'>,
+  runId: string,
+  outcome: TableOutcome,
+): Promise<void> {
   await recordAuditEvent(deps, {
     id: auditEventId('table-outcome', runId, outcome.database, outcome.table, outcome.status),
     kind: 'table-outcome',
@@ -183,20 +191,20 @@ export async function lockTable(input: LockInput, deps: LockDeps): Promise<LockO
     error: error ? `${error.Error}: ${summarizeCause(error.Cause) ?? ''}` : undefined,
     finishedAt,
   };
-  // A retried release (its first attempt recorded the outcome, then timed out) keeps the end time and duration that
-  // attempt recorded, so its audit event reads as the same event. Only an outcome that says all else alike counts (not
-  // the acquire's `held` of this run, recorded before a hold was cleared and the table archived), and only one
-  // recorded since this execution started (Step Functions gives a name again after 90 days).
-  const recorded = await deps.runRecords.recordedOutcome(input.runId, input.database, input.table);
-  const again =
+  // A retried release (its first attempt recorded the outcome, then timed out, or still runs) keeps the end time and
+  // duration that attempt recorded, so its audit event reads as the same event. Only an outcome that says all else
+  // alike counts (not the acquire's `held` of this run, recorded before a hold was cleared and the table archived),
+  // and only one recorded since this execution started (Step Functions gives a name again after 90 days).
+  const { startedAt } = input;
+  const outcome = await deps.runRecords.settleOutcome(input.runId, input.database, input.table, (recorded) =>
     recorded !== undefined &&
-    input.startedAt !== undefined &&
-    Date.parse(recorded.finishedAt) >= Date.parse(input.startedAt) &&
-    sameOutcome(recorded, computed);
-  const outcome: TableOutcome = again
-    ? { ...computed, finishedAt: recorded.finishedAt, durationSeconds: recorded.durationSeconds }
-    : computed;
-  await recordOutcome(deps, input.runId, outcome);
+    startedAt !== undefined &&
+    Date.parse(recorded.finishedAt) >= Date.parse(startedAt) &&
+    sameOutcome(recorded, computed)
+      ? { ...computed, finishedAt: recorded.finishedAt, durationSeconds: recorded.durationSeconds }
+      : computed,
+  );
+  await auditOutcome(deps, input.runId, outcome);
   // Per table: a success (its absence over days is a table not archived), and a run that left rows for the next one.
   const label = { database: input.database, table: input.table };
   if (status === 'succeeded') deps.telemetry.metric('TableRunsSucceeded', 'Count', 1, label);

@@ -319,4 +319,52 @@ describe('the audit trail of a run whose bookkeeping steps each ran twice', () =
     expect(released).toMatchObject({ status: 'held' });
     expect(outcome).toMatchObject({ status: 'held', rowsArchived: 7, batches: 2 });
   });
+
+  it('lists one outcome when two releases of the table ran at once, each with its own clock', async () => {
+    // Prepare: a release retried after a timeout while its first invocation still runs: both read the run's outcomes
+    // before either records one, and their end times differ.
+    const deps = bed.local.deps();
+    const runId = 'released-twice-at-once';
+    const startedAt = new Date(Date.now() - 60_000).toISOString();
+    const { lease } = await leasedTask(bed.local, 'public.retried', runId);
+    // Each release's first read of the recorded outcome waits until the other's has been made.
+    let reads = 0;
+    let bothRead: () => void = () => undefined;
+    const barrier = new Promise<void>((resolve) => {
+      bothRead = resolve;
+    });
+    const runRecords: typeof deps.runRecords = Object.create(deps.runRecords);
+    runRecords.recordedOutcome = async (...args) => {
+      const recorded = await deps.runRecords.recordedOutcome(...args);
+      reads += 1;
+      if (reads === 2) bothRead();
+      if (reads <= 2) await barrier;
+      return recorded;
+    };
+    const release = (clockOffsetMs: number) =>
+      lockTable(
+        {
+          action: 'release',
+          runId,
+          database: 'app',
+          table: 'public.retried',
+          lease,
+          progress: { batches: 1, rows: 4, bytes: 400 },
+          budgetReached: false,
+          startedAt,
+          withdrawnBatches: 0,
+        },
+        { ...deps, runRecords, now: () => new Date(Date.now() + clockOffsetMs) },
+      );
+
+    // Act
+    await Promise.all([release(0), release(1_500)]);
+    const events = await listAuditEvents(deps.store, bed.local.config.s3.prefix, {});
+    const outcomes = events.filter((e) => e.kind === 'table-outcome' && e.runId === runId);
+    const [recorded] = await deps.runRecords.listOutcomes(runId);
+
+    // Assess
+    expect(outcomes).toHaveLength(1);
+    expect(outcomes[0]?.time).toBe(recorded?.finishedAt);
+  });
 });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { LockTableClient } from './table-client.js';
+import { isConditionFailure, type LockTableClient, type WriteCondition } from './table-client.js';
 
 /** How one table's execution in a run ended, as the summary and `audit-archiver report` read it. */
 export interface TableOutcome {
@@ -62,6 +62,44 @@ export class RunRecords {
    */
   async recordOutcome(runId: string, outcome: TableOutcome): Promise<void> {
     await this.lockTable.put(`RUN#${runId}`, `${outcome.database}#${outcome.table}`, { outcome });
+    await this.recordLatest(runId, outcome);
+  }
+
+  /**
+   * Records the outcome a table's release settles on, once per run however many releases of it run at once (a Task
+   * retried while its first invocation still runs): `settle` makes the outcome to record from the one recorded so
+   * far, and the write holds only while that is still the one recorded; otherwise it is settled again on what the
+   * other release recorded. Returns the outcome recorded.
+   */
+  async settleOutcome(
+    runId: string,
+    database: string,
+    table: string,
+    settle: (recorded: TableOutcome | undefined) => TableOutcome,
+  ): Promise<TableOutcome> {
+    for (let attempt = 1; ; attempt++) {
+      const recorded = await this.recordedOutcome(runId, database, table);
+      const outcome = settle(recorded);
+      const unchanged: WriteCondition =
+        recorded === undefined
+          ? { expression: 'attribute_not_exists(#co)', names: { '#co': 'outcome' } }
+          : {
+              expression: '#co.#cend = :cend',
+              names: { '#co': 'outcome', '#cend': 'finishedAt' },
+              values: { ':cend': recorded.finishedAt },
+            };
+      try {
+        await this.lockTable.put(`RUN#${runId}`, `${database}#${table}`, { outcome }, true, unchanged);
+      } catch (error) {
+        if (isConditionFailure(error) && attempt < SETTLE_ATTEMPTS) continue;
+        throw error;
+      }
+      await this.recordLatest(runId, outcome);
+      return outcome;
+    }
+  }
+
+  private async recordLatest(runId: string, outcome: TableOutcome): Promise<void> {
     const latest = {
       last: { ...outcome, runId },
       ...(outcome.status === 'succeeded' ? { lastSucceeded: { ...outcome, runId } } : {}),
@@ -126,6 +164,9 @@ export class RunRecords {
     await this.lockTable.put(CONFIG_FINGERPRINT_KEY.pk, CONFIG_FINGERPRINT_KEY.sk, { fingerprint }, false);
   }
 }
+
+/** Releases of one table that may record at once: each failed write means another recorded meanwhile. */
+const SETTLE_ATTEMPTS = 5;
 
 /** How far behind Step Functions' clock, which dates a run's start, the functions' clock may date its outcomes. */
 const OUTCOME_CLOCK_SLACK_MS = 24 * 3600 * 1000;

@@ -28,6 +28,13 @@ async function backOff(attempt: number, pending: number): Promise<void> {
 /** How getItems keys what it found. */
 export const itemKey = (pk: string, sk: string): string => `${pk}\u0000${sk}`;
 
+/** A DynamoDB condition with its own placeholders (`#c…`, `:c…`, apart from those `put` gives the attributes). */
+export interface WriteCondition {
+  expression: string;
+  names?: Record<string, string>;
+  values?: Record<string, unknown>;
+}
+
 export const isConditionFailure = (error: unknown) =>
   (error as { name?: string }).name === 'ConditionalCheckFailedException';
 
@@ -131,10 +138,19 @@ export class LockTableClient {
     }
   }
 
-  /** Sets these attributes on an item; `expires` adds the TTL attribute, so the item goes after 90 days. */
-  async put(pk: string, sk: string, attributes: Record<string, unknown>, expires = true): Promise<void> {
-    const names: Record<string, string> = {};
-    const values: Record<string, unknown> = {};
+  /**
+   * Sets these attributes on an item; `expires` adds the TTL attribute, so the item goes after 90 days. A `condition`
+   * (its names and values apart from the attributes') makes the write fail with ConditionalCheckFailedException.
+   */
+  async put(
+    pk: string,
+    sk: string,
+    attributes: Record<string, unknown>,
+    expires = true,
+    condition?: WriteCondition,
+  ): Promise<void> {
+    const names: Record<string, string> = { ...condition?.names };
+    const values: Record<string, unknown> = { ...condition?.values };
     const sets = Object.entries(attributes).map(([name, value], i) => {
       names[`#a${i}`] = name;
       values[`:a${i}`] = value;
@@ -151,6 +167,7 @@ export class LockTableClient {
           TableName: this.tableName,
           Key: { pk, sk },
           UpdateExpression: `SET ${sets.join(', ')}`,
+          ...(condition ? { ConditionExpression: condition.expression } : {}),
           ExpressionAttributeNames: names,
           ExpressionAttributeValues: values,
         }),
