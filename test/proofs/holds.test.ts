@@ -26,10 +26,16 @@ function holdContext(local: LocalEnvironment): HoldContext {
 }
 
 /** A restore with strategy overwrite of `table` whose table `held` is put under hold once the plan has checked. */
-const overwriteHeldAfterPlan = (local: LocalEnvironment, table: string, held: string, reason: string) =>
+const overwriteHeldAfterPlan = (
+  local: LocalEnvironment,
+  table: string,
+  held: string,
+  reason: string,
+  dryRun = false,
+) =>
   runLocalRestore(
     local,
-    { database: 'app', table, strategy: 'overwrite' },
+    { database: 'app', table, strategy: 'overwrite', dryRun },
     {
       retryIntervalScale: 0,
       afterStep: async (event) => {
@@ -192,6 +198,33 @@ describe('legal hold through the real local workflow', () => {
     // Assess: every archive failed, naming the hold; the table is as it was.
     expect(after).toEqual(before);
     expectAllFailedUnderHold(restore.results, 'case 2025-19');
+  });
+
+  it('a dry run of that restore stops as the restore would, saying so, and writes nothing', async () => {
+    // Prepare
+    const before = await tableLines(bed.db.client, resolvedTable(spec('midrun')));
+
+    // Act; the hold is cleared whatever happens, for the next test.
+    let restore: Awaited<ReturnType<typeof runLocalRestore>>;
+    let after: string[];
+    try {
+      restore = await overwriteHeldAfterPlan(
+        bed.local,
+        'public.midrun',
+        'public.midrun',
+        'case 2025-24',
+        true,
+      );
+      after = await tableLines(bed.db.client, resolvedTable(spec('midrun')));
+    } finally {
+      await clearHold(context(), 'app', 'public.midrun');
+    }
+
+    // Assess
+    expect(after).toEqual(before);
+    expectAllFailedUnderHold(restore.results, 'case 2025-24');
+    for (const result of restore.results)
+      expect(result.error).toMatch(/; the dry run stopped here, as the restore would$/);
   });
 
   it('rolls back a group with strategy overwrite whose target is held while it writes, just before its COMMIT', async () => {

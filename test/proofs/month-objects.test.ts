@@ -1,6 +1,7 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { describe, expect, it } from 'vitest';
 import { listCommand, validateCommand } from '../../cli/archives.js';
+import { clearHold, setHold } from '../../cli/holds.js';
 import { planLocally } from '../../cli/plan.js';
 import { spanLastDay } from '../../lambdas/shared/archive/format.js';
 import type { FaultPoint } from '../../lambdas/shared/step/step-deps.js';
@@ -188,6 +189,60 @@ describe('month objects: a low-volume table archived one object per UTC month', 
     expect(resultOf(first)?.inserted).toBe(archive.lines.length);
     expect(resultOf(first)?.warnings.join(' ')).not.toMatch(/lie outside/);
     expect(resultOf(again)?.status).toBe('already-restored');
+  });
+
+  it('rolls back a day-range overwrite of a month object (a group that records no watermark) held before its COMMIT', async () => {
+    // Prepare: days 10 to 20 of the oldest archived month, restored in part (so never marked), into the archived table;
+    // the hold lands once the group has checked and written, before it commits.
+    const archives = await readLiveArchives(bed.local, 'public', 'events');
+    const month = archives.map((a) => a.manifest.day).sort()[0] ?? '';
+    const before = await linesOf(bed.db.client, 'events');
+    const deps = bed.local.deps();
+    const context = {
+      config: bed.local.config,
+      holds: deps.holds,
+      store: deps.store,
+      actor: 'test-operator',
+    };
+    let held = false;
+    const fault = async (point: FaultPoint) => {
+      if (point !== 'restore:beforeCommit' || held) return;
+      held = true;
+      await setHold(context, 'app', 'public.events', 'case 2025-23');
+    };
+
+    // Act; the hold is cleared whatever happens, for the next test.
+    let run: Awaited<ReturnType<typeof restore>>;
+    let after: string[];
+    try {
+      run = await runLocalRestore(
+        bed.local,
+        {
+          database: 'app',
+          table: 'public.events',
+          strategy: 'overwrite',
+          mode: 'range',
+          fromDay: `${month.slice(0, 8)}10`,
+          toDay: `${month.slice(0, 8)}20`,
+        },
+        { retryIntervalScale: 0, fault },
+      );
+      after = await linesOf(bed.db.client, 'events');
+    } finally {
+      await clearHold(context, 'app', 'public.events');
+    }
+
+    // Assess: the group rolled back, naming the hold; the table is as it was.
+    expect(held).toBe(true);
+    expect(run.results).toEqual([
+      expect.objectContaining({
+        status: 'failed',
+        error: expect.stringMatching(
+          /under legal hold \(set .* by test-operator\): case 2025-23: strategy overwrite would change its rows.*rolled back/,
+        ),
+      }),
+    ]);
+    expect(after).toEqual(before);
   });
 
   it('refuses a month object a bucket writer moved into another month’s folder, with its manifest rewritten to match', async () => {
