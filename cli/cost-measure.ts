@@ -10,8 +10,8 @@ import { sessionSetupSql, tlsOption } from '../lambdas/shared/database/db.js';
 import { findRelation, TABLE_RELATIONS_SQL } from '../lambdas/shared/database/table-shape.js';
 import {
   EARLIEST_ELIGIBLE,
+  localTimeInstantSql,
   quoteIdent,
-  quoteLiteral,
   rowSourceSql,
 } from '../lambdas/shared/database/table-sql.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
@@ -68,11 +68,11 @@ export async function measureTable(
   if (!relation) throw new ConfigError(`table ${ref} of database ${database} does not exist`);
   const kind = await timestampKind(client, relation.oid, table.timestampColumn);
   const instant = (value: string) =>
-    kind === 'timestamptz' ? value : `(${value} AT TIME ZONE ${quoteLiteral(table.timestampTimeZone)})`;
+    kind === 'timestamptz' ? value : localTimeInstantSql(value, table.timestampTimeZone);
   const stats = await client.query<{
     reltuples: string | null;
     width: string | null;
-    bounds: string[] | null;
+    bounds: (string | null)[] | null;
   }>(
     // Rows of the relations that hold them: ANALYZE of a partitioned table (autovacuum never runs it, an operator does)
     // gives the table itself its partitions' rows as reltuples, which summed with theirs would count every row twice.
@@ -97,7 +97,9 @@ export async function measureTable(
   // Only instants a run can archive: sentinels (-infinity, infinity, BC dates) stay in the table, and a BC bound would
   // date the oldest row millennia back, each day since an object to write.
   const earliest = Date.parse(EARLIEST_ELIGIBLE);
-  const times = (s?.bounds ?? []).map(Number).filter((t) => Number.isFinite(t) && t >= earliest);
+  const times = (s?.bounds ?? [])
+    .map((bound) => (bound === null ? Number.NaN : Number(bound)))
+    .filter((t) => Number.isFinite(t) && t >= earliest);
   // Where the rows a run started now would take end (plan's cut-off, for a month table the first of its month), so
   // eligible rows and days agree with `plan` and the run.
   const cutoff = Date.parse(spanCutoff(retentionCutoff(now, table.retentionDays), table.objectSpan));

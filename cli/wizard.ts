@@ -22,7 +22,12 @@ import {
   primaryKey,
   TABLE_RELATIONS_SQL,
 } from '../lambdas/shared/database/table-shape.js';
-import { EARLIEST_ELIGIBLE, quoteIdent, rowSourceSql } from '../lambdas/shared/database/table-sql.js';
+import {
+  EARLIEST_ELIGIBLE,
+  localTimeInstantSql,
+  quoteIdent,
+  rowSourceSql,
+} from '../lambdas/shared/database/table-sql.js';
 import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import { printable, safeLine, safeLines, type Write } from './output.js';
 import { formatNumber } from './report.js';
@@ -278,7 +283,7 @@ async function ageProfile(
   const column = `t.${quoteIdent(candidate.timestamp?.name ?? '')}`;
   const instant =
     candidate.timestamp?.kind === 'timestamp'
-      ? `(${column} AT TIME ZONE ${pg.escapeLiteral(candidate.timestampTimeZone ?? 'UTC')})`
+      ? localTimeInstantSql(column, candidate.timestampTimeZone ?? 'UTC')
       : column;
   const sampled = candidate.estimatedRows > SAMPLE_ABOVE_ROWS;
   const percent = sampled ? Math.max(0.01, (100 * SAMPLE_ABOVE_ROWS) / candidate.estimatedRows) : 100;

@@ -176,3 +176,47 @@ describe('audit-archiver cost: a table with an inheritance child, which a run ar
     expect(measured.eligibleDays).toBe(alone.eligibleDays);
   });
 });
+
+describe('audit-archiver cost: a timestamp column holding the ends of its range, read in zones west and east of UTC', () => {
+  // 294276 AD read west of UTC and 4714 BC read east of it have no instant in timestamptz's range: a run never takes
+  // them (one is in the future, the other before year 1), and nothing that measures the table may fail on them.
+  const zones = { far_west: 'America/New_York', far_east: 'Asia/Tokyo' };
+  const bed = archiverTestbed(
+    async (db) => {
+      for (const name of Object.keys(zones))
+        await db.client.query(`
+          CREATE TABLE public.${name} (id bigint PRIMARY KEY, at_local timestamp NOT NULL, note text);
+          CREATE INDEX ON public.${name} (at_local);
+          INSERT INTO public.${name}
+            SELECT g, (now() AT TIME ZONE 'UTC') - make_interval(days => g), 'row ' || g FROM generate_series(1, 40) g;
+          INSERT INTO public.${name} VALUES
+            (1001, '294276-12-31 23:59:59.999999', 'max'), (1002, '4714-11-24 00:00:00 BC', 'min'),
+            (1003, 'infinity', 'never'), (1004, '-infinity', 'always');`);
+    },
+    Object.entries(zones).map(([name, timestampTimeZone]) => ({
+      schema: 'public',
+      name,
+      timestampColumn: 'at_local',
+      timestampTimeZone,
+    })),
+  );
+
+  it.each(Object.keys(zones))('measures %s with statistics and without', async (name) => {
+    // Prepare
+    const now = bed.db.now().getTime();
+    const measure = () => measureTable(bed.db.client, bed.local.config, 'app', `public.${name}`, { now });
+
+    // Act
+    const counted = await measure();
+    await bed.db.client.query(`ANALYZE public.${name}`);
+    const fromStats = await measure();
+
+    // Assess: the rows 31 to 40 days old are eligible (within a day, by the zone's offset), over as many days.
+    expect(counted.rows).toBe(44);
+    expect(counted.eligibleRows).toBeGreaterThanOrEqual(9);
+    expect(counted.eligibleRows).toBeLessThanOrEqual(11);
+    expect(counted.eligibleDays).toBeLessThanOrEqual(12);
+    expect(fromStats.rows).toBe(44);
+    expect(fromStats.eligibleDays).toBeLessThanOrEqual(12);
+  });
+});

@@ -425,6 +425,25 @@ describe.each([
       };
       expect(config.databases[0]?.tables[0]).toMatchObject({ name: 'audit_log', timestampTimeZone: written });
     });
+
+    it('measures a table holding the ends of the type’s range, whose instants lie outside timestamptz’s in the zone', async () => {
+      // Prepare: 294276 AD read west of UTC and 4714 BC read east of it cannot convert to an instant.
+      await bed.db.client.query(`INSERT INTO audit_log VALUES
+        (11, '294276-12-31 23:59:59.999999'), (12, '4714-11-24 00:00:00 BC'), (13, 'infinity'), (14, '-infinity')`);
+      const client = new pg.Client({ connectionString: bed.db.url });
+      await client.connect();
+
+      // Act
+      const candidates = await discoverCandidates(client).finally(async () => {
+        await client.end();
+        await bed.db.client.query('DELETE FROM audit_log WHERE id > 10');
+      });
+
+      // Assess: every row counted; the age is that of the rows written now, which none of the ends changes.
+      const audit = candidates.find((c) => c.name === 'audit_log');
+      expect(audit?.age?.rows).toBe(14);
+      expect(audit?.age?.oldestDays).toBeLessThan(1);
+    });
   },
 );
 

@@ -141,6 +141,16 @@ export function oldestDaySql(shape: TableShape, from: string, to: string): strin
   return `SELECT to_char(${instant} AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day FROM (${oldest}) AS o`;
 }
 
+/**
+ * A local time (`timestamp`) read in `zone` as an instant, or NULL within two days of the ends of the type's range:
+ * there the instant may lie outside `timestamptz`'s (294276 AD read west of UTC, 4714 BC east of it), and converting
+ * it would fail the whole statement. A run takes no such row (one lies in the future, the other before year 1), so
+ * what measures a table (`cost`, `wizard`) reads it as having no instant, as it reads NULL.
+ */
+export const localTimeInstantSql = (value: string, zone: string): string =>
+  `CASE WHEN ${value} > '4714-11-26 00:00:00 BC'::timestamp AND ${value} < '294276-12-29 00:00:00'::timestamp
+        THEN ${value} AT TIME ZONE ${quoteLiteral(zone)} END`;
+
 /** The timestamp column as a timestamptz, whatever its declared type. */
 export function timestampAsInstantSql(shape: TableShape, alias = 't'): string {
   const column = `${alias}.${quoteIdent(shape.timestampColumn.name)}`;
