@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { describe, expect, inject, it } from 'vitest';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import {
   archiverTestbed,
@@ -716,6 +716,137 @@ describe('row-level security that applies to the archiver, and triggers on a res
       expect((await tableLines(bed.db.client, table)).sort()).toEqual([...original].sort());
     },
   );
+});
+
+describe('a restore target whose expressions call a function of another role', () => {
+  // Each table is archived first; then the role (not a superuser) gives it an expression that calls its function on
+  // every row written, as a trigger would: the function writes a table of the role's (it could as well delete from any
+  // archived table, with the archiver's privileges). kept's own expressions call only PostgreSQL's functions, and its
+  // column default that calls the role's function fills a column the archive has, so it never runs.
+  const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
+  const names = ['checked', 'defaulted', 'indexed', 'domained', 'kept'];
+  const shaper = `shaper_${randomUUID().replaceAll('-', '').slice(0, 8)}`;
+  const bed = archiverTestbed(async (db) => {
+    await db.client.query(`
+        CREATE ROLE ${shaper} NOLOGIN;
+        GRANT CREATE ON SCHEMA public TO ${shaper};
+        CREATE TABLE public.side_log (n bigserial PRIMARY KEY, note text);
+        SET ROLE ${shaper};
+        CREATE FUNCTION public.log_side() RETURNS int LANGUAGE plpgsql VOLATILE AS
+          $$ BEGIN INSERT INTO public.side_log (note) VALUES ('written by a restore'); RETURN 0; END $$;
+        CREATE FUNCTION public.passes(bigint) RETURNS boolean LANGUAGE plpgsql VOLATILE AS
+          $$ BEGIN PERFORM public.log_side(); RETURN true; END $$;
+        -- Declared IMMUTABLE, as an index expression must be; PostgreSQL takes the word for it.
+        CREATE FUNCTION public.same(bigint) RETURNS bigint LANGUAGE plpgsql IMMUTABLE AS
+          $$ BEGIN PERFORM public.log_side(); RETURN $1; END $$;
+        CREATE DOMAIN public.watched_text AS text CONSTRAINT watched CHECK (public.passes(length(VALUE)));
+        RESET ROLE;`);
+    for (const name of names) await seedEvents(db.client, name, 40, 40);
+  }, names.map(spec));
+  const sideRows = async () =>
+    (await bed.db.client.query<{ n: number }>('SELECT count(*)::int AS n FROM public.side_log')).rows[0]?.n;
+  const restore = (name: string) =>
+    runLocalRestore(bed.local, { database: 'app', table: `public.${name}` }, { retryIntervalScale: 0 });
+  const originals = new Map<string, string[]>();
+  beforeAll(async () => {
+    for (const name of names) originals.set(name, await tableLines(bed.db.client, resolvedTable(spec(name))));
+    const run = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+    if (run.execution.status !== 'SUCCEEDED') throw new Error('setup: the archive run failed');
+  });
+
+  it.each([
+    [
+      'checked',
+      'ALTER TABLE public.checked ADD CONSTRAINT sane CHECK (public.passes(id)) NOT VALID',
+      'constraint sane on table public.checked calls public.passes(bigint)',
+      'ALTER TABLE public.checked DROP CONSTRAINT sane',
+    ],
+    [
+      'defaulted',
+      'ALTER TABLE public.defaulted ADD COLUMN extra int DEFAULT public.log_side()',
+      'default value for column extra of table public.defaulted calls public.log_side()',
+      'ALTER TABLE public.defaulted ALTER COLUMN extra DROP DEFAULT',
+    ],
+    [
+      'indexed',
+      'CREATE INDEX same_id ON public.indexed (public.same(id))',
+      'index public.same_id calls public.same(bigint)',
+      'DROP INDEX public.same_id',
+    ],
+    [
+      'domained',
+      'ALTER TABLE public.domained ALTER COLUMN actor TYPE public.watched_text',
+      'constraint watched calls public.passes(bigint)',
+      'ALTER DOMAIN public.watched_text DROP CONSTRAINT watched',
+    ],
+  ])(
+    'refuses to restore into %s, writing nothing, and restores once the call is gone',
+    async (name, add, named, drop) => {
+      // Prepare
+      const table = resolvedTable(spec(name));
+      const original = originals.get(name) ?? [];
+      await bed.db.client.query(add);
+      const archived = await rowsOf(bed.db, `public.${name}`);
+      const before = await sideRows();
+
+      // Act
+      const refused = await restore(name);
+      const afterRefusal = { rows: await rowsOf(bed.db, `public.${name}`), side: await sideRows() };
+      await bed.db.client.query(drop);
+      const restored = await restore(name);
+
+      // Assess
+      recordProof({
+        kind: 'threat',
+        actor: 'database role',
+        attack: `an expression of a restore target that calls the role's function (${name})`,
+        held: refused.execution.status === 'FAILED' && afterRefusal.side === before,
+      });
+      expect(refused.execution.status).toBe('FAILED');
+      const errors = [refused.execution.error?.message, ...refused.results.map((r) => r.error)];
+      expect(errors).toContainEqual(
+        expect.stringContaining(
+          `restore target "public"."${name}": ${named}, a function neither PostgreSQL, an extension nor a superuser provides`,
+        ),
+      );
+      expect(afterRefusal).toEqual({ rows: archived, side: before });
+      expect(restored.execution.status).toBe('SUCCEEDED');
+      expect(await sideRows()).toBe(before);
+      const columns = (line: string) => {
+        const { extra: _extra, ...rest } = JSON.parse(line) as Record<string, unknown>;
+        return JSON.stringify(rest);
+      };
+      expect((await tableLines(bed.db.client, table)).map(columns).sort()).toEqual(
+        original.map(columns).sort(),
+      );
+    },
+  );
+
+  it("restores into a table whose expressions call PostgreSQL's functions, and whose default calling the role's fills an archived column", async () => {
+    // Prepare
+    const table = resolvedTable(spec('kept'));
+    const original = originals.get('kept') ?? [];
+    await bed.db.client.query(`
+      ALTER TABLE public.kept ADD COLUMN tag uuid DEFAULT pg_catalog.gen_random_uuid(),
+        ADD CONSTRAINT short CHECK (length(actor) < 1000) NOT VALID,
+        ALTER COLUMN id SET DEFAULT public.log_side();
+      CREATE INDEX kept_actor ON public.kept (lower(actor));`);
+    const before = await sideRows();
+
+    // Act
+    const restored = await restore('kept');
+
+    // Assess
+    expect(restored.execution.status).toBe('SUCCEEDED');
+    expect(await sideRows()).toBe(before);
+    const columns = (line: string) => {
+      const { tag: _tag, ...rest } = JSON.parse(line) as Record<string, unknown>;
+      return JSON.stringify(rest);
+    };
+    expect((await tableLines(bed.db.client, table)).map(columns).sort()).toEqual(
+      original.map(columns).sort(),
+    );
+  });
 });
 
 describe('a publication that publishes deletes from a table without a replica identity', () => {

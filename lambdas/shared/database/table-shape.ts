@@ -234,6 +234,81 @@ export const triggerDeclaredOnSql = (g: string): string =>
           SELECT rel FROM up WHERE parent = 0)`);
 
 /**
+ * PostgreSQL's own functions that change something but a sequence, or nothing at all, which an expression a statement
+ * evaluates may call: the usual defaults (a sequence, a time, a random value or UUID, the transaction's id).
+ */
+const TRUSTED_VOLATILE_CATALOG_FUNCTIONS = [
+  'nextval',
+  'clock_timestamp',
+  'timeofday',
+  'random',
+  'random_normal',
+  'gen_random_uuid',
+  'uuidv4',
+  'uuidv7',
+  'txid_current',
+  'pg_current_xact_id',
+];
+
+/**
+ * The functions of other roles that the expressions of `objects` call, which a statement of the archiver evaluating
+ * them runs with the archiver's privileges (DELETE on every archived table): a row-level security policy, a column
+ * default, a CHECK constraint (a domain's too), an index's expression or predicate, a partition key. Such a function
+ * may write any table the archiver may, as a trigger could, whatever volatility it declares (an IMMUTABLE one may call
+ * a VOLATILE one that writes). Trusted: PostgreSQL's own (pg_catalog) that change nothing or only a sequence, an
+ * extension's (a superuser installed it, or it is trusted to be installed) and a superuser's, called directly, through
+ * an operator or a cast. `objects` selects `(classid, objid)`; each call comes with the object's description, the
+ * function and, for a column's default (not a generated column), the column it fills.
+ */
+const untrustedCallsSql = (objects: string): string => `(SELECT coalesce(pg_catalog.json_agg(
+           DISTINCT pg_catalog.jsonb_build_object(
+             'object', pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid),
+             'function', f.oid::pg_catalog.regprocedure::text,
+             'column', (SELECT a.attname FROM pg_catalog.pg_attrdef ad
+                          JOIN pg_catalog.pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
+                         WHERE d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass AND ad.oid = d.objid
+                           AND a.attgenerated = ''))), '[]')
+       FROM (${objects}) AS o(classid, objid)
+       JOIN pg_catalog.pg_depend d ON d.classid = o.classid AND d.objid = o.objid
+       JOIN pg_catalog.pg_proc f ON f.oid = CASE d.refclassid
+              WHEN 'pg_catalog.pg_proc'::pg_catalog.regclass THEN d.refobjid
+              WHEN 'pg_catalog.pg_operator'::pg_catalog.regclass
+                THEN (SELECT op.oprcode::oid FROM pg_catalog.pg_operator op WHERE op.oid = d.refobjid)
+              WHEN 'pg_catalog.pg_cast'::pg_catalog.regclass
+                THEN (SELECT ca.castfunc FROM pg_catalog.pg_cast ca WHERE ca.oid = d.refobjid) END
+      WHERE CASE WHEN f.pronamespace = 'pg_catalog'::pg_catalog.regnamespace
+                 THEN f.provolatile = 'v'
+                      AND f.proname <> ALL (ARRAY[${TRUSTED_VOLATILE_CATALOG_FUNCTIONS.map((name) => `'${name}'`).join(', ')}]::name[])
+                 ELSE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                                   WHERE e.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND e.objid = f.oid
+                                     AND e.deptype = 'e')
+                      AND NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = f.proowner), false)
+            END)`;
+
+/**
+ * The functions of other roles (untrustedCallsSql) that writing rows into `c` runs: its defaults, generated columns,
+ * constraints (its domains' too), indexes and partition keys, on the table and on each partition, and the row-level
+ * security policies that apply to the session's role (none where it owns the table without FORCE, or has BYPASSRLS).
+ */
+export const WRITE_CALLS_SQL = untrustedCallsSql(`WITH RECURSIVE ${reachSql('c.oid')}
+       SELECT 'pg_catalog.pg_attrdef'::pg_catalog.regclass, ad.oid FROM pg_catalog.pg_attrdef ad
+        WHERE ad.adrelid = ANY (${TABLE_RELATIONS_SQL})
+       UNION ALL
+       SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass, co.oid FROM pg_catalog.pg_constraint co
+        WHERE co.conrelid = ANY (${TABLE_RELATIONS_SQL}) OR co.contypid IN (SELECT r.oid FROM reach r)
+       UNION ALL
+       SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, l.oid FROM pg_catalog.unnest(${TABLE_RELATIONS_SQL}) AS l(oid)
+       UNION ALL
+       SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, i.indexrelid FROM pg_catalog.pg_index i
+        WHERE i.indrelid = ANY (${TABLE_RELATIONS_SQL})
+       UNION ALL
+       SELECT 'pg_catalog.pg_policy'::pg_catalog.regclass, po.oid FROM pg_catalog.pg_policy po
+        WHERE po.polrelid = ANY (${TABLE_RELATIONS_SQL}) AND pg_catalog.row_security_active(po.polrelid)
+          AND (0::oid = ANY (po.polroles)
+               OR EXISTS (SELECT 1 FROM pg_catalog.unnest(po.polroles) AS pr(role)
+                           WHERE pg_catalog.pg_has_role(pr.role, 'MEMBER')))`);
+
+/**
  * What acts on other tables when rows are deleted from `c`, beside the rows themselves (see refuseSideEffects). A
  * foreign key `NOT ENFORCED` (PostgreSQL 18) has no triggers, so it cascades nothing: its `conenforced` is read through
  * the row's JSON, because the column does not exist before 18. A foreign key's own triggers are judged by the cascade

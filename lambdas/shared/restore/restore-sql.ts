@@ -13,6 +13,7 @@ import {
   triggerDeclaredOnSql,
   typeDefinitionsSql,
   userTriggerSql,
+  WRITE_CALLS_SQL,
 } from '../database/table-shape.js';
 import { quoteIdent, quoteLiteral, rowSourceSql, timeWindowSql } from '../database/table-sql.js';
 import { SchemaDriftError, TableNotUsableError } from '../errors/step-errors.js';
@@ -76,17 +77,41 @@ export interface RestoreTarget {
   hasRules: boolean;
   /** Enabled user triggers on the table or its partitions that fire on INSERT or on UPDATE. */
   triggers: { name: string; on: string; insert: boolean; update: boolean }[];
+  /**
+   * Functions of other roles that writing its rows runs (WRITE_CALLS_SQL); `column` names the column a default
+   * fills, which runs only when the restore leaves that column out.
+   */
+  writeCalls: WriteCall[];
   /** The definitions of its columns' types that are not PostgreSQL's own, by type name (typeDefinitionsSql). */
   typeDefinitions: Record<string, string>;
   /** The labels of the enums its columns are made of, by enum name, however many (enumLabelsSql). */
   enumLabels: Record<string, string[]>;
 }
 
+/** A function of another role (not a superuser's) that an expression of a restore target calls (WRITE_CALLS_SQL). */
+export interface WriteCall {
+  /** PostgreSQL's description of what calls it: `constraint sane on table t`, `default value for column c of …`. */
+  object: string;
+  /** The function, with its argument types. */
+  function: string;
+  /** The column whose default calls it. */
+  column?: string;
+}
+
+/** The refusal of a target whose `call` a restore would run. */
+function untrustedCallRefusal(target: RestoreTarget, call: WriteCall): TableNotUsableError {
+  return new TableNotUsableError(
+    `restore target ${tableLabel(target.table)}: ${call.object} calls ${call.function}, a function neither PostgreSQL, an extension nor a superuser provides: a restore would run it with the archiver's privileges, under which it could change any archived table, as a trigger could; restore into a table without it (targetTable), or have a superuser own the function (ALTER FUNCTION ... OWNER TO) if it is trusted; nothing was written`,
+  );
+}
+
 /**
  * A target must take a restore's rows as they were archived, and nothing else: refused before anything is written when
- * it has rules (INSERT ... ON CONFLICT refuses them, COPY skips them), or a trigger that would fire on the rows
- * written (on INSERT; on UPDATE with strategy overwrite), which could change their values, drop them (counted as
- * skipped) or write other tables.
+ * it has rules (INSERT ... ON CONFLICT refuses them, COPY skips them), a trigger that would fire on the rows written
+ * (on INSERT; on UPDATE with strategy overwrite), which could change their values, drop them (counted as skipped) or
+ * write other tables, or an expression evaluated on every row written (a CHECK, an index, a policy, a generated
+ * column) that calls a function of another role, which could write other tables as well. A default that calls one is
+ * refused where the restore leaves its column out (planColumns).
  */
 export function assertWritable(target: RestoreTarget, strategy: 'fail' | 'skip' | 'overwrite'): void {
   if (target.hasRules)
@@ -98,6 +123,8 @@ export function assertWritable(target: RestoreTarget, strategy: 'fail' | 'skip' 
     throw new TableNotUsableError(
       `restore target ${tableLabel(target.table)}: trigger "${trigger.name}" on ${trigger.on} fires on ${trigger.insert ? 'INSERT' : 'UPDATE'}, and could change or drop the restored rows or write other tables; disable it for the restore (ALTER TABLE ... DISABLE TRIGGER) or restore into a table without it (targetTable); nothing was written`,
     );
+  const call = target.writeCalls.find((c) => c.column === undefined);
+  if (call) throw untrustedCallRefusal(target, call);
 }
 
 /**
@@ -161,6 +188,7 @@ export async function describeTarget(
     has_rules: boolean;
     replication_role: string;
     triggers: { name: string; on: string; insert: boolean; update: boolean }[];
+    write_calls: { object: string; function: string; column: string | null }[];
     type_definitions: Record<string, string>;
     enum_labels: Record<string, string[]>;
   }>(
@@ -201,7 +229,8 @@ export async function describeTarget(
                       'insert', (g.tgtype::int & 4) <> 0, 'update', (g.tgtype::int & 16) <> 0) ORDER BY g.tgname), '[]')
                FROM pg_catalog.pg_trigger g
               WHERE g.tgrelid = ANY (${TABLE_RELATIONS_SQL}) AND ${userTriggerSql('g')} AND g.tgenabled IN ('O', 'A')
-                AND (g.tgtype::int & 20) <> 0) AS triggers -- TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE
+                AND (g.tgtype::int & 20) <> 0) AS triggers, -- TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE
+            ${WRITE_CALLS_SQL} AS write_calls
        FROM pg_catalog.pg_class c
        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
       WHERE n.nspname = $1 AND c.relname = $2`,
@@ -236,6 +265,9 @@ export async function describeTarget(
     typeDefinitions: relation.type_definitions,
     enumLabels: relation.enum_labels,
     triggers: relation.triggers,
+    writeCalls: relation.write_calls.map(({ column, ...call }) =>
+      column === null ? call : { ...call, column },
+    ),
   };
 }
 
@@ -494,6 +526,8 @@ export function planColumns(
     plan.warnings.push(`column(s) ${list} dropped: the target no longer has them`);
   }
   const added = target.columns.filter((c) => !archivedNames.has(c.name) && !c.generated).map((c) => c.name);
+  const defaultCall = target.writeCalls.find((c) => c.column !== undefined && added.includes(c.column));
+  if (defaultCall) throw untrustedCallRefusal(target, defaultCall);
   if (added.length > 0) {
     plan.warnings.push(
       `column(s) ${added.map((name) => `"${name}"`).join(', ')} not in the archive: default used`,
