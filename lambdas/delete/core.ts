@@ -16,10 +16,11 @@ import { batchToActOn, reachesPastCutoff, readingChange } from '../shared/batch/
 import { pauseAfterBatch } from '../shared/batch/throttle.js';
 import { resolveTable } from '../shared/config/resolved-table.js';
 import { inTransaction } from '../shared/database/db.js';
-import { describeTable, findRelation, type TableShape } from '../shared/database/table-shape.js';
+import { describeTable, type TableShape } from '../shared/database/table-shape.js';
 import {
   batchPredicateSql,
   digestSelectSql,
+  lockRowSource,
   rowHashSql,
   rowSourceSql,
   rowVersionSql,
@@ -285,15 +286,9 @@ export async function deleteBatch(input: DeleteInput, deps: DeleteDeps): Promise
         // The lock DELETE takes anyway (on every partition), taken before the checks: a trigger, rule or foreign key
         // added to the table now waits for COMMIT, so the second check sees everything the DELETE will fire. ATTACH
         // PARTITION passes it (SHARE UPDATE EXCLUSIVE, which would also stop autovacuum of every partition if taken
-        // here): the table is described again after the DELETE, before COMMIT. Locking needs only the table's kind, a catalog
-        // look-up (describing the table costs PostgreSQL 15 to 20 ms, half of it planning); a relation that is no
-        // table, or none, is described first, which refuses it by name.
-        const relation = await findRelation(client, table);
-        const partitioned =
-          relation?.relkind === 'r' || relation?.relkind === 'p'
-            ? relation.relkind === 'p'
-            : (await shape()).partitioned;
-        await client.query(`LOCK TABLE ${rowSourceSql({ ...table, partitioned })} IN ROW EXCLUSIVE MODE`);
+        // here): the table is described again after the DELETE, before COMMIT. Locking needs only the table's kind, a
+        // catalog look-up (describing the table costs PostgreSQL 15 to 20 ms, half of it planning).
+        await lockRowSource(client, table, 'ROW EXCLUSIVE');
         const described = await shape();
         // ADD COLUMN rewrites no row, so the row versions still match what export read; the lock above keeps the
         // columns as they are until COMMIT.

@@ -36,7 +36,12 @@ import { ApplicationLoad, batchRowLimit, checkReplicaLag, vacuumTable } from '..
 import { findDatabase, resolveTable } from '../shared/config/resolved-table.js';
 import { abandonConnection, type Database, inReadOnlyTransaction } from '../shared/database/db.js';
 import { describeTable, type TableShape } from '../shared/database/table-shape.js';
-import { batchPredicateSql, rawBytesSql, rowValuesCopySql } from '../shared/database/table-sql.js';
+import {
+  batchPredicateSql,
+  lockRowSource,
+  rawBytesSql,
+  rowValuesCopySql,
+} from '../shared/database/table-sql.js';
 import {
   LeaseLostError,
   ReplicaLagError,
@@ -122,6 +127,8 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
   // proxy. It ends with the COPYs, before the lock-table write, so it never idles in a transaction on slow calls.
   const copied = await db.withConnection((client) =>
     inReadOnlyTransaction(client, async () => {
+      // Locked first: a column renamed between the description and the COPYs would be read under its new name.
+      await lockRowSource(client, table, 'ACCESS SHARE');
       const shape = await describeTable(client, table);
       refuseConfiguredAncestor(deps.config, input.database, shape);
       await refuseHeldPartition(deps, client, input.database, shape);

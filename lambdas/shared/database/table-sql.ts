@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { type BatchBounds, type ObjectSpan, spanCutoff } from '../archive/format.js';
-import type { TableShape } from './table-shape.js';
+import { findRelation, type TableShape } from './table-shape.js';
 
 /** The SQL the steps run on a table, built from its shape (table-shape.ts). */
 
@@ -18,6 +18,24 @@ export const qualifiedName = (shape: { schema: string; name: string }): string =
  */
 export const rowSourceSql = (shape: { schema: string; name: string; partitioned: boolean }): string =>
   `${shape.partitioned ? '' : 'ONLY '}${qualifiedName(shape)}`;
+
+/**
+ * Locks the relations a run reads of `table` (the table ONLY, or a partitioned table with its partitions) in `mode`,
+ * held to the end of the transaction: taken before the table is described, no ALTER TABLE (a column renamed, a type
+ * changed) comes between the description and the statements that rely on it. Nothing is locked when `table` is no
+ * table; describing it then refuses it by name.
+ */
+export async function lockRowSource(
+  client: pg.ClientBase,
+  table: { schema: string; name: string },
+  mode: 'ACCESS SHARE' | 'ROW EXCLUSIVE',
+): Promise<void> {
+  const relation = await findRelation(client, table);
+  if (relation?.relkind !== 'r' && relation?.relkind !== 'p') return;
+  await client.query(
+    `LOCK TABLE ${rowSourceSql({ ...table, partitioned: relation.relkind === 'p' })} IN ${mode} MODE`,
+  );
+}
 
 /**
  * The archived text of the column `name`'s value `value` (NULL stays NULL): `::text`, which is the type's output
