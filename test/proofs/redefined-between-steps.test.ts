@@ -22,8 +22,9 @@ import { recordProof } from '../support/proof-ledger.js';
  *   would remove `á`, which no archive holds, and keep `a`, which one does;
  * - two labels of an enum swapped (`b` reads `c` now): a restore would give back the other value;
  * - an enum label a key bound names renamed: the bound no longer reads, and every delete failed with a bare 22P02;
- * - a composite type's attribute dropped and another added in its place: the archive's `(1,99)` would restore 99 into
- *   the new attribute.
+ * - a composite type's attribute dropped and another added in its place, under another name or its own: the archive's
+ *   `(1,99)` would restore 99 into the new attribute;
+ * - two enum labels swapped whose comma-joined list reads the same either way (`a` and `a,a`).
  * Each delete rolls back and withdraws the batch, and the next run archives the rows as they read now.
  */
 const ZERO = { batches: 0, rows: 0, bytes: 0 };
@@ -72,6 +73,25 @@ const CASES = [
            CREATE TABLE public.composite_replaced (id int PRIMARY KEY, created_at timestamptz NOT NULL, amt public.amount);
            INSERT INTO public.composite_replaced SELECT g, ${OLD}, ROW(g, 99)::public.amount FROM generate_series(1, 10) g;`,
     ddl: `ALTER TYPE public.amount DROP ATTRIBUTE cents, ADD ATTRIBUTE tax_rate int`,
+  },
+  {
+    // Labels that a comma-joined list reads the same in either order ("a,a,a").
+    name: 'enum_comma_swapped',
+    seed: `CREATE TYPE public.state_comma AS ENUM ('a', 'a,a');
+           CREATE TABLE public.enum_comma_swapped (id int PRIMARY KEY, created_at timestamptz NOT NULL, state public.state_comma);
+           INSERT INTO public.enum_comma_swapped SELECT g, ${OLD}, (ARRAY['a', 'a,a'])[g % 2 + 1]::public.state_comma
+             FROM generate_series(1, 20) g;`,
+    ddl: `ALTER TYPE public.state_comma RENAME VALUE 'a' TO 'tmp';
+          ALTER TYPE public.state_comma RENAME VALUE 'a,a' TO 'a';
+          ALTER TYPE public.state_comma RENAME VALUE 'tmp' TO 'a,a'`,
+  },
+  {
+    // Dropped and added again under its name and type: the rows read `(1,)`, their archive `(1,99)`.
+    name: 'composite_readded',
+    seed: `CREATE TYPE public.amount_readded AS (value int, cents int);
+           CREATE TABLE public.composite_readded (id int PRIMARY KEY, created_at timestamptz NOT NULL, amt public.amount_readded);
+           INSERT INTO public.composite_readded SELECT g, ${OLD}, ROW(g, 99)::public.amount_readded FROM generate_series(1, 10) g;`,
+    ddl: `ALTER TYPE public.amount_readded DROP ATTRIBUTE cents, ADD ATTRIBUTE cents int`,
   },
 ] as const;
 

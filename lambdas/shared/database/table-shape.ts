@@ -120,19 +120,16 @@ const reachSql = (relation: string): string => `reach(root, modifier, oid) AS (
          SELECT r.root, r.modifier, u.part FROM reach r JOIN pg_catalog.pg_type y ON y.oid = r.oid, ${TYPE_PARTS_SQL}
           WHERE u.part <> 0)`;
 
-/** A composite `y`'s attributes as `name type collation`, comma-separated; `collation` is an oid (`oid`) or a name. */
-const attributesSql = (
-  collation: 'oid' | 'name',
-): string => `(SELECT string_agg(pg_catalog.format('%s %s %s', ta.attname,
+/**
+ * A composite `y`'s attributes as `name type collation`, comma-separated, as manifests record them (typeDefinitionsSql;
+ * the reading digest reads them otherwise).
+ */
+const ATTRIBUTES_SQL = `(SELECT string_agg(pg_catalog.format('%s %s %s', ta.attname,
           pg_catalog.format_type(ta.atttypid, ta.atttypmod),
-          ${collation === 'oid' ? 'ta.attcollation::int8' : '(SELECT co.collname FROM pg_catalog.pg_collation co WHERE co.oid = ta.attcollation)'}),
+          (SELECT co.collname FROM pg_catalog.pg_collation co WHERE co.oid = ta.attcollation)),
         ',' ORDER BY ta.attnum)
    FROM pg_catalog.pg_attribute ta
   WHERE y.typtype = 'c' AND ta.attrelid = y.typrelid AND ta.attnum > 0 AND NOT ta.attisdropped)`;
-
-/** An enum `y`'s labels in their order, comma-separated. */
-const ENUM_LABELS_SQL = `(SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) FROM pg_catalog.pg_enum e
-   WHERE e.enumtypid = y.oid)`;
 
 /**
  * A digest of what decides how the rows of `c` read as text and how their keys compare, beyond each column's name and
@@ -141,25 +138,32 @@ const ENUM_LABELS_SQL = `(SELECT string_agg(e.enumlabel, ',' ORDER BY e.enumsort
  * collation. None of these rewrites a row when it changes (`ALTER COLUMN … COLLATE`, `ALTER TYPE … RENAME VALUE`,
  * `ALTER TYPE … ADD ATTRIBUTE`, `SET EXPRESSION`), so the row versions the delete compares stay the same while the rows
  * read otherwise than their archive says, or a batch's key range selects other rows. Objects by oid: one dropped and
- * created again under its name is another. `ADD VALUE` changes it too: a batch in flight then is withdrawn and
+ * created again under its name is another; a composite's attributes by number too (one dropped and added again under
+ * its name and type no longer holds the values it held). Read as JSON, so no name or label runs into the next (an
+ * enum's labels `a` and `a,a`, swapped, would otherwise read the same). `ADD VALUE` changes it too: a batch in flight then is withdrawn and
  * exported again, which loses nothing.
  */
 const READING_DIGEST_SQL = `(WITH RECURSIVE ${reachSql('c.oid')}
-     SELECT pg_catalog.md5(
-              (SELECT coalesce(string_agg(pg_catalog.format('%s %s %s %s %s', a.attname,
-                        pg_catalog.format_type(a.atttypid, a.atttypmod), a.attcollation::int8, a.attgenerated,
-                        pg_catalog.pg_get_expr(d.adbin, d.adrelid)), E'\\n' ORDER BY a.attnum), '')
+     SELECT pg_catalog.md5(pg_catalog.jsonb_build_array(
+              (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(a.attname,
+                        pg_catalog.format_type(a.atttypid, a.atttypmod), a.attcollation::int8, a.attgenerated::text,
+                        pg_catalog.pg_get_expr(d.adbin, d.adrelid)) ORDER BY a.attnum), '[]')
                  FROM pg_catalog.pg_attribute a
                  LEFT JOIN pg_catalog.pg_attrdef d
                    ON d.adrelid = a.attrelid AND d.adnum = a.attnum AND a.attgenerated <> ''
-                WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) || E'\\n' ||
-              (SELECT coalesce(string_agg(pg_catalog.format('%s %s %s %s %s %s %s', y.oid::int8, y.typtype,
-                        pg_catalog.format_type(y.typbasetype, y.typtypmod), y.typcollation::int8, ${ENUM_LABELS_SQL},
-                        ${attributesSql('oid')},
-                        (SELECT pg_catalog.format('%s %s', g.rngsubtype::int8, g.rngcollation::int8)
-                           FROM pg_catalog.pg_range g WHERE g.rngtypid = y.oid)),
-                      E'\\n' ORDER BY y.oid), '')
-                 FROM (SELECT DISTINCT oid FROM reach) AS t JOIN pg_catalog.pg_type y ON y.oid = t.oid)))`;
+                WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped),
+              (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(y.oid::int8, y.typtype::text,
+                        pg_catalog.format_type(y.typbasetype, y.typtypmod), y.typcollation::int8,
+                        (SELECT pg_catalog.jsonb_agg(e.enumlabel ORDER BY e.enumsortorder) FROM pg_catalog.pg_enum e
+                          WHERE e.enumtypid = y.oid),
+                        (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(ta.attnum, ta.attname,
+                                  pg_catalog.format_type(ta.atttypid, ta.atttypmod), ta.attcollation::int8)
+                                  ORDER BY ta.attnum)
+                           FROM pg_catalog.pg_attribute ta
+                          WHERE y.typtype = 'c' AND ta.attrelid = y.typrelid AND ta.attnum > 0 AND NOT ta.attisdropped),
+                        (SELECT pg_catalog.jsonb_build_array(g.rngsubtype::int8, g.rngcollation::int8)
+                           FROM pg_catalog.pg_range g WHERE g.rngtypid = y.oid)) ORDER BY y.oid), '[]')
+                 FROM (SELECT DISTINCT oid FROM reach) AS t JOIN pg_catalog.pg_type y ON y.oid = t.oid))::text))`;
 
 /** Whether a type `y` is PostgreSQL's own. */
 const BUILTIN_TYPE_SQL = `y.typnamespace IN ('pg_catalog'::pg_catalog.regnamespace, 'information_schema'::pg_catalog.regnamespace)`;
@@ -181,7 +185,7 @@ export const typeDefinitionsSql = (relation: string): string => `(WITH RECURSIVE
                       CASE WHEN y.typtype = 'd' THEN pg_catalog.format_type(y.typbasetype, y.typtypmod) END,
                       CASE WHEN y.typtype = 'd' THEN (SELECT co.collname FROM pg_catalog.pg_collation co
                                                        WHERE co.oid = y.typcollation) END,
-                      ${attributesSql('name')},
+                      ${ATTRIBUTES_SQL},
                       (SELECT pg_catalog.format('%s %s', pg_catalog.format_type(g.rngsubtype, NULL),
                                 (SELECT co.collname FROM pg_catalog.pg_collation co WHERE co.oid = g.rngcollation))
                          FROM pg_catalog.pg_range g WHERE g.rngtypid = y.oid)),
