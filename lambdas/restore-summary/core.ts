@@ -21,7 +21,7 @@ export async function restoreSummaryStep(
 ): Promise<RestoreSummaryOutput> {
   return input.action === 'tally'
     ? { totals: await tally(input.restoreId, input.results, input.totals, deps, input.startedAt) }
-    : finish(input.task, input.totals, deps);
+    : finish(input.task, input.totals, deps, input.planned);
 }
 
 /** Lambda puts `{"errorType", "errorMessage", "trace"}` in a Catch's Cause; keep only the message. */
@@ -74,28 +74,42 @@ export async function tally(
 
 /**
  * Finish: advances the target's sequences past the restored keys and reports. The state machine fails the execution
- * when any archive failed, so a partial restore is never mistaken for a complete one. Every restore but a dry run
+ * when any archive failed, so a partial restore is never mistaken for a complete one; so does an archive the plan
+ * found that no page listed (`planned`): it left the bucket since (a bucket writer, an expiry), and its rows were not
+ * restored, which the plan would have refused had it been gone then. Every restore but a dry run
  * advances them, whatever its totals say: rows committed by an earlier attempt (a group that crashed after its COMMIT
  * and ran again, a re-run after a failed execution) count as skipped or already restored here, yet may be past the
  * sequence. Advancing never moves a sequence backwards, so a restore that wrote nothing leaves it where it was.
  */
 export async function finish(
   task: RestoreTask,
-  totals: RestoreTotals,
+  reached: RestoreTotals,
   deps: RestoreSummaryDeps,
+  planned?: number,
 ): Promise<RestoreSummary> {
+  const vanished = planned === undefined ? 0 : Math.max(0, planned - reached.files);
+  const totals = { ...reached, files: reached.files + vanished, failedFiles: reached.failedFiles + vanished };
   const { advanced: sequences, warnings: sequenceWarnings } = !task.dryRun
     ? await (await deps.database(task.database)).withConnection((client) =>
         inTransaction(client, () => advanceTargetSequences(client, task.target)),
       )
     : { advanced: [], warnings: [] };
-  const failures =
-    totals.failedFiles > 0
+  const failures = [
+    ...(vanished > 0
+      ? [
+          {
+            key: `${vanished} archive(s) the plan found`,
+            error: `gone from the bucket since the plan: ${vanished} of the ${planned} archive(s) the plan found were no longer in the bucket when their page was listed (deleted or expired since), so their rows were not restored; restore again, which finds what the bucket holds now`,
+          },
+        ]
+      : []),
+    ...(reached.failedFiles > 0
       ? (await deps.restoreRecords.listResults(task.restoreId, task.startedAt))
           .filter((r) => r.status === 'failed')
           .slice(0, MAX_FAILURES_SHOWN)
           .map((r) => ({ key: r.key, error: r.error ?? 'failed' }))
-      : [];
+      : []),
+  ];
   const missing = task.missingArchives;
   const warnings = [
     ...(missing

@@ -38,7 +38,15 @@ export const RestoreSummaryInputSchema = z.discriminatedUnion('action', [
       totals: RestoreTotalsSchema,
     })
     .strict(),
-  z.object({ action: z.literal('finish'), task: RestoreTaskSchema, totals: RestoreTotalsSchema }).strict(),
+  z
+    .object({
+      action: z.literal('finish'),
+      task: RestoreTaskSchema,
+      totals: RestoreTotalsSchema,
+      /** The archives the plan found to restore; absent from executions of an earlier definition. */
+      planned: z.number().int().nonnegative().optional(),
+    })
+    .strict(),
 ]);
 export type RestoreSummaryInput = z.infer<typeof RestoreSummaryInputSchema>;
 
