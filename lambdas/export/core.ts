@@ -35,7 +35,7 @@ import { checkSchemaDrift } from '../shared/batch/schema-drift.js';
 import { ApplicationLoad, batchRowLimit, checkReplicaLag, vacuumTable } from '../shared/batch/throttle.js';
 import { findDatabase, resolveTable } from '../shared/config/resolved-table.js';
 import { abandonConnection, type Database, inReadOnlyTransaction } from '../shared/database/db.js';
-import { describeTable, type TableShape } from '../shared/database/table-shape.js';
+import { describeTable, readingDigestNow, type TableShape } from '../shared/database/table-shape.js';
 import {
   batchPredicateSql,
   lockRowSource,
@@ -195,6 +195,7 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
             batch,
             staged.length,
           );
+          await assertReadAsDescribed(client, shape);
           staged.push(...objects);
           remaining -= objects.reduce((sum, object) => sum + object.rows, 0);
         }
@@ -205,6 +206,7 @@ export async function exportBatch(input: ExportInput, deps: ExportDeps): Promise
           const next = await nextBatchBounds(client, shape, input.cutoff, table.objectSpan, remaining, after);
           if (!next || !fits(next)) break;
           const [object] = await stageSpans(deps, client, shape, [next], batch, staged.length);
+          await assertReadAsDescribed(client, shape);
           after = next.bounds.to;
           // No rows: they went away between choosing them and copying them; the batch goes on with the next span.
           if (!object) continue;
@@ -394,6 +396,19 @@ function assertNoneFailed(batch: StagingBatch): void {
 interface StagedObject {
   rows: number;
   staged: Promise<BatchObject>;
+}
+
+/**
+ * Refuses a batch whose COPY may have read the rows otherwise than the table was described: an enum's labels, a
+ * composite's attributes or a collation changed meanwhile (ALTER TYPE locks no table), which the delete, comparing the
+ * described digest with its own, would not see once changed back. Checked after each COPY, the batch is never
+ * recorded, so nothing is deleted; the next run describes the table again.
+ */
+async function assertReadAsDescribed(client: pg.ClientBase, shape: TableShape): Promise<void> {
+  if ((await readingDigestNow(client, shape)) === shape.readingDigest) return;
+  throw new TableNotUsableError(
+    `${shape.schema}.${shape.name}: a type a column uses (an enum's labels, a composite's attributes) or a column's collation changed while export read its rows, so they may have been read otherwise than described; nothing of this batch was recorded, and the next run reads the table as it is then`,
+  );
 }
 
 /**

@@ -89,3 +89,76 @@ describe('two columns renamed in turn while export reads the table, and renamed 
     await check;
   });
 });
+
+describe('two enum labels swapped between two COPYs of one export, and back before the delete', () => {
+  // ALTER TYPE takes no lock on the table, so export's lock does not hold it back. 12 old UTC days of 3 rows: two
+  // COPYs (8 days, then 4); the labels are swapped before the second and back once every COPY is done.
+  const spec = { schema: 'public', name: 'enum_aba', timestampColumn: 'created_at' };
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query(`
+        CREATE TYPE public.verdict AS ENUM ('allow', 'deny');
+        CREATE TABLE public.enum_aba (id int PRIMARY KEY, created_at timestamptz NOT NULL, verdict public.verdict NOT NULL);
+        INSERT INTO public.enum_aba
+        SELECT g, ${TODAY_UTC_SQL} - interval '60 days' + (g / 3) * interval '1 day' + (g % 3) * interval '1 hour',
+               (ARRAY['allow', 'deny'])[g % 2 + 1]::public.verdict
+          FROM generate_series(0, 35) g;`);
+    },
+    [spec],
+    { defaults: { batchSize: 1000 } },
+  );
+
+  it('refuses the batch before it is recorded; the next run archives every row as it reads', async () => {
+    // Prepare
+    const table = resolvedTable(spec);
+    const original = await tableLines(bed.db.client, table);
+    const swap = `ALTER TYPE public.verdict RENAME VALUE 'allow' TO 'tmp';
+                  ALTER TYPE public.verdict RENAME VALUE 'deny' TO 'allow';
+                  ALTER TYPE public.verdict RENAME VALUE 'tmp' TO 'deny';`;
+    let swaps = 0;
+    const fault = async (point: FaultPoint) => {
+      if (point === 'export:betweenObjects' && swaps === 0) {
+        await bed.db.client.query(swap);
+        swaps = 1;
+      }
+      if (point === 'export:afterStaging' && swaps === 1) {
+        await bed.db.client.query(swap);
+        swaps = 2;
+      }
+    };
+    // The swap back, when export refuses the batch before staging ends: the table reads as at first again.
+    const swapBack = async () => {
+      if (swaps !== 1) return;
+      await bed.db.client.query(swap);
+      swaps = 2;
+    };
+
+    // Act
+    const attacked = await runLocalArchive(
+      bed.local,
+      { tables: ['public.enum_aba'] },
+      { fault, retryIntervalScale: 0 },
+    );
+    await swapBack();
+    const [outcome] = attacked.outcomes;
+    const next = await runLocalArchive(bed.local, { tables: ['public.enum_aba'] }, { retryIntervalScale: 0 });
+    const check = assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+    recordProof({
+      kind: 'threat',
+      actor: 'database role',
+      attack: 'swaps two enum labels between two COPYs of one export, and back before the delete',
+      held: await check.then(
+        () => true,
+        () => false,
+      ),
+    });
+
+    // Assess
+    expect(outcome).toMatchObject({ status: 'failed', rowsArchived: 0 });
+    expect(outcome?.error).toMatch(
+      /TableNotUsableError: public\.enum_aba: a type a column uses .* changed while export read its rows/,
+    );
+    expect(next.execution.status).toBe('SUCCEEDED');
+    await check;
+  });
+});

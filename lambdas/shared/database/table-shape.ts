@@ -850,6 +850,20 @@ export function refuseReplicaSession(role: string, where: string): void {
   );
 }
 
+/** The reading digest (READING_DIGEST_SQL) of the table `schema`.`name` as it is now; undefined when it is gone. */
+export async function readingDigestNow(
+  client: pg.ClientBase,
+  table: { schema: string; name: string },
+): Promise<string | undefined> {
+  const result = await client.query<{ reading: string }>(
+    `SELECT ${READING_DIGEST_SQL} AS reading FROM pg_catalog.pg_class c
+       JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = $1 AND c.relname = $2`,
+    [table.schema, table.name],
+  );
+  return result.rows[0]?.reading;
+}
+
 /** The relation named `schema`.`name` (its oid and kind), or undefined when there is none. */
 export async function findRelation(
   client: pg.ClientBase,
