@@ -63,6 +63,24 @@ const splitName = (table: TableName) => ({ schema: table.schema, table: table.na
  * `readableKeys`): the Python tool's archives beside it would be denied to the listing in AWS, so the request is
  * refused before anything is read.
  */
+/**
+ * Refuses a legacy restore that names another database's archives: the Python tool's keys start with the PostgreSQL
+ * database's name, and several databases' archives may share a prefix. Whoever may start the restore writes its input,
+ * so the name must be the config's `legacyDatabase`, or else the name of the database the connection reaches.
+ */
+async function assertLegacyDatabase(
+  task: Pick<RestoreTask, 'legacy' | 'database'>,
+  configured: string | undefined,
+  client: () => Promise<string>,
+): Promise<void> {
+  if (!task.legacy) return;
+  const own = configured ?? (await client());
+  if (task.legacy.database === own) return;
+  throw new ConfigError(
+    `legacy.database "${task.legacy.database}" is not the database ${task.database} restores from: its Python tool archives carry "${own}" (${configured ? 'legacyDatabase in the config' : 'the name of the database the connection reaches; set legacyDatabase in the config if they carry another'}); another database's archives are never restored into it; nothing was read`,
+  );
+}
+
 function assertLegacyPrefixReadable(task: Pick<RestoreTask, 'legacy'>, prefix: string): void {
   if (!task.legacy || task.legacy.prefix.startsWith(prefix)) return;
   throw new ConfigError(
@@ -128,6 +146,12 @@ export async function planRestore(
       ),
     );
   assertLegacyPrefixReadable(task, deps.config.s3.prefix);
+  await assertLegacyDatabase(task, database.legacyDatabase, async () =>
+    (await deps.database(task.database)).withConnection(async (client) => {
+      const result = await client.query<{ name: string }>('SELECT pg_catalog.current_database() AS name');
+      return result.rows[0]?.name ?? '';
+    }),
+  );
   const source = archiveSource(task, deps.config.s3.prefix);
   // What the listing must hold: the committed archives of the request, read before listing, so an archive committed
   // meanwhile is listed too.

@@ -819,3 +819,86 @@ describe('a row the Python tool archived, restored, and archived again after a c
     expect(runs.map(status)).toEqual(['failed', 'failed', 'restored']);
   });
 });
+
+describe("legacy archives of another PostgreSQL database's table of the same name, under the same prefix", () => {
+  const spec = { schema: 'public', name: 'legacy_audit', timestampColumn: 'created_at' };
+  const seed = async (db: { client: { query: (sql: string) => Promise<unknown> } }) => {
+    await db.client.query(
+      'CREATE TABLE public.legacy_audit (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, note text)',
+    );
+    await db.client.query(
+      "INSERT INTO public.legacy_audit VALUES (1, '2025-01-01T00:00:00Z', 'this database''s row')",
+    );
+  };
+  /** The Python tool's archive of otherdb.public.legacy_audit, truthful in every sidecar. */
+  const otherDatabaseArchive = () =>
+    writeLegacyArchive({
+      prefix: 'archive/',
+      database: 'otherdb',
+      schema: 'public',
+      table: 'legacy_audit',
+      runStamp: '20250301T020304Z',
+      batch: 1,
+      rows: [
+        { id: 1, created_at: '2025-01-02T00:00:00+00:00', note: "otherdb's row 1" },
+        { id: 99, created_at: '2025-01-02T00:00:00+00:00', note: "otherdb's row 99" },
+      ],
+    });
+  const restoreOther = (local: Parameters<typeof runLocalRestore>[0]) =>
+    runLocalRestore(
+      local,
+      {
+        database: 'app',
+        table: 'public.legacy_audit',
+        strategy: 'overwrite',
+        legacy: { database: 'otherdb' },
+      },
+      { retryIntervalScale: 0 },
+    );
+
+  describe('named by the request alone', () => {
+    const bed = archiverTestbed(seed, [spec]);
+
+    it('refuses to read them into this database’s table, naming the name its archives carry', async () => {
+      // Prepare
+      await putObjects(bed.local, otherDatabaseArchive().files);
+
+      // Act
+      const result = await restoreOther(bed.local);
+      const rows = await bed.db.client.query('SELECT id, note FROM public.legacy_audit ORDER BY id');
+      recordProof({
+        kind: 'threat',
+        actor: 'execution starter',
+        attack: "restores another database's legacy archives of a table of the same name (legacy.database)",
+        held: result.execution.status === 'FAILED' && rows.rows.length === 1,
+      });
+
+      // Assess
+      expect(result.execution.status).toBe('FAILED');
+      expect(result.execution.error?.message).toContain(
+        `legacy.database "otherdb" is not the database app restores from: its Python tool archives carry "${bed.db.name}"`,
+      );
+      expect(rows.rows).toEqual([{ id: '1', note: "this database's row" }]);
+    });
+  });
+
+  describe('named by the config (the database was renamed since the Python tool archived it)', () => {
+    const bed = archiverTestbed(seed, [spec], { database: { legacyDatabase: 'otherdb' } });
+
+    it('restores them', async () => {
+      // Prepare
+      await putObjects(bed.local, otherDatabaseArchive().files);
+
+      // Act
+      const result = await restoreOther(bed.local);
+      const rows = await bed.db.client.query('SELECT id, note FROM public.legacy_audit ORDER BY id');
+
+      // Assess
+      expect(result.execution.status).toBe('SUCCEEDED');
+      expect(rows.rows).toEqual([
+        { id: '1', note: "otherdb's row 1" },
+        { id: '99', note: "otherdb's row 99" },
+      ]);
+    });
+  });
+});

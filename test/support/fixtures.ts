@@ -120,7 +120,10 @@ export function writeTestConfig(
     prefix?: string;
     maxConnections?: number;
     /** Settings of the database entry besides its name, credentials, TLS and tables. */
-    database?: Pick<ArchiverConfigInput['databases'][number], 'replicaLag' | 'restoreTargets'>;
+    database?: Pick<
+      ArchiverConfigInput['databases'][number],
+      'replicaLag' | 'restoreTargets' | 'legacyDatabase'
+    >;
   } = {},
 ): { dir: string; configPath: string; cleanup(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'audit-archiver-test-'));

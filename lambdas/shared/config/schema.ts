@@ -266,6 +266,13 @@ export const DatabaseConfigSchema = z
       .strict()
       .optional(),
     /**
+     * The PostgreSQL database name that the Python tool's archives of this database carry in their keys, when it is
+     * not the name of the database the connection reaches (renamed, or moved to another server since). A restore of
+     * legacy archives reads only this database's: no other database's archives under the same prefix.
+     * @default the name of the database the connection reaches
+     */
+    legacyDatabase: z.string().min(1).optional(),
+    /**
      * Tables other than the archived one that a restore may write into: "schema.name", or "schema.*" for every table
      * of a schema. An existing one must be shaped like the archive (every archived column, unique on its key).
      */
