@@ -16,8 +16,8 @@ export type LockTableAction =
 /**
  * The partition-key areas of the table, as the stores in lambdas/shared/lock-table/ build the keys: `TABLE#db#table`
  * (lease and in-flight batch, lease-store.ts; the latest outcomes, run-records.ts), `ARCHIVES#db#table` (inventory of committed archives;
- * archive-inventory.ts), `RESTORED#db#target` (restore watermark) and `RESTORE#restoreId` (restore results;
- * restore-records.ts), `RUN#runId` (outcomes, and the run's children) and `CONFIG` (run-records.ts), `HOLDS` (legal-holds.ts).
+ * archive-inventory.ts), `RESTORED#db#target` (restore watermark), `RESTORE#restoreId` (restore results) and
+ * `RESTORE-WRITES#restoreId` (what a restore's groups wrote, for their retries; restore-records.ts), `RUN#runId` (outcomes, and the run's children) and `CONFIG` (run-records.ts), `HOLDS` (legal-holds.ts).
  */
 export type LockKeyArea =
   | 'tableState'
@@ -25,6 +25,7 @@ export type LockKeyArea =
   | 'restored'
   | 'runOutcomes'
   | 'restoreResults'
+  | 'restoreWrites'
   | 'holds'
   | 'configFingerprint';
 
@@ -37,6 +38,7 @@ const PER_DATABASE: Partial<Record<LockKeyArea, string>> = {
 const FIXED: Partial<Record<LockKeyArea, string>> = {
   runOutcomes: 'RUN#*',
   restoreResults: 'RESTORE#*',
+  restoreWrites: 'RESTORE-WRITES#*',
   holds: 'HOLDS',
   configFingerprint: 'CONFIG',
 };

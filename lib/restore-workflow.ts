@@ -82,6 +82,9 @@ export class RestoreWorkflow extends Construct {
     // BatchWriteItem.
     lockTable.grant(this.file, ['restored'], 'BatchGetItem', 'BatchWriteItem');
     lockTable.grant(this.file, ['inventory'], 'BatchGetItem');
+    // What a group wrote of archives that get no watermark, read by its retries: one BatchGetItem and one
+    // BatchWriteItem a group.
+    lockTable.grant(this.file, ['restoreWrites'], 'BatchGetItem', 'BatchWriteItem');
     // The target's legal hold, checked again by each group of a restore with strategy overwrite.
     lockTable.grant(this.file, ['holds'], 'GetItem');
 

@@ -93,7 +93,7 @@ export async function restoreFiles(
   deps: RestoreFileDeps,
 ): Promise<RestoreFileOutput> {
   const { task, archives } = input;
-  const group: GroupWrite = { task, deps, uniqueKeys: new Map(), marks: [], settled: [] };
+  const group: GroupWrite = { task, deps, uniqueKeys: new Map(), marks: [], unmarked: [], settled: [] };
   let results: RestoreFileResult[];
   try {
     assertRestoreTargetAllowed(findDatabase(deps.config, task.database), task);
@@ -113,7 +113,7 @@ export async function restoreFiles(
       } catch (error) {
         if (!(error instanceof DeferredConstraintBroken)) throw error;
         // Written again from the start, each archive checked as it is written: the ones that break it fail alone.
-        Object.assign(group, { uniqueKeys: new Map(), marks: [], settled: [] });
+        Object.assign(group, { uniqueKeys: new Map(), marks: [], unmarked: [], settled: [] });
         return transaction(client, () => writeGroup(client, archives, group, 'archive'));
       }
     });
@@ -128,8 +128,8 @@ export async function restoreFiles(
   }
   // A mark this group wrote replaces the one it settled (a later entry of a key wins). A dry run writes none.
   const confirmed = [...group.settled, ...group.marks];
+  if (!task.dryRun) await deps.fault('restore:afterCommit');
   if (!task.dryRun && confirmed.length > 0 && group.watermark) {
-    await deps.fault('restore:afterCommit');
     await deps.restoreRecords.markAllRestored(task.database, group.watermark, confirmed);
   }
   return { results: results.map(boundedWarnings) };
@@ -158,6 +158,11 @@ interface GroupWrite {
   >;
   /** The watermarks of the archives written, recorded once the transaction commits. */
   marks: { archiveKey: string; mark: RestoredMark; range?: ArchivedRowRange }[];
+  /**
+   * What the group wrote of archives that get no watermark (restored in part, not in the inventory, or not all their
+   * rows where they lie in the target), for this restore's retries alone (recordGroupWrites).
+   */
+  unmarked: { archiveKey: string; mark: RestoredMark }[];
   /** Marks an earlier transaction wrote before its COMMIT, found committed: written again without it. */
   settled: { archiveKey: string; mark: RestoredMark }[];
   /** The server's identity, which a mark written before COMMIT names with the transaction (undefined: unknown). */
@@ -197,7 +202,9 @@ async function writeGroup(
   if (group.target) assertWritable(group.target, task.strategy);
   group.watermark = watermarkOf(task, group.target);
   const lookups = await groupLookups(task, archives, group.target, deps);
-  lookups.marks = await settleMarks(client, group, lookups.marks);
+  const committed = transactionStatus(client, group.server);
+  lookups.marks = await settleMarks(group, lookups.marks, committed);
+  await answerFromGroupWrites(task, lookups, committed);
   // A hold set while the restore runs stops an overwrite from the group under way on: checked before the group
   // writes and again before its COMMIT. A group this restore committed already (retried after a failure past its
   // COMMIT) writes nothing more, and is reported as what it wrote.
@@ -263,18 +270,29 @@ async function markBeforeCommit(
   answering: Map<string, RestoredMark>,
 ): Promise<void> {
   const { task, deps, watermark } = group;
-  if (task.dryRun || !watermark || group.marks.length === 0) return;
+  const marks = watermark ? group.marks : [];
+  if (task.dryRun || (marks.length === 0 && group.unmarked.length === 0)) return;
   const { rows } = await client.query<{ xid: string }>('SELECT pg_catalog.pg_current_xact_id()::text AS xid');
   const xid = rows[0]?.xid;
   if (!xid) return;
-  await deps.restoreRecords.markAllRestored(
-    task.database,
-    watermark,
-    group.marks.map(({ archiveKey, mark }) => ({
-      archiveKey,
-      mark: { ...mark, commit: { xid, server: group.server, previous: answering.get(archiveKey) } },
-    })),
-  );
+  const commit = { xid, server: group.server };
+  await Promise.all([
+    watermark &&
+      marks.length > 0 &&
+      deps.restoreRecords.markAllRestored(
+        task.database,
+        watermark,
+        marks.map(({ archiveKey, mark }) => ({
+          archiveKey,
+          mark: { ...mark, commit: { ...commit, previous: answering.get(archiveKey) } },
+        })),
+      ),
+    group.unmarked.length > 0 &&
+      deps.restoreRecords.recordGroupWrites(
+        task.restoreId,
+        group.unmarked.map(({ archiveKey, mark }) => ({ archiveKey, mark: { ...mark, commit } })),
+      ),
+  ]);
 }
 
 /**
@@ -284,28 +302,48 @@ async function markBeforeCommit(
  * not written: the archive is then written again, as before the marks were written early.
  */
 async function settleMarks(
-  client: pg.PoolClient,
   group: GroupWrite,
   marks: Map<string, RestoredMark>,
+  committed: TransactionStatus,
 ): Promise<Map<string, RestoredMark>> {
   const settled = new Map<string, RestoredMark>();
-  const status = new Map<string, boolean>();
   for (const [key, { commit, ...mark }] of marks) {
     if (!commit) {
       settled.set(key, mark);
-      continue;
-    }
-    let committed = status.get(commit.xid);
-    if (committed === undefined) {
-      committed = await transactionCommitted(client, commit, group.server);
-      status.set(commit.xid, committed);
-    }
-    if (committed) {
+    } else if (await committed(commit)) {
       settled.set(key, mark);
       group.settled.push({ archiveKey: key, mark });
     } else if (commit.previous) settled.set(key, commit.previous);
   }
   return settled;
+}
+
+/**
+ * A retried group's archives that get no watermark: what an earlier attempt of this very restore wrote of them, in a
+ * transaction that committed, answers for them as a mark of this restore would (never written to the watermark).
+ */
+async function answerFromGroupWrites(
+  task: RestoreTask,
+  lookups: GroupLookups,
+  committed: TransactionStatus,
+): Promise<void> {
+  for (const [key, { commit, ...mark }] of lookups.writes) {
+    if (commit && markOfThisRestore(mark, task) && (await committed(commit))) lookups.marks.set(key, mark);
+  }
+}
+
+/** Whether a mark's transaction committed, asked of the server once per transaction. */
+type TransactionStatus = (commit: NonNullable<RestoredMark['commit']>) => Promise<boolean>;
+function transactionStatus(client: pg.PoolClient, server: string | undefined): TransactionStatus {
+  const known = new Map<string, Promise<boolean>>();
+  return (commit) => {
+    let committed = known.get(commit.xid);
+    if (!committed) {
+      committed = transactionCommitted(client, commit, server);
+      known.set(commit.xid, committed);
+    }
+    return committed;
+  };
 }
 
 /** Whether a mark's transaction committed on this server; false when the server cannot tell. */
@@ -343,7 +381,10 @@ async function measureMarkedWindows(client: pg.PoolClient, group: GroupWrite): P
     const sql = target && windowDigestSql(target, entry.range);
     const [measured] =
       (sql && (await queryUnlessRefused<{ rows: number; digest: string }>(client, sql))) || [];
-    if (!measured || measured.rows < entry.mark.rows) continue;
+    if (!measured || measured.rows < entry.mark.rows) {
+      group.unmarked.push(entry);
+      continue;
+    }
     entry.mark.window = { rows: measured.rows, digest: measured.digest };
     kept.push(entry);
   }
@@ -379,23 +420,17 @@ async function writeInGroup(
       const whole =
         rowWindow(group.task, ready.expected) === undefined || result.rows === ready.expected.rows;
       const listed = ready.expected.format !== 'native' || ready.committed.listed;
-      if (result.status === 'restored' && group.watermark && whole && listed) {
-        const written = {
-          inserted: result.inserted,
-          skipped: result.skipped,
-          overwritten: result.overwritten,
+      if (result.status === 'restored') {
+        const mark: RestoredMark = {
+          restoreId: group.task.restoreId,
+          ...(group.task.startedAt === undefined ? {} : { startedAt: group.task.startedAt }),
+          restoredAt: group.deps.now().toISOString(),
+          rows: result.rows,
+          written: { inserted: result.inserted, skipped: result.skipped, overwritten: result.overwritten },
         };
-        group.marks.push({
-          archiveKey: archive.key,
-          mark: {
-            restoreId: group.task.restoreId,
-            ...(group.task.startedAt === undefined ? {} : { startedAt: group.task.startedAt }),
-            restoredAt: group.deps.now().toISOString(),
-            rows: result.rows,
-            written,
-          },
-          range: archivedRange(ready.expected),
-        });
+        if (group.watermark && whole && listed)
+          group.marks.push({ archiveKey: archive.key, mark, range: archivedRange(ready.expected) });
+        else group.unmarked.push({ archiveKey: archive.key, mark });
       }
       return result;
     } catch (error) {
@@ -476,13 +511,17 @@ interface PreparedArchive {
 const watermarkOf = (task: RestoreTask, existing: RestoreTarget | undefined) =>
   existing ? `${restoreTargetLabel(task)}@${existing.identity}` : undefined;
 
-/** What the lock table knows of a group's archives: their watermarks for this target, their inventory entries. */
+/**
+ * What the lock table knows of a group's archives: their watermarks for this target, their inventory entries, and
+ * what earlier attempts of this restore wrote of those that get no watermark.
+ */
 interface GroupLookups {
   marks: Map<string, RestoredMark>;
   entries: Map<string, InventoryEntry>;
+  writes: Map<string, RestoredMark>;
 }
 
-/** Two reads for the whole group, where one archive after another cost two each. */
+/** Three reads for the whole group, where one archive after another cost three each. */
 async function groupLookups(
   task: RestoreTask,
   archives: ArchivePointer[],
@@ -492,7 +531,8 @@ async function groupLookups(
   const watermark = watermarkOf(task, existing);
   const native = archives.filter((archive) => archive.format === 'native').map((archive) => archive.key);
   // Read under ignoreWatermark too: a mark written before a COMMIT keeps the one it replaces (markBeforeCommit).
-  const [marks, entries] = await Promise.all([
+  const keys = archives.map((archive) => archive.key);
+  const [marks, entries, writes] = await Promise.all([
     watermark
       ? deps.restoreRecords.restoredMarks(
           task.database,
@@ -503,8 +543,9 @@ async function groupLookups(
     native.length > 0
       ? deps.inventory.entries(task.database, `${task.source.schema}.${task.source.name}`, native)
       : new Map<string, InventoryEntry>(),
+    task.dryRun ? new Map<string, RestoredMark>() : deps.restoreRecords.groupWrites(task.restoreId, keys),
   ]);
-  return { marks, entries };
+  return { marks, entries, writes };
 }
 
 /**

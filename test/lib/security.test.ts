@@ -669,6 +669,7 @@ describe('restore function roles', () => {
         ['RESTORED#billing#*', 'RESTORED#crm#*'],
       ],
       [['dynamodb:BatchGetItem'], ['ARCHIVES#billing#*', 'ARCHIVES#crm#*']],
+      [['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem'], ['RESTORE-WRITES#*']],
       [['dynamodb:GetItem'], ['HOLDS']],
     ]);
     expect(leadingKeys('summary')).toEqual([[['dynamodb:BatchWriteItem', 'dynamodb:Query'], ['RESTORE#*']]]);

@@ -191,6 +191,55 @@ describe('month objects: a low-volume table archived one object per UTC month', 
     expect(resultOf(again)?.status).toBe('already-restored');
   });
 
+  it.each(['fail', 'skip'] as const)(
+    'a day range of a month object (a group that records no watermark) whose invocation dies after its COMMIT, under "%s": the retry reports what the group wrote, no conflict',
+    async (strategy) => {
+      // Prepare: days 10 to 20 of the oldest archived month, restored in part (so never marked); the first attempt
+      // dies once its transaction has committed.
+      const archives = await readLiveArchives(bed.local, 'public', 'events');
+      const month = archives.map((a) => a.manifest.day).sort()[0] ?? '';
+      const fromDay = `${month.slice(0, 8)}10`;
+      const toDay = `${month.slice(0, 8)}20`;
+      const dayOf = (line: string) => (JSON.parse(line) as { created_at: string }).created_at.slice(0, 10);
+      const inRange = archived.filter((line) => dayOf(line) >= fromDay && dayOf(line) <= toDay);
+      const target = `retried_${strategy}`;
+      let crashes = 0;
+      const fault = (point: FaultPoint) => {
+        if (point === 'restore:afterCommit' && ++crashes === 1)
+          throw new Error('invocation died after COMMIT');
+      };
+
+      // Act
+      const run = await runLocalRestore(
+        bed.local,
+        {
+          database: 'app',
+          table: 'public.events',
+          targetTable: `public.${target}`,
+          strategy,
+          mode: 'range',
+          fromDay,
+          toDay,
+        },
+        { retryIntervalScale: 0, fault },
+      );
+
+      // Assess: the retried group is answered by what its committed attempt wrote: each row inserted once, none met
+      // as a conflict or counted as skipped.
+      expect(crashes).toBeGreaterThan(1);
+      expect(run.execution.status).toBe('SUCCEEDED');
+      expect(run.results.map((r) => [r.status, r.rows, r.inserted, r.skipped])).toEqual([
+        ['restored', inRange.length, inRange.length, 0],
+      ]);
+      expect(await linesOf(bed.db.client, target)).toEqual([...inRange].sort());
+      recordProof({
+        kind: 'fault',
+        point: `restore: day range of a month object, crash after COMMIT (${strategy})`,
+        iteration: 0,
+      });
+    },
+  );
+
   it('rolls back a day-range overwrite of a month object (a group that records no watermark) held before its COMMIT', async () => {
     // Prepare: days 10 to 20 of the oldest archived month, restored in part (so never marked), into the archived table;
     // the hold lands once the group has checked and written, before it commits.

@@ -91,6 +91,30 @@ export class RestoreRecords {
   }
 
   /**
+   * Records what a group wrote of archives that get no watermark (restored in part, not in the inventory, or some of
+   * their rows skipped), each as a mark naming the group's transaction, written before its COMMIT and expiring with the
+   * results. Only the same restore reads them (groupWrites): a retry of a group that committed then reports what it
+   * wrote instead of meeting its own rows, while other restores see the watermark alone.
+   */
+  async recordGroupWrites(
+    restoreId: string,
+    writes: { archiveKey: string; mark: RestoredMark }[],
+  ): Promise<void> {
+    await this.lockTable.putItems(
+      writes.map(({ archiveKey, mark }) => ({
+        pk: groupWritesKey(restoreId),
+        sk: archiveKey,
+        attributes: { mark },
+      })),
+    );
+  }
+
+  /** What earlier attempts of the restore `restoreId`'s groups recorded of these archives (recordGroupWrites). */
+  async groupWrites(restoreId: string, archiveKeys: string[]): Promise<Map<string, RestoredMark>> {
+    return marksByKey(this.lockTable, groupWritesKey(restoreId), archiveKeys);
+  }
+
+  /**
    * The restore watermark: which archives a target table already received, so a repeated restore skips them. These
    * archives' marks for one target, by archive key, in one read (a group's archives).
    */
@@ -99,14 +123,7 @@ export class RestoreRecords {
     target: string,
     archiveKeys: string[],
   ): Promise<Map<string, RestoredMark>> {
-    const { pk } = RestoreRecords.watermarkKey(database, target);
-    const items = await this.lockTable.getItems(archiveKeys.map((sk) => ({ pk, sk })));
-    const marks = new Map<string, RestoredMark>();
-    for (const key of archiveKeys) {
-      const mark = items.get(itemKey(pk, key))?.mark;
-      if (mark) marks.set(key, mark as RestoredMark);
-    }
-    return marks;
+    return marksByKey(this.lockTable, RestoreRecords.watermarkKey(database, target).pk, archiveKeys);
   }
 
   /**
@@ -167,6 +184,24 @@ export class RestoreRecords {
     const found = await this.lockTable.getItems(keys);
     await this.lockTable.deleteItems(keys.filter(({ pk, sk }) => found.has(itemKey(pk, sk))));
   }
+}
+
+/** The partition of one restore's group writes: apart from its results, which are listed whole. */
+const groupWritesKey = (restoreId: string): string => `RESTORE-WRITES#${restoreId}`;
+
+/** The marks of these archives in the partition `pk`, by archive key, in one read. */
+async function marksByKey(
+  lockTable: LockTableClient,
+  pk: string,
+  archiveKeys: string[],
+): Promise<Map<string, RestoredMark>> {
+  const items = await lockTable.getItems(archiveKeys.map((sk) => ({ pk, sk })));
+  const marks = new Map<string, RestoredMark>();
+  for (const key of archiveKeys) {
+    const mark = items.get(itemKey(pk, key))?.mark;
+    if (mark) marks.set(key, mark as RestoredMark);
+  }
+  return marks;
 }
 
 /** The table of a watermark target (`schema.name@identity`): an identity holds no `@`, so up to the last one. */

@@ -105,6 +105,30 @@ describe('RestoreRecords on a local DynamoDB', () => {
     expect(listed.find((r) => r.rows === 7)).toMatchObject({ status: 'restored', inserted: 7 });
   });
 
+  it("keeps a restore's group writes apart: read by that restore alone, never among its results or any watermark", async () => {
+    // Prepare: a group write of restore `gw` for one archive, with its results and a watermark of another restore.
+    const key = 'archive/app/public.t/month=2026-01.jsonl.gz';
+    const mark = {
+      restoreId: 'gw',
+      restoredAt: '2026-12-01T00:00:00.000Z',
+      rows: 3,
+      written: { inserted: 3, skipped: 0, overwritten: 0 },
+      commit: { xid: '1234', server: 'server-a' },
+    };
+    await records.recordResults('gw', [
+      { key, status: 'restored', rows: 3, inserted: 3, skipped: 0, overwritten: 0, warnings: [] },
+    ]);
+
+    // Act
+    await records.recordGroupWrites('gw', [{ archiveKey: key, mark }]);
+
+    // Assess
+    expect(await records.groupWrites('gw', [key, 'archive/other'])).toEqual(new Map([[key, mark]]));
+    expect(await records.groupWrites('gw2', [key])).toEqual(new Map());
+    expect(await records.listResults('gw')).toEqual([expect.objectContaining({ key, status: 'restored' })]);
+    expect(await records.restoredMarks('app', 'public.t@1.2', [key])).toEqual(new Map());
+  });
+
   it('lists the results of one execution of a name: its own, and those without a start written since it began (an earlier version’s)', async () => {
     // Prepare: under one name, an execution 91 days ago (undated results, as an earlier version wrote them) and
     // this one, started an hour ago, with a result of its own and an undated one written since it began.
