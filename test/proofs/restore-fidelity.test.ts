@@ -67,6 +67,10 @@ describe('restore fidelity: generated columns and types redefined under their na
         CREATE TABLE public.voices (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, note text, t public.tone);
         INSERT INTO public.voices VALUES (1, ${OLD}, 'Jane Roe', 'calm'), (2, ${OLD}, 'fine', 'loud');
 
+        CREATE TYPE public.span AS (x int, "y text default,z" int, w text);
+        CREATE TABLE public.spans (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, s public.span);
+        INSERT INTO public.spans VALUES (1, ${OLD}, ROW(5, 7, 'a')), (2, ${OLD}, ROW(6, 8, 'b'));
+
         CREATE TYPE public.severity AS ENUM ('info', 'alert');
         CREATE TABLE public.alerts (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, s public.severity);
         INSERT INTO public.alerts VALUES (1, ${OLD}, 'info'), (2, ${OLD}, 'alert');`);
@@ -82,6 +86,7 @@ describe('restore fidelity: generated columns and types redefined under their na
       'charges',
       'phases',
       'alerts',
+      'spans',
     ].map((name) => ({
       schema: 'public',
       name,
@@ -307,6 +312,30 @@ describe('restore fidelity: generated columns and types redefined under their na
       expect.stringMatching(/^column "f": its type public\.fee is defined otherwise/),
       expect.stringMatching(/^column "lvl": enum public\.level no longer has the labels archived/),
     ]);
+  });
+
+  it('a composite redefined with attribute names that spell the old definition ("x integer ,y" text, z int, w text for x int, "y text default,z" int, w text): strict refuses naming the column', async () => {
+    // Prepare: the attributes as names, types and collations joined with spaces and commas read the same before and
+    // after; the archived (5,7,a) would read 5 as text.
+    await bed.db.client.query(`ALTER TYPE public.span DROP ATTRIBUTE x, DROP ATTRIBUTE "y text default,z", DROP ATTRIBUTE w,
+      ADD ATTRIBUTE "x integer ,y" text, ADD ATTRIBUTE z int, ADD ATTRIBUTE w text`);
+
+    // Act
+    const result = await restore({ table: 'public.spans' });
+    recordProof({
+      kind: 'threat',
+      actor: 'database role',
+      attack:
+        'redefines a composite type under its name with attribute names that spell its old attributes, so a text join of its definition reads the same',
+      held: result.execution.status === 'FAILED',
+    });
+
+    // Assess
+    expect(result.execution.status).toBe('FAILED');
+    expect(result.results[0]?.error).toMatch(
+      /^SchemaDriftError: column "s": its type public\.span is defined otherwise than when archived/,
+    );
+    expect(await count('public.spans')).toBe(0);
   });
 
   it('an enum that gained labels since archiving (ADD VALUE, before and after the archived ones) restores under strict', async () => {

@@ -120,16 +120,27 @@ const reachSql = (relation: string): string => `reach(root, modifier, oid) AS (
          SELECT r.root, r.modifier, u.part FROM reach r JOIN pg_catalog.pg_type y ON y.oid = r.oid, ${TYPE_PARTS_SQL}
           WHERE u.part <> 0)`;
 
+/** The name of the collation `oid` (NULL for none). */
+const collationNameSql = (oid: string) =>
+  `(SELECT co.collname FROM pg_catalog.pg_collation co WHERE co.oid = ${oid})`;
+
 /**
- * A composite `y`'s attributes as `name type collation`, comma-separated, as manifests record them (typeDefinitionsSql;
- * the reading digest reads them otherwise).
+ * A composite `y`'s attributes, each as its name, type and collation, in order (typeDefinitionsSql; the reading digest
+ * reads them otherwise): as a JSON array, or, in archives written before 2026-12-07, joined as `name type collation`
+ * with commas, which names holding spaces and commas can make two definitions read the same.
  */
-const ATTRIBUTES_SQL = `(SELECT string_agg(pg_catalog.format('%s %s %s', ta.attname,
-          pg_catalog.format_type(ta.atttypid, ta.atttypmod),
-          (SELECT co.collname FROM pg_catalog.pg_collation co WHERE co.oid = ta.attcollation)),
-        ',' ORDER BY ta.attnum)
+const attributesSql = (form: TypeDefinitionForm) => {
+  const attributes =
+    form === 'json'
+      ? `pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(ta.attname,
+          pg_catalog.format_type(ta.atttypid, ta.atttypmod), ${collationNameSql('ta.attcollation')}) ORDER BY ta.attnum)`
+      : `string_agg(pg_catalog.format('%s %s %s', ta.attname,
+          pg_catalog.format_type(ta.atttypid, ta.atttypmod), ${collationNameSql('ta.attcollation')}),
+        ',' ORDER BY ta.attnum)`;
+  return `(SELECT ${attributes}
    FROM pg_catalog.pg_attribute ta
   WHERE y.typtype = 'c' AND ta.attrelid = y.typrelid AND ta.attnum > 0 AND NOT ta.attisdropped)`;
+};
 
 /**
  * A digest of what decides how the rows of `c` read as text and how their keys compare, beyond each column's name and
@@ -169,6 +180,13 @@ const READING_DIGEST_SQL = `(WITH RECURSIVE ${reachSql('c.oid')}
 const BUILTIN_TYPE_SQL = `y.typnamespace IN ('pg_catalog'::pg_catalog.regnamespace, 'information_schema'::pg_catalog.regnamespace)`;
 
 /**
+ * How a type's definition is written before its digest is taken: `json` since 2026-12-07, where no name can run into
+ * the next; `text` (names joined with spaces, commas and bars) in archives written before, which a restore still
+ * compares with.
+ */
+export type TypeDefinitionForm = 'json' | 'text';
+
+/**
  * For each type a column of the relation `relation` has (as format_type names it, modifier included) that is or is
  * built from a type outside PostgreSQL's own (a domain, enum, composite or range, or an array of one): a digest of its
  * definition by names, through every type it is built from (composite attributes with their types and collations, a
@@ -177,22 +195,32 @@ const BUILTIN_TYPE_SQL = `y.typnamespace IN ('pg_catalog'::pg_catalog.regnamespa
  * under the same name, is defined otherwise now: an attribute dropped and another of its type added in its place
  * reads an archived value as something else, with the same text.
  */
-export const typeDefinitionsSql = (relation: string): string => `(WITH RECURSIVE ${reachSql(relation)}
+export const typeDefinitionsSql = (relation: string, form: TypeDefinitionForm = 'json'): string => {
+  const fields = [
+    'pg_catalog.format_type(y.oid, NULL)',
+    'y.typtype',
+    "CASE WHEN y.typtype = 'd' THEN pg_catalog.format_type(y.typbasetype, y.typtypmod) END",
+    `CASE WHEN y.typtype = 'd' THEN ${collationNameSql('y.typcollation')} END`,
+    attributesSql(form),
+  ];
+  const range = (subtype: string) =>
+    `(SELECT ${subtype} FROM pg_catalog.pg_range g WHERE g.rngtypid = y.oid)`;
+  const ordered = 'ORDER BY pg_catalog.format_type(y.oid, NULL)';
+  const definition =
+    form === 'json'
+      ? `pg_catalog.jsonb_agg(pg_catalog.jsonb_build_array(${fields.join(', ')}, ${range(
+          `pg_catalog.jsonb_build_array(pg_catalog.format_type(g.rngsubtype, NULL), ${collationNameSql('g.rngcollation')})`,
+        )}) ${ordered})::text`
+      : `string_agg(pg_catalog.format('%s|%s|%s|%s|%s|%s', ${fields.join(', ')}, ${range(
+          `pg_catalog.format('%s %s', pg_catalog.format_type(g.rngsubtype, NULL), ${collationNameSql('g.rngcollation')})`,
+        )}), E'\\n' ${ordered})`;
+  return `(WITH RECURSIVE ${reachSql(relation)}
      SELECT coalesce(pg_catalog.json_object_agg(d.name, d.definition), '{}')
-       FROM (SELECT pg_catalog.format_type(r.root, r.modifier) AS name,
-                    pg_catalog.md5(string_agg(pg_catalog.format('%s|%s|%s|%s|%s|%s',
-                      pg_catalog.format_type(y.oid, NULL), y.typtype,
-                      CASE WHEN y.typtype = 'd' THEN pg_catalog.format_type(y.typbasetype, y.typtypmod) END,
-                      CASE WHEN y.typtype = 'd' THEN (SELECT co.collname FROM pg_catalog.pg_collation co
-                                                       WHERE co.oid = y.typcollation) END,
-                      ${ATTRIBUTES_SQL},
-                      (SELECT pg_catalog.format('%s %s', pg_catalog.format_type(g.rngsubtype, NULL),
-                                (SELECT co.collname FROM pg_catalog.pg_collation co WHERE co.oid = g.rngcollation))
-                         FROM pg_catalog.pg_range g WHERE g.rngtypid = y.oid)),
-                    E'\\n' ORDER BY pg_catalog.format_type(y.oid, NULL))) AS definition
+       FROM (SELECT pg_catalog.format_type(r.root, r.modifier) AS name, pg_catalog.md5(${definition}) AS definition
                FROM reach r JOIN pg_catalog.pg_type y ON y.oid = r.oid
               GROUP BY r.root, r.modifier
              HAVING bool_or(NOT ${BUILTIN_TYPE_SQL})) AS d)`;
+};
 
 /** The most labels an enum may have for its labels to be recorded in a manifest (enumLabelsSql). */
 const ENUM_LABELS_RECORDED = 64;

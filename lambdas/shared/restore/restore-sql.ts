@@ -10,6 +10,7 @@ import {
   REPLICATION_ROLE_SQL,
   refuseReplicaSession,
   TABLE_RELATIONS_SQL,
+  type TypeDefinitionForm,
   triggerDeclaredOnSql,
   typeDefinitionsSql,
   userTriggerSql,
@@ -82,8 +83,11 @@ export interface RestoreTarget {
    * fills, which runs only when the restore leaves that column out.
    */
   writeCalls: WriteCall[];
-  /** The definitions of its columns' types that are not PostgreSQL's own, by type name (typeDefinitionsSql). */
-  typeDefinitions: Record<string, string>;
+  /**
+   * The definitions of its columns' types that are not PostgreSQL's own, by type name (typeDefinitionsSql), in each
+   * form an archive may record: the one exports write now, and the one of archives written before.
+   */
+  typeDefinitions: Record<TypeDefinitionForm, Record<string, string>>;
   /** The labels of the enums its columns are made of, by enum name, however many (enumLabelsSql). */
   enumLabels: Record<string, string[]>;
 }
@@ -190,11 +194,13 @@ export async function describeTarget(
     triggers: { name: string; on: string; insert: boolean; update: boolean }[];
     write_calls: { object: string; function: string; column: string | null }[];
     type_definitions: Record<string, string>;
+    text_type_definitions: Record<string, string>;
     enum_labels: Record<string, string[]>;
   }>(
     `SELECT c.oid, c.relkind, ${REPLICATION_ROLE_SQL} AS replication_role,
             ${TARGET_IDENTITY_SQL} AS identity,
             ${typeDefinitionsSql('c.oid')} AS type_definitions,
+            ${typeDefinitionsSql('c.oid', 'text')} AS text_type_definitions,
             ${enumLabelsSql('c.oid', { all: true })} AS enum_labels,
             (SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_object(
                       'name', a.attname,
@@ -262,7 +268,7 @@ export async function describeTarget(
     primaryKey: relation.primary_key,
     copyable: relation.copyable,
     hasRules: relation.has_rules,
-    typeDefinitions: relation.type_definitions,
+    typeDefinitions: { json: relation.type_definitions, text: relation.text_type_definitions },
     enumLabels: relation.enum_labels,
     triggers: relation.triggers,
     writeCalls: relation.write_calls.map(({ column, ...call }) =>
@@ -491,7 +497,9 @@ export function planColumns(
     if (
       !renamed &&
       column.definition !== undefined &&
-      target.typeDefinitions[into.type] !== column.definition
+      target.typeDefinitions.json[into.type] !== column.definition &&
+      // An archive written before 2026-12-07 records the text form: the digest tells which it matches.
+      target.typeDefinitions.text[into.type] !== column.definition
     )
       plan.redefined.push({
         column: column.name,

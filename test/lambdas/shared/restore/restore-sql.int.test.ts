@@ -172,6 +172,62 @@ describe('the staged lines a restore reads', () => {
   });
 });
 
+describe("a target's type definitions, in the form exports record and the form of archives written before", () => {
+  let db: TestDatabase;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await db.client.query(`CREATE TYPE public.span AS (x int, "y text default,z" int, w text);
+      CREATE TABLE public.spans (id bigint PRIMARY KEY, s public.span)`);
+    // As a restore's session reads it: type names schema-qualified.
+    await db.client.query('SET search_path = pg_catalog');
+  });
+  afterAll(async () => db?.drop());
+
+  const archived = (definition: string) => [
+    { name: 'id', type: 'bigint' },
+    { name: 's', type: 'public.span', definition },
+  ];
+  const describeSpans = async () => {
+    const target = await describeTarget(db.client, { schema: 'public', name: 'spans' });
+    if (!target) throw new Error('setup: no target');
+    return target;
+  };
+
+  it('takes an archive whose recorded digest is either form of the type as it is, and refuses any other', async () => {
+    // Prepare: the text form's digest as the code before 2026-12-07 computed it for this very type.
+    const textDigest = 'badb15e84089db5db63d0c9caf908ca8';
+
+    // Act
+    const target = await describeSpans();
+    const jsonDigest = target.typeDefinitions.json['public.span'] ?? '';
+    const plans = [jsonDigest, textDigest, 'f'.repeat(32)].map(
+      (digest) => planColumns(archived(digest), target, 'lenient').redefined,
+    );
+
+    // Assess
+    expect(target.typeDefinitions.text['public.span']).toBe(textDigest);
+    expect(jsonDigest).toMatch(/^[0-9a-f]{32}$/);
+    expect(jsonDigest).not.toBe(textDigest);
+    expect(plans.map((redefined) => redefined.length)).toEqual([0, 0, 1]);
+  });
+
+  it('tells apart attributes whose names spell the old ones (the text form reads both the same)', async () => {
+    // Prepare
+    const before = await describeSpans();
+
+    // Act
+    await db.client.query(`ALTER TYPE public.span DROP ATTRIBUTE x, DROP ATTRIBUTE "y text default,z",
+      DROP ATTRIBUTE w, ADD ATTRIBUTE "x integer ,y" text, ADD ATTRIBUTE z int, ADD ATTRIBUTE w text`);
+    const after = await describeSpans();
+
+    // Assess
+    expect(after.typeDefinitions.text).toEqual(before.typeDefinitions.text);
+    expect(after.typeDefinitions.json['public.span']).not.toBe(before.typeDefinitions.json['public.span']);
+    const archivedNow = before.typeDefinitions.json['public.span'] ?? '';
+    expect(planColumns(archived(archivedNow), after, 'lenient').redefined).toHaveLength(1);
+  });
+});
+
 describe('advanceSequences: past the highest restored value, never backwards', () => {
   let db: TestDatabase;
   beforeAll(async () => {
