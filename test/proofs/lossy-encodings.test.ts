@@ -10,7 +10,8 @@ const from = (encoding: string, hex: string) => `convert_from('\\x${hex}'::bytea
 /**
  * Archives are UTF-8. In EUC_JP, 23 two-byte characters (NEC's row-13 duplicates of JIS X 0208 symbols, 0xADF0 "≒"
  * beside 0xA2E2 "≒") convert to the Unicode character of their twin, and come back from UTF-8 as the twin; in
- * EUC_JIS_2004, a letter and a combining mark (0xA9DC 0xABDC) come back as the one precomposed character (0xABC4). A
+ * EUC_JIS_2004, a letter and a combining mark (0xA9DC 0xABDC) come back as the one precomposed character (0xABC4); in
+ * EUC_TW, a CNS 11643 plane-1 character in its four-byte form (0x8EA1A4A1) comes back in its two-byte form (0xA4A1). A
  * value would be restored as other bytes, a key of one row could select its twin's, and two columns named by twins
  * resolve to one. Such databases are refused before anything is archived; one whose characters all come back as they
  * were (EUC_KR) archives and restores exactly.
@@ -18,6 +19,7 @@ const from = (encoding: string, hex: string) => `convert_from('\\x${hex}'::bytea
 describe.each([
   { encoding: 'EUC_JP', lossy: true, hex: ['adf0', 'a2e2'] },
   { encoding: 'EUC_JIS_2004', lossy: true, hex: ['a9dcabdc', 'abc4'] },
+  { encoding: 'EUC_TW', lossy: true, hex: ['8ea1a4a1', 'a4a1'] },
   { encoding: 'EUC_KR', lossy: false, hex: ['b0a1', 'b0a2'] },
 ])('a database encoded $encoding', ({ encoding, lossy, hex }) => {
   const bed = archiverTestbed(

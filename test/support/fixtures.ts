@@ -69,7 +69,14 @@ function testDayStart(): number {
 }
 
 /** Server encodings a test database may be created in besides the server's default (UTF8). */
-export type TestEncoding = 'SQL_ASCII' | 'LATIN1' | 'WIN1252' | 'EUC_JP' | 'EUC_JIS_2004' | 'EUC_KR';
+export type TestEncoding =
+  | 'SQL_ASCII'
+  | 'LATIN1'
+  | 'WIN1252'
+  | 'EUC_JP'
+  | 'EUC_JIS_2004'
+  | 'EUC_TW'
+  | 'EUC_KR';
 
 /**
  * A fresh database in the project's embedded PostgreSQL, with the archiver's session settings (but search_path); in

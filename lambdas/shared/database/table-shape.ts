@@ -562,7 +562,7 @@ const WRITE_ONLY_SQL = typeUnderSql(`e.typinput IN (SELECT p.oid FROM pg_catalog
  * of their byte sequences to one Unicode character). The others were each found to convert every character to UTF-8
  * and back exactly, or to refuse it (SQLSTATE 22P05, which export names).
  */
-const LOSSY_ENCODINGS = new Set(['EUC_JP', 'EUC_JIS_2004']);
+const LOSSY_ENCODINGS = new Set(['EUC_JP', 'EUC_JIS_2004', 'EUC_TW']);
 
 /**
  * Reads and checks the table: it exists and is a table, the timestamp column is a timestamp, the key columns are
@@ -657,7 +657,7 @@ export async function describeTable(
   if (!relation) throw new TableNotUsableError(`${where} does not exist`);
   if (archiving && LOSSY_ENCODINGS.has(relation.server_encoding)) {
     throw new TableNotUsableError(
-      `database ${table.database} is encoded ${relation.server_encoding}, some of whose characters come back from UTF-8 (the archives' encoding) as other bytes (NEC's duplicates of JIS X 0208 symbols; in EUC_JIS_2004, a letter with a combining mark): a restore could not give them back, and keys and bounds would select other rows; nothing was archived or deleted`,
+      `database ${table.database} is encoded ${relation.server_encoding}, some of whose characters come back from UTF-8 (the archives' encoding) as other bytes (NEC's duplicates of JIS X 0208 symbols; in EUC_JIS_2004, a letter with a combining mark; in EUC_TW, a CNS 11643 plane-1 character in its four-byte form): a restore could not give them back, and keys and bounds would select other rows; nothing was archived or deleted`,
     );
   }
   // A standby (a read replica's endpoint) reads fine: without this, export, upload and verify would run for a batch
