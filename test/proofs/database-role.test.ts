@@ -724,7 +724,7 @@ describe('a restore target whose expressions call a function of another role', (
   // archived table, with the archiver's privileges). kept's own expressions call only PostgreSQL's functions, and its
   // column default that calls the role's function fills a column the archive has, so it never runs.
   const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
-  const names = ['checked', 'defaulted', 'indexed', 'domained', 'kept'];
+  const names = ['checked', 'defaulted', 'indexed', 'domained', 'membered', 'kept'];
   const shaper = `shaper_${randomUUID().replaceAll('-', '').slice(0, 8)}`;
   const bed = archiverTestbed(async (db) => {
     await db.client.query(`
@@ -740,6 +740,14 @@ describe('a restore target whose expressions call a function of another role', (
         CREATE FUNCTION public.same(bigint) RETURNS bigint LANGUAGE plpgsql IMMUTABLE AS
           $$ BEGIN PERFORM public.log_side(); RETURN $1; END $$;
         CREATE DOMAIN public.watched_text AS text CONSTRAINT watched CHECK (public.passes(length(VALUE)));
+        RESET ROLE;
+        -- A trusted extension the role creates is the role's: it may add its own function to it.
+        DO $$ BEGIN EXECUTE format('GRANT CREATE ON DATABASE %I TO ${shaper}', current_database()); END $$;
+        SET ROLE ${shaper};
+        CREATE EXTENSION pgcrypto;
+        CREATE FUNCTION public.member_passes(bigint) RETURNS boolean LANGUAGE plpgsql VOLATILE AS
+          $$ BEGIN PERFORM public.log_side(); RETURN true; END $$;
+        ALTER EXTENSION pgcrypto ADD FUNCTION public.member_passes(bigint);
         RESET ROLE;`);
     for (const name of names) await seedEvents(db.client, name, 40, 40);
   }, names.map(spec));
@@ -792,6 +800,12 @@ describe('a restore target whose expressions call a function of another role', (
       'ALTER TABLE public.domained ALTER COLUMN actor TYPE public.watched_text',
       'constraint watched calls public.passes(bigint)',
       'ALTER DOMAIN public.watched_text DROP CONSTRAINT watched',
+    ],
+    [
+      'membered',
+      'ALTER TABLE public.membered ADD CONSTRAINT sane CHECK (public.member_passes(id)) NOT VALID',
+      'constraint sane on table public.membered calls public.member_passes(bigint)',
+      'ALTER TABLE public.membered DROP CONSTRAINT sane',
     ],
   ])(
     'refuses to restore into %s, writing nothing, and restores once the call is gone',

@@ -282,14 +282,25 @@ const TRUSTED_VOLATILE_CATALOG_FUNCTIONS = [
   'pg_current_xact_id',
 ];
 
+/** Whether the role `role` is a superuser. */
+const superuserSql = (role: string) =>
+  `coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = ${role}), false)`;
+
+/** Whether the object `objid` of the catalog `catalog` is a member of an extension a superuser owns. */
+const memberOfSuperusersExtensionSql = (catalog: string, objid: string) => `EXISTS (SELECT 1
+       FROM pg_catalog.pg_depend m JOIN pg_catalog.pg_extension x ON x.oid = m.refobjid
+      WHERE m.classid = '${catalog}'::pg_catalog.regclass AND m.objid = ${objid} AND m.deptype = 'e'
+        AND m.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND ${superuserSql('x.extowner')})`;
+
 /**
  * The functions of other roles that the expressions of `objects` call, which a statement of the archiver evaluating
  * them runs with the archiver's privileges (DELETE on every archived table): a row-level security policy, a column
  * default, a CHECK constraint (a domain's too), an index's expression or predicate, a partition key. Such a function
  * may write any table the archiver may, as a trigger could, whatever volatility it declares (an IMMUTABLE one may call
- * a VOLATILE one that writes). Trusted: PostgreSQL's own (pg_catalog) that change nothing or only a sequence, an
- * extension's (a superuser installed it, or it is trusted to be installed) and a superuser's, called directly, through
- * an operator or a cast. `objects` selects `(classid, objid)`; each call comes with the object's description, the
+ * a VOLATILE one that writes). Trusted: PostgreSQL's own (pg_catalog) that change nothing or only a sequence, a
+ * superuser's (what a trusted extension's script creates is its bootstrap superuser's), and a member of an extension a
+ * superuser owns, called directly, through an operator or a cast. Membership alone is no warrant: a role that creates a
+ * trusted extension owns it, and may add its own functions to it (ALTER EXTENSION … ADD FUNCTION). `objects` selects `(classid, objid)`; each call comes with the object's description, the
  * function and, for a column's default (not a generated column), the column it fills.
  */
 const untrustedCallsSql = (objects: string): string => `(SELECT coalesce(pg_catalog.json_agg(
@@ -311,10 +322,8 @@ const untrustedCallsSql = (objects: string): string => `(SELECT coalesce(pg_cata
       WHERE CASE WHEN f.pronamespace = 'pg_catalog'::pg_catalog.regnamespace
                  THEN f.provolatile = 'v'
                       AND f.proname <> ALL (ARRAY[${TRUSTED_VOLATILE_CATALOG_FUNCTIONS.map((name) => `'${name}'`).join(', ')}]::name[])
-                 ELSE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
-                                   WHERE e.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass AND e.objid = f.oid
-                                     AND e.deptype = 'e')
-                      AND NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = f.proowner), false)
+                 ELSE NOT ${memberOfSuperusersExtensionSql('pg_catalog.pg_proc', 'f.oid')}
+                      AND NOT ${superuserSql('f.proowner')}
             END)`;
 
 /**
@@ -477,7 +486,9 @@ const isBuiltinFunction = (fn: string, name: string): string =>
  * `value::text` and restore's reference path reads `(line ->> 'c')::type`, and a cast takes such a cast over the type's
  * output and input functions: a composite's display text would be archived, the row deleted and never restored. A cast
  * the extension that defines the type defines too (PostGIS's geometry to and from text, its output and input in other
- * words) is its author's, as its output and input are, and is allowed; another extension's, or a user's, is not. A cast
+ * words) is its author's, as its output and input are, and is allowed when a superuser owns that extension or the cast's
+ * function (what a trusted extension's script creates is its bootstrap superuser's): the role that creates a trusted
+ * extension owns it and may add its own type, function and cast to it. Another extension's, or a user's, is not. A cast
  * between arrays' elements is not taken (an array's text is its elements' output). A cast WITH INOUT is the type's
  * output and input functions themselves (`CREATE CAST (text AS action) WITH INOUT` on an enum, as ORMs do), and a
  * binary-coercible cast over a type whose output or input is text's own (citext) writes and reads the very same text:
@@ -496,7 +507,9 @@ const USER_TEXT_CAST_SQL = `(SELECT pg_catalog.format('(%s AS %s) %s', pg_catalo
         AND NOT EXISTS (SELECT FROM pg_catalog.pg_depend c JOIN pg_catalog.pg_depend t ON t.refobjid = c.refobjid
                          WHERE c.classid = 'pg_catalog.pg_cast'::pg_catalog.regclass AND c.objid = k.oid
                            AND c.deptype = 'e' AND t.classid = 'pg_catalog.pg_type'::pg_catalog.regclass
-                           AND t.objid = bt.oid AND t.deptype = 'e')
+                           AND t.objid = bt.oid AND t.deptype = 'e'
+                           AND (${superuserSql('(SELECT x.extowner FROM pg_catalog.pg_extension x WHERE x.oid = c.refobjid)')}
+                                OR ${superuserSql('(SELECT p.proowner FROM pg_catalog.pg_proc p WHERE p.oid = k.castfunc)')}))
       ORDER BY k.oid LIMIT 1)`;
 
 /**

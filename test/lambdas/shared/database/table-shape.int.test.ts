@@ -12,6 +12,7 @@ import {
 
 describe('table checks', () => {
   let db: TestDatabase;
+  const extensionOwner = `ext_owner_${randomUUID().replaceAll('-', '').slice(0, 8)}`;
 
   beforeAll(async () => {
     db = await createTestDatabase();
@@ -134,6 +135,21 @@ describe('table checks', () => {
       ALTER EXTENSION citext ADD FUNCTION badge_text(badge);
       ALTER EXTENSION citext ADD CAST (badge AS text);
       CREATE TABLE badged (id int PRIMARY KEY, created_at timestamptz, worn badge);
+      -- A role (not a superuser) that creates a trusted extension owns it, and adds its own type, cast and function.
+      CREATE ROLE ${extensionOwner} NOLOGIN;
+      GRANT CREATE ON SCHEMA public TO ${extensionOwner};
+      DO $$ BEGIN EXECUTE format('GRANT CREATE ON DATABASE %I TO ${extensionOwner}', current_database()); END $$;
+      SET ROLE ${extensionOwner};
+      CREATE EXTENSION pgcrypto;
+      CREATE TYPE public.address_card AS (street text, city text);
+      CREATE FUNCTION public.card_street(public.address_card) RETURNS text IMMUTABLE LANGUAGE sql
+        AS $$ SELECT ($1).street $$;
+      CREATE CAST (public.address_card AS text) WITH FUNCTION public.card_street(public.address_card);
+      ALTER EXTENSION pgcrypto ADD TYPE public.address_card;
+      ALTER EXTENSION pgcrypto ADD FUNCTION public.card_street(public.address_card);
+      ALTER EXTENSION pgcrypto ADD CAST (public.address_card AS text);
+      RESET ROLE;
+      CREATE TABLE carded (id int PRIMARY KEY, created_at timestamptz, card address_card);
       CREATE TYPE audit_action AS ENUM ('insert', 'update', 'delete');
       CREATE CAST (text AS audit_action) WITH INOUT AS IMPLICIT;
       CREATE TABLE text_forms (id int PRIMARY KEY, created_at timestamptz, email citext, stops address[],
@@ -296,6 +312,11 @@ describe('table checks', () => {
       'a display cast of a user’s type made a member of an extension (only the type’s own extension vouches for it)',
       { name: 'badged', timestampColumn: 'created_at' },
       /column "worn" .* is badge, which has a cast to or from text that is not PostgreSQL's own: CAST \((public\.)?badge AS text\)/,
+    ],
+    [
+      'a display cast that a role added, with its type, to the trusted extension it created and so owns (the street alone would be archived)',
+      { name: 'carded', timestampColumn: 'created_at' },
+      /column "card" .* is address_card, which has a cast to or from text that is not PostgreSQL's own: CAST \((public\.)?address_card AS text\)/,
     ],
     [
       'a regclass column, whose text is a name a later restore would resolve to another relation',
