@@ -724,7 +724,16 @@ describe('a restore target whose expressions call a function of another role', (
   // archived table, with the archiver's privileges). kept's own expressions call only PostgreSQL's functions, and its
   // column default that calls the role's function fills a column the archive has, so it never runs.
   const spec = (name: string) => ({ schema: 'public', name, timestampColumn: 'created_at' });
-  const names = ['checked', 'defaulted', 'indexed', 'domained', 'membered', 'kept'];
+  const names = [
+    'checked',
+    'defaulted',
+    'indexed',
+    'domained',
+    'membered',
+    'domain_defaulted',
+    'viewed',
+    'kept',
+  ];
   const shaper = `shaper_${randomUUID().replaceAll('-', '').slice(0, 8)}`;
   const bed = archiverTestbed(async (db) => {
     await db.client.query(`
@@ -740,6 +749,8 @@ describe('a restore target whose expressions call a function of another role', (
         CREATE FUNCTION public.same(bigint) RETURNS bigint LANGUAGE plpgsql IMMUTABLE AS
           $$ BEGIN PERFORM public.log_side(); RETURN $1; END $$;
         CREATE DOMAIN public.watched_text AS text CONSTRAINT watched CHECK (public.passes(length(VALUE)));
+        CREATE DOMAIN public.stamped_int AS int DEFAULT public.log_side();
+        CREATE VIEW public.trap AS SELECT public.log_side() AS n;
         RESET ROLE;
         -- A trusted extension the role creates is the role's: it may add its own function to it.
         DO $$ BEGIN EXECUTE format('GRANT CREATE ON DATABASE %I TO ${shaper}', current_database()); END $$;
@@ -807,6 +818,19 @@ describe('a restore target whose expressions call a function of another role', (
       'constraint sane on table public.membered calls public.member_passes(bigint)',
       'ALTER TABLE public.membered DROP CONSTRAINT sane',
     ],
+    [
+      'domain_defaulted',
+      'ALTER TABLE public.domain_defaulted ADD COLUMN extra public.stamped_int',
+      'default value of domain public.stamped_int for column extra calls public.log_side()',
+      'ALTER DOMAIN public.stamped_int DROP DEFAULT',
+    ],
+    [
+      'viewed',
+      `ALTER TABLE public.viewed ADD CONSTRAINT sane
+         CHECK (length(pg_catalog.table_to_xml('public.trap'::regclass, true, false, '')::text) > 0) NOT VALID`,
+      'constraint sane on table public.viewed calls table_to_xml(regclass,boolean,boolean,text)',
+      'ALTER TABLE public.viewed DROP CONSTRAINT sane',
+    ],
   ])(
     'refuses to restore into %s, writing nothing, and restores once the call is gone',
     async (name, add, named, drop) => {
@@ -834,7 +858,7 @@ describe('a restore target whose expressions call a function of another role', (
       const errors = [refused.execution.error?.message, ...refused.results.map((r) => r.error)];
       expect(errors).toContainEqual(
         expect.stringContaining(
-          `restore target "public"."${name}": ${named}, a function neither PostgreSQL, an extension nor a superuser provides`,
+          `restore target "public"."${name}": ${named}, which may run code no superuser vouches for`,
         ),
       );
       expect(afterRefusal).toEqual({ rows: archived, side: before });

@@ -2,6 +2,7 @@ import { describe, expect, inject, it } from 'vitest';
 import { listAuditEvents } from '../../lambdas/shared/telemetry/audit-trail.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import { archiverTestbed, readLiveArchives, seedEvents, TODAY_UTC_SQL } from '../support/fixtures.js';
+import { recordProof } from '../support/proof-ledger.js';
 
 /**
  * Restore into a target the plan creates like a source that changed since archiving (a NOT NULL column with a default
@@ -427,5 +428,63 @@ describe('restore into a target whose deferred constraints some archived rows br
     expect(refused).toEqual([1, 2, 3, 6]);
     expect(remedied.execution.status).toBe('SUCCEEDED');
     expect(await ids('public.deferred_key')).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+});
+
+describe('restore with strategy overwrite into a table another table references ON UPDATE SET NULL', () => {
+  const OLD = `${TODAY_UTC_SQL} - make_interval(days => 40)`;
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query(`
+        CREATE TABLE public.audit (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, ext text NOT NULL UNIQUE,
+          v text);
+        INSERT INTO public.audit
+          SELECT g, ${OLD} + g * interval '1 minute', 'e' || g, 'v' || g FROM generate_series(1, 10) g;`);
+    },
+    [{ schema: 'public', name: 'audit', timestampColumn: 'created_at' }],
+  );
+
+  it('is refused naming the foreign key, and no row of the referencing table changes', async () => {
+    // Prepare: archived and restored once; then the application renames an event's external id and links to it, so
+    // putting the archived id back would set the link's column to NULL.
+    const run = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+    const restore = (strategy: string) =>
+      runLocalRestore(
+        bed.local,
+        { database: 'app', table: 'public.audit', strategy },
+        { retryIntervalScale: 0 },
+      );
+    const first = await restore('skip');
+    await bed.db.client.query(`
+      UPDATE public.audit SET ext = 'e1-renamed' WHERE id = 1;
+      CREATE TABLE public.links (n int PRIMARY KEY, ext text REFERENCES public.audit (ext) ON UPDATE SET NULL);
+      INSERT INTO public.links VALUES (1, 'e1-renamed'), (2, 'e2');`);
+    const links = () => bed.db.client.query('SELECT n, ext FROM public.links ORDER BY n').then((r) => r.rows);
+
+    // Act
+    const overwrite = await restore('overwrite');
+    const linksAfter = await links();
+    const ext = await bed.db.client.query('SELECT ext FROM public.audit WHERE id = 1');
+
+    // Assess
+    expect([run.execution.status, first.execution.status]).toEqual(['SUCCEEDED', 'SUCCEEDED']);
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack:
+        'restores with strategy overwrite into a table another references ON UPDATE SET NULL, after a referenced value changed',
+      held: overwrite.execution.status === 'FAILED' && linksAfter[0]?.ext === 'e1-renamed',
+    });
+    expect(overwrite.execution.status).toBe('FAILED');
+    expect([overwrite.execution.error?.message, ...overwrite.results.map((r) => r.error)]).toContainEqual(
+      expect.stringMatching(
+        /restore target "public"."audit" is referenced by foreign key "links_ext_fkey" of public\.links with ON UPDATE CASCADE\/SET NULL\/SET DEFAULT: strategy overwrite/,
+      ),
+    );
+    expect(linksAfter).toEqual([
+      { n: 1, ext: 'e1-renamed' },
+      { n: 2, ext: 'e2' },
+    ]);
+    expect(ext.rows).toEqual([{ ext: 'e1-renamed' }]);
   });
 });

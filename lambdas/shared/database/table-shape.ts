@@ -279,7 +279,11 @@ const TRUSTED_VOLATILE_CATALOG_FUNCTIONS = [
   'uuidv4',
   'uuidv7',
   'txid_current',
+  'txid_current_if_assigned',
   'pg_current_xact_id',
+  'pg_current_xact_id_if_assigned',
+  'currval',
+  'lastval',
 ];
 
 /** Whether the role `role` is a superuser. */
@@ -293,6 +297,18 @@ const memberOfSuperusersExtensionSql = (catalog: string, objid: string) => `EXIS
         AND m.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND ${superuserSql('x.extowner')})`;
 
 /**
+ * PostgreSQL's own functions that run a query named in their arguments (a table, view or cursor, a schema's or the
+ * database's every table, or SQL text), whatever volatility they declare: a view may call any function.
+ */
+const QUERY_RUNNING_CATALOG_FUNCTIONS = ['query', 'table', 'cursor', 'schema', 'database']
+  .flatMap((source) => ['xml', 'xmlschema', 'xml_and_xmlschema'].map((form) => `${source}_to_${form}`))
+  .concat(['ts_stat', 'ts_rewrite']);
+
+/** A SQL array of names. */
+const nameArraySql = (names: readonly string[]) =>
+  `ARRAY[${names.map((name) => `'${name}'`).join(', ')}]::name[]`;
+
+/**
  * The functions of other roles that the expressions of `objects` call, which a statement of the archiver evaluating
  * them runs with the archiver's privileges (DELETE on every archived table): a row-level security policy, a column
  * default, a CHECK constraint (a domain's too), an index's expression or predicate, a partition key. Such a function
@@ -300,28 +316,38 @@ const memberOfSuperusersExtensionSql = (catalog: string, objid: string) => `EXIS
  * a VOLATILE one that writes). Trusted: PostgreSQL's own (pg_catalog) that change nothing or only a sequence, a
  * superuser's (what a trusted extension's script creates is its bootstrap superuser's), and a member of an extension a
  * superuser owns, called directly, through an operator or a cast. Membership alone is no warrant: a role that creates a
- * trusted extension owns it, and may add its own functions to it (ALTER EXTENSION … ADD FUNCTION). `objects` selects `(classid, objid)`; each call comes with the object's description, the
- * function and, for a column's default (not a generated column), the column it fills.
+ * trusted extension owns it, and may add its own functions to it (ALTER EXTENSION … ADD FUNCTION). Nor is being
+ * PostgreSQL's own, for the functions that run a query they are given (QUERY_RUNNING_CATALOG_FUNCTIONS): a view of the
+ * role's may call its function. A call is found through pg_depend, or, for PostgreSQL's own functions (which
+ * pg_depend never records: they are pinned), in the expression's stored tree. `objects` selects `(classid, objid,
+ * filled, described, tree)`: the column a default fills (NULL for anything else), what to call the object (NULL:
+ * PostgreSQL's description of it) and its expressions' stored trees as text; each call comes with them and the
+ * function.
  */
 const untrustedCallsSql = (objects: string): string => `(SELECT coalesce(pg_catalog.json_agg(
            DISTINCT pg_catalog.jsonb_build_object(
-             'object', pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid),
+             'object', coalesce(o.described, c.what),
              'function', f.oid::pg_catalog.regprocedure::text,
-             'column', (SELECT a.attname FROM pg_catalog.pg_attrdef ad
-                          JOIN pg_catalog.pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
-                         WHERE d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass AND ad.oid = d.objid
-                           AND a.attgenerated = ''))), '[]')
-       FROM (${objects}) AS o(classid, objid)
-       JOIN pg_catalog.pg_depend d ON d.classid = o.classid AND d.objid = o.objid
-       JOIN pg_catalog.pg_proc f ON f.oid = CASE d.refclassid
-              WHEN 'pg_catalog.pg_proc'::pg_catalog.regclass THEN d.refobjid
-              WHEN 'pg_catalog.pg_operator'::pg_catalog.regclass
-                THEN (SELECT op.oprcode::oid FROM pg_catalog.pg_operator op WHERE op.oid = d.refobjid)
-              WHEN 'pg_catalog.pg_cast'::pg_catalog.regclass
-                THEN (SELECT ca.castfunc FROM pg_catalog.pg_cast ca WHERE ca.oid = d.refobjid) END
+             'column', o.filled)), '[]')
+       FROM (${objects}) AS o(classid, objid, filled, described, tree)
+      CROSS JOIN LATERAL (
+             SELECT CASE d.refclassid
+                      WHEN 'pg_catalog.pg_proc'::pg_catalog.regclass THEN d.refobjid
+                      WHEN 'pg_catalog.pg_operator'::pg_catalog.regclass
+                        THEN (SELECT op.oprcode::oid FROM pg_catalog.pg_operator op WHERE op.oid = d.refobjid)
+                      WHEN 'pg_catalog.pg_cast'::pg_catalog.regclass
+                        THEN (SELECT ca.castfunc FROM pg_catalog.pg_cast ca WHERE ca.oid = d.refobjid) END,
+                    pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid)
+               FROM pg_catalog.pg_depend d WHERE d.classid = o.classid AND d.objid = o.objid
+             UNION
+             -- A function call, an operator's function, a hashed IN list's: how stored trees name a function.
+             SELECT m[1]::pg_catalog.oid, pg_catalog.pg_describe_object(o.classid, o.objid, 0)
+               FROM pg_catalog.regexp_matches(o.tree, ':(?:op|hash|neg)?funcid (\\d+)', 'g') AS m) AS c(fn, what)
+       JOIN pg_catalog.pg_proc f ON f.oid = c.fn
       WHERE CASE WHEN f.pronamespace = 'pg_catalog'::pg_catalog.regnamespace
-                 THEN f.provolatile = 'v'
-                      AND f.proname <> ALL (ARRAY[${TRUSTED_VOLATILE_CATALOG_FUNCTIONS.map((name) => `'${name}'`).join(', ')}]::name[])
+                 THEN (f.provolatile = 'v'
+                       AND f.proname <> ALL (${nameArraySql(TRUSTED_VOLATILE_CATALOG_FUNCTIONS)}))
+                      OR f.proname = ANY (${nameArraySql(QUERY_RUNNING_CATALOG_FUNCTIONS)})
                  ELSE NOT ${memberOfSuperusersExtensionSql('pg_catalog.pg_proc', 'f.oid')}
                       AND NOT ${superuserSql('f.proowner')}
             END)`;
@@ -332,18 +358,42 @@ const untrustedCallsSql = (objects: string): string => `(SELECT coalesce(pg_cata
  * security policies that apply to the session's role (none where it owns the table without FORCE, or has BYPASSRLS).
  */
 export const WRITE_CALLS_SQL = untrustedCallsSql(`WITH RECURSIVE ${reachSql('c.oid')}
-       SELECT 'pg_catalog.pg_attrdef'::pg_catalog.regclass, ad.oid FROM pg_catalog.pg_attrdef ad
+       SELECT 'pg_catalog.pg_attrdef'::pg_catalog.regclass, ad.oid,
+              CASE WHEN a.attgenerated = '' THEN a.attname END, NULL, ad.adbin::text
+         FROM pg_catalog.pg_attrdef ad
+         JOIN pg_catalog.pg_attribute a ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum
         WHERE ad.adrelid = ANY (${TABLE_RELATIONS_SQL})
        UNION ALL
-       SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass, co.oid FROM pg_catalog.pg_constraint co
+       -- A domain's default fills a column of it (or of a domain over it) that has no default of its own.
+       SELECT 'pg_catalog.pg_type'::pg_catalog.regclass, dm.oid, a.attname,
+              pg_catalog.format('default value of domain %s for column %s', dm.oid::pg_catalog.regtype, a.attname),
+              dm.tree
+         FROM pg_catalog.pg_attribute a
+        CROSS JOIN LATERAL (WITH RECURSIVE chain(oid) AS (
+                 SELECT a.atttypid
+                  UNION
+                 SELECT t.typbasetype FROM chain JOIN pg_catalog.pg_type t ON t.oid = chain.oid WHERE t.typtype = 'd')
+               SELECT t.oid, t.typdefaultbin::text FROM chain JOIN pg_catalog.pg_type t ON t.oid = chain.oid
+                WHERE t.typtype = 'd' AND t.typdefaultbin IS NOT NULL) AS dm(oid, tree)
+        WHERE a.attrelid = ANY (${TABLE_RELATIONS_SQL}) AND a.attnum > 0 AND NOT a.attisdropped
+          AND NOT a.atthasdef AND a.attgenerated = ''
+       UNION ALL
+       SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass, co.oid, NULL, NULL, co.conbin::text
+         FROM pg_catalog.pg_constraint co
         WHERE co.conrelid = ANY (${TABLE_RELATIONS_SQL}) OR co.contypid IN (SELECT r.oid FROM reach r)
        UNION ALL
-       SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, l.oid FROM pg_catalog.unnest(${TABLE_RELATIONS_SQL}) AS l(oid)
+       SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, l.oid, NULL, NULL,
+              (SELECT pt.partexprs::text FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid = l.oid)
+         FROM pg_catalog.unnest(${TABLE_RELATIONS_SQL}) AS l(oid)
        UNION ALL
-       SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, i.indexrelid FROM pg_catalog.pg_index i
+       SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, i.indexrelid, NULL, NULL,
+              pg_catalog.concat_ws(' ', i.indexprs::text, i.indpred::text)
+         FROM pg_catalog.pg_index i
         WHERE i.indrelid = ANY (${TABLE_RELATIONS_SQL})
        UNION ALL
-       SELECT 'pg_catalog.pg_policy'::pg_catalog.regclass, po.oid FROM pg_catalog.pg_policy po
+       SELECT 'pg_catalog.pg_policy'::pg_catalog.regclass, po.oid, NULL, NULL,
+              pg_catalog.concat_ws(' ', po.polqual::text, po.polwithcheck::text)
+         FROM pg_catalog.pg_policy po
         WHERE po.polrelid = ANY (${TABLE_RELATIONS_SQL}) AND pg_catalog.row_security_active(po.polrelid)
           AND (0::oid = ANY (po.polroles)
                OR EXISTS (SELECT 1 FROM pg_catalog.unnest(po.polroles) AS pr(role)

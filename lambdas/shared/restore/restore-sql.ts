@@ -9,6 +9,7 @@ import {
   PRIMARY_KEY_SQL,
   REPLICATION_ROLE_SQL,
   refuseReplicaSession,
+  relationNameSql,
   TABLE_RELATIONS_SQL,
   type TypeDefinitionForm,
   triggerDeclaredOnSql,
@@ -79,6 +80,11 @@ export interface RestoreTarget {
   /** Enabled user triggers on the table or its partitions that fire on INSERT or on UPDATE. */
   triggers: { name: string; on: string; insert: boolean; update: boolean }[];
   /**
+   * The first foreign key of another table (or of itself) onto the table or its partitions with an ON UPDATE action
+   * (CASCADE, SET NULL, SET DEFAULT): an `overwrite` that changes a referenced column changes the referencing rows.
+   */
+  updateCascade?: { name: string; on: string };
+  /**
    * Functions of other roles that writing its rows runs (WRITE_CALLS_SQL); `column` names the column a default
    * fills, which runs only when the restore leaves that column out.
    */
@@ -105,7 +111,7 @@ export interface WriteCall {
 /** The refusal of a target whose `call` a restore would run. */
 function untrustedCallRefusal(target: RestoreTarget, call: WriteCall): TableNotUsableError {
   return new TableNotUsableError(
-    `restore target ${tableLabel(target.table)}: ${call.object} calls ${call.function}, a function neither PostgreSQL, an extension nor a superuser provides: a restore would run it with the archiver's privileges, under which it could change any archived table, as a trigger could; restore into a table without it (targetTable), or have a superuser own the function (ALTER FUNCTION ... OWNER TO) if it is trusted; nothing was written`,
+    `restore target ${tableLabel(target.table)}: ${call.object} calls ${call.function}, which may run code no superuser vouches for (a function of another role, or of an extension no superuser owns, or one of PostgreSQL's that runs a query it is given): a restore would run it with the archiver's privileges, under which it could change any archived table, as a trigger could; restore into a table without it (targetTable), or have a superuser own the function (ALTER FUNCTION ... OWNER TO) if it is trusted; nothing was written`,
   );
 }
 
@@ -126,6 +132,10 @@ export function assertWritable(target: RestoreTarget, strategy: 'fail' | 'skip' 
   if (trigger)
     throw new TableNotUsableError(
       `restore target ${tableLabel(target.table)}: trigger "${trigger.name}" on ${trigger.on} fires on ${trigger.insert ? 'INSERT' : 'UPDATE'}, and could change or drop the restored rows or write other tables; disable it for the restore (ALTER TABLE ... DISABLE TRIGGER) or restore into a table without it (targetTable); nothing was written`,
+    );
+  if (strategy === 'overwrite' && target.updateCascade)
+    throw new TableNotUsableError(
+      `restore target ${tableLabel(target.table)} is referenced by foreign key "${target.updateCascade.name}" of ${target.updateCascade.on} with ON UPDATE CASCADE/SET NULL/SET DEFAULT: strategy overwrite, putting archived values back, would change the rows that reference them; restore with strategy skip, or into a table without it (targetTable); nothing was written`,
     );
   const call = target.writeCalls.find((c) => c.column === undefined);
   if (call) throw untrustedCallRefusal(target, call);
@@ -192,6 +202,7 @@ export async function describeTarget(
     has_rules: boolean;
     replication_role: string;
     triggers: { name: string; on: string; insert: boolean; update: boolean }[];
+    update_cascade: { name: string; on: string } | null;
     write_calls: { object: string; function: string; column: string | null }[];
     type_definitions: Record<string, string>;
     text_type_definitions: Record<string, string>;
@@ -236,6 +247,12 @@ export async function describeTarget(
                FROM pg_catalog.pg_trigger g
               WHERE g.tgrelid = ANY (${TABLE_RELATIONS_SQL}) AND ${userTriggerSql('g')} AND g.tgenabled IN ('O', 'A')
                 AND (g.tgtype::int & 20) <> 0) AS triggers, -- TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE
+            -- conenforced through the row's JSON: the column exists from PostgreSQL 18 (NOT ENFORCED: no triggers).
+            (SELECT pg_catalog.json_build_object('name', f.conname, 'on', ${relationNameSql('f.conrelid')})
+               FROM pg_catalog.pg_constraint f
+              WHERE f.contype = 'f' AND f.confrelid = ANY (${TABLE_RELATIONS_SQL}) AND f.confupdtype IN ('c', 'n', 'd')
+                AND coalesce((pg_catalog.to_jsonb(f) ->> 'conenforced')::bool, true)
+              ORDER BY f.conname LIMIT 1) AS update_cascade,
             ${WRITE_CALLS_SQL} AS write_calls
        FROM pg_catalog.pg_class c
        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -271,6 +288,7 @@ export async function describeTarget(
     typeDefinitions: { json: relation.type_definitions, text: relation.text_type_definitions },
     enumLabels: relation.enum_labels,
     triggers: relation.triggers,
+    ...(relation.update_cascade ? { updateCascade: relation.update_cascade } : {}),
     writeCalls: relation.write_calls.map(({ column, ...call }) =>
       column === null ? call : { ...call, column },
     ),
