@@ -17,7 +17,9 @@ export type LockTableAction =
  * The partition-key areas of the table, as the stores in lambdas/shared/lock-table/ build the keys: `TABLE#db#table`
  * (lease and in-flight batch, lease-store.ts; the latest outcomes, run-records.ts), `ARCHIVES#db#table` (inventory of committed archives;
  * archive-inventory.ts), `RESTORED#db#target` (restore watermark), `RESTORE#restoreId` (restore results) and
- * `RESTORE-WRITES#restoreId` (what a restore's groups wrote, for their retries; restore-records.ts), `RUN#runId` (outcomes, and the run's children) and `CONFIG` (run-records.ts), `HOLDS` (legal-holds.ts).
+ * `RESTORE-WRITES#restoreId` (what a restore's groups wrote, for their retries), `RESTORE-PLAN#restoreId` (the keys
+ * of the archives a restore's plan found, which its summary checks; restore-records.ts), `RUN#runId` (outcomes, and
+ * the run's children) and `CONFIG` (run-records.ts), `HOLDS` (legal-holds.ts).
  */
 export type LockKeyArea =
   | 'tableState'
@@ -26,6 +28,7 @@ export type LockKeyArea =
   | 'runOutcomes'
   | 'restoreResults'
   | 'restoreWrites'
+  | 'restorePlans'
   | 'holds'
   | 'configFingerprint';
 
@@ -39,6 +42,7 @@ const FIXED: Partial<Record<LockKeyArea, string>> = {
   runOutcomes: 'RUN#*',
   restoreResults: 'RESTORE#*',
   restoreWrites: 'RESTORE-WRITES#*',
+  restorePlans: 'RESTORE-PLAN#*',
   holds: 'HOLDS',
   configFingerprint: 'CONFIG',
 };

@@ -50,8 +50,9 @@ export interface RestoreWorkflowProps {
  * The console restore: `restore.asl.json` as a named Standard state machine, started by hand with a restore request,
  * and its three functions (same conventions as the archive steps). Grants follow lambdas/restore-*: plan lists and
  * reads archives and sidecars, queries the table's inventory of committed archives, reads the source table's batch in
- * flight (its archives are left out) and checks the target table; each file step reads one archive, restores it in the
- * database and marks it restored; summary records and totals the results and finishes the table. None of them
+ * flight (its archives are left out), checks the target table and records the keys of the archives it found; each
+ * file step reads one archive, restores it in the database and marks it restored; summary records and totals the
+ * results, checks each archive the plan found has one, and finishes the table. None of them
  * writes or deletes an object.
  */
 export class RestoreWorkflow extends Construct {
@@ -74,6 +75,8 @@ export class RestoreWorkflow extends Construct {
     // The source table's batch in flight, whose archives a restore leaves out (their rows were never deleted), and
     // the target's legal hold, which refuses strategy overwrite.
     lockTable.grant(this.plan, ['tableState', 'holds'], 'GetItem');
+    // The keys of the archives it found, for the summary's check: one BatchWriteItem for most restores.
+    lockTable.grant(this.plan, ['restorePlans'], 'BatchWriteItem');
 
     this.file = new ArchiverFunction(this, 'File', { step: 'restore-file', ...shared, timeout: LONG_STEP });
     functions.databaseSecrets.grantRead(this.file);
@@ -96,6 +99,8 @@ export class RestoreWorkflow extends Construct {
     functions.databaseSecrets.grantRead(this.summary);
     // A page's results are written 25 to a BatchWriteItem.
     lockTable.grant(this.summary, ['restoreResults'], 'BatchWriteItem', 'Query');
+    // The keys the plan found, read back in one Query, each of which must have a result.
+    lockTable.grant(this.summary, ['restorePlans'], 'Query');
     bucket.grantObjects(this.summary, [props.auditKeys], auditWriter);
 
     const steps = {

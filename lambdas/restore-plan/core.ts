@@ -90,7 +90,7 @@ function assertLegacyPrefixReadable(task: Pick<RestoreTask, 'legacy'>, prefix: s
 
 export type RestorePlanDeps = Pick<
   StepDeps,
-  'config' | 'store' | 'inventory' | 'locks' | 'holds' | 'database' | 'telemetry'
+  'config' | 'store' | 'inventory' | 'locks' | 'holds' | 'database' | 'telemetry' | 'restoreRecords'
 >;
 
 /** Keys of unreachable committed archives the plan's error and warning name, at most. */
@@ -291,6 +291,10 @@ export async function planRestore(
       otherSchemaArchives: others.count,
       note: leftOut,
     });
+  // The list steps list the bucket again, where archives committed since (the table's next batch, the batch in flight
+  // now committed) appear beside these: the summary checks these keys, not their count. Recorded before anything is
+  // written.
+  task.plannedKeys = await deps.restoreRecords.recordPlan(restoreId, keys);
 
   const sameTable = task.target.schema === task.source.schema && task.target.name === task.source.name;
   // Read outside the transaction that creates the target: a manifest per archive may take a while.

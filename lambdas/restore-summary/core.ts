@@ -75,8 +75,8 @@ export async function tally(
 /**
  * Finish: advances the target's sequences past the restored keys and reports. The state machine fails the execution
  * when any archive failed, so a partial restore is never mistaken for a complete one; so does an archive the plan
- * found that no page listed (`planned`): it left the bucket since (a bucket writer, an expiry), and its rows were not
- * restored, which the plan would have refused had it been gone then. Every restore but a dry run
+ * found that no page listed: it left the bucket since (a bucket writer, an expiry), and its rows were not restored,
+ * which the plan would have refused had it been gone then. Every restore but a dry run
  * advances them, whatever its totals say: rows committed by an earlier attempt (a group that crashed after its COMMIT
  * and ran again, a re-run after a failed execution) count as skipped or already restored here, yet may be past the
  * sequence. Advancing never moves a sequence backwards, so a restore that wrote nothing leaves it where it was.
@@ -87,29 +87,30 @@ export async function finish(
   deps: RestoreSummaryDeps,
   planned?: number,
 ): Promise<RestoreSummary> {
-  const vanished = planned === undefined ? 0 : Math.max(0, planned - reached.files);
-  const totals = { ...reached, files: reached.files + vanished, failedFiles: reached.failedFiles + vanished };
+  const results =
+    task.plannedKeys || reached.failedFiles > 0
+      ? await deps.restoreRecords.listResults(task.restoreId, task.startedAt)
+      : [];
+  const { vanished, unplanned } = await unreached(task, reached, results, deps, planned);
+  const totals = {
+    ...reached,
+    files: reached.files + vanished.count,
+    failedFiles: reached.failedFiles + vanished.count,
+  };
   const { advanced: sequences, warnings: sequenceWarnings } = !task.dryRun
     ? await (await deps.database(task.database)).withConnection((client) =>
         inTransaction(client, () => advanceTargetSequences(client, task.target)),
       )
     : { advanced: [], warnings: [] };
+  const gone = `gone from the bucket since the plan: ${vanished.count} of the ${vanished.of} archive(s) the plan found were no longer in the bucket when their page was listed (deleted or expired since), so their rows were not restored; restore again, which finds what the bucket holds now`;
   const failures = [
-    ...(vanished > 0
-      ? [
-          {
-            key: `${vanished} archive(s) the plan found`,
-            error: `gone from the bucket since the plan: ${vanished} of the ${planned} archive(s) the plan found were no longer in the bucket when their page was listed (deleted or expired since), so their rows were not restored; restore again, which finds what the bucket holds now`,
-          },
-        ]
-      : []),
-    ...(reached.failedFiles > 0
-      ? (await deps.restoreRecords.listResults(task.restoreId, task.startedAt))
-          .filter((r) => r.status === 'failed')
-          .slice(0, MAX_FAILURES_SHOWN)
-          .map((r) => ({ key: r.key, error: r.error ?? 'failed' }))
-      : []),
-  ];
+    ...(vanished.keys
+      ? vanished.keys.map((key) => ({ key, error: gone }))
+      : vanished.count > 0
+        ? [{ key: `${vanished.count} archive(s) the plan found`, error: gone }]
+        : []),
+    ...results.filter((r) => r.status === 'failed').map((r) => ({ key: r.key, error: r.error ?? 'failed' })),
+  ].slice(0, MAX_FAILURES_SHOWN);
   const missing = task.missingArchives;
   const warnings = [
     ...(missing
@@ -120,6 +121,11 @@ export async function finish(
     ...(task.inFlightArchives
       ? [
           `${task.inFlightArchives} archive(s) of the batch the source table had in flight when the restore was planned were left out: their rows were still in the source table, not yet deleted; restore again once the archive run has committed them`,
+        ]
+      : []),
+    ...(unplanned > 0
+      ? [
+          `${unplanned} archive(s) the plan did not find were restored too: committed since it (the table's next batch, or the batch it had in flight), or written since under unlistedArchives "restore"`,
         ]
       : []),
     ...(task.unlistedArchivesLeftOut
@@ -159,6 +165,32 @@ export async function finish(
   deps.telemetry.info('restore finished', { ...summary, failures: failures.length });
   for (const warning of sequenceWarnings) deps.telemetry.warn('restore left a sequence behind', { warning });
   return summary;
+}
+
+/**
+ * The archives the plan found that no page reached (by key, from the plan's record), and how many the pages reached
+ * that it did not find: the list steps list the bucket again, so an archive committed since the plan must not stand in
+ * for one gone. A plan of an earlier version recorded only how many it found (`planned`): the difference is counted.
+ */
+async function unreached(
+  task: RestoreTask,
+  reached: RestoreTotals,
+  results: RestoreFileResult[],
+  deps: Pick<StepDeps, 'restoreRecords'>,
+  planned: number | undefined,
+): Promise<{ vanished: { count: number; of: number; keys?: string[] }; unplanned: number }> {
+  if (!task.plannedKeys) {
+    const count = planned === undefined ? 0 : Math.max(0, planned - reached.files);
+    return { vanished: { count, of: planned ?? 0 }, unplanned: 0 };
+  }
+  const plannedKeys = await deps.restoreRecords.plannedKeys(task.restoreId, task.plannedKeys);
+  const resulted = new Set(results.map((result) => result.key));
+  const found = new Set(plannedKeys);
+  const keys = plannedKeys.filter((key) => !resulted.has(key));
+  return {
+    vanished: { count: keys.length, of: plannedKeys.length, keys },
+    unplanned: [...resulted].filter((key) => !found.has(key)).length,
+  };
 }
 
 /**

@@ -655,13 +655,15 @@ describe('restore function roles', () => {
     // Act & Assess
     // The plan compares the listing with the table's committed archives (one Query of the inventory) and leaves out
     // the archives of the source table's batch in flight (one read of its lease item); it reads the target's legal
-    // hold, which refuses strategy overwrite, and so does each group of restore-file.
+    // hold, which refuses strategy overwrite, and so does each group of restore-file. It records the keys of the
+    // archives it found, which the summary reads back to check each got a result.
     expect(leadingKeys('plan')).toEqual([
       [
         ['dynamodb:BatchGetItem', 'dynamodb:Query'],
         ['ARCHIVES#billing#*', 'ARCHIVES#crm#*'],
       ],
       [['dynamodb:GetItem'], ['TABLE#billing#*', 'TABLE#crm#*', 'HOLDS']],
+      [['dynamodb:BatchWriteItem'], ['RESTORE-PLAN#*']],
     ]);
     expect(leadingKeys('file')).toEqual([
       [
@@ -672,7 +674,10 @@ describe('restore function roles', () => {
       [['dynamodb:BatchGetItem', 'dynamodb:BatchWriteItem'], ['RESTORE-WRITES#*']],
       [['dynamodb:GetItem'], ['HOLDS']],
     ]);
-    expect(leadingKeys('summary')).toEqual([[['dynamodb:BatchWriteItem', 'dynamodb:Query'], ['RESTORE#*']]]);
+    expect(leadingKeys('summary')).toEqual([
+      [['dynamodb:BatchWriteItem', 'dynamodb:Query'], ['RESTORE#*']],
+      [['dynamodb:Query'], ['RESTORE-PLAN#*']],
+    ]);
     for (const which of ['plan', 'file', 'summary'] as const) {
       expect(actions(which, 'secretsmanager')).toEqual(['secretsmanager:GetSecretValue']);
     }

@@ -1,4 +1,7 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { RestoreIncompleteError } from '../errors/step-errors.js';
+import { attributeBytes, ITEM_LIMIT_BYTES } from './item-size.js';
 import { itemKey, type LockTableClient, OUTCOME_TTL_SECONDS } from './table-client.js';
 
 /** What one archive gave a restore; `failed` carries the error, never row values. */
@@ -29,6 +32,21 @@ export function failedRestoreResult(key: string, error: string): RestoreFileResu
     error: error.slice(0, 1000),
   };
 }
+
+/**
+ * Where a restore's plan recorded the keys of the archives it found (recordPlan): the digest of the keys, which names
+ * the items, and how many items hold them.
+ */
+export const PlannedKeysSchema = z
+  .object({ digest: z.string().min(1), parts: z.number().int().positive() })
+  .strict();
+export type PlannedKeys = z.infer<typeof PlannedKeysSchema>;
+
+/** An item of a plan's keys as read back (its partition key and TTL besides). */
+const PlanPartSchema = z.object({ sk: z.string(), keys: z.array(z.string()) });
+
+/** Bytes of keys one item of a plan holds at most: DynamoDB's item limit, less room for its key and TTL. */
+const PLAN_PART_BYTES = ITEM_LIMIT_BYTES - 4 * 1024;
 
 export interface RestoredMark {
   restoreId: string;
@@ -88,6 +106,59 @@ export class RestoreRecords {
           (item.startedAt === undefined && writtenAt(item) >= since),
       )
       .map((item) => item.result as RestoreFileResult);
+  }
+
+  /**
+   * Records the keys of the archives a restore's plan found, so its finish can tell by key which of them no page
+   * reached: a count would let an archive committed since the plan stand in for one gone. The keys travel in as few
+   * items as fit (a plan may find many thousands; the execution's state carries only the digest and the number of
+   * items), one BatchWriteItem for some 25 of them; named by the digest of the keys, so a retried plan that found
+   * others never mixes its keys with the first attempt's. They expire with the results.
+   */
+  async recordPlan(restoreId: string, keys: string[]): Promise<PlannedKeys> {
+    const sorted = [...new Set(keys)].sort();
+    const digest = planDigest(sorted);
+    const parts: string[][] = [];
+    let bytes = 0;
+    for (const key of sorted) {
+      const size = 1 + attributeBytes(key);
+      const last = parts.at(-1);
+      if (!last || bytes + size > PLAN_PART_BYTES) {
+        parts.push([key]);
+        bytes = size;
+      } else {
+        last.push(key);
+        bytes += size;
+      }
+    }
+    await this.lockTable.putItems(
+      parts.map((part, at) => ({
+        pk: planKey(restoreId),
+        sk: planPartKey(digest, at),
+        attributes: { keys: part },
+      })),
+    );
+    return { digest, parts: parts.length };
+  }
+
+  /**
+   * The keys a restore's plan recorded (recordPlan), in key order, read in one Query (a page per MB). Fails when they are not all there (the items
+   * expired, or were removed): the finish cannot tell then which archives were restored, and must not say all were.
+   */
+  async plannedKeys(restoreId: string, planned: PlannedKeys): Promise<string[]> {
+    const items = await this.lockTable.queryAll(planKey(restoreId));
+    const parts = new Map(
+      items.map((item) => PlanPartSchema.parse(item)).map((part) => [part.sk, part.keys] as const),
+    );
+    const keys = Array.from(
+      { length: planned.parts },
+      (_, at) => parts.get(planPartKey(planned.digest, at)) ?? [],
+    ).flat();
+    if (planDigest(keys) !== planned.digest)
+      throw new RestoreIncompleteError(
+        `the lock table no longer holds every key of the archives restore ${restoreId}'s plan found (${planKey(restoreId)}), so whether each was restored is unknown; restore again`,
+      );
+    return keys;
   }
 
   /**
@@ -185,6 +256,15 @@ export class RestoreRecords {
     await this.lockTable.deleteItems(keys.filter(({ pk, sk }) => found.has(itemKey(pk, sk))));
   }
 }
+
+/** The partition of the keys one restore's plan found: apart from its results, which are listed whole. */
+const planKey = (restoreId: string): string => `RESTORE-PLAN#${restoreId}`;
+
+const planPartKey = (digest: string, at: number): string => `${digest}#${at}`;
+
+/** 128 bits of the SHA-256 of the sorted keys, as JSON (a key may hold any character). */
+const planDigest = (sortedKeys: string[]): string =>
+  createHash('sha256').update(JSON.stringify(sortedKeys)).digest('base64url').slice(0, 22);
 
 /** The partition of one restore's group writes: apart from its results, which are listed whole. */
 const groupWritesKey = (restoreId: string): string => `RESTORE-WRITES#${restoreId}`;

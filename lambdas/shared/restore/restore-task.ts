@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { isCalendarDay } from '../archive/format.js';
 import type { DatabaseConfig } from '../config/schema.js';
 import { ConfigError } from '../errors/step-errors.js';
+import { PlannedKeysSchema } from '../lock-table/restore-records.js';
 
 const TABLE_REF_MESSAGE = 'must be "schema.name" or {"schema": ..., "name": ...}';
 
@@ -143,6 +144,11 @@ export const RestoreTaskSchema = z
     inFlightArchives: z.number().int().positive().optional(),
     /** Unlisted archives the plan left out (`unlistedArchives: skip`): the summary reports them. Absent when none was. */
     unlistedArchivesLeftOut: z.number().int().positive().optional(),
+    /**
+     * Where the plan recorded the keys of the archives it found (RestoreRecords.recordPlan): the summary fails every
+     * one no page reached, by key. Absent from executions planned by an earlier version, whose summary counts them.
+     */
+    plannedKeys: PlannedKeysSchema.optional(),
     /**
      * The table a missing target is created as when the source is gone too, from the manifests of every archive
      * the request selects (the plan reads them): a table whose columns changed over the years has archives of

@@ -129,6 +129,30 @@ describe('RestoreRecords on a local DynamoDB', () => {
     expect(await records.restoredMarks('app', 'public.t@1.2', [key])).toEqual(new Map());
   });
 
+  it("reads back the keys a restore's plan found, from items as large as DynamoDB takes, apart from another attempt's; and fails when one is gone", async () => {
+    // Prepare: 4,000 keys of some 260 bytes (more than two items hold), and a retried plan of the same restore that
+    // found one key fewer.
+    const keys = Array.from(
+      { length: 4000 },
+      (_, i) => `archive/${'p'.repeat(220)}/app/public.t/day=${String(i).padStart(4, '0')}/b.jsonl.gz`,
+    );
+    const first = await records.recordPlan('rp', [...keys].reverse());
+    const retried = await records.recordPlan('rp', keys.slice(1));
+
+    // Act
+    const read = await records.plannedKeys('rp', first);
+    const readRetried = await records.plannedKeys('rp', retried);
+    await local.lockTable.deleteItems([{ pk: 'RESTORE-PLAN#rp', sk: `${first.digest}#1` }]);
+    const incomplete = records.plannedKeys('rp', first);
+
+    // Assess
+    expect(first.parts).toBe(3);
+    expect(read).toEqual(keys);
+    expect(readRetried).toEqual(keys.slice(1));
+    await expect(incomplete).rejects.toMatchObject({ name: 'RestoreIncompleteError' });
+    expect(await records.listResults('rp')).toEqual([]);
+  });
+
   it('lists the results of one execution of a name: its own, and those without a start written since it began (an earlier version’s)', async () => {
     // Prepare: under one name, an execution 91 days ago (undated results, as an earlier version wrote them) and
     // this one, started an hour ago, with a result of its own and an undated one written since it began.
