@@ -521,7 +521,7 @@ const NOT_UTF8: Record<string, string> = {
  * row is read, whose expression fails on an old row (`total / parts` where `parts` is 0).
  */
 function valueRefusal(
-  shape: Pick<TableShape, 'schema' | 'name' | 'virtualColumns'>,
+  shape: Pick<TableShape, 'schema' | 'name' | 'virtualColumns' | 'readBackColumns'>,
   error: unknown,
 ): unknown {
   const code = (error as { code?: unknown } | undefined)?.code;
@@ -532,6 +532,13 @@ function valueRefusal(
   if (Object.hasOwn(NOT_UTF8, code)) {
     return new TableNotUsableError(
       `a value of ${table} ${NOT_UTF8[code]}, so it cannot be archived: archives are UTF-8; ${nothing} (correct the value, or leave the table out of the config)`,
+      { cause: error },
+    );
+  }
+  if (code === '22P02' && shape.readBackColumns.length > 0) {
+    const columns = shape.readBackColumns.map((c) => `"${c.name}" (${c.type})`).join(', ');
+    return new TableNotUsableError(
+      `a value of ${table} in ${columns} is one PostgreSQL writes but its input refuses (a circle of negative radius), so no restore could bring it back (SQLSTATE 22P02); ${nothing} (correct the value, a circle of the same center and the absolute radius, or leave the table out of the config)`,
       { cause: error },
     );
   }

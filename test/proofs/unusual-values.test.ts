@@ -180,3 +180,61 @@ describe('unusual values through every restore path, compared as their archived 
     expect(recreatedLines).toEqual(archived);
   });
 });
+
+describe('a value PostgreSQL writes but its input refuses: a circle of negative radius', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query(`
+        CREATE DOMAIN public.zone_area AS circle;
+        CREATE TABLE public.zones (id int PRIMARY KEY, created_at timestamptz NOT NULL, area circle,
+          areas circle[], named public.zone_area);
+        INSERT INTO public.zones VALUES
+          (1, ${day(40)}, circle(point(1, 1), 2), ARRAY[circle(point(0, 0), 1)], circle(point(2, 2), 3)),
+          (2, ${day(40)} + interval '1 minute', circle(point(0, 0), -1), NULL, NULL),
+          (3, ${day(40)} + interval '2 minutes', circle(point(0, 0), 1), ARRAY[circle(point(0, 0), '-Infinity')], NULL),
+          (4, ${day(40)} + interval '3 minutes', NULL, NULL, circle(point(0, 0), 1) * point(-1, 0));
+        CREATE TABLE public.zones_before AS SELECT * FROM public.zones;`);
+    },
+    [{ schema: 'public', name: 'zones', timestampColumn: 'created_at' }],
+  );
+  // As text, not archive lines: reading a refused value back, as rowLineSql does, fails.
+  const rows = (table: string) =>
+    bed.db.client
+      .query(`SELECT id, area::text, areas::text, named::text FROM public.${table} ORDER BY id`)
+      .then((result) => result.rows);
+
+  it('fails the batch naming the columns, deleting nothing; with the values corrected, every row archives and restores', async () => {
+    // Act
+    const refused = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+    const afterRefusal = await rows('zones');
+    await bed.db.client.query(`UPDATE public.zones SET area = circle(center(area), abs(radius(area))),
+      areas = ARRAY(SELECT circle(center(c), abs(radius(c))) FROM unnest(areas) AS c),
+      named = circle(center(named), abs(radius(named)))`);
+    const corrected = await rows('zones');
+    const archived = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+    const left = await rows('zones');
+    const restored = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.zones' },
+      { retryIntervalScale: 0 },
+    );
+
+    // Assess
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack:
+        'archives a table holding circles of negative radius, which PostgreSQL writes but its input refuses',
+      held: refused.execution.status === 'FAILED' && afterRefusal.length === 4,
+    });
+    expect(refused.execution.status).toBe('FAILED');
+    expect(refused.outcomes[0]?.error).toMatch(
+      /^TableNotUsableError: app\/public\.zones, day \d{4}-\d{2}-\d{2}: a value of public\.zones in "area" \(circle\), "areas" \(circle\[\]\), "named" \(circle\) is one PostgreSQL writes but its input refuses .*nothing of this batch was archived or deleted/,
+    );
+    expect(afterRefusal).toEqual(await rows('zones_before'));
+    expect(archived.execution.status).toBe('SUCCEEDED');
+    expect(left).toEqual([]);
+    expect(restored.execution.status).toBe('SUCCEEDED');
+    expect(await rows('zones')).toEqual(corrected);
+  });
+});

@@ -59,6 +59,12 @@ export interface TableShape {
    * among them: the column pads what `::text` trims again on restore.
    */
   blankKeepingColumns: string[];
+  /**
+   * Columns with a type under which lies one whose output its input may refuse (CIRCLE_SQL), with their type under
+   * their domains: their text is read back through that type as it is written (table-sql.ts valueTextSql), so such a
+   * value fails the export (SQLSTATE 22P02) rather than be archived, deleted and never restored.
+   */
+  readBackColumns: { name: string; type: string }[];
   /** VIRTUAL generated columns (PostgreSQL 18): computed as they are read, so an old row may fail to compute. */
   virtualColumns: string[];
   /** What decides how rows read and keys compare, beyond the columns' names and types (READING_DIGEST_SQL). */
@@ -602,6 +608,12 @@ const LARGE_OBJECT_SQL = typeUnderSql(
   'a.atttypid',
 );
 
+/**
+ * Whether `circle` is the column's type under its domains, or anywhere under that: PostgreSQL builds a circle of
+ * negative radius (`circle(point, -1)`, a scaling by a negative factor) and writes it, but its input refuses it.
+ */
+const CIRCLE_SQL = typeUnderSql(`e.oid = 'pg_catalog.circle'::pg_catalog.regtype`);
+
 /** Whether `"char"` is the column's type under its domains, or anywhere under that (an array's element, an attribute). */
 const NESTED_CHAR_SQL = typeUnderSql(`e.oid = 'pg_catalog."char"'::pg_catalog.regtype`);
 
@@ -663,6 +675,7 @@ export async function describeTable(
       write_only: boolean;
       large_object: boolean;
       nested_char: boolean;
+      read_back: boolean;
       readable: boolean;
     }[];
     primary_key: string[];
@@ -697,6 +710,7 @@ export async function describeTable(
                       'bound_type', ${BOUND_TYPE_SQL}, 'text_cast', ${USER_TEXT_CAST_SQL},
                       'catalog_name', ${CATALOG_NAME_SQL}, 'write_only', ${WRITE_ONLY_SQL},
                       'large_object', ${LARGE_OBJECT_SQL}, 'nested_char', ${NESTED_CHAR_SQL},
+                      'read_back', ${CIRCLE_SQL},
                       'readable', pg_catalog.has_column_privilege(c.oid, a.attnum, 'SELECT')) ORDER BY a.attnum), '[]')
                FROM pg_catalog.pg_attribute a ${BASE_TYPE_JOIN_SQL}
               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
@@ -847,6 +861,9 @@ export async function describeTable(
         : [],
     // format_type spells `character` without a length `bpchar`, whatever the settings.
     blankKeepingColumns: relation.columns.filter((c) => c.bound_type === 'bpchar').map((c) => c.name),
+    readBackColumns: relation.columns
+      .filter((c) => c.read_back)
+      .map((c) => ({ name: c.name, type: c.bound_type })),
     virtualColumns: relation.columns.filter((c) => c.generated === 'v').map((c) => c.name),
     readingDigest: relation.reading,
     typeDefinitions: relation.type_definitions,

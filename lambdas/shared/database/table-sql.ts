@@ -40,12 +40,18 @@ export async function lockRowSource(
 /**
  * The archived text of the column `name`'s value `value` (NULL stays NULL): `::text`, which is the type's output
  * function for every type the archiver accepts (table-shape.ts refuses other casts to text), except for `character`
- * without a length, whose cast to text drops the trailing blanks the value holds: its output function keeps them.
+ * without a length, whose cast to text drops the trailing blanks the value holds: its output function keeps them. A
+ * column whose type may hold a value its input refuses (readBackColumns) has its text read back through its type as it
+ * is written: the same text, or an error (22P02) where a restore would meet one.
  */
-function valueTextSql(shape: Pick<TableShape, 'blankKeepingColumns'>, name: string, value: string): string {
-  return shape.blankKeepingColumns.includes(name)
-    ? `pg_catalog.textin(pg_catalog.bpcharout(${value}))`
-    : `${value}::text`;
+function valueTextSql(
+  shape: Pick<TableShape, 'blankKeepingColumns' | 'readBackColumns'>,
+  name: string,
+  value: string,
+): string {
+  if (shape.blankKeepingColumns.includes(name)) return `pg_catalog.textin(pg_catalog.bpcharout(${value}))`;
+  const readBack = shape.readBackColumns.find((c) => c.name === name);
+  return readBack ? `${value}::text::${readBack.type}::text` : `${value}::text`;
 }
 
 /**
