@@ -45,14 +45,19 @@ async function assertRunsChild(deps: Pick<StepDeps, 'runRecords'>, input: LockIn
     );
 }
 
-/** Records the outcome for the run summary and appends it to the audit trail (counts and status only). */
-async function recordOutcome(
+/**
+ * Records the outcome of an acquire that did not take the lease for the run summary, unless the table has one in the
+ * run already, and appends the outcome recorded to the audit trail (counts and status only). A late duplicate of an
+ * acquire, once the lease went on to other executions, finds it held: its execution recorded how the table ended (a
+ * failure, rows archived), which a `skipped` would replace. The event of an outcome recorded before is written again
+ * as it was (the same object), in case its writer stopped short of it.
+ */
+async function recordAcquireOutcome(
   deps: Pick<StepDeps, 'config' | 'store' | 'runRecords'>,
   runId: string,
   outcome: TableOutcome,
 ): Promise<void> {
-  await deps.runRecords.recordOutcome(runId, outcome);
-  await auditOutcome(deps, runId, outcome);
+  await auditOutcome(deps, runId, await deps.runRecords.recordFirstOutcome(runId, outcome));
 }
 
 async function auditOutcome(
@@ -116,7 +121,7 @@ export async function lockTable(input: LockInput, deps: LockDeps): Promise<LockO
     const hold = await tableHold(deps, input);
     if (hold) {
       deps.telemetry.warn('table skipped: legal hold', { database: input.database, table: input.table });
-      await recordOutcome(deps, input.runId, {
+      await recordAcquireOutcome(deps, input.runId, {
         database: input.database,
         table: input.table,
         status: 'held',
@@ -148,7 +153,7 @@ export async function lockTable(input: LockInput, deps: LockDeps): Promise<LockO
         table: input.table,
         reason,
       });
-      await recordOutcome(deps, input.runId, {
+      await recordAcquireOutcome(deps, input.runId, {
         database: input.database,
         table: input.table,
         status: 'skipped',

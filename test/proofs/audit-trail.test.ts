@@ -270,7 +270,7 @@ describe('the audit trail of a run whose bookkeeping steps each ran twice', () =
     const deps = bed.local.deps();
     const runId = 'held-then-archived';
     const startedAt = new Date(Date.now() - 60_000).toISOString();
-    await deps.runRecords.recordOutcome(runId, {
+    await deps.runRecords.recordFirstOutcome(runId, {
       database: 'app',
       table: 'public.retried',
       status: 'held',

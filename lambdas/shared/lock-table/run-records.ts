@@ -57,12 +57,36 @@ export class RunRecords {
   constructor(private readonly lockTable: LockTableClient) {}
 
   /**
-   * Records a table's outcome in its run, and as the table's latest (and latest successful) outcome beside its lease
-   * item, where `status` and the dashboard's operators look without knowing the run.
+   * Records a table's outcome in its run unless the table has one there already, and then as the table's latest
+   * (and latest successful) outcome beside its lease item, where `status` and the dashboard's operators look without
+   * knowing the run. For an acquire that did not take the lease: a late duplicate of it, landing after its execution
+   * recorded how the table ended, must not replace that. An outcome past its TTL is an earlier run's under the name
+   * (DynamoDB removes it days late at times), and is replaced. Returns the outcome recorded: this one, or the other.
    */
-  async recordOutcome(runId: string, outcome: TableOutcome): Promise<void> {
-    await this.lockTable.put(`RUN#${runId}`, `${outcome.database}#${outcome.table}`, { outcome });
+  async recordFirstOutcome(runId: string, outcome: TableOutcome): Promise<TableOutcome> {
+    const none: WriteCondition = {
+      expression: 'attribute_not_exists(#co) OR #cttl < :cnow',
+      names: { '#co': 'outcome', '#cttl': 'ttl' },
+      values: { ':cnow': Math.floor(this.lockTable.now() / 1000) },
+    };
+    try {
+      await this.lockTable.put(
+        `RUN#${runId}`,
+        `${outcome.database}#${outcome.table}`,
+        { outcome },
+        true,
+        none,
+      );
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      // Unless its TTL removed it since.
+      return (
+        (await this.recordedOutcome(runId, outcome.database, outcome.table)) ??
+        this.recordFirstOutcome(runId, outcome)
+      );
+    }
     await this.recordLatest(runId, outcome);
+    return outcome;
   }
 
   /**

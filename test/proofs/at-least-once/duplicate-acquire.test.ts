@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { lockTable } from '../../../lambdas/lock/core.js';
 import type { LockInput } from '../../../lambdas/lock/schema.js';
+import { listAuditEvents } from '../../../lambdas/shared/telemetry/audit-trail.js';
 import { runLocalArchive } from '../../../local/run.js';
 import type { StepEvent } from '../../../local/workflow.js';
 import { archiverTestbed, fixedCutoffSql, seedEvents } from '../../support/fixtures.js';
@@ -74,6 +75,78 @@ describe('a duplicated AcquireLock invocation landing after the execution took i
       kind: 'threat',
       actor: 'invocation',
       attack: 'AcquireLock invoked twice, the duplicate landing mid-run and again after the release',
+      held: JSON.stringify(outcome) === JSON.stringify(expected),
+    });
+    expect(outcome).toEqual(expected);
+  });
+});
+
+const failing = { schema: 'public', name: 'failing', timestampColumn: 'created_at' };
+const healthy = { schema: 'public', name: 'healthy', timestampColumn: 'created_at' };
+
+/**
+ * The release records its owner, so a duplicate of the execution's AcquireLock landing after it is refused; but that
+ * record is of the last release only. Once the lease went on to other executions (a table run by hand took and released
+ * it, the next one holds it), the duplicate finds the lease held, and its `skipped` replaced the outcome the
+ * execution's release recorded: the failed table read as skipped, the run as a success.
+ */
+describe('a duplicated AcquireLock invocation landing once the lease went on to other executions', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      await seedEvents(db.client, 'failing', 120, 40);
+      await seedEvents(db.client, 'healthy', 120, 40);
+      // A trigger on DELETE makes export refuse the table (TableNotUsableError): it fails every run.
+      await db.client.query(`
+        CREATE FUNCTION public.keep() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN OLD; END $$;
+        CREATE TRIGGER keep BEFORE DELETE ON public.failing FOR EACH ROW EXECUTE FUNCTION public.keep();`);
+    },
+    [failing, healthy],
+    // One lane: the failing table first, the healthy one after its release.
+    { maxConnections: 1 },
+  );
+
+  it('keeps the failure the execution recorded, and the run fails', async () => {
+    // Prepare: once the failing table's execution released its lease, an execution by hand takes and releases it,
+    // the next one takes it, and the duplicate of the first execution's AcquireLock lands.
+    const owner = 'arn:aws:states:us-east-1:000000000000:execution:audit-archiver-archive-table';
+    let acquire: LockInput | undefined;
+    let duplicate: Awaited<ReturnType<typeof lockTable>> | undefined;
+    const afterStep = async (event: StepEvent) => {
+      const payload = event.payload as LockInput;
+      if (event.functionName !== 'lock' || payload.table !== 'public.failing') return;
+      if (payload.action === 'acquire') acquire = payload;
+      if (payload.action !== 'release' || !acquire || duplicate) return;
+      const { locks } = bed.local.deps();
+      const byHand = await locks.acquire('app', 'public.failing', `${owner}:by-hand`, 900);
+      if (byHand.acquired) await locks.release('app', 'public.failing', byHand.lease);
+      await locks.acquire('app', 'public.failing', `${owner}:next`, 900);
+      duplicate = await lockTable(acquire, bed.local.deps());
+    };
+
+    // Act
+    const run = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0, afterStep });
+    const events = await listAuditEvents(bed.local.deps().store, bed.local.config.s3.prefix, {});
+
+    // Assess
+    const outcome = {
+      duplicate: duplicate && 'holder' in duplicate ? duplicate.holder : undefined,
+      run: [run.execution.status, run.execution.error?.name],
+      recorded: run.outcomes.map((o) => `${o.table} ${o.status}`).sort(),
+      audited: events
+        .filter((e) => e.kind === 'table-outcome')
+        .map((e) => `${e.table} ${e.details.status}`)
+        .sort(),
+    };
+    const expected = {
+      duplicate: `${owner}:next`,
+      run: ['FAILED', 'ArchiveRunFailed'],
+      recorded: ['public.failing failed', 'public.healthy succeeded'],
+      audited: ['public.failing failed', 'public.healthy succeeded'],
+    };
+    recordProof({
+      kind: 'threat',
+      actor: 'invocation',
+      attack: 'AcquireLock invoked twice, the duplicate landing once the lease went on to other executions',
       held: JSON.stringify(outcome) === JSON.stringify(expected),
     });
     expect(outcome).toEqual(expected);
