@@ -10,7 +10,10 @@ import type { StepDeps } from '../shared/step/step-deps.js';
 import { auditEventId, recordAuditEvent } from '../shared/telemetry/audit-trail.js';
 import { type Lane, type PlanInput, type PlanOutput, RunRequestSchema } from './schema.js';
 
-/** Keeps the plan well inside the 256 KiB Step Functions payload limit, with room for the rest of the state. */
+/**
+ * Keeps the plan well inside the 256 KiB Step Functions payload limit, with room for the rest of the state: the Map's
+ * results, which the summary reads, add under 30 bytes a table (some 80 KiB for the most tables a plan this size holds).
+ */
 export const MAX_PLAN_BYTES = 160 * 1024;
 
 /** A dry run reads the lease and hold items and the database (the plan report); a run records the config fingerprint. */

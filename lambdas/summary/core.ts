@@ -1,3 +1,4 @@
+import type { TableOutcome } from '../shared/lock-table/run-records.js';
 import type { StepDeps } from '../shared/step/step-deps.js';
 import { auditEventId, recordAuditEvent } from '../shared/telemetry/audit-trail.js';
 import { runNotifications } from '../shared/telemetry/notifications.js';
@@ -43,11 +44,42 @@ const runSucceeds = (summary: SummaryOutput): boolean =>
   summary.failed === 0 && !(summary.succeeded === 0 && summary.skipped > 0);
 
 /**
+ * The outcomes, a table whose iteration of the run's Map failed counted as failed whatever it recorded. A child's name
+ * is no secret (it digests the run's name and start, with the table's place in the plan): whoever may start the
+ * per-table state machine can take it first, with the run's id and a cut-off that finds nothing, and record the table
+ * succeeded; the run's own StartExecution then meets ExecutionAlreadyExists. A StartExecution retried after its own
+ * child ended meets it too and cannot tell the two apart: the table fails, and the next run archives what is left.
+ */
+function countFailedIterations(
+  input: SummaryInput,
+  recorded: { outcome: TableOutcome; child?: string }[],
+): TableOutcome[] {
+  const failed = new Set(
+    (input.laneResults ?? [])
+      .flat()
+      .flatMap((result) => (result.status === 'FAILED' ? [`${input.childKey}-${result.n}`] : [])),
+  );
+  return recorded.map(({ outcome, child }) =>
+    child !== undefined && failed.has(child) && outcome.status !== 'failed'
+      ? {
+          ...outcome,
+          status: 'failed',
+          error: `the run's execution ${child} for the table failed or could not start (its name taken); the ${outcome.status} outcome recorded does not count`,
+        }
+      : outcome,
+  );
+}
+
+/**
  * Summary: totals of the run from the outcomes each table recorded since it started. A table that recorded nothing
- * (its execution died before releasing its lease) counts as failed, so a run can never look cleaner than it was.
+ * (its execution died before releasing its lease) counts as failed, and so does one whose child execution the run did
+ * not see succeed, so a run can never look cleaner than it was.
  */
 export async function summarizeRun(input: SummaryInput, deps: SummaryDeps): Promise<SummaryOutput> {
-  const outcomes = await deps.runRecords.listOutcomes(input.runId, input.startedAt);
+  const outcomes = countFailedIterations(
+    input,
+    await deps.runRecords.listOutcomesByChild(input.runId, input.startedAt),
+  );
   const count = (status: string) => outcomes.filter((o) => o.status === status).length;
   const missing = Math.max(0, input.tableCount - outcomes.length);
   const failedFirst = [...outcomes].sort(

@@ -1,8 +1,23 @@
 import { z } from 'zod';
 
+/**
+ * How one iteration of the run's Map over its tables ended: its child execution succeeded, or the Task failed
+ * (`TableFailed`, with the table's place in the plan): the child failed, or never ran under the run's name for it.
+ */
+const TableRunSchema = z.discriminatedUnion('status', [
+  z.object({ status: z.literal('SUCCEEDED') }),
+  z.object({ status: z.literal('FAILED'), n: z.number().int().nonnegative() }),
+]);
+
 export const SummaryInputSchema = z.object({
   runId: z.string().min(1),
   tableCount: z.number().int().nonnegative(),
+  /**
+   * The plan's `childKey` and the Map's results, lane by lane: the summary counts a table whose iteration failed as
+   * failed, whatever outcome is recorded for it. Absent from executions of an earlier definition: the outcomes alone.
+   */
+  childKey: z.string().optional(),
+  laneResults: z.array(z.array(TableRunSchema)).optional(),
   /**
    * The run's start (`$$.Execution.StartTime`): only outcomes recorded since count, not those of an earlier run under
    * the same name. Absent from executions of an earlier definition: every outcome under the name.

@@ -3,17 +3,20 @@ import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { deleteBatch } from '../../lambdas/delete/core.js';
 import { exportBatch } from '../../lambdas/export/core.js';
+import type { PlanOutput } from '../../lambdas/plan/schema.js';
 import { tablePrefix } from '../../lambdas/shared/archive/format.js';
 import { retentionCutoff } from '../../lambdas/shared/config/governance.js';
 import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
 import type { TableTask } from '../../lambdas/shared/step/table-task.js';
+import type { SummaryOutput } from '../../lambdas/summary/schema.js';
 import { uploadBatch } from '../../lambdas/upload/core.js';
 import { verifyBatch } from '../../lambdas/verify/core.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
-import type { ExecutionResult, StepEvent } from '../../local/workflow.js';
+import type { ExecutionResult, LocalWorkflow, StepEvent } from '../../local/workflow.js';
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
+  fixedCutoffSql,
   fixtureCutoff,
   listKeys,
   resolvedTable,
@@ -250,6 +253,65 @@ describe("whoever starts a table execution with a run's id cannot rewrite that r
       expect(forgedOutcomes).toEqual([]);
     },
   );
+
+  it("fails the run whose table execution's name was taken first by one started with the run's id", async () => {
+    // Prepare: once the run planned, an execution of the per-table state machine is started under the name the run
+    // gives its table (a digest of the run's name and start, shown by DescribeExecution, and the table's place in the
+    // plan), with the run's id and a cut-off that finds nothing: it records the table succeeded, 0 rows archived.
+    const cutoff = await fixedCutoffSql(bed.db.client);
+    const eligible = async () =>
+      (
+        await bed.db.client.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM public.unplanned WHERE created_at < ${cutoff}`,
+        )
+      ).rows[0]?.n;
+    const before = await eligible();
+    let squatted: unknown;
+    let summary: SummaryOutput | undefined;
+    let workflow: LocalWorkflow | undefined;
+    const afterStep = async (event: StepEvent) => {
+      if (event.functionName === 'summary') summary = event.result as SummaryOutput;
+      if (event.functionName !== 'plan' || !workflow) return;
+      const plan = event.result as PlanOutput;
+      const [entry] = plan.lanes.flatMap((lane) => lane.tables);
+      squatted = await workflow.startArchiveTable(
+        {
+          runId: plan.runId,
+          database: 'app',
+          table: 'public.unplanned',
+          cutoff: '2000-01-01T00:00:00.000Z',
+          maxBatches: 1,
+        },
+        `${plan.childKey}-${entry?.n}`,
+      );
+    };
+    workflow = bed.local.workflow({ retryIntervalScale: 0, afterStep });
+
+    // Act
+    const run = await workflow.runArchive({ tables: ['public.unplanned'] });
+
+    // Assess
+    const outcome = {
+      squatted: (squatted as { Status?: string } | undefined)?.Status,
+      run: [run.status, run.error?.name],
+      summary: summary?.perTable.map((t) => `${t.table} ${t.status} ${t.rowsArchived}`),
+      eligibleLeft: (await eligible()) === before,
+    };
+    const expected = {
+      squatted: 'SUCCEEDED',
+      run: ['FAILED', 'ArchiveRunFailed'],
+      summary: ['public.unplanned failed 0'],
+      eligibleLeft: true,
+    };
+    recordProof({
+      kind: 'threat',
+      actor: 'execution starter',
+      attack: "starts a table execution with a running run's id under the name the run gives the table",
+      held: JSON.stringify(outcome) === JSON.stringify(expected),
+    });
+    expect(outcome).toEqual(expected);
+    expect(before).toBeGreaterThan(0);
+  });
 });
 
 describe('whoever starts a restore cannot write into a table the config does not allow', () => {

@@ -153,11 +153,31 @@ export class RunRecords {
    * are not this run's, and would stand in for a table of it that recorded nothing.
    */
   async listOutcomes(runId: string, startedAt?: string): Promise<TableOutcome[]> {
+    return (await this.listOutcomesByChild(runId, startedAt)).map(({ outcome }) => outcome);
+  }
+
+  /**
+   * The outcomes listOutcomes lists, each with the name of the execution the run recorded it starts for the table
+   * (none for a table it did not plan, or a run that recorded none): one Query reads both.
+   */
+  async listOutcomesByChild(
+    runId: string,
+    startedAt?: string,
+  ): Promise<{ outcome: TableOutcome; child?: string }[]> {
     const since = startedAt === undefined ? undefined : Date.parse(startedAt) - OUTCOME_CLOCK_SLACK_MS;
-    return (await this.lockTable.queryAll(`RUN#${runId}`))
+    const items = await this.lockTable.queryAll(`RUN#${runId}`);
+    const children = (items.find((item) => item.sk === RUN_CHILDREN_SK)?.children ?? {}) as Record<
+      string,
+      string
+    >;
+    return items
       .map((item) => item.outcome as TableOutcome | undefined)
       .filter((outcome): outcome is TableOutcome => outcome !== undefined)
-      .filter((outcome) => since === undefined || Date.parse(outcome.finishedAt) >= since);
+      .filter((outcome) => since === undefined || Date.parse(outcome.finishedAt) >= since)
+      .map((outcome) => {
+        const key = childKey(outcome.database, outcome.table);
+        return { outcome, ...(Object.hasOwn(children, key) ? { child: children[key] } : {}) };
+      });
   }
 
   /** Records, before the run starts any, which execution it starts for each table (expires with its outcomes). */
