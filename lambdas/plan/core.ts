@@ -43,6 +43,8 @@ export async function planRun(input: PlanInput, deps: PlanDeps): Promise<PlanOut
     );
   }
   const wanted = new Set(request.tables ?? []);
+  // Two databases may list a table of one name: each is planned, and a name is unknown only if none lists it.
+  const found = new Set<string>();
   const planned: PlannedTable[] = [];
   const lanes: Lane[] = [];
   let tableCount = 0;
@@ -51,7 +53,7 @@ export async function planRun(input: PlanInput, deps: PlanDeps): Promise<PlanOut
       .filter((t) => wanted.size === 0 || wanted.has(tableRef(t)))
       .map((t) => resolveConfiguredTable(config, db, t));
     for (const table of tables) {
-      wanted.delete(table.ref);
+      found.add(table.ref);
       assertTableGoverned(config, db.name, table.settings);
     }
     const laneCount = Math.min(db.maxConnections, tables.length);
@@ -64,9 +66,10 @@ export async function planRun(input: PlanInput, deps: PlanDeps): Promise<PlanOut
     lanes.push(...dbLanes);
     tableCount += tables.length;
   }
-  if (wanted.size > 0) {
+  const unknownRefs = [...wanted].filter((ref) => !found.has(ref));
+  if (unknownRefs.length > 0) {
     // A name without its schema (`-t events`) is the usual slip: name the configured tables it matches.
-    const unknown = [...wanted].map((ref) => `${ref}${didYouMean(tablesNamedLike(databases, ref))}`);
+    const unknown = unknownRefs.map((ref) => `${ref}${didYouMean(tablesNamedLike(databases, ref))}`);
     throw new ConfigError(`tables not in the config: ${unknown.join(', ')}`);
   }
   const plan: PlanOutput = {

@@ -180,6 +180,21 @@ describe('plan', () => {
     ]);
   });
 
+  it('plans a table named in the input in every database that lists it', async () => {
+    // Act: both databases list audit.table_number_1.
+    const plan = await planRun(
+      { request: { tables: ['audit.table_number_1'] }, runId: 'r', startTime: START },
+      depsFor([3, 2]),
+    );
+
+    // Assess
+    expect(plan.lanes).toEqual([
+      { database: 'db0', tables: [{ table: 'audit.table_number_1', cutoff: expect.any(String), n: 0 }] },
+      { database: 'db1', tables: [{ table: 'audit.table_number_1', cutoff: expect.any(String), n: 1 }] },
+    ]);
+    expect(plan.tableCount).toBe(2);
+  });
+
   it.each([
     [{ database: 'nope' }, /database "nope" is not in the config/],
     [{ tables: ['audit.nope'] }, /tables not in the config: audit\.nope$/],
