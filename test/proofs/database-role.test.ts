@@ -732,6 +732,7 @@ describe('a restore target whose expressions call a function of another role', (
     'membered',
     'domain_defaulted',
     'viewed',
+    'cast_checked',
     'kept',
   ];
   const shaper = `shaper_${randomUUID().replaceAll('-', '').slice(0, 8)}`;
@@ -750,6 +751,7 @@ describe('a restore target whose expressions call a function of another role', (
           $$ BEGIN PERFORM public.log_side(); RETURN $1; END $$;
         CREATE DOMAIN public.watched_text AS text CONSTRAINT watched CHECK (public.passes(length(VALUE)));
         CREATE DOMAIN public.stamped_int AS int DEFAULT public.log_side();
+        CREATE DOMAIN public.vetted_bigint AS bigint CONSTRAINT vetted CHECK (public.passes(VALUE));
         CREATE VIEW public.trap AS SELECT public.log_side() AS n;
         RESET ROLE;
         -- A trusted extension the role creates is the role's: it may add its own function to it.
@@ -831,6 +833,12 @@ describe('a restore target whose expressions call a function of another role', (
       'constraint sane on table public.viewed calls table_to_xml(regclass,boolean,boolean,text)',
       'ALTER TABLE public.viewed DROP CONSTRAINT sane',
     ],
+    [
+      'cast_checked',
+      'ALTER TABLE public.cast_checked ADD CONSTRAINT sane CHECK ((id::public.vetted_bigint) IS NOT NULL) NOT VALID',
+      'constraint vetted calls public.passes(bigint)',
+      'ALTER TABLE public.cast_checked DROP CONSTRAINT sane',
+    ],
   ])(
     'refuses to restore into %s, writing nothing, and restores once the call is gone',
     async (name, add, named, drop) => {
@@ -875,6 +883,8 @@ describe('a restore target whose expressions call a function of another role', (
     await bed.db.client.query(`
       ALTER TABLE public.kept ADD COLUMN tag uuid DEFAULT pg_catalog.gen_random_uuid(),
         ADD CONSTRAINT short CHECK (length(actor) < 1000) NOT VALID,
+        ADD CONSTRAINT read_only CHECK (length(current_query()) >= 0
+          AND ts_rewrite('a'::tsquery, 'a'::tsquery, 'b'::tsquery) IS NOT NULL) NOT VALID,
         ALTER COLUMN id SET DEFAULT public.log_side();
       CREATE INDEX kept_actor ON public.kept (lower(actor));`);
     const before = await sideRows();

@@ -290,6 +290,7 @@ const TRUSTED_VOLATILE_CATALOG_FUNCTIONS = [
   'pg_current_xact_id_if_assigned',
   'currval',
   'lastval',
+  'current_query',
 ];
 
 /** Whether the role `role` is a superuser. */
@@ -304,11 +305,12 @@ const memberOfSuperusersExtensionSql = (catalog: string, objid: string) => `EXIS
 
 /**
  * PostgreSQL's own functions that run a query named in their arguments (a table, view or cursor, a schema's or the
- * database's every table, or SQL text), whatever volatility they declare: a view may call any function.
+ * database's every table, or SQL text), whatever volatility they declare: a view may call any function. And
+ * ts_rewrite(tsquery, text), by its signature: its other forms only rewrite the tsquery they are given.
  */
 const QUERY_RUNNING_CATALOG_FUNCTIONS = ['query', 'table', 'cursor', 'schema', 'database']
   .flatMap((source) => ['xml', 'xmlschema', 'xml_and_xmlschema'].map((form) => `${source}_to_${form}`))
-  .concat(['ts_stat', 'ts_rewrite']);
+  .concat(['ts_stat']);
 
 /** A SQL array of names. */
 const nameArraySql = (names: readonly string[]) =>
@@ -354,6 +356,7 @@ const untrustedCallsSql = (objects: string): string => `(SELECT coalesce(pg_cata
                  THEN (f.provolatile = 'v'
                        AND f.proname <> ALL (${nameArraySql(TRUSTED_VOLATILE_CATALOG_FUNCTIONS)}))
                       OR f.proname = ANY (${nameArraySql(QUERY_RUNNING_CATALOG_FUNCTIONS)})
+                      OR f.oid = 'pg_catalog.ts_rewrite(pg_catalog.tsquery, pg_catalog.text)'::pg_catalog.regprocedure
                  ELSE NOT ${memberOfSuperusersExtensionSql('pg_catalog.pg_proc', 'f.oid')}
                       AND NOT ${superuserSql('f.proowner')}
             END)`;
@@ -363,7 +366,37 @@ const untrustedCallsSql = (objects: string): string => `(SELECT coalesce(pg_cata
  * constraints (its domains' too), indexes and partition keys, on the table and on each partition, and the row-level
  * security policies that apply to the session's role (none where it owns the table without FORCE, or has BYPASSRLS).
  */
-export const WRITE_CALLS_SQL = untrustedCallsSql(`WITH RECURSIVE ${reachSql('c.oid')}
+export const WRITE_CALLS_SQL = untrustedCallsSql(`WITH RECURSIVE ${reachSql('c.oid')},
+       -- The types whose domain constraints writing a row checks: the columns' (reach), those the table's expressions
+       -- name (a cast to a domain in a CHECK), and, through every type they are built from, those the constraints of
+       -- domains among them name in turn.
+       named(oid) AS (
+         SELECT r.oid FROM reach r
+         UNION
+         SELECT d.refobjid FROM pg_catalog.pg_depend d
+          WHERE d.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass
+            AND ((d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass
+                  AND d.objid IN (SELECT co.oid FROM pg_catalog.pg_constraint co
+                                   WHERE co.conrelid = ANY (${TABLE_RELATIONS_SQL})))
+              OR (d.classid = 'pg_catalog.pg_attrdef'::pg_catalog.regclass
+                  AND d.objid IN (SELECT ad.oid FROM pg_catalog.pg_attrdef ad
+                                   WHERE ad.adrelid = ANY (${TABLE_RELATIONS_SQL})))
+              OR (d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                  AND d.objid IN (SELECT i.indexrelid FROM pg_catalog.pg_index i
+                                   WHERE i.indrelid = ANY (${TABLE_RELATIONS_SQL})))
+              OR (d.classid = 'pg_catalog.pg_policy'::pg_catalog.regclass
+                  AND d.objid IN (SELECT po.oid FROM pg_catalog.pg_policy po
+                                   WHERE po.polrelid = ANY (${TABLE_RELATIONS_SQL}))))
+         UNION
+         SELECT x.oid FROM named n JOIN pg_catalog.pg_type y ON y.oid = n.oid
+          CROSS JOIN LATERAL (SELECT u.part FROM ${TYPE_PARTS_SQL}
+                              UNION ALL
+                              SELECT d.refobjid FROM pg_catalog.pg_constraint dc
+                                JOIN pg_catalog.pg_depend d
+                                  ON d.classid = 'pg_catalog.pg_constraint'::pg_catalog.regclass AND d.objid = dc.oid
+                                 AND d.refclassid = 'pg_catalog.pg_type'::pg_catalog.regclass
+                               WHERE dc.contypid = y.oid) AS x(oid)
+          WHERE x.oid <> 0)
        SELECT 'pg_catalog.pg_attrdef'::pg_catalog.regclass, ad.oid,
               CASE WHEN a.attgenerated = '' THEN a.attname END, NULL, ad.adbin::text
          FROM pg_catalog.pg_attrdef ad
@@ -386,7 +419,7 @@ export const WRITE_CALLS_SQL = untrustedCallsSql(`WITH RECURSIVE ${reachSql('c.o
        UNION ALL
        SELECT 'pg_catalog.pg_constraint'::pg_catalog.regclass, co.oid, NULL, NULL, co.conbin::text
          FROM pg_catalog.pg_constraint co
-        WHERE co.conrelid = ANY (${TABLE_RELATIONS_SQL}) OR co.contypid IN (SELECT r.oid FROM reach r)
+        WHERE co.conrelid = ANY (${TABLE_RELATIONS_SQL}) OR co.contypid IN (SELECT n.oid FROM named n)
        UNION ALL
        SELECT 'pg_catalog.pg_class'::pg_catalog.regclass, l.oid, NULL, NULL,
               (SELECT pt.partexprs::text FROM pg_catalog.pg_partitioned_table pt WHERE pt.partrelid = l.oid)
