@@ -54,6 +54,7 @@ import {
   type RestoreTarget,
   type RowWindow,
   refusesValue,
+  refuseUpdateCascade,
   rowsInRangeSql,
   type TableName,
   tableLabel,
@@ -1024,6 +1025,7 @@ async function uniqueConflictKey(
       `restore cannot recognise the archive's rows by the key (${conflictKey.join(', ')}) of ${tableLabel(task.target)}: ${problems.join('; ')}; restore into a table keyed like the archive (${expected.manifest?.keyColumns.join(', ') || 'its key'}), nothing was written`,
     );
   }
+  if (task.strategy === 'overwrite') refuseUpdateCascade(table, conflictKey);
   // The group holds the target's lock, so no index is dropped meanwhile: one answer serves the group.
   const described = async (key: string[]) => {
     const columns = JSON.stringify(key);

@@ -478,7 +478,7 @@ describe('restore with strategy overwrite into a table another table references 
     expect(overwrite.execution.status).toBe('FAILED');
     expect([overwrite.execution.error?.message, ...overwrite.results.map((r) => r.error)]).toContainEqual(
       expect.stringMatching(
-        /restore target "public"."audit" is referenced by foreign key "links_ext_fkey" of public\.links with ON UPDATE CASCADE\/SET NULL\/SET DEFAULT: strategy overwrite/,
+        /restore target "public"."audit" is referenced by foreign key "links_ext_fkey" of public\.links with ON UPDATE CASCADE\/SET NULL\/SET DEFAULT on \(ext\): strategy overwrite/,
       ),
     );
     expect(linksAfter).toEqual([
@@ -486,5 +486,29 @@ describe('restore with strategy overwrite into a table another table references 
       { n: 2, ext: 'e2' },
     ]);
     expect(ext.rows).toEqual([{ ext: 'e1-renamed' }]);
+  });
+
+  it('restores over a foreign key ON UPDATE CASCADE on the key, which an overwrite writes with the value it matched', async () => {
+    // Prepare: only a reference to the key is left; an overwrite puts the archived ext back.
+    await bed.db.client.query(`DROP TABLE public.links;
+      CREATE TABLE public.by_id (id bigint PRIMARY KEY REFERENCES public.audit (id) ON UPDATE CASCADE, note text);
+      INSERT INTO public.by_id VALUES (1, 'kept'), (2, 'kept too');`);
+
+    // Act
+    const overwrite = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.audit', strategy: 'overwrite' },
+      { retryIntervalScale: 0 },
+    );
+
+    // Assess
+    expect(overwrite.execution.status).toBe('SUCCEEDED');
+    expect((await bed.db.client.query('SELECT ext FROM public.audit WHERE id = 1')).rows).toEqual([
+      { ext: 'e1' },
+    ]);
+    expect((await bed.db.client.query('SELECT id, note FROM public.by_id ORDER BY id')).rows).toEqual([
+      { id: '1', note: 'kept' },
+      { id: '2', note: 'kept too' },
+    ]);
   });
 });

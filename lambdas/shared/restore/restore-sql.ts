@@ -80,10 +80,11 @@ export interface RestoreTarget {
   /** Enabled user triggers on the table or its partitions that fire on INSERT or on UPDATE. */
   triggers: { name: string; on: string; insert: boolean; update: boolean }[];
   /**
-   * The first foreign key of another table (or of itself) onto the table or its partitions with an ON UPDATE action
-   * (CASCADE, SET NULL, SET DEFAULT): an `overwrite` that changes a referenced column changes the referencing rows.
+   * The foreign keys of other tables (or of itself) onto the table or its partitions with an ON UPDATE action (CASCADE,
+   * SET NULL, SET DEFAULT), with the columns they reference: an `overwrite` that changes a referenced column changes the
+   * referencing rows (refuseUpdateCascade).
    */
-  updateCascade?: { name: string; on: string };
+  updateCascades: { name: string; on: string; columns: string[] }[];
   /**
    * Functions of other roles that writing its rows runs (WRITE_CALLS_SQL); `column` names the column a default
    * fills, which runs only when the restore leaves that column out.
@@ -133,12 +134,21 @@ export function assertWritable(target: RestoreTarget, strategy: 'fail' | 'skip' 
     throw new TableNotUsableError(
       `restore target ${tableLabel(target.table)}: trigger "${trigger.name}" on ${trigger.on} fires on ${trigger.insert ? 'INSERT' : 'UPDATE'}, and could change or drop the restored rows or write other tables; disable it for the restore (ALTER TABLE ... DISABLE TRIGGER) or restore into a table without it (targetTable); nothing was written`,
     );
-  if (strategy === 'overwrite' && target.updateCascade)
-    throw new TableNotUsableError(
-      `restore target ${tableLabel(target.table)} is referenced by foreign key "${target.updateCascade.name}" of ${target.updateCascade.on} with ON UPDATE CASCADE/SET NULL/SET DEFAULT: strategy overwrite, putting archived values back, would change the rows that reference them; restore with strategy skip, or into a table without it (targetTable); nothing was written`,
-    );
   const call = target.writeCalls.find((c) => c.column === undefined);
   if (call) throw untrustedCallRefusal(target, call);
+}
+
+/**
+ * Refuses an `overwrite` on `conflictKey` into a target another table references with an ON UPDATE action on columns
+ * beyond that key: putting the archived values back would change the referencing rows. The key's own columns are
+ * written with the values they are matched by, and PostgreSQL takes no action for a referenced value that stays.
+ */
+export function refuseUpdateCascade(target: RestoreTarget, conflictKey: readonly string[]): void {
+  const cascade = target.updateCascades.find((f) => !f.columns.every((c) => conflictKey.includes(c)));
+  if (cascade)
+    throw new TableNotUsableError(
+      `restore target ${tableLabel(target.table)} is referenced by foreign key "${cascade.name}" of ${cascade.on} with ON UPDATE CASCADE/SET NULL/SET DEFAULT on (${cascade.columns.join(', ')}): strategy overwrite, putting archived values back, would change the rows that reference them; restore with strategy skip, or into a table without it (targetTable); nothing of the archive was written`,
+    );
 }
 
 /**
@@ -202,7 +212,7 @@ export async function describeTarget(
     has_rules: boolean;
     replication_role: string;
     triggers: { name: string; on: string; insert: boolean; update: boolean }[];
-    update_cascade: { name: string; on: string } | null;
+    update_cascades: { name: string; on: string; columns: string[] }[];
     write_calls: { object: string; function: string; column: string | null }[];
     type_definitions: Record<string, string>;
     text_type_definitions: Record<string, string>;
@@ -248,11 +258,15 @@ export async function describeTarget(
               WHERE g.tgrelid = ANY (${TABLE_RELATIONS_SQL}) AND ${userTriggerSql('g')} AND g.tgenabled IN ('O', 'A')
                 AND (g.tgtype::int & 20) <> 0) AS triggers, -- TRIGGER_TYPE_INSERT | TRIGGER_TYPE_UPDATE
             -- conenforced through the row's JSON: the column exists from PostgreSQL 18 (NOT ENFORCED: no triggers).
-            (SELECT pg_catalog.json_build_object('name', f.conname, 'on', ${relationNameSql('f.conrelid')})
+            (SELECT coalesce(pg_catalog.json_agg(pg_catalog.json_build_object('name', f.conname,
+                      'on', ${relationNameSql('f.conrelid')},
+                      'columns', (SELECT pg_catalog.array_agg(ka.attname ORDER BY k.at)
+                                    FROM pg_catalog.unnest(f.confkey) WITH ORDINALITY AS k(attnum, at)
+                                    JOIN pg_catalog.pg_attribute ka ON ka.attrelid = f.confrelid AND ka.attnum = k.attnum))
+                      ORDER BY f.conname), '[]')
                FROM pg_catalog.pg_constraint f
               WHERE f.contype = 'f' AND f.confrelid = ANY (${TABLE_RELATIONS_SQL}) AND f.confupdtype IN ('c', 'n', 'd')
-                AND coalesce((pg_catalog.to_jsonb(f) ->> 'conenforced')::bool, true)
-              ORDER BY f.conname LIMIT 1) AS update_cascade,
+                AND coalesce((pg_catalog.to_jsonb(f) ->> 'conenforced')::bool, true)) AS update_cascades,
             ${WRITE_CALLS_SQL} AS write_calls
        FROM pg_catalog.pg_class c
        JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -288,7 +302,7 @@ export async function describeTarget(
     typeDefinitions: { json: relation.type_definitions, text: relation.text_type_definitions },
     enumLabels: relation.enum_labels,
     triggers: relation.triggers,
-    ...(relation.update_cascade ? { updateCascade: relation.update_cascade } : {}),
+    updateCascades: relation.update_cascades,
     writeCalls: relation.write_calls.map(({ column, ...call }) =>
       column === null ? call : { ...call, column },
     ),
