@@ -121,31 +121,30 @@ describe('a committed archive deleted between the restore plan and its page whil
     if (run.execution.status !== 'SUCCEEDED') throw new Error(`the archive run of ${table} failed`);
   };
 
-  it("fails the restore naming the deleted archive when the table's next batch commits meanwhile", async () => {
-    // Prepare: a batch committed; after the plan, one of its archives deleted and the next batch committed
-    await archiveRun('public.next');
-    const planned = await readLiveArchives(bed.local, 'public', 'next');
-    const victim = planned[0];
-    if (!victim) throw new Error('setup: no archive');
-    const { seen, afterStep } = afterPlan(async () => {
-      await deleteArchive(bed, victim.key);
-      await archiveRun('public.next');
-    });
-
+  /**
+   * Restores `name` into its copy with `afterStep` striking after the plan, and asserts the deleted `victim` fails the
+   * restore by name while the archives committed since (those not in `before`) are restored too, and said so.
+   */
+  async function expectVictimNamed(
+    name: string,
+    before: LiveArchive[],
+    victim: LiveArchive,
+    { seen, afterStep }: ReturnType<typeof afterPlan>,
+    attack: string,
+  ) {
     // Act
     const result = await runLocalRestore(
       bed.local,
-      { database: 'app', table: 'public.next', targetTable: 'public.next_copy' },
+      { database: 'app', table: `public.${name}`, targetTable: `public.${name}_copy` },
       { retryIntervalScale: 0, afterStep },
     );
-    const live = await readLiveArchives(bed.local, 'public', 'next');
-    const committedSince = live.filter((a) => !planned.some((p) => p.key === a.key));
-    const restored = await rowsOf(bed, 'public.next_copy');
+    const live = await readLiveArchives(bed.local, 'public', name);
+    const committedSince = live.filter((a) => !before.some((b) => b.key === a.key));
+    const restored = await rowsOf(bed, `public.${name}_copy`);
     recordProof({
       kind: 'threat',
       actor: 'bucket writer',
-      attack:
-        'deletes a committed archive after the restore plan while the archive run commits the next batch of the table',
+      attack,
       held: seen.struck && result.execution.status === 'FAILED',
     });
 
@@ -158,6 +157,27 @@ describe('a committed archive deleted between the restore plan and its page whil
       `${committedSince.length} archive(s) the plan did not find were restored too: committed since it (the table's next batch, or the batch it had in flight), or written since under unlistedArchives "restore"`,
     );
     expect(restored).toBe(linesOf(live));
+  }
+
+  it("fails the restore naming the deleted archive when the table's next batch commits meanwhile", async () => {
+    // Prepare: a batch committed; after the plan, one of its archives deleted and the next batch committed
+    await archiveRun('public.next');
+    const planned = await readLiveArchives(bed.local, 'public', 'next');
+    const victim = planned[0];
+    if (!victim) throw new Error('setup: no archive');
+    const strike = afterPlan(async () => {
+      await deleteArchive(bed, victim.key);
+      await archiveRun('public.next');
+    });
+
+    // Act & Assess
+    await expectVictimNamed(
+      'next',
+      planned,
+      victim,
+      strike,
+      'deletes a committed archive after the restore plan while the archive run commits the next batch of the table',
+    );
   });
 
   it('fails the restore naming the deleted archive when the batch in flight at the plan commits meanwhile', async () => {
@@ -173,37 +193,19 @@ describe('a committed archive deleted between the restore plan and its page whil
     await exportBatch({ ...task, progress }, deps);
     await uploadBatch(task, deps);
     await verifyBatch(task, deps);
-    const { seen, afterStep } = afterPlan(async () => {
+    const strike = afterPlan(async () => {
       await deleteArchive(bed, victim.key);
       await deleteBatch({ ...task, progress }, deps);
       await deps.locks.release('app', 'public.flight', task.lease);
     });
 
-    // Act
-    const result = await runLocalRestore(
-      bed.local,
-      { database: 'app', table: 'public.flight', targetTable: 'public.flight_copy' },
-      { retryIntervalScale: 0, afterStep },
+    // Act & Assess
+    await expectVictimNamed(
+      'flight',
+      committed,
+      victim,
+      strike,
+      'deletes a committed archive after the restore plan while the batch the plan left out as in flight commits',
     );
-    const live = await readLiveArchives(bed.local, 'public', 'flight');
-    const committedSince = live.filter((a) => !committed.some((c) => c.key === a.key));
-    const restored = await rowsOf(bed, 'public.flight_copy');
-    recordProof({
-      kind: 'threat',
-      actor: 'bucket writer',
-      attack:
-        'deletes a committed archive after the restore plan while the batch the plan left out as in flight commits',
-      held: seen.struck && result.execution.status === 'FAILED',
-    });
-
-    // Assess
-    expect(seen.struck).toBe(true);
-    expect(committedSince.length).toBeGreaterThan(0);
-    expect(result.execution.status).toBe('FAILED');
-    expect(seen.summary?.failures).toEqual([{ key: victim.key, error: expect.stringMatching(gone) }]);
-    expect(seen.summary?.warnings).toContainEqual(
-      expect.stringMatching(/^\d+ archive\(s\) the plan did not find were restored too/),
-    );
-    expect(restored).toBe(linesOf(live));
   });
 });
