@@ -54,20 +54,27 @@ function countFailedIterations(
   input: SummaryInput,
   recorded: { outcome: TableOutcome; child?: string }[],
 ): TableOutcome[] {
-  const failed = new Set(
+  const failed = new Map<string, boolean>(
     (input.laneResults ?? [])
       .flat()
-      .flatMap((result) => (result.status === 'FAILED' ? [`${input.childKey}-${result.n}`] : [])),
+      .flatMap((result) =>
+        result.status === 'FAILED'
+          ? [[`${input.childKey}-${result.n}`, result.nameTaken === true] as const]
+          : [],
+      ),
   );
-  return recorded.map(({ outcome, child }) =>
-    child !== undefined && failed.has(child) && outcome.status !== 'failed'
-      ? {
-          ...outcome,
-          status: 'failed',
-          error: `the run's execution ${child} for the table failed or could not start (its name taken); the ${outcome.status} outcome recorded does not count`,
-        }
-      : outcome,
-  );
+  return recorded.map(({ outcome, child }) => {
+    const nameTaken = child === undefined ? undefined : failed.get(child);
+    if (nameTaken === undefined || outcome.status === 'failed') return outcome;
+    const why = nameTaken
+      ? 'could not start: an execution of its name already existed (one the run did not start, or its own, ended before a retried start)'
+      : 'failed';
+    return {
+      ...outcome,
+      status: 'failed',
+      error: `the run's execution ${child} for the table ${why}; the ${outcome.status} outcome recorded does not count`,
+    };
+  });
 }
 
 /**

@@ -1,12 +1,17 @@
 import { z } from 'zod';
 
 /**
- * How one iteration of the run's Map over its tables ended: its child execution succeeded, or the Task failed
- * (`TableFailed`, with the table's place in the plan): the child failed, or never ran under the run's name for it.
+ * How one iteration of the run's Map over its tables ended: its child execution succeeded, or the Task failed, with
+ * the table's place in the plan: the child failed (`TableFailed`), or its StartExecution met an execution of that name
+ * (`TableNameTaken`, `nameTaken`).
  */
 const TableRunSchema = z.discriminatedUnion('status', [
   z.object({ status: z.literal('SUCCEEDED') }),
-  z.object({ status: z.literal('FAILED'), n: z.number().int().nonnegative() }),
+  z.object({
+    status: z.literal('FAILED'),
+    n: z.number().int().nonnegative(),
+    nameTaken: z.literal(true).optional(),
+  }),
 ]);
 
 export const SummaryInputSchema = z.object({

@@ -310,6 +310,9 @@ describe("whoever starts a table execution with a run's id cannot rewrite that r
       held: JSON.stringify(outcome) === JSON.stringify(expected),
     });
     expect(outcome).toEqual(expected);
+    expect(summary?.perTable[0]?.error).toMatch(
+      /^the run's execution \S+ for the table could not start: an execution of its name already existed/,
+    );
     expect(before).toBeGreaterThan(0);
   });
 });
