@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { planLocally } from '../../cli/plan.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import { archiverTestbed, resolvedTable, TODAY_UTC_SQL, tableLines } from '../support/fixtures.js';
 import { recordProof } from '../support/proof-ledger.js';
@@ -205,6 +206,7 @@ describe('a value PostgreSQL writes but its input refuses: a circle of negative 
 
   it('fails the batch naming the columns, deleting nothing; with the values corrected, every row archives and restores', async () => {
     // Act
+    const planned = await planLocally(bed.local, {});
     const refused = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
     const afterRefusal = await rows('zones');
     await bed.db.client.query(`UPDATE public.zones SET area = circle(center(area), abs(radius(area))),
@@ -227,6 +229,13 @@ describe('a value PostgreSQL writes but its input refuses: a circle of negative 
         'archives a table holding circles of negative radius, which PostgreSQL writes but its input refuses',
       held: refused.execution.status === 'FAILED' && afterRefusal.length === 4,
     });
+    // The dry run reports the table as the run finds it, not as a failure of its own.
+    expect(planned.tables).toEqual([
+      expect.objectContaining({
+        action: 'unusable',
+        error: expect.stringMatching(/^TableNotUsableError: a value of public\.zones in "area" \(circle\)/),
+      }),
+    ]);
     expect(refused.execution.status).toBe('FAILED');
     expect(refused.outcomes[0]?.error).toMatch(
       /^TableNotUsableError: app\/public\.zones, day \d{4}-\d{2}-\d{2}: a value of public\.zones in "area" \(circle\), "areas" \(circle\[\]\), "named" \(circle\) is one PostgreSQL writes but its input refuses .*nothing of this batch was archived or deleted/,

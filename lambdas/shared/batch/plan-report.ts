@@ -12,6 +12,7 @@ import {
   rowSourceSql,
   timestampAsInstantSql,
 } from '../database/table-sql.js';
+import { valueRefusal } from '../database/value-refusal.js';
 import { ArchiverError } from '../errors/step-errors.js';
 import type { StepDeps } from '../step/step-deps.js';
 import { batchesForDays } from './batch-objects.js';
@@ -296,10 +297,15 @@ async function estimateBytes(
       bytesNote: `${perRow.toFixed(1)} bytes/row measured over the ${state.totalRows} rows archived so far`,
     };
   }
-  const sample = await client.query<{ width: number | null }>(
-    `SELECT avg(octet_length(${rowLineSql(shape)}) + 1)::float8 AS width
-       FROM (SELECT * FROM ${rowSourceSql(shape)} AS t WHERE ${window} LIMIT ${WIDTH_SAMPLE_ROWS}) AS t`,
-  );
+  // A value export would refuse is met here too: the table is reported as the run would find it.
+  const sample = await client
+    .query<{ width: number | null }>(
+      `SELECT avg(octet_length(${rowLineSql(shape)}) + 1)::float8 AS width
+         FROM (SELECT * FROM ${rowSourceSql(shape)} AS t WHERE ${window} LIMIT ${WIDTH_SAMPLE_ROWS}) AS t`,
+    )
+    .catch((error: unknown) => {
+      throw valueRefusal(shape, error);
+    });
   const width = sample.rows[0]?.width ?? 0;
   return {
     estimatedBytes: Math.round(width * ASSUMED_COMPRESSION_RATIO * eligibleRows),
