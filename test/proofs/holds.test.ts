@@ -14,6 +14,7 @@ import {
   seedPartitionedWhole,
   tableLines,
 } from '../support/fixtures.js';
+import { recordProof } from '../support/proof-ledger.js';
 
 class InjectedCrash extends Error {
   override name = 'InjectedCrash';
@@ -404,5 +405,52 @@ describe('legal hold on a partition the config lists beside its partitioned tabl
         ),
       });
     expect(await tableLines(bed.db.client, partition)).toEqual([]);
+  });
+});
+
+describe('legal hold on a table named with the longest name PostgreSQL keeps', () => {
+  // 63 bytes: PostgreSQL cuts a longer name to these, so a name of 64 bytes reaches this table.
+  const held = 'audit_events_of_the_customer_billing_and_invoicing_subsystem_v2';
+  const spec = { schema: 'public', name: held, timestampColumn: 'created_at' };
+  // The testbed's database allows restoreTargets `public.*`, the held table's schema.
+  const bed = archiverTestbed((db) => seedEvents(db.client, held, 24, 37), [spec]);
+
+  it('refuses a restore with strategy overwrite aimed at it through a longer name, before writing anything', async () => {
+    // Prepare: the old rows are archived and restored, the application changes a restored row, the table is held.
+    expect(Buffer.byteLength(held)).toBe(63);
+    expect((await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 })).execution.status).toBe(
+      'SUCCEEDED',
+    );
+    const back = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: `public.${held}` },
+      { retryIntervalScale: 0 },
+    );
+    expect(back.execution.status).toBe('SUCCEEDED');
+    await bed.db.client.query(`UPDATE public.${held} SET actor = 'changed under hold' WHERE id = 1`);
+    await setHold(holdContext(bed.local), 'app', `public.${held}`, 'case 2026-01');
+    const before = await tableLines(bed.db.client, resolvedTable(spec));
+
+    // Act: an overwrite into a target whose name is the held one and one byte more.
+    const aliased = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: `public.${held}`, targetTable: `public.${held}x`, strategy: 'overwrite' },
+      { retryIntervalScale: 0 },
+    );
+
+    // Assess: refused, naming the field, and the held rows are as they were (before, it wrote 4 rows over them).
+    const after = await tableLines(bed.db.client, resolvedTable(spec));
+    recordProof({
+      kind: 'threat',
+      actor: 'execution starter',
+      attack: 'restores with strategy overwrite into a held table through a target name past 63 bytes',
+      held: aliased.execution.status === 'FAILED' && after.join('\n') === before.join('\n'),
+    });
+    expect([aliased.execution.status, aliased.execution.error?.name]).toEqual([
+      'FAILED',
+      'InvalidInputError',
+    ]);
+    expect(aliased.execution.error?.message).toContain('targetTable.name: must be at most 63 bytes');
+    expect(after).toEqual(before);
   });
 });

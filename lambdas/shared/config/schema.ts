@@ -3,7 +3,7 @@ import { OBJECT_SPANS } from '../archive/format.js';
 import { WRITABLE_STORAGE_CLASSES } from './storage-classes.js';
 
 /** PostgreSQL truncates identifiers to NAMEDATALEN-1 bytes; a longer name would silently address another object. */
-const pgIdentifier = z
+export const pgIdentifier = z
   .string()
   .min(1, 'must not be empty')
   .refine(
@@ -281,14 +281,19 @@ export const DatabaseConfigSchema = z
         z
           .string()
           .regex(/^[^.]+\..+$/, 'must be "schema.name" or "schema.*"')
-          .refine((ref) => !ref.startsWith('*.'), 'the schema cannot be a wildcard'),
+          .refine((ref) => !ref.startsWith('*.'), 'the schema cannot be a wildcard')
+          .refine((ref) => {
+            const dot = ref.indexOf('.');
+            return [ref.slice(0, dot), ref.slice(dot + 1)].every(
+              (part) => pgIdentifier.safeParse(part).success,
+            );
+          }, 'each name must be at most 63 bytes, without NUL (PostgreSQL NAMEDATALEN)'),
       )
       .optional(),
     tables: z.array(TableConfigSchema).min(1, 'must list at least one table'),
   })
   .strict();
 
-/** Whether the runtime knows the zone: IANA names (with their aliases), as EventBridge Scheduler expects them. */
 /**
  * Zone names that PostgreSQL's Default abbreviations (pinned, db.ts) also hold, and that it reads as such, a fixed
  * offset all year (`AT TIME ZONE 'CET'` is UTC+01:00 in July), though the IANA zone keeps summer time; with a region
@@ -307,6 +312,7 @@ export function zoneForPostgres(zone: string): string {
   return FIXED_IN_POSTGRES[zone.toUpperCase()] ?? zone;
 }
 
+/** Whether the runtime knows the zone: IANA names (with their aliases), as EventBridge Scheduler expects them. */
 export function isIanaTimeZone(zone: string): boolean {
   // Intl also accepts offsets such as "+01:00", which are not IANA names; names start with a letter.
   if (!/^[A-Za-z][A-Za-z0-9_+/-]*$/.test(zone)) return false;

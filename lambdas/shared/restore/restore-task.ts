@@ -1,13 +1,15 @@
 import { z } from 'zod';
 import { isCalendarDay } from '../archive/format.js';
-import type { DatabaseConfig } from '../config/schema.js';
+import { type DatabaseConfig, pgIdentifier } from '../config/schema.js';
 import { ConfigError } from '../errors/step-errors.js';
 import { PlannedKeysSchema } from '../lock-table/restore-records.js';
 
 const TABLE_REF_MESSAGE = 'must be "schema.name" or {"schema": ..., "name": ...}';
 
+// Names are held to PostgreSQL's 63 bytes as the config's are: a longer one would reach the table its first 63 bytes
+// name, past checks (a legal hold) that look the typed name up.
 const TableNameSchema = z
-  .object({ schema: z.string().min(1), name: z.string().min(1) }, { error: TABLE_REF_MESSAGE })
+  .object({ schema: pgIdentifier, name: pgIdentifier }, { error: TABLE_REF_MESSAGE })
   .strict();
 
 /** A table as operators write it: "schema.name" (split at the first dot) or `{ "schema": ..., "name": ... }`. */

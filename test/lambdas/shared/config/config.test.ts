@@ -263,6 +263,12 @@ describe('config schema', () => {
       'databases.0.restoreTargets.0: the schema cannot be a wildcard',
     ],
     [
+      'a restore target named past 63 bytes, which PostgreSQL would read as the table its first 63 bytes name',
+      (c: ReturnType<typeof minimal>) =>
+        Object.assign(c.databases[0] ?? {}, { restoreTargets: [`public.${'a'.repeat(64)}`] }),
+      'databases.0.restoreTargets.0: each name must be at most 63 bytes',
+    ],
+    [
       'a prefix starting with "/"',
       (c: ReturnType<typeof minimal>) => Object.assign(c.s3, { prefix: '/a/' }),
       's3.prefix: must be empty or end with "/"',
