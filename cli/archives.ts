@@ -141,7 +141,7 @@ export async function validateCommand(
   config: ArchiverConfig,
   options: ArchiveScopeOptions & { strict: boolean },
   write: Write,
-  inventory?: Pick<ArchiveInventory, 'list'>,
+  inventory?: Pick<ArchiveInventory, 'listTable'>,
 ): Promise<number> {
   const reports: (ValidationReport & { database: string; table: string })[] = [];
   for (const scoped of sourcesInScope(config, options)) {
@@ -152,7 +152,7 @@ export async function validateCommand(
     };
     const committed =
       inventory && scoped.source.format === 'native'
-        ? await inventory.list(scoped.database, tableRef(scoped.table))
+        ? await inventory.listTable(scoped.database, scoped.table)
         : undefined;
     const range = { fromDay: options.from, toDay: options.to };
     const report = await validateArchives(store, scoped.source, origin, range, new Date(), committed);

@@ -354,7 +354,7 @@ async function committedArchives(
   deps: Pick<StepDeps, 'inventory'>,
 ): Promise<Map<string, InventoryEntry>> {
   if (task.format !== 'native') return new Map();
-  const entries = await deps.inventory.list(task.database, `${task.source.schema}.${task.source.name}`);
+  const entries = await deps.inventory.listTable(task.database, task.source);
   const range = { fromDay: task.fromDay, toDay: task.toDay };
   const selected = entries.filter((entry) =>
     task.key

@@ -607,7 +607,7 @@ describe('restore function roles', () => {
     const deps = {
       config: synth.config,
       store: { list: reads, head: reads, getText: reads },
-      inventory: { list: reads },
+      inventory: { listTable: reads },
       locks: { get: reads },
       database: reads,
       telemetry: { info: () => undefined, warn: () => undefined, metric: () => undefined },

@@ -1,4 +1,5 @@
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { tablePrefix } from '../archive/format.js';
 import { type InventoryEntry, InventoryEntrySchema } from '../archive/inventory.js';
 import { ArchiveConflictError } from '../errors/step-errors.js';
 import { RestoreRecords } from './restore-records.js';
@@ -92,5 +93,17 @@ export class ArchiveInventory {
   async list(database: string, table: string): Promise<InventoryEntry[]> {
     const { pk } = ArchiveInventory.key(database, table, '');
     return (await this.lockTable.queryAll(pk)).map((item) => InventoryEntrySchema.parse(item.archive));
+  }
+
+  /**
+   * One table's committed archives: the entries of its partition whose key lies in its folder, under any prefix. The
+   * partition is named "schema.name", which "a"."b.c" and "a.b"."c" share (one configured after the other); their
+   * folders differ, and one table's archives must not count as the other's (missing from its folder).
+   */
+  async listTable(database: string, table: { schema: string; name: string }): Promise<InventoryEntry[]> {
+    const folder = tablePrefix({ prefix: '', database, schema: table.schema, table: table.name });
+    return (await this.list(database, `${table.schema}.${table.name}`)).filter(
+      (entry) => entry.archiveKey.startsWith(folder) || entry.archiveKey.includes(`/${folder}`),
+    );
   }
 }
