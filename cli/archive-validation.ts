@@ -1,3 +1,4 @@
+import { createInterface } from 'node:readline';
 import {
   type ArchiveRef,
   type ArchiveSource,
@@ -15,7 +16,8 @@ import { keySegment, type Manifest, spanLastDay } from '../lambdas/shared/archiv
 import { archiveProblems } from '../lambdas/shared/archive/integrity.js';
 import type { InventoryEntry } from '../lambdas/shared/archive/inventory.js';
 import { UNCOMMITTED_LEGACY_BATCH } from '../lambdas/shared/archive/legacy-format.js';
-import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
+import type { ArchiveStore, ObjectPin } from '../lambdas/shared/archive/store.js';
+import { createLinesGunzip } from '../lambdas/shared/archive/stream.js';
 import { ArchiveIntegrityError } from '../lambdas/shared/errors/step-errors.js';
 import { unreadableColdArchives } from '../lambdas/shared/restore/cold-archives.js';
 
@@ -180,6 +182,7 @@ export async function validateArchives(
           days: partitionDays(ref),
           committedAt: entry.committedAt,
           manifest: expected.manifest,
+          pin: entry.pin,
         });
       if (inventory && !entry)
         problem(
@@ -194,13 +197,16 @@ export async function validateArchives(
       problem('error', missing ? 'missing-sidecar' : 'corrupt', ref.key, error.message);
     }
   }
-  for (const { key, earlier } of archivedTwice(keyRanges))
-    problem(
-      'warning',
-      'archived-twice',
-      key,
-      `its key range overlaps that of ${earlier.join(', ')}, committed before it for a day they share: rows restored into the table and archived again (or rows inserted late with keys inside that range) are in both, so they are counted twice here and by a query over the bucket, and a restore under "fail" refuses the older archive`,
-    );
+  for (const { key, earlier } of archivedTwice(keyRanges)) {
+    const shared = await rowsInBoth(store, keyRanges, key, earlier);
+    if (shared.rows > 0)
+      problem(
+        'warning',
+        'archived-twice',
+        key,
+        `${shared.rows} of its rows (by key) are also in ${shared.archives.join(', ')}, committed before it: rows restored into the table and archived again, counted twice here and by a query over the bucket, and a restore under "fail" refuses the older archive; its other rows are in it alone, so delete neither archive as a copy`,
+      );
+  }
   for (const entry of committed.values()) {
     const inRange = partitionInRange({ day: entry.day, span: entry.span ?? 'day' }, range);
     if (inRange && !keys.has(entry.archiveKey))
@@ -306,6 +312,7 @@ interface CommittedKeyRange {
   days: string[];
   committedAt: string;
   manifest: Manifest;
+  pin?: ObjectPin;
 }
 
 /**
@@ -330,6 +337,50 @@ function archivedTwice(ranges: readonly CommittedKeyRange[]): { key: string; ear
     if (earlier.size > 0) found.push({ key: range.key, earlier: [...earlier] });
   }
   return found;
+}
+
+/**
+ * The rows of archive `key` also in `earlier` ones, by their key columns' values, and the archives that hold them: key
+ * ranges that overlap also hold rows inserted late with keys inside an earlier range, which are in the later archive
+ * alone. Only the archives a warning would name are read again, pinned to the object just verified.
+ */
+async function rowsInBoth(
+  store: ArchiveStore,
+  ranges: readonly CommittedKeyRange[],
+  key: string,
+  earlier: readonly string[],
+): Promise<{ rows: number; archives: string[] }> {
+  const byKey = new Map(ranges.map((range) => [range.key, range]));
+  const later = byKey.get(key);
+  if (!later) return { rows: 0, archives: [] };
+  const keys = await rowKeys(store, later);
+  const shared = { rows: 0, archives: [] as string[] };
+  for (const other of earlier) {
+    const range = byKey.get(other);
+    if (!range) continue;
+    let rows = 0;
+    for (const rowKey of await rowKeys(store, range)) if (keys.delete(rowKey)) rows += 1;
+    if (rows > 0) shared.archives.push(other);
+    shared.rows += rows;
+  }
+  return shared;
+}
+
+/** The key of each row of a committed archive: its key columns' values, as JSON. */
+async function rowKeys(store: ArchiveStore, range: CommittedKeyRange): Promise<Set<string>> {
+  const body = await store.getStream(range.key, range.pin);
+  if (!body) throw new ArchiveIntegrityError(`archive ${range.key} is missing`);
+  const keys = new Set<string>();
+  const lines = createInterface({
+    input: body.pipe(createLinesGunzip()),
+    crlfDelay: Number.POSITIVE_INFINITY,
+  });
+  for await (const line of lines) {
+    if (line.length === 0) continue;
+    const row = JSON.parse(line) as Record<string, unknown>;
+    keys.add(JSON.stringify(range.manifest.keyColumns.map((column) => row[column])));
+  }
+  return keys;
 }
 
 /**

@@ -356,6 +356,7 @@ describe('rows restored, moved to another time of the day by the application, an
     ]);
     const twice = report.problems.filter((p) => p.kind === 'archived-twice');
     expect(twice.map((p) => [p.severity, p.key])).toEqual([['warning', newer?.key]]);
+    expect(twice[0]?.detail).toMatch(/^[1-9]\d* of its rows \(by key\) are also in /);
     expect(twice[0]?.detail).toContain(early.key);
     expect(twice[0]?.detail).toContain(late.key);
   });
