@@ -5,7 +5,7 @@
 // and for each request described with { command: 'requests' }.
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, rmdir, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -58,8 +58,8 @@ const server = new S3rver({
  * mix: nothing here reads an object while it is being overwritten.
  */
 async function writeWhole(path, content, describe) {
-  await mkdir(dirname(path), { recursive: true });
   const temporary = `${path}.${randomUUID()}.partial`;
+  const file = await createInFolder(temporary);
   const md5 = createHash('md5');
   let size = 0;
   const measure = new Transform({
@@ -71,7 +71,7 @@ async function writeWhole(path, content, describe) {
   });
   const source = Buffer.isBuffer(content) ? Readable.from([content]) : content;
   try {
-    await pipeline(source, measure, createWriteStream(temporary));
+    await pipeline(source, measure, createWriteStream(temporary, { fd: file }));
     // S3 dates an object (LastModified) by its own clock; s3rver reports the file's mtime, which the kernel sets by
     // the real clock even when this process's clock is moved (faketime, the suite at any hour).
     const now = new Date();
@@ -83,6 +83,22 @@ async function writeWhole(path, content, describe) {
   } catch (error) {
     await rm(temporary, { force: true });
     throw error;
+  }
+}
+
+/**
+ * Creates a new file and the folders it goes in. A delete of a folder's last object removes the folders it leaves
+ * empty (store.deleteObject): one that does so while they are created, or before the file is, is outrun by creating
+ * them again.
+ */
+async function createInFolder(path) {
+  for (;;) {
+    try {
+      await mkdir(dirname(path), { recursive: true });
+      return await open(path, 'wx');
+    } catch (error) {
+      if (error.code !== 'ENOENT') throw error;
+    }
   }
 }
 
@@ -115,6 +131,28 @@ store.putObject = (object) =>
 store.putPart = (bucket, uploadId, partNumber, content) => {
   const partPath = join(store.getResourcePath(bucket, undefined, 'uploads'), uploadId, String(partNumber));
   return writeWhole(partPath, content, (written) => writeFileWhole(`${partPath}.md5`, written.md5));
+};
+/**
+ * Removes an object's files, then the folders that leaves empty. s3rver's own read each folder before removing it, so
+ * two deletes in one folder at once (a DeleteObjects of a batch's staged objects, two uploads of one batch) failed
+ * the later with a 500 once the earlier had removed the folder: S3 never fails a delete so. rmdir refuses a folder
+ * that is not empty, whoever wrote in it meanwhile.
+ */
+store.deleteObject = async (bucket, key) => {
+  await Promise.all(
+    ['object', 'object.md5', 'metadata.json'].map((file) =>
+      rm(store.getResourcePath(bucket, key, file), { force: true }),
+    ),
+  );
+  const folders = key.split('/').slice(0, -1);
+  for (let depth = folders.length; depth > 0; depth -= 1) {
+    try {
+      await rmdir(join(store.getBucketPath(bucket), ...folders.slice(0, depth)));
+    } catch (error) {
+      if (error.code === 'ENOTEMPTY' || error.code === 'EEXIST') return;
+      if (error.code !== 'ENOENT') throw error;
+    }
+  }
 };
 // s3rver copies the bytes in place, then the metadata, and leaves the destination's old MD5 (its ETag) behind.
 store.copyObject = async (sourceBucket, sourceKey, bucket, key, replacementMetadata) => {

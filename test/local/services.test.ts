@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectsCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startLocalServices } from '../../local/services.js';
 
@@ -116,6 +116,63 @@ describe('local services', () => {
       s3.destroy();
       await services.stop();
       await freshServices.stop();
+    }
+  });
+
+  it('deletes the objects of one folder from requests at once, and writes into that folder meanwhile, as S3 does', async () => {
+    // Prepare: rounds of eight objects in one folder (a batch's staged objects)
+    const services = await startLocalServices(join(root, 'deletes'), 'deletes-bucket');
+    const s3 = new S3Client({
+      endpoint: services.s3Endpoint,
+      forcePathStyle: true,
+      region: services.env.AWS_REGION,
+      credentials: {
+        accessKeyId: services.env.AWS_ACCESS_KEY_ID ?? '',
+        secretAccessKey: services.env.AWS_SECRET_ACCESS_KEY ?? '',
+      },
+      // Each failure counts: a retry would hide one.
+      maxAttempts: 1,
+    });
+    const keys = (round: number) =>
+      Array.from({ length: 8 }, (_, i) => `archive/_staging/app/public.events/${round}-${i}.jsonl.gz`);
+    const failures: string[] = [];
+    try {
+      for (let round = 0; round < 10; round++) {
+        await Promise.all(
+          keys(round).map((Key) =>
+            s3.send(new PutObjectCommand({ Bucket: 'deletes-bucket', Key, Body: 'x' })),
+          ),
+        );
+
+        // Act: two uploads of one batch delete its staged objects at once, while another object goes into the folder
+        const deleteAll = () =>
+          s3.send(
+            new DeleteObjectsCommand({
+              Bucket: 'deletes-bucket',
+              Delete: { Objects: keys(round).map((Key) => ({ Key })) },
+            }),
+          );
+        const written = `archive/_staging/app/public.events/${round}-written.jsonl.gz`;
+        const settled = await Promise.allSettled([
+          deleteAll(),
+          deleteAll(),
+          s3.send(new PutObjectCommand({ Bucket: 'deletes-bucket', Key: written, Body: 'x' })),
+        ]);
+        for (const outcome of settled)
+          if (outcome.status === 'rejected')
+            failures.push(`${round} ${settled.indexOf(outcome)}: ${String(outcome.reason)}`);
+        await s3.send(
+          new DeleteObjectsCommand({ Bucket: 'deletes-bucket', Delete: { Objects: [{ Key: written }] } }),
+        );
+      }
+      const left = await s3.send(new ListObjectsV2Command({ Bucket: 'deletes-bucket' }));
+
+      // Assess: before, one of the two deletes failed with a 500 (InternalError) in most rounds.
+      expect(failures).toEqual([]);
+      expect(left.Contents ?? []).toEqual([]);
+    } finally {
+      s3.destroy();
+      await services.stop();
     }
   });
 });
