@@ -90,10 +90,13 @@ function databaseSql(config: ArchiverConfig, db: DatabaseConfig, options: RoleSq
     `-- audit-archiver role for database ${db.name} (${tables.map((t) => printable(tableRef(t))).join(', ')}).`,
     '-- Run in that database as a superuser or the owner of its tables; then set the password (psql: \\password)',
     '-- and store it in the secret the config names.',
+    // A superuser runs this: only PostgreSQL's own functions and operators may answer its names, never one another
+    // role created in a schema the default search_path reaches (public, or one named like the superuser).
+    'SET search_path = pg_catalog, pg_temp;',
     // The role is cluster-wide: created by the first database's SQL, found by the next one's.
-    `DO ${tag} BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = ${sqlLiteral(options.role)}) THEN CREATE ROLE ${role} LOGIN; END IF; END ${tag};`,
+    `DO ${tag} BEGIN IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) ${sqlLiteral(options.role)}) THEN CREATE ROLE ${role} LOGIN; END IF; END ${tag};`,
     // TEMPORARY: a restore stages an archive that cannot go straight into its target in a temporary table.
-    `DO ${tag} BEGIN EXECUTE format('GRANT CONNECT${restore ? ', TEMPORARY' : ''} ON DATABASE %I TO %s', current_database(), ${sqlLiteral(role)}); END ${tag};`,
+    `DO ${tag} BEGIN EXECUTE pg_catalog.format('GRANT CONNECT${restore ? ', TEMPORARY' : ''} ON DATABASE %I TO %s', pg_catalog.current_database(), ${sqlLiteral(role)}); END ${tag};`,
     ...schemas.map((schema) => `GRANT USAGE ON SCHEMA ${sqlIdent(schema)} TO ${role};`),
     ...tables.map(
       (t) => `GRANT SELECT, DELETE${restore ? ', INSERT, UPDATE' : ''} ON TABLE ${t.qualified} TO ${role};`,
@@ -106,15 +109,16 @@ function databaseSql(config: ArchiverConfig, db: DatabaseConfig, options: RoleSq
         `DO ${tag} DECLARE s text; BEGIN
   FOR s IN SELECT pg_catalog.pg_get_serial_sequence(${t.regclass}, a.attname)
              FROM pg_catalog.pg_attribute a
-            WHERE a.attrelid = ${t.regclass}::regclass AND a.attnum > 0 AND NOT a.attisdropped
+            WHERE a.attrelid OPERATOR(pg_catalog.=) ${t.regclass}::regclass AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
            UNION
            -- A sequence a column's default draws on without owning it (DEFAULT nextval('seq')).
            SELECT p.refobjid::regclass::text
              FROM pg_catalog.pg_attrdef d
-             JOIN pg_catalog.pg_depend p ON p.classid = 'pg_catalog.pg_attrdef'::regclass AND p.objid = d.oid
-             JOIN pg_catalog.pg_class c ON c.oid = p.refobjid AND c.relkind = 'S'
-            WHERE d.adrelid = ${t.regclass}::regclass LOOP
-    IF s IS NOT NULL THEN EXECUTE format('GRANT USAGE, SELECT, UPDATE ON SEQUENCE %s TO %s', s, ${sqlLiteral(role)}); END IF;
+             JOIN pg_catalog.pg_depend p ON p.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_attrdef'::regclass
+                  AND p.objid OPERATOR(pg_catalog.=) d.oid
+             JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.refobjid AND c.relkind OPERATOR(pg_catalog.=) 'S'
+            WHERE d.adrelid OPERATOR(pg_catalog.=) ${t.regclass}::regclass LOOP
+    IF s IS NOT NULL THEN EXECUTE pg_catalog.format('GRANT USAGE, SELECT, UPDATE ON SEQUENCE %s TO %s', s, ${sqlLiteral(role)}); END IF;
   END LOOP;
 END ${tag};`,
       );
@@ -142,6 +146,7 @@ END ${tag};`,
     );
     lines.push(...tables.map((t) => `GRANT MAINTAIN ON TABLE ${t.qualified} TO ${role};`));
   }
+  lines.push('RESET search_path;');
   // Every name above is printable already (sqlIdent, sqlLiteral, printable): the statements' own line breaks stay.
   return safeLines(lines.join('\n').split('\n'));
 }

@@ -23,7 +23,9 @@ describe('role-sql', () => {
     // Assess
     expect(both).toThrow('the config has 2 databases: give --database (billing, crm)');
     expect(crm).toMatch(/^-- audit-archiver role for database crm \(public\.events\)/);
-    expect(crm).toContain("IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'audit_archiver')");
+    expect(crm).toContain(
+      "IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'audit_archiver')",
+    );
     expect(crm).not.toContain('billing');
   });
 
