@@ -36,7 +36,7 @@ export const STATE_DIR_OPTION = [
 export function requireLocalState(stateDir: string): void {
   if (!existsSync(stateDir))
     throw new ConfigError(
-      `--state-dir: no local state in ${resolve(stateDir)} (a local run or hold set makes it); give the state dir your runs use`,
+      `--state-dir: no local state in ${resolve(stateDir)} (a local run makes it, or hold set --new-state); give the state dir your runs use`,
     );
 }
 

@@ -22,14 +22,28 @@ export function registerHolds(program: Command): void {
     );
   withHoldOptions(hold.command('set <database> <table>').description('Put a table under legal hold.'))
     .requiredOption('--reason <text>', 'why (kept with the hold and in the audit trail)')
-    .action(async (database: string, table: string, options: HoldCommandOptions & { reason: string }) => {
-      const { setHold } = await loadHolds();
-      const set = await withHoldContext(options, (ctx) => setHold(ctx, database, table, options.reason));
-      print(safeLine(`${database}/${table} is under legal hold: ${set.reason}`));
-    });
+    .option(
+      '--new-state',
+      'local mode: make the state dir, for a hold placed before the first local run',
+      false,
+    )
+    .action(
+      async (
+        database: string,
+        table: string,
+        options: HoldCommandOptions & { reason: string; newState: boolean },
+      ) => {
+        const { setHold } = await loadHolds();
+        // A hold recorded in a mistyped state dir is one no run sees: the held rows would be archived and deleted.
+        if (!options.newState) requireLocalStateOf(options);
+        const set = await withHoldContext(options, (ctx) => setHold(ctx, database, table, options.reason));
+        print(safeLine(`${database}/${table} is under legal hold: ${set.reason}`));
+      },
+    );
   withHoldOptions(hold.command('clear <database> <table>').description('Lift a table’s legal hold.')).action(
     async (database: string, table: string, options: HoldCommandOptions) => {
       const { clearHold, configHold } = await loadHolds();
+      requireLocalStateOf(options);
       const { cleared, held } = await withHoldContext(options, async (ctx) => ({
         cleared: await clearHold(ctx, database, table),
         held: configHold(ctx.config, database, table),
@@ -57,7 +71,7 @@ export function registerHolds(program: Command): void {
     .option('--json', 'print the holds as a JSON array', false)
     .action(async (options: HoldCommandOptions & { json: boolean }) => {
       const { formatHolds } = await loadHolds();
-      if (!options.lockTable && !options.demo) requireLocalState(options.stateDir);
+      requireLocalStateOf(options);
       print(
         await withHoldContext(options, async (ctx) =>
           formatHolds(await ctx.holds.list(), { json: options.json }),
@@ -103,6 +117,11 @@ export function registerHolds(program: Command): void {
       },
     );
   }
+}
+
+/** In local mode (neither --lock-table nor --demo), the state dir must be there: a mistyped one is refused. */
+function requireLocalStateOf(options: HoldCommandOptions): void {
+  if (!options.lockTable && !options.demo) requireLocalState(options.stateDir);
 }
 
 /** Loaded on use: the hold commands' S3 Object Lock calls need the AWS SDK (see common.ts). */

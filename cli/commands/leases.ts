@@ -50,6 +50,7 @@ export function registerLeases(program: Command): void {
       ),
   ).action(async (database: string, table: string, options: LockTableTargetOptions) => {
     const { breakLease, executionRunning } = await loadLeases();
+    if (!options.lockTable && !options.demo) requireLocalState(options.stateDir);
     const { SFNClient } = await import('@aws-sdk/client-sfn');
     const outcome = await withLockTableTarget(options, 'lease break', ({ config, lockTable, store, mode }) =>
       breakLease(
@@ -94,6 +95,7 @@ export function registerLeases(program: Command): void {
       configureLogging(false);
       if (options.demo && options.lockTable)
         throw new ConfigError('--demo is local mode: leave out --lock-table');
+      if (!options.lockTable && !options.demo) requireLocalState(options.stateDir);
       const configPath = await configPathOf(options, 'batch settle');
       const outcome = options.lockTable
         ? await (async () => {

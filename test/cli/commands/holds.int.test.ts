@@ -1,7 +1,9 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli as cli } from '../../support/cli-process.js';
 import { writeTestConfig } from '../../support/fixtures.js';
+import { recordProof } from '../../support/proof-ledger.js';
 
 describe('hold clear on a table the config holds', () => {
   let files: ReturnType<typeof writeTestConfig>;
@@ -19,7 +21,7 @@ describe('hold clear on a table the config holds', () => {
 
   it('says the table stays held by the config, and exits 1, whether or not the lock table held it too', () => {
     // Act
-    const set = hold('set', 'app', 'public.events', '--reason', 'court order');
+    const set = hold('set', 'app', 'public.events', '--reason', 'court order', '--new-state');
     const cleared = hold('clear', 'app', 'public.events');
     const again = hold('clear', 'app', 'public.events');
 
@@ -64,9 +66,9 @@ describe('hold commands with an empty --actor (a script\'s unset variable: --act
 
   it('refuses before changing anything: the hold change and its audit event go together or not at all', () => {
     // Act
-    const set = hold('set', 'app', 'public.events', '--reason', 'court order', '--actor', '');
+    const set = hold('set', 'app', 'public.events', '--reason', 'court order', '--actor', '', '--new-state');
     const afterSet = hold('list', '--json');
-    hold('set', 'app', 'public.events', '--reason', 'court order', '--actor', 'alice');
+    hold('set', 'app', 'public.events', '--reason', 'court order', '--actor', 'alice', '--new-state');
     const clear = hold('clear', 'app', 'public.events', '--actor', '');
     const afterClear = hold('list', '--json');
 
@@ -80,5 +82,46 @@ describe('hold commands with an empty --actor (a script\'s unset variable: --act
     expect(afterSet.status).toBe(2);
     expect(afterSet.stderr).toMatch(/--state-dir: no local state in /);
     expect(JSON.parse(afterClear.stdout)).toMatchObject([{ table: 'public.events', setBy: 'alice' }]);
+  });
+});
+
+describe('hold commands given a state dir that is not there (mistyped, or the installed command typed elsewhere)', () => {
+  let files: ReturnType<typeof writeTestConfig>;
+  const hold = (stateDir: string, ...args: string[]) =>
+    cli('hold', ...args, '-c', files.configPath, '-s', join(files.dir, stateDir));
+
+  beforeAll(() => {
+    files = writeTestConfig({ url: 'postgres://archiver@127.0.0.1:1/app' }, [
+      { name: 'events', timestampColumn: 'created_at' },
+    ]);
+  });
+  afterAll(() => files?.cleanup());
+
+  it('refuses to record a hold there, which no run would see; --new-state records one before the first run', () => {
+    // Prepare: the state dir the runs use, made by a hold placed before the first run
+    const first = hold('state', 'set', 'app', 'public.events', '--reason', 'case 2025-16', '--new-state');
+
+    // Act: a hold for another case and a clear, each with the state dir mistyped
+    const set = hold('sate', 'set', 'app', 'public.events', '--reason', 'case 2025-17');
+    const cleared = hold('sate', 'clear', 'app', 'public.events');
+    const listed = hold('state', 'list', '--json');
+
+    // Assess: before, the hold was recorded in a state dir made for it, exit 0, and the next local run (on the
+    // state dir it uses) archived and deleted the held rows.
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack: 'places a hold with a mistyped --state-dir (or the installed command typed in another folder)',
+      held: set.status !== 0 && !existsSync(join(files.dir, 'sate')),
+    });
+    expect(first.status).toBe(0);
+    for (const refused of [set, cleared]) {
+      expect(refused.status).toBe(2);
+      expect(refused.stderr).toMatch(
+        /--state-dir: no local state in .*sate \(a local run makes it, or hold set --new-state\)/,
+      );
+    }
+    expect(existsSync(join(files.dir, 'sate'))).toBe(false);
+    expect(JSON.parse(listed.stdout)).toMatchObject([{ table: 'public.events', reason: 'case 2025-16' }]);
   });
 });
