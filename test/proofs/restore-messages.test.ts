@@ -65,4 +65,57 @@ describe('what a refused restore says', () => {
     }
     expect(shown).not.toContain(EMAIL);
   });
+
+  it.each([
+    ['regclass', 'regclass'],
+    ['regrole', 'regrole'],
+    ['regproc', 'regproc'],
+    ['aclitem', 'aclitem'],
+    ['regclass_domain', 'public.object_ref'],
+    ['regclass_array', 'regclass[]'],
+  ])(
+    'refuses a target whose column reads the archived text as catalog names (%s), quoting no value',
+    async (name, type) => {
+      // Prepare: the rows are archived (before); a target whose email column is of a type whose input looks the text up
+      // as a catalog object, and whose error for an unknown one (42P01, 42704, 42883: not a data exception) quotes it.
+      await bed.db.client.query(`DO $$ BEGIN
+        IF to_regtype('public.object_ref') IS NULL THEN CREATE DOMAIN public.object_ref AS regclass; END IF;
+      END $$`);
+      await bed.db.client.query(
+        `CREATE TABLE people_${name} (id bigint PRIMARY KEY, created_at timestamptz NOT NULL, email ${type})`,
+      );
+
+      // Act
+      const restored = await runLocalRestore(
+        bed.local,
+        { database: 'app', table: 'public.people', targetTable: `public.people_${name}` },
+        { retryIntervalScale: 0 },
+      );
+      const shown = restoreAsShown(restored);
+      const written = await bed.db.client.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM people_${name}`,
+      );
+      recordProof({
+        kind: 'threat',
+        actor: 'operator',
+        attack: `restores into a target whose column is of type ${type}, whose input quotes an unknown name`,
+        held: !shown.includes(EMAIL),
+      });
+
+      // Assess: refused before anything is read, naming the column and its type (before: the restore results, the
+      // execution's output and error cause quoted the archived value, "relation \"alice1.private-person…\" does not
+      // exist", and for regrole and regproc a raw error reached the Lambda runtime's log).
+      expect(restored.execution.status).toBe('FAILED');
+      expect(restored.results.length).toBeGreaterThan(0);
+      for (const result of restored.results)
+        expect(result).toMatchObject({
+          status: 'failed',
+          error: expect.stringContaining(
+            `TableNotUsableError: restore target "public"."people_${name}": column "email" is of type ${type}, which holds catalog`,
+          ),
+        });
+      expect(shown).not.toContain(EMAIL);
+      expect(written.rows[0]?.n).toBe(0);
+    },
+  );
 });

@@ -625,10 +625,15 @@ const typeUnderSql = (condition: string, start = 'bt.oid') => `EXISTS (WITH RECU
  * Types that hold oids of catalog objects and write them as the objects' names: regclass, regtype, regproc and the
  * others, and aclitem (a grant names its roles; a dropped role's oid is written bare and never read back).
  */
-const CATALOG_NAME_SQL = typeUnderSql(`e.typoutput = ANY ('{pg_catalog.regprocout, pg_catalog.regprocedureout,
+export const catalogNameTypeSql = (start: string): string =>
+  typeUnderSql(
+    `e.typoutput = ANY ('{pg_catalog.regprocout, pg_catalog.regprocedureout,
               pg_catalog.regoperout, pg_catalog.regoperatorout, pg_catalog.regclassout, pg_catalog.regtypeout,
               pg_catalog.regroleout, pg_catalog.regnamespaceout, pg_catalog.regconfigout,
-              pg_catalog.regdictionaryout, pg_catalog.regcollationout, pg_catalog.aclitemout}'::pg_catalog.regproc[])`);
+              pg_catalog.regdictionaryout, pg_catalog.regcollationout, pg_catalog.aclitemout}'::pg_catalog.regproc[])`,
+    start,
+  );
+const CATALOG_NAME_SQL = catalogNameTypeSql('bt.oid');
 
 /**
  * Whether column `a` holds the `lo` extension's type anywhere in its type (itself, a domain over it, an array's element,

@@ -4,6 +4,7 @@ import {
   BASE_TYPE_SQL,
   BOUND_TYPE_SQL,
   baseTypeSql,
+  catalogNameTypeSql,
   enumLabelsSql,
   NOT_NULL_SQL,
   PRIMARY_KEY_SQL,
@@ -61,6 +62,11 @@ export interface TargetColumn {
   collatable: boolean;
   /** Whether it holds no NULL for certain (NOT NULL, validated). */
   notNull: boolean;
+  /**
+   * Whether its type holds oids written as catalog names (a `reg*` type or `aclitem`, anywhere in it): its input
+   * looks each name up, and an unknown one fails outside the data exceptions, quoting the value.
+   */
+  catalogName: boolean;
 }
 
 /** A restore target as the catalog describes it. */
@@ -206,6 +212,7 @@ export async function describeTarget(
       deterministic: boolean | null;
       collatable: boolean;
       not_null: boolean;
+      catalog_name: boolean;
     }[];
     primary_key: string[];
     copyable: boolean;
@@ -241,7 +248,8 @@ export async function describeTarget(
                       'deterministic', (SELECT co.collisdeterministic FROM pg_catalog.pg_collation co
                                          WHERE co.oid = a.attcollation),
                       'collatable', a.attcollation <> 0,
-                      'not_null', ${NOT_NULL_SQL}) ORDER BY a.attnum), '[]')
+                      'not_null', ${NOT_NULL_SQL},
+                      'catalog_name', ${catalogNameTypeSql('a.atttypid')}) ORDER BY a.attnum), '[]')
                FROM pg_catalog.pg_attribute a
                JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,
@@ -295,6 +303,7 @@ export async function describeTarget(
       deterministic: c.deterministic !== false,
       collatable: c.collatable,
       notNull: c.not_null,
+      catalogName: c.catalog_name,
     })),
     primaryKey: relation.primary_key,
     copyable: relation.copyable,
@@ -497,6 +506,10 @@ export function planColumns(
       removed.push(column.name);
       continue;
     }
+    if (into.catalogName)
+      throw new TableNotUsableError(
+        `restore target ${tableLabel(target.table)}: column "${column.name}" is of type ${into.type}, which holds catalog objects by their names (a reg* type or aclitem, in it or under it): reading archived values as such looks each one up, and an error would quote the value; restore into a table without it (targetTable); nothing was written`,
+      );
     const text = `(s.j ->> ${quoteLiteral(column.name)})`;
     if (into.generated) {
       // A legacy archive's text is the Python tool's, not PostgreSQL's: compared as the column's type reads it.
