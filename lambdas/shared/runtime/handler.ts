@@ -3,7 +3,7 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { z } from 'zod';
 import { formatIssues } from '../config/config.js';
-import { InvalidInputError } from '../errors/step-errors.js';
+import { ArchiverError, InvalidInputError } from '../errors/step-errors.js';
 import type { StepDeps } from '../step/step-deps.js';
 import { logger } from '../telemetry/powertools.js';
 import { depsFromEnv } from './deps.js';
@@ -54,6 +54,21 @@ function clipMessage(step: string, error: unknown): unknown {
 }
 
 /**
+ * The error a step lets out: its name (what the ASL matches), message and stack, and nothing else of an error the
+ * archiver did not make. Lambda's runtime logs a thrown error with every enumerable property ("Invoke Error"), and a
+ * driver's error carries PostgreSQL's detail, which may quote a row ("Key (email)=(…) already exists"); the error
+ * itself stays as the cause, which is not enumerable.
+ */
+function plainError(error: unknown): unknown {
+  if (!(error instanceof Error) || error instanceof ArchiverError || Object.keys(error).length === 0)
+    return error;
+  const plain = new Error(error.message, { cause: error });
+  Object.defineProperty(plain, 'name', { value: error.name, writable: true, configurable: true });
+  plain.stack = error.stack;
+  return plain;
+}
+
+/**
  * A thin Lambda handler: validate the payload with the step's zod schema, hand it and the injected dependencies to
  * the pure core, validate what the core returns. `getDeps` is a factory so local mode and tests can inject theirs.
  */
@@ -75,7 +90,7 @@ export function stepHandler<I, O>(
       });
       return schemas.output.parse(output);
     } catch (error) {
-      throw clipMessage(step, error);
+      throw clipMessage(step, plainError(error));
     }
   }).use(injectLambdaContext(logger, { resetKeys: true }));
 }

@@ -147,4 +147,24 @@ describe('a step handler’s errors', () => {
     expect(error.message).toBe('restore target "public"."t" does not exist');
     expect(error.stack).toBe(stack);
   });
+
+  it('let out only the name, message and stack of a driver’s error, whose detail may quote a row', async () => {
+    // Prepare: what pg throws for a unique violation (its fields are enumerable)
+    const thrown = Object.assign(new Error('duplicate key value violates unique constraint "people_pkey"'), {
+      name: 'error',
+      code: '23505',
+      detail: 'Key (email)=(alice@private.example) already exists.',
+      constraint: 'people_pkey',
+    });
+
+    // Act
+    const error = await rejection(handlerThrowing(thrown)({ items: [] }, context));
+
+    // Assess: what Lambda's runtime logs of it (its enumerable properties) holds no value; the name ASL matches,
+    // the message and the stack stay (before, the error was let out as thrown, its detail with it).
+    expect(JSON.stringify(error)).not.toContain('alice@private.example');
+    expect(Object.keys(error)).toEqual([]);
+    expect([error.name, error.message, error.stack]).toEqual([thrown.name, thrown.message, thrown.stack]);
+    expect(error.cause).toBe(thrown);
+  });
 });
