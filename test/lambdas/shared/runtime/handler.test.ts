@@ -5,6 +5,7 @@ import { InvalidInputError, TableNotUsableError } from '../../../../lambdas/shar
 import { MAX_ERROR_MESSAGE_BYTES, stepHandler } from '../../../../lambdas/shared/runtime/handler.js';
 import type { StepDeps } from '../../../../lambdas/shared/step/step-deps.js';
 import { logger } from '../../../../lambdas/shared/telemetry/powertools.js';
+import { recordProof } from '../../../support/proof-ledger.js';
 
 const context = {
   functionName: 'audit-archiver-test',
@@ -162,6 +163,12 @@ describe('a step handler’s errors', () => {
 
     // Assess: what Lambda's runtime logs of it (its enumerable properties) holds no value; the name ASL matches,
     // the message and the stack stay (before, the error was let out as thrown, its detail with it).
+    recordProof({
+      kind: 'threat',
+      actor: 'invocation',
+      attack: "a step fails with a driver's error whose detail quotes a row",
+      held: !JSON.stringify(error).includes('alice@private.example'),
+    });
     expect(JSON.stringify(error)).not.toContain('alice@private.example');
     expect(Object.keys(error)).toEqual([]);
     expect([error.name, error.message, error.stack]).toEqual([thrown.name, thrown.message, thrown.stack]);
