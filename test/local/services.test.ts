@@ -29,6 +29,19 @@ const exited = (pid: number) =>
     }, 20);
   });
 
+/** A client of the local S3 server, as local mode's functions have, with the SDK's attempts per request. */
+const s3ClientOf = (services: Awaited<ReturnType<typeof startLocalServices>>, maxAttempts?: number) =>
+  new S3Client({
+    endpoint: services.s3Endpoint,
+    forcePathStyle: true,
+    region: services.env.AWS_REGION,
+    credentials: {
+      accessKeyId: services.env.AWS_ACCESS_KEY_ID ?? '',
+      secretAccessKey: services.env.AWS_SECRET_ACCESS_KEY ?? '',
+    },
+    ...(maxAttempts ? { maxAttempts } : {}),
+  });
+
 describe('local services', () => {
   it('stop() ends and says so when the local S3 server was killed by a signal, instead of never resolving', async () => {
     // Prepare: the server dies as the OOM killer would end it
@@ -86,15 +99,7 @@ describe('local services', () => {
     const fresh = join(root, 'fresh', 'state');
     const services = await startLocalServices(stateDir, 'private-bucket');
     const freshServices = await startLocalServices(fresh, 'fresh-bucket');
-    const s3 = new S3Client({
-      endpoint: services.s3Endpoint,
-      forcePathStyle: true,
-      region: services.env.AWS_REGION,
-      credentials: {
-        accessKeyId: services.env.AWS_ACCESS_KEY_ID ?? '',
-        secretAccessKey: services.env.AWS_SECRET_ACCESS_KEY ?? '',
-      },
-    });
+    const s3 = s3ClientOf(services);
 
     try {
       // Act
@@ -122,17 +127,8 @@ describe('local services', () => {
   it('deletes the objects of one folder from requests at once, and writes into that folder meanwhile, as S3 does', async () => {
     // Prepare: rounds of eight objects in one folder (a batch's staged objects)
     const services = await startLocalServices(join(root, 'deletes'), 'deletes-bucket');
-    const s3 = new S3Client({
-      endpoint: services.s3Endpoint,
-      forcePathStyle: true,
-      region: services.env.AWS_REGION,
-      credentials: {
-        accessKeyId: services.env.AWS_ACCESS_KEY_ID ?? '',
-        secretAccessKey: services.env.AWS_SECRET_ACCESS_KEY ?? '',
-      },
-      // Each failure counts: a retry would hide one.
-      maxAttempts: 1,
-    });
+    // Each failure counts: a retry would hide one.
+    const s3 = s3ClientOf(services, 1);
     const keys = (round: number) =>
       Array.from({ length: 8 }, (_, i) => `archive/_staging/app/public.events/${round}-${i}.jsonl.gz`);
     const failures: string[] = [];
