@@ -371,10 +371,10 @@ async function rowKeys(store: ArchiveStore, range: CommittedKeyRange): Promise<S
   const body = await store.getStream(range.key, range.pin);
   if (!body) throw new ArchiveIntegrityError(`archive ${range.key} is missing`);
   const keys = new Set<string>();
-  const lines = createInterface({
-    input: body.pipe(createLinesGunzip()),
-    crlfDelay: Number.POSITIVE_INFINITY,
-  });
+  const gunzip = createLinesGunzip();
+  // pipe() hands on no error: a read cut short would leave the lines waiting for an end that never comes.
+  body.on('error', (error) => gunzip.destroy(error));
+  const lines = createInterface({ input: body.pipe(gunzip), crlfDelay: Number.POSITIVE_INFINITY });
   for await (const line of lines) {
     if (line.length === 0) continue;
     const row = JSON.parse(line) as Record<string, unknown>;
