@@ -15,9 +15,12 @@
  * A test (test/cli/output.test.ts) fails on any `console` call or write to process.stdout/stderr elsewhere in cli/.
  */
 
-// C0 and C1 controls and DEL, the Unicode line and paragraph separators, and the bidirectional marks and overrides.
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
-const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+// C0 and C1 controls and DEL, the Unicode line and paragraph separators, the bidirectional marks (the Arabic letter
+// mark too) and overrides, and the invisible characters that join or split a name unseen (zero-width space, word
+// joiner and invisible operators, the byte order mark). Zero-width (non-)joiners stay: scripts and emoji use them.
+const UNPRINTABLE =
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point.
+  /[\u0000-\u001f\u007f-\u009f\u061c\u200b\u200e\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/g;
 
 /**
  * Text from the database or an operator made safe for a terminal or a comment line: control characters (line breaks,

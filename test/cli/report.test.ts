@@ -61,4 +61,13 @@ describe('text from the database or an operator on the terminal', () => {
     // Assess
     expect(shown).toBe('a\\u000ab\\u001b[2Jc\\u009bd\\u202ee Événements ✓ "q"');
   });
+
+  it('escapes the invisible characters that make one name look like another, and the Arabic letter mark', () => {
+    // Act: "events" with a zero-width space, a word joiner, a byte order mark and an Arabic letter mark in it
+    const shown = printable('ev\u200bents ev\u2060ents \ufeffevents \u061c2026-12-07');
+
+    // Assess: emoji joined by a zero-width joiner stay as they are
+    expect(shown).toBe('ev\\u200bents ev\\u2060ents \\ufeffevents \\u061c2026-12-07');
+    expect(printable('👩\u200d💻')).toBe('👩\u200d💻');
+  });
 });
