@@ -98,6 +98,26 @@ export interface ArchiveQueriesProps {
 const glueName = (text: string): string => text.toLowerCase().replace(/[^a-z0-9_]/g, '_');
 
 /**
+ * The Glue table of each archived table: "database__schema__table" lower-cased and reduced to [a-z0-9_]. Tables that
+ * reduce to one name each get a short hash of their own identity appended, whatever their order in the config: a
+ * suffix given by order would hand a name, and the queries saved under it, to another table's archives once the
+ * config is reordered.
+ */
+export function glueTableNames(
+  tables: readonly { database: string; schema: string; table: string }[],
+): string[] {
+  const bases = tables.map((t) => glueName(`${t.database}__${t.schema}__${t.table}`));
+  const counts = new Map<string, number>();
+  for (const base of bases) counts.set(base, (counts.get(base) ?? 0) + 1);
+  return tables.map((t, i) => {
+    const base = bases[i] ?? '';
+    if ((counts.get(base) ?? 0) < 2) return base;
+    const identity = JSON.stringify([t.database, t.schema, t.table]);
+    return `${base}_${createHash('sha256').update(identity).digest('hex').slice(0, 8)}`;
+  });
+}
+
+/**
  * Unique Glue names for `names`, in order: lower-cased and reduced to [a-z0-9_]; a name that is taken (by an
  * earlier one or by `reserved`) gets a short hash of the original appended.
  */
@@ -156,7 +176,7 @@ export class ArchiveQueries extends Construct {
       },
     });
 
-    const names = uniqueGlueNames(props.tables.map((t) => `${t.database}__${t.schema}__${t.table}`));
+    const names = glueTableNames(props.tables);
     const tables: Record<string, glue.CfnTable> = {};
     const tableNames: Record<string, string> = {};
     const tableStacks: NestedStack[] = [];

@@ -4,7 +4,11 @@ import { join } from 'node:path';
 import { type CfnElement, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GLUE_TABLES_IN_STACK, GLUE_TABLES_PER_NESTED_STACK } from '../../lib/archive-queries.js';
+import {
+  GLUE_TABLES_IN_STACK,
+  GLUE_TABLES_PER_NESTED_STACK,
+  glueTableNames,
+} from '../../lib/archive-queries.js';
 import { LockTable } from '../../lib/lock-table.js';
 import {
   actionsOf,
@@ -522,6 +526,25 @@ describe('Glue catalog', () => {
     for (const table of Object.values(tables)) {
       expect(table.Properties.DatabaseName).toEqual({ Ref: cfnId(synth, synth.stack.queries.database) });
     }
+  });
+
+  it('names each table by its own identity, whatever the order of the config, where two reduce to one name', () => {
+    // Prepare: "Audit" and "audit" both reduce to billing__public__audit
+    const upper = { database: 'billing', schema: 'public', table: 'Audit' };
+    const lower = { database: 'billing', schema: 'public', table: 'audit' };
+    const other = { database: 'billing', schema: 'public', table: 'events' };
+
+    // Act
+    const listed = glueTableNames([upper, lower, other]);
+    const reordered = glueTableNames([other, lower, upper]);
+
+    // Assess: before, the first listed kept the plain name, so reordering the config handed it (and the queries
+    // saved under it) to the other table's archives.
+    expect(listed[0]).toMatch(/^billing__public__audit_[0-9a-f]{8}$/);
+    expect(listed[1]).toMatch(/^billing__public__audit_[0-9a-f]{8}$/);
+    expect(listed[0]).not.toBe(listed[1]);
+    expect([reordered[2], reordered[1], reordered[0]]).toEqual(listed);
+    expect(listed[2]).toBe('billing__public__events');
   });
 
   it('reads each table prefix as gzip JSON lines with the OpenX SerDe, every column a string', () => {
