@@ -4,9 +4,9 @@ import type { ArchiveContext } from '../context.js';
 import { EXIT_FINDINGS } from '../exit-codes.js';
 import type { HoldContext } from '../holds.js';
 import { print, safeLine } from '../output.js';
-import { requireLocalState } from './common.js';
 import {
   type LockTableTargetOptions,
+  requireLocalLockTable,
   withLockTableOptions,
   withLockTableTarget,
 } from './lock-table-target.js';
@@ -35,7 +35,7 @@ export function registerHolds(program: Command): void {
       ) => {
         const { setHold } = await loadHolds();
         // A hold recorded in a mistyped state dir is one no run sees: the held rows would be archived and deleted.
-        if (!options.newState) requireLocalStateOf(options);
+        if (!options.newState) requireLocalLockTable(options);
         const set = await withHoldContext(options, (ctx) => setHold(ctx, database, table, options.reason));
         print(safeLine(`${database}/${table} is under legal hold: ${set.reason}`));
       },
@@ -43,7 +43,7 @@ export function registerHolds(program: Command): void {
   withHoldOptions(hold.command('clear <database> <table>').description('Lift a table’s legal hold.')).action(
     async (database: string, table: string, options: HoldCommandOptions) => {
       const { clearHold, configHold } = await loadHolds();
-      requireLocalStateOf(options);
+      requireLocalLockTable(options);
       const { cleared, held } = await withHoldContext(options, async (ctx) => ({
         cleared: await clearHold(ctx, database, table),
         held: configHold(ctx.config, database, table),
@@ -71,7 +71,7 @@ export function registerHolds(program: Command): void {
     .option('--json', 'print the holds as a JSON array', false)
     .action(async (options: HoldCommandOptions & { json: boolean }) => {
       const { formatHolds } = await loadHolds();
-      requireLocalStateOf(options);
+      requireLocalLockTable(options);
       print(
         await withHoldContext(options, async (ctx) =>
           formatHolds(await ctx.holds.list(), { json: options.json }),
@@ -117,11 +117,6 @@ export function registerHolds(program: Command): void {
       },
     );
   }
-}
-
-/** In local mode (neither --lock-table nor --demo), the state dir must be there: a mistyped one is refused. */
-function requireLocalStateOf(options: HoldCommandOptions): void {
-  if (!options.lockTable && !options.demo) requireLocalState(options.stateDir);
 }
 
 /** Loaded on use: the hold commands' S3 Object Lock calls need the AWS SDK (see common.ts). */

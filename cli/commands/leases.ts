@@ -6,10 +6,11 @@ import { boundedRequests } from '../../lambdas/shared/runtime/aws-requests.js';
 import { archiveBucket, withLocalEnvironment } from '../context.js';
 import { EXIT_FINDINGS, EXIT_OK } from '../exit-codes.js';
 import { print, safeJson, safeLine } from '../output.js';
-import { configPathOf, configureLogging, requireLocalState } from './common.js';
+import { configPathOf, configureLogging } from './common.js';
 import {
   type LockTableTargetOptions,
   requireActor,
+  requireLocalLockTable,
   withLockTableOptions,
   withLockTableTarget,
 } from './lock-table-target.js';
@@ -32,7 +33,7 @@ export function registerLeases(program: Command): void {
     .action(
       async (options: LockTableTargetOptions & { database?: string; table?: string[]; json: boolean }) => {
         const { tableStatuses, formatStatuses } = await loadLeases();
-        if (!options.lockTable && !options.demo) requireLocalState(options.stateDir);
+        requireLocalLockTable(options);
         const statuses = await withLockTableTarget(options, 'status', ({ config, lockTable }) =>
           tableStatuses({ config, ...lockTable }, { database: options.database, tables: options.table }),
         );
@@ -50,7 +51,7 @@ export function registerLeases(program: Command): void {
       ),
   ).action(async (database: string, table: string, options: LockTableTargetOptions) => {
     const { breakLease, executionRunning } = await loadLeases();
-    if (!options.lockTable && !options.demo) requireLocalState(options.stateDir);
+    requireLocalLockTable(options);
     const { SFNClient } = await import('@aws-sdk/client-sfn');
     const outcome = await withLockTableTarget(options, 'lease break', ({ config, lockTable, store, mode }) =>
       breakLease(
@@ -95,7 +96,7 @@ export function registerLeases(program: Command): void {
       configureLogging(false);
       if (options.demo && options.lockTable)
         throw new ConfigError('--demo is local mode: leave out --lock-table');
-      if (!options.lockTable && !options.demo) requireLocalState(options.stateDir);
+      requireLocalLockTable(options);
       const configPath = await configPathOf(options, 'batch settle');
       const outcome = options.lockTable
         ? await (async () => {

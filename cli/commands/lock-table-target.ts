@@ -1,7 +1,13 @@
 import type { Command } from 'commander';
 import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
 import { type ArchiveContext, type OperatorStores, withArchiveContext } from '../context.js';
-import { CONFIG_OR_DEMO_OPTIONS, configPathOf, configureLogging, STATE_DIR_OPTION } from './common.js';
+import {
+  CONFIG_OR_DEMO_OPTIONS,
+  configPathOf,
+  configureLogging,
+  requireLocalState,
+  STATE_DIR_OPTION,
+} from './common.js';
 
 /** Options of the commands that work on the lock table: local mode's, or the deployed one `--lock-table` names. */
 export interface LockTableTargetOptions {
@@ -30,6 +36,16 @@ export const withLockTableOptions = (command: Command): Command =>
 export function requireActor(options: Pick<LockTableTargetOptions, 'actor'>): void {
   if (options.actor.trim() === '')
     throw new ConfigError('--actor must not be empty: it names who acts in the audit trail');
+}
+
+/**
+ * In local mode (neither --lock-table nor --demo), refuses a state dir that is not there: a mistyped one holds no
+ * run's state, and a change recorded in it (a hold) is one no run sees.
+ */
+export function requireLocalLockTable(
+  options: Pick<LockTableTargetOptions, 'lockTable' | 'demo' | 'stateDir'>,
+): void {
+  if (!options.lockTable && !options.demo) requireLocalState(options.stateDir);
 }
 
 /** Local mode (the state dir's DynamoDB and S3) unless --lock-table names the deployed lock table. */
