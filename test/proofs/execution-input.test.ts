@@ -1,6 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
+import { validateArchives } from '../../cli/archive-validation.js';
 import { deleteBatch } from '../../lambdas/delete/core.js';
 import { exportBatch } from '../../lambdas/export/core.js';
 import type { PlanOutput } from '../../lambdas/plan/schema.js';
@@ -16,9 +17,11 @@ import type { ExecutionResult, LocalWorkflow, StepEvent } from '../../local/work
 import {
   archiverTestbed,
   assertNoLossNoDuplicates,
+  compareRows,
   fixedCutoffSql,
   fixtureCutoff,
   listKeys,
+  readLiveArchives,
   resolvedTable,
   seedEvents,
   tableLines,
@@ -35,8 +38,9 @@ describe('whoever starts executions cannot move the cut-off past the retention',
       await seedEvents(db.client, 'lawful', 300);
       await seedEvents(db.client, 'stepwise', 300);
       await seedEvents(db.client, 'skewed', 300);
+      await seedEvents(db.client, 'midday', 300);
     },
-    [spec('guarded'), spec('lawful'), spec('stepwise'), spec('skewed')],
+    [spec('guarded'), spec('lawful'), spec('stepwise'), spec('skewed'), spec('midday')],
   );
 
   it('refuses a table execution started with a future cut-off: nothing archived, nothing deleted', async () => {
@@ -135,6 +139,74 @@ describe('whoever starts executions cannot move the cut-off past the retention',
     );
     expect(older.rows[0].n).toBe(0);
     expect(inArchives).toBeGreaterThan(0);
+  });
+
+  it('takes a day in two objects of its folder when a hand-started run cuts it at noon: none lost, validate clean, restored exactly', async () => {
+    // Prepare: 5 rows a UTC day (one every 4.8 hours); the hand-started run's cut-off is a noon before the lawful one.
+    const table = resolvedTable(spec('midday'));
+    const original = await tableLines(bed.db.client, table);
+    const lawful = await fixtureCutoff(bed.local.deps());
+    const noon = new Date(Date.parse(lawful) - 1.5 * DAY_MS).toISOString();
+    const byHand = {
+      runId: 'cut-at-noon',
+      database: 'app',
+      table: 'public.midday',
+      cutoff: noon,
+      maxBatches: 100,
+    };
+
+    // Act: the hand-started run, then the scheduled one, which takes the rest of that day
+    const first = await bed.local.workflow({ retryIntervalScale: 0 }).runArchiveTable(byHand);
+    const afterFirst = await tableLines(bed.db.client, table);
+    const second = await runLocalArchive(bed.local, { tables: ['public.midday'] }, { retryIntervalScale: 0 });
+    const { inArchives } = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
+    const deps = bed.local.deps();
+    const report = await validateArchives(
+      deps.store,
+      {
+        format: 'native',
+        location: { prefix: bed.local.config.s3.prefix, database: 'app', schema: 'public', table: 'midday' },
+      },
+      { database: 'app', schema: 'public', table: 'midday' },
+      {},
+      new Date(),
+      await deps.inventory.listTable('app', { schema: 'public', name: 'midday' }),
+    );
+    const archives = await readLiveArchives(bed.local, 'public', 'midday', bed.db.client);
+    const restored = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.midday' },
+      { retryIntervalScale: 0 },
+    );
+
+    // Assess: the first run left every row from noon on; the cut day's two objects share its folder and hold the
+    // rows before and after noon; the restore gives back every original row once.
+    expect(first.status).toBe('SUCCEEDED');
+    expect(second.execution.status).toBe('SUCCEEDED');
+    const times = (lines: string[]) => lines.map((line) => Date.parse(JSON.parse(line).created_at));
+    expect(Math.min(...times(afterFirst))).toBeGreaterThanOrEqual(Date.parse(noon));
+    const folder = (key: string) => key.slice(0, key.lastIndexOf('/'));
+    const dayOfNoon = archives.filter((a) =>
+      times(a.lines).some((t) => t >= Date.parse(noon) - DAY_MS / 2 && t < Date.parse(noon) + DAY_MS / 2),
+    );
+    expect(dayOfNoon).toHaveLength(2);
+    expect(new Set(dayOfNoon.map((a) => folder(a.key))).size).toBe(1);
+    expect(dayOfNoon.map((a) => times(a.lines).every((t) => t < Date.parse(noon))).sort()).toEqual([
+      false,
+      true,
+    ]);
+    expect(inArchives).toBeGreaterThan(original.length - afterFirst.length);
+    expect(report.problems).toEqual([]);
+    expect(restored.execution.status).toBe('SUCCEEDED');
+    const back = compareRows(original, await tableLines(bed.db.client, table));
+    recordProof({
+      kind: 'threat',
+      actor: 'execution starter',
+      attack:
+        'starts archive-table by hand with a cut-off at noon, then the scheduled run takes the rest of that day',
+      held: back.lost === 0 && back.doubled === 0 && back.extra === 0,
+    });
+    expect(back).toEqual({ lost: 0, doubled: 0, extra: 0 });
   });
 
   it('delete refuses a future cut-off itself, even for a batch exported under the lawful one', async () => {
