@@ -2,7 +2,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateCommand } from '../../cli/archives.js';
 import { loadDeploymentConfigFile } from '../../lambdas/shared/config/deployment-schema.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
-import { archiverTestbed, seedEvents, writeTestConfig } from '../support/fixtures.js';
+import type { StepEvent } from '../../local/workflow.js';
+import {
+  archiverTestbed,
+  assertNoLossNoDuplicates,
+  expireLease,
+  fixedCutoffSql,
+  resolvedTable,
+  seedEvents,
+  tableLines,
+  writeTestConfig,
+} from '../support/fixtures.js';
 import { recordProof } from '../support/proof-ledger.js';
 
 /**
@@ -11,6 +21,10 @@ import { recordProof } from '../support/proof-ledger.js';
  * two in one database entry, but not one after the other: the operator archives "a"."b.c", then replaces it in the
  * config with "a.b"."c".
  */
+class InjectedCrash extends Error {
+  override name = 'InjectedCrash';
+}
+
 const older = { schema: 'a', name: 'b.c', timestampColumn: 'created_at' };
 const newer = { schema: 'a.b', name: 'c', timestampColumn: 'created_at' };
 
@@ -70,5 +84,75 @@ describe('a table configured after another whose lock-table name is the same, th
     expect([restore.execution.status, restore.execution.error?.message]).toEqual(['SUCCEEDED', undefined]);
     expect(restored).toBe(archived);
     expect([code, lines.filter((line) => line.includes('ERROR'))]).toEqual([0, []]);
+  });
+});
+
+describe('a batch of a table left in flight when the config replaces it by one of the same lock-table name', () => {
+  const older = { schema: 'x', name: 'y.z', timestampColumn: 'created_at', batchSize: 40 };
+  const newer = { schema: 'x.y', name: 'z', timestampColumn: 'created_at', batchSize: 40 };
+  const bed = archiverTestbed(
+    async (db) => {
+      await db.client.query('CREATE SCHEMA x; CREATE SCHEMA "x.y"');
+      await seedEvents(db.client, 'y.z', 200, 60, 'x');
+      await seedEvents(db.client, 'z', 200, 60, 'x.y');
+    },
+    [older],
+  );
+  let replaced: ReturnType<typeof writeTestConfig>;
+  beforeAll(() => {
+    replaced = writeTestConfig(bed.db, [newer]);
+    bed.redeployedWith(replaced.configPath);
+  });
+  afterAll(() => replaced?.cleanup());
+
+  it('neither deletes the old table’s rows from the new one nor loses any of either', async () => {
+    // Prepare: "x"."y.z"'s first batch is verified, then its run dies; its lease expires with the batch in flight.
+    const olderLines = await tableLines(bed.db.client, resolvedTable(older));
+    const newerLines = await tableLines(bed.db.client, resolvedTable(newer));
+    const crashAfterVerify = (event: StepEvent) => {
+      if (event.functionName === 'verify') throw new InjectedCrash('the run dies after verify');
+    };
+    const crashed = await runLocalArchive(
+      bed.local,
+      {},
+      { retryIntervalScale: 0, afterStep: crashAfterVerify },
+    );
+    const inFlight = (await bed.local.deps().locks.get('app', 'x.y.z')).inFlight;
+    await expireLease(bed.local, 'app', 'x.y.z');
+
+    // Act: the operator replaces "x"."y.z" by "x.y"."z" in the config, whose run meets that batch in the shared item.
+    const env = { ARCHIVER_CONFIG_PATH: replaced.configPath };
+    const run = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0, env });
+
+    // Assess: the run withdraws the old table's batch (its rows stay, its objects go) and archives the new table.
+    const olderCounts = await assertNoLossNoDuplicates(
+      bed.local,
+      bed.db.client,
+      resolvedTable(older),
+      olderLines,
+    );
+    const newerCounts = await assertNoLossNoDuplicates(
+      bed.local,
+      bed.db.client,
+      resolvedTable(newer),
+      newerLines,
+    );
+    const left = await bed.db.client.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM "x.y".z WHERE created_at < ${await fixedCutoffSql(bed.db.client)}`,
+    );
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack:
+        'replaces "x"."y.z" by "x.y"."z" in the config (one lock-table name) while a verified batch of the first is in flight',
+      held: olderCounts.inArchives + olderCounts.inDatabase === olderLines.length,
+    });
+    expect(crashed.execution.status).not.toBe('SUCCEEDED');
+    expect(inFlight?.stage).toBe('verified');
+    expect(run.execution.status).toBe('SUCCEEDED');
+    expect(run.outcomes[0]).toMatchObject({ status: 'succeeded', withdrawnBatches: 1 });
+    expect(olderCounts.inDatabase).toBe(olderLines.length);
+    expect(newerCounts.inArchives).toBeGreaterThan(0);
+    expect(left.rows[0]?.n).toBe(0);
   });
 });
