@@ -71,9 +71,9 @@ const failure = (error: unknown, secret?: string): string => {
 /** Runs every check; never throws: a check that cannot run is itself a result. */
 export async function runDoctor(deps: DoctorDeps): Promise<CheckResult[]> {
   const results: CheckResult[] = [timeoutCheck(deps.config)];
-  const archivedAs = new Map<string, string[]>();
-  for (const db of deps.config.databases) results.push(...(await databaseChecks(deps, db, archivedAs)));
-  results.push(...aliasChecks(archivedAs));
+  const reached: Reached = { entries: new Map(), tables: new Map() };
+  for (const db of deps.config.databases) results.push(...(await databaseChecks(deps, db, reached)));
+  results.push(...sharedDatabaseChecks(reached.entries), ...aliasChecks(reached.tables));
   results.push(...(await bucketChecks(deps)));
   results.push(await lockTableCheck(deps));
   results.push(await executionsCheck(deps));
@@ -145,6 +145,27 @@ async function physicalDatabase(client: pg.Client): Promise<string | undefined> 
   }
 }
 
+/** The config entries that reach each physical database, and the entries' tables that are each physical table. */
+interface Reached {
+  entries: Map<string, string[]>;
+  tables: Map<string, string[]>;
+}
+
+/**
+ * Two entries that reach one database: legal holds and restoreTargets are kept per entry, so a hold set on a table
+ * through one entry does not stop an overwrite restore into it through the other.
+ */
+function sharedDatabaseChecks(entries: ReadonlyMap<string, readonly string[]>): CheckResult[] {
+  return [...entries.values()]
+    .filter((names) => names.length > 1)
+    .map((names) => ({
+      check: 'one database, two entries',
+      subject: names.join(', '),
+      status: 'warning' as const,
+      detail: `${names.length} config entries reach one database: legal holds are kept per entry, so a hold set through one does not stop an overwrite restore into that table through another. Keep one entry per database`,
+    }));
+}
+
 /**
  * A table configured twice over (two entries that reach one database): both archive it, each under its own prefix
  * and inventory, so a restore through one entry silently lacks the rows the other archived.
@@ -163,7 +184,7 @@ function aliasChecks(archivedAs: ReadonlyMap<string, readonly string[]>): CheckR
 async function databaseChecks(
   deps: DoctorDeps,
   db: DatabaseConfig,
-  archivedAs: Map<string, string[]>,
+  reached: Reached,
 ): Promise<CheckResult[]> {
   const source =
     'url' in db.credentials
@@ -219,6 +240,7 @@ async function databaseChecks(
     });
     results.push(tlsCheck(db, settings.host, row?.ssl ?? undefined));
     const physical = await physicalDatabase(client);
+    if (physical) reached.entries.set(physical, [...(reached.entries.get(physical) ?? []), db.name]);
     if (!physical && db.tables.length > 0)
       results.push({
         check: 'configured twice',
@@ -235,7 +257,7 @@ async function databaseChecks(
         : undefined;
       if (relation) {
         const identity = `${physical}:${relation.oid}`;
-        archivedAs.set(identity, [...(archivedAs.get(identity) ?? []), subject]);
+        reached.tables.set(identity, [...(reached.tables.get(identity) ?? []), subject]);
       }
       results.push(...(await tableChecks(client, deps.config, db.name, tableRef(table))));
     }

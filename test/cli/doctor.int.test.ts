@@ -160,6 +160,42 @@ describe('audit-archiver local doctor: every check against embedded PostgreSQL, 
     expect(doctorExitCode(results)).toBe(1);
   });
 
+  it('warns when two config entries reach one database, whatever their tables: a hold is kept per entry', async () => {
+    // Prepare: a second entry for the same database, for another table and restores into public.*.
+    const shared = parseDeploymentConfig({
+      s3: { bucket: bed.local.services.bucket, prefix: 'archive/' },
+      databases: [
+        { name: 'app', credentials: { url: bed.db.url }, tls: 'disable', tables: [EVENTS] },
+        {
+          name: 'app_restores',
+          credentials: { url: `${bed.db.url}?application_name=restores` },
+          tls: 'disable',
+          tables: [{ schema: 'public', name: 'no index', timestampColumn: 'created_at' }],
+          restoreTargets: ['public.*'],
+        },
+      ],
+    });
+
+    // Act
+    const results = await doctor({ config: shared });
+
+    // Assess: before, doctor said nothing, and a hold set on public.events through "app" did not stop an overwrite
+    // restore into it through "app_restores".
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack: 'two databases entries that reach one database, for different tables',
+      held: find(results, 'one database, two entries')?.status === 'warning',
+    });
+    expect(find(results, 'one database, two entries')).toMatchObject({
+      status: 'warning',
+      subject: 'app, app_restores',
+      detail: expect.stringContaining('a hold set through one does not stop an overwrite restore'),
+    });
+    expect(find(results, 'configured twice')).toBeUndefined();
+    expect([doctorExitCode(results), doctorExitCode(results, true)]).toEqual([0, 1]);
+  });
+
   it('warns about a timestamp column without an index: exit 0, 1 with --strict', async () => {
     // Prepare
     const tables: TableSpec[] = [{ schema: 'public', name: 'no index', timestampColumn: 'created_at' }];
