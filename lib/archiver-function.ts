@@ -72,6 +72,16 @@ export interface ArchiverFunctionProps extends DatabaseNetworkProps {
  * construct that owns the resource (ArchiverFunctions, RestoreWorkflow, ArchiveMonitoring), with this construct as
  * the grantee.
  */
+/** What Lambda does with the function's role to attach it to a VPC (AWSLambdaVPCAccessExecutionRole's EC2 actions). */
+export const NETWORK_INTERFACE_ACTIONS = [
+  'ec2:AssignPrivateIpAddresses',
+  'ec2:CreateNetworkInterface',
+  'ec2:DeleteNetworkInterface',
+  'ec2:DescribeNetworkInterfaces',
+  'ec2:DescribeSubnets',
+  'ec2:UnassignPrivateIpAddresses',
+] as const;
+
 export class ArchiverFunction extends Construct implements iam.IGrantable {
   public readonly function: nodejs.NodejsFunction;
   public readonly logGroup: logs.LogGroup;
@@ -91,15 +101,13 @@ export class ArchiverFunction extends Construct implements iam.IGrantable {
     });
     this.logGroup.grantWrite(this.role);
     if (props.vpc) {
-      this.role.addManagedPolicy(
-        iam.ManagedPolicy.fromAwsManagedPolicyName('service-role/AWSLambdaVPCAccessExecutionRole'),
+      // Not AWSLambdaVPCAccessExecutionRole: beside these actions it grants writing any log group in the account.
+      this.role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          actions: [...NETWORK_INTERFACE_ACTIONS],
+          resources: ['*'],
+        }),
       );
-      Validations.of(this.role).acknowledge({
-        id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole]',
-        reason:
-          'Lambda needs the EC2 network-interface actions of this AWS-maintained policy to attach the function to ' +
-          'the VPC; those actions do not support resource-level permissions.',
-      });
     }
     this.grantPrincipal = this.role;
 
@@ -143,7 +151,11 @@ export class ArchiverFunction extends Construct implements iam.IGrantable {
     Validations.of(this.role).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
       reason:
-        'Added by active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource scope.',
+        'Added by active tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource scope.' +
+        (props.vpc
+          ? ' In a VPC also the EC2 network-interface actions Lambda needs to attach the function (those of ' +
+            'AWSLambdaVPCAccessExecutionRole, without its logs rights), which AWS documents on Resource "*".'
+          : ''),
     });
     Validations.of(this.function).acknowledge({
       id: 'AwsSolutions-L1',

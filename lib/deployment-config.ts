@@ -12,7 +12,8 @@ import { skippedRun } from './schedule-skips.js';
 /** Config path used when the CDK context names none (`cdk synth -c config=path/to/archiver.yaml`). */
 export const DEFAULT_CONFIG_PATH = 'config/archiver.example.yaml';
 
-const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/;
+/** A secret's name holds letters, digits and /_+=.@- only: never "*" or "?", which IAM would read as wildcards. */
+const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$/;
 const KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+$/;
 const KEY_ID = /^(mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/;
 
@@ -45,7 +46,7 @@ export function deploymentErrors(config: DeploymentConfig, configPath: string): 
       errors.push({
         path: `databases.${i}.credentials.secretArn`,
         message:
-          'must be a Secrets Manager secret ARN (the functions are granted read on exactly that secret)',
+          'must be a Secrets Manager secret ARN whose name has only letters, digits and /_+=.@- (the functions are granted read on exactly that secret; IAM would read "*" or "?" as wildcards)',
       });
     }
     // The bundled config ships in every function's asset, which lambda:GetFunction reads.
@@ -66,6 +67,14 @@ export function deploymentErrors(config: DeploymentConfig, configPath: string): 
       }
     });
   });
+  // Every S3 grant is scoped by the prefix: IAM would read "*" and "?" there as wildcards and "${" as a variable.
+  if (/[*?$]/.test(config.s3.prefix)) {
+    errors.push({
+      path: 's3.prefix',
+      message:
+        'must not contain "*", "?" or "$" in AWS: the functions\' S3 grants are scoped by the prefix, where IAM reads them as wildcards or policy variables',
+    });
+  }
   const { expression, timeZone } = config.aws.schedule;
   const skipped = skippedRun(expression, timeZone);
   if (skipped) errors.push({ path: 'aws.schedule.expression', message: skipped });

@@ -55,7 +55,7 @@ export interface ArchiveMonitoringProps {
    */
   readonly scheduledRunsExpected?: boolean;
   /**
-   * Prefix of every alarm name (followed by "-"); the topic and key policies admit alarms with this prefix only.
+   * Prefix of every alarm name (followed by "-"); the topic and key policies admit these alarms by their names.
    * @default - the stack name
    */
   readonly alarmNamePrefix?: string;
@@ -67,6 +67,18 @@ export interface ArchiveMonitoringProps {
   readonly runbookUrl?: string;
 }
 
+/** What a topic policy can allow or deny on a topic: the actions of SNS's default topic policy. */
+const TOPIC_ACTIONS = [
+  'sns:AddPermission',
+  'sns:DeleteTopic',
+  'sns:GetTopicAttributes',
+  'sns:ListSubscriptionsByTopic',
+  'sns:Publish',
+  'sns:RemovePermission',
+  'sns:SetTopicAttributes',
+  'sns:Subscribe',
+] as const;
+
 /** The runbook's path in the repository, where `runbookUrl` is not given. */
 const RUNBOOK_PATH = 'docs/runbook.md';
 
@@ -77,7 +89,7 @@ const RUNBOOK_PATH = 'docs/runbook.md';
  * of the archiver's custom metrics (totals and per table), step durations and execution outcomes.
  */
 export class ArchiveMonitoring extends Construct {
-  /** Encrypts the topic; CloudWatch may use it for alarms with this construct's name prefix only. */
+  /** Encrypts the topic; CloudWatch may use it for this construct's alarms only. */
   public readonly topicKey: kms.Key;
   /** Where every alarm sends its ALARM state. */
   public readonly topic: sns.Topic;
@@ -104,18 +116,14 @@ export class ArchiveMonitoring extends Construct {
     this.alarmNamePrefix = props.alarmNamePrefix ?? stack.stackName;
 
     // CloudWatch publishes to an encrypted topic only if the key lets it; AWS-managed SNS keys cannot. Both the key
-    // and the topic admit the CloudWatch service only on behalf of this account's alarms with our prefix.
+    // and the topic admit the CloudWatch service only on behalf of this stack's alarms, each named: a prefix pattern
+    // would admit an alarm anyone allowed PutMetricAlarm creates under a name that matches, with a description of
+    // their own. Named, not referenced, since the key's policy cannot depend on alarms that depend on the topic.
     const cloudWatch = new iam.ServicePrincipal('cloudwatch.amazonaws.com');
+    const alarmArns: string[] = [];
     const fromOurAlarms = {
       StringEquals: { 'aws:SourceAccount': stack.account },
-      ArnLike: {
-        'aws:SourceArn': stack.formatArn({
-          service: 'cloudwatch',
-          resource: 'alarm',
-          resourceName: `${this.alarmNamePrefix}-*`,
-          arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-        }),
-      },
+      ArnEquals: { 'aws:SourceArn': Lazy.list({ produce: () => alarmArns }) },
     };
     this.topicKey = new kms.Key(this, 'TopicKey', {
       description: 'audit-archiver: encrypts the alarm topic',
@@ -136,8 +144,19 @@ export class ArchiveMonitoring extends Construct {
     this.topic = new sns.Topic(this, 'Topic', {
       displayName: 'audit-archiver alarms',
       masterKey: this.topicKey,
-      enforceSSL: true,
     });
+    // Every topic action, not only Publish as `enforceSSL` denies: a subscription or an attribute set over plain HTTP
+    // is refused too. Listed, as the topic's default policy lists them.
+    this.topic.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'DenyRequestsWithoutTls',
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: [...TOPIC_ACTIONS],
+        resources: [this.topic.topicArn],
+        conditions: { Bool: { 'aws:SecureTransport': 'false' } },
+      }),
+    );
     // A topic policy replaces SNS's default policy, so the alarms' publishing must be allowed explicitly.
     this.topic.addToResourcePolicy(
       new iam.PolicyStatement({
@@ -161,8 +180,17 @@ export class ArchiveMonitoring extends Construct {
       options: Partial<cloudwatch.AlarmProps> = {},
       runbookEntry = alarmId,
     ): cloudwatch.Alarm => {
+      const alarmName = `${this.alarmNamePrefix}-${alarmId}`;
+      alarmArns.push(
+        stack.formatArn({
+          service: 'cloudwatch',
+          resource: 'alarm',
+          resourceName: alarmName,
+          arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+        }),
+      );
       const created = new cloudwatch.Alarm(this, alarmId, {
-        alarmName: `${this.alarmNamePrefix}-${alarmId}`,
+        alarmName,
         alarmDescription: `audit-archiver: ${description}. Runbook: ${runbook}#${runbookEntry.toLowerCase()}`,
         metric,
         threshold: 0,

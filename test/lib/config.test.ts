@@ -180,6 +180,25 @@ describe('deploymentErrors', () => {
         'url: postgres://archiver:s3cret@db.example.com:5432/billing',
       ],
     ],
+    [
+      'a secret ARN holding an IAM wildcard, which would grant read on every secret it matches',
+      '',
+      /databases\.0\.credentials\.secretArn: must be a Secrets Manager secret ARN whose name has only letters/,
+      ['secret:audit-archiver/billing-AbCdEf', 'secret:*'],
+    ],
+    [
+      'an s3.prefix holding an IAM wildcard, which would widen every S3 grant scoped by it',
+      '',
+      /s3\.prefix: must not contain "\*", "\?" or "\$" in AWS/,
+      ['prefix: audit/', 'prefix: "aud*/"'],
+    ],
+    [
+      'an s3.prefix holding an IAM policy variable',
+      '',
+      /s3\.prefix: must not contain "\*", "\?" or "\$" in AWS/,
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: an IAM policy variable, as written in a config
+      ['prefix: audit/', 'prefix: "${aws:username}/"'],
+    ],
   ] as [string, string, RegExp, [string, string]?][])(
     'refuses %s, naming the field',
     (name, extra, expected, replace) => {

@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Match, type Template } from 'aws-cdk-lib/assertions';
+import type { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MetricName } from '../../lambdas/shared/telemetry/metric-names.js';
@@ -49,29 +49,54 @@ describe('alarm topic', () => {
     expect(resourceOf(plain, plain.stack.monitoring.topicKey).Properties.EnableKeyRotation).toBe(true);
   });
 
-  it('refuses publishing without TLS, and admits only this stack’s alarms, on the topic and on its key', () => {
+  it('refuses every topic action without TLS, and admits only this stack’s alarms by name, on the topic and on its key', () => {
     // Prepare
     const prefix = plain.stack.monitoring.alarmNamePrefix;
-    const fromOurAlarms = {
-      StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
-      ArnLike: { 'aws:SourceArn': Match.anyValue() },
-    };
+    const alarmArn = (name: string) => ({
+      'Fn::Join': [
+        '',
+        [
+          'arn:',
+          { Ref: 'AWS::Partition' },
+          ':cloudwatch:',
+          { Ref: 'AWS::Region' },
+          ':',
+          { Ref: 'AWS::AccountId' },
+          `:alarm:${name}`,
+        ],
+      ],
+    });
+    const ourAlarms = Object.values(alarmsById(plain)).map((alarm) => alarmArn(alarm.AlarmName));
     // Act
     const [topicPolicy] = Object.values(resources(plain, 'AWS::SNS::TopicPolicy'));
     const statements = topicPolicy?.Properties.PolicyDocument.Statement as Json[];
     const keyStatements = resourceOf(plain, plain.stack.monitoring.topicKey).Properties.KeyPolicy
       .Statement as Json[];
-    // Assess: TLS-only for everyone.
+    // Assess: TLS-only for everyone and every topic action (before, `enforceSSL` denied Publish alone).
     expect(topicPolicy?.Properties.Topics).toEqual([topicRef(plain)]);
-    expect(statements).toContainEqual(
-      expect.objectContaining({
+    expect(
+      statements.filter((s) => JSON.stringify(s.Condition ?? {}).includes('aws:SecureTransport')),
+    ).toEqual([
+      {
+        Sid: 'DenyRequestsWithoutTls',
         Effect: 'Deny',
-        Principal: '*',
-        Action: 'sns:Publish',
+        Principal: { AWS: '*' },
+        Action: [
+          'sns:AddPermission',
+          'sns:DeleteTopic',
+          'sns:GetTopicAttributes',
+          'sns:ListSubscriptionsByTopic',
+          'sns:Publish',
+          'sns:RemovePermission',
+          'sns:SetTopicAttributes',
+          'sns:Subscribe',
+        ],
+        Resource: topicRef(plain),
         Condition: { Bool: { 'aws:SecureTransport': 'false' } },
-      }),
-    );
-    // Assess: the only Allow is CloudWatch publishing on behalf of alarms named "<prefix>-*" in this account.
+      },
+    ]);
+    // Assess: the only Allow is CloudWatch publishing on behalf of this stack's alarms, each named (before, any alarm
+    // named "<prefix>-*", which anyone allowed PutMetricAlarm could create with a description of their own).
     const allows = statements.filter((s) => s.Effect === 'Allow');
     expect(allows).toHaveLength(1);
     expect(allows[0]).toMatchObject({
@@ -82,11 +107,14 @@ describe('alarm topic', () => {
     const cloudWatchKeyUse = keyStatements.filter((s) => s.Principal?.Service === 'cloudwatch.amazonaws.com');
     expect(cloudWatchKeyUse).toHaveLength(1);
     expect(cloudWatchKeyUse[0]?.Action).toEqual(['kms:Decrypt', 'kms:GenerateDataKey*']);
+    expect(ourAlarms.length).toBeGreaterThan(10);
     for (const statement of [allows[0], cloudWatchKeyUse[0]]) {
-      expect(Match.objectLike(fromOurAlarms).test(statement?.Condition).isSuccess).toBe(true);
-      expect(JSON.stringify(statement?.Condition.ArnLike['aws:SourceArn'])).toContain(`:alarm:${prefix}-*"`);
+      expect(statement?.Condition).toEqual({
+        StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+        ArnEquals: { 'aws:SourceArn': ourAlarms },
+      });
+      expect(JSON.stringify(statement?.Condition)).not.toContain('*');
     }
-    // Assess: every alarm matches that pattern, or CloudWatch could not deliver its notification.
     for (const [id, alarm] of Object.entries(alarmsById(plain)))
       expect(alarm.AlarmName).toBe(`${prefix}-${id}`);
   });
