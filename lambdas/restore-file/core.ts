@@ -1189,7 +1189,12 @@ async function dataRefusal(
       const refused = sqlState(error);
       if (!refusesValue(refused)) throw error;
       await client.query(`ROLLBACK TO SAVEPOINT ${INSERT_SAVEPOINT}`);
-      return `the target ${tableLabel(target)} refused the archived rows: its column ${quoteIdent(column.name)} (${column.type}) cannot read the archived values of at least one row (SQLSTATE ${refused}; its type changed since archiving?); restore into a target whose column ${quoteIdent(column.name)} reads them`;
+      // xml's input refuses what its functions may write (a control character): archived before export read it back.
+      const why =
+        refused === '2200N' || refused === '2200M'
+          ? 'xml that PostgreSQL wrote but its input refuses, such as a character XML 1.0 forbids; a text column reads it'
+          : 'its type changed since archiving?';
+      return `the target ${tableLabel(target)} refused the archived rows: its column ${quoteIdent(column.name)} (${column.type}) cannot read the archived values of at least one row (SQLSTATE ${refused}; ${why}); restore into a target whose column ${quoteIdent(column.name)} reads them`;
     }
   }
   // Every column reads its values: what the target computes from them failed.

@@ -182,6 +182,77 @@ describe('unusual values through every restore path, compared as their archived 
   });
 });
 
+describe('a value PostgreSQL writes but its input refuses: xml built around a control character', () => {
+  const bed = archiverTestbed(
+    async (db) => {
+      // An application's log line with an ANSI colour code (ESC), wrapped by xmlelement: PostgreSQL writes it, its xml
+      // input refuses it (2200N). Beside it, xml that reads back as written: a declaration, an entity, a tab.
+      await db.client.query(`
+        CREATE DOMAIN public.payload AS xml;
+        CREATE TYPE public.envelope AS (sender text, body xml);
+        CREATE TABLE public.xml_events (id int PRIMARY KEY, created_at timestamptz NOT NULL, doc xml,
+          wrapped public.payload, envelope public.envelope);
+        INSERT INTO public.xml_events VALUES
+          (1, ${day(40)}, '<?xml version="1.0"?><doc>1</doc>', xmlelement(name a, 'x & y'), ROW('s', '<b>	tab</b>')),
+          (2, ${day(40)} + interval '1 minute', xmlelement(name event, xmlattributes(2 AS seq),
+             E'\u001b[31mFAILED\u001b[0m login'), NULL, NULL),
+          (3, ${day(40)} + interval '2 minutes', NULL, xmlelement(name e, E'bell \u0007'), NULL),
+          (4, ${day(40)} + interval '3 minutes', NULL, NULL, ROW('t', xmlelement(name e, E'\u001b')));
+        CREATE TABLE public.xml_events_before AS SELECT * FROM public.xml_events;`);
+    },
+    [{ schema: 'public', name: 'xml_events', timestampColumn: 'created_at' }],
+  );
+  const rows = (table: string) =>
+    bed.db.client
+      .query(`SELECT id, doc::text, wrapped::text, envelope::text FROM public.${table} ORDER BY id`)
+      .then((result) => result.rows);
+
+  it('fails the batch naming the columns, deleting nothing; with the values corrected, every row archives and restores', async () => {
+    // Act
+    const planned = await planLocally(bed.local, {});
+    const refused = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+    const afterRefusal = await rows('xml_events');
+    await bed.db.client.query(`UPDATE public.xml_events SET
+      doc = regexp_replace(doc::text, '[\\x01-\\x08\\x0b\\x0c\\x0e-\\x1f]', '', 'g')::xml,
+      wrapped = regexp_replace(wrapped::text, '[\\x01-\\x08\\x0b\\x0c\\x0e-\\x1f]', '', 'g')::xml,
+      envelope = ROW((envelope).sender, regexp_replace((envelope).body::text, '[\\x01-\\x08\\x0b\\x0c\\x0e-\\x1f]', '', 'g')::xml)
+      WHERE id > 1`);
+    const corrected = await rows('xml_events');
+    const archived = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+    const left = await rows('xml_events');
+    const restored = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.xml_events' },
+      { retryIntervalScale: 0 },
+    );
+
+    // Assess: before, the run archived and deleted all four rows, and every restore failed on three of them (2200N).
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack:
+        'archives a table holding xml built around a control character, which PostgreSQL writes but its input refuses',
+      held: refused.execution.status === 'FAILED' && afterRefusal.length === 4,
+    });
+    expect(planned.tables).toEqual([
+      expect.objectContaining({
+        action: 'unusable',
+        error: expect.stringMatching(/^TableNotUsableError: a value of public\.xml_events in "doc" \(xml\)/),
+      }),
+    ]);
+    expect(refused.execution.status).toBe('FAILED');
+    expect(refused.outcomes[0]?.error).toMatch(
+      /^TableNotUsableError: app\/public\.xml_events, day \d{4}-\d{2}-\d{2}: a value of public\.xml_events in "doc" \(xml\), "wrapped" \(xml\), "envelope" \(public\.envelope\) is one PostgreSQL writes but its input refuses \(xml content holding a character XML 1\.0 forbids.*\(SQLSTATE 2200N\); nothing of this batch was archived or deleted/,
+    );
+    expect(refused.outcomes[0]?.error).not.toContain('FAILED');
+    expect(afterRefusal).toEqual(await rows('xml_events_before'));
+    expect(archived.execution.status).toBe('SUCCEEDED');
+    expect(left).toEqual([]);
+    expect(restored.execution.status).toBe('SUCCEEDED');
+    expect(await rows('xml_events')).toEqual(corrected);
+  });
+});
+
 describe('a value PostgreSQL writes but its input refuses: a circle of negative radius', () => {
   const bed = archiverTestbed(
     async (db) => {

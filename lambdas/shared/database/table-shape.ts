@@ -60,9 +60,9 @@ export interface TableShape {
    */
   blankKeepingColumns: string[];
   /**
-   * Columns with a type under which lies one whose output its input may refuse (CIRCLE_SQL), with their type under
+   * Columns with a type under which lies one whose output its input may refuse (READ_BACK_SQL), with their type under
    * their domains: their text is read back through that type as it is written (table-sql.ts valueTextSql), so such a
-   * value fails the export (SQLSTATE 22P02) rather than be archived, deleted and never restored.
+   * value fails the export (SQLSTATE 22P02, or 2200N for xml) rather than be archived, deleted and never restored.
    */
   readBackColumns: { name: string; type: string }[];
   /** VIRTUAL generated columns (PostgreSQL 18): computed as they are read, so an old row may fail to compute. */
@@ -647,10 +647,14 @@ const LARGE_OBJECT_SQL = typeUnderSql(
 );
 
 /**
- * Whether `circle` is the column's type under its domains, or anywhere under that: PostgreSQL builds a circle of
- * negative radius (`circle(point, -1)`, a scaling by a negative factor) and writes it, but its input refuses it.
+ * Whether `circle` or `xml` is the column's type under its domains, or anywhere under that: types whose values
+ * PostgreSQL builds and writes but whose input refuses some of them. A circle of negative radius (`circle(point, -1)`,
+ * a scaling by a negative factor); an xml value its functions (`xmlelement`, `xmlagg`, `table_to_xml`, …) built from
+ * text holding a character XML 1.0 forbids (a control character such as an ANSI colour code's ESC, U+FFFE).
  */
-const CIRCLE_SQL = typeUnderSql(`e.oid = 'pg_catalog.circle'::pg_catalog.regtype`);
+const READ_BACK_SQL = typeUnderSql(
+  `e.oid = ANY ('{pg_catalog.circle, pg_catalog.xml}'::pg_catalog.regtype[])`,
+);
 
 /** Whether `"char"` is the column's type under its domains, or anywhere under that (an array's element, an attribute). */
 const NESTED_CHAR_SQL = typeUnderSql(`e.oid = 'pg_catalog."char"'::pg_catalog.regtype`);
@@ -748,7 +752,7 @@ export async function describeTable(
                       'bound_type', ${BOUND_TYPE_SQL}, 'text_cast', ${USER_TEXT_CAST_SQL},
                       'catalog_name', ${CATALOG_NAME_SQL}, 'write_only', ${WRITE_ONLY_SQL},
                       'large_object', ${LARGE_OBJECT_SQL}, 'nested_char', ${NESTED_CHAR_SQL},
-                      'read_back', ${CIRCLE_SQL},
+                      'read_back', ${READ_BACK_SQL},
                       'readable', pg_catalog.has_column_privilege(c.oid, a.attnum, 'SELECT')) ORDER BY a.attnum), '[]')
                FROM pg_catalog.pg_attribute a ${BASE_TYPE_JOIN_SQL}
               WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped) AS columns,

@@ -42,7 +42,7 @@ export async function lockRowSource(
  * function for every type the archiver accepts (table-shape.ts refuses other casts to text), except for `character`
  * without a length, whose cast to text drops the trailing blanks the value holds: its output function keeps them. A
  * column whose type may hold a value its input refuses (readBackColumns) has its text read back through its type as it
- * is written: the same text, or an error (22P02) where a restore would meet one.
+ * is written: the same text, or an error (22P02, 2200N) where a restore would meet one.
  */
 function valueTextSql(
   shape: Pick<TableShape, 'blankKeepingColumns' | 'readBackColumns'>,

@@ -12,6 +12,19 @@ const NOT_UTF8: Record<string, string> = {
   '22P05': 'holds a character that has no equivalent in UTF-8 (SQLSTATE 22P05)',
 };
 
+/** What the input of a readBackColumns type refuses, by the SQLSTATE reading it back raises. */
+const READ_BACK_REFUSALS: Record<string, { what: string; correction: string }> = {
+  '22P02': {
+    what: 'a circle of negative radius',
+    correction: ', a circle of the same center and the absolute radius',
+  },
+  '2200N': {
+    what: 'xml content holding a character XML 1.0 forbids, such as a control character, or not well-formed',
+    correction: ', the character removed or escaped',
+  },
+  '2200M': { what: 'an xml document that is not well-formed', correction: '' },
+};
+
 /**
  * `error` as the table's refusal when PostgreSQL could not render a value of it (a data exception, SQLSTATE class 22),
  * else `error` itself: such a row could never be archived (nor deleted), and retrying reads it again. The message
@@ -34,10 +47,11 @@ export function valueRefusal(
       { cause: error },
     );
   }
-  if (code === '22P02' && shape.readBackColumns.length > 0) {
+  const readBack = READ_BACK_REFUSALS[code];
+  if (readBack && shape.readBackColumns.length > 0) {
     const columns = shape.readBackColumns.map((c) => `"${c.name}" (${c.type})`).join(', ');
     return new TableNotUsableError(
-      `a value of ${table} in ${columns} is one PostgreSQL writes but its input refuses (a circle of negative radius), so no restore could bring it back (SQLSTATE 22P02); ${nothing} (correct the value, a circle of the same center and the absolute radius, or leave the table out of the config)`,
+      `a value of ${table} in ${columns} is one PostgreSQL writes but its input refuses (${readBack.what}), so no restore could bring it back (SQLSTATE ${code}); ${nothing} (correct the value${readBack.correction}, or leave the table out of the config)`,
       { cause: error },
     );
   }
