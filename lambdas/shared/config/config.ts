@@ -80,12 +80,26 @@ export function checkConfig(config: ArchiverConfig, ctx: z.RefinementCtx): void 
 /** The config as the functions load it (the `aws:` section unread: see ArchiverConfigObject). */
 export const ArchiverConfigSchema = ArchiverConfigObject.superRefine(checkConfig);
 
+/** What a mistyped field name looks like; any other key is no name (a comment line, a URL) and may hold a password. */
+const FIELD_NAME = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
+
+/**
+ * An unknown key as a message may show it: a field name as written, any other text (a `//` comment line a JSON
+ * config's editor allowed, a URL split at a comma) only by its length, since it may hold a connection string.
+ */
+const shownKey = (key: string): string =>
+  FIELD_NAME.test(key) ? `"${key}"` : `a key that is no field name (${key.length} characters, not shown)`;
+
 /** Formats zod issues as "path: reason" lines so operators can find the offending field. */
 export function formatIssues(error: z.ZodError): string {
   return error.issues
     .map((issue) => {
       const path = issue.path.length > 0 ? issue.path.map(String).join('.') : '(root)';
-      return `${path}: ${issue.message}`;
+      const message =
+        issue.code === 'unrecognized_keys'
+          ? `Unrecognized ${issue.keys.length > 1 ? 'keys' : 'key'}: ${issue.keys.map(shownKey).join(', ')}`
+          : issue.message;
+      return `${path}: ${message}`;
     })
     .join('\n');
 }

@@ -227,6 +227,50 @@ describe('config schema', () => {
     expect(() => parseConfig(withTables([{ name: 'audit', timestampColumn: 'at' }]))).not.toThrow();
   });
 
+  it('never prints an unknown key that is no field name: a JSON comment or a URL split at a comma may hold a password', () => {
+    // Prepare: a JSON config with a // comment (editors allow it; YAML reads it and the next key as one key), and a
+    // flow map whose misplaced url is split at a comma in its password.
+    const dir = mkdtempSync(join(tmpdir(), 'config-keys-'));
+    const jsonc = join(dir, 'archiver.json');
+    writeFileSync(
+      jsonc,
+      `{
+  "s3": {"bucket": "audit-bucket"},
+  // previous database postgres://archiver:Hunter2Secret@db-old.internal:5432/app
+  "databases": [{"name": "app", "credentials": {"urlEnv": "APP_DB_URL"},
+                 "tables": [{"name": "events", "timestampColumn": "created_at"}]}]
+}
+`,
+    );
+    const flow = join(dir, 'archiver.yaml');
+    writeFileSync(
+      flow,
+      `s3: {bucket: audit-bucket}
+databases:
+  - {name: app, credentials: {urlEnv: APP_DB_URL}, url: postgres://archiver:Hunter2,Secret@db/app, tables: [{name: events, timestampColumn: created_at}]}
+`,
+    );
+
+    // Act
+    const messages = [jsonc, flow].map((path) => {
+      try {
+        loadConfigFile(path);
+        return 'loaded';
+      } catch (error) {
+        return (error as Error).message;
+      }
+    });
+
+    // Assess: before, both quoted the keys, the first the whole URL and the second the password's tail and the host.
+    expect(messages[0]).toMatch(
+      /\(root\): Unrecognized key: a key that is no field name \(\d+ characters, not shown\)$/m,
+    );
+    expect(messages[1]).toMatch(
+      /databases\.0: Unrecognized keys: "url", a key that is no field name \(13 characters, not shown\)$/m,
+    );
+    for (const message of messages) expect(message).not.toMatch(/Hunter2|Secret|db-old/);
+  });
+
   it('keeps an aws section as written without validating it: the functions never read it', () => {
     // Prepare: a section the deployment schema refuses (see deployment-schema.test.ts).
     const aws = { schedule: { expression: '0 3 * * *' }, logRetentionDays: 100 };
