@@ -182,6 +182,103 @@ describe('unusual values through every restore path, compared as their archived 
   });
 });
 
+describe('values PostgreSQL writes but its input refuses or reads as other values: timetz, box, tsquery, tsvector', () => {
+  // Each table holds one row that reads back as written and one that does not: built by PostgreSQL's own functions.
+  const cases = {
+    far_offset: [`'12:00+00'::timetz`, `'12:00+00'::timetz AT TIME ZONE interval '16 hours'`, 'timetz'],
+    hhmm_offset: [`'12:00+00'::timetz`, `'12:00+00'::timetz AT TIME ZONE interval '1000 hours'`, 'timetz'],
+    swapped_box: [`box(circle(point(0, 0), 1))`, `box(circle(point(0, 0), -1))`, 'box'],
+    far_phrase: [
+      `to_tsquery('english', 'fox <2> cat')`,
+      `to_tsquery('english', 'fox <16000> the <16000> cat')`,
+      'tsquery',
+    ],
+    long_word: [
+      `array_to_tsvector(ARRAY['word'])`,
+      `array_to_tsvector(ARRAY[repeat('x', 2047)])`,
+      'tsvector',
+    ],
+  } as const;
+  const bed = archiverTestbed(
+    async (db) => {
+      for (const [name, [good, bad, type]] of Object.entries(cases))
+        await db.client.query(`
+          CREATE TABLE public.${name} (id int PRIMARY KEY, created_at timestamptz NOT NULL, v ${type});
+          INSERT INTO public.${name} VALUES (1, ${day(40)}, ${good}), (2, ${day(40)} + interval '1 minute', ${bad});`);
+      // Every value of these types that reads back as written still archives and restores.
+      await db.client.query(`
+        CREATE TABLE public.readable (id int PRIMARY KEY, created_at timestamptz NOT NULL, t timetz, b box[],
+          q tsquery, w tsvector, i interval);
+        INSERT INTO public.readable VALUES
+          (1, ${day(40)}, '23:59:59.999999-15:59:59', ARRAY[box(point(1, 2), point(-3, -4))],
+           to_tsquery('english', 'fox <3> the <4> cat & !dog'), to_tsvector('english', 'The quick brown fox'),
+           interval '-178000000 years'),
+          (2, ${day(40)}, '00:00+15:59', NULL, '''a'':*', setweight('a:1 b:2'::tsvector, 'A'), interval '1 mon -1 day');`);
+    },
+    [...Object.keys(cases), 'readable'].map((name) => ({
+      schema: 'public',
+      name,
+      timestampColumn: 'created_at',
+    })),
+  );
+  const text = (table: string) =>
+    bed.db.client.query(`SELECT id, v::text FROM public.${table} ORDER BY id`).then((result) => result.rows);
+
+  it('fails each table whose value would not restore as it is, naming the column, never the value; the rest archive and restore exactly', async () => {
+    // Prepare
+    const before = Object.fromEntries(
+      await Promise.all(Object.keys(cases).map(async (name) => [name, await text(name)] as const)),
+    );
+    const readable = await tableLines(
+      bed.db.client,
+      resolvedTable({ schema: 'public', name: 'readable', timestampColumn: 'created_at' }),
+    );
+
+    // Act
+    const run = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0 });
+    const restored = await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'public.readable' },
+      { retryIntervalScale: 0 },
+    );
+
+    // Assess: before, all five tables' rows were archived and deleted; the first and last four could not be restored
+    // (22009, 22023, 54000), and the hhmm offset and the box came back as other values.
+    const outcome = (name: string) => run.outcomes.find((o) => o.table === `public.${name}`);
+    const after = Object.fromEntries(
+      await Promise.all(Object.keys(cases).map(async (name) => [name, await text(name)] as const)),
+    );
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack:
+        'archives timetz, box, tsquery and tsvector values PostgreSQL builds but its input refuses or reads as other values',
+      held: JSON.stringify(after) === JSON.stringify(before),
+    });
+    expect(after).toEqual(before);
+    const shown: Record<string, string> = { timetz: 'time with time zone' };
+    for (const [name, [, , type]] of Object.entries(cases)) {
+      expect([name, outcome(name)?.error]).toEqual([
+        name,
+        expect.stringMatching(
+          new RegExp(
+            `^TableNotUsableError: app/public\\.${name}, day .*: a value of public\\.${name} in "v" \\(${shown[type] ?? type}\\) is one PostgreSQL writes but its input refuses or reads as another value .*nothing of this batch was archived or deleted`,
+          ),
+        ),
+      ]);
+      expect(outcome(name)?.error).not.toMatch(/xxxx|16000|04:00|0\.707/);
+    }
+    expect(outcome('readable')?.status).toBe('succeeded');
+    expect(restored.execution.status).toBe('SUCCEEDED');
+    expect(
+      await tableLines(
+        bed.db.client,
+        resolvedTable({ schema: 'public', name: 'readable', timestampColumn: 'created_at' }),
+      ),
+    ).toEqual(readable);
+  });
+});
+
 describe('a value PostgreSQL writes but its input refuses: xml built around a control character', () => {
   const bed = archiverTestbed(
     async (db) => {
@@ -242,7 +339,7 @@ describe('a value PostgreSQL writes but its input refuses: xml built around a co
     ]);
     expect(refused.execution.status).toBe('FAILED');
     expect(refused.outcomes[0]?.error).toMatch(
-      /^TableNotUsableError: app\/public\.xml_events, day \d{4}-\d{2}-\d{2}: a value of public\.xml_events in "doc" \(xml\), "wrapped" \(xml\), "envelope" \(public\.envelope\) is one PostgreSQL writes but its input refuses \(xml content holding a character XML 1\.0 forbids.*\(SQLSTATE 2200N\); nothing of this batch was archived or deleted/,
+      /^TableNotUsableError: app\/public\.xml_events, day \d{4}-\d{2}-\d{2}: a value of public\.xml_events in "doc" \(xml\), "wrapped" \(xml\), "envelope" \(public\.envelope\) is one PostgreSQL writes but its input refuses or reads as another value \(xml content holding a character XML 1\.0 forbids.*\(SQLSTATE 2200N\); nothing of this batch was archived or deleted/,
     );
     expect(refused.outcomes[0]?.error).not.toContain('FAILED');
     expect(afterRefusal).toEqual(await rows('xml_events_before'));

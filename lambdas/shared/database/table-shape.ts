@@ -62,7 +62,8 @@ export interface TableShape {
   /**
    * Columns with a type under which lies one whose output its input may refuse (READ_BACK_SQL), with their type under
    * their domains: their text is read back through that type as it is written (table-sql.ts valueTextSql), so such a
-   * value fails the export (SQLSTATE 22P02, or 2200N for xml) rather than be archived, deleted and never restored.
+   * value fails the export (the input's SQLSTATE, or 22P02 where it reads another value) rather than be archived,
+   * deleted and never restored as it was.
    */
   readBackColumns: { name: string; type: string }[];
   /** VIRTUAL generated columns (PostgreSQL 18): computed as they are read, so an old row may fail to compute. */
@@ -647,13 +648,18 @@ const LARGE_OBJECT_SQL = typeUnderSql(
 );
 
 /**
- * Whether `circle` or `xml` is the column's type under its domains, or anywhere under that: types whose values
- * PostgreSQL builds and writes but whose input refuses some of them. A circle of negative radius (`circle(point, -1)`,
- * a scaling by a negative factor); an xml value its functions (`xmlelement`, `xmlagg`, `table_to_xml`, …) built from
- * text holding a character XML 1.0 forbids (a control character such as an ANSI colour code's ESC, U+FFFE).
+ * Whether one of the types below is the column's type under its domains, or anywhere under that: types whose values
+ * PostgreSQL builds and writes but whose input refuses some of them, or reads them as other values. A circle of
+ * negative radius (`circle(point, -1)`, a scaling by a negative factor), and the box `box()` makes of one (its corners
+ * swapped, which input puts back); xml its functions (`xmlelement`, `xmlagg`, `table_to_xml`, …) built around a
+ * character XML 1.0 forbids (a control character such as an ANSI colour code's ESC); a timetz whose offset, from `AT
+ * TIME ZONE` or a session's zone, lies past the ±15:59:59 input takes (`+16`, or `+1000`, read as `+10`); a tsquery
+ * whose phrase distances around removed stop words add up past 16384; a tsvector `array_to_tsvector` made of words
+ * longer than input takes; the smallest interval (PostgreSQL 18 writes `-2562047788:00:54.775808`, reads no such).
  */
 const READ_BACK_SQL = typeUnderSql(
-  `e.oid = ANY ('{pg_catalog.circle, pg_catalog.xml}'::pg_catalog.regtype[])`,
+  `e.oid = ANY ('{pg_catalog.circle, pg_catalog.box, pg_catalog.xml, pg_catalog.timetz, pg_catalog.tsquery,
+                  pg_catalog.tsvector, pg_catalog.interval}'::pg_catalog.regtype[])`,
 );
 
 /** Whether `"char"` is the column's type under its domains, or anywhere under that (an array's element, an attribute). */

@@ -41,8 +41,8 @@ export async function lockRowSource(
  * The archived text of the column `name`'s value `value` (NULL stays NULL): `::text`, which is the type's output
  * function for every type the archiver accepts (table-shape.ts refuses other casts to text), except for `character`
  * without a length, whose cast to text drops the trailing blanks the value holds: its output function keeps them. A
- * column whose type may hold a value its input refuses (readBackColumns) has its text read back through its type as it
- * is written: the same text, or an error (22P02, 2200N) where a restore would meet one.
+ * column whose type may hold a value its input refuses or reads as another (readBackColumns) has its text read back
+ * through its type as it is written: the same text, or an error where a restore would meet one or change the value.
  */
 function valueTextSql(
   shape: Pick<TableShape, 'blankKeepingColumns' | 'readBackColumns'>,
@@ -51,7 +51,12 @@ function valueTextSql(
 ): string {
   if (shape.blankKeepingColumns.includes(name)) return `pg_catalog.textin(pg_catalog.bpcharout(${value}))`;
   const readBack = shape.readBackColumns.find((c) => c.name === name);
-  return readBack ? `${value}::text::${readBack.type}::text` : `${value}::text`;
+  if (!readBack) return `${value}::text`;
+  // A text the input refuses fails here; one it reads as another value (its text then differs) fails the cast of a
+  // text that holds only its length, with 22P02: not a constant, so the planner cannot fail every statement with it.
+  const text = `${value}::text`;
+  return `CASE WHEN ${text}::${readBack.type}::text OPERATOR(pg_catalog.=) ${text} THEN ${text}
+               ELSE ('reads back as another value: ' OPERATOR(pg_catalog.||) pg_catalog.length(${text}))::pg_catalog.int4::pg_catalog.text END`;
 }
 
 /**

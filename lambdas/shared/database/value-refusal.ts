@@ -12,17 +12,21 @@ const NOT_UTF8: Record<string, string> = {
   '22P05': 'holds a character that has no equivalent in UTF-8 (SQLSTATE 22P05)',
 };
 
-/** What the input of a readBackColumns type refuses, by the SQLSTATE reading it back raises. */
-const READ_BACK_REFUSALS: Record<string, { what: string; correction: string }> = {
-  '22P02': {
-    what: 'a circle of negative radius',
-    correction: ', a circle of the same center and the absolute radius',
-  },
-  '2200N': {
-    what: 'xml content holding a character XML 1.0 forbids, such as a control character, or not well-formed',
-    correction: ', the character removed or escaped',
-  },
-  '2200M': { what: 'an xml document that is not well-formed', correction: '' },
+/**
+ * What reading a readBackColumns value back through its type's input met, by SQLSTATE: a text it refuses, or (22P02,
+ * also a circle's refusal) one it reads as another value. Some are not data exceptions (class 22): the input's
+ * syntax error (42601) and length limit (54000).
+ */
+const READ_BACK_REFUSALS: Record<string, string> = {
+  '22P02':
+    'a circle of negative radius, or a value whose text reads back as another: a box with swapped corners, a timetz offset past ±15:59:59 such as +1000',
+  '2200N': 'xml content holding a character XML 1.0 forbids, such as a control character, or not well-formed',
+  '2200M': 'an xml document that is not well-formed',
+  '22009': 'a timetz offset past ±15:59:59',
+  '22023': 'a tsquery phrase distance past 16384',
+  '42601': 'a tsquery or tsvector whose text its input cannot parse',
+  '54000': 'a tsvector word or value longer than its input takes',
+  '22007': 'the smallest interval, which PostgreSQL 18 writes but does not read',
 };
 
 /**
@@ -37,21 +41,21 @@ export function valueRefusal(
   error: unknown,
 ): unknown {
   const code = (error as { code?: unknown } | undefined)?.code;
-  if (typeof code !== 'string' || !code.startsWith('22') || error instanceof TableNotUsableError)
-    return error;
+  if (typeof code !== 'string' || error instanceof TableNotUsableError) return error;
   const table = `${shape.schema}.${shape.name}`;
   const nothing = 'nothing of this batch was archived or deleted';
-  if (Object.hasOwn(NOT_UTF8, code)) {
+  const readBack = shape.readBackColumns.length > 0 ? READ_BACK_REFUSALS[code] : undefined;
+  if (readBack) {
+    const columns = shape.readBackColumns.map((c) => `"${c.name}" (${c.type})`).join(', ');
     return new TableNotUsableError(
-      `a value of ${table} ${NOT_UTF8[code]}, so it cannot be archived: archives are UTF-8; ${nothing} (correct the value, or leave the table out of the config)`,
+      `a value of ${table} in ${columns} is one PostgreSQL writes but its input refuses or reads as another value (${readBack}), so no restore could bring it back as it is (SQLSTATE ${code}); ${nothing} (correct the value, or leave the table out of the config)`,
       { cause: error },
     );
   }
-  const readBack = READ_BACK_REFUSALS[code];
-  if (readBack && shape.readBackColumns.length > 0) {
-    const columns = shape.readBackColumns.map((c) => `"${c.name}" (${c.type})`).join(', ');
+  if (!code.startsWith('22')) return error;
+  if (Object.hasOwn(NOT_UTF8, code)) {
     return new TableNotUsableError(
-      `a value of ${table} in ${columns} is one PostgreSQL writes but its input refuses (${readBack.what}), so no restore could bring it back (SQLSTATE ${code}); ${nothing} (correct the value${readBack.correction}, or leave the table out of the config)`,
+      `a value of ${table} ${NOT_UTF8[code]}, so it cannot be archived: archives are UTF-8; ${nothing} (correct the value, or leave the table out of the config)`,
       { cause: error },
     );
   }
