@@ -1,3 +1,6 @@
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { ArchiveStore } from '../lambdas/shared/archive/store.js';
 import {
@@ -10,6 +13,7 @@ import type { LeaseStore } from '../lambdas/shared/lock-table/lease-store.js';
 import type { LegalHolds } from '../lambdas/shared/lock-table/legal-holds.js';
 import type { RunRecords } from '../lambdas/shared/lock-table/run-records.js';
 import type { LocalEnvironment } from '../local/run.js';
+import { printError, safeLine } from './output.js';
 
 /**
  * How every command opens what it works on: the config, the archive store and the lock table, either in local mode
@@ -36,6 +40,30 @@ export async function withLocalEnvironment<T>(
   // A local server that died while the command ran throws here, and says so (exit 1).
   await env.close();
   return result;
+}
+
+/**
+ * Local mode for a command that only reads the state dir (plan, cost, doctor): one that is not there is read as a
+ * state dir no run has used, in a scratch dir removed afterwards, and a note on stderr says so. Opening the mistyped
+ * dir itself would create it, after which the commands that refuse a missing one (hold list, status) take it too.
+ */
+export async function withLocalEnvironmentReadOnly<T>(
+  configPath: string,
+  stateDir: string,
+  work: (env: LocalEnvironment) => Promise<T>,
+): Promise<T> {
+  if (existsSync(stateDir)) return withLocalEnvironment(configPath, stateDir, work);
+  printError(
+    safeLine(
+      `note: no local state in ${resolve(stateDir)}: read as a state dir no run has used (no leases, legal holds, progress or archives), and not created; give --state-dir if your runs use another`,
+    ),
+  );
+  const scratch = mkdtempSync(join(tmpdir(), 'audit-archiver-state-'));
+  try {
+    return await withLocalEnvironment(configPath, join(scratch, 'state'), work);
+  } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
 }
 
 /** The deployed archive bucket: --bucket, else the config's s3.bucket. */

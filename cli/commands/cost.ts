@@ -8,7 +8,7 @@ import {
   loadDeploymentConfigFile,
 } from '../../lambdas/shared/config/deployment-schema.js';
 import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
-import { openArchiveStore, withLocalEnvironment } from '../context.js';
+import { openArchiveStore, withLocalEnvironmentReadOnly } from '../context.js';
 import {
   archiveObjects,
   type CostReport,
@@ -100,7 +100,7 @@ async function runCost(raw: Record<string, unknown>): Promise<void> {
     (await import('../cost-measure.js')).measureAll(config, store);
   /** Measures against the local S3 state (archives written by local runs) of a config. */
   const reportLocally = (configPath: string) =>
-    withLocalEnvironment(configPath, stateDir, (env) =>
+    withLocalEnvironmentReadOnly(configPath, stateDir, (env) =>
       report(env.config, () => measureAll(env.config, env.deps().store)),
     );
   pricesFor(options.region);

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { loadDeploymentConfigFile } from '../../lambdas/shared/config/deployment-schema.js';
 import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
 import { boundedRequests } from '../../lambdas/shared/runtime/aws-requests.js';
-import { archiveBucket, withLocalEnvironment } from '../context.js';
+import { archiveBucket, withLocalEnvironmentReadOnly } from '../context.js';
 import { withDemoDatabase } from '../demo-database.js';
 import type { CheckResult } from '../doctor.js';
 import { print, safeJson } from '../output.js';
@@ -93,7 +93,7 @@ export function registerDoctor(program: Command, local: Command): void {
         configureLogging(false);
         const doctor = await loadDoctor();
         const check = (configPath: string) =>
-          withLocalEnvironment(configPath, options.stateDir, async (env) =>
+          withLocalEnvironmentReadOnly(configPath, options.stateDir, async (env) =>
             printDoctor(doctor, await doctor.runDoctor(doctor.localDoctorDeps(env, process.env)), options),
           );
         if (options.demo) await withDemoDatabase(options.stateDir, ({ configPath }) => check(configPath));

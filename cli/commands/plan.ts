@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
-import { withLocalEnvironment } from '../context.js';
+import { withLocalEnvironmentReadOnly } from '../context.js';
 import { withDemoDatabase } from '../demo-database.js';
 import { print, safeJson } from '../output.js';
 import { configureLogging, STATE_DIR_OPTION } from './common.js';
@@ -32,7 +32,7 @@ export function registerPlan(program: Command): void {
       // Loaded on use: the plan step's database layer (see common.ts).
       const { planLocally, formatPlanReport, planExitCode } = await import('../plan.js');
       const plan = (configPath: string) =>
-        withLocalEnvironment(configPath, options.stateDir, async (env) => {
+        withLocalEnvironmentReadOnly(configPath, options.stateDir, async (env) => {
           const report = await planLocally(env, { database: options.database, tables: options.table });
           print(options.json ? safeJson(report) : formatPlanReport(report));
           process.exitCode = planExitCode(report);

@@ -16,7 +16,7 @@ import {
   restoreOnAws,
   restoreRequest,
 } from '../restore.js';
-import { configureLogging, STATE_DIR_OPTION } from './common.js';
+import { configureLogging, requireLocalState, STATE_DIR_OPTION } from './common.js';
 
 /** `restore` (the deployed restore state machine) and `local restore` (the same ASL and handlers, in-process). */
 export function registerRestore(program: Command, local: Command): void {
@@ -123,6 +123,8 @@ async function restoreLocally(options: LocalRestoreOptions): Promise<number> {
   if (!options.config || !options.database || !options.table) {
     throw new ConfigError('local restore needs --config, --database and --table (or --demo)');
   }
+  // Archives to restore are in the state dir of the runs that made them: a missing one is a mistyped one.
+  requireLocalState(options.stateDir);
   // Loaded on use: local mode (see common.ts).
   const { runLocalRestore } = await import('../../local/run.js');
   const { assertDatabasesReachable } = await import('../plan.js');

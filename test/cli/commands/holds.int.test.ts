@@ -2,7 +2,12 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli as cli } from '../../support/cli-process.js';
-import { writeTestConfig } from '../../support/fixtures.js';
+import {
+  createTestDatabase,
+  seedEvents,
+  type TestDatabase,
+  writeTestConfig,
+} from '../../support/fixtures.js';
 import { recordProof } from '../../support/proof-ledger.js';
 
 describe('hold clear on a table the config holds', () => {
@@ -123,5 +128,56 @@ describe('hold commands given a state dir that is not there (mistyped, or the in
     }
     expect(existsSync(join(files.dir, 'sate'))).toBe(false);
     expect(JSON.parse(listed.stdout)).toMatchObject([{ table: 'public.events', reason: 'case 2025-16' }]);
+  });
+});
+
+describe('read-only commands given a state dir that is not there (mistyped)', () => {
+  let db: TestDatabase;
+  let files: ReturnType<typeof writeTestConfig>;
+  const at = (stateDir: string, ...args: string[]) =>
+    cli(...args, '-c', files.configPath, '-s', join(files.dir, stateDir));
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    await seedEvents(db.client, 'events', 100);
+    files = writeTestConfig(db, [{ name: 'events', timestampColumn: 'created_at' }]);
+  });
+  afterAll(async () => {
+    files?.cleanup();
+    await db?.drop();
+  });
+
+  it('plan, cost and local doctor read it as unused and say so, without creating it; local restore refuses it', () => {
+    // Prepare: the real state dir holds the table.
+    expect(
+      at('state', 'hold', 'set', 'app', 'public.events', '--reason', 'case 1', '--new-state').status,
+    ).toBe(0);
+
+    // Act: the operator mistypes the state dir.
+    const plan = at('stat', 'plan');
+    const cost = at('stat', 'cost', '--local');
+    const doctor = at('stat', 'local', 'doctor');
+    const restore = at('stat', 'local', 'restore', '-d', 'app', '-t', 'public.events');
+    const holds = at('stat', 'hold', 'list');
+
+    // Assess: before, each created the mistyped dir (plan reporting "legal hold: none"), after which hold list and
+    // status took it too and reported the table free.
+    recordProof({
+      kind: 'threat',
+      actor: 'operator',
+      attack: 'runs plan, cost, local doctor and local restore with a mistyped --state-dir, then hold list',
+      held: !existsSync(join(files.dir, 'stat')) && holds.status === 2,
+    });
+    expect(existsSync(join(files.dir, 'stat'))).toBe(false);
+    for (const result of [plan, cost, doctor])
+      expect(result.stderr).toContain(
+        `note: no local state in ${join(files.dir, 'stat')}: read as a state dir no run has used`,
+      );
+    expect(plan.stdout).toMatch(/legal hold: none/);
+    expect(plan.status).toBe(0);
+    expect(restore.status).toBe(2);
+    expect(restore.stderr).toMatch(/--state-dir: no local state in/);
+    expect(holds.status).toBe(2);
+    expect(at('state', 'plan').stdout).toMatch(/legal hold: legal hold \(set .*\): case 1/);
   });
 });
