@@ -3,6 +3,7 @@ import {
   type DeploymentConfig,
   loadDeploymentConfigFile,
 } from '../lambdas/shared/config/deployment-schema.js';
+import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import type { RestoreFileResult } from '../lambdas/shared/lock-table/restore-records.js';
 import type { TableOutcome } from '../lambdas/shared/lock-table/run-records.js';
 import { closeProcessDatabases, depsFromEnv } from '../lambdas/shared/runtime/deps.js';
@@ -55,6 +56,20 @@ export interface LocalEnvironment {
 }
 
 /**
+ * Local mode reaches no AWS service (its SDK clients carry the local servers' keys): a secret ARN would be asked of
+ * Secrets Manager in AWS with those keys, and fail after the retries of an outage. Refused at once instead, unless an
+ * endpoint for it is given (AWS_ENDPOINT_URL_SECRETS_MANAGER, a stand-in of one's own).
+ */
+function refuseSecretsWithoutEndpoint(config: DeploymentConfig, configPath: string): void {
+  if (process.env.AWS_ENDPOINT_URL_SECRETS_MANAGER) return;
+  const i = config.databases.findIndex((db) => 'secretArn' in db.credentials);
+  if (i >= 0)
+    throw new ConfigError(
+      `${configPath}: databases.${i}.credentials.secretArn: local mode reaches no AWS service, so it cannot read a Secrets Manager secret; give url or urlEnv for local runs`,
+    );
+}
+
+/**
  * Brings up local mode for a config: the local S3 and DynamoDB (state under `stateDir`) and the environment the
  * steps read. What differs from AWS is only endpoints and credentials: the config's own credentials (URL or env
  * var) reach the user's PostgreSQL, local dummy AWS credentials reach the stand-ins.
@@ -66,6 +81,7 @@ export async function openLocalEnvironment(
 ): Promise<LocalEnvironment> {
   const absoluteConfig = resolve(configPath);
   const config = loadDeploymentConfigFile(absoluteConfig);
+  refuseSecretsWithoutEndpoint(config, absoluteConfig);
   const services = await startLocalServices(resolve(stateDir), config.s3.bucket ?? DEFAULT_LOCAL_BUCKET);
   // The SDK reads region, credentials and checksum mode from the process environment when a client is built.
   for (const [name, value] of Object.entries(services.env)) {

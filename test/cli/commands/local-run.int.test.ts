@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli as cli, REPO_ROOT as root } from '../../support/cli-process.js';
@@ -141,4 +143,39 @@ describe('local run stopped by a signal', () => {
       expect(JSON.parse(next.stdout)).toMatchObject({ tables: [{ table, status: 'succeeded' }] });
     },
   );
+});
+
+describe('local mode with a config whose credentials are a Secrets Manager secret', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'secret-config-'));
+    writeFileSync(
+      join(dir, 'archiver.yaml'),
+      `s3: {bucket: audit-archive}
+databases:
+  - name: app
+    credentials: {secretArn: "arn:aws:secretsmanager:eu-west-1:111122223333:secret:audit-archiver/app-AbCdEf"}
+    tables: [{name: events, timestampColumn: created_at}]
+`,
+    );
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it.each([
+    ['local run', ['local', 'run']],
+    ['plan', ['plan']],
+  ])('%s refuses it as a usage error naming the field, at once, creating no state', (_name, command) => {
+    // Act
+    const started = Date.now();
+    const result = cli(...command, '-c', join(dir, 'archiver.yaml'), '-s', join(dir, 'state'));
+
+    // Assess: before, the SDK asked Secrets Manager in AWS with local mode's keys, and local run retried that as an
+    // outage for about 25 s before failing with "cannot read its secret: Error" (exit 1).
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain(
+      'databases.0.credentials.secretArn: local mode reaches no AWS service, so it cannot read a Secrets Manager secret; give url or urlEnv for local runs',
+    );
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(existsSync(join(dir, 'state'))).toBe(false);
+  });
 });
