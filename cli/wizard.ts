@@ -28,7 +28,7 @@ import {
   quoteIdent,
   rowSourceSql,
 } from '../lambdas/shared/database/table-sql.js';
-import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
+import { ConfigError, classifyDatabaseError } from '../lambdas/shared/errors/step-errors.js';
 import { printable, safeLine, safeLines, type Write } from './output.js';
 import { formatNumber } from './report.js';
 import { sessionZone } from './session-zone.js';
@@ -551,7 +551,11 @@ export async function runWizard(options: WizardOptions, io: WizardIo): Promise<s
   const client = new pg.Client({ ...settings, ssl: tlsOption(tls), connectionTimeoutMillis: 10_000 });
   // A connection the server drops fails the query under way; the event alone must not crash the process.
   client.on('error', () => undefined);
-  await client.connect();
+  // As every command says it: the error class (a database the server lacks is a usage error), never the password.
+  await client.connect().catch(async (error: unknown) => {
+    await client.end().catch(() => undefined);
+    throw classifyDatabaseError(error);
+  });
   let candidates: Candidate[];
   try {
     // The steps' own settings (search_path pinned to pg_catalog), with a one-minute statement limit for a look around.

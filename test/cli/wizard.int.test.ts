@@ -267,6 +267,35 @@ describe('audit-archiver wizard: finds the audit tables of a database and writes
     }
   });
 
+  it('names what failed when it cannot connect, as every command does: a database the server lacks is a usage error', async () => {
+    // Prepare: the test server, a database name it does not have, and a wrong password.
+    const missing = new URL(db.url);
+    missing.pathname = '/no_such_database';
+    const wrongPassword = new URL(db.url);
+    wrongPassword.username = 'wizard_nobody';
+    wrongPassword.password = 'Hunter2Secret';
+    const io = { write: () => undefined, env: {}, now: () => new Date('2026-01-02T00:00:00Z') };
+
+    // Act
+    const errors = await Promise.all(
+      [missing, wrongPassword].map((url) =>
+        runWizard(
+          parseWizardOptions({ databaseUrl: url.href, out: join(dir, 'never.yaml'), yes: true }),
+          io,
+        ).then(
+          () => undefined,
+          (error: Error) => error,
+        ),
+      ),
+    );
+
+    // Assess: before, the driver's own error (exit 1), which named neither the class nor what to correct.
+    expect(errors[0]).toBeInstanceOf(ConfigError);
+    expect(errors[0]?.message).toMatch(/name a database this server does not have/);
+    expect(errors[1]?.name).toBe('DatabaseAccessError');
+    expect(String(errors[1]?.message)).not.toContain('Hunter2Secret');
+  });
+
   it('writes, without asking, a config the schema accepts, in which the hostile names round-trip', async () => {
     // Prepare
     const out = join(dir, 'archiver.yaml');
