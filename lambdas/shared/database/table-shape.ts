@@ -681,6 +681,16 @@ const WRITE_ONLY_SQL = typeUnderSql(`e.typinput IN (SELECT p.oid FROM pg_catalog
                                     AND d.objid = p.oid AND d.deptype = 'e')))`);
 
 /**
+ * Types whose output keeps less than the value: the `seg` extension's writes at most 6 significant digits
+ * (`1.23456789` as `1.23457`), which its input reads as another value. Only as a member of its extension.
+ */
+const LOSSY_OUTPUT_SQL = typeUnderSql(`e.typinput IN (SELECT p.oid FROM pg_catalog.pg_proc p
+              WHERE p.proname = 'seg_in'
+                AND EXISTS (SELECT FROM pg_catalog.pg_depend d
+                             WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
+                               AND d.objid = p.oid AND d.deptype = 'e'))`);
+
+/**
  * Server encodings whose conversion to UTF-8 and back is not the identity for every character (PostgreSQL maps several
  * of their byte sequences to one Unicode character). The others were each found to convert every character to UTF-8
  * and back exactly, or to refuse it (SQLSTATE 22P05, which export names).
@@ -721,6 +731,7 @@ export async function describeTable(
       text_cast: string | null;
       catalog_name: boolean;
       write_only: boolean;
+      lossy_output: boolean;
       large_object: boolean;
       nested_char: boolean;
       read_back: boolean;
@@ -756,7 +767,7 @@ export async function describeTable(
                       'deterministic', (SELECT co.collisdeterministic FROM pg_catalog.pg_collation co
                                          WHERE co.oid = a.attcollation),
                       'bound_type', ${BOUND_TYPE_SQL}, 'text_cast', ${USER_TEXT_CAST_SQL},
-                      'catalog_name', ${CATALOG_NAME_SQL}, 'write_only', ${WRITE_ONLY_SQL},
+                      'catalog_name', ${CATALOG_NAME_SQL}, 'write_only', ${WRITE_ONLY_SQL}, 'lossy_output', ${LOSSY_OUTPUT_SQL},
                       'large_object', ${LARGE_OBJECT_SQL}, 'nested_char', ${NESTED_CHAR_SQL},
                       'read_back', ${READ_BACK_SQL},
                       'readable', pg_catalog.has_column_privilege(c.oid, a.attnum, 'SELECT')) ORDER BY a.attnum), '[]')
@@ -930,6 +941,7 @@ function refuseUnrestorableValues(
     text_cast: string | null;
     catalog_name: boolean;
     write_only: boolean;
+    lossy_output: boolean;
     large_object: boolean;
   }[],
   where: string,
@@ -954,6 +966,11 @@ function refuseUnrestorableValues(
     if (column.write_only) {
       throw new TableNotUsableError(
         `${named}, which PostgreSQL writes but never reads back (its input function refuses every value): archived rows could never be restored; store the column as text, or leave the table out of the config`,
+      );
+    }
+    if (column.lossy_output) {
+      throw new TableNotUsableError(
+        `${named}, whose text keeps at most 6 significant digits of a value (seg writes 1.23456789 as 1.23457): a restore would bring back another value; store the column as numrange or two numeric columns, or leave the table out of the config`,
       );
     }
   }

@@ -120,6 +120,8 @@ describe('table checks', () => {
       CREATE TABLE search_keys (id int PRIMARY KEY, created_at timestamptz, k gtsvector);
       CREATE EXTENSION pg_trgm;
       CREATE TABLE trigram_keys (id int PRIMARY KEY, created_at timestamptz, k gtrgm[]);
+      CREATE EXTENSION seg;
+      CREATE TABLE measured (id int PRIMARY KEY, created_at timestamptz, span seg[]);
       CREATE DOMAIN blank_padded AS bpchar;
       CREATE TYPE ext_point AS (x int, y int);
       CREATE FUNCTION ext_point_text(ext_point) RETURNS text IMMUTABLE LANGUAGE sql
@@ -352,6 +354,11 @@ describe('table checks', () => {
       'an array of pg_trgm’s GiST key, which its extension writes but refuses to read',
       { name: 'trigram_keys', timestampColumn: 'created_at' },
       /column "k" .* is (public\.)?gtrgm\[\], which PostgreSQL writes but never reads back/,
+    ],
+    [
+      'a seg[] column, whose text keeps 6 significant digits of its values (1.23456789 writes as 1.23457)',
+      { name: 'measured', timestampColumn: 'created_at' },
+      /column "span" .* is (public\.)?seg\[\], whose text keeps at most 6 significant digits of a value/,
     ],
     [
       'a pg_node_tree column, which PostgreSQL writes but refuses to read',
