@@ -1,5 +1,5 @@
 import { type ChildProcess, fork } from 'node:child_process';
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -8,6 +8,7 @@ import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-s
 import dynalite from 'dynalite';
 import { z } from 'zod';
 import { COPY_OBJECT_MAX_BYTES } from '../lambdas/shared/archive/store-copy.js';
+import { ConfigError } from '../lambdas/shared/errors/step-errors.js';
 import { callerOf } from './request-caller.mjs';
 import { claimStateDir } from './state-dir-claim.js';
 
@@ -259,6 +260,10 @@ export async function ensureLockTable(endpoint: string, tableName = LOCK_TABLE):
 export async function startLocalServices(stateDir: string, bucket: string): Promise<LocalServices> {
   // The archives are personal data (the only copy of deleted rows): only the owner reads the state, also in a state dir
   // an earlier version created for everyone to read.
+  if (existsSync(stateDir) && !statSync(stateDir).isDirectory())
+    throw new ConfigError(
+      `--state-dir: ${stateDir} is a file, not a directory: give the state dir your runs use`,
+    );
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   for (const store of ['s3', 'dynamodb']) {
     mkdirSync(join(stateDir, store), { recursive: true, mode: 0o700 });

@@ -1,9 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DeleteObjectsCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ConfigError } from '../../lambdas/shared/errors/step-errors.js';
 import { startLocalServices } from '../../local/services.js';
 
 const root = mkdtempSync(join(tmpdir(), 'local-services-'));
@@ -43,6 +44,19 @@ const s3ClientOf = (services: Awaited<ReturnType<typeof startLocalServices>>, ma
   });
 
 describe('local services', () => {
+  it('refuses a state dir that is a file as a usage error naming --state-dir, not with a bare EEXIST', async () => {
+    // Prepare
+    const file = join(root, 'not-a-dir');
+    writeFileSync(file, 'notes');
+
+    // Act
+    const started = startLocalServices(file, 'bucket');
+
+    // Assess
+    await expect(started).rejects.toThrow(ConfigError);
+    await expect(started).rejects.toThrow(`--state-dir: ${file} is a file, not a directory`);
+  });
+
   it('stop() ends and says so when the local S3 server was killed by a signal, instead of never resolving', async () => {
     // Prepare: the server dies as the OOM killer would end it
     const stateDir = join(root, 'killed');
