@@ -751,6 +751,7 @@ async function writeArchive(
       target: task.target,
       plan,
       rows,
+      monthObject: expected.manifest?.span === 'month',
     });
     // Before the archive's savepoint is left: a refusal rolls back what the INSERT wrote.
     checkRecomputed(plan, written.recomputed ?? [], task.drift, task.target);
@@ -1106,7 +1107,16 @@ interface InsertRefusalContext {
   plan: ColumnPlan;
   /** The rows of a month archive a day-range restore takes. */
   rows: RowWindow | undefined;
+  /** Whether the archive is a month object, which a day-range restore takes in part, leaving it unmarked. */
+  monthObject: boolean;
 }
+
+/**
+ * A month object a day-range restore took in part gets no mark (a later restore of its other days must read it), so
+ * a later restore under `fail` meets the rows that one wrote as a conflict, where a day object's mark vouches for them.
+ */
+const MONTH_CONFLICT_HINT =
+  '; this is a month object: if an earlier day-range restore wrote some of its days into this target, those rows count as existing, since a month object restored in part is not marked restored; restore with strategy "skip" to add only the rows the target lacks';
 
 /** Set before the INSERT: a data exception rolls back to it, and the staged rows are read again to name the column. */
 const INSERT_SAVEPOINT = 'audit_archiver_insert';
@@ -1119,7 +1129,9 @@ async function insert(client: pg.PoolClient, sql: string, context: InsertRefusal
   } catch (error) {
     const code = sqlState(error);
     if (code === '23505' && context.strategy === 'fail')
-      throw new RestoreConflictError('rows of the archive already exist in the target (strategy "fail")');
+      throw new RestoreConflictError(
+        `rows of the archive already exist in the target (strategy "fail")${context.monthObject ? MONTH_CONFLICT_HINT : ''}`,
+      );
     if (code === '42P10') {
       // Also PostgreSQL's refusal of an UPDATE that a publication's row filter or column list does not allow, which
       // classifyDatabaseError names; otherwise ON CONFLICT found no index on the key.

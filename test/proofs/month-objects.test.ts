@@ -163,6 +163,37 @@ describe('month objects: a low-volume table archived one object per UTC month', 
     expect(await linesOf(bed.db.client, 'restored')).toEqual(inMonth);
   });
 
+  it('a repeated day range under fail meets the rows it wrote (a month object restored in part is not marked) and says so, naming skip', async () => {
+    // Prepare: days 5 and 6 of the second archived month (the first may begin after them), restored under fail into
+    // a target of their own.
+    const archives = await readLiveArchives(bed.local, 'public', 'events');
+    const month = [...new Set(archives.map((a) => a.manifest.day))].sort()[1] ?? '';
+    const range = { mode: 'range', fromDay: `${month.slice(0, 8)}05`, toDay: `${month.slice(0, 8)}06` };
+    const request = { ...range, strategy: 'fail', targetTable: 'public.restored_twice' };
+
+    // Act
+    const first = await restore(request);
+    const second = await restore(request);
+    const skipped = await restore({ ...request, strategy: 'skip' });
+
+    // Assess: before, the second failed with the bare conflict, as if the target held rows of its own.
+    expect(first.execution.status).toBe('SUCCEEDED');
+    expect(second.execution.status).toBe('FAILED');
+    const sum = (results: { inserted: number; skipped: number }[], field: 'inserted' | 'skipped') =>
+      results.reduce((n, r) => n + r[field], 0);
+    expect(sum(first.results, 'inserted')).toBeGreaterThan(0);
+    expect(second.results.filter((r) => r.status === 'failed').map((r) => r.error)).toEqual([
+      expect.stringMatching(
+        /already exist in the target \(strategy "fail"\); this is a month object: if an earlier day-range restore wrote some of its days into this target, .*restore with strategy "skip"/,
+      ),
+    ]);
+    expect(skipped.execution.status).toBe('SUCCEEDED');
+    expect([sum(skipped.results, 'inserted'), sum(skipped.results, 'skipped')]).toEqual([
+      0,
+      sum(first.results, 'inserted'),
+    ]);
+  });
+
   it('a day range that holds every row of a month object restores it whole: no rows called left out, and marked restored', async () => {
     // Prepare: a month object whose rows leave days of its month out (the oldest, or one a batch ended inside), and the
     // range of exactly its rows' days
