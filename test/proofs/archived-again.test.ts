@@ -8,7 +8,6 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CopyObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
-import { validateArchives } from '../../cli/archive-validation.js';
 import { manifestKeyFor } from '../../lambdas/shared/archive/format.js';
 import { manifestSha256 } from '../../lambdas/shared/archive/integrity.js';
 import type { InventoryEntry } from '../../lambdas/shared/archive/inventory.js';
@@ -26,6 +25,7 @@ import {
   s3ClientFor,
   seedEvents,
   tableLines,
+  validateLocalTable,
 } from '../support/fixtures.js';
 import { recordProof } from '../support/proof-ledger.js';
 
@@ -144,22 +144,7 @@ describe('rows restored into the archived table, archived again', () => {
         ref,
         archives.map((a) => a.key),
       );
-      const validated = await validateArchives(
-        deps.store,
-        {
-          format: 'native',
-          location: {
-            prefix: bed.local.config.s3.prefix,
-            database: 'app',
-            schema: 'public',
-            table: name(version),
-          },
-        },
-        { database: 'app', schema: 'public', table: name(version) },
-        {},
-        new Date(),
-        await deps.inventory.list('app', ref),
-      );
+      const validated = await validateLocalTable(bed.local, name(version));
       recordProof({
         kind: 'threat',
         actor: 'operator',
@@ -229,21 +214,7 @@ describe('rows of a day restored into the archived table and archived again unde
     const dayRows = back.results.reduce((n, r) => n + r.inserted, 0);
 
     const twice = async () => {
-      const deps = bed.local.deps();
-      const location = {
-        prefix: bed.local.config.s3.prefix,
-        database: 'app',
-        schema: 'public',
-        table: 'split',
-      };
-      const report = await validateArchives(
-        deps.store,
-        { format: 'native', location },
-        { database: 'app', schema: 'public', table: 'split' },
-        {},
-        new Date(),
-        await deps.inventory.list('app', 'public.split'),
-      );
+      const report = await validateLocalTable(bed.local, 'split');
       return report.problems.filter((p) => p.kind === 'archived-twice');
     };
     const twiceBefore = await twice();
@@ -332,18 +303,7 @@ describe('rows restored, moved to another time of the day by the application, an
 
     // Act
     expect((await runLocalArchive(bed.local, {}, fast)).execution.status).toBe('SUCCEEDED');
-    const deps = bed.local.deps();
-    const report = await validateArchives(
-      deps.store,
-      {
-        format: 'native',
-        location: { prefix: bed.local.config.s3.prefix, database: 'app', schema: 'public', table: 'moved' },
-      },
-      { database: 'app', schema: 'public', table: 'moved' },
-      {},
-      new Date(),
-      await deps.inventory.list('app', 'public.moved'),
-    );
+    const report = await validateLocalTable(bed.local, 'moved');
 
     // Assess: the new archive of the day holds the moved rows, whose keys both earlier archives hold too.
     const newer = (await readLiveArchives(bed.local, 'public', 'moved')).find(

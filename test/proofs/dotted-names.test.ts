@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateCommand } from '../../cli/archives.js';
 import { loadDeploymentConfigFile } from '../../lambdas/shared/config/deployment-schema.js';
@@ -10,6 +11,7 @@ import {
   fixedCutoffSql,
   resolvedTable,
   seedEvents,
+  type TableSpec,
   tableLines,
   writeTestConfig,
 } from '../support/fixtures.js';
@@ -28,23 +30,34 @@ class InjectedCrash extends Error {
 const older = { schema: 'a', name: 'b.c', timestampColumn: 'created_at' };
 const newer = { schema: 'a.b', name: 'c', timestampColumn: 'created_at' };
 
-describe('a table configured after another whose lock-table name is the same, the dot elsewhere', () => {
+/**
+ * A testbed whose config archives `older`, both tables seeded with 200 rows over 60 days, and the config the operator
+ * writes replacing `older` by `newer`: the same bucket, prefix and lock table.
+ */
+function replacingBed(older: TableSpec, newer: TableSpec) {
   const bed = archiverTestbed(
     async (db) => {
-      await db.client.query('CREATE SCHEMA a; CREATE SCHEMA "a.b"');
-      await seedEvents(db.client, 'b.c', 200, 60, 'a');
-      await seedEvents(db.client, 'c', 200, 60, 'a.b');
+      await db.client.query(
+        `CREATE SCHEMA ${pg.escapeIdentifier(older.schema ?? 'public')}; CREATE SCHEMA ${pg.escapeIdentifier(newer.schema ?? 'public')}`,
+      );
+      await seedEvents(db.client, older.name, 200, 60, older.schema);
+      await seedEvents(db.client, newer.name, 200, 60, newer.schema);
     },
     [older],
   );
-  /** The config after the operator replaced "a"."b.c" by "a.b"."c": the same bucket, prefix and lock table. */
-  let replaced: ReturnType<typeof writeTestConfig>;
+  let replaced: ReturnType<typeof writeTestConfig> | undefined;
   beforeAll(() => {
     replaced = writeTestConfig(bed.db, [newer]);
     bed.redeployedWith(replaced.configPath);
   });
   afterAll(() => replaced?.cleanup());
-  const withReplaced = () => ({ retryIntervalScale: 0, env: { ARCHIVER_CONFIG_PATH: replaced.configPath } });
+  /** Run options under the replacing config. */
+  const withReplaced = () => ({ retryIntervalScale: 0, env: { ARCHIVER_CONFIG_PATH: replaced?.configPath } });
+  return { bed, withReplaced, replacedPath: () => replaced?.configPath ?? '' };
+}
+
+describe('a table configured after another whose lock-table name is the same, the dot elsewhere', () => {
+  const { bed, withReplaced, replacedPath } = replacingBed(older, newer);
   const count = async (table: string) =>
     Number((await bed.db.client.query(`SELECT count(*)::int AS n FROM ${table}`)).rows[0].n);
 
@@ -65,7 +78,7 @@ describe('a table configured after another whose lock-table name is the same, th
     const lines: string[] = [];
     const code = await validateCommand(
       bed.local.deps().store,
-      loadDeploymentConfigFile(replaced.configPath),
+      loadDeploymentConfigFile(replacedPath()),
       { json: false, strict: false },
       (line) => lines.push(line),
       bed.local.deps().inventory,
@@ -90,20 +103,7 @@ describe('a table configured after another whose lock-table name is the same, th
 describe('a batch of a table left in flight when the config replaces it by one of the same lock-table name', () => {
   const older = { schema: 'x', name: 'y.z', timestampColumn: 'created_at', batchSize: 40 };
   const newer = { schema: 'x.y', name: 'z', timestampColumn: 'created_at', batchSize: 40 };
-  const bed = archiverTestbed(
-    async (db) => {
-      await db.client.query('CREATE SCHEMA x; CREATE SCHEMA "x.y"');
-      await seedEvents(db.client, 'y.z', 200, 60, 'x');
-      await seedEvents(db.client, 'z', 200, 60, 'x.y');
-    },
-    [older],
-  );
-  let replaced: ReturnType<typeof writeTestConfig>;
-  beforeAll(() => {
-    replaced = writeTestConfig(bed.db, [newer]);
-    bed.redeployedWith(replaced.configPath);
-  });
-  afterAll(() => replaced?.cleanup());
+  const { bed, withReplaced } = replacingBed(older, newer);
 
   it('neither deletes the old table’s rows from the new one nor loses any of either', async () => {
     // Prepare: "x"."y.z"'s first batch is verified, then its run dies; its lease expires with the batch in flight.
@@ -121,8 +121,7 @@ describe('a batch of a table left in flight when the config replaces it by one o
     await expireLease(bed.local, 'app', 'x.y.z');
 
     // Act: the operator replaces "x"."y.z" by "x.y"."z" in the config, whose run meets that batch in the shared item.
-    const env = { ARCHIVER_CONFIG_PATH: replaced.configPath };
-    const run = await runLocalArchive(bed.local, {}, { retryIntervalScale: 0, env });
+    const run = await runLocalArchive(bed.local, {}, withReplaced());
 
     // Assess: the run withdraws the old table's batch (its rows stay, its objects go) and archives the new table.
     const olderCounts = await assertNoLossNoDuplicates(

@@ -1,7 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
-import { validateArchives } from '../../cli/archive-validation.js';
 import { deleteBatch } from '../../lambdas/delete/core.js';
 import { exportBatch } from '../../lambdas/export/core.js';
 import type { PlanOutput } from '../../lambdas/plan/schema.js';
@@ -25,6 +24,7 @@ import {
   resolvedTable,
   seedEvents,
   tableLines,
+  validateLocalTable,
 } from '../support/fixtures.js';
 import { recordProof } from '../support/proof-ledger.js';
 
@@ -160,18 +160,7 @@ describe('whoever starts executions cannot move the cut-off past the retention',
     const afterFirst = await tableLines(bed.db.client, table);
     const second = await runLocalArchive(bed.local, { tables: ['public.midday'] }, { retryIntervalScale: 0 });
     const { inArchives } = await assertNoLossNoDuplicates(bed.local, bed.db.client, table, original);
-    const deps = bed.local.deps();
-    const report = await validateArchives(
-      deps.store,
-      {
-        format: 'native',
-        location: { prefix: bed.local.config.s3.prefix, database: 'app', schema: 'public', table: 'midday' },
-      },
-      { database: 'app', schema: 'public', table: 'midday' },
-      {},
-      new Date(),
-      await deps.inventory.listTable('app', { schema: 'public', name: 'midday' }),
-    );
+    const report = await validateLocalTable(bed.local, 'midday');
     const archives = await readLiveArchives(bed.local, 'public', 'midday', bed.db.client);
     const restored = await runLocalRestore(
       bed.local,

@@ -1,6 +1,5 @@
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { validateArchives } from '../../cli/archive-validation.js';
 import type { FaultPoint } from '../../lambdas/shared/step/step-deps.js';
 import { runLocalArchive } from '../../local/run.js';
 import {
@@ -11,6 +10,7 @@ import {
   resolvedTable,
   TODAY_UTC_SQL,
   tableLines,
+  validateLocalTable,
 } from '../support/fixtures.js';
 import { recordProof } from '../support/proof-ledger.js';
 
@@ -118,18 +118,9 @@ describe('rows the application inserts back-dated into days a batch holds or a r
     if (!oldest) throw new Error('no oldest day');
     const line = await insertLate(bed.db.client, 5, oldest.at);
     const run = await runLocalArchive(bed.local, { tables: ['public.late'] }, { retryIntervalScale: 0 });
-    const deps = bed.local.deps();
-    const location = { prefix: bed.local.config.s3.prefix, database: 'app', schema: 'public', table: 'late' };
 
     // Act
-    const report = await validateArchives(
-      deps.store,
-      { format: 'native', location },
-      { database: 'app', schema: 'public', table: 'late' },
-      {},
-      new Date(),
-      await deps.inventory.listTable('app', { schema: 'public', name: 'late' }),
-    );
+    const report = await validateLocalTable(bed.local, 'late');
 
     // Assess: its archive overlaps the day's committed key range but shares no row with it (before, validate warned
     // that rows were in both, which invited deleting the late row's only archive as a copy).

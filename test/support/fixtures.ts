@@ -16,6 +16,7 @@ import { DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, inject } from 'vitest';
 import { stringify } from 'yaml';
+import { type ValidationReport, validateArchives } from '../../cli/archive-validation.js';
 import { formatRestoreResults } from '../../cli/restore.js';
 import { type Manifest, ManifestSchema, tablePrefix } from '../../lambdas/shared/archive/format.js';
 import {
@@ -530,6 +531,23 @@ export async function readLiveArchives(
     archives.push({ key, manifest, lines: text.split('\n').filter((line) => line.length > 0) });
   }
   return archives;
+}
+
+/**
+ * `validate` of database `app`'s `public.<table>` as the command runs it: every native archive under the config's
+ * prefix, checked against the table's inventory.
+ */
+export async function validateLocalTable(local: LocalEnvironment, table: string): Promise<ValidationReport> {
+  const deps = local.deps();
+  const origin = { database: 'app', schema: 'public', table };
+  return validateArchives(
+    deps.store,
+    { format: 'native', location: { prefix: local.config.s3.prefix, ...origin } },
+    origin,
+    {},
+    new Date(),
+    await deps.inventory.listTable('app', { schema: 'public', name: table }),
+  );
 }
 
 export function resolvedTable(spec: {
