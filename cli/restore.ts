@@ -63,9 +63,26 @@ export function restoreRequest(options: RestoreOptions): RestoreRequestInput {
       : {}),
   };
   const parsed = RestoreRequestSchema.safeParse(request);
-  if (!parsed.success) throw new ConfigError(`restore request is invalid:\n${formatIssues(parsed.error)}`);
+  if (!parsed.success) {
+    // By the option the operator typed, not the execution input's field it fills.
+    const lines = formatIssues(parsed.error)
+      .split('\n')
+      .map((line) => line.replace(/^([A-Za-z]+)(?=[.:])/, (field) => OPTION_OF_FIELD[field] ?? field));
+    throw new ConfigError(`restore request is invalid:\n${lines.join('\n')}`);
+  }
   return request;
 }
+
+/** The option of each execution input field a restore's options fill. */
+const OPTION_OF_FIELD: Record<string, string> = {
+  database: '--database',
+  table: '--table',
+  key: '--key',
+  fromDay: '--from',
+  toDay: '--to',
+  targetTable: '--target',
+  legacy: '--legacy-database',
+};
 
 /** How a restore's row counts read: what it did, or for a dry run (rolled back) what it would have done. */
 function rowWords(dryRun: boolean, inserted: number, skipped: number, overwritten: number): string {

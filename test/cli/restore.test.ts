@@ -47,15 +47,17 @@ describe('restore options → execution input', () => {
     expect(RestoreRequestSchema.parse(plain).allowMissingArchives).toBe(false);
   });
 
-  it('names the field and the reason when the options make no valid request', () => {
+  it('names the option and the reason when the options make no valid request', () => {
     // Act
     const noSchema = () => restoreRequest({ ...base, table: 'no_schema' });
     const backwards = () => restoreRequest({ ...base, from: '2025-02-01', to: '2025-01-01' });
+    const unpadded = () => restoreRequest({ ...base, from: '2025-1-5' });
 
-    // Assess
+    // Assess: by the option typed (before, by the execution input's field: "fromDay" for --from).
     expect(noSchema).toThrow(ConfigError);
-    expect(noSchema).toThrow(/table: must be "schema.name"/);
-    expect(backwards).toThrow(/toDay: must not be before fromDay/);
+    expect(noSchema).toThrow(/\n--table: must be "schema.name"/);
+    expect(backwards).toThrow(/\n--to: must not be before fromDay/);
+    expect(unpadded).toThrow(/\n--from: must be a day, YYYY-MM-DD/);
   });
 
   it('refuses --legacy-prefix without --legacy-database rather than restoring the native archives instead', () => {
@@ -85,8 +87,8 @@ describe('restore options → execution input', () => {
 
     // Assess
     expect(from).toThrow(ConfigError);
-    expect(from).toThrow(/fromDay: must be a day of the calendar/);
-    expect(to).toThrow(/toDay: must be a day of the calendar/);
+    expect(from).toThrow(/\n--from: must be a day of the calendar/);
+    expect(to).toThrow(/\n--to: must be a day of the calendar/);
   });
 });
 
