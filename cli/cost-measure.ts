@@ -6,7 +6,7 @@ import { retentionCutoff } from '../lambdas/shared/config/governance.js';
 import { resolveTable } from '../lambdas/shared/config/resolved-table.js';
 import { type ArchiverConfig, tableRef } from '../lambdas/shared/config/schema.js';
 import { resolveConnection } from '../lambdas/shared/database/credentials.js';
-import { sessionSetupSql, tlsOption } from '../lambdas/shared/database/db.js';
+import { inReadOnlyTransaction, sessionSetupSql, tlsOption } from '../lambdas/shared/database/db.js';
 import { findRelation, TABLE_RELATIONS_SQL } from '../lambdas/shared/database/table-shape.js';
 import {
   EARLIEST_ELIGIBLE,
@@ -42,8 +42,14 @@ export async function measureAll(config: ArchiverConfig, store?: ArchiveStore): 
     try {
       // The steps' own settings (search_path pinned to pg_catalog): what it measures cannot be skewed by planted objects.
       await client.query(sessionSetupSql(config.defaults));
+      // Each table read in a transaction of its own that pins the settings (SET LOCAL): behind a transaction pooler
+      // the session's SET may not reach the next statement.
       for (const table of db.tables)
-        measured.push(await measureTable(client, config, db.name, tableRef(table), { store }));
+        measured.push(
+          await inReadOnlyTransaction(client, () =>
+            measureTable(client, config, db.name, tableRef(table), { store }),
+          ),
+        );
     } finally {
       await client.end();
     }

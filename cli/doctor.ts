@@ -22,7 +22,13 @@ import type { DeploymentConfig } from '../lambdas/shared/config/deployment-schem
 import { resolveTable } from '../lambdas/shared/config/resolved-table.js';
 import { type ArchiverConfig, type DatabaseConfig, tableRef } from '../lambdas/shared/config/schema.js';
 import { resolveConnection } from '../lambdas/shared/database/credentials.js';
-import { type ConnectionSettings, sessionSetupSql, tlsOption } from '../lambdas/shared/database/db.js';
+import {
+  type ConnectionSettings,
+  inReadOnlyTransaction,
+  sessionSetupSql,
+  tlsOption,
+  underSavepoint,
+} from '../lambdas/shared/database/db.js';
 import { describeTable, findRelation } from '../lambdas/shared/database/table-shape.js';
 import { classifyDatabaseError } from '../lambdas/shared/errors/step-errors.js';
 import type { LocalEnvironment } from '../local/run.js';
@@ -134,10 +140,12 @@ function tlsCheck(db: DatabaseConfig, host: string, encrypted: boolean | undefin
  */
 async function physicalDatabase(client: pg.Client): Promise<string | undefined> {
   try {
-    const result = await client.query<{ id: string }>(
-      `SELECT s.system_identifier::text || ':' || pg_catalog.pg_postmaster_start_time()::text || ':' || d.oid::text AS id
-         FROM pg_catalog.pg_control_system() s, pg_catalog.pg_database d
-        WHERE d.datname = pg_catalog.current_database()`,
+    const result = await underSavepoint(client, () =>
+      client.query<{ id: string }>(
+        `SELECT s.system_identifier::text || ':' || pg_catalog.pg_postmaster_start_time()::text || ':' || d.oid::text AS id
+           FROM pg_catalog.pg_control_system() s, pg_catalog.pg_database d
+          WHERE d.datname = pg_catalog.current_database()`,
+      ),
     );
     return result.rows[0]?.id;
   } catch {
@@ -227,9 +235,14 @@ async function databaseChecks(
     return results;
   }
   try {
-    const server = await client.query<{ version: string; ssl: boolean | null }>(
-      `SELECT current_setting('server_version') AS version,
-              (SELECT ssl FROM pg_catalog.pg_stat_ssl WHERE pid = pg_catalog.pg_backend_pid()) AS ssl`,
+    // Each read in a transaction of its own that pins the settings (SET LOCAL): behind a transaction pooler the
+    // session's SET may not reach the next statement, which would then resolve names by the role's search_path. One
+    // per table, so no table stays locked (ACCESS SHARE) while the next is checked.
+    const server = await inReadOnlyTransaction(client, () =>
+      client.query<{ version: string; ssl: boolean | null }>(
+        `SELECT pg_catalog.current_setting('server_version') AS version,
+                (SELECT ssl FROM pg_catalog.pg_stat_ssl WHERE pid = pg_catalog.pg_backend_pid()) AS ssl`,
+      ),
     );
     const row = server.rows[0];
     results.push({
@@ -239,7 +252,7 @@ async function databaseChecks(
       detail: `PostgreSQL ${row?.version ?? '?'}`,
     });
     results.push(tlsCheck(db, settings.host, row?.ssl ?? undefined));
-    const physical = await physicalDatabase(client);
+    const physical = await inReadOnlyTransaction(client, () => physicalDatabase(client));
     if (physical) reached.entries.set(physical, [...(reached.entries.get(physical) ?? []), db.name]);
     if (!physical && db.tables.length > 0)
       results.push({
@@ -250,16 +263,19 @@ async function databaseChecks(
       });
     for (const table of db.tables) {
       const subject = `${db.name}/${tableRef(table)}`;
-      const relation = physical
-        ? await findRelation(client, resolveTable(deps.config, db.name, tableRef(table))).catch(
-            () => undefined,
-          )
-        : undefined;
-      if (relation) {
-        const identity = `${physical}:${relation.oid}`;
+      const checked = await inReadOnlyTransaction(client, async () => {
+        const relation = physical
+          ? await underSavepoint(client, () =>
+              findRelation(client, resolveTable(deps.config, db.name, tableRef(table))),
+            ).catch(() => undefined)
+          : undefined;
+        return { relation, checks: await tableChecks(client, deps.config, db.name, tableRef(table)) };
+      });
+      if (checked.relation) {
+        const identity = `${physical}:${checked.relation.oid}`;
         reached.tables.set(identity, [...(reached.tables.get(identity) ?? []), subject]);
       }
-      results.push(...(await tableChecks(client, deps.config, db.name, tableRef(table))));
+      results.push(...checked.checks);
     }
   } finally {
     await client.end().catch(() => undefined);

@@ -15,7 +15,12 @@ import {
   tableRef,
 } from '../lambdas/shared/config/schema.js';
 import { parseConnectionUrl } from '../lambdas/shared/database/credentials.js';
-import { sessionSetupSql, tlsOption } from '../lambdas/shared/database/db.js';
+import {
+  inReadOnlyTransaction,
+  sessionSetupSql,
+  tlsOption,
+  underSavepoint,
+} from '../lambdas/shared/database/db.js';
 import {
   describeTable,
   keyIndexSql,
@@ -150,6 +155,27 @@ export function suggestRetention(age: AgeProfile): RetentionSuggestion {
 
 /** Every ordinary or partitioned table outside the system schemas, with what archiving it needs. */
 export async function discoverCandidates(client: pg.ClientBase): Promise<Candidate[]> {
+  // Each read in a transaction of its own that pins the settings (SET LOCAL): behind a transaction pooler the
+  // session's SET may not reach the next statement, which would then resolve names by the role's search_path. One per
+  // table, so no table stays locked (ACCESS SHARE) while the others are looked at.
+  const { sessions, tables, columns } = await inReadOnlyTransaction(client, () => catalogOf(client));
+  const candidates: Candidate[] = [];
+  for (const t of tables)
+    candidates.push(
+      await inReadOnlyTransaction(client, () =>
+        assessCandidate(
+          client,
+          t,
+          columns.filter((c) => c.oid === t.oid),
+          sessions,
+        ),
+      ),
+    );
+  return rankCandidates(candidates);
+}
+
+/** The tables outside the system schemas, their timestamp columns, and the zone the database's sessions start in. */
+async function catalogOf(client: pg.ClientBase) {
   const sessions = await sessionZone(client);
   // Rows of the relations that hold them: ANALYZE of a partitioned table gives the table itself its partitions' rows as
   // reltuples, which summed with theirs would count every row twice.
@@ -184,35 +210,40 @@ export async function discoverCandidates(client: pg.ClientBase): Promise<Candida
         AND a.atttypid IN ('timestamptz'::regtype, 'timestamp'::regtype)`,
     [tables.rows.map((t) => t.oid)],
   );
-  const candidates: Candidate[] = [];
-  for (const t of tables.rows) {
-    const own = columns.rows.filter((c) => c.oid === t.oid);
-    const timestamp = chooseTimestampColumn(own);
-    const candidate: Candidate = {
-      schema: t.schema,
-      name: t.name,
-      bytes: Number(t.bytes),
-      estimatedRows: Number(t.rows),
-      timestamp,
-      keyKind: 'none',
-      auditLike: AUDIT_NAME.test(t.name),
-    };
-    await assessKey(client, t.oid, candidate);
-    if (timestamp?.kind === 'timestamp') candidate.timestampTimeZone = sessions.zone;
-    if (timestamp?.kind === 'timestamp' && !sessions.zone)
-      candidate.unusable = `its timestamp column ${timestamp.name} holds local times, which the database's sessions start in ${sessions.setting}: no zone the config takes keeps that offset, so write the config with the zone the application writes in as timestampTimeZone yourself`;
-    else if (!timestamp && own.length > 0)
-      candidate.unusable = `its only timestamp columns (${own.map((c) => c.name).join(', ')}) change when a row is touched, so a row's age by them moves: if one is the event time, write the config with it as timestampColumn yourself`;
-    else if (!timestamp) candidate.unusable = 'no timestamptz or timestamp column';
-    else if (candidate.keyKind === 'none') candidate.unusable = 'no primary key or NOT NULL unique index';
-    else candidate.unusable = await archiverRefusal(client, candidate);
-    if (!candidate.unusable) {
-      candidate.age = await ageProfile(client, candidate, t.partitioned);
-      candidate.retention = suggestRetention(candidate.age);
-    }
-    candidates.push(candidate);
+  return { sessions, tables: tables.rows, columns: columns.rows };
+}
+
+/** What archiving one table needs: its key, timestamp column, whether the archiver takes it, and its rows' ages. */
+async function assessCandidate(
+  client: pg.ClientBase,
+  t: Awaited<ReturnType<typeof catalogOf>>['tables'][number],
+  own: Awaited<ReturnType<typeof catalogOf>>['columns'],
+  sessions: Awaited<ReturnType<typeof sessionZone>>,
+): Promise<Candidate> {
+  const timestamp = chooseTimestampColumn(own);
+  const candidate: Candidate = {
+    schema: t.schema,
+    name: t.name,
+    bytes: Number(t.bytes),
+    estimatedRows: Number(t.rows),
+    timestamp,
+    keyKind: 'none',
+    auditLike: AUDIT_NAME.test(t.name),
+  };
+  await assessKey(client, t.oid, candidate);
+  if (timestamp?.kind === 'timestamp') candidate.timestampTimeZone = sessions.zone;
+  if (timestamp?.kind === 'timestamp' && !sessions.zone)
+    candidate.unusable = `its timestamp column ${timestamp.name} holds local times, which the database's sessions start in ${sessions.setting}: no zone the config takes keeps that offset, so write the config with the zone the application writes in as timestampTimeZone yourself`;
+  else if (!timestamp && own.length > 0)
+    candidate.unusable = `its only timestamp columns (${own.map((c) => c.name).join(', ')}) change when a row is touched, so a row's age by them moves: if one is the event time, write the config with it as timestampColumn yourself`;
+  else if (!timestamp) candidate.unusable = 'no timestamptz or timestamp column';
+  else if (candidate.keyKind === 'none') candidate.unusable = 'no primary key or NOT NULL unique index';
+  else candidate.unusable = await archiverRefusal(client, candidate);
+  if (!candidate.unusable) {
+    candidate.age = await ageProfile(client, candidate, t.partitioned);
+    candidate.retention = suggestRetention(candidate.age);
   }
-  return rankCandidates(candidates);
+  return candidate;
 }
 
 async function assessKey(client: pg.ClientBase, oid: number, candidate: Candidate): Promise<void> {
@@ -261,7 +292,10 @@ async function archiverRefusal(client: pg.ClientBase, candidate: Candidate): Pro
         },
       ],
     });
-    await describeTable(client, resolveTable(config, 'wizard', tableRef(candidate)));
+    // Under a savepoint: a refusal PostgreSQL raises must not end the candidate's transaction.
+    await underSavepoint(client, () =>
+      describeTable(client, resolveTable(config, 'wizard', tableRef(candidate))),
+    );
     return undefined;
   } catch (error) {
     return (error as Error).message.replace(/ in database wizard/, '');

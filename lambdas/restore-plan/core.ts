@@ -447,14 +447,18 @@ function selectArchives(
 
 /**
  * Whether the database has a relation of the table's name in another schema: the Python tool's layout names no
- * schema, so its archives may share the table's folder, and only their metadata tells them apart. One catalog query.
+ * schema, so its archives may share the table's folder, and only their metadata tells them apart. One catalog query,
+ * outside a transaction (so, behind a transaction pooler, perhaps without the pinned search_path): its operators are
+ * named by schema, never looked up where a role may plant its own.
  */
 async function twinTableExists(db: Database, table: TableName): Promise<boolean> {
   const result = await db.withConnection((client) =>
     client.query<{ twin: boolean }>(
       `SELECT EXISTS (
-         SELECT FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-         WHERE c.relname = $1 AND n.nspname <> $2 AND c.relkind IN ('r', 'p', 'f', 'v', 'm')
+         SELECT FROM pg_catalog.pg_class c
+           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+         WHERE c.relname OPERATOR(pg_catalog.=) $1 AND n.nspname OPERATOR(pg_catalog.<>) $2
+           AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,f,v,m}'::pg_catalog."char"[])
        ) AS twin`,
       [table.name, table.schema],
     ),

@@ -1,5 +1,11 @@
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
+import { measureAll } from '../../cli/cost-measure.js';
+import { type CheckResult, localDoctorDeps, runDoctor } from '../../cli/doctor.js';
+import { parseWizardOptions, runWizard } from '../../cli/wizard.js';
 import { runLocalArchive, runLocalRestore } from '../../local/run.js';
 import {
   archiverTestbed,
@@ -14,7 +20,10 @@ import {
   tableLines,
 } from '../support/fixtures.js';
 import { recordProof } from '../support/proof-ledger.js';
-import { behindTransactionPooler } from '../support/transaction-pooler.js';
+import {
+  behindTransactionPooler,
+  everyClientBehindTransactionPooler,
+} from '../support/transaction-pooler.js';
 
 /**
  * Another role in the database (the threat model's 'database role') shapes the archived table or the schemas
@@ -239,7 +248,16 @@ describe('a database role plants functions and operators where the archiver migh
     CREATE OPERATOR ${schema}.|| (LEFTARG = text, RIGHTARG = text, FUNCTION = ${schema}.cat);
     CREATE FUNCTION ${schema}.field(j jsonb, k text) RETURNS text LANGUAGE plpgsql AS $$
       BEGIN INSERT INTO public.hijack_calls VALUES ('${schema}.->>'); RETURN pg_catalog.jsonb_object_field_text(j, k); END $$;
-    CREATE OPERATOR ${schema}.->> (LEFTARG = jsonb, RIGHTARG = text, FUNCTION = ${schema}.field);`;
+    CREATE OPERATOR ${schema}.->> (LEFTARG = jsonb, RIGHTARG = text, FUNCTION = ${schema}.field);
+    CREATE FUNCTION ${schema}.unnest(a smallint[]) RETURNS SETOF smallint LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO public.hijack_calls VALUES ('${schema}.unnest(smallint[])');
+            DELETE FROM app.events WHERE created_at >= ${cutoffSql()};
+            RETURN QUERY SELECT pg_catalog.unnest(a); END $$;
+    CREATE FUNCTION ${schema}.unnest(a oid[]) RETURNS SETOF oid LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO public.hijack_calls VALUES ('${schema}.unnest(oid[])'); RETURN QUERY SELECT pg_catalog.unnest(a); END $$;
+    CREATE FUNCTION ${schema}.name_eq(a name, b name) RETURNS boolean LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO public.hijack_calls VALUES ('${schema}.=(name)'); RETURN pg_catalog.nameeq(a, b); END $$;
+    CREATE OPERATOR ${schema}.= (LEFTARG = name, RIGHTARG = name, FUNCTION = ${schema}.name_eq);`;
   const bed = archiverTestbed(
     async (db) => {
       await db.client.query('CREATE SCHEMA app');
@@ -250,6 +268,8 @@ describe('a database role plants functions and operators where the archiver migh
       // Whoever may set the database's defaults puts both schemas before pg_catalog, so that even an exact match
       // of a built-in would be taken from them by any session that does not pin its own search_path.
       await db.client.query(`ALTER DATABASE ${db.name} SET search_path = app, public, pg_catalog`);
+      // The test's own reads (tableLines describes the table) must not call what was planted either.
+      await db.client.query('SET search_path = pg_catalog, pg_temp');
     },
     [spec],
   );
@@ -324,6 +344,61 @@ describe('a database role plants functions and operators where the archiver migh
     expect(restored.execution.status).toBe('SUCCEEDED');
     expect(hijacked).toEqual([]);
     expect(exact).toBe(true);
+  });
+
+  it('plans a restore of the Python tool’s archives with every operator taken from pg_catalog, behind a transaction pooler', async () => {
+    // Act: its look for a table of the same name in another schema runs outside a transaction.
+    await runLocalRestore(
+      bed.local,
+      { database: 'app', table: 'app.events', legacy: { database: bed.db.name } },
+      { retryIntervalScale: 0, deps: behindTransactionPooler },
+    );
+
+    // Assess: before, it compared names with the planted =(name, name).
+    const hijacked = await calls();
+    recordProof({
+      kind: 'threat',
+      actor: 'database role',
+      attack: 'operators planted in public and the table schema (legacy restore plan behind a pooler)',
+      held: hijacked.length === 0,
+    });
+    expect(hijacked).toEqual([]);
+  });
+
+  it('runs doctor, cost and the wizard with every function and operator taken from pg_catalog, behind a transaction pooler', async () => {
+    // Prepare: each opens its own connection; behind the pooler, a session's SET may not reach its next statement.
+    const youngFrom = await fixedCutoffSql(bed.db.client, 29);
+    const youngBefore = await young(youngFrom);
+    const out = mkdtempSync(join(tmpdir(), 'wizard-'));
+    const restore = everyClientBehindTransactionPooler(bed.db.client);
+
+    // Act
+    let doctor: CheckResult[];
+    try {
+      doctor = await runDoctor(localDoctorDeps(bed.local, {}));
+      await measureAll(bed.local.config);
+      await runWizard(
+        parseWizardOptions({ databaseUrl: bed.db.url, out: join(out, 'archiver.yaml'), yes: true }),
+        { write: () => undefined, env: {}, now: () => new Date() },
+      );
+    } finally {
+      restore();
+      rmSync(out, { recursive: true, force: true });
+    }
+
+    // Assess: before, doctor's table checks called the planted unnest(smallint[]), which deleted the young rows.
+    const hijacked = await calls();
+    const youngAfter = await young(youngFrom);
+    recordProof({
+      kind: 'threat',
+      actor: 'database role',
+      attack:
+        'functions and operators planted in public and the table schema (doctor, cost, wizard behind a pooler)',
+      held: hijacked.length === 0 && youngAfter === youngBefore,
+    });
+    expect(hijacked).toEqual([]);
+    expect(youngAfter).toBe(youngBefore);
+    expect(doctor.filter((r) => r.check === 'table')).toEqual([expect.objectContaining({ status: 'ok' })]);
   });
 });
 

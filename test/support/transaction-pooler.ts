@@ -1,9 +1,26 @@
-import type pg from 'pg';
+import pg from 'pg';
+
 import type { Database } from '../../lambdas/shared/database/db.js';
 import type { StepDeps } from '../../lambdas/shared/step/step-deps.js';
 
 const textOf = (config: unknown): string =>
   typeof config === 'string' ? config : String((config as { text?: unknown } | undefined)?.text ?? '');
+
+/**
+ * Whether a statement starts on a connection the proxy may have swapped: one sent outside a transaction. Fed each
+ * statement in order, it follows BEGIN and COMMIT/ROLLBACK (a ROLLBACK TO SAVEPOINT stays inside).
+ */
+function transactionTracker(): (config: unknown) => boolean {
+  let inTransaction = false;
+  return (config) => {
+    const text = textOf(config).trimStart().toUpperCase();
+    const swapped = !inTransaction;
+    if (text.startsWith('BEGIN') || text.startsWith('START TRANSACTION')) inTransaction = true;
+    else if (text.startsWith('COMMIT') || (text.startsWith('ROLLBACK') && !text.startsWith('ROLLBACK TO')))
+      inTransaction = false;
+    return swapped;
+  };
+}
 
 /**
  * The session state a transaction-pooling proxy (PgBouncer in `pool_mode = transaction`) gives a client: each
@@ -13,13 +30,10 @@ const textOf = (config: unknown): string =>
  * what a server connection handed over by the proxy would have at best.
  */
 function resettingBetweenTransactions(client: pg.PoolClient): pg.PoolClient {
-  let inTransaction = false;
+  const swapped = transactionTracker();
   const query = (config: unknown, ...rest: unknown[]) => {
-    const text = textOf(config).trimStart().toUpperCase();
     // Queued on the same connection before the statement itself: the client sends queries in order.
-    if (!inTransaction) client.query('RESET ALL').catch(() => undefined);
-    if (text.startsWith('BEGIN') || text.startsWith('START TRANSACTION')) inTransaction = true;
-    else if (text.startsWith('COMMIT') || text.startsWith('ROLLBACK')) inTransaction = false;
+    if (swapped(config)) client.query('RESET ALL').catch(() => undefined);
     return (client.query as (...args: unknown[]) => unknown)(config, ...rest);
   };
   return new Proxy(client, {
@@ -29,6 +43,26 @@ function resettingBetweenTransactions(client: pg.PoolClient): pg.PoolClient {
       return typeof value === 'function' ? value.bind(target) : value;
     },
   });
+}
+
+/**
+ * Every pg.Client made until the returned function is called, but `except`, behind the simulated pooler: for the
+ * commands (doctor, cost, wizard) that open their own client, which no dependency hands them. Patches the prototype.
+ */
+export function everyClientBehindTransactionPooler(except: pg.Client): () => void {
+  const original = pg.Client.prototype.query;
+  const trackers = new WeakMap<pg.Client, (config: unknown) => boolean>();
+  pg.Client.prototype.query = function (this: pg.Client, config: unknown, ...rest: unknown[]) {
+    const call = (...args: unknown[]) => (original as (...a: unknown[]) => unknown).apply(this, args);
+    if (this === except || textOf(config) === 'RESET ALL') return call(config, ...rest);
+    const swapped = trackers.get(this) ?? transactionTracker();
+    trackers.set(this, swapped);
+    if (swapped(config)) (call('RESET ALL') as Promise<unknown>).catch(() => undefined);
+    return call(config, ...rest);
+  } as typeof original;
+  return () => {
+    pg.Client.prototype.query = original;
+  };
 }
 
 /** The functions' dependencies with every database connection behind the simulated transaction pooler. */

@@ -216,7 +216,8 @@ async function exportedVersionsRemain(
 export async function assertTransactionEnded(client: pg.ClientBase, xid: string): Promise<void> {
   const { rows } = await client.query<{ running: boolean }>(
     `SELECT EXISTS (SELECT FROM pg_catalog.pg_locks
-                     WHERE locktype = 'transactionid' AND transactionid = $1::pg_catalog.xid8::pg_catalog.xid) AS running`,
+                     WHERE locktype OPERATOR(pg_catalog.=) 'transactionid'
+                       AND transactionid OPERATOR(pg_catalog.=) $1::pg_catalog.xid8::pg_catalog.xid) AS running`,
     [xid],
   );
   if (rows[0]?.running)

@@ -271,6 +271,24 @@ async function committed<T>(client: pg.ClientBase, mode: AccessMode, work: () =>
   }
 }
 
+/**
+ * Runs `work` under a savepoint of the transaction under way: a statement of it that fails rolls back to the savepoint
+ * and the transaction goes on (the error is thrown). For a caller that reports a failure and carries on reading, in a
+ * transaction it needs for its pinned settings (SET LOCAL, which a transaction pooler keeps, where a session SET may
+ * be lost between statements).
+ */
+export async function underSavepoint<T>(client: pg.ClientBase, work: () => Promise<T>): Promise<T> {
+  await client.query('SAVEPOINT audit_archiver_read');
+  try {
+    const result = await work();
+    await client.query('RELEASE SAVEPOINT audit_archiver_read');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK TO SAVEPOINT audit_archiver_read');
+    throw error;
+  }
+}
+
 /** Runs `work` in a transaction that always rolls back: a dry run sees what would happen and leaves nothing. */
 export async function inRolledBackTransaction<T>(client: pg.ClientBase, work: () => Promise<T>): Promise<T> {
   await client.query(beginSql(client, ' READ WRITE'));
