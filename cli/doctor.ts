@@ -140,12 +140,10 @@ function tlsCheck(db: DatabaseConfig, host: string, encrypted: boolean | undefin
  */
 async function physicalDatabase(client: pg.Client): Promise<string | undefined> {
   try {
-    const result = await underSavepoint(client, () =>
-      client.query<{ id: string }>(
-        `SELECT s.system_identifier::text || ':' || pg_catalog.pg_postmaster_start_time()::text || ':' || d.oid::text AS id
-           FROM pg_catalog.pg_control_system() s, pg_catalog.pg_database d
-          WHERE d.datname = pg_catalog.current_database()`,
-      ),
+    const result = await client.query<{ id: string }>(
+      `SELECT s.system_identifier::text || ':' || pg_catalog.pg_postmaster_start_time()::text || ':' || d.oid::text AS id
+         FROM pg_catalog.pg_control_system() s, pg_catalog.pg_database d
+        WHERE d.datname = pg_catalog.current_database()`,
     );
     return result.rows[0]?.id;
   } catch {

@@ -64,14 +64,6 @@ export interface ArchiverFunctionProps extends DatabaseNetworkProps {
   readonly reservedConcurrentExecutions?: number;
 }
 
-/**
- * One archiver step as a Lambda function: Node.js 22 on arm64, an ESM bundle (minified, source-mapped, class names
- * kept because the state machines match on error names) that carries the validated config (and the database CA
- * certificates, when given), an explicit log group with retention, X-Ray active tracing, and a role that starts
- * with nothing but writing to that log group and sending traces. Everything else is granted per step by the
- * construct that owns the resource (ArchiverFunctions, RestoreWorkflow, ArchiveMonitoring), with this construct as
- * the grantee.
- */
 /** What Lambda does with the function's role to attach it to a VPC (AWSLambdaVPCAccessExecutionRole's EC2 actions). */
 export const NETWORK_INTERFACE_ACTIONS = [
   'ec2:AssignPrivateIpAddresses',
@@ -82,6 +74,14 @@ export const NETWORK_INTERFACE_ACTIONS = [
   'ec2:UnassignPrivateIpAddresses',
 ] as const;
 
+/**
+ * One archiver step as a Lambda function: Node.js 22 on arm64, an ESM bundle (minified, source-mapped, class names
+ * kept because the state machines match on error names) that carries the validated config (and the database CA
+ * certificates, when given), an explicit log group with retention, X-Ray active tracing, and a role that starts
+ * with nothing but writing to that log group and sending traces. Everything else is granted per step by the
+ * construct that owns the resource (ArchiverFunctions, RestoreWorkflow, ArchiveMonitoring), with this construct as
+ * the grantee.
+ */
 export class ArchiverFunction extends Construct implements iam.IGrantable {
   public readonly function: nodejs.NodejsFunction;
   public readonly logGroup: logs.LogGroup;

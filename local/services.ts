@@ -258,12 +258,12 @@ export async function ensureLockTable(endpoint: string, tableName = LOCK_TABLE):
  * commands find the archives and the table states of earlier runs.
  */
 export async function startLocalServices(stateDir: string, bucket: string): Promise<LocalServices> {
-  // The archives are personal data (the only copy of deleted rows): only the owner reads the state, also in a state dir
-  // an earlier version created for everyone to read.
   if (existsSync(stateDir) && !statSync(stateDir).isDirectory())
     throw new ConfigError(
       `--state-dir: ${stateDir} is a file, not a directory: give the state dir your runs use`,
     );
+  // The archives are personal data (the only copy of deleted rows): only the owner reads the state, also in a state dir
+  // an earlier version created for everyone to read.
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   for (const store of ['s3', 'dynamodb']) {
     mkdirSync(join(stateDir, store), { recursive: true, mode: 0o700 });

@@ -30,8 +30,8 @@ const READ_BACK_REFUSALS: Record<string, string> = {
 };
 
 /**
- * `error` as the table's refusal when PostgreSQL could not render a value of it (a data exception, SQLSTATE class 22),
- * else `error` itself: such a row could never be archived (nor deleted), and retrying reads it again. The message
+ * `error` as the table's refusal when PostgreSQL could not render a value of it (a data exception, SQLSTATE class 22,
+ * or what reading a readBackColumns value back met, READ_BACK_REFUSALS), else `error` itself: such a row could never be archived (nor deleted), and retrying reads it again. The message
  * names the table and the SQLSTATE, never the value, which PostgreSQL's own message may quote. A value that is not
  * UTF-8 (archives are) says so; any other is most likely a VIRTUAL generated column (PostgreSQL 18), computed as the
  * row is read, whose expression fails on an old row (`total / parts` where `parts` is 0).
